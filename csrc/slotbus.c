@@ -1,0 +1,670 @@
+/* libslotbus reference implementation of docs/PROTOCOL.md. */
+#include "slotbus.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef MFD_CLOEXEC
+#define MFD_CLOEXEC 0x0001U
+#define MFD_ALLOW_SEALING 0x0002U
+#endif
+#ifndef F_ADD_SEALS
+#define F_ADD_SEALS 1033
+#define F_GET_SEALS 1034
+#define F_SEAL_SEAL 0x0001
+#define F_SEAL_SHRINK 0x0002
+#define F_SEAL_GROW 0x0004
+#endif
+
+#define HDR_BYTES 1024u
+#define SLOT_BYTES 64u
+#define PAGE 4096u
+#define LAYOUT_DESC "slotbus/1 hdr=1024 slot=64 ring=u32 state=gen24:state8"
+
+/* ---- region layout (docs/PROTOCOL.md §2) ---- */
+
+typedef struct {
+  uint32_t magic, version, layout_hash, slot_count, ring_size, arena_size;
+  uint64_t region_size;
+  uint32_t hub_pid, worker_pid;
+} hdr_identity;
+
+typedef struct {
+  _Alignas(64) hdr_identity id;
+  _Alignas(64) _Atomic uint32_t sq_tail;
+  _Alignas(64) _Atomic uint32_t sq_head;
+  _Atomic uint32_t worker_parked;
+  _Alignas(64) _Atomic uint32_t cq_tail;
+  _Alignas(64) _Atomic uint32_t cq_head;
+  _Atomic uint32_t hub_parked;
+} region_hdr;
+
+typedef struct {
+  _Atomic uint32_t state;
+  uint32_t kind, id, req_head, req_body;
+  uint32_t status, flags, resp_head, resp_body;
+  uint32_t reserved[7];
+} slot_hdr;
+
+_Static_assert(offsetof(region_hdr, sq_tail) == 64, "layout");
+_Static_assert(offsetof(region_hdr, sq_head) == 128 && offsetof(region_hdr, worker_parked) == 132, "layout");
+_Static_assert(offsetof(region_hdr, cq_tail) == 192, "layout");
+_Static_assert(offsetof(region_hdr, cq_head) == 256 && offsetof(region_hdr, hub_parked) == 260, "layout");
+_Static_assert(sizeof(region_hdr) <= HDR_BYTES && sizeof(slot_hdr) == SLOT_BYTES, "layout");
+
+typedef struct {
+  uint32_t magic, version, layout_hash;
+  int32_t status;
+  uint64_t region_size;
+  uint32_t hub_pid, reserved;
+} hello_msg;
+_Static_assert(sizeof(hello_msg) == 32, "hello");
+
+/* Geometry is copied out of the region once and trusted only from the private copy. */
+typedef struct {
+  uint32_t slot_count, ring_size, arena_size;
+  uint64_t slots_off, arenas_off, region_size;
+} geometry;
+
+struct sb_chan {
+  sb_msg msg; /* first, so sb_last_msg is the handle itself */
+  int is_hub;
+  int sock, memfd, my_bell, peer_bell;
+  int32_t peer_pid, peer_uid;
+  uint8_t *base;
+  region_hdr *hdr;
+  geometry g;
+  uint32_t trim_bytes;
+  /* my ring cursors, private: the shared copies are only ever written, never trusted */
+  uint32_t prod_tail, cons_head;
+  /* hub only: slot ownership and the generation published in each slot */
+  uint32_t *gen;
+  uint8_t *busy;
+  uint32_t *free_stack;
+  uint32_t free_top;
+  uint32_t *hiwater; /* bytes written per slot, both arenas, for trimming */
+  char error[160];
+};
+
+static uint32_t fnv1a(const char *s) {
+  uint32_t h = 2166136261u;
+  for (; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
+  return h;
+}
+
+uint32_t sb_layout_hash(void) { return fnv1a(LAYOUT_DESC); }
+
+static uint32_t align8(uint32_t n) { return (n + 7u) & ~7u; }
+static uint64_t align_up(uint64_t n, uint64_t a) { return (n + a - 1) & ~(a - 1); }
+
+static uint32_t ring_size_for(uint32_t slots) {
+  uint32_t r = 1;
+  while (r < slots) r <<= 1;
+  return r;
+}
+
+static geometry geometry_for(uint32_t slot_count, uint32_t arena_size) {
+  geometry g;
+  g.slot_count = slot_count;
+  g.ring_size = ring_size_for(slot_count);
+  g.arena_size = arena_size;
+  g.slots_off = align_up(HDR_BYTES + 8ull * g.ring_size, 64);
+  g.arenas_off = align_up(g.slots_off + (uint64_t)SLOT_BYTES * slot_count, PAGE);
+  g.region_size = g.arenas_off + 2ull * slot_count * arena_size;
+  return g;
+}
+
+static _Atomic uint32_t *sq(sb_chan *ch) { return (_Atomic uint32_t *)(ch->base + HDR_BYTES); }
+static _Atomic uint32_t *cq(sb_chan *ch) { return sq(ch) + ch->g.ring_size; }
+static slot_hdr *slot_at(sb_chan *ch, uint32_t i) { return (slot_hdr *)(ch->base + ch->g.slots_off) + i; }
+static uint8_t *arena(sb_chan *ch, uint32_t i, int response) {
+  return ch->base + ch->g.arenas_off + (2ull * i + (response ? 1 : 0)) * ch->g.arena_size;
+}
+static uint32_t word(uint32_t gen, uint32_t state) { return (gen << 8) | state; }
+
+static int corrupt(sb_chan *ch, const char *what, uint32_t a, uint32_t b) {
+  snprintf(ch->error, sizeof ch->error, "%s (%u, %u)", what, a, b);
+  return -SB_ECORRUPT;
+}
+
+/* A message fits when the padded head and the body both lie inside the arena. */
+static int fits(sb_chan *ch, uint32_t head_len, uint32_t body_len) {
+  return head_len <= ch->g.arena_size && (uint64_t)align8(head_len) + body_len <= ch->g.arena_size;
+}
+
+/* ---- rings (§4): single producer, single consumer ---- */
+
+static void ring_push(sb_chan *ch, _Atomic uint32_t *ring, _Atomic uint32_t *tail, uint32_t slot) {
+  atomic_store_explicit(&ring[ch->prod_tail & (ch->g.ring_size - 1)], slot, memory_order_relaxed);
+  ch->prod_tail++;
+  /* seq_cst, not just release: it must be ordered before our load of the peer's parked word (§5). */
+  atomic_store_explicit(tail, ch->prod_tail, memory_order_seq_cst);
+}
+
+/* Returns the slot index, -1 when empty, -SB_ECORRUPT when the producer's tail is impossible. */
+static int ring_pop(sb_chan *ch, _Atomic uint32_t *ring, _Atomic uint32_t *tail, _Atomic uint32_t *head) {
+  uint32_t t = atomic_load_explicit(tail, memory_order_acquire);
+  if (t == ch->cons_head) return -1;
+  if (t - ch->cons_head > ch->g.ring_size) return corrupt(ch, "ring tail out of range", t, ch->cons_head);
+  uint32_t slot = atomic_load_explicit(&ring[ch->cons_head & (ch->g.ring_size - 1)], memory_order_relaxed);
+  ch->cons_head++;
+  atomic_store_explicit(head, ch->cons_head, memory_order_release);
+  if (slot >= ch->g.slot_count) return corrupt(ch, "ring entry is not a slot", slot, ch->g.slot_count);
+  return (int)slot;
+}
+
+/* ---- waking (§5) ---- */
+
+static long futex(_Atomic uint32_t *addr, int op, uint32_t val, const struct timespec *ts) {
+  return syscall(SYS_futex, addr, op, val, ts, NULL, 0);
+}
+
+static void wake_peer(sb_chan *ch, _Atomic uint32_t *peer_parked, _Atomic uint32_t *tail) {
+  /* Cheap check first: a polling peer costs us one shared load, no write to its cache line. */
+  if (atomic_load_explicit(peer_parked, memory_order_seq_cst) == SB_AWAKE) return;
+  uint32_t how = atomic_exchange_explicit(peer_parked, SB_AWAKE, memory_order_seq_cst);
+  if (how == SB_PARK_EVENTFD) {
+    uint64_t one = 1;
+    ssize_t r = write(ch->peer_bell, &one, sizeof one);
+    (void)r; /* EAGAIN means the counter is already non-zero: the peer will wake anyway */
+  } else if (how == SB_PARK_FUTEX) {
+    futex(tail, FUTEX_WAKE, INT_MAX, NULL);
+  }
+}
+
+static _Atomic uint32_t *my_parked(sb_chan *ch) { return ch->is_hub ? &ch->hdr->hub_parked : &ch->hdr->worker_parked; }
+static _Atomic uint32_t *my_tail(sb_chan *ch) { return ch->is_hub ? &ch->hdr->cq_tail : &ch->hdr->sq_tail; }
+
+static int park_as(sb_chan *ch, uint32_t how) {
+  atomic_store_explicit(my_parked(ch), how, memory_order_seq_cst);
+  if (atomic_load_explicit(my_tail(ch), memory_order_seq_cst) != ch->cons_head) {
+    atomic_store_explicit(my_parked(ch), SB_AWAKE, memory_order_relaxed);
+    return 1;
+  }
+  return 0;
+}
+
+int sb_park(sb_chan *ch) { return park_as(ch, SB_PARK_EVENTFD); }
+
+void sb_unpark(sb_chan *ch) {
+  atomic_store_explicit(my_parked(ch), SB_AWAKE, memory_order_relaxed);
+  uint64_t n;
+  while (read(ch->my_bell, &n, sizeof n) > 0) {
+  }
+}
+
+static int peer_gone(sb_chan *ch) {
+  char c;
+  ssize_t r = recv(ch->sock, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  return r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+int sb_wait(sb_chan *ch, int timeout_ms, int use_futex) {
+  if (park_as(ch, use_futex ? SB_PARK_FUTEX : SB_PARK_EVENTFD)) return 1;
+  int result = 0;
+  if (!use_futex) {
+    struct pollfd fds[2] = {{ch->my_bell, POLLIN, 0}, {ch->sock, POLLIN, 0}};
+    int n = poll(fds, 2, timeout_ms);
+    if (n > 0 && (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) && peer_gone(ch)) result = -EPIPE;
+    else if (n > 0 && (fds[0].revents & POLLIN)) result = 1;
+  } else {
+    uint32_t seen = ch->cons_head;
+    int left = timeout_ms;
+    for (;;) {
+      int slice = (left < 0 || left > 10) ? 10 : left;
+      struct timespec ts = {0, (long)slice * 1000000L};
+      futex(my_tail(ch), FUTEX_WAIT, seen, &ts);
+      if (atomic_load_explicit(my_tail(ch), memory_order_acquire) != seen) { result = 1; break; }
+      if (peer_gone(ch)) { result = -EPIPE; break; }
+      if (left >= 0 && (left -= slice) <= 0) break;
+    }
+  }
+  sb_unpark(ch);
+  return result;
+}
+
+/* ---- hub side: slot transitions ---- */
+
+int sb_hub_claim(sb_chan *ch) {
+  if (ch->free_top == 0) return -1;
+  uint32_t i = ch->free_stack[--ch->free_top];
+  ch->busy[i] = 1;
+  atomic_store_explicit(&slot_at(ch, i)->state, word(ch->gen[i], SB_WRITING), memory_order_relaxed);
+  return (int)i;
+}
+
+int sb_hub_publish(sb_chan *ch, uint32_t slot, uint32_t kind, uint32_t id, uint32_t head_len, uint32_t body_len) {
+  if (slot >= ch->g.slot_count || ch->busy[slot] != 1) return -EINVAL;
+  if (kind > SB_KIND_HTTP || !fits(ch, head_len, body_len)) return -E2BIG;
+  slot_hdr *s = slot_at(ch, slot);
+  s->kind = kind;
+  s->id = id;
+  s->req_head = head_len;
+  s->req_body = body_len;
+  uint32_t used = align8(head_len) + body_len;
+  if (used > ch->hiwater[2 * slot]) ch->hiwater[2 * slot] = used;
+  ch->busy[slot] = 2;
+  /* release: the worker's acquire CAS on this word makes the arena and fields above visible */
+  atomic_store_explicit(&s->state, word(ch->gen[slot], SB_READY), memory_order_release);
+  ring_push(ch, sq(ch), &ch->hdr->sq_tail, slot);
+  wake_peer(ch, &ch->hdr->worker_parked, &ch->hdr->sq_tail);
+  return 0;
+}
+
+int sb_hub_cancel(sb_chan *ch, uint32_t slot) {
+  if (slot >= ch->g.slot_count || ch->busy[slot] != 2) return -EINVAL;
+  uint32_t expect = word(ch->gen[slot], SB_READY);
+  return atomic_compare_exchange_strong_explicit(&slot_at(ch, slot)->state, &expect,
+                                                 word(ch->gen[slot], SB_CANCELLED), memory_order_relaxed,
+                                                 memory_order_relaxed);
+}
+
+int sb_hub_poll(sb_chan *ch) {
+  int r = ring_pop(ch, cq(ch), &ch->hdr->cq_tail, &ch->hdr->cq_head);
+  if (r < 0) return r;
+  uint32_t i = (uint32_t)r;
+  slot_hdr *s = slot_at(ch, i);
+  /* acquire: pairs with the worker's release store of DONE, so the response is complete */
+  uint32_t w = atomic_load_explicit(&s->state, memory_order_acquire);
+  if (ch->busy[i] != 2) return corrupt(ch, "completed a slot the hub did not publish", i, w);
+  if (w != word(ch->gen[i], SB_DONE)) return corrupt(ch, "completed slot has a bad state word", i, w);
+  sb_msg *m = &ch->msg;
+  m->slot = (int32_t)i;
+  m->id = s->id;
+  m->kind = s->kind;
+  m->status = s->status;
+  m->flags = s->flags;
+  m->head_len = s->resp_head;
+  m->body_len = s->resp_body;
+  /* read once into private memory above, then validate the private copies only */
+  if (m->flags > (SB_RESP_ERROR | SB_RESP_CANCELLED)) return corrupt(ch, "bad response flags", i, m->flags);
+  if (!fits(ch, m->head_len, m->body_len)) return corrupt(ch, "response does not fit its arena", m->head_len, m->body_len);
+  m->body_off = align8(m->head_len);
+  uint32_t used = m->body_off + m->body_len;
+  if (used > ch->hiwater[2 * i + 1]) ch->hiwater[2 * i + 1] = used;
+  ch->busy[i] = 3;
+  return (int)i;
+}
+
+static void trim(sb_chan *ch, uint32_t slot, int response) {
+  uint32_t *hw = &ch->hiwater[2 * slot + (response ? 1 : 0)];
+  uint32_t keep = (uint32_t)align_up(ch->trim_bytes, PAGE);
+  if (*hw <= keep) return;
+  off_t off = (off_t)(arena(ch, slot, response) - ch->base) + keep;
+  fallocate(ch->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, (off_t)align_up(*hw, PAGE) - keep);
+  *hw = keep;
+}
+
+int sb_hub_release(sb_chan *ch, uint32_t slot) {
+  if (slot >= ch->g.slot_count || ch->busy[slot] != 3) return -EINVAL;
+  trim(ch, slot, 0);
+  trim(ch, slot, 1);
+  ch->gen[slot] = (ch->gen[slot] + 1) & 0xFFFFFFu;
+  atomic_store_explicit(&slot_at(ch, slot)->state, word(ch->gen[slot], SB_FREE), memory_order_relaxed);
+  ch->busy[slot] = 0;
+  ch->free_stack[ch->free_top++] = slot;
+  return 0;
+}
+
+/* ---- worker side ---- */
+
+static void worker_finish(sb_chan *ch, slot_hdr *s, uint32_t slot, uint32_t gen) {
+  atomic_store_explicit(&s->state, word(gen, SB_DONE), memory_order_release);
+  ring_push(ch, cq(ch), &ch->hdr->cq_tail, slot);
+  wake_peer(ch, &ch->hdr->hub_parked, &ch->hdr->cq_tail);
+}
+
+int sb_worker_poll(sb_chan *ch) {
+  for (;;) {
+    int r = ring_pop(ch, sq(ch), &ch->hdr->sq_tail, &ch->hdr->sq_head);
+    if (r < 0) return r;
+    uint32_t i = (uint32_t)r;
+    slot_hdr *s = slot_at(ch, i);
+    uint32_t w = atomic_load_explicit(&s->state, memory_order_relaxed);
+    /* acquire on success: pairs with the hub's release store of READY. On failure w is reloaded: the
+     * only legal change is the hub's cancel. */
+    while ((w & 0xFF) == SB_READY &&
+           !atomic_compare_exchange_weak_explicit(&s->state, &w, word(w >> 8, SB_CLAIMED), memory_order_acquire,
+                                                  memory_order_relaxed)) {
+    }
+    if ((w & 0xFF) == SB_CANCELLED) {
+      s->status = 0;
+      s->flags = SB_RESP_CANCELLED;
+      s->resp_head = s->resp_body = 0;
+      worker_finish(ch, s, i, w >> 8);
+      continue;
+    }
+    if ((w & 0xFF) != SB_READY) return corrupt(ch, "published slot is not ready", i, w);
+    sb_msg *m = &ch->msg;
+    m->slot = (int32_t)i;
+    m->kind = s->kind;
+    m->id = s->id;
+    m->head_len = s->req_head;
+    m->body_len = s->req_body;
+    m->status = m->flags = 0;
+    if (m->kind > SB_KIND_HTTP) return corrupt(ch, "bad request kind", i, m->kind);
+    if (!fits(ch, m->head_len, m->body_len)) return corrupt(ch, "request does not fit its arena", m->head_len, m->body_len);
+    m->body_off = align8(m->head_len);
+    return (int)i;
+  }
+}
+
+int sb_worker_complete(sb_chan *ch, uint32_t slot, uint32_t status, uint32_t flags, uint32_t head_len,
+                       uint32_t body_len) {
+  if (slot >= ch->g.slot_count || flags > SB_RESP_ERROR || !fits(ch, head_len, body_len)) return -EINVAL;
+  slot_hdr *s = slot_at(ch, slot);
+  uint32_t w = atomic_load_explicit(&s->state, memory_order_relaxed);
+  if ((w & 0xFF) != SB_CLAIMED) return -EINVAL;
+  s->status = status;
+  s->flags = flags;
+  s->resp_head = head_len;
+  s->resp_body = body_len;
+  worker_finish(ch, s, slot, w >> 8);
+  return 0;
+}
+
+/* ---- rendezvous (§1) ---- */
+
+static int name_to_addr(const char *name, struct sockaddr_un *a, socklen_t *len) {
+  size_t n = name ? strlen(name) : 0;
+  if (n < 1 || n > 64) return -EINVAL;
+  for (size_t i = 0; i < n; i++) {
+    char c = name[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+      return -EINVAL;
+  }
+  memset(a, 0, sizeof *a);
+  a->sun_family = AF_UNIX;
+  memcpy(a->sun_path + 1, "slotbus.", 8); /* sun_path[0] = 0: abstract namespace, nothing on disk */
+  memcpy(a->sun_path + 9, name, n);
+  *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 9 + n);
+  return 0;
+}
+
+int sb_listen(const char *name) {
+  struct sockaddr_un a;
+  socklen_t len;
+  int r = name_to_addr(name, &a, &len);
+  if (r) return r;
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  if (bind(fd, (struct sockaddr *)&a, len) < 0 || listen(fd, 64) < 0) {
+    r = -errno;
+    close(fd);
+    return r;
+  }
+  return fd;
+}
+
+static int peer_cred(int sock, struct ucred *cred) {
+  socklen_t len = sizeof *cred;
+  return getsockopt(sock, SOL_SOCKET, SO_PEERCRED, cred, &len) < 0 ? -errno : 0;
+}
+
+static void hello_init(hello_msg *h, int32_t status, uint64_t region_size) {
+  memset(h, 0, sizeof *h);
+  h->magic = SB_MAGIC;
+  h->version = SB_VERSION;
+  h->layout_hash = sb_layout_hash();
+  h->status = status;
+  h->region_size = region_size;
+  h->hub_pid = (uint32_t)getpid();
+}
+
+static int send_hello(int sock, const hello_msg *h, const int *fds, int nfds) {
+  struct iovec iov = {(void *)h, sizeof *h};
+  union {
+    char buf[CMSG_SPACE(3 * sizeof(int))];
+    struct cmsghdr align;
+  } u;
+  struct msghdr m = {0};
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  if (nfds > 0) {
+    memset(&u, 0, sizeof u);
+    m.msg_control = u.buf;
+    m.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
+    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+    memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
+  }
+  ssize_t r = sendmsg(sock, &m, MSG_NOSIGNAL);
+  return r == (ssize_t)sizeof *h ? 0 : (r < 0 ? -errno : -EPIPE);
+}
+
+static sb_chan *chan_new(int is_hub, const geometry *g) {
+  sb_chan *ch = calloc(1, sizeof *ch);
+  if (!ch) return NULL;
+  ch->is_hub = is_hub;
+  ch->sock = ch->memfd = ch->my_bell = ch->peer_bell = -1;
+  ch->base = MAP_FAILED;
+  ch->g = *g;
+  ch->msg.slot = -1;
+  if (is_hub) {
+    ch->gen = calloc(g->slot_count, sizeof *ch->gen);
+    ch->busy = calloc(g->slot_count, 1);
+    ch->free_stack = calloc(g->slot_count, sizeof *ch->free_stack);
+    ch->hiwater = calloc(2ull * g->slot_count, sizeof *ch->hiwater);
+    if (!ch->gen || !ch->busy || !ch->free_stack || !ch->hiwater) {
+      sb_close(ch);
+      return NULL;
+    }
+    /* reversed, so slot 0 is claimed first */
+    for (uint32_t i = 0; i < g->slot_count; i++) ch->free_stack[i] = g->slot_count - 1 - i;
+    ch->free_top = g->slot_count;
+  }
+  return ch;
+}
+
+static int map_region(sb_chan *ch) {
+  void *p = mmap(NULL, ch->g.region_size, PROT_READ | PROT_WRITE, MAP_SHARED, ch->memfd, 0);
+  if (p == MAP_FAILED) return -errno;
+  ch->base = p;
+  ch->hdr = p;
+  return 0;
+}
+
+static int uid_allowed(const sb_hub_config *cfg, uint32_t uid) {
+  if (cfg->allow_uid_count == 0) return uid == (uint32_t)getuid();
+  for (uint32_t i = 0; i < cfg->allow_uid_count && i < SB_MAX_ALLOW_UIDS; i++)
+    if (cfg->allow_uids[i] == uid) return 1;
+  return 0;
+}
+
+static sb_chan *fail(sb_chan *ch, int *err, int code) {
+  if (ch) sb_close(ch);
+  if (err) *err = code;
+  return NULL;
+}
+
+sb_chan *sb_accept(int listen_fd, const sb_hub_config *cfg, int *err, uint32_t *err_uid) {
+  if (!cfg || cfg->slot_count < 1 || cfg->slot_count > SB_MAX_SLOTS || cfg->arena_size < 1 ||
+      cfg->arena_size > 0xFFFFFFFFu - PAGE)
+    return fail(NULL, err, -EINVAL);
+  int sock = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+  if (sock < 0) return fail(NULL, err, -errno);
+  struct ucred cred;
+  int r = peer_cred(sock, &cred);
+  if (r == 0 && !uid_allowed(cfg, cred.uid)) {
+    hello_msg h;
+    hello_init(&h, EPERM, 0);
+    send_hello(sock, &h, NULL, 0);
+    if (err_uid) *err_uid = cred.uid;
+    r = -EPERM;
+  }
+  if (r) {
+    close(sock);
+    return fail(NULL, err, r);
+  }
+  geometry g = geometry_for(cfg->slot_count, (uint32_t)align_up(cfg->arena_size, PAGE));
+  sb_chan *ch = chan_new(1, &g);
+  if (!ch) {
+    close(sock);
+    return fail(NULL, err, -ENOMEM);
+  }
+  ch->sock = sock;
+  ch->peer_pid = cred.pid;
+  ch->peer_uid = (int32_t)cred.uid;
+  ch->trim_bytes = cfg->trim_bytes;
+  /* syscall, not memfd_create(): the libc wrapper would need glibc 2.27 symbols */
+  ch->memfd = (int)syscall(SYS_memfd_create, "slotbus", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (ch->memfd < 0) return fail(ch, err, -errno);
+  /* sealed so the worker can never shrink it under us and turn our reads into SIGBUS */
+  if (ftruncate(ch->memfd, (off_t)g.region_size) < 0 ||
+      fcntl(ch->memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
+    return fail(ch, err, -errno);
+  ch->my_bell = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  ch->peer_bell = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (ch->my_bell < 0 || ch->peer_bell < 0) return fail(ch, err, -errno);
+  if ((r = map_region(ch))) return fail(ch, err, r);
+  hdr_identity *id = &ch->hdr->id;
+  id->magic = SB_MAGIC;
+  id->version = SB_VERSION;
+  id->layout_hash = sb_layout_hash();
+  id->slot_count = g.slot_count;
+  id->ring_size = g.ring_size;
+  id->arena_size = g.arena_size;
+  id->region_size = g.region_size;
+  id->hub_pid = (uint32_t)getpid();
+  hello_msg h;
+  hello_init(&h, 0, g.region_size);
+  int fds[3] = {ch->memfd, ch->peer_bell, ch->my_bell};
+  if ((r = send_hello(sock, &h, fds, 3))) return fail(ch, err, r);
+  /* the worker has its own copy now; ours is only for the worker's doorbell writes */
+  fcntl(sock, F_SETFL, O_NONBLOCK);
+  if (err) *err = 0;
+  return ch;
+}
+
+static int recv_hello(int sock, hello_msg *h, int *fds, int timeout_ms) {
+  struct pollfd p = {sock, POLLIN, 0};
+  int n = poll(&p, 1, timeout_ms);
+  if (n == 0) return -ETIMEDOUT;
+  if (n < 0) return -errno;
+  struct iovec iov = {h, sizeof *h};
+  union {
+    char buf[CMSG_SPACE(3 * sizeof(int))];
+    struct cmsghdr align;
+  } u;
+  struct msghdr m = {0};
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  m.msg_control = u.buf;
+  m.msg_controllen = sizeof u.buf;
+  ssize_t r = recvmsg(sock, &m, MSG_CMSG_CLOEXEC | MSG_WAITALL);
+  if (r < 0) return -errno;
+  int got = 0;
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+    for (int i = 0; i < k; i++) {
+      int fd;
+      memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+      if (got < 3) fds[got++] = fd;
+      else close(fd);
+    }
+  }
+  if (r != (ssize_t)sizeof *h) return r == 0 ? -ECONNRESET : -SB_ECORRUPT;
+  if ((m.msg_flags & MSG_CTRUNC) || (h->status == 0 && got != 3)) return -SB_ECORRUPT;
+  return 0;
+}
+
+/* The header is the hub's word; check it is self-consistent and matches what the hello and fstat said. */
+static int check_header(sb_chan *ch, uint64_t size) {
+  hdr_identity id = ch->hdr->id; /* one copy, then only the copy is examined */
+  if (id.magic != SB_MAGIC || id.version != SB_VERSION || id.layout_hash != sb_layout_hash()) return -SB_ECORRUPT;
+  if (id.slot_count < 1 || id.slot_count > SB_MAX_SLOTS || id.arena_size == 0 || id.arena_size % PAGE) return -SB_ECORRUPT;
+  geometry g = geometry_for(id.slot_count, id.arena_size);
+  if (g.ring_size != id.ring_size || g.region_size != id.region_size || g.region_size != size) return -SB_ECORRUPT;
+  ch->g = g;
+  return 0;
+}
+
+sb_chan *sb_connect(const char *name, int64_t hub_uid, int timeout_ms, int *err) {
+  struct sockaddr_un a;
+  socklen_t len;
+  int r = name_to_addr(name, &a, &len);
+  if (r) return fail(NULL, err, r);
+  geometry none = {0};
+  sb_chan *ch = chan_new(0, &none);
+  if (!ch) return fail(NULL, err, -ENOMEM);
+  ch->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (ch->sock < 0) return fail(ch, err, -errno);
+  if (connect(ch->sock, (struct sockaddr *)&a, len) < 0) return fail(ch, err, -errno);
+  struct ucred cred;
+  if ((r = peer_cred(ch->sock, &cred))) return fail(ch, err, r);
+  if (cred.uid != (hub_uid < 0 ? getuid() : (uid_t)hub_uid)) return fail(ch, err, -EPERM);
+  ch->peer_pid = cred.pid;
+  ch->peer_uid = (int32_t)cred.uid;
+  hello_msg h;
+  int fds[3] = {-1, -1, -1};
+  r = recv_hello(ch->sock, &h, fds, timeout_ms);
+  ch->memfd = fds[0];
+  ch->my_bell = fds[1];
+  ch->peer_bell = fds[2];
+  if (r) return fail(ch, err, r);
+  if (h.magic != SB_MAGIC || h.version != SB_VERSION || h.layout_hash != sb_layout_hash()) return fail(ch, err, -EPROTO);
+  if (h.status) return fail(ch, err, h.status == EPERM ? -EPERM : -SB_ECORRUPT);
+  struct stat st;
+  int seals = fcntl(ch->memfd, F_GET_SEALS);
+  if (fstat(ch->memfd, &st) < 0 || seals < 0 || (seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW) ||
+      (uint64_t)st.st_size != h.region_size || h.region_size < HDR_BYTES)
+    return fail(ch, err, -SB_ECORRUPT);
+  ch->g.region_size = h.region_size;
+  if ((r = map_region(ch))) return fail(ch, err, r);
+  if ((r = check_header(ch, h.region_size))) return fail(ch, err, r);
+  ch->hdr->id.worker_pid = (uint32_t)getpid();
+  fcntl(ch->sock, F_SETFL, O_NONBLOCK);
+  if (err) *err = 0;
+  return ch;
+}
+
+void sb_close(sb_chan *ch) {
+  if (!ch) return;
+  if (ch->base != MAP_FAILED && ch->base) munmap(ch->base, ch->g.region_size);
+  int fds[4] = {ch->sock, ch->memfd, ch->my_bell, ch->peer_bell};
+  for (int i = 0; i < 4; i++)
+    if (fds[i] >= 0) close(fds[i]);
+  free(ch->gen);
+  free(ch->busy);
+  free(ch->free_stack);
+  free(ch->hiwater);
+  free(ch);
+}
+
+/* ---- channel facts ---- */
+
+uint8_t *sb_region(sb_chan *ch) { return ch->base; }
+double sb_region_size(sb_chan *ch) { return (double)ch->g.region_size; }
+uint32_t sb_slot_count(sb_chan *ch) { return ch->g.slot_count; }
+uint32_t sb_arena_size(sb_chan *ch) { return ch->g.arena_size; }
+double sb_arena_offset(sb_chan *ch, uint32_t slot, int response) {
+  return slot < ch->g.slot_count ? (double)(arena(ch, slot, response) - ch->base) : -1;
+}
+int sb_socket_fd(sb_chan *ch) { return ch->sock; }
+int sb_doorbell_fd(sb_chan *ch) { return ch->my_bell; }
+int32_t sb_peer_pid(sb_chan *ch) { return ch->peer_pid; }
+int32_t sb_peer_uid(sb_chan *ch) { return ch->peer_uid; }
+sb_msg *sb_last_msg(sb_chan *ch) { return &ch->msg; }
+const char *sb_error(sb_chan *ch) { return ch->error; }
+uint32_t sb_slot_state(sb_chan *ch, uint32_t slot) {
+  return slot < ch->g.slot_count ? atomic_load_explicit(&slot_at(ch, slot)->state, memory_order_relaxed) : 0;
+}

@@ -1,0 +1,113 @@
+/* libslotbus: shared-memory request/response between a hub and its workers.
+ * The wire format is docs/PROTOCOL.md. Every call is non-blocking unless its name says wait.
+ * Errors are negative errno values; SB_ECORRUPT means the peer broke the protocol: close the channel. */
+#ifndef SLOTBUS_H
+#define SLOTBUS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SB_MAGIC 0x534C4254u
+#define SB_VERSION 1u
+#define SB_MAX_SLOTS 4096u
+#define SB_MAX_ALLOW_UIDS 8u
+#define SB_ECORRUPT 1000 /* returned negated */
+
+enum sb_state { SB_FREE = 0, SB_WRITING = 1, SB_READY = 2, SB_CLAIMED = 3, SB_DONE = 4, SB_CANCELLED = 5 };
+enum sb_kind { SB_KIND_RAW = 0, SB_KIND_HTTP = 1 };
+enum sb_resp_flags { SB_RESP_ERROR = 1, SB_RESP_CANCELLED = 2 };
+enum sb_park { SB_AWAKE = 0, SB_PARK_EVENTFD = 1, SB_PARK_FUTEX = 2 };
+
+typedef struct sb_chan sb_chan; /* one side of one hub<->worker connection */
+
+/* What sb_hub_poll / sb_worker_poll validated, in private memory the caller can read after the call. */
+typedef struct sb_msg {
+  int32_t slot;
+  uint32_t kind;     /* request kind (worker side) */
+  uint32_t id;       /* request id */
+  uint32_t status;   /* response status (hub side) */
+  uint32_t flags;    /* response flags (hub side) */
+  uint32_t head_len;
+  uint32_t body_len;
+  uint32_t body_off; /* offset of the body inside the slot's arena: align8(head_len) */
+} sb_msg;
+
+typedef struct sb_hub_config {
+  uint32_t slot_count;      /* 1..SB_MAX_SLOTS */
+  uint32_t arena_size;      /* bytes per direction per slot, rounded up to 4096 */
+  uint32_t trim_bytes;      /* arena bytes kept resident after a reclaim; beyond are punched out */
+  uint32_t allow_uid_count; /* 0: only the hub's own uid may connect */
+  uint32_t allow_uids[SB_MAX_ALLOW_UIDS];
+} sb_hub_config;
+
+/* ---- rendezvous ---- */
+
+/* Listen on "\0slotbus.<name>". Returns a non-blocking listening fd, or -EINVAL (bad name), -EADDRINUSE. */
+int sb_listen(const char *name);
+/* Accept one pending worker: create its region and doorbells, check its uid, send them.
+ * Returns NULL with *err = -EAGAIN when nobody is waiting, -EPERM when a peer was refused (its uid in *err_uid),
+ * or another -errno. */
+sb_chan *sb_accept(int listen_fd, const sb_hub_config *cfg, int *err, uint32_t *err_uid);
+/* Worker: connect by name and attach the hub's region. hub_uid < 0 means "my own uid".
+ * Returns NULL with *err = -ECONNREFUSED/-ENOENT (no hub), -EPERM (refused either way), -SB_ECORRUPT, or -errno. */
+sb_chan *sb_connect(const char *name, int64_t hub_uid, int timeout_ms, int *err);
+/* Unmap, close every fd. The peer sees its socket close. */
+void sb_close(sb_chan *ch);
+
+/* ---- channel facts ---- */
+uint8_t *sb_region(sb_chan *ch);
+double sb_region_size(sb_chan *ch);          /* double: exact below 2^53, cheap over FFI */
+uint32_t sb_slot_count(sb_chan *ch);
+uint32_t sb_arena_size(sb_chan *ch);
+double sb_arena_offset(sb_chan *ch, uint32_t slot, int response); /* offset of a slot's arena in the region */
+int sb_socket_fd(sb_chan *ch);               /* readable at EOF when the peer is gone */
+int sb_doorbell_fd(sb_chan *ch);             /* this side's eventfd (non-blocking) */
+int32_t sb_peer_pid(sb_chan *ch);
+int32_t sb_peer_uid(sb_chan *ch);
+sb_msg *sb_last_msg(sb_chan *ch);            /* stable pointer, filled by the poll calls */
+const char *sb_error(sb_chan *ch);           /* what the last SB_ECORRUPT was about */
+uint32_t sb_slot_state(sb_chan *ch, uint32_t slot); /* raw state word, for diagnostics */
+uint32_t sb_layout_hash(void);
+
+/* ---- hub side ---- */
+
+/* Take a free slot for writing. Returns its index, or -1 if all are in use. */
+int sb_hub_claim(sb_chan *ch);
+/* Publish a claimed slot whose request arena holds head (+pad) + body. Wakes the worker if parked. */
+int sb_hub_publish(sb_chan *ch, uint32_t slot, uint32_t kind, uint32_t id, uint32_t head_len, uint32_t body_len);
+/* Withdraw a published request. 1: cancelled before the worker claimed it (it still comes back through
+ * sb_hub_poll, flagged cancelled); 0: the worker already has it. */
+int sb_hub_cancel(sb_chan *ch, uint32_t slot);
+/* Pop one completed slot, validated, into sb_last_msg. Returns its index, -1 if none, -SB_ECORRUPT. */
+int sb_hub_poll(sb_chan *ch);
+/* Return a polled slot to the free list (generation + 1) and trim large arenas. */
+int sb_hub_release(sb_chan *ch, uint32_t slot);
+
+/* ---- worker side ---- */
+
+/* Pop and claim one request, validated, into sb_last_msg. Returns its index, -1 if none, -SB_ECORRUPT.
+ * Cancelled requests are completed internally and never returned. */
+int sb_worker_poll(sb_chan *ch);
+/* Publish the response written into the slot's response arena. Wakes the hub if parked. */
+int sb_worker_complete(sb_chan *ch, uint32_t slot, uint32_t status, uint32_t flags, uint32_t head_len,
+                       uint32_t body_len);
+
+/* ---- parking ---- */
+
+/* Announce that this side is about to sleep on its doorbell eventfd. Returns 1 if work arrived meanwhile
+ * (the announcement is withdrawn: poll again), 0 if parked: wait for the doorbell fd to become readable. */
+int sb_park(sb_chan *ch);
+/* Withdraw the announcement and drain the doorbell. */
+void sb_unpark(sb_chan *ch);
+/* Block until work may be available, the peer is gone, or timeout_ms passes (<0: forever).
+ * use_futex: sleep on the ring's futex word instead of the eventfd (slices of 10 ms check the socket).
+ * Returns 1 work may be ready, 0 timeout, -EPIPE peer gone. */
+int sb_wait(sb_chan *ch, int timeout_ms, int use_futex);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,79 @@
+// One side of one hub<->worker connection: the mapped region, its doorbell and the socket that tells of death.
+import { toArrayBuffer } from "bun:ffi"
+import { native, type Chan, MSG_WORDS } from "../native/ffi.ts"
+
+export class Channel {
+  readonly msg: Uint32Array
+  readonly slotCount: number
+  readonly arenaSize: number
+  readonly peerPid: number
+  readonly peerUid: number
+  private readonly base: number
+  private readonly arenas: (Uint8Array | undefined)[]
+  private readers: ReadableStreamDefaultReader<Uint8Array>[] = []
+  private open = true
+
+  constructor(readonly ptr: Chan) {
+    this.msg = new Uint32Array(toArrayBuffer(native.sb_last_msg(ptr)!, 0, MSG_WORDS * 4))
+    this.slotCount = native.sb_slot_count(ptr)
+    this.arenaSize = native.sb_arena_size(ptr)
+    this.peerPid = native.sb_peer_pid(ptr)
+    this.peerUid = native.sb_peer_uid(ptr)
+    this.base = Number(native.sb_region(ptr))
+    this.arenas = new Array(this.slotCount * 2)
+  }
+
+  get isOpen() {
+    return this.open
+  }
+
+  /** The request (response = 0) or response (1) arena of a slot, a view into shared memory. */
+  arena(slot: number, response: 0 | 1): Uint8Array {
+    const i = slot * 2 + response
+    let view = this.arenas[i]
+    if (view === undefined) {
+      const off = native.sb_arena_offset(this.ptr, slot, response)
+      // No finalizer: the memory is the channel's, unmapped only by close().
+      view = new Uint8Array(toArrayBuffer(this.base as never, off, this.arenaSize))
+      this.arenas[i] = view
+    }
+    return view
+  }
+
+  /** Calls onRing each time the peer rings this side's doorbell. */
+  listenDoorbell(onRing: () => void) {
+    this.readLoop(native.sb_doorbell_fd(this.ptr), onRing, () => {})
+  }
+
+  /** Calls onGone once when the peer's end of the socket closes (exit, crash, kill -9, or close()). */
+  watchPeer(onGone: () => void) {
+    this.readLoop(native.sb_socket_fd(this.ptr), () => {}, onGone)
+  }
+
+  private readLoop(fd: number, onChunk: () => void, onEnd: () => void) {
+    // Bun polls the non-blocking fd on its own event loop; the fd stays ours (Bun does not close it).
+    const reader = Bun.file(fd).stream().getReader()
+    this.readers.push(reader)
+    const next = (): void => {
+      reader.read().then(
+        (r) => {
+          if (!this.open) return
+          if (r.done) return onEnd()
+          onChunk()
+          next()
+        },
+        () => this.open && onEnd(),
+      )
+    }
+    next()
+  }
+
+  close() {
+    if (!this.open) return
+    this.open = false
+    this.arenas.fill(undefined)
+    // Close the fds only once Bun has let go of them, so it never touches a reused fd number.
+    const released = this.readers.map((r) => r.cancel().catch(() => {}))
+    Promise.all(released).then(() => native.sb_close(this.ptr))
+  }
+}

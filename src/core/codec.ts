@@ -1,0 +1,89 @@
+// Message heads inside a slot arena (docs/PROTOCOL.md §6): NUL-separated UTF-8 strings, body at align8(head).
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+
+export type HeaderInit = Headers | Record<string, string> | Iterable<readonly [string, string]>
+export type BodyInit = Uint8Array | ArrayBuffer | string | null | undefined
+
+export const align8 = (n: number) => (n + 7) & ~7
+
+export function toBytes(body: BodyInit, what: string): Uint8Array {
+  if (body == null) return EMPTY
+  if (body instanceof Uint8Array) return body
+  if (body instanceof ArrayBuffer) return new Uint8Array(body)
+  if (typeof body === "string") return encoder.encode(body)
+  throw new TypeError(`${what} must be a Uint8Array, ArrayBuffer, string or null, got ${typeof body}`)
+}
+export const EMPTY = new Uint8Array(0)
+
+/** Header pairs with lower-case names, validated: no NUL may appear in a name or value. */
+export function headerPairs(init: HeaderInit | undefined): string[] {
+  const out: string[] = []
+  if (init == null) return out
+  const entries: Iterable<readonly [string, string]> =
+    init instanceof Headers || Symbol.iterator in init
+      ? (init as Iterable<readonly [string, string]>)
+      : Object.entries(init as Record<string, string>)
+  for (const [name, value] of entries) {
+    if (typeof name !== "string" || typeof value !== "string")
+      throw new TypeError(`header ${String(name)} must be a string pair`)
+    if (name.length === 0 || name.includes("\0") || value.includes("\0"))
+      throw new TypeError(`header ${JSON.stringify(name)} contains NUL or is empty`)
+    out.push(name.toLowerCase(), value)
+  }
+  return out
+}
+
+/** Upper bound of the encoded size of strings each followed by NUL. */
+export function headBound(strings: readonly string[]): number {
+  let n = 0
+  for (const s of strings) n += s.length * 3 + 1
+  return n
+}
+
+/** Writes strings NUL-terminated at dst[0..]; returns the bytes written. dst must hold headBound(strings). */
+export function writeHead(dst: Uint8Array, strings: readonly string[]): number {
+  let at = 0
+  for (const s of strings) {
+    at += encoder.encodeInto(s, dst.subarray(at)).written
+    dst[at++] = 0
+  }
+  return at
+}
+
+/** Splits a head into its strings. */
+export function readHead(src: Uint8Array): string[] {
+  const out: string[] = []
+  let start = 0
+  for (let i = 0; i < src.length; i++) {
+    if (src[i] !== 0) continue
+    out.push(decodeAscii(src, start, i))
+    start = i + 1
+  }
+  return out
+}
+
+// Short ASCII strings dominate heads; fromCharCode beats TextDecoder for them.
+function decodeAscii(src: Uint8Array, from: number, to: number): string {
+  if (to - from > 64) return decoder.decode(src.subarray(from, to))
+  let s = ""
+  for (let i = from; i < to; i++) {
+    const c = src[i]!
+    if (c > 127) return decoder.decode(src.subarray(from, to))
+    s += String.fromCharCode(c)
+  }
+  return s
+}
+
+export function pairsToRecord(strings: readonly string[], from: number): Record<string, string> {
+  const out: Record<string, string> = Object.create(null)
+  for (let i = from; i + 1 < strings.length; i += 2) {
+    const name = strings[i]!
+    const seen = out[name]
+    out[name] = seen === undefined ? strings[i + 1]! : `${seen}, ${strings[i + 1]}`
+  }
+  return out
+}
+
+export const utf8 = (bytes: Uint8Array) => decoder.decode(bytes)

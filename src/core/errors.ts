@@ -1,0 +1,40 @@
+/** Base class of every error slotbus throws. */
+export class SlotBusError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options)
+    this.name = new.target.name
+  }
+}
+
+/** libslotbus could not be found or loaded for this platform. */
+export class NativeLibraryError extends SlotBusError {}
+
+/** The request did not complete within its timeout; a late response is discarded. */
+export class TimeoutError extends SlotBusError {}
+
+/** The worker serving the request disconnected or died before answering. */
+export class WorkerGoneError extends SlotBusError {}
+
+/** The bus or worker was closed; open a new one. */
+export class BusClosedError extends SlotBusError {}
+
+/** Every slot is busy and the wait queue is full: raise `slots` or `queue`, or slow down. */
+export class BusFullError extends SlotBusError {}
+
+/** The message does not fit a slot's arena: raise `maxBodyBytes` on the hub. */
+export class PayloadTooLargeError extends SlotBusError {}
+
+/** The peer broke the shared-memory protocol (corrupt region); the connection was dropped. */
+export class ProtocolError extends SlotBusError {}
+
+/** The worker's handler threw; `message` is the worker's error message. */
+export class RemoteError extends SlotBusError {}
+
+/** No hub is listening under that name (yet). */
+export class HubNotFoundError extends SlotBusError {}
+
+/** The peer's uid is not allowed (SO_PEERCRED check). */
+export class PeerRefusedError extends SlotBusError {}
+
+/** Another hub already listens under this name. */
+export class NameInUseError extends SlotBusError {}

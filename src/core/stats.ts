@@ -1,0 +1,52 @@
+// A log-linear latency histogram: 8 buckets per power of two of nanoseconds (≤ 9% error), fixed memory.
+const SUB = 8
+const BUCKETS = 64 * SUB
+
+export interface LatencySummary {
+  count: number
+  p50Us: number
+  p90Us: number
+  p99Us: number
+  maxUs: number
+}
+
+export class LatencyHistogram {
+  private readonly counts = new Float64Array(BUCKETS)
+  private count = 0
+  private max = 0
+
+  record(ns: number) {
+    if (ns < 1) ns = 1
+    const exp = Math.floor(Math.log2(ns))
+    const sub = Math.floor((ns / 2 ** exp - 1) * SUB)
+    this.counts[Math.min(exp * SUB + sub, BUCKETS - 1)]!++
+    this.count++
+    if (ns > this.max) this.max = ns
+  }
+
+  /** Upper edge of the bucket holding quantile q, in ns. */
+  quantile(q: number): number {
+    if (this.count === 0) return 0
+    let seen = 0
+    const rank = q * this.count
+    for (let i = 0; i < BUCKETS; i++) {
+      seen += this.counts[i]!
+      if (seen >= rank && seen > 0) {
+        const exp = Math.floor(i / SUB)
+        return Math.min(2 ** exp * (1 + ((i % SUB) + 1) / SUB), this.max)
+      }
+    }
+    return this.max
+  }
+
+  summary(): LatencySummary {
+    const us = (ns: number) => Math.round(ns / 10) / 100
+    return {
+      count: this.count,
+      p50Us: us(this.quantile(0.5)),
+      p90Us: us(this.quantile(0.9)),
+      p99Us: us(this.quantile(0.99)),
+      maxUs: us(this.max),
+    }
+  }
+}

@@ -1,0 +1,252 @@
+// The worker side: SlotWorker connects to a hub by name and answers its requests from the slots.
+import { native, Kind, Msg, RespFlag, E_CORRUPT } from "../native/ffi.ts"
+import { Channel } from "./channel.ts"
+import { align8, EMPTY, headerPairs, pairsToRecord, readHead, toBytes, utf8, writeHead } from "./codec.ts"
+import type { BodyInit, HeaderInit } from "./codec.ts"
+import { BusClosedError, HubNotFoundError, PeerRefusedError, ProtocolError } from "./errors.ts"
+import { Pump, tuning, type IdleStrategy } from "./idle.ts"
+
+/** What a handler returns: a reply object, or just the body. */
+export type SlotReply = { status?: number; headers?: HeaderInit; body?: BodyInit } | Uint8Array | string | null | undefined
+export type SlotHandler = (req: SlotRequest) => SlotReply | Promise<SlotReply>
+
+export interface ConnectOptions {
+  /** How the worker waits for requests. Default "adaptive". */
+  idle?: IdleStrategy
+  /** Keep retrying to find the hub for this long before rejecting with HubNotFoundError. Default 0. */
+  waitForHubMs?: number
+  /** After the hub goes away, wait for a new one under the same name and rejoin. Default false. */
+  reconnect?: boolean
+  /** uid the hub must run as. Default: this process's uid. */
+  hubUid?: number
+  /** Called each time the worker (re)joins a hub. */
+  onConnect?: (hubPid: number) => void
+  /** Called each time it loses one. */
+  onDisconnect?: (reason: string) => void
+}
+
+export interface WorkerClosed {
+  reason: "closed" | "hub-gone" | "protocol-error"
+  error?: Error
+}
+
+/**
+ * A request as the worker sees it. `body` is a view into shared memory, valid until the handler's
+ * promise settles: copy it (`body.slice()`) to keep it longer.
+ */
+export class SlotRequest {
+  private strings: string[] | null = null
+  /** Set by `reply()`: the response head already written into the slot. */
+  replied: { view: Uint8Array; status: number; headLen: number } | null = null
+
+  constructor(
+    /** "raw" for `bus.call`, "http" for `bus.request`. */
+    readonly kind: "raw" | "http",
+    readonly id: number,
+    private readonly head: Uint8Array,
+    readonly body: Uint8Array,
+    private readonly out: Uint8Array,
+  ) {}
+
+  private get parts(): string[] {
+    return (this.strings ??= readHead(this.head))
+  }
+  get method(): string {
+    return this.parts[0] ?? ""
+  }
+  get path(): string {
+    return this.parts[1] ?? ""
+  }
+  get headers(): Record<string, string> {
+    return pairsToRecord(this.parts, 2)
+  }
+  text(): string {
+    return utf8(this.body)
+  }
+  json<T = unknown>(): T {
+    return JSON.parse(this.text()) as T
+  }
+
+  /**
+   * Zero-copy reply: writes status and headers into the slot now and returns a view of `size` bytes of
+   * shared memory for the body. Fill it and return it from the handler.
+   */
+  reply(size: number, init: { status?: number; headers?: HeaderInit } = {}): Uint8Array {
+    const strings = headerPairs(init.headers)
+    const headLen = writeHead(this.out, strings)
+    const off = align8(headLen)
+    if (!Number.isInteger(size) || size < 0 || off + size > this.out.length)
+      throw new RangeError(`reply size ${size} does not fit the slot's ${this.out.length - off} free bytes`)
+    const view = this.out.subarray(off, off + size)
+    this.replied = { view, status: init.status ?? 200, headLen }
+    return view
+  }
+}
+
+const ECONNREFUSED = -111
+const ENOENT = -2
+const EPERM = -1
+const RETRY_MS = 50
+
+export class SlotWorker {
+  readonly closed: Promise<WorkerClosed>
+  private resolveClosed!: (c: WorkerClosed) => void
+  private chan: Channel | null = null
+  private pump: Pump | null = null
+  private stopping: Promise<void> | null = null
+  private active = 0
+  private served = 0
+  private readonly err = new Int32Array(1)
+
+  private constructor(readonly name: string, private readonly handler: SlotHandler, private readonly opts: ConnectOptions) {
+    this.closed = new Promise((r) => (this.resolveClosed = r))
+  }
+
+  /** Connect to the hub listening as `name` and serve its requests with `handler`. */
+  static async connect(name: string, handler: SlotHandler, opts: ConnectOptions = {}): Promise<SlotWorker> {
+    if (typeof handler !== "function") throw new TypeError("handler must be a function (req) => reply")
+    tuning(opts.idle)
+    const w = new SlotWorker(name, handler, opts)
+    await w.attach(opts.waitForHubMs ?? 0)
+    return w
+  }
+
+  get connected(): boolean {
+    return this.chan?.isOpen ?? false
+  }
+
+  /** Requests answered, and handlers running now. */
+  stats() {
+    return { served: this.served, active: this.active, connected: this.connected }
+  }
+
+  private async attach(waitMs: number) {
+    const deadline = performance.now() + waitMs
+    const cname = Buffer.from(this.name + "\0")
+    for (;;) {
+      if (this.stopping) throw new BusClosedError("worker closed while connecting")
+      const ptr = native.sb_connect(cname, this.opts.hubUid ?? -1, 5000, this.err)
+      if (ptr) return this.serve(new Channel(ptr))
+      const e = this.err[0]!
+      if (e === -22) throw new TypeError(`bus name must match [A-Za-z0-9._-]{1,64}, got ${JSON.stringify(this.name)}`)
+      if (e === EPERM) throw new PeerRefusedError(`hub "${this.name}" and this worker (uid ${process.getuid?.()}) do not trust each other's uid; see allowUids / hubUid`)
+      if (e !== ECONNREFUSED && e !== ENOENT) throw new ProtocolError(`cannot attach to hub "${this.name}": error ${-e}`)
+      if (performance.now() >= deadline)
+        throw new HubNotFoundError(`no hub is listening as "${this.name}"; start it first, or pass waitForHubMs / reconnect`)
+      await Bun.sleep(RETRY_MS)
+    }
+  }
+
+  private serve(chan: Channel) {
+    this.chan = chan
+    this.pump = new Pump(chan, this.opts.idle, () => this.drain(chan), () => true)
+    chan.watchPeer(() => this.lost(chan, "hub-gone"))
+    this.pump.kick()
+    this.opts.onConnect?.(chan.peerPid)
+  }
+
+  private lost(chan: Channel, reason: WorkerClosed["reason"], error?: Error) {
+    if (this.chan !== chan) return
+    this.pump?.stop()
+    chan.close()
+    this.chan = null
+    this.opts.onDisconnect?.(reason)
+    if (this.opts.reconnect && !this.stopping) {
+      this.attach(Infinity).catch((e: Error) => this.resolveClosed({ reason: "closed", error: e }))
+    } else this.resolveClosed({ reason, error })
+  }
+
+  private drain(chan: Channel): number {
+    const m = chan.msg
+    let n = 0
+    while (!this.stopping) {
+      const slot = native.sb_worker_poll(chan.ptr)
+      if (slot < 0) {
+        if (slot === E_CORRUPT) this.lost(chan, "protocol-error", new ProtocolError(`hub broke the protocol: ${native.sb_error(chan.ptr)}`))
+        break
+      }
+      n++
+      const arena = chan.arena(slot, 0)
+      const headLen = m[Msg.headLen]!
+      const off = m[Msg.bodyOff]!
+      const req = new SlotRequest(
+        m[Msg.kind] === Kind.RAW ? "raw" : "http",
+        m[Msg.id]!,
+        arena.subarray(0, headLen),
+        arena.subarray(off, off + m[Msg.bodyLen]!),
+        chan.arena(slot, 1),
+      )
+      this.run(chan, slot, req)
+    }
+    return n
+  }
+
+  private run(chan: Channel, slot: number, req: SlotRequest) {
+    this.active++
+    let out: SlotReply | Promise<SlotReply>
+    try {
+      out = this.handler(req)
+    } catch (e) {
+      return this.finish(chan, slot, req, e, true)
+    }
+    if (out instanceof Promise) out.then((r) => this.finish(chan, slot, req, r, false), (e) => this.finish(chan, slot, req, e, true))
+    else this.finish(chan, slot, req, out, false)
+  }
+
+  private finish(chan: Channel, slot: number, req: SlotRequest, out: unknown, threw: boolean) {
+    this.active--
+    if (!chan.isOpen) return // the hub is gone; nobody is waiting
+    let status = 200, flags = 0, headLen = 0, bodyLen = 0
+    const arena = chan.arena(slot, 1)
+    try {
+      if (threw) throw out
+      const r = out as SlotReply
+      const reply = r instanceof Uint8Array || typeof r === "string" || r == null ? { body: r } : r
+      if (req.replied && reply.body === req.replied.view) {
+        ;({ status, headLen } = req.replied)
+        bodyLen = req.replied.view.length
+      } else {
+        status = reply.status ?? 200
+        if (!Number.isInteger(status) || status < 0 || status > 999) throw new RangeError(`status must be an integer 0..999, got ${status}`)
+        const body = reply.body === undefined ? EMPTY : toBytes(reply.body, "reply body")
+        const strings = headerPairs(reply.headers)
+        let bound = 0
+        for (const s of strings) bound += s.length * 3 + 1
+        if (align8(bound) + body.length > arena.length && strings.length > 0) bound = Buffer.byteLength(strings.join("\0")) + 1
+        if (align8(bound) + body.length > arena.length)
+          throw new RangeError(`reply of ${body.length} body bytes does not fit the slot arena (${arena.length} bytes); raise maxBodyBytes on the hub`)
+        headLen = writeHead(arena, strings)
+        arena.set(body, align8(headLen))
+        bodyLen = body.length
+      }
+    } catch (e) {
+      const msg = new TextEncoder().encode(e instanceof Error ? `${e.name}: ${e.message}` : String(e))
+      const cut = msg.subarray(0, Math.min(msg.length, arena.length))
+      arena.set(cut)
+      ;(status = 500), (flags = RespFlag.ERROR), (headLen = 0), (bodyLen = cut.length)
+    }
+    native.sb_worker_complete(chan.ptr, slot, status, flags, headLen, bodyLen)
+    this.served++
+  }
+
+  /** Stop taking requests, let running handlers finish (up to timeoutMs, default 5000), then disconnect. */
+  close(opts: { timeoutMs?: number } = {}): Promise<void> {
+    this.stopping ??= (async () => {
+      const deadline = performance.now() + (opts.timeoutMs ?? 5000)
+      while (this.active > 0 && this.chan && performance.now() < deadline) await Bun.sleep(1)
+      const chan = this.chan
+      if (chan) {
+        this.pump?.stop()
+        chan.close()
+        this.chan = null
+      }
+      this.resolveClosed({ reason: "closed" })
+    })()
+    return this.stopping
+  }
+
+  [Symbol.asyncDispose]() {
+    return this.close()
+  }
+}
+

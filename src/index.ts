@@ -1,0 +1,7 @@
+export { SlotBus, SlotResponse } from "./core/bus.ts"
+export type { BusStats, ListenOptions, RequestOptions, SlotRequestInit, WorkerInfo } from "./core/bus.ts"
+export { SlotWorker, SlotRequest } from "./core/worker.ts"
+export type { ConnectOptions, SlotHandler, SlotReply, WorkerClosed } from "./core/worker.ts"
+export type { IdleStrategy } from "./core/idle.ts"
+export type { LatencySummary } from "./core/stats.ts"
+export * from "./core/errors.ts"

@@ -1,0 +1,56 @@
+// The one native boundary: every libslotbus symbol, as declared in csrc/slotbus.h.
+import { dlopen, FFIType, type Pointer } from "bun:ffi"
+import { libraryPath } from "./lib-path.ts"
+
+const { ptr, i32, u32, i64, f64, cstring, void: none } = FFIType
+
+const symbols = {
+  sb_listen: { args: [cstring], returns: i32 },
+  sb_accept: { args: [i32, ptr, ptr, ptr], returns: ptr },
+  sb_connect: { args: [cstring, i64, i32, ptr], returns: ptr },
+  sb_close: { args: [ptr], returns: none },
+
+  sb_region: { args: [ptr], returns: ptr },
+  sb_region_size: { args: [ptr], returns: f64 },
+  sb_slot_count: { args: [ptr], returns: u32 },
+  sb_arena_size: { args: [ptr], returns: u32 },
+  sb_arena_offset: { args: [ptr, u32, i32], returns: f64 },
+  sb_socket_fd: { args: [ptr], returns: i32 },
+  sb_doorbell_fd: { args: [ptr], returns: i32 },
+  sb_peer_pid: { args: [ptr], returns: i32 },
+  sb_peer_uid: { args: [ptr], returns: i32 },
+  sb_last_msg: { args: [ptr], returns: ptr },
+  sb_error: { args: [ptr], returns: cstring },
+  sb_slot_state: { args: [ptr, u32], returns: u32 },
+  sb_layout_hash: { args: [], returns: u32 },
+
+  sb_hub_claim: { args: [ptr], returns: i32 },
+  sb_hub_publish: { args: [ptr, u32, u32, u32, u32, u32], returns: i32 },
+  sb_hub_cancel: { args: [ptr, u32], returns: i32 },
+  sb_hub_poll: { args: [ptr], returns: i32 },
+  sb_hub_release: { args: [ptr, u32], returns: i32 },
+
+  sb_worker_poll: { args: [ptr], returns: i32 },
+  sb_worker_complete: { args: [ptr, u32, u32, u32, u32, u32], returns: i32 },
+
+  sb_park: { args: [ptr], returns: i32 },
+  sb_unpark: { args: [ptr], returns: none },
+  sb_wait: { args: [ptr, i32, i32], returns: i32 },
+} as const
+
+export const native = dlopen(libraryPath(), symbols).symbols
+export type Chan = Pointer
+
+// sb_msg field indices (u32 words), see csrc/slotbus.h
+export const Msg = { slot: 0, kind: 1, id: 2, status: 3, flags: 4, headLen: 5, bodyLen: 6, bodyOff: 7 } as const
+export const MSG_WORDS = 8
+
+// sb_hub_config: slot_count, arena_size, trim_bytes, allow_uid_count, allow_uids[8]
+export const HUB_CONFIG_WORDS = 12
+export const MAX_ALLOW_UIDS = 8
+
+export const State = { FREE: 0, WRITING: 1, READY: 2, CLAIMED: 3, DONE: 4, CANCELLED: 5 } as const
+export const Kind = { RAW: 0, HTTP: 1 } as const
+export const RespFlag = { ERROR: 1, CANCELLED: 2 } as const
+export const NONE = -1
+export const E_CORRUPT = -1000
