@@ -572,6 +572,8 @@ static int recv_hello(int sock, hello_msg *h, int *fds, int timeout_ms) {
   ssize_t r = recvmsg(sock, &m, MSG_CMSG_CLOEXEC | MSG_WAITALL);
   if (r < 0) return -errno;
   int got = 0;
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wsign-compare" /* musl's CMSG_NXTHDR */
   for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
     if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
     int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
@@ -582,6 +584,7 @@ static int recv_hello(int sock, hello_msg *h, int *fds, int timeout_ms) {
       else close(fd);
     }
   }
+#pragma GCC diagnostic pop
   if (r != (ssize_t)sizeof *h) return r == 0 ? -ECONNRESET : -SB_ECORRUPT;
   if ((m.msg_flags & MSG_CTRUNC) || (h->status == 0 && got != 3)) return -SB_ECORRUPT;
   return 0;

@@ -1,6 +1,6 @@
 // The hub side: SlotBus listens under a name, maps one region per connected worker, spreads requests.
 import { closeSync } from "node:fs"
-import { native, Kind, Msg, RespFlag, E_CORRUPT, HUB_CONFIG_WORDS, MAX_ALLOW_UIDS, State } from "../native/ffi.ts"
+import { native, Kind, Msg, RespFlag, E_CORRUPT, HUB_CONFIG_WORDS, MAX_ALLOW_UIDS, State, type Chan } from "../native/ffi.ts"
 import { Channel } from "./channel.ts"
 import { align8, headerPairs, pairsToRecord, readHead, toBytes, utf8, writeHead } from "./codec.ts"
 import type { BodyInit, HeaderInit } from "./codec.ts"
@@ -326,7 +326,7 @@ export class SlotBus {
   private acceptAll() {
     if (this.closing) return
     for (;;) {
-      const ptr = native.sb_accept(this.listenFd, this.config, this.err, this.err.subarray(1))
+      const ptr = native.sb_accept(this.listenFd, this.config, this.err, this.err.subarray(1)) as Chan | null
       if (!ptr) {
         if (this.err[0] === -1) { this.counters.refusedPeers++; continue } // EPERM
         return // EAGAIN, or a transient failure retried on the next tick

@@ -10,7 +10,7 @@ export class Channel {
   readonly peerUid: number
   private readonly base: number
   private readonly arenas: (Uint8Array | undefined)[]
-  private readers: ReadableStreamDefaultReader<Uint8Array>[] = []
+  private readers: { cancel(): Promise<void> }[] = []
   private open = true
 
   constructor(readonly ptr: Chan) {

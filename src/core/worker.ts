@@ -1,5 +1,5 @@
 // The worker side: SlotWorker connects to a hub by name and answers its requests from the slots.
-import { native, Kind, Msg, RespFlag, E_CORRUPT } from "../native/ffi.ts"
+import { native, Kind, Msg, RespFlag, E_CORRUPT, type Chan } from "../native/ffi.ts"
 import { Channel } from "./channel.ts"
 import { align8, EMPTY, headerPairs, pairsToRecord, readHead, toBytes, utf8, writeHead } from "./codec.ts"
 import type { BodyInit, HeaderInit } from "./codec.ts"
@@ -125,7 +125,7 @@ export class SlotWorker {
     const cname = Buffer.from(this.name + "\0")
     for (;;) {
       if (this.stopping) throw new BusClosedError("worker closed while connecting")
-      const ptr = native.sb_connect(cname, this.opts.hubUid ?? -1, 5000, this.err)
+      const ptr = native.sb_connect(cname, this.opts.hubUid ?? -1, 5000, this.err) as Chan | null
       if (ptr) return this.serve(new Channel(ptr))
       const e = this.err[0]!
       if (e === -22) throw new TypeError(`bus name must match [A-Za-z0-9._-]{1,64}, got ${JSON.stringify(this.name)}`)

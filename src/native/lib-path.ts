@@ -1,0 +1,42 @@
+import { existsSync } from "node:fs"
+import { join } from "node:path"
+import { NativeLibraryError } from "../core/errors.ts"
+
+const packageRoot = join(import.meta.dir, "..", "..")
+
+/** Path of the libslotbus shared library for this process: $SLOTBUS_LIB, else the matching prebuild. */
+export function libraryPath(): string {
+  const override = process.env.SLOTBUS_LIB
+  if (override) {
+    if (existsSync(override)) return override
+    throw new NativeLibraryError(`SLOTBUS_LIB is set to ${override}, which does not exist. Point it at a built libslotbus.so or unset it.`)
+  }
+  const platform = detectPlatform()
+  const path = join(packageRoot, "prebuilds", platform, "libslotbus.so")
+  if (existsSync(path)) return path
+  throw new NativeLibraryError(
+    `No libslotbus for ${platform}: looked at ${path} (and SLOTBUS_LIB, unset). ` +
+      `Run \`npm run build\` in ${packageRoot} (needs the zig devDependency), or set SLOTBUS_LIB to a libslotbus.so you built.`,
+  )
+}
+
+/** "linux-x64", "linux-arm64-musl", …: the prebuilds/ directory name for this process. */
+export function detectPlatform(): string {
+  const arch = process.arch
+  if (process.platform !== "linux" || (arch !== "x64" && arch !== "arm64")) {
+    throw new NativeLibraryError(
+      `slotbus runs on Linux x64/arm64 only; this is ${process.platform}-${arch}. Set SLOTBUS_LIB if you built libslotbus yourself.`,
+    )
+  }
+  return `linux-${arch}${isMusl() ? "-musl" : ""}`
+}
+
+function isMusl(): boolean {
+  // Bun's and Node's report only carry glibcVersionRuntime when the runtime itself is linked against glibc.
+  const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header
+  if (header) return typeof header.glibcVersionRuntime !== "string"
+  // No report: a musl loader and no glibc one means musl (a glibc system may have musl installed too).
+  const loaderArch = process.arch === "x64" ? "x86_64" : "aarch64"
+  const glibcLoader = process.arch === "x64" ? "/lib64/ld-linux-x86-64.so.2" : "/lib/ld-linux-aarch64.so.1"
+  return existsSync(`/lib/ld-musl-${loaderArch}.so.1`) && !existsSync(glibcLoader)
+}
