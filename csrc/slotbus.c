@@ -556,7 +556,9 @@ sb_chan *sb_accept(int listen_fd, const sb_hub_config *cfg, int *err, uint32_t *
 
 static int recv_hello(int sock, hello_msg *h, int *fds, int timeout_ms) {
   struct pollfd p = {sock, POLLIN, 0};
-  int n = poll(&p, 1, timeout_ms);
+  int n;
+  while ((n = poll(&p, 1, timeout_ms)) < 0 && errno == EINTR) {
+  } /* profilers' signals; restarting with the full timeout is close enough */
   if (n == 0) return -ETIMEDOUT;
   if (n < 0) return -errno;
   struct iovec iov = {h, sizeof *h};
@@ -569,7 +571,9 @@ static int recv_hello(int sock, hello_msg *h, int *fds, int timeout_ms) {
   m.msg_iovlen = 1;
   m.msg_control = u.buf;
   m.msg_controllen = sizeof u.buf;
-  ssize_t r = recvmsg(sock, &m, MSG_CMSG_CLOEXEC | MSG_WAITALL);
+  ssize_t r;
+  while ((r = recvmsg(sock, &m, MSG_CMSG_CLOEXEC | MSG_WAITALL)) < 0 && errno == EINTR) {
+  }
   if (r < 0) return -errno;
   int got = 0;
 #pragma GCC diagnostic push
@@ -611,7 +615,7 @@ sb_chan *sb_connect(const char *name, int64_t hub_uid, int timeout_ms, int *err)
   if (!ch) return fail(NULL, err, -ENOMEM);
   ch->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (ch->sock < 0) return fail(ch, err, -errno);
-  if (connect(ch->sock, (struct sockaddr *)&a, len) < 0) return fail(ch, err, -errno);
+  if (connect(ch->sock, (struct sockaddr *)&a, len) < 0 && errno != EINTR) return fail(ch, err, -errno);
   struct ucred cred;
   if ((r = peer_cred(ch->sock, &cred))) return fail(ch, err, r);
   if (cred.uid != (hub_uid < 0 ? getuid() : (uid_t)hub_uid)) return fail(ch, err, -EPERM);
