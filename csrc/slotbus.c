@@ -605,7 +605,7 @@ static int check_header(sb_chan *ch, uint64_t size) {
   return 0;
 }
 
-sb_chan *sb_connect(const char *name, int64_t hub_uid, int timeout_ms, int *err) {
+sb_chan *sb_connect_start(const char *name, int64_t hub_uid, int *err) {
   struct sockaddr_un a;
   socklen_t len;
   int r = name_to_addr(name, &a, &len);
@@ -621,26 +621,40 @@ sb_chan *sb_connect(const char *name, int64_t hub_uid, int timeout_ms, int *err)
   if (cred.uid != (hub_uid < 0 ? getuid() : (uid_t)hub_uid)) return fail(ch, err, -EPERM);
   ch->peer_pid = cred.pid;
   ch->peer_uid = (int32_t)cred.uid;
+  if (err) *err = 0;
+  return ch;
+}
+
+int sb_connect_finish(sb_chan *ch, int timeout_ms) {
+  if (ch->base != MAP_FAILED) return 0;
   hello_msg h;
   int fds[3] = {-1, -1, -1};
-  r = recv_hello(ch->sock, &h, fds, timeout_ms);
+  int r = recv_hello(ch->sock, &h, fds, timeout_ms);
+  if (r == -ETIMEDOUT) return -EAGAIN;
   ch->memfd = fds[0];
   ch->my_bell = fds[1];
   ch->peer_bell = fds[2];
-  if (r) return fail(ch, err, r);
-  if (h.magic != SB_MAGIC || h.version != SB_VERSION || h.layout_hash != sb_layout_hash()) return fail(ch, err, -EPROTO);
-  if (h.status) return fail(ch, err, h.status == EPERM ? -EPERM : -SB_ECORRUPT);
+  if (r) return r;
+  if (h.magic != SB_MAGIC || h.version != SB_VERSION || h.layout_hash != sb_layout_hash()) return -EPROTO;
+  if (h.status) return h.status == EPERM ? -EPERM : -SB_ECORRUPT;
   struct stat st;
   int seals = fcntl(ch->memfd, F_GET_SEALS);
   if (fstat(ch->memfd, &st) < 0 || seals < 0 || (seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW) ||
       (uint64_t)st.st_size != h.region_size || h.region_size < HDR_BYTES)
-    return fail(ch, err, -SB_ECORRUPT);
+    return -SB_ECORRUPT;
   ch->g.region_size = h.region_size;
-  if ((r = map_region(ch))) return fail(ch, err, r);
-  if ((r = check_header(ch, h.region_size))) return fail(ch, err, r);
+  if ((r = map_region(ch))) return r;
+  if ((r = check_header(ch, h.region_size))) return r;
   ch->hdr->id.worker_pid = (uint32_t)getpid();
   fcntl(ch->sock, F_SETFL, O_NONBLOCK);
-  if (err) *err = 0;
+  return 0;
+}
+
+sb_chan *sb_connect(const char *name, int64_t hub_uid, int timeout_ms, int *err) {
+  sb_chan *ch = sb_connect_start(name, hub_uid, err);
+  if (!ch) return NULL;
+  int r = sb_connect_finish(ch, timeout_ms);
+  if (r) return fail(ch, err, r == -EAGAIN ? -ETIMEDOUT : r);
   return ch;
 }
 

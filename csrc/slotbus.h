@@ -51,9 +51,15 @@ int sb_listen(const char *name);
  * Returns NULL with *err = -EAGAIN when nobody is waiting, -EPERM when a peer was refused (its uid in *err_uid),
  * or another -errno. */
 sb_chan *sb_accept(int listen_fd, const sb_hub_config *cfg, int *err, uint32_t *err_uid);
-/* Worker: connect by name and attach the hub's region. hub_uid < 0 means "my own uid".
- * Returns NULL with *err = -ECONNREFUSED/-ENOENT (no hub), -EPERM (refused either way), -SB_ECORRUPT, or -errno. */
+/* Worker: connect by name and attach the hub's region, waiting up to timeout_ms for the hub's hello.
+ * hub_uid < 0 means "my own uid". Returns NULL with *err = -ECONNREFUSED (no hub), -EPERM (refused either
+ * way), -ETIMEDOUT, -SB_ECORRUPT, or -errno. */
 sb_chan *sb_connect(const char *name, int64_t hub_uid, int timeout_ms, int *err);
+/* The same in two steps, for event loops that must not block (the hub may run on the same thread):
+ * start connects and checks the hub's uid; finish returns 0 once attached, -EAGAIN while the hello has not
+ * arrived (the socket fd becomes readable when it does), or -errno: then sb_close the channel. */
+sb_chan *sb_connect_start(const char *name, int64_t hub_uid, int *err);
+int sb_connect_finish(sb_chan *ch, int timeout_ms);
 /* Unmap, close every fd. The peer sees its socket close. */
 void sb_close(sb_chan *ch);
 

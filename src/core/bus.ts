@@ -1,6 +1,6 @@
 // The hub side: SlotBus listens under a name, maps one region per connected worker, spreads requests.
 import { closeSync } from "node:fs"
-import { native, Kind, Msg, RespFlag, E_CORRUPT, HUB_CONFIG_WORDS, MAX_ALLOW_UIDS, State, type Chan } from "../native/ffi.ts"
+import { native, Kind, Msg, RespFlag, E_CORRUPT, HUB_CONFIG_WORDS, MAX_ALLOW_UIDS, State, Control, type Chan } from "../native/ffi.ts"
 import { Channel } from "./channel.ts"
 import { align8, headerPairs, pairsToRecord, readHead, toBytes, utf8, writeHead } from "./codec.ts"
 import type { BodyInit, HeaderInit } from "./codec.ts"
@@ -104,6 +104,7 @@ interface Link {
   pending: (Pending | null)[]
   inFlight: number
   requests: number
+  draining: boolean // the worker is shutting down: send it nothing new
 }
 
 const STATE_NAMES = Object.fromEntries(Object.entries(State).map(([k, v]) => [v, k.toLowerCase()]))
@@ -226,12 +227,13 @@ export class SlotBus {
   }
 
   private hasFreeSlot() {
-    return this.links.some((l) => l.inFlight < l.chan.slotCount)
+    return this.links.some((l) => !l.draining && l.inFlight < l.chan.slotCount)
   }
 
   private dispatch(p: Pending): boolean {
     let link: Link | null = null
-    for (const l of this.links) if (l.inFlight < l.chan.slotCount && (!link || l.inFlight < link.inFlight)) link = l
+    for (const l of this.links)
+      if (!l.draining && l.inFlight < l.chan.slotCount && (!link || l.inFlight < link.inFlight)) link = l
     if (!link) return false
     const ptr = link.chan.ptr
     const slot = native.sb_hub_claim(ptr)
@@ -336,9 +338,17 @@ export class SlotBus {
   }
 
   private addLink(chan: Channel) {
-    const link: Link = { chan, pump: null as unknown as Pump, pending: new Array(chan.slotCount).fill(null), inFlight: 0, requests: 0 }
+    const pending = new Array<Pending | null>(chan.slotCount).fill(null)
+    const link: Link = { chan, pump: null as unknown as Pump, pending, inFlight: 0, requests: 0, draining: false }
     link.pump = new Pump(chan, this.idle, () => this.drain(link), () => link.inFlight > 0)
-    chan.watchPeer(() => this.drop(link, new WorkerGoneError(`worker pid ${chan.peerPid} of "${this.name}" disconnected or died before answering; retry the request`)))
+    chan.watchPeer(
+      (byte) => {
+        if (byte !== Control.DRAIN) return
+        link.draining = true
+        chan.sendControl(Control.DRAIN_ACK)
+      },
+      () => this.drop(link, new WorkerGoneError(`worker pid ${chan.peerPid} of "${this.name}" disconnected or died before answering; retry the request`)),
+    )
     this.links.push(link)
     for (const w of [...this.waiters]) if (this.links.length >= w.n) w.resolve()
     this.dispatchQueued()
@@ -408,7 +418,10 @@ export class SlotBus {
     clearInterval(this.accepter)
     const err = new BusClosedError(`bus "${this.name}" closed before the request finished`)
     for (const p of [...this.queue]) this.fail(p, err)
-    for (const l of [...this.links]) this.drop(l, err)
+    for (const l of [...this.links]) {
+      l.chan.sendControl(Control.HUB_CLOSING)
+      this.drop(l, err)
+    }
   }
 
   [Symbol.asyncDispose]() {

@@ -1,5 +1,6 @@
 // One side of one hub<->worker connection: the mapped region, its doorbell and the socket that tells of death.
 import { toArrayBuffer } from "bun:ffi"
+import { writeSync } from "node:fs"
 import { native, type Chan, MSG_WORDS } from "../native/ffi.ts"
 
 export class Channel {
@@ -45,12 +46,24 @@ export class Channel {
     this.readLoop(native.sb_doorbell_fd(this.ptr), onRing, () => {})
   }
 
-  /** Calls onGone once when the peer's end of the socket closes (exit, crash, kill -9, or close()). */
-  watchPeer(onGone: () => void) {
-    this.readLoop(native.sb_socket_fd(this.ptr), () => {}, onGone)
+  /**
+   * Calls onControl for each control byte the peer sends (docs/PROTOCOL.md §1), and onGone once when the
+   * peer's end of the socket closes (exit, crash, kill -9, or close()).
+   */
+  watchPeer(onControl: (byte: number) => void, onGone: () => void) {
+    this.readLoop(native.sb_socket_fd(this.ptr), (bytes) => bytes.forEach(onControl), onGone)
   }
 
-  private readLoop(fd: number, onChunk: () => void, onEnd: () => void) {
+  /** Sends a control byte; false if the peer is already gone. */
+  sendControl(byte: number): boolean {
+    try {
+      return this.open && writeSync(native.sb_socket_fd(this.ptr), new Uint8Array([byte])) === 1
+    } catch {
+      return false
+    }
+  }
+
+  private readLoop(fd: number, onChunk: (bytes: Uint8Array) => void, onEnd: () => void) {
     // Bun polls the non-blocking fd on its own event loop; the fd stays ours (Bun does not close it).
     const reader = Bun.file(fd).stream().getReader()
     this.readers.push(reader)
@@ -59,7 +72,7 @@ export class Channel {
         (r) => {
           if (!this.open) return
           if (r.done) return onEnd()
-          onChunk()
+          onChunk(r.value)
           next()
         },
         () => this.open && onEnd(),

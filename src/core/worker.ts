@@ -1,5 +1,5 @@
 // The worker side: SlotWorker connects to a hub by name and answers its requests from the slots.
-import { native, Kind, Msg, RespFlag, E_CORRUPT, type Chan } from "../native/ffi.ts"
+import { native, Kind, Msg, RespFlag, E_CORRUPT, Control, type Chan } from "../native/ffi.ts"
 import { Channel } from "./channel.ts"
 import { align8, EMPTY, headerPairs, pairsToRecord, readHead, toBytes, utf8, writeHead } from "./codec.ts"
 import type { BodyInit, HeaderInit } from "./codec.ts"
@@ -26,7 +26,8 @@ export interface ConnectOptions {
 }
 
 export interface WorkerClosed {
-  reason: "closed" | "hub-gone" | "protocol-error"
+  /** closed: by close(); hub-closed: the hub closed the bus; hub-gone: the hub died; protocol-error: it broke the protocol. */
+  reason: "closed" | "hub-closed" | "hub-gone" | "protocol-error"
   error?: Error
 }
 
@@ -86,7 +87,10 @@ export class SlotRequest {
 const ECONNREFUSED = -111
 const ENOENT = -2
 const EPERM = -1
+const EAGAIN = -11
+const ETIMEDOUT = -110
 const RETRY_MS = 50
+const HELLO_TIMEOUT_MS = 5000
 
 export class SlotWorker {
   readonly closed: Promise<WorkerClosed>
@@ -96,6 +100,7 @@ export class SlotWorker {
   private stopping: Promise<void> | null = null
   private active = 0
   private served = 0
+  private drained: (() => void) | null = null
   private readonly err = new Int32Array(1)
 
   private constructor(readonly name: string, private readonly handler: SlotHandler, private readonly opts: ConnectOptions) {
@@ -125,11 +130,12 @@ export class SlotWorker {
     const cname = Buffer.from(this.name + "\0")
     for (;;) {
       if (this.stopping) throw new BusClosedError("worker closed while connecting")
-      const ptr = native.sb_connect(cname, this.opts.hubUid ?? -1, 5000, this.err) as Chan | null
-      if (ptr) return this.serve(new Channel(ptr))
-      const e = this.err[0]!
+      const ptr = native.sb_connect_start(cname, this.opts.hubUid ?? -1, this.err) as Chan | null
+      const e = ptr ? await this.finishConnect(ptr) : this.err[0]!
+      if (ptr && e === 0) return this.serve(new Channel(ptr))
       if (e === -22) throw new TypeError(`bus name must match [A-Za-z0-9._-]{1,64}, got ${JSON.stringify(this.name)}`)
       if (e === EPERM) throw new PeerRefusedError(`hub "${this.name}" and this worker (uid ${process.getuid?.()}) do not trust each other's uid; see allowUids / hubUid`)
+      if (e === ETIMEDOUT) throw new HubNotFoundError(`hub "${this.name}" took the connection but sent no hello in ${HELLO_TIMEOUT_MS}ms; is its event loop blocked?`)
       if (e !== ECONNREFUSED && e !== ENOENT) throw new ProtocolError(`cannot attach to hub "${this.name}": error ${-e}`)
       if (performance.now() >= deadline)
         throw new HubNotFoundError(`no hub is listening as "${this.name}"; start it first, or pass waitForHubMs / reconnect`)
@@ -137,29 +143,46 @@ export class SlotWorker {
     }
   }
 
+  /** Waits for the hub's hello without blocking the event loop: the hub may live on this very thread. */
+  private async finishConnect(ptr: Chan): Promise<number> {
+    const deadline = performance.now() + HELLO_TIMEOUT_MS
+    let r: number
+    while ((r = native.sb_connect_finish(ptr, 0)) === EAGAIN && performance.now() < deadline) await Bun.sleep(1)
+    if (r !== 0) native.sb_close(ptr)
+    return r === EAGAIN ? ETIMEDOUT : r
+  }
+
   private serve(chan: Channel) {
     this.chan = chan
     this.pump = new Pump(chan, this.opts.idle, () => this.drain(chan), () => true)
-    chan.watchPeer(() => this.lost(chan, "hub-gone"))
+    let hubClosing = false
+    chan.watchPeer(
+      (byte) => {
+        if (byte === Control.HUB_CLOSING) hubClosing = true
+        if (byte === Control.DRAIN_ACK) this.drained?.()
+      },
+      () => this.lost(chan, hubClosing ? "hub-closed" : "hub-gone"),
+    )
     this.pump.kick()
     this.opts.onConnect?.(chan.peerPid)
   }
 
   private lost(chan: Channel, reason: WorkerClosed["reason"], error?: Error) {
     if (this.chan !== chan) return
+    this.drained?.()
     this.pump?.stop()
     chan.close()
     this.chan = null
     this.opts.onDisconnect?.(reason)
     if (this.opts.reconnect && !this.stopping) {
       this.attach(Infinity).catch((e: Error) => this.resolveClosed({ reason: "closed", error: e }))
-    } else this.resolveClosed({ reason, error })
+    } else this.resolveClosed(error ? { reason, error } : { reason })
   }
 
   private drain(chan: Channel): number {
     const m = chan.msg
     let n = 0
-    while (!this.stopping) {
+    for (;;) {
       const slot = native.sb_worker_poll(chan.ptr)
       if (slot < 0) {
         if (slot === E_CORRUPT) this.lost(chan, "protocol-error", new ProtocolError(`hub broke the protocol: ${native.sb_error(chan.ptr)}`))
@@ -229,13 +252,24 @@ export class SlotWorker {
     this.served++
   }
 
-  /** Stop taking requests, let running handlers finish (up to timeoutMs, default 5000), then disconnect. */
+  /**
+   * Graceful stop: the hub is asked to send nothing new, everything it already sent is answered (for up to
+   * timeoutMs, default 5000), then the worker disconnects.
+   */
   close(opts: { timeoutMs?: number } = {}): Promise<void> {
     this.stopping ??= (async () => {
       const deadline = performance.now() + (opts.timeoutMs ?? 5000)
-      while (this.active > 0 && this.chan && performance.now() < deadline) await Bun.sleep(1)
       const chan = this.chan
-      if (chan) {
+      if (chan?.sendControl(Control.DRAIN)) {
+        // After the ack the hub publishes nothing more, so one last drain takes all that is left.
+        await new Promise<void>((resolve) => {
+          this.drained = resolve
+          setTimeout(resolve, Math.max(0, deadline - performance.now())).unref()
+        })
+        if (chan.isOpen) this.drain(chan)
+      }
+      while (this.active > 0 && this.chan && performance.now() < deadline) await Bun.sleep(1)
+      if (chan && this.chan === chan) {
         this.pump?.stop()
         chan.close()
         this.chan = null

@@ -8,6 +8,8 @@ const symbols = {
   sb_listen: { args: [cstring], returns: i32 },
   sb_accept: { args: [i32, ptr, ptr, ptr], returns: ptr },
   sb_connect: { args: [cstring, i64, i32, ptr], returns: ptr },
+  sb_connect_start: { args: [cstring, i64, ptr], returns: ptr },
+  sb_connect_finish: { args: [ptr, i32], returns: i32 },
   sb_close: { args: [ptr], returns: none },
 
   sb_region: { args: [ptr], returns: ptr },
@@ -52,5 +54,7 @@ export const MAX_ALLOW_UIDS = 8
 export const State = { FREE: 0, WRITING: 1, READY: 2, CLAIMED: 3, DONE: 4, CANCELLED: 5 } as const
 export const Kind = { RAW: 0, HTTP: 1 } as const
 export const RespFlag = { ERROR: 1, CANCELLED: 2 } as const
+// Bytes on the rendezvous socket after the hello (docs/PROTOCOL.md §1)
+export const Control = { DRAIN: 0x44 /* D */, DRAIN_ACK: 0x41 /* A */, HUB_CLOSING: 0x43 /* C */ } as const
 export const NONE = -1
 export const E_CORRUPT = -1000
