@@ -285,7 +285,7 @@ export class SlotBus {
     this.latency.record(Bun.nanoseconds() - p.started)
     const value = p.kind === Kind.RAW
       ? body
-      : new SlotResponse(m[Msg.status]!, pairsToRecord(readHead(arena.subarray(0, m[Msg.headLen]!)), 0), body)
+      : new SlotResponse(m[Msg.status]!, pairsToRecord(readHead(arena, m[Msg.headLen]!), 0), body)
     this.settle(p)
     p.resolve(value as never)
   }

@@ -16,11 +16,12 @@ export function toBytes(body: BodyInit, what: string): Uint8Array {
   throw new TypeError(`${what} must be a Uint8Array, ArrayBuffer, string or null, got ${typeof body}`)
 }
 export const EMPTY = new Uint8Array(0)
+const NO_PAIRS: readonly string[] = Object.freeze([])
 
 /** Header pairs with lower-case names, validated: no NUL may appear in a name or value. */
-export function headerPairs(init: HeaderInit | undefined): string[] {
+export function headerPairs(init: HeaderInit | undefined): readonly string[] {
+  if (init == null) return NO_PAIRS
   const out: string[] = []
-  if (init == null) return out
   const entries: Iterable<readonly [string, string]> =
     init instanceof Headers || Symbol.iterator in init
       ? (init as Iterable<readonly [string, string]>)
@@ -46,17 +47,24 @@ export function headBound(strings: readonly string[]): number {
 export function writeHead(dst: Uint8Array, strings: readonly string[]): number {
   let at = 0
   for (const s of strings) {
-    at += encoder.encodeInto(s, dst.subarray(at)).written
+    let i = 0
+    // ASCII is written directly: encodeInto would need a subarray per string.
+    for (; i < s.length; i++) {
+      const c = s.charCodeAt(i)
+      if (c > 0x7f) break
+      dst[at++] = c
+    }
+    if (i < s.length) at += encoder.encodeInto(s.slice(i), dst.subarray(at)).written
     dst[at++] = 0
   }
   return at
 }
 
-/** Splits a head into its strings. */
-export function readHead(src: Uint8Array): string[] {
+/** Splits the head in src[0..end) into its strings. */
+export function readHead(src: Uint8Array, end: number): string[] {
   const out: string[] = []
   let start = 0
-  for (let i = 0; i < src.length; i++) {
+  for (let i = 0; i < end; i++) {
     if (src[i] !== 0) continue
     out.push(decodeAscii(src, start, i))
     start = i + 1

@@ -44,13 +44,14 @@ export class SlotRequest {
     /** "raw" for `bus.call`, "http" for `bus.request`. */
     readonly kind: "raw" | "http",
     readonly id: number,
-    private readonly head: Uint8Array,
+    private readonly arena: Uint8Array,
+    private readonly headLen: number,
     readonly body: Uint8Array,
     private readonly out: Uint8Array,
   ) {}
 
   private get parts(): string[] {
-    return (this.strings ??= readHead(this.head))
+    return (this.strings ??= readHead(this.arena, this.headLen))
   }
   get method(): string {
     return this.parts[0] ?? ""
@@ -195,7 +196,8 @@ export class SlotWorker {
       const req = new SlotRequest(
         m[Msg.kind] === Kind.RAW ? "raw" : "http",
         m[Msg.id]!,
-        arena.subarray(0, headLen),
+        arena,
+        headLen,
         arena.subarray(off, off + m[Msg.bodyLen]!),
         chan.arena(slot, 1),
       )
