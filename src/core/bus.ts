@@ -108,7 +108,9 @@ interface Link {
 }
 
 const STATE_NAMES = Object.fromEntries(Object.entries(State).map(([k, v]) => [v, k.toLowerCase()]))
-const ACCEPT_EVERY_MS = 10
+// New workers are accepted and deadlines checked on a timer: often while requests are out, rarely when idle.
+const TICK_BUSY_MS = 10
+const TICK_IDLE_MS = 50
 const MiB = 1024 * 1024
 
 function positiveInt(v: number | undefined, dflt: number, what: string, max = 2 ** 31): number {
@@ -131,10 +133,11 @@ export class SlotBus {
   private readonly queue: Pending[] = []
   private readonly config: Uint32Array
   private readonly err = new Int32Array(2)
-  private readonly accepter: ReturnType<typeof setInterval>
+  private ticker: ReturnType<typeof setTimeout>
   private readonly latency = new LatencyHistogram()
   private readonly waiters: { n: number; resolve: () => void }[] = []
   private closing: Promise<void> | null = null
+  private stopped = false
   private nextId = 1
   private counters = { requests: 0, responses: 0, errors: 0, timeouts: 0, refusedPeers: 0, bytesOut: 0, bytesIn: 0 }
   private readonly maxBody: number
@@ -157,7 +160,7 @@ export class SlotBus {
       throw new RangeError(`allowUids takes at most ${MAX_ALLOW_UIDS} uids`)
     this.config = new Uint32Array(HUB_CONFIG_WORDS)
     this.config.set([slots, align8(this.maxHead) + this.maxBody, positiveInt(opts.trimBytes, MiB, "trimBytes"), uids.length, ...uids])
-    this.accepter = setInterval(() => this.tick(), ACCEPT_EVERY_MS)
+    this.ticker = setTimeout(() => this.tick(), 0)
   }
 
   /** Start serving `name`: workers connect to it with `SlotWorker.connect(name, handler)`. */
@@ -321,8 +324,13 @@ export class SlotBus {
       if (p && !p.settled && p.deadline <= t)
         this.fail(p, new TimeoutError(`request to "${this.name}" timed out after ${p.timeoutMs}ms; the worker is overloaded, stuck, or absent`))
     }
-    for (const l of this.links) l.pending.forEach(expire)
+    let busy = this.queue.length > 0
+    for (const l of this.links) {
+      l.pending.forEach(expire)
+      busy ||= l.inFlight > 0
+    }
     for (const p of [...this.queue]) expire(p)
+    if (!this.stopped) this.ticker = setTimeout(() => this.tick(), busy ? TICK_BUSY_MS : TICK_IDLE_MS)
   }
 
   private acceptAll() {
@@ -415,7 +423,8 @@ export class SlotBus {
     const deadline = performance.now() + timeoutMs
     while (drain && (this.queue.length > 0 || this.links.some((l) => l.pending.some((p) => p && !p.settled))) && performance.now() < deadline)
       await Bun.sleep(1)
-    clearInterval(this.accepter)
+    this.stopped = true
+    clearTimeout(this.ticker)
     const err = new BusClosedError(`bus "${this.name}" closed before the request finished`)
     for (const p of [...this.queue]) this.fail(p, err)
     for (const l of [...this.links]) {
