@@ -209,10 +209,15 @@ void sb_unpark(sb_chan *ch) {
   }
 }
 
+/* Reads and discards control bytes (§1): a C side has no use for them, and unread they would keep the
+ * socket readable forever and hide the EOF behind them. */
 static int peer_gone(sb_chan *ch) {
-  char c;
-  ssize_t r = recv(ch->sock, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-  return r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+  char buf[64];
+  for (;;) {
+    ssize_t r = recv(ch->sock, buf, sizeof buf, MSG_DONTWAIT);
+    if (r > 0) continue;
+    return r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+  }
 }
 
 int sb_wait(sb_chan *ch, int timeout_ms, int use_futex) {
@@ -483,7 +488,7 @@ static int map_region(sb_chan *ch) {
 }
 
 static int uid_allowed(const sb_hub_config *cfg, uint32_t uid) {
-  if (cfg->allow_uid_count == 0) return uid == (uint32_t)getuid();
+  if (uid == (uint32_t)getuid()) return 1;
   for (uint32_t i = 0; i < cfg->allow_uid_count && i < SB_MAX_ALLOW_UIDS; i++)
     if (cfg->allow_uids[i] == uid) return 1;
   return 0;
@@ -624,6 +629,8 @@ sb_chan *sb_connect_start(const char *name, int64_t hub_uid, int *err) {
   if (err) *err = 0;
   return ch;
 }
+
+void sb_disconnect(sb_chan *ch) { shutdown(ch->sock, SHUT_RDWR); }
 
 int sb_connect_finish(sb_chan *ch, int timeout_ms) {
   if (ch->base != MAP_FAILED) return 0;

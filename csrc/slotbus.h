@@ -39,7 +39,7 @@ typedef struct sb_hub_config {
   uint32_t slot_count;      /* 1..SB_MAX_SLOTS */
   uint32_t arena_size;      /* bytes per direction per slot, rounded up to 4096 */
   uint32_t trim_bytes;      /* arena bytes kept resident after a reclaim; beyond are punched out */
-  uint32_t allow_uid_count; /* 0: only the hub's own uid may connect */
+  uint32_t allow_uid_count; /* uids allowed besides the hub's own, which always is */
   uint32_t allow_uids[SB_MAX_ALLOW_UIDS];
 } sb_hub_config;
 
@@ -62,6 +62,8 @@ sb_chan *sb_connect_start(const char *name, int64_t hub_uid, int *err);
 int sb_connect_finish(sb_chan *ch, int timeout_ms);
 /* Unmap, close every fd. The peer sees its socket close. */
 void sb_close(sb_chan *ch);
+/* Tell the peer we are gone (it sees EOF) but keep the region mapped, for views still in use; sb_close later. */
+void sb_disconnect(sb_chan *ch);
 
 /* ---- channel facts ---- */
 uint8_t *sb_region(sb_chan *ch);

@@ -24,7 +24,7 @@ export interface ListenOptions {
   timeoutMs?: number
   /** How the hub waits for responses. Default "adaptive". */
   idle?: IdleStrategy
-  /** uids allowed to connect besides none: by default only the hub's own uid. At most 8. */
+  /** uids allowed to connect besides the hub's own (which always is). At most 8. */
   allowUids?: number[]
   /** Arena bytes kept resident per slot after a large message; the rest is returned to the kernel. Default 1 MiB. */
   trimBytes?: number

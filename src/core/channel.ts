@@ -13,6 +13,8 @@ export class Channel {
   private readonly arenas: (Uint8Array | undefined)[]
   private readers: { cancel(): Promise<void> }[] = []
   private open = true
+  private holds = 0
+  private readersReleased = false
 
   constructor(readonly ptr: Chan) {
     this.msg = new Uint32Array(toArrayBuffer(native.sb_last_msg(ptr)!, 0, MSG_WORDS * 4))
@@ -81,12 +83,31 @@ export class Channel {
     next()
   }
 
+  /** Keeps the region mapped past close() while a handler may still touch views into it. */
+  hold() {
+    this.holds++
+  }
+  release() {
+    if (--this.holds === 0) this.unmapIfUnused()
+  }
+
+  /** The peer sees EOF at once; the memory goes when no view is held and Bun has let go of the fds. */
   close() {
     if (!this.open) return
     this.open = false
+    native.sb_disconnect(this.ptr)
     this.arenas.fill(undefined)
     // Close the fds only once Bun has let go of them, so it never touches a reused fd number.
     const released = this.readers.map((r) => r.cancel().catch(() => {}))
-    Promise.all(released).then(() => native.sb_close(this.ptr))
+    Promise.all(released).then(() => {
+      this.readersReleased = true
+      this.unmapIfUnused()
+    })
+  }
+
+  private unmapIfUnused() {
+    if (this.open || !this.readersReleased || this.holds > 0) return
+    this.readersReleased = false // once
+    native.sb_close(this.ptr)
   }
 }

@@ -91,6 +91,8 @@ const EPERM = -1
 const EAGAIN = -11
 const ETIMEDOUT = -110
 const RETRY_MS = 50
+// No hub, or one dying while we queued on its socket: worth another try.
+const RETRYABLE = new Set([ECONNREFUSED, ENOENT, -104 /* ECONNRESET */, -32 /* EPIPE */])
 const HELLO_TIMEOUT_MS = 5000
 
 export class SlotWorker {
@@ -137,7 +139,7 @@ export class SlotWorker {
       if (e === -22) throw new TypeError(`bus name must match [A-Za-z0-9._-]{1,64}, got ${JSON.stringify(this.name)}`)
       if (e === EPERM) throw new PeerRefusedError(`hub "${this.name}" and this worker (uid ${process.getuid?.()}) do not trust each other's uid; see allowUids / hubUid`)
       if (e === ETIMEDOUT) throw new HubNotFoundError(`hub "${this.name}" took the connection but sent no hello in ${HELLO_TIMEOUT_MS}ms; is its event loop blocked?`)
-      if (e !== ECONNREFUSED && e !== ENOENT) throw new ProtocolError(`cannot attach to hub "${this.name}": error ${-e}`)
+      if (!RETRYABLE.has(e)) throw new ProtocolError(`cannot attach to hub "${this.name}": error ${-e}`)
       if (performance.now() >= deadline)
         throw new HubNotFoundError(`no hub is listening as "${this.name}"; start it first, or pass waitForHubMs / reconnect`)
       await Bun.sleep(RETRY_MS)
@@ -176,7 +178,7 @@ export class SlotWorker {
     this.chan = null
     this.opts.onDisconnect?.(reason)
     if (this.opts.reconnect && !this.stopping) {
-      this.attach(Infinity).catch((e: Error) => this.resolveClosed({ reason: "closed", error: e }))
+      this.attach(Infinity).catch((e: Error) => this.resolveClosed({ reason: "hub-gone", error: e }))
     } else this.resolveClosed(error ? { reason, error } : { reason })
   }
 
@@ -208,6 +210,7 @@ export class SlotWorker {
 
   private run(chan: Channel, slot: number, req: SlotRequest) {
     this.active++
+    chan.hold()
     let out: SlotReply | Promise<SlotReply>
     try {
       out = this.handler(req)
@@ -220,7 +223,14 @@ export class SlotWorker {
 
   private finish(chan: Channel, slot: number, req: SlotRequest, out: unknown, threw: boolean) {
     this.active--
-    if (!chan.isOpen) return // the hub is gone; nobody is waiting
+    try {
+      if (chan.isOpen) this.reply(chan, slot, req, out, threw) // else the hub is gone; nobody is waiting
+    } finally {
+      chan.release()
+    }
+  }
+
+  private reply(chan: Channel, slot: number, req: SlotRequest, out: unknown, threw: boolean) {
     let status = 200, flags = 0, headLen = 0, bodyLen = 0
     const arena = chan.arena(slot, 1)
     try {

@@ -11,6 +11,7 @@ const symbols = {
   sb_connect_start: { args: [cstring, i64, ptr], returns: ptr },
   sb_connect_finish: { args: [ptr, i32], returns: i32 },
   sb_close: { args: [ptr], returns: none },
+  sb_disconnect: { args: [ptr], returns: none },
 
   sb_region: { args: [ptr], returns: ptr },
   sb_region_size: { args: [ptr], returns: f64 },

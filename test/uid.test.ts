@@ -1,0 +1,95 @@
+// The rendezvous checks SO_PEERCRED: a worker running as another uid is refused unless the hub allows it.
+import { describe, expect, test } from "bun:test"
+import { SlotBus, type SlotResponse } from "../src/index.ts"
+import { Child, FIXTURES, eventually, uniqueName } from "./fixtures/crash-procs.ts"
+import { join } from "node:path"
+
+const NOBODY = 65534
+const FIXTURE = join(FIXTURES, "crash-worker.ts")
+const BUN = process.execPath
+const setpriv = Bun.which("setpriv")
+const asNobody = (args: string[]) => [setpriv!, `--reuid=${NOBODY}`, `--regid=${NOBODY}`, "--clear-groups", ...args]
+// Bun as nobody: no home to write a cache into.
+const nobodyEnv = { PATH: process.env.PATH, HOME: "/tmp", BUN_RUNTIME_TRANSPILER_CACHE_PATH: "0" }
+
+function whyNot(): string | null {
+  if (process.getuid?.() !== 0) return `needs root to start a process as uid ${NOBODY} (running as uid ${process.getuid?.()})`
+  if (!setpriv) return "needs setpriv (util-linux) to start a process as another uid"
+  const probe = Bun.spawnSync(asNobody([BUN, "-e", `require("fs").accessSync(${JSON.stringify(FIXTURE)}, 4)`]), { env: nobodyEnv, stderr: "pipe" })
+  if (probe.exitCode !== 0) return `uid ${NOBODY} cannot run ${BUN} on ${FIXTURE}: ${probe.stderr.toString().trim()}`
+  return null
+}
+const skipReason = whyNot()
+if (skipReason) console.warn(`uid.test skipped: ${skipReason}`)
+
+function nobodyWorker(name: string, ...flags: string[]) {
+  return new Child(asNobody([BUN, FIXTURE, name, "echo", ...flags]), { env: nobodyEnv })
+}
+
+describe.skipIf(skipReason !== null)(`a worker running as uid ${NOBODY}`, () => {
+  test("is refused by a hub that does not allow its uid: PeerRefusedError on its side, refusedPeers on the hub's", async () => {
+    const name = uniqueName("uid-refused")
+    const bus = await SlotBus.listen(name)
+    const worker = nobodyWorker(name, "--hub-uid=0") // it trusts the hub; the hub must say no
+    try {
+      expect((await worker.waitLine(/^(ready|error) (\S+)/))[0]).toBe("error PeerRefusedError")
+      expect(await worker.proc.exited).toBe(2)
+      expect(await eventually(() => bus.stats().refusedPeers === 1)).toBe(true)
+      expect(bus.workers).toEqual([])
+    } finally {
+      await worker.stop()
+      await bus.close()
+    }
+  }, 15_000)
+
+  test("refuses a hub running as root unless told the hub's uid, and never becomes one of its workers", async () => {
+    const name = uniqueName("uid-distrust")
+    const bus = await SlotBus.listen(name, { allowUids: [NOBODY] })
+    const worker = nobodyWorker(name) // expects a hub of its own uid
+    try {
+      expect((await worker.waitLine(/^(ready|error) (\S+)/))[0]).toBe("error PeerRefusedError")
+      expect(await worker.proc.exited).toBe(2)
+      await Bun.sleep(50) // a few accept ticks: the connection it dropped must not become a worker
+      expect(bus.workers).toEqual([])
+    } finally {
+      await worker.stop()
+      await bus.close()
+    }
+  }, 15_000)
+
+  test("is accepted with allowUids and serves requests when it names the hub's uid", async () => {
+    const name = uniqueName("uid-allowed")
+    const bus = await SlotBus.listen(name, { allowUids: [NOBODY] })
+    const worker = nobodyWorker(name, "--hub-uid=0")
+    try {
+      expect((await worker.waitLine(/^(ready|error) .*/))[0]).toBe(`ready ${worker.pid} ${NOBODY}`)
+      await bus.waitForWorkers(1)
+      expect(bus.workers.map((w) => [w.pid, w.uid])).toEqual([[worker.pid, NOBODY]])
+      const raw = await Promise.all(Array.from({ length: 32 }, (_, i) => bus.call(`as-nobody-${i}`)))
+      expect(raw.map((b) => new TextDecoder().decode(b))).toEqual(Array.from({ length: 32 }, (_, i) => `as-nobody-${i}`.split("").reverse().join("")))
+      const r = (await bus.request({ method: "POST", path: "/who", body: "hi" })) as SlotResponse
+      expect([r.status, r.headers["x-pid"], r.text()]).toEqual([200, String(worker.pid), "hi"])
+      expect(bus.stats().refusedPeers).toBe(0)
+    } finally {
+      await worker.stop()
+      await bus.close()
+    }
+  }, 15_000)
+})
+
+describe.skipIf(skipReason !== null)("a hub with allowUids", () => {
+  test("still accepts workers of its own uid, as docs/PROTOCOL.md §1 says (own uid, or one it was configured to allow)", async () => {
+    const name = uniqueName("uid-own")
+    const bus = await SlotBus.listen(name, { allowUids: [NOBODY] })
+    const worker = new Child([BUN, FIXTURE, name, "echo"])
+    try {
+      expect((await worker.waitLine(/^(ready|error) .*/))[0]).toBe(`ready ${worker.pid} 0`)
+      await bus.waitForWorkers(1)
+      expect(new TextDecoder().decode(await bus.call("root"))).toBe("toor")
+      expect(bus.stats().refusedPeers).toBe(0)
+    } finally {
+      await worker.stop()
+      await bus.close()
+    }
+  }, 15_000)
+})
