@@ -1,4 +1,7 @@
 /* libslotbus reference implementation of docs/PROTOCOL.md. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* fallocate, struct ucred, accept4 */
+#endif
 #include "slotbus.h"
 
 #include <errno.h>
@@ -309,11 +312,11 @@ int sb_hub_poll(sb_chan *ch) {
 
 static void trim(sb_chan *ch, uint32_t slot, int response) {
   uint32_t *hw = &ch->hiwater[2 * slot + (response ? 1 : 0)];
-  uint32_t keep = (uint32_t)align_up(ch->trim_bytes, PAGE);
+  uint64_t keep = align_up(ch->trim_bytes, PAGE);
   if (*hw <= keep) return;
-  off_t off = (off_t)(arena(ch, slot, response) - ch->base) + keep;
-  fallocate(ch->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, (off_t)align_up(*hw, PAGE) - keep);
-  *hw = keep;
+  off_t off = (off_t)(arena(ch, slot, response) - ch->base + keep);
+  fallocate(ch->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, (off_t)(align_up(*hw, PAGE) - keep));
+  *hw = (uint32_t)keep;
 }
 
 int sb_hub_release(sb_chan *ch, uint32_t slot) {
@@ -553,7 +556,7 @@ sb_chan *sb_accept(int listen_fd, const sb_hub_config *cfg, int *err, uint32_t *
   hello_init(&h, 0, g.region_size);
   int fds[3] = {ch->memfd, ch->peer_bell, ch->my_bell};
   if ((r = send_hello(sock, &h, fds, 3))) return fail(ch, err, r);
-  /* the worker has its own copy now; ours is only for the worker's doorbell writes */
+  /* from here on the socket is only watched for EOF and control bytes, never waited on */
   fcntl(sock, F_SETFL, O_NONBLOCK);
   if (err) *err = 0;
   return ch;

@@ -87,7 +87,7 @@ int sb_hub_claim(sb_chan *ch);
 /* Publish a claimed slot whose request arena holds head (+pad) + body. Wakes the worker if parked. */
 int sb_hub_publish(sb_chan *ch, uint32_t slot, uint32_t kind, uint32_t id, uint32_t head_len, uint32_t body_len);
 /* Withdraw a published request. 1: cancelled before the worker claimed it (it still comes back through
- * sb_hub_poll, flagged cancelled); 0: the worker already has it. */
+ * sb_hub_poll, flagged cancelled); 0: the worker already has it, or it was cancelled before. */
 int sb_hub_cancel(sb_chan *ch, uint32_t slot);
 /* Pop one completed slot, validated, into sb_last_msg. Returns its index, -1 if none, -SB_ECORRUPT. */
 int sb_hub_poll(sb_chan *ch);
@@ -112,7 +112,7 @@ int sb_park(sb_chan *ch);
 void sb_unpark(sb_chan *ch);
 /* Block until work may be available, the peer is gone, or timeout_ms passes (<0: forever).
  * use_futex: sleep on the ring's futex word instead of the eventfd (slices of 10 ms check the socket).
- * Returns 1 work may be ready, 0 timeout, -EPIPE peer gone. */
+ * Returns 1 work may be ready, 0 timeout (or early: a control byte arrived; just wait again), -EPIPE peer gone. */
 int sb_wait(sb_chan *ch, int timeout_ms, int use_futex);
 
 #ifdef __cplusplus

@@ -2,6 +2,9 @@
  * The main thread is the hub; each phase connects a fresh worker thread with its own idle strategy.
  * Usage: stress [requests] [--seed=N]. Prints one "stress ok: ..." line, or exits 1 on any mismatch,
  * lost or duplicated completion. Build it with -fsanitize=thread too (csrc/test/run-stress.sh --tsan). */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 #include "slotbus.h"
 
 #include <errno.h>
@@ -16,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -91,12 +95,25 @@ static uint8_t *arena_of(sb_chan *ch, uint32_t slot, int response) {
   return sb_region(ch) + (size_t)sb_arena_offset(ch, slot, response);
 }
 
+static const char *volatile g_step = "setup"; /* for the watchdog's message */
+
 static void watchdog_fired(int sig) {
   (void)sig;
-  static const char msg[] = "stress FAILED: watchdog: a phase hung (lost wake-up or completion?)\n";
+  static const char msg[] = "stress FAILED: watchdog: hung in ";
+  const char *step = g_step;
+  size_t n = 0;
+  while (step[n]) n++;
   ssize_t r = write(2, msg, sizeof msg - 1);
+  r = write(2, step, n);
+  r = write(2, "\n", 1);
   (void)r;
   _exit(1);
+}
+
+/* Every step runs under a watchdog: a lost wake-up or completion hangs instead of failing. */
+static void step_begin(const char *step, unsigned seconds) {
+  g_step = step;
+  alarm(seconds);
 }
 
 /* ---- TSan: one address for the region ----
@@ -281,7 +298,8 @@ static void worker_serve(sb_chan *ch, int slot) {
   const uint8_t *req = arena_of(ch, (uint32_t)slot, 0);
   uint8_t *resp = arena_of(ch, (uint32_t)slot, 1);
   for (uint32_t k = 0; k < s.head_len; k++) {
-    if (req[k] != head_byte(id, k)) die("worker: request %u head byte %u is %u, published %u", id, k, req[k], head_byte(id, k));
+    if (req[k] != head_byte(id, k))
+      die("worker: request %u head byte %u is %u, published %u", id, k, req[k], head_byte(id, k));
     resp[k] = head_reply(req[k]);
   }
   for (uint32_t k = s.head_len; k < align8(s.head_len); k++) {
@@ -291,7 +309,8 @@ static void worker_serve(sb_chan *ch, int slot) {
   const uint8_t *body = req + m->body_off;
   uint8_t *out = resp + m->body_off;
   for (uint32_t k = 0; k < s.body_len; k++) {
-    if (body[k] != body_byte(id, k)) die("worker: request %u body byte %u is %u, published %u", id, k, body[k], body_byte(id, k));
+    if (body[k] != body_byte(id, k))
+      die("worker: request %u body byte %u is %u, published %u", id, k, body[k], body_byte(id, k));
     out[k] = body_reply(body[k]);
   }
   int r = sb_worker_complete(ch, (uint32_t)slot, s.status, s.flags, s.head_len, s.body_len);
@@ -350,15 +369,18 @@ typedef struct {
   int64_t elapsed_ns;
 } hub;
 
-static sb_chan *hub_accept(hub *h) {
+static sb_chan *hub_accept(hub *h, uint32_t slots) {
+  sb_hub_config cfg = h->cfg;
+  cfg.slot_count = slots;
   int64_t deadline = now_ns() + 5000000000ll;
   for (;;) {
     int err = 0;
     uint32_t uid = 0;
-    sb_chan *ch = sb_accept(h->listen_fd, &h->cfg, &err, &uid);
+    sb_chan *ch = sb_accept(h->listen_fd, &cfg, &err, &uid);
     if (ch) {
-      if (sb_slot_count(ch) != SLOTS || sb_arena_size(ch) != ARENA)
-        die("hub: accepted %u slots of %u bytes, asked for %u of %u", sb_slot_count(ch), sb_arena_size(ch), SLOTS, ARENA);
+      if (sb_slot_count(ch) != slots || sb_arena_size(ch) != ARENA)
+        die("hub: accepted %u slots of %u bytes, asked for %u of %u", sb_slot_count(ch), sb_arena_size(ch), slots,
+            ARENA);
       return ch;
     }
     if (err != -EAGAIN) die("hub: sb_accept = %d (uid %u)", err, uid);
@@ -400,9 +422,10 @@ static void hub_cancel(hub *h, sb_chan *ch, uint32_t slot) {
 static void check_trimmed(hub *h, sb_chan *ch, uint32_t slot, int response, uint32_t used, uint32_t id) {
   if (used <= TRIM) return;
   const uint8_t *a = arena_of(ch, slot, response);
-  for (uint32_t off = TRIM; off < used; off += 4096u) {
-    if (a[off] != 0 || a[used - 1] != 0) die("hub: %s arena of slot %u (request %u) not trimmed at %u", response ? "response" : "request", slot, id, off);
-  }
+  const char *which = response ? "response" : "request";
+  for (uint32_t off = TRIM; off < used; off += 4096u)
+    if (a[off] != 0) die("hub: %s arena of slot %u (request %u) not trimmed at %u", which, slot, id, off);
+  if (a[used - 1] != 0) die("hub: %s arena of slot %u (request %u) not trimmed at %u", which, slot, id, used - 1);
   h->trims_checked++;
 }
 
@@ -419,8 +442,8 @@ static void hub_check_and_release(hub *h, sb_chan *ch, int slot) {
   if (m->kind != s.kind) die("hub: request %u came back as kind %u, published %u", id, m->kind, s.kind);
   if (f->cancel == 1) {
     if (m->flags != SB_RESP_CANCELLED || m->status != 0 || m->head_len != 0 || m->body_len != 0)
-      die("hub: cancelled request %u came back flags=%u status=%u head=%u body=%u", id, m->flags, m->status, m->head_len,
-          m->body_len);
+      die("hub: cancelled request %u came back flags=%u status=%u head=%u body=%u", id, m->flags, m->status,
+          m->head_len, m->body_len);
     h->cancelled++;
   } else {
     if (m->flags & SB_RESP_CANCELLED) die("hub: request %u came back cancelled, but sb_hub_cancel never won", id);
@@ -446,7 +469,7 @@ static void hub_check_and_release(hub *h, sb_chan *ch, int slot) {
 }
 
 static void dump_slots(hub *h, sb_chan *ch) {
-  for (uint32_t i = 0; i < SLOTS; i++)
+  for (uint32_t i = 0; i < sb_slot_count(ch); i++)
     fprintf(stderr, "  slot %u: state word %#x, outstanding=%d id=%u cancel=%d\n", i, sb_slot_state(ch, i),
             h->slot[i].outstanding, h->slot[i].id, h->slot[i].cancel);
 }
@@ -454,29 +477,32 @@ static void dump_slots(hub *h, sb_chan *ch) {
 typedef struct {
   const char *name;
   idle_kind hub_idle, worker_idle;
+  uint32_t slots;  /* slot_count: 5 has a ring of 8, 1 a ring of 1 (index mask 0) */
   uint32_t depth;  /* requests in flight at most */
   uint32_t weight; /* share of the requests */
 } phase;
 
 static const phase phases[] = {
-    {"spin/depth1", IDLE_SPIN, IDLE_SPIN, 1, 3},
-    {"spin/depth8", IDLE_SPIN, IDLE_SPIN, 8, 6},
-    {"eventfd/depth1", IDLE_EVENTFD, IDLE_EVENTFD, 1, 1},
-    {"eventfd/depth8", IDLE_EVENTFD, IDLE_EVENTFD, 8, 2},
-    {"futex/depth1", IDLE_FUTEX, IDLE_FUTEX, 1, 1},
-    {"futex/depth8", IDLE_FUTEX, IDLE_FUTEX, 8, 2},
-    {"hub-spin,worker-eventfd/depth8", IDLE_SPIN, IDLE_EVENTFD, 8, 1},
-    {"hub-futex,worker-spin/depth8", IDLE_FUTEX, IDLE_SPIN, 8, 1},
-    {"mixed/depth8", IDLE_MIXED, IDLE_MIXED, 8, 3},
+    {"spin/depth1", IDLE_SPIN, IDLE_SPIN, SLOTS, 1, 3},
+    {"spin/depth8", IDLE_SPIN, IDLE_SPIN, SLOTS, 8, 6},
+    {"eventfd/depth1", IDLE_EVENTFD, IDLE_EVENTFD, SLOTS, 1, 1},
+    {"eventfd/depth8", IDLE_EVENTFD, IDLE_EVENTFD, SLOTS, 8, 2},
+    {"futex/depth1", IDLE_FUTEX, IDLE_FUTEX, SLOTS, 1, 1},
+    {"futex/depth8", IDLE_FUTEX, IDLE_FUTEX, SLOTS, 8, 2},
+    {"hub-spin,worker-eventfd/depth8", IDLE_SPIN, IDLE_EVENTFD, SLOTS, 8, 1},
+    {"hub-futex,worker-spin/depth8", IDLE_FUTEX, IDLE_SPIN, SLOTS, 8, 1},
+    {"mixed/depth8", IDLE_MIXED, IDLE_MIXED, SLOTS, 8, 3},
+    {"spin/1-slot", IDLE_SPIN, IDLE_SPIN, 1, 1, 1},
+    {"mixed/5-slots", IDLE_MIXED, IDLE_MIXED, 5, 5, 1},
 };
 #define PHASES (sizeof phases / sizeof phases[0])
 
 static void run_phase(hub *h, const phase *p, uint32_t count) {
-  alarm(60 + count / 5000);
+  step_begin(p->name, 60 + count / 5000);
   worker_args wa = {.name = h->name, .idle = p->worker_idle};
   pthread_t t;
   if (pthread_create(&t, NULL, worker_main, &wa) != 0) die("pthread_create");
-  sb_chan *ch = hub_accept(h);
+  sb_chan *ch = hub_accept(h, p->slots);
   idler d = {.side = "hub", .kind = p->hub_idle, .rng = h->rng};
   uint64_t cancelled0 = h->cancelled;
   uint32_t published = 0, completed = 0, outstanding = 0;
@@ -489,7 +515,7 @@ static void run_phase(hub *h, const phase *p, uint32_t count) {
       /* right after publishing races the worker's claim; now and then also cancel an older one */
       uint64_t r = rng_next(&h->rng);
       if (r % 100u < CANCEL_PERCENT) hub_cancel(h, ch, slot);
-      if (((r >> 32) & 63u) == 0) hub_cancel(h, ch, (uint32_t)(r >> 40) % SLOTS);
+      if (((r >> 32) & 63u) == 0) hub_cancel(h, ch, (uint32_t)(r >> 40) % p->slots);
     }
     int progress = 0, slot;
     while ((slot = sb_hub_poll(ch)) >= 0) {
@@ -521,23 +547,23 @@ static void run_phase(hub *h, const phase *p, uint32_t count) {
   uint64_t cancelled = h->cancelled - cancelled0;
   if (wa.exit_reason != -EPIPE) die("worker of phase %s stopped with %d, not -EPIPE", p->name, wa.exit_reason);
   if (wa.served != published - cancelled)
-    die("phase %s: worker served %llu, hub published %u of which %llu cancelled", p->name, (unsigned long long)wa.served,
-        published, (unsigned long long)cancelled);
+    die("phase %s: worker served %llu, hub published %u of which %llu cancelled", p->name,
+        (unsigned long long)wa.served, published, (unsigned long long)cancelled);
   h->requests += count;
   h->elapsed_ns += elapsed;
   h->late_wakeups += d.late_wakeups + wa.late_wakeups;
-  printf("phase %-31s requests=%u cancelled=%llu hub_waits=%llu late_wakeups=%llu+%llu ns_per_rt=%.0f\n", p->name, count,
-         (unsigned long long)cancelled, (unsigned long long)d.waits, (unsigned long long)d.late_wakeups,
+  printf("phase %-31s requests=%u cancelled=%llu hub_waits=%llu late_wakeups=%llu+%llu ns_per_rt=%.0f\n", p->name,
+         count, (unsigned long long)cancelled, (unsigned long long)d.waits, (unsigned long long)d.late_wakeups,
          (unsigned long long)wa.late_wakeups, (double)elapsed / count);
 }
 
 /* The worker closes its channel with requests still queued: the hub's wait must say -EPIPE. */
 static void run_worker_dies(hub *h, int use_futex) {
-  alarm(20);
+  step_begin(use_futex ? "worker dies, hub waits on futex" : "worker dies, hub waits on eventfd", 20);
   worker_args wa = {.name = h->name, .idle = IDLE_SPIN, .serve_limit = 3};
   pthread_t t;
   if (pthread_create(&t, NULL, worker_main, &wa) != 0) die("pthread_create");
-  sb_chan *ch = hub_accept(h);
+  sb_chan *ch = hub_accept(h, SLOTS);
   for (uint32_t i = 0; i < SLOTS; i++) hub_publish(h, ch);
   uint32_t completed = 0;
   int64_t deadline = now_ns() + 5000000000ll;
@@ -550,7 +576,8 @@ static void run_worker_dies(hub *h, int use_futex) {
     if (slot != -1) die("hub: sb_hub_poll = %d (%s)", slot, sb_error(ch));
     w = sb_wait(ch, 1000, use_futex);
     if (w == -EPIPE) break;
-    if (w < 0 || now_ns() > deadline) die("hub: sb_wait(%s) = %d, the worker's exit went unnoticed", use_futex ? "futex" : "eventfd", w);
+    if (w < 0 || now_ns() > deadline)
+      die("hub: sb_wait(%s) = %d, the worker's exit went unnoticed", use_futex ? "futex" : "eventfd", w);
   }
   /* completions pushed before the worker left are still in the ring */
   while ((slot = sb_hub_poll(ch)) >= 0) {
@@ -558,25 +585,60 @@ static void run_worker_dies(hub *h, int use_futex) {
     completed++;
   }
   pthread_join(t, NULL);
-  if (completed != 3 || wa.served != 3) die("hub: worker served %llu then left, hub saw %u completions", (unsigned long long)wa.served, completed);
+  if (completed != 3 || wa.served != 3)
+    die("hub: worker served %llu then left, hub saw %u completions", (unsigned long long)wa.served, completed);
   for (uint32_t i = 0; i < SLOTS; i++) h->slot[i].outstanding = 0;
   sb_close(ch);
   alarm(0);
 }
 
-/* The hub closes its channel with requests still queued: the worker serves what it already has, then
- * its wait must say -EPIPE. Its completions land in a region the hub has let go of, harmlessly. */
+/* The hub says it is closing and closes its channel with requests still queued: the worker serves what
+ * it already has, then its wait must say -EPIPE. Its completions land in a region the hub let go of. */
 static void run_hub_dies(hub *h, idle_kind worker_idle) {
-  alarm(20);
+  step_begin("hub dies", 20);
   worker_args wa = {.name = h->name, .idle = worker_idle};
   pthread_t t;
   if (pthread_create(&t, NULL, worker_main, &wa) != 0) die("pthread_create");
-  sb_chan *ch = hub_accept(h);
+  sb_chan *ch = hub_accept(h, SLOTS);
   for (uint32_t i = 0; i < SLOTS; i++) hub_publish(h, ch);
+  /* the closing control byte (PROTOCOL.md §1) comes before the EOF and must not hide it */
+  if (send(sb_socket_fd(ch), "C", 1, MSG_NOSIGNAL) != 1) die("hub: cannot send the closing byte");
   sb_close(ch);
   pthread_join(t, NULL);
-  if (wa.exit_reason != -EPIPE) die("worker (%s) stopped with %d after the hub left, not -EPIPE", idle_name[worker_idle], wa.exit_reason);
+  if (wa.exit_reason != -EPIPE)
+    die("worker (%s) stopped with %d after the hub left, not -EPIPE", idle_name[worker_idle], wa.exit_reason);
   for (uint32_t i = 0; i < SLOTS; i++) h->slot[i].outstanding = 0;
+  alarm(0);
+}
+
+/* Hub and worker on one thread: sb_connect_start/finish never block. Then sb_disconnect: both ends see
+ * -EPIPE, and the worker's region stays mapped until sb_close. */
+static void run_one_thread(hub *h) {
+  step_begin("hub and worker on one thread", 20);
+  int err = 0;
+  sb_chan *w = sb_connect_start(h->name, -1, &err);
+  if (!w) die("sb_connect_start(%s) = %d", h->name, err);
+  int r = sb_connect_finish(w, 0);
+  if (r != -EAGAIN) die("sb_connect_finish before the hub accepted = %d, expected -EAGAIN", r);
+  sb_chan *ch = hub_accept(h, SLOTS);
+  if ((r = sb_connect_finish(w, 1000)) != 0) die("sb_connect_finish after the hub accepted = %d", r);
+  if ((r = sb_connect_finish(w, 0)) != 0) die("sb_connect_finish once attached = %d, expected 0", r);
+  for (int i = 0; i < 100; i++) {
+    uint32_t slot = hub_publish(h, ch);
+    int got = sb_worker_poll(w);
+    if (got != (int)slot) die("one thread: worker polled %d, hub published slot %u", got, slot);
+    worker_serve(w, got);
+    if ((got = sb_hub_poll(ch)) != (int)slot) die("one thread: hub polled %d, expected slot %u", got, slot);
+    hub_check_and_release(h, ch, got);
+  }
+  uint32_t slot = hub_publish(h, ch);
+  sb_disconnect(w);
+  if ((r = sb_wait(ch, 1000, 0)) != -EPIPE) die("hub: sb_wait after the worker's sb_disconnect = %d", r);
+  if ((r = sb_worker_poll(w)) != (int)slot) die("worker: sb_worker_poll after sb_disconnect = %d, not %u", r, slot);
+  if ((r = sb_wait(w, 1000, 1)) != -EPIPE) die("worker: sb_wait after its own sb_disconnect = %d, expected -EPIPE", r);
+  h->slot[slot].outstanding = 0;
+  sb_close(w);
+  sb_close(ch);
   alarm(0);
 }
 
@@ -584,7 +646,7 @@ static void check_rendezvous_errors(const char *name) {
   char long_name[66];
   memset(long_name, 'a', 65);
   long_name[65] = 0;
-  const char *bad[] = {"", "has space", "slash/", "dot/../x", "tab\t", "dollar$", "\xc3\xa4", "nul-less-but-colon:", long_name};
+  const char *bad[] = {"", "has space", "slash/", "dot/../x", "tab\t", "dollar$", "\xc3\xa4", "colon:", long_name};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     int r = sb_listen(bad[i]);
     if (r != -EINVAL) die("sb_listen(\"%s\") = %d, expected -EINVAL", bad[i], r);
@@ -613,12 +675,14 @@ static int listen_checked(hub *h) {
   int again = sb_listen(h->name);
   if (again != -EADDRINUSE) die("second sb_listen(%s) = %d, expected -EADDRINUSE", h->name, again);
   int err = 0;
-  if (sb_accept(fd, &h->cfg, &err, NULL) || err != -EAGAIN) die("sb_accept with nobody waiting gave %d, expected -EAGAIN", err);
+  if (sb_accept(fd, &h->cfg, &err, NULL) || err != -EAGAIN)
+    die("sb_accept with nobody waiting gave %d, expected -EAGAIN", err);
   sb_hub_config bad = h->cfg;
   bad.slot_count = 0;
   if (sb_accept(fd, &bad, &err, NULL) || err != -EINVAL) die("sb_accept with 0 slots gave %d, expected -EINVAL", err);
   bad.slot_count = SB_MAX_SLOTS + 1;
-  if (sb_accept(fd, &bad, &err, NULL) || err != -EINVAL) die("sb_accept with too many slots gave %d, expected -EINVAL", err);
+  if (sb_accept(fd, &bad, &err, NULL) || err != -EINVAL)
+    die("sb_accept with too many slots gave %d, expected -EINVAL", err);
   /* a worker that gives up before the hub accepts: it times out, and the hub's accept then fails cleanly */
   sb_chan *ch = sb_connect(h->name, -1, 50, &err);
   if (ch || err != -ETIMEDOUT) die("sb_connect to a hub that never accepts gave %d, expected -ETIMEDOUT", err);
@@ -646,18 +710,21 @@ int main(int argc, char **argv) {
   char name[64];
   snprintf(name, sizeof name, "stress-%d-%u", (int)getpid(), (unsigned)(seed & 0xFFFF));
   hub h = {.name = name, .rng = seed | 1, .cfg = {.slot_count = SLOTS, .arena_size = ARENA, .trim_bytes = TRIM}};
-  h.seen_len = requests + 16u * SLOTS;
+  h.seen_len = requests + 1024u;
   h.seen = calloc(h.seen_len, 1);
   if (!h.seen) die("out of memory");
 
+  step_begin("rendezvous errors", 20);
   check_rendezvous_errors(name);
   h.listen_fd = listen_checked(&h);
+  alarm(0);
 
   uint32_t total_weight = 0;
   for (size_t i = 0; i < PHASES; i++) total_weight += phases[i].weight;
   uint32_t assigned = 0;
   for (size_t i = 0; i < PHASES; i++) {
-    uint32_t n = i + 1 == PHASES ? requests - assigned : (uint32_t)((uint64_t)requests * phases[i].weight / total_weight);
+    uint32_t share = (uint32_t)((uint64_t)requests * phases[i].weight / total_weight);
+    uint32_t n = i + 1 == PHASES ? requests - assigned : share;
     assigned += n;
     if (n) run_phase(&h, &phases[i], n);
   }
@@ -670,6 +737,7 @@ int main(int argc, char **argv) {
   run_hub_dies(&h, IDLE_EVENTFD);
   run_hub_dies(&h, IDLE_FUTEX);
   run_hub_dies(&h, IDLE_SPIN);
+  run_one_thread(&h);
 
   close(h.listen_fd);
   int again = sb_listen(name); /* closing the listener frees the name */
@@ -680,10 +748,11 @@ int main(int argc, char **argv) {
 #if STRESS_TSAN
   if (shared_maps_aliased == 0) die("TSan build: the worker's region mapping was never aliased to the hub's");
 #endif
-  printf("stress ok: requests=%llu cancelled=%llu cancel_lost=%llu errors=%llu trims=%llu late_wakeups=%llu elapsed_ms=%.0f ns_per_rt=%.0f "
-         "seed=%llu tsan=%d\n",
+  printf("stress ok: requests=%llu cancelled=%llu cancel_lost=%llu errors=%llu trims=%llu late_wakeups=%llu "
+         "elapsed_ms=%.0f ns_per_rt=%.0f seed=%llu tsan=%d\n",
          (unsigned long long)h.requests, (unsigned long long)h.cancelled, (unsigned long long)h.cancel_lost,
-         (unsigned long long)h.errors_flagged, (unsigned long long)h.trims_checked, (unsigned long long)h.late_wakeups, h.elapsed_ns / 1e6,
-         h.requests ? (double)h.elapsed_ns / h.requests : 0.0, (unsigned long long)seed, STRESS_TSAN);
+         (unsigned long long)h.errors_flagged, (unsigned long long)h.trims_checked, (unsigned long long)h.late_wakeups,
+         h.elapsed_ns / 1e6, h.requests ? (double)h.elapsed_ns / h.requests : 0.0, (unsigned long long)seed,
+         STRESS_TSAN);
   return 0;
 }
