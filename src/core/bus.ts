@@ -2,7 +2,7 @@
 import { closeSync } from "node:fs"
 import { native, Kind, Msg, RespFlag, E_CORRUPT, HUB_CONFIG_WORDS, MAX_ALLOW_UIDS, State, Control, type Chan } from "../native/ffi.ts"
 import { Channel } from "./channel.ts"
-import { align8, headerPairs, pairsToRecord, readHead, toBytes, utf8, writeHead } from "./codec.ts"
+import { align8, busName, headerPairs, pairsToRecord, readHead, toBytes, utf8, writeHead } from "./codec.ts"
 import type { BodyInit, HeaderInit } from "./codec.ts"
 import {
   BusClosedError, BusFullError, NameInUseError, PayloadTooLargeError, ProtocolError, RemoteError, SlotBusError,
@@ -165,8 +165,7 @@ export class SlotBus {
 
   /** Start serving `name`: workers connect to it with `SlotWorker.connect(name, handler)`. */
   static async listen(name: string, opts: ListenOptions = {}): Promise<SlotBus> {
-    const fd = native.sb_listen(Buffer.from(name + "\0"))
-    if (fd === -22) throw new TypeError(`bus name must match [A-Za-z0-9._-]{1,64}, got ${JSON.stringify(name)}`)
+    const fd = native.sb_listen(busName(name))
     if (fd === -98) throw new NameInUseError(`a hub named "${name}" is already listening on this machine; pick another name or close it`)
     if (fd < 0) throw new SlotBusError(`cannot listen as "${name}": errno ${-fd}`)
     try {
@@ -367,6 +366,7 @@ export class SlotBus {
     if (i < 0) return
     this.links.splice(i, 1)
     link.pump.stop()
+    if (!(err instanceof ProtocolError)) this.drain(link) // answers completed before the worker went
     for (const p of link.pending) if (p) { p.link = null; this.fail(p, err) }
     link.chan.close()
     this.dispatchQueued()

@@ -95,3 +95,10 @@ export function pairsToRecord(strings: readonly string[], from: number): Record<
 }
 
 export const utf8 = (bytes: Uint8Array) => decoder.decode(bytes)
+
+/** The C string of a bus name, checked: the C side would stop at a NUL and never see the rest. */
+export function busName(name: string): Buffer {
+  if (typeof name !== "string" || !/^[A-Za-z0-9._-]{1,64}$/.test(name))
+    throw new TypeError(`bus name must match [A-Za-z0-9._-]{1,64}, got ${JSON.stringify(name)}`)
+  return Buffer.from(name + "\0")
+}

@@ -1,7 +1,7 @@
 // The worker side: SlotWorker connects to a hub by name and answers its requests from the slots.
 import { native, Kind, Msg, RespFlag, E_CORRUPT, Control, type Chan } from "../native/ffi.ts"
 import { Channel } from "./channel.ts"
-import { align8, EMPTY, headerPairs, pairsToRecord, readHead, toBytes, utf8, writeHead } from "./codec.ts"
+import { align8, busName, EMPTY, headerPairs, pairsToRecord, readHead, toBytes, utf8, writeHead } from "./codec.ts"
 import type { BodyInit, HeaderInit } from "./codec.ts"
 import { BusClosedError, HubNotFoundError, PeerRefusedError, ProtocolError } from "./errors.ts"
 import { Pump, tuning, type IdleStrategy } from "./idle.ts"
@@ -114,6 +114,7 @@ export class SlotWorker {
   static async connect(name: string, handler: SlotHandler, opts: ConnectOptions = {}): Promise<SlotWorker> {
     if (typeof handler !== "function") throw new TypeError("handler must be a function (req) => reply")
     tuning(opts.idle)
+    busName(name)
     const w = new SlotWorker(name, handler, opts)
     await w.attach(opts.waitForHubMs ?? 0)
     return w
@@ -130,13 +131,12 @@ export class SlotWorker {
 
   private async attach(waitMs: number) {
     const deadline = performance.now() + waitMs
-    const cname = Buffer.from(this.name + "\0")
+    const cname = busName(this.name)
     for (;;) {
       if (this.stopping) throw new BusClosedError("worker closed while connecting")
       const ptr = native.sb_connect_start(cname, this.opts.hubUid ?? -1, this.err) as Chan | null
       const e = ptr ? await this.finishConnect(ptr) : this.err[0]!
       if (ptr && e === 0) return this.serve(new Channel(ptr))
-      if (e === -22) throw new TypeError(`bus name must match [A-Za-z0-9._-]{1,64}, got ${JSON.stringify(this.name)}`)
       if (e === EPERM) throw new PeerRefusedError(`hub "${this.name}" and this worker (uid ${process.getuid?.()}) do not trust each other's uid; see allowUids / hubUid`)
       if (e === ETIMEDOUT) throw new HubNotFoundError(`hub "${this.name}" took the connection but sent no hello in ${HELLO_TIMEOUT_MS}ms; is its event loop blocked?`)
       if (!RETRYABLE.has(e)) throw new ProtocolError(`cannot attach to hub "${this.name}": error ${-e}`)
