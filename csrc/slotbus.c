@@ -668,12 +668,26 @@ sb_chan *sb_connect(const char *name, int64_t hub_uid, int timeout_ms, int *err)
   return ch;
 }
 
+static void close_fds(sb_chan *ch) {
+  int *fds[4] = {&ch->sock, &ch->memfd, &ch->my_bell, &ch->peer_bell};
+  for (int i = 0; i < 4; i++)
+    if (*fds[i] >= 0) {
+      close(*fds[i]);
+      *fds[i] = -1;
+    }
+}
+
+void sb_detach(sb_chan *ch) {
+  /* MAP_FIXED swaps the shared pages for private zero pages in one step: no window where the range is unmapped */
+  if (ch->base != MAP_FAILED)
+    mmap(ch->base, ch->g.region_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+  close_fds(ch);
+}
+
 void sb_close(sb_chan *ch) {
   if (!ch) return;
   if (ch->base != MAP_FAILED && ch->base) munmap(ch->base, ch->g.region_size);
-  int fds[4] = {ch->sock, ch->memfd, ch->my_bell, ch->peer_bell};
-  for (int i = 0; i < 4; i++)
-    if (fds[i] >= 0) close(fds[i]);
+  close_fds(ch);
   free(ch->gen);
   free(ch->busy);
   free(ch->free_stack);

@@ -62,8 +62,11 @@ sb_chan *sb_connect_start(const char *name, int64_t hub_uid, int *err);
 int sb_connect_finish(sb_chan *ch, int timeout_ms);
 /* Unmap, close every fd. The peer sees its socket close. */
 void sb_close(sb_chan *ch);
-/* Tell the peer we are gone (it sees EOF) but keep the region mapped, for views still in use; sb_close later. */
+/* Tell the peer we are gone (it sees EOF); nothing is freed yet. */
 void sb_disconnect(sb_chan *ch);
+/* Free the shared memory and every fd now, but keep the address range mapped to private zero pages, so views
+ * still held into the region stay harmless; sb_close frees the range. */
+void sb_detach(sb_chan *ch);
 
 /* ---- channel facts ---- */
 uint8_t *sb_region(sb_chan *ch);

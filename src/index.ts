@@ -5,3 +5,4 @@ export type { ConnectOptions, SlotHandler, SlotReply, WorkerClosed } from "./cor
 export type { IdleStrategy } from "./core/idle.ts"
 export type { LatencySummary } from "./core/stats.ts"
 export * from "./core/errors.ts"
+export * from "./http/index.ts"

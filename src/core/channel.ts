@@ -83,7 +83,7 @@ export class Channel {
     next()
   }
 
-  /** Keeps the region mapped past close() while a handler may still touch views into it. */
+  /** Keeps the region's address range mapped past close() while a handler may still hold views into it. */
   hold() {
     this.holds++
   }
@@ -106,7 +106,8 @@ export class Channel {
   }
 
   private unmapIfUnused() {
-    if (this.open || !this.readersReleased || this.holds > 0) return
+    if (this.open || !this.readersReleased) return
+    if (this.holds > 0) return native.sb_detach(this.ptr) // memory and fds go now; stale views read zeros
     this.readersReleased = false // once
     native.sb_close(this.ptr)
   }

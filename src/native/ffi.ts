@@ -12,6 +12,7 @@ const symbols = {
   sb_connect_finish: { args: [ptr, i32], returns: i32 },
   sb_close: { args: [ptr], returns: none },
   sb_disconnect: { args: [ptr], returns: none },
+  sb_detach: { args: [ptr], returns: none },
 
   sb_region: { args: [ptr], returns: ptr },
   sb_region_size: { args: [ptr], returns: f64 },

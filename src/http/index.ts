@@ -1,0 +1,6 @@
+export { createHub, Hub } from "./hub.ts"
+export type { HubCounters, HubHealth, HubOptions, HubWorkerInfo } from "./hub.ts"
+export { hubWorker, HubApp, HubRequest, SseConnection } from "./worker.ts"
+export type { HeadersLike, HubAppClosed, HubHandler, HubReply, HubWorkerOptions, PushTo, ReplyBody, SseHandler } from "./worker.ts"
+export { HubAuthError, HubRequestError, RouteConflictError, RouteError } from "./errors.ts"
+export type { Params } from "./routes.ts"

@@ -1,0 +1,84 @@
+// Server-sent events on the hub: framing, and one client stream that never blocks the hub.
+import type { SseEvent } from "./wire.ts"
+
+const encoder = new TextEncoder()
+const NEWLINE = /\r\n|\r|\n/
+const SLOW_GRACE_MS = 1000
+
+/** One event in text/event-stream framing. */
+export function sseFrame(ev: SseEvent): Uint8Array {
+  let s = ""
+  if (ev.event !== undefined) s += `event: ${oneLine(ev.event)}\n`
+  if (ev.id !== undefined) s += `id: ${oneLine(ev.id)}\n`
+  for (const line of ev.data.split(NEWLINE)) s += `data: ${line}\n`
+  return encoder.encode(s + "\n")
+}
+
+const oneLine = (s: string) => String(s).replace(/[\r\n\0]/g, " ")
+
+export const HEARTBEAT = encoder.encode(": heartbeat\n\n")
+export const SSE_HEADERS = {
+  "content-type": "text/event-stream; charset=utf-8",
+  "cache-control": "no-store",
+  "x-accel-buffering": "no",
+}
+
+/**
+ * The hub side of one SSE client. `send` queues bytes without waiting. A client whose queue stays over
+ * `maxBufferedBytes` for SLOW_GRACE_MS, or ever exceeds four times that, is too slow: `send` returns false
+ * and the caller drops it. (A short burst over the limit is fine: Bun drains to the socket between turns.)
+ */
+export class SseStream {
+  readonly stream: ReadableStream<Uint8Array>
+  private controller!: ReadableStreamDefaultController<Uint8Array>
+  private ended = false
+  private overSince = 0
+
+  constructor(private readonly maxBufferedBytes: number, onCancel: () => void) {
+    this.stream = new ReadableStream<Uint8Array>(
+      {
+        start: (c) => {
+          this.controller = c
+          c.enqueue(encoder.encode(": connected\n\n")) // lets the client see the headers at once
+        },
+        cancel: () => {
+          this.ended = true
+          onCancel()
+        },
+      },
+      { highWaterMark: maxBufferedBytes, size: (chunk) => chunk?.byteLength ?? 0 },
+    )
+  }
+
+  get isOpen() {
+    return !this.ended
+  }
+
+  send(bytes: Uint8Array): boolean {
+    if (this.ended) return true
+    this.controller.enqueue(bytes)
+    const queued = this.maxBufferedBytes - this.controller.desiredSize!
+    if (queued <= this.maxBufferedBytes) {
+      this.overSince = 0
+      return true
+    }
+    if (queued > 4 * this.maxBufferedBytes) return false
+    const now = performance.now()
+    this.overSince ||= now
+    return now - this.overSince < SLOW_GRACE_MS
+  }
+
+  /** Ends the stream after what is queued (the client sees EOF and may reconnect). */
+  end() {
+    if (this.ended) return
+    this.ended = true
+    this.controller.close()
+  }
+
+  /** Drops the client now, discarding what is queued. */
+  abort() {
+    if (this.ended) return
+    this.ended = true
+    this.controller.error(undefined) // closes the socket; an Error here would also be logged by Bun.serve
+  }
+}

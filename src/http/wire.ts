@@ -1,0 +1,74 @@
+// What the hub and the worker SDK say to each other. Hub → worker goes over slotbus: HTTP requests as
+// `bus.request`, control messages as raw `bus.call` with a JSON body (a client can never send a raw call).
+// Worker → hub goes over the hub's token-protected HTTP endpoints under INTERNAL_PREFIX.
+import type { Params } from "./routes.ts"
+
+export const INTERNAL_PREFIX = "/_slotbus/"
+
+/** Response header: the body continues beyond this slot; pull the rest with `{ op: "pull", stream }`. */
+export const STREAM_HEADER = "x-slotbus-stream"
+/** Response header: a JSON array of Set-Cookie values (slot heads hold one value per header name). */
+export const COOKIES_HEADER = "x-slotbus-set-cookie"
+
+export type ControlMessage =
+  | { op: "ping" }
+  | { op: "pull"; stream: number }
+  | { op: "cancel"; stream: number }
+  | { op: "sse-open"; conn: string; path: string; headers: [string, string][] }
+  | { op: "sse-close"; conn: string; reason: string }
+
+export interface PingReply {
+  pid: number
+  instance: string
+  served: number
+  active: number
+}
+
+export interface RouteDecl {
+  method: string
+  pattern: string
+  sse?: boolean
+}
+
+export interface RegisterRequest {
+  name: string
+  instance: string
+  pid: number
+  routes: RouteDecl[]
+  /** The bus this worker was on before it lost the hub, so the hub can say whether it was replaced. */
+  previousBus?: string
+}
+
+export interface RegisterReply {
+  bus: string
+  /** Response bodies above this many bytes stream in chunks of this size. */
+  chunkBytes: number
+}
+
+/** Where a worker sends an SSE event: one connection, every connection on a path, or on a pattern. */
+export type PushTarget = { conn: string } | { path: string } | { pattern: string; params?: Params }
+
+export interface SseEvent {
+  /** The `event:` field; omitted means "message". */
+  event?: string
+  /** Already serialized: strings as they are, anything else as JSON. */
+  data: string
+  id?: string
+}
+
+export interface PushItem {
+  target: PushTarget
+  event?: SseEvent
+  /** End the matched connections after the event. */
+  close?: boolean
+}
+
+export interface EmitItem {
+  type: string
+  data: string
+}
+
+export interface DeliveryReply {
+  /** Per item, how many SSE clients got it. */
+  delivered: number[]
+}
