@@ -2,7 +2,7 @@
 import { closeSync } from "node:fs"
 import { native, Kind, Msg, RespFlag, E_CORRUPT, HUB_CONFIG_WORDS, MAX_ALLOW_UIDS, State, Control, type Chan } from "../native/ffi.ts"
 import { Channel } from "./channel.ts"
-import { align8, busName, headerPairs, pairsToRecord, readHead, toBytes, utf8, writeHead } from "./codec.ts"
+import { align8, busName, headerPairs, headLength, pairsToRecord, readHead, toBytes, utf8, writeHead } from "./codec.ts"
 import type { BodyInit, HeaderInit } from "./codec.ts"
 import {
   BusClosedError, BusFullError, NameInUseError, PayloadTooLargeError, ProtocolError, RemoteError, SlotBusError,
@@ -119,15 +119,6 @@ function positiveInt(v: number | undefined, dflt: number, what: string, max = 2 
   return v
 }
 
-function utf8Length(s: string): number {
-  let n = s.length
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i)
-    if (c > 0x7f) n += c > 0x7ff && (c < 0xd800 || c > 0xdfff) ? 2 : 1
-  }
-  return n
-}
-
 export class SlotBus {
   private readonly links: Link[] = []
   private readonly queue: Pending[] = []
@@ -197,8 +188,7 @@ export class SlotBus {
         if (typeof method !== "string" || typeof path !== "string" || /[\0\s]/.test(method) || path.includes("\0"))
           throw new TypeError("method and path must be strings without NUL (method without spaces)")
         strings = [method, path, ...headerPairs(init.headers)]
-        let head = 0
-        for (const s of strings) head += utf8Length(s) + 1
+        const head = headLength(strings)
         if (head > this.maxHead)
           throw new PayloadTooLargeError(`request head is ${head} bytes, over maxHeadBytes ${this.maxHead}`)
       }

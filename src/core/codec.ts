@@ -36,14 +36,20 @@ export function headerPairs(init: HeaderInit | undefined): readonly string[] {
   return out
 }
 
-/** Upper bound of the encoded size of strings each followed by NUL. */
-export function headBound(strings: readonly string[]): number {
+/** Encoded size of strings each followed by NUL. */
+export function headLength(strings: readonly string[]): number {
   let n = 0
-  for (const s of strings) n += s.length * 3 + 1
+  for (const s of strings) {
+    n += s.length + 1
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i)
+      if (c > 0x7f) n += c > 0x7ff && (c < 0xd800 || c > 0xdfff) ? 2 : 1
+    }
+  }
   return n
 }
 
-/** Writes strings NUL-terminated at dst[0..]; returns the bytes written. dst must hold headBound(strings). */
+/** Writes strings NUL-terminated at dst[0..]; returns the bytes written. dst must hold headLength(strings). */
 export function writeHead(dst: Uint8Array, strings: readonly string[]): number {
   let at = 0
   for (const s of strings) {

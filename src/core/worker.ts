@@ -1,7 +1,7 @@
 // The worker side: SlotWorker connects to a hub by name and answers its requests from the slots.
 import { native, Kind, Msg, RespFlag, E_CORRUPT, Control, type Chan } from "../native/ffi.ts"
 import { Channel } from "./channel.ts"
-import { align8, busName, EMPTY, headerPairs, pairsToRecord, readHead, toBytes, utf8, writeHead } from "./codec.ts"
+import { align8, busName, EMPTY, headerPairs, headLength, pairsToRecord, readHead, toBytes, utf8, writeHead } from "./codec.ts"
 import type { BodyInit, HeaderInit } from "./codec.ts"
 import { BusClosedError, HubNotFoundError, PeerRefusedError, ProtocolError } from "./errors.ts"
 import { Pump, tuning, type IdleStrategy } from "./idle.ts"
@@ -245,10 +245,7 @@ export class SlotWorker {
         if (!Number.isInteger(status) || status < 0 || status > 999) throw new RangeError(`status must be an integer 0..999, got ${status}`)
         const body = reply.body === undefined ? EMPTY : toBytes(reply.body, "reply body")
         const strings = headerPairs(reply.headers)
-        let bound = 0
-        for (const s of strings) bound += s.length * 3 + 1
-        if (align8(bound) + body.length > arena.length && strings.length > 0) bound = Buffer.byteLength(strings.join("\0")) + 1
-        if (align8(bound) + body.length > arena.length)
+        if (align8(headLength(strings)) + body.length > arena.length)
           throw new RangeError(`reply of ${body.length} body bytes does not fit the slot arena (${arena.length} bytes); raise maxBodyBytes on the hub`)
         headLen = writeHead(arena, strings)
         arena.set(body, align8(headLen))
