@@ -1,0 +1,328 @@
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test"
+import { statSync, writeFileSync, mkdtempSync, rmSync } from "node:fs"
+import { networkInterfaces, tmpdir } from "node:os"
+import { join } from "node:path"
+import { createHub, type Hub, type HubHealth } from "../src/index.ts"
+import { curl, failingWorker, pattern, sha256, startWorker, stopAll, until, type Proc } from "./fixtures/http-procs.ts"
+
+afterAll(stopAll)
+
+const health = async (hub: Hub) => (await (await fetch(`${hub.url}/health`)).json()) as HubHealth
+
+describe("a hub with two workers of one name", () => {
+  let hub: Hub
+  let workers: Proc[] = []
+  let tmp = ""
+
+  beforeAll(async () => {
+    hub = await createHub({ port: 0, maxRequestBodyBytes: 8 * 1024 * 1024 })
+    workers = await Promise.all([startWorker(hub.url, "shop"), startWorker(hub.url, "shop")])
+    tmp = mkdtempSync(join(tmpdir(), "slotbus-http-"))
+  })
+  afterAll(async () => {
+    await Promise.all(workers.map((w) => w.stop()))
+    await hub.close()
+    rmSync(tmp, { recursive: true, force: true })
+  })
+
+  // Each shape once through fetch and once through curl.
+  const shapes: { name: string; method: string; path: string; body?: string; status: number; json?: unknown; header?: [string, string] }[] = [
+    { name: "a :param with a query", method: "GET", path: "/items/42?color=red&size=L", status: 200, json: { id: "42", query: { color: "red", size: "L" }, method: "GET" } },
+    { name: "an encoded :param", method: "GET", path: "/items/a%20b", status: 200, json: { id: "a b", query: {}, method: "GET" } },
+    { name: "a JSON POST", method: "POST", path: "/items", body: '{"name":"lamp"}', status: 201, json: { created: { name: "lamp" } } },
+    { name: "a PUT with a text body", method: "PUT", path: "/items/7", body: "blue", status: 200, json: { replaced: "7", with: "blue" } },
+    { name: "a DELETE answered 204 with a header", method: "DELETE", path: "/items/9", status: 204, header: ["x-deleted", "9"] },
+    { name: "a trailing *", method: "GET", path: "/files/docs/a/b.txt", status: 200, json: { rest: "docs/a/b.txt" } },
+    { name: "an all-methods route", method: "PATCH", path: "/any", status: 200, json: { method: "PATCH" } },
+  ]
+
+  for (const client of ["fetch", "curl"] as const) {
+    test.each(shapes)(`${client}: $name ($method $path) gets $status`, async (s) => {
+      let status: number, body: string, header: string | null | undefined
+      if (client === "fetch") {
+        const res = await fetch(hub.url + s.path, { method: s.method, body: s.body })
+        ;[status, body, header] = [res.status, await res.text(), s.header && res.headers.get(s.header[0])]
+      } else {
+        const r = await curl(["-X", s.method, ...(s.body ? ["--data-binary", s.body] : []), hub.url + s.path])
+        ;[status, body, header] = [r.status, r.body, s.header && r.headers[s.header[0]]?.[0]]
+      }
+      expect(status).toBe(s.status)
+      if (s.json) expect(JSON.parse(body)).toMatchObject(s.json as object)
+      if (s.header) expect(header).toBe(s.header[1])
+    })
+  }
+
+  test("the worker sees the client's headers, with the client's address appended to X-Forwarded-For", async () => {
+    const res = await fetch(`${hub.url}/any`, { headers: { "x-trace": "t1", "x-forwarded-for": "203.0.113.9" } })
+    expect(await res.json()).toMatchObject({ method: "GET", url: `${hub.url}/any` })
+    const echo = await fetch(`${hub.url}/echo`, { method: "POST", body: "x", headers: { "content-type": "text/x-test" } })
+    expect(echo.headers.get("content-type")).toBe("text/x-test")
+    const seen = await fetch(`${hub.url}/headers`, { headers: { "x-trace": "t1", "x-forwarded-for": "203.0.113.9" } })
+    expect(await seen.json()).toMatchObject({ "x-trace": "t1", "x-forwarded-for": "203.0.113.9, 127.0.0.1" })
+  })
+
+  test("HEAD on a GET route answers the headers without a body", async () => {
+    const r = await curl(["-I", `${hub.url}/items/5`])
+    expect(r.status).toBe(200)
+    expect(r.headers["content-type"]?.[0]).toContain("application/json")
+    expect(r.body).toBe("")
+  })
+
+  test("several Set-Cookie headers from a worker reach the client separately", async () => {
+    const res = await fetch(`${hub.url}/cookies`)
+    expect(res.headers.getSetCookie()).toEqual(["a=1; Path=/", "b=2; Path=/"])
+    const r = await curl([`${hub.url}/cookies`])
+    expect(r.headers["set-cookie"]).toEqual(["a=1; Path=/", "b=2; Path=/"])
+  })
+
+  test("an unknown route gets 404 with a JSON body that names no worker and no route", async () => {
+    const before = (await health(hub)).counters.notFound
+    const res = await fetch(`${hub.url}/admin/secrets`)
+    expect(res.status).toBe(404)
+    const text = await res.text()
+    expect(JSON.parse(text)).toEqual({ error: "not-found", message: "nothing serves GET /admin/secrets" })
+    expect(text).not.toContain("shop")
+    expect(text).not.toContain("/items")
+    expect((await health(hub)).counters.notFound).toBe(before + 1)
+  })
+
+  test("a method the path does not take gets 405 with an Allow header", async () => {
+    const res = await fetch(`${hub.url}/echo`)
+    expect(res.status).toBe(405)
+    expect(res.headers.get("allow")).toBe("POST")
+  })
+
+  test("a handler that throws gets 500 without the handler's error message", async () => {
+    const res = await fetch(`${hub.url}/fail`)
+    expect(res.status).toBe(500)
+    expect(await res.text()).not.toContain("hunter2")
+  })
+
+  test("a 20 MiB response streams through intact to fetch and to curl", async () => {
+    const bytes = 20 * 1024 * 1024
+    const want = sha256(pattern(bytes, 3))
+    for (const mode of ["", "&stream=1"]) {
+      const res = await fetch(`${hub.url}/large?bytes=${bytes}&seed=3${mode}`)
+      expect(res.status).toBe(200)
+      const got = await res.bytes()
+      expect(got.length).toBe(bytes)
+      expect(sha256(got)).toBe(want)
+    }
+    const file = join(tmp, "large.bin")
+    const r = await curl(["-o", file, `${hub.url}/large?bytes=${bytes}&seed=3&stream=1`])
+    expect(r.status).toBe(200)
+    expect(sha256(new Uint8Array(await Bun.file(file).arrayBuffer()))).toBe(want)
+    expect((await health(hub)).counters.streamedResponses).toBeGreaterThanOrEqual(3)
+  })
+
+  test("a 6 MiB request body arrives intact through fetch and curl", async () => {
+    const body = pattern(6 * 1024 * 1024, 9)
+    const res = await fetch(`${hub.url}/echo`, { method: "POST", body })
+    expect(res.status).toBe(200)
+    expect(res.headers.get("x-sha256")).toBe(sha256(body))
+    expect(sha256(await res.bytes())).toBe(sha256(body))
+    const file = join(tmp, "upload.bin")
+    writeFileSync(file, body)
+    const r = await curl(["-o", "/dev/null", "-H", "content-type: application/octet-stream", "--data-binary", `@${file}`, `${hub.url}/echo`])
+    expect(r.status).toBe(200)
+    expect(r.headers["x-sha256"]?.[0]).toBe(sha256(body))
+  })
+
+  test("concurrent clients are all answered and both workers share the load", async () => {
+    const results = await Promise.all(Array.from({ length: 64 }, async (_, i) => {
+      const res = await fetch(`${hub.url}/whoami?i=${i}`)
+      return { status: res.status, pid: ((await res.json()) as { pid: number }).pid }
+    }))
+    expect(results.every((r) => r.status === 200)).toBe(true)
+    expect(new Set(results.map((r) => r.pid))).toEqual(new Set(workers.map((w) => w.pid)))
+    const h = await health(hub)
+    expect(h.workers.filter((w) => w.name === "shop").map((w) => w.pid).sort()).toEqual(workers.map((w) => w.pid).sort())
+    for (const w of h.workers) {
+      expect(w.routes).toContain("GET /items/:id")
+      expect(w.routes).toContain("SSE /sessions/:id/events")
+      expect(w.served).toBeGreaterThan(0)
+      expect(w.inFlight).toBe(0)
+      expect(Date.parse(w.lastSeen)).toBeGreaterThan(Date.parse(h.startedAt) - 1)
+    }
+  })
+
+  test("a second worker name that claims a taken route is refused with RouteConflictError naming the owner", async () => {
+    const line = await failingWorker(hub.url, "rival", ["--routes=rival"])
+    expect(line).toStartWith("error RouteConflictError")
+    expect(line).toContain('GET /items/:key (served by "shop")')
+    expect((await health(hub)).workers.some((w) => w.name === "rival")).toBe(false)
+  })
+})
+
+describe("the internal endpoints", () => {
+  let hub: Hub
+  beforeAll(async () => {
+    hub = await createHub({ port: 0, hostname: "0.0.0.0" })
+  })
+  afterAll(() => hub.close())
+
+  test("the token file is written mode 0600 and holds the hub's token", async () => {
+    expect(statSync(hub.tokenFile).mode & 0o777).toBe(0o600)
+    expect((await Bun.file(hub.tokenFile).text()).trim()).toBe(hub.token)
+  })
+
+  test.each(["register", "emit", "push", "deregister"])("%s without the token, or with a wrong one, gets 401", async (op) => {
+    for (const auth of [undefined, "Bearer nope", `Bearer ${hub.token}x`, hub.token]) {
+      const res = await fetch(`${hub.url}/_slotbus/${op}`, { method: "POST", body: "{}", headers: auth ? { authorization: auth } : {} })
+      expect(res.status).toBe(401)
+    }
+    expect((await health(hub)).counters.unauthorized).toBeGreaterThanOrEqual(4)
+  })
+
+  test("a worker with a wrong token fails run() with HubAuthError instead of retrying", async () => {
+    const line = await failingWorker(hub.url, "shop", ["--token=0123456789abcdef-wrong"])
+    expect(line).toStartWith("error HubAuthError")
+    expect(line).toContain("401")
+  })
+
+  test("a bad registration with the token gets 400 saying what is wrong", async () => {
+    const res = await fetch(`${hub.url}/_slotbus/register`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${hub.token}` },
+      body: JSON.stringify({ name: "x", instance: "1", pid: 1, routes: [{ method: "GET", pattern: "/health" }] }),
+    })
+    expect(res.status).toBe(400)
+    expect(((await res.json()) as { message: string }).message).toContain("answers itself")
+  })
+
+  const external = Object.values(networkInterfaces()).flat().find((i) => i && i.family === "IPv4" && !i.internal)?.address
+  test.skipIf(!external)("a caller reaching the hub through a non-loopback address gets 403 even with the token", async () => {
+    const res = await fetch(`http://${external}:${hub.port}/_slotbus/register`, { method: "POST", headers: { authorization: `Bearer ${hub.token}` }, body: "{}" })
+    expect(res.status).toBe(403)
+  })
+})
+
+describe("failures", () => {
+  afterEach(stopAll)
+
+  test("a request body over the limit gets 413 through fetch and curl, and is counted", async () => {
+    await using hub = await createHub({ port: 0, maxRequestBodyBytes: 64 * 1024 })
+    const w = await startWorker(hub.url, "shop")
+    try {
+      const res = await fetch(`${hub.url}/echo`, { method: "POST", body: pattern(100_000, 1) })
+      expect(res.status).toBe(413)
+      const file = join(tmpdir(), `slotbus-413-${process.pid}.bin`)
+      writeFileSync(file, pattern(70_000, 2))
+      try {
+        expect((await curl(["--data-binary", `@${file}`, `${hub.url}/echo`])).status).toBe(413)
+        expect((await curl(["-H", "transfer-encoding: chunked", "--data-binary", `@${file}`, `${hub.url}/echo`])).status).toBe(413)
+      } finally {
+        rmSync(file, { force: true })
+      }
+      const ok = await fetch(`${hub.url}/echo`, { method: "POST", body: pattern(60_000, 1) })
+      expect(ok.status).toBe(200)
+      expect((await health(hub)).counters.tooLarge).toBe(3)
+    } finally {
+      await w.stop()
+    }
+  })
+
+  test("a worker slower than timeoutMs gets 504 and is counted", async () => {
+    await using hub = await createHub({ port: 0, timeoutMs: 300 })
+    const w = await startWorker(hub.url, "shop")
+    try {
+      const res = await fetch(`${hub.url}/hang`)
+      expect(res.status).toBe(504)
+      expect(((await res.json()) as { error: string }).error).toBe("timeout")
+      expect((await health(hub)).counters.timeouts).toBe(1)
+    } finally {
+      await w.stop()
+    }
+  })
+
+  test("kill -9 of a worker mid-request answers 502, /health drops it, and its route then answers 503", async () => {
+    await using hub = await createHub({ port: 0 })
+    const w = await startWorker(hub.url, "shop")
+    try {
+      const pending = fetch(`${hub.url}/hang`)
+      await w.waitLine(/^hang 1$/)
+      w.signal("SIGKILL")
+      const res = await pending
+      expect(res.status).toBe(502)
+      const h = await health(hub)
+      expect(h.workers).toEqual([])
+      expect(h.counters.badGateway).toBe(1)
+      expect(h.evicted[0]).toMatchObject({ name: "shop", pid: w.pid, reason: "disconnected" })
+      expect(h.routes.find((r) => r.route === "GET /items/:id")).toEqual({ route: "GET /items/:id", owner: "shop", workers: 0 })
+      const gone = await fetch(`${hub.url}/items/1`)
+      expect(gone.status).toBe(503)
+      expect(gone.headers.get("retry-after")).toBe("1")
+      expect((await health(hub)).counters.unavailable).toBe(1)
+    } finally {
+      await w.stop()
+    }
+  })
+
+  test("a worker restarted with the same instance replaces its old entry, and the old one stops", async () => {
+    await using hub = await createHub({ port: 0 })
+    const first = await startWorker(hub.url, "shop", ["--instance=shop-1"])
+    let second: Proc | undefined
+    try {
+      second = await startWorker(hub.url, "shop", ["--instance=shop-1"])
+      await first.waitLine(/^closed replaced$/)
+      const h = await health(hub)
+      expect(h.workers.map((w) => [w.instance, w.pid])).toEqual([["shop-1", second.pid]])
+      expect(h.evicted[0]).toMatchObject({ instance: "shop-1", pid: first.pid, reason: "replaced" })
+      const res = await fetch(`${hub.url}/whoami`)
+      expect(((await res.json()) as { pid: number }).pid).toBe(second.pid)
+    } finally {
+      await first.stop()
+      await second?.stop()
+    }
+  })
+
+  test("the reaper evicts a worker that stops answering pings, and the worker rejoins once it runs again", async () => {
+    await using hub = await createHub({ port: 0, pingEveryMs: 100, maxMissedPings: 2 })
+    const w = await startWorker(hub.url, "shop")
+    try {
+      w.signal("SIGSTOP")
+      await until(async () => (await health(hub)).evicted.some((e) => e.pid === w.pid && /missed 2 pings/.test(e.reason)), "the stopped worker is evicted")
+      expect((await fetch(`${hub.url}/whoami`)).status).toBe(503)
+      w.signal("SIGCONT")
+      await until(async () => (await health(hub)).workers.some((x) => x.pid === w.pid && x.connected), "the worker rejoins")
+      expect((await fetch(`${hub.url}/whoami`)).status).toBe(200)
+    } finally {
+      w.signal("SIGCONT")
+      await w.stop()
+    }
+  })
+
+  test("once a route's owner has no workers left, another worker name may take the route over", async () => {
+    await using hub = await createHub({ port: 0 })
+    const shop = await startWorker(hub.url, "shop")
+    let rival: Proc | undefined
+    try {
+      expect(await failingWorker(hub.url, "rival", ["--routes=rival"])).toStartWith("error RouteConflictError")
+      await shop.stop()
+      await until(async () => (await health(hub)).workers.length === 0, "the shop worker is gone")
+      rival = await startWorker(hub.url, "rival", ["--routes=rival"])
+      expect(await (await fetch(`${hub.url}/items/5`)).json()).toEqual({ rival: "5" })
+      const routes = (await health(hub)).routes
+      expect(routes.find((r) => r.route === "GET /items/:key")).toEqual({ route: "GET /items/:key", owner: "rival", workers: 1 })
+      expect(routes.some((r) => r.route === "GET /items/:id")).toBe(false)
+      expect(routes.find((r) => r.route === "POST /echo")).toEqual({ route: "POST /echo", owner: "shop", workers: 0 })
+    } finally {
+      await shop.stop()
+      await rival?.stop()
+    }
+  })
+
+  test("a worker that closes gracefully leaves /health at once", async () => {
+    await using hub = await createHub({ port: 0 })
+    const w = await startWorker(hub.url, "shop")
+    try {
+      w.signal("SIGTERM")
+      await w.waitLine(/^closed closed$/)
+      const h = await health(hub)
+      expect(h.workers).toEqual([])
+      expect(h.evicted[0]).toMatchObject({ pid: w.pid, reason: "deregistered" })
+    } finally {
+      await w.stop()
+    }
+  })
+})

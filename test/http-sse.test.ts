@@ -1,0 +1,157 @@
+import { afterAll, beforeAll, expect, test } from "bun:test"
+import { connect } from "node:net"
+import { createHub, type Hub, type HubHealth } from "../src/index.ts"
+import { Proc, SseReader, startWorker, stopAll, until } from "./fixtures/http-procs.ts"
+
+let hub: Hub
+let worker: Proc
+
+beforeAll(async () => {
+  hub = await createHub({ port: 0, heartbeatMs: 200, sseMaxBufferedBytes: 256 * 1024 })
+  worker = await startWorker(hub.url, "chat")
+})
+afterAll(async () => {
+  await stopAll()
+  await hub.close()
+})
+
+const health = async () => (await (await fetch(`${hub.url}/health`)).json()) as HubHealth
+const post = (path: string, body: unknown) => fetch(hub.url + path, { method: "POST", body: JSON.stringify(body) }).then((r) => r.json() as Promise<Record<string, number>>)
+
+async function open(path: string): Promise<{ sse: SseReader; abort: AbortController }> {
+  const abort = new AbortController()
+  const res = await fetch(hub.url + path, { signal: abort.signal })
+  expect(res.status).toBe(200)
+  expect(res.headers.get("content-type")).toStartWith("text/event-stream")
+  return { sse: new SseReader(res), abort }
+}
+
+test("an SSE client gets the worker's welcome and events pushed by exact path, by pattern and params, and to its connection", async () => {
+  const a = await open("/sessions/7/events")
+  const b = await open("/sessions/8/events")
+  try {
+    const welcome = await a.sse.next((m) => m.event === "welcome")
+    expect(JSON.parse(welcome.data)).toEqual({ session: "7", pid: worker.pid })
+    await b.sse.next((m) => m.event === "welcome")
+
+    expect(await post("/push", { to: "/sessions/7/events", data: "by path", event: "note" })).toEqual({ delivered: 1 })
+    expect(await post("/push", { to: { pattern: "/sessions/:id/events", params: { id: "8" } }, data: { by: "pattern" } })).toEqual({ delivered: 1 })
+    expect(await post("/push", { to: { pattern: "/sessions/:id/events" }, data: "everyone" })).toEqual({ delivered: 2 })
+
+    expect(await a.sse.next((m) => m.data === "by path")).toMatchObject({ event: "note" })
+    expect(await b.sse.next((m) => m.data === '{"by":"pattern"}')).toMatchObject({ event: "message" })
+    await a.sse.next((m) => m.data === "everyone")
+    await b.sse.next((m) => m.data === "everyone")
+    expect(a.sse.received.some((m) => m.data.includes("pattern"))).toBe(false)
+    expect(b.sse.received.some((m) => m.data === "by path")).toBe(false)
+  } finally {
+    a.abort.abort()
+    b.abort.abort()
+  }
+})
+
+test("a worker can end a client's stream, and hears that it ended", async () => {
+  const c = await open("/sessions/99/events")
+  try {
+    await c.sse.next((m) => m.event === "welcome")
+    const [, conn] = (await worker.waitLine(/^sse-open (\S+) \/sessions\/99\/events$/))!
+    expect(await post("/sessions/99/end", {})).toEqual({ ended: 1 })
+    await expect(c.sse.next(() => false)).rejects.toThrow("SSE stream ended")
+    await worker.waitLine(new RegExp(`^sse-close ${conn} worker$`))
+  } finally {
+    c.abort.abort()
+  }
+})
+
+test("GET /events carries what workers emit, and ?types= filters it", async () => {
+  const all = await open("/events")
+  const some = await open("/events?types=order")
+  try {
+    expect(await post("/emit/user", { id: 1 })).toEqual({ delivered: 1 })
+    expect(await post("/emit/order", { total: 5 })).toEqual({ delivered: 2 })
+    const user = await all.sse.next((m) => m.event === "user")
+    expect(JSON.parse(user.data)).toEqual({ id: 1 })
+    await all.sse.next((m) => m.event === "order")
+    expect(JSON.parse((await some.sse.next((m) => m.event === "order")).data)).toEqual({ total: 5 })
+    expect(some.sse.received.some((m) => m.event === "user")).toBe(false)
+    expect(Number(user.id)).toBeGreaterThan(0)
+  } finally {
+    all.abort.abort()
+    some.abort.abort()
+  }
+})
+
+test("idle SSE connections get heartbeat comments", async () => {
+  const c = await open("/events")
+  try {
+    await c.sse.next((m) => m.comment === "heartbeat")
+  } finally {
+    c.abort.abort()
+  }
+})
+
+test("a curl client's disconnect reaches the worker", async () => {
+  const client = new Proc(["curl", "-s", "-N", `${hub.url}/sessions/42/events`])
+  try {
+    await client.waitLine(/^event: welcome$/)
+    const [, conn] = (await worker.waitLine(/^sse-open (\S+) \/sessions\/42\/events$/))!
+    await client.stop()
+    await worker.waitLine(new RegExp(`^sse-close ${conn} client$`))
+    await until(async () => (await health()).sse.connections === 0, "the hub forgets the connection")
+  } finally {
+    await client.stop()
+  }
+})
+
+test("a slow SSE client is dropped and counted while a fast one keeps receiving", async () => {
+  const fast = await open("/events")
+  const slow = connect(hub.port, "127.0.0.1")
+  try {
+    let got = 0
+    slow.on("data", (d: Buffer) => {
+      got += d.length
+      slow.pause() // read the headers, then never again: the kernel buffers fill and the hub's queue grows
+    })
+    slow.write(`GET /events HTTP/1.1\r\nhost: x\r\n\r\n`)
+    await until(() => got > 0, "the slow client is connected")
+    const before = (await health()).counters.sseDropped
+    const payload = "x".repeat(32 * 1024)
+    await until(async () => {
+      const res = await fetch(`${hub.url}/_slotbus/emit`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${hub.token}` },
+        body: JSON.stringify(Array.from({ length: 8 }, () => ({ type: "bulk", data: payload }))),
+      })
+      expect(res.status).toBe(200)
+      return (await health()).counters.sseDropped > before
+    }, "the slow client is dropped", 20_000)
+    expect((await health()).counters.sseDropped).toBe(before + 1)
+    expect((await health()).sse.eventsClients).toBe(1)
+    await fetch(`${hub.url}/_slotbus/emit`, { method: "POST", headers: { authorization: `Bearer ${hub.token}` }, body: JSON.stringify({ type: "last", data: "done" }) })
+    await fast.sse.next((m) => m.event === "last", 20_000)
+  } finally {
+    slow.destroy()
+    fast.abort.abort()
+  }
+})
+
+test("when the worker holding a connection dies, the hub ends the client's stream so it can reconnect", async () => {
+  const w = await startWorker(hub.url, "chat")
+  const conns: { sse: SseReader; abort: AbortController }[] = []
+  try {
+    // Two workers share the route; open until one connection lands on the new worker.
+    for (let i = 0; i < 8; i++) {
+      const c = await open(`/sessions/${i}/events`)
+      conns.push(c)
+      const welcome = await c.sse.next((m) => m.event === "welcome")
+      if (JSON.parse(welcome.data).pid === w.pid) break
+    }
+    const mine = conns.at(-1)!
+    expect(JSON.parse((await mine.sse.next((m) => m.event === "welcome")).data).pid).toBe(w.pid)
+    await w.stop()
+    await expect(mine.sse.next(() => false, 10_000)).rejects.toThrow("SSE stream ended")
+  } finally {
+    for (const c of conns) c.abort.abort()
+    await w.stop()
+  }
+})
