@@ -126,7 +126,7 @@ export class SlotBus {
   private readonly err = new Int32Array(2)
   private ticker: ReturnType<typeof setTimeout>
   private readonly latency = new LatencyHistogram()
-  private readonly waiters: { n: number; resolve: () => void }[] = []
+  private readonly waiters: { n: number; resolve: () => void; reject: (e: Error) => void }[] = []
   private closing: Promise<void> | null = null
   private stopped = false
   private nextId = 1
@@ -366,7 +366,7 @@ export class SlotBus {
   waitForWorkers(n = 1, timeoutMs = 10_000): Promise<void> {
     if (this.links.length >= n) return Promise.resolve()
     const { promise, resolve, reject } = Promise.withResolvers<void>()
-    const w = { n, resolve: () => done(resolve) }
+    const w = { n, resolve: () => done(resolve), reject: (e: Error) => done(() => reject(e)) }
     const timer = setTimeout(() => done(() => reject(new TimeoutError(`${this.links.length} of ${n} workers connected to "${this.name}" after ${timeoutMs}ms`))), timeoutMs)
     const done = (f: () => void) => {
       clearTimeout(timer)
@@ -375,6 +375,11 @@ export class SlotBus {
     }
     this.waiters.push(w)
     return promise
+  }
+
+  /** Workers connected now. */
+  get workerCount(): number {
+    return this.links.length
   }
 
   get workers(): WorkerInfo[] {
@@ -410,6 +415,7 @@ export class SlotBus {
 
   private async shutdown(drain: boolean, timeoutMs: number) {
     closeSync(this.listenFd)
+    for (const w of [...this.waiters]) w.reject(new BusClosedError(`bus "${this.name}" closed while waiting for workers`))
     const deadline = performance.now() + timeoutMs
     while (drain && (this.queue.length > 0 || this.links.some((l) => l.pending.some((p) => p && !p.settled))) && performance.now() < deadline)
       await Bun.sleep(1)

@@ -524,7 +524,7 @@ export class Hub {
 
   private checkLink(inst: Instance) {
     if (inst.gone) return
-    const up = inst.bus.workers.length > 0
+    const up = inst.bus.workerCount > 0
     if (up && !inst.connected) {
       inst.connected = true
       inst.lastSeen = Date.now()
