@@ -38,7 +38,7 @@
 #define HDR_BYTES 1024u
 #define SLOT_BYTES 64u
 #define PAGE 4096u
-#define LAYOUT_DESC "slotbus/1 hdr=1024 slot=64 ring=u32 state=gen24:state8"
+#define LAYOUT_DESC "slotbus/1 hdr=1024 slot=64 ring=u32 state=gen24:state8 parked=320,384"
 
 /* ---- region layout (docs/PROTOCOL.md §2) ---- */
 
@@ -52,10 +52,12 @@ typedef struct {
   _Alignas(64) hdr_identity id;
   _Alignas(64) _Atomic uint32_t sq_tail;
   _Alignas(64) _Atomic uint32_t sq_head;
-  _Atomic uint32_t worker_parked;
   _Alignas(64) _Atomic uint32_t cq_tail;
   _Alignas(64) _Atomic uint32_t cq_head;
-  _Atomic uint32_t hub_parked;
+  /* Each on its own line: the producer reads it after every push, and a line the consumer keeps writing
+   * (its head) would cost that read a cache miss each time. */
+  _Alignas(64) _Atomic uint32_t worker_parked;
+  _Alignas(64) _Atomic uint32_t hub_parked;
 } region_hdr;
 
 typedef struct {
@@ -66,9 +68,9 @@ typedef struct {
 } slot_hdr;
 
 _Static_assert(offsetof(region_hdr, sq_tail) == 64, "layout");
-_Static_assert(offsetof(region_hdr, sq_head) == 128 && offsetof(region_hdr, worker_parked) == 132, "layout");
+_Static_assert(offsetof(region_hdr, sq_head) == 128 && offsetof(region_hdr, worker_parked) == 320, "layout");
 _Static_assert(offsetof(region_hdr, cq_tail) == 192, "layout");
-_Static_assert(offsetof(region_hdr, cq_head) == 256 && offsetof(region_hdr, hub_parked) == 260, "layout");
+_Static_assert(offsetof(region_hdr, cq_head) == 256 && offsetof(region_hdr, hub_parked) == 384, "layout");
 _Static_assert(sizeof(region_hdr) <= HDR_BYTES && sizeof(slot_hdr) == SLOT_BYTES, "layout");
 
 typedef struct {
