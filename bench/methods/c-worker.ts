@@ -1,0 +1,40 @@
+// slotbus hub in this process ↔ examples/c-worker (libslotbus from C), built on first use with the local C compiler.
+import { existsSync } from "node:fs"
+import { resolve } from "node:path"
+import type { IdleStrategy } from "../../src/index.ts"
+import { buildC, NoCompilerError, packageRoot } from "../lib/cc.ts"
+import { processCpuSeconds, spawnChild } from "../lib/proc.ts"
+import { SkipMethod, type Transport } from "../lib/transport.ts"
+import { openBus } from "./slotbus.ts"
+
+const SOURCE = "examples/c-worker/worker.c"
+
+// The C worker has no adaptive mode of its own: it busy-polls (--spin), or sleeps on its eventfd doorbell (default)
+// or on the ring's futex (--futex) whenever its ring is empty.
+const FLAGS: Record<string, string[]> = { spin: ["--spin"], adaptive: [], park: ["--futex"] }
+
+let built: Promise<string> | null = null
+
+/** The worker binary: `override` (a binary, or a .c source built like the example), else the example. */
+async function workerBinary(override?: string): Promise<string> {
+  if (override && !override.endsWith(".c")) return override
+  const source = override ?? SOURCE
+  if (!existsSync(resolve(packageRoot, source)))
+    throw new SkipMethod(`${SOURCE} is not in this package`)
+  try {
+    return await buildC("c-worker", [source, "csrc/slotbus.c"])
+  } catch (e) {
+    if (e instanceof NoCompilerError) throw new SkipMethod(`cannot build the C worker: ${e.message}`)
+    throw e
+  }
+}
+
+export function flagsFor(idle: IdleStrategy): string[] {
+  return FLAGS[String(idle)] ?? []
+}
+
+export async function open(idle: IdleStrategy, override?: string): Promise<Transport> {
+  const bin = await (built ??= workerBinary(override))
+  return openBus(idle, "C worker", (name) => spawnChild([bin, name, ...flagsFor(idle)]),
+    async (_bus, child) => processCpuSeconds(child.proc.pid), true)
+}

@@ -1,0 +1,49 @@
+// The machine's floor: bench/floor.c, two C processes ping-ponging over shared memory (spin or futex).
+// It measures itself; this side only builds it, runs it and reads back its round-trip times.
+import { readFileSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { buildC, NoCompilerError } from "../lib/cc.ts"
+import { spawnChild } from "../lib/proc.ts"
+import { SkipMethod } from "../lib/transport.ts"
+
+export interface FloorRun {
+  /** Round-trip times in ns, one per measured request. */
+  samples: Uint32Array
+  elapsedS: number
+  hubCpuS: number
+  workerCpuS: number
+}
+
+let built: Promise<string> | null = null
+
+function binary(): Promise<string> {
+  return (built ??= buildC("floor", ["bench/floor.c"]).catch((e) => {
+    throw e instanceof NoCompilerError ? new SkipMethod(`cannot build bench/floor.c: ${e.message}`) : e
+  }))
+}
+
+/** Builds the floor now, so a missing compiler is reported before any measuring starts. */
+export async function prepare(): Promise<void> {
+  await binary()
+}
+
+export async function measure(mode: "spin" | "futex", size: number, inflight: number, ms: number): Promise<FloorRun> {
+  const bin = await binary()
+  const file = join(tmpdir(), `slotbus-floor-${process.pid}-${mode}-${size}-${inflight}.bin`)
+  const child = spawnChild([bin, mode, String(size), String(inflight), String(Math.max(1, Math.round(ms))), file])
+  // It runs for `ms` plus a warm-up of ms/8; far longer means it is stuck: kill it (its worker dies with it).
+  const stuck = setTimeout(() => child.proc.kill("SIGKILL"), ms * 2 + 10_000)
+  try {
+    const code = await child.proc.exited
+    const out = await new Response(child.proc.stdout).text()
+    if (code !== 0) throw new Error(`floor ${mode} exited with ${code}: ${(await child.stderr).trim()}`)
+    const r = JSON.parse(out) as { count: number; elapsed_s: number; hub_cpu_s: number; worker_cpu_s: number }
+    const bytes = readFileSync(file)
+    const samples = new Uint32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength))
+    return { samples, elapsedS: r.elapsed_s, hubCpuS: r.hub_cpu_s, workerCpuS: r.worker_cpu_s }
+  } finally {
+    clearTimeout(stuck)
+    rmSync(file, { force: true })
+  }
+}

@@ -1,0 +1,39 @@
+// Bun.spawn's IPC channel: process.send in a child Bun process, structured-clone ("advanced") serialization.
+// Run directly, this file is that worker.
+import { cpuReport, parseCpuReport, spawnChild, stopChild, whileAlive } from "../lib/proc.ts"
+import { EMPTY, FifoReplies, type Transport } from "../lib/transport.ts"
+
+export async function open(): Promise<Transport> {
+  const replies = new FifoReplies()
+  const { promise: ready, resolve } = Promise.withResolvers<void>()
+  let started = false
+  const child = spawnChild([process.execPath, import.meta.path], {
+    ipc: (m) => {
+      if (!started) return ((started = true), resolve())
+      replies.reply(m as Uint8Array)
+    },
+  })
+  child.proc.exited.then((code) => replies.failAll(new Error(`process.send worker exited with ${code}`)))
+  const close = () => stopChild(child)
+  try {
+    await whileAlive(child, "process.send worker", ready)
+  } catch (e) {
+    await close()
+    throw e
+  }
+  const roundTrip = (body: Uint8Array) => {
+    const reply = replies.wait()
+    child.send(body)
+    return reply
+  }
+  return { roundTrip, workerCpu: async () => parseCpuReport(await roundTrip(EMPTY)), close }
+}
+
+if (import.meta.main) {
+  process.on("message", (m) => {
+    const body = m as Uint8Array
+    process.send!(body.length === 0 ? cpuReport() : body)
+  })
+  process.send!("ready")
+  process.on("disconnect", () => process.exit(0))
+}

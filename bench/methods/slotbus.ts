@@ -1,0 +1,65 @@
+// slotbus through its public API: a SlotBus hub in this process, a SlotWorker in a child Bun process.
+// Run directly, this file is that worker: bun slotbus.ts <name> <idle>
+import { SlotBus, SlotWorker, type IdleStrategy } from "../../src/index.ts"
+import { cpuReport, parseCpuReport, selfCpuSeconds, spawnChild, stopChild, whileAlive, type Child } from "../lib/proc.ts"
+import { EMPTY, type Transport } from "../lib/transport.ts"
+
+let opened = 0
+
+/** A bus named uniquely for this run, with one worker attached; the worker is started by `start(name)`. */
+export async function openBus(idle: IdleStrategy, what: string, start: (name: string) => Child,
+  workerCpu: (bus: SlotBus, child: Child) => Promise<number>, reverses = false): Promise<Transport> {
+  const name = `bench-${process.pid}-${opened++}`
+  const bus = await SlotBus.listen(name, { idle, slots: 32 })
+  let child: Child | null = null
+  const close = async () => {
+    await stopChild(child)
+    await bus.close({ drain: false })
+  }
+  try {
+    child = start(name)
+    await whileAlive(child, what, bus.waitForWorkers(1, 10_000))
+    const c = child
+    return { roundTrip: (body) => bus.call(body), workerCpu: () => workerCpu(bus, c), reverses, close }
+  } catch (e) {
+    await close()
+    throw e
+  }
+}
+
+/** Hub ↔ Bun worker, both sides using `idle`. */
+export function open(idle: IdleStrategy): Promise<Transport> {
+  return openBus(idle, "slotbus worker", (name) => spawnChild([process.execPath, import.meta.path, name, String(idle)]),
+    async (bus) => parseCpuReport(await bus.call(EMPTY)))
+}
+
+/** CPU seconds a parked hub and worker use while nothing is sent, over `ms`. */
+export async function measureIdle(ms: number): Promise<{ hubCpuS: number; workerCpuS: number; elapsedS: number }> {
+  const t = await open("park")
+  try {
+    const body = new Uint8Array(64)
+    for (let i = 0; i < 200; i++) await t.roundTrip(body)
+    await Bun.sleep(50)
+    const w0 = await t.workerCpu()
+    const h0 = selfCpuSeconds()
+    const t0 = performance.now()
+    await Bun.sleep(ms)
+    const h1 = selfCpuSeconds()
+    const elapsedS = (performance.now() - t0) / 1000
+    const w1 = await t.workerCpu()
+    return { hubCpuS: h1 - h0, workerCpuS: w1 - w0, elapsedS }
+  } finally {
+    await t.close()
+  }
+}
+
+if (import.meta.main) {
+  const [name, idle] = process.argv.slice(2)
+  // The body is a view into shared memory; returning it copies it into the response arena.
+  const worker = await SlotWorker.connect(name!, (req) => (req.body.length === 0 ? cpuReport() : req.body), {
+    idle: idle as IdleStrategy,
+    waitForHubMs: 5000,
+  })
+  await worker.closed
+  process.exit(0)
+}
