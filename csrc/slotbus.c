@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -181,15 +182,21 @@ static long futex(_Atomic uint32_t *addr, int op, uint32_t val, const struct tim
 }
 
 static void wake_peer(sb_chan *ch, _Atomic uint32_t *peer_parked, _Atomic uint32_t *tail) {
-  /* Cheap check first: a polling peer costs us one shared load, no write to its cache line. */
-  if (atomic_load_explicit(peer_parked, memory_order_seq_cst) == SB_AWAKE) return;
-  uint32_t how = atomic_exchange_explicit(peer_parked, SB_AWAKE, memory_order_seq_cst);
-  if (how == SB_PARK_EVENTFD) {
-    uint64_t one = 1;
-    ssize_t r = write(ch->peer_bell, &one, sizeof one);
-    (void)r; /* EAGAIN means the counter is already non-zero: the peer will wake anyway */
-  } else if (how == SB_PARK_FUTEX) {
+  /* A polling peer costs us one load of a line it does not write: no syscall, no cache miss. */
+  uint32_t how = atomic_load_explicit(peer_parked, memory_order_seq_cst);
+  if (how == SB_PARK_FUTEX) {
+    /* Never cleared from here: a futex wake is not remembered, so a stale clear could hide the peer's
+     * next sleep from every later push. The sleeper clears it when it wakes. */
     futex(tail, FUTEX_WAKE, INT_MAX, NULL);
+  } else if (how == SB_PARK_EVENTFD) {
+    /* Cleared here so a burst of pushes pays one write. Safe even if stale: the eventfd remembers. */
+    uint32_t expect = SB_PARK_EVENTFD;
+    if (atomic_compare_exchange_strong_explicit(peer_parked, &expect, SB_AWAKE, memory_order_seq_cst,
+                                                memory_order_seq_cst)) {
+      uint64_t one = 1;
+      ssize_t r = write(ch->peer_bell, &one, sizeof one);
+      (void)r; /* EAGAIN means the counter is already non-zero: the peer will wake anyway */
+    }
   }
 }
 
@@ -206,6 +213,8 @@ static int park_as(sb_chan *ch, uint32_t how) {
 }
 
 int sb_park(sb_chan *ch) { return park_as(ch, SB_PARK_EVENTFD); }
+
+void sb_yield(void) { sched_yield(); }
 
 void sb_unpark(sb_chan *ch) {
   atomic_store_explicit(my_parked(ch), SB_AWAKE, memory_order_relaxed);

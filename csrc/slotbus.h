@@ -113,6 +113,9 @@ int sb_worker_complete(sb_chan *ch, uint32_t slot, uint32_t status, uint32_t fla
 int sb_park(sb_chan *ch);
 /* Withdraw the announcement and drain the doorbell. */
 void sb_unpark(sb_chan *ch);
+/* Give the CPU to another runnable thread, if any: a poller sharing a CPU with its peer must, or it only
+ * delays the answer it waits for. */
+void sb_yield(void);
 /* Block until work may be available, the peer is gone, or timeout_ms passes (<0: forever).
  * use_futex: sleep on the ring's futex word instead of the eventfd (slices of 10 ms check the socket).
  * Returns 1 work may be ready, 0 timeout (or early: a control byte arrived; just wait again), -EPIPE peer gone. */

@@ -110,7 +110,7 @@ interface Link {
 const STATE_NAMES = Object.fromEntries(Object.entries(State).map(([k, v]) => [v, k.toLowerCase()]))
 // New workers are accepted and deadlines checked on a timer: often while requests are out, rarely when idle.
 const TICK_BUSY_MS = 10
-const TICK_IDLE_MS = 50
+const TICK_IDLE_MS = 100
 const MiB = 1024 * 1024
 
 function positiveInt(v: number | undefined, dflt: number, what: string, max = 2 ** 31): number {

@@ -39,6 +39,7 @@ const symbols = {
 
   sb_park: { args: [ptr], returns: i32 },
   sb_unpark: { args: [ptr], returns: none },
+  sb_yield: { args: [], returns: none },
   sb_wait: { args: [ptr, i32, i32], returns: i32 },
 } as const
 
