@@ -59,5 +59,4 @@ export const Kind = { RAW: 0, HTTP: 1 } as const
 export const RespFlag = { ERROR: 1, CANCELLED: 2 } as const
 // Bytes on the rendezvous socket after the hello (docs/PROTOCOL.md §1)
 export const Control = { DRAIN: 0x44 /* D */, DRAIN_ACK: 0x41 /* A */, HUB_CLOSING: 0x43 /* C */ } as const
-export const NONE = -1
 export const E_CORRUPT = -1000
