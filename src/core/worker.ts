@@ -1,7 +1,7 @@
 // The worker side: SlotWorker connects to a hub by name and answers its requests from the slots.
 import { native, Kind, Msg, RespFlag, E_CORRUPT, Control, type Chan } from "../native/ffi.ts"
 import { Channel } from "./channel.ts"
-import { align8, busName, EMPTY, headerPairs, headLength, pairsToRecord, readHead, toBytes, utf8, writeHead } from "./codec.ts"
+import { align8, busName, headerPairs, headLength, pairsToRecord, readHead, toBytes, utf8, writeHead } from "./codec.ts"
 import type { BodyInit, HeaderInit } from "./codec.ts"
 import { BusClosedError, HubNotFoundError, PeerRefusedError, ProtocolError } from "./errors.ts"
 import { Pump, tuning, type IdleStrategy } from "./idle.ts"
@@ -243,7 +243,7 @@ export class SlotWorker {
       } else {
         status = reply.status ?? 200
         if (!Number.isInteger(status) || status < 0 || status > 999) throw new RangeError(`status must be an integer 0..999, got ${status}`)
-        const body = reply.body === undefined ? EMPTY : toBytes(reply.body, "reply body")
+        const body = toBytes(reply.body, "reply body")
         const strings = headerPairs(reply.headers)
         if (align8(headLength(strings)) + body.length > arena.length)
           throw new RangeError(`reply of ${body.length} body bytes does not fit the slot arena (${arena.length} bytes); raise maxBodyBytes on the hub`)
