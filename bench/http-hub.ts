@@ -9,7 +9,8 @@ import { cpus, release, tmpdir } from "node:os"
 import { join } from "node:path"
 import { rmSync } from "node:fs"
 import * as hdr from "hdr-histogram-js"
-import { createHub, hubWorker, type IdleStrategy } from "../src/index.ts"
+import type { IdleStrategy } from "../src/index.ts"
+import { createHub, hubWorker } from "../src/http/index.ts"
 
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, "").split("=") as [string, string]))
 const role = args.role

@@ -1,8 +1,8 @@
-export { SlotBus, SlotResponse } from "./core/bus.ts"
-export type { BusStats, ListenOptions, RequestOptions, SlotRequestInit, WorkerInfo } from "./core/bus.ts"
-export { SlotWorker, SlotRequest } from "./core/worker.ts"
-export type { ConnectOptions, SlotHandler, SlotReply, WorkerClosed } from "./core/worker.ts"
-export type { IdleStrategy } from "./core/idle.ts"
-export type { LatencySummary } from "./core/stats.ts"
-export * from "./core/errors.ts"
-export * from "./http/index.ts"
+// The package entry, `slotbus`: the request/response core and the shared errors. Features have their own
+// entries: slotbus/http, slotbus/events, slotbus/leases, slotbus/stdio.
+export { SlotBus, SlotResponse, SlotWorker, SlotRequest } from "./core/index.ts"
+export type {
+  BusStats, ConnectOptions, IdleStrategy, LatencySummary, ListenOptions, RequestOptions, SlotHandler, SlotReply,
+  SlotRequestInit, WorkerClosed, WorkerInfo,
+} from "./core/index.ts"
+export * from "./errors.ts"

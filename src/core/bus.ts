@@ -1,13 +1,13 @@
 // The hub side: SlotBus listens under a name, maps one region per connected worker, spreads requests.
 import { closeSync } from "node:fs"
-import { native, Kind, Msg, RespFlag, E_CORRUPT, HUB_CONFIG_WORDS, MAX_ALLOW_UIDS, State, Control, type Chan } from "../native/ffi.ts"
+import { native, Kind, Msg, RespFlag, E_CORRUPT, HUB_CONFIG_WORDS, MAX_ALLOW_UIDS, State, Control, Errno, type Chan } from "../native/ffi.ts"
 import { Channel } from "./channel.ts"
 import { align8, busName, headerPairs, headLength, pairsToRecord, readHead, toBytes, utf8, writeHead } from "./codec.ts"
 import type { BodyInit, HeaderInit } from "./codec.ts"
 import {
   BusClosedError, BusFullError, NameInUseError, PayloadTooLargeError, ProtocolError, RemoteError, SlotBusError,
   TimeoutError, WorkerGoneError,
-} from "./errors.ts"
+} from "../errors.ts"
 import { Pump, tuning, type IdleStrategy } from "./idle.ts"
 import { LatencyHistogram, type LatencySummary } from "./stats.ts"
 
@@ -157,7 +157,7 @@ export class SlotBus {
   /** Start serving `name`: workers connect to it with `SlotWorker.connect(name, handler)`. */
   static async listen(name: string, opts: ListenOptions = {}): Promise<SlotBus> {
     const fd = native.sb_listen(busName(name))
-    if (fd === -98) throw new NameInUseError(`a hub named "${name}" is already listening on this machine; pick another name or close it`)
+    if (fd === Errno.EADDRINUSE) throw new NameInUseError(`a hub named "${name}" is already listening on this machine; pick another name or close it`)
     if (fd < 0) throw new SlotBusError(`cannot listen as "${name}": errno ${-fd}`)
     try {
       return new SlotBus(name, fd, opts)
@@ -327,7 +327,7 @@ export class SlotBus {
     for (;;) {
       const ptr = native.sb_accept(this.listenFd, this.config, this.err, this.err.subarray(1)) as Chan | null
       if (!ptr) {
-        if (this.err[0] === -1) { this.counters.refusedPeers++; continue } // EPERM
+        if (this.err[0] === Errno.EPERM) { this.counters.refusedPeers++; continue }
         return // EAGAIN, or a transient failure retried on the next tick
       }
       this.addLink(new Channel(ptr))

@@ -1,9 +1,9 @@
 // The worker side: SlotWorker connects to a hub by name and answers its requests from the slots.
-import { native, Kind, Msg, RespFlag, E_CORRUPT, Control, type Chan } from "../native/ffi.ts"
+import { native, Kind, Msg, RespFlag, E_CORRUPT, Control, Errno, ANY_UID, type Chan } from "../native/ffi.ts"
 import { Channel } from "./channel.ts"
 import { align8, busName, headerPairs, headLength, pairsToRecord, readHead, toBytes, utf8, writeHead } from "./codec.ts"
 import type { BodyInit, HeaderInit } from "./codec.ts"
-import { BusClosedError, HubNotFoundError, PeerRefusedError, ProtocolError } from "./errors.ts"
+import { BusClosedError, HubNotFoundError, PeerRefusedError, ProtocolError } from "../errors.ts"
 import { Pump, tuning, type IdleStrategy } from "./idle.ts"
 
 /** What a handler returns: a reply object, or just the body. */
@@ -85,11 +85,7 @@ export class SlotRequest {
   }
 }
 
-const ECONNREFUSED = -111
-const ENOENT = -2
-const EPERM = -1
-const EAGAIN = -11
-const ETIMEDOUT = -110
+const { ECONNREFUSED, ENOENT, EPERM, EAGAIN, ETIMEDOUT } = Errno
 const RETRY_MS = 50
 // No hub, or one dying while we queued on its socket: worth another try.
 const RETRYABLE = new Set([ECONNREFUSED, ENOENT, -104 /* ECONNRESET */, -32 /* EPIPE */])
@@ -134,7 +130,7 @@ export class SlotWorker {
     const cname = busName(this.name)
     for (;;) {
       if (this.stopping) throw new BusClosedError("worker closed while connecting")
-      const ptr = native.sb_connect_start(cname, this.opts.hubUid ?? -1, this.err) as Chan | null
+      const ptr = native.sb_connect_start(cname, this.opts.hubUid ?? ANY_UID, this.err) as Chan | null
       const e = ptr ? await this.finishConnect(ptr) : this.err[0]!
       if (ptr && e === 0) return this.serve(new Channel(ptr))
       if (e === EPERM) throw new PeerRefusedError(`hub "${this.name}" and this worker (uid ${process.getuid?.()}) do not trust each other's uid; see allowUids / hubUid`)

@@ -1,5 +1,5 @@
 // Errors of the HTTP hub and its worker SDK. All extend SlotBusError, so one `instanceof` catches any slotbus failure.
-import { SlotBusError } from "../index.ts"
+import { SlotBusError } from "../core/index.ts"
 
 /** A route pattern or method is malformed, or lies under a path the hub keeps for itself. */
 export class RouteError extends SlotBusError {}

@@ -3,7 +3,7 @@ import type { Server } from "bun"
 import {
   BusClosedError, BusFullError, PayloadTooLargeError, RemoteError, SlotBus, TimeoutError,
   type IdleStrategy, type SlotResponse,
-} from "../index.ts"
+} from "../core/index.ts"
 import { RouteError } from "./errors.ts"
 import { methodMatches, parseRoute, RouteTable, type Params, type Route } from "./routes.ts"
 import { HEARTBEAT, SSE_HEADERS, sseFrame, SseStream } from "./sse.ts"

@@ -3,7 +3,7 @@ import { existsSync, lstatSync, readFileSync, renameSync, rmSync, statSync, writ
 import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
 import { timingSafeEqual } from "node:crypto"
-import { HubNotFoundError } from "../index.ts"
+import { HubNotFoundError } from "../core/index.ts"
 import { HubAuthError } from "./errors.ts"
 
 /** Env var holding the token itself. */

@@ -1,5 +1,5 @@
 // The worker SDK: declare routes with Web-standard handlers, join a hub, serve its requests over slotbus.
-import { SlotWorker, type IdleStrategy, type SlotReply, type SlotRequest } from "../index.ts"
+import { SlotWorker, type IdleStrategy, type SlotReply, type SlotRequest } from "../core/index.ts"
 import { HubAuthError, HubRequestError, RouteConflictError } from "./errors.ts"
 import { parseRoute, RouteTable, type Params } from "./routes.ts"
 import { readTokenFile, defaultTokenFile, TOKEN_ENV, TOKEN_FILE_ENV } from "./token.ts"

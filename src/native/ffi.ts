@@ -60,3 +60,7 @@ export const RespFlag = { ERROR: 1, CANCELLED: 2 } as const
 // Bytes on the rendezvous socket after the hello (docs/PROTOCOL.md §1)
 export const Control = { DRAIN: 0x44 /* D */, DRAIN_ACK: 0x41 /* A */, HUB_CLOSING: 0x43 /* C */ } as const
 export const E_CORRUPT = -1000
+// sb_connect_start: accept a hub of any uid
+export const ANY_UID = -1
+// Negative errno values libslotbus returns (Linux numbering), by name: core code never spells a raw number.
+export const Errno = { EPERM: -1, ENOENT: -2, EINTR: -4, EAGAIN: -11, EADDRINUSE: -98, ETIMEDOUT: -110, ECONNREFUSED: -111 } as const

@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs"
 import { join } from "node:path"
-import { NativeLibraryError } from "../core/errors.ts"
+import { NativeLibraryError } from "../errors.ts"
 
 const packageRoot = join(import.meta.dir, "..", "..")
 

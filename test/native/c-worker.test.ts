@@ -3,8 +3,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { existsSync, mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { RemoteError, SlotBus, WorkerGoneError, type SlotResponse } from "../src/index.ts"
-import { Child, FIXTURES, REPO, observed, outcome, uniqueName } from "./fixtures/crash-procs.ts"
+import { RemoteError, SlotBus, WorkerGoneError, type SlotResponse } from "../../src/index.ts"
+import { Child, FIXTURES, REPO, observed, outcome, uniqueName } from "../support/crash-procs.ts"
 
 const ZIG = join(REPO, "node_modules", "@ryoppippi", "zig-linux-x64", "zig")
 const SOURCE = join(REPO, "examples", "c-worker", "worker.c")

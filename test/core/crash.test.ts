@@ -1,10 +1,10 @@
 // Crashes with real processes and real SIGKILL: the survivor learns at once, keeps serving, and leaks nothing.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { readdirSync } from "node:fs"
-import { SlotBus, SlotWorker, WorkerGoneError, type SlotResponse, type WorkerClosed } from "../src/index.ts"
+import { SlotBus, SlotWorker, WorkerGoneError, type SlotResponse, type WorkerClosed } from "../../src/index.ts"
 import {
   bunChild, boundBusNames, eventually, fdCensus, observed, outcome, settledCensus, slotbusLeftovers, uniqueName, type Child,
-} from "./fixtures/crash-procs.ts"
+} from "../support/crash-procs.ts"
 
 // Requests and waits are given this long to time out; the guard says how long "at once" may take at most.
 const LONG_TIMEOUT_MS = 20_000

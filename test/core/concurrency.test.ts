@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test"
-import { BusFullError, WorkerGoneError, type SlotBus } from "../src/index.ts"
-import { killWorkersAfterEach, rejection, until, withHub } from "./helpers.ts"
+import { BusFullError, WorkerGoneError, type SlotBus } from "../../src/index.ts"
+import { killWorkersAfterEach, rejection, until, withHub } from "../support/helpers.ts"
 
 killWorkersAfterEach()
 

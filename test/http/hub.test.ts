@@ -2,8 +2,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test
 import { statSync, writeFileSync, mkdtempSync, rmSync } from "node:fs"
 import { networkInterfaces, tmpdir } from "node:os"
 import { join } from "node:path"
-import { createHub, type Hub, type HubHealth } from "../src/index.ts"
-import { curl, failingWorker, pattern, sha256, startWorker, stopAll, until, type Proc } from "./fixtures/http-procs.ts"
+import { createHub, type Hub, type HubHealth } from "../../src/http/index.ts"
+import { curl, failingWorker, pattern, sha256, startWorker, stopAll, until, type Proc } from "../support/http-procs.ts"
 
 afterAll(stopAll)
 

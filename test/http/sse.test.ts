@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test"
 import { connect } from "node:net"
-import { createHub, type Hub, type HubHealth } from "../src/index.ts"
-import { Proc, SseReader, startWorker, stopAll, until } from "./fixtures/http-procs.ts"
+import { createHub, type Hub, type HubHealth } from "../../src/http/index.ts"
+import { Proc, SseReader, startWorker, stopAll, until } from "../support/http-procs.ts"
 
 let hub: Hub
 let worker: Proc

@@ -2,9 +2,9 @@
 import { afterEach } from "bun:test"
 import { join } from "node:path"
 import type { Subprocess } from "bun"
-import { SlotBus, type ListenOptions } from "../src/index.ts"
+import { SlotBus, type ListenOptions } from "../../src/index.ts"
 
-export const ECHO_WORKER = join(import.meta.dir, "fixtures", "echo-worker.ts")
+export const ECHO_WORKER = join(import.meta.dir, "echo-worker.ts")
 
 let counter = 0
 /** A bus name no other test (or concurrently running test process) uses. */
@@ -34,7 +34,7 @@ export interface WorkerProcess {
 
 const live = new Set<WorkerProcess>()
 
-/** Spawns test/fixtures/echo-worker.ts for `bus` and waits until it prints "ready" (it is then connected). */
+/** Spawns test/support/echo-worker.ts for `bus` and waits until it prints "ready" (it is then connected). */
 export async function spawnWorker(bus: string, opts: WorkerOptions = {}, readyTimeoutMs = 10_000): Promise<WorkerProcess> {
   const args = [bus]
   if (opts.idle !== undefined) args.push(`--idle=${opts.idle}`)

@@ -2,11 +2,11 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { parseArgs, parseSize, UsageError } from "../bench/cli.ts"
-import { describeMachine } from "../bench/lib/machine.ts"
-import { CDF_PERCENTILES, jsonIdleLine, jsonLine, renderHtml, renderTable, type BenchReport, type MethodInfo, type Row } from "../bench/report.ts"
+import { parseArgs, parseSize, UsageError } from "../../bench/cli.ts"
+import { describeMachine } from "../../bench/lib/machine.ts"
+import { CDF_PERCENTILES, jsonIdleLine, jsonLine, renderHtml, renderTable, type BenchReport, type MethodInfo, type Row } from "../../bench/report.ts"
 
-const repo = join(import.meta.dir, "..")
+const repo = join(import.meta.dir, "..", "..")
 const bin = join(repo, "bin", "slotbus.ts")
 const REQUIRED = ["name", "mode", "size", "inflight", "p50_us", "p99_us", "msgs_per_s", "cpu_s"]
 

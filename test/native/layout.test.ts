@@ -5,9 +5,9 @@
 import { describe, expect, test } from "bun:test"
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
-import * as ffi from "../src/native/ffi.ts"
+import * as ffi from "../../src/native/ffi.ts"
 
-const repo = join(import.meta.dir, "..")
+const repo = join(import.meta.dir, "..", "..")
 const read = (p: string) => readFileSync(join(repo, p), "utf8")
 
 interface Sources {

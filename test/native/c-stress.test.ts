@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 
-const ROOT = join(import.meta.dir, "..")
+const ROOT = join(import.meta.dir, "..", "..")
 const ZIG = join(ROOT, "node_modules", "@ryoppippi", "zig-linux-x64", "zig")
 const CFLAGS = ["-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror", "-g", "-pthread", `-I${join(ROOT, "csrc")}`]
 const SOURCES = [join(ROOT, "csrc", "test", "stress.c"), join(ROOT, "csrc", "slotbus.c")]

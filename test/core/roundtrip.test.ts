@@ -2,8 +2,8 @@ import { describe, expect, test } from "bun:test"
 import {
   HubNotFoundError, NameInUseError, PayloadTooLargeError, RemoteError, SlotBus, SlotResponse, SlotWorker,
   type ListenOptions, type RequestOptions, type SlotRequestInit,
-} from "../src/index.ts"
-import { busName, killWorkersAfterEach, pattern, randomBytes, rejection, sha256, withHub } from "./helpers.ts"
+} from "../../src/index.ts"
+import { busName, killWorkersAfterEach, pattern, randomBytes, rejection, sha256, withHub } from "../support/helpers.ts"
 
 killWorkersAfterEach()
 

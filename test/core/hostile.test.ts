@@ -2,8 +2,8 @@
 // flight with ProtocolError or WorkerGoneError (never hang, never hand out bytes from outside the arena),
 // drop it, and go on serving healthy workers.
 import { describe, expect, test } from "bun:test"
-import { ProtocolError, SlotBus, SlotResponse, WorkerGoneError } from "../src/index.ts"
-import { bunChild, eventually, fdCensus, observed, outcome, uniqueName, type Child } from "./fixtures/crash-procs.ts"
+import { ProtocolError, SlotBus, SlotResponse, WorkerGoneError } from "../../src/index.ts"
+import { bunChild, eventually, fdCensus, observed, outcome, uniqueName, type Child } from "../support/crash-procs.ts"
 
 const IN_FLIGHT = 8
 const MAX_BODY = 64 * 1024

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test"
-import { SlotBus, TimeoutError } from "../src/index.ts"
-import { busName, killWorkersAfterEach, rejection, spawnWorker, until, withHub } from "./helpers.ts"
+import { SlotBus, TimeoutError } from "../../src/index.ts"
+import { busName, killWorkersAfterEach, rejection, spawnWorker, until, withHub } from "../support/helpers.ts"
 
 killWorkersAfterEach()
 

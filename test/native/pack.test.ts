@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 
-const repo = join(import.meta.dir, "..")
+const repo = join(import.meta.dir, "..", "..")
 const platforms = ["linux-x64", "linux-arm64", "linux-x64-musl", "linux-arm64-musl"]
 
 let packDir = ""

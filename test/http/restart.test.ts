@@ -2,8 +2,8 @@ import { afterAll, expect, test } from "bun:test"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import type { HubHealth } from "../src/index.ts"
-import { Proc, startHubProcess, startWorker, stopAll, until } from "./fixtures/http-procs.ts"
+import type { HubHealth } from "../../src/http/index.ts"
+import { Proc, startHubProcess, startWorker, stopAll, until } from "../support/http-procs.ts"
 
 afterAll(stopAll)
 
@@ -49,7 +49,7 @@ test("a worker started before its hub waits for it and joins once it is up", asy
   probe.stop(true)
   try {
     const url = `http://127.0.0.1:${port}`
-    const worker = new Proc([process.execPath, join(import.meta.dir, "fixtures", "http-worker.ts"), url, "shop", `--token-file=${tokenFile}`])
+    const worker = new Proc([process.execPath, join(import.meta.dir, "..", "support", "http-worker.ts"), url, "shop", `--token-file=${tokenFile}`])
     await Bun.sleep(300) // a few refused attempts: no token file yet, then nothing listening
     expect(worker.lines.some((l) => l.startsWith("ready"))).toBe(false)
     const hub = startHubProcess(["--port", String(port), "--token-file", tokenFile])
@@ -65,7 +65,7 @@ test("a worker started before its hub waits for it and joins once it is up", asy
 test("slotbus hub --port runs a hub that answers /health until SIGTERM", async () => {
   const dir = mkdtempSync(join(tmpdir(), "slotbus-cli-"))
   const tokenFile = join(dir, "hub.token")
-  const cli = new Proc([process.execPath, join(import.meta.dir, "..", "bin", "slotbus.ts"), "hub", "--port", "0", "--token-file", tokenFile])
+  const cli = new Proc([process.execPath, join(import.meta.dir, "..", "..", "bin", "slotbus.ts"), "hub", "--port", "0", "--token-file", tokenFile])
   try {
     const [, url] = (await cli.waitLine(/^slotbus hub listening on (http:\S+)$/))!
     expect(((await (await fetch(`${url}/health`)).json()) as HubHealth).status).toBe("ok")

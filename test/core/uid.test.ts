@@ -1,7 +1,7 @@
 // The rendezvous checks SO_PEERCRED: a worker running as another uid is refused unless the hub allows it.
 import { describe, expect, test } from "bun:test"
-import { SlotBus, type SlotResponse } from "../src/index.ts"
-import { Child, FIXTURES, eventually, uniqueName } from "./fixtures/crash-procs.ts"
+import { SlotBus, type SlotResponse } from "../../src/index.ts"
+import { Child, FIXTURES, eventually, uniqueName } from "../support/crash-procs.ts"
 import { join } from "node:path"
 
 const NOBODY = 65534

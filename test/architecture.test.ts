@@ -1,0 +1,106 @@
+// The rooms of src/ and the one direction their imports may run, read from the source text:
+//   src/errors.ts ← src/native ← src/core (through core/index.ts for features) ← feature folders
+// A feature never imports another feature or the package entry; nothing in src imports bench/, test/ or bin/.
+import { describe, expect, test } from "bun:test"
+import { readdirSync, readFileSync } from "node:fs"
+import { dirname, join, normalize, relative } from "node:path"
+
+const SRC = join(import.meta.dir, "..", "src")
+const FEATURES = ["http", "events", "leases", "stdio"]
+
+/** Every relative import or re-export specifier in a TS source, static or dynamic. */
+export function importsOf(source: string): string[] {
+  const found: string[] = []
+  const patterns = [/\b(?:import|export)\b[^'"`;]*?\bfrom\s*["']([^"']+)["']/g, /\bimport\s*\(\s*["']([^"']+)["']\s*\)/g, /^\s*import\s*["']([^"']+)["']/gm]
+  for (const re of patterns) for (const m of source.matchAll(re)) found.push(m[1]!)
+  return found
+}
+
+/** The room a path under src/ belongs to: "errors", "native", "core", "entry", or a feature name. */
+function roomOf(path: string): string {
+  if (path === "errors.ts") return "errors"
+  if (path === "index.ts") return "entry"
+  return path.split("/")[0]!
+}
+
+/** Why `from` (a path under src/) may not import `to` (resolved, relative to src/), or null when it may. */
+export function violation(from: string, to: string): string | null {
+  if (to.startsWith("..")) return `${from} reaches outside src/ (${to})`
+  const a = roomOf(from)
+  const b = roomOf(to)
+  if (a === b) return null
+  const allowed: Record<string, (to: string) => boolean> = {
+    errors: () => false,
+    native: (t) => t === "errors.ts",
+    core: (t) => t === "errors.ts" || t.startsWith("native/"),
+    entry: (t) => t === "errors.ts" || t === "core/index.ts",
+  }
+  const feature = (t: string) => t === "errors.ts" || t === "core/index.ts" || t.startsWith("native/")
+  const rule = allowed[a] ?? (FEATURES.includes(a) ? feature : null)
+  if (!rule) return `${from} is in no known room (add it to test/architecture.test.ts)`
+  return rule(to) ? null : `${from} (${a}) must not import ${to} (${b})`
+}
+
+function sources(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(".ts")).map((f) => f.replaceAll("\\", "/"))
+}
+
+function edgeViolations(files: Record<string, string>): string[] {
+  const problems: string[] = []
+  for (const [file, text] of Object.entries(files)) {
+    for (const spec of importsOf(text)) {
+      if (!spec.startsWith(".")) continue // packages and bun: builtins
+      const to = relative(".", normalize(join(dirname(file), spec))).replaceAll("\\", "/")
+      const why = violation(file, to)
+      if (why) problems.push(why)
+    }
+  }
+  return problems
+}
+
+describe("the layout of src/", () => {
+  const files = Object.fromEntries(sources(SRC).map((f) => [f, readFileSync(join(SRC, f), "utf8")]))
+
+  test("every import runs downward: errors ← native ← core ← features, features never sideways", () => {
+    expect(Object.keys(files).length).toBeGreaterThan(10)
+    expect(edgeViolations(files)).toEqual([])
+  })
+
+  test("the package entry exports the core only, and features reach the core through core/index.ts", () => {
+    expect(importsOf(files["index.ts"]!).sort()).toEqual(["./core/index.ts", "./core/index.ts", "./errors.ts"])
+    const featureImports = Object.entries(files)
+      .filter(([f]) => FEATURES.includes(roomOf(f)))
+      .flatMap(([f, t]) => importsOf(t).map((s) => relative(".", normalize(join(dirname(f), s)))))
+      .filter((to) => to.startsWith("core/"))
+    for (const to of featureImports) expect(to).toBe("core/index.ts")
+  })
+
+  test("the shared error base imports nothing", () => {
+    expect(importsOf(files["errors.ts"]!)).toEqual([])
+  })
+})
+
+describe("the guard notices a broken layout", () => {
+  test.each([
+    ["core/bus.ts", 'import { createHub } from "../http/index.ts"'],
+    ["http/hub.ts", 'import { SlotBus } from "../index.ts"'],
+    ["http/hub.ts", 'import { Channel } from "../core/channel.ts"'],
+    ["events/topic.ts", 'export { x } from "../leases/index.ts"'],
+    ["native/lib-path.ts", 'import { SlotBus } from "../core/index.ts"'],
+    ["errors.ts", 'import { native } from "./native/ffi.ts"'],
+    ["core/worker.ts", 'const m = await import("../stdio/index.ts")'],
+    ["stdio/bus.ts", 'import "../../bench/cli.ts"'],
+    ["index.ts", 'export * from "./http/index.ts"'],
+  ])("%s with `%s` is refused", (file, line) => {
+    expect(edgeViolations({ [file]: `${line}\n` }).length).toBe(1)
+  })
+
+  test.each([
+    ["http/hub.ts", 'import { SlotBus, type IdleStrategy } from "../core/index.ts"'],
+    ["events/topic.ts", 'import { native } from "../native/ffi.ts"'],
+    ["core/bus.ts", 'import type { Chan } from "../native/ffi.ts"'],
+    ["http/hub/server.ts", 'import { Registry } from "./registry.ts"\nimport { RouteError } from "../errors.ts"'],
+  ])("%s with `%s` is allowed", (file, line) => {
+    expect(edgeViolations({ [file]: `${line}\n` })).toEqual([])
+  })
+})
