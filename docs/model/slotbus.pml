@@ -149,6 +149,12 @@ inline park_eventfd(parked, tail, head, sleeping) {
 #endif
 }
 
+/* Woken by the doorbell: the TS pump (Bun reads the eventfd, the parked word stays as the waker left it),
+ * or sb_wait's eventfd mode in C (poll() returns, then sb_unpark: store AWAKE, drain the eventfd). */
+#define WOKEN(sleeping, parked, bell) \
+  :: atomic { sleeping && bell -> bell = 0; sleeping = 0 } \
+  :: atomic { sleeping && bell -> sleeping = 0 }; parked = AWAKE; bell = 0
+
 /* sb_wait(use_futex = 1): blocks until a FUTEX_WAKE or, at a 10 ms slice, the socket's EOF. The slices'
  * timeouts are left out, so a lost FUTEX_WAKE hangs here where the real code would be up to 10 ms late. */
 inline wait_futex(parked, tail, head, fwait, bell) {
@@ -278,15 +284,16 @@ active proctype hub() {
          req_id[h_i] = 0; resp_of[h_i] = 0; resp_cancelled[h_i] = 0; h_req[h_i] = 0;
          h_i = 0 }
 
-    /* nothing to poll while requests are out: park. The TS pump uses sb_park; a C hub may sb_wait */
-    :: !h_sleeping && cq_tail == h_cq_head && h_nfree < NS ->
+    /* nothing to poll: park. The TS pump uses sb_park (also when idle); a C hub may sb_wait */
+    :: !h_sleeping && cq_tail == h_cq_head ->
        if
        :: park_eventfd(hub_parked, cq_tail, h_cq_head, h_sleeping)
-       :: wait_futex(hub_parked, cq_tail, h_cq_head, hub_fwait, hub_bell)
+       :: h_nfree < NS -> /* blocks the thread: only worth it with requests out */
+          wait_futex(hub_parked, cq_tail, h_cq_head, hub_fwait, hub_bell)
        fi
 
-    /* the doorbell rang: Bun reads the eventfd, the pump polls again */
-    :: atomic { h_sleeping && hub_bell -> hub_bell = 0; h_sleeping = 0 }
+    /* the doorbell rang */
+    WOKEN(h_sleeping, hub_parked, hub_bell)
 
     /* every request made, every slot back: close the connection (the worker reads EOF and stops) */
     :: atomic {
@@ -408,11 +415,20 @@ active proctype worker() {
        :: HOLDS_NONE -> wait_futex(worker_parked, sq_tail, w_sq_head, worker_fwait, worker_bell)
        fi
 
-    :: atomic { w_sleeping && worker_bell -> worker_bell = 0; w_sleeping = 0 }
+    WOKEN(w_sleeping, worker_parked, worker_bell)
     od
   } unless { atomic { worker_dead || HUB_GONE -> worker_over = 1 } }
 }
 
-/* Both sides stop in every run (no hang, no livelock); with the assertions at the hub's close this means
- * every request got exactly one outcome and every slot is FREE again. Checked with pan -a -f. */
+/* ---------------------------------------------------------------------------------------- liveness
+ * Checked with weak fairness (pan -a -f -N name). The first implies the others, given the assertions at the
+ * hub's close; they are spelt out for the reader. A death forgets the region (zeroes it), which is how
+ * "unless a side died" reads below: the dead side's rings and the hub's slots are gone with it. */
+
+/* Both sides stop in every run: no deadlock, no livelock, no lost wake-up. */
 ltl terminates { <> (hub_over && worker_over) }
+/* A published request is eventually popped by the worker, a completion by the hub. */
+ltl requests_seen { [] (sq_tail != w_sq_head -> <> (sq_tail == w_sq_head)) }
+ltl completions_seen { [] (cq_tail != h_cq_head -> <> (cq_tail == h_cq_head)) }
+/* Every slot taken (claimed, published, cancelled, timed out) comes back to the free list. */
+ltl slots_return { [] (h_busy[0] != 0 -> <> (h_busy[0] == 0)) && [] (h_busy[NS - 1] != 0 -> <> (h_busy[NS - 1] == 0)) }
