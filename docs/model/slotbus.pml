@@ -236,7 +236,11 @@ active proctype hub() {
          word[h_i] = W(h_gen[h_i], WRITING)
        };
        if
-       :: atomic { /* sb_hub_unclaim: WRITING -> FREE. The worker never saw this generation: no bump needed */
+       :: atomic { /* sb_hub_unclaim: WRITING -> FREE. The worker never saw this generation, so no bump is
+                    * needed; -DUNCLAIM_BUMPS checks the variant that bumps it anyway */
+#ifdef UNCLAIM_BUMPS
+            h_gen[h_i]++;
+#endif
             word[h_i] = W(h_gen[h_i], FREE);
             h_busy[h_i] = 0; h_free[h_nfree] = h_i; h_nfree++;
             settle(h_next, FAILED); h_next++; h_i = 0 }
