@@ -425,8 +425,8 @@ active proctype worker() {
 }
 
 /* ---------------------------------------------------------------------------------------- liveness
- * Checked with weak fairness (pan -a -f -N name). The first implies the others, given the assertions at the
- * hub's close; they are spelt out for the reader. A death forgets the region (zeroes it), which is how
+ * pan -a -N name (terminates holds with no fairness assumed; the others were checked with -f). The first
+ * implies the others, given the assertions at the hub's close; they are spelt out for the reader. A death forgets the region (zeroes it), which is how
  * "unless a side died" reads below: the dead side's rings and the hub's slots are gone with it. */
 
 /* Both sides stop in every run: no deadlock, no livelock, no lost wake-up. */

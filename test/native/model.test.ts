@@ -35,7 +35,8 @@ interface Verdict { errors: number; states: number; report: string }
 /**
  * spin -a generates pan.c, gcc compiles it, pan searches. Each check gets its own directory, since pan writes
  * its trail (the counterexample) next to the model.
- * safety: assertions and invalid end states (deadlocks, lost wake-ups); ltl: that formula under weak fairness.
+ * safety: assertions and invalid end states (deadlocks, lost wake-ups); ltl: that formula, with no fairness
+ * assumed (it holds for any scheduler, and costs half the search of pan -f).
  */
 async function check(name: string, opts: { defines?: string[]; ltl?: string }): Promise<Verdict> {
   const dir = join(workDir, name)
@@ -44,36 +45,37 @@ async function check(name: string, opts: { defines?: string[]; ltl?: string }): 
   await run(["spin", ...(opts.defines ?? []).map((d) => `-D${d}`), "-a", "slotbus.pml"], dir)
   const cflags = opts.ltl ? [] : ["-DNOCLAIM", "-DSAFETY"]
   // A bug is found within thousands of states: compiling pan.c fast then beats running it fast.
-  const optimize = opts.defines?.length ? "-O0" : "-O2"
+  const optimize = opts.defines?.some((d) => d.startsWith("BUG_")) ? "-O0" : "-O2"
   await run(["gcc", optimize, ...cflags, "-o", "pan", "pan.c"], dir)
-  const report = await run(["./pan", "-m1000000", ...(opts.ltl ? ["-a", "-f", "-N", opts.ltl] : [])], dir)
+  const report = await run(["./pan", "-m1000000", ...(opts.ltl ? ["-a", "-N", opts.ltl] : [])], dir)
   const errors = report.match(/errors: (\d+)/)
   const states = report.match(/(\d+) states, stored/)
   if (!errors || !states) throw new Error(`pan printed no verdict:\n${report}`)
   return { errors: Number(errors[1]), states: Number(states[1]), report }
 }
 
-function expectExhaustiveAndClean(v: Verdict) {
+function expectExhaustiveAndClean(v: Verdict, minStates: number) {
   if (v.errors !== 0) throw new Error(`SPIN found a counterexample in the real model:\n${v.report}`)
   expect(v.report).not.toContain("max search depth too small") // a cut search proves nothing
   expect(v.report).toContain("Full statespace search")
-  expect(v.states).toBeGreaterThan(1_000_000) // every side, every crash point: a model that shrank by accident is caught here
+  expect(v.states).toBeGreaterThan(minStates) // a model that shrank by accident is caught here
 }
 
 test(
   "the slot protocol model has no reachable assertion failure, deadlock or lost wake-up",
   async () => {
-    expectExhaustiveAndClean(await check("safety", {}))
+    expectExhaustiveAndClean(await check("safety", {}), 5_000_000)
   },
   TIMEOUT_MS,
 )
 
 test(
-  "in every fair run of the model both sides stop: each request answered, cancelled, failed or gone, each slot free",
+  "in every run of the model both sides stop: each request answered, cancelled, failed or gone, each slot free",
   async () => {
-    const v = await check("terminates", { ltl: "terminates" })
-    expectExhaustiveAndClean(v)
-    expect(v.report).toContain("acceptance   cycles 	+ (fairness enabled)")
+    // 2 requests, not 3: a tenth of the search (docs/model/README.md has the 3-request run's figures)
+    const v = await check("terminates", { ltl: "terminates", defines: ["NREQ=2"] })
+    expectExhaustiveAndClean(v, 500_000)
+    expect(v.report).toContain("acceptance   cycles 	+")
   },
   TIMEOUT_MS,
 )
