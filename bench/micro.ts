@@ -4,7 +4,9 @@ import { toArrayBuffer, type Pointer } from "bun:ffi"
 import { closeSync } from "node:fs"
 import { bench, do_not_optimize, group, run, summary } from "mitata"
 import { align8, headerPairs, readHead, writeHead } from "../src/core/codec.ts"
-import { HUB_CONFIG_WORDS, Kind, Msg, MSG_WORDS, native } from "../src/native/ffi.ts"
+import { HUB_CONFIG_WORDS, Kind, Msg, MSG_WORDS, loadNative } from "../src/native/ffi.ts"
+
+const native = await loadNative()
 
 const EAGAIN = -11
 const KiB = 1024

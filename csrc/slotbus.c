@@ -115,6 +115,7 @@ static uint32_t fnv1a(const char *s) {
 }
 
 uint32_t sb_layout_hash(void) { return fnv1a(LAYOUT_DESC); }
+uint32_t sb_abi_version(void) { return SB_ABI_VERSION; }
 
 static uint32_t align8(uint32_t n) { return (n + 7u) & ~7u; }
 static uint64_t align_up(uint64_t n, uint64_t a) { return (n + a - 1) & ~(a - 1); }

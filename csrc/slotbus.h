@@ -12,6 +12,10 @@ extern "C" {
 
 #define SB_MAGIC 0x534C4254u
 #define SB_VERSION 1u
+/* Bumped whenever a function below changes its signature or meaning; the TS loader refuses a mismatch. */
+#ifndef SB_ABI_VERSION /* overridable only so a test can build a mismatching library */
+#define SB_ABI_VERSION 1u
+#endif
 #define SB_MAX_SLOTS 4096u
 #define SB_MAX_ALLOW_UIDS 8u
 #define SB_ECORRUPT 1000 /* returned negated */
@@ -82,6 +86,7 @@ sb_msg *sb_last_msg(sb_chan *ch);            /* stable pointer, filled by the po
 const char *sb_error(sb_chan *ch);           /* what the last SB_ECORRUPT was about */
 uint32_t sb_slot_state(sb_chan *ch, uint32_t slot); /* raw state word, for diagnostics */
 uint32_t sb_layout_hash(void);
+uint32_t sb_abi_version(void);             /* SB_ABI_VERSION of the built library */
 
 /* ---- hub side ---- */
 

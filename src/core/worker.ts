@@ -1,5 +1,5 @@
 // The worker side: SlotWorker connects to a hub by name and answers its requests from the slots.
-import { native, Kind, Msg, RespFlag, E_CORRUPT, Control, Errno, ANY_UID, type Chan } from "../native/ffi.ts"
+import { native, Kind, Msg, RespFlag, E_CORRUPT, Control, Errno, ANY_UID, loadNative, type Chan } from "../native/ffi.ts"
 import { Channel } from "./channel.ts"
 import { align8, busName, headerPairs, headLength, pairsToRecord, readHead, toBytes, utf8, writeHead } from "./codec.ts"
 import type { BodyInit, HeaderInit } from "./codec.ts"
@@ -111,6 +111,7 @@ export class SlotWorker {
     if (typeof handler !== "function") throw new TypeError("handler must be a function (req) => reply")
     tuning(opts.idle)
     busName(name)
+    await loadNative()
     const w = new SlotWorker(name, handler, opts)
     await w.attach(opts.waitForHubMs ?? 0)
     return w
