@@ -1,6 +1,6 @@
 // `slotbus hub --port 3200 [--host 127.0.0.1] [--token-file path]`: runs a hub until SIGINT or SIGTERM.
 import { parseArgs } from "node:util"
-import { createHub } from "./hub.ts"
+import { createHub } from "./hub/server.ts"
 
 const USAGE = `usage: slotbus hub [--port 3200] [--host 127.0.0.1] [--token-file path] [--timeout-ms 30000] [--max-body-bytes 8388608]
 

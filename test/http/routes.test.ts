@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test"
 import { RouteError } from "../../src/http/index.ts"
 import { parseRoute, RouteTable } from "../../src/http/routes.ts"
-import { sseFrame } from "../../src/http/sse.ts"
+import { sseFrame } from "../../src/http/hub/sse-stream.ts"
 
 function table(...routes: [string, string][]) {
   const t = new RouteTable<string>()

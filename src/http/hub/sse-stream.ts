@@ -1,5 +1,5 @@
 // Server-sent events on the hub: framing, and one client stream that never blocks the hub.
-import type { SseEvent } from "./wire.ts"
+import type { SseEvent } from "../wire.ts"
 
 const encoder = new TextEncoder()
 const NEWLINE = /\r\n|\r|\n/
