@@ -25,6 +25,12 @@ export interface HubOptions {
   heartbeatMs?: number
   /** An SSE client that lets this many bytes queue up is dropped. Default 1 MiB. */
   sseMaxBufferedBytes?: number
+  /**
+   * An SSE client that has taken nothing for this long while bytes wait for it (an event or a heartbeat) is
+   * dropped and its connection closed, in ms. Heartbeats keep a connection alive only while the client reads
+   * them. Default 60 000.
+   */
+  sseIdleTimeoutMs?: number
   /** The liveness reaper pings every worker this often, in ms. Default 5000. */
   pingEveryMs?: number
   /** A worker that misses this many pings in a row is evicted. Default 3. */
@@ -53,6 +59,7 @@ export function resolveOptions(opts: HubOptions): ResolvedOptions {
     idle: opts.idle,
     heartbeatMs: int(opts.heartbeatMs, 15_000, "heartbeatMs", 1),
     sseMaxBufferedBytes: int(opts.sseMaxBufferedBytes, MiB, "sseMaxBufferedBytes", 1),
+    sseIdleTimeoutMs: int(opts.sseIdleTimeoutMs, 60_000, "sseIdleTimeoutMs", 1),
     pingEveryMs: int(opts.pingEveryMs, 5000, "pingEveryMs", 1),
     maxMissedPings: int(opts.maxMissedPings, 3, "maxMissedPings", 1),
   }

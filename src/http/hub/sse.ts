@@ -17,11 +17,16 @@ interface SseClient {
   shape: string
   params: Params
   types: Set<string> | null
+  /** Closes the TCP connection within `seconds` unless the response ends first (uWS's per-request timer). */
+  closeSocketIn: (seconds: number) => void
 }
+
+/** Reasons the hub itself ends a client whose socket it must then close: its data stopped flowing. */
+const DROPPED = new Set(["slow", "idle"])
 
 export class SseHub {
   private readonly clients = new Map<string, SseClient>()
-  private timer: ReturnType<typeof setInterval> | null = null
+  private readonly timers: ReturnType<typeof setInterval>[] = []
   private nextConn = 1
   private eventSeq = 0
 
@@ -34,7 +39,8 @@ export class SseHub {
   ) {}
 
   start() {
-    this.timer = setInterval(() => this.heartbeat(), this.o.heartbeatMs)
+    const sweepMs = Math.max(10, Math.min(1000, Math.floor(this.o.sseIdleTimeoutMs / 4)))
+    this.timers.push(setInterval(() => this.heartbeat(), this.o.heartbeatMs), setInterval(() => this.sweep(), sweepMs))
   }
 
   get counts(): { connections: number; eventsClients: number } {
@@ -47,7 +53,7 @@ export class SseHub {
   openEvents(req: Request, server: Server<undefined>, query: string): Response {
     server.timeout(req, 0)
     const types = new URLSearchParams(query).get("types")
-    const client = this.add(null, "/events", "/events", types ? new Set(types.split(",")) : null)
+    const client = this.add(req, server, null, "/events", "/events", types ? new Set(types.split(",")) : null)
     req.signal.addEventListener("abort", () => this.close(client, "client"), { once: true })
     return new Response(client.stream.stream, { headers: SSE_HEADERS })
   }
@@ -59,7 +65,7 @@ export class SseHub {
     server.timeout(req, 0)
     forwardedFor(req, server)
     // Registered before the worker hears of it, so events it pushes straight away are not lost.
-    const client = this.add(inst, path, entry.route.shape, null)
+    const client = this.add(req, server, inst, path, entry.route.shape, null)
     const headers = [...req.headers] as [string, string][]
     const open: ControlMessage = { op: "sse-open", conn: client.id, path: req.url.slice(req.url.indexOf("/", req.url.indexOf("//") + 2)), headers }
     try {
@@ -84,7 +90,7 @@ export class SseHub {
   }
 
   closeAll(reason: string) {
-    if (this.timer) clearInterval(this.timer)
+    for (const t of this.timers) clearInterval(t)
     for (const c of [...this.clients.values()]) this.close(c, reason)
   }
 
@@ -112,10 +118,11 @@ export class SseHub {
     return targets.length
   }
 
-  private add(inst: WorkerInstance | null, path: string, shape: string, types: Set<string> | null): SseClient {
+  private add(req: Request, server: Server<undefined>, inst: WorkerInstance | null, path: string, shape: string, types: Set<string> | null): SseClient {
     const id = `c${(this.nextConn++).toString(36)}${this.connTag}`
     const client: SseClient = {
       id, inst, path, shape, params: {}, types,
+      closeSocketIn: (seconds) => server.timeout(req, seconds),
       stream: new SseStream(this.o.sseMaxBufferedBytes, () => this.close(client, "client")),
     }
     this.clients.set(id, client)
@@ -123,20 +130,36 @@ export class SseHub {
     return client
   }
 
-  /** Ends a client's stream once and tells its worker why ("client", "slow", "worker", "hub-closing", "worker-gone"). */
+  /**
+   * Ends a client's stream once and tells its worker why ("client", "slow", "idle", "worker", "hub-closing",
+   * "worker-gone"). A dropped client's socket is closed, not just left unwritten: erroring the stream alone
+   * leaves the connection (and its fd) open for as long as the client does not read.
+   */
   private close(c: SseClient, reason: string) {
     if (!this.clients.delete(c.id)) return
     this.counters.sseClosed++
-    if (reason === "slow") {
-      this.counters.sseDropped++
+    if (DROPPED.has(reason)) {
+      if (reason === "slow") this.counters.sseDropped++
+      else this.counters.sseIdleClosed++
       c.stream.abort()
-    } else c.stream.end()
+      c.closeSocketIn(1)
+    } else {
+      c.stream.end()
+      // A client that stopped reading would hold the ended stream open forever: give it the idle timeout to take it.
+      if (reason !== "client" && reason !== "hub-closing") c.closeSocketIn(Math.ceil(this.o.sseIdleTimeoutMs / 1000))
+    }
     if (c.inst && isAttached(c.inst) && reason !== "worker-gone")
       c.inst.bus.call(JSON.stringify({ op: "sse-close", conn: c.id, reason } satisfies ControlMessage)).catch(() => {})
   }
 
   private deliver(c: SseClient, frame: Uint8Array) {
     if (!c.stream.send(frame)) this.close(c, "slow")
+  }
+
+  /** Drops clients that have taken nothing for sseIdleTimeoutMs while something waited for them. */
+  private sweep() {
+    const now = performance.now()
+    for (const c of [...this.clients.values()]) if (c.stream.stalledMs(now) > this.o.sseIdleTimeoutMs) this.close(c, "idle")
   }
 
   private heartbeat() {

@@ -22,7 +22,7 @@ export class SseConnection {
     readonly headers: Headers,
   ) {}
 
-  /** Aborted when the client goes away; `signal.reason` says why ("client", "slow", "hub-gone", …). */
+  /** Aborted when the client goes away; `signal.reason` says why ("client", "slow", "idle", "worker", "hub-gone", …). */
   get signal(): AbortSignal {
     return this.abort.signal
   }
