@@ -9,6 +9,18 @@ export const RESERVED_PATHS = ["/health", "/events", "/_slotbus"] as const
 
 export type Params = Record<string, string>
 
+/** The `:param` names in a pattern: "/users/:user/posts/:post" → "user" | "post". */
+type ParamNames<P extends string> = P extends `${string}:${infer Name}/${infer Rest}`
+  ? Name | ParamNames<`/${Rest}`>
+  : P extends `${string}:${infer Name}`
+    ? Name
+    : never
+
+/** The params a pattern yields, typed: "/items/:id/*" → { id: string; "*": string }; any string → Params. */
+export type RouteParams<P extends string> = string extends P
+  ? Params
+  : { [K in ParamNames<P> | (P extends `${string}/*` ? "*" : never)]: string }
+
 type Segment = { kind: "static"; text: string } | { kind: "param"; name: string } | { kind: "rest" }
 
 export interface Route {

@@ -62,41 +62,41 @@ export class HubApp {
     void this.closed.then(() => this.requests.stopSweeping())
   }
 
-  get(pattern: string, handler: HubHandler): this {
+  get<P extends string>(pattern: P, handler: HubHandler<P>): this {
     return this.route("GET", pattern, handler)
   }
-  post(pattern: string, handler: HubHandler): this {
+  post<P extends string>(pattern: P, handler: HubHandler<P>): this {
     return this.route("POST", pattern, handler)
   }
-  put(pattern: string, handler: HubHandler): this {
+  put<P extends string>(pattern: P, handler: HubHandler<P>): this {
     return this.route("PUT", pattern, handler)
   }
-  patch(pattern: string, handler: HubHandler): this {
+  patch<P extends string>(pattern: P, handler: HubHandler<P>): this {
     return this.route("PATCH", pattern, handler)
   }
-  delete(pattern: string, handler: HubHandler): this {
+  delete<P extends string>(pattern: P, handler: HubHandler<P>): this {
     return this.route("DELETE", pattern, handler)
   }
-  options(pattern: string, handler: HubHandler): this {
+  options<P extends string>(pattern: P, handler: HubHandler<P>): this {
     return this.route("OPTIONS", pattern, handler)
   }
   /** Every method on `pattern` (routes with an exact method win). */
-  all(pattern: string, handler: HubHandler): this {
+  all<P extends string>(pattern: P, handler: HubHandler<P>): this {
     return this.route("*", pattern, handler)
   }
 
-  route(method: string, pattern: string, handler: HubHandler): this {
+  route<P extends string>(method: string, pattern: P, handler: HubHandler<P>): this {
     if (typeof handler !== "function") throw new TypeError("handler must be a function (req) => Response")
     this.declare(method, pattern, false)
-    this.requests.add(parseRoute(method, pattern), handler)
+    this.requests.add(parseRoute(method, pattern), handler as unknown as HubHandler) // the table matches what the pattern typed
     return this
   }
 
   /** An SSE endpoint: the hub holds each client; `handler` hears of its arrival, `push` reaches it. */
-  sse(pattern: string, handler: SseHandler): this {
+  sse<P extends string>(pattern: P, handler: SseHandler<P>): this {
     if (typeof handler !== "function") throw new TypeError("handler must be a function (conn) => cleanup?")
     this.declare("GET", pattern, true)
-    this.sseRoutes.add(parseRoute("GET", pattern), handler)
+    this.sseRoutes.add(parseRoute("GET", pattern), handler as unknown as SseHandler)
     return this
   }
 

@@ -1,6 +1,6 @@
 // Serving the hub's HTTP requests: the handler's view of a request, its reply into a slot, large bodies as streams.
 import type { SlotReply, SlotRequest } from "../../core/index.ts"
-import type { Params, Route } from "../routes.ts"
+import type { Params, Route, RouteParams } from "../routes.ts"
 import { RouteTable } from "../routes.ts"
 import { COOKIES_HEADER, STREAM_HEADER } from "../wire.ts"
 
@@ -8,13 +8,14 @@ export type ReplyBody = string | Uint8Array | ArrayBuffer | Blob | ReadableStrea
 export type HeadersLike = Headers | Record<string, string> | [string, string][]
 /** What a route handler returns: a Response, or its parts. */
 export type HubReply = Response | { status?: number; headers?: HeadersLike; body?: ReplyBody }
-export type HubHandler = (req: HubRequest) => HubReply | Promise<HubReply>
+/** A route handler; for a literal pattern, `req.params` is typed from it ("/items/:id" → `{ id: string }`). */
+export type HubHandler<P extends string = string> = (req: HubRequest<RouteParams<P>>) => HubReply | Promise<HubReply>
 
 /**
  * The request a handler gets, shaped like the Web `Request` plus `params` and `query`.
  * The body is read from shared memory: read it (`bytes()`, `text()`, …) before the handler returns.
  */
-export class HubRequest {
+export class HubRequest<Ps extends Params = Params> {
   readonly method: string
   /** Absolute URL as the client asked for it (host from the Host header). */
   readonly url: string
@@ -26,7 +27,7 @@ export class HubRequest {
   private readonly pathAndQuery: string
   private readonly rawHeaders: Record<string, string>
 
-  constructor(raw: SlotRequest, readonly params: Params, headers: Record<string, string>) {
+  constructor(raw: SlotRequest, readonly params: Ps, headers: Record<string, string>) {
     this.raw = raw
     this.method = raw.method
     this.pathAndQuery = raw.path

@@ -1,14 +1,14 @@
 // The worker's side of server-sent events: the hub holds each client; the worker hears of it and pushes to it.
-import type { Params, Route } from "../routes.ts"
+import type { Params, Route, RouteParams } from "../routes.ts"
 import { RouteTable } from "../routes.ts"
 import type { PushItem } from "../wire.ts"
 import type { HubClient } from "./client.ts"
 
 /** Called when an SSE client connects; may return a function called when it disconnects. */
-export type SseHandler = (conn: SseConnection) => void | (() => void) | Promise<void | (() => void)>
+export type SseHandler<P extends string = string> = (conn: SseConnection<RouteParams<P>>) => void | (() => void) | Promise<void | (() => void)>
 
 /** One SSE client connected to the hub on one of this worker's `sse` routes. */
-export class SseConnection {
+export class SseConnection<Ps extends Params = Params> {
   private readonly abort = new AbortController()
   private cleanups: (() => void)[] = []
 
@@ -17,7 +17,7 @@ export class SseConnection {
     /** The hub's id for this connection; `push({ conn: id }, …)` reaches it alone. */
     readonly id: string,
     readonly path: string,
-    readonly params: Params,
+    readonly params: Ps,
     readonly query: URLSearchParams,
     readonly headers: Headers,
   ) {}
