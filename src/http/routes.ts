@@ -5,7 +5,7 @@ export const METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTION
 export type RouteMethod = (typeof METHODS)[number]
 
 /** Paths the hub answers itself before any worker route; no route may be declared under them. */
-export const RESERVED_PATHS = ["/health", "/events", "/_slotbus"] as const
+export const RESERVED_PATHS = ["/health", "/metrics", "/events", "/_slotbus"] as const
 
 export type Params = Record<string, string>
 

@@ -61,6 +61,7 @@ describe("route patterns", () => {
     ["GET", "/a?b", /no spaces/],
     ["FETCH", "/a", /is not one of/],
     ["GET", "/health", /answers itself/],
+    ["GET", "/metrics", /answers itself/],
     ["POST", "/_slotbus/register", /answers itself/],
     ["GET", "/events/:id", /answers itself/],
   ])("%s %s is refused with a RouteError that says what is wrong", (method, pattern, message) => {

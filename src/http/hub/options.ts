@@ -31,13 +31,17 @@ export interface HubOptions {
    * them. Default 60 000.
    */
   sseIdleTimeoutMs?: number
+  /** Leave out the one-line log of worker registrations, restarts and evictions. Default false. */
+  quiet?: boolean
+  /** Where those lines go. Default: console.log with a "slotbus hub: " prefix. */
+  log?: (line: string) => void
   /** The liveness reaper pings every worker this often, in ms. Default 5000. */
   pingEveryMs?: number
   /** A worker that misses this many pings in a row is evicted. Default 3. */
   maxMissedPings?: number
 }
 
-export type ResolvedOptions = Required<Omit<HubOptions, "token" | "tokenFile" | "idle">> & Pick<HubOptions, "tokenFile" | "idle">
+export type ResolvedOptions = Required<Omit<HubOptions, "token" | "tokenFile" | "idle" | "quiet">> & Pick<HubOptions, "tokenFile" | "idle">
 
 export const MiB = 1024 * 1024
 
@@ -60,6 +64,7 @@ export function resolveOptions(opts: HubOptions): ResolvedOptions {
     heartbeatMs: int(opts.heartbeatMs, 15_000, "heartbeatMs", 1),
     sseMaxBufferedBytes: int(opts.sseMaxBufferedBytes, MiB, "sseMaxBufferedBytes", 1),
     sseIdleTimeoutMs: int(opts.sseIdleTimeoutMs, 60_000, "sseIdleTimeoutMs", 1),
+    log: opts.quiet ? () => {} : (opts.log ?? ((line) => console.log(`slotbus hub: ${line}`))),
     pingEveryMs: int(opts.pingEveryMs, 5000, "pingEveryMs", 1),
     maxMissedPings: int(opts.maxMissedPings, 3, "maxMissedPings", 1),
   }

@@ -131,6 +131,9 @@ export class Registry {
     const key = `${r.name}/${r.instance}`
     const old = this.instances.get(key)
     if (old) this.evict(old, "replaced")
+    const who = `worker "${r.name}" instance ${r.instance}`
+    if (old) this.o.log(`${who} restarted: pid ${old.pid} replaced by pid ${r.pid}, ${routes.length} routes`)
+    else this.o.log(`${who} (pid ${r.pid}) ${r.previousBus ? "rejoined" : "registered"}: ${routes.length} routes`)
     const inst: WorkerInstance = {
       key, name: r.name, instance: r.instance, pid: r.pid, bus, routes: [], state: "joining",
       lastSeen: Date.now(), inFlight: 0, served: 0, missedPings: 0,
@@ -168,6 +171,7 @@ export class Registry {
     this.retired.set(inst.bus.name, reason)
     if (this.retired.size > KEEP_RETIRED) this.retired.delete(this.retired.keys().next().value!)
     this.hooks.evicted(inst, reason)
+    if (reason !== "replaced") this.o.log(`worker "${inst.name}" instance ${inst.instance} (pid ${inst.pid}) ${drain ? "left" : "evicted"}: ${reason}`)
     const closed = inst.bus.close({ drain, timeoutMs: this.o.timeoutMs })
     if (drain) void closed.finally(() => transition(inst, "gone"))
   }

@@ -3,12 +3,14 @@
 import type { Server } from "bun"
 import { sameToken, defaultTokenFile, newToken, removeTokenFile, writeTokenFile } from "../token.ts"
 import { INTERNAL_PREFIX, type DeliveryReply, type EmitItem, type PushItem, type RegisterRequest } from "../wire.ts"
-import { Health, type HubHealth } from "./health.ts"
+import { Health, prometheus, type HubHealth } from "./health.ts"
 import { Liveness } from "./liveness.ts"
 import { json, MiB, resolveOptions, type HubOptions, type ResolvedOptions } from "./options.ts"
 import { RequestProxy } from "./proxy.ts"
 import { Registry } from "./registry.ts"
 import { SseHub } from "./sse.ts"
+
+const METRICS_HEADERS = { "content-type": "text/plain; version=0.0.4; charset=utf-8", "cache-control": "no-store" }
 
 /** Starts a hub. Workers join it with `hubWorker(hub.url, name)`. */
 export async function createHub(opts: HubOptions = {}): Promise<Hub> {
@@ -89,6 +91,7 @@ export class Hub {
     const q = url.indexOf("?", start)
     const path = q < 0 ? url.slice(start) : url.slice(start, q)
     if (path === "/health") return json(200, this.health())
+    if (path === "/metrics") return new Response(prometheus(this.health()), { headers: METRICS_HEADERS })
     if (path === "/events" && req.method === "GET") return this.sse.openEvents(req, server, q < 0 ? "" : url.slice(q))
     if (path.startsWith(INTERNAL_PREFIX)) return this.internal(req, server, path.slice(INTERNAL_PREFIX.length))
 

@@ -1,4 +1,6 @@
 // Worker → hub over HTTP: the token, the internal endpoints, and an outbox that batches emit and push.
+import { existsSync } from "node:fs"
+import { HubNotFoundError } from "../../core/index.ts"
 import { HubAuthError, HubRequestError, RouteConflictError } from "../errors.ts"
 import type { Params } from "../routes.ts"
 import { defaultTokenFile, readTokenFile, TOKEN_ENV, TOKEN_FILE_ENV } from "../token.ts"
@@ -18,14 +20,37 @@ export class HubClient {
   constructor(readonly hub: URL, private readonly opts: { token?: string; tokenFile?: string }) {}
 
   /** Reads the token afresh (a restarted hub has a new one). */
-  refreshToken() {
-    this.token = this.readToken()
+  async refreshToken() {
+    try {
+      this.token = this.readToken()
+    } catch (e) {
+      if (!(e instanceof HubNotFoundError)) throw e
+      const { path, why } = this.tokenFile()
+      const up = await fetch(new URL("/health", this.hub), { signal: AbortSignal.timeout(1000) }).then(() => true, () => false)
+      const pass = `pass the hub's file as tokenFile or $${TOKEN_FILE_ENV}, or the token as token or $${TOKEN_ENV}`
+      if (!up) throw new HubNotFoundError(`no hub token file at ${path} (${why}) and no hub answers at ${this.hub.origin}; start the hub first, or ${pass}`)
+      throw new HubNotFoundError(
+        `the hub at ${this.hub.origin} is up, but its token file is not at ${path} (${why}); the hub prints where it wrote ` +
+          `it ("token file: …") and may run as another user, with another $XDG_RUNTIME_DIR or with --token-file: ${pass}`,
+      )
+    }
   }
 
   private readToken(): string {
     const t = this.opts.token ?? process.env[TOKEN_ENV]
     if (t) return t
-    return readTokenFile(this.opts.tokenFile ?? process.env[TOKEN_FILE_ENV] ?? defaultTokenFile(Number(this.hub.port || 80)))
+    return readTokenFile(this.tokenFile().path)
+  }
+
+  /** Where the token file is looked for, and why there. */
+  private tokenFile(): { path: string; why: string } {
+    if (this.opts.tokenFile) return { path: this.opts.tokenFile, why: "the tokenFile option" }
+    const env = process.env[TOKEN_FILE_ENV]
+    if (env) return { path: env, why: `$${TOKEN_FILE_ENV}` }
+    const port = Number(this.hub.port || 80)
+    const runtime = process.env.XDG_RUNTIME_DIR
+    const dir = runtime && existsSync(runtime) ? "$XDG_RUNTIME_DIR" : "the temp dir, as $XDG_RUNTIME_DIR is unset or missing"
+    return { path: defaultTokenFile(port), why: `the default for port ${port}, in ${dir}` }
   }
 
   /** POSTs `body` to the hub's internal endpoint `op`; throws a typed error for a refusal. */

@@ -5,13 +5,16 @@ import type { RegisterReply, RegisterRequest, RouteDecl } from "../wire.ts"
 import type { HubClient } from "./client.ts"
 
 export interface HubAppClosed {
-  reason: "closed" | "replaced"
+  /** "closed": close() ran; "replaced": a newer registration of this instance took over; "failed": run() failed. */
+  reason: "closed" | "replaced" | "failed"
+  /** Why run() failed (the error it rejected with). */
+  error?: Error
 }
 
 /**
  * The app's life: `idle` while routes are declared, `joining` while it registers and attaches (also after
- * losing a hub), `connected` while it serves, `closing` once `close()` began, `closed` at the end (closed or
- * replaced). Only JoinLoop writes it.
+ * losing a hub), `connected` while it serves, `closing` once `close()` began, `closed` at the end (closed,
+ * replaced, or run() failed). Only JoinLoop writes it.
  */
 export type AppState = "idle" | "joining" | "connected" | "closing" | "closed"
 
@@ -102,7 +105,7 @@ export class JoinLoop {
       // Before the first join, fail fast on what waiting cannot fix; afterwards keep trying (and say so once).
       const permanent = problem instanceof RouteConflictError || problem instanceof HubAuthError || (problem instanceof HubRequestError && problem.status < 500)
       if (permanent && !everJoined && this.current === "joining") {
-        this.current = "idle" // run() may be called again
+        this.finish({ reason: "failed", error: problem })
         return failed(problem)
       }
       if (problem.message !== lastProblem) this.c.log(`cannot join the hub at ${origin}: ${problem.message}; retrying`)
@@ -114,7 +117,7 @@ export class JoinLoop {
   }
 
   private async register(): Promise<RegisterReply> {
-    this.client.refreshToken()
+    await this.client.refreshToken()
     const body: RegisterRequest = { name: this.c.name, instance: this.c.instance, pid: process.pid, routes: this.c.routes(), previousBus: this.bus }
     const res = await this.client.call("register", body)
     return (await res.json()) as RegisterReply
