@@ -88,7 +88,7 @@ test("a worker that finds no token file while the hub is up says where it looked
   const logged: string[] = []
   const app = hubWorker(hub.url, "shop", { tokenFile: missing, maxBackoffMs: 200, log: (m) => logged.push(m) })
   app.get("/x", () => new Response("x"))
-  void app.run().catch(() => {})
+  const running = app.run()
   try {
     await until(() => logged.length > 0, "the worker logs why it cannot join")
     expect(logged[0]).toContain(`the hub at ${hub.url} is up, but its token file is not at ${missing} (the tokenFile option)`)
@@ -98,6 +98,9 @@ test("a worker that finds no token file while the hub is up says where it looked
     await app.close()
     rmSync(dir, { recursive: true, force: true })
   }
+  // Closed while still trying to join: run() settles as well, and closed says why.
+  await running
+  expect(await app.closed).toEqual({ reason: "closed" })
 })
 
 test("a worker whose hub is not up and has no token file says both", async () => {

@@ -125,7 +125,8 @@ export class HubApp {
   /**
    * Registers with the hub and starts serving. Resolves once connected; if the hub is not up yet it keeps
    * trying (capped exponential backoff). Rejects on what retrying cannot fix: a route conflict or a bad token.
-   * Later, whenever the hub goes away, the app rejoins the next one on its own.
+   * Later, whenever the hub goes away, the app rejoins the next one on its own. A `close()` before it joined
+   * resolves it as well (then `closed` says "closed").
    */
   run(): Promise<void> {
     this.requests.startSweeping()

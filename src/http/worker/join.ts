@@ -113,6 +113,7 @@ export class JoinLoop {
       await this.sleep(backoff * (0.5 + Math.random() / 2))
       backoff = Math.min(backoff * 2, this.c.maxBackoffMs ?? 5000)
     }
+    if (!everJoined) joined() // closed before it ever joined: run() settles too; `closed` says why
     this.finish({ reason: "closed" })
   }
 
