@@ -19,8 +19,7 @@ async function run(argv: string[]): Promise<number> {
     }
     case "hub": {
       const { runHubCli } = await import("../src/http/cli.ts")
-      await runHubCli(rest)
-      return 0
+      return runHubCli(rest)
     }
     case undefined:
     case "-h":
