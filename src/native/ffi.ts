@@ -12,7 +12,7 @@ const symbols = {
   sb_connect_finish: { args: [ptr, i32], returns: i32 },
   sb_close: { args: [ptr], returns: none },
   sb_disconnect: { args: [ptr], returns: none },
-  sb_detach: { args: [ptr], returns: none },
+  sb_detach: { args: [ptr], returns: i32 },
 
   sb_region: { args: [ptr], returns: ptr },
   sb_region_size: { args: [ptr], returns: f64 },
@@ -35,7 +35,7 @@ const symbols = {
   sb_hub_release: { args: [ptr, u32], returns: i32 },
 
   sb_worker_poll: { args: [ptr], returns: i32 },
-  sb_worker_complete: { args: [ptr, u32, u32, u32, u32, u32], returns: i32 },
+  sb_worker_complete: { args: [ptr, u32, u32, u32, u32, u32, u32], returns: i32 },
 
   sb_park: { args: [ptr], returns: i32 },
   sb_unpark: { args: [ptr], returns: none },
@@ -47,8 +47,8 @@ export const native = dlopen(libraryPath(), symbols).symbols
 export type Chan = Pointer
 
 // sb_msg field indices (u32 words), see csrc/slotbus.h
-export const Msg = { slot: 0, kind: 1, id: 2, status: 3, flags: 4, headLen: 5, bodyLen: 6, bodyOff: 7 } as const
-export const MSG_WORDS = 8
+export const Msg = { slot: 0, kind: 1, id: 2, status: 3, flags: 4, headLen: 5, bodyLen: 6, bodyOff: 7, gen: 8 } as const
+export const MSG_WORDS = 9
 
 // sb_hub_config: slot_count, arena_size, trim_bytes, allow_uid_count, allow_uids[8]
 export const HUB_CONFIG_WORDS = 12
