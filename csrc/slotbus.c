@@ -643,15 +643,22 @@ static int64_t now_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* An eventfd the peer created non-blocking, as §1 says: a blocking one, or another kind of fd (/dev/zero reads
- * forever), would hang or spin whoever drains it. */
+/* An eventfd the peer created non-blocking and not as a semaphore, as §1 says: a blocking one would hang whoever
+ * empties it, a semaphore would stay readable after its one read, and another kind of fd (/dev/zero) reads for
+ * ever. /proc/self/fdinfo says which: only an eventfd has an eventfd-count line. */
 static int is_doorbell(int fd) {
-  char path[64], target[32];
-  snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-  ssize_t n = readlink(path, target, sizeof target);
-  static const char want[] = "anon_inode:[eventfd]";
+  char path[64], info[512];
+  snprintf(path, sizeof path, "/proc/self/fdinfo/%d", fd);
+  int f = open(path, O_RDONLY | O_CLOEXEC);
+  if (f < 0) return 0;
+  ssize_t n = read(f, info, sizeof info - 1);
+  close(f);
+  if (n <= 0) return 0;
+  info[n] = 0;
+  const char *sem = strstr(info, "eventfd-semaphore:");
+  if (sem) sem += strspn(sem + 18, " \t") + 18;
   int flags = fcntl(fd, F_GETFL);
-  return n == (ssize_t)sizeof want - 1 && memcmp(target, want, sizeof want - 1) == 0 && flags >= 0 && (flags & O_NONBLOCK);
+  return strstr(info, "eventfd-count:") != NULL && (!sem || *sem == '0') && flags >= 0 && (flags & O_NONBLOCK);
 }
 
 /* A sealed memfd of exactly the size the hello announced. */
