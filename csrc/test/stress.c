@@ -1,7 +1,7 @@
 /* Stress test of the slot state machine (docs/PROTOCOL.md §3-5), through the public API only.
  * The main thread is the hub; each phase connects a fresh worker thread with its own idle strategy.
  * Usage: stress [requests] [--seed=N]. Prints one "stress ok: ..." line, or exits 1 on any mismatch,
- * lost or duplicated completion. Build it with -fsanitize=thread too (csrc/test/run-stress.sh --tsan). */
+ * lost or duplicated completion. `zig build stress` builds it (stress-tsan, stress-asan, stress-ubsan: sanitized). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
