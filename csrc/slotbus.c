@@ -375,10 +375,10 @@ int sb_worker_poll(sb_chan *ch) {
     uint32_t w = atomic_load_explicit(&s->state, memory_order_relaxed);
     /* acquire on success: pairs with the hub's release store of READY. Strong, and tried once: on failure w holds
      * the new word, and the only legal change is the hub's cancel; a hub flipping the word cannot keep us here. */
-    if ((w & 0xFF) == SB_READY)
-      atomic_compare_exchange_strong_explicit(&s->state, &w, word(w >> 8, SB_CLAIMED), memory_order_acquire,
-                                              memory_order_relaxed);
-    if ((w & 0xFF) == SB_CANCELLED) {
+    int claimed = (w & 0xFF) == SB_READY &&
+                  atomic_compare_exchange_strong_explicit(&s->state, &w, word(w >> 8, SB_CLAIMED), memory_order_acquire,
+                                                          memory_order_relaxed);
+    if (!claimed && (w & 0xFF) == SB_CANCELLED) {
       SHARED_WRITE(s->status, 0);
       SHARED_WRITE(s->flags, SB_RESP_CANCELLED);
       SHARED_WRITE(s->resp_head, 0);
@@ -386,7 +386,7 @@ int sb_worker_poll(sb_chan *ch) {
       worker_finish(ch, s, i, w >> 8);
       continue;
     }
-    if ((w & 0xFF) != SB_READY) return corrupt(ch, "published slot is not ready", i, w);
+    if (!claimed) return corrupt(ch, "published slot is not ready", i, w);
     sb_msg *m = &ch->msg;
     m->slot = (int32_t)i;
     m->kind = SHARED_READ(s->kind);
@@ -761,7 +761,8 @@ int sb_detach(sb_chan *ch) {
        * Map the region itself back (its memory is already paid for): views stay valid, and the memory stays
        * until sb_close. */
       r = -errno;
-      mmap(ch->base, ch->g.region_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, ch->memfd, 0);
+      if (mmap(ch->base, ch->g.region_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, ch->memfd, 0) == MAP_FAILED)
+        r = -EFAULT; /* nothing left to try: the range is gone, and a held view with it */
     }
   }
   close_fds(ch);

@@ -69,7 +69,8 @@ void sb_close(sb_chan *ch);
 void sb_disconnect(sb_chan *ch);
 /* Free the shared memory and every fd now, but keep the address range mapped to private zero pages, so views
  * still held into the region stay harmless; sb_close frees the range. Returns 0, or -errno when the zero pages
- * were refused (strict overcommit): the region then stays mapped as it was until sb_close, views still valid. */
+ * were refused (strict overcommit): the region then stays mapped as it was until sb_close, views still valid
+ * (-EFAULT: it could not even be mapped back, and held views are dangling). */
 int sb_detach(sb_chan *ch);
 
 /* ---- channel facts ---- */
