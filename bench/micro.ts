@@ -55,7 +55,7 @@ function cycle(bytes: number): number {
   const slot = native.sb_hub_claim(hub)
   native.sb_hub_publish(hub, slot, Kind.RAW, 1, 0, bytes)
   const w = native.sb_worker_poll(worker)
-  native.sb_worker_complete(worker, w, 0, 0, 0, workerMsg[Msg.bodyLen]!)
+  native.sb_worker_complete(worker, w, workerMsg[Msg.gen]!, 0, 0, 0, workerMsg[Msg.bodyLen]!)
   const h = native.sb_hub_poll(hub)
   native.sb_hub_release(hub, h)
   return h
@@ -73,7 +73,7 @@ function cycleWithCopies(): Uint8Array {
   const w = native.sb_worker_poll(worker)
   const off = workerMsg[Msg.bodyOff]!
   res[w]!.set(req[w]!.subarray(off, off + workerMsg[Msg.bodyLen]!))
-  native.sb_worker_complete(worker, w, 0, 0, 0, workerMsg[Msg.bodyLen]!)
+  native.sb_worker_complete(worker, w, workerMsg[Msg.gen]!, 0, 0, 0, workerMsg[Msg.bodyLen]!)
   const h = native.sb_hub_poll(hub)
   const out = res[h]!.slice(0, body4k.length)
   native.sb_hub_release(hub, h)

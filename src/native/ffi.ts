@@ -13,7 +13,7 @@ const symbols = {
   sb_connect_finish: { args: [ptr, i32], returns: i32 },
   sb_close: { args: [ptr], returns: none },
   sb_disconnect: { args: [ptr], returns: none },
-  sb_detach: { args: [ptr], returns: none },
+  sb_detach: { args: [ptr], returns: i32 },
 
   sb_region: { args: [ptr], returns: ptr },
   sb_region_size: { args: [ptr], returns: f64 },
@@ -37,7 +37,7 @@ const symbols = {
   sb_hub_release: { args: [ptr, u32], returns: i32 },
 
   sb_worker_poll: { args: [ptr], returns: i32 },
-  sb_worker_complete: { args: [ptr, u32, u32, u32, u32, u32], returns: i32 },
+  sb_worker_complete: { args: [ptr, u32, u32, u32, u32, u32, u32], returns: i32 },
 
   sb_park: { args: [ptr], returns: i32 },
   sb_unpark: { args: [ptr], returns: none },
@@ -86,8 +86,8 @@ async function open(): Promise<Native> {
 }
 
 // sb_msg field indices (u32 words), see csrc/slotbus.h
-export const Msg = { slot: 0, kind: 1, id: 2, status: 3, flags: 4, headLen: 5, bodyLen: 6, bodyOff: 7 } as const
-export const MSG_WORDS = 8
+export const Msg = { slot: 0, kind: 1, id: 2, status: 3, flags: 4, headLen: 5, bodyLen: 6, bodyOff: 7, gen: 8 } as const
+export const MSG_WORDS = 9
 
 // sb_hub_config: slot_count, arena_size, trim_bytes, allow_uid_count, allow_uids[8]
 export const HUB_CONFIG_WORDS = 12
