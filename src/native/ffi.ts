@@ -49,7 +49,7 @@ export type Native = Library<typeof symbols>["symbols"]
 export type Chan = Pointer
 
 /** What this TypeScript expects of the library: csrc/slotbus.h's SB_ABI_VERSION and the layout string's hash. */
-export const ABI_VERSION = 1
+export const ABI_VERSION = 2
 export const LAYOUT_HASH = 0x512ad8e0
 
 /** The library's functions; only valid once loadNative() has resolved (every entry point awaits it). */
