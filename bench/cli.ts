@@ -348,6 +348,7 @@ export async function runBench(o: BenchOptions, emit: (row: Row, m: MethodInfo) 
 
 /** Runs `slotbus bench` with the given arguments; resolves with the exit code. */
 export async function main(argv: string[]): Promise<number> {
+  if (argv[0] === "soak") return (await import("./soak.ts")).main(argv.slice(1))
   let o: BenchOptions
   try {
     o = parseArgs(argv)
