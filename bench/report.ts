@@ -95,6 +95,7 @@ function us(v: number): string {
 
 function times(x: number): string {
   if (!Number.isFinite(x) || x <= 0) return "-"
+  if (x < 0.1) return `${x.toPrecision(1)}×`
   if (x < 1) return `${x.toFixed(2)}×`
   if (x < 10) return `${x.toFixed(1)}×`
   return `${Math.round(x)}×`
@@ -106,6 +107,18 @@ function rate(v: number): string {
   if (v >= 1e4) return `${Math.round(v / 1e3)}k`
   if (v >= 1e3) return `${(v / 1e3).toFixed(1)}k`
   return Math.round(v).toString()
+}
+
+/** Like `rate`, to 3 significant digits, the unit once when both ends share it: "12.3–20.0M", "615k–1.00M". */
+function rateSpan([lo, hi]: [number, number]): string {
+  if (!Number.isFinite(lo)) return "-"
+  const unit = (v: number) => (v >= 1e6 ? "M" : v >= 1e3 ? "k" : "")
+  const num = (v: number) => {
+    const u = unit(v)
+    const x = u === "M" ? v / 1e6 : u === "k" ? v / 1e3 : v
+    return x >= 100 ? Math.round(x).toString() : x.toPrecision(3)
+  }
+  return unit(lo) === unit(hi) ? `${num(lo)}–${num(hi)}${unit(hi)}` : `${num(lo)}${unit(lo)}–${num(hi)}${unit(hi)}`
 }
 
 const span = ([lo, hi]: [number, number], f: (v: number) => string) =>
@@ -252,7 +265,7 @@ function legend(report: BenchReport, wide: boolean): string[] {
   if (wide)
     out.push(`GB/s (sizes ≥ 64 KiB): payload bytes one way × round trips per second, the better of 1 and 32 in flight. ` +
       `cpu s: CPU seconds each side used in the line's measured time (median round).`)
-  else out.push(`--wide adds p90, p99, p99.9, max, msg/s at 1 in flight, the ratios' ranges, GB/s and CPU.`)
+  else out.push(`--wide adds peers, p90, p99, p99.9, max, msg/s at 1 in flight, the ratios' ranges, GB/s and CPU.`)
   return out
 }
 
@@ -296,14 +309,14 @@ export const COLUMNS: Column[] = [
   { title: "p99.9 µs", width: 8, wide: true, cell: (l) => us(l.lat?.p999_us ?? NaN) },
   { title: "max µs", width: 7, wide: true, cell: (l) => us(l.lat?.max_us ?? NaN) },
   { title: "×sb p50", width: 7, cell: (l) => times(l.latVsSb.mid) },
-  { title: "range ×", width: 11, wide: true, cell: (l) => timesSpan(l.latVsSb) },
+  { title: "×p50 range", width: 11, wide: true, cell: (l) => timesSpan(l.latVsSb) },
   { title: "×floor C", width: 8, cell: (l) => times(l.vsFloorC.mid) },
   { title: "×floor Bun", width: 10, cell: (l) => times(l.vsFloorBun.mid) },
   { title: "msg/s @1", width: 8, wide: true, cell: (l) => rate(l.lat?.msgs_per_s ?? NaN) },
   { title: "msg/s @32", width: 9, cell: (l) => rate(l.thr?.msgs_per_s ?? NaN) },
-  { title: "range msg/s", width: 11, cell: (l) => span(figureRange(l.thr, "msgs_per_s"), rate) },
+  { title: "range msg/s", width: 11, cell: (l) => rateSpan(figureRange(l.thr, "msgs_per_s")) },
   { title: "×sb @32", width: 7, cell: (l) => times(l.thrVsSb.mid) },
-  { title: "range ×", width: 11, wide: true, cell: (l) => timesSpan(l.thrVsSb) },
+  { title: "×@32 range", width: 11, wide: true, cell: (l) => timesSpan(l.thrVsSb) },
   { title: "GB/s", width: 6, wide: true, cell: (l) => (l.size >= LARGE ? l.gbPerS.toFixed(2) : "") },
   { title: "cpu hub s", width: 9, wide: true, cell: (l) => l.hubCpuS.toFixed(2) },
   { title: "cpu wkr s", width: 9, wide: true, cell: (l) => l.workerCpuS.toFixed(2) },
@@ -315,6 +328,8 @@ export const columnsFor = (wide: boolean) => COLUMNS.filter((c) => wide || !c.wi
 export function cells(l: Line, wide = true): string[] {
   return columnsFor(wide).map((c) => c.cell(l))
 }
+
+const fit = (s: string, width: number) => (s.length > width ? `${s.slice(0, width - 1)}…` : s)
 
 function pad(s: string, width: number, left?: boolean) {
   return left ? s.padEnd(width) : s.padStart(width)
@@ -330,7 +345,7 @@ export function renderTable(report: BenchReport, wide = false): string {
     if (ls.length === 0) continue
     out.push(`── ${formatSize(size)} ${"─".repeat(Math.max(0, titleLine.length - formatSize(size).length - 4))}`)
     out.push(titleLine)
-    for (const l of ls) out.push(cols.map((c) => pad(c.cell(l), c.width, c.left)).join(" "))
+    for (const l of ls) out.push(cols.map((c) => pad(fit(c.cell(l), wide ? Infinity : c.width), c.width, c.left)).join(" "))
     out.push("")
   }
   if (report.idle) out.push(idleSummary(report.idle))
@@ -523,7 +538,7 @@ function htmlTable(report: BenchReport, size: number): string {
   if (ls.length === 0) return ""
   const head = COLUMNS.map((c) => `<th>${esc(c.title)}</th>`).join("")
   const body = ls.map((l) => `<tr>${COLUMNS.map((c) => `<td${c.left ? ' class="l"' : ""}>${esc(c.cell(l))}</td>`).join("")}</tr>`).join("\n")
-  return `<h3>${esc(formatSize(size))}</h3><table><thead><tr>${head}</tr></thead><tbody>\n${body}\n</tbody></table>`
+  return `<h3>${esc(formatSize(size))}</h3><div class="scroll"><table><thead><tr>${head}</tr></thead><tbody>\n${body}\n</tbody></table></div>`
 }
 
 export function renderHtml(report: BenchReport): string {
@@ -539,8 +554,9 @@ h1{font-size:20px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 8px} h3{font-s
 .verdict{font-size:16px;font-weight:600;background:#eef6ee;border:1px solid #9c9;padding:8px 12px;margin:10px 0}
 .warn{background:#fff4d6;border:1px solid #e0b84f;padding:8px 12px;margin:10px 0}
 .legend{color:#555;font-size:13px}
-table{border-collapse:collapse;font:12px/1.3 ui-monospace,monospace}
-th,td{padding:2px 6px;text-align:right;border-bottom:1px solid #eee;white-space:nowrap} td.l{text-align:left} th{border-bottom:1px solid #999}
+.scroll{overflow-x:auto}
+table{border-collapse:collapse;font:11px/1.3 ui-monospace,monospace}
+th,td{padding:2px 5px;text-align:right;border-bottom:1px solid #eee;white-space:nowrap} td.l{text-align:left} th{border-bottom:1px solid #999}
 .grid{stroke:#e3e3e3;stroke-width:1} .whisker{stroke:#222;stroke-width:1.2}
 svg text{font:11px system-ui,sans-serif;fill:#444} svg text.axis{font-size:12px;fill:#222}
 figure{margin:0 0 22px 0} figcaption{font-size:14px;margin-bottom:4px} .peers{color:#777}

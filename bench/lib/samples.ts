@@ -36,7 +36,8 @@ export class Samples {
       view.sort()
       this.sorted = true
     }
-    const rank = Math.ceil((Math.min(100, Math.max(0, p)) / 100) * this.n)
+    // the epsilon keeps float error (0.999 * 100000 = 99900.00000000001) from moving the rank up by one
+    const rank = Math.ceil((Math.min(100, Math.max(0, p)) / 100) * this.n - 1e-9)
     return view[Math.max(0, rank - 1)]!
   }
 

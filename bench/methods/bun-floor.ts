@@ -79,10 +79,16 @@ export async function measure(size: number, inflight: number, ms: number, warmMs
       const deadline = now() + forMs * 1e6
       let count = 0
       let open = inflight
+      let idle = 0
       // Stop sending at the deadline, then collect the answers still out so the next run starts clean.
       while (open > 0) {
         for (let k = 0; k < inflight; k++) {
-          if (!armed[k] || Atomics.load(l.words, l.resp[k]!) !== seq[k]) continue
+          if (!armed[k] || Atomics.load(l.words, l.resp[k]!) !== seq[k]) {
+            // This loop blocks the event loop, so no timer can stop it: it checks for a dead worker itself.
+            if ((++idle & 0xfffff) === 0 && (child.proc.exitCode !== null || now() > deadline + 10e9))
+              throw new Error("the Bun floor worker stopped answering")
+            continue
+          }
           out.set(l.respBuf[k]!)
           const t = now()
           if (t < deadline) {
