@@ -181,13 +181,30 @@ export async function runSoak(o: SoakOptions, log: (line: string) => void = () =
     workers.add(c)
     c.proc.exited.then(() => workers.delete(c))
   }
+  /** Starts workers until `o.workers` run, and waits until the hub serves exactly those (no dead one still listed). */
   const fillWorkers = async () => {
     while (workers.size < o.workers) startWorker()
-    await bus.waitForWorkers(o.workers)
+    const deadline = performance.now() + 15_000
+    const same = () => {
+      const served = bus.workers.map((w) => w.pid).sort()
+      const live = [...workers].map((c) => c.proc.pid).sort()
+      return served.length === live.length && served.every((pid, i) => pid === live[i])
+    }
+    while (!same()) {
+      if (performance.now() > deadline) throw new Error(`the hub did not settle on ${o.workers} workers within 15 s`)
+      await Bun.sleep(20)
+    }
   }
 
   try {
     await fillWorkers()
+    // One kill and restart and a few requests before the first reading: Bun opens some fds lazily on first use.
+    const first = [...workers][0]!
+    first.proc.kill("SIGKILL")
+    await first.proc.exited
+    await fillWorkers()
+    await Promise.all(Array.from({ length: 20 }, (_, i) => bus.call(pattern(-i, 1024)).catch(() => {})))
+    await Bun.sleep(300)
     Bun.gc(true)
     r.rss_mib.start = rssMiB()
     r.fds.start = fdCount()
