@@ -488,7 +488,7 @@ export async function main(argv: string[]): Promise<number> {
       writeFileSync(o.html, renderHtml(report))
       process.stderr.write(`wrote ${o.html}\n`)
     }
-    return report.rows.length > 0 ? 0 : 1
+    return report.rows.length > 0 || report.idle ? 0 : 1
   } finally {
     process.off("SIGINT", onSignal)
     process.off("SIGTERM", onSignal)

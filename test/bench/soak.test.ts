@@ -38,6 +38,16 @@ describe("the soak's answer check", () => {
   })
 })
 
+test("slotbus bench soak --help prints its options; a bad option exits 2 and names it", () => {
+  const run = (args: string[]) => Bun.spawnSync([process.execPath, join(repo, "bin", "slotbus.ts"), "bench", "soak", ...args], { cwd: repo, stdout: "pipe", stderr: "pipe" })
+  const help = run(["--help"])
+  expect(help.exitCode).toBe(0)
+  expect(help.stdout.toString()).toContain("--seconds")
+  const bad = run(["--seconds", "0"])
+  expect(bad.exitCode).toBe(2)
+  expect(bad.stderr.toString().split("\n")[0]).toContain("--seconds takes a whole number")
+})
+
 test("an 8-second soak with kill -9 and restarts gives no wrong, duplicated or hung answers", () => {
   const p = Bun.spawnSync([process.execPath, join(repo, "bin", "slotbus.ts"), "bench", "soak", "--seconds", "8", "--workers", "3", "--kill-every", "500", "--json"], {
     cwd: repo, stdout: "pipe", stderr: "pipe", timeout: 60_000,
