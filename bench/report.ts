@@ -536,7 +536,7 @@ function throughputPlot(report: BenchReport, size: number): string {
 function htmlTable(report: BenchReport, size: number): string {
   const ls = lines(report, size)
   if (ls.length === 0) return ""
-  const head = COLUMNS.map((c) => `<th>${esc(c.title)}</th>`).join("")
+  const head = COLUMNS.map((c) => `<th${c.left ? ' class="l"' : ""}>${esc(c.title)}</th>`).join("")
   const body = ls.map((l) => `<tr>${COLUMNS.map((c) => `<td${c.left ? ' class="l"' : ""}>${esc(c.cell(l))}</td>`).join("")}</tr>`).join("\n")
   return `<h3>${esc(formatSize(size))}</h3><div class="scroll"><table><thead><tr>${head}</tr></thead><tbody>\n${body}\n</tbody></table></div>`
 }
@@ -549,14 +549,14 @@ export function renderHtml(report: BenchReport): string {
 <html lang="en"><head><meta charset="utf-8"><title>slotbus bench ${esc(report.machine.date)}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>
-body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#222;max-width:1250px}
+body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#222;max-width:1500px}
 h1{font-size:20px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 8px} h3{font-size:15px;margin:18px 0 6px}
 .verdict{font-size:16px;font-weight:600;background:#eef6ee;border:1px solid #9c9;padding:8px 12px;margin:10px 0}
 .warn{background:#fff4d6;border:1px solid #e0b84f;padding:8px 12px;margin:10px 0}
 .legend{color:#555;font-size:13px}
 .scroll{overflow-x:auto}
 table{border-collapse:collapse;font:11px/1.3 ui-monospace,monospace}
-th,td{padding:2px 5px;text-align:right;border-bottom:1px solid #eee;white-space:nowrap} td.l{text-align:left} th{border-bottom:1px solid #999}
+th,td{padding:2px 5px;text-align:right;border-bottom:1px solid #eee;white-space:nowrap} td.l,th.l{text-align:left} th{border-bottom:1px solid #999}
 .grid{stroke:#e3e3e3;stroke-width:1} .whisker{stroke:#222;stroke-width:1.2}
 svg text{font:11px system-ui,sans-serif;fill:#444} svg text.axis{font-size:12px;fill:#222}
 figure{margin:0 0 22px 0} figcaption{font-size:14px;margin-bottom:4px} .peers{color:#777}
