@@ -17,6 +17,7 @@ while requests of random sizes flow. Every answer is checked against its request
   --timeout <ms>    per-request timeout (default 3000); a request still open after timeout + grace is hung
   --grace <ms>      (default 2000)
   --kill-every <ms> mean time between two kills (default 700; 0: never kill)
+  --no-chaos        no early withdrawals (by default 2% of requests get a 1–10 ms timeout, 2% an abort)
   --json            print the summary as one JSON object instead of text
   -h, --help        this text
 
@@ -33,6 +34,8 @@ export interface SoakOptions {
   timeoutMs: number
   graceMs: number
   killEveryMs: number
+  /** 2% of requests get a 1–10 ms timeout and 2% an abort within 5 ms. */
+  chaos: boolean
   json: boolean
   help: boolean
 }
@@ -54,7 +57,7 @@ function size(text: string | undefined): number {
 export function parseSoakArgs(argv: string[]): SoakOptions {
   const o: SoakOptions = {
     seconds: 30, workers: 4, lanes: 48, slots: 8, maxSize: 8 << 20, timeoutMs: 3000, graceMs: 2000, killEveryMs: 700,
-    json: false, help: false,
+    chaos: true, json: false, help: false,
   }
   for (let i = 0; i < argv.length; i++) {
     const raw = argv[i]!
@@ -64,6 +67,7 @@ export function parseSoakArgs(argv: string[]): SoakOptions {
     switch (flag) {
       case "-h": case "--help": o.help = true; break
       case "--json": o.json = true; break
+      case "--no-chaos": o.chaos = false; break
       case "--seconds": o.seconds = int(value(), flag, 1, 86_400); break
       case "--workers": o.workers = int(value(), flag, 1, 64); break
       case "--lanes": o.lanes = int(value(), flag, 1, 4096); break
@@ -257,22 +261,29 @@ export async function runSoak(o: SoakOptions, log: (line: string) => void = () =
         const n = Math.random() < 1 / 64 ? 0 : Math.min(o.maxSize, Math.floor(2 ** (Math.random() * Math.log2(o.maxSize + 1))))
         const body = pattern(id, n)
         const http = (id & 1) === 0
-        open.set(id, { hungAt: performance.now() + o.timeoutMs + o.graceMs, counted: false })
+        // Some requests are withdrawn early on purpose (an abort, a very short timeout): their slots are reused
+        // while a late answer may still come, which is where a mix-up would show.
+        const chaos = o.chaos ? Math.random() : 1
+        const timeoutMs = chaos < 0.02 ? 1 + Math.floor(Math.random() * 10) : o.timeoutMs
+        const abort = chaos >= 0.02 && chaos < 0.04 ? new AbortController() : null
+        const abortTimer = abort && setTimeout(() => abort.abort(), Math.random() * 5)
+        const opts = { timeoutMs, ...(abort ? { signal: abort.signal } : {}) }
+        open.set(id, { hungAt: performance.now() + timeoutMs + o.graceMs, counted: false })
         r.sent++
         try {
           if (http) {
-            const res = await bus.request({ method: "POST", path: `/soak/${id}`, headers: { "x-soak-id": String(id) }, body }, { timeoutMs: o.timeoutMs })
+            const res = await bus.request({ method: "POST", path: `/soak/${id}`, headers: { "x-soak-id": String(id) }, body }, opts)
             settle(id)
-            if (res.status !== 200 || res.headers["x-soak-id"] !== String(id) || res.headers["x-soak-path"] !== `/soak/${id}`) {
-              const other = Number(res.headers["x-soak-id"])
-              if (answered.has(other)) r.duplicated++
+            const echoedId = headerOf(res.headers, "x-soak-id"), echoedPath = headerOf(res.headers, "x-soak-path")
+            if (res.status !== 200 || echoedId !== String(id) || echoedPath !== `/soak/${id}`) {
+              if (answered.has(Number(echoedId))) r.duplicated++
               else r.wrong++
-              problem(`request ${id} got status ${res.status}, x-soak-id ${res.headers["x-soak-id"]}, x-soak-path ${res.headers["x-soak-path"]}`)
+              problem(`request ${id} got status ${res.status}, x-soak-id ${echoedId}, x-soak-path ${echoedPath}`)
               continue
             }
             judge(id, body, res.body)
           } else {
-            const answer = await bus.call(body, { timeoutMs: o.timeoutMs })
+            const answer = await bus.call(body, opts)
             settle(id)
             judge(id, body, answer)
           }
@@ -281,6 +292,8 @@ export async function runSoak(o: SoakOptions, log: (line: string) => void = () =
           const kind = e instanceof Error ? e.name : typeof e
           r.rejections[kind] = (r.rejections[kind] ?? 0) + 1
           if (kind === "BusFullError") await Bun.sleep(1)
+        } finally {
+          clearTimeout(abortTimer ?? undefined)
         }
       }
     }
@@ -356,7 +369,7 @@ export function renderSoak(r: SoakResult, o: SoakOptions): string {
     `slotbus soak · ${r.seconds} s · ${r.workers} workers × ${o.slots} slots · ${o.lanes} in flight · bodies 0–${o.maxSize >= 1 << 20 ? `${o.maxSize / (1 << 20)} MiB` : `${o.maxSize} B`} · timeout ${o.timeoutMs} ms + ${o.graceMs} ms grace`,
     `sent ${r.sent}  correct ${r.correct}  wrong ${r.wrong}  duplicated ${r.duplicated}  hung ${r.hung}${r.late ? ` (${r.late} settled late)` : ""}`,
     `rejections: ${rej}`,
-    `workers: ${r.kills} killed with kill -9, ${r.restarts} restarted; ${(r.bytes / 2 ** 30).toFixed(2)} GiB checked`,
+    `workers: ${r.kills} killed with kill -9, ${r.restarts} restarted; ${(r.bytes / 2 ** 30).toFixed(2)} GiB checked, ${Math.round(r.sent / r.seconds)} requests/s`,
     `hub RSS: start ${r.rss_mib.start} MiB, after warm-up ${r.rss_mib.warm} MiB, end ${r.rss_mib.end} MiB, peak ${r.rss_mib.peak} MiB · hub fds: start ${r.fds.start}, end ${r.fds.end}`,
     ...r.problems.map((p) => `problem: ${p}`),
     soakFailed(r) ? "FAILED: wrong, duplicated or hung answers (or none correct)" : "OK: every answer matched its request",
@@ -389,9 +402,15 @@ export async function main(argv: string[]): Promise<number> {
 
 // ---- the worker ----
 
+/** A header from either a plain record or a `Headers`. */
+function headerOf(headers: unknown, name: string): string | undefined {
+  if (headers instanceof Headers) return headers.get(name) ?? undefined
+  return (headers as Record<string, string | undefined>)[name]
+}
+
 function answer(req: SlotRequest) {
   const out = req.kind === "http"
-    ? req.reply(req.body.length, { headers: { "x-soak-id": req.headers["x-soak-id"] ?? "", "x-soak-path": req.path } })
+    ? req.reply(req.body.length, { headers: { "x-soak-id": headerOf(req.headers, "x-soak-id") ?? "", "x-soak-path": req.path } })
     : req.reply(req.body.length)
   flip(req.body, out)
   return out
