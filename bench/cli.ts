@@ -20,8 +20,7 @@ import {
 } from "./report.ts"
 
 export const USAGE = `usage: slotbus bench [options]
-
-       slotbus bench soak [options]   (kill -9 soak test; slotbus bench soak --help)
+       slotbus bench soak [options]   (the kill -9 soak test: slotbus bench soak --help)
 
 Measures request/response round trips between two processes through slotbus (each idle strategy,
 Bun↔Bun and Bun↔C), process.send, a unix socket, TCP loopback, HTTP, a Worker thread, and two floors:
@@ -461,7 +460,7 @@ export async function main(argv: string[]): Promise<number> {
     o = parseArgs(argv)
   } catch (e) {
     if (!(e instanceof UsageError)) throw e
-    process.stderr.write(`slotbus bench: ${e.message}\n\n${USAGE}\n`)
+    process.stderr.write(`slotbus bench: ${e.message} (slotbus bench --help lists the options)\n`)
     return 2
   }
   if (o.help) {

@@ -384,7 +384,7 @@ export async function main(argv: string[]): Promise<number> {
     o = parseSoakArgs(argv)
   } catch (e) {
     if (!(e instanceof SoakUsageError)) throw e
-    process.stderr.write(`slotbus bench soak: ${e.message}\n\n${SOAK_USAGE}\n`)
+    process.stderr.write(`slotbus bench soak: ${e.message} (slotbus bench soak --help lists the options)\n`)
     return 2
   }
   if (o.help) {

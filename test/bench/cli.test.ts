@@ -149,6 +149,7 @@ describe("the command line", () => {
     const opt = cli(["bench", "--sizes", "0"])
     expect(opt.code).toBe(2)
     expect(opt.stderr).toContain("out of range")
+    expect(opt.stderr.trim().split("\n")).toHaveLength(1) // one line, no usage dump, no stack
   })
 
   test("--json without a file writes a header record and JSON lines to stdout and moves the table to stderr", () => {
