@@ -461,7 +461,8 @@ function cdfPlot(report: BenchReport, size: number): string {
     .map((m) => ({ m, row: report.rows.find((r) => idOf(r) === m.id && r.size === size && r.inflight === 1) }))
     .filter((x): x is { m: MethodInfo; row: Row } => !!x.row)
   if (rows.length === 0) return ""
-  const values = rows.flatMap(({ row }) => row.cdf.map(([, v]) => v)).filter((v) => v > 0)
+  const values = rows.flatMap(({ row }) => row.cdf.map(([, v]) => v)).filter((v) => v > 0 && Number.isFinite(v))
+  if (values.length === 0) return ""
   const lo = Math.floor(Math.log10(Math.min(...values)))
   const hi = Math.max(lo + 1, Math.ceil(Math.log10(Math.max(...values))))
   const W = 900, H = 400, L = 70, R = 20, T = 12, B = 50
@@ -484,7 +485,7 @@ function cdfPlot(report: BenchReport, size: number): string {
   for (const { m, row } of rows) {
     const color = colorOf(report, m.id)
     const dash = isFloor(m.id) ? ` stroke-dasharray="6 3"` : ""
-    const pts = row.cdf.map(([p, v]) => `${x(v).toFixed(1)},${y(p).toFixed(1)}`).join(" ")
+    const pts = row.cdf.filter(([, v]) => Number.isFinite(v)).map(([p, v]) => `${x(v).toFixed(1)},${y(p).toFixed(1)}`).join(" ")
     parts.push(`<polyline points="${pts}" fill="none" stroke="${color}" stroke-width="1.7"${dash}><title>${esc(m.label)} (${esc(m.peers)}): p50 ${us(row.p50_us)} µs, p99 ${us(row.p99_us)} µs, max ${us(row.max_us)} µs</title></polyline>`)
     legend.push(`<span class="key"><svg width="22" height="10"><line x1="0" y1="5" x2="22" y2="5" stroke="${color}" stroke-width="2"${dash}/></svg> ${esc(m.label)} <span class="peers">${esc(m.peers)}</span> ${us(row.p50_us)} µs</span>`)
   }
