@@ -293,6 +293,18 @@ describe("report formats", () => {
   })
 })
 
+test("a measurement that completed nothing (a starved spin floor) leaves no NaN in the page", () => {
+  const m: MethodInfo = { id: "floor:spin", name: "floor", mode: "spin", label: "C floor spin", peers: "C↔C" }
+  const none: Figures = { count: 0, elapsed_s: 0.04, p50_us: NaN, p90_us: NaN, p99_us: NaN, p999_us: NaN, max_us: NaN, msgs_per_s: 0, hub_cpu_s: 0, worker_cpu_s: 0 }
+  const rows: Row[] = [1, 32].map((inflight) => ({ name: "floor", mode: "spin", size: 64, inflight, ...none, rounds: [none], cdf: CDF_PERCENTILES.map((p) => [p, NaN]) }))
+  const report: BenchReport = {
+    machine: describeMachine(), warnings: [], methods: [m], rows, idle: null, notes: [], wallS: 1,
+    settings: { sizes: [64], rounds: 1, warmupMs: 1, latencyMs: 1, throughputMs: 1, quick: true, load: 0 },
+  }
+  expect(renderHtml(report)).not.toContain("NaN")
+  expect(renderTable(report)).not.toContain("NaN")
+})
+
 describe("exact percentiles", () => {
   test("nearest rank over every sample, whatever order they came in", () => {
     const s = new Samples()
