@@ -4,9 +4,11 @@
 const USAGE = `usage: slotbus <command> [options]
 
 commands:
-  bench    measure round trips through slotbus and the alternatives on this machine
-           (slotbus bench --help for its options)
-  hub      run the HTTP hub: slotbus hub --port 3200 [--host 127.0.0.1] [--token-file path]
+  bench       measure round trips through slotbus and the alternatives on this machine
+              (slotbus bench --help for its options)
+  bench soak  the kill -9 soak: workers killed and restarted at random, every answer checked
+              (slotbus bench soak --seconds 60 [--workers 4]; --help for the rest)
+  hub         run the HTTP hub: slotbus hub --port 3200 [--host 127.0.0.1] [--token-file path]
 
   -h, --help   this text`
 
