@@ -75,11 +75,8 @@ export class SlotRequest {
   }
 
   private get parts(): string[] {
-    if (this.strings === null) {
-      if (!this.live) return []
-      this.strings = readHead(this.chan.arena(this.slot, 0), this.headLen)
-    }
-    return this.strings
+    if (!this.live) return []
+    return (this.strings ??= readHead(this.chan.arena(this.slot, 0), this.headLen))
   }
   get method(): string {
     return this.parts[0] ?? ""
@@ -118,6 +115,7 @@ export class SlotRequest {
   retire() {
     this.live = false
     this.bodyView = null
+    this.strings = null
     for (const buf of this.lent) if (!buf.detached) buf.transfer(0)
     this.lent.length = 0
   }
