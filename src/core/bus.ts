@@ -551,6 +551,7 @@ export class SlotBus {
   }
 
   private evict(link: Link) {
+    if (!this.links.includes(link)) return
     link.chan.sendControl(Control.HUB_CLOSING)
     this.drop(link, new WorkerGoneError(`worker pid ${link.chan.peerPid} of "${this.name}" was disconnected: its handlers hung on ${this.maxStuck}+ requests`))
   }
