@@ -9,8 +9,8 @@ const [name] = process.argv.slice(2)
 if (!name) throw new Error("usage: keeper-worker.ts <bus-name>")
 
 let kept: SlotRequest | null = null
-let keptBody = new Uint8Array(0)
-let keptReply = new Uint8Array(0)
+let keptBody: Uint8Array = new Uint8Array(0)
+let keptReply: Uint8Array = new Uint8Array(0)
 
 // Each read either gives a value or throws; both are allowed, the value's content is what the test judges.
 const probe = (f: () => unknown) => {
