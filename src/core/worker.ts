@@ -135,7 +135,7 @@ export class SlotWorker {
   private stopping: Promise<void> | null = null
   private active = 0
   private served = 0
-  private drained: (() => void) | null = null
+  private onDrainAck: (() => void) | null = null
   private readonly err = new Int32Array(1)
 
   private constructor(readonly name: string, private readonly handler: SlotHandler, private readonly opts: ConnectOptions) {
@@ -214,7 +214,7 @@ export class SlotWorker {
             return this.lost(chan, "protocol-error", new ProtocolError(`hub sent control byte ${byte} ${seen.has(byte) ? "twice" : "that the protocol does not know"}`))
           seen.add(byte)
           if (byte === Control.HUB_CLOSING) hubClosing = true
-          if (byte === Control.DRAIN_ACK) this.drained?.()
+          if (byte === Control.DRAIN_ACK) this.onDrainAck?.()
         }
       },
       () => this.lost(chan, hubClosing ? "hub-closed" : "hub-gone"),
@@ -225,7 +225,7 @@ export class SlotWorker {
 
   private lost(chan: Channel, reason: WorkerClosed["reason"], error?: Error) {
     if (this.chan !== chan) return
-    this.drained?.()
+    this.onDrainAck?.()
     this.pump?.stop()
     chan.close()
     this.chan = null
@@ -317,9 +317,9 @@ export class SlotWorker {
       const deadline = performance.now() + (opts.timeoutMs ?? 5000)
       const chan = this.chan
       if (chan?.sendControl(Control.DRAIN)) {
-        // After the ack the hub publishes nothing more, so one last drain takes all that is left.
+        // After the ack the hub publishes nothing more, so one last collect takes all that is left.
         await new Promise<void>((resolve) => {
-          this.drained = resolve
+          this.onDrainAck = resolve
           setTimeout(resolve, Math.max(0, deadline - performance.now())).unref()
         })
         if (chan.isOpen) this.collect(chan)
