@@ -272,11 +272,11 @@ export class SlotBus {
     let bus: SlotBus
     try {
       bus = new SlotBus(name, fd, opts)
+      bus.watchAccept()
     } catch (e) {
       closeSync(fd)
       throw e
     }
-    bus.watchAccept()
     bus.tick()
     return bus
   }
@@ -452,7 +452,8 @@ export class SlotBus {
     let value: unknown
     let lent = false
     if (p.borrow) {
-      if (bodyLen === 0) value = new BorrowedResponse(status, headers, EMPTY, null)
+      // An answer collected while its worker is being dropped cannot keep the slot: it gets a copy.
+      if (bodyLen === 0 || !this.links.includes(link)) value = new BorrowedResponse(status, headers, arena.slice(bodyOff, bodyOff + bodyLen), null)
       else {
         const buf = chan.lend(slot, 1, bodyOff, bodyLen)
         let returned = false
