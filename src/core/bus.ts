@@ -63,6 +63,8 @@ export interface RequestOptions {
 export interface WorkerInfo {
   pid: number
   uid: number
+  /** serving; draining (it asked for nothing new); evicting (too many stuck slots, disconnected soon). */
+  state: "serving" | "draining" | "evicting"
   /** Slots out: published and not yet returned (answered, given up, stuck or borrowed). */
   inFlight: number
   /** Requests whose callers still wait for this worker. */
@@ -179,8 +181,11 @@ interface Pending extends Settle {
   slot: number
 }
 
-/** A worker connection's life: `serving` takes requests; `leaving` asked to drain, or is being evicted. */
-type LinkState = "serving" | "leaving"
+/**
+ * A worker connection's life: `serving` takes requests; `draining` asked for nothing new (control byte D);
+ * `evicting` holds too many stuck slots and goes once nobody waits for it. Dropped links leave `links`.
+ */
+type LinkState = WorkerInfo["state"]
 
 interface Link {
   state: LinkState
@@ -191,7 +196,6 @@ interface Link {
   inFlight: number // slots out
   waiting: number // in-slot requests whose caller waits
   requests: number
-  evicting: boolean
   controlBytes: number
 }
 
@@ -414,7 +418,7 @@ export class SlotBus {
       if (!lent) this.returnSlot(link, slot)
     }
     if (n > 0) this.dispatchQueued()
-    if (link.state === "leaving" && link.evicting && link.waiting === 0) this.evict(link)
+    if (link.state === "evicting" && link.waiting === 0) this.evict(link)
     return n
   }
 
@@ -527,8 +531,7 @@ export class SlotBus {
         l.pending.forEach(expire)
         if (l.state === "serving" && this.stuckSlots(l, t) >= this.maxStuck) {
           // Its handlers hang: send it nothing more, and let it go once nobody waits for it any longer.
-          l.state = "leaving"
-          l.evicting = true
+          l.state = "evicting"
           this.counters.evictedWorkers++
           if (l.waiting === 0) this.evict(l)
           this.dispatchQueued()
@@ -624,7 +627,7 @@ export class SlotBus {
     const link: Link = {
       state: "serving", chan, pump: null as unknown as Pump, pending: new Array<Pending | null>(chan.slotCount).fill(null),
       lent: new Array<WeakRef<ArrayBuffer> | null>(chan.slotCount).fill(null), inFlight: 0, waiting: 0, requests: 0,
-      evicting: false, controlBytes: 0,
+      controlBytes: 0,
     }
     link.pump = new Pump(chan, this.idle, {
       collect: () => this.collect(link),
@@ -638,7 +641,7 @@ export class SlotBus {
         link.controlBytes += bytes.length
         if (link.controlBytes > 1 || bytes[0] !== Control.DRAIN)
           return this.cutOff(link, `sent ${link.controlBytes} control bytes (only one "D" is allowed)`)
-        link.state = "leaving"
+        if (link.state === "serving") link.state = "draining"
         chan.sendControl(Control.DRAIN_ACK)
         this.dispatchQueued()
       },
@@ -721,10 +724,11 @@ export class SlotBus {
   }
 
   private info(link: Link): WorkerInfo {
-    const { chan, inFlight, waiting, requests } = link
+    const { chan, inFlight, waiting, requests, state } = link
     return {
       pid: chan.peerPid,
       uid: chan.peerUid,
+      state,
       inFlight,
       waiting,
       stuck: this.stuckSlots(link, performance.now()),
