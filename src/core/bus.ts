@@ -147,7 +147,7 @@ export class BorrowedResponse {
   release(): void {
     const give = this.returnSlot
     this.returnSlot = null
-    this.view = EMPTY
+    this.view = new Uint8Array(0)
     give?.()
   }
   [Symbol.dispose]() {

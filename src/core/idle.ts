@@ -108,7 +108,7 @@ export class Pump {
       return this.duties.collect()
     } catch (e) {
       this.duties.onError(e)
-      return 1 // as if work was done: look again soon rather than park on a state nobody checked
+      return 0 // as if nothing came: the usual duty cycle follows (poll a while, then park truthfully)
     }
   }
 

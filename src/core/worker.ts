@@ -1,7 +1,7 @@
 // The worker side: SlotWorker connects to a hub by name and answers its requests from the slots.
 import { native, Kind, Msg, RespFlag, E_CORRUPT, Control, Errno, ANY_UID, type Chan } from "../native/ffi.ts"
 import { Channel } from "./channel.ts"
-import { align8, busName, EMPTY, headerPairs, headLength, pairsToRecord, readHead, toBytes, utf8, writeHead } from "./codec.ts"
+import { align8, busName, headerPairs, headLength, pairsToRecord, readHead, toBytes, utf8, writeHead } from "./codec.ts"
 import type { BodyInit, HeaderInit } from "./codec.ts"
 import { BusClosedError, HubNotFoundError, PeerRefusedError, ProtocolError } from "../errors.ts"
 import { Pump, tuning, type IdleStrategy } from "./idle.ts"
@@ -60,10 +60,11 @@ export class SlotRequest {
 
   /** The request body, a view into the slot (no copy). */
   get body(): Uint8Array {
-    if (!this.live) return EMPTY
+    // Never a shared empty array: user code could detach its buffer.
+    if (!this.live) return new Uint8Array(0)
     if (this.bodyView === null) {
       // Its own ArrayBuffer, detached when the handler settles: a kept view can never show the next request.
-      this.bodyView = this.bodyLen === 0 ? EMPTY : new Uint8Array(this.borrow(0, this.bodyOff, this.bodyLen))
+      this.bodyView = this.bodyLen === 0 ? new Uint8Array(0) : new Uint8Array(this.borrow(0, this.bodyOff, this.bodyLen))
     }
     return this.bodyView
   }
