@@ -22,6 +22,11 @@ beforeAll(async () => {
     const delay = Number(req.headers["x-delay"] ?? (req.body.length % 3) * 5)
     if (delay > 0) await Bun.sleep(delay)
     if (req.headers["x-throw"]) throw new Error("asked to throw")
+    if (req.headers["x-zero-copy"]) {
+      const view = req.reply(req.body.length, { headers: { "x-path": req.path } })
+      view.set(req.body)
+      return view
+    }
     return { status: 200, headers: { "x-path": req.path }, body: req.body }
   })
   await bus.waitForWorkers(1)
@@ -103,6 +108,7 @@ const options = fc.record(
     borrow: fc.constantFrom<unknown>(undefined, true, false, "yes"),
     delay: fc.constantFrom(0, 0, 2, 20),
     throws: fc.constantFrom(false, false, false, false, true),
+    zeroCopy: fc.boolean(),
   },
   { requiredKeys: ["abortAfterMs", "delay"] },
 )
@@ -132,7 +138,12 @@ async function run(o: typeof op extends fc.Arbitrary<infer T> ? T : never): Prom
   const headers =
     o.headers instanceof Headers || !Array.isArray(o.headers) || o.options.delay === 0
       ? o.headers
-      : [...(o.headers as [string, string][]), ["x-delay", String(o.options.delay)], ...(o.options.throws ? [["x-throw", "1"]] : [])]
+      : [
+          ...(o.headers as [string, string][]),
+          ["x-delay", String(o.options.delay)],
+          ...(o.options.throws ? [["x-throw", "1"]] : []),
+          ...(o.options.zeroCopy ? [["x-zero-copy", "1"]] : []),
+        ]
   let p: Promise<unknown>
   try {
     p = o.raw
