@@ -485,10 +485,7 @@ export class SlotBus {
   }
 
   private settle(p: Pending) {
-    if (p.phase === "in-slot") {
-      p.phase = "settled"
-      p.settledAt = performance.now()
-    } else p.phase = "slot-returned" // it never had a slot
+    p.phase = p.phase === "in-slot" ? "settled" : "slot-returned" // the latter: it never had a slot
     if (p.onAbort) p.signal!.removeEventListener("abort", p.onAbort)
   }
 
@@ -503,6 +500,7 @@ export class SlotBus {
       if (p.link.chan.isOpen) native.sb_hub_cancel(p.link.chan.ptr, p.slot)
     }
     this.settle(p)
+    p.settledAt = performance.now() // given up: from now on its slot may count as stuck
     if (err instanceof TimeoutError) this.counters.timeouts++
     else this.counters.errors++
     p.body = EMPTY

@@ -10,6 +10,7 @@ export class Channel {
   readonly peerPid: number
   readonly peerUid: number
   private readonly base: number
+  private readonly arenasOff: number
   private readonly arenas: (Uint8Array | undefined)[]
   private readers: { cancel(): Promise<void> }[] = []
   private open = true
@@ -23,6 +24,7 @@ export class Channel {
     this.peerPid = native.sb_peer_pid(ptr)
     this.peerUid = native.sb_peer_uid(ptr)
     this.base = Number(native.sb_region(ptr))
+    this.arenasOff = native.sb_arena_offset(ptr, 0, 0) // docs/PROTOCOL.md §2: arenas follow, 2 per slot
     this.arenas = new Array(this.slotCount * 2)
   }
 
@@ -48,7 +50,8 @@ export class Channel {
    * detaches it (`transfer(0)`) when the slot moves on, so a stale view reads empty instead of the next message.
    */
   lend(slot: number, response: 0 | 1, off: number, len: number): ArrayBuffer {
-    return toArrayBuffer(this.base as never, native.sb_arena_offset(this.ptr, slot, response) + off, len)
+    if (slot >= this.slotCount || off + len > this.arenaSize) throw new RangeError(`slot ${slot} has no ${len} bytes at ${off}`)
+    return toArrayBuffer(this.base as never, this.arenasOff + (2 * slot + response) * this.arenaSize + off, len)
   }
 
   /** Calls onRing with the number of rings (the eventfd's counter) each time the peer rings this side's doorbell. */
