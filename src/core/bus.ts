@@ -223,6 +223,7 @@ export class SlotBus {
   private readonly config: Uint32Array
   private readonly err = new Int32Array(2)
   private ticker: ReturnType<typeof setTimeout> | undefined
+  private tickAt = 0
   private readonly latency = new LatencyHistogram()
   private readonly waiters: { n: number; resolve: () => void; reject: (e: Error) => void }[] = []
   private readonly listeners = new Set<(e: WorkerEvent) => void>()
@@ -344,6 +345,8 @@ export class SlotBus {
         signal.addEventListener("abort", p.onAbort, { once: true })
       }
       this.counters.requests++
+      // An idle bus ticks rarely: a deadline due before its next tick brings the tick forward.
+      if (p.deadline < this.tickAt) this.scheduleTick(Math.max(0, p.deadline - performance.now()))
       if (!this.dispatch(p)) this.queue.push(p)
       return promise
     } catch (e) {
@@ -408,7 +411,6 @@ export class SlotBus {
       const p = link.pending[slot]
       let lent = false
       if (p?.phase === "in-slot") {
-        link.waiting--
         try {
           lent = this.answer(p, link, slot)
         } catch (e) {
@@ -485,7 +487,10 @@ export class SlotBus {
   }
 
   private settle(p: Pending) {
-    p.phase = p.phase === "in-slot" ? "settled" : "slot-returned" // the latter: it never had a slot
+    if (p.phase === "in-slot") {
+      p.phase = "settled"
+      p.link!.waiting--
+    } else p.phase = "slot-returned" // it never had a slot
     if (p.onAbort) p.signal!.removeEventListener("abort", p.onAbort)
   }
 
@@ -495,7 +500,6 @@ export class SlotBus {
       const i = this.queue.indexOf(p)
       if (i >= 0) this.queue.splice(i, 1)
     } else if (p.link) {
-      p.link.waiting--
       // Stays in pending (settled) until the worker hands the slot back; a late answer is then dropped.
       if (p.link.chan.isOpen) native.sb_hub_cancel(p.link.chan.ptr, p.slot)
     }
@@ -540,7 +544,14 @@ export class SlotBus {
       this.counters.internalErrors++
     }
     const busy = this.queue.length > 0 || this.links.some((l) => l.inFlight > 0)
-    if (!this.stopped) this.ticker = setTimeout(() => this.tick(), busy ? TICK_BUSY_MS : TICK_IDLE_MS)
+    this.scheduleTick(busy ? TICK_BUSY_MS : TICK_IDLE_MS)
+  }
+
+  private scheduleTick(ms: number) {
+    if (this.stopped) return
+    clearTimeout(this.ticker)
+    this.tickAt = performance.now() + ms
+    this.ticker = setTimeout(() => this.tick(), ms)
   }
 
   private stuckSlots(link: Link, now: number): number {

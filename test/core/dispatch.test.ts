@@ -115,3 +115,27 @@ describe("a request whose slot cannot be filled", () => {
     expect(h.bus.stats().internalErrors).toBe(0)
   })
 })
+
+describe("the hub's books", () => {
+  test("after answers, handler errors, timeouts and aborts, no request is counted as waiting or in flight", async () => {
+    await using h = await inProcess({ slots: 4 }, async (r) => {
+      if (r.path === "/throw") throw new Error("on purpose")
+      if (r.path === "/slow") await Bun.sleep(60)
+      return r.body
+    })
+    const ac = new AbortController()
+    const outcomes = await Promise.allSettled([
+      h.bus.request({ path: "/ok", body: "a" }),
+      h.bus.request({ path: "/throw" }),
+      h.bus.request({ path: "/slow" }, { timeoutMs: 10 }),
+      h.bus.request({ path: "/slow" }, { signal: ac.signal }),
+      h.bus.request({ path: "/throw" }),
+    ])
+    ac.abort()
+    expect(outcomes.map((o) => o.status)).toEqual(["fulfilled", "rejected", "rejected", "fulfilled", "rejected"])
+    await until(() => h.bus.workers[0]!.inFlight === 0, "every slot is back")
+    expect(h.bus.workers[0]).toMatchObject({ inFlight: 0, waiting: 0, stuck: 0 })
+    expect((await h.bus.request({ path: "/ok", body: "after" })).text()).toBe("after")
+  })
+})
+
