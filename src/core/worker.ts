@@ -148,6 +148,10 @@ export class SlotWorker {
     if (typeof handler !== "function") throw new TypeError("handler must be a function (req) => reply")
     tuning(opts.idle)
     busName(name)
+    for (const k of ["waitForHubMs", "helloTimeoutMs"] as const) {
+      const v = opts[k]
+      if (v !== undefined && !(typeof v === "number" && v >= 0 && !Number.isNaN(v))) throw new RangeError(`${k} must be a number of ms ≥ 0, got ${v}`)
+    }
     const w = new SlotWorker(name, handler, opts)
     await w.attach(opts.waitForHubMs ?? 0)
     return w

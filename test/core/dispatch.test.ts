@@ -139,3 +139,20 @@ describe("the hub's books", () => {
   })
 })
 
+describe("the hub's pump", () => {
+  test("goes on after an exception inside its collect: it is counted, and later answers are still collected", async () => {
+    await using h = await inProcess({ slots: 2, idle: "spin" })
+    const bus = h.bus as unknown as { collect: (l: unknown) => number }
+    const real = bus.collect.bind(h.bus)
+    let thrown = 0
+    bus.collect = (l) => {
+      if (thrown++ === 0) throw new Error("a bug in collect")
+      return real(l)
+    }
+    for (let i = 0; i < 20; i++) expect(new TextDecoder().decode(await h.bus.call(`after-${i}`))).toBe(`after-${i}`)
+    expect(thrown).toBeGreaterThan(1)
+    expect(h.bus.stats().internalErrors).toBe(1)
+    await until(() => allFree(h.bus), "every slot is free")
+  })
+})
+
