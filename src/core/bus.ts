@@ -288,14 +288,16 @@ export class SlotBus {
 
   /** Send an HTTP-like request to the least busy worker. */
   request(init: SlotRequestInit, opts: RequestOptions & { borrow: true }): Promise<BorrowedResponse>
-  request(init: SlotRequestInit, opts?: RequestOptions): Promise<SlotResponse>
+  request(init: SlotRequestInit, opts?: RequestOptions & { borrow?: false }): Promise<SlotResponse>
+  request(init: SlotRequestInit, opts?: RequestOptions): Promise<SlotResponse | BorrowedResponse>
   request(init: SlotRequestInit, opts?: RequestOptions): Promise<SlotResponse | BorrowedResponse> {
     return this.submit(Kind.HTTP, init, opts) as Promise<SlotResponse>
   }
 
   /** Send raw bytes; resolves with the worker's raw reply (with `borrow`, a BorrowedResponse over it). */
   call(body: BodyInit, opts: RequestOptions & { borrow: true }): Promise<BorrowedResponse>
-  call(body: BodyInit, opts?: RequestOptions): Promise<Uint8Array>
+  call(body: BodyInit, opts?: RequestOptions & { borrow?: false }): Promise<Uint8Array>
+  call(body: BodyInit, opts?: RequestOptions): Promise<Uint8Array | BorrowedResponse>
   call(body: BodyInit, opts?: RequestOptions): Promise<Uint8Array | BorrowedResponse> {
     return this.submit(Kind.RAW, { body }, opts) as Promise<Uint8Array>
   }
