@@ -4,7 +4,8 @@ import { describe, expect, test } from "bun:test"
 import { readdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { PeerRefusedError, SlotBus, SlotWorker } from "../../src/index.ts"
-import { bunChild, Child, FIXTURES, eventually, uniqueName } from "../support/crash-procs.ts"
+import { bunChild, Child, FIXTURES, REPO, eventually, uniqueName } from "../support/crash-procs.ts"
+import { Errno, FullMask, HubConfig } from "../../src/native/ffi.ts"
 import { rejection } from "../support/helpers.ts"
 
 const reversed = (s: string) => s.split("").reverse().join("")
@@ -55,6 +56,17 @@ const setpriv = Bun.which("setpriv")
 const canSwitchUid = process.getuid?.() === 0 && setpriv !== null
 
 describe("connections", () => {
+  test("the cap bits and EUSERS the hub passes to sb_accept are the ones slotbus.h defines", () => {
+    const header = readFileSync(join(REPO, "csrc", "slotbus.h"), "utf8")
+    const bit = (name: string) => Number(new RegExp(`#define ${name} \\(1u << (\\d+)\\)`).exec(header)?.[1] ?? NaN)
+    expect(FullMask).toEqual({ OWN_UID: 1 << bit("SB_FULL_OWN_UID"), ALL: 1 << bit("SB_FULL_ALL") })
+    const fields = /typedef struct sb_hub_config \{([\s\S]*?)\} sb_hub_config;/.exec(header)![1]!.replace(/\/\*[\s\S]*?\*\//g, "")
+    const names = [...fields.matchAll(/uint32_t (\w+)/g)].map((m) => m[1])
+    expect(names.indexOf("full_mask")).toBe(HubConfig.fullMask)
+    expect(Errno.EUSERS).toBe(-87) // Linux
+  })
+
+
   test("are accepted by a thread named slotbus-accept that lives as long as the bus listens", async () => {
     const threads = () => readdirSync("/proc/self/task").filter((t) => {
       try {
