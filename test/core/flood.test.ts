@@ -86,6 +86,21 @@ describe("connections", () => {
     expect(threads()).toBe(before)
   })
 
+  test("are accepted when they connect, with the hub's timer stopped: acceptance waits on the socket, not on a tick", async () => {
+    const bus = await SlotBus.listen(uniqueName("accept-no-timer"))
+    const hub = bus as unknown as { ticker: ReturnType<typeof setTimeout>; tick: () => void }
+    clearTimeout(hub.ticker)
+    hub.tick = () => {} // from here on no timer of this hub runs
+    try {
+      const workers = await Promise.all([1, 2, 3].map(() => SlotWorker.connect(bus.name, (r) => r.body, { waitForHubMs: 2000 })))
+      await bus.waitForWorkers(3, 2000)
+      expect(decoder.decode(await bus.call("no tick needed", { timeoutMs: 0 }))).toBe("no tick needed")
+      await Promise.all(workers.map((w) => w.close()))
+    } finally {
+      await bus.close({ drain: false })
+    }
+  })
+
   test("beyond maxWorkers are refused with PeerRefusedError naming the cap, and counted", async () => {
     const bus = await SlotBus.listen(uniqueName("cap"), { maxWorkers: 1 })
     const one = await SlotWorker.connect(bus.name, (r) => r.body)
