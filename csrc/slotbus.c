@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -275,12 +276,26 @@ int sb_wait(sb_chan *ch, int timeout_ms, int use_futex) {
 
 /* ---- hub side: slot transitions ---- */
 
+static void trim(sb_chan *ch, uint32_t slot, int response);
+
 int sb_hub_claim(sb_chan *ch) {
   if (ch->free_top == 0) return -1;
   uint32_t i = ch->free_stack[--ch->free_top];
   ch->busy[i] = 1;
   atomic_store_explicit(&slot_at(ch, i)->state, word(ch->gen[i], SB_WRITING), memory_order_relaxed);
   return (int)i;
+}
+
+int sb_hub_unclaim(sb_chan *ch, uint32_t slot) {
+  if (slot >= ch->g.slot_count || ch->busy[slot] != 1) return -EINVAL;
+  /* however much of the arena the failed fill wrote, hand it back */
+  ch->hiwater[2 * slot] = ch->g.arena_size;
+  trim(ch, slot, 0);
+  /* relaxed: the worker never saw this generation (nothing was pushed), so there is nothing to order against */
+  atomic_store_explicit(&slot_at(ch, slot)->state, word(ch->gen[slot], SB_FREE), memory_order_relaxed);
+  ch->busy[slot] = 0;
+  ch->free_stack[ch->free_top++] = slot;
+  return 0;
 }
 
 int sb_hub_publish(sb_chan *ch, uint32_t slot, uint32_t kind, uint32_t id, uint32_t head_len, uint32_t body_len) {
@@ -523,11 +538,12 @@ static int map_region(sb_chan *ch) {
   return 0;
 }
 
-/* SO_PEERCRED reports the peer's effective uid, so ours is the one to compare with. */
-static int uid_allowed(const sb_hub_config *cfg, uint32_t uid) {
-  if (uid == (uint32_t)geteuid()) return 1;
+/* The uid's bit in cfg->full_mask, or 0 when it is not allowed at all. SO_PEERCRED reports the peer's
+   effective uid, so ours is the one to compare with. */
+static uint32_t uid_bit(const sb_hub_config *cfg, uint32_t uid) {
+  if (uid == (uint32_t)geteuid()) return SB_FULL_OWN_UID;
   for (uint32_t i = 0; i < cfg->allow_uid_count && i < SB_MAX_ALLOW_UIDS; i++)
-    if (cfg->allow_uids[i] == uid) return 1;
+    if (cfg->allow_uids[i] == uid) return 1u << i;
   return 0;
 }
 
@@ -546,12 +562,18 @@ sb_chan *sb_accept(int listen_fd, const sb_hub_config *cfg, int *err, uint32_t *
   if (sock < 0) return fail(NULL, err, -errno);
   struct ucred cred;
   int r = peer_cred(sock, &cred);
-  if (r == 0 && !uid_allowed(cfg, cred.uid)) {
+  if (r == 0 && !uid_bit(cfg, cred.uid)) {
     hello_msg h;
     hello_init(&h, EPERM, 0);
     send_hello(sock, &h, NULL, 0);
     if (err_uid) *err_uid = cred.uid;
     r = -EPERM;
+  } else if (r == 0 && (cfg->full_mask & (SB_FULL_ALL | uid_bit(cfg, cred.uid)))) {
+    hello_msg h;
+    hello_init(&h, EUSERS, 0);
+    send_hello(sock, &h, NULL, 0);
+    if (err_uid) *err_uid = cred.uid;
+    r = -EUSERS;
   }
   if (r) {
     close(sock);
@@ -698,8 +720,8 @@ sb_chan *sb_connect_start(const char *name, int64_t hub_uid, int *err) {
   if (ch->sock < 0) return fail(ch, err, -errno);
   while ((r = connect(ch->sock, (struct sockaddr *)&a, len)) < 0 && errno == EINTR) {
   } /* an interrupted unix connect leaves the socket unconnected, so trying again is right */
-  /* a hub whose queue is full is as good as absent for now: the caller's retry covers both */
-  if (r < 0) return fail(ch, err, errno == EAGAIN ? -ECONNREFUSED : -errno);
+  /* -EAGAIN: the hub is there but its accept queue is full (busy, or flooded); worth retrying for a while */
+  if (r < 0) return fail(ch, err, errno == EWOULDBLOCK ? -EAGAIN : -errno);
   struct ucred cred;
   if ((r = peer_cred(ch->sock, &cred))) return fail(ch, err, r);
   if (cred.uid != (hub_uid < 0 ? geteuid() : (uid_t)hub_uid)) return fail(ch, err, -EPERM);
@@ -724,7 +746,7 @@ int sb_connect_finish(sb_chan *ch, int timeout_ms) {
   if (r) return r;
   const hello_msg *h = &ch->hello;
   if (h->magic != SB_MAGIC || h->version != SB_VERSION || h->layout_hash != sb_layout_hash()) return -EPROTO;
-  if (h->status) return h->status == EPERM ? -EPERM : -SB_ECORRUPT;
+  if (h->status) return h->status == EPERM || h->status == EUSERS ? -(int)h->status : -SB_ECORRUPT;
   if (ch->hello_fds != 3 || !is_region(ch->memfd, h->region_size) || !is_doorbell(ch->my_bell) || !is_doorbell(ch->peer_bell))
     return -SB_ECORRUPT;
   ch->g.region_size = h->region_size;
@@ -798,4 +820,80 @@ sb_msg *sb_last_msg(sb_chan *ch) { return &ch->msg; }
 const char *sb_error(sb_chan *ch) { return ch->error; }
 uint32_t sb_slot_state(sb_chan *ch, uint32_t slot) {
   return slot < ch->g.slot_count ? atomic_load_explicit(&slot_at(ch, slot)->state, memory_order_relaxed) : 0;
+}
+
+/* ---- accept watcher ---- */
+
+struct sb_accept_watch {
+  int listen_fd, ready_fd, rearm_fd, stop_fd;
+  pthread_t thread;
+};
+
+/* Blocks until fd is readable (1) or stop_fd is (0). */
+static int wait_readable(int fd, int stop_fd) {
+  struct pollfd p[2] = {{fd, POLLIN, 0}, {stop_fd, POLLIN, 0}};
+  for (;;) {
+    int n = poll(p, 2, -1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 || (p[1].revents & POLLIN)) return 0;
+    if (p[0].revents) return 1; /* POLLIN, or an error the caller's accept will report */
+  }
+}
+
+static void *accept_watch_main(void *arg) {
+  sb_accept_watch *w = arg;
+  uint64_t one = 1, n;
+  while (wait_readable(w->listen_fd, w->stop_fd)) {
+    ssize_t r = write(w->ready_fd, &one, sizeof one);
+    (void)r; /* EAGAIN: the counter is already non-zero, the caller will look anyway */
+    if (!wait_readable(w->rearm_fd, w->stop_fd)) break;
+    while (read(w->rearm_fd, &n, sizeof n) > 0) {
+    }
+  }
+  return NULL;
+}
+
+sb_accept_watch *sb_accept_watch_start(int listen_fd, int *err) {
+  sb_accept_watch *w = calloc(1, sizeof *w);
+  if (!w) {
+    if (err) *err = -ENOMEM;
+    return NULL;
+  }
+  w->listen_fd = listen_fd;
+  w->ready_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  w->rearm_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  w->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  int r = 0;
+  if (w->ready_fd < 0 || w->rearm_fd < 0 || w->stop_fd < 0) r = -errno;
+  else if ((r = -pthread_create(&w->thread, NULL, accept_watch_main, w)) == 0) {
+    pthread_setname_np(w->thread, "slotbus-accept");
+    if (err) *err = 0;
+    return w;
+  }
+  if (w->ready_fd >= 0) close(w->ready_fd);
+  if (w->rearm_fd >= 0) close(w->rearm_fd);
+  if (w->stop_fd >= 0) close(w->stop_fd);
+  free(w);
+  if (err) *err = r;
+  return NULL;
+}
+
+int sb_accept_watch_fd(sb_accept_watch *w) { return w->ready_fd; }
+
+void sb_accept_watch_rearm(sb_accept_watch *w) {
+  uint64_t one = 1;
+  ssize_t r = write(w->rearm_fd, &one, sizeof one);
+  (void)r; /* EAGAIN: already re-armed */
+}
+
+void sb_accept_watch_stop(sb_accept_watch *w) {
+  if (!w) return;
+  uint64_t one = 1;
+  ssize_t r = write(w->stop_fd, &one, sizeof one);
+  (void)r;
+  pthread_join(w->thread, NULL);
+  close(w->ready_fd);
+  close(w->rearm_fd);
+  close(w->stop_fd);
+  free(w);
 }

@@ -14,7 +14,7 @@ extern "C" {
 #define SB_VERSION 1u
 /* Bumped whenever a function below changes its signature or meaning; the TS loader refuses a mismatch. */
 #ifndef SB_ABI_VERSION /* overridable only so a test can build a mismatching library */
-#define SB_ABI_VERSION 2u
+#define SB_ABI_VERSION 3u
 #endif
 #define SB_MAX_SLOTS 4096u
 #define SB_MAX_ALLOW_UIDS 8u
@@ -44,9 +44,14 @@ typedef struct sb_hub_config {
   uint32_t slot_count;      /* 1..SB_MAX_SLOTS */
   uint32_t arena_size;      /* bytes per direction per slot, rounded up to 4096 */
   uint32_t trim_bytes;      /* arena bytes kept resident after a reclaim; beyond are punched out */
+  /* Connection caps, set by the caller before each sb_accept: bit i refuses allow_uids[i], SB_FULL_OWN_UID the
+   * hub's own uid, SB_FULL_ALL everyone. A refused peer gets a hello with status EUSERS. */
+  uint32_t full_mask;
   uint32_t allow_uid_count; /* uids allowed besides the hub's own, which always is */
   uint32_t allow_uids[SB_MAX_ALLOW_UIDS];
 } sb_hub_config;
+#define SB_FULL_OWN_UID (1u << 8)
+#define SB_FULL_ALL (1u << 9)
 
 /* ---- rendezvous ---- */
 
@@ -54,12 +59,21 @@ typedef struct sb_hub_config {
 int sb_listen(const char *name);
 /* Accept one pending worker: create its region and doorbells, check its uid, send them.
  * Returns NULL with *err = -EAGAIN when nobody is waiting, -EPERM when a peer was refused (its uid in *err_uid),
- * or another -errno. */
+ * -EUSERS when it was refused by cfg->full_mask (its uid in *err_uid), or another -errno. */
 sb_chan *sb_accept(int listen_fd, const sb_hub_config *cfg, int *err, uint32_t *err_uid);
+/* A thread named "slotbus-accept" that poll()s listen_fd and, when a peer is waiting, writes 1 to an eventfd
+ * the caller reads (sb_accept_watch_fd), then sleeps until sb_accept_watch_rearm: so an event loop that cannot
+ * poll a listening socket still accepts on readable, and the thread costs nothing while nobody connects.
+ * Returns NULL with *err = -errno. */
+typedef struct sb_accept_watch sb_accept_watch;
+sb_accept_watch *sb_accept_watch_start(int listen_fd, int *err);
+int sb_accept_watch_fd(sb_accept_watch *w); /* non-blocking eventfd, readable when a peer may be waiting */
+void sb_accept_watch_rearm(sb_accept_watch *w); /* the caller accepted what it will this turn: watch again */
+void sb_accept_watch_stop(sb_accept_watch *w);  /* joins the thread, closes its fds (not listen_fd) */
 /* Worker: connect by name and attach the hub's region, waiting up to timeout_ms for the hub's hello.
- * hub_uid < 0 means "my own effective uid". Returns NULL with *err = -ECONNREFUSED (no hub, or its queue is full:
- * retry), -EPERM (refused either way), -ETIMEDOUT, -SB_ECORRUPT (including fds that are not what §1 says), or
- * -errno. */
+ * hub_uid < 0 means "my own effective uid". Returns NULL with *err = -ECONNREFUSED (no hub), -EAGAIN (the hub's
+ * accept queue is full: retry), -EPERM (refused either way), -EUSERS (the hub is at its connection cap),
+ * -ETIMEDOUT, -SB_ECORRUPT (including fds that are not what §1 says), or -errno. */
 sb_chan *sb_connect(const char *name, int64_t hub_uid, int timeout_ms, int *err);
 /* The same in two steps, for event loops that must not block (the hub may run on the same thread):
  * start connects without waiting and checks the hub's uid; finish waits up to timeout_ms (0: not at all, <0:
@@ -99,6 +113,8 @@ uint32_t sb_abi_version(void);             /* SB_ABI_VERSION of the built librar
 int sb_hub_claim(sb_chan *ch);
 /* Publish a claimed slot whose request arena holds head (+pad) + body. Wakes the worker if parked. */
 int sb_hub_publish(sb_chan *ch, uint32_t slot, uint32_t kind, uint32_t id, uint32_t head_len, uint32_t body_len);
+/* Give back a claimed slot that was never published (filling it failed): WRITING -> FREE. */
+int sb_hub_unclaim(sb_chan *ch, uint32_t slot);
 /* Withdraw a published request. 1: cancelled before the worker claimed it (it still comes back through
  * sb_hub_poll, flagged cancelled); 0: the worker already has it, or it was cancelled before. */
 int sb_hub_cancel(sb_chan *ch, uint32_t slot);

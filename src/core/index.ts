@@ -1,6 +1,6 @@
 // The core's public surface: the one path feature folders (src/http, src/events, …) import from.
-export { SlotBus, SlotResponse } from "./bus.ts"
-export type { BusStats, ListenOptions, RequestOptions, SlotRequestInit, WorkerInfo } from "./bus.ts"
+export { BorrowedResponse, SlotBus, SlotResponse } from "./bus.ts"
+export type { BusStats, ListenOptions, RequestOptions, RequestPhase, SlotRequestInit, WorkerEvent, WorkerInfo } from "./bus.ts"
 export { SlotWorker, SlotRequest } from "./worker.ts"
 export type { ConnectOptions, SlotHandler, SlotReply, WorkerClosed } from "./worker.ts"
 export { Pump, tuning } from "./idle.ts"

@@ -8,6 +8,10 @@ const { ptr, i32, u32, i64, f64, cstring, void: none } = FFIType
 const symbols = {
   sb_listen: { args: [cstring], returns: i32 },
   sb_accept: { args: [i32, ptr, ptr, ptr], returns: ptr },
+  sb_accept_watch_start: { args: [i32, ptr], returns: ptr },
+  sb_accept_watch_fd: { args: [ptr], returns: i32 },
+  sb_accept_watch_rearm: { args: [ptr], returns: none },
+  sb_accept_watch_stop: { args: [ptr], returns: none },
   sb_connect: { args: [cstring, i64, i32, ptr], returns: ptr },
   sb_connect_start: { args: [cstring, i64, ptr], returns: ptr },
   sb_connect_finish: { args: [ptr, i32], returns: i32 },
@@ -31,6 +35,7 @@ const symbols = {
   sb_abi_version: { args: [], returns: u32 },
 
   sb_hub_claim: { args: [ptr], returns: i32 },
+  sb_hub_unclaim: { args: [ptr, u32], returns: i32 },
   sb_hub_publish: { args: [ptr, u32, u32, u32, u32, u32], returns: i32 },
   sb_hub_cancel: { args: [ptr, u32], returns: i32 },
   sb_hub_poll: { args: [ptr], returns: i32 },
@@ -49,7 +54,7 @@ export type Native = Library<typeof symbols>["symbols"]
 export type Chan = Pointer
 
 /** What this TypeScript expects of the library: csrc/slotbus.h's SB_ABI_VERSION and the layout string's hash. */
-export const ABI_VERSION = 2
+export const ABI_VERSION = 3
 export const LAYOUT_HASH = 0x512ad8e0
 
 /** The library's functions; only valid once loadNative() has resolved (every entry point awaits it). */
@@ -89,9 +94,11 @@ async function open(): Promise<Native> {
 export const Msg = { slot: 0, kind: 1, id: 2, status: 3, flags: 4, headLen: 5, bodyLen: 6, bodyOff: 7, gen: 8 } as const
 export const MSG_WORDS = 9
 
-// sb_hub_config: slot_count, arena_size, trim_bytes, allow_uid_count, allow_uids[8]
-export const HUB_CONFIG_WORDS = 12
+// sb_hub_config: slot_count, arena_size, trim_bytes, full_mask, allow_uid_count, allow_uids[8]
+export const HUB_CONFIG_WORDS = 13
 export const MAX_ALLOW_UIDS = 8
+export const HubConfig = { fullMask: 3 } as const
+export const FullMask = { OWN_UID: 1 << 8, ALL: 1 << 9 } as const
 
 export const State = { FREE: 0, WRITING: 1, READY: 2, CLAIMED: 3, DONE: 4, CANCELLED: 5 } as const
 export const Kind = { RAW: 0, HTTP: 1 } as const
@@ -102,4 +109,4 @@ export const E_CORRUPT = -1000
 // sb_connect_start: accept a hub of any uid
 export const ANY_UID = -1
 // Negative errno values libslotbus returns (Linux numbering), by name: core code never spells a raw number.
-export const Errno = { EPERM: -1, ENOENT: -2, EINTR: -4, EAGAIN: -11, EADDRINUSE: -98, ETIMEDOUT: -110, ECONNREFUSED: -111 } as const
+export const Errno = { EPERM: -1, ENOENT: -2, EINTR: -4, EAGAIN: -11, EUSERS: -87, EADDRINUSE: -98, ETIMEDOUT: -110, ECONNREFUSED: -111 } as const
