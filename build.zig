@@ -1,6 +1,6 @@
 const std = @import("std");
 
-const c_sources = [_][]const u8{"csrc/slotbus.c"};
+const c_sources = [_][]const u8{ "csrc/slotbus.c", "csrc/lease.c" };
 const c_flags = [_][]const u8{ "-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror" };
 
 const Release = struct { query: []const u8, dir: []const u8 };
