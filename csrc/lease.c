@@ -53,6 +53,7 @@
 #define WAIT_SLICE_MS 20
 #define LIVENESS_CACHE_NS 2000000ull
 #define ACCEPT_TIMEOUT_MS 1000
+#define SPIN_LIMIT 20000u /* sched_yield rounds (~tens of ms) before a stalled peer is reported, not awaited */
 
 /* ---- table layout (§7.2) ---- */
 
@@ -300,7 +301,7 @@ static void count(sbl_contest *c, int which) {
 static int find_entry(sbl_contest *c, uint32_t kind, const uint8_t *label, uint32_t len, int insert, uint32_t *out) {
   uint32_t h = subject_hash(kind, label, len);
   uint32_t mask = c->capacity - 1;
-  uint32_t i = h & mask;
+  uint32_t i = h & mask, stalls = 0;
   for (uint32_t probes = 0; probes < c->capacity;) {
     entry_t *e = entry_at(c, i);
     /* acquire: pairs with the inserter's release of READY, so kind, hash and label are complete */
@@ -322,6 +323,9 @@ static int find_entry(sbl_contest *c, uint32_t kind, const uint8_t *label, uint3
     }
     if (st == SBL_KEY_WRITING) {
       uint32_t m = (k >> 8) & 0xFF;
+      /* we insert from one thread per member, so our own WRITING here means someone forged it */
+      if (m == c->me && (k >> 16) == (c->my_gen & 0xFFFF)) return corrupt(c, "subject key forged with our member", i, k);
+      if (++stalls > SPIN_LIMIT) return corrupt(c, "subject insert never completed", i, k);
       if (!member_alive(c, m, k >> 16))
         atomic_compare_exchange_strong_explicit(&e->key, &k, SBL_KEY_ABANDONED, memory_order_relaxed, memory_order_relaxed);
       else
@@ -444,9 +448,24 @@ int sbl_try_claim(sbl_contest *c, uint32_t kind, const uint8_t *label, uint32_t 
       if (!member_alive(c, w_member(w), w_gen(w))) {
         how = SBL_HOW_DEAD;
       } else if (w_state(w) == SBL_CLAIMING) {
-        if (spins < 64) cpu_relax();
-        else sched_yield(); /* a live claimant is a few stores from HELD */
-        continue;
+        if (w_member(w) == c->me && w_gen(w) == (c->my_gen & 0xFFFF)) return corrupt(c, "claim forged with our member", i, w);
+        if (spins < 64) {
+          cpu_relax();
+          continue;
+        }
+        if (spins < SPIN_LIMIT) {
+          sched_yield(); /* a live claimant is a few stores from HELD */
+          continue;
+        }
+        /* a claimant stopped mid-claim (SIGSTOP, debugger): yield to it with what the words say */
+        memset(out, 0, sizeof *out);
+        out->entry = i;
+        out->version = w_version(w);
+        out->member = w_member(w);
+        out->pid = m_pid(atomic_load_explicit(&member_at(c, out->member)->word, memory_order_relaxed));
+        out->expires_at = INFINITY;
+        count(c, C_YIELDS);
+        return 0;
       } else {
         r = read_claim(c, i, w, out);
         if (r < 0) return r;
@@ -560,13 +579,14 @@ int sbl_next_holder(sbl_contest *c, uint32_t from, double now_ms, sbl_holder *ou
 
 static int reset_entry(sbl_contest *c, uint32_t i) {
   entry_t *e = entry_at(c, i);
-  for (;;) {
+  for (uint32_t spins = 0;;) {
     uint64_t w = atomic_load_explicit(&e->word, memory_order_acquire);
     int r = check_word(c, i, w);
     if (r) return r;
     if (w_state(w) == SBL_FREE) return 0;
     /* a live claimant in CLAIMING is about to store HELD over anything we write: let it finish */
     if (w_state(w) == SBL_CLAIMING && member_alive(c, w_member(w), w_gen(w))) {
+      if (++spins > SPIN_LIMIT) return 0;
       sched_yield();
       continue;
     }
@@ -845,7 +865,12 @@ static int create_table(sbl_contest *c, uint32_t capacity) {
     return -errno;
   int r = map_table(c);
   if (r) return r;
-  c->epoch = clock_ms(CLOCK_REALTIME) + 1;
+  /* wait for the next millisecond: every token of an earlier table used a millisecond before it (§7.6) */
+  int64_t t0 = clock_ms(CLOCK_REALTIME);
+  while ((c->epoch = clock_ms(CLOCK_REALTIME)) == t0) {
+    struct timespec ts = {0, 50000};
+    nanosleep(&ts, NULL);
+  }
   table_identity *id = &hdr(c)->id;
   id->magic = SBL_MAGIC;
   id->version = SBL_VERSION;
