@@ -620,7 +620,8 @@ void sbl_stats(sbl_contest *c, double *out) {
   uint32_t members = 0, subjects = 0;
   for (uint32_t m = 0; m < SBL_MAX_MEMBERS; m++) {
     member_rec *r = member_at(c, m);
-    if (m_state(atomic_load_explicit(&r->word, memory_order_relaxed)) != SBL_MEMBER_ALIVE) continue;
+    uint64_t mw = atomic_load_explicit(&r->word, memory_order_relaxed);
+    if (m_state(mw) != SBL_MEMBER_ALIVE || !member_alive(c, m, m_gen(mw))) continue; /* reaps the dead */
     members++;
     for (int k = 0; k < C_COUNT; k++) sum[k] += atomic_load_explicit(&r->counters[k], memory_order_relaxed);
   }

@@ -2,7 +2,7 @@
 //   hold <name> <label> [ttlMs]      claim (waiting if needed), print "held <token>", then stay until killed
 //   open <name>                      join, print "open <member>", stay until killed
 //   wait <name> <label> <holdMs>     print "waiting", claim (waiting), print "got <token> <from>", hold, release, exit
-//   race <name> <label> <wins> <counter-file>
+//   race <name> <label> <wins> <counter-file> <racers>
 //                                    win the subject <wins> times; each time check the shared counter file
 //                                    (count, last token) was not touched meanwhile and the token grew; print
 //                                    "done <overlaps> <wins> <takeovers-seen>"
@@ -45,8 +45,13 @@ switch (mode) {
     const state = new BigUint64Array(2) // [count, last token]
     const bytes = new Uint8Array(state.buffer)
     let overlaps = 0
+    let contended = 0
+    // start together: wait until all racers have joined
+    say("ready")
+    for (let s = contest.stats(); s.members < Number(rest[3] ?? 1) && s.claims === 0; s = contest.stats()) await Bun.sleep(2)
     for (let wins = 0; wins < target; wins++) {
       const r = contest.tryClaim(subject, { owner: `racer-${process.pid}` })
+      if (!r.claimed) contended++
       const lease = r.claimed ? r.lease : await contest.claim(subject, { owner: `racer-${process.pid}` })
       readSync(fd, bytes, 0, 16, 0)
       const count = state[0]!
@@ -54,13 +59,15 @@ switch (mode) {
       state[0] = count + 1n
       state[1] = lease.token
       writeSync(fd, bytes, 0, 16, 0)
-      if (wins % 16 === 0) await Bun.sleep(0) // hold across an event-loop turn now and then
+      // hold a while (busy, so a racer on the other core finds it taken; now and then across an event-loop turn)
+      for (const until = performance.now() + 0.02; performance.now() < until; );
+      if (wins % 8 === 0) await Bun.sleep(0)
       readSync(fd, bytes, 0, 16, 0)
       if (state[0] !== count + 1n || state[1] !== lease.token) overlaps++ // someone wrote while we held it
       lease.release()
-      if (wins % 4 === 0) await Bun.sleep(0) // let the others in
+      await Bun.sleep(0) // let the others in
     }
-    say(`done ${overlaps} ${target}`)
+    say(`done ${overlaps} ${target} ${contended}`)
     contest.close()
     break
   }
