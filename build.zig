@@ -47,6 +47,7 @@ pub fn build(b: *std.Build) void {
 
     addHostExe(b, "examples", "c-worker", "examples/c-worker/worker.c", optimize, false);
     addHostExe(b, "stress", "stress", "csrc/test/stress.c", optimize, tsan);
+    addHostExe(b, "lease-stress", "lease-stress", "csrc/test/lease-stress.c", optimize, tsan);
 }
 
 fn addCore(c: *std.Build.Step.Compile) void {
