@@ -126,6 +126,7 @@ struct sbl_contest {
   int memfd, listen_fd, stop_fd;
   uint32_t me, my_gen;
   uint64_t my_word;
+  uint64_t last_token; /* of the claim publish_claim made last */
   pthread_t acceptor;
   int acceptor_started;
   pthread_mutex_t cache_lock; /* the JS thread and wait threads both check liveness */
@@ -397,7 +398,8 @@ static uint64_t publish_claim(sbl_contest *c, uint32_t i, uint64_t claiming, con
     uint64_t prev = atomic_load_explicit(&e->token, memory_order_relaxed);
     int64_t now = clock_ms(CLOCK_REALTIME);
     uint64_t floor = (uint64_t)(now > c->epoch ? now : c->epoch) << TOKEN_SHIFT;
-    atomic_store_explicit(&e->token, prev + 1 > floor ? prev + 1 : floor, memory_order_relaxed);
+    c->last_token = prev + 1 > floor ? prev + 1 : floor;
+    atomic_store_explicit(&e->token, c->last_token, memory_order_relaxed);
     atomic_store_explicit(&e->claimed_at, at, memory_order_relaxed);
     uint64_t words[SBL_OWNER_MAX / 8] = {0};
     memcpy(words, owner, owner_len);
@@ -482,18 +484,22 @@ int sbl_try_claim(sbl_contest *c, uint32_t kind, const uint8_t *label, uint32_t 
     /* acquire on success: we now own the details; relaxed on failure: we simply look again */
     if (!atomic_compare_exchange_weak_explicit(&e->word, &w, claiming, memory_order_acquire, memory_order_relaxed))
       continue;
-    uint64_t held = publish_claim(c, i, claiming, owner, owner_len, now, expiry_for(now_ms, ttl_ms), 1);
+    int64_t exp = expiry_for(now_ms, ttl_ms);
+    uint64_t held = publish_claim(c, i, claiming, owner, owner_len, now, exp, 1);
     count(c, C_CLAIMS);
     if (how == SBL_HOW_EXPIRED) count(c, C_EXPIRIES);
     if (how == SBL_HOW_DEAD) count(c, C_TAKEOVERS);
-    r = read_claim(c, i, held, out);
-    if (r < 0) return r;
-    if (r == 0) { /* taken from us between publish and read: only a reset or release_holder does that */
-      memset(out, 0, sizeof *out);
-      out->entry = i;
-      out->version = w_version(held);
-    }
+    /* our own claim: the caller has the subject and owner already, so only what we decided goes out */
+    out->entry = i;
+    out->version = w_version(held);
+    out->member = c->me;
+    out->pid = m_pid(c->my_word);
+    out->kind = kind;
+    out->label_len = out->owner_len = 0;
     out->how = how;
+    out->token = c->last_token;
+    out->claimed_at = (double)now;
+    out->expires_at = ms_out(exp);
     return 1;
   }
 }

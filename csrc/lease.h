@@ -53,7 +53,8 @@ sbl_contest *sbl_open(const char *name, uint32_t capacity, int timeout_ms, int *
 /* Leave: every claim of this member stops blocking at once; stop the accept thread; unmap. End waits first. */
 void sbl_close(sbl_contest *c);
 
-/* Claim a subject at time now_ms for ttl_ms (<= 0 or inf: until released). 1: claimed, *out is our claim.
+/* Claim a subject at time now_ms for ttl_ms (<= 0 or inf: until released). 1: claimed, *out is our claim
+ * (owner and label left out: the caller has them).
  * 0: yield, *out is the active holder. -E2BIG (label or owner too long), -ENOSPC (table full),
  * -SBL_ECORRUPT. */
 int sbl_try_claim(sbl_contest *c, uint32_t kind, const uint8_t *label, uint32_t label_len, const uint8_t *owner,

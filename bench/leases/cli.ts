@@ -27,6 +27,8 @@ interface Result {
   value: number
   unit: string
   p99?: number
+  /** uncontended: CPU time of this process per operation, ns */
+  cpu?: number
   note?: string
 }
 
@@ -54,10 +56,10 @@ export async function main(argv: string[]): Promise<number> {
   try {
     // 1. uncontended claim + release from JS
     const n = quick ? 200_000 : 1_000_000
-    add({ test: "uncontended", method: "slotbus", value: await uncontended(slotbusLock(`${targets.slotbus}-u`), n), unit: "ns" })
-    add({ test: "uncontended", method: "flock", value: await uncontended(flockLock(lockFile), n), unit: "ns" })
-    add({ test: "uncontended", method: "atomics", value: await uncontended(atomicsLock(new Int32Array(new SharedArrayBuffer(4))), n), unit: "ns", note: "same process" })
-    if (redis) add({ test: "uncontended", method: "redis", value: await uncontended(await redisLock(redis.url, "slotbus-bench-u"), quick ? 2000 : 10_000), unit: "ns" })
+    add(uncontendedResult("slotbus", await uncontended(slotbusLock(`${targets.slotbus}-u`), n)))
+    add(uncontendedResult("flock", await uncontended(flockLock(lockFile), n)))
+    add(uncontendedResult("atomics", await uncontended(atomicsLock(new Int32Array(new SharedArrayBuffer(4))), n), "same process"))
+    if (redis) add(uncontendedResult("redis", await uncontended(await redisLock(redis.url, "slotbus-bench-u"), quick ? 2000 : 10_000)))
 
     // 2. contended: parties taking the lock in a loop for a while
     const ms = quick ? 500 : 1500
@@ -93,12 +95,20 @@ export async function main(argv: string[]): Promise<number> {
   return 0
 }
 
-async function uncontended(lock: Lock, n: number): Promise<number> {
+const cpuNs = () => {
+  const u = process.cpuUsage()
+  return (u.user + u.system) * 1000
+}
+
+/** Median ns per claim + release over 5 batches, wall clock and this process's CPU time (steadier when busy). */
+async function uncontended(lock: Lock, n: number): Promise<{ wall: number; cpu: number }> {
   const batches: number[] = []
+  const cpus: number[] = []
   const isAsync = lock.tryAcquire() instanceof Promise
   await lock.release()
   for (let b = 0; b < 5; b++) {
     const t = performance.now()
+    const c = cpuNs()
     if (isAsync) {
       for (let i = 0; i < n / 5; i++) {
         await lock.tryAcquire()
@@ -111,9 +121,15 @@ async function uncontended(lock: Lock, n: number): Promise<number> {
       }
     }
     batches.push(((performance.now() - t) * 1e6) / (n / 5))
+    cpus.push((cpuNs() - c) / (n / 5))
   }
   await lock.close()
-  return batches.sort((a, b) => a - b)[2]!
+  const median = (xs: number[]) => xs.sort((a, b) => a - b)[2]!
+  return { wall: median(batches), cpu: median(cpus) }
+}
+
+function uncontendedResult(method: string, r: { wall: number; cpu: number }, note?: string): Result {
+  return { test: "uncontended", method, value: r.wall, unit: "ns", cpu: r.cpu, note }
 }
 
 function spawnParty(args: string[]): { proc: Subprocess<"pipe", "pipe", "inherit">; line: (re: RegExp) => Promise<RegExpMatchArray> } {
@@ -236,6 +252,7 @@ async function startRedis(): Promise<{ url: string; proc: Subprocess } | null> {
 function fmt(r: Result): string {
   if (r.unit === "claims/s") return r.value >= 1e6 ? `${(r.value / 1e6).toFixed(2)} M/s` : `${(r.value / 1e3).toFixed(1)} k/s`
   const ns = (v: number) => (v >= 1e6 ? `${(v / 1e6).toFixed(2)} ms` : v >= 1e3 ? `${(v / 1e3).toFixed(1)} µs` : `${v.toFixed(0)} ns`)
+  if (r.cpu !== undefined) return `${ns(r.value)} (CPU ${ns(r.cpu)})`
   return r.p99 === undefined ? ns(r.value) : `p50 ${ns(r.value)}  p99 ${ns(r.p99)}`
 }
 

@@ -91,6 +91,7 @@ export interface ContestStats {
 const HOW: Record<number, ClaimedFrom> = { [LeaseHow.FREE]: "free", [LeaseHow.EXPIRED]: "expired", [LeaseHow.DEAD]: "dead-holder" }
 const WATCH_MS = 25
 const encoder = new TextEncoder()
+const NO_BYTES = new Uint8Array(0)
 const decoder = new TextDecoder()
 
 interface ClaimRef {
@@ -168,7 +169,7 @@ export class Lease implements Disposable {
   /** Let the subject go. true if it was still ours, false if it had been lost already. Idempotent. */
   release(): boolean {
     if (this.lost) return false
-    const released = this.contest.releaseClaim(this.ref)
+    const released = this.contest.releaseClaim(this)
     this.markLost("released")
     return released
   }
@@ -217,6 +218,8 @@ export class Contest implements Disposable {
   private readonly view = new DataView(this.out.buffer)
   private readonly stat = new Float64Array(LEASE_STAT_WORDS)
   private readonly bytes = new Map<string, Uint8Array>()
+  private readonly lastText = ["", ""] // label, owner
+  private readonly lastBytes: Uint8Array[] = [NO_BYTES, NO_BYTES]
   private readonly watched = new Set<Lease>()
   private readonly live = new Set<Lease>()
   private readonly waits = new Set<() => void>()
@@ -383,8 +386,9 @@ export class Contest implements Disposable {
   }
 
   /** @internal */
-  releaseClaim(ref: ClaimRef): boolean {
-    this.live.forEach((l) => l.ref === ref && this.live.delete(l))
+  releaseClaim(lease: Lease): boolean {
+    const ref = lease.ref
+    this.live.delete(lease)
     if (!this.ptr || this.isClosed) return false
     return native.sbl_release(this.ptr, ref.entry, ref.version) === 1
   }
@@ -424,6 +428,9 @@ export class Contest implements Disposable {
   }
 
   private encode(s: string, field: "label" | "owner", limit: number): Uint8Array {
+    // the same subject claimed again and again is the common case: skip the map
+    const slot = field === "label" ? 0 : 1
+    if (s === this.lastText[slot]) return this.lastBytes[slot]!
     let b = this.bytes.get(s)
     if (!b) {
       if (typeof s !== "string") throw new InvalidSubjectError(`${field} must be a string, got ${typeof s}`)
@@ -433,6 +440,8 @@ export class Contest implements Disposable {
     }
     if (b.length > limit)
       throw new ContestFrameTooLargeError(`${field} is ${b.length} bytes; the limit is ${limit} (${field === "label" ? "SBL_LABEL_MAX" : "SBL_OWNER_MAX"}). Use a shorter ${field}, e.g. a hash.`, field, limit, b.length)
+    this.lastText[slot] = s
+    this.lastBytes[slot] = b
     return b
   }
 
@@ -440,7 +449,7 @@ export class Contest implements Disposable {
     const p = this.handle()
     const kind = checkKind(subject)
     const label = this.encode(subject.label, "label", LEASE_LABEL_MAX)
-    const owner = this.encode(opts.owner ?? "", "owner", LEASE_OWNER_MAX)
+    const owner = opts.owner === undefined ? NO_BYTES : this.encode(opts.owner, "owner", LEASE_OWNER_MAX)
     const ttl = opts.ttlMs ?? 0
     if (typeof ttl !== "number" || ttl < 0 || Number.isNaN(ttl)) throw new RangeError(`ttlMs must be a number >= 0, got ${ttl}`)
     const r = native.sbl_try_claim(p, kind, label, label.length, owner, owner.length, nowMs, ttl, this.out)
