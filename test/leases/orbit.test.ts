@@ -314,3 +314,35 @@ describe("waiting claims in one process", () => {
     held.release()
   })
 })
+
+describe("observability", () => {
+  test("holders() lists every active claim with its owner, and no expired or released one", () => {
+    const name = uniqueName("holders")
+    const [a, b] = [contest(name), contest(name)]
+    const t = Date.now()
+    claimed(a.tryClaim({ kind: 1, label: "one" }, { owner: "a" }))
+    const two = claimed(b.tryClaim({ kind: 2, label: "two" }, { owner: "b" }))
+    claimed(b.tryClaimAt({ kind: 3, label: "expired" }, { owner: "b", ttlMs: 5 }, t - 1000))
+    const gone = claimed(a.tryClaim({ kind: 4, label: "released" }, { owner: "a" }))
+    gone.release()
+    const seen = a.holders().map((h) => `${h.subject.kind}/${h.subject.label}:${h.owner}`).sort()
+    expect(seen).toEqual(["1/one:a", "2/two:b"])
+    expect(a.holders().find((h) => h.owner === "b")?.token).toBe(two.token)
+  })
+
+  test("stats count claims, yields, expiries and releases across members, and keep a leaver's counts", () => {
+    const name = uniqueName("stats")
+    const a = contest(name)
+    const b = Contest.open(name, { capacity: 64 })
+    const s = { kind: 1, label: "counted" }
+    const first = claimed(a.tryClaimAt(s, { ttlMs: 5 }, 100))
+    expect(b.tryClaimAt(s, {}, 101).claimed).toBe(false)
+    expect(b.tryClaimAt(s, {}, 102).claimed).toBe(false)
+    const second = claimed(b.tryClaimAt(s, {}, 200)) // a's claim expired
+    second.release()
+    expect(first.release()).toBe(false)
+    expect(a.stats()).toMatchObject({ claims: 2, yields: 2, expiries: 1, takeovers: 0, releases: 1, members: 2, subjects: 1 })
+    b.close()
+    expect(a.stats()).toMatchObject({ claims: 2, yields: 2, expiries: 1, releases: 1, members: 1 })
+  })
+})
