@@ -223,6 +223,7 @@ export class Contest implements Disposable {
   private readonly watched = new Set<Lease>()
   private readonly live = new Set<Lease>()
   private readonly waits = new Set<() => void>()
+  private waitThreads = 0
   private watcher?: ReturnType<typeof setInterval>
   /** This process's member index in the table (0 … 255). */
   readonly member: number
@@ -357,7 +358,7 @@ export class Contest implements Disposable {
 
   // The native contest is freed once no waiter thread can touch it any more.
   private freeIfIdle() {
-    if (this.isClosed && this.waits.size === 0 && this.ptr) {
+    if (this.isClosed && this.waitThreads === 0 && this.ptr) {
       native.sbl_close(this.ptr)
       this.ptr = null
     }
@@ -492,6 +493,7 @@ export class Contest implements Disposable {
     let stop!: () => void
     const stopped = new Promise<void>((resolve) => (stop = resolve))
     this.waits.add(stop)
+    this.waitThreads++
     const reader = Bun.file(native.sbl_wait_fd(w)).stream().getReader()
     let timer: ReturnType<typeof setTimeout> | undefined
     let onAbort: (() => void) | undefined
@@ -504,10 +506,13 @@ export class Contest implements Disposable {
       clearTimeout(timer)
       if (onAbort) signal!.removeEventListener("abort", onAbort)
       this.waits.delete(stop)
-      // Bun lets go of the fd before the C side closes it
-      await reader.cancel().catch(() => {})
-      native.sbl_wait_end(w)
-      this.freeIfIdle()
+      // Off the hand-over path (the caller claims first): Bun lets go of the fd, then the C side joins the
+      // thread and closes it; the contest is freed only after the last one.
+      void reader.cancel().catch(() => {}).then(() => {
+        native.sbl_wait_end(w)
+        this.waitThreads--
+        this.freeIfIdle()
+      })
     }
     signal?.throwIfAborted()
     if (this.isClosed) throw new ContestClosedError(`contest "${this.name}" was closed while waiting`)
