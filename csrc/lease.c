@@ -504,6 +504,33 @@ int sbl_try_claim(sbl_contest *c, uint32_t kind, const uint8_t *label, uint32_t 
   }
 }
 
+int sbl_try_claim_spin(sbl_contest *c, uint32_t kind, const uint8_t *label, uint32_t label_len, const uint8_t *owner,
+                       uint32_t owner_len, double ttl_ms, double spin_ns, sbl_holder *out) {
+  uint64_t start = mono_ns();
+  for (;;) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int r = sbl_try_claim(c, kind, label, label_len, owner, owner_len, (double)ts.tv_sec * 1e3 + ts.tv_nsec / 1e6,
+                          ttl_ms, out);
+    if (r != 0) return r;
+    /* yielded: watch the claim word (one cache line, no syscall) until it moves, then try again; every
+     * millisecond try anyway, which notices an expiry or the holder's death */
+    entry_t *e = entry_at(c, out->entry);
+    uint64_t seen = atomic_load_explicit(&e->word, memory_order_relaxed);
+    uint64_t retry_at = mono_ns() + 1000000ull;
+    for (uint32_t n = 1;; n++) {
+      cpu_relax();
+      /* relaxed: only a hint to try again; the claim itself is the acquire CAS in sbl_try_claim */
+      if (atomic_load_explicit(&e->word, memory_order_relaxed) != seen) break;
+      if ((n & 63) == 0) {
+        uint64_t now = mono_ns();
+        if ((double)(now - start) >= spin_ns) return 0;
+        if (now >= retry_at) break;
+      }
+    }
+  }
+}
+
 /* Our claim (entry, version) as its current word, or 0 if it is not ours any more. */
 static uint64_t our_word(sbl_contest *c, uint32_t i, uint32_t version) {
   /* acquire: anything we read after deciding the claim is ours was published before */

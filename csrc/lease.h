@@ -59,6 +59,10 @@ void sbl_close(sbl_contest *c);
  * -SBL_ECORRUPT. */
 int sbl_try_claim(sbl_contest *c, uint32_t kind, const uint8_t *label, uint32_t label_len, const uint8_t *owner,
                   uint32_t owner_len, double now_ms, double ttl_ms, sbl_holder *out);
+/* sbl_try_claim on the wall clock, spinning (no syscall while the holder keeps it) for up to spin_ns until
+ * the claim is released, expires or its holder dies: a spinning waiter. Same results as sbl_try_claim. */
+int sbl_try_claim_spin(sbl_contest *c, uint32_t kind, const uint8_t *label, uint32_t label_len, const uint8_t *owner,
+                       uint32_t owner_len, double ttl_ms, double spin_ns, sbl_holder *out);
 /* Release our claim (entry, version). 1: released, 0: it was no longer ours (lost). */
 int sbl_release(sbl_contest *c, uint32_t entry, uint32_t version);
 /* Release whatever claim (entry, version) is, if it is still the current one. 1: released, 0: not current. */

@@ -12,6 +12,8 @@ export interface Lock {
   acquire(): void | Promise<void>
   release(): void | Promise<void>
   close(): void | Promise<void>
+  /** A spinning wait done by the lock itself (slotbus: in C, no JS per attempt); true if now held. */
+  spin?(): boolean
 }
 
 export type ProcessMethod = "slotbus" | "flock" | "redis"
@@ -31,6 +33,11 @@ export function slotbusLock(name: string): Lock {
     },
     release() {
       lease!.release()
+    },
+    spin() {
+      const r = contest.tryClaim(SUBJECT, { spinUs: 100_000 })
+      if (r.claimed) lease = r.lease
+      return r.claimed
     },
     close: () => contest.close(),
   }
@@ -135,7 +142,8 @@ export async function handover(lock: Lock, role: "a" | "b", n: number, spin: boo
   const releases: number[] = []
   const acquires: number[] = []
   const take = async () => {
-    if (spin) while (!(await lock.tryAcquire())) {}
+    if (spin && lock.spin) while (!lock.spin()) {}
+    else if (spin) while (!(await lock.tryAcquire())) {}
     else await lock.acquire()
     acquires.push(nowNs())
   }

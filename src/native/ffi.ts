@@ -71,6 +71,7 @@ const leaseSymbols = {
   sbl_open: { args: [cstring, u32, i32, ptr], returns: ptr },
   sbl_close: { args: [ptr], returns: none },
   sbl_try_claim: { args: [ptr, u32, ptr, u32, ptr, u32, f64, f64, ptr], returns: i32 },
+  sbl_try_claim_spin: { args: [ptr, u32, ptr, u32, ptr, u32, f64, f64, ptr], returns: i32 },
   sbl_release: { args: [ptr, u32, u32], returns: i32 },
   sbl_release_holder: { args: [ptr, u32, u32], returns: i32 },
   sbl_renew: { args: [ptr, u32, u32, f64, f64, ptr], returns: i32 },

@@ -174,3 +174,15 @@ test("nothing is left when the last member leaves, however it leaves", async () 
   const fresh = open(name)
   expect(fresh.stats()).toMatchObject({ claims: 0, members: 1, subjects: 0 })
 })
+
+test("tryClaim with spinUs: spins until another process's claim expires, or yields when the time is up", async () => {
+  const name = uniqueName("spin")
+  const holder = member(["hold", name, "spun", "1500"]) // 1.5 s TTL, never released
+  await holder.waitLine(/^held \d+$/)
+  const c = open(name)
+  const short = c.tryClaim({ kind: KIND, label: "spun" }, { spinUs: 1000 })
+  expect(short.claimed).toBe(false)
+  const long = c.tryClaim({ kind: KIND, label: "spun" }, { spinUs: 5_000_000 })
+  expect(long.claimed).toBe(true)
+  if (long.claimed) expect(long.lease.from).toBe("expired")
+})
