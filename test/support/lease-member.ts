@@ -51,8 +51,13 @@ switch (mode) {
     for (let s = contest.stats(); s.members < Number(rest[3] ?? 1) && s.claims === 0; s = contest.stats()) await Bun.sleep(2)
     for (let wins = 0; wins < target; wins++) {
       const r = contest.tryClaim(subject, { owner: `racer-${process.pid}` })
-      if (!r.claimed) contended++
-      const lease = r.claimed ? r.lease : await contest.claim(subject, { owner: `racer-${process.pid}` })
+      let lease = r.claimed ? r.lease : undefined
+      if (!lease) {
+        contended++
+        // every other time spin a little (in C) before sleeping in claim(): both ways of waiting get raced
+        const spun = wins % 2 ? contest.tryClaim(subject, { owner: `racer-${process.pid}`, spinUs: 200 }) : undefined
+        lease = spun?.claimed ? spun.lease : await contest.claim(subject, { owner: `racer-${process.pid}` })
+      }
       readSync(fd, bytes, 0, 16, 0)
       const count = state[0]!
       if (lease.token <= state[1]!) overlaps++ // fencing: a later holder must carry a larger token
