@@ -73,8 +73,8 @@ export interface Holder {
   readonly pid: number
 }
 
-/** How a claim was won: the subject was free, the last claim had expired, or its holder had died. */
-export type ClaimedFrom = "free" | "expired" | "dead-holder"
+/** How a claim was won: the subject was free, the last claim had expired, or its holder's process died or left. */
+export type ClaimedFrom = "free" | "expired" | "holder-gone"
 
 export type ClaimResult = { readonly claimed: true; readonly lease: Lease } | { readonly claimed: false; readonly holder: Holder }
 
@@ -85,7 +85,7 @@ export interface ContestStats {
   yields: number
   /** Claims won because the previous claim had expired. */
   expiries: number
-  /** Claims won because the previous holder's process had died. */
+  /** Claims won because the previous holder's process had died (or left without releasing). */
   takeovers: number
   releases: number
   members: number
@@ -93,7 +93,7 @@ export interface ContestStats {
   capacity: number
 }
 
-const HOW: Record<number, ClaimedFrom> = { [LeaseHow.FREE]: "free", [LeaseHow.EXPIRED]: "expired", [LeaseHow.DEAD]: "dead-holder" }
+const HOW: Record<number, ClaimedFrom> = { [LeaseHow.FREE]: "free", [LeaseHow.EXPIRED]: "expired", [LeaseHow.DEAD]: "holder-gone" }
 const WATCH_MS = 25
 const encoder = new TextEncoder()
 const NO_BYTES = new Uint8Array(0)
@@ -226,7 +226,6 @@ export class Contest implements Disposable {
   private readonly lastText = ["", ""] // label, owner
   private readonly lastBytes: Uint8Array[] = [NO_BYTES, NO_BYTES]
   private readonly watched = new Set<Lease>()
-  private readonly live = new Set<Lease>()
   private readonly waits = new Set<() => void>()
   private waitThreads = 0
   private watcher?: ReturnType<typeof setInterval>
@@ -290,7 +289,6 @@ export class Contest implements Disposable {
     if (!this.checkClaim(ref, -Infinity)) return undefined
     const claim = { entry: ref.entry, version: ref.version, member: ref.member }
     const lease = new Lease(this, claim, holder.subject, holder.owner, holder.token, holder.claimedAt, holder.expiresAt, "free", true)
-    this.live.add(lease)
     return lease
   }
 
@@ -299,7 +297,7 @@ export class Contest implements Disposable {
     const ref = refs.get(holder)
     if (!ref || ref.contest !== this) return false
     const r = native.sbl_release_holder(this.handle(), ref.entry, ref.version)
-    if (r === 1) for (const l of this.live) if (l.ref.entry === ref.entry && l.ref.version === ref.version) l.markLost("released by releaseHolder")
+    if (r === 1) for (const l of [...this.watched]) l.poll()
     return r === 1
   }
 
@@ -339,15 +337,17 @@ export class Contest implements Disposable {
     } else {
       n = this.check(native.sbl_reset_all(this.handle()))
     }
-    for (const l of [...this.live]) l.poll()
+    for (const l of [...this.watched]) l.poll()
     return n
   }
 
   /** Leave the contest: this process's leases are released, waits rejected; the last member out removes it. */
   close(): void {
     if (this.isClosed) return
-    for (const l of [...this.live]) l.release()
+    // Leaving makes every claim of this member stale at once (and wakes their waiters); leases notice
+    // lazily (held, renew), and those whose signal someone holds are told now.
     this.isClosed = true
+    for (const l of [...this.watched]) l.markLost("lost: the contest was closed")
     clearInterval(this.watcher)
     for (const stop of [...this.waits]) stop()
     this.freeIfIdle()
@@ -394,7 +394,6 @@ export class Contest implements Disposable {
   /** @internal */
   releaseClaim(lease: Lease): boolean {
     const ref = lease.ref
-    this.live.delete(lease)
     if (!this.ptr || this.isClosed) return false
     return native.sbl_release(this.ptr, ref.entry, ref.version) === 1
   }
@@ -469,7 +468,6 @@ export class Contest implements Disposable {
       const token = v.getBigUint64(H.token, true)
       const lease = new Lease(this, ref, { kind, label: subject.label }, opts.owner ?? "", token, v.getFloat64(H.claimedAt, true),
         v.getFloat64(H.expiresAt, true), HOW[v.getUint32(H.how, true)] ?? "free", wallClock)
-      this.live.add(lease)
       return { claimed: true, lease }
     }
     return { claimed: false, holder: this.readHolder() }

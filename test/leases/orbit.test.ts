@@ -315,6 +315,24 @@ describe("waiting claims in one process", () => {
   })
 })
 
+describe("leaving", () => {
+  test("close() ends this member's leases at once: others claim their subjects, the leases say lost", async () => {
+    const name = uniqueName("leave")
+    const a = Contest.open(name, { capacity: 64 })
+    const b = contest(name)
+    const s = { kind: 1, label: "left" }
+    const lease = claimed(a.tryClaim(s))
+    const signal = lease.signal
+    const waiting = b.claim(s, { timeoutMs: 10_000 })
+    await Bun.sleep(10)
+    a.close()
+    expect(signal.aborted).toBe(true)
+    expect(lease.held).toBe(false)
+    expect(() => lease.renew(1000)).toThrow(LeaseLostError)
+    expect((await waiting).from).toBe("holder-gone") // a stale claim: its member record is gone
+  })
+})
+
 describe("observability", () => {
   test("holders() lists every active claim with its owner, and no expired or released one", () => {
     const name = uniqueName("holders")

@@ -70,7 +70,7 @@ test("kill -9 of a holder: a waiting claimant gets the subject (well within the 
   const lease = await waiting
   const delayMs = performance.now() - killedAt
   console.log(`kill -9 → claimed by a waiting claimant after ${delayMs.toFixed(1)} ms (target ≤ 100 ms; not asserted)`)
-  expect(lease.from).toBe("dead-holder")
+  expect(lease.from).toBe("holder-gone")
   expect(lease.token).toBeGreaterThan(BigInt(held[1]!))
   expect(c.stats().takeovers).toBeGreaterThanOrEqual(1)
 })
@@ -93,7 +93,7 @@ test("kill -9 of a holder: a claimant calling tryClaim gets the subject on its n
   }
   console.log(`kill -9 → tryClaim succeeded ${(performance.now() - killedAt).toFixed(1)} ms after the kill, ${tries} yields after the exit was reaped`)
   expect(r.claimed).toBe(true)
-  if (r.claimed) expect(r.lease.from).toBe("dead-holder")
+  if (r.claimed) expect(r.lease.from).toBe("holder-gone")
 })
 
 test("a recycled pid does not look alive: a dead holder's record pointing at a live pid with another start time is stale", async () => {
@@ -118,7 +118,7 @@ test("a recycled pid does not look alive: a dead holder's record pointing at a l
   expect(forged).toBe(1)
   const r = c.tryClaim({ kind: KIND, label: "job" })
   expect(r.claimed).toBe(true)
-  if (r.claimed) expect(r.lease.from).toBe("dead-holder")
+  if (r.claimed) expect(r.lease.from).toBe("holder-gone")
 })
 
 test("waiting claimants in other processes are woken by release, one after another, tokens increasing", async () => {
