@@ -8,13 +8,14 @@
 //   stress-asan         zig-out/bin/stress-asan        (AddressSanitizer, built by -Dsanitizer-cc, default gcc)
 //   stress-ubsan        zig-out/bin/stress-ubsan       (UndefinedBehaviorSanitizer, built by -Dsanitizer-cc)
 //   hostile             zig-out/bin/hostile            (csrc/test/hostile.c, a worker against a hostile hub)
+//   lease-stress[-tsan] zig-out/bin/lease-stress[-tsan] (csrc/test/lease-stress.c, the lease table under contention)
 //   hostile-asan        zig-out/bin/hostile-asan       (the same under AddressSanitizer + UBSan)
 //   test-c              all of the C test programs above
 // zig's bundled clang has no AddressSanitizer runtime and only a trapping UBSan (no report), so those variants
 // are compiled by a system compiler (gcc or clang), still from here.
 const std = @import("std");
 
-const c_sources = [_][]const u8{"csrc/slotbus.c"};
+const c_sources = [_][]const u8{ "csrc/slotbus.c", "csrc/lease.c" };
 const c_flags = [_][]const u8{ "-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror" };
 
 const Release = struct { query: []const u8, dir: []const u8 };
@@ -75,6 +76,8 @@ pub fn build(b: *std.Build) void {
         addSanitized(b, "stress-asan", "csrc/test/stress.c", sanitizer_cc, "address"),
         addSanitized(b, "stress-ubsan", "csrc/test/stress.c", sanitizer_cc, "undefined"),
         addHostExe(b, "hostile", "hostile", b.path("csrc/test/hostile.c"), optimize, false),
+        addHostExe(b, "lease-stress", "lease-stress", b.path("csrc/test/lease-stress.c"), optimize, false),
+        addHostExe(b, "lease-stress-tsan", "lease-stress-tsan", b.path("csrc/test/lease-stress.c"), optimize, true),
         addSanitized(b, "hostile-asan", "csrc/test/hostile.c", sanitizer_cc, "address,undefined"),
     };
     for (tests) |step| test_c.dependOn(step);

@@ -8,6 +8,7 @@ commands:
               (slotbus bench --help for its options)
   bench soak  the kill -9 soak: workers killed and restarted at random, every answer checked
               (slotbus bench soak --seconds 60 [--workers 4]; --help for the rest)
+  bench leases  lease contests vs flock, Atomics and Redis (slotbus bench leases --help)
   hub         run the HTTP hub: slotbus hub --port 3200 [--host 127.0.0.1] [--token-file path]
 
   -h, --help   this text`
@@ -16,6 +17,7 @@ async function run(argv: string[]): Promise<number> {
   const [command, ...rest] = argv
   switch (command) {
     case "bench": {
+      if (rest[0] === "leases") return (await import("../bench/leases/cli.ts")).main(rest.slice(1))
       const { main } = await import("../bench/cli.ts")
       return main(rest)
     }

@@ -76,6 +76,7 @@ async function open(): Promise<Native> {
   let lib: Native
   try {
     lib = dlopen(path, symbols).symbols
+    leaseNative = dlopen(path, leaseSymbols).symbols
   } catch (e) {
     const why = e instanceof Error ? e.message : String(e)
     throw new NativeLibraryError(`${path} could not be loaded as libslotbus (${why}). ${fix}`, { cause: e })
@@ -110,3 +111,54 @@ export const E_CORRUPT = -1000
 export const ANY_UID = -1
 // Negative errno values libslotbus returns (Linux numbering), by name: core code never spells a raw number.
 export const Errno = { EPERM: -1, ENOENT: -2, EINTR: -4, EAGAIN: -11, EUSERS: -87, EADDRINUSE: -98, ETIMEDOUT: -110, ECONNREFUSED: -111 } as const
+
+// ---- lease contests: every sbl_* symbol of csrc/lease.h (docs/PROTOCOL.md §7) ----
+
+const leaseSymbols = {
+  sbl_open: { args: [cstring, u32, i32, ptr], returns: ptr },
+  sbl_close: { args: [ptr], returns: none },
+  sbl_try_claim: { args: [ptr, u32, ptr, u32, ptr, u32, f64, f64, ptr], returns: i32 },
+  sbl_try_claim_spin: { args: [ptr, u32, ptr, u32, ptr, u32, f64, f64, ptr], returns: i32 },
+  sbl_release: { args: [ptr, u32, u32], returns: i32 },
+  sbl_release_holder: { args: [ptr, u32, u32], returns: i32 },
+  sbl_renew: { args: [ptr, u32, u32, f64, f64, ptr], returns: i32 },
+  sbl_check: { args: [ptr, u32, u32, f64], returns: i32 },
+  sbl_next_holder: { args: [ptr, u32, f64, ptr], returns: i32 },
+  sbl_reset: { args: [ptr, u32, ptr, u32], returns: i32 },
+  sbl_reset_all: { args: [ptr], returns: i32 },
+  sbl_stats: { args: [ptr, ptr], returns: none },
+  sbl_wait_start: { args: [ptr, u32, ptr], returns: ptr },
+  sbl_wait_fd: { args: [ptr], returns: i32 },
+  sbl_wait_end: { args: [ptr], returns: none },
+  sbl_table: { args: [ptr], returns: ptr },
+  sbl_table_size: { args: [ptr], returns: f64 },
+  sbl_member_index: { args: [ptr], returns: i32 },
+  sbl_epoch: { args: [ptr], returns: f64 },
+  sbl_error: { args: [ptr], returns: cstring },
+  sbl_layout_hash: { args: [], returns: u32 },
+} as const
+
+export type LeaseNative = Library<typeof leaseSymbols>["symbols"]
+/** The sbl_* functions; valid once loadNative() has resolved (Contest.open awaits it). */
+export let leaseNative: LeaseNative = undefined as unknown as LeaseNative
+export type ContestPtr = Pointer
+
+// struct sbl_holder (csrc/lease.h): byte offsets
+export const Holder = {
+  entry: 0, version: 4, member: 8, pid: 12, kind: 16, labelLen: 20, ownerLen: 24, how: 28,
+  token: 32, claimedAt: 40, expiresAt: 48, owner: 56, label: 120,
+} as const
+export const HOLDER_BYTES = 216
+export const LEASE_LABEL_MAX = 96
+export const LEASE_OWNER_MAX = 64
+export const LEASE_MAX_MEMBERS = 256
+export const LEASE_MIN_CAPACITY = 64
+export const LEASE_MAX_CAPACITY = 65536
+export const LeaseHow = { FREE: 0, EXPIRED: 1, DEAD: 2 } as const
+// sbl_stats out[] indices
+export const LeaseStat = { claims: 0, yields: 1, expiries: 2, takeovers: 3, releases: 4, members: 5, subjects: 6, capacity: 7 } as const
+export const LEASE_STAT_WORDS = 8
+// Negative errno values the sbl_* calls return, by name (Linux numbering)
+export const LeaseErrno = {
+  EPERM: -1, ENOENT: -2, E2BIG: -7, ENOMEM: -12, EINVAL: -22, ENOSPC: -28, EPROTO: -71, EUSERS: -87, ETIMEDOUT: -110,
+} as const
