@@ -7,6 +7,8 @@ commands:
   bench    measure round trips through slotbus and the alternatives on this machine
            (slotbus bench --help for its options)
   hub      run the HTTP hub: slotbus hub --port 3200 [--host 127.0.0.1] [--token-file path]
+  stdio    run a stdio bus: slotbus stdio --config bus.json [--listen unix:/tmp/bus.sock]
+           or bridge to one: slotbus stdio connect unix:/tmp/bus.sock
 
   -h, --help   this text`
 
@@ -14,6 +16,7 @@ async function run(argv: string[]): Promise<number> {
   const [command, ...rest] = argv
   switch (command) {
     case "bench": {
+      if (rest[0] === "stdio") return (await import("../bench/stdio/cli.ts")).main(rest.slice(1))
       const { main } = await import("../bench/cli.ts")
       return main(rest)
     }
@@ -21,6 +24,10 @@ async function run(argv: string[]): Promise<number> {
       const { runHubCli } = await import("../src/http/cli.ts")
       await runHubCli(rest)
       return 0
+    }
+    case "stdio": {
+      const { runStdioCli } = await import("../src/stdio/cli.ts")
+      return runStdioCli(rest)
     }
     case undefined:
     case "-h":

@@ -139,6 +139,7 @@ class Pool {
   readonly instances: Instance[]
   supervisor: Supervisor | null = null
   failure: string | null = null
+  rotor = 0
   liveWaiters: { resolve: () => void; reject: (e: Error) => void }[] = []
   constructor(readonly config: PoolConfig) {
     this.instances = Array.from({ length: config.instances }, (_, i) => new Instance(this, i))
@@ -234,7 +235,8 @@ export class StdioBus {
       this._state = "stopped"
       throw e
     }
-    this._state = "running"
+    await new Promise<void>((r) => setImmediate(r)) // let the spawns settle: a start() caller sees "starting" until then
+    if (this._state === "starting") this._state = "running"
   }
 
   /** Stops taking work, lets in-flight requests finish (bounded), then SIGTERM, then SIGKILL. */
@@ -477,8 +479,14 @@ export class StdioBus {
       const pinned = this.sessions.get(sessionKey)
       if (pinned?.instance.live) return pinned.instance
     }
+    // Fewest in flight, then fewest sessions; ties rotate so equal instances share the load.
     let best: Instance | null = null
-    for (const i of pool.instances) if (i.live && (best === null || i.inFlight < best.inFlight)) best = i
+    const n = pool.instances.length
+    const from = pool.rotor++ % n
+    for (let k = 0; k < n; k++) {
+      const i = pool.instances[(from + k) % n]!
+      if (i.live && (best === null || i.inFlight < best.inFlight || (i.inFlight === best.inFlight && i.sessions.size < best.sessions.size))) best = i
+    }
     if (best && sessionKey !== null) {
       this.sessions.set(sessionKey, { instance: best, owner })
       best.sessions.add(sessionKey)
