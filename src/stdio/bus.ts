@@ -385,6 +385,13 @@ export class StdioBus {
     return l
   }
 
+  /** Where an embedded session (a request's sessionId) is pinned now, or null when it is not (yet, or any more). */
+  sessionOf(sessionId: string, pool?: string): { pool: string; instance: number; pid: number } | null {
+    const p = this.poolFor(pool)
+    const s = p && this.sessions.get(this.sessionKey(p, EMBEDDED_SESSION_PREFIX + sessionId))
+    return s && s.instance.live ? { pool: p.config.id, instance: s.instance.index, pid: s.instance.proc!.pid } : null
+  }
+
   /** Registers an external client (a socket connection, the CLI's stdio); its messages go through ingest(). */
   attachClient(deliver: BusClient["deliver"], options: { sessionPerClient?: boolean } = {}): BusClient & { close(): void } {
     const id = this.nextClientId++
