@@ -106,7 +106,10 @@ interface Pending {
   sessionKey: string | null
   resolve?: (result: unknown) => void
   reject?: (error: Error) => void
-  timer?: ReturnType<typeof setTimeout>
+  /** performance.now() after which an embedded caller gets TimeoutError (Infinity: never). */
+  deadline?: number
+  timeoutMs?: number
+  method?: string
   /** The caller stopped waiting; the answer is dropped when it comes. */
   abandoned: boolean
 }
@@ -147,6 +150,8 @@ class Pool {
 }
 
 const MESSAGE_QUEUE_MAX = 10_000
+/** How often request deadlines are checked: a timeout fires up to this late. */
+const SWEEP_MS = 5
 const EMBEDDED_SESSION_PREFIX = "\0"
 
 export class StdioBus {
@@ -166,6 +171,7 @@ export class StdioBus {
   private nextServerId = 0
   private nextClientId = 1
   private stopping: Promise<void> | null = null
+  private sweeper: ReturnType<typeof setInterval> | null = null
   private counters = { messagesIn: 0, bytesIn: 0, messagesOut: 0, bytesOut: 0, routingErrors: 0, oversizeKills: 0, backpressureRejects: 0, lateResponses: 0, droppedMessages: 0 }
   private restartsBefore = 0
   private readonly inbox: BusMessage[] = []
@@ -279,45 +285,41 @@ export class StdioBus {
     if (typeof method !== "string" || method === "") return Promise.reject(new TypeError("request(): method must be a non-empty string"))
     const pool = this.poolFor(options.pool)
     if (!pool) return Promise.reject(this.unknownPool(options.pool!))
+    const signal = options.signal
+    if (signal?.aborted) return Promise.reject(signal.reason)
     const { promise, resolve, reject } = Promise.withResolvers<unknown>()
-    if (options.signal?.aborted) return Promise.reject(options.signal.reason)
     const sessionKey = options.sessionId !== undefined ? this.sessionKey(pool, EMBEDDED_SESSION_PREFIX + options.sessionId) : null
     const timeoutMs = options.timeoutMs ?? 30_000
+    const deadline = timeoutMs > 0 ? performance.now() + timeoutMs : Infinity
     const id = ++this.nextId
-    let entry: Pending | null = null
-    let timer: ReturnType<typeof setTimeout> | undefined
     let settled = false
     const giveUp = (e: Error) => {
       settled = true
-      if (entry) {
-        entry.abandoned = true
-        clearTimeout(entry.timer)
-      }
-      clearTimeout(timer)
+      entry.abandoned = true
       reject(e)
     }
-    if (timeoutMs > 0) timer = setTimeout(() => giveUp(new TimeoutError(`${method}: no answer within ${timeoutMs} ms`)), timeoutMs)
-    options.signal?.addEventListener("abort", () => giveUp(options.signal!.reason), { once: true })
-    const message = { jsonrpc: "2.0", id, method, params }
-    if (params === undefined) delete message.params
-    const line = JSON.stringify(message) + "\n"
-    const dispatch = (instance: Instance): Promise<void> | undefined => {
+    const entry: Pending = { instance: null!, client: null, originalId: id, sessionKey, resolve, reject: giveUp, deadline, timeoutMs, method, abandoned: false }
+    if (signal) signal.addEventListener("abort", () => giveUp(signal.reason), { once: true })
+    const line = JSON.stringify(params === undefined ? { jsonrpc: "2.0", id, method } : { jsonrpc: "2.0", id, method, params }) + "\n"
+    const dispatch = (instance: Instance): Promise<void> | void => {
       if (settled) return
-      entry = { instance, client: null, originalId: id, sessionKey, resolve, reject: giveUp, timer, abandoned: false }
+      entry.instance = instance
       this.pending.set(id, entry)
       instance.pending.add(id)
       instance.inFlight++
+      if (deadline !== Infinity) this.armSweeper()
       return this.enqueue(instance, line)
+    }
+    const failed = (e: Error) => {
+      if (this.pending.get(id) === entry) this.forget(id)
+      giveUp(e)
     }
     try {
       const now = this.routeNow(pool, sessionKey, null)
-      const sent = now ? dispatch(now) : this.route(pool, sessionKey, null, timeoutMs > 0 ? performance.now() + timeoutMs : Infinity).then(dispatch)
-      sent?.catch((e: Error) => {
-        if (entry && this.pending.get(id) === entry) this.forget(id)
-        giveUp(e)
-      })
+      const sent = now ? dispatch(now) : this.route(pool, sessionKey, null, deadline).then(dispatch)
+      if (sent) sent.catch(failed)
     } catch (e) {
-      giveUp(e as Error)
+      failed(e as Error)
     }
     return promise
   }
@@ -443,7 +445,12 @@ export class StdioBus {
       this.serverRequests.delete(msg.id as string)
       if (target.instance.generation !== target.generation || !target.instance.live) return this.routingError("an answer for a worker that has since died", target.instance)
       msg.id = target.originalId
-      return this.enqueue(target.instance, JSON.stringify(msg) + "\n").catch(() => {})
+      try {
+        await this.enqueue(target.instance, JSON.stringify(msg) + "\n")
+      } catch {
+        this.routingError("an answer for a worker that stopped reading", target.instance)
+      }
+      return
     }
     const session = typeof msg.sessionId === "string" ? msg.sessionId : client.defaultSession
     const sessionKey = session !== null ? this.sessionKey(pool, session) : null
@@ -533,10 +540,15 @@ export class StdioBus {
   // ── writing to workers, with backpressure ─────────────────────────────────────────────────────────────
 
   /** Queues a line to a worker; waits (up to backpressure_timeout_sec) while more than max_output_queue bytes wait. */
-  private async enqueue(instance: Instance, line: string): Promise<void> {
+  private enqueue(instance: Instance, line: string): Promise<void> | void {
     const bytes = line.length < 64 ? line.length : Buffer.byteLength(line)
-    if (instance.waiters.length > 0 || (instance.queuedBytes > 0 && instance.queuedBytes + bytes > this.limits.max_output_queue)) {
-      await new Promise<void>((resolve, reject) => {
+    if (instance.waiters.length > 0 || (instance.queuedBytes > 0 && instance.queuedBytes + bytes > this.limits.max_output_queue))
+      return this.waitForRoom(instance, bytes).then(() => this.write(instance, line, bytes))
+    this.write(instance, line, bytes)
+  }
+
+  private waitForRoom(instance: Instance, bytes: number): Promise<void> {
+      return new Promise<void>((resolve, reject) => {
         const ms = this.limits.backpressure_timeout_sec * 1000
         const waiter: Waiter = {
           bytes, resolve, reject,
@@ -549,7 +561,9 @@ export class StdioBus {
         }
         instance.waiters.push(waiter)
       })
-    }
+  }
+
+  private write(instance: Instance, line: string, bytes: number): void {
     const sink = instance.sink
     if (!sink) throw new WorkerGoneError(`pool "${instance.pool.config.id}" instance ${instance.index} exited before the message could be written`)
     instance.queuedBytes += bytes
@@ -670,6 +684,20 @@ export class StdioBus {
     }
   }
 
+  /** One coarse timer for every request deadline: a setTimeout per request costs more than the routing itself. */
+  private armSweeper(): void {
+    if (this.sweeper) return
+    this.sweeper = setInterval(() => {
+      const now = performance.now()
+      for (const p of this.pending.values())
+        if (!p.abandoned && p.deadline! < now) p.reject!(new TimeoutError(`${p.method}: no answer within ${p.timeoutMs} ms`))
+      if (this.pending.size === 0) {
+        clearInterval(this.sweeper!)
+        this.sweeper = null
+      }
+    }, SWEEP_MS)
+  }
+
   /** Drops a pending entry and its in-flight count; tells stop() when nothing is left. */
   private forget(id: number): Pending | undefined {
     const p = this.pending.get(id)
@@ -677,7 +705,6 @@ export class StdioBus {
     this.pending.delete(id)
     p.instance.pending.delete(id)
     p.instance.inFlight--
-    clearTimeout(p.timer)
     if (this.pending.size === 0) for (const r of this.drained.splice(0)) r()
     return p
   }

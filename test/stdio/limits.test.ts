@@ -46,7 +46,7 @@ describe("stdio bus limits and supervision", () => {
       const pid = bus.stats().pools[0]!.instances[0]!.pid
       const logged = nextEvent(bus, "log", (l) => l.line.includes("max_input_buffer"))
       expect(((await bus.request("big", { bytes: 3000 })) as string).length).toBe(3000)
-      const e = await bus.request("big", { bytes: 200_000 }).catch((x) => x)
+      const e = (await bus.request("big", { bytes: 200_000 }).catch((x) => x)) as Error
       expect(e.name).toBe("WorkerGoneError")
       expect((await logged).level).toBe("error")
       await until(() => bus.workerCount === 1, "the restart")
