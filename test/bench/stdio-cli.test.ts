@@ -1,11 +1,11 @@
 import { expect, test } from "bun:test"
 import { main } from "../../bench/stdio/cli.ts"
 
-test.each([["--only", "nope"], ["--time", "5"], ["--time"], ["--what"]])("slotbus bench stdio %p is a usage error (exit 2)", async (...argv) => {
+test.each([[["--only", "nope"]], [["--time", "5"]], [["--time"]], [["--what"]]])("slotbus bench stdio %p is a usage error (exit 2)", async (argv: string[]) => {
   const err = console.error
   console.error = () => {}
   try {
-    expect(await main(argv.filter((a): a is string => a !== undefined))).toBe(2)
+    expect(await main(argv)).toBe(2)
   } finally {
     console.error = err
   }
