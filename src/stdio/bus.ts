@@ -250,7 +250,7 @@ export class StdioBus {
     if (this._state === "created" || this._state === "stopped") return Promise.resolve()
     if (this.stopping) return this.stopping
     this._state = "stopping"
-    for (const l of this.listenersOpen) l.close(false)
+    for (const l of this.listenersOpen) l.stopAccepting()
     const drainMs = options.timeoutMs ?? this.limits.drain_timeout_sec * 1000
     this.stopping = (async () => {
       let timer: ReturnType<typeof setTimeout> | undefined
@@ -265,7 +265,7 @@ export class StdioBus {
         for (const w of p.liveWaiters) w.reject(new BusClosedError("the stdio bus stopped"))
         p.liveWaiters = []
       }
-      for (const l of this.listenersOpen) l.close(true)
+      for (const l of this.listenersOpen) l.close()
       this.listenersOpen.clear()
       this.sessions.clear()
       this.serverRequests.clear()
@@ -669,6 +669,7 @@ export class StdioBus {
       : expected && this._state !== "running" ? new BusClosedError(`the stdio bus stopped before pool "${pool.config.id}" instance ${instance.index} answered`)
       : new WorkerGoneError(`pool "${pool.config.id}" instance ${instance.index} exited before answering; the request may or may not have run`)
     this.rejectPending(instance, error)
+    for (const [id, r] of this.serverRequests) if (r.instance === instance) this.serverRequests.delete(id)
     for (const w of instance.waiters.splice(0)) {
       clearTimeout(w.timer)
       w.reject(error)

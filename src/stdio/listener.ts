@@ -127,12 +127,17 @@ export class StdioListener {
     return new StdioListener(server, bound, sockets)
   }
 
-  /** Stops accepting; with `disconnect`, also closes every client connection. */
-  close(disconnect = true): void {
+  /** Stops taking new connections (the socket file goes); connected clients stay. */
+  stopAccepting(): void {
     if (this.closed) return
     this.closed = true
-    this.server.stop(true)
-    if (disconnect) for (const s of this.sockets) s.end()
+    this.server.stop(false)
     if (this.address.kind === "unix") try { unlinkSync(this.address.path) } catch {}
+  }
+
+  /** Stops accepting and disconnects every client. */
+  close(): void {
+    this.stopAccepting()
+    for (const s of this.sockets) s.end()
   }
 }

@@ -109,3 +109,27 @@ describe("stdio bus listeners", () => {
     expect(existsSync(path)).toBe(false)
   })
 })
+
+describe("stdio bus listeners while stopping", () => {
+  test("stop() answers a connected client's in-flight request before disconnecting it, and refuses new connections", async () => {
+    const path = sockPath()
+    const { StdioBus } = await import("../../src/stdio/index.ts")
+    const bus = StdioBus.fromConfig(workerConfig())
+    await bus.start()
+    try {
+      await bus.listen(`unix:${path}`)
+      const a = await rawClient(`unix:${path}`)
+      a.send(JSON.stringify({ jsonrpc: "2.0", id: "slow", method: "sleep", params: { ms: 300 } }))
+      await until(() => bus.stats().pools[0]!.instances[0]!.inFlight === 1, "the request in flight")
+      const stopping = bus.stop({ timeoutMs: 5000 })
+      await expect(rawClient(`unix:${path}`)).rejects.toBeDefined()
+      a.send(JSON.stringify({ jsonrpc: "2.0", id: "late", method: "who" }))
+      await a.closed
+      expect(a.received.find((m) => m.id === "slow").result).toMatchObject({ slept: 300 })
+      expect(a.received.find((m) => m.id === "late").error.code).toBe(BusErrorCode.BusStopping)
+      await stopping
+    } finally {
+      await bus.stop()
+    }
+  })
+})
