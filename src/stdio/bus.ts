@@ -282,7 +282,7 @@ export class StdioBus {
   /** Sends a JSON-RPC request to a worker; resolves with its result, rejects with JsonRpcError, TimeoutError, WorkerGoneError, … */
   request(method: string, params?: unknown, options: StdioRequestOptions = {}): Promise<unknown> {
     this.assertRunning("request()")
-    if (typeof method !== "string" || method === "") return Promise.reject(new TypeError("request(): method must be a non-empty string"))
+    if (typeof method !== "string" || method === "") throw new TypeError("request(): method must be a non-empty string")
     const pool = this.poolFor(options.pool)
     if (!pool) return Promise.reject(this.unknownPool(options.pool!))
     const signal = options.signal
@@ -777,6 +777,7 @@ export class StdioBus {
     }
     if ("id" in msg) {
       const busId = `sb-${++this.nextServerId}`
+      if (this.serverRequests.size >= MESSAGE_QUEUE_MAX) this.serverRequests.delete(this.serverRequests.keys().next().value!) // never answered: forget the oldest
       this.serverRequests.set(busId, { instance, generation: instance.generation, originalId: msg.id ?? null })
       msg.id = busId
       const owners = this.ownersOf(instance, msg)

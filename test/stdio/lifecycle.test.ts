@@ -55,6 +55,7 @@ describe("stdio bus lifecycle", () => {
     await bus.start()
     try {
       await expect(bus.start()).rejects.toBeInstanceOf(InvalidStateError)
+      expect(() => bus.request("")).toThrow(TypeError)
       await expect(bus.start()).rejects.toMatchObject({ operation: "start()", expected: ["created", "stopped"], actual: "running" })
       const stopping = bus.stop()
       await expect(bus.start()).rejects.toMatchObject({ actual: "stopping" })
