@@ -8,11 +8,12 @@ import type { Histogram } from "hdr-histogram-js"
 import { StdioBus } from "../../src/stdio/index.ts"
 import { busyWarnings, describeMachine, machineBusySeconds } from "../lib/machine.ts"
 import { newHistogram } from "../lib/measure.ts"
-import { selfCpuSeconds } from "../lib/proc.ts"
+import { processCpuSeconds, selfCpuSeconds } from "../lib/proc.ts"
 
-const USAGE = `usage: slotbus bench stdio [--time ms] [--quick] [--only echo|mcp] [--json]
+const USAGE = `usage: slotbus bench stdio [--time ms] [--rounds n] [--quick] [--only echo|mcp] [--json]
 
-  --time <ms>   measured time per line (default 1500; --quick 400); warm-up is a quarter of it
+  --time <ms>   measured time per line and round (default 1000; --quick 300); warm-up is a quarter of it
+  --rounds <n>  rounds, the order of the lines rotating; figures are medians (default 3; --quick 1)
   --only <set>  echo or mcp (default both)
   --json        one JSON object per line instead of the table`
 
@@ -28,19 +29,31 @@ interface Row {
   msgPerS: number
   p50us: number
   p99us: number
+  /** This process's CPU per message (the client side; for the bus, including routing). */
   cpuUsPerMsg: number
+  /** The worker processes' CPU per message. */
+  workerCpuUsPerMsg: number
+}
+
+/** One way of making a request, set up once and measured in every round. */
+interface Target {
+  group: string
+  method: string
+  call: () => Promise<unknown>
+  pids: () => number[]
+  close: () => Promise<void>
 }
 
 type Call = () => Promise<unknown>
 
-async function measure(group: string, method: string, call: Call, inflight: number, ms: number): Promise<Row> {
+async function measure(t: Target, inflight: number, ms: number): Promise<Row> {
   const run = async (dur: number, hist: Histogram | null) => {
     const end = Bun.nanoseconds() + dur * 1e6
     let count = 0
     await Promise.all(Array.from({ length: inflight }, async () => {
       while (Bun.nanoseconds() < end) {
         const t0 = Bun.nanoseconds()
-        await call()
+        await t.call()
         hist?.recordValue(Bun.nanoseconds() - t0)
         count++
       }
@@ -48,18 +61,45 @@ async function measure(group: string, method: string, call: Call, inflight: numb
     return count
   }
   await run(ms / 4, null)
+  const workerCpu = () => t.pids().reduce((sum, pid) => sum + processCpuSeconds(pid), 0)
   const hist = newHistogram()
+  const w0 = workerCpu()
   const c0 = selfCpuSeconds()
   const t0 = Bun.nanoseconds()
   const count = await run(ms, hist)
   const s = (Bun.nanoseconds() - t0) / 1e9
   const cpu = selfCpuSeconds() - c0
-  return { group, method, inflight, count, msgPerS: count / s, p50us: hist.getValueAtPercentile(50) / 1e3, p99us: hist.getValueAtPercentile(99) / 1e3, cpuUsPerMsg: (cpu / count) * 1e6 }
+  const wcpu = workerCpu() - w0
+  return {
+    group: t.group, method: t.method, inflight, count, msgPerS: count / s, p50us: hist.getValueAtPercentile(50) / 1e3,
+    p99us: hist.getValueAtPercentile(99) / 1e3, cpuUsPerMsg: (cpu / count) * 1e6, workerCpuUsPerMsg: (wcpu / count) * 1e6,
+  }
+}
+
+/** Every target measured once per round, the order rotating between rounds; each figure is the median of the rounds. */
+async function measureAll(targets: Target[], ms: number, rounds: number): Promise<Row[]> {
+  const samples = new Map<string, Row[]>()
+  for (let r = 0; r < rounds; r++) {
+    for (let k = 0; k < targets.length; k++) {
+      const t = targets[(k + r) % targets.length]!
+      for (const n of [1, 32]) {
+        const row = await measure(t, n, ms)
+        const key = `${t.method}@${n}`
+        samples.set(key, [...(samples.get(key) ?? []), row])
+      }
+    }
+  }
+  const median = (xs: number[]) => xs.sort((a, b) => a - b)[xs.length >> 1]!
+  return targets.flatMap((t) => [1, 32].map((n) => {
+    const rs = samples.get(`${t.method}@${n}`)!
+    const pick = (f: (r: Row) => number) => median(rs.map(f))
+    return { ...rs[0]!, count: pick((r) => r.count), msgPerS: pick((r) => r.msgPerS), p50us: pick((r) => r.p50us), p99us: pick((r) => r.p99us), cpuUsPerMsg: pick((r) => r.cpuUsPerMsg), workerCpuUsPerMsg: pick((r) => r.workerCpuUsPerMsg) }
+  }))
 }
 
 /** A minimal JSON-RPC client on a direct stdio pipe: what one would write without the bus. */
 class DirectPipe {
-  private readonly proc: Bun.Subprocess<"pipe", "pipe", "ignore">
+  readonly proc: Bun.Subprocess<"pipe", "pipe", "ignore">
   private readonly pending = new Map<number, (v: unknown) => void>()
   private nextId = 0
   private flushing = false
@@ -104,71 +144,57 @@ class DirectPipe {
   }
 }
 
-async function echoRows(ms: number): Promise<Row[]> {
-  const rows: Row[] = []
-  const direct = new DirectPipe([process.execPath, ECHO_WORKER])
-  try {
-    for (const n of [1, 32]) rows.push(await measure("echo", "direct Bun.spawn pipe", () => direct.request("echo", PARAMS), n, ms))
-  } finally {
-    await direct.close()
-  }
-  for (const instances of [1, 2]) {
-    const bus = StdioBus.fromConfig({ pools: [{ id: "echo", command: process.execPath, args: [ECHO_WORKER], instances }] })
-    await bus.start()
-    try {
-      for (const n of [1, 32]) rows.push(await measure("echo", `stdio bus, ${instances} instance${instances > 1 ? "s" : ""}`, () => bus.request("echo", PARAMS), n, ms))
-    } finally {
-      await bus.stop()
-    }
-  }
-  return rows
-}
-
 const ECHO_CALL = { name: "echo", arguments: { message: "hello" } }
 const INIT = { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "slotbus-bench", version: "1" } }
 
-async function mcpRows(ms: number): Promise<Row[]> {
-  const { Client } = await import("@modelcontextprotocol/sdk/client/index.js")
-  const { StdioClientTransport } = await import("@modelcontextprotocol/sdk/client/stdio.js")
-  const rows: Row[] = []
-  const direct = new DirectPipe([process.execPath, EVERYTHING, "stdio"])
-  try {
-    await direct.request("initialize", INIT)
-    direct.send({ jsonrpc: "2.0", method: "notifications/initialized" })
-    for (const n of [1, 32]) rows.push(await measure("mcp", "direct Bun.spawn pipe", () => direct.request("tools/call", ECHO_CALL), n, ms))
-  } finally {
-    await direct.close()
-  }
-  const client = new Client({ name: "slotbus-bench", version: "1" })
-  await client.connect(new StdioClientTransport({ command: process.execPath, args: [EVERYTHING, "stdio"], stderr: "ignore" }))
-  try {
-    for (const n of [1, 32]) rows.push(await measure("mcp", "MCP SDK client direct", () => client.callTool(ECHO_CALL), n, ms))
-  } finally {
-    await client.close()
-  }
-  for (const instances of [1, 2]) {
-    const bus = StdioBus.fromConfig({ pools: [{ id: "mcp", command: process.execPath, args: [EVERYTHING, "stdio"], instances }] })
-    await bus.start()
-    try {
-      // One session per instance initializes it; the measured calls carry no session, so they go to the least busy.
-      for (let i = 0; i < instances; i++) {
-        await bus.request("initialize", INIT, { sessionId: `init-${i}`, timeoutMs: 30_000 })
-        await bus.notify("notifications/initialized", undefined, { sessionId: `init-${i}` })
-      }
-      for (const n of [1, 32]) rows.push(await measure("mcp", `stdio bus, ${instances} instance${instances > 1 ? "s" : ""}`, () => bus.request("tools/call", ECHO_CALL), n, ms))
-    } finally {
-      await bus.stop()
+function directTarget(group: string, argv: string[], method: string, params: unknown): Target & { pipe: DirectPipe } {
+  const pipe = new DirectPipe(argv)
+  return { group, method: "direct Bun.spawn pipe", pipe, call: () => pipe.request(method, params), pids: () => [pipe.proc.pid], close: () => pipe.close() }
+}
+
+async function busTarget(group: string, argv: string[], instances: number, method: string, params: unknown, init: boolean): Promise<Target> {
+  const bus = StdioBus.fromConfig({ pools: [{ id: group, command: argv[0]!, args: argv.slice(1), instances }] })
+  await bus.start()
+  // One session per instance initializes it; the measured calls carry no session, so they go to the least busy.
+  if (init) {
+    for (let i = 0; i < instances; i++) {
+      await bus.request("initialize", INIT, { sessionId: `init-${i}`, timeoutMs: 30_000 })
+      await bus.notify("notifications/initialized", undefined, { sessionId: `init-${i}` })
     }
   }
-  return rows
+  return {
+    group, method: `stdio bus, ${instances} instance${instances > 1 ? "s" : ""}`,
+    call: () => bus.request(method, params),
+    pids: () => bus.stats().pools[0]!.instances.map((i) => i.pid),
+    close: () => bus.stop(),
+  }
+}
+
+async function echoTargets(): Promise<Target[]> {
+  const argv = [process.execPath, ECHO_WORKER]
+  return [directTarget("echo", argv, "echo", PARAMS), await busTarget("echo", argv, 1, "echo", PARAMS, false), await busTarget("echo", argv, 2, "echo", PARAMS, false)]
+}
+
+async function mcpTargets(): Promise<Target[]> {
+  const { Client } = await import("@modelcontextprotocol/sdk/client/index.js")
+  const { StdioClientTransport } = await import("@modelcontextprotocol/sdk/client/stdio.js")
+  const argv = [process.execPath, EVERYTHING, "stdio"]
+  const direct = directTarget("mcp", argv, "tools/call", ECHO_CALL)
+  await direct.pipe.request("initialize", INIT)
+  direct.pipe.send({ jsonrpc: "2.0", method: "notifications/initialized" })
+  const client = new Client({ name: "slotbus-bench", version: "1" })
+  const transport = new StdioClientTransport({ command: argv[0]!, args: argv.slice(1), stderr: "ignore" })
+  await client.connect(transport)
+  const sdk: Target = { group: "mcp", method: "MCP SDK client direct", call: () => client.callTool(ECHO_CALL), pids: () => [transport.pid ?? 0], close: () => client.close() }
+  return [direct, sdk, await busTarget("mcp", argv, 1, "tools/call", ECHO_CALL, true), await busTarget("mcp", argv, 2, "tools/call", ECHO_CALL, true)]
 }
 
 const fmt = (n: number) => (n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toFixed(2))
 const rate = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : n.toFixed(0))
 
 function table(rows: Row[]): string {
-  const head = `${"group".padEnd(6)}${"method".padEnd(26)}${"in flight".padStart(10)}${"p50 µs".padStart(10)}${"p99 µs".padStart(10)}${"msg/s".padStart(10)}${"cpu µs/msg".padStart(12)}`
-  return [head, ...rows.map((r) => `${r.group.padEnd(6)}${r.method.padEnd(26)}${String(r.inflight).padStart(10)}${fmt(r.p50us).padStart(10)}${fmt(r.p99us).padStart(10)}${rate(r.msgPerS).padStart(10)}${fmt(r.cpuUsPerMsg).padStart(12)}`)].join("\n")
+  const head = `${"group".padEnd(6)}${"method".padEnd(26)}${"in flight".padStart(10)}${"p50 µs".padStart(10)}${"p99 µs".padStart(10)}${"msg/s".padStart(10)}${"cpu µs/msg".padStart(12)}${"worker µs/msg".padStart(15)}`
+  return [head, ...rows.map((r) => `${r.group.padEnd(6)}${r.method.padEnd(26)}${String(r.inflight).padStart(10)}${fmt(r.p50us).padStart(10)}${fmt(r.p99us).padStart(10)}${rate(r.msgPerS).padStart(10)}${fmt(r.cpuUsPerMsg).padStart(12)}${fmt(r.workerCpuUsPerMsg).padStart(15)}`)].join("\n")
 }
 
 function verdicts(rows: Row[], group: string, directName: string): string[] {
@@ -187,30 +213,40 @@ function verdicts(rows: Row[], group: string, directName: string): string[] {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  let ms = 1500
+  let ms = 1000
+  let rounds = 3
   let only: string | null = null
   let json = false
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!
     if (a === "-h" || a === "--help") return void console.log(USAGE), 0
-    else if (a === "--quick") ms = 400
+    else if (a === "--quick") (ms = 300), (rounds = 1)
     else if (a === "--json") json = true
-    else if (a === "--time" || a === "--only") {
+    else if (a === "--time" || a === "--only" || a === "--rounds") {
       const v = argv[++i]
       if (v === undefined) return void console.error(`${a} needs a value\n${USAGE}`), 2
       if (a === "--time") ms = Number(v)
+      else if (a === "--rounds") rounds = Number(v)
       else only = v
     } else return void console.error(`unknown option ${a}\n${USAGE}`), 2
   }
   if (!Number.isInteger(ms) || ms < 50) return void console.error(`--time takes whole milliseconds ≥ 50\n${USAGE}`), 2
+  if (!Number.isInteger(rounds) || rounds < 1 || rounds > 99) return void console.error(`--rounds takes a whole number from 1 to 99\n${USAGE}`), 2
   if (only !== null && only !== "echo" && only !== "mcp") return void console.error(`--only takes echo or mcp\n${USAGE}`), 2
   const machine = describeMachine()
   const busy0 = machineBusySeconds()
   const self0 = selfCpuSeconds()
   const t0 = performance.now()
   const rows: Row[] = []
-  if (only !== "mcp") rows.push(...(await echoRows(ms)))
-  if (only !== "echo") rows.push(...(await mcpRows(ms)))
+  for (const setup of [only !== "mcp" ? echoTargets : null, only !== "echo" ? mcpTargets : null]) {
+    if (!setup) continue
+    const targets = await setup()
+    try {
+      rows.push(...(await measureAll(targets, ms, rounds)))
+    } finally {
+      await Promise.all(targets.map((t) => t.close()))
+    }
+  }
   const wall = (performance.now() - t0) / 1000
   const busy1 = machineBusySeconds()
   const others = busy0 !== null && busy1 !== null ? busy1 - busy0 - (selfCpuSeconds() - self0) : null
@@ -222,6 +258,6 @@ export async function main(argv: string[]): Promise<number> {
   for (const w of busyWarnings(machine, others, wall)) console.log(`warning: ${w}`)
   console.log(`\n${table(rows)}\n`)
   for (const v of [...verdicts(rows, "echo", "direct Bun.spawn pipe"), ...verdicts(rows, "mcp", "direct Bun.spawn pipe"), ...verdicts(rows, "mcp", "MCP SDK client direct").map((v) => v.replace("mcp:", "mcp vs SDK client:"))]) console.log(v)
-  console.log("(cpu µs/msg is this process's CPU; the workers' is not counted. Compare lines within one run.)")
+  console.log(`(${rounds} round${rounds > 1 ? "s" : ""} of ${ms} ms per line, medians; cpu µs/msg is this process's CPU (client + routing), worker µs/msg the worker processes'. Compare lines within one run.)`)
   return 0
 }
