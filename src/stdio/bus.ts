@@ -227,7 +227,7 @@ export class StdioBus {
     try {
       for (const pool of this.pools.values()) {
         pool.failure = null
-        const sup = this.superviseePool(pool)
+        const sup = this.supervisePool(pool)
         pool.supervisor = sup
         try {
           sup.start()
@@ -293,13 +293,16 @@ export class StdioBus {
     const deadline = timeoutMs > 0 ? performance.now() + timeoutMs : Infinity
     const id = ++this.nextId
     let settled = false
+    const onAbort = signal ? () => giveUp(signal.reason) : null
     const giveUp = (e: Error) => {
       settled = true
       entry.abandoned = true
+      if (onAbort) signal!.removeEventListener("abort", onAbort)
       reject(e)
     }
-    const entry: Pending = { instance: null!, client: null, originalId: id, sessionKey, resolve, reject: giveUp, deadline, timeoutMs, method, abandoned: false }
-    if (signal) signal.addEventListener("abort", () => giveUp(signal.reason), { once: true })
+    const answered = onAbort ? (v: unknown) => (signal!.removeEventListener("abort", onAbort), resolve(v)) : resolve
+    const entry: Pending = { instance: null!, client: null, originalId: id, sessionKey, resolve: answered, reject: giveUp, deadline, timeoutMs, method, abandoned: false }
+    if (onAbort) signal!.addEventListener("abort", onAbort, { once: true })
     const line = JSON.stringify(params === undefined ? { jsonrpc: "2.0", id, method } : { jsonrpc: "2.0", id, method, params }) + "\n"
     const dispatch = (instance: Instance): Promise<void> | void => {
       if (settled) return
@@ -621,7 +624,7 @@ export class StdioBus {
 
   // ── reading from workers ──────────────────────────────────────────────────────────────────────────────
 
-  private superviseePool(pool: Pool): Supervisor {
+  private supervisePool(pool: Pool): Supervisor {
     const { command, args, instances, cwd, env } = pool.config
     const sup = new Supervisor({
       command: [command, ...args], instances, cwd, env: env ? { ...process.env, ...env } : undefined,

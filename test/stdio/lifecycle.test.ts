@@ -128,3 +128,19 @@ describe("stdio bus lifecycle", () => {
     })
   })
 })
+
+test("one AbortSignal shared by many requests does not keep a listener per finished request", async () => {
+  await withBus(workerConfig(), async (bus) => {
+    const ac = new AbortController()
+    let added = 0
+    let removed = 0
+    const add = ac.signal.addEventListener.bind(ac.signal)
+    const remove = ac.signal.removeEventListener.bind(ac.signal)
+    ac.signal.addEventListener = ((...a: Parameters<typeof add>) => (added++, add(...a))) as typeof add
+    ac.signal.removeEventListener = ((...a: Parameters<typeof remove>) => (removed++, remove(...a))) as typeof remove
+    for (let i = 0; i < 20; i++) await bus.request("x", { i }, { signal: ac.signal })
+    await bus.request("fail", null, { signal: ac.signal }).catch(() => {})
+    expect(added).toBe(21)
+    expect(removed).toBe(21)
+  })
+})
