@@ -152,7 +152,6 @@ class Pool {
 const MESSAGE_QUEUE_MAX = 10_000
 /** How often request deadlines are checked: a timeout fires up to this late. */
 const SWEEP_MS = 5
-const EMBEDDED_SESSION_PREFIX = "\0"
 
 export class StdioBus {
   readonly config: StdioBusConfig
@@ -288,7 +287,7 @@ export class StdioBus {
     const signal = options.signal
     if (signal?.aborted) return Promise.reject(signal.reason)
     const { promise, resolve, reject } = Promise.withResolvers<unknown>()
-    const sessionKey = options.sessionId !== undefined ? this.sessionKey(pool, EMBEDDED_SESSION_PREFIX + options.sessionId) : null
+    const sessionKey = options.sessionId !== undefined ? this.sessionKey(pool, options.sessionId) : null
     const timeoutMs = options.timeoutMs ?? 30_000
     const deadline = timeoutMs > 0 ? performance.now() + timeoutMs : Infinity
     const id = ++this.nextId
@@ -332,7 +331,7 @@ export class StdioBus {
     this.assertRunning("notify()")
     const pool = this.poolFor(options.pool)
     if (!pool) throw this.unknownPool(options.pool!)
-    const sessionKey = options.sessionId !== undefined ? this.sessionKey(pool, EMBEDDED_SESSION_PREFIX + options.sessionId) : null
+    const sessionKey = options.sessionId !== undefined ? this.sessionKey(pool, options.sessionId) : null
     const message = params === undefined ? { jsonrpc: "2.0", method } : { jsonrpc: "2.0", method, params }
     const instance = this.routeNow(pool, sessionKey, null) ?? await this.route(pool, sessionKey, null, performance.now() + this.limits.backpressure_timeout_sec * 1000)
     await this.enqueue(instance, JSON.stringify(message) + "\n")
@@ -393,8 +392,17 @@ export class StdioBus {
   /** Where an embedded session (a request's sessionId) is pinned now, or null when it is not (yet, or any more). */
   sessionOf(sessionId: string, pool?: string): { pool: string; instance: number; pid: number } | null {
     const p = this.poolFor(pool)
-    const s = p && this.sessions.get(this.sessionKey(p, EMBEDDED_SESSION_PREFIX + sessionId))
+    const s = p && this.sessions.get(this.sessionKey(p, sessionId))
     return s && s.instance.live ? { pool: p.config.id, instance: s.instance.index, pid: s.instance.proc!.pid } : null
+  }
+
+  /** Forgets a session's pin (its next message goes to the least busy instance); sessions are otherwise kept until their instance dies or their client leaves. */
+  endSession(sessionId: string, pool?: string): boolean {
+    const p = this.poolFor(pool)
+    const key = p && this.sessionKey(p, sessionId)
+    if (!key || !this.sessions.has(key)) return false
+    this.unpin(key)
+    return true
   }
 
   /** Registers an external client (a socket connection, the CLI's stdio); its messages go through ingest(). */
@@ -794,7 +802,7 @@ export class StdioBus {
   /** Who gets a message a worker sent unasked: the owner of its sessionId, else the clients pinned to that worker. */
   private ownersOf(instance: Instance, msg: JsonRpcMessage): BusClient[] {
     if (typeof msg.sessionId === "string") {
-      const s = this.sessions.get(this.sessionKey(instance.pool, msg.sessionId)) ?? this.sessions.get(this.sessionKey(instance.pool, EMBEDDED_SESSION_PREFIX + msg.sessionId))
+      const s = this.sessions.get(this.sessionKey(instance.pool, msg.sessionId))
       if (s) return [s.owner ?? this.embedded]
     }
     const owners = new Set<BusClient>()

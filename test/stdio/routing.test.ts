@@ -41,6 +41,13 @@ describe("stdio bus routing", () => {
       for (let i = 0; i < 5; i++) expect(((await bus.request("who", null, { sessionId: "a" })) as Echo).pid).toBe(a.pid)
       await hold
       expect(bus.stats().pools[0]!.instances.map((i) => i.sessions)).toEqual([1, 1])
+      // a raw message naming the session goes to the same instance as request() with it
+      const it = bus.messages()
+      await bus.send(JSON.stringify({ jsonrpc: "2.0", id: 1, method: "who", sessionId: "a" }))
+      expect(((await it.next()).value!.message.result as Echo).pid).toBe(a.pid)
+      expect(bus.endSession("a")).toBe(true)
+      expect(bus.sessionOf("a")).toBeNull()
+      expect(bus.endSession("a")).toBe(false)
     })
   })
 
