@@ -2,6 +2,7 @@
 // own stdin/stdout are its one client (stdio_bus's stdio mode). `slotbus stdio connect <address>` bridges its
 // stdin/stdout to a listening bus, so a stdio-only client (an MCP client spawning a server) can share the pool.
 import { parseArgs } from "node:util"
+import { SlotBusError } from "../core/index.ts"
 import { StdioBus } from "./bus.ts"
 import { parseAddress } from "./listener.ts"
 import { LineSplitter } from "./lines.ts"
@@ -15,7 +16,19 @@ The second form speaks stdio on one side and the listener on the other.`
 
 /** Runs `slotbus stdio …`; resolves with the exit code. */
 export async function runStdioCli(argv: string[]): Promise<number> {
-  if (argv[0] === "connect") return connect(argv.slice(1))
+  try {
+    return argv[0] === "connect" ? await connect(argv.slice(1)) : await serve(argv)
+  } catch (e) {
+    // Configuration, spawn and address mistakes are the user's to fix: say what, without a stack trace.
+    if (e instanceof SlotBusError || e instanceof TypeError) {
+      process.stderr.write(`slotbus stdio: ${e.message}\n`)
+      return 2
+    }
+    throw e
+  }
+}
+
+async function serve(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     options: {
