@@ -101,6 +101,8 @@ export interface BusClient {
 
 interface Pending {
   instance: Instance
+  /** The instance's generation (process) the request was written to. */
+  generation: number
   client: BusClient | null
   originalId: JsonRpcId
   sessionKey: string | null
@@ -125,6 +127,8 @@ class Instance {
   proc: Subprocess<"pipe", "pipe", "pipe"> | null = null
   sink: FileSink | null = null
   generation = 0
+  /** Settles when the current process's stdout has been read to its end. */
+  reading: Promise<void> = Promise.resolve()
   inFlight = 0
   queuedBytes = 0
   flushing = false
@@ -152,6 +156,8 @@ class Pool {
 const MESSAGE_QUEUE_MAX = 10_000
 /** How often request deadlines are checked: a timeout fires up to this late. */
 const SWEEP_MS = 5
+/** How long a dead worker's stdout may still be read for answers it wrote before dying. */
+const EXIT_READ_MS = 1000
 
 export class StdioBus {
   readonly config: StdioBusConfig
@@ -300,12 +306,13 @@ export class StdioBus {
       reject(e)
     }
     const answered = onAbort ? (v: unknown) => (signal!.removeEventListener("abort", onAbort), resolve(v)) : resolve
-    const entry: Pending = { instance: null!, client: null, originalId: id, sessionKey, resolve: answered, reject: giveUp, deadline, timeoutMs, method, abandoned: false }
+    const entry: Pending = { instance: null!, generation: 0, client: null, originalId: id, sessionKey, resolve: answered, reject: giveUp, deadline, timeoutMs, method, abandoned: false }
     if (onAbort) signal!.addEventListener("abort", onAbort, { once: true })
     const line = JSON.stringify(params === undefined ? { jsonrpc: "2.0", id, method } : { jsonrpc: "2.0", id, method, params }) + "\n"
     const dispatch = (instance: Instance): Promise<void> | void => {
       if (settled) return
       entry.instance = instance
+      entry.generation = instance.generation
       this.pending.set(id, entry)
       instance.pending.add(id)
       instance.inFlight++
@@ -470,7 +477,7 @@ export class StdioBus {
       const instance = this.routeNow(pool, sessionKey, client) ?? await this.route(pool, sessionKey, client, performance.now() + this.limits.backpressure_timeout_sec * 1000)
       if (!hasId) return await this.enqueue(instance, (rewritten ? JSON.stringify(msg) : line) + "\n")
       const id = ++this.nextId
-      const entry: Pending = { instance, client, originalId, sessionKey, abandoned: false }
+      const entry: Pending = { instance, generation: instance.generation, client, originalId, sessionKey, abandoned: false }
       this.pending.set(id, entry)
       instance.pending.add(id)
       instance.inFlight++
@@ -648,7 +655,7 @@ export class StdioBus {
       instance.generation++
       instance.queuedBytes = 0
       instance.flushing = false
-      void this.readStdout(instance, proc)
+      instance.reading = this.readStdout(instance, proc)
       void this.readStderr(instance, proc)
       this.emit("worker-start", { pool: id, instance: s.index, pid: proc.pid })
       for (const w of pool.liveWaiters.splice(0)) w.resolve()
@@ -662,13 +669,13 @@ export class StdioBus {
       pool.failure = f.reason
       const error = new PoolFailedError(id, f.reason)
       for (const w of pool.liveWaiters.splice(0)) w.reject(error)
-      for (const i of pool.instances) this.rejectPending(i, error)
       this.emit("pool-failed", { pool: id, reason: f.reason })
     })
     return sup
   }
 
   private workerGone(instance: Instance, expected: boolean): void {
+    const generation = instance.generation
     instance.proc = null
     instance.sink = null
     instance.generation++
@@ -679,16 +686,23 @@ export class StdioBus {
     const error = pool.failure ? new PoolFailedError(pool.config.id, pool.failure)
       : expected && this._state !== "running" ? new BusClosedError(`the stdio bus stopped before pool "${pool.config.id}" instance ${instance.index} answered`)
       : new WorkerGoneError(`pool "${pool.config.id}" instance ${instance.index} exited before answering; the request may or may not have run`)
-    this.rejectPending(instance, error)
     for (const [id, r] of this.serverRequests) if (r.instance === instance) this.serverRequests.delete(id)
     for (const w of instance.waiters.splice(0)) {
       clearTimeout(w.timer)
       w.reject(error)
     }
+    // Answers the process wrote just before it died may still sit in the pipe: read them first (bounded; a
+    // grandchild could hold the pipe open), then whatever is left never got an answer.
+    let timer: ReturnType<typeof setTimeout> | undefined
+    void Promise.race([instance.reading, new Promise<void>((r) => (timer = setTimeout(r, EXIT_READ_MS)))]).then(() => {
+      clearTimeout(timer)
+      this.rejectPending(instance, error, generation)
+    })
   }
 
-  private rejectPending(instance: Instance, error: Error): void {
+  private rejectPending(instance: Instance, error: Error, generation?: number): void {
     for (const id of [...instance.pending]) {
+      if (generation !== undefined && this.pending.get(id)?.generation !== generation) continue
       const p = this.forget(id)
       if (!p || p.abandoned) continue
       if (p.reject) p.reject(error)
@@ -723,11 +737,9 @@ export class StdioBus {
 
   private async readStdout(instance: Instance, proc: Subprocess<"pipe", "pipe", "pipe">): Promise<void> {
     const pool = instance.pool
-    const generation = instance.generation
     const splitter = new LineSplitter(this.limits.max_input_buffer, (line) => this.fromWorker(instance, line))
     try {
       for await (const chunk of proc.stdout) {
-        if (instance.generation !== generation) break
         this.counters.bytesIn += chunk.length
         if (!splitter.push(chunk)) {
           this.counters.oversizeKills++

@@ -41,6 +41,19 @@ describe("stdio bus limits and supervision", () => {
     })
   })
 
+  test("an answer written just before the worker exits is delivered, not lost to the exit", async () => {
+    await withBus(workerConfig("echo", 1, { max_restarts: 20 }), async (bus) => {
+      let last = 0
+      for (let i = 0; i < 3; i++) {
+        await until(() => ![0, last].includes(bus.stats().pools[0]!.instances[0]!.pid), "a fresh worker")
+        const r = (await bus.request("answer-exit", { bytes: i * 150_000 })) as { last: boolean; pid: number }
+        expect(r.last).toBe(true)
+        last = r.pid
+      }
+      expect(bus.stats().routingErrors).toBe(0)
+    })
+  })
+
   test("a worker line longer than max_input_buffer gets the worker killed and restarted, counted; it serves again afterwards", async () => {
     await withBus(workerConfig("echo", 1, { max_input_buffer: 4096 }), async (bus) => {
       const pid = bus.stats().pools[0]!.instances[0]!.pid

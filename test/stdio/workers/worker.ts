@@ -4,7 +4,7 @@
 //   no-read        never reads stdin (backpressure)
 //   ignore-term    echo, but ignores SIGTERM (stop must SIGKILL it)
 // Methods: echo → { echo: params, pid, instance }; sleep { ms } → after ms; fail → JSON-RPC error;
-// crash → exit(3); big { bytes } → one stdout line that long; garbage → a non-JSON line, then the answer;
+// crash → exit(3); answer-exit → the answer, then exit(0) at once; big { bytes } → one stdout line that long; garbage → a non-JSON line, then the answer;
 // stray → an answer to an id nobody used, then the answer; notify → a notification, then the answer;
 // ask → a request to the client, answered with the client's result; log { lines } → stderr lines.
 const mode = process.argv[2] ?? "echo"
@@ -36,6 +36,9 @@ if (mode === "no-read") {
         return send({ jsonrpc: "2.0", id: msg.id, error: { code: 42, message: "asked to fail", data: { pid: process.pid } } })
       case "crash":
         process.exit(3)
+      case "answer-exit":
+        reply({ last: true, pid: process.pid, pad: "z".repeat(msg.params?.bytes ?? 0) })
+        process.exit(0)
       case "big":
         out.write(JSON.stringify({ jsonrpc: "2.0", id: msg.id, result: "x".repeat(msg.params.bytes) }) + "\n")
         return out.flush()
