@@ -4,11 +4,13 @@
 const USAGE = `usage: slotbus <command> [options]
 
 commands:
-  bench    measure round trips through slotbus and the alternatives on this machine
-           (slotbus bench --help for its options)
-  hub      run the HTTP hub: slotbus hub --port 3200 [--host 127.0.0.1] [--token-file path]
-  stdio    run a stdio bus: slotbus stdio --config bus.json [--listen unix:/tmp/bus.sock]
-           or bridge to one: slotbus stdio connect unix:/tmp/bus.sock
+  bench       measure round trips through slotbus and the alternatives on this machine
+              (slotbus bench --help for its options)
+  bench soak  the kill -9 soak: workers killed and restarted at random, every answer checked
+              (slotbus bench soak --seconds 60 [--workers 4]; --help for the rest)
+  hub         run the HTTP hub: slotbus hub --port 3200 [--host 127.0.0.1] [--token-file path]
+  stdio       run a stdio bus: slotbus stdio --config bus.json [--listen unix:/tmp/bus.sock]
+              or bridge to one: slotbus stdio connect unix:/tmp/bus.sock
 
   -h, --help   this text`
 
@@ -22,8 +24,7 @@ async function run(argv: string[]): Promise<number> {
     }
     case "hub": {
       const { runHubCli } = await import("../src/http/cli.ts")
-      await runHubCli(rest)
-      return 0
+      return runHubCli(rest)
     }
     case "stdio": {
       const { runStdioCli } = await import("../src/stdio/cli.ts")

@@ -12,6 +12,10 @@ extern "C" {
 
 #define SB_MAGIC 0x534C4254u
 #define SB_VERSION 1u
+/* Bumped whenever a function below changes its signature or meaning; the TS loader refuses a mismatch. */
+#ifndef SB_ABI_VERSION /* overridable only so a test can build a mismatching library */
+#define SB_ABI_VERSION 2u
+#endif
 #define SB_MAX_SLOTS 4096u
 #define SB_MAX_ALLOW_UIDS 8u
 #define SB_ECORRUPT 1000 /* returned negated */
@@ -33,6 +37,7 @@ typedef struct sb_msg {
   uint32_t head_len;
   uint32_t body_len;
   uint32_t body_off; /* offset of the body inside the slot's arena: align8(head_len) */
+  uint32_t gen;      /* the slot's generation: pass it back to sb_worker_complete (worker side) */
 } sb_msg;
 
 typedef struct sb_hub_config {
@@ -52,12 +57,14 @@ int sb_listen(const char *name);
  * or another -errno. */
 sb_chan *sb_accept(int listen_fd, const sb_hub_config *cfg, int *err, uint32_t *err_uid);
 /* Worker: connect by name and attach the hub's region, waiting up to timeout_ms for the hub's hello.
- * hub_uid < 0 means "my own uid". Returns NULL with *err = -ECONNREFUSED (no hub), -EPERM (refused either
- * way), -ETIMEDOUT, -SB_ECORRUPT, or -errno. */
+ * hub_uid < 0 means "my own effective uid". Returns NULL with *err = -ECONNREFUSED (no hub, or its queue is full:
+ * retry), -EPERM (refused either way), -ETIMEDOUT, -SB_ECORRUPT (including fds that are not what §1 says), or
+ * -errno. */
 sb_chan *sb_connect(const char *name, int64_t hub_uid, int timeout_ms, int *err);
 /* The same in two steps, for event loops that must not block (the hub may run on the same thread):
- * start connects and checks the hub's uid; finish returns 0 once attached, -EAGAIN while the hello has not
- * arrived (the socket fd becomes readable when it does), or -errno: then sb_close the channel. */
+ * start connects without waiting and checks the hub's uid; finish waits up to timeout_ms (0: not at all, <0:
+ * forever) and returns 0 once attached, -EAGAIN while the hello is not complete (the socket fd becomes readable
+ * when more arrives), or -errno: then sb_close the channel. */
 sb_chan *sb_connect_start(const char *name, int64_t hub_uid, int *err);
 int sb_connect_finish(sb_chan *ch, int timeout_ms);
 /* Unmap, close every fd. The peer sees its socket close. */
@@ -65,8 +72,10 @@ void sb_close(sb_chan *ch);
 /* Tell the peer we are gone (it sees EOF); nothing is freed yet. */
 void sb_disconnect(sb_chan *ch);
 /* Free the shared memory and every fd now, but keep the address range mapped to private zero pages, so views
- * still held into the region stay harmless; sb_close frees the range. */
-void sb_detach(sb_chan *ch);
+ * still held into the region stay harmless; sb_close frees the range. Returns 0, or -errno when the zero pages
+ * were refused (strict overcommit): the region then stays mapped as it was until sb_close, views still valid
+ * (-EFAULT: it could not even be mapped back, and held views are dangling). */
+int sb_detach(sb_chan *ch);
 
 /* ---- channel facts ---- */
 uint8_t *sb_region(sb_chan *ch);
@@ -82,6 +91,7 @@ sb_msg *sb_last_msg(sb_chan *ch);            /* stable pointer, filled by the po
 const char *sb_error(sb_chan *ch);           /* what the last SB_ECORRUPT was about */
 uint32_t sb_slot_state(sb_chan *ch, uint32_t slot); /* raw state word, for diagnostics */
 uint32_t sb_layout_hash(void);
+uint32_t sb_abi_version(void);             /* SB_ABI_VERSION of the built library */
 
 /* ---- hub side ---- */
 
@@ -99,11 +109,13 @@ int sb_hub_release(sb_chan *ch, uint32_t slot);
 
 /* ---- worker side ---- */
 
-/* Pop and claim one request, validated, into sb_last_msg. Returns its index, -1 if none, -SB_ECORRUPT.
- * Cancelled requests are completed internally and never returned. */
+/* Pop and claim one request, validated, into sb_last_msg. Returns its index, -1 if none (for now: a call does at
+ * most ring_size slots' work), -SB_ECORRUPT. Cancelled requests are completed internally and never returned. */
 int sb_worker_poll(sb_chan *ch);
-/* Publish the response written into the slot's response arena. Wakes the hub if parked. */
-int sb_worker_complete(sb_chan *ch, uint32_t slot, uint32_t status, uint32_t flags, uint32_t head_len,
+/* Publish the response written into the slot's response arena. gen is sb_last_msg's gen from the poll that
+ * returned this slot: a completion with any other (a request answered twice) is refused with -EINVAL.
+ * Wakes the hub if parked. */
+int sb_worker_complete(sb_chan *ch, uint32_t slot, uint32_t gen, uint32_t status, uint32_t flags, uint32_t head_len,
                        uint32_t body_len);
 
 /* ---- parking ---- */
@@ -111,7 +123,7 @@ int sb_worker_complete(sb_chan *ch, uint32_t slot, uint32_t status, uint32_t fla
 /* Announce that this side is about to sleep on its doorbell eventfd. Returns 1 if work arrived meanwhile
  * (the announcement is withdrawn: poll again), 0 if parked: wait for the doorbell fd to become readable. */
 int sb_park(sb_chan *ch);
-/* Withdraw the announcement and drain the doorbell. */
+/* Withdraw the announcement and empty the doorbell (one read, whatever the peer rang). */
 void sb_unpark(sb_chan *ch);
 /* Give the CPU to another runnable thread, if any: a poller sharing a CPU with its peer must, or it only
  * delays the answer it waits for. */

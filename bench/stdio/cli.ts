@@ -4,10 +4,9 @@
 //          (and vs the same minimal client on a direct pipe, the like-for-like line)
 // 1 and 32 requests in flight; p50/p99 of each round trip, throughput, and this process's CPU per message.
 import { join } from "node:path"
-import type { Histogram } from "hdr-histogram-js"
 import { StdioBus } from "../../src/stdio/index.ts"
 import { busyWarnings, describeMachine, machineBusySeconds } from "../lib/machine.ts"
-import { newHistogram } from "../lib/measure.ts"
+import { Samples, median } from "../lib/samples.ts"
 import { processCpuSeconds, selfCpuSeconds } from "../lib/proc.ts"
 
 const USAGE = `usage: slotbus bench stdio [--time ms] [--rounds n] [--quick] [--only echo|mcp] [--json]
@@ -47,14 +46,14 @@ interface Target {
 type Call = () => Promise<unknown>
 
 async function measure(t: Target, inflight: number, ms: number): Promise<Row> {
-  const run = async (dur: number, hist: Histogram | null) => {
+  const run = async (dur: number, hist: Samples | null) => {
     const end = Bun.nanoseconds() + dur * 1e6
     let count = 0
     await Promise.all(Array.from({ length: inflight }, async () => {
       while (Bun.nanoseconds() < end) {
         const t0 = Bun.nanoseconds()
         await t.call()
-        hist?.recordValue(Bun.nanoseconds() - t0)
+        hist?.record(Bun.nanoseconds() - t0)
         count++
       }
     }))
@@ -62,7 +61,7 @@ async function measure(t: Target, inflight: number, ms: number): Promise<Row> {
   }
   await run(ms / 4, null)
   const workerCpu = () => t.pids().reduce((sum, pid) => sum + processCpuSeconds(pid), 0)
-  const hist = newHistogram()
+  const hist = new Samples()
   const w0 = workerCpu()
   const c0 = selfCpuSeconds()
   const t0 = Bun.nanoseconds()
@@ -71,8 +70,8 @@ async function measure(t: Target, inflight: number, ms: number): Promise<Row> {
   const cpu = selfCpuSeconds() - c0
   const wcpu = workerCpu() - w0
   return {
-    group: t.group, method: t.method, inflight, count, msgPerS: count / s, p50us: hist.getValueAtPercentile(50) / 1e3,
-    p99us: hist.getValueAtPercentile(99) / 1e3, cpuUsPerMsg: (cpu / count) * 1e6, workerCpuUsPerMsg: (wcpu / count) * 1e6,
+    group: t.group, method: t.method, inflight, count, msgPerS: count / s, p50us: hist.percentile(50) / 1e3,
+    p99us: hist.percentile(99) / 1e3, cpuUsPerMsg: (cpu / count) * 1e6, workerCpuUsPerMsg: (wcpu / count) * 1e6,
   }
 }
 
@@ -89,7 +88,6 @@ async function measureAll(targets: Target[], ms: number, rounds: number): Promis
       }
     }
   }
-  const median = (xs: number[]) => xs.sort((a, b) => a - b)[xs.length >> 1]!
   return targets.flatMap((t) => [1, 32].map((n) => {
     const rs = samples.get(`${t.method}@${n}`)!
     const pick = (f: (r: Row) => number) => median(rs.map(f))

@@ -1,6 +1,6 @@
 // The hub side: SlotBus listens under a name, maps one region per connected worker, spreads requests.
 import { closeSync } from "node:fs"
-import { native, Kind, Msg, RespFlag, E_CORRUPT, HUB_CONFIG_WORDS, MAX_ALLOW_UIDS, State, Control, Errno, type Chan } from "../native/ffi.ts"
+import { native, Kind, Msg, RespFlag, E_CORRUPT, HUB_CONFIG_WORDS, MAX_ALLOW_UIDS, State, Control, Errno, loadNative, type Chan } from "../native/ffi.ts"
 import { Channel } from "./channel.ts"
 import { align8, busName, headerPairs, headLength, pairsToRecord, readHead, toBytes, utf8, writeHead } from "./codec.ts"
 import type { BodyInit, HeaderInit } from "./codec.ts"
@@ -156,7 +156,9 @@ export class SlotBus {
 
   /** Start serving `name`: workers connect to it with `SlotWorker.connect(name, handler)`. */
   static async listen(name: string, opts: ListenOptions = {}): Promise<SlotBus> {
-    const fd = native.sb_listen(busName(name))
+    const cname = busName(name)
+    await loadNative()
+    const fd = native.sb_listen(cname)
     if (fd === Errno.EADDRINUSE) throw new NameInUseError(`a hub named "${name}" is already listening on this machine; pick another name or close it`)
     if (fd < 0) throw new SlotBusError(`cannot listen as "${name}": errno ${-fd}`)
     try {

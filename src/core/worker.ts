@@ -1,5 +1,5 @@
 // The worker side: SlotWorker connects to a hub by name and answers its requests from the slots.
-import { native, Kind, Msg, RespFlag, E_CORRUPT, Control, Errno, ANY_UID, type Chan } from "../native/ffi.ts"
+import { native, Kind, Msg, RespFlag, E_CORRUPT, Control, Errno, ANY_UID, loadNative, type Chan } from "../native/ffi.ts"
 import { Channel } from "./channel.ts"
 import { align8, busName, headerPairs, headLength, pairsToRecord, readHead, toBytes, utf8, writeHead } from "./codec.ts"
 import type { BodyInit, HeaderInit } from "./codec.ts"
@@ -111,6 +111,7 @@ export class SlotWorker {
     if (typeof handler !== "function") throw new TypeError("handler must be a function (req) => reply")
     tuning(opts.idle)
     busName(name)
+    await loadNative()
     const w = new SlotWorker(name, handler, opts)
     await w.attach(opts.waitForHubMs ?? 0)
     return w
@@ -181,7 +182,8 @@ export class SlotWorker {
   private drain(chan: Channel): number {
     const m = chan.msg
     let n = 0
-    for (;;) {
+    // Bounded: each slot is in the ring at most once, so more in one go is a hub that keeps pushing.
+    while (n < chan.slotCount) {
       const slot = native.sb_worker_poll(chan.ptr)
       if (slot < 0) {
         if (slot === E_CORRUPT) this.lost(chan, "protocol-error", new ProtocolError(`hub broke the protocol: ${native.sb_error(chan.ptr)}`))
@@ -199,34 +201,34 @@ export class SlotWorker {
         arena.subarray(off, off + m[Msg.bodyLen]!),
         chan.arena(slot, 1),
       )
-      this.run(chan, slot, req)
+      this.run(chan, slot, m[Msg.gen]!, req)
     }
     return n
   }
 
-  private run(chan: Channel, slot: number, req: SlotRequest) {
+  private run(chan: Channel, slot: number, gen: number, req: SlotRequest) {
     this.active++
     chan.hold()
     let out: SlotReply | Promise<SlotReply>
     try {
       out = this.handler(req)
     } catch (e) {
-      return this.finish(chan, slot, req, e, true)
+      return this.finish(chan, slot, gen, req, e, true)
     }
-    if (out instanceof Promise) out.then((r) => this.finish(chan, slot, req, r, false), (e) => this.finish(chan, slot, req, e, true))
-    else this.finish(chan, slot, req, out, false)
+    if (out instanceof Promise) out.then((r) => this.finish(chan, slot, gen, req, r, false), (e) => this.finish(chan, slot, gen, req, e, true))
+    else this.finish(chan, slot, gen, req, out, false)
   }
 
-  private finish(chan: Channel, slot: number, req: SlotRequest, out: unknown, threw: boolean) {
+  private finish(chan: Channel, slot: number, gen: number, req: SlotRequest, out: unknown, threw: boolean) {
     this.active--
     try {
-      if (chan.isOpen) this.reply(chan, slot, req, out, threw) // else the hub is gone; nobody is waiting
+      if (chan.isOpen) this.reply(chan, slot, gen, req, out, threw) // else the hub is gone; nobody is waiting
     } finally {
       chan.release()
     }
   }
 
-  private reply(chan: Channel, slot: number, req: SlotRequest, out: unknown, threw: boolean) {
+  private reply(chan: Channel, slot: number, gen: number, req: SlotRequest, out: unknown, threw: boolean) {
     let status = 200, flags = 0, headLen = 0, bodyLen = 0
     const arena = chan.arena(slot, 1)
     try {
@@ -253,7 +255,7 @@ export class SlotWorker {
       arena.set(cut)
       ;(status = 500), (flags = RespFlag.ERROR), (headLen = 0), (bodyLen = cut.length)
     }
-    native.sb_worker_complete(chan.ptr, slot, status, flags, headLen, bodyLen)
+    native.sb_worker_complete(chan.ptr, slot, gen, status, flags, headLen, bodyLen)
     this.served++
   }
 

@@ -1,5 +1,6 @@
 // The one native boundary: every libslotbus symbol, as declared in csrc/slotbus.h.
-import { dlopen, FFIType, type Pointer } from "bun:ffi"
+import { dlopen, FFIType, type Library, type Pointer } from "bun:ffi"
+import { NativeLibraryError } from "../errors.ts"
 import { libraryPath } from "./lib-path.ts"
 
 const { ptr, i32, u32, i64, f64, cstring, void: none } = FFIType
@@ -12,7 +13,7 @@ const symbols = {
   sb_connect_finish: { args: [ptr, i32], returns: i32 },
   sb_close: { args: [ptr], returns: none },
   sb_disconnect: { args: [ptr], returns: none },
-  sb_detach: { args: [ptr], returns: none },
+  sb_detach: { args: [ptr], returns: i32 },
 
   sb_region: { args: [ptr], returns: ptr },
   sb_region_size: { args: [ptr], returns: f64 },
@@ -27,6 +28,7 @@ const symbols = {
   sb_error: { args: [ptr], returns: cstring },
   sb_slot_state: { args: [ptr, u32], returns: u32 },
   sb_layout_hash: { args: [], returns: u32 },
+  sb_abi_version: { args: [], returns: u32 },
 
   sb_hub_claim: { args: [ptr], returns: i32 },
   sb_hub_publish: { args: [ptr, u32, u32, u32, u32, u32], returns: i32 },
@@ -35,7 +37,7 @@ const symbols = {
   sb_hub_release: { args: [ptr, u32], returns: i32 },
 
   sb_worker_poll: { args: [ptr], returns: i32 },
-  sb_worker_complete: { args: [ptr, u32, u32, u32, u32, u32], returns: i32 },
+  sb_worker_complete: { args: [ptr, u32, u32, u32, u32, u32, u32], returns: i32 },
 
   sb_park: { args: [ptr], returns: i32 },
   sb_unpark: { args: [ptr], returns: none },
@@ -43,12 +45,49 @@ const symbols = {
   sb_wait: { args: [ptr, i32, i32], returns: i32 },
 } as const
 
-export const native = dlopen(libraryPath(), symbols).symbols
+export type Native = Library<typeof symbols>["symbols"]
 export type Chan = Pointer
 
+/** What this TypeScript expects of the library: csrc/slotbus.h's SB_ABI_VERSION and the layout string's hash. */
+export const ABI_VERSION = 2
+export const LAYOUT_HASH = 0x512ad8e0
+
+/** The library's functions; only valid once loadNative() has resolved (every entry point awaits it). */
+export let native: Native = undefined as unknown as Native
+let loading: Promise<Native> | undefined
+
+/** Loads libslotbus once, on first use; every way that can fail is a NativeLibraryError saying what to do. */
+export function loadNative(): Promise<Native> {
+  loading ??= open().catch((e) => {
+    loading = undefined // a fixed SLOTBUS_LIB or a finished build may succeed next time
+    throw e
+  })
+  return loading
+}
+
+async function open(): Promise<Native> {
+  const path = await libraryPath()
+  const fix = "Rebuild it with `npm run build`, or point SLOTBUS_LIB at a libslotbus.so built from this version."
+  let lib: Native
+  try {
+    lib = dlopen(path, symbols).symbols
+  } catch (e) {
+    const why = e instanceof Error ? e.message : String(e)
+    throw new NativeLibraryError(`${path} could not be loaded as libslotbus (${why}). ${fix}`, { cause: e })
+  }
+  const abi = lib.sb_abi_version()
+  if (abi !== ABI_VERSION) throw new NativeLibraryError(`${path} has ABI version ${abi}; this slotbus needs ${ABI_VERSION}. ${fix}`)
+  const hash = lib.sb_layout_hash()
+  if (hash !== LAYOUT_HASH) {
+    throw new NativeLibraryError(`${path} has layout hash 0x${hash.toString(16)}; this slotbus expects 0x${LAYOUT_HASH.toString(16)}. ${fix}`)
+  }
+  native = lib
+  return lib
+}
+
 // sb_msg field indices (u32 words), see csrc/slotbus.h
-export const Msg = { slot: 0, kind: 1, id: 2, status: 3, flags: 4, headLen: 5, bodyLen: 6, bodyOff: 7 } as const
-export const MSG_WORDS = 8
+export const Msg = { slot: 0, kind: 1, id: 2, status: 3, flags: 4, headLen: 5, bodyLen: 6, bodyOff: 7, gen: 8 } as const
+export const MSG_WORDS = 9
 
 // sb_hub_config: slot_count, arena_size, trim_bytes, allow_uid_count, allow_uids[8]
 export const HUB_CONFIG_WORDS = 12
