@@ -1,11 +1,12 @@
 // StdioBus: supervised pools of NDJSON JSON-RPC worker processes, in the manner of the stdio_bus daemon.
 // Every request's id is rewritten to a bus-wide number on the way to a worker and restored on the way back, so
 // callers (embedded, socket clients) never collide; sessions stick to one instance until it dies.
-import type { FileSink, Subprocess } from "bun"
+import type { Subprocess } from "bun"
 import { BusClosedError, Supervisor, TimeoutError, WorkerGoneError, type SupervisedInstance } from "../core/index.ts"
 import { loadConfig, type LimitsConfig, type PoolConfig, type StdioBusConfig, type StdioBusConfigInput } from "./config.ts"
 import { BackpressureError, BusErrorCode, InvalidStateError, JsonRpcError, PoolFailedError, SpawnError } from "./errors.ts"
 import { LineSplitter } from "./lines.ts"
+import { Outbox } from "./outbox.ts"
 import { StdioListener } from "./listener.ts"
 
 export type BusState = "created" | "starting" | "running" | "stopping" | "stopped"
@@ -116,27 +117,18 @@ interface Pending {
   abandoned: boolean
 }
 
-interface Waiter {
-  bytes: number
-  resolve: () => void
-  reject: (e: Error) => void
-  timer: ReturnType<typeof setTimeout>
-}
-
 class Instance {
   proc: Subprocess<"pipe", "pipe", "pipe"> | null = null
-  sink: FileSink | null = null
   generation = 0
   /** Settles when the current process's stdout has been read to its end. */
   reading: Promise<void> = Promise.resolve()
   inFlight = 0
-  queuedBytes = 0
-  flushing = false
-  flushScheduled = false
-  readonly waiters: Waiter[] = []
+  readonly out: Outbox
   readonly pending = new Set<number>()
   readonly sessions = new Set<string>()
-  constructor(readonly pool: Pool, readonly index: number) {}
+  constructor(readonly pool: Pool, readonly index: number, limits: LimitsConfig) {
+    this.out = new Outbox(limits.max_output_queue, limits.backpressure_timeout_sec * 1000, `pool "${pool.config.id}" instance ${index}`)
+  }
   get live(): boolean {
     return this.proc !== null
   }
@@ -148,8 +140,8 @@ class Pool {
   failure: string | null = null
   rotor = 0
   liveWaiters: { resolve: () => void; reject: (e: Error) => void }[] = []
-  constructor(readonly config: PoolConfig) {
-    this.instances = Array.from({ length: config.instances }, (_, i) => new Instance(this, i))
+  constructor(readonly config: PoolConfig, limits: LimitsConfig) {
+    this.instances = Array.from({ length: config.instances }, (_, i) => new Instance(this, i, limits))
   }
 }
 
@@ -177,7 +169,7 @@ export class StdioBus {
   private nextClientId = 1
   private stopping: Promise<void> | null = null
   private sweeper: ReturnType<typeof setInterval> | null = null
-  private counters = { messagesIn: 0, bytesIn: 0, messagesOut: 0, bytesOut: 0, routingErrors: 0, oversizeKills: 0, backpressureRejects: 0, lateResponses: 0, droppedMessages: 0 }
+  private counters = { messagesIn: 0, bytesIn: 0, routingErrors: 0, oversizeKills: 0, lateResponses: 0, droppedMessages: 0 }
   private restartsBefore = 0
   private readonly inbox: BusMessage[] = []
   private readonly inboxWaiters: ((r: IteratorResult<BusMessage>) => void)[] = []
@@ -200,7 +192,7 @@ export class StdioBus {
   private constructor(config: StdioBusConfig) {
     this.config = config
     this.limits = config.limits
-    for (const p of config.pools) this.pools.set(p.id, new Pool(p))
+    for (const p of config.pools) this.pools.set(p.id, new Pool(p, config.limits))
     this.defaultPool = this.pools.get(config.pools[0]!.id)!
   }
 
@@ -317,7 +309,7 @@ export class StdioBus {
       instance.pending.add(id)
       instance.inFlight++
       if (deadline !== Infinity) this.armSweeper()
-      return this.enqueue(instance, line)
+      return instance.out.write(line)
     }
     const failed = (e: Error) => {
       if (this.pending.get(id) === entry) this.forget(id)
@@ -341,7 +333,7 @@ export class StdioBus {
     const sessionKey = options.sessionId !== undefined ? this.sessionKey(pool, options.sessionId) : null
     const message = params === undefined ? { jsonrpc: "2.0", method } : { jsonrpc: "2.0", method, params }
     const instance = this.routeNow(pool, sessionKey, null) ?? await this.route(pool, sessionKey, null, performance.now() + this.limits.backpressure_timeout_sec * 1000)
-    await this.enqueue(instance, JSON.stringify(message) + "\n")
+    await instance.out.write(JSON.stringify(message) + "\n")
   }
 
   /** Takes one raw NDJSON message as a stdio_bus client would write it; answers come out of messages(). */
@@ -380,12 +372,20 @@ export class StdioBus {
           const s: SupervisedInstance | undefined = sup?.instances[i.index]
           return {
             index: i.index, pid: i.proc?.pid ?? 0, state: s?.state ?? "stopped", inFlight: i.inFlight, restarts: s?.restarts ?? 0,
-            uptimeMs: i.live && s ? Math.round(now - s.startedAt) : 0, queuedBytes: i.queuedBytes, sessions: i.sessions.size,
+            uptimeMs: i.live && s ? Math.round(now - s.startedAt) : 0, queuedBytes: i.out.queuedBytes, sessions: i.sessions.size,
           }
         }),
       }
     })
-    return { state: this._state, ...this.counters, restarts, workerCount: this.workerCount, clientCount: this.clientCount, pools }
+    let messagesOut = 0
+    let bytesOut = 0
+    let backpressureRejects = 0
+    for (const p of this.pools.values()) for (const { out } of p.instances) {
+      messagesOut += out.messages
+      bytesOut += out.bytes
+      backpressureRejects += out.rejects
+    }
+    return { state: this._state, ...this.counters, messagesOut, bytesOut, backpressureRejects, restarts, workerCount: this.workerCount, clientCount: this.clientCount, pools }
   }
 
   /** Accepts NDJSON clients on "unix:/path" or "tcp:host:port" (tcp:0 picks a port) until the bus stops. */
@@ -464,7 +464,7 @@ export class StdioBus {
       if (target.instance.generation !== target.generation || !target.instance.live) return this.routingError("an answer for a worker that has since died", target.instance)
       msg.id = target.originalId
       try {
-        await this.enqueue(target.instance, JSON.stringify(msg) + "\n")
+        await target.instance.out.write(JSON.stringify(msg) + "\n")
       } catch {
         this.routingError("an answer for a worker that stopped reading", target.instance)
       }
@@ -475,7 +475,7 @@ export class StdioBus {
     const originalId = msg.id ?? null
     try {
       const instance = this.routeNow(pool, sessionKey, client) ?? await this.route(pool, sessionKey, client, performance.now() + this.limits.backpressure_timeout_sec * 1000)
-      if (!hasId) return await this.enqueue(instance, (rewritten ? JSON.stringify(msg) : line) + "\n")
+      if (!hasId) return await instance.out.write((rewritten ? JSON.stringify(msg) : line) + "\n")
       const id = ++this.nextId
       const entry: Pending = { instance, generation: instance.generation, client, originalId, sessionKey, abandoned: false }
       this.pending.set(id, entry)
@@ -483,7 +483,7 @@ export class StdioBus {
       instance.inFlight++
       msg.id = id
       try {
-        await this.enqueue(instance, JSON.stringify(msg) + "\n")
+        await instance.out.write(JSON.stringify(msg) + "\n")
       } catch (e) {
         if (this.pending.get(id) === entry) this.forget(id)
         throw e
@@ -555,88 +555,6 @@ export class StdioBus {
     this.sessions.delete(key)
   }
 
-  // ── writing to workers, with backpressure ─────────────────────────────────────────────────────────────
-
-  /** Queues a line to a worker; waits (up to backpressure_timeout_sec) while more than max_output_queue bytes wait. */
-  private enqueue(instance: Instance, line: string): Promise<void> | void {
-    const bytes = line.length < 64 ? line.length : Buffer.byteLength(line)
-    if (instance.waiters.length > 0 || (instance.queuedBytes > 0 && instance.queuedBytes + bytes > this.limits.max_output_queue))
-      return this.waitForRoom(instance, bytes).then(() => this.write(instance, line, bytes))
-    this.write(instance, line, bytes)
-  }
-
-  private waitForRoom(instance: Instance, bytes: number): Promise<void> {
-      return new Promise<void>((resolve, reject) => {
-        const ms = this.limits.backpressure_timeout_sec * 1000
-        const waiter: Waiter = {
-          bytes, resolve, reject,
-          timer: setTimeout(() => {
-            instance.waiters.splice(instance.waiters.indexOf(waiter), 1)
-            this.counters.backpressureRejects++
-            reject(new BackpressureError(`pool "${instance.pool.config.id}" instance ${instance.index} has not read its stdin for ${ms} ms (more than max_output_queue ${this.limits.max_output_queue} bytes waiting); the worker is stuck or too slow`))
-            this.wakeWriters(instance)
-          }, ms),
-        }
-        instance.waiters.push(waiter)
-      })
-  }
-
-  private write(instance: Instance, line: string, bytes: number): void {
-    const sink = instance.sink
-    if (!sink) throw new WorkerGoneError(`pool "${instance.pool.config.id}" instance ${instance.index} exited before the message could be written`)
-    instance.queuedBytes += bytes
-    this.counters.messagesOut++
-    this.counters.bytesOut += bytes
-    sink.write(line)
-    if (!instance.flushScheduled) {
-      instance.flushScheduled = true
-      queueMicrotask(() => this.flush(instance))
-    }
-  }
-
-  private flush(instance: Instance): void {
-    instance.flushScheduled = false
-    const sink = instance.sink
-    if (!sink || instance.flushing) return
-    const covered = instance.queuedBytes
-    let r: number | Promise<number>
-    try {
-      r = sink.flush()
-    } catch {
-      return // EPIPE: the worker is gone; its exit cleans up
-    }
-    if (typeof r === "number") return this.flushed(instance, covered)
-    instance.flushing = true
-    const generation = instance.generation
-    r.then(() => {
-      if (instance.generation !== generation) return
-      instance.flushing = false
-      this.flushed(instance, covered)
-      if (instance.queuedBytes > 0 && !instance.flushScheduled) {
-        instance.flushScheduled = true
-        queueMicrotask(() => this.flush(instance))
-      }
-    }, () => {})
-  }
-
-  private flushed(instance: Instance, bytes: number): void {
-    instance.queuedBytes -= bytes
-    this.wakeWriters(instance)
-  }
-
-  private wakeWriters(instance: Instance): void {
-    let room = this.limits.max_output_queue - instance.queuedBytes
-    while (instance.waiters.length > 0) {
-      const w = instance.waiters[0]!
-      if (instance.queuedBytes > 0 && w.bytes > room) break
-      instance.waiters.shift()
-      clearTimeout(w.timer)
-      room -= w.bytes
-      w.resolve()
-      if (room <= 0) break
-    }
-  }
-
   // ── reading from workers ──────────────────────────────────────────────────────────────────────────────
 
   private supervisePool(pool: Pool): Supervisor {
@@ -651,10 +569,8 @@ export class StdioBus {
       const instance = pool.instances[s.index]!
       const proc = s.proc as Subprocess<"pipe", "pipe", "pipe">
       instance.proc = proc
-      instance.sink = proc.stdin
       instance.generation++
-      instance.queuedBytes = 0
-      instance.flushing = false
+      instance.out.attach(proc.stdin)
       instance.reading = this.readStdout(instance, proc)
       void this.readStderr(instance, proc)
       this.emit("worker-start", { pool: id, instance: s.index, pid: proc.pid })
@@ -677,20 +593,14 @@ export class StdioBus {
   private workerGone(instance: Instance, expected: boolean): void {
     const generation = instance.generation
     instance.proc = null
-    instance.sink = null
     instance.generation++
-    instance.queuedBytes = 0
-    instance.flushing = false
     for (const key of [...instance.sessions]) this.unpin(key)
     const pool = instance.pool
     const error = pool.failure ? new PoolFailedError(pool.config.id, pool.failure)
       : expected && this._state !== "running" ? new BusClosedError(`the stdio bus stopped before pool "${pool.config.id}" instance ${instance.index} answered`)
       : new WorkerGoneError(`pool "${pool.config.id}" instance ${instance.index} exited before answering; the request may or may not have run`)
     for (const [id, r] of this.serverRequests) if (r.instance === instance) this.serverRequests.delete(id)
-    for (const w of instance.waiters.splice(0)) {
-      clearTimeout(w.timer)
-      w.reject(error)
-    }
+    instance.out.detach(error)
     // Answers the process wrote just before it died may still sit in the pipe: read them first (bounded; a
     // grandchild could hold the pipe open), then whatever is left never got an answer.
     let timer: ReturnType<typeof setTimeout> | undefined

@@ -37,7 +37,8 @@ if (mode === "no-read") {
       case "crash":
         process.exit(3)
       case "answer-exit":
-        reply({ last: true, pid: process.pid, pad: "z".repeat(msg.params?.bytes ?? 0) })
+        out.write(JSON.stringify({ jsonrpc: "2.0", id: msg.id, result: { last: true, pid: process.pid, pad: "z".repeat(msg.params?.bytes ?? 0) } }) + "\n")
+        await out.flush() // all of it in the pipe (process.exit would drop what Bun still buffers), then exit at once
         process.exit(0)
       case "big":
         out.write(JSON.stringify({ jsonrpc: "2.0", id: msg.id, result: "x".repeat(msg.params.bytes) }) + "\n")
