@@ -1,11 +1,15 @@
 // `slotbus hub --port 3200 [--host 127.0.0.1] [--token-file path] [--quiet]`: runs a hub until SIGINT or SIGTERM.
 import { parseArgs } from "node:util"
+import { superviseWorkers } from "../core/index.ts"
 import { createHub } from "./hub/server.ts"
 
 const USAGE = `usage: slotbus hub [--port 3200] [--host 127.0.0.1] [--token-file path] [--timeout-ms 30000] [--max-body-bytes 8388608] [--quiet]
+                   [--spawn "bun worker.ts" [--instances 4]]
 
 Runs the HTTP hub: workers join with hubWorker("http://<host>:<port>", name) and read the token from the token file.
---quiet leaves out the one-line log of worker registrations, evictions and restarts.`
+--quiet leaves out the one-line log of worker registrations, evictions and restarts.
+--spawn keeps that many worker processes running (restarted with backoff when they die; they get
+SLOTBUS_HUB_URL and SLOTBUS_HUB_TOKEN_FILE in their environment).`
 
 const HELP_HINT = `run "slotbus hub --help" for the options`
 
@@ -42,6 +46,8 @@ async function run(argv: string[]): Promise<number> {
         "timeout-ms": { type: "string" },
         "max-body-bytes": { type: "string" },
         quiet: { type: "boolean" },
+        spawn: { type: "string" },
+        instances: { type: "string", default: "1" },
         help: { type: "boolean", short: "h" },
       },
     }).values
@@ -61,6 +67,7 @@ async function run(argv: string[]): Promise<number> {
     return n
   }
   const port = int(values.port, "port", 65535)
+  const instances = Math.max(1, int(values.instances, "instances", 1024)!)
   const host = values.host!
   let hub
   try {
@@ -80,10 +87,18 @@ async function run(argv: string[]): Promise<number> {
   }
   console.log(`slotbus hub listening on ${hub.url}`)
   console.log(`token file: ${hub.tokenFile}`)
+  const workers = values.spawn === undefined ? null : superviseWorkers(null, {
+    command: values.spawn,
+    instances,
+    env: { ...process.env, SLOTBUS_HUB_URL: hub.url, SLOTBUS_HUB_TOKEN_FILE: hub.tokenFile },
+  })
+  workers?.on("restart", (i, r) => console.log(`worker ${i.index} exited; restarting in ${r.delayMs} ms`))
+  workers?.on("failed", (f) => console.error(`workers failed: ${f.reason}; no more restarts`))
   const { promise: stop, resolve } = Promise.withResolvers<void>()
   process.once("SIGINT", resolve)
   process.once("SIGTERM", resolve)
   await stop
+  await workers?.stop()
   await hub.close()
   return 0
 }
