@@ -1,7 +1,7 @@
 // How libslotbus is found and loaded: lazily, on first listen/connect, with every failure a NativeLibraryError
 // that says what it found and what to do; and embedded by `bun build --compile`.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
-import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
+import { cpSync, mkdirSync, readdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { findZig } from "../../scripts/zig.ts"
@@ -61,7 +61,8 @@ describe("a library that cannot be used is a NativeLibraryError from listen/conn
 
   test("a libslotbus of another ABI version is refused with both versions named", () => {
     const lib = join(dir, "old-abi.so")
-    const cc = Bun.spawnSync([findZig(), "cc", "-shared", "-fPIC", "-O1", "-DSB_ABI_VERSION=0u", join(REPO, "csrc", "slotbus.c"), "-o", lib], { stderr: "pipe" })
+    const sources = readdirSync(join(REPO, "csrc")).filter((f) => f.endsWith(".c")).map((f) => join(REPO, "csrc", f))
+    const cc = Bun.spawnSync([findZig(), "cc", "-shared", "-fPIC", "-O1", "-D_GNU_SOURCE", "-DSB_ABI_VERSION=0u", ...sources, "-o", lib], { stderr: "pipe" })
     expect(cc.stderr.toString()).toBe("")
     const r = run(probe, { SLOTBUS_LIB: lib })
     expect(r.out).toContain(`has ABI version 0; this slotbus needs ${ABI_VERSION}`)
