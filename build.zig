@@ -1,6 +1,6 @@
 const std = @import("std");
 
-const c_sources = [_][]const u8{"csrc/slotbus.c"};
+const c_sources = [_][]const u8{ "csrc/slotbus.c", "csrc/topic.c" };
 const c_flags = [_][]const u8{ "-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror" };
 
 const Release = struct { query: []const u8, dir: []const u8 };
@@ -47,6 +47,7 @@ pub fn build(b: *std.Build) void {
 
     addHostExe(b, "examples", "c-worker", "examples/c-worker/worker.c", optimize, false);
     addHostExe(b, "stress", "stress", "csrc/test/stress.c", optimize, tsan);
+    addHostExe(b, "topic-stress", "topic-stress", "csrc/test/topic_stress.c", optimize, tsan);
 }
 
 fn addCore(c: *std.Build.Step.Compile) void {
