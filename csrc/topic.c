@@ -58,6 +58,7 @@ struct sb_topic {
   char name[65];
   int listen_fd, conn_fd, memfd, send_fd;
   uint8_t *base;
+  uint8_t *alias; /* a writable mapping for a read-only subscriber's aborts, made on first need */
   uint64_t size;
   uint32_t cap, seg;
   int writable;
@@ -82,7 +83,10 @@ struct sb_sub {
   uint32_t batch_cap;
   uint64_t seen_tail;
   uint64_t received, corrupt;
+  uint64_t stuck_pos, stuck_since; /* the unfinished record we wait at, since when (ns) */
 };
+
+#define PATIENCE_NS 1000000u /* how long a subscriber waits for an unfinished record before aborting it */
 
 /* ---- small helpers ---- */
 
@@ -110,6 +114,17 @@ static uint8_t *binding_at(sb_topic *t, uint32_t i) { return t->base + SB_TOPIC_
 static a32 *f32(uint8_t *entry, uint32_t off) { return (a32 *)(entry + off); }
 static a64 *f64(uint8_t *entry, uint32_t off) { return (a64 *)(entry + off); }
 static a64 *rec_words(sb_topic *t, uint64_t pos) { return (a64 *)(t->base + SB_TOPIC_OFF_DATA + (pos & (t->cap - 1))); }
+/* The same words, writable: a publisher's own mapping, or for a subscriber (whose mapping of the ring is
+ * read-only) a second mapping used only to abort a record it waited at too long. NULL if unavailable. */
+static a64 *rec_words_rw(sb_topic *t, uint64_t pos) {
+  if (t->writable) return rec_words(t, pos);
+  if (!t->alias) {
+    void *p = mmap(NULL, t->size, PROT_READ | PROT_WRITE, MAP_SHARED, t->memfd, 0);
+    if (p == MAP_FAILED) return NULL;
+    t->alias = p;
+  }
+  return (a64 *)(t->alias + SB_TOPIC_OFF_DATA + (pos & (t->cap - 1)));
+}
 
 /* Shared bytes that another process may rewrite while we copy them are copied as relaxed 8-byte atomics:
  * the copy is checked afterwards (seqlock style), and this keeps it free of undefined behaviour and TSan
@@ -288,7 +303,7 @@ static int read_record(sb_topic *t, uint64_t p, uint8_t *dst, uint32_t room, rec
   ri->len = len;
   uint64_t off = p & (t->cap - 1);
   if (state == SB_REC_PADDING && len >= 16 && len % 16 == 0 && off + len <= t->cap) return R_PADDING;
-  if (state == SB_REC_ABORTED && len >= SB_TOPIC_REC_HEADER && off + align16(len) <= t->cap) {
+  if (state == SB_REC_ABORTED && len >= 16 && off + align16(len) <= t->cap) {
     ri->len = (uint32_t)align16(len); /* never published: skipped like padding */
     return R_PADDING;
   }
@@ -682,6 +697,7 @@ void sb_topic_close(sb_topic *t) {
   if (t->send_fd >= 0) close(t->send_fd);
   if (t->memfd >= 0) close(t->memfd);
   if (t->base) munmap(t->base, t->size);
+  if (t->alias) munmap(t->alias, t->size);
   free(t->scratch);
   free(t);
 }
@@ -885,6 +901,34 @@ static int register_publisher(sb_topic *t) {
   return 0;
 }
 
+/* Marks the unwritten claim at p aborted, so nobody waits for it and its publisher, if it ever resumes, fails
+ * its header CAS and publishes again further on (§7.3). Its length is found by scanning for the next record
+ * start. Returns where the aborted span ends, or p if that was not possible. */
+static uint64_t abort_unclaimed(sb_topic *t, uint64_t p) {
+  a64 *w = rec_words_rw(t, p);
+  if (!w) return p;
+  uint64_t v = atomic_load_explicit(&w[0], memory_order_acquire);
+  if (v == p) return p; /* written meanwhile */
+  uint64_t tail = atomic_load_explicit(tail_word(t), memory_order_acquire);
+  uint64_t end = p - (p & (t->cap - 1)) + t->cap, limit = p + t->cap / 2;
+  uint64_t q = p + 16;
+  for (; q < tail && q < limit && q < end; q += 16) {
+    uint64_t head = atomic_load_explicit(&rec_words(t, q)[0], memory_order_acquire);
+    uint64_t ls = atomic_load_explicit(&rec_words(t, q)[1], memory_order_relaxed);
+    uint32_t st = (uint32_t)(ls >> 32);
+    if (head == q && st >= SB_REC_WRITING && st <= SB_REC_ABORTED && (uint32_t)ls >= 16) break;
+  }
+  if (q >= tail || q >= limit || v == (p | 2)) return p;
+  /* acq_rel: take the header first (p|2, "being aborted", which readers treat as not ready), so a publisher
+   * writing its header right now either keeps its record (we lose) or fails its own header CAS */
+  if (!atomic_compare_exchange_strong_explicit(&w[0], &v, p | 2, memory_order_acq_rel, memory_order_relaxed)) return p;
+  atomic_store_explicit(&w[1], (q - p) | ((uint64_t)SB_REC_ABORTED << 32), memory_order_relaxed);
+  /* release: len/state before pos */
+  atomic_store_explicit(&w[0], p, memory_order_release);
+  atomic_fetch_add_explicit(abandoned(t), 1, memory_order_relaxed);
+  return q;
+}
+
 /* Walk a lagging subscriber's records from c up to line, counting its matches (§7.4). */
 static uint64_t walk(sb_topic *t, uint8_t *e_of_walk, const uint8_t *filter, uint64_t c, uint64_t line, uint64_t *count) {
   uint64_t p = c, tail = atomic_load_explicit(tail_word(t), memory_order_acquire);
@@ -907,10 +951,13 @@ static uint64_t walk(sb_topic *t, uint8_t *e_of_walk, const uint8_t *filter, uin
                                                   memory_order_acq_rel, memory_order_acquire))
         p += align16(ri.len);
       /* else it was committed meanwhile: read it again */
-    } else if (r == R_LAPPED || (r == R_NOT_READY && tail - p <= t->cap - t->seg)) {
-      /* overwritten under us, or claimed but its header not written yet (the publisher may just be
-       * preempted): push as far as we got, a later push goes on from there */
-      return p;
+    } else if (r == R_NOT_READY) {
+      /* claimed but its header never written: the publisher is descheduled (or dead) half a ring back */
+      uint64_t q = abort_unclaimed(t, p);
+      if (q == p) return p; /* could not: a later push goes on from here */
+      p = q;
+    } else if (r == R_LAPPED) {
+      return p; /* overwritten under us: push as far as we got */
     } else {
       /* corrupt, or still unclaimed a segment before being overwritten (its publisher died between claim
        * and header): the records up to the line cannot be told apart, so one event is counted for them
@@ -1011,22 +1058,30 @@ int sb_topic_publish(sb_topic *t, const uint8_t *ev, uint32_t len) {
     /* release fence: a reader whose copy sees any of our writes below also sees the claim above (§7.3) */
     atomic_thread_fence(memory_order_release);
     pos = tl + pad;
+    a64 *w = rec_words(t, pos), *pw = rec_words(t, tl);
+    /* what lay where our headers go: a pusher that aborts our claim changes it (abort_unclaimed) */
+    uint64_t old = atomic_load_explicit(&w[0], memory_order_relaxed), old_pad = atomic_load_explicit(&pw[0], memory_order_relaxed);
     /* Stalled for most of a lap since the claim (descheduled)? Then newer records may already lie where we
      * would write: write nothing, claim again (readers count the hole once, §7.4). */
     if (atomic_load_explicit(tail_word(t), memory_order_acquire) - tl > t->cap - pad - n - t->seg) continue;
     if (pad) {
-      a64 *pw = rec_words(t, tl);
       atomic_store_explicit(&pw[1], pad | ((uint64_t)SB_REC_PADDING << 32), memory_order_relaxed);
-      /* release: the padding's len/state before its pos; padding is committed as soon as it is claimed */
-      atomic_store_explicit(&pw[0], tl, memory_order_release);
+      /* release: the padding's len/state before its pos; committed as soon as claimed. If a pusher aborted it
+       * meanwhile it covers the same bytes, so losing the CAS changes nothing */
+      atomic_compare_exchange_strong_explicit(&pw[0], &old_pad, tl, memory_order_release, memory_order_relaxed);
     }
     /* header and routing (step 2) */
-    a64 *w = rec_words(t, pos);
     uint64_t writing = rlen | ((uint64_t)SB_REC_WRITING << 32);
     atomic_store_explicit(&w[1], writing, memory_order_relaxed);
     store_words(&w[2], rec + 16, routed - 16); /* pid, lengths, type and routing keys */
-    /* release: the header and routing before pos, so a reader seeing pos can filter it and find its publisher */
-    atomic_store_explicit(&w[0], pos, memory_order_release);
+    /* release: the header and routing before pos, so a reader seeing pos can filter it and find its publisher;
+     * a CAS: if a pusher aborted our claim meanwhile (we were descheduled), publish again further on */
+    if (!atomic_compare_exchange_strong_explicit(&w[0], &old, pos, memory_order_release, memory_order_relaxed)) {
+      /* our len/state may have landed over the pusher's: say aborted again, or readers wait for us forever */
+      atomic_compare_exchange_strong_explicit(&w[1], &writing, n | ((uint64_t)SB_REC_ABORTED << 32),
+                                              memory_order_relaxed, memory_order_relaxed);
+      continue;
+    }
     /* data (step 3) and commit */
     if (rlen > routed) store_words(rec_words(t, pos + routed), rec + routed, rlen - routed);
     /* seq_cst: the commit and the sleepers load below are ordered like the subscriber's park (§7.7); a CAS
@@ -1162,7 +1217,29 @@ int sb_sub_poll(sb_sub *s, uint32_t max) {
         continue;
       }
       if (r == R_NOT_READY || (r == R_CLAIMED && !abandoned_by_dead(t, &ri))) {
-        stuck = p + 1; /* wait for it: its publisher rings us when it commits (§7.7) */
+        /* Wait for it (its publisher rings us when it commits, §7.7), but not forever: a publisher descheduled
+         * mid-write loses the record to an abort and publishes it again further on. */
+        uint64_t now = now_ns();
+        if (s->stuck_pos != p + 1) s->stuck_pos = p + 1, s->stuck_since = now;
+        if (now - s->stuck_since >= PATIENCE_NS) {
+          uint64_t q = p;
+          if (r == R_NOT_READY) {
+            q = abort_unclaimed(t, p);
+          } else {
+            uint64_t writing = ri.len | ((uint64_t)SB_REC_WRITING << 32);
+            a64 *w = rec_words_rw(t, p);
+            /* acq_rel: exactly one of this abort and the publisher's commit wins the state word */
+            if (w && atomic_compare_exchange_strong_explicit(&w[1], &writing,
+                                                        ri.len | ((uint64_t)SB_REC_ABORTED << 32),
+                                                        memory_order_acq_rel, memory_order_acquire))
+              q = p + align16(ri.len);
+          }
+          if (q != p) {
+            p = q;
+            continue;
+          }
+        }
+        stuck = p + 1;
         break;
       }
       if (r == R_CLAIMED) {
@@ -1241,9 +1318,11 @@ static int pending(sb_sub *s) {
   uint64_t stuck = atomic_load_explicit(f64(e, SB_SUB_STUCK_AT), memory_order_relaxed);
   if (stuck == 0) return 0;
   a64 *w = rec_words(t, stuck - 1);
-  if (atomic_load_explicit(&w[0], memory_order_seq_cst) != stuck - 1) return 0;
+  if (atomic_load_explicit(&w[0], memory_order_seq_cst) != stuck - 1)
+    return s->stuck_pos == stuck && now_ns() - s->stuck_since >= PATIENCE_NS;
   uint64_t ls = atomic_load_explicit(&w[1], memory_order_seq_cst);
   if ((ls >> 32) != SB_REC_WRITING) return 1; /* committed since */
+  if (s->stuck_pos == stuck && now_ns() - s->stuck_since >= PATIENCE_NS) return 1; /* time to abort it */
   rec_info ri = {(uint32_t)ls, 1, (uint32_t)atomic_load_explicit(&w[2], memory_order_relaxed)};
   return abandoned_by_dead(t, &ri);
 }
