@@ -308,14 +308,15 @@ static int read_record(sb_topic *t, uint64_t p, uint8_t *dst, uint32_t room, rec
     return R_PADDING;
   }
   if ((state != SB_REC_EVENT && state != SB_REC_WRITING) || len < SB_TOPIC_REC_HEADER || len > t->cap / 4 || off + align16(len) > t->cap)
-    return lapped(t, p) ? R_LAPPED : R_CORRUPT; /* a torn header is not corruption */
+    /* a torn header is not corruption, nor one still being written (a pusher's abort may race with it) */
+    return lapped(t, p) ? R_LAPPED : state == SB_REC_WRITING ? R_NOT_READY : R_CORRUPT;
   ri->claimed = state == SB_REC_WRITING;
   ri->pid = (uint32_t)atomic_load_explicit(&w[2], memory_order_relaxed);
   if (len > room) return R_TOO_BIG;
   load_words(dst, w, len);
   if (lapped(t, p)) return R_LAPPED;
   ev_view v;
-  if (ev_parse(dst, len, &v)) return R_CORRUPT;
+  if (ev_parse(dst, len, &v)) return ri->claimed ? R_NOT_READY : R_CORRUPT;
   return ri->claimed ? R_CLAIMED : R_EVENT;
 }
 
