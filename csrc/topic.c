@@ -272,60 +272,81 @@ static uint32_t load_filter(uint8_t *entry, uint8_t *out) {
 
 /* ---- reading records (§7.3) ---- */
 
-/* R_CLAIMED: header and routing written, data not committed yet; dst holds a copy whose routing is valid */
-enum { R_EVENT, R_PADDING, R_NOT_READY, R_CLAIMED, R_LAPPED, R_CORRUPT, R_TOO_BIG };
+/* The record header word (§7.3): the record's position (40 bits of pos/16: a wrap every 16 TiB, never
+ * ambiguous in a ring of at most 1 GiB), its length rounded to 16 (20 bits of alen/16) and its state (4 bits).
+ * Claiming, committing and aborting a record are all compare-and-swaps of this one word. */
+#define POS_MASK ((1ull << 40) - 1)
+#define MAX_ALEN (((1ull << 20) - 1) << 4)
+static uint64_t hdr(uint64_t pos, uint64_t alen, uint32_t state) {
+  return ((pos >> 4) & POS_MASK) << 24 | (alen >> 4) << 4 | state;
+}
+/* Never true of zeroes (a fresh ring): a header has a state and a length. */
+static int hdr_is(uint64_t h, uint64_t pos) { return (h >> 24) == ((pos >> 4) & POS_MASK) && (h & 0xFFFFFF) >= 16; }
+static uint64_t hdr_alen(uint64_t h) { return ((h >> 4) & 0xFFFFF) << 4; }
+static uint32_t hdr_state(uint64_t h) { return (uint32_t)(h & 15); }
+
+enum { R_EVENT, R_SKIP, R_NOT_READY, R_CLAIMED, R_LAPPED, R_CORRUPT, R_TOO_BIG };
 
 typedef struct {
-  uint32_t len, claimed, pid;
+  uint64_t alen; /* bytes the record occupies */
+  uint32_t len;  /* its len field (R_EVENT) */
 } rec_info;
 
-/* Reads the record at p into dst (room bytes). Everything it returns R_EVENT for is a consistent, validated
- * private copy. */
 /* Whether the ring has moved more than a lap past p: then whatever was read at p may be torn. */
-static int lapped(sb_topic *t, uint64_t p) {
-  /* acquire fence: if our reads saw any byte of a later lap's writer, its tail claim is visible below */
+static int lapped(sb_topic *t, uint64_t p, uint64_t h) {
+  /* acquire fence: if our reads saw any byte of a later lap's writer, its claim is visible below */
   atomic_thread_fence(memory_order_acquire);
-  return atomic_load_explicit(rec_words(t, p), memory_order_relaxed) != p ||
+  return atomic_load_explicit(rec_words(t, p), memory_order_relaxed) != h ||
          atomic_load_explicit(tail_word(t), memory_order_relaxed) - p > t->cap;
 }
 
+/* Reads the record at p (p < tail). R_EVENT: dst holds a consistent, validated private copy whose first 8
+ * bytes are the full position p. R_SKIP: padding or aborted, alen bytes. R_CLAIMED: still being written. */
 static int read_record(sb_topic *t, uint64_t p, uint8_t *dst, uint32_t room, rec_info *ri) {
   a64 *w = rec_words(t, p);
-  ri->claimed = 0;
-  /* acquire: pairs with the publisher's release of pos, so len/state/pid written before it are visible */
-  if (atomic_load_explicit(&w[0], memory_order_acquire) != p) {
+  /* acquire: pairs with the commit CAS, so everything written before it is visible */
+  uint64_t h = atomic_load_explicit(&w[0], memory_order_acquire);
+  if (!hdr_is(h, p)) {
+    /* tail only passes p once the header at p is claimed, so this is a later lap (or p is the tail) */
     atomic_thread_fence(memory_order_acquire);
     return atomic_load_explicit(tail_word(t), memory_order_relaxed) - p > t->cap ? R_LAPPED : R_NOT_READY;
   }
-  /* acquire: pairs with the commit (state 2/3), so the body written before it is visible */
-  uint64_t ls = atomic_load_explicit(&w[1], memory_order_acquire);
-  uint32_t len = (uint32_t)ls, state = (uint32_t)(ls >> 32);
+  uint64_t alen = hdr_alen(h), off = p & (t->cap - 1);
+  uint32_t state = hdr_state(h);
+  ri->alen = alen;
+  if (alen < 16 || off + alen > t->cap || state < SB_REC_WRITING || state > SB_REC_ABORTED)
+    return lapped(t, p, h) ? R_LAPPED : R_CORRUPT;
+  if (state == SB_REC_PADDING || state == SB_REC_ABORTED) return R_SKIP;
+  if (state == SB_REC_WRITING) return R_CLAIMED;
+  uint32_t len = (uint32_t)atomic_load_explicit(&w[1], memory_order_relaxed);
   ri->len = len;
-  uint64_t off = p & (t->cap - 1);
-  if (state == SB_REC_PADDING && len >= 16 && len % 16 == 0 && off + len <= t->cap) return R_PADDING;
-  if (state == SB_REC_ABORTED && len >= 16 && off + align16(len) <= t->cap) {
-    ri->len = (uint32_t)align16(len); /* never published: skipped like padding */
-    return R_PADDING;
-  }
-  if ((state != SB_REC_EVENT && state != SB_REC_WRITING) || len < SB_TOPIC_REC_HEADER || len > t->cap / 4 || off + align16(len) > t->cap)
-    /* a torn header is not corruption, nor one still being written (a pusher's abort may race with it) */
-    return lapped(t, p) ? R_LAPPED : state == SB_REC_WRITING ? R_NOT_READY : R_CORRUPT;
-  ri->claimed = state == SB_REC_WRITING;
-  ri->pid = (uint32_t)atomic_load_explicit(&w[2], memory_order_relaxed);
+  if (len < SB_TOPIC_REC_HEADER || align16(len) != alen) return lapped(t, p, h) ? R_LAPPED : R_CORRUPT;
   if (len > room) return R_TOO_BIG;
   load_words(dst, w, len);
-  if (lapped(t, p)) return R_LAPPED;
+  if (lapped(t, p, h)) return R_LAPPED;
+  memcpy(dst, &p, 8);
   ev_view v;
-  if (ev_parse(dst, len, &v)) return ri->claimed ? R_NOT_READY : R_CORRUPT;
-  return ri->claimed ? R_CLAIMED : R_EVENT;
+  return ev_parse(dst, len, &v) ? R_CORRUPT : R_EVENT;
+}
+
+/* Aborts a record still being written (its publisher publishes it again, further on). 1 if we won. */
+static int abort_record(sb_topic *t, uint64_t p, uint64_t alen) {
+  a64 *w = rec_words_rw(t, p);
+  uint64_t writing = hdr(p, alen, SB_REC_WRITING);
+  /* acq_rel: exactly one of this abort and the publisher's commit wins the header word */
+  if (!w || !atomic_compare_exchange_strong_explicit(&w[0], &writing, hdr(p, alen, SB_REC_ABORTED), memory_order_acq_rel,
+                                                     memory_order_acquire))
+    return 0;
+  /* relaxed: a statistic */
+  atomic_fetch_add_explicit(abandoned(t), 1, memory_order_relaxed);
+  return 1;
 }
 
 /* First record start of a segment boundary, if its index entry is valid (§7.4); else 0 with *ok = 0. */
 static uint64_t segment_first(sb_topic *t, uint64_t b, int *ok) {
-  /* acquire: pairs with the publisher's release; the record itself is checked through its pos word */
+  /* acquire: pairs with the publisher's release; the record itself is checked through its header */
   uint64_t v = atomic_load_explicit(seg_start(t, b), memory_order_acquire);
-  *ok = v >= b && v < b + t->seg &&
-        atomic_load_explicit(rec_words(t, v), memory_order_acquire) == v;
+  *ok = v >= b && v < b + t->seg && hdr_is(atomic_load_explicit(rec_words(t, v), memory_order_acquire), v);
   return v;
 }
 
@@ -349,17 +370,6 @@ static uint64_t resync(sb_topic *t, uint64_t p, uint64_t tail) {
     if (ok && v > p && v <= tail) return v;
   }
   return tail;
-}
-
-/* A claimed record whose publisher died will never be committed: it was never published (§7.3). */
-static int abandoned_by_dead(sb_topic *t, const rec_info *ri) {
-  return ri->claimed && ri->pid != t->pid && !alive(ri->pid, 0, 0);
-}
-
-static uint64_t skip_abandoned(sb_topic *t, uint64_t p, const rec_info *ri) {
-  /* relaxed: a statistic */
-  atomic_fetch_add_explicit(abandoned(t), 1, memory_order_relaxed);
-  return p + align16(ri->len);
 }
 
 /* ---- registries ---- */
@@ -902,36 +912,8 @@ static int register_publisher(sb_topic *t) {
   return 0;
 }
 
-/* Marks the unwritten claim at p aborted, so nobody waits for it and its publisher, if it ever resumes, fails
- * its header CAS and publishes again further on (§7.3). Its length is found by scanning for the next record
- * start. Returns where the aborted span ends, or p if that was not possible. */
-static uint64_t abort_unclaimed(sb_topic *t, uint64_t p) {
-  a64 *w = rec_words_rw(t, p);
-  if (!w) return p;
-  uint64_t v = atomic_load_explicit(&w[0], memory_order_acquire);
-  if (v == p) return p; /* written meanwhile */
-  uint64_t tail = atomic_load_explicit(tail_word(t), memory_order_acquire);
-  uint64_t end = p - (p & (t->cap - 1)) + t->cap, limit = p + t->cap / 2;
-  uint64_t q = p + 16;
-  for (; q < tail && q < limit && q < end; q += 16) {
-    uint64_t head = atomic_load_explicit(&rec_words(t, q)[0], memory_order_acquire);
-    uint64_t ls = atomic_load_explicit(&rec_words(t, q)[1], memory_order_relaxed);
-    uint32_t st = (uint32_t)(ls >> 32);
-    if (head == q && st >= SB_REC_WRITING && st <= SB_REC_ABORTED && (uint32_t)ls >= 16) break;
-  }
-  if (q >= tail || q >= limit || v == (p | 2)) return p;
-  /* acq_rel: take the header first (p|2, "being aborted", which readers treat as not ready), so a publisher
-   * writing its header right now either keeps its record (we lose) or fails its own header CAS */
-  if (!atomic_compare_exchange_strong_explicit(&w[0], &v, p | 2, memory_order_acq_rel, memory_order_relaxed)) return p;
-  atomic_store_explicit(&w[1], (q - p) | ((uint64_t)SB_REC_ABORTED << 32), memory_order_relaxed);
-  /* release: len/state before pos */
-  atomic_store_explicit(&w[0], p, memory_order_release);
-  atomic_fetch_add_explicit(abandoned(t), 1, memory_order_relaxed);
-  return q;
-}
-
 /* Walk a lagging subscriber's records from c up to line, counting its matches (§7.4). */
-static uint64_t walk(sb_topic *t, uint8_t *e_of_walk, const uint8_t *filter, uint64_t c, uint64_t line, uint64_t *count) {
+static uint64_t walk(sb_topic *t, uint8_t *e, const uint8_t *filter, uint64_t c, uint64_t line, uint64_t *count) {
   uint64_t p = c, tail = atomic_load_explicit(tail_word(t), memory_order_acquire);
   while (p < line) {
     rec_info ri;
@@ -940,31 +922,20 @@ static uint64_t walk(sb_topic *t, uint8_t *e_of_walk, const uint8_t *filter, uin
       ev_view v;
       ev_parse(t->scratch, ri.len, &v);
       *count += filter_match(filter, &v);
-      p += align16(ri.len);
-    } else if (r == R_PADDING) {
-      p += ri.len;
+      p += ri.alen;
+    } else if (r == R_SKIP) {
+      p += ri.alen;
     } else if (r == R_CLAIMED) {
-      /* still being written: abort it, its publisher publishes it again ahead of the subscriber (§7.3) */
-      uint64_t writing = ri.len | ((uint64_t)SB_REC_WRITING << 32);
-      /* acq_rel: exactly one of this abort and the publisher's commit wins the state word */
-      if (atomic_compare_exchange_strong_explicit(&rec_words(t, p)[1], &writing,
-                                                  ri.len | ((uint64_t)SB_REC_ABORTED << 32),
-                                                  memory_order_acq_rel, memory_order_acquire))
-        p += align16(ri.len);
-      /* else it was committed meanwhile: read it again */
-    } else if (r == R_NOT_READY) {
-      /* claimed but its header never written: the publisher is descheduled (or dead) half a ring back */
-      uint64_t q = abort_unclaimed(t, p);
-      if (q == p) return p; /* could not: a later push goes on from here */
-      p = q;
-    } else if (r == R_LAPPED) {
+      /* half a ring back and still being written: abort it, its publisher publishes it again ahead of the
+       * subscriber; if the commit won meanwhile, read it again */
+      if (abort_record(t, p, ri.alen)) p += ri.alen;
+    } else if (r == R_LAPPED || r == R_NOT_READY) {
       return p; /* overwritten under us: push as far as we got */
     } else {
-      /* corrupt, or still unclaimed a segment before being overwritten (its publisher died between claim
-       * and header): the records up to the line cannot be told apart, so one event is counted for them
-       * (the one inexact case, §7.4) */
+      /* corrupt (a hostile publisher): the records up to the line cannot be told apart, so one event is
+       * counted for them (the one estimate, §7.4) */
       *count += 1;
-      atomic_fetch_add_explicit(f64(e_of_walk, SB_SUB_ESTIMATES), 1, memory_order_relaxed);
+      atomic_fetch_add_explicit(f64(e, SB_SUB_ESTIMATES), 1, memory_order_relaxed);
       int ok;
       uint64_t v = segment_first(t, line, &ok);
       return ok ? v : resync(t, p, tail);
@@ -1022,13 +993,37 @@ static void wake_parked(sb_topic *t, const uint8_t *rec, uint32_t len, uint64_t 
   }
 }
 
+/* Claims [T, T + alen) with a header in the given state, or helps whoever claimed T first (§7.3). */
+static int claim_at(sb_topic *t, uint64_t T, uint64_t alen, uint32_t state) {
+  a64 *w = rec_words(t, T);
+  uint64_t v = atomic_load_explicit(&w[0], memory_order_acquire);
+  if (hdr_is(v, T)) {
+    /* claimed, tail not yet moved: move it for them (so nobody ever waits for a descheduled claimer) */
+    uint64_t expect = T;
+    atomic_compare_exchange_strong_explicit(tail_word(t), &expect, T + hdr_alen(v), memory_order_seq_cst, memory_order_relaxed);
+    return 0;
+  }
+  /* acquire: if the tail moved on, what we read at T may be a newer lap's record: do not touch it */
+  if (atomic_load_explicit(tail_word(t), memory_order_acquire) != T) return 0;
+  /* seq_cst: the claim is one word; whoever wins it owns T (and is in the order the park check relies on) */
+  if (!atomic_compare_exchange_strong_explicit(&w[0], &v, hdr(T, alen, state), memory_order_seq_cst, memory_order_relaxed))
+    return 0;
+  uint64_t expect = T;
+  atomic_compare_exchange_strong_explicit(tail_word(t), &expect, T + alen, memory_order_seq_cst, memory_order_relaxed);
+  /* segment index: the first record at or after each boundary this claim covers (§7.4) */
+  for (uint64_t b = (T + t->seg - 1) / t->seg * t->seg; b < T + alen; b += t->seg)
+    /* release: readers check the record there through its header anyway */
+    atomic_store_explicit(seg_start(t, b), b == T ? T : T + alen, memory_order_release);
+  return 1;
+}
+
 int sb_topic_publish(sb_topic *t, const uint8_t *ev, uint32_t len) {
   if (!t->writable || t->pub_index < 0) {
     int r = register_publisher(t);
     if (r) return r;
   }
   uint64_t total = (uint64_t)len + 16;
-  if (total > t->cap / 4) return -EMSGSIZE;
+  if (total > t->cap / 4 || align16(total) > MAX_ALEN) return -EMSGSIZE;
   uint8_t *rec = t->scratch;
   memset(rec, 0, 16);
   memcpy(rec + 16, ev, len);
@@ -1039,68 +1034,36 @@ int sb_topic_publish(sb_topic *t, const uint8_t *ev, uint32_t len) {
   if (ev_parse(rec, rlen, &v)) return -EINVAL;
   refresh_rules(t);
   if (t->rule_count) flags = apply_rules(t, rec, &rlen);
-
-  uint64_t n = align16(rlen), pad, tl, pos;
-  ev_parse(rec, rlen, &v);
-  uint32_t routed = (uint32_t)((SB_TOPIC_REC_HEADER + v.type_len + v.keys_len + 7) & ~7u);
-  if (routed > rlen) routed = rlen;
+  uint64_t n = align16(rlen), pos = 0;
+  memcpy(rec + 8, &rlen, 4);
   for (int attempt = 0;; attempt++) {
-    if (attempt > 1000) return -EAGAIN; /* aborted again and again: a runaway pusher; give up this event */
-    /* claim (step 1) */
-    tl = atomic_load_explicit(tail_word(t), memory_order_relaxed);
-    for (;;) {
-      uint64_t off = tl & (t->cap - 1);
-      pad = off + n > t->cap ? t->cap - off : 0;
-      /* seq_cst: the claim is in the single order with the subscribers' park announcements (§7.7) */
-      if (atomic_compare_exchange_weak_explicit(tail_word(t), &tl, tl + pad + n, memory_order_seq_cst,
-                                                memory_order_relaxed))
-        break;
-    }
-    /* release fence: a reader whose copy sees any of our writes below also sees the claim above (§7.3) */
-    atomic_thread_fence(memory_order_release);
-    pos = tl + pad;
-    a64 *w = rec_words(t, pos), *pw = rec_words(t, tl);
-    /* what lay where our headers go: a pusher that aborts our claim changes it (abort_unclaimed) */
-    uint64_t old = atomic_load_explicit(&w[0], memory_order_relaxed), old_pad = atomic_load_explicit(&pw[0], memory_order_relaxed);
-    /* Stalled for most of a lap since the claim (descheduled)? Then newer records may already lie where we
-     * would write: write nothing, claim again (readers count the hole once, §7.4). */
-    if (atomic_load_explicit(tail_word(t), memory_order_acquire) - tl > t->cap - pad - n - t->seg) continue;
-    if (pad) {
-      atomic_store_explicit(&pw[1], pad | ((uint64_t)SB_REC_PADDING << 32), memory_order_relaxed);
-      /* release: the padding's len/state before its pos; committed as soon as claimed. If a pusher aborted it
-       * meanwhile it covers the same bytes, so losing the CAS changes nothing */
-      atomic_compare_exchange_strong_explicit(&pw[0], &old_pad, tl, memory_order_release, memory_order_relaxed);
-    }
-    /* header and routing (step 2) */
-    uint64_t writing = rlen | ((uint64_t)SB_REC_WRITING << 32);
-    atomic_store_explicit(&w[1], writing, memory_order_relaxed);
-    store_words(&w[2], rec + 16, routed - 16); /* pid, lengths, type and routing keys */
-    /* release: the header and routing before pos, so a reader seeing pos can filter it and find its publisher;
-     * a CAS: if a pusher aborted our claim meanwhile (we were descheduled), publish again further on */
-    if (!atomic_compare_exchange_strong_explicit(&w[0], &old, pos, memory_order_release, memory_order_relaxed)) {
-      /* our len/state may have landed over the pusher's: say aborted again, or readers wait for us forever */
-      atomic_compare_exchange_strong_explicit(&w[1], &writing, n | ((uint64_t)SB_REC_ABORTED << 32),
-                                              memory_order_relaxed, memory_order_relaxed);
+    if (attempt > 100000) return -EAGAIN; /* aborted again and again: give this event up */
+    uint64_t tl = atomic_load_explicit(tail_word(t), memory_order_acquire), off = tl & (t->cap - 1);
+    if (off + n > t->cap) {
+      claim_at(t, tl, t->cap - off, SB_REC_PADDING); /* padding is committed as soon as claimed */
       continue;
     }
-    /* data (step 3) and commit */
-    if (rlen > routed) store_words(rec_words(t, pos + routed), rec + routed, rlen - routed);
-    /* seq_cst: the commit and the sleepers load below are ordered like the subscriber's park (§7.7); a CAS
-     * because a pusher may have aborted the record meanwhile (then publish it again, further on) */
-    if (atomic_compare_exchange_strong_explicit(&w[1], &writing, rlen | ((uint64_t)SB_REC_EVENT << 32),
-                                                memory_order_seq_cst, memory_order_relaxed))
+    if (!claim_at(t, tl, n, SB_REC_WRITING)) continue;
+    pos = tl;
+    a64 *w = rec_words(t, pos);
+    uint64_t writing = hdr(pos, n, SB_REC_WRITING);
+    /* Descheduled for most of a lap since the claim? Newer records may lie where we would write. */
+    if (atomic_load_explicit(tail_word(t), memory_order_acquire) - pos > t->cap - n - t->seg) {
+      atomic_compare_exchange_strong_explicit(&w[0], &writing, hdr(pos, n, SB_REC_ABORTED), memory_order_relaxed,
+                                              memory_order_relaxed);
+      continue;
+    }
+    store_words(&w[1], rec + 8, rlen - 8);
+    /* seq_cst: commit; a CAS because a reader may have aborted the record meanwhile (then publish it again,
+     * further on), and ordered before the sleepers load below like the subscriber's park (§7.7) */
+    if (atomic_compare_exchange_strong_explicit(&w[0], &writing, hdr(pos, n, SB_REC_EVENT), memory_order_seq_cst,
+                                                memory_order_relaxed))
       break;
   }
 
-  /* step 4: segment index, wake, push laggards */
-  uint64_t end = pos + n;
-  for (uint64_t b = (tl + t->seg - 1) / t->seg * t->seg; b < end; b += t->seg) {
-    uint64_t first = b <= tl ? tl : (b <= pos ? pos : end);
-    /* release: readers check the record there through its pos word anyway */
-    atomic_store_explicit(seg_start(t, b), first, memory_order_release);
-  }
+  /* wake, then push laggards for each segment boundary this record crossed */
   if (atomic_load_explicit(sleepers(t), memory_order_seq_cst) != 0) wake_parked(t, rec, rlen, pos);
-  for (uint64_t b = (tl + t->seg - 1) / t->seg * t->seg; b < end; b += t->seg) push_laggards(t, b);
+  for (uint64_t b = (pos + t->seg - 1) / t->seg * t->seg; b < pos + n; b += t->seg) push_laggards(t, b);
 
   t->published++;
   /* relaxed: a statistic, written only by its owner */
@@ -1157,7 +1120,7 @@ sb_sub *sb_sub_open(sb_topic *t, const uint8_t *filter, uint32_t filter_len, uin
     uint64_t id = (uint64_t)from;
     rec_info ri;
     int r = (tail - id <= t->cap - t->seg && id < tail) ? read_record(t, id, s->batch, s->batch_cap, &ri) : R_LAPPED;
-    if (r == R_EVENT || r == R_PADDING) start = id + align16(ri.len);
+    if (r == R_EVENT || r == R_SKIP) start = id + ri.alen;
     else if (id != tail) {
       start = oldest(t, tail);
       t->out.restarted = 1;
@@ -1213,40 +1176,23 @@ int sb_sub_poll(sb_sub *s, uint32_t max) {
       uint8_t *dst = overflow ? t->scratch : s->batch + out;
       uint32_t room = overflow ? t->cap / 4 : s->batch_cap - out;
       int r = read_record(t, p, dst, room, &ri);
-      if (r == R_PADDING) {
-        p += ri.len;
+      if (r == R_SKIP) {
+        p += ri.alen;
         continue;
       }
-      if (r == R_NOT_READY || (r == R_CLAIMED && !abandoned_by_dead(t, &ri))) {
-        /* Wait for it (its publisher rings us when it commits, §7.7), but not forever: a publisher descheduled
-         * mid-write loses the record to an abort and publishes it again further on. */
+      if (r == R_CLAIMED) {
+        /* Wait for it (its publisher rings us when it commits, §7.7), but not forever: a publisher that is
+         * descheduled or dead mid-write loses the record to an abort and publishes it again further on. */
         uint64_t now = now_ns();
         if (s->stuck_pos != p + 1) s->stuck_pos = p + 1, s->stuck_since = now;
-        if (now - s->stuck_since >= PATIENCE_NS) {
-          uint64_t q = p;
-          if (r == R_NOT_READY) {
-            q = abort_unclaimed(t, p);
-          } else {
-            uint64_t writing = ri.len | ((uint64_t)SB_REC_WRITING << 32);
-            a64 *w = rec_words_rw(t, p);
-            /* acq_rel: exactly one of this abort and the publisher's commit wins the state word */
-            if (w && atomic_compare_exchange_strong_explicit(&w[1], &writing,
-                                                        ri.len | ((uint64_t)SB_REC_ABORTED << 32),
-                                                        memory_order_acq_rel, memory_order_acquire))
-              q = p + align16(ri.len);
-          }
-          if (q != p) {
-            p = q;
-            continue;
-          }
+        if (now - s->stuck_since >= PATIENCE_NS && abort_record(t, p, ri.alen)) {
+          p += ri.alen;
+          continue;
         }
         stuck = p + 1;
         break;
       }
-      if (r == R_CLAIMED) {
-        p = skip_abandoned(t, p, &ri);
-        continue;
-      }
+      if (r == R_NOT_READY) break; /* p is the tail */
       if (r == R_LAPPED) {
         retry = 1;
         break;
@@ -1272,10 +1218,10 @@ int sb_sub_poll(sb_sub *s, uint32_t max) {
             break;
           }
           delivered++;
-          out += (uint32_t)align16(ri.len);
+          out += (uint32_t)ri.alen;
         }
       }
-      p += align16(ri.len);
+      p += ri.alen;
     }
     if (retry) {
       if (attempt > 8) return 0;
@@ -1318,14 +1264,9 @@ static int pending(sb_sub *s) {
   if (tail != s->seen_tail) return 1;
   uint64_t stuck = atomic_load_explicit(f64(e, SB_SUB_STUCK_AT), memory_order_relaxed);
   if (stuck == 0) return 0;
-  a64 *w = rec_words(t, stuck - 1);
-  if (atomic_load_explicit(&w[0], memory_order_seq_cst) != stuck - 1)
-    return s->stuck_pos == stuck && now_ns() - s->stuck_since >= PATIENCE_NS;
-  uint64_t ls = atomic_load_explicit(&w[1], memory_order_seq_cst);
-  if ((ls >> 32) != SB_REC_WRITING) return 1; /* committed since */
-  if (s->stuck_pos == stuck && now_ns() - s->stuck_since >= PATIENCE_NS) return 1; /* time to abort it */
-  rec_info ri = {(uint32_t)ls, 1, (uint32_t)atomic_load_explicit(&w[2], memory_order_relaxed)};
-  return abandoned_by_dead(t, &ri);
+  uint64_t h = atomic_load_explicit(rec_words(t, stuck - 1), memory_order_seq_cst);
+  if (!hdr_is(h, stuck - 1) || hdr_state(h) != SB_REC_WRITING) return 1; /* committed or aborted since */
+  return s->stuck_pos == stuck && now_ns() - s->stuck_since >= PATIENCE_NS; /* time to abort it */
 }
 
 int sb_sub_pending(sb_sub *s) { return pending(s); }

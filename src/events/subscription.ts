@@ -177,6 +177,10 @@ export class Subscription implements AsyncIterable<TopicEvent>, AsyncDisposable,
   get corrupt(): number {
     return this.native.ptr ? topicNative.sb_sub_corrupt(this.native.ptr) : 0
   }
+  /** Times `lagged` had to be estimated (+1) because records were lost unread; while 0, it is exact. */
+  get estimates(): number {
+    return this.native.ptr ? topicNative.sb_sub_estimates(this.native.ptr) : 0
+  }
   get isClosed(): boolean {
     return this.closed
   }

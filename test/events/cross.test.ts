@@ -1,7 +1,7 @@
 // Topics across real processes: fan-out with filters, two publishers, kill -9 of each kind of member,
 // a hostile publisher, and nothing left behind.
 import { afterEach, expect, test } from "bun:test"
-import { readdirSync, readFileSync } from "node:fs"
+import { closeSync, openSync, readdirSync, readSync } from "node:fs"
 import { join } from "node:path"
 import { Topic } from "../../src/events/index.ts"
 import { FILTERS, matches } from "./procs/gen.ts"
@@ -14,6 +14,23 @@ afterEach(() => {
   for (const p of procs.splice(0)) p.kill(9)
   for (const t of topics.splice(0)) t.close()
 })
+
+/** A /proc file read to its end (a single read of a big one stops at a page). */
+function readProc(path: string): string {
+  const fd = openSync(path, "r")
+  const chunks: Buffer[] = []
+  try {
+    for (;;) {
+      const b = Buffer.alloc(65536)
+      const n = readSync(fd, b, 0, b.length, null)
+      if (n <= 0) break
+      chunks.push(b.subarray(0, n))
+    }
+  } finally {
+    closeSync(fd)
+  }
+  return Buffer.concat(chunks).toString("utf8")
+}
 
 let seq = 0
 const fresh = () => `x-${process.pid}-${seq++}`
@@ -77,6 +94,7 @@ test(
       const r = results[i]!
       console.log(`filter ${JSON.stringify(f)}: matching ${want}, received ${r.received}, lagged ${r.lagged}`)
       expect(r.outOfOrder).toBe(0)
+      expect(r.estimates).toBe(0)
       expect(r.got).toBe(r.received)
       expect(Number(r.received) + Number(r.lagged)).toBe(want)
       expect(r.received).toBeGreaterThan(0)
@@ -96,7 +114,9 @@ test(
     for (const p of pubs) await p.next()
     for (const p of pubs) expect((await p.next(60_000)).published).toBe(N)
     const r = await sub.next(60_000)
+    console.log(`two publishers: ${JSON.stringify(r)}`)
     expect(r.outOfOrder).toBe(0)
+    expect(r.estimates).toBe(0)
     expect(Number(r.received) + Number(r.lagged)).toBe(2 * N)
   },
   120_000,
@@ -175,9 +195,10 @@ test(
       for (let i = 0; i < 50; i++) here.publish({ type: "good", routing: { n: String(i) }, data: `payload ${i}` })
       await Bun.sleep(1)
       for (const ev of sub.poll()) {
-        // whatever survives the scribbling is an event that was really published, intact
+        // C validated its structure and filtered it: the type is the one asked for (its data bytes may have
+        // been scribbled on after it was committed: no reader can tell)
         expect(ev.type).toBe("good")
-        expect(ev.text()).toBe(`payload ${ev.routing.n}`)
+        expect(ev.data.length).toBeLessThan(here.capacity / 4)
         delivered++
       }
     }
@@ -194,12 +215,12 @@ test(
     const shmBefore = readdirSync("/dev/shm").sort()
     const members = [spawn("hold", name, String(1 << 16)), spawn("hold", name, String(1 << 16)), spawn("sub", name, "{}", "16")]
     for (const m of members) await m.next()
-    const listening = () => readFileSync("/proc/net/unix", "utf8").includes(`@slotbus.topic.${name}`)
+    const listening = () => readProc("/proc/net/unix").includes(`@slotbus.topic.${name}`)
     expect(listening()).toBe(true)
     const memfdHolders = () =>
       members.filter((m) => {
         try {
-          return readFileSync(`/proc/${m.proc.pid}/maps`, "utf8").includes("memfd:slotbus-topic")
+          return readProc(`/proc/${m.proc.pid}/maps`).includes("memfd:slotbus-topic")
         } catch {
           return false
         }

@@ -40,7 +40,7 @@ if (mode === "hold") {
     return batch.count
   }
   const checkEnd = () => {
-    while (ctl.poll().count > 0) ends++
+    for (let n = ctl.poll().count; n > 0; n = ctl.poll().count) ends += n
   }
   for (;;) {
     checkEnd()
@@ -49,7 +49,7 @@ if (mode === "hold") {
   }
   // drain what was published before the ends
   for (let idle = 0; idle < 3; ) idle = take() === 0 ? idle + 1 : 0, await Bun.sleep(1)
-  say({ done: true, received: sub.received, lagged: sub.lagged, corrupt: sub.corrupt, got, outOfOrder })
+  say({ done: true, received: sub.received, lagged: sub.lagged, corrupt: sub.corrupt, estimates: sub.estimates, got, outOfOrder })
   sub.close()
   t.close()
   setTimeout(() => process.exit(0), 100)
