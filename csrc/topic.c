@@ -34,7 +34,7 @@
 #endif
 
 #define LAYOUT_DESC \
-  "slotbus-topic/1 hdr=4096 sub=256x64 pub=64x32 rule=128x8 bind=256x1024 data=286720 rec=32 align=16 seg=16"
+  "slotbus-topic/1 hdr=4096 sub=256x64 pub=64x32 rule=128x8 bind=256x1024 data=286720 rec=32 hdr=pos40:alen20:state4 align=16 seg=16"
 #define SEGMENTS 16u
 #define BIND_PROBES 16u
 #define MAX_VALUE 64u /* longest bound value (A, B or C) */
