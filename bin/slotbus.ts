@@ -5,7 +5,7 @@ const USAGE = `usage: slotbus <command> [options]
 
 commands:
   bench    measure round trips through slotbus and the alternatives on this machine
-           (slotbus bench --help for its options)
+           (slotbus bench --help for its options; slotbus bench events: pub/sub topics)
   hub      run the HTTP hub: slotbus hub --port 3200 [--host 127.0.0.1] [--token-file path]
 
   -h, --help   this text`
@@ -14,6 +14,7 @@ async function run(argv: string[]): Promise<number> {
   const [command, ...rest] = argv
   switch (command) {
     case "bench": {
+      if (rest[0] === "events") return (await import("../bench/events/cli.ts")).main(rest.slice(1))
       const { main } = await import("../bench/cli.ts")
       return main(rest)
     }

@@ -55,11 +55,12 @@ export class EventBatch {
     private readonly view: DataView,
     /** How many events. */
     readonly count: number,
+    private readonly start = 0,
   ) {}
 
   /** Calls fn for each event, without allocating: the type comes raw, data is a view (valid until next poll). */
   forEachRaw(fn: (id: number, typeBytes: Uint8Array, data: Uint8Array) => void) {
-    let off = 0
+    let off = this.start
     for (let i = 0; i < this.count; i++) {
       const len = this.view.getUint32(off + 8, true)
       const typeLen = this.view.getUint16(off + 20, true)
@@ -71,7 +72,7 @@ export class EventBatch {
   }
 
   *[Symbol.iterator](): IterableIterator<TopicEvent> {
-    let off = 0
+    let off = this.start
     for (let i = 0; i < this.count; i++) {
       yield eventAt(this.buf, this.view, off)
       off += (this.view.getUint32(off + 8, true) + 15) & ~15
@@ -187,7 +188,12 @@ export class Subscription implements AsyncIterable<TopicEvent>, AsyncDisposable,
 
   /** Reads what is there now (up to max events, at most `queue`), without waiting. The batch is valid until the next read. */
   poll(max = this.queue): EventBatch {
-    this.drop()
+    if (this.index < this.count) {
+      // events receive() has read but not yet handed out come first
+      const rest = new EventBatch(this.buf, this.view, this.count - this.index, this.offset)
+      this.index = this.count
+      return rest
+    }
     const n = this.fill(max)
     this.index = this.count // the batch's events are handed out as a batch, not by receive()
     return new EventBatch(this.buf, this.view, n)
@@ -202,6 +208,12 @@ export class Subscription implements AsyncIterable<TopicEvent>, AsyncDisposable,
       if (this.fill(this.queue) > 0) return this.next1()
       if (!(await this.waitForEvents(deadline))) return undefined
     }
+  }
+
+  /** Resolves true when a poll may find events (without reading them), false after timeoutMs or once closed. */
+  async ready(timeoutMs?: number): Promise<boolean> {
+    if (this.index < this.count) return true
+    return this.waitForEvents(timeoutMs === undefined ? Infinity : now() + timeoutMs * 1e6)
   }
 
   /** Batches as they arrive (each valid until the next): the fast path, many events per wake-up. */
@@ -264,10 +276,6 @@ export class Subscription implements AsyncIterable<TopicEvent>, AsyncDisposable,
     this.offset += (this.view.getUint32(this.offset + 8, true) + 15) & ~15
     this.index++
     return ev
-  }
-
-  private drop() {
-    this.count = this.index = this.offset = 0
   }
 
   private fill(max: number): number {
