@@ -86,7 +86,9 @@ struct sb_sub {
   uint64_t stuck_pos, stuck_since; /* the unfinished record we wait at, since when (ns) */
 };
 
-#define PATIENCE_NS 1000000u /* how long a subscriber waits for an unfinished record before aborting it */
+/* How long a subscriber waits at an unfinished record before aborting it: 1 ms, plus 1 ns per byte so that a
+ * large event being copied in is not aborted again and again. */
+static uint64_t patience_ns(uint64_t alen) { return 1000000u + alen; }
 
 /* ---- small helpers ---- */
 
@@ -1185,7 +1187,7 @@ int sb_sub_poll(sb_sub *s, uint32_t max) {
          * descheduled or dead mid-write loses the record to an abort and publishes it again further on. */
         uint64_t now = now_ns();
         if (s->stuck_pos != p + 1) s->stuck_pos = p + 1, s->stuck_since = now;
-        if (now - s->stuck_since >= PATIENCE_NS && abort_record(t, p, ri.alen)) {
+        if (now - s->stuck_since >= patience_ns(ri.alen) && abort_record(t, p, ri.alen)) {
           p += ri.alen;
           continue;
         }
@@ -1266,7 +1268,7 @@ static int pending(sb_sub *s) {
   if (stuck == 0) return 0;
   uint64_t h = atomic_load_explicit(rec_words(t, stuck - 1), memory_order_seq_cst);
   if (!hdr_is(h, stuck - 1) || hdr_state(h) != SB_REC_WRITING) return 1; /* committed or aborted since */
-  return s->stuck_pos == stuck && now_ns() - s->stuck_since >= PATIENCE_NS; /* time to abort it */
+  return s->stuck_pos == stuck && now_ns() - s->stuck_since >= patience_ns(hdr_alen(h)); /* time to abort it */
 }
 
 int sb_sub_pending(sb_sub *s) { return pending(s); }

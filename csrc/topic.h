@@ -101,7 +101,7 @@ uint32_t sb_topic_layout_hash(void);
 /* ---- publishing ---- */
 
 /* Publish one encoded event. Never blocks. Returns 0 (id and flags in sb_topic_out), -EMSGSIZE (larger than
- * capacity / 4), -EINVAL (malformed encoding), -EPERM (the handle could not map the ring writable). */
+ * capacity / 4 or 16 MiB), -EINVAL (malformed encoding), -EPERM (the handle could not map the ring writable). */
 int sb_topic_publish(sb_topic *t, const uint8_t *ev, uint32_t len);
 /* Add a late-binding rule: four (u8 len, bytes) strings: type, key A, key B, key C. Returns its index, or
  * -ENOSPC, -EINVAL. Adding a rule that exists returns its index. */
@@ -119,15 +119,15 @@ uint32_t sb_sub_batch_capacity(sb_sub *s);
 double sb_sub_received(sb_sub *s);
 double sb_sub_lagged(sb_sub *s);
 double sb_sub_corrupt(sb_sub *s);   /* records skipped as corrupt (a hostile or broken publisher) */
-/* Times lagged was estimated (+1) because records were lost unread: a publisher stalled for most of a lap
- * between claiming and writing its header, or died there (§7.4). While 0, received + lagged is exact. */
+/* Times lagged was estimated (+1) rather than counted: a corrupt record met while pushing, or a subscriber
+ * found more than a whole ring behind (§7.4). While 0, received + lagged is exact. */
 double sb_sub_estimates(sb_sub *s);
 int sb_sub_index(sb_sub *s);
+/* 1 if a poll may find something (cheap: no copy). A sleeper calls it now and then (every 20 ms): a wake-up
+ * can be lost to a publisher that dies mid-write, and a record it waits at may be due for an abort. */
+int sb_sub_pending(sb_sub *s);
 /* Announce sleep: 1 if events may have arrived meanwhile (not parked: poll again), 0 if parked: wait for
  * sb_sub_fd to become readable. */
-/* 1 if a poll may find something (cheap: no copy). For sleepers that may miss a wake-up from a publisher that
- * died mid-write: call it now and then while parked. */
-int sb_sub_pending(sb_sub *s);
 int sb_sub_park(sb_sub *s);
 /* Withdraw the announcement (if a publisher has not already) and drain the wake socket. */
 void sb_sub_unpark(sb_sub *s);
