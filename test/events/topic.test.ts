@@ -95,6 +95,11 @@ describe("delivery and filters", () => {
     for (const ev of sub.poll()) seen.push(ev.id), texts.push(ev.text())
     expect(seen).toEqual(ids)
     expect(texts).toEqual(ids.map((_, i) => String(i)))
+    const again = t.subscribe({}, { queue: 4096, from: "oldest" })
+    const batch = again.poll()
+    const spans: [number, string][] = []
+    batch.forEachSpan((id, at, n) => spans.push([id, new TextDecoder().decode(batch.bytes.subarray(at, at + n))]))
+    expect(spans).toEqual(ids.map((id, i) => [id, String(i)]))
   })
 })
 
