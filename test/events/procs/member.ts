@@ -31,6 +31,7 @@ if (mode === "hold") {
   const take = () => {
     const batch = sub.poll()
     batch.forEachRaw((_id, _type, data) => {
+      if (data.length < 8) return // not from a "pub" member (the "hold" ones publish a few short events)
       const d = view(data)
       const pub = d.getUint32(0, true), seq = d.getUint32(4, true)
       if ((last.get(pub) ?? -1) >= seq) outOfOrder++
