@@ -128,10 +128,11 @@ export interface SubscribeOptions {
 /** What the topic needs of a subscriber it owns. */
 export interface SubscriptionOwner {
   readonly ptr: Pointer
-  forget(sub: Subscription): void
+  forget(sub: Subscription, native: NativeSub, freed: Promise<void>): void
 }
 
-interface NativeSub {
+/** A subscription's native handle, also held by its topic so closing the topic frees dropped ones first. */
+export interface NativeSub {
   ptr: Pointer | null
 }
 
@@ -163,7 +164,7 @@ export class Subscription implements AsyncIterable<TopicEvent>, AsyncDisposable,
   /** @internal: use topic.subscribe() */
   constructor(
     private readonly owner: SubscriptionOwner,
-    ptr: Pointer,
+    native: NativeSub,
     /** The filter, printable. */
     readonly filter: string,
     /** The queue bound. */
@@ -171,7 +172,8 @@ export class Subscription implements AsyncIterable<TopicEvent>, AsyncDisposable,
     idle: IdleStrategy | undefined,
     restarted: boolean,
   ) {
-    this.native = { ptr }
+    this.native = native
+    const ptr = native.ptr!
     this.restarted = restarted
     const cap = topicNative.sb_sub_batch_capacity(ptr)
     const ab = toArrayBuffer(topicNative.sb_sub_batch(ptr)!, 0, cap)
@@ -259,12 +261,14 @@ export class Subscription implements AsyncIterable<TopicEvent>, AsyncDisposable,
     }
   }
 
+  /** @internal: settles once the native side is freed (after Bun let go of the wake socket). */
+  freed: Promise<void> = Promise.resolve()
+
   /** Leaves the topic at once (other members see it gone); a pending receive() resolves undefined. */
   close() {
     if (this.closed) return
     this.closed = true
     dropped.unregister(this)
-    this.owner.forget(this)
     this.wakeLocal?.()
     const n = this.native
     const free = () => {
@@ -272,8 +276,9 @@ export class Subscription implements AsyncIterable<TopicEvent>, AsyncDisposable,
       n.ptr = null
     }
     // Close the fd only once Bun has let go of it, so it never touches a reused fd number.
-    if (this.bell) this.bell.cancel().then(free, free)
+    if (this.bell) this.freed = this.bell.cancel().then(free, free)
     else free()
+    this.owner.forget(this, n, this.freed)
   }
 
   async [Symbol.asyncDispose]() {

@@ -14,7 +14,7 @@ import {
 } from "../native/ffi.ts"
 import { decodeFilter, encodeEvent, encodeFilter, encodeRule, type EventData, type Routing, type TopicFilter } from "./codec.ts"
 import { TopicClosedError, TopicFullError } from "./errors.ts"
-import { Subscription, type SubscribeOptions, type SubscriptionOwner } from "./subscription.ts"
+import { Subscription, type NativeSub, type SubscribeOptions, type SubscriptionOwner } from "./subscription.ts"
 
 export interface TopicOptions {
   /** Ring bytes (a power of two, 64 KiB … 1 GiB), used only by the process that creates the topic. Default 1 MiB. */
@@ -76,6 +76,8 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
   private scratch = new Uint8Array(SCRATCH_START)
   private scratchView = new DataView(this.scratch.buffer)
   private readonly subs = new Set<WeakRef<Subscription>>()
+  private readonly natives = new Set<NativeSub>() // every open subscription's handle, dropped ones included
+  private readonly freeing = new Set<Promise<void>>() // subscriptions closed, their native side not yet freed
   private readonly ticker: ReturnType<typeof setInterval>
   private readonly warn: (message: string) => void
   private closed = false
@@ -164,7 +166,9 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
       if (err[0] === TopicErrno.ENOSPC) throw new TopicFullError(`topic "${this.name}" has ${TopicConst.MAX_SUBS} subscribers already; close some`)
       throw new SlotBusError(`cannot subscribe to "${this.name}": errno ${-err[0]!}`)
     }
-    const sub = new Subscription(this, ptr, text, queue, opts.idle, this.out[TopicOut.restarted] === 1)
+    const native: NativeSub = { ptr }
+    this.natives.add(native)
+    const sub = new Subscription(this, native, text, queue, opts.idle, this.out[TopicOut.restarted] === 1)
     this.subs.add(new WeakRef(sub))
     return sub
   }
@@ -223,8 +227,14 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
     open.delete(this)
     const subs = [...this.subs].map((w) => w.deref()).filter((s): s is Subscription => s !== undefined)
     for (const s of subs) s.close()
-    // Subscriptions free their native side once Bun lets go of their wake sockets; the topic goes after them.
-    setTimeout(() => topicNative.sb_topic_close(this.ptr), 50)
+    const freeing = [...this.freeing]
+    // Subscriptions free their native side once Bun lets go of their wake sockets; the topic goes after them,
+    // and after any subscription that was dropped but not yet finalized.
+    Promise.all(freeing).then(() => {
+      for (const n of this.natives) if (n.ptr) topicNative.sb_sub_close(n.ptr), (n.ptr = null)
+      this.natives.clear()
+      topicNative.sb_topic_close(this.ptr)
+    })
   }
 
   async [Symbol.asyncDispose]() {
@@ -235,7 +245,12 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
   }
 
   /** @internal */
-  forget(sub: Subscription) {
+  forget(sub: Subscription, native: NativeSub, freed: Promise<void>) {
+    this.natives.delete(native)
+    if (native.ptr) {
+      this.freeing.add(freed)
+      freed.then(() => this.freeing.delete(freed))
+    }
     for (const w of this.subs) if (w.deref() === sub || w.deref() === undefined) this.subs.delete(w)
   }
 
