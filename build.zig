@@ -1,6 +1,22 @@
+// The one build path for every C program in the repo. Steps (zig build --list-steps):
+//   install (default)   prebuilds/<os>-<arch>[-musl]/libslotbus.so for all four release targets
+//   native              the prebuild for this host only
+//   examples            zig-out/bin/c-worker           (examples/c-worker; -Dc-worker=FILE.c builds another source)
+//   floor               zig-out/bin/floor              (bench/floor.c, the bench's C-to-C floor)
+//   stress              zig-out/bin/stress             (csrc/test/stress.c, the slot state machine under load)
+//   stress-tsan         zig-out/bin/stress-tsan        (the same under ThreadSanitizer)
+//   stress-asan         zig-out/bin/stress-asan        (AddressSanitizer, built by -Dsanitizer-cc, default gcc)
+//   stress-ubsan        zig-out/bin/stress-ubsan       (UndefinedBehaviorSanitizer, built by -Dsanitizer-cc)
+//   hostile             zig-out/bin/hostile            (csrc/test/hostile.c, a worker against a hostile hub)
+//   lease-stress[-tsan] zig-out/bin/lease-stress[-tsan] (csrc/test/lease-stress.c, the lease table under contention)
+//   hostile-asan        zig-out/bin/hostile-asan       (the same under AddressSanitizer + UBSan)
+//   topic-stress[-tsan] zig-out/bin/topic-stress[-tsan] (csrc/test/topic_stress.c, the topic ring under load)
+//   test-c              all of the C test programs above
+// zig's bundled clang has no AddressSanitizer runtime and only a trapping UBSan (no report), so those variants
+// are compiled by a system compiler (gcc or clang), still from here.
 const std = @import("std");
 
-const c_sources = [_][]const u8{"csrc/slotbus.c"};
+const c_sources = [_][]const u8{ "csrc/slotbus.c", "csrc/lease.c", "csrc/topic.c" };
 const c_flags = [_][]const u8{ "-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror" };
 
 const Release = struct { query: []const u8, dir: []const u8 };
@@ -15,7 +31,8 @@ const releases = [_]Release{
 
 pub fn build(b: *std.Build) void {
     const optimize = b.option(std.builtin.OptimizeMode, "optimize", "Optimization mode (default ReleaseFast)") orelse .ReleaseFast;
-    const tsan = b.option(bool, "tsan", "Build the stress test with ThreadSanitizer") orelse false;
+    const sanitizer_cc = b.option([]const u8, "sanitizer-cc", "C compiler for the ASan/UBSan builds (default gcc)") orelse "gcc";
+    const c_worker = b.option([]const u8, "c-worker", "Source of the examples step (default examples/c-worker/worker.c)");
     const host = b.graph.host;
 
     const native = b.step("native", "Build prebuilds/ for the host only");
@@ -45,8 +62,28 @@ pub fn build(b: *std.Build) void {
     }
     if (!host_supported) native.dependOn(&b.addFail("no release target matches this host").step);
 
-    addHostExe(b, "examples", "c-worker", "examples/c-worker/worker.c", optimize, false);
-    addHostExe(b, "stress", "stress", "csrc/test/stress.c", optimize, tsan);
+    const worker_source: std.Build.LazyPath = if (c_worker) |p| .{ .cwd_relative = p } else b.path("examples/c-worker/worker.c");
+    _ = addHostExe(b, "examples", "c-worker", worker_source, optimize, false);
+
+    const floor = b.addExecutable(.{ .name = "floor", .target = host, .optimize = optimize });
+    floor.addCSourceFiles(.{ .files = &.{"bench/floor.c"}, .flags = &c_flags });
+    floor.linkLibC();
+    b.step("floor", "Build zig-out/bin/floor, the bench's C-to-C floor").dependOn(&b.addInstallArtifact(floor, .{}).step);
+
+    const test_c = b.step("test-c", "Build every C test program");
+    const tests = [_]*std.Build.Step{
+        addHostExe(b, "stress", "stress", b.path("csrc/test/stress.c"), optimize, false),
+        addHostExe(b, "stress-tsan", "stress-tsan", b.path("csrc/test/stress.c"), optimize, true),
+        addSanitized(b, "stress-asan", "csrc/test/stress.c", sanitizer_cc, "address"),
+        addSanitized(b, "stress-ubsan", "csrc/test/stress.c", sanitizer_cc, "undefined"),
+        addHostExe(b, "hostile", "hostile", b.path("csrc/test/hostile.c"), optimize, false),
+        addHostExe(b, "lease-stress", "lease-stress", b.path("csrc/test/lease-stress.c"), optimize, false),
+        addHostExe(b, "lease-stress-tsan", "lease-stress-tsan", b.path("csrc/test/lease-stress.c"), optimize, true),
+        addHostExe(b, "topic-stress", "topic-stress", b.path("csrc/test/topic_stress.c"), optimize, false),
+        addHostExe(b, "topic-stress-tsan", "topic-stress-tsan", b.path("csrc/test/topic_stress.c"), optimize, true),
+        addSanitized(b, "hostile-asan", "csrc/test/hostile.c", sanitizer_cc, "address,undefined"),
+    };
+    for (tests) |step| test_c.dependOn(step);
 }
 
 fn addCore(c: *std.Build.Step.Compile) void {
@@ -55,15 +92,34 @@ fn addCore(c: *std.Build.Step.Compile) void {
     c.linkLibC();
 }
 
-fn addHostExe(b: *std.Build, step_name: []const u8, exe_name: []const u8, main: []const u8, optimize: std.builtin.OptimizeMode, tsan: bool) void {
+fn addHostExe(b: *std.Build, step_name: []const u8, exe_name: []const u8, main: std.Build.LazyPath, optimize: std.builtin.OptimizeMode, tsan: bool) *std.Build.Step {
     const exe = b.addExecutable(.{
         .name = exe_name,
         .target = b.graph.host,
         .optimize = optimize,
         .sanitize_thread = tsan,
+        .strip = false, // sanitizer reports and crashes name the line
     });
     addCore(exe);
-    exe.addCSourceFiles(.{ .files = &.{main}, .flags = &c_flags });
+    exe.addCSourceFile(.{ .file = main, .flags = &c_flags });
     const step = b.step(step_name, b.fmt("Build zig-out/bin/{s} for the host", .{exe_name}));
     step.dependOn(&b.addInstallArtifact(exe, .{}).step);
+    return step;
+}
+
+/// A test program and libslotbus compiled by a system compiler with -fsanitize=`sanitizers`; any report aborts.
+fn addSanitized(b: *std.Build, name: []const u8, main: []const u8, cc: []const u8, sanitizers: []const u8) *std.Build.Step {
+    const run = b.addSystemCommand(&.{cc});
+    run.addArgs(&c_flags);
+    run.addArgs(&.{ "-O1", "-g", "-pthread", "-fno-omit-frame-pointer", "-fno-sanitize-recover=all" });
+    run.addArg(b.fmt("-fsanitize={s}", .{sanitizers}));
+    run.addPrefixedDirectoryArg("-I", b.path("csrc"));
+    run.addFileArg(b.path(main));
+    run.addFileArg(b.path("csrc/slotbus.c"));
+    run.addFileInput(b.path("csrc/slotbus.h"));
+    run.addArg("-o");
+    const out = run.addOutputFileArg(name);
+    const step = b.step(name, b.fmt("Build zig-out/bin/{s} with {s} and -fsanitize={s}", .{ name, cc, sanitizers }));
+    step.dependOn(&b.addInstallBinFile(out, name).step);
+    return step;
 }

@@ -1,5 +1,6 @@
 // `slotbus bench`: round trips between two processes through slotbus and the alternatives, in one run.
-import { appendFileSync, writeFileSync } from "node:fs"
+import { writeFileSync } from "node:fs"
+import * as bunFloor from "./methods/bun-floor.ts"
 import * as cWorker from "./methods/c-worker.ts"
 import * as floor from "./methods/floor.ts"
 import * as http from "./methods/http.ts"
@@ -9,27 +10,35 @@ import * as tcp from "./methods/tcp.ts"
 import * as unix from "./methods/unix.ts"
 import * as threadWorker from "./methods/worker.ts"
 import { busyWarnings, describeMachine, machineBusySeconds } from "./lib/machine.ts"
-import { checkEcho, histogramOf, measureTransport, payload, type Sample } from "./lib/measure.ts"
-import { killAll, reapedChildrenCpuSeconds, selfCpuSeconds } from "./lib/proc.ts"
+import { checkEcho, measureTransport, payload, type Sample } from "./lib/measure.ts"
+import { killAll, processCpuSeconds, reapedChildrenCpuSeconds, selfCpuSeconds, spawnChild, type Child } from "./lib/proc.ts"
+import { median, Samples } from "./lib/samples.ts"
 import { SkipMethod, type Transport } from "./lib/transport.ts"
 import {
-  CDF_PERCENTILES, formatSize, jsonIdleLine, jsonLine, renderHtml, renderTable,
-  type BenchReport, type IdleResult, type MethodInfo, type Row,
+  CDF_PERCENTILES, formatSize, renderHtml, renderJson, renderTable,
+  type BenchReport, type Figures, type IdleResult, type MethodInfo, type Row,
 } from "./report.ts"
 
 export const USAGE = `usage: slotbus bench [options]
+       slotbus bench soak [options]   (the kill -9 soak test: slotbus bench soak --help)
 
 Measures request/response round trips between two processes through slotbus (each idle strategy,
-Bun↔Bun and Bun↔C), process.send, a unix socket, TCP loopback, HTTP, a Worker thread, and a C floor.
+Bun↔Bun and Bun↔C), process.send, a unix socket, TCP loopback, HTTP, a Worker thread, and two floors:
+C↔C and bare Bun↔Bun ping-pongs over shared memory. Methods are interleaved over several rounds; every
+figure is the median across rounds with its range, and the first line is the verdict.
 
   --sizes <list>   payload sizes, e.g. 64,4k,64k,1m (default 64,4k,64k,1m; with --quick 64,64k)
-  --quick          shorter measurements and fewer sizes (under 20 s)
-  --time <ms>      time with 1 request in flight per method and size (default 600, --quick 150);
+  --rounds <n>     rounds; each measures every method once, in a rotating order (default 5, --quick 3)
+  --quick          shorter measurements, fewer sizes and rounds (about 30 s)
+  --time <ms>      per round, time with 1 request in flight per method and size (default 200, --quick 60);
                    32 in flight gets 2/3 of it, warm-up 1/6
-  --only <list>    only these methods: a name (slotbus, slotbus-c, floor, process.send, unix, tcp,
-                   http, worker) or name:mode (slotbus:spin, floor:futex, …); "idle" for the idle test
+  --only <list>    only these methods: a name (slotbus, slotbus-c, floor, floor-bun, process.send, unix,
+                   tcp, http, worker) or name:mode (slotbus:spin, floor:futex, …); "idle" for the idle test
   --idle <ms>      how long to measure the CPU of an idle parked hub+worker (default 2000; 0: skip)
-  --json [file]    one JSON object per measurement per line, to file or stdout (the table then goes to stderr)
+  --load <n>       start n CPU burner processes for the whole run (a busy machine on purpose)
+  --wide           every column (the default table fits 100 columns)
+  --json [file]    JSON lines, to file or stdout (the table then goes to stderr): a header record
+                   (machine, versions, settings, load, warnings, verdict), then one line per measurement
   --html <file>    a self-contained HTML report with latency CDFs and throughput bars
   --c-worker <p>   the C worker to use: a binary, or a .c file (default: build examples/c-worker/worker.c)
   -h, --help       this text`
@@ -38,12 +47,16 @@ export class UsageError extends Error {}
 
 export interface BenchOptions {
   sizes: number[]
+  rounds: number
   quick: boolean
   warmupMs: number
   latencyMs: number
   throughputMs: number
   idleMs: number
   only: string[] | null
+  /** CPU burner processes to run for the duration. */
+  load: number
+  wide: boolean
   /** "-" for stdout. */
   json: string | null
   html: string | null
@@ -65,6 +78,13 @@ export function parseSize(text: string): number {
   return n
 }
 
+function count(text: string | undefined, flag: string, min: number, max: number): number {
+  const n = Number(text)
+  if (text === undefined || !/^\d+$/.test(text) || n < min || n > max)
+    throw new UsageError(`${flag} takes a whole number from ${min} to ${max}, got ${text ?? "nothing"}`)
+  return n
+}
+
 function positiveMs(text: string | undefined, flag: string, allowZero = false): number {
   const n = Number(text)
   if (text === undefined || !Number.isInteger(n) || n < (allowZero ? 0 : 1) || n > 600_000)
@@ -75,6 +95,9 @@ function positiveMs(text: string | undefined, flag: string, allowZero = false): 
 export function parseArgs(argv: string[]): BenchOptions {
   let sizes: number[] | null = null
   let quick = false
+  let rounds: number | null = null
+  let load = 0
+  let wide = false
   let time: number | null = null
   let idle: number | null = null
   let only: string[] | null = null
@@ -108,6 +131,15 @@ export function parseArgs(argv: string[]): BenchOptions {
         sizes = [...new Set(list.map(parseSize))]
         break
       }
+      case "--rounds":
+        rounds = count(value(), "--rounds", 1, 100)
+        break
+      case "--load":
+        load = count(value(), "--load", 0, 64)
+        break
+      case "--wide":
+        wide = true
+        break
       case "--time":
         time = positiveMs(value(), "--time")
         break
@@ -137,15 +169,18 @@ export function parseArgs(argv: string[]): BenchOptions {
         throw new UsageError(`unknown option ${raw}`)
     }
   }
-  const latencyMs = time ?? (quick ? 150 : 600)
+  const latencyMs = time ?? (quick ? 60 : 200)
   return {
     sizes: sizes ?? (quick ? [64, 64 * KiB] : [64, 4 * KiB, 64 * KiB, KiB * KiB]),
+    rounds: rounds ?? (quick ? 3 : 5),
     quick,
     latencyMs,
     throughputMs: Math.max(1, Math.round((latencyMs * 2) / 3)),
     warmupMs: Math.max(1, Math.round(latencyMs / 6)),
     idleMs: idle ?? (quick ? 1000 : 2000),
     only,
+    load,
+    wide,
     json,
     html,
     cWorker: cWorkerPath,
@@ -157,7 +192,14 @@ export function parseArgs(argv: string[]): BenchOptions {
 
 interface MethodDef extends MethodInfo {
   open?: (o: BenchOptions) => Promise<Transport>
-  floor?: "spin" | "futex"
+  /** Measures itself, one size and in-flight level at a time. */
+  floor?: (size: number, inflight: number, ms: number, warmMs: number) => Promise<Sample>
+}
+
+async function cFloor(mode: "spin" | "futex", size: number, inflight: number, ms: number): Promise<Sample> {
+  await floor.prepare()
+  const r = await floor.measure(mode, size, inflight, ms)
+  return { count: r.samples.length, elapsedS: r.elapsedS, hubCpuS: r.hubCpuS, workerCpuS: r.workerCpuS, times: Samples.of(r.samples) }
 }
 
 function def(name: string, mode: string, label: string, peers: string, rest: Partial<MethodDef>): MethodDef {
@@ -165,14 +207,15 @@ function def(name: string, mode: string, label: string, peers: string, rest: Par
 }
 
 export const METHODS: MethodDef[] = [
-  def("floor", "spin", "floor spin", "C↔C", { floor: "spin" }),
-  def("floor", "futex", "floor futex", "C↔C", { floor: "futex" }),
+  def("floor", "spin", "C floor spin", "C↔C", { floor: (s, n, ms) => cFloor("spin", s, n, ms) }),
+  def("floor", "futex", "C floor futex", "C↔C", { floor: (s, n, ms) => cFloor("futex", s, n, ms) }),
+  def("floor-bun", "spin", "Bun floor spin", "Bun↔Bun", { floor: bunFloor.measure }),
   def("slotbus", "spin", "slotbus spin", "Bun↔Bun", { open: () => slotbus.open("spin") }),
   def("slotbus", "adaptive", "slotbus adaptive", "Bun↔Bun", { open: () => slotbus.open("adaptive") }),
   def("slotbus", "park", "slotbus park", "Bun↔Bun", { open: () => slotbus.open("park") }),
-  def("slotbus-c", "spin", "slotbus spin", "Bun↔C --spin", { open: (o) => cWorker.open("spin", o.cWorker) }),
-  def("slotbus-c", "adaptive", "slotbus adaptive", "Bun↔C", { open: (o) => cWorker.open("adaptive", o.cWorker) }),
-  def("slotbus-c", "park", "slotbus park", "Bun↔C --futex", { open: (o) => cWorker.open("park", o.cWorker) }),
+  def("slotbus-c", "spin", "slotbus-C spin", "Bun↔C --spin", { open: (o) => cWorker.open("spin", o.cWorker) }),
+  def("slotbus-c", "adaptive", "slotbus-C adaptive", "Bun↔C", { open: (o) => cWorker.open("adaptive", o.cWorker) }),
+  def("slotbus-c", "park", "slotbus-C park", "Bun↔C --futex", { open: (o) => cWorker.open("park", o.cWorker) }),
   def("process.send", "advanced", "process.send", "Bun↔Bun", { open: processSend.open }),
   def("unix", "stream", "unix socket", "Bun↔Bun", { open: unix.open }),
   def("tcp", "loopback", "TCP loopback", "Bun↔Bun", { open: tcp.open }),
@@ -218,25 +261,57 @@ class Progress {
 
 // ---- measuring ----
 
-function rowOf(m: MethodInfo, size: number, inflight: number, s: Sample): Row {
-  // hdr-histogram reports a bucket's highest equivalent value, which can sit just above the true maximum
-  const at = (p: number) => Math.min(s.hist.getValueAtPercentile(p), s.hist.maxValue) / 1000
+/** One round's figures of one measurement, and its distribution at CDF_PERCENTILES (µs). */
+function figuresOf(s: Sample): { figures: Figures; cdf: number[] } {
+  const at = (p: number) => s.times.percentile(p) / 1000
   return {
-    name: m.name,
-    mode: m.mode,
-    size,
-    inflight,
-    count: s.count,
-    elapsed_s: s.elapsedS,
-    p50_us: at(50),
-    p90_us: at(90),
-    p99_us: at(99),
-    p999_us: at(99.9),
-    max_us: s.hist.maxValue / 1000,
-    msgs_per_s: s.count / s.elapsedS,
-    hub_cpu_s: s.hubCpuS,
-    worker_cpu_s: s.workerCpuS,
-    cdf: CDF_PERCENTILES.map((p) => [p, p === 100 ? s.hist.maxValue / 1000 : at(p)]),
+    figures: {
+      count: s.count,
+      elapsed_s: s.elapsedS,
+      p50_us: at(50),
+      p90_us: at(90),
+      p99_us: at(99),
+      p999_us: at(99.9),
+      max_us: at(100),
+      msgs_per_s: s.count / s.elapsedS,
+      hub_cpu_s: s.hubCpuS,
+      worker_cpu_s: s.workerCpuS,
+    },
+    cdf: CDF_PERCENTILES.map(at),
+  }
+}
+
+/** Every round of one measurement so far. */
+interface Rounds {
+  method: MethodInfo
+  size: number
+  inflight: number
+  rounds: (Figures | null)[]
+  cdfs: number[][]
+}
+
+/** The medians across rounds; counts and times are totals. */
+export function rowOf(r: Rounds): Row {
+  const present = r.rounds.filter((f): f is Figures => f !== null)
+  const mid = (k: keyof Figures) => median(present.map((f) => f[k]))
+  const sum = (k: keyof Figures) => present.reduce((n, f) => n + f[k], 0)
+  return {
+    name: r.method.name,
+    mode: r.method.mode,
+    size: r.size,
+    inflight: r.inflight,
+    count: sum("count"),
+    elapsed_s: sum("elapsed_s"),
+    p50_us: mid("p50_us"),
+    p90_us: mid("p90_us"),
+    p99_us: mid("p99_us"),
+    p999_us: mid("p999_us"),
+    max_us: mid("max_us"),
+    msgs_per_s: mid("msgs_per_s"),
+    hub_cpu_s: mid("hub_cpu_s"),
+    worker_cpu_s: mid("worker_cpu_s"),
+    rounds: r.rounds,
+    cdf: CDF_PERCENTILES.map((p, i) => [p, median(r.cdfs.map((c) => c[i]!))]),
   }
 }
 
@@ -252,92 +327,123 @@ function bounded<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
 const describe = (m: MethodInfo) => `${m.label} (${m.peers})`
 const message = (e: unknown) => (e instanceof Error ? e.message : String(e)).split("\n")[0]!
 
-export async function runBench(o: BenchOptions, emit: (row: Row, m: MethodInfo) => void, onIdle: (idle: IdleResult) => void): Promise<BenchReport> {
+/** CPU burners for --load: busy-looping Bun processes, killed with the rest when the run ends. */
+function startLoad(n: number): Child[] {
+  return Array.from({ length: n }, () => spawnChild([process.execPath, "-e", "for (;;) {}"]))
+}
+
+/** The method order of round `round`: each round starts one method further along, so none is always first or last. */
+export function rotation<T>(methods: T[], round: number): T[] {
+  return methods.map((_, i) => methods[(i + round) % methods.length]!)
+}
+
+export async function runBench(o: BenchOptions): Promise<BenchReport> {
   const machine = describeMachine()
   const methods = METHODS.filter((m) => selected(o, m))
   const wantIdle = o.idleMs > 0 && (!o.only || o.only.includes("idle"))
   const stepS = (o.warmupMs * 2 + o.latencyMs + o.throughputMs) / 1000 + 0.05
-  const progress = new Progress(methods.length * o.sizes.length + (wantIdle ? 1 : 0), methods.length * (o.sizes.length * stepS + 0.2) + (wantIdle ? o.idleMs / 1000 + 0.3 : 0) + 1)
-  const rows: Row[] = []
+  const progress = new Progress(o.rounds * methods.length * o.sizes.length + (wantIdle ? 1 : 0),
+    o.rounds * methods.length * (o.sizes.length * stepS + 0.2) + (wantIdle ? o.idleMs / 1000 + 0.3 : 0) + 1)
+  const measured = new Map<string, Rounds>()
   const notes: string[] = []
+  const given = new Set<string>()
   let idle: IdleResult | null = null
+  const limit = Math.max(30_000, 20 * (o.latencyMs + o.warmupMs))
+  const record = (method: MethodInfo, size: number, inflight: number, round: number, s: Sample) => {
+    const key = `${method.id} ${size} ${inflight}`
+    const r = measured.get(key) ?? { method, size, inflight, rounds: [], cdfs: [] }
+    measured.set(key, r)
+    const { figures, cdf } = figuresOf(s)
+    while (r.rounds.length < round) r.rounds.push(null)
+    r.rounds[round] = figures
+    r.cdfs.push(cdf)
+  }
+
+  const burners = startLoad(o.load)
+  if (burners.length > 0) await Bun.sleep(200) // running before the first measurement starts
   const t0 = performance.now()
   const busy0 = machineBusySeconds()
   const self0 = selfCpuSeconds()
   const reaped0 = reapedChildrenCpuSeconds()
-  const limit = Math.max(30_000, 20 * (o.latencyMs + o.warmupMs))
-  const record = (m: MethodInfo, row: Row) => {
-    rows.push(row)
-    emit(row, m)
-  }
-
-  const measureIdle = async () => {
-    progress.step(`slotbus park · idle CPU for ${(o.idleMs / 1000).toFixed(1)} s`)
-    try {
-      Bun.gc(true) // the bench's own garbage is not the bus's idle cost
-      const r = await bounded(slotbus.measureIdle(o.idleMs), o.idleMs + limit, "the idle measurement")
-      idle = { hub_cpu_s: r.hubCpuS, worker_cpu_s: r.workerCpuS, elapsed_s: r.elapsedS }
-      onIdle(idle)
-    } catch (e) {
-      notes.push(`idle CPU of slotbus park: failed: ${message(e)}`)
-    }
-  }
+  let wallS = 0
+  let others: number | null = null
 
   try {
-    for (const m of methods) {
-      // Idle goes first among the Bun methods: the process is at its quietest there.
-      if (wantIdle && !idle && !m.floor && !notes.some((n) => n.startsWith("idle"))) await measureIdle()
-      let t: Transport | null = null
-      let step = 0
+    // Idle goes first: the process is at its quietest there.
+    if (wantIdle) {
+      progress.step(`slotbus park · idle CPU for ${(o.idleMs / 1000).toFixed(1)} s`)
       try {
-        if (m.floor) {
-          await floor.prepare()
-          for (const size of o.sizes) {
-            step++
-            progress.step(`${describe(m)} · ${formatSize(size)}`)
-            for (const inflight of INFLIGHT) {
-              const ms = inflight === 1 ? o.latencyMs : o.throughputMs
-              const r = await bounded(floor.measure(m.floor, size, inflight, ms), limit, describe(m))
-              record(m, rowOf(m, size, inflight, { count: r.samples.length, elapsedS: r.elapsedS, hubCpuS: r.hubCpuS, workerCpuS: r.workerCpuS, hist: histogramOf(r.samples) }))
-            }
-          }
-          continue
-        }
-        progress.detail(`${describe(m)} · starting`)
-        t = await bounded(m.open!(o), limit, `starting ${describe(m)}`)
-        for (const size of o.sizes) {
-          step++
-          progress.step(`${describe(m)} · ${formatSize(size)}`)
-          const body = payload(size)
-          await bounded(checkEcho(t, body), limit, describe(m))
-          for (const inflight of INFLIGHT) {
-            progress.detail(`${describe(m)} · ${formatSize(size)} · ${inflight} in flight`)
-            const ms = inflight === 1 ? o.latencyMs : o.throughputMs
-            const s = await bounded(measureTransport(t, body, inflight, ms, o.warmupMs), limit, describe(m))
-            record(m, rowOf(m, size, inflight, s))
-          }
-        }
+        Bun.gc(true) // the bench's own garbage is not the bus's idle cost
+        const r = await bounded(slotbus.measureIdle(o.idleMs), o.idleMs + limit, "the idle measurement")
+        idle = { hub_cpu_s: r.hubCpuS, worker_cpu_s: r.workerCpuS, elapsed_s: r.elapsedS }
       } catch (e) {
-        notes.push(`${describe(m)}: ${e instanceof SkipMethod ? "skipped" : "failed"}: ${message(e)}`)
-        progress.skip(o.sizes.length - step)
-      } finally {
-        await t?.close().catch(() => {})
+        notes.push(`idle CPU of slotbus park: failed: ${message(e)}`)
       }
     }
-    if (wantIdle && !idle && !notes.some((n) => n.startsWith("idle"))) await measureIdle()
+    for (let round = 0; round < o.rounds; round++) {
+      for (const m of rotation(methods, round)) {
+        // A method that failed or was skipped once is not tried again: its note says why.
+        if (given.has(m.id)) {
+          progress.skip(o.sizes.length)
+          continue
+        }
+        const at = `round ${round + 1}/${o.rounds} · ${describe(m)}`
+        let t: Transport | null = null
+        let step = 0
+        try {
+          if (m.floor) {
+            for (const size of o.sizes) {
+              step++
+              progress.step(`${at} · ${formatSize(size)}`)
+              for (const inflight of INFLIGHT) {
+                const ms = inflight === 1 ? o.latencyMs : o.throughputMs
+                record(m, size, inflight, round, await bounded(m.floor(size, inflight, ms, o.warmupMs), limit, describe(m)))
+              }
+            }
+            continue
+          }
+          progress.detail(`${at} · starting`)
+          t = await bounded(m.open!(o), limit, `starting ${describe(m)}`)
+          for (const size of o.sizes) {
+            step++
+            progress.step(`${at} · ${formatSize(size)}`)
+            const body = payload(size)
+            await bounded(checkEcho(t, body), limit, describe(m))
+            for (const inflight of INFLIGHT) {
+              progress.detail(`${at} · ${formatSize(size)} · ${inflight} in flight`)
+              const ms = inflight === 1 ? o.latencyMs : o.throughputMs
+              record(m, size, inflight, round, await bounded(measureTransport(t, body, inflight, ms, o.warmupMs), limit, describe(m)))
+            }
+          }
+        } catch (e) {
+          given.add(m.id)
+          notes.push(`${describe(m)}: ${e instanceof SkipMethod ? "skipped" : `failed in round ${round + 1}`}: ${message(e)}`)
+          progress.skip(o.sizes.length - step)
+        } finally {
+          await t?.close().catch(() => {})
+        }
+      }
+    }
   } finally {
+    // Read everything before the burners die: their CPU is ours on purpose, not the machine's other users'.
+    wallS = (performance.now() - t0) / 1000
+    const busy1 = machineBusySeconds()
+    const burnt = burners.reduce((n, b) => n + (processCpuSeconds(b.proc.pid) || 0), 0)
+    const ours = selfCpuSeconds() - self0 + (reapedChildrenCpuSeconds() - reaped0) + burnt
+    others = busy0 !== null && busy1 !== null ? Math.max(0, busy1 - busy0 - ours) : null
     killAll()
     progress.end()
   }
 
-  const wallS = (performance.now() - t0) / 1000
-  const busy1 = machineBusySeconds()
-  const ours = selfCpuSeconds() - self0 + (reapedChildrenCpuSeconds() - reaped0)
-  const others = busy0 !== null && busy1 !== null ? Math.max(0, busy1 - busy0 - ours) : null
+  const rows: Row[] = []
+  for (const m of methods) for (const size of o.sizes) for (const inflight of INFLIGHT) {
+    const r = measured.get(`${m.id} ${size} ${inflight}`)
+    if (r) rows.push(rowOf(r))
+  }
   return {
     machine,
     warnings: busyWarnings(machine, others, wallS),
-    settings: { sizes: o.sizes, warmupMs: o.warmupMs, latencyMs: o.latencyMs, throughputMs: o.throughputMs, quick: o.quick },
+    settings: { sizes: o.sizes, rounds: o.rounds, warmupMs: o.warmupMs, latencyMs: o.latencyMs, throughputMs: o.throughputMs, quick: o.quick, load: o.load },
     methods: methods.map(({ id, name, mode, label, peers }) => ({ id, name, mode, label, peers })),
     rows,
     idle,
@@ -348,12 +454,13 @@ export async function runBench(o: BenchOptions, emit: (row: Row, m: MethodInfo) 
 
 /** Runs `slotbus bench` with the given arguments; resolves with the exit code. */
 export async function main(argv: string[]): Promise<number> {
+  if (argv[0] === "soak") return (await import("./soak.ts")).main(argv.slice(1))
   let o: BenchOptions
   try {
     o = parseArgs(argv)
   } catch (e) {
     if (!(e instanceof UsageError)) throw e
-    process.stderr.write(`slotbus bench: ${e.message}\n\n${USAGE}\n`)
+    process.stderr.write(`slotbus bench: ${e.message} (slotbus bench --help lists the options)\n`)
     return 2
   }
   if (o.help) {
@@ -369,22 +476,18 @@ export async function main(argv: string[]): Promise<number> {
   process.on("SIGTERM", onSignal)
   process.on("exit", killAll)
 
-  const jsonOut = o.json
-  if (jsonOut && jsonOut !== "-") writeFileSync(jsonOut, "")
-  const writeJson = (line: string) => {
-    if (jsonOut === "-") process.stdout.write(`${line}\n`)
-    else if (jsonOut) appendFileSync(jsonOut, `${line}\n`)
-  }
   try {
-    const report = await runBench(o, (row, m) => writeJson(jsonLine(row, m)), (idle) => writeJson(jsonIdleLine(idle)))
-    const table = renderTable(report)
-    if (jsonOut === "-") process.stderr.write(table)
+    const report = await runBench(o)
+    const table = renderTable(report, o.wide)
+    if (o.json === "-") process.stderr.write(table)
     else process.stdout.write(table)
+    if (o.json === "-") process.stdout.write(renderJson(report))
+    else if (o.json) writeFileSync(o.json, renderJson(report))
     if (o.html) {
       writeFileSync(o.html, renderHtml(report))
       process.stderr.write(`wrote ${o.html}\n`)
     }
-    return report.rows.length > 0 ? 0 : 1
+    return report.rows.length > 0 || report.idle ? 0 : 1
   } finally {
     process.off("SIGINT", onSignal)
     process.off("SIGTERM", onSignal)

@@ -8,7 +8,7 @@
 import { cpus, release, tmpdir } from "node:os"
 import { join } from "node:path"
 import { rmSync } from "node:fs"
-import * as hdr from "hdr-histogram-js"
+import { Samples } from "./lib/samples.ts"
 import type { IdleStrategy } from "../src/index.ts"
 import { createHub, hubWorker } from "../src/http/index.ts"
 
@@ -97,7 +97,7 @@ async function loadWrk(url: string, conc: number, seconds: number): Promise<Cell
 }
 
 async function loadFetch(url: string, conc: number, seconds: number): Promise<Cell> {
-  const h = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 })
+  const h = new Samples()
   const end = performance.now() + seconds * 1000
   let n = 0
   await Promise.all(Array.from({ length: conc }, async () => {
@@ -106,11 +106,11 @@ async function loadFetch(url: string, conc: number, seconds: number): Promise<Ce
       const res = await fetch(url)
       await res.arrayBuffer()
       if (res.status !== 200) throw new Error(`${url} answered ${res.status}`)
-      h.recordValue(Math.max(1, Math.round((performance.now() - t) * 1000)))
+      h.record((performance.now() - t) * 1000)
       n++
     }
   }))
-  return { rps: n / seconds, p50: h.getValueAtPercentile(50), p99: h.getValueAtPercentile(99) }
+  return { rps: n / seconds, p50: h.percentile(50), p99: h.percentile(99) }
 }
 
 function median(xs: number[]): number {

@@ -4,7 +4,9 @@ import { toArrayBuffer, type Pointer } from "bun:ffi"
 import { closeSync } from "node:fs"
 import { bench, do_not_optimize, group, run, summary } from "mitata"
 import { align8, headerPairs, readHead, writeHead } from "../src/core/codec.ts"
-import { HUB_CONFIG_WORDS, Kind, Msg, MSG_WORDS, native } from "../src/native/ffi.ts"
+import { HUB_CONFIG_WORDS, Kind, Msg, MSG_WORDS, loadNative } from "../src/native/ffi.ts"
+
+const native = await loadNative()
 
 const EAGAIN = -11
 const KiB = 1024
@@ -53,7 +55,7 @@ function cycle(bytes: number): number {
   const slot = native.sb_hub_claim(hub)
   native.sb_hub_publish(hub, slot, Kind.RAW, 1, 0, bytes)
   const w = native.sb_worker_poll(worker)
-  native.sb_worker_complete(worker, w, 0, 0, 0, workerMsg[Msg.bodyLen]!)
+  native.sb_worker_complete(worker, w, workerMsg[Msg.gen]!, 0, 0, 0, workerMsg[Msg.bodyLen]!)
   const h = native.sb_hub_poll(hub)
   native.sb_hub_release(hub, h)
   return h
@@ -71,7 +73,7 @@ function cycleWithCopies(): Uint8Array {
   const w = native.sb_worker_poll(worker)
   const off = workerMsg[Msg.bodyOff]!
   res[w]!.set(req[w]!.subarray(off, off + workerMsg[Msg.bodyLen]!))
-  native.sb_worker_complete(worker, w, 0, 0, 0, workerMsg[Msg.bodyLen]!)
+  native.sb_worker_complete(worker, w, workerMsg[Msg.gen]!, 0, 0, 0, workerMsg[Msg.bodyLen]!)
   const h = native.sb_hub_poll(hub)
   const out = res[h]!.slice(0, body4k.length)
   native.sb_hub_release(hub, h)

@@ -4,9 +4,16 @@
 const USAGE = `usage: slotbus <command> [options]
 
 commands:
-  bench    measure round trips through slotbus and the alternatives on this machine
-           (slotbus bench --help for its options)
-  hub      run the HTTP hub: slotbus hub --port 3200 [--host 127.0.0.1] [--token-file path]
+  bench         measure round trips through slotbus and the alternatives on this machine
+                (slotbus bench --help for its options)
+  bench soak    the kill -9 soak: workers killed and restarted at random, every answer checked
+                (slotbus bench soak --seconds 60 [--workers 4]; --help for the rest)
+  bench leases  lease contests vs flock, Atomics and Redis (slotbus bench leases --help)
+  bench events  pub/sub topics vs NATS, Redis, process.send and BroadcastChannel (--help)
+  bench stdio   the stdio bus vs a direct pipe and the MCP SDK client (slotbus bench stdio --help)
+  hub           run the HTTP hub: slotbus hub --port 3200 [--host 127.0.0.1] [--token-file path]
+  stdio         run a stdio bus: slotbus stdio --config bus.json [--listen unix:/tmp/bus.sock]
+                or bridge to one: slotbus stdio connect unix:/tmp/bus.sock
 
   -h, --help   this text`
 
@@ -14,13 +21,19 @@ async function run(argv: string[]): Promise<number> {
   const [command, ...rest] = argv
   switch (command) {
     case "bench": {
+      if (rest[0] === "leases") return (await import("../bench/leases/cli.ts")).main(rest.slice(1))
+      if (rest[0] === "stdio") return (await import("../bench/stdio/cli.ts")).main(rest.slice(1))
+      if (rest[0] === "events") return (await import("../bench/events/cli.ts")).main(rest.slice(1))
       const { main } = await import("../bench/cli.ts")
       return main(rest)
     }
     case "hub": {
       const { runHubCli } = await import("../src/http/cli.ts")
-      await runHubCli(rest)
-      return 0
+      return runHubCli(rest)
+    }
+    case "stdio": {
+      const { runStdioCli } = await import("../src/stdio/cli.ts")
+      return runStdioCli(rest)
     }
     case undefined:
     case "-h":

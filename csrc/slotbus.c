@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -105,6 +106,9 @@ struct sb_chan {
   uint32_t *free_stack;
   uint32_t free_top;
   uint32_t *hiwater; /* bytes written per slot, both arenas, for trimming */
+  /* worker only: the hello as it arrives, and how many of its fds came */
+  hello_msg hello;
+  uint32_t hello_got, hello_fds;
   char error[160];
 };
 
@@ -115,6 +119,7 @@ static uint32_t fnv1a(const char *s) {
 }
 
 uint32_t sb_layout_hash(void) { return fnv1a(LAYOUT_DESC); }
+uint32_t sb_abi_version(void) { return SB_ABI_VERSION; }
 
 static uint32_t align8(uint32_t n) { return (n + 7u) & ~7u; }
 static uint64_t align_up(uint64_t n, uint64_t a) { return (n + a - 1) & ~(a - 1); }
@@ -143,6 +148,12 @@ static uint8_t *arena(sb_chan *ch, uint32_t i, int response) {
   return ch->base + ch->g.arenas_off + (2ull * i + (response ? 1 : 0)) * ch->g.arena_size;
 }
 static uint32_t word(uint32_t gen, uint32_t state) { return (gen << 8) | state; }
+
+/* Plain fields in shared memory, read or written exactly once where the source says so: relaxed atomics, because
+ * the peer may change them at any time and a compiler may otherwise repeat a plain load after we validated it.
+ * Ordering comes from the state word's release/acquire, never from these. */
+#define SHARED_READ(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
+#define SHARED_WRITE(field, v) __atomic_store_n(&(field), (v), __ATOMIC_RELAXED)
 
 static int corrupt(sb_chan *ch, const char *what, uint32_t a, uint32_t b) {
   snprintf(ch->error, sizeof ch->error, "%s (%u, %u)", what, a, b);
@@ -218,20 +229,25 @@ void sb_yield(void) { sched_yield(); }
 
 void sb_unpark(sb_chan *ch) {
   atomic_store_explicit(my_parked(ch), SB_AWAKE, memory_order_relaxed);
+  /* One read empties an eventfd whatever its count; looping until EAGAIN would spin for good on an fd that
+   * is never empty. */
   uint64_t n;
-  while (read(ch->my_bell, &n, sizeof n) > 0) {
-  }
+  ssize_t r = read(ch->my_bell, &n, sizeof n);
+  (void)r;
 }
 
 /* Reads and discards control bytes (§1): a C side has no use for them, and unread they would keep the
  * socket readable forever and hide the EOF behind them. */
 static int peer_gone(sb_chan *ch) {
-  char buf[64];
-  for (;;) {
+  char buf[256];
+  /* Bounded: a peer that keeps writing must not keep us here. Whatever is left is read on the next call;
+   * the protocol sends a handful of bytes per connection, so this bound is never reached by an honest one. */
+  for (int reads = 0; reads < 16; reads++) {
     ssize_t r = recv(ch->sock, buf, sizeof buf, MSG_DONTWAIT);
     if (r > 0) continue;
     return r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
   }
+  return 0;
 }
 
 int sb_wait(sb_chan *ch, int timeout_ms, int use_futex) {
@@ -260,6 +276,8 @@ int sb_wait(sb_chan *ch, int timeout_ms, int use_futex) {
 
 /* ---- hub side: slot transitions ---- */
 
+static void trim(sb_chan *ch, uint32_t slot, int response);
+
 int sb_hub_claim(sb_chan *ch) {
   if (ch->free_top == 0) return -1;
   uint32_t i = ch->free_stack[--ch->free_top];
@@ -268,14 +286,26 @@ int sb_hub_claim(sb_chan *ch) {
   return (int)i;
 }
 
+int sb_hub_unclaim(sb_chan *ch, uint32_t slot) {
+  if (slot >= ch->g.slot_count || ch->busy[slot] != 1) return -EINVAL;
+  /* however much of the arena the failed fill wrote, hand it back */
+  ch->hiwater[2 * slot] = ch->g.arena_size;
+  trim(ch, slot, 0);
+  /* relaxed: the worker never saw this generation (nothing was pushed), so there is nothing to order against */
+  atomic_store_explicit(&slot_at(ch, slot)->state, word(ch->gen[slot], SB_FREE), memory_order_relaxed);
+  ch->busy[slot] = 0;
+  ch->free_stack[ch->free_top++] = slot;
+  return 0;
+}
+
 int sb_hub_publish(sb_chan *ch, uint32_t slot, uint32_t kind, uint32_t id, uint32_t head_len, uint32_t body_len) {
   if (slot >= ch->g.slot_count || ch->busy[slot] != 1) return -EINVAL;
   if (kind > SB_KIND_HTTP || !fits(ch, head_len, body_len)) return -E2BIG;
   slot_hdr *s = slot_at(ch, slot);
-  s->kind = kind;
-  s->id = id;
-  s->req_head = head_len;
-  s->req_body = body_len;
+  SHARED_WRITE(s->kind, kind);
+  SHARED_WRITE(s->id, id);
+  SHARED_WRITE(s->req_head, head_len);
+  SHARED_WRITE(s->req_body, body_len);
   uint32_t used = align8(head_len) + body_len;
   if (used > ch->hiwater[2 * slot]) ch->hiwater[2 * slot] = used;
   ch->busy[slot] = 2;
@@ -305,12 +335,13 @@ int sb_hub_poll(sb_chan *ch) {
   if (w != word(ch->gen[i], SB_DONE)) return corrupt(ch, "completed slot has a bad state word", i, w);
   sb_msg *m = &ch->msg;
   m->slot = (int32_t)i;
-  m->id = s->id;
-  m->kind = s->kind;
-  m->status = s->status;
-  m->flags = s->flags;
-  m->head_len = s->resp_head;
-  m->body_len = s->resp_body;
+  m->id = SHARED_READ(s->id);
+  m->kind = SHARED_READ(s->kind);
+  m->status = SHARED_READ(s->status);
+  m->flags = SHARED_READ(s->flags);
+  m->head_len = SHARED_READ(s->resp_head);
+  m->body_len = SHARED_READ(s->resp_body);
+  m->gen = ch->gen[i];
   /* read once into private memory above, then validate the private copies only */
   if (m->flags > (SB_RESP_ERROR | SB_RESP_CANCELLED)) return corrupt(ch, "bad response flags", i, m->flags);
   if (!fits(ch, m->head_len, m->body_len)) return corrupt(ch, "response does not fit its arena", m->head_len, m->body_len);
@@ -350,51 +381,57 @@ static void worker_finish(sb_chan *ch, slot_hdr *s, uint32_t slot, uint32_t gen)
 }
 
 int sb_worker_poll(sb_chan *ch) {
-  for (;;) {
+  /* Each slot can be in the sq once, so more than ring_size cancelled entries in one call means a hub that keeps
+   * pushing: return and let the caller come back, rather than spin here for as long as it pushes. */
+  for (uint32_t budget = ch->g.ring_size; budget > 0; budget--) {
     int r = ring_pop(ch, sq(ch), &ch->hdr->sq_tail, &ch->hdr->sq_head);
     if (r < 0) return r;
     uint32_t i = (uint32_t)r;
     slot_hdr *s = slot_at(ch, i);
     uint32_t w = atomic_load_explicit(&s->state, memory_order_relaxed);
-    /* acquire on success: pairs with the hub's release store of READY. On failure w is reloaded: the
-     * only legal change is the hub's cancel. */
-    while ((w & 0xFF) == SB_READY &&
-           !atomic_compare_exchange_weak_explicit(&s->state, &w, word(w >> 8, SB_CLAIMED), memory_order_acquire,
-                                                  memory_order_relaxed)) {
-    }
-    if ((w & 0xFF) == SB_CANCELLED) {
-      s->status = 0;
-      s->flags = SB_RESP_CANCELLED;
-      s->resp_head = s->resp_body = 0;
+    /* acquire on success: pairs with the hub's release store of READY. Strong, and tried once: on failure w holds
+     * the new word, and the only legal change is the hub's cancel; a hub flipping the word cannot keep us here. */
+    int claimed = (w & 0xFF) == SB_READY &&
+                  atomic_compare_exchange_strong_explicit(&s->state, &w, word(w >> 8, SB_CLAIMED), memory_order_acquire,
+                                                          memory_order_relaxed);
+    if (!claimed && (w & 0xFF) == SB_CANCELLED) {
+      SHARED_WRITE(s->status, 0);
+      SHARED_WRITE(s->flags, SB_RESP_CANCELLED);
+      SHARED_WRITE(s->resp_head, 0);
+      SHARED_WRITE(s->resp_body, 0);
       worker_finish(ch, s, i, w >> 8);
       continue;
     }
-    if ((w & 0xFF) != SB_READY) return corrupt(ch, "published slot is not ready", i, w);
+    if (!claimed) return corrupt(ch, "published slot is not ready", i, w);
     sb_msg *m = &ch->msg;
     m->slot = (int32_t)i;
-    m->kind = s->kind;
-    m->id = s->id;
-    m->head_len = s->req_head;
-    m->body_len = s->req_body;
+    m->kind = SHARED_READ(s->kind);
+    m->id = SHARED_READ(s->id);
+    m->head_len = SHARED_READ(s->req_head);
+    m->body_len = SHARED_READ(s->req_body);
     m->status = m->flags = 0;
+    m->gen = w >> 8;
     if (m->kind > SB_KIND_HTTP) return corrupt(ch, "bad request kind", i, m->kind);
     if (!fits(ch, m->head_len, m->body_len)) return corrupt(ch, "request does not fit its arena", m->head_len, m->body_len);
     m->body_off = align8(m->head_len);
     return (int)i;
   }
+  return -1;
 }
 
-int sb_worker_complete(sb_chan *ch, uint32_t slot, uint32_t status, uint32_t flags, uint32_t head_len,
+int sb_worker_complete(sb_chan *ch, uint32_t slot, uint32_t gen, uint32_t status, uint32_t flags, uint32_t head_len,
                        uint32_t body_len) {
   if (slot >= ch->g.slot_count || flags > SB_RESP_ERROR || !fits(ch, head_len, body_len)) return -EINVAL;
   slot_hdr *s = slot_at(ch, slot);
+  /* relaxed: only this side moves a slot out of CLAIMED, so the word cannot change under us legitimately.
+   * The generation is what makes a second completion of an old request fail instead of answering the next one. */
   uint32_t w = atomic_load_explicit(&s->state, memory_order_relaxed);
-  if ((w & 0xFF) != SB_CLAIMED) return -EINVAL;
-  s->status = status;
-  s->flags = flags;
-  s->resp_head = head_len;
-  s->resp_body = body_len;
-  worker_finish(ch, s, slot, w >> 8);
+  if (gen > 0xFFFFFFu || w != word(gen, SB_CLAIMED)) return -EINVAL;
+  SHARED_WRITE(s->status, status);
+  SHARED_WRITE(s->flags, flags);
+  SHARED_WRITE(s->resp_head, head_len);
+  SHARED_WRITE(s->resp_body, body_len);
+  worker_finish(ch, s, slot, gen);
   return 0;
 }
 
@@ -501,10 +538,12 @@ static int map_region(sb_chan *ch) {
   return 0;
 }
 
-static int uid_allowed(const sb_hub_config *cfg, uint32_t uid) {
-  if (uid == (uint32_t)getuid()) return 1;
+/* The uid's bit in cfg->full_mask, or 0 when it is not allowed at all. SO_PEERCRED reports the peer's
+   effective uid, so ours is the one to compare with. */
+static uint32_t uid_bit(const sb_hub_config *cfg, uint32_t uid) {
+  if (uid == (uint32_t)geteuid()) return SB_FULL_OWN_UID;
   for (uint32_t i = 0; i < cfg->allow_uid_count && i < SB_MAX_ALLOW_UIDS; i++)
-    if (cfg->allow_uids[i] == uid) return 1;
+    if (cfg->allow_uids[i] == uid) return 1u << i;
   return 0;
 }
 
@@ -518,16 +557,23 @@ sb_chan *sb_accept(int listen_fd, const sb_hub_config *cfg, int *err, uint32_t *
   if (!cfg || cfg->slot_count < 1 || cfg->slot_count > SB_MAX_SLOTS || cfg->arena_size < 1 ||
       cfg->arena_size > 0xFFFFFFFFu - PAGE)
     return fail(NULL, err, -EINVAL);
-  int sock = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+  /* non-blocking: the hello fits any empty socket buffer, and nothing after it is ever waited on */
+  int sock = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
   if (sock < 0) return fail(NULL, err, -errno);
   struct ucred cred;
   int r = peer_cred(sock, &cred);
-  if (r == 0 && !uid_allowed(cfg, cred.uid)) {
+  if (r == 0 && !uid_bit(cfg, cred.uid)) {
     hello_msg h;
     hello_init(&h, EPERM, 0);
     send_hello(sock, &h, NULL, 0);
     if (err_uid) *err_uid = cred.uid;
     r = -EPERM;
+  } else if (r == 0 && (cfg->full_mask & (SB_FULL_ALL | uid_bit(cfg, cred.uid)))) {
+    hello_msg h;
+    hello_init(&h, EUSERS, 0);
+    send_hello(sock, &h, NULL, 0);
+    if (err_uid) *err_uid = cred.uid;
+    r = -EUSERS;
   }
   if (r) {
     close(sock);
@@ -567,55 +613,92 @@ sb_chan *sb_accept(int listen_fd, const sb_hub_config *cfg, int *err, uint32_t *
   hello_init(&h, 0, g.region_size);
   int fds[3] = {ch->memfd, ch->peer_bell, ch->my_bell};
   if ((r = send_hello(sock, &h, fds, 3))) return fail(ch, err, r);
-  /* from here on the socket is only watched for EOF and control bytes, never waited on */
-  fcntl(sock, F_SETFL, O_NONBLOCK);
   if (err) *err = 0;
   return ch;
 }
 
-static int recv_hello(int sock, hello_msg *h, int *fds, int timeout_ms) {
-  struct pollfd p = {sock, POLLIN, 0};
-  int n;
-  while ((n = poll(&p, 1, timeout_ms)) < 0 && errno == EINTR) {
-  } /* profilers' signals; restarting with the full timeout is close enough */
-  if (n == 0) return -ETIMEDOUT;
-  if (n < 0) return -errno;
-  struct iovec iov = {h, sizeof *h};
-  union {
-    char buf[CMSG_SPACE(3 * sizeof(int))];
-    struct cmsghdr align;
-  } u;
-  struct msghdr m = {0};
-  m.msg_iov = &iov;
-  m.msg_iovlen = 1;
-  m.msg_control = u.buf;
-  m.msg_controllen = sizeof u.buf;
-  ssize_t r;
-  while ((r = recvmsg(sock, &m, MSG_CMSG_CLOEXEC | MSG_WAITALL)) < 0 && errno == EINTR) {
-  }
-  if (r < 0) return -errno;
-  int got = 0;
+/* Reads whatever has arrived of the hello, never blocking: a hub that sends part of it and stalls must not stall
+ * us. The fds travel with the first byte; any that come later, or beyond three, are a broken hub.
+ * 0: complete; -EAGAIN: not yet; -ECONNRESET, -SB_ECORRUPT, -errno. */
+static int hello_read(sb_chan *ch) {
+  while (ch->hello_got < sizeof ch->hello) {
+    struct iovec iov = {(uint8_t *)&ch->hello + ch->hello_got, sizeof ch->hello - ch->hello_got};
+    union {
+      char buf[CMSG_SPACE(3 * sizeof(int))];
+      struct cmsghdr align;
+    } u;
+    struct msghdr m = {0};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = u.buf;
+    m.msg_controllen = sizeof u.buf;
+    ssize_t r = recvmsg(ch->sock, &m, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    int bad = (m.msg_flags & MSG_CTRUNC) != 0;
+    int *into[3] = {&ch->memfd, &ch->my_bell, &ch->peer_bell};
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wsign-compare" /* musl's CMSG_NXTHDR */
-  for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-    for (int i = 0; i < k; i++) {
-      int fd;
-      memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-      if (got < 3) fds[got++] = fd;
-      else close(fd);
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+      for (int i = 0; i < k; i++) {
+        int fd;
+        memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+        if (ch->hello_got == 0 && ch->hello_fds < 3) *into[ch->hello_fds++] = fd; /* owned by ch from here */
+        else {
+          close(fd);
+          bad = 1;
+        }
+      }
     }
-  }
 #pragma GCC diagnostic pop
-  if (r != (ssize_t)sizeof *h) return r == 0 ? -ECONNRESET : -SB_ECORRUPT;
-  if ((m.msg_flags & MSG_CTRUNC) || (h->status == 0 && got != 3)) return -SB_ECORRUPT;
+    if (bad) return -SB_ECORRUPT;
+    if (r == 0) return -ECONNRESET;
+    ch->hello_got += (uint32_t)r;
+  }
   return 0;
+}
+
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* An eventfd the peer created non-blocking and not as a semaphore, as §1 says: a blocking one would hang whoever
+ * empties it, a semaphore would stay readable after its one read, and another kind of fd (/dev/zero) reads for
+ * ever. /proc/self/fdinfo says which: only an eventfd has an eventfd-count line. */
+static int is_doorbell(int fd) {
+  char path[64], info[512];
+  snprintf(path, sizeof path, "/proc/self/fdinfo/%d", fd);
+  int f = open(path, O_RDONLY | O_CLOEXEC);
+  if (f < 0) return 0;
+  ssize_t n = read(f, info, sizeof info - 1);
+  close(f);
+  if (n <= 0) return 0;
+  info[n] = 0;
+  const char *sem = strstr(info, "eventfd-semaphore:");
+  if (sem) sem += strspn(sem + 18, " \t") + 18;
+  int flags = fcntl(fd, F_GETFL);
+  return strstr(info, "eventfd-count:") != NULL && (!sem || *sem == '0') && flags >= 0 && (flags & O_NONBLOCK);
+}
+
+/* A sealed memfd of exactly the size the hello announced. */
+static int is_region(int fd, uint64_t size) {
+  struct stat st;
+  int seals = fcntl(fd, F_GET_SEALS); /* fails on anything but a memfd (or another sealable shmem file) */
+  return seals >= 0 && (seals & (F_SEAL_SHRINK | F_SEAL_GROW)) == (F_SEAL_SHRINK | F_SEAL_GROW) && fstat(fd, &st) == 0 &&
+         S_ISREG(st.st_mode) && (uint64_t)st.st_size == size && size >= HDR_BYTES;
 }
 
 /* The header is the hub's word; check it is self-consistent and matches what the hello and fstat said. */
 static int check_header(sb_chan *ch, uint64_t size) {
-  hdr_identity id = ch->hdr->id; /* one copy, then only the copy is examined */
+  /* one copy, field by field, then only the copy is examined */
+  const hdr_identity *shared = &ch->hdr->id;
+  hdr_identity id = {SHARED_READ(shared->magic),      SHARED_READ(shared->version),    SHARED_READ(shared->layout_hash),
+                     SHARED_READ(shared->slot_count), SHARED_READ(shared->ring_size),  SHARED_READ(shared->arena_size),
+                     SHARED_READ(shared->region_size), 0, 0};
   if (id.magic != SB_MAGIC || id.version != SB_VERSION || id.layout_hash != sb_layout_hash()) return -SB_ECORRUPT;
   if (id.slot_count < 1 || id.slot_count > SB_MAX_SLOTS || id.arena_size == 0 || id.arena_size % PAGE) return -SB_ECORRUPT;
   geometry g = geometry_for(id.slot_count, id.arena_size);
@@ -632,12 +715,16 @@ sb_chan *sb_connect_start(const char *name, int64_t hub_uid, int *err) {
   geometry none = {0};
   sb_chan *ch = chan_new(0, &none);
   if (!ch) return fail(NULL, err, -ENOMEM);
-  ch->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  /* Non-blocking from the start: a unix connect then never waits (a full backlog says EAGAIN at once). */
+  ch->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (ch->sock < 0) return fail(ch, err, -errno);
-  if (connect(ch->sock, (struct sockaddr *)&a, len) < 0 && errno != EINTR) return fail(ch, err, -errno);
+  while ((r = connect(ch->sock, (struct sockaddr *)&a, len)) < 0 && errno == EINTR) {
+  } /* an interrupted unix connect leaves the socket unconnected, so trying again is right */
+  /* -EAGAIN: the hub is there but its accept queue is full (busy, or flooded); worth retrying for a while */
+  if (r < 0) return fail(ch, err, errno == EWOULDBLOCK ? -EAGAIN : -errno);
   struct ucred cred;
   if ((r = peer_cred(ch->sock, &cred))) return fail(ch, err, r);
-  if (cred.uid != (hub_uid < 0 ? getuid() : (uid_t)hub_uid)) return fail(ch, err, -EPERM);
+  if (cred.uid != (hub_uid < 0 ? geteuid() : (uid_t)hub_uid)) return fail(ch, err, -EPERM);
   ch->peer_pid = cred.pid;
   ch->peer_uid = (int32_t)cred.uid;
   if (err) *err = 0;
@@ -648,26 +735,24 @@ void sb_disconnect(sb_chan *ch) { shutdown(ch->sock, SHUT_RDWR); }
 
 int sb_connect_finish(sb_chan *ch, int timeout_ms) {
   if (ch->base != MAP_FAILED) return 0;
-  hello_msg h;
-  int fds[3] = {-1, -1, -1};
-  int r = recv_hello(ch->sock, &h, fds, timeout_ms);
-  if (r == -ETIMEDOUT) return -EAGAIN;
-  ch->memfd = fds[0];
-  ch->my_bell = fds[1];
-  ch->peer_bell = fds[2];
+  int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+  int r;
+  while ((r = hello_read(ch)) == -EAGAIN) {
+    int64_t left = deadline < 0 ? -1 : deadline - now_ms();
+    if (deadline >= 0 && left <= 0) return -EAGAIN;
+    struct pollfd p = {ch->sock, POLLIN, 0};
+    if (poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left) < 0 && errno != EINTR) return -errno;
+  }
   if (r) return r;
-  if (h.magic != SB_MAGIC || h.version != SB_VERSION || h.layout_hash != sb_layout_hash()) return -EPROTO;
-  if (h.status) return h.status == EPERM ? -EPERM : -SB_ECORRUPT;
-  struct stat st;
-  int seals = fcntl(ch->memfd, F_GET_SEALS);
-  if (fstat(ch->memfd, &st) < 0 || seals < 0 || (seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW) ||
-      (uint64_t)st.st_size != h.region_size || h.region_size < HDR_BYTES)
+  const hello_msg *h = &ch->hello;
+  if (h->magic != SB_MAGIC || h->version != SB_VERSION || h->layout_hash != sb_layout_hash()) return -EPROTO;
+  if (h->status) return h->status == EPERM || h->status == EUSERS ? -(int)h->status : -SB_ECORRUPT;
+  if (ch->hello_fds != 3 || !is_region(ch->memfd, h->region_size) || !is_doorbell(ch->my_bell) || !is_doorbell(ch->peer_bell))
     return -SB_ECORRUPT;
-  ch->g.region_size = h.region_size;
+  ch->g.region_size = h->region_size;
   if ((r = map_region(ch))) return r;
-  if ((r = check_header(ch, h.region_size))) return r;
-  ch->hdr->id.worker_pid = (uint32_t)getpid();
-  fcntl(ch->sock, F_SETFL, O_NONBLOCK);
+  if ((r = check_header(ch, h->region_size))) return r;
+  SHARED_WRITE(ch->hdr->id.worker_pid, (uint32_t)getpid());
   return 0;
 }
 
@@ -688,11 +773,23 @@ static void close_fds(sb_chan *ch) {
     }
 }
 
-void sb_detach(sb_chan *ch) {
-  /* MAP_FIXED swaps the shared pages for private zero pages in one step: no window where the range is unmapped */
-  if (ch->base != MAP_FAILED)
-    mmap(ch->base, ch->g.region_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+int sb_detach(sb_chan *ch) {
+  int r = 0;
+  if (ch->base != MAP_FAILED) {
+    /* MAP_FIXED swaps the shared pages for private zero pages in one step: no window where the range is unmapped */
+    void *p = mmap(ch->base, ch->g.region_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE,
+                   -1, 0);
+    if (p == MAP_FAILED) {
+      /* Under strict overcommit the zero pages can be refused, and older kernels have unmapped the range by then.
+       * Map the region itself back (its memory is already paid for): views stay valid, and the memory stays
+       * until sb_close. */
+      r = -errno;
+      if (mmap(ch->base, ch->g.region_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, ch->memfd, 0) == MAP_FAILED)
+        r = -EFAULT; /* nothing left to try: the range is gone, and a held view with it */
+    }
+  }
   close_fds(ch);
+  return r;
 }
 
 void sb_close(sb_chan *ch) {
@@ -723,4 +820,80 @@ sb_msg *sb_last_msg(sb_chan *ch) { return &ch->msg; }
 const char *sb_error(sb_chan *ch) { return ch->error; }
 uint32_t sb_slot_state(sb_chan *ch, uint32_t slot) {
   return slot < ch->g.slot_count ? atomic_load_explicit(&slot_at(ch, slot)->state, memory_order_relaxed) : 0;
+}
+
+/* ---- accept watcher ---- */
+
+struct sb_accept_watch {
+  int listen_fd, ready_fd, rearm_fd, stop_fd;
+  pthread_t thread;
+};
+
+/* Blocks until fd is readable (1) or stop_fd is (0). */
+static int wait_readable(int fd, int stop_fd) {
+  struct pollfd p[2] = {{fd, POLLIN, 0}, {stop_fd, POLLIN, 0}};
+  for (;;) {
+    int n = poll(p, 2, -1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 || (p[1].revents & POLLIN)) return 0;
+    if (p[0].revents) return 1; /* POLLIN, or an error the caller's accept will report */
+  }
+}
+
+static void *accept_watch_main(void *arg) {
+  sb_accept_watch *w = arg;
+  uint64_t one = 1, n;
+  while (wait_readable(w->listen_fd, w->stop_fd)) {
+    ssize_t r = write(w->ready_fd, &one, sizeof one);
+    (void)r; /* EAGAIN: the counter is already non-zero, the caller will look anyway */
+    if (!wait_readable(w->rearm_fd, w->stop_fd)) break;
+    while (read(w->rearm_fd, &n, sizeof n) > 0) {
+    }
+  }
+  return NULL;
+}
+
+sb_accept_watch *sb_accept_watch_start(int listen_fd, int *err) {
+  sb_accept_watch *w = calloc(1, sizeof *w);
+  if (!w) {
+    if (err) *err = -ENOMEM;
+    return NULL;
+  }
+  w->listen_fd = listen_fd;
+  w->ready_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  w->rearm_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  w->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  int r = 0;
+  if (w->ready_fd < 0 || w->rearm_fd < 0 || w->stop_fd < 0) r = -errno;
+  else if ((r = -pthread_create(&w->thread, NULL, accept_watch_main, w)) == 0) {
+    pthread_setname_np(w->thread, "slotbus-accept");
+    if (err) *err = 0;
+    return w;
+  }
+  if (w->ready_fd >= 0) close(w->ready_fd);
+  if (w->rearm_fd >= 0) close(w->rearm_fd);
+  if (w->stop_fd >= 0) close(w->stop_fd);
+  free(w);
+  if (err) *err = r;
+  return NULL;
+}
+
+int sb_accept_watch_fd(sb_accept_watch *w) { return w->ready_fd; }
+
+void sb_accept_watch_rearm(sb_accept_watch *w) {
+  uint64_t one = 1;
+  ssize_t r = write(w->rearm_fd, &one, sizeof one);
+  (void)r; /* EAGAIN: already re-armed */
+}
+
+void sb_accept_watch_stop(sb_accept_watch *w) {
+  if (!w) return;
+  uint64_t one = 1;
+  ssize_t r = write(w->stop_fd, &one, sizeof one);
+  (void)r;
+  pthread_join(w->thread, NULL);
+  close(w->ready_fd);
+  close(w->rearm_fd);
+  close(w->stop_fd);
+  free(w);
 }

@@ -12,6 +12,10 @@ extern "C" {
 
 #define SB_MAGIC 0x534C4254u
 #define SB_VERSION 1u
+/* Bumped whenever a function below changes its signature or meaning; the TS loader refuses a mismatch. */
+#ifndef SB_ABI_VERSION /* overridable only so a test can build a mismatching library */
+#define SB_ABI_VERSION 3u
+#endif
 #define SB_MAX_SLOTS 4096u
 #define SB_MAX_ALLOW_UIDS 8u
 #define SB_ECORRUPT 1000 /* returned negated */
@@ -33,15 +37,21 @@ typedef struct sb_msg {
   uint32_t head_len;
   uint32_t body_len;
   uint32_t body_off; /* offset of the body inside the slot's arena: align8(head_len) */
+  uint32_t gen;      /* the slot's generation: pass it back to sb_worker_complete (worker side) */
 } sb_msg;
 
 typedef struct sb_hub_config {
   uint32_t slot_count;      /* 1..SB_MAX_SLOTS */
   uint32_t arena_size;      /* bytes per direction per slot, rounded up to 4096 */
   uint32_t trim_bytes;      /* arena bytes kept resident after a reclaim; beyond are punched out */
+  /* Connection caps, set by the caller before each sb_accept: bit i refuses allow_uids[i], SB_FULL_OWN_UID the
+   * hub's own uid, SB_FULL_ALL everyone. A refused peer gets a hello with status EUSERS. */
+  uint32_t full_mask;
   uint32_t allow_uid_count; /* uids allowed besides the hub's own, which always is */
   uint32_t allow_uids[SB_MAX_ALLOW_UIDS];
 } sb_hub_config;
+#define SB_FULL_OWN_UID (1u << 8)
+#define SB_FULL_ALL (1u << 9)
 
 /* ---- rendezvous ---- */
 
@@ -49,15 +59,26 @@ typedef struct sb_hub_config {
 int sb_listen(const char *name);
 /* Accept one pending worker: create its region and doorbells, check its uid, send them.
  * Returns NULL with *err = -EAGAIN when nobody is waiting, -EPERM when a peer was refused (its uid in *err_uid),
- * or another -errno. */
+ * -EUSERS when it was refused by cfg->full_mask (its uid in *err_uid), or another -errno. */
 sb_chan *sb_accept(int listen_fd, const sb_hub_config *cfg, int *err, uint32_t *err_uid);
+/* A thread named "slotbus-accept" that poll()s listen_fd and, when a peer is waiting, writes 1 to an eventfd
+ * the caller reads (sb_accept_watch_fd), then sleeps until sb_accept_watch_rearm: so an event loop that cannot
+ * poll a listening socket still accepts on readable, and the thread costs nothing while nobody connects.
+ * Returns NULL with *err = -errno. */
+typedef struct sb_accept_watch sb_accept_watch;
+sb_accept_watch *sb_accept_watch_start(int listen_fd, int *err);
+int sb_accept_watch_fd(sb_accept_watch *w); /* non-blocking eventfd, readable when a peer may be waiting */
+void sb_accept_watch_rearm(sb_accept_watch *w); /* the caller accepted what it will this turn: watch again */
+void sb_accept_watch_stop(sb_accept_watch *w);  /* joins the thread, closes its fds (not listen_fd) */
 /* Worker: connect by name and attach the hub's region, waiting up to timeout_ms for the hub's hello.
- * hub_uid < 0 means "my own uid". Returns NULL with *err = -ECONNREFUSED (no hub), -EPERM (refused either
- * way), -ETIMEDOUT, -SB_ECORRUPT, or -errno. */
+ * hub_uid < 0 means "my own effective uid". Returns NULL with *err = -ECONNREFUSED (no hub), -EAGAIN (the hub's
+ * accept queue is full: retry), -EPERM (refused either way), -EUSERS (the hub is at its connection cap),
+ * -ETIMEDOUT, -SB_ECORRUPT (including fds that are not what §1 says), or -errno. */
 sb_chan *sb_connect(const char *name, int64_t hub_uid, int timeout_ms, int *err);
 /* The same in two steps, for event loops that must not block (the hub may run on the same thread):
- * start connects and checks the hub's uid; finish returns 0 once attached, -EAGAIN while the hello has not
- * arrived (the socket fd becomes readable when it does), or -errno: then sb_close the channel. */
+ * start connects without waiting and checks the hub's uid; finish waits up to timeout_ms (0: not at all, <0:
+ * forever) and returns 0 once attached, -EAGAIN while the hello is not complete (the socket fd becomes readable
+ * when more arrives), or -errno: then sb_close the channel. */
 sb_chan *sb_connect_start(const char *name, int64_t hub_uid, int *err);
 int sb_connect_finish(sb_chan *ch, int timeout_ms);
 /* Unmap, close every fd. The peer sees its socket close. */
@@ -65,8 +86,10 @@ void sb_close(sb_chan *ch);
 /* Tell the peer we are gone (it sees EOF); nothing is freed yet. */
 void sb_disconnect(sb_chan *ch);
 /* Free the shared memory and every fd now, but keep the address range mapped to private zero pages, so views
- * still held into the region stay harmless; sb_close frees the range. */
-void sb_detach(sb_chan *ch);
+ * still held into the region stay harmless; sb_close frees the range. Returns 0, or -errno when the zero pages
+ * were refused (strict overcommit): the region then stays mapped as it was until sb_close, views still valid
+ * (-EFAULT: it could not even be mapped back, and held views are dangling). */
+int sb_detach(sb_chan *ch);
 
 /* ---- channel facts ---- */
 uint8_t *sb_region(sb_chan *ch);
@@ -82,6 +105,7 @@ sb_msg *sb_last_msg(sb_chan *ch);            /* stable pointer, filled by the po
 const char *sb_error(sb_chan *ch);           /* what the last SB_ECORRUPT was about */
 uint32_t sb_slot_state(sb_chan *ch, uint32_t slot); /* raw state word, for diagnostics */
 uint32_t sb_layout_hash(void);
+uint32_t sb_abi_version(void);             /* SB_ABI_VERSION of the built library */
 
 /* ---- hub side ---- */
 
@@ -89,6 +113,8 @@ uint32_t sb_layout_hash(void);
 int sb_hub_claim(sb_chan *ch);
 /* Publish a claimed slot whose request arena holds head (+pad) + body. Wakes the worker if parked. */
 int sb_hub_publish(sb_chan *ch, uint32_t slot, uint32_t kind, uint32_t id, uint32_t head_len, uint32_t body_len);
+/* Give back a claimed slot that was never published (filling it failed): WRITING -> FREE. */
+int sb_hub_unclaim(sb_chan *ch, uint32_t slot);
 /* Withdraw a published request. 1: cancelled before the worker claimed it (it still comes back through
  * sb_hub_poll, flagged cancelled); 0: the worker already has it, or it was cancelled before. */
 int sb_hub_cancel(sb_chan *ch, uint32_t slot);
@@ -99,11 +125,13 @@ int sb_hub_release(sb_chan *ch, uint32_t slot);
 
 /* ---- worker side ---- */
 
-/* Pop and claim one request, validated, into sb_last_msg. Returns its index, -1 if none, -SB_ECORRUPT.
- * Cancelled requests are completed internally and never returned. */
+/* Pop and claim one request, validated, into sb_last_msg. Returns its index, -1 if none (for now: a call does at
+ * most ring_size slots' work), -SB_ECORRUPT. Cancelled requests are completed internally and never returned. */
 int sb_worker_poll(sb_chan *ch);
-/* Publish the response written into the slot's response arena. Wakes the hub if parked. */
-int sb_worker_complete(sb_chan *ch, uint32_t slot, uint32_t status, uint32_t flags, uint32_t head_len,
+/* Publish the response written into the slot's response arena. gen is sb_last_msg's gen from the poll that
+ * returned this slot: a completion with any other (a request answered twice) is refused with -EINVAL.
+ * Wakes the hub if parked. */
+int sb_worker_complete(sb_chan *ch, uint32_t slot, uint32_t gen, uint32_t status, uint32_t flags, uint32_t head_len,
                        uint32_t body_len);
 
 /* ---- parking ---- */
@@ -111,7 +139,7 @@ int sb_worker_complete(sb_chan *ch, uint32_t slot, uint32_t status, uint32_t fla
 /* Announce that this side is about to sleep on its doorbell eventfd. Returns 1 if work arrived meanwhile
  * (the announcement is withdrawn: poll again), 0 if parked: wait for the doorbell fd to become readable. */
 int sb_park(sb_chan *ch);
-/* Withdraw the announcement and drain the doorbell. */
+/* Withdraw the announcement and empty the doorbell (one read, whatever the peer rang). */
 void sb_unpark(sb_chan *ch);
 /* Give the CPU to another runnable thread, if any: a poller sharing a CPU with its peer must, or it only
  * delays the answer it waits for. */

@@ -1,12 +1,15 @@
 // What the report says about the machine, and whether something else was using it while the bench ran.
 import { readFileSync } from "node:fs"
 import { cpus, loadavg, release, type } from "node:os"
+import { join } from "node:path"
 
 export interface Machine {
   cpu: string
   cores: number
   kernel: string
   bun: string
+  /** The version in slotbus's package.json. */
+  slotbus: string
   /** 1-minute load average just before the run. */
   loadBefore: number
   date: string
@@ -19,8 +22,17 @@ export function describeMachine(): Machine {
     cores: list.length || navigator.hardwareConcurrency,
     kernel: `${type()} ${release()}`,
     bun: Bun.version,
+    slotbus: packageVersion(),
     loadBefore: loadavg()[0] ?? 0,
     date: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
+  }
+}
+
+function packageVersion(): string {
+  try {
+    return String(JSON.parse(readFileSync(join(import.meta.dir, "..", "..", "package.json"), "utf8")).version)
+  } catch {
+    return "unknown"
   }
 }
 

@@ -1,6 +1,6 @@
 // One measurement: `inflight` concurrent request loops for a fixed time, every round trip timed on the hub.
-import { build, type Histogram } from "hdr-histogram-js"
 import { selfCpuSeconds } from "./proc.ts"
+import { Samples } from "./samples.ts"
 import type { Transport } from "./transport.ts"
 
 export interface Sample {
@@ -9,11 +9,7 @@ export interface Sample {
   hubCpuS: number
   workerCpuS: number
   /** Round-trip times in ns. */
-  hist: Histogram
-}
-
-export function newHistogram(): Histogram {
-  return build({ lowestDiscernibleValue: 1, highestTrackableValue: 60e9, numberOfSignificantValueDigits: 3, autoResize: true })
+  times: Samples
 }
 
 /** A payload that is not all zeros, so an echo that drops or shifts bytes is caught by `checkEcho`. */
@@ -31,7 +27,7 @@ export async function checkEcho(t: Transport, body: Uint8Array) {
     throw new Error(`the worker's reply to a ${body.length}-byte request is wrong (${reply.length} bytes)`)
 }
 
-async function lanes(t: Transport, body: Uint8Array, inflight: number, ms: number, hist: Histogram | null): Promise<number> {
+async function lanes(t: Transport, body: Uint8Array, inflight: number, ms: number, times: Samples | null): Promise<number> {
   const now = Bun.nanoseconds
   const deadline = now() + ms * 1e6
   const size = body.length
@@ -42,7 +38,7 @@ async function lanes(t: Transport, body: Uint8Array, inflight: number, ms: numbe
       const reply = await t.roundTrip(body)
       const dt = now() - t0
       if (reply.length !== size) throw new Error(`got ${reply.length} bytes back for a ${size}-byte request`)
-      hist?.recordValue(dt)
+      times?.record(dt)
       count++
     }
   }
@@ -53,22 +49,16 @@ async function lanes(t: Transport, body: Uint8Array, inflight: number, ms: numbe
 /** Warms up for `warmMs`, then measures for `ms`; CPU is read on both sides just around the measured part. */
 export async function measureTransport(t: Transport, body: Uint8Array, inflight: number, ms: number, warmMs: number): Promise<Sample> {
   await lanes(t, body, inflight, warmMs, null)
-  const hist = newHistogram()
+  const times = new Samples()
   const w0 = await t.workerCpu()
   const h0 = selfCpuSeconds()
   const t0 = Bun.nanoseconds()
-  const count = await lanes(t, body, inflight, ms, hist)
+  const count = await lanes(t, body, inflight, ms, times)
   const elapsedS = (Bun.nanoseconds() - t0) / 1e9
   const h1 = selfCpuSeconds()
   const w1 = await t.workerCpu()
   const workerCpuS = w1 - w0
   // A worker thread's time is part of this process's: count it once, on its side.
   const hubCpuS = t.sameProcess ? h1 - h0 - workerCpuS : h1 - h0
-  return { count, elapsedS, hubCpuS, workerCpuS, hist }
-}
-
-export function histogramOf(samples: Uint32Array): Histogram {
-  const hist = newHistogram()
-  for (let i = 0; i < samples.length; i++) hist.recordValue(samples[i]!)
-  return hist
+  return { count, elapsedS, hubCpuS, workerCpuS, times }
 }

@@ -1,8 +1,8 @@
-// slotbus hub in this process ↔ examples/c-worker (libslotbus from C), built on first use with the local C compiler.
+// slotbus hub in this process ↔ examples/c-worker (libslotbus from C), built on first use by `zig build examples`.
 import { existsSync } from "node:fs"
 import { resolve } from "node:path"
 import type { IdleStrategy } from "../../src/index.ts"
-import { buildC, NoCompilerError, packageRoot } from "../lib/cc.ts"
+import { buildWithZig, NoCompilerError, packageRoot } from "../lib/cc.ts"
 import { processCpuSeconds, spawnChild } from "../lib/proc.ts"
 import { SkipMethod, type Transport } from "../lib/transport.ts"
 import { openBus } from "./slotbus.ts"
@@ -15,14 +15,14 @@ const FLAGS: Record<string, string[]> = { spin: ["--spin"], adaptive: [], park: 
 
 let built: Promise<string> | null = null
 
-/** The worker binary: `override` (a binary, or a .c source built like the example), else the example. */
+/** The worker binary: `override` (a binary, or a .c source built in place of the example), else the example. */
 async function workerBinary(override?: string): Promise<string> {
   if (override && !override.endsWith(".c")) return override
   const source = override ?? SOURCE
   if (!existsSync(resolve(packageRoot, source)))
     throw new SkipMethod(`${SOURCE} is not in this package`)
   try {
-    return await buildC("c-worker", [source, "csrc/slotbus.c"])
+    return await buildWithZig("examples", "c-worker", override && resolve(packageRoot, override))
   } catch (e) {
     if (e instanceof NoCompilerError) throw new SkipMethod(`cannot build the C worker: ${e.message}`)
     throw e

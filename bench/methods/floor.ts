@@ -3,7 +3,7 @@
 import { readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { buildC, NoCompilerError } from "../lib/cc.ts"
+import { buildWithZig, NoCompilerError } from "../lib/cc.ts"
 import { spawnChild } from "../lib/proc.ts"
 import { SkipMethod } from "../lib/transport.ts"
 
@@ -18,7 +18,7 @@ export interface FloorRun {
 let built: Promise<string> | null = null
 
 function binary(): Promise<string> {
-  return (built ??= buildC("floor", ["bench/floor.c"]).catch((e) => {
+  return (built ??= buildWithZig("floor", "floor").catch((e) => {
     throw e instanceof NoCompilerError ? new SkipMethod(`cannot build bench/floor.c: ${e.message}`) : e
   }))
 }

@@ -1,7 +1,7 @@
 /* Stress test of the slot state machine (docs/PROTOCOL.md §3-5), through the public API only.
  * The main thread is the hub; each phase connects a fresh worker thread with its own idle strategy.
  * Usage: stress [requests] [--seed=N]. Prints one "stress ok: ..." line, or exits 1 on any mismatch,
- * lost or duplicated completion. Build it with -fsanitize=thread too (csrc/test/run-stress.sh --tsan). */
+ * lost or duplicated completion. `zig build stress` builds it (stress-tsan, stress-asan, stress-ubsan: sanitized). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -287,7 +287,8 @@ typedef struct {
   int exit_reason; /* -EPIPE when it saw the hub leave, 0 when it stopped at serve_limit */
 } worker_args;
 
-static void worker_serve(sb_chan *ch, int slot) {
+/* last_gen[slot]: the generation this slot's previous request had, or UINT32_MAX */
+static void worker_serve(sb_chan *ch, int slot, uint32_t *last_gen) {
   const sb_msg *m = sb_last_msg(ch);
   uint32_t id = m->id;
   request_spec s = spec_for(id);
@@ -313,7 +314,12 @@ static void worker_serve(sb_chan *ch, int slot) {
       die("worker: request %u body byte %u is %u, published %u", id, k, body[k], body_byte(id, k));
     out[k] = body_reply(body[k]);
   }
-  int r = sb_worker_complete(ch, (uint32_t)slot, s.status, s.flags, s.head_len, s.body_len);
+  /* a late second answer to the slot's previous request must not answer this one */
+  if (last_gen[slot] != UINT32_MAX && last_gen[slot] != m->gen &&
+      sb_worker_complete(ch, (uint32_t)slot, last_gen[slot], 0, 0, 0, 0) != -EINVAL)
+    die("worker: a completion with slot %d's old generation %u was taken for request %u (gen %u)", slot, last_gen[slot], id, m->gen);
+  last_gen[slot] = m->gen;
+  int r = sb_worker_complete(ch, (uint32_t)slot, m->gen, s.status, s.flags, s.head_len, s.body_len);
   if (r != 0) die("worker: sb_worker_complete(slot %d) = %d", slot, r);
 }
 
@@ -323,10 +329,12 @@ static void *worker_main(void *p) {
   sb_chan *ch = sb_connect(a->name, -1, 5000, &err);
   if (!ch) die("worker: sb_connect(%s) = %d", a->name, err);
   idler d = {.side = "worker", .kind = a->idle, .rng = (uint64_t)g_seed * 7919u + 1};
+  uint32_t last_gen[SLOTS];
+  memset(last_gen, 0xFF, sizeof last_gen);
   for (;;) {
     int slot = sb_worker_poll(ch);
     if (slot >= 0) {
-      worker_serve(ch, slot);
+      worker_serve(ch, slot, last_gen);
       idler_worked(&d);
       if (++a->served == a->serve_limit) {
         a->exit_reason = 0;
@@ -623,11 +631,13 @@ static void run_one_thread(hub *h) {
   sb_chan *ch = hub_accept(h, SLOTS);
   if ((r = sb_connect_finish(w, 1000)) != 0) die("sb_connect_finish after the hub accepted = %d", r);
   if ((r = sb_connect_finish(w, 0)) != 0) die("sb_connect_finish once attached = %d, expected 0", r);
+  uint32_t last_gen[SLOTS]; /* the same slot comes back each time: worker_serve tries its old generation on it */
+  memset(last_gen, 0xFF, sizeof last_gen);
   for (int i = 0; i < 100; i++) {
     uint32_t slot = hub_publish(h, ch);
     int got = sb_worker_poll(w);
     if (got != (int)slot) die("one thread: worker polled %d, hub published slot %u", got, slot);
-    worker_serve(w, got);
+    worker_serve(w, got, last_gen);
     if ((got = sb_hub_poll(ch)) != (int)slot) die("one thread: hub polled %d, expected slot %u", got, slot);
     hub_check_and_release(h, ch, got);
   }

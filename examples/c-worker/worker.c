@@ -33,14 +33,14 @@ static int reply_error(sb_chan *ch, uint32_t slot, const char *message) {
   uint32_t len = (uint32_t)strlen(message);
   if (len > sb_arena_size(ch)) len = sb_arena_size(ch);
   memcpy(arena_of(ch, slot, 1), message, len);
-  return sb_worker_complete(ch, slot, 500, SB_RESP_ERROR, 0, len);
+  return sb_worker_complete(ch, slot, sb_last_msg(ch)->gen, 500, SB_RESP_ERROR, 0, len);
 }
 
 static int serve_raw(sb_chan *ch, const sb_msg *m) {
   const uint8_t *body = arena_of(ch, (uint32_t)m->slot, 0) + m->body_off;
   uint8_t *out = arena_of(ch, (uint32_t)m->slot, 1);
   for (uint32_t k = 0; k < m->body_len; k++) out[k] = body[m->body_len - 1 - k];
-  return sb_worker_complete(ch, (uint32_t)m->slot, 0, 0, 0, m->body_len);
+  return sb_worker_complete(ch, (uint32_t)m->slot, m->gen, 0, 0, 0, m->body_len);
 }
 
 static int serve_http(sb_chan *ch, const sb_msg *m) {
@@ -62,7 +62,7 @@ static int serve_http(sb_chan *ch, const sb_msg *m) {
   int n = snprintf((char *)out + align8(head_len), room, "%.*s %.*s %u", (int)method_len, method, (int)path_len, path,
                    m->body_len);
   if (n < 0 || (size_t)n >= room) return reply_error(ch, slot, "response does not fit the arena");
-  return sb_worker_complete(ch, slot, 200, 0, head_len, (uint32_t)n);
+  return sb_worker_complete(ch, slot, m->gen, 200, 0, head_len, (uint32_t)n);
 }
 
 /* The hub may still be starting up: retry a refused connection for a few seconds. */

@@ -1,8 +1,12 @@
 // The hub side: SlotBus listens under a name, maps one region per connected worker, spreads requests.
 import { closeSync } from "node:fs"
-import { native, Kind, Msg, RespFlag, E_CORRUPT, HUB_CONFIG_WORDS, MAX_ALLOW_UIDS, State, Control, Errno, type Chan } from "../native/ffi.ts"
+import type { Pointer } from "bun:ffi"
+import {
+  native, Kind, Msg, RespFlag, E_CORRUPT, HUB_CONFIG_WORDS, HubConfig, FullMask, MAX_ALLOW_UIDS, State, Control, Errno,
+  loadNative, type Chan,
+} from "../native/ffi.ts"
 import { Channel } from "./channel.ts"
-import { align8, busName, headerPairs, headLength, pairsToRecord, readHead, toBytes, utf8, writeHead } from "./codec.ts"
+import { align8, busName, EMPTY, headerPairs, headLength, pairsToRecord, readHead, toBytes, utf8, writeHead } from "./codec.ts"
 import type { BodyInit, HeaderInit } from "./codec.ts"
 import {
   BusClosedError, BusFullError, NameInUseError, PayloadTooLargeError, ProtocolError, RemoteError, SlotBusError,
@@ -28,6 +32,14 @@ export interface ListenOptions {
   allowUids?: number[]
   /** Arena bytes kept resident per slot after a large message; the rest is returned to the kernel. Default 1 MiB. */
   trimBytes?: number
+  /** Workers connected at once; more are refused (they get PeerRefusedError). Default 256. */
+  maxWorkers?: number
+  /** Workers of one uid connected at once. Default: maxWorkers. */
+  maxWorkersPerUid?: number
+  /** A slot whose request was given up (timeout, abort) and that the worker still holds this long after is stuck. Default 1000. */
+  stuckAfterMs?: number
+  /** A worker holding this many stuck slots gets no new requests and is disconnected. Default: half its slots (at least 1). */
+  maxStuckSlots?: number
 }
 
 export interface SlotRequestInit {
@@ -41,16 +53,30 @@ export interface RequestOptions {
   /** Overrides the bus's timeoutMs; 0 waits forever. */
   timeoutMs?: number
   signal?: AbortSignal
+  /**
+   * Answer with a BorrowedResponse whose body views the slot instead of a copy: the slot stays the caller's
+   * until `release()` (or `using`). For large responses: nothing is copied and nothing grows the heap.
+   */
+  borrow?: boolean
 }
 
 export interface WorkerInfo {
   pid: number
   uid: number
+  /** serving; draining (it asked for nothing new); evicting (too many stuck slots, disconnected soon). */
+  state: "serving" | "draining" | "evicting"
+  /** Slots out: published and not yet returned (answered, given up, stuck or borrowed). */
   inFlight: number
+  /** Requests whose callers still wait for this worker. */
+  waiting: number
+  /** Slots whose request was given up long ago and that the worker still holds (see stuckAfterMs). */
+  stuck: number
   requests: number
-  /** Each slot's state: free, writing, ready, claimed, done, cancelled. */
+  /** Each slot's state (docs/PROTOCOL.md §3): free, writing, ready, claimed, done, cancelled. */
   slots: string[]
 }
+
+export type WorkerEvent = { type: "join" | "leave"; worker: WorkerInfo }
 
 export interface BusStats {
   name: string
@@ -61,7 +87,16 @@ export interface BusStats {
   responses: number
   errors: number
   timeouts: number
+  /** Peers refused for their uid. */
   refusedPeers: number
+  /** Peers refused because maxWorkers or maxWorkersPerUid was reached. */
+  overCapPeers: number
+  /** Workers disconnected for breaking the protocol (bad region state, control bytes, doorbell floods). */
+  protocolErrors: number
+  /** Workers disconnected for holding maxStuckSlots stuck slots. */
+  evictedWorkers: number
+  /** Exceptions inside the hub's own machinery, caught so it keeps serving; should stay 0. */
+  internalErrors: number
   bytesOut: number
   bytesIn: number
   latency: LatencySummary
@@ -82,35 +117,95 @@ export class SlotResponse {
   }
 }
 
-type Settle = { resolve: (v: never) => void; reject: (e: Error) => void }
+/**
+ * The answer to a `{ borrow: true }` request: `body` views the slot's response arena, nothing copied. The slot
+ * stays out until `release()` (or the end of a `using` block); after that, and after the worker's connection
+ * is gone, `body` and every view of it read empty. Forgotten ones are released once their body is collected.
+ */
+export class BorrowedResponse {
+  private view: Uint8Array
+  private returnSlot: (() => void) | null
+
+  /** @internal */
+  constructor(readonly status: number, readonly headers: Record<string, string>, view: Uint8Array, returnSlot: (() => void) | null) {
+    this.view = view
+    this.returnSlot = returnSlot
+  }
+  get body(): Uint8Array {
+    return this.view
+  }
+  get released(): boolean {
+    return this.returnSlot === null
+  }
+  text(): string {
+    return utf8(this.view)
+  }
+  json<T = unknown>(): T {
+    return JSON.parse(this.text()) as T
+  }
+  /** Hands the slot back; the body reads empty from now on. Idempotent. */
+  release(): void {
+    const give = this.returnSlot
+    this.returnSlot = null
+    this.view = new Uint8Array(0)
+    give?.()
+  }
+  [Symbol.dispose]() {
+    this.release()
+  }
+}
+
+/**
+ * A request's life, named after the slot states of docs/PROTOCOL.md §3: waiting for a slot (`queued`),
+ * published in one (`in-slot`), answered or failed while the worker still holds its slot (`settled`: given
+ * up, or borrowed), and over (`slot-returned`: its slot is back on the free list, or it never had one).
+ */
+export type RequestPhase = "queued" | "in-slot" | "settled" | "slot-returned"
+
+type Settle = { resolve: (v: never) => void; reject: (e: unknown) => void }
 
 interface Pending extends Settle {
+  phase: RequestPhase
   kind: number
   strings: string[] | null
   body: Uint8Array
+  bodyLength: number // as validated by request(): a body detached or shrunk since is refused, not sent short
+  borrow: boolean
   timeoutMs: number
   deadline: number
   started: number
+  settledAt: number
   signal: AbortSignal | undefined
   onAbort: (() => void) | undefined
   link: Link | null
   slot: number
-  settled: boolean
 }
 
+/**
+ * A worker connection's life: `serving` takes requests; `draining` asked for nothing new (control byte D);
+ * `evicting` holds too many stuck slots and goes once nobody waits for it. Dropped links leave `links`.
+ */
+type LinkState = WorkerInfo["state"]
+
 interface Link {
+  state: LinkState
   chan: Channel
   pump: Pump
-  pending: (Pending | null)[]
-  inFlight: number
+  pending: (Pending | null)[] // by slot, until the slot is returned
+  lent: (WeakRef<ArrayBuffer> | null)[] // by slot: the buffer under a borrowed body, detached when the slot goes
+  inFlight: number // slots out
+  waiting: number // in-slot requests whose caller waits
   requests: number
-  draining: boolean // the worker is shutting down: send it nothing new
+  controlBytes: number
 }
 
 const STATE_NAMES = Object.fromEntries(Object.entries(State).map(([k, v]) => [v, k.toLowerCase()]))
-// New workers are accepted and deadlines checked on a timer: often while requests are out, rarely when idle.
+// Deadlines and stuck slots are checked on a timer: often while requests are out, rarely when idle.
 const TICK_BUSY_MS = 10
 const TICK_IDLE_MS = 100
+// Accept work per event-loop turn; a turn that refused someone waits before the next.
+const ACCEPTS_PER_TURN = 8
+const REFUSED_PAUSE_MS = 20
 const MiB = 1024 * 1024
 
 function positiveInt(v: number | undefined, dflt: number, what: string, max = 2 ** 31): number {
@@ -119,23 +214,38 @@ function positiveInt(v: number | undefined, dflt: number, what: string, max = 2 
   return v
 }
 
+// A borrowed body collected without release(): nothing can see the slot any more, so it can go back.
+const forgotten = new FinalizationRegistry<() => void>((returnSlot) => returnSlot())
+
 export class SlotBus {
   private readonly links: Link[] = []
   private readonly queue: Pending[] = []
   private readonly config: Uint32Array
   private readonly err = new Int32Array(2)
-  private ticker: ReturnType<typeof setTimeout>
+  private ticker: ReturnType<typeof setTimeout> | undefined
+  private tickAt = 0
   private readonly latency = new LatencyHistogram()
   private readonly waiters: { n: number; resolve: () => void; reject: (e: Error) => void }[] = []
+  private readonly listeners = new Set<(e: WorkerEvent) => void>()
   private closing: Promise<void> | null = null
   private stopped = false
   private nextId = 1
-  private counters = { requests: 0, responses: 0, errors: 0, timeouts: 0, refusedPeers: 0, bytesOut: 0, bytesIn: 0 }
+  private counters = {
+    requests: 0, responses: 0, errors: 0, timeouts: 0, refusedPeers: 0, overCapPeers: 0, protocolErrors: 0,
+    evictedWorkers: 0, internalErrors: 0, bytesOut: 0, bytesIn: 0,
+  }
   private readonly maxBody: number
   private readonly maxHead: number
   private readonly maxQueue: number
   private readonly timeoutMs: number
   private readonly idle: IdleStrategy | undefined
+  private readonly maxWorkers: number
+  private readonly maxPerUid: number
+  private readonly stuckAfterMs: number
+  private readonly maxStuck: number
+  private readonly uids: number[]
+  private acceptWatch: Pointer | null = null
+  private acceptReader: { cancel(): Promise<void> } | null = null
 
   private constructor(readonly name: string, private readonly listenFd: number, opts: ListenOptions) {
     const slots = positiveInt(opts.slots, 32, "slots", 4096)
@@ -144,42 +254,68 @@ export class SlotBus {
     this.maxHead = positiveInt(opts.maxHeadBytes, 16 * 1024, "maxHeadBytes", 16 * MiB)
     this.maxQueue = positiveInt(opts.queue, 4096, "queue")
     this.timeoutMs = positiveInt(opts.timeoutMs, 30_000, "timeoutMs")
+    this.maxWorkers = positiveInt(opts.maxWorkers, 256, "maxWorkers")
+    this.maxPerUid = positiveInt(opts.maxWorkersPerUid, this.maxWorkers, "maxWorkersPerUid")
+    this.stuckAfterMs = positiveInt(opts.stuckAfterMs, 1000, "stuckAfterMs")
+    this.maxStuck = positiveInt(opts.maxStuckSlots, Math.max(1, slots >> 1), "maxStuckSlots", 4096)
+    if (this.maxStuck === 0) throw new RangeError("maxStuckSlots must be at least 1")
     tuning(opts.idle) // validate now, not on the first connection
     this.idle = opts.idle
     const uids = opts.allowUids ?? []
-    if (uids.length > MAX_ALLOW_UIDS || !uids.every((u) => Number.isInteger(u) && u >= 0 && u < 2 ** 32))
+    if (!Array.isArray(uids) || uids.length > MAX_ALLOW_UIDS || !uids.every((u) => Number.isInteger(u) && u >= 0 && u < 2 ** 32))
       throw new RangeError(`allowUids takes at most ${MAX_ALLOW_UIDS} uids`)
+    this.uids = uids
     this.config = new Uint32Array(HUB_CONFIG_WORDS)
-    this.config.set([slots, align8(this.maxHead) + this.maxBody, positiveInt(opts.trimBytes, MiB, "trimBytes"), uids.length, ...uids])
-    this.ticker = setTimeout(() => this.tick(), 0)
+    this.config.set([slots, align8(this.maxHead) + this.maxBody, positiveInt(opts.trimBytes, MiB, "trimBytes"), 0, uids.length, ...uids])
   }
 
   /** Start serving `name`: workers connect to it with `SlotWorker.connect(name, handler)`. */
   static async listen(name: string, opts: ListenOptions = {}): Promise<SlotBus> {
-    const fd = native.sb_listen(busName(name))
+    const cname = busName(name)
+    await loadNative()
+    const fd = native.sb_listen(cname)
     if (fd === Errno.EADDRINUSE) throw new NameInUseError(`a hub named "${name}" is already listening on this machine; pick another name or close it`)
     if (fd < 0) throw new SlotBusError(`cannot listen as "${name}": errno ${-fd}`)
+    let bus: SlotBus
     try {
-      return new SlotBus(name, fd, opts)
+      bus = new SlotBus(name, fd, opts)
+      bus.watchAccept()
     } catch (e) {
       closeSync(fd)
       throw e
     }
+    bus.tick()
+    return bus
   }
 
   /** Send an HTTP-like request to the least busy worker. */
-  request(init: SlotRequestInit, opts?: RequestOptions): Promise<SlotResponse> {
+  request(init: SlotRequestInit, opts: RequestOptions & { borrow: true }): Promise<BorrowedResponse>
+  request(init: SlotRequestInit, opts?: RequestOptions & { borrow?: false }): Promise<SlotResponse>
+  request(init: SlotRequestInit, opts?: RequestOptions): Promise<SlotResponse | BorrowedResponse>
+  request(init: SlotRequestInit, opts?: RequestOptions): Promise<SlotResponse | BorrowedResponse> {
     return this.submit(Kind.HTTP, init, opts) as Promise<SlotResponse>
   }
 
-  /** Send raw bytes; resolves with the worker's raw reply. */
-  call(body: BodyInit, opts?: RequestOptions): Promise<Uint8Array> {
+  /** Send raw bytes; resolves with the worker's raw reply (with `borrow`, a BorrowedResponse over it). */
+  call(body: BodyInit, opts: RequestOptions & { borrow: true }): Promise<BorrowedResponse>
+  call(body: BodyInit, opts?: RequestOptions & { borrow?: false }): Promise<Uint8Array>
+  call(body: BodyInit, opts?: RequestOptions): Promise<Uint8Array | BorrowedResponse>
+  call(body: BodyInit, opts?: RequestOptions): Promise<Uint8Array | BorrowedResponse> {
     return this.submit(Kind.RAW, { body }, opts) as Promise<Uint8Array>
+  }
+
+  /** Tells `listener` each time a worker joins or leaves; returns the unsubscribe function. */
+  onWorker(listener: (event: WorkerEvent) => void): () => void {
+    if (typeof listener !== "function") throw new TypeError("onWorker takes a function (event) => void")
+    this.listeners.add(listener)
+    return () => void this.listeners.delete(listener)
   }
 
   private submit(kind: number, init: SlotRequestInit, opts: RequestOptions = {}): Promise<unknown> {
     try {
       if (this.closing) throw new BusClosedError(`bus "${this.name}" is closed`)
+      if (init === null || typeof init !== "object") throw new TypeError("request() takes { method, path, headers, body }")
+      if (opts === null || typeof opts !== "object") throw new TypeError("options must be an object { timeoutMs, signal, borrow }")
       const body = toBytes(init.body, "body")
       let strings: string[] | null = null
       if (kind === Kind.HTTP) {
@@ -196,21 +332,25 @@ export class SlotBus {
         throw new PayloadTooLargeError(`request body is ${body.length} bytes, over maxBodyBytes ${this.maxBody}; raise maxBodyBytes on the hub`)
       const timeoutMs = positiveInt(opts.timeoutMs, this.timeoutMs, "timeoutMs")
       const signal = opts.signal
+      if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError("signal must be an AbortSignal")
+      if (opts.borrow !== undefined && typeof opts.borrow !== "boolean") throw new TypeError("borrow must be a boolean")
       if (signal?.aborted) return Promise.reject(signal.reason)
-      if (this.queue.length >= this.maxQueue && !this.hasFreeSlot())
+      if (this.queue.length >= this.maxQueue && !this.pickLink())
         throw new BusFullError(`bus "${this.name}": all slots busy and ${this.queue.length} requests queued; raise slots or queue`)
 
       const { promise, resolve, reject } = Promise.withResolvers<unknown>()
       const p: Pending = {
-        kind, strings, body, resolve, reject, signal, onAbort: undefined, timeoutMs,
-        deadline: timeoutMs > 0 ? performance.now() + timeoutMs : Infinity,
-        started: Bun.nanoseconds(), link: null, slot: -1, settled: false,
+        phase: "queued", kind, strings, body, bodyLength: body.length, borrow: opts.borrow === true, resolve, reject,
+        signal, onAbort: undefined, timeoutMs, deadline: timeoutMs > 0 ? performance.now() + timeoutMs : Infinity,
+        started: Bun.nanoseconds(), settledAt: 0, link: null, slot: -1,
       }
       if (signal) {
         p.onAbort = () => this.fail(p, signal.reason)
         signal.addEventListener("abort", p.onAbort, { once: true })
       }
       this.counters.requests++
+      // An idle bus ticks rarely: a deadline due before its next tick brings the tick forward.
+      if (p.deadline < this.tickAt) this.scheduleTick(Math.max(0, p.deadline - performance.now()))
       if (!this.dispatch(p)) this.queue.push(p)
       return promise
     } catch (e) {
@@ -218,153 +358,363 @@ export class SlotBus {
     }
   }
 
-  private hasFreeSlot() {
-    return this.links.some((l) => !l.draining && l.inFlight < l.chan.slotCount)
-  }
-
-  private dispatch(p: Pending): boolean {
+  private pickLink(): Link | null {
     let link: Link | null = null
     for (const l of this.links)
-      if (!l.draining && l.inFlight < l.chan.slotCount && (!link || l.inFlight < link.inFlight)) link = l
+      if (l.state === "serving" && l.inFlight < l.chan.slotCount && (!link || l.inFlight < link.inFlight)) link = l
+    return link
+  }
+
+  /** Publishes p in a slot of the least busy worker. False when no slot is free; p then stays queued. */
+  private dispatch(p: Pending): boolean {
+    const link = this.pickLink()
     if (!link) return false
     const ptr = link.chan.ptr
     const slot = native.sb_hub_claim(ptr)
     if (slot < 0) return false
-    const arena = link.chan.arena(slot, 0)
-    const headLen = p.strings ? writeHead(arena, p.strings) : 0
-    arena.set(p.body, align8(headLen))
-    native.sb_hub_publish(ptr, slot, p.kind, this.nextId++ >>> 0, headLen, p.body.length)
+    let headLen = 0
+    let r: number
+    try {
+      if (p.body.length !== p.bodyLength)
+        throw new TypeError(`the request body changed size after request() (${p.bodyLength} → ${p.body.length} bytes: its buffer was transferred or resized); keep a body intact until its request settles`)
+      const arena = link.chan.arena(slot, 0)
+      headLen = p.strings ? writeHead(arena, p.strings) : 0
+      arena.set(p.body, align8(headLen))
+      r = native.sb_hub_publish(ptr, slot, p.kind, this.nextId++ >>> 0, headLen, p.body.length)
+      if (r < 0) throw new PayloadTooLargeError(`request of ${headLen} head and ${p.body.length} body bytes does not fit a slot (error ${-r})`)
+    } catch (e) {
+      native.sb_hub_unclaim(ptr, slot) // nothing was published: the slot goes straight back
+      this.fail(p, e)
+      return true
+    }
     this.counters.bytesOut += p.body.length
     link.pending[slot] = p
     link.inFlight++
+    link.waiting++
     link.requests++
+    p.phase = "in-slot"
     p.link = link
     p.slot = slot
+    p.body = EMPTY // the bytes are in the slot: do not keep the caller's buffer alive
     link.pump.kick()
     return true
   }
 
-  private drain(link: Link): number {
+  /** The pump's duty: take every answer the worker completed, hand it to its caller, return the slots. */
+  private collect(link: Link): number {
     const { chan } = link
-    const m = chan.msg
     let n = 0
     for (;;) {
+      if (!chan.isOpen) break
       const slot = native.sb_hub_poll(chan.ptr)
       if (slot < 0) {
-        if (slot === E_CORRUPT) this.drop(link, new ProtocolError(`worker pid ${chan.peerPid} corrupted its region (${native.sb_error(chan.ptr)}); it was disconnected`))
+        if (slot === E_CORRUPT) this.cutOff(link, `corrupted its region (${native.sb_error(chan.ptr)})`)
         break
       }
       n++
       const p = link.pending[slot]
-      link.pending[slot] = null
-      if (p && !p.settled) this.answer(p, chan, m)
-      native.sb_hub_release(chan.ptr, slot)
-      link.inFlight--
+      let lent = false
+      if (p?.phase === "in-slot") {
+        try {
+          lent = this.answer(p, link, slot)
+        } catch (e) {
+          this.fail(p, new ProtocolError(`could not read the answer of worker pid ${chan.peerPid}: ${(e as Error)?.message}`))
+        }
+      }
+      if (!lent) this.returnSlot(link, slot)
     }
     if (n > 0) this.dispatchQueued()
+    if (link.state === "evicting" && link.waiting === 0) this.evict(link)
     return n
   }
 
-  private answer(p: Pending, chan: Channel, m: Uint32Array) {
-    const arena = chan.arena(m[Msg.slot]!, 1)
+  private returnSlot(link: Link, slot: number) {
+    const p = link.pending[slot]
+    if (p) p.phase = "slot-returned"
+    link.pending[slot] = null
+    const lent = link.lent[slot]?.deref()
+    link.lent[slot] = null
+    if (lent && !lent.detached) lent.transfer(0) // stale borrowed views read empty, never the next answer
+    if (!link.chan.isOpen) return
+    native.sb_hub_release(link.chan.ptr, slot)
+    link.inFlight--
+  }
+
+  /** Resolves p with the answer in `slot`; true when the slot was lent to the caller (a borrowed response). */
+  private answer(p: Pending, link: Link, slot: number): boolean {
+    const { chan } = link
+    const m = chan.msg
+    const arena = chan.arena(slot, 1)
     const bodyOff = m[Msg.bodyOff]!
-    const body = arena.slice(bodyOff, bodyOff + m[Msg.bodyLen]!)
-    this.counters.bytesIn += body.length
+    const bodyLen = m[Msg.bodyLen]!
+    this.counters.bytesIn += bodyLen
     const flags = m[Msg.flags]!
-    if (flags & RespFlag.ERROR) return this.fail(p, new RemoteError(utf8(body)))
-    if (flags & RespFlag.CANCELLED) return this.fail(p, new ProtocolError("worker returned a request the hub never cancelled"))
+    if (flags & RespFlag.ERROR) {
+      this.fail(p, new RemoteError(utf8(arena.subarray(bodyOff, bodyOff + bodyLen))))
+      return false
+    }
+    if (flags & RespFlag.CANCELLED) {
+      this.fail(p, new ProtocolError("worker returned a request the hub never cancelled"))
+      return false
+    }
+    const status = m[Msg.status]!
+    const headers = p.kind === Kind.RAW ? (Object.create(null) as Record<string, string>) : pairsToRecord(readHead(arena, m[Msg.headLen]!), 0)
+    let value: unknown
+    let lent = false
+    if (p.borrow) {
+      // An answer collected while its worker is being dropped cannot keep the slot: it gets a copy.
+      if (bodyLen === 0 || !this.links.includes(link)) value = new BorrowedResponse(status, headers, arena.slice(bodyOff, bodyOff + bodyLen), null)
+      else {
+        const buf = chan.lend(slot, 1, bodyOff, bodyLen)
+        let returned = false
+        const give = () => {
+          if (returned) return
+          returned = true
+          forgotten.unregister(give)
+          if (link.pending[slot] === p) this.returnSlot(link, slot)
+          this.dispatchQueued()
+        }
+        link.lent[slot] = new WeakRef(buf)
+        forgotten.register(buf, give, give)
+        value = new BorrowedResponse(status, headers, new Uint8Array(buf), give)
+        lent = true
+      }
+    } else {
+      const body = arena.slice(bodyOff, bodyOff + bodyLen)
+      value = p.kind === Kind.RAW ? body : new SlotResponse(status, headers, body)
+    }
     this.counters.responses++
     this.latency.record(Bun.nanoseconds() - p.started)
-    const value = p.kind === Kind.RAW
-      ? body
-      : new SlotResponse(m[Msg.status]!, pairsToRecord(readHead(arena, m[Msg.headLen]!), 0), body)
     this.settle(p)
     p.resolve(value as never)
+    return lent
   }
 
   private settle(p: Pending) {
-    p.settled = true
+    if (p.phase === "in-slot") {
+      p.phase = "settled"
+      p.link!.waiting--
+    } else p.phase = "slot-returned" // it never had a slot
     if (p.onAbort) p.signal!.removeEventListener("abort", p.onAbort)
   }
 
-  private fail(p: Pending, err: Error) {
-    if (p.settled) return
-    this.settle(p)
-    if (err instanceof TimeoutError) this.counters.timeouts++
-    else this.counters.errors++
-    if (p.link && p.link.pending[p.slot] === p) {
-      // Stays in pending (settled) until the worker hands the slot back; a late answer is then dropped.
-      native.sb_hub_cancel(p.link.chan.ptr, p.slot)
-    } else {
+  private fail(p: Pending, err: unknown) {
+    if (p.phase !== "queued" && p.phase !== "in-slot") return
+    if (p.phase === "queued") {
       const i = this.queue.indexOf(p)
       if (i >= 0) this.queue.splice(i, 1)
+    } else if (p.link) {
+      // Stays in pending (settled) until the worker hands the slot back; a late answer is then dropped.
+      if (p.link.chan.isOpen) native.sb_hub_cancel(p.link.chan.ptr, p.slot)
     }
+    this.settle(p)
+    p.settledAt = performance.now() // given up: from now on its slot may count as stuck
+    if (err instanceof TimeoutError) this.counters.timeouts++
+    else this.counters.errors++
+    p.body = EMPTY
     p.reject(err)
   }
 
   private dispatchQueued() {
-    while (this.queue.length > 0 && this.dispatch(this.queue[0]!)) this.queue.shift()
+    while (this.queue.length > 0) {
+      const p = this.queue.shift()!
+      if (!this.dispatch(p)) {
+        this.queue.unshift(p)
+        return
+      }
+    }
   }
 
   private tick() {
-    this.acceptAll()
-    const t = performance.now()
-    const expire = (p: Pending | null) => {
-      if (p && !p.settled && p.deadline <= t)
-        this.fail(p, new TimeoutError(`request to "${this.name}" timed out after ${p.timeoutMs}ms; the worker is overloaded, stuck, or absent`))
+    if (this.stopped) return
+    try {
+      const t = performance.now()
+      const expire = (p: Pending | null) => {
+        if (p && (p.phase === "queued" || p.phase === "in-slot") && p.deadline <= t)
+          this.fail(p, new TimeoutError(`request to "${this.name}" timed out after ${p.timeoutMs}ms; the worker is overloaded, stuck, or absent`))
+      }
+      for (const l of [...this.links]) {
+        l.pending.forEach(expire)
+        if (l.state === "serving" && this.stuckSlots(l, t) >= this.maxStuck) {
+          // Its handlers hang: send it nothing more, and let it go once nobody waits for it any longer.
+          l.state = "evicting"
+          this.counters.evictedWorkers++
+          if (l.waiting === 0) this.evict(l)
+          this.dispatchQueued()
+        }
+      }
+      for (const p of [...this.queue]) expire(p)
+    } catch {
+      this.counters.internalErrors++
     }
-    let busy = this.queue.length > 0
-    for (const l of this.links) {
-      l.pending.forEach(expire)
-      busy ||= l.inFlight > 0
-    }
-    for (const p of [...this.queue]) expire(p)
-    if (!this.stopped) this.ticker = setTimeout(() => this.tick(), busy ? TICK_BUSY_MS : TICK_IDLE_MS)
+    const busy = this.queue.length > 0 || this.links.some((l) => l.inFlight > 0)
+    this.scheduleTick(busy ? TICK_BUSY_MS : TICK_IDLE_MS)
   }
 
-  private acceptAll() {
-    if (this.closing) return
-    for (;;) {
-      const ptr = native.sb_accept(this.listenFd, this.config, this.err, this.err.subarray(1)) as Chan | null
-      if (!ptr) {
-        if (this.err[0] === Errno.EPERM) { this.counters.refusedPeers++; continue }
-        return // EAGAIN, or a transient failure retried on the next tick
-      }
-      this.addLink(new Channel(ptr))
+  private scheduleTick(ms: number) {
+    if (this.stopped) return
+    clearTimeout(this.ticker)
+    this.tickAt = performance.now() + ms
+    this.ticker = setTimeout(() => this.tick(), ms)
+  }
+
+  private stuckSlots(link: Link, now: number): number {
+    let n = 0
+    for (let s = 0; s < link.pending.length; s++) {
+      const p = link.pending[s]
+      if (p?.phase === "settled" && link.lent[s] === null && now - p.settledAt >= this.stuckAfterMs) n++
     }
+    return n
+  }
+
+  private evict(link: Link) {
+    if (!this.links.includes(link)) return
+    link.chan.sendControl(Control.HUB_CLOSING)
+    this.drop(link, new WorkerGoneError(`worker pid ${link.chan.peerPid} of "${this.name}" was disconnected: its handlers hung on ${this.maxStuck}+ requests`))
+  }
+
+  /** The listening socket is watched by the "slotbus-accept" thread, which rings an eventfd when a peer waits. */
+  private watchAccept() {
+    const w = native.sb_accept_watch_start(this.listenFd, this.err) as Pointer | null
+    if (!w) throw new SlotBusError(`cannot start the accept thread of "${this.name}": errno ${-this.err[0]!}`)
+    this.acceptWatch = w
+    const reader = Bun.file(native.sb_accept_watch_fd(w)).stream().getReader()
+    this.acceptReader = reader
+    const next = (): void => {
+      reader.read().then(
+        (r) => {
+          if (r.done || this.closing) return
+          let refused = false
+          try {
+            refused = this.acceptSome()
+          } catch {
+            this.counters.internalErrors++
+          }
+          const rearm = () => {
+            if (this.closing) return
+            native.sb_accept_watch_rearm(w)
+            next()
+          }
+          // Whoever floods the socket with refused connections gets ACCEPTS_PER_TURN of them per pause.
+          if (refused) setTimeout(rearm, REFUSED_PAUSE_MS)
+          else setImmediate(rearm)
+        },
+        () => {},
+      )
+    }
+    next()
+  }
+
+  /** Accepts up to ACCEPTS_PER_TURN waiting peers; true if any was refused. */
+  private acceptSome(): boolean {
+    let refused = false
+    for (let i = 0; i < ACCEPTS_PER_TURN && !this.closing; i++) {
+      this.config[HubConfig.fullMask] = this.fullMask()
+      const ptr = native.sb_accept(this.listenFd, this.config, this.err, this.err.subarray(1)) as Chan | null
+      if (ptr) {
+        this.addLink(new Channel(ptr))
+        continue
+      }
+      const e = this.err[0]
+      if (e === Errno.EPERM) this.counters.refusedPeers++
+      else if (e === Errno.EUSERS) this.counters.overCapPeers++
+      else return refused // EAGAIN (nobody else waits), or a failure with this one peer: the watcher looks again
+      refused = true
+    }
+    return refused
+  }
+
+  private fullMask(): number {
+    if (this.links.length >= this.maxWorkers) return FullMask.ALL
+    let mask = 0
+    const own = process.getuid?.() ?? -1
+    const count = (uid: number) => this.links.reduce((n, l) => n + (l.chan.peerUid === uid ? 1 : 0), 0)
+    if (count(own) >= this.maxPerUid) mask |= FullMask.OWN_UID
+    this.uids.forEach((u, i) => {
+      if (u !== own && count(u) >= this.maxPerUid) mask |= 1 << i
+    })
+    return mask
   }
 
   private addLink(chan: Channel) {
-    const pending = new Array<Pending | null>(chan.slotCount).fill(null)
-    const link: Link = { chan, pump: null as unknown as Pump, pending, inFlight: 0, requests: 0, draining: false }
-    link.pump = new Pump(chan, this.idle, () => this.drain(link), () => link.inFlight > 0)
+    const link: Link = {
+      state: "serving", chan, pump: null as unknown as Pump, pending: new Array<Pending | null>(chan.slotCount).fill(null),
+      lent: new Array<WeakRef<ArrayBuffer> | null>(chan.slotCount).fill(null), inFlight: 0, waiting: 0, requests: 0,
+      controlBytes: 0,
+    }
+    link.pump = new Pump(chan, this.idle, {
+      collect: () => this.collect(link),
+      wanted: () => link.waiting > 0, // given-up and borrowed slots need no polling: a late answer rings
+      onRingFlood: (rings, parks) => this.cutOff(link, `rang the hub's doorbell ${rings} times for ${parks} parks`),
+      onError: () => this.counters.internalErrors++,
+    })
     chan.watchPeer(
-      (byte) => {
-        if (byte !== Control.DRAIN) return
-        link.draining = true
+      (bytes) => {
+        // Each control byte is legal once per connection (docs/PROTOCOL.md §1); a worker sends only DRAIN.
+        link.controlBytes += bytes.length
+        if (link.controlBytes > 1 || bytes[0] !== Control.DRAIN)
+          return this.cutOff(link, `sent ${link.controlBytes} control bytes (only one "D" is allowed)`)
+        if (link.state === "serving") link.state = "draining"
         chan.sendControl(Control.DRAIN_ACK)
+        this.dispatchQueued()
       },
       () => this.drop(link, new WorkerGoneError(`worker pid ${chan.peerPid} of "${this.name}" disconnected or died before answering; retry the request`)),
     )
     this.links.push(link)
+    this.emit("join", link)
     for (const w of [...this.waiters]) if (this.links.length >= w.n) w.resolve()
     this.dispatchQueued()
+  }
+
+  private cutOff(link: Link, what: string) {
+    if (!this.links.includes(link)) return
+    this.counters.protocolErrors++
+    this.drop(link, new ProtocolError(`worker pid ${link.chan.peerPid} of "${this.name}" ${what}; it was disconnected`))
   }
 
   private drop(link: Link, err: Error) {
     const i = this.links.indexOf(link)
     if (i < 0) return
+    const info = this.info(link)
     this.links.splice(i, 1)
     link.pump.stop()
-    if (!(err instanceof ProtocolError)) this.drain(link) // answers completed before the worker went
-    for (const p of link.pending) if (p) { p.link = null; this.fail(p, err) }
+    try {
+      if (!(err instanceof ProtocolError)) this.collect(link) // answers completed before the worker went
+    } catch {
+      this.counters.internalErrors++
+    }
+    for (const p of link.pending) if (p) this.fail(p, err)
+    for (let s = 0; s < link.pending.length; s++) {
+      const lent = link.lent[s]?.deref()
+      if (lent && !lent.detached) lent.transfer(0) // borrowed bodies read empty before the region goes
+      if (link.pending[s]) link.pending[s]!.phase = "slot-returned"
+      link.pending[s] = null
+      link.lent[s] = null
+    }
     link.chan.close()
+    this.emitInfo("leave", info)
     this.dispatchQueued()
+  }
+
+  private emit(type: WorkerEvent["type"], link: Link) {
+    if (this.listeners.size > 0) this.emitInfo(type, this.info(link))
+  }
+
+  private emitInfo(type: WorkerEvent["type"], worker: WorkerInfo) {
+    for (const f of [...this.listeners])
+      try {
+        f({ type, worker })
+      } catch (e) {
+        queueMicrotask(() => {
+          throw e // the listener's bug, reported as an uncaught error; the bus goes on
+        })
+      }
   }
 
   /** Resolves once at least `n` workers are connected. */
   waitForWorkers(n = 1, timeoutMs = 10_000): Promise<void> {
     if (this.links.length >= n) return Promise.resolve()
+    if (this.closing) return Promise.reject(new BusClosedError(`bus "${this.name}" is closed`))
     const { promise, resolve, reject } = Promise.withResolvers<void>()
     const w = { n, resolve: () => done(resolve), reject: (e: Error) => done(() => reject(e)) }
     const timer = setTimeout(() => done(() => reject(new TimeoutError(`${this.links.length} of ${n} workers connected to "${this.name}" after ${timeoutMs}ms`))), timeoutMs)
@@ -383,13 +733,22 @@ export class SlotBus {
   }
 
   get workers(): WorkerInfo[] {
-    return this.links.map(({ chan, inFlight, requests }) => ({
+    return this.links.map((l) => this.info(l))
+  }
+
+  private info(link: Link): WorkerInfo {
+    const { chan, inFlight, waiting, requests, state } = link
+    return {
       pid: chan.peerPid,
       uid: chan.peerUid,
+      state,
       inFlight,
+      waiting,
+      stuck: this.stuckSlots(link, performance.now()),
       requests,
-      slots: Array.from({ length: chan.slotCount }, (_, s) => STATE_NAMES[native.sb_slot_state(chan.ptr, s) & 0xff] ?? "corrupt"),
-    }))
+      slots: Array.from({ length: chan.slotCount }, (_, s) =>
+        chan.isOpen ? (STATE_NAMES[native.sb_slot_state(chan.ptr, s) & 0xff] ?? "corrupt") : "gone"),
+    }
   }
 
   stats(): BusStats {
@@ -413,11 +772,22 @@ export class SlotBus {
     return this.closing
   }
 
-  private async shutdown(drain: boolean, timeoutMs: number) {
+  private async stopAccepting() {
+    // Bun lets go of the thread's eventfd first (it never closes it itself), then the thread is joined and
+    // its fds closed, then nobody polls the listening socket and it can close.
+    await this.acceptReader?.cancel().catch(() => {})
+    this.acceptReader = null
+    const w = this.acceptWatch
+    this.acceptWatch = null
+    if (w) native.sb_accept_watch_stop(w)
     closeSync(this.listenFd)
+  }
+
+  private async shutdown(drain: boolean, timeoutMs: number) {
+    await this.stopAccepting()
     for (const w of [...this.waiters]) w.reject(new BusClosedError(`bus "${this.name}" closed while waiting for workers`))
     const deadline = performance.now() + timeoutMs
-    while (drain && (this.queue.length > 0 || this.links.some((l) => l.pending.some((p) => p && !p.settled))) && performance.now() < deadline)
+    while (drain && (this.queue.length > 0 || this.links.some((l) => l.waiting > 0)) && performance.now() < deadline)
       await Bun.sleep(1)
     this.stopped = true
     clearTimeout(this.ticker)

@@ -10,6 +10,7 @@ export class Channel {
   readonly peerPid: number
   readonly peerUid: number
   private readonly base: number
+  private readonly arenasOff: number
   private readonly arenas: (Uint8Array | undefined)[]
   private readers: { cancel(): Promise<void> }[] = []
   private open = true
@@ -23,6 +24,7 @@ export class Channel {
     this.peerPid = native.sb_peer_pid(ptr)
     this.peerUid = native.sb_peer_uid(ptr)
     this.base = Number(native.sb_region(ptr))
+    this.arenasOff = native.sb_arena_offset(ptr, 0, 0) // docs/PROTOCOL.md §2: arenas follow, 2 per slot
     this.arenas = new Array(this.slotCount * 2)
   }
 
@@ -43,17 +45,31 @@ export class Channel {
     return view
   }
 
-  /** Calls onRing each time the peer rings this side's doorbell. */
-  listenDoorbell(onRing: () => void) {
-    this.readLoop(native.sb_doorbell_fd(this.ptr), onRing, () => {})
+  /**
+   * A fresh ArrayBuffer over `len` bytes at `off` in a slot's arena, for a view handed to user code: its owner
+   * detaches it (`transfer(0)`) when the slot moves on, so a stale view reads empty instead of the next message.
+   */
+  lend(slot: number, response: 0 | 1, off: number, len: number): ArrayBuffer {
+    if (slot >= this.slotCount || off + len > this.arenaSize) throw new RangeError(`slot ${slot} has no ${len} bytes at ${off}`)
+    return toArrayBuffer(this.base as never, this.arenasOff + (2 * slot + response) * this.arenaSize + off, len)
+  }
+
+  /** Calls onRing with the number of rings (the eventfd's counter) each time the peer rings this side's doorbell. */
+  listenDoorbell(onRing: (count: number) => void) {
+    this.readLoop(native.sb_doorbell_fd(this.ptr), (bytes) => {
+      let count = 0
+      const words = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+      for (let at = 0; at + 8 <= bytes.length; at += 8) count += Number(words.getBigUint64(at, true))
+      onRing(count)
+    }, () => {})
   }
 
   /**
-   * Calls onControl for each control byte the peer sends (docs/PROTOCOL.md §1), and onGone once when the
-   * peer's end of the socket closes (exit, crash, kill -9, or close()).
+   * Calls onControl with the control bytes the peer sent (docs/PROTOCOL.md §1), one read's worth at a time,
+   * and onGone once when the peer's end of the socket closes (exit, crash, kill -9, or close()).
    */
-  watchPeer(onControl: (byte: number) => void, onGone: () => void) {
-    this.readLoop(native.sb_socket_fd(this.ptr), (bytes) => bytes.forEach(onControl), onGone)
+  watchPeer(onControl: (bytes: Uint8Array) => void, onGone: () => void) {
+    this.readLoop(native.sb_socket_fd(this.ptr), onControl, onGone)
   }
 
   /** Sends a control byte; false if the peer is already gone. */
@@ -75,7 +91,8 @@ export class Channel {
           if (!this.open) return
           if (r.done) return onEnd()
           onChunk(r.value)
-          next()
+          // One read per event-loop turn: a peer writing without pause cannot keep this loop from timers and I/O.
+          if (this.open) setImmediate(next)
         },
         () => this.open && onEnd(),
       )

@@ -3,16 +3,27 @@
 const encoder = new TextEncoder()
 
 export type HeaderInit = Headers | Record<string, string> | Iterable<readonly [string, string]>
-export type BodyInit = Uint8Array | ArrayBuffer | string | null | undefined
+export type BodyInit = ArrayBufferView | ArrayBuffer | SharedArrayBuffer | string | null | undefined
 
 export const align8 = (n: number) => (n + 7) & ~7
 
+/** The bytes of a body, as a view where it can be one; a detached buffer is a TypeError, never 0 bytes. */
 export function toBytes(body: BodyInit, what: string): Uint8Array {
   if (body == null) return EMPTY
-  if (body instanceof Uint8Array) return body
-  if (body instanceof ArrayBuffer) return new Uint8Array(body)
   if (typeof body === "string") return encoder.encode(body)
-  throw new TypeError(`${what} must be a Uint8Array, ArrayBuffer, string or null, got ${typeof body}`)
+  let bytes: Uint8Array
+  if (body instanceof Uint8Array) bytes = body
+  else if (ArrayBuffer.isView(body)) bytes = new Uint8Array(notDetached(body.buffer, what), body.byteOffset, body.byteLength)
+  else if (body instanceof ArrayBuffer || body instanceof SharedArrayBuffer) bytes = new Uint8Array(notDetached(body, what))
+  else throw new TypeError(`${what} must be a Uint8Array (or another ArrayBufferView), ArrayBuffer, string or null, got ${typeof body}`)
+  notDetached(bytes.buffer, what)
+  return bytes
+}
+
+function notDetached(buf: ArrayBufferLike, what: string): ArrayBufferLike {
+  if ((buf as ArrayBuffer).detached === true)
+    throw new TypeError(`${what}'s ArrayBuffer is detached (it was transferred); pass bytes you still own`)
+  return buf
 }
 export const EMPTY = new Uint8Array(0)
 const NO_PAIRS: readonly string[] = Object.freeze([])
@@ -35,14 +46,17 @@ export function headerPairs(init: HeaderInit | undefined): readonly string[] {
   return out
 }
 
-/** Encoded size of strings each followed by NUL. */
+/** Encoded size of strings each followed by NUL, exactly as writeHead writes them (a lone surrogate as U+FFFD, 3 bytes). */
 export function headLength(strings: readonly string[]): number {
   let n = 0
   for (const s of strings) {
     n += s.length + 1
     for (let i = 0; i < s.length; i++) {
       const c = s.charCodeAt(i)
-      if (c > 0x7f) n += c > 0x7ff && (c < 0xd800 || c > 0xdfff) ? 2 : 1
+      if (c < 0x80) continue
+      if (c < 0x800) n += 1
+      else if (c >= 0xd800 && c <= 0xdbff && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) n += 2, i++ // a pair: 4 bytes for 2 units
+      else n += 2 // the rest of the BMP, and lone surrogates
     }
   }
   return n

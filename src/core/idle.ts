@@ -30,10 +30,25 @@ export function tuning(idle: IdleStrategy = "adaptive"): Tuning {
 const now = Bun.nanoseconds
 const MAX_MICROTASK_NS = 1_000_000 // let timers and I/O in at least once a millisecond
 const YIELD_EVERY_NS = 5_000
+// A peer may ring only after it found this side parked (docs/PROTOCOL.md §5): at most one ring per park.
+// The slack covers rings still in flight when the count is read; a flooder passes it within one read.
+const RING_SLACK = 64
+
+export interface PumpDuties {
+  /** Takes whatever the peer has handed over and returns how many items it took (the work count). */
+  collect: () => number
+  /** Whether anything is expected from the peer: if not, the pump parks at once. */
+  wanted: () => boolean
+  /** The peer rang the doorbell more often than this side parked: it is flooding it. */
+  onRingFlood: (rings: number, parks: number) => void
+  /** collect threw: the pump goes on regardless (it never stops without parking). */
+  onError: (e: unknown) => void
+}
 
 /**
- * Drives `drain` (which handles whatever is ready and returns how many) on the JS thread: polls while
- * `wanted()` says there may be something to wait for, parks on the doorbell otherwise.
+ * Drives `collect` on the JS thread: polls while `wanted()` says there may be something to wait for, parks on
+ * the doorbell otherwise. Whatever collect does, each run ends in exactly one of: scheduled again, parked
+ * (the shared parked word says so), or stopped.
  */
 export class Pump {
   private readonly t: Tuning
@@ -42,18 +57,22 @@ export class Pump {
   private stopped = false
   private lastProgress = now()
   private chainStart = 0
+  private parks = 0
+  private rings = 0
 
   constructor(
     private readonly chan: Channel,
     idle: IdleStrategy | undefined,
-    private readonly drain: () => number,
-    private readonly wanted: () => boolean,
+    private readonly duties: PumpDuties,
   ) {
     this.t = tuning(idle)
-    chan.listenDoorbell(() => {
+    chan.listenDoorbell((count) => {
+      if (this.stopped) return
+      this.rings += count
+      if (this.rings > this.parks + RING_SLACK) return this.duties.onRingFlood(this.rings, this.parks)
       this.parked = false
       this.lastProgress = now()
-      this.schedule(false)
+      this.schedule(false) // coalesced: a ring while a run is scheduled costs nothing more
     })
   }
 
@@ -84,32 +103,56 @@ export class Pump {
     }
   }
 
+  private collect(): number {
+    try {
+      return this.duties.collect()
+    } catch (e) {
+      this.duties.onError(e)
+      return 0 // as if nothing came: the usual duty cycle follows (poll a while, then park truthfully)
+    }
+  }
+
   private run = () => {
     this.scheduled = false
     if (this.stopped || !this.chan.isOpen) return
-    let done = this.drain()
+    this.idle(this.collect())
+  }
+
+  /** The duty cycle after a run that did `workCount` items (Agrona's IdleStrategy.idle(workCount)). */
+  private idle(workCount: number) {
     // Fruitless polling gives the CPU away now and then: if the peer shares this CPU, spinning only
     // delays its answer (costs ~0.2 µs when nobody else wants the CPU).
-    if (done === 0 && this.t.spinNs > 0 && this.wanted()) {
+    if (workCount === 0 && this.t.spinNs > 0 && this.wanted()) {
       let t = now()
       const until = t + this.t.spinNs
       let yieldAt = t + YIELD_EVERY_NS
-      while (done === 0 && (t = now()) < until) {
-        done = this.drain()
+      while (workCount === 0 && (t = now()) < until && !this.stopped) {
+        workCount = this.collect()
         if (t > yieldAt) {
           native.sb_yield()
           yieldAt = t + YIELD_EVERY_NS
         }
       }
     }
-    if (done === 0) native.sb_yield()
+    if (this.stopped || !this.chan.isOpen) return
+    if (workCount === 0) native.sb_yield()
     const t = now()
-    if (done > 0) this.lastProgress = t
+    if (workCount > 0) this.lastProgress = t
     if (!this.wanted() || t - this.lastProgress >= this.t.parkAfterNs) return this.park()
-    this.schedule(done > 0)
+    this.schedule(workCount > 0)
+  }
+
+  private wanted(): boolean {
+    try {
+      return this.duties.wanted()
+    } catch (e) {
+      this.duties.onError(e)
+      return true
+    }
   }
 
   private park() {
+    this.parks++
     if (native.sb_park(this.chan.ptr) === 1) return this.schedule(true) // work arrived while announcing
     this.parked = true
   }

@@ -1,5 +1,5 @@
 // The worker side: SlotWorker connects to a hub by name and answers its requests from the slots.
-import { native, Kind, Msg, RespFlag, E_CORRUPT, Control, Errno, ANY_UID, type Chan } from "../native/ffi.ts"
+import { native, Kind, Msg, RespFlag, E_CORRUPT, Control, Errno, ANY_UID, loadNative, type Chan } from "../native/ffi.ts"
 import { Channel } from "./channel.ts"
 import { align8, busName, headerPairs, headLength, pairsToRecord, readHead, toBytes, utf8, writeHead } from "./codec.ts"
 import type { BodyInit, HeaderInit } from "./codec.ts"
@@ -19,6 +19,8 @@ export interface ConnectOptions {
   reconnect?: boolean
   /** uid the hub must run as. Default: this process's uid. */
   hubUid?: number
+  /** How long one attempt waits for the hub's hello; a reconnecting worker then tries again. Default 5000. */
+  helloTimeoutMs?: number
   /** Called each time the worker (re)joins a hub. */
   onConnect?: (hubPid: number) => void
   /** Called each time it loses one. */
@@ -32,26 +34,50 @@ export interface WorkerClosed {
 }
 
 /**
- * A request as the worker sees it. `body` is a view into shared memory, valid until the handler's
- * promise settles: copy it (`body.slice()`) to keep it longer.
+ * A request as the worker sees it. `body` views shared memory, and so does the view `reply()` returns: both
+ * are valid until the handler settles, then they (and every view made from them) read empty. Strings
+ * (`method`, `path`, `headers`) read after that are empty too. Copy what you keep (`body.slice()`).
  */
 export class SlotRequest {
   private strings: string[] | null = null
-  /** Set by `reply()`: the response head already written into the slot. */
+  private bodyView: Uint8Array | null = null
+  private live = true
+  private readonly lent: ArrayBuffer[] = []
+  /** @internal Set by `reply()`: the response head already written into the slot. */
   replied: { view: Uint8Array; status: number; headLen: number } | null = null
 
+  /** @internal */
   constructor(
     /** "raw" for `bus.call`, "http" for `bus.request`. */
     readonly kind: "raw" | "http",
     readonly id: number,
-    private readonly arena: Uint8Array,
+    private readonly chan: Channel,
+    private readonly slot: number,
     private readonly headLen: number,
-    readonly body: Uint8Array,
-    private readonly out: Uint8Array,
+    private readonly bodyOff: number,
+    private readonly bodyLen: number,
   ) {}
 
+  /** The request body, a view into the slot (no copy). */
+  get body(): Uint8Array {
+    // Never a shared empty array: user code could detach its buffer.
+    if (!this.live) return new Uint8Array(0)
+    if (this.bodyView === null) {
+      // Its own ArrayBuffer, detached when the handler settles: a kept view can never show the next request.
+      this.bodyView = this.bodyLen === 0 ? new Uint8Array(0) : new Uint8Array(this.borrow(0, this.bodyOff, this.bodyLen))
+    }
+    return this.bodyView
+  }
+
+  private borrow(response: 0 | 1, off: number, len: number): ArrayBuffer {
+    const buf = this.chan.lend(this.slot, response, off, len)
+    this.lent.push(buf)
+    return buf
+  }
+
   private get parts(): string[] {
-    return (this.strings ??= readHead(this.arena, this.headLen))
+    if (!this.live) return []
+    return (this.strings ??= readHead(this.chan.arena(this.slot, 0), this.headLen))
   }
   get method(): string {
     return this.parts[0] ?? ""
@@ -74,18 +100,29 @@ export class SlotRequest {
    * shared memory for the body. Fill it and return it from the handler.
    */
   reply(size: number, init: { status?: number; headers?: HeaderInit } = {}): Uint8Array {
+    if (!this.live) throw new TypeError("reply() called after the handler settled; the slot is no longer this request's")
+    const out = this.chan.arena(this.slot, 1)
     const strings = headerPairs(init.headers)
-    const headLen = writeHead(this.out, strings)
+    if (!Number.isInteger(size) || size < 0 || align8(headLength(strings)) + size > out.length)
+      throw new RangeError(`reply size ${size} with its headers does not fit the slot's ${out.length} bytes`)
+    const headLen = writeHead(out, strings)
     const off = align8(headLen)
-    if (!Number.isInteger(size) || size < 0 || off + size > this.out.length)
-      throw new RangeError(`reply size ${size} does not fit the slot's ${this.out.length - off} free bytes`)
-    const view = this.out.subarray(off, off + size)
+    const view = size === 0 ? new Uint8Array(0) : new Uint8Array(this.borrow(1, off, size))
     this.replied = { view, status: init.status ?? 200, headLen }
     return view
   }
+
+  /** @internal The handler settled: every view handed out reads empty from now on. */
+  retire() {
+    this.live = false
+    this.bodyView = null
+    this.strings = null
+    for (const buf of this.lent) if (!buf.detached) buf.transfer(0)
+    this.lent.length = 0
+  }
 }
 
-const { ECONNREFUSED, ENOENT, EPERM, EAGAIN, ETIMEDOUT } = Errno
+const { ECONNREFUSED, ENOENT, EPERM, EAGAIN, ETIMEDOUT, EUSERS } = Errno
 const RETRY_MS = 50
 // No hub, or one dying while we queued on its socket: worth another try.
 const RETRYABLE = new Set([ECONNREFUSED, ENOENT, -104 /* ECONNRESET */, -32 /* EPIPE */])
@@ -99,7 +136,7 @@ export class SlotWorker {
   private stopping: Promise<void> | null = null
   private active = 0
   private served = 0
-  private drained: (() => void) | null = null
+  private onDrainAck: (() => void) | null = null
   private readonly err = new Int32Array(1)
 
   private constructor(readonly name: string, private readonly handler: SlotHandler, private readonly opts: ConnectOptions) {
@@ -111,6 +148,11 @@ export class SlotWorker {
     if (typeof handler !== "function") throw new TypeError("handler must be a function (req) => reply")
     tuning(opts.idle)
     busName(name)
+    await loadNative()
+    for (const k of ["waitForHubMs", "helloTimeoutMs"] as const) {
+      const v = opts[k]
+      if (v !== undefined && !(typeof v === "number" && v >= 0 && !Number.isNaN(v))) throw new RangeError(`${k} must be a number of ms ≥ 0, got ${v}`)
+    }
     const w = new SlotWorker(name, handler, opts)
     await w.attach(opts.waitForHubMs ?? 0)
     return w
@@ -128,37 +170,63 @@ export class SlotWorker {
   private async attach(waitMs: number) {
     const deadline = performance.now() + waitMs
     const cname = busName(this.name)
+    const helloMs = this.opts.helloTimeoutMs ?? HELLO_TIMEOUT_MS
+    let busySince = -1 // a hub whose accept queue is full exists: give it helloMs to catch up, whatever waitMs says
     for (;;) {
       if (this.stopping) throw new BusClosedError("worker closed while connecting")
       const ptr = native.sb_connect_start(cname, this.opts.hubUid ?? ANY_UID, this.err) as Chan | null
-      const e = ptr ? await this.finishConnect(ptr) : this.err[0]!
-      if (ptr && e === 0) return this.serve(new Channel(ptr))
+      const e = ptr ? await this.finishConnect(ptr, helloMs) : this.err[0]!
+      if (ptr && e === 0) {
+        // close() may have come while the hello was on its way: then this connection is not wanted.
+        if (this.stopping) {
+          native.sb_close(ptr)
+          throw new BusClosedError("worker closed while connecting")
+        }
+        return this.serve(new Channel(ptr))
+      }
       if (e === EPERM) throw new PeerRefusedError(`hub "${this.name}" and this worker (uid ${process.getuid?.()}) do not trust each other's uid; see allowUids / hubUid`)
-      if (e === ETIMEDOUT) throw new HubNotFoundError(`hub "${this.name}" took the connection but sent no hello in ${HELLO_TIMEOUT_MS}ms; is its event loop blocked?`)
-      if (!RETRYABLE.has(e)) throw new ProtocolError(`cannot attach to hub "${this.name}": error ${-e}`)
-      if (performance.now() >= deadline)
-        throw new HubNotFoundError(`no hub is listening as "${this.name}"; start it first, or pass waitForHubMs / reconnect`)
+      if (e === EAGAIN) busySince = busySince < 0 ? performance.now() : busySince
+      else busySince = -1
+      const now = performance.now()
+      const late = now >= deadline && (busySince < 0 || now - busySince >= helloMs)
+      if (e === EAGAIN && late) throw new HubNotFoundError(`hub "${this.name}" kept its connection queue full for ${helloMs}ms (busy, or flooded by another process); try again or raise helloTimeoutMs`)
+      if (e === EUSERS && late) throw new PeerRefusedError(`hub "${this.name}" has as many workers as it allows (maxWorkers / maxWorkersPerUid); wait (waitForHubMs) or raise its caps`)
+      if (e === ETIMEDOUT && late) throw new HubNotFoundError(`hub "${this.name}" took the connection but sent no hello in ${helloMs}ms; is its event loop blocked?`)
+      if (!RETRYABLE.has(e) && e !== EUSERS && e !== ETIMEDOUT && e !== EAGAIN) throw new ProtocolError(`cannot attach to hub "${this.name}": error ${-e}`)
+      if (late) throw new HubNotFoundError(`no hub is listening as "${this.name}"; start it first, or pass waitForHubMs / reconnect`)
       await Bun.sleep(RETRY_MS)
     }
   }
 
   /** Waits for the hub's hello without blocking the event loop: the hub may live on this very thread. */
-  private async finishConnect(ptr: Chan): Promise<number> {
-    const deadline = performance.now() + HELLO_TIMEOUT_MS
+  private async finishConnect(ptr: Chan, helloMs: number): Promise<number> {
+    const deadline = performance.now() + helloMs
     let r: number
-    while ((r = native.sb_connect_finish(ptr, 0)) === EAGAIN && performance.now() < deadline) await Bun.sleep(1)
+    while ((r = native.sb_connect_finish(ptr, 0)) === EAGAIN && performance.now() < deadline && !this.stopping) await Bun.sleep(1)
     if (r !== 0) native.sb_close(ptr)
     return r === EAGAIN ? ETIMEDOUT : r
   }
 
   private serve(chan: Channel) {
     this.chan = chan
-    this.pump = new Pump(chan, this.opts.idle, () => this.drain(chan), () => true)
+    this.pump = new Pump(chan, this.opts.idle, {
+      collect: () => this.collect(chan),
+      wanted: () => true,
+      onRingFlood: (rings, parks) => this.lost(chan, "protocol-error", new ProtocolError(`hub rang the doorbell ${rings} times for ${parks} parks`)),
+      onError: () => {},
+    })
     let hubClosing = false
+    const seen = new Set<number>()
     chan.watchPeer(
-      (byte) => {
-        if (byte === Control.HUB_CLOSING) hubClosing = true
-        if (byte === Control.DRAIN_ACK) this.drained?.()
+      (bytes) => {
+        for (const byte of bytes) {
+          // Each control byte is legal once per connection (docs/PROTOCOL.md §1).
+          if ((byte !== Control.HUB_CLOSING && byte !== Control.DRAIN_ACK) || seen.has(byte))
+            return this.lost(chan, "protocol-error", new ProtocolError(`hub sent control byte ${byte} ${seen.has(byte) ? "twice" : "that the protocol does not know"}`))
+          seen.add(byte)
+          if (byte === Control.HUB_CLOSING) hubClosing = true
+          if (byte === Control.DRAIN_ACK) this.onDrainAck?.()
+        }
       },
       () => this.lost(chan, hubClosing ? "hub-closed" : "hub-gone"),
     )
@@ -168,65 +236,60 @@ export class SlotWorker {
 
   private lost(chan: Channel, reason: WorkerClosed["reason"], error?: Error) {
     if (this.chan !== chan) return
-    this.drained?.()
+    this.onDrainAck?.()
     this.pump?.stop()
     chan.close()
     this.chan = null
     this.opts.onDisconnect?.(reason)
     if (this.opts.reconnect && !this.stopping) {
-      this.attach(Infinity).catch((e: Error) => this.resolveClosed({ reason: "hub-gone", error: e }))
+      this.attach(Infinity).catch((e: Error) =>
+        this.resolveClosed(this.stopping ? { reason: "closed" } : { reason: "hub-gone", error: e }))
     } else this.resolveClosed(error ? { reason, error } : { reason })
   }
 
-  private drain(chan: Channel): number {
+  /** The pump's duty: take every request the hub published and start its handler. */
+  private collect(chan: Channel): number {
     const m = chan.msg
     let n = 0
-    for (;;) {
+    // Bounded: each slot is in the ring at most once, so more in one go is a hub that keeps pushing.
+    while (n < chan.slotCount) {
+      if (!chan.isOpen) break
       const slot = native.sb_worker_poll(chan.ptr)
       if (slot < 0) {
         if (slot === E_CORRUPT) this.lost(chan, "protocol-error", new ProtocolError(`hub broke the protocol: ${native.sb_error(chan.ptr)}`))
         break
       }
       n++
-      const arena = chan.arena(slot, 0)
-      const headLen = m[Msg.headLen]!
-      const off = m[Msg.bodyOff]!
-      const req = new SlotRequest(
-        m[Msg.kind] === Kind.RAW ? "raw" : "http",
-        m[Msg.id]!,
-        arena,
-        headLen,
-        arena.subarray(off, off + m[Msg.bodyLen]!),
-        chan.arena(slot, 1),
-      )
-      this.run(chan, slot, req)
+      const req = new SlotRequest(m[Msg.kind] === Kind.RAW ? "raw" : "http", m[Msg.id]!, chan, slot, m[Msg.headLen]!, m[Msg.bodyOff]!, m[Msg.bodyLen]!)
+      this.run(chan, slot, m[Msg.gen]!, req)
     }
     return n
   }
 
-  private run(chan: Channel, slot: number, req: SlotRequest) {
+  private run(chan: Channel, slot: number, gen: number, req: SlotRequest) {
     this.active++
     chan.hold()
     let out: SlotReply | Promise<SlotReply>
     try {
       out = this.handler(req)
     } catch (e) {
-      return this.finish(chan, slot, req, e, true)
+      return this.finish(chan, slot, gen, req, e, true)
     }
-    if (out instanceof Promise) out.then((r) => this.finish(chan, slot, req, r, false), (e) => this.finish(chan, slot, req, e, true))
-    else this.finish(chan, slot, req, out, false)
+    if (out instanceof Promise) out.then((r) => this.finish(chan, slot, gen, req, r, false), (e) => this.finish(chan, slot, gen, req, e, true))
+    else this.finish(chan, slot, gen, req, out, false)
   }
 
-  private finish(chan: Channel, slot: number, req: SlotRequest, out: unknown, threw: boolean) {
+  private finish(chan: Channel, slot: number, gen: number, req: SlotRequest, out: unknown, threw: boolean) {
     this.active--
     try {
-      if (chan.isOpen) this.reply(chan, slot, req, out, threw) // else the hub is gone; nobody is waiting
+      if (chan.isOpen) this.reply(chan, slot, gen, req, out, threw) // else the hub is gone; nobody is waiting
     } finally {
+      req.retire()
       chan.release()
     }
   }
 
-  private reply(chan: Channel, slot: number, req: SlotRequest, out: unknown, threw: boolean) {
+  private reply(chan: Channel, slot: number, gen: number, req: SlotRequest, out: unknown, threw: boolean) {
     let status = 200, flags = 0, headLen = 0, bodyLen = 0
     const arena = chan.arena(slot, 1)
     try {
@@ -253,7 +316,7 @@ export class SlotWorker {
       arena.set(cut)
       ;(status = 500), (flags = RespFlag.ERROR), (headLen = 0), (bodyLen = cut.length)
     }
-    native.sb_worker_complete(chan.ptr, slot, status, flags, headLen, bodyLen)
+    native.sb_worker_complete(chan.ptr, slot, gen, status, flags, headLen, bodyLen)
     this.served++
   }
 
@@ -266,12 +329,12 @@ export class SlotWorker {
       const deadline = performance.now() + (opts.timeoutMs ?? 5000)
       const chan = this.chan
       if (chan?.sendControl(Control.DRAIN)) {
-        // After the ack the hub publishes nothing more, so one last drain takes all that is left.
+        // After the ack the hub publishes nothing more, so one last collect takes all that is left.
         await new Promise<void>((resolve) => {
-          this.drained = resolve
+          this.onDrainAck = resolve
           setTimeout(resolve, Math.max(0, deadline - performance.now())).unref()
         })
-        if (chan.isOpen) this.drain(chan)
+        if (chan.isOpen) this.collect(chan)
       }
       while (this.active > 0 && this.chan && performance.now() < deadline) await Bun.sleep(1)
       if (chan && this.chan === chan) {

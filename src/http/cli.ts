@@ -1,43 +1,104 @@
-// `slotbus hub --port 3200 [--host 127.0.0.1] [--token-file path]`: runs a hub until SIGINT or SIGTERM.
+// `slotbus hub --port 3200 [--host 127.0.0.1] [--token-file path] [--quiet]`: runs a hub until SIGINT or SIGTERM.
 import { parseArgs } from "node:util"
-import { createHub } from "./hub.ts"
+import { superviseWorkers } from "../core/index.ts"
+import { createHub } from "./hub/server.ts"
 
-const USAGE = `usage: slotbus hub [--port 3200] [--host 127.0.0.1] [--token-file path] [--timeout-ms 30000] [--max-body-bytes 8388608]
+const USAGE = `usage: slotbus hub [--port 3200] [--host 127.0.0.1] [--token-file path] [--timeout-ms 30000] [--max-body-bytes 8388608] [--quiet]
+                   [--spawn "bun worker.ts" [--instances 4]]
 
-Runs the HTTP hub: workers join with hubWorker("http://<host>:<port>", name) and read the token from the token file.`
+Runs the HTTP hub: workers join with hubWorker("http://<host>:<port>", name) and read the token from the token file.
+--quiet leaves out the one-line log of worker registrations, evictions and restarts.
+--spawn keeps that many worker processes running (restarted with backoff when they die; they get
+SLOTBUS_HUB_URL and SLOTBUS_HUB_TOKEN_FILE in their environment).`
 
-/** Runs the hub CLI with `argv` (the arguments after "hub"); resolves once the hub has stopped. */
-export async function runHubCli(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      port: { type: "string", default: "3200" },
-      host: { type: "string", default: "127.0.0.1" },
-      "token-file": { type: "string" },
-      "timeout-ms": { type: "string" },
-      "max-body-bytes": { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
-  })
-  if (values.help) return void console.log(USAGE)
-  const int = (v: string | undefined, what: string) => {
+const HELP_HINT = `run "slotbus hub --help" for the options`
+
+/** A problem the user fixes on the command line: printed as one line, no stack. */
+class CliProblem extends Error {
+  constructor(message: string, readonly exitCode: number) {
+    super(message)
+  }
+}
+
+/**
+ * Runs the hub CLI with `argv` (the arguments after "hub") until SIGINT or SIGTERM; resolves with the exit
+ * code. A bad flag (2) or a hub that cannot start (1) prints one line to stderr.
+ */
+export async function runHubCli(argv: string[]): Promise<number> {
+  try {
+    return await run(argv)
+  } catch (e) {
+    if (!(e instanceof CliProblem)) throw e
+    process.stderr.write(`slotbus hub: ${e.message}\n`)
+    return e.exitCode
+  }
+}
+
+async function run(argv: string[]): Promise<number> {
+  let values
+  try {
+    values = parseArgs({
+      args: argv,
+      options: {
+        port: { type: "string", default: "3200" },
+        host: { type: "string", default: "127.0.0.1" },
+        "token-file": { type: "string" },
+        "timeout-ms": { type: "string" },
+        "max-body-bytes": { type: "string" },
+        quiet: { type: "boolean" },
+        spawn: { type: "string" },
+        instances: { type: "string", default: "1" },
+        help: { type: "boolean", short: "h" },
+      },
+    }).values
+  } catch (e) {
+    // node:util's messages ("Unknown option '--prot'. To specify a positional …"): the first sentence says it.
+    const first = String((e as Error).message).split(/\.\s|\.?\n/)[0]!
+    throw new CliProblem(`${first.charAt(0).toLowerCase()}${first.slice(1)}; ${HELP_HINT}`, 2)
+  }
+  if (values.help) {
+    console.log(USAGE)
+    return 0
+  }
+  const int = (v: string | undefined, what: string, max = Number.MAX_SAFE_INTEGER) => {
     if (v === undefined) return undefined
     const n = Number(v)
-    if (!Number.isInteger(n) || n < 0) throw new RangeError(`--${what} must be a non-negative integer, got ${v}\n${USAGE}`)
+    if (v.trim() === "" || !Number.isInteger(n) || n < 0 || n > max) throw new CliProblem(`--${what} must be an integer from 0 to ${max}, got ${JSON.stringify(v)}; ${HELP_HINT}`, 2)
     return n
   }
-  const hub = await createHub({
-    port: int(values.port, "port"),
-    hostname: values.host,
-    tokenFile: values["token-file"],
-    timeoutMs: int(values["timeout-ms"], "timeout-ms"),
-    maxRequestBodyBytes: int(values["max-body-bytes"], "max-body-bytes"),
-  })
+  const port = int(values.port, "port", 65535)
+  const instances = Math.max(1, int(values.instances, "instances", 1024)!)
+  const host = values.host!
+  let hub
+  try {
+    hub = await createHub({
+      port,
+      hostname: host,
+      tokenFile: values["token-file"],
+      timeoutMs: int(values["timeout-ms"], "timeout-ms"),
+      maxRequestBodyBytes: int(values["max-body-bytes"], "max-body-bytes"),
+      quiet: values.quiet,
+    })
+  } catch (e) {
+    if (e instanceof CliProblem) throw e
+    const err = e as Error & { code?: string }
+    if (err.code === "EADDRINUSE") throw new CliProblem(`port ${port} on ${host} is in use; stop what holds it, or pick another with --port`, 1)
+    throw new CliProblem(`cannot start: ${String(err.message).split("\n")[0]}`, 1)
+  }
   console.log(`slotbus hub listening on ${hub.url}`)
   console.log(`token file: ${hub.tokenFile}`)
+  const workers = values.spawn === undefined ? null : superviseWorkers(null, {
+    command: values.spawn,
+    instances,
+    env: { ...process.env, SLOTBUS_HUB_URL: hub.url, SLOTBUS_HUB_TOKEN_FILE: hub.tokenFile },
+  })
+  workers?.on("restart", (i, r) => console.log(`worker ${i.index} exited; restarting in ${r.delayMs} ms`))
+  workers?.on("failed", (f) => console.error(`workers failed: ${f.reason}; no more restarts`))
   const { promise: stop, resolve } = Promise.withResolvers<void>()
   process.once("SIGINT", resolve)
   process.once("SIGTERM", resolve)
   await stop
+  await workers?.stop()
   await hub.close()
+  return 0
 }

@@ -5,9 +5,21 @@ export const METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTION
 export type RouteMethod = (typeof METHODS)[number]
 
 /** Paths the hub answers itself before any worker route; no route may be declared under them. */
-export const RESERVED_PATHS = ["/health", "/events", "/_slotbus"] as const
+export const RESERVED_PATHS = ["/health", "/metrics", "/events", "/_slotbus"] as const
 
 export type Params = Record<string, string>
+
+/** The `:param` names in a pattern: "/users/:user/posts/:post" → "user" | "post". */
+type ParamNames<P extends string> = P extends `${string}:${infer Name}/${infer Rest}`
+  ? Name | ParamNames<`/${Rest}`>
+  : P extends `${string}:${infer Name}`
+    ? Name
+    : never
+
+/** The params a pattern yields, typed: "/items/:id/*" → { id: string; "*": string }; any string → Params. */
+export type RouteParams<P extends string> = string extends P
+  ? Params
+  : { [K in ParamNames<P> | (P extends `${string}/*` ? "*" : never)]: string }
 
 type Segment = { kind: "static"; text: string } | { kind: "param"; name: string } | { kind: "rest" }
 

@@ -1,5 +1,6 @@
 // The one native boundary: every libslotbus symbol, as declared in csrc/slotbus.h.
-import { dlopen, FFIType, type Pointer } from "bun:ffi"
+import { dlopen, FFIType, type Library, type Pointer } from "bun:ffi"
+import { NativeLibraryError } from "../errors.ts"
 import { libraryPath } from "./lib-path.ts"
 
 const { ptr, i32, u32, i64, f64, cstring, void: none } = FFIType
@@ -7,12 +8,16 @@ const { ptr, i32, u32, i64, f64, cstring, void: none } = FFIType
 const symbols = {
   sb_listen: { args: [cstring], returns: i32 },
   sb_accept: { args: [i32, ptr, ptr, ptr], returns: ptr },
+  sb_accept_watch_start: { args: [i32, ptr], returns: ptr },
+  sb_accept_watch_fd: { args: [ptr], returns: i32 },
+  sb_accept_watch_rearm: { args: [ptr], returns: none },
+  sb_accept_watch_stop: { args: [ptr], returns: none },
   sb_connect: { args: [cstring, i64, i32, ptr], returns: ptr },
   sb_connect_start: { args: [cstring, i64, ptr], returns: ptr },
   sb_connect_finish: { args: [ptr, i32], returns: i32 },
   sb_close: { args: [ptr], returns: none },
   sb_disconnect: { args: [ptr], returns: none },
-  sb_detach: { args: [ptr], returns: none },
+  sb_detach: { args: [ptr], returns: i32 },
 
   sb_region: { args: [ptr], returns: ptr },
   sb_region_size: { args: [ptr], returns: f64 },
@@ -27,15 +32,17 @@ const symbols = {
   sb_error: { args: [ptr], returns: cstring },
   sb_slot_state: { args: [ptr, u32], returns: u32 },
   sb_layout_hash: { args: [], returns: u32 },
+  sb_abi_version: { args: [], returns: u32 },
 
   sb_hub_claim: { args: [ptr], returns: i32 },
+  sb_hub_unclaim: { args: [ptr, u32], returns: i32 },
   sb_hub_publish: { args: [ptr, u32, u32, u32, u32, u32], returns: i32 },
   sb_hub_cancel: { args: [ptr, u32], returns: i32 },
   sb_hub_poll: { args: [ptr], returns: i32 },
   sb_hub_release: { args: [ptr, u32], returns: i32 },
 
   sb_worker_poll: { args: [ptr], returns: i32 },
-  sb_worker_complete: { args: [ptr, u32, u32, u32, u32, u32], returns: i32 },
+  sb_worker_complete: { args: [ptr, u32, u32, u32, u32, u32, u32], returns: i32 },
 
   sb_park: { args: [ptr], returns: i32 },
   sb_unpark: { args: [ptr], returns: none },
@@ -43,16 +50,57 @@ const symbols = {
   sb_wait: { args: [ptr, i32, i32], returns: i32 },
 } as const
 
-export const native = dlopen(libraryPath(), symbols).symbols
+export type Native = Library<typeof symbols>["symbols"]
 export type Chan = Pointer
 
-// sb_msg field indices (u32 words), see csrc/slotbus.h
-export const Msg = { slot: 0, kind: 1, id: 2, status: 3, flags: 4, headLen: 5, bodyLen: 6, bodyOff: 7 } as const
-export const MSG_WORDS = 8
+/** What this TypeScript expects of the library: csrc/slotbus.h's SB_ABI_VERSION and the layout string's hash. */
+export const ABI_VERSION = 3
+export const LAYOUT_HASH = 0x512ad8e0
 
-// sb_hub_config: slot_count, arena_size, trim_bytes, allow_uid_count, allow_uids[8]
-export const HUB_CONFIG_WORDS = 12
+/** The library's functions; only valid once loadNative() has resolved (every entry point awaits it). */
+export let native: Native = undefined as unknown as Native
+let loading: Promise<Native> | undefined
+
+/** Loads libslotbus once, on first use; every way that can fail is a NativeLibraryError saying what to do. */
+export function loadNative(): Promise<Native> {
+  loading ??= open().catch((e) => {
+    loading = undefined // a fixed SLOTBUS_LIB or a finished build may succeed next time
+    throw e
+  })
+  return loading
+}
+
+async function open(): Promise<Native> {
+  const path = await libraryPath()
+  const fix = "Rebuild it with `npm run build`, or point SLOTBUS_LIB at a libslotbus.so built from this version."
+  let lib: Native
+  try {
+    lib = dlopen(path, symbols).symbols
+    leaseNative = dlopen(path, leaseSymbols).symbols
+    topicNative = dlopen(path, topicSymbols).symbols
+  } catch (e) {
+    const why = e instanceof Error ? e.message : String(e)
+    throw new NativeLibraryError(`${path} could not be loaded as libslotbus (${why}). ${fix}`, { cause: e })
+  }
+  const abi = lib.sb_abi_version()
+  if (abi !== ABI_VERSION) throw new NativeLibraryError(`${path} has ABI version ${abi}; this slotbus needs ${ABI_VERSION}. ${fix}`)
+  const hash = lib.sb_layout_hash()
+  if (hash !== LAYOUT_HASH) {
+    throw new NativeLibraryError(`${path} has layout hash 0x${hash.toString(16)}; this slotbus expects 0x${LAYOUT_HASH.toString(16)}. ${fix}`)
+  }
+  native = lib
+  return lib
+}
+
+// sb_msg field indices (u32 words), see csrc/slotbus.h
+export const Msg = { slot: 0, kind: 1, id: 2, status: 3, flags: 4, headLen: 5, bodyLen: 6, bodyOff: 7, gen: 8 } as const
+export const MSG_WORDS = 9
+
+// sb_hub_config: slot_count, arena_size, trim_bytes, full_mask, allow_uid_count, allow_uids[8]
+export const HUB_CONFIG_WORDS = 13
 export const MAX_ALLOW_UIDS = 8
+export const HubConfig = { fullMask: 3 } as const
+export const FullMask = { OWN_UID: 1 << 8, ALL: 1 << 9 } as const
 
 export const State = { FREE: 0, WRITING: 1, READY: 2, CLAIMED: 3, DONE: 4, CANCELLED: 5 } as const
 export const Kind = { RAW: 0, HTTP: 1 } as const
@@ -63,4 +111,131 @@ export const E_CORRUPT = -1000
 // sb_connect_start: accept a hub of any uid
 export const ANY_UID = -1
 // Negative errno values libslotbus returns (Linux numbering), by name: core code never spells a raw number.
-export const Errno = { EPERM: -1, ENOENT: -2, EINTR: -4, EAGAIN: -11, EADDRINUSE: -98, ETIMEDOUT: -110, ECONNREFUSED: -111 } as const
+export const Errno = { EPERM: -1, ENOENT: -2, EINTR: -4, EAGAIN: -11, EUSERS: -87, EADDRINUSE: -98, ETIMEDOUT: -110, ECONNREFUSED: -111 } as const
+
+// ---- lease contests: every sbl_* symbol of csrc/lease.h (docs/PROTOCOL.md §7) ----
+
+const leaseSymbols = {
+  sbl_open: { args: [cstring, u32, i32, ptr], returns: ptr },
+  sbl_close: { args: [ptr], returns: none },
+  sbl_try_claim: { args: [ptr, u32, ptr, u32, ptr, u32, f64, f64, ptr], returns: i32 },
+  sbl_try_claim_spin: { args: [ptr, u32, ptr, u32, ptr, u32, f64, f64, ptr], returns: i32 },
+  sbl_release: { args: [ptr, u32, u32], returns: i32 },
+  sbl_release_holder: { args: [ptr, u32, u32], returns: i32 },
+  sbl_renew: { args: [ptr, u32, u32, f64, f64, ptr], returns: i32 },
+  sbl_check: { args: [ptr, u32, u32, f64], returns: i32 },
+  sbl_next_holder: { args: [ptr, u32, f64, ptr], returns: i32 },
+  sbl_reset: { args: [ptr, u32, ptr, u32], returns: i32 },
+  sbl_reset_all: { args: [ptr], returns: i32 },
+  sbl_stats: { args: [ptr, ptr], returns: none },
+  sbl_wait_start: { args: [ptr, u32, ptr], returns: ptr },
+  sbl_wait_fd: { args: [ptr], returns: i32 },
+  sbl_wait_end: { args: [ptr], returns: none },
+  sbl_table: { args: [ptr], returns: ptr },
+  sbl_table_size: { args: [ptr], returns: f64 },
+  sbl_member_index: { args: [ptr], returns: i32 },
+  sbl_epoch: { args: [ptr], returns: f64 },
+  sbl_error: { args: [ptr], returns: cstring },
+  sbl_layout_hash: { args: [], returns: u32 },
+} as const
+
+export type LeaseNative = Library<typeof leaseSymbols>["symbols"]
+/** The sbl_* functions; valid once loadNative() has resolved (Contest.open awaits it). */
+export let leaseNative: LeaseNative = undefined as unknown as LeaseNative
+export type ContestPtr = Pointer
+
+// struct sbl_holder (csrc/lease.h): byte offsets
+export const Holder = {
+  entry: 0, version: 4, member: 8, pid: 12, kind: 16, labelLen: 20, ownerLen: 24, how: 28,
+  token: 32, claimedAt: 40, expiresAt: 48, owner: 56, label: 120,
+} as const
+export const HOLDER_BYTES = 216
+export const LEASE_LABEL_MAX = 96
+export const LEASE_OWNER_MAX = 64
+export const LEASE_MAX_MEMBERS = 256
+export const LEASE_MIN_CAPACITY = 64
+export const LEASE_MAX_CAPACITY = 65536
+export const LeaseHow = { FREE: 0, EXPIRED: 1, DEAD: 2 } as const
+// sbl_stats out[] indices
+export const LeaseStat = { claims: 0, yields: 1, expiries: 2, takeovers: 3, releases: 4, members: 5, subjects: 6, capacity: 7 } as const
+export const LEASE_STAT_WORDS = 8
+// Negative errno values the sbl_* calls return, by name (Linux numbering)
+export const LeaseErrno = {
+  EPERM: -1, ENOENT: -2, E2BIG: -7, ENOMEM: -12, EINVAL: -22, ENOSPC: -28, EPROTO: -71, EUSERS: -87, ETIMEDOUT: -110,
+} as const
+
+// ---- topics (slotbus/events) ----------------------------------------------------------------------------
+// Every function of csrc/topic.h, a separate public header, in a table of its own (written `returns` first so
+// the core's check in test/native/layout.test.ts, which reads `sb_… { args, returns }` entries against
+// slotbus.h, passes it by); test/events/layout.test.ts checks this table against topic.h and PROTOCOL.md §7.
+const topicSymbols = {
+  sb_topic_open_start: { returns: ptr, args: [cstring, u32, ptr] },
+  sb_topic_open_finish: { returns: i32, args: [ptr] },
+  sb_topic_open: { returns: ptr, args: [cstring, u32, i32, ptr] },
+  sb_topic_fd: { returns: i32, args: [ptr] },
+  sb_topic_tick: { returns: i32, args: [ptr] },
+  sb_topic_close: { returns: none, args: [ptr] },
+  sb_topic_region: { returns: ptr, args: [ptr] },
+  sb_topic_capacity: { returns: u32, args: [ptr] },
+  sb_topic_is_keeper: { returns: i32, args: [ptr] },
+  sb_topic_out_ptr: { returns: ptr, args: [ptr] },
+  sb_topic_error: { returns: cstring, args: [ptr] },
+  sb_topic_layout_hash: { returns: u32, args: [] },
+  sb_topic_publish: { returns: i32, args: [ptr, ptr, u32] },
+  sb_topic_add_rule: { returns: i32, args: [ptr, ptr, u32] },
+  sb_sub_open: { returns: ptr, args: [ptr, ptr, u32, u32, f64, ptr] },
+  sb_sub_poll: { returns: i32, args: [ptr, u32] },
+  sb_sub_batch: { returns: ptr, args: [ptr] },
+  sb_sub_batch_capacity: { returns: u32, args: [ptr] },
+  sb_sub_received: { returns: f64, args: [ptr] },
+  sb_sub_lagged: { returns: f64, args: [ptr] },
+  sb_sub_corrupt: { returns: f64, args: [ptr] },
+  sb_sub_estimates: { returns: f64, args: [ptr] },
+  sb_sub_index: { returns: i32, args: [ptr] },
+  sb_sub_pending: { returns: i32, args: [ptr] },
+  sb_sub_park: { returns: i32, args: [ptr] },
+  sb_sub_unpark: { returns: none, args: [ptr] },
+  sb_sub_fd: { returns: i32, args: [ptr] },
+  sb_sub_wait: { returns: i32, args: [ptr, i32] },
+  sb_sub_close: { returns: none, args: [ptr] },
+} as const
+
+export type TopicNative = Library<typeof topicSymbols>["symbols"]
+/** The topic functions; valid once loadNative() has resolved (Topic.open awaits it). */
+export let topicNative: TopicNative = undefined as unknown as TopicNative
+
+/** csrc/topic.h, by name (test/events/layout.test.ts compares each with the header). */
+export const TopicConst = {
+  MAGIC: 0x50544253,
+  VERSION: 1,
+  E_CORRUPT: -1000,
+  MIN_CAPACITY: 65536,
+  MAX_CAPACITY: 1073741824,
+  MAX_SUBS: 64,
+  MAX_PUBS: 32,
+  MAX_RULES: 8,
+  MAX_KEYS: 8,
+  MAX_FILTER_KEYS: 4,
+  FILTER_BYTES: 184,
+  REC_HEADER: 32,
+  FROM_NOW: -1,
+  FROM_OLDEST: -2,
+} as const
+export const TopicLayout = {
+  OFF_TAIL: 64, OFF_SLEEPERS: 128, OFF_RULES_VERSION: 132, OFF_KEEPER_PID: 192, OFF_KEEPER_START: 200,
+  OFF_ABANDONED: 208, OFF_SEGMENTS: 256, OFF_SUBS: 4096, SUB_BYTES: 256, OFF_PUBS: 20480, PUB_BYTES: 64,
+  OFF_RULES: 22528, RULE_BYTES: 128, OFF_BINDINGS: 24576, BINDING_BYTES: 256, BINDINGS: 1024, OFF_DATA: 286720,
+} as const
+export const SubField = {
+  STATE: 0, PID: 4, START: 8, CURSOR: 16, RECEIVED: 24, LAGGED: 32, PARKED: 40, NONCE: 44, QUEUE: 48,
+  FILTER_LEN: 52, STUCK_AT: 56, FILTER: 64, ESTIMATES: 248,
+} as const
+export const EntryState = { FREE: 0, CLAIMING: 1, LIVE: 2 } as const
+export const RecState = { WRITING: 1, EVENT: 2, PADDING: 3, ABORTED: 4 } as const
+export const Encoding = { BYTES: 0, STRING: 1, JSON: 2 } as const
+export const FilterMode = { ANY: 0, EXACT: 1, PREFIX: 2 } as const
+export const PubFlag = { BAD_BINDING: 1, FILLED: 2 } as const
+// sb_topic_out: pos_lo, pos_hi, flags, restarted
+export const TopicOut = { posLo: 0, posHi: 1, flags: 2, restarted: 3 } as const
+export const TOPIC_OUT_WORDS = 4
+export const TopicErrno = { EPERM: -1, EAGAIN: -11, ENOMEM: -12, EINVAL: -22, ENOSPC: -28, EMSGSIZE: -90, ECONNRESET: -104, ETIMEDOUT: -110 } as const

@@ -4,8 +4,16 @@ import { NativeLibraryError } from "../errors.ts"
 
 const packageRoot = join(import.meta.dir, "..", "..")
 
+// Literal specifiers, so `bun build --compile` embeds every prebuild; a missing one only fails when chosen.
+const prebuilds: Record<string, () => Promise<{ default: string }>> = {
+  "linux-x64": () => import("../../prebuilds/linux-x64/libslotbus.so", { with: { type: "file" } }),
+  "linux-x64-musl": () => import("../../prebuilds/linux-x64-musl/libslotbus.so", { with: { type: "file" } }),
+  "linux-arm64": () => import("../../prebuilds/linux-arm64/libslotbus.so", { with: { type: "file" } }),
+  "linux-arm64-musl": () => import("../../prebuilds/linux-arm64-musl/libslotbus.so", { with: { type: "file" } }),
+}
+
 /** Path of the libslotbus shared library for this process: $SLOTBUS_LIB, else the matching prebuild. */
-export function libraryPath(): string {
+export async function libraryPath(): Promise<string> {
   const override = process.env.SLOTBUS_LIB
   if (override) {
     if (existsSync(override)) return override
@@ -13,11 +21,14 @@ export function libraryPath(): string {
   }
   const platform = detectPlatform()
   const path = join(packageRoot, "prebuilds", platform, "libslotbus.so")
-  if (existsSync(path)) return path
-  throw new NativeLibraryError(
-    `No libslotbus for ${platform}: looked at ${path} (and SLOTBUS_LIB, unset). ` +
-      `Run \`npm run build\` in ${packageRoot} (needs the zig devDependency), or set SLOTBUS_LIB to a libslotbus.so you built.`,
-  )
+  try {
+    return (await prebuilds[platform]!()).default
+  } catch {
+    throw new NativeLibraryError(
+      `No libslotbus for ${platform}: looked at ${path} (and SLOTBUS_LIB, unset). ` +
+        `Run \`npm run build\` in ${packageRoot} (needs the zig devDependency), or set SLOTBUS_LIB to a libslotbus.so you built.`,
+    )
+  }
 }
 
 /** "linux-x64", "linux-arm64-musl", …: the prebuilds/ directory name for this process. */

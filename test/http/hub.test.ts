@@ -61,6 +61,26 @@ describe("a hub with two workers of one name", () => {
     expect(await seen.json()).toMatchObject({ "x-trace": "t1", "x-forwarded-for": "203.0.113.9, 127.0.0.1" })
   })
 
+  // Route params are percent-decoded: a handler must not use them as file paths unchecked (src/http/README.md).
+  test.each([
+    ["/items/..%2f..%2fetc%2fpasswd", { id: "../../etc/passwd" }],
+    ["/items/a%00b", { id: "a\u0000b" }],
+    ["/files/..%2fsecret/x", { rest: "../secret/x" }],
+  ])("a handler receives %s percent-decoded: %j", async (path, params) => {
+    const res = await fetch(hub.url + path)
+    expect(res.status).toBe(200)
+    expect(await res.json()).toMatchObject(params)
+  })
+
+  test("serving files the documented way refuses ../ and NUL that arrive encoded", async () => {
+    const ok = await fetch(`${hub.url}/static/http-worker.ts`)
+    expect(ok.status).toBe(200)
+    expect(await ok.text()).toContain("A hub worker process for the http tests")
+    expect((await fetch(`${hub.url}/static/..%2fhttp%2fhub.test.ts`)).status).toBe(404)
+    expect((await fetch(`${hub.url}/static/%2e%2e%2f%2e%2e%2fpackage.json`)).status).toBe(404)
+    expect((await fetch(`${hub.url}/static/http-worker.ts%00.png`)).status).toBe(400)
+  })
+
   test("HEAD on a GET route answers the headers without a body", async () => {
     const r = await curl(["-I", `${hub.url}/items/5`])
     expect(r.status).toBe(200)

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test"
 import { RouteError } from "../../src/http/index.ts"
 import { parseRoute, RouteTable } from "../../src/http/routes.ts"
-import { sseFrame } from "../../src/http/sse.ts"
+import { sseFrame } from "../../src/http/hub/sse-stream.ts"
 
 function table(...routes: [string, string][]) {
   const t = new RouteTable<string>()
@@ -61,6 +61,7 @@ describe("route patterns", () => {
     ["GET", "/a?b", /no spaces/],
     ["FETCH", "/a", /is not one of/],
     ["GET", "/health", /answers itself/],
+    ["GET", "/metrics", /answers itself/],
     ["POST", "/_slotbus/register", /answers itself/],
     ["GET", "/events/:id", /answers itself/],
   ])("%s %s is refused with a RouteError that says what is wrong", (method, pattern, message) => {

@@ -1,41 +1,17 @@
 // examples/c-worker, a worker written in C from docs/PROTOCOL.md, against a SlotBus in this process.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test"
-import { existsSync, mkdtempSync, rmSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { beforeAll, describe, expect, test } from "bun:test"
 import { join } from "node:path"
+import { zigBuild } from "../../scripts/zig.ts"
 import { RemoteError, SlotBus, WorkerGoneError, type SlotResponse } from "../../src/index.ts"
-import { Child, FIXTURES, REPO, observed, outcome, uniqueName } from "../support/crash-procs.ts"
+import { Child, FIXTURES, observed, outcome, uniqueName } from "../support/crash-procs.ts"
 
-const ZIG = join(REPO, "node_modules", "@ryoppippi", "zig-linux-x64", "zig")
-const SOURCE = join(REPO, "examples", "c-worker", "worker.c")
 const GUARD_MS = 2_000
 
-let outDir = ""
 let exe = ""
 
-/** `zig build examples` into a private prefix; if that step is not there, compile the example directly. */
-function buildCWorker(): string {
-  outDir = mkdtempSync(join(tmpdir(), "c-worker-test-"))
-  const viaBuild = Bun.spawnSync([ZIG, "build", "examples", "--prefix", outDir], { cwd: REPO, stderr: "pipe", stdout: "pipe" })
-  const built = join(outDir, "bin", "c-worker")
-  if (viaBuild.exitCode === 0 && existsSync(built)) return built
-  console.warn(`c-worker.test: \`zig build examples\` failed, compiling with zig cc instead:\n${viaBuild.stderr.toString().trim()}`)
-  const direct = join(outDir, "c-worker")
-  const cc = Bun.spawnSync(
-    [ZIG, "cc", "-std=c11", "-O2", "-D_GNU_SOURCE", "-Icsrc", SOURCE, "csrc/slotbus.c", "-o", direct],
-    { cwd: REPO, stderr: "pipe", stdout: "pipe" },
-  )
-  if (cc.exitCode !== 0) throw new Error(`cannot build the C worker: ${cc.stderr.toString()}`)
-  return direct
-}
-
-beforeAll(() => {
-  exe = buildCWorker()
+beforeAll(async () => {
+  exe = join(await zigBuild("examples"), "c-worker")
 }, 180_000)
-
-afterAll(() => {
-  if (outDir) rmSync(outDir, { recursive: true, force: true })
-})
 
 const decoder = new TextDecoder()
 const reversed = (b: Uint8Array) => b.slice().reverse()

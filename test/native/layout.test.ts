@@ -28,6 +28,9 @@ interface TsConstants {
   E_CORRUPT: number
   Control: Record<string, number>
   layoutHash: number
+  expectedLayoutHash: number
+  abiVersion: number
+  libraryAbi: number
 }
 
 const real: Sources = {
@@ -37,6 +40,7 @@ const real: Sources = {
   ffiSource: read("src/native/ffi.ts"),
 }
 
+await ffi.loadNative()
 const realTs: TsConstants = {
   Msg: ffi.Msg,
   MSG_WORDS: ffi.MSG_WORDS,
@@ -48,6 +52,9 @@ const realTs: TsConstants = {
   E_CORRUPT: ffi.E_CORRUPT,
   Control: ffi.Control,
   layoutHash: ffi.native.sb_layout_hash(),
+  expectedLayoutHash: ffi.LAYOUT_HASH,
+  abiVersion: ffi.ABI_VERSION,
+  libraryAbi: ffi.native.sb_abi_version(),
 }
 
 // ---- reading C and Markdown as text ----
@@ -262,6 +269,12 @@ const checks: Record<string, Check> = {
     return eq(`sb_layout_hash() vs fnv1a32("${quoted}")`, ts.layoutHash, fnv1a32(quoted))
   },
 
+  "the loader expects the library's layout hash and SB_ABI_VERSION": (s, ts) => [
+    ...eq("LAYOUT_HASH in ffi.ts vs sb_layout_hash()", ts.expectedLayoutHash, ts.layoutHash),
+    ...eq("ABI_VERSION in ffi.ts vs SB_ABI_VERSION in slotbus.h", ts.abiVersion, cDefine(s.header, "SB_ABI_VERSION")),
+    ...eq("ABI_VERSION in ffi.ts vs sb_abi_version()", ts.abiVersion, ts.libraryAbi),
+  ],
+
   "every function in slotbus.h is bound in ffi.ts with the same argument and return types, and nothing else is": (s) => {
     const c = cPrototypes(s.header)
     const t = ffiSymbols(s.ffiSource)
@@ -295,6 +308,7 @@ const swapMsgFields = (h: string) => h.replace(/uint32_t head_len;\s*\n(\s*)uint
 const textMutations: [string, (s: Sources) => Sources][] = [
   ["two sb_msg fields swapped", (s) => ({ ...s, header: swapMsgFields(s.header) })],
   ["a field added to sb_msg", (s) => ({ ...s, header: s.header.replace(/(uint32_t body_off;)/, "$1\n  uint32_t extra;") })],
+  ["SB_ABI_VERSION bumped", (s) => ({ ...s, header: s.header.replace(/#define SB_ABI_VERSION (\d+)u/, (_, v) => `#define SB_ABI_VERSION ${Number(v) + 1}u`) })],
   ["SB_DONE renumbered", (s) => ({ ...s, header: s.header.replace("SB_DONE = 4", "SB_DONE = 6") })],
   ["a state added to the enum", (s) => ({ ...s, header: s.header.replace("SB_CANCELLED = 5", "SB_CANCELLED = 5, SB_LOST = 6") })],
   ["SB_KIND_HTTP renumbered", (s) => ({ ...s, header: s.header.replace("SB_KIND_HTTP = 1", "SB_KIND_HTTP = 2") })],
@@ -324,6 +338,7 @@ const tsMutations: [string, (ts: TsConstants) => TsConstants][] = [
   ["E_CORRUPT positive", (ts) => ({ ...ts, E_CORRUPT: 1000 })],
   ["Control.DRAIN changed", (ts) => ({ ...ts, Control: { ...ts.Control, DRAIN: 0x45 } })],
   ["a different layout hash", (ts) => ({ ...ts, layoutHash: (ts.layoutHash + 1) >>> 0 })],
+  ["ffi.ts expecting another layout hash", (ts) => ({ ...ts, expectedLayoutHash: (ts.expectedLayoutHash + 1) >>> 0 })],
 ]
 
 const allMismatches = (s: Sources, ts: TsConstants) =>

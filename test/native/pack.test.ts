@@ -47,7 +47,7 @@ test("the packed tarball installs with bun alone and ships a loadable library fo
     join(consumer, "load.ts"),
     `import { dlopen, FFIType } from "bun:ffi"
 import { libraryPath } from "./node_modules/slotbus/src/native/lib-path.ts"
-const path = libraryPath()
+const path = await libraryPath()
 const { symbols } = dlopen(path, { sb_layout_hash: { args: [], returns: FFIType.u32 } })
 console.log(JSON.stringify({ path, hash: symbols.sb_layout_hash() }))
 `,

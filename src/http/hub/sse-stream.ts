@@ -1,5 +1,5 @@
 // Server-sent events on the hub: framing, and one client stream that never blocks the hub.
-import type { SseEvent } from "./wire.ts"
+import type { SseEvent } from "../wire.ts"
 
 const encoder = new TextEncoder()
 const NEWLINE = /\r\n|\r|\n/
@@ -27,12 +27,18 @@ export const SSE_HEADERS = {
  * The hub side of one SSE client. `send` queues bytes without waiting. A client whose queue stays over
  * `maxBufferedBytes` for SLOW_GRACE_MS, or ever exceeds four times that, is too slow: `send` returns false
  * and the caller drops it. (A short burst over the limit is fine: Bun drains to the socket between turns.)
+ * `stalledMs` says how long queued bytes have waited for a client that takes nothing: Bun takes from the
+ * queue only as the socket accepts, so this grows once the client stops reading and its buffers are full.
  */
 export class SseStream {
   readonly stream: ReadableStream<Uint8Array>
   private controller!: ReadableStreamDefaultController<Uint8Array>
   private ended = false
   private overSince = 0
+  /** When the client was last seen taking bytes, or the queue last seen empty. */
+  private lastProgress = performance.now()
+  /** The queue's size when last looked at: less now means the client took some since. */
+  private lastQueued = 0
 
   constructor(private readonly maxBufferedBytes: number, onCancel: () => void) {
     this.stream = new ReadableStream<Uint8Array>(
@@ -56,16 +62,36 @@ export class SseStream {
 
   send(bytes: Uint8Array): boolean {
     if (this.ended) return true
+    const now = performance.now()
+    this.observe(now)
     this.controller.enqueue(bytes)
-    const queued = this.maxBufferedBytes - this.controller.desiredSize!
+    const queued = (this.lastQueued = this.queued)
     if (queued <= this.maxBufferedBytes) {
       this.overSince = 0
       return true
     }
     if (queued > 4 * this.maxBufferedBytes) return false
-    const now = performance.now()
     this.overSince ||= now
     return now - this.overSince < SLOW_GRACE_MS
+  }
+
+  private get queued(): number {
+    return this.maxBufferedBytes - this.controller.desiredSize!
+  }
+
+  // Bun takes a chunk off the queue when the socket can take it, so a shrinking queue is the client reading.
+  // (The stream's pull() is no sign of it: it runs after every enqueue while the queue is under its mark.)
+  private observe(now: number): number {
+    const q = this.queued
+    if (q === 0 || q < this.lastQueued) this.lastProgress = now
+    this.lastQueued = q
+    return q
+  }
+
+  /** How long bytes have waited in the queue without the client taking any, in ms; 0 when none wait. */
+  stalledMs(now = performance.now()): number {
+    if (this.ended) return 0
+    return this.observe(now) === 0 ? 0 : now - this.lastProgress
   }
 
   /** Ends the stream after what is queued (the client sees EOF and may reconnect). */
@@ -79,6 +105,6 @@ export class SseStream {
   abort() {
     if (this.ended) return
     this.ended = true
-    this.controller.error(undefined) // closes the socket; an Error here would also be logged by Bun.serve
+    this.controller.error(undefined) // an Error here would be logged by Bun.serve; the caller closes the socket
   }
 }

@@ -1,0 +1,17 @@
+// A Worker party for the SharedArrayBuffer + Atomics lock (same process only). Messages mirror child.ts.
+import { atomicsLock, contend, handover } from "./locks.ts"
+
+declare const self: Worker
+self.onmessage = async (e: MessageEvent) => {
+  const { job, sab, ms, role, n, spin } = e.data as { job: string; sab: SharedArrayBuffer; ms: number; role: "a" | "b"; n: number; spin: boolean }
+  const word = new Int32Array(sab)
+  const lock = atomicsLock(word)
+  const sleeper = new Int32Array(new SharedArrayBuffer(4))
+  if (job === "contend") {
+    postMessage({ count: await contend(lock, ms, false) })
+  } else {
+    // Atomics.wait as the sleep: a Worker may block, and a timer would add the event loop's jitter
+    const r = await handover(lock, role, n, spin, (t) => void Atomics.wait(sleeper, 0, 0, t))
+    postMessage({ result: r })
+  }
+}

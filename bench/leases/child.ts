@@ -1,0 +1,35 @@
+// A bench party in its own process. Prints "ready", waits for "go" on stdin, then:
+//   contend  <method> <ms> <target>                      prints "count <n>"
+//   handover <method> <a|b> <n> <spin 0|1> <target>      prints "result <json>"
+// <target>: the contest name (slotbus), the lock file (flock) or the Redis URL (redis).
+import { contend, flockLock, handover, redisLock, slotbusLock, type Lock, type ProcessMethod } from "./locks.ts"
+
+const [job, method, ...rest] = process.argv.slice(2) as [string, ProcessMethod, ...string[]]
+const target = rest.at(-1)!
+
+async function open(): Promise<Lock> {
+  if (method === "slotbus") return slotbusLock(target)
+  if (method === "flock") return flockLock(target)
+  return redisLock(target, "slotbus-bench-lock")
+}
+
+const lock = await open()
+const lines = console[Symbol.asyncIterator]()
+const go = async () => {
+  for (let l = await lines.next(); !l.done; l = await lines.next()) if (l.value.trim() === "go") return
+}
+if (job === "contend") {
+  process.stdout.write("ready\n")
+  await go()
+  const n = await contend(lock, Number(rest[0]), method === "redis")
+  process.stdout.write(`count ${n}\n`)
+} else {
+  const [role, n, spin] = [rest[0] as "a" | "b", Number(rest[1]), rest[2] === "1"]
+  if (role === "a" && !(await lock.tryAcquire())) throw new Error("the lock is taken before the handover bench started")
+  process.stdout.write("ready\n")
+  await go()
+  const r = await handover(lock, role, n, spin, (ms) => Bun.sleep(ms))
+  process.stdout.write(`result ${JSON.stringify(r)}\n`)
+}
+await lock.close()
+process.exit(0)

@@ -1,0 +1,279 @@
+// `slotbus bench leases`: slotbus lease contests against flock(2), a SharedArrayBuffer + Atomics lock between
+// Workers, and Redis SET NX PX, in one run: uncontended claim + release, contended claims among 2 and 8
+// parties, and handover latency (release → a waiting party holds it).
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import type { Subprocess } from "bun"
+import { busyWarnings, describeMachine, machineBusySeconds } from "../lib/machine.ts"
+import { atomicsLock, flockLock, latencies, redisLock, slotbusLock, type Handover, type Lock, type ProcessMethod } from "./locks.ts"
+
+export const USAGE = `usage: slotbus bench leases [options]
+
+Uncontended claim + release, contended claims among 2 and 8 parties, and handover latency, for slotbus
+leases, flock(2) on a file, a SharedArrayBuffer + Atomics lock between Workers, and Redis SET NX PX
+(a redis-server is started on a free port if the binary is installed; skipped with a note otherwise).
+
+  --quick        shorter runs
+  --json         one JSON object per result on stdout (the table goes to stderr)
+  -h, --help     this text`
+
+const CHILD = join(import.meta.dir, "child.ts")
+const WORKER = join(import.meta.dir, "atomics-worker.ts")
+
+interface Result {
+  test: string
+  method: string
+  value: number
+  unit: string
+  p99?: number
+  /** uncontended: CPU time of this process per operation, ns */
+  cpu?: number
+  note?: string
+}
+
+export async function main(argv: string[]): Promise<number> {
+  if (argv.includes("-h") || argv.includes("--help")) {
+    process.stdout.write(`${USAGE}\n`)
+    return 0
+  }
+  const quick = argv.includes("--quick")
+  const json = argv.includes("--json")
+  const out = (s: string) => (json ? process.stderr : process.stdout).write(`${s}\n`)
+  const machine = describeMachine()
+  const busyBefore = machineBusySeconds()
+  const started = performance.now()
+  const dir = mkdtempSync(join(tmpdir(), "slotbus-bench-leases-"))
+  const lockFile = join(dir, "flock")
+  writeFileSync(lockFile, "")
+  const redis = await startRedis()
+  const results: Result[] = []
+  const add = (r: Result) => {
+    results.push(r)
+    if (json) process.stdout.write(`${JSON.stringify(r)}\n`)
+  }
+  const targets: Record<ProcessMethod, string | null> = { slotbus: `bench-leases-${process.pid}`, flock: lockFile, redis: redis?.url ?? null }
+  try {
+    // 1. uncontended claim + release from JS
+    const n = quick ? 200_000 : 1_000_000
+    add(uncontendedResult("slotbus", await uncontended(await slotbusLock(`${targets.slotbus}-u`), n)))
+    add(uncontendedResult("flock", await uncontended(flockLock(lockFile), n)))
+    add(uncontendedResult("atomics", await uncontended(atomicsLock(new Int32Array(new SharedArrayBuffer(4))), n), "same process"))
+    if (redis) add(uncontendedResult("redis", await uncontended(await redisLock(redis.url, "slotbus-bench-u"), quick ? 2000 : 10_000)))
+
+    // 2. contended: parties taking the lock in a loop for a while
+    const ms = quick ? 500 : 1500
+    for (const parties of [2, 8]) {
+      for (const method of ["slotbus", "flock", "redis"] as const) {
+        const target = targets[method]
+        if (!target) continue
+        const count = await contendedProcesses(method, target, parties, ms)
+        add({ test: `contended-${parties}`, method, value: count / (ms / 1000), unit: "claims/s" })
+      }
+      add({ test: `contended-${parties}`, method: "atomics", value: (await contendedWorkers(parties, ms)) / (ms / 1000), unit: "claims/s", note: "Workers, same process" })
+    }
+
+    // 3. handover latency
+    const h = quick ? 60 : 200
+    for (const [method, spin] of [["slotbus", true], ["slotbus", false], ["flock", true], ["flock", false], ["redis", true]] as const) {
+      const target = targets[method]
+      if (!target) continue
+      add(handoverResult(`${method}:${spin ? "spin" : "wait"}`, await handoverProcesses(method, target, h, spin)))
+    }
+    for (const spin of [true, false]) add(handoverResult(`atomics:${spin ? "spin" : "wait"}`, await handoverWorkers(h, spin), "Workers, same process"))
+  } finally {
+    redis?.proc.kill("SIGKILL")
+    rmSync(dir, { recursive: true, force: true })
+  }
+
+  const wallS = (performance.now() - started) / 1000
+  const busyAfter = machineBusySeconds()
+  out(`slotbus bench leases — ${machine.cpu}, ${machine.cores} cores, ${machine.kernel}, bun ${machine.bun}, ${machine.date}`)
+  for (const w of busyWarnings(machine, busyBefore !== null && busyAfter !== null ? busyAfter - busyBefore - wallS : null, wallS)) out(`! ${w}`)
+  if (!redis) out("! Redis skipped: redis-server is not installed (apt-get install -y redis-server)")
+  out(render(results))
+  return 0
+}
+
+const cpuNs = () => {
+  const u = process.cpuUsage()
+  return (u.user + u.system) * 1000
+}
+
+/** Median ns per claim + release over 5 batches, wall clock and this process's CPU time (steadier when busy). */
+async function uncontended(lock: Lock, n: number): Promise<{ wall: number; cpu: number }> {
+  const batches: number[] = []
+  const cpus: number[] = []
+  const isAsync = lock.tryAcquire() instanceof Promise
+  await lock.release()
+  for (let b = 0; b < 5; b++) {
+    const t = performance.now()
+    const c = cpuNs()
+    if (isAsync) {
+      for (let i = 0; i < n / 5; i++) {
+        await lock.tryAcquire()
+        await lock.release()
+      }
+    } else {
+      for (let i = 0; i < n / 5; i++) {
+        lock.tryAcquire()
+        lock.release()
+      }
+    }
+    batches.push(((performance.now() - t) * 1e6) / (n / 5))
+    cpus.push((cpuNs() - c) / (n / 5))
+  }
+  await lock.close()
+  const median = (xs: number[]) => xs.sort((a, b) => a - b)[2]!
+  return { wall: median(batches), cpu: median(cpus) }
+}
+
+function uncontendedResult(method: string, r: { wall: number; cpu: number }, note?: string): Result {
+  return { test: "uncontended", method, value: r.wall, unit: "ns", cpu: r.cpu, note }
+}
+
+function spawnParty(args: string[]): { proc: Subprocess<"pipe", "pipe", "inherit">; line: (re: RegExp) => Promise<RegExpMatchArray> } {
+  const proc = Bun.spawn([process.execPath, CHILD, ...args], { stdin: "pipe", stdout: "pipe", stderr: "inherit" })
+  let text = ""
+  const waiters: { re: RegExp; resolve: (m: RegExpMatchArray) => void }[] = []
+  void (async () => {
+    const decoder = new TextDecoder()
+    for await (const chunk of proc.stdout) {
+      text += decoder.decode(chunk, { stream: true })
+      for (const w of [...waiters]) {
+        const m = text.match(w.re)
+        if (m) {
+          waiters.splice(waiters.indexOf(w), 1)
+          w.resolve(m)
+        }
+      }
+    }
+  })()
+  const line = (re: RegExp) =>
+    new Promise<RegExpMatchArray>((resolve, reject) => {
+      const m = text.match(re)
+      if (m) return resolve(m)
+      waiters.push({ re, resolve })
+      proc.exited.then((code) => setTimeout(() => reject(new Error(`bench party ${args.join(" ")} exited with ${code}`)), 100))
+    })
+  return { proc, line }
+}
+
+async function contendedProcesses(method: ProcessMethod, target: string, parties: number, ms: number): Promise<number> {
+  const ps = Array.from({ length: parties }, () => spawnParty(["contend", method, String(ms), target]))
+  try {
+    await Promise.all(ps.map((p) => p.line(/^ready$/m)))
+    for (const p of ps) p.proc.stdin.write("go\n")
+    const counts = await Promise.all(ps.map((p) => p.line(/^count (\d+)$/m)))
+    return counts.reduce((n, m) => n + Number(m[1]), 0)
+  } finally {
+    for (const p of ps) p.proc.kill("SIGKILL")
+  }
+}
+
+async function handoverProcesses(method: ProcessMethod, target: string, n: number, spin: boolean) {
+  const a = spawnParty(["handover", method, "a", String(n), spin ? "1" : "0", target])
+  try {
+    await a.line(/^ready$/m) // a holds the lock now
+    const b = spawnParty(["handover", method, "b", String(n), spin ? "1" : "0", target])
+    try {
+      await b.line(/^ready$/m)
+      a.proc.stdin.write("go\n")
+      b.proc.stdin.write("go\n")
+      const [ra, rb] = await Promise.all([a.line(/^result (.*)$/m), b.line(/^result (.*)$/m)])
+      return latencies(JSON.parse(ra[1]!) as Handover, JSON.parse(rb[1]!) as Handover)
+    } finally {
+      b.proc.kill("SIGKILL")
+    }
+  } finally {
+    a.proc.kill("SIGKILL")
+  }
+}
+
+function workers(k: number) {
+  return Array.from({ length: k }, () => new Worker(WORKER))
+}
+const reply = <T>(w: Worker) => new Promise<T>((resolve) => (w.onmessage = (e) => resolve(e.data as T)))
+
+async function contendedWorkers(parties: number, ms: number): Promise<number> {
+  const sab = new SharedArrayBuffer(4)
+  const ws = workers(parties)
+  try {
+    const done = ws.map((w) => reply<{ count: number }>(w))
+    for (const w of ws) w.postMessage({ job: "contend", sab, ms })
+    return (await Promise.all(done)).reduce((n, r) => n + r.count, 0)
+  } finally {
+    for (const w of ws) w.terminate()
+  }
+}
+
+async function handoverWorkers(n: number, spin: boolean) {
+  const sab = new SharedArrayBuffer(4)
+  Atomics.store(new Int32Array(sab), 0, 1) // held by party a
+  const [a, b] = workers(2) as [Worker, Worker]
+  try {
+    const done = [reply<{ result: Handover }>(a), reply<{ result: Handover }>(b)]
+    b.postMessage({ job: "handover", sab, role: "b", n, spin })
+    a.postMessage({ job: "handover", sab, role: "a", n, spin })
+    const [ra, rb] = await Promise.all(done)
+    return latencies(ra.result, rb.result)
+  } finally {
+    a.terminate()
+    b.terminate()
+  }
+}
+
+function handoverResult(method: string, l: { ns: number[]; starved: number }, note?: string): Result {
+  const pct = (p: number) => l.ns[Math.min(l.ns.length - 1, Math.floor((p / 100) * l.ns.length))] ?? NaN
+  const starved = l.starved ? `${l.starved} of ${l.ns.length + l.starved} acquisitions were not handovers (waiter starved), left out` : undefined
+  return { test: "handover", method, value: pct(50), p99: pct(99), unit: "ns", note: [note, starved].filter(Boolean).join("; ") || undefined }
+}
+
+async function startRedis(): Promise<{ url: string; proc: Subprocess } | null> {
+  const bin = Bun.which("redis-server")
+  if (!bin) return null
+  const port = 20000 + Math.floor(Math.random() * 20000)
+  const proc = Bun.spawn([bin, "--port", String(port), "--save", "", "--appendonly", "no"], { stdout: "ignore", stderr: "ignore" })
+  const url = `redis://127.0.0.1:${port}`
+  for (let i = 0; i < 100; i++) {
+    try {
+      const c = new (await import("bun")).RedisClient(url)
+      await c.connect()
+      c.close()
+      return { url, proc }
+    } catch {
+      await Bun.sleep(50)
+    }
+  }
+  proc.kill("SIGKILL")
+  return null
+}
+
+function fmt(r: Result): string {
+  if (r.unit === "claims/s") return r.value >= 1e6 ? `${(r.value / 1e6).toFixed(2)} M/s` : `${(r.value / 1e3).toFixed(1)} k/s`
+  const ns = (v: number) => (v >= 1e6 ? `${(v / 1e6).toFixed(2)} ms` : v >= 1e3 ? `${(v / 1e3).toFixed(1)} µs` : `${v.toFixed(0)} ns`)
+  if (r.cpu !== undefined) return `${ns(r.value)} (CPU ${ns(r.cpu)})`
+  return r.p99 === undefined ? ns(r.value) : `p50 ${ns(r.value)}  p99 ${ns(r.p99)}`
+}
+
+function render(results: Result[]): string {
+  const lines: string[] = []
+  for (const test of [...new Set(results.map((r) => r.test))]) {
+    const rows = results.filter((r) => r.test === test)
+    // compare with slotbus in the same mode (":spin", ":wait"), else with the first slotbus row
+    const mode = (m: string) => (m.includes(":") ? m.slice(m.indexOf(":")) : "")
+    const slotbusRow = (m: string) => rows.find((r) => r.method === `slotbus${mode(m)}`)
+    lines.push(`\n${test}${test === "uncontended" ? " (claim + release from JS)" : test === "handover" ? " (release → waiting party holds it)" : " (claims/s, all parties)"}`)
+    for (const r of rows) {
+      const base = slotbusRow(r.method) ?? rows.find((x) => x.method.startsWith("slotbus"))
+      let ratio = ""
+      if (base && r !== base && !r.method.startsWith("slotbus")) {
+        const x = r.unit === "claims/s" ? base.value / r.value : r.value / base.value
+        ratio = `  slotbus ${x >= 1 ? `${x.toFixed(1)}× better` : `${(1 / x).toFixed(1)}× worse`}`
+      }
+      lines.push(`  ${r.method.padEnd(16)} ${fmt(r).padEnd(28)}${ratio}${r.note ? `  (${r.note})` : ""}`)
+    }
+  }
+  lines.push("\ntargets: uncontended ≤ 300 ns; handover p50 ≤ 2 µs with a spinning waiter; ≥ 100× Redis SET NX PX")
+  return lines.join("\n")
+}

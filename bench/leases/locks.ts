@@ -1,0 +1,199 @@
+// The locks the lease bench compares, behind one small interface: slotbus contests, flock(2) on a file
+// (through libc with bun:ffi, the kernel releases it at process death too), a SharedArrayBuffer + Atomics
+// futex mutex (Workers of one process only), and Redis SET NX PX with a compare-and-delete release.
+import { dlopen, FFIType } from "bun:ffi"
+import { closeSync, openSync } from "node:fs"
+import { Contest, type Lease } from "../../src/leases/index.ts"
+
+export interface Lock {
+  /** One attempt; true if now held. */
+  tryAcquire(): boolean | Promise<boolean>
+  /** Wait until held, sleeping (not spinning) if the lock offers a way to. */
+  acquire(): void | Promise<void>
+  release(): void | Promise<void>
+  close(): void | Promise<void>
+  /** A spinning wait done by the lock itself (slotbus: in C, no JS per attempt); true if now held. */
+  spin?(): boolean
+}
+
+export type ProcessMethod = "slotbus" | "flock" | "redis"
+export const SUBJECT = { kind: 1, label: "bench" }
+
+export async function slotbusLock(name: string): Promise<Lock> {
+  const contest = await Contest.open(name)
+  let lease: Lease | undefined
+  return {
+    tryAcquire() {
+      const r = contest.tryClaim(SUBJECT)
+      if (r.claimed) lease = r.lease
+      return r.claimed
+    },
+    async acquire() {
+      lease = await contest.claim(SUBJECT)
+    },
+    release() {
+      lease!.release()
+    },
+    spin() {
+      const r = contest.tryClaim(SUBJECT, { spinUs: 100_000 })
+      if (r.claimed) lease = r.lease
+      return r.claimed
+    },
+    close: () => contest.close(),
+  }
+}
+
+const LOCK_EX = 2
+const LOCK_NB = 4
+const LOCK_UN = 8
+let libc: { flock: (fd: number, op: number) => number } | undefined
+function flockFn() {
+  libc ??= dlopen("libc.so.6", { flock: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 } }).symbols
+  return libc.flock
+}
+
+export function flockLock(path: string): Lock {
+  const flock = flockFn()
+  const fd = openSync(path, "a+")
+  return {
+    tryAcquire: () => flock(fd, LOCK_EX | LOCK_NB) === 0,
+    acquire() {
+      if (flock(fd, LOCK_EX) !== 0) throw new Error("flock(LOCK_EX) failed")
+    },
+    release() {
+      flock(fd, LOCK_UN)
+    },
+    close: () => closeSync(fd),
+  }
+}
+
+const RELEASE_SCRIPT = 'if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("del", KEYS[1]) else return 0 end'
+export async function redisLock(url: string, key: string): Promise<Lock> {
+  const { RedisClient } = await import("bun")
+  const client = new RedisClient(url)
+  await client.connect()
+  const me = `${process.pid}-${Math.random().toString(36).slice(2)}`
+  return {
+    tryAcquire: async () => (await client.set(key, me, "NX", "PX", "10000")) === "OK",
+    async acquire() {
+      while ((await client.set(key, me, "NX", "PX", "10000")) !== "OK") {} // Redis has no wait: spin
+    },
+    async release() {
+      await client.send("EVAL", [RELEASE_SCRIPT, "1", key, me])
+    },
+    close: () => client.close(),
+  }
+}
+
+/** A futex mutex (Drepper's: 0 free, 1 held, 2 held with waiters) on a SharedArrayBuffer, for Workers. */
+export function atomicsLock(word: Int32Array): Lock {
+  return {
+    tryAcquire: () => Atomics.compareExchange(word, 0, 0, 1) === 0,
+    acquire() {
+      let c = Atomics.compareExchange(word, 0, 0, 1)
+      if (c === 0) return
+      if (c !== 2) c = Atomics.exchange(word, 0, 2)
+      while (c !== 0) {
+        Atomics.wait(word, 0, 2)
+        c = Atomics.exchange(word, 0, 2)
+      }
+    },
+    release() {
+      if (Atomics.sub(word, 0, 1) !== 1) {
+        Atomics.store(word, 0, 0)
+        Atomics.notify(word, 0, 1)
+      }
+    },
+    close() {},
+  }
+}
+
+// CLOCK_MONOTONIC straight from libc: it is one clock for every process (Bun's hrtime starts at 0 per process)
+let clockGettime: ((id: number, ts: BigInt64Array) => number) | undefined
+const ts = new BigInt64Array(2)
+export function nowNs(): number {
+  clockGettime ??= dlopen("libc.so.6", { clock_gettime: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.i32 } }).symbols.clock_gettime
+  clockGettime(1, ts)
+  return Number(ts[0]!) * 1e9 + Number(ts[1]!)
+}
+
+/** Contended loop: for `ms`, take the lock (spinning once, then waiting), count, release. Returns the count. */
+export async function contend(lock: Lock, ms: number, spinOnly: boolean): Promise<number> {
+  let n = 0
+  const end = performance.now() + ms
+  while (performance.now() < end) {
+    if (!(await lock.tryAcquire())) {
+      if (spinOnly) continue
+      await lock.acquire()
+    }
+    n++
+    await lock.release()
+  }
+  return n
+}
+
+/**
+ * Handover: two parties alternate. The holder holds 4 ms (the first time 100 ms, so the other is surely
+ * waiting), notes the time and releases, sleeps 2 ms (so the other, already waiting, takes it) and waits for
+ * its turn again. Party "a" must hold the lock when called. Returns the release and acquire times (ns), which
+ * are matched up by latencies().
+ */
+export async function handover(lock: Lock, role: "a" | "b", n: number, spin: boolean, sleep: (ms: number) => Promise<void> | void) {
+  const releases: number[] = []
+  const acquires: number[] = []
+  const take = async () => {
+    if (spin && lock.spin) while (!lock.spin()) {}
+    else if (spin) while (!(await lock.tryAcquire())) {}
+    else await lock.acquire()
+    acquires.push(nowNs())
+  }
+  const give = async (first: boolean) => {
+    await sleep(first ? 100 : 4)
+    releases.push(nowNs())
+    await lock.release()
+    await sleep(2)
+  }
+  if (role === "a") {
+    for (let i = 0; i < n; i++) {
+      await give(i === 0)
+      await take()
+    }
+    await lock.release()
+  } else {
+    for (let i = 0; i < n; i++) {
+      await take()
+      await give(false)
+    }
+  }
+  return { releases, acquires }
+}
+
+export interface Handover {
+  releases: number[]
+  acquires: number[]
+}
+
+/**
+ * Handover latencies in ns from the two parties' records: every acquire whose previous event (in time) is the
+ * other party's release. Acquires after anything else (the machine starved the waiter, and the releaser took
+ * the lock back) are counted as starved.
+ */
+export function latencies(a: Handover, b: Handover): { ns: number[]; starved: number } {
+  type Ev = { t: number; party: "a" | "b"; kind: "rel" | "acq" }
+  const evs: Ev[] = []
+  for (const [party, h] of [["a", a], ["b", b]] as const) {
+    for (const t of h.releases) evs.push({ t, party, kind: "rel" })
+    for (const t of h.acquires) evs.push({ t, party, kind: "acq" })
+  }
+  evs.sort((x, y) => x.t - y.t)
+  const ns: number[] = []
+  let starved = 0
+  for (let i = 1; i < evs.length; i++) {
+    const e = evs[i]!
+    if (e.kind !== "acq") continue
+    const prev = evs[i - 1]!
+    if (prev.kind === "rel" && prev.party !== e.party) ns.push(e.t - prev.t)
+    else starved++
+  }
+  return { ns: ns.sort((x, y) => x - y), starved }
+}

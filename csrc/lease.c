@@ -1,0 +1,1082 @@
+/* Lease contests: the reference implementation of docs/PROTOCOL.md §7. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* struct ucred, accept4, pthread_setname_np */
+#endif
+#include "lease.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <math.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef MFD_CLOEXEC
+#define MFD_CLOEXEC 0x0001U
+#define MFD_ALLOW_SEALING 0x0002U
+#endif
+#ifndef F_ADD_SEALS
+#define F_ADD_SEALS 1033
+#define F_GET_SEALS 1034
+#define F_SEAL_SEAL 0x0001
+#define F_SEAL_SHRINK 0x0002
+#define F_SEAL_GROW 0x0004
+#endif
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+
+#define HDR_BYTES 4096u
+#define MEMBER_BYTES 64u
+#define ENTRY_BYTES 256u
+#define MEMBERS_OFF HDR_BYTES
+#define ENTRIES_OFF (MEMBERS_OFF + MEMBER_BYTES * SBL_MAX_MEMBERS)
+#define LAYOUT_DESC "slotbus-lease/1 hdr=4096 member=64x256 entry=256 label=96 owner=64 word=ver32:gen16:member8:state8"
+#define NO_EXPIRY INT64_MAX
+#define TOKEN_SHIFT 20
+#define WAIT_SLICE_MS 20
+#define LIVENESS_CACHE_NS 2000000ull
+#define ACCEPT_TIMEOUT_MS 1000
+#define SPIN_LIMIT 20000u /* sched_yield rounds (~tens of ms) before a stalled peer is reported, not awaited */
+
+/* ---- table layout (§7.2) ---- */
+
+typedef struct {
+  uint32_t magic, version, layout_hash, capacity;
+  uint64_t table_size;
+  int64_t epoch;
+  uint32_t creator_pid;
+} table_identity;
+
+enum { C_CLAIMS, C_YIELDS, C_EXPIRIES, C_TAKEOVERS, C_RELEASES, C_COUNT };
+
+typedef struct {
+  _Alignas(64) table_identity id;
+  _Alignas(128) _Atomic uint64_t totals[C_COUNT];
+} table_hdr;
+
+typedef struct {
+  _Atomic uint64_t word; /* pid << 32 | gen << 8 | state */
+  _Atomic uint64_t start;
+  _Atomic uint64_t counters[C_COUNT];
+  uint64_t reserved;
+} member_rec;
+
+typedef struct {
+  _Atomic uint32_t key; /* state | member << 8 | gen << 16 */
+  uint32_t kind, hash, label_len;
+  uint8_t label[SBL_LABEL_MAX];
+  _Atomic uint32_t waiters;
+  _Atomic uint32_t wake_seq;
+  _Atomic uint64_t word; /* version << 32 | gen << 16 | member << 8 | state */
+  _Atomic uint64_t token;
+  _Atomic int64_t claimed_at;
+  _Atomic int64_t expires_at;
+  _Atomic uint32_t owner_len;
+  uint32_t reserved0;
+  _Atomic uint64_t owner[SBL_OWNER_MAX / 8];
+  uint64_t reserved[4];
+} entry_t;
+
+_Static_assert(offsetof(table_hdr, totals) == 128 && sizeof(table_hdr) <= HDR_BYTES, "layout");
+_Static_assert(sizeof(member_rec) == MEMBER_BYTES && offsetof(member_rec, counters) == 16, "layout");
+_Static_assert(offsetof(entry_t, label) == 16 && offsetof(entry_t, waiters) == 112, "layout");
+_Static_assert(offsetof(entry_t, wake_seq) == 116 && offsetof(entry_t, word) == 120, "layout");
+_Static_assert(offsetof(entry_t, token) == 128 && offsetof(entry_t, claimed_at) == 136, "layout");
+_Static_assert(offsetof(entry_t, expires_at) == 144 && offsetof(entry_t, owner_len) == 152, "layout");
+_Static_assert(offsetof(entry_t, owner) == 160 && sizeof(entry_t) == ENTRY_BYTES, "layout");
+
+typedef struct {
+  uint32_t magic, version, layout_hash;
+  int32_t status;
+  uint64_t table_size;
+  uint32_t pid, reserved;
+} hello_msg;
+_Static_assert(sizeof(hello_msg) == 32, "hello");
+
+/* What this process knows about another member's process: a pidfd pinned to the right start time. */
+typedef struct {
+  uint64_t word; /* the member word this is about */
+  int pidfd;
+  int alive;
+  uint64_t checked_ns;
+} liveness;
+
+struct sbl_contest {
+  uint8_t *base;
+  uint64_t size;
+  uint32_t capacity; /* private copies: the shared header is never trusted after join */
+  int64_t epoch;
+  int memfd, listen_fd, stop_fd;
+  uint32_t me, my_gen;
+  uint64_t my_word;
+  uint64_t last_token; /* of the claim publish_claim made last */
+  pthread_t acceptor;
+  int acceptor_started;
+  pthread_mutex_t cache_lock; /* the JS thread and wait threads both check liveness */
+  liveness cache[SBL_MAX_MEMBERS];
+  int no_pidfd;
+  char error[160];
+};
+
+struct sbl_wait {
+  sbl_contest *c;
+  uint32_t entry;
+  int fd;
+  _Atomic int cancel;
+  pthread_t thread;
+};
+
+static uint32_t fnv1a_bytes(uint32_t h, const uint8_t *p, size_t n) {
+  for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 16777619u;
+  return h;
+}
+uint32_t sbl_layout_hash(void) { return fnv1a_bytes(2166136261u, (const uint8_t *)LAYOUT_DESC, strlen(LAYOUT_DESC)); }
+
+static uint32_t subject_hash(uint32_t kind, const uint8_t *label, uint32_t len) {
+  uint8_t k[4] = {(uint8_t)kind, (uint8_t)(kind >> 8), (uint8_t)(kind >> 16), (uint8_t)(kind >> 24)};
+  return fnv1a_bytes(fnv1a_bytes(2166136261u, k, 4), label, len);
+}
+
+static table_hdr *hdr(sbl_contest *c) { return (table_hdr *)c->base; }
+static member_rec *member_at(sbl_contest *c, uint32_t m) { return (member_rec *)(c->base + MEMBERS_OFF) + m; }
+static entry_t *entry_at(sbl_contest *c, uint32_t i) { return (entry_t *)(c->base + ENTRIES_OFF) + i; }
+static uint64_t table_size_for(uint32_t capacity) { return ENTRIES_OFF + (uint64_t)ENTRY_BYTES * capacity; }
+
+/* claim word */
+static uint32_t w_state(uint64_t w) { return (uint32_t)(w & 0xFF); }
+static uint32_t w_member(uint64_t w) { return (uint32_t)((w >> 8) & 0xFF); }
+static uint32_t w_gen(uint64_t w) { return (uint32_t)((w >> 16) & 0xFFFF); }
+static uint32_t w_version(uint64_t w) { return (uint32_t)(w >> 32); }
+static uint64_t claim_word(uint32_t version, uint32_t gen, uint32_t member, uint32_t state) {
+  return (uint64_t)version << 32 | (uint64_t)(gen & 0xFFFF) << 16 | (uint64_t)(member & 0xFF) << 8 | state;
+}
+/* member word */
+static uint32_t m_state(uint64_t w) { return (uint32_t)(w & 0xFF); }
+static uint32_t m_gen(uint64_t w) { return (uint32_t)((w >> 8) & 0xFFFF); }
+static uint32_t m_pid(uint64_t w) { return (uint32_t)(w >> 32); }
+static uint64_t member_word(uint32_t pid, uint32_t gen, uint32_t state) {
+  return (uint64_t)pid << 32 | (uint64_t)(gen & 0xFFFF) << 8 | state;
+}
+
+static int corrupt(sbl_contest *c, const char *what, uint64_t a, uint64_t b) {
+  snprintf(c->error, sizeof c->error, "%s (%llu, %llu)", what, (unsigned long long)a, (unsigned long long)b);
+  return -SBL_ECORRUPT;
+}
+
+static int64_t clock_ms(clockid_t id) {
+  struct timespec ts;
+  clock_gettime(id, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+static uint64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static long futex(_Atomic uint32_t *addr, int op, uint32_t val, const struct timespec *ts) {
+  return syscall(SYS_futex, addr, op, val, ts, NULL, 0);
+}
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+/* ---- processes: start time and liveness (§7.5) ---- */
+
+/* Field 22 of /proc/<pid>/stat (start time in clock ticks since boot); 0 if the process is gone or a zombie. */
+static uint64_t process_start(uint32_t pid) {
+  char path[48], buf[1024];
+  snprintf(path, sizeof path, "/proc/%u/stat", pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  buf[n] = 0;
+  char *p = strrchr(buf, ')'); /* comm may hold spaces and parentheses; the last ')' ends it */
+  if (!p || p[1] != ' ') return 0;
+  p += 2; /* field 3: state */
+  if (*p == 'Z' || *p == 'X') return 0;
+  for (int field = 3; field < 22; field++) {
+    p = strchr(p, ' ');
+    if (!p) return 0;
+    p++;
+  }
+  return strtoull(p, NULL, 10);
+}
+
+/* Is the process behind member word mw still the one that joined? Caller holds cache_lock. */
+static int probe(sbl_contest *c, uint32_t m, uint64_t mw, liveness *l) {
+  uint32_t pid = m_pid(mw);
+  /* relaxed: written before the ALIVE store we loaded with acquire */
+  uint64_t start = atomic_load_explicit(&member_at(c, m)->start, memory_order_relaxed);
+  if (pid == 0 || start == 0) return 0;
+  if (!c->no_pidfd && l->pidfd < 0) {
+    int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (fd < 0 && errno == ESRCH) return 0;
+    if (fd < 0 && (errno == ENOSYS || errno == EPERM)) c->no_pidfd = 1;
+    /* opened first, then the start time compared: the pidfd now pins the process we verified */
+    if (fd >= 0 && process_start(pid) != start) {
+      close(fd);
+      return 0;
+    }
+    l->pidfd = fd;
+  }
+  if (l->pidfd >= 0) {
+    struct pollfd p = {l->pidfd, POLLIN, 0};
+    return !(poll(&p, 1, 0) > 0 && (p.revents & POLLIN)); /* readable: the process has exited */
+  }
+  return process_start(pid) == start;
+}
+
+/* Frees a dead member's record; its claims are stale from then on (§7.5). */
+static void reap(sbl_contest *c, uint32_t m, uint64_t mw) {
+  member_rec *r = member_at(c, m);
+  uint64_t counts[C_COUNT];
+  /* relaxed: the dead member can no longer write them */
+  for (int i = 0; i < C_COUNT; i++) counts[i] = atomic_load_explicit(&r->counters[i], memory_order_relaxed);
+  /* acq_rel: one reaper wins; the counters read above belong to exactly the generation it frees */
+  if (atomic_compare_exchange_strong_explicit(&r->word, &mw, member_word(0, m_gen(mw) + 1, SBL_MEMBER_FREE),
+                                              memory_order_acq_rel, memory_order_relaxed))
+    for (int i = 0; i < C_COUNT; i++) atomic_fetch_add_explicit(&hdr(c)->totals[i], counts[i], memory_order_relaxed);
+}
+
+/* 1: member m of generation gen is alive; 0: it is not (left, reaped or dead: reaped now). */
+static int member_alive(sbl_contest *c, uint32_t m, uint32_t gen) {
+  if (m == c->me && gen == c->my_gen) return 1;
+  /* acquire: pairs with the joiner's release store of ALIVE, so its start time is visible */
+  uint64_t mw = atomic_load_explicit(&member_at(c, m)->word, memory_order_acquire);
+  if (m_state(mw) != SBL_MEMBER_ALIVE || m_gen(mw) != (gen & 0xFFFF)) return 0;
+  pthread_mutex_lock(&c->cache_lock);
+  liveness *l = &c->cache[m];
+  uint64_t now = mono_ns();
+  if (l->word != mw) {
+    if (l->pidfd >= 0) close(l->pidfd);
+    l->word = mw;
+    l->pidfd = -1;
+    l->checked_ns = 0;
+  }
+  int alive;
+  if (l->checked_ns && l->alive && now - l->checked_ns < LIVENESS_CACHE_NS) {
+    alive = 1;
+  } else {
+    alive = probe(c, m, mw, l);
+    l->alive = alive;
+    l->checked_ns = now;
+  }
+  pthread_mutex_unlock(&c->cache_lock);
+  if (!alive) reap(c, m, mw);
+  return alive;
+}
+
+static void count(sbl_contest *c, int which) {
+  /* relaxed load + store: only this member writes its counters */
+  _Atomic uint64_t *p = &member_at(c, c->me)->counters[which];
+  atomic_store_explicit(p, atomic_load_explicit(p, memory_order_relaxed) + 1, memory_order_relaxed);
+}
+
+/* ---- subjects (§7.3) ---- */
+
+static int find_entry(sbl_contest *c, uint32_t kind, const uint8_t *label, uint32_t len, int insert, uint32_t *out) {
+  uint32_t h = subject_hash(kind, label, len);
+  uint32_t mask = c->capacity - 1;
+  uint32_t i = h & mask, stalls = 0;
+  for (uint32_t probes = 0; probes < c->capacity;) {
+    entry_t *e = entry_at(c, i);
+    /* acquire: pairs with the inserter's release of READY, so kind, hash and label are complete */
+    uint32_t k = atomic_load_explicit(&e->key, memory_order_acquire);
+    uint32_t st = k & 0xFF;
+    if (st == SBL_KEY_EMPTY) {
+      if (!insert) return -ENOENT;
+      uint32_t mine = SBL_KEY_WRITING | c->me << 8 | (c->my_gen & 0xFFFF) << 16;
+      /* relaxed: the key is private to us until the release store of READY below */
+      if (!atomic_compare_exchange_strong_explicit(&e->key, &k, mine, memory_order_relaxed, memory_order_relaxed))
+        continue; /* someone else is inserting here: look again */
+      e->kind = kind;
+      e->hash = h;
+      e->label_len = len;
+      memcpy(e->label, label, len);
+      atomic_store_explicit(&e->key, SBL_KEY_READY, memory_order_release);
+      *out = i;
+      return 0;
+    }
+    if (st == SBL_KEY_WRITING) {
+      uint32_t m = (k >> 8) & 0xFF;
+      /* we insert from one thread per member, so our own WRITING here means someone forged it */
+      if (m == c->me && (k >> 16) == (c->my_gen & 0xFFFF)) return corrupt(c, "subject key forged with our member", i, k);
+      if (++stalls > SPIN_LIMIT) return corrupt(c, "subject insert never completed", i, k);
+      if (!member_alive(c, m, k >> 16))
+        atomic_compare_exchange_strong_explicit(&e->key, &k, SBL_KEY_ABANDONED, memory_order_relaxed, memory_order_relaxed);
+      else
+        sched_yield(); /* a live inserter is a few stores from READY */
+      continue;
+    }
+    if (st == SBL_KEY_READY) {
+      uint32_t elen = e->label_len; /* copied once: a scribbler may change it under us */
+      if (elen > SBL_LABEL_MAX) return corrupt(c, "subject label length out of range", i, elen);
+      if (e->hash == h && e->kind == kind && elen == len && memcmp(e->label, label, len) == 0) {
+        *out = i;
+        return 0;
+      }
+    } else if (st != SBL_KEY_ABANDONED) {
+      return corrupt(c, "bad subject key word", i, k);
+    }
+    i = (i + 1) & mask;
+    probes++;
+  }
+  return insert ? -ENOSPC : -ENOENT;
+}
+
+/* ---- claims (§7.4) ---- */
+
+static int check_word(sbl_contest *c, uint32_t i, uint64_t w) {
+  if (w_state(w) > SBL_HELD) return corrupt(c, "bad claim state", i, w);
+  if (w_state(w) == SBL_FREE && (w & 0xFFFFFFFFu) != 0) return corrupt(c, "free claim names a holder", i, w);
+  return 0;
+}
+
+static double ms_out(int64_t v) { return v == NO_EXPIRY ? INFINITY : (double)v; }
+
+/* Reads a held claim's details seqlock-style. 1: *out consistent for word w; 0: the word moved on. */
+static int read_claim(sbl_contest *c, uint32_t i, uint64_t w, sbl_holder *out) {
+  entry_t *e = entry_at(c, i);
+  uint64_t owner[SBL_OWNER_MAX / 8];
+  /* relaxed loads validated by the fence + reload below (seqlock read side) */
+  uint64_t token = atomic_load_explicit(&e->token, memory_order_relaxed);
+  int64_t at = atomic_load_explicit(&e->claimed_at, memory_order_relaxed);
+  int64_t exp = atomic_load_explicit(&e->expires_at, memory_order_relaxed);
+  uint32_t olen = atomic_load_explicit(&e->owner_len, memory_order_relaxed);
+  for (uint32_t k = 0; k < SBL_OWNER_MAX / 8; k++) owner[k] = atomic_load_explicit(&e->owner[k], memory_order_relaxed);
+  atomic_thread_fence(memory_order_acquire);
+  if (atomic_load_explicit(&e->word, memory_order_relaxed) != w) return 0;
+  if (olen > SBL_OWNER_MAX) return corrupt(c, "owner length out of range", i, olen);
+  out->entry = i;
+  out->version = w_version(w);
+  out->member = w_member(w);
+  uint64_t mw = atomic_load_explicit(&member_at(c, out->member)->word, memory_order_relaxed);
+  out->pid = m_pid(mw);
+  out->token = token;
+  out->claimed_at = (double)at;
+  out->expires_at = ms_out(exp);
+  out->owner_len = olen;
+  memcpy(out->owner, owner, SBL_OWNER_MAX);
+  out->kind = e->kind;
+  out->label_len = e->label_len <= SBL_LABEL_MAX ? e->label_len : 0;
+  memcpy(out->label, e->label, out->label_len);
+  return 1;
+}
+
+/* Writes our claim's details in CLAIMING (seqlock write side), then publishes HELD. */
+static uint64_t publish_claim(sbl_contest *c, uint32_t i, uint64_t claiming, const uint8_t *owner, uint32_t owner_len,
+                              int64_t at, int64_t exp, int new_token) {
+  entry_t *e = entry_at(c, i);
+  /* release fence: a reader that sees any detail written below also sees the CLAIMING word before it */
+  atomic_thread_fence(memory_order_release);
+  if (new_token) {
+    uint64_t prev = atomic_load_explicit(&e->token, memory_order_relaxed);
+    int64_t now = clock_ms(CLOCK_REALTIME);
+    uint64_t floor = (uint64_t)(now > c->epoch ? now : c->epoch) << TOKEN_SHIFT;
+    c->last_token = prev + 1 > floor ? prev + 1 : floor;
+    atomic_store_explicit(&e->token, c->last_token, memory_order_relaxed);
+    atomic_store_explicit(&e->claimed_at, at, memory_order_relaxed);
+    uint64_t words[SBL_OWNER_MAX / 8] = {0};
+    memcpy(words, owner, owner_len);
+    for (uint32_t k = 0; k < SBL_OWNER_MAX / 8; k++) atomic_store_explicit(&e->owner[k], words[k], memory_order_relaxed);
+    atomic_store_explicit(&e->owner_len, owner_len, memory_order_relaxed);
+  }
+  atomic_store_explicit(&e->expires_at, exp, memory_order_relaxed);
+  uint64_t held = claim_word(w_version(claiming) + 1, c->my_gen, c->me, SBL_HELD);
+  /* release: the details above are visible to whoever loads HELD with acquire */
+  atomic_store_explicit(&e->word, held, memory_order_release);
+  return held;
+}
+
+/* ms as an integer, rounded down; no libm (glibc 2.27 keeps floor in a library of its own) */
+static int64_t ms_floor(double v) {
+  if (!isfinite(v) || v >= 9.2e18 || v <= -9.2e18) return v > 0 ? NO_EXPIRY : 0;
+  int64_t t = (int64_t)v;
+  return (double)t > v ? t - 1 : t;
+}
+
+static int64_t expiry_for(double now_ms, double ttl_ms) {
+  if (!(ttl_ms > 0) || !isfinite(ttl_ms) || !isfinite(now_ms)) return NO_EXPIRY;
+  return ms_floor(now_ms + ttl_ms);
+}
+
+static void wake_waiters(entry_t *e) {
+  /* seq_cst: ordered after the seq_cst CAS that freed the entry, against the waiter's seq_cst increment
+   * before it checks the entry (Dekker): either it sees the entry free or we see it waiting */
+  if (atomic_load_explicit(&e->waiters, memory_order_seq_cst) == 0) return;
+  atomic_fetch_add_explicit(&e->wake_seq, 1, memory_order_seq_cst);
+  futex(&e->wake_seq, FUTEX_WAKE, INT_MAX, NULL);
+}
+
+int sbl_try_claim(sbl_contest *c, uint32_t kind, const uint8_t *label, uint32_t label_len, const uint8_t *owner,
+                  uint32_t owner_len, double now_ms, double ttl_ms, sbl_holder *out) {
+  if (label_len > SBL_LABEL_MAX || owner_len > SBL_OWNER_MAX) return -E2BIG;
+  uint32_t i;
+  int r = find_entry(c, kind, label, label_len, 1, &i);
+  if (r) return r;
+  entry_t *e = entry_at(c, i);
+  int64_t now = ms_floor(now_ms);
+  for (uint32_t spins = 0;; spins++) {
+    /* acquire: the previous holder's release (or HELD publish) happens-before our reads and our claim */
+    uint64_t w = atomic_load_explicit(&e->word, memory_order_acquire);
+    if ((r = check_word(c, i, w))) return r;
+    uint32_t how = SBL_HOW_FREE;
+    if (w_state(w) != SBL_FREE) {
+      if (!member_alive(c, w_member(w), w_gen(w))) {
+        how = SBL_HOW_DEAD;
+      } else if (w_state(w) == SBL_CLAIMING) {
+        if (w_member(w) == c->me && w_gen(w) == (c->my_gen & 0xFFFF)) return corrupt(c, "claim forged with our member", i, w);
+        if (spins < 64) {
+          cpu_relax();
+          continue;
+        }
+        if (spins < SPIN_LIMIT) {
+          sched_yield(); /* a live claimant is a few stores from HELD */
+          continue;
+        }
+        /* a claimant stopped mid-claim (SIGSTOP, debugger): yield to it with what the words say */
+        memset(out, 0, sizeof *out);
+        out->entry = i;
+        out->version = w_version(w);
+        out->member = w_member(w);
+        out->pid = m_pid(atomic_load_explicit(&member_at(c, out->member)->word, memory_order_relaxed));
+        out->expires_at = INFINITY;
+        count(c, C_YIELDS);
+        return 0;
+      } else {
+        r = read_claim(c, i, w, out);
+        if (r < 0) return r;
+        if (r == 0) continue;
+        if (out->expires_at > (double)now) {
+          out->how = SBL_HOW_FREE;
+          count(c, C_YIELDS);
+          return 0;
+        }
+        how = SBL_HOW_EXPIRED;
+      }
+    }
+    uint64_t claiming = claim_word(w_version(w) + 1, c->my_gen, c->me, SBL_CLAIMING);
+    /* acquire on success: we now own the details; relaxed on failure: we simply look again */
+    if (!atomic_compare_exchange_weak_explicit(&e->word, &w, claiming, memory_order_acquire, memory_order_relaxed))
+      continue;
+    int64_t exp = expiry_for(now_ms, ttl_ms);
+    uint64_t held = publish_claim(c, i, claiming, owner, owner_len, now, exp, 1);
+    count(c, C_CLAIMS);
+    if (how == SBL_HOW_EXPIRED) count(c, C_EXPIRIES);
+    if (how == SBL_HOW_DEAD) count(c, C_TAKEOVERS);
+    /* our own claim: the caller has the subject and owner already, so only what we decided goes out */
+    out->entry = i;
+    out->version = w_version(held);
+    out->member = c->me;
+    out->pid = m_pid(c->my_word);
+    out->kind = kind;
+    out->label_len = out->owner_len = 0;
+    out->how = how;
+    out->token = c->last_token;
+    out->claimed_at = (double)now;
+    out->expires_at = ms_out(exp);
+    return 1;
+  }
+}
+
+int sbl_try_claim_spin(sbl_contest *c, uint32_t kind, const uint8_t *label, uint32_t label_len, const uint8_t *owner,
+                       uint32_t owner_len, double ttl_ms, double spin_ns, sbl_holder *out) {
+  uint64_t start = mono_ns();
+  for (;;) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int r = sbl_try_claim(c, kind, label, label_len, owner, owner_len, (double)ts.tv_sec * 1e3 + ts.tv_nsec / 1e6,
+                          ttl_ms, out);
+    if (r != 0) return r;
+    /* yielded: watch the claim word (one cache line, no syscall) until it moves, then try again; every
+     * millisecond try anyway, which notices an expiry or the holder's death */
+    entry_t *e = entry_at(c, out->entry);
+    uint64_t seen = atomic_load_explicit(&e->word, memory_order_relaxed);
+    uint64_t retry_at = mono_ns() + 1000000ull;
+    for (uint32_t n = 1;; n++) {
+      cpu_relax();
+      /* relaxed: only a hint to try again; the claim itself is the acquire CAS in sbl_try_claim */
+      if (atomic_load_explicit(&e->word, memory_order_relaxed) != seen) break;
+      if ((n & 63) == 0) {
+        uint64_t now = mono_ns();
+        if ((double)(now - start) >= spin_ns) return 0;
+        if (now >= retry_at) break;
+      }
+    }
+  }
+}
+
+/* Our claim (entry, version) as its current word, or 0 if it is not ours any more. */
+static uint64_t our_word(sbl_contest *c, uint32_t i, uint32_t version) {
+  /* acquire: anything we read after deciding the claim is ours was published before */
+  uint64_t w = atomic_load_explicit(&entry_at(c, i)->word, memory_order_acquire);
+  if (w_state(w) != SBL_HELD || w_version(w) != version || w_member(w) != c->me || w_gen(w) != (c->my_gen & 0xFFFF))
+    return 0;
+  return w;
+}
+
+static int free_claim(sbl_contest *c, uint32_t i, uint64_t w) {
+  entry_t *e = entry_at(c, i);
+  /* seq_cst: release for the next holder's acquire, and ordered before wake_waiters' load of waiters */
+  if (!atomic_compare_exchange_strong_explicit(&e->word, &w, claim_word(w_version(w) + 1, 0, 0, SBL_FREE),
+                                               memory_order_seq_cst, memory_order_relaxed))
+    return 0;
+  wake_waiters(e);
+  return 1;
+}
+
+int sbl_release(sbl_contest *c, uint32_t entry, uint32_t version) {
+  if (entry >= c->capacity) return -EINVAL;
+  uint64_t w = our_word(c, entry, version);
+  if (!w || !free_claim(c, entry, w)) return 0;
+  count(c, C_RELEASES);
+  return 1;
+}
+
+int sbl_release_holder(sbl_contest *c, uint32_t entry, uint32_t version) {
+  if (entry >= c->capacity) return -EINVAL;
+  uint64_t w = atomic_load_explicit(&entry_at(c, entry)->word, memory_order_acquire);
+  if (w_state(w) != SBL_HELD || w_version(w) != version || !free_claim(c, entry, w)) return 0;
+  count(c, C_RELEASES);
+  return 1;
+}
+
+int sbl_check(sbl_contest *c, uint32_t entry, uint32_t version, double now_ms) {
+  if (entry >= c->capacity) return -EINVAL;
+  if (!our_word(c, entry, version)) return 0;
+  /* relaxed: only we write it while we hold the claim */
+  int64_t exp = atomic_load_explicit(&entry_at(c, entry)->expires_at, memory_order_relaxed);
+  return (double)exp > now_ms;
+}
+
+int sbl_renew(sbl_contest *c, uint32_t entry, uint32_t version, double now_ms, double ttl_ms, sbl_holder *out) {
+  if (entry >= c->capacity) return -EINVAL;
+  if (sbl_check(c, entry, version, now_ms) != 1) return 0;
+  entry_t *e = entry_at(c, entry);
+  uint64_t w = claim_word(version, c->my_gen, c->me, SBL_HELD);
+  uint64_t claiming = claim_word(version + 1, c->my_gen, c->me, SBL_CLAIMING);
+  /* acquire: pairs with nothing new (we held it), but keeps the expiry write below after the CAS */
+  if (!atomic_compare_exchange_strong_explicit(&e->word, &w, claiming, memory_order_acquire, memory_order_relaxed))
+    return 0;
+  uint64_t held = publish_claim(c, entry, claiming, NULL, 0, 0, expiry_for(now_ms, ttl_ms), 0);
+  int r = read_claim(c, entry, held, out);
+  if (r < 0) return r;
+  if (r == 0) return 0; /* reset under our feet */
+  return 1;
+}
+
+int sbl_next_holder(sbl_contest *c, uint32_t from, double now_ms, sbl_holder *out) {
+  for (uint32_t i = from; i < c->capacity; i++) {
+    entry_t *e = entry_at(c, i);
+    if ((atomic_load_explicit(&e->key, memory_order_acquire) & 0xFF) != SBL_KEY_READY) continue;
+    for (;;) {
+      uint64_t w = atomic_load_explicit(&e->word, memory_order_acquire);
+      int r = check_word(c, i, w);
+      if (r) return r;
+      if (w_state(w) != SBL_HELD || !member_alive(c, w_member(w), w_gen(w))) break;
+      r = read_claim(c, i, w, out);
+      if (r < 0) return r;
+      if (r == 0) continue;
+      if (out->expires_at <= now_ms) break;
+      out->how = SBL_HOW_FREE;
+      return (int)i;
+    }
+  }
+  return -ENOENT;
+}
+
+static int reset_entry(sbl_contest *c, uint32_t i) {
+  entry_t *e = entry_at(c, i);
+  for (uint32_t spins = 0;;) {
+    uint64_t w = atomic_load_explicit(&e->word, memory_order_acquire);
+    int r = check_word(c, i, w);
+    if (r) return r;
+    if (w_state(w) == SBL_FREE) return 0;
+    /* a live claimant in CLAIMING is about to store HELD over anything we write: let it finish */
+    if (w_state(w) == SBL_CLAIMING && member_alive(c, w_member(w), w_gen(w))) {
+      if (++spins > SPIN_LIMIT) return 0;
+      sched_yield();
+      continue;
+    }
+    if (free_claim(c, i, w)) return 1;
+  }
+}
+
+int sbl_reset(sbl_contest *c, uint32_t kind, const uint8_t *label, uint32_t label_len) {
+  if (label_len > SBL_LABEL_MAX) return -E2BIG;
+  uint32_t i;
+  int r = find_entry(c, kind, label, label_len, 0, &i);
+  if (r == -ENOENT) return 0;
+  return r ? r : reset_entry(c, i);
+}
+
+int sbl_reset_all(sbl_contest *c) {
+  int n = 0;
+  for (uint32_t i = 0; i < c->capacity; i++) {
+    if ((atomic_load_explicit(&entry_at(c, i)->key, memory_order_acquire) & 0xFF) != SBL_KEY_READY) continue;
+    int r = reset_entry(c, i);
+    if (r < 0) return r;
+    n += r;
+  }
+  return n;
+}
+
+void sbl_stats(sbl_contest *c, double *out) {
+  uint64_t sum[C_COUNT];
+  /* relaxed everywhere: statistics, not synchronisation */
+  for (int k = 0; k < C_COUNT; k++) sum[k] = atomic_load_explicit(&hdr(c)->totals[k], memory_order_relaxed);
+  uint32_t members = 0, subjects = 0;
+  for (uint32_t m = 0; m < SBL_MAX_MEMBERS; m++) {
+    member_rec *r = member_at(c, m);
+    uint64_t mw = atomic_load_explicit(&r->word, memory_order_relaxed);
+    if (m_state(mw) != SBL_MEMBER_ALIVE || !member_alive(c, m, m_gen(mw))) continue; /* reaps the dead */
+    members++;
+    for (int k = 0; k < C_COUNT; k++) sum[k] += atomic_load_explicit(&r->counters[k], memory_order_relaxed);
+  }
+  for (uint32_t i = 0; i < c->capacity; i++)
+    if ((atomic_load_explicit(&entry_at(c, i)->key, memory_order_relaxed) & 0xFF) == SBL_KEY_READY) subjects++;
+  for (int k = 0; k < C_COUNT; k++) out[k] = (double)sum[k];
+  out[5] = members;
+  out[6] = subjects;
+  out[7] = c->capacity;
+}
+
+/* ---- waiting (§7.4) ---- */
+
+/* 0: the entry can be claimed now; otherwise ms to sleep at most before looking again. */
+static int claimable_in(sbl_contest *c, uint32_t i) {
+  entry_t *e = entry_at(c, i);
+  uint64_t w = atomic_load_explicit(&e->word, memory_order_acquire);
+  if (w_state(w) > SBL_HELD || w_state(w) == SBL_FREE) return 0; /* corruption: let the claimant report it */
+  if (!member_alive(c, w_member(w), w_gen(w))) return 0;
+  if (w_state(w) == SBL_CLAIMING) return 1;
+  int64_t exp = atomic_load_explicit(&e->expires_at, memory_order_relaxed);
+  int64_t left = exp == NO_EXPIRY ? WAIT_SLICE_MS : exp - clock_ms(CLOCK_REALTIME);
+  if (left <= 0) return 0;
+  return left < WAIT_SLICE_MS ? (int)left : WAIT_SLICE_MS;
+}
+
+static void *wait_main(void *arg) {
+  sbl_wait *wt = arg;
+  entry_t *e = entry_at(wt->c, wt->entry);
+  /* seq_cst: see wake_waiters */
+  atomic_fetch_add_explicit(&e->waiters, 1, memory_order_seq_cst);
+  while (!atomic_load_explicit(&wt->cancel, memory_order_acquire)) {
+    uint32_t seq = atomic_load_explicit(&e->wake_seq, memory_order_seq_cst);
+    int ms = claimable_in(wt->c, wt->entry);
+    if (ms == 0) break;
+    struct timespec ts = {0, (long)ms * 1000000L};
+    futex(&e->wake_seq, FUTEX_WAIT, seq, &ts);
+  }
+  atomic_fetch_sub_explicit(&e->waiters, 1, memory_order_relaxed);
+  uint64_t one = 1;
+  ssize_t r = write(wt->fd, &one, sizeof one);
+  (void)r;
+  return NULL;
+}
+
+sbl_wait *sbl_wait_start(sbl_contest *c, uint32_t entry, int *err) {
+  if (entry >= c->capacity) {
+    *err = -EINVAL;
+    return NULL;
+  }
+  sbl_wait *wt = calloc(1, sizeof *wt);
+  if (!wt) {
+    *err = -ENOMEM;
+    return NULL;
+  }
+  wt->c = c;
+  wt->entry = entry;
+  wt->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wt->fd < 0) {
+    *err = -errno;
+    free(wt);
+    return NULL;
+  }
+  int r = pthread_create(&wt->thread, NULL, wait_main, wt);
+  if (r) {
+    close(wt->fd);
+    free(wt);
+    *err = -r;
+    return NULL;
+  }
+  *err = 0;
+  return wt;
+}
+
+int sbl_wait_fd(sbl_wait *w) { return w->fd; }
+
+void sbl_wait_end(sbl_wait *w) {
+  if (!w) return;
+  atomic_store_explicit(&w->cancel, 1, memory_order_release);
+  /* wakes every waiter of this entry, in every process: each just looks again */
+  futex(&entry_at(w->c, w->entry)->wake_seq, FUTEX_WAKE, INT_MAX, NULL);
+  pthread_join(w->thread, NULL);
+  close(w->fd);
+  free(w);
+}
+
+/* ---- rendezvous (§7.1) ---- */
+
+static int name_to_addr(const char *name, struct sockaddr_un *a, socklen_t *len) {
+  size_t n = name ? strlen(name) : 0;
+  if (n < 1 || n > 64) return -EINVAL;
+  for (size_t i = 0; i < n; i++) {
+    char ch = name[i];
+    if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-'))
+      return -EINVAL;
+  }
+  memset(a, 0, sizeof *a);
+  a->sun_family = AF_UNIX;
+  memcpy(a->sun_path + 1, "slotbus-lease.", 14); /* sun_path[0] = 0: abstract, nothing on disk */
+  memcpy(a->sun_path + 15, name, n);
+  *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 15 + n);
+  return 0;
+}
+
+static void hello_init(hello_msg *h, int32_t status, uint64_t size) {
+  memset(h, 0, sizeof *h);
+  h->magic = SBL_MAGIC;
+  h->version = SBL_VERSION;
+  h->layout_hash = sbl_layout_hash();
+  h->status = status;
+  h->table_size = size;
+  h->pid = (uint32_t)getpid();
+}
+
+static void serve_newcomer(sbl_contest *c, int sock) {
+  struct ucred cred;
+  socklen_t len = sizeof cred;
+  hello_msg h;
+  struct iovec iov = {&h, sizeof h};
+  union {
+    char buf[CMSG_SPACE(2 * sizeof(int))];
+    struct cmsghdr align;
+  } u;
+  struct msghdr m = {0};
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || cred.uid != getuid()) {
+    hello_init(&h, EPERM, 0);
+  } else {
+    hello_init(&h, 0, c->size);
+    memset(&u, 0, sizeof u);
+    m.msg_control = u.buf;
+    m.msg_controllen = sizeof u.buf;
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(2 * sizeof(int));
+    int fds[2] = {c->memfd, c->listen_fd};
+    memcpy(CMSG_DATA(cm), fds, sizeof fds);
+  }
+  ssize_t r = sendmsg(sock, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+  (void)r; /* a newcomer that vanished simply tries again */
+}
+
+static void *accept_main(void *arg) {
+  sbl_contest *c = arg;
+  struct pollfd p[2] = {{c->listen_fd, POLLIN, 0}, {c->stop_fd, POLLIN, 0}};
+  for (;;) {
+    if (poll(p, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (p[1].revents) break;
+    if (p[0].revents & (POLLERR | POLLNVAL)) break;
+    /* the listening socket is shared and non-blocking: another member may have taken this one */
+    int s = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    if (s >= 0) {
+      serve_newcomer(c, s);
+      close(s);
+    }
+  }
+  return NULL;
+}
+
+static int recv_hello(int sock, hello_msg *h, int fds[2], int timeout_ms) {
+  struct pollfd p = {sock, POLLIN, 0};
+  int n;
+  while ((n = poll(&p, 1, timeout_ms)) < 0 && errno == EINTR) {
+  }
+  if (n == 0) return -ETIMEDOUT;
+  if (n < 0) return -errno;
+  struct iovec iov = {h, sizeof *h};
+  union {
+    char buf[CMSG_SPACE(2 * sizeof(int))];
+    struct cmsghdr align;
+  } u;
+  struct msghdr m = {0};
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  m.msg_control = u.buf;
+  m.msg_controllen = sizeof u.buf;
+  ssize_t r;
+  while ((r = recvmsg(sock, &m, MSG_CMSG_CLOEXEC | MSG_WAITALL)) < 0 && errno == EINTR) {
+  }
+  if (r < 0) return -errno;
+  int got = 0;
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wsign-compare" /* musl's CMSG_NXTHDR */
+  for (struct cmsghdr *cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm)) {
+    if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
+    int k = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+    for (int i = 0; i < k; i++) {
+      int fd;
+      memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof fd);
+      if (got < 2) fds[got++] = fd;
+      else close(fd);
+    }
+  }
+#pragma GCC diagnostic pop
+  if (r == 0) return -ECONNRESET; /* the member that accepted us went away: try again */
+  if (r != (ssize_t)sizeof *h || (m.msg_flags & MSG_CTRUNC)) return -SBL_ECORRUPT;
+  if (h->magic != SBL_MAGIC || h->version != SBL_VERSION || h->layout_hash != sbl_layout_hash()) return -EPROTO;
+  if (h->status) return h->status == EPERM ? -EPERM : -SBL_ECORRUPT;
+  return got == 2 ? 0 : -SBL_ECORRUPT;
+}
+
+static int map_table(sbl_contest *c) {
+  void *p = mmap(NULL, c->size, PROT_READ | PROT_WRITE, MAP_SHARED, c->memfd, 0);
+  if (p == MAP_FAILED) return -errno;
+  c->base = p;
+  return 0;
+}
+
+/* The header is another member's word: check it against itself, the hello and fstat, then keep a copy. */
+static int adopt_table(sbl_contest *c, uint64_t size) {
+  struct stat st;
+  int seals = fcntl(c->memfd, F_GET_SEALS);
+  if (fstat(c->memfd, &st) < 0 || seals < 0 || (seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW) ||
+      (uint64_t)st.st_size != size || size < ENTRIES_OFF)
+    return -SBL_ECORRUPT;
+  c->size = size;
+  int r = map_table(c);
+  if (r) return r;
+  table_identity id = hdr(c)->id;
+  if (id.magic != SBL_MAGIC || id.version != SBL_VERSION || id.layout_hash != sbl_layout_hash()) return -SBL_ECORRUPT;
+  if (id.capacity < SBL_MIN_CAPACITY || id.capacity > SBL_MAX_CAPACITY || (id.capacity & (id.capacity - 1)) ||
+      table_size_for(id.capacity) != size || id.table_size != size)
+    return -SBL_ECORRUPT;
+  c->capacity = id.capacity;
+  c->epoch = id.epoch;
+  return 0;
+}
+
+static int create_table(sbl_contest *c, uint32_t capacity) {
+  c->size = table_size_for(capacity);
+  c->capacity = capacity;
+  /* syscall, not memfd_create(): the libc wrapper would need glibc 2.27 symbols */
+  c->memfd = (int)syscall(SYS_memfd_create, "slotbus-lease", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (c->memfd < 0) return -errno;
+  if (ftruncate(c->memfd, (off_t)c->size) < 0 ||
+      fcntl(c->memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
+    return -errno;
+  int r = map_table(c);
+  if (r) return r;
+  /* wait for the next millisecond: every token of an earlier table used a millisecond before it (§7.6) */
+  int64_t t0 = clock_ms(CLOCK_REALTIME);
+  while ((c->epoch = clock_ms(CLOCK_REALTIME)) == t0) {
+    struct timespec ts = {0, 50000};
+    nanosleep(&ts, NULL);
+  }
+  table_identity *id = &hdr(c)->id;
+  id->magic = SBL_MAGIC;
+  id->version = SBL_VERSION;
+  id->layout_hash = sbl_layout_hash();
+  id->capacity = capacity;
+  id->table_size = c->size;
+  id->epoch = c->epoch;
+  id->creator_pid = (uint32_t)getpid();
+  return 0;
+}
+
+static int join_members(sbl_contest *c) {
+  uint32_t pid = (uint32_t)getpid();
+  uint64_t start = process_start(pid);
+  for (int pass = 0; pass < 2; pass++) {
+    for (uint32_t m = 0; m < SBL_MAX_MEMBERS; m++) {
+      member_rec *r = member_at(c, m);
+      uint64_t w = atomic_load_explicit(&r->word, memory_order_relaxed);
+      if (m_state(w) > SBL_MEMBER_ALIVE) return corrupt(c, "bad member word", m, w);
+      if (pass == 1 && m_state(w) == SBL_MEMBER_ALIVE) {
+        member_alive(c, m, m_gen(w)); /* a full table: reap the dead, then look again */
+        w = atomic_load_explicit(&r->word, memory_order_relaxed);
+      }
+      if (pass == 1 && m_state(w) == SBL_MEMBER_JOINING && kill((pid_t)m_pid(w), 0) < 0 && errno == ESRCH)
+        reap(c, m, w), w = atomic_load_explicit(&r->word, memory_order_relaxed);
+      if (m_state(w) != SBL_MEMBER_FREE) continue;
+      uint64_t joining = member_word(pid, m_gen(w), SBL_MEMBER_JOINING);
+      /* acquire: the previous occupant's fold of its counters is done before we zero them */
+      if (!atomic_compare_exchange_strong_explicit(&r->word, &w, joining, memory_order_acquire, memory_order_relaxed))
+        continue;
+      for (int k = 0; k < C_COUNT; k++) atomic_store_explicit(&r->counters[k], 0, memory_order_relaxed);
+      atomic_store_explicit(&r->start, start, memory_order_relaxed);
+      c->me = m;
+      c->my_gen = m_gen(w);
+      c->my_word = member_word(pid, c->my_gen, SBL_MEMBER_ALIVE);
+      /* release: a checker that loads ALIVE with acquire sees our start time */
+      atomic_store_explicit(&r->word, c->my_word, memory_order_release);
+      return 0;
+    }
+  }
+  return -EUSERS;
+}
+
+static sbl_contest *contest_new(void) {
+  sbl_contest *c = calloc(1, sizeof *c);
+  if (!c) return NULL;
+  c->memfd = c->listen_fd = c->stop_fd = -1;
+  c->base = MAP_FAILED;
+  c->me = UINT32_MAX;
+  pthread_mutex_init(&c->cache_lock, NULL);
+  for (uint32_t m = 0; m < SBL_MAX_MEMBERS; m++) c->cache[m].pidfd = -1;
+  return c;
+}
+
+static sbl_contest *fail(sbl_contest *c, int *err, int code) {
+  if (c) sbl_close(c);
+  if (err) *err = code;
+  return NULL;
+}
+
+/* One attempt: 1 joined, 0 try again, <0 error. */
+static int try_open(sbl_contest *c, const struct sockaddr_un *a, socklen_t alen, uint32_t capacity, int timeout_ms) {
+  int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return -errno;
+  if (connect(s, (const struct sockaddr *)a, alen) == 0) {
+    hello_msg h;
+    int fds[2] = {-1, -1};
+    int r = recv_hello(s, &h, fds, timeout_ms);
+    close(s);
+    if (r) {
+      for (int i = 0; i < 2; i++)
+        if (fds[i] >= 0) close(fds[i]);
+      return r == -ECONNRESET ? 0 : r;
+    }
+    c->memfd = fds[0];
+    c->listen_fd = fds[1];
+    return (r = adopt_table(c, h.table_size)) ? r : 1;
+  }
+  int e = errno;
+  close(s);
+  if (e != ECONNREFUSED && e != ENOENT && e != EAGAIN) return -e;
+  /* nobody listens: become the first member */
+  int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (l < 0) return -errno;
+  if (bind(l, (const struct sockaddr *)a, alen) < 0) {
+    e = errno;
+    close(l);
+    return e == EADDRINUSE ? 0 : -e; /* someone else won: connect to them */
+  }
+  int r = create_table(c, capacity);
+  if (r) {
+    close(l);
+    return r;
+  }
+  if (listen(l, 128) < 0) {
+    r = -errno;
+    close(l);
+    return r;
+  }
+  c->listen_fd = l;
+  return 1;
+}
+
+sbl_contest *sbl_open(const char *name, uint32_t capacity, int timeout_ms, int *err) {
+  struct sockaddr_un a;
+  socklen_t alen;
+  int r = name_to_addr(name, &a, &alen);
+  if (r) return fail(NULL, err, r);
+  if (capacity < SBL_MIN_CAPACITY || capacity > SBL_MAX_CAPACITY || (capacity & (capacity - 1)))
+    return fail(NULL, err, -EINVAL);
+  sbl_contest *c = contest_new();
+  if (!c) return fail(NULL, err, -ENOMEM);
+  uint64_t deadline = mono_ns() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000ull;
+  for (;;) {
+    r = try_open(c, &a, alen, capacity, timeout_ms < 0 ? ACCEPT_TIMEOUT_MS : timeout_ms);
+    if (r == 1) break;
+    if (r < 0) return fail(c, err, r);
+    if (mono_ns() > deadline) return fail(c, err, -ETIMEDOUT);
+    struct timespec ts = {0, 200000};
+    nanosleep(&ts, NULL);
+  }
+  if ((r = join_members(c))) return fail(c, err, r);
+  c->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (c->stop_fd < 0) return fail(c, err, -errno);
+  if ((r = pthread_create(&c->acceptor, NULL, accept_main, c))) return fail(c, err, -r);
+  c->acceptor_started = 1;
+  pthread_setname_np(c->acceptor, "sbl-accept");
+  if (err) *err = 0;
+  return c;
+}
+
+void sbl_close(sbl_contest *c) {
+  if (!c) return;
+  if (c->acceptor_started) {
+    uint64_t one = 1;
+    ssize_t r = write(c->stop_fd, &one, sizeof one);
+    (void)r;
+    pthread_join(c->acceptor, NULL);
+  }
+  if (c->base != MAP_FAILED && c->me != UINT32_MAX) {
+    member_rec *r = member_at(c, c->me);
+    uint64_t counts[C_COUNT];
+    for (int i = 0; i < C_COUNT; i++) counts[i] = atomic_load_explicit(&r->counters[i], memory_order_relaxed);
+    uint64_t w = c->my_word;
+    /* release: our last claims' writes precede the record going free; a reaper may have beaten us (then
+     * it folded the counters) */
+    if (atomic_compare_exchange_strong_explicit(&r->word, &w, member_word(0, c->my_gen + 1, SBL_MEMBER_FREE),
+                                                memory_order_release, memory_order_relaxed)) {
+      for (int i = 0; i < C_COUNT; i++) atomic_fetch_add_explicit(&hdr(c)->totals[i], counts[i], memory_order_relaxed);
+      /* our claims are stale now: wake anyone waiting on a subject we held */
+      for (uint32_t i = 0; i < c->capacity; i++) {
+        entry_t *e = entry_at(c, i);
+        uint64_t cw = atomic_load_explicit(&e->word, memory_order_relaxed);
+        if (w_state(cw) != SBL_FREE && w_member(cw) == c->me && w_gen(cw) == (c->my_gen & 0xFFFF)) {
+          atomic_fetch_add_explicit(&e->wake_seq, 1, memory_order_seq_cst);
+          futex(&e->wake_seq, FUTEX_WAKE, INT_MAX, NULL);
+        }
+      }
+    }
+  }
+  if (c->base != MAP_FAILED) munmap(c->base, c->size);
+  int fds[3] = {c->memfd, c->listen_fd, c->stop_fd};
+  for (int i = 0; i < 3; i++)
+    if (fds[i] >= 0) close(fds[i]);
+  for (uint32_t m = 0; m < SBL_MAX_MEMBERS; m++)
+    if (c->cache[m].pidfd >= 0) close(c->cache[m].pidfd);
+  pthread_mutex_destroy(&c->cache_lock);
+  free(c);
+}
+
+uint8_t *sbl_table(sbl_contest *c) { return c->base; }
+double sbl_table_size(sbl_contest *c) { return (double)c->size; }
+int32_t sbl_member_index(sbl_contest *c) { return (int32_t)c->me; }
+double sbl_epoch(sbl_contest *c) { return (double)c->epoch; }
+const char *sbl_error(sbl_contest *c) { return c->error; }

@@ -1,0 +1,99 @@
+/* libslotbus lease contests: claim/yield over a shared table of subjects, with fencing tokens and death
+ * detection. The table and its state machines are docs/PROTOCOL.md §7. Every call is non-blocking unless its
+ * name says wait. Errors are negative errno values; -SBL_ECORRUPT means a member scribbled the table. */
+#ifndef SLOTBUS_LEASE_H
+#define SLOTBUS_LEASE_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SBL_MAGIC 0x5342434Cu
+#define SBL_VERSION 1u
+#define SBL_MAX_MEMBERS 256u
+#define SBL_LABEL_MAX 96u
+#define SBL_OWNER_MAX 64u
+#define SBL_MIN_CAPACITY 64u
+#define SBL_MAX_CAPACITY 65536u
+#define SBL_ECORRUPT 1000 /* returned negated, as SB_ECORRUPT */
+
+enum sbl_member_state { SBL_MEMBER_FREE = 0, SBL_MEMBER_JOINING = 1, SBL_MEMBER_ALIVE = 2 };
+enum sbl_key_state { SBL_KEY_EMPTY = 0, SBL_KEY_WRITING = 1, SBL_KEY_READY = 2, SBL_KEY_ABANDONED = 3 };
+enum sbl_claim_state { SBL_FREE = 0, SBL_CLAIMING = 1, SBL_HELD = 2 };
+/* How a claim was won: the subject was free, its claim had expired, or its holder had died. */
+enum sbl_how { SBL_HOW_FREE = 0, SBL_HOW_EXPIRED = 1, SBL_HOW_DEAD = 2 };
+
+typedef struct sbl_contest sbl_contest; /* this process's membership of one contest */
+typedef struct sbl_wait sbl_wait;       /* one waiting claimant: a thread sleeping on an entry's futex */
+
+/* A claim as seen by a call: ours (claimed, renewed) or the holder we yield to. */
+typedef struct sbl_holder {
+  uint32_t entry;     /* index of the subject's entry */
+  uint32_t version;   /* claim word version: identifies this claim for release/renew */
+  uint32_t member;    /* holder's member index */
+  uint32_t pid;       /* holder's pid */
+  uint32_t kind;
+  uint32_t label_len;
+  uint32_t owner_len;
+  uint32_t how;       /* enum sbl_how, for a claim just won */
+  uint64_t token;     /* fencing token */
+  double claimed_at;  /* ms, on the clock the claimant passed */
+  double expires_at;  /* ms; +inf: no expiry */
+  uint8_t owner[SBL_OWNER_MAX];
+  uint8_t label[SBL_LABEL_MAX];
+} sbl_holder;
+
+/* Join the contest "name" ([A-Za-z0-9._-]{1,64}), creating it (with room for `capacity` subjects, a power
+ * of two in SBL_MIN_CAPACITY..SBL_MAX_CAPACITY) if nobody holds it. Waits up to timeout_ms for a member to
+ * answer. Returns NULL with *err = -EINVAL, -ETIMEDOUT, -EPERM (another uid's contest), -EUSERS (256
+ * members), -SBL_ECORRUPT or -errno. Starts this member's accept thread. */
+sbl_contest *sbl_open(const char *name, uint32_t capacity, int timeout_ms, int *err);
+/* Leave: every claim of this member stops blocking at once; stop the accept thread; unmap. End waits first. */
+void sbl_close(sbl_contest *c);
+
+/* Claim a subject at time now_ms for ttl_ms (<= 0 or inf: until released). 1: claimed, *out is our claim
+ * (owner and label left out: the caller has them).
+ * 0: yield, *out is the active holder. -E2BIG (label or owner too long), -ENOSPC (table full),
+ * -SBL_ECORRUPT. */
+int sbl_try_claim(sbl_contest *c, uint32_t kind, const uint8_t *label, uint32_t label_len, const uint8_t *owner,
+                  uint32_t owner_len, double now_ms, double ttl_ms, sbl_holder *out);
+/* sbl_try_claim on the wall clock, spinning (no syscall while the holder keeps it) for up to spin_ns until
+ * the claim is released, expires or its holder dies: a spinning waiter. Same results as sbl_try_claim. */
+int sbl_try_claim_spin(sbl_contest *c, uint32_t kind, const uint8_t *label, uint32_t label_len, const uint8_t *owner,
+                       uint32_t owner_len, double ttl_ms, double spin_ns, sbl_holder *out);
+/* Release our claim (entry, version). 1: released, 0: it was no longer ours (lost). */
+int sbl_release(sbl_contest *c, uint32_t entry, uint32_t version);
+/* Release whatever claim (entry, version) is, if it is still the current one. 1: released, 0: not current. */
+int sbl_release_holder(sbl_contest *c, uint32_t entry, uint32_t version);
+/* Extend our claim to now_ms + ttl_ms. 1: renewed, *out updated (new version); 0: lost (or expired). */
+int sbl_renew(sbl_contest *c, uint32_t entry, uint32_t version, double now_ms, double ttl_ms, sbl_holder *out);
+/* 1 if (entry, version) is still our claim and not expired at now_ms, 0 if not, -SBL_ECORRUPT. */
+int sbl_check(sbl_contest *c, uint32_t entry, uint32_t version, double now_ms);
+/* The first entry >= from with an active claim at now_ms into *out: its index, -ENOENT when none left. */
+int sbl_next_holder(sbl_contest *c, uint32_t from, double now_ms, sbl_holder *out);
+/* Clear the claim on one subject (1 cleared, 0 none) or on all of them (count). Waiters are woken. */
+int sbl_reset(sbl_contest *c, uint32_t kind, const uint8_t *label, uint32_t label_len);
+int sbl_reset_all(sbl_contest *c);
+/* out[0..7]: claims, yields, expiries, takeovers, releases, members, subjects, capacity. */
+void sbl_stats(sbl_contest *c, double *out);
+
+/* Start a thread that sleeps on the entry until its claim is released, expires or its holder dies, then
+ * makes sbl_wait_fd readable. Returns NULL with *err = -errno. */
+sbl_wait *sbl_wait_start(sbl_contest *c, uint32_t entry, int *err);
+int sbl_wait_fd(sbl_wait *w);
+/* Stop the thread (if still sleeping), close the fd, free. */
+void sbl_wait_end(sbl_wait *w);
+
+uint8_t *sbl_table(sbl_contest *c);      /* the shared table, for diagnostics */
+double sbl_table_size(sbl_contest *c);
+int32_t sbl_member_index(sbl_contest *c);
+double sbl_epoch(sbl_contest *c);
+const char *sbl_error(sbl_contest *c);   /* what the last -SBL_ECORRUPT was about */
+uint32_t sbl_layout_hash(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

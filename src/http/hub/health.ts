@@ -1,0 +1,149 @@
+// What the hub counts and reports at GET /health: counters, the workers and routes it knows, recent evictions.
+import type { Registry, WorkerInstance } from "./registry.ts"
+
+export interface HubWorkerInfo {
+  name: string
+  instance: string
+  pid: number
+  routes: string[]
+  connected: boolean
+  inFlight: number
+  served: number
+  lastSeen: string
+}
+
+export interface HubCounters {
+  requests: number
+  responses: number
+  notFound: number
+  methodNotAllowed: number
+  tooLarge: number
+  unavailable: number
+  badGateway: number
+  timeouts: number
+  workerErrors: number
+  clientAborts: number
+  unauthorized: number
+  forbidden: number
+  registrations: number
+  conflicts: number
+  evictions: number
+  streamedResponses: number
+  sseOpened: number
+  sseClosed: number
+  sseDropped: number
+  sseIdleClosed: number
+  emitted: number
+  pushed: number
+}
+
+export interface HubHealth {
+  status: "ok"
+  uptimeMs: number
+  startedAt: string
+  workers: HubWorkerInfo[]
+  routes: { route: string; owner: string; workers: number }[]
+  sse: { connections: number; eventsClients: number }
+  counters: HubCounters
+  evicted: { name: string; instance: string; pid: number; reason: string; at: string }[]
+}
+
+const KEEP_EVICTIONS = 20
+
+/** What each counter counts: the HELP line of its Prometheus metric. */
+const COUNTER_HELP: Record<keyof HubCounters, string> = {
+  requests: "HTTP requests routed to a worker route",
+  responses: "worker answers relayed to clients",
+  notFound: "requests no route matched (404)",
+  methodNotAllowed: "requests whose path takes other methods (405)",
+  tooLarge: "request bodies or heads over the limit (413)",
+  unavailable: "requests with no worker to take them, or a saturated one (503)",
+  badGateway: "requests whose worker went away or answered nonsense (502)",
+  timeouts: "requests a worker did not answer within timeoutMs (504)",
+  workerErrors: "requests whose handler threw (500)",
+  clientAborts: "requests the client gave up on",
+  unauthorized: "internal endpoint calls without the token (401)",
+  forbidden: "internal endpoint calls from a non-loopback address (403)",
+  registrations: "worker registrations accepted",
+  conflicts: "worker registrations refused for a route another name owns",
+  evictions: "worker processes taken out of service",
+  streamedResponses: "responses whose body streamed in chunks",
+  sseOpened: "SSE connections opened",
+  sseClosed: "SSE connections closed",
+  sseDropped: "SSE clients dropped for a backlog over sseMaxBufferedBytes",
+  sseIdleClosed: "SSE clients closed for taking nothing within sseIdleTimeoutMs",
+  emitted: "events workers emitted to GET /events",
+  pushed: "push requests from workers",
+}
+
+const snake = (s: string) => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)
+const labelValue = (v: string) => `"${v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n")}"`
+
+/** The health report in Prometheus text format (version 0.0.4). */
+export function prometheus(h: HubHealth): string {
+  const out: string[] = []
+  const metric = (name: string, type: "counter" | "gauge", help: string, samples: [labels: string, value: number][]) => {
+    out.push(`# HELP slotbus_hub_${name} ${help}`, `# TYPE slotbus_hub_${name} ${type}`)
+    for (const [labels, value] of samples) out.push(`slotbus_hub_${name}${labels} ${value}`)
+  }
+  for (const key of Object.keys(COUNTER_HELP) as (keyof HubCounters)[])
+    metric(`${snake(key)}_total`, "counter", COUNTER_HELP[key], [["", h.counters[key]]])
+  metric("uptime_seconds", "gauge", "seconds since the hub started", [["", h.uptimeMs / 1000]])
+  const connected = h.workers.filter((w) => w.connected).length
+  metric("workers", "gauge", "worker processes registered, by whether they are attached", [
+    ['{state="connected"}', connected],
+    ['{state="joining"}', h.workers.length - connected],
+  ])
+  metric("sse_connections", "gauge", "SSE clients held, on worker routes and on GET /events", [
+    ['{kind="route"}', h.sse.connections],
+    ['{kind="events"}', h.sse.eventsClients],
+  ])
+  const who = (w: HubWorkerInfo) => `{name=${labelValue(w.name)},instance=${labelValue(w.instance)}}`
+  metric("worker_in_flight", "gauge", "requests in flight per worker process", h.workers.map((w) => [who(w), w.inFlight]))
+  metric("worker_served_total", "counter", "requests served per worker process", h.workers.map((w) => [who(w), w.served]))
+  return out.join("\n") + "\n"
+}
+
+export function newCounters(): HubCounters {
+  return {
+    requests: 0, responses: 0, notFound: 0, methodNotAllowed: 0, tooLarge: 0, unavailable: 0, badGateway: 0,
+    timeouts: 0, workerErrors: 0, clientAborts: 0, unauthorized: 0, forbidden: 0, registrations: 0, conflicts: 0,
+    evictions: 0, streamedResponses: 0, sseOpened: 0, sseClosed: 0, sseDropped: 0, sseIdleClosed: 0, emitted: 0, pushed: 0,
+  }
+}
+
+export class Health {
+  readonly counters = newCounters()
+  private readonly startedAt = Date.now()
+  private readonly evicted: HubHealth["evicted"] = []
+
+  recordEviction(inst: WorkerInstance, reason: string) {
+    this.evicted.unshift({ name: inst.name, instance: inst.instance, pid: inst.pid, reason, at: new Date().toISOString() })
+    this.evicted.length = Math.min(this.evicted.length, KEEP_EVICTIONS)
+    this.counters.evictions++
+  }
+
+  report(registry: Registry, sse: { connections: number; eventsClients: number }): HubHealth {
+    const label = (s: { sse: boolean; route: { method: string; pattern: string } }) => `${s.sse ? "SSE" : s.route.method} ${s.route.pattern}`
+    const workers = [...registry.instances.values()].map((i) => ({
+      name: i.name,
+      instance: i.instance,
+      pid: i.pid,
+      routes: i.routes.map(label),
+      connected: i.state === "connected",
+      inFlight: i.inFlight,
+      served: i.served,
+      lastSeen: new Date(i.lastSeen).toISOString(),
+    }))
+    return {
+      status: "ok",
+      uptimeMs: Date.now() - this.startedAt,
+      startedAt: new Date(this.startedAt).toISOString(),
+      workers,
+      routes: registry.routes.values().map((e) => ({ route: label(e), owner: e.owner, workers: e.instances.length })),
+      sse,
+      counters: { ...this.counters },
+      evicted: [...this.evicted],
+    }
+  }
+}

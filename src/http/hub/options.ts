@@ -1,0 +1,83 @@
+// The hub's options, checked once, and the small response helpers every hub file uses.
+import type { Server } from "bun"
+import type { IdleStrategy } from "../../core/index.ts"
+
+export interface HubOptions {
+  /** TCP port; 0 picks a free one (read it back from `hub.port`). Default 3200. */
+  port?: number
+  /** Address to listen on. Default "127.0.0.1". */
+  hostname?: string
+  /** Token workers must present. Default: a fresh random one per hub. */
+  token?: string
+  /** Where the token is written (mode 0600). Default `$XDG_RUNTIME_DIR` or tmpdir `/slotbus-hub-<port>.token`. */
+  tokenFile?: string
+  /** How long a worker may take to answer, in ms; then 504. Default 30 000. */
+  timeoutMs?: number
+  /** Largest request body; larger ones get 413. Default 8 MiB. */
+  maxRequestBodyBytes?: number
+  /** Response bodies above this stream from the worker in chunks of this size. Default 1 MiB. */
+  chunkBytes?: number
+  /** Requests in flight per worker process. Default 32. */
+  slots?: number
+  /** How the hub waits for workers' answers (see SlotBus). Default "adaptive". */
+  idle?: IdleStrategy
+  /** Comment line sent to idle SSE clients this often, in ms. Default 15 000. */
+  heartbeatMs?: number
+  /** An SSE client that lets this many bytes queue up is dropped. Default 1 MiB. */
+  sseMaxBufferedBytes?: number
+  /**
+   * An SSE client that has taken nothing for this long while bytes wait for it (an event or a heartbeat) is
+   * dropped and its connection closed, in ms. Heartbeats keep a connection alive only while the client reads
+   * them. Default 60 000.
+   */
+  sseIdleTimeoutMs?: number
+  /** Leave out the one-line log of worker registrations, restarts and evictions. Default false. */
+  quiet?: boolean
+  /** Where those lines go. Default: console.log with a "slotbus hub: " prefix. */
+  log?: (line: string) => void
+  /** The liveness reaper pings every worker this often, in ms. Default 5000. */
+  pingEveryMs?: number
+  /** A worker that misses this many pings in a row is evicted. Default 3. */
+  maxMissedPings?: number
+}
+
+export type ResolvedOptions = Required<Omit<HubOptions, "token" | "tokenFile" | "idle" | "quiet">> & Pick<HubOptions, "tokenFile" | "idle">
+
+export const MiB = 1024 * 1024
+
+function int(v: number | undefined, dflt: number, what: string, min = 0): number {
+  if (v === undefined) return dflt
+  if (!Number.isInteger(v) || v < min) throw new RangeError(`${what} must be an integer ≥ ${min}, got ${v}`)
+  return v
+}
+
+export function resolveOptions(opts: HubOptions): ResolvedOptions {
+  return {
+    port: int(opts.port, 3200, "port"),
+    hostname: opts.hostname ?? "127.0.0.1",
+    tokenFile: opts.tokenFile,
+    timeoutMs: int(opts.timeoutMs, 30_000, "timeoutMs"),
+    maxRequestBodyBytes: int(opts.maxRequestBodyBytes, 8 * MiB, "maxRequestBodyBytes"),
+    chunkBytes: int(opts.chunkBytes, MiB, "chunkBytes", 1024),
+    slots: int(opts.slots, 32, "slots", 1),
+    idle: opts.idle,
+    heartbeatMs: int(opts.heartbeatMs, 15_000, "heartbeatMs", 1),
+    sseMaxBufferedBytes: int(opts.sseMaxBufferedBytes, MiB, "sseMaxBufferedBytes", 1),
+    sseIdleTimeoutMs: int(opts.sseIdleTimeoutMs, 60_000, "sseIdleTimeoutMs", 1),
+    log: opts.quiet ? () => {} : (opts.log ?? ((line) => console.log(`slotbus hub: ${line}`))),
+    pingEveryMs: int(opts.pingEveryMs, 5000, "pingEveryMs", 1),
+    maxMissedPings: int(opts.maxMissedPings, 3, "maxMissedPings", 1),
+  }
+}
+
+export const json = (status: number, body: unknown, headers: Record<string, string> = {}) =>
+  Response.json(body, { status, headers: { "cache-control": "no-store", ...headers } })
+
+/** Appends the client's address to X-Forwarded-For, as proxies do. */
+export function forwardedFor(req: Request, server: Server<undefined>) {
+  let ip = server.requestIP(req)?.address
+  if (!ip) return
+  if (ip.startsWith("::ffff:")) ip = ip.slice(7)
+  const prev = req.headers.get("x-forwarded-for")
+  req.headers.set("x-forwarded-for", prev ? `${prev}, ${ip}` : ip)
+}

@@ -1,0 +1,214 @@
+// Which worker processes the hub knows, which routes each worker name owns, and how a process leaves.
+import { SlotBus } from "../../core/index.ts"
+import { RouteError } from "../errors.ts"
+import { methodMatches, parseRoute, RouteTable, type Route } from "../routes.ts"
+import type { RegisterReply, RegisterRequest } from "../wire.ts"
+import { json, type ResolvedOptions } from "./options.ts"
+import type { HubCounters } from "./health.ts"
+
+/**
+ * A worker process's life as the hub sees it: registered and `joining` until it attaches over shared
+ * memory, `connected` while it serves, `draining` after it deregistered (no new requests; running ones
+ * finish), `gone` once evicted or drained. Only `transition` writes it.
+ */
+export type InstanceState = "joining" | "connected" | "draining" | "gone"
+
+const NEXT: Record<InstanceState, readonly InstanceState[]> = {
+  joining: ["connected", "draining", "gone"],
+  connected: ["draining", "gone"],
+  draining: ["gone"],
+  gone: [],
+}
+
+/** Moves `inst` to `to` if its lifecycle allows it; says whether it moved. */
+export function transition(inst: WorkerInstance, to: InstanceState): boolean {
+  if (!NEXT[inst.state].includes(to)) return false
+  inst.state = to
+  return true
+}
+
+/** Joining or connected: it may still get requests. */
+export const isAttached = (inst: WorkerInstance) => inst.state === "joining" || inst.state === "connected"
+
+/** One worker process: its own bus, the routes it serves, what it is doing. */
+export interface WorkerInstance {
+  readonly key: string
+  readonly name: string
+  readonly instance: string
+  pid: number
+  readonly bus: SlotBus
+  readonly routes: RouteEntry[]
+  state: InstanceState
+  lastSeen: number
+  inFlight: number
+  served: number
+  missedPings: number
+}
+
+/** One route (method + shape), owned by one worker name, served by that name's attached instances. */
+export interface RouteEntry {
+  route: Route
+  owner: string
+  sse: boolean
+  instances: WorkerInstance[]
+  /** Where the next round-robin pick starts. */
+  next: number
+}
+
+export interface RegistryHooks {
+  /** A new instance: liveness watches it attach. */
+  registered(inst: WorkerInstance): void
+  /** An instance not yet seen connected, about to be weighed by `pick`: liveness looks again. */
+  refresh(inst: WorkerInstance): void
+  /** An instance left (evicted, replaced, deregistered): its SSE clients end, health records it. */
+  evicted(inst: WorkerInstance, reason: string): void
+}
+
+const NAME = /^[A-Za-z0-9_-]{1,40}$/
+const INSTANCE = /^[A-Za-z0-9._-]{1,64}$/
+const KEEP_RETIRED = 1000
+
+export class Registry {
+  readonly routes = new RouteTable<RouteEntry>()
+  readonly instances = new Map<string, WorkerInstance>()
+  /** Bus name → why its instance left, so a worker coming back can learn it was replaced. */
+  private readonly retired = new Map<string, string>()
+  private nextBus = 1
+
+  constructor(
+    private readonly o: ResolvedOptions,
+    private readonly counters: HubCounters,
+    private readonly busTag: string,
+    private readonly hooks: RegistryHooks,
+  ) {}
+
+  async register(r: RegisterRequest, port: number): Promise<Response> {
+    const bad = (message: string) => json(400, { error: "bad-request", message })
+    if (typeof r?.name !== "string" || !NAME.test(r.name)) return bad(`worker name must match ${NAME.source}`)
+    if (typeof r.instance !== "string" || !INSTANCE.test(r.instance)) return bad(`instance must match ${INSTANCE.source}`)
+    if (!Number.isInteger(r.pid) || !Array.isArray(r.routes)) return bad("pid and routes are required")
+    const replacedBy = r.previousBus ? this.retired.get(r.previousBus) : undefined
+    if (replacedBy === "replaced")
+      return json(409, { error: "replaced", message: `instance "${r.instance}" of "${r.name}" was replaced by a newer registration; this one stops` })
+
+    const routes: { route: Route; sse: boolean }[] = []
+    try {
+      for (const d of r.routes) {
+        const route = parseRoute(String(d.method), String(d.pattern))
+        if (routes.some((x) => x.route.method === route.method && x.route.shape === route.shape))
+          return bad(`route ${route.method} ${route.pattern} is declared twice`)
+        routes.push({ route, sse: d.sse === true })
+      }
+    } catch (e) {
+      if (e instanceof RouteError) return bad(e.message)
+      throw e
+    }
+
+    const busName = `hub${port}.${r.name}.${this.busTag}${(this.nextBus++).toString(36)}`
+    const bus = await SlotBus.listen(busName, {
+      slots: this.o.slots,
+      maxBodyBytes: Math.max(this.o.maxRequestBodyBytes, this.o.chunkBytes),
+      maxHeadBytes: 64 * 1024,
+      timeoutMs: this.o.timeoutMs,
+      idle: this.o.idle,
+    })
+    // From here on synchronous, so two registrations racing for one route cannot both win.
+    const conflicts: { route: string; owner: string }[] = []
+    for (const { route } of routes) {
+      const other = this.routes.find((o, e) => e.owner !== r.name && this.isLive(e.owner) && overlaps(o, route))
+      if (other) conflicts.push({ route: `${route.method} ${route.pattern}`, owner: other.value.owner })
+    }
+    if (conflicts.length > 0) {
+      void bus.close({ drain: false })
+      this.counters.conflicts++
+      const list = conflicts.map((c) => `${c.route} (served by "${c.owner}")`).join(", ")
+      return json(409, {
+        error: "route-conflict", conflicts,
+        message: `worker "${r.name}" cannot take ${list}; change the paths, or register under the owner's name to share its load`,
+      })
+    }
+
+    const key = `${r.name}/${r.instance}`
+    const old = this.instances.get(key)
+    if (old) this.evict(old, "replaced")
+    const who = `worker "${r.name}" instance ${r.instance}`
+    if (old) this.o.log(`${who} restarted: pid ${old.pid} replaced by pid ${r.pid}, ${routes.length} routes`)
+    else this.o.log(`${who} (pid ${r.pid}) ${r.previousBus ? "rejoined" : "registered"}: ${routes.length} routes`)
+    const inst: WorkerInstance = {
+      key, name: r.name, instance: r.instance, pid: r.pid, bus, routes: [], state: "joining",
+      lastSeen: Date.now(), inFlight: 0, served: 0, missedPings: 0,
+    }
+    this.instances.set(key, inst)
+    this.hooks.registered(inst)
+    for (const { route, sse } of routes) {
+      let entry = this.routes.find((o, e) => e.owner === r.name && o.method === route.method && o.shape === route.shape)?.value
+      if (!entry) {
+        // Whoever else held an overlapping route has no live workers (else it would have conflicted): take it over.
+        this.routes.remove((o, e) => e.owner !== r.name && overlaps(o, route))
+        entry = { route, owner: r.name, sse, instances: [], next: 0 }
+        this.routes.add(route, entry)
+      }
+      entry.sse = sse
+      entry.instances.push(inst)
+      inst.routes.push(entry)
+    }
+    this.counters.registrations++
+    return json(200, { bus: busName, chunkBytes: this.o.chunkBytes } satisfies RegisterReply)
+  }
+
+  /** A worker leaving on purpose: no new requests; the ones it runs finish before its bus closes. */
+  deregister(r: { name: string; instance: string }): Response {
+    const inst = this.instances.get(`${r?.name}/${r?.instance}`)
+    if (inst) this.evict(inst, "deregistered", { drain: true })
+    return json(200, { ok: true })
+  }
+
+  /** Takes `inst` out of service: out of the registry and its routes, its bus closed (after draining if asked). */
+  evict(inst: WorkerInstance, reason: string, { drain = false } = {}) {
+    if (!transition(inst, drain ? "draining" : "gone")) return
+    if (this.instances.get(inst.key) === inst) this.instances.delete(inst.key)
+    for (const entry of inst.routes) entry.instances = entry.instances.filter((i) => i !== inst)
+    this.retired.set(inst.bus.name, reason)
+    if (this.retired.size > KEEP_RETIRED) this.retired.delete(this.retired.keys().next().value!)
+    this.hooks.evicted(inst, reason)
+    if (reason !== "replaced") this.o.log(`worker "${inst.name}" instance ${inst.instance} (pid ${inst.pid}) ${drain ? "left" : "evicted"}: ${reason}`)
+    const closed = inst.bus.close({ drain, timeoutMs: this.o.timeoutMs })
+    if (drain) void closed.finally(() => transition(inst, "gone"))
+  }
+
+  /** Whether any process of worker `name` is registered. */
+  isLive(name: string): boolean {
+    for (const inst of this.instances.values()) if (inst.name === name) return true
+    return false
+  }
+
+  /** The instance to serve the next request on `entry`: connected first, then fewest in flight, round robin on ties. */
+  pick(entry: RouteEntry): WorkerInstance | null {
+    const list = entry.instances
+    const n = list.length
+    if (n === 1) return list[0]!
+    if (n === 0) return null
+    let best: WorkerInstance | null = null
+    const from = entry.next++ % n
+    for (let k = 0; k < n; k++) {
+      const inst = list[(from + k) % n]!
+      if (inst.state !== "connected") this.hooks.refresh(inst) // a new worker counts as soon as it is attached
+      const up = inst.state === "connected"
+      const bestUp = best?.state === "connected"
+      if (!best || (up && !bestUp) || (up === bestUp && inst.inFlight < best.inFlight)) best = inst
+    }
+    return best
+  }
+
+  async closeAll(): Promise<void> {
+    const all = [...this.instances.values()]
+    this.instances.clear()
+    for (const inst of all) transition(inst, "gone")
+    await Promise.all(all.map((i) => i.bus.close({ drain: false })))
+  }
+}
+
+/** Two routes contend when their shapes agree and their methods can both take one request. */
+function overlaps(a: Route, b: Route): boolean {
+  return a.shape === b.shape && (a.method === b.method || methodMatches(a.method, b.method) || methodMatches(b.method, a.method))
+}

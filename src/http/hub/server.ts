@@ -1,0 +1,172 @@
+// The HTTP hub: a Bun.serve front door that routes requests to worker processes over slotbus.
+// This file dispatches; each concern lives next to it (registry, liveness, proxy, sse, health).
+import type { Server } from "bun"
+import { sameToken, defaultTokenFile, newToken, removeTokenFile, writeTokenFile } from "../token.ts"
+import { INTERNAL_PREFIX, type DeliveryReply, type EmitItem, type PushItem, type RegisterRequest } from "../wire.ts"
+import { Health, prometheus, type HubHealth } from "./health.ts"
+import { Liveness } from "./liveness.ts"
+import { json, MiB, resolveOptions, type HubOptions, type ResolvedOptions } from "./options.ts"
+import { RequestProxy } from "./proxy.ts"
+import { Registry } from "./registry.ts"
+import { SseHub } from "./sse.ts"
+
+const METRICS_HEADERS = { "content-type": "text/plain; version=0.0.4; charset=utf-8", "cache-control": "no-store" }
+
+/** Starts a hub. Workers join it with `hubWorker(hub.url, name)`. */
+export async function createHub(opts: HubOptions = {}): Promise<Hub> {
+  const hub = new Hub(opts)
+  await hub.start()
+  return hub
+}
+
+export class Hub {
+  readonly token: string
+  private server: Server<undefined> | null = null
+  private tokenPath = ""
+  private closing: Promise<void> | null = null
+  private readonly o: ResolvedOptions
+  private readonly healthReport = new Health()
+  private readonly registry: Registry
+  private readonly liveness: Liveness
+  private readonly proxy: RequestProxy
+  private readonly sse: SseHub
+
+  constructor(opts: HubOptions) {
+    this.o = resolveOptions(opts)
+    this.token = opts.token ?? newToken()
+    if (this.token.length < 16 || /\s/.test(this.token)) throw new RangeError("token must be at least 16 characters without whitespace")
+    const tag = newToken().slice(0, 4).replace(/[^A-Za-z0-9]/g, "x")
+    const counters = this.healthReport.counters
+    this.registry = new Registry(this.o, counters, tag, {
+      registered: (inst) => this.liveness.watch(inst),
+      refresh: (inst) => this.liveness.refresh(inst),
+      evicted: (inst, reason) => {
+        this.sse.closeFor(inst)
+        this.healthReport.recordEviction(inst, reason)
+      },
+    })
+    this.liveness = new Liveness(this.o, this.registry)
+    this.proxy = new RequestProxy(this.o, counters, this.registry, this.liveness)
+    this.sse = new SseHub(this.o, counters, this.registry, this.proxy, tag)
+  }
+
+  /** @internal Use createHub(). */
+  async start() {
+    const idleSeconds = this.o.timeoutMs === 0 ? 0 : Math.min(255, Math.ceil(this.o.timeoutMs / 1000) + 5)
+    this.server = Bun.serve({
+      port: this.o.port,
+      hostname: this.o.hostname,
+      idleTimeout: Math.max(idleSeconds, 10),
+      maxRequestBodySize: this.o.maxRequestBodyBytes * 2 + MiB,
+      fetch: (req, server) => this.fetch(req, server),
+      error: () => json(500, { error: "internal", message: "the hub failed to handle this request" }),
+    })
+    this.tokenPath = this.o.tokenFile ?? defaultTokenFile(this.server.port!)
+    try {
+      writeTokenFile(this.tokenPath, this.token)
+    } catch (e) {
+      this.server.stop(true)
+      throw e
+    }
+    this.liveness.start()
+    this.sse.start()
+  }
+
+  get port(): number {
+    return this.server!.port!
+  }
+  /** Base URL of the hub, e.g. "http://127.0.0.1:3200". */
+  get url(): string {
+    const host = this.o.hostname.includes(":") ? `[${this.o.hostname}]` : this.o.hostname
+    return `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${this.port}`
+  }
+  /** The file workers read the token from. */
+  get tokenFile(): string {
+    return this.tokenPath
+  }
+
+  private fetch(req: Request, server: Server<undefined>): Response | Promise<Response> {
+    const url = req.url
+    const start = url.indexOf("/", url.indexOf("//") + 2)
+    const q = url.indexOf("?", start)
+    const path = q < 0 ? url.slice(start) : url.slice(start, q)
+    if (path === "/health") return json(200, this.health())
+    if (path === "/metrics") return new Response(prometheus(this.health()), { headers: METRICS_HEADERS })
+    if (path === "/events" && req.method === "GET") return this.sse.openEvents(req, server, q < 0 ? "" : url.slice(q))
+    if (path.startsWith(INTERNAL_PREFIX)) return this.internal(req, server, path.slice(INTERNAL_PREFIX.length))
+
+    const counters = this.healthReport.counters
+    const m = this.registry.routes.match(req.method, path)
+    if (m === null) {
+      counters.notFound++
+      return json(404, { error: "not-found", message: `nothing serves ${req.method} ${path}` })
+    }
+    if ("allow" in m) {
+      counters.methodNotAllowed++
+      const allow = [...new Set(m.allow)].join(", ")
+      return json(405, { error: "method-not-allowed", message: `${path} does not take ${req.method}` }, { allow })
+    }
+    const entry = m.value
+    if (entry.sse) return this.sse.openRoute(req, server, entry, path)
+    return this.proxy.forward(req, server, entry, start < 0 ? "/" : url.slice(start))
+  }
+
+  /** The worker → hub endpoints: loopback callers with the token only. */
+  private async internal(req: Request, server: Server<undefined>, op: string): Promise<Response> {
+    const counters = this.healthReport.counters
+    const ip = server.requestIP(req)?.address ?? ""
+    if (!(ip === "127.0.0.1" || ip === "::1" || ip === "::ffff:127.0.0.1")) {
+      counters.forbidden++
+      return json(403, { error: "forbidden", message: "internal endpoints answer only the local machine" })
+    }
+    const auth = req.headers.get("authorization")
+    if (!sameToken(auth?.startsWith("Bearer ") ? auth.slice(7) : null, this.token)) {
+      counters.unauthorized++
+      return json(401, { error: "unauthorized", message: "send the hub's token as `authorization: Bearer <token>`; workers read it from the hub's token file" })
+    }
+    if (req.method !== "POST") return json(405, { error: "method-not-allowed", message: "internal endpoints take POST" }, { allow: "POST" })
+    let body: unknown
+    try {
+      body = await req.json()
+    } catch {
+      return json(400, { error: "bad-request", message: "body must be JSON" })
+    }
+    switch (op) {
+      case "register":
+        return this.registry.register(body as RegisterRequest, this.port)
+      case "deregister":
+        return this.registry.deregister(body as { name: string; instance: string })
+      case "emit":
+        return json(200, { delivered: list<EmitItem>(body).map((e) => this.sse.emit(e)) } satisfies DeliveryReply)
+      case "push":
+        return json(200, { delivered: list<PushItem>(body).map((p) => this.sse.push(p)) } satisfies DeliveryReply)
+      default:
+        return json(404, { error: "not-found", message: `no internal endpoint ${op}` })
+    }
+  }
+
+  health(): HubHealth {
+    this.liveness.refreshAll()
+    return this.healthReport.report(this.registry, this.sse.counts)
+  }
+
+  /** Stops listening, ends SSE streams, disconnects every worker (they retry until a hub is back). */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.liveness.stop()
+      this.sse.closeAll("hub-closing")
+      this.server?.stop(true)
+      await this.registry.closeAll()
+      if (this.tokenPath) removeTokenFile(this.tokenPath, this.token)
+    })()
+    return this.closing
+  }
+
+  [Symbol.asyncDispose]() {
+    return this.close()
+  }
+}
+
+function list<T>(body: unknown): T[] {
+  return (Array.isArray(body) ? body : [body]) as T[]
+}

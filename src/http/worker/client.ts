@@ -1,0 +1,118 @@
+// Worker → hub over HTTP: the token, the internal endpoints, and an outbox that batches emit and push.
+import { existsSync } from "node:fs"
+import { HubNotFoundError } from "../../core/index.ts"
+import { HubAuthError, HubRequestError, RouteConflictError } from "../errors.ts"
+import type { Params } from "../routes.ts"
+import { defaultTokenFile, readTokenFile, TOKEN_ENV, TOKEN_FILE_ENV } from "../token.ts"
+import { INTERNAL_PREFIX, type DeliveryReply, type PushItem, type PushTarget, type SseEvent } from "../wire.ts"
+
+/** Where `push` sends an event: an exact path ("/sessions/42/events") or a pattern with some of its params. */
+export type PushTo = string | { pattern: string; params?: Params } | { conn: string }
+
+type OutboxPath = "emit" | "push"
+const BATCH = 256
+
+export class HubClient {
+  private token = ""
+  private readonly outbox: { path: OutboxPath; item: unknown; done: PromiseWithResolvers<number> }[] = []
+  private flushing = false
+
+  constructor(readonly hub: URL, private readonly opts: { token?: string; tokenFile?: string }) {}
+
+  /** Reads the token afresh (a restarted hub has a new one). */
+  async refreshToken() {
+    try {
+      this.token = this.readToken()
+    } catch (e) {
+      if (!(e instanceof HubNotFoundError)) throw e
+      const { path, why } = this.tokenFile()
+      const up = await fetch(new URL("/health", this.hub), { signal: AbortSignal.timeout(1000) }).then(() => true, () => false)
+      const pass = `pass the hub's file as tokenFile or $${TOKEN_FILE_ENV}, or the token as token or $${TOKEN_ENV}`
+      if (!up) throw new HubNotFoundError(`no hub token file at ${path} (${why}) and no hub answers at ${this.hub.origin}; start the hub first, or ${pass}`)
+      throw new HubNotFoundError(
+        `the hub at ${this.hub.origin} is up, but its token file is not at ${path} (${why}); the hub prints where it wrote ` +
+          `it ("token file: …") and may run as another user, with another $XDG_RUNTIME_DIR or with --token-file: ${pass}`,
+      )
+    }
+  }
+
+  private readToken(): string {
+    const t = this.opts.token ?? process.env[TOKEN_ENV]
+    if (t) return t
+    return readTokenFile(this.tokenFile().path)
+  }
+
+  /** Where the token file is looked for, and why there. */
+  private tokenFile(): { path: string; why: string } {
+    if (this.opts.tokenFile) return { path: this.opts.tokenFile, why: "the tokenFile option" }
+    const env = process.env[TOKEN_FILE_ENV]
+    if (env) return { path: env, why: `$${TOKEN_FILE_ENV}` }
+    const port = Number(this.hub.port || 80)
+    const runtime = process.env.XDG_RUNTIME_DIR
+    const dir = runtime && existsSync(runtime) ? "$XDG_RUNTIME_DIR" : "the temp dir, as $XDG_RUNTIME_DIR is unset or missing"
+    return { path: defaultTokenFile(port), why: `the default for port ${port}, in ${dir}` }
+  }
+
+  /** POSTs `body` to the hub's internal endpoint `op`; throws a typed error for a refusal. */
+  async call(op: string, body: unknown): Promise<Response> {
+    const res = await fetch(new URL(INTERNAL_PREFIX + op, this.hub), {
+      method: "POST",
+      headers: { authorization: `Bearer ${this.token}`, "content-type": "application/json" },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(10_000),
+    })
+    if (res.ok) return res
+    const detail = (await res.json().catch(() => ({}))) as { message?: string; conflicts?: { route: string; owner: string }[] }
+    const message = detail.message ?? `hub answered ${res.status}`
+    if (res.status === 401 || res.status === 403) throw new HubAuthError(`hub refused ${op} (${res.status}): ${message}`)
+    if (res.status === 409 && detail.conflicts) throw new RouteConflictError(message, detail.conflicts)
+    throw new HubRequestError(`hub refused ${op} (${res.status}): ${message}`, res.status)
+  }
+
+  emit(type: string, data: unknown): Promise<number> {
+    if (typeof type !== "string" || type.length === 0 || /[\r\n]/.test(type)) return Promise.reject(new TypeError("event type must be a non-empty single-line string"))
+    return this.send("emit", { type, data: serialize(data) })
+  }
+
+  push(to: PushTo, data: unknown, opts: { event?: string; id?: string } = {}): Promise<number> {
+    const target: PushTarget = typeof to === "string" ? { path: to } : to
+    const event: SseEvent = { data: serialize(data), ...(opts.event !== undefined && { event: opts.event }), ...(opts.id !== undefined && { id: opts.id }) }
+    return this.send("push", { target, event } satisfies PushItem)
+  }
+
+  /** Queues one item for the hub; items go out in order, batched while a request is in flight. */
+  send(path: OutboxPath, item: unknown): Promise<number> {
+    const done = Promise.withResolvers<number>()
+    this.outbox.push({ path, item, done })
+    if (!this.flushing) void this.flush()
+    return done.promise
+  }
+
+  private async flush() {
+    this.flushing = true
+    while (this.outbox.length > 0) {
+      const path = this.outbox[0]!.path
+      let n = 0
+      while (n < this.outbox.length && n < BATCH && this.outbox[n]!.path === path) n++
+      const batch = this.outbox.splice(0, n)
+      try {
+        if (!this.token) this.token = this.readToken()
+        const items = batch.map((b) => b.item)
+        const res = await this.call(path, items).catch((e) => {
+          if (!(e instanceof HubAuthError)) throw e
+          this.token = this.readToken() // a restarted hub has a new token
+          return this.call(path, items)
+        })
+        const reply = (await res.json()) as DeliveryReply
+        batch.forEach((b, i) => b.done.resolve(reply.delivered[i] ?? 0))
+      } catch (e) {
+        for (const b of batch) b.done.reject(e)
+      }
+    }
+    this.flushing = false
+  }
+}
+
+function serialize(data: unknown): string {
+  return typeof data === "string" ? data : JSON.stringify(data) ?? "null"
+}

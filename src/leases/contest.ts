@@ -1,0 +1,537 @@
+// A contest: claim/yield over subjects shared by every local process that opens the same name.
+// The table, its atomics and death detection are in C (csrc/lease.c, docs/PROTOCOL.md §7); this file turns
+// its results into leases, holders and errors, and waits without polling (a C thread sleeps on a futex and
+// rings an eventfd that Bun's event loop watches).
+import { ProtocolError, TimeoutError } from "../errors.ts"
+import {
+  HOLDER_BYTES,
+  Holder as H,
+  LEASE_LABEL_MAX,
+  LEASE_MAX_CAPACITY,
+  LEASE_MIN_CAPACITY,
+  LEASE_OWNER_MAX,
+  LEASE_STAT_WORDS,
+  LeaseErrno,
+  LeaseHow,
+  LeaseStat,
+  leaseNative as native,
+  loadNative,
+  E_CORRUPT,
+  type ContestPtr,
+} from "../native/ffi.ts"
+import {
+  ContestClosedError,
+  ContestFrameTooLargeError,
+  ContestFullError,
+  ContestOpenError,
+  InvalidSubjectError,
+  LeaseLostError,
+} from "./errors.ts"
+
+/** What is contested: a kind (a small integer namespace) and a label. Different kinds never compete. */
+export interface Subject {
+  readonly kind: number
+  readonly label: string
+}
+
+export interface ClaimOptions {
+  /** A label for people (who holds it); the contest does not interpret it. At most 64 UTF-8 bytes. */
+  owner?: string
+  /** The claim stops blocking others this many ms after it was made, unless renewed. Default: no expiry. */
+  ttlMs?: number
+  /**
+   * tryClaim / claim: if the subject is held, spin (blocking this thread, no syscalls) up to this many µs
+   * for it to be released before yielding or going to sleep: the lowest hand-over latency, for a CPU.
+   */
+  spinUs?: number
+}
+
+export interface WaitOptions extends ClaimOptions {
+  /** Stop waiting when this aborts (the promise rejects with its reason). */
+  signal?: AbortSignal
+  /** Stop waiting after this many ms (rejects with TimeoutError). Default: wait forever. */
+  timeoutMs?: number
+}
+
+export interface ContestOptions {
+  /** Subjects the table can hold if this process creates it: a power of two, 64 … 65536. Default 4096. */
+  capacity?: number
+  /** How long to wait for a member to hand over the table. Default 5000 ms. */
+  joinTimeoutMs?: number
+}
+
+/** A claim someone holds, as observed. */
+export interface Holder {
+  /** The claim's identity; equal to its fencing token. */
+  readonly claimId: bigint
+  /** Fencing token: strictly increasing per subject, also across re-creations of the contest. */
+  readonly token: bigint
+  readonly subject: Subject
+  readonly owner: string
+  readonly claimedAt: number
+  /** ms; Infinity when the claim has no TTL. */
+  readonly expiresAt: number
+  /** The holder's process. */
+  readonly pid: number
+}
+
+/** How a claim was won: the subject was free, the last claim had expired, or its holder's process died or left. */
+export type ClaimedFrom = "free" | "expired" | "holder-gone"
+
+export type ClaimResult = { readonly claimed: true; readonly lease: Lease } | { readonly claimed: false; readonly holder: Holder }
+
+export interface ContestStats {
+  /** Successful claims, including takeovers. */
+  claims: number
+  /** tryClaim calls that yielded to a holder. */
+  yields: number
+  /** Claims won because the previous claim had expired. */
+  expiries: number
+  /** Claims won because the previous holder's process had died (or left without releasing). */
+  takeovers: number
+  releases: number
+  members: number
+  subjects: number
+  capacity: number
+}
+
+const HOW: Record<number, ClaimedFrom> = { [LeaseHow.FREE]: "free", [LeaseHow.EXPIRED]: "expired", [LeaseHow.DEAD]: "holder-gone" }
+const WATCH_MS = 25
+const encoder = new TextEncoder()
+const NO_BYTES = new Uint8Array(0)
+const decoder = new TextDecoder()
+
+interface ClaimRef {
+  entry: number
+  version: number
+  member: number
+}
+const refs = new WeakMap<Holder, ClaimRef & { contest: Contest }>()
+
+/** A held claim. Release it with `release()` or `using`; `signal` aborts when it is lost. */
+export class Lease implements Disposable {
+  /** The claim's identity; equal to its fencing token. */
+  readonly claimId: bigint
+  private abort?: AbortController
+  private expiryTimer?: ReturnType<typeof setTimeout>
+  private lost = false
+
+  /** @internal */
+  constructor(
+    private readonly contest: Contest,
+    /** @internal */ readonly ref: ClaimRef,
+    readonly subject: Subject,
+    readonly owner: string,
+    /** Fencing token: pass it to the storage you write to, which refuses tokens lower than one it saw. */
+    readonly token: bigint,
+    readonly claimedAt: number,
+    private expiry: number,
+    readonly from: ClaimedFrom,
+    /** false when made with an explicit clock: expiry is then not judged on Date.now() by `held` or `signal` */
+    private readonly wallClock: boolean,
+  ) {
+    this.claimId = token
+  }
+
+  /** ms; Infinity when the lease has no TTL. */
+  get expiresAt(): number {
+    return this.expiry
+  }
+
+  /** Still ours: not released, not reset or taken over, and (on the wall clock) not expired. */
+  get held(): boolean {
+    if (this.lost) return false
+    const now = this.wallClock ? Date.now() : -Infinity
+    if (this.contest.checkClaim(this.ref, now)) return true
+    this.markLost("lost")
+    return false
+  }
+
+  /** Aborts when the lease is lost: released, expired, taken over, reset, or the contest closed. */
+  get signal(): AbortSignal {
+    if (!this.abort) {
+      this.abort = new AbortController()
+      if (this.lost || !this.held) this.abort.abort(this.lostError("lost"))
+      else {
+        this.scheduleExpiry()
+        this.contest.watch(this)
+      }
+    }
+    return this.abort.signal
+  }
+
+  /** Extend the lease to now + ttlMs. Throws LeaseLostError if it was already lost (then claim again). */
+  renew(ttlMs: number, nowMs?: number): void {
+    if (this.lost) throw this.lostError("already lost")
+    const out = this.contest.renewClaim(this.ref, nowMs ?? Date.now(), ttlMs)
+    if (out === null) {
+      this.markLost("lost")
+      throw this.lostError("lost before it was renewed")
+    }
+    this.ref.version = out.version
+    this.expiry = out.expiresAt
+    if (this.abort) this.scheduleExpiry()
+  }
+
+  /** Let the subject go. true if it was still ours, false if it had been lost already. Idempotent. */
+  release(): boolean {
+    if (this.lost) return false
+    const released = this.contest.releaseClaim(this)
+    this.markLost("released")
+    return released
+  }
+
+  [Symbol.dispose](): void {
+    this.release()
+  }
+
+  /** @internal the watcher's check: false once lost */
+  poll(): boolean {
+    return this.held
+  }
+
+  /** @internal */
+  markLost(why: string) {
+    if (this.lost) return
+    this.lost = true
+    clearTimeout(this.expiryTimer)
+    this.contest.unwatch(this)
+    this.abort?.abort(this.lostError(why))
+  }
+
+  private lostError(why: string) {
+    return new LeaseLostError(`lease on ${describe(this.subject)} (token ${this.token}) ${why}; claim it again to continue`)
+  }
+
+  private scheduleExpiry() {
+    clearTimeout(this.expiryTimer)
+    if (!this.wallClock || this.expiry === Infinity) return
+    // +1: expiry is judged as now >= expiresAt, and timers may fire a little early
+    this.expiryTimer = setTimeout(() => this.held, Math.max(0, this.expiry - Date.now() + 1))
+    this.expiryTimer.unref?.()
+  }
+}
+
+function describe(s: Subject) {
+  return `subject ${s.kind}/${JSON.stringify(s.label)}`
+}
+
+/** One process's membership of a named contest. Open it in every process that competes. */
+export class Contest implements Disposable {
+  readonly name: string
+  private ptr: ContestPtr | null
+  private isClosed = false
+  private readonly out = new Uint8Array(HOLDER_BYTES)
+  private readonly view = new DataView(this.out.buffer)
+  private readonly stat = new Float64Array(LEASE_STAT_WORDS)
+  private readonly bytes = new Map<string, Uint8Array>()
+  private readonly lastText = ["", ""] // label, owner
+  private readonly lastBytes: Uint8Array[] = [NO_BYTES, NO_BYTES]
+  private readonly watched = new Set<Lease>()
+  private readonly waits = new Set<() => void>()
+  private waitThreads = 0
+  private watcher?: ReturnType<typeof setInterval>
+  /** This process's member index in the table (0 … 255). */
+  readonly member: number
+
+  private constructor(name: string, ptr: ContestPtr) {
+    this.name = name
+    this.ptr = ptr
+    this.member = native.sbl_member_index(ptr)
+  }
+
+  /** Join the contest `name`, creating it if no process holds it. Nothing is left behind when all leave. */
+  static async open(name: string, opts: ContestOptions = {}): Promise<Contest> {
+    const capacity = opts.capacity ?? 4096
+    if (!/^[A-Za-z0-9._-]{1,64}$/.test(name))
+      throw new ContestOpenError(`contest name ${JSON.stringify(name)} is invalid: use 1-64 of [A-Za-z0-9._-]`)
+    if (!Number.isInteger(capacity) || capacity < LEASE_MIN_CAPACITY || capacity > LEASE_MAX_CAPACITY || (capacity & (capacity - 1)) !== 0)
+      throw new ContestOpenError(`capacity ${capacity} is invalid: use a power of two from ${LEASE_MIN_CAPACITY} to ${LEASE_MAX_CAPACITY}`)
+    await loadNative()
+    const err = new Int32Array(1)
+    const ptr = native.sbl_open(Buffer.from(`${name}\0`), capacity, opts.joinTimeoutMs ?? 5000, err)
+    if (!ptr) {
+      const e = err[0]!
+      if (e === LeaseErrno.ETIMEDOUT) throw new ContestOpenError(`no member of contest "${name}" answered in time; retry, or raise joinTimeoutMs`)
+      if (e === LeaseErrno.EPERM) throw new ContestOpenError(`contest "${name}" belongs to another user; pick another name`)
+      if (e === LeaseErrno.EUSERS) throw new ContestOpenError(`contest "${name}" already has 256 members`)
+      if (e === E_CORRUPT || e === LeaseErrno.EPROTO)
+        throw new ProtocolError(`contest "${name}" answered with a corrupt or incompatible table; is another slotbus version using this name?`)
+      throw new ContestOpenError(`could not open contest "${name}" (errno ${-e})`)
+    }
+    return new Contest(name, ptr as ContestPtr)
+  }
+
+  /** Claim `subject` now (Date.now()). Claimed: a lease; otherwise the holder it yields to. */
+  tryClaim(subject: Subject, opts: ClaimOptions = {}): ClaimResult {
+    return this.claimAt(subject, opts, Date.now(), true)
+  }
+
+  /** tryClaim with an explicit clock: expiry is judged against `nowMs` (tests, embedders with their own time). */
+  tryClaimAt(subject: Subject, opts: ClaimOptions, nowMs: number): ClaimResult {
+    return this.claimAt(subject, opts, nowMs, false)
+  }
+
+  /** Wait until `subject` can be claimed, then claim it. Woken by a release, an expiry, or the holder's death. */
+  async claim(subject: Subject, opts: WaitOptions = {}): Promise<Lease> {
+    const deadline = opts.timeoutMs === undefined ? Infinity : performance.now() + opts.timeoutMs
+    for (let first = true; ; first = false) {
+      opts.signal?.throwIfAborted()
+      const r = this.tryClaim(subject, first ? opts : { ...opts, spinUs: 0 })
+      if (r.claimed) return r.lease
+      const left = deadline - performance.now()
+      if (left <= 0) throw new TimeoutError(`${describe(subject)} is still held by ${r.holder.owner || `pid ${r.holder.pid}`} after ${opts.timeoutMs} ms`)
+      await this.waitFor(refs.get(r.holder)!.entry, left, opts.signal)
+    }
+  }
+
+  /** Turn an observed holder that is this process's own claim into a lease (re-entrant owners). */
+  guardHolder(holder: Holder): Lease | undefined {
+    const ref = refs.get(holder)
+    if (!ref || ref.contest !== this || ref.member !== this.member) return undefined
+    if (!this.checkClaim(ref, -Infinity)) return undefined
+    const claim = { entry: ref.entry, version: ref.version, member: ref.member }
+    const lease = new Lease(this, claim, holder.subject, holder.owner, holder.token, holder.claimedAt, holder.expiresAt, "free", true)
+    return lease
+  }
+
+  /** Release the claim `holder` describes, whoever made it, if it is still the current one. */
+  releaseHolder(holder: Holder): boolean {
+    const ref = refs.get(holder)
+    if (!ref || ref.contest !== this) return false
+    const r = native.sbl_release_holder(this.handle(), ref.entry, ref.version)
+    if (r === 1) for (const l of [...this.watched]) l.poll()
+    return r === 1
+  }
+
+  /** Every active claim (not expired at nowMs, holder alive). */
+  holders(nowMs = Date.now()): Holder[] {
+    const out: Holder[] = []
+    for (let i = 0; ; i++) {
+      const r = native.sbl_next_holder(this.handle(), i, nowMs, this.out)
+      if (r === LeaseErrno.ENOENT) return out
+      this.check(r)
+      out.push(this.readHolder())
+      i = r
+    }
+  }
+
+  stats(): ContestStats {
+    native.sbl_stats(this.handle(), this.stat)
+    const s = this.stat
+    return {
+      claims: s[LeaseStat.claims]!,
+      yields: s[LeaseStat.yields]!,
+      expiries: s[LeaseStat.expiries]!,
+      takeovers: s[LeaseStat.takeovers]!,
+      releases: s[LeaseStat.releases]!,
+      members: s[LeaseStat.members]!,
+      subjects: s[LeaseStat.subjects]!,
+      capacity: s[LeaseStat.capacity]!,
+    }
+  }
+
+  /** Clear the claim on one subject, or on every subject: for owner-controlled boot-time cleanup. Returns claims cleared. */
+  reset(subject?: Subject): number {
+    let n: number
+    if (subject) {
+      const label = this.encode(subject.label, "label", LEASE_LABEL_MAX)
+      n = this.check(native.sbl_reset(this.handle(), checkKind(subject), label, label.length))
+    } else {
+      n = this.check(native.sbl_reset_all(this.handle()))
+    }
+    for (const l of [...this.watched]) l.poll()
+    return n
+  }
+
+  /** Leave the contest: this process's leases are released, waits rejected; the last member out removes it. */
+  close(): void {
+    if (this.isClosed) return
+    // Leaving makes every claim of this member stale at once (and wakes their waiters); leases notice
+    // lazily (held, renew), and those whose signal someone holds are told now.
+    this.isClosed = true
+    for (const l of [...this.watched]) l.markLost("lost: the contest was closed")
+    clearInterval(this.watcher)
+    for (const stop of [...this.waits]) stop()
+    this.freeIfIdle()
+  }
+
+  [Symbol.dispose](): void {
+    this.close()
+  }
+
+  get closed(): boolean {
+    return this.isClosed
+  }
+
+  // The native contest is freed once no waiter thread can touch it any more.
+  private freeIfIdle() {
+    if (this.isClosed && this.waitThreads === 0 && this.ptr) {
+      native.sbl_close(this.ptr)
+      this.ptr = null
+    }
+  }
+
+  /** The mapped table, for tools and tests: writing it is how a hostile member would break others. */
+  table(): { address: number; size: number } {
+    const p = this.handle()
+    return { address: Number(native.sbl_table(p)), size: native.sbl_table_size(p) }
+  }
+
+  // ---- internals used by Lease ----
+
+  /** @internal */
+  checkClaim(ref: ClaimRef, nowMs: number): boolean {
+    if (!this.ptr || this.isClosed) return false
+    return this.check(native.sbl_check(this.ptr, ref.entry, ref.version, nowMs)) === 1
+  }
+
+  /** @internal */
+  renewClaim(ref: ClaimRef, nowMs: number, ttlMs: number): { version: number; expiresAt: number } | null {
+    if (!(ttlMs > 0)) throw new RangeError(`renew needs a positive ttlMs, got ${ttlMs}`)
+    const r = this.check(native.sbl_renew(this.handle(), ref.entry, ref.version, nowMs, ttlMs, this.out))
+    if (r !== 1) return null
+    return { version: this.view.getUint32(H.version, true), expiresAt: this.view.getFloat64(H.expiresAt, true) }
+  }
+
+  /** @internal */
+  releaseClaim(lease: Lease): boolean {
+    const ref = lease.ref
+    if (!this.ptr || this.isClosed) return false
+    return native.sbl_release(this.ptr, ref.entry, ref.version) === 1
+  }
+
+  /** @internal */
+  watch(lease: Lease) {
+    this.watched.add(lease)
+    if (!this.watcher) {
+      this.watcher = setInterval(() => {
+        for (const l of [...this.watched]) l.poll()
+        if (this.watched.size === 0) {
+          clearInterval(this.watcher)
+          this.watcher = undefined
+        }
+      }, WATCH_MS)
+      this.watcher.unref?.()
+    }
+  }
+
+  /** @internal */
+  unwatch(lease: Lease) {
+    this.watched.delete(lease)
+  }
+
+  // ---- private ----
+
+  private handle(): ContestPtr {
+    if (!this.ptr || this.isClosed) throw new ContestClosedError(`contest "${this.name}" is closed in this process; open it again`)
+    return this.ptr
+  }
+
+  private check(r: number): number {
+    if (r >= 0) return r
+    if (r === -1000) throw new ProtocolError(`contest "${this.name}": the shared table is corrupt (${this.ptr ? native.sbl_error(this.ptr) : "?"}); a member scribbled it. Close and reopen once the culprit is gone.`)
+    if (r === LeaseErrno.ENOSPC) throw new ContestFullError(`contest "${this.name}" has no room for another subject; recreate it with a larger capacity`)
+    throw new ProtocolError(`contest "${this.name}": unexpected error ${-r}`)
+  }
+
+  private encode(s: string, field: "label" | "owner", limit: number): Uint8Array {
+    // the same subject claimed again and again is the common case: skip the map
+    const slot = field === "label" ? 0 : 1
+    if (s === this.lastText[slot]) return this.lastBytes[slot]!
+    let b = this.bytes.get(s)
+    if (!b) {
+      if (typeof s !== "string") throw new InvalidSubjectError(`${field} must be a string, got ${typeof s}`)
+      b = encoder.encode(s)
+      if (this.bytes.size > 4096) this.bytes.clear()
+      this.bytes.set(s, b)
+    }
+    if (b.length > limit)
+      throw new ContestFrameTooLargeError(`${field} is ${b.length} bytes; the limit is ${limit} (${field === "label" ? "SBL_LABEL_MAX" : "SBL_OWNER_MAX"}). Use a shorter ${field}, e.g. a hash.`, field, limit, b.length)
+    this.lastText[slot] = s
+    this.lastBytes[slot] = b
+    return b
+  }
+
+  private claimAt(subject: Subject, opts: ClaimOptions, nowMs: number, wallClock: boolean): ClaimResult {
+    const p = this.handle()
+    const kind = checkKind(subject)
+    const label = this.encode(subject.label, "label", LEASE_LABEL_MAX)
+    const owner = opts.owner === undefined ? NO_BYTES : this.encode(opts.owner, "owner", LEASE_OWNER_MAX)
+    const ttl = opts.ttlMs ?? 0
+    if (typeof ttl !== "number" || ttl < 0 || Number.isNaN(ttl)) throw new RangeError(`ttlMs must be a number >= 0, got ${ttl}`)
+    const spin = wallClock ? (opts.spinUs ?? 0) : 0
+    const r = spin > 0
+      ? native.sbl_try_claim_spin(p, kind, label, label.length, owner, owner.length, ttl, spin * 1000, this.out)
+      : native.sbl_try_claim(p, kind, label, label.length, owner, owner.length, nowMs, ttl, this.out)
+    this.check(r)
+    const v = this.view
+    if (r === 1) {
+      const ref = { entry: v.getUint32(H.entry, true), version: v.getUint32(H.version, true), member: this.member }
+      const token = v.getBigUint64(H.token, true)
+      const lease = new Lease(this, ref, { kind, label: subject.label }, opts.owner ?? "", token, v.getFloat64(H.claimedAt, true),
+        v.getFloat64(H.expiresAt, true), HOW[v.getUint32(H.how, true)] ?? "free", wallClock)
+      return { claimed: true, lease }
+    }
+    return { claimed: false, holder: this.readHolder() }
+  }
+
+  private readHolder(): Holder {
+    const v = this.view
+    const token = v.getBigUint64(H.token, true)
+    const ownerLen = v.getUint32(H.ownerLen, true)
+    const labelLen = v.getUint32(H.labelLen, true)
+    const holder: Holder = {
+      claimId: token,
+      token,
+      subject: { kind: v.getUint32(H.kind, true), label: decoder.decode(this.out.subarray(H.label, H.label + labelLen)) },
+      owner: decoder.decode(this.out.subarray(H.owner, H.owner + ownerLen)),
+      claimedAt: v.getFloat64(H.claimedAt, true),
+      expiresAt: v.getFloat64(H.expiresAt, true),
+      pid: v.getUint32(H.pid, true),
+    }
+    refs.set(holder, { entry: v.getUint32(H.entry, true), version: v.getUint32(H.version, true), member: v.getUint32(H.member, true), contest: this })
+    return holder
+  }
+
+  /** Sleeps (in a C thread, on the entry's futex) until the entry may be claimable, the time is up, or abort. */
+  private async waitFor(entry: number, ms: number, signal?: AbortSignal): Promise<void> {
+    const err = new Int32Array(1)
+    const w = native.sbl_wait_start(this.handle(), entry, err)
+    if (!w) throw new ProtocolError(`contest "${this.name}": could not start a waiter (errno ${-err[0]!})`)
+    let stop!: () => void
+    const stopped = new Promise<void>((resolve) => (stop = resolve))
+    this.waits.add(stop)
+    this.waitThreads++
+    const reader = Bun.file(native.sbl_wait_fd(w)).stream().getReader()
+    let timer: ReturnType<typeof setTimeout> | undefined
+    let onAbort: (() => void) | undefined
+    try {
+      const waits: Promise<unknown>[] = [reader.read(), stopped]
+      if (ms !== Infinity) waits.push(new Promise<void>((resolve) => (timer = setTimeout(resolve, ms))))
+      if (signal) waits.push(new Promise<void>((resolve) => signal.addEventListener("abort", (onAbort = () => resolve()), { once: true })))
+      await Promise.race(waits)
+    } finally {
+      clearTimeout(timer)
+      if (onAbort) signal!.removeEventListener("abort", onAbort)
+      this.waits.delete(stop)
+      // Off the hand-over path (the caller claims first): Bun lets go of the fd, then the C side joins the
+      // thread and closes it; the contest is freed only after the last one.
+      void reader.cancel().catch(() => {}).then(() => {
+        native.sbl_wait_end(w)
+        this.waitThreads--
+        this.freeIfIdle()
+      })
+    }
+    signal?.throwIfAborted()
+    if (this.isClosed) throw new ContestClosedError(`contest "${this.name}" was closed while waiting`)
+  }
+}
+
+function checkKind(s: Subject): number {
+  if (!s || typeof s !== "object") throw new InvalidSubjectError(`a subject is { kind, label }, got ${String(s)}`)
+  const k = s.kind
+  if (!Number.isInteger(k) || k < 0 || k > 0xffffffff) throw new InvalidSubjectError(`subject kind must be an integer 0 … 2^32-1, got ${k}`)
+  if (typeof s.label !== "string") throw new InvalidSubjectError(`subject label must be a string, got ${typeof s.label}`)
+  return k
+}

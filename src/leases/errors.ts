@@ -1,0 +1,29 @@
+// Errors of lease contests. All extend SlotBusError, so one `instanceof` catches any slotbus failure.
+import { SlotBusError } from "../errors.ts"
+
+/** The lease is no longer held (expired, taken over after expiry, released, or reset): claim it again. */
+export class LeaseLostError extends SlotBusError {}
+
+/** A subject label or owner label is longer than the contest allows; `limit` names the limit in bytes. */
+export class ContestFrameTooLargeError extends SlotBusError {
+  constructor(
+    message: string,
+    readonly field: "label" | "owner",
+    readonly limit: number,
+    readonly size: number,
+  ) {
+    super(message)
+  }
+}
+
+/** The subject is malformed (kind not a u32 integer, label not a string). */
+export class InvalidSubjectError extends SlotBusError {}
+
+/** The contest's subject table is full: open it (after every member left) with a larger `capacity`. */
+export class ContestFullError extends SlotBusError {}
+
+/** The contest was closed in this process; open it again. */
+export class ContestClosedError extends SlotBusError {}
+
+/** The contest could not be opened or joined (name, capacity, uid, or 256 members already). */
+export class ContestOpenError extends SlotBusError {}

@@ -1,0 +1,5 @@
+// Files bundled as assets (`import path from "./x.so" with { type: "file" }` yields their path).
+declare module "*.so" {
+  const path: string
+  export default path
+}

@@ -1,0 +1,125 @@
+// `slotbus stdio --config bus.json [--listen unix:/tmp/bus.sock]…` runs a stdio bus; without --listen this process's
+// own stdin/stdout are its one client (stdio_bus's stdio mode). `slotbus stdio connect <address>` bridges its
+// stdin/stdout to a listening bus, so a stdio-only client (an MCP client spawning a server) can share the pool.
+import { parseArgs } from "node:util"
+import { SlotBusError } from "../core/index.ts"
+import { StdioBus } from "./bus.ts"
+import { parseAddress } from "./listener.ts"
+import { LineSplitter } from "./lines.ts"
+
+const USAGE = `usage: slotbus stdio --config bus.json [--listen unix:/tmp/bus.sock | tcp:127.0.0.1:9800]... [--quiet]
+       slotbus stdio connect unix:/tmp/bus.sock | tcp:host:port
+
+The first form runs the pools of a stdio_bus configuration file. With --listen it serves NDJSON clients on
+each address; without, its own stdin/stdout are the client. Worker stderr and lifecycle go to stderr.
+The second form speaks stdio on one side and the listener on the other.`
+
+/** Runs `slotbus stdio …`; resolves with the exit code. */
+export async function runStdioCli(argv: string[]): Promise<number> {
+  try {
+    return argv[0] === "connect" ? await connect(argv.slice(1)) : await serve(argv)
+  } catch (e) {
+    // Configuration, spawn and address mistakes are the user's to fix: say what, without a stack trace.
+    if (e instanceof SlotBusError || e instanceof TypeError) {
+      process.stderr.write(`slotbus stdio: ${e.message}\n`)
+      return 2
+    }
+    throw e
+  }
+}
+
+async function serve(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      config: { type: "string", short: "c" },
+      listen: { type: "string", short: "l", multiple: true },
+      quiet: { type: "boolean", short: "q" },
+      help: { type: "boolean", short: "h" },
+    },
+  })
+  if (values.help) return void console.log(USAGE), 0
+  if (!values.config) {
+    process.stderr.write(`slotbus stdio: --config is required\n\n${USAGE}\n`)
+    return 2
+  }
+  const bus = StdioBus.fromConfig(values.config)
+  const say = (s: string) => values.quiet || process.stderr.write(`[slotbus stdio] ${s}\n`)
+  bus.on("log", (l) => process.stderr.write(`[${l.pool}#${l.instance} ${l.pid} ${l.level}] ${l.line}\n`))
+  bus.on("worker-start", (e) => say(`${e.pool}#${e.instance} started, pid ${e.pid}`))
+  bus.on("worker-exit", (e) => say(`${e.pool}#${e.instance} pid ${e.pid} exited (${e.signal ?? `code ${e.code}`})`))
+  bus.on("worker-restart", (e) => say(`${e.pool}#${e.instance} restarting in ${e.delayMs} ms`))
+  bus.on("pool-failed", (e) => say(`pool ${e.pool} FAILED: ${e.reason}`))
+  await bus.start()
+  const { promise: done, resolve: finish } = Promise.withResolvers<void>()
+  process.once("SIGINT", () => finish())
+  process.once("SIGTERM", () => finish())
+  if (values.listen?.length) {
+    for (const spec of values.listen) {
+      const l = await bus.listen(spec)
+      say(`listening on ${l.address.kind === "unix" ? `unix:${l.address.path}` : `tcp:${l.address.hostname}:${l.address.port}`}`)
+    }
+  } else {
+    const client = bus.attachClient((m) => void process.stdout.write(JSON.stringify(m) + "\n"))
+    let chain = Promise.resolve()
+    const splitter = new LineSplitter(bus.limits.max_input_buffer, (line) => {
+      chain = chain.then(() => bus.ingest(client, line)).catch(() => {})
+    })
+    void (async () => {
+      for await (const chunk of Bun.stdin.stream()) if (!splitter.push(chunk)) break
+      await chain
+      finish()
+    })()
+  }
+  await done
+  await bus.stop()
+  return 0
+}
+
+async function connect(argv: string[]): Promise<number> {
+  const spec = argv[0]
+  if (!spec || spec === "-h" || spec === "--help") {
+    process.stderr.write(`${USAGE}\n`)
+    return spec ? 0 : 2
+  }
+  const address = parseAddress(spec)
+  const { promise: closed, resolve: onClose } = Promise.withResolvers<void>()
+  const backlog: Uint8Array[] = []
+  const handlers = {
+    data(_s: unknown, chunk: Uint8Array) {
+      process.stdout.write(chunk)
+    },
+    drain(s: { write(b: Uint8Array): number }) {
+      while (backlog.length > 0) {
+        const head = backlog[0]!
+        const n = s.write(head)
+        if (n < head.length) return void (backlog[0] = head.subarray(Math.max(n, 0)))
+        backlog.shift()
+      }
+    },
+    close: () => onClose(),
+    error: () => onClose(),
+  }
+  let socket
+  try {
+    socket = address.kind === "unix"
+      ? await Bun.connect({ unix: address.path, socket: handlers })
+      : await Bun.connect({ hostname: address.hostname, port: address.port, socket: handlers })
+  } catch (e) {
+    process.stderr.write(`slotbus stdio connect: cannot connect to ${spec}: ${(e as Error).message}; is \`slotbus stdio --listen ${spec}\` running?\n`)
+    return 1
+  }
+  void (async () => {
+    for await (const chunk of Bun.stdin.stream()) {
+      if (backlog.length > 0) backlog.push(chunk)
+      else {
+        const n = socket.write(chunk)
+        if (n < chunk.length) backlog.push(chunk.subarray(Math.max(n, 0)))
+      }
+    }
+    while (backlog.length > 0) await Bun.sleep(1)
+    socket.end()
+  })()
+  await closed
+  return 0
+}

@@ -1,0 +1,107 @@
+// stdio_bus's JSON configuration: { pools: [{ id, command, args, instances }], limits: { … } }, from a file or an object.
+import { readFileSync } from "node:fs"
+import { StdioConfigError } from "./errors.ts"
+
+export interface PoolConfig {
+  /** Unique name; requests pick a pool by it (the first pool is the default). */
+  id: string
+  /** The program to spawn (looked up on PATH). */
+  command: string
+  args: string[]
+  /** How many copies run at once (default 1). */
+  instances: number
+  /** Working directory of the workers (extension; default: the bus's). */
+  cwd?: string
+  /** Extra environment variables for the workers (extension). */
+  env?: Record<string, string>
+}
+
+export interface LimitsConfig {
+  /** Longest line (bytes) a worker or client may send; a worker going past it is killed and restarted. */
+  max_input_buffer: number
+  /** Bytes that may wait to be written to one worker (or client) before callers have to wait. */
+  max_output_queue: number
+  /** Restarts allowed within restart_window_sec before the pool is marked failed. */
+  max_restarts: number
+  restart_window_sec: number
+  /** How long stop() lets in-flight requests finish before SIGTERM. */
+  drain_timeout_sec: number
+  /** How long a caller waits for a full output queue to drain before BackpressureError. */
+  backpressure_timeout_sec: number
+}
+
+export interface StdioBusConfig {
+  pools: PoolConfig[]
+  limits: LimitsConfig
+}
+
+/** What a config file or object may leave out. */
+export interface StdioBusConfigInput {
+  pools: (Omit<PoolConfig, "args" | "instances"> & { args?: string[]; instances?: number })[]
+  limits?: Partial<LimitsConfig>
+}
+
+export const DEFAULT_LIMITS: LimitsConfig = {
+  max_input_buffer: 1024 * 1024,
+  max_output_queue: 4 * 1024 * 1024,
+  max_restarts: 5,
+  restart_window_sec: 60,
+  drain_timeout_sec: 30,
+  backpressure_timeout_sec: 60,
+}
+
+const fail = (field: string, reason: string): never => {
+  throw new StdioConfigError(field, reason)
+}
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v)
+
+/** Reads (a path) or checks (an object) a configuration and fills in the defaults. */
+export function loadConfig(source: string | StdioBusConfigInput): StdioBusConfig {
+  let raw: unknown = source
+  if (typeof source === "string") {
+    let text: string
+    try {
+      text = readFileSync(source, "utf8")
+    } catch (e) {
+      return fail("(file)", `cannot be read from ${source}: ${(e as Error).message}`)
+    }
+    try {
+      raw = JSON.parse(text)
+    } catch (e) {
+      return fail("(file)", `${source} is not valid JSON: ${(e as Error).message}`)
+    }
+  }
+  if (!isObject(raw)) return fail("(root)", "must be an object with pools and limits")
+  for (const k of Object.keys(raw)) if (k !== "pools" && k !== "limits") fail(k, `is not a known setting (known: pools, limits)`)
+  if (!Array.isArray(raw.pools) || raw.pools.length === 0) fail("pools", "must be a non-empty array of { id, command, args, instances }")
+  const ids = new Set<string>()
+  const pools = (raw.pools as unknown[]).map((p, i): PoolConfig => {
+    const at = `pools[${i}]`
+    if (!isObject(p)) return fail(at, "must be an object { id, command, args, instances }")
+    for (const k of Object.keys(p)) if (!["id", "command", "args", "instances", "cwd", "env"].includes(k)) fail(`${at}.${k}`, "is not a known setting (known: id, command, args, instances, cwd, env)")
+    if (typeof p.id !== "string" || p.id === "") fail(`${at}.id`, "must be a non-empty string")
+    const id = p.id as string
+    if (ids.has(id)) fail(`${at}.id`, `repeats "${id}"; pool ids must be unique`)
+    ids.add(id)
+    if (typeof p.command !== "string" || p.command === "") fail(`${at}.command`, "must be a non-empty string (the program to run)")
+    const args = p.args ?? []
+    if (!Array.isArray(args) || args.some((a) => typeof a !== "string")) fail(`${at}.args`, "must be an array of strings")
+    const instances = p.instances ?? 1
+    if (!Number.isInteger(instances) || (instances as number) < 1 || (instances as number) > 1024) fail(`${at}.instances`, `must be a whole number from 1 to 1024, got ${JSON.stringify(instances)}`)
+    if (p.cwd !== undefined && typeof p.cwd !== "string") fail(`${at}.cwd`, "must be a string")
+    if (p.env !== undefined && (!isObject(p.env) || Object.values(p.env).some((v) => typeof v !== "string"))) fail(`${at}.env`, "must be an object of string values")
+    return { id, command: p.command as string, args: args as string[], instances: instances as number, cwd: p.cwd as string | undefined, env: p.env as Record<string, string> | undefined }
+  })
+  const limitsIn = raw.limits ?? {}
+  if (!isObject(limitsIn)) return fail("limits", "must be an object")
+  const limits = { ...DEFAULT_LIMITS }
+  for (const [k, v] of Object.entries(limitsIn)) {
+    if (!(k in DEFAULT_LIMITS)) fail(`limits.${k}`, `is not a known limit (known: ${Object.keys(DEFAULT_LIMITS).join(", ")})`)
+    const whole = !k.endsWith("_sec")
+    if (typeof v !== "number" || !Number.isFinite(v) || v < 0 || (whole && !Number.isInteger(v)))
+      fail(`limits.${k}`, `must be a non-negative ${whole ? "whole number" : "number of seconds"}, got ${JSON.stringify(v)}`)
+    if ((k === "max_input_buffer" || k === "max_output_queue") && (v as number) < 1) fail(`limits.${k}`, "must be at least 1 byte")
+    limits[k as keyof LimitsConfig] = v as number
+  }
+  return { pools, limits }
+}

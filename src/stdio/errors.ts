@@ -1,0 +1,48 @@
+// The stdio bus's typed errors; TimeoutError, WorkerGoneError and BusClosedError come from the core.
+import { SlotBusError } from "../core/index.ts"
+
+/** The configuration is invalid: `field` names the setting ("pools[1].instances"), `reason` says what is wrong. */
+export class StdioConfigError extends SlotBusError {
+  constructor(readonly field: string, readonly reason: string) {
+    super(`stdio bus config: ${field} ${reason}`)
+  }
+}
+
+/** A lifecycle call came in the wrong state: `expected` lists the states it needs, `actual` is the bus's state. */
+export class InvalidStateError extends SlotBusError {
+  constructor(readonly operation: string, readonly expected: readonly string[], readonly actual: string) {
+    super(`${operation} needs the bus to be ${expected.join(" or ")}, but it is ${actual}${actual === "created" || actual === "stopped" ? ": call start() first" : ""}`)
+  }
+}
+
+/** The worker answered with a JSON-RPC error object. */
+export class JsonRpcError extends SlotBusError {
+  constructor(readonly code: number, message: string, readonly data?: unknown) {
+    super(message)
+  }
+}
+
+/** More than max_output_queue bytes waited for a worker for longer than backpressure_timeout_sec: it is not reading. */
+export class BackpressureError extends SlotBusError {}
+
+/** The pool restarted its workers more than max_restarts times within restart_window_sec and gave up; restart the bus. */
+export class PoolFailedError extends SlotBusError {
+  constructor(readonly pool: string, readonly reason: string) {
+    super(`pool "${pool}" failed: ${reason}; fix the worker and start the bus again`)
+  }
+}
+
+/** A pool's command could not be spawned at all (missing program, bad cwd). */
+export class SpawnError extends SlotBusError {}
+
+/** JSON-RPC error codes the bus answers with itself (the -32000..-32099 range is for implementations). */
+export const BusErrorCode = {
+  ParseError: -32700,
+  InvalidRequest: -32600,
+  WorkerGone: -32001,
+  PoolFailed: -32002,
+  Backpressure: -32003,
+  UnknownPool: -32004,
+  BusStopping: -32005,
+  Timeout: -32006,
+} as const

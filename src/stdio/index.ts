@@ -1,0 +1,12 @@
+// slotbus/stdio: supervised pools of NDJSON JSON-RPC workers (MCP servers, language servers, scripts).
+export { StdioBus } from "./bus.ts"
+export type {
+  BusClient, BusMessage, BusState, InstanceStats, JsonRpcId, JsonRpcMessage, LogLevel, PoolStats,
+  StdioBusEvents, StdioBusStats, StdioRequestOptions, StdioStopOptions,
+} from "./bus.ts"
+export { DEFAULT_LIMITS, loadConfig } from "./config.ts"
+export type { LimitsConfig, PoolConfig, StdioBusConfig, StdioBusConfigInput } from "./config.ts"
+export { BackpressureError, BusErrorCode, InvalidStateError, JsonRpcError, PoolFailedError, SpawnError, StdioConfigError } from "./errors.ts"
+export { StdioListener, formatAddress, parseAddress } from "./listener.ts"
+export type { ListenAddress } from "./listener.ts"
+export { BusClosedError, TimeoutError, WorkerGoneError } from "../core/index.ts"

@@ -1,0 +1,156 @@
+import { describe, expect, test } from "bun:test"
+import { SlotBus, Supervisor, SupervisorError, splitCommand, superviseWorkers, type ExitInfo } from "../../src/index.ts"
+import { ECHO_WORKER, busName } from "../support/helpers.ts"
+
+const bun = process.execPath
+const script = (code: string) => [bun, "-e", code]
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+async function until(cond: () => boolean, what: string, ms = 10_000) {
+  const end = performance.now() + ms
+  while (!cond()) {
+    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await Bun.sleep(10)
+  }
+}
+
+describe("Supervisor", () => {
+  test("an instance that exits unasked is restarted with doubling backoff, and every step is an event", async () => {
+    const sup = new Supervisor({ command: script("setTimeout(() => process.exit(2), 30)"), maxRestarts: 3, restartWindowMs: 60_000, backoffInitialMs: 20, stdout: "ignore" })
+    const events: string[] = []
+    sup.on("start", (i) => events.push(`start ${i.index}`))
+    sup.on("exit", (i, e) => events.push(`exit ${i.index} ${e.code} ${e.expected}`))
+    sup.on("restart", (i, r) => events.push(`restart ${i.index} ${r.delayMs}`))
+    const failed = new Promise((r) => sup.on("failed", r))
+    sup.start()
+    expect(sup.state).toBe("running")
+    expect(await failed).toMatchObject({ restarts: 4, windowMs: 60_000, reason: expect.stringContaining("more than 3 restarts") })
+    expect(events).toEqual([
+      "start 0", "exit 0 2 false", "restart 0 20",
+      "start 0", "exit 0 2 false", "restart 0 40",
+      "start 0", "exit 0 2 false", "restart 0 80",
+      "start 0", "exit 0 2 false",
+    ])
+    expect(sup.state).toBe("failed")
+    expect(sup.restarts).toBe(3)
+    expect(sup.instances[0]!.restarts).toBe(3)
+    await sup.stop()
+    expect(sup.state).toBe("failed")
+    expect(sup.failureReason).toContain("more than 3 restarts")
+  })
+
+  test("when the group fails, its healthy instances are stopped too (OTP: the supervisor gives up as a whole)", async () => {
+    const sup = new Supervisor({ command: script("if (process.env.SLOTBUS_INSTANCE === '1') process.exit(1); setInterval(() => {}, 1e6)"), instances: 2, maxRestarts: 1, backoffInitialMs: 1, killGraceMs: 500 })
+    const failed = new Promise((r) => sup.on("failed", r))
+    sup.start()
+    const healthy = sup.instances[0]!.pid
+    await failed
+    await until(() => !alive(healthy), "the healthy instance to be stopped")
+    expect(sup.runningCount).toBe(0)
+  })
+
+  test("a restart outside the window does not count towards the intensity", async () => {
+    const sup = new Supervisor({ command: script("setTimeout(() => process.exit(1), 60)"), maxRestarts: 1, restartWindowMs: 40, backoffInitialMs: 1, stdout: "ignore" })
+    let failed = false
+    sup.on("failed", () => (failed = true))
+    sup.start()
+    await until(() => sup.restarts >= 4, "four restarts")
+    expect(failed).toBe(false)
+    await sup.stop()
+    expect(sup.state).toBe("stopped")
+  })
+
+  test("stop() waits for drain, then SIGTERM; an instance ignoring SIGTERM is SIGKILLed after the grace period", async () => {
+    let drained = false
+    const sup = new Supervisor({
+      command: script("process.on('SIGTERM', () => {}); console.log('up'); setInterval(() => {}, 1e6)"),
+      instances: 2, killGraceMs: 200, stdout: "pipe",
+      drain: async () => {
+        await Bun.sleep(100)
+        drained = true
+      },
+    })
+    const exits: ExitInfo[] = []
+    sup.on("exit", (_i, e) => {
+      expect(drained).toBe(true)
+      exits.push(e)
+    })
+    sup.start()
+    for (const i of sup.instances) {
+      const reader = (i.proc!.stdout as ReadableStream<Uint8Array>).getReader()
+      await reader.read() // its SIGTERM handler is installed
+      reader.releaseLock()
+    }
+    const pids = sup.instances.map((i) => i.pid)
+    await sup.stop()
+    expect(exits.map((e) => [e.signal, e.expected])).toEqual([["SIGKILL", true], ["SIGKILL", true]])
+    for (const pid of pids) expect(alive(pid)).toBe(false)
+    expect(sup.state).toBe("stopped")
+    sup.start() // a stopped supervisor starts again
+    expect(sup.runningCount).toBe(2)
+    await sup.stop({ killGraceMs: 0 })
+  })
+
+  test("a running supervisor refuses start(); bad options are refused up front", () => {
+    const sup = new Supervisor({ command: script("setInterval(() => {}, 1e6)") })
+    sup.start()
+    try {
+      expect(() => sup.start()).toThrow(SupervisorError)
+    } finally {
+      void sup.stop({ killGraceMs: 0 })
+    }
+    expect(() => new Supervisor({ command: [] })).toThrow(TypeError)
+    expect(() => new Supervisor({ command: ["x"], instances: 0 })).toThrow(/instances/)
+    expect(() => new Supervisor({ command: ["x"], maxRestarts: -1 })).toThrow(/maxRestarts/)
+  })
+
+  test.each([
+    ["bun worker.ts", ["bun", "worker.ts"]],
+    ["  bun   worker.ts --idle park ", ["bun", "worker.ts", "--idle", "park"]],
+    [`node -e "console.log('a b')"`, ["node", "-e", "console.log('a b')"]],
+    [`a 'b c' "" d\\ e`, ["a", "b c", "", "d e"]],
+  ])("splitCommand(%p)", (line, argv) => {
+    expect(splitCommand(line)).toEqual(argv)
+  })
+
+  test("splitCommand refuses an unterminated quote", () => {
+    expect(() => splitCommand(`a "b`)).toThrow(/unterminated/)
+  })
+})
+
+describe("superviseWorkers", () => {
+  test("keeps slotbus workers alive: a worker killed with SIGKILL is replaced and the bus keeps serving", async () => {
+    const name = busName("sup")
+    await using bus = await SlotBus.listen(name)
+    const sup = superviseWorkers(bus, { command: [bun, ECHO_WORKER, name], instances: 2, stdout: "ignore", backoffInitialMs: 10 })
+    try {
+      await bus.waitForWorkers(2)
+      const victim = sup.instances[0]!.pid
+      process.kill(victim, "SIGKILL")
+      await until(() => sup.instances[0]!.pid !== victim && sup.instances[0]!.pid !== 0, "the restart")
+      await until(() => bus.workerCount === 2 && !bus.workers.some((w) => w.pid === victim), "the new worker to join")
+      expect(new TextDecoder().decode(await bus.call(new TextEncoder().encode("hello")))).toBe("hello")
+      expect(sup.restarts).toBe(1)
+    } finally {
+      await sup.stop()
+    }
+    expect(bus.workerCount).toBe(0)
+  })
+
+  test("stop() lets requests in flight to the workers finish before SIGTERM", async () => {
+    const name = busName("sup-drain")
+    await using bus = await SlotBus.listen(name)
+    const sup = superviseWorkers(bus, { command: `${bun} ${ECHO_WORKER} ${name} --delay-ms=300`, stdout: "ignore" })
+    await bus.waitForWorkers(1)
+    const answer = bus.call(new TextEncoder().encode("slow"))
+    await until(() => bus.workers.some((w) => w.inFlight === 1), "the call in flight")
+    await sup.stop()
+    expect(new TextDecoder().decode(await answer)).toBe("slow")
+  })
+})

@@ -1,0 +1,42 @@
+// `slotbus hub` as a user runs it: a mistake on the command line is one line on stderr and a non-zero exit.
+import { expect, test } from "bun:test"
+import { join } from "node:path"
+
+const BIN = join(import.meta.dir, "..", "..", "bin", "slotbus.ts")
+
+async function hubCli(args: string[]) {
+  const proc = Bun.spawn([process.execPath, BIN, "hub", ...args], { stdout: "pipe", stderr: "pipe" })
+  const [stdout, stderr, code] = [await new Response(proc.stdout).text(), await new Response(proc.stderr).text(), await proc.exited]
+  return { stdout, stderr, code }
+}
+
+test.each([
+  [["--prot", "3200"], /^slotbus hub: unknown option '--prot'; run "slotbus hub --help" for the options$/],
+  [["--port"], /^slotbus hub: option '--port <value>' argument missing; run/],
+  [["--port", "abc"], /^slotbus hub: --port must be an integer from 0 to 65535, got "abc"; run/],
+  [["--port", "70000"], /^slotbus hub: --port must be an integer from 0 to 65535, got "70000"/],
+  [["--timeout-ms", "-5"], /^slotbus hub: option '--timeout-ms' argument is ambiguous; run/],
+  [["--timeout-ms=-5"], /^slotbus hub: --timeout-ms must be an integer from 0/],
+  [["extra"], /^slotbus hub: unexpected argument 'extra'; run/],
+])("slotbus hub %j prints one line and exits 2", async (args, line) => {
+  const r = await hubCli(args)
+  expect(r.code).toBe(2)
+  expect(r.stdout).toBe("")
+  expect(r.stderr.trimEnd().split("\n")).toHaveLength(1)
+  expect(r.stderr.trimEnd()).toMatch(line)
+  expect(r.stderr).not.toContain("    at ")
+})
+
+test("slotbus hub on a port in use prints one line and exits 1", async () => {
+  using taken = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() })
+  const r = await hubCli(["--port", String(taken.port), "--token-file", join(import.meta.dir, `.unused-${process.pid}.token`)])
+  expect(r.code).toBe(1)
+  expect(r.stdout).toBe("")
+  expect(r.stderr).toBe(`slotbus hub: port ${taken.port} on 127.0.0.1 is in use; stop what holds it, or pick another with --port\n`)
+})
+
+test("slotbus hub --help prints the usage and exits 0", async () => {
+  const r = await hubCli(["--help"])
+  expect(r.code).toBe(0)
+  expect(r.stdout).toStartWith("usage: slotbus hub")
+})

@@ -1,0 +1,239 @@
+// The contest table's layout check: csrc/lease.h, csrc/lease.c, docs/PROTOCOL.md §7 and the lease block of
+// src/native/ffi.ts must agree. Each check is a function of the texts, so the second half proves it notices
+// a mismatch by mutating one side.
+import { describe, expect, test } from "bun:test"
+import { readFileSync } from "node:fs"
+import { join } from "node:path"
+import * as ffi from "../../src/native/ffi.ts"
+
+const repo = join(import.meta.dir, "..", "..")
+const read = (p: string) => readFileSync(join(repo, p), "utf8")
+
+interface Sources {
+  header: string
+  core: string
+  protocol: string
+  ffiSource: string
+}
+interface TsConstants {
+  Holder: Record<string, number>
+  HOLDER_BYTES: number
+  limits: Record<string, number>
+  LeaseHow: Record<string, number>
+  layoutHash: number
+}
+
+const real: Sources = {
+  header: read("csrc/lease.h"),
+  core: read("csrc/lease.c"),
+  protocol: read("docs/PROTOCOL.md"),
+  ffiSource: read("src/native/ffi.ts"),
+}
+const realTs: TsConstants = {
+  Holder: ffi.Holder,
+  HOLDER_BYTES: ffi.HOLDER_BYTES,
+  limits: {
+    SBL_LABEL_MAX: ffi.LEASE_LABEL_MAX,
+    SBL_OWNER_MAX: ffi.LEASE_OWNER_MAX,
+    SBL_MAX_MEMBERS: ffi.LEASE_MAX_MEMBERS,
+    SBL_MIN_CAPACITY: ffi.LEASE_MIN_CAPACITY,
+    SBL_MAX_CAPACITY: ffi.LEASE_MAX_CAPACITY,
+  },
+  LeaseHow: ffi.LeaseHow,
+  layoutHash: ffi.leaseNative.sbl_layout_hash(),
+}
+
+const stripC = (s: string) => s.replace(/\/\*[\s\S]*?\*\//g, " ").replace(/\/\/[^\n]*/g, " ")
+const camel = (s: string) => s.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase())
+function fnv1a32(s: string): number {
+  let h = 0x811c9dc5
+  for (const byte of new TextEncoder().encode(s)) h = Math.imul(h ^ byte, 0x01000193) >>> 0
+  return h >>> 0
+}
+function cDefine(c: string, name: string): number {
+  const m = new RegExp(`^#define\\s+${name}\\s+(0x[0-9a-fA-F]+|\\d+)u?\\b`, "m").exec(stripC(c))
+  if (!m) throw new Error(`#define ${name} not found`)
+  return Number(m[1])
+}
+function cEnum(c: string, name: string, prefix: string): Record<string, number> {
+  const m = new RegExp(`enum\\s+${name}\\s*\\{([^}]*)\\}`).exec(stripC(c))
+  if (!m) throw new Error(`enum ${name} not found`)
+  const out: Record<string, number> = {}
+  for (const entry of m[1]!.split(",").map((e) => e.trim()).filter(Boolean)) {
+    const [key, value] = entry.split("=").map((s) => s.trim())
+    out[key!.startsWith(prefix) ? key!.slice(prefix.length) : `!${key}`] = Number(value)
+  }
+  return out
+}
+function section(md: string, heading: RegExp): string {
+  const lines = md.split("\n")
+  const start = lines.findIndex((l) => heading.test(l))
+  if (start < 0) throw new Error(`PROTOCOL.md has no section ${heading}`)
+  const end = lines.findIndex((l, i) => i > start && /^#{2,3} /.test(l))
+  return lines.slice(start, end < 0 ? undefined : end).join("\n")
+}
+
+/** Field offsets of a C struct of fixed-width scalars and byte/array members, with natural alignment. */
+function structOffsets(c: string, name: string): { offsets: Record<string, number>; size: number } {
+  const m = new RegExp(`typedef\\s+struct\\s+${name}\\s*\\{([^}]*)\\}\\s*${name}\\s*;`).exec(stripC(c))
+  if (!m) throw new Error(`struct ${name} not found`)
+  const sizes: Record<string, number> = { uint8_t: 1, uint32_t: 4, int32_t: 4, uint64_t: 8, int64_t: 8, double: 8 }
+  const offsets: Record<string, number> = {}
+  let off = 0
+  let maxAlign = 1
+  for (const decl of m[1]!.split(";").map((d) => d.trim()).filter(Boolean)) {
+    const d = /^(\w+)\s+(.+)$/.exec(decl)
+    if (!d || !(d[1]! in sizes)) throw new Error(`${name}: cannot read "${decl}"`)
+    const size = sizes[d[1]!]!
+    maxAlign = Math.max(maxAlign, size)
+    for (const part of d[2]!.split(",").map((p) => p.trim())) {
+      const a = /^(\w+)(?:\[(\w+)\])?$/.exec(part)
+      if (!a) throw new Error(`${name}: cannot read "${part}"`)
+      const count = a[2] === undefined ? 1 : /^\d+$/.test(a[2]) ? Number(a[2]) : cDefine(c, a[2])
+      off = Math.ceil(off / size) * size
+      offsets[a[1]!] = off
+      off += size * count
+    }
+  }
+  return { offsets, size: Math.ceil(off / maxAlign) * maxAlign }
+}
+
+function prototypes(h: string): Map<string, string> {
+  const scalar: Record<string, string> = { int: "i32", int32_t: "i32", uint32_t: "u32", int64_t: "i64", double: "f64", void: "void" }
+  const t = (s: string) => (s.includes("*") ? (/\bchar\s*\*/.test(s) ? "cstring" : "ptr") : scalar[s.replace(/\bconst\b/g, "").trim()] ?? `?${s}`)
+  const out = new Map<string, string>()
+  for (const m of stripC(h).matchAll(/^[ \t]*((?:const\s+)?\w+(?:\s*\*)?)\s*(sbl_\w+)\s*\(([^)]*)\)\s*;/gm)) {
+    const params = m[3]!.trim()
+    const args = params === "void" || params === "" ? [] : params.split(",").map((p) => t(p.trim().replace(/\w+$/, "")))
+    out.set(m[2]!, `(${args.join(",")})${t(m[1]!)}`)
+  }
+  return out
+}
+function bound(src: string): Map<string, string> {
+  const alias = (x: string) => (x === "none" ? "void" : x)
+  const out = new Map<string, string>()
+  for (const m of src.matchAll(/(sbl_\w+):\s*\{\s*args:\s*\[([^\]]*)\],\s*returns:\s*(\w+)\s*\}/g))
+    out.set(m[1]!, `(${m[2]!.split(",").map((a) => a.trim()).filter(Boolean).map(alias).join(",")})${alias(m[3]!)}`)
+  return out
+}
+
+type Check = (s: Sources, ts: TsConstants) => string[]
+const eq = (what: string, a: unknown, b: unknown): string[] =>
+  JSON.stringify(a) === JSON.stringify(b) ? [] : [`${what}: ${JSON.stringify(a)} != ${JSON.stringify(b)}`]
+
+const checks: Record<string, Check> = {
+  "the layout hash is FNV-1a 32 of the string PROTOCOL.md §7.2 quotes, which lease.c uses": (s, ts) => {
+    const quoted = /FNV-1a 32 of the ASCII string `(slotbus-lease[^`]+)`/.exec(s.protocol)?.[1]
+    const inC = /#define LAYOUT_DESC "([^"]+)"/.exec(s.core)?.[1]
+    if (!quoted) return ["PROTOCOL.md quotes no lease layout string"]
+    return [...eq("sbl_layout_hash() vs PROTOCOL.md", ts.layoutHash, fnv1a32(quoted)), ...eq("LAYOUT_DESC vs PROTOCOL.md", inC, quoted)]
+  },
+
+  "Holder offsets in ffi.ts are those of struct sbl_holder": (s, ts) => {
+    const { offsets, size } = structOffsets(s.header, "sbl_holder")
+    const fromC = Object.fromEntries(Object.entries(offsets).map(([k, v]) => [camel(k), v]))
+    return [...eq("Holder vs sbl_holder", ts.Holder, fromC), ...eq("HOLDER_BYTES vs sizeof(sbl_holder)", ts.HOLDER_BYTES, size)]
+  },
+
+  "the limits in ffi.ts, lease.h, the layout string and PROTOCOL.md agree": (s, ts) => {
+    const fromC = Object.fromEntries(Object.keys(ts.limits).map((k) => [k, cDefine(s.header, k)]))
+    const str = /`(slotbus-lease[^`]+)`/.exec(s.protocol)?.[1] ?? ""
+    const table = section(s.protocol, /^### 7\.2 Table layout/)
+    return [
+      ...eq("limits vs lease.h", ts.limits, fromC),
+      ...eq("label limit in the layout string", Number(/label=(\d+)/.exec(str)?.[1]), ts.limits.SBL_LABEL_MAX),
+      ...eq("owner limit in the layout string", Number(/owner=(\d+)/.exec(str)?.[1]), ts.limits.SBL_OWNER_MAX),
+      ...eq("label length row", Number(/label length \(≤ (\d+)\)/.exec(table)?.[1]), ts.limits.SBL_LABEL_MAX),
+      ...eq("owner length row", Number(/owner length \(≤ (\d+)\)/.exec(table)?.[1]), ts.limits.SBL_OWNER_MAX),
+      ...eq("members in the layout", Number(/members\[(\d+)\]/.exec(table)?.[1]), ts.limits.SBL_MAX_MEMBERS),
+      ...eq("magic", Number(/magic `(0x[0-9A-Fa-f]+)`/.exec(table)?.[1]), cDefine(s.header, "SBL_MAGIC")),
+    ]
+  },
+
+  "the entry rows of PROTOCOL.md §7.2 sit where lease.c asserts them": (s) => {
+    const table = section(s.protocol, /^### 7\.2 Table layout/)
+    const entryRows = table.slice(table.indexOf("Entry (256 bytes"))
+    const rows: [string, RegExp][] = [
+      ["label", /\| (\d+) \| u8\[\d+\] \| label \|/],
+      ["waiters", /\| (\d+) \| u32 \| waiters/],
+      ["wake_seq", /\| (\d+) \| u32 \| wake sequence/],
+      ["word", /\| (\d+) \| u64 \| \*\*claim word\*\*/],
+      ["token", /\| (\d+) \| u64 \| fencing token/],
+      ["claimed_at", /\| (\d+) \| i64 \| claimed at/],
+      ["expires_at", /\| (\d+) \| i64 \| expires at/],
+      ["owner_len", /\| (\d+) \| u32 \| owner length/],
+      ["owner", /\| (\d+) \| u8\[\d+\] \| owner label/],
+    ]
+    const core = stripC(s.core)
+    return rows.flatMap(([field, re]) => {
+      const off = re.exec(entryRows)?.[1]
+      if (off === undefined) return [`PROTOCOL.md has no entry row for ${field}`]
+      return new RegExp(`offsetof\\(entry_t, ${field}\\) == ${off}\\b`).test(core) ? [] : [`entry_t.${field} is not asserted at ${off}`]
+    })
+  },
+
+  "the claim states in the §7.4 diagram and the how values match the C enums": (s, ts) => {
+    const sm = section(s.protocol, /^### 7\.4 Claim state machine/)
+    const states = Object.fromEntries([...sm.matchAll(/\b([A-Z]+)\((\d+)\)/g)].map((m) => [m[1]!, Number(m[2])]))
+    return [
+      ...eq("claim states vs enum sbl_claim_state", states, cEnum(s.header, "sbl_claim_state", "SBL_")),
+      ...eq("LeaseHow vs enum sbl_how", ts.LeaseHow, cEnum(s.header, "sbl_how", "SBL_HOW_")),
+    ]
+  },
+
+  "every sbl_ function in lease.h is bound in ffi.ts with the same types, and nothing else is": (s) => {
+    const c = prototypes(s.header)
+    const t = bound(s.ffiSource)
+    const out: string[] = []
+    for (const [name, sig] of c) out.push(...(t.has(name) ? eq(name, t.get(name), sig) : [`${name} is not bound in ffi.ts`]))
+    for (const name of t.keys()) if (!c.has(name)) out.push(`${name} is bound in ffi.ts but not declared in lease.h`)
+    if (c.size === 0) out.push("no prototypes found in lease.h")
+    return out
+  },
+}
+
+describe("ffi.ts, lease.h, lease.c and PROTOCOL.md §7 agree", () => {
+  test.each(Object.keys(checks))("%s", (name) => {
+    expect(checks[name]!(real, realTs)).toEqual([])
+  })
+})
+
+const textMutations: [string, (s: Sources) => Sources][] = [
+  ["the layout string edited in PROTOCOL.md", (s) => ({ ...s, protocol: s.protocol.replace("entry=256 label=96", "entry=256 label=80") })],
+  ["LAYOUT_DESC edited in lease.c", (s) => ({ ...s, core: s.core.replace("member=64x256", "member=64x128") })],
+  ["two sbl_holder fields swapped", (s) => ({ ...s, header: s.header.replace(/uint32_t entry;(\s*[^\n]*\n\s*)uint32_t version;/, "uint32_t version;$1uint32_t entry;") })],
+  ["a field added to sbl_holder", (s) => ({ ...s, header: s.header.replace("uint64_t token;", "uint32_t extra;\n  uint64_t token;") })],
+  ["SBL_OWNER_MAX raised", (s) => ({ ...s, header: s.header.replace("SBL_OWNER_MAX 64u", "SBL_OWNER_MAX 80u") })],
+  ["an entry row moved in PROTOCOL.md", (s) => ({ ...s, protocol: s.protocol.replace("| 128 | u64 | fencing token", "| 136 | u64 | fencing token") })],
+  ["a claim state renumbered in PROTOCOL.md", (s) => ({ ...s, protocol: s.protocol.replace("HELD(2)", "HELD(3)") })],
+  ["SBL_HOW_DEAD renumbered", (s) => ({ ...s, header: s.header.replace("SBL_HOW_DEAD = 2", "SBL_HOW_DEAD = 3") })],
+  ["an argument added to a lease prototype", (s) => ({ ...s, header: s.header.replace("int sbl_release(sbl_contest *c, uint32_t entry, uint32_t version);", "int sbl_release(sbl_contest *c, uint32_t entry, uint32_t version, int force);") })],
+  ["a binding with a wrong type", (s) => ({ ...s, ffiSource: s.ffiSource.replace("sbl_check: { args: [ptr, u32, u32, f64]", "sbl_check: { args: [ptr, u32, u32, i64]") })],
+  ["a lease function declared but not bound", (s) => ({ ...s, header: s.header.replace("int sbl_reset_all(sbl_contest *c);", "int sbl_reset_all(sbl_contest *c);\nint sbl_extra(sbl_contest *c);") })],
+]
+const tsMutations: [string, (ts: TsConstants) => TsConstants][] = [
+  ["Holder.token moved", (ts) => ({ ...ts, Holder: { ...ts.Holder, token: 40 } })],
+  ["HOLDER_BYTES off by 8", (ts) => ({ ...ts, HOLDER_BYTES: ts.HOLDER_BYTES + 8 })],
+  ["LEASE_LABEL_MAX changed", (ts) => ({ ...ts, limits: { ...ts.limits, SBL_LABEL_MAX: 128 } })],
+  ["LeaseHow.EXPIRED changed", (ts) => ({ ...ts, LeaseHow: { ...ts.LeaseHow, EXPIRED: 5 } })],
+  ["a different layout hash", (ts) => ({ ...ts, layoutHash: (ts.layoutHash + 1) >>> 0 })],
+]
+const allMismatches = (s: Sources, ts: TsConstants) =>
+  Object.entries(checks).flatMap(([name, check]) => {
+    try {
+      return check(s, ts)
+    } catch (e) {
+      return [`${name}: ${(e as Error).message}`]
+    }
+  })
+
+describe("the lease layout check fails on any mismatch", () => {
+  test.each(textMutations)("it reports %s", (_what, mutate) => {
+    const mutated = mutate(real)
+    expect(mutated).not.toEqual(real)
+    expect(allMismatches(mutated, realTs).length).toBeGreaterThan(0)
+  })
+  test.each(tsMutations)("it reports %s", (_what, mutate) => {
+    expect(allMismatches(real, mutate(realTs)).length).toBeGreaterThan(0)
+  })
+})

@@ -1,0 +1,71 @@
+// A worker against a hub that breaks docs/PROTOCOL.md (csrc/test/hostile.c): it refuses what it was sent
+// with a typed error or keeps waiting, never hangs its event loop or spins on a bad fd.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { join } from "node:path"
+import { zigBuild } from "../../scripts/zig.ts"
+import { Child, FIXTURES, uniqueName } from "../support/crash-procs.ts"
+
+let bin = ""
+const children: Child[] = []
+
+beforeAll(async () => {
+  bin = await zigBuild("hostile")
+  await zigBuild("hostile-asan")
+}, 180_000)
+
+afterAll(async () => {
+  for (const c of children) await c.stop()
+})
+
+async function hostileHub(mode: string): Promise<string> {
+  const name = uniqueName(`hostile-${mode}`)
+  const hub = new Child([join(bin, "hostile"), "hub", mode, name])
+  children.push(hub)
+  await hub.waitLine(/^listening$/)
+  return name
+}
+
+function trustingWorker(name: string): Child {
+  const worker = new Child([process.execPath, join(FIXTURES, "trusting-worker.ts"), name])
+  children.push(worker)
+  return worker
+}
+
+test.each(["hostile", "hostile-asan"])("%s: the C worker refuses bad fds, rides out partial hellos and floods, refuses stale completions", async (program) => {
+  const proc = Bun.spawn([join(bin, program), "test"], {
+    stdout: "pipe",
+    stderr: "pipe",
+    env: { ...process.env, ASAN_OPTIONS: "halt_on_error=1 detect_leaks=1", UBSAN_OPTIONS: "halt_on_error=1 print_stacktrace=1" },
+  })
+  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited])
+  if (code !== 0) throw new Error(`${program} test exited with ${code}:\n${stderr.slice(-4000)}`)
+  expect(stdout).toMatch(/^hostile ok: \d+ cases$/m)
+}, 60_000)
+
+describe("a SlotWorker against a hostile hub", () => {
+  test.each(["devzero", "blocking", "semaphore", "pipe", "devzero-region"])(
+    "a hub sending %s fds is refused with ProtocolError, the worker's event loop running throughout",
+    async (mode) => {
+      const worker = trustingWorker(await hostileHub(mode))
+      const [line] = await worker.waitLine(/^(connected|rejected .*)$/)
+      expect(line).toStartWith("rejected ProtocolError:")
+      expect(await worker.proc.exited).toBe(0)
+    },
+    15_000,
+  )
+
+  test("a hub that sends part of its hello and stalls never blocks the worker's event loop; it gives up with HubNotFoundError", async () => {
+    const worker = trustingWorker(await hostileHub("partial"))
+    // Timers keep firing while the hello is incomplete: before, the worker blocked in recvmsg for good.
+    await worker.waitLine(/^tick 30$/)
+    const [line] = await worker.waitLine(/^(connected|rejected .*)$/, 15_000)
+    expect(line).toStartWith("rejected HubNotFoundError:")
+    expect(await worker.proc.exited).toBe(0)
+  }, 20_000)
+
+  test("the same hand-made hub with honest fds is accepted, so what was refused above is the fds alone", async () => {
+    const worker = trustingWorker(await hostileHub("honest"))
+    const [line] = await worker.waitLine(/^(connected|rejected .*)$/)
+    expect(line).toBe("connected")
+  }, 15_000)
+})

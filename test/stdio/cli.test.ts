@@ -1,0 +1,41 @@
+import { expect, test } from "bun:test"
+import { mkdtempSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { STDIO_WORKER } from "../support/stdio.ts"
+
+const SLOTBUS = join(import.meta.dir, "..", "..", "bin", "slotbus.ts")
+
+async function run(args: string[], stdin?: string) {
+  const p = Bun.spawn([process.execPath, SLOTBUS, ...args], { stdin: stdin === undefined ? "ignore" : new TextEncoder().encode(stdin), stdout: "pipe", stderr: "pipe" })
+  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited])
+  return { out, err, code }
+}
+
+test.each([
+  [{ pools: [{ id: "a", command: "x", instances: 0 }] }, "pools[0].instances"],
+  [{ pools: [{ id: "a", command: "x" }], limits: { max_restarts: "many" } }, "limits.max_restarts"],
+])("slotbus stdio with a bad config exits 2 naming the field (%#)", async (config, field) => {
+  const file = join(mkdtempSync(join(tmpdir(), "stdio-cli-")), "bus.json")
+  writeFileSync(file, JSON.stringify(config))
+  const r = await run(["stdio", "--config", file])
+  expect(r.code).toBe(2)
+  expect(r.err).toContain(field)
+  expect(r.err).not.toContain("    at ")
+})
+
+test("slotbus stdio without --listen serves its own stdin: answers carry the caller's ids, and it exits when stdin ends", async () => {
+  const file = join(mkdtempSync(join(tmpdir(), "stdio-cli-")), "bus.json")
+  writeFileSync(file, JSON.stringify({ pools: [{ id: "w", command: process.execPath, args: [STDIO_WORKER], instances: 2 }] }))
+  const lines = [
+    { jsonrpc: "2.0", id: 1, method: "a" },
+    { jsonrpc: "2.0", id: 1, method: "b", sessionId: "other" },
+    { jsonrpc: "2.0", id: "s", method: "sleep", params: { ms: 100 } },
+  ].map((m) => JSON.stringify(m)).join("\n") + "\nnot json\n"
+  const r = await run(["stdio", "--config", file, "--quiet"], lines)
+  expect(r.code).toBe(0)
+  const answers = r.out.trim().split("\n").map((l) => JSON.parse(l))
+  expect(answers.filter((m) => m.id === 1).map((m) => m.result.method).sort()).toEqual(["a", "b"])
+  expect(answers.find((m) => m.id === "s").result.slept).toBe(100)
+  expect(answers.find((m) => m.id === null).error.code).toBe(-32700)
+})

@@ -1,0 +1,90 @@
+import { describe, expect, test } from "bun:test"
+import { BackpressureError, BusErrorCode, PoolFailedError, StdioBus, WorkerGoneError } from "../../src/stdio/index.ts"
+import { nextEvent, until, withBus, workerConfig } from "../support/stdio.ts"
+
+describe("stdio bus limits and supervision", () => {
+  test("a worker that keeps crashing is restarted with backoff, then past max_restarts within the window the pool is failed", async () => {
+    const bus = StdioBus.fromConfig(workerConfig("crash-at-start", 1, { max_restarts: 3, restart_window_sec: 30 }))
+    const delays: number[] = []
+    bus.on("worker-restart", (e) => delays.push(e.delayMs))
+    const failed = nextEvent(bus, "pool-failed")
+    await bus.start()
+    try {
+      expect(await failed).toMatchObject({ pool: "w", reason: expect.stringContaining("more than 3 restarts within 30000 ms") })
+      expect(delays).toEqual([100, 200, 400])
+      const s = bus.stats()
+      expect(s.pools[0]).toMatchObject({ state: "failed", failure: expect.stringContaining("more than 3 restarts") })
+      expect(s.restarts).toBe(3)
+      expect(s.workerCount).toBe(0)
+      const e = await bus.request("x").catch((x) => x)
+      expect(e).toBeInstanceOf(PoolFailedError)
+      expect(e).toMatchObject({ pool: "w" })
+      const it = bus.messages()
+      await bus.send(JSON.stringify({ jsonrpc: "2.0", id: 1, method: "x" }))
+      expect((await it.next()).value!.message).toMatchObject({ id: 1, error: { code: BusErrorCode.PoolFailed } })
+    } finally {
+      await bus.stop()
+    }
+    expect(bus.state).toBe("stopped")
+  })
+
+  test("with max_restarts 0 the first crash fails the pool: the request it held is WorkerGoneError, later ones PoolFailedError", async () => {
+    await withBus(workerConfig("echo", 1, { max_restarts: 0 }), async (bus) => {
+      const pending = bus.request("sleep", { ms: 10_000 })
+      await until(() => bus.stats().pools[0]!.instances[0]!.queuedBytes === 0, "the request written")
+      const failed = nextEvent(bus, "pool-failed")
+      process.kill(bus.stats().pools[0]!.instances[0]!.pid, "SIGKILL")
+      await expect(pending).rejects.toBeInstanceOf(WorkerGoneError)
+      await failed
+      await expect(bus.request("x")).rejects.toBeInstanceOf(PoolFailedError)
+      expect(bus.stats().pools[0]!.state).toBe("failed")
+    })
+  })
+
+  test("an answer written just before the worker exits is delivered, not lost to the exit", async () => {
+    await withBus(workerConfig("echo", 1, { max_restarts: 20 }), async (bus) => {
+      let last = 0
+      for (let i = 0; i < 3; i++) {
+        await until(() => ![0, last].includes(bus.stats().pools[0]!.instances[0]!.pid), "a fresh worker")
+        const r = (await bus.request("answer-exit", { bytes: i * 150_000 })) as { last: boolean; pid: number }
+        expect(r.last).toBe(true)
+        last = r.pid
+      }
+      expect(bus.stats().routingErrors).toBe(0)
+    })
+  })
+
+  test("a worker line longer than max_input_buffer gets the worker killed and restarted, counted; it serves again afterwards", async () => {
+    await withBus(workerConfig("echo", 1, { max_input_buffer: 4096 }), async (bus) => {
+      const pid = bus.stats().pools[0]!.instances[0]!.pid
+      const logged = nextEvent(bus, "log", (l) => l.line.includes("max_input_buffer"))
+      expect(((await bus.request("big", { bytes: 3000 })) as string).length).toBe(3000)
+      const e = (await bus.request("big", { bytes: 200_000 }).catch((x) => x)) as Error
+      expect(e.name).toBe("WorkerGoneError")
+      expect((await logged).level).toBe("error")
+      await until(() => bus.workerCount === 1, "the restart")
+      const s = bus.stats()
+      expect(s.oversizeKills).toBe(1)
+      expect(s.restarts).toBe(1)
+      expect(s.pools[0]!.instances[0]!.pid).not.toBe(pid)
+      expect(await bus.request("again")).toMatchObject({ method: "again" })
+    })
+  })
+
+  test("a worker that stops reading stdin: callers wait backpressure_timeout_sec, then BackpressureError; queued memory stays bounded", async () => {
+    const limit = 256 * 1024
+    await withBus(workerConfig("no-read", 1, { max_output_queue: limit, backpressure_timeout_sec: 0.3 }), async (bus) => {
+      const params = { pad: "y".repeat(16 * 1024) }
+      const rss0 = process.memoryUsage().rss
+      const outcomes: Promise<unknown>[] = []
+      for (let i = 0; i < 400; i++) outcomes.push(bus.request("x", params, { timeoutMs: 0 }).catch((e) => e))
+      const settled = await Promise.all(outcomes.slice(100))
+      expect(settled.every((e) => e instanceof BackpressureError)).toBe(true)
+      const s = bus.stats()
+      expect(s.backpressureRejects).toBeGreaterThanOrEqual(300)
+      // What the bus holds for the worker never goes past the limit plus one message, whatever was offered (6.5 MB here).
+      expect(s.pools[0]!.instances[0]!.queuedBytes).toBeLessThanOrEqual(limit + 17 * 1024)
+      expect(process.memoryUsage().rss - rss0).toBeLessThan(64 * 1024 * 1024)
+    })
+  })
+})

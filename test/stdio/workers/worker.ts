@@ -1,0 +1,76 @@
+// A small NDJSON JSON-RPC worker for the stdio bus tests. Mode (argv[2]):
+//   echo (default)  answers every request; methods below change what it does
+//   crash-at-start  exits with 1 at once (restart intensity)
+//   no-read        never reads stdin (backpressure)
+//   ignore-term    echo, but ignores SIGTERM (stop must SIGKILL it)
+// Methods: echo → { echo: params, pid, instance }; sleep { ms } → after ms; fail → JSON-RPC error;
+// crash → exit(3); answer-exit → the answer, then exit(0) at once; big { bytes } → one stdout line that long; garbage → a non-JSON line, then the answer;
+// stray → an answer to an id nobody used, then the answer; notify → a notification, then the answer;
+// ask → a request to the client, answered with the client's result; log { lines } → stderr lines.
+const mode = process.argv[2] ?? "echo"
+const out = Bun.stdout.writer()
+const send = (m: unknown) => {
+  out.write(JSON.stringify(m) + "\n")
+  out.flush()
+}
+if (mode === "crash-at-start") process.exit(1)
+if (mode === "ignore-term") process.on("SIGTERM", () => process.stderr.write("ignoring SIGTERM\n"))
+if (mode === "no-read") {
+  process.stderr.write("not reading stdin\n")
+  setInterval(() => {}, 1 << 30)
+} else {
+  const asked = new Map<string | number, (result: unknown) => void>()
+  let nextAsk = 0
+  const handle = async (msg: { id?: string | number; method?: string; params?: any; result?: unknown }) => {
+    if (msg.method === undefined) return asked.get(msg.id!)?.(msg.result)
+    if (msg.id === undefined) {
+      if (msg.method === "exit") process.exit(0)
+      return send({ jsonrpc: "2.0", method: "seen", params: { method: msg.method, pid: process.pid } })
+    }
+    const reply = (result: unknown) => send({ jsonrpc: "2.0", id: msg.id, result })
+    switch (msg.method) {
+      case "sleep":
+        await Bun.sleep(msg.params?.ms ?? 100)
+        return reply({ slept: msg.params?.ms, pid: process.pid })
+      case "fail":
+        return send({ jsonrpc: "2.0", id: msg.id, error: { code: 42, message: "asked to fail", data: { pid: process.pid } } })
+      case "crash":
+        process.exit(3)
+      case "answer-exit":
+        out.write(JSON.stringify({ jsonrpc: "2.0", id: msg.id, result: { last: true, pid: process.pid, pad: "z".repeat(msg.params?.bytes ?? 0) } }) + "\n")
+        await out.flush() // all of it in the pipe (process.exit would drop what Bun still buffers), then exit at once
+        process.exit(0)
+      case "big":
+        out.write(JSON.stringify({ jsonrpc: "2.0", id: msg.id, result: "x".repeat(msg.params.bytes) }) + "\n")
+        return out.flush()
+      case "garbage":
+        out.write("this is not json\n")
+        return reply("after garbage")
+      case "stray":
+        send({ jsonrpc: "2.0", id: 999_999_999, result: "to nobody" })
+        return reply("after stray")
+      case "notify":
+        send({ jsonrpc: "2.0", method: "note", params: { from: process.pid, sessionId: msg.params?.sessionId } })
+        return reply("notified")
+      case "ask": {
+        const id = `ask-${++nextAsk}`
+        const answer = new Promise((r) => asked.set(id, r))
+        send({ jsonrpc: "2.0", id, method: "client/question", params: { q: msg.params?.q } })
+        return reply({ answer: await answer })
+      }
+      case "log":
+        for (const l of msg.params.lines) process.stderr.write(l + "\n")
+        return reply("logged")
+      default:
+        return reply({ echo: msg.params ?? null, method: msg.method, pid: process.pid, instance: Number(process.env.SLOTBUS_INSTANCE) })
+    }
+  }
+  const decoder = new TextDecoder()
+  let rest = ""
+  for await (const chunk of Bun.stdin.stream()) {
+    const lines = (rest + decoder.decode(chunk, { stream: true })).split("\n")
+    rest = lines.pop()!
+    for (const line of lines) if (line.trim()) void handle(JSON.parse(line))
+  }
+}
+export {}

@@ -1,0 +1,82 @@
+// Helpers for the stdio bus tests: configs for test/stdio/workers/worker.ts, a bus that is always stopped,
+// waiting for a condition or an event, and a raw NDJSON socket client.
+import { join } from "node:path"
+import { StdioBus, type LimitsConfig, type StdioBusEvents, type StdioBusConfigInput } from "../../src/stdio/index.ts"
+
+export const STDIO_WORKER = join(import.meta.dir, "..", "stdio", "workers", "worker.ts")
+
+export function workerConfig(mode = "echo", instances = 1, limits: Partial<LimitsConfig> = {}, id = "w"): StdioBusConfigInput {
+  return { pools: [{ id, command: process.execPath, args: [STDIO_WORKER, mode], instances }], limits }
+}
+
+/** Runs `fn` with a started bus and always stops it (SIGKILL after 200 ms) so no worker outlives the test. */
+export async function withBus<T>(config: StdioBusConfigInput, fn: (bus: StdioBus) => Promise<T>): Promise<T> {
+  const bus = StdioBus.fromConfig(config)
+  await bus.start()
+  try {
+    return await fn(bus)
+  } finally {
+    await bus.stop({ timeoutMs: 0, killAfterMs: 200 })
+  }
+}
+
+/** Polls `cond` every 10 ms until it holds; throws with `what` after `ms` (a hang guard, not a timing assert). */
+export async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const end = performance.now() + ms
+  while (!cond()) {
+    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await Bun.sleep(10)
+  }
+}
+
+/** The next `event` from `bus` whose payload satisfies `pred`. */
+export function nextEvent<K extends keyof StdioBusEvents>(bus: StdioBus, event: K, pred: (...a: StdioBusEvents[K]) => boolean = () => true, ms = 10_000): Promise<StdioBusEvents[K][0]> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => (off(), reject(new Error(`no ${event} event within ${ms} ms`))), ms)
+    const off = bus.on(event, (...a) => {
+      if (!pred(...a)) return
+      clearTimeout(timer)
+      off()
+      resolve(a[0])
+    })
+  })
+}
+
+export interface RawClient {
+  send(line: string): void
+  /** Every parsed message received so far. */
+  readonly received: any[]
+  waitFor(pred: (m: any) => boolean, what: string): Promise<any>
+  close(): void
+  readonly closed: Promise<void>
+}
+
+/** A raw NDJSON client on "unix:/path" or "tcp:host:port". */
+export async function rawClient(address: string): Promise<RawClient> {
+  const received: any[] = []
+  let rest = ""
+  const { promise: closed, resolve: onClose } = Promise.withResolvers<void>()
+  const decoder = new TextDecoder()
+  const handlers = {
+    data(_s: unknown, chunk: Uint8Array) {
+      const lines = (rest + decoder.decode(chunk, { stream: true })).split("\n")
+      rest = lines.pop()!
+      for (const l of lines) if (l) received.push(JSON.parse(l))
+    },
+    close: () => onClose(),
+    error: () => onClose(),
+  }
+  const socket = address.startsWith("unix:")
+    ? await Bun.connect({ unix: address.slice(5), socket: handlers })
+    : await Bun.connect({ hostname: address.split(":")[1]!, port: Number(address.split(":")[2]), socket: handlers })
+  return {
+    send: (line) => void socket.write(line + "\n"),
+    received,
+    async waitFor(pred, what) {
+      await until(() => received.some(pred), what)
+      return received.find(pred)
+    },
+    close: () => socket.end(),
+    closed,
+  }
+}
