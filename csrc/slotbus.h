@@ -130,7 +130,8 @@ int sb_hub_release(sb_chan *ch, uint32_t slot);
 int sb_worker_poll(sb_chan *ch);
 /* Publish the response written into the slot's response arena. gen is sb_last_msg's gen from the poll that
  * returned this slot: a completion with any other (a request answered twice) is refused with -EINVAL.
- * Wakes the hub if parked. */
+ * The check guards the state word, not the arena: never write a slot's response arena after completing it,
+ * or a late writer may overwrite the next request's answer (docs/model/README.md). Wakes the hub if parked. */
 int sb_worker_complete(sb_chan *ch, uint32_t slot, uint32_t gen, uint32_t status, uint32_t flags, uint32_t head_len,
                        uint32_t body_len);
 
