@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test"
 import { BusClosedError, InvalidStateError, SpawnError, StdioBus, TimeoutError } from "../../src/stdio/index.ts"
-import { nextEvent, until, withBus, workerConfig } from "../support/stdio.ts"
+import { until } from "../support/helpers.ts"
+import { nextEvent, withBus, workerConfig } from "../support/stdio.ts"
 
 const alive = (pid: number) => {
   try {
