@@ -4,6 +4,8 @@ export type { BusStats, ListenOptions, RequestOptions, RequestPhase, SlotRequest
 export { SlotWorker, SlotRequest } from "./worker.ts"
 export type { ConnectOptions, SlotHandler, SlotReply, WorkerClosed } from "./worker.ts"
 export { Pump, tuning } from "./idle.ts"
+export { Backoff } from "./backoff.ts"
+export type { BackoffOptions } from "./backoff.ts"
 export type { IdleStrategy } from "./idle.ts"
 export type { LatencySummary } from "./stats.ts"
 export * from "../errors.ts"

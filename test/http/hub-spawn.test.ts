@@ -3,7 +3,7 @@ import { expect, test } from "bun:test"
 import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { spawn, until } from "../support/helpers.ts"
+import { alive, spawn, until } from "../support/helpers.ts"
 
 const ROOT = join(import.meta.dir, "..", "..")
 
@@ -21,14 +21,6 @@ test("slotbus hub --spawn keeps N workers running: one killed with SIGKILL is re
   const worker = `${process.execPath} ${join(ROOT, "test", "support", "http-worker.ts")} ${url} shop`
   const hub = spawn([process.execPath, join(ROOT, "bin", "slotbus.ts"), "hub", "--port", String(port), "--token-file", tokenFile, "--spawn", worker, "--instances", "2"])
   const ready = () => hub.lines.flatMap((l) => /^ready (\d+)$/.exec(l)?.[1] ?? []).map(Number)
-  const alive = (pid: number) => {
-    try {
-      process.kill(pid, 0)
-      return true
-    } catch {
-      return false
-    }
-  }
   try {
     await until(() => ready().length === 2, "two workers ready", 20_000)
     const [victim, survivor] = ready() as [number, number]

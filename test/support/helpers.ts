@@ -70,6 +70,16 @@ export async function withHub(
   }
 }
 
+/** Whether a process with this pid exists (a zombie not yet reaped counts). */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
 /** Resolves when `cond()` holds, polling; rejects after timeoutMs with `what` (a hang guard, not a timing assert). */
 export async function until(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
   const deadline = performance.now() + timeoutMs
