@@ -10,12 +10,13 @@
 //   hostile             zig-out/bin/hostile            (csrc/test/hostile.c, a worker against a hostile hub)
 //   lease-stress[-tsan] zig-out/bin/lease-stress[-tsan] (csrc/test/lease-stress.c, the lease table under contention)
 //   hostile-asan        zig-out/bin/hostile-asan       (the same under AddressSanitizer + UBSan)
+//   topic-stress[-tsan] zig-out/bin/topic-stress[-tsan] (csrc/test/topic_stress.c, the topic ring under load)
 //   test-c              all of the C test programs above
 // zig's bundled clang has no AddressSanitizer runtime and only a trapping UBSan (no report), so those variants
 // are compiled by a system compiler (gcc or clang), still from here.
 const std = @import("std");
 
-const c_sources = [_][]const u8{ "csrc/slotbus.c", "csrc/lease.c" };
+const c_sources = [_][]const u8{ "csrc/slotbus.c", "csrc/lease.c", "csrc/topic.c" };
 const c_flags = [_][]const u8{ "-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror" };
 
 const Release = struct { query: []const u8, dir: []const u8 };
@@ -78,6 +79,8 @@ pub fn build(b: *std.Build) void {
         addHostExe(b, "hostile", "hostile", b.path("csrc/test/hostile.c"), optimize, false),
         addHostExe(b, "lease-stress", "lease-stress", b.path("csrc/test/lease-stress.c"), optimize, false),
         addHostExe(b, "lease-stress-tsan", "lease-stress-tsan", b.path("csrc/test/lease-stress.c"), optimize, true),
+        addHostExe(b, "topic-stress", "topic-stress", b.path("csrc/test/topic_stress.c"), optimize, false),
+        addHostExe(b, "topic-stress-tsan", "topic-stress-tsan", b.path("csrc/test/topic_stress.c"), optimize, true),
         addSanitized(b, "hostile-asan", "csrc/test/hostile.c", sanitizer_cc, "address,undefined"),
     };
     for (tests) |step| test_c.dependOn(step);

@@ -9,6 +9,7 @@ commands:
   bench soak    the kill -9 soak: workers killed and restarted at random, every answer checked
                 (slotbus bench soak --seconds 60 [--workers 4]; --help for the rest)
   bench leases  lease contests vs flock, Atomics and Redis (slotbus bench leases --help)
+  bench events  pub/sub topics vs NATS, Redis, process.send and BroadcastChannel (--help)
   bench stdio   the stdio bus vs a direct pipe and the MCP SDK client (slotbus bench stdio --help)
   hub           run the HTTP hub: slotbus hub --port 3200 [--host 127.0.0.1] [--token-file path]
   stdio         run a stdio bus: slotbus stdio --config bus.json [--listen unix:/tmp/bus.sock]
@@ -22,6 +23,7 @@ async function run(argv: string[]): Promise<number> {
     case "bench": {
       if (rest[0] === "leases") return (await import("../bench/leases/cli.ts")).main(rest.slice(1))
       if (rest[0] === "stdio") return (await import("../bench/stdio/cli.ts")).main(rest.slice(1))
+      if (rest[0] === "events") return (await import("../bench/events/cli.ts")).main(rest.slice(1))
       const { main } = await import("../bench/cli.ts")
       return main(rest)
     }

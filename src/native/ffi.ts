@@ -77,6 +77,7 @@ async function open(): Promise<Native> {
   try {
     lib = dlopen(path, symbols).symbols
     leaseNative = dlopen(path, leaseSymbols).symbols
+    topicNative = dlopen(path, topicSymbols).symbols
   } catch (e) {
     const why = e instanceof Error ? e.message : String(e)
     throw new NativeLibraryError(`${path} could not be loaded as libslotbus (${why}). ${fix}`, { cause: e })
@@ -162,3 +163,79 @@ export const LEASE_STAT_WORDS = 8
 export const LeaseErrno = {
   EPERM: -1, ENOENT: -2, E2BIG: -7, ENOMEM: -12, EINVAL: -22, ENOSPC: -28, EPROTO: -71, EUSERS: -87, ETIMEDOUT: -110,
 } as const
+
+// ---- topics (slotbus/events) ----------------------------------------------------------------------------
+// Every function of csrc/topic.h, a separate public header, in a table of its own (written `returns` first so
+// the core's check in test/native/layout.test.ts, which reads `sb_… { args, returns }` entries against
+// slotbus.h, passes it by); test/events/layout.test.ts checks this table against topic.h and PROTOCOL.md §7.
+const topicSymbols = {
+  sb_topic_open_start: { returns: ptr, args: [cstring, u32, ptr] },
+  sb_topic_open_finish: { returns: i32, args: [ptr] },
+  sb_topic_open: { returns: ptr, args: [cstring, u32, i32, ptr] },
+  sb_topic_fd: { returns: i32, args: [ptr] },
+  sb_topic_tick: { returns: i32, args: [ptr] },
+  sb_topic_close: { returns: none, args: [ptr] },
+  sb_topic_region: { returns: ptr, args: [ptr] },
+  sb_topic_capacity: { returns: u32, args: [ptr] },
+  sb_topic_is_keeper: { returns: i32, args: [ptr] },
+  sb_topic_out_ptr: { returns: ptr, args: [ptr] },
+  sb_topic_error: { returns: cstring, args: [ptr] },
+  sb_topic_layout_hash: { returns: u32, args: [] },
+  sb_topic_publish: { returns: i32, args: [ptr, ptr, u32] },
+  sb_topic_add_rule: { returns: i32, args: [ptr, ptr, u32] },
+  sb_sub_open: { returns: ptr, args: [ptr, ptr, u32, u32, f64, ptr] },
+  sb_sub_poll: { returns: i32, args: [ptr, u32] },
+  sb_sub_batch: { returns: ptr, args: [ptr] },
+  sb_sub_batch_capacity: { returns: u32, args: [ptr] },
+  sb_sub_received: { returns: f64, args: [ptr] },
+  sb_sub_lagged: { returns: f64, args: [ptr] },
+  sb_sub_corrupt: { returns: f64, args: [ptr] },
+  sb_sub_estimates: { returns: f64, args: [ptr] },
+  sb_sub_index: { returns: i32, args: [ptr] },
+  sb_sub_pending: { returns: i32, args: [ptr] },
+  sb_sub_park: { returns: i32, args: [ptr] },
+  sb_sub_unpark: { returns: none, args: [ptr] },
+  sb_sub_fd: { returns: i32, args: [ptr] },
+  sb_sub_wait: { returns: i32, args: [ptr, i32] },
+  sb_sub_close: { returns: none, args: [ptr] },
+} as const
+
+export type TopicNative = Library<typeof topicSymbols>["symbols"]
+/** The topic functions; valid once loadNative() has resolved (Topic.open awaits it). */
+export let topicNative: TopicNative = undefined as unknown as TopicNative
+
+/** csrc/topic.h, by name (test/events/layout.test.ts compares each with the header). */
+export const TopicConst = {
+  MAGIC: 0x50544253,
+  VERSION: 1,
+  E_CORRUPT: -1000,
+  MIN_CAPACITY: 65536,
+  MAX_CAPACITY: 1073741824,
+  MAX_SUBS: 64,
+  MAX_PUBS: 32,
+  MAX_RULES: 8,
+  MAX_KEYS: 8,
+  MAX_FILTER_KEYS: 4,
+  FILTER_BYTES: 184,
+  REC_HEADER: 32,
+  FROM_NOW: -1,
+  FROM_OLDEST: -2,
+} as const
+export const TopicLayout = {
+  OFF_TAIL: 64, OFF_SLEEPERS: 128, OFF_RULES_VERSION: 132, OFF_KEEPER_PID: 192, OFF_KEEPER_START: 200,
+  OFF_ABANDONED: 208, OFF_SEGMENTS: 256, OFF_SUBS: 4096, SUB_BYTES: 256, OFF_PUBS: 20480, PUB_BYTES: 64,
+  OFF_RULES: 22528, RULE_BYTES: 128, OFF_BINDINGS: 24576, BINDING_BYTES: 256, BINDINGS: 1024, OFF_DATA: 286720,
+} as const
+export const SubField = {
+  STATE: 0, PID: 4, START: 8, CURSOR: 16, RECEIVED: 24, LAGGED: 32, PARKED: 40, NONCE: 44, QUEUE: 48,
+  FILTER_LEN: 52, STUCK_AT: 56, FILTER: 64, ESTIMATES: 248,
+} as const
+export const EntryState = { FREE: 0, CLAIMING: 1, LIVE: 2 } as const
+export const RecState = { WRITING: 1, EVENT: 2, PADDING: 3, ABORTED: 4 } as const
+export const Encoding = { BYTES: 0, STRING: 1, JSON: 2 } as const
+export const FilterMode = { ANY: 0, EXACT: 1, PREFIX: 2 } as const
+export const PubFlag = { BAD_BINDING: 1, FILLED: 2 } as const
+// sb_topic_out: pos_lo, pos_hi, flags, restarted
+export const TopicOut = { posLo: 0, posHi: 1, flags: 2, restarted: 3 } as const
+export const TOPIC_OUT_WORDS = 4
+export const TopicErrno = { EPERM: -1, EAGAIN: -11, ENOMEM: -12, EINVAL: -22, ENOSPC: -28, EMSGSIZE: -90, ECONNRESET: -104, ETIMEDOUT: -110 } as const

@@ -1,0 +1,143 @@
+/* libslotbus topics: named pub/sub rings in shared memory (docs/PROTOCOL.md §8).
+ * A separate public header next to slotbus.h; both are implemented by libslotbus.
+ * Errors are negative errno values; SB_TOPIC_ECORRUPT means the shared memory broke the protocol.
+ * A handle (sb_topic, sb_sub) belongs to one thread at a time. */
+#ifndef SLOTBUS_TOPIC_H
+#define SLOTBUS_TOPIC_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SB_TOPIC_MAGIC 0x50544253u
+#define SB_TOPIC_VERSION 1u
+#define SB_TOPIC_ECORRUPT 1000 /* returned negated */
+#define SB_TOPIC_MIN_CAPACITY 65536u
+#define SB_TOPIC_MAX_CAPACITY 1073741824u
+#define SB_TOPIC_MAX_SUBS 64u
+#define SB_TOPIC_MAX_PUBS 32u
+#define SB_TOPIC_MAX_RULES 8u
+#define SB_TOPIC_MAX_KEYS 8u        /* routing keys per event */
+#define SB_TOPIC_MAX_FILTER_KEYS 4u /* routing keys per filter */
+#define SB_TOPIC_FILTER_BYTES 184u
+#define SB_TOPIC_REC_HEADER 32u
+
+/* Offsets into the region (docs/PROTOCOL.md §8.2). */
+enum sb_topic_layout {
+  SB_TOPIC_OFF_TAIL = 64,
+  SB_TOPIC_OFF_SLEEPERS = 128,
+  SB_TOPIC_OFF_RULES_VERSION = 132,
+  SB_TOPIC_OFF_KEEPER_PID = 192,
+  SB_TOPIC_OFF_KEEPER_START = 200,
+  SB_TOPIC_OFF_ABANDONED = 208,
+  SB_TOPIC_OFF_SEGMENTS = 256,
+  SB_TOPIC_OFF_SUBS = 4096,
+  SB_TOPIC_SUB_BYTES = 256,
+  SB_TOPIC_OFF_PUBS = 20480,
+  SB_TOPIC_PUB_BYTES = 64,
+  SB_TOPIC_OFF_RULES = 22528,
+  SB_TOPIC_RULE_BYTES = 128,
+  SB_TOPIC_OFF_BINDINGS = 24576,
+  SB_TOPIC_BINDING_BYTES = 256,
+  SB_TOPIC_BINDINGS = 1024,
+  SB_TOPIC_OFF_DATA = 286720
+};
+/* Subscriber entry fields (byte offsets inside an entry). */
+enum sb_topic_sub_field {
+  SB_SUB_STATE = 0, SB_SUB_PID = 4, SB_SUB_START = 8, SB_SUB_CURSOR = 16, SB_SUB_RECEIVED = 24,
+  SB_SUB_LAGGED = 32, SB_SUB_PARKED = 40, SB_SUB_NONCE = 44, SB_SUB_QUEUE = 48, SB_SUB_FILTER_LEN = 52,
+  SB_SUB_STUCK_AT = 56, SB_SUB_FILTER = 64, SB_SUB_ESTIMATES = 248
+};
+enum sb_topic_entry_state { SB_ENTRY_FREE = 0, SB_ENTRY_CLAIMING = 1, SB_ENTRY_LIVE = 2 };
+enum sb_topic_rec_state { SB_REC_WRITING = 1, SB_REC_EVENT = 2, SB_REC_PADDING = 3, SB_REC_ABORTED = 4 };
+enum sb_topic_encoding { SB_ENC_BYTES = 0, SB_ENC_STRING = 1, SB_ENC_JSON = 2 };
+enum sb_topic_filter_mode { SB_FILTER_ANY = 0, SB_FILTER_EXACT = 1, SB_FILTER_PREFIX = 2 };
+/* sb_topic_publish result flags (in sb_topic_out.flags) */
+enum sb_topic_pub_flags { SB_PUB_BAD_BINDING = 1, SB_PUB_FILLED = 2 };
+/* where a subscriber starts */
+#define SB_FROM_NOW (-1)
+#define SB_FROM_OLDEST (-2)
+
+typedef struct sb_topic sb_topic;
+typedef struct sb_sub sb_sub;
+
+/* What the last call on a handle reported, in private memory (stable pointer). */
+typedef struct sb_topic_out {
+  uint32_t pos_lo, pos_hi; /* sb_topic_publish: the event's id (its ring position) */
+  uint32_t flags;          /* sb_topic_publish: sb_topic_pub_flags */
+  uint32_t restarted;      /* sb_sub_open: 1 if it could not start where asked (overwritten) */
+} sb_topic_out;
+
+/* ---- open / close ----
+ * An encoded event (what sb_topic_publish takes) is a record without its first 16 bytes: u32 pid (ignored),
+ * u16 type_len, u8 key_count, u8 encoding, u32 data_len, u32 0, then type, keys (u8 klen, u8 vlen, key, value),
+ * data. A filter is u8 mode, u8 type_len, type, u8 key_count, keys as above. */
+
+/* Open or create the topic `name` ([A-Za-z0-9._-]{1,64}). capacity (bytes, power of two) is used only when
+ * this call creates it. Returns NULL with *err = -EINVAL, -EPERM (keeper of another uid), or -errno.
+ * When *err is -EAGAIN the handle is joining: call sb_topic_open_finish until it returns 0. */
+sb_topic *sb_topic_open_start(const char *name, uint32_t capacity, int *err);
+/* 0 once attached, -EAGAIN while the keeper has not answered (sb_topic_fd becomes readable when it does),
+ * -ECONNRESET if the keeper went away meanwhile (close and open again), -SB_TOPIC_ECORRUPT, or -errno. */
+int sb_topic_open_finish(sb_topic *t);
+/* Both steps, waiting up to timeout_ms. */
+sb_topic *sb_topic_open(const char *name, uint32_t capacity, int timeout_ms, int *err);
+int sb_topic_fd(sb_topic *t); /* the joining socket, or the listening socket of a keeper, or -1 */
+/* Housekeeping, about every 20 ms: answer newcomers (keeper), take over when the keeper died, collect dead
+ * subscribers and publishers. Returns 0, or -SB_TOPIC_ECORRUPT if the header was overwritten. */
+int sb_topic_tick(sb_topic *t);
+void sb_topic_close(sb_topic *t);
+
+/* ---- facts ---- */
+uint8_t *sb_topic_region(sb_topic *t);
+uint32_t sb_topic_capacity(sb_topic *t);
+int sb_topic_is_keeper(sb_topic *t);
+sb_topic_out *sb_topic_out_ptr(sb_topic *t);
+const char *sb_topic_error(sb_topic *t);
+uint32_t sb_topic_layout_hash(void);
+
+/* ---- publishing ---- */
+
+/* Publish one encoded event. Never blocks. Returns 0 (id and flags in sb_topic_out), -EMSGSIZE (larger than
+ * capacity / 4 or 16 MiB), -EINVAL (malformed encoding), -EPERM (the handle could not map the ring writable). */
+int sb_topic_publish(sb_topic *t, const uint8_t *ev, uint32_t len);
+/* Add a late-binding rule: four (u8 len, bytes) strings: type, key A, key B, key C. Returns its index, or
+ * -ENOSPC, -EINVAL. Adding a rule that exists returns its index. */
+int sb_topic_add_rule(sb_topic *t, const uint8_t *rule, uint32_t len);
+
+/* ---- subscribing ---- */
+
+/* from: SB_FROM_NOW, SB_FROM_OLDEST, or an event id to start after. queue: 1 .. 1<<20. */
+sb_sub *sb_sub_open(sb_topic *t, const uint8_t *filter, uint32_t filter_len, uint32_t queue, double from, int *err);
+/* Copy up to max matching events (validated) into the subscriber's private batch: returns how many, or
+ * -SB_TOPIC_ECORRUPT. The batch holds whole records (§8.3) one after another, each align16(len) bytes. */
+int sb_sub_poll(sb_sub *s, uint32_t max);
+uint8_t *sb_sub_batch(sb_sub *s);
+uint32_t sb_sub_batch_capacity(sb_sub *s);
+double sb_sub_received(sb_sub *s);
+double sb_sub_lagged(sb_sub *s);
+double sb_sub_corrupt(sb_sub *s);   /* records skipped as corrupt (a hostile or broken publisher) */
+/* Times lagged was estimated (+1) rather than counted: a corrupt record met while pushing, or a subscriber
+ * found more than a whole ring behind (§8.4). While 0, received + lagged is exact. */
+double sb_sub_estimates(sb_sub *s);
+int sb_sub_index(sb_sub *s);
+/* 1 if a poll may find something (cheap: no copy). A sleeper calls it now and then (every 20 ms): a wake-up
+ * can be lost to a publisher that dies mid-write, and a record it waits at may be due for an abort. */
+int sb_sub_pending(sb_sub *s);
+/* Announce sleep: 1 if events may have arrived meanwhile (not parked: poll again), 0 if parked: wait for
+ * sb_sub_fd to become readable. */
+int sb_sub_park(sb_sub *s);
+/* Withdraw the announcement (if a publisher has not already) and drain the wake socket. */
+void sb_sub_unpark(sb_sub *s);
+int sb_sub_fd(sb_sub *s);
+/* Park and block until woken or timeout_ms (<0: forever). 1 woken or pending, 0 timeout. */
+int sb_sub_wait(sb_sub *s, int timeout_ms);
+/* Leave the registry and free everything. */
+void sb_sub_close(sb_sub *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,143 @@
+// Events, filters and rules as csrc/topic.h encodes them (docs/PROTOCOL.md §8.3, §8.5, §8.6).
+import { Encoding, FilterMode, TopicConst } from "../native/ffi.ts"
+
+export type Routing = Record<string, string>
+export type EventData = Uint8Array | string | unknown
+
+/** What a filter selects: `type` exact ("job.done"), prefix ("session.*", "*" = any), and routing keys that must be equal. */
+export interface TopicFilter {
+  type?: string
+  routing?: Routing
+}
+
+const utf8 = new TextEncoder()
+const HEADER = 16 // the encoded event's header: the record's bytes 16..31
+
+function checkPart(what: string, s: unknown, max = 255): string {
+  if (typeof s !== "string" || s.length === 0) throw new TypeError(`${what} must be a non-empty string, got ${JSON.stringify(s)}`)
+  if (utf8.encode(s).length > max) throw new TypeError(`${what} must be at most ${max} bytes of UTF-8: ${JSON.stringify(s.slice(0, 40))}…`)
+  return s
+}
+
+// Encoded types and routing keys, cached: events mostly reuse a handful.
+const bytesCache = new Map<string, Uint8Array>()
+function bytesOf(s: string): Uint8Array {
+  let b = bytesCache.get(s)
+  if (b === undefined) {
+    b = utf8.encode(s)
+    if (bytesCache.size < 4096) bytesCache.set(s, b)
+  }
+  return b
+}
+
+/**
+ * Encodes an event into `out` (an encoded event for sb_topic_publish) and returns its length, or -1 if it does
+ * not fit. Throws TypeError on a malformed type or routing.
+ */
+export function encodeEvent(out: Uint8Array, view: DataView, type: string, routing: Routing | undefined, data: EventData): number {
+  if (typeof type !== "string" || type.length === 0) checkPart("event type", type)
+  const t = bytesOf(type)
+  if (t.length > 255) checkPart("event type", type)
+  let n = HEADER
+  if (n + t.length > out.length) return -1
+  out.set(t, n)
+  n += t.length
+  let keys = 0
+  if (routing !== undefined && routing !== null) {
+    if (typeof routing !== "object") throw new TypeError(`routing must be an object of strings, got ${typeof routing}`)
+    for (const k in routing) {
+      const v = routing[k]
+      if (v === undefined) continue
+      if (++keys > TopicConst.MAX_KEYS) throw new TypeError(`an event carries at most ${TopicConst.MAX_KEYS} routing keys`)
+      const kb = bytesOf(checkPart("routing key", k))
+      const vb = typeof v === "string" && v.length > 0 && v.length < 86 ? utf8.encode(v) : utf8.encode(checkPart(`routing value of "${k}"`, v))
+      if (vb.length > 255) checkPart(`routing value of "${k}"`, v)
+      if (n + 2 + kb.length + vb.length > out.length) return -1
+      out[n] = kb.length
+      out[n + 1] = vb.length
+      out.set(kb, n + 2)
+      out.set(vb, n + 2 + kb.length)
+      n += 2 + kb.length + vb.length
+    }
+  }
+  let enc: number = Encoding.BYTES
+  let dataLen = 0
+  if (data instanceof Uint8Array) {
+    if (n + data.length > out.length) return -1
+    out.set(data, n)
+    dataLen = data.length
+  } else if (typeof data === "string") {
+    enc = Encoding.STRING
+    const r = utf8.encodeInto(data, out.subarray(n))
+    if (r.read !== data.length) return -1
+    dataLen = r.written
+  } else if (data !== undefined) {
+    enc = Encoding.JSON
+    const json = JSON.stringify(data)
+    if (json === undefined) throw new TypeError("event data must be bytes, a string or JSON-serialisable")
+    const r = utf8.encodeInto(json, out.subarray(n))
+    if (r.read !== json.length) return -1
+    dataLen = r.written
+  }
+  view.setUint32(0, 0, true)
+  view.setUint16(4, t.length, true)
+  out[6] = keys
+  out[7] = enc
+  view.setUint32(8, dataLen, true)
+  view.setUint32(12, 0, true)
+  return n + dataLen
+}
+
+/** The filter bytes for sb_sub_open, and a printable form. */
+export function encodeFilter(filter: TopicFilter): { bytes: Uint8Array; text: string } {
+  if (filter === null || typeof filter !== "object") throw new TypeError("a filter is { type?, routing? }")
+  const type = filter.type ?? "*"
+  if (typeof type !== "string" || type.length === 0) throw new TypeError(`filter type must be a non-empty string, got ${JSON.stringify(type)}`)
+  let mode: number = FilterMode.EXACT
+  let t = type
+  if (type === "*") (mode = FilterMode.ANY), (t = "")
+  else if (type.endsWith("*")) (mode = FilterMode.PREFIX), (t = type.slice(0, -1))
+  const tb = utf8.encode(t)
+  if (tb.length > 255) throw new TypeError("filter type must be at most 255 bytes")
+  const parts: number[] = [mode, tb.length, ...tb]
+  const entries = Object.entries(filter.routing ?? {}).filter(([, v]) => v !== undefined)
+  if (entries.length > TopicConst.MAX_FILTER_KEYS)
+    throw new TypeError(`a filter matches at most ${TopicConst.MAX_FILTER_KEYS} routing keys, got ${entries.length}`)
+  parts.push(entries.length)
+  for (const [k, v] of entries) {
+    const kb = utf8.encode(checkPart("filter routing key", k))
+    const vb = utf8.encode(checkPart(`filter routing value of "${k}"`, v))
+    parts.push(kb.length, vb.length, ...kb, ...vb)
+  }
+  if (parts.length > TopicConst.FILTER_BYTES)
+    throw new TypeError(`the filter encodes to ${parts.length} bytes; at most ${TopicConst.FILTER_BYTES} fit: use shorter keys or values`)
+  const text = [type, ...entries.map(([k, v]) => `${k}=${v}`)].join(" ")
+  return { bytes: new Uint8Array(parts), text }
+}
+
+/** Decodes a filter read from the registry (stats); undefined if it is not one. */
+export function decodeFilter(b: Uint8Array): string | undefined {
+  const dec = new TextDecoder()
+  if (b.length < 3 || b[0]! > FilterMode.PREFIX) return undefined
+  const tl = b[1]!
+  const type = b[0] === FilterMode.ANY ? "*" : dec.decode(b.subarray(2, 2 + tl)) + (b[0] === FilterMode.PREFIX ? "*" : "")
+  let off = 2 + tl
+  const keys = b[off++] ?? 0
+  const out = [type]
+  for (let i = 0; i < keys && off + 2 <= b.length; i++) {
+    const kl = b[off]!, vl = b[off + 1]!
+    out.push(`${dec.decode(b.subarray(off + 2, off + 2 + kl))}=${dec.decode(b.subarray(off + 2 + kl, off + 2 + kl + vl))}`)
+    off += 2 + kl + vl
+  }
+  return out.join(" ")
+}
+
+/** A late-binding rule for sb_topic_add_rule: type, A, B, C as (u8 len, bytes), each 1..29 bytes. */
+export function encodeRule(type: string, a: string, b: string, c: string): Uint8Array {
+  const parts: number[] = []
+  for (const [what, s] of [["rule type", type], ["key A", a], ["key B", b], ["key C", c]] as const) {
+    const bytes = utf8.encode(checkPart(what, s, 29))
+    parts.push(bytes.length, ...bytes)
+  }
+  return new Uint8Array(parts)
+}

@@ -1,0 +1,7 @@
+// slotbus/events: cross-process filtered pub/sub over shared memory.
+export { Topic } from "./topic.ts"
+export type { BindingRule, PublishInit, TopicOptions, TopicStats } from "./topic.ts"
+export { Subscription, TopicEvent, EventBatch } from "./subscription.ts"
+export type { SubscribeOptions } from "./subscription.ts"
+export type { EventData, Routing, TopicFilter } from "./codec.ts"
+export { TopicClosedError, TopicFullError } from "./errors.ts"

@@ -1,0 +1,358 @@
+// A subscriber: C filters and copies matching records into a private batch; JS reads events out of it.
+import { toArrayBuffer, type Pointer } from "bun:ffi"
+import { ProtocolError, tuning, type IdleStrategy } from "../core/index.ts"
+import { native, TopicConst, topicNative } from "../native/ffi.ts"
+import type { Routing } from "./codec.ts"
+
+const utf8 = new TextDecoder()
+const now = Bun.nanoseconds
+const TWO_32 = 4294967296
+
+/** One event as a subscriber sees it. `data` is a view valid until the subscriber reads on; copy it to keep it. */
+export class TopicEvent {
+  private routingCache: Routing | undefined
+  constructor(
+    /** Its position in the topic: ids grow in topic order; resume after one with `subscribe(…, { from: id })`. */
+    readonly id: number,
+    readonly type: string,
+    /** Bytes as published (strings and JSON as UTF-8). */
+    readonly data: Uint8Array,
+    /** "bytes", "string" or "json": how it was published. */
+    readonly encoding: "bytes" | "string" | "json",
+    private readonly keys: Uint8Array,
+    private readonly keyCount: number,
+  ) {}
+
+  get routing(): Routing {
+    if (this.routingCache === undefined) this.routingCache = decodeRouting(this.keys, this.keyCount)
+    return this.routingCache
+  }
+  text(): string {
+    return utf8.decode(this.data)
+  }
+  json<T = unknown>(): T {
+    return JSON.parse(utf8.decode(this.data)) as T
+  }
+}
+
+function decodeRouting(b: Uint8Array, count: number): Routing {
+  const out: Routing = {}
+  let off = 0
+  for (let i = 0; i < count; i++) {
+    const kl = b[off]!, vl = b[off + 1]!
+    out[utf8.decode(b.subarray(off + 2, off + 2 + kl))] = utf8.decode(b.subarray(off + 2 + kl, off + 2 + kl + vl))
+    off += 2 + kl + vl
+  }
+  return out
+}
+
+const ENCODINGS = ["bytes", "string", "json"] as const
+
+/** Events read by one poll: a batch in the subscriber's private memory, valid until its next poll. */
+export class EventBatch {
+  constructor(
+    private readonly buf: Uint8Array,
+    private readonly view: DataView,
+    /** How many events. */
+    readonly count: number,
+    private readonly start = 0,
+  ) {}
+
+  /** The batch buffer itself, for forEachSpan. */
+  get bytes(): Uint8Array {
+    return this.buf
+  }
+
+  /** The leanest reader: fn gets each event's id and where its data lies in `bytes` (nothing is allocated). */
+  forEachSpan(fn: (id: number, dataStart: number, dataLength: number) => void) {
+    const v = this.view
+    let off = this.start
+    for (let i = 0; i < this.count; i++) {
+      const len = v.getUint32(off + 8, true)
+      const dataLen = v.getUint32(off + 24, true)
+      fn(v.getUint32(off, true) + v.getUint32(off + 4, true) * TWO_32, off + len - dataLen, dataLen)
+      off += (len + 15) & ~15
+    }
+  }
+
+  /** Calls fn for each event: the type comes raw, data is a view (valid until next poll). */
+  forEachRaw(fn: (id: number, typeBytes: Uint8Array, data: Uint8Array) => void) {
+    let off = this.start
+    for (let i = 0; i < this.count; i++) {
+      const len = this.view.getUint32(off + 8, true)
+      const typeLen = this.view.getUint16(off + 20, true)
+      const dataLen = this.view.getUint32(off + 24, true)
+      const id = this.view.getUint32(off, true) + this.view.getUint32(off + 4, true) * TWO_32
+      fn(id, this.buf.subarray(off + 32, off + 32 + typeLen), this.buf.subarray(off + len - dataLen, off + len))
+      off += (len + 15) & ~15
+    }
+  }
+
+  *[Symbol.iterator](): IterableIterator<TopicEvent> {
+    let off = this.start
+    for (let i = 0; i < this.count; i++) {
+      yield eventAt(this.buf, this.view, off)
+      off += (this.view.getUint32(off + 8, true) + 15) & ~15
+    }
+  }
+}
+
+function eventAt(buf: Uint8Array, view: DataView, off: number): TopicEvent {
+  const len = view.getUint32(off + 8, true)
+  const typeLen = view.getUint16(off + 20, true)
+  const keyCount = buf[off + 22]!
+  const enc = buf[off + 23]!
+  const dataLen = view.getUint32(off + 24, true)
+  const id = view.getUint32(off, true) + view.getUint32(off + 4, true) * TWO_32
+  const type = utf8.decode(buf.subarray(off + 32, off + 32 + typeLen))
+  const keysStart = off + 32 + typeLen
+  return new TopicEvent(
+    id,
+    type,
+    buf.subarray(off + len - dataLen, off + len),
+    ENCODINGS[enc] ?? "bytes",
+    buf.subarray(keysStart, off + len - dataLen),
+    keyCount,
+  )
+}
+
+export interface SubscribeOptions {
+  /** How many matching events may wait for this subscriber before it loses the newer ones (counted in `lagged`). */
+  queue?: number
+  /** How to wait for events: "spin", "adaptive" (default), "park", or { spinMicros, parkAfterMs }. */
+  idle?: IdleStrategy
+  /** Where to start: "now" (default), "oldest" (the oldest event still in the ring), or after the event with this id. */
+  from?: "now" | "oldest" | number
+}
+
+/** What the topic needs of a subscriber it owns. */
+export interface SubscriptionOwner {
+  readonly ptr: Pointer
+  forget(sub: Subscription, native: NativeSub, freed: Promise<void>): void
+}
+
+/** A subscription's native handle, also held by its topic so closing the topic frees dropped ones first. */
+export interface NativeSub {
+  ptr: Pointer | null
+}
+
+// A subscription dropped without close() (never read to the end, garbage-collected) leaves the registry here.
+const dropped = new FinalizationRegistry<NativeSub>((n) => {
+  if (n.ptr) topicNative.sb_sub_close(n.ptr)
+  n.ptr = null
+})
+
+/** A filtered stream of a topic's events: `for await (const ev of sub)`, `receive()`, or `poll()`/`batches()` for volume. */
+export class Subscription implements AsyncIterable<TopicEvent>, AsyncDisposable, Disposable {
+  /** Whether `from: id` could not start right after that event (it was overwritten): it started at the oldest. */
+  readonly restarted: boolean
+  private readonly native: NativeSub
+  private readonly buf: Uint8Array
+  private readonly view: DataView
+  private readonly spinNs: number
+  private readonly parkAfterNs: number
+  private count = 0
+  private index = 0
+  private offset = 0
+  private closed = false
+  private lastProgress = now()
+  private bell: ReadableStreamDefaultReader<Uint8Array> | undefined
+  private bellRead: Promise<unknown> | undefined
+  private wakeLocal: (() => void) | undefined
+  private parked = false
+
+  /** @internal: use topic.subscribe() */
+  constructor(
+    private readonly owner: SubscriptionOwner,
+    native: NativeSub,
+    /** The filter, printable. */
+    readonly filter: string,
+    /** The queue bound. */
+    readonly queue: number,
+    idle: IdleStrategy | undefined,
+    restarted: boolean,
+  ) {
+    this.native = native
+    const ptr = native.ptr!
+    this.restarted = restarted
+    const cap = topicNative.sb_sub_batch_capacity(ptr)
+    const ab = toArrayBuffer(topicNative.sb_sub_batch(ptr)!, 0, cap)
+    this.buf = new Uint8Array(ab)
+    this.view = new DataView(ab)
+    const t = tuning(idle)
+    this.spinNs = t.spinNs
+    this.parkAfterNs = t.parkAfterNs
+    dropped.register(this, this.native, this)
+  }
+
+  /** Matching events this subscriber received so far. */
+  get received(): number {
+    return this.native.ptr ? topicNative.sb_sub_received(this.native.ptr) : 0
+  }
+  /** Matching events it lost by falling behind (queue bound or ring lapping): received + lagged = matching published. */
+  get lagged(): number {
+    return this.native.ptr ? topicNative.sb_sub_lagged(this.native.ptr) : 0
+  }
+  /** Records skipped because a publisher wrote garbage into the ring (they match nobody). */
+  get corrupt(): number {
+    return this.native.ptr ? topicNative.sb_sub_corrupt(this.native.ptr) : 0
+  }
+  /** Times `lagged` had to be estimated (+1) because records were lost unread; while 0, it is exact. */
+  get estimates(): number {
+    return this.native.ptr ? topicNative.sb_sub_estimates(this.native.ptr) : 0
+  }
+  get isClosed(): boolean {
+    return this.closed
+  }
+
+  /** Reads what is there now (up to max events, at most `queue`), without waiting. The batch is valid until the next read. */
+  poll(max = this.queue): EventBatch {
+    if (this.index < this.count) {
+      // events receive() has read but not yet handed out come first
+      const rest = new EventBatch(this.buf, this.view, this.count - this.index, this.offset)
+      this.index = this.count
+      return rest
+    }
+    const n = this.fill(max)
+    this.index = this.count // the batch's events are handed out as a batch, not by receive()
+    return new EventBatch(this.buf, this.view, n)
+  }
+
+  /** The next event, or undefined once closed or after timeoutMs (if given) with nothing. */
+  async receive(timeoutMs?: number): Promise<TopicEvent | undefined> {
+    const deadline = timeoutMs === undefined ? Infinity : now() + timeoutMs * 1e6
+    for (;;) {
+      if (this.index < this.count) return this.next1()
+      if (this.closed) return undefined
+      if (this.fill(this.queue) > 0) return this.next1()
+      if (!(await this.waitForEvents(deadline))) return undefined
+    }
+  }
+
+  /** Resolves true when a poll may find events (without reading them), false after timeoutMs or once closed. */
+  async ready(timeoutMs?: number): Promise<boolean> {
+    if (this.index < this.count) return true
+    return this.waitForEvents(timeoutMs === undefined ? Infinity : now() + timeoutMs * 1e6)
+  }
+
+  /** Batches as they arrive (each valid until the next): the fast path, many events per wake-up. */
+  async *batches(max = this.queue): AsyncGenerator<EventBatch, void, undefined> {
+    try {
+      while (!this.closed) {
+        const batch = this.poll(max)
+        if (batch.count > 0) yield batch
+        else if (!(await this.waitForEvents(Infinity))) return
+      }
+    } finally {
+      this.close()
+    }
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<TopicEvent> {
+    return {
+      next: async () => {
+        const ev = await this.receive()
+        return ev ? { value: ev, done: false } : { value: undefined, done: true }
+      },
+      return: async () => {
+        this.close()
+        return { value: undefined, done: true }
+      },
+    }
+  }
+
+  /** @internal: settles once the native side is freed (after Bun let go of the wake socket). */
+  freed: Promise<void> = Promise.resolve()
+
+  /** Leaves the topic at once (other members see it gone); a pending receive() resolves undefined. */
+  close() {
+    if (this.closed) return
+    this.closed = true
+    dropped.unregister(this)
+    this.wakeLocal?.()
+    const n = this.native
+    const free = () => {
+      if (n.ptr) topicNative.sb_sub_close(n.ptr)
+      n.ptr = null
+    }
+    // Close the fd only once Bun has let go of it, so it never touches a reused fd number.
+    if (this.bell) this.freed = this.bell.cancel().then(free, free)
+    else free()
+    this.owner.forget(this, n, this.freed)
+  }
+
+  async [Symbol.asyncDispose]() {
+    this.close()
+  }
+  [Symbol.dispose]() {
+    this.close()
+  }
+
+  /** @internal: the topic's housekeeping tick wakes a parked subscriber that has something to read. */
+  nudge() {
+    if (this.parked && this.native.ptr && topicNative.sb_sub_pending(this.native.ptr) === 1) this.wakeLocal?.()
+  }
+
+  private next1(): TopicEvent {
+    const ev = eventAt(this.buf, this.view, this.offset)
+    this.offset += (this.view.getUint32(this.offset + 8, true) + 15) & ~15
+    this.index++
+    return ev
+  }
+
+  private fill(max: number): number {
+    if (this.closed || !this.native.ptr) return 0
+    const n = topicNative.sb_sub_poll(this.native.ptr, max)
+    if (n < 0) {
+      this.close()
+      throw new ProtocolError(n === TopicConst.E_CORRUPT ? "the topic's ring is corrupt" : `topic poll failed: errno ${-n}`)
+    }
+    this.count = n
+    this.index = this.offset = 0
+    if (n > 0) this.lastProgress = now()
+    return n
+  }
+
+  /** Waits until a poll may find something (true), or the deadline or close (false). */
+  private async waitForEvents(deadline: number): Promise<boolean> {
+    const ptr = this.native.ptr
+    if (!ptr || this.closed) return false
+    const t = now()
+    if (t >= deadline) return false
+    if (t - this.lastProgress < this.parkAfterNs) {
+      // Poll for a while, giving the CPU away now and then (a publisher may share this CPU), then let the
+      // event loop turn before polling again.
+      const until = t + this.spinNs
+      while (now() < until) {
+        if (topicNative.sb_sub_pending(ptr) === 1) return true
+        native.sb_yield()
+      }
+      await new Promise<void>((r) => setImmediate(r))
+      return !this.closed
+    }
+    if (topicNative.sb_sub_park(ptr) === 1) return true
+    this.parked = true
+    try {
+      const bell = (this.bell ??= Bun.file(topicNative.sb_sub_fd(ptr)).stream().getReader() as ReadableStreamDefaultReader<Uint8Array>)
+      this.bellRead ??= bell.read().then(
+        () => (this.bellRead = undefined),
+        () => (this.bellRead = undefined),
+      )
+      let timer: ReturnType<typeof setTimeout> | undefined
+      const local = new Promise<void>((r) => {
+        this.wakeLocal = r
+        if (deadline !== Infinity) timer = setTimeout(r, Math.max(0, (deadline - now()) / 1e6))
+      })
+      await Promise.race([this.bellRead, local])
+      if (timer) clearTimeout(timer)
+    } finally {
+      this.parked = false
+      this.wakeLocal = undefined
+      if (this.native.ptr) topicNative.sb_sub_unpark(this.native.ptr)
+    }
+    this.lastProgress = now()
+    return !this.closed
+  }
+}
+
+

@@ -1,0 +1,289 @@
+// A named topic: open or create, publish, subscribe, late-binding rules, stats (docs/PROTOCOL.md §8).
+import { toArrayBuffer, type Pointer } from "bun:ffi"
+import { PayloadTooLargeError, PeerRefusedError, ProtocolError, SlotBusError, TimeoutError } from "../core/index.ts"
+import {
+  EntryState,
+  PubFlag,
+  SubField,
+  TOPIC_OUT_WORDS,
+  TopicConst,
+  TopicErrno,
+  TopicLayout,
+  TopicOut,
+  topicNative,
+  loadNative,
+} from "../native/ffi.ts"
+import { decodeFilter, encodeEvent, encodeFilter, encodeRule, type EventData, type Routing, type TopicFilter } from "./codec.ts"
+import { TopicClosedError, TopicFullError } from "./errors.ts"
+import { Subscription, type NativeSub, type SubscribeOptions, type SubscriptionOwner } from "./subscription.ts"
+
+export interface TopicOptions {
+  /** Ring bytes (a power of two, 64 KiB … 1 GiB), used only by the process that creates the topic. Default 1 MiB. */
+  capacity?: number
+  /** How long to wait for the topic's keeper to answer. Default 5000. */
+  timeoutMs?: number
+  /** Called with a warning (a malformed late-binding value was skipped). Default: console.warn. */
+  onWarning?: (message: string) => void
+}
+
+export interface PublishInit {
+  type: string
+  routing?: Routing
+  /** Bytes, a string, or anything JSON.stringify accepts. */
+  data?: EventData
+}
+
+/** "When an event of `type` carries keys[0], keys[1] and `fill`, remember (keys) → fill; fill it into later events lacking it." */
+export interface BindingRule {
+  type: string
+  keys: [string, string]
+  fill: string
+}
+
+export interface TopicStats {
+  name: string
+  capacity: number
+  /** Bytes claimed so far (the next event's id). */
+  tail: number
+  keeperPid: number
+  /** Records skipped because their publisher died or stalled before finishing them (never published). */
+  abandoned: number
+  subscribers: { pid: number; filter: string; queue: number; received: number; lagged: number; parked: boolean }[]
+  publishers: { pid: number; published: number }[]
+}
+
+const TICK_MS = 20 // housekeeping: answer newcomers, take over from a dead keeper, collect the dead
+const SCRATCH_START = 64 * 1024
+const open = new Set<Topic>()
+
+function topicName(name: string): Buffer {
+  if (typeof name !== "string" || !/^[A-Za-z0-9._-]{1,64}$/.test(name))
+    throw new TypeError(`topic name must match [A-Za-z0-9._-]{1,64}, got ${JSON.stringify(name)}`)
+  return Buffer.from(name + "\0")
+}
+
+function checkCapacity(c: number): number {
+  if (!Number.isInteger(c) || c < TopicConst.MIN_CAPACITY || c > TopicConst.MAX_CAPACITY || (c & (c - 1)) !== 0)
+    throw new TypeError(`capacity must be a power of two from ${TopicConst.MIN_CAPACITY} to ${TopicConst.MAX_CAPACITY} bytes, got ${c}`)
+  return c
+}
+
+/** A named pub/sub topic in shared memory, shared by every local process of this uid that opens it. */
+export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
+  readonly capacity: number
+  private readonly out: Uint32Array
+  private readonly control: DataView
+  private readonly controlBytes: Uint8Array
+  private scratch = new Uint8Array(SCRATCH_START)
+  private scratchView = new DataView(this.scratch.buffer)
+  private readonly subs = new Set<WeakRef<Subscription>>()
+  private readonly natives = new Set<NativeSub>() // every open subscription's handle, dropped ones included
+  private readonly freeing = new Set<Promise<void>>() // subscriptions closed, their native side not yet freed
+  private readonly ticker: ReturnType<typeof setInterval>
+  private readonly warn: (message: string) => void
+  private closed = false
+
+  private constructor(
+    readonly name: string,
+    readonly ptr: Pointer,
+    opts: TopicOptions,
+  ) {
+    this.capacity = topicNative.sb_topic_capacity(ptr)
+    this.out = new Uint32Array(toArrayBuffer(topicNative.sb_topic_out_ptr(ptr)!, 0, TOPIC_OUT_WORDS * 4))
+    const control = toArrayBuffer(topicNative.sb_topic_region(ptr)!, 0, TopicLayout.OFF_DATA)
+    this.control = new DataView(control)
+    this.controlBytes = new Uint8Array(control)
+    this.warn = opts.onWarning ?? ((m) => console.warn(`slotbus/events: ${m}`))
+    this.ticker = setInterval(() => this.tick(), TICK_MS)
+    this.ticker.unref()
+    open.add(this)
+  }
+
+  /** Opens the topic `name`, creating it if no process holds it. */
+  static async open(name: string, opts: TopicOptions = {}): Promise<Topic> {
+    const cname = topicName(name)
+    const capacity = checkCapacity(opts.capacity ?? 1 << 20)
+    const timeoutMs = opts.timeoutMs ?? 5000
+    await loadNative()
+    const deadline = Date.now() + timeoutMs
+    const err = new Int32Array(1)
+    for (;;) {
+      const ptr = topicNative.sb_topic_open_start(cname, capacity, err) as Pointer | null
+      const e = err[0]!
+      if (!ptr) {
+        if (e === TopicErrno.EPERM) throw new PeerRefusedError(`topic "${name}" is held by a process of another user`)
+        throw new SlotBusError(`cannot open topic "${name}": errno ${-e}`)
+      }
+      if (e === 0) return new Topic(name, ptr, opts)
+      // Joining: the keeper answers on its next housekeeping tick (maybe in this very process).
+      let r: number
+      while ((r = topicNative.sb_topic_open_finish(ptr)) === TopicErrno.EAGAIN) {
+        if (Date.now() > deadline) break
+        for (const t of open) t.tick()
+        await Bun.sleep(1)
+      }
+      if (r === 0) return new Topic(name, ptr, opts)
+      topicNative.sb_topic_close(ptr)
+      if (r === TopicErrno.ECONNRESET && Date.now() <= deadline) continue // the keeper left meanwhile: again
+      if (r === TopicErrno.EAGAIN) throw new TimeoutError(`topic "${name}": its keeper did not answer within ${timeoutMs}ms`)
+      if (r === TopicErrno.EPERM) throw new PeerRefusedError(`topic "${name}" is held by a process of another user`)
+      if (r === TopicConst.E_CORRUPT) throw new ProtocolError(`topic "${name}": the keeper sent a malformed region`)
+      throw new SlotBusError(`cannot join topic "${name}": errno ${-r}`)
+    }
+  }
+
+  /** Whether this process answers newcomers (any member takes over when the keeper dies). */
+  get isKeeper(): boolean {
+    return !this.closed && topicNative.sb_topic_is_keeper(this.ptr) === 1
+  }
+
+  /** Publishes one event and returns its id. Never blocks, never waits for a subscriber. */
+  publish(ev: PublishInit): number {
+    if (this.closed) throw new TopicClosedError(`topic "${this.name}" is closed; open it again to publish`)
+    let n = encodeEvent(this.scratch, this.scratchView, ev.type, ev.routing, ev.data)
+    while (n < 0) n = this.growScratch(ev)
+    const r = topicNative.sb_topic_publish(this.ptr, this.scratch, n)
+    if (r !== 0) this.publishFailed(r, n)
+    const out = this.out
+    if (out[TopicOut.flags]! & PubFlag.BAD_BINDING)
+      this.warn(`event "${ev.type}": a late-binding value was malformed (empty, over 63 bytes, or a control character) and not remembered`)
+    return out[TopicOut.posLo]! + out[TopicOut.posHi]! * 4294967296
+  }
+
+  /** Subscribes with a filter: `{ type: "session.*", routing: { scroll: id } }`; `{}` receives everything. */
+  subscribe(filter: TopicFilter = {}, opts: SubscribeOptions = {}): Subscription {
+    if (this.closed) throw new TopicClosedError(`topic "${this.name}" is closed; open it again to subscribe`)
+    const { bytes, text } = encodeFilter(filter)
+    const queue = opts.queue ?? 256
+    if (!Number.isInteger(queue) || queue < 1 || queue > 1 << 20) throw new TypeError(`queue must be an integer from 1 to ${1 << 20}, got ${queue}`)
+    const from = opts.from ?? "now"
+    let at: number
+    if (from === "now") at = TopicConst.FROM_NOW
+    else if (from === "oldest") at = TopicConst.FROM_OLDEST
+    else if (Number.isSafeInteger(from) && from >= 0) at = from
+    else throw new TypeError(`from must be "now", "oldest" or an event id, got ${JSON.stringify(from)}`)
+    const err = new Int32Array(1)
+    const ptr = topicNative.sb_sub_open(this.ptr, bytes, bytes.length, queue, at, err) as Pointer | null
+    if (!ptr) {
+      if (err[0] === TopicErrno.ENOSPC) throw new TopicFullError(`topic "${this.name}" has ${TopicConst.MAX_SUBS} subscribers already; close some`)
+      throw new SlotBusError(`cannot subscribe to "${this.name}": errno ${-err[0]!}`)
+    }
+    const native: NativeSub = { ptr }
+    this.natives.add(native)
+    const sub = new Subscription(this, native, text, queue, opts.idle, this.out[TopicOut.restarted] === 1)
+    this.subs.add(new WeakRef(sub))
+    return sub
+  }
+
+  /** Adds a late-binding rule for every member of the topic (idempotent). */
+  bind(rule: BindingRule): void {
+    if (this.closed) throw new TopicClosedError(`topic "${this.name}" is closed`)
+    if (!rule || !Array.isArray(rule.keys) || rule.keys.length !== 2) throw new TypeError("a rule is { type, keys: [A, B], fill: C }")
+    const bytes = encodeRule(rule.type, rule.keys[0], rule.keys[1], rule.fill)
+    const r = topicNative.sb_topic_add_rule(this.ptr, bytes, bytes.length)
+    if (r === TopicErrno.ENOSPC) throw new TopicFullError(`topic "${this.name}" has ${TopicConst.MAX_RULES} rules already`)
+    if (r < 0) throw new TypeError(`rule refused: errno ${-r}`)
+  }
+
+  /** Live subscribers and publishers of the whole topic (every process), read from shared memory. */
+  stats(): TopicStats {
+    if (this.closed) throw new TopicClosedError(`topic "${this.name}" is closed`)
+    const d = this.control
+    const u64 = (off: number) => Number(d.getBigUint64(off, true))
+    const subscribers: TopicStats["subscribers"] = []
+    for (let i = 0; i < TopicConst.MAX_SUBS; i++) {
+      const e = TopicLayout.OFF_SUBS + i * TopicLayout.SUB_BYTES
+      if (d.getUint32(e + SubField.STATE, true) !== EntryState.LIVE) continue
+      const flen = Math.min(d.getUint32(e + SubField.FILTER_LEN, true), TopicConst.FILTER_BYTES)
+      subscribers.push({
+        pid: d.getUint32(e + SubField.PID, true),
+        filter: decodeFilter(this.controlBytes.subarray(e + SubField.FILTER, e + SubField.FILTER + flen)) ?? "?",
+        queue: d.getUint32(e + SubField.QUEUE, true),
+        received: u64(e + SubField.RECEIVED),
+        lagged: u64(e + SubField.LAGGED),
+        parked: d.getUint32(e + SubField.PARKED, true) === 1,
+      })
+    }
+    const publishers: TopicStats["publishers"] = []
+    for (let i = 0; i < TopicConst.MAX_PUBS; i++) {
+      const e = TopicLayout.OFF_PUBS + i * TopicLayout.PUB_BYTES
+      if (d.getUint32(e, true) !== EntryState.LIVE) continue
+      publishers.push({ pid: d.getUint32(e + 4, true), published: u64(e + 16) })
+    }
+    return {
+      name: this.name,
+      capacity: this.capacity,
+      tail: u64(TopicLayout.OFF_TAIL),
+      keeperPid: d.getUint32(TopicLayout.OFF_KEEPER_PID, true),
+      abandoned: u64(TopicLayout.OFF_ABANDONED),
+      subscribers,
+      publishers,
+    }
+  }
+
+  /** Leaves the topic: this process's subscriptions close; the topic lives on while any member has it open. */
+  close() {
+    if (this.closed) return
+    this.closed = true
+    clearInterval(this.ticker)
+    open.delete(this)
+    const subs = [...this.subs].map((w) => w.deref()).filter((s): s is Subscription => s !== undefined)
+    for (const s of subs) s.close()
+    const freeing = [...this.freeing]
+    // Subscriptions free their native side once Bun lets go of their wake sockets; the topic goes after them,
+    // and after any subscription that was dropped but not yet finalized.
+    Promise.all(freeing).then(() => {
+      for (const n of this.natives) if (n.ptr) topicNative.sb_sub_close(n.ptr), (n.ptr = null)
+      this.natives.clear()
+      topicNative.sb_topic_close(this.ptr)
+    })
+  }
+
+  async [Symbol.asyncDispose]() {
+    this.close()
+  }
+  [Symbol.dispose]() {
+    this.close()
+  }
+
+  /** @internal */
+  forget(sub: Subscription, native: NativeSub, freed: Promise<void>) {
+    this.natives.delete(native)
+    if (native.ptr) {
+      this.freeing.add(freed)
+      freed.then(() => this.freeing.delete(freed))
+    }
+    for (const w of this.subs) if (w.deref() === sub || w.deref() === undefined) this.subs.delete(w)
+  }
+
+  /** @internal: housekeeping, also run by a process that waits to join (it may be the keeper itself). */
+  tick() {
+    if (this.closed) return
+    const r = topicNative.sb_topic_tick(this.ptr)
+    if (r === TopicConst.E_CORRUPT) {
+      this.warn(`topic "${this.name}": its header was overwritten; closing it here (${topicNative.sb_topic_error(this.ptr)})`)
+      this.close()
+      return
+    }
+    for (const w of this.subs) {
+      const s = w.deref()
+      if (s === undefined) this.subs.delete(w)
+      else s.nudge()
+    }
+  }
+
+  private growScratch(ev: PublishInit): number {
+    const max = this.capacity / 4 - 16
+    if (this.scratch.length >= max)
+      throw new PayloadTooLargeError(`event "${ev.type}" is larger than ${max} bytes (a quarter of the topic's capacity); open the topic with a larger capacity`)
+    this.scratch = new Uint8Array(Math.min(max, this.scratch.length * 4))
+    this.scratchView = new DataView(this.scratch.buffer)
+    return encodeEvent(this.scratch, this.scratchView, ev.type, ev.routing, ev.data)
+  }
+
+  private publishFailed(r: number, n: number): never {
+    if (r === TopicErrno.EMSGSIZE) throw new PayloadTooLargeError(`the event (${n} bytes encoded) is larger than a quarter of the topic's capacity`)
+    if (r === TopicErrno.EINVAL) throw new TypeError("the event is malformed")
+    throw new SlotBusError(`publish to "${this.name}" failed: errno ${-r}`)
+  }
+}

@@ -1,0 +1,30 @@
+// csrc/test/topic_stress.c: publisher and filtered subscriber threads on one small topic (lapping, pushes,
+// padding, parking, aborts), built by build.zig's topic-stress step, once plain and once under ThreadSanitizer.
+import { expect, test } from "bun:test"
+import { join } from "node:path"
+import { zigBuild } from "../../scripts/zig.ts"
+
+const TIMEOUT_MS = 240_000 // a cold zig cache builds the ThreadSanitizer runtime first
+
+async function run(cmd: string[], env: Record<string, string> = {}) {
+  const proc = Bun.spawn(cmd, { stdout: "pipe", stderr: "pipe", env: { ...process.env, ...env } })
+  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited])
+  if (code !== 0) throw new Error(`${cmd.join(" ")} exited with ${code}:\n${stdout.slice(-2000)}\n${stderr.slice(-4000)}`)
+  return stdout
+}
+
+async function stress(tsan: boolean, eventsPerPublisher: number) {
+  const step = tsan ? "topic-stress-tsan" : "topic-stress"
+  const bin = join(await zigBuild(step, { args: ["-Doptimize=ReleaseSafe"] }), step)
+  // halt_on_error: the first race report ends the run with exit code 66
+  const out = await run([bin, String(eventsPerPublisher)], { TSAN_OPTIONS: "halt_on_error=1 exitcode=66" })
+  const m = /^topic stress ok: events=(\d+) .* tsan=(\d)$/m.exec(out)
+  expect(m).not.toBeNull()
+  expect(Number(m![1])).toBe(eventsPerPublisher * 3)
+  expect(Number(m![2])).toBe(tsan ? 1 : 0)
+  console.log(out.trim())
+}
+
+test("three publishers and four filtered subscribers: order kept, filters exact, every event counted", () => stress(false, 300_000), TIMEOUT_MS)
+
+test("ThreadSanitizer finds no data race in the topic ring", () => stress(true, 30_000), TIMEOUT_MS)

@@ -1,0 +1,176 @@
+// The topic's layout check: the constants and the topic FFI table in src/native/ffi.ts, csrc/topic.h and
+// docs/PROTOCOL.md §8 must agree exactly; the second half mutates each side to prove the check notices.
+import { describe, expect, test } from "bun:test"
+import { readFileSync } from "node:fs"
+import { join } from "node:path"
+import * as ffi from "../../src/native/ffi.ts"
+
+const repo = join(import.meta.dir, "..", "..")
+const read = (p: string) => readFileSync(join(repo, p), "utf8")
+
+interface Sources {
+  header: string
+  protocol: string
+  ffiSource: string
+}
+interface Ts {
+  TopicConst: Record<string, number>
+  TopicLayout: Record<string, number>
+  SubField: Record<string, number>
+  EntryState: Record<string, number>
+  RecState: Record<string, number>
+  Encoding: Record<string, number>
+  FilterMode: Record<string, number>
+  PubFlag: Record<string, number>
+  layoutHash: number
+}
+
+const real: Sources = { header: read("csrc/topic.h"), protocol: read("docs/PROTOCOL.md"), ffiSource: read("src/native/ffi.ts") }
+await ffi.loadNative()
+const realTs: Ts = {
+  TopicConst: ffi.TopicConst, TopicLayout: ffi.TopicLayout, SubField: ffi.SubField, EntryState: ffi.EntryState,
+  RecState: ffi.RecState, Encoding: ffi.Encoding, FilterMode: ffi.FilterMode, PubFlag: ffi.PubFlag,
+  layoutHash: ffi.topicNative.sb_topic_layout_hash(),
+}
+
+const stripC = (s: string) => s.replace(/\/\*[\s\S]*?\*\//g, " ").replace(/\/\/[^\n]*/g, " ")
+function fnv1a32(s: string): number {
+  let h = 0x811c9dc5
+  for (const byte of new TextEncoder().encode(s)) h = Math.imul(h ^ byte, 0x01000193) >>> 0
+  return h >>> 0
+}
+function cDefine(c: string, name: string): number {
+  const m = new RegExp(`^#define\\s+${name}\\s+\\(?(-?(?:0x[0-9a-fA-F]+|\\d+))u?\\)?`, "m").exec(stripC(c))
+  if (!m) throw new Error(`#define ${name} not found`)
+  return Number(m[1])
+}
+function cEnum(c: string, name: string, prefix: string): Record<string, number> {
+  const m = new RegExp(`enum\\s+${name}\\s*\\{([^}]*)\\}`).exec(stripC(c))
+  if (!m) throw new Error(`enum ${name} not found`)
+  const out: Record<string, number> = {}
+  for (const entry of m[1]!.split(",").map((e) => e.trim()).filter(Boolean)) {
+    const [key, value] = entry.split("=").map((s) => s.trim())
+    out[key!.startsWith(prefix) ? key!.slice(prefix.length) : `!${key}`] = Number(value)
+  }
+  return out
+}
+function section(md: string, heading: RegExp): string {
+  const lines = md.split("\n")
+  const start = lines.findIndex((l) => heading.test(l))
+  if (start < 0) throw new Error(`PROTOCOL.md has no section ${heading}`)
+  const end = lines.findIndex((l, i) => i > start && /^## /.test(l))
+  return lines.slice(start, end < 0 ? undefined : end).join("\n")
+}
+function cPrototypes(h: string) {
+  const scalar: Record<string, string> = { int: "i32", uint32_t: "u32", double: "f64", void: "void" }
+  const ffiType = (t: string): string => {
+    if (t.includes("*")) return /\bchar\s*\*/.test(t) ? "cstring" : "ptr"
+    const base = t.replace(/\bconst\b/g, "").trim()
+    if (!(base in scalar)) throw new Error(`no FFI type for C type "${t}"`)
+    return scalar[base]!
+  }
+  const out = new Map<string, { args: string[]; returns: string }>()
+  for (const m of stripC(h).matchAll(/^[ \t]*((?:const\s+)?\w+(?:\s*\*)?)\s*(sb_\w+)\s*\(([^)]*)\)\s*;/gm)) {
+    const params = m[3]!.trim()
+    const args = params === "void" || params === "" ? [] : params.split(",").map((p) => ffiType(p.trim().replace(/\w+$/, "")))
+    out.set(m[2]!, { args, returns: ffiType(m[1]!) })
+  }
+  return out
+}
+function ffiTopicSymbols(src: string) {
+  const block = src.slice(src.indexOf("const topicSymbols"))
+  const out = new Map<string, { args: string[]; returns: string }>()
+  for (const m of block.matchAll(/(sb_\w+):\s*\{\s*returns:\s*(\w+),\s*args:\s*\[([^\]]*)\]\s*\}/g)) {
+    const alias = (t: string) => (t === "none" ? "void" : t)
+    out.set(m[1]!, { args: m[3]!.split(",").map((a) => a.trim()).filter(Boolean).map(alias), returns: alias(m[2]!) })
+  }
+  return out
+}
+
+const eq = (what: string, a: unknown, b: unknown): string[] =>
+  JSON.stringify(a) === JSON.stringify(b) ? [] : [`${what}: ${JSON.stringify(a)} != ${JSON.stringify(b)}`]
+const sorted = (o: Record<string, number>) => Object.fromEntries(Object.entries(o).sort(([a], [b]) => a.localeCompare(b)))
+
+const checks: Record<string, (s: Sources, ts: Ts) => string[]> = {
+  "TopicConst equals the #defines of topic.h": (s, ts) =>
+    Object.entries(ts.TopicConst).flatMap(([k, v]) =>
+      k === "E_CORRUPT" ? eq(k, v, -cDefine(s.header, "SB_TOPIC_ECORRUPT"))
+        : k.startsWith("FROM_") ? eq(k, v, cDefine(s.header, `SB_${k}`))
+        : eq(k, v, cDefine(s.header, `SB_TOPIC_${k}`))),
+  "TopicLayout, SubField and the state enums equal topic.h": (s, ts) => [
+    ...eq("TopicLayout", sorted(ts.TopicLayout), sorted(cEnum(s.header, "sb_topic_layout", "SB_TOPIC_"))),
+    ...eq("SubField", sorted(ts.SubField), sorted(cEnum(s.header, "sb_topic_sub_field", "SB_SUB_"))),
+    ...eq("EntryState", sorted(ts.EntryState), sorted(cEnum(s.header, "sb_topic_entry_state", "SB_ENTRY_"))),
+    ...eq("RecState", sorted(ts.RecState), sorted(cEnum(s.header, "sb_topic_rec_state", "SB_REC_"))),
+    ...eq("Encoding", sorted(ts.Encoding), sorted(cEnum(s.header, "sb_topic_encoding", "SB_ENC_"))),
+    ...eq("FilterMode", sorted(ts.FilterMode), sorted(cEnum(s.header, "sb_topic_filter_mode", "SB_FILTER_"))),
+    ...eq("PubFlag", sorted(ts.PubFlag), sorted(cEnum(s.header, "sb_topic_pub_flags", "SB_PUB_"))),
+  ],
+  "PROTOCOL.md §8 has the same magic, offsets and record states": (s, ts) => {
+    const sec = section(s.protocol, /^## 8\. Topics/)
+    const row = (field: RegExp) => {
+      const m = new RegExp(`^\\| (\\d+) \\| \\w+(?:\\[\\d+\\])? \\| ${field.source}`, "m").exec(sec)
+      return m ? Number(m[1]) : undefined
+    }
+    return [
+      ...eq("magic", Number(/magic `(0x[0-9A-Fa-f]+)`/.exec(sec)?.[1]), ts.TopicConst.MAGIC),
+      ...eq("tail", row(/\*\*tail\*\*/), ts.TopicLayout.OFF_TAIL),
+      ...eq("sleepers", row(/\*\*sleepers\*\*/), ts.TopicLayout.OFF_SLEEPERS),
+      ...eq("keeper pid", row(/keeper pid/), ts.TopicLayout.OFF_KEEPER_PID),
+      ...eq("segment index", row(/\*\*segment index\*\*/), ts.TopicLayout.OFF_SEGMENTS),
+      ...eq("cursor", row(/\*\*cursor\*\*/), ts.SubField.CURSOR),
+      ...eq("lagged", row(/lagged/), ts.SubField.LAGGED),
+      ...eq("filter", row(/filter \(/), ts.SubField.FILTER),
+      ...eq("data offset", Number(/DATA\s+= (\d+)/.exec(sec)?.[1]), ts.TopicLayout.OFF_DATA),
+      ...eq("record states", /state: 1 writing, 2 event, 3 padding, 4 aborted/.test(sec), true),
+    ]
+  },
+  "the topic layout hash is FNV-1a 32 of the string quoted in PROTOCOL.md §8": (s, ts) => {
+    const quoted = /FNV-1a 32 of `(slotbus-topic[^`]+)`/.exec(section(s.protocol, /^## 8\. Topics/))?.[1]
+    if (!quoted) return ["PROTOCOL.md §8 quotes no layout string"]
+    return eq(`sb_topic_layout_hash() vs fnv1a32("${quoted}")`, ts.layoutHash, fnv1a32(quoted))
+  },
+  "every function of topic.h is in the topic FFI table with the same types, and nothing else is": (s) => {
+    const c = cPrototypes(s.header), t = ffiTopicSymbols(s.ffiSource), out: string[] = []
+    for (const [name, proto] of c) out.push(...(t.has(name) ? eq(name, t.get(name), proto) : [`${name} is not bound in ffi.ts`]))
+    for (const name of t.keys()) if (!c.has(name)) out.push(`${name} is bound in ffi.ts but not declared in topic.h`)
+    if (c.size < 20) out.push("too few prototypes found in topic.h")
+    return out
+  },
+}
+
+describe("ffi.ts, topic.h and PROTOCOL.md §8 agree", () => {
+  test.each(Object.keys(checks))("%s", (name) => expect(checks[name]!(real, realTs)).toEqual([]))
+})
+
+const all = (s: Sources, ts: Ts) =>
+  Object.values(checks).flatMap((c) => {
+    try {
+      return c(s, ts)
+    } catch (e) {
+      return [(e as Error).message]
+    }
+  })
+
+describe("the topic layout check fails on any mismatch", () => {
+  test.each<[string, (s: Sources) => Sources]>([
+    ["a define changed", (s) => ({ ...s, header: s.header.replace("SB_TOPIC_MAX_SUBS 64u", "SB_TOPIC_MAX_SUBS 65u") })],
+    ["an offset moved in the header", (s) => ({ ...s, header: s.header.replace("SB_TOPIC_OFF_DATA = 286720", "SB_TOPIC_OFF_DATA = 290816") })],
+    ["a record state renumbered", (s) => ({ ...s, header: s.header.replace("SB_REC_ABORTED = 4", "SB_REC_ABORTED = 5") })],
+    ["a subscriber field moved", (s) => ({ ...s, header: s.header.replace("SB_SUB_LAGGED = 32", "SB_SUB_LAGGED = 40") })],
+    ["the layout string edited", (s) => ({ ...s, protocol: s.protocol.replace("sub=256x64", "sub=256x65") })],
+    ["a PROTOCOL row moved", (s) => ({ ...s, protocol: s.protocol.replace("| 64 | u64 | **tail**", "| 72 | u64 | **tail**") })],
+    ["an argument added to a prototype", (s) => ({ ...s, header: s.header.replace("int sb_sub_poll(sb_sub *s, uint32_t max);", "int sb_sub_poll(sb_sub *s, uint32_t max, int x);") })],
+    ["a binding with a wrong type", (s) => ({ ...s, ffiSource: s.ffiSource.replace("sb_sub_poll: { returns: i32, args: [ptr, u32] }", "sb_sub_poll: { returns: i32, args: [ptr, i32] }") })],
+  ])("it reports %s", (_what, mutate) => {
+    const m = mutate(real)
+    expect(m).not.toEqual(real)
+    expect(all(m, realTs).length).toBeGreaterThan(0)
+  })
+
+  test.each<[string, (ts: Ts) => Ts]>([
+    ["a TS offset off", (ts) => ({ ...ts, TopicLayout: { ...ts.TopicLayout, OFF_TAIL: 72 } })],
+    ["a TS state off", (ts) => ({ ...ts, RecState: { ...ts.RecState, EVENT: 9 } })],
+    ["another layout hash", (ts) => ({ ...ts, layoutHash: (ts.layoutHash + 1) >>> 0 })],
+  ])("it reports %s", (_what, mutate) => expect(all(real, mutate(realTs)).length).toBeGreaterThan(0))
+})

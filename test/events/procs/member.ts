@@ -1,0 +1,91 @@
+// A topic member process for the cross-process tests. Prints one JSON line per milestone on stdout.
+//   sub <topic> <filter json> <queue> [n]  subscribe; after n "ctl.end" events on <topic>-ctl, report counts
+//   pub <topic> <count> <publisher index>  publish the stream of gen.ts, then "ctl.end" on <topic>-ctl
+//   hold <topic> <capacity>                open (create) and stay
+//   hostile <topic>                        scribble over the ring, then publish garbage-free events forever
+import { toArrayBuffer } from "bun:ffi"
+import { Topic } from "../../../src/events/index.ts"
+import { TopicLayout, topicNative } from "../../../src/native/ffi.ts"
+import { scrollOf, typeOf } from "./gen.ts"
+
+const [mode, name, a, b, c] = process.argv.slice(2)
+const say = (o: object) => process.stdout.write(JSON.stringify(o) + "\n")
+
+if (mode === "hold") {
+  const t = await Topic.open(name!, { capacity: Number(a ?? 1 << 20) })
+  for (let i = 0; i < 5; i++) t.publish({ type: "held", data: String(i) })
+  say({ ready: true, pid: process.pid, keeper: t.isKeeper })
+  setInterval(() => {}, 1000)
+} else if (mode === "sub") {
+  const publishers = Number(c ?? 1)
+  const t = await Topic.open(name!, { capacity: 1 << 22 })
+  const sub = t.subscribe(JSON.parse(a!), { queue: Number(b), idle: "adaptive" })
+  const ctlTopic = await Topic.open(`${name}-ctl`, { capacity: 1 << 16 })
+  const ctl = ctlTopic.subscribe({ type: "ctl.end" }, { queue: 64, idle: "park" })
+  say({ ready: true, pid: process.pid })
+  const last = new Map<number, number>()
+  let outOfOrder = 0
+  let ends = 0
+  let got = 0
+  const view = (u: Uint8Array) => new DataView(u.buffer, u.byteOffset, u.byteLength)
+  const take = () => {
+    const batch = sub.poll()
+    batch.forEachRaw((_id, _type, data) => {
+      if (data.length < 8) return // not from a "pub" member (the "hold" ones publish a few short events)
+      const d = view(data)
+      const pub = d.getUint32(0, true), seq = d.getUint32(4, true)
+      if ((last.get(pub) ?? -1) >= seq) outOfOrder++
+      last.set(pub, seq)
+    })
+    got += batch.count
+    return batch.count
+  }
+  const checkEnd = () => {
+    for (let n = ctl.poll().count; n > 0; n = ctl.poll().count) ends += n
+  }
+  for (;;) {
+    checkEnd()
+    if (ends >= publishers) break
+    if (take() === 0) await Bun.sleep(0)
+  }
+  // drain what was published before the ends
+  for (let idle = 0; idle < 3; ) idle = take() === 0 ? idle + 1 : 0, await Bun.sleep(1)
+  say({ done: true, received: sub.received, lagged: sub.lagged, corrupt: sub.corrupt, estimates: sub.estimates, got, outOfOrder })
+  sub.close()
+  t.close()
+  setTimeout(() => process.exit(0), 100)
+} else if (mode === "pub") {
+  const t = await Topic.open(name!, { capacity: 1 << 22 })
+  const count = Number(a), index = Number(b)
+  const data = new Uint8Array(64)
+  const d = new DataView(data.buffer)
+  d.setUint32(0, index, true)
+  say({ ready: true, pid: process.pid })
+  const slow = c === "slow"
+  for (let seq = 0; seq < count; seq++) {
+    d.setUint32(4, seq, true)
+    t.publish({ type: typeOf(seq), routing: { scroll: scrollOf(seq) }, data })
+    if (slow && seq % 100 === 99) await Bun.sleep(1)
+  }
+  const ctlTopic = await Topic.open(`${name}-ctl`, { capacity: 1 << 16 })
+  ctlTopic.publish({ type: "ctl.end" })
+  say({ published: count })
+  t.close()
+  setTimeout(() => process.exit(0), 100)
+} else if (mode === "hostile") {
+  const t = await Topic.open(name!, { capacity: 1 << 22 })
+  t.publish({ type: "hostile.hello" }) // maps the ring writable
+  const ring = new Uint8Array(toArrayBuffer(topicNative.sb_topic_region(t.ptr)!, TopicLayout.OFF_DATA, t.capacity))
+  say({ ready: true, pid: process.pid })
+  let x = 12345
+  const rnd = () => ((x = (x * 1103515245 + 12345) >>> 0), x)
+  setInterval(() => {
+    // scribble: random bytes, and fake headers claiming to be records at their own positions
+    for (let i = 0; i < 2000; i++) ring[rnd() % ring.length] = rnd() & 0xff
+    const off = (rnd() % (ring.length / 16)) * 16
+    new DataView(ring.buffer, ring.byteOffset).setUint32(off + 12, 2, true)
+  }, 1)
+} else {
+  process.stderr.write(`member: unknown mode ${mode}\n`)
+  process.exit(2)
+}

@@ -1,0 +1,236 @@
+// The SharingBus behaviours of a topic, within one process (cross-process ones are in cross.test.ts).
+import { afterEach, describe, expect, test } from "bun:test"
+import { PayloadTooLargeError } from "../../src/core/index.ts"
+import { Topic, TopicClosedError, type Subscription } from "../../src/events/index.ts"
+
+let seq = 0
+const fresh = () => `t-${process.pid}-${seq++}`
+const cleanup: { close(): void }[] = []
+afterEach(() => {
+  for (const c of cleanup.splice(0).reverse()) c.close()
+})
+async function openTopic(capacity = 1 << 16) {
+  const t = await Topic.open(fresh(), { capacity })
+  cleanup.push(t)
+  return t
+}
+
+describe("delivery and filters", () => {
+  test("subscribe-all gets a published event with its type, routing and data", async () => {
+    const t = await openTopic()
+    const sub = t.subscribe()
+    const id = t.publish({ type: "session.registered", routing: { connector: "c", session: "s" }, data: { n: 1 } })
+    const ev = await sub.receive(1000)
+    expect(ev).toBeDefined()
+    expect(ev!.id).toBe(id)
+    expect(ev!.type).toBe("session.registered")
+    expect(ev!.routing).toEqual({ connector: "c", session: "s" })
+    expect(ev!.json()).toEqual({ n: 1 })
+    expect(ev!.encoding).toBe("json")
+  })
+
+  test("a filter forwards matching events only, and a second read times out", async () => {
+    const t = await openTopic()
+    const sub = t.subscribe({ type: "session.*", routing: { scroll: "A" } })
+    t.publish({ type: "job.done", routing: { scroll: "A" } })
+    t.publish({ type: "session.closed", routing: { scroll: "B" } })
+    t.publish({ type: "session.opened", routing: { scroll: "A", extra: "x" }, data: "hello" })
+    t.publish({ type: "sessions", routing: { scroll: "A" } })
+    const ev = await sub.receive(1000)
+    expect(ev?.type).toBe("session.opened")
+    expect(ev?.text()).toBe("hello")
+    expect(await sub.receive(50)).toBeUndefined()
+    expect(sub.received).toBe(1)
+    expect(sub.lagged).toBe(0)
+  })
+
+  test.each([
+    ["exact type", { type: "a.b" }, ["a.b"]],
+    ["prefix", { type: "a.*" }, ["a.b", "a.c"]],
+    ["any type with a key", { routing: { k: "1" } }, ["a.b", "x"]],
+  ] as const)("%s", async (_what, filter, want) => {
+    const t = await openTopic()
+    const sub = t.subscribe(filter)
+    t.publish({ type: "a.b", routing: { k: "1" } })
+    t.publish({ type: "a.c", routing: { k: "2" } })
+    t.publish({ type: "x", routing: { k: "1" } })
+    t.publish({ type: "ab" })
+    const got: string[] = []
+    for (let ev = await sub.receive(100); ev; ev = await sub.receive(30)) got.push(ev.type)
+    expect(got).toEqual([...want])
+  })
+
+  test("a queue of 1 with 5 published delivers the first and counts at least 4 lagged", async () => {
+    const t = await openTopic()
+    const sub = t.subscribe({}, { queue: 1 })
+    for (let i = 0; i < 5; i++) t.publish({ type: "tick", data: String(i) })
+    const ev = await sub.receive(1000)
+    expect(ev?.text()).toBe("0")
+    expect(sub.lagged).toBeGreaterThanOrEqual(4)
+    expect(sub.received + sub.lagged).toBe(5)
+  })
+
+  test("a lapped subscriber counts exactly what it lost: received + lagged = matching published", async () => {
+    const t = await openTopic(1 << 16)
+    const slow = t.subscribe({ type: "even" }, { queue: 1 << 20 })
+    let matching = 0
+    for (let i = 0; i < 20_000; i++) {
+      const type = i % 2 ? "odd" : "even"
+      matching += type === "even" ? 1 : 0
+      t.publish({ type, data: "x".repeat(i % 100) })
+    }
+    let received = 0
+    for (let b = slow.poll(); b.count > 0; b = slow.poll()) received += b.count
+    expect(received).toBe(slow.received)
+    expect(slow.lagged).toBeGreaterThan(0) // 20k events do not fit 64 KiB
+    expect(slow.received + slow.lagged).toBe(matching)
+  })
+
+  test("events of a batch come in publish order, with their ids growing", async () => {
+    const t = await openTopic(1 << 20)
+    const sub = t.subscribe({}, { queue: 4096 })
+    const ids = Array.from({ length: 1000 }, (_, i) => t.publish({ type: "n", data: String(i) }))
+    const seen: number[] = []
+    const texts: string[] = []
+    for (const ev of sub.poll()) seen.push(ev.id), texts.push(ev.text())
+    expect(seen).toEqual(ids)
+    expect(texts).toEqual(ids.map((_, i) => String(i)))
+    const again = t.subscribe({}, { queue: 4096, from: "oldest" })
+    const batch = again.poll()
+    const spans: [number, string][] = []
+    batch.forEachSpan((id, at, n) => spans.push([id, new TextDecoder().decode(batch.bytes.subarray(at, at + n))]))
+    expect(spans).toEqual(ids.map((id, i) => [id, String(i)]))
+  })
+})
+
+describe("late binding", () => {
+  test("the rule fills the key into a follow-up event, and the binding event carries it", async () => {
+    const t = await openTopic()
+    t.bind({ type: "SessionRegistered", keys: ["connector", "native_session"], fill: "scroll" })
+    const sub = t.subscribe({ routing: { scroll: "S-1" } })
+    t.publish({ type: "SessionRegistered", routing: { connector: "c1", native_session: "n1", scroll: "S-1" } })
+    t.publish({ type: "Output", routing: { connector: "c1", native_session: "n1" }, data: "text" })
+    t.publish({ type: "Output", routing: { connector: "c1", native_session: "other" } })
+    const first = await sub.receive(1000)
+    const second = await sub.receive(1000)
+    expect(first?.type).toBe("SessionRegistered")
+    expect(first?.routing.scroll).toBe("S-1")
+    expect(second?.type).toBe("Output")
+    expect(second?.routing).toEqual({ connector: "c1", native_session: "n1", scroll: "S-1" })
+    expect(await sub.receive(50)).toBeUndefined()
+  })
+
+  test("a malformed binding value is skipped with a warning, not thrown, and the event still goes out", async () => {
+    const warnings: string[] = []
+    const t = await Topic.open(fresh(), { capacity: 1 << 16, onWarning: (m) => warnings.push(m) })
+    cleanup.push(t)
+    t.bind({ type: "Reg", keys: ["a", "b"], fill: "c" })
+    const all = t.subscribe()
+    t.publish({ type: "Reg", routing: { a: "1", b: "2", c: "x".repeat(100) } })
+    t.publish({ type: "Later", routing: { a: "1", b: "2" } })
+    expect(warnings.length).toBe(1)
+    expect((await all.receive(1000))?.type).toBe("Reg")
+    expect((await all.receive(1000))?.routing).toEqual({ a: "1", b: "2" }) // nothing was bound
+  })
+})
+
+describe("lifecycle", () => {
+  test.each([
+    ["close()", (s: Subscription) => s.close()],
+    ["an iterator that ends", async (s: Subscription) => {
+      for await (const _ of s) break
+    }],
+  ] as const)("a subscriber left by %s disappears from stats", async (_what, leave) => {
+    const t = await openTopic()
+    const sub = t.subscribe({ type: "x" })
+    t.publish({ type: "x" })
+    expect(t.stats().subscribers.length).toBe(1)
+    await leave(sub)
+    expect(t.stats().subscribers.length).toBe(0)
+  })
+
+  test("a dropped subscriber is collected", async () => {
+    const t = await openTopic()
+    ;(() => {
+      t.subscribe({ type: "dropped" })
+    })()
+    expect(t.stats().subscribers.length).toBe(1)
+    for (let i = 0; i < 20 && t.stats().subscribers.length > 0; i++) {
+      Bun.gc(true)
+      await Bun.sleep(10)
+    }
+    expect(t.stats().subscribers.length).toBe(0)
+  })
+
+  test("stats list subscribers with their filter and counts, and publishers", async () => {
+    const t = await openTopic()
+    const sub = t.subscribe({ type: "a.*", routing: { k: "v" } }, { queue: 7 })
+    t.publish({ type: "a.x", routing: { k: "v" } })
+    await sub.receive(1000)
+    const s = t.stats()
+    expect(s.subscribers).toEqual([{ pid: process.pid, filter: "a.* k=v", queue: 7, received: 1, lagged: 0, parked: false }])
+    expect(s.publishers).toEqual([{ pid: process.pid, published: 1 }])
+    expect(s.keeperPid).toBe(process.pid)
+  })
+
+  test("replay: a subscriber can start after an event id, or at the oldest event still in the ring", async () => {
+    const t = await openTopic()
+    const ids = Array.from({ length: 10 }, (_, i) => t.publish({ type: "e", data: String(i) }))
+    const after = t.subscribe({}, { from: ids[6] })
+    expect([...after.poll()].map((e) => e.text())).toEqual(["7", "8", "9"])
+    const oldest = t.subscribe({}, { from: "oldest" })
+    expect([...oldest.poll()].map((e) => e.text())).toEqual(ids.map((_, i) => String(i)))
+    expect(after.restarted).toBe(false)
+  })
+
+  test("replay after an overwritten id restarts at the oldest and says so", async () => {
+    const t = await openTopic(1 << 16)
+    const first = t.publish({ type: "e", data: "first" })
+    for (let i = 0; i < 5000; i++) t.publish({ type: "e", data: "y".repeat(50) })
+    const sub = t.subscribe({}, { from: first })
+    expect(sub.restarted).toBe(true)
+    const batch = [...sub.poll(1 << 20)]
+    expect(batch.length).toBeGreaterThan(100)
+    expect(batch[0]!.id).toBeGreaterThan(first)
+  })
+
+  test.each([
+    ["a bad name", () => Topic.open("no spaces", {})],
+    ["a capacity that is not a power of two", () => Topic.open(fresh(), { capacity: 100_000 })],
+  ])("opening with %s is a TypeError", async (_what, open) => {
+    await expect(open()).rejects.toBeInstanceOf(TypeError)
+  })
+
+  test.each([
+    ["an empty type", { type: "" }],
+    ["too many routing keys", { type: "x", routing: Object.fromEntries(Array.from({ length: 9 }, (_, i) => [`k${i}`, "v"])) }],
+    ["a non-string routing value", { type: "x", routing: { k: 5 as unknown as string } }],
+  ])("publishing %s is a TypeError and publishes nothing", async (_what, ev) => {
+    const t = await openTopic()
+    const sub = t.subscribe()
+    expect(() => t.publish(ev)).toThrow(TypeError)
+    expect(sub.poll().count).toBe(0)
+  })
+
+  test("an event larger than a quarter of the ring is PayloadTooLargeError", async () => {
+    const t = await openTopic(1 << 16)
+    expect(() => t.publish({ type: "big", data: new Uint8Array(20_000) })).toThrow(PayloadTooLargeError)
+    expect(t.publish({ type: "ok", data: new Uint8Array(10_000) })).toBeGreaterThanOrEqual(0)
+  })
+
+  test("a closed topic refuses to publish with TopicClosedError", async () => {
+    const t = await Topic.open(fresh())
+    t.close()
+    expect(() => t.publish({ type: "x" })).toThrow(TopicClosedError)
+  })
+
+  test.each(["spin", "adaptive", "park"] as const)("a %s subscriber wakes for an event published later", async (idle) => {
+    const t = await openTopic()
+    const sub = t.subscribe({ type: "late" }, { idle })
+    const got = sub.receive(5000)
+    await Bun.sleep(20) // long enough for adaptive and park to sleep
+    t.publish({ type: "other" })
+    t.publish({ type: "late", data: "here" })
+    expect((await got)?.text()).toBe("here")
+  })
+})
