@@ -7,8 +7,10 @@ export interface SpawnOptions {
   cwd?: string
   /** "pipe" lets `write` send the child text; "ignore" (the default) gives it no stdin. */
   stdin?: "ignore" | "pipe"
-  /** Opens Bun's IPC channel (structured clone) and calls this with every message the child sends. */
+  /** Opens Bun's IPC channel and calls this with every message the child sends. */
   ipc?: (message: unknown) => void
+  /** How IPC messages are encoded: "advanced" (structured clone, the default) or "json". */
+  serialization?: "advanced" | "json"
 }
 
 const live = new Set<Child>()
@@ -35,7 +37,7 @@ export class Child {
       stderr: "pipe",
       env: opts.env ?? process.env,
       cwd: opts.cwd,
-      ...(opts.ipc ? { ipc: (m: unknown) => opts.ipc!(m), serialization: "advanced" as const } : {}),
+      ...(opts.ipc ? { ipc: (m: unknown) => opts.ipc!(m), serialization: opts.serialization ?? "advanced" } : {}),
     })
     live.add(this)
     const stdoutDone = this.read(this.proc.stdout, (l) => this.lines.push(l)).then(() => {
@@ -92,6 +94,21 @@ export class Child {
   /** The first stdout line matching `re`, printed already or later; rejects with the child's output if the
    * child ends stdout without one or none comes within `timeoutMs`. */
   waitLine(re: RegExp, timeoutMs = 15_000): Promise<RegExpMatchArray> {
+    const find = () => {
+      for (const l of this.lines) {
+        const m = l.match(re)
+        if (m) return m
+      }
+    }
+    return this.waitFor(find, `a line matching ${re}`, timeoutMs)
+  }
+
+  /** Stdout line number `n` (from 0), printed already or later: for children that answer line by line. */
+  line(n: number, timeoutMs = 15_000): Promise<string> {
+    return this.waitFor(() => this.lines[n], `line ${n}`, timeoutMs)
+  }
+
+  private waitFor<T>(find: () => T | undefined, what: string, timeoutMs: number): Promise<T> {
     return new Promise((resolve, reject) => {
       let timer: ReturnType<typeof setTimeout> | undefined
       const done = (f: () => void) => {
@@ -99,15 +116,13 @@ export class Child {
         this.waiters.delete(check)
         f()
       }
-      const why = (what: string) => new Error(`${what} ${re} (pid ${this.pid}, ${this.cmd.join(" ")})\n${this.output}`)
+      const why = (how: string) => new Error(`${how} ${what} (pid ${this.pid}, ${this.cmd.join(" ")})\n${this.output}`)
       const check = () => {
-        for (const l of this.lines) {
-          const m = l.match(re)
-          if (m) return done(() => resolve(m))
-        }
+        const found = find()
+        if (found !== undefined) return done(() => resolve(found))
         if (this.stdoutEnded) done(() => reject(why("process ended without printing")))
       }
-      if (Number.isFinite(timeoutMs)) timer = setTimeout(() => done(() => reject(why(`nothing within ${timeoutMs}ms matched`))), timeoutMs)
+      if (Number.isFinite(timeoutMs)) timer = setTimeout(() => done(() => reject(why(`nothing within ${timeoutMs}ms:`))), timeoutMs)
       this.waiters.add(check)
       check()
     })

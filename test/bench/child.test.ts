@@ -12,10 +12,16 @@ test("waitLine finds a line printed before or after the call, across chunk bound
   expect((await c.waitLine(/^first$/))[0]).toBe("first")
 })
 
+test("line(n) reads stdout line by line, waiting for lines not printed yet", async () => {
+  const c = spawn(bun(`console.log("a"); setTimeout(() => console.log("b"), 50)`))
+  expect([await c.line(0), await c.line(1)]).toEqual(["a", "b"])
+  expect(((await rejection(c.line(2))) as Error).message).toContain("ended without printing line 2")
+})
+
 test("waitLine rejects with the child's stdout and stderr when it ends without the line", async () => {
   const c = spawn(bun(`console.log("out-text"); console.error("err-text"); process.exit(3)`))
   const e = (await rejection(c.waitLine(/^never$/))) as Error
-  expect(e.message).toContain("ended without printing /^never$/")
+  expect(e.message).toContain("ended without printing a line matching /^never$/")
   expect(e.message).toContain("out-text")
   expect(e.message).toContain("err-text")
   expect(await c.exited).toBe(3)
@@ -25,7 +31,7 @@ test("waitLine rejects after its timeout with what the child printed so far", as
   const c = spawn(bun(`console.log("so far"); setInterval(() => {}, 1000)`))
   await c.waitLine(/^so far$/)
   const e = (await rejection(c.waitLine(/^never$/, 100))) as Error
-  expect(e.message).toContain("nothing within 100ms matched /^never$/")
+  expect(e.message).toContain("nothing within 100ms: a line matching /^never$/")
   expect(e.message).toContain("so far")
 })
 

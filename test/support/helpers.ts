@@ -80,13 +80,17 @@ export function alive(pid: number): boolean {
   }
 }
 
-/** Resolves when `cond()` holds, polling; rejects after timeoutMs with `what` (a hang guard, not a timing assert). */
-export async function until(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = performance.now() + timeoutMs
+/**
+ * Resolves with the milliseconds it waited once `cond()` holds, polling every `pollMs`; rejects after timeoutMs
+ * naming `what` (a hang guard, not a timing assert).
+ */
+export async function until(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000, pollMs = 10): Promise<number> {
+  const start = performance.now()
   while (!(await cond())) {
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs}ms waiting until ${what}`)
-    await Bun.sleep(10)
+    if (performance.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs}ms waiting until ${what}`)
+    await Bun.sleep(pollMs)
   }
+  return performance.now() - start
 }
 
 /** Polls `cond` every 5 ms; resolves true once it holds, false after `timeoutMs`. */
