@@ -6,6 +6,7 @@ export type { ConnectOptions, SlotHandler, SlotReply, WorkerClosed } from "./wor
 export { Pump, tuning } from "./idle.ts"
 export { Backoff } from "./backoff.ts"
 export type { BackoffOptions } from "./backoff.ts"
+export { Emitter } from "./emitter.ts"
 export type { IdleStrategy } from "./idle.ts"
 export type { LatencySummary } from "./stats.ts"
 export * from "../errors.ts"

@@ -6,6 +6,7 @@ import type { Subprocess } from "bun"
 import { SlotBusError } from "../errors.ts"
 import type { SlotBus } from "./bus.ts"
 import { Backoff } from "./backoff.ts"
+import { Emitter } from "./emitter.ts"
 
 /** The supervisor cannot do what was asked in its current state, or was configured wrongly. */
 export class SupervisorError extends SlotBusError {}
@@ -85,9 +86,7 @@ export class Supervisor {
   private totalRestarts = 0
   private readonly timers = new Map<number, ReturnType<typeof setTimeout>>()
   private readonly stopping = new Set<number>()
-  private readonly listeners: { [K in keyof SupervisorEvents]: Set<(...a: SupervisorEvents[K]) => void> } = {
-    start: new Set(), exit: new Set(), restart: new Set(), failed: new Set(),
-  }
+  private readonly events = new Emitter<SupervisorEvents>()
   private failure: string | null = null
 
   constructor(options: SupervisorOptions) {
@@ -116,8 +115,7 @@ export class Supervisor {
   }
 
   on<K extends keyof SupervisorEvents>(event: K, fn: (...args: SupervisorEvents[K]) => void): () => void {
-    this.listeners[event].add(fn)
-    return () => this.listeners[event].delete(fn)
+    return this.events.on(event, fn)
   }
 
   /** Spawns every instance. Throws (after cleaning up) when the command cannot be spawned at all. */
@@ -233,13 +231,7 @@ export class Supervisor {
   }
 
   private emit<K extends keyof SupervisorEvents>(event: K, ...args: SupervisorEvents[K]): void {
-    for (const fn of this.listeners[event]) {
-      try {
-        fn(...args)
-      } catch (e) {
-        queueMicrotask(() => { throw e })
-      }
-    }
+    this.events.emit(event, ...args)
   }
 }
 
