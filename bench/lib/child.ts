@@ -198,10 +198,21 @@ export interface RunResult {
   stderr: string
 }
 
-/** Runs `cmd` to its end, feeding it `stdin` (if given), and returns its exit code and output. */
-export async function run(cmd: string[], opts: Omit<SpawnOptions, "stdin" | "ipc"> & { stdin?: string | Uint8Array } = {}): Promise<RunResult> {
+export interface RunOptions {
+  env?: Record<string, string | undefined>
+  cwd?: string
+  /** What the child reads on stdin (nothing if not given). */
+  stdin?: string | Uint8Array
+  /** kill -9 after this long (the code is then 137); no limit if not given. */
+  timeoutMs?: number
+}
+
+/** Runs `cmd` to its end and returns its exit code and output. */
+export async function run(cmd: string[], opts: RunOptions = {}): Promise<RunResult> {
   const stdin = typeof opts.stdin === "string" ? new TextEncoder().encode(opts.stdin) : opts.stdin
   const proc = Bun.spawn(cmd, { stdin: stdin ?? "ignore", stdout: "pipe", stderr: "pipe", env: opts.env ?? process.env, cwd: opts.cwd })
+  const timer = opts.timeoutMs === undefined ? undefined : setTimeout(() => proc.kill("SIGKILL"), opts.timeoutMs)
   const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited])
+  clearTimeout(timer)
   return { code, stdout, stderr }
 }

@@ -4,7 +4,7 @@ import { join } from "node:path"
 import { SlotBus, type ListenOptions } from "../../src/index.ts"
 import { spawn, type Child, type SpawnOptions } from "../../bench/lib/child.ts"
 
-export { Child, run, spawn, stopAll, type RunResult, type SpawnOptions } from "../../bench/lib/child.ts"
+export { Child, run, spawn, stopAll, type RunOptions, type RunResult, type SpawnOptions } from "../../bench/lib/child.ts"
 
 /** The fixtures folder (this one). */
 export const FIXTURES = import.meta.dir
