@@ -114,7 +114,7 @@ async function main() {
   const concs = (args.concurrency ?? "1,16").split(",").map(Number)
   const sizes = (args.bytes ?? "0").split(",").map(Number)
   const idles = (args.idle ?? "adaptive,park").split(",")
-  const hasWrk = Bun.spawnSync(["sh", "-c", "command -v wrk"]).exitCode === 0
+  const hasWrk = Bun.which("wrk") !== null
   const client = args.client ?? (hasWrk ? "wrk" : "fetch")
   if (client === "wrk" && !hasWrk) throw new Error("wrk is not installed (apt-get install wrk), use --client=fetch")
   const load = client === "wrk" ? loadWrk : loadFetch

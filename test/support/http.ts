@@ -1,6 +1,6 @@
 // Helpers for the http tests: the hub and worker fixtures as child processes, curl, an SSE reader.
 import { join } from "node:path"
-import { FIXTURES, spawn, type Child } from "./helpers.ts"
+import { FIXTURES, run, spawn, type Child } from "./helpers.ts"
 
 /** Starts test/support/http-worker.ts and waits until it is registered ("ready"), or until it fails. */
 export async function startWorker(hubUrl: string, name: string, flags: string[] = []): Promise<Child> {
@@ -37,8 +37,7 @@ export interface CurlResult {
 /** Runs curl with the response head on stdout (and the body, unless -o) and parses it. */
 export async function curl(args: string[]): Promise<CurlResult> {
   const head = args.includes("-I") ? [] : ["-D", "-"]
-  const proc = Bun.spawn(["curl", "-s", "-S", ...head, "--max-time", "20", ...args], { stdout: "pipe", stderr: "pipe" })
-  const [out, err, code] = [await new Response(proc.stdout).text(), await new Response(proc.stderr).text(), await proc.exited]
+  const { stdout: out, stderr: err, code } = await run(["curl", "-s", "-S", ...head, "--max-time", "20", ...args])
   if (code !== 0) throw new Error(`curl ${args.join(" ")} exited ${code}: ${err}`)
   const blocks = out.split("\r\n\r\n")
   let i = 0
