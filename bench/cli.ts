@@ -11,7 +11,8 @@ import * as unix from "./methods/unix.ts"
 import * as threadWorker from "./methods/worker.ts"
 import { busyWarnings, describeMachine, machineBusySeconds } from "./lib/machine.ts"
 import { checkEcho, measureTransport, payload, type Sample } from "./lib/measure.ts"
-import { killAll, processCpuSeconds, reapedChildrenCpuSeconds, selfCpuSeconds, spawnChild, type Child } from "./lib/proc.ts"
+import { killAll, reapedChildrenCpuSeconds, spawn, type Child } from "./lib/child.ts"
+import { processCpuSeconds, selfCpuSeconds } from "./lib/cpu.ts"
 import { median, Samples } from "./lib/samples.ts"
 import { SkipMethod, type Transport } from "./lib/transport.ts"
 import {
@@ -329,7 +330,7 @@ const message = (e: unknown) => (e instanceof Error ? e.message : String(e)).spl
 
 /** CPU burners for --load: busy-looping Bun processes, killed with the rest when the run ends. */
 function startLoad(n: number): Child[] {
-  return Array.from({ length: n }, () => spawnChild([process.execPath, "-e", "for (;;) {}"]))
+  return Array.from({ length: n }, () => spawn([process.execPath, "-e", "for (;;) {}"]))
 }
 
 /** The method order of round `round`: each round starts one method further along, so none is always first or last. */
@@ -428,7 +429,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     // Read everything before the burners die: their CPU is ours on purpose, not the machine's other users'.
     wallS = (performance.now() - t0) / 1000
     const busy1 = machineBusySeconds()
-    const burnt = burners.reduce((n, b) => n + (processCpuSeconds(b.proc.pid) || 0), 0)
+    const burnt = burners.reduce((n, b) => n + (processCpuSeconds(b.pid) || 0), 0)
     const ours = selfCpuSeconds() - self0 + (reapedChildrenCpuSeconds() - reaped0) + burnt
     others = busy0 !== null && busy1 !== null ? Math.max(0, busy1 - busy0 - ours) : null
     killAll()

@@ -8,6 +8,7 @@
 import { cpus, release, tmpdir } from "node:os"
 import { join } from "node:path"
 import { rmSync } from "node:fs"
+import { run, spawn, type Child } from "./lib/child.ts"
 import { Samples } from "./lib/samples.ts"
 import type { IdleStrategy } from "../src/index.ts"
 import { createHub, hubWorker } from "../src/http/index.ts"
@@ -65,19 +66,11 @@ interface Cell {
   p99: number
 }
 
+/** Starts this file in `--role=<name>` and waits until it says it listens ("port N") or joined ("ready"). */
 async function spawnRole(name: string, extra: string[] = []) {
-  const proc = Bun.spawn([process.execPath, import.meta.path, `--role=${name}`, ...extra], { stdout: "pipe", stderr: "inherit" })
-  const reader = proc.stdout.getReader()
-  let text = ""
-  const deadline = Date.now() + 15_000
-  while (!/^(port \d+|ready)$/m.test(text)) {
-    if (Date.now() > deadline) throw new Error(`${name} did not start: ${text}`)
-    const r = await reader.read()
-    if (r.done) throw new Error(`${name} exited: ${text}`)
-    text += new TextDecoder().decode(r.value)
-  }
-  reader.releaseLock()
-  return { proc, port: Number(/port (\d+)/.exec(text)?.[1] ?? 0) }
+  const child = spawn([process.execPath, import.meta.path, `--role=${name}`, ...extra])
+  const [, port] = await child.waitLine(/^(?:port (\d+)|ready)$/, 15_000)
+  return { child, port: Number(port ?? 0) }
 }
 
 function unitToMicros(v: string): number {
@@ -87,9 +80,7 @@ function unitToMicros(v: string): number {
 }
 
 async function loadWrk(url: string, conc: number, seconds: number): Promise<Cell> {
-  const p = Bun.spawn(["wrk", "-t1", `-c${conc}`, `-d${seconds}s`, "--latency", url], { stdout: "pipe", stderr: "pipe" })
-  const out = await new Response(p.stdout).text()
-  await p.exited
+  const { stdout: out } = await run(["wrk", "-t1", `-c${conc}`, `-d${seconds}s`, "--latency", url])
   const pct = (n: string) => unitToMicros(new RegExp(`^\\s*${n}%\\s+(\\S+)`, "m").exec(out)?.[1] ?? "")
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1])
   if (!rps || /Non-2xx/.test(out)) throw new Error(`wrk failed against ${url}:\n${out}`)
@@ -123,28 +114,28 @@ async function main() {
   const concs = (args.concurrency ?? "1,16").split(",").map(Number)
   const sizes = (args.bytes ?? "0").split(",").map(Number)
   const idles = (args.idle ?? "adaptive,park").split(",")
-  const hasWrk = Bun.spawnSync(["sh", "-c", "command -v wrk"]).exitCode === 0
+  const hasWrk = Bun.which("wrk") !== null
   const client = args.client ?? (hasWrk ? "wrk" : "fetch")
   if (client === "wrk" && !hasWrk) throw new Error("wrk is not installed (apt-get install wrk), use --client=fetch")
   const load = client === "wrk" ? loadWrk : loadFetch
 
-  const procs: Bun.Subprocess[] = []
+  const procs: Child[] = []
   const tokenFiles: string[] = []
   try {
     const direct = await spawnRole("direct")
-    procs.push(direct.proc)
+    procs.push(direct.child)
     const targets: [string, number][] = [["direct Bun.serve", direct.port]]
     for (const idle of idles) {
       const tokenFile = join(tmpdir(), `slotbus-bench-${process.pid}-${idle}.token`)
       tokenFiles.push(tokenFile)
       const hub = await spawnRole("hub", [`--token-file=${tokenFile}`, `--idle=${idle}`])
       const worker = await spawnRole("worker", [`--hub=${hub.port}`, `--token-file=${tokenFile}`, `--idle=${idle}`])
-      procs.push(hub.proc, worker.proc)
+      procs.push(hub.child, worker.child)
       targets.push([`hub + slotbus worker (idle ${idle})`, hub.port])
     }
     const origin = await spawnRole("origin")
     const proxy = await spawnRole("proxy", [`--origin=${origin.port}`])
-    procs.push(origin.proc, proxy.proc)
+    procs.push(origin.child, proxy.child)
     targets.push(["hub fetch-proxy to worker Bun.serve", proxy.port])
 
     console.log(`# HTTP hub benchmark`)
@@ -175,8 +166,7 @@ async function main() {
     console.log(`\nOn a VM, a server that sleeps between requests pays for its idle vCPU's wake-up at 1 client; a`)
     console.log(`spinning worker ("adaptive") keeps the vCPUs awake, which can put the hub ahead of direct there.`)
   } finally {
-    for (const p of procs) p.kill("SIGKILL")
-    await Promise.all(procs.map((p) => p.exited))
+    await Promise.all(procs.map((p) => p.kill()))
     for (const f of tokenFiles) rmSync(f, { force: true })
   }
 }

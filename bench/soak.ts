@@ -2,7 +2,7 @@
 // to 8 MiB, every answer checked against its request. Run directly, this file is a soak worker.
 import { readdirSync, readFileSync } from "node:fs"
 import { SlotBus, SlotWorker, type SlotRequest } from "../src/index.ts"
-import { killAll, spawnChild, type Child } from "./lib/proc.ts"
+import { killAll, spawn, type Child } from "./lib/child.ts"
 
 export const SOAK_USAGE = `usage: slotbus bench soak [options]
 
@@ -181,7 +181,7 @@ export async function runSoak(o: SoakOptions, log: (line: string) => void = () =
   }
   const workers = new Set<Child>()
   const startWorker = () => {
-    const c = spawnChild([process.execPath, import.meta.path, name])
+    const c = spawn([process.execPath, import.meta.path, name])
     workers.add(c)
     c.proc.exited.then(() => workers.delete(c))
   }
@@ -191,7 +191,7 @@ export async function runSoak(o: SoakOptions, log: (line: string) => void = () =
     const deadline = performance.now() + 15_000
     const same = () => {
       const served = bus.workers.map((w) => w.pid).sort()
-      const live = [...workers].map((c) => c.proc.pid).sort()
+      const live = [...workers].map((c) => c.pid).sort()
       return served.length === live.length && served.every((pid, i) => pid === live[i])
     }
     while (!same()) {
@@ -204,7 +204,7 @@ export async function runSoak(o: SoakOptions, log: (line: string) => void = () =
     await fillWorkers()
     // One kill and restart and a few requests before the first reading: Bun opens some fds lazily on first use.
     const first = [...workers][0]!
-    first.proc.kill("SIGKILL")
+    first.signal("SIGKILL")
     await first.proc.exited
     await fillWorkers()
     await Promise.all(Array.from({ length: 20 }, (_, i) => bus.call(pattern(-i, 1024)).catch(() => {})))
@@ -306,7 +306,7 @@ export async function runSoak(o: SoakOptions, log: (line: string) => void = () =
         const live = [...workers]
         const victim = live[Math.floor(Math.random() * live.length)]
         if (victim && sending) {
-          victim.proc.kill("SIGKILL")
+          victim.signal("SIGKILL")
           r.kills++
           setTimeout(() => {
             if (!sending) return
@@ -353,7 +353,7 @@ export async function runSoak(o: SoakOptions, log: (line: string) => void = () =
     r.fds.end = fdCount()
     return r
   } finally {
-    for (const c of workers) c.proc.kill("SIGKILL")
+    for (const c of workers) c.signal("SIGKILL")
     killAll()
     await bus.close({ drain: false })
   }

@@ -1,9 +1,9 @@
 // `slotbus bench events`: publish→receive latency (64 B, p50/p99) and delivered events/s with 1 and 4
 // subscriber processes, for slotbus topics and the usual alternatives, in one run.
-import { spawnSync } from "node:child_process"
 import { cpus } from "node:os"
 import { join } from "node:path"
 import { Topic } from "../../src/events/index.ts"
+import { spawn, type Child } from "../lib/child.ts"
 import { monoNs as now } from "./clock.ts"
 
 const PEER = join(import.meta.dir, "peer.ts")
@@ -32,25 +32,13 @@ delivered events/s for slotbus topics (spin/adaptive/park, iterator and batch re
 pub/sub, process.send fan-out and BroadcastChannel between Workers. Missing servers are skipped with a note.`
 
 function has(cmd: string) {
-  return spawnSync("sh", ["-c", `command -v ${cmd}`]).status === 0
+  return Bun.which(cmd) !== null
 }
 
-function lines(proc: { stdout: ReadableStream<Uint8Array> }) {
-  const reader = proc.stdout.getReader()
-  let buf = ""
-  return async (): Promise<Record<string, unknown>> => {
-    for (;;) {
-      const nl = buf.indexOf("\n")
-      if (nl >= 0) {
-        const l = buf.slice(0, nl)
-        buf = buf.slice(nl + 1)
-        return JSON.parse(l)
-      }
-      const r = await Promise.race([reader.read(), Bun.sleep(60_000).then(() => null)])
-      if (!r || r.done) throw new Error("a subscriber process stopped answering")
-      buf += new TextDecoder().decode(r.value)
-    }
-  }
+/** The subscriber's JSON lines, one after the other. */
+function lines(child: Child) {
+  let read = 0
+  return async (): Promise<Record<string, unknown>> => JSON.parse(await child.line(read++, 60_000))
 }
 
 const textEvent = (i: number) => {
@@ -68,9 +56,7 @@ interface Driver {
 }
 
 async function spawnPeers(n: number, args: string[], ipc = false) {
-  const procs = Array.from({ length: n }, () =>
-    Bun.spawn(["bun", PEER, ...args], { stdout: "pipe", stderr: "inherit", ...(ipc ? { ipc() {}, serialization: "json" as const } : {}) }),
-  )
+  const procs = Array.from({ length: n }, () => spawn([process.execPath, PEER, ...args], ipc ? { ipc() {}, serialization: "json" } : {}))
   const readers = procs.map((p) => lines(p))
   for (const r of readers) await r()
   return { procs, readers }
@@ -98,7 +84,7 @@ function topicDriver(idle: "spin" | "adaptive" | "park", reader: "iter" | "batch
     },
     results: () => Promise.all(peers.readers.map((r) => r() as Promise<unknown> as Promise<PhaseResult>)),
     async stop() {
-      for (const p of peers.procs) p.kill(9)
+      await Promise.all(peers.procs.map((p) => p.kill()))
       topic.close()
       ctl.close()
     },
@@ -125,14 +111,14 @@ function textDriver(name: string, setup: (subs: number) => Promise<{ send(s: str
     },
     results: () => Promise.all(peers.readers.map((r) => r() as Promise<unknown> as Promise<PhaseResult>)),
     async stop() {
-      for (const p of peers.procs) p.kill(9)
+      await Promise.all(peers.procs.map((p) => p.kill()))
       await io.stop()
     },
   }
 }
 
 async function startServer(cmd: string[], port: number) {
-  const proc = Bun.spawn(cmd, { stdout: "ignore", stderr: "ignore" })
+  const proc = spawn(cmd)
   for (let i = 0; i < 200; i++) {
     try {
       const s = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } })
@@ -142,13 +128,13 @@ async function startServer(cmd: string[], port: number) {
       await Bun.sleep(20)
     }
   }
-  proc.kill(9)
-  throw new Error(`${cmd[0]} did not start`)
+  await proc.kill()
+  throw new Error(`${cmd[0]} did not start:\n${proc.output}`)
 }
 
 function natsDriver(): Driver {
   const port = 14222 + (process.pid % 1000)
-  let server: Bun.Subprocess
+  let server: Child
   return textDriver(
     "nats-server",
     async () => {
@@ -161,7 +147,7 @@ function natsDriver(): Driver {
         flush: () => nc.flush(),
         stop: async () => {
           await nc.close()
-          server.kill(9)
+          await server.kill()
         },
       }
     },
@@ -171,7 +157,7 @@ function natsDriver(): Driver {
 
 function redisDriver(): Driver {
   const port = 16379 + (process.pid % 1000)
-  let server: Bun.Subprocess
+  let server: Child
   return textDriver(
     "redis pub/sub",
     async () => {
@@ -190,7 +176,7 @@ function redisDriver(): Driver {
         },
         stop: async () => {
           client.close()
-          server.kill(9)
+          await server.kill()
         },
       }
     },

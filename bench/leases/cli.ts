@@ -4,7 +4,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import type { Subprocess } from "bun"
+import { spawn, type Child } from "../lib/child.ts"
 import { busyWarnings, describeMachine, machineBusySeconds } from "../lib/machine.ts"
 import { atomicsLock, flockLock, latencies, redisLock, slotbusLock, type Handover, type Lock, type ProcessMethod } from "./locks.ts"
 
@@ -82,7 +82,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     for (const spin of [true, false]) add(handoverResult(`atomics:${spin ? "spin" : "wait"}`, await handoverWorkers(h, spin), "Workers, same process"))
   } finally {
-    redis?.proc.kill("SIGKILL")
+    await redis?.child.kill()
     rmSync(dir, { recursive: true, force: true })
   }
 
@@ -132,61 +132,39 @@ function uncontendedResult(method: string, r: { wall: number; cpu: number }, not
   return { test: "uncontended", method, value: r.wall, unit: "ns", cpu: r.cpu, note }
 }
 
-function spawnParty(args: string[]): { proc: Subprocess<"pipe", "pipe", "inherit">; line: (re: RegExp) => Promise<RegExpMatchArray> } {
-  const proc = Bun.spawn([process.execPath, CHILD, ...args], { stdin: "pipe", stdout: "pipe", stderr: "inherit" })
-  let text = ""
-  const waiters: { re: RegExp; resolve: (m: RegExpMatchArray) => void }[] = []
-  void (async () => {
-    const decoder = new TextDecoder()
-    for await (const chunk of proc.stdout) {
-      text += decoder.decode(chunk, { stream: true })
-      for (const w of [...waiters]) {
-        const m = text.match(w.re)
-        if (m) {
-          waiters.splice(waiters.indexOf(w), 1)
-          w.resolve(m)
-        }
-      }
-    }
-  })()
-  const line = (re: RegExp) =>
-    new Promise<RegExpMatchArray>((resolve, reject) => {
-      const m = text.match(re)
-      if (m) return resolve(m)
-      waiters.push({ re, resolve })
-      proc.exited.then((code) => setTimeout(() => reject(new Error(`bench party ${args.join(" ")} exited with ${code}`)), 100))
-    })
-  return { proc, line }
+/** A bench party (bench/leases/child.ts): it prints "ready", waits for "go" on stdin, then prints its result. */
+function spawnParty(args: string[]): Child {
+  return spawn([process.execPath, CHILD, ...args], { stdin: "pipe" })
 }
 
 async function contendedProcesses(method: ProcessMethod, target: string, parties: number, ms: number): Promise<number> {
   const ps = Array.from({ length: parties }, () => spawnParty(["contend", method, String(ms), target]))
   try {
-    await Promise.all(ps.map((p) => p.line(/^ready$/m)))
-    for (const p of ps) p.proc.stdin.write("go\n")
-    const counts = await Promise.all(ps.map((p) => p.line(/^count (\d+)$/m)))
+    await Promise.all(ps.map((p) => p.waitLine(/^ready$/, Infinity)))
+    for (const p of ps) p.write("go\n")
+    const counts = await Promise.all(ps.map((p) => p.waitLine(/^count (\d+)$/, Infinity)))
     return counts.reduce((n, m) => n + Number(m[1]), 0)
   } finally {
-    for (const p of ps) p.proc.kill("SIGKILL")
+    for (const p of ps) p.signal("SIGKILL")
   }
 }
 
 async function handoverProcesses(method: ProcessMethod, target: string, n: number, spin: boolean) {
   const a = spawnParty(["handover", method, "a", String(n), spin ? "1" : "0", target])
   try {
-    await a.line(/^ready$/m) // a holds the lock now
+    await a.waitLine(/^ready$/, Infinity) // a holds the lock now
     const b = spawnParty(["handover", method, "b", String(n), spin ? "1" : "0", target])
     try {
-      await b.line(/^ready$/m)
-      a.proc.stdin.write("go\n")
-      b.proc.stdin.write("go\n")
-      const [ra, rb] = await Promise.all([a.line(/^result (.*)$/m), b.line(/^result (.*)$/m)])
+      await b.waitLine(/^ready$/, Infinity)
+      a.write("go\n")
+      b.write("go\n")
+      const [ra, rb] = await Promise.all([a.waitLine(/^result (.*)$/, Infinity), b.waitLine(/^result (.*)$/, Infinity)])
       return latencies(JSON.parse(ra[1]!) as Handover, JSON.parse(rb[1]!) as Handover)
     } finally {
-      b.proc.kill("SIGKILL")
+      b.signal("SIGKILL")
     }
   } finally {
-    a.proc.kill("SIGKILL")
+    a.signal("SIGKILL")
   }
 }
 
@@ -229,23 +207,23 @@ function handoverResult(method: string, l: { ns: number[]; starved: number }, no
   return { test: "handover", method, value: pct(50), p99: pct(99), unit: "ns", note: [note, starved].filter(Boolean).join("; ") || undefined }
 }
 
-async function startRedis(): Promise<{ url: string; proc: Subprocess } | null> {
+async function startRedis(): Promise<{ url: string; child: Child } | null> {
   const bin = Bun.which("redis-server")
   if (!bin) return null
   const port = 20000 + Math.floor(Math.random() * 20000)
-  const proc = Bun.spawn([bin, "--port", String(port), "--save", "", "--appendonly", "no"], { stdout: "ignore", stderr: "ignore" })
+  const child = spawn([bin, "--port", String(port), "--save", "", "--appendonly", "no"])
   const url = `redis://127.0.0.1:${port}`
   for (let i = 0; i < 100; i++) {
     try {
       const c = new (await import("bun")).RedisClient(url)
       await c.connect()
       c.close()
-      return { url, proc }
+      return { url, child }
     } catch {
       await Bun.sleep(50)
     }
   }
-  proc.kill("SIGKILL")
+  await child.kill()
   return null
 }
 

@@ -1,5 +1,5 @@
 // One measurement: `inflight` concurrent request loops for a fixed time, every round trip timed on the hub.
-import { selfCpuSeconds } from "./proc.ts"
+import { selfCpuSeconds } from "./cpu.ts"
 import { Samples } from "./samples.ts"
 import type { Transport } from "./transport.ts"
 

@@ -2,7 +2,8 @@
 // The hub listens and the worker connects, as with slotbus's rendezvous.
 import type { Socket, SocketHandler } from "bun"
 import { FrameReader, FrameWriter } from "./frames.ts"
-import { cpuReport, parseCpuReport, spawnChild, stopChild, whileAlive } from "./proc.ts"
+import { spawn } from "./child.ts"
+import { cpuReport, parseCpuReport } from "./cpu.ts"
 import { EMPTY, FifoReplies, type Transport } from "./transport.ts"
 
 export type StreamAddress = { unix: string } | { hostname: string; port: number }
@@ -31,13 +32,13 @@ export async function openStream(address: StreamAddress, workerCmd: (bound: Stre
     bound = { hostname: address.hostname, port: tcp.port }
     listener = tcp
   }
-  const child = spawnChild(workerCmd(bound))
+  const child = spawn(workerCmd(bound))
   const close = async () => {
-    await stopChild(child)
+    await child.kill()
     listener.stop(true)
   }
   try {
-    const w = await whileAlive(child, what, connected)
+    const w = await child.whileAlive(connected, what)
     const roundTrip = (body: Uint8Array) => {
       const reply = replies.wait()
       w.send(body)

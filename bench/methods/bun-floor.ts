@@ -5,7 +5,8 @@
 import { existsSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { processCpuSeconds, selfCpuSeconds, spawnChild, stopChild } from "../lib/proc.ts"
+import { spawn } from "../lib/child.ts"
+import { processCpuSeconds, selfCpuSeconds } from "../lib/cpu.ts"
 import { Samples } from "../lib/samples.ts"
 import type { Sample } from "../lib/measure.ts"
 
@@ -54,13 +55,13 @@ let runs = 0
 export async function measure(size: number, inflight: number, ms: number, warmMs: number): Promise<Sample> {
   const file = join(dir(), `slotbus-bunfloor-${process.pid}-${runs++}`)
   writeFileSync(file, new Uint8Array(fileSize(size, inflight)))
-  const child = spawnChild([process.execPath, import.meta.path, file, String(size), String(inflight)])
+  const child = spawn([process.execPath, import.meta.path, file, String(size), String(inflight)])
   try {
     const l = layout(Bun.mmap(file, { shared: true }), size, inflight)
     const started = performance.now()
     while (Atomics.load(l.words, READY) !== 1) {
       if (child.proc.exitCode !== null || performance.now() - started > 10_000)
-        throw new Error(`the Bun floor worker did not start: ${(await child.stderr).trim()}`)
+        throw new Error(`the Bun floor worker did not start: ${child.stderr.trim()}`)
       await Bun.sleep(1)
     }
     const payload = new Uint8Array(size).map((_, i) => (i * 31 + 7) & 0xff)
@@ -116,7 +117,7 @@ export async function measure(size: number, inflight: number, ms: number, warmMs
     Atomics.store(l.words, STOP, 1)
     return { count, elapsedS, hubCpuS: h1 - h0, workerCpuS: w1 - w0, times }
   } finally {
-    await stopChild(child)
+    await child.kill()
     rmSync(file, { force: true })
   }
 }

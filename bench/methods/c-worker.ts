@@ -3,7 +3,8 @@ import { existsSync } from "node:fs"
 import { resolve } from "node:path"
 import type { IdleStrategy } from "../../src/index.ts"
 import { buildWithZig, NoCompilerError, packageRoot } from "../lib/cc.ts"
-import { processCpuSeconds, spawnChild } from "../lib/proc.ts"
+import { spawn } from "../lib/child.ts"
+import { processCpuSeconds } from "../lib/cpu.ts"
 import { SkipMethod, type Transport } from "../lib/transport.ts"
 import { openBus } from "./slotbus.ts"
 
@@ -35,6 +36,6 @@ export function flagsFor(idle: IdleStrategy): string[] {
 
 export async function open(idle: IdleStrategy, override?: string): Promise<Transport> {
   const bin = await (built ??= workerBinary(override))
-  return openBus(idle, "C worker", (name) => spawnChild([bin, name, ...flagsFor(idle)]),
-    async (_bus, child) => processCpuSeconds(child.proc.pid), true)
+  return openBus(idle, "C worker", (name) => spawn([bin, name, ...flagsFor(idle)]),
+    async (_bus, child) => processCpuSeconds(child.pid), true)
 }

@@ -4,7 +4,7 @@ import { readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { buildWithZig, NoCompilerError } from "../lib/cc.ts"
-import { spawnChild } from "../lib/proc.ts"
+import { spawn } from "../lib/child.ts"
 import { SkipMethod } from "../lib/transport.ts"
 
 export interface FloorRun {
@@ -31,13 +31,13 @@ export async function prepare(): Promise<void> {
 export async function measure(mode: "spin" | "futex", size: number, inflight: number, ms: number): Promise<FloorRun> {
   const bin = await binary()
   const file = join(tmpdir(), `slotbus-floor-${process.pid}-${mode}-${size}-${inflight}.bin`)
-  const child = spawnChild([bin, mode, String(size), String(inflight), String(Math.max(1, Math.round(ms))), file])
+  const child = spawn([bin, mode, String(size), String(inflight), String(Math.max(1, Math.round(ms))), file])
   // It runs for `ms` plus a warm-up of ms/8; far longer means it is stuck: kill it (its worker dies with it).
-  const stuck = setTimeout(() => child.proc.kill("SIGKILL"), ms * 2 + 10_000)
+  const stuck = setTimeout(() => child.signal("SIGKILL"), ms * 2 + 10_000)
   try {
-    const code = await child.proc.exited
-    const out = await new Response(child.proc.stdout).text()
-    if (code !== 0) throw new Error(`floor ${mode} exited with ${code}: ${(await child.stderr).trim()}`)
+    const code = await child.exited
+    const out = child.lines.join("\n")
+    if (code !== 0) throw new Error(`floor ${mode} exited with ${code}: ${child.stderr.trim()}`)
     const r = JSON.parse(out) as { count: number; elapsed_s: number; hub_cpu_s: number; worker_cpu_s: number }
     const bytes = readFileSync(file)
     const samples = new Uint32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength))

@@ -1,12 +1,13 @@
 // HTTP/1.1 over loopback: Bun.serve in a child process, fetch with keep-alive here. Run directly: the worker.
-import { cpuReport, parseCpuReport, spawnChild, stopChild, whileAlive } from "../lib/proc.ts"
+import { spawn } from "../lib/child.ts"
+import { cpuReport, parseCpuReport } from "../lib/cpu.ts"
 import type { Transport } from "../lib/transport.ts"
 
 export async function open(): Promise<Transport> {
-  const child = spawnChild([process.execPath, import.meta.path])
-  const close = () => stopChild(child)
+  const child = spawn([process.execPath, import.meta.path])
+  const close = async () => void (await child.kill())
   try {
-    const url = await whileAlive(child, "http worker", child.firstLine())
+    const [url] = await child.whileAlive(child.waitLine(/^.*$/, Infinity), "http worker")
     const roundTrip = async (body: Uint8Array) => {
       const res = await fetch(url, { method: "POST", body, keepalive: true })
       return new Uint8Array(await res.arrayBuffer())

@@ -1,22 +1,23 @@
 // Bun.spawn's IPC channel: process.send in a child Bun process, structured-clone ("advanced") serialization.
 // Run directly, this file is that worker.
-import { cpuReport, parseCpuReport, spawnChild, stopChild, whileAlive } from "../lib/proc.ts"
+import { spawn } from "../lib/child.ts"
+import { cpuReport, parseCpuReport } from "../lib/cpu.ts"
 import { EMPTY, FifoReplies, type Transport } from "../lib/transport.ts"
 
 export async function open(): Promise<Transport> {
   const replies = new FifoReplies()
   const { promise: ready, resolve } = Promise.withResolvers<void>()
   let started = false
-  const child = spawnChild([process.execPath, import.meta.path], {
+  const child = spawn([process.execPath, import.meta.path], {
     ipc: (m) => {
       if (!started) return ((started = true), resolve())
       replies.reply(m as Uint8Array)
     },
   })
-  child.proc.exited.then((code) => replies.failAll(new Error(`process.send worker exited with ${code}`)))
-  const close = () => stopChild(child)
+  child.exited.then((code) => replies.failAll(new Error(`process.send worker exited with ${code}`)))
+  const close = async () => void (await child.kill())
   try {
-    await whileAlive(child, "process.send worker", ready)
+    await child.whileAlive(ready, "process.send worker")
   } catch (e) {
     await close()
     throw e

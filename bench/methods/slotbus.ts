@@ -1,7 +1,8 @@
 // slotbus through its public API: a SlotBus hub in this process, a SlotWorker in a child Bun process.
 // Run directly, this file is that worker: bun slotbus.ts <name> <idle>
 import { SlotBus, SlotWorker, type IdleStrategy } from "../../src/index.ts"
-import { cpuReport, parseCpuReport, selfCpuSeconds, spawnChild, stopChild, whileAlive, type Child } from "../lib/proc.ts"
+import { spawn, type Child } from "../lib/child.ts"
+import { cpuReport, parseCpuReport, selfCpuSeconds } from "../lib/cpu.ts"
 import { EMPTY, type Transport } from "../lib/transport.ts"
 
 let opened = 0
@@ -13,12 +14,12 @@ export async function openBus(idle: IdleStrategy, what: string, start: (name: st
   const bus = await SlotBus.listen(name, { idle, slots: 32 })
   let child: Child | null = null
   const close = async () => {
-    await stopChild(child)
+    await child?.kill()
     await bus.close({ drain: false })
   }
   try {
     child = start(name)
-    await whileAlive(child, what, bus.waitForWorkers(1, 10_000))
+    await child.whileAlive(bus.waitForWorkers(1, 10_000), what)
     const c = child
     return { roundTrip: (body) => bus.call(body), workerCpu: () => workerCpu(bus, c), reverses, close }
   } catch (e) {
@@ -29,7 +30,7 @@ export async function openBus(idle: IdleStrategy, what: string, start: (name: st
 
 /** Hub ↔ Bun worker, both sides using `idle`. */
 export function open(idle: IdleStrategy): Promise<Transport> {
-  return openBus(idle, "slotbus worker", (name) => spawnChild([process.execPath, import.meta.path, name, String(idle)]),
+  return openBus(idle, "slotbus worker", (name) => spawn([process.execPath, import.meta.path, name, String(idle)]),
     async (bus) => parseCpuReport(await bus.call(EMPTY)))
 }
 

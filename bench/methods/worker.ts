@@ -1,6 +1,6 @@
 // Reference: a Worker thread in this same process, postMessage both ways (structured clone copies).
 // Loaded as a Worker, this file is the echo thread.
-import { threadCpuSeconds } from "../lib/proc.ts"
+import { threadCpuSeconds } from "../lib/cpu.ts"
 import { EMPTY, FifoReplies, type Transport } from "../lib/transport.ts"
 
 export async function open(): Promise<Transport> {

@@ -7,7 +7,7 @@ import { join } from "node:path"
 import { StdioBus } from "../../src/stdio/index.ts"
 import { busyWarnings, describeMachine, machineBusySeconds } from "../lib/machine.ts"
 import { Samples, median } from "../lib/samples.ts"
-import { processCpuSeconds, selfCpuSeconds } from "../lib/proc.ts"
+import { processCpuSeconds, selfCpuSeconds } from "../lib/cpu.ts"
 
 const USAGE = `usage: slotbus bench stdio [--time ms] [--rounds n] [--quick] [--only echo|mcp] [--json]
 

@@ -5,6 +5,8 @@
 import type { Subprocess } from "bun"
 import { SlotBusError } from "../errors.ts"
 import type { SlotBus } from "./bus.ts"
+import { Backoff } from "./backoff.ts"
+import { Emitter } from "./emitter.ts"
 
 /** The supervisor cannot do what was asked in its current state, or was configured wrongly. */
 export class SupervisorError extends SlotBusError {}
@@ -80,12 +82,11 @@ export class Supervisor {
   private readonly opts: Required<Omit<SupervisorOptions, "cwd" | "env" | "drain">> & Pick<SupervisorOptions, "cwd" | "env" | "drain">
   private _state: SupervisorState = "created"
   private recent: number[] = []
+  private readonly backoff: Backoff
   private totalRestarts = 0
   private readonly timers = new Map<number, ReturnType<typeof setTimeout>>()
   private readonly stopping = new Set<number>()
-  private readonly listeners: { [K in keyof SupervisorEvents]: Set<(...a: SupervisorEvents[K]) => void> } = {
-    start: new Set(), exit: new Set(), restart: new Set(), failed: new Set(),
-  }
+  private readonly events = new Emitter<SupervisorEvents>()
   private failure: string | null = null
 
   constructor(options: SupervisorOptions) {
@@ -95,6 +96,7 @@ export class Supervisor {
     for (const k of ["instances", "maxRestarts", "restartWindowMs", "backoffInitialMs", "backoffMaxMs", "killGraceMs", "drainTimeoutMs"] as const)
       if (!Number.isInteger(o[k]) || o[k] < (k === "instances" ? 1 : 0)) throw new RangeError(`Supervisor: ${k} must be a whole number ≥ ${k === "instances" ? 1 : 0}, got ${o[k]}`)
     this.opts = o
+    this.backoff = new Backoff({ initialMs: o.backoffInitialMs, maxMs: o.backoffMaxMs })
     this.instances = Array.from({ length: o.instances }, (_, index) => ({ index, state: "stopped" as InstanceState, proc: null, pid: 0, restarts: 0, startedAt: 0 }))
   }
 
@@ -113,8 +115,7 @@ export class Supervisor {
   }
 
   on<K extends keyof SupervisorEvents>(event: K, fn: (...args: SupervisorEvents[K]) => void): () => void {
-    this.listeners[event].add(fn)
-    return () => this.listeners[event].delete(fn)
+    return this.events.on(event, fn)
   }
 
   /** Spawns every instance. Throws (after cleaning up) when the command cannot be spawned at all. */
@@ -202,7 +203,8 @@ export class Supervisor {
     this.recent = this.recent.filter((t) => now - t < this.opts.restartWindowMs)
     this.recent.push(now)
     if (this.recent.length > this.opts.maxRestarts) return void this.fail()
-    const delayMs = Math.min(this.opts.backoffMaxMs, this.opts.backoffInitialMs * 2 ** (this.recent.length - 1))
+    // Restart intensity, not consecutive failures, sets the step: restarts leaving the window shorten the delay.
+    const delayMs = this.backoff.delayFor(this.recent.length - 1)
     this.emit("restart", inst, { delayMs, recentRestarts: this.recent.length })
     this.timers.set(inst.index, setTimeout(() => {
       this.timers.delete(inst.index)
@@ -229,13 +231,7 @@ export class Supervisor {
   }
 
   private emit<K extends keyof SupervisorEvents>(event: K, ...args: SupervisorEvents[K]): void {
-    for (const fn of this.listeners[event]) {
-      try {
-        fn(...args)
-      } catch (e) {
-        queueMicrotask(() => { throw e })
-      }
-    }
+    this.events.emit(event, ...args)
   }
 }
 

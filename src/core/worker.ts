@@ -1,5 +1,6 @@
 // The worker side: SlotWorker connects to a hub by name and answers its requests from the slots.
 import { native, Kind, Msg, RespFlag, E_CORRUPT, Control, Errno, ANY_UID, loadNative, type Chan } from "../native/ffi.ts"
+import { Backoff } from "./backoff.ts"
 import { Channel } from "./channel.ts"
 import { align8, busName, headerPairs, headLength, pairsToRecord, readHead, toBytes, utf8, writeHead } from "./codec.ts"
 import type { BodyInit, HeaderInit } from "./codec.ts"
@@ -123,7 +124,9 @@ export class SlotRequest {
 }
 
 const { ECONNREFUSED, ENOENT, EPERM, EAGAIN, ETIMEDOUT, EUSERS } = Errno
-const RETRY_MS = 50
+// Attempts to attach start 20 ms apart and spread out to 500 ms: a hub coming back finds its reconnecting
+// workers arriving at different moments, and a worker polls a missing hub at most twice a second.
+const RETRY = { initialMs: 20, maxMs: 500, jitter: 0.5 }
 // No hub, or one dying while we queued on its socket: worth another try.
 const RETRYABLE = new Set([ECONNREFUSED, ENOENT, -104 /* ECONNRESET */, -32 /* EPIPE */])
 const HELLO_TIMEOUT_MS = 5000
@@ -172,6 +175,7 @@ export class SlotWorker {
     const cname = busName(this.name)
     const helloMs = this.opts.helloTimeoutMs ?? HELLO_TIMEOUT_MS
     let busySince = -1 // a hub whose accept queue is full exists: give it helloMs to catch up, whatever waitMs says
+    const retry = new Backoff(RETRY)
     for (;;) {
       if (this.stopping) throw new BusClosedError("worker closed while connecting")
       const ptr = native.sb_connect_start(cname, this.opts.hubUid ?? ANY_UID, this.err) as Chan | null
@@ -194,7 +198,7 @@ export class SlotWorker {
       if (e === ETIMEDOUT && late) throw new HubNotFoundError(`hub "${this.name}" took the connection but sent no hello in ${helloMs}ms; is its event loop blocked?`)
       if (!RETRYABLE.has(e) && e !== EUSERS && e !== ETIMEDOUT && e !== EAGAIN) throw new ProtocolError(`cannot attach to hub "${this.name}": error ${-e}`)
       if (late) throw new HubNotFoundError(`no hub is listening as "${this.name}"; start it first, or pass waitForHubMs / reconnect`)
-      await Bun.sleep(RETRY_MS)
+      await Bun.sleep(retry.next())
     }
   }
 

@@ -2,7 +2,7 @@
 // Every request's id is rewritten to a bus-wide number on the way to a worker and restored on the way back, so
 // callers (embedded, socket clients) never collide; sessions stick to one instance until it dies.
 import type { Subprocess } from "bun"
-import { BusClosedError, Supervisor, TimeoutError, WorkerGoneError, type SupervisedInstance } from "../core/index.ts"
+import { BusClosedError, Emitter, Supervisor, TimeoutError, WorkerGoneError, type SupervisedInstance } from "../core/index.ts"
 import { loadConfig, type LimitsConfig, type PoolConfig, type StdioBusConfig, type StdioBusConfigInput } from "./config.ts"
 import { BackpressureError, BusErrorCode, InvalidStateError, JsonRpcError, PoolFailedError, SpawnError } from "./errors.ts"
 import { LineSplitter } from "./lines.ts"
@@ -174,9 +174,7 @@ export class StdioBus {
   private readonly inbox: BusMessage[] = []
   private readonly inboxWaiters: ((r: IteratorResult<BusMessage>) => void)[] = []
   private readonly drained: (() => void)[] = []
-  private readonly listeners: { [K in keyof StdioBusEvents]: Set<(...a: StdioBusEvents[K]) => void> } = {
-    "worker-start": new Set(), "worker-exit": new Set(), "worker-restart": new Set(), "pool-failed": new Set(), log: new Set(), "routing-error": new Set(),
-  }
+  private readonly events = new Emitter<StdioBusEvents>()
   /** The embedded caller of send(): its answers and unasked worker messages go to messages(). */
   private readonly embedded: BusClient = {
     id: 0,
@@ -211,8 +209,7 @@ export class StdioBus {
   }
 
   on<K extends keyof StdioBusEvents>(event: K, fn: (...args: StdioBusEvents[K]) => void): () => void {
-    this.listeners[event].add(fn)
-    return () => this.listeners[event].delete(fn)
+    return this.events.on(event, fn)
   }
 
   /** Spawns every pool's instances. Allowed when created or stopped. */
@@ -775,13 +772,7 @@ export class StdioBus {
   }
 
   private emit<K extends keyof StdioBusEvents>(event: K, ...args: StdioBusEvents[K]): void {
-    for (const fn of this.listeners[event]) {
-      try {
-        fn(...args)
-      } catch (e) {
-        queueMicrotask(() => { throw e })
-      }
-    }
+    this.events.emit(event, ...args)
   }
 }
 

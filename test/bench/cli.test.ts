@@ -4,6 +4,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { parseArgs, parseSize, rotation, UsageError } from "../../bench/cli.ts"
 import { describeMachine } from "../../bench/lib/machine.ts"
+import { run as runCmd, type RunResult } from "../support/helpers.ts"
 import { median, range, Samples } from "../../bench/lib/samples.ts"
 import {
   CDF_PERCENTILES, jsonHeader, jsonIdleLine, jsonLine, renderHtml, renderJson, renderTable, TABLE_WIDTH, verdict,
@@ -14,10 +15,7 @@ const repo = join(import.meta.dir, "..", "..")
 const bin = join(repo, "bin", "slotbus.ts")
 const REQUIRED = ["name", "mode", "size", "inflight", "p50_us", "p99_us", "msgs_per_s", "cpu_s"]
 
-function cli(args: string[], timeout = 30_000) {
-  const p = Bun.spawnSync([process.execPath, bin, ...args], { cwd: repo, stdout: "pipe", stderr: "pipe", timeout })
-  return { code: p.exitCode, stdout: p.stdout.toString(), stderr: p.stderr.toString() }
-}
+const cli = (args: string[], timeoutMs = 30_000) => runCmd([process.execPath, bin, ...args], { cwd: repo, timeoutMs })
 
 /** Checks that a page needs nothing from outside itself. */
 function expectSelfContained(html: string) {
@@ -131,29 +129,29 @@ describe("option parsing", () => {
 })
 
 describe("the command line", () => {
-  test("slotbus --help and slotbus bench --help print usage and exit 0", () => {
-    const top = cli(["--help"])
+  test("slotbus --help and slotbus bench --help print usage and exit 0", async () => {
+    const top = await cli(["--help"])
     expect(top.code).toBe(0)
     expect(top.stdout).toContain("bench")
-    const bench = cli(["bench", "--help"])
+    const bench = await cli(["bench", "--help"])
     expect(bench.code).toBe(0)
     expect(bench.stdout).toContain("--sizes")
     expect(bench.stdout).toContain("--json")
     expect(bench.stdout).toContain("--html")
   })
 
-  test("an unknown command or option exits 2 and says what was wrong", () => {
-    const cmd = cli(["frobnicate"])
+  test("an unknown command or option exits 2 and says what was wrong", async () => {
+    const cmd = await cli(["frobnicate"])
     expect(cmd.code).toBe(2)
     expect(cmd.stderr).toContain("frobnicate")
-    const opt = cli(["bench", "--sizes", "0"])
+    const opt = await cli(["bench", "--sizes", "0"])
     expect(opt.code).toBe(2)
     expect(opt.stderr).toContain("out of range")
     expect(opt.stderr.trim().split("\n")).toHaveLength(1) // one line, no usage dump, no stack
   })
 
-  test("--json without a file writes a header record and JSON lines to stdout and moves the table to stderr", () => {
-    const r = cli(["bench", "--quick", "--rounds", "2", "--only", "worker", "--sizes", "64", "--idle", "0", "--json"])
+  test("--json without a file writes a header record and JSON lines to stdout and moves the table to stderr", async () => {
+    const r = await cli(["bench", "--quick", "--rounds", "2", "--only", "worker", "--sizes", "64", "--idle", "0", "--json"])
     expect(r.code).toBe(0)
     const [head, ...rows] = r.stdout.trim().split("\n").map((l) => JSON.parse(l))
     expect(head).toMatchObject({ type: "header", versions: { bun: Bun.version }, settings: { rounds: 2 } })
@@ -163,8 +161,8 @@ describe("the command line", () => {
     expect(r.stderr).toContain("Worker postMessage")
   })
 
-  test("--load starts CPU burners and the header says so", () => {
-    const r = cli(["bench", "--quick", "--rounds", "1", "--load", "1", "--only", "worker", "--sizes", "64", "--idle", "0", "--json"])
+  test("--load starts CPU burners and the header says so", async () => {
+    const r = await cli(["bench", "--quick", "--rounds", "1", "--load", "1", "--only", "worker", "--sizes", "64", "--idle", "0", "--json"])
     expect(r.code).toBe(0)
     const head = JSON.parse(r.stdout.split("\n")[0]!)
     expect(head.load.burners).toBe(1)
@@ -337,10 +335,10 @@ describe("exact percentiles", () => {
 
 describe("a --quick run", () => {
   let dir = ""
-  let run: ReturnType<typeof cli>
-  beforeAll(() => {
+  let run: RunResult
+  beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "slotbus-bench-test-"))
-    run = cli(["bench", "--quick", "--json", join(dir, "out.jsonl"), "--html", join(dir, "report.html")], 90_000)
+    run = await cli(["bench", "--quick", "--json", join(dir, "out.jsonl"), "--html", join(dir, "report.html")], 90_000)
   }, 100_000)
   afterAll(() => {
     if (dir) rmSync(dir, { recursive: true, force: true })

@@ -1,6 +1,7 @@
 // The lease bench's own logic: how handover records of two parties become latencies, and its CLI entry.
 import { expect, test } from "bun:test"
 import { join } from "node:path"
+import { run } from "../support/helpers.ts"
 import { latencies } from "../../bench/leases/locks.ts"
 
 test("handover latencies pair each acquire with the other party's release just before it", () => {
@@ -17,8 +18,7 @@ test("an acquire that follows its own party's release (the waiter was starved) i
 })
 
 test("`slotbus bench leases --help` prints its usage", async () => {
-  const proc = Bun.spawn([process.execPath, join(import.meta.dir, "..", "..", "bin", "slotbus.ts"), "bench", "leases", "--help"], { stdout: "pipe" })
-  const out = await new Response(proc.stdout).text()
-  expect(await proc.exited).toBe(0)
-  expect(out).toContain("usage: slotbus bench leases")
+  const r = await run([process.execPath, join(import.meta.dir, "..", "..", "bin", "slotbus.ts"), "bench", "leases", "--help"])
+  expect(r.code).toBe(0)
+  expect(r.stdout).toContain("usage: slotbus bench leases")
 })

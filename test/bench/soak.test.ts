@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test"
 import { join } from "node:path"
 import { check, flip, parseSoakArgs, pattern, SoakUsageError, type SoakResult } from "../../bench/soak.ts"
+import { run } from "../support/helpers.ts"
 
 const repo = join(import.meta.dir, "..", "..")
 
@@ -38,22 +39,21 @@ describe("the soak's answer check", () => {
   })
 })
 
-test("slotbus bench soak --help prints its options; a bad option exits 2 and names it", () => {
-  const run = (args: string[]) => Bun.spawnSync([process.execPath, join(repo, "bin", "slotbus.ts"), "bench", "soak", ...args], { cwd: repo, stdout: "pipe", stderr: "pipe" })
-  const help = run(["--help"])
-  expect(help.exitCode).toBe(0)
-  expect(help.stdout.toString()).toContain("--seconds")
-  const bad = run(["--seconds", "0"])
-  expect(bad.exitCode).toBe(2)
-  expect(bad.stderr.toString().split("\n")[0]).toContain("--seconds takes a whole number")
+const soak = (args: string[], timeoutMs?: number) => run([process.execPath, join(repo, "bin", "slotbus.ts"), "bench", "soak", ...args], { cwd: repo, timeoutMs })
+
+test("slotbus bench soak --help prints its options; a bad option exits 2 and names it", async () => {
+  const help = await soak(["--help"])
+  expect(help.code).toBe(0)
+  expect(help.stdout).toContain("--seconds")
+  const bad = await soak(["--seconds", "0"])
+  expect(bad.code).toBe(2)
+  expect(bad.stderr.split("\n")[0]).toContain("--seconds takes a whole number")
 })
 
-test("an 8-second soak with kill -9 and restarts gives no wrong, duplicated or hung answers", () => {
-  const p = Bun.spawnSync([process.execPath, join(repo, "bin", "slotbus.ts"), "bench", "soak", "--seconds", "8", "--workers", "3", "--kill-every", "500", "--json"], {
-    cwd: repo, stdout: "pipe", stderr: "pipe", timeout: 60_000,
-  })
-  const out = p.stdout.toString()
-  if (p.exitCode !== 0) console.error(out, p.stderr.toString())
+test("an 8-second soak with kill -9 and restarts gives no wrong, duplicated or hung answers", async () => {
+  const p = await soak(["--seconds", "8", "--workers", "3", "--kill-every", "500", "--json"], 60_000)
+  const out = p.stdout
+  if (p.code !== 0) console.error(out, p.stderr)
   const r = JSON.parse(out) as SoakResult
   expect(r.problems).toEqual([])
   expect({ wrong: r.wrong, duplicated: r.duplicated, hung: r.hung }).toEqual({ wrong: 0, duplicated: 0, hung: 0 })
@@ -65,5 +65,5 @@ test("an 8-second soak with kill -9 and restarts gives no wrong, duplicated or h
   // the same workers are connected at both readings; one fd of slack for anything Bun opens lazily
   expect(r.fds.end).toBeLessThanOrEqual(r.fds.start + 1)
   expect(r.rss_mib.start).toBeGreaterThan(0)
-  expect(p.exitCode).toBe(0)
+  expect(p.code).toBe(0)
 }, 70_000)

@@ -1,10 +1,10 @@
 // Borrowed responses: the body views the slot (no copy), the slot is the caller's until release().
-import { describe, expect, test } from "bun:test"
+import { afterEach, describe, expect, test } from "bun:test"
 import { readFileSync } from "node:fs"
 import { BorrowedResponse, SlotBus, SlotWorker } from "../../src/index.ts"
-import { busName, killWorkersAfterEach, pattern, spawnWorker, until } from "../support/helpers.ts"
+import { busName, stopAll, pattern, spawnWorker, until } from "../support/helpers.ts"
 
-killWorkersAfterEach()
+afterEach(stopAll)
 const MiB = 1024 * 1024
 const rssBytes = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync("/proc/self/status", "utf8"))![1]) * 1024
 

@@ -1,8 +1,8 @@
-import { describe, expect, test } from "bun:test"
+import { afterEach, describe, expect, test } from "bun:test"
 import { BusFullError, WorkerGoneError, type SlotBus } from "../../src/index.ts"
-import { killWorkersAfterEach, rejection, until, withHub } from "../support/helpers.ts"
+import { stopAll, rejection, until, withHub } from "../support/helpers.ts"
 
-killWorkersAfterEach()
+afterEach(stopAll)
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()

@@ -2,9 +2,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { readdirSync } from "node:fs"
 import { SlotBus, SlotWorker, WorkerGoneError, type SlotResponse, type WorkerClosed } from "../../src/index.ts"
-import {
-  bunChild, boundBusNames, eventually, fdCensus, observed, outcome, settledCensus, slotbusLeftovers, uniqueName, type Child,
-} from "../support/crash-procs.ts"
+import { bunChild, busName, type Child, eventually, observed, outcome } from "../support/helpers.ts"
+import { boundBusNames, fdCensus, settledCensus, slotbusLeftovers } from "../support/fds.ts"
 
 // Requests and waits are given this long to time out; the guard says how long "at once" may take at most.
 const LONG_TIMEOUT_MS = 20_000
@@ -47,7 +46,7 @@ beforeAll(() => {
 
 describe("a worker killed with SIGKILL", () => {
   test("rejects each of its 32 in-flight requests with WorkerGoneError at once instead of at their timeout", async () => {
-    const name = uniqueName("crash-inflight")
+    const name = busName("crash-inflight")
     const bus = await SlotBus.listen(name, { slots: 32, timeoutMs: LONG_TIMEOUT_MS })
     const procs: Child[] = []
     try {
@@ -61,7 +60,7 @@ describe("a worker killed with SIGKILL", () => {
       expect(bus.stats().inFlight).toBe(32)
 
       const killedAt = performance.now()
-      victim.kill("SIGKILL")
+      victim.signal("SIGKILL")
       const outcomes = await Promise.all(calls.map((c) => outcome(c, GUARD_MS, killedAt)))
       console.log(`worker SIGKILL → WorkerGoneError for 32 in-flight requests: ${summary(outcomes.map((o) => o.ms))}`)
 
@@ -73,13 +72,13 @@ describe("a worker killed with SIGKILL", () => {
       expect(stats.errors).toBe(32)
       expect(stats.timeouts).toBe(0)
     } finally {
-      await Promise.all(procs.map((p) => p.stop()))
+      await Promise.all(procs.map((p) => p.kill()))
       await bus.close({ drain: false })
     }
   }, 15_000)
 
   test("leaves the other worker under the same name serving, and a restarted worker rejoins and serves", async () => {
-    const name = uniqueName("crash-rejoin")
+    const name = busName("crash-rejoin")
     const bus = await SlotBus.listen(name, { slots: 8, timeoutMs: LONG_TIMEOUT_MS })
     const procs: Child[] = []
     try {
@@ -92,7 +91,7 @@ describe("a worker killed with SIGKILL", () => {
       procs.push(survivor)
       await bus.waitForWorkers(2)
 
-      victim.kill("SIGKILL")
+      victim.signal("SIGKILL")
       const lost = await Promise.all(doomed.map((c) => outcome(c, GUARD_MS)))
       for (const o of lost) expect(o.state === "rejected" && o.error).toBeInstanceOf(WorkerGoneError)
       expect(bus.workers.map((w) => w.pid)).toEqual([survivor.pid])
@@ -103,7 +102,7 @@ describe("a worker killed with SIGKILL", () => {
       const restarted = await startWorker(name, "echo")
       procs.push(restarted)
       await bus.waitForWorkers(2)
-      survivor.kill("SIGKILL")
+      survivor.signal("SIGKILL")
       expect(await eventually(() => bus.workers.length === 1)).toBe(true)
       expect(bus.workers.map((w) => w.pid)).toEqual([restarted.pid])
       const replies = (await Promise.all(
@@ -115,7 +114,7 @@ describe("a worker killed with SIGKILL", () => {
         expect(r.text()).toBe(`again-${i}`)
       }
     } finally {
-      await Promise.all(procs.map((p) => p.stop()))
+      await Promise.all(procs.map((p) => p.kill()))
       await bus.close({ drain: false })
     }
   }, 15_000)
@@ -123,7 +122,7 @@ describe("a worker killed with SIGKILL", () => {
 
 describe("a hub killed with SIGKILL", () => {
   test("settles a worker's closed with reason hub-gone at once, even with requests in its handlers", async () => {
-    const name = uniqueName("crash-hub")
+    const name = busName("crash-hub")
     const hub = await startHub(name, "--flood")
     let worker: SlotWorker | undefined
     try {
@@ -142,7 +141,7 @@ describe("a hub killed with SIGKILL", () => {
       await eventually(() => handled > 200, 5_000) // the flood is running
 
       const killedAt = performance.now()
-      hub.kill("SIGKILL")
+      hub.signal("SIGKILL")
       const closed = await outcome(worker.closed, GUARD_MS, killedAt)
       console.log(`hub SIGKILL → worker closed "hub-gone" after ${closed.ms.toFixed(1)} ms (handled ${handled} requests)`)
       expect(closed.state).toBe("resolved")
@@ -152,49 +151,49 @@ describe("a hub killed with SIGKILL", () => {
       expect(worker.stats().active).toBe(0)
     } finally {
       await worker?.close()
-      await hub.stop()
+      await hub.kill()
     }
   }, 15_000)
 
   test("makes a spawned worker process print hub-gone and exit 0", async () => {
-    const name = uniqueName("crash-hub-proc")
+    const name = busName("crash-hub-proc")
     const hub = await startHub(name, "--flood")
     const worker = await startWorker(name, "echo")
     try {
       await hub.waitLine(/^served 16 /)
       const killedAt = performance.now()
-      hub.kill("SIGKILL")
+      hub.signal("SIGKILL")
       const line = await outcome(worker.waitLine(/^closed (.*)$/, LONG_TIMEOUT_MS), GUARD_MS, killedAt)
       console.log(`hub SIGKILL → worker process printed "closed" after ${line.ms.toFixed(1)} ms`)
       expect(line.state === "resolved" && line.value[1]).toBe("hub-gone")
       expect(await outcome(worker.proc.exited, GUARD_MS)).toMatchObject({ state: "resolved", value: 0 })
     } finally {
-      await worker.stop()
-      await hub.stop()
+      await worker.kill()
+      await hub.kill()
     }
   }, 15_000)
 
   test("does not crash a worker whose handlers still read request bodies and write replies after the hub died", async () => {
     // SlotRequest.body and req.reply() views are documented as valid until the handler's promise settles.
-    const name = uniqueName("crash-hub-views")
+    const name = busName("crash-hub-views")
     const hub = await startHub(name, "--flood")
     const worker = await startWorker(name, "slow")
     try {
       await hub.waitLine(/^served 16 /)
       await Bun.sleep(60) // the flood keeps 8 handlers sleeping with views into the region
-      hub.kill("SIGKILL")
+      hub.signal("SIGKILL")
       const line = await outcome(worker.waitLine(/^closed (.*)$/, LONG_TIMEOUT_MS), GUARD_MS)
       expect(line.state === "resolved" && line.value[1]).toBe("hub-gone")
       const exit = await outcome(worker.proc.exited, GUARD_MS)
       expect({ exit: exit.state === "resolved" && exit.value, signal: worker.proc.signalCode }).toEqual({ exit: 0, signal: null })
     } finally {
-      await worker.stop()
-      await hub.stop()
+      await worker.kill()
+      await hub.kill()
     }
   }, 15_000)
 
   test("with reconnect, the worker survives and rejoins a new hub started under the same name", async () => {
-    const name = uniqueName("crash-reconnect")
+    const name = busName("crash-reconnect")
     const procs: Child[] = []
     const connects: number[] = []
     const disconnects: string[] = []
@@ -210,7 +209,7 @@ describe("a hub killed with SIGKILL", () => {
       })
       expect(await first.waitLine(/^served (\d+) (\d+)$/)).toMatchObject({ 1: "16", 2: String(process.pid) })
 
-      first.kill("SIGKILL")
+      first.signal("SIGKILL")
       expect(await eventually(() => disconnects.length === 1, GUARD_MS)).toBe(true)
       expect(disconnects).toEqual(["hub-gone"])
       expect(worker.connected).toBe(false)
@@ -223,7 +222,7 @@ describe("a hub killed with SIGKILL", () => {
       expect(await outcome(worker.closed, 0)).toMatchObject({ state: "hung" }) // still alive
     } finally {
       await worker?.close()
-      await Promise.all(procs.map((p) => p.stop()))
+      await Promise.all(procs.map((p) => p.kill()))
     }
     expect(await outcome(worker!.closed, GUARD_MS)).toMatchObject({ state: "resolved", value: { reason: "closed" } })
   }, 15_000)
@@ -231,7 +230,7 @@ describe("a hub killed with SIGKILL", () => {
 
 describe("after kills nothing of slotbus is left behind", () => {
   test("a hub holds no memfd, eventfd or socket of a worker after 20 connect/SIGKILL cycles", async () => {
-    const name = uniqueName("crash-fds-hub")
+    const name = busName("crash-fds-hub")
     const bus = await SlotBus.listen(name, { slots: 4, timeoutMs: LONG_TIMEOUT_MS })
     let victim: Child | undefined
     try {
@@ -246,23 +245,23 @@ describe("after kills nothing of slotbus is left behind", () => {
         expect(live.memfd).toBe(1)
         expect(live.eventfd - base.eventfd).toBeGreaterThanOrEqual(2) // two doorbells (Bun.spawn may add its own)
 
-        victim.kill("SIGKILL")
+        victim.signal("SIGKILL")
         for (const o of await Promise.all(calls.map((c) => outcome(c, GUARD_MS))))
           expect(o.state === "rejected" && o.error).toBeInstanceOf(WorkerGoneError)
-        await victim.stop()
+        await victim.kill()
         await eventually(() => fdCensus().total === base.total) // the channel closes once Bun lets go of its fds
         const after = fdCensus()
         expect({ cycle, ...after }).toEqual({ cycle, ...base })
       }
     } finally {
-      await victim?.stop()
+      await victim?.kill()
       await bus.close({ drain: false })
     }
     expect(await eventually(() => !boundBusNames().includes(`@slotbus.${name}`))).toBe(true)
   }, 30_000)
 
   test("a worker process holds no memfd or eventfd of a hub after 20 connect/hub-SIGKILL cycles", async () => {
-    const name = uniqueName("crash-fds-fresh")
+    const name = busName("crash-fds-fresh")
     let worker: SlotWorker | undefined
     let hub: Child | undefined
     try {
@@ -274,21 +273,21 @@ describe("after kills nothing of slotbus is left behind", () => {
         await hub.waitLine(/^served 16 /)
         expect(fdCensus().memfd).toBe(1)
 
-        hub.kill("SIGKILL")
+        hub.signal("SIGKILL")
         expect(await outcome(worker.closed, GUARD_MS)).toMatchObject({ state: "resolved", value: { reason: "hub-gone" } })
-        await hub.stop()
+        await hub.kill()
         await eventually(() => fdCensus().memfd === 0 && fdCensus().eventfd === base.eventfd)
         const after = fdCensus()
         expect({ cycle, memfd: after.memfd, eventfd: after.eventfd }).toEqual({ cycle, memfd: 0, eventfd: base.eventfd })
       }
     } finally {
       await worker?.close()
-      await hub?.stop()
+      await hub?.kill()
     }
   }, 30_000)
 
   test("a reconnecting worker holds no memfd or eventfd of a hub after 20 hub SIGKILLs", async () => {
-    const name = uniqueName("crash-fds-worker")
+    const name = busName("crash-fds-worker")
     const disconnects: string[] = []
     let worker: SlotWorker | undefined
     let hub: Child | undefined
@@ -307,9 +306,9 @@ describe("after kills nothing of slotbus is left behind", () => {
         expect(live.memfd).toBe(1)
         expect(live.eventfd - base.eventfd).toBeGreaterThanOrEqual(2) // two doorbells (Bun.spawn may add its own)
 
-        hub.kill("SIGKILL")
+        hub.signal("SIGKILL")
         expect(await eventually(() => disconnects.length === cycle + 1, GUARD_MS)).toBe(true)
-        await hub.stop()
+        await hub.kill()
         expect(await eventually(() => !boundBusNames().includes(`@slotbus.${name}`))).toBe(true)
         await eventually(() => fdCensus().memfd === 0 && fdCensus().eventfd === base.eventfd)
         const after = fdCensus()
@@ -318,7 +317,7 @@ describe("after kills nothing of slotbus is left behind", () => {
       expect(disconnects).toEqual(Array(20).fill("hub-gone"))
     } finally {
       await worker?.close()
-      await hub?.stop()
+      await hub?.kill()
     }
   }, 30_000)
 

@@ -4,9 +4,8 @@ import { describe, expect, test } from "bun:test"
 import { readdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { PeerRefusedError, SlotBus, SlotWorker } from "../../src/index.ts"
-import { bunChild, Child, FIXTURES, REPO, eventually, uniqueName } from "../support/crash-procs.ts"
+import { bunChild, busName, type Child, eventually, FIXTURES, rejection, REPO, spawn } from "../support/helpers.ts"
 import { Errno, FullMask, HubConfig } from "../../src/native/ffi.ts"
-import { rejection } from "../support/helpers.ts"
 
 const reversed = (s: string) => s.split("").reverse().join("")
 const decoder = new TextDecoder()
@@ -26,7 +25,7 @@ describe("a worker flooding its rendezvous socket or doorbell", () => {
   test.each(["control-flood", "junk-flood", "doorbell-flood"])(
     "(%s) is cut off with ProtocolError and counted, while the other worker answers every request correctly",
     async (scenario) => {
-      const name = uniqueName("flood")
+      const name = busName("flood")
       const bus = await SlotBus.listen(name, { slots: 16 })
       const procs: Child[] = []
       try {
@@ -43,7 +42,7 @@ describe("a worker flooding its rendezvous socket or doorbell", () => {
         expect(bus.stats().protocolErrors).toBe(1)
         expect(await served(bus, 4)).toBe(64)
       } finally {
-        await Promise.all(procs.map((p) => p.stop()))
+        await Promise.all(procs.map((p) => p.kill()))
         await bus.close({ drain: false })
       }
     },
@@ -76,7 +75,7 @@ describe("connections", () => {
       }
     }).length
     const before = threads()
-    const bus = await SlotBus.listen(uniqueName("accept-thread"))
+    const bus = await SlotBus.listen(busName("accept-thread"))
     expect(threads()).toBe(before + 1)
     const worker = await SlotWorker.connect(bus.name, (r) => r.body)
     await bus.waitForWorkers(1)
@@ -87,7 +86,7 @@ describe("connections", () => {
   })
 
   test("are accepted when they connect, with the hub's timer stopped: acceptance waits on the socket, not on a tick", async () => {
-    const bus = await SlotBus.listen(uniqueName("accept-no-timer"))
+    const bus = await SlotBus.listen(busName("accept-no-timer"))
     const hub = bus as unknown as { ticker: ReturnType<typeof setTimeout>; tick: () => void }
     clearTimeout(hub.ticker)
     hub.tick = () => {} // from here on no timer of this hub runs
@@ -102,7 +101,7 @@ describe("connections", () => {
   })
 
   test("beyond maxWorkers are refused with PeerRefusedError naming the cap, and counted", async () => {
-    const bus = await SlotBus.listen(uniqueName("cap"), { maxWorkers: 1 })
+    const bus = await SlotBus.listen(busName("cap"), { maxWorkers: 1 })
     const one = await SlotWorker.connect(bus.name, (r) => r.body)
     try {
       await bus.waitForWorkers(1)
@@ -123,7 +122,7 @@ describe("connections", () => {
   })
 
   test("beyond maxWorkersPerUid from one uid are refused while the cap lasts", async () => {
-    const bus = await SlotBus.listen(uniqueName("cap-uid"), { maxWorkersPerUid: 2 })
+    const bus = await SlotBus.listen(busName("cap-uid"), { maxWorkersPerUid: 2 })
     const workers = [await SlotWorker.connect(bus.name, (r) => r.body), await SlotWorker.connect(bus.name, (r) => r.body)]
     try {
       await bus.waitForWorkers(2)
@@ -138,11 +137,11 @@ describe("connections", () => {
   test.skipIf(!canSwitchUid)(
     `flooded by a uid-${NOBODY} process connecting and closing in a loop: refused and counted, and requests and new workers are still served`,
     async () => {
-      const name = uniqueName("accept-flood")
+      const name = busName("accept-flood")
       const bus = await SlotBus.listen(name, { slots: 16 })
       const procs: Child[] = []
       try {
-        const flooder = new Child([setpriv!, `--reuid=${NOBODY}`, `--regid=${NOBODY}`, "--clear-groups", process.execPath, join(FIXTURES, "connect-flooder.ts"), name, "4000", String(process.getuid?.())], {
+        const flooder = spawn([setpriv!, `--reuid=${NOBODY}`, `--regid=${NOBODY}`, "--clear-groups", process.execPath, join(FIXTURES, "connect-flooder.ts"), name, "4000", String(process.getuid?.())], {
           env: { PATH: process.env.PATH, HOME: "/tmp", BUN_RUNTIME_TRANSPILER_CACHE_PATH: "0" },
         })
         procs.push(flooder)
@@ -159,7 +158,7 @@ describe("connections", () => {
         expect(bus.workerCount).toBe(1)
         expect(await served(bus, 2)).toBe(32)
       } finally {
-        await Promise.all(procs.map((p) => p.stop()))
+        await Promise.all(procs.map((p) => p.kill()))
         await bus.close({ drain: false })
       }
     },

@@ -3,7 +3,8 @@
 // drop it, and go on serving healthy workers.
 import { describe, expect, test } from "bun:test"
 import { ProtocolError, SlotBus, SlotResponse, WorkerGoneError } from "../../src/index.ts"
-import { bunChild, eventually, fdCensus, observed, outcome, uniqueName, type Child } from "../support/crash-procs.ts"
+import { bunChild, busName, type Child, eventually, observed, outcome } from "../support/helpers.ts"
+import { fdCensus } from "../support/fds.ts"
 
 const IN_FLIGHT = 8
 const MAX_BODY = 64 * 1024
@@ -46,7 +47,7 @@ const requestBody = (i: number) => new TextEncoder().encode(`hostile-${i}-`.padE
 type Case = { scenario: string; seed: number; viaSlotWorker: boolean }
 
 async function runHostile({ scenario, seed, viaSlotWorker }: Case) {
-  const name = uniqueName("hostile")
+  const name = busName("hostile")
   const bus = await SlotBus.listen(name, { slots: 16, maxBodyBytes: MAX_BODY, timeoutMs: 20_000 })
   const procs: Child[] = []
   try {
@@ -84,7 +85,7 @@ async function runHostile({ scenario, seed, viaSlotWorker }: Case) {
     }
     expect(await eventually(() => bus.workers.length === 0)).toBe(true)
     expect(bus.stats().inFlight).toBe(0)
-    await hostile.stop()
+    await hostile.kill()
 
     const healthy = bunChild("crash-worker.ts", [name, "echo"])
     procs.push(healthy)
@@ -95,7 +96,7 @@ async function runHostile({ scenario, seed, viaSlotWorker }: Case) {
     const r = await bus.request({ method: "PUT", path: "/after", body: "healthy" })
     expect([r.status, r.headers["x-pid"], r.text()]).toEqual([200, String(healthy.pid), "healthy"])
   } finally {
-    await Promise.all(procs.map((p) => p.stop()))
+    await Promise.all(procs.map((p) => p.kill()))
     await bus.close({ drain: false })
   }
   expect(await eventually(() => fdCensus().memfd === 0)).toBe(true)

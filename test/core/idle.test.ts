@@ -1,8 +1,8 @@
-import { describe, expect, test } from "bun:test"
+import { afterEach, describe, expect, test } from "bun:test"
 import { BusClosedError, SlotBus, SlotWorker, WorkerGoneError, type IdleStrategy } from "../../src/index.ts"
-import { busName, killWorkersAfterEach, rejection, spawnWorker, until, withHub } from "../support/helpers.ts"
+import { busName, stopAll, rejection, spawnWorker, until, withHub } from "../support/helpers.ts"
 
-killWorkersAfterEach()
+afterEach(stopAll)
 
 const decoder = new TextDecoder()
 
@@ -48,7 +48,7 @@ describe("closing the hub", () => {
       replies.forEach((r, i) => expect(r.text()).toBe(`drained-${i}`))
       await closing
       expect(await worker!.exited).toBe(0)
-      expect(worker!.output()).toContain("closed hub-closed")
+      expect(worker!.output).toContain("closed hub-closed")
     })
   })
 
@@ -61,7 +61,7 @@ describe("closing the hub", () => {
       await bus.close({ drain: false })
       for (const e of await Promise.all(pending)) expect(e).toBeInstanceOf(BusClosedError)
       expect(await worker!.exited).toBe(0)
-      expect(worker!.output()).toContain("closed hub-closed")
+      expect(worker!.output).toContain("closed hub-closed")
     })
   })
 
@@ -158,7 +158,7 @@ describe("closing a worker", () => {
         results.forEach((r, i) => expect(r).toBe(`${round}-${i}`))
       }
       expect(await victim!.exited).toBe(0)
-      expect(victim!.output()).toContain("closed closed")
+      expect(victim!.output).toContain("closed closed")
     })
   })
 

@@ -1,9 +1,9 @@
 // The bus tells of workers joining and leaving as it happens; nobody needs to poll workerCount.
-import { expect, test } from "bun:test"
+import { afterEach, expect, test } from "bun:test"
 import { SlotBus, type WorkerEvent } from "../../src/index.ts"
-import { busName, killWorkersAfterEach, spawnWorker, until } from "../support/helpers.ts"
+import { busName, stopAll, spawnWorker, until } from "../support/helpers.ts"
 
-killWorkersAfterEach()
+afterEach(stopAll)
 
 test("onWorker reports each join and leave with the worker's pid, and stops after unsubscribing", async () => {
   const bus = await SlotBus.listen(busName("onworker"))

@@ -1,12 +1,11 @@
 // A reconnecting worker keeps trying until it is closed, and once closed never attaches again.
 import { describe, expect, test } from "bun:test"
 import { SlotBus, SlotWorker } from "../../src/index.ts"
-import { bunChild, uniqueName } from "../support/crash-procs.ts"
-import { until } from "../support/helpers.ts"
+import { bunChild, busName, until } from "../support/helpers.ts"
 
 describe("a worker with reconnect: true", () => {
   test("keeps trying when a new hub takes its connection but sends the hello late, and rejoins it", async () => {
-    const name = uniqueName("late-hello")
+    const name = busName("late-hello")
     const first = await SlotBus.listen(name)
     let joins = 0
     const worker = await SlotWorker.connect(name, (r) => r.body.slice().reverse(), { reconnect: true, onConnect: () => joins++ })
@@ -24,13 +23,13 @@ describe("a worker with reconnect: true", () => {
       expect(await Promise.race([closed, Bun.sleep(0).then(() => "still open")])).toBe("still open")
     } finally {
       await worker.close({ timeoutMs: 100 })
-      await hub?.stop()
+      await hub?.kill()
     }
     expect(await closed).toBe("closed")
   }, 20_000)
 
   test("closed while a new hub's hello is on its way, it does not attach when the hello arrives", async () => {
-    const name = uniqueName("close-reconnect")
+    const name = busName("close-reconnect")
     const first = await SlotBus.listen(name)
     let joins = 0
     const worker = await SlotWorker.connect(name, (r) => r.body, { reconnect: true, onConnect: () => joins++ })
@@ -52,7 +51,7 @@ describe("a worker with reconnect: true", () => {
       if (hub.lines.some((l) => l.startsWith("join"))) await hub.waitLine(/^leave \d+$/)
     } finally {
       await worker.close()
-      await hub?.stop()
+      await hub?.kill()
     }
   })
 })

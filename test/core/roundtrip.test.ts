@@ -1,11 +1,11 @@
-import { describe, expect, test } from "bun:test"
+import { afterEach, describe, expect, test } from "bun:test"
 import {
   HubNotFoundError, NameInUseError, PayloadTooLargeError, RemoteError, SlotBus, SlotResponse, SlotWorker,
   type ListenOptions, type RequestOptions, type SlotRequestInit,
 } from "../../src/index.ts"
-import { busName, killWorkersAfterEach, pattern, randomBytes, rejection, sha256, withHub } from "../support/helpers.ts"
+import { busName, stopAll, pattern, randomBytes, rejection, sha256, withHub } from "../support/helpers.ts"
 
-killWorkersAfterEach()
+afterEach(stopAll)
 
 const text = (b: Uint8Array) => new TextDecoder().decode(b)
 const MiB = 1024 * 1024

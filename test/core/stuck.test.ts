@@ -2,14 +2,13 @@
 // many stuck slots gets nothing new and is disconnected; the hub does not poll for given-up requests.
 import { describe, expect, test } from "bun:test"
 import { SlotBus, TimeoutError } from "../../src/index.ts"
-import { bunChild, eventually, uniqueName, type Child } from "../support/crash-procs.ts"
-import { rejection } from "../support/helpers.ts"
+import { bunChild, busName, type Child, eventually, rejection } from "../support/helpers.ts"
 
 const decoder = new TextDecoder()
 
 describe("a worker whose handlers hang", () => {
   test("is disconnected once it holds maxStuckSlots stuck slots, and every later request is served by the healthy one", async () => {
-    const name = uniqueName("stuck")
+    const name = busName("stuck")
     const bus = await SlotBus.listen(name, { slots: 4, stuckAfterMs: 200, maxStuckSlots: 2, idle: "spin" })
     const procs: Child[] = []
     const events: string[] = []
@@ -39,13 +38,13 @@ describe("a worker whose handlers hang", () => {
       expect(events).toEqual([`join ${hang.pid}`, `join ${healthy.pid}`, `leave ${hang.pid}`])
       for (let i = 0; i < 20; i++) expect(decoder.decode(await bus.call(`after-${i}`, { timeoutMs: 2000 }))).toBe(`after-${i}`.split("").reverse().join(""))
     } finally {
-      await Promise.all(procs.map((p) => p.stop()))
+      await Promise.all(procs.map((p) => p.kill()))
       await bus.close({ drain: false })
     }
   }, 15_000)
 
   test("below maxStuckSlots keeps serving with its other slots, and reports its stuck ones", async () => {
-    const name = uniqueName("stuck-below")
+    const name = busName("stuck-below")
     const bus = await SlotBus.listen(name, { slots: 4, stuckAfterMs: 50, maxStuckSlots: 4 })
     const hang = bunChild("crash-worker.ts", [name, "hang"])
     try {
@@ -56,7 +55,7 @@ describe("a worker whose handlers hang", () => {
       expect(bus.workers[0]).toMatchObject({ inFlight: 1, waiting: 0, stuck: 1 })
       expect(bus.stats().evictedWorkers).toBe(0)
     } finally {
-      await hang.stop()
+      await hang.kill()
       await bus.close({ drain: false })
     }
   })

@@ -1,17 +1,9 @@
 import { describe, expect, test } from "bun:test"
 import { SlotBus, Supervisor, SupervisorError, splitCommand, superviseWorkers, type ExitInfo } from "../../src/index.ts"
-import { ECHO_WORKER, busName } from "../support/helpers.ts"
+import { alive, busName, ECHO_WORKER } from "../support/helpers.ts"
 
 const bun = process.execPath
 const script = (code: string) => [bun, "-e", code]
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
 async function until(cond: () => boolean, what: string, ms = 10_000) {
   const end = performance.now() + ms
   while (!cond()) {

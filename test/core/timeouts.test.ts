@@ -1,8 +1,8 @@
-import { describe, expect, test } from "bun:test"
+import { afterEach, describe, expect, test } from "bun:test"
 import { SlotBus, TimeoutError } from "../../src/index.ts"
-import { busName, killWorkersAfterEach, rejection, spawnWorker, until, withHub } from "../support/helpers.ts"
+import { busName, stopAll, rejection, spawnWorker, until, withHub } from "../support/helpers.ts"
 
-killWorkersAfterEach()
+afterEach(stopAll)
 
 const decoder = new TextDecoder()
 const slow = (bus: SlotBus, ms: number, body = "slow", opts: { timeoutMs?: number; signal?: AbortSignal } = {}) =>

@@ -1,7 +1,7 @@
 // The rendezvous checks SO_PEERCRED: a worker running as another uid is refused unless the hub allows it.
 import { describe, expect, test } from "bun:test"
 import { SlotBus, type SlotResponse } from "../../src/index.ts"
-import { Child, FIXTURES, eventually, uniqueName } from "../support/crash-procs.ts"
+import { busName, type Child, eventually, FIXTURES, spawn } from "../support/helpers.ts"
 import { join } from "node:path"
 
 const NOBODY = 65534
@@ -23,12 +23,12 @@ const skipReason = whyNot()
 if (skipReason) console.warn(`uid.test skipped: ${skipReason}`)
 
 function nobodyWorker(name: string, ...flags: string[]) {
-  return new Child(asNobody([BUN, FIXTURE, name, "echo", ...flags]), { env: nobodyEnv })
+  return spawn(asNobody([BUN, FIXTURE, name, "echo", ...flags]), { env: nobodyEnv })
 }
 
 describe.skipIf(skipReason !== null)(`a worker running as uid ${NOBODY}`, () => {
   test("is refused by a hub that does not allow its uid: PeerRefusedError on its side, refusedPeers on the hub's", async () => {
-    const name = uniqueName("uid-refused")
+    const name = busName("uid-refused")
     const bus = await SlotBus.listen(name)
     const worker = nobodyWorker(name, "--hub-uid=0") // it trusts the hub; the hub must say no
     try {
@@ -37,13 +37,13 @@ describe.skipIf(skipReason !== null)(`a worker running as uid ${NOBODY}`, () => 
       expect(await eventually(() => bus.stats().refusedPeers === 1)).toBe(true)
       expect(bus.workers).toEqual([])
     } finally {
-      await worker.stop()
+      await worker.kill()
       await bus.close()
     }
   }, 15_000)
 
   test("refuses a hub running as root unless told the hub's uid, and never becomes one of its workers", async () => {
-    const name = uniqueName("uid-distrust")
+    const name = busName("uid-distrust")
     const bus = await SlotBus.listen(name, { allowUids: [NOBODY] })
     const worker = nobodyWorker(name) // expects a hub of its own uid
     try {
@@ -52,13 +52,13 @@ describe.skipIf(skipReason !== null)(`a worker running as uid ${NOBODY}`, () => 
       await Bun.sleep(50) // a few accept ticks: the connection it dropped must not become a worker
       expect(bus.workers).toEqual([])
     } finally {
-      await worker.stop()
+      await worker.kill()
       await bus.close()
     }
   }, 15_000)
 
   test("is accepted with allowUids and serves requests when it names the hub's uid", async () => {
-    const name = uniqueName("uid-allowed")
+    const name = busName("uid-allowed")
     const bus = await SlotBus.listen(name, { allowUids: [NOBODY] })
     const worker = nobodyWorker(name, "--hub-uid=0")
     try {
@@ -71,7 +71,7 @@ describe.skipIf(skipReason !== null)(`a worker running as uid ${NOBODY}`, () => 
       expect([r.status, r.headers["x-pid"], r.text()]).toEqual([200, String(worker.pid), "hi"])
       expect(bus.stats().refusedPeers).toBe(0)
     } finally {
-      await worker.stop()
+      await worker.kill()
       await bus.close()
     }
   }, 15_000)
@@ -79,16 +79,16 @@ describe.skipIf(skipReason !== null)(`a worker running as uid ${NOBODY}`, () => 
 
 describe.skipIf(skipReason !== null)("a hub with allowUids", () => {
   test("still accepts workers of its own uid, as docs/PROTOCOL.md §1 says (own uid, or one it was configured to allow)", async () => {
-    const name = uniqueName("uid-own")
+    const name = busName("uid-own")
     const bus = await SlotBus.listen(name, { allowUids: [NOBODY] })
-    const worker = new Child([BUN, FIXTURE, name, "echo"])
+    const worker = spawn([BUN, FIXTURE, name, "echo"])
     try {
       expect((await worker.waitLine(/^(ready|error) .*/))[0]).toBe(`ready ${worker.pid} 0`)
       await bus.waitForWorkers(1)
       expect(new TextDecoder().decode(await bus.call("root"))).toBe("toor")
       expect(bus.stats().refusedPeers).toBe(0)
     } finally {
-      await worker.stop()
+      await worker.kill()
       await bus.close()
     }
   }, 15_000)

@@ -2,7 +2,7 @@
 // request's bytes, and never crash the worker after the connection closed.
 import { describe, expect, test } from "bun:test"
 import { SlotBus } from "../../src/index.ts"
-import { bunChild, uniqueName } from "../support/crash-procs.ts"
+import { bunChild, busName } from "../support/helpers.ts"
 
 const empty: Record<string, unknown> = { method: "", path: "", headers: {}, bodyLength: 0, body: "", subarrayLength: 0, bufferLength: 0, replyLength: 0, replyBytes: 0, text: "" }
 
@@ -14,7 +14,7 @@ function expectDead(seen: Record<string, unknown>) {
 
 describe("a handler that keeps its request past settling", () => {
   test("reads empty views and strings in the next request, not that request's method, path, authorization or body", async () => {
-    const name = uniqueName("views")
+    const name = busName("views")
     const bus = await SlotBus.listen(name, { slots: 1 })
     const worker = bunChild("keeper-worker.ts", [name])
     try {
@@ -27,12 +27,12 @@ describe("a handler that keeps its request past settling", () => {
       expect(second.text()).not.toContain("second")
     } finally {
       await bus.close({ drain: false })
-      await worker.stop()
+      await worker.kill()
     }
   })
 
   test("reading them after the connection closed neither crashes the worker nor shows bytes", async () => {
-    const name = uniqueName("views-closed")
+    const name = busName("views-closed")
     const bus = await SlotBus.listen(name, { slots: 1 })
     const worker = bunChild("keeper-worker.ts", [name])
     try {
@@ -46,7 +46,7 @@ describe("a handler that keeps its request past settling", () => {
       expect(worker.proc.signalCode).toBeNull()
     } finally {
       await bus.close({ drain: false })
-      await worker.stop()
+      await worker.kill()
     }
   })
 })

@@ -3,12 +3,12 @@
 import { expect, test } from "bun:test"
 import { join } from "node:path"
 import { zigBuild } from "../../scripts/zig.ts"
+import { run } from "../support/helpers.ts"
 
 const TIMEOUT_MS = 240_000 // a cold zig cache builds the ThreadSanitizer runtime first
 
-async function run(cmd: string[], env: Record<string, string> = {}) {
-  const proc = Bun.spawn(cmd, { stdout: "pipe", stderr: "pipe", env: { ...process.env, ...env } })
-  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited])
+async function runOk(cmd: string[], env: Record<string, string> = {}) {
+  const { stdout, stderr, code } = await run(cmd, { env: { ...process.env, ...env } })
   if (code !== 0) throw new Error(`${cmd.join(" ")} exited with ${code}:\n${stdout.slice(-2000)}\n${stderr.slice(-4000)}`)
   return stdout
 }
@@ -17,7 +17,7 @@ async function stress(tsan: boolean, eventsPerPublisher: number) {
   const step = tsan ? "topic-stress-tsan" : "topic-stress"
   const bin = join(await zigBuild(step, { args: ["-Doptimize=ReleaseSafe"] }), step)
   // halt_on_error: the first race report ends the run with exit code 66
-  const out = await run([bin, String(eventsPerPublisher)], { TSAN_OPTIONS: "halt_on_error=1 exitcode=66" })
+  const out = await runOk([bin, String(eventsPerPublisher)], { TSAN_OPTIONS: "halt_on_error=1 exitcode=66" })
   const m = /^topic stress ok: events=(\d+) .* tsan=(\d)$/m.exec(out)
   expect(m).not.toBeNull()
   expect(Number(m![1])).toBe(eventsPerPublisher * 3)

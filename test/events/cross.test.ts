@@ -4,14 +4,13 @@ import { afterEach, expect, test } from "bun:test"
 import { closeSync, openSync, readdirSync, readSync } from "node:fs"
 import { join } from "node:path"
 import { Topic } from "../../src/events/index.ts"
+import { spawn as spawnChild, stopAll, until } from "../support/helpers.ts"
 import { FILTERS, matches } from "./procs/gen.ts"
 
 const MEMBER = join(import.meta.dir, "procs", "member.ts")
-type Proc = ReturnType<typeof Bun.spawn<"ignore", "pipe", "inherit">>
-const procs: Proc[] = []
 const topics: Topic[] = []
-afterEach(() => {
-  for (const p of procs.splice(0)) p.kill(9)
+afterEach(async () => {
+  await stopAll()
   for (const t of topics.splice(0)) t.close()
 })
 
@@ -37,38 +36,10 @@ const fresh = () => `x-${process.pid}-${seq++}`
 
 /** Spawns a member and returns it with a reader of its JSON lines. */
 function spawn(...args: string[]) {
-  const proc = Bun.spawn(["bun", MEMBER, ...args], { stdin: "ignore", stdout: "pipe", stderr: "inherit" })
-  procs.push(proc)
-  const reader = proc.stdout.getReader()
-  let buf = ""
-  const lines: Record<string, unknown>[] = []
-  const next = async (timeoutMs = 30_000): Promise<Record<string, unknown>> => {
-    const deadline = Date.now() + timeoutMs
-    for (;;) {
-      const nl = buf.indexOf("\n")
-      if (nl >= 0) {
-        const line = JSON.parse(buf.slice(0, nl)) as Record<string, unknown>
-        buf = buf.slice(nl + 1)
-        lines.push(line)
-        return line
-      }
-      if (Date.now() > deadline) throw new Error(`member ${args.join(" ")} said nothing for ${timeoutMs}ms`)
-      const r = await Promise.race([reader.read(), Bun.sleep(deadline - Date.now()).then(() => null)])
-      if (r === null) continue
-      if (r.done) throw new Error(`member ${args.join(" ")} exited (${proc.exitCode}) without a line`)
-      buf += new TextDecoder().decode(r.value)
-    }
-  }
-  return { proc, next }
-}
-
-async function until(what: string, cond: () => boolean, timeoutMs = 5000) {
-  const start = performance.now()
-  while (!cond()) {
-    if (performance.now() - start > timeoutMs) throw new Error(`${what}: not within ${timeoutMs}ms`)
-    await Bun.sleep(2)
-  }
-  return performance.now() - start
+  const child = spawnChild([process.execPath, MEMBER, ...args])
+  let read = 0
+  const next = async (timeoutMs = 30_000) => JSON.parse(await child.line(read++, timeoutMs)) as Record<string, unknown>
+  return { proc: child.proc, child, next }
 }
 
 async function openHere(name: string) {
@@ -131,9 +102,8 @@ test(
     await victim.next()
     const survivor = here.subscribe({ type: "job.*" })
     expect(here.stats().subscribers.some((s) => s.pid === victim.proc.pid)).toBe(true)
-    victim.proc.kill(9)
-    await victim.proc.exited
-    const ms = await until("the dead subscriber collected", () => !here.stats().subscribers.some((s) => s.pid === victim.proc.pid), 2000)
+    await victim.child.kill()
+    const ms = await until(() => !here.stats().subscribers.some((s) => s.pid === victim.proc.pid), "the dead subscriber collected", 2000, 2)
     console.log(`kill -9 subscriber: collected after ${ms.toFixed(1)} ms`)
     here.publish({ type: "job.done", data: "still here" })
     expect((await survivor.receive(2000))?.text()).toBe("still here")
@@ -150,14 +120,13 @@ test(
     const all = here.subscribe({}, { queue: 1 << 16 })
     const victim = spawn("pub", name, "100000000", "7", "slow")
     await victim.next()
-    await until("the victim publishing", () => all.poll().count > 0)
-    victim.proc.kill(9)
-    await victim.proc.exited
+    await until(() => all.poll().count > 0, "the victim publishing", 5000, 2)
+    await victim.child.kill()
     for (let i = 0; i < 1000; i++) here.publish({ type: "after", data: String(i) })
     const got: string[] = []
     for (let ev = await sub.receive(2000); ev; ev = await sub.receive(200)) got.push(ev.text())
     expect(got).toEqual(Array.from({ length: 1000 }, (_, i) => String(i)))
-    await until("the dead publisher collected", () => !here.stats().publishers.some((p) => p.pid === victim.proc.pid), 2000)
+    await until(() => !here.stats().publishers.some((p) => p.pid === victim.proc.pid), "the dead publisher collected", 2000, 2)
   },
   30_000,
 )
@@ -170,9 +139,8 @@ test(
     expect(await creator.next()).toMatchObject({ ready: true, keeper: true })
     const member = await openHere(name)
     expect(member.isKeeper).toBe(false)
-    creator.proc.kill(9)
-    await creator.proc.exited
-    await until("a survivor took over", () => member.stats().keeperPid === process.pid)
+    await creator.child.kill()
+    await until(() => member.stats().keeperPid === process.pid, "a survivor took over", 5000, 2)
     expect(member.isKeeper).toBe(true)
     const newcomer = await Topic.open(name)
     topics.push(newcomer)
@@ -228,9 +196,8 @@ test(
         }
       }).length
     expect(memfdHolders()).toBe(3)
-    for (const m of members) m.proc.kill(9)
-    await Promise.all(members.map((m) => m.proc.exited))
-    await until("the socket names gone", () => !listening())
+    await Promise.all(members.map((m) => m.child.kill()))
+    await until(() => !listening(), "the socket names gone", 5000, 2)
     expect(memfdHolders()).toBe(0)
     expect(ours()).toEqual([])
   },

@@ -4,6 +4,7 @@ import { describe, expect, test } from "bun:test"
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import * as ffi from "../../src/native/ffi.ts"
+import { cDefine, cEnum, cPrototypes, eq, ffiSymbols, fnv1a32, section, stripC } from "../support/c-text.ts"
 
 const repo = join(import.meta.dir, "..", "..")
 const read = (p: string) => readFileSync(join(repo, p), "utf8")
@@ -33,62 +34,6 @@ const realTs: Ts = {
   layoutHash: ffi.topicNative.sb_topic_layout_hash(),
 }
 
-const stripC = (s: string) => s.replace(/\/\*[\s\S]*?\*\//g, " ").replace(/\/\/[^\n]*/g, " ")
-function fnv1a32(s: string): number {
-  let h = 0x811c9dc5
-  for (const byte of new TextEncoder().encode(s)) h = Math.imul(h ^ byte, 0x01000193) >>> 0
-  return h >>> 0
-}
-function cDefine(c: string, name: string): number {
-  const m = new RegExp(`^#define\\s+${name}\\s+\\(?(-?(?:0x[0-9a-fA-F]+|\\d+))u?\\)?`, "m").exec(stripC(c))
-  if (!m) throw new Error(`#define ${name} not found`)
-  return Number(m[1])
-}
-function cEnum(c: string, name: string, prefix: string): Record<string, number> {
-  const m = new RegExp(`enum\\s+${name}\\s*\\{([^}]*)\\}`).exec(stripC(c))
-  if (!m) throw new Error(`enum ${name} not found`)
-  const out: Record<string, number> = {}
-  for (const entry of m[1]!.split(",").map((e) => e.trim()).filter(Boolean)) {
-    const [key, value] = entry.split("=").map((s) => s.trim())
-    out[key!.startsWith(prefix) ? key!.slice(prefix.length) : `!${key}`] = Number(value)
-  }
-  return out
-}
-function section(md: string, heading: RegExp): string {
-  const lines = md.split("\n")
-  const start = lines.findIndex((l) => heading.test(l))
-  if (start < 0) throw new Error(`PROTOCOL.md has no section ${heading}`)
-  const end = lines.findIndex((l, i) => i > start && /^## /.test(l))
-  return lines.slice(start, end < 0 ? undefined : end).join("\n")
-}
-function cPrototypes(h: string) {
-  const scalar: Record<string, string> = { int: "i32", uint32_t: "u32", double: "f64", void: "void" }
-  const ffiType = (t: string): string => {
-    if (t.includes("*")) return /\bchar\s*\*/.test(t) ? "cstring" : "ptr"
-    const base = t.replace(/\bconst\b/g, "").trim()
-    if (!(base in scalar)) throw new Error(`no FFI type for C type "${t}"`)
-    return scalar[base]!
-  }
-  const out = new Map<string, { args: string[]; returns: string }>()
-  for (const m of stripC(h).matchAll(/^[ \t]*((?:const\s+)?\w+(?:\s*\*)?)\s*(sb_\w+)\s*\(([^)]*)\)\s*;/gm)) {
-    const params = m[3]!.trim()
-    const args = params === "void" || params === "" ? [] : params.split(",").map((p) => ffiType(p.trim().replace(/\w+$/, "")))
-    out.set(m[2]!, { args, returns: ffiType(m[1]!) })
-  }
-  return out
-}
-function ffiTopicSymbols(src: string) {
-  const block = src.slice(src.indexOf("const topicSymbols"))
-  const out = new Map<string, { args: string[]; returns: string }>()
-  for (const m of block.matchAll(/(sb_\w+):\s*\{\s*returns:\s*(\w+),\s*args:\s*\[([^\]]*)\]\s*\}/g)) {
-    const alias = (t: string) => (t === "none" ? "void" : t)
-    out.set(m[1]!, { args: m[3]!.split(",").map((a) => a.trim()).filter(Boolean).map(alias), returns: alias(m[2]!) })
-  }
-  return out
-}
-
-const eq = (what: string, a: unknown, b: unknown): string[] =>
-  JSON.stringify(a) === JSON.stringify(b) ? [] : [`${what}: ${JSON.stringify(a)} != ${JSON.stringify(b)}`]
 const sorted = (o: Record<string, number>) => Object.fromEntries(Object.entries(o).sort(([a], [b]) => a.localeCompare(b)))
 
 const checks: Record<string, (s: Sources, ts: Ts) => string[]> = {
@@ -131,7 +76,7 @@ const checks: Record<string, (s: Sources, ts: Ts) => string[]> = {
     return eq(`sb_topic_layout_hash() vs fnv1a32("${quoted}")`, ts.layoutHash, fnv1a32(quoted))
   },
   "every function of topic.h is in the topic FFI table with the same types, and nothing else is": (s) => {
-    const c = cPrototypes(s.header), t = ffiTopicSymbols(s.ffiSource), out: string[] = []
+    const c = cPrototypes(s.header, "sb_"), t = ffiSymbols(s.ffiSource, "topicSymbols"), out: string[] = []
     for (const [name, proto] of c) out.push(...(t.has(name) ? eq(name, t.get(name), proto) : [`${name} is not bound in ffi.ts`]))
     for (const name of t.keys()) if (!c.has(name)) out.push(`${name} is bound in ffi.ts but not declared in topic.h`)
     if (c.size < 20) out.push("too few prototypes found in topic.h")

@@ -1,13 +1,12 @@
 // `slotbus hub` as a user runs it: a mistake on the command line is one line on stderr and a non-zero exit.
 import { expect, test } from "bun:test"
 import { join } from "node:path"
+import { run } from "../support/helpers.ts"
 
 const BIN = join(import.meta.dir, "..", "..", "bin", "slotbus.ts")
 
 async function hubCli(args: string[]) {
-  const proc = Bun.spawn([process.execPath, BIN, "hub", ...args], { stdout: "pipe", stderr: "pipe" })
-  const [stdout, stderr, code] = [await new Response(proc.stdout).text(), await new Response(proc.stderr).text(), await proc.exited]
-  return { stdout, stderr, code }
+  return run([process.execPath, BIN, "hub", ...args])
 }
 
 test.each([

@@ -3,7 +3,8 @@ import { statSync, writeFileSync, mkdtempSync, rmSync } from "node:fs"
 import { networkInterfaces, tmpdir } from "node:os"
 import { join } from "node:path"
 import { createHub, type Hub, type HubHealth } from "../../src/http/index.ts"
-import { curl, failingWorker, pattern, sha256, startWorker, stopAll, until, type Proc } from "../support/http-procs.ts"
+import { pattern, sha256, stopAll, until, type Child } from "../support/helpers.ts"
+import { curl, failingWorker, startWorker } from "../support/http.ts"
 
 afterAll(stopAll)
 
@@ -11,7 +12,7 @@ const health = async (hub: Hub) => (await (await fetch(`${hub.url}/health`)).jso
 
 describe("a hub with two workers of one name", () => {
   let hub: Hub
-  let workers: Proc[] = []
+  let workers: Child[] = []
   let tmp = ""
 
   beforeAll(async () => {
@@ -20,7 +21,7 @@ describe("a hub with two workers of one name", () => {
     tmp = mkdtempSync(join(tmpdir(), "slotbus-http-"))
   })
   afterAll(async () => {
-    await Promise.all(workers.map((w) => w.stop()))
+    await Promise.all(workers.map((w) => w.kill()))
     await hub.close()
     rmSync(tmp, { recursive: true, force: true })
   })
@@ -238,7 +239,7 @@ describe("failures", () => {
       expect(ok.status).toBe(200)
       expect((await health(hub)).counters.tooLarge).toBe(3)
     } finally {
-      await w.stop()
+      await w.kill()
     }
   })
 
@@ -251,7 +252,7 @@ describe("failures", () => {
       expect(((await res.json()) as { error: string }).error).toBe("timeout")
       expect((await health(hub)).counters.timeouts).toBe(1)
     } finally {
-      await w.stop()
+      await w.kill()
     }
   })
 
@@ -274,14 +275,14 @@ describe("failures", () => {
       expect(gone.headers.get("retry-after")).toBe("1")
       expect((await health(hub)).counters.unavailable).toBe(1)
     } finally {
-      await w.stop()
+      await w.kill()
     }
   })
 
   test("a worker restarted with the same instance replaces its old entry, and the old one stops", async () => {
     await using hub = await createHub({ port: 0 })
     const first = await startWorker(hub.url, "shop", ["--instance=shop-1"])
-    let second: Proc | undefined
+    let second: Child | undefined
     try {
       second = await startWorker(hub.url, "shop", ["--instance=shop-1"])
       await first.waitLine(/^closed replaced$/)
@@ -291,8 +292,8 @@ describe("failures", () => {
       const res = await fetch(`${hub.url}/whoami`)
       expect(((await res.json()) as { pid: number }).pid).toBe(second.pid)
     } finally {
-      await first.stop()
-      await second?.stop()
+      await first.kill()
+      await second?.kill()
     }
   })
 
@@ -308,17 +309,17 @@ describe("failures", () => {
       expect((await fetch(`${hub.url}/whoami`)).status).toBe(200)
     } finally {
       w.signal("SIGCONT")
-      await w.stop()
+      await w.kill()
     }
   })
 
   test("once a route's owner has no workers left, another worker name may take the route over", async () => {
     await using hub = await createHub({ port: 0 })
     const shop = await startWorker(hub.url, "shop")
-    let rival: Proc | undefined
+    let rival: Child | undefined
     try {
       expect(await failingWorker(hub.url, "rival", ["--routes=rival"])).toStartWith("error RouteConflictError")
-      await shop.stop()
+      await shop.kill()
       await until(async () => (await health(hub)).workers.length === 0, "the shop worker is gone")
       rival = await startWorker(hub.url, "rival", ["--routes=rival"])
       expect(await (await fetch(`${hub.url}/items/5`)).json()).toEqual({ rival: "5" })
@@ -327,8 +328,8 @@ describe("failures", () => {
       expect(routes.some((r) => r.route === "GET /items/:id")).toBe(false)
       expect(routes.find((r) => r.route === "POST /echo")).toEqual({ route: "POST /echo", owner: "shop", workers: 0 })
     } finally {
-      await shop.stop()
-      await rival?.stop()
+      await shop.kill()
+      await rival?.kill()
     }
   })
 
@@ -342,7 +343,7 @@ describe("failures", () => {
       expect(h.workers).toEqual([])
       expect(h.evicted[0]).toMatchObject({ pid: w.pid, reason: "deregistered" })
     } finally {
-      await w.stop()
+      await w.kill()
     }
   })
 })

@@ -4,7 +4,8 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { createHub, hubWorker, HubAuthError, type HubHealth } from "../../src/http/index.ts"
-import { curl, startWorker, stopAll, until } from "../support/http-procs.ts"
+import { stopAll, until } from "../support/helpers.ts"
+import { curl, startWorker } from "../support/http.ts"
 
 afterAll(stopAll)
 
@@ -23,8 +24,8 @@ test("the hub logs a worker's registration, its restart and its eviction, one li
       `worker "shop" instance shop-1 (pid ${second.pid}) evicted: disconnected`,
     ])
   } finally {
-    await first.stop()
-    await second.stop()
+    await first.kill()
+    await second.kill()
   }
 })
 
@@ -34,7 +35,7 @@ test("quiet: true keeps the hub from logging workers", async () => {
   const w = await startWorker(hub.url, "shop")
   w.signal("SIGKILL")
   await until(() => hub.health().evicted.length === 1, "the worker is evicted")
-  await w.stop()
+  await w.kill()
   expect(lines).toEqual([])
 })
 
@@ -67,7 +68,7 @@ test("GET /metrics serves every counter and gauge in Prometheus text format, to 
     expect(samples.get(`slotbus_hub_worker_served_total{name="shop",instance="${w.pid}"}`)).toBe(2)
     expect(samples.get('slotbus_hub_sse_connections{kind="events"}')).toBe(0)
   } finally {
-    await w.stop()
+    await w.kill()
   }
 })
 

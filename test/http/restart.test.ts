@@ -3,7 +3,8 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { HubHealth } from "../../src/http/index.ts"
-import { Proc, startHubProcess, startWorker, stopAll, until } from "../support/http-procs.ts"
+import { spawn, stopAll, until } from "../support/helpers.ts"
+import { startHubProcess, startWorker } from "../support/http.ts"
 
 afterAll(stopAll)
 
@@ -18,7 +19,7 @@ test("a worker rejoins a hub restarted on the same port after kill -9, and serve
     expect((await fetch(`${url}/items/1`)).status).toBe(200)
     const firstToken = await Bun.file(tokenFile).text()
 
-    await first.stop() // kill -9: no goodbye to the worker, the token file stays behind
+    await first.kill() // kill -9: no goodbye to the worker, the token file stays behind
     expect((await fetch(`${url}/health`).catch(() => null))?.status).toBeUndefined()
 
     const second = startHubProcess(["--port", port, "--token-file", tokenFile])
@@ -49,7 +50,7 @@ test("a worker started before its hub waits for it and joins once it is up", asy
   probe.stop(true)
   try {
     const url = `http://127.0.0.1:${port}`
-    const worker = new Proc([process.execPath, join(import.meta.dir, "..", "support", "http-worker.ts"), url, "shop", `--token-file=${tokenFile}`])
+    const worker = spawn([process.execPath, join(import.meta.dir, "..", "support", "http-worker.ts"), url, "shop", `--token-file=${tokenFile}`])
     await Bun.sleep(300) // a few refused attempts: no token file yet, then nothing listening
     expect(worker.lines.some((l) => l.startsWith("ready"))).toBe(false)
     const hub = startHubProcess(["--port", String(port), "--token-file", tokenFile])
@@ -65,7 +66,7 @@ test("a worker started before its hub waits for it and joins once it is up", asy
 test("slotbus hub --port runs a hub that answers /health until SIGTERM", async () => {
   const dir = mkdtempSync(join(tmpdir(), "slotbus-cli-"))
   const tokenFile = join(dir, "hub.token")
-  const cli = new Proc([process.execPath, join(import.meta.dir, "..", "..", "bin", "slotbus.ts"), "hub", "--port", "0", "--token-file", tokenFile])
+  const cli = spawn([process.execPath, join(import.meta.dir, "..", "..", "bin", "slotbus.ts"), "hub", "--port", "0", "--token-file", tokenFile])
   try {
     const [, url] = (await cli.waitLine(/^slotbus hub listening on (http:\S+)$/))!
     expect(((await (await fetch(`${url}/health`)).json()) as HubHealth).status).toBe("ok")
@@ -73,7 +74,7 @@ test("slotbus hub --port runs a hub that answers /health until SIGTERM", async (
     cli.signal("SIGTERM")
     expect(await cli.proc.exited).toBe(0)
   } finally {
-    await cli.stop()
+    await cli.kill()
     rmSync(dir, { recursive: true, force: true })
   }
 })

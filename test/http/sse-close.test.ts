@@ -3,7 +3,8 @@ import { expect, test } from "bun:test"
 import { readdirSync } from "node:fs"
 import { connect, type Socket } from "node:net"
 import { createHub, type Hub } from "../../src/http/index.ts"
-import { SseReader, until } from "../support/http-procs.ts"
+import { until } from "../support/helpers.ts"
+import { SseReader } from "../support/http.ts"
 
 const fdCount = () => readdirSync("/proc/self/fd").length
 

@@ -1,10 +1,11 @@
 import { afterAll, beforeAll, expect, test } from "bun:test"
 import { connect } from "node:net"
 import { createHub, type Hub, type HubHealth } from "../../src/http/index.ts"
-import { Proc, SseReader, startWorker, stopAll, until } from "../support/http-procs.ts"
+import { spawn, stopAll, until, type Child } from "../support/helpers.ts"
+import { SseReader, startWorker } from "../support/http.ts"
 
 let hub: Hub
-let worker: Proc
+let worker: Child
 
 beforeAll(async () => {
   hub = await createHub({ port: 0, heartbeatMs: 200, sseMaxBufferedBytes: 256 * 1024 })
@@ -91,15 +92,15 @@ test("idle SSE connections get heartbeat comments", async () => {
 })
 
 test("a curl client's disconnect reaches the worker", async () => {
-  const client = new Proc(["curl", "-s", "-N", `${hub.url}/sessions/42/events`])
+  const client = spawn(["curl", "-s", "-N", `${hub.url}/sessions/42/events`])
   try {
     await client.waitLine(/^event: welcome$/)
     const [, conn] = (await worker.waitLine(/^sse-open (\S+) \/sessions\/42\/events$/))!
-    await client.stop()
+    await client.kill()
     await worker.waitLine(new RegExp(`^sse-close ${conn} client$`))
     await until(async () => (await health()).sse.connections === 0, "the hub forgets the connection")
   } finally {
-    await client.stop()
+    await client.kill()
   }
 })
 
@@ -148,10 +149,10 @@ test("when the worker holding a connection dies, the hub ends the client's strea
     }
     const mine = conns.at(-1)!
     expect(JSON.parse((await mine.sse.next((m) => m.event === "welcome")).data).pid).toBe(w.pid)
-    await w.stop()
+    await w.kill()
     await expect(mine.sse.next(() => false, 10_000)).rejects.toThrow("SSE stream ended")
   } finally {
     for (const c of conns) c.abort.abort()
-    await w.stop()
+    await w.kill()
   }
 })

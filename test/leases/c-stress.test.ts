@@ -3,18 +3,13 @@
 import { expect, test } from "bun:test"
 import { join } from "node:path"
 import { zigBuild } from "../../scripts/zig.ts"
+import { run } from "../support/helpers.ts"
 
 const TIMEOUT_MS = 180_000 // a cold zig cache builds the TSan runtime first
 
-async function run(cmd: string[], env: Record<string, string> = {}) {
-  const proc = Bun.spawn(cmd, { stdout: "pipe", stderr: "pipe", env: { ...process.env, ...env } })
-  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited])
-  return { stdout, stderr, code }
-}
-
 async function buildAndRun(step: string, iterations: number, tsan: 0 | 1) {
   const out = join(await zigBuild(step), step)
-  const result = await run([out, String(iterations)], { TSAN_OPTIONS: "halt_on_error=1 exitcode=66" })
+  const result = await run([out, String(iterations)], { env: { ...process.env, TSAN_OPTIONS: "halt_on_error=1 exitcode=66" } })
   if (result.code !== 0) throw new Error(`${step} exited with ${result.code}:\n${result.stderr.slice(-4000)}`)
   const m = result.stdout.match(/^lease stress ok: claims=(\d+) yields=(\d+) waits=(\d+) renews=(\d+) tsan=(\d)$/m)
   expect(m).not.toBeNull()

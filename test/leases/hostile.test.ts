@@ -2,21 +2,17 @@
 // works or throws ProtocolError, and a fresh contest under another name is unaffected.
 import { afterEach, expect, test } from "bun:test"
 import { Contest, ProtocolError, SlotBusError } from "../../src/leases/index.ts"
-import { bunChild, uniqueName, type Child } from "../support/crash-procs.ts"
+import { bunChild, busName, stopAll } from "../support/helpers.ts"
 
-const children: Child[] = []
-afterEach(async () => {
-  await Promise.all(children.splice(0).map((c) => c.stop()))
-})
+afterEach(stopAll)
 
 test("a member scribbling the table makes others' calls throw ProtocolError (or work), never crash or hang", async () => {
-  const name = uniqueName("hostile")
+  const name = busName("hostile")
   const c = await Contest.open(name)
   try {
     const held = c.tryClaim({ kind: 1, label: "before" }, { owner: "victim", ttlMs: 60_000 })
     expect(held.claimed).toBe(true)
     const scribbler = bunChild("lease-member.ts", ["scribble", name, "20"])
-    children.push(scribbler)
     await scribbler.waitLine(/^scribbled$/, 30_000)
 
     const errors = new Map<string, number>()
@@ -45,7 +41,7 @@ test("a member scribbling the table makes others' calls throw ProtocolError (or 
     expect(errors.get("ProtocolError") ?? 0).toBeGreaterThan(0) // the damage was noticed, not papered over
     expect([...errors.keys()].every((k) => k === "ProtocolError" || k === "LeaseLostError" || k === "ContestFullError")).toBe(true)
     // the process is alive and the library still works for other contests
-    using other = await Contest.open(uniqueName("unharmed"))
+    using other = await Contest.open(busName("unharmed"))
     expect(other.tryClaim({ kind: 1, label: "x" }).claimed).toBe(true)
   } finally {
     c.close()
@@ -53,7 +49,7 @@ test("a member scribbling the table makes others' calls throw ProtocolError (or 
 }, 60_000)
 
 test("ProtocolError is what a corrupt table surfaces as", async () => {
-  const name = uniqueName("hostile-direct")
+  const name = busName("hostile-direct")
   using c = await Contest.open(name, { capacity: 64 })
   expect(c.tryClaim({ kind: 1, label: "a" }).claimed).toBe(true)
   const { address, size } = c.table()

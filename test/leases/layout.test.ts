@@ -5,6 +5,7 @@ import { describe, expect, test } from "bun:test"
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import * as ffi from "../../src/native/ffi.ts"
+import { camel, cDefine, cEnum, cPrototypes, eq, ffiSymbols, fnv1a32, section, stripC } from "../support/c-text.ts"
 
 const repo = join(import.meta.dir, "..", "..")
 const read = (p: string) => readFileSync(join(repo, p), "utf8")
@@ -43,36 +44,6 @@ const realTs: TsConstants = {
   layoutHash: ffi.leaseNative.sbl_layout_hash(),
 }
 
-const stripC = (s: string) => s.replace(/\/\*[\s\S]*?\*\//g, " ").replace(/\/\/[^\n]*/g, " ")
-const camel = (s: string) => s.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase())
-function fnv1a32(s: string): number {
-  let h = 0x811c9dc5
-  for (const byte of new TextEncoder().encode(s)) h = Math.imul(h ^ byte, 0x01000193) >>> 0
-  return h >>> 0
-}
-function cDefine(c: string, name: string): number {
-  const m = new RegExp(`^#define\\s+${name}\\s+(0x[0-9a-fA-F]+|\\d+)u?\\b`, "m").exec(stripC(c))
-  if (!m) throw new Error(`#define ${name} not found`)
-  return Number(m[1])
-}
-function cEnum(c: string, name: string, prefix: string): Record<string, number> {
-  const m = new RegExp(`enum\\s+${name}\\s*\\{([^}]*)\\}`).exec(stripC(c))
-  if (!m) throw new Error(`enum ${name} not found`)
-  const out: Record<string, number> = {}
-  for (const entry of m[1]!.split(",").map((e) => e.trim()).filter(Boolean)) {
-    const [key, value] = entry.split("=").map((s) => s.trim())
-    out[key!.startsWith(prefix) ? key!.slice(prefix.length) : `!${key}`] = Number(value)
-  }
-  return out
-}
-function section(md: string, heading: RegExp): string {
-  const lines = md.split("\n")
-  const start = lines.findIndex((l) => heading.test(l))
-  if (start < 0) throw new Error(`PROTOCOL.md has no section ${heading}`)
-  const end = lines.findIndex((l, i) => i > start && /^#{2,3} /.test(l))
-  return lines.slice(start, end < 0 ? undefined : end).join("\n")
-}
-
 /** Field offsets of a C struct of fixed-width scalars and byte/array members, with natural alignment. */
 function structOffsets(c: string, name: string): { offsets: Record<string, number>; size: number } {
   const m = new RegExp(`typedef\\s+struct\\s+${name}\\s*\\{([^}]*)\\}\\s*${name}\\s*;`).exec(stripC(c))
@@ -98,28 +69,7 @@ function structOffsets(c: string, name: string): { offsets: Record<string, numbe
   return { offsets, size: Math.ceil(off / maxAlign) * maxAlign }
 }
 
-function prototypes(h: string): Map<string, string> {
-  const scalar: Record<string, string> = { int: "i32", int32_t: "i32", uint32_t: "u32", int64_t: "i64", double: "f64", void: "void" }
-  const t = (s: string) => (s.includes("*") ? (/\bchar\s*\*/.test(s) ? "cstring" : "ptr") : scalar[s.replace(/\bconst\b/g, "").trim()] ?? `?${s}`)
-  const out = new Map<string, string>()
-  for (const m of stripC(h).matchAll(/^[ \t]*((?:const\s+)?\w+(?:\s*\*)?)\s*(sbl_\w+)\s*\(([^)]*)\)\s*;/gm)) {
-    const params = m[3]!.trim()
-    const args = params === "void" || params === "" ? [] : params.split(",").map((p) => t(p.trim().replace(/\w+$/, "")))
-    out.set(m[2]!, `(${args.join(",")})${t(m[1]!)}`)
-  }
-  return out
-}
-function bound(src: string): Map<string, string> {
-  const alias = (x: string) => (x === "none" ? "void" : x)
-  const out = new Map<string, string>()
-  for (const m of src.matchAll(/(sbl_\w+):\s*\{\s*args:\s*\[([^\]]*)\],\s*returns:\s*(\w+)\s*\}/g))
-    out.set(m[1]!, `(${m[2]!.split(",").map((a) => a.trim()).filter(Boolean).map(alias).join(",")})${alias(m[3]!)}`)
-  return out
-}
-
 type Check = (s: Sources, ts: TsConstants) => string[]
-const eq = (what: string, a: unknown, b: unknown): string[] =>
-  JSON.stringify(a) === JSON.stringify(b) ? [] : [`${what}: ${JSON.stringify(a)} != ${JSON.stringify(b)}`]
 
 const checks: Record<string, Check> = {
   "the layout hash is FNV-1a 32 of the string PROTOCOL.md §7.2 quotes, which lease.c uses": (s, ts) => {
@@ -138,7 +88,7 @@ const checks: Record<string, Check> = {
   "the limits in ffi.ts, lease.h, the layout string and PROTOCOL.md agree": (s, ts) => {
     const fromC = Object.fromEntries(Object.keys(ts.limits).map((k) => [k, cDefine(s.header, k)]))
     const str = /`(slotbus-lease[^`]+)`/.exec(s.protocol)?.[1] ?? ""
-    const table = section(s.protocol, /^### 7\.2 Table layout/)
+    const table = section(s.protocol, /^### 7\.2 Table layout/, /^#{2,3} /)
     return [
       ...eq("limits vs lease.h", ts.limits, fromC),
       ...eq("label limit in the layout string", Number(/label=(\d+)/.exec(str)?.[1]), ts.limits.SBL_LABEL_MAX),
@@ -151,7 +101,7 @@ const checks: Record<string, Check> = {
   },
 
   "the entry rows of PROTOCOL.md §7.2 sit where lease.c asserts them": (s) => {
-    const table = section(s.protocol, /^### 7\.2 Table layout/)
+    const table = section(s.protocol, /^### 7\.2 Table layout/, /^#{2,3} /)
     const entryRows = table.slice(table.indexOf("Entry (256 bytes"))
     const rows: [string, RegExp][] = [
       ["label", /\| (\d+) \| u8\[\d+\] \| label \|/],
@@ -173,7 +123,7 @@ const checks: Record<string, Check> = {
   },
 
   "the claim states in the §7.4 diagram and the how values match the C enums": (s, ts) => {
-    const sm = section(s.protocol, /^### 7\.4 Claim state machine/)
+    const sm = section(s.protocol, /^### 7\.4 Claim state machine/, /^#{2,3} /)
     const states = Object.fromEntries([...sm.matchAll(/\b([A-Z]+)\((\d+)\)/g)].map((m) => [m[1]!, Number(m[2])]))
     return [
       ...eq("claim states vs enum sbl_claim_state", states, cEnum(s.header, "sbl_claim_state", "SBL_")),
@@ -182,8 +132,8 @@ const checks: Record<string, Check> = {
   },
 
   "every sbl_ function in lease.h is bound in ffi.ts with the same types, and nothing else is": (s) => {
-    const c = prototypes(s.header)
-    const t = bound(s.ffiSource)
+    const c = cPrototypes(s.header, "sbl_")
+    const t = ffiSymbols(s.ffiSource, "leaseSymbols")
     const out: string[] = []
     for (const [name, sig] of c) out.push(...(t.has(name) ? eq(name, t.get(name), sig) : [`${name} is not bound in ffi.ts`]))
     for (const name of t.keys()) if (!c.has(name)) out.push(`${name} is bound in ffi.ts but not declared in lease.h`)

@@ -10,7 +10,7 @@ import {
   TimeoutError,
   type Lease,
 } from "../../src/leases/index.ts"
-import { uniqueName } from "../support/crash-procs.ts"
+import { busName } from "../support/helpers.ts"
 
 const open: Contest[] = []
 async function contest(name: string): Promise<Contest> {
@@ -29,7 +29,7 @@ function claimed(r: ReturnType<Contest["tryClaim"]>): Lease {
 
 describe("the Orbit contest model", () => {
   test("the first claim is claimed and the second yields to it, naming the first owner", async () => {
-    const name = uniqueName("orbit")
+    const name = busName("orbit")
     const [a, b] = [await contest(name), await contest(name)]
     const subject = { kind: 1, label: "session:x" }
     const first = claimed(a.tryClaim(subject, { owner: "alpha", ttlMs: 10_000 }))
@@ -46,14 +46,14 @@ describe("the Orbit contest model", () => {
   })
 
   test("different labels do not compete", async () => {
-    const name = uniqueName("orbit")
+    const name = busName("orbit")
     const [a, b] = [await contest(name), await contest(name)]
     claimed(a.tryClaim({ kind: 1, label: "origin:tcp_1" }))
     expect(b.tryClaim({ kind: 1, label: "origin:tcp_2" }).claimed).toBe(true)
   })
 
   test("the same label under different kinds does not compete", async () => {
-    const name = uniqueName("orbit")
+    const name = busName("orbit")
     const [a, b] = [await contest(name), await contest(name)]
     claimed(a.tryClaim({ kind: 1, label: "x" }))
     expect(b.tryClaim({ kind: 2, label: "x" }).claimed).toBe(true)
@@ -61,7 +61,7 @@ describe("the Orbit contest model", () => {
   })
 
   test("release lets the next claim through", async () => {
-    const name = uniqueName("orbit")
+    const name = busName("orbit")
     const [a, b] = [await contest(name), await contest(name)]
     const s = { kind: 3, label: "job" }
     const lease = claimed(a.tryClaim(s, { owner: "a" }))
@@ -73,7 +73,7 @@ describe("the Orbit contest model", () => {
   })
 
   test("an expired claim (5 ms TTL, explicit clock) does not block the next", async () => {
-    const name = uniqueName("orbit")
+    const name = busName("orbit")
     const [a, b] = [await contest(name), await contest(name)]
     const s = { kind: 1, label: "ttl" }
     const t0 = 1_000_000
@@ -89,7 +89,7 @@ describe("the Orbit contest model", () => {
   })
 
   test("a yielding claim leaves nothing behind: after the holder releases, a third claimant gets it", async () => {
-    const name = uniqueName("orbit")
+    const name = busName("orbit")
     const [a, b, c] = [await contest(name), await contest(name), await contest(name)]
     const s = { kind: 1, label: "leftovers" }
     const held = claimed(a.tryClaim(s, { owner: "a" }))
@@ -103,7 +103,7 @@ describe("the Orbit contest model", () => {
 
 describe("guards", () => {
   test("`using` releases the lease at the end of the block", async () => {
-    const name = uniqueName("using")
+    const name = busName("using")
     const [a, b] = [await contest(name), await contest(name)]
     const s = { kind: 1, label: "scoped" }
     {
@@ -115,7 +115,7 @@ describe("guards", () => {
   })
 
   test("guardHolder turns an observed holder that is our own into a lease; another member's stays theirs", async () => {
-    const name = uniqueName("guard")
+    const name = busName("guard")
     const [a, b] = [await contest(name), await contest(name)]
     const s = { kind: 1, label: "reentrant" }
     const original = claimed(a.tryClaim(s, { owner: "a" }))
@@ -131,7 +131,7 @@ describe("guards", () => {
   })
 
   test("releaseHolder releases an observed claim only while it is the current one", async () => {
-    const name = uniqueName("relholder")
+    const name = busName("relholder")
     const [a, b] = [await contest(name), await contest(name)]
     const s = { kind: 1, label: "stuck" }
     const lease = claimed(a.tryClaim(s, { owner: "a" }))
@@ -145,7 +145,7 @@ describe("guards", () => {
   })
 
   test("reset clears one subject, or all of them, and their leases are lost", async () => {
-    const name = uniqueName("reset")
+    const name = busName("reset")
     const [a, b] = [await contest(name), await contest(name)]
     const l1 = claimed(a.tryClaim({ kind: 1, label: "one" }))
     const l2 = claimed(a.tryClaim({ kind: 1, label: "two" }))
@@ -165,7 +165,7 @@ describe("limits and bad input", () => {
     ["a label of 33 two-byte characters over 96 bytes", { kind: 1, label: "é".repeat(49) }, {}, "label", 96],
     ["a 65-byte owner", { kind: 1, label: "ok" }, { owner: "o".repeat(65) }, "owner", 64],
   ] as const)("%s is a ContestFrameTooLargeError naming the limit", async (_what, subject, opts, field, limit) => {
-    const c = await contest(uniqueName("limits"))
+    const c = await contest(busName("limits"))
     let error: unknown
     try {
       c.tryClaim(subject, opts)
@@ -181,7 +181,7 @@ describe("limits and bad input", () => {
   })
 
   test("labels and owners exactly at the limit are fine", async () => {
-    const c = await contest(uniqueName("limits"))
+    const c = await contest(busName("limits"))
     const r = c.tryClaim({ kind: 1, label: "x".repeat(96) }, { owner: "o".repeat(64) })
     expect(r.claimed).toBe(true)
     expect(c.holders()[0]?.owner).toBe("o".repeat(64))
@@ -193,12 +193,12 @@ describe("limits and bad input", () => {
     ["a kind above 2^32-1", { kind: 2 ** 32, label: "x" }],
     ["a label that is not a string", { kind: 1, label: 42 as unknown as string }],
   ])("%s is an InvalidSubjectError", async (_what, subject) => {
-    const c = await contest(uniqueName("subject"))
+    const c = await contest(busName("subject"))
     expect(() => c.tryClaim(subject)).toThrow(InvalidSubjectError)
   })
 
   test("a closed contest refuses calls with ContestClosedError", async () => {
-    const c = await Contest.open(uniqueName("closed"), { capacity: 64 })
+    const c = await Contest.open(busName("closed"), { capacity: 64 })
     c.close()
     expect(() => c.tryClaim({ kind: 1, label: "x" })).toThrow(ContestClosedError)
     expect(() => c.stats()).toThrow(ContestClosedError)
@@ -207,7 +207,7 @@ describe("limits and bad input", () => {
 
 describe("fencing tokens, renew and the lost signal", () => {
   test("tokens strictly increase per subject, also after every member left and the contest was created again", async () => {
-    const name = uniqueName("fence")
+    const name = busName("fence")
     const s = { kind: 9, label: "fenced" }
     const tokens: bigint[] = []
     for (let round = 0; round < 3; round++) {
@@ -224,7 +224,7 @@ describe("fencing tokens, renew and the lost signal", () => {
   })
 
   test("renew extends a held lease and fails with LeaseLostError once it was lost", async () => {
-    const name = uniqueName("renew")
+    const name = busName("renew")
     const [a, b] = [await contest(name), await contest(name)]
     const s = { kind: 1, label: "renewed" }
     const t0 = 5_000_000
@@ -239,13 +239,13 @@ describe("fencing tokens, renew and the lost signal", () => {
   })
 
   test("renew of an expired lease nobody took over is still a loss", async () => {
-    const c = await contest(uniqueName("renew"))
+    const c = await contest(busName("renew"))
     const lease = claimed(c.tryClaimAt({ kind: 1, label: "late" }, { ttlMs: 5 }, 1000))
     expect(() => lease.renew(5, 1005)).toThrow(LeaseLostError)
   })
 
   test("the signal aborts on release, on expiry and on a takeover by reset", async () => {
-    const name = uniqueName("signal")
+    const name = busName("signal")
     const [a, b] = [await contest(name), await contest(name)]
     const released = claimed(a.tryClaim({ kind: 1, label: "r" }))
     const s1 = released.signal
@@ -269,7 +269,7 @@ describe("fencing tokens, renew and the lost signal", () => {
 
 describe("waiting claims in one process", () => {
   test("claim() resolves when the holder releases", async () => {
-    const name = uniqueName("wait")
+    const name = busName("wait")
     const [a, b] = [await contest(name), await contest(name)]
     const s = { kind: 1, label: "queue" }
     const first = claimed(a.tryClaim(s))
@@ -282,7 +282,7 @@ describe("waiting claims in one process", () => {
   })
 
   test("claim() rejects with TimeoutError after timeoutMs, and with the abort reason when aborted", async () => {
-    const name = uniqueName("wait")
+    const name = busName("wait")
     const [a, b] = [await contest(name), await contest(name)]
     const s = { kind: 1, label: "busy" }
     claimed(a.tryClaim(s))
@@ -294,7 +294,7 @@ describe("waiting claims in one process", () => {
   })
 
   test("a claim waiting on an expiring claim gets it once the TTL passes", async () => {
-    const name = uniqueName("wait")
+    const name = busName("wait")
     const [a, b] = [await contest(name), await contest(name)]
     const s = { kind: 1, label: "ttl-wait" }
     claimed(a.tryClaim(s, { ttlMs: 40 }))
@@ -303,7 +303,7 @@ describe("waiting claims in one process", () => {
   })
 
   test("closing the contest releases its leases and ends its waits", async () => {
-    const name = uniqueName("wait")
+    const name = busName("wait")
     const [a, b] = [await contest(name), await Contest.open(name, { capacity: 64 })]
     const s = { kind: 1, label: "closing" }
     const held = claimed(a.tryClaim(s))
@@ -317,7 +317,7 @@ describe("waiting claims in one process", () => {
 
 describe("leaving", () => {
   test("close() ends this member's leases at once: others claim their subjects, the leases say lost", async () => {
-    const name = uniqueName("leave")
+    const name = busName("leave")
     const a = await Contest.open(name, { capacity: 64 })
     const b = await contest(name)
     const s = { kind: 1, label: "left" }
@@ -335,7 +335,7 @@ describe("leaving", () => {
 
 describe("observability", () => {
   test("holders() lists every active claim with its owner, and no expired or released one", async () => {
-    const name = uniqueName("holders")
+    const name = busName("holders")
     const [a, b] = [await contest(name), await contest(name)]
     const t = Date.now()
     claimed(a.tryClaim({ kind: 1, label: "one" }, { owner: "a" }))
@@ -349,7 +349,7 @@ describe("observability", () => {
   })
 
   test("stats count claims, yields, expiries and releases across members, and keep a leaver's counts", async () => {
-    const name = uniqueName("stats")
+    const name = busName("stats")
     const a = await contest(name)
     const b = await Contest.open(name, { capacity: 64 })
     const s = { kind: 1, label: "counted" }

@@ -5,20 +5,17 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "n
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Contest } from "../../src/leases/index.ts"
-import { bunChild, eventually, uniqueName, type Child } from "../support/crash-procs.ts"
+import { bunChild, busName, type Child, eventually, stopAll } from "../support/helpers.ts"
 
 const MEMBER = "lease-member.ts"
 const KIND = 7 // the fixture's kind
-const children: Child[] = []
 const contests: Contest[] = []
 function member(args: string[]): Child {
-  const c = bunChild(MEMBER, args)
-  children.push(c)
-  return c
+  return bunChild(MEMBER, args)
 }
 afterEach(async () => {
   for (const c of contests.splice(0)) c.close()
-  await Promise.all(children.splice(0).map((c) => c.stop()))
+  await stopAll()
 })
 async function open(name: string) {
   const c = await Contest.open(name)
@@ -34,7 +31,7 @@ function socketBound(name: string): boolean {
 test(
   "8 processes race for one subject 10 000 times: no holder ever overlaps another, and fencing tokens strictly increase",
   async () => {
-    const name = uniqueName("race")
+    const name = busName("race")
     const dir = mkdtempSync(join(tmpdir(), "slotbus-lease-race-"))
     const counter = join(dir, "counter")
     writeFileSync(counter, new Uint8Array(16))
@@ -56,7 +53,7 @@ test(
 )
 
 test("kill -9 of a holder: a waiting claimant gets the subject (well within the TTL-less forever)", async () => {
-  const name = uniqueName("kill")
+  const name = busName("kill")
   const holder = member(["hold", name, "job"])
   const held = await holder.waitLine(/^held (\d+)$/)
   const c = await open(name)
@@ -66,7 +63,7 @@ test("kill -9 of a holder: a waiting claimant gets the subject (well within the 
   const waiting = c.claim({ kind: KIND, label: "job" }, { owner: "survivor", timeoutMs: 10_000 })
   await Bun.sleep(30) // the waiter is asleep on the futex when the holder dies
   const killedAt = performance.now()
-  holder.kill("SIGKILL")
+  holder.signal("SIGKILL")
   const lease = await waiting
   const delayMs = performance.now() - killedAt
   console.log(`kill -9 → claimed by a waiting claimant after ${delayMs.toFixed(1)} ms (target ≤ 100 ms; not asserted)`)
@@ -76,13 +73,13 @@ test("kill -9 of a holder: a waiting claimant gets the subject (well within the 
 })
 
 test("kill -9 of a holder: a claimant calling tryClaim gets the subject on its next try", async () => {
-  const name = uniqueName("kill-try")
+  const name = busName("kill-try")
   const holder = member(["hold", name, "job"])
   await holder.waitLine(/^held \d+$/)
   const c = await open(name)
   expect(c.tryClaim({ kind: KIND, label: "job" }).claimed).toBe(false)
   const killedAt = performance.now()
-  holder.kill("SIGKILL")
+  holder.signal("SIGKILL")
   await holder.proc.exited
   let tries = 0
   let r = c.tryClaim({ kind: KIND, label: "job" })
@@ -97,11 +94,11 @@ test("kill -9 of a holder: a claimant calling tryClaim gets the subject on its n
 })
 
 test("a recycled pid does not look alive: a dead holder's record pointing at a live pid with another start time is stale", async () => {
-  const name = uniqueName("recycle")
+  const name = busName("recycle")
   const holder = member(["hold", name, "job"])
   await holder.waitLine(/^held \d+$/)
   const c = await open(name)
-  holder.kill("SIGKILL")
+  holder.signal("SIGKILL")
   await holder.proc.exited
   // Forge what pid reuse looks like: the dead member's record now names a live process (this one).
   const { address, size } = c.table()
@@ -122,7 +119,7 @@ test("a recycled pid does not look alive: a dead holder's record pointing at a l
 })
 
 test("waiting claimants in other processes are woken by release, one after another, tokens increasing", async () => {
-  const name = uniqueName("wake")
+  const name = busName("wake")
   const c = await open(name)
   const first = c.tryClaim({ kind: KIND, label: "queue" })
   if (!first.claimed) throw new Error("fresh contest")
@@ -140,12 +137,12 @@ test("waiting claimants in other processes are woken by release, one after anoth
 })
 
 test("the contest survives its creator: a newcomer after the creator's kill -9 joins the same table", async () => {
-  const name = uniqueName("survive")
+  const name = busName("survive")
   const creator = member(["open", name])
   await creator.waitLine(/^open 0$/)
   const holder = member(["hold", name, "kept"])
   await holder.waitLine(/^held \d+$/)
-  creator.kill("SIGKILL")
+  creator.signal("SIGKILL")
   await creator.proc.exited
   const late = await open(name)
   const r = late.tryClaim({ kind: KIND, label: "kept" })
@@ -156,7 +153,7 @@ test("the contest survives its creator: a newcomer after the creator's kill -9 j
 
 test("nothing is left when the last member leaves, however it leaves", async () => {
   const shmBefore = new Set(readdirSync("/dev/shm"))
-  const name = uniqueName("leftovers")
+  const name = busName("leftovers")
   const a = member(["hold", name, "x"])
   await a.waitLine(/^held/)
   const b = member(["open", name])
@@ -165,8 +162,8 @@ test("nothing is left when the last member leaves, however it leaves", async () 
   c.tryClaim({ kind: KIND, label: "y" })
   expect(socketBound(name)).toBe(true)
   c.close() // one leaves politely
-  a.kill("SIGKILL") // the others are killed
-  b.kill("SIGKILL")
+  a.signal("SIGKILL") // the others are killed
+  b.signal("SIGKILL")
   await Promise.all([a.proc.exited, b.proc.exited])
   expect(await eventually(() => !socketBound(name), 2000)).toBe(true)
   expect(readdirSync("/dev/shm").filter((f) => !shmBefore.has(f))).toEqual([])
@@ -176,7 +173,7 @@ test("nothing is left when the last member leaves, however it leaves", async () 
 })
 
 test("tryClaim with spinUs: spins until another process's claim expires, or yields when the time is up", async () => {
-  const name = uniqueName("spin")
+  const name = busName("spin")
   const holder = member(["hold", name, "spun", "1500"]) // 1.5 s TTL, never released
   await holder.waitLine(/^held \d+$/)
   const c = await open(name)

@@ -3,6 +3,7 @@
 import { expect, test } from "bun:test"
 import { join } from "node:path"
 import { zigBuild } from "../../scripts/zig.ts"
+import { run } from "../support/helpers.ts"
 
 // A cold zig cache builds the ThreadSanitizer runtime first, which takes a while on a small machine.
 const TIMEOUT_MS = 180_000
@@ -13,15 +14,9 @@ const SANITIZER_ENV = {
   UBSAN_OPTIONS: "halt_on_error=1 print_stacktrace=1 exitcode=68",
 }
 
-async function run(cmd: string[]) {
-  const proc = Bun.spawn(cmd, { stdout: "pipe", stderr: "pipe", env: { ...process.env, ...SANITIZER_ENV } })
-  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited])
-  return { stdout, stderr, code }
-}
-
 async function expectStressPasses(step: string, requests: number, tsan: 0 | 1) {
   const binary = join(await zigBuild(step), step)
-  const result = await run([binary, String(requests)])
+  const result = await run([binary, String(requests)], { env: { ...process.env, ...SANITIZER_ENV } })
   if (result.code !== 0) throw new Error(`${binary} exited with ${result.code}:\n${result.stderr.slice(-4000)}`)
   const summary = result.stdout.match(/^stress ok: requests=(\d+) cancelled=(\d+) .* tsan=(\d)$/m)
   expect(summary).not.toBeNull()

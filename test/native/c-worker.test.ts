@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, test } from "bun:test"
 import { join } from "node:path"
 import { zigBuild } from "../../scripts/zig.ts"
 import { RemoteError, SlotBus, WorkerGoneError, type SlotResponse } from "../../src/index.ts"
-import { Child, FIXTURES, observed, outcome, uniqueName } from "../support/crash-procs.ts"
+import { busName, type Child, FIXTURES, observed, outcome, spawn } from "../support/helpers.ts"
 
 const GUARD_MS = 2_000
 
@@ -17,15 +17,15 @@ const decoder = new TextDecoder()
 const reversed = (b: Uint8Array) => b.slice().reverse()
 
 async function withCWorker(flags: string[], body: (bus: SlotBus, worker: Child) => Promise<void>) {
-  const name = uniqueName("c-worker")
+  const name = busName("c-worker")
   const bus = await SlotBus.listen(name, { maxBodyBytes: 1 << 20, timeoutMs: 10_000 })
-  const worker = new Child([exe, name, ...flags])
+  const worker = spawn([exe, name, ...flags])
   try {
     await bus.waitForWorkers(1)
     expect(bus.workers.map((w) => w.pid)).toEqual([worker.pid])
     await body(bus, worker)
   } finally {
-    await worker.stop()
+    await worker.kill()
     await bus.close({ drain: false })
   }
 }
@@ -86,11 +86,11 @@ describe.each(modes)("the C worker in $mode mode", ({ flags }) => {
 
   test("killed with SIGKILL, fails its in-flight requests with WorkerGoneError at once", async () => {
     await withCWorker(flags, async (bus, worker) => {
-      worker.kill("SIGSTOP") // it cannot answer, so the requests stay in flight
+      worker.signal("SIGSTOP") // it cannot answer, so the requests stay in flight
       const calls = Array.from({ length: 16 }, (_, i) => observed(bus.call(`stuck-${i}`)))
       expect(bus.stats().inFlight).toBe(16)
       const killedAt = performance.now()
-      worker.kill("SIGKILL")
+      worker.signal("SIGKILL")
       const outcomes = await Promise.all(calls.map((c) => outcome(c, GUARD_MS, killedAt)))
       console.log(`C worker (${flags[0] ?? "eventfd"}) SIGKILL → WorkerGoneError after at most ${Math.max(...outcomes.map((o) => o.ms)).toFixed(1)} ms`)
       for (const o of outcomes) expect(o.state === "rejected" && o.error).toBeInstanceOf(WorkerGoneError)
@@ -99,16 +99,16 @@ describe.each(modes)("the C worker in $mode mode", ({ flags }) => {
   }, 15_000)
 
   test("exits 0 on its own when its hub is killed with SIGKILL", async () => {
-    const name = uniqueName("c-worker-hub")
-    const hub = new Child([process.execPath, join(FIXTURES, "crash-hub.ts"), name])
-    const worker = new Child([exe, name, ...flags])
+    const name = busName("c-worker-hub")
+    const hub = spawn([process.execPath, join(FIXTURES, "crash-hub.ts"), name])
+    const worker = spawn([exe, name, ...flags])
     try {
       await hub.waitLine(/^served 16 /) // the C worker answered the hub's 16 raw pings
-      hub.kill("SIGKILL")
+      hub.signal("SIGKILL")
       expect(await outcome(worker.proc.exited, GUARD_MS)).toMatchObject({ state: "resolved", value: 0 })
     } finally {
-      await worker.stop()
-      await hub.stop()
+      await worker.kill()
+      await hub.kill()
     }
   }, 15_000)
 

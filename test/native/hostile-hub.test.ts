@@ -3,41 +3,33 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { join } from "node:path"
 import { zigBuild } from "../../scripts/zig.ts"
-import { Child, FIXTURES, uniqueName } from "../support/crash-procs.ts"
+import { busName, type Child, FIXTURES, run, spawn, stopAll } from "../support/helpers.ts"
 
 let bin = ""
-const children: Child[] = []
 
 beforeAll(async () => {
   bin = await zigBuild("hostile")
   await zigBuild("hostile-asan")
 }, 180_000)
 
-afterAll(async () => {
-  for (const c of children) await c.stop()
-})
+afterAll(stopAll)
 
 async function hostileHub(mode: string): Promise<string> {
-  const name = uniqueName(`hostile-${mode}`)
-  const hub = new Child([join(bin, "hostile"), "hub", mode, name])
-  children.push(hub)
+  const name = busName(`hostile-${mode}`)
+  const hub = spawn([join(bin, "hostile"), "hub", mode, name])
   await hub.waitLine(/^listening$/)
   return name
 }
 
 function trustingWorker(name: string): Child {
-  const worker = new Child([process.execPath, join(FIXTURES, "trusting-worker.ts"), name])
-  children.push(worker)
+  const worker = spawn([process.execPath, join(FIXTURES, "trusting-worker.ts"), name])
   return worker
 }
 
 test.each(["hostile", "hostile-asan"])("%s: the C worker refuses bad fds, rides out partial hellos and floods, refuses stale completions", async (program) => {
-  const proc = Bun.spawn([join(bin, program), "test"], {
-    stdout: "pipe",
-    stderr: "pipe",
+  const { stdout, stderr, code } = await run([join(bin, program), "test"], {
     env: { ...process.env, ASAN_OPTIONS: "halt_on_error=1 detect_leaks=1", UBSAN_OPTIONS: "halt_on_error=1 print_stacktrace=1" },
   })
-  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited])
   if (code !== 0) throw new Error(`${program} test exited with ${code}:\n${stderr.slice(-4000)}`)
   expect(stdout).toMatch(/^hostile ok: \d+ cases$/m)
 }, 60_000)

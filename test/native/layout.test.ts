@@ -6,6 +6,7 @@ import { describe, expect, test } from "bun:test"
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import * as ffi from "../../src/native/ffi.ts"
+import { camel, cDefine, cEnum, cPrototypes, eq, ffiSymbols, fnv1a32, section, stripC } from "../support/c-text.ts"
 
 const repo = join(import.meta.dir, "..", "..")
 const read = (p: string) => readFileSync(join(repo, p), "utf8")
@@ -59,33 +60,6 @@ const realTs: TsConstants = {
 
 // ---- reading C and Markdown as text ----
 
-const stripC = (s: string) => s.replace(/\/\*[\s\S]*?\*\//g, " ").replace(/\/\/[^\n]*/g, " ")
-const camel = (s: string) => s.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase())
-
-function fnv1a32(s: string): number {
-  let h = 0x811c9dc5
-  for (const byte of new TextEncoder().encode(s)) h = Math.imul(h ^ byte, 0x01000193) >>> 0
-  return h >>> 0
-}
-
-function cDefine(c: string, name: string): number {
-  const m = new RegExp(`^#define\\s+${name}\\s+(0x[0-9a-fA-F]+|\\d+)u?\\b`, "m").exec(stripC(c))
-  if (!m) throw new Error(`#define ${name} not found`)
-  return Number(m[1])
-}
-
-function cEnum(c: string, name: string): Record<string, number> {
-  const m = new RegExp(`enum\\s+${name}\\s*\\{([^}]*)\\}`).exec(stripC(c))
-  if (!m) throw new Error(`enum ${name} not found`)
-  const out: Record<string, number> = {}
-  for (const entry of m[1]!.split(",").map((e) => e.trim()).filter(Boolean)) {
-    const [key, value] = entry.split("=").map((s) => s.trim())
-    if (value === undefined) throw new Error(`enum ${name}: ${key} has no explicit value`)
-    out[key!] = Number(value)
-  }
-  return out
-}
-
 interface Field {
   type: string
   name: string
@@ -113,55 +87,9 @@ const typedefStruct = (c: string, name: string) =>
   cStruct(c, new RegExp(`typedef\\s+struct\\s+${name}\\s*\\{([^}]*)\\}\\s*${name}\\s*;`), `struct ${name}`)
 const WORD_TYPES = /^(?:_Atomic\s+)?u?int32_t$/
 
-/** Strips a prefix from every enum key, so SB_KIND_RAW compares with Kind.RAW. */
-const unprefix = (e: Record<string, number>, prefix: string) =>
-  Object.fromEntries(Object.entries(e).map(([k, v]) => [k.startsWith(prefix) ? k.slice(prefix.length) : `!${k}`, v]))
-
-function section(md: string, heading: RegExp): string {
-  const lines = md.split("\n")
-  const start = lines.findIndex((l) => heading.test(l))
-  if (start < 0) throw new Error(`PROTOCOL.md has no section ${heading}`)
-  const end = lines.findIndex((l, i) => i > start && /^## /.test(l))
-  return lines.slice(start, end < 0 ? undefined : end).join("\n")
-}
-
-// The C prototype of each exported function, as FFI types.
-function cPrototypes(h: string): Map<string, { args: string[]; returns: string }> {
-  const scalar: Record<string, string> = { int: "i32", int32_t: "i32", uint32_t: "u32", int64_t: "i64", double: "f64", void: "void" }
-  // A declaration without its parameter name ("const char *" or "uint32_t"), as an FFI type name.
-  const ffiType = (t: string): string => {
-    if (t.includes("*")) return /\bchar\s*\*/.test(t) ? "cstring" : "ptr"
-    const base = t.replace(/\bconst\b/g, "").trim()
-    if (!(base in scalar)) throw new Error(`no FFI type for C type "${t}"`)
-    return scalar[base]!
-  }
-  const out = new Map<string, { args: string[]; returns: string }>()
-  const re = /^[ \t]*((?:const\s+)?\w+(?:\s*\*)?)\s*(sb_\w+)\s*\(([^)]*)\)\s*;/gm
-  for (const m of stripC(h).matchAll(re)) {
-    const params = m[3]!.trim()
-    const args = params === "void" || params === "" ? [] : params.split(",").map((p) => ffiType(p.trim().replace(/\w+$/, "")))
-    out.set(m[2]!, { args, returns: ffiType(m[1]!) })
-  }
-  return out
-}
-
-// The symbols table in ffi.ts, read as text (it is not exported).
-function ffiSymbols(src: string): Map<string, { args: string[]; returns: string }> {
-  const alias = (t: string) => (t === "none" ? "void" : t)
-  const out = new Map<string, { args: string[]; returns: string }>()
-  for (const m of src.matchAll(/(sb_\w+):\s*\{\s*args:\s*\[([^\]]*)\],\s*returns:\s*(\w+)\s*\}/g)) {
-    const args = m[2]!.split(",").map((a) => a.trim()).filter(Boolean).map(alias)
-    out.set(m[1]!, { args, returns: alias(m[3]!) })
-  }
-  return out
-}
-
 // ---- the checks: each returns its mismatches, [] when everything agrees ----
 
 type Check = (s: Sources, ts: TsConstants) => string[]
-
-const eq = (what: string, a: unknown, b: unknown): string[] =>
-  JSON.stringify(a) === JSON.stringify(b) ? [] : [`${what}: ${JSON.stringify(a)} != ${JSON.stringify(b)}`]
 
 const checks: Record<string, Check> = {
   "Msg lists the fields of struct sb_msg in order, one u32 word each": (s, ts) => {
@@ -190,9 +118,9 @@ const checks: Record<string, Check> = {
   },
 
   "State, Kind and RespFlag equal the C enums": (s, ts) => [
-    ...eq("State vs enum sb_state", ts.State, unprefix(cEnum(s.header, "sb_state"), "SB_")),
-    ...eq("Kind vs enum sb_kind", ts.Kind, unprefix(cEnum(s.header, "sb_kind"), "SB_KIND_")),
-    ...eq("RespFlag vs enum sb_resp_flags", ts.RespFlag, unprefix(cEnum(s.header, "sb_resp_flags"), "SB_RESP_")),
+    ...eq("State vs enum sb_state", ts.State, cEnum(s.header, "sb_state", "SB_")),
+    ...eq("Kind vs enum sb_kind", ts.Kind, cEnum(s.header, "sb_kind", "SB_KIND_")),
+    ...eq("RespFlag vs enum sb_resp_flags", ts.RespFlag, cEnum(s.header, "sb_resp_flags", "SB_RESP_")),
   ],
 
   "E_CORRUPT is minus SB_ECORRUPT": (s, ts) => eq("E_CORRUPT vs -SB_ECORRUPT", ts.E_CORRUPT, -cDefine(s.header, "SB_ECORRUPT")),
@@ -276,8 +204,8 @@ const checks: Record<string, Check> = {
   ],
 
   "every function in slotbus.h is bound in ffi.ts with the same argument and return types, and nothing else is": (s) => {
-    const c = cPrototypes(s.header)
-    const t = ffiSymbols(s.ffiSource)
+    const c = cPrototypes(s.header, "sb_")
+    const t = ffiSymbols(s.ffiSource, "symbols")
     const out: string[] = []
     for (const [name, proto] of c) {
       const bound = t.get(name)

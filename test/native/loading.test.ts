@@ -6,8 +6,8 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { findZig } from "../../scripts/zig.ts"
 import { ABI_VERSION } from "../../src/native/ffi.ts"
+import { REPO, run } from "../support/helpers.ts"
 
-const REPO = join(import.meta.dir, "..", "..")
 let dir: string
 
 beforeAll(() => {
@@ -18,11 +18,11 @@ beforeAll(() => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
 /** Runs a script in a fresh bun process in `dir`, with `env` added; returns its exit code and output. */
-function run(script: string, env: Record<string, string> = {}) {
+async function runScript(script: string, env: Record<string, string> = {}) {
   const file = join(dir, `script-${Math.random().toString(36).slice(2)}.ts`)
   writeFileSync(file, script)
-  const p = Bun.spawnSync([process.execPath, file], { cwd: dir, env: { ...process.env, ...env }, stdout: "pipe", stderr: "pipe" })
-  return { code: p.exitCode, out: p.stdout.toString() + p.stderr.toString() }
+  const r = await run([process.execPath, file], { cwd: dir, env: { ...process.env, ...env } })
+  return { code: r.code, out: r.stdout + r.stderr }
 }
 
 // Importing never loads the library; listen() does, and its failure is catchable and typed.
@@ -38,37 +38,37 @@ process.exit(0)
 `
 
 describe("a library that cannot be used is a NativeLibraryError from listen/connect, not from import", () => {
-  test("SLOTBUS_LIB naming a missing file says so and how to fix it", () => {
-    const r = run(probe, { SLOTBUS_LIB: join(dir, "nowhere.so") })
+  test("SLOTBUS_LIB naming a missing file says so and how to fix it", async () => {
+    const r = await runScript(probe, { SLOTBUS_LIB: join(dir, "nowhere.so") })
     expect(r.out).toContain("NativeLibraryError: SLOTBUS_LIB is set to")
     expect(r.out).toContain("nowhere.so")
   })
 
-  test("a file that is not an ELF library names the file and says to rebuild", () => {
+  test("a file that is not an ELF library names the file and says to rebuild", async () => {
     writeFileSync(join(dir, "text.so"), "this is not a shared library\n")
-    const r = run(probe, { SLOTBUS_LIB: join(dir, "text.so") })
+    const r = await runScript(probe, { SLOTBUS_LIB: join(dir, "text.so") })
     expect(r.out).toContain("NativeLibraryError:")
     expect(r.out).toContain("text.so could not be loaded as libslotbus")
     expect(r.out).toContain("npm run build")
   })
 
-  test("a real library that is not libslotbus is refused for its missing symbols", () => {
+  test("a real library that is not libslotbus is refused for its missing symbols", async () => {
     const libm = ["/lib/x86_64-linux-gnu/libm.so.6", "/usr/lib/x86_64-linux-gnu/libm.so.6", "/lib/aarch64-linux-gnu/libm.so.6"].find((p) => Bun.file(p).size > 0)
     expect(libm).toBeDefined()
-    const r = run(probe, { SLOTBUS_LIB: libm! })
+    const r = await runScript(probe, { SLOTBUS_LIB: libm! })
     expect(r.out).toContain("could not be loaded as libslotbus")
   })
 
-  test("a libslotbus of another ABI version is refused with both versions named", () => {
+  test("a libslotbus of another ABI version is refused with both versions named", async () => {
     const lib = join(dir, "old-abi.so")
     const sources = readdirSync(join(REPO, "csrc")).filter((f) => f.endsWith(".c")).map((f) => join(REPO, "csrc", f))
     const cc = Bun.spawnSync([findZig(), "cc", "-shared", "-fPIC", "-O1", "-D_GNU_SOURCE", "-DSB_ABI_VERSION=0u", ...sources, "-o", lib], { stderr: "pipe" })
     expect(cc.stderr.toString()).toBe("")
-    const r = run(probe, { SLOTBUS_LIB: lib })
+    const r = await runScript(probe, { SLOTBUS_LIB: lib })
     expect(r.out).toContain(`has ABI version 0; this slotbus needs ${ABI_VERSION}`)
   })
 
-  test("the failure is not sticky: a later listen with a good library succeeds", () => {
+  test("the failure is not sticky: a later listen with a good library succeeds", async () => {
     const script = `
 import { SlotBus } from "slotbus"
 process.env.SLOTBUS_LIB = "${join(dir, "nowhere.so")}"
@@ -78,27 +78,27 @@ const bus = await SlotBus.listen("loading-retry-" + process.pid)
 console.log(first, "then", bus.workerCount === 0 ? "listening" : "?")
 await bus.close()
 `
-    expect(run(script).out).toContain("NativeLibraryError then listening")
+    expect((await runScript(script)).out).toContain("NativeLibraryError then listening")
   })
 
-  test("importing slotbus, slotbus/http and SlotWorker does not load the library", () => {
+  test("importing slotbus, slotbus/http and SlotWorker does not load the library", async () => {
     const script = `
 import "slotbus"
 import "slotbus/http"
 import { readFileSync } from "node:fs"
 console.log(readFileSync("/proc/self/maps", "utf8").includes("libslotbus") ? "LOADED" : "NOT LOADED")
 `
-    expect(run(script, { SLOTBUS_LIB: join(dir, "nowhere.so") }).out).toContain("NOT LOADED")
+    expect((await runScript(script, { SLOTBUS_LIB: join(dir, "nowhere.so") })).out).toContain("NOT LOADED")
   })
 })
 
-test("Node gets one clear line saying slotbus needs Bun", () => {
-  const p = Bun.spawnSync(["node", "-e", 'import("slotbus").catch((e) => { console.log(e.message); process.exit(3) })'], { cwd: dir, stdout: "pipe", stderr: "pipe" })
-  expect(p.exitCode).toBe(3)
-  expect(p.stdout.toString()).toMatch(/^slotbus needs Bun >= [\d.]+ .*this is Node v\d+/)
+test("Node gets one clear line saying slotbus needs Bun", async () => {
+  const p = await run(["node", "-e", 'import("slotbus").catch((e) => { console.log(e.message); process.exit(3) })'], { cwd: dir })
+  expect(p.code).toBe(3)
+  expect(p.stdout).toMatch(/^slotbus needs Bun >= [\d.]+ .*this is Node v\d+/)
 })
 
-test("bun build --compile embeds libslotbus: the binary round-trips with no prebuilds on disk", () => {
+test("bun build --compile embeds libslotbus: the binary round-trips with no prebuilds on disk", async () => {
   const app = join(dir, "app.ts")
   writeFileSync(
     app,
@@ -117,17 +117,17 @@ await bus.close()
   )
   const out = join(dir, "bin")
   mkdirSync(out, { recursive: true })
-  const build = Bun.spawnSync([process.execPath, "build", "--compile", app, "--outfile", join(out, "app")], { cwd: dir, stdout: "pipe", stderr: "pipe" })
-  expect(build.exitCode).toBe(0)
+  const build = await run([process.execPath, "build", "--compile", app, "--outfile", join(out, "app")], { cwd: dir })
+  expect(build.code).toBe(0)
   // Run it from elsewhere, without the package: only what the binary carries can be used.
   const away = mkdtempSync(join(tmpdir(), "slotbus-compiled-"))
   try {
     cpSync(join(out, "app"), join(away, "app"))
     const env = { ...process.env }
     delete env.SLOTBUS_LIB
-    const p = Bun.spawnSync([join(away, "app")], { cwd: away, env, stdout: "pipe", stderr: "pipe" })
-    expect(p.stderr.toString()).toBe("")
-    expect(p.stdout.toString().trim()).toBe("200 echo:hi EMBEDDED")
+    const p = await run([join(away, "app")], { cwd: away, env })
+    expect(p.stderr).toBe("")
+    expect(p.stdout.trim()).toBe("200 echo:hi EMBEDDED")
   } finally {
     rmSync(away, { recursive: true, force: true })
   }

@@ -2,6 +2,8 @@ import { afterAll, beforeAll, expect, test } from "bun:test"
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { fnv1a32 } from "../support/c-text.ts"
+import { run } from "../support/helpers.ts"
 
 const repo = join(import.meta.dir, "..", "..")
 const platforms = ["linux-x64", "linux-arm64", "linux-x64-musl", "linux-arm64-musl"]
@@ -10,17 +12,17 @@ let packDir = ""
 let consumer = ""
 let env: Record<string, string> = {}
 
-function run(cmd: string[], cwd: string, runEnv: Record<string, string | undefined> = process.env, timeout = 60_000) {
-  const proc = Bun.spawnSync(cmd, { cwd, env: runEnv, stdout: "pipe", stderr: "pipe", timeout })
-  const out = proc.stdout.toString()
-  if (proc.exitCode !== 0) throw new Error(`${cmd.join(" ")} exited ${proc.exitCode}\n${out}\n${proc.stderr}`)
-  return out
+/** Runs `cmd` in `cwd` to its end and returns its stdout; throws with its output if it fails. */
+async function runOk(cmd: string[], cwd: string, runEnv: Record<string, string | undefined> = process.env, timeoutMs = 60_000) {
+  const r = await run(cmd, { cwd, env: runEnv, timeoutMs })
+  if (r.code !== 0) throw new Error(`${cmd.join(" ")} exited ${r.code}\n${r.stdout}\n${r.stderr}`)
+  return r.stdout
 }
 
-beforeAll(() => {
+beforeAll(async () => {
   packDir = mkdtempSync(join(tmpdir(), "slotbus-pack-"))
   consumer = mkdtempSync(join(tmpdir(), "slotbus-consumer-"))
-  run(["npm", "pack", "--pack-destination", packDir], repo, process.env, 240_000)
+  await runOk(["npm", "pack", "--pack-destination", packDir], repo, process.env, 240_000)
   const tarball = readdirSync(packDir).find((f) => f.endsWith(".tgz"))
   if (!tarball) throw new Error(`npm pack left no .tgz in ${packDir}`)
 
@@ -32,14 +34,14 @@ beforeAll(() => {
   for (const tool of ["zig", "cc", "gcc", "clang"]) expect(Bun.which(tool, { PATH: bin })).toBeNull()
 
   writeFileSync(join(consumer, "package.json"), JSON.stringify({ name: "consumer", private: true, type: "module" }))
-  run(["bun", "add", join(packDir, tarball)], consumer, env)
+  await runOk(["bun", "add", join(packDir, tarball)], consumer, env)
 }, 300_000)
 
 afterAll(() => {
   for (const dir of [packDir, consumer]) if (dir) rmSync(dir, { recursive: true, force: true })
 })
 
-test("the packed tarball installs with bun alone and ships a loadable library for every platform", () => {
+test("the packed tarball installs with bun alone and ships a loadable library for every platform", async () => {
   const installed = join(consumer, "node_modules", "slotbus")
   for (const p of platforms) expect(existsSync(join(installed, "prebuilds", p, "libslotbus.so"))).toBe(true)
 
@@ -52,13 +54,13 @@ const { symbols } = dlopen(path, { sb_layout_hash: { args: [], returns: FFIType.
 console.log(JSON.stringify({ path, hash: symbols.sb_layout_hash() }))
 `,
   )
-  const { path, hash } = JSON.parse(run(["bun", "load.ts"], consumer, env))
+  const { path, hash } = JSON.parse(await runOk(["bun", "load.ts"], consumer, env))
   expect(path).toStartWith(join(installed, "prebuilds") + "/")
   const layout = /layout hash: FNV-1a 32 of the ASCII string `([^`]+)`/.exec(readFileSync(join(repo, "docs", "PROTOCOL.md"), "utf8"))![1]!
   expect(hash).toBe(fnv1a32(layout))
 })
 
-test("an installed package does a round trip between a hub and a worker process", () => {
+test("an installed package does a round trip between a hub and a worker process", async () => {
   writeFileSync(
     join(consumer, "worker.ts"),
     `import { SlotWorker } from "slotbus"
@@ -79,11 +81,5 @@ try {
 }
 `,
   )
-  expect(run(["bun", "hub.ts"], consumer, env).trim()).toBe("subtols")
+  expect((await runOk(["bun", "hub.ts"], consumer, env)).trim()).toBe("subtols")
 }, 30_000)
-
-function fnv1a32(s: string): number {
-  let h = 0x811c9dc5
-  for (const c of Buffer.from(s)) h = Math.imul(h ^ c, 0x01000193) >>> 0
-  return h
-}

@@ -2,14 +2,14 @@ import { expect, test } from "bun:test"
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { run } from "../support/helpers.ts"
 import { STDIO_WORKER } from "../support/stdio.ts"
 
 const SLOTBUS = join(import.meta.dir, "..", "..", "bin", "slotbus.ts")
 
-async function run(args: string[], stdin?: string) {
-  const p = Bun.spawn([process.execPath, SLOTBUS, ...args], { stdin: stdin === undefined ? "ignore" : new TextEncoder().encode(stdin), stdout: "pipe", stderr: "pipe" })
-  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited])
-  return { out, err, code }
+async function slotbus(args: string[], stdin?: string) {
+  const r = await run([process.execPath, SLOTBUS, ...args], { stdin })
+  return { out: r.stdout, err: r.stderr, code: r.code }
 }
 
 test.each([
@@ -18,7 +18,7 @@ test.each([
 ])("slotbus stdio with a bad config exits 2 naming the field (%#)", async (config, field) => {
   const file = join(mkdtempSync(join(tmpdir(), "stdio-cli-")), "bus.json")
   writeFileSync(file, JSON.stringify(config))
-  const r = await run(["stdio", "--config", file])
+  const r = await slotbus(["stdio", "--config", file])
   expect(r.code).toBe(2)
   expect(r.err).toContain(field)
   expect(r.err).not.toContain("    at ")
@@ -32,7 +32,7 @@ test("slotbus stdio without --listen serves its own stdin: answers carry the cal
     { jsonrpc: "2.0", id: 1, method: "b", sessionId: "other" },
     { jsonrpc: "2.0", id: "s", method: "sleep", params: { ms: 100 } },
   ].map((m) => JSON.stringify(m)).join("\n") + "\nnot json\n"
-  const r = await run(["stdio", "--config", file, "--quiet"], lines)
+  const r = await slotbus(["stdio", "--config", file, "--quiet"], lines)
   expect(r.code).toBe(0)
   const answers = r.out.trim().split("\n").map((l) => JSON.parse(l))
   expect(answers.filter((m) => m.id === 1).map((m) => m.result.method).sort()).toEqual(["a", "b"])

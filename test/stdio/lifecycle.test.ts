@@ -1,15 +1,7 @@
 import { describe, expect, test } from "bun:test"
 import { BusClosedError, InvalidStateError, SpawnError, StdioBus, TimeoutError } from "../../src/stdio/index.ts"
-import { nextEvent, until, withBus, workerConfig } from "../support/stdio.ts"
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
+import { alive, until } from "../support/helpers.ts"
+import { nextEvent, withBus, workerConfig } from "../support/stdio.ts"
 
 describe("stdio bus lifecycle", () => {
   test("created → starting → running → stopping → stopped, and a stopped bus starts again", async () => {

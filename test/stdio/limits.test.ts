@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test"
 import { BackpressureError, BusErrorCode, PoolFailedError, StdioBus, WorkerGoneError } from "../../src/stdio/index.ts"
-import { nextEvent, until, withBus, workerConfig } from "../support/stdio.ts"
+import { until } from "../support/helpers.ts"
+import { nextEvent, withBus, workerConfig } from "../support/stdio.ts"
 
 describe("stdio bus limits and supervision", () => {
   test("a worker that keeps crashing is restarted with backoff, then past max_restarts within the window the pool is failed", async () => {

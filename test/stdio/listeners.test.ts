@@ -3,7 +3,8 @@ import { existsSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { BusErrorCode, parseAddress } from "../../src/stdio/index.ts"
-import { rawClient, until, withBus, workerConfig } from "../support/stdio.ts"
+import { until } from "../support/helpers.ts"
+import { rawClient, withBus, workerConfig } from "../support/stdio.ts"
 
 const sockPath = () => join(tmpdir(), `slotbus-stdio-${process.pid}-${Math.random().toString(36).slice(2)}.sock`)
 

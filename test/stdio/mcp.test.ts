@@ -6,7 +6,8 @@ import { join } from "node:path"
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { WorkerGoneError } from "../../src/stdio/index.ts"
-import { nextEvent, until, withBus } from "../support/stdio.ts"
+import { spawn, until } from "../support/helpers.ts"
+import { nextEvent, withBus } from "../support/stdio.ts"
 
 const ROOT = join(import.meta.dir, "..", "..")
 const EVERYTHING = join(ROOT, "node_modules", "@modelcontextprotocol", "server-everything", "dist", "index.js")
@@ -51,14 +52,10 @@ describe("stdio bus with a real MCP server", () => {
     const config = join(dir, "bus.json")
     const sock = join(dir, "bus.sock")
     writeFileSync(config, JSON.stringify(everything(2)))
-    const server = Bun.spawn([process.execPath, SLOTBUS, "stdio", "--config", config, "--listen", `unix:${sock}`], { stdout: "pipe", stderr: "pipe" })
-    let log = ""
-    void (async () => {
-      for await (const chunk of server.stderr) log += new TextDecoder().decode(chunk)
-    })()
+    const server = spawn([process.execPath, SLOTBUS, "stdio", "--config", config, "--listen", `unix:${sock}`])
     const client = new Client({ name: "slotbus-test", version: "1.0.0" })
     try {
-      await until(() => log.includes("listening on"), "the bus to listen", 20_000)
+      await until(() => server.stderr.includes("listening on"), "the bus to listen", 20_000)
       await client.connect(new StdioClientTransport({ command: process.execPath, args: [SLOTBUS, "stdio", "connect", `unix:${sock}`] }))
       const { tools } = await client.listTools()
       expect(tools.map((t) => t.name)).toEqual(expect.arrayContaining(["echo", "get-sum"]))
@@ -66,10 +63,10 @@ describe("stdio bus with a real MCP server", () => {
       expect(await client.callTool({ name: "get-sum", arguments: { a: 2, b: 40 } })).toMatchObject({ content: [{ type: "text", text: expect.stringContaining("42") }] })
     } finally {
       await client.close()
-      server.kill("SIGTERM")
+      server.signal("SIGTERM")
       await server.exited
     }
-    expect(log).toContain("everything#0 started")
+    expect(server.stderr).toContain("everything#0 started")
   }, 60_000)
 
   test("without --listen, `slotbus stdio` is itself a stdio MCP server backed by the pool", async () => {

@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test"
 import { BusErrorCode, JsonRpcError, WorkerGoneError, type BusMessage } from "../../src/stdio/index.ts"
-import { nextEvent, until, withBus, workerConfig } from "../support/stdio.ts"
+import { until } from "../support/helpers.ts"
+import { nextEvent, withBus, workerConfig } from "../support/stdio.ts"
 
 type Echo = { pid: number; instance: number; echo: unknown }
 

@@ -1,15 +1,25 @@
-// Shared test helpers: unique bus names, worker processes that never outlive their test, a hub with workers.
-import { afterEach } from "bun:test"
+// Shared test helpers: unique names, waiting without timing asserts, payloads, and the test's child processes
+// (the one child-process helper is bench/lib/child.ts; these start the fixtures in test/support with it).
 import { join } from "node:path"
-import type { Subprocess } from "bun"
 import { SlotBus, type ListenOptions } from "../../src/index.ts"
+import { spawn, type Child, type SpawnOptions } from "../../bench/lib/child.ts"
 
-export const ECHO_WORKER = join(import.meta.dir, "echo-worker.ts")
+export { Child, run, spawn, stopAll, type RunOptions, type RunResult, type SpawnOptions } from "../../bench/lib/child.ts"
+
+/** The fixtures folder (this one). */
+export const FIXTURES = import.meta.dir
+export const REPO = join(import.meta.dir, "..", "..")
+export const ECHO_WORKER = join(FIXTURES, "echo-worker.ts")
 
 let counter = 0
-/** A bus name no other test (or concurrently running test process) uses. */
+/** A bus (or lease table) name no other test, or concurrently running test process, uses. */
 export function busName(tag = "t"): string {
-  return `sb-${process.pid}-${tag}-${++counter}`
+  return `${tag}-${process.pid}-${++counter}-${Math.random().toString(36).slice(2, 8)}`
+}
+
+/** Runs a fixture of test/support with this bun. */
+export function bunChild(fixture: string, args: string[], opts?: SpawnOptions): Child {
+  return spawn([process.execPath, join(FIXTURES, fixture), ...args], opts)
 }
 
 export interface WorkerOptions {
@@ -22,82 +32,21 @@ export interface WorkerOptions {
   closeTimeoutMs?: number
 }
 
-export interface WorkerProcess {
-  readonly proc: Subprocess<"ignore", "pipe", "pipe">
-  readonly pid: number
-  /** Everything the worker printed so far. */
-  output(): string
-  /** Resolves with the exit code. */
-  readonly exited: Promise<number>
-  kill(signal?: NodeJS.Signals | number): Promise<number>
-}
-
-const live = new Set<WorkerProcess>()
-
 /** Spawns test/support/echo-worker.ts for `bus` and waits until it prints "ready" (it is then connected). */
-export async function spawnWorker(bus: string, opts: WorkerOptions = {}, readyTimeoutMs = 10_000): Promise<WorkerProcess> {
+export async function spawnWorker(bus: string, opts: WorkerOptions = {}, readyTimeoutMs = 10_000): Promise<Child> {
   const args = [bus]
   if (opts.idle !== undefined) args.push(`--idle=${opts.idle}`)
   if (opts.delayMs !== undefined) args.push(`--delay-ms=${opts.delayMs}`)
   if (opts.waitForHubMs !== undefined) args.push(`--wait-for-hub-ms=${opts.waitForHubMs}`)
   if (opts.closeTimeoutMs !== undefined) args.push(`--close-timeout-ms=${opts.closeTimeoutMs}`)
-  const proc = Bun.spawn([process.execPath, ECHO_WORKER, ...args], {
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-    env: process.env,
-  })
-  let out = ""
-  let err = ""
-  const { promise: ready, resolve: onReady } = Promise.withResolvers<void>()
-  const collect = async (stream: ReadableStream<Uint8Array>, into: (s: string) => void) => {
-    const decoder = new TextDecoder()
-    for await (const chunk of stream) into(decoder.decode(chunk, { stream: true }))
-  }
-  const stdoutDone = collect(proc.stdout, (s) => {
-    out += s
-    if (/^ready$/m.test(out)) onReady()
-  })
-  const stderrDone = collect(proc.stderr, (s) => (err += s))
-  const exited = proc.exited.then(async (code) => {
-    await Promise.allSettled([stdoutDone, stderrDone])
-    return code
-  })
-  const w: WorkerProcess = {
-    proc,
-    pid: proc.pid,
-    output: () => out + err,
-    exited,
-    async kill(signal = "SIGKILL") {
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal)
-      const code = await exited
-      live.delete(w)
-      return code
-    },
-  }
-  live.add(w)
-  let timer: ReturnType<typeof setTimeout> | undefined
-  const outcome = await Promise.race([
-    ready.then(() => "ready" as const),
-    exited.then(() => "exited" as const),
-    new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), readyTimeoutMs))),
-  ])
-  clearTimeout(timer)
-  if (outcome !== "ready") {
+  const w = spawn([process.execPath, ECHO_WORKER, ...args])
+  try {
+    await w.waitLine(/^ready$/, readyTimeoutMs)
+  } catch (e) {
     await w.kill()
-    throw new Error(`worker for "${bus}" ${outcome === "exited" ? "exited" : "timed out"} before ready:\n${w.output()}`)
+    throw e
   }
   return w
-}
-
-/** SIGKILLs every worker process still running. */
-export async function killAllWorkers(): Promise<void> {
-  await Promise.all([...live].map((w) => w.kill()))
-}
-
-/** Registers an afterEach that kills any worker a failed test left behind: a safety net under try/finally. */
-export function killWorkersAfterEach(): void {
-  afterEach(killAllWorkers)
 }
 
 /**
@@ -107,10 +56,10 @@ export function killWorkersAfterEach(): void {
 export async function withHub(
   opts: ListenOptions,
   workers: WorkerOptions[],
-  fn: (bus: SlotBus, procs: WorkerProcess[]) => Promise<void>,
+  fn: (bus: SlotBus, procs: Child[]) => Promise<void>,
 ): Promise<void> {
   const bus = await SlotBus.listen(busName(), opts)
-  const procs: WorkerProcess[] = []
+  const procs: Child[] = []
   try {
     for (const w of workers) procs.push(await spawnWorker(bus.name, w))
     await bus.waitForWorkers(procs.length)
@@ -121,16 +70,74 @@ export async function withHub(
   }
 }
 
-/** Resolves when `cond()` holds, polling; rejects after timeoutMs with `what`. */
-export async function until(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = performance.now() + timeoutMs
-  while (!cond()) {
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs}ms waiting until ${what}`)
-    await Bun.sleep(5)
+/** Whether a process with this pid exists (a zombie not yet reaped counts). */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
   }
 }
 
-/** Deterministic bytes, the same function the echo worker uses for /large and /zero-copy. */
+/**
+ * Resolves with the milliseconds it waited once `cond()` holds, polling every `pollMs`; rejects after timeoutMs
+ * naming `what` (a hang guard, not a timing assert).
+ */
+export async function until(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000, pollMs = 10): Promise<number> {
+  const start = performance.now()
+  while (!(await cond())) {
+    if (performance.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs}ms waiting until ${what}`)
+    await Bun.sleep(pollMs)
+  }
+  return performance.now() - start
+}
+
+/** Polls `cond` every 5 ms; resolves true once it holds, false after `timeoutMs`. */
+export async function eventually(cond: () => boolean, timeoutMs = 2000): Promise<boolean> {
+  const deadline = performance.now() + timeoutMs
+  while (!cond()) {
+    if (performance.now() > deadline) return false
+    await Bun.sleep(5)
+  }
+  return true
+}
+
+export type Outcome<T> =
+  | { state: "resolved"; value: T; ms: number }
+  | { state: "rejected"; error: unknown; ms: number }
+  | { state: "hung"; ms: number }
+
+/** How `p` settles, measured from `since`; "hung" if it has not settled `guardMs` after this call. */
+export async function outcome<T>(p: Promise<T>, guardMs: number, since = performance.now()): Promise<Outcome<T>> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const guard = new Promise<"hung">((r) => (timer = setTimeout(() => r("hung"), guardMs)))
+  const settled = p.then(
+    (value) => ({ state: "resolved" as const, value, ms: performance.now() - since }),
+    (error: unknown) => ({ state: "rejected" as const, error, ms: performance.now() - since }),
+  )
+  const r = await Promise.race([settled, guard])
+  clearTimeout(timer)
+  return r === "hung" ? { state: "hung", ms: performance.now() - since } : r
+}
+
+/** Marks `p` as handled, so a test that fails before judging it reports no unhandled rejection. */
+export function observed<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => {})
+  return p
+}
+
+/** The error a promise rejects with (fails the test if it resolves). */
+export async function rejection(p: Promise<unknown>): Promise<unknown> {
+  try {
+    await p
+  } catch (e) {
+    return e
+  }
+  throw new Error("expected the promise to reject, but it resolved")
+}
+
+/** Deterministic bytes, the same function the echo workers use for /large and /zero-copy. */
 export function pattern(n: number, seed = 0): Uint8Array {
   const out = new Uint8Array(n)
   for (let i = 0; i < n; i++) out[i] = (i * 31 + seed) & 255
@@ -143,16 +150,6 @@ export function randomBytes(n: number): Uint8Array {
   return out
 }
 
-export function sha256(bytes: Uint8Array): string {
+export function sha256(bytes: Uint8Array | string): string {
   return new Bun.CryptoHasher("sha256").update(bytes).digest("hex")
-}
-
-/** The error a promise rejects with (fails the test if it resolves). */
-export async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p
-  } catch (e) {
-    return e
-  }
-  throw new Error("expected the promise to reject, but it resolved")
 }

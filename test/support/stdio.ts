@@ -1,6 +1,7 @@
 // Helpers for the stdio bus tests: configs for test/stdio/workers/worker.ts, a bus that is always stopped,
 // waiting for a condition or an event, and a raw NDJSON socket client.
 import { join } from "node:path"
+import { until } from "./helpers.ts"
 import { StdioBus, type LimitsConfig, type StdioBusEvents, type StdioBusConfigInput } from "../../src/stdio/index.ts"
 
 export const STDIO_WORKER = join(import.meta.dir, "..", "stdio", "workers", "worker.ts")
@@ -17,15 +18,6 @@ export async function withBus<T>(config: StdioBusConfigInput, fn: (bus: StdioBus
     return await fn(bus)
   } finally {
     await bus.stop({ timeoutMs: 0, killAfterMs: 200 })
-  }
-}
-
-/** Polls `cond` every 10 ms until it holds; throws with `what` after `ms` (a hang guard, not a timing assert). */
-export async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const end = performance.now() + ms
-  while (!cond()) {
-    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await Bun.sleep(10)
   }
 }
 

@@ -1,5 +1,5 @@
 // Joining a hub and staying joined: register over HTTP, attach over slotbus, rejoin whenever the hub goes away.
-import { SlotWorker, type IdleStrategy, type SlotHandler } from "../../core/index.ts"
+import { Backoff, SlotWorker, type IdleStrategy, type SlotHandler } from "../../core/index.ts"
 import { HubAuthError, HubRequestError, RouteConflictError } from "../errors.ts"
 import type { RegisterReply, RegisterRequest, RouteDecl } from "../wire.ts"
 import type { HubClient } from "./client.ts"
@@ -45,7 +45,13 @@ export class JoinLoop {
   private readonly done = Promise.withResolvers<HubAppClosed>()
   readonly closed: Promise<HubAppClosed> = this.done.promise
 
-  constructor(private readonly client: HubClient, private readonly c: JoinConfig) {}
+  private readonly backoff: Backoff
+
+  constructor(private readonly client: HubClient, private readonly c: JoinConfig) {
+    const maxMs = c.maxBackoffMs ?? 5000
+    if (!(maxMs >= 0)) throw new RangeError(`maxBackoffMs must be a number of milliseconds >= 0, got ${c.maxBackoffMs}`)
+    this.backoff = new Backoff({ initialMs: Math.min(MIN_BACKOFF_MS, maxMs), maxMs, jitter: 0.5 })
+  }
 
   get state(): AppState {
     return this.current
@@ -70,7 +76,6 @@ export class JoinLoop {
 
   private async loop(joined: () => void, failed: (e: Error) => void) {
     const origin = this.client.hub.origin
-    let backoff = MIN_BACKOFF_MS
     let everJoined = false
     let lastProblem = ""
     while (!this.closing) {
@@ -86,7 +91,7 @@ export class JoinLoop {
         if (!everJoined) joined()
         else this.c.log(`rejoined the hub at ${origin} as "${this.c.name}"`)
         everJoined = true
-        backoff = MIN_BACKOFF_MS
+        this.backoff.reset()
         lastProblem = ""
         const closed = await worker.closed
         this.worker = null
@@ -110,8 +115,7 @@ export class JoinLoop {
       }
       if (problem.message !== lastProblem) this.c.log(`cannot join the hub at ${origin}: ${problem.message}; retrying`)
       lastProblem = problem.message
-      await this.sleep(backoff * (0.5 + Math.random() / 2))
-      backoff = Math.min(backoff * 2, this.c.maxBackoffMs ?? 5000)
+      await this.sleep(this.backoff.next())
     }
     if (!everJoined) joined() // closed before it ever joined: run() settles too; `closed` says why
     this.finish({ reason: "closed" })

@@ -1,0 +1,59 @@
+// CPU accounting of the bench: what a process, a thread or this process has used, and the worker's CPU report.
+import { readdirSync, readFileSync } from "node:fs"
+
+// /proc/<pid>/task/<tid>/sched carries the exact runtime in ms when the kernel has CONFIG_SCHED_DEBUG;
+// /proc/<pid>/stat always has utime + stime, but only in clock ticks (10 ms).
+const CLOCK_TICKS = 100
+
+function schedSeconds(path: string): number | null {
+  try {
+    const m = /se\.sum_exec_runtime\s*:\s*([\d.]+)/.exec(readFileSync(path, "utf8"))
+    return m ? Number(m[1]) / 1000 : null
+  } catch {
+    return null
+  }
+}
+
+function statSeconds(path: string): number {
+  const stat = readFileSync(path, "utf8")
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS // utime, stime: fields 14 and 15 of stat(5)
+}
+
+/** CPU seconds a process has used so far (all its live threads), read from /proc: for children that cannot report. */
+export function processCpuSeconds(pid: number): number {
+  let sum = 0
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const s = schedSeconds(`/proc/${pid}/task/${tid}/sched`)
+      if (s === null) return statSeconds(`/proc/${pid}/stat`)
+      sum += s
+    }
+  } catch {
+    return NaN
+  }
+  return sum
+}
+
+/** CPU seconds the calling thread has used so far. */
+export function threadCpuSeconds(): number {
+  return schedSeconds("/proc/thread-self/sched") ?? statSeconds("/proc/thread-self/stat")
+}
+
+/** CPU seconds this process has used so far, all threads: what process.cpuUsage() reports. */
+export function selfCpuSeconds(): number {
+  const u = process.cpuUsage()
+  return (u.user + u.system) / 1e6
+}
+
+/** The payload a worker answers to an empty request: its own CPU seconds so far. */
+export function cpuReport(): Uint8Array {
+  return new TextEncoder().encode(String(selfCpuSeconds()))
+}
+
+export function parseCpuReport(bytes: Uint8Array | string): number {
+  const s = typeof bytes === "string" ? bytes : new TextDecoder().decode(bytes)
+  const v = Number(s)
+  if (!Number.isFinite(v)) throw new Error(`worker sent a bad CPU report: ${JSON.stringify(s.slice(0, 40))}`)
+  return v
+}

@@ -1,0 +1,52 @@
+// Retry delays, one way for every feature: exponential from initialMs, capped at maxMs, optionally jittered.
+
+export interface BackoffOptions {
+  /** The first delay. */
+  initialMs: number
+  /** No delay grows past this (not even the first). */
+  maxMs: number
+  /**
+   * The fraction of each delay drawn at random, so that peers retrying after the same event spread out:
+   * 0 (the default) none, 0.5 a delay between half and all of the exponential one.
+   */
+  jitter?: number
+}
+
+/** Exponential backoff: `next()` gives the delay before the next retry, `reset()` starts over after a success. */
+export class Backoff {
+  readonly initialMs: number
+  readonly maxMs: number
+  readonly jitter: number
+  private tries = 0
+
+  constructor(opts: BackoffOptions) {
+    const { initialMs, maxMs, jitter = 0 } = opts
+    if (!(Number.isFinite(initialMs) && initialMs >= 0)) throw new RangeError(`backoff initialMs must be a finite number >= 0, got ${initialMs}`)
+    if (!(maxMs >= 0)) throw new RangeError(`backoff maxMs must be a number >= 0, got ${maxMs}`)
+    if (!(jitter >= 0 && jitter <= 1)) throw new RangeError(`backoff jitter must be from 0 to 1, got ${jitter}`)
+    this.initialMs = initialMs
+    this.maxMs = maxMs
+    this.jitter = jitter
+  }
+
+  /** Delays handed out since the last reset. */
+  get attempts(): number {
+    return this.tries
+  }
+
+  /** The delay for retry number `n` (0 is the first): initialMs · 2ⁿ capped at maxMs, less its random part. */
+  delayFor(n: number): number {
+    const exp = Math.min(this.maxMs, this.initialMs * 2 ** Math.min(Math.max(0, n), 52)) // 2^52: no Infinity, no 0·∞
+    return this.jitter === 0 ? exp : exp * (1 - this.jitter * Math.random())
+  }
+
+  /** The delay before the next retry; the one after it doubles. */
+  next(): number {
+    return this.delayFor(this.tries++)
+  }
+
+  /** After a success: the next delay is initialMs again. */
+  reset(): void {
+    this.tries = 0
+  }
+}

@@ -1,0 +1,44 @@
+// core/backoff.ts: the one retry-delay rule of the worker's reconnect, the HTTP join loop and the supervisor.
+import { expect, test } from "bun:test"
+import { Backoff } from "../../src/core/index.ts"
+
+test("without jitter, delays double from initialMs up to maxMs and reset() starts over", () => {
+  const b = new Backoff({ initialMs: 100, maxMs: 1000 })
+  expect(Array.from({ length: 6 }, () => b.next())).toEqual([100, 200, 400, 800, 1000, 1000])
+  expect(b.attempts).toBe(6)
+  b.reset()
+  expect(b.attempts).toBe(0)
+  expect([b.next(), b.next()]).toEqual([100, 200])
+})
+
+test("delayFor(n) is the nth step without moving the counter; huge n stays at the cap, even from 0 ms", () => {
+  const b = new Backoff({ initialMs: 20, maxMs: 5000 })
+  expect([0, 1, 2, 8, 9, 5000].map((n) => b.delayFor(n))).toEqual([20, 40, 80, 5000, 5000, 5000])
+  expect(b.attempts).toBe(0)
+  expect(new Backoff({ initialMs: 0, maxMs: 10 }).delayFor(10_000)).toBe(0)
+  expect(new Backoff({ initialMs: 500, maxMs: 50 }).delayFor(0)).toBe(50) // the cap holds from the first delay
+})
+
+test("jitter takes a random part off each delay, never more than that fraction", () => {
+  const b = new Backoff({ initialMs: 100, maxMs: 800, jitter: 0.5 })
+  const seen = new Set<number>()
+  for (let i = 0; i < 200; i++) {
+    const n = i % 5
+    const exp = Math.min(800, 100 * 2 ** n)
+    const d = b.delayFor(n)
+    expect(d).toBeGreaterThanOrEqual(exp / 2)
+    expect(d).toBeLessThanOrEqual(exp)
+    seen.add(d)
+  }
+  expect(seen.size).toBeGreaterThan(100) // random, not one fixed fraction
+})
+
+test.each([
+  [{ initialMs: -1, maxMs: 10 }, "initialMs"],
+  [{ initialMs: Number.NaN, maxMs: 10 }, "initialMs"],
+  [{ initialMs: 1, maxMs: -5 }, "maxMs"],
+  [{ initialMs: 1, maxMs: 10, jitter: 1.5 }, "jitter"],
+])("bad options are a RangeError naming the option (%#)", (opts, what) => {
+  expect(() => new Backoff(opts)).toThrow(RangeError)
+  expect(() => new Backoff(opts)).toThrow(what)
+})

@@ -1,0 +1,60 @@
+// What a process holds and what slotbus could leave behind: fds by kind, files in /dev/shm and /tmp, bound sockets.
+import { lstatSync, readdirSync, readFileSync, readlinkSync } from "node:fs"
+import { join } from "node:path"
+
+/** What a process's fds point at, by kind: slotbus memfds, eventfds, sockets, everything. */
+export function fdCensus(pid: number = process.pid) {
+  const targets: string[] = []
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      targets.push(readlinkSync(`/proc/${pid}/fd/${fd}`))
+    } catch {} // closed while we looked
+  }
+  return {
+    memfd: targets.filter((t) => t.startsWith("/memfd:slotbus")).length,
+    eventfd: targets.filter((t) => t === "anon_inode:[eventfd]").length,
+    socket: targets.filter((t) => t.startsWith("socket:")).length,
+    total: targets.length,
+  }
+}
+
+/** fdCensus once it stopped changing: fds of earlier tests' children and channels close asynchronously. */
+export async function settledCensus(pid: number = process.pid) {
+  let last = fdCensus(pid)
+  for (let stable = 0, i = 0; stable < 3 && i < 100; i++) {
+    await Bun.sleep(20)
+    const now = fdCensus(pid)
+    stable = JSON.stringify(now) === JSON.stringify(last) ? stable + 1 : 0
+    last = now
+  }
+  return last
+}
+
+/**
+ * Files (shared memory, sockets, locks) named like slotbus where they could be left behind. Directories are
+ * not counted: other tests (pack.test) make slotbus-* temp directories, possibly while this one runs.
+ */
+export function slotbusLeftovers(): string[] {
+  const out: string[] = []
+  for (const dir of ["/dev/shm", "/tmp", "/run", "/var/run"]) {
+    let names: string[] = []
+    try {
+      names = readdirSync(dir)
+    } catch {}
+    for (const n of names) {
+      if (!/slotbus/i.test(n)) continue
+      try {
+        if (!lstatSync(join(dir, n)).isDirectory()) out.push(join(dir, n))
+      } catch {} // removed while we looked
+    }
+  }
+  return out.sort()
+}
+
+/** Abstract unix sockets currently bound under "@slotbus.<name>". */
+export function boundBusNames(): string[] {
+  return readFileSync("/proc/net/unix", "utf8")
+    .split("\n")
+    .map((l) => l.trim().split(/\s+/)[7])
+    .filter((p): p is string => p?.startsWith("@slotbus.") ?? false)
+}
