@@ -11,6 +11,7 @@
 //   lease-stress[-tsan] zig-out/bin/lease-stress[-tsan] (csrc/test/lease-stress.c, the lease table under contention)
 //   hostile-asan        zig-out/bin/hostile-asan       (the same under AddressSanitizer + UBSan)
 //   topic-stress[-tsan] zig-out/bin/topic-stress[-tsan] (csrc/test/topic_stress.c, the topic ring under load)
+//   lib-abi0            zig-out/lib/libslotbus-abi0.so (claims ABI version 0: the loader test's wrong library)
 //   test-c              all of the C test programs above
 // zig's bundled clang has no AddressSanitizer runtime and only a trapping UBSan (no report), so those variants
 // are compiled by a system compiler (gcc or clang), still from here.
@@ -61,6 +62,13 @@ pub fn build(b: *std.Build) void {
         }
     }
     if (!host_supported) native.dependOn(&b.addFail("no release target matches this host").step);
+
+    // A host libslotbus that claims ABI version 0, so the loader's refusal of a mismatching library can be tested.
+    const mismatch = b.addSharedLibrary(.{ .name = "slotbus-abi0", .target = host, .optimize = optimize });
+    mismatch.addCSourceFiles(.{ .files = &c_sources, .flags = &(c_flags ++ [_][]const u8{"-DSB_ABI_VERSION=0u"}) });
+    mismatch.addIncludePath(b.path("csrc"));
+    mismatch.linkLibC();
+    b.step("lib-abi0", "Build zig-out/lib/libslotbus-abi0.so (ABI version 0, for the loader test)").dependOn(&b.addInstallArtifact(mismatch, .{}).step);
 
     const worker_source: std.Build.LazyPath = if (c_worker) |p| .{ .cwd_relative = p } else b.path("examples/c-worker/worker.c");
     _ = addHostExe(b, "examples", "c-worker", worker_source, optimize, false);
