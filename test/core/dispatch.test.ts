@@ -38,7 +38,7 @@ describe("head length", () => {
 
 describe("a request whose slot cannot be filled", () => {
   test("a head of lone surrogates exactly at maxHeadBytes is sent whole; one byte more is PayloadTooLargeError; no slot leaks", async () => {
-    await using h = await inProcess({ slots: 2, maxHeadBytes: 64 }, (r) => `${r.path.length}:${r.headers["x"]?.length}`)
+    await using h = await inProcess({ slots: 2, maxHeadBytes: 64 }, (r) => `${r.path.length}:${r.headers.get("x")?.length}`)
     // "GET\0" + "/\0" + "x\0" + value + "\0" = 9 + 3·n bytes for n lone surrogates (each U+FFFD, 3 bytes)
     const fits = "\uD800".repeat(18) // 9 + 54 = 63
     const res = await h.bus.request({ path: "/", headers: { x: fits } })

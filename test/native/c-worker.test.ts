@@ -53,9 +53,9 @@ describe.each(modes)("the C worker in $mode mode", ({ flags }) => {
   test("answers http requests with 200, x-worker: c and the method, path and body length", async () => {
     await withCWorker(flags, async (bus) => {
       const get = (await bus.request({ path: "/x" })) as SlotResponse
-      expect([get.status, { ...get.headers }, get.text()]).toEqual([200, { "x-worker": "c" }, "GET /x 0"])
+      expect([get.status, Object.fromEntries(get.headers), get.text()]).toEqual([200, { "x-worker": "c" }, "GET /x 0"])
       const post = await bus.request({ method: "POST", path: "/a/b?c=d", headers: { "x-one": "1", "x-two": "2" }, body: "hello" })
-      expect([post.status, { ...post.headers }, post.text()]).toEqual([200, { "x-worker": "c" }, "POST /a/b?c=d 5"])
+      expect([post.status, Object.fromEntries(post.headers), post.text()]).toEqual([200, { "x-worker": "c" }, "POST /a/b?c=d 5"])
       const big = await bus.request({ method: "PUT", path: "/ü/€", body: new Uint8Array(777_777) })
       expect(big.text()).toBe("PUT /ü/€ 777777")
     })
