@@ -52,7 +52,7 @@ export class SlotRequest {
   private h: Headers | null = null
   private abort: AbortController | null = null
   /** @internal Set once the hub gave the request up (docs/PROTOCOL.md §3, cancel requests). */
-  cancelled: Error | null = null
+  cancelled: unknown = null
   private bodyView: Uint8Array | null = null
   private live = true
   private readonly lent: ArrayBuffer[] = []
@@ -116,7 +116,7 @@ export class SlotRequest {
     return this.abort.signal
   }
   /** @internal The hub gave this request up. */
-  cancel(reason: Error) {
+  cancel(reason: unknown) {
     if (this.cancelled !== null) return
     this.cancelled = reason
     this.abort?.abort(reason)
@@ -225,6 +225,10 @@ export class SlotWorker {
   private active = 0
   private served = 0
   private onDrainAck: (() => void) | null = null
+  // The requests this worker holds, by slot, and their generations: what a cancel request is checked against.
+  private held: (SlotRequest | null)[] = []
+  private heldGen = new Uint32Array(0)
+  private cancelSeen = 0
   private readonly err = new Int32Array(1)
 
   private constructor(readonly name: string, private readonly handler: SlotHandler, private readonly opts: ConnectOptions) {
@@ -303,6 +307,9 @@ export class SlotWorker {
 
   private serve(chan: Channel) {
     this.chan = chan
+    this.held = new Array<SlotRequest | null>(chan.slotCount).fill(null)
+    this.heldGen = new Uint32Array(chan.slotCount)
+    this.cancelSeen = native.sb_worker_cancel_seq(chan.ptr)
     this.pump = new Pump(chan, this.opts.idle, {
       collect: () => this.collect(chan),
       wanted: () => true,
@@ -330,6 +337,8 @@ export class SlotWorker {
 
   private lost(chan: Channel, reason: WorkerClosed["reason"], error?: Error) {
     if (this.chan !== chan) return
+    const gone = new DOMException(`the hub of "${this.name}" went away (${reason}); nobody waits for this answer`, "AbortError")
+    for (const req of this.held) req?.cancel(gone)
     this.onDrainAck?.()
     this.pump?.stop()
     chan.close()
@@ -345,6 +354,7 @@ export class SlotWorker {
   private collect(chan: Channel): number {
     const m = chan.msg
     let n = 0
+    if (chan.isOpen && chan.cancelSeq[0] !== this.cancelSeen) this.readCancels(chan)
     // Bounded: each slot is in the ring at most once, so more in one go is a hub that keeps pushing.
     while (n < chan.slotCount) {
       if (!chan.isOpen) break
@@ -360,8 +370,20 @@ export class SlotWorker {
     return n
   }
 
+  /** The hub asked to cancel something (docs/PROTOCOL.md §3): abort the signal of each held request it named. */
+  private readCancels(chan: Channel) {
+    this.cancelSeen = native.sb_worker_cancel_seq(chan.ptr)
+    for (let slot = 0; slot < this.held.length; slot++) {
+      const req = this.held[slot]
+      if (req && req.cancelled === null && native.sb_worker_cancelled(chan.ptr, slot, this.heldGen[slot]!) === 1)
+        req.cancel(new DOMException("the hub gave this request up: its caller aborted or timed out, or its HTTP client went away", "AbortError"))
+    }
+  }
+
   private run(chan: Channel, slot: number, gen: number, req: SlotRequest) {
     this.active++
+    this.held[slot] = req
+    this.heldGen[slot] = gen
     chan.hold()
     let out: SlotReply | Promise<SlotReply>
     try {
@@ -379,6 +401,7 @@ export class SlotWorker {
       return
     }
     this.active--
+    if (this.held[slot] === req) this.held[slot] = null
     try {
       if (chan.isOpen) this.reply(chan, slot, gen, req, out, threw) // else the hub is gone; nobody is waiting
     } finally {

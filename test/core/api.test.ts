@@ -174,3 +174,41 @@ describe("Request and Response", () => {
     })
   })
 })
+
+describe("cancellation reaches the worker", () => {
+  test("req.signal aborts in the worker when the hub's caller aborts after the worker claimed the request", async () => {
+    await withApiWorker([], async (bus, worker) => {
+      const ac = new AbortController()
+      const pending = rejection(bus.request({ path: "/wait-abort" }, { signal: ac.signal }))
+      await worker.waitLine(/^waiting \/wait-abort$/) // the handler runs: the slot is claimed
+      ac.abort(new Error("caller gave up"))
+      expect(((await pending) as Error).message).toBe("caller gave up")
+      await worker.waitLine(/^aborted \/wait-abort AbortError$/)
+      expect((await bus.request({ method: "POST", path: "/echo", body: "still serving" })).text()).toBe("still serving")
+    })
+  })
+
+  test("req.signal aborts in the worker when the hub's request times out, parked worker included", async () => {
+    await withApiWorker([], async (bus, worker) => {
+      const pending = rejection(bus.request({ path: "/wait-timeout" }, { timeoutMs: 300 }))
+      await worker.waitLine(/^waiting \/wait-timeout$/)
+      expect(await pending).toBeInstanceOf(TimeoutError)
+      await worker.waitLine(/^aborted \/wait-timeout AbortError$/)
+    })
+  })
+
+  test("a fetch-mode handler's Request.signal aborts too, and other requests in flight are left alone", async () => {
+    await withApiWorker(["--fetch"], async (bus, worker) => {
+      const ac = new AbortController()
+      const kept = bus.request({ path: "/wait-kept" }, { timeoutMs: 0 })
+      await worker.waitLine(/^waiting \/wait-kept$/)
+      const pending = rejection(bus.fetch(new Request("http://x/wait-fetch", { signal: ac.signal })))
+      await worker.waitLine(/^waiting \/wait-fetch$/)
+      ac.abort()
+      await pending
+      await worker.waitLine(/^aborted \/wait-fetch AbortError$/)
+      expect(worker.lines.some((l) => l.startsWith("aborted /wait-kept"))).toBe(false)
+      kept.catch(() => {})
+    })
+  })
+})

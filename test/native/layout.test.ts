@@ -228,7 +228,7 @@ const checks: Record<string, Check> = {
     const names: [string, RegExp][] = [
       ["state", /state word/], ["kind", /request kind/], ["id", /request id/], ["req_head", /request head length/],
       ["req_body", /request body length/], ["status", /response status/], ["flags", /response flags/],
-      ["resp_head", /response head length/], ["resp_body", /response body length/],
+      ["resp_head", /response head length/], ["resp_body", /response body length/], ["cancel", /cancel word/],
     ]
     const rows = [...section(s.protocol, /^## 2\. Region layout/).matchAll(/^\| (\d+) \| u32 \| ([^|]+)\|/gm)]
     const out: string[] = []
