@@ -40,6 +40,12 @@ export interface ListenOptions {
   stuckAfterMs?: number
   /** A worker holding this many stuck slots gets no new requests and is disconnected. Default: half its slots (at least 1). */
   maxStuckSlots?: number
+  /**
+   * Hot reload: a `listen` of a name this process already listens under, with the same options, returns that
+   * open bus instead of failing with NameInUseError (what a module re-run by `bun --hot` needs). Default: on when
+   * the process runs under `bun --hot`, off otherwise.
+   */
+  hot?: boolean
 }
 
 export interface SlotRequestInit {
@@ -230,8 +236,17 @@ const REFUSED_PAUSE_MS = 20
 const MiB = 1024 * 1024
 const LISTEN_OPTIONS = new Set([
   "slots", "maxBodyBytes", "maxHeadBytes", "queue", "timeoutMs", "idle", "allowUids", "trimBytes", "maxWorkers",
-  "maxWorkersPerUid", "stuckAfterMs", "maxStuckSlots",
+  "maxWorkersPerUid", "stuckAfterMs", "maxStuckSlots", "hot",
 ])
+// Open buses of this process by name, shared by every copy of this module a hot reload may load.
+const OPEN_BUSES: Map<string, { bus: SlotBus; options: string }> =
+  ((globalThis as Record<symbol, unknown>)[Symbol.for("slotbus.openBuses")] ??= new Map()) as Map<string, { bus: SlotBus; options: string }>
+
+/** The options that shape a bus, in a canonical form: a hot reload may reuse the bus only if they are equal. */
+function optionsKey(opts: ListenOptions): string {
+  const { hot: _, ...rest } = opts
+  return JSON.stringify(Object.keys(rest).sort().map((k) => [k, rest[k as keyof typeof rest]]))
+}
 const REQUEST_OPTIONS = new Set(["timeoutMs", "signal", "borrow"])
 const WAIT_OPTIONS = new Set(["timeoutMs", "signal"])
 const FETCH_OPTIONS = WAIT_OPTIONS
@@ -266,7 +281,8 @@ export class SlotBus {
   private readonly latency = new LatencyHistogram()
   private readonly waiters: { n: number; resolve: () => void; reject: (e: Error) => void }[] = []
   private readonly listeners = new Set<(e: WorkerEvent) => void>()
-  private closing: Promise<void> | null = null
+  /** @internal Set once close() began. */
+  closing: Promise<void> | null = null
   private stopped = false
   private nextId = 1
   private counters = {
@@ -287,8 +303,6 @@ export class SlotBus {
   private acceptReader: { cancel(): Promise<void> } | null = null
 
   private constructor(readonly name: string, private readonly listenFd: number, opts: ListenOptions) {
-    if (opts === null || typeof opts !== "object") throw new TypeError("listen(name, options) takes an options object")
-    knownOptions(opts, LISTEN_OPTIONS, "SlotBus.listen")
     const slots = positiveInt(opts.slots, 32, "slots", 4096)
     if (slots === 0) throw new RangeError("slots must be at least 1")
     this.maxBody = positiveInt(opts.maxBodyBytes, 64 * MiB, "maxBodyBytes", 2 ** 32 - 1024 * MiB)
@@ -313,6 +327,18 @@ export class SlotBus {
   /** Start serving `name`: workers connect to it with `SlotWorker.connect(name, handler)`. */
   static async listen(name: string, opts: ListenOptions = {}): Promise<SlotBus> {
     const cname = busName(name)
+    if (opts === null || typeof opts !== "object") throw new TypeError("listen(name, options) takes an options object")
+    knownOptions(opts, LISTEN_OPTIONS, "SlotBus.listen")
+    if (opts.hot !== undefined && typeof opts.hot !== "boolean") throw new TypeError("hot must be a boolean")
+    const mine = OPEN_BUSES.get(name)
+    if (mine && !mine.bus.closing) {
+      const hot = opts.hot ?? process.execArgv.includes("--hot")
+      if (!hot)
+        throw new NameInUseError(`this process already listens as "${name}" (a bus it did not close); reuse that bus, close it first, or pass { hot: true } to get it back`)
+      if (mine.options !== optionsKey(opts))
+        throw new NameInUseError(`this process already listens as "${name}" with other options; a hot reload cannot change them: restart the process`)
+      return mine.bus
+    }
     await loadNative()
     const fd = native.sb_listen(cname)
     if (fd === Errno.EADDRINUSE) throw new NameInUseError(`a hub named "${name}" is already listening on this machine; pick another name or close it`)
@@ -325,6 +351,7 @@ export class SlotBus {
       closeSync(fd)
       throw e
     }
+    OPEN_BUSES.set(name, { bus, options: optionsKey(opts) })
     bus.tick()
     return bus
   }
@@ -853,6 +880,7 @@ export class SlotBus {
    * up to `timeoutMs` (default 5000); whatever is left is rejected with BusClosedError.
    */
   close(opts: { drain?: boolean; timeoutMs?: number } = {}): Promise<void> {
+    if (OPEN_BUSES.get(this.name)?.bus === this) OPEN_BUSES.delete(this.name)
     this.closing ??= this.shutdown(opts.drain ?? true, opts.timeoutMs ?? 5000)
     return this.closing
   }
