@@ -284,6 +284,8 @@ export class SlotBus {
   /** @internal Set once close() began. */
   closing: Promise<void> | null = null
   private stopped = false
+  private disposed = false
+  private readonly createdAt = performance.now()
   private nextId = 1
   private counters = {
     requests: 0, responses: 0, errors: 0, timeouts: 0, refusedPeers: 0, overCapPeers: 0, protocolErrors: 0,
@@ -391,6 +393,12 @@ export class SlotBus {
     return res.toResponse()
   }
 
+  private closedError(): BusClosedError {
+    return new BusClosedError(this.disposed
+      ? `bus "${this.name}" is closed: \`await using\` closed it where its scope ended; in a server, keep it in a plain const and close it on SIGTERM/SIGINT`
+      : `bus "${this.name}" is closed`)
+  }
+
   /** Tells `listener` each time a worker joins or leaves; returns the unsubscribe function. */
   onWorker(listener: (event: WorkerEvent) => void): () => void {
     if (typeof listener !== "function") throw new TypeError("onWorker takes a function (event) => void")
@@ -400,7 +408,7 @@ export class SlotBus {
 
   private submit(kind: number, init: SlotRequestInit, opts: RequestOptions = {}): Promise<unknown> {
     try {
-      if (this.closing) throw new BusClosedError(`bus "${this.name}" is closed`)
+      if (this.closing) throw this.closedError()
       if (init === null || typeof init !== "object") throw new TypeError("request() takes { method, path, headers, body }")
       if (init.body instanceof Blob) return init.body.bytes().then((body) => this.submit(kind, { ...init, body }, opts))
       if (opts === null || typeof opts !== "object") throw new TypeError("options must be an object { timeoutMs, signal, borrow }")
@@ -912,7 +920,25 @@ export class SlotBus {
     }
   }
 
+  /**
+   * `await using bus = …` closes the bus where its scope ends. At the top level of a server module that is as soon
+   * as the module has loaded, and every request after it fails: a bus disposed soon after listen, before any
+   * request, in a process that then keeps running (a Bun.serve, say) gets one warning naming the right pattern.
+   */
   [Symbol.asyncDispose]() {
+    this.disposed = true
+    if (this.counters.requests === 0 && performance.now() - this.createdAt < EARLY_DISPOSE_MS && !earlyDisposeWarned && process.env.NODE_ENV !== "test") {
+      // unref'd: it fires only if something else keeps the process alive after the bus is gone
+      setTimeout(() => {
+        if (earlyDisposeWarned) return
+        earlyDisposeWarned = true
+        console.warn(`slotbus: bus "${this.name}" was closed by \`await using\` before any request, and the process kept running: in a server, keep it in a plain \`const bus = await SlotBus.listen(…)\` and close it on SIGTERM/SIGINT (README: "A long-lived hub")`)
+      }, EARLY_DISPOSE_CHECK_MS).unref()
+    }
     return this.close()
   }
 }
+
+const EARLY_DISPOSE_MS = 5000
+const EARLY_DISPOSE_CHECK_MS = 200
+let earlyDisposeWarned = false
