@@ -932,7 +932,7 @@ export class SlotBus {
       setTimeout(() => {
         if (earlyDisposeWarned) return
         earlyDisposeWarned = true
-        console.warn(`slotbus: bus "${this.name}" was closed by \`await using\` before any request, and the process kept running: in a server, keep it in a plain \`const bus = await SlotBus.listen(…)\` and close it on SIGTERM/SIGINT (README: "A long-lived hub")`)
+        console.warn(`slotbus: bus "${this.name}" was closed by \`await using\` before any request, and the process kept running: in a server, keep it in a plain \`const bus = await SlotBus.listen(…)\` and close it on SIGTERM/SIGINT (the first example of slotbus's README)`)
       }, EARLY_DISPOSE_CHECK_MS).unref()
     }
     return this.close()

@@ -99,6 +99,10 @@ export class SlotRequest {
   get path(): string {
     return this.parts[1] ?? ""
   }
+  /** @internal The head as read from the slot: method, path, then name/value pairs (empty once retired). */
+  get head(): readonly string[] {
+    return this.parts
+  }
   /** Request headers, lower-case names; a copy, valid after the handler settles (read empty if first read then). */
   get headers(): Headers {
     if (!this.live) return new Headers()
@@ -176,16 +180,11 @@ async function readAsyncReply(out: Response | Blob | { status?: number; headers?
   return { ...out, body: await out.body.bytes() }
 }
 
-const REPLY_KEYS = new Set(["status", "headers", "body"])
-
 /** A handler's return value as { status, headers, body }; anything that is not a reply is a TypeError, never an empty 200. */
 function replyParts(r: unknown): { status?: number; headers?: HeaderInit; body?: unknown } {
   if (r == null || typeof r === "string" || ArrayBuffer.isView(r) || r instanceof ArrayBuffer || r instanceof SharedArrayBuffer)
     return { body: r }
-  if (typeof r === "object" && !Array.isArray(r) && ("status" in r || "body" in r)) {
-    knownOptions(r, REPLY_KEYS, "handler reply")
-    return r as { status?: number; headers?: HeaderInit; body?: unknown }
-  }
+  if (typeof r === "object" && !Array.isArray(r) && ("status" in r || "body" in r)) return r as { status?: number; headers?: HeaderInit; body?: unknown }
   const what = r === null || typeof r !== "object" ? `a ${typeof r} (${String(r).slice(0, 40)})` : `an object without status or body`
   throw new TypeError(`the handler returned ${what}; return a body (string, Uint8Array, ArrayBuffer, Blob), { status, headers, body }, a Response, or nothing`)
 }
