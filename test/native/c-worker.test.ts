@@ -70,6 +70,24 @@ describe.each(modes)("the C worker in $mode mode", ({ flags }) => {
     })
   }, 15_000)
 
+  test("gives up a request it holds when the hub's caller aborts or times out (a cancel request), and its slot comes back", async () => {
+    await withCWorker(flags, async (bus, worker) => {
+      const ac = new AbortController()
+      const aborted = observed(bus.request({ path: "/hold" }, { signal: ac.signal }))
+      const slot = (await worker.waitLine(/^holding (\d+)$/))[1]
+      ac.abort(new Error("caller gave up"))
+      expect(await outcome(aborted, GUARD_MS)).toMatchObject({ state: "rejected" })
+      await worker.waitLine(new RegExp(`^gave up ${slot}$`))
+      const timedOut = observed(bus.request({ path: "/hold" }, { timeoutMs: 200 }))
+      await worker.waitLine(/^holding \d+$/)
+      const o = await outcome(timedOut, GUARD_MS)
+      expect(o.state === "rejected" && (o.error as Error).name).toBe("TimeoutError")
+      while (worker.lines.filter((l) => l.startsWith("gave up")).length < 2) await Bun.sleep(5)
+      while (bus.stats().inFlight > 0) await Bun.sleep(5)
+      expect(decoder.decode(await bus.call("after"))).toBe("retfa")
+    })
+  }, 15_000)
+
   test("answers 1000 concurrent raw and http requests, each with its own answer", async () => {
     await withCWorker(flags, async (bus) => {
       const calls = Array.from({ length: 1000 }, (_, i) =>
