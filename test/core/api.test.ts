@@ -197,6 +197,23 @@ describe("cancellation reaches the worker", () => {
     })
   })
 
+  test("req.signal aborts in the worker when the hub closes while the handler runs", async () => {
+    const bus = await SlotBus.listen(uniqueName("api"))
+    const worker = bunChild("api-worker.ts", [bus.name])
+    children.push(worker)
+    try {
+      await worker.waitLine(/^ready$/)
+      await bus.waitForWorkers(1)
+      const pending = rejection(bus.request({ path: "/wait-close" }, { timeoutMs: 0 }))
+      await worker.waitLine(/^waiting \/wait-close$/)
+      await bus.close({ drain: false })
+      await pending
+      await worker.waitLine(/^aborted \/wait-close AbortError$/)
+    } finally {
+      await bus.close({ drain: false })
+    }
+  })
+
   test("a fetch-mode handler's Request.signal aborts too, and other requests in flight are left alone", async () => {
     await withApiWorker(["--fetch"], async (bus, worker) => {
       const ac = new AbortController()
