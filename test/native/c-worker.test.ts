@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, test } from "bun:test"
 import { join } from "node:path"
 import { zigBuild } from "../../scripts/zig.ts"
 import { RemoteError, SlotBus, WorkerGoneError, type SlotResponse } from "../../src/index.ts"
-import { Child, FIXTURES, observed, outcome, uniqueName } from "../support/crash-procs.ts"
+import { Child, FIXTURES, eventually, observed, outcome, uniqueName } from "../support/crash-procs.ts"
 
 const GUARD_MS = 2_000
 
@@ -82,8 +82,8 @@ describe.each(modes)("the C worker in $mode mode", ({ flags }) => {
       await worker.waitLine(/^holding \d+$/)
       const o = await outcome(timedOut, GUARD_MS)
       expect(o.state === "rejected" && (o.error as Error).name).toBe("TimeoutError")
-      while (worker.lines.filter((l) => l.startsWith("gave up")).length < 2) await Bun.sleep(5)
-      while (bus.stats().inFlight > 0) await Bun.sleep(5)
+      expect(await eventually(() => worker.lines.filter((l) => l.startsWith("gave up")).length === 2, 5000)).toBe(true)
+      expect(await eventually(() => bus.stats().inFlight === 0, 5000)).toBe(true) // the 499 answers came back and were dropped
       expect(decoder.decode(await bus.call("after"))).toBe("retfa")
     })
   }, 15_000)
