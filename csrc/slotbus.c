@@ -40,7 +40,7 @@
 #define HDR_BYTES 1024u
 #define SLOT_BYTES 64u
 #define PAGE 4096u
-#define LAYOUT_DESC "slotbus/1 hdr=1024 slot=64 ring=u32 state=gen24:state8 parked=320,384"
+#define LAYOUT_DESC "slotbus/1 hdr=1024 slot=64 ring=u32 state=gen24:state8 parked=320,384 cancel=448,36"
 
 /* ---- region layout (docs/PROTOCOL.md §2) ---- */
 
@@ -60,19 +60,23 @@ typedef struct {
    * (its head) would cost that read a cache miss each time. */
   _Alignas(64) _Atomic uint32_t worker_parked;
   _Alignas(64) _Atomic uint32_t hub_parked;
+  /* Bumped by the hub after it asks the worker to cancel a request it already claimed (§3, cancel requests). */
+  _Alignas(64) _Atomic uint32_t cancel_seq;
 } region_hdr;
 
 typedef struct {
   _Atomic uint32_t state;
   uint32_t kind, id, req_head, req_body;
   uint32_t status, flags, resp_head, resp_body;
-  uint32_t reserved[7];
+  uint32_t cancel; /* hub writes gen << 8 | 1: "give up the request of this generation" */
+  uint32_t reserved[6];
 } slot_hdr;
 
 _Static_assert(offsetof(region_hdr, sq_tail) == 64, "layout");
 _Static_assert(offsetof(region_hdr, sq_head) == 128 && offsetof(region_hdr, worker_parked) == 320, "layout");
 _Static_assert(offsetof(region_hdr, cq_tail) == 192, "layout");
 _Static_assert(offsetof(region_hdr, cq_head) == 256 && offsetof(region_hdr, hub_parked) == 384, "layout");
+_Static_assert(offsetof(region_hdr, cancel_seq) == 448 && offsetof(slot_hdr, cancel) == 36, "layout");
 _Static_assert(sizeof(region_hdr) <= HDR_BYTES && sizeof(slot_hdr) == SLOT_BYTES, "layout");
 
 typedef struct {
@@ -106,6 +110,8 @@ struct sb_chan {
   uint32_t *free_stack;
   uint32_t free_top;
   uint32_t *hiwater; /* bytes written per slot, both arenas, for trimming */
+  /* worker only: the hub's cancel_seq as of the last sb_worker_cancel_seq, so parking notices a newer one */
+  uint32_t cancel_seen;
   /* worker only: the hello as it arrives, and how many of its fds came */
   hello_msg hello;
   uint32_t hello_got, hello_fds;
@@ -214,9 +220,15 @@ static void wake_peer(sb_chan *ch, _Atomic uint32_t *peer_parked, _Atomic uint32
 static _Atomic uint32_t *my_parked(sb_chan *ch) { return ch->is_hub ? &ch->hdr->hub_parked : &ch->hdr->worker_parked; }
 static _Atomic uint32_t *my_tail(sb_chan *ch) { return ch->is_hub ? &ch->hdr->cq_tail : &ch->hdr->sq_tail; }
 
+/* Whether the hub asked for a cancellation the worker has not looked at (the worker's other reason to wake). */
+static int cancels_pending(sb_chan *ch) {
+  return !ch->is_hub && atomic_load_explicit(&ch->hdr->cancel_seq, memory_order_seq_cst) != ch->cancel_seen;
+}
+
 static int park_as(sb_chan *ch, uint32_t how) {
   atomic_store_explicit(my_parked(ch), how, memory_order_seq_cst);
-  if (atomic_load_explicit(my_tail(ch), memory_order_seq_cst) != ch->cons_head) {
+  /* seq_cst loads after the seq_cst store: either we see the peer's push or cancel, or it sees us parked */
+  if (atomic_load_explicit(my_tail(ch), memory_order_seq_cst) != ch->cons_head || cancels_pending(ch)) {
     atomic_store_explicit(my_parked(ch), SB_AWAKE, memory_order_relaxed);
     return 1;
   }
@@ -265,7 +277,7 @@ int sb_wait(sb_chan *ch, int timeout_ms, int use_futex) {
       int slice = (left < 0 || left > 10) ? 10 : left;
       struct timespec ts = {0, (long)slice * 1000000L};
       futex(my_tail(ch), FUTEX_WAIT, seen, &ts);
-      if (atomic_load_explicit(my_tail(ch), memory_order_acquire) != seen) { result = 1; break; }
+      if (atomic_load_explicit(my_tail(ch), memory_order_acquire) != seen || cancels_pending(ch)) { result = 1; break; }
       if (peer_gone(ch)) { result = -EPIPE; break; }
       if (left >= 0 && (left -= slice) <= 0) break;
     }
@@ -318,10 +330,18 @@ int sb_hub_publish(sb_chan *ch, uint32_t slot, uint32_t kind, uint32_t id, uint3
 
 int sb_hub_cancel(sb_chan *ch, uint32_t slot) {
   if (slot >= ch->g.slot_count || ch->busy[slot] != 2) return -EINVAL;
+  slot_hdr *s = slot_at(ch, slot);
   uint32_t expect = word(ch->gen[slot], SB_READY);
-  return atomic_compare_exchange_strong_explicit(&slot_at(ch, slot)->state, &expect,
-                                                 word(ch->gen[slot], SB_CANCELLED), memory_order_relaxed,
-                                                 memory_order_relaxed);
+  /* relaxed: the CAS only decides who owns the edge; nothing else is published with it */
+  if (atomic_compare_exchange_strong_explicit(&s->state, &expect, word(ch->gen[slot], SB_CANCELLED), memory_order_relaxed,
+                                              memory_order_relaxed))
+    return 1;
+  /* The worker has it (or already answered): ask it to give up. The cancel word goes first, then the counter with
+   * seq_cst, which orders both before our load of worker_parked (§5) and pairs with the worker's acquire of it. */
+  SHARED_WRITE(s->cancel, word(ch->gen[slot], 1));
+  atomic_fetch_add_explicit(&ch->hdr->cancel_seq, 1, memory_order_seq_cst);
+  wake_peer(ch, &ch->hdr->worker_parked, &ch->hdr->sq_tail);
+  return 2;
 }
 
 int sb_hub_poll(sb_chan *ch) {
@@ -417,6 +437,18 @@ int sb_worker_poll(sb_chan *ch) {
     return (int)i;
   }
   return -1;
+}
+
+uint32_t sb_worker_cancel_seq(sb_chan *ch) {
+  /* acquire: pairs with the hub's seq_cst increment, so the cancel words written before it are visible */
+  ch->cancel_seen = atomic_load_explicit(&ch->hdr->cancel_seq, memory_order_acquire);
+  return ch->cancel_seen;
+}
+
+int sb_worker_cancelled(sb_chan *ch, uint32_t slot, uint32_t gen) {
+  if (slot >= ch->g.slot_count || gen > 0xFFFFFFu) return -EINVAL;
+  /* one read; any value the hub writes is harmless: it only matters when it names exactly this generation */
+  return SHARED_READ(slot_at(ch, slot)->cancel) == word(gen, 1);
 }
 
 int sb_worker_complete(sb_chan *ch, uint32_t slot, uint32_t gen, uint32_t status, uint32_t flags, uint32_t head_len,

@@ -14,7 +14,7 @@ extern "C" {
 #define SB_VERSION 1u
 /* Bumped whenever a function below changes its signature or meaning; the TS loader refuses a mismatch. */
 #ifndef SB_ABI_VERSION /* overridable only so a test can build a mismatching library */
-#define SB_ABI_VERSION 3u
+#define SB_ABI_VERSION 4u
 #endif
 #define SB_MAX_SLOTS 4096u
 #define SB_MAX_ALLOW_UIDS 8u
@@ -116,7 +116,8 @@ int sb_hub_publish(sb_chan *ch, uint32_t slot, uint32_t kind, uint32_t id, uint3
 /* Give back a claimed slot that was never published (filling it failed): WRITING -> FREE. */
 int sb_hub_unclaim(sb_chan *ch, uint32_t slot);
 /* Withdraw a published request. 1: cancelled before the worker claimed it (it still comes back through
- * sb_hub_poll, flagged cancelled); 0: the worker already has it, or it was cancelled before. */
+ * sb_hub_poll, flagged cancelled); 2: the worker already has it: it is asked to give up (its cancel word and
+ * cancel_seq, waking it if parked) and still answers through sb_hub_poll as usual. */
 int sb_hub_cancel(sb_chan *ch, uint32_t slot);
 /* Pop one completed slot, validated, into sb_last_msg. Returns its index, -1 if none, -SB_ECORRUPT. */
 int sb_hub_poll(sb_chan *ch);
@@ -135,9 +136,17 @@ int sb_worker_poll(sb_chan *ch);
 int sb_worker_complete(sb_chan *ch, uint32_t slot, uint32_t gen, uint32_t status, uint32_t flags, uint32_t head_len,
                        uint32_t body_len);
 
+/* The hub's cancel counter (docs/PROTOCOL.md §3): when it differs from the last value, ask sb_worker_cancelled about
+ * each request you still hold. Also what sb_park / sb_wait compare against to wake for a cancellation. */
+uint32_t sb_worker_cancel_seq(sb_chan *ch);
+/* 1 if the hub gave up the request in `slot` of generation `gen` (sb_last_msg's gen): stop, and answer anything
+ * (it is discarded). 0 if not, -EINVAL for a bad slot. */
+int sb_worker_cancelled(sb_chan *ch, uint32_t slot, uint32_t gen);
+
 /* ---- parking ---- */
 
-/* Announce that this side is about to sleep on its doorbell eventfd. Returns 1 if work arrived meanwhile
+/* Announce that this side is about to sleep on its doorbell eventfd. Returns 1 if work (or, for a worker, a
+ * cancellation: cancel_seq moved since sb_worker_cancel_seq) arrived meanwhile
  * (the announcement is withdrawn: poll again), 0 if parked: wait for the doorbell fd to become readable. */
 int sb_park(sb_chan *ch);
 /* Withdraw the announcement and empty the doorbell (one read, whatever the peer rang). */

@@ -27,8 +27,18 @@ export class PayloadTooLargeError extends SlotBusError {}
 /** The peer broke the shared-memory protocol (corrupt region); the connection was dropped. */
 export class ProtocolError extends SlotBusError {}
 
-/** The worker's handler threw; `message` is the worker's error message. */
-export class RemoteError extends SlotBusError {}
+/** The worker's handler threw (or returned something that is not a reply); `message` is the worker's error message. */
+export class RemoteError extends SlotBusError {
+  /** The remote error's class name (`TypeError`, …), when the worker sent it. */
+  readonly remoteName: string | undefined
+  /** The remote error's stack, as the worker printed it, when it sent one. */
+  readonly remoteStack: string | undefined
+  constructor(message: string, options?: ErrorOptions & { remoteName?: string; remoteStack?: string }) {
+    super(message, options)
+    this.remoteName = options?.remoteName
+    this.remoteStack = options?.remoteStack
+  }
+}
 
 /** No hub is listening under that name (yet). */
 export class HubNotFoundError extends SlotBusError {}

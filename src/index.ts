@@ -4,7 +4,7 @@ export {
   BorrowedResponse, SlotBus, SlotResponse, SlotWorker, SlotRequest, Supervisor, SupervisorError, superviseWorkers, splitCommand,
 } from "./core/index.ts"
 export type {
-  BusStats, ConnectOptions, IdleStrategy, LatencySummary, ListenOptions, RequestOptions, SlotHandler, SlotReply,
+  BusStats, ConnectOptions, FetchHandler, IdleStrategy, LatencySummary, ListenOptions, RequestOptions, SlotHandler, SlotReply,
   SlotRequestInit, WorkerClosed, WorkerEvent, WorkerInfo,
   ExitInfo, SupervisedInstance, SupervisorEvents, SupervisorOptions, SupervisorState, SuperviseWorkersOptions,
 } from "./core/index.ts"

@@ -319,6 +319,14 @@ static void worker_serve(sb_chan *ch, int slot, uint32_t *last_gen) {
       sb_worker_complete(ch, (uint32_t)slot, last_gen[slot], 0, 0, 0, 0) != -EINVAL)
     die("worker: a completion with slot %d's old generation %u was taken for request %u (gen %u)", slot, last_gen[slot], id, m->gen);
   last_gen[slot] = m->gen;
+  /* the cancel request path (§3) under the sanitizers: a moved cancel_seq is checked against the held request */
+  static _Thread_local uint32_t cancel_seen;
+  uint32_t seq = sb_worker_cancel_seq(ch);
+  if (seq != cancel_seen) {
+    cancel_seen = seq;
+    if (sb_worker_cancelled(ch, (uint32_t)slot, m->gen) < 0) die("worker: sb_worker_cancelled(slot %d) refused", slot);
+  }
+  if (sb_worker_cancelled(ch, SLOTS + 1000u, 0) != -EINVAL) die("worker: sb_worker_cancelled took a slot out of range");
   int r = sb_worker_complete(ch, (uint32_t)slot, m->gen, s.status, s.flags, s.head_len, s.body_len);
   if (r != 0) die("worker: sb_worker_complete(slot %d) = %d", slot, r);
 }
@@ -373,7 +381,7 @@ typedef struct {
   uint32_t seen_len;
   inflight slot[SLOTS];
   /* totals */
-  uint64_t requests, cancelled, cancel_lost, errors_flagged, trims_checked, late_wakeups;
+  uint64_t requests, cancelled, cancel_lost, cancel_asked, errors_flagged, trims_checked, late_wakeups;
   int64_t elapsed_ns;
 } hub;
 
@@ -420,10 +428,12 @@ static void hub_cancel(hub *h, sb_chan *ch, uint32_t slot) {
   inflight *f = &h->slot[slot];
   if (!f->outstanding) return;
   int r = sb_hub_cancel(ch, slot);
-  if (r < 0 || r > 1) die("hub: sb_hub_cancel(slot %u) = %d", slot, r);
+  /* 2: the worker already had it and was asked to give up (cancel word + cancel_seq); it still answers */
+  if (r < 0 || r > 2) die("hub: sb_hub_cancel(slot %u) = %d", slot, r);
   if (r == 1 && f->cancel == 1) die("hub: request %u cancelled twice", f->id);
   if (r == 1) f->cancel = 1;
   else if (f->cancel == -1) f->cancel = 0;
+  if (r == 2) h->cancel_asked++;
 }
 
 /* Pages beyond TRIM must have been punched out by the release: they read as zero. */

@@ -2,7 +2,9 @@
  * Usage: c-worker <name> [--futex|--spin]
  *   raw requests (kind 0):  the reply is the body, reversed.
  *   http requests (kind 1): 200, header "x-worker: c", body "<METHOD> <path> <body length>";
- *                           path /fail replies with the handler-error flag and a message instead.
+ *                           path /fail replies with the handler-error flag and a message instead;
+ *                           path /hold is not answered until the hub gives it up (a cancel request, PROTOCOL.md §3):
+ *                           then it prints "gave up <slot>" and answers 499 (the hub discards it).
  * Exits 0 when the hub goes away. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -36,6 +38,29 @@ static int reply_error(sb_chan *ch, uint32_t slot, const char *message) {
   return sb_worker_complete(ch, slot, sb_last_msg(ch)->gen, 500, SB_RESP_ERROR, 0, len);
 }
 
+/* Requests on /hold: kept until the hub asks to cancel them. */
+static struct { uint32_t slot, gen; } held[SB_MAX_SLOTS];
+static uint32_t held_count, cancel_seen;
+
+/* The hub's cancel_seq moved: answer each held request it gave up. */
+static int release_cancelled(sb_chan *ch) {
+  uint32_t seq = sb_worker_cancel_seq(ch);
+  if (seq == cancel_seen) return 0;
+  cancel_seen = seq;
+  for (uint32_t i = 0; i < held_count;) {
+    if (sb_worker_cancelled(ch, held[i].slot, held[i].gen) != 1) {
+      i++;
+      continue;
+    }
+    printf("gave up %u\n", held[i].slot);
+    fflush(stdout);
+    int r = sb_worker_complete(ch, held[i].slot, held[i].gen, 499, 0, 0, 0);
+    if (r != 0) return r;
+    held[i] = held[--held_count];
+  }
+  return 0;
+}
+
 static int serve_raw(sb_chan *ch, const sb_msg *m) {
   const uint8_t *body = arena_of(ch, (uint32_t)m->slot, 0) + m->body_off;
   uint8_t *out = arena_of(ch, (uint32_t)m->slot, 1);
@@ -53,6 +78,13 @@ static int serve_http(sb_chan *ch, const sb_msg *m) {
   size_t path_len = strnlen(path, m->head_len - method_len - 1);
   if (path_len == m->head_len - method_len - 1) return reply_error(ch, slot, "bad http head: no path");
   if (strcmp(path, "/fail") == 0) return reply_error(ch, slot, "c worker failed on purpose");
+  if (strcmp(path, "/hold") == 0 && held_count < SB_MAX_SLOTS) {
+    held[held_count].slot = slot;
+    held[held_count++].gen = m->gen;
+    printf("holding %u\n", slot);
+    fflush(stdout);
+    return 0;
+  }
 
   uint8_t *out = arena_of(ch, slot, 1);
   uint32_t head_len = sizeof x_worker_head;
@@ -93,7 +125,12 @@ int main(int argc, char **argv) {
   if (!ch) return 1;
 
   uint32_t idle_polls = 0;
+  cancel_seen = sb_worker_cancel_seq(ch);
   for (;;) {
+    if (held_count > 0 && release_cancelled(ch) != 0) {
+      fprintf(stderr, "c-worker: could not answer a cancelled request\n");
+      break;
+    }
     int slot = sb_worker_poll(ch);
     if (slot >= 0) {
       const sb_msg *m = sb_last_msg(ch);

@@ -6,7 +6,7 @@ import {
   loadNative, type Chan,
 } from "../native/ffi.ts"
 import { Channel } from "./channel.ts"
-import { align8, busName, EMPTY, headerPairs, headLength, pairsToRecord, readHead, toBytes, utf8, writeHead } from "./codec.ts"
+import { align8, busName, EMPTY, headerPairs, headLength, knownOptions, pairsToHeaders, readHead, toBytes, utf8, writeHead } from "./codec.ts"
 import type { BodyInit, HeaderInit } from "./codec.ts"
 import {
   BusClosedError, BusFullError, NameInUseError, PayloadTooLargeError, ProtocolError, RemoteError, SlotBusError,
@@ -40,6 +40,12 @@ export interface ListenOptions {
   stuckAfterMs?: number
   /** A worker holding this many stuck slots gets no new requests and is disconnected. Default: half its slots (at least 1). */
   maxStuckSlots?: number
+  /**
+   * Hot reload: a `listen` of a name this process already listens under, with the same options, returns that
+   * open bus instead of failing with NameInUseError (what a module re-run by `bun --hot` needs). Default: on when
+   * the process runs under `bun --hot`, off otherwise.
+   */
+  hot?: boolean
 }
 
 export interface SlotRequestInit {
@@ -102,20 +108,35 @@ export interface BusStats {
   latency: LatencySummary
 }
 
+const NO_HEAD: readonly string[] = Object.freeze([])
+
 /** The answer to `request()`. `body` is a copy: it stays valid after the slot is reused. */
 export class SlotResponse {
-  constructor(
-    readonly status: number,
-    readonly headers: Record<string, string>,
-    readonly body: Uint8Array,
-  ) {}
+  private head: readonly string[]
+  private h: Headers | null = null
+
+  /** @internal `head`: the response's header pairs as read from the slot. */
+  constructor(readonly status: number, head: readonly string[], readonly body: Uint8Array) {
+    this.head = head
+  }
+  /** Response headers (repeated names such as set-cookie kept apart: `headers.getSetCookie()`). */
+  get headers(): Headers {
+    return (this.h ??= pairsToHeaders(this.head, 0))
+  }
   text(): string {
     return utf8(this.body)
   }
+  /** The body parsed as JSON: `unknown` unless you name the type you expect. */
   json<T = unknown>(): T {
     return JSON.parse(this.text()) as T
   }
+  /** As a Web Response (the body is not copied again). */
+  toResponse(): Response {
+    return new Response(NULL_BODY_STATUS.has(this.status) ? null : this.body, { status: this.status || 200, headers: this.headers })
+  }
 }
+
+const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304])
 
 /**
  * The answer to a `{ borrow: true }` request: `body` views the slot's response arena, nothing copied. The slot
@@ -125,11 +146,17 @@ export class SlotResponse {
 export class BorrowedResponse {
   private view: Uint8Array
   private returnSlot: (() => void) | null
+  private head: readonly string[]
+  private h: Headers | null = null
 
   /** @internal */
-  constructor(readonly status: number, readonly headers: Record<string, string>, view: Uint8Array, returnSlot: (() => void) | null) {
+  constructor(readonly status: number, head: readonly string[], view: Uint8Array, returnSlot: (() => void) | null) {
+    this.head = head
     this.view = view
     this.returnSlot = returnSlot
+  }
+  get headers(): Headers {
+    return (this.h ??= pairsToHeaders(this.head, 0))
   }
   get body(): Uint8Array {
     return this.view
@@ -207,11 +234,38 @@ const TICK_IDLE_MS = 100
 const ACCEPTS_PER_TURN = 8
 const REFUSED_PAUSE_MS = 20
 const MiB = 1024 * 1024
+const LISTEN_OPTIONS = new Set([
+  "slots", "maxBodyBytes", "maxHeadBytes", "queue", "timeoutMs", "idle", "allowUids", "trimBytes", "maxWorkers",
+  "maxWorkersPerUid", "stuckAfterMs", "maxStuckSlots", "hot",
+])
+// Open buses of this process by name, shared by every copy of this module a hot reload may load.
+const OPEN_BUSES: Map<string, { bus: SlotBus; options: string }> =
+  ((globalThis as Record<symbol, unknown>)[Symbol.for("slotbus.openBuses")] ??= new Map()) as Map<string, { bus: SlotBus; options: string }>
+
+/** The options that shape a bus, in a canonical form: a hot reload may reuse the bus only if they are equal. */
+function optionsKey(opts: ListenOptions): string {
+  const { hot: _, ...rest } = opts
+  return JSON.stringify(Object.keys(rest).sort().map((k) => [k, rest[k as keyof typeof rest]]))
+}
+const REQUEST_OPTIONS = new Set(["timeoutMs", "signal", "borrow"])
+const WAIT_OPTIONS = new Set(["timeoutMs", "signal"])
+const FETCH_OPTIONS = WAIT_OPTIONS
 
 function positiveInt(v: number | undefined, dflt: number, what: string, max = 2 ** 31): number {
   if (v === undefined) return dflt
   if (!Number.isInteger(v) || v < 0 || v > max) throw new RangeError(`${what} must be an integer in 0..${max}, got ${v}`)
   return v
+}
+
+/** A worker's error answer (docs/PROTOCOL.md §6) as the hub's error: a reply too large for the slot is the hub's PayloadTooLargeError. */
+function remoteError(head: string[], message: string, pid: number): SlotBusError {
+  let remoteName: string | undefined, remoteStack: string | undefined
+  for (let i = 0; i + 1 < head.length; i += 2) {
+    if (head[i] === "name") remoteName = head[i + 1]
+    else if (head[i] === "stack") remoteStack = head[i + 1]
+  }
+  if (remoteName === "PayloadTooLargeError") return new PayloadTooLargeError(`worker pid ${pid}: ${message}`)
+  return new RemoteError(remoteName ? `${remoteName}: ${message}` : message, { remoteName, remoteStack })
 }
 
 // A borrowed body collected without release(): nothing can see the slot any more, so it can go back.
@@ -227,8 +281,11 @@ export class SlotBus {
   private readonly latency = new LatencyHistogram()
   private readonly waiters: { n: number; resolve: () => void; reject: (e: Error) => void }[] = []
   private readonly listeners = new Set<(e: WorkerEvent) => void>()
-  private closing: Promise<void> | null = null
+  /** @internal Set once close() began. */
+  closing: Promise<void> | null = null
   private stopped = false
+  private disposed = false
+  private readonly createdAt = performance.now()
   private nextId = 1
   private counters = {
     requests: 0, responses: 0, errors: 0, timeouts: 0, refusedPeers: 0, overCapPeers: 0, protocolErrors: 0,
@@ -272,6 +329,18 @@ export class SlotBus {
   /** Start serving `name`: workers connect to it with `SlotWorker.connect(name, handler)`. */
   static async listen(name: string, opts: ListenOptions = {}): Promise<SlotBus> {
     const cname = busName(name)
+    if (opts === null || typeof opts !== "object") throw new TypeError("listen(name, options) takes an options object")
+    knownOptions(opts, LISTEN_OPTIONS, "SlotBus.listen")
+    if (opts.hot !== undefined && typeof opts.hot !== "boolean") throw new TypeError("hot must be a boolean")
+    const mine = OPEN_BUSES.get(name)
+    if (mine && !mine.bus.closing) {
+      const hot = opts.hot ?? process.execArgv.includes("--hot")
+      if (!hot)
+        throw new NameInUseError(`this process already listens as "${name}" (a bus it did not close); reuse that bus, close it first, or pass { hot: true } to get it back`)
+      if (mine.options !== optionsKey(opts))
+        throw new NameInUseError(`this process already listens as "${name}" with other options; a hot reload cannot change them: restart the process`)
+      return mine.bus
+    }
     await loadNative()
     const fd = native.sb_listen(cname)
     if (fd === Errno.EADDRINUSE) throw new NameInUseError(`a hub named "${name}" is already listening on this machine; pick another name or close it`)
@@ -284,6 +353,7 @@ export class SlotBus {
       closeSync(fd)
       throw e
     }
+    OPEN_BUSES.set(name, { bus, options: optionsKey(opts) })
     bus.tick()
     return bus
   }
@@ -304,6 +374,31 @@ export class SlotBus {
     return this.submit(Kind.RAW, { body }, opts) as Promise<Uint8Array>
   }
 
+  /**
+   * Hands a Web Request to the least busy worker and answers with its Response: one line in a `Bun.serve` route
+   * (`fetch: (req) => bus.fetch(req)`). The worker sees the path and query, method, headers and body; the request's
+   * signal (or `opts.signal`) cancels it. Failures reject as with `request()` (TimeoutError, RemoteError, …).
+   */
+  async fetch(request: Request, opts: Omit<RequestOptions, "borrow"> = {}): Promise<Response> {
+    if (!(request instanceof Request)) throw new TypeError("bus.fetch() takes a Request")
+    if (opts === null || typeof opts !== "object") throw new TypeError("options must be an object { timeoutMs, signal }")
+    knownOptions(opts, FETCH_OPTIONS, "fetch")
+    const url = new URL(request.url)
+    const body = request.body ? await request.bytes() : undefined
+    const signal = opts.signal && opts.signal !== request.signal ? AbortSignal.any([opts.signal, request.signal]) : request.signal
+    const res = await this.request(
+      { method: request.method, path: url.pathname + url.search, headers: request.headers, body },
+      { timeoutMs: opts.timeoutMs, signal },
+    )
+    return res.toResponse()
+  }
+
+  private closedError(): BusClosedError {
+    return new BusClosedError(this.disposed
+      ? `bus "${this.name}" is closed: \`await using\` closed it where its scope ended; in a server, keep it in a plain const and close it on SIGTERM/SIGINT`
+      : `bus "${this.name}" is closed`)
+  }
+
   /** Tells `listener` each time a worker joins or leaves; returns the unsubscribe function. */
   onWorker(listener: (event: WorkerEvent) => void): () => void {
     if (typeof listener !== "function") throw new TypeError("onWorker takes a function (event) => void")
@@ -313,9 +408,11 @@ export class SlotBus {
 
   private submit(kind: number, init: SlotRequestInit, opts: RequestOptions = {}): Promise<unknown> {
     try {
-      if (this.closing) throw new BusClosedError(`bus "${this.name}" is closed`)
+      if (this.closing) throw this.closedError()
       if (init === null || typeof init !== "object") throw new TypeError("request() takes { method, path, headers, body }")
+      if (init.body instanceof Blob) return init.body.bytes().then((body) => this.submit(kind, { ...init, body }, opts))
       if (opts === null || typeof opts !== "object") throw new TypeError("options must be an object { timeoutMs, signal, borrow }")
+      knownOptions(opts, REQUEST_OPTIONS, kind === Kind.HTTP ? "request" : "call")
       const body = toBytes(init.body, "body")
       let strings: string[] | null = null
       if (kind === Kind.HTTP) {
@@ -450,7 +547,7 @@ export class SlotBus {
     this.counters.bytesIn += bodyLen
     const flags = m[Msg.flags]!
     if (flags & RespFlag.ERROR) {
-      this.fail(p, new RemoteError(utf8(arena.subarray(bodyOff, bodyOff + bodyLen))))
+      this.fail(p, remoteError(readHead(arena, m[Msg.headLen]!), utf8(arena.subarray(bodyOff, bodyOff + bodyLen)), chan.peerPid))
       return false
     }
     if (flags & RespFlag.CANCELLED) {
@@ -458,7 +555,7 @@ export class SlotBus {
       return false
     }
     const status = m[Msg.status]!
-    const headers = p.kind === Kind.RAW ? (Object.create(null) as Record<string, string>) : pairsToRecord(readHead(arena, m[Msg.headLen]!), 0)
+    const headers = p.kind === Kind.RAW ? NO_HEAD : readHead(arena, m[Msg.headLen]!)
     let value: unknown
     let lent = false
     if (p.borrow) {
@@ -531,7 +628,9 @@ export class SlotBus {
       const t = performance.now()
       const expire = (p: Pending | null) => {
         if (p && (p.phase === "queued" || p.phase === "in-slot") && p.deadline <= t)
-          this.fail(p, new TimeoutError(`request to "${this.name}" timed out after ${p.timeoutMs}ms; the worker is overloaded, stuck, or absent`))
+          this.fail(p, new TimeoutError(p.phase === "queued" && this.links.length === 0
+            ? `request to "${this.name}" timed out after ${p.timeoutMs}ms: 0 workers connected to "${this.name}"; start one (SlotWorker.connect("${this.name}", …)) or await bus.waitForWorkers()`
+            : `request to "${this.name}" timed out after ${p.timeoutMs}ms; the worker is overloaded, stuck, or absent`))
       }
       for (const l of [...this.links]) {
         l.pending.forEach(expire)
@@ -711,16 +810,37 @@ export class SlotBus {
       }
   }
 
-  /** Resolves once at least `n` workers are connected. */
-  waitForWorkers(n = 1, timeoutMs = 10_000): Promise<void> {
+  /**
+   * Resolves once at least `n` workers are connected. `timeoutMs` (default 10 000; 0 waits forever) rejects with
+   * TimeoutError, `signal` with its reason. The old form `waitForWorkers(n, timeoutMs)` still works.
+   */
+  waitForWorkers(n = 1, opts: number | { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<void> {
+    const o = typeof opts === "number" ? { timeoutMs: opts } : opts
+    try {
+      if (o === null || typeof o !== "object") throw new TypeError("waitForWorkers(n, { timeoutMs, signal }) takes an options object")
+      knownOptions(o, WAIT_OPTIONS, "waitForWorkers")
+      if (!Number.isInteger(n) || n < 0) throw new RangeError(`n must be an integer ≥ 0, got ${n}`)
+      if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new TypeError("signal must be an AbortSignal")
+    } catch (e) {
+      return Promise.reject(e)
+    }
+    const timeoutMs = positiveInt(o.timeoutMs, 10_000, "timeoutMs")
+    const signal = o.signal
     if (this.links.length >= n) return Promise.resolve()
     if (this.closing) return Promise.reject(new BusClosedError(`bus "${this.name}" is closed`))
+    if (signal?.aborted) return Promise.reject(signal.reason)
     const { promise, resolve, reject } = Promise.withResolvers<void>()
     const w = { n, resolve: () => done(resolve), reject: (e: Error) => done(() => reject(e)) }
-    const timer = setTimeout(() => done(() => reject(new TimeoutError(`${this.links.length} of ${n} workers connected to "${this.name}" after ${timeoutMs}ms`))), timeoutMs)
+    const timer = timeoutMs > 0
+      ? setTimeout(() => w.reject(new TimeoutError(`${this.links.length} of ${n} workers connected to "${this.name}" after ${timeoutMs}ms`)), timeoutMs)
+      : undefined
+    const onAbort = () => done(() => reject(signal!.reason))
+    signal?.addEventListener("abort", onAbort, { once: true })
     const done = (f: () => void) => {
       clearTimeout(timer)
-      this.waiters.splice(this.waiters.indexOf(w), 1)
+      signal?.removeEventListener("abort", onAbort)
+      const i = this.waiters.indexOf(w)
+      if (i >= 0) this.waiters.splice(i, 1)
       f()
     }
     this.waiters.push(w)
@@ -768,6 +888,7 @@ export class SlotBus {
    * up to `timeoutMs` (default 5000); whatever is left is rejected with BusClosedError.
    */
   close(opts: { drain?: boolean; timeoutMs?: number } = {}): Promise<void> {
+    if (OPEN_BUSES.get(this.name)?.bus === this) OPEN_BUSES.delete(this.name)
     this.closing ??= this.shutdown(opts.drain ?? true, opts.timeoutMs ?? 5000)
     return this.closing
   }
@@ -799,7 +920,25 @@ export class SlotBus {
     }
   }
 
+  /**
+   * `await using bus = …` closes the bus where its scope ends. At the top level of a server module that is as soon
+   * as the module has loaded, and every request after it fails: a bus disposed soon after listen, before any
+   * request, in a process that then keeps running (a Bun.serve, say) gets one warning naming the right pattern.
+   */
   [Symbol.asyncDispose]() {
+    this.disposed = true
+    if (this.counters.requests === 0 && performance.now() - this.createdAt < EARLY_DISPOSE_MS && !earlyDisposeWarned && process.env.NODE_ENV !== "test") {
+      // unref'd: it fires only if something else keeps the process alive after the bus is gone
+      setTimeout(() => {
+        if (earlyDisposeWarned) return
+        earlyDisposeWarned = true
+        console.warn(`slotbus: bus "${this.name}" was closed by \`await using\` before any request, and the process kept running: in a server, keep it in a plain \`const bus = await SlotBus.listen(…)\` and close it on SIGTERM/SIGINT (the first example of slotbus's README)`)
+      }, EARLY_DISPOSE_CHECK_MS).unref()
+    }
     return this.close()
   }
 }
+
+const EARLY_DISPOSE_MS = 5000
+const EARLY_DISPOSE_CHECK_MS = 200
+let earlyDisposeWarned = false

@@ -1,10 +1,12 @@
 // One side of one hub<->worker connection: the mapped region, its doorbell and the socket that tells of death.
 import { toArrayBuffer } from "bun:ffi"
 import { writeSync } from "node:fs"
-import { native, type Chan, MSG_WORDS } from "../native/ffi.ts"
+import { native, type Chan, MSG_WORDS, CANCEL_SEQ_OFFSET } from "../native/ffi.ts"
 
 export class Channel {
   readonly msg: Uint32Array
+  /** The hub's cancel_seq in the region (docs/PROTOCOL.md §3): read only while the channel is open. */
+  readonly cancelSeq: Uint32Array
   readonly slotCount: number
   readonly arenaSize: number
   readonly peerPid: number
@@ -24,6 +26,7 @@ export class Channel {
     this.peerPid = native.sb_peer_pid(ptr)
     this.peerUid = native.sb_peer_uid(ptr)
     this.base = Number(native.sb_region(ptr))
+    this.cancelSeq = new Uint32Array(toArrayBuffer(this.base as never, CANCEL_SEQ_OFFSET, 4))
     this.arenasOff = native.sb_arena_offset(ptr, 0, 0) // docs/PROTOCOL.md §2: arenas follow, 2 per slot
     this.arenas = new Array(this.slotCount * 2)
   }

@@ -3,7 +3,8 @@
 const encoder = new TextEncoder()
 
 export type HeaderInit = Headers | Record<string, string> | Iterable<readonly [string, string]>
-export type BodyInit = ArrayBufferView | ArrayBuffer | SharedArrayBuffer | string | null | undefined
+/** A body: bytes in any view or buffer, a string (UTF-8), or a Blob (read before the message is sent). */
+export type BodyInit = ArrayBufferView | ArrayBuffer | SharedArrayBuffer | Blob | string | null | undefined
 
 export const align8 = (n: number) => (n + 7) & ~7
 
@@ -15,7 +16,7 @@ export function toBytes(body: BodyInit, what: string): Uint8Array {
   if (body instanceof Uint8Array) bytes = body
   else if (ArrayBuffer.isView(body)) bytes = new Uint8Array(notDetached(body.buffer, what), body.byteOffset, body.byteLength)
   else if (body instanceof ArrayBuffer || body instanceof SharedArrayBuffer) bytes = new Uint8Array(notDetached(body, what))
-  else throw new TypeError(`${what} must be a Uint8Array (or another ArrayBufferView), ArrayBuffer, string or null, got ${typeof body}`)
+  else throw new TypeError(`${what} must be a Uint8Array (or another ArrayBufferView), ArrayBuffer, Blob, string or null, got ${typeof body}`)
   notDetached(bytes.buffer, what)
   return bytes
 }
@@ -27,6 +28,8 @@ function notDetached(buf: ArrayBufferLike, what: string): ArrayBufferLike {
 }
 export const EMPTY = new Uint8Array(0)
 const NO_PAIRS: readonly string[] = Object.freeze([])
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+const BAD_VALUE = /[\0\r\n\u0100-\uffff]/
 
 /** Header pairs with lower-case names, validated: no NUL may appear in a name or value. */
 export function headerPairs(init: HeaderInit | undefined): readonly string[] {
@@ -39,8 +42,8 @@ export function headerPairs(init: HeaderInit | undefined): readonly string[] {
   for (const [name, value] of entries) {
     if (typeof name !== "string" || typeof value !== "string")
       throw new TypeError(`header ${String(name)} must be a string pair`)
-    if (name.length === 0 || name.includes("\0") || value.includes("\0"))
-      throw new TypeError(`header ${JSON.stringify(name)} contains NUL or is empty`)
+    if (!(init instanceof Headers) && (!TOKEN.test(name) || BAD_VALUE.test(value)))
+      throw new TypeError(`header ${JSON.stringify(name)} is not a valid HTTP header: the name must be a token, the value Latin-1 without NUL, CR or LF (as in Headers)`)
     out.push(name.toLowerCase(), value)
   }
   return out
@@ -86,6 +89,20 @@ export function readHead(src: Uint8Array, end: number): string[] {
   return head.toString("utf8", 0, src[end - 1] === 0 ? end - 1 : end).split("\0")
 }
 
+/**
+ * Head pairs as Headers (repeated names appended, so several set-cookie stay apart). A pair Headers refuses
+ * (a name that is not an HTTP token: only a non-slotbus peer sends one) is left out.
+ */
+export function pairsToHeaders(strings: readonly string[], from: number): Headers {
+  const out = new Headers()
+  for (let i = from; i + 1 < strings.length; i += 2) {
+    try {
+      out.append(strings[i]!, strings[i + 1]!)
+    } catch {}
+  }
+  return out
+}
+
 export function pairsToRecord(strings: readonly string[], from: number): Record<string, string> {
   const out: Record<string, string> = Object.create(null)
   for (let i = from; i + 1 < strings.length; i += 2) {
@@ -104,4 +121,10 @@ export function busName(name: string): Buffer {
   if (typeof name !== "string" || !/^[A-Za-z0-9._-]{1,64}$/.test(name))
     throw new TypeError(`bus name must match [A-Za-z0-9._-]{1,64}, got ${JSON.stringify(name)}`)
   return Buffer.from(name + "\0")
+}
+
+/** Rejects option names an API does not know: a misspelt option would otherwise be silently ignored. */
+export function knownOptions(opts: object, known: ReadonlySet<string>, where: string): void {
+  for (const k in opts)
+    if (!known.has(k)) throw new TypeError(`${where}: unknown option "${k}"; the options are ${[...known].join(", ")}`)
 }

@@ -2,7 +2,7 @@
 export { BorrowedResponse, SlotBus, SlotResponse } from "./bus.ts"
 export type { BusStats, ListenOptions, RequestOptions, RequestPhase, SlotRequestInit, WorkerEvent, WorkerInfo } from "./bus.ts"
 export { SlotWorker, SlotRequest } from "./worker.ts"
-export type { ConnectOptions, SlotHandler, SlotReply, WorkerClosed } from "./worker.ts"
+export type { ConnectOptions, FetchHandler, SlotHandler, SlotReply, WorkerClosed } from "./worker.ts"
 export { Pump, tuning } from "./idle.ts"
 export { Backoff } from "./backoff.ts"
 export type { BackoffOptions } from "./backoff.ts"

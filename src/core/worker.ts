@@ -2,14 +2,16 @@
 import { native, Kind, Msg, RespFlag, E_CORRUPT, Control, Errno, ANY_UID, loadNative, type Chan } from "../native/ffi.ts"
 import { Backoff } from "./backoff.ts"
 import { Channel } from "./channel.ts"
-import { align8, busName, headerPairs, headLength, pairsToRecord, readHead, toBytes, utf8, writeHead } from "./codec.ts"
+import { align8, busName, headerPairs, headLength, knownOptions, pairsToHeaders, readHead, toBytes, utf8, writeHead } from "./codec.ts"
 import type { BodyInit, HeaderInit } from "./codec.ts"
-import { BusClosedError, HubNotFoundError, PeerRefusedError, ProtocolError } from "../errors.ts"
+import { BusClosedError, HubNotFoundError, PayloadTooLargeError, PeerRefusedError, ProtocolError } from "../errors.ts"
 import { Pump, tuning, type IdleStrategy } from "./idle.ts"
 
-/** What a handler returns: a reply object, or just the body. */
-export type SlotReply = { status?: number; headers?: HeaderInit; body?: BodyInit } | Uint8Array | string | null | undefined
+/** What a handler returns: a reply object, a Response, or just the body. */
+export type SlotReply = { status?: number; headers?: HeaderInit; body?: BodyInit } | Response | BodyInit
 export type SlotHandler = (req: SlotRequest) => SlotReply | Promise<SlotReply>
+/** A handler in `{ fetch: true }` mode: a Web Request in, a Response (or any SlotReply) out. */
+export type FetchHandler = (req: Request) => SlotReply | Promise<SlotReply>
 
 export interface ConnectOptions {
   /** How the worker waits for requests. Default "adaptive". */
@@ -26,7 +28,14 @@ export interface ConnectOptions {
   onConnect?: (hubPid: number) => void
   /** Called each time it loses one. */
   onDisconnect?: (reason: string) => void
+  /**
+   * The handler takes a Web `Request` (URL `http://<name><path>`, body copied, `signal` as `req.signal`) instead
+   * of a SlotRequest. Raw calls arrive as `POST /`. Default false.
+   */
+  fetch?: boolean
 }
+
+const CONNECT_OPTIONS = new Set(["idle", "waitForHubMs", "reconnect", "hubUid", "helloTimeoutMs", "onConnect", "onDisconnect", "fetch"])
 
 export interface WorkerClosed {
   /** closed: by close(); hub-closed: the hub closed the bus; hub-gone: the hub died; protocol-error: it broke the protocol. */
@@ -41,6 +50,10 @@ export interface WorkerClosed {
  */
 export class SlotRequest {
   private strings: string[] | null = null
+  private h: Headers | null = null
+  private abort: AbortController | null = null
+  /** @internal Set once the hub gave the request up (docs/PROTOCOL.md §3, cancel requests). */
+  cancelled: unknown = null
   private bodyView: Uint8Array | null = null
   private live = true
   private readonly lent: ArrayBuffer[] = []
@@ -57,6 +70,7 @@ export class SlotRequest {
     private readonly headLen: number,
     private readonly bodyOff: number,
     private readonly bodyLen: number,
+    private readonly busName = "slotbus",
   ) {}
 
   /** The request body, a view into the slot (no copy). */
@@ -86,14 +100,45 @@ export class SlotRequest {
   get path(): string {
     return this.parts[1] ?? ""
   }
-  get headers(): Record<string, string> {
-    return pairsToRecord(this.parts, 2)
+  /** @internal The head as read from the slot: method, path, then name/value pairs (empty once retired). */
+  get head(): readonly string[] {
+    return this.parts
+  }
+  /** Request headers, lower-case names; a copy, valid after the handler settles (read empty if first read then). */
+  get headers(): Headers {
+    if (!this.live) return new Headers()
+    return (this.h ??= pairsToHeaders(this.parts, 2))
+  }
+  /**
+   * Aborts when the hub gives the request up: its caller aborted or timed out, the HTTP client disconnected,
+   * or the hub went away. Stop working on it; whatever you return is thrown away.
+   */
+  get signal(): AbortSignal {
+    if (this.abort === null) {
+      this.abort = new AbortController()
+      if (this.cancelled !== null) this.abort.abort(this.cancelled)
+    }
+    return this.abort.signal
+  }
+  /** @internal The hub gave this request up. */
+  cancel(reason: unknown) {
+    if (this.cancelled !== null) return
+    this.cancelled = reason
+    this.abort?.abort(reason)
   }
   text(): string {
     return utf8(this.body)
   }
+  /** The body parsed as JSON: `unknown` unless you name the type you expect. */
   json<T = unknown>(): T {
     return JSON.parse(this.text()) as T
+  }
+
+  /** The request as a Web `Request` (body copied): URL `http://<bus name><path>`, `signal` aborting as `req.signal`. */
+  toRequest(): Request {
+    const method = this.kind === "raw" ? "POST" : this.method
+    const body = method === "GET" || method === "HEAD" ? null : this.body.slice()
+    return new Request(`http://${this.busName}${this.kind === "raw" ? "/" : this.path}`, { method, headers: this.headers, body, signal: this.signal })
   }
 
   /**
@@ -104,8 +149,9 @@ export class SlotRequest {
     if (!this.live) throw new TypeError("reply() called after the handler settled; the slot is no longer this request's")
     const out = this.chan.arena(this.slot, 1)
     const strings = headerPairs(init.headers)
-    if (!Number.isInteger(size) || size < 0 || align8(headLength(strings)) + size > out.length)
-      throw new RangeError(`reply size ${size} with its headers does not fit the slot's ${out.length} bytes`)
+    if (!Number.isInteger(size) || size < 0) throw new RangeError(`reply size must be an integer ≥ 0, got ${size}`)
+    if (align8(headLength(strings)) + size > out.length)
+      throw new PayloadTooLargeError(`reply size ${size} with its headers does not fit the slot's ${out.length} bytes; raise maxBodyBytes on the hub`)
     const headLen = writeHead(out, strings)
     const off = align8(headLen)
     const view = size === 0 ? new Uint8Array(0) : new Uint8Array(this.borrow(1, off, size))
@@ -118,9 +164,50 @@ export class SlotRequest {
     this.live = false
     this.bodyView = null
     this.strings = null
+    this.h = null
     for (const buf of this.lent) if (!buf.detached) buf.transfer(0)
     this.lent.length = 0
   }
+}
+
+/** A Response, a Blob, or a reply whose body is a Blob: read before the slot is written. */
+function isAsyncReply(out: unknown): out is Response | Blob | { body: Blob } {
+  return out instanceof Response || out instanceof Blob || (typeof out === "object" && out !== null && (out as { body?: unknown }).body instanceof Blob)
+}
+
+async function readAsyncReply(out: Response | Blob | { status?: number; headers?: HeaderInit; body: Blob }): Promise<SlotReply> {
+  if (out instanceof Response) return { status: out.status, headers: out.headers, body: await out.bytes() }
+  if (out instanceof Blob) return { headers: out.type ? { "content-type": out.type } : undefined, body: await out.bytes() }
+  return { ...out, body: await out.body.bytes() }
+}
+
+/** A handler's return value as { status, headers, body }; anything that is not a reply is a TypeError, never an empty 200. */
+function replyParts(r: unknown): { status?: number; headers?: HeaderInit; body?: unknown } {
+  if (r == null || typeof r === "string" || ArrayBuffer.isView(r) || r instanceof ArrayBuffer || r instanceof SharedArrayBuffer)
+    return { body: r }
+  if (typeof r === "object" && !Array.isArray(r) && ("status" in r || "body" in r)) return r as { status?: number; headers?: HeaderInit; body?: unknown }
+  const what = r === null || typeof r !== "object" ? `a ${typeof r} (${String(r).slice(0, 40)})` : `an object without status or body`
+  throw new TypeError(`the handler returned ${what}; return a body (string, Uint8Array, ArrayBuffer, Blob), { status, headers, body }, a Response, or nothing`)
+}
+
+const MAX_STACK_CHARS = 8192
+
+/**
+ * An error answer (docs/PROTOCOL.md §6): head pairs `name` and `stack` (when there is one), body the message,
+ * cut to fit the arena.
+ */
+function writeError(arena: Uint8Array, e: unknown): { headLen: number; bodyLen: number } {
+  const err = e instanceof Error ? e : null
+  const strings = [
+    "name", (err?.name ?? "Error").replace(/\0/g, ""),
+    ...(typeof err?.stack === "string" ? ["stack", err.stack.slice(0, MAX_STACK_CHARS).replace(/\0/g, "")] : []),
+  ]
+  const headLen = align8(headLength(strings)) + 64 <= arena.length ? writeHead(arena, strings) : 0
+  const msg = new TextEncoder().encode(err ? err.message : String(e))
+  const off = align8(headLen)
+  const cut = msg.subarray(0, Math.min(msg.length, arena.length - off))
+  arena.set(cut, off)
+  return { headLen, bodyLen: cut.length }
 }
 
 const { ECONNREFUSED, ENOENT, EPERM, EAGAIN, ETIMEDOUT, EUSERS } = Errno
@@ -140,6 +227,10 @@ export class SlotWorker {
   private active = 0
   private served = 0
   private onDrainAck: (() => void) | null = null
+  // The requests this worker holds, by slot, and their generations: what a cancel request is checked against.
+  private held: (SlotRequest | null)[] = []
+  private heldGen = new Uint32Array(0)
+  private cancelSeen = 0
   private readonly err = new Int32Array(1)
 
   private constructor(readonly name: string, private readonly handler: SlotHandler, private readonly opts: ConnectOptions) {
@@ -147,8 +238,13 @@ export class SlotWorker {
   }
 
   /** Connect to the hub listening as `name` and serve its requests with `handler`. */
-  static async connect(name: string, handler: SlotHandler, opts: ConnectOptions = {}): Promise<SlotWorker> {
+  static async connect(name: string, handler: FetchHandler, opts: ConnectOptions & { fetch: true }): Promise<SlotWorker>
+  static async connect(name: string, handler: SlotHandler, opts?: ConnectOptions & { fetch?: false }): Promise<SlotWorker>
+  static async connect(name: string, handler: SlotHandler | FetchHandler, opts: ConnectOptions = {}): Promise<SlotWorker> {
     if (typeof handler !== "function") throw new TypeError("handler must be a function (req) => reply")
+    if (opts === null || typeof opts !== "object") throw new TypeError("connect(name, handler, options) takes an options object")
+    knownOptions(opts, CONNECT_OPTIONS, "SlotWorker.connect")
+    if (opts.fetch !== undefined && typeof opts.fetch !== "boolean") throw new TypeError("fetch must be a boolean")
     tuning(opts.idle)
     busName(name)
     await loadNative()
@@ -156,7 +252,8 @@ export class SlotWorker {
       const v = opts[k]
       if (v !== undefined && !(typeof v === "number" && v >= 0 && !Number.isNaN(v))) throw new RangeError(`${k} must be a number of ms ≥ 0, got ${v}`)
     }
-    const w = new SlotWorker(name, handler, opts)
+    const h = opts.fetch ? (req: SlotRequest) => (handler as FetchHandler)(req.toRequest()) : (handler as SlotHandler)
+    const w = new SlotWorker(name, h, opts)
     await w.attach(opts.waitForHubMs ?? 0)
     return w
   }
@@ -213,6 +310,9 @@ export class SlotWorker {
 
   private serve(chan: Channel) {
     this.chan = chan
+    this.held = new Array<SlotRequest | null>(chan.slotCount).fill(null)
+    this.heldGen = new Uint32Array(chan.slotCount)
+    this.cancelSeen = native.sb_worker_cancel_seq(chan.ptr)
     this.pump = new Pump(chan, this.opts.idle, {
       collect: () => this.collect(chan),
       wanted: () => true,
@@ -240,6 +340,8 @@ export class SlotWorker {
 
   private lost(chan: Channel, reason: WorkerClosed["reason"], error?: Error) {
     if (this.chan !== chan) return
+    const gone = new DOMException(`the hub of "${this.name}" went away (${reason}); nobody waits for this answer`, "AbortError")
+    for (const req of this.held) req?.cancel(gone)
     this.onDrainAck?.()
     this.pump?.stop()
     chan.close()
@@ -255,6 +357,7 @@ export class SlotWorker {
   private collect(chan: Channel): number {
     const m = chan.msg
     let n = 0
+    if (chan.isOpen && chan.cancelSeq[0] !== this.cancelSeen) this.readCancels(chan)
     // Bounded: each slot is in the ring at most once, so more in one go is a hub that keeps pushing.
     while (n < chan.slotCount) {
       if (!chan.isOpen) break
@@ -264,14 +367,26 @@ export class SlotWorker {
         break
       }
       n++
-      const req = new SlotRequest(m[Msg.kind] === Kind.RAW ? "raw" : "http", m[Msg.id]!, chan, slot, m[Msg.headLen]!, m[Msg.bodyOff]!, m[Msg.bodyLen]!)
+      const req = new SlotRequest(m[Msg.kind] === Kind.RAW ? "raw" : "http", m[Msg.id]!, chan, slot, m[Msg.headLen]!, m[Msg.bodyOff]!, m[Msg.bodyLen]!, this.name)
       this.run(chan, slot, m[Msg.gen]!, req)
     }
     return n
   }
 
+  /** The hub asked to cancel something (docs/PROTOCOL.md §3): abort the signal of each held request it named. */
+  private readCancels(chan: Channel) {
+    this.cancelSeen = native.sb_worker_cancel_seq(chan.ptr)
+    for (let slot = 0; slot < this.held.length; slot++) {
+      const req = this.held[slot]
+      if (req && req.cancelled === null && native.sb_worker_cancelled(chan.ptr, slot, this.heldGen[slot]!) === 1)
+        req.cancel(new DOMException("the hub gave this request up: its caller aborted or timed out, or its HTTP client went away", "AbortError"))
+    }
+  }
+
   private run(chan: Channel, slot: number, gen: number, req: SlotRequest) {
     this.active++
+    this.held[slot] = req
+    this.heldGen[slot] = gen
     chan.hold()
     let out: SlotReply | Promise<SlotReply>
     try {
@@ -284,7 +399,12 @@ export class SlotWorker {
   }
 
   private finish(chan: Channel, slot: number, gen: number, req: SlotRequest, out: unknown, threw: boolean) {
+    if (!threw && isAsyncReply(out)) {
+      readAsyncReply(out).then((r) => this.finish(chan, slot, gen, req, r, false), (e) => this.finish(chan, slot, gen, req, e, true))
+      return
+    }
     this.active--
+    if (this.held[slot] === req) this.held[slot] = null
     try {
       if (chan.isOpen) this.reply(chan, slot, gen, req, out, threw) // else the hub is gone; nobody is waiting
     } finally {
@@ -298,27 +418,24 @@ export class SlotWorker {
     const arena = chan.arena(slot, 1)
     try {
       if (threw) throw out
-      const r = out as SlotReply
-      const reply = r instanceof Uint8Array || typeof r === "string" || r == null ? { body: r } : r
+      const reply = replyParts(out)
       if (req.replied && reply.body === req.replied.view) {
         ;({ status, headLen } = req.replied)
         bodyLen = req.replied.view.length
       } else {
         status = reply.status ?? 200
         if (!Number.isInteger(status) || status < 0 || status > 999) throw new RangeError(`status must be an integer 0..999, got ${status}`)
-        const body = toBytes(reply.body, "reply body")
+        const body = toBytes(reply.body as BodyInit, "reply body")
         const strings = headerPairs(reply.headers)
         if (align8(headLength(strings)) + body.length > arena.length)
-          throw new RangeError(`reply of ${body.length} body bytes does not fit the slot arena (${arena.length} bytes); raise maxBodyBytes on the hub`)
+          throw new PayloadTooLargeError(`reply of ${body.length} body bytes does not fit the slot arena (${arena.length} bytes); raise maxBodyBytes on the hub`)
         headLen = writeHead(arena, strings)
         arena.set(body, align8(headLen))
         bodyLen = body.length
       }
     } catch (e) {
-      const msg = new TextEncoder().encode(e instanceof Error ? `${e.name}: ${e.message}` : String(e))
-      const cut = msg.subarray(0, Math.min(msg.length, arena.length))
-      arena.set(cut)
-      ;(status = 500), (flags = RespFlag.ERROR), (headLen = 0), (bodyLen = cut.length)
+      ;({ headLen, bodyLen } = writeError(arena, e))
+      ;(status = 500), (flags = RespFlag.ERROR)
     }
     native.sb_worker_complete(chan.ptr, slot, gen, status, flags, headLen, bodyLen)
     this.served++

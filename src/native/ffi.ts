@@ -43,6 +43,8 @@ const symbols = {
 
   sb_worker_poll: { args: [ptr], returns: i32 },
   sb_worker_complete: { args: [ptr, u32, u32, u32, u32, u32, u32], returns: i32 },
+  sb_worker_cancel_seq: { args: [ptr], returns: u32 },
+  sb_worker_cancelled: { args: [ptr, u32, u32], returns: i32 },
 
   sb_park: { args: [ptr], returns: i32 },
   sb_unpark: { args: [ptr], returns: none },
@@ -54,8 +56,8 @@ export type Native = Library<typeof symbols>["symbols"]
 export type Chan = Pointer
 
 /** What this TypeScript expects of the library: csrc/slotbus.h's SB_ABI_VERSION and the layout string's hash. */
-export const ABI_VERSION = 3
-export const LAYOUT_HASH = 0x512ad8e0
+export const ABI_VERSION = 4
+export const LAYOUT_HASH = 0xd6d37120
 
 /** The library's functions; only valid once loadNative() has resolved (every entry point awaits it). */
 export let native: Native = undefined as unknown as Native
@@ -95,6 +97,8 @@ async function open(): Promise<Native> {
 // sb_msg field indices (u32 words), see csrc/slotbus.h
 export const Msg = { slot: 0, kind: 1, id: 2, status: 3, flags: 4, headLen: 5, bodyLen: 6, bodyOff: 7, gen: 8 } as const
 export const MSG_WORDS = 9
+// Byte offset of cancel_seq in the region header (docs/PROTOCOL.md §2)
+export const CANCEL_SEQ_OFFSET = 448
 
 // sb_hub_config: slot_count, arena_size, trim_bytes, full_mask, allow_uid_count, allow_uids[8]
 export const HUB_CONFIG_WORDS = 13

@@ -25,8 +25,8 @@ async function concurrentRequests(bus: SlotBus, n: number) {
     ),
   )
   replies.forEach((r, i) => {
-    expect(r.headers["x-path"]).toBe(`/echo/${i}`)
-    expect(r.headers["x-i"]).toBe(String(i))
+    expect(r.headers.get("x-path")).toBe(`/echo/${i}`)
+    expect(r.headers.get("x-i")).toBe(String(i))
     expect(r.text()).toBe(decoder.decode(payload(i)))
   })
 }
@@ -98,7 +98,7 @@ describe("several workers", () => {
       for (const w of workers) expect(w.requests).toBeGreaterThan(0)
       expect(workers.reduce((n, w) => n + w.requests, 0)).toBe(300)
       expect(new Set(workers.map((w) => w.pid))).toEqual(new Set(procs.map((p) => p.pid)))
-      const answeredBy = new Set(replies.map((r) => Number(r.headers["x-pid"])))
+      const answeredBy = new Set(replies.map((r) => Number(r.headers.get("x-pid"))))
       expect(answeredBy).toEqual(new Set(procs.map((p) => p.pid)))
     })
   })
@@ -109,7 +109,7 @@ describe("several workers", () => {
       // 24 slow requests fill every slot of every worker, 8 of them on the victim.
       const inFlight = Array.from({ length: 24 }, (_, i) =>
         bus.request({ path: `/echo/${i}`, headers: { "x-delay-ms": "300" }, body: String(i) }).then(
-          (r) => ({ ok: true as const, pid: Number(r.headers["x-pid"]), text: r.text(), i }),
+          (r) => ({ ok: true as const, pid: Number(r.headers.get("x-pid")), text: r.text(), i }),
           (e: unknown) => ({ ok: false as const, e, i }),
         ),
       )
@@ -130,9 +130,9 @@ describe("several workers", () => {
       )
       replies.forEach((r, i) => {
         expect(r.text()).toBe(decoder.decode(payload(i)))
-        expect(Number(r.headers["x-pid"])).not.toBe(victim.pid)
+        expect(Number(r.headers.get("x-pid"))).not.toBe(victim.pid)
       })
-      expect(new Set(replies.map((r) => Number(r.headers["x-pid"])))).toEqual(new Set([procs[1]!.pid, procs[2]!.pid]))
+      expect(new Set(replies.map((r) => Number(r.headers.get("x-pid"))))).toEqual(new Set([procs[1]!.pid, procs[2]!.pid]))
     })
   })
 

@@ -110,7 +110,7 @@ describe("a worker killed with SIGKILL", () => {
       )) as SlotResponse[]
       for (const [i, r] of replies.entries()) {
         expect(r.status).toBe(200)
-        expect(r.headers["x-pid"]).toBe(String(restarted.pid))
+        expect(r.headers.get("x-pid")).toBe(String(restarted.pid))
         expect(r.text()).toBe(`again-${i}`)
       }
     } finally {

@@ -19,10 +19,10 @@ beforeAll(async () => {
   process.on("unhandledRejection", onEscape)
   bus = await SlotBus.listen(busName("fuzz"), { slots: 4, queue: 16, maxHeadBytes: MAX_HEAD, maxBodyBytes: MAX_BODY, timeoutMs: 2000 })
   worker = await SlotWorker.connect(bus.name, async (req) => {
-    const delay = Number(req.headers["x-delay"] ?? (req.body.length % 3) * 5)
+    const delay = Number(req.headers.get("x-delay") ?? (req.body.length % 3) * 5)
     if (delay > 0) await Bun.sleep(delay)
-    if (req.headers["x-throw"]) throw new Error("asked to throw")
-    if (req.headers["x-zero-copy"]) {
+    if (req.headers.get("x-throw")) throw new Error("asked to throw")
+    if (req.headers.get("x-zero-copy")) {
       const view = req.reply(req.body.length, { headers: { "x-path": req.path } })
       view.set(req.body)
       return view

@@ -94,7 +94,7 @@ async function runHostile({ scenario, seed, viaSlotWorker }: Case) {
     const bodies = await Promise.all(Array.from({ length: 64 }, (_, i) => bus.call(requestBody(i))))
     for (const [i, b] of bodies.entries()) expect(Array.from(b)).toEqual(Array.from(reversed(requestBody(i))))
     const r = await bus.request({ method: "PUT", path: "/after", body: "healthy" })
-    expect([r.status, r.headers["x-pid"], r.text()]).toEqual([200, String(healthy.pid), "healthy"])
+    expect([r.status, r.headers.get("x-pid"), r.text()]).toEqual([200, String(healthy.pid), "healthy"])
   } finally {
     await Promise.all(procs.map((p) => p.kill()))
     await bus.close({ drain: false })

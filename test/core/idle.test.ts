@@ -25,7 +25,7 @@ describe("idle strategies", () => {
         Array.from({ length: 32 }, (_, i) => bus.request({ method: "POST", path: `/c/${i}`, body: `con-${i}` })),
       )
       replies.forEach((r, i) => {
-        expect(r.headers["x-path"]).toBe(`/c/${i}`)
+        expect(r.headers.get("x-path")).toBe(`/c/${i}`)
         expect(r.text()).toBe(`con-${i}`)
       })
       // After a quiet spell (long enough for every strategy to park), a request still wakes both sides.

@@ -73,7 +73,7 @@ describe("bodies", () => {
       const body = randomBytes(64 * MiB)
       const digest = sha256(body)
       const res = await bus.request({ method: "POST", path: "/hash", body })
-      expect(res.headers["x-sha256"]).toBe(digest) // what the worker received
+      expect(res.headers.get("x-sha256")).toBe(digest) // what the worker received
       expect(res.body.length).toBe(64 * MiB)
       expect(sha256(res.body)).toBe(digest) // what came back
       const raw = await bus.call(body)
@@ -112,13 +112,13 @@ describe("heads and status", () => {
     })
   })
 
-  test("UTF-8 header names and values, long values and repeated names survive the round trip", async () => {
+  test("Latin-1 header values, long values and repeated names survive the round trip as Headers", async () => {
     await withHub({}, [{}], async (bus) => {
       const long = "ä".repeat(500)
       const res = await bus.request({
         path: "/describe",
         headers: [
-          ["X-Grüße", "héllo ✓ 日本 🎉"],
+          ["X-Grusse", "héllo, wörld"],
           ["x-repeat", "one"],
           ["X-Repeat", "two"],
           ["x-long", long],
@@ -126,11 +126,25 @@ describe("heads and status", () => {
         ],
       })
       expect(res.json<{ headers: Record<string, string> }>().headers).toEqual({
-        "x-grüße": "héllo ✓ 日本 🎉",
+        "x-grusse": "héllo, wörld",
         "x-repeat": "one, two",
         "x-long": long,
         "x-empty": "",
       })
+    })
+  })
+
+  test.each([
+    ["a name that is not an HTTP token", [["X-Grüße", "v"]]],
+    ["a name with a space", [["x a", "v"]]],
+    ["a value beyond Latin-1", [["x-a", "héllo ✓"]]],
+    ["a value with a line break", [["x-a", "a\r\nx-injected: 1"]]],
+  ])("request headers with %s are a TypeError naming the header, and nothing is sent", async (_, headers) => {
+    await withHub({}, [{}], async (bus) => {
+      const e = await rejection(bus.request({ path: "/echo", headers: headers as [string, string][] }))
+      expect(e).toBeInstanceOf(TypeError)
+      expect((e as Error).message).toContain(JSON.stringify(headers[0]![0]))
+      expect(bus.stats().requests).toBe(0)
     })
   })
 
@@ -145,7 +159,7 @@ describe("heads and status", () => {
     await withHub({}, [{}], async (bus) => {
       const res = await bus.request({ headers: { "x-status": "204" } })
       expect(res.status).toBe(204)
-      expect(res.headers["x-path"]).toBe("/")
+      expect(res.headers.get("x-path")).toBe("/")
     })
   })
 
@@ -158,13 +172,13 @@ describe("heads and status", () => {
     })
   })
 
-  test("response headers come back lower-cased, UTF-8 intact, repeated names joined", async () => {
+  test("response headers come back lower-cased, Latin-1 intact, repeated names joined", async () => {
     await withHub({}, [{}], async (bus) => {
-      const replyHeaders = [["X-Reply", "Ünïcödé ✓"], ["set-thing", "a=1"], ["Set-Thing", "b=2"]]
+      const replyHeaders = [["X-Reply", "Ünïcödé"], ["set-thing", "a=1"], ["Set-Thing", "b=2"]]
       const res = await bus.request({ path: "/echo", headers: { "x-reply-headers": JSON.stringify(replyHeaders) } })
-      expect(res.headers["x-reply"]).toBe("Ünïcödé ✓")
-      expect(res.headers["set-thing"]).toBe("a=1, b=2")
-      expect(res.headers["x-path"]).toBe("/echo")
+      expect(res.headers.get("x-reply")).toBe("Ünïcödé")
+      expect(res.headers.get("set-thing")).toBe("a=1, b=2")
+      expect(res.headers.get("x-path")).toBe("/echo")
     })
   })
 
@@ -198,24 +212,24 @@ describe("raw calls and requests", () => {
 describe("handler errors", () => {
   test("a handler that throws rejects the request with RemoteError carrying its message", async () => {
     await withHub({}, [{}], async (bus) => {
-      const e = await rejection(bus.request({ path: "/fail", headers: { "x-message": "the disk is on fire ✗" } }))
+      const e = await rejection(bus.request({ path: "/fail", headers: { "x-message": "the disk is on fire (ü)" } }))
       expect(e).toBeInstanceOf(RemoteError)
-      expect((e as Error).message).toContain("the disk is on fire ✗")
+      expect((e as Error).message).toContain("the disk is on fire (ü)")
       expect(bus.stats().errors).toBe(1)
       expect((await bus.request({ path: "/echo", body: "after" })).text()).toBe("after")
     })
   })
 
-  test("a response too big for the slot arena rejects with RemoteError and the bus stays usable", async () => {
+  test("a response too big for the slot arena is a PayloadTooLargeError on the hub and the bus stays usable", async () => {
     // arena = align8(maxHeadBytes) + maxBodyBytes, rounded up to a page: 8192 here
     await withHub({ maxBodyBytes: 4096, maxHeadBytes: 4096 }, [{}], async (bus) => {
       const ok = await bus.request({ path: "/large?bytes=8000&seed=5" })
       expect(ok.body).toEqual(pattern(8000, 5))
       const e = await rejection(bus.request({ path: "/large?bytes=9000" }))
-      expect(e).toBeInstanceOf(RemoteError)
+      expect(e).toBeInstanceOf(PayloadTooLargeError)
       expect((e as Error).message).toContain("maxBodyBytes")
       const z = await rejection(bus.request({ path: "/zero-copy?bytes=9000" }))
-      expect(z).toBeInstanceOf(RemoteError)
+      expect(z).toBeInstanceOf(PayloadTooLargeError)
       expect((await bus.request({ path: "/echo", body: "after" })).text()).toBe("after")
     })
   })
@@ -226,7 +240,7 @@ describe("zero-copy replies", () => {
     await withHub({ maxBodyBytes: 2 * MiB }, [{}], async (bus) => {
       const res = await bus.request({ path: `/zero-copy?bytes=${size}&seed=9` })
       expect(res.status).toBe(201)
-      expect(res.headers["x-zero-copy"]).toBe("yes")
+      expect(res.headers.get("x-zero-copy")).toBe("yes")
       expect(res.body).toEqual(pattern(size, 9))
     })
   })

@@ -68,7 +68,7 @@ describe.skipIf(skipReason !== null)(`a worker running as uid ${NOBODY}`, () => 
       const raw = await Promise.all(Array.from({ length: 32 }, (_, i) => bus.call(`as-nobody-${i}`)))
       expect(raw.map((b) => new TextDecoder().decode(b))).toEqual(Array.from({ length: 32 }, (_, i) => `as-nobody-${i}`.split("").reverse().join("")))
       const r = (await bus.request({ method: "POST", path: "/who", body: "hi" })) as SlotResponse
-      expect([r.status, r.headers["x-pid"], r.text()]).toEqual([200, String(worker.pid), "hi"])
+      expect([r.status, r.headers.get("x-pid"), r.text()]).toEqual([200, String(worker.pid), "hi"])
       expect(bus.stats().refusedPeers).toBe(0)
     } finally {
       await worker.kill()

@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, test } from "bun:test"
 import { join } from "node:path"
 import { zigBuild } from "../../scripts/zig.ts"
 import { RemoteError, SlotBus, WorkerGoneError, type SlotResponse } from "../../src/index.ts"
-import { busName, type Child, FIXTURES, observed, outcome, spawn } from "../support/helpers.ts"
+import { busName, type Child, eventually, FIXTURES, observed, outcome, spawn } from "../support/helpers.ts"
 
 const GUARD_MS = 2_000
 
@@ -53,9 +53,9 @@ describe.each(modes)("the C worker in $mode mode", ({ flags }) => {
   test("answers http requests with 200, x-worker: c and the method, path and body length", async () => {
     await withCWorker(flags, async (bus) => {
       const get = (await bus.request({ path: "/x" })) as SlotResponse
-      expect([get.status, { ...get.headers }, get.text()]).toEqual([200, { "x-worker": "c" }, "GET /x 0"])
+      expect([get.status, Object.fromEntries(get.headers), get.text()]).toEqual([200, { "x-worker": "c" }, "GET /x 0"])
       const post = await bus.request({ method: "POST", path: "/a/b?c=d", headers: { "x-one": "1", "x-two": "2" }, body: "hello" })
-      expect([post.status, { ...post.headers }, post.text()]).toEqual([200, { "x-worker": "c" }, "POST /a/b?c=d 5"])
+      expect([post.status, Object.fromEntries(post.headers), post.text()]).toEqual([200, { "x-worker": "c" }, "POST /a/b?c=d 5"])
       const big = await bus.request({ method: "PUT", path: "/ü/€", body: new Uint8Array(777_777) })
       expect(big.text()).toBe("PUT /ü/€ 777777")
     })
@@ -67,6 +67,24 @@ describe.each(modes)("the C worker in $mode mode", ({ flags }) => {
       expect(failed.state === "rejected" && failed.error).toBeInstanceOf(RemoteError)
       expect(failed.state === "rejected" && (failed.error as Error).message).toBe("c worker failed on purpose")
       expect(decoder.decode(await bus.call("still alive"))).toBe("evila llits")
+    })
+  }, 15_000)
+
+  test("gives up a request it holds when the hub's caller aborts or times out (a cancel request), and its slot comes back", async () => {
+    await withCWorker(flags, async (bus, worker) => {
+      const ac = new AbortController()
+      const aborted = observed(bus.request({ path: "/hold" }, { signal: ac.signal }))
+      const slot = (await worker.waitLine(/^holding (\d+)$/))[1]
+      ac.abort(new Error("caller gave up"))
+      expect(await outcome(aborted, GUARD_MS)).toMatchObject({ state: "rejected" })
+      await worker.waitLine(new RegExp(`^gave up ${slot}$`))
+      const timedOut = observed(bus.request({ path: "/hold" }, { timeoutMs: 200 }))
+      await worker.waitLine(/^holding \d+$/)
+      const o = await outcome(timedOut, GUARD_MS)
+      expect(o.state === "rejected" && (o.error as Error).name).toBe("TimeoutError")
+      expect(await eventually(() => worker.lines.filter((l) => l.startsWith("gave up")).length === 2, 5000)).toBe(true)
+      expect(await eventually(() => bus.stats().inFlight === 0, 5000)).toBe(true) // the 499 answers came back and were dropped
+      expect(decoder.decode(await bus.call("after"))).toBe("retfa")
     })
   }, 15_000)
 

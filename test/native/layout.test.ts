@@ -28,6 +28,7 @@ interface TsConstants {
   RespFlag: Record<string, number>
   E_CORRUPT: number
   Control: Record<string, number>
+  CANCEL_SEQ_OFFSET: number
   layoutHash: number
   expectedLayoutHash: number
   abiVersion: number
@@ -52,6 +53,7 @@ const realTs: TsConstants = {
   RespFlag: ffi.RespFlag,
   E_CORRUPT: ffi.E_CORRUPT,
   Control: ffi.Control,
+  CANCEL_SEQ_OFFSET: ffi.CANCEL_SEQ_OFFSET,
   layoutHash: ffi.native.sb_layout_hash(),
   expectedLayoutHash: ffi.LAYOUT_HASH,
   abiVersion: ffi.ABI_VERSION,
@@ -156,7 +158,7 @@ const checks: Record<string, Check> = {
     const names: [string, RegExp][] = [
       ["state", /state word/], ["kind", /request kind/], ["id", /request id/], ["req_head", /request head length/],
       ["req_body", /request body length/], ["status", /response status/], ["flags", /response flags/],
-      ["resp_head", /response head length/], ["resp_body", /response body length/],
+      ["resp_head", /response head length/], ["resp_body", /response body length/], ["cancel", /cancel word/],
     ]
     const rows = [...section(s.protocol, /^## 2\. Region layout/).matchAll(/^\| (\d+) \| u32 \| ([^|]+)\|/gm)]
     const out: string[] = []
@@ -181,6 +183,14 @@ const checks: Record<string, Check> = {
     return [
       ...eq("worker_parked offset", new RegExp(`offsetof\\(region_hdr, worker_parked\\) == ${worker}\\b`).test(core), true),
       ...eq("hub_parked offset", new RegExp(`offsetof\\(region_hdr, hub_parked\\) == ${hub}\\b`).test(core), true),
+    ]
+  },
+
+  "cancel_seq sits where PROTOCOL.md §2 says, and ffi.ts reads it there": (s, ts) => {
+    const line = /^(\d+)\s+line \d+: cancel_seq/m.exec(section(s.protocol, /^## 2\. Region layout/))?.[1]
+    return [
+      ...eq("cancel_seq offset in PROTOCOL.md vs CANCEL_SEQ_OFFSET", Number(line), ts.CANCEL_SEQ_OFFSET),
+      ...eq("cancel_seq offset in slotbus.c", new RegExp(`offsetof\\(region_hdr, cancel_seq\\) == ${ts.CANCEL_SEQ_OFFSET}\\b`).test(stripC(s.core)), true),
     ]
   },
 
@@ -245,6 +255,8 @@ const textMutations: [string, (s: Sources) => Sources][] = [
   ["a field added to sb_hub_config", (s) => ({ ...s, header: s.header.replace(/(uint32_t trim_bytes;)/, "$1\n  uint32_t flags;") })],
   ["SB_ECORRUPT changed", (s) => ({ ...s, header: s.header.replace(/SB_ECORRUPT 1000/, "SB_ECORRUPT 1001") })],
   ["the layout string in PROTOCOL.md edited", (s) => ({ ...s, protocol: s.protocol.replace("hdr=1024 slot=64", "hdr=1024 slot=128") })],
+  ["cancel_seq moved in PROTOCOL.md", (s) => ({ ...s, protocol: s.protocol.replace("448    line 7: cancel_seq", "512    line 7: cancel_seq") })],
+  ["the cancel word dropped from PROTOCOL.md's slot header", (s) => ({ ...s, protocol: s.protocol.replace("| 36 | u32 | cancel word", "| 36 | u32 | spare") })],
   ["a state renumbered in PROTOCOL.md", (s) => ({ ...s, protocol: s.protocol.replace("CANCELLED(5)", "CANCELLED(6)") })],
   ["the flag bits swapped in PROTOCOL.md", (s) => ({ ...s, protocol: s.protocol.replace("bit 0 = handler error, bit 1 = cancelled", "bit 0 = cancelled, bit 1 = handler error") })],
   ["a slot header row moved in PROTOCOL.md", (s) => ({ ...s, protocol: s.protocol.replace("| 20 | u32 | response status", "| 24 | u32 | response status") })],
@@ -259,6 +271,7 @@ const tsMutations: [string, (ts: TsConstants) => TsConstants][] = [
   ["Msg.headLen and Msg.bodyLen swapped", (ts) => ({ ...ts, Msg: { ...ts.Msg, headLen: ts.Msg.bodyLen!, bodyLen: ts.Msg.headLen! } })],
   ["MSG_WORDS off by one", (ts) => ({ ...ts, MSG_WORDS: ts.MSG_WORDS + 1 })],
   ["HUB_CONFIG_WORDS off by one", (ts) => ({ ...ts, HUB_CONFIG_WORDS: ts.HUB_CONFIG_WORDS - 1 })],
+  ["CANCEL_SEQ_OFFSET off by a line", (ts) => ({ ...ts, CANCEL_SEQ_OFFSET: ts.CANCEL_SEQ_OFFSET + 64 })],
   ["MAX_ALLOW_UIDS changed", (ts) => ({ ...ts, MAX_ALLOW_UIDS: 9 })],
   ["State.DONE changed", (ts) => ({ ...ts, State: { ...ts.State, DONE: 7 } })],
   ["Kind.RAW changed", (ts) => ({ ...ts, Kind: { ...ts.Kind, RAW: 3 } })],

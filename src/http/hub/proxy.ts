@@ -103,15 +103,14 @@ export class RequestProxy {
     }
     const body = NULL_BODY.has(status) ? null : res.body.length < ONE_WRITE_BYTES ? res.body : oneChunk(res.body)
     let plain = true
-    for (const name in res.headers) if (name.startsWith("x-slotbus-") || HOP_BY_HOP.has(name)) plain = false
+    for (const name of res.headers.keys()) if (name.startsWith("x-slotbus-") || HOP_BY_HOP.has(name)) plain = false
     if (plain) return new Response(body, { status, headers: res.headers })
     const headers = new Headers()
     let stream = -1
-    for (const name in res.headers) {
-      const value = res.headers[name]!
+    for (const [name, value] of res.headers) {
       if (name === STREAM_HEADER) stream = Number(value)
       else if (name === COOKIES_HEADER) for (const c of JSON.parse(value) as string[]) headers.append("set-cookie", c)
-      else if (!HOP_BY_HOP.has(name)) headers.set(name, value)
+      else if (!HOP_BY_HOP.has(name)) headers.append(name, value)
     }
     if (stream < 0) return new Response(body, { status, headers })
     this.counters.streamedResponses++

@@ -21,24 +21,36 @@ export class HubRequest<Ps extends Params = Params> {
   readonly url: string
   /** The path without the query. */
   readonly path: string
-  private _headers: Headers | null = null
   private _query: URLSearchParams | null = null
   private readonly raw: SlotRequest
   private readonly pathAndQuery: string
-  private readonly rawHeaders: Record<string, string>
+  private readonly head: readonly string[]
+  private _headers: Headers | null = null
 
-  constructor(raw: SlotRequest, readonly params: Ps, headers: Record<string, string>) {
+  constructor(raw: SlotRequest, readonly params: Ps) {
     this.raw = raw
     this.method = raw.method
     this.pathAndQuery = raw.path
     const q = raw.path.indexOf("?")
     this.path = q < 0 ? raw.path : raw.path.slice(0, q)
-    this.url = `http://${headers.host ?? "hub"}${raw.path}`
-    this.rawHeaders = headers
+    // The head's strings, kept: Headers are built only for a handler that reads them, also after it returned.
+    this.head = raw.head
+    let host = "hub"
+    for (let i = 2; i + 1 < this.head.length; i += 2) if (this.head[i] === "host") host = this.head[i + 1]!
+    this.url = `http://${host}${raw.path}`
   }
 
   get headers(): Headers {
-    return (this._headers ??= new Headers(this.rawHeaders))
+    if (this._headers === null) {
+      const h = new Headers()
+      for (let i = 2; i + 1 < this.head.length; i += 2) h.append(this.head[i]!, this.head[i + 1]!)
+      this._headers = h
+    }
+    return this._headers
+  }
+  /** Aborts when the hub gives the request up: the HTTP client disconnected, or the hub timed out. */
+  get signal(): AbortSignal {
+    return this.raw.signal
   }
   get query(): URLSearchParams {
     const q = this.pathAndQuery.indexOf("?")
@@ -62,15 +74,15 @@ export class HubRequest<Ps extends Params = Params> {
     return this.raw.json<T>()
   }
   async blob(): Promise<Blob> {
-    return new Blob([this.raw.body.slice()], { type: this.rawHeaders["content-type"] ?? "" })
+    return new Blob([this.raw.body.slice()], { type: this.headers.get("content-type") ?? "" })
   }
   formData(): ReturnType<Request["formData"]> {
     return this.toRequest().formData()
   }
-  /** A real `Request` with the same method, URL, headers and (copied) body. */
+  /** A real `Request` with the same method, URL, headers, signal and (copied) body: hand it to Hono, Elysia, … */
   toRequest(): Request {
     const hasBody = this.method !== "GET" && this.method !== "HEAD"
-    return new Request(this.url, { method: this.method, headers: this.headers, body: hasBody ? this.raw.body.slice() : null })
+    return new Request(this.url, { method: this.method, headers: this.headers, body: hasBody ? this.raw.body.slice() : null, signal: this.signal })
   }
 }
 
@@ -128,7 +140,7 @@ export class RequestServer {
       return ERROR_REPLY
     }
     try {
-      const out = m.value(new HubRequest(raw, m.params, raw.headers))
+      const out = m.value(new HubRequest(raw, m.params))
       const reply = out instanceof Promise ? out.then((o) => this.toReply(o)) : this.toReply(out)
       return reply instanceof Promise ? reply.catch(failed) : reply
     } catch (e) {
