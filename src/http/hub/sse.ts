@@ -2,7 +2,7 @@
 // `GET /events` reads the hub's events topic (shared memory, see slotbus/events): the hub holds one subscription
 // for the live stream and fans it out; a client reconnecting with Last-Event-ID first replays from the ring.
 import type { Server } from "bun"
-import { TopicFullError, type EventBatch, type Routing, type Subscription, type Topic, type TopicEvent, type TopicFilter } from "../../core/index.ts"
+import { PayloadTooLargeError, TopicFullError, type EventBatch, type Routing, type Subscription, type Topic, type TopicEvent, type TopicFilter } from "../../core/index.ts"
 import { parseRoute, type Params } from "../routes.ts"
 import type { ControlMessage, EmitItem, PushItem, PushTarget } from "../wire.ts"
 import type { HubCounters } from "./health.ts"
@@ -69,13 +69,13 @@ export class SseHub {
     void this.fanOut(this.live)
   }
 
-  /** Publishes an event for `GET /events` clients (the HTTP emit endpoint, for workers without the topic); its id, or 0. */
+  /** Publishes an event for `GET /events` clients (the HTTP emit endpoint, for workers without the topic); its id, or 0 if refused. */
   emit(e: EmitItem): number {
     if (!this.topic || typeof e?.type !== "string" || e.type.length === 0 || typeof e.data !== "string") return 0
     try {
       return this.topic.publish({ type: e.type, data: e.data, ...(e.routing && { routing: e.routing }) })
     } catch (err) {
-      if (err instanceof TypeError) return 0
+      if (err instanceof TypeError || err instanceof PayloadTooLargeError) return 0 // refused: malformed, or over eventsCapacity / 4
       throw err
     }
   }

@@ -136,7 +136,8 @@ export class HubApp {
    */
   run(): Promise<void> {
     this.requests.startSweeping()
-    const running = this.join.run()
+    // Joined means emit is ready too: its topic is open (or the SDK said why not and falls back to HTTP).
+    const running = this.join.run().then(() => this.client.topicReady())
     running.catch(() => this.requests.stopSweeping())
     return running
   }

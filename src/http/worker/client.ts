@@ -1,7 +1,7 @@
 // Worker → hub: the token, the internal HTTP endpoints, an outbox that batches push (and emit, when the hub's
 // events topic cannot be opened), and the topic `emit` publishes to directly.
 import { existsSync } from "node:fs"
-import { HubNotFoundError, Topic, type Routing } from "../../core/index.ts"
+import { HubNotFoundError, PayloadTooLargeError, Topic, type Routing } from "../../core/index.ts"
 import { HubAuthError, HubRequestError, RouteConflictError } from "../errors.ts"
 import type { Params } from "../routes.ts"
 import { defaultTokenFile, readTokenFile, TOKEN_ENV, TOKEN_FILE_ENV } from "../token.ts"
@@ -38,7 +38,7 @@ export class HubClient {
     this.topic = null
     this.topicName = name ?? ""
     if (!name) return Promise.resolve()
-    const opening = (this.topicOpening = Topic.open(name, { timeoutMs: 2000 }).then(
+    const opening = (this.topicOpening = Topic.open(name).then(
       (t) => {
         if (this.topicName === name) this.topic = t
         else t.close()
@@ -48,6 +48,11 @@ export class HubClient {
       if (this.topicOpening === opening) this.topicOpening = null
     }))
     return opening
+  }
+
+  /** Settles once the topic named at the last registration is open, or known not to open. */
+  topicReady(): Promise<void> {
+    return this.topicOpening ?? Promise.resolve()
   }
 
   /** Leaves the events topic (the app closes). */
@@ -115,6 +120,7 @@ export class HubClient {
       try {
         return Promise.resolve(this.topic.publish({ type, data: serialize(data), ...(routing && { routing }) }))
       } catch (e) {
+        if (e instanceof PayloadTooLargeError) return Promise.reject(new PayloadTooLargeError(`${e.message.replace(/;.*$/, "")}; start the hub with a larger eventsCapacity`))
         return Promise.reject(e)
       }
     }
