@@ -49,8 +49,6 @@ export class SseHub {
   private topic: Topic | null = null
   private live: Subscription | null = null
   private liveLagged = 0
-  /** Events the hub's own subscription lost because the hub fell a whole queue behind. */
-  lostByHub = 0
 
   constructor(
     private readonly o: ResolvedOptions,
@@ -90,10 +88,9 @@ export class SseHub {
 
   private deliverLive(batch: EventBatch, lagged: number) {
     if (lagged > this.liveLagged) {
-      // The hub itself fell behind (it could not read for a whole queue): every client missed those events.
+      // The hub itself fell over half a ring behind (publishers pushed it on): every client missed those events.
       const missed = lagged - this.liveLagged
       this.liveLagged = lagged
-      this.lostByHub += missed
       const marker = laggedFrame({ missed })
       for (const c of this.clients.values()) if (c.want) this.deliver(c, marker)
     }
