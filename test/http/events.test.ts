@@ -4,8 +4,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { createHub, type Hub } from "../../src/http/index.ts"
-import { startHubProcess, startWorker, stopAll, SseReader, type Proc, type SseMessage } from "../support/http-procs.ts"
+import { createHub, type Hub, type HubHealth } from "../../src/http/index.ts"
+import { startHubProcess, startWorker, stopAll, SseReader, until, type Proc, type SseMessage } from "../support/http-procs.ts"
 
 async function open(base: string, path: string, lastEventId?: string): Promise<{ sse: SseReader; abort: AbortController }> {
   const abort = new AbortController()
@@ -204,6 +204,51 @@ test("a worker emitting many events is not held up by a hub that does not read (
       for (let i = 1; i < seqs.length; i++) expect(seqs[i]!).toBeGreaterThan(seqs[i - 1]!)
     } finally {
       c.abort.abort()
+    }
+  } finally {
+    await stopAll()
+    rmSync(dir, { recursive: true, force: true })
+  }
+}, 60_000)
+
+test("events a worker emits while its hub is down (kill -9) are replayed by the hub restarted on the same port", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "slotbus-events-"))
+  const tokenFile = join(dir, "hub.token")
+  try {
+    const first = startHubProcess(["--port", "0", "--token-file", tokenFile, "--quiet"])
+    const [, url] = (await first.waitLine(/^slotbus hub listening on (http:\S+)$/))!
+    const port = new URL(url!).port
+    const worker = await startWorker(url!, "keeper", [`--token-file=${tokenFile}`, "--burst=5"])
+    const c1 = await open(url!, "/events?types=burst")
+    process.kill(worker.pid, "SIGUSR2")
+    await worker.waitLine(/^burst 5 \d+$/)
+    const seen = await collect(c1.sse, 5)
+    c1.abort.abort()
+    process.kill(first.pid, "SIGKILL")
+    await first.proc.exited
+
+    // No hub: the worker's emits still land in the topic it holds.
+    worker.lines.length = 0
+    process.kill(worker.pid, "SIGUSR2")
+    const [, lastId] = (await worker.waitLine(/^burst 5 (\d+)$/))!
+
+    const second = startHubProcess(["--port", port!, "--token-file", tokenFile, "--quiet"])
+    await second.waitLine(/^slotbus hub listening on /)
+    const c2 = await open(url!, "/events?types=burst", seen.at(-1)!.id)
+    try {
+      await c2.sse.next((m) => m.id === lastId)
+      const got = events(c2.sse)
+      expect(got.map(seqOf)).toEqual([0, 1, 2, 3, 4])
+      expect(Number(got[0]!.id)).toBeGreaterThan(Number(seen.at(-1)!.id))
+      // And the rejoined worker's new emits reach the new hub's clients.
+      await until(async () => (await (await fetch(`${url}/health`)).json() as HubHealth).workers.some((w) => w.connected), "the worker rejoined")
+      worker.lines.length = 0
+      process.kill(worker.pid, "SIGUSR2")
+      const [, newest] = (await worker.waitLine(/^burst 5 (\d+)$/))!
+      await c2.sse.next((m) => m.id === newest)
+      expect(events(c2.sse).map(seqOf)).toEqual([0, 1, 2, 3, 4, 0, 1, 2, 3, 4])
+    } finally {
+      c2.abort.abort()
     }
   } finally {
     await stopAll()

@@ -29,21 +29,31 @@ export class HubClient {
   ) {}
 
   /**
-   * The hub (re)registered us and named its events topic: open it (or keep it, if it is the same), so `emit`
-   * publishes there. A hub that names none (older), or a topic that cannot be opened, leaves `emit` on HTTP.
+   * The hub (re)registered us and named its events topic: open it afresh, so `emit` publishes where this hub
+   * reads (a hub restarted on the same port may hold a new topic under the old name; usually it joined the
+   * one this worker kept alive, and reopening finds that). A hub that names none (older), or a topic that
+   * cannot be opened, leaves `emit` on HTTP. Emits wait while it opens, so they keep their order.
    */
   useTopic(name: string | undefined): Promise<void> {
-    if ((name ?? "") === this.topicName) return this.topicOpening ?? Promise.resolve()
-    this.topic?.close()
-    this.topic = null
+    const old = this.topic
     this.topicName = name ?? ""
-    if (!name) return Promise.resolve()
+    if (!name) {
+      old?.close()
+      this.topic = null
+      return Promise.resolve()
+    }
     const opening = (this.topicOpening = Topic.open(name).then(
       (t) => {
-        if (this.topicName === name) this.topic = t
-        else t.close()
+        if (this.topicName !== name) return t.close()
+        this.topic = t
+        if (old !== t) old?.close()
       },
-      (e) => this.log(`cannot open the hub's events topic "${name}" (${(e as Error).message}); app.emit falls back to an HTTP POST per batch`),
+      (e) => {
+        if (this.topicName !== name) return
+        this.topic = null
+        old?.close()
+        this.log(`cannot open the hub's events topic "${name}" (${(e as Error).message}); app.emit falls back to an HTTP POST per batch`)
+      },
     ).finally(() => {
       if (this.topicOpening === opening) this.topicOpening = null
     }))
