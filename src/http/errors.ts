@@ -24,3 +24,6 @@ export class HubRequestError extends SlotBusError {
     super(message)
   }
 }
+
+/** The hub could not open its events topic (another hub or program holds the name): pass another `eventsTopic`. */
+export class HubEventsError extends SlotBusError {}

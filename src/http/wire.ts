@@ -1,6 +1,7 @@
 // What the hub and the worker SDK say to each other. Hub → worker goes over slotbus: HTTP requests as
 // `bus.request`, control messages as raw `bus.call` with a JSON body (a client can never send a raw call).
-// Worker → hub goes over the hub's token-protected HTTP endpoints under INTERNAL_PREFIX.
+// Worker → hub goes over the hub's token-protected HTTP endpoints under INTERNAL_PREFIX, except `emit`, which
+// a worker publishes straight into the hub's events topic (shared memory) once it knows the topic's name.
 import type { Params } from "./routes.ts"
 
 export const INTERNAL_PREFIX = "/_slotbus/"
@@ -43,6 +44,8 @@ export interface RegisterReply {
   bus: string
   /** Response bodies above this many bytes stream in chunks of this size. */
   chunkBytes: number
+  /** The hub's events topic: `app.emit` publishes to it directly (hubs before it was added leave it out). */
+  topic?: string
 }
 
 /** Where a worker sends an SSE event: one connection, every connection on a path, or on a pattern. */
@@ -66,9 +69,10 @@ export interface PushItem {
 export interface EmitItem {
   type: string
   data: string
+  routing?: Record<string, string>
 }
 
 export interface DeliveryReply {
-  /** Per item, how many SSE clients got it. */
+  /** Per item: for push, how many SSE clients got it; for emit, the event's id in the hub's topic (0 if refused). */
   delivered: number[]
 }

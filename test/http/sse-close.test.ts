@@ -80,7 +80,8 @@ test("a slow SSE client that is dropped has its connection closed and the hub's 
 }, 40_000)
 
 test("an SSE client that stops reading is closed after sseIdleTimeoutMs, though it is under the backlog limit", async () => {
-  await using hub = await createHub({ port: 0, sseMaxBufferedBytes: 256 * 1024 * 1024, sseIdleTimeoutMs: 500, heartbeatMs: 100 })
+  // Events are at most a quarter of the events ring: 4 MiB lets 512 KiB ones through.
+  await using hub = await createHub({ port: 0, sseMaxBufferedBytes: 256 * 1024 * 1024, sseIdleTimeoutMs: 500, heartbeatMs: 100, eventsCapacity: 4 * 1024 * 1024 })
   await warmUp(hub)
   const base = fdCount()
   const stuck = await stuckClient(hub.port, "/events")

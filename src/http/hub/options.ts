@@ -35,6 +35,14 @@ export interface HubOptions {
   quiet?: boolean
   /** Where those lines go. Default: console.log with a "slotbus hub: " prefix. */
   log?: (line: string) => void
+  /**
+   * The shared-memory topic `app.emit` publishes to and `GET /events` reads from (see slotbus/events). Default
+   * `http.<port>`: workers learn the name when they register, and a hub restarted on the same port finds the
+   * topic (and the events its workers published meanwhile) again while any worker still holds it.
+   */
+  eventsTopic?: string
+  /** Ring bytes of that topic (a power of two, 64 KiB … 1 GiB): how far back `Last-Event-ID` can replay. Default 1 MiB. */
+  eventsCapacity?: number
   /** The liveness reaper pings every worker this often, in ms. Default 5000. */
   pingEveryMs?: number
   /** A worker that misses this many pings in a row is evicted. Default 3. */
@@ -42,6 +50,9 @@ export interface HubOptions {
 }
 
 export type ResolvedOptions = Required<Omit<HubOptions, "token" | "tokenFile" | "idle" | "quiet">> & Pick<HubOptions, "tokenFile" | "idle">
+
+/** The events topic's name for a hub on `port`, unless `eventsTopic` names one. */
+export const eventsTopicFor = (port: number) => `http.${port}`
 
 export const MiB = 1024 * 1024
 
@@ -65,6 +76,8 @@ export function resolveOptions(opts: HubOptions): ResolvedOptions {
     sseMaxBufferedBytes: int(opts.sseMaxBufferedBytes, MiB, "sseMaxBufferedBytes", 1),
     sseIdleTimeoutMs: int(opts.sseIdleTimeoutMs, 60_000, "sseIdleTimeoutMs", 1),
     log: opts.quiet ? () => {} : (opts.log ?? ((line) => console.log(`slotbus hub: ${line}`))),
+    eventsTopic: opts.eventsTopic ?? "", // "" until the port is known: http.<port>
+    eventsCapacity: int(opts.eventsCapacity, MiB, "eventsCapacity", 64 * 1024),
     pingEveryMs: int(opts.pingEveryMs, 5000, "pingEveryMs", 1),
     maxMissedPings: int(opts.maxMissedPings, 3, "maxMissedPings", 1),
   }

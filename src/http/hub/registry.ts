@@ -153,7 +153,7 @@ export class Registry {
       inst.routes.push(entry)
     }
     this.counters.registrations++
-    return json(200, { bus: busName, chunkBytes: this.o.chunkBytes } satisfies RegisterReply)
+    return json(200, { bus: busName, chunkBytes: this.o.chunkBytes, topic: this.o.eventsTopic } satisfies RegisterReply)
   }
 
   /** A worker leaving on purpose: no new requests; the ones it runs finish before its bus closes. */

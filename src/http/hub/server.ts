@@ -1,11 +1,13 @@
 // The HTTP hub: a Bun.serve front door that routes requests to worker processes over slotbus.
 // This file dispatches; each concern lives next to it (registry, liveness, proxy, sse, health).
 import type { Server } from "bun"
+import { Topic } from "../../core/index.ts"
+import { HubEventsError } from "../errors.ts"
 import { sameToken, defaultTokenFile, newToken, removeTokenFile, writeTokenFile } from "../token.ts"
 import { INTERNAL_PREFIX, type DeliveryReply, type EmitItem, type PushItem, type RegisterRequest } from "../wire.ts"
 import { Health, prometheus, type HubHealth } from "./health.ts"
 import { Liveness } from "./liveness.ts"
-import { json, MiB, resolveOptions, type HubOptions, type ResolvedOptions } from "./options.ts"
+import { eventsTopicFor, json, MiB, resolveOptions, type HubOptions, type ResolvedOptions } from "./options.ts"
 import { RequestProxy } from "./proxy.ts"
 import { Registry } from "./registry.ts"
 import { SseHub } from "./sse.ts"
@@ -30,6 +32,7 @@ export class Hub {
   private readonly liveness: Liveness
   private readonly proxy: RequestProxy
   private readonly sse: SseHub
+  private topic: Topic | null = null
 
   constructor(opts: HubOptions) {
     this.o = resolveOptions(opts)
@@ -68,8 +71,21 @@ export class Hub {
       this.server.stop(true)
       throw e
     }
+    this.o.eventsTopic ||= eventsTopicFor(this.server.port!)
+    try {
+      this.topic = await Topic.open(this.o.eventsTopic, { capacity: this.o.eventsCapacity, onWarning: this.o.log })
+    } catch (e) {
+      this.server.stop(true)
+      removeTokenFile(this.tokenPath, this.token)
+      throw new HubEventsError(`the hub cannot open its events topic "${this.o.eventsTopic}": ${(e as Error).message}; pass another eventsTopic`, { cause: e })
+    }
     this.liveness.start()
-    this.sse.start()
+    this.sse.start(this.topic)
+  }
+
+  /** The shared-memory topic behind `app.emit` and `GET /events` (a slotbus/events topic). */
+  get eventsTopic(): string {
+    return this.o.eventsTopic
   }
 
   get port(): number {
@@ -157,6 +173,7 @@ export class Hub {
       this.sse.closeAll("hub-closing")
       this.server?.stop(true)
       await this.registry.closeAll()
+      await this.topic?.close()
       if (this.tokenPath) removeTokenFile(this.tokenPath, this.token)
     })()
     return this.closing

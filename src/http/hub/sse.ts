@@ -1,5 +1,8 @@
 // Server-sent events on the hub: the client connections it holds, and fan-out of workers' events to them.
+// `GET /events` reads the hub's events topic (shared memory, see slotbus/events): the hub holds one subscription
+// for the live stream and fans it out; a client reconnecting with Last-Event-ID first replays from the ring.
 import type { Server } from "bun"
+import { PayloadTooLargeError, TopicFullError, type EventBatch, type Routing, type Subscription, type Topic, type TopicEvent, type TopicFilter } from "../../core/index.ts"
 import { parseRoute, type Params } from "../routes.ts"
 import type { ControlMessage, EmitItem, PushItem, PushTarget } from "../wire.ts"
 import type { HubCounters } from "./health.ts"
@@ -16,10 +19,25 @@ interface SseClient {
   path: string
   shape: string
   params: Params
-  types: Set<string> | null
+  /** What a `GET /events` client asked for (null for a worker's SSE route). */
+  want: EventsFilter | null
+  /** Events with ids up to this one already reached the client (its replay); the live stream skips them. */
+  after: number
   /** Closes the TCP connection within `seconds` unless the response ends first (uWS's per-request timer). */
   closeSocketIn: (seconds: number) => void
 }
+
+/** `?types=a,b.*` (exact types or prefixes) and `?routing.<key>=value` of a `GET /events` client. */
+interface EventsFilter {
+  exact: Set<string> | null
+  prefixes: string[]
+  routing: [string, string][]
+}
+
+/** The marker a client gets where events it should have had are gone (see src/http/README.md). */
+const LAGGED = "lagged"
+/** A replay reads the ring in one go; this bounds a read, not the replay. */
+const REPLAY_QUEUE = 1 << 20
 
 /** Reasons the hub itself ends a client whose socket it must then close: its data stopped flowing. */
 const DROPPED = new Set(["slow", "idle"])
@@ -28,7 +46,9 @@ export class SseHub {
   private readonly clients = new Map<string, SseClient>()
   private readonly timers: ReturnType<typeof setInterval>[] = []
   private nextConn = 1
-  private eventSeq = 0
+  private topic: Topic | null = null
+  private live: Subscription | null = null
+  private liveLagged = 0
 
   constructor(
     private readonly o: ResolvedOptions,
@@ -38,9 +58,50 @@ export class SseHub {
     private readonly connTag: string,
   ) {}
 
-  start() {
+  /** Starts heartbeats, the idle sweep, and the live stream of `topic` to `GET /events` clients. */
+  start(topic: Topic) {
     const sweepMs = Math.max(10, Math.min(1000, Math.floor(this.o.sseIdleTimeoutMs / 4)))
     this.timers.push(setInterval(() => this.heartbeat(), this.o.heartbeatMs), setInterval(() => this.sweep(), sweepMs))
+    this.topic = topic
+    this.live = topic.subscribe({}, { queue: REPLAY_QUEUE, idle: this.o.idle ?? "adaptive", from: "now" })
+    void this.fanOut(this.live)
+  }
+
+  /** Publishes an event for `GET /events` clients (the HTTP emit endpoint, for workers without the topic); its id, or 0 if refused. */
+  emit(e: EmitItem): number {
+    if (!this.topic || typeof e?.type !== "string" || e.type.length === 0 || typeof e.data !== "string") return 0
+    try {
+      return this.topic.publish({ type: e.type, data: e.data, ...(e.routing && { routing: e.routing }) })
+    } catch (err) {
+      if (err instanceof TypeError || err instanceof PayloadTooLargeError) return 0 // refused: malformed, or over eventsCapacity / 4
+      throw err
+    }
+  }
+
+  private async fanOut(sub: Subscription) {
+    try {
+      for await (const batch of sub.batches()) this.deliverLive(batch, sub.lagged)
+    } catch (e) {
+      if (!sub.isClosed) this.o.log(`the events stream stopped: ${(e as Error).message}; GET /events clients get nothing more`)
+    }
+  }
+
+  private deliverLive(batch: EventBatch, lagged: number) {
+    if (lagged > this.liveLagged) {
+      // The hub itself fell over half a ring behind (publishers pushed it on): every client missed those events.
+      const missed = lagged - this.liveLagged
+      this.liveLagged = lagged
+      const marker = laggedFrame({ missed })
+      for (const c of this.clients.values()) if (c.want) this.deliver(c, marker)
+    }
+    for (const ev of batch) {
+      this.counters.emitted++
+      let frame: Uint8Array | null = null
+      for (const c of this.clients.values()) {
+        if (!c.want || ev.id <= c.after || !matches(c.want, ev)) continue
+        this.deliver(c, (frame ??= eventFrame(ev)))
+      }
+    }
   }
 
   get counts(): { connections: number; eventsClients: number } {
@@ -49,13 +110,53 @@ export class SseHub {
     return { connections: this.clients.size - eventsClients, eventsClients }
   }
 
-  /** `GET /events[?types=a,b]`: what workers `emit`. */
+  /**
+   * `GET /events[?types=a,b.*][&routing.<key>=v][&from=oldest]`: what workers `emit`. With a `Last-Event-ID`
+   * header (or `?lastEventId=`), the events still in the topic's ring after that id come first.
+   */
   openEvents(req: Request, server: Server<undefined>, query: string): Response {
+    const q = new URLSearchParams(query)
+    const want = eventsFilter(q)
+    const lastId = req.headers.get("last-event-id") ?? q.get("lastEventId")
+    const from = lastId !== null && /^\d{1,15}$/.test(lastId.trim()) ? Number(lastId) : q.get("from") === "oldest" ? "oldest" : null
     server.timeout(req, 0)
-    const types = new URLSearchParams(query).get("types")
-    const client = this.add(req, server, null, "/events", "/events", types ? new Set(types.split(",")) : null)
+    const client = this.add(req, server, null, "/events", "/events", want)
+    if (from !== null) this.replay(client, from, lastId)
     req.signal.addEventListener("abort", () => this.close(client, "client"), { once: true })
     return new Response(client.stream.stream, { headers: SSE_HEADERS })
+  }
+
+  /**
+   * Sends `client` what the ring holds after `from`, synchronously, so the live stream cannot interleave: the
+   * replay reads up to the ring's tail, which is at or past every event the live stream has handed out, and
+   * the live stream then skips what the replay sent (ids ≤ client.after). So each event arrives once, in order.
+   */
+  private replay(client: SseClient, from: number | "oldest", lastId: string | null) {
+    const want = client.want!
+    const filter: TopicFilter = {}
+    if (want.routing.length > 0) filter.routing = Object.fromEntries(want.routing)
+    if (want.exact?.size === 1 && want.prefixes.length === 0) filter.type = [...want.exact][0]
+    else if (want.exact?.size === 0 && want.prefixes.length === 1) filter.type = want.prefixes[0] + "*"
+    let sub: Subscription
+    try {
+      sub = this.topic!.subscribe(filter, { queue: REPLAY_QUEUE, idle: "park", from })
+    } catch (e) {
+      if (!(e instanceof TopicFullError)) throw e
+      this.deliver(client, laggedFrame({ lastEventId: lastId, reason: "the hub cannot replay now (the topic has no free subscriber entry)" }))
+      return
+    }
+    try {
+      if (sub.restarted) this.deliver(client, laggedFrame({ lastEventId: lastId, reason: "overwritten" }))
+      for (let batch = sub.poll(); batch.count > 0 && client.stream.isOpen; batch = sub.poll()) {
+        for (const ev of batch) {
+          client.after = ev.id
+          if (matches(want, ev)) this.deliver(client, eventFrame(ev))
+        }
+      }
+      if (sub.lagged > 0) this.deliver(client, laggedFrame({ missed: sub.lagged, lastEventId: String(client.after) }))
+    } finally {
+      sub.close()
+    }
   }
 
   /** A worker's SSE route: one of its processes hears of the client and pushes to it. */
@@ -91,20 +192,8 @@ export class SseHub {
 
   closeAll(reason: string) {
     for (const t of this.timers) clearInterval(t)
+    this.live?.close()
     for (const c of [...this.clients.values()]) this.close(c, reason)
-  }
-
-  emit(e: EmitItem): number {
-    if (typeof e?.type !== "string" || typeof e.data !== "string") return 0
-    this.counters.emitted++
-    const frame = sseFrame({ event: e.type, data: e.data, id: String(++this.eventSeq) })
-    let n = 0
-    for (const c of [...this.clients.values()]) {
-      if (c.inst !== null || (c.types && !c.types.has(e.type))) continue
-      this.deliver(c, frame)
-      n++
-    }
-    return n
   }
 
   push(p: PushItem): number {
@@ -118,10 +207,10 @@ export class SseHub {
     return targets.length
   }
 
-  private add(req: Request, server: Server<undefined>, inst: WorkerInstance | null, path: string, shape: string, types: Set<string> | null): SseClient {
+  private add(req: Request, server: Server<undefined>, inst: WorkerInstance | null, path: string, shape: string, want: EventsFilter | null): SseClient {
     const id = `c${(this.nextConn++).toString(36)}${this.connTag}`
     const client: SseClient = {
-      id, inst, path, shape, params: {}, types,
+      id, inst, path, shape, params: {}, want, after: -1,
       closeSocketIn: (seconds) => server.timeout(req, seconds),
       stream: new SseStream(this.o.sseMaxBufferedBytes, () => this.close(client, "client")),
     }
@@ -186,3 +275,30 @@ export class SseHub {
     return []
   }
 }
+
+function eventsFilter(q: URLSearchParams): EventsFilter {
+  const exact = new Set<string>()
+  const prefixes: string[] = []
+  const types = (q.get("types") ?? "").split(",").filter(Boolean)
+  let any = types.length === 0
+  for (const t of types) {
+    if (t === "*") any = true
+    else if (t.endsWith("*")) prefixes.push(t.slice(0, -1))
+    else exact.add(t)
+  }
+  if (any) prefixes.length = 0
+  const routing = [...q].filter(([k]) => k.startsWith("routing.") && k.length > 8).map(([k, v]) => [k.slice(8), v] as [string, string])
+  return { exact: any ? null : exact, prefixes: any ? [] : prefixes, routing }
+}
+
+function matches(w: EventsFilter, ev: TopicEvent): boolean {
+  if (w.exact && !w.exact.has(ev.type) && !w.prefixes.some((p) => ev.type.startsWith(p))) return false
+  if (w.routing.length === 0) return true
+  const r: Routing = ev.routing
+  return w.routing.every(([k, v]) => r[k] === v)
+}
+
+const eventFrame = (ev: TopicEvent) => sseFrame({ event: ev.type, data: ev.text(), id: String(ev.id) })
+
+/** `event: lagged` without an id, so the client's Last-Event-ID stays where it was. */
+const laggedFrame = (data: Record<string, unknown>) => sseFrame({ event: LAGGED, data: JSON.stringify(data) })

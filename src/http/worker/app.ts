@@ -45,21 +45,27 @@ export class HubApp {
     this.instance = opts.instance ?? String(process.pid)
     if (!/^[A-Za-z0-9._-]{1,64}$/.test(this.instance)) throw new TypeError(`instance must match [A-Za-z0-9._-]{1,64}, got ${JSON.stringify(this.instance)}`)
     const log = opts.log ?? ((m, e) => (e === undefined ? console.error(`slotbus: ${m}`) : console.error(`slotbus: ${m}`, e)))
-    this.client = new HubClient(hub, opts)
+    this.client = new HubClient(hub, opts, log)
     this.requests = new RequestServer(name, log)
     this.sseRoutes = new SseRoutes(name, this.client, log)
     this.join = new JoinLoop(this.client, {
       name, instance: this.instance, idle: opts.idle, maxBackoffMs: opts.maxBackoffMs, log,
       routes: () => this.decls,
       serve: (req) => this.serve(req),
-      joined: (reply) => void (this.requests.chunkBytes = reply.chunkBytes),
+      joined: (reply) => {
+        this.requests.chunkBytes = reply.chunkBytes
+        void this.client.useTopic(reply.topic)
+      },
       left: (reason) => {
         this.requests.dropStreams()
         this.sseRoutes.closeAll(reason)
       },
     })
     this.closed = this.join.closed
-    void this.closed.then(() => this.requests.stopSweeping())
+    void this.closed.then(() => {
+      this.requests.stopSweeping()
+      this.client.close()
+    })
   }
 
   get<P extends string>(pattern: P, handler: HubHandler<P>): this {
@@ -130,7 +136,8 @@ export class HubApp {
    */
   run(): Promise<void> {
     this.requests.startSweeping()
-    const running = this.join.run()
+    // Joined means emit is ready too: its topic is open (or the SDK said why not and falls back to HTTP).
+    const running = this.join.run().then(() => this.client.topicReady())
     running.catch(() => this.requests.stopSweeping())
     return running
   }
@@ -159,9 +166,12 @@ export class HubApp {
 
   // --- worker → hub ---------------------------------------------------------------------------------
 
-  /** Sends an event to every `GET /events` client of the hub; resolves with how many got it. */
-  emit(type: string, data: unknown): Promise<number> {
-    return this.client.emit(type, data)
+  /**
+   * Publishes an event to the hub's `GET /events` clients (those whose `?types=` and `?routing.<key>=` match):
+   * straight into the hub's shared-memory events topic, no HTTP. Resolves with the event's id (its SSE `id:`).
+   */
+  emit(type: string, data: unknown, routing?: Record<string, string>): Promise<number> {
+    return this.client.emit(type, data, routing)
   }
 
   /** Sends an SSE event to the connections at a path, on a pattern (filtered by params), or to one connection. */

@@ -1,6 +1,7 @@
-// Worker → hub over HTTP: the token, the internal endpoints, and an outbox that batches emit and push.
+// Worker → hub: the token, the internal HTTP endpoints, an outbox that batches push (and emit, when the hub's
+// events topic cannot be opened), and the topic `emit` publishes to directly.
 import { existsSync } from "node:fs"
-import { HubNotFoundError } from "../../core/index.ts"
+import { HubNotFoundError, PayloadTooLargeError, Topic, type Routing } from "../../core/index.ts"
 import { HubAuthError, HubRequestError, RouteConflictError } from "../errors.ts"
 import type { Params } from "../routes.ts"
 import { defaultTokenFile, readTokenFile, TOKEN_ENV, TOKEN_FILE_ENV } from "../token.ts"
@@ -16,8 +17,60 @@ export class HubClient {
   private token = ""
   private readonly outbox: { path: OutboxPath; item: unknown; done: PromiseWithResolvers<number> }[] = []
   private flushing = false
+  /** The hub's events topic, once open; `emit` publishes to it. */
+  private topic: Topic | null = null
+  private topicName = ""
+  private topicOpening: Promise<void> | null = null
 
-  constructor(readonly hub: URL, private readonly opts: { token?: string; tokenFile?: string }) {}
+  constructor(
+    readonly hub: URL,
+    private readonly opts: { token?: string; tokenFile?: string },
+    private readonly log: (message: string, error?: unknown) => void = () => {},
+  ) {}
+
+  /**
+   * The hub (re)registered us and named its events topic: open it afresh, so `emit` publishes where this hub
+   * reads (a hub restarted on the same port may hold a new topic under the old name; usually it joined the
+   * one this worker kept alive, and reopening finds that). A hub that names none (older), or a topic that
+   * cannot be opened, leaves `emit` on HTTP. Emits wait while it opens, so they keep their order.
+   */
+  useTopic(name: string | undefined): Promise<void> {
+    const old = this.topic
+    this.topicName = name ?? ""
+    if (!name) {
+      old?.close()
+      this.topic = null
+      return Promise.resolve()
+    }
+    const opening = (this.topicOpening = Topic.open(name).then(
+      (t) => {
+        if (this.topicName !== name) return t.close()
+        this.topic = t
+        if (old !== t) old?.close()
+      },
+      (e) => {
+        if (this.topicName !== name) return
+        this.topic = null
+        old?.close()
+        this.log(`cannot open the hub's events topic "${name}" (${(e as Error).message}); app.emit falls back to an HTTP POST per batch`)
+      },
+    ).finally(() => {
+      if (this.topicOpening === opening) this.topicOpening = null
+    }))
+    return opening
+  }
+
+  /** Settles once the topic named at the last registration is open, or known not to open. */
+  topicReady(): Promise<void> {
+    return this.topicOpening ?? Promise.resolve()
+  }
+
+  /** Leaves the events topic (the app closes). */
+  close() {
+    this.topicName = ""
+    this.topic?.close()
+    this.topic = null
+  }
 
   /** Reads the token afresh (a restarted hub has a new one). */
   async refreshToken() {
@@ -69,9 +122,19 @@ export class HubClient {
     throw new HubRequestError(`hub refused ${op} (${res.status}): ${message}`, res.status)
   }
 
-  emit(type: string, data: unknown): Promise<number> {
+  /** Publishes to the hub's events topic (or POSTs, see useTopic); resolves with the event's id there. */
+  emit(type: string, data: unknown, routing?: Routing): Promise<number> {
     if (typeof type !== "string" || type.length === 0 || /[\r\n]/.test(type)) return Promise.reject(new TypeError("event type must be a non-empty single-line string"))
-    return this.send("emit", { type, data: serialize(data) })
+    if (this.topicOpening) return this.topicOpening.then(() => this.emit(type, data, routing)) // keeps emits in order
+    if (this.topic) {
+      try {
+        return Promise.resolve(this.topic.publish({ type, data: serialize(data), ...(routing && { routing }) }))
+      } catch (e) {
+        if (e instanceof PayloadTooLargeError) return Promise.reject(new PayloadTooLargeError(`${e.message.replace(/;.*$/, "")}; start the hub with a larger eventsCapacity`))
+        return Promise.reject(e)
+      }
+    }
+    return this.send("emit", { type, data: serialize(data), ...(routing && { routing }) })
   }
 
   push(to: PushTo, data: unknown, opts: { event?: string; id?: string } = {}): Promise<number> {

@@ -1,6 +1,6 @@
 // A named topic: open or create, publish, subscribe, late-binding rules, stats (docs/PROTOCOL.md §8).
 import { toArrayBuffer, type Pointer } from "bun:ffi"
-import { PayloadTooLargeError, PeerRefusedError, ProtocolError, SlotBusError, TimeoutError } from "../core/index.ts"
+import { PayloadTooLargeError, PeerRefusedError, ProtocolError, SlotBusError, TimeoutError } from "../../errors.ts"
 import {
   EntryState,
   PubFlag,
@@ -12,7 +12,7 @@ import {
   TopicOut,
   topicNative,
   loadNative,
-} from "../native/ffi.ts"
+} from "../../native/ffi.ts"
 import { decodeFilter, encodeEvent, encodeFilter, encodeRule, type EventData, type Routing, type TopicFilter } from "./codec.ts"
 import { TopicClosedError, TopicFullError } from "./errors.ts"
 import { Subscription, type NativeSub, type SubscribeOptions, type SubscriptionOwner } from "./subscription.ts"

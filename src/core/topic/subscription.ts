@@ -1,7 +1,8 @@
 // A subscriber: C filters and copies matching records into a private batch; JS reads events out of it.
 import { toArrayBuffer, type Pointer } from "bun:ffi"
-import { ProtocolError, tuning, type IdleStrategy } from "../core/index.ts"
-import { native, TopicConst, topicNative } from "../native/ffi.ts"
+import { ProtocolError } from "../../errors.ts"
+import { tuning, type IdleStrategy } from "../idle.ts"
+import { native, TopicConst, topicNative } from "../../native/ffi.ts"
 import type { Routing } from "./codec.ts"
 
 const utf8 = new TextDecoder()

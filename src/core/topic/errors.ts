@@ -1,4 +1,5 @@
-import { SlotBusError } from "../core/index.ts"
+// The topic errors (they live in the core, so the HTTP hub and slotbus/events share them).
+import { SlotBusError } from "../../errors.ts"
 
 /** The topic was closed; open it again. */
 export class TopicClosedError extends SlotBusError {}

@@ -1,5 +1,5 @@
 // Events, filters and rules as csrc/topic.h encodes them (docs/PROTOCOL.md §8.3, §8.5, §8.6).
-import { Encoding, FilterMode, TopicConst } from "../native/ffi.ts"
+import { Encoding, FilterMode, TopicConst } from "../../native/ffi.ts"
 
 export type Routing = Record<string, string>
 export type EventData = Uint8Array | string | unknown
