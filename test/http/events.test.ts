@@ -5,7 +5,8 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { createHub, type Hub, type HubHealth } from "../../src/http/index.ts"
-import { startHubProcess, startWorker, stopAll, SseReader, until, type Proc, type SseMessage } from "../support/http-procs.ts"
+import { stopAll, until, type Child } from "../support/helpers.ts"
+import { startHubProcess, startWorker, SseReader, type SseMessage } from "../support/http.ts"
 
 async function open(base: string, path: string, lastEventId?: string): Promise<{ sse: SseReader; abort: AbortController }> {
   const abort = new AbortController()
@@ -25,7 +26,7 @@ async function collect(sse: SseReader, n: number, timeoutMs = 20_000): Promise<S
 
 describe("one hub, one worker", () => {
   let hub: Hub
-  let worker: Proc
+  let worker: Child
   const post = (path: string, body: unknown) =>
     fetch(hub.url + path, { method: "POST", body: JSON.stringify(body) }).then((r) => r.json() as Promise<{ ids: number[] }>)
 
