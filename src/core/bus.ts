@@ -207,6 +207,8 @@ const TICK_IDLE_MS = 100
 const ACCEPTS_PER_TURN = 8
 const REFUSED_PAUSE_MS = 20
 const MiB = 1024 * 1024
+// One monotonic clock in ms for deadlines, ticks and stuck slots: a request reads it once (Bun.nanoseconds).
+const nowMs = () => Bun.nanoseconds() / 1e6
 
 function positiveInt(v: number | undefined, dflt: number, what: string, max = 2 ** 31): number {
   if (v === undefined) return dflt
@@ -339,10 +341,11 @@ export class SlotBus {
         throw new BusFullError(`bus "${this.name}": all slots busy and ${this.queue.length} requests queued; raise slots or queue`)
 
       const { promise, resolve, reject } = Promise.withResolvers<unknown>()
+      const started = Bun.nanoseconds()
       const p: Pending = {
         phase: "queued", kind, strings, body, bodyLength: body.length, borrow: opts.borrow === true, resolve, reject,
-        signal, onAbort: undefined, timeoutMs, deadline: timeoutMs > 0 ? performance.now() + timeoutMs : Infinity,
-        started: Bun.nanoseconds(), settledAt: 0, link: null, slot: -1,
+        signal, onAbort: undefined, timeoutMs, deadline: timeoutMs > 0 ? started / 1e6 + timeoutMs : Infinity,
+        started, settledAt: 0, link: null, slot: -1,
       }
       if (signal) {
         p.onAbort = () => this.fail(p, signal.reason)
@@ -350,7 +353,7 @@ export class SlotBus {
       }
       this.counters.requests++
       // An idle bus ticks rarely: a deadline due before its next tick brings the tick forward.
-      if (p.deadline < this.tickAt) this.scheduleTick(Math.max(0, p.deadline - performance.now()))
+      if (p.deadline < this.tickAt) this.scheduleTick(Math.max(0, timeoutMs))
       if (!this.dispatch(p)) this.queue.push(p)
       return promise
     } catch (e) {
@@ -404,6 +407,7 @@ export class SlotBus {
   private collect(link: Link): number {
     const { chan } = link
     let n = 0
+    let now = 0 // read once per pass, at the first answer: every answer of a pass arrived by then
     for (;;) {
       if (!chan.isOpen) break
       const slot = native.sb_hub_poll(chan.ptr)
@@ -415,8 +419,9 @@ export class SlotBus {
       const p = link.pending[slot]
       let lent = false
       if (p?.phase === "in-slot") {
+        if (now === 0) now = Bun.nanoseconds()
         try {
-          lent = this.answer(p, link, slot)
+          lent = this.answer(p, link, slot, now)
         } catch (e) {
           this.fail(p, new ProtocolError(`could not read the answer of worker pid ${chan.peerPid}: ${(e as Error)?.message}`))
         }
@@ -441,7 +446,7 @@ export class SlotBus {
   }
 
   /** Resolves p with the answer in `slot`; true when the slot was lent to the caller (a borrowed response). */
-  private answer(p: Pending, link: Link, slot: number): boolean {
+  private answer(p: Pending, link: Link, slot: number, now: number): boolean {
     const { chan } = link
     const m = chan.msg
     const arena = chan.arena(slot, 1)
@@ -484,7 +489,7 @@ export class SlotBus {
       value = p.kind === Kind.RAW ? body : new SlotResponse(status, headers, body)
     }
     this.counters.responses++
-    this.latency.record(Bun.nanoseconds() - p.started)
+    this.latency.record(now - p.started)
     this.settle(p)
     p.resolve(value as never)
     return lent
@@ -508,7 +513,7 @@ export class SlotBus {
       if (p.link.chan.isOpen) native.sb_hub_cancel(p.link.chan.ptr, p.slot)
     }
     this.settle(p)
-    p.settledAt = performance.now() // given up: from now on its slot may count as stuck
+    p.settledAt = nowMs() // given up: from now on its slot may count as stuck
     if (err instanceof TimeoutError) this.counters.timeouts++
     else this.counters.errors++
     p.body = EMPTY
@@ -528,7 +533,7 @@ export class SlotBus {
   private tick() {
     if (this.stopped) return
     try {
-      const t = performance.now()
+      const t = nowMs()
       const expire = (p: Pending | null) => {
         if (p && (p.phase === "queued" || p.phase === "in-slot") && p.deadline <= t)
           this.fail(p, new TimeoutError(`request to "${this.name}" timed out after ${p.timeoutMs}ms; the worker is overloaded, stuck, or absent`))
@@ -554,7 +559,7 @@ export class SlotBus {
   private scheduleTick(ms: number) {
     if (this.stopped) return
     clearTimeout(this.ticker)
-    this.tickAt = performance.now() + ms
+    this.tickAt = nowMs() + ms
     this.ticker = setTimeout(() => this.tick(), ms)
   }
 
@@ -744,7 +749,7 @@ export class SlotBus {
       state,
       inFlight,
       waiting,
-      stuck: this.stuckSlots(link, performance.now()),
+      stuck: this.stuckSlots(link, nowMs()),
       requests,
       slots: Array.from({ length: chan.slotCount }, (_, s) =>
         chan.isOpen ? (STATE_NAMES[native.sb_slot_state(chan.ptr, s) & 0xff] ?? "corrupt") : "gone"),
