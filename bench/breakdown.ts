@@ -119,10 +119,9 @@ group("HTTP hub path, worker side (per request)", () => {
     do_not_optimize([r.method, r.path, r.headers])
     r.retire()
   })
-  bench("Request construction: worker route match + new HubRequest", async () => {
+  bench("RequestServer.serve(): route match + HubRequest + handler + Response encode (the worker SDK, async)", async () => {
     const r = newReq()
-    // serve() = match + HubRequest + handler + toReply; the handler and encode stages are measured below
-    do_not_optimize(server.serve(r))
+    do_not_optimize(await server.serve(r))
     r.retire()
   })
   bench("handler: Response.json({ id })", () => do_not_optimize(Response.json({ id: "42" })))
