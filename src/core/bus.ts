@@ -200,9 +200,8 @@ interface Link {
 }
 
 const STATE_NAMES = Object.fromEntries(Object.entries(State).map(([k, v]) => [v, k.toLowerCase()]))
-// Deadlines and stuck slots are checked on a timer: often while requests are out, rarely when idle.
+// Deadlines and stuck slots are checked on a timer while requests are out; an idle bus has no timer at all.
 const TICK_BUSY_MS = 10
-const TICK_IDLE_MS = 100
 // Accept work per event-loop turn; a turn that refused someone waits before the next.
 const ACCEPTS_PER_TURN = 8
 const REFUSED_PAUSE_MS = 20
@@ -352,8 +351,9 @@ export class SlotBus {
         signal.addEventListener("abort", p.onAbort, { once: true })
       }
       this.counters.requests++
-      // An idle bus ticks rarely: a deadline due before its next tick brings the tick forward.
-      if (p.deadline < this.tickAt) this.scheduleTick(Math.max(0, timeoutMs))
+      // An idle bus does not tick: a request starts the ticks, or brings the next one forward to its deadline.
+      if (this.tickAt === Infinity) this.scheduleTick(Math.min(TICK_BUSY_MS, timeoutMs || TICK_BUSY_MS))
+      else if (p.deadline < this.tickAt) this.scheduleTick(Math.max(0, timeoutMs))
       if (!this.dispatch(p)) this.queue.push(p)
       return promise
     } catch (e) {
@@ -553,7 +553,11 @@ export class SlotBus {
       this.counters.internalErrors++
     }
     const busy = this.queue.length > 0 || this.links.some((l) => l.inFlight > 0)
-    this.scheduleTick(busy ? TICK_BUSY_MS : TICK_IDLE_MS)
+    if (busy) this.scheduleTick(TICK_BUSY_MS)
+    else {
+      clearTimeout(this.ticker)
+      this.tickAt = Infinity
+    }
   }
 
   private scheduleTick(ms: number) {
