@@ -365,3 +365,27 @@ describe("failures", () => {
     }
   })
 })
+
+describe("a hub with 2 slots per worker", () => {
+  test("clients that walk away from large responses give their borrowed slots back; more of them than slots, then it still answers", async () => {
+    const hub = await createHub({ port: 0, slots: 2 })
+    const worker = await startWorker(hub.url, "shop")
+    try {
+      // 32 MiB bodies cannot all sit in socket buffers: the hub holds a slot until the client takes a chunk or goes.
+      for (let i = 0; i < 6; i++) {
+        const ctl = new AbortController()
+        const res = await fetch(`${hub.url}/large?bytes=${32 * 1024 * 1024}&seed=${i}${i % 2 ? "" : "&stream=1"}`, { signal: ctl.signal })
+        expect(res.status).toBe(200)
+        const reader = res.body!.getReader()
+        expect((await reader.read()).done).toBe(false)
+        ctl.abort()
+        await reader.cancel().catch(() => {})
+      }
+      const res = await fetch(`${hub.url}/whoami`, { signal: AbortSignal.timeout(4000) })
+      expect(res.status).toBe(200)
+    } finally {
+      await worker.stop()
+      await hub.close()
+    }
+  })
+})
