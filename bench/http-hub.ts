@@ -3,7 +3,8 @@
 //   hub+slotbus  createHub() in one process, a hubWorker() in another, talking over shared memory
 //   fetch-proxy  a Bun.serve that forwards each request with fetch() to the worker's own Bun.serve
 // Usage: bun bench/http-hub.ts [--duration=3] [--rounds=3] [--concurrency=1,16] [--bytes=0,65536]
-//                              [--client=wrk|fetch] [--idle=adaptive,park]   (one hub + worker pair per idle strategy)
+//                              [--client=wrk|fetch] [--idle=adaptive,park,2/1]   (one hub + worker pair per idle strategy;
+//                              spinMicros/parkAfterMs for a custom one)
 // The load generator is wrk when it is installed (apt-get install wrk), else an in-repo keep-alive fetch client.
 import { cpus, release, tmpdir } from "node:os"
 import { join } from "node:path"
@@ -18,7 +19,7 @@ const role = args.role
 
 function idleOf(s: string | undefined): IdleStrategy | undefined {
   if (!s) return undefined
-  const custom = /^(\d+(?:\.\d+)?),(\d+(?:\.\d+)?)$/.exec(s)
+  const custom = /^(\d+(?:\.\d+)?)\/(\d+(?:\.\d+)?)$/.exec(s)
   return custom ? { spinMicros: Number(custom[1]), parkAfterMs: Number(custom[2]) } : (s as IdleStrategy)
 }
 
@@ -126,7 +127,7 @@ async function main() {
     procs.push(direct.child)
     const targets: [string, number][] = [["direct Bun.serve", direct.port]]
     for (const idle of idles) {
-      const tokenFile = join(tmpdir(), `slotbus-bench-${process.pid}-${idle}.token`)
+      const tokenFile = join(tmpdir(), `slotbus-bench-${process.pid}-${idle.replace(/\W/g, "_")}.token`)
       tokenFiles.push(tokenFile)
       const hub = await spawnRole("hub", [`--token-file=${tokenFile}`, `--idle=${idle}`])
       const worker = await spawnRole("worker", [`--hub=${hub.port}`, `--token-file=${tokenFile}`, `--idle=${idle}`])

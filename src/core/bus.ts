@@ -227,9 +227,8 @@ interface Link {
 }
 
 const STATE_NAMES = Object.fromEntries(Object.entries(State).map(([k, v]) => [v, k.toLowerCase()]))
-// Deadlines and stuck slots are checked on a timer: often while requests are out, rarely when idle.
+// Deadlines and stuck slots are checked on a timer while requests are out; an idle bus has no timer at all.
 const TICK_BUSY_MS = 10
-const TICK_IDLE_MS = 100
 // Accept work per event-loop turn; a turn that refused someone waits before the next.
 const ACCEPTS_PER_TURN = 8
 const REFUSED_PAUSE_MS = 20
@@ -250,6 +249,8 @@ function optionsKey(opts: ListenOptions): string {
 const REQUEST_OPTIONS = new Set(["timeoutMs", "signal", "borrow"])
 const WAIT_OPTIONS = new Set(["timeoutMs", "signal"])
 const FETCH_OPTIONS = WAIT_OPTIONS
+// One monotonic clock in ms for deadlines, ticks and stuck slots: a request reads it once (Bun.nanoseconds).
+const nowMs = () => Bun.nanoseconds() / 1e6
 
 function positiveInt(v: number | undefined, dflt: number, what: string, max = 2 ** 31): number {
   if (v === undefined) return dflt
@@ -436,18 +437,20 @@ export class SlotBus {
         throw new BusFullError(`bus "${this.name}": all slots busy and ${this.queue.length} requests queued; raise slots or queue`)
 
       const { promise, resolve, reject } = Promise.withResolvers<unknown>()
+      const started = Bun.nanoseconds()
       const p: Pending = {
         phase: "queued", kind, strings, body, bodyLength: body.length, borrow: opts.borrow === true, resolve, reject,
-        signal, onAbort: undefined, timeoutMs, deadline: timeoutMs > 0 ? performance.now() + timeoutMs : Infinity,
-        started: Bun.nanoseconds(), settledAt: 0, link: null, slot: -1,
+        signal, onAbort: undefined, timeoutMs, deadline: timeoutMs > 0 ? started / 1e6 + timeoutMs : Infinity,
+        started, settledAt: 0, link: null, slot: -1,
       }
       if (signal) {
         p.onAbort = () => this.fail(p, signal.reason)
         signal.addEventListener("abort", p.onAbort, { once: true })
       }
       this.counters.requests++
-      // An idle bus ticks rarely: a deadline due before its next tick brings the tick forward.
-      if (p.deadline < this.tickAt) this.scheduleTick(Math.max(0, p.deadline - performance.now()))
+      // An idle bus does not tick: a request starts the ticks, or brings the next one forward to its deadline.
+      if (this.tickAt === Infinity) this.scheduleTick(Math.min(TICK_BUSY_MS, timeoutMs || TICK_BUSY_MS))
+      else if (p.deadline < this.tickAt) this.scheduleTick(Math.max(0, timeoutMs))
       if (!this.dispatch(p)) this.queue.push(p)
       return promise
     } catch (e) {
@@ -501,6 +504,7 @@ export class SlotBus {
   private collect(link: Link): number {
     const { chan } = link
     let n = 0
+    let now = 0 // read once per pass, at the first answer: every answer of a pass arrived by then
     for (;;) {
       if (!chan.isOpen) break
       const slot = native.sb_hub_poll(chan.ptr)
@@ -512,8 +516,9 @@ export class SlotBus {
       const p = link.pending[slot]
       let lent = false
       if (p?.phase === "in-slot") {
+        if (now === 0) now = Bun.nanoseconds()
         try {
-          lent = this.answer(p, link, slot)
+          lent = this.answer(p, link, slot, now)
         } catch (e) {
           this.fail(p, new ProtocolError(`could not read the answer of worker pid ${chan.peerPid}: ${(e as Error)?.message}`))
         }
@@ -538,7 +543,7 @@ export class SlotBus {
   }
 
   /** Resolves p with the answer in `slot`; true when the slot was lent to the caller (a borrowed response). */
-  private answer(p: Pending, link: Link, slot: number): boolean {
+  private answer(p: Pending, link: Link, slot: number, now: number): boolean {
     const { chan } = link
     const m = chan.msg
     const arena = chan.arena(slot, 1)
@@ -581,7 +586,7 @@ export class SlotBus {
       value = p.kind === Kind.RAW ? body : new SlotResponse(status, headers, body)
     }
     this.counters.responses++
-    this.latency.record(Bun.nanoseconds() - p.started)
+    this.latency.record(now - p.started)
     this.settle(p)
     p.resolve(value as never)
     return lent
@@ -605,7 +610,7 @@ export class SlotBus {
       if (p.link.chan.isOpen) native.sb_hub_cancel(p.link.chan.ptr, p.slot)
     }
     this.settle(p)
-    p.settledAt = performance.now() // given up: from now on its slot may count as stuck
+    p.settledAt = nowMs() // given up: from now on its slot may count as stuck
     if (err instanceof TimeoutError) this.counters.timeouts++
     else this.counters.errors++
     p.body = EMPTY
@@ -625,7 +630,7 @@ export class SlotBus {
   private tick() {
     if (this.stopped) return
     try {
-      const t = performance.now()
+      const t = nowMs()
       const expire = (p: Pending | null) => {
         if (p && (p.phase === "queued" || p.phase === "in-slot") && p.deadline <= t)
           this.fail(p, new TimeoutError(p.phase === "queued" && this.links.length === 0
@@ -647,13 +652,17 @@ export class SlotBus {
       this.counters.internalErrors++
     }
     const busy = this.queue.length > 0 || this.links.some((l) => l.inFlight > 0)
-    this.scheduleTick(busy ? TICK_BUSY_MS : TICK_IDLE_MS)
+    if (busy) this.scheduleTick(TICK_BUSY_MS)
+    else {
+      clearTimeout(this.ticker)
+      this.tickAt = Infinity
+    }
   }
 
   private scheduleTick(ms: number) {
     if (this.stopped) return
     clearTimeout(this.ticker)
-    this.tickAt = performance.now() + ms
+    this.tickAt = nowMs() + ms
     this.ticker = setTimeout(() => this.tick(), ms)
   }
 
@@ -864,7 +873,7 @@ export class SlotBus {
       state,
       inFlight,
       waiting,
-      stuck: this.stuckSlots(link, performance.now()),
+      stuck: this.stuckSlots(link, nowMs()),
       requests,
       slots: Array.from({ length: chan.slotCount }, (_, s) =>
         chan.isOpen ? (STATE_NAMES[native.sb_slot_state(chan.ptr, s) & 0xff] ?? "corrupt") : "gone"),

@@ -30,6 +30,12 @@ export function tuning(idle: IdleStrategy = "adaptive"): Tuning {
 const now = Bun.nanoseconds
 const MAX_MICROTASK_NS = 1_000_000 // let timers and I/O in at least once a millisecond
 const YIELD_EVERY_NS = 5_000
+const POLLS_PER_CLOCK = 8
+// A sched_yield that kept this side off the CPU this long ran a third process (a peer sharing our CPU answers
+// sooner): the machine is oversubscribed. Yielding then costs a whole time slice of the other process, while a
+// parked side that is woken preempts it; so a pump that may park does, at once, for the next while.
+const CONTENDED_YIELD_NS = 50_000
+const CONTENDED_FOR_NS = 50_000_000
 // A peer may ring only after it found this side parked (docs/PROTOCOL.md §5): at most one ring per park.
 // The slack covers rings still in flight when the count is read; a flooder passes it within one read.
 const RING_SLACK = 64
@@ -53,9 +59,11 @@ export interface PumpDuties {
 export class Pump {
   private readonly t: Tuning
   private scheduled = false
+  private kicked = false // new work since the last run: counts as progress (kick() reads no clock)
   private parked = false
   private stopped = false
   private lastProgress = now()
+  private contendedUntil = 0
   private chainStart = 0
   private parks = 0
   private rings = 0
@@ -84,7 +92,7 @@ export class Pump {
       native.sb_unpark(this.chan.ptr)
       this.parked = false
     }
-    this.lastProgress = now()
+    this.kicked = true
     this.schedule(true)
   }
 
@@ -126,8 +134,11 @@ export class Pump {
       let t = now()
       const until = t + this.t.spinNs
       let yieldAt = t + YIELD_EVERY_NS
-      while (workCount === 0 && (t = now()) < until && !this.stopped) {
+      // A poll is one FFI call (~10 ns), a clock read ~30-100 ns: look at the clock every POLLS_PER_CLOCK polls.
+      for (let i = 1; workCount === 0 && !this.stopped; i++) {
         workCount = this.collect()
+        if (i % POLLS_PER_CLOCK !== 0) continue
+        if ((t = now()) >= until) break
         if (t > yieldAt) {
           native.sb_yield()
           yieldAt = t + YIELD_EVERY_NS
@@ -135,10 +146,18 @@ export class Pump {
       }
     }
     if (this.stopped || !this.chan.isOpen) return
-    if (workCount === 0) native.sb_yield()
-    const t = now()
-    if (workCount > 0) this.lastProgress = t
+    let t = now()
+    const mayPark = this.t.parkAfterNs !== Infinity
+    if (workCount === 0 && !(mayPark && t < this.contendedUntil)) {
+      native.sb_yield()
+      const back = now()
+      if (back - t >= CONTENDED_YIELD_NS) this.contendedUntil = back + CONTENDED_FOR_NS
+      t = back
+    }
+    if (workCount > 0 || this.kicked) this.lastProgress = t
+    this.kicked = false
     if (!this.wanted() || t - this.lastProgress >= this.t.parkAfterNs) return this.park()
+    if (workCount === 0 && mayPark && t < this.contendedUntil) return this.park()
     this.schedule(workCount > 0)
   }
 

@@ -56,7 +56,7 @@ export class SlotRequest {
   cancelled: unknown = null
   private bodyView: Uint8Array | null = null
   private live = true
-  private readonly lent: ArrayBuffer[] = []
+  private lent: ArrayBuffer[] | null = null // most requests lend nothing: no array for them
   /** @internal Set by `reply()`: the response head already written into the slot. */
   replied: { view: Uint8Array; status: number; headLen: number } | null = null
 
@@ -86,7 +86,7 @@ export class SlotRequest {
 
   private borrow(response: 0 | 1, off: number, len: number): ArrayBuffer {
     const buf = this.chan.lend(this.slot, response, off, len)
-    this.lent.push(buf)
+    ;(this.lent ??= []).push(buf)
     return buf
   }
 
@@ -165,8 +165,8 @@ export class SlotRequest {
     this.bodyView = null
     this.strings = null
     this.h = null
-    for (const buf of this.lent) if (!buf.detached) buf.transfer(0)
-    this.lent.length = 0
+    if (this.lent) for (const buf of this.lent) if (!buf.detached) buf.transfer(0)
+    this.lent = null
   }
 }
 

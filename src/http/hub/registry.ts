@@ -58,8 +58,6 @@ export interface RouteEntry {
 export interface RegistryHooks {
   /** A new instance: liveness watches it attach. */
   registered(inst: WorkerInstance): void
-  /** An instance not yet seen connected, about to be weighed by `pick`: liveness looks again. */
-  refresh(inst: WorkerInstance): void
   /** An instance left (evicted, replaced, deregistered): its SSE clients end, health records it. */
   evicted(inst: WorkerInstance, reason: string): void
 }
@@ -192,7 +190,6 @@ export class Registry {
     const from = entry.next++ % n
     for (let k = 0; k < n; k++) {
       const inst = list[(from + k) % n]!
-      if (inst.state !== "connected") this.hooks.refresh(inst) // a new worker counts as soon as it is attached
       const up = inst.state === "connected"
       const bestUp = best?.state === "connected"
       if (!best || (up && !bestUp) || (up === bestUp && inst.inFlight < best.inFlight)) best = inst

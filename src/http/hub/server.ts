@@ -42,7 +42,6 @@ export class Hub {
     const counters = this.healthReport.counters
     this.registry = new Registry(this.o, counters, tag, {
       registered: (inst) => this.liveness.watch(inst),
-      refresh: (inst) => this.liveness.refresh(inst),
       evicted: (inst, reason) => {
         this.sse.closeFor(inst)
         this.healthReport.recordEviction(inst, reason)
@@ -162,7 +161,6 @@ export class Hub {
   }
 
   health(): HubHealth {
-    this.liveness.refreshAll()
     return this.healthReport.report(this.registry, this.sse.counts)
   }
 
