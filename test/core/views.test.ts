@@ -20,10 +20,29 @@ describe("a handler that keeps its request past settling", () => {
     try {
       await worker.waitLine(/^ready/)
       await bus.waitForWorkers(1)
-      const first = await bus.request({ method: "POST", path: "/keep", headers: { authorization: "Bearer first-caller" }, body: "first body" })
+      // 8 KiB: a body that large is a view into the slot (smaller ones are copies, see below)
+      const first = await bus.request({ method: "POST", path: "/keep", headers: { authorization: "Bearer first-caller" }, body: "first body".padEnd(8192, ".") })
       expect(first.text()).toBe("R".repeat(16))
       const second = await bus.request({ method: "GET", path: "/inspect", headers: { authorization: "Bearer second-caller" }, body: "second body" })
       expectDead(second.json())
+      expect(second.text()).not.toContain("second")
+    } finally {
+      await bus.close({ drain: false })
+      await worker.kill()
+    }
+  })
+
+  test("a small body (a copy) kept past settling keeps its own bytes and never shows the next request's", async () => {
+    const name = busName("views-small")
+    const bus = await SlotBus.listen(name, { slots: 1 })
+    const worker = bunChild("keeper-worker.ts", [name])
+    try {
+      await worker.waitLine(/^ready/)
+      await bus.waitForWorkers(1)
+      expect((await bus.request({ method: "POST", path: "/keep-small", body: "first body" })).text()).toBe("kept")
+      const second = await bus.request({ method: "GET", path: "/inspect", body: "second body" })
+      const seen = second.json() as Record<string, unknown>
+      expect(seen.body).toBe("first body")
       expect(second.text()).not.toContain("second")
     } finally {
       await bus.close({ drain: false })
@@ -38,7 +57,7 @@ describe("a handler that keeps its request past settling", () => {
     try {
       await worker.waitLine(/^ready/)
       await bus.waitForWorkers(1)
-      await bus.request({ method: "POST", path: "/keep", body: "kept body" })
+      await bus.request({ method: "POST", path: "/keep", body: "kept body".padEnd(8192, ".") })
       await bus.close({ drain: false })
       const line = await worker.waitLine(/^after-close (.*)$/)
       expectDead(JSON.parse(line[1]!))

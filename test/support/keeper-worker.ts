@@ -1,6 +1,7 @@
 // A worker that keeps what the docs say not to keep: the last request, its body and its reply view. Usage:
 //   bun test/support/keeper-worker.ts <bus-name>
 // POST /keep: keeps req, req.body and a 16-byte req.reply() view (filled with "R"), answers through it.
+// POST /keep-small: keeps only req.body (under 4 KiB, so a copy) and answers "kept".
 // GET /inspect: answers JSON of what the kept objects read now. When the hub goes away it reads them once
 // more, prints "after-close <json>" and exits 0 (a crash would show as a signal instead).
 import { SlotWorker, type SlotRequest } from "../../src/index.ts"
@@ -34,6 +35,10 @@ const look = () => ({
 })
 
 const worker = await SlotWorker.connect(name, (req) => {
+  if (req.path === "/keep-small") {
+    keptBody = req.body
+    return "kept"
+  }
   if (req.path === "/keep") {
     kept = req
     keptBody = req.body
