@@ -2,7 +2,8 @@
 // <subs> bench/events/peer.ts subscribers, writes "<publisher pid> <subscriber pids…>" to <pidfile>, waits
 // 1 s, publishes as cli.ts does (monoNs() + publish, a setImmediate every 1024) for <seconds>, and prints
 // what each subscriber got.
-//   bun bench/profiles/events-run.ts <subs> <seconds> <pidfile> [spin|adaptive|park]
+//   bun bench/profiles/events-run.ts <subs> <seconds> <pidfile> [spin|adaptive|park] [await]
+// "await" sends as cli.ts's measure() does: `await send(i)` per event.
 import { join } from "node:path"
 import { Topic } from "../../src/events/index.ts"
 import { spawn } from "../lib/child.ts"
@@ -11,6 +12,7 @@ import { monoNs as now } from "../events/clock.ts"
 const [subs = 1, seconds = 4] = process.argv.slice(2, 4).map(Number)
 const pidfile = process.argv[4] ?? "/tmp/events-run.pids"
 const idle = process.argv[5] ?? "adaptive"
+const awaitEach = process.argv[6] === "await"
 const name = `prof-${process.pid}`
 const topic = await Topic.open(name, { capacity: 1 << 24 })
 const ctl = await Topic.open(`${name}-ctl`, { capacity: 1 << 16 })
@@ -26,14 +28,20 @@ await Bun.sleep(1000)
 
 const data = new Uint8Array(64)
 const f64 = new Float64Array(data.buffer, 0, 1)
+const send = (): void => {
+  f64[0] = now()
+  topic.publish({ type: "bench", data })
+}
 const until = now() + seconds * 1e9
 let sent = 0
 const t0 = now()
 while (now() < until) {
-  for (let i = 0; i < 1024; i++) {
-    f64[0] = now()
-    topic.publish({ type: "bench", data })
-  }
+  if (awaitEach) for (let i = 0; i < 1024; i++) await send()
+  else
+    for (let i = 0; i < 1024; i++) {
+      f64[0] = now()
+      topic.publish({ type: "bench", data })
+    }
   sent += 1024
   await new Promise<void>((r) => setImmediate(r))
 }
