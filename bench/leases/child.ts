@@ -27,8 +27,10 @@ if (job === "contend") {
 } else {
   const [role, n, spin] = [rest[0] as "a" | "b", Number(rest[1]), rest[2] === "1"]
   const warm = await open(true)
-  await warmUp(warm, method === "redis" ? 500 : 20_000)
+  const rival = method === "slotbus" ? await open(true) : undefined // flock's wait blocks the thread: no rival
+  await warmUp(warm, method === "redis" ? 500 : 20_000, rival)
   await warm.close()
+  await rival?.close()
   if (role === "a" && !(await lock.tryAcquire())) throw new Error("the lock is taken before the handover bench started")
   process.stdout.write("ready\n")
   await go()

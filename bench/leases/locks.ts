@@ -166,9 +166,11 @@ export function pinToCpu(nth: number, scope: "thread" | "process" = "thread"): b
 /**
  * Runs the code paths a handover takes (acquire, spin, release, the clock) `n` times on a lock nobody else
  * uses, so that the timed handovers run JIT-compiled code: a party that only did 200 handovers would be
- * timed in JavaScriptCore's interpreter, which costs several µs per handover on its own.
+ * timed in JavaScriptCore's interpreter, which costs several µs per handover on its own. With `rival`, a
+ * second handle on the same lock in this process whose acquire() does not block the thread (slotbus), the
+ * sleeping wait is warmed too: `rival` holds, `lock` waits, `rival` releases.
  */
-export async function warmUp(lock: Lock, n: number): Promise<void> {
+export async function warmUp(lock: Lock, n: number, rival?: Lock): Promise<void> {
   for (let i = 0; i < n; i++) {
     if (lock.spin) lock.spin()
     else await lock.tryAcquire()
@@ -179,6 +181,15 @@ export async function warmUp(lock: Lock, n: number): Promise<void> {
       await lock.acquire()
       await lock.release()
     }
+  }
+  for (let i = 0; rival && i < n / 10; i++) {
+    if (!(await rival.tryAcquire())) throw new Error("warm-up: the rival could not take the warm-up lock")
+    const waiting = lock.acquire()
+    await new Promise((resolve) => setImmediate(resolve))
+    await rival.release()
+    await waiting
+    nowNs()
+    await lock.release()
   }
 }
 
