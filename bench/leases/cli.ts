@@ -214,7 +214,7 @@ async function handoverWorkers(n: number, spin: boolean) {
 function handoverResult(method: string, l: { ns: number[]; starved: number; pinned: boolean }, note?: string): Result {
   const pct = (p: number) => l.ns[Math.min(l.ns.length - 1, Math.floor((p / 100) * l.ns.length))] ?? NaN
   const starved = l.starved ? `${l.starved} of ${l.ns.length + l.starved} acquisitions were not handovers (waiter starved), left out` : undefined
-  const unpinned = l.pinned ? undefined : "parties not pinned to CPUs of their own: the releaser may preempt the spinning waiter"
+  const unpinned = l.pinned || !method.endsWith(":spin") ? undefined : "parties not pinned to CPUs of their own: the releaser may preempt the spinning waiter"
   return { test: "handover", method, value: pct(50), p99: pct(99), unit: "ns", note: [note, starved, unpinned].filter(Boolean).join("; ") || undefined }
 }
 
@@ -252,7 +252,7 @@ function render(results: Result[]): string {
     // compare with slotbus in the same mode (":spin", ":wait"), else with the first slotbus row
     const mode = (m: string) => (m.includes(":") ? m.slice(m.indexOf(":")) : "")
     const slotbusRow = (m: string) => rows.find((r) => r.method === `slotbus${mode(m)}`)
-    lines.push(`\n${test}${test === "uncontended" ? " (claim + release from JS)" : test === "handover" ? " (release → waiting party holds it; JS clock before release() → after the claim returns; parties warmed up, pinned to CPUs 0 and 1)" : " (claims/s, all parties)"}`)
+    lines.push(`\n${test}${test === "uncontended" ? " (claim + release from JS)" : test === "handover" ? " (release → waiting party holds it; JS clock before release() → after the claim returns; parties warmed up; spinning parties pinned to CPUs 0 and 1)" : " (claims/s, all parties)"}`)
     for (const r of rows) {
       const base = slotbusRow(r.method) ?? rows.find((x) => x.method.startsWith("slotbus"))
       let ratio = ""
