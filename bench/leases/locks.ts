@@ -197,7 +197,8 @@ export async function warmUp(lock: Lock, n: number, rival?: Lock): Promise<void>
  * Handover: two parties alternate. The holder holds 4 ms (the first time 100 ms, so the other is surely
  * waiting), notes the time and releases, sleeps 2 ms (so the other, already waiting, takes it) and waits for
  * its turn again. Party "a" must hold the lock when called. Call warmUp first. Spinning parties pin themselves
- * to CPUs 0 and 1 (pinToCpu: a process party pins all its threads, a Worker only itself). Returns the release and acquire times (ns), which are matched up by latencies().
+ * to CPUs 0 and 1 (pinToCpu: a process party pins all its threads, a Worker only itself). Returns the release
+ * and acquire times (ns), which are matched up by latencies().
  */
 export async function handover(lock: Lock, role: "a" | "b", n: number, spin: boolean, sleep: (ms: number) => Promise<void> | void, pin: "thread" | "process") {
   // a spinning waiter needs a CPU of its own; a sleeping one is better off where the kernel wakes it (often
