@@ -1,5 +1,5 @@
 // A Worker party for the SharedArrayBuffer + Atomics lock (same process only). Messages mirror child.ts.
-import { atomicsLock, contend, handover } from "./locks.ts"
+import { atomicsLock, contend, handover, warmUp } from "./locks.ts"
 
 declare const self: Worker
 self.onmessage = async (e: MessageEvent) => {
@@ -10,8 +10,9 @@ self.onmessage = async (e: MessageEvent) => {
   if (job === "contend") {
     postMessage({ count: await contend(lock, ms, false) })
   } else {
+    await warmUp(atomicsLock(new Int32Array(new SharedArrayBuffer(4))), 20_000)
     // Atomics.wait as the sleep: a Worker may block, and a timer would add the event loop's jitter
-    const r = await handover(lock, role, n, spin, (t) => void Atomics.wait(sleeper, 0, 0, t))
+    const r = await handover(lock, role, n, spin, (t) => void Atomics.wait(sleeper, 0, 0, t), "thread")
     postMessage({ result: r })
   }
 }

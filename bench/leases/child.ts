@@ -2,15 +2,16 @@
 //   contend  <method> <ms> <target>                      prints "count <n>"
 //   handover <method> <a|b> <n> <spin 0|1> <target>      prints "result <json>"
 // <target>: the contest name (slotbus), the lock file (flock) or the Redis URL (redis).
-import { contend, flockLock, handover, redisLock, slotbusLock, type Lock, type ProcessMethod } from "./locks.ts"
+import { contend, flockLock, handover, redisLock, slotbusLock, warmUp, type Lock, type ProcessMethod } from "./locks.ts"
 
 const [job, method, ...rest] = process.argv.slice(2) as [string, ProcessMethod, ...string[]]
 const target = rest.at(-1)!
 
-async function open(): Promise<Lock> {
-  if (method === "slotbus") return slotbusLock(target)
-  if (method === "flock") return flockLock(target)
-  return redisLock(target, "slotbus-bench-lock")
+/** The lock under test, or (warm) one of the same kind that only this party uses, to warm up on. */
+async function open(warm = false): Promise<Lock> {
+  if (method === "slotbus") return slotbusLock(target, warm ? `warm-${process.pid}` : "bench")
+  if (method === "flock") return flockLock(warm ? `${target}.warm-${process.pid}` : target)
+  return redisLock(target, warm ? `slotbus-bench-warm-${process.pid}` : "slotbus-bench-lock")
 }
 
 const lock = await open()
@@ -25,10 +26,15 @@ if (job === "contend") {
   process.stdout.write(`count ${n}\n`)
 } else {
   const [role, n, spin] = [rest[0] as "a" | "b", Number(rest[1]), rest[2] === "1"]
+  const warm = await open(true)
+  const rival = method === "slotbus" ? await open(true) : undefined // flock's wait blocks the thread: no rival
+  await warmUp(warm, method === "redis" ? 500 : 20_000, rival)
+  await warm.close()
+  await rival?.close()
   if (role === "a" && !(await lock.tryAcquire())) throw new Error("the lock is taken before the handover bench started")
   process.stdout.write("ready\n")
   await go()
-  const r = await handover(lock, role, n, spin, (ms) => Bun.sleep(ms))
+  const r = await handover(lock, role, n, spin, (ms) => Bun.sleep(ms), "process")
   process.stdout.write(`result ${JSON.stringify(r)}\n`)
 }
 await lock.close()

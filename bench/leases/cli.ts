@@ -15,6 +15,7 @@ leases, flock(2) on a file, a SharedArrayBuffer + Atomics lock between Workers, 
 (a redis-server is started on a free port if the binary is installed; skipped with a note otherwise).
 
   --quick        shorter runs
+  --only <test>  one test: uncontended, contended or handover
   --json         one JSON object per result on stdout (the table goes to stderr)
   -h, --help     this text`
 
@@ -38,6 +39,12 @@ export async function main(argv: string[]): Promise<number> {
     return 0
   }
   const quick = argv.includes("--quick")
+  const only = argv.includes("--only") ? argv[argv.indexOf("--only") + 1] : undefined
+  if (only !== undefined && !["uncontended", "contended", "handover"].includes(only)) {
+    process.stderr.write(`--only takes uncontended, contended or handover, got ${only}\n`)
+    return 2
+  }
+  const runs = (test: string) => only === undefined || only === test
   const json = argv.includes("--json")
   const out = (s: string) => (json ? process.stderr : process.stdout).write(`${s}\n`)
   const machine = describeMachine()
@@ -56,14 +63,16 @@ export async function main(argv: string[]): Promise<number> {
   try {
     // 1. uncontended claim + release from JS
     const n = quick ? 200_000 : 1_000_000
-    add(uncontendedResult("slotbus", await uncontended(await slotbusLock(`${targets.slotbus}-u`), n)))
-    add(uncontendedResult("flock", await uncontended(flockLock(lockFile), n)))
-    add(uncontendedResult("atomics", await uncontended(atomicsLock(new Int32Array(new SharedArrayBuffer(4))), n), "same process"))
-    if (redis) add(uncontendedResult("redis", await uncontended(await redisLock(redis.url, "slotbus-bench-u"), quick ? 2000 : 10_000)))
+    if (runs("uncontended")) {
+      add(uncontendedResult("slotbus", await uncontended(await slotbusLock(`${targets.slotbus}-u`), n)))
+      add(uncontendedResult("flock", await uncontended(flockLock(lockFile), n)))
+      add(uncontendedResult("atomics", await uncontended(atomicsLock(new Int32Array(new SharedArrayBuffer(4))), n), "same process"))
+      if (redis) add(uncontendedResult("redis", await uncontended(await redisLock(redis.url, "slotbus-bench-u"), quick ? 2000 : 10_000)))
+    }
 
     // 2. contended: parties taking the lock in a loop for a while
     const ms = quick ? 500 : 1500
-    for (const parties of [2, 8]) {
+    for (const parties of runs("contended") ? [2, 8] : []) {
       for (const method of ["slotbus", "flock", "redis"] as const) {
         const target = targets[method]
         if (!target) continue
@@ -75,12 +84,12 @@ export async function main(argv: string[]): Promise<number> {
 
     // 3. handover latency
     const h = quick ? 60 : 200
-    for (const [method, spin] of [["slotbus", true], ["slotbus", false], ["flock", true], ["flock", false], ["redis", true]] as const) {
+    for (const [method, spin] of runs("handover") ? ([["slotbus", true], ["slotbus", false], ["flock", true], ["flock", false], ["redis", true]] as const) : []) {
       const target = targets[method]
       if (!target) continue
       add(handoverResult(`${method}:${spin ? "spin" : "wait"}`, await handoverProcesses(method, target, h, spin)))
     }
-    for (const spin of [true, false]) add(handoverResult(`atomics:${spin ? "spin" : "wait"}`, await handoverWorkers(h, spin), "Workers, same process"))
+    for (const spin of runs("handover") ? [true, false] : []) add(handoverResult(`atomics:${spin ? "spin" : "wait"}`, await handoverWorkers(h, spin), "Workers, same process"))
   } finally {
     await redis?.child.kill()
     rmSync(dir, { recursive: true, force: true })
@@ -159,7 +168,8 @@ async function handoverProcesses(method: ProcessMethod, target: string, n: numbe
       a.write("go\n")
       b.write("go\n")
       const [ra, rb] = await Promise.all([a.waitLine(/^result (.*)$/, Infinity), b.waitLine(/^result (.*)$/, Infinity)])
-      return latencies(JSON.parse(ra[1]!) as Handover, JSON.parse(rb[1]!) as Handover)
+      const [ha, hb] = [JSON.parse(ra[1]!) as Handover, JSON.parse(rb[1]!) as Handover]
+      return { ...latencies(ha, hb), pinned: !!ha.pinned && !!hb.pinned }
     } finally {
       b.signal("SIGKILL")
     }
@@ -194,17 +204,18 @@ async function handoverWorkers(n: number, spin: boolean) {
     b.postMessage({ job: "handover", sab, role: "b", n, spin })
     a.postMessage({ job: "handover", sab, role: "a", n, spin })
     const [ra, rb] = await Promise.all(done)
-    return latencies(ra.result, rb.result)
+    return { ...latencies(ra.result, rb.result), pinned: !!ra.result.pinned && !!rb.result.pinned }
   } finally {
     a.terminate()
     b.terminate()
   }
 }
 
-function handoverResult(method: string, l: { ns: number[]; starved: number }, note?: string): Result {
+function handoverResult(method: string, l: { ns: number[]; starved: number; pinned: boolean }, note?: string): Result {
   const pct = (p: number) => l.ns[Math.min(l.ns.length - 1, Math.floor((p / 100) * l.ns.length))] ?? NaN
   const starved = l.starved ? `${l.starved} of ${l.ns.length + l.starved} acquisitions were not handovers (waiter starved), left out` : undefined
-  return { test: "handover", method, value: pct(50), p99: pct(99), unit: "ns", note: [note, starved].filter(Boolean).join("; ") || undefined }
+  const unpinned = l.pinned || !method.endsWith(":spin") ? undefined : "parties not pinned to CPUs of their own: the releaser may preempt the spinning waiter"
+  return { test: "handover", method, value: pct(50), p99: pct(99), unit: "ns", note: [note, starved, unpinned].filter(Boolean).join("; ") || undefined }
 }
 
 async function startRedis(): Promise<{ url: string; child: Child } | null> {
@@ -241,7 +252,7 @@ function render(results: Result[]): string {
     // compare with slotbus in the same mode (":spin", ":wait"), else with the first slotbus row
     const mode = (m: string) => (m.includes(":") ? m.slice(m.indexOf(":")) : "")
     const slotbusRow = (m: string) => rows.find((r) => r.method === `slotbus${mode(m)}`)
-    lines.push(`\n${test}${test === "uncontended" ? " (claim + release from JS)" : test === "handover" ? " (release → waiting party holds it)" : " (claims/s, all parties)"}`)
+    lines.push(`\n${test}${test === "uncontended" ? " (claim + release from JS)" : test === "handover" ? " (release → waiting party holds it; JS clock before release() → after the claim returns; parties warmed up; spinning parties pinned to CPUs 0 and 1)" : " (claims/s, all parties)"}`)
     for (const r of rows) {
       const base = slotbusRow(r.method) ?? rows.find((x) => x.method.startsWith("slotbus"))
       let ratio = ""

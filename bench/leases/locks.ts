@@ -2,7 +2,7 @@
 // (through libc with bun:ffi, the kernel releases it at process death too), a SharedArrayBuffer + Atomics
 // futex mutex (Workers of one process only), and Redis SET NX PX with a compare-and-delete release.
 import { dlopen, FFIType } from "bun:ffi"
-import { closeSync, openSync } from "node:fs"
+import { closeSync, openSync, readdirSync } from "node:fs"
 import { Contest, type Lease } from "../../src/leases/index.ts"
 
 export interface Lock {
@@ -17,25 +17,26 @@ export interface Lock {
 }
 
 export type ProcessMethod = "slotbus" | "flock" | "redis"
-export const SUBJECT = { kind: 1, label: "bench" }
 
-export async function slotbusLock(name: string): Promise<Lock> {
+/** slotbus: the contest `name`, subject 1/`label` */
+export async function slotbusLock(name: string, label = "bench"): Promise<Lock> {
   const contest = await Contest.open(name)
+  const subject = { kind: 1, label }
   let lease: Lease | undefined
   return {
     tryAcquire() {
-      const r = contest.tryClaim(SUBJECT)
+      const r = contest.tryClaim(subject)
       if (r.claimed) lease = r.lease
       return r.claimed
     },
     async acquire() {
-      lease = await contest.claim(SUBJECT)
+      lease = await contest.claim(subject)
     },
     release() {
       lease!.release()
     },
     spin() {
-      const r = contest.tryClaim(SUBJECT, { spinUs: 100_000 })
+      const r = contest.tryClaim(subject, { spinUs: 100_000 })
       if (r.claimed) lease = r.lease
       return r.claimed
     },
@@ -132,13 +133,77 @@ export async function contend(lock: Lock, ms: number, spinOnly: boolean): Promis
   return n
 }
 
+let affinity: { get: (tid: number, size: number, mask: Uint8Array) => number; set: (tid: number, size: number, mask: Uint8Array) => number } | undefined
+/**
+ * Pins the calling thread (or, with `process`, every thread of this process: the runtime's helper threads
+ * then cannot wake up on the other party's CPU either) to the `nth` CPU this process may use; false if there
+ * are not that many. The handover parties take CPUs 0 and 1: a spinning waiter has a CPU of its own only if
+ * the releaser cannot wake up on it. Unpinned, on 2 CPUs, the releaser often preempts the waiter on its CPU
+ * and the waiter only sees the release once the releaser sleeps again (~10 µs), which the bench would
+ * count as handover time.
+ */
+export function pinToCpu(nth: number, scope: "thread" | "process" = "thread"): boolean {
+  affinity ??= (() => {
+    const s = dlopen("libc.so.6", {
+      sched_getaffinity: { args: [FFIType.i32, FFIType.u64, FFIType.ptr], returns: FFIType.i32 },
+      sched_setaffinity: { args: [FFIType.i32, FFIType.u64, FFIType.ptr], returns: FFIType.i32 },
+    }).symbols
+    return { get: s.sched_getaffinity, set: s.sched_setaffinity }
+  })()
+  const mask = new Uint8Array(128)
+  if (affinity.get(0, mask.length, mask) !== 0) return false
+  const cpus: number[] = []
+  for (let i = 0; i < mask.length * 8; i++) if (mask[i >> 3]! & (1 << (i & 7))) cpus.push(i)
+  const cpu = cpus[nth]
+  if (cpus.length < 2 || cpu === undefined) return false
+  const mine = new Uint8Array(mask.length)
+  mine[cpu >> 3] = 1 << (cpu & 7)
+  if (affinity.set(0, mine.length, mine) !== 0) return false // 0: the calling thread
+  if (scope === "process") for (const tid of readdirSync("/proc/self/task")) affinity.set(Number(tid), mine.length, mine)
+  return true
+}
+
+/**
+ * Runs the code paths a handover takes (acquire, spin, release, the clock) `n` times on a lock nobody else
+ * uses, so that the timed handovers run JIT-compiled code: a party that only did 200 handovers would be
+ * timed in JavaScriptCore's interpreter, which costs several µs per handover on its own. With `rival`, a
+ * second handle on the same lock in this process whose acquire() does not block the thread (slotbus), the
+ * sleeping wait is warmed too: `rival` holds, `lock` waits, `rival` releases.
+ */
+export async function warmUp(lock: Lock, n: number, rival?: Lock): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    if (lock.spin) lock.spin()
+    else await lock.tryAcquire()
+    nowNs()
+    await lock.release()
+    nowNs()
+    if (i % 8 === 0) {
+      await lock.acquire()
+      await lock.release()
+    }
+  }
+  for (let i = 0; rival && i < n / 10; i++) {
+    if (!(await rival.tryAcquire())) throw new Error("warm-up: the rival could not take the warm-up lock")
+    const waiting = lock.acquire()
+    await new Promise((resolve) => setImmediate(resolve))
+    await rival.release()
+    await waiting
+    nowNs()
+    await lock.release()
+  }
+}
+
 /**
  * Handover: two parties alternate. The holder holds 4 ms (the first time 100 ms, so the other is surely
  * waiting), notes the time and releases, sleeps 2 ms (so the other, already waiting, takes it) and waits for
- * its turn again. Party "a" must hold the lock when called. Returns the release and acquire times (ns), which
- * are matched up by latencies().
+ * its turn again. Party "a" must hold the lock when called. Call warmUp first. Spinning parties pin themselves
+ * to CPUs 0 and 1 (pinToCpu: a process party pins all its threads, a Worker only itself). Returns the release
+ * and acquire times (ns), which are matched up by latencies().
  */
-export async function handover(lock: Lock, role: "a" | "b", n: number, spin: boolean, sleep: (ms: number) => Promise<void> | void) {
+export async function handover(lock: Lock, role: "a" | "b", n: number, spin: boolean, sleep: (ms: number) => Promise<void> | void, pin: "thread" | "process") {
+  // a spinning waiter needs a CPU of its own; a sleeping one is better off where the kernel wakes it (often
+  // the releaser's CPU, about to go idle: pinned elsewhere, every wake-up would cross CPUs)
+  const pinned = spin && pinToCpu(role === "a" ? 0 : 1, pin)
   const releases: number[] = []
   const acquires: number[] = []
   const take = async () => {
@@ -165,12 +230,14 @@ export async function handover(lock: Lock, role: "a" | "b", n: number, spin: boo
       await give(false)
     }
   }
-  return { releases, acquires }
+  return { releases, acquires, pinned }
 }
 
 export interface Handover {
   releases: number[]
   acquires: number[]
+  /** the party had a CPU of its own (pinToCpu) */
+  pinned?: boolean
 }
 
 /**

@@ -275,9 +275,10 @@ export class Contest implements Disposable {
   /** Wait until `subject` can be claimed, then claim it. Woken by a release, an expiry, or the holder's death. */
   async claim(subject: Subject, opts: WaitOptions = {}): Promise<Lease> {
     const deadline = opts.timeoutMs === undefined ? Infinity : performance.now() + opts.timeoutMs
+    const again = opts.spinUs ? { ...opts, spinUs: 0 } : opts // spin only before the first sleep
     for (let first = true; ; first = false) {
       opts.signal?.throwIfAborted()
-      const r = this.tryClaim(subject, first ? opts : { ...opts, spinUs: 0 })
+      const r = this.tryClaim(subject, first ? opts : again)
       if (r.claimed) return r.lease
       const left = deadline - performance.now()
       if (left <= 0) throw new TimeoutError(`${describe(subject)} is still held by ${r.holder.owner || `pid ${r.holder.pid}`} after ${opts.timeoutMs} ms`)
@@ -515,13 +516,16 @@ export class Contest implements Disposable {
       clearTimeout(timer)
       if (onAbort) signal!.removeEventListener("abort", onAbort)
       this.waits.delete(stop)
-      // Off the hand-over path (the caller claims first): Bun lets go of the fd, then the C side joins the
-      // thread and closes it; the contest is freed only after the last one.
-      void reader.cancel().catch(() => {}).then(() => {
-        native.sbl_wait_end(w)
-        this.waitThreads--
-        this.freeIfIdle()
-      })
+      // Off the hand-over path, on a later turn of the event loop (cancelling the stream here cost tens of
+      // µs before the caller could claim): Bun lets go of the fd, then the C side joins the thread and
+      // closes it; the contest is freed only after the last one.
+      setImmediate(() =>
+        void reader.cancel().catch(() => {}).then(() => {
+          native.sbl_wait_end(w)
+          this.waitThreads--
+          this.freeIfIdle()
+        }),
+      )
     }
     signal?.throwIfAborted()
     if (this.isClosed) throw new ContestClosedError(`contest "${this.name}" was closed while waiting`)

@@ -1,6 +1,7 @@
 // The Orbit contest behaviours, and the lease API around them. Two Contest handles in one process are two
 // members (two member records, two claimants), so these run the same table code that processes share.
 import { afterEach, describe, expect, test } from "bun:test"
+import { readdirSync } from "node:fs"
 import {
   Contest,
   ContestClosedError,
@@ -300,6 +301,28 @@ describe("waiting claims in one process", () => {
     claimed(a.tryClaim(s, { ttlMs: 40 }))
     const got = await b.claim(s, { timeoutMs: 5000 })
     expect(got.from).toBe("expired")
+  })
+
+  test("every wait gives its thread and eventfd back once the claim is made (cleanup runs after the claim)", async () => {
+    const name = busName("wait")
+    const [a, b] = [await contest(name), await contest(name)]
+    const s = { kind: 1, label: "ping-pong" }
+    const fds = () => readdirSync("/proc/self/fd").length
+    const threads = () => readdirSync("/proc/self/task").length
+    const before = { fds: fds(), threads: threads() }
+    let held = claimed(a.tryClaim(s))
+    for (let i = 0; i < 30; i++) {
+      const next = (i % 2 ? a : b).claim(s, { owner: `round ${i}` })
+      await Bun.sleep(1)
+      held.release()
+      held = await next
+      expect(held.owner).toBe(`round ${i}`)
+    }
+    held.release()
+    // each leaked wait would keep a thread and an eventfd: 30 of each
+    for (let i = 0; i < 200 && (fds() > before.fds + 5 || threads() > before.threads + 5); i++) await Bun.sleep(10)
+    expect(fds()).toBeLessThanOrEqual(before.fds + 5)
+    expect(threads()).toBeLessThanOrEqual(before.threads + 5)
   })
 
   test("closing the contest releases its leases and ends its waits", async () => {
