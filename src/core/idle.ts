@@ -36,6 +36,8 @@ const POLLS_PER_CLOCK = 8
 // parked side that is woken preempts it; so a pump that may park does, at once, for the next while.
 const CONTENDED_YIELD_NS = 50_000
 const CONTENDED_FOR_NS = 50_000_000
+// Slow yields in a row that mean "contended": one alone is often just a timer tick or a neighbour's burst.
+const CONTENDED_AFTER_SLOW_YIELDS = 3
 // A peer may ring only after it found this side parked (docs/PROTOCOL.md §5): at most one ring per park.
 // The slack covers rings still in flight when the count is read; a flooder passes it within one read.
 const RING_SLACK = 64
@@ -64,6 +66,7 @@ export class Pump {
   private stopped = false
   private lastProgress = now()
   private contendedUntil = 0
+  private slowYields = 0
   private chainStart = 0
   private parks = 0
   private rings = 0
@@ -151,7 +154,11 @@ export class Pump {
     if (workCount === 0 && !(mayPark && t < this.contendedUntil)) {
       native.sb_yield()
       const back = now()
-      if (back - t >= CONTENDED_YIELD_NS) this.contendedUntil = back + CONTENDED_FOR_NS
+      if (back - t < CONTENDED_YIELD_NS) this.slowYields = 0
+      else if (++this.slowYields >= CONTENDED_AFTER_SLOW_YIELDS) {
+        this.contendedUntil = back + CONTENDED_FOR_NS
+        this.slowYields = 0
+      }
       t = back
     }
     if (workCount > 0 || this.kicked) this.lastProgress = t
