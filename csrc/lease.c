@@ -1,43 +1,8 @@
 /* Lease contests: the reference implementation of docs/PROTOCOL.md §7. */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* struct ucred, accept4, pthread_setname_np */
-#endif
+#include "sys.h"
 #include "lease.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <linux/futex.h>
-#include <math.h>
-#include <poll.h>
-#include <pthread.h>
-#include <sched.h>
-#include <signal.h>
-#include <stdatomic.h>
-#include <stddef.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/eventfd.h>
-#include <sys/mman.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/un.h>
-#include <time.h>
-#include <unistd.h>
-
-#ifndef MFD_CLOEXEC
-#define MFD_CLOEXEC 0x0001U
-#define MFD_ALLOW_SEALING 0x0002U
-#endif
-#ifndef F_ADD_SEALS
-#define F_ADD_SEALS 1033
-#define F_GET_SEALS 1034
-#define F_SEAL_SEAL 0x0001
-#define F_SEAL_SHRINK 0x0002
-#define F_SEAL_GROW 0x0004
-#endif
+#include <math.h> /* isfinite, INFINITY: macros only, no libm */
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
 #endif
@@ -143,15 +108,11 @@ struct sbl_wait {
   pthread_t thread;
 };
 
-static uint32_t fnv1a_bytes(uint32_t h, const uint8_t *p, size_t n) {
-  for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 16777619u;
-  return h;
-}
-uint32_t sbl_layout_hash(void) { return fnv1a_bytes(2166136261u, (const uint8_t *)LAYOUT_DESC, strlen(LAYOUT_DESC)); }
+uint32_t sbl_layout_hash(void) { return sys_fnv1a(FNV1A_SEED, (const uint8_t *)LAYOUT_DESC, strlen(LAYOUT_DESC)); }
 
 static uint32_t subject_hash(uint32_t kind, const uint8_t *label, uint32_t len) {
   uint8_t k[4] = {(uint8_t)kind, (uint8_t)(kind >> 8), (uint8_t)(kind >> 16), (uint8_t)(kind >> 24)};
-  return fnv1a_bytes(fnv1a_bytes(2166136261u, k, 4), label, len);
+  return sys_fnv1a(sys_fnv1a(FNV1A_SEED, k, 4), label, len);
 }
 
 static table_hdr *hdr(sbl_contest *c) { return (table_hdr *)c->base; }
@@ -191,10 +152,6 @@ static uint64_t mono_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static long futex(_Atomic uint32_t *addr, int op, uint32_t val, const struct timespec *ts) {
-  return syscall(SYS_futex, addr, op, val, ts, NULL, 0);
-}
-
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
@@ -206,25 +163,10 @@ static inline void cpu_relax(void) {
 /* ---- processes: start time and liveness (§7.5) ---- */
 
 /* Field 22 of /proc/<pid>/stat (start time in clock ticks since boot); 0 if the process is gone or a zombie. */
-static uint64_t process_start(uint32_t pid) {
-  char path[48], buf[1024];
-  snprintf(path, sizeof path, "/proc/%u/stat", pid);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0) return 0;
-  buf[n] = 0;
-  char *p = strrchr(buf, ')'); /* comm may hold spaces and parentheses; the last ')' ends it */
-  if (!p || p[1] != ' ') return 0;
-  p += 2; /* field 3: state */
-  if (*p == 'Z' || *p == 'X') return 0;
-  for (int field = 3; field < 22; field++) {
-    p = strchr(p, ' ');
-    if (!p) return 0;
-    p++;
-  }
-  return strtoull(p, NULL, 10);
+static uint64_t process_start(uint32_t pid) { /* 0 for a zombie: it holds nothing any more */
+  int gone = 0;
+  uint64_t start = sys_proc_start(pid, &gone);
+  return gone ? 0 : start;
 }
 
 /* Is the process behind member word mw still the one that joined? Caller holds cache_lock. */
@@ -430,7 +372,7 @@ static void wake_waiters(entry_t *e) {
    * before it checks the entry (Dekker): either it sees the entry free or we see it waiting */
   if (atomic_load_explicit(&e->waiters, memory_order_seq_cst) == 0) return;
   atomic_fetch_add_explicit(&e->wake_seq, 1, memory_order_seq_cst);
-  futex(&e->wake_seq, FUTEX_WAKE, INT_MAX, NULL);
+  sys_futex(&e->wake_seq, FUTEX_WAKE, INT_MAX, NULL);
 }
 
 int sbl_try_claim(sbl_contest *c, uint32_t kind, const uint8_t *label, uint32_t label_len, const uint8_t *owner,
@@ -691,7 +633,7 @@ static void *wait_main(void *arg) {
     int ms = claimable_in(wt->c, wt->entry);
     if (ms == 0) break;
     struct timespec ts = {0, (long)ms * 1000000L};
-    futex(&e->wake_seq, FUTEX_WAIT, seq, &ts);
+    sys_futex(&e->wake_seq, FUTEX_WAIT, seq, &ts);
   }
   atomic_fetch_sub_explicit(&e->waiters, 1, memory_order_relaxed);
   uint64_t one = 1;
@@ -735,7 +677,7 @@ void sbl_wait_end(sbl_wait *w) {
   if (!w) return;
   atomic_store_explicit(&w->cancel, 1, memory_order_release);
   /* wakes every waiter of this entry, in every process: each just looks again */
-  futex(&entry_at(w->c, w->entry)->wake_seq, FUTEX_WAKE, INT_MAX, NULL);
+  sys_futex(&entry_at(w->c, w->entry)->wake_seq, FUTEX_WAKE, INT_MAX, NULL);
   pthread_join(w->thread, NULL);
   close(w->fd);
   free(w);
@@ -744,19 +686,7 @@ void sbl_wait_end(sbl_wait *w) {
 /* ---- rendezvous (§7.1) ---- */
 
 static int name_to_addr(const char *name, struct sockaddr_un *a, socklen_t *len) {
-  size_t n = name ? strlen(name) : 0;
-  if (n < 1 || n > 64) return -EINVAL;
-  for (size_t i = 0; i < n; i++) {
-    char ch = name[i];
-    if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-'))
-      return -EINVAL;
-  }
-  memset(a, 0, sizeof *a);
-  a->sun_family = AF_UNIX;
-  memcpy(a->sun_path + 1, "slotbus-lease.", 14); /* sun_path[0] = 0: abstract, nothing on disk */
-  memcpy(a->sun_path + 15, name, n);
-  *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 15 + n);
-  return 0;
+  return sys_abstract_addr("slotbus-lease.", name, NULL, a, len);
 }
 
 static void hello_init(hello_msg *h, int32_t status, uint64_t size) {
@@ -1060,7 +990,7 @@ void sbl_close(sbl_contest *c) {
         uint64_t cw = atomic_load_explicit(&e->word, memory_order_relaxed);
         if (w_state(cw) != SBL_FREE && w_member(cw) == c->me && w_gen(cw) == (c->my_gen & 0xFFFF)) {
           atomic_fetch_add_explicit(&e->wake_seq, 1, memory_order_seq_cst);
-          futex(&e->wake_seq, FUTEX_WAKE, INT_MAX, NULL);
+          sys_futex(&e->wake_seq, FUTEX_WAKE, INT_MAX, NULL);
         }
       }
     }

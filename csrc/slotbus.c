@@ -1,41 +1,6 @@
 /* libslotbus reference implementation of docs/PROTOCOL.md. */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* fallocate, struct ucred, accept4 */
-#endif
+#include "sys.h"
 #include "slotbus.h"
-
-#include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <linux/futex.h>
-#include <poll.h>
-#include <pthread.h>
-#include <sched.h>
-#include <stdatomic.h>
-#include <stddef.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/eventfd.h>
-#include <sys/mman.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/un.h>
-#include <time.h>
-#include <unistd.h>
-
-#ifndef MFD_CLOEXEC
-#define MFD_CLOEXEC 0x0001U
-#define MFD_ALLOW_SEALING 0x0002U
-#endif
-#ifndef F_ADD_SEALS
-#define F_ADD_SEALS 1033
-#define F_GET_SEALS 1034
-#define F_SEAL_SEAL 0x0001
-#define F_SEAL_SHRINK 0x0002
-#define F_SEAL_GROW 0x0004
-#endif
 
 #define HDR_BYTES 1024u
 #define SLOT_BYTES 64u
@@ -118,13 +83,7 @@ struct sb_chan {
   char error[160];
 };
 
-static uint32_t fnv1a(const char *s) {
-  uint32_t h = 2166136261u;
-  for (; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
-  return h;
-}
-
-uint32_t sb_layout_hash(void) { return fnv1a(LAYOUT_DESC); }
+uint32_t sb_layout_hash(void) { return sys_fnv1a(FNV1A_SEED, LAYOUT_DESC, strlen(LAYOUT_DESC)); }
 uint32_t sb_abi_version(void) { return SB_ABI_VERSION; }
 
 static uint32_t align8(uint32_t n) { return (n + 7u) & ~7u; }
@@ -194,17 +153,13 @@ static int ring_pop(sb_chan *ch, _Atomic uint32_t *ring, _Atomic uint32_t *tail,
 
 /* ---- waking (§5) ---- */
 
-static long futex(_Atomic uint32_t *addr, int op, uint32_t val, const struct timespec *ts) {
-  return syscall(SYS_futex, addr, op, val, ts, NULL, 0);
-}
-
 static void wake_peer(sb_chan *ch, _Atomic uint32_t *peer_parked, _Atomic uint32_t *tail) {
   /* A polling peer costs us one load of a line it does not write: no syscall, no cache miss. */
   uint32_t how = atomic_load_explicit(peer_parked, memory_order_seq_cst);
   if (how == SB_PARK_FUTEX) {
     /* Never cleared from here: a futex wake is not remembered, so a stale clear could hide the peer's
      * next sleep from every later push. The sleeper clears it when it wakes. */
-    futex(tail, FUTEX_WAKE, INT_MAX, NULL);
+    sys_futex(tail, FUTEX_WAKE, INT_MAX, NULL);
   } else if (how == SB_PARK_EVENTFD) {
     /* Cleared here so a burst of pushes pays one write. Safe even if stale: the eventfd remembers. */
     uint32_t expect = SB_PARK_EVENTFD;
@@ -276,7 +231,7 @@ int sb_wait(sb_chan *ch, int timeout_ms, int use_futex) {
     for (;;) {
       int slice = (left < 0 || left > 10) ? 10 : left;
       struct timespec ts = {0, (long)slice * 1000000L};
-      futex(my_tail(ch), FUTEX_WAIT, seen, &ts);
+      sys_futex(my_tail(ch), FUTEX_WAIT, seen, &ts);
       if (atomic_load_explicit(my_tail(ch), memory_order_acquire) != seen || cancels_pending(ch)) { result = 1; break; }
       if (peer_gone(ch)) { result = -EPIPE; break; }
       if (left >= 0 && (left -= slice) <= 0) break;
@@ -470,19 +425,7 @@ int sb_worker_complete(sb_chan *ch, uint32_t slot, uint32_t gen, uint32_t status
 /* ---- rendezvous (§1) ---- */
 
 static int name_to_addr(const char *name, struct sockaddr_un *a, socklen_t *len) {
-  size_t n = name ? strlen(name) : 0;
-  if (n < 1 || n > 64) return -EINVAL;
-  for (size_t i = 0; i < n; i++) {
-    char c = name[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
-      return -EINVAL;
-  }
-  memset(a, 0, sizeof *a);
-  a->sun_family = AF_UNIX;
-  memcpy(a->sun_path + 1, "slotbus.", 8); /* sun_path[0] = 0: abstract namespace, nothing on disk */
-  memcpy(a->sun_path + 9, name, n);
-  *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 9 + n);
-  return 0;
+  return sys_abstract_addr("slotbus.", name, NULL, a, len);
 }
 
 int sb_listen(const char *name) {

@@ -1,37 +1,6 @@
 /* libslotbus topics: the reference implementation of docs/PROTOCOL.md §8. */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* struct ucred, accept4 */
-#endif
+#include "sys.h"
 #include "topic.h"
-
-#include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <stdatomic.h>
-#include <stddef.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/mman.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/un.h>
-#include <time.h>
-#include <unistd.h>
-
-#ifndef MFD_CLOEXEC
-#define MFD_CLOEXEC 0x0001U
-#define MFD_ALLOW_SEALING 0x0002U
-#endif
-#ifndef F_ADD_SEALS
-#define F_ADD_SEALS 1033
-#define F_GET_SEALS 1034
-#define F_SEAL_SEAL 0x0001
-#define F_SEAL_SHRINK 0x0002
-#define F_SEAL_GROW 0x0004
-#endif
 
 #define LAYOUT_DESC \
   "slotbus-topic/1 hdr=4096 sub=256x64 pub=64x32 rule=128x8 bind=256x1024 data=286720 rec=32 hdr=pos40:alen20:state4 align=16 seg=16"
@@ -92,11 +61,7 @@ static uint64_t patience_ns(uint64_t alen) { return 1000000u + alen; }
 
 /* ---- small helpers ---- */
 
-static uint32_t fnv1a_bytes(uint32_t h, const uint8_t *p, size_t n) {
-  for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x01000193u;
-  return h;
-}
-uint32_t sb_topic_layout_hash(void) { return fnv1a_bytes(0x811c9dc5u, (const uint8_t *)LAYOUT_DESC, strlen(LAYOUT_DESC)); }
+uint32_t sb_topic_layout_hash(void) { return sys_fnv1a(FNV1A_SEED, (const uint8_t *)LAYOUT_DESC, strlen(LAYOUT_DESC)); }
 
 static uint64_t align16(uint64_t n) { return (n + 15) & ~(uint64_t)15; }
 static identity *ident(sb_topic *t) { return (identity *)t->base; }
@@ -161,30 +126,13 @@ static uint64_t now_ns(void) {
 }
 
 /* Start time (field 22 of /proc/<pid>/stat) and whether the process is a zombie; 0 if it is gone. */
-static uint64_t proc_start(uint32_t pid, int *zombie) {
-  char path[48], buf[512];
-  snprintf(path, sizeof path, "/proc/%u/stat", pid);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0) return 0;
-  buf[n] = 0;
-  char *p = strrchr(buf, ')'); /* the command name may contain spaces and parentheses */
-  if (!p || p[1] != ' ') return 0;
-  p += 2;
-  if (zombie) *zombie = (*p == 'Z' || *p == 'X');
-  for (int field = 3; field < 22 && p; field++) p = strchr(p + 1, ' ');
-  return p ? strtoull(p + 1, NULL, 10) : 0;
-}
-
 /* Liveness of a registry entry: pid alive with the same start time (§8.1). deep: also read /proc. */
 static int alive(uint32_t pid, uint64_t start, int deep) {
   if (pid == 0) return 0;
   if (kill((pid_t)pid, 0) < 0 && errno == ESRCH) return 0;
   if (!deep) return 1;
   int zombie = 0;
-  uint64_t s = proc_start(pid, &zombie);
+  uint64_t s = sys_proc_start(pid, &zombie);
   return s != 0 && s == start && !zombie;
 }
 
@@ -396,19 +344,7 @@ static void release_parked(sb_topic *t, uint8_t *e) {
 /* ---- open / close ---- */
 
 static int topic_addr(const char *name, struct sockaddr_un *a, socklen_t *len, const char *suffix) {
-  size_t n = name ? strlen(name) : 0;
-  if (n < 1 || n > 64) return -EINVAL;
-  for (size_t i = 0; i < n; i++) {
-    char c = name[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
-      return -EINVAL;
-  }
-  memset(a, 0, sizeof *a);
-  a->sun_family = AF_UNIX;
-  /* sun_path[0] = 0: the abstract namespace, nothing on disk */
-  int w = snprintf(a->sun_path + 1, sizeof a->sun_path - 1, "slotbus.topic.%s%s", name, suffix ? suffix : "");
-  *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)w);
-  return 0;
+  return sys_abstract_addr("slotbus.topic.", name, suffix, a, len);
 }
 
 static int wake_addr(sb_topic *t, uint32_t index, uint32_t nonce, struct sockaddr_un *a, socklen_t *len) {
@@ -423,7 +359,7 @@ static sb_topic *topic_new(const char *name) {
   snprintf(t->name, sizeof t->name, "%s", name);
   t->listen_fd = t->conn_fd = t->memfd = t->send_fd = -1;
   t->pid = (uint32_t)getpid();
-  t->start = proc_start(t->pid, NULL);
+  t->start = sys_proc_start(t->pid, NULL);
   t->pub_index = -1;
   return t;
 }
@@ -790,9 +726,9 @@ int sb_topic_add_rule(sb_topic *t, const uint8_t *rule, uint32_t len) {
 /* Binding entry: u32 seq, u32 rule + 1, then three (u8 len + 63 bytes) values A, B, C at 8, 72, 136. */
 static uint32_t binding_hash(uint32_t rule, const uint8_t *a, uint32_t al, const uint8_t *b, uint32_t bl) {
   uint8_t r = (uint8_t)rule, sep = 0;
-  uint32_t h = fnv1a_bytes(0x811c9dc5u, &r, 1);
-  h = fnv1a_bytes(fnv1a_bytes(h, a, al), &sep, 1);
-  return fnv1a_bytes(h, b, bl);
+  uint32_t h = sys_fnv1a(FNV1A_SEED, &r, 1);
+  h = sys_fnv1a(sys_fnv1a(h, a, al), &sep, 1);
+  return sys_fnv1a(h, b, bl);
 }
 
 static int same_value(const uint8_t *field, const uint8_t *v, uint32_t n) { return field[0] == n && memcmp(field + 1, v, n) == 0; }

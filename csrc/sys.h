@@ -1,0 +1,93 @@
+/* Internal to libslotbus (slotbus.c, lease.c, topic.c): the system prelude and the few helpers all three use.
+ * Include it first, before any system header, so _GNU_SOURCE takes effect. Not part of the public API. */
+#ifndef SLOTBUS_SYS_H
+#define SLOTBUS_SYS_H
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* fallocate, struct ucred, accept4, pthread_setname_np */
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Older libc headers lack these; the values are the kernel's. */
+#ifndef MFD_CLOEXEC
+#define MFD_CLOEXEC 0x0001U
+#define MFD_ALLOW_SEALING 0x0002U
+#endif
+#ifndef F_ADD_SEALS
+#define F_ADD_SEALS 1033
+#define F_GET_SEALS 1034
+#define F_SEAL_SEAL 0x0001
+#define F_SEAL_SHRINK 0x0002
+#define F_SEAL_GROW 0x0004
+#endif
+
+#define FNV1A_SEED 2166136261u
+
+/* FNV-1a 32 over n bytes, continuing from h (FNV1A_SEED to start): layout hashes and table hashing. */
+static inline uint32_t sys_fnv1a(uint32_t h, const void *p, size_t n) {
+  const uint8_t *b = p;
+  for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 16777619u;
+  return h;
+}
+
+static inline long sys_futex(_Atomic uint32_t *addr, int op, uint32_t val, const struct timespec *ts) {
+  return syscall(SYS_futex, addr, op, val, ts, NULL, 0);
+}
+
+/* The abstract unix address "\0<prefix><name><suffix>" (nothing on disk). name: 1-64 of [A-Za-z0-9._-]. */
+static inline int sys_abstract_addr(const char *prefix, const char *name, const char *suffix, struct sockaddr_un *a,
+                                    socklen_t *len) {
+  size_t n = name ? strlen(name) : 0;
+  if (n < 1 || n > 64) return -EINVAL;
+  for (size_t i = 0; i < n; i++) {
+    char c = name[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+      return -EINVAL;
+  }
+  memset(a, 0, sizeof *a);
+  a->sun_family = AF_UNIX;
+  int w = snprintf(a->sun_path + 1, sizeof a->sun_path - 1, "%s%s%s", prefix, name, suffix ? suffix : "");
+  if (w < 0 || (size_t)w >= sizeof a->sun_path - 1) return -EINVAL;
+  *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)w);
+  return 0;
+}
+
+/* A process's start time (field 22 of /proc/<pid>/stat, clock ticks since boot), 0 if it is not there. With a
+ * recycled pid the start time differs, so pid + start time names one process. *gone: a zombie or dead one. */
+static inline uint64_t sys_proc_start(uint32_t pid, int *gone) {
+  char path[48], buf[1024];
+  snprintf(path, sizeof path, "/proc/%u/stat", pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  buf[n] = 0;
+  char *p = strrchr(buf, ')'); /* the command name may hold spaces and parentheses; the last ')' ends it */
+  if (!p || p[1] != ' ') return 0;
+  p += 2; /* field 3: state */
+  if (gone) *gone = (*p == 'Z' || *p == 'X');
+  for (int field = 3; field < 22 && p; field++) p = strchr(p + 1, ' ');
+  return p ? strtoull(p + 1, NULL, 10) : 0;
+}
+#endif
