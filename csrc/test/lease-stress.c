@@ -24,94 +24,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#if defined(__SANITIZE_THREAD__)
-#define STRESS_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define STRESS_TSAN 1
-#endif
-#endif
-#ifndef STRESS_TSAN
-#define STRESS_TSAN 0
-#endif
+#include "tsan-shared-maps.h"
 
 #define THREADS 4
 #define SUBJECTS 3
-
-/* ---- TSan: one address for the table ----
- * TSan tracks memory by virtual address; each member maps the memfd separately, so accesses through two
- * mappings would never be compared. In the TSan build a second MAP_SHARED mapping of a memfd already mapped
- * returns the first address (same pages, same semantics), as csrc/test/stress.c does for the slot region. */
-#if STRESS_TSAN
-#if defined(__clang__)
-#define NOT_INSTRUMENTED __attribute__((disable_sanitizer_instrumentation))
-#else
-#define NOT_INSTRUMENTED __attribute__((no_sanitize_thread))
-#endif
-extern void *__interceptor_mmap(void *, size_t, int, int, int, off_t) __attribute__((weak));
-extern int __interceptor_munmap(void *, size_t) __attribute__((weak));
-static struct {
-  dev_t dev;
-  ino_t ino;
-  size_t len;
-  void *addr;
-  int refs;
-} maps[8];
-static atomic_flag maps_lock = ATOMIC_FLAG_INIT;
-
-NOT_INSTRUMENTED static void maps_acquire(void) {
-  while (atomic_flag_test_and_set_explicit(&maps_lock, memory_order_acquire)) sched_yield();
-}
-NOT_INSTRUMENTED static void maps_release(void) { atomic_flag_clear_explicit(&maps_lock, memory_order_release); }
-
-NOT_INSTRUMENTED void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
-  struct stat st;
-  if (addr || fd < 0 || off != 0 || !(flags & MAP_SHARED) || !__interceptor_mmap || fstat(fd, &st) != 0)
-    return (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
-  maps_acquire();
-  void *p = MAP_FAILED;
-  int free_entry = -1;
-  for (int i = 0; i < 8; i++) {
-    if (maps[i].refs == 0) {
-      if (free_entry < 0) free_entry = i;
-    } else if (maps[i].dev == st.st_dev && maps[i].ino == st.st_ino && maps[i].len == len) {
-      maps[i].refs++;
-      p = maps[i].addr;
-      break;
-    }
-  }
-  if (p == MAP_FAILED) {
-    p = __interceptor_mmap(addr, len, prot, flags, fd, off);
-    if (p != MAP_FAILED && free_entry >= 0) {
-      maps[free_entry].dev = st.st_dev;
-      maps[free_entry].ino = st.st_ino;
-      maps[free_entry].len = len;
-      maps[free_entry].addr = p;
-      maps[free_entry].refs = 1;
-    }
-  }
-  maps_release();
-  return p;
-}
-
-NOT_INSTRUMENTED int munmap(void *addr, size_t len) {
-  int tracked = 0;
-  maps_acquire();
-  for (int i = 0; i < 8; i++) {
-    if (maps[i].refs > 0 && maps[i].addr == addr && maps[i].len == len) {
-      tracked = 1;
-      if (--maps[i].refs > 0) {
-        maps_release();
-        return 0;
-      }
-      break;
-    }
-  }
-  maps_release();
-  if (tracked && __interceptor_munmap) return __interceptor_munmap(addr, len);
-  return (int)syscall(SYS_munmap, addr, len);
-}
-#endif
 
 static char g_name[64];
 static long g_iterations = 20000;

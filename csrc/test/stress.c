@@ -25,16 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#if defined(__SANITIZE_THREAD__)
-#define STRESS_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define STRESS_TSAN 1
-#endif
-#endif
-#ifndef STRESS_TSAN
-#define STRESS_TSAN 0
-#endif
+#include "tsan-shared-maps.h"
 
 #define SLOTS 8u
 #define ARENA 16384u /* four pages, so TRIM can keep one and punch the rest */
@@ -115,90 +106,6 @@ static void step_begin(const char *step, unsigned seconds) {
   g_step = step;
   alarm(seconds);
 }
-
-/* ---- TSan: one address for the region ----
- * TSan tracks memory by virtual address. The worker maps the region separately, so every hub/worker
- * access pair would land on different addresses and TSan could never see a race across them. In the
- * TSan build the worker's mapping of a memfd the hub already mapped returns the hub's address (same
- * pages, same semantics), using the foreign-interceptor protocol of sanitizer_common/interception.h. */
-#if STRESS_TSAN
-#if defined(__clang__)
-#define NOT_INSTRUMENTED __attribute__((disable_sanitizer_instrumentation))
-#else
-#define NOT_INSTRUMENTED __attribute__((no_sanitize_thread))
-#endif
-extern void *__interceptor_mmap(void *, size_t, int, int, int, off_t) __attribute__((weak));
-extern int __interceptor_munmap(void *, size_t) __attribute__((weak));
-
-/* Not instrumented and no intercepted calls on the anonymous path: the runtime's own symbolizer calls
- * mmap/munmap through these symbols while TSan is still initializing (gcc's libtsan does). */
-static struct {
-  dev_t dev;
-  ino_t ino;
-  size_t len;
-  void *addr;
-  int refs;
-} shared_maps[16];
-static atomic_flag shared_maps_lock = ATOMIC_FLAG_INIT;
-static int shared_maps_aliased;
-
-NOT_INSTRUMENTED static void shared_maps_acquire(void) {
-  while (atomic_flag_test_and_set_explicit(&shared_maps_lock, memory_order_acquire)) sched_yield();
-}
-
-NOT_INSTRUMENTED static void shared_maps_release(void) {
-  atomic_flag_clear_explicit(&shared_maps_lock, memory_order_release);
-}
-
-NOT_INSTRUMENTED void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
-  struct stat st;
-  if (addr || fd < 0 || off != 0 || !(flags & MAP_SHARED) || !__interceptor_mmap || fstat(fd, &st) != 0)
-    return (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
-  shared_maps_acquire();
-  void *p = MAP_FAILED;
-  int free_entry = -1;
-  for (int i = 0; i < 16; i++) {
-    if (shared_maps[i].refs == 0) {
-      if (free_entry < 0) free_entry = i;
-    } else if (shared_maps[i].dev == st.st_dev && shared_maps[i].ino == st.st_ino && shared_maps[i].len == len) {
-      shared_maps[i].refs++;
-      shared_maps_aliased++;
-      p = shared_maps[i].addr;
-      break;
-    }
-  }
-  if (p == MAP_FAILED) {
-    p = __interceptor_mmap(addr, len, prot, flags, fd, off);
-    if (p != MAP_FAILED && free_entry >= 0) {
-      shared_maps[free_entry].dev = st.st_dev;
-      shared_maps[free_entry].ino = st.st_ino;
-      shared_maps[free_entry].len = len;
-      shared_maps[free_entry].addr = p;
-      shared_maps[free_entry].refs = 1;
-    }
-  }
-  shared_maps_release();
-  return p;
-}
-
-NOT_INSTRUMENTED int munmap(void *addr, size_t len) {
-  int tracked = 0;
-  shared_maps_acquire();
-  for (int i = 0; i < 16; i++) {
-    if (shared_maps[i].refs > 0 && shared_maps[i].addr == addr && shared_maps[i].len == len) {
-      tracked = 1;
-      if (--shared_maps[i].refs > 0) {
-        shared_maps_release();
-        return 0;
-      }
-      break;
-    }
-  }
-  shared_maps_release();
-  if (tracked && __interceptor_munmap) return __interceptor_munmap(addr, len);
-  return (int)syscall(SYS_munmap, addr, len);
-}
-#endif
 
 /* ---- what every request looks like, derived from its id so both sides can check it ---- */
 
