@@ -703,29 +703,10 @@ static void serve_newcomer(sbl_contest *c, int sock) {
   struct ucred cred;
   socklen_t len = sizeof cred;
   hello_msg h;
-  struct iovec iov = {&h, sizeof h};
-  union {
-    char buf[CMSG_SPACE(2 * sizeof(int))];
-    struct cmsghdr align;
-  } u;
-  struct msghdr m = {0};
-  m.msg_iov = &iov;
-  m.msg_iovlen = 1;
-  if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || cred.uid != getuid()) {
-    hello_init(&h, EPERM, 0);
-  } else {
-    hello_init(&h, 0, c->size);
-    memset(&u, 0, sizeof u);
-    m.msg_control = u.buf;
-    m.msg_controllen = sizeof u.buf;
-    struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(2 * sizeof(int));
-    int fds[2] = {c->memfd, c->listen_fd};
-    memcpy(CMSG_DATA(cm), fds, sizeof fds);
-  }
-  ssize_t r = sendmsg(sock, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+  int fds[2] = {c->memfd, c->listen_fd};
+  int ok = getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.uid == getuid();
+  hello_init(&h, ok ? 0 : EPERM, ok ? c->size : 0);
+  ssize_t r = sys_send_fds(sock, &h, sizeof h, fds, ok ? 2 : 0, MSG_NOSIGNAL | MSG_DONTWAIT);
   (void)r; /* a newcomer that vanished simply tries again */
 }
 

@@ -459,25 +459,7 @@ static void hello_init(hello_msg *h, int32_t status, uint64_t region_size) {
 }
 
 static int send_hello(int sock, const hello_msg *h, const int *fds, int nfds) {
-  struct iovec iov = {(void *)h, sizeof *h};
-  union {
-    char buf[CMSG_SPACE(3 * sizeof(int))];
-    struct cmsghdr align;
-  } u;
-  struct msghdr m = {0};
-  m.msg_iov = &iov;
-  m.msg_iovlen = 1;
-  if (nfds > 0) {
-    memset(&u, 0, sizeof u);
-    m.msg_control = u.buf;
-    m.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
-    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
-    memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
-  }
-  ssize_t r = sendmsg(sock, &m, MSG_NOSIGNAL);
+  ssize_t r = sys_send_fds(sock, h, sizeof *h, fds, nfds, MSG_NOSIGNAL);
   return r == (ssize_t)sizeof *h ? 0 : (r < 0 ? -errno : -EPIPE);
 }
 

@@ -72,6 +72,29 @@ static inline int sys_abstract_addr(const char *prefix, const char *name, const 
   return 0;
 }
 
+/* Sends len bytes with up to 3 fds attached (SCM_RIGHTS; none if nfds is 0). Returns sendmsg's result. */
+static inline ssize_t sys_send_fds(int sock, const void *buf, size_t len, const int *fds, int nfds, int flags) {
+  struct iovec iov = {(void *)buf, len};
+  union {
+    char buf[CMSG_SPACE(3 * sizeof(int))];
+    struct cmsghdr align;
+  } u;
+  struct msghdr m = {0};
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  if (nfds > 0 && nfds <= 3) {
+    memset(&u, 0, sizeof u);
+    m.msg_control = u.buf;
+    m.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
+    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
+    memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
+  }
+  return sendmsg(sock, &m, flags);
+}
+
 /* A process's start time (field 22 of /proc/<pid>/stat, clock ticks since boot), 0 if it is not there. With a
  * recycled pid the start time differs, so pid + start time names one process. *gone: a zombie or dead one. */
 static inline uint64_t sys_proc_start(uint32_t pid, int *gone) {

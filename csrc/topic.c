@@ -557,25 +557,7 @@ static void serve_newcomers(sb_topic *t) {
     hello_msg h = {SB_TOPIC_MAGIC, SB_TOPIC_VERSION, sb_topic_layout_hash(), 0, t->size, t->pid, 0};
     int ok = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0 && cred.uid == getuid();
     if (!ok) h.status = EPERM;
-    struct iovec iov = {&h, sizeof h};
-    union {
-      char buf[CMSG_SPACE(sizeof(int))];
-      struct cmsghdr align;
-    } u;
-    memset(&u, 0, sizeof u);
-    struct msghdr m = {0};
-    m.msg_iov = &iov;
-    m.msg_iovlen = 1;
-    if (ok) {
-      m.msg_control = u.buf;
-      m.msg_controllen = sizeof u.buf;
-      struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-      c->cmsg_level = SOL_SOCKET;
-      c->cmsg_type = SCM_RIGHTS;
-      c->cmsg_len = CMSG_LEN(sizeof(int));
-      memcpy(CMSG_DATA(c), &t->memfd, sizeof(int));
-    }
-    (void)sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)sys_send_fds(fd, &h, sizeof h, &t->memfd, ok ? 1 : 0, MSG_NOSIGNAL | MSG_DONTWAIT);
     close(fd);
   }
 }
