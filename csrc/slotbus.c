@@ -629,12 +629,7 @@ static int64_t now_ms(void) {
 static int is_doorbell(int fd) {
   char path[64], info[512];
   snprintf(path, sizeof path, "/proc/self/fdinfo/%d", fd);
-  int f = open(path, O_RDONLY | O_CLOEXEC);
-  if (f < 0) return 0;
-  ssize_t n = read(f, info, sizeof info - 1);
-  close(f);
-  if (n <= 0) return 0;
-  info[n] = 0;
+  if (sys_read_small(path, info, sizeof info) < 0) return 0;
   const char *sem = strstr(info, "eventfd-semaphore:");
   if (sem) sem += strspn(sem + 18, " \t") + 18;
   int flags = fcntl(fd, F_GETFL);

@@ -95,17 +95,23 @@ static inline ssize_t sys_send_fds(int sock, const void *buf, size_t len, const 
   return sendmsg(sock, &m, flags);
 }
 
+/* Reads a small file (a /proc entry) into buf, NUL-terminated; its length, or -1. */
+static inline ssize_t sys_read_small(const char *path, char *buf, size_t size) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n = read(fd, buf, size - 1);
+  close(fd);
+  if (n <= 0) return -1;
+  buf[n] = 0;
+  return n;
+}
+
 /* A process's start time (field 22 of /proc/<pid>/stat, clock ticks since boot), 0 if it is not there. With a
  * recycled pid the start time differs, so pid + start time names one process. *gone: a zombie or dead one. */
 static inline uint64_t sys_proc_start(uint32_t pid, int *gone) {
   char path[48], buf[1024];
   snprintf(path, sizeof path, "/proc/%u/stat", pid);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0) return 0;
-  buf[n] = 0;
+  if (sys_read_small(path, buf, sizeof buf) < 0) return 0;
   char *p = strrchr(buf, ')'); /* the command name may hold spaces and parentheses; the last ')' ends it */
   if (!p || p[1] != ' ') return 0;
   p += 2; /* field 3: state */
