@@ -1,8 +1,8 @@
 // A bench party in its own process. Prints "ready", waits for "go" on stdin, then:
 //   contend  <method> <ms> <target>                      prints "count <n>"
-//   handover <method> <a|b> <n> <spin 0|1> <target>      prints "result <json>"
+//   handover <method> <a|b> <n> <spin 0|1> <work|sleep> <target>   prints "result <json>"
 // <target>: the contest name (slotbus), the lock file (flock) or the Redis URL (redis).
-import { contend, flockLock, handover, redisLock, slotbusLock, warmUp, type Lock, type ProcessMethod } from "./locks.ts"
+import { contend, flockLock, handover, redisLock, slotbusLock, warmUp, type Hold, type Lock, type ProcessMethod } from "./locks.ts"
 
 const [job, method, ...rest] = process.argv.slice(2) as [string, ProcessMethod, ...string[]]
 const target = rest.at(-1)!
@@ -25,7 +25,7 @@ if (job === "contend") {
   const n = await contend(lock, Number(rest[0]), method === "redis")
   process.stdout.write(`count ${n}\n`)
 } else {
-  const [role, n, spin] = [rest[0] as "a" | "b", Number(rest[1]), rest[2] === "1"]
+  const [role, n, spin, hold] = [rest[0] as "a" | "b", Number(rest[1]), rest[2] === "1", rest[3] as Hold]
   const warm = await open(true)
   const rival = method === "slotbus" ? await open(true) : undefined // flock's wait blocks the thread: no rival
   await warmUp(warm, method === "redis" ? 500 : 20_000, rival)
@@ -34,7 +34,7 @@ if (job === "contend") {
   if (role === "a" && !(await lock.tryAcquire())) throw new Error("the lock is taken before the handover bench started")
   process.stdout.write("ready\n")
   await go()
-  const r = await handover(lock, role, n, spin, (ms) => Bun.sleep(ms), "process")
+  const r = await handover(lock, role, n, spin, hold, (ms) => Bun.sleep(ms), "process")
   process.stdout.write(`result ${JSON.stringify(r)}\n`)
 }
 await lock.close()

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { spawn, type Child } from "../lib/child.ts"
 import { busyWarnings, describeMachine, machineBusySeconds } from "../lib/machine.ts"
-import { atomicsLock, flockLock, latencies, redisLock, slotbusLock, type Handover, type Lock, type ProcessMethod } from "./locks.ts"
+import { atomicsLock, flockLock, latencies, redisLock, slotbusLock, type Handover, type Hold, type Lock, type ProcessMethod } from "./locks.ts"
 
 export const USAGE = `usage: slotbus bench leases [options]
 
@@ -82,14 +82,17 @@ export async function main(argv: string[]): Promise<number> {
       add({ test: `contended-${parties}`, method: "atomics", value: (await contendedWorkers(parties, ms)) / (ms / 1000), unit: "claims/s", note: "Workers, same process" })
     }
 
-    // 3. handover latency
+    // 3. handover latency, the holder working until it releases, then the holder asleep until it releases
     const h = quick ? 60 : 200
-    for (const [method, spin] of runs("handover") ? ([["slotbus", true], ["slotbus", false], ["flock", true], ["flock", false], ["redis", true]] as const) : []) {
-      const target = targets[method]
-      if (!target) continue
-      add(handoverResult(`${method}:${spin ? "spin" : "wait"}`, await handoverProcesses(method, target, h, spin)))
+    for (const hold of runs("handover") ? (["work", "sleep"] as const) : []) {
+      const test = hold === "work" ? "handover" : "handover-asleep"
+      for (const [method, spin] of [["slotbus", true], ["slotbus", false], ["flock", true], ["flock", false], ["redis", true]] as const) {
+        const target = targets[method]
+        if (!target) continue
+        add(handoverResult(test, `${method}:${spin ? "spin" : "wait"}`, await handoverProcesses(method, target, h, spin, hold)))
+      }
+      for (const spin of [true, false]) add(handoverResult(test, `atomics:${spin ? "spin" : "wait"}`, await handoverWorkers(h, spin, hold), "Workers, same process"))
     }
-    for (const spin of runs("handover") ? [true, false] : []) add(handoverResult(`atomics:${spin ? "spin" : "wait"}`, await handoverWorkers(h, spin), "Workers, same process"))
   } finally {
     await redis?.child.kill()
     rmSync(dir, { recursive: true, force: true })
@@ -158,11 +161,12 @@ async function contendedProcesses(method: ProcessMethod, target: string, parties
   }
 }
 
-async function handoverProcesses(method: ProcessMethod, target: string, n: number, spin: boolean) {
-  const a = spawnParty(["handover", method, "a", String(n), spin ? "1" : "0", target])
+async function handoverProcesses(method: ProcessMethod, target: string, n: number, spin: boolean, hold: Hold) {
+  const args = (role: "a" | "b") => ["handover", method, role, String(n), spin ? "1" : "0", hold, target]
+  const a = spawnParty(args("a"))
   try {
     await a.waitLine(/^ready$/, Infinity) // a holds the lock now
-    const b = spawnParty(["handover", method, "b", String(n), spin ? "1" : "0", target])
+    const b = spawnParty(args("b"))
     try {
       await b.waitLine(/^ready$/, Infinity)
       a.write("go\n")
@@ -195,14 +199,14 @@ async function contendedWorkers(parties: number, ms: number): Promise<number> {
   }
 }
 
-async function handoverWorkers(n: number, spin: boolean) {
+async function handoverWorkers(n: number, spin: boolean, hold: Hold) {
   const sab = new SharedArrayBuffer(4)
   Atomics.store(new Int32Array(sab), 0, 1) // held by party a
   const [a, b] = workers(2) as [Worker, Worker]
   try {
     const done = [reply<{ result: Handover }>(a), reply<{ result: Handover }>(b)]
-    b.postMessage({ job: "handover", sab, role: "b", n, spin })
-    a.postMessage({ job: "handover", sab, role: "a", n, spin })
+    b.postMessage({ job: "handover", sab, role: "b", n, spin, hold })
+    a.postMessage({ job: "handover", sab, role: "a", n, spin, hold })
     const [ra, rb] = await Promise.all(done)
     return { ...latencies(ra.result, rb.result), pinned: !!ra.result.pinned && !!rb.result.pinned }
   } finally {
@@ -211,11 +215,11 @@ async function handoverWorkers(n: number, spin: boolean) {
   }
 }
 
-function handoverResult(method: string, l: { ns: number[]; starved: number; pinned: boolean }, note?: string): Result {
+function handoverResult(test: string, method: string, l: { ns: number[]; starved: number; pinned: boolean }, note?: string): Result {
   const pct = (p: number) => l.ns[Math.min(l.ns.length - 1, Math.floor((p / 100) * l.ns.length))] ?? NaN
   const starved = l.starved ? `${l.starved} of ${l.ns.length + l.starved} acquisitions were not handovers (waiter starved), left out` : undefined
   const unpinned = l.pinned || !method.endsWith(":spin") ? undefined : "parties not pinned to CPUs of their own: the releaser may preempt the spinning waiter"
-  return { test: "handover", method, value: pct(50), p99: pct(99), unit: "ns", note: [note, starved, unpinned].filter(Boolean).join("; ") || undefined }
+  return { test, method, value: pct(50), p99: pct(99), unit: "ns", note: [note, starved, unpinned].filter(Boolean).join("; ") || undefined }
 }
 
 async function startRedis(): Promise<{ url: string; child: Child } | null> {
@@ -245,6 +249,14 @@ function fmt(r: Result): string {
   return r.p99 === undefined ? ns(r.value) : `p50 ${ns(r.value)}  p99 ${ns(r.p99)}`
 }
 
+const HEADINGS: Record<string, string> = {
+  uncontended: " (claim + release from JS)",
+  handover:
+    " (release → waiting party holds it; JS clock before release() → after the claim returns; the holder computes until it releases; parties warmed up; spinning parties pinned to CPUs 0 and 1)",
+  "handover-asleep":
+    " (the same, but the holder sleeps until it releases: on a VM its CPU then comes back with cold caches, and the release pays for them)",
+}
+
 function render(results: Result[]): string {
   const lines: string[] = []
   for (const test of [...new Set(results.map((r) => r.test))]) {
@@ -252,7 +264,7 @@ function render(results: Result[]): string {
     // compare with slotbus in the same mode (":spin", ":wait"), else with the first slotbus row
     const mode = (m: string) => (m.includes(":") ? m.slice(m.indexOf(":")) : "")
     const slotbusRow = (m: string) => rows.find((r) => r.method === `slotbus${mode(m)}`)
-    lines.push(`\n${test}${test === "uncontended" ? " (claim + release from JS)" : test === "handover" ? " (release → waiting party holds it; JS clock before release() → after the claim returns; parties warmed up; spinning parties pinned to CPUs 0 and 1)" : " (claims/s, all parties)"}`)
+    lines.push(`\n${test}${HEADINGS[test] ?? " (claims/s, all parties)"}`)
     for (const r of rows) {
       const base = slotbusRow(r.method) ?? rows.find((x) => x.method.startsWith("slotbus"))
       let ratio = ""

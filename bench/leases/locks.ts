@@ -110,12 +110,13 @@ export function atomicsLock(word: Int32Array): Lock {
 }
 
 // CLOCK_MONOTONIC straight from libc: it is one clock for every process (Bun's hrtime starts at 0 per process)
-let clockGettime: ((id: number, ts: BigInt64Array) => number) | undefined
-const ts = new BigInt64Array(2)
+// (read as 32-bit halves: a BigInt64Array read allocates a BigInt, which the timed path should not pay for)
+let clockGettime: ((id: number, ts: Int32Array) => number) | undefined
+const ts = new Int32Array(4) // struct timespec: tv_sec (low, high), tv_nsec (low, high)
 export function nowNs(): number {
   clockGettime ??= dlopen("libc.so.6", { clock_gettime: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.i32 } }).symbols.clock_gettime
   clockGettime(1, ts)
-  return Number(ts[0]!) * 1e9 + Number(ts[1]!)
+  return (ts[1]! * 2 ** 32 + (ts[0]! >>> 0)) * 1e9 + ts[2]!
 }
 
 /** Contended loop: for `ms`, take the lock (spinning once, then waiting), count, release. Returns the count. */
@@ -193,14 +194,29 @@ export async function warmUp(lock: Lock, n: number, rival?: Lock): Promise<void>
   }
 }
 
+/** How a holder spends its hold: computing (on its CPU, as a holder doing the work it claimed) or asleep. */
+export type Hold = "work" | "sleep"
+
+/** Keeps this thread busy for `ms` with arithmetic that touches nothing of the lock. */
+function work(ms: number): number {
+  const end = performance.now() + ms
+  let x = 1
+  while (performance.now() < end) for (let k = 0; k < 64; k++) x = Math.sqrt(x + k)
+  return x
+}
+
 /**
  * Handover: two parties alternate. The holder holds 4 ms (the first time 100 ms, so the other is surely
- * waiting), notes the time and releases, sleeps 2 ms (so the other, already waiting, takes it) and waits for
- * its turn again. Party "a" must hold the lock when called. Call warmUp first. Spinning parties pin themselves
- * to CPUs 0 and 1 (pinToCpu: a process party pins all its threads, a Worker only itself). Returns the release
- * and acquire times (ns), which are matched up by latencies().
+ * waiting), working or asleep (`hold`), notes the time and releases, sleeps 2 ms (so the other, already
+ * waiting, takes it) and waits for its turn again. Party "a" must hold the lock when called. Call warmUp
+ * first. Spinning parties pin themselves to CPUs 0 and 1 (pinToCpu: a process party pins all its threads, a
+ * Worker only itself). Returns the release and acquire times (ns), which are matched up by latencies().
+ *
+ * Why both holds: on this VM a CPU that slept 4 ms comes back with cold caches (the hypervisor ran something
+ * else on it), and the first call through bun:ffi then costs ~1 µs instead of ~30 ns; a releaser that slept
+ * pays that inside the timed window, a working one does not.
  */
-export async function handover(lock: Lock, role: "a" | "b", n: number, spin: boolean, sleep: (ms: number) => Promise<void> | void, pin: "thread" | "process") {
+export async function handover(lock: Lock, role: "a" | "b", n: number, spin: boolean, hold: Hold, sleep: (ms: number) => Promise<void> | void, pin: "thread" | "process") {
   // a spinning waiter needs a CPU of its own; a sleeping one is better off where the kernel wakes it (often
   // the releaser's CPU, about to go idle: pinned elsewhere, every wake-up would cross CPUs)
   const pinned = spin && pinToCpu(role === "a" ? 0 : 1, pin)
@@ -213,7 +229,8 @@ export async function handover(lock: Lock, role: "a" | "b", n: number, spin: boo
     acquires.push(nowNs())
   }
   const give = async (first: boolean) => {
-    await sleep(first ? 100 : 4)
+    if (hold === "work") work(first ? 100 : 4)
+    else await sleep(first ? 100 : 4)
     releases.push(nowNs())
     await lock.release()
     await sleep(2)
