@@ -6,7 +6,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { spawn, type Child } from "../lib/child.ts"
 import { busyWarnings, describeMachine, machineBusySeconds } from "../lib/machine.ts"
-import { atomicsLock, flockLock, latencies, redisLock, slotbusLock, type Handover, type Hold, type Lock, type ProcessMethod } from "./locks.ts"
+import { atomicsLock, flockLock, latencies, releaseAfterSleep, redisLock, slotbusLock, type Handover, type Hold, type Lock, type ProcessMethod } from "./locks.ts"
 
 export const USAGE = `usage: slotbus bench leases [options]
 
@@ -92,6 +92,12 @@ export async function main(argv: string[]): Promise<number> {
         add(handoverResult(test, `${method}:${spin ? "spin" : "wait"}`, await handoverProcesses(method, target, h, spin, hold)))
       }
       for (const spin of [true, false]) add(handoverResult(test, `atomics:${spin ? "spin" : "wait"}`, await handoverWorkers(h, spin, hold), "Workers, same process"))
+    }
+    for (const method of runs("handover") ? (["slotbus", "flock"] as const) : []) {
+      const lock = method === "slotbus" ? await slotbusLock(`${targets.slotbus}-r`) : flockLock(`${lockFile}.r`)
+      const r = await releaseAfterSleep(lock, quick ? 50 : 200)
+      await lock.close()
+      add({ test: "release-after-sleep", method, value: r.cold, unit: "ns", note: `in a loop: ${Math.round(r.hot)} ns` })
     }
   } finally {
     await redis?.child.kill()
@@ -255,6 +261,7 @@ const HEADINGS: Record<string, string> = {
     " (release → waiting party holds it; JS clock before release() → after the claim returns; the holder computes until it releases; parties warmed up; spinning parties pinned to CPUs 0 and 1)",
   "handover-asleep":
     " (the same, but the holder sleeps until it releases: on a VM its CPU then comes back with cold caches, and the release pays for them)",
+  "release-after-sleep": " (release() right after a 4 ms sleep, nobody waiting: what a sleeping holder pays inside the handover)",
 }
 
 function render(results: Result[]): string {

@@ -194,6 +194,35 @@ export async function warmUp(lock: Lock, n: number, rival?: Lock): Promise<void>
   }
 }
 
+/**
+ * What a sleep costs the release that follows it: the median ns of `release()` right after a `ms` sleep
+ * (cold) and in a loop without sleeps (hot), on a lock nobody else uses. The handover-asleep figures pay
+ * the first.
+ */
+export async function releaseAfterSleep(lock: Lock, n: number, ms = 4): Promise<{ cold: number; hot: number }> {
+  const acquire = async () => {
+    if (!(await lock.tryAcquire())) throw new Error("releaseAfterSleep: the lock is taken")
+  }
+  const release = async () => {
+    const t = nowNs()
+    await lock.release()
+    return nowNs() - t
+  }
+  const median = (xs: number[]) => xs.sort((a, b) => a - b)[xs.length >> 1]!
+  const hot: number[] = []
+  for (let i = 0; i < 20_000; i++) {
+    await acquire() // also the JIT warm-up
+    hot.push(await release())
+  }
+  const cold: number[] = []
+  for (let i = 0; i < n; i++) {
+    await acquire()
+    await Bun.sleep(ms)
+    cold.push(await release())
+  }
+  return { cold: median(cold), hot: median(hot) }
+}
+
 /** How a holder spends its hold: computing (on its CPU, as a holder doing the work it claimed) or asleep. */
 export type Hold = "work" | "sleep"
 
