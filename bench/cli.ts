@@ -35,6 +35,9 @@ figure is the median across rounds with its range, and the first line is the ver
                    32 in flight gets 2/3 of it, warm-up 1/6
   --only <list>    only these methods: a name (slotbus, slotbus-c, floor, floor-bun, process.send, unix,
                    tcp, http, worker) or name:mode (slotbus:spin, floor:futex, …); "idle" for the idle test
+  --warm <ms>      traffic (32 in flight) each freshly started pair exchanges before it is measured
+                   (default 0). A fresh Bun worker is measured while JavaScriptCore still compiles
+                   it; a long-running server is not: --warm 3000 measures what a server sees.
   --idle <ms>      how long to measure the CPU of an idle parked hub+worker (default 2000; 0: skip)
   --load <n>       start n CPU burner processes for the whole run (a busy machine on purpose)
   --wide           every column (the default table fits 100 columns)
@@ -51,6 +54,8 @@ export interface BenchOptions {
   rounds: number
   quick: boolean
   warmupMs: number
+  /** --warm: once per freshly started pair, before its first measurement */
+  jitWarmupMs: number
   latencyMs: number
   throughputMs: number
   idleMs: number
@@ -101,6 +106,7 @@ export function parseArgs(argv: string[]): BenchOptions {
   let wide = false
   let time: number | null = null
   let idle: number | null = null
+  let warm = 0
   let only: string[] | null = null
   let json: string | null = null
   let html: string | null = null
@@ -147,6 +153,9 @@ export function parseArgs(argv: string[]): BenchOptions {
       case "--idle":
         idle = positiveMs(value(), "--idle", true)
         break
+      case "--warm":
+        warm = positiveMs(value(), "--warm", true)
+        break
       case "--only": {
         only = value().split(",").map((s) => s.trim()).filter(Boolean)
         const known = new Set(["idle", ...METHODS.flatMap((m) => [m.name, m.id])])
@@ -178,6 +187,7 @@ export function parseArgs(argv: string[]): BenchOptions {
     latencyMs,
     throughputMs: Math.max(1, Math.round((latencyMs * 2) / 3)),
     warmupMs: Math.max(1, Math.round(latencyMs / 6)),
+    jitWarmupMs: warm,
     idleMs: idle ?? (quick ? 1000 : 2000),
     only,
     load,
@@ -344,7 +354,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
   const wantIdle = o.idleMs > 0 && (!o.only || o.only.includes("idle"))
   const stepS = (o.warmupMs * 2 + o.latencyMs + o.throughputMs) / 1000 + 0.05
   const progress = new Progress(o.rounds * methods.length * o.sizes.length + (wantIdle ? 1 : 0),
-    o.rounds * methods.length * (o.sizes.length * stepS + 0.2) + (wantIdle ? o.idleMs / 1000 + 0.3 : 0) + 1)
+    o.rounds * methods.length * (o.sizes.length * stepS + o.jitWarmupMs / 1000 + 0.2) + (wantIdle ? o.idleMs / 1000 + 0.3 : 0) + 1)
   const measured = new Map<string, Rounds>()
   const notes: string[] = []
   const given = new Set<string>()
@@ -405,6 +415,10 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
           }
           progress.detail(`${at} · starting`)
           t = await bounded(m.open!(o), limit, `starting ${describe(m)}`)
+          if (o.jitWarmupMs > 0) {
+            progress.detail(`${at} · warming up`)
+            await bounded(measureTransport(t, payload(o.sizes[0]!), 32, o.jitWarmupMs, 0), limit + o.jitWarmupMs, describe(m))
+          }
           for (const size of o.sizes) {
             step++
             progress.step(`${at} · ${formatSize(size)}`)
@@ -444,7 +458,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
   return {
     machine,
     warnings: busyWarnings(machine, others, wallS),
-    settings: { sizes: o.sizes, rounds: o.rounds, warmupMs: o.warmupMs, latencyMs: o.latencyMs, throughputMs: o.throughputMs, quick: o.quick, load: o.load },
+    settings: { sizes: o.sizes, rounds: o.rounds, warmupMs: o.warmupMs, jitWarmupMs: o.jitWarmupMs, latencyMs: o.latencyMs, throughputMs: o.throughputMs, quick: o.quick, load: o.load },
     methods: methods.map(({ id, name, mode, label, peers }) => ({ id, name, mode, label, peers })),
     rows,
     idle,

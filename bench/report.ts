@@ -49,6 +49,8 @@ export interface Settings {
   sizes: number[]
   rounds: number
   warmupMs: number
+  /** --warm: traffic each freshly started pair exchanged before its first measurement (absent in older reports) */
+  jitWarmupMs?: number
   latencyMs: number
   throughputMs: number
   quick: boolean
@@ -253,8 +255,9 @@ function legend(report: BenchReport, wide: boolean): string[] {
   const s = report.settings
   const out = [
     `Each round measures every method once, in a rotating order: per size ${s.latencyMs} ms with 1 request in flight, then ` +
-      `${s.throughputMs} ms with 32, each after ${s.warmupMs} ms of warm-up. Figures are medians across rounds; ` +
-      `"range" is the min–max across rounds.`,
+      `${s.throughputMs} ms with 32, each after ${s.warmupMs} ms of warm-up` +
+      (s.jitWarmupMs ? `; each freshly started pair first exchanged ${s.jitWarmupMs} ms of traffic (--warm)` : "") +
+      `. Figures are medians across rounds; "range" is the min–max across rounds.`,
     report.methods.some((x) => x.id === REFERENCE)
       ? `×sb p50: the line's p50 over slotbus adaptive's (how many times slotbus is faster; < 1: the line is). ` +
         `×sb @32: slotbus adaptive's msg/s at 32 in flight over the line's. Ratios are taken within each round.`

@@ -91,6 +91,8 @@ describe("option parsing", () => {
     [["--time", "0"]],
     [["--time", "fast"]],
     [["--idle", "-1"]],
+    [["--warm", "-5"]],
+    [["--warm", "soon"]],
     [["--rounds", "0"]],
     [["--rounds", "2.5"]],
     [["--rounds"]],
@@ -159,6 +161,15 @@ describe("the command line", () => {
     for (const row of rows) for (const k of REQUIRED) expect(row).toHaveProperty(k)
     for (const row of rows) expect(row.rounds.length).toBe(2)
     expect(r.stderr).toContain("Worker postMessage")
+  })
+
+  test("--warm runs traffic before a fresh pair is measured, and the header and legend say so", async () => {
+    expect(parseArgs([]).jitWarmupMs).toBe(0)
+    const r = await cli(["bench", "--quick", "--rounds", "1", "--warm", "200", "--only", "worker", "--sizes", "64", "--idle", "0", "--json"])
+    expect(r.code).toBe(0)
+    const head = JSON.parse(r.stdout.split("\n")[0]!)
+    expect(head.settings.jitWarmupMs).toBe(200)
+    expect(r.stderr.replace(/\s+/g, " ")).toContain("first exchanged 200 ms of traffic (--warm)")
   })
 
   test("--load starts CPU burners and the header says so", async () => {
