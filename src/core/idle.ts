@@ -36,7 +36,11 @@ const POLLS_PER_CLOCK = 8
 // parked side that is woken preempts it; so a pump that may park does, at once, for the next while.
 const CONTENDED_YIELD_NS = 50_000
 const CONTENDED_FOR_NS = 50_000_000
-// Slow yields in a row that mean "contended": one alone is often just a timer tick or a neighbour's burst.
+// A machine that stays busy would cost a slow yield (a whole time slice of a third process, milliseconds) at the
+// end of every spell: the first yield after a spell decides, and a slow one doubles the next spell, up to this.
+const CONTENDED_MAX_NS = 1_000_000_000
+// Slow yields in a row that mean "contended": one alone is often just a timer tick, a neighbour's burst or one
+// of our own runtime's threads (JIT, GC).
 const CONTENDED_AFTER_SLOW_YIELDS = 3
 // A peer may ring only after it found this side parked (docs/PROTOCOL.md §5): at most one ring per park.
 // The slack covers rings still in flight when the count is read; a flooder passes it within one read.
@@ -66,7 +70,9 @@ export class Pump {
   private stopped = false
   private lastProgress = now()
   private contendedUntil = 0
-  private slowYields = 0
+  private contendedFor = CONTENDED_FOR_NS
+  private probing = false // the next yield is the first after a contended spell
+  private slowYields = 0 // in a row
   private chainStart = 0
   private parks = 0
   private rings = 0
@@ -154,9 +160,15 @@ export class Pump {
     if (workCount === 0 && !(mayPark && t < this.contendedUntil)) {
       native.sb_yield()
       const back = now()
-      if (back - t < CONTENDED_YIELD_NS) this.slowYields = 0
+      const slow = back - t >= CONTENDED_YIELD_NS
+      if (this.probing) {
+        this.probing = slow
+        this.contendedFor = slow ? Math.min(2 * this.contendedFor, CONTENDED_MAX_NS) : CONTENDED_FOR_NS
+        if (slow) this.contendedUntil = back + this.contendedFor
+      } else if (!slow) this.slowYields = 0
       else if (++this.slowYields >= CONTENDED_AFTER_SLOW_YIELDS) {
-        this.contendedUntil = back + CONTENDED_FOR_NS
+        this.contendedUntil = back + this.contendedFor
+        this.probing = true
         this.slowYields = 0
       }
       t = back
