@@ -1,4 +1,5 @@
 // Idle strategies: how a side waits for its peer. One mechanism, two knobs.
+import { readFileSync } from "node:fs"
 import { native } from "../native/ffi.ts"
 import type { Channel } from "./channel.ts"
 
@@ -36,15 +37,32 @@ const POLLS_PER_CLOCK = 8
 // parked side that is woken preempts it; so a pump that may park does, at once, for the next while.
 const CONTENDED_YIELD_NS = 50_000
 const CONTENDED_FOR_NS = 50_000_000
-// A machine that stays busy would cost a slow yield (a whole time slice of a third process, milliseconds) at the
-// end of every spell: the first yield after a spell decides, and a slow one doubles the next spell, up to this.
+// A machine that stays busy would cost tens of ms of polling against it at the end of every spell: the first
+// run_delay period after a spell decides, and one still over the share doubles the next spell, up to this.
 const CONTENDED_MAX_NS = 1_000_000_000
 // Slow yields in a row that mean "contended": one alone is often just a timer tick, a neighbour's burst or one
 // of our own runtime's threads (JIT, GC).
 const CONTENDED_AFTER_SLOW_YIELDS = 3
+// The other sign, for when slow yields are rare (~1 in 150 with two CPU burners: most yields return at once,
+// and a poller then holds its CPU until its time slice ends while its peer waits for one): this thread spent
+// 3/4 of each of the last two 20 ms periods or more runnable but waiting for a CPU (the kernel's run_delay).
+// Measured here: with two CPU burners 92-99% of every 50 ms; polling sides on an idle machine 1-17%, and
+// 47-55% in their first 100 ms while the JIT compiles.
+const RUN_DELAY_EVERY_NS = 20_000_000
+const RUN_DELAY_SHARE = 0.75
 // A peer may ring only after it found this side parked (docs/PROTOCOL.md §5): at most one ring per park.
 // The slack covers rings still in flight when the count is read; a flooder passes it within one read.
 const RING_SLACK = 64
+
+/** ns this thread has spent runnable but not running (/proc/thread-self/schedstat), null where unknown. */
+function runDelayNs(): number | null {
+  try {
+    const ns = Number(readFileSync("/proc/thread-self/schedstat", "latin1").split(" ")[1])
+    return Number.isFinite(ns) ? ns : null
+  } catch {
+    return null
+  }
+}
 
 export interface PumpDuties {
   /** Takes whatever the peer has handed over and returns how many items it took (the work count). */
@@ -71,8 +89,11 @@ export class Pump {
   private lastProgress = now()
   private contendedUntil = 0
   private contendedFor = CONTENDED_FOR_NS
-  private probing = false // the next yield is the first after a contended spell
+  private probing = false // a spell ended and the first run_delay period after it has not been judged
   private slowYields = 0 // in a row
+  private delayAt = 0 // when runDelay was read (Infinity: not on this system)
+  private runDelay = 0
+  private waitedBefore = false // the previous period was over RUN_DELAY_SHARE
   private chainStart = 0
   private parks = 0
   private rings = 0
@@ -157,20 +178,13 @@ export class Pump {
     if (this.stopped || !this.chan.isOpen) return
     let t = now()
     const mayPark = this.t.parkAfterNs !== Infinity
+    if (mayPark && t >= this.contendedUntil && t - this.delayAt >= RUN_DELAY_EVERY_NS) this.checkRunDelay(t)
     if (workCount === 0 && !(mayPark && t < this.contendedUntil)) {
       native.sb_yield()
       const back = now()
       const slow = back - t >= CONTENDED_YIELD_NS
-      if (this.probing) {
-        this.probing = slow
-        this.contendedFor = slow ? Math.min(2 * this.contendedFor, CONTENDED_MAX_NS) : CONTENDED_FOR_NS
-        if (slow) this.contendedUntil = back + this.contendedFor
-      } else if (!slow) this.slowYields = 0
-      else if (++this.slowYields >= CONTENDED_AFTER_SLOW_YIELDS) {
-        this.contendedUntil = back + this.contendedFor
-        this.probing = true
-        this.slowYields = 0
-      }
+      if (!slow) this.slowYields = 0
+      else if (++this.slowYields >= CONTENDED_AFTER_SLOW_YIELDS) this.contended(back)
       t = back
     }
     if (workCount > 0 || this.kicked) this.lastProgress = t
@@ -178,6 +192,33 @@ export class Pump {
     if (!this.wanted() || t - this.lastProgress >= this.t.parkAfterNs) return this.park()
     if (workCount === 0 && mayPark && t < this.contendedUntil) return this.park()
     this.schedule(workCount > 0)
+  }
+
+  /** Parks at once for a while: for twice the last spell when contended again right after it (probing). */
+  private contended(t: number) {
+    this.contendedFor = this.probing ? Math.min(2 * this.contendedFor, CONTENDED_MAX_NS) : CONTENDED_FOR_NS
+    this.contendedUntil = t + this.contendedFor
+    this.probing = this.delayAt !== Infinity // without run_delay nothing judges the period after a spell
+    this.slowYields = 0
+    this.waitedBefore = false
+  }
+
+  private checkRunDelay(t: number) {
+    const d = runDelayNs()
+    if (d === null) {
+      this.delayAt = Infinity
+      return
+    }
+    // a period that began before the spell ended is not judged: it would count the spell's sleep as not waiting
+    const judged = this.delayAt > 0 && this.delayAt >= this.contendedUntil
+    const waited = judged && d - this.runDelay >= RUN_DELAY_SHARE * (t - this.delayAt)
+    if (waited && (this.waitedBefore || this.probing)) this.contended(t)
+    else {
+      if (judged) this.probing = false
+      this.waitedBefore = waited
+    }
+    this.delayAt = t
+    this.runDelay = d
   }
 
   private wanted(): boolean {
