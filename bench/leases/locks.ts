@@ -241,9 +241,9 @@ function work(ms: number): number {
  * first. Spinning parties pin themselves to CPUs 0 and 1 (pinToCpu: a process party pins all its threads, a
  * Worker only itself). Returns the release and acquire times (ns), which are matched up by latencies().
  *
- * Why both holds: on this VM a CPU that slept 4 ms comes back with cold caches (the hypervisor ran something
- * else on it), and the first call through bun:ffi then costs ~1 µs instead of ~30 ns; a releaser that slept
- * pays that inside the timed window, a working one does not.
+ * Why both holds: on this VM a thread that slept 4 ms comes back with cold caches (the hypervisor ran
+ * something else on its CPU), and its release() then costs 0.9-6.9 µs instead of 60-120 ns
+ * (releaseAfterSleep); a releaser that slept pays that inside the timed window, a working one does not.
  */
 export async function handover(lock: Lock, role: "a" | "b", n: number, spin: boolean, hold: Hold, sleep: (ms: number) => Promise<void> | void, pin: "thread" | "process") {
   // a spinning waiter needs a CPU of its own; a sleeping one is better off where the kernel wakes it (often
