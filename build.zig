@@ -3,6 +3,7 @@
 //   native              the prebuild for this host only
 //   examples            zig-out/bin/c-worker           (examples/c-worker; -Dc-worker=FILE.c builds another source)
 //   floor               zig-out/bin/floor              (bench/floor.c, the bench's C-to-C floor)
+//   lease-handover      zig-out/bin/lease-handover     (bench/leases/handover.c, lease handover in C alone)
 //   stress              zig-out/bin/stress             (csrc/test/stress.c, the slot state machine under load)
 //   stress-tsan         zig-out/bin/stress-tsan        (the same under ThreadSanitizer)
 //   stress-asan         zig-out/bin/stress-asan        (AddressSanitizer, built by -Dsanitizer-cc, default gcc)
@@ -77,6 +78,7 @@ pub fn build(b: *std.Build) void {
     floor.addCSourceFiles(.{ .files = &.{"bench/floor.c"}, .flags = &c_flags });
     floor.linkLibC();
     b.step("floor", "Build zig-out/bin/floor, the bench's C-to-C floor").dependOn(&b.addInstallArtifact(floor, .{}).step);
+    _ = addHostExe(b, "lease-handover", "lease-handover", b.path("bench/leases/handover.c"), optimize, false);
 
     const test_c = b.step("test-c", "Build every C test program");
     const tests = [_]*std.Build.Step{
