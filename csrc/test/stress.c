@@ -89,21 +89,42 @@ static uint8_t *arena_of(sb_chan *ch, uint32_t slot, int response) {
 }
 
 static const char *volatile g_step = "setup"; /* for the watchdog's message */
+/* where the current phase stands, for the watchdog's message: a hang and a crawl read differently */
+static volatile uint64_t g_progress[6]; /* completed, outstanding, hub waits, hub late, worker waits, worker late */
+
+static void put(const char *s) {
+  size_t n = 0;
+  while (s[n]) n++;
+  ssize_t r = write(2, s, n);
+  (void)r;
+}
+
+static void put_u64(uint64_t v) {
+  char b[24];
+  int i = (int)sizeof b - 1;
+  b[i] = 0;
+  do b[--i] = (char)('0' + v % 10); while ((v /= 10) && i > 0);
+  put(b + i);
+}
 
 static void watchdog_fired(int sig) {
   (void)sig;
-  static const char msg[] = "stress FAILED: watchdog: hung in ";
-  const char *step = g_step;
-  size_t n = 0;
-  while (step[n]) n++;
-  ssize_t r = write(2, msg, sizeof msg - 1);
-  r = write(2, step, n);
-  r = write(2, "\n", 1);
-  (void)r;
+  static const char *const names[] = {" completed=", " outstanding=", " hub_waits=", " hub_late=", " worker_waits=",
+                                      " worker_late="};
+  put("stress FAILED: watchdog: hung in ");
+  put(g_step);
+  for (int i = 0; i < 6; i++) {
+    put(names[i]);
+    put_u64(g_progress[i]);
+  }
+  put("\n");
   _exit(1);
 }
 
-/* Every step runs under a watchdog: a lost wake-up or completion hangs instead of failing. */
+/* Every step runs under a watchdog: a lost wake-up or completion hangs instead of failing. A phase re-arms it
+ * as it completes requests, so it catches a hang, not a slow machine (two CPU burners made a phase take 40 s). */
+#define PHASE_WATCHDOG_S 60u
+#define PHASE_REARM_EVERY 1024u
 static void step_begin(const char *step, unsigned seconds) {
   g_step = step;
   alarm(seconds);
@@ -155,6 +176,9 @@ typedef struct {
 
 static void idler_worked(idler *d) {
   d->polls = 0;
+  int w = d->side[0] == 'w';
+  g_progress[2 + 2 * w] = d->waits;
+  g_progress[3 + 2 * w] = d->late_wakeups;
   if (d->timed_out && ++d->late_wakeups > LATE_WAKEUPS_MAX + d->waits / LATE_WAKEUPS_PER_WAITS)
     die("%s: %llu of %llu waits timed out although work was pushed meanwhile: lost wake-ups", d->side,
         (unsigned long long)d->late_wakeups, (unsigned long long)d->waits);
@@ -260,6 +284,10 @@ static void *worker_main(void *p) {
       continue;
     }
     if (slot != -1) die("worker: sb_worker_poll = %d (%s)", slot, sb_error(ch));
+    /* Nothing is held here: take note of a moved cancel_seq (it named requests already answered), or every
+     * sb_wait returns at once for it and this idle worker spins until its next request (docs/PROTOCOL.md §3).
+     * Under load that spinning starved the hub until the phase watchdog fired. */
+    (void)sb_worker_cancel_seq(ch);
     int r = idler_step(&d, ch);
     if (r == -EPIPE) {
       a->exit_reason = -EPIPE;
@@ -425,7 +453,7 @@ static const phase phases[] = {
 #define PHASES (sizeof phases / sizeof phases[0])
 
 static void run_phase(hub *h, const phase *p, uint32_t count) {
-  step_begin(p->name, 60 + count / 5000);
+  step_begin(p->name, PHASE_WATCHDOG_S);
   worker_args wa = {.name = h->name, .idle = p->worker_idle};
   pthread_t t;
   if (pthread_create(&t, NULL, worker_main, &wa) != 0) die("pthread_create");
@@ -447,8 +475,10 @@ static void run_phase(hub *h, const phase *p, uint32_t count) {
     int progress = 0, slot;
     while ((slot = sb_hub_poll(ch)) >= 0) {
       hub_check_and_release(h, ch, slot);
-      completed++;
+      if (++completed % PHASE_REARM_EVERY == 0) alarm(PHASE_WATCHDOG_S);
       outstanding--;
+      g_progress[0] = completed;
+      g_progress[1] = outstanding;
       progress = 1;
     }
     if (slot != -1) die("hub: sb_hub_poll = %d (%s)", slot, sb_error(ch));
