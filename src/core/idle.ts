@@ -55,12 +55,65 @@ const RUN_DELAY_SHARE = 0.75
 const RING_SLACK = 64
 
 /** ns this thread has spent runnable but not running (/proc/thread-self/schedstat), null where unknown. */
-function runDelayNs(): number | null {
+export function runDelayNs(): number | null {
   try {
     const ns = Number(readFileSync("/proc/thread-self/schedstat", "latin1").split(" ")[1])
     return Number.isFinite(ns) ? ns : null
   } catch {
     return null
+  }
+}
+
+/**
+ * Whether the machine is oversubscribed, so that a pump that may park should park at once: told of every
+ * sched_yield's duration and, every RUN_DELAY_EVERY_NS outside a spell, reading this thread's run_delay.
+ * Either sign starts a spell (`until`); the first run_delay period after a spell decides whether the next
+ * one is twice as long (still waiting) or back to CONTENDED_FOR_NS (calm). Times are ns on one clock.
+ */
+export class Contention {
+  /** Park at once before this time. */
+  until = 0
+  private spell = CONTENDED_FOR_NS
+  private probing = false // a spell ended and the first run_delay period after it has not been judged
+  private slowYields = 0 // in a row
+  private delayAt = 0 // when runDelay was read (Infinity: not on this system)
+  private runDelay = 0
+  private waitedBefore = false // the previous period was over RUN_DELAY_SHARE
+
+  constructor(private readonly readRunDelay: () => number | null = runDelayNs) {}
+
+  /** A sched_yield that ended at `t` after `ns`. */
+  yielded(t: number, ns: number) {
+    if (ns < CONTENDED_YIELD_NS) this.slowYields = 0
+    else if (++this.slowYields >= CONTENDED_AFTER_SLOW_YIELDS) this.start(t)
+  }
+
+  /** Reads run_delay if a period is due (never during a spell). */
+  sample(t: number) {
+    if (t < this.until || t - this.delayAt < RUN_DELAY_EVERY_NS) return
+    const d = this.readRunDelay()
+    if (d === null) {
+      this.delayAt = Infinity
+      return
+    }
+    // a period that began before the spell ended is not judged: it would count the spell's sleep as not waiting
+    const judged = this.delayAt > 0 && this.delayAt >= this.until
+    const waited = judged && d - this.runDelay >= RUN_DELAY_SHARE * (t - this.delayAt)
+    if (waited && (this.waitedBefore || this.probing)) this.start(t)
+    else {
+      if (judged) this.probing = false
+      this.waitedBefore = waited
+    }
+    this.delayAt = t
+    this.runDelay = d
+  }
+
+  private start(t: number) {
+    this.spell = this.probing ? Math.min(2 * this.spell, CONTENDED_MAX_NS) : CONTENDED_FOR_NS
+    this.until = t + this.spell
+    this.probing = this.delayAt !== Infinity // without run_delay nothing judges the period after a spell
+    this.slowYields = 0
+    this.waitedBefore = false
   }
 }
 
@@ -87,13 +140,7 @@ export class Pump {
   private parked = false
   private stopped = false
   private lastProgress = now()
-  private contendedUntil = 0
-  private contendedFor = CONTENDED_FOR_NS
-  private probing = false // a spell ended and the first run_delay period after it has not been judged
-  private slowYields = 0 // in a row
-  private delayAt = 0 // when runDelay was read (Infinity: not on this system)
-  private runDelay = 0
-  private waitedBefore = false // the previous period was over RUN_DELAY_SHARE
+  private readonly contention = new Contention()
   private chainStart = 0
   private parks = 0
   private rings = 0
@@ -178,47 +225,18 @@ export class Pump {
     if (this.stopped || !this.chan.isOpen) return
     let t = now()
     const mayPark = this.t.parkAfterNs !== Infinity
-    if (mayPark && t >= this.contendedUntil && t - this.delayAt >= RUN_DELAY_EVERY_NS) this.checkRunDelay(t)
-    if (workCount === 0 && !(mayPark && t < this.contendedUntil)) {
+    if (mayPark) this.contention.sample(t)
+    if (workCount === 0 && !(mayPark && t < this.contention.until)) {
       native.sb_yield()
       const back = now()
-      const slow = back - t >= CONTENDED_YIELD_NS
-      if (!slow) this.slowYields = 0
-      else if (++this.slowYields >= CONTENDED_AFTER_SLOW_YIELDS) this.contended(back)
+      this.contention.yielded(back, back - t)
       t = back
     }
     if (workCount > 0 || this.kicked) this.lastProgress = t
     this.kicked = false
     if (!this.wanted() || t - this.lastProgress >= this.t.parkAfterNs) return this.park()
-    if (workCount === 0 && mayPark && t < this.contendedUntil) return this.park()
+    if (workCount === 0 && mayPark && t < this.contention.until) return this.park()
     this.schedule(workCount > 0)
-  }
-
-  /** Parks at once for a while: for twice the last spell when contended again right after it (probing). */
-  private contended(t: number) {
-    this.contendedFor = this.probing ? Math.min(2 * this.contendedFor, CONTENDED_MAX_NS) : CONTENDED_FOR_NS
-    this.contendedUntil = t + this.contendedFor
-    this.probing = this.delayAt !== Infinity // without run_delay nothing judges the period after a spell
-    this.slowYields = 0
-    this.waitedBefore = false
-  }
-
-  private checkRunDelay(t: number) {
-    const d = runDelayNs()
-    if (d === null) {
-      this.delayAt = Infinity
-      return
-    }
-    // a period that began before the spell ended is not judged: it would count the spell's sleep as not waiting
-    const judged = this.delayAt > 0 && this.delayAt >= this.contendedUntil
-    const waited = judged && d - this.runDelay >= RUN_DELAY_SHARE * (t - this.delayAt)
-    if (waited && (this.waitedBefore || this.probing)) this.contended(t)
-    else {
-      if (judged) this.probing = false
-      this.waitedBefore = waited
-    }
-    this.delayAt = t
-    this.runDelay = d
   }
 
   private wanted(): boolean {
