@@ -737,36 +737,11 @@ static int recv_hello(int sock, hello_msg *h, int fds[2], int timeout_ms) {
   }
   if (n == 0) return -ETIMEDOUT;
   if (n < 0) return -errno;
-  struct iovec iov = {h, sizeof *h};
-  union {
-    char buf[CMSG_SPACE(2 * sizeof(int))];
-    struct cmsghdr align;
-  } u;
-  struct msghdr m = {0};
-  m.msg_iov = &iov;
-  m.msg_iovlen = 1;
-  m.msg_control = u.buf;
-  m.msg_controllen = sizeof u.buf;
-  ssize_t r;
-  while ((r = recvmsg(sock, &m, MSG_CMSG_CLOEXEC | MSG_WAITALL)) < 0 && errno == EINTR) {
-  }
+  int got, excess;
+  ssize_t r = sys_recv_fds(sock, h, sizeof *h, MSG_WAITALL, fds, 2, &got, &excess);
   if (r < 0) return -errno;
-  int got = 0;
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wsign-compare" /* musl's CMSG_NXTHDR */
-  for (struct cmsghdr *cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm)) {
-    if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
-    int k = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-    for (int i = 0; i < k; i++) {
-      int fd;
-      memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof fd);
-      if (got < 2) fds[got++] = fd;
-      else close(fd);
-    }
-  }
-#pragma GCC diagnostic pop
   if (r == 0) return -ECONNRESET; /* the member that accepted us went away: try again */
-  if (r != (ssize_t)sizeof *h || (m.msg_flags & MSG_CTRUNC)) return -SBL_ECORRUPT;
+  if (r != (ssize_t)sizeof *h || excess) return -SBL_ECORRUPT;
   if (h->magic != SBL_MAGIC || h->version != SBL_VERSION || h->layout_hash != sbl_layout_hash()) return -EPROTO;
   if (h->status) return h->status == EPERM ? -EPERM : -SBL_ECORRUPT;
   return got == 2 ? 0 : -SBL_ECORRUPT;

@@ -579,37 +579,12 @@ sb_chan *sb_accept(int listen_fd, const sb_hub_config *cfg, int *err, uint32_t *
  * 0: complete; -EAGAIN: not yet; -ECONNRESET, -SB_ECORRUPT, -errno. */
 static int hello_read(sb_chan *ch) {
   while (ch->hello_got < sizeof ch->hello) {
-    struct iovec iov = {(uint8_t *)&ch->hello + ch->hello_got, sizeof ch->hello - ch->hello_got};
-    union {
-      char buf[CMSG_SPACE(3 * sizeof(int))];
-      struct cmsghdr align;
-    } u;
-    struct msghdr m = {0};
-    m.msg_iov = &iov;
-    m.msg_iovlen = 1;
-    m.msg_control = u.buf;
-    m.msg_controllen = sizeof u.buf;
-    ssize_t r = recvmsg(ch->sock, &m, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-    if (r < 0 && errno == EINTR) continue;
+    int fds[3], nfds, bad;
+    ssize_t r = sys_recv_fds(ch->sock, (uint8_t *)&ch->hello + ch->hello_got, sizeof ch->hello - ch->hello_got,
+                             MSG_DONTWAIT, fds, ch->hello_got == 0 ? 3 : 0, &nfds, &bad);
     if (r < 0) return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-    int bad = (m.msg_flags & MSG_CTRUNC) != 0;
     int *into[3] = {&ch->memfd, &ch->my_bell, &ch->peer_bell};
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wsign-compare" /* musl's CMSG_NXTHDR */
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
-      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-      int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-      for (int i = 0; i < k; i++) {
-        int fd;
-        memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-        if (ch->hello_got == 0 && ch->hello_fds < 3) *into[ch->hello_fds++] = fd; /* owned by ch from here */
-        else {
-          close(fd);
-          bad = 1;
-        }
-      }
-    }
-#pragma GCC diagnostic pop
+    for (int i = 0; i < nfds; i++) *into[ch->hello_fds++] = fds[i]; /* owned by ch from here */
     if (bad) return -SB_ECORRUPT;
     if (r == 0) return -ECONNRESET;
     ch->hello_got += (uint32_t)r;

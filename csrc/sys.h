@@ -95,6 +95,46 @@ static inline ssize_t sys_send_fds(int sock, const void *buf, size_t len, const 
   return sendmsg(sock, &m, flags);
 }
 
+/* recvmsg of up to len bytes with the SCM_RIGHTS fds that come along (EINTR retried). The first max_fds of them
+ * go to fds (*nfds, the caller's from here); any beyond are closed and, like truncated control data (more fds
+ * than the 3 it has room for), set *excess. Returns recvmsg's result. */
+static inline ssize_t sys_recv_fds(int sock, void *buf, size_t len, int flags, int *fds, int max_fds, int *nfds,
+                                   int *excess) {
+  struct iovec iov = {buf, len};
+  union {
+    char buf[CMSG_SPACE(3 * sizeof(int))];
+    struct cmsghdr align;
+  } u;
+  struct msghdr m = {0};
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  m.msg_control = u.buf;
+  m.msg_controllen = sizeof u.buf;
+  ssize_t r;
+  while ((r = recvmsg(sock, &m, flags | MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {
+  }
+  *nfds = 0;
+  *excess = r >= 0 && (m.msg_flags & MSG_CTRUNC) != 0;
+  if (r < 0) return r;
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wsign-compare" /* musl's CMSG_NXTHDR */
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+    for (int i = 0; i < k; i++) {
+      int fd;
+      memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+      if (*nfds < max_fds) fds[(*nfds)++] = fd;
+      else {
+        close(fd);
+        *excess = 1;
+      }
+    }
+  }
+#pragma GCC diagnostic pop
+  return r;
+}
+
 /* Reads a small file (a /proc entry) into buf, NUL-terminated; its length, or -1. */
 static inline ssize_t sys_read_small(const char *path, char *buf, size_t size) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -481,26 +481,16 @@ sb_topic *sb_topic_open_start(const char *name, uint32_t capacity, int *err) {
 int sb_topic_open_finish(sb_topic *t) {
   if (t->conn_fd < 0) return t->base ? 0 : -EINVAL;
   hello_msg h;
-  struct iovec iov = {&h, sizeof h};
-  union {
-    char buf[CMSG_SPACE(sizeof(int))];
-    struct cmsghdr align;
-  } u;
-  struct msghdr m = {0};
-  m.msg_iov = &iov;
-  m.msg_iovlen = 1;
-  m.msg_control = u.buf;
-  m.msg_controllen = sizeof u.buf;
-  ssize_t n = recvmsg(t->conn_fd, &m, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-  if (n < 0) return errno == EAGAIN || errno == EINTR ? -EAGAIN : -errno;
-  struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-  int fd = -1;
-  if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len == CMSG_LEN(sizeof(int)))
-    memcpy(&fd, CMSG_DATA(c), sizeof fd);
+  int fd = -1, nfds, excess;
+  ssize_t n = sys_recv_fds(t->conn_fd, &h, sizeof h, MSG_DONTWAIT, &fd, 1, &nfds, &excess);
+  if (n < 0) return errno == EAGAIN ? -EAGAIN : -errno;
   close(t->conn_fd);
   t->conn_fd = -1;
-  if (n == 0) return -ECONNRESET;
-  if (n != (ssize_t)sizeof h || (m.msg_flags & MSG_CTRUNC)) goto corrupt;
+  if (n == 0) {
+    if (fd >= 0) close(fd);
+    return -ECONNRESET;
+  }
+  if (n != (ssize_t)sizeof h || excess) goto corrupt;
   if (h.status != 0) {
     if (fd >= 0) close(fd);
     return -h.status;
