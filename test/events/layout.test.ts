@@ -4,7 +4,7 @@ import { describe, expect, test } from "bun:test"
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import * as ffi from "../../src/native/ffi.ts"
-import { cDefine, cEnum, cPrototypes, eq, ffiSymbols, fnv1a32, section, stripC } from "../support/c-text.ts"
+import { cDefine, cEnum, cPrototypes, eq, ffiSymbols, fnv1a32, layoutTests, section, stripC } from "../support/c-text.ts"
 
 const repo = join(import.meta.dir, "..", "..")
 const read = (p: string) => readFileSync(join(repo, p), "utf8")
@@ -84,38 +84,26 @@ const checks: Record<string, (s: Sources, ts: Ts) => string[]> = {
   },
 }
 
-describe("ffi.ts, topic.h and PROTOCOL.md §8 agree", () => {
-  test.each(Object.keys(checks))("%s", (name) => expect(checks[name]!(real, realTs)).toEqual([]))
-})
-
-const all = (s: Sources, ts: Ts) =>
-  Object.values(checks).flatMap((c) => {
-    try {
-      return c(s, ts)
-    } catch (e) {
-      return [(e as Error).message]
-    }
-  })
-
-describe("the topic layout check fails on any mismatch", () => {
-  test.each<[string, (s: Sources) => Sources]>([
-    ["a define changed", (s) => ({ ...s, header: s.header.replace("SB_TOPIC_MAX_SUBS 64u", "SB_TOPIC_MAX_SUBS 65u") })],
-    ["an offset moved in the header", (s) => ({ ...s, header: s.header.replace("SB_TOPIC_OFF_DATA = 286720", "SB_TOPIC_OFF_DATA = 290816") })],
-    ["a record state renumbered", (s) => ({ ...s, header: s.header.replace("SB_REC_ABORTED = 4", "SB_REC_ABORTED = 5") })],
-    ["a subscriber field moved", (s) => ({ ...s, header: s.header.replace("SB_SUB_LAGGED = 32", "SB_SUB_LAGGED = 40") })],
-    ["the layout string edited", (s) => ({ ...s, protocol: s.protocol.replace("sub=256x64", "sub=256x65") })],
-    ["a PROTOCOL row moved", (s) => ({ ...s, protocol: s.protocol.replace("| 64 | u64 | **tail**", "| 72 | u64 | **tail**") })],
-    ["an argument added to a prototype", (s) => ({ ...s, header: s.header.replace("int sb_sub_poll(sb_sub *s, uint32_t max);", "int sb_sub_poll(sb_sub *s, uint32_t max, int x);") })],
-    ["a binding with a wrong type", (s) => ({ ...s, ffiSource: s.ffiSource.replace("sb_sub_poll: { returns: i32, args: [ptr, u32] }", "sb_sub_poll: { returns: i32, args: [ptr, i32] }") })],
-  ])("it reports %s", (_what, mutate) => {
-    const m = mutate(real)
-    expect(m).not.toEqual(real)
-    expect(all(m, realTs).length).toBeGreaterThan(0)
-  })
-
-  test.each<[string, (ts: Ts) => Ts]>([
-    ["a TS offset off", (ts) => ({ ...ts, TopicLayout: { ...ts.TopicLayout, OFF_TAIL: 72 } })],
-    ["a TS state off", (ts) => ({ ...ts, RecState: { ...ts.RecState, EVENT: 9 } })],
-    ["another layout hash", (ts) => ({ ...ts, layoutHash: (ts.layoutHash + 1) >>> 0 })],
-  ])("it reports %s", (_what, mutate) => expect(all(real, mutate(realTs)).length).toBeGreaterThan(0))
-})
+layoutTests(
+  { agree: "ffi.ts, topic.h and PROTOCOL.md §8 agree", fails: "the topic layout check fails on any mismatch" },
+  checks,
+  real,
+  realTs,
+  {
+    text: [
+      ["a define changed", (s) => ({ ...s, header: s.header.replace("SB_TOPIC_MAX_SUBS 64u", "SB_TOPIC_MAX_SUBS 65u") })],
+      ["an offset moved in the header", (s) => ({ ...s, header: s.header.replace("SB_TOPIC_OFF_DATA = 286720", "SB_TOPIC_OFF_DATA = 290816") })],
+      ["a record state renumbered", (s) => ({ ...s, header: s.header.replace("SB_REC_ABORTED = 4", "SB_REC_ABORTED = 5") })],
+      ["a subscriber field moved", (s) => ({ ...s, header: s.header.replace("SB_SUB_LAGGED = 32", "SB_SUB_LAGGED = 40") })],
+      ["the layout string edited", (s) => ({ ...s, protocol: s.protocol.replace("sub=256x64", "sub=256x65") })],
+      ["a PROTOCOL row moved", (s) => ({ ...s, protocol: s.protocol.replace("| 64 | u64 | **tail**", "| 72 | u64 | **tail**") })],
+      ["an argument added to a prototype", (s) => ({ ...s, header: s.header.replace("int sb_sub_poll(sb_sub *s, uint32_t max);", "int sb_sub_poll(sb_sub *s, uint32_t max, int x);") })],
+      ["a binding with a wrong type", (s) => ({ ...s, ffiSource: s.ffiSource.replace("sb_sub_poll: { returns: i32, args: [ptr, u32] }", "sb_sub_poll: { returns: i32, args: [ptr, i32] }") })],
+    ],
+    ts: [
+      ["a TS offset off", (ts) => ({ ...ts, TopicLayout: { ...ts.TopicLayout, OFF_TAIL: 72 } })],
+      ["a TS state off", (ts) => ({ ...ts, RecState: { ...ts.RecState, EVENT: 9 } })],
+      ["another layout hash", (ts) => ({ ...ts, layoutHash: (ts.layoutHash + 1) >>> 0 })],
+    ],
+  },
+)

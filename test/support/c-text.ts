@@ -1,5 +1,6 @@
 // Reading C headers, ffi.ts and PROTOCOL.md as text, for the layout cross-checks of the slot region
 // (test/native), the contest table (test/leases) and the topic (test/events).
+import { describe, expect, test } from "bun:test"
 
 export const stripC = (s: string) => s.replace(/\/\*[\s\S]*?\*\//g, " ").replace(/\/\/[^\n]*/g, " ")
 export const camel = (s: string) => s.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase())
@@ -85,4 +86,38 @@ export function ffiSymbols(src: string, table: "symbols" | "leaseSymbols" | "top
     out.set(m[1]!, { args: args[1]!.split(",").map((a) => a.trim()).filter(Boolean).map(alias), returns: alias(returns[1]!) })
   }
   return out
+}
+
+/**
+ * A layout cross-check as tests: every check agrees on the real sources (`agree`), and each mutation of one side
+ * (text or TS constants) makes at least one check report a mismatch (`fails`), a text mutation only if it applied.
+ */
+export function layoutTests<S, T>(
+  names: { agree: string; fails: string },
+  checks: Record<string, (s: S, ts: T) => string[]>,
+  real: S,
+  realTs: T,
+  mutations: { text: [string, (s: S) => S][]; ts: [string, (ts: T) => T][] },
+) {
+  describe(names.agree, () => {
+    test.each(Object.keys(checks))("%s", (name) => expect(checks[name]!(real, realTs)).toEqual([]))
+  })
+  const mismatches = (s: S, ts: T) =>
+    Object.entries(checks).flatMap(([name, check]) => {
+      try {
+        return check(s, ts)
+      } catch (e) {
+        return [`${name}: ${(e as Error).message}`]
+      }
+    })
+  describe(names.fails, () => {
+    test.each(mutations.text)("it reports %s", (_what, mutate) => {
+      const mutated = mutate(real)
+      expect(mutated).not.toEqual(real) // the mutation applied: the text it edits still exists
+      expect(mismatches(mutated, realTs).length).toBeGreaterThan(0)
+    })
+    test.each(mutations.ts)("it reports %s", (_what, mutate) => {
+      expect(mismatches(real, mutate(realTs)).length).toBeGreaterThan(0)
+    })
+  })
 }
