@@ -13,6 +13,7 @@ import {
   TimeoutError, WorkerGoneError,
 } from "../errors.ts"
 import { Pump, tuning, type IdleStrategy } from "./idle.ts"
+import { longTimeout, MAX_TIMER_MS } from "./timers.ts"
 import { LatencyHistogram, type LatencySummary } from "./stats.ts"
 
 export interface ListenOptions {
@@ -103,6 +104,8 @@ export interface BusStats {
   evictedWorkers: number
   /** Exceptions inside the hub's own machinery, caught so it keeps serving; should stay 0. */
   internalErrors: number
+  /** Times reading the accept thread's doorbell failed and was restarted (each is logged); should stay 0. */
+  acceptErrors: number
   bytesOut: number
   bytesIn: number
   latency: LatencySummary
@@ -248,11 +251,12 @@ function optionsKey(opts: ListenOptions): string {
 }
 const REQUEST_OPTIONS = new Set(["timeoutMs", "signal", "borrow"])
 const WAIT_OPTIONS = new Set(["timeoutMs", "signal"])
+const CLOSE_OPTIONS = new Set(["drain", "timeoutMs"])
 const FETCH_OPTIONS = WAIT_OPTIONS
 // One monotonic clock in ms for deadlines, ticks and stuck slots: a request reads it once (Bun.nanoseconds).
 const nowMs = () => Bun.nanoseconds() / 1e6
 
-function positiveInt(v: number | undefined, dflt: number, what: string, max = 2 ** 31): number {
+function positiveInt(v: number | undefined, dflt: number, what: string, max = Number.MAX_SAFE_INTEGER): number {
   if (v === undefined) return dflt
   if (!Number.isInteger(v) || v < 0 || v > max) throw new RangeError(`${what} must be an integer in 0..${max}, got ${v}`)
   return v
@@ -290,7 +294,7 @@ export class SlotBus {
   private nextId = 1
   private counters = {
     requests: 0, responses: 0, errors: 0, timeouts: 0, refusedPeers: 0, overCapPeers: 0, protocolErrors: 0,
-    evictedWorkers: 0, internalErrors: 0, bytesOut: 0, bytesIn: 0,
+    evictedWorkers: 0, internalErrors: 0, acceptErrors: 0, bytesOut: 0, bytesIn: 0,
   }
   private readonly maxBody: number
   private readonly maxHead: number
@@ -663,7 +667,7 @@ export class SlotBus {
     if (this.stopped) return
     clearTimeout(this.ticker)
     this.tickAt = nowMs() + ms
-    this.ticker = setTimeout(() => this.tick(), ms)
+    this.ticker = setTimeout(() => this.tick(), Math.min(ms, MAX_TIMER_MS)) // a later deadline: the tick re-arms
   }
 
   private stuckSlots(link: Link, now: number): number {
@@ -686,12 +690,18 @@ export class SlotBus {
     const w = native.sb_accept_watch_start(this.listenFd, this.err) as Pointer | null
     if (!w) throw new SlotBusError(`cannot start the accept thread of "${this.name}": errno ${-this.err[0]!}`)
     this.acceptWatch = w
+    this.readAccepts(w)
+  }
+
+  /** One read of the thread's eventfd per wake-up, for as long as the bus is open. */
+  private readAccepts(w: Pointer) {
     const reader = Bun.file(native.sb_accept_watch_fd(w)).stream().getReader()
     this.acceptReader = reader
     const next = (): void => {
       reader.read().then(
         (r) => {
-          if (r.done || this.closing) return
+          if (this.closing) return
+          if (r.done) return this.acceptFailed(w, new Error("the doorbell stream ended"))
           let refused = false
           try {
             refused = this.acceptSome()
@@ -707,10 +717,22 @@ export class SlotBus {
           if (refused) setTimeout(rearm, REFUSED_PAUSE_MS)
           else setImmediate(rearm)
         },
-        () => {},
+        (e) => this.acceptFailed(w, e),
       )
     }
     next()
+  }
+
+  /** Reading the accept doorbell failed: say so, count it, and read again on a fresh stream, so accepting never stops in silence. */
+  private acceptFailed(w: Pointer, e: unknown) {
+    if (this.closing) return
+    this.counters.acceptErrors++
+    console.warn(`slotbus: bus "${this.name}" lost its accept doorbell (${e instanceof Error ? e.message : String(e)}); accepting again in ${REFUSED_PAUSE_MS} ms`)
+    setTimeout(() => {
+      if (this.closing) return
+      native.sb_accept_watch_rearm(w)
+      this.readAccepts(w)
+    }, REFUSED_PAUSE_MS)
   }
 
   /** Accepts up to ACCEPTS_PER_TURN waiting peers; true if any was refused. */
@@ -825,15 +847,16 @@ export class SlotBus {
    */
   waitForWorkers(n = 1, opts: number | { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<void> {
     const o = typeof opts === "number" ? { timeoutMs: opts } : opts
+    let timeoutMs: number
     try {
       if (o === null || typeof o !== "object") throw new TypeError("waitForWorkers(n, { timeoutMs, signal }) takes an options object")
       knownOptions(o, WAIT_OPTIONS, "waitForWorkers")
       if (!Number.isInteger(n) || n < 0) throw new RangeError(`n must be an integer ≥ 0, got ${n}`)
       if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new TypeError("signal must be an AbortSignal")
+      timeoutMs = positiveInt(o.timeoutMs, 10_000, "timeoutMs")
     } catch (e) {
       return Promise.reject(e)
     }
-    const timeoutMs = positiveInt(o.timeoutMs, 10_000, "timeoutMs")
     const signal = o.signal
     if (this.links.length >= n) return Promise.resolve()
     if (this.closing) return Promise.reject(new BusClosedError(`bus "${this.name}" is closed`))
@@ -841,12 +864,12 @@ export class SlotBus {
     const { promise, resolve, reject } = Promise.withResolvers<void>()
     const w = { n, resolve: () => done(resolve), reject: (e: Error) => done(() => reject(e)) }
     const timer = timeoutMs > 0
-      ? setTimeout(() => w.reject(new TimeoutError(`${this.links.length} of ${n} workers connected to "${this.name}" after ${timeoutMs}ms`)), timeoutMs)
+      ? longTimeout(() => w.reject(new TimeoutError(`${this.links.length} of ${n} workers connected to "${this.name}" after ${timeoutMs}ms`)), timeoutMs)
       : undefined
     const onAbort = () => done(() => reject(signal!.reason))
     signal?.addEventListener("abort", onAbort, { once: true })
     const done = (f: () => void) => {
-      clearTimeout(timer)
+      timer?.clear()
       signal?.removeEventListener("abort", onAbort)
       const i = this.waiters.indexOf(w)
       if (i >= 0) this.waiters.splice(i, 1)
@@ -897,8 +920,17 @@ export class SlotBus {
    * up to `timeoutMs` (default 5000); whatever is left is rejected with BusClosedError.
    */
   close(opts: { drain?: boolean; timeoutMs?: number } = {}): Promise<void> {
+    let timeoutMs: number
+    try {
+      if (opts === null || typeof opts !== "object") throw new TypeError("close({ drain, timeoutMs }) takes an options object")
+      knownOptions(opts, CLOSE_OPTIONS, "close")
+      if (opts.drain !== undefined && typeof opts.drain !== "boolean") throw new TypeError(`close: drain must be a boolean, got ${typeof opts.drain}`)
+      timeoutMs = positiveInt(opts.timeoutMs, 5000, "timeoutMs")
+    } catch (e) {
+      return Promise.reject(e)
+    }
     if (OPEN_BUSES.get(this.name)?.bus === this) OPEN_BUSES.delete(this.name)
-    this.closing ??= this.shutdown(opts.drain ?? true, opts.timeoutMs ?? 5000)
+    this.closing ??= this.shutdown(opts.drain ?? true, timeoutMs)
     return this.closing
   }
 

@@ -7,6 +7,7 @@ import { SlotBusError } from "../errors.ts"
 import type { SlotBus } from "./bus.ts"
 import { Backoff } from "./backoff.ts"
 import { Emitter } from "./emitter.ts"
+import { longTimeout, sleep, type LongTimer } from "./timers.ts"
 
 /** The supervisor cannot do what was asked in its current state, or was configured wrongly. */
 export class SupervisorError extends SlotBusError {}
@@ -75,7 +76,6 @@ export interface SupervisorStopOptions {
 
 const DEFAULTS = { instances: 1, maxRestarts: 5, restartWindowMs: 60_000, backoffInitialMs: 100, backoffMaxMs: 5_000, killGraceMs: 2_000, drainTimeoutMs: 10_000 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 
 export class Supervisor {
   readonly instances: readonly SupervisedInstance[]
@@ -84,7 +84,7 @@ export class Supervisor {
   private recent: number[] = []
   private readonly backoff: Backoff
   private totalRestarts = 0
-  private readonly timers = new Map<number, ReturnType<typeof setTimeout>>()
+  private readonly timers = new Map<number, LongTimer>()
   private readonly stopping = new Set<number>()
   private readonly events = new Emitter<SupervisorEvents>()
   private failure: string | null = null
@@ -144,13 +144,13 @@ export class Supervisor {
     if (this._state === "created" || this._state === "stopped") return
     const wasFailed = this._state === "failed"
     this._state = "stopping"
-    for (const t of this.timers.values()) clearTimeout(t)
+    for (const t of this.timers.values()) t.clear()
     this.timers.clear()
     const drainMs = options.drainTimeoutMs ?? this.opts.drainTimeoutMs
     if (this.opts.drain && !wasFailed && drainMs > 0) {
-      let timer: ReturnType<typeof setTimeout> | undefined
-      await Promise.race([this.opts.drain().catch(() => {}), new Promise<void>((r) => (timer = setTimeout(r, drainMs)))])
-      clearTimeout(timer)
+      let timer: LongTimer | undefined
+      await Promise.race([this.opts.drain().catch(() => {}), new Promise<void>((r) => (timer = longTimeout(r, drainMs)))])
+      timer?.clear()
     }
     await this.terminateAll(options.killGraceMs ?? this.opts.killGraceMs)
     this._state = wasFailed ? "failed" : "stopped"
@@ -206,7 +206,7 @@ export class Supervisor {
     // Restart intensity, not consecutive failures, sets the step: restarts leaving the window shorten the delay.
     const delayMs = this.backoff.delayFor(this.recent.length - 1)
     this.emit("restart", inst, { delayMs, recentRestarts: this.recent.length })
-    this.timers.set(inst.index, setTimeout(() => {
+    this.timers.set(inst.index, longTimeout(() => {
       this.timers.delete(inst.index)
       if (this._state !== "running") return
       inst.restarts++
@@ -224,7 +224,7 @@ export class Supervisor {
     const { maxRestarts, restartWindowMs } = this.opts
     this.failure = `more than ${maxRestarts} restarts within ${restartWindowMs} ms (${this.opts.command.join(" ")})`
     this._state = "failed"
-    for (const t of this.timers.values()) clearTimeout(t)
+    for (const t of this.timers.values()) t.clear()
     this.timers.clear()
     void this.terminateAll(this.opts.killGraceMs)
     this.emit("failed", { reason: this.failure, restarts: this.recent.length, windowMs: restartWindowMs })

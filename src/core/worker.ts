@@ -6,6 +6,7 @@ import { align8, busName, headerPairs, headLength, knownOptions, pairsToHeaders,
 import type { BodyInit, HeaderInit } from "./codec.ts"
 import { BusClosedError, HubNotFoundError, PayloadTooLargeError, PeerRefusedError, ProtocolError } from "../errors.ts"
 import { Pump, tuning, type IdleStrategy } from "./idle.ts"
+import { longTimeout } from "./timers.ts"
 
 /** What a handler returns: a reply object, a Response, or just the body. */
 export type SlotReply = { status?: number; headers?: HeaderInit; body?: BodyInit } | Response | BodyInit
@@ -460,7 +461,7 @@ export class SlotWorker {
         // After the ack the hub publishes nothing more, so one last collect takes all that is left.
         await new Promise<void>((resolve) => {
           this.onDrainAck = resolve
-          setTimeout(resolve, Math.max(0, deadline - performance.now())).unref()
+          longTimeout(resolve, deadline - performance.now()).unref()
         })
         if (chan.isOpen) this.collect(chan)
       }

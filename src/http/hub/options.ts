@@ -1,6 +1,7 @@
 // The hub's options, checked once, and the small response helpers every hub file uses.
 import type { Server } from "bun"
 import type { IdleStrategy } from "../../core/index.ts"
+import { MAX_TIMER_MS } from "../../core/index.ts"
 
 export interface HubOptions {
   /** TCP port; 0 picks a free one (read it back from `hub.port`). Default 3200. */
@@ -56,9 +57,9 @@ export const eventsTopicFor = (port: number) => `http.${port}`
 
 export const MiB = 1024 * 1024
 
-function int(v: number | undefined, dflt: number, what: string, min = 0): number {
+function int(v: number | undefined, dflt: number, what: string, min = 0, max = Number.MAX_SAFE_INTEGER): number {
   if (v === undefined) return dflt
-  if (!Number.isInteger(v) || v < min) throw new RangeError(`${what} must be an integer ≥ ${min}, got ${v}`)
+  if (!Number.isInteger(v) || v < min || v > max) throw new RangeError(`${what} must be an integer from ${min} to ${max}, got ${v}`)
   return v
 }
 
@@ -72,13 +73,13 @@ export function resolveOptions(opts: HubOptions): ResolvedOptions {
     chunkBytes: int(opts.chunkBytes, MiB, "chunkBytes", 1024),
     slots: int(opts.slots, 32, "slots", 1),
     idle: opts.idle,
-    heartbeatMs: int(opts.heartbeatMs, 15_000, "heartbeatMs", 1),
+    heartbeatMs: int(opts.heartbeatMs, 15_000, "heartbeatMs", 1, MAX_TIMER_MS),
     sseMaxBufferedBytes: int(opts.sseMaxBufferedBytes, MiB, "sseMaxBufferedBytes", 1),
     sseIdleTimeoutMs: int(opts.sseIdleTimeoutMs, 60_000, "sseIdleTimeoutMs", 1),
     log: opts.quiet ? () => {} : (opts.log ?? ((line) => console.log(`slotbus hub: ${line}`))),
     eventsTopic: opts.eventsTopic ?? "", // "" until the port is known: http.<port>
     eventsCapacity: int(opts.eventsCapacity, MiB, "eventsCapacity", 64 * 1024),
-    pingEveryMs: int(opts.pingEveryMs, 5000, "pingEveryMs", 1),
+    pingEveryMs: int(opts.pingEveryMs, 5000, "pingEveryMs", 1, MAX_TIMER_MS),
     maxMissedPings: int(opts.maxMissedPings, 3, "maxMissedPings", 1),
   }
 }

@@ -1,5 +1,5 @@
 // Joining a hub and staying joined: register over HTTP, attach over slotbus, rejoin whenever the hub goes away.
-import { Backoff, SlotWorker, type IdleStrategy, type SlotHandler } from "../../core/index.ts"
+import { Backoff, longTimeout, SlotWorker, type IdleStrategy, type SlotHandler } from "../../core/index.ts"
 import { HubAuthError, HubRequestError, RouteConflictError } from "../errors.ts"
 import type { RegisterReply, RegisterRequest, RouteDecl } from "../wire.ts"
 import type { HubClient } from "./client.ts"
@@ -130,8 +130,8 @@ export class JoinLoop {
 
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const t = setTimeout(() => ((this.wake = null), resolve()), ms)
-      this.wake = () => (clearTimeout(t), (this.wake = null), resolve())
+      const t = longTimeout(() => ((this.wake = null), resolve()), ms)
+      this.wake = () => (t.clear(), (this.wake = null), resolve())
     })
   }
 
