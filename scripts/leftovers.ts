@@ -1,0 +1,60 @@
+// Run after the test suite (`npm test`): fails when the tests left something behind on this machine, whichever
+// feature's tests did it: a region in /dev/shm, a bound slotbus socket, a process started from this checkout.
+import { readdirSync, readFileSync } from "node:fs"
+import { join } from "node:path"
+
+const repo = join(import.meta.dir, "..")
+
+/** This process and the ones that started it (`bash /path/to/.ci/run`, npm, …): not leftovers. */
+function ancestors(): Set<number> {
+  const seen = new Set<number>()
+  for (let pid = process.pid; pid > 1 && !seen.has(pid); ) {
+    seen.add(pid)
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+      pid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1])
+    } catch {
+      break
+    }
+  }
+  return seen
+}
+
+/** What is left now; a test's last child may still be exiting, so the caller looks again for a moment. */
+function leftovers(): string[] {
+  const found: string[] = []
+
+  for (const f of readdirSync("/dev/shm")) if (/slotbus/i.test(f)) found.push(`/dev/shm/${f}`)
+
+  // Abstract unix sockets named by slotbus (hubs, topics, contests, wake sockets): bound means a process holds them.
+  for (const line of readFileSync("/proc/net/unix", "utf8").split("\n").slice(1)) {
+    const path = line.trim().split(/\s+/)[7]
+    if (path?.startsWith("@slotbus")) found.push(`socket ${path}`)
+  }
+
+  // Processes whose command line names this checkout (a test's child that outlived its test).
+  const mine = ancestors()
+  for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p)).map(Number)) {
+    if (mine.has(pid)) continue
+    let cmd = ""
+    try {
+      cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ").trim()
+    } catch {
+      continue // exited while we looked
+    }
+    if (cmd.includes(`${repo}/`)) found.push(`process ${pid}: ${cmd.slice(0, 160)}`)
+  }
+
+  return found
+}
+
+let found = leftovers()
+for (let i = 0; i < 20 && found.length; i++) {
+  await Bun.sleep(100)
+  found = leftovers()
+}
+if (found.length) {
+  console.error(`the tests left ${found.length} thing(s) behind:\n  ${found.join("\n  ")}`)
+  process.exit(1)
+}
+console.log("leftovers: none (/dev/shm, slotbus sockets, processes from this checkout)")
