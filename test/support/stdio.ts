@@ -2,7 +2,7 @@
 // waiting for a condition or an event, and a raw NDJSON socket client.
 import { join } from "node:path"
 import { until } from "./helpers.ts"
-import { StdioBus, type LimitsConfig, type StdioBusEvents, type StdioBusConfigInput } from "../../src/stdio/index.ts"
+import { AUTH_METHOD, StdioBus, formatAddress, readTokenFile, type LimitsConfig, type StdioBusEvents, type StdioBusConfigInput, type StdioListener } from "../../src/stdio/index.ts"
 
 export const STDIO_WORKER = join(import.meta.dir, "..", "stdio", "workers", "worker.ts")
 
@@ -43,7 +43,14 @@ export interface RawClient {
   readonly closed: Promise<void>
 }
 
-/** A raw NDJSON client on "unix:/path" or "tcp:host:port". */
+/** A raw NDJSON client of `listener` (a TCP one authenticates first, with the token from its file). */
+export async function clientOf(listener: StdioListener): Promise<RawClient> {
+  const c = await rawClient(formatAddress(listener.address))
+  if (listener.tokenFile) c.send(JSON.stringify({ jsonrpc: "2.0", method: AUTH_METHOD, params: { token: readTokenFile(listener.tokenFile) } }))
+  return c
+}
+
+/** A raw NDJSON client on "unix:/path" or "tcp:host:port" (a TCP one still has to authenticate: clientOf does). */
 export async function rawClient(address: string): Promise<RawClient> {
   const received: any[] = []
   let rest = ""
