@@ -36,8 +36,9 @@ export function nextEvent<K extends keyof StdioBusEvents>(bus: StdioBus, event: 
 
 export interface RawClient {
   send(line: string): void
-  /** Every parsed message received so far. */
+  /** Every parsed message received so far, and each one's line as it came. */
   readonly received: any[]
+  readonly lines: string[]
   waitFor(pred: (m: any) => boolean, what: string): Promise<any>
   close(): void
   readonly closed: Promise<void>
@@ -53,6 +54,7 @@ export async function clientOf(listener: StdioListener): Promise<RawClient> {
 /** A raw NDJSON client on "unix:/path" or "tcp:host:port" (a TCP one still has to authenticate: clientOf does). */
 export async function rawClient(address: string): Promise<RawClient> {
   const received: any[] = []
+  const rawLines: string[] = []
   let rest = ""
   const { promise: closed, resolve: onClose } = Promise.withResolvers<void>()
   const decoder = new TextDecoder()
@@ -60,7 +62,7 @@ export async function rawClient(address: string): Promise<RawClient> {
     data(_s: unknown, chunk: Uint8Array) {
       const lines = (rest + decoder.decode(chunk, { stream: true })).split("\n")
       rest = lines.pop()!
-      for (const l of lines) if (l) received.push(JSON.parse(l))
+      for (const l of lines) if (l) received.push(JSON.parse(l)), rawLines.push(l)
     },
     close: () => onClose(),
     error: () => onClose(),
@@ -71,6 +73,7 @@ export async function rawClient(address: string): Promise<RawClient> {
   return {
     send: (line) => void socket.write(line + "\n"),
     received,
+    lines: rawLines,
     async waitFor(pred, what) {
       await until(() => received.some(pred), what)
       return received.find(pred)
