@@ -135,6 +135,7 @@ export class StdioListener {
       const s = socket.data
       s.state = "closing"
       stopLineTimer(s)
+      socket.pause() // nothing more is read from it: its bytes would only be garbage
       if (s.backlogBytes === 0) return void socket.end()
       s.endWhenFlushed = true
       s.closeTimer ??= longTimeout(() => socket.terminate(), CLOSE_FLUSH_MS)
@@ -184,6 +185,8 @@ export class StdioListener {
         const s = socket.data
         if (s.state === "closing") return
         s.lineEnded = false
+        // Refused before the splitter copies it: a chunk that only adds to an incomplete line past the cap.
+        if (self.partialTotal + chunk.length > maxPartial && chunk.indexOf(10) < 0) return refuse(socket, `the bus holds ${maxPartial} bytes of incomplete lines already (maxPartialBytes); send whole lines`)
         const ok = s.splitter.push(chunk)
         const closing = () => s.state === "closing" // a line in this chunk may have cut the client off
         const partial = closing() ? 0 : s.splitter.partialBytes

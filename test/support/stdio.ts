@@ -36,6 +36,8 @@ export function nextEvent<K extends keyof StdioBusEvents>(bus: StdioBus, event: 
 
 export interface RawClient {
   send(line: string): void
+  /** Writes `text` as it is (no newline added). */
+  write(text: string): void
   /** Every parsed message received so far, and each one's line as it came. */
   readonly received: any[]
   readonly lines: string[]
@@ -72,6 +74,7 @@ export async function rawClient(address: string): Promise<RawClient> {
     : await Bun.connect({ hostname: address.split(":")[1]!, port: Number(address.split(":")[2]), socket: handlers })
   return {
     send: (line) => void socket.write(line + "\n"),
+    write: (text) => void socket.write(text),
     received,
     lines: rawLines,
     async waitFor(pred, what) {
