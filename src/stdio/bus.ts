@@ -198,6 +198,8 @@ export class StdioBus {
   private counters = { messagesIn: 0, bytesIn: 0, routingErrors: 0, oversizeKills: 0, lateResponses: 0, stuckDropped: 0, droppedMessages: 0 }
   /** Pending entries somebody still waits for (stop() drains these, not the given-up ones). */
   private awaited = 0
+  /** Per client: its requests somebody still waits for, and who waits for them to reach 0. */
+  private readonly clientLoad = new Map<BusClient, { awaited: number; idle: (() => void)[] }>()
   private restartsBefore = 0
   private readonly inbox: BusMessage[] = []
   private readonly inboxWaiters: ((r: IteratorResult<BusMessage>) => void)[] = []
@@ -691,6 +693,27 @@ export class StdioBus {
     p.instance.pending.add(id)
     p.instance.inFlight++
     this.awaited++
+    if (p.client) {
+      const load = this.clientLoad.get(p.client)
+      if (load) load.awaited++
+      else this.clientLoad.set(p.client, { awaited: 1, idle: [] })
+    }
+  }
+
+  /** The request is answered or given up: nobody waits for it any more. */
+  private unawait(p: Pending): void {
+    if (--this.awaited === 0) for (const r of this.drained.splice(0)) r()
+    const load = p.client && this.clientLoad.get(p.client)
+    if (load && --load.awaited === 0) {
+      this.clientLoad.delete(p.client!)
+      for (const r of load.idle) r()
+    }
+  }
+
+  /** Resolves once every request `client` sent has been answered (or given up). */
+  settled(client: BusClient): Promise<void> {
+    const load = this.clientLoad.get(client)
+    return load ? new Promise((r) => load.idle.push(r)) : Promise.resolve()
   }
 
   /** Nobody waits for this request any more: its answer will be dropped, and its entry after STUCK_GRACE_MS. */
@@ -700,9 +723,8 @@ export class StdioBus {
     p.abandonedAt = performance.now()
     if (this.pending.get(id) !== p) return
     p.instance.stuck++
-    this.awaited--
     this.armSweeper()
-    if (this.awaited === 0) for (const r of this.drained.splice(0)) r()
+    this.unawait(p)
   }
 
   /** Drops a pending entry and its in-flight count; tells stop() when nobody waits any more. */
@@ -713,7 +735,7 @@ export class StdioBus {
     p.instance.pending.delete(id)
     p.instance.inFlight--
     if (p.abandoned) p.instance.stuck--
-    else if (--this.awaited === 0) for (const r of this.drained.splice(0)) r()
+    else this.unawait(p)
     return p
   }
 

@@ -123,8 +123,8 @@ async function connect(argv: string[]): Promise<number> {
   let socket
   try {
     socket = address.kind === "unix"
-      ? await Bun.connect({ unix: address.path, socket: handlers })
-      : await Bun.connect({ hostname: address.hostname, port: address.port, socket: handlers })
+      ? await Bun.connect({ unix: address.path, allowHalfOpen: true, socket: handlers })
+      : await Bun.connect({ hostname: address.hostname, port: address.port, allowHalfOpen: true, socket: handlers })
   } catch (e) {
     process.stderr.write(`slotbus stdio connect: cannot connect to ${spec}: ${(e as Error).message}; is \`slotbus stdio --listen ${spec}\` running?\n`)
     return 1
@@ -139,7 +139,8 @@ async function connect(argv: string[]): Promise<number> {
       }
     }
     while (backlog.length > 0) await Bun.sleep(1)
-    socket.end()
+    socket.shutdown() // half-close: the bus still sends the answers to what we sent, then closes
+
   })()
   await closed
   return 0

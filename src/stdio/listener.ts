@@ -15,11 +15,13 @@ export type ListenAddress = { kind: "tcp"; hostname: string; port: number } | { 
 
 /** What a listener needs from the bus, and no more (the bus depends on the listener, not the other way round). */
 export interface ClientHost<C extends { close(): void }> {
-  readonly limits: { readonly max_input_buffer: number; readonly max_output_queue: number }
+  readonly limits: { readonly max_input_buffer: number; readonly max_output_queue: number; readonly drain_timeout_sec: number }
   /** A new client whose answers and unasked messages go to `deliver`. */
   attachClient(deliver: (message: object) => void): C
   /** One line from `client`; settles once the bus has taken it (routed, or answered with an error). */
   ingest(client: C, line: string): Promise<void> | void
+  /** Resolves once every request `client` sent has been answered. */
+  settled(client: C): Promise<void>
 }
 
 export interface ListenOptions {
@@ -225,12 +227,16 @@ export class StdioListener {
         s.gone.resolve()
       },
       end(socket: S) {
-        // The client is done sending: answer what it sent, then close.
+        // The client is done sending (half-close): answer what it sent (for up to drain_timeout_sec), then close.
         const s = socket.data
         if (s.state === "closing") return
         s.state = "closing"
         stopLineTimer(s)
-        void (s.inbound?.idle() ?? Promise.resolve()).then(() => finish(socket))
+        const answered = (async () => {
+          await s.inbound?.idle()
+          if (s.client) await host.settled(s.client)
+        })()
+        void within(Promise.race([answered, s.gone.promise]), host.limits.drain_timeout_sec * 1000).then(() => finish(socket))
       },
       error(socket: S) {
         socket.terminate()
@@ -243,10 +249,10 @@ export class StdioListener {
         if (alive) throw new TypeError(`${address.path}: another process is listening there; pick another path`)
         unlinkSync(address.path)
       }
-      self.server = Bun.listen<Conn<C>>({ unix: address.path, socket: handlers }) as unknown as SocketListener<Conn<unknown>>
+      self.server = Bun.listen<Conn<C>>({ unix: address.path, allowHalfOpen: true, socket: handlers }) as unknown as SocketListener<Conn<unknown>>
       self.address = address
     } else {
-      const tcp = Bun.listen<Conn<C>>({ hostname: address.hostname, port: address.port, socket: handlers })
+      const tcp = Bun.listen<Conn<C>>({ hostname: address.hostname, port: address.port, allowHalfOpen: true, socket: handlers })
       self.server = tcp as unknown as SocketListener<Conn<unknown>>
       self.address = { ...address, port: tcp.port }
       self.token = newToken()
