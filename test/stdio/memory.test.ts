@@ -21,13 +21,14 @@ function rssBytes(pid: number): number {
 async function withBusProcess(mode: string, limits: Partial<LimitsConfig>, fn: (path: string, bus: Child) => Promise<void>): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "stdio-mem-"))
   const path = join(dir, "bus.sock")
-  writeFileSync(join(dir, "bus.json"), JSON.stringify(workerConfig(mode, 1, limits)))
+  // drain_timeout_sec 0: SIGTERM ends the bus (and its workers) at once, whatever is still pending
+  writeFileSync(join(dir, "bus.json"), JSON.stringify(workerConfig(mode, 1, { ...limits, drain_timeout_sec: 0 })))
   const bus = spawn([process.execPath, join(REPO, "bin", "slotbus.ts"), "stdio", "--config", join(dir, "bus.json"), "--listen", `unix:${path}`])
   try {
     await until(() => bus.stderr.includes("listening on"), "the bus listening")
     await fn(path, bus)
   } finally {
-    await bus.stop(500)
+    await bus.stop(5000)
     rmSync(dir, { recursive: true, force: true })
   }
 }
@@ -168,4 +169,33 @@ describe("stdio listener caps", () => {
       await expect(bus.listen("tcp:127.0.0.1:0", options)).rejects.toBeInstanceOf(RangeError)
     })
   })
+})
+
+describe("stdio mode memory", () => {
+  test("`slotbus stdio` without --listen stops reading its stdin while a worker does not read: 300 MB offered, memory bounded", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "stdio-mem-"))
+    writeFileSync(join(dir, "bus.json"), JSON.stringify(workerConfig("no-read", 1, { max_output_queue: MiB, drain_timeout_sec: 0 })))
+    const bus = Bun.spawn([process.execPath, join(REPO, "bin", "slotbus.ts"), "stdio", "--config", join(dir, "bus.json"), "--quiet"], { stdin: "pipe", stdout: "ignore", stderr: "ignore" })
+    try {
+      await Bun.sleep(500)
+      const rss0 = rssBytes(bus.pid)
+      const line = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "x", params: { pad: "p".repeat(64 * 1024) } }) + "\n"
+      let sent = 0
+      const deadline = performance.now() + 15_000
+      while (sent < 300e6 && performance.now() < deadline) {
+        bus.stdin.write(line)
+        const flushed = await Promise.race([Promise.resolve(bus.stdin.flush()).then(() => true), Bun.sleep(1500).then(() => false)])
+        if (!flushed) break // the bus stopped reading
+        sent += line.length
+      }
+      const growth = rssBytes(bus.pid) - rss0
+      console.log(`stdin: offered ${(sent / MiB).toFixed(1)} MiB; bus RSS grew ${(growth / MiB).toFixed(1)} MiB`)
+      expect(growth).toBeLessThan(75e6)
+    } finally {
+      bus.kill("SIGTERM") // the bus stops its worker; SIGKILL only if it does not exit
+      if ((await Promise.race([bus.exited, Bun.sleep(5000).then(() => "late")])) === "late") bus.kill("SIGKILL")
+      await bus.exited
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }, 30_000)
 })
