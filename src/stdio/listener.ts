@@ -62,6 +62,8 @@ interface Conn<C> {
   partial: number
   lineTimer: LongTimer | null
   lineEnded: boolean
+  /** TCP: the connection must authenticate before this fires (an idle unauthenticated one would hold a slot). */
+  authTimer: LongTimer | null
   /** Bytes the kernel did not take yet, in order. */
   backlog: Uint8Array[]
   backlogBytes: number
@@ -154,6 +156,7 @@ export class StdioListener {
     const attach = (socket: S) => {
       const s = socket.data
       s.state = "open"
+      s.authTimer?.clear()
       s.client = host.attachClient((message) => write(socket, encoder.encode(JSON.stringify(message) + "\n")))
       s.inbound = new Inbound((line) => host.ingest(s.client!, line), maxOut, () => socket.resume())
     }
@@ -169,7 +172,7 @@ export class StdioListener {
     const handlers = {
       open(socket: S) {
         const s: Conn<C> = {
-          state: "authenticating", client: null, inbound: null, partial: 0, lineTimer: null, lineEnded: false,
+          state: "authenticating", client: null, inbound: null, partial: 0, lineTimer: null, lineEnded: false, authTimer: null,
           backlog: [], backlogBytes: 0, endWhenFlushed: false, closeTimer: null, gone: Promise.withResolvers<void>(),
           splitter: new LineSplitter(maxIn, (line) => {
             s.lineEnded = true
@@ -181,7 +184,8 @@ export class StdioListener {
         self.sockets.add(socket as Socket<Conn<unknown>>)
         if (self.closed) return finish(socket)
         if (self.sockets.size > maxClients) return refuse(socket, `the bus has ${maxClients} clients already (maxClients); try again later`)
-        if (address.kind === "unix") attach(socket)
+        if (address.kind === "unix") return attach(socket)
+        s.authTimer = longTimeout(() => refuse(socket, `authentication failed: no ${AUTH_METHOD} line within ${lineTimeoutMs} ms (lineTimeoutMs)`), lineTimeoutMs)
       },
       data(socket: S, chunk: Uint8Array) {
         const s = socket.data
@@ -221,6 +225,7 @@ export class StdioListener {
         self.partialTotal -= s.partial
         s.partial = 0
         stopLineTimer(s)
+        s.authTimer?.clear()
         s.closeTimer?.clear()
         s.state = "closing"
         s.client?.close()

@@ -5,7 +5,7 @@ import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { BusErrorCode, formatAddress } from "../../src/stdio/index.ts"
-import { REPO, run } from "../support/helpers.ts"
+import { REPO, run, until } from "../support/helpers.ts"
 import { clientOf, rawClient, withBus, workerConfig } from "../support/stdio.ts"
 
 const rpc = (m: object) => JSON.stringify({ jsonrpc: "2.0", ...m })
@@ -60,6 +60,20 @@ describe("stdio listener authentication", () => {
       const file = l.tokenFile!
       await bus.stop()
       expect(() => statSync(file)).toThrow() // the token goes with the listener
+    })
+  })
+
+  test("a TCP connection that never authenticates is cut off after lineTimeoutMs and frees its place", async () => {
+    await withBus(workerConfig(), async (bus) => {
+      const l = await bus.listen("tcp:127.0.0.1:0", { lineTimeoutMs: 200, maxClients: 1 })
+      const idle = await rawClient(formatAddress(l.address))
+      await idle.closed
+      expect(idle.received[0].error.message).toContain("authentication failed")
+      await until(() => l.clientCount === 0, "its place freed")
+      const ok = await clientOf(l)
+      ok.send(rpc({ id: 1, method: "fine" }))
+      expect((await ok.waitFor((m) => m.id === 1, "the answer")).result.method).toBe("fine")
+      ok.close()
     })
   })
 
