@@ -10,6 +10,7 @@ import { Samples, median } from "../lib/samples.ts"
 import { processCpuSeconds, selfCpuSeconds } from "../lib/cpu.ts"
 
 const USAGE = `usage: slotbus bench stdio [--time ms] [--rounds n] [--quick] [--only echo|mcp] [--json]
+       slotbus bench stdio soak [options]   (SIGKILL/SIGSTOP soak: slotbus bench stdio soak --help)
 
   --time <ms>   measured time per line and round (default 1000; --quick 300); warm-up is a quarter of it
   --rounds <n>  rounds, the order of the lines rotating; figures are medians (default 3; --quick 1)
@@ -211,6 +212,7 @@ function verdicts(rows: Row[], group: string, directName: string): string[] {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  if (argv[0] === "soak") return (await import("./soak.ts")).main(argv.slice(1))
   let ms = 1000
   let rounds = 3
   let only: string | null = null

@@ -2,15 +2,20 @@
 // Every request's id is rewritten to a bus-wide number on the way to a worker and restored on the way back, so
 // callers (embedded, socket clients) never collide; sessions stick to one instance until it dies.
 import type { Subprocess } from "bun"
-import { BusClosedError, Emitter, Supervisor, TimeoutError, WorkerGoneError, type SupervisedInstance } from "../core/index.ts"
+import { BusClosedError, Emitter, MAX_TIMER_MS, Supervisor, TimeoutError, WorkerGoneError, longTimeout, type LongTimer, type SupervisedInstance } from "../core/index.ts"
 import { loadConfig, type LimitsConfig, type PoolConfig, type StdioBusConfig, type StdioBusConfigInput } from "./config.ts"
 import { BackpressureError, BusErrorCode, InvalidStateError, JsonRpcError, PoolFailedError, SpawnError } from "./errors.ts"
 import { LineSplitter } from "./lines.ts"
 import { Outbox } from "./outbox.ts"
-import { StdioListener } from "./listener.ts"
+import { StdioListener, type ListenOptions } from "./listener.ts"
 
 export type BusState = "created" | "starting" | "running" | "stopping" | "stopped"
-export type JsonRpcId = string | number | null
+/** A JSON-RPC id; a number a JS number cannot hold exactly (past 2^53, a fraction) stays its JSON text, as `JSON.rawJSON`. */
+export type JsonRpcId = string | number | null | RawJSON
+/** What `JSON.rawJSON` returns: JSON text that `JSON.stringify` writes out as it is. */
+export interface RawJSON {
+  readonly rawJSON: string
+}
 export type LogLevel = "error" | "warn" | "info" | "debug"
 
 /** One JSON-RPC message as parsed from a line. */
@@ -29,7 +34,7 @@ export interface StdioRequestOptions {
   sessionId?: string
   /** Pool id (default: the first pool). */
   pool?: string
-  /** Default 30 000; 0 waits forever. */
+  /** Default 30 000; 0 waits forever; past 2^31−1 ms still honoured. */
   timeoutMs?: number
   signal?: AbortSignal
 }
@@ -50,6 +55,8 @@ export interface InstanceStats {
   uptimeMs: number
   queuedBytes: number
   sessions: number
+  /** Requests given up (timeout, abort, client gone) that the worker has not answered yet; dropped after a grace. */
+  stuck: number
 }
 
 export interface PoolStats {
@@ -75,6 +82,8 @@ export interface StdioBusStats {
   backpressureRejects: number
   /** Answers that came after their caller gave up (timeout, abort, client gone). */
   lateResponses: number
+  /** Given-up requests the worker still had not answered a grace (1 s) later: dropped from the books and from its in-flight count. */
+  stuckDropped: number
   /** messages() entries dropped because nobody read them (the queue keeps the newest 10 000). */
   droppedMessages: number
   workerCount: number
@@ -95,8 +104,8 @@ export interface StdioBusEvents {
 /** Who sent a message into the bus and gets its answers: the embedded API or one socket/stdio client. */
 export interface BusClient {
   readonly id: number
-  /** Session used when a message carries no sessionId (socket clients: one per connection). */
-  readonly defaultSession: string | null
+  /** A message without a sessionId goes to this client's own session (socket clients: one per connection), which no other client can name. */
+  readonly sessionPerClient: boolean
   deliver(message: JsonRpcMessage, pool: string, instance: number): void
 }
 
@@ -113,8 +122,17 @@ interface Pending {
   deadline?: number
   timeoutMs?: number
   method?: string
-  /** The caller stopped waiting; the answer is dropped when it comes. */
+  /** The caller stopped waiting (performance.now() then); the answer is dropped when it comes, the entry after a grace. */
   abandoned: boolean
+  abandonedAt: number
+}
+
+/** A request a worker sent to a client: answered only by that client, under an id nobody can guess. */
+interface Asked {
+  instance: Instance
+  generation: number
+  client: BusClient
+  originalId: JsonRpcId
 }
 
 class Instance {
@@ -122,10 +140,15 @@ class Instance {
   generation = 0
   /** Settles when the current process's stdout has been read to its end. */
   reading: Promise<void> = Promise.resolve()
+  /** Settles once the last process's unanswered requests have been answered with an error. */
+  settled: Promise<void> = Promise.resolve()
   inFlight = 0
   readonly out: Outbox
   readonly pending = new Set<number>()
   readonly sessions = new Set<string>()
+  /** Ids of the requests this instance sent to clients, oldest first (bounded: ASKED_MAX). */
+  readonly asked = new Set<string>()
+  stuck = 0
   constructor(readonly pool: Pool, readonly index: number, limits: LimitsConfig) {
     this.out = new Outbox(limits.max_output_queue, limits.backpressure_timeout_sec * 1000, `pool "${pool.config.id}" instance ${index}`)
   }
@@ -140,12 +163,16 @@ class Pool {
   failure: string | null = null
   rotor = 0
   liveWaiters: { resolve: () => void; reject: (e: Error) => void }[] = []
-  constructor(readonly config: PoolConfig, limits: LimitsConfig) {
+  constructor(readonly config: PoolConfig, readonly index: number, limits: LimitsConfig) {
     this.instances = Array.from({ length: config.instances }, (_, i) => new Instance(this, i, limits))
   }
 }
 
 const MESSAGE_QUEUE_MAX = 10_000
+/** Requests one worker may have waiting on clients; past it, its own oldest is forgotten. */
+const ASKED_MAX = 10_000
+/** How long a given-up request may still be answered (and counted late) before it leaves the books. */
+const STUCK_GRACE_MS = 1000
 /** How often request deadlines are checked: a timeout fires up to this late. */
 const SWEEP_MS = 5
 /** How long a dead worker's stdout may still be read for answers it wrote before dying. */
@@ -159,17 +186,20 @@ export class StdioBus {
   private readonly defaultPool: Pool
   private readonly pending = new Map<number, Pending>()
   /** Requests workers sent to clients: the id the client saw → where the answer goes. */
-  private readonly serverRequests = new Map<string, { instance: Instance; generation: number; originalId: JsonRpcId }>()
-  /** pool id + "\0" + sessionId → the instance it is pinned to and the client that owns it. */
+  private readonly asked = new Map<string, Asked>()
+  /** sessionKey() → the instance it is pinned to and the client that owns it. */
   private readonly sessions = new Map<string, { instance: Instance; owner: BusClient | null }>()
   private readonly clients = new Set<BusClient>()
   private readonly listenersOpen = new Set<StdioListener>()
   private nextId = 0
-  private nextServerId = 0
   private nextClientId = 1
   private stopping: Promise<void> | null = null
   private sweeper: ReturnType<typeof setInterval> | null = null
-  private counters = { messagesIn: 0, bytesIn: 0, routingErrors: 0, oversizeKills: 0, lateResponses: 0, droppedMessages: 0 }
+  private counters = { messagesIn: 0, bytesIn: 0, routingErrors: 0, oversizeKills: 0, lateResponses: 0, stuckDropped: 0, droppedMessages: 0 }
+  /** Pending entries somebody still waits for (stop() drains these, not the given-up ones). */
+  private awaited = 0
+  /** Per client: its requests somebody still waits for, and who waits for them to reach 0. */
+  private readonly clientLoad = new Map<BusClient, { awaited: number; idle: (() => void)[] }>()
   private restartsBefore = 0
   private readonly inbox: BusMessage[] = []
   private readonly inboxWaiters: ((r: IteratorResult<BusMessage>) => void)[] = []
@@ -178,7 +208,7 @@ export class StdioBus {
   /** The embedded caller of send(): its answers and unasked worker messages go to messages(). */
   private readonly embedded: BusClient = {
     id: 0,
-    defaultSession: null,
+    sessionPerClient: false,
     deliver: (message, pool, instance) => this.pushInbox({ message, pool, instance }),
   }
 
@@ -190,7 +220,7 @@ export class StdioBus {
   private constructor(config: StdioBusConfig) {
     this.config = config
     this.limits = config.limits
-    for (const p of config.pools) this.pools.set(p.id, new Pool(p, config.limits))
+    config.pools.forEach((p, i) => this.pools.set(p.id, new Pool(p, i, config.limits)))
     this.defaultPool = this.pools.get(config.pools[0]!.id)!
   }
 
@@ -243,26 +273,45 @@ export class StdioBus {
   stop(options: StdioStopOptions = {}): Promise<void> {
     if (this._state === "created" || this._state === "stopped") return Promise.resolve()
     if (this.stopping) return this.stopping
+    let drainMs: number, killMs: number
+    try {
+      drainMs = millis("stop(): timeoutMs", options.timeoutMs) ?? this.limits.drain_timeout_sec * 1000
+      killMs = Math.min(millis("stop(): killAfterMs", options.killAfterMs) ?? 2000, MAX_TIMER_MS) // the core's supervisor waits no longer
+    } catch (e) {
+      return Promise.reject(e)
+    }
     this._state = "stopping"
     for (const l of this.listenersOpen) l.stopAccepting()
-    const drainMs = options.timeoutMs ?? this.limits.drain_timeout_sec * 1000
     this.stopping = (async () => {
-      let timer: ReturnType<typeof setTimeout> | undefined
-      if (this.pending.size > 0) {
-        await Promise.race([new Promise<void>((r) => this.drained.push(r)), new Promise<void>((r) => (timer = setTimeout(r, drainMs)))])
-        clearTimeout(timer)
+      if (this.awaited > 0) {
+        let timer: LongTimer | undefined
+        await Promise.race([new Promise<void>((r) => this.drained.push(r)), new Promise<void>((r) => (timer = longTimeout(r, drainMs)))])
+        timer!.clear()
       }
-      await Promise.all([...this.pools.values()].map((p) => p.supervisor?.stop({ drainTimeoutMs: 0, killGraceMs: options.killAfterMs ?? 2000 })))
+      await Promise.all([...this.pools.values()].map((p) => p.supervisor?.stop({ drainTimeoutMs: 0, killGraceMs: killMs })))
+      // Every request still open gets its answer (an error) before the clients are disconnected.
+      await Promise.all([...this.pools.values()].flatMap((p) => p.instances.map((i) => i.settled)))
+      for (const [id, p] of this.pending) {
+        this.forget(id)
+        if (p.abandoned) continue
+        const e = new BusClosedError("the stdio bus stopped before the worker answered")
+        if (p.reject) p.reject(e)
+        else if (p.client) this.answerError(p.client, p.originalId, codeOf(e), e.message, p.instance.pool.config.id)
+      }
+      this.drained.splice(0)
+      if (this.sweeper) clearInterval(this.sweeper)
+      this.sweeper = null
       for (const p of this.pools.values()) {
         this.restartsBefore += p.supervisor?.restarts ?? 0
         p.supervisor = null
         for (const w of p.liveWaiters) w.reject(new BusClosedError("the stdio bus stopped"))
         p.liveWaiters = []
       }
-      for (const l of this.listenersOpen) l.close()
+      await Promise.all([...this.listenersOpen].map((l) => l.close()))
       this.listenersOpen.clear()
       this.sessions.clear()
-      this.serverRequests.clear()
+      this.asked.clear()
+      for (const p of this.pools.values()) for (const i of p.instances) i.asked.clear()
       this._state = "stopped"
       for (const w of this.inboxWaiters.splice(0)) w({ value: undefined, done: true })
     })()
@@ -280,31 +329,29 @@ export class StdioBus {
     const pool = this.poolFor(options.pool)
     if (!pool) return Promise.reject(this.unknownPool(options.pool!))
     const signal = options.signal
+    const timeoutMs = millis("request(): timeoutMs", options.timeoutMs) ?? 30_000
     if (signal?.aborted) return Promise.reject(signal.reason)
     const { promise, resolve, reject } = Promise.withResolvers<unknown>()
     const sessionKey = options.sessionId !== undefined ? this.sessionKey(pool, options.sessionId) : null
-    const timeoutMs = options.timeoutMs ?? 30_000
     const deadline = timeoutMs > 0 ? performance.now() + timeoutMs : Infinity
     const id = ++this.nextId
     let settled = false
     const onAbort = signal ? () => giveUp(signal.reason) : null
     const giveUp = (e: Error) => {
       settled = true
-      entry.abandoned = true
+      this.abandon(id, entry)
       if (onAbort) signal!.removeEventListener("abort", onAbort)
       reject(e)
     }
     const answered = onAbort ? (v: unknown) => (signal!.removeEventListener("abort", onAbort), resolve(v)) : resolve
-    const entry: Pending = { instance: null!, generation: 0, client: null, originalId: id, sessionKey, resolve: answered, reject: giveUp, deadline, timeoutMs, method, abandoned: false }
+    const entry: Pending = { instance: null!, generation: 0, client: null, originalId: id, sessionKey, resolve: answered, reject: giveUp, deadline, timeoutMs, method, abandoned: false, abandonedAt: 0 }
     if (onAbort) signal!.addEventListener("abort", onAbort, { once: true })
     const line = JSON.stringify(params === undefined ? { jsonrpc: "2.0", id, method } : { jsonrpc: "2.0", id, method, params }) + "\n"
     const dispatch = (instance: Instance): Promise<void> | void => {
       if (settled) return
       entry.instance = instance
       entry.generation = instance.generation
-      this.pending.set(id, entry)
-      instance.pending.add(id)
-      instance.inFlight++
+      this.track(id, entry)
       if (deadline !== Infinity) this.armSweeper()
       return instance.out.write(line)
     }
@@ -369,7 +416,7 @@ export class StdioBus {
           const s: SupervisedInstance | undefined = sup?.instances[i.index]
           return {
             index: i.index, pid: i.proc?.pid ?? 0, state: s?.state ?? "stopped", inFlight: i.inFlight, restarts: s?.restarts ?? 0,
-            uptimeMs: i.live && s ? Math.round(now - s.startedAt) : 0, queuedBytes: i.out.queuedBytes, sessions: i.sessions.size,
+            uptimeMs: i.live && s ? Math.round(now - s.startedAt) : 0, queuedBytes: i.out.queuedBytes, sessions: i.sessions.size, stuck: i.stuck,
           }
         }),
       }
@@ -386,9 +433,9 @@ export class StdioBus {
   }
 
   /** Accepts NDJSON clients on "unix:/path" or "tcp:host:port" (tcp:0 picks a port) until the bus stops. */
-  async listen(address: string): Promise<StdioListener> {
+  async listen(address: string, options?: ListenOptions): Promise<StdioListener> {
     this.assertRunning("listen()")
-    const l = await StdioListener.open(this, address)
+    const l = await StdioListener.open<BusClient & { close(): void }>(this, address, options)
     this.listenersOpen.add(l)
     return l
   }
@@ -414,12 +461,13 @@ export class StdioBus {
     const id = this.nextClientId++
     const client = {
       id,
-      defaultSession: options.sessionPerClient === false ? null : `\u0001client-${id}`,
+      sessionPerClient: options.sessionPerClient !== false,
       deliver,
       close: () => {
         if (!this.clients.delete(client)) return
         for (const [key, s] of this.sessions) if (s.owner === client) this.unpin(key)
-        for (const p of this.pending.values()) if (p.client === client) p.abandoned = true
+        for (const [pid, p] of this.pending) if (p.client === client) this.abandon(pid, p)
+        for (const [aid, a] of this.asked) if (a.client === client) this.forgetAsked(aid)
       },
     }
     this.clients.add(client)
@@ -433,7 +481,7 @@ export class StdioBus {
   async ingest(client: BusClient, line: string): Promise<void> {
     let msg: JsonRpcMessage
     try {
-      msg = JSON.parse(line)
+      msg = parseMessage(line) as JsonRpcMessage
     } catch {
       return this.refuse(client, null, BusErrorCode.ParseError, "Parse error: the line is not valid JSON", "malformed JSON from a client")
     }
@@ -455,9 +503,10 @@ export class StdioBus {
     }
     if (typeof msg.method !== "string") {
       if (!hasId) return this.refuse(client, null, BusErrorCode.InvalidRequest, "Invalid Request: a message needs a method or an id", "neither method nor id")
-      const target = typeof msg.id === "string" ? this.serverRequests.get(msg.id) : undefined
+      const target = typeof msg.id === "string" ? this.asked.get(msg.id) : undefined
       if (!target) return this.routingError("an answer to a request nobody made")
-      this.serverRequests.delete(msg.id as string)
+      if (target.client !== client) return this.routingError("an answer from a client the request was not sent to")
+      this.forgetAsked(msg.id as string)
       if (target.instance.generation !== target.generation || !target.instance.live) return this.routingError("an answer for a worker that has since died", target.instance)
       msg.id = target.originalId
       try {
@@ -467,17 +516,14 @@ export class StdioBus {
       }
       return
     }
-    const session = typeof msg.sessionId === "string" ? msg.sessionId : client.defaultSession
-    const sessionKey = session !== null ? this.sessionKey(pool, session) : null
+    const sessionKey = typeof msg.sessionId === "string" ? this.sessionKey(pool, msg.sessionId) : client.sessionPerClient ? `${pool.index}\u0001${client.id}` : null
     const originalId = msg.id ?? null
     try {
       const instance = this.routeNow(pool, sessionKey, client) ?? await this.route(pool, sessionKey, client, performance.now() + this.limits.backpressure_timeout_sec * 1000)
       if (!hasId) return await instance.out.write((rewritten ? JSON.stringify(msg) : line) + "\n")
       const id = ++this.nextId
-      const entry: Pending = { instance, generation: instance.generation, client, originalId, sessionKey, abandoned: false }
-      this.pending.set(id, entry)
-      instance.pending.add(id)
-      instance.inFlight++
+      const entry: Pending = { instance, generation: instance.generation, client, originalId, sessionKey, abandoned: false, abandonedAt: 0 }
+      this.track(id, entry)
       msg.id = id
       try {
         await instance.out.write(JSON.stringify(msg) + "\n")
@@ -496,8 +542,9 @@ export class StdioBus {
     return id === undefined ? this.defaultPool : this.pools.get(id)
   }
 
+  /** A named session's key; a client's own session is `${pool.index}\u0001${client.id}`, which no name can spell. */
   private sessionKey(pool: Pool, session: string): string {
-    return `${pool.config.id}\0${session}`
+    return `${pool.index}\0${session}`
   }
 
   /** The instance for the next message: the session's pin if alive, else the least busy live one (pinned from then on). */
@@ -536,11 +583,11 @@ export class StdioBus {
     const { promise, resolve, reject } = Promise.withResolvers<void>()
     const ms = deadline - performance.now()
     if (ms <= 0) return Promise.reject(new WorkerGoneError(`pool "${pool.config.id}" has no running worker (it is restarting); try again`))
-    const timer = Number.isFinite(ms) ? setTimeout(() => {
+    const timer = longTimeout(() => {
       pool.liveWaiters = pool.liveWaiters.filter((w) => w !== waiter)
       reject(new WorkerGoneError(`pool "${pool.config.id}" had no running worker for ${Math.round(ms)} ms (it is restarting)`))
-    }, ms) : undefined
-    const waiter = { resolve: () => { clearTimeout(timer); resolve() }, reject: (e: Error) => { clearTimeout(timer); reject(e) } }
+    }, ms)
+    const waiter = { resolve: () => { timer.clear(); resolve() }, reject: (e: Error) => { timer.clear(); reject(e) } }
     pool.liveWaiters.push(waiter)
     return promise
   }
@@ -596,12 +643,12 @@ export class StdioBus {
     const error = pool.failure ? new PoolFailedError(pool.config.id, pool.failure)
       : expected && this._state !== "running" ? new BusClosedError(`the stdio bus stopped before pool "${pool.config.id}" instance ${instance.index} answered`)
       : new WorkerGoneError(`pool "${pool.config.id}" instance ${instance.index} exited before answering; the request may or may not have run`)
-    for (const [id, r] of this.serverRequests) if (r.instance === instance) this.serverRequests.delete(id)
+    for (const id of [...instance.asked]) this.forgetAsked(id)
     instance.out.detach(error)
     // Answers the process wrote just before it died may still sit in the pipe: read them first (bounded; a
     // grandchild could hold the pipe open), then whatever is left never got an answer.
     let timer: ReturnType<typeof setTimeout> | undefined
-    void Promise.race([instance.reading, new Promise<void>((r) => (timer = setTimeout(r, EXIT_READ_MS)))]).then(() => {
+    instance.settled = Promise.race([instance.reading, new Promise<void>((r) => (timer = setTimeout(r, EXIT_READ_MS)))]).then(() => {
       clearTimeout(timer)
       this.rejectPending(instance, error, generation)
     })
@@ -620,26 +667,83 @@ export class StdioBus {
   /** One coarse timer for every request deadline: a setTimeout per request costs more than the routing itself. */
   private armSweeper(): void {
     if (this.sweeper) return
-    this.sweeper = setInterval(() => {
-      const now = performance.now()
-      for (const p of this.pending.values())
-        if (!p.abandoned && p.deadline! < now) p.reject!(new TimeoutError(`${p.method}: no answer within ${p.timeoutMs} ms`))
-      if (this.pending.size === 0) {
-        clearInterval(this.sweeper!)
-        this.sweeper = null
-      }
-    }, SWEEP_MS)
+    this.sweeper = setInterval(() => this.sweep(), SWEEP_MS)
   }
 
-  /** Drops a pending entry and its in-flight count; tells stop() when nothing is left. */
+  /** Times out what is due, drops given-up requests past their grace, and stops when nothing is left to watch. */
+  private sweep(): void {
+    const now = performance.now()
+    let watching = false
+    for (const [id, p] of this.pending) {
+      if (!p.abandoned && p.deadline !== undefined && p.deadline < now) p.reject!(new TimeoutError(`${p.method}: no answer within ${p.timeoutMs} ms`))
+      if (p.abandoned && now - p.abandonedAt >= STUCK_GRACE_MS) {
+        this.forget(id)
+        this.counters.stuckDropped++
+      } else if (p.abandoned || (p.deadline !== undefined && p.deadline !== Infinity)) watching = true
+    }
+    if (!watching) {
+      clearInterval(this.sweeper!)
+      this.sweeper = null
+    }
+  }
+
+  /** Puts a request on the books: pending, and in its instance's in-flight count. */
+  private track(id: number, p: Pending): void {
+    this.pending.set(id, p)
+    p.instance.pending.add(id)
+    p.instance.inFlight++
+    this.awaited++
+    if (p.client) {
+      const load = this.clientLoad.get(p.client)
+      if (load) load.awaited++
+      else this.clientLoad.set(p.client, { awaited: 1, idle: [] })
+    }
+  }
+
+  /** The request is answered or given up: nobody waits for it any more. */
+  private unawait(p: Pending): void {
+    if (--this.awaited === 0) for (const r of this.drained.splice(0)) r()
+    const load = p.client && this.clientLoad.get(p.client)
+    if (load && --load.awaited === 0) {
+      this.clientLoad.delete(p.client!)
+      for (const r of load.idle) r()
+    }
+  }
+
+  /** Resolves once every request `client` sent has been answered (or given up). */
+  settled(client: BusClient): Promise<void> {
+    const load = this.clientLoad.get(client)
+    return load ? new Promise((r) => load.idle.push(r)) : Promise.resolve()
+  }
+
+  /** Nobody waits for this request any more: its answer will be dropped, and its entry after STUCK_GRACE_MS. */
+  private abandon(id: number, p: Pending): void {
+    if (p.abandoned) return
+    p.abandoned = true
+    p.abandonedAt = performance.now()
+    if (this.pending.get(id) !== p) return
+    p.instance.stuck++
+    this.armSweeper()
+    this.unawait(p)
+  }
+
+  /** Drops a pending entry and its in-flight count; tells stop() when nobody waits any more. */
   private forget(id: number): Pending | undefined {
     const p = this.pending.get(id)
     if (!p) return undefined
     this.pending.delete(id)
     p.instance.pending.delete(id)
     p.instance.inFlight--
-    if (this.pending.size === 0) for (const r of this.drained.splice(0)) r()
+    if (p.abandoned) p.instance.stuck--
+    else this.unawait(p)
     return p
+  }
+
+  private forgetAsked(id: string): void {
+    const a = this.asked.get(id)
+    if (!a) return
+    this.asked.delete(id)
+    a.instance.asked.delete(id)
   }
 
   private async readStdout(instance: Instance, proc: Subprocess<"pipe", "pipe", "pipe">): Promise<void> {
@@ -681,7 +785,7 @@ export class StdioBus {
     this.counters.messagesIn++
     let msg: JsonRpcMessage
     try {
-      msg = JSON.parse(line)
+      msg = parseMessage(line) as JsonRpcMessage
       if (typeof msg !== "object" || msg === null || Array.isArray(msg)) throw new Error("not an object")
     } catch {
       this.log(instance, instance.proc?.pid ?? 0, "warn", `not a JSON-RPC message on stdout (dropped): ${line.slice(0, 200)}`)
@@ -691,6 +795,10 @@ export class StdioBus {
     if (typeof msg.method !== "string") {
       const id = msg.id
       const p = typeof id === "number" ? this.pending.get(id) : undefined
+      if (!p && typeof id === "number" && Number.isInteger(id) && id > 0 && id <= this.nextId) {
+        this.counters.lateResponses++ // given up and dropped from the books already
+        return
+      }
       if (!p || p.instance !== instance) return this.routingError(`an answer to no request (id ${JSON.stringify(id)})`, instance)
       this.forget(id as number)
       if (p.abandoned) {
@@ -706,12 +814,13 @@ export class StdioBus {
       return p.client!.deliver(msg, poolId, instance.index)
     }
     if ("id" in msg) {
-      const busId = `sb-${++this.nextServerId}`
-      if (this.serverRequests.size >= MESSAGE_QUEUE_MAX) this.serverRequests.delete(this.serverRequests.keys().next().value!) // never answered: forget the oldest
-      this.serverRequests.set(busId, { instance, generation: instance.generation, originalId: msg.id ?? null })
+      const client = this.ownersOf(instance, msg)[0] ?? this.embedded
+      const busId = `sb-${crypto.randomUUID()}`
+      if (instance.asked.size >= ASKED_MAX) this.forgetAsked(instance.asked.values().next().value!) // its own oldest, never another worker's
+      this.asked.set(busId, { instance, generation: instance.generation, client, originalId: msg.id ?? null })
+      instance.asked.add(busId)
       msg.id = busId
-      const owners = this.ownersOf(instance, msg)
-      return (owners[0] ?? this.embedded).deliver(msg, poolId, instance.index)
+      return client.deliver(msg, poolId, instance.index)
     }
     const owners = this.ownersOf(instance, msg)
     if (owners.length === 0) return this.embedded.deliver(msg, poolId, instance.index)
@@ -793,3 +902,30 @@ function levelOf(line: string): LogLevel {
   return "info"
 }
 
+
+/** A delay option in ms: undefined, or a non-negative number (Infinity allowed); anything else is a RangeError. */
+function millis(name: string, v: number | undefined): number | undefined {
+  if (v === undefined) return undefined
+  if (typeof v !== "number" || Number.isNaN(v) || v < 0) throw new RangeError(`${name} must be a non-negative number of milliseconds, got ${String(v)}`)
+  return v
+}
+
+/** JSON.parse, except that a numeric id a JS number cannot hold exactly keeps its JSON text (as JSON.rawJSON). */
+function parseMessage(line: string): unknown {
+  const msg = JSON.parse(line)
+  const id = msg?.id
+  if (typeof id === "number" && (!Number.isSafeInteger(id) || Object.is(id, -0))) msg.id = rawIdOf(line)
+  return msg
+}
+
+function rawIdOf(line: string): RawJSON {
+  const sources = new Map<unknown, string>()
+  let top = "null"
+  // The reviver sees every member's source text; the top-level "id" is the one whose holder is the root.
+  JSON.parse(line, function (this: unknown, key: string, value: unknown, context?: { source?: string }) {
+    if (key === "id" && context?.source !== undefined) sources.set(this, context.source)
+    else if (key === "" && sources.has(value)) top = sources.get(value)!
+    return value
+  } as (key: string, value: unknown) => unknown)
+  return (JSON as unknown as { rawJSON(text: string): RawJSON }).rawJSON(top)
+}

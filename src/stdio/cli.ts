@@ -4,15 +4,20 @@
 import { parseArgs } from "node:util"
 import { SlotBusError } from "../core/index.ts"
 import { StdioBus } from "./bus.ts"
+import { Inbound } from "./inbound.ts"
 import { parseAddress } from "./listener.ts"
 import { LineSplitter } from "./lines.ts"
+import { AUTH_METHOD, STDIO_TOKEN_ENV, STDIO_TOKEN_FILE_ENV, defaultStdioTokenFile, readTokenFile } from "./token.ts"
 
-const USAGE = `usage: slotbus stdio --config bus.json [--listen unix:/tmp/bus.sock | tcp:127.0.0.1:9800]... [--quiet]
-       slotbus stdio connect unix:/tmp/bus.sock | tcp:host:port
+const USAGE = `usage: slotbus stdio --config bus.json [--listen unix:/tmp/bus.sock | tcp:127.0.0.1:9800]... [--token-file path] [--quiet]
+       slotbus stdio connect unix:/tmp/bus.sock | tcp:host:port [--token-file path]
 
 The first form runs the pools of a stdio_bus configuration file. With --listen it serves NDJSON clients on
 each address; without, its own stdin/stdout are the client. Worker stderr and lifecycle go to stderr.
-The second form speaks stdio on one side and the listener on the other.`
+The second form speaks stdio on one side and the listener on the other.
+A TCP listener writes a token to a file only this user can read (--token-file; default
+$XDG_RUNTIME_DIR or the temp dir, slotbus-stdio-<port>.token); connect reads it from there
+(or from $${STDIO_TOKEN_FILE_ENV}, or takes $${STDIO_TOKEN_ENV} itself).`
 
 /** Runs `slotbus stdio …`; resolves with the exit code. */
 export async function runStdioCli(argv: string[]): Promise<number> {
@@ -34,6 +39,7 @@ async function serve(argv: string[]): Promise<number> {
     options: {
       config: { type: "string", short: "c" },
       listen: { type: "string", short: "l", multiple: true },
+      "token-file": { type: "string" },
       quiet: { type: "boolean", short: "q" },
       help: { type: "boolean", short: "h" },
     },
@@ -56,18 +62,21 @@ async function serve(argv: string[]): Promise<number> {
   process.once("SIGTERM", () => finish())
   if (values.listen?.length) {
     for (const spec of values.listen) {
-      const l = await bus.listen(spec)
-      say(`listening on ${l.address.kind === "unix" ? `unix:${l.address.path}` : `tcp:${l.address.hostname}:${l.address.port}`}`)
+      const l = await bus.listen(spec, { tokenFile: values["token-file"] })
+      say(`listening on ${l.address.kind === "unix" ? `unix:${l.address.path}` : `tcp:${l.address.hostname}:${l.address.port} (token file ${l.tokenFile})`}`)
     }
   } else {
     const client = bus.attachClient((m) => void process.stdout.write(JSON.stringify(m) + "\n"))
-    let chain = Promise.resolve()
-    const splitter = new LineSplitter(bus.limits.max_input_buffer, (line) => {
-      chain = chain.then(() => bus.ingest(client, line)).catch(() => {})
-    })
+    // Past max_output_queue of lines not yet taken, stdin is not read until there is room again.
+    let room: PromiseWithResolvers<void> | null = null
+    const inbound = new Inbound((line) => bus.ingest(client, line), bus.limits.max_output_queue, () => room?.resolve())
+    const splitter = new LineSplitter(bus.limits.max_input_buffer, (line) => inbound.push(line))
     void (async () => {
-      for await (const chunk of Bun.stdin.stream()) if (!splitter.push(chunk)) break
-      await chain
+      for await (const chunk of Bun.stdin.stream()) {
+        if (!splitter.push(chunk)) break
+        if (inbound.full) await (room = Promise.withResolvers<void>()).promise
+      }
+      await inbound.idle()
       finish()
     })()
   }
@@ -77,12 +86,23 @@ async function serve(argv: string[]): Promise<number> {
 }
 
 async function connect(argv: string[]): Promise<number> {
-  const spec = argv[0]
-  if (!spec || spec === "-h" || spec === "--help") {
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { "token-file": { type: "string" }, help: { type: "boolean", short: "h" } } })
+  const spec = positionals[0]
+  if (!spec || values.help) {
     process.stderr.write(`${USAGE}\n`)
     return spec ? 0 : 2
   }
   const address = parseAddress(spec)
+  let token: string | null = null
+  if (address.kind === "tcp") {
+    const file = values["token-file"] ?? process.env[STDIO_TOKEN_FILE_ENV] ?? defaultStdioTokenFile(address.port)
+    try {
+      token = process.env[STDIO_TOKEN_ENV] || readTokenFile(file)
+    } catch (e) {
+      process.stderr.write(`slotbus stdio connect: cannot read the listener's token (${(e as Error).message}); pass --token-file or set ${STDIO_TOKEN_ENV}\n`)
+      return 1
+    }
+  }
   const { promise: closed, resolve: onClose } = Promise.withResolvers<void>()
   const backlog: Uint8Array[] = []
   const handlers = {
@@ -103,12 +123,13 @@ async function connect(argv: string[]): Promise<number> {
   let socket
   try {
     socket = address.kind === "unix"
-      ? await Bun.connect({ unix: address.path, socket: handlers })
-      : await Bun.connect({ hostname: address.hostname, port: address.port, socket: handlers })
+      ? await Bun.connect({ unix: address.path, allowHalfOpen: true, socket: handlers })
+      : await Bun.connect({ hostname: address.hostname, port: address.port, allowHalfOpen: true, socket: handlers })
   } catch (e) {
     process.stderr.write(`slotbus stdio connect: cannot connect to ${spec}: ${(e as Error).message}; is \`slotbus stdio --listen ${spec}\` running?\n`)
     return 1
   }
+  if (token !== null) socket.write(JSON.stringify({ jsonrpc: "2.0", method: AUTH_METHOD, params: { token } }) + "\n")
   void (async () => {
     for await (const chunk of Bun.stdin.stream()) {
       if (backlog.length > 0) backlog.push(chunk)
@@ -118,7 +139,8 @@ async function connect(argv: string[]): Promise<number> {
       }
     }
     while (backlog.length > 0) await Bun.sleep(1)
-    socket.end()
+    socket.shutdown() // half-close: the bus still sends the answers to what we sent, then closes
+
   })()
   await closed
   return 0

@@ -96,7 +96,7 @@ export function loadConfig(source: string | StdioBusConfigInput): StdioBusConfig
   if (!isObject(limitsIn)) return fail("limits", "must be an object")
   const limits = { ...DEFAULT_LIMITS }
   for (const [k, v] of Object.entries(limitsIn)) {
-    if (!(k in DEFAULT_LIMITS)) fail(`limits.${k}`, `is not a known limit (known: ${Object.keys(DEFAULT_LIMITS).join(", ")})`)
+    if (!Object.hasOwn(DEFAULT_LIMITS, k)) fail(`limits.${k}`, `is not a known limit (known: ${Object.keys(DEFAULT_LIMITS).join(", ")})`)
     const whole = !k.endsWith("_sec")
     if (typeof v !== "number" || !Number.isFinite(v) || v < 0 || (whole && !Number.isInteger(v)))
       fail(`limits.${k}`, `must be a non-negative ${whole ? "whole number" : "number of seconds"}, got ${JSON.stringify(v)}`)

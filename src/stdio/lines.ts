@@ -7,6 +7,11 @@ export class LineSplitter {
 
   constructor(private readonly maxBytes: number, private readonly onLine: (line: string) => void) {}
 
+  /** Bytes of the incomplete line held so far. */
+  get partialBytes(): number {
+    return this.partBytes
+  }
+
   /** Feeds a chunk; false when a line went past maxBytes (the stream should be dropped). */
   push(chunk: Uint8Array): boolean {
     let start = 0

@@ -1,13 +1,39 @@
-// Socket listeners for external NDJSON clients (TCP, unix): one BusClient per connection, so each client's ids
-// and session stay its own. A client that sends a line past max_input_buffer, or reads too slowly for
-// max_output_queue, is disconnected: the bus never buffers without bound for anyone.
+// Socket listeners for external NDJSON clients (TCP, unix): one client of the bus per connection, so each
+// client's ids and session stay its own. Nothing a client does grows the bus without bound: its unread input is
+// paused past max_output_queue, a line past max_input_buffer or left incomplete too long cuts it off, the
+// incomplete lines of all connections together are capped, and so is the number of connections. A TCP
+// connection (any local user can reach a port) must first send the token from a 0600 file.
 import { existsSync, unlinkSync } from "node:fs"
 import type { Socket, SocketListener } from "bun"
-import type { BusClient, StdioBus } from "./bus.ts"
+import { longTimeout, type LongTimer } from "../core/index.ts"
 import { BusErrorCode } from "./errors.ts"
+import { Inbound } from "./inbound.ts"
 import { LineSplitter } from "./lines.ts"
+import { AUTH_METHOD, defaultStdioTokenFile, newToken, removeTokenFile, sameToken, writeTokenFile } from "./token.ts"
 
 export type ListenAddress = { kind: "tcp"; hostname: string; port: number } | { kind: "unix"; path: string }
+
+/** What a listener needs from the bus, and no more (the bus depends on the listener, not the other way round). */
+export interface ClientHost<C extends { close(): void }> {
+  readonly limits: { readonly max_input_buffer: number; readonly max_output_queue: number; readonly drain_timeout_sec: number }
+  /** A new client whose answers and unasked messages go to `deliver`. */
+  attachClient(deliver: (message: object) => void): C
+  /** One line from `client`; settles once the bus has taken it (routed, or answered with an error). */
+  ingest(client: C, line: string): Promise<void> | void
+  /** Resolves once every request `client` sent has been answered. */
+  settled(client: C): Promise<void>
+}
+
+export interface ListenOptions {
+  /** Connections at once, those still authenticating included (default 256); one more is refused. */
+  maxClients?: number
+  /** Bytes of incomplete lines held over all connections (default 16 MiB, at least 4 × max_input_buffer). */
+  maxPartialBytes?: number
+  /** A line must be complete this long after its first byte, or the client is cut off (default 30 000 ms). */
+  lineTimeoutMs?: number
+  /** TCP: the 0600 file the token is written to (default `$XDG_RUNTIME_DIR` or the temp dir, `slotbus-stdio-<port>.token`). */
+  tokenFile?: string
+}
 
 /** "unix:/tmp/bus.sock", "tcp:127.0.0.1:9800", "tcp:9800" (loopback), "127.0.0.1:9800". */
 export function parseAddress(spec: string): ListenAddress {
@@ -27,89 +53,200 @@ export function formatAddress(a: ListenAddress): string {
   return a.kind === "unix" ? `unix:${a.path}` : `tcp:${a.hostname}:${a.port}`
 }
 
-interface ConnState {
-  client: BusClient & { close(): void }
+interface Conn<C> {
+  state: "authenticating" | "open" | "closing"
+  client: C | null
+  inbound: Inbound | null
   splitter: LineSplitter
+  /** The splitter's incomplete bytes as last counted into the listener's total. */
+  partial: number
+  lineTimer: LongTimer | null
+  lineEnded: boolean
+  /** TCP: the connection must authenticate before this fires (an idle unauthenticated one would hold a slot). */
+  authTimer: LongTimer | null
   /** Bytes the kernel did not take yet, in order. */
   backlog: Uint8Array[]
   backlogBytes: number
-  chain: Promise<void>
+  endWhenFlushed: boolean
+  closeTimer: LongTimer | null
+  /** Resolves when the socket has closed. */
+  gone: PromiseWithResolvers<void>
 }
 
 const encoder = new TextEncoder()
+/** An authentication line is short; a connection that has not authenticated may hold no more than this. */
+const AUTH_LINE_MAX = 4096
+/** How long closing connections get to take their last answers. */
+const CLOSE_FLUSH_MS = 2000
+
+/** `promise`, or undefined after `ms`, whichever comes first; no timer is left behind. */
+async function within(promise: Promise<void>, ms: number): Promise<void> {
+  let timer: LongTimer | undefined
+  await Promise.race([promise, new Promise<void>((r) => (timer = longTimeout(r, ms)))])
+  timer!.clear()
+}
+
+function positive(name: string, v: number | undefined, fallback: number, integer: boolean): number {
+  if (v === undefined) return fallback
+  if (typeof v !== "number" || Number.isNaN(v) || v <= 0 || (integer && !Number.isInteger(v)))
+    throw new RangeError(`listen(): ${name} must be a positive ${integer ? "whole number" : "number"}, got ${String(v)}`)
+  return v
+}
 
 export class StdioListener {
   private closed = false
+  private readonly sockets = new Set<Socket<Conn<unknown>>>()
+  private partialTotal = 0
+  private server!: SocketListener<Conn<unknown>>
+  private token: string | null = null
+  /** TCP: the file clients read the token from (null for a unix socket). */
+  tokenFile: string | null = null
+  address!: ListenAddress
 
-  private constructor(private readonly server: SocketListener<ConnState>, readonly address: ListenAddress, private readonly sockets: Set<Socket<ConnState>>) {}
+  private constructor() {}
 
-  /** How many clients are connected through this listener. */
+  /** How many clients are connected through this listener (those still authenticating included). */
   get clientCount(): number {
     return this.sockets.size
   }
 
-  static async open(bus: StdioBus, spec: string): Promise<StdioListener> {
+  static async open<C extends { close(): void }>(host: ClientHost<C>, spec: string, options: ListenOptions = {}): Promise<StdioListener> {
     const address = parseAddress(spec)
-    const { max_input_buffer: maxIn, max_output_queue: maxOut } = bus.limits
-    const sockets = new Set<Socket<ConnState>>()
-    const write = (socket: Socket<ConnState>, bytes: Uint8Array) => {
+    const { max_input_buffer: maxIn, max_output_queue: maxOut } = host.limits
+    const maxClients = positive("maxClients", options.maxClients, 256, true)
+    const maxPartial = positive("maxPartialBytes", options.maxPartialBytes, Math.max(16 * 1024 * 1024, 4 * maxIn), true)
+    const lineTimeoutMs = positive("lineTimeoutMs", options.lineTimeoutMs, 30_000, false)
+    if (options.tokenFile !== undefined && (typeof options.tokenFile !== "string" || options.tokenFile === "")) throw new TypeError("listen(): tokenFile must be a path")
+    const self = new StdioListener()
+    type S = Socket<Conn<C>>
+
+    const write = (socket: S, bytes: Uint8Array) => {
       const s = socket.data
       if (s.backlogBytes > 0) {
         s.backlog.push(bytes)
         s.backlogBytes += bytes.length
       } else {
-        const n = socket.write(bytes)
+        const n = Math.max(socket.write(bytes), 0)
         if (n < bytes.length) {
-          s.backlog.push(bytes.subarray(Math.max(n, 0)))
-          s.backlogBytes += bytes.length - Math.max(n, 0)
+          s.backlog.push(bytes.subarray(n))
+          s.backlogBytes += bytes.length - n
         }
       }
-      if (s.backlogBytes > maxOut) socket.end() // a client that does not read its answers is dropped, not buffered for
+      if (s.backlogBytes > maxOut) socket.terminate() // a client that does not read its answers is dropped, not buffered for
     }
+    /** Closes once what was written has gone out (bounded): the client gets its last answers. */
+    const finish = (socket: S) => {
+      const s = socket.data
+      s.state = "closing"
+      stopLineTimer(s)
+      socket.pause() // nothing more is read from it: its bytes would only be garbage
+      if (s.backlogBytes === 0) return void socket.end()
+      s.endWhenFlushed = true
+      s.closeTimer ??= longTimeout(() => socket.terminate(), CLOSE_FLUSH_MS)
+    }
+    const refuse = (socket: S, message: string) => {
+      if (socket.data.state === "closing") return
+      write(socket, encoder.encode(JSON.stringify({ jsonrpc: "2.0", id: null, error: { code: BusErrorCode.InvalidRequest, message } }) + "\n"))
+      finish(socket)
+    }
+    const stopLineTimer = (s: Conn<C>) => {
+      s.lineTimer?.clear()
+      s.lineTimer = null
+    }
+    const attach = (socket: S) => {
+      const s = socket.data
+      s.state = "open"
+      s.authTimer?.clear()
+      s.client = host.attachClient((message) => write(socket, encoder.encode(JSON.stringify(message) + "\n")))
+      s.inbound = new Inbound((line) => host.ingest(s.client!, line), maxOut, () => socket.resume())
+    }
+    const authenticate = (socket: S, line: string) => {
+      let msg: { method?: unknown; params?: { token?: unknown } } | null = null
+      try {
+        msg = JSON.parse(line)
+      } catch {}
+      if (msg && typeof msg === "object" && msg.method === AUTH_METHOD && sameToken(msg.params?.token, self.token!)) return attach(socket)
+      refuse(socket, `authentication failed: a TCP client's first line must be {"jsonrpc":"2.0","method":"${AUTH_METHOD}","params":{"token":"…"}} with the token from ${self.tokenFile}`)
+    }
+
     const handlers = {
-      open(socket: Socket<ConnState>) {
-        const client = bus.attachClient((message) => write(socket, encoder.encode(JSON.stringify(message) + "\n")))
-        socket.data = {
-          client, backlog: [], backlogBytes: 0, chain: Promise.resolve(),
+      open(socket: S) {
+        const s: Conn<C> = {
+          state: "authenticating", client: null, inbound: null, partial: 0, lineTimer: null, lineEnded: false, authTimer: null,
+          backlog: [], backlogBytes: 0, endWhenFlushed: false, closeTimer: null, gone: Promise.withResolvers<void>(),
           splitter: new LineSplitter(maxIn, (line) => {
-            socket.data.chain = socket.data.chain.then(() => bus.ingest(client, line)).catch(() => {})
+            s.lineEnded = true
+            if (s.state === "open") s.inbound!.push(line)
+            else if (s.state === "authenticating") authenticate(socket, line)
           }),
         }
-        sockets.add(socket)
+        socket.data = s
+        self.sockets.add(socket as Socket<Conn<unknown>>)
+        if (self.closed) return finish(socket)
+        if (self.sockets.size > maxClients) return refuse(socket, `the bus has ${maxClients} clients already (maxClients); try again later`)
+        if (address.kind === "unix") return attach(socket)
+        s.authTimer = longTimeout(() => refuse(socket, `authentication failed: no ${AUTH_METHOD} line within ${lineTimeoutMs} ms (lineTimeoutMs)`), lineTimeoutMs)
       },
-      data(socket: Socket<ConnState>, chunk: Uint8Array) {
-        if (!socket.data.splitter.push(chunk)) {
-          write(socket, encoder.encode(JSON.stringify({ jsonrpc: "2.0", id: null, error: { code: BusErrorCode.InvalidRequest, message: `line longer than max_input_buffer (${maxIn} bytes); disconnecting` } }) + "\n"))
-          socket.end()
-        }
+      data(socket: S, chunk: Uint8Array) {
+        const s = socket.data
+        if (s.state === "closing") return
+        s.lineEnded = false
+        // Refused before the splitter copies it: a chunk that only adds to an incomplete line past the cap.
+        if (self.partialTotal + chunk.length > maxPartial && chunk.indexOf(10) < 0) return refuse(socket, `the bus holds ${maxPartial} bytes of incomplete lines already (maxPartialBytes); send whole lines`)
+        const ok = s.splitter.push(chunk)
+        const closing = () => s.state === "closing" // a line in this chunk may have cut the client off
+        const partial = closing() ? 0 : s.splitter.partialBytes
+        self.partialTotal += partial - s.partial
+        s.partial = partial
+        if (!ok) return refuse(socket, `line longer than max_input_buffer (${maxIn} bytes); disconnecting`)
+        if (closing()) return
+        if (s.state === "authenticating" && partial > AUTH_LINE_MAX) return refuse(socket, "authenticate first: the first line must be the auth message")
+        if (self.partialTotal > maxPartial) return refuse(socket, `the bus holds ${maxPartial} bytes of incomplete lines already (maxPartialBytes); send whole lines`)
+        if (s.lineEnded || partial === 0) stopLineTimer(s)
+        if (partial > 0 && !s.lineTimer) s.lineTimer = longTimeout(() => refuse(socket, `a line stayed incomplete for ${lineTimeoutMs} ms (lineTimeoutMs); disconnecting`), lineTimeoutMs)
+        if (s.inbound?.full) socket.pause()
       },
-      drain(socket: Socket<ConnState>) {
+      drain(socket: S) {
         const s = socket.data
         while (s.backlog.length > 0) {
           const head = s.backlog[0]!
           const n = socket.write(head)
           if (n <= 0) return
           s.backlogBytes -= n
-          if (n < head.length) {
-            s.backlog[0] = head.subarray(n)
-            return
-          }
+          if (n < head.length) return void (s.backlog[0] = head.subarray(n))
           s.backlog.shift()
         }
+        if (s.endWhenFlushed) socket.end()
       },
-      close(socket: Socket<ConnState>) {
-        sockets.delete(socket)
-        socket.data?.client.close()
+      close(socket: S) {
+        const s = socket.data
+        self.sockets.delete(socket as Socket<Conn<unknown>>)
+        if (!s) return
+        self.partialTotal -= s.partial
+        s.partial = 0
+        stopLineTimer(s)
+        s.authTimer?.clear()
+        s.closeTimer?.clear()
+        s.state = "closing"
+        s.client?.close()
+        s.gone.resolve()
       },
-      end(socket: Socket<ConnState>) {
-        socket.end()
+      end(socket: S) {
+        // The client is done sending (half-close): answer what it sent (for up to drain_timeout_sec), then close.
+        const s = socket.data
+        if (s.state === "closing") return
+        s.state = "closing"
+        stopLineTimer(s)
+        const answered = (async () => {
+          await s.inbound?.idle()
+          if (s.client) await host.settled(s.client)
+        })()
+        void within(Promise.race([answered, s.gone.promise]), host.limits.drain_timeout_sec * 1000).then(() => finish(socket))
       },
-      error(socket: Socket<ConnState>) {
-        socket.end()
+      error(socket: S) {
+        socket.terminate()
       },
     }
-    let server: SocketListener<ConnState>
-    let port = 0
     if (address.kind === "unix") {
       if (existsSync(address.path)) {
         // A socket file with nobody behind it is left over from a dead bus: take its place; a live one is an error.
@@ -117,27 +254,48 @@ export class StdioListener {
         if (alive) throw new TypeError(`${address.path}: another process is listening there; pick another path`)
         unlinkSync(address.path)
       }
-      server = Bun.listen<ConnState>({ unix: address.path, socket: handlers })
+      self.server = Bun.listen<Conn<C>>({ unix: address.path, allowHalfOpen: true, socket: handlers }) as unknown as SocketListener<Conn<unknown>>
+      self.address = address
     } else {
-      const tcp = Bun.listen<ConnState>({ hostname: address.hostname, port: address.port, socket: handlers })
-      port = tcp.port
-      server = tcp
+      const tcp = Bun.listen<Conn<C>>({ hostname: address.hostname, port: address.port, allowHalfOpen: true, socket: handlers })
+      self.server = tcp as unknown as SocketListener<Conn<unknown>>
+      self.address = { ...address, port: tcp.port }
+      self.token = newToken()
+      self.tokenFile = options.tokenFile ?? defaultStdioTokenFile(tcp.port)
+      try {
+        writeTokenFile(self.tokenFile, self.token)
+      } catch (e) {
+        tcp.stop(true)
+        throw e
+      }
     }
-    const bound: ListenAddress = address.kind === "tcp" ? { ...address, port } : address
-    return new StdioListener(server, bound, sockets)
+    return self
   }
 
-  /** Stops taking new connections (the socket file goes); connected clients stay. */
+  /** Stops taking new connections (the socket or token file goes); connected clients stay. */
   stopAccepting(): void {
     if (this.closed) return
     this.closed = true
     this.server.stop(false)
     if (this.address.kind === "unix") try { unlinkSync(this.address.path) } catch {}
+    if (this.tokenFile) removeTokenFile(this.tokenFile, this.token!)
   }
 
-  /** Stops accepting and disconnects every client. */
-  close(): void {
+  /** Stops accepting; each client gets answers to every line it sent (bounded), then is disconnected. */
+  async close(): Promise<void> {
     this.stopAccepting()
-    for (const s of this.sockets) s.end()
+    await Promise.all([...this.sockets].map(async (socket) => {
+      const s = socket.data as Conn<{ close(): void }>
+      if (s.state === "open") {
+        s.state = "closing"
+        await within(s.inbound!.idle(), CLOSE_FLUSH_MS)
+      }
+      s.state = "closing"
+      s.lineTimer?.clear()
+      if (s.backlogBytes === 0) socket.end()
+      else s.endWhenFlushed = true
+      await within(s.gone.promise, CLOSE_FLUSH_MS)
+      socket.terminate()
+    }))
   }
 }

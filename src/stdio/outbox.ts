@@ -2,14 +2,14 @@
 // up to `waitMs`, then get BackpressureError. Bytes count as queued until the pipe has taken them (Bun's
 // FileSink.flush() settles), so a worker that stops reading holds at most maxBytes plus one message.
 import type { FileSink } from "bun"
-import { WorkerGoneError } from "../core/index.ts"
+import { WorkerGoneError, longTimeout, type LongTimer } from "../core/index.ts"
 import { BackpressureError } from "./errors.ts"
 
 interface Waiter {
   bytes: number
   resolve: () => void
   reject: (e: Error) => void
-  timer: ReturnType<typeof setTimeout>
+  timer: LongTimer
 }
 
 export class Outbox {
@@ -42,7 +42,7 @@ export class Outbox {
     this.queuedBytes = 0
     this.flushing = false
     for (const w of this.waiters.splice(0)) {
-      clearTimeout(w.timer)
+      w.timer.clear()
       w.reject(error)
     }
   }
@@ -59,7 +59,7 @@ export class Outbox {
     return new Promise<void>((resolve, reject) => {
       const waiter: Waiter = {
         bytes, resolve, reject,
-        timer: setTimeout(() => {
+        timer: longTimeout(() => {
           this.waiters.splice(this.waiters.indexOf(waiter), 1)
           this.rejects++
           reject(new BackpressureError(`${this.name} has not read its stdin for ${this.waitMs} ms (more than max_output_queue ${this.maxBytes} bytes waiting); the worker is stuck or too slow`))
@@ -120,7 +120,7 @@ export class Outbox {
       const w = this.waiters[0]!
       if (this.queuedBytes > 0 && w.bytes > room) break
       this.waiters.shift()
-      clearTimeout(w.timer)
+      w.timer.clear()
       room -= w.bytes
       w.resolve()
       if (room <= 0) break

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { BusErrorCode, parseAddress } from "../../src/stdio/index.ts"
 import { until } from "../support/helpers.ts"
-import { rawClient, withBus, workerConfig } from "../support/stdio.ts"
+import { clientOf, rawClient, withBus, workerConfig } from "../support/stdio.ts"
 
 const sockPath = () => join(tmpdir(), `slotbus-stdio-${process.pid}-${Math.random().toString(36).slice(2)}.sock`)
 
@@ -28,7 +28,7 @@ describe("stdio bus listeners", () => {
       const tcp = await bus.listen("tcp:127.0.0.1:0")
       const unix = await bus.listen(`unix:${path}`)
       expect(tcp.address.kind === "tcp" && tcp.address.port).toBeGreaterThan(0)
-      const a = await rawClient(`tcp:127.0.0.1:${(tcp.address as { port: number }).port}`)
+      const a = await clientOf(tcp)
       const b = await rawClient(`unix:${path}`)
       const c = await rawClient(`unix:${path}`)
       await until(() => bus.clientCount === 3, "three clients")
@@ -57,7 +57,7 @@ describe("stdio bus listeners", () => {
   test("malformed JSON from a client is answered with a parse error, counted, and the client keeps working", async () => {
     await withBus(workerConfig(), async (bus) => {
       const l = await bus.listen("tcp:127.0.0.1:0")
-      const a = await rawClient(`tcp:127.0.0.1:${(l.address as { port: number }).port}`)
+      const a = await clientOf(l)
       a.send("{oops")
       a.send(JSON.stringify({ jsonrpc: "2.0", id: 1, method: "after" }))
       const err = await a.waitFor((m) => m.error, "the parse error")
@@ -86,9 +86,8 @@ describe("stdio bus listeners", () => {
   test("a client line past max_input_buffer is refused and that client disconnected; others are untouched", async () => {
     await withBus(workerConfig("echo", 1, { max_input_buffer: 1024 }), async (bus) => {
       const l = await bus.listen("tcp:127.0.0.1:0")
-      const port = (l.address as { port: number }).port
-      const a = await rawClient(`tcp:127.0.0.1:${port}`)
-      const b = await rawClient(`tcp:127.0.0.1:${port}`)
+      const a = await clientOf(l)
+      const b = await clientOf(l)
       a.send("x".repeat(5000))
       await a.closed
       expect(a.received[0].error.message).toContain("max_input_buffer")

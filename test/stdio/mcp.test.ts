@@ -7,7 +7,8 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { WorkerGoneError } from "../../src/stdio/index.ts"
 import { spawn, until } from "../support/helpers.ts"
-import { nextEvent, withBus } from "../support/stdio.ts"
+import { nextEvent, rawClient, withBus } from "../support/stdio.ts"
+import { CreateMessageRequestSchema } from "@modelcontextprotocol/sdk/types.js"
 
 const ROOT = join(import.meta.dir, "..", "..")
 const EVERYTHING = join(ROOT, "node_modules", "@modelcontextprotocol", "server-everything", "dist", "index.js")
@@ -80,5 +81,33 @@ describe("stdio bus with a real MCP server", () => {
     } finally {
       await client.close()
     }
+  }, 60_000)
+
+  test("a server's sampling request reaches only the MCP client it is for: another client's forged answers are refused, the real one is used", async () => {
+    await withBus(everything(1), async (bus) => {
+      const sock = join(mkdtempSync(join(tmpdir(), "slotbus-mcp-")), "bus.sock")
+      await bus.listen(`unix:${sock}`)
+      const mallory = await rawClient(`unix:${sock}`)
+      const client = new Client({ name: "alice", version: "1.0.0" }, { capabilities: { sampling: {} } })
+      const { promise: forged, resolve: forgedDone } = Promise.withResolvers<void>()
+      client.setRequestHandler(CreateMessageRequestSchema, async () => {
+        // The question is out: mallory answers it (and every id she can think of) before alice does.
+        for (let i = 0; i <= 50; i++) mallory.send(JSON.stringify({ jsonrpc: "2.0", id: `sb-${i}`, result: { role: "assistant", model: "forged", content: { type: "text", text: "FORGED" } } }))
+        await forged
+        return { role: "assistant", model: "alice", content: { type: "text", text: "the real answer" } }
+      })
+      try {
+        await client.connect(new StdioClientTransport({ command: process.execPath, args: [SLOTBUS, "stdio", "connect", `unix:${sock}`] }))
+        const call = client.callTool({ name: "trigger-sampling-request", arguments: { prompt: "hi" } })
+        await until(() => bus.stats().routingErrors >= 50, "mallory's answers seen")
+        forgedDone()
+        const text = ((await call) as { content: { text: string }[] }).content[0]!.text
+        expect(text).toContain("the real answer")
+        expect(text).not.toContain("FORGED")
+      } finally {
+        await client.close()
+        mallory.close()
+      }
+    })
   }, 60_000)
 })

@@ -2,7 +2,7 @@
 // waiting for a condition or an event, and a raw NDJSON socket client.
 import { join } from "node:path"
 import { until } from "./helpers.ts"
-import { StdioBus, type LimitsConfig, type StdioBusEvents, type StdioBusConfigInput } from "../../src/stdio/index.ts"
+import { AUTH_METHOD, StdioBus, formatAddress, readTokenFile, type LimitsConfig, type StdioBusEvents, type StdioBusConfigInput, type StdioListener } from "../../src/stdio/index.ts"
 
 export const STDIO_WORKER = join(import.meta.dir, "..", "stdio", "workers", "worker.ts")
 
@@ -36,16 +36,27 @@ export function nextEvent<K extends keyof StdioBusEvents>(bus: StdioBus, event: 
 
 export interface RawClient {
   send(line: string): void
-  /** Every parsed message received so far. */
+  /** Writes `text` as it is (no newline added). */
+  write(text: string): void
+  /** Every parsed message received so far, and each one's line as it came. */
   readonly received: any[]
+  readonly lines: string[]
   waitFor(pred: (m: any) => boolean, what: string): Promise<any>
   close(): void
   readonly closed: Promise<void>
 }
 
-/** A raw NDJSON client on "unix:/path" or "tcp:host:port". */
+/** A raw NDJSON client of `listener` (a TCP one authenticates first, with the token from its file). */
+export async function clientOf(listener: StdioListener): Promise<RawClient> {
+  const c = await rawClient(formatAddress(listener.address))
+  if (listener.tokenFile) c.send(JSON.stringify({ jsonrpc: "2.0", method: AUTH_METHOD, params: { token: readTokenFile(listener.tokenFile) } }))
+  return c
+}
+
+/** A raw NDJSON client on "unix:/path" or "tcp:host:port" (a TCP one still has to authenticate: clientOf does). */
 export async function rawClient(address: string): Promise<RawClient> {
   const received: any[] = []
+  const rawLines: string[] = []
   let rest = ""
   const { promise: closed, resolve: onClose } = Promise.withResolvers<void>()
   const decoder = new TextDecoder()
@@ -53,7 +64,7 @@ export async function rawClient(address: string): Promise<RawClient> {
     data(_s: unknown, chunk: Uint8Array) {
       const lines = (rest + decoder.decode(chunk, { stream: true })).split("\n")
       rest = lines.pop()!
-      for (const l of lines) if (l) received.push(JSON.parse(l))
+      for (const l of lines) if (l) received.push(JSON.parse(l)), rawLines.push(l)
     },
     close: () => onClose(),
     error: () => onClose(),
@@ -63,7 +74,9 @@ export async function rawClient(address: string): Promise<RawClient> {
     : await Bun.connect({ hostname: address.split(":")[1]!, port: Number(address.split(":")[2]), socket: handlers })
   return {
     send: (line) => void socket.write(line + "\n"),
+    write: (text) => void socket.write(text),
     received,
+    lines: rawLines,
     async waitFor(pred, what) {
       await until(() => received.some(pred), what)
       return received.find(pred)

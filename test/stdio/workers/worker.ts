@@ -6,7 +6,8 @@
 // Methods: echo → { echo: params, pid, instance }; sleep { ms } → after ms; fail → JSON-RPC error;
 // crash → exit(3); answer-exit → the answer, then exit(0) at once; big { bytes } → one stdout line that long; garbage → a non-JSON line, then the answer;
 // stray → an answer to an id nobody used, then the answer; notify → a notification, then the answer;
-// ask → a request to the client, answered with the client's result; log { lines } → stderr lines.
+// ask → a request to the client, answered with the client's result; ask-many { n } → n requests to the client
+// at once, answered "asked"; ignore → never answered; log { lines } → stderr lines.
 const mode = process.argv[2] ?? "echo"
 const out = Bun.stdout.writer()
 const send = (m: unknown) => {
@@ -58,6 +59,12 @@ if (mode === "no-read") {
         send({ jsonrpc: "2.0", id, method: "client/question", params: { q: msg.params?.q } })
         return reply({ answer: await answer })
       }
+      case "ask-many":
+        for (let i = 0; i < msg.params.n; i++) out.write(JSON.stringify({ jsonrpc: "2.0", id: `many-${++nextAsk}`, method: "client/question", params: { i } }) + "\n")
+        await out.flush()
+        return reply("asked")
+      case "ignore":
+        return
       case "log":
         for (const l of msg.params.lines) process.stderr.write(l + "\n")
         return reply("logged")
