@@ -68,7 +68,9 @@ const replyBody = new TextEncoder().encode('{"id":"42"}')
 worker.arena(wslot, 1).set(replyBody, align8(replyHead))
 
 group("HTTP hub path, hub side (per request)", () => {
-  bench("HTTP parse (upper bound): new Request(url, headers) + .headers", () => do_not_optimize(new Request(URL_, { headers: CLIENT_HEADERS }).headers))
+  bench("HTTP parse (upper bound): new Request(url, headers) + .headers", () =>
+    do_not_optimize(new Request(URL_, { headers: CLIENT_HEADERS }).headers),
+  )
   bench("route match (hub RouteTable)", () => do_not_optimize(hubRoutes.match("GET", "/items/42")))
   bench("x-forwarded-for: headers.get + set", () => {
     const h = sampleReq.headers
@@ -96,7 +98,10 @@ group("HTTP hub path, hub side (per request)", () => {
     return do_not_optimize([w, copy])
   })
   bench("hub-side Response: new Response(bytes, { status, headers: record })", () =>
-    do_not_optimize(new Response(replyBody, { status: 200, headers: { "content-type": "application/json;charset=utf-8" } })))
+    do_not_optimize(
+      new Response(replyBody, { status: 200, headers: { "content-type": "application/json;charset=utf-8" } }),
+    ),
+  )
 })
 const reg = new FinalizationRegistry<() => void>(() => {})
 
@@ -119,11 +124,14 @@ group("HTTP hub path, worker side (per request)", () => {
     do_not_optimize([r.method, r.path, r.headers])
     r.retire()
   })
-  bench("RequestServer.serve(): route match + HubRequest + handler + Response encode (the worker SDK, async)", async () => {
-    const r = newReq()
-    do_not_optimize(await server.serve(r))
-    r.retire()
-  })
+  bench(
+    "RequestServer.serve(): route match + HubRequest + handler + Response encode (the worker SDK, async)",
+    async () => {
+      const r = newReq()
+      do_not_optimize(await server.serve(r))
+      r.retire()
+    },
+  )
   bench("handler: Response.json({ id })", () => do_not_optimize(Response.json({ id: "42" })))
   bench("Response encode: Response → headers + body bytes (await)", async () => {
     const res = Response.json({ id: "42" })
@@ -156,16 +164,27 @@ group("HTTP hub path, worker side (per request)", () => {
 // One thread runs both ends: poll once per turn (no synchronous spin, which would only starve the other end).
 const INPROC = { spinMicros: 0, parkAfterMs: 1000 }
 const bus = await SlotBus.listen(`breakdown-bus-${process.pid}`, { idle: INPROC })
-const w = await SlotWorker.connect(bus.name, (req) => (req.kind === "raw" ? req.body.slice() : { status: 200, headers: { "content-type": "application/json" }, body: '{"id":"42"}' }), { idle: INPROC })
+const w = await SlotWorker.connect(
+  bus.name,
+  (req) =>
+    req.kind === "raw"
+      ? req.body.slice()
+      : { status: 200, headers: { "content-type": "application/json" }, body: '{"id":"42"}' },
+  { idle: INPROC },
+)
 await bus.waitForWorkers(1)
 const body64 = new Uint8Array(64).fill(1)
 const httpInit = { method: "GET", path: "/items/42", headers: { host: "127.0.0.1:3000" } }
 
 group("round trips, hub and worker in this process (JS cost without wake-ups)", () => {
   bench("request() 1 in flight", async () => do_not_optimize(await bus.request(httpInit)))
-  bench("request() 32 in flight (per batch of 32)", async () => do_not_optimize(await Promise.all(Array.from({ length: 32 }, () => bus.request(httpInit)))))
+  bench("request() 32 in flight (per batch of 32)", async () =>
+    do_not_optimize(await Promise.all(Array.from({ length: 32 }, () => bus.request(httpInit)))),
+  )
   bench("call(64 B) 1 in flight", async () => do_not_optimize(await bus.call(body64)))
-  bench("call(64 B) 32 in flight (per batch of 32)", async () => do_not_optimize(await Promise.all(Array.from({ length: 32 }, () => bus.call(body64)))))
+  bench("call(64 B) 32 in flight (per batch of 32)", async () =>
+    do_not_optimize(await Promise.all(Array.from({ length: 32 }, () => bus.call(body64)))),
+  )
 })
 
 try {

@@ -16,8 +16,16 @@ import { processCpuSeconds, selfCpuSeconds } from "./lib/cpu.ts"
 import { median, Samples } from "./lib/samples.ts"
 import { SkipMethod, type Transport } from "./lib/transport.ts"
 import {
-  CDF_PERCENTILES, formatSize, renderHtml, renderJson, renderTable,
-  type BenchReport, type Figures, type IdleResult, type MethodInfo, type Row,
+  CDF_PERCENTILES,
+  formatSize,
+  renderHtml,
+  renderJson,
+  renderTable,
+  type BenchReport,
+  type Figures,
+  type IdleResult,
+  type MethodInfo,
+  type Row,
 } from "./report.ts"
 
 export const USAGE = `usage: slotbus bench [options]
@@ -77,7 +85,8 @@ export const INFLIGHT = [1, 32] as const
 /** "64", "4k", "64KiB", "1m", "1MB" → bytes (powers of 1024). */
 export function parseSize(text: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib)?$/i.exec(text.trim())
-  if (!m) throw new UsageError(`bad size "${text}": use a number of bytes with an optional k or m suffix, like 64, 4k, 1m`)
+  if (!m)
+    throw new UsageError(`bad size "${text}": use a number of bytes with an optional k or m suffix, like 64, 4k, 1m`)
   const unit = (m[2] ?? "b").toLowerCase()[0]
   const n = Math.round(Number(m[1]) * (unit === "m" ? KiB * KiB : unit === "k" ? KiB : 1))
   if (n < 1 || n > MAX_SIZE) throw new UsageError(`size "${text}" is out of range: 1 byte to 16m`)
@@ -94,7 +103,9 @@ function count(text: string | undefined, flag: string, min: number, max: number)
 function positiveMs(text: string | undefined, flag: string, allowZero = false): number {
   const n = Number(text)
   if (text === undefined || !Number.isInteger(n) || n < (allowZero ? 0 : 1) || n > 600_000)
-    throw new UsageError(`${flag} takes a whole number of milliseconds${allowZero ? " (0 to skip)" : ""}, got ${text ?? "nothing"}`)
+    throw new UsageError(
+      `${flag} takes a whole number of milliseconds${allowZero ? " (0 to skip)" : ""}, got ${text ?? "nothing"}`,
+    )
   return n
 }
 
@@ -133,7 +144,9 @@ export function parseArgs(argv: string[]): BenchOptions {
         quick = true
         break
       case "--sizes": {
-        const list = value().split(",").filter((s) => s.trim() !== "")
+        const list = value()
+          .split(",")
+          .filter((s) => s.trim() !== "")
         if (list.length === 0) throw new UsageError("--sizes needs at least one size")
         sizes = [...new Set(list.map(parseSize))]
         break
@@ -157,7 +170,10 @@ export function parseArgs(argv: string[]): BenchOptions {
         warm = positiveMs(value(), "--warm", true)
         break
       case "--only": {
-        only = value().split(",").map((s) => s.trim()).filter(Boolean)
+        only = value()
+          .split(",")
+          .map((s) => s.trim())
+          .filter(Boolean)
         const known = new Set(["idle", ...METHODS.flatMap((m) => [m.name, m.id])])
         const bad = only.filter((o) => !known.has(o))
         if (bad.length > 0) throw new UsageError(`--only: unknown ${bad.join(", ")}; known: ${[...known].join(", ")}`)
@@ -210,7 +226,13 @@ interface MethodDef extends MethodInfo {
 async function cFloor(mode: "spin" | "futex", size: number, inflight: number, ms: number): Promise<Sample> {
   await floor.prepare()
   const r = await floor.measure(mode, size, inflight, ms)
-  return { count: r.samples.length, elapsedS: r.elapsedS, hubCpuS: r.hubCpuS, workerCpuS: r.workerCpuS, times: Samples.of(r.samples) }
+  return {
+    count: r.samples.length,
+    elapsedS: r.elapsedS,
+    hubCpuS: r.hubCpuS,
+    workerCpuS: r.workerCpuS,
+    times: Samples.of(r.samples),
+  }
 }
 
 function def(name: string, mode: string, label: string, peers: string, rest: Partial<MethodDef>): MethodDef {
@@ -234,7 +256,8 @@ export const METHODS: MethodDef[] = [
   def("worker", "postMessage", "Worker postMessage", "same process", { open: threadWorker.open }),
 ]
 
-const selected = (o: BenchOptions, m: { name: string; id: string }) => !o.only || o.only.includes(m.name) || o.only.includes(m.id)
+const selected = (o: BenchOptions, m: { name: string; id: string }) =>
+  !o.only || o.only.includes(m.name) || o.only.includes(m.id)
 
 // ---- progress ----
 
@@ -243,7 +266,10 @@ class Progress {
   private done = 0
   private readonly tty = Boolean(process.stderr.isTTY)
 
-  constructor(private readonly total: number, private readonly estimateS: number) {}
+  constructor(
+    private readonly total: number,
+    private readonly estimateS: number,
+  ) {}
 
   /** A new step (a method at one size) begins. */
   step(what: string) {
@@ -353,8 +379,12 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
   const methods = METHODS.filter((m) => selected(o, m))
   const wantIdle = o.idleMs > 0 && (!o.only || o.only.includes("idle"))
   const stepS = (o.warmupMs * 2 + o.latencyMs + o.throughputMs) / 1000 + 0.05
-  const progress = new Progress(o.rounds * methods.length * o.sizes.length + (wantIdle ? 1 : 0),
-    o.rounds * methods.length * (o.sizes.length * stepS + o.jitWarmupMs / 1000 + 0.2) + (wantIdle ? o.idleMs / 1000 + 0.3 : 0) + 1)
+  const progress = new Progress(
+    o.rounds * methods.length * o.sizes.length + (wantIdle ? 1 : 0),
+    o.rounds * methods.length * (o.sizes.length * stepS + o.jitWarmupMs / 1000 + 0.2) +
+      (wantIdle ? o.idleMs / 1000 + 0.3 : 0) +
+      1,
+  )
   const measured = new Map<string, Rounds>()
   const notes: string[] = []
   const given = new Set<string>()
@@ -408,7 +438,13 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
               progress.step(`${at} · ${formatSize(size)}`)
               for (const inflight of INFLIGHT) {
                 const ms = inflight === 1 ? o.latencyMs : o.throughputMs
-                record(m, size, inflight, round, await bounded(m.floor(size, inflight, ms, o.warmupMs), limit, describe(m)))
+                record(
+                  m,
+                  size,
+                  inflight,
+                  round,
+                  await bounded(m.floor(size, inflight, ms, o.warmupMs), limit, describe(m)),
+                )
               }
             }
             continue
@@ -417,7 +453,11 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
           t = await bounded(m.open!(o), limit, `starting ${describe(m)}`)
           if (o.jitWarmupMs > 0) {
             progress.detail(`${at} · warming up`)
-            await bounded(measureTransport(t, payload(o.sizes[0]!), 32, o.jitWarmupMs, 0), limit + o.jitWarmupMs, describe(m))
+            await bounded(
+              measureTransport(t, payload(o.sizes[0]!), 32, o.jitWarmupMs, 0),
+              limit + o.jitWarmupMs,
+              describe(m),
+            )
           }
           for (const size of o.sizes) {
             step++
@@ -427,12 +467,20 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
             for (const inflight of INFLIGHT) {
               progress.detail(`${at} · ${formatSize(size)} · ${inflight} in flight`)
               const ms = inflight === 1 ? o.latencyMs : o.throughputMs
-              record(m, size, inflight, round, await bounded(measureTransport(t, body, inflight, ms, o.warmupMs), limit, describe(m)))
+              record(
+                m,
+                size,
+                inflight,
+                round,
+                await bounded(measureTransport(t, body, inflight, ms, o.warmupMs), limit, describe(m)),
+              )
             }
           }
         } catch (e) {
           given.add(m.id)
-          notes.push(`${describe(m)}: ${e instanceof SkipMethod ? "skipped" : `failed in round ${round + 1}`}: ${message(e)}`)
+          notes.push(
+            `${describe(m)}: ${e instanceof SkipMethod ? "skipped" : `failed in round ${round + 1}`}: ${message(e)}`,
+          )
           progress.skip(o.sizes.length - step)
         } finally {
           await t?.close().catch(() => {})
@@ -451,14 +499,25 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
   }
 
   const rows: Row[] = []
-  for (const m of methods) for (const size of o.sizes) for (const inflight of INFLIGHT) {
-    const r = measured.get(`${m.id} ${size} ${inflight}`)
-    if (r) rows.push(rowOf(r))
-  }
+  for (const m of methods)
+    for (const size of o.sizes)
+      for (const inflight of INFLIGHT) {
+        const r = measured.get(`${m.id} ${size} ${inflight}`)
+        if (r) rows.push(rowOf(r))
+      }
   return {
     machine,
     warnings: busyWarnings(machine, others, wallS),
-    settings: { sizes: o.sizes, rounds: o.rounds, warmupMs: o.warmupMs, jitWarmupMs: o.jitWarmupMs, latencyMs: o.latencyMs, throughputMs: o.throughputMs, quick: o.quick, load: o.load },
+    settings: {
+      sizes: o.sizes,
+      rounds: o.rounds,
+      warmupMs: o.warmupMs,
+      jitWarmupMs: o.jitWarmupMs,
+      latencyMs: o.latencyMs,
+      throughputMs: o.throughputMs,
+      quick: o.quick,
+      load: o.load,
+    },
     methods: methods.map(({ id, name, mode, label, peers }) => ({ id, name, mode, label, peers })),
     rows,
     idle,

@@ -10,7 +10,9 @@ import { monoNs } from "./events/clock.ts"
 if (process.argv[2] === "--worker") {
   const app = hubWorker(process.argv[3]!, "emitter", { token: process.argv[4] })
   app.post("/timed", async (req) => {
-    const n = Number(req.query.get("n")), gap = Number(req.query.get("gap")), http = req.query.get("via") === "http"
+    const n = Number(req.query.get("n")),
+      gap = Number(req.query.get("gap")),
+      http = req.query.get("via") === "http"
     for (let i = 0; i < n; i++) {
       const d = String(monoNs())
       if (http) void app.send("emit", { type: "timed", data: d })
@@ -22,10 +24,16 @@ if (process.argv[2] === "--worker") {
   await app.run()
   console.log("ready")
 } else {
-  const { values } = parseArgs({ options: { n: { type: "string", default: "400" }, "gap-ms": { type: "string", default: "2" } } })
-  const n = Number(values.n), gap = Number(values["gap-ms"])
+  const { values } = parseArgs({
+    options: { n: { type: "string", default: "400" }, "gap-ms": { type: "string", default: "2" } },
+  })
+  const n = Number(values.n),
+    gap = Number(values["gap-ms"])
   await using hub = await createHub({ port: 0, quiet: true })
-  const child = Bun.spawn([process.execPath, import.meta.path, "--worker", hub.url, hub.token], { stdout: "pipe", stderr: "inherit" })
+  const child = Bun.spawn([process.execPath, import.meta.path, "--worker", hub.url, hub.token], {
+    stdout: "pipe",
+    stderr: "inherit",
+  })
   const reader = child.stdout.getReader()
   while (!new TextDecoder().decode((await reader.read()).value).includes("ready"));
   const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!
@@ -48,7 +56,9 @@ if (process.argv[2] === "--worker") {
     await done
     abort.abort()
     lat.sort((a, b) => a - b)
-    console.log(`${via.padEnd(5)} emit→SSE client, ${n} events ${gap} ms apart: p50 ${pct(lat, 50).toFixed(0)} µs, p90 ${pct(lat, 90).toFixed(0)} µs, p99 ${pct(lat, 99).toFixed(0)} µs`)
+    console.log(
+      `${via.padEnd(5)} emit→SSE client, ${n} events ${gap} ms apart: p50 ${pct(lat, 50).toFixed(0)} µs, p90 ${pct(lat, 90).toFixed(0)} µs, p99 ${pct(lat, 99).toFixed(0)} µs`,
+    )
   }
   child.kill()
 }

@@ -42,7 +42,11 @@ if (role === "direct" || role === "origin") {
     port: 0,
     fetch: async (req) => {
       const url = new URL(req.url)
-      const res = await fetch(origin + url.pathname + url.search, { method: req.method, headers: req.headers, body: req.body })
+      const res = await fetch(origin + url.pathname + url.search, {
+        method: req.method,
+        headers: req.headers,
+        body: req.body,
+      })
       return new Response(res.body, { status: res.status, headers: res.headers })
     },
   })
@@ -51,7 +55,10 @@ if (role === "direct" || role === "origin") {
   const hub = await createHub({ port: Number(args.port ?? 0), tokenFile: args["token-file"], idle: idleOf(args.idle) })
   console.log(`port ${hub.port}`)
 } else if (role === "worker") {
-  const app = hubWorker(`http://127.0.0.1:${args.hub}`, "bench", { tokenFile: args["token-file"], idle: idleOf(args.idle) })
+  const app = hubWorker(`http://127.0.0.1:${args.hub}`, "bench", {
+    tokenFile: args["token-file"],
+    idle: idleOf(args.idle),
+  })
   app.get("/items/:id", (req) => body(Number(req.query.get("bytes") ?? 0), req.params.id!))
   await app.run()
   console.log("ready")
@@ -92,16 +99,18 @@ async function loadFetch(url: string, conc: number, seconds: number): Promise<Ce
   const h = new Samples()
   const end = performance.now() + seconds * 1000
   let n = 0
-  await Promise.all(Array.from({ length: conc }, async () => {
-    while (performance.now() < end) {
-      const t = performance.now()
-      const res = await fetch(url)
-      await res.arrayBuffer()
-      if (res.status !== 200) throw new Error(`${url} answered ${res.status}`)
-      h.record((performance.now() - t) * 1000)
-      n++
-    }
-  }))
+  await Promise.all(
+    Array.from({ length: conc }, async () => {
+      while (performance.now() < end) {
+        const t = performance.now()
+        const res = await fetch(url)
+        await res.arrayBuffer()
+        if (res.status !== 200) throw new Error(`${url} answered ${res.status}`)
+        h.record((performance.now() - t) * 1000)
+        n++
+      }
+    }),
+  )
   return { rps: n / seconds, p50: h.percentile(50), p99: h.percentile(99) }
 }
 
@@ -141,8 +150,12 @@ async function main() {
 
     console.log(`# HTTP hub benchmark`)
     console.log(`machine: ${cpus()[0]?.model ?? "?"} × ${cpus().length}, linux ${release()}, bun ${Bun.version}`)
-    console.log(`load: ${client === "wrk" ? "wrk -t1" : "in-repo keep-alive fetch client"}; GET /items/:id answered by a route handler;`)
-    console.log(`${rounds} rounds of ${seconds} s per cell, targets interleaved within a round; each figure is the median of the rounds\n`)
+    console.log(
+      `load: ${client === "wrk" ? "wrk -t1" : "in-repo keep-alive fetch client"}; GET /items/:id answered by a route handler;`,
+    )
+    console.log(
+      `${rounds} rounds of ${seconds} s per cell, targets interleaved within a round; each figure is the median of the rounds\n`,
+    )
     console.log("| target | body | clients | req/s | p50 µs | p99 µs | p50 ÷ direct | req/s ÷ direct |")
     console.log("|---|---:|---:|---:|---:|---:|---:|---:|")
     for (const bytes of sizes) {
@@ -155,12 +168,18 @@ async function main() {
             cells[i]!.push(await load(url, conc, seconds))
           }
         }
-        const med = cells.map((cs) => ({ rps: median(cs.map((c) => c.rps)), p50: median(cs.map((c) => c.p50)), p99: median(cs.map((c) => c.p99)) }))
+        const med = cells.map((cs) => ({
+          rps: median(cs.map((c) => c.rps)),
+          p50: median(cs.map((c) => c.p50)),
+          p99: median(cs.map((c) => c.p99)),
+        }))
         const base = med[0]!
         const size = bytes === 0 ? "json" : `${bytes / 1024} KiB`
         for (const [i, [name]] of targets.entries()) {
           const m = med[i]!
-          console.log(`| ${name} | ${size} | ${conc} | ${Math.round(m.rps)} | ${m.p50.toFixed(0)} | ${m.p99.toFixed(0)} | ${(m.p50 / base.p50).toFixed(2)}× | ${(m.rps / base.rps).toFixed(2)}× |`)
+          console.log(
+            `| ${name} | ${size} | ${conc} | ${Math.round(m.rps)} | ${m.p50.toFixed(0)} | ${m.p99.toFixed(0)} | ${(m.p50 / base.p50).toFixed(2)}× | ${(m.rps / base.rps).toFixed(2)}× |`,
+          )
         }
       }
     }

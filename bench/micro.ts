@@ -80,12 +80,16 @@ function cycleWithCopies(): Uint8Array {
   return out
 }
 
-const strings = ["POST", "/api/v1/items?limit=20", ...headerPairs({
-  "content-type": "application/json",
-  accept: "*/*",
-  "user-agent": "slotbus-micro/1",
-  "x-request-id": "3f1c2a9e-77b0-4c8e-9d55-0a8a0f6b2e11",
-})]
+const strings = [
+  "POST",
+  "/api/v1/items?limit=20",
+  ...headerPairs({
+    "content-type": "application/json",
+    accept: "*/*",
+    "user-agent": "slotbus-micro/1",
+    "x-request-id": "3f1c2a9e-77b0-4c8e-9d55-0a8a0f6b2e11",
+  }),
+]
 const headBuf = new Uint8Array(16 * KiB)
 const headLen = writeHead(headBuf, strings)
 

@@ -73,9 +73,13 @@ export const REFERENCE = "slotbus:adaptive"
 export const FLOOR_C = "floor:spin"
 export const FLOOR_BUN = "floor-bun:spin"
 /** What the verdict compares slotbus with. */
-export const RIVALS: [string, string][] = [["process.send:advanced", "process.send"], ["unix:stream", "the unix socket"]]
+export const RIVALS: [string, string][] = [
+  ["process.send:advanced", "process.send"],
+  ["unix:stream", "the unix socket"],
+]
 export const CDF_PERCENTILES = [
-  0, 5, 10, 20, 30, 40, 50, 60, 70, 75, 80, 85, 90, 92, 94, 95, 96, 97, 98, 98.5, 99, 99.2, 99.4, 99.5, 99.6, 99.7, 99.8, 99.9, 100,
+  0, 5, 10, 20, 30, 40, 50, 60, 70, 75, 80, 85, 90, 92, 94, 95, 96, 97, 98, 98.5, 99, 99.2, 99.4, 99.5, 99.6, 99.7,
+  99.8, 99.9, 100,
 ]
 const LARGE = 64 * 1024
 export const TABLE_WIDTH = 100
@@ -123,8 +127,7 @@ function rateSpan([lo, hi]: [number, number]): string {
   return unit(lo) === unit(hi) ? `${num(lo)}–${num(hi)}${unit(hi)}` : `${num(lo)}${unit(lo)}–${num(hi)}${unit(hi)}`
 }
 
-const span = ([lo, hi]: [number, number], f: (v: number) => string) =>
-  Number.isFinite(lo) ? `${f(lo)}–${f(hi)}` : "-"
+const span = ([lo, hi]: [number, number], f: (v: number) => string) => (Number.isFinite(lo) ? `${f(lo)}–${f(hi)}` : "-")
 const timesSpan = (s: Stat) => (Number.isFinite(s.lo) ? `${times(s.lo).slice(0, -1)}–${times(s.hi)}` : "-")
 
 const idOf = (r: { name: string; mode: string }) => `${r.name}:${r.mode}`
@@ -155,7 +158,8 @@ function perRound(a: Row | undefined, b: Row | undefined, f: (a: Figures, b: Fig
   if (!a || !b) return NONE
   const values: number[] = []
   for (let r = 0; r < Math.max(a.rounds.length, b.rounds.length); r++) {
-    const x = a.rounds[r], y = b.rounds[r]
+    const x = a.rounds[r],
+      y = b.rounds[r]
     if (x && y) values.push(f(x, y))
   }
   return statOf(values)
@@ -180,7 +184,8 @@ export interface Line {
 }
 
 export function lines(report: BenchReport, size: number): Line[] {
-  const find = (id: string, inflight: number) => report.rows.find((r) => idOf(r) === id && r.size === size && r.inflight === inflight)
+  const find = (id: string, inflight: number) =>
+    report.rows.find((r) => idOf(r) === id && r.size === size && r.inflight === inflight)
   const refLat = find(REFERENCE, 1)
   const refThr = find(REFERENCE, 32)
   const out: Line[] = []
@@ -210,7 +215,9 @@ export function lines(report: BenchReport, size: number): Line[] {
 // ---- the verdict ----
 
 const faster = (s: Stat) =>
-  s.mid >= 1 ? `${times(s.mid)} (${timesSpan(s)}) faster` : `${times(1 / s.mid)} (${timesSpan({ mid: 0, lo: 1 / s.hi, hi: 1 / s.lo })}) slower`
+  s.mid >= 1
+    ? `${times(s.mid)} (${timesSpan(s)}) faster`
+    : `${times(1 / s.mid)} (${timesSpan({ mid: 0, lo: 1 / s.hi, hi: 1 / s.lo })}) slower`
 
 /**
  * One line: slotbus adaptive against process.send and the unix socket at the smallest size, p50 and msg/s at
@@ -220,7 +227,8 @@ export function verdict(report: BenchReport): string {
   const size = Math.min(...report.settings.sizes)
   const ls = lines(report, size)
   const sb = report.methods.find((m) => m.id === REFERENCE)
-  if (!sb || !ls.some((l) => l.method.id === REFERENCE && l.lat)) return "verdict: slotbus adaptive was not measured, so there is nothing to compare"
+  if (!sb || !ls.some((l) => l.method.id === REFERENCE && l.lat))
+    return "verdict: slotbus adaptive was not measured, so there is nothing to compare"
   const parts: string[] = []
   const missing: string[] = []
   for (const [id, name] of RIVALS) {
@@ -229,12 +237,15 @@ export function verdict(report: BenchReport): string {
       missing.push(name)
       continue
     }
-    const thr = Number.isFinite(l.thrVsSb.mid) ? `, ${times(l.thrVsSb.mid)} (${timesSpan(l.thrVsSb)}) its msg/s at 32 in flight` : ""
+    const thr = Number.isFinite(l.thrVsSb.mid)
+      ? `, ${times(l.thrVsSb.mid)} (${timesSpan(l.thrVsSb)}) its msg/s at 32 in flight`
+      : ""
     parts.push(`${faster(l.latVsSb)} than ${name} at p50${thr}`)
   }
   const rounds = report.settings.rounds
   const head = `verdict at ${formatSize(size)} (median and range of ${rounds} round${rounds === 1 ? "" : "s"}${report.settings.load ? `, ${report.settings.load} CPU burners` : ""}): slotbus adaptive is`
-  if (parts.length === 0) return `verdict: ${missing.join(" and ")} were not measured, so there is nothing to compare slotbus with`
+  if (parts.length === 0)
+    return `verdict: ${missing.join(" and ")} were not measured, so there is nothing to compare slotbus with`
   return `${head} ${parts.join("; ")}${missing.length ? ` (${missing.join(", ")}: not measured)` : ""}`
 }
 
@@ -246,7 +257,11 @@ function header(report: BenchReport): string[] {
   return [
     `slotbus bench · ${m.date} · ${s.rounds} round${s.rounds === 1 ? "" : "s"}, methods interleaved`,
     `${m.cpu} · ${m.cores} cores · ${m.kernel} · Bun ${m.bun} · slotbus ${m.slotbus}`,
-    ...(s.load ? [`LOAD: ${s.load} CPU burner process${s.load === 1 ? "" : "es"} (busy loops) ran for the whole run (--load ${s.load})`] : []),
+    ...(s.load
+      ? [
+          `LOAD: ${s.load} CPU burner process${s.load === 1 ? "" : "es"} (busy loops) ran for the whole run (--load ${s.load})`,
+        ]
+      : []),
     ...report.warnings.map((w) => `WARNING: ${w}`),
   ]
 }
@@ -266,8 +281,10 @@ function legend(report: BenchReport, wide: boolean): string[] {
       `Bun floor's (two Bun processes, Atomics over a shared mmap'd file).`,
   ]
   if (wide)
-    out.push(`GB/s (sizes ≥ 64 KiB): payload bytes one way × round trips per second, the better of 1 and 32 in flight. ` +
-      `cpu s: CPU seconds each side used in the line's measured time (median round).`)
+    out.push(
+      `GB/s (sizes ≥ 64 KiB): payload bytes one way × round trips per second, the better of 1 and 32 in flight. ` +
+        `cpu s: CPU seconds each side used in the line's measured time (median round).`,
+    )
   else out.push(`--wide adds peers, p90, p99, p99.9, max, msg/s at 1 in flight, the ratios' ranges, GB/s and CPU.`)
   return out
 }
@@ -341,14 +358,20 @@ function pad(s: string, width: number, left?: boolean) {
 export function renderTable(report: BenchReport, wide = false): string {
   const cols = columnsFor(wide)
   const width = wide ? Infinity : TABLE_WIDTH
-  const out = [verdict(report), ...header(report).flatMap((h) => wrap(h, width)), ...legend(report, wide).flatMap((t) => wrap(t, width)), ""]
+  const out = [
+    verdict(report),
+    ...header(report).flatMap((h) => wrap(h, width)),
+    ...legend(report, wide).flatMap((t) => wrap(t, width)),
+    "",
+  ]
   const titleLine = cols.map((c) => pad(c.title, c.width, c.left)).join(" ")
   for (const size of report.settings.sizes) {
     const ls = lines(report, size)
     if (ls.length === 0) continue
     out.push(`── ${formatSize(size)} ${"─".repeat(Math.max(0, titleLine.length - formatSize(size).length - 4))}`)
     out.push(titleLine)
-    for (const l of ls) out.push(cols.map((c) => pad(fit(c.cell(l), wide ? Infinity : c.width), c.width, c.left)).join(" "))
+    for (const l of ls)
+      out.push(cols.map((c) => pad(fit(c.cell(l), wide ? Infinity : c.width), c.width, c.left)).join(" "))
     out.push("")
   }
   if (report.idle) out.push(idleSummary(report.idle))
@@ -405,7 +428,9 @@ export function jsonLine(r: Row, method: MethodInfo): string {
     worker_cpu_s: round(r.worker_cpu_s),
     count: r.count,
     elapsed_s: round(r.elapsed_s),
-    rounds: r.rounds.map((f) => f && { p50_us: round(f.p50_us), p99_us: round(f.p99_us), msgs_per_s: Math.round(f.msgs_per_s) }),
+    rounds: r.rounds.map(
+      (f) => f && { p50_us: round(f.p50_us), p99_us: round(f.p99_us), msgs_per_s: Math.round(f.msgs_per_s) },
+    ),
     peers: method.peers,
   })
 }
@@ -442,10 +467,30 @@ export function renderJson(report: BenchReport): string {
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
 // Distinct hues for up to 16 methods; floors are drawn dashed, so they stand apart whatever their colour.
 const COLORS = [
-  "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf",
-  "#7f7f7f", "#bcbd22", "#393b79", "#ad494a", "#637939", "#843c39", "#3182bd", "#e6550d",
+  "#1f77b4",
+  "#d62728",
+  "#2ca02c",
+  "#9467bd",
+  "#ff7f0e",
+  "#8c564b",
+  "#e377c2",
+  "#17becf",
+  "#7f7f7f",
+  "#bcbd22",
+  "#393b79",
+  "#ad494a",
+  "#637939",
+  "#843c39",
+  "#3182bd",
+  "#e6550d",
 ]
-const colorOf = (report: BenchReport, id: string) => COLORS[Math.max(0, report.methods.findIndex((m) => m.id === id)) % COLORS.length]!
+const colorOf = (report: BenchReport, id: string) =>
+  COLORS[
+    Math.max(
+      0,
+      report.methods.findIndex((m) => m.id === id),
+    ) % COLORS.length
+  ]!
 const isFloor = (id: string) => id.startsWith("floor")
 
 function latencyLabel(v: number): string {
@@ -468,33 +513,60 @@ function cdfPlot(report: BenchReport, size: number): string {
   if (values.length === 0) return ""
   const lo = Math.floor(Math.log10(Math.min(...values)))
   const hi = Math.max(lo + 1, Math.ceil(Math.log10(Math.max(...values))))
-  const W = 900, H = 400, L = 70, R = 20, T = 12, B = 50
+  const W = 900,
+    H = 400,
+    L = 70,
+    R = 20,
+    T = 12,
+    B = 50
   const x = (v: number) => L + ((Math.log10(Math.max(v, 10 ** lo)) - lo) / (hi - lo)) * (W - L - R)
   const y = (p: number) => T + (1 - tailPosition(p) / TAIL_TOP) * (H - T - B)
   const parts: string[] = []
   for (let d = lo; d <= hi; d++) {
     const px = x(10 ** d).toFixed(1)
     parts.push(`<line x1="${px}" y1="${T}" x2="${px}" y2="${H - B}" class="grid"/>`)
-    parts.push(`<text x="${px}" y="${H - B + 15}" text-anchor="middle">${latencyLabel(Number((10 ** d).toPrecision(1)))}</text>`)
+    parts.push(
+      `<text x="${px}" y="${H - B + 15}" text-anchor="middle">${latencyLabel(Number((10 ** d).toPrecision(1)))}</text>`,
+    )
   }
-  for (const [p, label] of [[0, "0%"], [50, "50%"], [90, "90%"], [99, "99%"], [99.9, "99.9%"], [100, "max"]] as const) {
+  for (const [p, label] of [
+    [0, "0%"],
+    [50, "50%"],
+    [90, "90%"],
+    [99, "99%"],
+    [99.9, "99.9%"],
+    [100, "max"],
+  ] as const) {
     const py = y(p).toFixed(1)
     parts.push(`<line x1="${L}" y1="${py}" x2="${W - R}" y2="${py}" class="grid"/>`)
     parts.push(`<text x="${L - 5}" y="${(Number(py) + 4).toFixed(1)}" text-anchor="end">${label}</text>`)
   }
-  parts.push(`<text class="axis" x="${(L + W - R) / 2}" y="${H - 10}" text-anchor="middle">round-trip time, 1 request in flight (log scale)</text>`)
-  parts.push(`<text class="axis" transform="translate(16 ${(T + H - B) / 2}) rotate(-90)" text-anchor="middle">share of round trips at or below (percentile)</text>`)
+  parts.push(
+    `<text class="axis" x="${(L + W - R) / 2}" y="${H - 10}" text-anchor="middle">round-trip time, 1 request in flight (log scale)</text>`,
+  )
+  parts.push(
+    `<text class="axis" transform="translate(16 ${(T + H - B) / 2}) rotate(-90)" text-anchor="middle">share of round trips at or below (percentile)</text>`,
+  )
   const legend: string[] = []
   for (const { m, row } of rows) {
     const color = colorOf(report, m.id)
     const dash = isFloor(m.id) ? ` stroke-dasharray="6 3"` : ""
-    const pts = row.cdf.filter(([, v]) => Number.isFinite(v)).map(([p, v]) => `${x(v).toFixed(1)},${y(p).toFixed(1)}`).join(" ")
-    parts.push(`<polyline points="${pts}" fill="none" stroke="${color}" stroke-width="1.7"${dash}><title>${esc(m.label)} (${esc(m.peers)}): p50 ${us(row.p50_us)} µs, p99 ${us(row.p99_us)} µs, max ${us(row.max_us)} µs</title></polyline>`)
-    legend.push(`<span class="key"><svg width="22" height="10"><line x1="0" y1="5" x2="22" y2="5" stroke="${color}" stroke-width="2"${dash}/></svg> ${esc(m.label)} <span class="peers">${esc(m.peers)}</span> ${us(row.p50_us)} µs</span>`)
+    const pts = row.cdf
+      .filter(([, v]) => Number.isFinite(v))
+      .map(([p, v]) => `${x(v).toFixed(1)},${y(p).toFixed(1)}`)
+      .join(" ")
+    parts.push(
+      `<polyline points="${pts}" fill="none" stroke="${color}" stroke-width="1.7"${dash}><title>${esc(m.label)} (${esc(m.peers)}): p50 ${us(row.p50_us)} µs, p99 ${us(row.p99_us)} µs, max ${us(row.max_us)} µs</title></polyline>`,
+    )
+    legend.push(
+      `<span class="key"><svg width="22" height="10"><line x1="0" y1="5" x2="22" y2="5" stroke="${color}" stroke-width="2"${dash}/></svg> ${esc(m.label)} <span class="peers">${esc(m.peers)}</span> ${us(row.p50_us)} µs</span>`,
+    )
   }
-  return `<figure class="cdf" data-size="${size}"><figcaption><b>${esc(formatSize(size))}</b>: round-trip time distribution, every method (dashed: floors; p50 after each name)</figcaption>` +
+  return (
+    `<figure class="cdf" data-size="${size}"><figcaption><b>${esc(formatSize(size))}</b>: round-trip time distribution, every method (dashed: floors; p50 after each name)</figcaption>` +
     `<svg viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="latency CDF at ${esc(formatSize(size))}">${parts.join("")}</svg>` +
     `<div class="keys">${legend.join("")}</div></figure>`
+  )
 }
 
 function niceStep(max: number): number {
@@ -506,11 +578,21 @@ function niceStep(max: number): number {
 /** Horizontal bars of msg/s at 1 and 32 in flight for every method at one size: linear axis from 0, range whiskers. */
 function throughputPlot(report: BenchReport, size: number): string {
   const ls = lines(report, size)
-  const top = Math.max(0, ...ls.flatMap((l) => [figureRange(l.lat, "msgs_per_s")[1], figureRange(l.thr, "msgs_per_s")[1]]).filter(Number.isFinite))
+  const top = Math.max(
+    0,
+    ...ls
+      .flatMap((l) => [figureRange(l.lat, "msgs_per_s")[1], figureRange(l.thr, "msgs_per_s")[1]])
+      .filter(Number.isFinite),
+  )
   if (top <= 0) return ""
   const step = niceStep(top)
   const max = Math.ceil(top / step) * step
-  const W = 900, L = 270, R = 70, BAR = 10, GAP = 9, T = 8
+  const W = 900,
+    L = 270,
+    R = 70,
+    BAR = 10,
+    GAP = 9,
+    T = 8
   const H = T + ls.length * (2 * BAR + GAP) + 44
   const x = (v: number) => L + (v / max) * (W - L - R)
   const parts: string[] = []
@@ -519,29 +601,44 @@ function throughputPlot(report: BenchReport, size: number): string {
     parts.push(`<line x1="${px}" y1="${T}" x2="${px}" y2="${H - 38}" class="grid"/>`)
     parts.push(`<text x="${px}" y="${H - 24}" text-anchor="middle">${v === 0 ? "0" : rate(v)}</text>`)
   }
-  parts.push(`<text class="axis" x="${(L + W - R) / 2}" y="${H - 6}" text-anchor="middle">round trips per second (linear axis from 0; whiskers: min–max across rounds)</text>`)
+  parts.push(
+    `<text class="axis" x="${(L + W - R) / 2}" y="${H - 6}" text-anchor="middle">round trips per second (linear axis from 0; whiskers: min–max across rounds)</text>`,
+  )
   ls.forEach((l, i) => {
     const y0 = T + i * (2 * BAR + GAP)
-    parts.push(`<text x="${L - 6}" y="${y0 + BAR + 4}" text-anchor="end">${esc(l.method.label)} · ${esc(l.method.peers)}</text>`)
+    parts.push(
+      `<text x="${L - 6}" y="${y0 + BAR + 4}" text-anchor="end">${esc(l.method.label)} · ${esc(l.method.peers)}</text>`,
+    )
     ;[l.lat, l.thr].forEach((r, k) => {
       if (!r || !(r.msgs_per_s > 0)) return
       const yy = y0 + k * BAR
       const [a, b] = figureRange(r, "msgs_per_s")
-      parts.push(`<rect x="${L}" y="${yy}" width="${Math.max(1, x(r.msgs_per_s) - L).toFixed(1)}" height="${BAR - 1}" class="${k ? "b32" : "b1"}"><title>${esc(l.method.label)} ${esc(l.method.peers)}, ${r.inflight} in flight: ${rate(r.msgs_per_s)} msg/s (${span([a, b], rate)})</title></rect>`)
-      if (Number.isFinite(a) && b > a) parts.push(`<line x1="${x(a).toFixed(1)}" y1="${yy + (BAR - 1) / 2}" x2="${x(b).toFixed(1)}" y2="${yy + (BAR - 1) / 2}" class="whisker"/>`)
-      parts.push(`<text x="${(Math.max(x(r.msgs_per_s), Number.isFinite(b) ? x(b) : 0) + 4).toFixed(1)}" y="${yy + BAR - 1}">${rate(r.msgs_per_s)}</text>`)
+      parts.push(
+        `<rect x="${L}" y="${yy}" width="${Math.max(1, x(r.msgs_per_s) - L).toFixed(1)}" height="${BAR - 1}" class="${k ? "b32" : "b1"}"><title>${esc(l.method.label)} ${esc(l.method.peers)}, ${r.inflight} in flight: ${rate(r.msgs_per_s)} msg/s (${span([a, b], rate)})</title></rect>`,
+      )
+      if (Number.isFinite(a) && b > a)
+        parts.push(
+          `<line x1="${x(a).toFixed(1)}" y1="${yy + (BAR - 1) / 2}" x2="${x(b).toFixed(1)}" y2="${yy + (BAR - 1) / 2}" class="whisker"/>`,
+        )
+      parts.push(
+        `<text x="${(Math.max(x(r.msgs_per_s), Number.isFinite(b) ? x(b) : 0) + 4).toFixed(1)}" y="${yy + BAR - 1}">${rate(r.msgs_per_s)}</text>`,
+      )
     })
   })
-  return `<figure class="bars" data-size="${size}"><figcaption><b>${esc(formatSize(size))}</b>: round trips per second, ` +
+  return (
+    `<figure class="bars" data-size="${size}"><figcaption><b>${esc(formatSize(size))}</b>: round trips per second, ` +
     `<span class="k1">■</span> 1 in flight, <span class="k32">■</span> 32 in flight</figcaption>` +
     `<svg viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="throughput at ${esc(formatSize(size))}">${parts.join("")}</svg></figure>`
+  )
 }
 
 function htmlTable(report: BenchReport, size: number): string {
   const ls = lines(report, size)
   if (ls.length === 0) return ""
   const head = COLUMNS.map((c) => `<th${c.left ? ' class="l"' : ""}>${esc(c.title)}</th>`).join("")
-  const body = ls.map((l) => `<tr>${COLUMNS.map((c) => `<td${c.left ? ' class="l"' : ""}>${esc(c.cell(l))}</td>`).join("")}</tr>`).join("\n")
+  const body = ls
+    .map((l) => `<tr>${COLUMNS.map((c) => `<td${c.left ? ' class="l"' : ""}>${esc(c.cell(l))}</td>`).join("")}</tr>`)
+    .join("\n")
   return `<h3>${esc(formatSize(size))}</h3><div class="scroll"><table><thead><tr>${head}</tr></thead><tbody>\n${body}\n</tbody></table></div>`
 }
 

@@ -50,14 +50,24 @@ function int(text: string | undefined, flag: string, min: number, max: number): 
 function size(text: string | undefined): number {
   const m = /^(\d+)\s*(k|kib|m|mib)?$/i.exec(text ?? "")
   const n = m ? Number(m[1]) * (m[2]?.[0]?.toLowerCase() === "m" ? 1 << 20 : m[2] ? 1024 : 1) : NaN
-  if (!(n >= 8 && n <= 32 << 20)) throw new SoakUsageError(`--max-size takes a size from 8 to 32m, like 8m or 64k, got ${text ?? "nothing"}`)
+  if (!(n >= 8 && n <= 32 << 20))
+    throw new SoakUsageError(`--max-size takes a size from 8 to 32m, like 8m or 64k, got ${text ?? "nothing"}`)
   return n
 }
 
 export function parseSoakArgs(argv: string[]): SoakOptions {
   const o: SoakOptions = {
-    seconds: 30, workers: 4, lanes: 48, slots: 8, maxSize: 8 << 20, timeoutMs: 3000, graceMs: 2000, killEveryMs: 700,
-    chaos: true, json: false, help: false,
+    seconds: 30,
+    workers: 4,
+    lanes: 48,
+    slots: 8,
+    maxSize: 8 << 20,
+    timeoutMs: 3000,
+    graceMs: 2000,
+    killEveryMs: 700,
+    chaos: true,
+    json: false,
+    help: false,
   }
   for (let i = 0; i < argv.length; i++) {
     const raw = argv[i]!
@@ -65,18 +75,42 @@ export function parseSoakArgs(argv: string[]): SoakOptions {
     const flag = eq > 0 ? raw.slice(0, eq) : raw
     const value = () => (eq > 0 ? raw.slice(eq + 1) : argv[++i])
     switch (flag) {
-      case "-h": case "--help": o.help = true; break
-      case "--json": o.json = true; break
-      case "--no-chaos": o.chaos = false; break
-      case "--seconds": o.seconds = int(value(), flag, 1, 86_400); break
-      case "--workers": o.workers = int(value(), flag, 1, 64); break
-      case "--lanes": o.lanes = int(value(), flag, 1, 4096); break
-      case "--slots": o.slots = int(value(), flag, 1, 256); break
-      case "--max-size": o.maxSize = size(value()); break
-      case "--timeout": o.timeoutMs = int(value(), flag, 10, 600_000); break
-      case "--grace": o.graceMs = int(value(), flag, 0, 600_000); break
-      case "--kill-every": o.killEveryMs = int(value(), flag, 0, 3_600_000); break
-      default: throw new SoakUsageError(`unknown option ${raw}`)
+      case "-h":
+      case "--help":
+        o.help = true
+        break
+      case "--json":
+        o.json = true
+        break
+      case "--no-chaos":
+        o.chaos = false
+        break
+      case "--seconds":
+        o.seconds = int(value(), flag, 1, 86_400)
+        break
+      case "--workers":
+        o.workers = int(value(), flag, 1, 64)
+        break
+      case "--lanes":
+        o.lanes = int(value(), flag, 1, 4096)
+        break
+      case "--slots":
+        o.slots = int(value(), flag, 1, 256)
+        break
+      case "--max-size":
+        o.maxSize = size(value())
+        break
+      case "--timeout":
+        o.timeoutMs = int(value(), flag, 10, 600_000)
+        break
+      case "--grace":
+        o.graceMs = int(value(), flag, 0, 600_000)
+        break
+      case "--kill-every":
+        o.killEveryMs = int(value(), flag, 0, 3_600_000)
+        break
+      default:
+        throw new SoakUsageError(`unknown option ${raw}`)
     }
   }
   return o
@@ -170,11 +204,27 @@ const fdCount = () => readdirSync("/proc/self/fd").length
 /** Runs the soak and resolves with its counts; `log` gets progress lines. */
 export async function runSoak(o: SoakOptions, log: (line: string) => void = () => {}): Promise<SoakResult> {
   const name = `soak-${process.pid}-${Date.now().toString(36)}`
-  const bus = await SlotBus.listen(name, { slots: o.slots, maxBodyBytes: Math.max(o.maxSize, 1 << 20), timeoutMs: o.timeoutMs })
+  const bus = await SlotBus.listen(name, {
+    slots: o.slots,
+    maxBodyBytes: Math.max(o.maxSize, 1 << 20),
+    timeoutMs: o.timeoutMs,
+  })
   const r: SoakResult = {
-    seconds: o.seconds, workers: o.workers, sent: 0, correct: 0, wrong: 0, duplicated: 0, hung: 0, late: 0,
-    rejections: {}, bytes: 0, kills: 0, restarts: 0,
-    rss_mib: { start: 0, warm: 0, end: 0, peak: 0 }, fds: { start: 0, end: 0 }, problems: [],
+    seconds: o.seconds,
+    workers: o.workers,
+    sent: 0,
+    correct: 0,
+    wrong: 0,
+    duplicated: 0,
+    hung: 0,
+    late: 0,
+    rejections: {},
+    bytes: 0,
+    kills: 0,
+    restarts: 0,
+    rss_mib: { start: 0, warm: 0, end: 0, peak: 0 },
+    fds: { start: 0, end: 0 },
+    problems: [],
   }
   const problem = (text: string) => {
     if (r.problems.length < 20) r.problems.push(text)
@@ -223,11 +273,12 @@ export async function runSoak(o: SoakOptions, log: (line: string) => void = () =
 
     const watchdog = setInterval(() => {
       const now = performance.now()
-      for (const [id, p] of open) if (!p.counted && now > p.hungAt) {
-        p.counted = true
-        r.hung++
-        problem(`request ${id} neither resolved nor rejected within ${o.timeoutMs + o.graceMs} ms`)
-      }
+      for (const [id, p] of open)
+        if (!p.counted && now > p.hungAt) {
+          p.counted = true
+          r.hung++
+          problem(`request ${id} neither resolved nor rejected within ${o.timeoutMs + o.graceMs} ms`)
+        }
       r.rss_mib.peak = Math.max(r.rss_mib.peak, rssMiB())
     }, 250)
 
@@ -239,7 +290,7 @@ export async function runSoak(o: SoakOptions, log: (line: string) => void = () =
     const judge = (id: number, sent: Uint8Array, answer: Uint8Array) => {
       const c = check(sent, answer)
       if (c.ok) {
-        if (answered.has(id)) return r.duplicated++, problem(`request ${id} was answered twice`)
+        if (answered.has(id)) return (r.duplicated++, problem(`request ${id} was answered twice`))
         answered.add(id)
         r.correct++
         r.bytes += sent.length * 2
@@ -250,7 +301,9 @@ export async function runSoak(o: SoakOptions, log: (line: string) => void = () =
         problem(`request ${id} (${sent.length} B) got request ${c.other}'s answer again (${answer.length} B)`)
       } else {
         r.wrong++
-        problem(`request ${id} (${sent.length} B) got a wrong answer (${answer.length} B${c.other !== null && c.other !== id ? `, carrying request ${c.other}'s id` : ""})`)
+        problem(
+          `request ${id} (${sent.length} B) got a wrong answer (${answer.length} B${c.other !== null && c.other !== id ? `, carrying request ${c.other}'s id` : ""})`,
+        )
       }
     }
 
@@ -258,7 +311,8 @@ export async function runSoak(o: SoakOptions, log: (line: string) => void = () =
       while (sending && performance.now() < endAt) {
         const id = nextId++
         // log-uniform sizes, so both small and multi-MiB bodies come often; 1 in 64 is empty
-        const n = Math.random() < 1 / 64 ? 0 : Math.min(o.maxSize, Math.floor(2 ** (Math.random() * Math.log2(o.maxSize + 1))))
+        const n =
+          Math.random() < 1 / 64 ? 0 : Math.min(o.maxSize, Math.floor(2 ** (Math.random() * Math.log2(o.maxSize + 1))))
         const body = pattern(id, n)
         const http = (id & 1) === 0
         // Some requests are withdrawn early on purpose (an abort, a very short timeout): their slots are reused
@@ -272,9 +326,13 @@ export async function runSoak(o: SoakOptions, log: (line: string) => void = () =
         r.sent++
         try {
           if (http) {
-            const res = await bus.request({ method: "POST", path: `/soak/${id}`, headers: { "x-soak-id": String(id) }, body }, opts)
+            const res = await bus.request(
+              { method: "POST", path: `/soak/${id}`, headers: { "x-soak-id": String(id) }, body },
+              opts,
+            )
             settle(id)
-            const echoedId = headerOf(res.headers, "x-soak-id"), echoedPath = headerOf(res.headers, "x-soak-path")
+            const echoedId = headerOf(res.headers, "x-soak-id"),
+              echoedPath = headerOf(res.headers, "x-soak-path")
             if (res.status !== 200 || echoedId !== String(id) || echoedPath !== `/soak/${id}`) {
               if (answered.has(Number(echoedId))) r.duplicated++
               else r.wrong++
@@ -302,20 +360,23 @@ export async function runSoak(o: SoakOptions, log: (line: string) => void = () =
     let killer: ReturnType<typeof setTimeout> | undefined
     const scheduleKill = () => {
       if (o.killEveryMs === 0) return
-      killer = setTimeout(() => {
-        const live = [...workers]
-        const victim = live[Math.floor(Math.random() * live.length)]
-        if (victim && sending) {
-          victim.signal("SIGKILL")
-          r.kills++
-          setTimeout(() => {
-            if (!sending) return
-            startWorker()
-            r.restarts++
-          }, Math.random() * 500)
-        }
-        scheduleKill()
-      }, o.killEveryMs * (0.2 + 1.6 * Math.random()))
+      killer = setTimeout(
+        () => {
+          const live = [...workers]
+          const victim = live[Math.floor(Math.random() * live.length)]
+          if (victim && sending) {
+            victim.signal("SIGKILL")
+            r.kills++
+            setTimeout(() => {
+              if (!sending) return
+              startWorker()
+              r.restarts++
+            }, Math.random() * 500)
+          }
+          scheduleKill()
+        },
+        o.killEveryMs * (0.2 + 1.6 * Math.random()),
+      )
     }
     scheduleKill()
 
@@ -324,7 +385,9 @@ export async function runSoak(o: SoakOptions, log: (line: string) => void = () =
       const now = performance.now()
       if (now - lastLog < 4900) return
       lastLog = now
-      log(`${((now - t0) / 1000).toFixed(0)} s: sent ${r.sent}, correct ${r.correct}, wrong ${r.wrong}, duplicated ${r.duplicated}, hung ${r.hung}, kills ${r.kills}, rss ${rssMiB()} MiB`)
+      log(
+        `${((now - t0) / 1000).toFixed(0)} s: sent ${r.sent}, correct ${r.correct}, wrong ${r.wrong}, duplicated ${r.duplicated}, hung ${r.hung}, kills ${r.kills}, rss ${rssMiB()} MiB`,
+      )
     }, 1000)
     const warm = setTimeout(() => (r.rss_mib.warm = rssMiB()), Math.min(10_000, o.seconds * 100))
 
@@ -339,10 +402,11 @@ export async function runSoak(o: SoakOptions, log: (line: string) => void = () =
     await Promise.race([finished, limit])
     clearInterval(watchdog)
     clearInterval(progress)
-    for (const [id, p] of open) if (!p.counted) {
-      r.hung++
-      problem(`request ${id} never settled`)
-    }
+    for (const [id, p] of open)
+      if (!p.counted) {
+        r.hung++
+        problem(`request ${id} never settled`)
+      }
 
     await fillWorkers()
     await Bun.sleep(300) // killed workers' stdio pipes close once their exit is reaped
@@ -364,7 +428,11 @@ export function soakFailed(r: SoakResult): boolean {
 }
 
 export function renderSoak(r: SoakResult, o: SoakOptions): string {
-  const rej = Object.entries(r.rejections).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(", ") || "none"
+  const rej =
+    Object.entries(r.rejections)
+      .sort((a, b) => b[1] - a[1])
+      .map(([k, v]) => `${k} ${v}`)
+      .join(", ") || "none"
   const lines = [
     `slotbus soak · ${r.seconds} s · ${r.workers} workers × ${o.slots} slots · ${o.lanes} in flight · bodies 0–${o.maxSize >= 1 << 20 ? `${o.maxSize / (1 << 20)} MiB` : `${o.maxSize} B`} · timeout ${o.timeoutMs} ms + ${o.graceMs} ms grace`,
     `sent ${r.sent}  correct ${r.correct}  wrong ${r.wrong}  duplicated ${r.duplicated}  hung ${r.hung}${r.late ? ` (${r.late} settled late)` : ""}`,
@@ -372,7 +440,9 @@ export function renderSoak(r: SoakResult, o: SoakOptions): string {
     `workers: ${r.kills} killed with kill -9, ${r.restarts} restarted; ${(r.bytes / 2 ** 30).toFixed(2)} GiB checked, ${Math.round(r.sent / r.seconds)} requests/s`,
     `hub RSS: start ${r.rss_mib.start} MiB, after warm-up ${r.rss_mib.warm} MiB, end ${r.rss_mib.end} MiB, peak ${r.rss_mib.peak} MiB · hub fds: start ${r.fds.start}, end ${r.fds.end}`,
     ...r.problems.map((p) => `problem: ${p}`),
-    soakFailed(r) ? "FAILED: wrong, duplicated or hung answers (or none correct)" : "OK: every answer matched its request",
+    soakFailed(r)
+      ? "FAILED: wrong, duplicated or hung answers (or none correct)"
+      : "OK: every answer matched its request",
   ]
   return lines.join("\n") + "\n"
 }
@@ -409,9 +479,12 @@ function headerOf(headers: unknown, name: string): string | undefined {
 }
 
 function answer(req: SlotRequest) {
-  const out = req.kind === "http"
-    ? req.reply(req.body.length, { headers: { "x-soak-id": headerOf(req.headers, "x-soak-id") ?? "", "x-soak-path": req.path } })
-    : req.reply(req.body.length)
+  const out =
+    req.kind === "http"
+      ? req.reply(req.body.length, {
+          headers: { "x-soak-id": headerOf(req.headers, "x-soak-id") ?? "", "x-soak-path": req.path },
+        })
+      : req.reply(req.body.length)
   flip(req.body, out)
   return out
 }

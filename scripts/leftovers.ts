@@ -34,7 +34,9 @@ function leftovers(): string[] {
 
   // Processes whose command line names this checkout (a test's child that outlived its test).
   const mine = ancestors()
-  for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p)).map(Number)) {
+  for (const pid of readdirSync("/proc")
+    .filter((p) => /^\d+$/.test(p))
+    .map(Number)) {
     if (mine.has(pid)) continue
     let cmd = ""
     try {

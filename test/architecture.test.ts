@@ -11,7 +11,11 @@ const FEATURES = ["http", "events", "leases", "stdio"]
 /** Every relative import or re-export specifier in a TS source, static or dynamic. */
 export function importsOf(source: string): string[] {
   const found: string[] = []
-  const patterns = [/\b(?:import|export)\b[^'"`;]*?\bfrom\s*["']([^"']+)["']/g, /\bimport\s*\(\s*["']([^"']+)["']\s*\)/g, /^\s*import\s*["']([^"']+)["']/gm]
+  const patterns = [
+    /\b(?:import|export)\b[^'"`;]*?\bfrom\s*["']([^"']+)["']/g,
+    /\bimport\s*\(\s*["']([^"']+)["']\s*\)/g,
+    /^\s*import\s*["']([^"']+)["']/gm,
+  ]
   for (const re of patterns) for (const m of source.matchAll(re)) found.push(m[1]!)
   return found
 }
@@ -42,7 +46,9 @@ export function violation(from: string, to: string): string | null {
 }
 
 function sources(dir: string): string[] {
-  return readdirSync(dir, { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(".ts")).map((f) => f.replaceAll("\\", "/"))
+  return readdirSync(dir, { recursive: true, encoding: "utf8" })
+    .filter((f) => f.endsWith(".ts"))
+    .map((f) => f.replaceAll("\\", "/"))
 }
 
 function edgeViolations(files: Record<string, string>): string[] {

@@ -9,7 +9,12 @@ chan.onmessage = (m) => {
   if (s === "END") {
     const l = phase.lat.sort((a, b) => a - b)
     const q = (p: number) => l[Math.min(l.length - 1, Math.floor(p * l.length))]!
-    self.postMessage({ count: phase.count, accounted: phase.count, elapsedNs: phase.last - phase.first, lat: l.length ? [q(0.5), q(0.99)] : null })
+    self.postMessage({
+      count: phase.count,
+      accounted: phase.count,
+      elapsedNs: phase.last - phase.first,
+      lat: l.length ? [q(0.5), q(0.99)] : null,
+    })
     phase = { count: 0, first: 0, last: 0, lat: [] }
     sampling = false
     return

@@ -56,7 +56,9 @@ interface Driver {
 }
 
 async function spawnPeers(n: number, args: string[], ipc = false) {
-  const procs = Array.from({ length: n }, () => spawn([process.execPath, PEER, ...args], ipc ? { ipc() {}, serialization: "json" } : {}))
+  const procs = Array.from({ length: n }, () =>
+    spawn([process.execPath, PEER, ...args], ipc ? { ipc() {}, serialization: "json" } : {}),
+  )
   const readers = procs.map((p) => lines(p))
   for (const r of readers) await r()
   return { procs, readers }
@@ -91,7 +93,12 @@ function topicDriver(idle: "spin" | "adaptive" | "park", reader: "iter" | "batch
   }
 }
 
-function textDriver(name: string, setup: (subs: number) => Promise<{ send(s: string): void; flush(): Promise<void>; stop(): Promise<void> }>, peerArgs: (subs: number) => string[], ipc = false): Driver {
+function textDriver(
+  name: string,
+  setup: (subs: number) => Promise<{ send(s: string): void; flush(): Promise<void>; stop(): Promise<void> }>,
+  peerArgs: (subs: number) => string[],
+  ipc = false,
+): Driver {
   let peers: Awaited<ReturnType<typeof spawnPeers>>
   let io: Awaited<ReturnType<typeof setup>>
   return {
@@ -161,7 +168,10 @@ function redisDriver(): Driver {
   return textDriver(
     "redis pub/sub",
     async () => {
-      server = await startServer(["redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], port)
+      server = await startServer(
+        ["redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        port,
+      )
       const { RedisClient } = await import("bun")
       const client = new RedisClient(`redis://127.0.0.1:${port}`)
       await client.connect()
@@ -185,7 +195,12 @@ function redisDriver(): Driver {
 }
 
 function ipcDriver(): Driver {
-  return textDriver("process.send", async () => ({ send() {}, flush: () => Bun.sleep(0), stop: async () => {} }), () => ["ipc"], true)
+  return textDriver(
+    "process.send",
+    async () => ({ send() {}, flush: () => Bun.sleep(0), stop: async () => {} }),
+    () => ["ipc"],
+    true,
+  )
 }
 
 function broadcastDriver(): Driver {
@@ -280,7 +295,8 @@ async function publishNs(): Promise<number> {
   return ns
 }
 
-const fmt = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : n.toFixed(0))
+const fmt = (n: number) =>
+  n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : n.toFixed(0)
 const us = (n: number) => (Number.isFinite(n) ? (n < 10 ? n.toFixed(2) : n < 100 ? n.toFixed(1) : n.toFixed(0)) : "-")
 
 export async function main(argv: string[]): Promise<number> {
@@ -320,17 +336,29 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(JSON.stringify({ machine, publishNs: pubNs, rows, skipped }, null, 2) + "\n")
     return 0
   }
-  const ref = (subs: number) => rows.find((r) => r.subs === subs && r.method === "slotbus adaptive batch")?.delivered ?? NaN
-  const out = [`slotbus bench events · ${machine}`, `publish from JS, 64 B, no subscriber: ${pubNs.toFixed(0)} ns/event`, ""]
+  const ref = (subs: number) =>
+    rows.find((r) => r.subs === subs && r.method === "slotbus adaptive batch")?.delivered ?? NaN
+  const out = [
+    `slotbus bench events · ${machine}`,
+    `publish from JS, 64 B, no subscriber: ${pubNs.toFixed(0)} ns/event`,
+    "",
+  ]
   out.push("method                   subs   p50 µs   p99 µs   delivered/s   lost    sb-batch ×")
   for (const r of rows)
     out.push(
       `${r.method.padEnd(24)} ${String(r.subs).padStart(4)} ${us(r.p50).padStart(8)} ${us(r.p99).padStart(8)} ${fmt(r.delivered).padStart(13)} ${(r.lost * 100).toFixed(1).padStart(5)}%  ${(ref(r.subs) / r.delivered).toFixed(1).padStart(8)}×`,
     )
   if (skipped.length) out.push("", "skipped:", ...skipped.map((s) => `  ${s}`))
-  out.push("", "latency: one event per timer turn (~1 ms), publish call to the subscriber's handler (CLOCK_MONOTONIC), p50 of the")
-  out.push("subscribers' medians and the worst p99; delivered/s: the publisher as fast as it can, summed over subscribers;")
-  out.push("lost: events a subscriber did not receive (slotbus counts them in sub.lagged; the others buffer or drop silently)")
+  out.push(
+    "",
+    "latency: one event per timer turn (~1 ms), publish call to the subscriber's handler (CLOCK_MONOTONIC), p50 of the",
+  )
+  out.push(
+    "subscribers' medians and the worst p99; delivered/s: the publisher as fast as it can, summed over subscribers;",
+  )
+  out.push(
+    "lost: events a subscriber did not receive (slotbus counts them in sub.lagged; the others buffer or drop silently)",
+  )
   process.stdout.write(out.join("\n") + "\n")
   return 0
 }

@@ -52,7 +52,8 @@ if (kind === "topic") {
   const sentOf = (d: Uint8Array) => (b8.set(d.subarray(0, 8)), f64[0]!)
   let base = { received: 0, lagged: 0 }
   const finish = () => {
-    const r = sub.received, l = sub.lagged
+    const r = sub.received,
+      l = sub.lagged
     phases[phase]!.report(r - base.received + (l - base.lagged))
     base = { received: r, lagged: l }
     phase++

@@ -3,7 +3,15 @@ import { atomicsLock, contend, handover, warmUp, type Hold } from "./locks.ts"
 
 declare const self: Worker
 self.onmessage = async (e: MessageEvent) => {
-  const { job, sab, ms, role, n, spin, hold } = e.data as { job: string; sab: SharedArrayBuffer; ms: number; role: "a" | "b"; n: number; spin: boolean; hold: Hold }
+  const { job, sab, ms, role, n, spin, hold } = e.data as {
+    job: string
+    sab: SharedArrayBuffer
+    ms: number
+    role: "a" | "b"
+    n: number
+    spin: boolean
+    hold: Hold
+  }
   const word = new Int32Array(sab)
   const lock = atomicsLock(word)
   const sleeper = new Int32Array(new SharedArrayBuffer(4))

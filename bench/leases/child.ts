@@ -2,7 +2,17 @@
 //   contend  <method> <ms> <target>                      prints "count <n>"
 //   handover <method> <a|b> <n> <spin 0|1> <work|sleep> <target>   prints "result <json>"
 // <target>: the contest name (slotbus), the lock file (flock) or the Redis URL (redis).
-import { contend, flockLock, handover, redisLock, slotbusLock, warmUp, type Hold, type Lock, type ProcessMethod } from "./locks.ts"
+import {
+  contend,
+  flockLock,
+  handover,
+  redisLock,
+  slotbusLock,
+  warmUp,
+  type Hold,
+  type Lock,
+  type ProcessMethod,
+} from "./locks.ts"
 
 const [job, method, ...rest] = process.argv.slice(2) as [string, ProcessMethod, ...string[]]
 const target = rest.at(-1)!

@@ -6,7 +6,18 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { spawn, type Child } from "../lib/child.ts"
 import { busyWarnings, describeMachine, machineBusySeconds } from "../lib/machine.ts"
-import { atomicsLock, flockLock, latencies, releaseAfterSleep, redisLock, slotbusLock, type Handover, type Hold, type Lock, type ProcessMethod } from "./locks.ts"
+import {
+  atomicsLock,
+  flockLock,
+  latencies,
+  releaseAfterSleep,
+  redisLock,
+  slotbusLock,
+  type Handover,
+  type Hold,
+  type Lock,
+  type ProcessMethod,
+} from "./locks.ts"
 
 export const USAGE = `usage: slotbus bench leases [options]
 
@@ -59,15 +70,31 @@ export async function main(argv: string[]): Promise<number> {
     results.push(r)
     if (json) process.stdout.write(`${JSON.stringify(r)}\n`)
   }
-  const targets: Record<ProcessMethod, string | null> = { slotbus: `bench-leases-${process.pid}`, flock: lockFile, redis: redis?.url ?? null }
+  const targets: Record<ProcessMethod, string | null> = {
+    slotbus: `bench-leases-${process.pid}`,
+    flock: lockFile,
+    redis: redis?.url ?? null,
+  }
   try {
     // 1. uncontended claim + release from JS
     const n = quick ? 200_000 : 1_000_000
     if (runs("uncontended")) {
       add(uncontendedResult("slotbus", await uncontended(await slotbusLock(`${targets.slotbus}-u`), n)))
       add(uncontendedResult("flock", await uncontended(flockLock(lockFile), n)))
-      add(uncontendedResult("atomics", await uncontended(atomicsLock(new Int32Array(new SharedArrayBuffer(4))), n), "same process"))
-      if (redis) add(uncontendedResult("redis", await uncontended(await redisLock(redis.url, "slotbus-bench-u"), quick ? 2000 : 10_000)))
+      add(
+        uncontendedResult(
+          "atomics",
+          await uncontended(atomicsLock(new Int32Array(new SharedArrayBuffer(4))), n),
+          "same process",
+        ),
+      )
+      if (redis)
+        add(
+          uncontendedResult(
+            "redis",
+            await uncontended(await redisLock(redis.url, "slotbus-bench-u"), quick ? 2000 : 10_000),
+          ),
+        )
     }
 
     // 2. contended: parties taking the lock in a loop for a while
@@ -79,25 +106,57 @@ export async function main(argv: string[]): Promise<number> {
         const count = await contendedProcesses(method, target, parties, ms)
         add({ test: `contended-${parties}`, method, value: count / (ms / 1000), unit: "claims/s" })
       }
-      add({ test: `contended-${parties}`, method: "atomics", value: (await contendedWorkers(parties, ms)) / (ms / 1000), unit: "claims/s", note: "Workers, same process" })
+      add({
+        test: `contended-${parties}`,
+        method: "atomics",
+        value: (await contendedWorkers(parties, ms)) / (ms / 1000),
+        unit: "claims/s",
+        note: "Workers, same process",
+      })
     }
 
     // 3. handover latency, the holder working until it releases, then the holder asleep until it releases
     const h = quick ? 60 : 200
     for (const hold of runs("handover") ? (["work", "sleep"] as const) : []) {
       const test = hold === "work" ? "handover" : "handover-asleep"
-      for (const [method, spin] of [["slotbus", true], ["slotbus", false], ["flock", true], ["flock", false], ["redis", true]] as const) {
+      for (const [method, spin] of [
+        ["slotbus", true],
+        ["slotbus", false],
+        ["flock", true],
+        ["flock", false],
+        ["redis", true],
+      ] as const) {
         const target = targets[method]
         if (!target) continue
-        add(handoverResult(test, `${method}:${spin ? "spin" : "wait"}`, await handoverProcesses(method, target, h, spin, hold)))
+        add(
+          handoverResult(
+            test,
+            `${method}:${spin ? "spin" : "wait"}`,
+            await handoverProcesses(method, target, h, spin, hold),
+          ),
+        )
       }
-      for (const spin of [true, false]) add(handoverResult(test, `atomics:${spin ? "spin" : "wait"}`, await handoverWorkers(h, spin, hold), "Workers, same process"))
+      for (const spin of [true, false])
+        add(
+          handoverResult(
+            test,
+            `atomics:${spin ? "spin" : "wait"}`,
+            await handoverWorkers(h, spin, hold),
+            "Workers, same process",
+          ),
+        )
     }
     for (const method of runs("handover") ? (["slotbus", "flock"] as const) : []) {
       const lock = method === "slotbus" ? await slotbusLock(`${targets.slotbus}-r`) : flockLock(`${lockFile}.r`)
       const r = await releaseAfterSleep(lock, quick ? 50 : 200)
       await lock.close()
-      add({ test: "release-after-sleep", method, value: r.cold, unit: "ns", note: `in a loop: ${Math.round(r.hot)} ns` })
+      add({
+        test: "release-after-sleep",
+        method,
+        value: r.cold,
+        unit: "ns",
+        note: `in a loop: ${Math.round(r.hot)} ns`,
+      })
     }
   } finally {
     await redis?.child.kill()
@@ -106,8 +165,15 @@ export async function main(argv: string[]): Promise<number> {
 
   const wallS = (performance.now() - started) / 1000
   const busyAfter = machineBusySeconds()
-  out(`slotbus bench leases — ${machine.cpu}, ${machine.cores} cores, ${machine.kernel}, bun ${machine.bun}, ${machine.date}`)
-  for (const w of busyWarnings(machine, busyBefore !== null && busyAfter !== null ? busyAfter - busyBefore - wallS : null, wallS)) out(`! ${w}`)
+  out(
+    `slotbus bench leases — ${machine.cpu}, ${machine.cores} cores, ${machine.kernel}, bun ${machine.bun}, ${machine.date}`,
+  )
+  for (const w of busyWarnings(
+    machine,
+    busyBefore !== null && busyAfter !== null ? busyAfter - busyBefore - wallS : null,
+    wallS,
+  ))
+    out(`! ${w}`)
   if (!redis) out("! Redis skipped: redis-server is not installed (apt-get install -y redis-server)")
   out(render(results))
   return 0
@@ -221,11 +287,28 @@ async function handoverWorkers(n: number, spin: boolean, hold: Hold) {
   }
 }
 
-function handoverResult(test: string, method: string, l: { ns: number[]; starved: number; pinned: boolean }, note?: string): Result {
+function handoverResult(
+  test: string,
+  method: string,
+  l: { ns: number[]; starved: number; pinned: boolean },
+  note?: string,
+): Result {
   const pct = (p: number) => l.ns[Math.min(l.ns.length - 1, Math.floor((p / 100) * l.ns.length))] ?? NaN
-  const starved = l.starved ? `${l.starved} of ${l.ns.length + l.starved} acquisitions were not handovers (waiter starved), left out` : undefined
-  const unpinned = l.pinned || !method.endsWith(":spin") ? undefined : "parties not pinned to CPUs of their own: the releaser may preempt the spinning waiter"
-  return { test, method, value: pct(50), p99: pct(99), unit: "ns", note: [note, starved, unpinned].filter(Boolean).join("; ") || undefined }
+  const starved = l.starved
+    ? `${l.starved} of ${l.ns.length + l.starved} acquisitions were not handovers (waiter starved), left out`
+    : undefined
+  const unpinned =
+    l.pinned || !method.endsWith(":spin")
+      ? undefined
+      : "parties not pinned to CPUs of their own: the releaser may preempt the spinning waiter"
+  return {
+    test,
+    method,
+    value: pct(50),
+    p99: pct(99),
+    unit: "ns",
+    note: [note, starved, unpinned].filter(Boolean).join("; ") || undefined,
+  }
 }
 
 async function startRedis(): Promise<{ url: string; child: Child } | null> {
@@ -249,8 +332,10 @@ async function startRedis(): Promise<{ url: string; child: Child } | null> {
 }
 
 function fmt(r: Result): string {
-  if (r.unit === "claims/s") return r.value >= 1e6 ? `${(r.value / 1e6).toFixed(2)} M/s` : `${(r.value / 1e3).toFixed(1)} k/s`
-  const ns = (v: number) => (v >= 1e6 ? `${(v / 1e6).toFixed(2)} ms` : v >= 1e3 ? `${(v / 1e3).toFixed(1)} µs` : `${v.toFixed(0)} ns`)
+  if (r.unit === "claims/s")
+    return r.value >= 1e6 ? `${(r.value / 1e6).toFixed(2)} M/s` : `${(r.value / 1e3).toFixed(1)} k/s`
+  const ns = (v: number) =>
+    v >= 1e6 ? `${(v / 1e6).toFixed(2)} ms` : v >= 1e3 ? `${(v / 1e3).toFixed(1)} µs` : `${v.toFixed(0)} ns`
   if (r.cpu !== undefined) return `${ns(r.value)} (CPU ${ns(r.cpu)})`
   return r.p99 === undefined ? ns(r.value) : `p50 ${ns(r.value)}  p99 ${ns(r.p99)}`
 }
@@ -261,7 +346,8 @@ const HEADINGS: Record<string, string> = {
     " (release → waiting party holds it; JS clock before release() → after the claim returns; the holder computes until it releases; parties warmed up; spinning parties pinned to CPUs 0 and 1)",
   "handover-asleep":
     " (the same, but the holder sleeps until it releases: on a VM its CPU then comes back with cold caches, and the release pays for them)",
-  "release-after-sleep": " (release() right after a 4 ms sleep, nobody waiting: what a sleeping holder pays inside the handover)",
+  "release-after-sleep":
+    " (release() right after a 4 ms sleep, nobody waiting: what a sleeping holder pays inside the handover)",
 }
 
 function render(results: Result[]): string {

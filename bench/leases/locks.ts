@@ -68,7 +68,8 @@ export function flockLock(path: string): Lock {
   }
 }
 
-const RELEASE_SCRIPT = 'if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("del", KEYS[1]) else return 0 end'
+const RELEASE_SCRIPT =
+  'if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("del", KEYS[1]) else return 0 end'
 export async function redisLock(url: string, key: string): Promise<Lock> {
   const { RedisClient } = await import("bun")
   const client = new RedisClient(url)
@@ -114,7 +115,8 @@ export function atomicsLock(word: Int32Array): Lock {
 let clockGettime: ((id: number, ts: Int32Array) => number) | undefined
 const ts = new Int32Array(4) // struct timespec: tv_sec (low, high), tv_nsec (low, high)
 export function nowNs(): number {
-  clockGettime ??= dlopen("libc.so.6", { clock_gettime: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.i32 } }).symbols.clock_gettime
+  clockGettime ??= dlopen("libc.so.6", { clock_gettime: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.i32 } })
+    .symbols.clock_gettime
   clockGettime(1, ts)
   return (ts[1]! * 2 ** 32 + (ts[0]! >>> 0)) * 1e9 + ts[2]!
 }
@@ -134,7 +136,12 @@ export async function contend(lock: Lock, ms: number, spinOnly: boolean): Promis
   return n
 }
 
-let affinity: { get: (tid: number, size: number, mask: Uint8Array) => number; set: (tid: number, size: number, mask: Uint8Array) => number } | undefined
+let affinity:
+  | {
+      get: (tid: number, size: number, mask: Uint8Array) => number
+      set: (tid: number, size: number, mask: Uint8Array) => number
+    }
+  | undefined
 /**
  * Pins the calling thread (or, with `process`, every thread of this process: the runtime's helper threads
  * then cannot wake up on the other party's CPU either) to the `nth` CPU this process may use; false if there
@@ -160,7 +167,8 @@ export function pinToCpu(nth: number, scope: "thread" | "process" = "thread"): b
   const mine = new Uint8Array(mask.length)
   mine[cpu >> 3] = 1 << (cpu & 7)
   if (affinity.set(0, mine.length, mine) !== 0) return false // 0: the calling thread
-  if (scope === "process") for (const tid of readdirSync("/proc/self/task")) affinity.set(Number(tid), mine.length, mine)
+  if (scope === "process")
+    for (const tid of readdirSync("/proc/self/task")) affinity.set(Number(tid), mine.length, mine)
   return true
 }
 
@@ -245,7 +253,15 @@ function work(ms: number): number {
  * something else on its CPU), and its release() then costs 0.9-6.9 µs instead of 60-120 ns
  * (releaseAfterSleep); a releaser that slept pays that inside the timed window, a working one does not.
  */
-export async function handover(lock: Lock, role: "a" | "b", n: number, spin: boolean, hold: Hold, sleep: (ms: number) => Promise<void> | void, pin: "thread" | "process") {
+export async function handover(
+  lock: Lock,
+  role: "a" | "b",
+  n: number,
+  spin: boolean,
+  hold: Hold,
+  sleep: (ms: number) => Promise<void> | void,
+  pin: "thread" | "process",
+) {
   // a spinning waiter needs a CPU of its own; a sleeping one is better off where the kernel wakes it (often
   // the releaser's CPU, about to go idle: pinned elsewhere, every wake-up would cross CPUs)
   const pinned = spin && pinToCpu(role === "a" ? 0 : 1, pin)
@@ -294,7 +310,10 @@ export interface Handover {
 export function latencies(a: Handover, b: Handover): { ns: number[]; starved: number } {
   type Ev = { t: number; party: "a" | "b"; kind: "rel" | "acq" }
   const evs: Ev[] = []
-  for (const [party, h] of [["a", a], ["b", b]] as const) {
+  for (const [party, h] of [
+    ["a", a],
+    ["b", b],
+  ] as const) {
     for (const t of h.releases) evs.push({ t, party, kind: "rel" })
     for (const t of h.acquires) evs.push({ t, party, kind: "acq" })
   }

@@ -17,7 +17,10 @@ export async function buildWithZig(step: "floor" | "examples", exe: string, sour
   const zig = await import("../../scripts/zig.ts").catch(() => null)
   if (!zig) throw new NoCompilerError("scripts/zig.ts, which finds zig, is not in this package")
   try {
-    const bin = await zig.zigBuild(step, custom ? { prefix: join(packageRoot, "zig-out", "custom"), args: [`-Dc-worker=${custom}`] } : {})
+    const bin = await zig.zigBuild(
+      step,
+      custom ? { prefix: join(packageRoot, "zig-out", "custom"), args: [`-Dc-worker=${custom}`] } : {},
+    )
     return join(bin, exe)
   } catch (e) {
     throw e instanceof zig.ZigNotFoundError ? new NoCompilerError(e.message) : e

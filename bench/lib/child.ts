@@ -30,7 +30,10 @@ export class Child {
   private stdoutEnded = false
   private readonly waiters = new Set<() => void>()
 
-  constructor(readonly cmd: string[], opts: SpawnOptions = {}) {
+  constructor(
+    readonly cmd: string[],
+    opts: SpawnOptions = {},
+  ) {
     this.proc = Bun.spawn(cmd, {
       stdin: opts.stdin ?? "ignore",
       stdout: "pipe",
@@ -50,7 +53,10 @@ export class Child {
       const u = this.proc.resourceUsage()
       if (u) reapedCpuS += Number(u.cpuTime.total) / 1e6
       let timer: ReturnType<typeof setTimeout> | undefined
-      await Promise.race([Promise.allSettled([stdoutDone, stderrDone]), new Promise((r) => (timer = setTimeout(r, DRAIN_CAP_MS)))])
+      await Promise.race([
+        Promise.allSettled([stdoutDone, stderrDone]),
+        new Promise((r) => (timer = setTimeout(r, DRAIN_CAP_MS))),
+      ])
       clearTimeout(timer)
       return code
     })
@@ -122,7 +128,8 @@ export class Child {
         if (found !== undefined) return done(() => resolve(found))
         if (this.stdoutEnded) done(() => reject(why("process ended without printing")))
       }
-      if (Number.isFinite(timeoutMs)) timer = setTimeout(() => done(() => reject(why(`nothing within ${timeoutMs}ms:`))), timeoutMs)
+      if (Number.isFinite(timeoutMs))
+        timer = setTimeout(() => done(() => reject(why(`nothing within ${timeoutMs}ms:`))), timeoutMs)
       this.waiters.add(check)
       check()
     })
@@ -210,9 +217,19 @@ export interface RunOptions {
 /** Runs `cmd` to its end and returns its exit code and output. */
 export async function run(cmd: string[], opts: RunOptions = {}): Promise<RunResult> {
   const stdin = typeof opts.stdin === "string" ? new TextEncoder().encode(opts.stdin) : opts.stdin
-  const proc = Bun.spawn(cmd, { stdin: stdin ?? "ignore", stdout: "pipe", stderr: "pipe", env: opts.env ?? process.env, cwd: opts.cwd })
+  const proc = Bun.spawn(cmd, {
+    stdin: stdin ?? "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+    env: opts.env ?? process.env,
+    cwd: opts.cwd,
+  })
   const timer = opts.timeoutMs === undefined ? undefined : setTimeout(() => proc.kill("SIGKILL"), opts.timeoutMs)
-  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited])
+  const [stdout, stderr, code] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ])
   clearTimeout(timer)
   return { code, stdout, stderr }
 }

@@ -34,7 +34,10 @@ export class FrameReader {
   private append(chunk: Uint8Array) {
     const live = this.end - this.start
     if (this.end + chunk.length > this.buf.length) {
-      const next = live + chunk.length > this.buf.length ? new Uint8Array(Math.max(live + chunk.length, this.buf.length * 2)) : this.buf
+      const next =
+        live + chunk.length > this.buf.length
+          ? new Uint8Array(Math.max(live + chunk.length, this.buf.length * 2))
+          : this.buf
       next.set(this.buf.subarray(this.start, this.end))
       this.buf = next
       this.start = 0

@@ -40,10 +40,15 @@ function packageVersion(): string {
 export function busyWarnings(m: Machine, othersCpuS: number | null, wallS: number): string[] {
   const out: string[] = []
   if (m.loadBefore / m.cores > 0.5)
-    out.push(`the system was busy before the start: load average ${m.loadBefore.toFixed(2)} on ${m.cores} cores (> 0.5 per core)`)
+    out.push(
+      `the system was busy before the start: load average ${m.loadBefore.toFixed(2)} on ${m.cores} cores (> 0.5 per core)`,
+    )
   if (othersCpuS !== null && wallS > 0 && othersCpuS / (wallS * m.cores) > 0.1)
-    out.push(`other processes used ${((100 * othersCpuS) / (wallS * m.cores)).toFixed(0)}% of the machine's CPU while the bench ran (${othersCpuS.toFixed(1)} CPU-s in ${wallS.toFixed(0)} s)`)
-  if (out.length > 0) out.push("figures from a busy machine are slower and noisier than the machine can do; rerun when it is quiet")
+    out.push(
+      `other processes used ${((100 * othersCpuS) / (wallS * m.cores)).toFixed(0)}% of the machine's CPU while the bench ran (${othersCpuS.toFixed(1)} CPU-s in ${wallS.toFixed(0)} s)`,
+    )
+  if (out.length > 0)
+    out.push("figures from a busy machine are slower and noisier than the machine can do; rerun when it is quiet")
   return out
 }
 

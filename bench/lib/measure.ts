@@ -23,11 +23,20 @@ export function payload(size: number): Uint8Array {
 export async function checkEcho(t: Transport, body: Uint8Array) {
   const reply = await t.roundTrip(body)
   const want = t.reverses ? body.slice().reverse() : body
-  if (reply.length !== want.length || Buffer.compare(Buffer.from(reply.buffer, reply.byteOffset, reply.length), Buffer.from(want)) !== 0)
+  if (
+    reply.length !== want.length ||
+    Buffer.compare(Buffer.from(reply.buffer, reply.byteOffset, reply.length), Buffer.from(want)) !== 0
+  )
     throw new Error(`the worker's reply to a ${body.length}-byte request is wrong (${reply.length} bytes)`)
 }
 
-async function lanes(t: Transport, body: Uint8Array, inflight: number, ms: number, times: Samples | null): Promise<number> {
+async function lanes(
+  t: Transport,
+  body: Uint8Array,
+  inflight: number,
+  ms: number,
+  times: Samples | null,
+): Promise<number> {
   const now = Bun.nanoseconds
   const deadline = now() + ms * 1e6
   const size = body.length
@@ -47,7 +56,13 @@ async function lanes(t: Transport, body: Uint8Array, inflight: number, ms: numbe
 }
 
 /** Warms up for `warmMs`, then measures for `ms`; CPU is read on both sides just around the measured part. */
-export async function measureTransport(t: Transport, body: Uint8Array, inflight: number, ms: number, warmMs: number): Promise<Sample> {
+export async function measureTransport(
+  t: Transport,
+  body: Uint8Array,
+  inflight: number,
+  ms: number,
+  warmMs: number,
+): Promise<Sample> {
   await lanes(t, body, inflight, warmMs, null)
   const times = new Samples()
   const w0 = await t.workerCpu()

@@ -9,7 +9,11 @@ import { EMPTY, FifoReplies, type Transport } from "./transport.ts"
 export type StreamAddress = { unix: string } | { hostname: string; port: number }
 
 /** Listens on `address`, starts the worker with the address actually bound, and sends it frames. */
-export async function openStream(address: StreamAddress, workerCmd: (bound: StreamAddress) => string[], what: string): Promise<Transport> {
+export async function openStream(
+  address: StreamAddress,
+  workerCmd: (bound: StreamAddress) => string[],
+  what: string,
+): Promise<Transport> {
   const replies = new FifoReplies()
   const { promise: connected, resolve } = Promise.withResolvers<FrameWriter>()
   let writer: FrameWriter | null = null
@@ -60,7 +64,8 @@ export async function serveStream(address: StreamAddress) {
     drain: () => writer?.flush(),
     close: () => process.exit(0),
   }
-  const s = "unix" in address ? await Bun.connect({ unix: address.unix, socket }) : await Bun.connect({ ...address, socket })
+  const s =
+    "unix" in address ? await Bun.connect({ unix: address.unix, socket }) : await Bun.connect({ ...address, socket })
   s.setNoDelay(true)
   writer = new FrameWriter(s as Socket<unknown>)
 }

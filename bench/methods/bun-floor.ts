@@ -113,7 +113,8 @@ export async function measure(size: number, inflight: number, ms: number, warmMs
     const elapsedS = (now() - t0) / 1e9
     const h1 = selfCpuSeconds()
     const w1 = processCpuSeconds(child.proc.pid)
-    if (out[size - 1] !== payload[size - 1] || out[0] !== payload[0]) throw new Error("the Bun floor worker echoed wrong bytes")
+    if (out[size - 1] !== payload[size - 1] || out[0] !== payload[0])
+      throw new Error("the Bun floor worker echoed wrong bytes")
     Atomics.store(l.words, STOP, 1)
     return { count, elapsedS, hubCpuS: h1 - h0, workerCpuS: w1 - w0, times }
   } finally {

@@ -20,8 +20,7 @@ let built: Promise<string> | null = null
 async function workerBinary(override?: string): Promise<string> {
   if (override && !override.endsWith(".c")) return override
   const source = override ?? SOURCE
-  if (!existsSync(resolve(packageRoot, source)))
-    throw new SkipMethod(`${SOURCE} is not in this package`)
+  if (!existsSync(resolve(packageRoot, source))) throw new SkipMethod(`${SOURCE} is not in this package`)
   try {
     return await buildWithZig("examples", "c-worker", override && resolve(packageRoot, override))
   } catch (e) {
@@ -36,6 +35,11 @@ export function flagsFor(idle: IdleStrategy): string[] {
 
 export async function open(idle: IdleStrategy, override?: string): Promise<Transport> {
   const bin = await (built ??= workerBinary(override))
-  return openBus(idle, "C worker", (name) => spawn([bin, name, ...flagsFor(idle)]),
-    async (_bus, child) => processCpuSeconds(child.pid), true)
+  return openBus(
+    idle,
+    "C worker",
+    (name) => spawn([bin, name, ...flagsFor(idle)]),
+    async (_bus, child) => processCpuSeconds(child.pid),
+    true,
+  )
 }

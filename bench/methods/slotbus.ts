@@ -8,8 +8,13 @@ import { EMPTY, type Transport } from "../lib/transport.ts"
 let opened = 0
 
 /** A bus named uniquely for this run, with one worker attached; the worker is started by `start(name)`. */
-export async function openBus(idle: IdleStrategy, what: string, start: (name: string) => Child,
-  workerCpu: (bus: SlotBus, child: Child) => Promise<number>, reverses = false): Promise<Transport> {
+export async function openBus(
+  idle: IdleStrategy,
+  what: string,
+  start: (name: string) => Child,
+  workerCpu: (bus: SlotBus, child: Child) => Promise<number>,
+  reverses = false,
+): Promise<Transport> {
   const name = `bench-${process.pid}-${opened++}`
   const bus = await SlotBus.listen(name, { idle, slots: 32 })
   let child: Child | null = null
@@ -30,8 +35,12 @@ export async function openBus(idle: IdleStrategy, what: string, start: (name: st
 
 /** Hub ↔ Bun worker, both sides using `idle`. */
 export function open(idle: IdleStrategy): Promise<Transport> {
-  return openBus(idle, "slotbus worker", (name) => spawn([process.execPath, import.meta.path, name, String(idle)]),
-    async (bus) => parseCpuReport(await bus.call(EMPTY)))
+  return openBus(
+    idle,
+    "slotbus worker",
+    (name) => spawn([process.execPath, import.meta.path, name, String(idle)]),
+    async (bus) => parseCpuReport(await bus.call(EMPTY)),
+  )
 }
 
 /** CPU seconds a parked hub and worker use while nothing is sent, over `ms`. */

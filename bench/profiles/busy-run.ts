@@ -30,6 +30,8 @@ while (performance.now() < until) {
 }
 lat.sort((a, b) => a - b)
 const q = (p: number) => (lat[Math.min(lat.length - 1, Math.floor(p * lat.length))]! / 1000).toFixed(1)
-console.log(`${method} · load ${loadArg} · ${lat.length} round trips in ${secs} s · p50 ${q(0.5)} µs · p90 ${q(0.9)} µs · p99 ${q(0.99)} µs · ${warmed + lat.length} round trips with warm-up`)
+console.log(
+  `${method} · load ${loadArg} · ${lat.length} round trips in ${secs} s · p50 ${q(0.5)} µs · p90 ${q(0.9)} µs · p99 ${q(0.99)} µs · ${warmed + lat.length} round trips with warm-up`,
+)
 await t.close()
 await Promise.all(burners.map((b) => b.kill()))

@@ -16,7 +16,9 @@ const awaitEach = process.argv[6] === "await"
 const name = `prof-${process.pid}`
 const topic = await Topic.open(name, { capacity: 1 << 24 })
 const ctl = await Topic.open(`${name}-ctl`, { capacity: 1 << 16 })
-const peers = Array.from({ length: subs }, () => spawn([process.execPath, join(import.meta.dir, "../events/peer.ts"), "topic", name, idle, "batch"]))
+const peers = Array.from({ length: subs }, () =>
+  spawn([process.execPath, join(import.meta.dir, "../events/peer.ts"), "topic", name, idle, "batch"]),
+)
 let lineNo = 0
 for (const p of peers) await p.line(0, 30_000)
 lineNo = 1
@@ -48,9 +50,13 @@ while (now() < until) {
 const pubS = (now() - t0) / 1e9
 ctl.publish({ type: "end" })
 const res = await Promise.all(peers.map((p) => p.line(lineNo, 60_000).then((l) => JSON.parse(l))))
-console.log(`published ${sent} in ${pubS.toFixed(2)} s = ${(sent / pubS / 1e6).toFixed(2)} M/s (${((pubS * 1e9) / sent).toFixed(0)} ns/event)`)
+console.log(
+  `published ${sent} in ${pubS.toFixed(2)} s = ${(sent / pubS / 1e6).toFixed(2)} M/s (${((pubS * 1e9) / sent).toFixed(0)} ns/event)`,
+)
 for (const r of res)
-  console.log(`subscriber: received ${r.count}, lagged ${r.accounted - r.count}, ${(r.count / (r.elapsedNs / 1e9) / 1e6).toFixed(2)} M/s`)
+  console.log(
+    `subscriber: received ${r.count}, lagged ${r.accounted - r.count}, ${(r.count / (r.elapsedNs / 1e9) / 1e6).toFixed(2)} M/s`,
+  )
 await Promise.all(peers.map((p) => p.kill()))
 topic.close()
 ctl.close()

@@ -98,10 +98,16 @@ for (let r = 0; r < ROUNDS; r++) {
 }
 
 const med = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
-console.log(`events-stages · Bun ${Bun.version} · ${new Date().toISOString()} · ${ROUNDS} rounds of ${BATCH} events, 64 B`)
+console.log(
+  `events-stages · Bun ${Bun.version} · ${new Date().toISOString()} · ${ROUNDS} rounds of ${BATCH} events, 64 B`,
+)
 for (const [name, xs] of Object.entries(stages)) {
   const tail = xs.slice(ROUNDS / 4) // after warm-up
-  console.log(`${name.padEnd(52)} median ${med(tail).toFixed(1).padStart(6)} ns/event   min ${Math.min(...tail).toFixed(1).padStart(6)}`)
+  console.log(
+    `${name.padEnd(52)} median ${med(tail).toFixed(1).padStart(6)} ns/event   min ${Math.min(...tail)
+      .toFixed(1)
+      .padStart(6)}`,
+  )
 }
 sub.close()
 other.close()

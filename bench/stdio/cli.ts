@@ -18,7 +18,16 @@ const USAGE = `usage: slotbus bench stdio [--time ms] [--rounds n] [--quick] [--
   --json        one JSON object per line instead of the table`
 
 const ECHO_WORKER = join(import.meta.dir, "echo-worker.ts")
-const EVERYTHING = join(import.meta.dir, "..", "..", "node_modules", "@modelcontextprotocol", "server-everything", "dist", "index.js")
+const EVERYTHING = join(
+  import.meta.dir,
+  "..",
+  "..",
+  "node_modules",
+  "@modelcontextprotocol",
+  "server-everything",
+  "dist",
+  "index.js",
+)
 const PARAMS = { text: "x".repeat(48) } // ~64-byte request line body
 
 interface Row {
@@ -50,14 +59,16 @@ async function measure(t: Target, inflight: number, ms: number): Promise<Row> {
   const run = async (dur: number, hist: Samples | null) => {
     const end = Bun.nanoseconds() + dur * 1e6
     let count = 0
-    await Promise.all(Array.from({ length: inflight }, async () => {
-      while (Bun.nanoseconds() < end) {
-        const t0 = Bun.nanoseconds()
-        await t.call()
-        hist?.record(Bun.nanoseconds() - t0)
-        count++
-      }
-    }))
+    await Promise.all(
+      Array.from({ length: inflight }, async () => {
+        while (Bun.nanoseconds() < end) {
+          const t0 = Bun.nanoseconds()
+          await t.call()
+          hist?.record(Bun.nanoseconds() - t0)
+          count++
+        }
+      }),
+    )
     return count
   }
   await run(ms / 4, null)
@@ -71,8 +82,15 @@ async function measure(t: Target, inflight: number, ms: number): Promise<Row> {
   const cpu = selfCpuSeconds() - c0
   const wcpu = workerCpu() - w0
   return {
-    group: t.group, method: t.method, inflight, count, msgPerS: count / s, p50us: hist.percentile(50) / 1e3,
-    p99us: hist.percentile(99) / 1e3, cpuUsPerMsg: (cpu / count) * 1e6, workerCpuUsPerMsg: (wcpu / count) * 1e6,
+    group: t.group,
+    method: t.method,
+    inflight,
+    count,
+    msgPerS: count / s,
+    p50us: hist.percentile(50) / 1e3,
+    p99us: hist.percentile(99) / 1e3,
+    cpuUsPerMsg: (cpu / count) * 1e6,
+    workerCpuUsPerMsg: (wcpu / count) * 1e6,
   }
 }
 
@@ -89,11 +107,21 @@ async function measureAll(targets: Target[], ms: number, rounds: number): Promis
       }
     }
   }
-  return targets.flatMap((t) => [1, 32].map((n) => {
-    const rs = samples.get(`${t.method}@${n}`)!
-    const pick = (f: (r: Row) => number) => median(rs.map(f))
-    return { ...rs[0]!, count: pick((r) => r.count), msgPerS: pick((r) => r.msgPerS), p50us: pick((r) => r.p50us), p99us: pick((r) => r.p99us), cpuUsPerMsg: pick((r) => r.cpuUsPerMsg), workerCpuUsPerMsg: pick((r) => r.workerCpuUsPerMsg) }
-  }))
+  return targets.flatMap((t) =>
+    [1, 32].map((n) => {
+      const rs = samples.get(`${t.method}@${n}`)!
+      const pick = (f: (r: Row) => number) => median(rs.map(f))
+      return {
+        ...rs[0]!,
+        count: pick((r) => r.count),
+        msgPerS: pick((r) => r.msgPerS),
+        p50us: pick((r) => r.p50us),
+        p99us: pick((r) => r.p99us),
+        cpuUsPerMsg: pick((r) => r.cpuUsPerMsg),
+        workerCpuUsPerMsg: pick((r) => r.workerCpuUsPerMsg),
+      }
+    }),
+  )
 }
 
 /** A minimal JSON-RPC client on a direct stdio pipe: what one would write without the bus. */
@@ -148,10 +176,24 @@ const INIT = { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { na
 
 function directTarget(group: string, argv: string[], method: string, params: unknown): Target & { pipe: DirectPipe } {
   const pipe = new DirectPipe(argv)
-  return { group, method: "direct Bun.spawn pipe", pipe, call: () => pipe.request(method, params), pids: () => [pipe.proc.pid], close: () => pipe.close() }
+  return {
+    group,
+    method: "direct Bun.spawn pipe",
+    pipe,
+    call: () => pipe.request(method, params),
+    pids: () => [pipe.proc.pid],
+    close: () => pipe.close(),
+  }
 }
 
-async function busTarget(group: string, argv: string[], instances: number, method: string, params: unknown, init: boolean): Promise<Target> {
+async function busTarget(
+  group: string,
+  argv: string[],
+  instances: number,
+  method: string,
+  params: unknown,
+  init: boolean,
+): Promise<Target> {
   const bus = StdioBus.fromConfig({ pools: [{ id: group, command: argv[0]!, args: argv.slice(1), instances }] })
   await bus.start()
   // One session per instance initializes it; the measured calls carry no session, so they go to the least busy.
@@ -162,7 +204,8 @@ async function busTarget(group: string, argv: string[], instances: number, metho
     }
   }
   return {
-    group, method: `stdio bus, ${instances} instance${instances > 1 ? "s" : ""}`,
+    group,
+    method: `stdio bus, ${instances} instance${instances > 1 ? "s" : ""}`,
     call: () => bus.request(method, params),
     pids: () => bus.stats().pools[0]!.instances.map((i) => i.pid),
     close: () => bus.stop(),
@@ -171,7 +214,11 @@ async function busTarget(group: string, argv: string[], instances: number, metho
 
 async function echoTargets(): Promise<Target[]> {
   const argv = [process.execPath, ECHO_WORKER]
-  return [directTarget("echo", argv, "echo", PARAMS), await busTarget("echo", argv, 1, "echo", PARAMS, false), await busTarget("echo", argv, 2, "echo", PARAMS, false)]
+  return [
+    directTarget("echo", argv, "echo", PARAMS),
+    await busTarget("echo", argv, 1, "echo", PARAMS, false),
+    await busTarget("echo", argv, 2, "echo", PARAMS, false),
+  ]
 }
 
 async function mcpTargets(): Promise<Target[]> {
@@ -184,21 +231,43 @@ async function mcpTargets(): Promise<Target[]> {
   const client = new Client({ name: "slotbus-bench", version: "1" })
   const transport = new StdioClientTransport({ command: argv[0]!, args: argv.slice(1), stderr: "ignore" })
   await client.connect(transport)
-  const sdk: Target = { group: "mcp", method: "MCP SDK client direct", call: () => client.callTool(ECHO_CALL), pids: () => [transport.pid ?? 0], close: () => client.close() }
-  return [direct, sdk, await busTarget("mcp", argv, 1, "tools/call", ECHO_CALL, true), await busTarget("mcp", argv, 2, "tools/call", ECHO_CALL, true)]
+  const sdk: Target = {
+    group: "mcp",
+    method: "MCP SDK client direct",
+    call: () => client.callTool(ECHO_CALL),
+    pids: () => [transport.pid ?? 0],
+    close: () => client.close(),
+  }
+  return [
+    direct,
+    sdk,
+    await busTarget("mcp", argv, 1, "tools/call", ECHO_CALL, true),
+    await busTarget("mcp", argv, 2, "tools/call", ECHO_CALL, true),
+  ]
 }
 
 const fmt = (n: number) => (n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toFixed(2))
-const rate = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : n.toFixed(0))
+const rate = (n: number) =>
+  n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : n.toFixed(0)
 
 function table(rows: Row[]): string {
   const head = `${"group".padEnd(6)}${"method".padEnd(26)}${"in flight".padStart(10)}${"p50 µs".padStart(10)}${"p99 µs".padStart(10)}${"msg/s".padStart(10)}${"cpu µs/msg".padStart(12)}${"worker µs/msg".padStart(15)}`
-  return [head, ...rows.map((r) => `${r.group.padEnd(6)}${r.method.padEnd(26)}${String(r.inflight).padStart(10)}${fmt(r.p50us).padStart(10)}${fmt(r.p99us).padStart(10)}${rate(r.msgPerS).padStart(10)}${fmt(r.cpuUsPerMsg).padStart(12)}${fmt(r.workerCpuUsPerMsg).padStart(15)}`)].join("\n")
+  return [
+    head,
+    ...rows.map(
+      (r) =>
+        `${r.group.padEnd(6)}${r.method.padEnd(26)}${String(r.inflight).padStart(10)}${fmt(r.p50us).padStart(10)}${fmt(r.p99us).padStart(10)}${rate(r.msgPerS).padStart(10)}${fmt(r.cpuUsPerMsg).padStart(12)}${fmt(r.workerCpuUsPerMsg).padStart(15)}`,
+    ),
+  ].join("\n")
 }
 
 function verdicts(rows: Row[], group: string, directName: string): string[] {
   const find = (m: string, n: number) => rows.find((r) => r.group === group && r.method === m && r.inflight === n)
-  const d1 = find(directName, 1), d32 = find(directName, 32), b1 = find("stdio bus, 1 instance", 1), b32 = find("stdio bus, 1 instance", 32), t32 = find("stdio bus, 2 instances", 32)
+  const d1 = find(directName, 1),
+    d32 = find(directName, 32),
+    b1 = find("stdio bus, 1 instance", 1),
+    b32 = find("stdio bus, 1 instance", 32),
+    t32 = find("stdio bus, 2 instances", 32)
   if (!d1 || !d32 || !b1 || !b32 || !t32) return []
   const p50 = b1.p50us / d1.p50us
   const cpu = b32.cpuUsPerMsg - d32.cpuUsPerMsg
@@ -219,20 +288,22 @@ export async function main(argv: string[]): Promise<number> {
   let json = false
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!
-    if (a === "-h" || a === "--help") return void console.log(USAGE), 0
+    if (a === "-h" || a === "--help") return (void console.log(USAGE), 0)
     else if (a === "--quick") (ms = 300), (rounds = 1)
     else if (a === "--json") json = true
     else if (a === "--time" || a === "--only" || a === "--rounds") {
       const v = argv[++i]
-      if (v === undefined) return void console.error(`${a} needs a value\n${USAGE}`), 2
+      if (v === undefined) return (void console.error(`${a} needs a value\n${USAGE}`), 2)
       if (a === "--time") ms = Number(v)
       else if (a === "--rounds") rounds = Number(v)
       else only = v
-    } else return void console.error(`unknown option ${a}\n${USAGE}`), 2
+    } else return (void console.error(`unknown option ${a}\n${USAGE}`), 2)
   }
-  if (!Number.isInteger(ms) || ms < 50) return void console.error(`--time takes whole milliseconds ≥ 50\n${USAGE}`), 2
-  if (!Number.isInteger(rounds) || rounds < 1 || rounds > 99) return void console.error(`--rounds takes a whole number from 1 to 99\n${USAGE}`), 2
-  if (only !== null && only !== "echo" && only !== "mcp") return void console.error(`--only takes echo or mcp\n${USAGE}`), 2
+  if (!Number.isInteger(ms) || ms < 50) return (void console.error(`--time takes whole milliseconds ≥ 50\n${USAGE}`), 2)
+  if (!Number.isInteger(rounds) || rounds < 1 || rounds > 99)
+    return (void console.error(`--rounds takes a whole number from 1 to 99\n${USAGE}`), 2)
+  if (only !== null && only !== "echo" && only !== "mcp")
+    return (void console.error(`--only takes echo or mcp\n${USAGE}`), 2)
   const machine = describeMachine()
   const busy0 = machineBusySeconds()
   const self0 = selfCpuSeconds()
@@ -254,10 +325,19 @@ export async function main(argv: string[]): Promise<number> {
     for (const r of rows) console.log(JSON.stringify(r))
     return 0
   }
-  console.log(`slotbus bench stdio · ${machine.cpu} · ${machine.cores} cores · ${machine.kernel} · Bun ${machine.bun} · ${machine.date}`)
+  console.log(
+    `slotbus bench stdio · ${machine.cpu} · ${machine.cores} cores · ${machine.kernel} · Bun ${machine.bun} · ${machine.date}`,
+  )
   for (const w of busyWarnings(machine, others, wall)) console.log(`warning: ${w}`)
   console.log(`\n${table(rows)}\n`)
-  for (const v of [...verdicts(rows, "echo", "direct Bun.spawn pipe"), ...verdicts(rows, "mcp", "direct Bun.spawn pipe"), ...verdicts(rows, "mcp", "MCP SDK client direct").map((v) => v.replace("mcp:", "mcp vs SDK client:"))]) console.log(v)
-  console.log(`(${rounds} round${rounds > 1 ? "s" : ""} of ${ms} ms per line, medians; cpu µs/msg is this process's CPU (client + routing), worker µs/msg the worker processes'. Compare lines within one run.)`)
+  for (const v of [
+    ...verdicts(rows, "echo", "direct Bun.spawn pipe"),
+    ...verdicts(rows, "mcp", "direct Bun.spawn pipe"),
+    ...verdicts(rows, "mcp", "MCP SDK client direct").map((v) => v.replace("mcp:", "mcp vs SDK client:")),
+  ])
+    console.log(v)
+  console.log(
+    `(${rounds} round${rounds > 1 ? "s" : ""} of ${ms} ms per line, medians; cpu µs/msg is this process's CPU (client + routing), worker µs/msg the worker processes'. Compare lines within one run.)`,
+  )
   return 0
 }

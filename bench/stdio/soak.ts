@@ -48,7 +48,8 @@ async function client(path: string): Promise<void> {
   let next = 0
   let ending = false
   let socket: Awaited<ReturnType<typeof Bun.connect>> | null = null
-  const report = (final = false) => console.log(JSON.stringify({ ...r, inFlight: pending.size, ...(final ? { final } : {}) }))
+  const report = (final = false) =>
+    console.log(JSON.stringify({ ...r, inFlight: pending.size, ...(final ? { final } : {}) }))
   const send = () => {
     if (ending || !socket) return
     const id = ++next
@@ -108,7 +109,7 @@ async function client(path: string): Promise<void> {
   }
   const watch = setInterval(() => {
     const now = performance.now()
-    for (const [id, p] of pending) if (now - p.at > LOST_MS) (pending.delete(id), r.lost++, send())
+    for (const [id, p] of pending) if (now - p.at > LOST_MS) pending.delete(id), r.lost++, send()
     report()
   }, 500)
   process.on("SIGTERM", async () => {
@@ -127,7 +128,13 @@ async function client(path: string): Promise<void> {
 
 // ── the witness ───────────────────────────────────────────────────────────────────────────────────────
 
-interface Options { seconds: number; clients: number; instances: number; chaosEveryMs: number; json: boolean }
+interface Options {
+  seconds: number
+  clients: number
+  instances: number
+  chaosEveryMs: number
+  json: boolean
+}
 
 function parse(argv: string[]): Options | string {
   const o: Options = { seconds: 60, clients: 4, instances: 3, chaosEveryMs: 400, json: false }
@@ -154,7 +161,9 @@ function childrenOf(pid: number): number[] {
   const out: number[] = []
   for (const t of readdirSync(`/proc/${pid}/task`)) {
     try {
-      out.push(...readFileSync(`/proc/${pid}/task/${t}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number))
+      out.push(
+        ...readFileSync(`/proc/${pid}/task/${t}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number),
+      )
     } catch {}
   }
   return out
@@ -200,11 +209,15 @@ class Probe {
         this.sent++
         s.write(JSON.stringify({ jsonrpc: "2.0", id: this.sent, method: "echo", params: { nonce } }) + "\n")
         let timer: ReturnType<typeof setTimeout> | undefined
-        const got = await Promise.race([answer, new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), LOST_MS)))])
+        const got = await Promise.race([
+          answer,
+          new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), LOST_MS))),
+        ])
         clearTimeout(timer)
         waiting = null
         if (got === "timeout") this.lost++
-        else if (got === null) break // cut off: go on with a new connection
+        else if (got === null)
+          break // cut off: go on with a new connection
         else {
           const m = JSON.parse(got)
           if (m.id === this.sent && m.result?.nonce === nonce) this.ok++
@@ -238,17 +251,37 @@ export async function main(argv: string[]): Promise<number> {
   }
   const dir = mkdtempSync(join(tmpdir(), "slotbus-stdio-soak-"))
   const path = join(dir, "bus.sock")
-  writeFileSync(join(dir, "bus.json"), JSON.stringify({
-    pools: [{ id: "soak", command: process.execPath, args: [ECHO_WORKER], instances: o.instances }],
-    limits: { max_restarts: 1_000_000, restart_window_sec: 1, max_output_queue: 1024 * 1024, backpressure_timeout_sec: 5 },
-  }))
-  const bus = spawn([process.execPath, SLOTBUS, "stdio", "--config", join(dir, "bus.json"), "--listen", `unix:${path}`, "--quiet"])
+  writeFileSync(
+    join(dir, "bus.json"),
+    JSON.stringify({
+      pools: [{ id: "soak", command: process.execPath, args: [ECHO_WORKER], instances: o.instances }],
+      limits: {
+        max_restarts: 1_000_000,
+        restart_window_sec: 1,
+        max_output_queue: 1024 * 1024,
+        backpressure_timeout_sec: 5,
+      },
+    }),
+  )
+  const bus = spawn([
+    process.execPath,
+    SLOTBUS,
+    "stdio",
+    "--config",
+    join(dir, "bus.json"),
+    "--listen",
+    `unix:${path}`,
+    "--quiet",
+  ])
   const clients: Child[] = []
   const finished: ClientReport[] = []
   const chaos = { workerKills: 0, workerStops: 0, clientKills: 0, clientStops: 0 }
   const stopped = new Set<number>()
   const lastReport = (c: Child): ClientReport | null => {
-    for (let i = c.lines.length - 1; i >= 0; i--) try { return JSON.parse(c.lines[i]!) } catch {}
+    for (let i = c.lines.length - 1; i >= 0; i--)
+      try {
+        return JSON.parse(c.lines[i]!)
+      } catch {}
     return null
   }
   const startClient = () => clients.push(spawn([process.execPath, import.meta.path, "client", path]))
@@ -270,7 +303,7 @@ export async function main(argv: string[]): Promise<number> {
         if (action === 0 || action === 1) {
           const pid = pick(childrenOf(bus.pid).filter((p) => !stopped.has(p)))
           if (pid !== undefined) {
-            if (action === 0) (signal(pid, "SIGKILL"), chaos.workerKills++)
+            if (action === 0) signal(pid, "SIGKILL"), chaos.workerKills++
             else {
               signal(pid, "SIGSTOP")
               chaos.workerStops++
@@ -298,8 +331,11 @@ export async function main(argv: string[]): Promise<number> {
       }
       if (!o.json && performance.now() - lastLine > 10_000) {
         lastLine = performance.now()
-        const sent = clients.reduce((n, c) => n + (lastReport(c)?.sent ?? 0), 0) + finished.reduce((n, r) => n + r.sent, 0)
-        console.log(`${Math.round((end - performance.now()) / 1000)} s left: ${sent} requests sent, bus RSS ${rssMiB(bus.pid).toFixed(1)} MiB, ${fdCount(bus.pid)} fds, ${JSON.stringify(chaos)}`)
+        const sent =
+          clients.reduce((n, c) => n + (lastReport(c)?.sent ?? 0), 0) + finished.reduce((n, r) => n + r.sent, 0)
+        console.log(
+          `${Math.round((end - performance.now()) / 1000)} s left: ${sent} requests sent, bus RSS ${rssMiB(bus.pid).toFixed(1)} MiB, ${fdCount(bus.pid)} fds, ${JSON.stringify(chaos)}`,
+        )
       }
     }
     await Bun.sleep(3000) // every SIGSTOP has been undone by now; restarts settle
@@ -320,19 +356,48 @@ export async function main(argv: string[]): Promise<number> {
     const errors: Record<string, number> = {}
     for (const r of finished) for (const [code, n] of Object.entries(r.errors)) errors[code] = (errors[code] ?? 0) + n
     const summary = {
-      seconds: o.seconds, clients: o.clients, instances: o.instances, chaos,
-      requests: { sent: sum("sent"), answeredCorrectly: sum("ok"), wrong: sum("wrong"), errorAnswers: errors, cutOffWithConnection: sum("cutOff"), lost: sum("lost"), unknownAtClientKill: finished.filter((r) => !r.final).reduce((n, r) => n + r.inFlight, 0) },
+      seconds: o.seconds,
+      clients: o.clients,
+      instances: o.instances,
+      chaos,
+      requests: {
+        sent: sum("sent"),
+        answeredCorrectly: sum("ok"),
+        wrong: sum("wrong"),
+        errorAnswers: errors,
+        cutOffWithConnection: sum("cutOff"),
+        lost: sum("lost"),
+        unknownAtClientKill: finished.filter((r) => !r.final).reduce((n, r) => n + r.inFlight, 0),
+      },
       probe: { sent: probe.sent, ok: probe.ok, errors: probe.errors, wrong: probe.wrong, lost: probe.lost },
-      bus: { rssMiBBefore: before.rssMiB, rssMiBWarm: rssWarm, rssMiBAfter: after.rssMiB, fdsBefore: before.fds, fdsAfterChaos: after.fds, fdsIdleAfter: fdsIdle, workersBefore: before.workers, workersAfter: after.workers, exitCode: busExit },
+      bus: {
+        rssMiBBefore: before.rssMiB,
+        rssMiBWarm: rssWarm,
+        rssMiBAfter: after.rssMiB,
+        fdsBefore: before.fds,
+        fdsAfterChaos: after.fds,
+        fdsIdleAfter: fdsIdle,
+        workersBefore: before.workers,
+        workersAfter: after.workers,
+        exitCode: busExit,
+      },
     }
     if (o.json) console.log(JSON.stringify(summary))
     else {
       const q = summary.requests
       console.log(`slotbus bench stdio soak: ${o.seconds} s, ${o.clients} clients, ${o.instances} workers`)
-      console.log(`chaos: ${chaos.workerKills} worker SIGKILLs, ${chaos.workerStops} worker SIGSTOPs, ${chaos.clientKills} client SIGKILLs, ${chaos.clientStops} client SIGSTOPs`)
-      console.log(`requests: ${q.sent} sent, ${q.answeredCorrectly} answered correctly, ${q.wrong} wrong, ${q.lost} lost, error answers ${JSON.stringify(q.errorAnswers)}, ${q.cutOffWithConnection} in flight when the bus cut a client off, ~${q.unknownAtClientKill} in flight at a client SIGKILL`)
-      console.log(`probe: ${probe.sent} sent, ${probe.ok} ok, ${probe.errors} error answers, ${probe.wrong} wrong, ${probe.lost} lost`)
-      console.log(`bus: RSS ${before.rssMiB.toFixed(1)} MiB before clients, ${rssWarm.toFixed(1)} warm, ${after.rssMiB.toFixed(1)} after; fds ${before.fds} before clients, ${after.fds} after the chaos, ${fdsIdle} with no clients; workers ${before.workers} → ${after.workers}; exit ${busExit}`)
+      console.log(
+        `chaos: ${chaos.workerKills} worker SIGKILLs, ${chaos.workerStops} worker SIGSTOPs, ${chaos.clientKills} client SIGKILLs, ${chaos.clientStops} client SIGSTOPs`,
+      )
+      console.log(
+        `requests: ${q.sent} sent, ${q.answeredCorrectly} answered correctly, ${q.wrong} wrong, ${q.lost} lost, error answers ${JSON.stringify(q.errorAnswers)}, ${q.cutOffWithConnection} in flight when the bus cut a client off, ~${q.unknownAtClientKill} in flight at a client SIGKILL`,
+      )
+      console.log(
+        `probe: ${probe.sent} sent, ${probe.ok} ok, ${probe.errors} error answers, ${probe.wrong} wrong, ${probe.lost} lost`,
+      )
+      console.log(
+        `bus: RSS ${before.rssMiB.toFixed(1)} MiB before clients, ${rssWarm.toFixed(1)} warm, ${after.rssMiB.toFixed(1)} after; fds ${before.fds} before clients, ${after.fds} after the chaos, ${fdsIdle} with no clients; workers ${before.workers} → ${after.workers}; exit ${busExit}`,
+      )
     }
     return failed(summary) ? 1 : 0
   } finally {
@@ -341,8 +406,18 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-function failed(s: { requests: { wrong: number; lost: number; answeredCorrectly: number }; probe: { wrong: number; lost: number; ok: number } }): boolean {
-  return s.requests.wrong > 0 || s.requests.lost > 0 || s.requests.answeredCorrectly === 0 || s.probe.wrong > 0 || s.probe.lost > 0 || s.probe.ok === 0
+function failed(s: {
+  requests: { wrong: number; lost: number; answeredCorrectly: number }
+  probe: { wrong: number; lost: number; ok: number }
+}): boolean {
+  return (
+    s.requests.wrong > 0 ||
+    s.requests.lost > 0 ||
+    s.requests.answeredCorrectly === 0 ||
+    s.probe.wrong > 0 ||
+    s.probe.lost > 0 ||
+    s.probe.ok === 0
+  )
 }
 
 if (import.meta.main) process.exit(await main(process.argv.slice(2)))

@@ -21,7 +21,8 @@ export class Backoff {
 
   constructor(opts: BackoffOptions) {
     const { initialMs, maxMs, jitter = 0 } = opts
-    if (!(Number.isFinite(initialMs) && initialMs >= 0)) throw new RangeError(`backoff initialMs must be a finite number >= 0, got ${initialMs}`)
+    if (!(Number.isFinite(initialMs) && initialMs >= 0))
+      throw new RangeError(`backoff initialMs must be a finite number >= 0, got ${initialMs}`)
     if (!(maxMs >= 0)) throw new RangeError(`backoff maxMs must be a number >= 0, got ${maxMs}`)
     if (!(jitter >= 0 && jitter <= 1)) throw new RangeError(`backoff jitter must be from 0 to 1, got ${jitter}`)
     this.initialMs = initialMs

@@ -2,15 +2,46 @@
 import { closeSync } from "node:fs"
 import type { Pointer } from "bun:ffi"
 import {
-  native, Kind, Msg, RespFlag, E_CORRUPT, HUB_CONFIG_WORDS, HubConfig, FullMask, MAX_ALLOW_UIDS, State, Control, Errno,
-  loadNative, type Chan,
+  native,
+  Kind,
+  Msg,
+  RespFlag,
+  E_CORRUPT,
+  HUB_CONFIG_WORDS,
+  HubConfig,
+  FullMask,
+  MAX_ALLOW_UIDS,
+  State,
+  Control,
+  Errno,
+  loadNative,
+  type Chan,
 } from "../native/ffi.ts"
 import { Channel } from "./channel.ts"
-import { align8, busName, EMPTY, headerPairs, headLength, knownOptions, pairsToHeaders, readHead, toBytes, utf8, writeHead } from "./codec.ts"
+import {
+  align8,
+  busName,
+  EMPTY,
+  headerPairs,
+  headLength,
+  knownOptions,
+  pairsToHeaders,
+  readHead,
+  toBytes,
+  utf8,
+  writeHead,
+} from "./codec.ts"
 import type { BodyInit, HeaderInit } from "./codec.ts"
 import {
-  BusClosedError, BusFullError, NameInUseError, PayloadTooLargeError, ProtocolError, RemoteError, SlotBusError,
-  TimeoutError, WorkerGoneError,
+  BusClosedError,
+  BusFullError,
+  NameInUseError,
+  PayloadTooLargeError,
+  ProtocolError,
+  RemoteError,
+  SlotBusError,
+  TimeoutError,
+  WorkerGoneError,
 } from "../errors.ts"
 import { Pump, tuning, type IdleStrategy } from "./idle.ts"
 import { longTimeout, MAX_TIMER_MS } from "./timers.ts"
@@ -119,7 +150,11 @@ export class SlotResponse {
   private h: Headers | null = null
 
   /** @internal `head`: the response's header pairs as read from the slot. */
-  constructor(readonly status: number, head: readonly string[], readonly body: Uint8Array) {
+  constructor(
+    readonly status: number,
+    head: readonly string[],
+    readonly body: Uint8Array,
+  ) {
     this.head = head
   }
   /** Response headers (repeated names such as set-cookie kept apart: `headers.getSetCookie()`). */
@@ -135,7 +170,10 @@ export class SlotResponse {
   }
   /** As a Web Response (the body is not copied again). */
   toResponse(): Response {
-    return new Response(NULL_BODY_STATUS.has(this.status) ? null : this.body, { status: this.status || 200, headers: this.headers })
+    return new Response(NULL_BODY_STATUS.has(this.status) ? null : this.body, {
+      status: this.status || 200,
+      headers: this.headers,
+    })
   }
 }
 
@@ -153,7 +191,12 @@ export class BorrowedResponse {
   private h: Headers | null = null
 
   /** @internal */
-  constructor(readonly status: number, head: readonly string[], view: Uint8Array, returnSlot: (() => void) | null) {
+  constructor(
+    readonly status: number,
+    head: readonly string[],
+    view: Uint8Array,
+    returnSlot: (() => void) | null,
+  ) {
     this.head = head
     this.view = view
     this.returnSlot = returnSlot
@@ -237,17 +280,33 @@ const ACCEPTS_PER_TURN = 8
 const REFUSED_PAUSE_MS = 20
 const MiB = 1024 * 1024
 const LISTEN_OPTIONS = new Set([
-  "slots", "maxBodyBytes", "maxHeadBytes", "queue", "timeoutMs", "idle", "allowUids", "trimBytes", "maxWorkers",
-  "maxWorkersPerUid", "stuckAfterMs", "maxStuckSlots", "hot",
+  "slots",
+  "maxBodyBytes",
+  "maxHeadBytes",
+  "queue",
+  "timeoutMs",
+  "idle",
+  "allowUids",
+  "trimBytes",
+  "maxWorkers",
+  "maxWorkersPerUid",
+  "stuckAfterMs",
+  "maxStuckSlots",
+  "hot",
 ])
 // Open buses of this process by name, shared by every copy of this module a hot reload may load.
-const OPEN_BUSES: Map<string, { bus: SlotBus; options: string }> =
-  ((globalThis as Record<symbol, unknown>)[Symbol.for("slotbus.openBuses")] ??= new Map()) as Map<string, { bus: SlotBus; options: string }>
+const OPEN_BUSES: Map<string, { bus: SlotBus; options: string }> = ((globalThis as Record<symbol, unknown>)[
+  Symbol.for("slotbus.openBuses")
+] ??= new Map()) as Map<string, { bus: SlotBus; options: string }>
 
 /** The options that shape a bus, in a canonical form: a hot reload may reuse the bus only if they are equal. */
 function optionsKey(opts: ListenOptions): string {
   const { hot: _, ...rest } = opts
-  return JSON.stringify(Object.keys(rest).sort().map((k) => [k, rest[k as keyof typeof rest]]))
+  return JSON.stringify(
+    Object.keys(rest)
+      .sort()
+      .map((k) => [k, rest[k as keyof typeof rest]]),
+  )
 }
 const REQUEST_OPTIONS = new Set(["timeoutMs", "signal", "borrow"])
 const WAIT_OPTIONS = new Set(["timeoutMs", "signal"])
@@ -258,7 +317,8 @@ const nowMs = () => Bun.nanoseconds() / 1e6
 
 function positiveInt(v: number | undefined, dflt: number, what: string, max = Number.MAX_SAFE_INTEGER): number {
   if (v === undefined) return dflt
-  if (!Number.isInteger(v) || v < 0 || v > max) throw new RangeError(`${what} must be an integer in 0..${max}, got ${v}`)
+  if (!Number.isInteger(v) || v < 0 || v > max)
+    throw new RangeError(`${what} must be an integer in 0..${max}, got ${v}`)
   return v
 }
 
@@ -293,8 +353,18 @@ export class SlotBus {
   private readonly createdAt = performance.now()
   private nextId = 1
   private counters = {
-    requests: 0, responses: 0, errors: 0, timeouts: 0, refusedPeers: 0, overCapPeers: 0, protocolErrors: 0,
-    evictedWorkers: 0, internalErrors: 0, acceptErrors: 0, bytesOut: 0, bytesIn: 0,
+    requests: 0,
+    responses: 0,
+    errors: 0,
+    timeouts: 0,
+    refusedPeers: 0,
+    overCapPeers: 0,
+    protocolErrors: 0,
+    evictedWorkers: 0,
+    internalErrors: 0,
+    acceptErrors: 0,
+    bytesOut: 0,
+    bytesIn: 0,
   }
   private readonly maxBody: number
   private readonly maxHead: number
@@ -309,7 +379,11 @@ export class SlotBus {
   private acceptWatch: Pointer | null = null
   private acceptReader: { cancel(): Promise<void> } | null = null
 
-  private constructor(readonly name: string, private readonly listenFd: number, opts: ListenOptions) {
+  private constructor(
+    readonly name: string,
+    private readonly listenFd: number,
+    opts: ListenOptions,
+  ) {
     const slots = positiveInt(opts.slots, 32, "slots", 4096)
     if (slots === 0) throw new RangeError("slots must be at least 1")
     this.maxBody = positiveInt(opts.maxBodyBytes, 64 * MiB, "maxBodyBytes", 2 ** 32 - 1024 * MiB)
@@ -324,11 +398,22 @@ export class SlotBus {
     tuning(opts.idle) // validate now, not on the first connection
     this.idle = opts.idle
     const uids = opts.allowUids ?? []
-    if (!Array.isArray(uids) || uids.length > MAX_ALLOW_UIDS || !uids.every((u) => Number.isInteger(u) && u >= 0 && u < 2 ** 32))
+    if (
+      !Array.isArray(uids) ||
+      uids.length > MAX_ALLOW_UIDS ||
+      !uids.every((u) => Number.isInteger(u) && u >= 0 && u < 2 ** 32)
+    )
       throw new RangeError(`allowUids takes at most ${MAX_ALLOW_UIDS} uids`)
     this.uids = uids
     this.config = new Uint32Array(HUB_CONFIG_WORDS)
-    this.config.set([slots, align8(this.maxHead) + this.maxBody, positiveInt(opts.trimBytes, MiB, "trimBytes"), 0, uids.length, ...uids])
+    this.config.set([
+      slots,
+      align8(this.maxHead) + this.maxBody,
+      positiveInt(opts.trimBytes, MiB, "trimBytes"),
+      0,
+      uids.length,
+      ...uids,
+    ])
   }
 
   /** Start serving `name`: workers connect to it with `SlotWorker.connect(name, handler)`. */
@@ -341,14 +426,21 @@ export class SlotBus {
     if (mine && !mine.bus.closing) {
       const hot = opts.hot ?? process.execArgv.includes("--hot")
       if (!hot)
-        throw new NameInUseError(`this process already listens as "${name}" (a bus it did not close); reuse that bus, close it first, or pass { hot: true } to get it back`)
+        throw new NameInUseError(
+          `this process already listens as "${name}" (a bus it did not close); reuse that bus, close it first, or pass { hot: true } to get it back`,
+        )
       if (mine.options !== optionsKey(opts))
-        throw new NameInUseError(`this process already listens as "${name}" with other options; a hot reload cannot change them: restart the process`)
+        throw new NameInUseError(
+          `this process already listens as "${name}" with other options; a hot reload cannot change them: restart the process`,
+        )
       return mine.bus
     }
     await loadNative()
     const fd = native.sb_listen(cname)
-    if (fd === Errno.EADDRINUSE) throw new NameInUseError(`a hub named "${name}" is already listening on this machine; pick another name or close it`)
+    if (fd === Errno.EADDRINUSE)
+      throw new NameInUseError(
+        `a hub named "${name}" is already listening on this machine; pick another name or close it`,
+      )
     if (fd < 0) throw new SlotBusError(`cannot listen as "${name}": errno ${-fd}`)
     let bus: SlotBus
     try {
@@ -386,11 +478,13 @@ export class SlotBus {
    */
   async fetch(request: Request, opts: Omit<RequestOptions, "borrow"> = {}): Promise<Response> {
     if (!(request instanceof Request)) throw new TypeError("bus.fetch() takes a Request")
-    if (opts === null || typeof opts !== "object") throw new TypeError("options must be an object { timeoutMs, signal }")
+    if (opts === null || typeof opts !== "object")
+      throw new TypeError("options must be an object { timeoutMs, signal }")
     knownOptions(opts, FETCH_OPTIONS, "fetch")
     const url = new URL(request.url)
     const body = request.body ? await request.bytes() : undefined
-    const signal = opts.signal && opts.signal !== request.signal ? AbortSignal.any([opts.signal, request.signal]) : request.signal
+    const signal =
+      opts.signal && opts.signal !== request.signal ? AbortSignal.any([opts.signal, request.signal]) : request.signal
     const res = await this.request(
       { method: request.method, path: url.pathname + url.search, headers: request.headers, body },
       { timeoutMs: opts.timeoutMs, signal },
@@ -399,9 +493,11 @@ export class SlotBus {
   }
 
   private closedError(): BusClosedError {
-    return new BusClosedError(this.disposed
-      ? `bus "${this.name}" is closed: \`await using\` closed it where its scope ended; in a server, keep it in a plain const and close it on SIGTERM/SIGINT`
-      : `bus "${this.name}" is closed`)
+    return new BusClosedError(
+      this.disposed
+        ? `bus "${this.name}" is closed: \`await using\` closed it where its scope ended; in a server, keep it in a plain const and close it on SIGTERM/SIGINT`
+        : `bus "${this.name}" is closed`,
+    )
   }
 
   /** Tells `listener` each time a worker joins or leaves; returns the unsubscribe function. */
@@ -414,9 +510,11 @@ export class SlotBus {
   private submit(kind: number, init: SlotRequestInit, opts: RequestOptions = {}): Promise<unknown> {
     try {
       if (this.closing) throw this.closedError()
-      if (init === null || typeof init !== "object") throw new TypeError("request() takes { method, path, headers, body }")
+      if (init === null || typeof init !== "object")
+        throw new TypeError("request() takes { method, path, headers, body }")
       if (init.body instanceof Blob) return init.body.bytes().then((body) => this.submit(kind, { ...init, body }, opts))
-      if (opts === null || typeof opts !== "object") throw new TypeError("options must be an object { timeoutMs, signal, borrow }")
+      if (opts === null || typeof opts !== "object")
+        throw new TypeError("options must be an object { timeoutMs, signal, borrow }")
       knownOptions(opts, REQUEST_OPTIONS, kind === Kind.HTTP ? "request" : "call")
       const body = toBytes(init.body, "body")
       let strings: string[] | null = null
@@ -431,21 +529,38 @@ export class SlotBus {
           throw new PayloadTooLargeError(`request head is ${head} bytes, over maxHeadBytes ${this.maxHead}`)
       }
       if (body.length > this.maxBody)
-        throw new PayloadTooLargeError(`request body is ${body.length} bytes, over maxBodyBytes ${this.maxBody}; raise maxBodyBytes on the hub`)
+        throw new PayloadTooLargeError(
+          `request body is ${body.length} bytes, over maxBodyBytes ${this.maxBody}; raise maxBodyBytes on the hub`,
+        )
       const timeoutMs = positiveInt(opts.timeoutMs, this.timeoutMs, "timeoutMs")
       const signal = opts.signal
       if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError("signal must be an AbortSignal")
       if (opts.borrow !== undefined && typeof opts.borrow !== "boolean") throw new TypeError("borrow must be a boolean")
       if (signal?.aborted) return Promise.reject(signal.reason)
       if (this.queue.length >= this.maxQueue && !this.pickLink())
-        throw new BusFullError(`bus "${this.name}": all slots busy and ${this.queue.length} requests queued; raise slots or queue`)
+        throw new BusFullError(
+          `bus "${this.name}": all slots busy and ${this.queue.length} requests queued; raise slots or queue`,
+        )
 
       const { promise, resolve, reject } = Promise.withResolvers<unknown>()
       const started = Bun.nanoseconds()
       const p: Pending = {
-        phase: "queued", kind, strings, body, bodyLength: body.length, borrow: opts.borrow === true, resolve, reject,
-        signal, onAbort: undefined, timeoutMs, deadline: timeoutMs > 0 ? started / 1e6 + timeoutMs : Infinity,
-        started, settledAt: 0, link: null, slot: -1,
+        phase: "queued",
+        kind,
+        strings,
+        body,
+        bodyLength: body.length,
+        borrow: opts.borrow === true,
+        resolve,
+        reject,
+        signal,
+        onAbort: undefined,
+        timeoutMs,
+        deadline: timeoutMs > 0 ? started / 1e6 + timeoutMs : Infinity,
+        started,
+        settledAt: 0,
+        link: null,
+        slot: -1,
       }
       if (signal) {
         p.onAbort = () => this.fail(p, signal.reason)
@@ -480,12 +595,17 @@ export class SlotBus {
     let r: number
     try {
       if (p.body.length !== p.bodyLength)
-        throw new TypeError(`the request body changed size after request() (${p.bodyLength} → ${p.body.length} bytes: its buffer was transferred or resized); keep a body intact until its request settles`)
+        throw new TypeError(
+          `the request body changed size after request() (${p.bodyLength} → ${p.body.length} bytes: its buffer was transferred or resized); keep a body intact until its request settles`,
+        )
       const arena = link.chan.arena(slot, 0)
       headLen = p.strings ? writeHead(arena, p.strings) : 0
       arena.set(p.body, align8(headLen))
       r = native.sb_hub_publish(ptr, slot, p.kind, this.nextId++ >>> 0, headLen, p.body.length)
-      if (r < 0) throw new PayloadTooLargeError(`request of ${headLen} head and ${p.body.length} body bytes does not fit a slot (error ${-r})`)
+      if (r < 0)
+        throw new PayloadTooLargeError(
+          `request of ${headLen} head and ${p.body.length} body bytes does not fit a slot (error ${-r})`,
+        )
     } catch (e) {
       native.sb_hub_unclaim(ptr, slot) // nothing was published: the slot goes straight back
       this.fail(p, e)
@@ -524,7 +644,10 @@ export class SlotBus {
         try {
           lent = this.answer(p, link, slot, now)
         } catch (e) {
-          this.fail(p, new ProtocolError(`could not read the answer of worker pid ${chan.peerPid}: ${(e as Error)?.message}`))
+          this.fail(
+            p,
+            new ProtocolError(`could not read the answer of worker pid ${chan.peerPid}: ${(e as Error)?.message}`),
+          )
         }
       }
       if (!lent) this.returnSlot(link, slot)
@@ -556,7 +679,10 @@ export class SlotBus {
     this.counters.bytesIn += bodyLen
     const flags = m[Msg.flags]!
     if (flags & RespFlag.ERROR) {
-      this.fail(p, remoteError(readHead(arena, m[Msg.headLen]!), utf8(arena.subarray(bodyOff, bodyOff + bodyLen)), chan.peerPid))
+      this.fail(
+        p,
+        remoteError(readHead(arena, m[Msg.headLen]!), utf8(arena.subarray(bodyOff, bodyOff + bodyLen)), chan.peerPid),
+      )
       return false
     }
     if (flags & RespFlag.CANCELLED) {
@@ -569,7 +695,8 @@ export class SlotBus {
     let lent = false
     if (p.borrow) {
       // An answer collected while its worker is being dropped cannot keep the slot: it gets a copy.
-      if (bodyLen === 0 || !this.links.includes(link)) value = new BorrowedResponse(status, headers, arena.slice(bodyOff, bodyOff + bodyLen), null)
+      if (bodyLen === 0 || !this.links.includes(link))
+        value = new BorrowedResponse(status, headers, arena.slice(bodyOff, bodyOff + bodyLen), null)
       else {
         const buf = chan.lend(slot, 1, bodyOff, bodyLen)
         let returned = false
@@ -637,9 +764,14 @@ export class SlotBus {
       const t = nowMs()
       const expire = (p: Pending | null) => {
         if (p && (p.phase === "queued" || p.phase === "in-slot") && p.deadline <= t)
-          this.fail(p, new TimeoutError(p.phase === "queued" && this.links.length === 0
-            ? `request to "${this.name}" timed out after ${p.timeoutMs}ms: 0 workers connected to "${this.name}"; start one (SlotWorker.connect("${this.name}", …)) or await bus.waitForWorkers()`
-            : `request to "${this.name}" timed out after ${p.timeoutMs}ms; the worker is overloaded, stuck, or absent`))
+          this.fail(
+            p,
+            new TimeoutError(
+              p.phase === "queued" && this.links.length === 0
+                ? `request to "${this.name}" timed out after ${p.timeoutMs}ms: 0 workers connected to "${this.name}"; start one (SlotWorker.connect("${this.name}", …)) or await bus.waitForWorkers()`
+                : `request to "${this.name}" timed out after ${p.timeoutMs}ms; the worker is overloaded, stuck, or absent`,
+            ),
+          )
       }
       for (const l of [...this.links]) {
         l.pending.forEach(expire)
@@ -682,7 +814,12 @@ export class SlotBus {
   private evict(link: Link) {
     if (!this.links.includes(link)) return
     link.chan.sendControl(Control.HUB_CLOSING)
-    this.drop(link, new WorkerGoneError(`worker pid ${link.chan.peerPid} of "${this.name}" was disconnected: its handlers hung on ${this.maxStuck}+ requests`))
+    this.drop(
+      link,
+      new WorkerGoneError(
+        `worker pid ${link.chan.peerPid} of "${this.name}" was disconnected: its handlers hung on ${this.maxStuck}+ requests`,
+      ),
+    )
   }
 
   /** The listening socket is watched by the "slotbus-accept" thread, which rings an eventfd when a peer waits. */
@@ -727,7 +864,9 @@ export class SlotBus {
   private acceptFailed(w: Pointer, e: unknown) {
     if (this.closing) return
     this.counters.acceptErrors++
-    console.warn(`slotbus: bus "${this.name}" lost its accept doorbell (${e instanceof Error ? e.message : String(e)}); accepting again in ${REFUSED_PAUSE_MS} ms`)
+    console.warn(
+      `slotbus: bus "${this.name}" lost its accept doorbell (${e instanceof Error ? e.message : String(e)}); accepting again in ${REFUSED_PAUSE_MS} ms`,
+    )
     setTimeout(() => {
       if (this.closing) return
       native.sb_accept_watch_rearm(w)
@@ -768,8 +907,14 @@ export class SlotBus {
 
   private addLink(chan: Channel) {
     const link: Link = {
-      state: "serving", chan, pump: null as unknown as Pump, pending: new Array<Pending | null>(chan.slotCount).fill(null),
-      lent: new Array<WeakRef<ArrayBuffer> | null>(chan.slotCount).fill(null), inFlight: 0, waiting: 0, requests: 0,
+      state: "serving",
+      chan,
+      pump: null as unknown as Pump,
+      pending: new Array<Pending | null>(chan.slotCount).fill(null),
+      lent: new Array<WeakRef<ArrayBuffer> | null>(chan.slotCount).fill(null),
+      inFlight: 0,
+      waiting: 0,
+      requests: 0,
       controlBytes: 0,
     }
     link.pump = new Pump(chan, this.idle, {
@@ -788,7 +933,13 @@ export class SlotBus {
         chan.sendControl(Control.DRAIN_ACK)
         this.dispatchQueued()
       },
-      () => this.drop(link, new WorkerGoneError(`worker pid ${chan.peerPid} of "${this.name}" disconnected or died before answering; retry the request`)),
+      () =>
+        this.drop(
+          link,
+          new WorkerGoneError(
+            `worker pid ${chan.peerPid} of "${this.name}" disconnected or died before answering; retry the request`,
+          ),
+        ),
     )
     this.links.push(link)
     this.emit("join", link)
@@ -849,10 +1000,12 @@ export class SlotBus {
     const o = typeof opts === "number" ? { timeoutMs: opts } : opts
     let timeoutMs: number
     try {
-      if (o === null || typeof o !== "object") throw new TypeError("waitForWorkers(n, { timeoutMs, signal }) takes an options object")
+      if (o === null || typeof o !== "object")
+        throw new TypeError("waitForWorkers(n, { timeoutMs, signal }) takes an options object")
       knownOptions(o, WAIT_OPTIONS, "waitForWorkers")
       if (!Number.isInteger(n) || n < 0) throw new RangeError(`n must be an integer ≥ 0, got ${n}`)
-      if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new TypeError("signal must be an AbortSignal")
+      if (o.signal !== undefined && !(o.signal instanceof AbortSignal))
+        throw new TypeError("signal must be an AbortSignal")
       timeoutMs = positiveInt(o.timeoutMs, 10_000, "timeoutMs")
     } catch (e) {
       return Promise.reject(e)
@@ -863,9 +1016,18 @@ export class SlotBus {
     if (signal?.aborted) return Promise.reject(signal.reason)
     const { promise, resolve, reject } = Promise.withResolvers<void>()
     const w = { n, resolve: () => done(resolve), reject: (e: Error) => done(() => reject(e)) }
-    const timer = timeoutMs > 0
-      ? longTimeout(() => w.reject(new TimeoutError(`${this.links.length} of ${n} workers connected to "${this.name}" after ${timeoutMs}ms`)), timeoutMs)
-      : undefined
+    const timer =
+      timeoutMs > 0
+        ? longTimeout(
+            () =>
+              w.reject(
+                new TimeoutError(
+                  `${this.links.length} of ${n} workers connected to "${this.name}" after ${timeoutMs}ms`,
+                ),
+              ),
+            timeoutMs,
+          )
+        : undefined
     const onAbort = () => done(() => reject(signal!.reason))
     signal?.addEventListener("abort", onAbort, { once: true })
     const done = (f: () => void) => {
@@ -899,7 +1061,8 @@ export class SlotBus {
       stuck: this.stuckSlots(link, nowMs()),
       requests,
       slots: Array.from({ length: chan.slotCount }, (_, s) =>
-        chan.isOpen ? (STATE_NAMES[native.sb_slot_state(chan.ptr, s) & 0xff] ?? "corrupt") : "gone"),
+        chan.isOpen ? (STATE_NAMES[native.sb_slot_state(chan.ptr, s) & 0xff] ?? "corrupt") : "gone",
+      ),
     }
   }
 
@@ -922,9 +1085,11 @@ export class SlotBus {
   close(opts: { drain?: boolean; timeoutMs?: number } = {}): Promise<void> {
     let timeoutMs: number
     try {
-      if (opts === null || typeof opts !== "object") throw new TypeError("close({ drain, timeoutMs }) takes an options object")
+      if (opts === null || typeof opts !== "object")
+        throw new TypeError("close({ drain, timeoutMs }) takes an options object")
       knownOptions(opts, CLOSE_OPTIONS, "close")
-      if (opts.drain !== undefined && typeof opts.drain !== "boolean") throw new TypeError(`close: drain must be a boolean, got ${typeof opts.drain}`)
+      if (opts.drain !== undefined && typeof opts.drain !== "boolean")
+        throw new TypeError(`close: drain must be a boolean, got ${typeof opts.drain}`)
       timeoutMs = positiveInt(opts.timeoutMs, 5000, "timeoutMs")
     } catch (e) {
       return Promise.reject(e)
@@ -947,7 +1112,8 @@ export class SlotBus {
 
   private async shutdown(drain: boolean, timeoutMs: number) {
     await this.stopAccepting()
-    for (const w of [...this.waiters]) w.reject(new BusClosedError(`bus "${this.name}" closed while waiting for workers`))
+    for (const w of [...this.waiters])
+      w.reject(new BusClosedError(`bus "${this.name}" closed while waiting for workers`))
     const deadline = performance.now() + timeoutMs
     while (drain && (this.queue.length > 0 || this.links.some((l) => l.waiting > 0)) && performance.now() < deadline)
       await Bun.sleep(1)
@@ -968,12 +1134,19 @@ export class SlotBus {
    */
   [Symbol.asyncDispose]() {
     this.disposed = true
-    if (this.counters.requests === 0 && performance.now() - this.createdAt < EARLY_DISPOSE_MS && !earlyDisposeWarned && process.env.NODE_ENV !== "test") {
+    if (
+      this.counters.requests === 0 &&
+      performance.now() - this.createdAt < EARLY_DISPOSE_MS &&
+      !earlyDisposeWarned &&
+      process.env.NODE_ENV !== "test"
+    ) {
       // unref'd: it fires only if something else keeps the process alive after the bus is gone
       setTimeout(() => {
         if (earlyDisposeWarned) return
         earlyDisposeWarned = true
-        console.warn(`slotbus: bus "${this.name}" was closed by \`await using\` before any request, and the process kept running: in a server, keep it in a plain \`const bus = await SlotBus.listen(…)\` and close it on SIGTERM/SIGINT (the first example of slotbus's README)`)
+        console.warn(
+          `slotbus: bus "${this.name}" was closed by \`await using\` before any request, and the process kept running: in a server, keep it in a plain \`const bus = await SlotBus.listen(…)\` and close it on SIGTERM/SIGINT (the first example of slotbus's README)`,
+        )
       }, EARLY_DISPOSE_CHECK_MS).unref()
     }
     return this.close()

@@ -53,18 +53,23 @@ export class Channel {
    * detaches it (`transfer(0)`) when the slot moves on, so a stale view reads empty instead of the next message.
    */
   lend(slot: number, response: 0 | 1, off: number, len: number): ArrayBuffer {
-    if (slot >= this.slotCount || off + len > this.arenaSize) throw new RangeError(`slot ${slot} has no ${len} bytes at ${off}`)
+    if (slot >= this.slotCount || off + len > this.arenaSize)
+      throw new RangeError(`slot ${slot} has no ${len} bytes at ${off}`)
     return toArrayBuffer(this.base as never, this.arenasOff + (2 * slot + response) * this.arenaSize + off, len)
   }
 
   /** Calls onRing with the number of rings (the eventfd's counter) each time the peer rings this side's doorbell. */
   listenDoorbell(onRing: (count: number) => void) {
-    this.readLoop(native.sb_doorbell_fd(this.ptr), (bytes) => {
-      let count = 0
-      const words = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-      for (let at = 0; at + 8 <= bytes.length; at += 8) count += Number(words.getBigUint64(at, true))
-      onRing(count)
-    }, () => {})
+    this.readLoop(
+      native.sb_doorbell_fd(this.ptr),
+      (bytes) => {
+        let count = 0
+        const words = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+        for (let at = 0; at + 8 <= bytes.length; at += 8) count += Number(words.getBigUint64(at, true))
+        onRing(count)
+      },
+      () => {},
+    )
   }
 
   /**

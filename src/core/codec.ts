@@ -14,9 +14,14 @@ export function toBytes(body: BodyInit, what: string): Uint8Array {
   if (typeof body === "string") return encoder.encode(body)
   let bytes: Uint8Array
   if (body instanceof Uint8Array) bytes = body
-  else if (ArrayBuffer.isView(body)) bytes = new Uint8Array(notDetached(body.buffer, what), body.byteOffset, body.byteLength)
-  else if (body instanceof ArrayBuffer || body instanceof SharedArrayBuffer) bytes = new Uint8Array(notDetached(body, what))
-  else throw new TypeError(`${what} must be a Uint8Array (or another ArrayBufferView), ArrayBuffer, Blob, string or null, got ${typeof body}`)
+  else if (ArrayBuffer.isView(body))
+    bytes = new Uint8Array(notDetached(body.buffer, what), body.byteOffset, body.byteLength)
+  else if (body instanceof ArrayBuffer || body instanceof SharedArrayBuffer)
+    bytes = new Uint8Array(notDetached(body, what))
+  else
+    throw new TypeError(
+      `${what} must be a Uint8Array (or another ArrayBufferView), ArrayBuffer, Blob, string or null, got ${typeof body}`,
+    )
   // A view of a detached buffer has length 0, so only an empty one needs its buffer looked at: reading
   // `.buffer` of a small typed array makes JSC allocate one (~1 µs), which a request must not pay.
   if (bytes.byteLength === 0) notDetached(bytes.buffer, what)
@@ -45,7 +50,9 @@ export function headerPairs(init: HeaderInit | undefined): readonly string[] {
     if (typeof name !== "string" || typeof value !== "string")
       throw new TypeError(`header ${String(name)} must be a string pair`)
     if (!(init instanceof Headers) && (!TOKEN.test(name) || BAD_VALUE.test(value)))
-      throw new TypeError(`header ${JSON.stringify(name)} is not a valid HTTP header: the name must be a token, the value Latin-1 without NUL, CR or LF (as in Headers)`)
+      throw new TypeError(
+        `header ${JSON.stringify(name)} is not a valid HTTP header: the name must be a token, the value Latin-1 without NUL, CR or LF (as in Headers)`,
+      )
     out.push(name.toLowerCase(), value)
   }
   return out
@@ -60,7 +67,8 @@ export function headLength(strings: readonly string[]): number {
       const c = s.charCodeAt(i)
       if (c < 0x80) continue
       if (c < 0x800) n += 1
-      else if (c >= 0xd800 && c <= 0xdbff && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) n += 2, i++ // a pair: 4 bytes for 2 units
+      else if (c >= 0xd800 && c <= 0xdbff && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00)
+        (n += 2), i++ // a pair: 4 bytes for 2 units
       else n += 2 // the rest of the BMP, and lone surrogates
     }
   }

@@ -20,12 +20,17 @@ export function tuning(idle: IdleStrategy = "adaptive"): Tuning {
   if (idle === "adaptive") return { spinNs: 2_000, parkAfterNs: 1_000_000 }
   if (idle === "park") return { spinNs: 0, parkAfterNs: 0 }
   if (
-    typeof idle === "object" && idle !== null &&
-    Number.isFinite(idle.spinMicros) && idle.spinMicros >= 0 &&
-    idle.parkAfterMs >= 0 && !Number.isNaN(idle.parkAfterMs)
+    typeof idle === "object" &&
+    idle !== null &&
+    Number.isFinite(idle.spinMicros) &&
+    idle.spinMicros >= 0 &&
+    idle.parkAfterMs >= 0 &&
+    !Number.isNaN(idle.parkAfterMs)
   )
     return { spinNs: idle.spinMicros * 1000, parkAfterNs: idle.parkAfterMs * 1e6 }
-  throw new TypeError(`idle must be "spin", "adaptive", "park" or { spinMicros, parkAfterMs }, got ${JSON.stringify(idle)}`)
+  throw new TypeError(
+    `idle must be "spin", "adaptive", "park" or { spinMicros, parkAfterMs }, got ${JSON.stringify(idle)}`,
+  )
 }
 
 const now = Bun.nanoseconds

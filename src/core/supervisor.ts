@@ -74,12 +74,20 @@ export interface SupervisorStopOptions {
   killGraceMs?: number
 }
 
-const DEFAULTS = { instances: 1, maxRestarts: 5, restartWindowMs: 60_000, backoffInitialMs: 100, backoffMaxMs: 5_000, killGraceMs: 2_000, drainTimeoutMs: 10_000 }
-
+const DEFAULTS = {
+  instances: 1,
+  maxRestarts: 5,
+  restartWindowMs: 60_000,
+  backoffInitialMs: 100,
+  backoffMaxMs: 5_000,
+  killGraceMs: 2_000,
+  drainTimeoutMs: 10_000,
+}
 
 export class Supervisor {
   readonly instances: readonly SupervisedInstance[]
-  private readonly opts: Required<Omit<SupervisorOptions, "cwd" | "env" | "drain">> & Pick<SupervisorOptions, "cwd" | "env" | "drain">
+  private readonly opts: Required<Omit<SupervisorOptions, "cwd" | "env" | "drain">> &
+    Pick<SupervisorOptions, "cwd" | "env" | "drain">
   private _state: SupervisorState = "created"
   private recent: number[] = []
   private readonly backoff: Backoff
@@ -90,14 +98,36 @@ export class Supervisor {
   private failure: string | null = null
 
   constructor(options: SupervisorOptions) {
-    const o = { ...DEFAULTS, stdin: "ignore" as Stdio, stdout: "inherit" as Stdio, stderr: "inherit" as Stdio, ...stripUndefined(options) }
+    const o = {
+      ...DEFAULTS,
+      stdin: "ignore" as Stdio,
+      stdout: "inherit" as Stdio,
+      stderr: "inherit" as Stdio,
+      ...stripUndefined(options),
+    }
     if (!Array.isArray(o.command) || o.command.length === 0 || o.command.some((a) => typeof a !== "string"))
       throw new TypeError("Supervisor: command must be a non-empty array of strings (the program, then its arguments)")
-    for (const k of ["instances", "maxRestarts", "restartWindowMs", "backoffInitialMs", "backoffMaxMs", "killGraceMs", "drainTimeoutMs"] as const)
-      if (!Number.isInteger(o[k]) || o[k] < (k === "instances" ? 1 : 0)) throw new RangeError(`Supervisor: ${k} must be a whole number ≥ ${k === "instances" ? 1 : 0}, got ${o[k]}`)
+    for (const k of [
+      "instances",
+      "maxRestarts",
+      "restartWindowMs",
+      "backoffInitialMs",
+      "backoffMaxMs",
+      "killGraceMs",
+      "drainTimeoutMs",
+    ] as const)
+      if (!Number.isInteger(o[k]) || o[k] < (k === "instances" ? 1 : 0))
+        throw new RangeError(`Supervisor: ${k} must be a whole number ≥ ${k === "instances" ? 1 : 0}, got ${o[k]}`)
     this.opts = o
     this.backoff = new Backoff({ initialMs: o.backoffInitialMs, maxMs: o.backoffMaxMs })
-    this.instances = Array.from({ length: o.instances }, (_, index) => ({ index, state: "stopped" as InstanceState, proc: null, pid: 0, restarts: 0, startedAt: 0 }))
+    this.instances = Array.from({ length: o.instances }, (_, index) => ({
+      index,
+      state: "stopped" as InstanceState,
+      proc: null,
+      pid: 0,
+      restarts: 0,
+      startedAt: 0,
+    }))
   }
 
   get state(): SupervisorState {
@@ -128,7 +158,11 @@ export class Supervisor {
     try {
       for (const inst of this.instances) this.spawn(inst)
     } catch (e) {
-      for (const inst of this.instances) if (inst.proc) { this.stopping.add(inst.index); inst.proc.kill("SIGKILL") }
+      for (const inst of this.instances)
+        if (inst.proc) {
+          this.stopping.add(inst.index)
+          inst.proc.kill("SIGKILL")
+        }
       this._state = "stopped"
       throw e
     }
@@ -149,7 +183,10 @@ export class Supervisor {
     const drainMs = options.drainTimeoutMs ?? this.opts.drainTimeoutMs
     if (this.opts.drain && !wasFailed && drainMs > 0) {
       let timer: LongTimer | undefined
-      await Promise.race([this.opts.drain().catch(() => {}), new Promise<void>((r) => (timer = longTimeout(r, drainMs)))])
+      await Promise.race([
+        this.opts.drain().catch(() => {}),
+        new Promise<void>((r) => (timer = longTimeout(r, drainMs))),
+      ])
       timer?.clear()
     }
     await this.terminateAll(options.killGraceMs ?? this.opts.killGraceMs)
@@ -161,22 +198,27 @@ export class Supervisor {
   }
 
   private async terminateAll(graceMs: number): Promise<void> {
-    await Promise.all(this.instances.map(async (inst) => {
-      const proc = inst.proc
-      inst.state = "stopped"
-      if (!proc) return
-      this.stopping.add(inst.index)
-      proc.kill("SIGTERM")
-      const exited = await Promise.race([proc.exited.then(() => true), sleep(graceMs).then(() => false)])
-      if (!exited) proc.kill("SIGKILL")
-      await proc.exited
-    }))
+    await Promise.all(
+      this.instances.map(async (inst) => {
+        const proc = inst.proc
+        inst.state = "stopped"
+        if (!proc) return
+        this.stopping.add(inst.index)
+        proc.kill("SIGTERM")
+        const exited = await Promise.race([proc.exited.then(() => true), sleep(graceMs).then(() => false)])
+        if (!exited) proc.kill("SIGKILL")
+        await proc.exited
+      }),
+    )
   }
 
   private spawn(inst: SupervisedInstance): void {
     const { command, stdin, stdout, stderr, cwd, env } = this.opts
     const proc = Bun.spawn(command, {
-      stdin, stdout, stderr, cwd,
+      stdin,
+      stdout,
+      stderr,
+      cwd,
       env: { ...(env ?? process.env), SLOTBUS_INSTANCE: String(inst.index) },
     })
     inst.proc = proc
@@ -194,7 +236,12 @@ export class Supervisor {
     inst.proc = null
     inst.pid = 0
     inst.state = expected ? "stopped" : "backoff"
-    this.emit("exit", inst, { pid: proc.pid, code: proc.exitCode, signal: proc.signalCode === null ? null : String(proc.signalCode), expected })
+    this.emit("exit", inst, {
+      pid: proc.pid,
+      code: proc.exitCode,
+      signal: proc.signalCode === null ? null : String(proc.signalCode),
+      expected,
+    })
     if (!expected) this.scheduleRestart(inst)
   }
 
@@ -206,18 +253,21 @@ export class Supervisor {
     // Restart intensity, not consecutive failures, sets the step: restarts leaving the window shorten the delay.
     const delayMs = this.backoff.delayFor(this.recent.length - 1)
     this.emit("restart", inst, { delayMs, recentRestarts: this.recent.length })
-    this.timers.set(inst.index, longTimeout(() => {
-      this.timers.delete(inst.index)
-      if (this._state !== "running") return
-      inst.restarts++
-      this.totalRestarts++
-      try {
-        this.spawn(inst)
-      } catch {
-        inst.state = "backoff"
-        this.scheduleRestart(inst)
-      }
-    }, delayMs))
+    this.timers.set(
+      inst.index,
+      longTimeout(() => {
+        this.timers.delete(inst.index)
+        if (this._state !== "running") return
+        inst.restarts++
+        this.totalRestarts++
+        try {
+          this.spawn(inst)
+        } catch {
+          inst.state = "backoff"
+          this.scheduleRestart(inst)
+        }
+      }, delayMs),
+    )
   }
 
   private fail(): void {
@@ -251,10 +301,17 @@ export function splitCommand(line: string): string[] {
       if (c === quote) quote = null
       else if (c === "\\" && quote === '"' && i + 1 < line.length) cur += line[++i]
       else cur += c
-    } else if (c === "'" || c === '"') { quote = c; has = true }
-    else if (c === "\\" && i + 1 < line.length) { cur += line[++i]; has = true }
-    else if (/\s/.test(c)) { if (has || cur) out.push(cur); cur = ""; has = false }
-    else cur += c
+    } else if (c === "'" || c === '"') {
+      quote = c
+      has = true
+    } else if (c === "\\" && i + 1 < line.length) {
+      cur += line[++i]
+      has = true
+    } else if (/\s/.test(c)) {
+      if (has || cur) out.push(cur)
+      cur = ""
+      has = false
+    } else cur += c
   }
   if (quote) throw new TypeError(`unterminated ${quote} quote in command: ${line}`)
   if (has || cur) out.push(cur)

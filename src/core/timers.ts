@@ -20,7 +20,10 @@ export function longTimeout(fn: () => void, ms: number): LongTimer {
   let unrefd = false
   const arm = () => {
     if (due === Infinity) return
-    timer = setTimeout(() => (performance.now() >= due ? fn() : arm()), Math.min(MAX_TIMER_MS, Math.max(0, Math.ceil(due - performance.now()))))
+    timer = setTimeout(
+      () => (performance.now() >= due ? fn() : arm()),
+      Math.min(MAX_TIMER_MS, Math.max(0, Math.ceil(due - performance.now()))),
+    )
     if (unrefd) timer.unref()
   }
   arm()

@@ -41,8 +41,10 @@ export function removeTokenFile(path: string, token: string): void {
 /** The token in the file `st` describes, refusing a file another user owns or others could read, or an empty one. */
 export function readCheckedToken(path: string, st: Stats, what: string, fail: Fail): string {
   const uid = process.getuid?.()
-  if (uid !== undefined && st.uid !== uid) throw new fail(`${what} ${path} belongs to uid ${st.uid}, not to this user (${uid}); refusing it`)
-  if ((st.mode & 0o077) !== 0) throw new fail(`${what} ${path} is readable by others (mode ${(st.mode & 0o777).toString(8)}); chmod 600 it`)
+  if (uid !== undefined && st.uid !== uid)
+    throw new fail(`${what} ${path} belongs to uid ${st.uid}, not to this user (${uid}); refusing it`)
+  if ((st.mode & 0o077) !== 0)
+    throw new fail(`${what} ${path} is readable by others (mode ${(st.mode & 0o777).toString(8)}); chmod 600 it`)
   const token = readFileSync(path, "utf8").trim()
   if (!token) throw new fail(`${what} ${path} is empty`)
   return token

@@ -1,8 +1,30 @@
 // The worker side: SlotWorker connects to a hub by name and answers its requests from the slots.
-import { native, Kind, Msg, RespFlag, E_CORRUPT, Control, Errno, ANY_UID, loadNative, type Chan } from "../native/ffi.ts"
+import {
+  native,
+  Kind,
+  Msg,
+  RespFlag,
+  E_CORRUPT,
+  Control,
+  Errno,
+  ANY_UID,
+  loadNative,
+  type Chan,
+} from "../native/ffi.ts"
 import { Backoff } from "./backoff.ts"
 import { Channel } from "./channel.ts"
-import { align8, busName, headerPairs, headLength, knownOptions, pairsToHeaders, readHead, toBytes, utf8, writeHead } from "./codec.ts"
+import {
+  align8,
+  busName,
+  headerPairs,
+  headLength,
+  knownOptions,
+  pairsToHeaders,
+  readHead,
+  toBytes,
+  utf8,
+  writeHead,
+} from "./codec.ts"
 import type { BodyInit, HeaderInit } from "./codec.ts"
 import { BusClosedError, HubNotFoundError, PayloadTooLargeError, PeerRefusedError, ProtocolError } from "../errors.ts"
 import { Pump, tuning, type IdleStrategy } from "./idle.ts"
@@ -36,7 +58,16 @@ export interface ConnectOptions {
   fetch?: boolean
 }
 
-const CONNECT_OPTIONS = new Set(["idle", "waitForHubMs", "reconnect", "hubUid", "helloTimeoutMs", "onConnect", "onDisconnect", "fetch"])
+const CONNECT_OPTIONS = new Set([
+  "idle",
+  "waitForHubMs",
+  "reconnect",
+  "hubUid",
+  "helloTimeoutMs",
+  "onConnect",
+  "onDisconnect",
+  "fetch",
+])
 
 export interface WorkerClosed {
   /** closed: by close(); hub-closed: the hub closed the bus; hub-gone: the hub died; protocol-error: it broke the protocol. */
@@ -86,7 +117,8 @@ export class SlotRequest {
       // detached on settle, costs ~300 ns plus ~450 ns to detach); a large one gets its own ArrayBuffer over
       // the slot, detached when the handler settles.
       if (this.bodyLen === 0) this.bodyView = new Uint8Array(0)
-      else if (this.bodyLen < COPY_BELOW) this.bodyView = this.chan.arena(this.slot, 0).slice(this.bodyOff, this.bodyOff + this.bodyLen)
+      else if (this.bodyLen < COPY_BELOW)
+        this.bodyView = this.chan.arena(this.slot, 0).slice(this.bodyOff, this.bodyOff + this.bodyLen)
       else this.bodyView = new Uint8Array(this.borrow(0, this.bodyOff, this.bodyLen))
     }
     return this.bodyView
@@ -146,7 +178,12 @@ export class SlotRequest {
   toRequest(): Request {
     const method = this.kind === "raw" ? "POST" : this.method
     const body = method === "GET" || method === "HEAD" ? null : this.body.slice()
-    return new Request(`http://${this.busName}${this.kind === "raw" ? "/" : this.path}`, { method, headers: this.headers, body, signal: this.signal })
+    return new Request(`http://${this.busName}${this.kind === "raw" ? "/" : this.path}`, {
+      method,
+      headers: this.headers,
+      body,
+      signal: this.signal,
+    })
   }
 
   /**
@@ -154,12 +191,15 @@ export class SlotRequest {
    * shared memory for the body. Fill it and return it from the handler.
    */
   reply(size: number, init: { status?: number; headers?: HeaderInit } = {}): Uint8Array {
-    if (!this.live) throw new TypeError("reply() called after the handler settled; the slot is no longer this request's")
+    if (!this.live)
+      throw new TypeError("reply() called after the handler settled; the slot is no longer this request's")
     const out = this.chan.arena(this.slot, 1)
     const strings = headerPairs(init.headers)
     if (!Number.isInteger(size) || size < 0) throw new RangeError(`reply size must be an integer ≥ 0, got ${size}`)
     if (align8(headLength(strings)) + size > out.length)
-      throw new PayloadTooLargeError(`reply size ${size} with its headers does not fit the slot's ${out.length} bytes; raise maxBodyBytes on the hub`)
+      throw new PayloadTooLargeError(
+        `reply size ${size} with its headers does not fit the slot's ${out.length} bytes; raise maxBodyBytes on the hub`,
+      )
     const headLen = writeHead(out, strings)
     const off = align8(headLen)
     const view = size === 0 ? new Uint8Array(0) : new Uint8Array(this.borrow(1, off, size))
@@ -180,22 +220,41 @@ export class SlotRequest {
 
 /** A Response, a Blob, or a reply whose body is a Blob: read before the slot is written. */
 function isAsyncReply(out: unknown): out is Response | Blob | { body: Blob } {
-  return out instanceof Response || out instanceof Blob || (typeof out === "object" && out !== null && (out as { body?: unknown }).body instanceof Blob)
+  return (
+    out instanceof Response ||
+    out instanceof Blob ||
+    (typeof out === "object" && out !== null && (out as { body?: unknown }).body instanceof Blob)
+  )
 }
 
-async function readAsyncReply(out: Response | Blob | { status?: number; headers?: HeaderInit; body: Blob }): Promise<SlotReply> {
+async function readAsyncReply(
+  out: Response | Blob | { status?: number; headers?: HeaderInit; body: Blob },
+): Promise<SlotReply> {
   if (out instanceof Response) return { status: out.status, headers: out.headers, body: await out.bytes() }
-  if (out instanceof Blob) return { headers: out.type ? { "content-type": out.type } : undefined, body: await out.bytes() }
+  if (out instanceof Blob)
+    return { headers: out.type ? { "content-type": out.type } : undefined, body: await out.bytes() }
   return { ...out, body: await out.body.bytes() }
 }
 
 /** A handler's return value as { status, headers, body }; anything that is not a reply is a TypeError, never an empty 200. */
 function replyParts(r: unknown): { status?: number; headers?: HeaderInit; body?: unknown } {
-  if (r == null || typeof r === "string" || ArrayBuffer.isView(r) || r instanceof ArrayBuffer || r instanceof SharedArrayBuffer)
+  if (
+    r == null ||
+    typeof r === "string" ||
+    ArrayBuffer.isView(r) ||
+    r instanceof ArrayBuffer ||
+    r instanceof SharedArrayBuffer
+  )
     return { body: r }
-  if (typeof r === "object" && !Array.isArray(r) && ("status" in r || "body" in r)) return r as { status?: number; headers?: HeaderInit; body?: unknown }
-  const what = r === null || typeof r !== "object" ? `a ${typeof r} (${String(r).slice(0, 40)})` : `an object without status or body`
-  throw new TypeError(`the handler returned ${what}; return a body (string, Uint8Array, ArrayBuffer, Blob), { status, headers, body }, a Response, or nothing`)
+  if (typeof r === "object" && !Array.isArray(r) && ("status" in r || "body" in r))
+    return r as { status?: number; headers?: HeaderInit; body?: unknown }
+  const what =
+    r === null || typeof r !== "object"
+      ? `a ${typeof r} (${String(r).slice(0, 40)})`
+      : `an object without status or body`
+  throw new TypeError(
+    `the handler returned ${what}; return a body (string, Uint8Array, ArrayBuffer, Blob), { status, headers, body }, a Response, or nothing`,
+  )
 }
 
 const MAX_STACK_CHARS = 8192
@@ -207,7 +266,8 @@ const MAX_STACK_CHARS = 8192
 function writeError(arena: Uint8Array, e: unknown): { headLen: number; bodyLen: number } {
   const err = e instanceof Error ? e : null
   const strings = [
-    "name", (err?.name ?? "Error").replace(/\0/g, ""),
+    "name",
+    (err?.name ?? "Error").replace(/\0/g, ""),
     ...(typeof err?.stack === "string" ? ["stack", err.stack.slice(0, MAX_STACK_CHARS).replace(/\0/g, "")] : []),
   ]
   const headLen = align8(headLength(strings)) + 64 <= arena.length ? writeHead(arena, strings) : 0
@@ -241,16 +301,29 @@ export class SlotWorker {
   private cancelSeen = 0
   private readonly err = new Int32Array(1)
 
-  private constructor(readonly name: string, private readonly handler: SlotHandler, private readonly opts: ConnectOptions) {
+  private constructor(
+    readonly name: string,
+    private readonly handler: SlotHandler,
+    private readonly opts: ConnectOptions,
+  ) {
     this.closed = new Promise((r) => (this.resolveClosed = r))
   }
 
   /** Connect to the hub listening as `name` and serve its requests with `handler`. */
   static async connect(name: string, handler: FetchHandler, opts: ConnectOptions & { fetch: true }): Promise<SlotWorker>
-  static async connect(name: string, handler: SlotHandler, opts?: ConnectOptions & { fetch?: false }): Promise<SlotWorker>
-  static async connect(name: string, handler: SlotHandler | FetchHandler, opts: ConnectOptions = {}): Promise<SlotWorker> {
+  static async connect(
+    name: string,
+    handler: SlotHandler,
+    opts?: ConnectOptions & { fetch?: false },
+  ): Promise<SlotWorker>
+  static async connect(
+    name: string,
+    handler: SlotHandler | FetchHandler,
+    opts: ConnectOptions = {},
+  ): Promise<SlotWorker> {
     if (typeof handler !== "function") throw new TypeError("handler must be a function (req) => reply")
-    if (opts === null || typeof opts !== "object") throw new TypeError("connect(name, handler, options) takes an options object")
+    if (opts === null || typeof opts !== "object")
+      throw new TypeError("connect(name, handler, options) takes an options object")
     knownOptions(opts, CONNECT_OPTIONS, "SlotWorker.connect")
     if (opts.fetch !== undefined && typeof opts.fetch !== "boolean") throw new TypeError("fetch must be a boolean")
     tuning(opts.idle)
@@ -258,7 +331,8 @@ export class SlotWorker {
     await loadNative()
     for (const k of ["waitForHubMs", "helloTimeoutMs"] as const) {
       const v = opts[k]
-      if (v !== undefined && !(typeof v === "number" && v >= 0 && !Number.isNaN(v))) throw new RangeError(`${k} must be a number of ms ≥ 0, got ${v}`)
+      if (v !== undefined && !(typeof v === "number" && v >= 0 && !Number.isNaN(v)))
+        throw new RangeError(`${k} must be a number of ms ≥ 0, got ${v}`)
     }
     const h = opts.fetch ? (req: SlotRequest) => (handler as FetchHandler)(req.toRequest()) : (handler as SlotHandler)
     const w = new SlotWorker(name, h, opts)
@@ -293,16 +367,32 @@ export class SlotWorker {
         }
         return this.serve(new Channel(ptr))
       }
-      if (e === EPERM) throw new PeerRefusedError(`hub "${this.name}" and this worker (uid ${process.getuid?.()}) do not trust each other's uid; see allowUids / hubUid`)
+      if (e === EPERM)
+        throw new PeerRefusedError(
+          `hub "${this.name}" and this worker (uid ${process.getuid?.()}) do not trust each other's uid; see allowUids / hubUid`,
+        )
       if (e === EAGAIN) busySince = busySince < 0 ? performance.now() : busySince
       else busySince = -1
       const now = performance.now()
       const late = now >= deadline && (busySince < 0 || now - busySince >= helloMs)
-      if (e === EAGAIN && late) throw new HubNotFoundError(`hub "${this.name}" kept its connection queue full for ${helloMs}ms (busy, or flooded by another process); try again or raise helloTimeoutMs`)
-      if (e === EUSERS && late) throw new PeerRefusedError(`hub "${this.name}" has as many workers as it allows (maxWorkers / maxWorkersPerUid); wait (waitForHubMs) or raise its caps`)
-      if (e === ETIMEDOUT && late) throw new HubNotFoundError(`hub "${this.name}" took the connection but sent no hello in ${helloMs}ms; is its event loop blocked?`)
-      if (!RETRYABLE.has(e) && e !== EUSERS && e !== ETIMEDOUT && e !== EAGAIN) throw new ProtocolError(`cannot attach to hub "${this.name}": error ${-e}`)
-      if (late) throw new HubNotFoundError(`no hub is listening as "${this.name}"; start it first, or pass waitForHubMs / reconnect`)
+      if (e === EAGAIN && late)
+        throw new HubNotFoundError(
+          `hub "${this.name}" kept its connection queue full for ${helloMs}ms (busy, or flooded by another process); try again or raise helloTimeoutMs`,
+        )
+      if (e === EUSERS && late)
+        throw new PeerRefusedError(
+          `hub "${this.name}" has as many workers as it allows (maxWorkers / maxWorkersPerUid); wait (waitForHubMs) or raise its caps`,
+        )
+      if (e === ETIMEDOUT && late)
+        throw new HubNotFoundError(
+          `hub "${this.name}" took the connection but sent no hello in ${helloMs}ms; is its event loop blocked?`,
+        )
+      if (!RETRYABLE.has(e) && e !== EUSERS && e !== ETIMEDOUT && e !== EAGAIN)
+        throw new ProtocolError(`cannot attach to hub "${this.name}": error ${-e}`)
+      if (late)
+        throw new HubNotFoundError(
+          `no hub is listening as "${this.name}"; start it first, or pass waitForHubMs / reconnect`,
+        )
       await Bun.sleep(retry.next())
     }
   }
@@ -311,7 +401,8 @@ export class SlotWorker {
   private async finishConnect(ptr: Chan, helloMs: number): Promise<number> {
     const deadline = performance.now() + helloMs
     let r: number
-    while ((r = native.sb_connect_finish(ptr, 0)) === EAGAIN && performance.now() < deadline && !this.stopping) await Bun.sleep(1)
+    while ((r = native.sb_connect_finish(ptr, 0)) === EAGAIN && performance.now() < deadline && !this.stopping)
+      await Bun.sleep(1)
     if (r !== 0) native.sb_close(ptr)
     return r === EAGAIN ? ETIMEDOUT : r
   }
@@ -324,7 +415,8 @@ export class SlotWorker {
     this.pump = new Pump(chan, this.opts.idle, {
       collect: () => this.collect(chan),
       wanted: () => true,
-      onRingFlood: (rings, parks) => this.lost(chan, "protocol-error", new ProtocolError(`hub rang the doorbell ${rings} times for ${parks} parks`)),
+      onRingFlood: (rings, parks) =>
+        this.lost(chan, "protocol-error", new ProtocolError(`hub rang the doorbell ${rings} times for ${parks} parks`)),
       onError: () => {},
     })
     let hubClosing = false
@@ -334,7 +426,13 @@ export class SlotWorker {
         for (const byte of bytes) {
           // Each control byte is legal once per connection (docs/PROTOCOL.md §1).
           if ((byte !== Control.HUB_CLOSING && byte !== Control.DRAIN_ACK) || seen.has(byte))
-            return this.lost(chan, "protocol-error", new ProtocolError(`hub sent control byte ${byte} ${seen.has(byte) ? "twice" : "that the protocol does not know"}`))
+            return this.lost(
+              chan,
+              "protocol-error",
+              new ProtocolError(
+                `hub sent control byte ${byte} ${seen.has(byte) ? "twice" : "that the protocol does not know"}`,
+              ),
+            )
           seen.add(byte)
           if (byte === Control.HUB_CLOSING) hubClosing = true
           if (byte === Control.DRAIN_ACK) this.onDrainAck?.()
@@ -348,7 +446,10 @@ export class SlotWorker {
 
   private lost(chan: Channel, reason: WorkerClosed["reason"], error?: Error) {
     if (this.chan !== chan) return
-    const gone = new DOMException(`the hub of "${this.name}" went away (${reason}); nobody waits for this answer`, "AbortError")
+    const gone = new DOMException(
+      `the hub of "${this.name}" went away (${reason}); nobody waits for this answer`,
+      "AbortError",
+    )
     for (const req of this.held) req?.cancel(gone)
     this.onDrainAck?.()
     this.pump?.stop()
@@ -357,7 +458,8 @@ export class SlotWorker {
     this.opts.onDisconnect?.(reason)
     if (this.opts.reconnect && !this.stopping) {
       this.attach(Infinity).catch((e: Error) =>
-        this.resolveClosed(this.stopping ? { reason: "closed" } : { reason: "hub-gone", error: e }))
+        this.resolveClosed(this.stopping ? { reason: "closed" } : { reason: "hub-gone", error: e }),
+      )
     } else this.resolveClosed(error ? { reason, error } : { reason })
   }
 
@@ -371,11 +473,21 @@ export class SlotWorker {
       if (!chan.isOpen) break
       const slot = native.sb_worker_poll(chan.ptr)
       if (slot < 0) {
-        if (slot === E_CORRUPT) this.lost(chan, "protocol-error", new ProtocolError(`hub broke the protocol: ${native.sb_error(chan.ptr)}`))
+        if (slot === E_CORRUPT)
+          this.lost(chan, "protocol-error", new ProtocolError(`hub broke the protocol: ${native.sb_error(chan.ptr)}`))
         break
       }
       n++
-      const req = new SlotRequest(m[Msg.kind] === Kind.RAW ? "raw" : "http", m[Msg.id]!, chan, slot, m[Msg.headLen]!, m[Msg.bodyOff]!, m[Msg.bodyLen]!, this.name)
+      const req = new SlotRequest(
+        m[Msg.kind] === Kind.RAW ? "raw" : "http",
+        m[Msg.id]!,
+        chan,
+        slot,
+        m[Msg.headLen]!,
+        m[Msg.bodyOff]!,
+        m[Msg.bodyLen]!,
+        this.name,
+      )
       this.run(chan, slot, m[Msg.gen]!, req)
     }
     return n
@@ -387,7 +499,12 @@ export class SlotWorker {
     for (let slot = 0; slot < this.held.length; slot++) {
       const req = this.held[slot]
       if (req && req.cancelled === null && native.sb_worker_cancelled(chan.ptr, slot, this.heldGen[slot]!) === 1)
-        req.cancel(new DOMException("the hub gave this request up: its caller aborted or timed out, or its HTTP client went away", "AbortError"))
+        req.cancel(
+          new DOMException(
+            "the hub gave this request up: its caller aborted or timed out, or its HTTP client went away",
+            "AbortError",
+          ),
+        )
     }
   }
 
@@ -402,13 +519,20 @@ export class SlotWorker {
     } catch (e) {
       return this.finish(chan, slot, gen, req, e, true)
     }
-    if (out instanceof Promise) out.then((r) => this.finish(chan, slot, gen, req, r, false), (e) => this.finish(chan, slot, gen, req, e, true))
+    if (out instanceof Promise)
+      out.then(
+        (r) => this.finish(chan, slot, gen, req, r, false),
+        (e) => this.finish(chan, slot, gen, req, e, true),
+      )
     else this.finish(chan, slot, gen, req, out, false)
   }
 
   private finish(chan: Channel, slot: number, gen: number, req: SlotRequest, out: unknown, threw: boolean) {
     if (!threw && isAsyncReply(out)) {
-      readAsyncReply(out).then((r) => this.finish(chan, slot, gen, req, r, false), (e) => this.finish(chan, slot, gen, req, e, true))
+      readAsyncReply(out).then(
+        (r) => this.finish(chan, slot, gen, req, r, false),
+        (e) => this.finish(chan, slot, gen, req, e, true),
+      )
       return
     }
     this.active--
@@ -422,7 +546,10 @@ export class SlotWorker {
   }
 
   private reply(chan: Channel, slot: number, gen: number, req: SlotRequest, out: unknown, threw: boolean) {
-    let status = 200, flags = 0, headLen = 0, bodyLen = 0
+    let status = 200,
+      flags = 0,
+      headLen = 0,
+      bodyLen = 0
     const arena = chan.arena(slot, 1)
     try {
       if (threw) throw out
@@ -432,11 +559,14 @@ export class SlotWorker {
         bodyLen = req.replied.view.length
       } else {
         status = reply.status ?? 200
-        if (!Number.isInteger(status) || status < 0 || status > 999) throw new RangeError(`status must be an integer 0..999, got ${status}`)
+        if (!Number.isInteger(status) || status < 0 || status > 999)
+          throw new RangeError(`status must be an integer 0..999, got ${status}`)
         const body = toBytes(reply.body as BodyInit, "reply body")
         const strings = headerPairs(reply.headers)
         if (align8(headLength(strings)) + body.length > arena.length)
-          throw new PayloadTooLargeError(`reply of ${body.length} body bytes does not fit the slot arena (${arena.length} bytes); raise maxBodyBytes on the hub`)
+          throw new PayloadTooLargeError(
+            `reply of ${body.length} body bytes does not fit the slot arena (${arena.length} bytes); raise maxBodyBytes on the hub`,
+          )
         headLen = writeHead(arena, strings)
         arena.set(body, align8(headLen))
         bodyLen = body.length
@@ -480,4 +610,3 @@ export class SlotWorker {
     return this.close()
   }
 }
-

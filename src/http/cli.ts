@@ -15,7 +15,10 @@ const HELP_HINT = `run "slotbus hub --help" for the options`
 
 /** A problem the user fixes on the command line: printed as one line, no stack. */
 class CliProblem extends Error {
-  constructor(message: string, readonly exitCode: number) {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
     super(message)
   }
 }
@@ -63,7 +66,8 @@ async function run(argv: string[]): Promise<number> {
   const int = (v: string | undefined, what: string, max = Number.MAX_SAFE_INTEGER) => {
     if (v === undefined) return undefined
     const n = Number(v)
-    if (v.trim() === "" || !Number.isInteger(n) || n < 0 || n > max) throw new CliProblem(`--${what} must be an integer from 0 to ${max}, got ${JSON.stringify(v)}; ${HELP_HINT}`, 2)
+    if (v.trim() === "" || !Number.isInteger(n) || n < 0 || n > max)
+      throw new CliProblem(`--${what} must be an integer from 0 to ${max}, got ${JSON.stringify(v)}; ${HELP_HINT}`, 2)
     return n
   }
   const port = int(values.port, "port", 65535)
@@ -82,16 +86,20 @@ async function run(argv: string[]): Promise<number> {
   } catch (e) {
     if (e instanceof CliProblem) throw e
     const err = e as Error & { code?: string }
-    if (err.code === "EADDRINUSE") throw new CliProblem(`port ${port} on ${host} is in use; stop what holds it, or pick another with --port`, 1)
+    if (err.code === "EADDRINUSE")
+      throw new CliProblem(`port ${port} on ${host} is in use; stop what holds it, or pick another with --port`, 1)
     throw new CliProblem(`cannot start: ${String(err.message).split("\n")[0]}`, 1)
   }
   console.log(`slotbus hub listening on ${hub.url}`)
   console.log(`token file: ${hub.tokenFile}`)
-  const workers = values.spawn === undefined ? null : superviseWorkers(null, {
-    command: values.spawn,
-    instances,
-    env: { ...process.env, SLOTBUS_HUB_URL: hub.url, SLOTBUS_HUB_TOKEN_FILE: hub.tokenFile },
-  })
+  const workers =
+    values.spawn === undefined
+      ? null
+      : superviseWorkers(null, {
+          command: values.spawn,
+          instances,
+          env: { ...process.env, SLOTBUS_HUB_URL: hub.url, SLOTBUS_HUB_TOKEN_FILE: hub.tokenFile },
+        })
   workers?.on("restart", (i, r) => console.log(`worker ${i.index} exited; restarting in ${r.delayMs} ms`))
   workers?.on("failed", (f) => console.error(`workers failed: ${f.reason}; no more restarts`))
   const { promise: stop, resolve } = Promise.withResolvers<void>()

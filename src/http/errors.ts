@@ -20,7 +20,10 @@ export class HubAuthError extends SlotBusError {}
 
 /** The hub answered a registration, emit or push with an error the SDK cannot retry its way out of. */
 export class HubRequestError extends SlotBusError {
-  constructor(message: string, readonly status: number) {
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
     super(message)
   }
 }

@@ -36,9 +36,12 @@ const PARAM_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
 /** Parses and validates `METHOD pattern`; throws RouteError saying what is wrong. */
 export function parseRoute(method: string, pattern: string): Route {
   const m = method.toUpperCase()
-  if (!(METHODS as readonly string[]).includes(m)) throw new RouteError(`method ${JSON.stringify(method)} is not one of ${METHODS.join(", ")}`)
+  if (!(METHODS as readonly string[]).includes(m))
+    throw new RouteError(`method ${JSON.stringify(method)} is not one of ${METHODS.join(", ")}`)
   if (typeof pattern !== "string" || !pattern.startsWith("/") || /[\s?#\0]/.test(pattern))
-    throw new RouteError(`route pattern must start with "/" and hold no spaces, "?" or "#", got ${JSON.stringify(pattern)}`)
+    throw new RouteError(
+      `route pattern must start with "/" and hold no spaces, "?" or "#", got ${JSON.stringify(pattern)}`,
+    )
   const parts = splitPath(pattern)
   const segments: Segment[] = []
   const names = new Set<string>()

@@ -23,7 +23,9 @@ export function readTokenFile(path: string): string {
     st = lstatSync(path).isSymbolicLink() ? statSync(path) : lstatSync(path)
   } catch {
     // Not an auth failure: the hub is probably not up yet, and the worker keeps waiting for it.
-    throw new HubNotFoundError(`no hub token file at ${path}; start the hub first, or pass token / tokenFile (or set ${TOKEN_ENV} / ${TOKEN_FILE_ENV})`)
+    throw new HubNotFoundError(
+      `no hub token file at ${path}; start the hub first, or pass token / tokenFile (or set ${TOKEN_ENV} / ${TOKEN_FILE_ENV})`,
+    )
   }
   return readCheckedToken(path, st, "hub token file", HubAuthError)
 }

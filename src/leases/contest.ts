@@ -78,7 +78,9 @@ export interface Holder {
 /** How a claim was won: the subject was free, the last claim had expired, or its holder's process died or left. */
 export type ClaimedFrom = "free" | "expired" | "holder-gone"
 
-export type ClaimResult = { readonly claimed: true; readonly lease: Lease } | { readonly claimed: false; readonly holder: Holder }
+export type ClaimResult =
+  | { readonly claimed: true; readonly lease: Lease }
+  | { readonly claimed: false; readonly holder: Holder }
 
 export interface ContestStats {
   /** Successful claims, including takeovers. */
@@ -95,7 +97,11 @@ export interface ContestStats {
   capacity: number
 }
 
-const HOW: Record<number, ClaimedFrom> = { [LeaseHow.FREE]: "free", [LeaseHow.EXPIRED]: "expired", [LeaseHow.DEAD]: "holder-gone" }
+const HOW: Record<number, ClaimedFrom> = {
+  [LeaseHow.FREE]: "free",
+  [LeaseHow.EXPIRED]: "expired",
+  [LeaseHow.DEAD]: "holder-gone",
+}
 const WATCH_MS = 25
 const encoder = new TextEncoder()
 const NO_BYTES = new Uint8Array(0)
@@ -200,7 +206,9 @@ export class Lease implements Disposable {
   }
 
   private lostError(why: string) {
-    return new LeaseLostError(`lease on ${describe(this.subject)} (token ${this.token}) ${why}; claim it again to continue`)
+    return new LeaseLostError(
+      `lease on ${describe(this.subject)} (token ${this.token}) ${why}; claim it again to continue`,
+    )
   }
 
   private scheduleExpiry() {
@@ -245,18 +253,29 @@ export class Contest implements Disposable {
     const capacity = opts.capacity ?? 4096
     if (!/^[A-Za-z0-9._-]{1,64}$/.test(name))
       throw new ContestOpenError(`contest name ${JSON.stringify(name)} is invalid: use 1-64 of [A-Za-z0-9._-]`)
-    if (!Number.isInteger(capacity) || capacity < LEASE_MIN_CAPACITY || capacity > LEASE_MAX_CAPACITY || (capacity & (capacity - 1)) !== 0)
-      throw new ContestOpenError(`capacity ${capacity} is invalid: use a power of two from ${LEASE_MIN_CAPACITY} to ${LEASE_MAX_CAPACITY}`)
+    if (
+      !Number.isInteger(capacity) ||
+      capacity < LEASE_MIN_CAPACITY ||
+      capacity > LEASE_MAX_CAPACITY ||
+      (capacity & (capacity - 1)) !== 0
+    )
+      throw new ContestOpenError(
+        `capacity ${capacity} is invalid: use a power of two from ${LEASE_MIN_CAPACITY} to ${LEASE_MAX_CAPACITY}`,
+      )
     await loadNative()
     const err = new Int32Array(1)
     const ptr = native.sbl_open(Buffer.from(`${name}\0`), capacity, opts.joinTimeoutMs ?? 5000, err)
     if (!ptr) {
       const e = err[0]!
-      if (e === LeaseErrno.ETIMEDOUT) throw new ContestOpenError(`no member of contest "${name}" answered in time; retry, or raise joinTimeoutMs`)
-      if (e === LeaseErrno.EPERM) throw new ContestOpenError(`contest "${name}" belongs to another user; pick another name`)
+      if (e === LeaseErrno.ETIMEDOUT)
+        throw new ContestOpenError(`no member of contest "${name}" answered in time; retry, or raise joinTimeoutMs`)
+      if (e === LeaseErrno.EPERM)
+        throw new ContestOpenError(`contest "${name}" belongs to another user; pick another name`)
       if (e === LeaseErrno.EUSERS) throw new ContestOpenError(`contest "${name}" already has 256 members`)
       if (e === E_CORRUPT || e === LeaseErrno.EPROTO)
-        throw new ProtocolError(`contest "${name}" answered with a corrupt or incompatible table; is another slotbus version using this name?`)
+        throw new ProtocolError(
+          `contest "${name}" answered with a corrupt or incompatible table; is another slotbus version using this name?`,
+        )
       throw new ContestOpenError(`could not open contest "${name}" (errno ${-e})`)
     }
     return new Contest(name, ptr as ContestPtr)
@@ -281,7 +300,10 @@ export class Contest implements Disposable {
       const r = this.tryClaim(subject, first ? opts : again)
       if (r.claimed) return r.lease
       const left = deadline - performance.now()
-      if (left <= 0) throw new TimeoutError(`${describe(subject)} is still held by ${r.holder.owner || `pid ${r.holder.pid}`} after ${opts.timeoutMs} ms`)
+      if (left <= 0)
+        throw new TimeoutError(
+          `${describe(subject)} is still held by ${r.holder.owner || `pid ${r.holder.pid}`} after ${opts.timeoutMs} ms`,
+        )
       await this.waitFor(refs.get(r.holder)!.entry, left, opts.signal)
     }
   }
@@ -292,7 +314,17 @@ export class Contest implements Disposable {
     if (!ref || ref.contest !== this || ref.member !== this.member) return undefined
     if (!this.checkClaim(ref, -Infinity)) return undefined
     const claim = { entry: ref.entry, version: ref.version, member: ref.member }
-    const lease = new Lease(this, claim, holder.subject, holder.owner, holder.token, holder.claimedAt, holder.expiresAt, "free", true)
+    const lease = new Lease(
+      this,
+      claim,
+      holder.subject,
+      holder.owner,
+      holder.token,
+      holder.claimedAt,
+      holder.expiresAt,
+      "free",
+      true,
+    )
     return lease
   }
 
@@ -425,14 +457,21 @@ export class Contest implements Disposable {
   // ---- private ----
 
   private handle(): ContestPtr {
-    if (!this.ptr || this.isClosed) throw new ContestClosedError(`contest "${this.name}" is closed in this process; open it again`)
+    if (!this.ptr || this.isClosed)
+      throw new ContestClosedError(`contest "${this.name}" is closed in this process; open it again`)
     return this.ptr
   }
 
   private check(r: number): number {
     if (r >= 0) return r
-    if (r === -1000) throw new ProtocolError(`contest "${this.name}": the shared table is corrupt (${this.ptr ? native.sbl_error(this.ptr) : "?"}); a member scribbled it. Close and reopen once the culprit is gone.`)
-    if (r === LeaseErrno.ENOSPC) throw new ContestFullError(`contest "${this.name}" has no room for another subject; recreate it with a larger capacity`)
+    if (r === -1000)
+      throw new ProtocolError(
+        `contest "${this.name}": the shared table is corrupt (${this.ptr ? native.sbl_error(this.ptr) : "?"}); a member scribbled it. Close and reopen once the culprit is gone.`,
+      )
+    if (r === LeaseErrno.ENOSPC)
+      throw new ContestFullError(
+        `contest "${this.name}" has no room for another subject; recreate it with a larger capacity`,
+      )
     throw new ProtocolError(`contest "${this.name}": unexpected error ${-r}`)
   }
 
@@ -448,7 +487,12 @@ export class Contest implements Disposable {
       this.bytes.set(s, b)
     }
     if (b.length > limit)
-      throw new ContestFrameTooLargeError(`${field} is ${b.length} bytes; the limit is ${limit} (${field === "label" ? "SBL_LABEL_MAX" : "SBL_OWNER_MAX"}). Use a shorter ${field}, e.g. a hash.`, field, limit, b.length)
+      throw new ContestFrameTooLargeError(
+        `${field} is ${b.length} bytes; the limit is ${limit} (${field === "label" ? "SBL_LABEL_MAX" : "SBL_OWNER_MAX"}). Use a shorter ${field}, e.g. a hash.`,
+        field,
+        limit,
+        b.length,
+      )
     this.lastText[slot] = s
     this.lastBytes[slot] = b
     return b
@@ -460,18 +504,29 @@ export class Contest implements Disposable {
     const label = this.encode(subject.label, "label", LEASE_LABEL_MAX)
     const owner = opts.owner === undefined ? NO_BYTES : this.encode(opts.owner, "owner", LEASE_OWNER_MAX)
     const ttl = opts.ttlMs ?? 0
-    if (typeof ttl !== "number" || ttl < 0 || Number.isNaN(ttl)) throw new RangeError(`ttlMs must be a number >= 0, got ${ttl}`)
+    if (typeof ttl !== "number" || ttl < 0 || Number.isNaN(ttl))
+      throw new RangeError(`ttlMs must be a number >= 0, got ${ttl}`)
     const spin = wallClock ? (opts.spinUs ?? 0) : 0
-    const r = spin > 0
-      ? native.sbl_try_claim_spin(p, kind, label, label.length, owner, owner.length, ttl, spin * 1000, this.out)
-      : native.sbl_try_claim(p, kind, label, label.length, owner, owner.length, nowMs, ttl, this.out)
+    const r =
+      spin > 0
+        ? native.sbl_try_claim_spin(p, kind, label, label.length, owner, owner.length, ttl, spin * 1000, this.out)
+        : native.sbl_try_claim(p, kind, label, label.length, owner, owner.length, nowMs, ttl, this.out)
     this.check(r)
     const v = this.view
     if (r === 1) {
       const ref = { entry: v.getUint32(H.entry, true), version: v.getUint32(H.version, true), member: this.member }
       const token = v.getBigUint64(H.token, true)
-      const lease = new Lease(this, ref, { kind, label: subject.label }, opts.owner ?? "", token, v.getFloat64(H.claimedAt, true),
-        v.getFloat64(H.expiresAt, true), HOW[v.getUint32(H.how, true)] ?? "free", wallClock)
+      const lease = new Lease(
+        this,
+        ref,
+        { kind, label: subject.label },
+        opts.owner ?? "",
+        token,
+        v.getFloat64(H.claimedAt, true),
+        v.getFloat64(H.expiresAt, true),
+        HOW[v.getUint32(H.how, true)] ?? "free",
+        wallClock,
+      )
       return { claimed: true, lease }
     }
     return { claimed: false, holder: this.readHolder() }
@@ -485,13 +540,21 @@ export class Contest implements Disposable {
     const holder: Holder = {
       claimId: token,
       token,
-      subject: { kind: v.getUint32(H.kind, true), label: decoder.decode(this.out.subarray(H.label, H.label + labelLen)) },
+      subject: {
+        kind: v.getUint32(H.kind, true),
+        label: decoder.decode(this.out.subarray(H.label, H.label + labelLen)),
+      },
       owner: decoder.decode(this.out.subarray(H.owner, H.owner + ownerLen)),
       claimedAt: v.getFloat64(H.claimedAt, true),
       expiresAt: v.getFloat64(H.expiresAt, true),
       pid: v.getUint32(H.pid, true),
     }
-    refs.set(holder, { entry: v.getUint32(H.entry, true), version: v.getUint32(H.version, true), member: v.getUint32(H.member, true), contest: this })
+    refs.set(holder, {
+      entry: v.getUint32(H.entry, true),
+      version: v.getUint32(H.version, true),
+      member: v.getUint32(H.member, true),
+      contest: this,
+    })
     return holder
   }
 
@@ -510,7 +573,10 @@ export class Contest implements Disposable {
     try {
       const waits: Promise<unknown>[] = [reader.read(), stopped]
       if (ms !== Infinity) waits.push(new Promise<void>((resolve) => (timer = setTimeout(resolve, ms))))
-      if (signal) waits.push(new Promise<void>((resolve) => signal.addEventListener("abort", (onAbort = () => resolve()), { once: true })))
+      if (signal)
+        waits.push(
+          new Promise<void>((resolve) => signal.addEventListener("abort", (onAbort = () => resolve()), { once: true })),
+        )
       await Promise.race(waits)
     } finally {
       clearTimeout(timer)
@@ -519,12 +585,16 @@ export class Contest implements Disposable {
       // Off the hand-over path, on a later turn of the event loop (cancelling the stream here cost tens of
       // µs before the caller could claim): Bun lets go of the fd, then the C side joins the thread and
       // closes it; the contest is freed only after the last one.
-      setImmediate(() =>
-        void reader.cancel().catch(() => {}).then(() => {
-          native.sbl_wait_end(w)
-          this.waitThreads--
-          this.freeIfIdle()
-        }),
+      setImmediate(
+        () =>
+          void reader
+            .cancel()
+            .catch(() => {})
+            .then(() => {
+              native.sbl_wait_end(w)
+              this.waitThreads--
+              this.freeIfIdle()
+            }),
       )
     }
     signal?.throwIfAborted()
@@ -535,7 +605,9 @@ export class Contest implements Disposable {
 function checkKind(s: Subject): number {
   if (!s || typeof s !== "object") throw new InvalidSubjectError(`a subject is { kind, label }, got ${String(s)}`)
   const k = s.kind
-  if (!Number.isInteger(k) || k < 0 || k > 0xffffffff) throw new InvalidSubjectError(`subject kind must be an integer 0 … 2^32-1, got ${k}`)
-  if (typeof s.label !== "string") throw new InvalidSubjectError(`subject label must be a string, got ${typeof s.label}`)
+  if (!Number.isInteger(k) || k < 0 || k > 0xffffffff)
+    throw new InvalidSubjectError(`subject kind must be an integer 0 … 2^32-1, got ${k}`)
+  if (typeof s.label !== "string")
+    throw new InvalidSubjectError(`subject label must be a string, got ${typeof s.label}`)
   return k
 }

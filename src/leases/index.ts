@@ -1,5 +1,21 @@
 // slotbus/leases: claim/yield contests between local processes, with TTLs, fencing tokens and death detection.
 export { Contest, Lease } from "./contest.ts"
-export type { ClaimedFrom, ClaimOptions, ClaimResult, ContestOptions, ContestStats, Holder, Subject, WaitOptions } from "./contest.ts"
-export { ContestClosedError, ContestFrameTooLargeError, ContestFullError, ContestOpenError, InvalidSubjectError, LeaseLostError } from "./errors.ts"
+export type {
+  ClaimedFrom,
+  ClaimOptions,
+  ClaimResult,
+  ContestOptions,
+  ContestStats,
+  Holder,
+  Subject,
+  WaitOptions,
+} from "./contest.ts"
+export {
+  ContestClosedError,
+  ContestFrameTooLargeError,
+  ContestFullError,
+  ContestOpenError,
+  InvalidSubjectError,
+  LeaseLostError,
+} from "./errors.ts"
 export { ProtocolError, SlotBusError, TimeoutError } from "../errors.ts"

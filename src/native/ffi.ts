@@ -85,10 +85,13 @@ async function open(): Promise<Native> {
     throw new NativeLibraryError(`${path} could not be loaded as libslotbus (${why}). ${fix}`, { cause: e })
   }
   const abi = lib.sb_abi_version()
-  if (abi !== ABI_VERSION) throw new NativeLibraryError(`${path} has ABI version ${abi}; this slotbus needs ${ABI_VERSION}. ${fix}`)
+  if (abi !== ABI_VERSION)
+    throw new NativeLibraryError(`${path} has ABI version ${abi}; this slotbus needs ${ABI_VERSION}. ${fix}`)
   const hash = lib.sb_layout_hash()
   if (hash !== LAYOUT_HASH) {
-    throw new NativeLibraryError(`${path} has layout hash 0x${hash.toString(16)}; this slotbus expects 0x${LAYOUT_HASH.toString(16)}. ${fix}`)
+    throw new NativeLibraryError(
+      `${path} has layout hash 0x${hash.toString(16)}; this slotbus expects 0x${LAYOUT_HASH.toString(16)}. ${fix}`,
+    )
   }
   native = lib
   return lib
@@ -115,7 +118,16 @@ export const E_CORRUPT = -1000
 // sb_connect_start: accept a hub of any uid
 export const ANY_UID = -1
 // Negative errno values libslotbus returns (Linux numbering), by name: core code never spells a raw number.
-export const Errno = { EPERM: -1, ENOENT: -2, EINTR: -4, EAGAIN: -11, EUSERS: -87, EADDRINUSE: -98, ETIMEDOUT: -110, ECONNREFUSED: -111 } as const
+export const Errno = {
+  EPERM: -1,
+  ENOENT: -2,
+  EINTR: -4,
+  EAGAIN: -11,
+  EUSERS: -87,
+  EADDRINUSE: -98,
+  ETIMEDOUT: -110,
+  ECONNREFUSED: -111,
+} as const
 
 // ---- lease contests: every sbl_* symbol of csrc/lease.h (docs/PROTOCOL.md §7) ----
 
@@ -150,8 +162,19 @@ export type ContestPtr = Pointer
 
 // struct sbl_holder (csrc/lease.h): byte offsets
 export const Holder = {
-  entry: 0, version: 4, member: 8, pid: 12, kind: 16, labelLen: 20, ownerLen: 24, how: 28,
-  token: 32, claimedAt: 40, expiresAt: 48, owner: 56, label: 120,
+  entry: 0,
+  version: 4,
+  member: 8,
+  pid: 12,
+  kind: 16,
+  labelLen: 20,
+  ownerLen: 24,
+  how: 28,
+  token: 32,
+  claimedAt: 40,
+  expiresAt: 48,
+  owner: 56,
+  label: 120,
 } as const
 export const HOLDER_BYTES = 216
 export const LEASE_LABEL_MAX = 96
@@ -161,11 +184,28 @@ export const LEASE_MIN_CAPACITY = 64
 export const LEASE_MAX_CAPACITY = 65536
 export const LeaseHow = { FREE: 0, EXPIRED: 1, DEAD: 2 } as const
 // sbl_stats out[] indices
-export const LeaseStat = { claims: 0, yields: 1, expiries: 2, takeovers: 3, releases: 4, members: 5, subjects: 6, capacity: 7 } as const
+export const LeaseStat = {
+  claims: 0,
+  yields: 1,
+  expiries: 2,
+  takeovers: 3,
+  releases: 4,
+  members: 5,
+  subjects: 6,
+  capacity: 7,
+} as const
 export const LEASE_STAT_WORDS = 8
 // Negative errno values the sbl_* calls return, by name (Linux numbering)
 export const LeaseErrno = {
-  EPERM: -1, ENOENT: -2, E2BIG: -7, ENOMEM: -12, EINVAL: -22, ENOSPC: -28, EPROTO: -71, EUSERS: -87, ETIMEDOUT: -110,
+  EPERM: -1,
+  ENOENT: -2,
+  E2BIG: -7,
+  ENOMEM: -12,
+  EINVAL: -22,
+  ENOSPC: -28,
+  EPROTO: -71,
+  EUSERS: -87,
+  ETIMEDOUT: -110,
 } as const
 
 // ---- topics (slotbus/events) ----------------------------------------------------------------------------
@@ -226,13 +266,38 @@ export const TopicConst = {
   FROM_OLDEST: -2,
 } as const
 export const TopicLayout = {
-  OFF_TAIL: 64, OFF_SLEEPERS: 128, OFF_RULES_VERSION: 132, OFF_KEEPER_PID: 192, OFF_KEEPER_START: 200,
-  OFF_ABANDONED: 208, OFF_SEGMENTS: 256, OFF_SUBS: 4096, SUB_BYTES: 256, OFF_PUBS: 20480, PUB_BYTES: 64,
-  OFF_RULES: 22528, RULE_BYTES: 128, OFF_BINDINGS: 24576, BINDING_BYTES: 256, BINDINGS: 1024, OFF_DATA: 286720,
+  OFF_TAIL: 64,
+  OFF_SLEEPERS: 128,
+  OFF_RULES_VERSION: 132,
+  OFF_KEEPER_PID: 192,
+  OFF_KEEPER_START: 200,
+  OFF_ABANDONED: 208,
+  OFF_SEGMENTS: 256,
+  OFF_SUBS: 4096,
+  SUB_BYTES: 256,
+  OFF_PUBS: 20480,
+  PUB_BYTES: 64,
+  OFF_RULES: 22528,
+  RULE_BYTES: 128,
+  OFF_BINDINGS: 24576,
+  BINDING_BYTES: 256,
+  BINDINGS: 1024,
+  OFF_DATA: 286720,
 } as const
 export const SubField = {
-  STATE: 0, PID: 4, START: 8, CURSOR: 16, RECEIVED: 24, LAGGED: 32, PARKED: 40, NONCE: 44, QUEUE: 48,
-  FILTER_LEN: 52, STUCK_AT: 56, FILTER: 64, ESTIMATES: 248,
+  STATE: 0,
+  PID: 4,
+  START: 8,
+  CURSOR: 16,
+  RECEIVED: 24,
+  LAGGED: 32,
+  PARKED: 40,
+  NONCE: 44,
+  QUEUE: 48,
+  FILTER_LEN: 52,
+  STUCK_AT: 56,
+  FILTER: 64,
+  ESTIMATES: 248,
 } as const
 export const EntryState = { FREE: 0, CLAIMING: 1, LIVE: 2 } as const
 export const RecState = { WRITING: 1, EVENT: 2, PADDING: 3, ABORTED: 4 } as const
@@ -242,4 +307,13 @@ export const PubFlag = { BAD_BINDING: 1, FILLED: 2 } as const
 // sb_topic_out: pos_lo, pos_hi, flags, restarted
 export const TopicOut = { posLo: 0, posHi: 1, flags: 2, restarted: 3 } as const
 export const TOPIC_OUT_WORDS = 4
-export const TopicErrno = { EPERM: -1, EAGAIN: -11, ENOMEM: -12, EINVAL: -22, ENOSPC: -28, EMSGSIZE: -90, ECONNRESET: -104, ETIMEDOUT: -110 } as const
+export const TopicErrno = {
+  EPERM: -1,
+  EAGAIN: -11,
+  ENOMEM: -12,
+  EINVAL: -22,
+  ENOSPC: -28,
+  EMSGSIZE: -90,
+  ECONNRESET: -104,
+  ETIMEDOUT: -110,
+} as const

@@ -17,7 +17,9 @@ export async function libraryPath(): Promise<string> {
   const override = process.env.SLOTBUS_LIB
   if (override) {
     if (existsSync(override)) return override
-    throw new NativeLibraryError(`SLOTBUS_LIB is set to ${override}, which does not exist. Point it at a built libslotbus.so or unset it.`)
+    throw new NativeLibraryError(
+      `SLOTBUS_LIB is set to ${override}, which does not exist. Point it at a built libslotbus.so or unset it.`,
+    )
   }
   const platform = detectPlatform()
   const path = join(packageRoot, "prebuilds", platform, "libslotbus.so")

@@ -2,9 +2,32 @@
 // Every request's id is rewritten to a bus-wide number on the way to a worker and restored on the way back, so
 // callers (embedded, socket clients) never collide; sessions stick to one instance until it dies.
 import type { Subprocess } from "bun"
-import { BusClosedError, Emitter, MAX_TIMER_MS, Supervisor, TimeoutError, WorkerGoneError, longTimeout, type LongTimer, type SupervisedInstance } from "../core/index.ts"
-import { loadConfig, type LimitsConfig, type PoolConfig, type StdioBusConfig, type StdioBusConfigInput } from "./config.ts"
-import { BackpressureError, BusErrorCode, InvalidStateError, JsonRpcError, PoolFailedError, SpawnError } from "./errors.ts"
+import {
+  BusClosedError,
+  Emitter,
+  MAX_TIMER_MS,
+  Supervisor,
+  TimeoutError,
+  WorkerGoneError,
+  longTimeout,
+  type LongTimer,
+  type SupervisedInstance,
+} from "../core/index.ts"
+import {
+  loadConfig,
+  type LimitsConfig,
+  type PoolConfig,
+  type StdioBusConfig,
+  type StdioBusConfigInput,
+} from "./config.ts"
+import {
+  BackpressureError,
+  BusErrorCode,
+  InvalidStateError,
+  JsonRpcError,
+  PoolFailedError,
+  SpawnError,
+} from "./errors.ts"
 import { LineSplitter } from "./lines.ts"
 import { Outbox } from "./outbox.ts"
 import { StdioListener, type ListenOptions } from "./listener.ts"
@@ -19,7 +42,14 @@ export interface RawJSON {
 export type LogLevel = "error" | "warn" | "info" | "debug"
 
 /** One JSON-RPC message as parsed from a line. */
-export type JsonRpcMessage = { jsonrpc?: string; id?: JsonRpcId; method?: string; params?: unknown; result?: unknown; error?: { code: number; message: string; data?: unknown } } & Record<string, unknown>
+export type JsonRpcMessage = {
+  jsonrpc?: string
+  id?: JsonRpcId
+  method?: string
+  params?: unknown
+  result?: unknown
+  error?: { code: number; message: string; data?: unknown }
+} & Record<string, unknown>
 
 /** What `messages()` yields: a message a worker sent unasked, or an answer to a `send()`. */
 export interface BusMessage {
@@ -93,7 +123,9 @@ export interface StdioBusStats {
 
 export interface StdioBusEvents {
   "worker-start": [{ pool: string; instance: number; pid: number }]
-  "worker-exit": [{ pool: string; instance: number; pid: number; code: number | null; signal: string | null; expected: boolean }]
+  "worker-exit": [
+    { pool: string; instance: number; pid: number; code: number | null; signal: string | null; expected: boolean },
+  ]
   "worker-restart": [{ pool: string; instance: number; delayMs: number }]
   "pool-failed": [{ pool: string; reason: string }]
   /** A worker's stderr line, or something the bus noticed about a worker. */
@@ -149,8 +181,16 @@ class Instance {
   /** Ids of the requests this instance sent to clients, oldest first (bounded: ASKED_MAX). */
   readonly asked = new Set<string>()
   stuck = 0
-  constructor(readonly pool: Pool, readonly index: number, limits: LimitsConfig) {
-    this.out = new Outbox(limits.max_output_queue, limits.backpressure_timeout_sec * 1000, `pool "${pool.config.id}" instance ${index}`)
+  constructor(
+    readonly pool: Pool,
+    readonly index: number,
+    limits: LimitsConfig,
+  ) {
+    this.out = new Outbox(
+      limits.max_output_queue,
+      limits.backpressure_timeout_sec * 1000,
+      `pool "${pool.config.id}" instance ${index}`,
+    )
   }
   get live(): boolean {
     return this.proc !== null
@@ -163,7 +203,11 @@ class Pool {
   failure: string | null = null
   rotor = 0
   liveWaiters: { resolve: () => void; reject: (e: Error) => void }[] = []
-  constructor(readonly config: PoolConfig, readonly index: number, limits: LimitsConfig) {
+  constructor(
+    readonly config: PoolConfig,
+    readonly index: number,
+    limits: LimitsConfig,
+  ) {
     this.instances = Array.from({ length: config.instances }, (_, i) => new Instance(this, i, limits))
   }
 }
@@ -195,7 +239,15 @@ export class StdioBus {
   private nextClientId = 1
   private stopping: Promise<void> | null = null
   private sweeper: ReturnType<typeof setInterval> | null = null
-  private counters = { messagesIn: 0, bytesIn: 0, routingErrors: 0, oversizeKills: 0, lateResponses: 0, stuckDropped: 0, droppedMessages: 0 }
+  private counters = {
+    messagesIn: 0,
+    bytesIn: 0,
+    routingErrors: 0,
+    oversizeKills: 0,
+    lateResponses: 0,
+    stuckDropped: 0,
+    droppedMessages: 0,
+  }
   /** Pending entries somebody still waits for (stop() drains these, not the given-up ones). */
   private awaited = 0
   /** Per client: its requests somebody still waits for, and who waits for them to reach 0. */
@@ -244,7 +296,8 @@ export class StdioBus {
 
   /** Spawns every pool's instances. Allowed when created or stopped. */
   async start(): Promise<void> {
-    if (this._state !== "created" && this._state !== "stopped") throw new InvalidStateError("start()", ["created", "stopped"], this._state)
+    if (this._state !== "created" && this._state !== "stopped")
+      throw new InvalidStateError("start()", ["created", "stopped"], this._state)
     this._state = "starting"
     this.stopping = null
     const started: Supervisor[] = []
@@ -256,7 +309,10 @@ export class StdioBus {
         try {
           sup.start()
         } catch (e) {
-          throw new SpawnError(`pool "${pool.config.id}": cannot spawn ${pool.config.command}: ${(e as Error).message}; check command, args and cwd`, { cause: e })
+          throw new SpawnError(
+            `pool "${pool.config.id}": cannot spawn ${pool.config.command}: ${(e as Error).message}; check command, args and cwd`,
+            { cause: e },
+          )
         }
         started.push(sup)
       }
@@ -285,10 +341,15 @@ export class StdioBus {
     this.stopping = (async () => {
       if (this.awaited > 0) {
         let timer: LongTimer | undefined
-        await Promise.race([new Promise<void>((r) => this.drained.push(r)), new Promise<void>((r) => (timer = longTimeout(r, drainMs)))])
+        await Promise.race([
+          new Promise<void>((r) => this.drained.push(r)),
+          new Promise<void>((r) => (timer = longTimeout(r, drainMs))),
+        ])
         timer!.clear()
       }
-      await Promise.all([...this.pools.values()].map((p) => p.supervisor?.stop({ drainTimeoutMs: 0, killGraceMs: killMs })))
+      await Promise.all(
+        [...this.pools.values()].map((p) => p.supervisor?.stop({ drainTimeoutMs: 0, killGraceMs: killMs })),
+      )
       // Every request still open gets its answer (an error) before the clients are disconnected.
       await Promise.all([...this.pools.values()].flatMap((p) => p.instances.map((i) => i.settled)))
       for (const [id, p] of this.pending) {
@@ -344,9 +405,24 @@ export class StdioBus {
       reject(e)
     }
     const answered = onAbort ? (v: unknown) => (signal!.removeEventListener("abort", onAbort), resolve(v)) : resolve
-    const entry: Pending = { instance: null!, generation: 0, client: null, originalId: id, sessionKey, resolve: answered, reject: giveUp, deadline, timeoutMs, method, abandoned: false, abandonedAt: 0 }
+    const entry: Pending = {
+      instance: null!,
+      generation: 0,
+      client: null,
+      originalId: id,
+      sessionKey,
+      resolve: answered,
+      reject: giveUp,
+      deadline,
+      timeoutMs,
+      method,
+      abandoned: false,
+      abandonedAt: 0,
+    }
     if (onAbort) signal!.addEventListener("abort", onAbort, { once: true })
-    const line = JSON.stringify(params === undefined ? { jsonrpc: "2.0", id, method } : { jsonrpc: "2.0", id, method, params }) + "\n"
+    const line =
+      JSON.stringify(params === undefined ? { jsonrpc: "2.0", id, method } : { jsonrpc: "2.0", id, method, params }) +
+      "\n"
     const dispatch = (instance: Instance): Promise<void> | void => {
       if (settled) return
       entry.instance = instance
@@ -370,13 +446,19 @@ export class StdioBus {
   }
 
   /** Sends a JSON-RPC notification (no answer). Resolves once it is queued to a worker. */
-  async notify(method: string, params?: unknown, options: Omit<StdioRequestOptions, "timeoutMs" | "signal"> = {}): Promise<void> {
+  async notify(
+    method: string,
+    params?: unknown,
+    options: Omit<StdioRequestOptions, "timeoutMs" | "signal"> = {},
+  ): Promise<void> {
     this.assertRunning("notify()")
     const pool = this.poolFor(options.pool)
     if (!pool) throw this.unknownPool(options.pool!)
     const sessionKey = options.sessionId !== undefined ? this.sessionKey(pool, options.sessionId) : null
     const message = params === undefined ? { jsonrpc: "2.0", method } : { jsonrpc: "2.0", method, params }
-    const instance = this.routeNow(pool, sessionKey, null) ?? await this.route(pool, sessionKey, null, performance.now() + this.limits.backpressure_timeout_sec * 1000)
+    const instance =
+      this.routeNow(pool, sessionKey, null) ??
+      (await this.route(pool, sessionKey, null, performance.now() + this.limits.backpressure_timeout_sec * 1000))
     await instance.out.write(JSON.stringify(message) + "\n")
   }
 
@@ -392,7 +474,8 @@ export class StdioBus {
       next: () => {
         const value = this.inbox.shift()
         if (value) return Promise.resolve({ value, done: false })
-        if (this._state === "stopped" || this._state === "created") return Promise.resolve({ value: undefined, done: true })
+        if (this._state === "stopped" || this._state === "created")
+          return Promise.resolve({ value: undefined, done: true })
         return new Promise((r) => this.inboxWaiters.push(r))
       },
       return: () => Promise.resolve({ value: undefined, done: true }),
@@ -415,8 +498,15 @@ export class StdioBus {
         instances: p.instances.map((i) => {
           const s: SupervisedInstance | undefined = sup?.instances[i.index]
           return {
-            index: i.index, pid: i.proc?.pid ?? 0, state: s?.state ?? "stopped", inFlight: i.inFlight, restarts: s?.restarts ?? 0,
-            uptimeMs: i.live && s ? Math.round(now - s.startedAt) : 0, queuedBytes: i.out.queuedBytes, sessions: i.sessions.size, stuck: i.stuck,
+            index: i.index,
+            pid: i.proc?.pid ?? 0,
+            state: s?.state ?? "stopped",
+            inFlight: i.inFlight,
+            restarts: s?.restarts ?? 0,
+            uptimeMs: i.live && s ? Math.round(now - s.startedAt) : 0,
+            queuedBytes: i.out.queuedBytes,
+            sessions: i.sessions.size,
+            stuck: i.stuck,
           }
         }),
       }
@@ -424,12 +514,23 @@ export class StdioBus {
     let messagesOut = 0
     let bytesOut = 0
     let backpressureRejects = 0
-    for (const p of this.pools.values()) for (const { out } of p.instances) {
-      messagesOut += out.messages
-      bytesOut += out.bytes
-      backpressureRejects += out.rejects
+    for (const p of this.pools.values())
+      for (const { out } of p.instances) {
+        messagesOut += out.messages
+        bytesOut += out.bytes
+        backpressureRejects += out.rejects
+      }
+    return {
+      state: this._state,
+      ...this.counters,
+      messagesOut,
+      bytesOut,
+      backpressureRejects,
+      restarts,
+      workerCount: this.workerCount,
+      clientCount: this.clientCount,
+      pools,
     }
-    return { state: this._state, ...this.counters, messagesOut, bytesOut, backpressureRejects, restarts, workerCount: this.workerCount, clientCount: this.clientCount, pools }
   }
 
   /** Accepts NDJSON clients on "unix:/path" or "tcp:host:port" (tcp:0 picks a port) until the bus stops. */
@@ -457,7 +558,10 @@ export class StdioBus {
   }
 
   /** Registers an external client (a socket connection, the CLI's stdio); its messages go through ingest(). */
-  attachClient(deliver: BusClient["deliver"], options: { sessionPerClient?: boolean } = {}): BusClient & { close(): void } {
+  attachClient(
+    deliver: BusClient["deliver"],
+    options: { sessionPerClient?: boolean } = {},
+  ): BusClient & { close(): void } {
     const id = this.nextClientId++
     const client = {
       id,
@@ -483,31 +587,65 @@ export class StdioBus {
     try {
       msg = parseMessage(line) as JsonRpcMessage
     } catch {
-      return this.refuse(client, null, BusErrorCode.ParseError, "Parse error: the line is not valid JSON", "malformed JSON from a client")
+      return this.refuse(
+        client,
+        null,
+        BusErrorCode.ParseError,
+        "Parse error: the line is not valid JSON",
+        "malformed JSON from a client",
+      )
     }
     if (typeof msg !== "object" || msg === null || Array.isArray(msg))
-      return this.refuse(client, null, BusErrorCode.InvalidRequest, "Invalid Request: expected one JSON-RPC object per line (batches are not supported)", "not a JSON-RPC object")
+      return this.refuse(
+        client,
+        null,
+        BusErrorCode.InvalidRequest,
+        "Invalid Request: expected one JSON-RPC object per line (batches are not supported)",
+        "not a JSON-RPC object",
+      )
     const hasId = "id" in msg
     if (this._state !== "running") {
-      if (hasId && typeof msg.method === "string") this.answerError(client, msg.id ?? null, BusErrorCode.BusStopping, `the bus is ${this._state}`, this.defaultPool.config.id)
+      if (hasId && typeof msg.method === "string")
+        this.answerError(
+          client,
+          msg.id ?? null,
+          BusErrorCode.BusStopping,
+          `the bus is ${this._state}`,
+          this.defaultPool.config.id,
+        )
       return
     }
     let pool = this.defaultPool
     let rewritten = false
     if ("pool" in msg) {
       const named = typeof msg.pool === "string" ? this.pools.get(msg.pool) : undefined
-      if (!named) return this.refuse(client, hasId && msg.method !== undefined ? msg.id ?? null : undefined, BusErrorCode.UnknownPool, `unknown pool ${JSON.stringify(msg.pool)}; pools: ${[...this.pools.keys()].join(", ")}`, "unknown pool")
+      if (!named)
+        return this.refuse(
+          client,
+          hasId && msg.method !== undefined ? (msg.id ?? null) : undefined,
+          BusErrorCode.UnknownPool,
+          `unknown pool ${JSON.stringify(msg.pool)}; pools: ${[...this.pools.keys()].join(", ")}`,
+          "unknown pool",
+        )
       pool = named
       delete msg.pool
       rewritten = true
     }
     if (typeof msg.method !== "string") {
-      if (!hasId) return this.refuse(client, null, BusErrorCode.InvalidRequest, "Invalid Request: a message needs a method or an id", "neither method nor id")
+      if (!hasId)
+        return this.refuse(
+          client,
+          null,
+          BusErrorCode.InvalidRequest,
+          "Invalid Request: a message needs a method or an id",
+          "neither method nor id",
+        )
       const target = typeof msg.id === "string" ? this.asked.get(msg.id) : undefined
       if (!target) return this.routingError("an answer to a request nobody made")
       if (target.client !== client) return this.routingError("an answer from a client the request was not sent to")
       this.forgetAsked(msg.id as string)
-      if (target.instance.generation !== target.generation || !target.instance.live) return this.routingError("an answer for a worker that has since died", target.instance)
+      if (target.instance.generation !== target.generation || !target.instance.live)
+        return this.routingError("an answer for a worker that has since died", target.instance)
       msg.id = target.originalId
       try {
         await target.instance.out.write(JSON.stringify(msg) + "\n")
@@ -516,13 +654,28 @@ export class StdioBus {
       }
       return
     }
-    const sessionKey = typeof msg.sessionId === "string" ? this.sessionKey(pool, msg.sessionId) : client.sessionPerClient ? `${pool.index}\u0001${client.id}` : null
+    const sessionKey =
+      typeof msg.sessionId === "string"
+        ? this.sessionKey(pool, msg.sessionId)
+        : client.sessionPerClient
+          ? `${pool.index}\u0001${client.id}`
+          : null
     const originalId = msg.id ?? null
     try {
-      const instance = this.routeNow(pool, sessionKey, client) ?? await this.route(pool, sessionKey, client, performance.now() + this.limits.backpressure_timeout_sec * 1000)
+      const instance =
+        this.routeNow(pool, sessionKey, client) ??
+        (await this.route(pool, sessionKey, client, performance.now() + this.limits.backpressure_timeout_sec * 1000))
       if (!hasId) return await instance.out.write((rewritten ? JSON.stringify(msg) : line) + "\n")
       const id = ++this.nextId
-      const entry: Pending = { instance, generation: instance.generation, client, originalId, sessionKey, abandoned: false, abandonedAt: 0 }
+      const entry: Pending = {
+        instance,
+        generation: instance.generation,
+        client,
+        originalId,
+        sessionKey,
+        abandoned: false,
+        abandonedAt: 0,
+      }
       this.track(id, entry)
       msg.id = id
       try {
@@ -561,7 +714,13 @@ export class StdioBus {
     const from = pool.rotor++ % n
     for (let k = 0; k < n; k++) {
       const i = pool.instances[(from + k) % n]!
-      if (i.live && (best === null || i.inFlight < best.inFlight || (i.inFlight === best.inFlight && i.sessions.size < best.sessions.size))) best = i
+      if (
+        i.live &&
+        (best === null ||
+          i.inFlight < best.inFlight ||
+          (i.inFlight === best.inFlight && i.sessions.size < best.sessions.size))
+      )
+        best = i
     }
     if (best && sessionKey !== null) {
       this.sessions.set(sessionKey, { instance: best, owner })
@@ -571,7 +730,12 @@ export class StdioBus {
   }
 
   /** routeNow, waiting (until `deadline`) while the pool has no live instance. */
-  private async route(pool: Pool, sessionKey: string | null, owner: BusClient | null, deadline: number): Promise<Instance> {
+  private async route(
+    pool: Pool,
+    sessionKey: string | null,
+    owner: BusClient | null,
+    deadline: number,
+  ): Promise<Instance> {
     for (;;) {
       const instance = this.routeNow(pool, sessionKey, owner)
       if (instance) return instance
@@ -582,12 +746,28 @@ export class StdioBus {
   private waitForLive(pool: Pool, deadline: number): Promise<void> {
     const { promise, resolve, reject } = Promise.withResolvers<void>()
     const ms = deadline - performance.now()
-    if (ms <= 0) return Promise.reject(new WorkerGoneError(`pool "${pool.config.id}" has no running worker (it is restarting); try again`))
+    if (ms <= 0)
+      return Promise.reject(
+        new WorkerGoneError(`pool "${pool.config.id}" has no running worker (it is restarting); try again`),
+      )
     const timer = longTimeout(() => {
       pool.liveWaiters = pool.liveWaiters.filter((w) => w !== waiter)
-      reject(new WorkerGoneError(`pool "${pool.config.id}" had no running worker for ${Math.round(ms)} ms (it is restarting)`))
+      reject(
+        new WorkerGoneError(
+          `pool "${pool.config.id}" had no running worker for ${Math.round(ms)} ms (it is restarting)`,
+        ),
+      )
     }, ms)
-    const waiter = { resolve: () => { timer.clear(); resolve() }, reject: (e: Error) => { timer.clear(); reject(e) } }
+    const waiter = {
+      resolve: () => {
+        timer.clear()
+        resolve()
+      },
+      reject: (e: Error) => {
+        timer.clear()
+        reject(e)
+      },
+    }
     pool.liveWaiters.push(waiter)
     return promise
   }
@@ -604,9 +784,15 @@ export class StdioBus {
   private supervisePool(pool: Pool): Supervisor {
     const { command, args, instances, cwd, env } = pool.config
     const sup = new Supervisor({
-      command: [command, ...args], instances, cwd, env: env ? { ...process.env, ...env } : undefined,
-      stdin: "pipe", stdout: "pipe", stderr: "pipe",
-      maxRestarts: this.limits.max_restarts, restartWindowMs: Math.round(this.limits.restart_window_sec * 1000),
+      command: [command, ...args],
+      instances,
+      cwd,
+      env: env ? { ...process.env, ...env } : undefined,
+      stdin: "pipe",
+      stdout: "pipe",
+      stderr: "pipe",
+      maxRestarts: this.limits.max_restarts,
+      restartWindowMs: Math.round(this.limits.restart_window_sec * 1000),
     })
     const id = pool.config.id
     sup.on("start", (s) => {
@@ -640,15 +826,24 @@ export class StdioBus {
     instance.generation++
     for (const key of [...instance.sessions]) this.unpin(key)
     const pool = instance.pool
-    const error = pool.failure ? new PoolFailedError(pool.config.id, pool.failure)
-      : expected && this._state !== "running" ? new BusClosedError(`the stdio bus stopped before pool "${pool.config.id}" instance ${instance.index} answered`)
-      : new WorkerGoneError(`pool "${pool.config.id}" instance ${instance.index} exited before answering; the request may or may not have run`)
+    const error = pool.failure
+      ? new PoolFailedError(pool.config.id, pool.failure)
+      : expected && this._state !== "running"
+        ? new BusClosedError(
+            `the stdio bus stopped before pool "${pool.config.id}" instance ${instance.index} answered`,
+          )
+        : new WorkerGoneError(
+            `pool "${pool.config.id}" instance ${instance.index} exited before answering; the request may or may not have run`,
+          )
     for (const id of [...instance.asked]) this.forgetAsked(id)
     instance.out.detach(error)
     // Answers the process wrote just before it died may still sit in the pipe: read them first (bounded; a
     // grandchild could hold the pipe open), then whatever is left never got an answer.
     let timer: ReturnType<typeof setTimeout> | undefined
-    instance.settled = Promise.race([instance.reading, new Promise<void>((r) => (timer = setTimeout(r, EXIT_READ_MS)))]).then(() => {
+    instance.settled = Promise.race([
+      instance.reading,
+      new Promise<void>((r) => (timer = setTimeout(r, EXIT_READ_MS))),
+    ]).then(() => {
       clearTimeout(timer)
       this.rejectPending(instance, error, generation)
     })
@@ -675,7 +870,8 @@ export class StdioBus {
     const now = performance.now()
     let watching = false
     for (const [id, p] of this.pending) {
-      if (!p.abandoned && p.deadline !== undefined && p.deadline < now) p.reject!(new TimeoutError(`${p.method}: no answer within ${p.timeoutMs} ms`))
+      if (!p.abandoned && p.deadline !== undefined && p.deadline < now)
+        p.reject!(new TimeoutError(`${p.method}: no answer within ${p.timeoutMs} ms`))
       if (p.abandoned && now - p.abandonedAt >= STUCK_GRACE_MS) {
         this.forget(id)
         this.counters.stuckDropped++
@@ -754,7 +950,12 @@ export class StdioBus {
         this.counters.bytesIn += chunk.length
         if (!splitter.push(chunk)) {
           this.counters.oversizeKills++
-          this.log(instance, proc.pid, "error", `stdout line longer than max_input_buffer (${this.limits.max_input_buffer} bytes): killing and restarting the worker`)
+          this.log(
+            instance,
+            proc.pid,
+            "error",
+            `stdout line longer than max_input_buffer (${this.limits.max_input_buffer} bytes): killing and restarting the worker`,
+          )
           pool.supervisor?.kill(instance.index, "SIGKILL")
           break
         }
@@ -773,7 +974,8 @@ export class StdioBus {
         const lines = (rest + decoder.decode(chunk, { stream: true })).split("\n")
         rest = lines.pop()!
         if (rest.length > max) rest = rest.slice(0, max) // a runaway stderr line is cut, never buffered without bound
-        for (const line of lines) if (line.trim()) this.log(instance, proc.pid, levelOf(line), line.length > max ? line.slice(0, max) : line)
+        for (const line of lines)
+          if (line.trim()) this.log(instance, proc.pid, levelOf(line), line.length > max ? line.slice(0, max) : line)
       }
       if (rest.trim()) this.log(instance, proc.pid, levelOf(rest), rest)
     } catch {
@@ -788,7 +990,12 @@ export class StdioBus {
       msg = parseMessage(line) as JsonRpcMessage
       if (typeof msg !== "object" || msg === null || Array.isArray(msg)) throw new Error("not an object")
     } catch {
-      this.log(instance, instance.proc?.pid ?? 0, "warn", `not a JSON-RPC message on stdout (dropped): ${line.slice(0, 200)}`)
+      this.log(
+        instance,
+        instance.proc?.pid ?? 0,
+        "warn",
+        `not a JSON-RPC message on stdout (dropped): ${line.slice(0, 200)}`,
+      )
       return this.routingError("malformed JSON from a worker", instance)
     }
     const poolId = instance.pool.config.id
@@ -799,14 +1006,16 @@ export class StdioBus {
         this.counters.lateResponses++ // given up and dropped from the books already
         return
       }
-      if (!p || p.instance !== instance) return this.routingError(`an answer to no request (id ${JSON.stringify(id)})`, instance)
+      if (!p || p.instance !== instance)
+        return this.routingError(`an answer to no request (id ${JSON.stringify(id)})`, instance)
       this.forget(id as number)
       if (p.abandoned) {
         this.counters.lateResponses++
         return
       }
       if (p.resolve) {
-        if (msg.error && typeof msg.error === "object") p.reject!(new JsonRpcError(Number(msg.error.code), String(msg.error.message), msg.error.data))
+        if (msg.error && typeof msg.error === "object")
+          p.reject!(new JsonRpcError(Number(msg.error.code), String(msg.error.message), msg.error.data))
         else p.resolve(msg.result)
         return
       }
@@ -859,7 +1068,10 @@ export class StdioBus {
 
   private unknownPool(id: string): JsonRpcError {
     this.routingError("unknown pool")
-    return new JsonRpcError(BusErrorCode.UnknownPool, `unknown pool ${JSON.stringify(id)}; pools: ${[...this.pools.keys()].join(", ")}`)
+    return new JsonRpcError(
+      BusErrorCode.UnknownPool,
+      `unknown pool ${JSON.stringify(id)}; pools: ${[...this.pools.keys()].join(", ")}`,
+    )
   }
 
   private assertRunning(operation: string): void {
@@ -902,11 +1114,11 @@ function levelOf(line: string): LogLevel {
   return "info"
 }
 
-
 /** A delay option in ms: undefined, or a non-negative number (Infinity allowed); anything else is a RangeError. */
 function millis(name: string, v: number | undefined): number | undefined {
   if (v === undefined) return undefined
-  if (typeof v !== "number" || Number.isNaN(v) || v < 0) throw new RangeError(`${name} must be a non-negative number of milliseconds, got ${String(v)}`)
+  if (typeof v !== "number" || Number.isNaN(v) || v < 0)
+    throw new RangeError(`${name} must be a non-negative number of milliseconds, got ${String(v)}`)
   return v
 }
 

@@ -44,7 +44,7 @@ async function serve(argv: string[]): Promise<number> {
       help: { type: "boolean", short: "h" },
     },
   })
-  if (values.help) return void console.log(USAGE), 0
+  if (values.help) return (void console.log(USAGE), 0)
   if (!values.config) {
     process.stderr.write(`slotbus stdio: --config is required\n\n${USAGE}\n`)
     return 2
@@ -63,13 +63,19 @@ async function serve(argv: string[]): Promise<number> {
   if (values.listen?.length) {
     for (const spec of values.listen) {
       const l = await bus.listen(spec, { tokenFile: values["token-file"] })
-      say(`listening on ${l.address.kind === "unix" ? `unix:${l.address.path}` : `tcp:${l.address.hostname}:${l.address.port} (token file ${l.tokenFile})`}`)
+      say(
+        `listening on ${l.address.kind === "unix" ? `unix:${l.address.path}` : `tcp:${l.address.hostname}:${l.address.port} (token file ${l.tokenFile})`}`,
+      )
     }
   } else {
     const client = bus.attachClient((m) => void process.stdout.write(JSON.stringify(m) + "\n"))
     // Past max_output_queue of lines not yet taken, stdin is not read until there is room again.
     let room: PromiseWithResolvers<void> | null = null
-    const inbound = new Inbound((line) => bus.ingest(client, line), bus.limits.max_output_queue, () => room?.resolve())
+    const inbound = new Inbound(
+      (line) => bus.ingest(client, line),
+      bus.limits.max_output_queue,
+      () => room?.resolve(),
+    )
     const splitter = new LineSplitter(bus.limits.max_input_buffer, (line) => inbound.push(line))
     void (async () => {
       for await (const chunk of Bun.stdin.stream()) {
@@ -86,7 +92,11 @@ async function serve(argv: string[]): Promise<number> {
 }
 
 async function connect(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { "token-file": { type: "string" }, help: { type: "boolean", short: "h" } } })
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { "token-file": { type: "string" }, help: { type: "boolean", short: "h" } },
+  })
   const spec = positionals[0]
   if (!spec || values.help) {
     process.stderr.write(`${USAGE}\n`)
@@ -99,7 +109,9 @@ async function connect(argv: string[]): Promise<number> {
     try {
       token = process.env[STDIO_TOKEN_ENV] || readTokenFile(file)
     } catch (e) {
-      process.stderr.write(`slotbus stdio connect: cannot read the listener's token (${(e as Error).message}); pass --token-file or set ${STDIO_TOKEN_ENV}\n`)
+      process.stderr.write(
+        `slotbus stdio connect: cannot read the listener's token (${(e as Error).message}); pass --token-file or set ${STDIO_TOKEN_ENV}\n`,
+      )
       return 1
     }
   }
@@ -122,11 +134,14 @@ async function connect(argv: string[]): Promise<number> {
   }
   let socket
   try {
-    socket = address.kind === "unix"
-      ? await Bun.connect({ unix: address.path, allowHalfOpen: true, socket: handlers })
-      : await Bun.connect({ hostname: address.hostname, port: address.port, allowHalfOpen: true, socket: handlers })
+    socket =
+      address.kind === "unix"
+        ? await Bun.connect({ unix: address.path, allowHalfOpen: true, socket: handlers })
+        : await Bun.connect({ hostname: address.hostname, port: address.port, allowHalfOpen: true, socket: handlers })
   } catch (e) {
-    process.stderr.write(`slotbus stdio connect: cannot connect to ${spec}: ${(e as Error).message}; is \`slotbus stdio --listen ${spec}\` running?\n`)
+    process.stderr.write(
+      `slotbus stdio connect: cannot connect to ${spec}: ${(e as Error).message}; is \`slotbus stdio --listen ${spec}\` running?\n`,
+    )
     return 1
   }
   if (token !== null) socket.write(JSON.stringify({ jsonrpc: "2.0", method: AUTH_METHOD, params: { token } }) + "\n")
@@ -140,7 +155,6 @@ async function connect(argv: string[]): Promise<number> {
     }
     while (backlog.length > 0) await Bun.sleep(1)
     socket.shutdown() // half-close: the bus still sends the answers to what we sent, then closes
-
   })()
   await closed
   return 0

@@ -72,35 +72,55 @@ export function loadConfig(source: string | StdioBusConfigInput): StdioBusConfig
     }
   }
   if (!isObject(raw)) return fail("(root)", "must be an object with pools and limits")
-  for (const k of Object.keys(raw)) if (k !== "pools" && k !== "limits") fail(k, `is not a known setting (known: pools, limits)`)
-  if (!Array.isArray(raw.pools) || raw.pools.length === 0) fail("pools", "must be a non-empty array of { id, command, args, instances }")
+  for (const k of Object.keys(raw))
+    if (k !== "pools" && k !== "limits") fail(k, `is not a known setting (known: pools, limits)`)
+  if (!Array.isArray(raw.pools) || raw.pools.length === 0)
+    fail("pools", "must be a non-empty array of { id, command, args, instances }")
   const ids = new Set<string>()
   const pools = (raw.pools as unknown[]).map((p, i): PoolConfig => {
     const at = `pools[${i}]`
     if (!isObject(p)) return fail(at, "must be an object { id, command, args, instances }")
-    for (const k of Object.keys(p)) if (!["id", "command", "args", "instances", "cwd", "env"].includes(k)) fail(`${at}.${k}`, "is not a known setting (known: id, command, args, instances, cwd, env)")
+    for (const k of Object.keys(p))
+      if (!["id", "command", "args", "instances", "cwd", "env"].includes(k))
+        fail(`${at}.${k}`, "is not a known setting (known: id, command, args, instances, cwd, env)")
     if (typeof p.id !== "string" || p.id === "") fail(`${at}.id`, "must be a non-empty string")
     const id = p.id as string
     if (ids.has(id)) fail(`${at}.id`, `repeats "${id}"; pool ids must be unique`)
     ids.add(id)
-    if (typeof p.command !== "string" || p.command === "") fail(`${at}.command`, "must be a non-empty string (the program to run)")
+    if (typeof p.command !== "string" || p.command === "")
+      fail(`${at}.command`, "must be a non-empty string (the program to run)")
     const args = p.args ?? []
-    if (!Array.isArray(args) || args.some((a) => typeof a !== "string")) fail(`${at}.args`, "must be an array of strings")
+    if (!Array.isArray(args) || args.some((a) => typeof a !== "string"))
+      fail(`${at}.args`, "must be an array of strings")
     const instances = p.instances ?? 1
-    if (!Number.isInteger(instances) || (instances as number) < 1 || (instances as number) > 1024) fail(`${at}.instances`, `must be a whole number from 1 to 1024, got ${JSON.stringify(instances)}`)
+    if (!Number.isInteger(instances) || (instances as number) < 1 || (instances as number) > 1024)
+      fail(`${at}.instances`, `must be a whole number from 1 to 1024, got ${JSON.stringify(instances)}`)
     if (p.cwd !== undefined && typeof p.cwd !== "string") fail(`${at}.cwd`, "must be a string")
-    if (p.env !== undefined && (!isObject(p.env) || Object.values(p.env).some((v) => typeof v !== "string"))) fail(`${at}.env`, "must be an object of string values")
-    return { id, command: p.command as string, args: args as string[], instances: instances as number, cwd: p.cwd as string | undefined, env: p.env as Record<string, string> | undefined }
+    if (p.env !== undefined && (!isObject(p.env) || Object.values(p.env).some((v) => typeof v !== "string")))
+      fail(`${at}.env`, "must be an object of string values")
+    return {
+      id,
+      command: p.command as string,
+      args: args as string[],
+      instances: instances as number,
+      cwd: p.cwd as string | undefined,
+      env: p.env as Record<string, string> | undefined,
+    }
   })
   const limitsIn = raw.limits ?? {}
   if (!isObject(limitsIn)) return fail("limits", "must be an object")
   const limits = { ...DEFAULT_LIMITS }
   for (const [k, v] of Object.entries(limitsIn)) {
-    if (!Object.hasOwn(DEFAULT_LIMITS, k)) fail(`limits.${k}`, `is not a known limit (known: ${Object.keys(DEFAULT_LIMITS).join(", ")})`)
+    if (!Object.hasOwn(DEFAULT_LIMITS, k))
+      fail(`limits.${k}`, `is not a known limit (known: ${Object.keys(DEFAULT_LIMITS).join(", ")})`)
     const whole = !k.endsWith("_sec")
     if (typeof v !== "number" || !Number.isFinite(v) || v < 0 || (whole && !Number.isInteger(v)))
-      fail(`limits.${k}`, `must be a non-negative ${whole ? "whole number" : "number of seconds"}, got ${JSON.stringify(v)}`)
-    if ((k === "max_input_buffer" || k === "max_output_queue") && (v as number) < 1) fail(`limits.${k}`, "must be at least 1 byte")
+      fail(
+        `limits.${k}`,
+        `must be a non-negative ${whole ? "whole number" : "number of seconds"}, got ${JSON.stringify(v)}`,
+      )
+    if ((k === "max_input_buffer" || k === "max_output_queue") && (v as number) < 1)
+      fail(`limits.${k}`, "must be at least 1 byte")
     limits[k as keyof LimitsConfig] = v as number
   }
   return { pools, limits }

@@ -3,21 +3,34 @@ import { SlotBusError } from "../core/index.ts"
 
 /** The configuration is invalid: `field` names the setting ("pools[1].instances"), `reason` says what is wrong. */
 export class StdioConfigError extends SlotBusError {
-  constructor(readonly field: string, readonly reason: string) {
+  constructor(
+    readonly field: string,
+    readonly reason: string,
+  ) {
     super(`stdio bus config: ${field} ${reason}`)
   }
 }
 
 /** A lifecycle call came in the wrong state: `expected` lists the states it needs, `actual` is the bus's state. */
 export class InvalidStateError extends SlotBusError {
-  constructor(readonly operation: string, readonly expected: readonly string[], readonly actual: string) {
-    super(`${operation} needs the bus to be ${expected.join(" or ")}, but it is ${actual}${actual === "created" || actual === "stopped" ? ": call start() first" : ""}`)
+  constructor(
+    readonly operation: string,
+    readonly expected: readonly string[],
+    readonly actual: string,
+  ) {
+    super(
+      `${operation} needs the bus to be ${expected.join(" or ")}, but it is ${actual}${actual === "created" || actual === "stopped" ? ": call start() first" : ""}`,
+    )
   }
 }
 
 /** The worker answered with a JSON-RPC error object. */
 export class JsonRpcError extends SlotBusError {
-  constructor(readonly code: number, message: string, readonly data?: unknown) {
+  constructor(
+    readonly code: number,
+    message: string,
+    readonly data?: unknown,
+  ) {
     super(message)
   }
 }
@@ -27,7 +40,10 @@ export class BackpressureError extends SlotBusError {}
 
 /** The pool restarted its workers more than max_restarts times within restart_window_sec and gave up; restart the bus. */
 export class PoolFailedError extends SlotBusError {
-  constructor(readonly pool: string, readonly reason: string) {
+  constructor(
+    readonly pool: string,
+    readonly reason: string,
+  ) {
     super(`pool "${pool}" failed: ${reason}; fix the worker and start the bus again`)
   }
 }

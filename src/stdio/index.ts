@@ -1,12 +1,31 @@
 // slotbus/stdio: supervised pools of NDJSON JSON-RPC workers (MCP servers, language servers, scripts).
 export { StdioBus } from "./bus.ts"
 export type {
-  BusClient, BusMessage, BusState, InstanceStats, JsonRpcId, JsonRpcMessage, LogLevel, PoolStats, RawJSON,
-  StdioBusEvents, StdioBusStats, StdioRequestOptions, StdioStopOptions,
+  BusClient,
+  BusMessage,
+  BusState,
+  InstanceStats,
+  JsonRpcId,
+  JsonRpcMessage,
+  LogLevel,
+  PoolStats,
+  RawJSON,
+  StdioBusEvents,
+  StdioBusStats,
+  StdioRequestOptions,
+  StdioStopOptions,
 } from "./bus.ts"
 export { DEFAULT_LIMITS, loadConfig } from "./config.ts"
 export type { LimitsConfig, PoolConfig, StdioBusConfig, StdioBusConfigInput } from "./config.ts"
-export { BackpressureError, BusErrorCode, InvalidStateError, JsonRpcError, PoolFailedError, SpawnError, StdioConfigError } from "./errors.ts"
+export {
+  BackpressureError,
+  BusErrorCode,
+  InvalidStateError,
+  JsonRpcError,
+  PoolFailedError,
+  SpawnError,
+  StdioConfigError,
+} from "./errors.ts"
 export { StdioListener, formatAddress, parseAddress } from "./listener.ts"
 export type { ClientHost, ListenAddress, ListenOptions } from "./listener.ts"
 export { AUTH_METHOD, STDIO_TOKEN_ENV, STDIO_TOKEN_FILE_ENV, defaultStdioTokenFile, readTokenFile } from "./token.ts"

@@ -5,7 +5,10 @@ export class LineSplitter {
   private parts: Uint8Array[] = []
   private partBytes = 0
 
-  constructor(private readonly maxBytes: number, private readonly onLine: (line: string) => void) {}
+  constructor(
+    private readonly maxBytes: number,
+    private readonly onLine: (line: string) => void,
+  ) {}
 
   /** Bytes of the incomplete line held so far. */
   get partialBytes(): number {
@@ -21,7 +24,10 @@ export class LineSplitter {
       if (this.partBytes + nl > this.maxBytes) return false
       const whole = new Uint8Array(this.partBytes + nl)
       let at = 0
-      for (const p of this.parts) { whole.set(p, at); at += p.length }
+      for (const p of this.parts) {
+        whole.set(p, at)
+        at += p.length
+      }
       whole.set(chunk.subarray(0, nl), at)
       this.parts = []
       this.partBytes = 0

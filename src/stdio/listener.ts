@@ -15,7 +15,11 @@ export type ListenAddress = { kind: "tcp"; hostname: string; port: number } | { 
 
 /** What a listener needs from the bus, and no more (the bus depends on the listener, not the other way round). */
 export interface ClientHost<C extends { close(): void }> {
-  readonly limits: { readonly max_input_buffer: number; readonly max_output_queue: number; readonly drain_timeout_sec: number }
+  readonly limits: {
+    readonly max_input_buffer: number
+    readonly max_output_queue: number
+    readonly drain_timeout_sec: number
+  }
   /** A new client whose answers and unasked messages go to `deliver`. */
   attachClient(deliver: (message: object) => void): C
   /** One line from `client`; settles once the bus has taken it (routed, or answered with an error). */
@@ -45,7 +49,10 @@ export function parseAddress(spec: string): ListenAddress {
   const rest = spec.startsWith("tcp:") ? spec.slice(4) : spec
   const m = /^(?:\[?([^\]]*?)\]?:)?(\d{1,5})$/.exec(rest)
   const port = m ? Number(m[2]) : NaN
-  if (!m || port > 65535) throw new TypeError(`"${spec}" is not an address: use unix:/path/to.sock or tcp:host:port (tcp:0 picks a free port)`)
+  if (!m || port > 65535)
+    throw new TypeError(
+      `"${spec}" is not an address: use unix:/path/to.sock or tcp:host:port (tcp:0 picks a free port)`,
+    )
   return { kind: "tcp", hostname: m[1] || "127.0.0.1", port }
 }
 
@@ -89,7 +96,9 @@ async function within(promise: Promise<void>, ms: number): Promise<void> {
 function positive(name: string, v: number | undefined, fallback: number, integer: boolean): number {
   if (v === undefined) return fallback
   if (typeof v !== "number" || Number.isNaN(v) || v <= 0 || (integer && !Number.isInteger(v)))
-    throw new RangeError(`listen(): ${name} must be a positive ${integer ? "whole number" : "number"}, got ${String(v)}`)
+    throw new RangeError(
+      `listen(): ${name} must be a positive ${integer ? "whole number" : "number"}, got ${String(v)}`,
+    )
   return v
 }
 
@@ -110,13 +119,18 @@ export class StdioListener {
     return this.sockets.size
   }
 
-  static async open<C extends { close(): void }>(host: ClientHost<C>, spec: string, options: ListenOptions = {}): Promise<StdioListener> {
+  static async open<C extends { close(): void }>(
+    host: ClientHost<C>,
+    spec: string,
+    options: ListenOptions = {},
+  ): Promise<StdioListener> {
     const address = parseAddress(spec)
     const { max_input_buffer: maxIn, max_output_queue: maxOut } = host.limits
     const maxClients = positive("maxClients", options.maxClients, 256, true)
     const maxPartial = positive("maxPartialBytes", options.maxPartialBytes, Math.max(16 * 1024 * 1024, 4 * maxIn), true)
     const lineTimeoutMs = positive("lineTimeoutMs", options.lineTimeoutMs, 30_000, false)
-    if (options.tokenFile !== undefined && (typeof options.tokenFile !== "string" || options.tokenFile === "")) throw new TypeError("listen(): tokenFile must be a path")
+    if (options.tokenFile !== undefined && (typeof options.tokenFile !== "string" || options.tokenFile === ""))
+      throw new TypeError("listen(): tokenFile must be a path")
     const self = new StdioListener()
     type S = Socket<Conn<C>>
 
@@ -146,7 +160,12 @@ export class StdioListener {
     }
     const refuse = (socket: S, message: string) => {
       if (socket.data.state === "closing") return
-      write(socket, encoder.encode(JSON.stringify({ jsonrpc: "2.0", id: null, error: { code: BusErrorCode.InvalidRequest, message } }) + "\n"))
+      write(
+        socket,
+        encoder.encode(
+          JSON.stringify({ jsonrpc: "2.0", id: null, error: { code: BusErrorCode.InvalidRequest, message } }) + "\n",
+        ),
+      )
       finish(socket)
     }
     const stopLineTimer = (s: Conn<C>) => {
@@ -158,22 +177,40 @@ export class StdioListener {
       s.state = "open"
       s.authTimer?.clear()
       s.client = host.attachClient((message) => write(socket, encoder.encode(JSON.stringify(message) + "\n")))
-      s.inbound = new Inbound((line) => host.ingest(s.client!, line), maxOut, () => socket.resume())
+      s.inbound = new Inbound(
+        (line) => host.ingest(s.client!, line),
+        maxOut,
+        () => socket.resume(),
+      )
     }
     const authenticate = (socket: S, line: string) => {
       let msg: { method?: unknown; params?: { token?: unknown } } | null = null
       try {
         msg = JSON.parse(line)
       } catch {}
-      if (msg && typeof msg === "object" && msg.method === AUTH_METHOD && sameToken(msg.params?.token, self.token!)) return attach(socket)
-      refuse(socket, `authentication failed: a TCP client's first line must be {"jsonrpc":"2.0","method":"${AUTH_METHOD}","params":{"token":"…"}} with the token from ${self.tokenFile}`)
+      if (msg && typeof msg === "object" && msg.method === AUTH_METHOD && sameToken(msg.params?.token, self.token!))
+        return attach(socket)
+      refuse(
+        socket,
+        `authentication failed: a TCP client's first line must be {"jsonrpc":"2.0","method":"${AUTH_METHOD}","params":{"token":"…"}} with the token from ${self.tokenFile}`,
+      )
     }
 
     const handlers = {
       open(socket: S) {
         const s: Conn<C> = {
-          state: "authenticating", client: null, inbound: null, partial: 0, lineTimer: null, lineEnded: false, authTimer: null,
-          backlog: [], backlogBytes: 0, endWhenFlushed: false, closeTimer: null, gone: Promise.withResolvers<void>(),
+          state: "authenticating",
+          client: null,
+          inbound: null,
+          partial: 0,
+          lineTimer: null,
+          lineEnded: false,
+          authTimer: null,
+          backlog: [],
+          backlogBytes: 0,
+          endWhenFlushed: false,
+          closeTimer: null,
+          gone: Promise.withResolvers<void>(),
           splitter: new LineSplitter(maxIn, (line) => {
             s.lineEnded = true
             if (s.state === "open") s.inbound!.push(line)
@@ -183,16 +220,25 @@ export class StdioListener {
         socket.data = s
         self.sockets.add(socket as Socket<Conn<unknown>>)
         if (self.closed) return finish(socket)
-        if (self.sockets.size > maxClients) return refuse(socket, `the bus has ${maxClients} clients already (maxClients); try again later`)
+        if (self.sockets.size > maxClients)
+          return refuse(socket, `the bus has ${maxClients} clients already (maxClients); try again later`)
         if (address.kind === "unix") return attach(socket)
-        s.authTimer = longTimeout(() => refuse(socket, `authentication failed: no ${AUTH_METHOD} line within ${lineTimeoutMs} ms (lineTimeoutMs)`), lineTimeoutMs)
+        s.authTimer = longTimeout(
+          () =>
+            refuse(socket, `authentication failed: no ${AUTH_METHOD} line within ${lineTimeoutMs} ms (lineTimeoutMs)`),
+          lineTimeoutMs,
+        )
       },
       data(socket: S, chunk: Uint8Array) {
         const s = socket.data
         if (s.state === "closing") return
         s.lineEnded = false
         // Refused before the splitter copies it: a chunk that only adds to an incomplete line past the cap.
-        if (self.partialTotal + chunk.length > maxPartial && chunk.indexOf(10) < 0) return refuse(socket, `the bus holds ${maxPartial} bytes of incomplete lines already (maxPartialBytes); send whole lines`)
+        if (self.partialTotal + chunk.length > maxPartial && chunk.indexOf(10) < 0)
+          return refuse(
+            socket,
+            `the bus holds ${maxPartial} bytes of incomplete lines already (maxPartialBytes); send whole lines`,
+          )
         const ok = s.splitter.push(chunk)
         const closing = () => s.state === "closing" // a line in this chunk may have cut the client off
         const partial = closing() ? 0 : s.splitter.partialBytes
@@ -200,10 +246,19 @@ export class StdioListener {
         s.partial = partial
         if (!ok) return refuse(socket, `line longer than max_input_buffer (${maxIn} bytes); disconnecting`)
         if (closing()) return
-        if (s.state === "authenticating" && partial > AUTH_LINE_MAX) return refuse(socket, "authenticate first: the first line must be the auth message")
-        if (self.partialTotal > maxPartial) return refuse(socket, `the bus holds ${maxPartial} bytes of incomplete lines already (maxPartialBytes); send whole lines`)
+        if (s.state === "authenticating" && partial > AUTH_LINE_MAX)
+          return refuse(socket, "authenticate first: the first line must be the auth message")
+        if (self.partialTotal > maxPartial)
+          return refuse(
+            socket,
+            `the bus holds ${maxPartial} bytes of incomplete lines already (maxPartialBytes); send whole lines`,
+          )
         if (s.lineEnded || partial === 0) stopLineTimer(s)
-        if (partial > 0 && !s.lineTimer) s.lineTimer = longTimeout(() => refuse(socket, `a line stayed incomplete for ${lineTimeoutMs} ms (lineTimeoutMs); disconnecting`), lineTimeoutMs)
+        if (partial > 0 && !s.lineTimer)
+          s.lineTimer = longTimeout(
+            () => refuse(socket, `a line stayed incomplete for ${lineTimeoutMs} ms (lineTimeoutMs); disconnecting`),
+            lineTimeoutMs,
+          )
         if (s.inbound?.full) socket.pause()
       },
       drain(socket: S) {
@@ -241,7 +296,9 @@ export class StdioListener {
           await s.inbound?.idle()
           if (s.client) await host.settled(s.client)
         })()
-        void within(Promise.race([answered, s.gone.promise]), host.limits.drain_timeout_sec * 1000).then(() => finish(socket))
+        void within(Promise.race([answered, s.gone.promise]), host.limits.drain_timeout_sec * 1000).then(() =>
+          finish(socket),
+        )
       },
       error(socket: S) {
         socket.terminate()
@@ -250,14 +307,26 @@ export class StdioListener {
     if (address.kind === "unix") {
       if (existsSync(address.path)) {
         // A socket file with nobody behind it is left over from a dead bus: take its place; a live one is an error.
-        const alive = await Bun.connect({ unix: address.path, socket: { data() {} } }).then((s) => (s.end(), true), () => false)
+        const alive = await Bun.connect({ unix: address.path, socket: { data() {} } }).then(
+          (s) => (s.end(), true),
+          () => false,
+        )
         if (alive) throw new TypeError(`${address.path}: another process is listening there; pick another path`)
         unlinkSync(address.path)
       }
-      self.server = Bun.listen<Conn<C>>({ unix: address.path, allowHalfOpen: true, socket: handlers }) as unknown as SocketListener<Conn<unknown>>
+      self.server = Bun.listen<Conn<C>>({
+        unix: address.path,
+        allowHalfOpen: true,
+        socket: handlers,
+      }) as unknown as SocketListener<Conn<unknown>>
       self.address = address
     } else {
-      const tcp = Bun.listen<Conn<C>>({ hostname: address.hostname, port: address.port, allowHalfOpen: true, socket: handlers })
+      const tcp = Bun.listen<Conn<C>>({
+        hostname: address.hostname,
+        port: address.port,
+        allowHalfOpen: true,
+        socket: handlers,
+      })
       self.server = tcp as unknown as SocketListener<Conn<unknown>>
       self.address = { ...address, port: tcp.port }
       self.token = newToken()
@@ -277,25 +346,30 @@ export class StdioListener {
     if (this.closed) return
     this.closed = true
     this.server.stop(false)
-    if (this.address.kind === "unix") try { unlinkSync(this.address.path) } catch {}
+    if (this.address.kind === "unix")
+      try {
+        unlinkSync(this.address.path)
+      } catch {}
     if (this.tokenFile) removeTokenFile(this.tokenFile, this.token!)
   }
 
   /** Stops accepting; each client gets answers to every line it sent (bounded), then is disconnected. */
   async close(): Promise<void> {
     this.stopAccepting()
-    await Promise.all([...this.sockets].map(async (socket) => {
-      const s = socket.data as Conn<{ close(): void }>
-      if (s.state === "open") {
+    await Promise.all(
+      [...this.sockets].map(async (socket) => {
+        const s = socket.data as Conn<{ close(): void }>
+        if (s.state === "open") {
+          s.state = "closing"
+          await within(s.inbound!.idle(), CLOSE_FLUSH_MS)
+        }
         s.state = "closing"
-        await within(s.inbound!.idle(), CLOSE_FLUSH_MS)
-      }
-      s.state = "closing"
-      s.lineTimer?.clear()
-      if (s.backlogBytes === 0) socket.end()
-      else s.endWhenFlushed = true
-      await within(s.gone.promise, CLOSE_FLUSH_MS)
-      socket.terminate()
-    }))
+        s.lineTimer?.clear()
+        if (s.backlogBytes === 0) socket.end()
+        else s.endWhenFlushed = true
+        await within(s.gone.promise, CLOSE_FLUSH_MS)
+        socket.terminate()
+      }),
+    )
   }
 }

@@ -25,7 +25,11 @@ export class Outbox {
   private flushScheduled = false
   private readonly waiters: Waiter[] = []
 
-  constructor(private readonly maxBytes: number, private readonly waitMs: number, private readonly name: string) {}
+  constructor(
+    private readonly maxBytes: number,
+    private readonly waitMs: number,
+    private readonly name: string,
+  ) {}
 
   /** A new process: its stdin takes the writes from now on. */
   attach(sink: FileSink): void {
@@ -58,11 +62,17 @@ export class Outbox {
   private waitForRoom(bytes: number): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const waiter: Waiter = {
-        bytes, resolve, reject,
+        bytes,
+        resolve,
+        reject,
         timer: longTimeout(() => {
           this.waiters.splice(this.waiters.indexOf(waiter), 1)
           this.rejects++
-          reject(new BackpressureError(`${this.name} has not read its stdin for ${this.waitMs} ms (more than max_output_queue ${this.maxBytes} bytes waiting); the worker is stuck or too slow`))
+          reject(
+            new BackpressureError(
+              `${this.name} has not read its stdin for ${this.waitMs} ms (more than max_output_queue ${this.maxBytes} bytes waiting); the worker is stuck or too slow`,
+            ),
+          )
           this.wakeWriters()
         }, this.waitMs),
       }
@@ -101,12 +111,15 @@ export class Outbox {
     if (typeof r === "number") return this.flushed(covered)
     this.flushing = true
     const generation = this.generation
-    r.then(() => {
-      if (this.generation !== generation) return
-      this.flushing = false
-      this.flushed(covered)
-      if (this.queuedBytes > 0) this.scheduleFlush()
-    }, () => {})
+    r.then(
+      () => {
+        if (this.generation !== generation) return
+        this.flushing = false
+        this.flushed(covered)
+        if (this.queuedBytes > 0) this.scheduleFlush()
+      },
+      () => {},
+    )
   }
 
   private flushed(bytes: number): void {

@@ -16,7 +16,8 @@ export const AUTH_METHOD = "slotbus/auth"
 export const defaultStdioTokenFile = (port: number) => defaultTokenPath("slotbus-stdio", port)
 
 /** Writes the token readable by this user only, replacing any file there atomically. */
-export const writeTokenFile = (path: string, token: string) => writeFile(path, token, "stdio listener's token file", TypeError)
+export const writeTokenFile = (path: string, token: string) =>
+  writeFile(path, token, "stdio listener's token file", TypeError)
 
 /** Reads a token file, refusing one that another user owns or that others could read. */
 export function readTokenFile(path: string): string {

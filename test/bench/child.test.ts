@@ -7,7 +7,9 @@ afterEach(stopAll)
 const bun = (script: string) => [process.execPath, "-e", script]
 
 test("waitLine finds a line printed before or after the call, across chunk boundaries", async () => {
-  const c = spawn(bun(`process.stdout.write("first\\nsec"); setTimeout(() => console.log("ond"), 50); setInterval(() => {}, 1000)`))
+  const c = spawn(
+    bun(`process.stdout.write("first\\nsec"); setTimeout(() => console.log("ond"), 50); setInterval(() => {}, 1000)`),
+  )
   expect((await c.waitLine(/^sec(\w+)$/))[1]).toBe("ond")
   expect((await c.waitLine(/^first$/))[0]).toBe("first")
 })
@@ -36,7 +38,11 @@ test("waitLine rejects after its timeout with what the child printed so far", as
 })
 
 test("stop() ends a child that handles SIGTERM with SIGTERM alone", async () => {
-  const c = spawn(bun(`process.on("SIGTERM", () => { console.log("term"); process.exit(0) }); console.log("up"); setInterval(() => {}, 1000)`))
+  const c = spawn(
+    bun(
+      `process.on("SIGTERM", () => { console.log("term"); process.exit(0) }); console.log("up"); setInterval(() => {}, 1000)`,
+    ),
+  )
   await c.waitLine(/^up$/)
   expect(await c.stop(10_000)).toBe(0)
   expect(c.lines).toContain("term")
@@ -44,7 +50,9 @@ test("stop() ends a child that handles SIGTERM with SIGTERM alone", async () => 
 })
 
 test("stop() SIGKILLs a child that ignores SIGTERM once the grace is over", async () => {
-  const c = spawn(bun(`process.on("SIGTERM", () => console.log("ignored")); console.log("up"); setInterval(() => {}, 1000)`))
+  const c = spawn(
+    bun(`process.on("SIGTERM", () => console.log("ignored")); console.log("up"); setInterval(() => {}, 1000)`),
+  )
   await c.waitLine(/^up$/)
   await c.stop(200)
   expect(c.lines).toContain("ignored")
@@ -75,6 +83,9 @@ test("stopAll kills every child still running", async () => {
 })
 
 test("run feeds stdin and returns the exit code and both outputs", async () => {
-  const r = await run(bun(`const t = await Bun.stdin.text(); console.log(t.toUpperCase()); console.error("e"); process.exit(2)`), { stdin: "abc" })
+  const r = await run(
+    bun(`const t = await Bun.stdin.text(); console.log(t.toUpperCase()); console.error("e"); process.exit(2)`),
+    { stdin: "abc" },
+  )
   expect(r).toEqual({ code: 2, stdout: "ABC\n", stderr: "e\n" })
 })

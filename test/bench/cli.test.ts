@@ -7,8 +7,19 @@ import { describeMachine } from "../../bench/lib/machine.ts"
 import { run as runCmd, type RunResult } from "../support/helpers.ts"
 import { median, range, Samples } from "../../bench/lib/samples.ts"
 import {
-  CDF_PERCENTILES, jsonHeader, jsonIdleLine, jsonLine, renderHtml, renderJson, renderTable, TABLE_WIDTH, verdict,
-  type BenchReport, type Figures, type MethodInfo, type Row,
+  CDF_PERCENTILES,
+  jsonHeader,
+  jsonIdleLine,
+  jsonLine,
+  renderHtml,
+  renderJson,
+  renderTable,
+  TABLE_WIDTH,
+  verdict,
+  type BenchReport,
+  type Figures,
+  type MethodInfo,
+  type Row,
 } from "../../bench/report.ts"
 
 const repo = join(import.meta.dir, "..", "..")
@@ -153,9 +164,24 @@ describe("the command line", () => {
   })
 
   test("--json without a file writes a header record and JSON lines to stdout and moves the table to stderr", async () => {
-    const r = await cli(["bench", "--quick", "--rounds", "2", "--only", "worker", "--sizes", "64", "--idle", "0", "--json"])
+    const r = await cli([
+      "bench",
+      "--quick",
+      "--rounds",
+      "2",
+      "--only",
+      "worker",
+      "--sizes",
+      "64",
+      "--idle",
+      "0",
+      "--json",
+    ])
     expect(r.code).toBe(0)
-    const [head, ...rows] = r.stdout.trim().split("\n").map((l) => JSON.parse(l))
+    const [head, ...rows] = r.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l))
     expect(head).toMatchObject({ type: "header", versions: { bun: Bun.version }, settings: { rounds: 2 } })
     expect(rows.map((x) => x.inflight)).toEqual([1, 32])
     for (const row of rows) for (const k of REQUIRED) expect(row).toHaveProperty(k)
@@ -165,7 +191,21 @@ describe("the command line", () => {
 
   test("--warm runs traffic before a fresh pair is measured, and the header and legend say so", async () => {
     expect(parseArgs([]).jitWarmupMs).toBe(0)
-    const r = await cli(["bench", "--quick", "--rounds", "1", "--warm", "200", "--only", "worker", "--sizes", "64", "--idle", "0", "--json"])
+    const r = await cli([
+      "bench",
+      "--quick",
+      "--rounds",
+      "1",
+      "--warm",
+      "200",
+      "--only",
+      "worker",
+      "--sizes",
+      "64",
+      "--idle",
+      "0",
+      "--json",
+    ])
     expect(r.code).toBe(0)
     const head = JSON.parse(r.stdout.split("\n")[0]!)
     expect(head.settings.jitWarmupMs).toBe(200)
@@ -173,7 +213,21 @@ describe("the command line", () => {
   })
 
   test("--load starts CPU burners and the header says so", async () => {
-    const r = await cli(["bench", "--quick", "--rounds", "1", "--load", "1", "--only", "worker", "--sizes", "64", "--idle", "0", "--json"])
+    const r = await cli([
+      "bench",
+      "--quick",
+      "--rounds",
+      "1",
+      "--load",
+      "1",
+      "--only",
+      "worker",
+      "--sizes",
+      "64",
+      "--idle",
+      "0",
+      "--json",
+    ])
     expect(r.code).toBe(0)
     const head = JSON.parse(r.stdout.split("\n")[0]!)
     expect(head.load.burners).toBe(1)
@@ -187,16 +241,28 @@ describe("report formats", () => {
     { id: "floor-bun:spin", name: "floor-bun", mode: "spin", label: "Bun floor spin", peers: "Bun↔Bun" },
     { id: "slotbus:adaptive", name: "slotbus", mode: "adaptive", label: "slotbus adaptive", peers: "Bun↔Bun" },
     { id: "process.send:advanced", name: "process.send", mode: "advanced", label: "process.send", peers: "Bun↔Bun" },
-    { id: "unix:stream", name: "unix", mode: "stream", label: "unix <socket> & \"quotes\"", peers: "Bun↔Bun" },
+    { id: "unix:stream", name: "unix", mode: "stream", label: 'unix <socket> & "quotes"', peers: "Bun↔Bun" },
   ]
   // Three rounds whose figures differ, so medians and ranges can be told apart.
   const SPREAD = [1, 0.8, 1.3]
   const figures = (inflight: number, p50: number): Figures => ({
-    count: 1000, elapsed_s: 0.5, p50_us: p50, p90_us: p50 * 1.2, p99_us: p50 * 2, p999_us: p50 * 3, max_us: p50 * 10,
-    msgs_per_s: (inflight * 1e6) / p50, hub_cpu_s: 0.4, worker_cpu_s: 0.3,
+    count: 1000,
+    elapsed_s: 0.5,
+    p50_us: p50,
+    p90_us: p50 * 1.2,
+    p99_us: p50 * 2,
+    p999_us: p50 * 3,
+    max_us: p50 * 10,
+    msgs_per_s: (inflight * 1e6) / p50,
+    hub_cpu_s: 0.4,
+    worker_cpu_s: 0.3,
   })
   const row = (m: MethodInfo, size: number, inflight: number, p50: number): Row => ({
-    name: m.name, mode: m.mode, size, inflight, ...figures(inflight, p50),
+    name: m.name,
+    mode: m.mode,
+    size,
+    inflight,
+    ...figures(inflight, p50),
     rounds: SPREAD.map((k) => figures(inflight, p50 * k)),
     cdf: CDF_PERCENTILES.map((p) => [p, p50 * (0.5 + p / 50)] as [number, number]),
   })
@@ -206,7 +272,9 @@ describe("report formats", () => {
     warnings: ["the system was busy before the start"],
     settings: { sizes: [64, 65536], rounds: 3, warmupMs: 10, latencyMs: 60, throughputMs: 40, quick: true, load: 0 },
     methods,
-    rows: methods.flatMap((m, i) => [64, 65536].flatMap((size) => [1, 32].map((n) => row(m, size, n, (i + 1) * (size > 64 ? 20 : 2))))),
+    rows: methods.flatMap((m, i) =>
+      [64, 65536].flatMap((size) => [1, 32].map((n) => row(m, size, n, (i + 1) * (size > 64 ? 20 : 2)))),
+    ),
     idle: { hub_cpu_s: 0.004, worker_cpu_s: 0.001, elapsed_s: 2 },
     notes: ["slotbus adaptive (Bun↔C): skipped: no C compiler"],
     wallS: 12,
@@ -233,9 +301,18 @@ describe("report formats", () => {
   })
 
   test("the verdict says so when a rival was not measured, and reads a slower slotbus as slower", () => {
-    const noUnix = { ...report, methods: methods.filter((m) => m.name !== "unix"), rows: report.rows.filter((r) => r.name !== "unix") }
+    const noUnix = {
+      ...report,
+      methods: methods.filter((m) => m.name !== "unix"),
+      rows: report.rows.filter((r) => r.name !== "unix"),
+    }
     expect(verdict(noUnix)).toContain("the unix socket: not measured")
-    const slow = { ...report, rows: report.rows.map((r) => (r.name === "slotbus" ? { ...r, rounds: r.rounds.map((f) => f && { ...f, p50_us: f.p50_us * 4 }) } : r)) }
+    const slow = {
+      ...report,
+      rows: report.rows.map((r) =>
+        r.name === "slotbus" ? { ...r, rounds: r.rounds.map((f) => f && { ...f, p50_us: f.p50_us * 4 }) } : r,
+      ),
+    }
     expect(verdict(slow)).toMatch(/slower than process\.send at p50/)
   })
 
@@ -243,7 +320,8 @@ describe("report formats", () => {
     const narrow = renderTable(report)
     for (const line of narrow.split("\n").slice(1)) expect(line.length).toBeLessThanOrEqual(TABLE_WIDTH)
     const titles = narrow.split("\n").find((l) => l.startsWith("method"))!
-    for (const t of ["p50 µs", "range µs", "×sb p50", "×floor C", "×floor Bun", "msg/s @32", "range msg/s", "×sb @32"]) expect(titles).toContain(t)
+    for (const t of ["p50 µs", "range µs", "×sb p50", "×floor C", "×floor Bun", "msg/s @32", "range msg/s", "×sb @32"])
+      expect(titles).toContain(t)
     const wide = renderTable(report, true)
     const wideTitles = wide.split("\n").find((l) => l.startsWith("method"))!
     expect(wideTitles.length).toBeGreaterThan(TABLE_WIDTH)
@@ -270,8 +348,15 @@ describe("report formats", () => {
   })
 
   test("the JSON begins with a header record: machine, versions, settings, warnings, verdict", () => {
-    const [head, ...rest] = renderJson(report).trim().split("\n").map((l) => JSON.parse(l))
-    expect(head).toMatchObject({ type: "header", versions: { bun: Bun.version }, machine: { cores: report.machine.cores } })
+    const [head, ...rest] = renderJson(report)
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l))
+    expect(head).toMatchObject({
+      type: "header",
+      versions: { bun: Bun.version },
+      machine: { cores: report.machine.cores },
+    })
     expect(head.versions.slotbus).toMatch(/^\d+\.\d+\.\d+/)
     expect(head.warnings).toEqual(report.warnings)
     expect(head.verdict).toBe(verdict(report))
@@ -290,7 +375,10 @@ describe("report formats", () => {
     const cdfs = [...html.matchAll(/<figure class="cdf" data-size="(\d+)"/g)].map((m) => Number(m[1]))
     expect(cdfs).toEqual([64, 65536])
     // every method is on each size's plot
-    const first = html.slice(html.indexOf('<figure class="cdf"'), html.indexOf("</figure>", html.indexOf('<figure class="cdf"')))
+    const first = html.slice(
+      html.indexOf('<figure class="cdf"'),
+      html.indexOf("</figure>", html.indexOf('<figure class="cdf"')),
+    )
     expect(first.match(/<polyline/g)?.length).toBe(methods.length)
     expect(html).toContain("round-trip time, 1 request in flight (log scale)")
     expect(html).toContain("share of round trips at or below (percentile)")
@@ -304,10 +392,35 @@ describe("report formats", () => {
 
 test("a measurement that completed nothing (a starved spin floor) leaves no NaN in the page", () => {
   const m: MethodInfo = { id: "floor:spin", name: "floor", mode: "spin", label: "C floor spin", peers: "C↔C" }
-  const none: Figures = { count: 0, elapsed_s: 0.04, p50_us: NaN, p90_us: NaN, p99_us: NaN, p999_us: NaN, max_us: NaN, msgs_per_s: 0, hub_cpu_s: 0, worker_cpu_s: 0 }
-  const rows: Row[] = [1, 32].map((inflight) => ({ name: "floor", mode: "spin", size: 64, inflight, ...none, rounds: [none], cdf: CDF_PERCENTILES.map((p) => [p, NaN]) }))
+  const none: Figures = {
+    count: 0,
+    elapsed_s: 0.04,
+    p50_us: NaN,
+    p90_us: NaN,
+    p99_us: NaN,
+    p999_us: NaN,
+    max_us: NaN,
+    msgs_per_s: 0,
+    hub_cpu_s: 0,
+    worker_cpu_s: 0,
+  }
+  const rows: Row[] = [1, 32].map((inflight) => ({
+    name: "floor",
+    mode: "spin",
+    size: 64,
+    inflight,
+    ...none,
+    rounds: [none],
+    cdf: CDF_PERCENTILES.map((p) => [p, NaN]),
+  }))
   const report: BenchReport = {
-    machine: describeMachine(), warnings: [], methods: [m], rows, idle: null, notes: [], wallS: 1,
+    machine: describeMachine(),
+    warnings: [],
+    methods: [m],
+    rows,
+    idle: null,
+    notes: [],
+    wallS: 1,
     settings: { sizes: [64], rounds: 1, warmupMs: 1, latencyMs: 1, throughputMs: 1, quick: true, load: 0 },
   }
   expect(renderHtml(report)).not.toContain("NaN")
@@ -366,7 +479,10 @@ describe("a --quick run", () => {
   })
 
   test("writes JSON lines that parse, with every method at 1 and 32 in flight", () => {
-    const lines = readFileSync(join(dir, "out.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l))
+    const lines = readFileSync(join(dir, "out.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l))
     expect(lines[0].type).toBe("header")
     const measured = lines.filter((l) => l.type === "measurement")
     for (const l of measured) {
@@ -376,7 +492,8 @@ describe("a --quick run", () => {
       if (l.name === "slotbus") expect(l.msgs_per_s).toBeGreaterThan(0)
     }
     const names = new Set(measured.map((l) => l.name))
-    for (const n of ["slotbus", "process.send", "unix", "tcp", "http", "worker", "floor-bun"]) expect(names).toContain(n)
+    for (const n of ["slotbus", "process.send", "unix", "tcp", "http", "worker", "floor-bun"])
+      expect(names).toContain(n)
     expect(new Set(measured.map((l) => l.inflight))).toEqual(new Set([1, 32]))
     expect(lines.filter((l) => l.mode === "park-idle").length).toBe(1)
   })
@@ -384,7 +501,10 @@ describe("a --quick run", () => {
   test("writes a self-contained HTML report with one latency plot per size holding every measured method", () => {
     const html = readFileSync(join(dir, "report.html"), "utf8")
     expectSelfContained(html)
-    const lines = readFileSync(join(dir, "out.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l))
+    const lines = readFileSync(join(dir, "out.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l))
     const measured = lines.filter((l) => l.type === "measurement" && l.inflight === 1)
     const sizes = [...new Set(measured.map((l) => l.size))]
     const plots = [...html.matchAll(/<figure class="cdf" data-size="(\d+)">([\s\S]*?)<\/figure>/g)]

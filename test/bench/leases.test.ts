@@ -18,7 +18,13 @@ test("an acquire that follows its own party's release (the waiter was starved) i
 })
 
 test("`slotbus bench leases --help` prints its usage", async () => {
-  const r = await run([process.execPath, join(import.meta.dir, "..", "..", "bin", "slotbus.ts"), "bench", "leases", "--help"])
+  const r = await run([
+    process.execPath,
+    join(import.meta.dir, "..", "..", "bin", "slotbus.ts"),
+    "bench",
+    "leases",
+    "--help",
+  ])
   expect(r.code).toBe(0)
   expect(r.stdout).toContain("usage: slotbus bench leases")
 })

@@ -34,12 +34,16 @@ describe("the soak's answer check", () => {
     expect(check(sent, answer)).toEqual({ ok: true })
   })
 
-  test.each([[["--seconds", "0"]], [["--workers", "x"]], [["--max-size", "99m"]], [["--bogus"]]])("%p is a usage error", (args) => {
-    expect(() => parseSoakArgs(args)).toThrow(SoakUsageError)
-  })
+  test.each([[["--seconds", "0"]], [["--workers", "x"]], [["--max-size", "99m"]], [["--bogus"]]])(
+    "%p is a usage error",
+    (args) => {
+      expect(() => parseSoakArgs(args)).toThrow(SoakUsageError)
+    },
+  )
 })
 
-const soak = (args: string[], timeoutMs?: number) => run([process.execPath, join(repo, "bin", "slotbus.ts"), "bench", "soak", ...args], { cwd: repo, timeoutMs })
+const soak = (args: string[], timeoutMs?: number) =>
+  run([process.execPath, join(repo, "bin", "slotbus.ts"), "bench", "soak", ...args], { cwd: repo, timeoutMs })
 
 test("slotbus bench soak --help prints its options; a bad option exits 2 and names it", async () => {
   const help = await soak(["--help"])

@@ -1,15 +1,18 @@
 import { expect, test } from "bun:test"
 import { main } from "../../bench/stdio/cli.ts"
 
-test.each([[["--only", "nope"]], [["--time", "5"]], [["--time"]], [["--what"]], [["--rounds", "0"]]])("slotbus bench stdio %p is a usage error (exit 2)", async (argv: string[]) => {
-  const err = console.error
-  console.error = () => {}
-  try {
-    expect(await main(argv)).toBe(2)
-  } finally {
-    console.error = err
-  }
-})
+test.each([[["--only", "nope"]], [["--time", "5"]], [["--time"]], [["--what"]], [["--rounds", "0"]]])(
+  "slotbus bench stdio %p is a usage error (exit 2)",
+  async (argv: string[]) => {
+    const err = console.error
+    console.error = () => {}
+    try {
+      expect(await main(argv)).toBe(2)
+    } finally {
+      console.error = err
+    }
+  },
+)
 
 test("slotbus bench stdio --only echo --time 60 --json measures every echo line", async () => {
   const log = console.log
@@ -22,7 +25,12 @@ test("slotbus bench stdio --only echo --time 60 --json measures every echo line"
   }
   const rows = lines.map((l) => JSON.parse(l))
   expect(rows.map((r) => `${r.method}@${r.inflight}`)).toEqual([
-    "direct Bun.spawn pipe@1", "direct Bun.spawn pipe@32", "stdio bus, 1 instance@1", "stdio bus, 1 instance@32", "stdio bus, 2 instances@1", "stdio bus, 2 instances@32",
+    "direct Bun.spawn pipe@1",
+    "direct Bun.spawn pipe@32",
+    "stdio bus, 1 instance@1",
+    "stdio bus, 1 instance@32",
+    "stdio bus, 2 instances@1",
+    "stdio bus, 2 instances@32",
   ])
   for (const r of rows) {
     expect(r.count).toBeGreaterThan(0)

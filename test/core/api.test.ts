@@ -25,7 +25,10 @@ async function withApiWorker(flags: string[], fn: (bus: SlotBus, worker: Child) 
 describe("waitForWorkers", () => {
   test("takes { timeoutMs } and still takes the old positional timeout", async () => {
     await using bus = await SlotBus.listen(busName("wait"))
-    for (const e of [await rejection(bus.waitForWorkers(1, { timeoutMs: 20 })), await rejection(bus.waitForWorkers(2, 20))]) {
+    for (const e of [
+      await rejection(bus.waitForWorkers(1, { timeoutMs: 20 })),
+      await rejection(bus.waitForWorkers(2, 20)),
+    ]) {
       expect(e).toBeInstanceOf(TimeoutError)
       expect((e as Error).message).toContain(`connected to "${bus.name}"`)
     }
@@ -62,7 +65,10 @@ describe("unknown options", () => {
 
   test("request and call reject an unknown option name with a TypeError naming it, and send nothing", async () => {
     await using bus = await SlotBus.listen(busName("opt"))
-    for (const e of [await rejection(bus.request({ path: "/" }, { timeout: 5 } as never)), await rejection(bus.call("x", { borow: true } as never))]) {
+    for (const e of [
+      await rejection(bus.request({ path: "/" }, { timeout: 5 } as never)),
+      await rejection(bus.call("x", { borow: true } as never)),
+    ]) {
       expect(e).toBeInstanceOf(TypeError)
       expect((e as Error).message).toMatch(/unknown option "(timeout|borow)"/)
     }
@@ -74,14 +80,17 @@ describe("handler replies", () => {
   test.each([
     ["/number", "returned a number (42)"],
     ["/object", "an object without status or body"],
-  ])("a handler returning an unsupported value (%s) is a RemoteError saying so, not an empty 200", async (path, says) => {
-    await withApiWorker([], async (bus) => {
-      const e = await rejection(bus.request({ path }))
-      expect(e).toBeInstanceOf(RemoteError)
-      expect((e as RemoteError).message).toContain(says)
-      expect((e as RemoteError).remoteName).toBe("TypeError")
-    })
-  })
+  ])(
+    "a handler returning an unsupported value (%s) is a RemoteError saying so, not an empty 200",
+    async (path, says) => {
+      await withApiWorker([], async (bus) => {
+        const e = await rejection(bus.request({ path }))
+        expect(e).toBeInstanceOf(RemoteError)
+        expect((e as RemoteError).message).toContain(says)
+        expect((e as RemoteError).remoteName).toBe("TypeError")
+      })
+    },
+  )
 
   test("a RemoteError carries the remote error's name and stack", async () => {
     await withApiWorker([], async (bus) => {
@@ -125,7 +134,9 @@ describe("bodies", () => {
       expect(await bus.call(view)).toEqual(new Uint8Array([8, 7]))
       expect(new TextDecoder().decode(await bus.call(new Blob(["a ", new Uint8Array([98])])))).toBe("a b")
       expect((await bus.request({ method: "POST", path: "/echo", body: new Blob(["blob"]) })).text()).toBe("blob")
-      expect((await bus.request({ method: "POST", path: "/echo", body: "ß" })).body).toEqual(new Uint8Array([0xc3, 0x9f]))
+      expect((await bus.request({ method: "POST", path: "/echo", body: "ß" })).body).toEqual(
+        new Uint8Array([0xc3, 0x9f]),
+      )
     })
   })
 
@@ -164,7 +175,11 @@ describe("Request and Response", () => {
   test("bus.fetch in a Bun.serve route: one line from an HTTP client to a fetch-mode worker and back", async () => {
     await withApiWorker(["--fetch"], async (bus) => {
       using server = Bun.serve({ port: 0, fetch: (req) => bus.fetch(req) })
-      const res = await fetch(`${server.url}describe?q=1`, { method: "PUT", headers: { "x-mine": "yes" }, body: "hello" })
+      const res = await fetch(`${server.url}describe?q=1`, {
+        method: "PUT",
+        headers: { "x-mine": "yes" },
+        body: "hello",
+      })
       const seen = (await res.json()) as { url: string; method: string; headers: Record<string, string>; body: string }
       expect(seen).toMatchObject({ url: `http://${bus.name}/describe?q=1`, method: "PUT", body: "hello" })
       expect(seen.headers["x-mine"]).toBe("yes")

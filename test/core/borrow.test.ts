@@ -30,7 +30,10 @@ describe("a borrowed response", () => {
       await until(() => bus.workers[0]!.slots.every((s) => s === "free"), "both slots are free")
       // An HTTP one, through `using`.
       {
-        using r = await bus.request({ method: "POST", path: "/x", headers: { a: "b" }, body: "http body" }, { borrow: true })
+        using r = await bus.request(
+          { method: "POST", path: "/x", headers: { a: "b" }, body: "http body" },
+          { borrow: true },
+        )
         expect([r.status, r.text()]).toEqual([200, "http body"])
       }
       expect(bus.workers[0]!.inFlight).toBe(0)
@@ -80,7 +83,9 @@ describe("a borrowed response", () => {
         await Promise.all(Array.from({ length: slots }, roundTrip))
         peak = Math.max(peak, rssBytes())
       }
-      console.log(`hub RSS ${(before / MiB).toFixed(0)} MiB → peak ${(peak / MiB).toFixed(0)} MiB over 400 borrowed 1 MiB echoes (region ${(region / MiB).toFixed(1)} MiB)`)
+      console.log(
+        `hub RSS ${(before / MiB).toFixed(0)} MiB → peak ${(peak / MiB).toFixed(0)} MiB over 400 borrowed 1 MiB echoes (region ${(region / MiB).toFixed(1)} MiB)`,
+      )
       expect(peak - before).toBeLessThan(4 * region)
     } finally {
       await bus.close({ drain: false })

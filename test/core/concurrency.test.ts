@@ -21,7 +21,12 @@ async function concurrentCalls(bus: SlotBus, n: number) {
 async function concurrentRequests(bus: SlotBus, n: number) {
   const replies = await Promise.all(
     Array.from({ length: n }, (_, i) =>
-      bus.request({ method: "POST", path: `/echo/${i}`, headers: { "x-reply-headers": JSON.stringify([["x-i", String(i)]]) }, body: payload(i) }),
+      bus.request({
+        method: "POST",
+        path: `/echo/${i}`,
+        headers: { "x-reply-headers": JSON.stringify([["x-i", String(i)]]) },
+        body: payload(i),
+      }),
     ),
   )
   replies.forEach((r, i) => {
@@ -90,7 +95,9 @@ describe("several workers", () => {
   test("three worker processes share concurrent load and each answers from its own pid", async () => {
     await withHub({ slots: 8 }, [{}, {}, {}], async (bus, procs) => {
       const replies = await Promise.all(
-        Array.from({ length: 300 }, (_, i) => bus.request({ path: `/echo/${i}`, headers: { "x-delay-ms": "1" }, body: payload(i) })),
+        Array.from({ length: 300 }, (_, i) =>
+          bus.request({ path: `/echo/${i}`, headers: { "x-delay-ms": "1" }, body: payload(i) }),
+        ),
       )
       replies.forEach((r, i) => expect(r.text()).toBe(decoder.decode(payload(i))))
       const workers = bus.workers
@@ -119,10 +126,11 @@ describe("several workers", () => {
       const failed = outcomes.filter((o) => !o.ok)
       expect(failed.length).toBe(8)
       for (const f of failed) expect(f.e).toBeInstanceOf(WorkerGoneError)
-      for (const o of outcomes) if (o.ok) {
-        expect(o.pid).not.toBe(victim.pid)
-        expect(o.text).toBe(String(o.i))
-      }
+      for (const o of outcomes)
+        if (o.ok) {
+          expect(o.pid).not.toBe(victim.pid)
+          expect(o.text).toBe(String(o.i))
+        }
 
       await until(() => bus.workers.length === 2, "the hub dropped the killed worker")
       const replies = await Promise.all(
@@ -132,7 +140,9 @@ describe("several workers", () => {
         expect(r.text()).toBe(decoder.decode(payload(i)))
         expect(Number(r.headers.get("x-pid"))).not.toBe(victim.pid)
       })
-      expect(new Set(replies.map((r) => Number(r.headers.get("x-pid"))))).toEqual(new Set([procs[1]!.pid, procs[2]!.pid]))
+      expect(new Set(replies.map((r) => Number(r.headers.get("x-pid"))))).toEqual(
+        new Set([procs[1]!.pid, procs[2]!.pid]),
+      )
     })
   })
 

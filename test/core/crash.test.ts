@@ -31,7 +31,9 @@ async function startHub(name: string, ...flags: string[]): Promise<Child> {
 /** The hub's "served" line, or a failure saying why the (reconnecting) worker stopped trying. */
 function servedOrGaveUp(hub: Child, worker: SlotWorker): Promise<RegExpMatchArray> {
   const gaveUp = worker.closed.then((c) => {
-    throw new Error(`the reconnecting worker gave up instead of rejoining: closed ${JSON.stringify(c.reason)}, ${c.error}`)
+    throw new Error(
+      `the reconnecting worker gave up instead of rejoining: closed ${JSON.stringify(c.reason)}, ${c.error}`,
+    )
   })
   // Whichever loses the race settles later (the worker is closed at the end of every test): keep it quiet.
   return Promise.race([observed(hub.waitLine(/^served (\d+) (\d+)$/, 5_000)), observed(gaveUp)])
@@ -55,7 +57,11 @@ describe("a worker killed with SIGKILL", () => {
       await bus.waitForWorkers(1)
       const calls: Promise<unknown>[] = []
       for (let i = 0; i < 32; i++)
-        calls.push(observed<unknown>(i % 2 ? bus.call(`req-${i}`) : bus.request({ method: "POST", path: `/r/${i}`, body: `req-${i}` })))
+        calls.push(
+          observed<unknown>(
+            i % 2 ? bus.call(`req-${i}`) : bus.request({ method: "POST", path: `/r/${i}`, body: `req-${i}` }),
+          ),
+        )
       await victim.waitLine(/^active 32$/) // every request is claimed by a handler that never answers
       expect(bus.stats().inFlight).toBe(32)
 
@@ -143,9 +149,14 @@ describe("a hub killed with SIGKILL", () => {
       const killedAt = performance.now()
       hub.signal("SIGKILL")
       const closed = await outcome(worker.closed, GUARD_MS, killedAt)
-      console.log(`hub SIGKILL → worker closed "hub-gone" after ${closed.ms.toFixed(1)} ms (handled ${handled} requests)`)
+      console.log(
+        `hub SIGKILL → worker closed "hub-gone" after ${closed.ms.toFixed(1)} ms (handled ${handled} requests)`,
+      )
       expect(closed.state).toBe("resolved")
-      expect(closed.state === "resolved" && closed.value).toEqual({ reason: "hub-gone", error: undefined } as WorkerClosed)
+      expect(closed.state === "resolved" && closed.value).toEqual({
+        reason: "hub-gone",
+        error: undefined,
+      } as WorkerClosed)
       expect(worker.connected).toBe(false)
       await Bun.sleep(20) // handlers still sleeping finish into a closed channel without throwing
       expect(worker.stats().active).toBe(0)
@@ -185,7 +196,10 @@ describe("a hub killed with SIGKILL", () => {
       const line = await outcome(worker.waitLine(/^closed (.*)$/, LONG_TIMEOUT_MS), GUARD_MS)
       expect(line.state === "resolved" && line.value[1]).toBe("hub-gone")
       const exit = await outcome(worker.proc.exited, GUARD_MS)
-      expect({ exit: exit.state === "resolved" && exit.value, signal: worker.proc.signalCode }).toEqual({ exit: 0, signal: null })
+      expect({ exit: exit.state === "resolved" && exit.value, signal: worker.proc.signalCode }).toEqual({
+        exit: 0,
+        signal: null,
+      })
     } finally {
       await worker.kill()
       await hub.kill()
@@ -274,11 +288,18 @@ describe("after kills nothing of slotbus is left behind", () => {
         expect(fdCensus().memfd).toBe(1)
 
         hub.signal("SIGKILL")
-        expect(await outcome(worker.closed, GUARD_MS)).toMatchObject({ state: "resolved", value: { reason: "hub-gone" } })
+        expect(await outcome(worker.closed, GUARD_MS)).toMatchObject({
+          state: "resolved",
+          value: { reason: "hub-gone" },
+        })
         await hub.kill()
         await eventually(() => fdCensus().memfd === 0 && fdCensus().eventfd === base.eventfd)
         const after = fdCensus()
-        expect({ cycle, memfd: after.memfd, eventfd: after.eventfd }).toEqual({ cycle, memfd: 0, eventfd: base.eventfd })
+        expect({ cycle, memfd: after.memfd, eventfd: after.eventfd }).toEqual({
+          cycle,
+          memfd: 0,
+          eventfd: base.eventfd,
+        })
       }
     } finally {
       await worker?.close()
@@ -312,7 +333,11 @@ describe("after kills nothing of slotbus is left behind", () => {
         expect(await eventually(() => !boundBusNames().includes(`@slotbus.${name}`))).toBe(true)
         await eventually(() => fdCensus().memfd === 0 && fdCensus().eventfd === base.eventfd)
         const after = fdCensus()
-        expect({ cycle, memfd: after.memfd, eventfd: after.eventfd }).toEqual({ cycle, memfd: 0, eventfd: base.eventfd })
+        expect({ cycle, memfd: after.memfd, eventfd: after.eventfd }).toEqual({
+          cycle,
+          memfd: 0,
+          eventfd: base.eventfd,
+        })
       }
       expect(disconnects).toEqual(Array(20).fill("hub-gone"))
     } finally {

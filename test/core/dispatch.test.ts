@@ -4,7 +4,10 @@ import { PayloadTooLargeError, SlotBus, SlotWorker } from "../../src/index.ts"
 import { headLength, writeHead } from "../../src/core/codec.ts"
 import { busName, rejection, until } from "../support/helpers.ts"
 
-async function inProcess(opts: Parameters<typeof SlotBus.listen>[1], handler: Parameters<typeof SlotWorker.connect>[1] = (r) => r.body) {
+async function inProcess(
+  opts: Parameters<typeof SlotBus.listen>[1],
+  handler: Parameters<typeof SlotWorker.connect>[1] = (r) => r.body,
+) {
   const bus = await SlotBus.listen(busName("dispatch"), opts)
   const worker = await SlotWorker.connect(bus.name, handler, { waitForHubMs: 2000 })
   await bus.waitForWorkers(1)
@@ -156,4 +159,3 @@ describe("the hub's pump", () => {
     await until(() => allFree(h.bus), "every slot is free")
   })
 })
-

@@ -14,7 +14,9 @@ test("a bus disposed by `await using` in a module whose Bun.serve keeps running 
   const port = (await server.waitLine(/^port (\d+)$/))[1]
   const res = await fetch(`http://127.0.0.1:${port}/`)
   expect(res.status).toBe(503)
-  expect(await res.text()).toContain("`await using` closed it where its scope ended; in a server, keep it in a plain const")
+  expect(await res.text()).toContain(
+    "`await using` closed it where its scope ended; in a server, keep it in a plain const",
+  )
   await fetch(`http://127.0.0.1:${port}/`)
   const deadline = performance.now() + 5000
   while (!server.stderr.includes("slotbus:") && performance.now() < deadline) await Bun.sleep(20)

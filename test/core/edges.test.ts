@@ -58,8 +58,11 @@ test("timeouts past 2^31-1 ms wait instead of firing at once", async () => {
 
 test("a supervisor's restart backoff past 2^31-1 ms waits instead of restarting at once", async () => {
   const sup = new Supervisor({
-    command: [process.execPath, "-e", "setTimeout(() => process.exit(3), 20)"], stdout: "ignore",
-    backoffInitialMs: 1e10, backoffMaxMs: 1e10, killGraceMs: 1e10,
+    command: [process.execPath, "-e", "setTimeout(() => process.exit(3), 20)"],
+    stdout: "ignore",
+    backoffInitialMs: 1e10,
+    backoffMaxMs: 1e10,
+    killGraceMs: 1e10,
   })
   const restart = new Promise<number>((r) => sup.on("restart", (_, x) => r(x.delayMs)))
   sup.start()
@@ -73,7 +76,9 @@ test("a supervisor's restart backoff past 2^31-1 ms waits instead of restarting 
 test("a running supervisor's stop() lets drain finish when drainTimeoutMs is past 2^31-1 ms", async () => {
   let drained = false
   const sup = new Supervisor({
-    command: [process.execPath, "-e", "setInterval(() => {}, 1e6)"], stdout: "ignore", drainTimeoutMs: 1e10,
+    command: [process.execPath, "-e", "setInterval(() => {}, 1e6)"],
+    stdout: "ignore",
+    drainTimeoutMs: 1e10,
     drain: () => Bun.sleep(150).then(() => void (drained = true)),
   })
   sup.start()
@@ -81,6 +86,9 @@ test("a running supervisor's stop() lets drain finish when drainTimeoutMs is pas
   expect(drained).toBe(true) // before: the overflowing timer ended the drain at once
 })
 
-test.each(["heartbeatMs", "pingEveryMs"])("createHub refuses an interval %s past 2^31-1 ms (it would run every millisecond)", async (name) => {
-  expect(await rejection(createHub({ port: 0, quiet: true, [name]: 2 ** 31 }))).toBeInstanceOf(RangeError)
-})
+test.each(["heartbeatMs", "pingEveryMs"])(
+  "createHub refuses an interval %s past 2^31-1 ms (it would run every millisecond)",
+  async (name) => {
+    expect(await rejection(createHub({ port: 0, quiet: true, [name]: 2 ** 31 }))).toBeInstanceOf(RangeError)
+  },
+)

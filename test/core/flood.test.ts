@@ -59,21 +59,23 @@ describe("connections", () => {
     const header = readFileSync(join(REPO, "csrc", "slotbus.h"), "utf8")
     const bit = (name: string) => Number(new RegExp(`#define ${name} \\(1u << (\\d+)\\)`).exec(header)?.[1] ?? NaN)
     expect(FullMask).toEqual({ OWN_UID: 1 << bit("SB_FULL_OWN_UID"), ALL: 1 << bit("SB_FULL_ALL") })
-    const fields = /typedef struct sb_hub_config \{([\s\S]*?)\} sb_hub_config;/.exec(header)![1]!.replace(/\/\*[\s\S]*?\*\//g, "")
+    const fields = /typedef struct sb_hub_config \{([\s\S]*?)\} sb_hub_config;/
+      .exec(header)![1]!
+      .replace(/\/\*[\s\S]*?\*\//g, "")
     const names = [...fields.matchAll(/uint32_t (\w+)/g)].map((m) => m[1])
     expect(names.indexOf("full_mask")).toBe(HubConfig.fullMask)
     expect(Errno.EUSERS).toBe(-87) // Linux
   })
 
-
   test("are accepted by a thread named slotbus-accept that lives as long as the bus listens", async () => {
-    const threads = () => readdirSync("/proc/self/task").filter((t) => {
-      try {
-        return readFileSync(`/proc/self/task/${t}/comm`, "utf8").trim() === "slotbus-accept"
-      } catch {
-        return false
-      }
-    }).length
+    const threads = () =>
+      readdirSync("/proc/self/task").filter((t) => {
+        try {
+          return readFileSync(`/proc/self/task/${t}/comm`, "utf8").trim() === "slotbus-accept"
+        } catch {
+          return false
+        }
+      }).length
     const before = threads()
     const bus = await SlotBus.listen(busName("accept-thread"))
     expect(threads()).toBe(before + 1)
@@ -91,7 +93,9 @@ describe("connections", () => {
     clearTimeout(hub.ticker)
     hub.tick = () => {} // from here on no timer of this hub runs
     try {
-      const workers = await Promise.all([1, 2, 3].map(() => SlotWorker.connect(bus.name, (r) => r.body, { waitForHubMs: 2000 })))
+      const workers = await Promise.all(
+        [1, 2, 3].map(() => SlotWorker.connect(bus.name, (r) => r.body, { waitForHubMs: 2000 })),
+      )
       await bus.waitForWorkers(3, 2000)
       expect(decoder.decode(await bus.call("no tick needed", { timeoutMs: 0 }))).toBe("no tick needed")
       await Promise.all(workers.map((w) => w.close()))
@@ -123,7 +127,10 @@ describe("connections", () => {
 
   test("beyond maxWorkersPerUid from one uid are refused while the cap lasts", async () => {
     const bus = await SlotBus.listen(busName("cap-uid"), { maxWorkersPerUid: 2 })
-    const workers = [await SlotWorker.connect(bus.name, (r) => r.body), await SlotWorker.connect(bus.name, (r) => r.body)]
+    const workers = [
+      await SlotWorker.connect(bus.name, (r) => r.body),
+      await SlotWorker.connect(bus.name, (r) => r.body),
+    ]
     try {
       await bus.waitForWorkers(2)
       expect(await rejection(SlotWorker.connect(bus.name, (r) => r.body))).toBeInstanceOf(PeerRefusedError)
@@ -141,9 +148,22 @@ describe("connections", () => {
       const bus = await SlotBus.listen(name, { slots: 16 })
       const procs: Child[] = []
       try {
-        const flooder = spawn([setpriv!, `--reuid=${NOBODY}`, `--regid=${NOBODY}`, "--clear-groups", process.execPath, join(FIXTURES, "connect-flooder.ts"), name, "4000", String(process.getuid?.())], {
-          env: { PATH: process.env.PATH, HOME: "/tmp", BUN_RUNTIME_TRANSPILER_CACHE_PATH: "0" },
-        })
+        const flooder = spawn(
+          [
+            setpriv!,
+            `--reuid=${NOBODY}`,
+            `--regid=${NOBODY}`,
+            "--clear-groups",
+            process.execPath,
+            join(FIXTURES, "connect-flooder.ts"),
+            name,
+            "4000",
+            String(process.getuid?.()),
+          ],
+          {
+            env: { PATH: process.env.PATH, HOME: "/tmp", BUN_RUNTIME_TRANSPILER_CACHE_PATH: "0" },
+          },
+        )
         procs.push(flooder)
         await flooder.waitLine(/^flooding$/)
         const healthy = bunChild("crash-worker.ts", [name, "echo"])
@@ -153,7 +173,9 @@ describe("connections", () => {
         expect(await served(bus, 40)).toBe(640)
         const done = await flooder.waitLine(/^connected (\d+)$/, 15_000)
         expect(Number(done[1])).toBeGreaterThan(0)
-        console.log(`${done[1]} connections from uid ${NOBODY} during the flood, ${bus.stats().refusedPeers} of them refused (the rest waited in the backlog)`)
+        console.log(
+          `${done[1]} connections from uid ${NOBODY} during the flood, ${bus.stats().refusedPeers} of them refused (the rest waited in the backlog)`,
+        )
         expect(bus.stats().refusedPeers).toBeGreaterThan(0)
         expect(bus.workerCount).toBe(1)
         expect(await served(bus, 2)).toBe(32)

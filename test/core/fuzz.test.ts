@@ -17,7 +17,13 @@ const onEscape = (e: unknown) => void escaped.push(e)
 beforeAll(async () => {
   process.on("uncaughtException", onEscape)
   process.on("unhandledRejection", onEscape)
-  bus = await SlotBus.listen(busName("fuzz"), { slots: 4, queue: 16, maxHeadBytes: MAX_HEAD, maxBodyBytes: MAX_BODY, timeoutMs: 2000 })
+  bus = await SlotBus.listen(busName("fuzz"), {
+    slots: 4,
+    queue: 16,
+    maxHeadBytes: MAX_HEAD,
+    maxBodyBytes: MAX_BODY,
+    timeoutMs: 2000,
+  })
   worker = await SlotWorker.connect(bus.name, async (req) => {
     const delay = Number(req.headers.get("x-delay") ?? (req.body.length % 3) * 5)
     if (delay > 0) await Bun.sleep(delay)
@@ -47,12 +53,15 @@ const anyString = fc.oneof(
   { weight: 1, arbitrary: fc.integer({ min: MAX_HEAD - 40, max: MAX_HEAD * 2 }).map((n) => "\uD83D".repeat(n / 3)) },
 )
 
-type BodyCase = { make: () => { body: unknown; expected: Uint8Array | null; detachAfter?: ArrayBuffer } ; label: string }
+type BodyCase = { make: () => { body: unknown; expected: Uint8Array | null; detachAfter?: ArrayBuffer }; label: string }
 const bytes = fc.uint8Array({ maxLength: 256 })
 const body: fc.Arbitrary<BodyCase> = fc.oneof(
   fc.constant<BodyCase>({ label: "none", make: () => ({ body: undefined, expected: new Uint8Array(0) }) }),
   fc.constant<BodyCase>({ label: "null", make: () => ({ body: null, expected: new Uint8Array(0) }) }),
-  anyString.map<BodyCase>((s) => ({ label: "string", make: () => ({ body: s, expected: new TextEncoder().encode(s) }) })),
+  anyString.map<BodyCase>((s) => ({
+    label: "string",
+    make: () => ({ body: s, expected: new TextEncoder().encode(s) }),
+  })),
   fc.tuple(bytes, fc.nat(7)).map<BodyCase>(([b, off]) => ({
     label: "odd view",
     make: () => {
@@ -70,10 +79,12 @@ const body: fc.Arbitrary<BodyCase> = fc.oneof(
       return { body: view, expected: b }
     },
   })),
-  bytes.filter((b) => b.length % 4 === 0).map<BodyCase>((b) => ({
-    label: "Uint32Array",
-    make: () => ({ body: new Uint32Array(b.slice().buffer), expected: b }),
-  })),
+  bytes
+    .filter((b) => b.length % 4 === 0)
+    .map<BodyCase>((b) => ({
+      label: "Uint32Array",
+      make: () => ({ body: new Uint32Array(b.slice().buffer), expected: b }),
+    })),
   bytes.map<BodyCase>((b) => ({
     label: "detached before",
     make: () => {
@@ -98,7 +109,9 @@ const body: fc.Arbitrary<BodyCase> = fc.oneof(
       return { body: b, expected: b }
     },
   })),
-  fc.constantFrom<unknown>(42, {}, [1, 2], Symbol.iterator, () => 1).map<BodyCase>((v) => ({ label: "not a body", make: () => ({ body: v, expected: null }) })),
+  fc
+    .constantFrom<unknown>(42, {}, [1, 2], Symbol.iterator, () => 1)
+    .map<BodyCase>((v) => ({ label: "not a body", make: () => ({ body: v, expected: null }) })),
 )
 
 const options = fc.record(
@@ -156,12 +169,14 @@ async function run(o: typeof op extends fc.Arbitrary<infer T> ? T : never): Prom
   if (typeof o.options.abortAfterMs === "number") setTimeout(() => ac.abort(), o.options.abortAfterMs)
   try {
     const v = await p
-    const got = v instanceof BorrowedResponse ? v : v instanceof SlotResponse ? v : { body: v as Uint8Array, status: 200 }
+    const got =
+      v instanceof BorrowedResponse ? v : v instanceof SlotResponse ? v : { body: v as Uint8Array, status: 200 }
     const body = got.body.slice()
     if (v instanceof BorrowedResponse) v.release()
     if (!(got.body instanceof Uint8Array)) return "answer without a byte body"
     if (expected === null) return `answered though the body was invalid (${o.body.label})`
-    if (Buffer.compare(body, expected) !== 0) return `wrong body (${o.body.label}): ${body.length} bytes for ${expected.length}`
+    if (Buffer.compare(body, expected) !== 0)
+      return `wrong body (${o.body.label}): ${body.length} bytes for ${expected.length}`
     return "ok"
   } catch (e) {
     if (e === ac.signal.reason) return "ok"
@@ -175,7 +190,13 @@ describe("the API under arbitrary input", () => {
       fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 8 }), async (ops) => {
         const verdicts = await Promise.all(ops.map(run))
         expect(verdicts.filter((v) => v !== "ok")).toEqual([])
-        await until(() => bus.stats().queued === 0 && bus.workers.every((w) => w.inFlight === 0 && w.waiting === 0 && w.slots.every((s) => s === "free")), "every slot is free", 5000)
+        await until(
+          () =>
+            bus.stats().queued === 0 &&
+            bus.workers.every((w) => w.inFlight === 0 && w.waiting === 0 && w.slots.every((s) => s === "free")),
+          "every slot is free",
+          5000,
+        )
         const sane = await bus.call("still serving")
         expect(new TextDecoder().decode(sane)).toBe("still serving")
         expect(escaped).toEqual([])

@@ -51,13 +51,23 @@ async function runHostile({ scenario, seed, viaSlotWorker }: Case) {
   const bus = await SlotBus.listen(name, { slots: 16, maxBodyBytes: MAX_BODY, timeoutMs: 20_000 })
   const procs: Child[] = []
   try {
-    const hostile = bunChild("hostile-worker.ts", [name, scenario, String(seed), String(IN_FLIGHT), ...(viaSlotWorker ? ["--via-slotworker"] : [])])
+    const hostile = bunChild("hostile-worker.ts", [
+      name,
+      scenario,
+      String(seed),
+      String(IN_FLIGHT),
+      ...(viaSlotWorker ? ["--via-slotworker"] : []),
+    ])
     procs.push(hostile)
     await hostile.waitLine(/^ready /)
     await bus.waitForWorkers(1)
 
-    const calls = Array.from({ length: IN_FLIGHT }, (_, i): Promise<SlotResponse | Uint8Array> =>
-      observed<SlotResponse | Uint8Array>(i % 2 ? bus.call(requestBody(i)) : bus.request({ method: "POST", path: `/h/${i}`, body: requestBody(i) })),
+    const calls = Array.from(
+      { length: IN_FLIGHT },
+      (_, i): Promise<SlotResponse | Uint8Array> =>
+        observed<SlotResponse | Uint8Array>(
+          i % 2 ? bus.call(requestBody(i)) : bus.request({ method: "POST", path: `/h/${i}`, body: requestBody(i) }),
+        ),
     )
     expect((await hostile.waitLine(/^claimed (\d+)$/))[1]).toBe(String(IN_FLIGHT))
 
@@ -66,10 +76,14 @@ async function runHostile({ scenario, seed, viaSlotWorker }: Case) {
     const special = inBounds[scenario]
     for (const [i, o] of outcomes.entries()) {
       expect({ i, state: o.state }).not.toEqual({ i, state: "hung" })
-      if (special?.request === i) special.expect(o.state === "resolved" ? o.value : o.state === "rejected" ? o.error : undefined)
+      if (special?.request === i)
+        special.expect(o.state === "resolved" ? o.value : o.state === "rejected" ? o.error : undefined)
       else if (o.state === "rejected") {
         const known = o.error instanceof ProtocolError || o.error instanceof WorkerGoneError
-        expect({ i, error: known ? "ProtocolError|WorkerGoneError" : String(o.error) }).toEqual({ i, error: "ProtocolError|WorkerGoneError" })
+        expect({ i, error: known ? "ProtocolError|WorkerGoneError" : String(o.error) }).toEqual({
+          i,
+          error: "ProtocolError|WorkerGoneError",
+        })
       } else if (o.state === "resolved") {
         // Only a request the hostile worker answered properly may succeed, and then with exactly its answer.
         const body = o.value instanceof SlotResponse ? o.value.body : (o.value as Uint8Array)
@@ -77,7 +91,9 @@ async function runHostile({ scenario, seed, viaSlotWorker }: Case) {
       }
     }
     const states = outcomes.map((o) => (o.state === "rejected" ? (o.error as Error).name : o.state))
-    console.log(`${scenario} seed ${seed}${viaSlotWorker ? " via SlotWorker" : ""}: ${verdict[0]}; ${summarize(states)}`)
+    console.log(
+      `${scenario} seed ${seed}${viaSlotWorker ? " via SlotWorker" : ""}: ${verdict[0]}; ${summarize(states)}`,
+    )
     if (scenario !== "scribble" && !special) {
       // Targeted corruption is the hub's to catch: it drops the worker with ProtocolError before the worker leaves.
       expect(verdict[0]).toBe("hub hung up")

@@ -18,21 +18,24 @@ const combinations = strategies.flatMap(([hubLabel, hubIdle]) =>
 )
 
 describe("idle strategies", () => {
-  test.each(combinations)("a %s hub and a %s worker answer sequential and 32 concurrent requests correctly", async (_h, _w, hubIdle, workerIdle) => {
-    await withHub({ slots: 32, idle: hubIdle }, [{ idle: workerIdle }], async (bus) => {
-      for (let i = 0; i < 20; i++) expect(decoder.decode(await bus.call(`seq-${i}`))).toBe(`seq-${i}`)
-      const replies = await Promise.all(
-        Array.from({ length: 32 }, (_, i) => bus.request({ method: "POST", path: `/c/${i}`, body: `con-${i}` })),
-      )
-      replies.forEach((r, i) => {
-        expect(r.headers.get("x-path")).toBe(`/c/${i}`)
-        expect(r.text()).toBe(`con-${i}`)
+  test.each(combinations)(
+    "a %s hub and a %s worker answer sequential and 32 concurrent requests correctly",
+    async (_h, _w, hubIdle, workerIdle) => {
+      await withHub({ slots: 32, idle: hubIdle }, [{ idle: workerIdle }], async (bus) => {
+        for (let i = 0; i < 20; i++) expect(decoder.decode(await bus.call(`seq-${i}`))).toBe(`seq-${i}`)
+        const replies = await Promise.all(
+          Array.from({ length: 32 }, (_, i) => bus.request({ method: "POST", path: `/c/${i}`, body: `con-${i}` })),
+        )
+        replies.forEach((r, i) => {
+          expect(r.headers.get("x-path")).toBe(`/c/${i}`)
+          expect(r.text()).toBe(`con-${i}`)
+        })
+        // After a quiet spell (long enough for every strategy to park), a request still wakes both sides.
+        await Bun.sleep(20)
+        expect(decoder.decode(await bus.call("after a nap"))).toBe("after a nap")
       })
-      // After a quiet spell (long enough for every strategy to park), a request still wakes both sides.
-      await Bun.sleep(20)
-      expect(decoder.decode(await bus.call("after a nap"))).toBe("after a nap")
-    })
-  })
+    },
+  )
 })
 
 describe("closing the hub", () => {
@@ -226,7 +229,9 @@ describe("await using", () => {
         await using bus = await SlotBus.listen(name)
         worker = await spawnWorker(name)
         await bus.waitForWorkers(1)
-        pending = bus.request({ path: "/echo", headers: { "x-delay-ms": "50" }, body: "in flight" }).then((r) => r.text())
+        pending = bus
+          .request({ path: "/echo", headers: { "x-delay-ms": "50" }, body: "in flight" })
+          .then((r) => r.text())
       }
       expect(await pending).toBe("in flight")
       expect(await worker.exited).toBe(0)

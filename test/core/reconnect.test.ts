@@ -8,7 +8,10 @@ describe("a worker with reconnect: true", () => {
     const name = busName("late-hello")
     const first = await SlotBus.listen(name)
     let joins = 0
-    const worker = await SlotWorker.connect(name, (r) => r.body.slice().reverse(), { reconnect: true, onConnect: () => joins++ })
+    const worker = await SlotWorker.connect(name, (r) => r.body.slice().reverse(), {
+      reconnect: true,
+      onConnect: () => joins++,
+    })
     const closed = worker.closed.then((c) => c.reason)
     let hub: ReturnType<typeof bunChild> | null = null
     try {

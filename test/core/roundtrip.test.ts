@@ -1,7 +1,15 @@
 import { afterEach, describe, expect, test } from "bun:test"
 import {
-  HubNotFoundError, NameInUseError, PayloadTooLargeError, RemoteError, SlotBus, SlotResponse, SlotWorker,
-  type ListenOptions, type RequestOptions, type SlotRequestInit,
+  HubNotFoundError,
+  NameInUseError,
+  PayloadTooLargeError,
+  RemoteError,
+  SlotBus,
+  SlotResponse,
+  SlotWorker,
+  type ListenOptions,
+  type RequestOptions,
+  type SlotRequestInit,
 } from "../../src/index.ts"
 import { busName, stopAll, pattern, randomBytes, rejection, sha256, withHub } from "../support/helpers.ts"
 
@@ -42,7 +50,9 @@ describe("bodies", () => {
       const body = pattern(4096, 3)
       const res = await bus.request({ method: "POST", path: "/echo", headers: { "x-pad": pad }, body })
       expect(res.body).toEqual(body)
-      const tooLong = await rejection(bus.request({ method: "POST", path: "/echo", headers: { "x-pad": pad + "v" }, body }))
+      const tooLong = await rejection(
+        bus.request({ method: "POST", path: "/echo", headers: { "x-pad": pad + "v" }, body }),
+      )
       expect(tooLong).toBeInstanceOf(PayloadTooLargeError)
     })
   })
@@ -174,7 +184,11 @@ describe("heads and status", () => {
 
   test("response headers come back lower-cased, Latin-1 intact, repeated names joined", async () => {
     await withHub({}, [{}], async (bus) => {
-      const replyHeaders = [["X-Reply", "Ünïcödé"], ["set-thing", "a=1"], ["Set-Thing", "b=2"]]
+      const replyHeaders = [
+        ["X-Reply", "Ünïcödé"],
+        ["set-thing", "a=1"],
+        ["Set-Thing", "b=2"],
+      ]
       const res = await bus.request({ path: "/echo", headers: { "x-reply-headers": JSON.stringify(replyHeaders) } })
       expect(res.headers.get("x-reply")).toBe("Ünïcödé")
       expect(res.headers.get("set-thing")).toBe("a=1, b=2")
@@ -236,14 +250,17 @@ describe("handler errors", () => {
 })
 
 describe("zero-copy replies", () => {
-  test.each([0, 1, 4096, 1 * MiB])("req.reply(%p) sends the status, headers and body written into the slot", async (size) => {
-    await withHub({ maxBodyBytes: 2 * MiB }, [{}], async (bus) => {
-      const res = await bus.request({ path: `/zero-copy?bytes=${size}&seed=9` })
-      expect(res.status).toBe(201)
-      expect(res.headers.get("x-zero-copy")).toBe("yes")
-      expect(res.body).toEqual(pattern(size, 9))
-    })
-  })
+  test.each([0, 1, 4096, 1 * MiB])(
+    "req.reply(%p) sends the status, headers and body written into the slot",
+    async (size) => {
+      await withHub({ maxBodyBytes: 2 * MiB }, [{}], async (bus) => {
+        const res = await bus.request({ path: `/zero-copy?bytes=${size}&seed=9` })
+        expect(res.status).toBe(201)
+        expect(res.headers.get("x-zero-copy")).toBe("yes")
+        expect(res.body).toEqual(pattern(size, 9))
+      })
+    },
+  )
 })
 
 describe("bad inputs", () => {
@@ -289,10 +306,16 @@ describe("bad inputs", () => {
 
   test.each(names)("a bus name %s is refused with TypeError by listen and connect", async (_what, name) => {
     const listening = SlotBus.listen(name)
-    listening.then((bus) => bus.close(), () => {}) // never leave a wrongly accepted hub listening
+    listening.then(
+      (bus) => bus.close(),
+      () => {},
+    ) // never leave a wrongly accepted hub listening
     expect(await rejection(listening)).toBeInstanceOf(TypeError)
     const connecting = SlotWorker.connect(name, () => "x")
-    connecting.then((w) => w.close(), () => {})
+    connecting.then(
+      (w) => w.close(),
+      () => {},
+    )
     expect(await rejection(connecting)).toBeInstanceOf(TypeError)
   })
 
@@ -320,12 +343,15 @@ describe("bad inputs", () => {
     ["a negative allowUid", { allowUids: [-1] }, RangeError],
   ]
 
-  test.each(options)("listen with %s rejects with a typed error and leaves the name free", async (_what, opts, type) => {
-    const name = busName("opt")
-    expect(await rejection(SlotBus.listen(name, opts))).toBeInstanceOf(type)
-    const bus = await SlotBus.listen(name)
-    await bus.close()
-  })
+  test.each(options)(
+    "listen with %s rejects with a typed error and leaves the name free",
+    async (_what, opts, type) => {
+      const name = busName("opt")
+      expect(await rejection(SlotBus.listen(name, opts))).toBeInstanceOf(type)
+      const bus = await SlotBus.listen(name)
+      await bus.close()
+    },
+  )
 
   test("a second hub under a taken name rejects with NameInUseError and the first keeps serving", async () => {
     await withHub({}, [{}], async (bus) => {

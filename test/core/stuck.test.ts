@@ -23,7 +23,12 @@ describe("a worker whose handlers hang", () => {
       await healthy.waitLine(/^ready /)
       await bus.waitForWorkers(2)
       // Dispatched in one go: least in flight first, ties to the earlier worker: hang, healthy, hang, healthy.
-      const calls = ["a", "b", "c", "d"].map((s) => bus.call(s, { timeoutMs: 100 }).then((b) => decoder.decode(b), (e: unknown) => e))
+      const calls = ["a", "b", "c", "d"].map((s) =>
+        bus.call(s, { timeoutMs: 100 }).then(
+          (b) => decoder.decode(b),
+          (e: unknown) => e,
+        ),
+      )
       const outcomes = await Promise.all(calls)
       expect(outcomes[0]).toBeInstanceOf(TimeoutError)
       expect(outcomes[2]).toBeInstanceOf(TimeoutError)
@@ -36,7 +41,10 @@ describe("a worker whose handlers hang", () => {
       expect(bus.workers[0]!.pid).toBe(healthy.pid)
       expect(bus.stats().evictedWorkers).toBe(1)
       expect(events).toEqual([`join ${hang.pid}`, `join ${healthy.pid}`, `leave ${hang.pid}`])
-      for (let i = 0; i < 20; i++) expect(decoder.decode(await bus.call(`after-${i}`, { timeoutMs: 2000 }))).toBe(`after-${i}`.split("").reverse().join(""))
+      for (let i = 0; i < 20; i++)
+        expect(decoder.decode(await bus.call(`after-${i}`, { timeoutMs: 2000 }))).toBe(
+          `after-${i}`.split("").reverse().join(""),
+        )
     } finally {
       await Promise.all(procs.map((p) => p.kill()))
       await bus.close({ drain: false })

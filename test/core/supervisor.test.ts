@@ -14,7 +14,13 @@ async function until(cond: () => boolean, what: string, ms = 10_000) {
 
 describe("Supervisor", () => {
   test("an instance that exits unasked is restarted with doubling backoff, and every step is an event", async () => {
-    const sup = new Supervisor({ command: script("setTimeout(() => process.exit(2), 30)"), maxRestarts: 3, restartWindowMs: 60_000, backoffInitialMs: 20, stdout: "ignore" })
+    const sup = new Supervisor({
+      command: script("setTimeout(() => process.exit(2), 30)"),
+      maxRestarts: 3,
+      restartWindowMs: 60_000,
+      backoffInitialMs: 20,
+      stdout: "ignore",
+    })
     const events: string[] = []
     sup.on("start", (i) => events.push(`start ${i.index}`))
     sup.on("exit", (i, e) => events.push(`exit ${i.index} ${e.code} ${e.expected}`))
@@ -22,12 +28,23 @@ describe("Supervisor", () => {
     const failed = new Promise((r) => sup.on("failed", r))
     sup.start()
     expect(sup.state).toBe("running")
-    expect(await failed).toMatchObject({ restarts: 4, windowMs: 60_000, reason: expect.stringContaining("more than 3 restarts") })
+    expect(await failed).toMatchObject({
+      restarts: 4,
+      windowMs: 60_000,
+      reason: expect.stringContaining("more than 3 restarts"),
+    })
     expect(events).toEqual([
-      "start 0", "exit 0 2 false", "restart 0 20",
-      "start 0", "exit 0 2 false", "restart 0 40",
-      "start 0", "exit 0 2 false", "restart 0 80",
-      "start 0", "exit 0 2 false",
+      "start 0",
+      "exit 0 2 false",
+      "restart 0 20",
+      "start 0",
+      "exit 0 2 false",
+      "restart 0 40",
+      "start 0",
+      "exit 0 2 false",
+      "restart 0 80",
+      "start 0",
+      "exit 0 2 false",
     ])
     expect(sup.state).toBe("failed")
     expect(sup.restarts).toBe(3)
@@ -38,7 +55,13 @@ describe("Supervisor", () => {
   })
 
   test("when the group fails, its healthy instances are stopped too (OTP: the supervisor gives up as a whole)", async () => {
-    const sup = new Supervisor({ command: script("if (process.env.SLOTBUS_INSTANCE === '1') process.exit(1); setInterval(() => {}, 1e6)"), instances: 2, maxRestarts: 1, backoffInitialMs: 1, killGraceMs: 500 })
+    const sup = new Supervisor({
+      command: script("if (process.env.SLOTBUS_INSTANCE === '1') process.exit(1); setInterval(() => {}, 1e6)"),
+      instances: 2,
+      maxRestarts: 1,
+      backoffInitialMs: 1,
+      killGraceMs: 500,
+    })
     const failed = new Promise((r) => sup.on("failed", r))
     sup.start()
     const healthy = sup.instances[0]!.pid
@@ -48,7 +71,13 @@ describe("Supervisor", () => {
   })
 
   test("a restart outside the window does not count towards the intensity", async () => {
-    const sup = new Supervisor({ command: script("setTimeout(() => process.exit(1), 60)"), maxRestarts: 1, restartWindowMs: 40, backoffInitialMs: 1, stdout: "ignore" })
+    const sup = new Supervisor({
+      command: script("setTimeout(() => process.exit(1), 60)"),
+      maxRestarts: 1,
+      restartWindowMs: 40,
+      backoffInitialMs: 1,
+      stdout: "ignore",
+    })
     let failed = false
     sup.on("failed", () => (failed = true))
     sup.start()
@@ -62,7 +91,9 @@ describe("Supervisor", () => {
     let drained = false
     const sup = new Supervisor({
       command: script("process.on('SIGTERM', () => {}); console.log('up'); setInterval(() => {}, 1e6)"),
-      instances: 2, killGraceMs: 200, stdout: "pipe",
+      instances: 2,
+      killGraceMs: 200,
+      stdout: "pipe",
       drain: async () => {
         await Bun.sleep(100)
         drained = true
@@ -81,7 +112,10 @@ describe("Supervisor", () => {
     }
     const pids = sup.instances.map((i) => i.pid)
     await sup.stop()
-    expect(exits.map((e) => [e.signal, e.expected])).toEqual([["SIGKILL", true], ["SIGKILL", true]])
+    expect(exits.map((e) => [e.signal, e.expected])).toEqual([
+      ["SIGKILL", true],
+      ["SIGKILL", true],
+    ])
     for (const pid of pids) expect(alive(pid)).toBe(false)
     expect(sup.state).toBe("stopped")
     sup.start() // a stopped supervisor starts again
@@ -120,7 +154,12 @@ describe("superviseWorkers", () => {
   test("keeps slotbus workers alive: a worker killed with SIGKILL is replaced and the bus keeps serving", async () => {
     const name = busName("sup")
     await using bus = await SlotBus.listen(name)
-    const sup = superviseWorkers(bus, { command: [bun, ECHO_WORKER, name], instances: 2, stdout: "ignore", backoffInitialMs: 10 })
+    const sup = superviseWorkers(bus, {
+      command: [bun, ECHO_WORKER, name],
+      instances: 2,
+      stdout: "ignore",
+      backoffInitialMs: 10,
+    })
     try {
       await bus.waitForWorkers(2)
       const victim = sup.instances[0]!.pid

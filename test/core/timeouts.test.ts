@@ -172,7 +172,10 @@ describe("no worker connected", () => {
   test("requests made while no worker is connected time out with TimeoutError if none comes", async () => {
     const bus = await SlotBus.listen(busName(), { timeoutMs: 40 })
     try {
-      const [a, b] = await Promise.all([rejection(bus.call("nobody")), rejection(bus.request({ path: "/" }, { timeoutMs: 20 }))])
+      const [a, b] = await Promise.all([
+        rejection(bus.call("nobody")),
+        rejection(bus.request({ path: "/" }, { timeoutMs: 20 })),
+      ])
       expect(a).toBeInstanceOf(TimeoutError)
       expect(b).toBeInstanceOf(TimeoutError)
       expect(bus.stats()).toMatchObject({ queued: 0, timeouts: 2 })

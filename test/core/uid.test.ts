@@ -13,9 +13,13 @@ const asNobody = (args: string[]) => [setpriv!, `--reuid=${NOBODY}`, `--regid=${
 const nobodyEnv = { PATH: process.env.PATH, HOME: "/tmp", BUN_RUNTIME_TRANSPILER_CACHE_PATH: "0" }
 
 function whyNot(): string | null {
-  if (process.getuid?.() !== 0) return `needs root to start a process as uid ${NOBODY} (running as uid ${process.getuid?.()})`
+  if (process.getuid?.() !== 0)
+    return `needs root to start a process as uid ${NOBODY} (running as uid ${process.getuid?.()})`
   if (!setpriv) return "needs setpriv (util-linux) to start a process as another uid"
-  const probe = Bun.spawnSync(asNobody([BUN, "-e", `require("fs").accessSync(${JSON.stringify(FIXTURE)}, 4)`]), { env: nobodyEnv, stderr: "pipe" })
+  const probe = Bun.spawnSync(asNobody([BUN, "-e", `require("fs").accessSync(${JSON.stringify(FIXTURE)}, 4)`]), {
+    env: nobodyEnv,
+    stderr: "pipe",
+  })
   if (probe.exitCode !== 0) return `uid ${NOBODY} cannot run ${BUN} on ${FIXTURE}: ${probe.stderr.toString().trim()}`
   return null
 }
@@ -66,7 +70,9 @@ describe.skipIf(skipReason !== null)(`a worker running as uid ${NOBODY}`, () => 
       await bus.waitForWorkers(1)
       expect(bus.workers.map((w) => [w.pid, w.uid])).toEqual([[worker.pid, NOBODY]])
       const raw = await Promise.all(Array.from({ length: 32 }, (_, i) => bus.call(`as-nobody-${i}`)))
-      expect(raw.map((b) => new TextDecoder().decode(b))).toEqual(Array.from({ length: 32 }, (_, i) => `as-nobody-${i}`.split("").reverse().join("")))
+      expect(raw.map((b) => new TextDecoder().decode(b))).toEqual(
+        Array.from({ length: 32 }, (_, i) => `as-nobody-${i}`.split("").reverse().join("")),
+      )
       const r = (await bus.request({ method: "POST", path: "/who", body: "hi" })) as SlotResponse
       expect([r.status, r.headers.get("x-pid"), r.text()]).toEqual([200, String(worker.pid), "hi"])
       expect(bus.stats().refusedPeers).toBe(0)

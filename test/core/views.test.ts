@@ -4,12 +4,24 @@ import { describe, expect, test } from "bun:test"
 import { SlotBus } from "../../src/index.ts"
 import { bunChild, busName } from "../support/helpers.ts"
 
-const empty: Record<string, unknown> = { method: "", path: "", headers: {}, bodyLength: 0, body: "", subarrayLength: 0, bufferLength: 0, replyLength: 0, replyBytes: 0, text: "" }
+const empty: Record<string, unknown> = {
+  method: "",
+  path: "",
+  headers: {},
+  bodyLength: 0,
+  body: "",
+  subarrayLength: 0,
+  bufferLength: 0,
+  replyLength: 0,
+  replyBytes: 0,
+  text: "",
+}
 
 /** Every probe read empty, or threw a TypeError: nothing of any request shows. */
 function expectDead(seen: Record<string, unknown>) {
   expect(Object.keys(seen).sort()).toEqual(Object.keys(empty).sort())
-  for (const [k, v] of Object.entries(seen)) expect({ [k]: v === "threw TypeError" ? empty[k] : v }).toEqual({ [k]: empty[k] })
+  for (const [k, v] of Object.entries(seen))
+    expect({ [k]: v === "threw TypeError" ? empty[k] : v }).toEqual({ [k]: empty[k] })
 }
 
 describe("a handler that keeps its request past settling", () => {
@@ -21,9 +33,19 @@ describe("a handler that keeps its request past settling", () => {
       await worker.waitLine(/^ready/)
       await bus.waitForWorkers(1)
       // 8 KiB: a body that large is a view into the slot (smaller ones are copies, see below)
-      const first = await bus.request({ method: "POST", path: "/keep", headers: { authorization: "Bearer first-caller" }, body: "first body".padEnd(8192, ".") })
+      const first = await bus.request({
+        method: "POST",
+        path: "/keep",
+        headers: { authorization: "Bearer first-caller" },
+        body: "first body".padEnd(8192, "."),
+      })
       expect(first.text()).toBe("R".repeat(16))
-      const second = await bus.request({ method: "GET", path: "/inspect", headers: { authorization: "Bearer second-caller" }, body: "second body" })
+      const second = await bus.request({
+        method: "GET",
+        path: "/inspect",
+        headers: { authorization: "Bearer second-caller" },
+        body: "second body",
+      })
       expectDead(second.json())
       expect(second.text()).not.toContain("second")
     } finally {

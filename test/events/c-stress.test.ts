@@ -9,7 +9,8 @@ const TIMEOUT_MS = 240_000 // a cold zig cache builds the ThreadSanitizer runtim
 
 async function runOk(cmd: string[], env: Record<string, string> = {}) {
   const { stdout, stderr, code } = await run(cmd, { env: { ...process.env, ...env } })
-  if (code !== 0) throw new Error(`${cmd.join(" ")} exited with ${code}:\n${stdout.slice(-2000)}\n${stderr.slice(-4000)}`)
+  if (code !== 0)
+    throw new Error(`${cmd.join(" ")} exited with ${code}:\n${stdout.slice(-2000)}\n${stderr.slice(-4000)}`)
   return stdout
 }
 
@@ -25,6 +26,10 @@ async function stress(tsan: boolean, eventsPerPublisher: number) {
   console.log(out.trim())
 }
 
-test("three publishers and four filtered subscribers: order kept, filters exact, every event counted", () => stress(false, 300_000), TIMEOUT_MS)
+test(
+  "three publishers and four filtered subscribers: order kept, filters exact, every event counted",
+  () => stress(false, 300_000),
+  TIMEOUT_MS,
+)
 
 test("ThreadSanitizer finds no data race in the topic ring", () => stress(true, 30_000), TIMEOUT_MS)

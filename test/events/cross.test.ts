@@ -48,158 +48,144 @@ async function openHere(name: string) {
   return t
 }
 
-test(
-  "one publisher and four filtered subscriber processes, 1M events: received + lagged = matching, in publish order",
-  async () => {
-    const name = fresh()
-    const N = 1_000_000
-    const subs = FILTERS.map((f) => spawn("sub", name, JSON.stringify(f), "4096"))
-    for (const s of subs) expect((await s.next()).ready).toBe(true)
-    const pub = spawn("pub", name, String(N), "0")
-    await pub.next()
-    expect((await pub.next(120_000)).published).toBe(N)
-    const results = await Promise.all(subs.map((s) => s.next(120_000)))
-    FILTERS.forEach((f, i) => {
-      let want = 0
-      for (let s = 0; s < N; s++) if (matches(f, s)) want++
-      const r = results[i]!
-      console.log(`filter ${JSON.stringify(f)}: matching ${want}, received ${r.received}, lagged ${r.lagged}`)
-      expect(r.outOfOrder).toBe(0)
-      expect(r.estimates).toBe(0)
-      expect(r.got).toBe(r.received)
-      expect(Number(r.received) + Number(r.lagged)).toBe(want)
-      expect(r.received).toBeGreaterThan(0)
-    })
-  },
-  180_000,
-)
-
-test(
-  "two publisher processes at once: each one's events arrive in its order and all are accounted for",
-  async () => {
-    const name = fresh()
-    const N = 200_000
-    const sub = spawn("sub", name, "{}", "4096", "2")
-    await sub.next()
-    const pubs = [spawn("pub", name, String(N), "0"), spawn("pub", name, String(N), "1")]
-    for (const p of pubs) await p.next()
-    for (const p of pubs) expect((await p.next(60_000)).published).toBe(N)
-    const r = await sub.next(60_000)
-    console.log(`two publishers: ${JSON.stringify(r)}`)
+test("one publisher and four filtered subscriber processes, 1M events: received + lagged = matching, in publish order", async () => {
+  const name = fresh()
+  const N = 1_000_000
+  const subs = FILTERS.map((f) => spawn("sub", name, JSON.stringify(f), "4096"))
+  for (const s of subs) expect((await s.next()).ready).toBe(true)
+  const pub = spawn("pub", name, String(N), "0")
+  await pub.next()
+  expect((await pub.next(120_000)).published).toBe(N)
+  const results = await Promise.all(subs.map((s) => s.next(120_000)))
+  FILTERS.forEach((f, i) => {
+    let want = 0
+    for (let s = 0; s < N; s++) if (matches(f, s)) want++
+    const r = results[i]!
+    console.log(`filter ${JSON.stringify(f)}: matching ${want}, received ${r.received}, lagged ${r.lagged}`)
     expect(r.outOfOrder).toBe(0)
     expect(r.estimates).toBe(0)
-    expect(Number(r.received) + Number(r.lagged)).toBe(2 * N)
-  },
-  120_000,
-)
+    expect(r.got).toBe(r.received)
+    expect(Number(r.received) + Number(r.lagged)).toBe(want)
+    expect(r.received).toBeGreaterThan(0)
+  })
+}, 180_000)
 
-test(
-  "kill -9 of a subscriber: it is collected from stats while another subscriber is unaffected",
-  async () => {
-    const name = fresh()
-    const here = await openHere(name)
-    const victim = spawn("sub", name, "{}", "256")
-    await victim.next()
-    const survivor = here.subscribe({ type: "job.*" })
-    expect(here.stats().subscribers.some((s) => s.pid === victim.proc.pid)).toBe(true)
-    await victim.child.kill()
-    const ms = await until(() => !here.stats().subscribers.some((s) => s.pid === victim.proc.pid), "the dead subscriber collected", 2000, 2)
-    console.log(`kill -9 subscriber: collected after ${ms.toFixed(1)} ms`)
-    here.publish({ type: "job.done", data: "still here" })
-    expect((await survivor.receive(2000))?.text()).toBe("still here")
-  },
-  30_000,
-)
+test("two publisher processes at once: each one's events arrive in its order and all are accounted for", async () => {
+  const name = fresh()
+  const N = 200_000
+  const sub = spawn("sub", name, "{}", "4096", "2")
+  await sub.next()
+  const pubs = [spawn("pub", name, String(N), "0"), spawn("pub", name, String(N), "1")]
+  for (const p of pubs) await p.next()
+  for (const p of pubs) expect((await p.next(60_000)).published).toBe(N)
+  const r = await sub.next(60_000)
+  console.log(`two publishers: ${JSON.stringify(r)}`)
+  expect(r.outOfOrder).toBe(0)
+  expect(r.estimates).toBe(0)
+  expect(Number(r.received) + Number(r.lagged)).toBe(2 * N)
+}, 120_000)
 
-test(
-  "kill -9 of a publisher mid-stream blocks nobody: another publisher's events keep arriving",
-  async () => {
-    const name = fresh()
-    const here = await openHere(name)
-    const sub = here.subscribe({ type: "after" }, { queue: 4096 })
-    const all = here.subscribe({}, { queue: 1 << 16 })
-    const victim = spawn("pub", name, "100000000", "7", "slow")
-    await victim.next()
-    await until(() => all.poll().count > 0, "the victim publishing", 5000, 2)
-    await victim.child.kill()
-    for (let i = 0; i < 1000; i++) here.publish({ type: "after", data: String(i) })
-    const got: string[] = []
-    for (let ev = await sub.receive(2000); ev; ev = await sub.receive(200)) got.push(ev.text())
-    expect(got).toEqual(Array.from({ length: 1000 }, (_, i) => String(i)))
-    await until(() => !here.stats().publishers.some((p) => p.pid === victim.proc.pid), "the dead publisher collected", 2000, 2)
-  },
-  30_000,
-)
+test("kill -9 of a subscriber: it is collected from stats while another subscriber is unaffected", async () => {
+  const name = fresh()
+  const here = await openHere(name)
+  const victim = spawn("sub", name, "{}", "256")
+  await victim.next()
+  const survivor = here.subscribe({ type: "job.*" })
+  expect(here.stats().subscribers.some((s) => s.pid === victim.proc.pid)).toBe(true)
+  await victim.child.kill()
+  const ms = await until(
+    () => !here.stats().subscribers.some((s) => s.pid === victim.proc.pid),
+    "the dead subscriber collected",
+    2000,
+    2,
+  )
+  console.log(`kill -9 subscriber: collected after ${ms.toFixed(1)} ms`)
+  here.publish({ type: "job.done", data: "still here" })
+  expect((await survivor.receive(2000))?.text()).toBe("still here")
+}, 30_000)
 
-test(
-  "kill -9 of the topic's creator: the topic survives and a newcomer joins the same ring",
-  async () => {
-    const name = fresh()
-    const creator = spawn("hold", name, String(1 << 16))
-    expect(await creator.next()).toMatchObject({ ready: true, keeper: true })
-    const member = await openHere(name)
-    expect(member.isKeeper).toBe(false)
-    await creator.child.kill()
-    await until(() => member.stats().keeperPid === process.pid, "a survivor took over", 5000, 2)
-    expect(member.isKeeper).toBe(true)
-    const newcomer = await Topic.open(name)
-    topics.push(newcomer)
-    const replay = newcomer.subscribe({ type: "held" }, { from: "oldest" })
-    expect([...replay.poll()].map((e) => e.text())).toEqual(["0", "1", "2", "3", "4"])
-  },
-  30_000,
-)
+test("kill -9 of a publisher mid-stream blocks nobody: another publisher's events keep arriving", async () => {
+  const name = fresh()
+  const here = await openHere(name)
+  const sub = here.subscribe({ type: "after" }, { queue: 4096 })
+  const all = here.subscribe({}, { queue: 1 << 16 })
+  const victim = spawn("pub", name, "100000000", "7", "slow")
+  await victim.next()
+  await until(() => all.poll().count > 0, "the victim publishing", 5000, 2)
+  await victim.child.kill()
+  for (let i = 0; i < 1000; i++) here.publish({ type: "after", data: String(i) })
+  const got: string[] = []
+  for (let ev = await sub.receive(2000); ev; ev = await sub.receive(200)) got.push(ev.text())
+  expect(got).toEqual(Array.from({ length: 1000 }, (_, i) => String(i)))
+  await until(
+    () => !here.stats().publishers.some((p) => p.pid === victim.proc.pid),
+    "the dead publisher collected",
+    2000,
+    2,
+  )
+}, 30_000)
 
-test(
-  "a hostile publisher scribbling over the ring cannot crash subscribers or make them deliver garbage",
-  async () => {
-    const name = fresh()
-    const here = await openHere(name)
-    const sub = here.subscribe({ type: "good" }, { queue: 1 << 16 })
-    const hostile = spawn("hostile", name)
-    await hostile.next()
-    let delivered = 0
-    for (let round = 0; round < 200; round++) {
-      for (let i = 0; i < 50; i++) here.publish({ type: "good", routing: { n: String(i) }, data: `payload ${i}` })
-      await Bun.sleep(1)
-      for (const ev of sub.poll()) {
-        // C validated its structure and filtered it: the type is the one asked for (its data bytes may have
-        // been scribbled on after it was committed: no reader can tell)
-        expect(ev.type).toBe("good")
-        expect(ev.data.length).toBeLessThan(here.capacity / 4)
-        delivered++
-      }
+test("kill -9 of the topic's creator: the topic survives and a newcomer joins the same ring", async () => {
+  const name = fresh()
+  const creator = spawn("hold", name, String(1 << 16))
+  expect(await creator.next()).toMatchObject({ ready: true, keeper: true })
+  const member = await openHere(name)
+  expect(member.isKeeper).toBe(false)
+  await creator.child.kill()
+  await until(() => member.stats().keeperPid === process.pid, "a survivor took over", 5000, 2)
+  expect(member.isKeeper).toBe(true)
+  const newcomer = await Topic.open(name)
+  topics.push(newcomer)
+  const replay = newcomer.subscribe({ type: "held" }, { from: "oldest" })
+  expect([...replay.poll()].map((e) => e.text())).toEqual(["0", "1", "2", "3", "4"])
+}, 30_000)
+
+test("a hostile publisher scribbling over the ring cannot crash subscribers or make them deliver garbage", async () => {
+  const name = fresh()
+  const here = await openHere(name)
+  const sub = here.subscribe({ type: "good" }, { queue: 1 << 16 })
+  const hostile = spawn("hostile", name)
+  await hostile.next()
+  let delivered = 0
+  for (let round = 0; round < 200; round++) {
+    for (let i = 0; i < 50; i++) here.publish({ type: "good", routing: { n: String(i) }, data: `payload ${i}` })
+    await Bun.sleep(1)
+    for (const ev of sub.poll()) {
+      // C validated its structure and filtered it: the type is the one asked for (its data bytes may have
+      // been scribbled on after it was committed: no reader can tell)
+      expect(ev.type).toBe("good")
+      expect(ev.data.length).toBeLessThan(here.capacity / 4)
+      delivered++
     }
-    console.log(`hostile: delivered ${delivered}, corrupt records skipped ${sub.corrupt}, lagged ${sub.lagged}`)
-    expect(delivered).toBeGreaterThan(0)
-  },
-  60_000,
-)
+  }
+  console.log(`hostile: delivered ${delivered}, corrupt records skipped ${sub.corrupt}, lagged ${sub.lagged}`)
+  expect(delivered).toBeGreaterThan(0)
+}, 60_000)
 
-test(
-  "nothing is left in /dev/shm or the socket namespace once every member is gone, kill -9 included",
-  async () => {
-    const name = fresh()
-    // other sessions on this machine may add and remove their own files in /dev/shm meanwhile: look for ours
-    const ours = () => readdirSync("/dev/shm").filter((f) => f.includes("topic") || f.includes(name))
-    expect(ours()).toEqual([])
-    const members = [spawn("hold", name, String(1 << 16)), spawn("hold", name, String(1 << 16)), spawn("sub", name, "{}", "16")]
-    for (const m of members) await m.next()
-    const listening = () => readProc("/proc/net/unix").includes(`@slotbus.topic.${name}`)
-    expect(listening()).toBe(true)
-    const memfdHolders = () =>
-      members.filter((m) => {
-        try {
-          return readProc(`/proc/${m.proc.pid}/maps`).includes("memfd:slotbus-topic")
-        } catch {
-          return false
-        }
-      }).length
-    expect(memfdHolders()).toBe(3)
-    await Promise.all(members.map((m) => m.child.kill()))
-    await until(() => !listening(), "the socket names gone", 5000, 2)
-    expect(memfdHolders()).toBe(0)
-    expect(ours()).toEqual([])
-  },
-  30_000,
-)
+test("nothing is left in /dev/shm or the socket namespace once every member is gone, kill -9 included", async () => {
+  const name = fresh()
+  // other sessions on this machine may add and remove their own files in /dev/shm meanwhile: look for ours
+  const ours = () => readdirSync("/dev/shm").filter((f) => f.includes("topic") || f.includes(name))
+  expect(ours()).toEqual([])
+  const members = [
+    spawn("hold", name, String(1 << 16)),
+    spawn("hold", name, String(1 << 16)),
+    spawn("sub", name, "{}", "16"),
+  ]
+  for (const m of members) await m.next()
+  const listening = () => readProc("/proc/net/unix").includes(`@slotbus.topic.${name}`)
+  expect(listening()).toBe(true)
+  const memfdHolders = () =>
+    members.filter((m) => {
+      try {
+        return readProc(`/proc/${m.proc.pid}/maps`).includes("memfd:slotbus-topic")
+      } catch {
+        return false
+      }
+    }).length
+  expect(memfdHolders()).toBe(3)
+  await Promise.all(members.map((m) => m.child.kill()))
+  await until(() => !listening(), "the socket names gone", 5000, 2)
+  expect(memfdHolders()).toBe(0)
+  expect(ours()).toEqual([])
+}, 30_000)

@@ -4,7 +4,17 @@ import { describe, expect, test } from "bun:test"
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import * as ffi from "../../src/native/ffi.ts"
-import { cDefine, cEnum, cPrototypes, eq, ffiSymbols, fnv1a32, layoutTests, section, stripC } from "../support/c-text.ts"
+import {
+  cDefine,
+  cEnum,
+  cPrototypes,
+  eq,
+  ffiSymbols,
+  fnv1a32,
+  layoutTests,
+  section,
+  stripC,
+} from "../support/c-text.ts"
 
 const repo = join(import.meta.dir, "..", "..")
 const read = (p: string) => readFileSync(join(repo, p), "utf8")
@@ -26,22 +36,36 @@ interface Ts {
   layoutHash: number
 }
 
-const real: Sources = { header: read("csrc/topic.h"), protocol: read("docs/PROTOCOL.md"), ffiSource: read("src/native/ffi.ts") }
+const real: Sources = {
+  header: read("csrc/topic.h"),
+  protocol: read("docs/PROTOCOL.md"),
+  ffiSource: read("src/native/ffi.ts"),
+}
 await ffi.loadNative()
 const realTs: Ts = {
-  TopicConst: ffi.TopicConst, TopicLayout: ffi.TopicLayout, SubField: ffi.SubField, EntryState: ffi.EntryState,
-  RecState: ffi.RecState, Encoding: ffi.Encoding, FilterMode: ffi.FilterMode, PubFlag: ffi.PubFlag,
+  TopicConst: ffi.TopicConst,
+  TopicLayout: ffi.TopicLayout,
+  SubField: ffi.SubField,
+  EntryState: ffi.EntryState,
+  RecState: ffi.RecState,
+  Encoding: ffi.Encoding,
+  FilterMode: ffi.FilterMode,
+  PubFlag: ffi.PubFlag,
   layoutHash: ffi.topicNative.sb_topic_layout_hash(),
 }
 
-const sorted = (o: Record<string, number>) => Object.fromEntries(Object.entries(o).sort(([a], [b]) => a.localeCompare(b)))
+const sorted = (o: Record<string, number>) =>
+  Object.fromEntries(Object.entries(o).sort(([a], [b]) => a.localeCompare(b)))
 
 const checks: Record<string, (s: Sources, ts: Ts) => string[]> = {
   "TopicConst equals the #defines of topic.h": (s, ts) =>
     Object.entries(ts.TopicConst).flatMap(([k, v]) =>
-      k === "E_CORRUPT" ? eq(k, v, -cDefine(s.header, "SB_TOPIC_ECORRUPT"))
-        : k.startsWith("FROM_") ? eq(k, v, cDefine(s.header, `SB_${k}`))
-        : eq(k, v, cDefine(s.header, `SB_TOPIC_${k}`))),
+      k === "E_CORRUPT"
+        ? eq(k, v, -cDefine(s.header, "SB_TOPIC_ECORRUPT"))
+        : k.startsWith("FROM_")
+          ? eq(k, v, cDefine(s.header, `SB_${k}`))
+          : eq(k, v, cDefine(s.header, `SB_TOPIC_${k}`)),
+    ),
   "TopicLayout, SubField and the state enums equal topic.h": (s, ts) => [
     ...eq("TopicLayout", sorted(ts.TopicLayout), sorted(cEnum(s.header, "sb_topic_layout", "SB_TOPIC_"))),
     ...eq("SubField", sorted(ts.SubField), sorted(cEnum(s.header, "sb_topic_sub_field", "SB_SUB_"))),
@@ -76,8 +100,11 @@ const checks: Record<string, (s: Sources, ts: Ts) => string[]> = {
     return eq(`sb_topic_layout_hash() vs fnv1a32("${quoted}")`, ts.layoutHash, fnv1a32(quoted))
   },
   "every function of topic.h is in the topic FFI table with the same types, and nothing else is": (s) => {
-    const c = cPrototypes(s.header, "sb_"), t = ffiSymbols(s.ffiSource, "topicSymbols"), out: string[] = []
-    for (const [name, proto] of c) out.push(...(t.has(name) ? eq(name, t.get(name), proto) : [`${name} is not bound in ffi.ts`]))
+    const c = cPrototypes(s.header, "sb_"),
+      t = ffiSymbols(s.ffiSource, "topicSymbols"),
+      out: string[] = []
+    for (const [name, proto] of c)
+      out.push(...(t.has(name) ? eq(name, t.get(name), proto) : [`${name} is not bound in ffi.ts`]))
     for (const name of t.keys()) if (!c.has(name)) out.push(`${name} is bound in ffi.ts but not declared in topic.h`)
     if (c.size < 20) out.push("too few prototypes found in topic.h")
     return out
@@ -91,14 +118,47 @@ layoutTests(
   realTs,
   {
     text: [
-      ["a define changed", (s) => ({ ...s, header: s.header.replace("SB_TOPIC_MAX_SUBS 64u", "SB_TOPIC_MAX_SUBS 65u") })],
-      ["an offset moved in the header", (s) => ({ ...s, header: s.header.replace("SB_TOPIC_OFF_DATA = 286720", "SB_TOPIC_OFF_DATA = 290816") })],
-      ["a record state renumbered", (s) => ({ ...s, header: s.header.replace("SB_REC_ABORTED = 4", "SB_REC_ABORTED = 5") })],
-      ["a subscriber field moved", (s) => ({ ...s, header: s.header.replace("SB_SUB_LAGGED = 32", "SB_SUB_LAGGED = 40") })],
+      [
+        "a define changed",
+        (s) => ({ ...s, header: s.header.replace("SB_TOPIC_MAX_SUBS 64u", "SB_TOPIC_MAX_SUBS 65u") }),
+      ],
+      [
+        "an offset moved in the header",
+        (s) => ({ ...s, header: s.header.replace("SB_TOPIC_OFF_DATA = 286720", "SB_TOPIC_OFF_DATA = 290816") }),
+      ],
+      [
+        "a record state renumbered",
+        (s) => ({ ...s, header: s.header.replace("SB_REC_ABORTED = 4", "SB_REC_ABORTED = 5") }),
+      ],
+      [
+        "a subscriber field moved",
+        (s) => ({ ...s, header: s.header.replace("SB_SUB_LAGGED = 32", "SB_SUB_LAGGED = 40") }),
+      ],
       ["the layout string edited", (s) => ({ ...s, protocol: s.protocol.replace("sub=256x64", "sub=256x65") })],
-      ["a PROTOCOL row moved", (s) => ({ ...s, protocol: s.protocol.replace("| 64 | u64 | **tail**", "| 72 | u64 | **tail**") })],
-      ["an argument added to a prototype", (s) => ({ ...s, header: s.header.replace("int sb_sub_poll(sb_sub *s, uint32_t max);", "int sb_sub_poll(sb_sub *s, uint32_t max, int x);") })],
-      ["a binding with a wrong type", (s) => ({ ...s, ffiSource: s.ffiSource.replace("sb_sub_poll: { returns: i32, args: [ptr, u32] }", "sb_sub_poll: { returns: i32, args: [ptr, i32] }") })],
+      [
+        "a PROTOCOL row moved",
+        (s) => ({ ...s, protocol: s.protocol.replace("| 64 | u64 | **tail**", "| 72 | u64 | **tail**") }),
+      ],
+      [
+        "an argument added to a prototype",
+        (s) => ({
+          ...s,
+          header: s.header.replace(
+            "int sb_sub_poll(sb_sub *s, uint32_t max);",
+            "int sb_sub_poll(sb_sub *s, uint32_t max, int x);",
+          ),
+        }),
+      ],
+      [
+        "a binding with a wrong type",
+        (s) => ({
+          ...s,
+          ffiSource: s.ffiSource.replace(
+            "sb_sub_poll: { returns: i32, args: [ptr, u32] }",
+            "sb_sub_poll: { returns: i32, args: [ptr, i32] }",
+          ),
+        }),
+      ],
     ],
     ts: [
       ["a TS offset off", (ts) => ({ ...ts, TopicLayout: { ...ts.TopicLayout, OFF_TAIL: 72 } })],

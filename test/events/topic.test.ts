@@ -137,9 +137,12 @@ describe("late binding", () => {
 describe("lifecycle", () => {
   test.each([
     ["close()", (s: Subscription) => s.close()],
-    ["an iterator that ends", async (s: Subscription) => {
-      for await (const _ of s) break
-    }],
+    [
+      "an iterator that ends",
+      async (s: Subscription) => {
+        for await (const _ of s) break
+      },
+    ],
   ] as const)("a subscriber left by %s disappears from stats", async (_what, leave) => {
     const t = await openTopic()
     const sub = t.subscribe({ type: "x" })
@@ -168,7 +171,9 @@ describe("lifecycle", () => {
     t.publish({ type: "a.x", routing: { k: "v" } })
     await sub.receive(1000)
     const s = t.stats()
-    expect(s.subscribers).toEqual([{ pid: process.pid, filter: "a.* k=v", queue: 7, received: 1, lagged: 0, parked: false }])
+    expect(s.subscribers).toEqual([
+      { pid: process.pid, filter: "a.* k=v", queue: 7, received: 1, lagged: 0, parked: false },
+    ])
     expect(s.publishers).toEqual([{ pid: process.pid, published: 1 }])
     expect(s.keeperPid).toBe(process.pid)
   })
@@ -203,7 +208,10 @@ describe("lifecycle", () => {
 
   test.each([
     ["an empty type", { type: "" }],
-    ["too many routing keys", { type: "x", routing: Object.fromEntries(Array.from({ length: 9 }, (_, i) => [`k${i}`, "v"])) }],
+    [
+      "too many routing keys",
+      { type: "x", routing: Object.fromEntries(Array.from({ length: 9 }, (_, i) => [`k${i}`, "v"])) },
+    ],
     ["a non-string routing value", { type: "x", routing: { k: 5 as unknown as string } }],
   ])("publishing %s is a TypeError and publishes nothing", async (_what, ev) => {
     const t = await openTopic()
@@ -224,13 +232,16 @@ describe("lifecycle", () => {
     expect(() => t.publish({ type: "x" })).toThrow(TopicClosedError)
   })
 
-  test.each(["spin", "adaptive", "park"] as const)("a %s subscriber wakes for an event published later", async (idle) => {
-    const t = await openTopic()
-    const sub = t.subscribe({ type: "late" }, { idle })
-    const got = sub.receive(5000)
-    await Bun.sleep(20) // long enough for adaptive and park to sleep
-    t.publish({ type: "other" })
-    t.publish({ type: "late", data: "here" })
-    expect((await got)?.text()).toBe("here")
-  })
+  test.each(["spin", "adaptive", "park"] as const)(
+    "a %s subscriber wakes for an event published later",
+    async (idle) => {
+      const t = await openTopic()
+      const sub = t.subscribe({ type: "late" }, { idle })
+      const got = sub.receive(5000)
+      await Bun.sleep(20) // long enough for adaptive and park to sleep
+      t.publish({ type: "other" })
+      t.publish({ type: "late", data: "here" })
+      expect((await got)?.text()).toBe("here")
+    },
+  )
 })

@@ -17,7 +17,12 @@ test("an HTTP client that disconnects mid-request aborts req.signal in the worke
     await w.waitLine(/^waiting$/)
     socket.destroy() // the client hangs up while the worker holds the request
     await w.waitLine(/^aborted AbortError$/)
-    await until(async () => ((await (await fetch(`${hub.url}/health`)).json()) as { counters: { clientAborts: number } }).counters.clientAborts === 1, "the hub counted the client abort")
+    await until(
+      async () =>
+        ((await (await fetch(`${hub.url}/health`)).json()) as { counters: { clientAborts: number } }).counters
+          .clientAborts === 1,
+      "the hub counted the client abort",
+    )
   } finally {
     await w.kill()
   }

@@ -28,10 +28,17 @@ test.each([
 
 test("slotbus hub on a port in use prints one line and exits 1", async () => {
   using taken = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() })
-  const r = await hubCli(["--port", String(taken.port), "--token-file", join(import.meta.dir, `.unused-${process.pid}.token`)])
+  const r = await hubCli([
+    "--port",
+    String(taken.port),
+    "--token-file",
+    join(import.meta.dir, `.unused-${process.pid}.token`),
+  ])
   expect(r.code).toBe(1)
   expect(r.stdout).toBe("")
-  expect(r.stderr).toBe(`slotbus hub: port ${taken.port} on 127.0.0.1 is in use; stop what holds it, or pick another with --port\n`)
+  expect(r.stderr).toBe(
+    `slotbus hub: port ${taken.port} on 127.0.0.1 is in use; stop what holds it, or pick another with --port\n`,
+  )
 })
 
 test("slotbus hub --help prints the usage and exits 0", async () => {

@@ -8,9 +8,16 @@ import { createHub, type Hub, type HubHealth } from "../../src/http/index.ts"
 import { stopAll, until, type Child } from "../support/helpers.ts"
 import { startHubProcess, startWorker, SseReader, type SseMessage } from "../support/http.ts"
 
-async function open(base: string, path: string, lastEventId?: string): Promise<{ sse: SseReader; abort: AbortController }> {
+async function open(
+  base: string,
+  path: string,
+  lastEventId?: string,
+): Promise<{ sse: SseReader; abort: AbortController }> {
   const abort = new AbortController()
-  const res = await fetch(base + path, { signal: abort.signal, headers: lastEventId === undefined ? {} : { "last-event-id": lastEventId } })
+  const res = await fetch(base + path, {
+    signal: abort.signal,
+    headers: lastEventId === undefined ? {} : { "last-event-id": lastEventId },
+  })
   expect(res.status).toBe(200)
   return { sse: new SseReader(res), abort }
 }
@@ -28,7 +35,9 @@ describe("one hub, one worker", () => {
   let hub: Hub
   let worker: Child
   const post = (path: string, body: unknown) =>
-    fetch(hub.url + path, { method: "POST", body: JSON.stringify(body) }).then((r) => r.json() as Promise<{ ids: number[] }>)
+    fetch(hub.url + path, { method: "POST", body: JSON.stringify(body) }).then(
+      (r) => r.json() as Promise<{ ids: number[] }>,
+    )
 
   beforeAll(async () => {
     hub = await createHub({ port: 0, quiet: true, heartbeatMs: 60_000 })
@@ -76,14 +85,17 @@ describe("one hub, one worker", () => {
       // Nothing more arrives for anyone after one more event only `all` takes.
       const fence = (await post("/emit/fence", {})).ids[0]!
       await clients.all.sse.next((m) => m.id === String(fence))
-      for (const [name, c] of Object.entries(clients)) if (name !== "all") expect(events(c.sse).length).toBe(want[name as keyof typeof clients].length)
+      for (const [name, c] of Object.entries(clients))
+        if (name !== "all") expect(events(c.sse).length).toBe(want[name as keyof typeof clients].length)
     } finally {
       for (const c of Object.values(clients)) c.abort.abort()
     }
   })
 
   test("a client reconnecting with Last-Event-ID gets the events it missed exactly once and in order, while emits go on", async () => {
-    const ROUNDS = 8, PER = 200, GAP = 50
+    const ROUNDS = 8,
+      PER = 200,
+      GAP = 50
     const first = await open(hub.url, "/events?types=tick")
     const emitting = (async () => {
       for (let r = 0; r < ROUNDS; r++) await post(`/emit/tick?count=${PER}`, { r })
@@ -101,7 +113,12 @@ describe("one hub, one worker", () => {
       expect(all.length).toBe(total)
       const ids = all.map((m) => Number(m.id))
       for (let i = 1; i < ids.length; i++) expect(ids[i]!).toBeGreaterThan(ids[i - 1]!)
-      const keys = new Set(all.map((m) => { const d = JSON.parse(m.data) as { seq: number; data: { r: unknown } }; return `${d.data.r}/${d.seq}` }))
+      const keys = new Set(
+        all.map((m) => {
+          const d = JSON.parse(m.data) as { seq: number; data: { r: unknown } }
+          return `${d.data.r}/${d.seq}`
+        }),
+      )
       expect(keys.size).toBe(total)
       expect(after.some((m) => m.event === "lagged")).toBe(false)
     } finally {
@@ -129,7 +146,11 @@ describe("one hub, one worker", () => {
       const res = await fetch(`${hub.url}/_slotbus/emit`, {
         method: "POST",
         headers: { authorization: `Bearer ${hub.token}` },
-        body: JSON.stringify([{ type: "old", data: "a" }, { type: "old", data: "b", routing: { k: "v" } }, { type: "", data: "refused" }]),
+        body: JSON.stringify([
+          { type: "old", data: "a" },
+          { type: "old", data: "b", routing: { k: "v" } },
+          { type: "", data: "refused" },
+        ]),
       })
       const { delivered } = (await res.json()) as { delivered: number[] }
       expect(delivered[2]).toBe(0)
@@ -147,7 +168,10 @@ test("a client whose missed events were overwritten gets `event: lagged`, then t
   await using hub = await createHub({ port: 0, quiet: true, eventsCapacity: 64 * 1024, heartbeatMs: 60_000 })
   try {
     await startWorker(hub.url, "emitter")
-    const post = (path: string, body: unknown) => fetch(hub.url + path, { method: "POST", body: JSON.stringify(body) }).then((r) => r.json() as Promise<{ ids: number[] }>)
+    const post = (path: string, body: unknown) =>
+      fetch(hub.url + path, { method: "POST", body: JSON.stringify(body) }).then(
+        (r) => r.json() as Promise<{ ids: number[] }>,
+      )
     const first = await open(hub.url, "/events?types=fill")
     const [start] = (await post("/emit/fill", "start")).ids
     await collect(first.sse, 1)
@@ -199,7 +223,9 @@ test("a worker emitting many events is not held up by a hub that does not read (
       expect(last).toBeDefined()
       const got = events(c.sse)
       const delivered = got.filter((m) => m.event === "burst")
-      const missed = got.filter((m) => m.event === "lagged").reduce((n, m) => n + (JSON.parse(m.data) as { missed: number }).missed, 0)
+      const missed = got
+        .filter((m) => m.event === "lagged")
+        .reduce((n, m) => n + (JSON.parse(m.data) as { missed: number }).missed, 0)
       expect(delivered.length + missed).toBe(N)
       const seqs = delivered.map(seqOf)
       for (let i = 1; i < seqs.length; i++) expect(seqs[i]!).toBeGreaterThan(seqs[i - 1]!)
@@ -242,7 +268,10 @@ test("events a worker emits while its hub is down (kill -9) are replayed by the 
       expect(got.map(seqOf)).toEqual([0, 1, 2, 3, 4])
       expect(Number(got[0]!.id)).toBeGreaterThan(Number(seen.at(-1)!.id))
       // And the rejoined worker's new emits reach the new hub's clients.
-      await until(async () => (await (await fetch(`${url}/health`)).json() as HubHealth).workers.some((w) => w.connected), "the worker rejoined")
+      await until(
+        async () => ((await (await fetch(`${url}/health`)).json()) as HubHealth).workers.some((w) => w.connected),
+        "the worker rejoined",
+      )
       worker.lines.length = 0
       process.kill(worker.pid, "SIGUSR2")
       const [, newest] = (await worker.waitLine(/^burst 5 (\d+)$/))!

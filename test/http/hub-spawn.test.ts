@@ -19,7 +19,19 @@ test("slotbus hub --spawn keeps N workers running: one killed with SIGKILL is re
   const url = `http://127.0.0.1:${port}`
   const tokenFile = join(mkdtempSync(join(tmpdir(), "hub-spawn-")), "token")
   const worker = `${process.execPath} ${join(ROOT, "test", "support", "http-worker.ts")} ${url} shop`
-  const hub = spawn([process.execPath, join(ROOT, "bin", "slotbus.ts"), "hub", "--port", String(port), "--token-file", tokenFile, "--spawn", worker, "--instances", "2"])
+  const hub = spawn([
+    process.execPath,
+    join(ROOT, "bin", "slotbus.ts"),
+    "hub",
+    "--port",
+    String(port),
+    "--token-file",
+    tokenFile,
+    "--spawn",
+    worker,
+    "--instances",
+    "2",
+  ])
   const ready = () => hub.lines.flatMap((l) => /^ready (\d+)$/.exec(l)?.[1] ?? []).map(Number)
   try {
     await until(() => ready().length === 2, "two workers ready", 20_000)

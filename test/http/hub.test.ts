@@ -27,12 +27,52 @@ describe("a hub with two workers of one name", () => {
   })
 
   // Each shape once through fetch and once through curl.
-  const shapes: { name: string; method: string; path: string; body?: string; status: number; json?: unknown; header?: [string, string] }[] = [
-    { name: "a :param with a query", method: "GET", path: "/items/42?color=red&size=L", status: 200, json: { id: "42", query: { color: "red", size: "L" }, method: "GET" } },
-    { name: "an encoded :param", method: "GET", path: "/items/a%20b", status: 200, json: { id: "a b", query: {}, method: "GET" } },
-    { name: "a JSON POST", method: "POST", path: "/items", body: '{"name":"lamp"}', status: 201, json: { created: { name: "lamp" } } },
-    { name: "a PUT with a text body", method: "PUT", path: "/items/7", body: "blue", status: 200, json: { replaced: "7", with: "blue" } },
-    { name: "a DELETE answered 204 with a header", method: "DELETE", path: "/items/9", status: 204, header: ["x-deleted", "9"] },
+  const shapes: {
+    name: string
+    method: string
+    path: string
+    body?: string
+    status: number
+    json?: unknown
+    header?: [string, string]
+  }[] = [
+    {
+      name: "a :param with a query",
+      method: "GET",
+      path: "/items/42?color=red&size=L",
+      status: 200,
+      json: { id: "42", query: { color: "red", size: "L" }, method: "GET" },
+    },
+    {
+      name: "an encoded :param",
+      method: "GET",
+      path: "/items/a%20b",
+      status: 200,
+      json: { id: "a b", query: {}, method: "GET" },
+    },
+    {
+      name: "a JSON POST",
+      method: "POST",
+      path: "/items",
+      body: '{"name":"lamp"}',
+      status: 201,
+      json: { created: { name: "lamp" } },
+    },
+    {
+      name: "a PUT with a text body",
+      method: "PUT",
+      path: "/items/7",
+      body: "blue",
+      status: 200,
+      json: { replaced: "7", with: "blue" },
+    },
+    {
+      name: "a DELETE answered 204 with a header",
+      method: "DELETE",
+      path: "/items/9",
+      status: 204,
+      header: ["x-deleted", "9"],
+    },
     { name: "a trailing *", method: "GET", path: "/files/docs/a/b.txt", status: 200, json: { rest: "docs/a/b.txt" } },
     { name: "an all-methods route", method: "PATCH", path: "/any", status: 200, json: { method: "PATCH" } },
   ]
@@ -56,7 +96,11 @@ describe("a hub with two workers of one name", () => {
   test("the worker sees the client's headers, with the client's address appended to X-Forwarded-For", async () => {
     const res = await fetch(`${hub.url}/any`, { headers: { "x-trace": "t1", "x-forwarded-for": "203.0.113.9" } })
     expect(await res.json()).toMatchObject({ method: "GET", url: `${hub.url}/any` })
-    const echo = await fetch(`${hub.url}/echo`, { method: "POST", body: "x", headers: { "content-type": "text/x-test" } })
+    const echo = await fetch(`${hub.url}/echo`, {
+      method: "POST",
+      body: "x",
+      headers: { "content-type": "text/x-test" },
+    })
     expect(echo.headers.get("content-type")).toBe("text/x-test")
     const seen = await fetch(`${hub.url}/headers`, { headers: { "x-trace": "t1", "x-forwarded-for": "203.0.113.9" } })
     expect(await seen.json()).toMatchObject({ "x-trace": "t1", "x-forwarded-for": "203.0.113.9, 127.0.0.1" })
@@ -138,7 +182,8 @@ describe("a hub with two workers of one name", () => {
 
   test("steady 1 MiB responses go from the slot to the socket: the hub's RSS stays bounded", async () => {
     // curl reads them in its own process, so what grows here is only what the hub keeps of each body.
-    const urls = (n: number, seed: number) => Array.from({ length: n }, (_, i) => `${hub.url}/large?bytes=${1024 * 1024}&seed=${seed + i}`)
+    const urls = (n: number, seed: number) =>
+      Array.from({ length: n }, (_, i) => `${hub.url}/large?bytes=${1024 * 1024}&seed=${seed + i}`)
     const fetchAll = (list: string[]) => curl(["--fail", ...list.flatMap((u) => ["-o", "/dev/null", u])])
     await fetchAll(urls(16, 0)) // warm: the slots' pages are mapped, Bun's buffers grown
     Bun.gc(true)
@@ -163,20 +208,35 @@ describe("a hub with two workers of one name", () => {
     expect(sha256(await res.bytes())).toBe(sha256(body))
     const file = join(tmp, "upload.bin")
     writeFileSync(file, body)
-    const r = await curl(["-o", "/dev/null", "-H", "content-type: application/octet-stream", "--data-binary", `@${file}`, `${hub.url}/echo`])
+    const r = await curl([
+      "-o",
+      "/dev/null",
+      "-H",
+      "content-type: application/octet-stream",
+      "--data-binary",
+      `@${file}`,
+      `${hub.url}/echo`,
+    ])
     expect(r.status).toBe(200)
     expect(r.headers["x-sha256"]?.[0]).toBe(sha256(body))
   })
 
   test("concurrent clients are all answered and both workers share the load", async () => {
-    const results = await Promise.all(Array.from({ length: 64 }, async (_, i) => {
-      const res = await fetch(`${hub.url}/whoami?i=${i}`)
-      return { status: res.status, pid: ((await res.json()) as { pid: number }).pid }
-    }))
+    const results = await Promise.all(
+      Array.from({ length: 64 }, async (_, i) => {
+        const res = await fetch(`${hub.url}/whoami?i=${i}`)
+        return { status: res.status, pid: ((await res.json()) as { pid: number }).pid }
+      }),
+    )
     expect(results.every((r) => r.status === 200)).toBe(true)
     expect(new Set(results.map((r) => r.pid))).toEqual(new Set(workers.map((w) => w.pid)))
     const h = await health(hub)
-    expect(h.workers.filter((w) => w.name === "shop").map((w) => w.pid).sort()).toEqual(workers.map((w) => w.pid).sort())
+    expect(
+      h.workers
+        .filter((w) => w.name === "shop")
+        .map((w) => w.pid)
+        .sort(),
+    ).toEqual(workers.map((w) => w.pid).sort())
     for (const w of h.workers) {
       expect(w.routes).toContain("GET /items/:id")
       expect(w.routes).toContain("SSE /sessions/:id/events")
@@ -206,13 +266,20 @@ describe("the internal endpoints", () => {
     expect((await Bun.file(hub.tokenFile).text()).trim()).toBe(hub.token)
   })
 
-  test.each(["register", "emit", "push", "deregister"])("%s without the token, or with a wrong one, gets 401", async (op) => {
-    for (const auth of [undefined, "Bearer nope", `Bearer ${hub.token}x`, hub.token]) {
-      const res = await fetch(`${hub.url}/_slotbus/${op}`, { method: "POST", body: "{}", headers: auth ? { authorization: auth } : {} })
-      expect(res.status).toBe(401)
-    }
-    expect((await health(hub)).counters.unauthorized).toBeGreaterThanOrEqual(4)
-  })
+  test.each(["register", "emit", "push", "deregister"])(
+    "%s without the token, or with a wrong one, gets 401",
+    async (op) => {
+      for (const auth of [undefined, "Bearer nope", `Bearer ${hub.token}x`, hub.token]) {
+        const res = await fetch(`${hub.url}/_slotbus/${op}`, {
+          method: "POST",
+          body: "{}",
+          headers: auth ? { authorization: auth } : {},
+        })
+        expect(res.status).toBe(401)
+      }
+      expect((await health(hub)).counters.unauthorized).toBeGreaterThanOrEqual(4)
+    },
+  )
 
   test("a worker with a wrong token fails run() with HubAuthError instead of retrying", async () => {
     const line = await failingWorker(hub.url, "shop", ["--token=0123456789abcdef-wrong"])
@@ -230,11 +297,20 @@ describe("the internal endpoints", () => {
     expect(((await res.json()) as { message: string }).message).toContain("answers itself")
   })
 
-  const external = Object.values(networkInterfaces()).flat().find((i) => i && i.family === "IPv4" && !i.internal)?.address
-  test.skipIf(!external)("a caller reaching the hub through a non-loopback address gets 403 even with the token", async () => {
-    const res = await fetch(`http://${external}:${hub.port}/_slotbus/register`, { method: "POST", headers: { authorization: `Bearer ${hub.token}` }, body: "{}" })
-    expect(res.status).toBe(403)
-  })
+  const external = Object.values(networkInterfaces())
+    .flat()
+    .find((i) => i && i.family === "IPv4" && !i.internal)?.address
+  test.skipIf(!external)(
+    "a caller reaching the hub through a non-loopback address gets 403 even with the token",
+    async () => {
+      const res = await fetch(`http://${external}:${hub.port}/_slotbus/register`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${hub.token}` },
+        body: "{}",
+      })
+      expect(res.status).toBe(403)
+    },
+  )
 })
 
 describe("failures", () => {
@@ -250,7 +326,9 @@ describe("failures", () => {
       writeFileSync(file, pattern(70_000, 2))
       try {
         expect((await curl(["--data-binary", `@${file}`, `${hub.url}/echo`])).status).toBe(413)
-        expect((await curl(["-H", "transfer-encoding: chunked", "--data-binary", `@${file}`, `${hub.url}/echo`])).status).toBe(413)
+        expect(
+          (await curl(["-H", "transfer-encoding: chunked", "--data-binary", `@${file}`, `${hub.url}/echo`])).status,
+        ).toBe(413)
       } finally {
         rmSync(file, { force: true })
       }
@@ -288,7 +366,11 @@ describe("failures", () => {
       expect(h.workers).toEqual([])
       expect(h.counters.badGateway).toBe(1)
       expect(h.evicted[0]).toMatchObject({ name: "shop", pid: w.pid, reason: "disconnected" })
-      expect(h.routes.find((r) => r.route === "GET /items/:id")).toEqual({ route: "GET /items/:id", owner: "shop", workers: 0 })
+      expect(h.routes.find((r) => r.route === "GET /items/:id")).toEqual({
+        route: "GET /items/:id",
+        owner: "shop",
+        workers: 0,
+      })
       const gone = await fetch(`${hub.url}/items/1`)
       expect(gone.status).toBe(503)
       expect(gone.headers.get("retry-after")).toBe("1")
@@ -321,10 +403,16 @@ describe("failures", () => {
     const w = await startWorker(hub.url, "shop")
     try {
       w.signal("SIGSTOP")
-      await until(async () => (await health(hub)).evicted.some((e) => e.pid === w.pid && /missed 2 pings/.test(e.reason)), "the stopped worker is evicted")
+      await until(
+        async () => (await health(hub)).evicted.some((e) => e.pid === w.pid && /missed 2 pings/.test(e.reason)),
+        "the stopped worker is evicted",
+      )
       expect((await fetch(`${hub.url}/whoami`)).status).toBe(503)
       w.signal("SIGCONT")
-      await until(async () => (await health(hub)).workers.some((x) => x.pid === w.pid && x.connected), "the worker rejoins")
+      await until(
+        async () => (await health(hub)).workers.some((x) => x.pid === w.pid && x.connected),
+        "the worker rejoins",
+      )
       expect((await fetch(`${hub.url}/whoami`)).status).toBe(200)
     } finally {
       w.signal("SIGCONT")
@@ -343,7 +431,11 @@ describe("failures", () => {
       rival = await startWorker(hub.url, "rival", ["--routes=rival"])
       expect(await (await fetch(`${hub.url}/items/5`)).json()).toEqual({ rival: "5" })
       const routes = (await health(hub)).routes
-      expect(routes.find((r) => r.route === "GET /items/:key")).toEqual({ route: "GET /items/:key", owner: "rival", workers: 1 })
+      expect(routes.find((r) => r.route === "GET /items/:key")).toEqual({
+        route: "GET /items/:key",
+        owner: "rival",
+        workers: 1,
+      })
       expect(routes.some((r) => r.route === "GET /items/:id")).toBe(false)
       expect(routes.find((r) => r.route === "POST /echo")).toEqual({ route: "POST /echo", owner: "shop", workers: 0 })
     } finally {
@@ -375,7 +467,9 @@ describe("a hub with 2 slots per worker", () => {
       // 32 MiB bodies cannot all sit in socket buffers: the hub holds a slot until the client takes a chunk or goes.
       for (let i = 0; i < 6; i++) {
         const ctl = new AbortController()
-        const res = await fetch(`${hub.url}/large?bytes=${32 * 1024 * 1024}&seed=${i}${i % 2 ? "" : "&stream=1"}`, { signal: ctl.signal })
+        const res = await fetch(`${hub.url}/large?bytes=${32 * 1024 * 1024}&seed=${i}${i % 2 ? "" : "&stream=1"}`, {
+          signal: ctl.signal,
+        })
         expect(res.status).toBe(200)
         const reader = res.body!.getReader()
         expect((await reader.read()).done).toBe(false)

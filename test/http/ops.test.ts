@@ -19,8 +19,14 @@ test("the hub logs a worker's registration, its restart and its eviction, one li
     second.signal("SIGKILL")
     await until(() => lines.length >= 3, "three log lines")
     expect(lines).toEqual([
-      expect.stringMatching(new RegExp(`^worker "shop" instance shop-1 \\(pid ${first.pid}\\) registered: \\d+ routes$`)),
-      expect.stringMatching(new RegExp(`^worker "shop" instance shop-1 restarted: pid ${first.pid} replaced by pid ${second.pid}, \\d+ routes$`)),
+      expect.stringMatching(
+        new RegExp(`^worker "shop" instance shop-1 \\(pid ${first.pid}\\) registered: \\d+ routes$`),
+      ),
+      expect.stringMatching(
+        new RegExp(
+          `^worker "shop" instance shop-1 restarted: pid ${first.pid} replaced by pid ${second.pid}, \\d+ routes$`,
+        ),
+      ),
       `worker "shop" instance shop-1 (pid ${second.pid}) evicted: disconnected`,
     ])
   } finally {
@@ -72,7 +78,7 @@ test("GET /metrics serves every counter and gauge in Prometheus text format, to 
   }
 })
 
-test("app.closed settles with reason \"failed\" when run() fails", async () => {
+test('app.closed settles with reason "failed" when run() fails', async () => {
   await using hub = await createHub({ port: 0, quiet: true })
   const app = hubWorker(hub.url, "shop", { token: "0123456789abcdef-wrong", log: () => {} })
   app.get("/x", () => new Response("x"))
@@ -92,7 +98,9 @@ test("a worker that finds no token file while the hub is up says where it looked
   const running = app.run()
   try {
     await until(() => logged.length > 0, "the worker logs why it cannot join")
-    expect(logged[0]).toContain(`the hub at ${hub.url} is up, but its token file is not at ${missing} (the tokenFile option)`)
+    expect(logged[0]).toContain(
+      `the hub at ${hub.url} is up, but its token file is not at ${missing} (the tokenFile option)`,
+    )
     expect(logged[0]).toContain("SLOTBUS_HUB_TOKEN_FILE")
     expect(logged[0]).toEndWith("; retrying")
   } finally {
@@ -114,7 +122,9 @@ test("a worker whose hub is not up and has no token file says both", async () =>
   void app.run().catch(() => {})
   try {
     await until(() => logged.length > 0, "the worker logs why it cannot join")
-    expect(logged[0]).toContain(`no hub token file at ${join(dir, "none.token")} (the tokenFile option) and no hub answers at ${url}`)
+    expect(logged[0]).toContain(
+      `no hub token file at ${join(dir, "none.token")} (the tokenFile option) and no hub answers at ${url}`,
+    )
   } finally {
     await app.close()
     rmSync(dir, { recursive: true, force: true })

@@ -25,10 +25,14 @@ test("a worker rejoins a hub restarted on the same port after kill -9, and serve
     const second = startHubProcess(["--port", port, "--token-file", tokenFile])
     await second.waitLine(/^slotbus hub listening on /)
     expect(await Bun.file(tokenFile).text()).not.toBe(firstToken)
-    await until(async () => {
-      const h = (await (await fetch(`${url}/health`)).json()) as HubHealth
-      return h.workers.some((w) => w.pid === worker.pid && w.connected)
-    }, "the worker has rejoined the new hub", 20_000)
+    await until(
+      async () => {
+        const h = (await (await fetch(`${url}/health`)).json()) as HubHealth
+        return h.workers.some((w) => w.pid === worker.pid && w.connected)
+      },
+      "the worker has rejoined the new hub",
+      20_000,
+    )
     const res = await fetch(`${url}/items/2`)
     expect(res.status).toBe(200)
     expect(await res.json()).toMatchObject({ id: "2" })
@@ -50,7 +54,13 @@ test("a worker started before its hub waits for it and joins once it is up", asy
   probe.stop(true)
   try {
     const url = `http://127.0.0.1:${port}`
-    const worker = spawn([process.execPath, join(import.meta.dir, "..", "support", "http-worker.ts"), url, "shop", `--token-file=${tokenFile}`])
+    const worker = spawn([
+      process.execPath,
+      join(import.meta.dir, "..", "support", "http-worker.ts"),
+      url,
+      "shop",
+      `--token-file=${tokenFile}`,
+    ])
     await Bun.sleep(300) // a few refused attempts: no token file yet, then nothing listening
     expect(worker.lines.some((l) => l.startsWith("ready"))).toBe(false)
     const hub = startHubProcess(["--port", String(port), "--token-file", tokenFile])
@@ -66,7 +76,15 @@ test("a worker started before its hub waits for it and joins once it is up", asy
 test("slotbus hub --port runs a hub that answers /health until SIGTERM", async () => {
   const dir = mkdtempSync(join(tmpdir(), "slotbus-cli-"))
   const tokenFile = join(dir, "hub.token")
-  const cli = spawn([process.execPath, join(import.meta.dir, "..", "..", "bin", "slotbus.ts"), "hub", "--port", "0", "--token-file", tokenFile])
+  const cli = spawn([
+    process.execPath,
+    join(import.meta.dir, "..", "..", "bin", "slotbus.ts"),
+    "hub",
+    "--port",
+    "0",
+    "--token-file",
+    tokenFile,
+  ])
   try {
     const [, url] = (await cli.waitLine(/^slotbus hub listening on (http:\S+)$/))!
     expect(((await (await fetch(`${url}/health`)).json()) as HubHealth).status).toBe("ok")

@@ -33,7 +33,13 @@ describe("route patterns", () => {
   })
 
   test("static segments beat params, params beat a trailing star, an exact method beats *", () => {
-    const t = table(["GET", "/items/*"], ["GET", "/items/:id"], ["GET", "/items/new"], ["*", "/items/:id/raw"], ["GET", "/items/:id/raw"])
+    const t = table(
+      ["GET", "/items/*"],
+      ["GET", "/items/:id"],
+      ["GET", "/items/new"],
+      ["*", "/items/:id/raw"],
+      ["GET", "/items/:id/raw"],
+    )
     const value = (path: string) => {
       const m = t.match("GET", path)
       return m && "value" in m ? m.value : null

@@ -37,13 +37,17 @@ function internalPost(hub: Hub, op: string, body: unknown): Promise<void> {
   const payload = Buffer.from(JSON.stringify(body))
   return new Promise((resolve, reject) => {
     const s: Socket = connect(hub.port, "127.0.0.1", () => {
-      s.write(`POST /_slotbus/${op} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${hub.token}\r\ncontent-type: application/json\r\ncontent-length: ${payload.length}\r\nconnection: close\r\n\r\n`)
+      s.write(
+        `POST /_slotbus/${op} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${hub.token}\r\ncontent-type: application/json\r\ncontent-length: ${payload.length}\r\nconnection: close\r\n\r\n`,
+      )
       s.write(payload)
     })
     let head = ""
     s.on("data", (d: Buffer) => void (head ||= d.toString("latin1", 0, 12)))
     s.on("error", reject)
-    s.on("close", () => (head.startsWith("HTTP/1.1 200") ? resolve() : reject(new Error(`emit answered ${JSON.stringify(head)}`))))
+    s.on("close", () =>
+      head.startsWith("HTTP/1.1 200") ? resolve() : reject(new Error(`emit answered ${JSON.stringify(head)}`)),
+    )
   })
 }
 
@@ -63,14 +67,22 @@ test("a slow SSE client that is dropped has its connection closed and the hub's 
   const base = fdCount()
   const slow = await stuckClient(hub.port, "/events")
   try {
-    await until(async () => {
-      await internalPost(hub, "emit", bulk(8, 32 * 1024))
-      return hub.health().counters.sseDropped > 0
-    }, "the slow client is dropped", 20_000)
+    await until(
+      async () => {
+        await internalPost(hub, "emit", bulk(8, 32 * 1024))
+        return hub.health().counters.sseDropped > 0
+      },
+      "the slow client is dropped",
+      20_000,
+    )
     expect(hub.health().counters.sseDropped).toBe(1)
     expect(hub.health().sse.eventsClients).toBe(0)
     // Only the client's own socket is left open: the hub closed its side although the client never read.
-    await until(() => fdCount() <= base + 1, `the hub's fd count returns to baseline + the client's socket (${base + 1})`, 20_000)
+    await until(
+      () => fdCount() <= base + 1,
+      `the hub's fd count returns to baseline + the client's socket (${base + 1})`,
+      20_000,
+    )
     slow.drain()
     await slow.closed
     await until(() => fdCount() <= base, `the fd count returns to its baseline (${base})`)
@@ -81,21 +93,35 @@ test("a slow SSE client that is dropped has its connection closed and the hub's 
 
 test("an SSE client that stops reading is closed after sseIdleTimeoutMs, though it is under the backlog limit", async () => {
   // Events are at most a quarter of the events ring: 4 MiB lets 512 KiB ones through.
-  await using hub = await createHub({ port: 0, sseMaxBufferedBytes: 256 * 1024 * 1024, sseIdleTimeoutMs: 500, heartbeatMs: 100, eventsCapacity: 4 * 1024 * 1024 })
+  await using hub = await createHub({
+    port: 0,
+    sseMaxBufferedBytes: 256 * 1024 * 1024,
+    sseIdleTimeoutMs: 500,
+    heartbeatMs: 100,
+    eventsCapacity: 4 * 1024 * 1024,
+  })
   await warmUp(hub)
   const base = fdCount()
   const stuck = await stuckClient(hub.port, "/events")
   try {
     // Fill the kernel's buffers so that what the hub queues next waits; it never reaches the backlog limit.
-    await until(async () => {
-      await internalPost(hub, "emit", bulk(1, 512 * 1024))
-      return hub.health().counters.sseIdleClosed > 0
-    }, "the stuck client is closed as idle", 30_000)
+    await until(
+      async () => {
+        await internalPost(hub, "emit", bulk(1, 512 * 1024))
+        return hub.health().counters.sseIdleClosed > 0
+      },
+      "the stuck client is closed as idle",
+      30_000,
+    )
     const h = hub.health()
     expect(h.counters.sseIdleClosed).toBe(1)
     expect(h.counters.sseDropped).toBe(0)
     expect(h.sse.eventsClients).toBe(0)
-    await until(() => fdCount() <= base + 1, `the hub's fd count returns to baseline + the client's socket (${base + 1})`, 20_000)
+    await until(
+      () => fdCount() <= base + 1,
+      `the hub's fd count returns to baseline + the client's socket (${base + 1})`,
+      20_000,
+    )
     stuck.drain()
     await stuck.closed
     await until(() => fdCount() <= base, `the fd count returns to its baseline (${base})`)

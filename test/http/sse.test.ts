@@ -17,7 +17,10 @@ afterAll(async () => {
 })
 
 const health = async () => (await (await fetch(`${hub.url}/health`)).json()) as HubHealth
-const post = (path: string, body: unknown) => fetch(hub.url + path, { method: "POST", body: JSON.stringify(body) }).then((r) => r.json() as Promise<Record<string, number>>)
+const post = (path: string, body: unknown) =>
+  fetch(hub.url + path, { method: "POST", body: JSON.stringify(body) }).then(
+    (r) => r.json() as Promise<Record<string, number>>,
+  )
 
 async function open(path: string): Promise<{ sse: SseReader; abort: AbortController }> {
   const abort = new AbortController()
@@ -36,7 +39,9 @@ test("an SSE client gets the worker's welcome and events pushed by exact path, b
     await b.sse.next((m) => m.event === "welcome")
 
     expect(await post("/push", { to: "/sessions/7/events", data: "by path", event: "note" })).toEqual({ delivered: 1 })
-    expect(await post("/push", { to: { pattern: "/sessions/:id/events", params: { id: "8" } }, data: { by: "pattern" } })).toEqual({ delivered: 1 })
+    expect(
+      await post("/push", { to: { pattern: "/sessions/:id/events", params: { id: "8" } }, data: { by: "pattern" } }),
+    ).toEqual({ delivered: 1 })
     expect(await post("/push", { to: { pattern: "/sessions/:id/events" }, data: "everyone" })).toEqual({ delivered: 2 })
 
     expect(await a.sse.next((m) => m.data === "by path")).toMatchObject({ event: "note" })
@@ -117,18 +122,26 @@ test("a slow SSE client is dropped and counted while a fast one keeps receiving"
     await until(() => got > 0, "the slow client is connected")
     const before = (await health()).counters.sseDropped
     const payload = "x".repeat(32 * 1024)
-    await until(async () => {
-      const res = await fetch(`${hub.url}/_slotbus/emit`, {
-        method: "POST",
-        headers: { authorization: `Bearer ${hub.token}` },
-        body: JSON.stringify(Array.from({ length: 8 }, () => ({ type: "bulk", data: payload }))),
-      })
-      expect(res.status).toBe(200)
-      return (await health()).counters.sseDropped > before
-    }, "the slow client is dropped", 20_000)
+    await until(
+      async () => {
+        const res = await fetch(`${hub.url}/_slotbus/emit`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${hub.token}` },
+          body: JSON.stringify(Array.from({ length: 8 }, () => ({ type: "bulk", data: payload }))),
+        })
+        expect(res.status).toBe(200)
+        return (await health()).counters.sseDropped > before
+      },
+      "the slow client is dropped",
+      20_000,
+    )
     expect((await health()).counters.sseDropped).toBe(before + 1)
     expect((await health()).sse.eventsClients).toBe(1)
-    await fetch(`${hub.url}/_slotbus/emit`, { method: "POST", headers: { authorization: `Bearer ${hub.token}` }, body: JSON.stringify({ type: "last", data: "done" }) })
+    await fetch(`${hub.url}/_slotbus/emit`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${hub.token}` },
+      body: JSON.stringify({ type: "last", data: "done" }),
+    })
     await fast.sse.next((m) => m.event === "last", 20_000)
   } finally {
     slow.destroy()

@@ -9,7 +9,9 @@ const TIMEOUT_MS = 180_000 // a cold zig cache builds the TSan runtime first
 
 async function buildAndRun(step: string, iterations: number, tsan: 0 | 1) {
   const out = join(await zigBuild(step), step)
-  const result = await run([out, String(iterations)], { env: { ...process.env, TSAN_OPTIONS: "halt_on_error=1 exitcode=66" } })
+  const result = await run([out, String(iterations)], {
+    env: { ...process.env, TSAN_OPTIONS: "halt_on_error=1 exitcode=66" },
+  })
   if (result.code !== 0) throw new Error(`${step} exited with ${result.code}:\n${result.stderr.slice(-4000)}`)
   const m = result.stdout.match(/^lease stress ok: claims=(\d+) yields=(\d+) waits=(\d+) renews=(\d+) tsan=(\d)$/m)
   expect(m).not.toBeNull()

@@ -39,7 +39,9 @@ test("a member scribbling the table makes others' calls throw ProtocolError (or 
     if (held.claimed) attempt(() => held.lease.renew(1000))
     console.log(`after scribbling: ${worked} calls worked, errors: ${JSON.stringify(Object.fromEntries(errors))}`)
     expect(errors.get("ProtocolError") ?? 0).toBeGreaterThan(0) // the damage was noticed, not papered over
-    expect([...errors.keys()].every((k) => k === "ProtocolError" || k === "LeaseLostError" || k === "ContestFullError")).toBe(true)
+    expect(
+      [...errors.keys()].every((k) => k === "ProtocolError" || k === "LeaseLostError" || k === "ContestFullError"),
+    ).toBe(true)
     // the process is alive and the library still works for other contests
     using other = await Contest.open(busName("unharmed"))
     expect(other.tryClaim({ kind: 1, label: "x" }).claimed).toBe(true)

@@ -5,7 +5,18 @@ import { describe, expect, test } from "bun:test"
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import * as ffi from "../../src/native/ffi.ts"
-import { camel, cDefine, cEnum, cPrototypes, eq, ffiSymbols, fnv1a32, layoutTests, section, stripC } from "../support/c-text.ts"
+import {
+  camel,
+  cDefine,
+  cEnum,
+  cPrototypes,
+  eq,
+  ffiSymbols,
+  fnv1a32,
+  layoutTests,
+  section,
+  stripC,
+} from "../support/c-text.ts"
 
 const repo = join(import.meta.dir, "..", "..")
 const read = (p: string) => readFileSync(join(repo, p), "utf8")
@@ -52,7 +63,10 @@ function structOffsets(c: string, name: string): { offsets: Record<string, numbe
   const offsets: Record<string, number> = {}
   let off = 0
   let maxAlign = 1
-  for (const decl of m[1]!.split(";").map((d) => d.trim()).filter(Boolean)) {
+  for (const decl of m[1]!
+    .split(";")
+    .map((d) => d.trim())
+    .filter(Boolean)) {
     const d = /^(\w+)\s+(.+)$/.exec(decl)
     if (!d || !(d[1]! in sizes)) throw new Error(`${name}: cannot read "${decl}"`)
     const size = sizes[d[1]!]!
@@ -76,13 +90,19 @@ const checks: Record<string, Check> = {
     const quoted = /FNV-1a 32 of the ASCII string `(slotbus-lease[^`]+)`/.exec(s.protocol)?.[1]
     const inC = /#define LAYOUT_DESC "([^"]+)"/.exec(s.core)?.[1]
     if (!quoted) return ["PROTOCOL.md quotes no lease layout string"]
-    return [...eq("sbl_layout_hash() vs PROTOCOL.md", ts.layoutHash, fnv1a32(quoted)), ...eq("LAYOUT_DESC vs PROTOCOL.md", inC, quoted)]
+    return [
+      ...eq("sbl_layout_hash() vs PROTOCOL.md", ts.layoutHash, fnv1a32(quoted)),
+      ...eq("LAYOUT_DESC vs PROTOCOL.md", inC, quoted),
+    ]
   },
 
   "Holder offsets in ffi.ts are those of struct sbl_holder": (s, ts) => {
     const { offsets, size } = structOffsets(s.header, "sbl_holder")
     const fromC = Object.fromEntries(Object.entries(offsets).map(([k, v]) => [camel(k), v]))
-    return [...eq("Holder vs sbl_holder", ts.Holder, fromC), ...eq("HOLDER_BYTES vs sizeof(sbl_holder)", ts.HOLDER_BYTES, size)]
+    return [
+      ...eq("Holder vs sbl_holder", ts.Holder, fromC),
+      ...eq("HOLDER_BYTES vs sizeof(sbl_holder)", ts.HOLDER_BYTES, size),
+    ]
   },
 
   "the limits in ffi.ts, lease.h, the layout string and PROTOCOL.md agree": (s, ts) => {
@@ -118,7 +138,9 @@ const checks: Record<string, Check> = {
     return rows.flatMap(([field, re]) => {
       const off = re.exec(entryRows)?.[1]
       if (off === undefined) return [`PROTOCOL.md has no entry row for ${field}`]
-      return new RegExp(`offsetof\\(entry_t, ${field}\\) == ${off}\\b`).test(core) ? [] : [`entry_t.${field} is not asserted at ${off}`]
+      return new RegExp(`offsetof\\(entry_t, ${field}\\) == ${off}\\b`).test(core)
+        ? []
+        : [`entry_t.${field} is not asserted at ${off}`]
     })
   },
 
@@ -135,26 +157,71 @@ const checks: Record<string, Check> = {
     const c = cPrototypes(s.header, "sbl_")
     const t = ffiSymbols(s.ffiSource, "leaseSymbols")
     const out: string[] = []
-    for (const [name, sig] of c) out.push(...(t.has(name) ? eq(name, t.get(name), sig) : [`${name} is not bound in ffi.ts`]))
+    for (const [name, sig] of c)
+      out.push(...(t.has(name) ? eq(name, t.get(name), sig) : [`${name} is not bound in ffi.ts`]))
     for (const name of t.keys()) if (!c.has(name)) out.push(`${name} is bound in ffi.ts but not declared in lease.h`)
     if (c.size === 0) out.push("no prototypes found in lease.h")
     return out
   },
 }
 
-
 const textMutations: [string, (s: Sources) => Sources][] = [
-  ["the layout string edited in PROTOCOL.md", (s) => ({ ...s, protocol: s.protocol.replace("entry=256 label=96", "entry=256 label=80") })],
+  [
+    "the layout string edited in PROTOCOL.md",
+    (s) => ({ ...s, protocol: s.protocol.replace("entry=256 label=96", "entry=256 label=80") }),
+  ],
   ["LAYOUT_DESC edited in lease.c", (s) => ({ ...s, core: s.core.replace("member=64x256", "member=64x128") })],
-  ["two sbl_holder fields swapped", (s) => ({ ...s, header: s.header.replace(/uint32_t entry;(\s*[^\n]*\n\s*)uint32_t version;/, "uint32_t version;$1uint32_t entry;") })],
-  ["a field added to sbl_holder", (s) => ({ ...s, header: s.header.replace("uint64_t token;", "uint32_t extra;\n  uint64_t token;") })],
+  [
+    "two sbl_holder fields swapped",
+    (s) => ({
+      ...s,
+      header: s.header.replace(
+        /uint32_t entry;(\s*[^\n]*\n\s*)uint32_t version;/,
+        "uint32_t version;$1uint32_t entry;",
+      ),
+    }),
+  ],
+  [
+    "a field added to sbl_holder",
+    (s) => ({ ...s, header: s.header.replace("uint64_t token;", "uint32_t extra;\n  uint64_t token;") }),
+  ],
   ["SBL_OWNER_MAX raised", (s) => ({ ...s, header: s.header.replace("SBL_OWNER_MAX 64u", "SBL_OWNER_MAX 80u") })],
-  ["an entry row moved in PROTOCOL.md", (s) => ({ ...s, protocol: s.protocol.replace("| 128 | u64 | fencing token", "| 136 | u64 | fencing token") })],
+  [
+    "an entry row moved in PROTOCOL.md",
+    (s) => ({ ...s, protocol: s.protocol.replace("| 128 | u64 | fencing token", "| 136 | u64 | fencing token") }),
+  ],
   ["a claim state renumbered in PROTOCOL.md", (s) => ({ ...s, protocol: s.protocol.replace("HELD(2)", "HELD(3)") })],
   ["SBL_HOW_DEAD renumbered", (s) => ({ ...s, header: s.header.replace("SBL_HOW_DEAD = 2", "SBL_HOW_DEAD = 3") })],
-  ["an argument added to a lease prototype", (s) => ({ ...s, header: s.header.replace("int sbl_release(sbl_contest *c, uint32_t entry, uint32_t version);", "int sbl_release(sbl_contest *c, uint32_t entry, uint32_t version, int force);") })],
-  ["a binding with a wrong type", (s) => ({ ...s, ffiSource: s.ffiSource.replace("sbl_check: { args: [ptr, u32, u32, f64]", "sbl_check: { args: [ptr, u32, u32, i64]") })],
-  ["a lease function declared but not bound", (s) => ({ ...s, header: s.header.replace("int sbl_reset_all(sbl_contest *c);", "int sbl_reset_all(sbl_contest *c);\nint sbl_extra(sbl_contest *c);") })],
+  [
+    "an argument added to a lease prototype",
+    (s) => ({
+      ...s,
+      header: s.header.replace(
+        "int sbl_release(sbl_contest *c, uint32_t entry, uint32_t version);",
+        "int sbl_release(sbl_contest *c, uint32_t entry, uint32_t version, int force);",
+      ),
+    }),
+  ],
+  [
+    "a binding with a wrong type",
+    (s) => ({
+      ...s,
+      ffiSource: s.ffiSource.replace(
+        "sbl_check: { args: [ptr, u32, u32, f64]",
+        "sbl_check: { args: [ptr, u32, u32, i64]",
+      ),
+    }),
+  ],
+  [
+    "a lease function declared but not bound",
+    (s) => ({
+      ...s,
+      header: s.header.replace(
+        "int sbl_reset_all(sbl_contest *c);",
+        "int sbl_reset_all(sbl_contest *c);\nint sbl_extra(sbl_contest *c);",
+      ),
+    }),
+  ],
 ]
 const tsMutations: [string, (ts: TsConstants) => TsConstants][] = [
   ["Holder.token moved", (ts) => ({ ...ts, Holder: { ...ts.Holder, token: 40 } })],

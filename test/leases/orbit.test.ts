@@ -366,7 +366,10 @@ describe("observability", () => {
     claimed(b.tryClaimAt({ kind: 3, label: "expired" }, { owner: "b", ttlMs: 5 }, t - 1000))
     const gone = claimed(a.tryClaim({ kind: 4, label: "released" }, { owner: "a" }))
     gone.release()
-    const seen = a.holders().map((h) => `${h.subject.kind}/${h.subject.label}:${h.owner}`).sort()
+    const seen = a
+      .holders()
+      .map((h) => `${h.subject.kind}/${h.subject.label}:${h.owner}`)
+      .sort()
     expect(seen).toEqual(["1/one:a", "2/two:b"])
     expect(a.holders().find((h) => h.owner === "b")?.token).toBe(two.token)
   })
@@ -382,7 +385,15 @@ describe("observability", () => {
     const second = claimed(b.tryClaimAt(s, {}, 200)) // a's claim expired
     second.release()
     expect(first.release()).toBe(false)
-    expect(a.stats()).toMatchObject({ claims: 2, yields: 2, expiries: 1, takeovers: 0, releases: 1, members: 2, subjects: 1 })
+    expect(a.stats()).toMatchObject({
+      claims: 2,
+      yields: 2,
+      expiries: 1,
+      takeovers: 0,
+      releases: 1,
+      members: 2,
+      subjects: 1,
+    })
     b.close()
     expect(a.stats()).toMatchObject({ claims: 2, yields: 2, expiries: 1, releases: 1, members: 1 })
   })

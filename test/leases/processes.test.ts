@@ -28,29 +28,25 @@ function socketBound(name: string): boolean {
   return readFileSync("/proc/net/unix", "utf8").includes(`@slotbus-lease.${name}`)
 }
 
-test(
-  "8 processes race for one subject 10 000 times: no holder ever overlaps another, and fencing tokens strictly increase",
-  async () => {
-    const name = busName("race")
-    const dir = mkdtempSync(join(tmpdir(), "slotbus-lease-race-"))
-    const counter = join(dir, "counter")
-    writeFileSync(counter, new Uint8Array(16))
-    try {
-      const racers = Array.from({ length: 8 }, () => member(["race", name, "hot", "1250", counter, "8"]))
-      const lines = await Promise.all(racers.map((r) => r.waitLine(/^done (\d+) (\d+) (\d+)$/, 170_000)))
-      const overlaps = lines.reduce((n, m) => n + Number(m[1]), 0)
-      const waited = lines.reduce((n, m) => n + Number(m[3]), 0)
-      console.log(`race: 10 000 wins, ${waited} of them after waiting for another holder`)
-      expect(waited).toBeGreaterThan(0) // they really raced
-      const state = new BigUint64Array(new Uint8Array(readFileSync(counter)).buffer)
-      expect(overlaps).toBe(0)
-      expect(state[0]).toBe(10_000n) // every win counted once: no lost update
-    } finally {
-      rmSync(dir, { recursive: true, force: true })
-    }
-  },
-  180_000,
-)
+test("8 processes race for one subject 10 000 times: no holder ever overlaps another, and fencing tokens strictly increase", async () => {
+  const name = busName("race")
+  const dir = mkdtempSync(join(tmpdir(), "slotbus-lease-race-"))
+  const counter = join(dir, "counter")
+  writeFileSync(counter, new Uint8Array(16))
+  try {
+    const racers = Array.from({ length: 8 }, () => member(["race", name, "hot", "1250", counter, "8"]))
+    const lines = await Promise.all(racers.map((r) => r.waitLine(/^done (\d+) (\d+) (\d+)$/, 170_000)))
+    const overlaps = lines.reduce((n, m) => n + Number(m[1]), 0)
+    const waited = lines.reduce((n, m) => n + Number(m[3]), 0)
+    console.log(`race: 10 000 wins, ${waited} of them after waiting for another holder`)
+    expect(waited).toBeGreaterThan(0) // they really raced
+    const state = new BigUint64Array(new Uint8Array(readFileSync(counter)).buffer)
+    expect(overlaps).toBe(0)
+    expect(state[0]).toBe(10_000n) // every win counted once: no lost update
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}, 180_000)
 
 test("kill -9 of a holder: a waiting claimant gets the subject (well within the TTL-less forever)", async () => {
   const name = busName("kill")
@@ -88,7 +84,9 @@ test("kill -9 of a holder: a claimant calling tryClaim gets the subject on its n
     await Bun.sleep(1)
     r = c.tryClaim({ kind: KIND, label: "job" })
   }
-  console.log(`kill -9 → tryClaim succeeded ${(performance.now() - killedAt).toFixed(1)} ms after the kill, ${tries} yields after the exit was reaped`)
+  console.log(
+    `kill -9 → tryClaim succeeded ${(performance.now() - killedAt).toFixed(1)} ms after the kill, ${tries} yields after the exit was reaped`,
+  )
   expect(r.claimed).toBe(true)
   if (r.claimed) expect(r.lease.from).toBe("holder-gone")
 })

@@ -32,8 +32,20 @@ test(
   TIMEOUT_MS,
 )
 
-test("ThreadSanitizer finds no data race between the hub and a worker", () => expectStressPasses("stress-tsan", 200_000, 1), TIMEOUT_MS)
+test(
+  "ThreadSanitizer finds no data race between the hub and a worker",
+  () => expectStressPasses("stress-tsan", 200_000, 1),
+  TIMEOUT_MS,
+)
 
-test("AddressSanitizer finds no bad access or leak in the stress run", () => expectStressPasses("stress-asan", 200_000, 0), TIMEOUT_MS)
+test(
+  "AddressSanitizer finds no bad access or leak in the stress run",
+  () => expectStressPasses("stress-asan", 200_000, 0),
+  TIMEOUT_MS,
+)
 
-test("UndefinedBehaviorSanitizer finds no undefined behaviour in the stress run", () => expectStressPasses("stress-ubsan", 200_000, 0), TIMEOUT_MS)
+test(
+  "UndefinedBehaviorSanitizer finds no undefined behaviour in the stress run",
+  () => expectStressPasses("stress-ubsan", 200_000, 0),
+  TIMEOUT_MS,
+)

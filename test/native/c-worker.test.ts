@@ -54,8 +54,17 @@ describe.each(modes)("the C worker in $mode mode", ({ flags }) => {
     await withCWorker(flags, async (bus) => {
       const get = (await bus.request({ path: "/x" })) as SlotResponse
       expect([get.status, Object.fromEntries(get.headers), get.text()]).toEqual([200, { "x-worker": "c" }, "GET /x 0"])
-      const post = await bus.request({ method: "POST", path: "/a/b?c=d", headers: { "x-one": "1", "x-two": "2" }, body: "hello" })
-      expect([post.status, Object.fromEntries(post.headers), post.text()]).toEqual([200, { "x-worker": "c" }, "POST /a/b?c=d 5"])
+      const post = await bus.request({
+        method: "POST",
+        path: "/a/b?c=d",
+        headers: { "x-one": "1", "x-two": "2" },
+        body: "hello",
+      })
+      expect([post.status, Object.fromEntries(post.headers), post.text()]).toEqual([
+        200,
+        { "x-worker": "c" },
+        "POST /a/b?c=d 5",
+      ])
       const big = await bus.request({ method: "PUT", path: "/ü/€", body: new Uint8Array(777_777) })
       expect(big.text()).toBe("PUT /ü/€ 777777")
     })
@@ -96,7 +105,9 @@ describe.each(modes)("the C worker in $mode mode", ({ flags }) => {
           : bus.call(`request-${i}`).then((b) => decoder.decode(b)),
       )
       const got = await Promise.all(calls)
-      const want = Array.from({ length: 1000 }, (_, i) => (i % 3 === 0 ? `PATCH /n/${i} ${i}` : `request-${i}`.split("").reverse().join("")))
+      const want = Array.from({ length: 1000 }, (_, i) =>
+        i % 3 === 0 ? `PATCH /n/${i} ${i}` : `request-${i}`.split("").reverse().join(""),
+      )
       expect(got).toEqual(want)
       expect(bus.stats()).toMatchObject({ inFlight: 0, queued: 0, errors: 0 })
     })
@@ -110,7 +121,9 @@ describe.each(modes)("the C worker in $mode mode", ({ flags }) => {
       const killedAt = performance.now()
       worker.signal("SIGKILL")
       const outcomes = await Promise.all(calls.map((c) => outcome(c, GUARD_MS, killedAt)))
-      console.log(`C worker (${flags[0] ?? "eventfd"}) SIGKILL → WorkerGoneError after at most ${Math.max(...outcomes.map((o) => o.ms)).toFixed(1)} ms`)
+      console.log(
+        `C worker (${flags[0] ?? "eventfd"}) SIGKILL → WorkerGoneError after at most ${Math.max(...outcomes.map((o) => o.ms)).toFixed(1)} ms`,
+      )
       for (const o of outcomes) expect(o.state === "rejected" && o.error).toBeInstanceOf(WorkerGoneError)
       expect(bus.workers).toEqual([])
     })

@@ -26,13 +26,21 @@ function trustingWorker(name: string): Child {
   return worker
 }
 
-test.each(["hostile", "hostile-asan"])("%s: the C worker refuses bad fds, rides out partial hellos and floods, refuses stale completions", async (program) => {
-  const { stdout, stderr, code } = await run([join(bin, program), "test"], {
-    env: { ...process.env, ASAN_OPTIONS: "halt_on_error=1 detect_leaks=1", UBSAN_OPTIONS: "halt_on_error=1 print_stacktrace=1" },
-  })
-  if (code !== 0) throw new Error(`${program} test exited with ${code}:\n${stderr.slice(-4000)}`)
-  expect(stdout).toMatch(/^hostile ok: \d+ cases$/m)
-}, 60_000)
+test.each(["hostile", "hostile-asan"])(
+  "%s: the C worker refuses bad fds, rides out partial hellos and floods, refuses stale completions",
+  async (program) => {
+    const { stdout, stderr, code } = await run([join(bin, program), "test"], {
+      env: {
+        ...process.env,
+        ASAN_OPTIONS: "halt_on_error=1 detect_leaks=1",
+        UBSAN_OPTIONS: "halt_on_error=1 print_stacktrace=1",
+      },
+    })
+    if (code !== 0) throw new Error(`${program} test exited with ${code}:\n${stderr.slice(-4000)}`)
+    expect(stdout).toMatch(/^hostile ok: \d+ cases$/m)
+  },
+  60_000,
+)
 
 describe("a SlotWorker against a hostile hub", () => {
   test.each(["devzero", "blocking", "semaphore", "pipe", "devzero-region"])(

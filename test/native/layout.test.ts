@@ -6,7 +6,18 @@ import { describe, expect, test } from "bun:test"
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import * as ffi from "../../src/native/ffi.ts"
-import { camel, cDefine, cEnum, cPrototypes, eq, ffiSymbols, fnv1a32, layoutTests, section, stripC } from "../support/c-text.ts"
+import {
+  camel,
+  cDefine,
+  cEnum,
+  cPrototypes,
+  eq,
+  ffiSymbols,
+  fnv1a32,
+  layoutTests,
+  section,
+  stripC,
+} from "../support/c-text.ts"
 
 const repo = join(import.meta.dir, "..", "..")
 const read = (p: string) => readFileSync(join(repo, p), "utf8")
@@ -72,7 +83,10 @@ function cStruct(c: string, body: RegExp, what: string): Field[] {
   const m = body.exec(stripC(c))
   if (!m) throw new Error(`${what} not found`)
   const fields: Field[] = []
-  for (const decl of m[1]!.split(";").map((d) => d.trim()).filter(Boolean)) {
+  for (const decl of m[1]!
+    .split(";")
+    .map((d) => d.trim())
+    .filter(Boolean)) {
     const d = /^((?:_Atomic\s+)?\w+)\s+(.+)$/.exec(decl)
     if (!d) throw new Error(`${what}: cannot read "${decl}"`)
     for (const part of d[2]!.split(",").map((p) => p.trim())) {
@@ -96,23 +110,41 @@ type Check = (s: Sources, ts: TsConstants) => string[]
 const checks: Record<string, Check> = {
   "Msg lists the fields of struct sb_msg in order, one u32 word each": (s, ts) => {
     const fields = typedefStruct(s.header, "sb_msg")
-    const bad = fields.filter((f) => !WORD_TYPES.test(f.type) || f.count !== 1).map((f) => `sb_msg.${f.name} is not one 32-bit word`)
-    const tsOrder = Object.entries(ts.Msg).sort((a, b) => a[1] - b[1]).map(([k]) => k)
+    const bad = fields
+      .filter((f) => !WORD_TYPES.test(f.type) || f.count !== 1)
+      .map((f) => `sb_msg.${f.name} is not one 32-bit word`)
+    const tsOrder = Object.entries(ts.Msg)
+      .sort((a, b) => a[1] - b[1])
+      .map(([k]) => k)
     return [
       ...bad,
-      ...eq("Msg field order vs sb_msg", tsOrder, fields.map((f) => camel(f.name))),
-      ...eq("Msg indices", Object.values(ts.Msg).sort((a, b) => a - b), fields.map((_, i) => i)),
+      ...eq(
+        "Msg field order vs sb_msg",
+        tsOrder,
+        fields.map((f) => camel(f.name)),
+      ),
+      ...eq(
+        "Msg indices",
+        Object.values(ts.Msg).sort((a, b) => a - b),
+        fields.map((_, i) => i),
+      ),
       ...eq("MSG_WORDS vs sb_msg", ts.MSG_WORDS, fields.length),
     ]
   },
 
   "HUB_CONFIG_WORDS and MAX_ALLOW_UIDS match struct sb_hub_config": (s, ts) => {
     const fields = typedefStruct(s.header, "sb_hub_config")
-    const bad = fields.filter((f) => !WORD_TYPES.test(f.type)).map((f) => `sb_hub_config.${f.name} is not made of 32-bit words`)
+    const bad = fields
+      .filter((f) => !WORD_TYPES.test(f.type))
+      .map((f) => `sb_hub_config.${f.name} is not made of 32-bit words`)
     const uids = fields.find((f) => f.name === "allow_uids")
     return [
       ...bad,
-      ...eq("HUB_CONFIG_WORDS vs sb_hub_config", ts.HUB_CONFIG_WORDS, fields.reduce((n, f) => n + f.count, 0)),
+      ...eq(
+        "HUB_CONFIG_WORDS vs sb_hub_config",
+        ts.HUB_CONFIG_WORDS,
+        fields.reduce((n, f) => n + f.count, 0),
+      ),
       ...eq("MAX_ALLOW_UIDS vs SB_MAX_ALLOW_UIDS", ts.MAX_ALLOW_UIDS, cDefine(s.header, "SB_MAX_ALLOW_UIDS")),
       ...eq("allow_uids length vs SB_MAX_ALLOW_UIDS", uids?.count, cDefine(s.header, "SB_MAX_ALLOW_UIDS")),
       ...eq("allow_uids is the last field", fields.at(-1)?.name, "allow_uids"),
@@ -125,7 +157,8 @@ const checks: Record<string, Check> = {
     ...eq("RespFlag vs enum sb_resp_flags", ts.RespFlag, cEnum(s.header, "sb_resp_flags", "SB_RESP_")),
   ],
 
-  "E_CORRUPT is minus SB_ECORRUPT": (s, ts) => eq("E_CORRUPT vs -SB_ECORRUPT", ts.E_CORRUPT, -cDefine(s.header, "SB_ECORRUPT")),
+  "E_CORRUPT is minus SB_ECORRUPT": (s, ts) =>
+    eq("E_CORRUPT vs -SB_ECORRUPT", ts.E_CORRUPT, -cDefine(s.header, "SB_ECORRUPT")),
 
   "the state machine, kinds and flags in PROTOCOL.md match": (s, ts) => {
     const sm = section(s.protocol, /^## 3\. Slot state machine/)
@@ -156,21 +189,36 @@ const checks: Record<string, Check> = {
     const fields = cStruct(s.core, /typedef\s+struct\s*\{([^}]*)\}\s*slot_hdr\s*;/, "slot_hdr")
     // C name -> the words PROTOCOL.md uses for it, at 4-byte offsets from 0.
     const names: [string, RegExp][] = [
-      ["state", /state word/], ["kind", /request kind/], ["id", /request id/], ["req_head", /request head length/],
-      ["req_body", /request body length/], ["status", /response status/], ["flags", /response flags/],
-      ["resp_head", /response head length/], ["resp_body", /response body length/], ["cancel", /cancel word/],
+      ["state", /state word/],
+      ["kind", /request kind/],
+      ["id", /request id/],
+      ["req_head", /request head length/],
+      ["req_body", /request body length/],
+      ["status", /response status/],
+      ["flags", /response flags/],
+      ["resp_head", /response head length/],
+      ["resp_body", /response body length/],
+      ["cancel", /cancel word/],
     ]
     const rows = [...section(s.protocol, /^## 2\. Region layout/).matchAll(/^\| (\d+) \| u32 \| ([^|]+)\|/gm)]
     const out: string[] = []
     names.forEach(([cName, phrase], i) => {
       const f = fields[i]
-      if (f?.name !== cName || f.count !== 1 || !WORD_TYPES.test(f.type)) out.push(`slot_hdr field ${i} is ${f?.name}, expected ${cName}`)
+      if (f?.name !== cName || f.count !== 1 || !WORD_TYPES.test(f.type))
+        out.push(`slot_hdr field ${i} is ${f?.name}, expected ${cName}`)
       const row = rows.find((r) => phrase.test(r[2]!))
-      if (!row || Number(row[1]) !== 4 * i) out.push(`PROTOCOL.md slot header: ${phrase} should be at offset ${4 * i}, found ${row?.[1]}`)
+      if (!row || Number(row[1]) !== 4 * i)
+        out.push(`PROTOCOL.md slot header: ${phrase} should be at offset ${4 * i}, found ${row?.[1]}`)
     })
     const reserved = fields[names.length]
     const reservedRow = /\| (\d+)\.\.(\d+) \| \| reserved/.exec(s.protocol)
-    out.push(...eq("slot_hdr reserved words", reserved?.count, reservedRow ? (Number(reservedRow[2]) + 1 - Number(reservedRow[1])) / 4 : -1))
+    out.push(
+      ...eq(
+        "slot_hdr reserved words",
+        reserved?.count,
+        reservedRow ? (Number(reservedRow[2]) + 1 - Number(reservedRow[1])) / 4 : -1,
+      ),
+    )
     out.push(...eq("slot_hdr ends after reserved", fields.length, names.length + 1))
     return out
   },
@@ -181,7 +229,11 @@ const checks: Record<string, Check> = {
     const hub = /hub_parked` at (\d+)/.exec(sec)?.[1]
     const core = stripC(s.core)
     return [
-      ...eq("worker_parked offset", new RegExp(`offsetof\\(region_hdr, worker_parked\\) == ${worker}\\b`).test(core), true),
+      ...eq(
+        "worker_parked offset",
+        new RegExp(`offsetof\\(region_hdr, worker_parked\\) == ${worker}\\b`).test(core),
+        true,
+      ),
       ...eq("hub_parked offset", new RegExp(`offsetof\\(region_hdr, hub_parked\\) == ${hub}\\b`).test(core), true),
     ]
   },
@@ -190,7 +242,11 @@ const checks: Record<string, Check> = {
     const line = /^(\d+)\s+line \d+: cancel_seq/m.exec(section(s.protocol, /^## 2\. Region layout/))?.[1]
     return [
       ...eq("cancel_seq offset in PROTOCOL.md vs CANCEL_SEQ_OFFSET", Number(line), ts.CANCEL_SEQ_OFFSET),
-      ...eq("cancel_seq offset in slotbus.c", new RegExp(`offsetof\\(region_hdr, cancel_seq\\) == ${ts.CANCEL_SEQ_OFFSET}\\b`).test(stripC(s.core)), true),
+      ...eq(
+        "cancel_seq offset in slotbus.c",
+        new RegExp(`offsetof\\(region_hdr, cancel_seq\\) == ${ts.CANCEL_SEQ_OFFSET}\\b`).test(stripC(s.core)),
+        true,
+      ),
     ]
   },
 
@@ -198,7 +254,11 @@ const checks: Record<string, Check> = {
     const sec = section(s.protocol, /^## 1\. Rendezvous/)
     const named = [...sec.matchAll(/`'(.)'` \((\w+)\)/g)]
     const byte = (word: string) => named.find((m) => m[2] === word)?.[1]?.charCodeAt(0)
-    return eq("Control vs PROTOCOL.md §1", ts.Control, { DRAIN: byte("drain"), DRAIN_ACK: byte("ack"), HUB_CLOSING: byte("closing") })
+    return eq("Control vs PROTOCOL.md §1", ts.Control, {
+      DRAIN: byte("drain"),
+      DRAIN_ACK: byte("ack"),
+      HUB_CLOSING: byte("closing"),
+    })
   },
 
   "the layout hash is FNV-1a 32 of the layout string quoted in PROTOCOL.md": (s, ts) => {
@@ -213,7 +273,9 @@ const checks: Record<string, Check> = {
     ...eq("ABI_VERSION in ffi.ts vs sb_abi_version()", ts.abiVersion, ts.libraryAbi),
   ],
 
-  "every function in slotbus.h is bound in ffi.ts with the same argument and return types, and nothing else is": (s) => {
+  "every function in slotbus.h is bound in ffi.ts with the same argument and return types, and nothing else is": (
+    s,
+  ) => {
     const c = cPrototypes(s.header, "sb_")
     const t = ffiSymbols(s.ffiSource, "symbols")
     const out: string[] = []
@@ -238,33 +300,112 @@ describe("ffi.ts, slotbus.h and PROTOCOL.md agree", () => {
 
 // ---- the checks notice drift: each mutation of one side must produce at least one mismatch ----
 
-const swapMsgFields = (h: string) => h.replace(/uint32_t head_len;\s*\n(\s*)uint32_t body_len;/, "uint32_t body_len;\n$1uint32_t head_len;")
+const swapMsgFields = (h: string) =>
+  h.replace(/uint32_t head_len;\s*\n(\s*)uint32_t body_len;/, "uint32_t body_len;\n$1uint32_t head_len;")
 const textMutations: [string, (s: Sources) => Sources][] = [
   ["two sb_msg fields swapped", (s) => ({ ...s, header: swapMsgFields(s.header) })],
-  ["a field added to sb_msg", (s) => ({ ...s, header: s.header.replace(/(uint32_t body_off;)/, "$1\n  uint32_t extra;") })],
-  ["SB_ABI_VERSION bumped", (s) => ({ ...s, header: s.header.replace(/#define SB_ABI_VERSION (\d+)u/, (_, v) => `#define SB_ABI_VERSION ${Number(v) + 1}u`) })],
+  [
+    "a field added to sb_msg",
+    (s) => ({ ...s, header: s.header.replace(/(uint32_t body_off;)/, "$1\n  uint32_t extra;") }),
+  ],
+  [
+    "SB_ABI_VERSION bumped",
+    (s) => ({
+      ...s,
+      header: s.header.replace(/#define SB_ABI_VERSION (\d+)u/, (_, v) => `#define SB_ABI_VERSION ${Number(v) + 1}u`),
+    }),
+  ],
   ["SB_DONE renumbered", (s) => ({ ...s, header: s.header.replace("SB_DONE = 4", "SB_DONE = 6") })],
-  ["a state added to the enum", (s) => ({ ...s, header: s.header.replace("SB_CANCELLED = 5", "SB_CANCELLED = 5, SB_LOST = 6") })],
+  [
+    "a state added to the enum",
+    (s) => ({ ...s, header: s.header.replace("SB_CANCELLED = 5", "SB_CANCELLED = 5, SB_LOST = 6") }),
+  ],
   ["SB_KIND_HTTP renumbered", (s) => ({ ...s, header: s.header.replace("SB_KIND_HTTP = 1", "SB_KIND_HTTP = 2") })],
-  ["SB_RESP_CANCELLED renumbered", (s) => ({ ...s, header: s.header.replace("SB_RESP_CANCELLED = 2", "SB_RESP_CANCELLED = 4") })],
-  ["SB_MAX_ALLOW_UIDS raised", (s) => ({ ...s, header: s.header.replace(/SB_MAX_ALLOW_UIDS 8u/, "SB_MAX_ALLOW_UIDS 16u") })],
-  ["a field added to sb_hub_config", (s) => ({ ...s, header: s.header.replace(/(uint32_t trim_bytes;)/, "$1\n  uint32_t flags;") })],
+  [
+    "SB_RESP_CANCELLED renumbered",
+    (s) => ({ ...s, header: s.header.replace("SB_RESP_CANCELLED = 2", "SB_RESP_CANCELLED = 4") }),
+  ],
+  [
+    "SB_MAX_ALLOW_UIDS raised",
+    (s) => ({ ...s, header: s.header.replace(/SB_MAX_ALLOW_UIDS 8u/, "SB_MAX_ALLOW_UIDS 16u") }),
+  ],
+  [
+    "a field added to sb_hub_config",
+    (s) => ({ ...s, header: s.header.replace(/(uint32_t trim_bytes;)/, "$1\n  uint32_t flags;") }),
+  ],
   ["SB_ECORRUPT changed", (s) => ({ ...s, header: s.header.replace(/SB_ECORRUPT 1000/, "SB_ECORRUPT 1001") })],
-  ["the layout string in PROTOCOL.md edited", (s) => ({ ...s, protocol: s.protocol.replace("hdr=1024 slot=64", "hdr=1024 slot=128") })],
-  ["cancel_seq moved in PROTOCOL.md", (s) => ({ ...s, protocol: s.protocol.replace("448    line 7: cancel_seq", "512    line 7: cancel_seq") })],
-  ["the cancel word dropped from PROTOCOL.md's slot header", (s) => ({ ...s, protocol: s.protocol.replace("| 36 | u32 | cancel word", "| 36 | u32 | spare") })],
-  ["a state renumbered in PROTOCOL.md", (s) => ({ ...s, protocol: s.protocol.replace("CANCELLED(5)", "CANCELLED(6)") })],
-  ["the flag bits swapped in PROTOCOL.md", (s) => ({ ...s, protocol: s.protocol.replace("bit 0 = handler error, bit 1 = cancelled", "bit 0 = cancelled, bit 1 = handler error") })],
-  ["a slot header row moved in PROTOCOL.md", (s) => ({ ...s, protocol: s.protocol.replace("| 20 | u32 | response status", "| 24 | u32 | response status") })],
-  ["a control byte changed in PROTOCOL.md", (s) => ({ ...s, protocol: s.protocol.replace("`'A'` (ack)", "`'K'` (ack)") })],
-  ["an argument added to a C prototype", (s) => ({ ...s, header: s.header.replace("int sb_hub_cancel(sb_chan *ch, uint32_t slot);", "int sb_hub_cancel(sb_chan *ch, uint32_t slot, int force);") })],
-  ["a C return type changed", (s) => ({ ...s, header: s.header.replace("uint32_t sb_layout_hash(void);", "uint64_t sb_layout_hash(void);") })],
-  ["a function declared but not bound", (s) => ({ ...s, header: s.header.replace("void sb_close(sb_chan *ch);", "void sb_close(sb_chan *ch);\nint sb_new_thing(sb_chan *ch);") })],
-  ["an FFI binding with a wrong argument type", (s) => ({ ...s, ffiSource: s.ffiSource.replace("sb_hub_cancel: { args: [ptr, u32]", "sb_hub_cancel: { args: [ptr, i32]") })],
+  [
+    "the layout string in PROTOCOL.md edited",
+    (s) => ({ ...s, protocol: s.protocol.replace("hdr=1024 slot=64", "hdr=1024 slot=128") }),
+  ],
+  [
+    "cancel_seq moved in PROTOCOL.md",
+    (s) => ({ ...s, protocol: s.protocol.replace("448    line 7: cancel_seq", "512    line 7: cancel_seq") }),
+  ],
+  [
+    "the cancel word dropped from PROTOCOL.md's slot header",
+    (s) => ({ ...s, protocol: s.protocol.replace("| 36 | u32 | cancel word", "| 36 | u32 | spare") }),
+  ],
+  [
+    "a state renumbered in PROTOCOL.md",
+    (s) => ({ ...s, protocol: s.protocol.replace("CANCELLED(5)", "CANCELLED(6)") }),
+  ],
+  [
+    "the flag bits swapped in PROTOCOL.md",
+    (s) => ({
+      ...s,
+      protocol: s.protocol.replace(
+        "bit 0 = handler error, bit 1 = cancelled",
+        "bit 0 = cancelled, bit 1 = handler error",
+      ),
+    }),
+  ],
+  [
+    "a slot header row moved in PROTOCOL.md",
+    (s) => ({ ...s, protocol: s.protocol.replace("| 20 | u32 | response status", "| 24 | u32 | response status") }),
+  ],
+  [
+    "a control byte changed in PROTOCOL.md",
+    (s) => ({ ...s, protocol: s.protocol.replace("`'A'` (ack)", "`'K'` (ack)") }),
+  ],
+  [
+    "an argument added to a C prototype",
+    (s) => ({
+      ...s,
+      header: s.header.replace(
+        "int sb_hub_cancel(sb_chan *ch, uint32_t slot);",
+        "int sb_hub_cancel(sb_chan *ch, uint32_t slot, int force);",
+      ),
+    }),
+  ],
+  [
+    "a C return type changed",
+    (s) => ({ ...s, header: s.header.replace("uint32_t sb_layout_hash(void);", "uint64_t sb_layout_hash(void);") }),
+  ],
+  [
+    "a function declared but not bound",
+    (s) => ({
+      ...s,
+      header: s.header.replace(
+        "void sb_close(sb_chan *ch);",
+        "void sb_close(sb_chan *ch);\nint sb_new_thing(sb_chan *ch);",
+      ),
+    }),
+  ],
+  [
+    "an FFI binding with a wrong argument type",
+    (s) => ({
+      ...s,
+      ffiSource: s.ffiSource.replace("sb_hub_cancel: { args: [ptr, u32]", "sb_hub_cancel: { args: [ptr, i32]"),
+    }),
+  ],
 ]
 
 const tsMutations: [string, (ts: TsConstants) => TsConstants][] = [
-  ["Msg.headLen and Msg.bodyLen swapped", (ts) => ({ ...ts, Msg: { ...ts.Msg, headLen: ts.Msg.bodyLen!, bodyLen: ts.Msg.headLen! } })],
+  [
+    "Msg.headLen and Msg.bodyLen swapped",
+    (ts) => ({ ...ts, Msg: { ...ts.Msg, headLen: ts.Msg.bodyLen!, bodyLen: ts.Msg.headLen! } }),
+  ],
   ["MSG_WORDS off by one", (ts) => ({ ...ts, MSG_WORDS: ts.MSG_WORDS + 1 })],
   ["HUB_CONFIG_WORDS off by one", (ts) => ({ ...ts, HUB_CONFIG_WORDS: ts.HUB_CONFIG_WORDS - 1 })],
   ["CANCEL_SEQ_OFFSET off by a line", (ts) => ({ ...ts, CANCEL_SEQ_OFFSET: ts.CANCEL_SEQ_OFFSET + 64 })],

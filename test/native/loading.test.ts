@@ -53,7 +53,11 @@ describe("a library that cannot be used is a NativeLibraryError from listen/conn
   })
 
   test("a real library that is not libslotbus is refused for its missing symbols", async () => {
-    const libm = ["/lib/x86_64-linux-gnu/libm.so.6", "/usr/lib/x86_64-linux-gnu/libm.so.6", "/lib/aarch64-linux-gnu/libm.so.6"].find((p) => Bun.file(p).size > 0)
+    const libm = [
+      "/lib/x86_64-linux-gnu/libm.so.6",
+      "/usr/lib/x86_64-linux-gnu/libm.so.6",
+      "/lib/aarch64-linux-gnu/libm.so.6",
+    ].find((p) => Bun.file(p).size > 0)
     expect(libm).toBeDefined()
     const r = await runScript(probe, { SLOTBUS_LIB: libm! })
     expect(r.out).toContain("could not be loaded as libslotbus")
@@ -91,7 +95,9 @@ console.log(readFileSync("/proc/self/maps", "utf8").includes("libslotbus") ? "LO
 })
 
 test("Node gets one clear line saying slotbus needs Bun", async () => {
-  const p = await run(["node", "-e", 'import("slotbus").catch((e) => { console.log(e.message); process.exit(3) })'], { cwd: dir })
+  const p = await run(["node", "-e", 'import("slotbus").catch((e) => { console.log(e.message); process.exit(3) })'], {
+    cwd: dir,
+  })
   expect(p.code).toBe(3)
   expect(p.stdout).toMatch(/^slotbus needs Bun >= [\d.]+ .*this is Node v\d+/)
 })

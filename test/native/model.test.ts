@@ -30,7 +30,11 @@ async function run(cmd: string[], cwd: string) {
   return stdout
 }
 
-interface Verdict { errors: number; states: number; report: string }
+interface Verdict {
+  errors: number
+  states: number
+  report: string
+}
 
 /**
  * spin -a generates pan.c, gcc compiles it, pan searches. Each check gets its own directory, since pan writes

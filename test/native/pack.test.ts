@@ -1,5 +1,14 @@
 import { afterAll, beforeAll, expect, test } from "bun:test"
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fnv1a32 } from "../support/c-text.ts"
@@ -13,7 +22,12 @@ let consumer = ""
 let env: Record<string, string> = {}
 
 /** Runs `cmd` in `cwd` to its end and returns its stdout; throws with its output if it fails. */
-async function runOk(cmd: string[], cwd: string, runEnv: Record<string, string | undefined> = process.env, timeoutMs = 60_000) {
+async function runOk(
+  cmd: string[],
+  cwd: string,
+  runEnv: Record<string, string | undefined> = process.env,
+  timeoutMs = 60_000,
+) {
   const r = await run(cmd, { cwd, env: runEnv, timeoutMs })
   if (r.code !== 0) throw new Error(`${cmd.join(" ")} exited ${r.code}\n${r.stdout}\n${r.stderr}`)
   return r.stdout
@@ -56,7 +70,9 @@ console.log(JSON.stringify({ path, hash: symbols.sb_layout_hash() }))
   )
   const { path, hash } = JSON.parse(await runOk(["bun", "load.ts"], consumer, env))
   expect(path).toStartWith(join(installed, "prebuilds") + "/")
-  const layout = /layout hash: FNV-1a 32 of the ASCII string `([^`]+)`/.exec(readFileSync(join(repo, "docs", "PROTOCOL.md"), "utf8"))![1]!
+  const layout = /layout hash: FNV-1a 32 of the ASCII string `([^`]+)`/.exec(
+    readFileSync(join(repo, "docs", "PROTOCOL.md"), "utf8"),
+  )![1]!
   expect(hash).toBe(fnv1a32(layout))
 })
 

@@ -45,12 +45,22 @@ describe("stdio listener authentication", () => {
       expect(st.mode & 0o777).toBe(0o600)
       expect(st.uid).toBe(process.getuid!())
       const address = formatAddress(l.address)
-      for (const first of [rpc({ id: 1, method: "pwned" }), rpc({ method: "slotbus/auth", params: { token: "guess" } }), "{not json"]) {
+      for (const first of [
+        rpc({ id: 1, method: "pwned" }),
+        rpc({ method: "slotbus/auth", params: { token: "guess" } }),
+        "{not json",
+      ]) {
         const c = await rawClient(address)
         c.send(first)
         c.send(rpc({ id: 2, method: "pwned" }))
         await c.closed
-        expect(c.received).toEqual([{ jsonrpc: "2.0", id: null, error: { code: BusErrorCode.InvalidRequest, message: expect.stringContaining("authentication failed") } }])
+        expect(c.received).toEqual([
+          {
+            jsonrpc: "2.0",
+            id: null,
+            error: { code: BusErrorCode.InvalidRequest, message: expect.stringContaining("authentication failed") },
+          },
+        ])
       }
       expect(bus.stats().messagesOut).toBe(0)
       const ok = await clientOf(l)
@@ -79,7 +89,8 @@ describe("stdio listener authentication", () => {
 
   test("another local user can neither drive the workers over TCP nor read the token, nor connect to the unix socket", async () => {
     const user = await otherUser()
-    if (!user) throw new Error("this test needs a second local user: run it as root, or create one with useradd -M tester")
+    if (!user)
+      throw new Error("this test needs a second local user: run it as root, or create one with useradd -M tester")
     const dir = mkdtempSync(join(tmpdir(), "stdio-auth-"))
     chmodSync(dir, 0o755)
     const script = join(dir, "client.ts")
@@ -88,10 +99,17 @@ describe("stdio listener authentication", () => {
       await withBus(workerConfig(), async (bus) => {
         const tcp = await bus.listen("tcp:127.0.0.1:0")
         const unix = await bus.listen(`unix:${join(dir, "bus.sock")}`)
-        const as = (args: string[]) => run(["runuser", "-u", user, "--", process.execPath, ...args], { env: { ...process.env, HOME: dir } })
+        const as = (args: string[]) =>
+          run(["runuser", "-u", user, "--", process.execPath, ...args], { env: { ...process.env, HOME: dir } })
         const viaTcp = JSON.parse((await as([script, formatAddress(tcp.address), tcp.tokenFile!])).stdout)
         expect(viaTcp.tokenRead).toBe("EACCES")
-        expect(viaTcp.answer).toEqual([{ jsonrpc: "2.0", id: null, error: { code: BusErrorCode.InvalidRequest, message: expect.stringContaining("authentication failed") } }])
+        expect(viaTcp.answer).toEqual([
+          {
+            jsonrpc: "2.0",
+            id: null,
+            error: { code: BusErrorCode.InvalidRequest, message: expect.stringContaining("authentication failed") },
+          },
+        ])
         expect(viaTcp.closed).toBe(true)
         const viaUnix = JSON.parse((await as([script, formatAddress(unix.address), tcp.tokenFile!])).stdout)
         expect(viaUnix.connect).not.toBe("ok")
@@ -109,7 +127,10 @@ describe("stdio listener authentication", () => {
   test("slotbus stdio connect reads the token and bridges a TCP listener for this user", async () => {
     await withBus(workerConfig(), async (bus) => {
       const l = await bus.listen("tcp:127.0.0.1:0")
-      const r = await run([process.execPath, join(REPO, "bin", "slotbus.ts"), "stdio", "connect", formatAddress(l.address)], { stdin: rpc({ id: 9, method: "sleep", params: { ms: 200, tag: "bridged" } }) + "\n" })
+      const r = await run(
+        [process.execPath, join(REPO, "bin", "slotbus.ts"), "stdio", "connect", formatAddress(l.address)],
+        { stdin: rpc({ id: 9, method: "sleep", params: { ms: 200, tag: "bridged" } }) + "\n" },
+      )
       expect(JSON.parse(r.stdout)).toMatchObject({ id: 9, result: { slept: 200 } }) // answered after stdin ended: the bridge half-closes
     })
   })

@@ -3,7 +3,14 @@
 import { describe, expect, test } from "bun:test"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { BackpressureError, BusErrorCode, StdioBus, StdioConfigError, TimeoutError, loadConfig } from "../../src/stdio/index.ts"
+import {
+  BackpressureError,
+  BusErrorCode,
+  StdioBus,
+  StdioConfigError,
+  TimeoutError,
+  loadConfig,
+} from "../../src/stdio/index.ts"
 import { until } from "../support/helpers.ts"
 import { rawClient, withBus, workerConfig } from "../support/stdio.ts"
 
@@ -33,24 +40,30 @@ describe("given-up stdio requests", () => {
     },
   }
 
-  test.each(Object.keys(ways))("a request %s that its worker never answers leaves the books after a grace, and stop() does not wait for it", async (way) => {
-    const bus = StdioBus.fromConfig(workerConfig("echo", 1))
-    await bus.start()
-    try {
-      await ways[way as keyof typeof ways](bus)
-      expect(bus.stats().pools[0]!.instances[0]).toMatchObject({ inFlight: 1, stuck: 1 })
-      await until(() => bus.stats().stuckDropped === 1, "the stuck request dropped")
-      expect(bus.stats().pools[0]!.instances[0]).toMatchObject({ inFlight: 0, stuck: 0 })
-      expect(await bus.request("echo", { after: true })).toMatchObject({ echo: { after: true } })
-      // Nothing is awaited any more, so a drain of an hour ends at once (a stuck entry kept it waiting the whole hour).
-      bus.request("ignore", undefined, { timeoutMs: 1 }).catch(() => {})
-      await until(() => bus.stats().pools[0]!.instances[0]!.stuck === 1, "another stuck request")
-      const stopped = await Promise.race([bus.stop({ timeoutMs: 3_600_000 }).then(() => "stopped"), Bun.sleep(10_000).then(() => "still draining")])
-      expect(stopped).toBe("stopped")
-    } finally {
-      await bus.stop({ timeoutMs: 0, killAfterMs: 200 })
-    }
-  })
+  test.each(Object.keys(ways))(
+    "a request %s that its worker never answers leaves the books after a grace, and stop() does not wait for it",
+    async (way) => {
+      const bus = StdioBus.fromConfig(workerConfig("echo", 1))
+      await bus.start()
+      try {
+        await ways[way as keyof typeof ways](bus)
+        expect(bus.stats().pools[0]!.instances[0]).toMatchObject({ inFlight: 1, stuck: 1 })
+        await until(() => bus.stats().stuckDropped === 1, "the stuck request dropped")
+        expect(bus.stats().pools[0]!.instances[0]).toMatchObject({ inFlight: 0, stuck: 0 })
+        expect(await bus.request("echo", { after: true })).toMatchObject({ echo: { after: true } })
+        // Nothing is awaited any more, so a drain of an hour ends at once (a stuck entry kept it waiting the whole hour).
+        bus.request("ignore", undefined, { timeoutMs: 1 }).catch(() => {})
+        await until(() => bus.stats().pools[0]!.instances[0]!.stuck === 1, "another stuck request")
+        const stopped = await Promise.race([
+          bus.stop({ timeoutMs: 3_600_000 }).then(() => "stopped"),
+          Bun.sleep(10_000).then(() => "still draining"),
+        ])
+        expect(stopped).toBe("stopped")
+      } finally {
+        await bus.stop({ timeoutMs: 0, killAfterMs: 200 })
+      }
+    },
+  )
 
   test("an answer that comes after its request was dropped is counted late, not as a routing error", async () => {
     await withBus(workerConfig("echo", 1), async (bus) => {
@@ -64,12 +77,16 @@ describe("given-up stdio requests", () => {
 
 describe("stdio limits past 2^31-1 ms", () => {
   test("backpressure_timeout_sec 1e7 does not fire at once: callers keep waiting for room", async () => {
-    await withBus(workerConfig("no-read", 1, { max_output_queue: 64 * 1024, backpressure_timeout_sec: 1e7 }), async (bus) => {
-      const outcomes: unknown[] = []
-      for (let i = 0; i < 64; i++) bus.request("x", { pad: "y".repeat(16 * 1024) }, { timeoutMs: 0 }).catch((e) => outcomes.push(e))
-      await Bun.sleep(300)
-      expect(outcomes.filter((e) => e instanceof BackpressureError)).toEqual([])
-    })
+    await withBus(
+      workerConfig("no-read", 1, { max_output_queue: 64 * 1024, backpressure_timeout_sec: 1e7 }),
+      async (bus) => {
+        const outcomes: unknown[] = []
+        for (let i = 0; i < 64; i++)
+          bus.request("x", { pad: "y".repeat(16 * 1024) }, { timeoutMs: 0 }).catch((e) => outcomes.push(e))
+        await Bun.sleep(300)
+        expect(outcomes.filter((e) => e instanceof BackpressureError)).toEqual([])
+      },
+    )
   })
 
   test("drain_timeout_sec 1e7 lets a request in flight finish instead of killing it", async () => {
@@ -77,7 +94,11 @@ describe("stdio limits past 2^31-1 ms", () => {
     await bus.start()
     try {
       const r = bus.request("sleep", { ms: 300 })
-      await until(() => bus.stats().pools[0]!.instances[0]!.queuedBytes === 0 && bus.stats().pools[0]!.instances[0]!.inFlight === 1, "written")
+      await until(
+        () =>
+          bus.stats().pools[0]!.instances[0]!.queuedBytes === 0 && bus.stats().pools[0]!.instances[0]!.inFlight === 1,
+        "written",
+      )
       const stopping = bus.stop()
       expect(await r).toMatchObject({ slept: 300 })
       await stopping
@@ -92,15 +113,18 @@ describe("stdio limits past 2^31-1 ms", () => {
     })
   })
 
-  test.each([-1, Number.NaN, "5" as unknown as number])("timeoutMs %p is refused with a RangeError, and the bus keeps serving", async (bad) => {
-    await withBus(workerConfig("echo", 1), async (bus) => {
-      expect(() => bus.request("x", undefined, { timeoutMs: bad })).toThrow(RangeError)
-      await expect(bus.stop({ timeoutMs: bad })).rejects.toBeInstanceOf(RangeError)
-      await expect(bus.stop({ killAfterMs: bad })).rejects.toBeInstanceOf(RangeError)
-      expect(bus.state).toBe("running")
-      expect(await bus.request("x")).toMatchObject({ method: "x" })
-    })
-  })
+  test.each([-1, Number.NaN, "5" as unknown as number])(
+    "timeoutMs %p is refused with a RangeError, and the bus keeps serving",
+    async (bad) => {
+      await withBus(workerConfig("echo", 1), async (bus) => {
+        expect(() => bus.request("x", undefined, { timeoutMs: bad })).toThrow(RangeError)
+        await expect(bus.stop({ timeoutMs: bad })).rejects.toBeInstanceOf(RangeError)
+        await expect(bus.stop({ killAfterMs: bad })).rejects.toBeInstanceOf(RangeError)
+        expect(bus.state).toBe("running")
+        expect(await bus.request("x")).toMatchObject({ method: "x" })
+      })
+    },
+  )
 
   test.each(["toString", "constructor", "valueOf", "hasOwnProperty", "__proto__"])("%s is not a limit name", (name) => {
     const limits = JSON.parse(`{"${name}": 1}`)
@@ -115,7 +139,15 @@ describe("stdio ids and stop()", () => {
       await bus.listen(`unix:${path}`)
       const c = await rawClient(`unix:${path}`)
       try {
-        const ids = ["12345678901234567890", "1e400", "-1e400", "1.50", "0.1000000000000000055511151231257827", "-0", "9007199254740993"]
+        const ids = [
+          "12345678901234567890",
+          "1e400",
+          "-1e400",
+          "1.50",
+          "0.1000000000000000055511151231257827",
+          "-0",
+          "9007199254740993",
+        ]
         for (const id of ids) c.send(`{"jsonrpc":"2.0","id":${id},"method":"echo"}`)
         await until(() => c.lines.length === ids.length, "every answer")
         const back = c.lines.map((l) => /^\{"jsonrpc":"2.0","id":([^,]*),/.exec(l)?.[1] ?? l)
@@ -140,7 +172,8 @@ describe("stdio ids and stop()", () => {
       await c.closed
       const answered = new Set(c.received.map((m) => m.id))
       expect(answered.size).toBe(2000)
-      for (const m of c.received) if (m.error) expect([BusErrorCode.BusStopping, BusErrorCode.WorkerGone]).toContain(m.error.code)
+      for (const m of c.received)
+        if (m.error) expect([BusErrorCode.BusStopping, BusErrorCode.WorkerGone]).toContain(m.error.code)
     } finally {
       await bus.stop({ timeoutMs: 0, killAfterMs: 200 })
     }

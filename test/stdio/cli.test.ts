@@ -26,16 +26,30 @@ test.each([
 
 test("slotbus stdio without --listen serves its own stdin: answers carry the caller's ids, and it exits when stdin ends", async () => {
   const file = join(mkdtempSync(join(tmpdir(), "stdio-cli-")), "bus.json")
-  writeFileSync(file, JSON.stringify({ pools: [{ id: "w", command: process.execPath, args: [STDIO_WORKER], instances: 2 }] }))
-  const lines = [
-    { jsonrpc: "2.0", id: 1, method: "a" },
-    { jsonrpc: "2.0", id: 1, method: "b", sessionId: "other" },
-    { jsonrpc: "2.0", id: "s", method: "sleep", params: { ms: 100 } },
-  ].map((m) => JSON.stringify(m)).join("\n") + "\nnot json\n"
+  writeFileSync(
+    file,
+    JSON.stringify({ pools: [{ id: "w", command: process.execPath, args: [STDIO_WORKER], instances: 2 }] }),
+  )
+  const lines =
+    [
+      { jsonrpc: "2.0", id: 1, method: "a" },
+      { jsonrpc: "2.0", id: 1, method: "b", sessionId: "other" },
+      { jsonrpc: "2.0", id: "s", method: "sleep", params: { ms: 100 } },
+    ]
+      .map((m) => JSON.stringify(m))
+      .join("\n") + "\nnot json\n"
   const r = await slotbus(["stdio", "--config", file, "--quiet"], lines)
   expect(r.code).toBe(0)
-  const answers = r.out.trim().split("\n").map((l) => JSON.parse(l))
-  expect(answers.filter((m) => m.id === 1).map((m) => m.result.method).sort()).toEqual(["a", "b"])
+  const answers = r.out
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l))
+  expect(
+    answers
+      .filter((m) => m.id === 1)
+      .map((m) => m.result.method)
+      .sort(),
+  ).toEqual(["a", "b"])
   expect(answers.find((m) => m.id === "s").result.slept).toBe(100)
   expect(answers.find((m) => m.id === null).error.code).toBe(-32700)
 })

@@ -11,7 +11,14 @@ describe("stdio bus configuration", () => {
     const c = loadConfig({ pools: [pool], limits: { max_restarts: 3 } })
     expect(c.pools).toEqual([{ ...pool, cwd: undefined, env: undefined }])
     expect(c.limits).toEqual({ ...DEFAULT_LIMITS, max_restarts: 3 })
-    expect(DEFAULT_LIMITS).toEqual({ max_input_buffer: 1048576, max_output_queue: 4194304, max_restarts: 5, restart_window_sec: 60, drain_timeout_sec: 30, backpressure_timeout_sec: 60 })
+    expect(DEFAULT_LIMITS).toEqual({
+      max_input_buffer: 1048576,
+      max_output_queue: 4194304,
+      max_restarts: 5,
+      restart_window_sec: 60,
+      drain_timeout_sec: 30,
+      backpressure_timeout_sec: 60,
+    })
   })
 
   test("args and instances may be left out (no arguments, one instance)", () => {

@@ -48,7 +48,11 @@ describe("stdio bus lifecycle", () => {
     try {
       await expect(bus.start()).rejects.toBeInstanceOf(InvalidStateError)
       expect(() => bus.request("")).toThrow(TypeError)
-      await expect(bus.start()).rejects.toMatchObject({ operation: "start()", expected: ["created", "stopped"], actual: "running" })
+      await expect(bus.start()).rejects.toMatchObject({
+        operation: "start()",
+        expected: ["created", "stopped"],
+        actual: "running",
+      })
       const stopping = bus.stop()
       await expect(bus.start()).rejects.toMatchObject({ actual: "stopping" })
       expect(() => bus.request("x")).toThrow(InvalidStateError)
@@ -71,7 +75,12 @@ describe("stdio bus lifecycle", () => {
   })
 
   test("a command that cannot be spawned fails start() with SpawnError and leaves the bus stopped", async () => {
-    const bus = StdioBus.fromConfig({ pools: [{ id: "ok", command: process.execPath, args: ["-e", "setInterval(()=>{},1e6)"] }, { id: "bad", command: "/nonexistent/program" }] })
+    const bus = StdioBus.fromConfig({
+      pools: [
+        { id: "ok", command: process.execPath, args: ["-e", "setInterval(()=>{},1e6)"] },
+        { id: "bad", command: "/nonexistent/program" },
+      ],
+    })
     await expect(bus.start()).rejects.toBeInstanceOf(SpawnError)
     expect(bus.state).toBe("stopped")
     expect(bus.workerCount).toBe(0)
@@ -80,7 +89,11 @@ describe("stdio bus lifecycle", () => {
   test("stop() lets in-flight requests finish before the workers are stopped", async () => {
     const bus = StdioBus.fromConfig(workerConfig("echo", 2))
     await bus.start()
-    const inFlight = [bus.request("sleep", { ms: 300 }), bus.request("sleep", { ms: 300 }), bus.request("sleep", { ms: 200 }, { sessionId: "s" })]
+    const inFlight = [
+      bus.request("sleep", { ms: 300 }),
+      bus.request("sleep", { ms: 300 }),
+      bus.request("sleep", { ms: 200 }, { sessionId: "s" }),
+    ]
     await until(() => bus.stats().pools[0]!.instances.every((i) => i.queuedBytes === 0), "requests written")
     await bus.stop({ timeoutMs: 10_000 })
     const results = await Promise.all(inFlight)

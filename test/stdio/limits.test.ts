@@ -11,7 +11,10 @@ describe("stdio bus limits and supervision", () => {
     const failed = nextEvent(bus, "pool-failed")
     await bus.start()
     try {
-      expect(await failed).toMatchObject({ pool: "w", reason: expect.stringContaining("more than 3 restarts within 30000 ms") })
+      expect(await failed).toMatchObject({
+        pool: "w",
+        reason: expect.stringContaining("more than 3 restarts within 30000 ms"),
+      })
       expect(delays).toEqual([100, 200, 400])
       const s = bus.stats()
       expect(s.pools[0]).toMatchObject({ state: "failed", failure: expect.stringContaining("more than 3 restarts") })
@@ -74,18 +77,21 @@ describe("stdio bus limits and supervision", () => {
 
   test("a worker that stops reading stdin: callers wait backpressure_timeout_sec, then BackpressureError; queued memory stays bounded", async () => {
     const limit = 256 * 1024
-    await withBus(workerConfig("no-read", 1, { max_output_queue: limit, backpressure_timeout_sec: 0.3 }), async (bus) => {
-      const params = { pad: "y".repeat(16 * 1024) }
-      const rss0 = process.memoryUsage().rss
-      const outcomes: Promise<unknown>[] = []
-      for (let i = 0; i < 400; i++) outcomes.push(bus.request("x", params, { timeoutMs: 0 }).catch((e) => e))
-      const settled = await Promise.all(outcomes.slice(100))
-      expect(settled.every((e) => e instanceof BackpressureError)).toBe(true)
-      const s = bus.stats()
-      expect(s.backpressureRejects).toBeGreaterThanOrEqual(300)
-      // What the bus holds for the worker never goes past the limit plus one message, whatever was offered (6.5 MB here).
-      expect(s.pools[0]!.instances[0]!.queuedBytes).toBeLessThanOrEqual(limit + 17 * 1024)
-      expect(process.memoryUsage().rss - rss0).toBeLessThan(64 * 1024 * 1024)
-    })
+    await withBus(
+      workerConfig("no-read", 1, { max_output_queue: limit, backpressure_timeout_sec: 0.3 }),
+      async (bus) => {
+        const params = { pad: "y".repeat(16 * 1024) }
+        const rss0 = process.memoryUsage().rss
+        const outcomes: Promise<unknown>[] = []
+        for (let i = 0; i < 400; i++) outcomes.push(bus.request("x", params, { timeoutMs: 0 }).catch((e) => e))
+        const settled = await Promise.all(outcomes.slice(100))
+        expect(settled.every((e) => e instanceof BackpressureError)).toBe(true)
+        const s = bus.stats()
+        expect(s.backpressureRejects).toBeGreaterThanOrEqual(300)
+        // What the bus holds for the worker never goes past the limit plus one message, whatever was offered (6.5 MB here).
+        expect(s.pools[0]!.instances[0]!.queuedBytes).toBeLessThanOrEqual(limit + 17 * 1024)
+        expect(process.memoryUsage().rss - rss0).toBeLessThan(64 * 1024 * 1024)
+      },
+    )
   })
 })

@@ -38,10 +38,15 @@ describe("stdio bus listeners", () => {
         b.send(JSON.stringify({ jsonrpc: "2.0", id, method: "who", params: { from: "b", id } }))
         c.send(JSON.stringify({ jsonrpc: "2.0", id: String(id), method: "who", params: { from: "c", id } }))
       }
-      for (const [client, name] of [[a, "a"], [b, "b"], [c, "c"]] as const) {
+      for (const [client, name] of [
+        [a, "a"],
+        [b, "b"],
+        [c, "c"],
+      ] as const) {
         await until(() => client.received.length === 20, `20 answers for ${name}`)
         expect(client.received.map((m) => m.result.echo.from)).toEqual(Array(20).fill(name))
-        for (const m of client.received) expect(m.id).toEqual(name === "c" ? String(m.result.echo.id) : m.result.echo.id)
+        for (const m of client.received)
+          expect(m.id).toEqual(name === "c" ? String(m.result.echo.id) : m.result.echo.id)
         // one connection is one session: all its requests went to one instance
         expect(new Set(client.received.map((m) => m.result.pid)).size).toBe(1)
       }
@@ -61,7 +66,11 @@ describe("stdio bus listeners", () => {
       a.send("{oops")
       a.send(JSON.stringify({ jsonrpc: "2.0", id: 1, method: "after" }))
       const err = await a.waitFor((m) => m.error, "the parse error")
-      expect(err).toEqual({ jsonrpc: "2.0", id: null, error: { code: BusErrorCode.ParseError, message: expect.any(String) } })
+      expect(err).toEqual({
+        jsonrpc: "2.0",
+        id: null,
+        error: { code: BusErrorCode.ParseError, message: expect.any(String) },
+      })
       expect((await a.waitFor((m) => m.id === 1, "the answer")).result.method).toBe("after")
       expect(bus.stats().routingErrors).toBe(1)
       a.close()

@@ -18,12 +18,24 @@ function rssBytes(pid: number): number {
 }
 
 /** `slotbus stdio --listen unix:…` in its own process, always ended. */
-async function withBusProcess(mode: string, limits: Partial<LimitsConfig>, fn: (path: string, bus: Child) => Promise<void>): Promise<void> {
+async function withBusProcess(
+  mode: string,
+  limits: Partial<LimitsConfig>,
+  fn: (path: string, bus: Child) => Promise<void>,
+): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "stdio-mem-"))
   const path = join(dir, "bus.sock")
   // drain_timeout_sec 0: SIGTERM ends the bus (and its workers) at once, whatever is still pending
   writeFileSync(join(dir, "bus.json"), JSON.stringify(workerConfig(mode, 1, { ...limits, drain_timeout_sec: 0 })))
-  const bus = spawn([process.execPath, join(REPO, "bin", "slotbus.ts"), "stdio", "--config", join(dir, "bus.json"), "--listen", `unix:${path}`])
+  const bus = spawn([
+    process.execPath,
+    join(REPO, "bin", "slotbus.ts"),
+    "stdio",
+    "--config",
+    join(dir, "bus.json"),
+    "--listen",
+    `unix:${path}`,
+  ])
   try {
     await until(() => bus.stderr.includes("listening on"), "the bus listening")
     await fn(path, bus)
@@ -72,7 +84,9 @@ async function writer(path: string): Promise<Writer> {
 describe("stdio bus memory under hostile clients", () => {
   test("300 MB sent at a worker that does not read: the bus stops reading the client, and its memory stays bounded", async () => {
     await withBusProcess("no-read", { max_output_queue: MiB }, async (path, bus) => {
-      const line = new TextEncoder().encode(JSON.stringify({ jsonrpc: "2.0", id: 1, method: "x", params: { pad: "p".repeat(64 * 1024) } }) + "\n")
+      const line = new TextEncoder().encode(
+        JSON.stringify({ jsonrpc: "2.0", id: 1, method: "x", params: { pad: "p".repeat(64 * 1024) } }) + "\n",
+      )
       const w = await writer(path)
       try {
         await Bun.sleep(200)
@@ -164,18 +178,27 @@ describe("stdio listener caps", () => {
     })
   })
 
-  test.each([[{ maxClients: 0 }], [{ maxPartialBytes: -1 }], [{ lineTimeoutMs: Number.NaN }], [{ maxClients: 1.5 }]])("listen(%p) is refused with a RangeError", async (options) => {
-    await withBus(workerConfig(), async (bus) => {
-      await expect(bus.listen("tcp:127.0.0.1:0", options)).rejects.toBeInstanceOf(RangeError)
-    })
-  })
+  test.each([[{ maxClients: 0 }], [{ maxPartialBytes: -1 }], [{ lineTimeoutMs: Number.NaN }], [{ maxClients: 1.5 }]])(
+    "listen(%p) is refused with a RangeError",
+    async (options) => {
+      await withBus(workerConfig(), async (bus) => {
+        await expect(bus.listen("tcp:127.0.0.1:0", options)).rejects.toBeInstanceOf(RangeError)
+      })
+    },
+  )
 })
 
 describe("stdio mode memory", () => {
   test("`slotbus stdio` without --listen stops reading its stdin while a worker does not read: 300 MB offered, memory bounded", async () => {
     const dir = mkdtempSync(join(tmpdir(), "stdio-mem-"))
-    writeFileSync(join(dir, "bus.json"), JSON.stringify(workerConfig("no-read", 1, { max_output_queue: MiB, drain_timeout_sec: 0 })))
-    const bus = Bun.spawn([process.execPath, join(REPO, "bin", "slotbus.ts"), "stdio", "--config", join(dir, "bus.json"), "--quiet"], { stdin: "pipe", stdout: "ignore", stderr: "ignore" })
+    writeFileSync(
+      join(dir, "bus.json"),
+      JSON.stringify(workerConfig("no-read", 1, { max_output_queue: MiB, drain_timeout_sec: 0 })),
+    )
+    const bus = Bun.spawn(
+      [process.execPath, join(REPO, "bin", "slotbus.ts"), "stdio", "--config", join(dir, "bus.json"), "--quiet"],
+      { stdin: "pipe", stdout: "ignore", stderr: "ignore" },
+    )
     try {
       await Bun.sleep(500)
       const rss0 = rssBytes(bus.pid)
@@ -184,7 +207,10 @@ describe("stdio mode memory", () => {
       const deadline = performance.now() + 15_000
       while (sent < 300e6 && performance.now() < deadline) {
         bus.stdin.write(line)
-        const flushed = await Promise.race([Promise.resolve(bus.stdin.flush()).then(() => true), Bun.sleep(1500).then(() => false)])
+        const flushed = await Promise.race([
+          Promise.resolve(bus.stdin.flush()).then(() => true),
+          Bun.sleep(1500).then(() => false),
+        ])
         if (!flushed) break // the bus stopped reading
         sent += line.length
       }

@@ -77,9 +77,18 @@ describe("stdio bus routing", () => {
       await bus.send(JSON.stringify({ jsonrpc: "2.0", id: 7, method: "a" }))
       await bus.send(JSON.stringify({ jsonrpc: "2.0", id: 7, method: "b" }))
       await bus.send(JSON.stringify({ jsonrpc: "2.0", id: "x", method: "fail" }))
-      const answers = [await take(it, (m) => "id" in m.message), await take(it, (m) => "id" in m.message), await take(it, (m) => "id" in m.message)]
+      const answers = [
+        await take(it, (m) => "id" in m.message),
+        await take(it, (m) => "id" in m.message),
+        await take(it, (m) => "id" in m.message),
+      ]
       expect(answers.map((a) => a.message.id).sort()).toEqual([7, 7, "x"])
-      expect(answers.filter((a) => a.message.id === 7).map((a) => (a.message.result as { method: string }).method).sort()).toEqual(["a", "b"])
+      expect(
+        answers
+          .filter((a) => a.message.id === 7)
+          .map((a) => (a.message.result as { method: string }).method)
+          .sort(),
+      ).toEqual(["a", "b"])
       expect(answers.find((a) => a.message.id === "x")!.message.error).toMatchObject({ code: 42 })
     })
   })
@@ -109,7 +118,11 @@ describe("stdio bus routing", () => {
     await withBus(workerConfig(), async (bus) => {
       const it = bus.messages()
       await bus.send("{ not json")
-      expect((await it.next()).value!.message).toEqual({ jsonrpc: "2.0", id: null, error: { code: BusErrorCode.ParseError, message: expect.stringContaining("Parse error") } })
+      expect((await it.next()).value!.message).toEqual({
+        jsonrpc: "2.0",
+        id: null,
+        error: { code: BusErrorCode.ParseError, message: expect.stringContaining("Parse error") },
+      })
       await bus.send(JSON.stringify([{ jsonrpc: "2.0", id: 1, method: "x" }]))
       expect((await it.next()).value!.message.error!.code).toBe(BusErrorCode.InvalidRequest)
       await bus.send(JSON.stringify({ jsonrpc: "2.0", id: 5, method: "x", pool: "nope" }))
@@ -138,7 +151,12 @@ describe("stdio bus routing", () => {
       bus.on("log", (l) => logs.push(l))
       await bus.request("log", { lines: ["ERROR: disk on fire", "warning: low fuel", "debug: x=1", "plain words"] })
       await until(() => logs.length >= 4, "four log lines")
-      expect(logs.map((l) => [l.level, l.line])).toEqual([["error", "ERROR: disk on fire"], ["warn", "warning: low fuel"], ["debug", "debug: x=1"], ["info", "plain words"]])
+      expect(logs.map((l) => [l.level, l.line])).toEqual([
+        ["error", "ERROR: disk on fire"],
+        ["warn", "warning: low fuel"],
+        ["debug", "debug: x=1"],
+        ["info", "plain words"],
+      ])
     })
   })
 
@@ -146,10 +164,18 @@ describe("stdio bus routing", () => {
     await withBus(workerConfig("echo", 2), async (bus) => {
       await Promise.all([1, 2, 3, 4].map((i) => bus.request("m", { i })))
       const s = bus.stats()
-      expect(s).toMatchObject({ state: "running", messagesOut: 4, messagesIn: 4, workerCount: 2, clientCount: 0, routingErrors: 0 })
+      expect(s).toMatchObject({
+        state: "running",
+        messagesOut: 4,
+        messagesIn: 4,
+        workerCount: 2,
+        clientCount: 0,
+        routingErrors: 0,
+      })
       expect(s.bytesOut).toBeGreaterThan(4 * 30)
       expect(s.bytesIn).toBeGreaterThan(s.bytesOut)
-      for (const i of s.pools[0]!.instances) expect(i).toMatchObject({ state: "running", inFlight: 0, restarts: 0, pid: expect.any(Number) })
+      for (const i of s.pools[0]!.instances)
+        expect(i).toMatchObject({ state: "running", inFlight: 0, restarts: 0, pid: expect.any(Number) })
     })
   })
 })

@@ -43,13 +43,24 @@ function answer(path: string, signal: AbortSignal, body: Uint8Array): SlotReply 
 }
 
 const worker = flags.includes("--fetch")
-  ? await SlotWorker.connect(name, async (req: Request) => {
-      const url = new URL(req.url)
-      if (url.pathname === "/describe")
-        return Response.json({ url: req.url, method: req.method, headers: Object.fromEntries(req.headers), body: await req.text() })
-      return answer(url.pathname, req.signal, new Uint8Array(await req.arrayBuffer()))
-    }, { fetch: true })
-  : await SlotWorker.connect(name, (req) => answer(req.kind === "raw" ? "/" + req.text() : req.path, req.signal, req.body))
+  ? await SlotWorker.connect(
+      name,
+      async (req: Request) => {
+        const url = new URL(req.url)
+        if (url.pathname === "/describe")
+          return Response.json({
+            url: req.url,
+            method: req.method,
+            headers: Object.fromEntries(req.headers),
+            body: await req.text(),
+          })
+        return answer(url.pathname, req.signal, new Uint8Array(await req.arrayBuffer()))
+      },
+      { fetch: true },
+    )
+  : await SlotWorker.connect(name, (req) =>
+      answer(req.kind === "raw" ? "/" + req.text() : req.path, req.signal, req.body),
+    )
 console.log("ready")
 const closed = await worker.closed
 console.log(`closed ${closed.reason}`)

@@ -28,7 +28,10 @@ export function cEnum(c: string, name: string, prefix = ""): Record<string, numb
   const m = new RegExp(`enum\\s+${name}\\s*\\{([^}]*)\\}`).exec(stripC(c))
   if (!m) throw new Error(`enum ${name} not found`)
   const out: Record<string, number> = {}
-  for (const entry of m[1]!.split(",").map((e) => e.trim()).filter(Boolean)) {
+  for (const entry of m[1]!
+    .split(",")
+    .map((e) => e.trim())
+    .filter(Boolean)) {
     const [key, value] = entry.split("=").map((s) => s.trim())
     if (value === undefined) throw new Error(`enum ${name}: ${key} has no explicit value`)
     out[key!.startsWith(prefix) ? key!.slice(prefix.length) : `!${key}`] = Number(value)
@@ -50,7 +53,14 @@ export interface FfiSignature {
   returns: string
 }
 
-const SCALAR: Record<string, string> = { int: "i32", int32_t: "i32", uint32_t: "u32", int64_t: "i64", double: "f64", void: "void" }
+const SCALAR: Record<string, string> = {
+  int: "i32",
+  int32_t: "i32",
+  uint32_t: "u32",
+  int64_t: "i64",
+  double: "f64",
+  void: "void",
+}
 
 /** A C declaration without its parameter name ("const char *", "uint32_t") as a bun:ffi type name. */
 function ffiType(t: string): string {
@@ -66,7 +76,8 @@ export function cPrototypes(h: string, prefix: string): Map<string, FfiSignature
   const re = new RegExp(`^[ \\t]*((?:const\\s+)?\\w+(?:\\s*\\*)?)\\s*(${prefix}\\w+)\\s*\\(([^)]*)\\)\\s*;`, "gm")
   for (const m of stripC(h).matchAll(re)) {
     const params = m[3]!.trim()
-    const args = params === "void" || params === "" ? [] : params.split(",").map((p) => ffiType(p.trim().replace(/\w+$/, "")))
+    const args =
+      params === "void" || params === "" ? [] : params.split(",").map((p) => ffiType(p.trim().replace(/\w+$/, "")))
     out.set(m[2]!, { args, returns: ffiType(m[1]!) })
   }
   return out
@@ -83,7 +94,14 @@ export function ffiSymbols(src: string, table: "symbols" | "leaseSymbols" | "top
     const args = /args:\s*\[([^\]]*)\]/.exec(m[2]!)
     const returns = /returns:\s*(\w+)/.exec(m[2]!)
     if (!args || !returns) continue
-    out.set(m[1]!, { args: args[1]!.split(",").map((a) => a.trim()).filter(Boolean).map(alias), returns: alias(returns[1]!) })
+    out.set(m[1]!, {
+      args: args[1]!
+        .split(",")
+        .map((a) => a.trim())
+        .filter(Boolean)
+        .map(alias),
+      returns: alias(returns[1]!),
+    })
   }
   return out
 }

@@ -4,7 +4,15 @@ import { join } from "node:path"
 import { SlotBus, type ListenOptions } from "../../src/index.ts"
 import { spawn, type Child, type SpawnOptions } from "../../bench/lib/child.ts"
 
-export { Child, run, spawn, stopAll, type RunOptions, type RunResult, type SpawnOptions } from "../../bench/lib/child.ts"
+export {
+  Child,
+  run,
+  spawn,
+  stopAll,
+  type RunOptions,
+  type RunResult,
+  type SpawnOptions,
+} from "../../bench/lib/child.ts"
 
 /** The fixtures folder (this one). */
 export const FIXTURES = import.meta.dir
@@ -84,7 +92,12 @@ export function alive(pid: number): boolean {
  * Resolves with the milliseconds it waited once `cond()` holds, polling every `pollMs`; rejects after timeoutMs
  * naming `what` (a hang guard, not a timing assert).
  */
-export async function until(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000, pollMs = 10): Promise<number> {
+export async function until(
+  cond: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 10_000,
+  pollMs = 10,
+): Promise<number> {
   const start = performance.now()
   while (!(await cond())) {
     if (performance.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs}ms waiting until ${what}`)

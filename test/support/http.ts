@@ -78,9 +78,13 @@ export class SseReader {
       if (found) return found
       if (this.ended) throw new Error(`SSE stream ended; got ${JSON.stringify(this.received)}`)
       const left = deadline - performance.now()
-      if (left <= 0) throw new Error(`no matching SSE message within ${timeoutMs}ms; got ${JSON.stringify(this.received)}`)
+      if (left <= 0)
+        throw new Error(`no matching SSE message within ${timeoutMs}ms; got ${JSON.stringify(this.received)}`)
       let timer: ReturnType<typeof setTimeout> | undefined
-      const r = await Promise.race([this.reader.read(), new Promise<null>((res) => (timer = setTimeout(() => res(null), left)))])
+      const r = await Promise.race([
+        this.reader.read(),
+        new Promise<null>((res) => (timer = setTimeout(() => res(null), left))),
+      ])
       clearTimeout(timer)
       if (r === null) continue
       if (r.done) {

@@ -19,7 +19,10 @@ const forever = () => setInterval(() => {}, 1 << 30)
 const contest = await Contest.open(name!)
 switch (mode) {
   case "hold": {
-    const lease = await contest.claim({ kind: KIND, label: rest[0]! }, { owner: `holder-${process.pid}`, ttlMs: rest[1] ? Number(rest[1]) : undefined })
+    const lease = await contest.claim(
+      { kind: KIND, label: rest[0]! },
+      { owner: `holder-${process.pid}`, ttlMs: rest[1] ? Number(rest[1]) : undefined },
+    )
     say(`held ${lease.token}`)
     forever()
     break
@@ -48,7 +51,8 @@ switch (mode) {
     let contended = 0
     // start together: wait until all racers have joined
     say("ready")
-    for (let s = contest.stats(); s.members < Number(rest[3] ?? 1) && s.claims === 0; s = contest.stats()) await Bun.sleep(2)
+    for (let s = contest.stats(); s.members < Number(rest[3] ?? 1) && s.claims === 0; s = contest.stats())
+      await Bun.sleep(2)
     for (let wins = 0; wins < target; wins++) {
       const r = contest.tryClaim(subject, { owner: `racer-${process.pid}` })
       let lease = r.claimed ? r.lease : undefined

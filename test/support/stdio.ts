@@ -2,11 +2,25 @@
 // waiting for a condition or an event, and a raw NDJSON socket client.
 import { join } from "node:path"
 import { until } from "./helpers.ts"
-import { AUTH_METHOD, StdioBus, formatAddress, readTokenFile, type LimitsConfig, type StdioBusEvents, type StdioBusConfigInput, type StdioListener } from "../../src/stdio/index.ts"
+import {
+  AUTH_METHOD,
+  StdioBus,
+  formatAddress,
+  readTokenFile,
+  type LimitsConfig,
+  type StdioBusEvents,
+  type StdioBusConfigInput,
+  type StdioListener,
+} from "../../src/stdio/index.ts"
 
 export const STDIO_WORKER = join(import.meta.dir, "..", "stdio", "workers", "worker.ts")
 
-export function workerConfig(mode = "echo", instances = 1, limits: Partial<LimitsConfig> = {}, id = "w"): StdioBusConfigInput {
+export function workerConfig(
+  mode = "echo",
+  instances = 1,
+  limits: Partial<LimitsConfig> = {},
+  id = "w",
+): StdioBusConfigInput {
   return { pools: [{ id, command: process.execPath, args: [STDIO_WORKER, mode], instances }], limits }
 }
 
@@ -22,7 +36,12 @@ export async function withBus<T>(config: StdioBusConfigInput, fn: (bus: StdioBus
 }
 
 /** The next `event` from `bus` whose payload satisfies `pred`. */
-export function nextEvent<K extends keyof StdioBusEvents>(bus: StdioBus, event: K, pred: (...a: StdioBusEvents[K]) => boolean = () => true, ms = 10_000): Promise<StdioBusEvents[K][0]> {
+export function nextEvent<K extends keyof StdioBusEvents>(
+  bus: StdioBus,
+  event: K,
+  pred: (...a: StdioBusEvents[K]) => boolean = () => true,
+  ms = 10_000,
+): Promise<StdioBusEvents[K][0]> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => (off(), reject(new Error(`no ${event} event within ${ms} ms`))), ms)
     const off = bus.on(event, (...a) => {
@@ -49,7 +68,10 @@ export interface RawClient {
 /** A raw NDJSON client of `listener` (a TCP one authenticates first, with the token from its file). */
 export async function clientOf(listener: StdioListener): Promise<RawClient> {
   const c = await rawClient(formatAddress(listener.address))
-  if (listener.tokenFile) c.send(JSON.stringify({ jsonrpc: "2.0", method: AUTH_METHOD, params: { token: readTokenFile(listener.tokenFile) } }))
+  if (listener.tokenFile)
+    c.send(
+      JSON.stringify({ jsonrpc: "2.0", method: AUTH_METHOD, params: { token: readTokenFile(listener.tokenFile) } }),
+    )
   return c
 }
 

@@ -14,8 +14,10 @@ const utf8 = new TextEncoder()
 const HEADER = 16 // the encoded event's header: the record's bytes 16..31
 
 function checkPart(what: string, s: unknown, max = 255): string {
-  if (typeof s !== "string" || s.length === 0) throw new TypeError(`${what} must be a non-empty string, got ${JSON.stringify(s)}`)
-  if (utf8.encode(s).length > max) throw new TypeError(`${what} must be at most ${max} bytes of UTF-8: ${JSON.stringify(s.slice(0, 40))}…`)
+  if (typeof s !== "string" || s.length === 0)
+    throw new TypeError(`${what} must be a non-empty string, got ${JSON.stringify(s)}`)
+  if (utf8.encode(s).length > max)
+    throw new TypeError(`${what} must be at most ${max} bytes of UTF-8: ${JSON.stringify(s.slice(0, 40))}…`)
   return s
 }
 
@@ -34,7 +36,13 @@ function bytesOf(s: string): Uint8Array {
  * Encodes an event into `out` (an encoded event for sb_topic_publish) and returns its length, or -1 if it does
  * not fit. Throws TypeError on a malformed type or routing.
  */
-export function encodeEvent(out: Uint8Array, view: DataView, type: string, routing: Routing | undefined, data: EventData): number {
+export function encodeEvent(
+  out: Uint8Array,
+  view: DataView,
+  type: string,
+  routing: Routing | undefined,
+  data: EventData,
+): number {
   if (typeof type !== "string" || type.length === 0) checkPart("event type", type)
   const t = bytesOf(type)
   if (t.length > 255) checkPart("event type", type)
@@ -48,9 +56,13 @@ export function encodeEvent(out: Uint8Array, view: DataView, type: string, routi
     for (const k in routing) {
       const v = routing[k]
       if (v === undefined) continue
-      if (++keys > TopicConst.MAX_KEYS) throw new TypeError(`an event carries at most ${TopicConst.MAX_KEYS} routing keys`)
+      if (++keys > TopicConst.MAX_KEYS)
+        throw new TypeError(`an event carries at most ${TopicConst.MAX_KEYS} routing keys`)
       const kb = bytesOf(checkPart("routing key", k))
-      const vb = typeof v === "string" && v.length > 0 && v.length < 86 ? utf8.encode(v) : utf8.encode(checkPart(`routing value of "${k}"`, v))
+      const vb =
+        typeof v === "string" && v.length > 0 && v.length < 86
+          ? utf8.encode(v)
+          : utf8.encode(checkPart(`routing value of "${k}"`, v))
       if (vb.length > 255) checkPart(`routing value of "${k}"`, v)
       if (n + 2 + kb.length + vb.length > out.length) return -1
       out[n] = kb.length
@@ -92,7 +104,8 @@ export function encodeEvent(out: Uint8Array, view: DataView, type: string, routi
 export function encodeFilter(filter: TopicFilter): { bytes: Uint8Array; text: string } {
   if (filter === null || typeof filter !== "object") throw new TypeError("a filter is { type?, routing? }")
   const type = filter.type ?? "*"
-  if (typeof type !== "string" || type.length === 0) throw new TypeError(`filter type must be a non-empty string, got ${JSON.stringify(type)}`)
+  if (typeof type !== "string" || type.length === 0)
+    throw new TypeError(`filter type must be a non-empty string, got ${JSON.stringify(type)}`)
   let mode: number = FilterMode.EXACT
   let t = type
   if (type === "*") (mode = FilterMode.ANY), (t = "")
@@ -110,7 +123,9 @@ export function encodeFilter(filter: TopicFilter): { bytes: Uint8Array; text: st
     parts.push(kb.length, vb.length, ...kb, ...vb)
   }
   if (parts.length > TopicConst.FILTER_BYTES)
-    throw new TypeError(`the filter encodes to ${parts.length} bytes; at most ${TopicConst.FILTER_BYTES} fit: use shorter keys or values`)
+    throw new TypeError(
+      `the filter encodes to ${parts.length} bytes; at most ${TopicConst.FILTER_BYTES} fit: use shorter keys or values`,
+    )
   const text = [type, ...entries.map(([k, v]) => `${k}=${v}`)].join(" ")
   return { bytes: new Uint8Array(parts), text }
 }
@@ -120,13 +135,17 @@ export function decodeFilter(b: Uint8Array): string | undefined {
   const dec = new TextDecoder()
   if (b.length < 3 || b[0]! > FilterMode.PREFIX) return undefined
   const tl = b[1]!
-  const type = b[0] === FilterMode.ANY ? "*" : dec.decode(b.subarray(2, 2 + tl)) + (b[0] === FilterMode.PREFIX ? "*" : "")
+  const type =
+    b[0] === FilterMode.ANY ? "*" : dec.decode(b.subarray(2, 2 + tl)) + (b[0] === FilterMode.PREFIX ? "*" : "")
   let off = 2 + tl
   const keys = b[off++] ?? 0
   const out = [type]
   for (let i = 0; i < keys && off + 2 <= b.length; i++) {
-    const kl = b[off]!, vl = b[off + 1]!
-    out.push(`${dec.decode(b.subarray(off + 2, off + 2 + kl))}=${dec.decode(b.subarray(off + 2 + kl, off + 2 + kl + vl))}`)
+    const kl = b[off]!,
+      vl = b[off + 1]!
+    out.push(
+      `${dec.decode(b.subarray(off + 2, off + 2 + kl))}=${dec.decode(b.subarray(off + 2 + kl, off + 2 + kl + vl))}`,
+    )
     off += 2 + kl + vl
   }
   return out.join(" ")
@@ -135,7 +154,12 @@ export function decodeFilter(b: Uint8Array): string | undefined {
 /** A late-binding rule for sb_topic_add_rule: type, A, B, C as (u8 len, bytes), each 1..29 bytes. */
 export function encodeRule(type: string, a: string, b: string, c: string): Uint8Array {
   const parts: number[] = []
-  for (const [what, s] of [["rule type", type], ["key A", a], ["key B", b], ["key C", c]] as const) {
+  for (const [what, s] of [
+    ["rule type", type],
+    ["key A", a],
+    ["key B", b],
+    ["key C", c],
+  ] as const) {
     const bytes = utf8.encode(checkPart(what, s, 29))
     parts.push(bytes.length, ...bytes)
   }

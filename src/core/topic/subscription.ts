@@ -40,7 +40,8 @@ function decodeRouting(b: Uint8Array, count: number): Routing {
   const out: Routing = {}
   let off = 0
   for (let i = 0; i < count; i++) {
-    const kl = b[off]!, vl = b[off + 1]!
+    const kl = b[off]!,
+      vl = b[off + 1]!
     out[utf8.decode(b.subarray(off + 2, off + 2 + kl))] = utf8.decode(b.subarray(off + 2 + kl, off + 2 + kl + vl))
     off += 2 + kl + vl
   }
@@ -306,7 +307,9 @@ export class Subscription implements AsyncIterable<TopicEvent>, AsyncDisposable,
     const n = topicNative.sb_sub_poll(this.native.ptr, max)
     if (n < 0) {
       this.close()
-      throw new ProtocolError(n === TopicConst.E_CORRUPT ? "the topic's ring is corrupt" : `topic poll failed: errno ${-n}`)
+      throw new ProtocolError(
+        n === TopicConst.E_CORRUPT ? "the topic's ring is corrupt" : `topic poll failed: errno ${-n}`,
+      )
     }
     this.count = n
     this.index = this.offset = 0
@@ -334,7 +337,9 @@ export class Subscription implements AsyncIterable<TopicEvent>, AsyncDisposable,
     if (topicNative.sb_sub_park(ptr) === 1) return true
     this.parked = true
     try {
-      const bell = (this.bell ??= Bun.file(topicNative.sb_sub_fd(ptr)).stream().getReader() as ReadableStreamDefaultReader<Uint8Array>)
+      const bell = (this.bell ??= Bun.file(topicNative.sb_sub_fd(ptr))
+        .stream()
+        .getReader() as ReadableStreamDefaultReader<Uint8Array>)
       this.bellRead ??= bell.read().then(
         () => (this.bellRead = undefined),
         () => (this.bellRead = undefined),
@@ -355,5 +360,3 @@ export class Subscription implements AsyncIterable<TopicEvent>, AsyncDisposable,
     return !this.closed
   }
 }
-
-

@@ -13,7 +13,15 @@ import {
   topicNative,
   loadNative,
 } from "../../native/ffi.ts"
-import { decodeFilter, encodeEvent, encodeFilter, encodeRule, type EventData, type Routing, type TopicFilter } from "./codec.ts"
+import {
+  decodeFilter,
+  encodeEvent,
+  encodeFilter,
+  encodeRule,
+  type EventData,
+  type Routing,
+  type TopicFilter,
+} from "./codec.ts"
 import { TopicClosedError, TopicFullError } from "./errors.ts"
 import { Subscription, type NativeSub, type SubscribeOptions, type SubscriptionOwner } from "./subscription.ts"
 
@@ -64,7 +72,9 @@ function topicName(name: string): Buffer {
 
 function checkCapacity(c: number): number {
   if (!Number.isInteger(c) || c < TopicConst.MIN_CAPACITY || c > TopicConst.MAX_CAPACITY || (c & (c - 1)) !== 0)
-    throw new TypeError(`capacity must be a power of two from ${TopicConst.MIN_CAPACITY} to ${TopicConst.MAX_CAPACITY} bytes, got ${c}`)
+    throw new TypeError(
+      `capacity must be a power of two from ${TopicConst.MIN_CAPACITY} to ${TopicConst.MAX_CAPACITY} bytes, got ${c}`,
+    )
   return c
 }
 
@@ -125,7 +135,8 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
       if (r === 0) return new Topic(name, ptr, opts)
       topicNative.sb_topic_close(ptr)
       if (r === TopicErrno.ECONNRESET && Date.now() <= deadline) continue // the keeper left meanwhile: again
-      if (r === TopicErrno.EAGAIN) throw new TimeoutError(`topic "${name}": its keeper did not answer within ${timeoutMs}ms`)
+      if (r === TopicErrno.EAGAIN)
+        throw new TimeoutError(`topic "${name}": its keeper did not answer within ${timeoutMs}ms`)
       if (r === TopicErrno.EPERM) throw new PeerRefusedError(`topic "${name}" is held by a process of another user`)
       if (r === TopicConst.E_CORRUPT) throw new ProtocolError(`topic "${name}": the keeper sent a malformed region`)
       throw new SlotBusError(`cannot join topic "${name}": errno ${-r}`)
@@ -146,7 +157,9 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
     if (r !== 0) this.publishFailed(r, n)
     const out = this.out
     if (out[TopicOut.flags]! & PubFlag.BAD_BINDING)
-      this.warn(`event "${ev.type}": a late-binding value was malformed (empty, over 63 bytes, or a control character) and not remembered`)
+      this.warn(
+        `event "${ev.type}": a late-binding value was malformed (empty, over 63 bytes, or a control character) and not remembered`,
+      )
     return out[TopicOut.posLo]! + out[TopicOut.posHi]! * 4294967296
   }
 
@@ -155,7 +168,8 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
     if (this.closed) throw new TopicClosedError(`topic "${this.name}" is closed; open it again to subscribe`)
     const { bytes, text } = encodeFilter(filter)
     const queue = opts.queue ?? 256
-    if (!Number.isInteger(queue) || queue < 1 || queue > 1 << 20) throw new TypeError(`queue must be an integer from 1 to ${1 << 20}, got ${queue}`)
+    if (!Number.isInteger(queue) || queue < 1 || queue > 1 << 20)
+      throw new TypeError(`queue must be an integer from 1 to ${1 << 20}, got ${queue}`)
     const from = opts.from ?? "now"
     let at: number
     if (from === "now") at = TopicConst.FROM_NOW
@@ -165,7 +179,8 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
     const err = new Int32Array(1)
     const ptr = topicNative.sb_sub_open(this.ptr, bytes, bytes.length, queue, at, err) as Pointer | null
     if (!ptr) {
-      if (err[0] === TopicErrno.ENOSPC) throw new TopicFullError(`topic "${this.name}" has ${TopicConst.MAX_SUBS} subscribers already; close some`)
+      if (err[0] === TopicErrno.ENOSPC)
+        throw new TopicFullError(`topic "${this.name}" has ${TopicConst.MAX_SUBS} subscribers already; close some`)
       throw new SlotBusError(`cannot subscribe to "${this.name}": errno ${-err[0]!}`)
     }
     const native: NativeSub = { ptr }
@@ -178,10 +193,12 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
   /** Adds a late-binding rule for every member of the topic (idempotent). */
   bind(rule: BindingRule): void {
     if (this.closed) throw new TopicClosedError(`topic "${this.name}" is closed`)
-    if (!rule || !Array.isArray(rule.keys) || rule.keys.length !== 2) throw new TypeError("a rule is { type, keys: [A, B], fill: C }")
+    if (!rule || !Array.isArray(rule.keys) || rule.keys.length !== 2)
+      throw new TypeError("a rule is { type, keys: [A, B], fill: C }")
     const bytes = encodeRule(rule.type, rule.keys[0], rule.keys[1], rule.fill)
     const r = topicNative.sb_topic_add_rule(this.ptr, bytes, bytes.length)
-    if (r === TopicErrno.ENOSPC) throw new TopicFullError(`topic "${this.name}" has ${TopicConst.MAX_RULES} rules already`)
+    if (r === TopicErrno.ENOSPC)
+      throw new TopicFullError(`topic "${this.name}" has ${TopicConst.MAX_RULES} rules already`)
     if (r < 0) throw new TypeError(`rule refused: errno ${-r}`)
   }
 
@@ -261,7 +278,9 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
     if (this.closed) return
     const r = topicNative.sb_topic_tick(this.ptr)
     if (r === TopicConst.E_CORRUPT) {
-      this.warn(`topic "${this.name}": its header was overwritten; closing it here (${topicNative.sb_topic_error(this.ptr)})`)
+      this.warn(
+        `topic "${this.name}": its header was overwritten; closing it here (${topicNative.sb_topic_error(this.ptr)})`,
+      )
       this.close()
       return
     }
@@ -275,14 +294,17 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
   private growScratch(ev: PublishInit): number {
     const max = this.capacity / 4 - 16
     if (this.scratch.length >= max)
-      throw new PayloadTooLargeError(`event "${ev.type}" is larger than ${max} bytes (a quarter of the topic's capacity); open the topic with a larger capacity`)
+      throw new PayloadTooLargeError(
+        `event "${ev.type}" is larger than ${max} bytes (a quarter of the topic's capacity); open the topic with a larger capacity`,
+      )
     this.scratch = new Uint8Array(Math.min(max, this.scratch.length * 4))
     this.scratchView = new DataView(this.scratch.buffer)
     return encodeEvent(this.scratch, this.scratchView, ev.type, ev.routing, ev.data)
   }
 
   private publishFailed(r: number, n: number): never {
-    if (r === TopicErrno.EMSGSIZE) throw new PayloadTooLargeError(`the event (${n} bytes encoded) is larger than a quarter of the topic's capacity`)
+    if (r === TopicErrno.EMSGSIZE)
+      throw new PayloadTooLargeError(`the event (${n} bytes encoded) is larger than a quarter of the topic's capacity`)
     if (r === TopicErrno.EINVAL) throw new TypeError("the event is malformed")
     throw new SlotBusError(`publish to "${this.name}" failed: errno ${-r}`)
   }

@@ -82,7 +82,12 @@ const labelValue = (v: string) => `"${v.replace(/\\/g, "\\\\").replace(/"/g, '\\
 /** The health report in Prometheus text format (version 0.0.4). */
 export function prometheus(h: HubHealth): string {
   const out: string[] = []
-  const metric = (name: string, type: "counter" | "gauge", help: string, samples: [labels: string, value: number][]) => {
+  const metric = (
+    name: string,
+    type: "counter" | "gauge",
+    help: string,
+    samples: [labels: string, value: number][],
+  ) => {
     out.push(`# HELP slotbus_hub_${name} ${help}`, `# TYPE slotbus_hub_${name} ${type}`)
     for (const [labels, value] of samples) out.push(`slotbus_hub_${name}${labels} ${value}`)
   }
@@ -99,16 +104,45 @@ export function prometheus(h: HubHealth): string {
     ['{kind="events"}', h.sse.eventsClients],
   ])
   const who = (w: HubWorkerInfo) => `{name=${labelValue(w.name)},instance=${labelValue(w.instance)}}`
-  metric("worker_in_flight", "gauge", "requests in flight per worker process", h.workers.map((w) => [who(w), w.inFlight]))
-  metric("worker_served_total", "counter", "requests served per worker process", h.workers.map((w) => [who(w), w.served]))
+  metric(
+    "worker_in_flight",
+    "gauge",
+    "requests in flight per worker process",
+    h.workers.map((w) => [who(w), w.inFlight]),
+  )
+  metric(
+    "worker_served_total",
+    "counter",
+    "requests served per worker process",
+    h.workers.map((w) => [who(w), w.served]),
+  )
   return out.join("\n") + "\n"
 }
 
 export function newCounters(): HubCounters {
   return {
-    requests: 0, responses: 0, notFound: 0, methodNotAllowed: 0, tooLarge: 0, unavailable: 0, badGateway: 0,
-    timeouts: 0, workerErrors: 0, clientAborts: 0, unauthorized: 0, forbidden: 0, registrations: 0, conflicts: 0,
-    evictions: 0, streamedResponses: 0, sseOpened: 0, sseClosed: 0, sseDropped: 0, sseIdleClosed: 0, emitted: 0, pushed: 0,
+    requests: 0,
+    responses: 0,
+    notFound: 0,
+    methodNotAllowed: 0,
+    tooLarge: 0,
+    unavailable: 0,
+    badGateway: 0,
+    timeouts: 0,
+    workerErrors: 0,
+    clientAborts: 0,
+    unauthorized: 0,
+    forbidden: 0,
+    registrations: 0,
+    conflicts: 0,
+    evictions: 0,
+    streamedResponses: 0,
+    sseOpened: 0,
+    sseClosed: 0,
+    sseDropped: 0,
+    sseIdleClosed: 0,
+    emitted: 0,
+    pushed: 0,
   }
 }
 
@@ -118,13 +152,20 @@ export class Health {
   private readonly evicted: HubHealth["evicted"] = []
 
   recordEviction(inst: WorkerInstance, reason: string) {
-    this.evicted.unshift({ name: inst.name, instance: inst.instance, pid: inst.pid, reason, at: new Date().toISOString() })
+    this.evicted.unshift({
+      name: inst.name,
+      instance: inst.instance,
+      pid: inst.pid,
+      reason,
+      at: new Date().toISOString(),
+    })
     this.evicted.length = Math.min(this.evicted.length, KEEP_EVICTIONS)
     this.counters.evictions++
   }
 
   report(registry: Registry, sse: { connections: number; eventsClients: number }): HubHealth {
-    const label = (s: { sse: boolean; route: { method: string; pattern: string } }) => `${s.sse ? "SSE" : s.route.method} ${s.route.pattern}`
+    const label = (s: { sse: boolean; route: { method: string; pattern: string } }) =>
+      `${s.sse ? "SSE" : s.route.method} ${s.route.pattern}`
     const workers = [...registry.instances.values()].map((i) => ({
       name: i.name,
       instance: i.instance,

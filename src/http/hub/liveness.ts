@@ -11,7 +11,10 @@ const decoder = new TextDecoder()
 export class Liveness {
   private timer: ReturnType<typeof setInterval> | undefined
 
-  constructor(private readonly o: ResolvedOptions, private readonly registry: Registry) {}
+  constructor(
+    private readonly o: ResolvedOptions,
+    private readonly registry: Registry,
+  ) {}
 
   /** Attach and detach are events of each bus (`watch`); only a hung process needs the pings. */
   start() {
@@ -48,21 +51,26 @@ export class Liveness {
 
   /** A request to `inst` failed because the worker went away: its bus's leave event has evicted it already. */
   lost(inst: WorkerInstance, e: unknown) {
-    if (!(e instanceof BusClosedError) && inst.bus.workerCount === 0 && isAttached(inst)) this.registry.evict(inst, "disconnected")
+    if (!(e instanceof BusClosedError) && inst.bus.workerCount === 0 && isAttached(inst))
+      this.registry.evict(inst, "disconnected")
   }
 
   /** Pings every connected worker over shared memory; evicts those that stop answering (a hung process). */
   private async reap() {
     const connected = [...this.registry.instances.values()].filter((i) => i.state === "connected")
-    await Promise.all(connected.map(async (inst) => {
-      try {
-        const reply = JSON.parse(decoder.decode(await inst.bus.call(PING, { timeoutMs: this.o.pingEveryMs }))) as PingReply
-        inst.lastSeen = Date.now()
-        inst.missedPings = 0
-        inst.pid = reply.pid
-      } catch {
-        if (++inst.missedPings >= this.o.maxMissedPings) this.registry.evict(inst, `missed ${inst.missedPings} pings`)
-      }
-    }))
+    await Promise.all(
+      connected.map(async (inst) => {
+        try {
+          const reply = JSON.parse(
+            decoder.decode(await inst.bus.call(PING, { timeoutMs: this.o.pingEveryMs })),
+          ) as PingReply
+          inst.lastSeen = Date.now()
+          inst.missedPings = 0
+          inst.pid = reply.pid
+        } catch {
+          if (++inst.missedPings >= this.o.maxMissedPings) this.registry.evict(inst, `missed ${inst.missedPings} pings`)
+        }
+      }),
+    )
   }
 }

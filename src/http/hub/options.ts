@@ -50,7 +50,8 @@ export interface HubOptions {
   maxMissedPings?: number
 }
 
-export type ResolvedOptions = Required<Omit<HubOptions, "token" | "tokenFile" | "idle" | "quiet">> & Pick<HubOptions, "tokenFile" | "idle">
+export type ResolvedOptions = Required<Omit<HubOptions, "token" | "tokenFile" | "idle" | "quiet">> &
+  Pick<HubOptions, "tokenFile" | "idle">
 
 /** The events topic's name for a hub on `port`, unless `eventsTopic` names one. */
 export const eventsTopicFor = (port: number) => `http.${port}`
@@ -59,7 +60,8 @@ export const MiB = 1024 * 1024
 
 function int(v: number | undefined, dflt: number, what: string, min = 0, max = Number.MAX_SAFE_INTEGER): number {
   if (v === undefined) return dflt
-  if (!Number.isInteger(v) || v < min || v > max) throw new RangeError(`${what} must be an integer from ${min} to ${max}, got ${v}`)
+  if (!Number.isInteger(v) || v < min || v > max)
+    throw new RangeError(`${what} must be an integer from ${min} to ${max}, got ${v}`)
   return v
 }
 

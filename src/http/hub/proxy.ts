@@ -1,13 +1,28 @@
 // Hands an HTTP request to a worker over its bus and turns the slot's answer into a Response.
 import type { Server } from "bun"
-import { BusFullError, PayloadTooLargeError, RemoteError, TimeoutError, type BorrowedResponse } from "../../core/index.ts"
+import {
+  BusFullError,
+  PayloadTooLargeError,
+  RemoteError,
+  TimeoutError,
+  type BorrowedResponse,
+} from "../../core/index.ts"
 import { COOKIES_HEADER, STREAM_HEADER, type ControlMessage } from "../wire.ts"
 import type { HubCounters } from "./health.ts"
 import type { Liveness } from "./liveness.ts"
 import { forwardedFor, json, type ResolvedOptions } from "./options.ts"
 import type { Registry, RouteEntry, WorkerInstance } from "./registry.ts"
 
-const HOP_BY_HOP = new Set(["connection", "keep-alive", "transfer-encoding", "content-length", "upgrade", "te", "trailer", "proxy-connection"])
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "transfer-encoding",
+  "content-length",
+  "upgrade",
+  "te",
+  "trailer",
+  "proxy-connection",
+])
 const NULL_BODY = new Set([101, 103, 204, 205, 304])
 const ONE_WRITE_BYTES = 16 * 1024
 
@@ -29,14 +44,24 @@ export class RequestProxy {
       const read = await this.readBody(req)
       if (!read) {
         this.counters.tooLarge++
-        return json(413, { error: "too-large", message: `request body is over the hub's limit of ${this.o.maxRequestBodyBytes} bytes` }, { connection: "close" })
+        return json(
+          413,
+          {
+            error: "too-large",
+            message: `request body is over the hub's limit of ${this.o.maxRequestBodyBytes} bytes`,
+          },
+          { connection: "close" },
+        )
       }
       body = read
     }
     inst.inFlight++
     try {
       // Borrowed: a large body goes from the slot to the socket without a copy in the JS heap.
-      const res = await inst.bus.request({ method: req.method, path: pathAndQuery, headers: req.headers, body }, { signal: req.signal, borrow: true })
+      const res = await inst.bus.request(
+        { method: req.method, path: pathAndQuery, headers: req.headers, body },
+        { signal: req.signal, borrow: true },
+      )
       inst.served++
       this.liveness.answered(inst)
       this.counters.responses++
@@ -50,7 +75,14 @@ export class RequestProxy {
 
   unavailable(entry: RouteEntry): Response {
     this.counters.unavailable++
-    return json(503, { error: "unavailable", message: `no worker is serving ${entry.route.method} ${entry.route.pattern} right now; retry shortly` }, { "retry-after": "1" })
+    return json(
+      503,
+      {
+        error: "unavailable",
+        message: `no worker is serving ${entry.route.method} ${entry.route.pattern} right now; retry shortly`,
+      },
+      { "retry-after": "1" },
+    )
   }
 
   /** The client's answer when a call to `inst` failed. */
@@ -70,7 +102,11 @@ export class RequestProxy {
     }
     if (e instanceof BusFullError) {
       this.counters.unavailable++
-      return json(503, { error: "unavailable", message: `${where} is saturated; retry shortly` }, { "retry-after": "1" })
+      return json(
+        503,
+        { error: "unavailable", message: `${where} is saturated; retry shortly` },
+        { "retry-after": "1" },
+      )
     }
     if (e instanceof PayloadTooLargeError) {
       this.counters.tooLarge++
@@ -113,7 +149,8 @@ export class RequestProxy {
         headers = new Headers()
         for (const [name, value] of res.headers) {
           if (name === STREAM_HEADER) stream = Number(value)
-          else if (name === COOKIES_HEADER) for (const c of JSON.parse(value) as string[]) headers.append("set-cookie", c)
+          else if (name === COOKIES_HEADER)
+            for (const c of JSON.parse(value) as string[]) headers.append("set-cookie", c)
           else if (!HOP_BY_HOP.has(name)) headers.append(name, value)
         }
       }
@@ -141,35 +178,38 @@ export class RequestProxy {
       held?.release()
       held = null
     }
-    return new ReadableStream<Uint8Array>({
-      pull: async (c) => {
-        if (!firstSent) {
-          firstSent = true
-          if (first.body.length > 0) return c.enqueue(first.body)
-        }
-        letGo()
-        if (stream < 0) return c.close()
-        try {
-          const chunk = await inst.bus.call(pull, { borrow: true })
-          inst.lastSeen = Date.now()
-          if (over || chunk.body.length === 0) {
-            chunk.release()
-            if (!over) c.close()
-          } else {
-            held = chunk
-            c.enqueue(chunk.body)
+    return new ReadableStream<Uint8Array>(
+      {
+        pull: async (c) => {
+          if (!firstSent) {
+            firstSent = true
+            if (first.body.length > 0) return c.enqueue(first.body)
           }
-        } catch {
-          this.counters.badGateway++
-          c.error(undefined) // the client sees a cut connection: the status line is long gone
-        }
+          letGo()
+          if (stream < 0) return c.close()
+          try {
+            const chunk = await inst.bus.call(pull, { borrow: true })
+            inst.lastSeen = Date.now()
+            if (over || chunk.body.length === 0) {
+              chunk.release()
+              if (!over) c.close()
+            } else {
+              held = chunk
+              c.enqueue(chunk.body)
+            }
+          } catch {
+            this.counters.badGateway++
+            c.error(undefined) // the client sees a cut connection: the status line is long gone
+          }
+        },
+        cancel: () => {
+          over = true
+          letGo()
+          if (stream >= 0)
+            inst.bus.call(JSON.stringify({ op: "cancel", stream } satisfies ControlMessage)).catch(() => {})
+        },
       },
-      cancel: () => {
-        over = true
-        letGo()
-        if (stream >= 0) inst.bus.call(JSON.stringify({ op: "cancel", stream } satisfies ControlMessage)).catch(() => {})
-      },
-    }, { highWaterMark: 0 })
+      { highWaterMark: 0 },
+    )
   }
 }
-

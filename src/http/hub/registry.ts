@@ -83,11 +83,15 @@ export class Registry {
   async register(r: RegisterRequest, port: number): Promise<Response> {
     const bad = (message: string) => json(400, { error: "bad-request", message })
     if (typeof r?.name !== "string" || !NAME.test(r.name)) return bad(`worker name must match ${NAME.source}`)
-    if (typeof r.instance !== "string" || !INSTANCE.test(r.instance)) return bad(`instance must match ${INSTANCE.source}`)
+    if (typeof r.instance !== "string" || !INSTANCE.test(r.instance))
+      return bad(`instance must match ${INSTANCE.source}`)
     if (!Number.isInteger(r.pid) || !Array.isArray(r.routes)) return bad("pid and routes are required")
     const replacedBy = r.previousBus ? this.retired.get(r.previousBus) : undefined
     if (replacedBy === "replaced")
-      return json(409, { error: "replaced", message: `instance "${r.instance}" of "${r.name}" was replaced by a newer registration; this one stops` })
+      return json(409, {
+        error: "replaced",
+        message: `instance "${r.instance}" of "${r.name}" was replaced by a newer registration; this one stops`,
+      })
 
     const routes: { route: Route; sse: boolean }[] = []
     try {
@@ -121,7 +125,8 @@ export class Registry {
       this.counters.conflicts++
       const list = conflicts.map((c) => `${c.route} (served by "${c.owner}")`).join(", ")
       return json(409, {
-        error: "route-conflict", conflicts,
+        error: "route-conflict",
+        conflicts,
         message: `worker "${r.name}" cannot take ${list}; change the paths, or register under the owner's name to share its load`,
       })
     }
@@ -133,13 +138,24 @@ export class Registry {
     if (old) this.o.log(`${who} restarted: pid ${old.pid} replaced by pid ${r.pid}, ${routes.length} routes`)
     else this.o.log(`${who} (pid ${r.pid}) ${r.previousBus ? "rejoined" : "registered"}: ${routes.length} routes`)
     const inst: WorkerInstance = {
-      key, name: r.name, instance: r.instance, pid: r.pid, bus, routes: [], state: "joining",
-      lastSeen: Date.now(), inFlight: 0, served: 0, missedPings: 0,
+      key,
+      name: r.name,
+      instance: r.instance,
+      pid: r.pid,
+      bus,
+      routes: [],
+      state: "joining",
+      lastSeen: Date.now(),
+      inFlight: 0,
+      served: 0,
+      missedPings: 0,
     }
     this.instances.set(key, inst)
     this.hooks.registered(inst)
     for (const { route, sse } of routes) {
-      let entry = this.routes.find((o, e) => e.owner === r.name && o.method === route.method && o.shape === route.shape)?.value
+      let entry = this.routes.find(
+        (o, e) => e.owner === r.name && o.method === route.method && o.shape === route.shape,
+      )?.value
       if (!entry) {
         // Whoever else held an overlapping route has no live workers (else it would have conflicted): take it over.
         this.routes.remove((o, e) => e.owner !== r.name && overlaps(o, route))
@@ -169,7 +185,10 @@ export class Registry {
     this.retired.set(inst.bus.name, reason)
     if (this.retired.size > KEEP_RETIRED) this.retired.delete(this.retired.keys().next().value!)
     this.hooks.evicted(inst, reason)
-    if (reason !== "replaced") this.o.log(`worker "${inst.name}" instance ${inst.instance} (pid ${inst.pid}) ${drain ? "left" : "evicted"}: ${reason}`)
+    if (reason !== "replaced")
+      this.o.log(
+        `worker "${inst.name}" instance ${inst.instance} (pid ${inst.pid}) ${drain ? "left" : "evicted"}: ${reason}`,
+      )
     const closed = inst.bus.close({ drain, timeoutMs: this.o.timeoutMs })
     if (drain) void closed.finally(() => transition(inst, "gone"))
   }
@@ -207,5 +226,8 @@ export class Registry {
 
 /** Two routes contend when their shapes agree and their methods can both take one request. */
 function overlaps(a: Route, b: Route): boolean {
-  return a.shape === b.shape && (a.method === b.method || methodMatches(a.method, b.method) || methodMatches(b.method, a.method))
+  return (
+    a.shape === b.shape &&
+    (a.method === b.method || methodMatches(a.method, b.method) || methodMatches(b.method, a.method))
+  )
 }

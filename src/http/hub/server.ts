@@ -37,8 +37,11 @@ export class Hub {
   constructor(opts: HubOptions) {
     this.o = resolveOptions(opts)
     this.token = opts.token ?? newToken()
-    if (this.token.length < 16 || /\s/.test(this.token)) throw new RangeError("token must be at least 16 characters without whitespace")
-    const tag = newToken().slice(0, 4).replace(/[^A-Za-z0-9]/g, "x")
+    if (this.token.length < 16 || /\s/.test(this.token))
+      throw new RangeError("token must be at least 16 characters without whitespace")
+    const tag = newToken()
+      .slice(0, 4)
+      .replace(/[^A-Za-z0-9]/g, "x")
     const counters = this.healthReport.counters
     this.registry = new Registry(this.o, counters, tag, {
       registered: (inst) => this.liveness.watch(inst),
@@ -76,7 +79,10 @@ export class Hub {
     } catch (e) {
       this.server.stop(true)
       removeTokenFile(this.tokenPath, this.token)
-      throw new HubEventsError(`the hub cannot open its events topic "${this.o.eventsTopic}": ${(e as Error).message}; pass another eventsTopic`, { cause: e })
+      throw new HubEventsError(
+        `the hub cannot open its events topic "${this.o.eventsTopic}": ${(e as Error).message}; pass another eventsTopic`,
+        { cause: e },
+      )
     }
     this.liveness.start()
     this.sse.start(this.topic)
@@ -137,9 +143,13 @@ export class Hub {
     const auth = req.headers.get("authorization")
     if (!sameToken(auth?.startsWith("Bearer ") ? auth.slice(7) : null, this.token)) {
       counters.unauthorized++
-      return json(401, { error: "unauthorized", message: "send the hub's token as `authorization: Bearer <token>`; workers read it from the hub's token file" })
+      return json(401, {
+        error: "unauthorized",
+        message: "send the hub's token as `authorization: Bearer <token>`; workers read it from the hub's token file",
+      })
     }
-    if (req.method !== "POST") return json(405, { error: "method-not-allowed", message: "internal endpoints take POST" }, { allow: "POST" })
+    if (req.method !== "POST")
+      return json(405, { error: "method-not-allowed", message: "internal endpoints take POST" }, { allow: "POST" })
     let body: unknown
     try {
       body = await req.json()

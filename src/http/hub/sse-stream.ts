@@ -40,7 +40,10 @@ export class SseStream {
   /** The queue's size when last looked at: less now means the client took some since. */
   private lastQueued = 0
 
-  constructor(private readonly maxBufferedBytes: number, onCancel: () => void) {
+  constructor(
+    private readonly maxBufferedBytes: number,
+    onCancel: () => void,
+  ) {
     this.stream = new ReadableStream<Uint8Array>(
       {
         start: (c) => {

@@ -2,7 +2,16 @@
 // `GET /events` reads the hub's events topic (shared memory, see slotbus/events): the hub holds one subscription
 // for the live stream and fans it out; a client reconnecting with Last-Event-ID first replays from the ring.
 import type { Server } from "bun"
-import { PayloadTooLargeError, TopicFullError, type EventBatch, type Routing, type Subscription, type Topic, type TopicEvent, type TopicFilter } from "../../core/index.ts"
+import {
+  PayloadTooLargeError,
+  TopicFullError,
+  type EventBatch,
+  type Routing,
+  type Subscription,
+  type Topic,
+  type TopicEvent,
+  type TopicFilter,
+} from "../../core/index.ts"
 import { parseRoute, type Params } from "../routes.ts"
 import type { ControlMessage, EmitItem, PushItem, PushTarget } from "../wire.ts"
 import type { HubCounters } from "./health.ts"
@@ -61,7 +70,10 @@ export class SseHub {
   /** Starts heartbeats, the idle sweep, and the live stream of `topic` to `GET /events` clients. */
   start(topic: Topic) {
     const sweepMs = Math.max(10, Math.min(1000, Math.floor(this.o.sseIdleTimeoutMs / 4)))
-    this.timers.push(setInterval(() => this.heartbeat(), this.o.heartbeatMs), setInterval(() => this.sweep(), sweepMs))
+    this.timers.push(
+      setInterval(() => this.heartbeat(), this.o.heartbeatMs),
+      setInterval(() => this.sweep(), sweepMs),
+    )
     this.topic = topic
     this.live = topic.subscribe({}, { queue: REPLAY_QUEUE, idle: this.o.idle ?? "adaptive", from: "now" })
     void this.fanOut(this.live)
@@ -82,7 +94,8 @@ export class SseHub {
     try {
       for await (const batch of sub.batches()) this.deliverLive(batch, sub.lagged)
     } catch (e) {
-      if (!sub.isClosed) this.o.log(`the events stream stopped: ${(e as Error).message}; GET /events clients get nothing more`)
+      if (!sub.isClosed)
+        this.o.log(`the events stream stopped: ${(e as Error).message}; GET /events clients get nothing more`)
     }
   }
 
@@ -118,7 +131,12 @@ export class SseHub {
     const q = new URLSearchParams(query)
     const want = eventsFilter(q)
     const lastId = req.headers.get("last-event-id") ?? q.get("lastEventId")
-    const from = lastId !== null && /^\d{1,15}$/.test(lastId.trim()) ? Number(lastId) : q.get("from") === "oldest" ? "oldest" : null
+    const from =
+      lastId !== null && /^\d{1,15}$/.test(lastId.trim())
+        ? Number(lastId)
+        : q.get("from") === "oldest"
+          ? "oldest"
+          : null
     server.timeout(req, 0)
     const client = this.add(req, server, null, "/events", "/events", want)
     if (from !== null) this.replay(client, from, lastId)
@@ -142,7 +160,13 @@ export class SseHub {
       sub = this.topic!.subscribe(filter, { queue: REPLAY_QUEUE, idle: "park", from })
     } catch (e) {
       if (!(e instanceof TopicFullError)) throw e
-      this.deliver(client, laggedFrame({ lastEventId: lastId, reason: "the hub cannot replay now (the topic has no free subscriber entry)" }))
+      this.deliver(
+        client,
+        laggedFrame({
+          lastEventId: lastId,
+          reason: "the hub cannot replay now (the topic has no free subscriber entry)",
+        }),
+      )
       return
     }
     try {
@@ -168,9 +192,16 @@ export class SseHub {
     // Registered before the worker hears of it, so events it pushes straight away are not lost.
     const client = this.add(req, server, inst, path, entry.route.shape, null)
     const headers = [...req.headers] as [string, string][]
-    const open: ControlMessage = { op: "sse-open", conn: client.id, path: req.url.slice(req.url.indexOf("/", req.url.indexOf("//") + 2)), headers }
+    const open: ControlMessage = {
+      op: "sse-open",
+      conn: client.id,
+      path: req.url.slice(req.url.indexOf("/", req.url.indexOf("//") + 2)),
+      headers,
+    }
     try {
-      const reply = JSON.parse(new TextDecoder().decode(await inst.bus.call(JSON.stringify(open)))) as { params: Params }
+      const reply = JSON.parse(new TextDecoder().decode(await inst.bus.call(JSON.stringify(open)))) as {
+        params: Params
+      }
       client.params = reply.params
     } catch (e) {
       this.clients.delete(client.id)
@@ -207,10 +238,23 @@ export class SseHub {
     return targets.length
   }
 
-  private add(req: Request, server: Server<undefined>, inst: WorkerInstance | null, path: string, shape: string, want: EventsFilter | null): SseClient {
+  private add(
+    req: Request,
+    server: Server<undefined>,
+    inst: WorkerInstance | null,
+    path: string,
+    shape: string,
+    want: EventsFilter | null,
+  ): SseClient {
     const id = `c${(this.nextConn++).toString(36)}${this.connTag}`
     const client: SseClient = {
-      id, inst, path, shape, params: {}, want, after: -1,
+      id,
+      inst,
+      path,
+      shape,
+      params: {},
+      want,
+      after: -1,
       closeSocketIn: (seconds) => server.timeout(req, seconds),
       stream: new SseStream(this.o.sseMaxBufferedBytes, () => this.close(client, "client")),
     }
@@ -248,7 +292,8 @@ export class SseHub {
   /** Drops clients that have taken nothing for sseIdleTimeoutMs while something waited for them. */
   private sweep() {
     const now = performance.now()
-    for (const c of [...this.clients.values()]) if (c.stream.stalledMs(now) > this.o.sseIdleTimeoutMs) this.close(c, "idle")
+    for (const c of [...this.clients.values()])
+      if (c.stream.stalledMs(now) > this.o.sseIdleTimeoutMs) this.close(c, "idle")
   }
 
   private heartbeat() {
@@ -270,7 +315,9 @@ export class SseHub {
         return []
       }
       const want = Object.entries(t.params ?? {})
-      return [...this.clients.values()].filter((c) => c.inst && c.shape === shape && want.every(([k, v]) => c.params[k] === String(v)))
+      return [...this.clients.values()].filter(
+        (c) => c.inst && c.shape === shape && want.every(([k, v]) => c.params[k] === String(v)),
+      )
     }
     return []
   }
@@ -287,7 +334,9 @@ function eventsFilter(q: URLSearchParams): EventsFilter {
     else exact.add(t)
   }
   if (any) prefixes.length = 0
-  const routing = [...q].filter(([k]) => k.startsWith("routing.") && k.length > 8).map(([k, v]) => [k.slice(8), v] as [string, string])
+  const routing = [...q]
+    .filter(([k]) => k.startsWith("routing.") && k.length > 8)
+    .map(([k, v]) => [k.slice(8), v] as [string, string])
   return { exact: any ? null : exact, prefixes: any ? [] : prefixes, routing }
 }
 

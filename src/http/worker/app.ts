@@ -38,18 +38,29 @@ export class HubApp {
   /** Settles when the app stops: `close()`, or a newer registration of the same instance replaced it. */
   readonly closed: Promise<HubAppClosed>
 
-  constructor(hubUrl: string, readonly name: string, opts: HubWorkerOptions = {}) {
+  constructor(
+    hubUrl: string,
+    readonly name: string,
+    opts: HubWorkerOptions = {},
+  ) {
     const hub = new URL(hubUrl)
     if (hub.protocol !== "http:") throw new TypeError(`hub URL must be http://host:port, got ${hubUrl}`)
-    if (!/^[A-Za-z0-9_-]{1,40}$/.test(name)) throw new TypeError(`worker name must match [A-Za-z0-9_-]{1,40}, got ${JSON.stringify(name)}`)
+    if (!/^[A-Za-z0-9_-]{1,40}$/.test(name))
+      throw new TypeError(`worker name must match [A-Za-z0-9_-]{1,40}, got ${JSON.stringify(name)}`)
     this.instance = opts.instance ?? String(process.pid)
-    if (!/^[A-Za-z0-9._-]{1,64}$/.test(this.instance)) throw new TypeError(`instance must match [A-Za-z0-9._-]{1,64}, got ${JSON.stringify(this.instance)}`)
-    const log = opts.log ?? ((m, e) => (e === undefined ? console.error(`slotbus: ${m}`) : console.error(`slotbus: ${m}`, e)))
+    if (!/^[A-Za-z0-9._-]{1,64}$/.test(this.instance))
+      throw new TypeError(`instance must match [A-Za-z0-9._-]{1,64}, got ${JSON.stringify(this.instance)}`)
+    const log =
+      opts.log ?? ((m, e) => (e === undefined ? console.error(`slotbus: ${m}`) : console.error(`slotbus: ${m}`, e)))
     this.client = new HubClient(hub, opts, log)
     this.requests = new RequestServer(name, log)
     this.sseRoutes = new SseRoutes(name, this.client, log)
     this.join = new JoinLoop(this.client, {
-      name, instance: this.instance, idle: opts.idle, maxBackoffMs: opts.maxBackoffMs, log,
+      name,
+      instance: this.instance,
+      idle: opts.idle,
+      maxBackoffMs: opts.maxBackoffMs,
+      log,
       routes: () => this.decls,
       serve: (req) => this.serve(req),
       joined: (reply) => {
@@ -109,7 +120,10 @@ export class HubApp {
   private declare(method: string, pattern: string, sse: boolean) {
     if (this.join.state !== "idle") throw new TypeError("add routes before run()")
     const route = parseRoute(method, pattern)
-    const dup = this.decls.find((d) => { const r = parseRoute(d.method, d.pattern); return r.method === route.method && r.shape === route.shape })
+    const dup = this.decls.find((d) => {
+      const r = parseRoute(d.method, d.pattern)
+      return r.method === route.method && r.shape === route.shape
+    })
     if (dup) throw new TypeError(`route ${route.method} ${pattern} is declared twice (as ${dup.pattern})`)
     this.decls.push({ method: route.method, pattern, sse })
   }
@@ -125,7 +139,12 @@ export class HubApp {
   }
 
   stats() {
-    return { served: this.requests.served, streams: this.requests.openStreams, sseConnections: this.sseRoutes.size, connected: this.connected }
+    return {
+      served: this.requests.served,
+      streams: this.requests.openStreams,
+      sseConnections: this.sseRoutes.size,
+      connected: this.connected,
+    }
   }
 
   /**
@@ -151,7 +170,12 @@ export class HubApp {
   private control(msg: ControlMessage): SlotReply | Promise<SlotReply> {
     switch (msg.op) {
       case "ping":
-        return JSON.stringify({ pid: process.pid, instance: this.instance, served: this.requests.served, active: this.requests.openStreams } satisfies PingReply)
+        return JSON.stringify({
+          pid: process.pid,
+          instance: this.instance,
+          served: this.requests.served,
+          active: this.requests.openStreams,
+        } satisfies PingReply)
       case "pull":
         return this.requests.pull(msg.stream)
       case "cancel":

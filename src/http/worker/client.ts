@@ -42,21 +42,25 @@ export class HubClient {
       this.topic = null
       return Promise.resolve()
     }
-    const opening = (this.topicOpening = Topic.open(name).then(
-      (t) => {
-        if (this.topicName !== name) return t.close()
-        this.topic = t
-        if (old !== t) old?.close()
-      },
-      (e) => {
-        if (this.topicName !== name) return
-        this.topic = null
-        old?.close()
-        this.log(`cannot open the hub's events topic "${name}" (${(e as Error).message}); app.emit falls back to an HTTP POST per batch`)
-      },
-    ).finally(() => {
-      if (this.topicOpening === opening) this.topicOpening = null
-    }))
+    const opening = (this.topicOpening = Topic.open(name)
+      .then(
+        (t) => {
+          if (this.topicName !== name) return t.close()
+          this.topic = t
+          if (old !== t) old?.close()
+        },
+        (e) => {
+          if (this.topicName !== name) return
+          this.topic = null
+          old?.close()
+          this.log(
+            `cannot open the hub's events topic "${name}" (${(e as Error).message}); app.emit falls back to an HTTP POST per batch`,
+          )
+        },
+      )
+      .finally(() => {
+        if (this.topicOpening === opening) this.topicOpening = null
+      }))
     return opening
   }
 
@@ -79,9 +83,15 @@ export class HubClient {
     } catch (e) {
       if (!(e instanceof HubNotFoundError)) throw e
       const { path, why } = this.tokenFile()
-      const up = await fetch(new URL("/health", this.hub), { signal: AbortSignal.timeout(1000) }).then(() => true, () => false)
+      const up = await fetch(new URL("/health", this.hub), { signal: AbortSignal.timeout(1000) }).then(
+        () => true,
+        () => false,
+      )
       const pass = `pass the hub's file as tokenFile or $${TOKEN_FILE_ENV}, or the token as token or $${TOKEN_ENV}`
-      if (!up) throw new HubNotFoundError(`no hub token file at ${path} (${why}) and no hub answers at ${this.hub.origin}; start the hub first, or ${pass}`)
+      if (!up)
+        throw new HubNotFoundError(
+          `no hub token file at ${path} (${why}) and no hub answers at ${this.hub.origin}; start the hub first, or ${pass}`,
+        )
       throw new HubNotFoundError(
         `the hub at ${this.hub.origin} is up, but its token file is not at ${path} (${why}); the hub prints where it wrote ` +
           `it ("token file: …") and may run as another user, with another $XDG_RUNTIME_DIR or with --token-file: ${pass}`,
@@ -102,7 +112,8 @@ export class HubClient {
     if (env) return { path: env, why: `$${TOKEN_FILE_ENV}` }
     const port = Number(this.hub.port || 80)
     const runtime = process.env.XDG_RUNTIME_DIR
-    const dir = runtime && existsSync(runtime) ? "$XDG_RUNTIME_DIR" : "the temp dir, as $XDG_RUNTIME_DIR is unset or missing"
+    const dir =
+      runtime && existsSync(runtime) ? "$XDG_RUNTIME_DIR" : "the temp dir, as $XDG_RUNTIME_DIR is unset or missing"
     return { path: defaultTokenFile(port), why: `the default for port ${port}, in ${dir}` }
   }
 
@@ -115,22 +126,30 @@ export class HubClient {
       signal: AbortSignal.timeout(10_000),
     })
     if (res.ok) return res
-    const detail = (await res.json().catch(() => ({}))) as { message?: string; conflicts?: { route: string; owner: string }[] }
+    const detail = (await res.json().catch(() => ({}))) as {
+      message?: string
+      conflicts?: { route: string; owner: string }[]
+    }
     const message = detail.message ?? `hub answered ${res.status}`
-    if (res.status === 401 || res.status === 403) throw new HubAuthError(`hub refused ${op} (${res.status}): ${message}`)
+    if (res.status === 401 || res.status === 403)
+      throw new HubAuthError(`hub refused ${op} (${res.status}): ${message}`)
     if (res.status === 409 && detail.conflicts) throw new RouteConflictError(message, detail.conflicts)
     throw new HubRequestError(`hub refused ${op} (${res.status}): ${message}`, res.status)
   }
 
   /** Publishes to the hub's events topic (or POSTs, see useTopic); resolves with the event's id there. */
   emit(type: string, data: unknown, routing?: Routing): Promise<number> {
-    if (typeof type !== "string" || type.length === 0 || /[\r\n]/.test(type)) return Promise.reject(new TypeError("event type must be a non-empty single-line string"))
+    if (typeof type !== "string" || type.length === 0 || /[\r\n]/.test(type))
+      return Promise.reject(new TypeError("event type must be a non-empty single-line string"))
     if (this.topicOpening) return this.topicOpening.then(() => this.emit(type, data, routing)) // keeps emits in order
     if (this.topic) {
       try {
         return Promise.resolve(this.topic.publish({ type, data: serialize(data), ...(routing && { routing }) }))
       } catch (e) {
-        if (e instanceof PayloadTooLargeError) return Promise.reject(new PayloadTooLargeError(`${e.message.replace(/;.*$/, "")}; start the hub with a larger eventsCapacity`))
+        if (e instanceof PayloadTooLargeError)
+          return Promise.reject(
+            new PayloadTooLargeError(`${e.message.replace(/;.*$/, "")}; start the hub with a larger eventsCapacity`),
+          )
         return Promise.reject(e)
       }
     }
@@ -139,7 +158,11 @@ export class HubClient {
 
   push(to: PushTo, data: unknown, opts: { event?: string; id?: string } = {}): Promise<number> {
     const target: PushTarget = typeof to === "string" ? { path: to } : to
-    const event: SseEvent = { data: serialize(data), ...(opts.event !== undefined && { event: opts.event }), ...(opts.id !== undefined && { id: opts.id }) }
+    const event: SseEvent = {
+      data: serialize(data),
+      ...(opts.event !== undefined && { event: opts.event }),
+      ...(opts.id !== undefined && { id: opts.id }),
+    }
     return this.send("push", { target, event } satisfies PushItem)
   }
 
@@ -177,5 +200,5 @@ export class HubClient {
 }
 
 function serialize(data: unknown): string {
-  return typeof data === "string" ? data : JSON.stringify(data) ?? "null"
+  return typeof data === "string" ? data : (JSON.stringify(data) ?? "null")
 }

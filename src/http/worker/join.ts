@@ -47,7 +47,10 @@ export class JoinLoop {
 
   private readonly backoff: Backoff
 
-  constructor(private readonly client: HubClient, private readonly c: JoinConfig) {
+  constructor(
+    private readonly client: HubClient,
+    private readonly c: JoinConfig,
+  ) {
     const maxMs = c.maxBackoffMs ?? 5000
     if (!(maxMs >= 0)) throw new RangeError(`maxBackoffMs must be a number of milliseconds >= 0, got ${c.maxBackoffMs}`)
     this.backoff = new Backoff({ initialMs: Math.min(MIN_BACKOFF_MS, maxMs), maxMs, jitter: 0.5 })
@@ -108,7 +111,10 @@ export class JoinLoop {
         return this.finish({ reason: "replaced" }) // another replica took this instance's place
       }
       // Before the first join, fail fast on what waiting cannot fix; afterwards keep trying (and say so once).
-      const permanent = problem instanceof RouteConflictError || problem instanceof HubAuthError || (problem instanceof HubRequestError && problem.status < 500)
+      const permanent =
+        problem instanceof RouteConflictError ||
+        problem instanceof HubAuthError ||
+        (problem instanceof HubRequestError && problem.status < 500)
       if (permanent && !everJoined && this.current === "joining") {
         this.finish({ reason: "failed", error: problem })
         return failed(problem)
@@ -123,7 +129,13 @@ export class JoinLoop {
 
   private async register(): Promise<RegisterReply> {
     await this.client.refreshToken()
-    const body: RegisterRequest = { name: this.c.name, instance: this.c.instance, pid: process.pid, routes: this.c.routes(), previousBus: this.bus }
+    const body: RegisterRequest = {
+      name: this.c.name,
+      instance: this.c.instance,
+      pid: process.pid,
+      routes: this.c.routes(),
+      previousBus: this.bus,
+    }
     const res = await this.client.call("register", body)
     return (await res.json()) as RegisterReply
   }
@@ -146,7 +158,8 @@ export class JoinLoop {
       const wasRunning = this.current === "joining" || this.current === "connected"
       if (this.current !== "closed") this.current = "closing"
       this.wake?.()
-      if (this.worker?.connected) await this.client.call("deregister", { name: this.c.name, instance: this.c.instance }).catch(() => {})
+      if (this.worker?.connected)
+        await this.client.call("deregister", { name: this.c.name, instance: this.c.instance }).catch(() => {})
       await this.worker?.close()
       this.c.left("closed")
       if (!wasRunning) this.finish({ reason: "closed" })

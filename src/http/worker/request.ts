@@ -27,7 +27,10 @@ export class HubRequest<Ps extends Params = Params> {
   private readonly head: readonly string[]
   private _headers: Headers | null = null
 
-  constructor(raw: SlotRequest, readonly params: Ps) {
+  constructor(
+    raw: SlotRequest,
+    readonly params: Ps,
+  ) {
     this.raw = raw
     this.method = raw.method
     this.pathAndQuery = raw.path
@@ -82,7 +85,12 @@ export class HubRequest<Ps extends Params = Params> {
   /** A real `Request` with the same method, URL, headers, signal and (copied) body: hand it to Hono, Elysia, … */
   toRequest(): Request {
     const hasBody = this.method !== "GET" && this.method !== "HEAD"
-    return new Request(this.url, { method: this.method, headers: this.headers, body: hasBody ? this.raw.body.slice() : null, signal: this.signal })
+    return new Request(this.url, {
+      method: this.method,
+      headers: this.headers,
+      body: hasBody ? this.raw.body.slice() : null,
+      signal: this.signal,
+    })
   }
 }
 
@@ -97,7 +105,11 @@ const EMPTY = new Uint8Array(0)
 const STREAM_IDLE_MS = 5 * 60_000
 const SWEEP_EVERY_MS = 30_000
 const encoder = new TextEncoder()
-const ERROR_REPLY = { status: 500, headers: { "content-type": "application/json" }, body: '{"error":"worker-error","message":"the handler failed"}' }
+const ERROR_REPLY = {
+  status: 500,
+  headers: { "content-type": "application/json" },
+  body: '{"error":"worker-error","message":"the handler failed"}',
+}
 
 /** This worker's HTTP routes, the requests it has served, and the response bodies still streaming to the hub. */
 export class RequestServer {
@@ -109,7 +121,10 @@ export class RequestServer {
   /** Response bodies above this travel in chunks the hub pulls; the hub says how large at registration. */
   chunkBytes = 1024 * 1024
 
-  constructor(private readonly name: string, private readonly log: (message: string, error?: unknown) => void) {}
+  constructor(
+    private readonly name: string,
+    private readonly log: (message: string, error?: unknown) => void,
+  ) {}
 
   add(route: Route, handler: HubHandler) {
     this.routes.add(route, handler)
@@ -133,7 +148,12 @@ export class RequestServer {
     const path = raw.path
     const q = path.indexOf("?")
     const m = this.routes.match(raw.method, q < 0 ? path : path.slice(0, q))
-    if (!m || "allow" in m) return { status: 404, headers: { "content-type": "application/json" }, body: `{"error":"not-found","message":"worker ${this.name} has no such route"}` }
+    if (!m || "allow" in m)
+      return {
+        status: 404,
+        headers: { "content-type": "application/json" },
+        body: `{"error":"not-found","message":"worker ${this.name} has no such route"}`,
+      }
     this.served++
     const failed = (e: unknown) => {
       this.log(`handler for ${raw.method} ${m.route.pattern} failed`, e)
@@ -182,9 +202,16 @@ export class RequestServer {
 
   private toReply(out: HubReply): SlotReply | Promise<SlotReply> {
     if (out instanceof Response) return this.withBody(out.status, replyHeaders(out.headers), out.body)
-    if (out === null || typeof out !== "object") throw new TypeError(`a handler must return a Response or { status, headers, body }, got ${out === null ? "null" : typeof out}`)
+    if (out === null || typeof out !== "object")
+      throw new TypeError(
+        `a handler must return a Response or { status, headers, body }, got ${out === null ? "null" : typeof out}`,
+      )
     const h = out.headers
-    const headers = !h ? [] : h.constructor === Object ? Object.entries(h as Record<string, string>) : replyHeaders(new Headers(h))
+    const headers = !h
+      ? []
+      : h.constructor === Object
+        ? Object.entries(h as Record<string, string>)
+        : replyHeaders(new Headers(h))
     return this.withBody(out.status ?? 200, headers, out.body ?? null)
   }
 
@@ -201,12 +228,17 @@ export class RequestServer {
   }
 
   /** A stream body: inlined if it ends within one chunk, otherwise the hub pulls the rest. */
-  private async readStream(status: number, headers: [string, string][], reader: NonNullable<BodyStream["reader"]>): Promise<SlotReply> {
+  private async readStream(
+    status: number,
+    headers: [string, string][],
+    reader: NonNullable<BodyStream["reader"]>,
+  ): Promise<SlotReply> {
     const parts: Uint8Array[] = []
     let size = 0
     for (;;) {
       const r = await reader.read()
-      if (r.done || !r.value) return { status, headers, body: parts.length === 1 ? parts[0]! : Buffer.concat(parts, size) }
+      if (r.done || !r.value)
+        return { status, headers, body: parts.length === 1 ? parts[0]! : Buffer.concat(parts, size) }
       parts.push(r.value)
       size += r.value.length
       if (size > this.chunkBytes) break
@@ -235,10 +267,11 @@ export class RequestServer {
 
   private sweep() {
     const old = Date.now() - STREAM_IDLE_MS
-    for (const [id, s] of this.streams) if (s.touched < old) {
-      this.streams.delete(id)
-      s.reader?.cancel().catch(() => {})
-    }
+    for (const [id, s] of this.streams)
+      if (s.touched < old) {
+        this.streams.delete(id)
+        s.reader?.cancel().catch(() => {})
+      }
   }
 }
 
@@ -248,7 +281,8 @@ export class RequestServer {
  */
 function replyHeaders(h: Headers): [string, string][] {
   const out: [string, string][] = []
-  for (const [k, v] of h) if (k !== "content-length" && k !== "set-cookie" && k !== "transfer-encoding") out.push([k, v])
+  for (const [k, v] of h)
+    if (k !== "content-length" && k !== "set-cookie" && k !== "transfer-encoding") out.push([k, v])
   const cookies = h.getSetCookie()
   if (cookies.length === 1) out.push(["set-cookie", cookies[0]!])
   else if (cookies.length > 1) out.push([COOKIES_HEADER, JSON.stringify(cookies)])

@@ -5,7 +5,9 @@ import type { PushItem } from "../wire.ts"
 import type { HubClient } from "./client.ts"
 
 /** Called when an SSE client connects; may return a function called when it disconnects. */
-export type SseHandler<P extends string = string> = (conn: SseConnection<RouteParams<P>>) => void | (() => void) | Promise<void | (() => void)>
+export type SseHandler<P extends string = string> = (
+  conn: SseConnection<RouteParams<P>>,
+) => void | (() => void) | Promise<void | (() => void)>
 
 /** One SSE client connected to the hub on one of this worker's `sse` routes. */
 export class SseConnection<Ps extends Params = Params> {
@@ -82,7 +84,14 @@ export class SseRoutes {
     const path = q < 0 ? pathAndQuery : pathAndQuery.slice(0, q)
     const m = this.routes.match("GET", path)
     if (!m || "allow" in m) throw new Error(`worker ${this.name} has no SSE route for ${path}`)
-    const conn = new SseConnection(this.client, id, path, m.params, new URLSearchParams(q < 0 ? "" : pathAndQuery.slice(q + 1)), new Headers(headers))
+    const conn = new SseConnection(
+      this.client,
+      id,
+      path,
+      m.params,
+      new URLSearchParams(q < 0 ? "" : pathAndQuery.slice(q + 1)),
+      new Headers(headers),
+    )
     this.conns.set(id, conn)
     conn.onClose(() => this.conns.delete(id))
     const out = m.value(conn) // sync throw: the hub answers the client 500

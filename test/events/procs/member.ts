@@ -33,7 +33,8 @@ if (mode === "hold") {
     batch.forEachRaw((_id, _type, data) => {
       if (data.length < 8) return // not from a "pub" member (the "hold" ones publish a few short events)
       const d = view(data)
-      const pub = d.getUint32(0, true), seq = d.getUint32(4, true)
+      const pub = d.getUint32(0, true),
+        seq = d.getUint32(4, true)
       if ((last.get(pub) ?? -1) >= seq) outOfOrder++
       last.set(pub, seq)
     })
@@ -49,14 +50,23 @@ if (mode === "hold") {
     if (take() === 0) await Bun.sleep(0)
   }
   // drain what was published before the ends
-  for (let idle = 0; idle < 3; ) idle = take() === 0 ? idle + 1 : 0, await Bun.sleep(1)
-  say({ done: true, received: sub.received, lagged: sub.lagged, corrupt: sub.corrupt, estimates: sub.estimates, got, outOfOrder })
+  for (let idle = 0; idle < 3; ) (idle = take() === 0 ? idle + 1 : 0), await Bun.sleep(1)
+  say({
+    done: true,
+    received: sub.received,
+    lagged: sub.lagged,
+    corrupt: sub.corrupt,
+    estimates: sub.estimates,
+    got,
+    outOfOrder,
+  })
   sub.close()
   t.close()
   setTimeout(() => process.exit(0), 100)
 } else if (mode === "pub") {
   const t = await Topic.open(name!, { capacity: 1 << 22 })
-  const count = Number(a), index = Number(b)
+  const count = Number(a),
+    index = Number(b)
   const data = new Uint8Array(64)
   const d = new DataView(data.buffer)
   d.setUint32(0, index, true)

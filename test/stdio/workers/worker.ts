@@ -34,11 +34,21 @@ if (mode === "no-read") {
         await Bun.sleep(msg.params?.ms ?? 100)
         return reply({ slept: msg.params?.ms, pid: process.pid })
       case "fail":
-        return send({ jsonrpc: "2.0", id: msg.id, error: { code: 42, message: "asked to fail", data: { pid: process.pid } } })
+        return send({
+          jsonrpc: "2.0",
+          id: msg.id,
+          error: { code: 42, message: "asked to fail", data: { pid: process.pid } },
+        })
       case "crash":
         process.exit(3)
       case "answer-exit":
-        out.write(JSON.stringify({ jsonrpc: "2.0", id: msg.id, result: { last: true, pid: process.pid, pad: "z".repeat(msg.params?.bytes ?? 0) } }) + "\n")
+        out.write(
+          JSON.stringify({
+            jsonrpc: "2.0",
+            id: msg.id,
+            result: { last: true, pid: process.pid, pad: "z".repeat(msg.params?.bytes ?? 0) },
+          }) + "\n",
+        )
         await out.flush() // all of it in the pipe (process.exit would drop what Bun still buffers), then exit at once
         process.exit(0)
       case "big":
@@ -60,7 +70,11 @@ if (mode === "no-read") {
         return reply({ answer: await answer })
       }
       case "ask-many":
-        for (let i = 0; i < msg.params.n; i++) out.write(JSON.stringify({ jsonrpc: "2.0", id: `many-${++nextAsk}`, method: "client/question", params: { i } }) + "\n")
+        for (let i = 0; i < msg.params.n; i++)
+          out.write(
+            JSON.stringify({ jsonrpc: "2.0", id: `many-${++nextAsk}`, method: "client/question", params: { i } }) +
+              "\n",
+          )
         await out.flush()
         return reply("asked")
       case "ignore":
@@ -69,7 +83,12 @@ if (mode === "no-read") {
         for (const l of msg.params.lines) process.stderr.write(l + "\n")
         return reply("logged")
       default:
-        return reply({ echo: msg.params ?? null, method: msg.method, pid: process.pid, instance: Number(process.env.SLOTBUS_INSTANCE) })
+        return reply({
+          echo: msg.params ?? null,
+          method: msg.method,
+          pid: process.pid,
+          instance: Number(process.env.SLOTBUS_INSTANCE),
+        })
     }
   }
   const decoder = new TextDecoder()
