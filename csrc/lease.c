@@ -2,6 +2,7 @@
 #include "sys.h"
 #include "lease.h"
 
+#include <dirent.h>
 #include <math.h> /* isfinite, INFINITY: macros only, no libm */
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
@@ -77,11 +78,26 @@ _Static_assert(sizeof(hello_msg) == 32, "hello");
 
 /* What this process knows about another member's process: a pidfd pinned to the right start time. */
 typedef struct {
-  uint64_t word; /* the member word this is about */
+  uint64_t word;  /* the member word this is about */
+  uint64_t start; /* and its recorded start time: a wrapped generation may come back with the same pid */
   int pidfd;
   int alive;
   uint64_t checked_ns;
 } liveness;
+
+/* This process's one waiter thread (§7.4 "Waiting"): it sleeps on the wake sequences of the armed entries
+ * only, and lists the entries that became claimable for the caller, who reads them after sbl_waiter_fd rings. */
+typedef struct {
+  pthread_mutex_t lock;
+  _Atomic uint32_t ctl;   /* private futex: bumped when the armed set changes or the thread must stop */
+  int started, stop, fd;
+  pthread_t thread;
+  uint32_t *slot;         /* per entry: 0 not armed, else its index + 1 in armed */
+  uint32_t *armed, n_armed;
+  uint32_t *ready, n_ready; /* claimable entries not yet taken by sbl_waiter_ready */
+  uint8_t *is_ready;
+  int no_waitv;
+} waiter_set;
 
 struct sbl_contest {
   uint8_t *base;
@@ -97,6 +113,7 @@ struct sbl_contest {
   pthread_mutex_t cache_lock; /* the JS thread and wait threads both check liveness */
   liveness cache[SBL_MAX_MEMBERS];
   int no_pidfd;
+  waiter_set ws;
   char error[160];
 };
 
@@ -214,9 +231,12 @@ static int member_alive(sbl_contest *c, uint32_t m, uint32_t gen) {
   pthread_mutex_lock(&c->cache_lock);
   liveness *l = &c->cache[m];
   uint64_t now = mono_ns();
-  if (l->word != mw) {
+  /* relaxed: written before the ALIVE store we loaded with acquire */
+  uint64_t start = atomic_load_explicit(&member_at(c, m)->start, memory_order_relaxed);
+  if (l->word != mw || l->start != start) {
     if (l->pidfd >= 0) close(l->pidfd);
     l->word = mw;
+    l->start = start;
     l->pidfd = -1;
     l->checked_ns = 0;
   }
@@ -683,6 +703,167 @@ void sbl_wait_end(sbl_wait *w) {
   free(w);
 }
 
+/* ---- the waiter thread: one per contest and process, however many claims wait (§7.4) ---- */
+
+#ifndef SYS_futex_waitv
+#define SYS_futex_waitv 449
+#endif
+#define WAITV_MAX 128 /* the kernel's limit; one is the control word */
+struct futex_waitv_ {
+  uint64_t val, uaddr;
+  uint32_t flags, reserved;
+};
+#define FUTEX2_U32 0x02
+#define FUTEX2_PRIVATE_ 128
+
+/* Caller holds ws->lock. */
+static void unarm(sbl_contest *c, uint32_t i) {
+  waiter_set *ws = &c->ws;
+  uint32_t k = ws->slot[i];
+  if (!k) return;
+  uint32_t last = ws->armed[--ws->n_armed];
+  ws->armed[k - 1] = last;
+  ws->slot[last] = k;
+  ws->slot[i] = 0;
+  atomic_fetch_sub_explicit(&entry_at(c, i)->waiters, 1, memory_order_relaxed);
+}
+
+static void *waiter_main(void *arg) {
+  sbl_contest *c = arg;
+  waiter_set *ws = &c->ws;
+  struct futex_waitv_ v[WAITV_MAX];
+  for (;;) {
+    pthread_mutex_lock(&ws->lock);
+    if (ws->stop) {
+      pthread_mutex_unlock(&ws->lock);
+      return NULL;
+    }
+    /* read before the checks: an arm after them changes it, and the wait below returns at once */
+    uint32_t ctl = atomic_load_explicit(&ws->ctl, memory_order_seq_cst);
+    uint32_t nv = 1, rang = 0;
+    int min_ms = -1;
+    v[0] = (struct futex_waitv_){ctl, (uint64_t)(uintptr_t)&ws->ctl, FUTEX2_U32 | FUTEX2_PRIVATE_, 0};
+    for (uint32_t k = 0; k < ws->n_armed;) {
+      uint32_t i = ws->armed[k];
+      entry_t *e = entry_at(c, i);
+      /* seq_cst: the waiters increment (at arm) precedes this load; see wake_waiters */
+      uint32_t seq = atomic_load_explicit(&e->wake_seq, memory_order_seq_cst);
+      int ms = claimable_in(c, i);
+      if (ms == 0) {
+        unarm(c, i); /* swaps the last armed entry into k: look at k again */
+        if (!ws->is_ready[i]) ws->is_ready[i] = 1, ws->ready[ws->n_ready++] = i;
+        rang = 1;
+        continue;
+      }
+      if (nv < WAITV_MAX) v[nv++] = (struct futex_waitv_){seq, (uint64_t)(uintptr_t)&e->wake_seq, FUTEX2_U32, 0};
+      else ms = ms < 2 ? ms : 2; /* beyond the kernel's 127: look again soon */
+      if (min_ms < 0 || ms < min_ms) min_ms = ms;
+      k++;
+    }
+    pthread_mutex_unlock(&ws->lock);
+    if (rang) {
+      uint64_t one = 1;
+      ssize_t r = write(ws->fd, &one, sizeof one);
+      (void)r;
+    }
+    struct timespec ts;
+    if (min_ms >= 0) {
+      clock_gettime(CLOCK_MONOTONIC, &ts);
+      ts.tv_nsec += (long)min_ms * 1000000L;
+      ts.tv_sec += ts.tv_nsec / 1000000000L;
+      ts.tv_nsec %= 1000000000L;
+    }
+    if (!ws->no_waitv) {
+      long r = syscall(SYS_futex_waitv, v, nv, 0, min_ms >= 0 ? &ts : NULL, CLOCK_MONOTONIC);
+      if (r < 0 && errno == ENOSYS) ws->no_waitv = 1;
+    }
+    if (ws->no_waitv) { /* kernels before 5.16: the control word only, in slices */
+      struct timespec rel = {0, (long)(min_ms < 0 || min_ms > WAIT_SLICE_MS ? WAIT_SLICE_MS : min_ms) * 1000000L};
+      sys_futex(&ws->ctl, FUTEX_WAIT_PRIVATE, ctl, &rel);
+    }
+  }
+}
+
+static void waiter_poke(waiter_set *ws) {
+  atomic_fetch_add_explicit(&ws->ctl, 1, memory_order_seq_cst);
+  sys_futex(&ws->ctl, FUTEX_WAKE_PRIVATE, 1, NULL);
+}
+
+int sbl_waiter_fd(sbl_contest *c) {
+  waiter_set *ws = &c->ws;
+  if (ws->started) return ws->fd;
+  if (!ws->slot) {
+    ws->slot = calloc(c->capacity, sizeof *ws->slot);
+    ws->armed = calloc(c->capacity, sizeof *ws->armed);
+    ws->ready = calloc(c->capacity, sizeof *ws->ready);
+    ws->is_ready = calloc(c->capacity, 1);
+    if (!ws->slot || !ws->armed || !ws->ready || !ws->is_ready) return -ENOMEM;
+  }
+  ws->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (ws->fd < 0) return -errno;
+  ws->stop = 0;
+  int r = pthread_create(&ws->thread, NULL, waiter_main, c);
+  if (r) {
+    close(ws->fd);
+    ws->fd = -1;
+    return -r;
+  }
+  pthread_setname_np(ws->thread, "sbl-waiter");
+  ws->started = 1;
+  return ws->fd;
+}
+
+int sbl_waiter_arm(sbl_contest *c, uint32_t entry) {
+  waiter_set *ws = &c->ws;
+  if (entry >= c->capacity || !ws->started) return -EINVAL;
+  pthread_mutex_lock(&ws->lock);
+  if (!ws->slot[entry]) {
+    /* seq_cst: before the thread's load of the wake sequence and its check (Dekker with wake_waiters) */
+    atomic_fetch_add_explicit(&entry_at(c, entry)->waiters, 1, memory_order_seq_cst);
+    ws->armed[ws->n_armed++] = entry;
+    ws->slot[entry] = ws->n_armed;
+  }
+  pthread_mutex_unlock(&ws->lock);
+  waiter_poke(ws);
+  return 0;
+}
+
+int sbl_waiter_disarm(sbl_contest *c, uint32_t entry) {
+  waiter_set *ws = &c->ws;
+  if (entry >= c->capacity || !ws->started) return -EINVAL;
+  pthread_mutex_lock(&ws->lock);
+  unarm(c, entry);
+  pthread_mutex_unlock(&ws->lock); /* the thread notices at its next wake; waking it costs more than that */
+  return 0;
+}
+
+int sbl_waiter_ready(sbl_contest *c, uint32_t *out, uint32_t max) {
+  waiter_set *ws = &c->ws;
+  if (!ws->started) return 0;
+  pthread_mutex_lock(&ws->lock);
+  uint32_t n = ws->n_ready < max ? ws->n_ready : max;
+  for (uint32_t k = 0; k < n; k++) out[k] = ws->ready[ws->n_ready - 1 - k], ws->is_ready[out[k]] = 0;
+  ws->n_ready -= n;
+  pthread_mutex_unlock(&ws->lock);
+  return (int)n;
+}
+
+void sbl_waiter_stop(sbl_contest *c) {
+  waiter_set *ws = &c->ws;
+  if (!ws->started) return;
+  pthread_mutex_lock(&ws->lock);
+  ws->stop = 1;
+  while (ws->n_armed) unarm(c, ws->armed[0]);
+  for (uint32_t k = 0; k < ws->n_ready; k++) ws->is_ready[ws->ready[k]] = 0;
+  ws->n_ready = 0;
+  pthread_mutex_unlock(&ws->lock);
+  waiter_poke(ws);
+  pthread_join(ws->thread, NULL);
+  close(ws->fd);
+  ws->fd = -1;
+  ws->started = 0;
+}
+
 /* ---- rendezvous (§7.1) ---- */
 
 static int name_to_addr(const char *name, struct sockaddr_un *a, socklen_t *len) {
@@ -730,12 +911,89 @@ static void *accept_main(void *arg) {
   return NULL;
 }
 
-static int recv_hello(int sock, hello_msg *h, int fds[2], int timeout_ms) {
+static _Thread_local char open_error[256];
+const char *sbl_open_error(void) { return open_error; }
+
+/* The inode of the listening socket bound to "@slotbus-lease.<name>" (/proc/net/unix), 0 if none. */
+static unsigned long listen_inode(const char *name) {
+  char want[96], line[512], path[128];
+  snprintf(want, sizeof want, "@slotbus-lease.%s", name);
+  FILE *f = fopen("/proc/net/unix", "re");
+  if (!f) return 0;
+  unsigned long found = 0, flags, type, st, inode;
+  while (!found && fgets(line, sizeof line, f))
+    if (sscanf(line, "%*s %*s %*s %lx %lx %lx %lu %127s", &flags, &type, &st, &inode, path) == 5 &&
+        (flags & 0x10000) /* __SO_ACCEPTCON: listening */ && strcmp(path, want) == 0)
+      found = inode;
+  fclose(f);
+  return found;
+}
+
+/* §7.1 frozen members: 1 when every process holding the contest's listening socket is stopped (state T or
+ * t in /proc/<pid>/stat), their pids in open_error; 0 when one runs or nothing can be told. */
+static int members_all_stopped(const char *name) {
+  unsigned long inode = listen_inode(name);
+  if (!inode) return 0;
+  char want[48];
+  snprintf(want, sizeof want, "socket:[%lu]", inode);
+  uint32_t pids[16], n = 0, more = 0;
+  DIR *proc = opendir("/proc");
+  if (!proc) return 0;
+  struct dirent *d;
+  int running = 0;
+  while (!running && (d = readdir(proc))) {
+    char *end;
+    long pid = strtol(d->d_name, &end, 10);
+    if (*end || pid <= 0 || pid == getpid()) continue;
+    char path[64], link[64];
+    snprintf(path, sizeof path, "/proc/%ld/fd", pid);
+    DIR *fds = opendir(path);
+    if (!fds) continue;
+    int holds = 0;
+    struct dirent *fd;
+    while (!holds && (fd = readdir(fds))) {
+      char lp[96];
+      snprintf(lp, sizeof lp, "/proc/%ld/fd/%s", pid, fd->d_name);
+      ssize_t k = readlink(lp, link, sizeof link - 1);
+      if (k > 0) link[k] = 0, holds = strcmp(link, want) == 0;
+    }
+    closedir(fds);
+    if (!holds) continue;
+    char stat[512];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    int sfd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t k = sfd >= 0 ? read(sfd, stat, sizeof stat - 1) : -1;
+    if (sfd >= 0) close(sfd);
+    char *paren = k > 0 ? (stat[k] = 0, strrchr(stat, ')')) : NULL;
+    char state = paren && paren[1] && paren[2] ? paren[2] : '?';
+    if (state != 'T' && state != 't') running = 1;
+    else if (n < 16) pids[n++] = (uint32_t)pid;
+    else more++;
+  }
+  closedir(proc);
+  if (running || n == 0) return 0;
+  int off = snprintf(open_error, sizeof open_error, "every member is stopped (SIGSTOP or a debugger): pids");
+  for (uint32_t i = 0; i < n && off < (int)sizeof open_error; i++)
+    off += snprintf(open_error + off, sizeof open_error - (size_t)off, " %u", pids[i]);
+  if (more && off < (int)sizeof open_error) snprintf(open_error + off, sizeof open_error - (size_t)off, " and %u more", more);
+  return 1;
+}
+
+#define FROZEN_CHECK_MS 250
+
+static int recv_hello(int sock, hello_msg *h, int fds[2], int timeout_ms, const char *name) {
   struct pollfd p = {sock, POLLIN, 0};
   int n;
-  while ((n = poll(&p, 1, timeout_ms)) < 0 && errno == EINTR) {
+  /* in slices: a hello that does not come may mean every member is stopped, then waiting is pointless */
+  for (int waited = 0;;) {
+    int slice = timeout_ms - waited < FROZEN_CHECK_MS ? timeout_ms - waited : FROZEN_CHECK_MS;
+    while ((n = poll(&p, 1, slice < 0 ? 0 : slice)) < 0 && errno == EINTR) {
+    }
+    if (n != 0) break;
+    waited += slice;
+    if (waited >= timeout_ms) return -ETIMEDOUT;
+    if (members_all_stopped(name)) return -EHOSTDOWN;
   }
-  if (n == 0) return -ETIMEDOUT;
   if (n < 0) return -errno;
   int got, excess;
   ssize_t r = sys_recv_fds(sock, h, sizeof *h, MSG_WAITALL, fds, 2, &got, &excess);
@@ -802,6 +1060,20 @@ static int create_table(sbl_contest *c, uint32_t capacity) {
   return 0;
 }
 
+/* §7.5 join: no claim or key left by member m of an earlier lap of generation gen survives into ours. */
+static void sweep_lap(sbl_contest *c, uint32_t m, uint32_t gen) {
+  gen &= 0xFFFF;
+  for (uint32_t i = 0; i < c->capacity; i++) {
+    entry_t *e = entry_at(c, i);
+    uint32_t k = atomic_load_explicit(&e->key, memory_order_relaxed);
+    if ((k & 0xFF) == SBL_KEY_WRITING && ((k >> 8) & 0xFF) == m && (k >> 16) == gen)
+      atomic_compare_exchange_strong_explicit(&e->key, &k, SBL_KEY_ABANDONED, memory_order_relaxed, memory_order_relaxed);
+    uint64_t w = atomic_load_explicit(&e->word, memory_order_acquire);
+    if (w_state(w) != SBL_FREE && w_state(w) <= SBL_HELD && w_member(w) == m && w_gen(w) == gen)
+      free_claim(c, i, w); /* seq_cst CAS + wake, as a release; a claimant that beat us took it already */
+  }
+}
+
 static int join_members(sbl_contest *c) {
   uint32_t pid = (uint32_t)getpid();
   uint64_t start = process_start(pid);
@@ -823,6 +1095,7 @@ static int join_members(sbl_contest *c) {
         continue;
       for (int k = 0; k < C_COUNT; k++) atomic_store_explicit(&r->counters[k], 0, memory_order_relaxed);
       atomic_store_explicit(&r->start, start, memory_order_relaxed);
+      sweep_lap(c, m, m_gen(w));
       c->me = m;
       c->my_gen = m_gen(w);
       c->my_word = member_word(pid, c->my_gen, SBL_MEMBER_ALIVE);
@@ -841,6 +1114,8 @@ static sbl_contest *contest_new(void) {
   c->base = MAP_FAILED;
   c->me = UINT32_MAX;
   pthread_mutex_init(&c->cache_lock, NULL);
+  pthread_mutex_init(&c->ws.lock, NULL);
+  c->ws.fd = -1;
   for (uint32_t m = 0; m < SBL_MAX_MEMBERS; m++) c->cache[m].pidfd = -1;
   return c;
 }
@@ -852,13 +1127,22 @@ static sbl_contest *fail(sbl_contest *c, int *err, int code) {
 }
 
 /* One attempt: 1 joined, 0 try again, <0 error. */
-static int try_open(sbl_contest *c, const struct sockaddr_un *a, socklen_t alen, uint32_t capacity, int timeout_ms) {
+static int try_open(sbl_contest *c, const char *name, const struct sockaddr_un *a, socklen_t alen, uint32_t capacity,
+                    int timeout_ms) {
   int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (s < 0) return -errno;
   if (connect(s, (const struct sockaddr *)a, alen) == 0) {
+    /* whoever listens must be our uid before we read a byte: another user may have bound the name after
+     * the last member died, and would hand us a table it controls */
+    struct ucred cred;
+    socklen_t clen = sizeof cred;
+    if (getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0 || cred.uid != getuid()) {
+      close(s);
+      return -EACCES;
+    }
     hello_msg h;
     int fds[2] = {-1, -1};
-    int r = recv_hello(s, &h, fds, timeout_ms);
+    int r = recv_hello(s, &h, fds, timeout_ms, name);
     close(s);
     if (r) {
       for (int i = 0; i < 2; i++)
@@ -897,6 +1181,7 @@ static int try_open(sbl_contest *c, const struct sockaddr_un *a, socklen_t alen,
 sbl_contest *sbl_open(const char *name, uint32_t capacity, int timeout_ms, int *err) {
   struct sockaddr_un a;
   socklen_t alen;
+  open_error[0] = 0;
   int r = name_to_addr(name, &a, &alen);
   if (r) return fail(NULL, err, r);
   if (capacity < SBL_MIN_CAPACITY || capacity > SBL_MAX_CAPACITY || (capacity & (capacity - 1)))
@@ -905,7 +1190,7 @@ sbl_contest *sbl_open(const char *name, uint32_t capacity, int timeout_ms, int *
   if (!c) return fail(NULL, err, -ENOMEM);
   uint64_t deadline = mono_ns() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000ull;
   for (;;) {
-    r = try_open(c, &a, alen, capacity, timeout_ms < 0 ? ACCEPT_TIMEOUT_MS : timeout_ms);
+    r = try_open(c, name, &a, alen, capacity, timeout_ms < 0 ? ACCEPT_TIMEOUT_MS : timeout_ms);
     if (r == 1) break;
     if (r < 0) return fail(c, err, r);
     if (mono_ns() > deadline) return fail(c, err, -ETIMEDOUT);
@@ -924,6 +1209,7 @@ sbl_contest *sbl_open(const char *name, uint32_t capacity, int timeout_ms, int *
 
 void sbl_close(sbl_contest *c) {
   if (!c) return;
+  sbl_waiter_stop(c);
   if (c->acceptor_started) {
     uint64_t one = 1;
     ssize_t r = write(c->stop_fd, &one, sizeof one);
@@ -958,6 +1244,8 @@ void sbl_close(sbl_contest *c) {
   for (uint32_t m = 0; m < SBL_MAX_MEMBERS; m++)
     if (c->cache[m].pidfd >= 0) close(c->cache[m].pidfd);
   pthread_mutex_destroy(&c->cache_lock);
+  pthread_mutex_destroy(&c->ws.lock);
+  free(c->ws.slot), free(c->ws.armed), free(c->ws.ready), free(c->ws.is_ready);
   free(c);
 }
 

@@ -11,7 +11,7 @@ extern "C" {
 #endif
 
 #define SBL_MAGIC 0x5342434Cu
-#define SBL_VERSION 1u
+#define SBL_VERSION 2u
 #define SBL_MAX_MEMBERS 256u
 #define SBL_LABEL_MAX 96u
 #define SBL_OWNER_MAX 64u
@@ -47,9 +47,13 @@ typedef struct sbl_holder {
 
 /* Join the contest "name" ([A-Za-z0-9._-]{1,64}), creating it (with room for `capacity` subjects, a power
  * of two in SBL_MIN_CAPACITY..SBL_MAX_CAPACITY) if nobody holds it. Waits up to timeout_ms for a member to
- * answer. Returns NULL with *err = -EINVAL, -ETIMEDOUT, -EPERM (another uid's contest), -EUSERS (256
+ * answer. Returns NULL with *err = -EINVAL, -ETIMEDOUT, -EACCES (the name is bound by another uid), -EPERM (its
+ * member refused our uid), -EHOSTDOWN (every member is stopped: sbl_open_error names
+ * their pids), -EUSERS (256
  * members), -SBL_ECORRUPT or -errno. Starts this member's accept thread. */
 sbl_contest *sbl_open(const char *name, uint32_t capacity, int timeout_ms, int *err);
+/* Why the last sbl_open of this thread failed, when there is more to say than the errno; "" otherwise. */
+const char *sbl_open_error(void);
 /* Leave: every claim of this member stops blocking at once; stop the accept thread; unmap. End waits first. */
 void sbl_close(sbl_contest *c);
 
@@ -85,6 +89,16 @@ sbl_wait *sbl_wait_start(sbl_contest *c, uint32_t entry, int *err);
 int sbl_wait_fd(sbl_wait *w);
 /* Stop the thread (if still sleeping), close the fd, free. */
 void sbl_wait_end(sbl_wait *w);
+
+/* This process's one waiter thread for the contest, however many claims wait (docs/PROTOCOL.md §7.4). It sleeps
+ * (futex_waitv) on the armed entries only and makes its eventfd readable when some became claimable; read them
+ * with sbl_waiter_ready (each is disarmed then: arm it again to keep waiting). Not thread-safe against
+ * sbl_close; arm/disarm/ready may be called while the thread runs. */
+int sbl_waiter_fd(sbl_contest *c);                      /* starts the thread if needed; the eventfd or -errno */
+int sbl_waiter_arm(sbl_contest *c, uint32_t entry);     /* wake me when entry may be claimable; 0 or -EINVAL */
+int sbl_waiter_disarm(sbl_contest *c, uint32_t entry);  /* nobody here waits on entry any more */
+int sbl_waiter_ready(sbl_contest *c, uint32_t *out, uint32_t max); /* entries that became claimable: count */
+void sbl_waiter_stop(sbl_contest *c);                   /* disarm everything, join the thread, close its fd */
 
 uint8_t *sbl_table(sbl_contest *c);      /* the shared table, for diagnostics */
 double sbl_table_size(sbl_contest *c);

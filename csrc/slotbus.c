@@ -58,6 +58,14 @@ typedef struct {
   uint64_t slots_off, arenas_off, region_size;
 } geometry;
 
+/* Where the hub holds each slot (private, never shared: the worker cannot move it). */
+enum hub_slot {
+  HUB_FREE = 0,      /* on the free stack */
+  HUB_CLAIMED = 1,   /* claimed by sb_hub_claim, being filled */
+  HUB_PUBLISHED = 2, /* published to the worker, not yet completed */
+  HUB_COMPLETED = 3, /* its completion was polled; the caller still reads the response */
+};
+
 struct sb_chan {
   sb_msg msg; /* first, so sb_last_msg is the handle itself */
   int is_hub;
@@ -71,7 +79,7 @@ struct sb_chan {
   uint32_t prod_tail, cons_head;
   /* hub only: slot ownership and the generation published in each slot */
   uint32_t *gen;
-  uint8_t *busy;
+  uint8_t *busy; /* the hub's own view of each slot: enum hub_slot */
   uint32_t *free_stack;
   uint32_t free_top;
   uint32_t *hiwater; /* bytes written per slot, both arenas, for trimming */
@@ -248,25 +256,25 @@ static void trim(sb_chan *ch, uint32_t slot, int response);
 int sb_hub_claim(sb_chan *ch) {
   if (ch->free_top == 0) return -1;
   uint32_t i = ch->free_stack[--ch->free_top];
-  ch->busy[i] = 1;
+  ch->busy[i] = HUB_CLAIMED;
   atomic_store_explicit(&slot_at(ch, i)->state, word(ch->gen[i], SB_WRITING), memory_order_relaxed);
   return (int)i;
 }
 
 int sb_hub_unclaim(sb_chan *ch, uint32_t slot) {
-  if (slot >= ch->g.slot_count || ch->busy[slot] != 1) return -EINVAL;
+  if (slot >= ch->g.slot_count || ch->busy[slot] != HUB_CLAIMED) return -EINVAL;
   /* however much of the arena the failed fill wrote, hand it back */
   ch->hiwater[2 * slot] = ch->g.arena_size;
   trim(ch, slot, 0);
   /* relaxed: the worker never saw this generation (nothing was pushed), so there is nothing to order against */
   atomic_store_explicit(&slot_at(ch, slot)->state, word(ch->gen[slot], SB_FREE), memory_order_relaxed);
-  ch->busy[slot] = 0;
+  ch->busy[slot] = HUB_FREE;
   ch->free_stack[ch->free_top++] = slot;
   return 0;
 }
 
 int sb_hub_publish(sb_chan *ch, uint32_t slot, uint32_t kind, uint32_t id, uint32_t head_len, uint32_t body_len) {
-  if (slot >= ch->g.slot_count || ch->busy[slot] != 1) return -EINVAL;
+  if (slot >= ch->g.slot_count || ch->busy[slot] != HUB_CLAIMED) return -EINVAL;
   if (kind > SB_KIND_HTTP || !fits(ch, head_len, body_len)) return -E2BIG;
   slot_hdr *s = slot_at(ch, slot);
   SHARED_WRITE(s->kind, kind);
@@ -275,7 +283,7 @@ int sb_hub_publish(sb_chan *ch, uint32_t slot, uint32_t kind, uint32_t id, uint3
   SHARED_WRITE(s->req_body, body_len);
   uint32_t used = align8(head_len) + body_len;
   if (used > ch->hiwater[2 * slot]) ch->hiwater[2 * slot] = used;
-  ch->busy[slot] = 2;
+  ch->busy[slot] = HUB_PUBLISHED;
   /* release: the worker's acquire CAS on this word makes the arena and fields above visible */
   atomic_store_explicit(&s->state, word(ch->gen[slot], SB_READY), memory_order_release);
   ring_push(ch, sq(ch), &ch->hdr->sq_tail, slot);
@@ -284,7 +292,7 @@ int sb_hub_publish(sb_chan *ch, uint32_t slot, uint32_t kind, uint32_t id, uint3
 }
 
 int sb_hub_cancel(sb_chan *ch, uint32_t slot) {
-  if (slot >= ch->g.slot_count || ch->busy[slot] != 2) return -EINVAL;
+  if (slot >= ch->g.slot_count || ch->busy[slot] != HUB_PUBLISHED) return -EINVAL;
   slot_hdr *s = slot_at(ch, slot);
   uint32_t expect = word(ch->gen[slot], SB_READY);
   /* relaxed: the CAS only decides who owns the edge; nothing else is published with it */
@@ -306,7 +314,7 @@ int sb_hub_poll(sb_chan *ch) {
   slot_hdr *s = slot_at(ch, i);
   /* acquire: pairs with the worker's release store of DONE, so the response is complete */
   uint32_t w = atomic_load_explicit(&s->state, memory_order_acquire);
-  if (ch->busy[i] != 2) return corrupt(ch, "completed a slot the hub did not publish", i, w);
+  if (ch->busy[i] != HUB_PUBLISHED) return corrupt(ch, "completed a slot the hub did not publish", i, w);
   if (w != word(ch->gen[i], SB_DONE)) return corrupt(ch, "completed slot has a bad state word", i, w);
   sb_msg *m = &ch->msg;
   m->slot = (int32_t)i;
@@ -323,7 +331,7 @@ int sb_hub_poll(sb_chan *ch) {
   m->body_off = align8(m->head_len);
   uint32_t used = m->body_off + m->body_len;
   if (used > ch->hiwater[2 * i + 1]) ch->hiwater[2 * i + 1] = used;
-  ch->busy[i] = 3;
+  ch->busy[i] = HUB_COMPLETED;
   return (int)i;
 }
 
@@ -337,12 +345,12 @@ static void trim(sb_chan *ch, uint32_t slot, int response) {
 }
 
 int sb_hub_release(sb_chan *ch, uint32_t slot) {
-  if (slot >= ch->g.slot_count || ch->busy[slot] != 3) return -EINVAL;
+  if (slot >= ch->g.slot_count || ch->busy[slot] != HUB_COMPLETED) return -EINVAL;
   trim(ch, slot, 0);
   trim(ch, slot, 1);
   ch->gen[slot] = (ch->gen[slot] + 1) & 0xFFFFFFu;
   atomic_store_explicit(&slot_at(ch, slot)->state, word(ch->gen[slot], SB_FREE), memory_order_relaxed);
-  ch->busy[slot] = 0;
+  ch->busy[slot] = HUB_FREE;
   ch->free_stack[ch->free_top++] = slot;
   return 0;
 }

@@ -14,7 +14,7 @@ extern "C" {
 #define SB_VERSION 1u
 /* Bumped whenever a function below changes its signature or meaning; the TS loader refuses a mismatch. */
 #ifndef SB_ABI_VERSION /* overridable only so a test can build a mismatching library */
-#define SB_ABI_VERSION 4u
+#define SB_ABI_VERSION 5u /* 5: topic ring v2, sb_topic_leave, sb_topic_tick_deep, sbl_waiter_*, lease table v2 */
 #endif
 #define SB_MAX_SLOTS 4096u
 #define SB_MAX_ALLOW_UIDS 8u

@@ -3,7 +3,7 @@
 #include "topic.h"
 
 #define LAYOUT_DESC \
-  "slotbus-topic/1 hdr=4096 sub=256x64 pub=64x32 rule=128x8 bind=256x1024 data=286720 rec=32 hdr=pos40:alen20:state4 align=16 seg=16"
+  "slotbus-topic/2 hdr=4096 sub=256x64 pub=64x32 fence=24 fenced=216 rule=128x8 bind=256x1024 data=286720 rec=32 hdr=pos40:alen20:state4 align=16 seg=16 head=4400"
 #define SEGMENTS 16u
 #define BIND_PROBES 16u
 #define MAX_VALUE 64u /* longest bound value (A, B or C) */
@@ -27,17 +27,20 @@ struct sb_topic {
   char name[65];
   int listen_fd, conn_fd, memfd, send_fd;
   uint8_t *base;
-  uint8_t *alias; /* a writable mapping for a read-only subscriber's aborts, made on first need */
+  _Atomic(uint8_t *) alias; /* a writable mapping for a read-only subscriber's aborts, made on first need */
   uint64_t size;
   uint32_t cap, seg;
-  int writable;
+  atomic_int writable; /* the ring mapped read-write (a subscription's thread reads it: §8.3 Threads) */
+  int created; /* this handle created the topic (its pid is the header's creator pid) */
   uint32_t pid;
   uint64_t start;
   int pub_index;
   uint64_t published;
   uint32_t rules_version, rule_count;
   uint8_t rules[SB_TOPIC_MAX_RULES][SB_TOPIC_RULE_BYTES];
-  uint8_t *scratch; /* cap/4 + room for a filled key: bindings and pushes */
+  uint8_t *scratch; /* cap/4 + room for a filled key: the event being published (the publishing thread's) */
+  uint8_t walk_head[SB_TOPIC_HEAD_BYTES]; /* a pushed subscriber's record heads (the publishing thread's; a
+                                           * padding claim pushes while the event waits in scratch) */
   uint32_t ticks;
   sb_topic_out out;
   char err[160];
@@ -53,6 +56,7 @@ struct sb_sub {
   uint64_t seen_tail;
   uint64_t received, corrupt;
   uint64_t stuck_pos, stuck_since; /* the unfinished record we wait at, since when (ns) */
+  uint8_t head[SB_TOPIC_HEAD_BYTES]; /* a record's head, to filter and count what the batch does not keep */
 };
 
 /* How long a subscriber waits at an unfinished record before aborting it: 1 ms, plus 1 ns per byte so that a
@@ -71,6 +75,7 @@ static a32 *rules_version(sb_topic *t) { return (a32 *)(t->base + SB_TOPIC_OFF_R
 static a32 *keeper_pid(sb_topic *t) { return (a32 *)(t->base + SB_TOPIC_OFF_KEEPER_PID); }
 static a64 *keeper_start(sb_topic *t) { return (a64 *)(t->base + SB_TOPIC_OFF_KEEPER_START); }
 static a64 *abandoned(sb_topic *t) { return (a64 *)(t->base + SB_TOPIC_OFF_ABANDONED); }
+static a64 *fenced(sb_topic *t) { return (a64 *)(t->base + SB_TOPIC_OFF_FENCED); }
 static a64 *seg_start(sb_topic *t, uint64_t boundary) {
   return (a64 *)(t->base + SB_TOPIC_OFF_SEGMENTS) + ((boundary / t->seg) % SEGMENTS);
 }
@@ -80,17 +85,27 @@ static uint8_t *rule_at(sb_topic *t, uint32_t i) { return t->base + SB_TOPIC_OFF
 static uint8_t *binding_at(sb_topic *t, uint32_t i) { return t->base + SB_TOPIC_OFF_BINDINGS + (size_t)SB_TOPIC_BINDING_BYTES * i; }
 static a32 *f32(uint8_t *entry, uint32_t off) { return (a32 *)(entry + off); }
 static a64 *f64(uint8_t *entry, uint32_t off) { return (a64 *)(entry + off); }
+static a64 *fence_word(sb_topic *t, uint32_t i) { return f64(pub_entry(t, i), SB_PUBLISHER_FENCE); }
 static a64 *rec_words(sb_topic *t, uint64_t pos) { return (a64 *)(t->base + SB_TOPIC_OFF_DATA + (pos & (t->cap - 1))); }
 /* The same words, writable: a publisher's own mapping, or for a subscriber (whose mapping of the ring is
  * read-only) a second mapping used only to abort a record it waited at too long. NULL if unavailable. */
 static a64 *rec_words_rw(sb_topic *t, uint64_t pos) {
-  if (t->writable) return rec_words(t, pos);
-  if (!t->alias) {
+  /* acquire: pairs with register_publisher's release (the mprotect before it) */
+  if (atomic_load_explicit(&t->writable, memory_order_acquire)) return rec_words(t, pos);
+  uint8_t *a = atomic_load_explicit(&t->alias, memory_order_acquire);
+  if (!a) {
     void *p = mmap(NULL, t->size, PROT_READ | PROT_WRITE, MAP_SHARED, t->memfd, 0);
     if (p == MAP_FAILED) return NULL;
-    t->alias = p;
+    uint8_t *none = NULL;
+    /* acq_rel: two subscriptions of one handle on two threads may race here; the loser unmaps its copy */
+    if (atomic_compare_exchange_strong_explicit(&t->alias, &none, (uint8_t *)p, memory_order_acq_rel, memory_order_acquire)) {
+      a = p;
+    } else {
+      munmap(p, t->size);
+      a = none;
+    }
   }
-  return (a64 *)(t->alias + SB_TOPIC_OFF_DATA + (pos & (t->cap - 1)));
+  return (a64 *)(a + SB_TOPIC_OFF_DATA + (pos & (t->cap - 1)));
 }
 
 /* Shared bytes that another process may rewrite while we copy them are copied as relaxed 8-byte atomics:
@@ -145,7 +160,8 @@ typedef struct {
   uint32_t keys_len;
 } ev_view;
 
-/* rec points at a whole record (32-byte header); len is its len field. */
+/* rec points at a record (32-byte header); len is its len field. Reads no further than its head (at most
+ * 32 + 255 + 8 × 512 = 4383 bytes < SB_TOPIC_HEAD_BYTES), so a head-only copy parses too. */
 static int ev_parse(const uint8_t *rec, uint32_t len, ev_view *v) {
   if (len < SB_TOPIC_REC_HEADER) return -1;
   uint16_t type_len;
@@ -235,45 +251,53 @@ static int hdr_is(uint64_t h, uint64_t pos) { return (h >> 24) == ((pos >> 4) & 
 static uint64_t hdr_alen(uint64_t h) { return ((h >> 4) & 0xFFFFF) << 4; }
 static uint32_t hdr_state(uint64_t h) { return (uint32_t)(h & 15); }
 
-enum { R_EVENT, R_SKIP, R_NOT_READY, R_CLAIMED, R_LAPPED, R_CORRUPT, R_TOO_BIG };
+enum { R_EVENT, R_SKIP, R_CLAIMED, R_LAPPED, R_CORRUPT, R_TOO_BIG };
 
 typedef struct {
-  uint64_t alen; /* bytes the record occupies */
+  uint64_t alen; /* bytes the record occupies (R_CORRUPT: 0 unless its header's extent is usable) */
   uint32_t len;  /* its len field (R_EVENT) */
 } rec_info;
 
-/* Whether the ring has moved more than a lap past p: then whatever was read at p may be torn. */
-static int lapped(sb_topic *t, uint64_t p, uint64_t h) {
-  /* acquire fence: if our reads saw any byte of a later lap's writer, its claim is visible below */
-  atomic_thread_fence(memory_order_acquire);
-  return atomic_load_explicit(rec_words(t, p), memory_order_relaxed) != h ||
-         atomic_load_explicit(tail_word(t), memory_order_relaxed) - p > t->cap;
-}
+/* The longest record a publisher may write (§8.3 MAX_EVENT): anything longer is corrupt, never waited for. */
+static uint64_t max_event(sb_topic *t) { return t->cap / 4 < MAX_ALEN ? t->cap / 4 : MAX_ALEN; }
 
-/* Reads the record at p (p < tail). R_EVENT: dst holds a consistent, validated private copy whose first 8
- * bytes are the full position p. R_SKIP: padding or aborted, alen bytes. R_CLAIMED: still being written. */
-static int read_record(sb_topic *t, uint64_t p, uint8_t *dst, uint32_t room, rec_info *ri) {
+/* Whether the ring has come round to p: then what was read at p may be a later lap's (R1, R3). A claim at
+ * p + cap replaces p's header while the tail is p + cap; bytes after the header change only once a claim
+ * has moved the tail past p + cap. (acquire fence: if our reads saw such a write, that tail is visible.) */
+static uint64_t tail_past(sb_topic *t, uint64_t p) {
+  atomic_thread_fence(memory_order_acquire);
+  return atomic_load_explicit(tail_word(t), memory_order_relaxed) - p;
+}
+static int lapped(sb_topic *t, uint64_t p) { return tail_past(t, p) >= t->cap; }
+
+/* Reads the record at p (p < tail, §8.3 R1–R3). R_EVENT: dst holds a consistent, validated private copy
+ * (head_only: its first min(len, SB_TOPIC_HEAD_BYTES) bytes) whose first 8 bytes are the full position p.
+ * R_SKIP: padding or aborted, alen bytes. R_CLAIMED: still being written. R_TOO_BIG: a valid length that
+ * does not fit room (the batch is full). */
+static int read_record(sb_topic *t, uint64_t p, uint8_t *dst, uint32_t room, int head_only, rec_info *ri) {
   a64 *w = rec_words(t, p);
+  ri->alen = 0;
   /* acquire: pairs with the commit CAS, so everything written before it is visible */
   uint64_t h = atomic_load_explicit(&w[0], memory_order_acquire);
-  if (!hdr_is(h, p)) {
-    /* tail only passes p once the header at p is claimed, so this is a later lap (or p is the tail) */
-    atomic_thread_fence(memory_order_acquire);
-    return atomic_load_explicit(tail_word(t), memory_order_relaxed) - p > t->cap ? R_LAPPED : R_NOT_READY;
-  }
+  /* the tail only passes p once the header at p is claimed: not for p is a later lap or a scribble */
+  if (!hdr_is(h, p)) return lapped(t, p) ? R_LAPPED : R_CORRUPT;
   uint64_t alen = hdr_alen(h), off = p & (t->cap - 1);
   uint32_t state = hdr_state(h);
-  ri->alen = alen;
   if (alen < 16 || off + alen > t->cap || state < SB_REC_WRITING || state > SB_REC_ABORTED)
-    return lapped(t, p, h) ? R_LAPPED : R_CORRUPT;
+    return lapped(t, p) ? R_LAPPED : R_CORRUPT;
+  ri->alen = alen;
   if (state == SB_REC_PADDING || state == SB_REC_ABORTED) return R_SKIP;
   if (state == SB_REC_WRITING) return R_CLAIMED;
   uint32_t len = (uint32_t)atomic_load_explicit(&w[1], memory_order_relaxed);
   ri->len = len;
-  if (len < SB_TOPIC_REC_HEADER || align16(len) != alen) return lapped(t, p, h) ? R_LAPPED : R_CORRUPT;
-  if (len > room) return R_TOO_BIG;
-  load_words(dst, w, len);
-  if (lapped(t, p, h)) return R_LAPPED;
+  if (len < SB_TOPIC_REC_HEADER || align16(len) != alen || len > max_event(t)) return lapped(t, p) ? R_LAPPED : R_CORRUPT;
+  if (!head_only && len > room) return R_TOO_BIG;
+  load_words(dst, w, head_only && len > SB_TOPIC_HEAD_BYTES ? SB_TOPIC_HEAD_BYTES : len);
+  /* the header again, then the tail (in lapped, after its fence): changed without a lap means somebody
+   * scribbled on a committed event, which never changes (§8.3) */
+  uint64_t again = atomic_load_explicit(&w[0], memory_order_relaxed), past = tail_past(t, p);
+  if (past > t->cap || (again != h && past == t->cap)) return R_LAPPED;
+  if (again != h) return R_CORRUPT;
   memcpy(dst, &p, 8);
   ev_view v;
   return ev_parse(dst, len, &v) ? R_CORRUPT : R_EVENT;
@@ -347,6 +371,18 @@ static int topic_addr(const char *name, struct sockaddr_un *a, socklen_t *len, c
   return sys_abstract_addr("slotbus.topic.", name, suffix, a, len);
 }
 
+/* Whether fd is a listening unix stream socket: what a member's hello must carry besides the memfd. */
+static int listening_socket(int fd) {
+  int v[3] = {0, 0, 0};
+  socklen_t l = sizeof(int);
+  if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v[0], &l) < 0) return 0;
+  l = sizeof(int);
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &v[1], &l) < 0) return 0;
+  l = sizeof(int);
+  if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v[2], &l) < 0) return 0;
+  return v[0] == AF_UNIX && v[1] == SOCK_STREAM && v[2] == 1;
+}
+
 static int wake_addr(sb_topic *t, uint32_t index, uint32_t nonce, struct sockaddr_un *a, socklen_t *len) {
   char suffix[64];
   snprintf(suffix, sizeof suffix, ".%016llx.%u.%u", (unsigned long long)ident(t)->topic_id, index, nonce);
@@ -378,7 +414,8 @@ static int map_topic(sb_topic *t) {
 }
 
 static int become_keeper(sb_topic *t) {
-  /* release: newcomers reading the keeper see its start time with it */
+  t->created = 1;
+  /* release: newcomers reading the creator see its start time with it */
   atomic_store_explicit(keeper_start(t), t->start, memory_order_relaxed);
   atomic_store_explicit(keeper_pid(t), t->pid, memory_order_release);
   return 0;
@@ -481,21 +518,20 @@ sb_topic *sb_topic_open_start(const char *name, uint32_t capacity, int *err) {
 int sb_topic_open_finish(sb_topic *t) {
   if (t->conn_fd < 0) return t->base ? 0 : -EINVAL;
   hello_msg h;
-  int fd = -1, nfds, excess;
-  ssize_t n = sys_recv_fds(t->conn_fd, &h, sizeof h, MSG_DONTWAIT, &fd, 1, &nfds, &excess);
+  int fds[2] = {-1, -1}, nfds = 0, excess;
+  ssize_t n = sys_recv_fds(t->conn_fd, &h, sizeof h, MSG_DONTWAIT, fds, 2, &nfds, &excess);
   if (n < 0) return errno == EAGAIN ? -EAGAIN : -errno;
   close(t->conn_fd);
   t->conn_fd = -1;
-  if (n == 0) {
-    if (fd >= 0) close(fd);
-    return -ECONNRESET;
+  int fd = fds[0];
+  if (n == 0 || h.status != 0) {
+    for (int i = 0; i < nfds; i++) close(fds[i]);
+    return n == 0 ? -ECONNRESET : -(int)h.status;
   }
-  if (n != (ssize_t)sizeof h || excess) goto corrupt;
-  if (h.status != 0) {
-    if (fd >= 0) close(fd);
-    return -h.status;
-  }
-  if (fd < 0 || h.magic != SB_TOPIC_MAGIC || h.version != SB_TOPIC_VERSION || h.layout_hash != sb_topic_layout_hash())
+  /* the memfd and the shared listening socket (§8.1): from now on we hold the name too */
+  if (nfds == 2) t->listen_fd = fds[1];
+  if (n != (ssize_t)sizeof h || excess || nfds != 2 || !listening_socket(t->listen_fd) || h.magic != SB_TOPIC_MAGIC ||
+      h.version != SB_TOPIC_VERSION || h.layout_hash != sb_topic_layout_hash())
     goto corrupt;
   t->memfd = fd;
   struct stat st;
@@ -547,26 +583,9 @@ static void serve_newcomers(sb_topic *t) {
     hello_msg h = {SB_TOPIC_MAGIC, SB_TOPIC_VERSION, sb_topic_layout_hash(), 0, t->size, t->pid, 0};
     int ok = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0 && cred.uid == getuid();
     if (!ok) h.status = EPERM;
-    (void)sys_send_fds(fd, &h, sizeof h, &t->memfd, ok ? 1 : 0, MSG_NOSIGNAL | MSG_DONTWAIT);
+    int both[2] = {t->memfd, t->listen_fd};
+    (void)sys_send_fds(fd, &h, sizeof h, both, ok ? 2 : 0, MSG_NOSIGNAL | MSG_DONTWAIT);
     close(fd);
-  }
-}
-
-static void take_over_if_keeper_died(sb_topic *t, int deep) {
-  /* acquire: pairs with become_keeper's release */
-  uint32_t kp = atomic_load_explicit(keeper_pid(t), memory_order_acquire);
-  uint64_t ks = atomic_load_explicit(keeper_start(t), memory_order_relaxed);
-  if (kp == t->pid || alive(kp, ks, deep)) return;
-  struct sockaddr_un a;
-  socklen_t alen;
-  if (topic_addr(t->name, &a, &alen, NULL)) return;
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return;
-  if (bind(fd, (struct sockaddr *)&a, alen) == 0 && listen(fd, 64) == 0) {
-    t->listen_fd = fd;
-    become_keeper(t);
-  } else {
-    close(fd); /* another survivor won, or a newcomer created a fresh topic under the name (§8.1) */
   }
 }
 
@@ -590,30 +609,43 @@ static void reap(sb_topic *t, int deep) {
   }
 }
 
-int sb_topic_tick(sb_topic *t) {
+static int tick(sb_topic *t, int deep) {
   if (!t->base) return -EINVAL;
   if (check_header(t, t->size)) {
     snprintf(t->err, sizeof t->err, "the topic header was overwritten");
     return -SB_TOPIC_ECORRUPT;
   }
-  int deep = (t->ticks++ % 16) == 0; /* /proc reads (pid reuse, zombies) a few times a second */
-  if (t->listen_fd >= 0) serve_newcomers(t);
-  else take_over_if_keeper_died(t, deep);
+  if (t->listen_fd >= 0) serve_newcomers(t); /* every member holds the listening socket: any one answers */
   reap(t, deep);
   return 0;
 }
 
+/* /proc reads (pid reuse, zombies) a few times a second */
+int sb_topic_tick(sb_topic *t) { return tick(t, (t->ticks++ % 16) == 0); }
+int sb_topic_tick_deep(sb_topic *t) { return tick(t, 1); }
+
+void sb_topic_leave(sb_topic *t) {
+  if (!t) return;
+  if (t->base && t->pub_index >= 0) {
+    atomic_store_explicit(fence_word(t, (uint32_t)t->pub_index), 0, memory_order_relaxed);
+    /* release: the fence cleared, then the publisher entry freed */
+    atomic_store_explicit(f32(pub_entry(t, (uint32_t)t->pub_index), 0), SB_ENTRY_FREE, memory_order_release);
+    t->pub_index = -1;
+  }
+  if (t->base && t->created) {
+    uint32_t me = t->pid;
+    /* relaxed: informational (stats' creator pid) */
+    atomic_compare_exchange_strong_explicit(keeper_pid(t), &me, 0, memory_order_relaxed, memory_order_relaxed);
+    t->created = 0;
+  }
+  /* our hold on the name: a handle that stopped ticking must not keep newcomers waiting on it */
+  if (t->listen_fd >= 0) close(t->listen_fd);
+  t->listen_fd = -1;
+}
+
 void sb_topic_close(sb_topic *t) {
   if (!t) return;
-  if (t->base && t->pub_index >= 0)
-    /* release: frees the publisher entry */
-    atomic_store_explicit(f32(pub_entry(t, (uint32_t)t->pub_index), 0), SB_ENTRY_FREE, memory_order_release);
-  if (t->base && t->listen_fd >= 0) {
-    uint32_t me = t->pid;
-    /* relaxed: survivors check liveness anyway; clearing only makes them take over sooner */
-    atomic_compare_exchange_strong_explicit(keeper_pid(t), &me, 0, memory_order_relaxed, memory_order_relaxed);
-  }
-  if (t->listen_fd >= 0) close(t->listen_fd);
+  sb_topic_leave(t);
   if (t->conn_fd >= 0) close(t->conn_fd);
   if (t->send_fd >= 0) close(t->send_fd);
   if (t->memfd >= 0) close(t->memfd);
@@ -625,7 +657,7 @@ void sb_topic_close(sb_topic *t) {
 
 uint8_t *sb_topic_region(sb_topic *t) { return t->base; }
 uint32_t sb_topic_capacity(sb_topic *t) { return t->cap; }
-int sb_topic_is_keeper(sb_topic *t) { return t->listen_fd >= 0; }
+int sb_topic_is_keeper(sb_topic *t) { return t->created; }
 int sb_topic_fd(sb_topic *t) { return t->conn_fd >= 0 ? t->conn_fd : t->listen_fd; }
 sb_topic_out *sb_topic_out_ptr(sb_topic *t) { return &t->out; }
 const char *sb_topic_error(sb_topic *t) { return t->err; }
@@ -802,24 +834,59 @@ static uint32_t apply_rules(sb_topic *t, uint8_t *rec, uint32_t *len) {
 
 /* ---- publishing (§8.3) ---- */
 
+/* A publisher writes into the ring only through a live entry of its own, whose fence others can see (§8.2). */
 static int register_publisher(sb_topic *t) {
-  if (!t->writable) {
+  if (!atomic_load_explicit(&t->writable, memory_order_relaxed)) {
     if (mprotect(t->base + SB_TOPIC_OFF_DATA, t->size - SB_TOPIC_OFF_DATA, PROT_READ | PROT_WRITE) < 0) return -EPERM;
-    t->writable = 1;
+    /* release: a subscription's thread that sees 1 uses this mapping for its aborts */
+    atomic_store_explicit(&t->writable, 1, memory_order_release);
   }
   if (t->pub_index < 0) {
     int i = claim_entry(t->base + SB_TOPIC_OFF_PUBS, SB_TOPIC_PUB_BYTES, SB_TOPIC_MAX_PUBS);
-    if (i >= 0) {
-      uint8_t *e = pub_entry(t, (uint32_t)i);
-      atomic_store_explicit(f32(e, 4), t->pid, memory_order_relaxed);
-      atomic_store_explicit(f64(e, 8), t->start, memory_order_relaxed);
-      atomic_store_explicit(f64(e, 16), 0, memory_order_relaxed);
-      /* release: pid and start time before the entry goes live */
-      atomic_store_explicit(f32(e, 0), SB_ENTRY_LIVE, memory_order_release);
-      t->pub_index = i;
-    }
+    if (i < 0) return -ENOSPC; /* no fence to write under: refuse rather than write unseen */
+    uint8_t *e = pub_entry(t, (uint32_t)i);
+    atomic_store_explicit(f32(e, SB_PUBLISHER_PID), t->pid, memory_order_relaxed);
+    atomic_store_explicit(f64(e, SB_PUBLISHER_START), t->start, memory_order_relaxed);
+    atomic_store_explicit(f64(e, SB_PUBLISHER_PUBLISHED), 0, memory_order_relaxed);
+    atomic_store_explicit(f64(e, SB_PUBLISHER_FENCE), 0, memory_order_relaxed); /* a dead predecessor's */
+    /* release: the fields before the entry goes live */
+    atomic_store_explicit(f32(e, SB_PUBLISHER_STATE), SB_ENTRY_LIVE, memory_order_release);
+    t->pub_index = i;
   }
   return 0;
+}
+
+/* §8.3 P4: the bytes of [T, T + want) that another live publisher may still write (its fence's image, from
+ * an earlier lap, or a stale claim it has not yet tried). Returns 0 if there are none, else the length of
+ * the padding to claim at T instead: up to the first such image, or through it (and through any image its
+ * end falls into), so that the next claim starts at an image's start or past its end, never inside. */
+static uint64_t stalled_writer(sb_topic *t, uint64_t T, uint64_t want) {
+  uint64_t ot = T & (t->cap - 1), lo[SB_TOPIC_MAX_PUBS], hi[SB_TOPIC_MAX_PUBS], first = UINT64_MAX;
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < SB_TOPIC_MAX_PUBS; i++) {
+    if ((int)i == t->pub_index) continue;
+    uint8_t *e = pub_entry(t, i);
+    if (atomic_load_explicit(f32(e, SB_PUBLISHER_STATE), memory_order_acquire) != SB_ENTRY_LIVE) continue;
+    /* seq_cst: our fence store, then this load; theirs was stored before their claim (§8.3, why) */
+    uint64_t f = atomic_load_explicit(f64(e, SB_PUBLISHER_FENCE), memory_order_seq_cst);
+    uint64_t a = hdr_alen(f), og = ((f >> 24) << 4) & (t->cap - 1);
+    /* A fence whose bytes reach T or past it is no claim made before we loaded T (that would lie wholly
+     * below it) but one that lost, or a rival for T itself: its owner's claim can no longer succeed. */
+    uint64_t behind = (((T >> 4) - (f >> 24)) & POS_MASK) << 4;
+    if (hdr_state(f) != 1 || a < 16 || og + a > t->cap || behind < a) continue;
+    lo[n] = og, hi[n] = og + a;
+    if (og < ot + want && ot < og + a && og < first) first = og;
+    n++;
+  }
+  if (first == UINT64_MAX) return 0;
+  if (first > ot) return first - ot;
+  uint64_t end = ot;
+  for (uint32_t round = 0, moved = 1; moved && round <= n; round++) {
+    moved = 0;
+    for (uint32_t k = 0; k < n; k++)
+      if (lo[k] <= end && end < hi[k]) end = hi[k], moved = 1;
+  }
+  return end - ot < MAX_ALEN ? end - ot : MAX_ALEN;
 }
 
 /* Walk a lagging subscriber's records from c up to line, counting its matches (§8.4). */
@@ -827,10 +894,10 @@ static uint64_t walk(sb_topic *t, uint8_t *e, const uint8_t *filter, uint64_t c,
   uint64_t p = c, tail = atomic_load_explicit(tail_word(t), memory_order_acquire);
   while (p < line) {
     rec_info ri;
-    int r = read_record(t, p, t->scratch, t->cap / 4, &ri);
+    int r = read_record(t, p, t->walk_head, SB_TOPIC_HEAD_BYTES, 1, &ri);
     if (r == R_EVENT) {
       ev_view v;
-      ev_parse(t->scratch, ri.len, &v);
+      ev_parse(t->walk_head, ri.len, &v);
       *count += filter_match(filter, &v);
       p += ri.alen;
     } else if (r == R_SKIP) {
@@ -839,7 +906,7 @@ static uint64_t walk(sb_topic *t, uint8_t *e, const uint8_t *filter, uint64_t c,
       /* half a ring back and still being written: abort it, its publisher publishes it again ahead of the
        * subscriber; if the commit won meanwhile, read it again */
       if (abort_record(t, p, ri.alen)) p += ri.alen;
-    } else if (r == R_LAPPED || r == R_NOT_READY) {
+    } else if (r == R_LAPPED) {
       return p; /* overwritten under us: push as far as we got */
     } else {
       /* corrupt (a hostile publisher): the records up to the line cannot be told apart, so one event is
@@ -854,29 +921,52 @@ static uint64_t walk(sb_topic *t, uint8_t *e, const uint8_t *filter, uint64_t c,
   return p;
 }
 
+/* Pushes one subscriber (entry e) whose cursor is below line up to it, counting what it skips (§8.4). */
+static void push_sub(sb_topic *t, uint8_t *e, uint64_t line) {
+  uint8_t filter[SB_TOPIC_FILTER_BYTES];
+  if (!load_filter(e, filter)) return;
+  for (int tries = 0; tries < 4; tries++) {
+    /* acquire: pairs with the subscriber's cursor CAS, so we never count what it already received */
+    uint64_t c = atomic_load_explicit(f64(e, SB_SUB_CURSOR), memory_order_acquire);
+    if (c >= line) break;
+    uint64_t count = 0, to = walk(t, e, filter, c, line, &count);
+    if (to <= c) break;
+    /* acq_rel: exactly one of the subscriber and the pushers moves the cursor past these records */
+    if (atomic_compare_exchange_strong_explicit(f64(e, SB_SUB_CURSOR), &c, to, memory_order_acq_rel,
+                                                memory_order_acquire)) {
+      atomic_fetch_add_explicit(f64(e, SB_SUB_LAGGED), count, memory_order_relaxed);
+      break;
+    }
+  }
+}
+
 /* Keeps every subscriber within half a ring of the tail, so a push has 7 segments of claims to finish in
  * before the records it walks are overwritten (§8.4). */
 static void push_laggards(sb_topic *t, uint64_t b) {
   if (b + t->seg <= t->cap / 2) return; /* nobody can be that far behind yet */
   uint64_t line = b + t->seg - t->cap / 2;
-  uint8_t filter[SB_TOPIC_FILTER_BYTES];
   for (uint32_t i = 0; i < SB_TOPIC_MAX_SUBS; i++) {
     uint8_t *e = sub_entry(t, i);
     if (atomic_load_explicit(f32(e, 0), memory_order_acquire) != SB_ENTRY_LIVE) continue;
-    if (!load_filter(e, filter)) continue;
-    for (int tries = 0; tries < 4; tries++) {
-      /* acquire: pairs with the subscriber's cursor CAS, so we never count what it already received */
-      uint64_t c = atomic_load_explicit(f64(e, SB_SUB_CURSOR), memory_order_acquire);
-      if (c >= line) break;
-      uint64_t count = 0, to = walk(t, e, filter, c, line, &count);
-      if (to <= c) break;
-      /* acq_rel: exactly one of the subscriber and the pushers moves the cursor past these records */
-      if (atomic_compare_exchange_strong_explicit(f64(e, SB_SUB_CURSOR), &c, to, memory_order_acq_rel,
-                                                  memory_order_acquire)) {
-        atomic_fetch_add_explicit(f64(e, SB_SUB_LAGGED), count, memory_order_relaxed);
-        break;
-      }
-    }
+    /* acquire: pairs with the subscriber's cursor CAS */
+    if (atomic_load_explicit(f64(e, SB_SUB_CURSOR), memory_order_acquire) < line) push_sub(t, e, line);
+  }
+}
+
+/* §8.3 P4b: before a claim [T, T + len) that covers a segment boundary, push every subscriber whose unread
+ * records this claim or any claim before the next boundary would overwrite (cursor below T + len + seg -
+ * capacity). The claim succeeds only if nobody claimed since, and cursors only grow, so no subscriber is
+ * ever lapped unpushed, however long the pushers of the boundaries before were descheduled (they push after
+ * their own claims, which may come too late). Claims between boundaries need no check: the one that
+ * covered the last boundary checked for them. */
+static void push_before_claim(sb_topic *t, uint64_t T, uint64_t len) {
+  uint64_t first_b = (T + t->seg - 1) / t->seg * t->seg;
+  if (first_b >= T + len || T + len + t->seg <= t->cap) return;
+  uint64_t hard = T + len + t->seg - t->cap, soft = T + len + t->seg - t->cap / 2;
+  for (uint32_t i = 0; i < SB_TOPIC_MAX_SUBS; i++) {
+    uint8_t *e = sub_entry(t, i);
+    if (atomic_load_explicit(f32(e, 0), memory_order_acquire) != SB_ENTRY_LIVE) continue;
+    if (atomic_load_explicit(f64(e, SB_SUB_CURSOR), memory_order_acquire) < hard) push_sub(t, e, soft);
   }
 }
 
@@ -927,8 +1017,12 @@ static int claim_at(sb_topic *t, uint64_t T, uint64_t alen, uint32_t state) {
   return 1;
 }
 
+static void push_claimed(sb_topic *t, uint64_t pos, uint64_t alen) {
+  for (uint64_t b = (pos + t->seg - 1) / t->seg * t->seg; b < pos + alen; b += t->seg) push_laggards(t, b);
+}
+
 int sb_topic_publish(sb_topic *t, const uint8_t *ev, uint32_t len) {
-  if (!t->writable || t->pub_index < 0) {
+  if (!atomic_load_explicit(&t->writable, memory_order_relaxed) || t->pub_index < 0) {
     int r = register_publisher(t);
     if (r) return r;
   }
@@ -946,38 +1040,60 @@ int sb_topic_publish(sb_topic *t, const uint8_t *ev, uint32_t len) {
   if (t->rule_count) flags = apply_rules(t, rec, &rlen);
   uint64_t n = align16(rlen), pos = 0;
   memcpy(rec + 8, &rlen, 4);
-  for (int attempt = 0;; attempt++) {
-    if (attempt > 100000) return -EAGAIN; /* aborted again and again: give this event up */
-    uint64_t tl = atomic_load_explicit(tail_word(t), memory_order_acquire), off = tl & (t->cap - 1);
-    if (off + n > t->cap) {
-      claim_at(t, tl, t->cap - off, SB_REC_PADDING); /* padding is committed as soon as claimed */
+  a64 *fence = fence_word(t, (uint32_t)t->pub_index);
+  for (int attempt = 0;; attempt++) { /* §8.3 P1 */
+    if (attempt > 100000) { /* aborted again and again: give this event up */
+      atomic_store_explicit(fence, 0, memory_order_release);
+      return -EAGAIN;
+    }
+    /* P2, P3. seq_cst: the tail load, then our fence, then the scan (others scan after their tail load) */
+    uint64_t tl = atomic_load_explicit(tail_word(t), memory_order_seq_cst), off = tl & (t->cap - 1);
+    uint64_t want = off + n > t->cap ? t->cap - off : n;
+    atomic_store_explicit(fence, hdr(tl, want, 1), memory_order_seq_cst);
+    uint64_t pad = stalled_writer(t, tl, want); /* P4 */
+    uint64_t claim = pad ? pad : want;
+    push_before_claim(t, tl, claim);
+    if (pad || want != n) {
+      /* P5 as padding: the end of the ring, or around another publisher's in-flight bytes (pad_at) */
+      uint64_t plen = claim;
+      if (claim_at(t, tl, plen, SB_REC_PADDING)) {
+        /* relaxed: a statistic */
+        if (pad) atomic_fetch_add_explicit(fenced(t), 1, memory_order_relaxed);
+        push_claimed(t, tl, plen);
+      }
       continue;
     }
-    if (!claim_at(t, tl, n, SB_REC_WRITING)) continue;
+    if (!claim_at(t, tl, n, SB_REC_WRITING)) continue; /* P5 */
     pos = tl;
+    /* push now, not after the commit: a publisher stopped mid-copy must not hold back the push of the
+     * boundaries it claimed, or a laggard can be lapped before anyone pushes it (§8.4) */
+    push_claimed(t, pos, n);
+    /* P6. release: a reader that sees any byte we write below also sees our claim (the tail past pos) */
+    atomic_thread_fence(memory_order_release);
     a64 *w = rec_words(t, pos);
     uint64_t writing = hdr(pos, n, SB_REC_WRITING);
-    /* Descheduled for most of a lap since the claim? Newer records may lie where we would write. */
+    /* Descheduled for most of a lap since the claim? Our fence kept the bytes ours, but readers have
+     * probably aborted the record already: claim afresh rather than write for nobody. */
     if (atomic_load_explicit(tail_word(t), memory_order_acquire) - pos > t->cap - n - t->seg) {
       atomic_compare_exchange_strong_explicit(&w[0], &writing, hdr(pos, n, SB_REC_ABORTED), memory_order_relaxed,
                                               memory_order_relaxed);
       continue;
     }
-    store_words(&w[1], rec + 8, rlen - 8);
-    /* seq_cst: commit; a CAS because a reader may have aborted the record meanwhile (then publish it again,
-     * further on), and ordered before the sleepers load below like the subscriber's park (§8.7) */
+    store_words(&w[1], rec + 8, rlen - 8); /* P7 */
+    /* P8. seq_cst: commit; a CAS because a reader may have aborted the record meanwhile (then publish it
+     * again, further on), and ordered before the sleepers load below like the subscriber's park (§8.7) */
     if (atomic_compare_exchange_strong_explicit(&w[0], &writing, hdr(pos, n, SB_REC_EVENT), memory_order_seq_cst,
                                                 memory_order_relaxed))
       break;
   }
+  /* P9. release: our bytes are final before anyone may claim over them */
+  atomic_store_explicit(fence, 0, memory_order_release);
 
-  /* wake, then push laggards for each segment boundary this record crossed */
   if (atomic_load_explicit(sleepers(t), memory_order_seq_cst) != 0) wake_parked(t, rec, rlen, pos);
-  for (uint64_t b = (pos + t->seg - 1) / t->seg * t->seg; b < pos + n; b += t->seg) push_laggards(t, b);
 
   t->published++;
   /* relaxed: a statistic, written only by its owner */
-  atomic_store_explicit(f64(pub_entry(t, (uint32_t)t->pub_index), 16), t->published, memory_order_relaxed);
+  atomic_store_explicit(f64(pub_entry(t, (uint32_t)t->pub_index), SB_PUBLISHER_PUBLISHED), t->published, memory_order_relaxed);
   t->out.pos_lo = (uint32_t)pos;
   t->out.pos_hi = (uint32_t)(pos >> 32);
   t->out.flags = flags;
@@ -1029,7 +1145,7 @@ sb_sub *sb_sub_open(sb_topic *t, const uint8_t *filter, uint32_t filter_len, uin
   } else if (from >= 0) {
     uint64_t id = (uint64_t)from;
     rec_info ri;
-    int r = (tail - id <= t->cap - t->seg && id < tail) ? read_record(t, id, s->batch, s->batch_cap, &ri) : R_LAPPED;
+    int r = (tail - id <= t->cap - t->seg && id < tail) ? read_record(t, id, s->head, SB_TOPIC_HEAD_BYTES, 1, &ri) : R_LAPPED;
     if (r == R_EVENT || r == R_SKIP) start = id + ri.alen;
     else if (id != tail) {
       start = oldest(t, tail);
@@ -1058,15 +1174,17 @@ sb_sub *sb_sub_open(sb_topic *t, const uint8_t *filter, uint32_t filter_len, uin
   return s;
 }
 
+#define POLL_ATTEMPTS 64 /* a poll that keeps losing its cursor CAS or re-reading a lapped record gives up */
+
 int sb_sub_poll(sb_sub *s, uint32_t max) {
   sb_topic *t = s->t;
   uint8_t *e = sub_entry(t, s->index);
   if (max > s->queue) max = s->queue;
-  for (int attempt = 0;; attempt++) {
+  uint64_t tail = 0;
+  for (int attempt = 0; attempt < POLL_ATTEMPTS; attempt++) {
     /* acquire: pairs with a pusher's CAS */
     uint64_t c = atomic_load_explicit(f64(e, SB_SUB_CURSOR), memory_order_acquire);
-    uint64_t tail = atomic_load_explicit(tail_word(t), memory_order_acquire);
-    uint64_t lost = 0;
+    tail = atomic_load_explicit(tail_word(t), memory_order_acquire);
     if (tail - c > t->cap) {
       /* lapped and nobody pushed us (a publisher died mid-push): restart at the oldest, count what we know */
       uint64_t to = oldest(t, tail);
@@ -1078,14 +1196,13 @@ int sb_sub_poll(sb_sub *s, uint32_t max) {
       continue;
     }
     uint64_t p = c, stuck = 0;
-    uint32_t out = 0, delivered = 0, matched = 0;
+    uint32_t out = 0, delivered = 0, matched = 0, corrupt = 0;
     int overflow = 0, retry = 0, more = 0;
     while (p < tail) {
       rec_info ri;
-      /* past the queue bound only counting is left: examine into scratch */
-      uint8_t *dst = overflow ? t->scratch : s->batch + out;
-      uint32_t room = overflow ? t->cap / 4 : s->batch_cap - out;
-      int r = read_record(t, p, dst, room, &ri);
+      /* past the queue bound only counting is left: examine the record's head */
+      int r = overflow ? read_record(t, p, s->head, SB_TOPIC_HEAD_BYTES, 1, &ri)
+                       : read_record(t, p, s->batch + out, s->batch_cap - out, 0, &ri);
       if (r == R_SKIP) {
         p += ri.alen;
         continue;
@@ -1102,22 +1219,23 @@ int sb_sub_poll(sb_sub *s, uint32_t max) {
         stuck = p + 1;
         break;
       }
-      if (r == R_NOT_READY) break; /* p is the tail */
       if (r == R_LAPPED) {
         retry = 1;
         break;
       }
-      if (r == R_TOO_BIG) { /* the batch is full: the rest next time */
+      if (r == R_TOO_BIG && out > 0) { /* the batch is full: the rest next time */
         more = 1;
         break;
       }
-      if (r == R_CORRUPT) {
-        s->corrupt++;
-        p = resync(t, p, tail);
+      if (r != R_EVENT) {
+        /* R4: corrupt (or, impossibly, too big for an empty batch): never waited for, counted, passed by
+         * its header's extent when that is usable, else at the next valid segment start */
+        corrupt++;
+        p = ri.alen && p + ri.alen <= tail ? p + ri.alen : resync(t, p, tail);
         continue;
       }
       ev_view v;
-      ev_parse(dst, ri.len, &v);
+      ev_parse(overflow ? s->head : s->batch + out, ri.len, &v);
       if (filter_match(s->filter, &v)) {
         if (++matched > s->queue) {
           overflow = 1; /* more than queue pending: the first ones are kept, the rest are lagged (§8.5) */
@@ -1133,24 +1251,24 @@ int sb_sub_poll(sb_sub *s, uint32_t max) {
       }
       p += ri.alen;
     }
-    if (retry) {
-      if (attempt > 8) return 0;
-      continue;
-    }
-    uint64_t to = p;
-    lost = overflow ? matched - delivered : 0;
+    if (retry) continue;
+    uint64_t to = p, lost = (overflow ? matched - delivered : 0) + corrupt;
     /* acq_rel: exactly one of us and a pusher moves the cursor past these records (§8.4) */
     if (to != c && !atomic_compare_exchange_strong_explicit(f64(e, SB_SUB_CURSOR), &c, to, memory_order_acq_rel,
                                                              memory_order_acquire))
       continue; /* pushed meanwhile: those events are in lagged; read again from the new cursor */
+    /* relaxed: statistics, and the wake hint, read by others only for stats and wake_parked */
     if (lost) atomic_fetch_add_explicit(f64(e, SB_SUB_LAGGED), lost, memory_order_relaxed);
+    if (corrupt) atomic_fetch_add_explicit(f64(e, SB_SUB_ESTIMATES), corrupt, memory_order_relaxed);
+    s->corrupt += corrupt;
     s->received += delivered;
-    /* relaxed: statistics and the wake hint, read by others only for stats and wake_parked */
     atomic_store_explicit(f64(e, SB_SUB_RECEIVED), s->received, memory_order_relaxed);
     atomic_store_explicit(f64(e, SB_SUB_STUCK_AT), stuck, memory_order_seq_cst);
     s->seen_tail = more ? UINT64_MAX : tail; /* more: park must not sleep */
     return (int)delivered;
   }
+  s->seen_tail = tail; /* out of attempts: try again once the tail moves (the housekeeping tick asks too) */
+  return 0;
 }
 
 uint8_t *sb_sub_batch(sb_sub *s) { return s->batch; }

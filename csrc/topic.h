@@ -1,7 +1,12 @@
 /* libslotbus topics: named pub/sub rings in shared memory (docs/PROTOCOL.md §8).
  * A separate public header next to slotbus.h; both are implemented by libslotbus.
  * Errors are negative errno values; SB_TOPIC_ECORRUPT means the shared memory broke the protocol.
- * A handle (sb_topic, sb_sub) belongs to one thread at a time. */
+ * Threads: each handle belongs to one thread at a time, with one allowed split: a topic handle may publish
+ * (sb_topic_publish, sb_topic_add_rule, sb_topic_tick) on one thread while each of its subscriptions polls
+ * (sb_sub_*) on a thread of its own. Readers never touch the topic's scratch buffer (a subscription filters
+ * and counts through its own head buffer) and the handle's lazily made writable mapping is set atomically.
+ * Publishing from two threads through one handle, or closing a handle while another thread uses it or one
+ * of its subscriptions, is not allowed: give each publishing thread its own handle (32 per topic). */
 #ifndef SLOTBUS_TOPIC_H
 #define SLOTBUS_TOPIC_H
 
@@ -12,7 +17,7 @@ extern "C" {
 #endif
 
 #define SB_TOPIC_MAGIC 0x50544253u
-#define SB_TOPIC_VERSION 1u
+#define SB_TOPIC_VERSION 2u
 #define SB_TOPIC_ECORRUPT 1000 /* returned negated */
 #define SB_TOPIC_MIN_CAPACITY 65536u
 #define SB_TOPIC_MAX_CAPACITY 1073741824u
@@ -23,6 +28,7 @@ extern "C" {
 #define SB_TOPIC_MAX_FILTER_KEYS 4u /* routing keys per filter */
 #define SB_TOPIC_FILTER_BYTES 184u
 #define SB_TOPIC_REC_HEADER 32u
+#define SB_TOPIC_HEAD_BYTES 4400u /* a record's head (header, type, routing keys) always fits */
 
 /* Offsets into the region (docs/PROTOCOL.md §8.2). */
 enum sb_topic_layout {
@@ -32,6 +38,7 @@ enum sb_topic_layout {
   SB_TOPIC_OFF_KEEPER_PID = 192,
   SB_TOPIC_OFF_KEEPER_START = 200,
   SB_TOPIC_OFF_ABANDONED = 208,
+  SB_TOPIC_OFF_FENCED = 216,
   SB_TOPIC_OFF_SEGMENTS = 256,
   SB_TOPIC_OFF_SUBS = 4096,
   SB_TOPIC_SUB_BYTES = 256,
@@ -49,6 +56,10 @@ enum sb_topic_sub_field {
   SB_SUB_STATE = 0, SB_SUB_PID = 4, SB_SUB_START = 8, SB_SUB_CURSOR = 16, SB_SUB_RECEIVED = 24,
   SB_SUB_LAGGED = 32, SB_SUB_PARKED = 40, SB_SUB_NONCE = 44, SB_SUB_QUEUE = 48, SB_SUB_FILTER_LEN = 52,
   SB_SUB_STUCK_AT = 56, SB_SUB_FILTER = 64, SB_SUB_ESTIMATES = 248
+};
+/* Publisher entry fields (byte offsets inside an entry). */
+enum sb_topic_pub_field {
+  SB_PUBLISHER_STATE = 0, SB_PUBLISHER_PID = 4, SB_PUBLISHER_START = 8, SB_PUBLISHER_PUBLISHED = 16, SB_PUBLISHER_FENCE = 24
 };
 enum sb_topic_entry_state { SB_ENTRY_FREE = 0, SB_ENTRY_CLAIMING = 1, SB_ENTRY_LIVE = 2 };
 enum sb_topic_rec_state { SB_REC_WRITING = 1, SB_REC_EVENT = 2, SB_REC_PADDING = 3, SB_REC_ABORTED = 4 };
@@ -76,24 +87,30 @@ typedef struct sb_topic_out {
  * data. A filter is u8 mode, u8 type_len, type, u8 key_count, keys as above. */
 
 /* Open or create the topic `name` ([A-Za-z0-9._-]{1,64}). capacity (bytes, power of two) is used only when
- * this call creates it. Returns NULL with *err = -EINVAL, -EPERM (keeper of another uid), or -errno.
+ * this call creates it. Returns NULL with *err = -EINVAL, -EPERM (the name is held by another uid), or -errno.
  * When *err is -EAGAIN the handle is joining: call sb_topic_open_finish until it returns 0. */
 sb_topic *sb_topic_open_start(const char *name, uint32_t capacity, int *err);
-/* 0 once attached, -EAGAIN while the keeper has not answered (sb_topic_fd becomes readable when it does),
- * -ECONNRESET if the keeper went away meanwhile (close and open again), -SB_TOPIC_ECORRUPT, or -errno. */
+/* 0 once attached, -EAGAIN while no member has answered (sb_topic_fd becomes readable when one does),
+ * -ECONNRESET if the members went away meanwhile (close and open again), -SB_TOPIC_ECORRUPT, or -errno. */
 int sb_topic_open_finish(sb_topic *t);
 /* Both steps, waiting up to timeout_ms. */
 sb_topic *sb_topic_open(const char *name, uint32_t capacity, int timeout_ms, int *err);
-int sb_topic_fd(sb_topic *t); /* the joining socket, or the listening socket of a keeper, or -1 */
-/* Housekeeping, about every 20 ms: answer newcomers (keeper), take over when the keeper died, collect dead
- * subscribers and publishers. Returns 0, or -SB_TOPIC_ECORRUPT if the header was overwritten. */
+int sb_topic_fd(sb_topic *t); /* the joining socket, or the topic's listening socket (every member holds it) */
+/* Housekeeping, about every 20 ms: answer newcomers (any member may), collect dead subscribers and
+ * publishers. Returns 0, or -SB_TOPIC_ECORRUPT if the header was overwritten. */
 int sb_topic_tick(sb_topic *t);
+/* The same, reading /proc for every member (a zombie or a reused pid is collected now): before stats. */
+int sb_topic_tick_deep(sb_topic *t);
+/* Stop being a member: free this handle's publisher entry and let go of the topic's name (the listening
+ * socket), so newcomers never wait on a handle that no longer ticks. Subscriptions keep working until closed;
+ * publishing and ticking are over. sb_topic_close does this too. */
+void sb_topic_leave(sb_topic *t);
 void sb_topic_close(sb_topic *t);
 
 /* ---- facts ---- */
 uint8_t *sb_topic_region(sb_topic *t);
 uint32_t sb_topic_capacity(sb_topic *t);
-int sb_topic_is_keeper(sb_topic *t);
+int sb_topic_is_keeper(sb_topic *t); /* 1 if this handle created the topic */
 sb_topic_out *sb_topic_out_ptr(sb_topic *t);
 const char *sb_topic_error(sb_topic *t);
 uint32_t sb_topic_layout_hash(void);
@@ -101,7 +118,9 @@ uint32_t sb_topic_layout_hash(void);
 /* ---- publishing ---- */
 
 /* Publish one encoded event. Never blocks. Returns 0 (id and flags in sb_topic_out), -EMSGSIZE (larger than
- * capacity / 4 or 16 MiB), -EINVAL (malformed encoding), -EPERM (the handle could not map the ring writable). */
+ * capacity / 4 or 16 MiB), -EINVAL (malformed encoding), -EPERM (the handle could not map the ring writable),
+ * -ENOSPC (all 32 publisher entries are taken: a publisher writes only under a fence of its own, §8.3),
+ * -EAGAIN (its record was aborted 100 000 times in a row: given up). */
 int sb_topic_publish(sb_topic *t, const uint8_t *ev, uint32_t len);
 /* Add a late-binding rule: four (u8 len, bytes) strings: type, key A, key B, key C. Returns its index, or
  * -ENOSPC, -EINVAL. Adding a rule that exists returns its index. */
@@ -118,9 +137,9 @@ uint8_t *sb_sub_batch(sb_sub *s);
 uint32_t sb_sub_batch_capacity(sb_sub *s);
 double sb_sub_received(sb_sub *s);
 double sb_sub_lagged(sb_sub *s);
-double sb_sub_corrupt(sb_sub *s);   /* records skipped as corrupt (a hostile or broken publisher) */
-/* Times lagged was estimated (+1) rather than counted: a corrupt record met while pushing, or a subscriber
- * found more than a whole ring behind (§8.4). While 0, received + lagged is exact. */
+double sb_sub_corrupt(sb_sub *s);   /* records skipped as corrupt (a hostile or broken publisher, §8.3 R4) */
+/* Times lagged was estimated (+1) rather than counted: a corrupt record skipped (by this reader or a pusher),
+ * or a subscriber found more than a whole ring behind (§8.4). While 0, received + lagged is exact. */
 double sb_sub_estimates(sb_sub *s);
 int sb_sub_index(sb_sub *s);
 /* 1 if a poll may find something (cheap: no copy). A sleeper calls it now and then (every 20 ms): a wake-up

@@ -1,12 +1,17 @@
 // The rooms of src/ and the one direction their imports may run, read from the source text:
 //   src/errors.ts ← src/native ← src/core (through core/index.ts for features) ← feature folders
-// A feature never imports another feature or the package entry; nothing in src imports bench/, test/ or bin/.
+// A feature never imports another feature or the package entry, except along an edge declared in
+// FEATURE_EDGES (through that feature's index.ts); nothing in src imports bench/, test/ or bin/.
 import { describe, expect, test } from "bun:test"
 import { readdirSync, readFileSync } from "node:fs"
 import { dirname, join, normalize, relative } from "node:path"
 
 const SRC = join(import.meta.dir, "..", "src")
 const FEATURES = ["http", "events", "leases", "stdio"]
+/** The sideways edges between features, each for a reason: feature → the features it may import (index.ts only). */
+export const FEATURE_EDGES: Record<string, readonly string[]> = {
+  http: ["events"], // the hub's app.emit and GET /events run over a topic
+}
 
 /** Every relative import or re-export specifier in a TS source, static or dynamic. */
 export function importsOf(source: string): string[] {
@@ -39,7 +44,11 @@ export function violation(from: string, to: string): string | null {
     core: (t) => t === "errors.ts" || t.startsWith("native/"),
     entry: (t) => t === "errors.ts" || t === "core/index.ts",
   }
-  const feature = (t: string) => t === "errors.ts" || t === "core/index.ts" || t.startsWith("native/")
+  const feature = (t: string) =>
+    t === "errors.ts" ||
+    t === "core/index.ts" ||
+    t.startsWith("native/") ||
+    (FEATURE_EDGES[a] ?? []).some((f) => t === `${f}/index.ts`)
   const rule = allowed[a] ?? (FEATURES.includes(a) ? feature : null)
   if (!rule) return `${from} is in no known room (add it to test/architecture.test.ts)`
   return rule(to) ? null : `${from} (${a}) must not import ${to} (${b})`
@@ -96,6 +105,9 @@ describe("the guard notices a broken layout", () => {
     ["errors.ts", 'import { native } from "./native/ffi.ts"'],
     ["core/worker.ts", 'const m = await import("../stdio/index.ts")'],
     ["stdio/bus.ts", 'import "../../bench/cli.ts"'],
+    ["events/topic.ts", 'import { createHub } from "../http/index.ts"'], // the declared edge runs one way only
+    ["leases/contest.ts", 'import { Topic } from "../events/index.ts"'], // an undeclared edge
+    ["http/hub/sse.ts", 'import { Topic } from "../../events/topic.ts"'], // a declared edge, but past the index
     ["index.ts", 'export * from "./http/index.ts"'],
   ])("%s with `%s` is refused", (file, line) => {
     expect(edgeViolations({ [file]: `${line}\n` }).length).toBe(1)
@@ -105,6 +117,7 @@ describe("the guard notices a broken layout", () => {
     ["http/hub.ts", 'import { SlotBus, type IdleStrategy } from "../core/index.ts"'],
     ["events/topic.ts", 'import { native } from "../native/ffi.ts"'],
     ["core/bus.ts", 'import type { Chan } from "../native/ffi.ts"'],
+    ["http/hub/sse.ts", 'import { Topic } from "../../events/index.ts"'], // the declared edge
     ["http/hub/server.ts", 'import { Registry } from "./registry.ts"\nimport { RouteError } from "../errors.ts"'],
   ])("%s with `%s` is allowed", (file, line) => {
     expect(edgeViolations({ [file]: `${line}\n` })).toEqual([])

@@ -26,6 +26,7 @@ interface Row {
 }
 
 const USAGE = `usage: slotbus bench events [--quick] [--json]
+       slotbus bench events soak [options]   (SIGKILL/SIGSTOP soak: slotbus bench events soak --help)
 
 Publishes 64 B events to 1 and 4 subscriber processes and reports publish→receive latency (p50/p99) and
 delivered events/s for slotbus topics (spin/adaptive/park, iterator and batch reader), nats-server, Redis
@@ -207,7 +208,7 @@ function broadcastDriver(): Driver {
   let workers: Worker[] = []
   let chan: BroadcastChannel
   let inbox: PhaseResult[][] = []
-  let waiters: (() => void)[] = []
+  const waiters: (() => void)[] = []
   return {
     name: "BroadcastChannel",
     async start(subs) {
@@ -300,6 +301,7 @@ const fmt = (n: number) =>
 const us = (n: number) => (Number.isFinite(n) ? (n < 10 ? n.toFixed(2) : n < 100 ? n.toFixed(1) : n.toFixed(0)) : "-")
 
 export async function main(argv: string[]): Promise<number> {
+  if (argv[0] === "soak") return (await import("./soak.ts")).main(argv.slice(1))
   if (argv.includes("-h") || argv.includes("--help")) {
     process.stdout.write(`${USAGE}\n`)
     return 0

@@ -20,11 +20,14 @@ import {
 } from "./locks.ts"
 
 export const USAGE = `usage: slotbus bench leases [options]
+       slotbus bench leases soak [options]   (SIGKILL/SIGSTOP soak with fencing: slotbus bench leases soak --help)
 
 Uncontended claim + release, contended claims among 2 and 8 parties, and handover latency, for slotbus
 leases, flock(2) on a file, a SharedArrayBuffer + Atomics lock between Workers, and Redis SET NX PX
 (a redis-server is started on a free port if the binary is installed; skipped with a note otherwise).
 
+  --waiters N[,N…]  only this: N claims waiting on one held subject, idle CPU-s/s of this process, threads
+                 it added, and release → next waiter latency over 100 hand-overs (e.g. --waiters 10,2000,10000)
   --quick        shorter runs
   --only <test>  one test: uncontended, contended or handover
   --json         one JSON object per result on stdout (the table goes to stderr)
@@ -45,8 +48,24 @@ interface Result {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  if (argv[0] === "soak") return (await import("./soak.ts")).main(argv.slice(1))
   if (argv.includes("-h") || argv.includes("--help")) {
     process.stdout.write(`${USAGE}\n`)
+    return 0
+  }
+  if (argv.includes("--waiters")) {
+    const ns = (argv[argv.indexOf("--waiters") + 1] ?? "").split(",").map(Number)
+    if (!ns.length || ns.some((n) => !Number.isInteger(n) || n < 1 || n > 100_000)) {
+      process.stderr.write("--waiters takes a comma-separated list of counts from 1 to 100000\n")
+      return 2
+    }
+    const { waitersBench, renderWaiters } = await import("./waiters.ts")
+    const machine = describeMachine()
+    const rs = []
+    for (const n of ns) rs.push(await waitersBench(n, argv.includes("--quick") ? 500 : 2000))
+    process.stdout.write(
+      `slotbus bench leases --waiters — ${machine.cpu}, ${machine.cores} cores, ${machine.kernel}, bun ${machine.bun}, ${machine.date}\n${renderWaiters(rs)}\n`,
+    )
     return 0
   }
   const quick = argv.includes("--quick")

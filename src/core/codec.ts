@@ -138,3 +138,15 @@ export function knownOptions(opts: object, known: ReadonlySet<string>, where: st
   for (const k in opts)
     if (!known.has(k)) throw new TypeError(`${where}: unknown option "${k}"; the options are ${[...known].join(", ")}`)
 }
+
+/**
+ * Refuses a string with a lone surrogate: UTF-8 has no bytes for one (it would be written as U+FFFD), so two
+ * names differing only there would meet as one subject, label or contest.
+ */
+export function checkWellFormed(s: string, what: string): string {
+  if (!s.isWellFormed())
+    throw new TypeError(
+      `${what} has a lone surrogate (${JSON.stringify(s)}), which UTF-8 cannot carry; pass well-formed text`,
+    )
+  return s
+}

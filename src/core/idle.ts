@@ -15,6 +15,9 @@ interface Tuning {
   parkAfterNs: number // quiet time before parking
 }
 
+/** The longest synchronous spin per event-loop turn an idle strategy may ask for: 1 ms, as MAX_MICROTASK_NS. */
+export const MAX_SPIN_MICROS = 1000
+
 export function tuning(idle: IdleStrategy = "adaptive"): Tuning {
   if (idle === "spin") return { spinNs: 50_000, parkAfterNs: Infinity }
   if (idle === "adaptive") return { spinNs: 2_000, parkAfterNs: 1_000_000 }
@@ -26,8 +29,14 @@ export function tuning(idle: IdleStrategy = "adaptive"): Tuning {
     idle.spinMicros >= 0 &&
     idle.parkAfterMs >= 0 &&
     !Number.isNaN(idle.parkAfterMs)
-  )
+  ) {
+    // A spin is synchronous: one longer than a turn's budget would keep timers and I/O waiting that long.
+    if (idle.spinMicros > MAX_SPIN_MICROS)
+      throw new RangeError(
+        `idle.spinMicros must be at most ${MAX_SPIN_MICROS} (a spin blocks the event loop; spin longer with "spin", which yields every turn), got ${idle.spinMicros}`,
+      )
     return { spinNs: idle.spinMicros * 1000, parkAfterNs: idle.parkAfterMs * 1e6 }
+  }
   throw new TypeError(
     `idle must be "spin", "adaptive", "park" or { spinMicros, parkAfterMs }, got ${JSON.stringify(idle)}`,
   )

@@ -1,14 +1,9 @@
 // The core's public surface: the one path feature folders (src/http, src/events, …) import from.
-export { BorrowedResponse, SlotBus, SlotResponse } from "./bus.ts"
-export type {
-  BusStats,
-  ListenOptions,
-  RequestOptions,
-  RequestPhase,
-  SlotRequestInit,
-  WorkerEvent,
-  WorkerInfo,
-} from "./bus.ts"
+export { SlotBus } from "./bus.ts"
+export { BorrowedResponse, SlotResponse } from "./response.ts"
+export type { BusStats } from "./bus.ts"
+export type { ListenOptions, RequestOptions, SlotRequestInit } from "./options.ts"
+export type { RequestPhase, WorkerEvent, WorkerInfo } from "./link.ts"
 export { SlotWorker, SlotRequest } from "./worker.ts"
 export type { ConnectOptions, FetchHandler, SlotHandler, SlotReply, WorkerClosed } from "./worker.ts"
 export { Pump, tuning } from "./idle.ts"
@@ -27,13 +22,7 @@ export type {
   SuperviseWorkersOptions,
   ExitInfo,
 } from "./supervisor.ts"
-// Topics (docs/PROTOCOL.md §8): public as slotbus/events; here so the HTTP hub can use them too.
-export { Topic } from "./topic/topic.ts"
-export type { BindingRule, PublishInit, TopicOptions, TopicStats } from "./topic/topic.ts"
-export { Subscription, TopicEvent, EventBatch } from "./topic/subscription.ts"
-export type { SubscribeOptions } from "./topic/subscription.ts"
-export type { EventData, Routing, TopicFilter } from "./topic/codec.ts"
-export { TopicClosedError, TopicFullError } from "./topic/errors.ts"
+export { checkWellFormed, knownOptions } from "./codec.ts"
 export { longTimeout, sleep, MAX_TIMER_MS } from "./timers.ts"
 export type { LongTimer } from "./timers.ts"
 export {

@@ -75,14 +75,14 @@ export interface WorkerClosed {
   error?: Error
 }
 
+// Request bodies below this many bytes are handed to handlers as copies (see SlotRequest.body).
+const COPY_BELOW = 4096
+
 /**
  * A request as the worker sees it. `body` views shared memory, and so does the view `reply()` returns: both
  * are valid until the handler settles, then they (and every view made from them) read empty. Strings
  * (`method`, `path`, `headers`) read after that are empty too. Copy what you keep (`body.slice()`).
  */
-// Request bodies below this many bytes are handed to handlers as copies (see SlotRequest.body).
-const COPY_BELOW = 4096
-
 export class SlotRequest {
   private strings: string[] | null = null
   private h: Headers | null = null
@@ -278,12 +278,12 @@ function writeError(arena: Uint8Array, e: unknown): { headLen: number; bodyLen: 
   return { headLen, bodyLen: cut.length }
 }
 
-const { ECONNREFUSED, ENOENT, EPERM, EAGAIN, ETIMEDOUT, EUSERS } = Errno
+const { ECONNREFUSED, ECONNRESET, ENOENT, EPERM, EPIPE, EAGAIN, ETIMEDOUT, EUSERS } = Errno
 // Attempts to attach start 20 ms apart and spread out to 500 ms: a hub coming back finds its reconnecting
 // workers arriving at different moments, and a worker polls a missing hub at most twice a second.
 const RETRY = { initialMs: 20, maxMs: 500, jitter: 0.5 }
 // No hub, or one dying while we queued on its socket: worth another try.
-const RETRYABLE = new Set([ECONNREFUSED, ENOENT, -104 /* ECONNRESET */, -32 /* EPIPE */])
+const RETRYABLE = new Set<number>([ECONNREFUSED, ENOENT, ECONNRESET, EPIPE])
 const HELLO_TIMEOUT_MS = 5000
 
 export class SlotWorker {

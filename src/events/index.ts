@@ -1,13 +1,7 @@
-// slotbus/events: cross-process filtered pub/sub over shared memory. The topic itself lives in the core
-// (src/core/topic/) because the HTTP hub uses it too; this entry is its public face.
-export { Topic, Subscription, TopicEvent, EventBatch, TopicClosedError, TopicFullError } from "../core/index.ts"
-export type {
-  BindingRule,
-  PublishInit,
-  TopicOptions,
-  TopicStats,
-  SubscribeOptions,
-  EventData,
-  Routing,
-  TopicFilter,
-} from "../core/index.ts"
+// slotbus/events: cross-process filtered pub/sub over shared memory (docs/PROTOCOL.md §8).
+export { Topic } from "./topic.ts"
+export type { BindingRule, PublishInit, TopicOptions, TopicStats } from "./topic.ts"
+export { Subscription, TopicEvent, EventBatch } from "./subscription.ts"
+export type { SubscribeOptions } from "./subscription.ts"
+export type { EventData, Routing, TopicFilter } from "./codec.ts"
+export { TopicClosedError, TopicFullError } from "./errors.ts"

@@ -2,7 +2,8 @@
 // The table, its atomics and death detection are in C (csrc/lease.c, docs/PROTOCOL.md §7); this file turns
 // its results into leases, holders and errors, and waits without polling (a C thread sleeps on a futex and
 // rings an eventfd that Bun's event loop watches).
-import { ProtocolError, TimeoutError } from "../errors.ts"
+import { checkWellFormed } from "../core/index.ts"
+import { PeerRefusedError, ProtocolError, TimeoutError } from "../errors.ts"
 import {
   HOLDER_BYTES,
   Holder as H,
@@ -23,6 +24,7 @@ import {
   ContestClosedError,
   ContestFrameTooLargeError,
   ContestFullError,
+  ContestMembersStoppedError,
   ContestOpenError,
   InvalidSubjectError,
   LeaseLostError,
@@ -168,6 +170,8 @@ export class Lease implements Disposable {
 
   /** Extend the lease to now + ttlMs. Throws LeaseLostError if it was already lost (then claim again). */
   renew(ttlMs: number, nowMs?: number): void {
+    checkNumber(ttlMs, "ttlMs", Number.MIN_VALUE, MAX_TTL_MS, true)
+    if (nowMs !== undefined) checkNumber(nowMs, "nowMs", -8.64e15, 8.64e15)
     if (this.lost) throw this.lostError("already lost")
     const out = this.contest.renewClaim(this.ref, nowMs ?? Date.now(), ttlMs)
     if (out === null) {
@@ -236,8 +240,13 @@ export class Contest implements Disposable {
   private readonly lastText = ["", ""] // label, owner
   private readonly lastBytes: Uint8Array[] = [NO_BYTES, NO_BYTES]
   private readonly watched = new Set<Lease>()
-  private readonly waits = new Set<() => void>()
-  private waitThreads = 0
+  private readonly waiting = new Map<number, Set<Waiter>>() // entry → its waiters, first come first woken
+  private readonly armed = new Set<number>()
+  private readonly readyBuf = new Uint32Array(256)
+  private waitCount = 0
+  private waiterFd = -1
+  private waiterReader?: { cancel(): Promise<void> }
+  private waiterStopping?: Promise<void>
   private watcher?: ReturnType<typeof setInterval>
   /** This process's member index in the table (0 … 255). */
   readonly member: number
@@ -249,8 +258,11 @@ export class Contest implements Disposable {
   }
 
   /** Join the contest `name`, creating it if no process holds it. Nothing is left behind when all leave. */
-  static async open(name: string, opts: ContestOptions = {}): Promise<Contest> {
+  static async open(name: string, opts?: ContestOptions): Promise<Contest> {
+    if (typeof name !== "string") throw new TypeError(`a contest name is a string, got ${typeof name}`)
+    opts = checkOptions(opts, CONTEST_OPTIONS, "Contest.open")
     const capacity = opts.capacity ?? 4096
+    const joinTimeoutMs = Math.floor(checkNumber(opts.joinTimeoutMs ?? 5000, "joinTimeoutMs", 0, MAX_TIMER_MS))
     if (!/^[A-Za-z0-9._-]{1,64}$/.test(name))
       throw new ContestOpenError(`contest name ${JSON.stringify(name)} is invalid: use 1-64 of [A-Za-z0-9._-]`)
     if (
@@ -264,13 +276,23 @@ export class Contest implements Disposable {
       )
     await loadNative()
     const err = new Int32Array(1)
-    const ptr = native.sbl_open(Buffer.from(`${name}\0`), capacity, opts.joinTimeoutMs ?? 5000, err)
+    const ptr = native.sbl_open(Buffer.from(`${name}\0`), capacity, joinTimeoutMs, err)
     if (!ptr) {
       const e = err[0]!
+      if (e === LeaseErrno.EHOSTDOWN) {
+        const why = String(native.sbl_open_error())
+        const pids = (why.split("pids")[1] ?? "").match(/\d+/g)?.map(Number) ?? []
+        throw new ContestMembersStoppedError(
+          `cannot join contest "${name}": ${why}; no member can hand the table over until one is continued (kill -CONT) or killed`,
+          pids,
+        )
+      }
       if (e === LeaseErrno.ETIMEDOUT)
         throw new ContestOpenError(`no member of contest "${name}" answered in time; retry, or raise joinTimeoutMs`)
-      if (e === LeaseErrno.EPERM)
-        throw new ContestOpenError(`contest "${name}" belongs to another user; pick another name`)
+      if (e === LeaseErrno.EACCES || e === LeaseErrno.EPERM)
+        throw new PeerRefusedError(
+          `contest "${name}" is bound by a process of another uid than ours (${process.getuid?.()}); a contest is shared by one uid only: pick another name, or run as that user`,
+        )
       if (e === LeaseErrno.EUSERS) throw new ContestOpenError(`contest "${name}" already has 256 members`)
       if (e === E_CORRUPT || e === LeaseErrno.EPROTO)
         throw new ProtocolError(
@@ -282,22 +304,31 @@ export class Contest implements Disposable {
   }
 
   /** Claim `subject` now (Date.now()). Claimed: a lease; otherwise the holder it yields to. */
-  tryClaim(subject: Subject, opts: ClaimOptions = {}): ClaimResult {
-    return this.claimAt(subject, opts, Date.now(), true)
+  tryClaim(subject: Subject, opts?: ClaimOptions): ClaimResult {
+    return this.claimAt(subject, checkOptions(opts, CLAIM_OPTIONS, "tryClaim"), Date.now(), true)
   }
 
   /** tryClaim with an explicit clock: expiry is judged against `nowMs` (tests, embedders with their own time). */
   tryClaimAt(subject: Subject, opts: ClaimOptions, nowMs: number): ClaimResult {
-    return this.claimAt(subject, opts, nowMs, false)
+    return this.claimAt(
+      subject,
+      checkOptions(opts, CLAIM_OPTIONS, "tryClaimAt"),
+      checkNumber(nowMs, "nowMs", -8.64e15, 8.64e15),
+      false,
+    )
   }
 
   /** Wait until `subject` can be claimed, then claim it. Woken by a release, an expiry, or the holder's death. */
-  async claim(subject: Subject, opts: WaitOptions = {}): Promise<Lease> {
+  async claim(subject: Subject, opts?: WaitOptions): Promise<Lease> {
+    opts = checkOptions(opts, WAIT_OPTIONS, "claim")
+    if (opts.timeoutMs !== undefined) checkNumber(opts.timeoutMs, "timeoutMs", 0, MAX_TIMER_MS, true)
+    if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal))
+      throw new TypeError("signal must be an AbortSignal")
     const deadline = opts.timeoutMs === undefined ? Infinity : performance.now() + opts.timeoutMs
     const again = opts.spinUs ? { ...opts, spinUs: 0 } : opts // spin only before the first sleep
     for (let first = true; ; first = false) {
       opts.signal?.throwIfAborted()
-      const r = this.tryClaim(subject, first ? opts : again)
+      const r = this.claimAt(subject, first ? opts : again, Date.now(), true)
       if (r.claimed) return r.lease
       const left = deadline - performance.now()
       if (left <= 0)
@@ -339,6 +370,7 @@ export class Contest implements Disposable {
 
   /** Every active claim (not expired at nowMs, holder alive). */
   holders(nowMs = Date.now()): Holder[] {
+    checkNumber(nowMs, "nowMs", -8.64e15, 8.64e15)
     const out: Holder[] = []
     for (let i = 0; ; i++) {
       const r = native.sbl_next_holder(this.handle(), i, nowMs, this.out)
@@ -385,7 +417,7 @@ export class Contest implements Disposable {
     this.isClosed = true
     for (const l of [...this.watched]) l.markLost("lost: the contest was closed")
     clearInterval(this.watcher)
-    for (const stop of [...this.waits]) stop()
+    for (const queue of this.waiting.values()) for (const w of queue) w.wake()
     this.freeIfIdle()
   }
 
@@ -399,7 +431,7 @@ export class Contest implements Disposable {
 
   // The native contest is freed once no waiter thread can touch it any more.
   private freeIfIdle() {
-    if (this.isClosed && this.waitThreads === 0 && this.ptr) {
+    if (this.isClosed && this.waitCount === 0 && this.waiterFd < 0 && !this.waiterStopping && this.ptr) {
       native.sbl_close(this.ptr)
       this.ptr = null
     }
@@ -482,7 +514,7 @@ export class Contest implements Disposable {
     let b = this.bytes.get(s)
     if (!b) {
       if (typeof s !== "string") throw new InvalidSubjectError(`${field} must be a string, got ${typeof s}`)
-      b = encoder.encode(s)
+      b = encoder.encode(checkWellFormed(s, field))
       if (this.bytes.size > 4096) this.bytes.clear()
       this.bytes.set(s, b)
     }
@@ -499,14 +531,13 @@ export class Contest implements Disposable {
   }
 
   private claimAt(subject: Subject, opts: ClaimOptions, nowMs: number, wallClock: boolean): ClaimResult {
-    const p = this.handle()
     const kind = checkKind(subject)
     const label = this.encode(subject.label, "label", LEASE_LABEL_MAX)
     const owner = opts.owner === undefined ? NO_BYTES : this.encode(opts.owner, "owner", LEASE_OWNER_MAX)
-    const ttl = opts.ttlMs ?? 0
-    if (typeof ttl !== "number" || ttl < 0 || Number.isNaN(ttl))
-      throw new RangeError(`ttlMs must be a number >= 0, got ${ttl}`)
-    const spin = wallClock ? (opts.spinUs ?? 0) : 0
+    const ttl = opts.ttlMs === undefined ? 0 : checkNumber(opts.ttlMs, "ttlMs", 0, MAX_TTL_MS, true)
+    const spinUs = opts.spinUs === undefined ? 0 : checkNumber(opts.spinUs, "spinUs", 0, MAX_SPIN_US)
+    const spin = wallClock ? spinUs : 0
+    const p = this.handle()
     const r =
       spin > 0
         ? native.sbl_try_claim_spin(p, kind, label, label.length, owner, owner.length, ttl, spin * 1000, this.out)
@@ -558,48 +589,116 @@ export class Contest implements Disposable {
     return holder
   }
 
-  /** Sleeps (in a C thread, on the entry's futex) until the entry may be claimable, the time is up, or abort. */
+  /**
+   * Sleeps until the entry may be claimable, the time is up, or abort. However many claims wait, this
+   * process has one C thread for the contest (sbl_waiter_*), sleeping on the futexes of the waited entries
+   * only; it rings one eventfd, and each ring wakes the first waiter of each entry that became claimable.
+   */
   private async waitFor(entry: number, ms: number, signal?: AbortSignal): Promise<void> {
-    const err = new Int32Array(1)
-    const w = native.sbl_wait_start(this.handle(), entry, err)
-    if (!w) throw new ProtocolError(`contest "${this.name}": could not start a waiter (errno ${-err[0]!})`)
-    let stop!: () => void
-    const stopped = new Promise<void>((resolve) => (stop = resolve))
-    this.waits.add(stop)
-    this.waitThreads++
-    const reader = Bun.file(native.sbl_wait_fd(w)).stream().getReader()
-    let timer: ReturnType<typeof setTimeout> | undefined
-    let onAbort: (() => void) | undefined
+    while (this.waiterStopping) await this.waiterStopping
+    const p = this.handle()
+    this.startWaiter(p)
+    let wake!: () => void
+    const woken = new Promise<void>((resolve) => (wake = resolve))
+    const waiter: Waiter = { wake }
+    let queue = this.waiting.get(entry)
+    if (!queue) this.waiting.set(entry, (queue = new Set()))
+    queue.add(waiter)
+    this.waitCount++
+    this.arm(entry)
+    const timer = ms === Infinity ? undefined : setTimeout(wake, ms)
+    signal?.addEventListener("abort", wake, { once: true })
     try {
-      const waits: Promise<unknown>[] = [reader.read(), stopped]
-      if (ms !== Infinity) waits.push(new Promise<void>((resolve) => (timer = setTimeout(resolve, ms))))
-      if (signal)
-        waits.push(
-          new Promise<void>((resolve) => signal.addEventListener("abort", (onAbort = () => resolve()), { once: true })),
-        )
-      await Promise.race(waits)
+      await woken
     } finally {
       clearTimeout(timer)
-      if (onAbort) signal!.removeEventListener("abort", onAbort)
-      this.waits.delete(stop)
-      // Off the hand-over path, on a later turn of the event loop (cancelling the stream here cost tens of
-      // µs before the caller could claim): Bun lets go of the fd, then the C side joins the thread and
-      // closes it; the contest is freed only after the last one.
-      setImmediate(
-        () =>
-          void reader
-            .cancel()
-            .catch(() => {})
-            .then(() => {
-              native.sbl_wait_end(w)
-              this.waitThreads--
-              this.freeIfIdle()
-            }),
-      )
+      signal?.removeEventListener("abort", wake)
+      queue.delete(waiter)
+      if (queue.size === 0) {
+        if (this.waiting.get(entry) === queue) this.waiting.delete(entry)
+        this.disarm(entry)
+      } else {
+        this.arm(entry) // the others keep waiting: hear the next release too
+      }
+      if (--this.waitCount === 0) setImmediate(() => this.stopWaiterIfIdle())
     }
     signal?.throwIfAborted()
     if (this.isClosed) throw new ContestClosedError(`contest "${this.name}" was closed while waiting`)
   }
+
+  private arm(entry: number) {
+    if (this.armed.has(entry) || !this.ptr || this.isClosed || this.waiterFd < 0) return
+    this.armed.add(entry)
+    native.sbl_waiter_arm(this.ptr, entry)
+  }
+
+  private disarm(entry: number) {
+    if (!this.armed.delete(entry) || !this.ptr || this.waiterFd < 0) return
+    native.sbl_waiter_disarm(this.ptr, entry)
+  }
+
+  private startWaiter(p: ContestPtr) {
+    if (this.waiterFd >= 0) return
+    const fd = native.sbl_waiter_fd(p)
+    if (fd < 0) throw new ProtocolError(`contest "${this.name}": could not start the waiter thread (errno ${-fd})`)
+    this.waiterFd = fd
+    const reader = Bun.file(fd).stream().getReader()
+    this.waiterReader = reader
+    void (async () => {
+      try {
+        for (;;) {
+          if ((await reader.read()).done) return
+          this.wakeReady()
+        }
+      } catch {} // cancelled
+    })()
+  }
+
+  // Entries the waiter thread found claimable (it disarmed them): wake the first waiter of each.
+  private wakeReady() {
+    const p = this.ptr
+    if (!p || this.waiterFd < 0) return
+    for (let n = this.readyBuf.length; n === this.readyBuf.length; ) {
+      n = native.sbl_waiter_ready(p, this.readyBuf, this.readyBuf.length)
+      for (let k = 0; k < n; k++) {
+        const entry = this.readyBuf[k]!
+        this.armed.delete(entry)
+        const queue = this.waiting.get(entry)
+        const first = queue?.values().next().value
+        if (first) {
+          queue!.delete(first)
+          first.wake()
+        }
+      }
+    }
+  }
+
+  // Off the hand-over path, on a later turn of the event loop: Bun lets go of the eventfd, then the C side
+  // joins the thread and closes it; the contest is freed only after that.
+  private stopWaiterIfIdle() {
+    if (this.waitCount > 0 || this.waiterFd < 0 || this.waiterStopping) return
+    const reader = this.waiterReader!
+    this.waiterReader = undefined
+    this.waiterStopping = reader
+      .cancel()
+      .catch(() => {})
+      .then(() => {
+        if (this.ptr) native.sbl_waiter_stop(this.ptr)
+        this.waiterFd = -1
+        this.armed.clear()
+        this.waiterStopping = undefined
+        this.freeIfIdle()
+      })
+  }
+
+  /** @internal for tests: claims waiting in this process, and whether its waiter thread runs */
+  waiterState(): { waiting: number; thread: boolean } {
+    return { waiting: this.waitCount, thread: this.waiterFd >= 0 }
+  }
+}
+
+interface Waiter {
+  wake: () => void
 }
 
 function checkKind(s: Subject): number {
@@ -610,4 +709,30 @@ function checkKind(s: Subject): number {
   if (typeof s.label !== "string")
     throw new InvalidSubjectError(`subject label must be a string, got ${typeof s.label}`)
   return k
+}
+
+const MAX_TTL_MS = 1e15 // ~31 700 years: past it, say Infinity (or leave ttlMs out)
+const MAX_TIMER_MS = 2 ** 31 - 1 // setTimeout's limit (~24.8 days)
+const MAX_SPIN_US = 10_000_000
+const CLAIM_OPTIONS = new Set(["owner", "ttlMs", "spinUs"])
+const WAIT_OPTIONS = new Set([...CLAIM_OPTIONS, "signal", "timeoutMs"])
+const CONTEST_OPTIONS = new Set(["capacity", "joinTimeoutMs"])
+
+function checkOptions<T extends object>(opts: T | undefined, known: Set<string>, what: string): T {
+  if (opts === undefined) return {} as T
+  if (opts === null || typeof opts !== "object")
+    throw new TypeError(`${what} options must be an object, got ${opts === null ? "null" : typeof opts}`)
+  for (const k of Object.keys(opts))
+    if (!known.has(k))
+      throw new TypeError(`unknown ${what} option ${JSON.stringify(k)}; known: ${[...known].join(", ")}`)
+  return opts
+}
+
+/** A number in [min, max] (Infinity allowed when `infinite`), else TypeError (not a number) or RangeError. */
+function checkNumber(v: unknown, name: string, min: number, max: number, infinite = false): number {
+  if (typeof v !== "number") throw new TypeError(`${name} must be a number, got ${typeof v}`)
+  if (v === Infinity && infinite) return v
+  if (!(v >= min && v <= max))
+    throw new RangeError(`${name} must be ${min} … ${max}${infinite ? " or Infinity" : ""}, got ${v}`)
+  return v
 }

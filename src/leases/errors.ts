@@ -27,3 +27,13 @@ export class ContestClosedError extends SlotBusError {}
 
 /** The contest could not be opened or joined (name, capacity, uid, or 256 members already). */
 export class ContestOpenError extends SlotBusError {}
+
+/** Every member of the contest is stopped (SIGSTOP, a debugger), so none can hand the table over: `pids` are theirs. */
+export class ContestMembersStoppedError extends ContestOpenError {
+  constructor(
+    message: string,
+    readonly pids: number[],
+  ) {
+    super(message)
+  }
+}

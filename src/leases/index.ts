@@ -14,8 +14,9 @@ export {
   ContestClosedError,
   ContestFrameTooLargeError,
   ContestFullError,
+  ContestMembersStoppedError,
   ContestOpenError,
   InvalidSubjectError,
   LeaseLostError,
 } from "./errors.ts"
-export { ProtocolError, SlotBusError, TimeoutError } from "../errors.ts"
+export { PeerRefusedError, ProtocolError, SlotBusError, TimeoutError } from "../errors.ts"

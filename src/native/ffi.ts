@@ -56,7 +56,7 @@ export type Native = Library<typeof symbols>["symbols"]
 export type Chan = Pointer
 
 /** What this TypeScript expects of the library: csrc/slotbus.h's SB_ABI_VERSION and the layout string's hash. */
-export const ABI_VERSION = 4
+export const ABI_VERSION = 5
 export const LAYOUT_HASH = 0xd6d37120
 
 /** The library's functions; only valid once loadNative() has resolved (every entry point awaits it). */
@@ -123,8 +123,10 @@ export const Errno = {
   ENOENT: -2,
   EINTR: -4,
   EAGAIN: -11,
+  EPIPE: -32,
   EUSERS: -87,
   EADDRINUSE: -98,
+  ECONNRESET: -104,
   ETIMEDOUT: -110,
   ECONNREFUSED: -111,
 } as const
@@ -133,6 +135,7 @@ export const Errno = {
 
 const leaseSymbols = {
   sbl_open: { args: [cstring, u32, i32, ptr], returns: ptr },
+  sbl_open_error: { args: [], returns: cstring },
   sbl_close: { args: [ptr], returns: none },
   sbl_try_claim: { args: [ptr, u32, ptr, u32, ptr, u32, f64, f64, ptr], returns: i32 },
   sbl_try_claim_spin: { args: [ptr, u32, ptr, u32, ptr, u32, f64, f64, ptr], returns: i32 },
@@ -147,6 +150,11 @@ const leaseSymbols = {
   sbl_wait_start: { args: [ptr, u32, ptr], returns: ptr },
   sbl_wait_fd: { args: [ptr], returns: i32 },
   sbl_wait_end: { args: [ptr], returns: none },
+  sbl_waiter_fd: { args: [ptr], returns: i32 },
+  sbl_waiter_arm: { args: [ptr, u32], returns: i32 },
+  sbl_waiter_disarm: { args: [ptr, u32], returns: i32 },
+  sbl_waiter_ready: { args: [ptr, ptr, u32], returns: i32 },
+  sbl_waiter_stop: { args: [ptr], returns: none },
   sbl_table: { args: [ptr], returns: ptr },
   sbl_table_size: { args: [ptr], returns: f64 },
   sbl_member_index: { args: [ptr], returns: i32 },
@@ -200,12 +208,14 @@ export const LeaseErrno = {
   EPERM: -1,
   ENOENT: -2,
   E2BIG: -7,
+  EACCES: -13,
   ENOMEM: -12,
   EINVAL: -22,
   ENOSPC: -28,
   EPROTO: -71,
   EUSERS: -87,
   ETIMEDOUT: -110,
+  EHOSTDOWN: -112,
 } as const
 
 // ---- topics (slotbus/events) ----------------------------------------------------------------------------
@@ -218,6 +228,8 @@ const topicSymbols = {
   sb_topic_open: { returns: ptr, args: [cstring, u32, i32, ptr] },
   sb_topic_fd: { returns: i32, args: [ptr] },
   sb_topic_tick: { returns: i32, args: [ptr] },
+  sb_topic_tick_deep: { returns: i32, args: [ptr] },
+  sb_topic_leave: { returns: none, args: [ptr] },
   sb_topic_close: { returns: none, args: [ptr] },
   sb_topic_region: { returns: ptr, args: [ptr] },
   sb_topic_capacity: { returns: u32, args: [ptr] },
@@ -251,7 +263,7 @@ export let topicNative: TopicNative = undefined as unknown as TopicNative
 /** csrc/topic.h, by name (test/events/layout.test.ts compares each with the header). */
 export const TopicConst = {
   MAGIC: 0x50544253,
-  VERSION: 1,
+  VERSION: 2,
   E_CORRUPT: -1000,
   MIN_CAPACITY: 65536,
   MAX_CAPACITY: 1073741824,
@@ -262,6 +274,7 @@ export const TopicConst = {
   MAX_FILTER_KEYS: 4,
   FILTER_BYTES: 184,
   REC_HEADER: 32,
+  HEAD_BYTES: 4400,
   FROM_NOW: -1,
   FROM_OLDEST: -2,
 } as const
@@ -272,6 +285,7 @@ export const TopicLayout = {
   OFF_KEEPER_PID: 192,
   OFF_KEEPER_START: 200,
   OFF_ABANDONED: 208,
+  OFF_FENCED: 216,
   OFF_SEGMENTS: 256,
   OFF_SUBS: 4096,
   SUB_BYTES: 256,
@@ -299,6 +313,7 @@ export const SubField = {
   FILTER: 64,
   ESTIMATES: 248,
 } as const
+export const PubField = { STATE: 0, PID: 4, START: 8, PUBLISHED: 16, FENCE: 24 } as const
 export const EntryState = { FREE: 0, CLAIMING: 1, LIVE: 2 } as const
 export const RecState = { WRITING: 1, EVENT: 2, PADDING: 3, ABORTED: 4 } as const
 export const Encoding = { BYTES: 0, STRING: 1, JSON: 2 } as const

@@ -14,7 +14,7 @@ export type {
   StdioBusStats,
   StdioRequestOptions,
   StdioStopOptions,
-} from "./bus.ts"
+} from "./types.ts"
 export { DEFAULT_LIMITS, loadConfig } from "./config.ts"
 export type { LimitsConfig, PoolConfig, StdioBusConfig, StdioBusConfigInput } from "./config.ts"
 export {

@@ -28,3 +28,17 @@ test("`slotbus bench leases --help` prints its usage", async () => {
   expect(r.code).toBe(0)
   expect(r.stdout).toContain("usage: slotbus bench leases")
 })
+
+test("`slotbus bench leases --waiters 50 --quick` prints idle CPU, one waiter thread and wake latencies", async () => {
+  const r = await run([
+    process.execPath,
+    join(import.meta.dir, "..", "..", "bin", "slotbus.ts"),
+    "bench",
+    "leases",
+    "--waiters",
+    "50",
+    "--quick",
+  ])
+  expect(r.code).toBe(0)
+  expect(r.stdout).toMatch(/^\s+50\s+[\d.]+\s+1\s+\d+\s+\d+\s+50$/m)
+}, 30_000)

@@ -3,27 +3,11 @@ import { describe, expect, test } from "bun:test"
 import { SlotBus, type SlotResponse } from "../../src/index.ts"
 import { busName, type Child, eventually, FIXTURES, spawn } from "../support/helpers.ts"
 import { join } from "node:path"
+import { asNobody, NOBODY, nobodyEnv, whyNotAsNobody } from "../support/uid.ts"
 
-const NOBODY = 65534
 const FIXTURE = join(FIXTURES, "crash-worker.ts")
 const BUN = process.execPath
-const setpriv = Bun.which("setpriv")
-const asNobody = (args: string[]) => [setpriv!, `--reuid=${NOBODY}`, `--regid=${NOBODY}`, "--clear-groups", ...args]
-// Bun as nobody: no home to write a cache into.
-const nobodyEnv = { PATH: process.env.PATH, HOME: "/tmp", BUN_RUNTIME_TRANSPILER_CACHE_PATH: "0" }
-
-function whyNot(): string | null {
-  if (process.getuid?.() !== 0)
-    return `needs root to start a process as uid ${NOBODY} (running as uid ${process.getuid?.()})`
-  if (!setpriv) return "needs setpriv (util-linux) to start a process as another uid"
-  const probe = Bun.spawnSync(asNobody([BUN, "-e", `require("fs").accessSync(${JSON.stringify(FIXTURE)}, 4)`]), {
-    env: nobodyEnv,
-    stderr: "pipe",
-  })
-  if (probe.exitCode !== 0) return `uid ${NOBODY} cannot run ${BUN} on ${FIXTURE}: ${probe.stderr.toString().trim()}`
-  return null
-}
-const skipReason = whyNot()
+const skipReason = whyNotAsNobody(FIXTURE)
 if (skipReason) console.warn(`uid.test skipped: ${skipReason}`)
 
 function nobodyWorker(name: string, ...flags: string[]) {

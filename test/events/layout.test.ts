@@ -28,6 +28,7 @@ interface Ts {
   TopicConst: Record<string, number>
   TopicLayout: Record<string, number>
   SubField: Record<string, number>
+  PubField: Record<string, number>
   EntryState: Record<string, number>
   RecState: Record<string, number>
   Encoding: Record<string, number>
@@ -46,6 +47,7 @@ const realTs: Ts = {
   TopicConst: ffi.TopicConst,
   TopicLayout: ffi.TopicLayout,
   SubField: ffi.SubField,
+  PubField: ffi.PubField,
   EntryState: ffi.EntryState,
   RecState: ffi.RecState,
   Encoding: ffi.Encoding,
@@ -69,6 +71,7 @@ const checks: Record<string, (s: Sources, ts: Ts) => string[]> = {
   "TopicLayout, SubField and the state enums equal topic.h": (s, ts) => [
     ...eq("TopicLayout", sorted(ts.TopicLayout), sorted(cEnum(s.header, "sb_topic_layout", "SB_TOPIC_"))),
     ...eq("SubField", sorted(ts.SubField), sorted(cEnum(s.header, "sb_topic_sub_field", "SB_SUB_"))),
+    ...eq("PubField", sorted(ts.PubField), sorted(cEnum(s.header, "sb_topic_pub_field", "SB_PUBLISHER_"))),
     ...eq("EntryState", sorted(ts.EntryState), sorted(cEnum(s.header, "sb_topic_entry_state", "SB_ENTRY_"))),
     ...eq("RecState", sorted(ts.RecState), sorted(cEnum(s.header, "sb_topic_rec_state", "SB_REC_"))),
     ...eq("Encoding", sorted(ts.Encoding), sorted(cEnum(s.header, "sb_topic_encoding", "SB_ENC_"))),
@@ -85,8 +88,11 @@ const checks: Record<string, (s: Sources, ts: Ts) => string[]> = {
       ...eq("magic", Number(/magic `(0x[0-9A-Fa-f]+)`/.exec(sec)?.[1]), ts.TopicConst.MAGIC),
       ...eq("tail", row(/\*\*tail\*\*/), ts.TopicLayout.OFF_TAIL),
       ...eq("sleepers", row(/\*\*sleepers\*\*/), ts.TopicLayout.OFF_SLEEPERS),
-      ...eq("keeper pid", row(/keeper pid/), ts.TopicLayout.OFF_KEEPER_PID),
+      ...eq("creator pid", row(/creator pid/), ts.TopicLayout.OFF_KEEPER_PID),
       ...eq("segment index", row(/\*\*segment index\*\*/), ts.TopicLayout.OFF_SEGMENTS),
+      ...eq("fenced", row(/\*\*fenced\*\*/), ts.TopicLayout.OFF_FENCED),
+      ...eq("fence", row(/\*\*fence\*\*/), ts.PubField.FENCE),
+      ...eq("version", Number(/\| 4 \| u32 \| version `(\d+)`/.exec(sec)?.[1]), ts.TopicConst.VERSION),
       ...eq("cursor", row(/\*\*cursor\*\*/), ts.SubField.CURSOR),
       ...eq("lagged", row(/lagged/), ts.SubField.LAGGED),
       ...eq("filter", row(/filter \(/), ts.SubField.FILTER),
@@ -131,6 +137,18 @@ layoutTests(
         (s) => ({ ...s, header: s.header.replace("SB_REC_ABORTED = 4", "SB_REC_ABORTED = 5") }),
       ],
       [
+        "the fence moved in the header",
+        (s) => ({ ...s, header: s.header.replace("SB_PUBLISHER_FENCE = 24", "SB_PUBLISHER_FENCE = 32") }),
+      ],
+      [
+        "the fenced counter moved in PROTOCOL",
+        (s) => ({ ...s, protocol: s.protocol.replace("| 216 | u64 | **fenced**", "| 224 | u64 | **fenced**") }),
+      ],
+      [
+        "the version bumped in the header only",
+        (s) => ({ ...s, header: s.header.replace("SB_TOPIC_VERSION 2u", "SB_TOPIC_VERSION 3u") }),
+      ],
+      [
         "a subscriber field moved",
         (s) => ({ ...s, header: s.header.replace("SB_SUB_LAGGED = 32", "SB_SUB_LAGGED = 40") }),
       ],
@@ -162,6 +180,7 @@ layoutTests(
     ],
     ts: [
       ["a TS offset off", (ts) => ({ ...ts, TopicLayout: { ...ts.TopicLayout, OFF_TAIL: 72 } })],
+      ["a TS fence offset off", (ts) => ({ ...ts, PubField: { ...ts.PubField, FENCE: 16 } })],
       ["a TS state off", (ts) => ({ ...ts, RecState: { ...ts.RecState, EVENT: 9 } })],
       ["another layout hash", (ts) => ({ ...ts, layoutHash: (ts.layoutHash + 1) >>> 0 })],
     ],

@@ -152,6 +152,30 @@ describe("lifecycle", () => {
     expect(t.stats().subscribers.length).toBe(0)
   })
 
+  test("a second handle in the same process joins even with timeoutMs 0: the member here answers at once", async () => {
+    // failed before: the deadline was checked before this process's own handle had a chance to answer
+    const name = fresh()
+    const a = await Topic.open(name)
+    cleanup.push(a)
+    for (let i = 0; i < 20; i++) {
+      const b = await Topic.open(name, { timeoutMs: 0 })
+      expect(b.isKeeper).toBe(false)
+      b.close()
+    }
+  })
+
+  test("a closed handle lets go of the name at once: its lingering subscriptions keep no newcomer waiting", async () => {
+    const name = fresh()
+    const a = await Topic.open(name)
+    const sub = a.subscribe()
+    a.close() // the native handle lives on until the subscription's memory is freed; the name must not (a guard:
+    // the lingering handle, no longer ticking, held the shared listening socket; freed in time here, it passed before too)
+    const b = await Topic.open(name, { timeoutMs: 0 })
+    cleanup.push(b)
+    expect(b.isKeeper).toBe(true) // nobody else held it: a fresh topic, not a wait on a handle that no longer ticks
+    expect(sub.isClosed).toBe(true)
+  })
+
   test("a dropped subscriber is collected", async () => {
     const t = await openTopic()
     ;(() => {

@@ -61,3 +61,49 @@ test("ProtocolError is what a corrupt table surfaces as", async () => {
   for (let i = 0; i < 64; i++) table.setUint32(20480 + 256 * i + 120, 7, true)
   expect(() => c.tryClaim({ kind: 1, label: "a" })).toThrow(ProtocolError)
 })
+
+// 24 repeatable scribblers, half writing plausible words, half random bytes: whatever they do, every other
+// member's calls return (work, or throw a typed SlotBusError), a waiting claim settles, nothing crashes.
+const SEEDS = Array.from({ length: 24 }, (_, i) => [i + 1, i % 2 === 0 ? "words" : "chaos"] as const)
+test.each(SEEDS)(
+  "seed %d (%s): the others' calls return or throw a typed error, a waiting claim settles",
+  async (seed, mode) => {
+    const name = busName(`hostile-${seed}`)
+    const c = await Contest.open(name)
+    try {
+      const held = c.tryClaim({ kind: 1, label: "held" }, { owner: "victim", ttlMs: 60_000 })
+      const scribbler = bunChild("lease-member.ts", ["scribble", name, "5", String(seed), mode])
+      await scribbler.waitLine(/^scribbled$/, 30_000)
+      const kinds = new Set<string>()
+      const attempt = (f: () => unknown) => {
+        try {
+          f()
+        } catch (e) {
+          expect(e).toBeInstanceOf(SlotBusError)
+          kinds.add((e as Error).constructor.name)
+        }
+      }
+      for (let i = 0; i < 60; i++) {
+        attempt(() => {
+          const r = c.tryClaim({ kind: i % 3, label: `s${i % 11}` }, { owner: "victim", ttlMs: 1000 })
+          if (r.claimed) r.lease.release()
+        })
+        attempt(() => c.holders())
+        attempt(() => c.stats())
+      }
+      if (held.claimed) attempt(() => held.lease.renew(1000))
+      // a waiting claim on a subject someone may appear to hold: it must settle, not hang
+      const waited = await c.claim({ kind: 1, label: "held" }, { owner: "waiter", timeoutMs: 300 }).then(
+        (l) => (l.release(), "claimed"),
+        (e) => (expect(e).toBeInstanceOf(SlotBusError), (e as Error).constructor.name),
+      )
+      expect(typeof waited).toBe("string")
+      console.log(`seed ${seed} ${mode}: errors ${[...kinds].join(", ") || "none"}; waiting claim: ${waited}`)
+      for (const k of kinds)
+        expect(["ProtocolError", "LeaseLostError", "ContestFullError", "TimeoutError"]).toContain(k)
+    } finally {
+      c.close()
+    }
+  },
+  30_000,
+)

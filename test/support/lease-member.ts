@@ -6,7 +6,10 @@
 //                                    win the subject <wins> times; each time check the shared counter file
 //                                    (count, last token) was not touched meanwhile and the token grew; print
 //                                    "done <overlaps> <wins> <takeovers-seen>"
-//   scribble <name> <rounds>         join, then write random bytes over the member and entry regions
+//   scribble <name> <rounds> [seed words|chaos]
+//                                    join, then write random bytes over the member and entry regions; with a
+//                                    seed, a repeatable run: "chaos" random bytes, "words" plausible u32 words
+//                                    (small states, member indexes, versions) at random aligned offsets
 import { openSync, readSync, writeSync } from "node:fs"
 import { toArrayBuffer } from "bun:ffi"
 import { Contest } from "../../src/leases/index.ts"
@@ -84,6 +87,22 @@ switch (mode) {
     const { address, size } = contest.table()
     const table = new Uint8Array(toArrayBuffer(address as never, 0, size))
     const rounds = Number(rest[0])
+    if (rest[1] !== undefined) {
+      let x = Number(rest[1]) * 2654435761 + 1
+      const rnd = () => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0), x)
+      const words = new DataView(table.buffer, table.byteOffset, size)
+      for (let r = 0; r < rounds; r++) {
+        for (let i = 0; i < 2000; i++) {
+          const off = 4096 + ((rnd() % ((size - 4096) >>> 2)) << 2)
+          if (rest[2] === "words") words.setUint32(off, [0, 1, 2, 3, 7, 255, 0xffffffff, rnd()][rnd() % 8]!, true)
+          else table[off + (rnd() & 3)] = rnd() & 255
+        }
+        await Bun.sleep(1)
+      }
+      say("scribbled")
+      forever()
+      break
+    }
     for (let r = 0; r < rounds; r++) {
       // members (4096 …) and entries (20480 …), every byte at random; the header stays, so newcomers can join
       crypto.getRandomValues(table.subarray(4096, Math.min(size, 4096 + 65536)))

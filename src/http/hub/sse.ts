@@ -2,8 +2,8 @@
 // `GET /events` reads the hub's events topic (shared memory, see slotbus/events): the hub holds one subscription
 // for the live stream and fans it out; a client reconnecting with Last-Event-ID first replays from the ring.
 import type { Server } from "bun"
+import { PayloadTooLargeError } from "../../core/index.ts"
 import {
-  PayloadTooLargeError,
   TopicFullError,
   type EventBatch,
   type Routing,
@@ -11,7 +11,7 @@ import {
   type Topic,
   type TopicEvent,
   type TopicFilter,
-} from "../../core/index.ts"
+} from "../../events/index.ts"
 import { parseRoute, type Params } from "../routes.ts"
 import type { ControlMessage, EmitItem, PushItem, PushTarget } from "../wire.ts"
 import type { HubCounters } from "./health.ts"
@@ -47,6 +47,8 @@ interface EventsFilter {
 const LAGGED = "lagged"
 /** A replay reads the ring in one go; this bounds a read, not the replay. */
 const REPLAY_QUEUE = 1 << 20
+/** The live stream fans out at most this many events per read (the subscription lets the event loop turn between). */
+const FANOUT_BATCH = 256
 
 /** Reasons the hub itself ends a client whose socket it must then close: its data stopped flowing. */
 const DROPPED = new Set(["slow", "idle"])
@@ -92,7 +94,7 @@ export class SseHub {
 
   private async fanOut(sub: Subscription) {
     try {
-      for await (const batch of sub.batches()) this.deliverLive(batch, sub.lagged)
+      for await (const batch of sub.batches(FANOUT_BATCH)) this.deliverLive(batch, sub.lagged)
     } catch (e) {
       if (!sub.isClosed)
         this.o.log(`the events stream stopped: ${(e as Error).message}; GET /events clients get nothing more`)

@@ -3,6 +3,7 @@
 //   pub <topic> <count> <publisher index>  publish the stream of gen.ts, then "ctl.end" on <topic>-ctl
 //   hold <topic> <capacity>                open (create) and stay
 //   hostile <topic>                        scribble over the ring, then publish garbage-free events forever
+//   squat <topic> <timeout ms>             open (create) the topic, say whether it created it or why not, exit
 import { toArrayBuffer } from "bun:ffi"
 import { Topic } from "../../../src/events/index.ts"
 import { TopicLayout, topicNative } from "../../../src/native/ffi.ts"
@@ -95,6 +96,15 @@ if (mode === "hold") {
     const off = (rnd() % (ring.length / 16)) * 16
     new DataView(ring.buffer, ring.byteOffset).setUint32(off + 12, 2, true)
   }, 1)
+} else if (mode === "squat") {
+  try {
+    const t = await Topic.open(name!, { capacity: 1 << 16, timeoutMs: Number(a) })
+    say({ opened: true, created: t.isKeeper })
+    await t.close()
+  } catch (e) {
+    say({ opened: false, error: (e as Error).name, message: (e as Error).message })
+  }
+  process.exit(0)
 } else {
   process.stderr.write(`member: unknown mode ${mode}\n`)
   process.exit(2)

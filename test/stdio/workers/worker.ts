@@ -40,7 +40,7 @@ if (mode === "no-read") {
           error: { code: 42, message: "asked to fail", data: { pid: process.pid } },
         })
       case "crash":
-        process.exit(3)
+        return process.exit(3)
       case "answer-exit":
         out.write(
           JSON.stringify({
@@ -50,7 +50,7 @@ if (mode === "no-read") {
           }) + "\n",
         )
         await out.flush() // all of it in the pipe (process.exit would drop what Bun still buffers), then exit at once
-        process.exit(0)
+        return process.exit(0)
       case "big":
         out.write(JSON.stringify({ jsonrpc: "2.0", id: msg.id, result: "x".repeat(msg.params.bytes) }) + "\n")
         return out.flush()

@@ -1,8 +1,8 @@
 // The topic errors (they live in the core, so the HTTP hub and slotbus/events share them).
-import { SlotBusError } from "../../errors.ts"
+import { SlotBusError } from "../errors.ts"
 
 /** The topic was closed; open it again. */
 export class TopicClosedError extends SlotBusError {}
 
-/** Every subscriber (64) or rule (8) entry of the topic is taken: close some, or use another topic. */
+/** Every subscriber (64), publisher (32) or rule (8) entry of the topic is taken: close some, or use another topic. */
 export class TopicFullError extends SlotBusError {}

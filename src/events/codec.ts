@@ -1,5 +1,6 @@
 // Events, filters and rules as csrc/topic.h encodes them (docs/PROTOCOL.md §8.3, §8.5, §8.6).
-import { Encoding, FilterMode, TopicConst } from "../../native/ffi.ts"
+import { Encoding, FilterMode, TopicConst } from "../native/ffi.ts"
+import { checkWellFormed } from "../core/index.ts"
 
 export type Routing = Record<string, string>
 export type EventData = Uint8Array | string | unknown
@@ -16,17 +17,18 @@ const HEADER = 16 // the encoded event's header: the record's bytes 16..31
 function checkPart(what: string, s: unknown, max = 255): string {
   if (typeof s !== "string" || s.length === 0)
     throw new TypeError(`${what} must be a non-empty string, got ${JSON.stringify(s)}`)
+  checkWellFormed(s, what) // two values differing only in a lone surrogate would encode alike (U+FFFD)
   if (utf8.encode(s).length > max)
     throw new TypeError(`${what} must be at most ${max} bytes of UTF-8: ${JSON.stringify(s.slice(0, 40))}…`)
   return s
 }
 
-// Encoded types and routing keys, cached: events mostly reuse a handful.
+// Encoded types and routing keys, cached (and checked) once: events mostly reuse a handful.
 const bytesCache = new Map<string, Uint8Array>()
-function bytesOf(s: string): Uint8Array {
+function bytesOf(s: string, what: string): Uint8Array {
   let b = bytesCache.get(s)
   if (b === undefined) {
-    b = utf8.encode(s)
+    b = utf8.encode(checkWellFormed(s, what))
     if (bytesCache.size < 4096) bytesCache.set(s, b)
   }
   return b
@@ -44,7 +46,7 @@ export function encodeEvent(
   data: EventData,
 ): number {
   if (typeof type !== "string" || type.length === 0) checkPart("event type", type)
-  const t = bytesOf(type)
+  const t = bytesOf(type, "event type")
   if (t.length > 255) checkPart("event type", type)
   let n = HEADER
   if (n + t.length > out.length) return -1
@@ -58,9 +60,9 @@ export function encodeEvent(
       if (v === undefined) continue
       if (++keys > TopicConst.MAX_KEYS)
         throw new TypeError(`an event carries at most ${TopicConst.MAX_KEYS} routing keys`)
-      const kb = bytesOf(checkPart("routing key", k))
+      const kb = bytesOf(checkPart("routing key", k), "routing key")
       const vb =
-        typeof v === "string" && v.length > 0 && v.length < 86
+        typeof v === "string" && v.length > 0 && v.length < 86 && v.isWellFormed()
           ? utf8.encode(v)
           : utf8.encode(checkPart(`routing value of "${k}"`, v))
       if (vb.length > 255) checkPart(`routing value of "${k}"`, v)
@@ -106,6 +108,9 @@ export function encodeFilter(filter: TopicFilter): { bytes: Uint8Array; text: st
   const type = filter.type ?? "*"
   if (typeof type !== "string" || type.length === 0)
     throw new TypeError(`filter type must be a non-empty string, got ${JSON.stringify(type)}`)
+  checkWellFormed(type, "filter type")
+  if (filter.routing != null && typeof filter.routing !== "object")
+    throw new TypeError(`filter routing must be an object of strings, got ${typeof filter.routing}`)
   let mode: number = FilterMode.EXACT
   let t = type
   if (type === "*") (mode = FilterMode.ANY), (t = "")

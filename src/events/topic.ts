@@ -1,6 +1,6 @@
 // A named topic: open or create, publish, subscribe, late-binding rules, stats (docs/PROTOCOL.md §8).
 import { toArrayBuffer, type Pointer } from "bun:ffi"
-import { PayloadTooLargeError, PeerRefusedError, ProtocolError, SlotBusError, TimeoutError } from "../../errors.ts"
+import { PayloadTooLargeError, PeerRefusedError, ProtocolError, SlotBusError, TimeoutError } from "../errors.ts"
 import {
   EntryState,
   PubFlag,
@@ -12,7 +12,8 @@ import {
   TopicOut,
   topicNative,
   loadNative,
-} from "../../native/ffi.ts"
+} from "../native/ffi.ts"
+import { checkWellFormed, knownOptions, tuning } from "../core/index.ts"
 import {
   decodeFilter,
   encodeEvent,
@@ -28,7 +29,7 @@ import { Subscription, type NativeSub, type SubscribeOptions, type SubscriptionO
 export interface TopicOptions {
   /** Ring bytes (a power of two, 64 KiB … 1 GiB), used only by the process that creates the topic. Default 1 MiB. */
   capacity?: number
-  /** How long to wait for the topic's keeper to answer. Default 5000. */
+  /** How long to wait for a member of the topic to answer. Default 5000. */
   timeoutMs?: number
   /** Called with a warning (a malformed late-binding value was skipped). Default: console.warn. */
   onWarning?: (message: string) => void
@@ -53,16 +54,21 @@ export interface TopicStats {
   capacity: number
   /** Bytes claimed so far (the next event's id). */
   tail: number
+  /** The pid of the process that created the topic; 0 once it closed the topic. */
   keeperPid: number
   /** Records skipped because their publisher died or stalled before finishing them (never published). */
   abandoned: number
+  /** Padding claims made to step around another publisher's unfinished bytes (a stalled or stopped publisher). */
+  fenced: number
   subscribers: { pid: number; filter: string; queue: number; received: number; lagged: number; parked: boolean }[]
   publishers: { pid: number; published: number }[]
 }
 
-const TICK_MS = 20 // housekeeping: answer newcomers, take over from a dead keeper, collect the dead
+const TICK_MS = 20 // housekeeping: answer newcomers, collect the dead
 const SCRATCH_START = 64 * 1024
 const open = new Set<Topic>()
+const OPEN_OPTIONS: ReadonlySet<string> = new Set(["capacity", "timeoutMs", "onWarning"])
+const SUBSCRIBE_OPTIONS: ReadonlySet<string> = new Set(["queue", "idle", "from"])
 
 function topicName(name: string): Buffer {
   if (typeof name !== "string" || !/^[A-Za-z0-9._-]{1,64}$/.test(name))
@@ -112,10 +118,19 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
   /** Opens the topic `name`, creating it if no process holds it. */
   static async open(name: string, opts: TopicOptions = {}): Promise<Topic> {
     const cname = topicName(name)
+    if (opts === null || typeof opts !== "object")
+      throw new TypeError(`Topic.open options must be an object, got ${opts === null ? "null" : typeof opts}`)
+    knownOptions(opts, OPEN_OPTIONS, "Topic.open")
     const capacity = checkCapacity(opts.capacity ?? 1 << 20)
     const timeoutMs = opts.timeoutMs ?? 5000
+    if (typeof timeoutMs !== "number")
+      throw new TypeError(`timeoutMs must be a number of milliseconds, got ${typeof timeoutMs}`)
+    if (!(timeoutMs >= 0))
+      throw new RangeError(`timeoutMs must be a number of milliseconds ≥ 0 (Infinity: no limit), got ${timeoutMs}`)
+    if (opts.onWarning !== undefined && typeof opts.onWarning !== "function")
+      throw new TypeError(`onWarning must be a function, got ${typeof opts.onWarning}`)
     await loadNative()
-    const deadline = Date.now() + timeoutMs
+    const deadline = performance.now() + timeoutMs // monotonic: a wall-clock step must not cut the wait short or stretch it
     const err = new Int32Array(1)
     for (;;) {
       const ptr = topicNative.sb_topic_open_start(cname, capacity, err) as Pointer | null
@@ -125,25 +140,26 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
         throw new SlotBusError(`cannot open topic "${name}": errno ${-e}`)
       }
       if (e === 0) return new Topic(name, ptr, opts)
-      // Joining: the keeper answers on its next housekeeping tick (maybe in this very process).
+      // Joining: a member answers on its next housekeeping tick (maybe in this very process).
       let r: number
-      while ((r = topicNative.sb_topic_open_finish(ptr)) === TopicErrno.EAGAIN) {
-        if (Date.now() > deadline) break
-        for (const t of open) t.tick()
+      for (;;) {
+        for (const t of open) t.tick() // a member in this very process answers at once, whatever the timeout
+        if ((r = topicNative.sb_topic_open_finish(ptr)) !== TopicErrno.EAGAIN || performance.now() > deadline) break
         await Bun.sleep(1)
       }
       if (r === 0) return new Topic(name, ptr, opts)
       topicNative.sb_topic_close(ptr)
-      if (r === TopicErrno.ECONNRESET && Date.now() <= deadline) continue // the keeper left meanwhile: again
+      if (r === TopicErrno.ECONNRESET && performance.now() <= deadline) continue // the members left meanwhile: again
       if (r === TopicErrno.EAGAIN)
-        throw new TimeoutError(`topic "${name}": its keeper did not answer within ${timeoutMs}ms`)
+        throw new TimeoutError(`topic "${name}": no member answered within ${timeoutMs}ms (all stopped or busy?)`)
       if (r === TopicErrno.EPERM) throw new PeerRefusedError(`topic "${name}" is held by a process of another user`)
-      if (r === TopicConst.E_CORRUPT) throw new ProtocolError(`topic "${name}": the keeper sent a malformed region`)
+      if (r === TopicConst.E_CORRUPT)
+        throw new ProtocolError(`topic "${name}": a member sent a malformed hello or region`)
       throw new SlotBusError(`cannot join topic "${name}": errno ${-r}`)
     }
   }
 
-  /** Whether this process answers newcomers (any member takes over when the keeper dies). */
+  /** Whether this handle created the topic. Every member answers newcomers, so the topic outlives its creator. */
   get isKeeper(): boolean {
     return !this.closed && topicNative.sb_topic_is_keeper(this.ptr) === 1
   }
@@ -166,16 +182,24 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
   /** Subscribes with a filter: `{ type: "session.*", routing: { scroll: id } }`; `{}` receives everything. */
   subscribe(filter: TopicFilter = {}, opts: SubscribeOptions = {}): Subscription {
     if (this.closed) throw new TopicClosedError(`topic "${this.name}" is closed; open it again to subscribe`)
+    // Every argument is checked before the registry entry (and its wake socket) exists: a mistake costs nothing.
     const { bytes, text } = encodeFilter(filter)
+    if (opts === null || typeof opts !== "object")
+      throw new TypeError(`subscribe options must be an object, got ${opts === null ? "null" : typeof opts}`)
+    knownOptions(opts, SUBSCRIBE_OPTIONS, "subscribe")
     const queue = opts.queue ?? 256
+    if (typeof queue !== "number") throw new TypeError(`queue must be a number of events, got ${typeof queue}`)
     if (!Number.isInteger(queue) || queue < 1 || queue > 1 << 20)
-      throw new TypeError(`queue must be an integer from 1 to ${1 << 20}, got ${queue}`)
+      throw new RangeError(`queue must be a whole number from 1 to ${1 << 20}, got ${queue}`)
+    const idle = tuning(opts.idle)
     const from = opts.from ?? "now"
     let at: number
     if (from === "now") at = TopicConst.FROM_NOW
     else if (from === "oldest") at = TopicConst.FROM_OLDEST
-    else if (Number.isSafeInteger(from) && from >= 0) at = from
-    else throw new TypeError(`from must be "now", "oldest" or an event id, got ${JSON.stringify(from)}`)
+    else if (Number.isSafeInteger(from) && (from as number) >= 0) at = from as number
+    else if (typeof from === "number")
+      throw new RangeError(`from must be "now", "oldest" or an event id (a whole number ≥ 0), got ${from}`)
+    else throw new TypeError(`from must be "now", "oldest" or an event id, got ${JSON.stringify(from) ?? typeof from}`)
     const err = new Int32Array(1)
     const ptr = topicNative.sb_sub_open(this.ptr, bytes, bytes.length, queue, at, err) as Pointer | null
     if (!ptr) {
@@ -184,8 +208,14 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
       throw new SlotBusError(`cannot subscribe to "${this.name}": errno ${-err[0]!}`)
     }
     const native: NativeSub = { ptr }
+    let sub: Subscription
+    try {
+      sub = new Subscription(this, native, text, queue, idle, this.out[TopicOut.restarted] === 1)
+    } catch (e) {
+      topicNative.sb_sub_close(ptr) // the entry and its wake socket go with the failure
+      throw e
+    }
     this.natives.add(native)
-    const sub = new Subscription(this, native, text, queue, opts.idle, this.out[TopicOut.restarted] === 1)
     this.subs.add(new WeakRef(sub))
     return sub
   }
@@ -205,6 +235,8 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
   /** Live subscribers and publishers of the whole topic (every process), read from shared memory. */
   stats(): TopicStats {
     if (this.closed) throw new TopicClosedError(`topic "${this.name}" is closed`)
+    this.tick(true) // collects members that died since the last tick (zombies too): the counts are never stale
+    if (this.closed) throw new TopicClosedError(`topic "${this.name}" was closed: its header was overwritten`)
     const d = this.control
     const u64 = (off: number) => Number(d.getBigUint64(off, true))
     const subscribers: TopicStats["subscribers"] = []
@@ -233,6 +265,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
       tail: u64(TopicLayout.OFF_TAIL),
       keeperPid: d.getUint32(TopicLayout.OFF_KEEPER_PID, true),
       abandoned: u64(TopicLayout.OFF_ABANDONED),
+      fenced: u64(TopicLayout.OFF_FENCED),
       subscribers,
       publishers,
     }
@@ -244,6 +277,8 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
     this.closed = true
     clearInterval(this.ticker)
     open.delete(this)
+    // Out of the topic now (publisher entry, the name): only the subscriptions' memory waits for the free below.
+    topicNative.sb_topic_leave(this.ptr)
     const subs = [...this.subs].map((w) => w.deref()).filter((s): s is Subscription => s !== undefined)
     for (const s of subs) s.close()
     const freeing = [...this.freeing]
@@ -274,9 +309,9 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
   }
 
   /** @internal: housekeeping, also run by a process that waits to join (it may be the keeper itself). */
-  tick() {
+  tick(deep = false) {
     if (this.closed) return
-    const r = topicNative.sb_topic_tick(this.ptr)
+    const r = deep ? topicNative.sb_topic_tick_deep(this.ptr) : topicNative.sb_topic_tick(this.ptr)
     if (r === TopicConst.E_CORRUPT) {
       this.warn(
         `topic "${this.name}": its header was overwritten; closing it here (${topicNative.sb_topic_error(this.ptr)})`,
@@ -306,6 +341,10 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
     if (r === TopicErrno.EMSGSIZE)
       throw new PayloadTooLargeError(`the event (${n} bytes encoded) is larger than a quarter of the topic's capacity`)
     if (r === TopicErrno.EINVAL) throw new TypeError("the event is malformed")
+    if (r === TopicErrno.ENOSPC)
+      throw new TopicFullError(
+        `topic "${this.name}" has ${TopicConst.MAX_PUBS} publishers already; close some handles, or publish through one`,
+      )
     throw new SlotBusError(`publish to "${this.name}" failed: errno ${-r}`)
   }
 }

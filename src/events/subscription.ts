@@ -1,13 +1,35 @@
 // A subscriber: C filters and copies matching records into a private batch; JS reads events out of it.
 import { toArrayBuffer, type Pointer } from "bun:ffi"
-import { ProtocolError } from "../../errors.ts"
-import { tuning, type IdleStrategy } from "../idle.ts"
-import { native, TopicConst, topicNative } from "../../native/ffi.ts"
+import { ProtocolError } from "../errors.ts"
+import { longTimeout, type IdleStrategy, type LongTimer, type tuning } from "../core/index.ts"
+import { native, TopicConst, topicNative } from "../native/ffi.ts"
 import type { Routing } from "./codec.ts"
 
 const utf8 = new TextDecoder()
 const now = Bun.nanoseconds
 const TWO_32 = 4294967296
+// A reader hands the event loop back after this many events or this long, whichever comes first (as the
+// request pump does): a publisher faster than its reader must not starve the reader's timers and I/O.
+const TURN_EVENTS = 4096
+const TURN_NS = 1_000_000
+
+/** A wait in ms for receive()/ready(): undefined (no limit) or a number ≥ 0 (Infinity allowed). */
+function checkWait(timeoutMs: number | undefined, what: string): number {
+  if (timeoutMs === undefined) return Infinity
+  if (typeof timeoutMs !== "number")
+    throw new TypeError(`${what}: timeoutMs must be a number of milliseconds, got ${typeof timeoutMs}`)
+  if (!(timeoutMs >= 0))
+    throw new RangeError(`${what}: timeoutMs must be a number of milliseconds ≥ 0, got ${timeoutMs}`)
+  return timeoutMs
+}
+
+/** A batch bound for poll()/batches(): a whole number ≥ 1 (Infinity allowed); the queue bound caps it. */
+function checkMax(max: number, queue: number, what: string): number {
+  if (typeof max !== "number") throw new TypeError(`${what}: max must be a number of events, got ${typeof max}`)
+  if (!(max >= 1) || (!Number.isInteger(max) && max !== Infinity))
+    throw new RangeError(`${what}: max must be a whole number ≥ 1, got ${max}`)
+  return Math.min(max, queue)
+}
 
 /** One event as a subscriber sees it. `data` is a view valid until the subscriber reads on; copy it to keep it. */
 export class TopicEvent {
@@ -60,6 +82,11 @@ export class EventBatch {
     private readonly start = 0,
   ) {}
 
+  /** Its subscription was closed: the memory is gone and the batch reads as empty. */
+  private get stale(): boolean {
+    return this.buf.byteLength === 0
+  }
+
   /** The batch buffer itself, for forEachSpan. */
   get bytes(): Uint8Array {
     return this.buf
@@ -67,6 +94,7 @@ export class EventBatch {
 
   /** The leanest reader: fn gets each event's id and where its data lies in `bytes` (nothing is allocated). */
   forEachSpan(fn: (id: number, dataStart: number, dataLength: number) => void) {
+    if (this.stale) return
     const v = this.view
     let off = this.start
     for (let i = 0; i < this.count; i++) {
@@ -79,6 +107,7 @@ export class EventBatch {
 
   /** Calls fn for each event: the type comes raw, data is a view (valid until next poll). */
   forEachRaw(fn: (id: number, typeBytes: Uint8Array, data: Uint8Array) => void) {
+    if (this.stale) return
     let off = this.start
     for (let i = 0; i < this.count; i++) {
       const len = this.view.getUint32(off + 8, true)
@@ -91,6 +120,7 @@ export class EventBatch {
   }
 
   *[Symbol.iterator](): IterableIterator<TopicEvent> {
+    if (this.stale) return
     let off = this.start
     for (let i = 0; i < this.count; i++) {
       yield eventAt(this.buf, this.view, off)
@@ -138,6 +168,10 @@ export interface NativeSub {
   ptr: Pointer | null
 }
 
+// The batch memory is the native side's: a view into it (an event's data, a batch) keeps its subscription, and
+// so that memory, alive; close() detaches it first, so a stale view reads empty instead of freed memory.
+const batchOwner = new WeakMap<ArrayBuffer, Subscription>()
+
 // A subscription dropped without close() (never read to the end, garbage-collected) leaves the registry here.
 const dropped = new FinalizationRegistry<NativeSub>((n) => {
   if (n.ptr) topicNative.sb_sub_close(n.ptr)
@@ -149,6 +183,7 @@ export class Subscription implements AsyncIterable<TopicEvent>, AsyncDisposable,
   /** Whether `from: id` could not start right after that event (it was overwritten): it started at the oldest. */
   readonly restarted: boolean
   private readonly native: NativeSub
+  private readonly batchMemory: ArrayBuffer
   private readonly buf: Uint8Array
   private readonly view: DataView
   private readonly spinNs: number
@@ -158,6 +193,8 @@ export class Subscription implements AsyncIterable<TopicEvent>, AsyncDisposable,
   private offset = 0
   private closed = false
   private lastProgress = now()
+  private turnStart = now() // when this reader last let the event loop turn
+  private turnEvents = 0 // events it read since
   private bell: ReadableStreamDefaultReader<Uint8Array> | undefined
   private bellRead: Promise<unknown> | undefined
   private wakeLocal: (() => void) | undefined
@@ -171,7 +208,7 @@ export class Subscription implements AsyncIterable<TopicEvent>, AsyncDisposable,
     readonly filter: string,
     /** The queue bound. */
     readonly queue: number,
-    idle: IdleStrategy | undefined,
+    idle: ReturnType<typeof tuning>,
     restarted: boolean,
   ) {
     this.native = native
@@ -179,11 +216,12 @@ export class Subscription implements AsyncIterable<TopicEvent>, AsyncDisposable,
     this.restarted = restarted
     const cap = topicNative.sb_sub_batch_capacity(ptr)
     const ab = toArrayBuffer(topicNative.sb_sub_batch(ptr)!, 0, cap)
+    this.batchMemory = ab
+    batchOwner.set(ab, this)
     this.buf = new Uint8Array(ab)
     this.view = new DataView(ab)
-    const t = tuning(idle)
-    this.spinNs = t.spinNs
-    this.parkAfterNs = t.parkAfterNs
+    this.spinNs = idle.spinNs
+    this.parkAfterNs = idle.parkAfterNs
     dropped.register(this, this.native, this)
   }
 
@@ -208,7 +246,8 @@ export class Subscription implements AsyncIterable<TopicEvent>, AsyncDisposable,
   }
 
   /** Reads what is there now (up to max events, at most `queue`), without waiting. The batch is valid until the next read. */
-  poll(max = this.queue): EventBatch {
+  poll(max: number = this.queue): EventBatch {
+    max = checkMax(max, this.queue, "poll")
     if (this.index < this.count) {
       // events receive() has read but not yet handed out come first
       const rest = new EventBatch(this.buf, this.view, this.count - this.index, this.offset)
@@ -222,9 +261,12 @@ export class Subscription implements AsyncIterable<TopicEvent>, AsyncDisposable,
 
   /** The next event, or undefined once closed or after timeoutMs (if given) with nothing. */
   async receive(timeoutMs?: number): Promise<TopicEvent | undefined> {
-    const deadline = timeoutMs === undefined ? Infinity : now() + timeoutMs * 1e6
+    const deadline = now() + checkWait(timeoutMs, "receive") * 1e6
     for (;;) {
-      if (this.index < this.count) return this.next1()
+      if (this.index < this.count) {
+        if (this.turnDue()) await this.yieldTurn() // close() meanwhile forgets the batch
+        if (this.index < this.count) return this.next1()
+      }
       if (this.closed) return undefined
       if (this.fill(this.queue) > 0) return this.next1()
       if (!(await this.waitForEvents(deadline))) return undefined
@@ -233,14 +275,18 @@ export class Subscription implements AsyncIterable<TopicEvent>, AsyncDisposable,
 
   /** Resolves true when a poll may find events (without reading them), false after timeoutMs or once closed. */
   async ready(timeoutMs?: number): Promise<boolean> {
+    const deadline = now() + checkWait(timeoutMs, "ready") * 1e6
+    if (this.turnDue()) await this.yieldTurn()
     if (this.index < this.count) return true
-    return this.waitForEvents(timeoutMs === undefined ? Infinity : now() + timeoutMs * 1e6)
+    return this.waitForEvents(deadline)
   }
 
   /** Batches as they arrive (each valid until the next): the fast path, many events per wake-up. */
-  async *batches(max = this.queue): AsyncGenerator<EventBatch, void, undefined> {
+  async *batches(max: number = this.queue): AsyncGenerator<EventBatch, void, undefined> {
+    max = checkMax(max, this.queue, "batches")
     try {
       while (!this.closed) {
+        if (this.turnDue()) await this.yieldTurn()
         const batch = this.poll(max)
         if (batch.count > 0) yield batch
         else if (!(await this.waitForEvents(Infinity))) return
@@ -270,6 +316,8 @@ export class Subscription implements AsyncIterable<TopicEvent>, AsyncDisposable,
   close() {
     if (this.closed) return
     this.closed = true
+    this.count = this.index = this.offset = 0 // the batch memory goes with the native side
+    if (!this.batchMemory.detached) this.batchMemory.transfer(0) // events and batches still held read empty
     dropped.unregister(this)
     this.wakeLocal?.()
     const n = this.native
@@ -314,11 +362,31 @@ export class Subscription implements AsyncIterable<TopicEvent>, AsyncDisposable,
     this.count = n
     this.index = this.offset = 0
     if (n > 0) this.lastProgress = now()
+    this.turnEvents += n
     return n
+  }
+
+  /** Whether this reader has held the event loop for TURN_EVENTS events or TURN_NS since it last let it turn. */
+  private turnDue(): boolean {
+    return this.turnEvents >= TURN_EVENTS || now() - this.turnStart >= TURN_NS
+  }
+
+  /** Lets timers and I/O run (setImmediate comes after them), then starts a new turn. */
+  private async yieldTurn() {
+    await new Promise<void>((r) => setImmediate(r))
+    this.turnTaken()
+  }
+
+  private turnTaken() {
+    this.turnStart = now()
+    this.turnEvents = 0
   }
 
   /** Waits until a poll may find something (true), or the deadline or close (false). */
   private async waitForEvents(deadline: number): Promise<boolean> {
+    // A flood of events this filter refuses keeps pending() true and every read empty: without this the
+    // loop below and receive() would go round forever without the event loop turning.
+    if (!this.closed && this.turnDue()) await this.yieldTurn()
     const ptr = this.native.ptr
     if (!ptr || this.closed) return false
     const t = now()
@@ -331,7 +399,7 @@ export class Subscription implements AsyncIterable<TopicEvent>, AsyncDisposable,
         if (topicNative.sb_sub_pending(ptr) === 1) return true
         native.sb_yield()
       }
-      await new Promise<void>((r) => setImmediate(r))
+      await this.yieldTurn()
       return !this.closed
     }
     if (topicNative.sb_sub_park(ptr) === 1) return true
@@ -344,13 +412,14 @@ export class Subscription implements AsyncIterable<TopicEvent>, AsyncDisposable,
         () => (this.bellRead = undefined),
         () => (this.bellRead = undefined),
       )
-      let timer: ReturnType<typeof setTimeout> | undefined
+      let timer: LongTimer | undefined
       const local = new Promise<void>((r) => {
         this.wakeLocal = r
-        if (deadline !== Infinity) timer = setTimeout(r, Math.max(0, (deadline - now()) / 1e6))
+        if (deadline !== Infinity) timer = longTimeout(r, (deadline - now()) / 1e6) // past 2^31-1 ms a bare setTimeout fires at once
       })
       await Promise.race([this.bellRead, local])
-      if (timer) clearTimeout(timer)
+      timer?.clear()
+      this.turnTaken()
     } finally {
       this.parked = false
       this.wakeLocal = undefined

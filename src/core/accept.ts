@@ -1,0 +1,238 @@
+// Workers coming and going: the accept thread's doorbell, a new worker's link and pump, and dropping one (cut off,
+// evicted, gone). The middle layer of SlotBus (routing.ts ← accept.ts ← bus.ts).
+import { closeSync } from "node:fs"
+import type { Pointer } from "bun:ffi"
+import { native, HubConfig, FullMask, Control, Errno, type Chan } from "../native/ffi.ts"
+import { Channel } from "./channel.ts"
+import { ProtocolError, SlotBusError, WorkerGoneError } from "../errors.ts"
+import { Pump, type IdleStrategy } from "./idle.ts"
+import { nowMs, STATE_NAMES, type Link, type Pending, type WorkerEvent, type WorkerInfo } from "./link.ts"
+import { Routing } from "./routing.ts"
+
+// Accept work per event-loop turn; a turn that refused someone waits before the next.
+const ACCEPTS_PER_TURN = 8
+const REFUSED_PAUSE_MS = 20
+
+export abstract class Accepting extends Routing {
+  protected abstract readonly listenFd: number
+  protected abstract readonly config: Uint32Array
+  protected abstract readonly idle: IdleStrategy | undefined
+  protected abstract readonly maxWorkers: number
+  protected abstract readonly maxPerUid: number
+  protected abstract readonly uids: number[]
+  protected readonly err = new Int32Array(2)
+  protected readonly waiters: { n: number; resolve: () => void; reject: (e: Error) => void }[] = []
+  protected readonly listeners = new Set<(e: WorkerEvent) => void>()
+  /** @internal Set once close() began. */
+  closing: Promise<void> | null = null
+  protected acceptWatch: Pointer | null = null
+  protected acceptReader: { cancel(): Promise<void> } | null = null
+
+  protected override evict(link: Link) {
+    if (!this.links.includes(link)) return
+    link.chan.sendControl(Control.HUB_CLOSING)
+    this.drop(
+      link,
+      new WorkerGoneError(
+        `worker pid ${link.chan.peerPid} of "${this.name}" was disconnected: its handlers hung on ${this.maxStuck}+ requests`,
+      ),
+    )
+  }
+
+  /** The listening socket is watched by the "slotbus-accept" thread, which rings an eventfd when a peer waits. */
+  protected watchAccept() {
+    const w = native.sb_accept_watch_start(this.listenFd, this.err) as Pointer | null
+    if (!w) throw new SlotBusError(`cannot start the accept thread of "${this.name}": errno ${-this.err[0]!}`)
+    this.acceptWatch = w
+    this.readAccepts(w)
+  }
+
+  /** One read of the thread's eventfd per wake-up, for as long as the bus is open. */
+  protected readAccepts(w: Pointer) {
+    const reader = Bun.file(native.sb_accept_watch_fd(w)).stream().getReader()
+    this.acceptReader = reader
+    const next = (): void => {
+      reader.read().then(
+        (r) => {
+          if (this.closing) return
+          if (r.done) return this.acceptFailed(w, new Error("the doorbell stream ended"))
+          let refused = false
+          try {
+            refused = this.acceptSome()
+          } catch {
+            this.counters.internalErrors++
+          }
+          const rearm = () => {
+            if (this.closing) return
+            native.sb_accept_watch_rearm(w)
+            next()
+          }
+          // Whoever floods the socket with refused connections gets ACCEPTS_PER_TURN of them per pause.
+          if (refused) setTimeout(rearm, REFUSED_PAUSE_MS)
+          else setImmediate(rearm)
+        },
+        (e) => this.acceptFailed(w, e),
+      )
+    }
+    next()
+  }
+
+  /** Reading the accept doorbell failed: say so, count it, and read again on a fresh stream, so accepting never stops in silence. */
+  protected acceptFailed(w: Pointer, e: unknown) {
+    if (this.closing) return
+    this.counters.acceptErrors++
+    console.warn(
+      `slotbus: bus "${this.name}" lost its accept doorbell (${e instanceof Error ? e.message : String(e)}); accepting again in ${REFUSED_PAUSE_MS} ms`,
+    )
+    setTimeout(() => {
+      if (this.closing) return
+      native.sb_accept_watch_rearm(w)
+      this.readAccepts(w)
+    }, REFUSED_PAUSE_MS)
+  }
+
+  /** Accepts up to ACCEPTS_PER_TURN waiting peers; true if any was refused. */
+  protected acceptSome(): boolean {
+    let refused = false
+    for (let i = 0; i < ACCEPTS_PER_TURN && !this.closing; i++) {
+      this.config[HubConfig.fullMask] = this.fullMask()
+      const ptr = native.sb_accept(this.listenFd, this.config, this.err, this.err.subarray(1)) as Chan | null
+      if (ptr) {
+        this.addLink(new Channel(ptr))
+        continue
+      }
+      const e = this.err[0]
+      if (e === Errno.EPERM) this.counters.refusedPeers++
+      else if (e === Errno.EUSERS) this.counters.overCapPeers++
+      else return refused // EAGAIN (nobody else waits), or a failure with this one peer: the watcher looks again
+      refused = true
+    }
+    return refused
+  }
+
+  protected fullMask(): number {
+    if (this.links.length >= this.maxWorkers) return FullMask.ALL
+    let mask = 0
+    const own = process.getuid?.() ?? -1
+    const count = (uid: number) => this.links.reduce((n, l) => n + (l.chan.peerUid === uid ? 1 : 0), 0)
+    if (count(own) >= this.maxPerUid) mask |= FullMask.OWN_UID
+    this.uids.forEach((u, i) => {
+      if (u !== own && count(u) >= this.maxPerUid) mask |= 1 << i
+    })
+    return mask
+  }
+
+  protected addLink(chan: Channel) {
+    const link: Link = {
+      state: "serving",
+      chan,
+      pump: null as unknown as Pump,
+      pending: new Array<Pending | null>(chan.slotCount).fill(null),
+      lent: new Array<WeakRef<ArrayBuffer> | null>(chan.slotCount).fill(null),
+      inFlight: 0,
+      waiting: 0,
+      requests: 0,
+      controlBytes: 0,
+    }
+    link.pump = new Pump(chan, this.idle, {
+      collect: () => this.collect(link),
+      wanted: () => link.waiting > 0, // given-up and borrowed slots need no polling: a late answer rings
+      onRingFlood: (rings, parks) => this.cutOff(link, `rang the hub's doorbell ${rings} times for ${parks} parks`),
+      onError: () => this.counters.internalErrors++,
+    })
+    chan.watchPeer(
+      (bytes) => {
+        // Each control byte is legal once per connection (docs/PROTOCOL.md §1); a worker sends only DRAIN.
+        link.controlBytes += bytes.length
+        if (link.controlBytes > 1 || bytes[0] !== Control.DRAIN)
+          return this.cutOff(link, `sent ${link.controlBytes} control bytes (only one "D" is allowed)`)
+        if (link.state === "serving") link.state = "draining"
+        chan.sendControl(Control.DRAIN_ACK)
+        this.dispatchQueued()
+      },
+      () =>
+        this.drop(
+          link,
+          new WorkerGoneError(
+            `worker pid ${chan.peerPid} of "${this.name}" disconnected or died before answering; retry the request`,
+          ),
+        ),
+    )
+    this.links.push(link)
+    this.emit("join", link)
+    for (const w of [...this.waiters]) if (this.links.length >= w.n) w.resolve()
+    this.dispatchQueued()
+  }
+
+  protected override cutOff(link: Link, what: string) {
+    if (!this.links.includes(link)) return
+    this.counters.protocolErrors++
+    this.drop(link, new ProtocolError(`worker pid ${link.chan.peerPid} of "${this.name}" ${what}; it was disconnected`))
+  }
+
+  protected drop(link: Link, err: Error) {
+    const i = this.links.indexOf(link)
+    if (i < 0) return
+    const info = this.info(link)
+    this.links.splice(i, 1)
+    link.pump.stop()
+    try {
+      if (!(err instanceof ProtocolError)) this.collect(link) // answers completed before the worker went
+    } catch {
+      this.counters.internalErrors++
+    }
+    for (const p of link.pending) if (p) this.fail(p, err)
+    for (let s = 0; s < link.pending.length; s++) {
+      const lent = link.lent[s]?.deref()
+      if (lent && !lent.detached) lent.transfer(0) // borrowed bodies read empty before the region goes
+      if (link.pending[s]) link.pending[s]!.phase = "slot-returned"
+      link.pending[s] = null
+      link.lent[s] = null
+    }
+    link.chan.close()
+    this.emitInfo("leave", info)
+    this.dispatchQueued()
+  }
+
+  protected emit(type: WorkerEvent["type"], link: Link) {
+    if (this.listeners.size > 0) this.emitInfo(type, this.info(link))
+  }
+
+  protected emitInfo(type: WorkerEvent["type"], worker: WorkerInfo) {
+    for (const f of [...this.listeners])
+      try {
+        f({ type, worker })
+      } catch (e) {
+        queueMicrotask(() => {
+          throw e // the listener's bug, reported as an uncaught error; the bus goes on
+        })
+      }
+  }
+
+  protected info(link: Link): WorkerInfo {
+    const { chan, inFlight, waiting, requests, state } = link
+    return {
+      pid: chan.peerPid,
+      uid: chan.peerUid,
+      state,
+      inFlight,
+      waiting,
+      stuck: this.stuckSlots(link, nowMs()),
+      requests,
+      slots: Array.from({ length: chan.slotCount }, (_, s) =>
+        chan.isOpen ? (STATE_NAMES[native.sb_slot_state(chan.ptr, s) & 0xff] ?? "corrupt") : "gone",
+      ),
+    }
+  }
+
+  protected async stopAccepting() {
+    // Bun lets go of the thread's eventfd first (it never closes it itself), then the thread is joined and
+    // its fds closed, then nobody polls the listening socket and it can close.
+    await this.acceptReader?.cancel().catch(() => {})
+    this.acceptReader = null
+    const w = this.acceptWatch
+    this.acceptWatch = null
+    if (w) native.sb_accept_watch_stop(w)
+    closeSync(this.listenFd)
+  }
+}

@@ -1,0 +1,71 @@
+// The hub's books: a worker connection (Link) with its slots, and a request's life (Pending) from queue to slot
+// returned. Separate because routing, accepting and the bus all read and write them.
+import { State } from "../native/ffi.ts"
+import type { Channel } from "./channel.ts"
+import type { Pump } from "./idle.ts"
+
+export interface WorkerInfo {
+  pid: number
+  uid: number
+  /** serving; draining (it asked for nothing new); evicting (too many stuck slots, disconnected soon). */
+  state: "serving" | "draining" | "evicting"
+  /** Slots out: published and not yet returned (answered, given up, stuck or borrowed). */
+  inFlight: number
+  /** Requests whose callers still wait for this worker. */
+  waiting: number
+  /** Slots whose request was given up long ago and that the worker still holds (see stuckAfterMs). */
+  stuck: number
+  requests: number
+  /** Each slot's state (docs/PROTOCOL.md §3): free, writing, ready, claimed, done, cancelled. */
+  slots: string[]
+}
+
+export type WorkerEvent = { type: "join" | "leave"; worker: WorkerInfo }
+
+/**
+ * A request's life, named after the slot states of docs/PROTOCOL.md §3: waiting for a slot (`queued`),
+ * published in one (`in-slot`), answered or failed while the worker still holds its slot (`settled`: given
+ * up, or borrowed), and over (`slot-returned`: its slot is back on the free list, or it never had one).
+ */
+export type RequestPhase = "queued" | "in-slot" | "settled" | "slot-returned"
+
+export type Settle = { resolve: (v: never) => void; reject: (e: unknown) => void }
+
+export interface Pending extends Settle {
+  phase: RequestPhase
+  kind: number
+  strings: string[] | null
+  body: Uint8Array
+  bodyLength: number // as validated by request(): a body detached or shrunk since is refused, not sent short
+  borrow: boolean
+  timeoutMs: number
+  deadline: number
+  started: number
+  settledAt: number
+  signal: AbortSignal | undefined
+  onAbort: (() => void) | undefined
+  link: Link | null
+  slot: number
+}
+
+/**
+ * A worker connection's life: `serving` takes requests; `draining` asked for nothing new (control byte D);
+ * `evicting` holds too many stuck slots and goes once nobody waits for it. Dropped links leave `links`.
+ */
+export type LinkState = WorkerInfo["state"]
+
+export interface Link {
+  state: LinkState
+  chan: Channel
+  pump: Pump
+  pending: (Pending | null)[] // by slot, until the slot is returned
+  lent: (WeakRef<ArrayBuffer> | null)[] // by slot: the buffer under a borrowed body, detached when the slot goes
+  inFlight: number // slots out
+  waiting: number // in-slot requests whose caller waits
+  requests: number
+  controlBytes: number
+}
+
+export const STATE_NAMES = Object.fromEntries(Object.entries(State).map(([k, v]) => [v, k.toLowerCase()]))
+// One monotonic clock in ms for deadlines, ticks and stuck slots: a request reads it once (Bun.nanoseconds).
+export const nowMs = () => Bun.nanoseconds() / 1e6

@@ -1,0 +1,83 @@
+// What SlotBus.listen, request, call, fetch, waitForWorkers and close accept, and the checks they share.
+// Separate so the options a user can pass read in one place, apart from the machinery that uses them.
+import type { BodyInit, HeaderInit } from "./codec.ts"
+import type { IdleStrategy } from "./idle.ts"
+
+export interface ListenOptions {
+  /** Requests in flight per worker (1..4096). Default 32. */
+  slots?: number
+  /** Largest request body; responses get at least as much. Default 64 MiB. */
+  maxBodyBytes?: number
+  /** Largest encoded method + path + headers. Default 16 KiB. */
+  maxHeadBytes?: number
+  /** Requests that may wait for a free slot before `request()` rejects with BusFullError. Default 4096. */
+  queue?: number
+  /** Default timeout of each request in ms; 0 waits forever. Default 30 000. */
+  timeoutMs?: number
+  /** How the hub waits for responses. Default "adaptive". */
+  idle?: IdleStrategy
+  /** uids allowed to connect besides the hub's own (which always is). At most 8. */
+  allowUids?: number[]
+  /** Arena bytes kept resident per slot after a large message; the rest is returned to the kernel. Default 1 MiB. */
+  trimBytes?: number
+  /** Workers connected at once; more are refused (they get PeerRefusedError). Default 256. */
+  maxWorkers?: number
+  /** Workers of one uid connected at once. Default: maxWorkers. */
+  maxWorkersPerUid?: number
+  /** A slot whose request was given up (timeout, abort) and that the worker still holds this long after is stuck. Default 1000. */
+  stuckAfterMs?: number
+  /** A worker holding this many stuck slots gets no new requests and is disconnected. Default: half its slots (at least 1). */
+  maxStuckSlots?: number
+  /**
+   * Hot reload: a `listen` of a name this process already listens under, with the same options, returns that
+   * open bus instead of failing with NameInUseError (what a module re-run by `bun --hot` needs). Default: on when
+   * the process runs under `bun --hot`, off otherwise.
+   */
+  hot?: boolean
+}
+
+export interface SlotRequestInit {
+  method?: string
+  path?: string
+  headers?: HeaderInit
+  body?: BodyInit
+}
+
+export interface RequestOptions {
+  /** Overrides the bus's timeoutMs; 0 waits forever. */
+  timeoutMs?: number
+  signal?: AbortSignal
+  /**
+   * Answer with a BorrowedResponse whose body views the slot instead of a copy: the slot stays the caller's
+   * until `release()` (or `using`). For large responses: nothing is copied and nothing grows the heap.
+   */
+  borrow?: boolean
+}
+
+export const MiB = 1024 * 1024
+export const LISTEN_OPTIONS = new Set([
+  "slots",
+  "maxBodyBytes",
+  "maxHeadBytes",
+  "queue",
+  "timeoutMs",
+  "idle",
+  "allowUids",
+  "trimBytes",
+  "maxWorkers",
+  "maxWorkersPerUid",
+  "stuckAfterMs",
+  "maxStuckSlots",
+  "hot",
+])
+export const REQUEST_OPTIONS = new Set(["timeoutMs", "signal", "borrow"])
+export const WAIT_OPTIONS = new Set(["timeoutMs", "signal"])
+export const CLOSE_OPTIONS = new Set(["drain", "timeoutMs"])
+export const FETCH_OPTIONS = WAIT_OPTIONS
+
+export function positiveInt(v: number | undefined, dflt: number, what: string, max = Number.MAX_SAFE_INTEGER): number {
+  if (v === undefined) return dflt
+  if (!Number.isInteger(v) || v < 0 || v > max)
+    throw new RangeError(`${what} must be an integer in 0..${max}, got ${v}`)
+  return v
+}

@@ -1,0 +1,104 @@
+// The answers request() and call() resolve with (copied or borrowed), and a worker's error answer as an error.
+// Separate because they are what callers hold: nothing here touches the bus's books.
+import { pairsToHeaders, utf8 } from "./codec.ts"
+import { PayloadTooLargeError, RemoteError, type SlotBusError } from "../errors.ts"
+
+export const NO_HEAD: readonly string[] = Object.freeze([])
+
+/** The answer to `request()`. `body` is a copy: it stays valid after the slot is reused. */
+export class SlotResponse {
+  private head: readonly string[]
+  private h: Headers | null = null
+
+  /** @internal `head`: the response's header pairs as read from the slot. */
+  constructor(
+    readonly status: number,
+    head: readonly string[],
+    readonly body: Uint8Array,
+  ) {
+    this.head = head
+  }
+  /** Response headers (repeated names such as set-cookie kept apart: `headers.getSetCookie()`). */
+  get headers(): Headers {
+    return (this.h ??= pairsToHeaders(this.head, 0))
+  }
+  text(): string {
+    return utf8(this.body)
+  }
+  /** The body parsed as JSON: `unknown` unless you name the type you expect. */
+  json<T = unknown>(): T {
+    return JSON.parse(this.text()) as T
+  }
+  /** As a Web Response (the body is not copied again). */
+  toResponse(): Response {
+    return new Response(NULL_BODY_STATUS.has(this.status) ? null : this.body, {
+      status: this.status || 200,
+      headers: this.headers,
+    })
+  }
+}
+
+const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304])
+
+/**
+ * The answer to a `{ borrow: true }` request: `body` views the slot's response arena, nothing copied. The slot
+ * stays out until `release()` (or the end of a `using` block); after that, and after the worker's connection
+ * is gone, `body` and every view of it read empty. Forgotten ones are released once their body is collected.
+ */
+export class BorrowedResponse {
+  private view: Uint8Array
+  private returnSlot: (() => void) | null
+  private head: readonly string[]
+  private h: Headers | null = null
+
+  /** @internal */
+  constructor(
+    readonly status: number,
+    head: readonly string[],
+    view: Uint8Array,
+    returnSlot: (() => void) | null,
+  ) {
+    this.head = head
+    this.view = view
+    this.returnSlot = returnSlot
+  }
+  get headers(): Headers {
+    return (this.h ??= pairsToHeaders(this.head, 0))
+  }
+  get body(): Uint8Array {
+    return this.view
+  }
+  get released(): boolean {
+    return this.returnSlot === null
+  }
+  text(): string {
+    return utf8(this.view)
+  }
+  json<T = unknown>(): T {
+    return JSON.parse(this.text()) as T
+  }
+  /** Hands the slot back; the body reads empty from now on. Idempotent. */
+  release(): void {
+    const give = this.returnSlot
+    this.returnSlot = null
+    this.view = new Uint8Array(0)
+    give?.()
+  }
+  [Symbol.dispose]() {
+    this.release()
+  }
+}
+
+/** A worker's error answer (docs/PROTOCOL.md §6) as the hub's error: a reply too large for the slot is the hub's PayloadTooLargeError. */
+export function remoteError(head: string[], message: string, pid: number): SlotBusError {
+  let remoteName: string | undefined, remoteStack: string | undefined
+  for (let i = 0; i + 1 < head.length; i += 2) {
+    if (head[i] === "name") remoteName = head[i + 1]
+    else if (head[i] === "stack") remoteStack = head[i + 1]
+  }
+  if (remoteName === "PayloadTooLargeError") return new PayloadTooLargeError(`worker pid ${pid}: ${message}`)
+  return new RemoteError(remoteName ? `${remoteName}: ${message}` : message, { remoteName, remoteStack })
+}
+
+// A borrowed body collected without release(): nothing can see the slot any more, so it can go back.
+export const forgotten = new FinalizationRegistry<() => void>((returnSlot) => returnSlot())

@@ -1,0 +1,277 @@
+// Requests in slots: pick the least busy worker, publish, collect answers, fail or time out, find stuck slots.
+// The bottom layer of SlotBus (routing.ts ← accept.ts ← bus.ts): it knows nothing of accepting or of the public API.
+import { native, Kind, Msg, RespFlag, E_CORRUPT } from "../native/ffi.ts"
+import { align8, EMPTY, readHead, utf8, writeHead } from "./codec.ts"
+import { PayloadTooLargeError, ProtocolError, TimeoutError } from "../errors.ts"
+import { MAX_TIMER_MS } from "./timers.ts"
+import { LatencyHistogram } from "./stats.ts"
+import { nowMs, type Link, type Pending } from "./link.ts"
+import { BorrowedResponse, forgotten, NO_HEAD, remoteError, SlotResponse } from "./response.ts"
+
+// Deadlines and stuck slots are checked on a timer while requests are out; an idle bus has no timer at all.
+export const TICK_BUSY_MS = 10
+
+export abstract class Routing {
+  abstract readonly name: string
+  protected abstract readonly stuckAfterMs: number
+  protected abstract readonly maxStuck: number
+  protected readonly links: Link[] = []
+  protected readonly queue: Pending[] = []
+  protected ticker: ReturnType<typeof setTimeout> | undefined
+  protected tickAt = 0
+  protected readonly latency = new LatencyHistogram()
+  protected stopped = false
+  protected nextId = 1
+  protected counters = {
+    requests: 0,
+    responses: 0,
+    errors: 0,
+    timeouts: 0,
+    refusedPeers: 0,
+    overCapPeers: 0,
+    protocolErrors: 0,
+    evictedWorkers: 0,
+    internalErrors: 0,
+    acceptErrors: 0,
+    bytesOut: 0,
+    bytesIn: 0,
+  }
+  /** A worker that broke the protocol: accept.ts disconnects it. */
+  protected abstract cutOff(link: Link, what: string): void
+  /** A worker with too many stuck slots that nobody waits for any more: accept.ts disconnects it. */
+  protected abstract evict(link: Link): void
+
+  protected pickLink(): Link | null {
+    let link: Link | null = null
+    for (const l of this.links)
+      if (l.state === "serving" && l.inFlight < l.chan.slotCount && (!link || l.inFlight < link.inFlight)) link = l
+    return link
+  }
+
+  /** Publishes p in a slot of the least busy worker. False when no slot is free; p then stays queued. */
+  protected dispatch(p: Pending): boolean {
+    const link = this.pickLink()
+    if (!link) return false
+    const ptr = link.chan.ptr
+    const slot = native.sb_hub_claim(ptr)
+    if (slot < 0) return false
+    let headLen = 0
+    let r: number
+    try {
+      if (p.body.length !== p.bodyLength)
+        throw new TypeError(
+          `the request body changed size after request() (${p.bodyLength} → ${p.body.length} bytes: its buffer was transferred or resized); keep a body intact until its request settles`,
+        )
+      const arena = link.chan.arena(slot, 0)
+      headLen = p.strings ? writeHead(arena, p.strings) : 0
+      arena.set(p.body, align8(headLen))
+      r = native.sb_hub_publish(ptr, slot, p.kind, this.nextId++ >>> 0, headLen, p.body.length)
+      if (r < 0)
+        throw new PayloadTooLargeError(
+          `request of ${headLen} head and ${p.body.length} body bytes does not fit a slot (error ${-r})`,
+        )
+    } catch (e) {
+      native.sb_hub_unclaim(ptr, slot) // nothing was published: the slot goes straight back
+      this.fail(p, e)
+      return true
+    }
+    this.counters.bytesOut += p.body.length
+    link.pending[slot] = p
+    link.inFlight++
+    link.waiting++
+    link.requests++
+    p.phase = "in-slot"
+    p.link = link
+    p.slot = slot
+    p.body = EMPTY // the bytes are in the slot: do not keep the caller's buffer alive
+    link.pump.kick()
+    return true
+  }
+
+  /** The pump's duty: take every answer the worker completed, hand it to its caller, return the slots. */
+  protected collect(link: Link): number {
+    const { chan } = link
+    let n = 0
+    let now = 0 // read once per pass, at the first answer: every answer of a pass arrived by then
+    for (;;) {
+      if (!chan.isOpen) break
+      const slot = native.sb_hub_poll(chan.ptr)
+      if (slot < 0) {
+        if (slot === E_CORRUPT) this.cutOff(link, `corrupted its region (${native.sb_error(chan.ptr)})`)
+        break
+      }
+      n++
+      const p = link.pending[slot]
+      let lent = false
+      if (p?.phase === "in-slot") {
+        if (now === 0) now = Bun.nanoseconds()
+        try {
+          lent = this.answer(p, link, slot, now)
+        } catch (e) {
+          this.fail(
+            p,
+            new ProtocolError(`could not read the answer of worker pid ${chan.peerPid}: ${(e as Error)?.message}`),
+          )
+        }
+      }
+      if (!lent) this.returnSlot(link, slot)
+    }
+    if (n > 0) this.dispatchQueued()
+    if (link.state === "evicting" && link.waiting === 0) this.evict(link)
+    return n
+  }
+
+  protected returnSlot(link: Link, slot: number) {
+    const p = link.pending[slot]
+    if (p) p.phase = "slot-returned"
+    link.pending[slot] = null
+    const lent = link.lent[slot]?.deref()
+    link.lent[slot] = null
+    if (lent && !lent.detached) lent.transfer(0) // stale borrowed views read empty, never the next answer
+    if (!link.chan.isOpen) return
+    native.sb_hub_release(link.chan.ptr, slot)
+    link.inFlight--
+  }
+
+  /** Resolves p with the answer in `slot`; true when the slot was lent to the caller (a borrowed response). */
+  protected answer(p: Pending, link: Link, slot: number, now: number): boolean {
+    const { chan } = link
+    const m = chan.msg
+    const arena = chan.arena(slot, 1)
+    const bodyOff = m[Msg.bodyOff]!
+    const bodyLen = m[Msg.bodyLen]!
+    this.counters.bytesIn += bodyLen
+    const flags = m[Msg.flags]!
+    if (flags & RespFlag.ERROR) {
+      this.fail(
+        p,
+        remoteError(readHead(arena, m[Msg.headLen]!), utf8(arena.subarray(bodyOff, bodyOff + bodyLen)), chan.peerPid),
+      )
+      return false
+    }
+    if (flags & RespFlag.CANCELLED) {
+      this.fail(p, new ProtocolError("worker returned a request the hub never cancelled"))
+      return false
+    }
+    const status = m[Msg.status]!
+    const headers = p.kind === Kind.RAW ? NO_HEAD : readHead(arena, m[Msg.headLen]!)
+    let value: unknown
+    let lent = false
+    if (p.borrow) {
+      // An answer collected while its worker is being dropped cannot keep the slot: it gets a copy.
+      if (bodyLen === 0 || !this.links.includes(link))
+        value = new BorrowedResponse(status, headers, arena.slice(bodyOff, bodyOff + bodyLen), null)
+      else {
+        const buf = chan.lend(slot, 1, bodyOff, bodyLen)
+        let returned = false
+        const give = () => {
+          if (returned) return
+          returned = true
+          forgotten.unregister(give)
+          if (link.pending[slot] === p) this.returnSlot(link, slot)
+          this.dispatchQueued()
+        }
+        link.lent[slot] = new WeakRef(buf)
+        forgotten.register(buf, give, give)
+        value = new BorrowedResponse(status, headers, new Uint8Array(buf), give)
+        lent = true
+      }
+    } else {
+      const body = arena.slice(bodyOff, bodyOff + bodyLen)
+      value = p.kind === Kind.RAW ? body : new SlotResponse(status, headers, body)
+    }
+    this.counters.responses++
+    this.latency.record(now - p.started)
+    this.settle(p)
+    p.resolve(value as never)
+    return lent
+  }
+
+  protected settle(p: Pending) {
+    if (p.phase === "in-slot") {
+      p.phase = "settled"
+      p.link!.waiting--
+    } else p.phase = "slot-returned" // it never had a slot
+    if (p.onAbort) p.signal!.removeEventListener("abort", p.onAbort)
+  }
+
+  protected fail(p: Pending, err: unknown) {
+    if (p.phase !== "queued" && p.phase !== "in-slot") return
+    if (p.phase === "queued") {
+      const i = this.queue.indexOf(p)
+      if (i >= 0) this.queue.splice(i, 1)
+    } else if (p.link) {
+      // Stays in pending (settled) until the worker hands the slot back; a late answer is then dropped.
+      if (p.link.chan.isOpen) native.sb_hub_cancel(p.link.chan.ptr, p.slot)
+    }
+    this.settle(p)
+    p.settledAt = nowMs() // given up: from now on its slot may count as stuck
+    if (err instanceof TimeoutError) this.counters.timeouts++
+    else this.counters.errors++
+    p.body = EMPTY
+    p.reject(err)
+  }
+
+  protected dispatchQueued() {
+    while (this.queue.length > 0) {
+      const p = this.queue.shift()!
+      if (!this.dispatch(p)) {
+        this.queue.unshift(p)
+        return
+      }
+    }
+  }
+
+  protected tick() {
+    if (this.stopped) return
+    try {
+      const t = nowMs()
+      const expire = (p: Pending | null) => {
+        if (p && (p.phase === "queued" || p.phase === "in-slot") && p.deadline <= t)
+          this.fail(
+            p,
+            new TimeoutError(
+              p.phase === "queued" && this.links.length === 0
+                ? `request to "${this.name}" timed out after ${p.timeoutMs}ms: 0 workers connected to "${this.name}"; start one (SlotWorker.connect("${this.name}", …)) or await bus.waitForWorkers()`
+                : `request to "${this.name}" timed out after ${p.timeoutMs}ms; the worker is overloaded, stuck, or absent`,
+            ),
+          )
+      }
+      for (const l of [...this.links]) {
+        l.pending.forEach(expire)
+        if (l.state === "serving" && this.stuckSlots(l, t) >= this.maxStuck) {
+          // Its handlers hang: send it nothing more, and let it go once nobody waits for it any longer.
+          l.state = "evicting"
+          this.counters.evictedWorkers++
+          if (l.waiting === 0) this.evict(l)
+          this.dispatchQueued()
+        }
+      }
+      for (const p of [...this.queue]) expire(p)
+    } catch {
+      this.counters.internalErrors++
+    }
+    const busy = this.queue.length > 0 || this.links.some((l) => l.inFlight > 0)
+    if (busy) this.scheduleTick(TICK_BUSY_MS)
+    else {
+      clearTimeout(this.ticker)
+      this.tickAt = Infinity
+    }
+  }
+
+  protected scheduleTick(ms: number) {
+    if (this.stopped) return
+    clearTimeout(this.ticker)
+    this.tickAt = nowMs() + ms
+    this.ticker = setTimeout(() => this.tick(), Math.min(ms, MAX_TIMER_MS)) // a later deadline: the tick re-arms
+  }
+
+  protected stuckSlots(link: Link, now: number): number {
+    let n = 0
+    for (let s = 0; s < link.pending.length; s++) {
+      const p = link.pending[s]
+      if (p?.phase === "settled" && link.lent[s] === null && now - p.settledAt >= this.stuckAfterMs) n++
+    }
+    return n
+  }
+}

@@ -1,0 +1,118 @@
+// Requests on the books: put on (track), answered or given up (forget, abandon), swept for deadlines and stuck
+// entries, failed when their worker dies. The middle layer of StdioBus: routing.ts ← books.ts ← workers.ts ← bus.ts.
+import { TimeoutError } from "../core/index.ts"
+import { codeOf } from "./jsonrpc.ts"
+import type { Asked, Instance, Pending } from "./pool.ts"
+import { Routing } from "./routing.ts"
+import type { BusClient } from "./types.ts"
+
+/** How long a given-up request may still be answered (and counted late) before it leaves the books. */
+const STUCK_GRACE_MS = 1000
+/** How often request deadlines are checked: a timeout fires up to this late. */
+const SWEEP_MS = 5
+
+export abstract class Books extends Routing {
+  protected readonly pending = new Map<number, Pending>()
+  /** Requests workers sent to clients: the id the client saw → where the answer goes. */
+  protected readonly asked = new Map<string, Asked>()
+  protected nextId = 0
+  protected sweeper: ReturnType<typeof setInterval> | null = null
+  /** Pending entries somebody still waits for (stop() drains these, not the given-up ones). */
+  protected awaited = 0
+  /** Per client: its requests somebody still waits for, and who waits for them to reach 0. */
+  protected readonly clientLoad = new Map<BusClient, { awaited: number; idle: (() => void)[] }>()
+  protected readonly drained: (() => void)[] = []
+
+  protected rejectPending(instance: Instance, error: Error, generation?: number): void {
+    for (const id of [...instance.pending]) {
+      if (generation !== undefined && this.pending.get(id)?.generation !== generation) continue
+      const p = this.forget(id)
+      if (!p || p.abandoned) continue
+      if (p.reject) p.reject(error)
+      else if (p.client) this.answerError(p.client, p.originalId, codeOf(error), error.message, instance.pool.config.id)
+    }
+  }
+
+  /** One coarse timer for every request deadline: a setTimeout per request costs more than the routing itself. */
+  protected armSweeper(): void {
+    if (this.sweeper) return
+    this.sweeper = setInterval(() => this.sweep(), SWEEP_MS)
+  }
+
+  /** Times out what is due, drops given-up requests past their grace, and stops when nothing is left to watch. */
+  protected sweep(): void {
+    const now = performance.now()
+    let watching = false
+    for (const [id, p] of this.pending) {
+      if (!p.abandoned && p.deadline !== undefined && p.deadline < now)
+        p.reject!(new TimeoutError(`${p.method}: no answer within ${p.timeoutMs} ms`))
+      if (p.abandoned && now - p.abandonedAt >= STUCK_GRACE_MS) {
+        this.forget(id)
+        this.counters.stuckDropped++
+      } else if (p.abandoned || (p.deadline !== undefined && p.deadline !== Infinity)) watching = true
+    }
+    if (!watching) {
+      clearInterval(this.sweeper!)
+      this.sweeper = null
+    }
+  }
+
+  /** Puts a request on the books: pending, and in its instance's in-flight count. */
+  protected track(id: number, p: Pending): void {
+    this.pending.set(id, p)
+    p.instance.pending.add(id)
+    p.instance.inFlight++
+    this.awaited++
+    if (p.client) {
+      const load = this.clientLoad.get(p.client)
+      if (load) load.awaited++
+      else this.clientLoad.set(p.client, { awaited: 1, idle: [] })
+    }
+  }
+
+  /** The request is answered or given up: nobody waits for it any more. */
+  protected unawait(p: Pending): void {
+    if (--this.awaited === 0) for (const r of this.drained.splice(0)) r()
+    const load = p.client && this.clientLoad.get(p.client)
+    if (load && --load.awaited === 0) {
+      this.clientLoad.delete(p.client!)
+      for (const r of load.idle) r()
+    }
+  }
+
+  /** Resolves once every request `client` sent has been answered (or given up). */
+  settled(client: BusClient): Promise<void> {
+    const load = this.clientLoad.get(client)
+    return load ? new Promise((r) => load.idle.push(r)) : Promise.resolve()
+  }
+
+  /** Nobody waits for this request any more: its answer will be dropped, and its entry after STUCK_GRACE_MS. */
+  protected abandon(id: number, p: Pending): void {
+    if (p.abandoned) return
+    p.abandoned = true
+    p.abandonedAt = performance.now()
+    if (this.pending.get(id) !== p) return
+    p.instance.stuck++
+    this.armSweeper()
+    this.unawait(p)
+  }
+
+  /** Drops a pending entry and its in-flight count; tells stop() when nobody waits any more. */
+  protected forget(id: number): Pending | undefined {
+    const p = this.pending.get(id)
+    if (!p) return undefined
+    this.pending.delete(id)
+    p.instance.pending.delete(id)
+    p.instance.inFlight--
+    if (p.abandoned) p.instance.stuck--
+    else this.unawait(p)
+    return p
+  }
+
+  protected forgetAsked(id: string): void {
+    const a = this.asked.get(id)
+    if (!a) return
+    this.asked.delete(id)
+    a.instance.asked.delete(id)
+  }
+}

@@ -1,0 +1,185 @@
+// Where a message goes (its pool, its session's pin, else the least busy live instance; the owners of an unasked
+// one) and what the bus says when it cannot route one. The bottom layer of StdioBus:
+// routing.ts ← books.ts ← workers.ts ← bus.ts.
+import { BusClosedError, Emitter, WorkerGoneError, longTimeout } from "../core/index.ts"
+import { BusErrorCode, InvalidStateError, JsonRpcError, PoolFailedError } from "./errors.ts"
+import type { Instance, Pool } from "./pool.ts"
+import type { BusClient, BusMessage, BusState, JsonRpcId, JsonRpcMessage, LogLevel, StdioBusEvents } from "./types.ts"
+
+const MESSAGE_QUEUE_MAX = 10_000
+
+export abstract class Routing {
+  protected abstract readonly defaultPool: Pool
+  protected _state: BusState = "created"
+  protected readonly pools = new Map<string, Pool>()
+  /** sessionKey() → the instance it is pinned to and the client that owns it. */
+  protected readonly sessions = new Map<string, { instance: Instance; owner: BusClient | null }>()
+  protected counters = {
+    messagesIn: 0,
+    bytesIn: 0,
+    routingErrors: 0,
+    oversizeKills: 0,
+    lateResponses: 0,
+    stuckDropped: 0,
+    droppedMessages: 0,
+  }
+  protected readonly inbox: BusMessage[] = []
+  protected readonly inboxWaiters: ((r: IteratorResult<BusMessage>) => void)[] = []
+  protected readonly events = new Emitter<StdioBusEvents>()
+  /** The embedded caller of send(): its answers and unasked worker messages go to messages(). */
+  protected readonly embedded: BusClient = {
+    id: 0,
+    sessionPerClient: false,
+    deliver: (message, pool, instance) => this.pushInbox({ message, pool, instance }),
+  }
+
+  // ── routing ────────────────────────────────────────────────────────────────────────────────────────────
+
+  protected poolFor(id: string | undefined): Pool | undefined {
+    return id === undefined ? this.defaultPool : this.pools.get(id)
+  }
+
+  /** A named session's key; a client's own session is `${pool.index}\u0001${client.id}`, which no name can spell. */
+  protected sessionKey(pool: Pool, session: string): string {
+    return `${pool.index}\0${session}`
+  }
+
+  /** The instance for the next message: the session's pin if alive, else the least busy live one (pinned from then on). */
+  protected routeNow(pool: Pool, sessionKey: string | null, owner: BusClient | null): Instance | null {
+    if (pool.failure) throw new PoolFailedError(pool.config.id, pool.failure)
+    if (this._state !== "running") throw new BusClosedError(`the stdio bus is ${this._state}`)
+    if (sessionKey !== null) {
+      const pinned = this.sessions.get(sessionKey)
+      if (pinned?.instance.live) return pinned.instance
+    }
+    // Fewest in flight, then fewest sessions; ties rotate so equal instances share the load.
+    let best: Instance | null = null
+    const n = pool.instances.length
+    const from = pool.rotor++ % n
+    for (let k = 0; k < n; k++) {
+      const i = pool.instances[(from + k) % n]!
+      if (
+        i.live &&
+        (best === null ||
+          i.inFlight < best.inFlight ||
+          (i.inFlight === best.inFlight && i.sessions.size < best.sessions.size))
+      )
+        best = i
+    }
+    if (best && sessionKey !== null) {
+      this.sessions.set(sessionKey, { instance: best, owner })
+      best.sessions.add(sessionKey)
+    }
+    return best
+  }
+
+  /** routeNow, waiting (until `deadline`) while the pool has no live instance. */
+  protected async route(
+    pool: Pool,
+    sessionKey: string | null,
+    owner: BusClient | null,
+    deadline: number,
+  ): Promise<Instance> {
+    for (;;) {
+      const instance = this.routeNow(pool, sessionKey, owner)
+      if (instance) return instance
+      await this.waitForLive(pool, deadline)
+    }
+  }
+
+  protected waitForLive(pool: Pool, deadline: number): Promise<void> {
+    const { promise, resolve, reject } = Promise.withResolvers<void>()
+    const ms = deadline - performance.now()
+    if (ms <= 0)
+      return Promise.reject(
+        new WorkerGoneError(`pool "${pool.config.id}" has no running worker (it is restarting); try again`),
+      )
+    const timer = longTimeout(() => {
+      pool.liveWaiters = pool.liveWaiters.filter((w) => w !== waiter)
+      reject(
+        new WorkerGoneError(
+          `pool "${pool.config.id}" had no running worker for ${Math.round(ms)} ms (it is restarting)`,
+        ),
+      )
+    }, ms)
+    const waiter = {
+      resolve: () => {
+        timer.clear()
+        resolve()
+      },
+      reject: (e: Error) => {
+        timer.clear()
+        reject(e)
+      },
+    }
+    pool.liveWaiters.push(waiter)
+    return promise
+  }
+
+  protected unpin(key: string): void {
+    const s = this.sessions.get(key)
+    if (!s) return
+    s.instance.sessions.delete(key)
+    this.sessions.delete(key)
+  }
+
+  /** Who gets a message a worker sent unasked: the owner of its sessionId, else the clients pinned to that worker. */
+  protected ownersOf(instance: Instance, msg: JsonRpcMessage): BusClient[] {
+    if (typeof msg.sessionId === "string") {
+      const s = this.sessions.get(this.sessionKey(instance.pool, msg.sessionId))
+      if (s) return [s.owner ?? this.embedded]
+    }
+    const owners = new Set<BusClient>()
+    for (const key of instance.sessions) {
+      const owner = this.sessions.get(key)?.owner
+      if (owner && owner !== this.embedded) owners.add(owner)
+    }
+    return [...owners]
+  }
+
+  // ── errors, logs, events ──────────────────────────────────────────────────────────────────────────────
+
+  protected refuse(client: BusClient, id: JsonRpcId | undefined, code: number, message: string, reason: string): void {
+    this.routingError(reason)
+    if (id !== undefined) this.answerError(client, id, code, message, this.defaultPool.config.id)
+  }
+
+  protected answerError(client: BusClient, id: JsonRpcId, code: number, message: string, pool: string): void {
+    client.deliver({ jsonrpc: "2.0", id, error: { code, message } }, pool, -1)
+  }
+
+  protected routingError(reason: string, instance?: Instance): void {
+    this.counters.routingErrors++
+    this.emit("routing-error", { reason, pool: instance?.pool.config.id, instance: instance?.index })
+  }
+
+  protected unknownPool(id: string): JsonRpcError {
+    this.routingError("unknown pool")
+    return new JsonRpcError(
+      BusErrorCode.UnknownPool,
+      `unknown pool ${JSON.stringify(id)}; pools: ${[...this.pools.keys()].join(", ")}`,
+    )
+  }
+
+  protected assertRunning(operation: string): void {
+    if (this._state !== "running") throw new InvalidStateError(operation, ["running"], this._state)
+  }
+
+  protected log(instance: Instance, pid: number, level: LogLevel, line: string): void {
+    this.emit("log", { pool: instance.pool.config.id, instance: instance.index, pid, level, line })
+  }
+
+  protected pushInbox(m: BusMessage): void {
+    const waiter = this.inboxWaiters.shift()
+    if (waiter) return waiter({ value: m, done: false })
+    if (this.inbox.length >= MESSAGE_QUEUE_MAX) {
+      this.inbox.shift()
+      this.counters.droppedMessages++
+    }
+    this.inbox.push(m)
+  }
+
+  protected emit<K extends keyof StdioBusEvents>(event: K, ...args: StdioBusEvents[K]): void {
+    this.events.emit(event, ...args)
+  }
+}

@@ -1,0 +1,61 @@
+// A topic's name belongs to its members' uid for as long as any member lives (docs/PROTOCOL.md §8.1): another
+// uid can neither join nor, when the creator dies, take the name over and turn the owner's newcomers away.
+import { afterEach, describe, expect, test } from "bun:test"
+import { join } from "node:path"
+import { Topic } from "../../src/events/index.ts"
+import { spawn, stopAll, type Child } from "../support/helpers.ts"
+import { asNobody, NOBODY, nobodyEnv, whyNotAsNobody } from "../support/uid.ts"
+
+const MEMBER = join(import.meta.dir, "procs", "member.ts")
+const skipReason = whyNotAsNobody(MEMBER)
+if (skipReason) console.warn(`events uid.test skipped: ${skipReason}`)
+
+const topics: Topic[] = []
+afterEach(async () => {
+  await stopAll()
+  for (const t of topics.splice(0)) await t.close()
+})
+
+const fresh = () => `uid-${process.pid}-${Math.random().toString(36).slice(2, 8)}`
+const hold = (name: string) => spawn([process.execPath, MEMBER, "hold", name, String(1 << 16)])
+const lineOf = async (c: Child) => JSON.parse((await c.waitLine(/^\{.*\}$/)).input!) as Record<string, unknown>
+/** A process as nobody that tries to open (or create) the topic and says what happened. */
+async function squat(name: string, timeoutMs: number) {
+  const c = spawn(asNobody([process.execPath, MEMBER, "squat", name, String(timeoutMs)]), { env: nobodyEnv })
+  const said = await lineOf(c)
+  await c.proc.exited
+  return said
+}
+
+describe.skipIf(skipReason !== null)(`uid ${NOBODY} and a topic of root's`, () => {
+  test("cannot join it: PeerRefusedError, nothing created", async () => {
+    const name = fresh()
+    const here = await Topic.open(name)
+    topics.push(here)
+    const said = await squat(name, 5000)
+    expect(said).toMatchObject({ opened: false, error: "PeerRefusedError" })
+  })
+
+  test("cannot take the name when the creator is killed while every other member is stopped; the owner's newcomer then joins the same ring", async () => {
+    const name = fresh()
+    const creator = hold(name)
+    expect(await lineOf(creator)).toMatchObject({ ready: true, keeper: true })
+    const survivor = hold(name)
+    expect(await lineOf(survivor)).toMatchObject({ ready: true, keeper: false })
+    // No member can answer or rebind: before the shared listening socket, the name was free here (failed: the
+    // squatter created its own topic, and root's newcomer below got EPERM from it).
+    survivor.proc.kill("SIGSTOP")
+    creator.proc.kill("SIGKILL")
+    await creator.proc.exited
+    const said = await squat(name, 1000)
+    expect(said.created).not.toBe(true)
+    expect(said.opened).toBe(false)
+    survivor.proc.kill("SIGCONT")
+    const newcomer = await Topic.open(name)
+    topics.push(newcomer)
+    expect(newcomer.isKeeper).toBe(false)
+    const replay = newcomer.subscribe({ type: "held" }, { from: "oldest" })
+    // the creator's five events and the survivor's five: the very ring they shared
+    expect([...replay.poll()].map((e) => e.text())).toEqual(["0", "1", "2", "3", "4", "0", "1", "2", "3", "4"])
+  })
+})
