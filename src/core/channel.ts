@@ -2,8 +2,9 @@
 import { toArrayBuffer } from "bun:ffi"
 import { writeSync } from "node:fs"
 import { native, type Chan, MSG_WORDS, CANCEL_SEQ_OFFSET } from "../native/ffi.ts"
+import type { Parking } from "./idle.ts"
 
-export class Channel {
+export class Channel implements Parking {
   readonly msg: Uint32Array
   /** The hub's cancel_seq in the region (docs/PROTOCOL.md §3): read only while the channel is open. */
   readonly cancelSeq: Uint32Array
@@ -56,6 +57,13 @@ export class Channel {
     if (slot >= this.slotCount || off + len > this.arenaSize)
       throw new RangeError(`slot ${slot} has no ${len} bytes at ${off}`)
     return toArrayBuffer(this.base as never, this.arenasOff + (2 * slot + response) * this.arenaSize + off, len)
+  }
+
+  park(): number {
+    return native.sb_park(this.ptr)
+  }
+  unpark() {
+    native.sb_unpark(this.ptr)
   }
 
   /** Calls onRing with the number of rings (the eventfd's counter) each time the peer rings this side's doorbell. */

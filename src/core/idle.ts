@@ -1,7 +1,6 @@
 // Idle strategies: how a side waits for its peer. One mechanism, two knobs.
 import { readFileSync } from "node:fs"
 import { native } from "../native/ffi.ts"
-import type { Channel } from "./channel.ts"
 
 /**
  * `spin`: busy-poll while there is work to wait for (lowest latency, burns a core).
@@ -131,15 +130,34 @@ export class Contention {
   }
 }
 
+/**
+ * What a pump sleeps on: a parked word the peer checks after handing something over, and a doorbell it rings
+ * when it found this side parked. A request/response Channel is one; a topic subscription is another.
+ */
+export interface Parking {
+  readonly isOpen: boolean
+  /** Announces sleep: 1 if something arrived meanwhile (not parked: poll again), 0 if parked. */
+  park(): number
+  /** Withdraws the announcement: this side polls again without having been rung. */
+  unpark(): void
+  /** Calls onRing with the number of rings each time the doorbell rings. */
+  listenDoorbell(onRing: (count: number) => void): void
+}
+
 export interface PumpDuties {
   /** Takes whatever the peer has handed over and returns how many items it took (the work count). */
   collect: () => number
-  /** Whether anything is expected from the peer: if not, the pump parks at once. */
+  /** Whether anything is expected from the peer: if not, the pump parks at once (or rests, see `rest`). */
   wanted: () => boolean
-  /** The peer rang the doorbell more often than this side parked: it is flooding it. */
-  onRingFlood: (rings: number, parks: number) => void
+  /**
+   * With `rest: true`, a pump nobody wants anything from neither polls nor parks (a reader that is busy
+   * elsewhere is not woken for each event); `resume()` starts it again. By default it parks.
+   */
+  rest?: boolean
+  /** The peer rang the doorbell more often than this side parked: it is flooding it. Without it rings are not counted. */
+  onRingFlood?: (rings: number, parks: number) => void
   /** collect threw: the pump goes on regardless (it never stops without parking). */
-  onError: (e: unknown) => void
+  onError?: (e: unknown) => void
 }
 
 /**
@@ -152,6 +170,7 @@ export class Pump {
   private scheduled = false
   private kicked = false // new work since the last run: counts as progress (kick() reads no clock)
   private parked = false
+  private resting = false
   private stopped = false
   private lastProgress = now()
   private readonly contention = new Contention()
@@ -160,16 +179,19 @@ export class Pump {
   private rings = 0
 
   constructor(
-    private readonly chan: Channel,
+    private readonly chan: Parking,
     idle: IdleStrategy | undefined,
     private readonly duties: PumpDuties,
   ) {
     this.t = tuning(idle)
+    this.resting = duties.rest === true // a resting pump starts on resume(); one that parks starts on kick()
     chan.listenDoorbell((count) => {
       if (this.stopped) return
       this.rings += count
-      if (this.rings > this.parks + RING_SLACK) return this.duties.onRingFlood(this.rings, this.parks)
+      if (this.duties.onRingFlood && this.rings > this.parks + RING_SLACK)
+        return this.duties.onRingFlood(this.rings, this.parks)
       this.parked = false
+      this.resting = false
       this.lastProgress = now()
       this.schedule(false) // coalesced: a ring while a run is scheduled costs nothing more
     })
@@ -180,11 +202,37 @@ export class Pump {
     if (this.stopped) return
     if (this.parked) {
       if (this.t.parkAfterNs === 0) return // park mode: the doorbell will ring
-      native.sb_unpark(this.chan.ptr)
+      this.chan.unpark()
       this.parked = false
     }
+    this.resting = false
     this.kicked = true
     this.schedule(true)
+  }
+
+  /**
+   * Something is wanted again (a reader waits): a resting pump runs its duty cycle from where it left off,
+   * polling if it saw progress within `parkAfterMs`, parking otherwise. A parked pump stays parked (the
+   * doorbell will ring); nothing here counts as progress.
+   */
+  resume() {
+    if (this.stopped || !this.resting) return
+    this.resting = false
+    this.schedule(true)
+  }
+
+  /** Whether it sleeps until the doorbell rings. */
+  get isParked(): boolean {
+    return this.parked
+  }
+
+  /** Runs as if the doorbell had rung (a parked pump that was not rung although something is there). */
+  rouse() {
+    if (this.stopped || !this.parked) return
+    this.chan.unpark()
+    this.parked = false
+    this.lastProgress = now()
+    this.schedule(false)
   }
 
   stop() {
@@ -206,7 +254,7 @@ export class Pump {
     try {
       return this.duties.collect()
     } catch (e) {
-      this.duties.onError(e)
+      this.duties.onError?.(e)
       return 0 // as if nothing came: the usual duty cycle follows (poll a while, then park truthfully)
     }
   }
@@ -248,7 +296,8 @@ export class Pump {
     }
     if (workCount > 0 || this.kicked) this.lastProgress = t
     this.kicked = false
-    if (!this.wanted() || t - this.lastProgress >= this.t.parkAfterNs) return this.park()
+    if (!this.wanted()) return this.duties.rest ? void (this.resting = true) : this.park()
+    if (t - this.lastProgress >= this.t.parkAfterNs) return this.park()
     if (workCount === 0 && mayPark && t < this.contention.until) return this.park()
     this.schedule(workCount > 0)
   }
@@ -257,14 +306,14 @@ export class Pump {
     try {
       return this.duties.wanted()
     } catch (e) {
-      this.duties.onError(e)
+      this.duties.onError?.(e)
       return true
     }
   }
 
   private park() {
     this.parks++
-    if (native.sb_park(this.chan.ptr) === 1) return this.schedule(true) // work arrived while announcing
+    if (this.chan.park() === 1) return this.schedule(true) // work arrived while announcing
     this.parked = true
   }
 }

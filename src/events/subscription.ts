@@ -1,8 +1,8 @@
 // A subscriber: C filters and copies matching records into a private batch; JS reads events out of it.
 import { toArrayBuffer, type Pointer } from "bun:ffi"
 import { ProtocolError } from "../errors.ts"
-import { longTimeout, type IdleStrategy, type LongTimer, type tuning } from "../core/index.ts"
-import { native, TopicConst, topicNative } from "../native/ffi.ts"
+import { longTimeout, Pump, type IdleStrategy, type LongTimer, type Parking } from "../core/index.ts"
+import { TopicConst, topicNative } from "../native/ffi.ts"
 import type { Routing } from "./codec.ts"
 
 const utf8 = new TextDecoder()
@@ -186,19 +186,16 @@ export class Subscription implements AsyncIterable<TopicEvent>, AsyncDisposable,
   private readonly batchMemory: ArrayBuffer
   private readonly buf: Uint8Array
   private readonly view: DataView
-  private readonly spinNs: number
-  private readonly parkAfterNs: number
+  private readonly pump: Pump
+  private readonly waiters = new Set<(ready: boolean) => void>()
   private count = 0
   private index = 0
   private offset = 0
   private closed = false
-  private lastProgress = now()
   private turnStart = now() // when this reader last let the event loop turn
   private turnEvents = 0 // events it read since
   private bell: ReadableStreamDefaultReader<Uint8Array> | undefined
-  private bellRead: Promise<unknown> | undefined
-  private wakeLocal: (() => void) | undefined
-  private parked = false
+  private onRing: ((count: number) => void) | undefined
 
   /** @internal: use topic.subscribe() */
   constructor(
@@ -208,7 +205,7 @@ export class Subscription implements AsyncIterable<TopicEvent>, AsyncDisposable,
     readonly filter: string,
     /** The queue bound. */
     readonly queue: number,
-    idle: ReturnType<typeof tuning>,
+    idle: IdleStrategy | undefined,
     restarted: boolean,
   ) {
     this.native = native
@@ -220,8 +217,18 @@ export class Subscription implements AsyncIterable<TopicEvent>, AsyncDisposable,
     batchOwner.set(ab, this)
     this.buf = new Uint8Array(ab)
     this.view = new DataView(ab)
-    this.spinNs = idle.spinNs
-    this.parkAfterNs = idle.parkAfterNs
+    // Waiting for events is the request pump's duty cycle (idle strategy, busy-machine detection, parking):
+    // it polls while a reader waits and rests while none does, so a reader busy elsewhere is not rung.
+    this.pump = new Pump(this.parking(), idle, {
+      collect: () => {
+        const ptr = this.native.ptr
+        if (this.waiters.size === 0 || !ptr || topicNative.sb_sub_pending(ptr) !== 1) return 0
+        this.wake(true)
+        return 1
+      },
+      wanted: () => this.waiters.size > 0,
+      rest: true,
+    })
     dropped.register(this, this.native, this)
   }
 
@@ -319,7 +326,8 @@ export class Subscription implements AsyncIterable<TopicEvent>, AsyncDisposable,
     this.count = this.index = this.offset = 0 // the batch memory goes with the native side
     if (!this.batchMemory.detached) this.batchMemory.transfer(0) // events and batches still held read empty
     dropped.unregister(this)
-    this.wakeLocal?.()
+    this.pump.stop()
+    this.wake(false)
     const n = this.native
     const free = () => {
       if (n.ptr) topicNative.sb_sub_close(n.ptr)
@@ -340,7 +348,7 @@ export class Subscription implements AsyncIterable<TopicEvent>, AsyncDisposable,
 
   /** @internal: the topic's housekeeping tick wakes a parked subscriber that has something to read. */
   nudge() {
-    if (this.parked && this.native.ptr && topicNative.sb_sub_pending(this.native.ptr) === 1) this.wakeLocal?.()
+    if (this.pump.isParked && this.native.ptr && topicNative.sb_sub_pending(this.native.ptr) === 1) this.pump.rouse()
   }
 
   private next1(): TopicEvent {
@@ -361,7 +369,6 @@ export class Subscription implements AsyncIterable<TopicEvent>, AsyncDisposable,
     }
     this.count = n
     this.index = this.offset = 0
-    if (n > 0) this.lastProgress = now()
     this.turnEvents += n
     return n
   }
@@ -389,43 +396,68 @@ export class Subscription implements AsyncIterable<TopicEvent>, AsyncDisposable,
     if (!this.closed && this.turnDue()) await this.yieldTurn()
     const ptr = this.native.ptr
     if (!ptr || this.closed) return false
-    const t = now()
-    if (t >= deadline) return false
-    if (t - this.lastProgress < this.parkAfterNs) {
-      // Poll for a while, giving the CPU away now and then (a publisher may share this CPU), then let the
-      // event loop turn before polling again.
-      const until = t + this.spinNs
-      while (now() < until) {
-        if (topicNative.sb_sub_pending(ptr) === 1) return true
-        native.sb_yield()
-      }
-      await this.yieldTurn()
-      return !this.closed
-    }
-    if (topicNative.sb_sub_park(ptr) === 1) return true
-    this.parked = true
-    try {
-      const bell = (this.bell ??= Bun.file(topicNative.sb_sub_fd(ptr))
-        .stream()
-        .getReader() as ReadableStreamDefaultReader<Uint8Array>)
-      this.bellRead ??= bell.read().then(
-        () => (this.bellRead = undefined),
-        () => (this.bellRead = undefined),
-      )
+    const start = now()
+    if (start >= deadline) return false
+    if (topicNative.sb_sub_pending(ptr) === 1) return true
+    const ready = await new Promise<boolean>((resolve) => {
       let timer: LongTimer | undefined
-      const local = new Promise<void>((r) => {
-        this.wakeLocal = r
-        if (deadline !== Infinity) timer = longTimeout(r, (deadline - now()) / 1e6) // past 2^31-1 ms a bare setTimeout fires at once
-      })
-      await Promise.race([this.bellRead, local])
-      timer?.clear()
-      this.turnTaken()
-    } finally {
-      this.parked = false
-      this.wakeLocal = undefined
-      if (this.native.ptr) topicNative.sb_sub_unpark(this.native.ptr)
+      const done = (ready: boolean) => {
+        timer?.clear()
+        this.waiters.delete(done)
+        resolve(ready)
+      }
+      this.waiters.add(done)
+      if (deadline !== Infinity) timer = longTimeout(() => done(false), (deadline - start) / 1e6) // past 2^31-1 ms a bare setTimeout fires at once
+      this.pump.resume()
+    })
+    // A wait this long went through at least one fruitless pump run, which ends by letting the loop turn.
+    if (now() - start >= TURN_NS) this.turnTaken()
+    return ready && !this.closed
+  }
+
+  private wake(ready: boolean) {
+    for (const w of [...this.waiters]) w(ready)
+  }
+
+  /** The pump's view of this subscriber: its parked flag in the topic, and its wake socket as the doorbell. */
+  private parking(): Parking {
+    const sub = this
+    return {
+      get isOpen() {
+        return !sub.closed && sub.native.ptr !== null
+      },
+      park: () => {
+        const ptr = this.native.ptr
+        if (!ptr || this.closed) return 1
+        this.listenBell(ptr)
+        return topicNative.sb_sub_park(ptr)
+      },
+      unpark: () => {
+        if (this.native.ptr) topicNative.sb_sub_unpark(this.native.ptr)
+      },
+      listenDoorbell: (onRing) => {
+        this.onRing = onRing
+      },
     }
-    this.lastProgress = now()
-    return !this.closed
+  }
+
+  /** Reads the wake socket from the first park on (a subscriber that never waits holds no read open). */
+  private listenBell(ptr: Pointer) {
+    if (this.bell) return
+    const bell = (this.bell = Bun.file(topicNative.sb_sub_fd(ptr))
+      .stream()
+      .getReader() as ReadableStreamDefaultReader<Uint8Array>)
+    const next = (): void => {
+      bell.read().then(
+        (r) => {
+          if (r.done || this.closed || !this.native.ptr) return
+          topicNative.sb_sub_unpark(this.native.ptr) // the ringer took the parked flag; drain what else came
+          this.onRing?.(1)
+          setImmediate(next) // one read per turn: a member writing without pause cannot hold the loop
+        },
+        () => {},
+      )
+    }
+    next()
   }
 }

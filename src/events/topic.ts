@@ -191,7 +191,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
     if (typeof queue !== "number") throw new TypeError(`queue must be a number of events, got ${typeof queue}`)
     if (!Number.isInteger(queue) || queue < 1 || queue > 1 << 20)
       throw new RangeError(`queue must be a whole number from 1 to ${1 << 20}, got ${queue}`)
-    const idle = tuning(opts.idle)
+    tuning(opts.idle) // checked here, before the registry entry exists
     const from = opts.from ?? "now"
     let at: number
     if (from === "now") at = TopicConst.FROM_NOW
@@ -210,7 +210,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
     const native: NativeSub = { ptr }
     let sub: Subscription
     try {
-      sub = new Subscription(this, native, text, queue, idle, this.out[TopicOut.restarted] === 1)
+      sub = new Subscription(this, native, text, queue, opts.idle, this.out[TopicOut.restarted] === 1)
     } catch (e) {
       topicNative.sb_sub_close(ptr) // the entry and its wake socket go with the failure
       throw e

@@ -1,0 +1,115 @@
+// core/idle.ts's Pump over the Parking interface: the duty cycle a request/response Channel and a topic
+// subscription share. Driven through a made-up Parking, so each step (poll, rest, park, ring) is seen exactly.
+import { beforeAll, expect, test } from "bun:test"
+import { type Parking, Pump } from "../../src/core/idle.ts"
+import { loadNative } from "../../src/native/ffi.ts"
+
+beforeAll(loadNative) // the pump's sched_yield
+
+/** A Parking that records what the pump did and lets the test ring its doorbell; the first `arrivals` parks
+ * find something arrived meanwhile. */
+function fakeParking(arrivals = 0) {
+  const log: string[] = []
+  let onRing: ((count: number) => void) | undefined
+  const parking: Parking = {
+    isOpen: true,
+    park: () => (log.push("park"), arrivals-- > 0 ? 1 : 0),
+    unpark: () => void log.push("unpark"),
+    listenDoorbell: (f) => void (onRing = f),
+  }
+  return { parking, log, ring: (n = 1) => onRing!(n) }
+}
+
+const turn = () => new Promise<void>((r) => setImmediate(r))
+
+test("a resting pump polls nothing until resume(); with nothing to take it parks, and a ring runs it again", async () => {
+  const { parking, log, ring } = fakeParking()
+  let wanted = false
+  let polls = 0
+  let items = 0
+  const pump = new Pump(parking, "park", {
+    collect: () => (polls++, items > 0 ? (items--, 1) : 0),
+    wanted: () => wanted,
+    rest: true,
+  })
+  await turn()
+  expect(polls).toBe(0) // nobody waits: it does not even start
+  expect(log).toEqual([])
+  wanted = true
+  pump.resume()
+  await turn()
+  expect(polls).toBe(1)
+  expect(log).toEqual(["park"])
+  expect(pump.isParked).toBe(true)
+  pump.resume() // a parked pump stays parked: the doorbell will ring
+  await turn()
+  expect(polls).toBe(1)
+  items = 1
+  ring()
+  await turn()
+  await turn()
+  expect(polls).toBeGreaterThanOrEqual(2)
+  expect(items).toBe(0)
+  pump.stop()
+})
+
+test("a pump nobody wants anything from rests instead of parking when it may rest, and parks otherwise", async () => {
+  for (const rest of [true, false]) {
+    const { parking, log } = fakeParking()
+    const pump = new Pump(parking, "adaptive", { collect: () => 0, wanted: () => false, rest })
+    pump.kick()
+    await turn()
+    expect(log).toEqual(rest ? [] : ["park"])
+    expect(pump.isParked).toBe(!rest)
+    pump.stop()
+  }
+})
+
+test("rouse() runs a parked pump as if rung, withdrawing its announcement first; it does nothing to a running one", async () => {
+  const { parking, log } = fakeParking()
+  let polls = 0
+  const pump = new Pump(parking, "park", { collect: () => (polls++, 0), wanted: () => true })
+  pump.kick()
+  await turn()
+  expect(log).toEqual(["park"])
+  pump.rouse()
+  expect(log).toEqual(["park", "unpark"])
+  await turn()
+  expect(polls).toBe(2)
+  expect(log).toEqual(["park", "unpark", "park"]) // nothing came: parked again
+  pump.stop()
+  pump.rouse()
+  expect(log.length).toBe(3)
+})
+
+test("something that arrives while the pump announces sleep is polled at once, not slept on", async () => {
+  const { parking, log } = fakeParking(2)
+  let polls = 0
+  const pump = new Pump(parking, "park", { collect: () => (polls++, 0), wanted: () => true })
+  pump.kick()
+  for (let i = 0; i < 5; i++) await turn()
+  expect(polls).toBe(3) // the first poll, then one after each park that found something
+  expect(log).toEqual(["park", "park", "park"])
+  expect(pump.isParked).toBe(true)
+  pump.stop()
+})
+
+test("rings beyond the parks are a flood only where onRingFlood is given; without it they just run the pump", async () => {
+  const floods: number[] = []
+  const a = fakeParking()
+  const policed = new Pump(a.parking, "park", {
+    collect: () => 0,
+    wanted: () => true,
+    onRingFlood: (rings) => floods.push(rings),
+  })
+  a.ring(1000)
+  expect(floods).toEqual([1000])
+  const b = fakeParking()
+  let polls = 0
+  const free = new Pump(b.parking, "park", { collect: () => (polls++, 0), wanted: () => true })
+  b.ring(1000)
+  await turn()
+  expect(polls).toBe(1)
+  policed.stop()
+  free.stop()
+})
