@@ -1,5 +1,5 @@
 // Where the time of one request goes: each stage of the HTTP hub path and of request()/call(), measured alone
-// with mitata in one process, with the real code of each stage. bench/README.md puts the figures in a table.
+// with mitata in one process, with the real code of each stage. docs/perf/request-path.md has the figures.
 // bun bench/slots/breakdown.ts [filter regex]
 import { bench, do_not_optimize, group, run } from "mitata"
 import { SlotBus, SlotRequest, SlotWorker } from "../../src/core/index.ts"
