@@ -2,7 +2,7 @@
 //   install (default)   prebuilds/<os>-<arch>[-musl]/libslotbus.so for all four release targets
 //   native              the prebuild for this host only
 //   examples            zig-out/bin/c-worker           (examples/c-worker; -Dc-worker=FILE.c builds another source)
-//   floor               zig-out/bin/floor              (bench/floor.c, the bench's C-to-C floor)
+//   floor               zig-out/bin/floor              (bench/slots/floor.c, the bench's C-to-C floor)
 //   lease-handover      zig-out/bin/lease-handover     (bench/leases/handover.c, lease handover in C alone)
 //   stress              zig-out/bin/stress             (csrc/test/stress.c, the slot state machine under load)
 //   stress-tsan         zig-out/bin/stress-tsan        (the same under ThreadSanitizer)
@@ -75,7 +75,7 @@ pub fn build(b: *std.Build) void {
     _ = addHostExe(b, "examples", "c-worker", worker_source, optimize, false);
 
     const floor = b.addExecutable(.{ .name = "floor", .target = host, .optimize = optimize });
-    floor.addCSourceFiles(.{ .files = &.{"bench/floor.c"}, .flags = &c_flags });
+    floor.addCSourceFiles(.{ .files = &.{"bench/slots/floor.c"}, .flags = &c_flags });
     floor.linkLibC();
     b.step("floor", "Build zig-out/bin/floor, the bench's C-to-C floor").dependOn(&b.addInstallArtifact(floor, .{}).step);
     _ = addHostExe(b, "lease-handover", "lease-handover", b.path("bench/leases/handover.c"), optimize, false);

@@ -21,9 +21,6 @@ async function run(argv: string[]): Promise<number> {
   const [command, ...rest] = argv
   switch (command) {
     case "bench": {
-      if (rest[0] === "leases") return (await import("../bench/leases/cli.ts")).main(rest.slice(1))
-      if (rest[0] === "stdio") return (await import("../bench/stdio/cli.ts")).main(rest.slice(1))
-      if (rest[0] === "events") return (await import("../bench/events/cli.ts")).main(rest.slice(1))
       const { main } = await import("../bench/cli.ts")
       return main(rest)
     }

@@ -2,6 +2,7 @@
 //   src/errors.ts ← src/native ← src/core (through core/index.ts for features) ← feature folders
 // A feature never imports another feature or the package entry, except along an edge declared in
 // FEATURE_EDGES (through that feature's index.ts); nothing in src imports bench/, test/ or bin/.
+// bench/ keeps the same shape: one folder per measured feature, none importing a sibling, bench/lib/ below them.
 import { describe, expect, test } from "bun:test"
 import { readdirSync, readFileSync } from "node:fs"
 import { dirname, join, normalize, relative } from "node:path"
@@ -54,19 +55,34 @@ export function violation(from: string, to: string): string | null {
   return rule(to) ? null : `${from} (${a}) must not import ${to} (${b})`
 }
 
+const BENCH = join(import.meta.dir, "..", "bench")
+const BENCH_ROOMS = ["slots", "soak", "http", "events", "leases", "stdio"]
+
+/** Why `from` (a path under bench/) may not import `to` (resolved, relative to bench/), or null when it may. */
+export function benchViolation(from: string, to: string): string | null {
+  if (from === "cli.ts") return null // the dispatcher of `slotbus bench …` loads each room
+  const a = from.split("/")[0]!
+  if (a !== "lib" && !BENCH_ROOMS.includes(a))
+    return `bench/${from} is in no room (add it to test/architecture.test.ts)`
+  if (to.startsWith("../src/") || to.startsWith("../scripts/")) return null
+  if (to.startsWith("..")) return `bench/${from} reaches outside bench/ (${to})`
+  const b = to.split("/")[0]!
+  return b === a || b === "lib" ? null : `bench/${from} (${a}) must not import bench/${to} (${b})`
+}
+
 function sources(dir: string): string[] {
   return readdirSync(dir, { recursive: true, encoding: "utf8" })
     .filter((f) => f.endsWith(".ts"))
     .map((f) => f.replaceAll("\\", "/"))
 }
 
-function edgeViolations(files: Record<string, string>): string[] {
+function edgeViolations(files: Record<string, string>, rule = violation): string[] {
   const problems: string[] = []
   for (const [file, text] of Object.entries(files)) {
     for (const spec of importsOf(text)) {
       if (!spec.startsWith(".")) continue // packages and bun: builtins
       const to = relative(".", normalize(join(dirname(file), spec))).replaceAll("\\", "/")
-      const why = violation(file, to)
+      const why = rule(file, to)
       if (why) problems.push(why)
     }
   }
@@ -121,5 +137,33 @@ describe("the guard notices a broken layout", () => {
     ["http/hub/server.ts", 'import { Registry } from "./registry.ts"\nimport { RouteError } from "../errors.ts"'],
   ])("%s with `%s` is allowed", (file, line) => {
     expect(edgeViolations({ [file]: `${line}\n` })).toEqual([])
+  })
+})
+
+describe("the layout of bench/", () => {
+  const files = Object.fromEntries(sources(BENCH).map((f) => [f, readFileSync(join(BENCH, f), "utf8")]))
+
+  test("every bench file sits in a feature's folder or lib/, and imports only its own folder, lib/, src/ and scripts/", () => {
+    expect(Object.keys(files).length).toBeGreaterThan(10)
+    expect(edgeViolations(files, benchViolation)).toEqual([])
+  })
+
+  test.each([
+    ["http/emit.ts", 'import { monoNs } from "../events/peer.ts"'],
+    ["slots/methods/floor.ts", 'import { main } from "../../soak/soak.ts"'],
+    ["lib/child.ts", 'import { Samples } from "../slots/measure.ts"'],
+    ["events/cli.ts", 'import { run } from "../../test/support/helpers.ts"'],
+    ["micro.ts", 'import { SlotBus } from "../src/index.ts"'], // a loose file at the top of bench/
+  ])("bench/%s with `%s` is refused", (file, line) => {
+    expect(edgeViolations({ [file]: `${line}\n` }, benchViolation).length).toBe(1)
+  })
+
+  test.each([
+    ["slots/methods/slotbus.ts", 'import { SlotBus } from "../../../src/index.ts"'],
+    ["slots/cc.ts", 'const zig = await import("../../scripts/zig.ts")'],
+    ["http/emit.ts", 'import { monoNs } from "../lib/clock.ts"'],
+    ["cli.ts", 'return (await import("./events/cli.ts")).main(rest)'],
+  ])("bench/%s with `%s` is allowed", (file, line) => {
+    expect(edgeViolations({ [file]: `${line}\n` }, benchViolation)).toEqual([])
   })
 })

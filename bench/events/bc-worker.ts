@@ -1,5 +1,5 @@
 // A BroadcastChannel subscriber Worker for `slotbus bench events` (same process, another thread).
-import { monoNs as now } from "./clock.ts"
+import { monoNs as now } from "../lib/clock.ts"
 declare const self: Worker
 let phase = { count: 0, first: 0, last: 0, lat: [] as number[] }
 let sampling = true

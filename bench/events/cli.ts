@@ -4,7 +4,7 @@ import { cpus } from "node:os"
 import { join } from "node:path"
 import { Topic } from "../../src/events/index.ts"
 import { spawn, type Child } from "../lib/child.ts"
-import { monoNs as now } from "./clock.ts"
+import { monoNs as now } from "../lib/clock.ts"
 
 const PEER = join(import.meta.dir, "peer.ts")
 const BC_WORKER = join(import.meta.dir, "bc-worker.ts")

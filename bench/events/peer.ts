@@ -4,7 +4,7 @@
 //   bun peer.ts topic <name> <spin|adaptive|park> <iter|batch>
 //   bun peer.ts nats <port> | redis <port> | ipc
 import { Topic } from "../../src/events/index.ts"
-import { monoNs as now } from "./clock.ts"
+import { monoNs as now } from "../lib/clock.ts"
 
 const [kind, where, idle, reader] = process.argv.slice(2)
 const say = (o: object) => process.stdout.write(JSON.stringify(o) + "\n")

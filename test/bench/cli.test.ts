@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { parseArgs, parseSize, rotation, UsageError } from "../../bench/cli.ts"
+import { parseArgs, parseSize, rotation, UsageError } from "../../bench/slots/cli.ts"
 import { describeMachine } from "../../bench/lib/machine.ts"
 import { run as runCmd, type RunResult } from "../support/helpers.ts"
 import { median, range, Samples } from "../../bench/lib/samples.ts"
@@ -20,7 +20,7 @@ import {
   type Figures,
   type MethodInfo,
   type Row,
-} from "../../bench/report.ts"
+} from "../../bench/slots/report.ts"
 
 const repo = join(import.meta.dir, "..", "..")
 const bin = join(repo, "bin", "slotbus.ts")

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test"
 import { join } from "node:path"
-import { check, flip, parseSoakArgs, pattern, SoakUsageError, type SoakResult } from "../../bench/soak.ts"
+import { check, flip, parseSoakArgs, pattern, SoakUsageError, type SoakResult } from "../../bench/soak/soak.ts"
 import { run } from "../support/helpers.ts"
 
 const repo = join(import.meta.dir, "..", "..")

@@ -99,3 +99,12 @@ try {
   )
   expect((await runOk(["bun", "hub.ts"], consumer, env)).trim()).toBe("subtols")
 }, 30_000)
+
+test("the package carries the bench and the protocol, and leaves the perf notes in the repository", async () => {
+  const installed = join(consumer, "node_modules", "slotbus")
+  for (const f of ["bench/cli.ts", "bench/slots/floor.c", "docs/PROTOCOL.md", "docs/model/slotbus.pml"])
+    expect(existsSync(join(installed, f))).toBe(true)
+  expect(existsSync(join(installed, "docs", "perf"))).toBe(false)
+  const help = await runOk(["bun", join(installed, "bin", "slotbus.ts"), "bench", "events", "--help"], consumer, env)
+  expect(help).toContain("usage: slotbus bench events")
+})

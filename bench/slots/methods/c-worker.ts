@@ -1,11 +1,11 @@
 // slotbus hub in this process ↔ examples/c-worker (libslotbus from C), built on first use by `zig build examples`.
 import { existsSync } from "node:fs"
 import { resolve } from "node:path"
-import type { IdleStrategy } from "../../src/index.ts"
-import { buildWithZig, NoCompilerError, packageRoot } from "../lib/cc.ts"
-import { spawn } from "../lib/child.ts"
-import { processCpuSeconds } from "../lib/cpu.ts"
-import { SkipMethod, type Transport } from "../lib/transport.ts"
+import type { IdleStrategy } from "../../../src/index.ts"
+import { buildWithZig, NoCompilerError, packageRoot } from "../cc.ts"
+import { spawn } from "../../lib/child.ts"
+import { processCpuSeconds } from "../../lib/cpu.ts"
+import { SkipMethod, type Transport } from "../transport.ts"
 import { openBus } from "./slotbus.ts"
 
 const SOURCE = "examples/c-worker/worker.c"

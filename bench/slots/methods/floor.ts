@@ -1,11 +1,11 @@
-// The machine's floor: bench/floor.c, two C processes ping-ponging over shared memory (spin or futex).
+// The machine's floor: bench/slots/floor.c, two C processes ping-ponging over shared memory (spin or futex).
 // It measures itself; this side only builds it, runs it and reads back its round-trip times.
 import { readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { buildWithZig, NoCompilerError } from "../lib/cc.ts"
-import { spawn } from "../lib/child.ts"
-import { SkipMethod } from "../lib/transport.ts"
+import { buildWithZig, NoCompilerError } from "../cc.ts"
+import { spawn } from "../../lib/child.ts"
+import { SkipMethod } from "../transport.ts"
 
 export interface FloorRun {
   /** Round-trip times in ns, one per measured request. */
@@ -19,7 +19,7 @@ let built: Promise<string> | null = null
 
 function binary(): Promise<string> {
   return (built ??= buildWithZig("floor", "floor").catch((e) => {
-    throw e instanceof NoCompilerError ? new SkipMethod(`cannot build bench/floor.c: ${e.message}`) : e
+    throw e instanceof NoCompilerError ? new SkipMethod(`cannot build bench/slots/floor.c: ${e.message}`) : e
   }))
 }
 

@@ -2,8 +2,8 @@
 // The hub listens and the worker connects, as with slotbus's rendezvous.
 import type { Socket, SocketHandler } from "bun"
 import { FrameReader, FrameWriter } from "./frames.ts"
-import { spawn } from "./child.ts"
-import { cpuReport, parseCpuReport } from "./cpu.ts"
+import { spawn } from "../lib/child.ts"
+import { cpuReport, parseCpuReport } from "../lib/cpu.ts"
 import { EMPTY, FifoReplies, type Transport } from "./transport.ts"
 
 export type StreamAddress = { unix: string } | { hostname: string; port: number }

@@ -1,5 +1,5 @@
 // What one syscall costs from JS on this machine (bun:ffi → libc): a bare syscall, a read of an empty
-// non-blocking eventfd (EAGAIN), and an eventfd write + read. bun bench/profiles/syscall-cost.ts
+// non-blocking eventfd (EAGAIN), and an eventfd write + read. bun bench/slots/syscall-cost.ts
 import { dlopen, FFIType, ptr } from "bun:ffi"
 const c = dlopen("libc.so.6", {
   eventfd: { args: [FFIType.u32, FFIType.i32], returns: FFIType.i32 },

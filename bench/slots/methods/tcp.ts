@@ -1,6 +1,6 @@
 // TCP over loopback (Bun.listen / Bun.connect, TCP_NODELAY), length-prefixed frames. Run directly: the worker.
-import { openStream, serveStream } from "../lib/stream.ts"
-import type { Transport } from "../lib/transport.ts"
+import { openStream, serveStream } from "../stream.ts"
+import type { Transport } from "../transport.ts"
 
 export function open(): Promise<Transport> {
   return openStream(

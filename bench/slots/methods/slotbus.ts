@@ -1,9 +1,9 @@
 // slotbus through its public API: a SlotBus hub in this process, a SlotWorker in a child Bun process.
 // Run directly, this file is that worker: bun slotbus.ts <name> <idle>
-import { SlotBus, SlotWorker, type IdleStrategy } from "../../src/index.ts"
-import { spawn, type Child } from "../lib/child.ts"
-import { cpuReport, parseCpuReport, selfCpuSeconds } from "../lib/cpu.ts"
-import { EMPTY, type Transport } from "../lib/transport.ts"
+import { SlotBus, SlotWorker, type IdleStrategy } from "../../../src/index.ts"
+import { spawn, type Child } from "../../lib/child.ts"
+import { cpuReport, parseCpuReport, selfCpuSeconds } from "../../lib/cpu.ts"
+import { EMPTY, type Transport } from "../transport.ts"
 
 let opened = 0
 

@@ -1,7 +1,7 @@
 // HTTP/1.1 over loopback: Bun.serve in a child process, fetch with keep-alive here. Run directly: the worker.
-import { spawn } from "../lib/child.ts"
-import { cpuReport, parseCpuReport } from "../lib/cpu.ts"
-import type { Transport } from "../lib/transport.ts"
+import { spawn } from "../../lib/child.ts"
+import { cpuReport, parseCpuReport } from "../../lib/cpu.ts"
+import type { Transport } from "../transport.ts"
 
 export async function open(): Promise<Transport> {
   const child = spawn([process.execPath, import.meta.path])

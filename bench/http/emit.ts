@@ -1,11 +1,11 @@
 // emit → SSE client latency through the HTTP hub, the same run for both paths: `app.emit` (the worker publishes
 // into the hub's events topic) and the HTTP POST it replaced (`app.send("emit", …)`, still the fallback).
-//   bun bench/http-emit.ts [--n 400] [--gap-ms 2]
+//   bun bench/http/emit.ts [--n 400] [--gap-ms 2]
 // The hub and the SSE client (fetch) run in this process, the worker in a child; each event carries the
 // monotonic clock at its emit (CLOCK_MONOTONIC through libc: Bun's hrtime is per process).
 import { parseArgs } from "node:util"
-import { createHub, hubWorker } from "../src/http/index.ts"
-import { monoNs } from "./events/clock.ts"
+import { createHub, hubWorker } from "../../src/http/index.ts"
+import { monoNs } from "../lib/clock.ts"
 
 if (process.argv[2] === "--worker") {
   const app = hubWorker(process.argv[3]!, "emitter", { token: process.argv[4] })

@@ -1,11 +1,11 @@
 // One method of `slotbus bench --sizes 64 --load 2` long enough to profile: starts <load> CPU burners (as the
 // bench does), opens the method the bench's way (hub here, worker in a child), writes "<hub pid> <worker pid>"
 // to <pidfile>, warms up 1 s, then does 64 B round trips at 1 in flight for <seconds> and prints p50/p99.
-//   bun bench/profiles/busy-run.ts <slotbus:adaptive|slotbus:spin|slotbus:park|process.send> <seconds> <pidfile> [load=2]
+//   bun bench/slots/perf-run.ts <slotbus:adaptive|slotbus:spin|slotbus:park|process.send> <seconds> <pidfile> [load=2]
 import { spawn } from "../lib/child.ts"
-import type { Transport } from "../lib/transport.ts"
-import * as sb from "../methods/slotbus.ts"
-import * as ps from "../methods/process-send.ts"
+import type { Transport } from "./transport.ts"
+import * as sb from "./methods/slotbus.ts"
+import * as ps from "./methods/process-send.ts"
 
 const [method = "slotbus:adaptive", secs = "5", pidfile = "/tmp/busy-run.pids", loadArg = "2"] = process.argv.slice(2)
 const burners = Array.from({ length: Number(loadArg) }, () => spawn([process.execPath, "-e", "for (;;) {}"]))

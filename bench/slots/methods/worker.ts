@@ -1,7 +1,7 @@
 // Reference: a Worker thread in this same process, postMessage both ways (structured clone copies).
 // Loaded as a Worker, this file is the echo thread.
-import { threadCpuSeconds } from "../lib/cpu.ts"
-import { EMPTY, FifoReplies, type Transport } from "../lib/transport.ts"
+import { threadCpuSeconds } from "../../lib/cpu.ts"
+import { EMPTY, FifoReplies, type Transport } from "../transport.ts"
 
 export async function open(): Promise<Transport> {
   const replies = new FifoReplies()

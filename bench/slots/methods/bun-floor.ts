@@ -1,14 +1,14 @@
 // The bare Bun floor: two Bun processes ping-ponging over a shared file mapping (Bun.mmap, MAP_SHARED) with
 // Atomics loads and stores, both sides busy-polling. No event loop, no promises, none of slotbus's bookkeeping,
-// the same three copies per echo as bench/floor.c: request in, request to response (worker), response out.
+// the same three copies per echo as bench/slots/floor.c: request in, request to response (worker), response out.
 // It answers "how close is slotbus to what Bun itself can do". Run directly, this file is the worker.
 import { existsSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { spawn } from "../lib/child.ts"
-import { processCpuSeconds, selfCpuSeconds } from "../lib/cpu.ts"
-import { Samples } from "../lib/samples.ts"
-import type { Sample } from "../lib/measure.ts"
+import { spawn } from "../../lib/child.ts"
+import { processCpuSeconds, selfCpuSeconds } from "../../lib/cpu.ts"
+import { Samples } from "../../lib/samples.ts"
+import type { Sample } from "../measure.ts"
 
 // Layout, in 32-bit words: [0] worker ready, [16] stop; then per slot a line (16 words) with the request
 // sequence number and a line with the response's, then the slot's request and response buffers.

@@ -1,6 +1,6 @@
 // One measurement: `inflight` concurrent request loops for a fixed time, every round trip timed on the hub.
-import { selfCpuSeconds } from "./cpu.ts"
-import { Samples } from "./samples.ts"
+import { selfCpuSeconds } from "../lib/cpu.ts"
+import { Samples } from "../lib/samples.ts"
 import type { Transport } from "./transport.ts"
 
 export interface Sample {

@@ -1,8 +1,8 @@
 // The three outputs of a bench run: a terminal table, JSON lines, and a self-contained HTML page.
 // Every figure is the median over the rounds, with its range (min–max across rounds); ratios are taken
 // within each round (the two methods ran minutes apart at most) and then summarized the same way.
-import type { Machine } from "./lib/machine.ts"
-import { median, range } from "./lib/samples.ts"
+import type { Machine } from "../lib/machine.ts"
+import { median, range } from "../lib/samples.ts"
 
 /** One method of moving a request and its reply between two parties. `id` is `name:mode`. */
 export interface MethodInfo {

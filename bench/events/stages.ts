@@ -1,9 +1,9 @@
 // Per-event cost of each stage of a 64 B topic event, in one process (no wake-ups, no second CPU):
 // publish from JS, the subscriber's C read (validate + filter + copy into its batch), and the JS that reads a
 // batch (forEachSpan, with the callback the bench's peer uses, and the TopicEvent iterator).
-//   bun bench/profiles/events-stages.ts
+//   bun bench/events/stages.ts
 import { Topic } from "../../src/events/index.ts"
-import { monoNs } from "../events/clock.ts"
+import { monoNs } from "../lib/clock.ts"
 
 const SIZE = 64
 const BATCH = 4096

@@ -2,12 +2,12 @@
 // <subs> bench/events/peer.ts subscribers, writes "<publisher pid> <subscriber pids…>" to <pidfile>, waits
 // 1 s, publishes as cli.ts does (monoNs() + publish, a setImmediate every 1024) for <seconds>, and prints
 // what each subscriber got.
-//   bun bench/profiles/events-run.ts <subs> <seconds> <pidfile> [spin|adaptive|park] [await]
+//   bun bench/events/perf-run.ts <subs> <seconds> <pidfile> [spin|adaptive|park] [await]
 // "await" sends as cli.ts's measure() does: `await send(i)` per event.
 import { join } from "node:path"
 import { Topic } from "../../src/events/index.ts"
 import { spawn } from "../lib/child.ts"
-import { monoNs as now } from "../events/clock.ts"
+import { monoNs as now } from "../lib/clock.ts"
 
 const [subs = 1, seconds = 4] = process.argv.slice(2, 4).map(Number)
 const pidfile = process.argv[4] ?? "/tmp/events-run.pids"
@@ -17,7 +17,7 @@ const name = `prof-${process.pid}`
 const topic = await Topic.open(name, { capacity: 1 << 24 })
 const ctl = await Topic.open(`${name}-ctl`, { capacity: 1 << 16 })
 const peers = Array.from({ length: subs }, () =>
-  spawn([process.execPath, join(import.meta.dir, "../events/peer.ts"), "topic", name, idle, "batch"]),
+  spawn([process.execPath, join(import.meta.dir, "peer.ts"), "topic", name, idle, "batch"]),
 )
 let lineNo = 0
 for (const p of peers) await p.line(0, 30_000)

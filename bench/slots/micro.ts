@@ -1,10 +1,10 @@
 // In-process micro-benchmarks of slotbus's hot pieces, so a regression shows before it costs round trips.
-// bun bench/micro.ts
+// bun bench/slots/micro.ts
 import { toArrayBuffer, type Pointer } from "bun:ffi"
 import { closeSync } from "node:fs"
 import { bench, do_not_optimize, group, run, summary } from "mitata"
-import { align8, headerPairs, readHead, writeHead } from "../src/core/codec.ts"
-import { HUB_CONFIG_WORDS, Kind, Msg, MSG_WORDS, loadNative } from "../src/native/ffi.ts"
+import { align8, headerPairs, readHead, writeHead } from "../../src/core/codec.ts"
+import { HUB_CONFIG_WORDS, Kind, Msg, MSG_WORDS, loadNative } from "../../src/native/ffi.ts"
 
 const native = await loadNative()
 

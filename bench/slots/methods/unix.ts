@@ -2,8 +2,8 @@
 import { rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { openStream, serveStream } from "../lib/stream.ts"
-import type { Transport } from "../lib/transport.ts"
+import { openStream, serveStream } from "../stream.ts"
+import type { Transport } from "../transport.ts"
 
 let opened = 0
 

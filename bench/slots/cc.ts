@@ -1,4 +1,4 @@
-// The bench's C programs (bench/floor.c, examples/c-worker), built by build.zig like everything else in the repo.
+// The bench's C programs (bench/slots/floor.c, examples/c-worker), built by build.zig like everything else in the repo.
 import { existsSync } from "node:fs"
 import { join, resolve } from "node:path"
 

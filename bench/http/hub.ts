@@ -2,17 +2,17 @@
 //   direct       a Bun.serve that answers itself
 //   hub+slotbus  createHub() in one process, a hubWorker() in another, talking over shared memory
 //   fetch-proxy  a Bun.serve that forwards each request with fetch() to the worker's own Bun.serve
-// Usage: bun bench/http-hub.ts [--duration=3] [--rounds=3] [--concurrency=1,16] [--bytes=0,65536]
+// Usage: bun bench/http/hub.ts [--duration=3] [--rounds=3] [--concurrency=1,16] [--bytes=0,65536]
 //                              [--client=wrk|fetch] [--idle=adaptive,park,2/1]   (one hub + worker pair per idle strategy;
 //                              spinMicros/parkAfterMs for a custom one)
 // The load generator is wrk when it is installed (apt-get install wrk), else an in-repo keep-alive fetch client.
 import { cpus, release, tmpdir } from "node:os"
 import { join } from "node:path"
 import { rmSync } from "node:fs"
-import { run, spawn, type Child } from "./lib/child.ts"
-import { Samples } from "./lib/samples.ts"
-import type { IdleStrategy } from "../src/index.ts"
-import { createHub, hubWorker } from "../src/http/index.ts"
+import { run, spawn, type Child } from "../lib/child.ts"
+import { Samples } from "../lib/samples.ts"
+import type { IdleStrategy } from "../../src/index.ts"
+import { createHub, hubWorker } from "../../src/http/index.ts"
 
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, "").split("=") as [string, string]))
 const role = args.role

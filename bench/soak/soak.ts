@@ -1,8 +1,8 @@
 // `slotbus bench soak`: a hub and several worker processes under random kill -9 and restarts, random sizes up
 // to 8 MiB, every answer checked against its request. Run directly, this file is a soak worker.
 import { readdirSync, readFileSync } from "node:fs"
-import { SlotBus, SlotWorker, type SlotRequest } from "../src/index.ts"
-import { killAll, spawn, type Child } from "./lib/child.ts"
+import { SlotBus, SlotWorker, type SlotRequest } from "../../src/index.ts"
+import { killAll, spawn, type Child } from "../lib/child.ts"
 
 export const SOAK_USAGE = `usage: slotbus bench soak [options]
 

@@ -1,8 +1,8 @@
 // Bun.spawn's IPC channel: process.send in a child Bun process, structured-clone ("advanced") serialization.
 // Run directly, this file is that worker.
-import { spawn } from "../lib/child.ts"
-import { cpuReport, parseCpuReport } from "../lib/cpu.ts"
-import { EMPTY, FifoReplies, type Transport } from "../lib/transport.ts"
+import { spawn } from "../../lib/child.ts"
+import { cpuReport, parseCpuReport } from "../../lib/cpu.ts"
+import { EMPTY, FifoReplies, type Transport } from "../transport.ts"
 
 export async function open(): Promise<Transport> {
   const replies = new FifoReplies()

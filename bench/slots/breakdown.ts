@@ -1,13 +1,13 @@
 // Where the time of one request goes: each stage of the HTTP hub path and of request()/call(), measured alone
-// with mitata in one process, with the real code of each stage. bench/README.md puts the figures in a table.
-// bun bench/breakdown.ts [filter regex]
+// with mitata in one process, with the real code of each stage. docs/perf/request-path.md has the figures.
+// bun bench/slots/breakdown.ts [filter regex]
 import { bench, do_not_optimize, group, run } from "mitata"
-import { SlotBus, SlotRequest, SlotWorker } from "../src/core/index.ts"
-import { Channel } from "../src/core/channel.ts"
-import { headerPairs, headLength, pairsToRecord, readHead, writeHead, align8 } from "../src/core/codec.ts"
-import { HUB_CONFIG_WORDS, Kind, Msg, loadNative, type Chan } from "../src/native/ffi.ts"
-import { parseRoute, RouteTable } from "../src/http/routes.ts"
-import { RequestServer } from "../src/http/worker/request.ts"
+import { SlotBus, SlotRequest, SlotWorker } from "../../src/core/index.ts"
+import { Channel } from "../../src/core/channel.ts"
+import { headerPairs, headLength, pairsToRecord, readHead, writeHead, align8 } from "../../src/core/codec.ts"
+import { HUB_CONFIG_WORDS, Kind, Msg, loadNative, type Chan } from "../../src/native/ffi.ts"
+import { parseRoute, RouteTable } from "../../src/http/routes.ts"
+import { RequestServer } from "../../src/http/worker/request.ts"
 
 const native = await loadNative()
 const KiB = 1024
