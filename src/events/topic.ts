@@ -7,7 +7,7 @@ import {
   SubField,
   TOPIC_OUT_WORDS,
   TopicConst,
-  TopicErrno,
+  Errno,
   TopicLayout,
   TopicOut,
   topicNative,
@@ -136,7 +136,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
       const ptr = topicNative.sb_topic_open_start(cname, capacity, err) as Pointer | null
       const e = err[0]!
       if (!ptr) {
-        if (e === TopicErrno.EPERM) throw new PeerRefusedError(`topic "${name}" is held by a process of another user`)
+        if (e === Errno.EPERM) throw new PeerRefusedError(`topic "${name}" is held by a process of another user`)
         throw new SlotBusError(`cannot open topic "${name}": errno ${-e}`)
       }
       if (e === 0) return new Topic(name, ptr, opts)
@@ -144,15 +144,15 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
       let r: number
       for (;;) {
         for (const t of open) t.tick() // a member in this very process answers at once, whatever the timeout
-        if ((r = topicNative.sb_topic_open_finish(ptr)) !== TopicErrno.EAGAIN || performance.now() > deadline) break
+        if ((r = topicNative.sb_topic_open_finish(ptr)) !== Errno.EAGAIN || performance.now() > deadline) break
         await Bun.sleep(1)
       }
       if (r === 0) return new Topic(name, ptr, opts)
       topicNative.sb_topic_close(ptr)
-      if (r === TopicErrno.ECONNRESET && performance.now() <= deadline) continue // the members left meanwhile: again
-      if (r === TopicErrno.EAGAIN)
+      if (r === Errno.ECONNRESET && performance.now() <= deadline) continue // the members left meanwhile: again
+      if (r === Errno.EAGAIN)
         throw new TimeoutError(`topic "${name}": no member answered within ${timeoutMs}ms (all stopped or busy?)`)
-      if (r === TopicErrno.EPERM) throw new PeerRefusedError(`topic "${name}" is held by a process of another user`)
+      if (r === Errno.EPERM) throw new PeerRefusedError(`topic "${name}" is held by a process of another user`)
       if (r === TopicConst.E_CORRUPT)
         throw new ProtocolError(`topic "${name}": a member sent a malformed hello or region`)
       throw new SlotBusError(`cannot join topic "${name}": errno ${-r}`)
@@ -203,7 +203,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
     const err = new Int32Array(1)
     const ptr = topicNative.sb_sub_open(this.ptr, bytes, bytes.length, queue, at, err) as Pointer | null
     if (!ptr) {
-      if (err[0] === TopicErrno.ENOSPC)
+      if (err[0] === Errno.ENOSPC)
         throw new TopicFullError(`topic "${this.name}" has ${TopicConst.MAX_SUBS} subscribers already; close some`)
       throw new SlotBusError(`cannot subscribe to "${this.name}": errno ${-err[0]!}`)
     }
@@ -227,8 +227,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
       throw new TypeError("a rule is { type, keys: [A, B], fill: C }")
     const bytes = encodeRule(rule.type, rule.keys[0], rule.keys[1], rule.fill)
     const r = topicNative.sb_topic_add_rule(this.ptr, bytes, bytes.length)
-    if (r === TopicErrno.ENOSPC)
-      throw new TopicFullError(`topic "${this.name}" has ${TopicConst.MAX_RULES} rules already`)
+    if (r === Errno.ENOSPC) throw new TopicFullError(`topic "${this.name}" has ${TopicConst.MAX_RULES} rules already`)
     if (r < 0) throw new TypeError(`rule refused: errno ${-r}`)
   }
 
@@ -338,10 +337,10 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
   }
 
   private publishFailed(r: number, n: number): never {
-    if (r === TopicErrno.EMSGSIZE)
+    if (r === Errno.EMSGSIZE)
       throw new PayloadTooLargeError(`the event (${n} bytes encoded) is larger than a quarter of the topic's capacity`)
-    if (r === TopicErrno.EINVAL) throw new TypeError("the event is malformed")
-    if (r === TopicErrno.ENOSPC)
+    if (r === Errno.EINVAL) throw new TypeError("the event is malformed")
+    if (r === Errno.ENOSPC)
       throw new TopicFullError(
         `topic "${this.name}" has ${TopicConst.MAX_PUBS} publishers already; close some handles, or publish through one`,
       )

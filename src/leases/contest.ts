@@ -12,7 +12,7 @@ import {
   LEASE_MIN_CAPACITY,
   LEASE_OWNER_MAX,
   LEASE_STAT_WORDS,
-  LeaseErrno,
+  Errno,
   LeaseHow,
   LeaseStat,
   leaseNative as native,
@@ -279,7 +279,7 @@ export class Contest implements Disposable {
     const ptr = native.sbl_open(Buffer.from(`${name}\0`), capacity, joinTimeoutMs, err)
     if (!ptr) {
       const e = err[0]!
-      if (e === LeaseErrno.EHOSTDOWN) {
+      if (e === Errno.EHOSTDOWN) {
         const why = String(native.sbl_open_error())
         const pids = (why.split("pids")[1] ?? "").match(/\d+/g)?.map(Number) ?? []
         throw new ContestMembersStoppedError(
@@ -287,14 +287,14 @@ export class Contest implements Disposable {
           pids,
         )
       }
-      if (e === LeaseErrno.ETIMEDOUT)
+      if (e === Errno.ETIMEDOUT)
         throw new ContestOpenError(`no member of contest "${name}" answered in time; retry, or raise joinTimeoutMs`)
-      if (e === LeaseErrno.EACCES || e === LeaseErrno.EPERM)
+      if (e === Errno.EACCES || e === Errno.EPERM)
         throw new PeerRefusedError(
           `contest "${name}" is bound by a process of another uid than ours (${process.getuid?.()}); a contest is shared by one uid only: pick another name, or run as that user`,
         )
-      if (e === LeaseErrno.EUSERS) throw new ContestOpenError(`contest "${name}" already has 256 members`)
-      if (e === E_CORRUPT || e === LeaseErrno.EPROTO)
+      if (e === Errno.EUSERS) throw new ContestOpenError(`contest "${name}" already has 256 members`)
+      if (e === E_CORRUPT || e === Errno.EPROTO)
         throw new ProtocolError(
           `contest "${name}" answered with a corrupt or incompatible table; is another slotbus version using this name?`,
         )
@@ -374,7 +374,7 @@ export class Contest implements Disposable {
     const out: Holder[] = []
     for (let i = 0; ; i++) {
       const r = native.sbl_next_holder(this.handle(), i, nowMs, this.out)
-      if (r === LeaseErrno.ENOENT) return out
+      if (r === Errno.ENOENT) return out
       this.check(r)
       out.push(this.readHolder())
       i = r
@@ -500,7 +500,7 @@ export class Contest implements Disposable {
       throw new ProtocolError(
         `contest "${this.name}": the shared table is corrupt (${this.ptr ? native.sbl_error(this.ptr) : "?"}); a member scribbled it. Close and reopen once the culprit is gone.`,
       )
-    if (r === LeaseErrno.ENOSPC)
+    if (r === Errno.ENOSPC)
       throw new ContestFullError(
         `contest "${this.name}" has no room for another subject; recreate it with a larger capacity`,
       )

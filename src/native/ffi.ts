@@ -117,18 +117,27 @@ export const Control = { DRAIN: 0x44 /* D */, DRAIN_ACK: 0x41 /* A */, HUB_CLOSI
 export const E_CORRUPT = -1000
 // sb_connect_start: accept a hub of any uid
 export const ANY_UID = -1
-// Negative errno values libslotbus returns (Linux numbering), by name: core code never spells a raw number.
+// Negative errno values libslotbus returns (slots, leases and topics alike; Linux numbering), by name: code
+// never spells a raw number.
 export const Errno = {
   EPERM: -1,
   ENOENT: -2,
   EINTR: -4,
+  E2BIG: -7,
   EAGAIN: -11,
+  ENOMEM: -12,
+  EACCES: -13,
+  EINVAL: -22,
+  ENOSPC: -28,
   EPIPE: -32,
+  EPROTO: -71,
   EUSERS: -87,
+  EMSGSIZE: -90,
   EADDRINUSE: -98,
   ECONNRESET: -104,
   ETIMEDOUT: -110,
   ECONNREFUSED: -111,
+  EHOSTDOWN: -112,
 } as const
 
 // ---- lease contests: every sbl_* symbol of csrc/lease.h (docs/PROTOCOL.md §7) ----
@@ -203,20 +212,6 @@ export const LeaseStat = {
   capacity: 7,
 } as const
 export const LEASE_STAT_WORDS = 8
-// Negative errno values the sbl_* calls return, by name (Linux numbering)
-export const LeaseErrno = {
-  EPERM: -1,
-  ENOENT: -2,
-  E2BIG: -7,
-  EACCES: -13,
-  ENOMEM: -12,
-  EINVAL: -22,
-  ENOSPC: -28,
-  EPROTO: -71,
-  EUSERS: -87,
-  ETIMEDOUT: -110,
-  EHOSTDOWN: -112,
-} as const
 
 // ---- topics (slotbus/events) ----------------------------------------------------------------------------
 // Every function of csrc/topic.h, a separate public header, in a table of its own (written `returns` first so
@@ -322,13 +317,3 @@ export const PubFlag = { BAD_BINDING: 1, FILLED: 2 } as const
 // sb_topic_out: pos_lo, pos_hi, flags, restarted
 export const TopicOut = { posLo: 0, posHi: 1, flags: 2, restarted: 3 } as const
 export const TOPIC_OUT_WORDS = 4
-export const TopicErrno = {
-  EPERM: -1,
-  EAGAIN: -11,
-  ENOMEM: -12,
-  EINVAL: -22,
-  ENOSPC: -28,
-  EMSGSIZE: -90,
-  ECONNRESET: -104,
-  ETIMEDOUT: -110,
-} as const
