@@ -179,8 +179,8 @@ static inline void cpu_relax(void) {
 
 /* ---- processes: start time and liveness (§7.5) ---- */
 
-/* Field 22 of /proc/<pid>/stat (start time in clock ticks since boot); 0 if the process is gone or a zombie. */
-static uint64_t process_start(uint32_t pid) { /* 0 for a zombie: it holds nothing any more */
+/* sys_proc_start, but 0 for a zombie too: it holds nothing any more. */
+static uint64_t process_start(uint32_t pid) {
   int gone = 0;
   uint64_t start = sys_proc_start(pid, &gone);
   return gone ? 0 : start;

@@ -1,4 +1,5 @@
-/* libslotbus reference implementation of docs/PROTOCOL.md. */
+/* Slot channels, hub and worker: the reference implementation of docs/PROTOCOL.md §1–§6, and the hub's accept
+ * watcher. */
 #include "sys.h"
 #include "slotbus.h"
 

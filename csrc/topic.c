@@ -140,7 +140,6 @@ static uint64_t now_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Start time (field 22 of /proc/<pid>/stat) and whether the process is a zombie; 0 if it is gone. */
 /* Liveness of a registry entry: pid alive with the same start time (§8.1). deep: also read /proc. */
 static int alive(uint32_t pid, uint64_t start, int deep) {
   if (pid == 0) return 0;
@@ -686,7 +685,7 @@ static int rule_parse(const uint8_t *r, uint32_t len, rule_view *v) {
 }
 
 static void refresh_rules(sb_topic *t) {
-  /* acquire: pairs with add_rule's release; the rules written before it are visible */
+  /* acquire: pairs with sb_topic_add_rule's release; the rules written before it are visible */
   uint32_t v = atomic_load_explicit(rules_version(t), memory_order_acquire);
   if (v == t->rules_version) return;
   t->rules_version = v;
@@ -1054,7 +1053,7 @@ int sb_topic_publish(sb_topic *t, const uint8_t *ev, uint32_t len) {
     uint64_t claim = pad ? pad : want;
     push_before_claim(t, tl, claim);
     if (pad || want != n) {
-      /* P5 as padding: the end of the ring, or around another publisher's in-flight bytes (pad_at) */
+      /* P5 as padding: the end of the ring, or around another publisher's in-flight bytes */
       uint64_t plen = claim;
       if (claim_at(t, tl, plen, SB_REC_PADDING)) {
         /* relaxed: a statistic */
