@@ -1,5 +1,6 @@
 /* Lease contests: the reference implementation of docs/PROTOCOL.md §7. */
 #include "sys.h"
+#include "shm.h"
 #include "lease.h"
 
 #include <dirent.h>
@@ -296,7 +297,7 @@ static int find_entry(sbl_contest *c, uint32_t kind, const uint8_t *label, uint3
       continue;
     }
     if (st == SBL_KEY_READY) {
-      uint32_t elen = e->label_len; /* copied once: a scribbler may change it under us */
+      uint32_t elen = SHM_READ(e->label_len); /* read once: a scribbler may change it under us */
       if (elen > SBL_LABEL_MAX) return corrupt(c, "subject label length out of range", i, elen);
       if (e->hash == h && e->kind == kind && elen == len && memcmp(e->label, label, len) == 0) {
         *out = i;
@@ -330,7 +331,7 @@ static int read_claim(sbl_contest *c, uint32_t i, uint64_t w, sbl_holder *out) {
   int64_t at = atomic_load_explicit(&e->claimed_at, memory_order_relaxed);
   int64_t exp = atomic_load_explicit(&e->expires_at, memory_order_relaxed);
   uint32_t olen = atomic_load_explicit(&e->owner_len, memory_order_relaxed);
-  for (uint32_t k = 0; k < SBL_OWNER_MAX / 8; k++) owner[k] = atomic_load_explicit(&e->owner[k], memory_order_relaxed);
+  shm_load_words(owner, e->owner, SBL_OWNER_MAX);
   atomic_thread_fence(memory_order_acquire);
   if (atomic_load_explicit(&e->word, memory_order_relaxed) != w) return 0;
   if (olen > SBL_OWNER_MAX) return corrupt(c, "owner length out of range", i, olen);
@@ -345,7 +346,8 @@ static int read_claim(sbl_contest *c, uint32_t i, uint64_t w, sbl_holder *out) {
   out->owner_len = olen;
   memcpy(out->owner, owner, SBL_OWNER_MAX);
   out->kind = e->kind;
-  out->label_len = e->label_len <= SBL_LABEL_MAX ? e->label_len : 0;
+  uint32_t label_len = SHM_READ(e->label_len); /* read once: checked, then used */
+  out->label_len = label_len <= SBL_LABEL_MAX ? label_len : 0;
   memcpy(out->label, e->label, out->label_len);
   return 1;
 }
@@ -365,7 +367,7 @@ static uint64_t publish_claim(sbl_contest *c, uint32_t i, uint64_t claiming, con
     atomic_store_explicit(&e->claimed_at, at, memory_order_relaxed);
     uint64_t words[SBL_OWNER_MAX / 8] = {0};
     memcpy(words, owner, owner_len);
-    for (uint32_t k = 0; k < SBL_OWNER_MAX / 8; k++) atomic_store_explicit(&e->owner[k], words[k], memory_order_relaxed);
+    shm_store_words(e->owner, words, SBL_OWNER_MAX);
     atomic_store_explicit(&e->owner_len, owner_len, memory_order_relaxed);
   }
   atomic_store_explicit(&e->expires_at, exp, memory_order_relaxed);
@@ -1022,7 +1024,8 @@ static int adopt_table(sbl_contest *c, uint64_t size) {
   c->size = size;
   int r = map_table(c);
   if (r) return r;
-  table_identity id = hdr(c)->id;
+  table_identity id;
+  shm_load_words(&id, &hdr(c)->id, sizeof id);
   if (id.magic != SBL_MAGIC || id.version != SBL_VERSION || id.layout_hash != sbl_layout_hash()) return -SBL_ECORRUPT;
   if (id.capacity < SBL_MIN_CAPACITY || id.capacity > SBL_MAX_CAPACITY || (id.capacity & (id.capacity - 1)) ||
       table_size_for(id.capacity) != size || id.table_size != size)

@@ -1,6 +1,7 @@
 /* Slot channels, hub and worker: the reference implementation of docs/PROTOCOL.md §1–§6, and the hub's accept
  * watcher. */
 #include "sys.h"
+#include "shm.h"
 #include "slotbus.h"
 
 #define HDR_BYTES 1024u
@@ -115,19 +116,13 @@ static geometry geometry_for(uint32_t slot_count, uint32_t arena_size) {
   return g;
 }
 
-static _Atomic uint32_t *sq(sb_chan *ch) { return (_Atomic uint32_t *)(ch->base + HDR_BYTES); }
+static _Atomic uint32_t *sq(sb_chan *ch) { return shm_u32(ch->base, HDR_BYTES); }
 static _Atomic uint32_t *cq(sb_chan *ch) { return sq(ch) + ch->g.ring_size; }
 static slot_hdr *slot_at(sb_chan *ch, uint32_t i) { return (slot_hdr *)(ch->base + ch->g.slots_off) + i; }
 static uint8_t *arena(sb_chan *ch, uint32_t i, int response) {
   return ch->base + ch->g.arenas_off + (2ull * i + (response ? 1 : 0)) * ch->g.arena_size;
 }
 static uint32_t word(uint32_t gen, uint32_t state) { return (gen << 8) | state; }
-
-/* Plain fields in shared memory, read or written exactly once where the source says so: relaxed atomics, because
- * the peer may change them at any time and a compiler may otherwise repeat a plain load after we validated it.
- * Ordering comes from the state word's release/acquire, never from these. */
-#define SHARED_READ(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
-#define SHARED_WRITE(field, v) __atomic_store_n(&(field), (v), __ATOMIC_RELAXED)
 
 static int corrupt(sb_chan *ch, const char *what, uint32_t a, uint32_t b) {
   snprintf(ch->error, sizeof ch->error, "%s (%u, %u)", what, a, b);
@@ -278,10 +273,10 @@ int sb_hub_publish(sb_chan *ch, uint32_t slot, uint32_t kind, uint32_t id, uint3
   if (slot >= ch->g.slot_count || ch->busy[slot] != HUB_CLAIMED) return -EINVAL;
   if (kind > SB_KIND_HTTP || !fits(ch, head_len, body_len)) return -E2BIG;
   slot_hdr *s = slot_at(ch, slot);
-  SHARED_WRITE(s->kind, kind);
-  SHARED_WRITE(s->id, id);
-  SHARED_WRITE(s->req_head, head_len);
-  SHARED_WRITE(s->req_body, body_len);
+  SHM_WRITE(s->kind, kind);
+  SHM_WRITE(s->id, id);
+  SHM_WRITE(s->req_head, head_len);
+  SHM_WRITE(s->req_body, body_len);
   uint32_t used = align8(head_len) + body_len;
   if (used > ch->hiwater[2 * slot]) ch->hiwater[2 * slot] = used;
   ch->busy[slot] = HUB_PUBLISHED;
@@ -302,7 +297,7 @@ int sb_hub_cancel(sb_chan *ch, uint32_t slot) {
     return 1;
   /* The worker has it (or already answered): ask it to give up. The cancel word goes first, then the counter with
    * seq_cst, which orders both before our load of worker_parked (§5) and pairs with the worker's acquire of it. */
-  SHARED_WRITE(s->cancel, word(ch->gen[slot], 1));
+  SHM_WRITE(s->cancel, word(ch->gen[slot], 1));
   atomic_fetch_add_explicit(&ch->hdr->cancel_seq, 1, memory_order_seq_cst);
   wake_peer(ch, &ch->hdr->worker_parked, &ch->hdr->sq_tail);
   return 2;
@@ -319,12 +314,12 @@ int sb_hub_poll(sb_chan *ch) {
   if (w != word(ch->gen[i], SB_DONE)) return corrupt(ch, "completed slot has a bad state word", i, w);
   sb_msg *m = &ch->msg;
   m->slot = (int32_t)i;
-  m->id = SHARED_READ(s->id);
-  m->kind = SHARED_READ(s->kind);
-  m->status = SHARED_READ(s->status);
-  m->flags = SHARED_READ(s->flags);
-  m->head_len = SHARED_READ(s->resp_head);
-  m->body_len = SHARED_READ(s->resp_body);
+  m->id = SHM_READ(s->id);
+  m->kind = SHM_READ(s->kind);
+  m->status = SHM_READ(s->status);
+  m->flags = SHM_READ(s->flags);
+  m->head_len = SHM_READ(s->resp_head);
+  m->body_len = SHM_READ(s->resp_body);
   m->gen = ch->gen[i];
   /* read once into private memory above, then validate the private copies only */
   if (m->flags > (SB_RESP_ERROR | SB_RESP_CANCELLED)) return corrupt(ch, "bad response flags", i, m->flags);
@@ -379,20 +374,20 @@ int sb_worker_poll(sb_chan *ch) {
                   atomic_compare_exchange_strong_explicit(&s->state, &w, word(w >> 8, SB_CLAIMED), memory_order_acquire,
                                                           memory_order_relaxed);
     if (!claimed && (w & 0xFF) == SB_CANCELLED) {
-      SHARED_WRITE(s->status, 0);
-      SHARED_WRITE(s->flags, SB_RESP_CANCELLED);
-      SHARED_WRITE(s->resp_head, 0);
-      SHARED_WRITE(s->resp_body, 0);
+      SHM_WRITE(s->status, 0);
+      SHM_WRITE(s->flags, SB_RESP_CANCELLED);
+      SHM_WRITE(s->resp_head, 0);
+      SHM_WRITE(s->resp_body, 0);
       worker_finish(ch, s, i, w >> 8);
       continue;
     }
     if (!claimed) return corrupt(ch, "published slot is not ready", i, w);
     sb_msg *m = &ch->msg;
     m->slot = (int32_t)i;
-    m->kind = SHARED_READ(s->kind);
-    m->id = SHARED_READ(s->id);
-    m->head_len = SHARED_READ(s->req_head);
-    m->body_len = SHARED_READ(s->req_body);
+    m->kind = SHM_READ(s->kind);
+    m->id = SHM_READ(s->id);
+    m->head_len = SHM_READ(s->req_head);
+    m->body_len = SHM_READ(s->req_body);
     m->status = m->flags = 0;
     m->gen = w >> 8;
     if (m->kind > SB_KIND_HTTP) return corrupt(ch, "bad request kind", i, m->kind);
@@ -412,7 +407,7 @@ uint32_t sb_worker_cancel_seq(sb_chan *ch) {
 int sb_worker_cancelled(sb_chan *ch, uint32_t slot, uint32_t gen) {
   if (slot >= ch->g.slot_count || gen > 0xFFFFFFu) return -EINVAL;
   /* one read; any value the hub writes is harmless: it only matters when it names exactly this generation */
-  return SHARED_READ(slot_at(ch, slot)->cancel) == word(gen, 1);
+  return SHM_READ(slot_at(ch, slot)->cancel) == word(gen, 1);
 }
 
 int sb_worker_complete(sb_chan *ch, uint32_t slot, uint32_t gen, uint32_t status, uint32_t flags, uint32_t head_len,
@@ -423,10 +418,10 @@ int sb_worker_complete(sb_chan *ch, uint32_t slot, uint32_t gen, uint32_t status
    * The generation is what makes a second completion of an old request fail instead of answering the next one. */
   uint32_t w = atomic_load_explicit(&s->state, memory_order_relaxed);
   if (gen > 0xFFFFFFu || w != word(gen, SB_CLAIMED)) return -EINVAL;
-  SHARED_WRITE(s->status, status);
-  SHARED_WRITE(s->flags, flags);
-  SHARED_WRITE(s->resp_head, head_len);
-  SHARED_WRITE(s->resp_body, body_len);
+  SHM_WRITE(s->status, status);
+  SHM_WRITE(s->flags, flags);
+  SHM_WRITE(s->resp_head, head_len);
+  SHM_WRITE(s->resp_body, body_len);
   worker_finish(ch, s, slot, gen);
   return 0;
 }
@@ -632,9 +627,9 @@ static int is_region(int fd, uint64_t size) {
 static int check_header(sb_chan *ch, uint64_t size) {
   /* one copy, field by field, then only the copy is examined */
   const hdr_identity *shared = &ch->hdr->id;
-  hdr_identity id = {SHARED_READ(shared->magic),      SHARED_READ(shared->version),    SHARED_READ(shared->layout_hash),
-                     SHARED_READ(shared->slot_count), SHARED_READ(shared->ring_size),  SHARED_READ(shared->arena_size),
-                     SHARED_READ(shared->region_size), 0, 0};
+  hdr_identity id = {SHM_READ(shared->magic),      SHM_READ(shared->version),    SHM_READ(shared->layout_hash),
+                     SHM_READ(shared->slot_count), SHM_READ(shared->ring_size),  SHM_READ(shared->arena_size),
+                     SHM_READ(shared->region_size), 0, 0};
   if (id.magic != SB_MAGIC || id.version != SB_VERSION || id.layout_hash != sb_layout_hash()) return -SB_ECORRUPT;
   if (id.slot_count < 1 || id.slot_count > SB_MAX_SLOTS || id.arena_size == 0 || id.arena_size % PAGE) return -SB_ECORRUPT;
   geometry g = geometry_for(id.slot_count, id.arena_size);
@@ -688,7 +683,7 @@ int sb_connect_finish(sb_chan *ch, int timeout_ms) {
   ch->g.region_size = h->region_size;
   if ((r = map_region(ch))) return r;
   if ((r = check_header(ch, h->region_size))) return r;
-  SHARED_WRITE(ch->hdr->id.worker_pid, (uint32_t)getpid());
+  SHM_WRITE(ch->hdr->id.worker_pid, (uint32_t)getpid());
   return 0;
 }
 

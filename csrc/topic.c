@@ -1,5 +1,6 @@
 /* libslotbus topics: the reference implementation of docs/PROTOCOL.md §8. */
 #include "sys.h"
+#include "shm.h"
 #include "topic.h"
 
 #define LAYOUT_DESC \
@@ -7,9 +8,6 @@
 #define SEGMENTS 16u
 #define BIND_PROBES 16u
 #define MAX_VALUE 64u /* longest bound value (A, B or C) */
-
-typedef _Atomic uint64_t a64;
-typedef _Atomic uint32_t a32;
 
 typedef struct {
   uint32_t magic, version, layout_hash, capacity;
@@ -69,24 +67,22 @@ uint32_t sb_topic_layout_hash(void) { return sys_fnv1a(FNV1A_SEED, (const uint8_
 
 static uint64_t align16(uint64_t n) { return (n + 15) & ~(uint64_t)15; }
 static identity *ident(sb_topic *t) { return (identity *)t->base; }
-static a64 *tail_word(sb_topic *t) { return (a64 *)(t->base + SB_TOPIC_OFF_TAIL); }
-static a32 *sleepers(sb_topic *t) { return (a32 *)(t->base + SB_TOPIC_OFF_SLEEPERS); }
-static a32 *rules_version(sb_topic *t) { return (a32 *)(t->base + SB_TOPIC_OFF_RULES_VERSION); }
-static a32 *keeper_pid(sb_topic *t) { return (a32 *)(t->base + SB_TOPIC_OFF_KEEPER_PID); }
-static a64 *keeper_start(sb_topic *t) { return (a64 *)(t->base + SB_TOPIC_OFF_KEEPER_START); }
-static a64 *abandoned(sb_topic *t) { return (a64 *)(t->base + SB_TOPIC_OFF_ABANDONED); }
-static a64 *fenced(sb_topic *t) { return (a64 *)(t->base + SB_TOPIC_OFF_FENCED); }
+static a64 *tail_word(sb_topic *t) { return shm_u64(t->base, SB_TOPIC_OFF_TAIL); }
+static a32 *sleepers(sb_topic *t) { return shm_u32(t->base, SB_TOPIC_OFF_SLEEPERS); }
+static a32 *rules_version(sb_topic *t) { return shm_u32(t->base, SB_TOPIC_OFF_RULES_VERSION); }
+static a32 *keeper_pid(sb_topic *t) { return shm_u32(t->base, SB_TOPIC_OFF_KEEPER_PID); }
+static a64 *keeper_start(sb_topic *t) { return shm_u64(t->base, SB_TOPIC_OFF_KEEPER_START); }
+static a64 *abandoned(sb_topic *t) { return shm_u64(t->base, SB_TOPIC_OFF_ABANDONED); }
+static a64 *fenced(sb_topic *t) { return shm_u64(t->base, SB_TOPIC_OFF_FENCED); }
 static a64 *seg_start(sb_topic *t, uint64_t boundary) {
-  return (a64 *)(t->base + SB_TOPIC_OFF_SEGMENTS) + ((boundary / t->seg) % SEGMENTS);
+  return shm_u64(t->base, SB_TOPIC_OFF_SEGMENTS) + ((boundary / t->seg) % SEGMENTS);
 }
 static uint8_t *sub_entry(sb_topic *t, uint32_t i) { return t->base + SB_TOPIC_OFF_SUBS + (size_t)SB_TOPIC_SUB_BYTES * i; }
 static uint8_t *pub_entry(sb_topic *t, uint32_t i) { return t->base + SB_TOPIC_OFF_PUBS + (size_t)SB_TOPIC_PUB_BYTES * i; }
 static uint8_t *rule_at(sb_topic *t, uint32_t i) { return t->base + SB_TOPIC_OFF_RULES + (size_t)SB_TOPIC_RULE_BYTES * i; }
 static uint8_t *binding_at(sb_topic *t, uint32_t i) { return t->base + SB_TOPIC_OFF_BINDINGS + (size_t)SB_TOPIC_BINDING_BYTES * i; }
-static a32 *f32(uint8_t *entry, uint32_t off) { return (a32 *)(entry + off); }
-static a64 *f64(uint8_t *entry, uint32_t off) { return (a64 *)(entry + off); }
-static a64 *fence_word(sb_topic *t, uint32_t i) { return f64(pub_entry(t, i), SB_PUBLISHER_FENCE); }
-static a64 *rec_words(sb_topic *t, uint64_t pos) { return (a64 *)(t->base + SB_TOPIC_OFF_DATA + (pos & (t->cap - 1))); }
+static a64 *fence_word(sb_topic *t, uint32_t i) { return shm_u64(pub_entry(t, i), SB_PUBLISHER_FENCE); }
+static a64 *rec_words(sb_topic *t, uint64_t pos) { return shm_u64(t->base, SB_TOPIC_OFF_DATA + (pos & (t->cap - 1))); }
 /* The same words, writable: a publisher's own mapping, or for a subscriber (whose mapping of the ring is
  * read-only) a second mapping used only to abort a record it waited at too long. NULL if unavailable. */
 static a64 *rec_words_rw(sb_topic *t, uint64_t pos) {
@@ -105,33 +101,7 @@ static a64 *rec_words_rw(sb_topic *t, uint64_t pos) {
       a = none;
     }
   }
-  return (a64 *)(a + SB_TOPIC_OFF_DATA + (pos & (t->cap - 1)));
-}
-
-/* Shared bytes that another process may rewrite while we copy them are copied as relaxed 8-byte atomics:
- * the copy is checked afterwards (seqlock style), and this keeps it free of undefined behaviour and TSan
- * reports. n is rounded up to 8; both sides are 8-aligned in shared memory. */
-static void load_words(void *dst, const void *src, size_t n) {
-  const a64 *s = src;
-  uint8_t *d = dst;
-  for (size_t i = 0; i < (n + 7) / 8; i++) {
-    uint64_t w = atomic_load_explicit(&s[i], memory_order_relaxed);
-    memcpy(d + 8 * i, &w, 8);
-  }
-}
-static void store_words(void *dst, const void *src, size_t n) {
-  a64 *d = dst;
-  const uint8_t *s = src;
-  for (size_t i = 0; i < n / 8; i++) {
-    uint64_t w;
-    memcpy(&w, s + 8 * i, 8);
-    atomic_store_explicit(&d[i], w, memory_order_relaxed);
-  }
-  if (n % 8) {
-    uint64_t w = 0;
-    memcpy(&w, s + (n & ~(size_t)7), n % 8);
-    atomic_store_explicit(&d[n / 8], w, memory_order_relaxed);
-  }
+  return shm_u64(a, SB_TOPIC_OFF_DATA + (pos & (t->cap - 1)));
 }
 
 static uint64_t now_ns(void) {
@@ -229,9 +199,9 @@ static int filter_match(const uint8_t *f, const ev_view *v) {
 
 /* Another subscriber's filter, copied out of its entry and validated; 0 if unusable. */
 static uint32_t load_filter(uint8_t *entry, uint8_t *out) {
-  uint32_t n = atomic_load_explicit(f32(entry, SB_SUB_FILTER_LEN), memory_order_relaxed);
+  uint32_t n = atomic_load_explicit(shm_u32(entry, SB_SUB_FILTER_LEN), memory_order_relaxed);
   if (n > SB_TOPIC_FILTER_BYTES) return 0;
-  load_words(out, entry + SB_SUB_FILTER, SB_TOPIC_FILTER_BYTES);
+  shm_load_words(out, entry + SB_SUB_FILTER, SB_TOPIC_FILTER_BYTES);
   return filter_valid(out, n) ? n : 0;
 }
 
@@ -291,7 +261,7 @@ static int read_record(sb_topic *t, uint64_t p, uint8_t *dst, uint32_t room, int
   ri->len = len;
   if (len < SB_TOPIC_REC_HEADER || align16(len) != alen || len > max_event(t)) return lapped(t, p) ? R_LAPPED : R_CORRUPT;
   if (!head_only && len > room) return R_TOO_BIG;
-  load_words(dst, w, head_only && len > SB_TOPIC_HEAD_BYTES ? SB_TOPIC_HEAD_BYTES : len);
+  shm_load_words(dst, w, head_only && len > SB_TOPIC_HEAD_BYTES ? SB_TOPIC_HEAD_BYTES : len);
   /* the header again, then the tail (in lapped, after its fence): changed without a lap means somebody
    * scribbled on a committed event, which never changes (§8.3) */
   uint64_t again = atomic_load_explicit(&w[0], memory_order_relaxed), past = tail_past(t, p);
@@ -351,7 +321,7 @@ static int claim_entry(uint8_t *base, uint32_t stride, uint32_t count) {
   for (uint32_t i = 0; i < count; i++) {
     uint32_t expect = SB_ENTRY_FREE;
     /* acquire: the entry's old fields are ours to overwrite only after we own it */
-    if (atomic_compare_exchange_strong_explicit(f32(base + (size_t)stride * i, 0), &expect, SB_ENTRY_CLAIMING,
+    if (atomic_compare_exchange_strong_explicit(shm_u32(base + (size_t)stride * i, 0), &expect, SB_ENTRY_CLAIMING,
                                                 memory_order_acquire, memory_order_relaxed))
       return (int)i;
   }
@@ -361,7 +331,7 @@ static int claim_entry(uint8_t *base, uint32_t stride, uint32_t count) {
 static void release_parked(sb_topic *t, uint8_t *e) {
   uint32_t one = 1;
   /* seq_cst: one side (publisher, owner or reaper) takes the parked flag, and only it decrements sleepers */
-  if (atomic_compare_exchange_strong(f32(e, SB_SUB_PARKED), &one, 0)) atomic_fetch_sub(sleepers(t), 1);
+  if (atomic_compare_exchange_strong(shm_u32(e, SB_SUB_PARKED), &one, 0)) atomic_fetch_sub(sleepers(t), 1);
 }
 
 /* ---- open / close ---- */
@@ -443,7 +413,7 @@ static int create_topic(sb_topic *t, uint32_t capacity) {
 
 static int check_header(sb_topic *t, uint64_t size) {
   identity id;
-  load_words(&id, t->base, sizeof id);
+  shm_load_words(&id, t->base, sizeof id);
   if (id.magic != SB_TOPIC_MAGIC || id.version != SB_TOPIC_VERSION || id.layout_hash != sb_topic_layout_hash() ||
       id.capacity < SB_TOPIC_MIN_CAPACITY || id.capacity > SB_TOPIC_MAX_CAPACITY || (id.capacity & (id.capacity - 1)) ||
       id.region_size != size || size != (uint64_t)SB_TOPIC_OFF_DATA + id.capacity)
@@ -593,18 +563,18 @@ static void reap(sb_topic *t, int deep) {
     int is_sub = i < SB_TOPIC_MAX_SUBS;
     uint8_t *e = is_sub ? sub_entry(t, i) : pub_entry(t, i - SB_TOPIC_MAX_SUBS);
     /* acquire: pid and start time were written before the entry went live */
-    if (atomic_load_explicit(f32(e, 0), memory_order_acquire) != SB_ENTRY_LIVE) continue;
-    uint32_t pid = atomic_load_explicit(f32(e, 4), memory_order_relaxed);
-    uint64_t start = atomic_load_explicit(f64(e, 8), memory_order_relaxed);
+    if (atomic_load_explicit(shm_u32(e, 0), memory_order_acquire) != SB_ENTRY_LIVE) continue;
+    uint32_t pid = atomic_load_explicit(shm_u32(e, 4), memory_order_relaxed);
+    uint64_t start = atomic_load_explicit(shm_u64(e, 8), memory_order_relaxed);
     if (pid == t->pid || alive(pid, start, deep)) continue;
     uint32_t live = SB_ENTRY_LIVE;
     /* acquire: we own the entry's cleanup; exactly one member wins it */
-    if (!atomic_compare_exchange_strong_explicit(f32(e, 0), &live, SB_ENTRY_CLAIMING, memory_order_acquire,
+    if (!atomic_compare_exchange_strong_explicit(shm_u32(e, 0), &live, SB_ENTRY_CLAIMING, memory_order_acquire,
                                                  memory_order_relaxed))
       continue;
     if (is_sub) release_parked(t, e);
     /* release: a new owner claiming it sees the cleanup done */
-    atomic_store_explicit(f32(e, 0), SB_ENTRY_FREE, memory_order_release);
+    atomic_store_explicit(shm_u32(e, 0), SB_ENTRY_FREE, memory_order_release);
   }
 }
 
@@ -628,7 +598,7 @@ void sb_topic_leave(sb_topic *t) {
   if (t->base && t->pub_index >= 0) {
     atomic_store_explicit(fence_word(t, (uint32_t)t->pub_index), 0, memory_order_relaxed);
     /* release: the fence cleared, then the publisher entry freed */
-    atomic_store_explicit(f32(pub_entry(t, (uint32_t)t->pub_index), 0), SB_ENTRY_FREE, memory_order_release);
+    atomic_store_explicit(shm_u32(pub_entry(t, (uint32_t)t->pub_index), 0), SB_ENTRY_FREE, memory_order_release);
     t->pub_index = -1;
   }
   if (t->base && t->created) {
@@ -693,8 +663,8 @@ static void refresh_rules(sb_topic *t) {
   for (uint32_t i = 0; i < SB_TOPIC_MAX_RULES; i++) {
     uint8_t *r = rule_at(t, i);
     uint8_t buf[SB_TOPIC_RULE_BYTES];
-    if (atomic_load_explicit(f32(r, 0), memory_order_acquire) != SB_ENTRY_LIVE) continue;
-    load_words(buf, r, SB_TOPIC_RULE_BYTES);
+    if (atomic_load_explicit(shm_u32(r, 0), memory_order_acquire) != SB_ENTRY_LIVE) continue;
+    shm_load_words(buf, r, SB_TOPIC_RULE_BYTES);
     int ok = 1;
     for (int k = 0; k < 4; k++) ok &= buf[RULE_FIELDS + RULE_FIELD * k] >= 1 && buf[RULE_FIELDS + RULE_FIELD * k] < RULE_FIELD;
     if (ok) memcpy(t->rules[t->rule_count++], buf, SB_TOPIC_RULE_BYTES);
@@ -712,16 +682,16 @@ int sb_topic_add_rule(sb_topic *t, const uint8_t *rule, uint32_t len) {
   for (uint32_t i = 0; i < SB_TOPIC_MAX_RULES; i++) {
     uint8_t *r = rule_at(t, i);
     uint8_t cur[SB_TOPIC_RULE_BYTES];
-    if (atomic_load_explicit(f32(r, 0), memory_order_acquire) != SB_ENTRY_LIVE) continue;
-    load_words(cur, r, SB_TOPIC_RULE_BYTES);
+    if (atomic_load_explicit(shm_u32(r, 0), memory_order_acquire) != SB_ENTRY_LIVE) continue;
+    shm_load_words(cur, r, SB_TOPIC_RULE_BYTES);
     if (memcmp(cur + RULE_FIELDS, buf + RULE_FIELDS, SB_TOPIC_RULE_BYTES - RULE_FIELDS) == 0) return (int)i;
   }
   int i = claim_entry(t->base + SB_TOPIC_OFF_RULES, SB_TOPIC_RULE_BYTES, SB_TOPIC_MAX_RULES);
   if (i < 0) return -ENOSPC;
   uint8_t *r = rule_at(t, (uint32_t)i);
-  store_words(r + RULE_FIELDS, buf + RULE_FIELDS, SB_TOPIC_RULE_BYTES - RULE_FIELDS);
+  shm_store_words(r + RULE_FIELDS, buf + RULE_FIELDS, SB_TOPIC_RULE_BYTES - RULE_FIELDS);
   /* release: the fields before the state; then the version tells publishers to re-read */
-  atomic_store_explicit(f32(r, 0), SB_ENTRY_LIVE, memory_order_release);
+  atomic_store_explicit(shm_u32(r, 0), SB_ENTRY_LIVE, memory_order_release);
   atomic_fetch_add_explicit(rules_version(t), 1, memory_order_release);
   return i;
 }
@@ -742,13 +712,13 @@ static void bind_store(sb_topic *t, uint32_t rule, const uint8_t *a, uint32_t al
   uint8_t *target = NULL, cur[200];
   for (uint32_t i = 0; i < BIND_PROBES && !target; i++) {
     uint8_t *e = binding_at(t, (h + i) % SB_TOPIC_BINDINGS);
-    load_words(cur, e, 200);
+    shm_load_words(cur, e, 200);
     uint32_t owner;
     memcpy(&owner, cur + 4, 4);
     if (owner == 0 || (owner == rule + 1 && same_value(cur + 8, a, al) && same_value(cur + 72, b, bl))) target = e;
   }
   if (!target) target = binding_at(t, h % SB_TOPIC_BINDINGS); /* full neighbourhood: overwrite the first */
-  a32 *seq = f32(target, 0);
+  a32 *seq = shm_u32(target, 0);
   uint32_t s = atomic_load_explicit(seq, memory_order_relaxed);
   /* acquire: take the entry (odd = being written); give up rather than wait: a binding is best effort */
   if ((s & 1) || !atomic_compare_exchange_strong_explicit(seq, &s, s + 1, memory_order_acquire, memory_order_relaxed))
@@ -758,8 +728,8 @@ static void bind_store(sb_topic *t, uint32_t rule, const uint8_t *a, uint32_t al
   buf[0] = (uint8_t)al, memcpy(buf + 1, a, al);
   buf[64] = (uint8_t)bl, memcpy(buf + 65, b, bl);
   buf[128] = (uint8_t)cl, memcpy(buf + 129, c, cl);
-  atomic_store_explicit(f32(target, 4), rule + 1, memory_order_relaxed);
-  store_words(target + 8, buf, 192);
+  atomic_store_explicit(shm_u32(target, 4), rule + 1, memory_order_relaxed);
+  shm_store_words(target + 8, buf, 192);
   /* release: the fields before the even seq */
   atomic_store_explicit(seq, s + 2, memory_order_release);
 }
@@ -771,10 +741,10 @@ static int bind_lookup(sb_topic *t, uint32_t rule, const uint8_t *a, uint32_t al
     uint8_t *e = binding_at(t, (h + i) % SB_TOPIC_BINDINGS), cur[200];
     for (int tries = 0; tries < 4; tries++) {
       /* acquire: pairs with the writer's release of an even seq */
-      uint32_t s1 = atomic_load_explicit(f32(e, 0), memory_order_acquire);
-      load_words(cur, e, 200);
+      uint32_t s1 = atomic_load_explicit(shm_u32(e, 0), memory_order_acquire);
+      shm_load_words(cur, e, 200);
       atomic_thread_fence(memory_order_acquire); /* the copy before the re-check */
-      if ((s1 & 1) || atomic_load_explicit(f32(e, 0), memory_order_relaxed) != s1) continue;
+      if ((s1 & 1) || atomic_load_explicit(shm_u32(e, 0), memory_order_relaxed) != s1) continue;
       uint32_t owner;
       memcpy(&owner, cur + 4, 4);
       if (owner == 0) return 0;
@@ -844,12 +814,12 @@ static int register_publisher(sb_topic *t) {
     int i = claim_entry(t->base + SB_TOPIC_OFF_PUBS, SB_TOPIC_PUB_BYTES, SB_TOPIC_MAX_PUBS);
     if (i < 0) return -ENOSPC; /* no fence to write under: refuse rather than write unseen */
     uint8_t *e = pub_entry(t, (uint32_t)i);
-    atomic_store_explicit(f32(e, SB_PUBLISHER_PID), t->pid, memory_order_relaxed);
-    atomic_store_explicit(f64(e, SB_PUBLISHER_START), t->start, memory_order_relaxed);
-    atomic_store_explicit(f64(e, SB_PUBLISHER_PUBLISHED), 0, memory_order_relaxed);
-    atomic_store_explicit(f64(e, SB_PUBLISHER_FENCE), 0, memory_order_relaxed); /* a dead predecessor's */
+    atomic_store_explicit(shm_u32(e, SB_PUBLISHER_PID), t->pid, memory_order_relaxed);
+    atomic_store_explicit(shm_u64(e, SB_PUBLISHER_START), t->start, memory_order_relaxed);
+    atomic_store_explicit(shm_u64(e, SB_PUBLISHER_PUBLISHED), 0, memory_order_relaxed);
+    atomic_store_explicit(shm_u64(e, SB_PUBLISHER_FENCE), 0, memory_order_relaxed); /* a dead predecessor's */
     /* release: the fields before the entry goes live */
-    atomic_store_explicit(f32(e, SB_PUBLISHER_STATE), SB_ENTRY_LIVE, memory_order_release);
+    atomic_store_explicit(shm_u32(e, SB_PUBLISHER_STATE), SB_ENTRY_LIVE, memory_order_release);
     t->pub_index = i;
   }
   return 0;
@@ -865,9 +835,9 @@ static uint64_t stalled_writer(sb_topic *t, uint64_t T, uint64_t want) {
   for (uint32_t i = 0; i < SB_TOPIC_MAX_PUBS; i++) {
     if ((int)i == t->pub_index) continue;
     uint8_t *e = pub_entry(t, i);
-    if (atomic_load_explicit(f32(e, SB_PUBLISHER_STATE), memory_order_acquire) != SB_ENTRY_LIVE) continue;
+    if (atomic_load_explicit(shm_u32(e, SB_PUBLISHER_STATE), memory_order_acquire) != SB_ENTRY_LIVE) continue;
     /* seq_cst: our fence store, then this load; theirs was stored before their claim (§8.3, why) */
-    uint64_t f = atomic_load_explicit(f64(e, SB_PUBLISHER_FENCE), memory_order_seq_cst);
+    uint64_t f = atomic_load_explicit(shm_u64(e, SB_PUBLISHER_FENCE), memory_order_seq_cst);
     uint64_t a = hdr_alen(f), og = ((f >> 24) << 4) & (t->cap - 1);
     /* A fence whose bytes reach T or past it is no claim made before we loaded T (that would lie wholly
      * below it) but one that lost, or a rival for T itself: its owner's claim can no longer succeed. */
@@ -911,7 +881,7 @@ static uint64_t walk(sb_topic *t, uint8_t *e, const uint8_t *filter, uint64_t c,
       /* corrupt (a hostile publisher): the records up to the line cannot be told apart, so one event is
        * counted for them (the one estimate, §8.4) */
       *count += 1;
-      atomic_fetch_add_explicit(f64(e, SB_SUB_ESTIMATES), 1, memory_order_relaxed);
+      atomic_fetch_add_explicit(shm_u64(e, SB_SUB_ESTIMATES), 1, memory_order_relaxed);
       int ok;
       uint64_t v = segment_first(t, line, &ok);
       return ok ? v : resync(t, p, tail);
@@ -926,14 +896,14 @@ static void push_sub(sb_topic *t, uint8_t *e, uint64_t line) {
   if (!load_filter(e, filter)) return;
   for (int tries = 0; tries < 4; tries++) {
     /* acquire: pairs with the subscriber's cursor CAS, so we never count what it already received */
-    uint64_t c = atomic_load_explicit(f64(e, SB_SUB_CURSOR), memory_order_acquire);
+    uint64_t c = atomic_load_explicit(shm_u64(e, SB_SUB_CURSOR), memory_order_acquire);
     if (c >= line) break;
     uint64_t count = 0, to = walk(t, e, filter, c, line, &count);
     if (to <= c) break;
     /* acq_rel: exactly one of the subscriber and the pushers moves the cursor past these records */
-    if (atomic_compare_exchange_strong_explicit(f64(e, SB_SUB_CURSOR), &c, to, memory_order_acq_rel,
+    if (atomic_compare_exchange_strong_explicit(shm_u64(e, SB_SUB_CURSOR), &c, to, memory_order_acq_rel,
                                                 memory_order_acquire)) {
-      atomic_fetch_add_explicit(f64(e, SB_SUB_LAGGED), count, memory_order_relaxed);
+      atomic_fetch_add_explicit(shm_u64(e, SB_SUB_LAGGED), count, memory_order_relaxed);
       break;
     }
   }
@@ -946,9 +916,9 @@ static void push_laggards(sb_topic *t, uint64_t b) {
   uint64_t line = b + t->seg - t->cap / 2;
   for (uint32_t i = 0; i < SB_TOPIC_MAX_SUBS; i++) {
     uint8_t *e = sub_entry(t, i);
-    if (atomic_load_explicit(f32(e, 0), memory_order_acquire) != SB_ENTRY_LIVE) continue;
+    if (atomic_load_explicit(shm_u32(e, 0), memory_order_acquire) != SB_ENTRY_LIVE) continue;
     /* acquire: pairs with the subscriber's cursor CAS */
-    if (atomic_load_explicit(f64(e, SB_SUB_CURSOR), memory_order_acquire) < line) push_sub(t, e, line);
+    if (atomic_load_explicit(shm_u64(e, SB_SUB_CURSOR), memory_order_acquire) < line) push_sub(t, e, line);
   }
 }
 
@@ -964,8 +934,8 @@ static void push_before_claim(sb_topic *t, uint64_t T, uint64_t len) {
   uint64_t hard = T + len + t->seg - t->cap, soft = T + len + t->seg - t->cap / 2;
   for (uint32_t i = 0; i < SB_TOPIC_MAX_SUBS; i++) {
     uint8_t *e = sub_entry(t, i);
-    if (atomic_load_explicit(f32(e, 0), memory_order_acquire) != SB_ENTRY_LIVE) continue;
-    if (atomic_load_explicit(f64(e, SB_SUB_CURSOR), memory_order_acquire) < hard) push_sub(t, e, soft);
+    if (atomic_load_explicit(shm_u32(e, 0), memory_order_acquire) != SB_ENTRY_LIVE) continue;
+    if (atomic_load_explicit(shm_u64(e, SB_SUB_CURSOR), memory_order_acquire) < hard) push_sub(t, e, soft);
   }
 }
 
@@ -975,18 +945,18 @@ static void wake_parked(sb_topic *t, const uint8_t *rec, uint32_t len, uint64_t 
   uint8_t filter[SB_TOPIC_FILTER_BYTES];
   for (uint32_t i = 0; i < SB_TOPIC_MAX_SUBS; i++) {
     uint8_t *e = sub_entry(t, i);
-    if (atomic_load_explicit(f32(e, 0), memory_order_acquire) != SB_ENTRY_LIVE) continue;
-    if (atomic_load_explicit(f32(e, SB_SUB_PARKED), memory_order_seq_cst) != 1) continue;
+    if (atomic_load_explicit(shm_u32(e, 0), memory_order_acquire) != SB_ENTRY_LIVE) continue;
+    if (atomic_load_explicit(shm_u32(e, SB_SUB_PARKED), memory_order_seq_cst) != 1) continue;
     /* ring it if the event is for it, or if it sleeps behind this very record (it may have later ones) */
-    int stuck_here = atomic_load_explicit(f64(e, SB_SUB_STUCK_AT), memory_order_seq_cst) == pos + 1;
+    int stuck_here = atomic_load_explicit(shm_u64(e, SB_SUB_STUCK_AT), memory_order_seq_cst) == pos + 1;
     if (!stuck_here && !(load_filter(e, filter) && filter_match(filter, &v))) continue;
     uint32_t one = 1;
     /* seq_cst: the one winner of parked 1 -> 0 decrements sleepers and sends the single wake-up */
-    if (!atomic_compare_exchange_strong(f32(e, SB_SUB_PARKED), &one, 0)) continue;
+    if (!atomic_compare_exchange_strong(shm_u32(e, SB_SUB_PARKED), &one, 0)) continue;
     atomic_fetch_sub(sleepers(t), 1);
     struct sockaddr_un a;
     socklen_t alen;
-    uint32_t nonce = atomic_load_explicit(f32(e, SB_SUB_NONCE), memory_order_relaxed);
+    uint32_t nonce = atomic_load_explicit(shm_u32(e, SB_SUB_NONCE), memory_order_relaxed);
     if (wake_addr(t, i, nonce, &a, &alen) == 0)
       (void)sendto(t->send_fd, "w", 1, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&a, alen);
   }
@@ -1078,7 +1048,7 @@ int sb_topic_publish(sb_topic *t, const uint8_t *ev, uint32_t len) {
                                               memory_order_relaxed);
       continue;
     }
-    store_words(&w[1], rec + 8, rlen - 8); /* P7 */
+    shm_store_words(&w[1], rec + 8, rlen - 8); /* P7 */
     /* P8. seq_cst: commit; a CAS because a reader may have aborted the record meanwhile (then publish it
      * again, further on), and ordered before the sleepers load below like the subscriber's park (§8.7) */
     if (atomic_compare_exchange_strong_explicit(&w[0], &writing, hdr(pos, n, SB_REC_EVENT), memory_order_seq_cst,
@@ -1092,7 +1062,8 @@ int sb_topic_publish(sb_topic *t, const uint8_t *ev, uint32_t len) {
 
   t->published++;
   /* relaxed: a statistic, written only by its owner */
-  atomic_store_explicit(f64(pub_entry(t, (uint32_t)t->pub_index), SB_PUBLISHER_PUBLISHED), t->published, memory_order_relaxed);
+  atomic_store_explicit(shm_u64(pub_entry(t, (uint32_t)t->pub_index), SB_PUBLISHER_PUBLISHED), t->published,
+                        memory_order_relaxed);
   t->out.pos_lo = (uint32_t)pos;
   t->out.pos_hi = (uint32_t)(pos >> 32);
   t->out.flags = flags;
@@ -1152,22 +1123,22 @@ sb_sub *sb_sub_open(sb_topic *t, const uint8_t *filter, uint32_t filter_len, uin
     }
   }
   uint8_t *e = sub_entry(t, s->index);
-  atomic_store_explicit(f32(e, SB_SUB_PID), t->pid, memory_order_relaxed);
-  atomic_store_explicit(f64(e, SB_SUB_START), t->start, memory_order_relaxed);
-  atomic_store_explicit(f64(e, SB_SUB_CURSOR), start, memory_order_relaxed);
-  atomic_store_explicit(f64(e, SB_SUB_RECEIVED), 0, memory_order_relaxed);
-  atomic_store_explicit(f64(e, SB_SUB_LAGGED), 0, memory_order_relaxed);
-  atomic_store_explicit(f32(e, SB_SUB_PARKED), 0, memory_order_relaxed);
-  atomic_store_explicit(f32(e, SB_SUB_NONCE), s->nonce, memory_order_relaxed);
-  atomic_store_explicit(f32(e, SB_SUB_QUEUE), queue, memory_order_relaxed);
-  atomic_store_explicit(f32(e, SB_SUB_FILTER_LEN), filter_len, memory_order_relaxed);
-  atomic_store_explicit(f64(e, SB_SUB_STUCK_AT), 0, memory_order_relaxed);
-  atomic_store_explicit(f64(e, SB_SUB_ESTIMATES), 0, memory_order_relaxed);
+  atomic_store_explicit(shm_u32(e, SB_SUB_PID), t->pid, memory_order_relaxed);
+  atomic_store_explicit(shm_u64(e, SB_SUB_START), t->start, memory_order_relaxed);
+  atomic_store_explicit(shm_u64(e, SB_SUB_CURSOR), start, memory_order_relaxed);
+  atomic_store_explicit(shm_u64(e, SB_SUB_RECEIVED), 0, memory_order_relaxed);
+  atomic_store_explicit(shm_u64(e, SB_SUB_LAGGED), 0, memory_order_relaxed);
+  atomic_store_explicit(shm_u32(e, SB_SUB_PARKED), 0, memory_order_relaxed);
+  atomic_store_explicit(shm_u32(e, SB_SUB_NONCE), s->nonce, memory_order_relaxed);
+  atomic_store_explicit(shm_u32(e, SB_SUB_QUEUE), queue, memory_order_relaxed);
+  atomic_store_explicit(shm_u32(e, SB_SUB_FILTER_LEN), filter_len, memory_order_relaxed);
+  atomic_store_explicit(shm_u64(e, SB_SUB_STUCK_AT), 0, memory_order_relaxed);
+  atomic_store_explicit(shm_u64(e, SB_SUB_ESTIMATES), 0, memory_order_relaxed);
   uint8_t fbuf[SB_TOPIC_FILTER_BYTES] = {0};
   memcpy(fbuf, filter, filter_len);
-  store_words(e + SB_SUB_FILTER, fbuf, SB_TOPIC_FILTER_BYTES);
+  shm_store_words(e + SB_SUB_FILTER, fbuf, SB_TOPIC_FILTER_BYTES);
   /* release: every field above before the entry is live for publishers */
-  atomic_store_explicit(f32(e, SB_SUB_STATE), SB_ENTRY_LIVE, memory_order_release);
+  atomic_store_explicit(shm_u32(e, SB_SUB_STATE), SB_ENTRY_LIVE, memory_order_release);
   s->seen_tail = tail;
   *err = 0;
   return s;
@@ -1182,15 +1153,15 @@ int sb_sub_poll(sb_sub *s, uint32_t max) {
   uint64_t tail = 0;
   for (int attempt = 0; attempt < POLL_ATTEMPTS; attempt++) {
     /* acquire: pairs with a pusher's CAS */
-    uint64_t c = atomic_load_explicit(f64(e, SB_SUB_CURSOR), memory_order_acquire);
+    uint64_t c = atomic_load_explicit(shm_u64(e, SB_SUB_CURSOR), memory_order_acquire);
     tail = atomic_load_explicit(tail_word(t), memory_order_acquire);
     if (tail - c > t->cap) {
       /* lapped and nobody pushed us (a publisher died mid-push): restart at the oldest, count what we know */
       uint64_t to = oldest(t, tail);
-      if (atomic_compare_exchange_strong_explicit(f64(e, SB_SUB_CURSOR), &c, to, memory_order_acq_rel, memory_order_acquire))
-      {
-        atomic_fetch_add_explicit(f64(e, SB_SUB_LAGGED), 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(f64(e, SB_SUB_ESTIMATES), 1, memory_order_relaxed);
+      if (atomic_compare_exchange_strong_explicit(shm_u64(e, SB_SUB_CURSOR), &c, to, memory_order_acq_rel,
+                                                  memory_order_acquire)) {
+        atomic_fetch_add_explicit(shm_u64(e, SB_SUB_LAGGED), 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(shm_u64(e, SB_SUB_ESTIMATES), 1, memory_order_relaxed);
       }
       continue;
     }
@@ -1253,16 +1224,16 @@ int sb_sub_poll(sb_sub *s, uint32_t max) {
     if (retry) continue;
     uint64_t to = p, lost = (overflow ? matched - delivered : 0) + corrupt;
     /* acq_rel: exactly one of us and a pusher moves the cursor past these records (§8.4) */
-    if (to != c && !atomic_compare_exchange_strong_explicit(f64(e, SB_SUB_CURSOR), &c, to, memory_order_acq_rel,
-                                                             memory_order_acquire))
+    if (to != c && !atomic_compare_exchange_strong_explicit(shm_u64(e, SB_SUB_CURSOR), &c, to, memory_order_acq_rel,
+                                                            memory_order_acquire))
       continue; /* pushed meanwhile: those events are in lagged; read again from the new cursor */
     /* relaxed: statistics, and the wake hint, read by others only for stats and wake_parked */
-    if (lost) atomic_fetch_add_explicit(f64(e, SB_SUB_LAGGED), lost, memory_order_relaxed);
-    if (corrupt) atomic_fetch_add_explicit(f64(e, SB_SUB_ESTIMATES), corrupt, memory_order_relaxed);
+    if (lost) atomic_fetch_add_explicit(shm_u64(e, SB_SUB_LAGGED), lost, memory_order_relaxed);
+    if (corrupt) atomic_fetch_add_explicit(shm_u64(e, SB_SUB_ESTIMATES), corrupt, memory_order_relaxed);
     s->corrupt += corrupt;
     s->received += delivered;
-    atomic_store_explicit(f64(e, SB_SUB_RECEIVED), s->received, memory_order_relaxed);
-    atomic_store_explicit(f64(e, SB_SUB_STUCK_AT), stuck, memory_order_seq_cst);
+    atomic_store_explicit(shm_u64(e, SB_SUB_RECEIVED), s->received, memory_order_relaxed);
+    atomic_store_explicit(shm_u64(e, SB_SUB_STUCK_AT), stuck, memory_order_seq_cst);
     s->seen_tail = more ? UINT64_MAX : tail; /* more: park must not sleep */
     return (int)delivered;
   }
@@ -1274,11 +1245,11 @@ uint8_t *sb_sub_batch(sb_sub *s) { return s->batch; }
 uint32_t sb_sub_batch_capacity(sb_sub *s) { return s->batch_cap; }
 double sb_sub_received(sb_sub *s) { return (double)s->received; }
 double sb_sub_lagged(sb_sub *s) {
-  return (double)atomic_load_explicit(f64(sub_entry(s->t, s->index), SB_SUB_LAGGED), memory_order_relaxed);
+  return (double)atomic_load_explicit(shm_u64(sub_entry(s->t, s->index), SB_SUB_LAGGED), memory_order_relaxed);
 }
 double sb_sub_corrupt(sb_sub *s) { return (double)s->corrupt; }
 double sb_sub_estimates(sb_sub *s) {
-  return (double)atomic_load_explicit(f64(sub_entry(s->t, s->index), SB_SUB_ESTIMATES), memory_order_relaxed);
+  return (double)atomic_load_explicit(shm_u64(sub_entry(s->t, s->index), SB_SUB_ESTIMATES), memory_order_relaxed);
 }
 int sb_sub_index(sb_sub *s) { return (int)s->index; }
 int sb_sub_fd(sb_sub *s) { return s->wake_fd; }
@@ -1289,7 +1260,7 @@ static int pending(sb_sub *s) {
   uint8_t *e = sub_entry(t, s->index);
   uint64_t tail = atomic_load_explicit(tail_word(t), memory_order_seq_cst);
   if (tail != s->seen_tail) return 1;
-  uint64_t stuck = atomic_load_explicit(f64(e, SB_SUB_STUCK_AT), memory_order_relaxed);
+  uint64_t stuck = atomic_load_explicit(shm_u64(e, SB_SUB_STUCK_AT), memory_order_relaxed);
   if (stuck == 0) return 0;
   uint64_t h = atomic_load_explicit(rec_words(t, stuck - 1), memory_order_seq_cst);
   if (!hdr_is(h, stuck - 1) || hdr_state(h) != SB_REC_WRITING) return 1; /* committed or aborted since */
@@ -1301,7 +1272,7 @@ int sb_sub_pending(sb_sub *s) { return pending(s); }
 int sb_sub_park(sb_sub *s) {
   uint8_t *e = sub_entry(s->t, s->index);
   /* seq_cst: announce, then re-check; a publisher commits, then loads sleepers (Dekker, §8.7) */
-  atomic_store(f32(e, SB_SUB_PARKED), 1);
+  atomic_store(shm_u32(e, SB_SUB_PARKED), 1);
   atomic_fetch_add(sleepers(s->t), 1);
   if (!pending(s)) return 0;
   release_parked(s->t, e);
@@ -1328,7 +1299,7 @@ void sb_sub_close(sb_sub *s) {
   uint8_t *e = sub_entry(s->t, s->index);
   release_parked(s->t, e);
   /* release: our last writes before the entry is free */
-  atomic_store_explicit(f32(e, SB_SUB_STATE), SB_ENTRY_FREE, memory_order_release);
+  atomic_store_explicit(shm_u32(e, SB_SUB_STATE), SB_ENTRY_FREE, memory_order_release);
   if (s->wake_fd >= 0) close(s->wake_fd);
   free(s->batch);
   free(s);
