@@ -69,14 +69,6 @@ _Static_assert(offsetof(entry_t, token) == 128 && offsetof(entry_t, claimed_at) 
 _Static_assert(offsetof(entry_t, expires_at) == 144 && offsetof(entry_t, owner_len) == 152, "layout");
 _Static_assert(offsetof(entry_t, owner) == 160 && sizeof(entry_t) == ENTRY_BYTES, "layout");
 
-typedef struct {
-  uint32_t magic, version, layout_hash;
-  int32_t status;
-  uint64_t table_size;
-  uint32_t pid, reserved;
-} hello_msg;
-_Static_assert(sizeof(hello_msg) == 32, "hello");
-
 /* What this process knows about another member's process: a pidfd pinned to the right start time. */
 typedef struct {
   uint64_t word;  /* the member word this is about */
@@ -872,23 +864,13 @@ static int name_to_addr(const char *name, struct sockaddr_un *a, socklen_t *len)
   return sys_abstract_addr("slotbus-lease.", name, NULL, a, len);
 }
 
-static void hello_init(hello_msg *h, int32_t status, uint64_t size) {
-  memset(h, 0, sizeof *h);
-  h->magic = SBL_MAGIC;
-  h->version = SBL_VERSION;
-  h->layout_hash = sbl_layout_hash();
-  h->status = status;
-  h->table_size = size;
-  h->pid = (uint32_t)getpid();
-}
-
 static void serve_newcomer(sbl_contest *c, int sock) {
   struct ucred cred;
   socklen_t len = sizeof cred;
-  hello_msg h;
   int fds[2] = {c->memfd, c->listen_fd};
   int ok = getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.uid == getuid();
-  hello_init(&h, ok ? 0 : EPERM, ok ? c->size : 0);
+  sys_hello h =
+      sys_hello_make(SBL_MAGIC, SBL_VERSION, sbl_layout_hash(), ok ? 0 : EPERM, ok ? c->size : 0, (uint32_t)getpid());
   ssize_t r = sys_send_fds(sock, &h, sizeof h, fds, ok ? 2 : 0, MSG_NOSIGNAL | MSG_DONTWAIT);
   (void)r; /* a newcomer that vanished simply tries again */
 }
@@ -983,7 +965,7 @@ static int members_all_stopped(const char *name) {
 
 #define FROZEN_CHECK_MS 250
 
-static int recv_hello(int sock, hello_msg *h, int fds[2], int timeout_ms, const char *name) {
+static int recv_hello(int sock, sys_hello *h, int fds[2], int timeout_ms, const char *name) {
   struct pollfd p = {sock, POLLIN, 0};
   int n;
   /* in slices: a hello that does not come may mean every member is stopped, then waiting is pointless */
@@ -1143,7 +1125,7 @@ static int try_open(sbl_contest *c, const char *name, const struct sockaddr_un *
       close(s);
       return -EACCES;
     }
-    hello_msg h;
+    sys_hello h;
     int fds[2] = {-1, -1};
     int r = recv_hello(s, &h, fds, timeout_ms, name);
     close(s);
@@ -1154,7 +1136,7 @@ static int try_open(sbl_contest *c, const char *name, const struct sockaddr_un *
     }
     c->memfd = fds[0];
     c->listen_fd = fds[1];
-    return (r = adopt_table(c, h.table_size)) ? r : 1;
+    return (r = adopt_table(c, h.size)) ? r : 1;
   }
   int e = errno;
   close(s);

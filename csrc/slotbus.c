@@ -46,14 +46,6 @@ _Static_assert(offsetof(region_hdr, cq_head) == 256 && offsetof(region_hdr, hub_
 _Static_assert(offsetof(region_hdr, cancel_seq) == 448 && offsetof(slot_hdr, cancel) == 36, "layout");
 _Static_assert(sizeof(region_hdr) <= HDR_BYTES && sizeof(slot_hdr) == SLOT_BYTES, "layout");
 
-typedef struct {
-  uint32_t magic, version, layout_hash;
-  int32_t status;
-  uint64_t region_size;
-  uint32_t hub_pid, reserved;
-} hello_msg;
-_Static_assert(sizeof(hello_msg) == 32, "hello");
-
 /* Geometry is copied out of the region once and trusted only from the private copy. */
 typedef struct {
   uint32_t slot_count, ring_size, arena_size;
@@ -88,7 +80,7 @@ struct sb_chan {
   /* worker only: the hub's cancel_seq as of the last sb_worker_cancel_seq, so parking notices a newer one */
   uint32_t cancel_seen;
   /* worker only: the hello as it arrives, and how many of its fds came */
-  hello_msg hello;
+  sys_hello hello;
   uint32_t hello_got, hello_fds;
   char error[160];
 };
@@ -452,19 +444,10 @@ static int peer_cred(int sock, struct ucred *cred) {
   return getsockopt(sock, SOL_SOCKET, SO_PEERCRED, cred, &len) < 0 ? -errno : 0;
 }
 
-static void hello_init(hello_msg *h, int32_t status, uint64_t region_size) {
-  memset(h, 0, sizeof *h);
-  h->magic = SB_MAGIC;
-  h->version = SB_VERSION;
-  h->layout_hash = sb_layout_hash();
-  h->status = status;
-  h->region_size = region_size;
-  h->hub_pid = (uint32_t)getpid();
-}
-
-static int send_hello(int sock, const hello_msg *h, const int *fds, int nfds) {
-  ssize_t r = sys_send_fds(sock, h, sizeof *h, fds, nfds, MSG_NOSIGNAL);
-  return r == (ssize_t)sizeof *h ? 0 : (r < 0 ? -errno : -EPIPE);
+static int send_hello(int sock, int32_t status, uint64_t region_size, const int *fds, int nfds) {
+  sys_hello h = sys_hello_make(SB_MAGIC, SB_VERSION, sb_layout_hash(), status, region_size, (uint32_t)getpid());
+  ssize_t r = sys_send_fds(sock, &h, sizeof h, fds, nfds, MSG_NOSIGNAL);
+  return r == (ssize_t)sizeof h ? 0 : (r < 0 ? -errno : -EPIPE);
 }
 
 static sb_chan *chan_new(int is_hub, const geometry *g) {
@@ -524,15 +507,11 @@ sb_chan *sb_accept(int listen_fd, const sb_hub_config *cfg, int *err, uint32_t *
   struct ucred cred;
   int r = peer_cred(sock, &cred);
   if (r == 0 && !uid_bit(cfg, cred.uid)) {
-    hello_msg h;
-    hello_init(&h, EPERM, 0);
-    send_hello(sock, &h, NULL, 0);
+    send_hello(sock, EPERM, 0, NULL, 0);
     if (err_uid) *err_uid = cred.uid;
     r = -EPERM;
   } else if (r == 0 && (cfg->full_mask & (SB_FULL_ALL | uid_bit(cfg, cred.uid)))) {
-    hello_msg h;
-    hello_init(&h, EUSERS, 0);
-    send_hello(sock, &h, NULL, 0);
+    send_hello(sock, EUSERS, 0, NULL, 0);
     if (err_uid) *err_uid = cred.uid;
     r = -EUSERS;
   }
@@ -570,10 +549,8 @@ sb_chan *sb_accept(int listen_fd, const sb_hub_config *cfg, int *err, uint32_t *
   id->arena_size = g.arena_size;
   id->region_size = g.region_size;
   id->hub_pid = (uint32_t)getpid();
-  hello_msg h;
-  hello_init(&h, 0, g.region_size);
   int fds[3] = {ch->memfd, ch->peer_bell, ch->my_bell};
-  if ((r = send_hello(sock, &h, fds, 3))) return fail(ch, err, r);
+  if ((r = send_hello(sock, 0, g.region_size, fds, 3))) return fail(ch, err, r);
   if (err) *err = 0;
   return ch;
 }
@@ -675,14 +652,14 @@ int sb_connect_finish(sb_chan *ch, int timeout_ms) {
     if (poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left) < 0 && errno != EINTR) return -errno;
   }
   if (r) return r;
-  const hello_msg *h = &ch->hello;
+  const sys_hello *h = &ch->hello;
   if (h->magic != SB_MAGIC || h->version != SB_VERSION || h->layout_hash != sb_layout_hash()) return -EPROTO;
   if (h->status) return h->status == EPERM || h->status == EUSERS ? -(int)h->status : -SB_ECORRUPT;
-  if (ch->hello_fds != 3 || !is_region(ch->memfd, h->region_size) || !is_doorbell(ch->my_bell) || !is_doorbell(ch->peer_bell))
+  if (ch->hello_fds != 3 || !is_region(ch->memfd, h->size) || !is_doorbell(ch->my_bell) || !is_doorbell(ch->peer_bell))
     return -SB_ECORRUPT;
-  ch->g.region_size = h->region_size;
+  ch->g.region_size = h->size;
   if ((r = map_region(ch))) return r;
-  if ((r = check_header(ch, h->region_size))) return r;
+  if ((r = check_header(ch, h->size))) return r;
   SHM_WRITE(ch->hdr->id.worker_pid, (uint32_t)getpid());
   return 0;
 }

@@ -14,13 +14,6 @@ typedef struct {
   uint64_t topic_id, region_size;
 } identity;
 
-typedef struct {
-  uint32_t magic, version, layout_hash;
-  int32_t status;
-  uint64_t region_size;
-  uint32_t keeper_pid, zero;
-} hello_msg;
-
 struct sb_topic {
   char name[65];
   int listen_fd, conn_fd, memfd, send_fd;
@@ -486,7 +479,7 @@ sb_topic *sb_topic_open_start(const char *name, uint32_t capacity, int *err) {
 
 int sb_topic_open_finish(sb_topic *t) {
   if (t->conn_fd < 0) return t->base ? 0 : -EINVAL;
-  hello_msg h;
+  sys_hello h;
   int fds[2] = {-1, -1}, nfds = 0, excess;
   ssize_t n = sys_recv_fds(t->conn_fd, &h, sizeof h, MSG_DONTWAIT, fds, 2, &nfds, &excess);
   if (n < 0) return errno == EAGAIN ? -EAGAIN : -errno;
@@ -506,11 +499,11 @@ int sb_topic_open_finish(sb_topic *t) {
   struct stat st;
   int seals = fcntl(fd, F_GET_SEALS);
   /* sealed against shrinking: a peer can never make our reads fault (SIGBUS) */
-  if (fstat(fd, &st) < 0 || (uint64_t)st.st_size != h.region_size || seals < 0 ||
-      (seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW) ||
-      h.region_size <= SB_TOPIC_OFF_DATA || h.region_size > (uint64_t)SB_TOPIC_OFF_DATA + SB_TOPIC_MAX_CAPACITY)
+  if (fstat(fd, &st) < 0 || (uint64_t)st.st_size != h.size || seals < 0 ||
+      (seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW) || h.size <= SB_TOPIC_OFF_DATA ||
+      h.size > (uint64_t)SB_TOPIC_OFF_DATA + SB_TOPIC_MAX_CAPACITY)
     goto corrupt;
-  t->size = h.region_size;
+  t->size = h.size;
   int r = map_topic(t);
   if (r) return r;
   if (check_header(t, t->size)) goto corrupt;
@@ -549,9 +542,9 @@ static void serve_newcomers(sb_topic *t) {
     if (fd < 0) return;
     struct ucred cred;
     socklen_t cl = sizeof cred;
-    hello_msg h = {SB_TOPIC_MAGIC, SB_TOPIC_VERSION, sb_topic_layout_hash(), 0, t->size, t->pid, 0};
     int ok = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0 && cred.uid == getuid();
-    if (!ok) h.status = EPERM;
+    sys_hello h =
+        sys_hello_make(SB_TOPIC_MAGIC, SB_TOPIC_VERSION, sb_topic_layout_hash(), ok ? 0 : EPERM, t->size, t->pid);
     int both[2] = {t->memfd, t->listen_fd};
     (void)sys_send_fds(fd, &h, sizeof h, both, ok ? 2 : 0, MSG_NOSIGNAL | MSG_DONTWAIT);
     close(fd);
