@@ -1,4 +1,4 @@
-/* Internal to libslotbus (slotbus.c, lease.c, topic.c): the system prelude and the few helpers all three use.
+/* Internal to libslotbus (slotbus.c, lease.c, topic_*.c): the system prelude and the few helpers they share.
  * Include it first, before any system header, so _GNU_SOURCE takes effect. Not part of the public API. */
 #ifndef SLOTBUS_SYS_H
 #define SLOTBUS_SYS_H
