@@ -1,5 +1,6 @@
 /* Lease contests: the reference implementation of docs/PROTOCOL.md §7. */
 #include "sys.h"
+#include "shm.h"
 #include "lease.h"
 
 #include <dirent.h>
@@ -67,14 +68,6 @@ _Static_assert(offsetof(entry_t, wake_seq) == 116 && offsetof(entry_t, word) == 
 _Static_assert(offsetof(entry_t, token) == 128 && offsetof(entry_t, claimed_at) == 136, "layout");
 _Static_assert(offsetof(entry_t, expires_at) == 144 && offsetof(entry_t, owner_len) == 152, "layout");
 _Static_assert(offsetof(entry_t, owner) == 160 && sizeof(entry_t) == ENTRY_BYTES, "layout");
-
-typedef struct {
-  uint32_t magic, version, layout_hash;
-  int32_t status;
-  uint64_t table_size;
-  uint32_t pid, reserved;
-} hello_msg;
-_Static_assert(sizeof(hello_msg) == 32, "hello");
 
 /* What this process knows about another member's process: a pidfd pinned to the right start time. */
 typedef struct {
@@ -179,8 +172,8 @@ static inline void cpu_relax(void) {
 
 /* ---- processes: start time and liveness (§7.5) ---- */
 
-/* Field 22 of /proc/<pid>/stat (start time in clock ticks since boot); 0 if the process is gone or a zombie. */
-static uint64_t process_start(uint32_t pid) { /* 0 for a zombie: it holds nothing any more */
+/* sys_proc_start, but 0 for a zombie too: it holds nothing any more. */
+static uint64_t process_start(uint32_t pid) {
   int gone = 0;
   uint64_t start = sys_proc_start(pid, &gone);
   return gone ? 0 : start;
@@ -296,7 +289,7 @@ static int find_entry(sbl_contest *c, uint32_t kind, const uint8_t *label, uint3
       continue;
     }
     if (st == SBL_KEY_READY) {
-      uint32_t elen = e->label_len; /* copied once: a scribbler may change it under us */
+      uint32_t elen = SHM_READ(e->label_len); /* read once: a scribbler may change it under us */
       if (elen > SBL_LABEL_MAX) return corrupt(c, "subject label length out of range", i, elen);
       if (e->hash == h && e->kind == kind && elen == len && memcmp(e->label, label, len) == 0) {
         *out = i;
@@ -330,7 +323,7 @@ static int read_claim(sbl_contest *c, uint32_t i, uint64_t w, sbl_holder *out) {
   int64_t at = atomic_load_explicit(&e->claimed_at, memory_order_relaxed);
   int64_t exp = atomic_load_explicit(&e->expires_at, memory_order_relaxed);
   uint32_t olen = atomic_load_explicit(&e->owner_len, memory_order_relaxed);
-  for (uint32_t k = 0; k < SBL_OWNER_MAX / 8; k++) owner[k] = atomic_load_explicit(&e->owner[k], memory_order_relaxed);
+  shm_load_words(owner, e->owner, SBL_OWNER_MAX);
   atomic_thread_fence(memory_order_acquire);
   if (atomic_load_explicit(&e->word, memory_order_relaxed) != w) return 0;
   if (olen > SBL_OWNER_MAX) return corrupt(c, "owner length out of range", i, olen);
@@ -345,7 +338,8 @@ static int read_claim(sbl_contest *c, uint32_t i, uint64_t w, sbl_holder *out) {
   out->owner_len = olen;
   memcpy(out->owner, owner, SBL_OWNER_MAX);
   out->kind = e->kind;
-  out->label_len = e->label_len <= SBL_LABEL_MAX ? e->label_len : 0;
+  uint32_t label_len = SHM_READ(e->label_len); /* read once: checked, then used */
+  out->label_len = label_len <= SBL_LABEL_MAX ? label_len : 0;
   memcpy(out->label, e->label, out->label_len);
   return 1;
 }
@@ -365,7 +359,7 @@ static uint64_t publish_claim(sbl_contest *c, uint32_t i, uint64_t claiming, con
     atomic_store_explicit(&e->claimed_at, at, memory_order_relaxed);
     uint64_t words[SBL_OWNER_MAX / 8] = {0};
     memcpy(words, owner, owner_len);
-    for (uint32_t k = 0; k < SBL_OWNER_MAX / 8; k++) atomic_store_explicit(&e->owner[k], words[k], memory_order_relaxed);
+    shm_store_words(e->owner, words, SBL_OWNER_MAX);
     atomic_store_explicit(&e->owner_len, owner_len, memory_order_relaxed);
   }
   atomic_store_explicit(&e->expires_at, exp, memory_order_relaxed);
@@ -870,23 +864,13 @@ static int name_to_addr(const char *name, struct sockaddr_un *a, socklen_t *len)
   return sys_abstract_addr("slotbus-lease.", name, NULL, a, len);
 }
 
-static void hello_init(hello_msg *h, int32_t status, uint64_t size) {
-  memset(h, 0, sizeof *h);
-  h->magic = SBL_MAGIC;
-  h->version = SBL_VERSION;
-  h->layout_hash = sbl_layout_hash();
-  h->status = status;
-  h->table_size = size;
-  h->pid = (uint32_t)getpid();
-}
-
 static void serve_newcomer(sbl_contest *c, int sock) {
   struct ucred cred;
   socklen_t len = sizeof cred;
-  hello_msg h;
   int fds[2] = {c->memfd, c->listen_fd};
   int ok = getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.uid == getuid();
-  hello_init(&h, ok ? 0 : EPERM, ok ? c->size : 0);
+  sys_hello h =
+      sys_hello_make(SBL_MAGIC, SBL_VERSION, sbl_layout_hash(), ok ? 0 : EPERM, ok ? c->size : 0, (uint32_t)getpid());
   ssize_t r = sys_send_fds(sock, &h, sizeof h, fds, ok ? 2 : 0, MSG_NOSIGNAL | MSG_DONTWAIT);
   (void)r; /* a newcomer that vanished simply tries again */
 }
@@ -981,7 +965,7 @@ static int members_all_stopped(const char *name) {
 
 #define FROZEN_CHECK_MS 250
 
-static int recv_hello(int sock, hello_msg *h, int fds[2], int timeout_ms, const char *name) {
+static int recv_hello(int sock, sys_hello *h, int fds[2], int timeout_ms, const char *name) {
   struct pollfd p = {sock, POLLIN, 0};
   int n;
   /* in slices: a hello that does not come may mean every member is stopped, then waiting is pointless */
@@ -1022,7 +1006,8 @@ static int adopt_table(sbl_contest *c, uint64_t size) {
   c->size = size;
   int r = map_table(c);
   if (r) return r;
-  table_identity id = hdr(c)->id;
+  table_identity id;
+  shm_load_words(&id, &hdr(c)->id, sizeof id);
   if (id.magic != SBL_MAGIC || id.version != SBL_VERSION || id.layout_hash != sbl_layout_hash()) return -SBL_ECORRUPT;
   if (id.capacity < SBL_MIN_CAPACITY || id.capacity > SBL_MAX_CAPACITY || (id.capacity & (id.capacity - 1)) ||
       table_size_for(id.capacity) != size || id.table_size != size)
@@ -1140,7 +1125,7 @@ static int try_open(sbl_contest *c, const char *name, const struct sockaddr_un *
       close(s);
       return -EACCES;
     }
-    hello_msg h;
+    sys_hello h;
     int fds[2] = {-1, -1};
     int r = recv_hello(s, &h, fds, timeout_ms, name);
     close(s);
@@ -1151,7 +1136,7 @@ static int try_open(sbl_contest *c, const char *name, const struct sockaddr_un *
     }
     c->memfd = fds[0];
     c->listen_fd = fds[1];
-    return (r = adopt_table(c, h.table_size)) ? r : 1;
+    return (r = adopt_table(c, h.size)) ? r : 1;
   }
   int e = errno;
   close(s);

@@ -1,5 +1,7 @@
-/* libslotbus reference implementation of docs/PROTOCOL.md. */
+/* Slot channels, hub and worker: the reference implementation of docs/PROTOCOL.md §1–§6, and the hub's accept
+ * watcher. */
 #include "sys.h"
+#include "shm.h"
 #include "slotbus.h"
 
 #define HDR_BYTES 1024u
@@ -44,14 +46,6 @@ _Static_assert(offsetof(region_hdr, cq_head) == 256 && offsetof(region_hdr, hub_
 _Static_assert(offsetof(region_hdr, cancel_seq) == 448 && offsetof(slot_hdr, cancel) == 36, "layout");
 _Static_assert(sizeof(region_hdr) <= HDR_BYTES && sizeof(slot_hdr) == SLOT_BYTES, "layout");
 
-typedef struct {
-  uint32_t magic, version, layout_hash;
-  int32_t status;
-  uint64_t region_size;
-  uint32_t hub_pid, reserved;
-} hello_msg;
-_Static_assert(sizeof(hello_msg) == 32, "hello");
-
 /* Geometry is copied out of the region once and trusted only from the private copy. */
 typedef struct {
   uint32_t slot_count, ring_size, arena_size;
@@ -86,7 +80,7 @@ struct sb_chan {
   /* worker only: the hub's cancel_seq as of the last sb_worker_cancel_seq, so parking notices a newer one */
   uint32_t cancel_seen;
   /* worker only: the hello as it arrives, and how many of its fds came */
-  hello_msg hello;
+  sys_hello hello;
   uint32_t hello_got, hello_fds;
   char error[160];
 };
@@ -114,19 +108,13 @@ static geometry geometry_for(uint32_t slot_count, uint32_t arena_size) {
   return g;
 }
 
-static _Atomic uint32_t *sq(sb_chan *ch) { return (_Atomic uint32_t *)(ch->base + HDR_BYTES); }
+static _Atomic uint32_t *sq(sb_chan *ch) { return shm_u32(ch->base, HDR_BYTES); }
 static _Atomic uint32_t *cq(sb_chan *ch) { return sq(ch) + ch->g.ring_size; }
 static slot_hdr *slot_at(sb_chan *ch, uint32_t i) { return (slot_hdr *)(ch->base + ch->g.slots_off) + i; }
 static uint8_t *arena(sb_chan *ch, uint32_t i, int response) {
   return ch->base + ch->g.arenas_off + (2ull * i + (response ? 1 : 0)) * ch->g.arena_size;
 }
 static uint32_t word(uint32_t gen, uint32_t state) { return (gen << 8) | state; }
-
-/* Plain fields in shared memory, read or written exactly once where the source says so: relaxed atomics, because
- * the peer may change them at any time and a compiler may otherwise repeat a plain load after we validated it.
- * Ordering comes from the state word's release/acquire, never from these. */
-#define SHARED_READ(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
-#define SHARED_WRITE(field, v) __atomic_store_n(&(field), (v), __ATOMIC_RELAXED)
 
 static int corrupt(sb_chan *ch, const char *what, uint32_t a, uint32_t b) {
   snprintf(ch->error, sizeof ch->error, "%s (%u, %u)", what, a, b);
@@ -277,10 +265,10 @@ int sb_hub_publish(sb_chan *ch, uint32_t slot, uint32_t kind, uint32_t id, uint3
   if (slot >= ch->g.slot_count || ch->busy[slot] != HUB_CLAIMED) return -EINVAL;
   if (kind > SB_KIND_HTTP || !fits(ch, head_len, body_len)) return -E2BIG;
   slot_hdr *s = slot_at(ch, slot);
-  SHARED_WRITE(s->kind, kind);
-  SHARED_WRITE(s->id, id);
-  SHARED_WRITE(s->req_head, head_len);
-  SHARED_WRITE(s->req_body, body_len);
+  SHM_WRITE(s->kind, kind);
+  SHM_WRITE(s->id, id);
+  SHM_WRITE(s->req_head, head_len);
+  SHM_WRITE(s->req_body, body_len);
   uint32_t used = align8(head_len) + body_len;
   if (used > ch->hiwater[2 * slot]) ch->hiwater[2 * slot] = used;
   ch->busy[slot] = HUB_PUBLISHED;
@@ -301,7 +289,7 @@ int sb_hub_cancel(sb_chan *ch, uint32_t slot) {
     return 1;
   /* The worker has it (or already answered): ask it to give up. The cancel word goes first, then the counter with
    * seq_cst, which orders both before our load of worker_parked (§5) and pairs with the worker's acquire of it. */
-  SHARED_WRITE(s->cancel, word(ch->gen[slot], 1));
+  SHM_WRITE(s->cancel, word(ch->gen[slot], 1));
   atomic_fetch_add_explicit(&ch->hdr->cancel_seq, 1, memory_order_seq_cst);
   wake_peer(ch, &ch->hdr->worker_parked, &ch->hdr->sq_tail);
   return 2;
@@ -318,12 +306,12 @@ int sb_hub_poll(sb_chan *ch) {
   if (w != word(ch->gen[i], SB_DONE)) return corrupt(ch, "completed slot has a bad state word", i, w);
   sb_msg *m = &ch->msg;
   m->slot = (int32_t)i;
-  m->id = SHARED_READ(s->id);
-  m->kind = SHARED_READ(s->kind);
-  m->status = SHARED_READ(s->status);
-  m->flags = SHARED_READ(s->flags);
-  m->head_len = SHARED_READ(s->resp_head);
-  m->body_len = SHARED_READ(s->resp_body);
+  m->id = SHM_READ(s->id);
+  m->kind = SHM_READ(s->kind);
+  m->status = SHM_READ(s->status);
+  m->flags = SHM_READ(s->flags);
+  m->head_len = SHM_READ(s->resp_head);
+  m->body_len = SHM_READ(s->resp_body);
   m->gen = ch->gen[i];
   /* read once into private memory above, then validate the private copies only */
   if (m->flags > (SB_RESP_ERROR | SB_RESP_CANCELLED)) return corrupt(ch, "bad response flags", i, m->flags);
@@ -378,20 +366,20 @@ int sb_worker_poll(sb_chan *ch) {
                   atomic_compare_exchange_strong_explicit(&s->state, &w, word(w >> 8, SB_CLAIMED), memory_order_acquire,
                                                           memory_order_relaxed);
     if (!claimed && (w & 0xFF) == SB_CANCELLED) {
-      SHARED_WRITE(s->status, 0);
-      SHARED_WRITE(s->flags, SB_RESP_CANCELLED);
-      SHARED_WRITE(s->resp_head, 0);
-      SHARED_WRITE(s->resp_body, 0);
+      SHM_WRITE(s->status, 0);
+      SHM_WRITE(s->flags, SB_RESP_CANCELLED);
+      SHM_WRITE(s->resp_head, 0);
+      SHM_WRITE(s->resp_body, 0);
       worker_finish(ch, s, i, w >> 8);
       continue;
     }
     if (!claimed) return corrupt(ch, "published slot is not ready", i, w);
     sb_msg *m = &ch->msg;
     m->slot = (int32_t)i;
-    m->kind = SHARED_READ(s->kind);
-    m->id = SHARED_READ(s->id);
-    m->head_len = SHARED_READ(s->req_head);
-    m->body_len = SHARED_READ(s->req_body);
+    m->kind = SHM_READ(s->kind);
+    m->id = SHM_READ(s->id);
+    m->head_len = SHM_READ(s->req_head);
+    m->body_len = SHM_READ(s->req_body);
     m->status = m->flags = 0;
     m->gen = w >> 8;
     if (m->kind > SB_KIND_HTTP) return corrupt(ch, "bad request kind", i, m->kind);
@@ -411,7 +399,7 @@ uint32_t sb_worker_cancel_seq(sb_chan *ch) {
 int sb_worker_cancelled(sb_chan *ch, uint32_t slot, uint32_t gen) {
   if (slot >= ch->g.slot_count || gen > 0xFFFFFFu) return -EINVAL;
   /* one read; any value the hub writes is harmless: it only matters when it names exactly this generation */
-  return SHARED_READ(slot_at(ch, slot)->cancel) == word(gen, 1);
+  return SHM_READ(slot_at(ch, slot)->cancel) == word(gen, 1);
 }
 
 int sb_worker_complete(sb_chan *ch, uint32_t slot, uint32_t gen, uint32_t status, uint32_t flags, uint32_t head_len,
@@ -422,10 +410,10 @@ int sb_worker_complete(sb_chan *ch, uint32_t slot, uint32_t gen, uint32_t status
    * The generation is what makes a second completion of an old request fail instead of answering the next one. */
   uint32_t w = atomic_load_explicit(&s->state, memory_order_relaxed);
   if (gen > 0xFFFFFFu || w != word(gen, SB_CLAIMED)) return -EINVAL;
-  SHARED_WRITE(s->status, status);
-  SHARED_WRITE(s->flags, flags);
-  SHARED_WRITE(s->resp_head, head_len);
-  SHARED_WRITE(s->resp_body, body_len);
+  SHM_WRITE(s->status, status);
+  SHM_WRITE(s->flags, flags);
+  SHM_WRITE(s->resp_head, head_len);
+  SHM_WRITE(s->resp_body, body_len);
   worker_finish(ch, s, slot, gen);
   return 0;
 }
@@ -456,19 +444,10 @@ static int peer_cred(int sock, struct ucred *cred) {
   return getsockopt(sock, SOL_SOCKET, SO_PEERCRED, cred, &len) < 0 ? -errno : 0;
 }
 
-static void hello_init(hello_msg *h, int32_t status, uint64_t region_size) {
-  memset(h, 0, sizeof *h);
-  h->magic = SB_MAGIC;
-  h->version = SB_VERSION;
-  h->layout_hash = sb_layout_hash();
-  h->status = status;
-  h->region_size = region_size;
-  h->hub_pid = (uint32_t)getpid();
-}
-
-static int send_hello(int sock, const hello_msg *h, const int *fds, int nfds) {
-  ssize_t r = sys_send_fds(sock, h, sizeof *h, fds, nfds, MSG_NOSIGNAL);
-  return r == (ssize_t)sizeof *h ? 0 : (r < 0 ? -errno : -EPIPE);
+static int send_hello(int sock, int32_t status, uint64_t region_size, const int *fds, int nfds) {
+  sys_hello h = sys_hello_make(SB_MAGIC, SB_VERSION, sb_layout_hash(), status, region_size, (uint32_t)getpid());
+  ssize_t r = sys_send_fds(sock, &h, sizeof h, fds, nfds, MSG_NOSIGNAL);
+  return r == (ssize_t)sizeof h ? 0 : (r < 0 ? -errno : -EPIPE);
 }
 
 static sb_chan *chan_new(int is_hub, const geometry *g) {
@@ -528,15 +507,11 @@ sb_chan *sb_accept(int listen_fd, const sb_hub_config *cfg, int *err, uint32_t *
   struct ucred cred;
   int r = peer_cred(sock, &cred);
   if (r == 0 && !uid_bit(cfg, cred.uid)) {
-    hello_msg h;
-    hello_init(&h, EPERM, 0);
-    send_hello(sock, &h, NULL, 0);
+    send_hello(sock, EPERM, 0, NULL, 0);
     if (err_uid) *err_uid = cred.uid;
     r = -EPERM;
   } else if (r == 0 && (cfg->full_mask & (SB_FULL_ALL | uid_bit(cfg, cred.uid)))) {
-    hello_msg h;
-    hello_init(&h, EUSERS, 0);
-    send_hello(sock, &h, NULL, 0);
+    send_hello(sock, EUSERS, 0, NULL, 0);
     if (err_uid) *err_uid = cred.uid;
     r = -EUSERS;
   }
@@ -574,10 +549,8 @@ sb_chan *sb_accept(int listen_fd, const sb_hub_config *cfg, int *err, uint32_t *
   id->arena_size = g.arena_size;
   id->region_size = g.region_size;
   id->hub_pid = (uint32_t)getpid();
-  hello_msg h;
-  hello_init(&h, 0, g.region_size);
   int fds[3] = {ch->memfd, ch->peer_bell, ch->my_bell};
-  if ((r = send_hello(sock, &h, fds, 3))) return fail(ch, err, r);
+  if ((r = send_hello(sock, 0, g.region_size, fds, 3))) return fail(ch, err, r);
   if (err) *err = 0;
   return ch;
 }
@@ -631,9 +604,9 @@ static int is_region(int fd, uint64_t size) {
 static int check_header(sb_chan *ch, uint64_t size) {
   /* one copy, field by field, then only the copy is examined */
   const hdr_identity *shared = &ch->hdr->id;
-  hdr_identity id = {SHARED_READ(shared->magic),      SHARED_READ(shared->version),    SHARED_READ(shared->layout_hash),
-                     SHARED_READ(shared->slot_count), SHARED_READ(shared->ring_size),  SHARED_READ(shared->arena_size),
-                     SHARED_READ(shared->region_size), 0, 0};
+  hdr_identity id = {SHM_READ(shared->magic),      SHM_READ(shared->version),    SHM_READ(shared->layout_hash),
+                     SHM_READ(shared->slot_count), SHM_READ(shared->ring_size),  SHM_READ(shared->arena_size),
+                     SHM_READ(shared->region_size), 0, 0};
   if (id.magic != SB_MAGIC || id.version != SB_VERSION || id.layout_hash != sb_layout_hash()) return -SB_ECORRUPT;
   if (id.slot_count < 1 || id.slot_count > SB_MAX_SLOTS || id.arena_size == 0 || id.arena_size % PAGE) return -SB_ECORRUPT;
   geometry g = geometry_for(id.slot_count, id.arena_size);
@@ -679,15 +652,15 @@ int sb_connect_finish(sb_chan *ch, int timeout_ms) {
     if (poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left) < 0 && errno != EINTR) return -errno;
   }
   if (r) return r;
-  const hello_msg *h = &ch->hello;
+  const sys_hello *h = &ch->hello;
   if (h->magic != SB_MAGIC || h->version != SB_VERSION || h->layout_hash != sb_layout_hash()) return -EPROTO;
   if (h->status) return h->status == EPERM || h->status == EUSERS ? -(int)h->status : -SB_ECORRUPT;
-  if (ch->hello_fds != 3 || !is_region(ch->memfd, h->region_size) || !is_doorbell(ch->my_bell) || !is_doorbell(ch->peer_bell))
+  if (ch->hello_fds != 3 || !is_region(ch->memfd, h->size) || !is_doorbell(ch->my_bell) || !is_doorbell(ch->peer_bell))
     return -SB_ECORRUPT;
-  ch->g.region_size = h->region_size;
+  ch->g.region_size = h->size;
   if ((r = map_region(ch))) return r;
-  if ((r = check_header(ch, h->region_size))) return r;
-  SHARED_WRITE(ch->hdr->id.worker_pid, (uint32_t)getpid());
+  if ((r = check_header(ch, h->size))) return r;
+  SHM_WRITE(ch->hdr->id.worker_pid, (uint32_t)getpid());
   return 0;
 }
 

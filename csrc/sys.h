@@ -1,4 +1,4 @@
-/* Internal to libslotbus (slotbus.c, lease.c, topic.c): the system prelude and the few helpers all three use.
+/* Internal to libslotbus (slotbus.c, lease.c, topic_*.c): the system prelude and the few helpers they share.
  * Include it first, before any system header, so _GNU_SOURCE takes effect. Not part of the public API. */
 #ifndef SLOTBUS_SYS_H
 #define SLOTBUS_SYS_H
@@ -70,6 +70,23 @@ static inline int sys_abstract_addr(const char *prefix, const char *name, const 
   if (w < 0 || (size_t)w >= sizeof a->sun_path - 1) return -EINVAL;
   *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)w);
   return 0;
+}
+
+/* The 32-byte hello that answers a newcomer (docs/PROTOCOL.md §1, §7.1, §8.1): one layout for slot channels,
+ * lease contests and topics, each with its own magic, version and layout hash. Each reads it its own way
+ * (§1 in pieces, §7.1 in slices watching for stopped members, §8.1 in one non-blocking read). */
+typedef struct {
+  uint32_t magic, version, layout_hash;
+  int32_t status; /* 0, or a positive errno: refused, and no fds come with it */
+  uint64_t size;  /* of the region or table the fds map */
+  uint32_t pid, reserved;
+} sys_hello;
+_Static_assert(sizeof(sys_hello) == 32, "hello");
+
+static inline sys_hello sys_hello_make(uint32_t magic, uint32_t version, uint32_t layout_hash, int32_t status,
+                                       uint64_t size, uint32_t pid) {
+  sys_hello h = {magic, version, layout_hash, status, size, pid, 0};
+  return h;
 }
 
 /* Sends len bytes with up to 3 fds attached (SCM_RIGHTS; none if nfds is 0). Returns sendmsg's result. */

@@ -1,6 +1,6 @@
 /* SPIN model of the topic ring's claim protocol with publisher fences, docs/PROTOCOL.md §8.3 (ring version 2),
- * following sb_topic_publish / claim_at / read_record in csrc/topic.c. What it proves, its bounds and what it
- * leaves out: docs/model/README.md.
+ * following sb_topic_publish / claim_at in csrc/topic_publish.c and read_record in csrc/topic_ring.c. What it
+ * proves, its bounds and what it leaves out: docs/model/README.md.
  *
  * The ring has N cells; a position p lives in cell p % N. A record of length n takes the cells of [p, p + n):
  * its header word in the first (position, length, state: one word, so every change of it is one CAS), its

@@ -1,0 +1,308 @@
+/* Topics, open and membership (docs/PROTOCOL.md §8.1): create or join through the shared listening socket
+ * and its hello, check the region, answer newcomers and collect dead entries (the tick), leave and close. */
+#include "topic_internal.h"
+
+uint32_t sb_topic_layout_hash(void) { return sys_fnv1a(FNV1A_SEED, (const uint8_t *)LAYOUT_DESC, strlen(LAYOUT_DESC)); }
+
+/* ---- open (§8.1) ---- */
+
+/* Whether fd is a listening unix stream socket: what a member's hello must carry besides the memfd. */
+static int listening_socket(int fd) {
+  int v[3] = {0, 0, 0};
+  socklen_t l = sizeof(int);
+  if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v[0], &l) < 0) return 0;
+  l = sizeof(int);
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &v[1], &l) < 0) return 0;
+  l = sizeof(int);
+  if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v[2], &l) < 0) return 0;
+  return v[0] == AF_UNIX && v[1] == SOCK_STREAM && v[2] == 1;
+}
+
+static sb_topic *topic_new(const char *name) {
+  sb_topic *t = calloc(1, sizeof *t);
+  if (!t) return NULL;
+  snprintf(t->name, sizeof t->name, "%s", name);
+  t->listen_fd = t->conn_fd = t->memfd = t->send_fd = -1;
+  t->pid = (uint32_t)getpid();
+  t->start = sys_proc_start(t->pid, NULL);
+  t->pub_index = -1;
+  return t;
+}
+
+static int map_topic(sb_topic *t) {
+  /* The ring is mapped read-only until this handle first publishes (§8: subscribers cannot corrupt it). */
+  void *p = mmap(NULL, t->size, PROT_READ, MAP_SHARED, t->memfd, 0);
+  if (p == MAP_FAILED) return -errno;
+  t->base = p;
+  if (mprotect(p, SB_TOPIC_OFF_DATA, PROT_READ | PROT_WRITE) < 0) return -errno;
+  t->cap = ident(t)->capacity;
+  t->seg = t->cap / SEGMENTS;
+  t->scratch = malloc(t->cap / 4 + 1024);
+  t->send_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  return t->scratch && t->send_fd >= 0 ? 0 : -ENOMEM;
+}
+
+static int become_keeper(sb_topic *t) {
+  t->created = 1;
+  /* release: newcomers reading the creator see its start time with it */
+  atomic_store_explicit(keeper_start(t), t->start, memory_order_relaxed);
+  atomic_store_explicit(keeper_pid(t), t->pid, memory_order_release);
+  return 0;
+}
+
+static int create_topic(sb_topic *t, uint32_t capacity) {
+  if (capacity < SB_TOPIC_MIN_CAPACITY || capacity > SB_TOPIC_MAX_CAPACITY || (capacity & (capacity - 1)))
+    return -EINVAL;
+  /* syscall, not memfd_create(): the libc wrapper would need glibc 2.27 symbols */
+  t->memfd = (int)syscall(SYS_memfd_create, "slotbus-topic", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (t->memfd < 0) return -errno;
+  t->size = (uint64_t)SB_TOPIC_OFF_DATA + capacity;
+  if (ftruncate(t->memfd, (off_t)t->size) < 0 ||
+      fcntl(t->memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
+    return -errno;
+  void *p = mmap(NULL, SB_TOPIC_OFF_DATA, PROT_READ | PROT_WRITE, MAP_SHARED, t->memfd, 0);
+  if (p == MAP_FAILED) return -errno;
+  identity *id = p;
+  uint64_t topic_id = 0;
+  if (syscall(SYS_getrandom, &topic_id, sizeof topic_id, 0) != sizeof topic_id) topic_id = now_ns() ^ t->pid;
+  *id = (identity){SB_TOPIC_MAGIC, SB_TOPIC_VERSION, sb_topic_layout_hash(), capacity, topic_id, t->size};
+  munmap(p, SB_TOPIC_OFF_DATA); /* nobody else has the fd yet: plain writes are published by sendmsg */
+  int r = map_topic(t);
+  return r ? r : become_keeper(t);
+}
+
+static int check_header(sb_topic *t, uint64_t size) {
+  identity id;
+  shm_load_words(&id, t->base, sizeof id);
+  if (id.magic != SB_TOPIC_MAGIC || id.version != SB_TOPIC_VERSION || id.layout_hash != sb_topic_layout_hash() ||
+      id.capacity < SB_TOPIC_MIN_CAPACITY || id.capacity > SB_TOPIC_MAX_CAPACITY || (id.capacity & (id.capacity - 1)) ||
+      id.region_size != size || size != (uint64_t)SB_TOPIC_OFF_DATA + id.capacity)
+    return -SB_TOPIC_ECORRUPT;
+  return 0;
+}
+
+sb_topic *sb_topic_open_start(const char *name, uint32_t capacity, int *err) {
+  struct sockaddr_un a;
+  socklen_t alen;
+  int r = topic_addr(name, &a, &alen, NULL);
+  if (r) {
+    *err = r;
+    return NULL;
+  }
+  sb_topic *t = topic_new(name);
+  if (!t) {
+    *err = -ENOMEM;
+    return NULL;
+  }
+  for (int attempt = 0; attempt < 100; attempt++) {
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) break;
+    if (connect(fd, (struct sockaddr *)&a, alen) == 0) {
+      struct ucred cred;
+      socklen_t cl = sizeof cred;
+      if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0 || cred.uid != getuid()) {
+        close(fd);
+        sb_topic_close(t);
+        *err = -EPERM;
+        return NULL;
+      }
+      t->conn_fd = fd;
+      *err = -EAGAIN;
+      return t;
+    }
+    int e = errno;
+    close(fd);
+    if (e == EAGAIN) continue; /* the keeper's backlog is full: try again */
+    if (e != ECONNREFUSED) {
+      sb_topic_close(t);
+      *err = -e;
+      return NULL;
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) break;
+    if (bind(fd, (struct sockaddr *)&a, alen) == 0 && listen(fd, 64) == 0) {
+      t->listen_fd = fd;
+      r = create_topic(t, capacity);
+      if (r) {
+        sb_topic_close(t);
+        *err = r;
+        return NULL;
+      }
+      *err = 0;
+      return t;
+    }
+    e = errno;
+    close(fd);
+    if (e != EADDRINUSE) {
+      sb_topic_close(t);
+      *err = -e;
+      return NULL;
+    }
+  }
+  sb_topic_close(t);
+  *err = -EAGAIN;
+  return NULL;
+}
+
+int sb_topic_open_finish(sb_topic *t) {
+  if (t->conn_fd < 0) return t->base ? 0 : -EINVAL;
+  sys_hello h;
+  int fds[2] = {-1, -1}, nfds = 0, excess;
+  ssize_t n = sys_recv_fds(t->conn_fd, &h, sizeof h, MSG_DONTWAIT, fds, 2, &nfds, &excess);
+  if (n < 0) return errno == EAGAIN ? -EAGAIN : -errno;
+  close(t->conn_fd);
+  t->conn_fd = -1;
+  int fd = fds[0];
+  if (n == 0 || h.status != 0) {
+    for (int i = 0; i < nfds; i++) close(fds[i]);
+    return n == 0 ? -ECONNRESET : -(int)h.status;
+  }
+  /* the memfd and the shared listening socket (§8.1): from now on we hold the name too */
+  if (nfds == 2) t->listen_fd = fds[1];
+  if (n != (ssize_t)sizeof h || excess || nfds != 2 || !listening_socket(t->listen_fd) || h.magic != SB_TOPIC_MAGIC ||
+      h.version != SB_TOPIC_VERSION || h.layout_hash != sb_topic_layout_hash())
+    goto corrupt;
+  t->memfd = fd;
+  struct stat st;
+  int seals = fcntl(fd, F_GET_SEALS);
+  /* sealed against shrinking: a peer can never make our reads fault (SIGBUS) */
+  if (fstat(fd, &st) < 0 || (uint64_t)st.st_size != h.size || seals < 0 ||
+      (seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW) || h.size <= SB_TOPIC_OFF_DATA ||
+      h.size > (uint64_t)SB_TOPIC_OFF_DATA + SB_TOPIC_MAX_CAPACITY)
+    goto corrupt;
+  t->size = h.size;
+  int r = map_topic(t);
+  if (r) return r;
+  if (check_header(t, t->size)) goto corrupt;
+  return 0;
+corrupt:
+  if (fd >= 0 && t->memfd != fd) close(fd);
+  snprintf(t->err, sizeof t->err, "the keeper's hello or region is malformed");
+  return -SB_TOPIC_ECORRUPT;
+}
+
+sb_topic *sb_topic_open(const char *name, uint32_t capacity, int timeout_ms, int *err) {
+  uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000u;
+  for (;;) {
+    sb_topic *t = sb_topic_open_start(name, capacity, err);
+    if (!t || *err == 0) return t;
+    int r;
+    while ((r = sb_topic_open_finish(t)) == -EAGAIN) {
+      int64_t left = (int64_t)(deadline - now_ns()) / 1000000;
+      if (left <= 0) break;
+      struct pollfd p = {t->conn_fd, POLLIN, 0};
+      poll(&p, 1, left > 50 ? 50 : (int)left);
+    }
+    if (r == 0) {
+      *err = 0;
+      return t;
+    }
+    sb_topic_close(t);
+    *err = r == -EAGAIN ? -ETIMEDOUT : r;
+    if (r != -ECONNRESET || now_ns() >= deadline) return NULL;
+  }
+}
+
+/* ---- membership: answering newcomers, collecting the dead (§8.1) ---- */
+
+static void serve_newcomers(sb_topic *t) {
+  for (int i = 0; i < 64; i++) {
+    int fd = accept4(t->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd < 0) return;
+    struct ucred cred;
+    socklen_t cl = sizeof cred;
+    int ok = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0 && cred.uid == getuid();
+    sys_hello h =
+        sys_hello_make(SB_TOPIC_MAGIC, SB_TOPIC_VERSION, sb_topic_layout_hash(), ok ? 0 : EPERM, t->size, t->pid);
+    int both[2] = {t->memfd, t->listen_fd};
+    (void)sys_send_fds(fd, &h, sizeof h, both, ok ? 2 : 0, MSG_NOSIGNAL | MSG_DONTWAIT);
+    close(fd);
+  }
+}
+
+/* Liveness of a registry entry: pid alive with the same start time (§8.1). deep: also read /proc. */
+static int alive(uint32_t pid, uint64_t start, int deep) {
+  if (pid == 0) return 0;
+  if (kill((pid_t)pid, 0) < 0 && errno == ESRCH) return 0;
+  if (!deep) return 1;
+  int zombie = 0;
+  uint64_t s = sys_proc_start(pid, &zombie);
+  return s != 0 && s == start && !zombie;
+}
+
+static void reap(sb_topic *t, int deep) {
+  for (uint32_t i = 0; i < SB_TOPIC_MAX_SUBS + SB_TOPIC_MAX_PUBS; i++) {
+    int is_sub = i < SB_TOPIC_MAX_SUBS;
+    uint8_t *e = is_sub ? sub_entry(t, i) : pub_entry(t, i - SB_TOPIC_MAX_SUBS);
+    /* acquire: pid and start time were written before the entry went live */
+    if (atomic_load_explicit(shm_u32(e, 0), memory_order_acquire) != SB_ENTRY_LIVE) continue;
+    uint32_t pid = atomic_load_explicit(shm_u32(e, 4), memory_order_relaxed);
+    uint64_t start = atomic_load_explicit(shm_u64(e, 8), memory_order_relaxed);
+    if (pid == t->pid || alive(pid, start, deep)) continue;
+    uint32_t live = SB_ENTRY_LIVE;
+    /* acquire: we own the entry's cleanup; exactly one member wins it */
+    if (!atomic_compare_exchange_strong_explicit(shm_u32(e, 0), &live, SB_ENTRY_CLAIMING, memory_order_acquire,
+                                                 memory_order_relaxed))
+      continue;
+    if (is_sub) release_parked(t, e);
+    /* release: a new owner claiming it sees the cleanup done */
+    atomic_store_explicit(shm_u32(e, 0), SB_ENTRY_FREE, memory_order_release);
+  }
+}
+
+static int tick(sb_topic *t, int deep) {
+  if (!t->base) return -EINVAL;
+  if (check_header(t, t->size)) {
+    snprintf(t->err, sizeof t->err, "the topic header was overwritten");
+    return -SB_TOPIC_ECORRUPT;
+  }
+  if (t->listen_fd >= 0) serve_newcomers(t); /* every member holds the listening socket: any one answers */
+  reap(t, deep);
+  return 0;
+}
+
+/* /proc reads (pid reuse, zombies) a few times a second */
+int sb_topic_tick(sb_topic *t) { return tick(t, (t->ticks++ % 16) == 0); }
+int sb_topic_tick_deep(sb_topic *t) { return tick(t, 1); }
+
+/* ---- leave / close ---- */
+
+void sb_topic_leave(sb_topic *t) {
+  if (!t) return;
+  if (t->base && t->pub_index >= 0) {
+    atomic_store_explicit(fence_word(t, (uint32_t)t->pub_index), 0, memory_order_relaxed);
+    /* release: the fence cleared, then the publisher entry freed */
+    atomic_store_explicit(shm_u32(pub_entry(t, (uint32_t)t->pub_index), 0), SB_ENTRY_FREE, memory_order_release);
+    t->pub_index = -1;
+  }
+  if (t->base && t->created) {
+    uint32_t me = t->pid;
+    /* relaxed: informational (stats' creator pid) */
+    atomic_compare_exchange_strong_explicit(keeper_pid(t), &me, 0, memory_order_relaxed, memory_order_relaxed);
+    t->created = 0;
+  }
+  /* our hold on the name: a handle that stopped ticking must not keep newcomers waiting on it */
+  if (t->listen_fd >= 0) close(t->listen_fd);
+  t->listen_fd = -1;
+}
+
+void sb_topic_close(sb_topic *t) {
+  if (!t) return;
+  sb_topic_leave(t);
+  if (t->conn_fd >= 0) close(t->conn_fd);
+  if (t->send_fd >= 0) close(t->send_fd);
+  if (t->memfd >= 0) close(t->memfd);
+  if (t->base) munmap(t->base, t->size);
+  if (t->alias) munmap(t->alias, t->size);
+  free(t->scratch);
+  free(t);
+}
+
+/* ---- facts ---- */
+
+uint8_t *sb_topic_region(sb_topic *t) { return t->base; }
+uint32_t sb_topic_capacity(sb_topic *t) { return t->cap; }
+int sb_topic_is_keeper(sb_topic *t) { return t->created; }
+int sb_topic_fd(sb_topic *t) { return t->conn_fd >= 0 ? t->conn_fd : t->listen_fd; }
+sb_topic_out *sb_topic_out_ptr(sb_topic *t) { return &t->out; }
+const char *sb_topic_error(sb_topic *t) { return t->err; }
