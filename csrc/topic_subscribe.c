@@ -140,6 +140,14 @@ int sb_sub_poll(sb_sub *s, uint32_t max) {
         break;
       }
       if (r == R_LAPPED) {
+        /* Only a claim past p + cap overwrites p, and it moves the tail first: with the tail where this attempt
+         * found it, a record read as lapped lies exactly a ring behind it and was scribbled on. Retrying could
+         * not change that (pending() would stay 1 and a reader spin); count it as corrupt like any other. */
+        if (atomic_load_explicit(tail_word(t), memory_order_acquire) == tail) {
+          corrupt++;
+          p = ri.alen && p + ri.alen <= tail ? p + ri.alen : resync(t, p, tail);
+          continue;
+        }
         retry = 1;
         break;
       }

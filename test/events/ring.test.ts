@@ -98,6 +98,27 @@ test("a scribbled header below the tail is counted as corrupt and the reader goe
   expect((await sub.receive(2000))?.text()).toBe("late")
 })
 
+test("a scribbled record exactly a ring behind an unmoving tail is counted as corrupt, not retried as lapped forever", async () => {
+  const t = await openTopic(1 << 16)
+  const sub = t.subscribe({}, { queue: 1024 })
+  cleanup.push(sub)
+  const d = region(t)
+  const at = Number(d.getBigUint64(TopicLayout.OFF_TAIL, true))
+  const word = TopicLayout.OFF_DATA + (at & (t.capacity - 1))
+  // a claim left WRITING: the reader stops there and remembers where it waits (its entry's stuck_at)
+  d.setBigUint64(word, hdr(at, 64, RecState.WRITING), true)
+  d.setBigUint64(TopicLayout.OFF_TAIL, BigInt(at + 64), true)
+  expect(sub.poll().count).toBe(0)
+  // the header scribbled, and the tail put exactly one ring past it; nobody publishes any more
+  d.setBigUint64(word, 0x1234_5678_9abc_def0n, true)
+  d.setBigUint64(TopicLayout.OFF_TAIL, BigInt(at + t.capacity), true)
+  for (let i = 0; i < 3; i++) sub.poll()
+  // before: each poll retried it as lapped, returned 0 and left pending() at 1, so every reader spun
+  expect(topicNative.sb_sub_pending(sub["native"].ptr!)).toBe(0)
+  expect(sub.corrupt).toBe(1)
+  expect(sub.estimates).toBe(1)
+})
+
 test("a 33rd publisher is refused with TopicFullError (it would have no fence), and publishes once an entry is free", async () => {
   const name = fresh()
   const handles: Topic[] = []
