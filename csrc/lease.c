@@ -1113,7 +1113,7 @@ static sbl_contest *fail(sbl_contest *c, int *err, int code) {
 
 /* One attempt: 1 joined, 0 try again, <0 error. */
 static int try_open(sbl_contest *c, const char *name, const struct sockaddr_un *a, socklen_t alen, uint32_t capacity,
-                    int timeout_ms) {
+                    uint32_t create, int timeout_ms) {
   int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (s < 0) return -errno;
   if (connect(s, (const struct sockaddr *)a, alen) == 0) {
@@ -1124,6 +1124,10 @@ static int try_open(sbl_contest *c, const char *name, const struct sockaddr_un *
     if (getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0 || cred.uid != getuid()) {
       close(s);
       return -EACCES;
+    }
+    if (create == SBL_CREATE_MUST) {
+      close(s);
+      return -EEXIST;
     }
     sys_hello h;
     int fds[2] = {-1, -1};
@@ -1141,6 +1145,7 @@ static int try_open(sbl_contest *c, const char *name, const struct sockaddr_un *
   int e = errno;
   close(s);
   if (e != ECONNREFUSED && e != ENOENT && e != EAGAIN) return -e;
+  if (create == SBL_CREATE_NEVER) return e == EAGAIN ? 0 : -ENOENT; /* EAGAIN: a member's backlog is full */
   /* nobody listens: become the first member */
   int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (l < 0) return -errno;
@@ -1163,19 +1168,20 @@ static int try_open(sbl_contest *c, const char *name, const struct sockaddr_un *
   return 1;
 }
 
-sbl_contest *sbl_open(const char *name, uint32_t capacity, int timeout_ms, int *err) {
+sbl_contest *sbl_open(const char *name, uint32_t capacity, uint32_t create, int timeout_ms, int *err) {
   struct sockaddr_un a;
   socklen_t alen;
   open_error[0] = 0;
   int r = name_to_addr(name, &a, &alen);
   if (r) return fail(NULL, err, r);
-  if (capacity < SBL_MIN_CAPACITY || capacity > SBL_MAX_CAPACITY || (capacity & (capacity - 1)))
+  if (capacity < SBL_MIN_CAPACITY || capacity > SBL_MAX_CAPACITY || (capacity & (capacity - 1)) ||
+      create > SBL_CREATE_MUST)
     return fail(NULL, err, -EINVAL);
   sbl_contest *c = contest_new();
   if (!c) return fail(NULL, err, -ENOMEM);
   uint64_t deadline = mono_ns() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000ull;
   for (;;) {
-    r = try_open(c, name, &a, alen, capacity, timeout_ms < 0 ? ACCEPT_TIMEOUT_MS : timeout_ms);
+    r = try_open(c, name, &a, alen, capacity, create, timeout_ms < 0 ? ACCEPT_TIMEOUT_MS : timeout_ms);
     if (r == 1) break;
     if (r < 0) return fail(c, err, r);
     if (mono_ns() > deadline) return fail(c, err, -ETIMEDOUT);

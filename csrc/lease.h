@@ -45,13 +45,19 @@ typedef struct sbl_holder {
   uint8_t label[SBL_LABEL_MAX];
 } sbl_holder;
 
-/* Join the contest "name" ([A-Za-z0-9._-]{1,64}), creating it (with room for `capacity` subjects, a power
- * of two in SBL_MIN_CAPACITY..SBL_MAX_CAPACITY) if nobody holds it. Waits up to timeout_ms for a member to
- * answer. Returns NULL with *err = -EINVAL, -ETIMEDOUT, -EACCES (the name is bound by another uid), -EPERM (its
- * member refused our uid), -EHOSTDOWN (every member is stopped: sbl_open_error names
- * their pids), -EUSERS (256
- * members), -SBL_ECORRUPT or -errno. Starts this member's accept thread. */
-sbl_contest *sbl_open(const char *name, uint32_t capacity, int timeout_ms, int *err);
+/* sbl_open: whether it may create the contest (iceoryx2's open / create / open_or_create) */
+#define SBL_CREATE_IF_MISSING 0 /* join it, or create it if nobody holds the name */
+#define SBL_CREATE_NEVER 1      /* join it; -ENOENT if it does not exist */
+#define SBL_CREATE_MUST 2       /* create it; -EEXIST if it exists */
+
+/* Join the contest "name" ([A-Za-z0-9._-]{1,64}) or create it, as `create` allows (SBL_CREATE_*), with room
+ * for `capacity` subjects (a power of two in SBL_MIN_CAPACITY..SBL_MAX_CAPACITY; a joined contest keeps its
+ * own: sbl_stats tells it). Waits up to timeout_ms for a member to answer. Returns NULL with *err = -EINVAL,
+ * -ETIMEDOUT, -EACCES (the name is bound by another uid), -EPERM (its member refused our uid), -EHOSTDOWN
+ * (every member is stopped: sbl_open_error names their pids), -EUSERS (256 members), -ENOENT (SBL_CREATE_NEVER
+ * and nobody holds it), -EEXIST (SBL_CREATE_MUST and somebody does), -SBL_ECORRUPT or -errno. Starts this
+ * member's accept thread. */
+sbl_contest *sbl_open(const char *name, uint32_t capacity, uint32_t create, int timeout_ms, int *err);
 /* Why the last sbl_open of this thread failed, when there is more to say than the errno; "" otherwise. */
 const char *sbl_open_error(void);
 /* Leave: every claim of this member stops blocking at once; stop the accept thread; unmap. End waits first. */

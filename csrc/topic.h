@@ -70,6 +70,10 @@ enum sb_topic_pub_flags { SB_PUB_BAD_BINDING = 1, SB_PUB_FILLED = 2 };
 /* where a subscriber starts */
 #define SB_FROM_NOW (-1)
 #define SB_FROM_OLDEST (-2)
+/* sb_topic_open_start: whether it may create the topic (iceoryx2's open / create / open_or_create) */
+#define SB_CREATE_IF_MISSING 0 /* join it, or create it if nobody holds the name */
+#define SB_CREATE_NEVER 1      /* join it; -ENOENT if it does not exist */
+#define SB_CREATE_MUST 2       /* create it; -EEXIST if it exists */
 
 typedef struct sb_topic sb_topic;
 typedef struct sb_sub sb_sub;
@@ -86,15 +90,17 @@ typedef struct sb_topic_out {
  * u16 type_len, u8 key_count, u8 encoding, u32 data_len, u32 0, then type, keys (u8 klen, u8 vlen, key, value),
  * data. A filter is u8 mode, u8 type_len, type, u8 key_count, keys as above. */
 
-/* Open or create the topic `name` ([A-Za-z0-9._-]{1,64}). capacity (bytes, power of two) is used only when
- * this call creates it. Returns NULL with *err = -EINVAL, -EPERM (the name is held by another uid), or -errno.
- * When *err is -EAGAIN the handle is joining: call sb_topic_open_finish until it returns 0. */
-sb_topic *sb_topic_open_start(const char *name, uint32_t capacity, int *err);
+/* Open or create the topic `name` ([A-Za-z0-9._-]{1,64}) as `create` allows (SB_CREATE_*). capacity (bytes,
+ * power of two) is used only when this call creates it (sb_topic_capacity tells what a joined one has).
+ * Returns NULL with *err = -EINVAL, -EPERM (the name is held by another uid), -ENOENT (SB_CREATE_NEVER and
+ * nobody holds it), -EEXIST (SB_CREATE_MUST and somebody does), or -errno. When *err is -EAGAIN the handle is
+ * joining: call sb_topic_open_finish until it returns 0. */
+sb_topic *sb_topic_open_start(const char *name, uint32_t capacity, uint32_t create, int *err);
 /* 0 once attached, -EAGAIN while no member has answered (sb_topic_fd becomes readable when one does),
  * -ECONNRESET if the members went away meanwhile (close and open again), -SB_TOPIC_ECORRUPT, or -errno. */
 int sb_topic_open_finish(sb_topic *t);
 /* Both steps, waiting up to timeout_ms. */
-sb_topic *sb_topic_open(const char *name, uint32_t capacity, int timeout_ms, int *err);
+sb_topic *sb_topic_open(const char *name, uint32_t capacity, uint32_t create, int timeout_ms, int *err);
 int sb_topic_fd(sb_topic *t); /* the joining socket, or the topic's listening socket (every member holds it) */
 /* Housekeeping, about every 20 ms: answer newcomers (any member may), collect dead subscribers and
  * publishers. Returns 0, or -SB_TOPIC_ECORRUPT if the header was overwritten. */

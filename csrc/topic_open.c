@@ -81,10 +81,10 @@ static int check_header(sb_topic *t, uint64_t size) {
   return 0;
 }
 
-sb_topic *sb_topic_open_start(const char *name, uint32_t capacity, int *err) {
+sb_topic *sb_topic_open_start(const char *name, uint32_t capacity, uint32_t create, int *err) {
   struct sockaddr_un a;
   socklen_t alen;
-  int r = topic_addr(name, &a, &alen, NULL);
+  int r = create > SB_CREATE_MUST ? -EINVAL : topic_addr(name, &a, &alen, NULL);
   if (r) {
     *err = r;
     return NULL;
@@ -106,6 +106,12 @@ sb_topic *sb_topic_open_start(const char *name, uint32_t capacity, int *err) {
         *err = -EPERM;
         return NULL;
       }
+      if (create == SB_CREATE_MUST) {
+        close(fd);
+        sb_topic_close(t);
+        *err = -EEXIST;
+        return NULL;
+      }
       t->conn_fd = fd;
       *err = -EAGAIN;
       return t;
@@ -113,9 +119,9 @@ sb_topic *sb_topic_open_start(const char *name, uint32_t capacity, int *err) {
     int e = errno;
     close(fd);
     if (e == EAGAIN) continue; /* the keeper's backlog is full: try again */
-    if (e != ECONNREFUSED) {
+    if (e != ECONNREFUSED || create == SB_CREATE_NEVER) {
       sb_topic_close(t);
-      *err = -e;
+      *err = e == ECONNREFUSED ? -ENOENT : -e; /* nobody holds the name: every member has left */
       return NULL;
     }
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -181,10 +187,10 @@ corrupt:
   return -SB_TOPIC_ECORRUPT;
 }
 
-sb_topic *sb_topic_open(const char *name, uint32_t capacity, int timeout_ms, int *err) {
+sb_topic *sb_topic_open(const char *name, uint32_t capacity, uint32_t create, int timeout_ms, int *err) {
   uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000u;
   for (;;) {
-    sb_topic *t = sb_topic_open_start(name, capacity, err);
+    sb_topic *t = sb_topic_open_start(name, capacity, create, err);
     if (!t || *err == 0) return t;
     int r;
     while ((r = sb_topic_open_finish(t)) == -EAGAIN) {

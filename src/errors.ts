@@ -48,3 +48,24 @@ export class PeerRefusedError extends SlotBusError {}
 
 /** Another hub already listens under this name. */
 export class NameInUseError extends SlotBusError {}
+
+/** `open(name, { create: "never" })` of a topic or contest that nobody holds. */
+export class NotFoundError extends SlotBusError {}
+
+/** `open(name, { create: "must" })` of a topic or contest that exists already. */
+export class AlreadyExistsError extends SlotBusError {}
+
+/** An existing topic or contest was opened asking for a fixed setting it does not have. */
+export class SettingsMismatchError extends SlotBusError {
+  constructor(
+    message: string,
+    /** The setting, e.g. "capacity". */
+    readonly setting: string,
+    /** What the caller asked for. */
+    readonly asked: number,
+    /** What the existing topic or contest has. */
+    readonly actual: number,
+  ) {
+    super(message)
+  }
+}

@@ -99,7 +99,7 @@ static uint32_t encode_event(uint8_t *b, const char *type, const char *k, uint32
 
 static sb_topic *open_topic(void) {
   int err = 0;
-  sb_topic *t = sb_topic_open(topic_name, capacity, 10000, &err);
+  sb_topic *t = sb_topic_open(topic_name, capacity, SB_CREATE_IF_MISSING, 10000, &err);
   if (!t) {
     fprintf(stderr, "open: %d\n", err);
     exit(1);
@@ -331,7 +331,7 @@ int main(int argc, char **argv) {
   signal(SIGALRM, on_alarm);
   alarm(mode == MODE_LOAD ? 600 : 120);
   int err;
-  sb_topic *keeper = sb_topic_open(topic_name, capacity, 1000, &err);
+  sb_topic *keeper = sb_topic_open(topic_name, capacity, SB_CREATE_MUST, 1000, &err);
   if (!keeper || !sb_topic_is_keeper(keeper)) {
     fprintf(stderr, "create: %d\n", err);
     return 1;
@@ -343,7 +343,7 @@ int main(int argc, char **argv) {
     sigaction(SIGUSR1, &sa, NULL);
   }
   /* the shared handle is opened here, so this thread (the keeper) answers it itself */
-  shared = sb_topic_open_start(topic_name, capacity, &err);
+  shared = sb_topic_open_start(topic_name, capacity, SB_CREATE_NEVER, &err);
   if (!shared) return 1;
   while (err == -11 && (err = sb_topic_open_finish(shared)) == -11) sb_topic_tick(keeper), usleep(1000);
   if (err) {

@@ -22,7 +22,8 @@ export type {
   SuperviseWorkersOptions,
   ExitInfo,
 } from "./supervisor.ts"
-export { checkWellFormed, knownOptions } from "./codec.ts"
+export { checkCreate, checkWellFormed, knownOptions } from "./codec.ts"
+export type { CreateMode } from "./codec.ts"
 export { longTimeout, sleep, MAX_TIMER_MS } from "./timers.ts"
 export type { LongTimer } from "./timers.ts"
 export {

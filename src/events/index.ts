@@ -1,7 +1,9 @@
 // slotbus/events: cross-process filtered pub/sub over shared memory (docs/PROTOCOL.md §8).
 export { Topic } from "./topic.ts"
 export type { BindingRule, PublishInit, TopicOptions, TopicStats } from "./topic.ts"
+export type { CreateMode } from "../core/index.ts"
 export { Subscription, TopicEvent, EventBatch } from "./subscription.ts"
 export type { SubscribeOptions } from "./subscription.ts"
 export type { EventData, Routing, TopicFilter } from "./codec.ts"
 export { TopicClosedError, TopicFullError } from "./errors.ts"
+export { AlreadyExistsError, NotFoundError, SettingsMismatchError } from "../errors.ts"

@@ -1,7 +1,17 @@
 // A named topic: open or create, publish, subscribe, late-binding rules, stats (docs/PROTOCOL.md §8).
 import { toArrayBuffer, type Pointer } from "bun:ffi"
-import { PayloadTooLargeError, PeerRefusedError, ProtocolError, SlotBusError, TimeoutError } from "../errors.ts"
 import {
+  AlreadyExistsError,
+  NotFoundError,
+  PayloadTooLargeError,
+  PeerRefusedError,
+  ProtocolError,
+  SettingsMismatchError,
+  SlotBusError,
+  TimeoutError,
+} from "../errors.ts"
+import {
+  CreateModeValue,
   EntryState,
   PubFlag,
   SubField,
@@ -13,7 +23,7 @@ import {
   topicNative,
   loadNative,
 } from "../native/ffi.ts"
-import { checkWellFormed, knownOptions, tuning } from "../core/index.ts"
+import { checkCreate, checkWellFormed, knownOptions, tuning, type CreateMode } from "../core/index.ts"
 import {
   decodeFilter,
   encodeEvent,
@@ -27,8 +37,13 @@ import { TopicClosedError, TopicFullError } from "./errors.ts"
 import { Subscription, type NativeSub, type SubscribeOptions, type SubscriptionOwner } from "./subscription.ts"
 
 export interface TopicOptions {
-  /** Ring bytes (a power of two, 64 KiB … 1 GiB), used only by the process that creates the topic. Default 1 MiB. */
+  /**
+   * Ring bytes (a power of two, 64 KiB … 1 GiB). Default 1 MiB. Given, it is also checked: joining a topic that
+   * has another capacity is a SettingsMismatchError (say nothing to join whatever it has).
+   */
   capacity?: number
+  /** "if-missing" (default): join the topic or create it; "never": join only (NotFoundError); "must": create only (AlreadyExistsError). */
+  create?: CreateMode
   /** How long to wait for a member of the topic to answer. Default 5000. */
   timeoutMs?: number
   /** Called with a warning (a malformed late-binding value was skipped). Default: console.warn. */
@@ -67,7 +82,7 @@ export interface TopicStats {
 const TICK_MS = 20 // housekeeping: answer newcomers, collect the dead
 const SCRATCH_START = 64 * 1024
 const open = new Set<Topic>()
-const OPEN_OPTIONS: ReadonlySet<string> = new Set(["capacity", "timeoutMs", "onWarning"])
+const OPEN_OPTIONS: ReadonlySet<string> = new Set(["capacity", "create", "timeoutMs", "onWarning"])
 const SUBSCRIBE_OPTIONS: ReadonlySet<string> = new Set(["queue", "idle", "from"])
 
 function topicName(name: string): Buffer {
@@ -122,6 +137,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
       throw new TypeError(`Topic.open options must be an object, got ${opts === null ? "null" : typeof opts}`)
     knownOptions(opts, OPEN_OPTIONS, "Topic.open")
     const capacity = checkCapacity(opts.capacity ?? 1 << 20)
+    const create = checkCreate(opts.create, "Topic.open")
     const timeoutMs = opts.timeoutMs ?? 5000
     if (typeof timeoutMs !== "number")
       throw new TypeError(`timeoutMs must be a number of milliseconds, got ${typeof timeoutMs}`)
@@ -133,10 +149,18 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
     const deadline = performance.now() + timeoutMs // monotonic: a wall-clock step must not cut the wait short or stretch it
     const err = new Int32Array(1)
     for (;;) {
-      const ptr = topicNative.sb_topic_open_start(cname, capacity, err) as Pointer | null
+      const ptr = topicNative.sb_topic_open_start(cname, capacity, CreateModeValue[create], err) as Pointer | null
       const e = err[0]!
       if (!ptr) {
         if (e === Errno.EPERM) throw new PeerRefusedError(`topic "${name}" is held by a process of another user`)
+        if (e === Errno.ENOENT)
+          throw new NotFoundError(
+            `topic "${name}" does not exist (create: "never"); open it with create: "if-missing" to create it`,
+          )
+        if (e === Errno.EEXIST)
+          throw new AlreadyExistsError(
+            `topic "${name}" exists already (create: "must"); join it with create: "if-missing" or "never"`,
+          )
         throw new SlotBusError(`cannot open topic "${name}": errno ${-e}`)
       }
       if (e === 0) return new Topic(name, ptr, opts)
@@ -147,7 +171,17 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
         if ((r = topicNative.sb_topic_open_finish(ptr)) !== Errno.EAGAIN || performance.now() > deadline) break
         await Bun.sleep(1)
       }
-      if (r === 0) return new Topic(name, ptr, opts)
+      if (r === 0) {
+        const has = topicNative.sb_topic_capacity(ptr)
+        if (opts.capacity === undefined || has === capacity) return new Topic(name, ptr, opts)
+        topicNative.sb_topic_close(ptr)
+        throw new SettingsMismatchError(
+          `topic "${name}" exists with a capacity of ${has} bytes, not the ${capacity} asked for; open it without capacity to join it as it is, or use another name`,
+          "capacity",
+          capacity,
+          has,
+        )
+      }
       topicNative.sb_topic_close(ptr)
       if (r === Errno.ECONNRESET && performance.now() <= deadline) continue // the members left meanwhile: again
       if (r === Errno.EAGAIN)

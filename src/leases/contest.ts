@@ -2,9 +2,17 @@
 // The table, its atomics and death detection are in C (csrc/lease.c, docs/PROTOCOL.md §7); this file turns
 // its results into leases, holders and errors, and waits without polling (a C thread sleeps on a futex and
 // rings an eventfd that Bun's event loop watches).
-import { checkWellFormed } from "../core/index.ts"
-import { PeerRefusedError, ProtocolError, TimeoutError } from "../errors.ts"
+import { checkCreate, checkWellFormed, type CreateMode } from "../core/index.ts"
 import {
+  AlreadyExistsError,
+  NotFoundError,
+  PeerRefusedError,
+  ProtocolError,
+  SettingsMismatchError,
+  TimeoutError,
+} from "../errors.ts"
+import {
+  CreateModeValue,
   HOLDER_BYTES,
   Holder as H,
   LEASE_LABEL_MAX,
@@ -56,8 +64,13 @@ export interface WaitOptions extends ClaimOptions {
 }
 
 export interface ContestOptions {
-  /** Subjects the table can hold if this process creates it: a power of two, 64 … 65536. Default 4096. */
+  /**
+   * Subjects the table can hold: a power of two, 64 … 65536. Default 4096. Given, it is also checked: joining a
+   * contest that has another capacity is a SettingsMismatchError (say nothing to join whatever it has).
+   */
   capacity?: number
+  /** "if-missing" (default): join the contest or create it; "never": join only (NotFoundError); "must": create only (AlreadyExistsError). */
+  create?: CreateMode
   /** How long to wait for a member to hand over the table. Default 5000 ms. */
   joinTimeoutMs?: number
 }
@@ -262,6 +275,7 @@ export class Contest implements Disposable {
     if (typeof name !== "string") throw new TypeError(`a contest name is a string, got ${typeof name}`)
     opts = checkOptions(opts, CONTEST_OPTIONS, "Contest.open")
     const capacity = opts.capacity ?? 4096
+    const create = checkCreate(opts.create, "Contest.open")
     const joinTimeoutMs = Math.floor(checkNumber(opts.joinTimeoutMs ?? 5000, "joinTimeoutMs", 0, MAX_TIMER_MS))
     if (!/^[A-Za-z0-9._-]{1,64}$/.test(name))
       throw new ContestOpenError(`contest name ${JSON.stringify(name)} is invalid: use 1-64 of [A-Za-z0-9._-]`)
@@ -276,7 +290,7 @@ export class Contest implements Disposable {
       )
     await loadNative()
     const err = new Int32Array(1)
-    const ptr = native.sbl_open(Buffer.from(`${name}\0`), capacity, joinTimeoutMs, err)
+    const ptr = native.sbl_open(Buffer.from(`${name}\0`), capacity, CreateModeValue[create], joinTimeoutMs, err)
     if (!ptr) {
       const e = err[0]!
       if (e === Errno.EHOSTDOWN) {
@@ -294,13 +308,30 @@ export class Contest implements Disposable {
           `contest "${name}" is bound by a process of another uid than ours (${process.getuid?.()}); a contest is shared by one uid only: pick another name, or run as that user`,
         )
       if (e === Errno.EUSERS) throw new ContestOpenError(`contest "${name}" already has 256 members`)
+      if (e === Errno.ENOENT)
+        throw new NotFoundError(
+          `contest "${name}" does not exist (create: "never"); open it with create: "if-missing" to create it`,
+        )
+      if (e === Errno.EEXIST)
+        throw new AlreadyExistsError(
+          `contest "${name}" exists already (create: "must"); join it with create: "if-missing" or "never"`,
+        )
       if (e === E_CORRUPT || e === Errno.EPROTO)
         throw new ProtocolError(
           `contest "${name}" answered with a corrupt or incompatible table; is another slotbus version using this name?`,
         )
       throw new ContestOpenError(`could not open contest "${name}" (errno ${-e})`)
     }
-    return new Contest(name, ptr as ContestPtr)
+    const contest = new Contest(name, ptr as ContestPtr)
+    const has = contest.stats().capacity
+    if (opts.capacity === undefined || has === capacity) return contest
+    contest.close()
+    throw new SettingsMismatchError(
+      `contest "${name}" exists with room for ${has} subjects, not the ${capacity} asked for; open it without capacity to join it as it is, or use another name`,
+      "capacity",
+      capacity,
+      has,
+    )
   }
 
   /** Claim `subject` now (Date.now()). Claimed: a lease; otherwise the holder it yields to. */
@@ -716,7 +747,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1 // setTimeout's limit (~24.8 days)
 const MAX_SPIN_US = 10_000_000
 const CLAIM_OPTIONS = new Set(["owner", "ttlMs", "spinUs"])
 const WAIT_OPTIONS = new Set([...CLAIM_OPTIONS, "signal", "timeoutMs"])
-const CONTEST_OPTIONS = new Set(["capacity", "joinTimeoutMs"])
+const CONTEST_OPTIONS = new Set(["capacity", "create", "joinTimeoutMs"])
 
 function checkOptions<T extends object>(opts: T | undefined, known: Set<string>, what: string): T {
   if (opts === undefined) return {} as T

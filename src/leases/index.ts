@@ -19,4 +19,13 @@ export {
   InvalidSubjectError,
   LeaseLostError,
 } from "./errors.ts"
-export { PeerRefusedError, ProtocolError, SlotBusError, TimeoutError } from "../errors.ts"
+export type { CreateMode } from "../core/index.ts"
+export {
+  AlreadyExistsError,
+  NotFoundError,
+  PeerRefusedError,
+  ProtocolError,
+  SettingsMismatchError,
+  SlotBusError,
+  TimeoutError,
+} from "../errors.ts"

@@ -127,6 +127,7 @@ export const Errno = {
   EAGAIN: -11,
   ENOMEM: -12,
   EACCES: -13,
+  EEXIST: -17,
   EINVAL: -22,
   ENOSPC: -28,
   EPIPE: -32,
@@ -140,10 +141,13 @@ export const Errno = {
   EHOSTDOWN: -112,
 } as const
 
+// sb_topic_open_start and sbl_open: whether the call may create (SB_CREATE_* and SBL_CREATE_*), by option value
+export const CreateModeValue = { "if-missing": 0, never: 1, must: 2 } as const
+
 // ---- lease contests: every sbl_* symbol of csrc/lease.h (docs/PROTOCOL.md §7) ----
 
 const leaseSymbols = {
-  sbl_open: { args: [cstring, u32, i32, ptr], returns: ptr },
+  sbl_open: { args: [cstring, u32, u32, i32, ptr], returns: ptr },
   sbl_open_error: { args: [], returns: cstring },
   sbl_close: { args: [ptr], returns: none },
   sbl_try_claim: { args: [ptr, u32, ptr, u32, ptr, u32, f64, f64, ptr], returns: i32 },
@@ -218,9 +222,9 @@ export const LEASE_STAT_WORDS = 8
 // the core's check in test/native/layout.test.ts, which reads `sb_… { args, returns }` entries against
 // slotbus.h, passes it by); test/events/layout.test.ts checks this table against topic.h and PROTOCOL.md §7.
 const topicSymbols = {
-  sb_topic_open_start: { returns: ptr, args: [cstring, u32, ptr] },
+  sb_topic_open_start: { returns: ptr, args: [cstring, u32, u32, ptr] },
   sb_topic_open_finish: { returns: i32, args: [ptr] },
-  sb_topic_open: { returns: ptr, args: [cstring, u32, i32, ptr] },
+  sb_topic_open: { returns: ptr, args: [cstring, u32, u32, i32, ptr] },
   sb_topic_fd: { returns: i32, args: [ptr] },
   sb_topic_tick: { returns: i32, args: [ptr] },
   sb_topic_tick_deep: { returns: i32, args: [ptr] },

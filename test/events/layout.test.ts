@@ -34,6 +34,7 @@ interface Ts {
   Encoding: Record<string, number>
   FilterMode: Record<string, number>
   PubFlag: Record<string, number>
+  CreateMode: Record<string, number>
   layoutHash: number
 }
 
@@ -53,6 +54,7 @@ const realTs: Ts = {
   Encoding: ffi.Encoding,
   FilterMode: ffi.FilterMode,
   PubFlag: ffi.PubFlag,
+  CreateMode: ffi.CreateModeValue,
   layoutHash: ffi.topicNative.sb_topic_layout_hash(),
 }
 
@@ -67,6 +69,10 @@ const checks: Record<string, (s: Sources, ts: Ts) => string[]> = {
         : k.startsWith("FROM_")
           ? eq(k, v, cDefine(s.header, `SB_${k}`))
           : eq(k, v, cDefine(s.header, `SB_TOPIC_${k}`)),
+    ),
+  "the create modes equal the SB_CREATE_* #defines": (s, ts) =>
+    Object.entries(ts.CreateMode).flatMap(([k, v]) =>
+      eq(k, v, cDefine(s.header, `SB_CREATE_${k.toUpperCase().replace("-", "_")}`)),
     ),
   "TopicLayout, SubField and the state enums equal topic.h": (s, ts) => [
     ...eq("TopicLayout", sorted(ts.TopicLayout), sorted(cEnum(s.header, "sb_topic_layout", "SB_TOPIC_"))),
@@ -152,6 +158,7 @@ layoutTests(
         "a subscriber field moved",
         (s) => ({ ...s, header: s.header.replace("SB_SUB_LAGGED = 32", "SB_SUB_LAGGED = 40") }),
       ],
+      ["a create mode renumbered", (s) => ({ ...s, header: s.header.replace("SB_CREATE_MUST 2", "SB_CREATE_MUST 3") })],
       ["the layout string edited", (s) => ({ ...s, protocol: s.protocol.replace("sub=256x64", "sub=256x65") })],
       [
         "a PROTOCOL row moved",

@@ -32,6 +32,7 @@ interface TsConstants {
   HOLDER_BYTES: number
   limits: Record<string, number>
   LeaseHow: Record<string, number>
+  CreateMode: Record<string, number>
   layoutHash: number
 }
 
@@ -52,6 +53,7 @@ const realTs: TsConstants = {
     SBL_MAX_CAPACITY: ffi.LEASE_MAX_CAPACITY,
   },
   LeaseHow: ffi.LeaseHow,
+  CreateMode: ffi.CreateModeValue,
   layoutHash: ffi.leaseNative.sbl_layout_hash(),
 }
 
@@ -105,6 +107,10 @@ const checks: Record<string, Check> = {
     ]
   },
 
+  "the create modes equal the SBL_CREATE_* #defines": (s, ts) =>
+    Object.entries(ts.CreateMode).flatMap(([k, v]) =>
+      eq(k, v, cDefine(s.header, `SBL_CREATE_${k.toUpperCase().replace("-", "_")}`)),
+    ),
   "the limits in ffi.ts, lease.h, the layout string and PROTOCOL.md agree": (s, ts) => {
     const fromC = Object.fromEntries(Object.keys(ts.limits).map((k) => [k, cDefine(s.header, k)]))
     const str = /`(slotbus-lease[^`]+)`/.exec(s.protocol)?.[1] ?? ""
@@ -166,6 +172,7 @@ const checks: Record<string, Check> = {
 }
 
 const textMutations: [string, (s: Sources) => Sources][] = [
+  ["a create mode renumbered", (s) => ({ ...s, header: s.header.replace("SBL_CREATE_NEVER 1", "SBL_CREATE_NEVER 4") })],
   [
     "the layout string edited in PROTOCOL.md",
     (s) => ({ ...s, protocol: s.protocol.replace("entry=256 label=96", "entry=256 label=80") }),

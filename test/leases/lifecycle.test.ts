@@ -1,0 +1,52 @@
+// Contest.open's explicit lifecycle: `create` says whether the call may create the contest, and a capacity
+// asked for is checked against the contest that exists.
+import { afterEach, expect, test } from "bun:test"
+import { AlreadyExistsError, Contest, NotFoundError, SettingsMismatchError } from "../../src/leases/index.ts"
+
+let seq = 0
+const fresh = () => `life-${process.pid}-${seq++}`
+const open: Contest[] = []
+afterEach(() => {
+  for (const c of open.splice(0)) c.close()
+})
+async function keep(p: Promise<Contest>): Promise<Contest> {
+  const c = await p
+  open.push(c)
+  return c
+}
+
+test('create: "never" of a contest nobody holds is a NotFoundError and creates nothing', async () => {
+  const name = fresh()
+  await expect(Contest.open(name, { create: "never" })).rejects.toBeInstanceOf(NotFoundError)
+  const c = await keep(Contest.open(name, { create: "must" })) // nothing was left bound
+  expect(c.stats().members).toBe(1)
+})
+
+test('create: "must" creates; a second "must" is an AlreadyExistsError and the first handle is unharmed', async () => {
+  const name = fresh()
+  const first = await keep(Contest.open(name, { create: "must" }))
+  await expect(Contest.open(name, { create: "must" })).rejects.toBeInstanceOf(AlreadyExistsError)
+  const joined = await keep(Contest.open(name, { create: "never" }))
+  const lease = first.tryClaim({ kind: 1, label: "job" }, { owner: "first" })
+  expect(lease.claimed).toBe(true)
+  const other = joined.tryClaim({ kind: 1, label: "job" }, { owner: "joined" })
+  expect(other.claimed).toBe(false)
+  expect(first.stats().members).toBe(2)
+})
+
+test("a capacity other than the contest's is a SettingsMismatchError that says what it has; no capacity joins it as it is", async () => {
+  const name = fresh()
+  const first = await keep(Contest.open(name, { capacity: 64 }))
+  const e = await Contest.open(name, { capacity: 128 }).catch((e) => e)
+  expect(e).toBeInstanceOf(SettingsMismatchError)
+  expect(e.message).toContain("64 subjects")
+  expect([e.setting, e.asked, e.actual]).toEqual(["capacity", 128, 64])
+  expect((await keep(Contest.open(name))).stats().capacity).toBe(64)
+  expect(first.stats().members).toBe(2) // the refused handle left
+})
+
+test.each([["maybe"], [""], [2], [null]])("create: %p is a TypeError that lists the modes", async (create) => {
+  await expect(Contest.open(fresh(), { create: create as never })).rejects.toThrow(
+    /create must be "if-missing", "never" or "must"/,
+  )
+})
