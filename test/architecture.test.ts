@@ -89,8 +89,40 @@ function edgeViolations(files: Record<string, string>, rule = violation): string
   return problems
 }
 
+/** Import cycles among `files` (type-only imports included), each as its files in order, the first repeated last. */
+export function importCycles(files: Record<string, string>): string[][] {
+  const edges = new Map<string, string[]>()
+  for (const [file, text] of Object.entries(files))
+    edges.set(
+      file,
+      importsOf(text)
+        .filter((spec) => spec.startsWith("."))
+        .map((spec) => relative(".", normalize(join(dirname(file), spec))).replaceAll("\\", "/"))
+        .filter((to) => to in files),
+    )
+  const cycles: string[][] = []
+  const state = new Map<string, "open" | "done">()
+  const path: string[] = []
+  const visit = (f: string) => {
+    state.set(f, "open")
+    path.push(f)
+    for (const to of edges.get(f) ?? []) {
+      if (state.get(to) === "open") cycles.push([...path.slice(path.indexOf(to)), to])
+      else if (!state.has(to)) visit(to)
+    }
+    path.pop()
+    state.set(f, "done")
+  }
+  for (const f of Object.keys(files).sort()) if (!state.has(f)) visit(f)
+  return cycles
+}
+
 describe("the layout of src/", () => {
   const files = Object.fromEntries(sources(SRC).map((f) => [f, readFileSync(join(SRC, f), "utf8")]))
+
+  test("no file imports itself back through others, type-only imports included", () => {
+    expect(importCycles(files).map((c) => c.join(" → "))).toEqual([])
+  })
 
   test("every import runs downward: errors ← native ← core ← features, features never sideways", () => {
     expect(Object.keys(files).length).toBeGreaterThan(10)
@@ -112,6 +144,25 @@ describe("the layout of src/", () => {
 })
 
 describe("the guard notices a broken layout", () => {
+  test("an import cycle is found, type-only or through several files; a diamond is not one", () => {
+    expect(
+      importCycles({ "a.ts": 'import type { B } from "./b.ts"\n', "b.ts": 'import { a } from "./a.ts"\n' }),
+    ).toEqual([["a.ts", "b.ts", "a.ts"]])
+    const ring = {
+      "x/a.ts": 'export * from "./b.ts"\n',
+      "x/b.ts": 'import "../c.ts"\n',
+      "c.ts": 'import("./x/a.ts")\n',
+    }
+    expect(importCycles(ring).length).toBe(1)
+    const diamond = {
+      "a.ts": 'import "./b.ts"\nimport "./c.ts"\n',
+      "b.ts": 'import "./d.ts"\n',
+      "c.ts": 'import "./d.ts"\n',
+      "d.ts": "",
+    }
+    expect(importCycles(diamond)).toEqual([])
+  })
+
   test.each([
     ["core/bus.ts", 'import { createHub } from "../http/index.ts"'],
     ["http/hub.ts", 'import { SlotBus } from "../index.ts"'],

@@ -59,8 +59,7 @@ const CONTENDED_AFTER_SLOW_YIELDS = 3
 // The other sign, for when slow yields are rare (~1 in 150 with two CPU burners: most yields return at once,
 // and a poller then holds its CPU until its time slice ends while its peer waits for one): this thread spent
 // 3/4 of each of the last two 20 ms periods or more runnable but waiting for a CPU (the kernel's run_delay).
-// Measured here: with two CPU burners 92-99% of every 50 ms; polling sides on an idle machine 1-17%, and
-// 47-55% in their first 100 ms while the JIT compiles.
+// 3/4 sits between the shares a busy and an idle machine show (measured: docs/perf/request-path.md).
 const RUN_DELAY_EVERY_NS = 20_000_000
 const RUN_DELAY_SHARE = 0.75
 // A peer may ring only after it found this side parked (docs/PROTOCOL.md §5): at most one ring per park.

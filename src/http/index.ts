@@ -1,6 +1,7 @@
 export { createHub, Hub } from "./hub/server.ts"
 export type { HubOptions } from "./hub/options.ts"
-export type { HubCounters, HubHealth, HubWorkerInfo } from "./hub/health.ts"
+export type { HubCounters } from "./hub/counters.ts"
+export type { HubHealth, HubWorkerInfo } from "./hub/health.ts"
 export { hubWorker, HubApp } from "./worker/app.ts"
 export type { HubWorkerOptions } from "./worker/app.ts"
 export { HubRequest } from "./worker/request.ts"

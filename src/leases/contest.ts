@@ -14,7 +14,7 @@ import {
 import {
   CreateModeValue,
   HOLDER_BYTES,
-  Holder as H,
+  HolderField as H,
   LEASE_LABEL_MAX,
   LEASE_MAX_CAPACITY,
   LEASE_MIN_CAPACITY,

@@ -181,8 +181,8 @@ export type LeaseNative = Library<typeof leaseSymbols>["symbols"]
 export let leaseNative: LeaseNative = undefined as unknown as LeaseNative
 export type ContestPtr = Pointer
 
-// struct sbl_holder (csrc/lease.h): byte offsets
-export const Holder = {
+// struct sbl_holder (csrc/lease.h): byte offsets (the public Holder type is what contest.ts reads out of it)
+export const HolderField = {
   entry: 0,
   version: 4,
   member: 8,
@@ -218,41 +218,40 @@ export const LeaseStat = {
 export const LEASE_STAT_WORDS = 8
 
 // ---- topics (slotbus/events) ----------------------------------------------------------------------------
-// Every function of csrc/topic.h, a separate public header, in a table of its own (written `returns` first so
-// the core's check in test/native/layout.test.ts, which reads `sb_… { args, returns }` entries against
-// slotbus.h, passes it by); test/events/layout.test.ts checks this table against topic.h and PROTOCOL.md §7.
+// Every function of csrc/topic.h, a separate public header, in a table of its own; test/events/layout.test.ts
+// checks it against topic.h and PROTOCOL.md §8.
 const topicSymbols = {
-  sb_topic_open_start: { returns: ptr, args: [cstring, u32, u32, ptr] },
-  sb_topic_open_finish: { returns: i32, args: [ptr] },
-  sb_topic_open: { returns: ptr, args: [cstring, u32, u32, i32, ptr] },
-  sb_topic_fd: { returns: i32, args: [ptr] },
-  sb_topic_tick: { returns: i32, args: [ptr] },
-  sb_topic_tick_deep: { returns: i32, args: [ptr] },
-  sb_topic_leave: { returns: none, args: [ptr] },
-  sb_topic_close: { returns: none, args: [ptr] },
-  sb_topic_region: { returns: ptr, args: [ptr] },
-  sb_topic_capacity: { returns: u32, args: [ptr] },
-  sb_topic_is_keeper: { returns: i32, args: [ptr] },
-  sb_topic_out_ptr: { returns: ptr, args: [ptr] },
-  sb_topic_error: { returns: cstring, args: [ptr] },
-  sb_topic_layout_hash: { returns: u32, args: [] },
-  sb_topic_publish: { returns: i32, args: [ptr, ptr, u32] },
-  sb_topic_add_rule: { returns: i32, args: [ptr, ptr, u32] },
-  sb_sub_open: { returns: ptr, args: [ptr, ptr, u32, u32, f64, ptr] },
-  sb_sub_poll: { returns: i32, args: [ptr, u32] },
-  sb_sub_batch: { returns: ptr, args: [ptr] },
-  sb_sub_batch_capacity: { returns: u32, args: [ptr] },
-  sb_sub_received: { returns: f64, args: [ptr] },
-  sb_sub_lagged: { returns: f64, args: [ptr] },
-  sb_sub_corrupt: { returns: f64, args: [ptr] },
-  sb_sub_estimates: { returns: f64, args: [ptr] },
-  sb_sub_index: { returns: i32, args: [ptr] },
-  sb_sub_pending: { returns: i32, args: [ptr] },
-  sb_sub_park: { returns: i32, args: [ptr] },
-  sb_sub_unpark: { returns: none, args: [ptr] },
-  sb_sub_fd: { returns: i32, args: [ptr] },
-  sb_sub_wait: { returns: i32, args: [ptr, i32] },
-  sb_sub_close: { returns: none, args: [ptr] },
+  sb_topic_open_start: { args: [cstring, u32, u32, ptr], returns: ptr },
+  sb_topic_open_finish: { args: [ptr], returns: i32 },
+  sb_topic_open: { args: [cstring, u32, u32, i32, ptr], returns: ptr },
+  sb_topic_fd: { args: [ptr], returns: i32 },
+  sb_topic_tick: { args: [ptr], returns: i32 },
+  sb_topic_tick_deep: { args: [ptr], returns: i32 },
+  sb_topic_leave: { args: [ptr], returns: none },
+  sb_topic_close: { args: [ptr], returns: none },
+  sb_topic_region: { args: [ptr], returns: ptr },
+  sb_topic_capacity: { args: [ptr], returns: u32 },
+  sb_topic_is_keeper: { args: [ptr], returns: i32 },
+  sb_topic_out_ptr: { args: [ptr], returns: ptr },
+  sb_topic_error: { args: [ptr], returns: cstring },
+  sb_topic_layout_hash: { args: [], returns: u32 },
+  sb_topic_publish: { args: [ptr, ptr, u32], returns: i32 },
+  sb_topic_add_rule: { args: [ptr, ptr, u32], returns: i32 },
+  sb_sub_open: { args: [ptr, ptr, u32, u32, f64, ptr], returns: ptr },
+  sb_sub_poll: { args: [ptr, u32], returns: i32 },
+  sb_sub_batch: { args: [ptr], returns: ptr },
+  sb_sub_batch_capacity: { args: [ptr], returns: u32 },
+  sb_sub_received: { args: [ptr], returns: f64 },
+  sb_sub_lagged: { args: [ptr], returns: f64 },
+  sb_sub_corrupt: { args: [ptr], returns: f64 },
+  sb_sub_estimates: { args: [ptr], returns: f64 },
+  sb_sub_index: { args: [ptr], returns: i32 },
+  sb_sub_pending: { args: [ptr], returns: i32 },
+  sb_sub_park: { args: [ptr], returns: i32 },
+  sb_sub_unpark: { args: [ptr], returns: none },
+  sb_sub_fd: { args: [ptr], returns: i32 },
+  sb_sub_wait: { args: [ptr, i32], returns: i32 },
+  sb_sub_close: { args: [ptr], returns: none },
 } as const
 
 export type TopicNative = Library<typeof topicSymbols>["symbols"]

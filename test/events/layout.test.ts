@@ -179,8 +179,8 @@ layoutTests(
         (s) => ({
           ...s,
           ffiSource: s.ffiSource.replace(
-            "sb_sub_poll: { returns: i32, args: [ptr, u32] }",
-            "sb_sub_poll: { returns: i32, args: [ptr, i32] }",
+            "sb_sub_poll: { args: [ptr, u32], returns: i32 }",
+            "sb_sub_poll: { args: [ptr, i32], returns: i32 }",
           ),
         }),
       ],

@@ -28,7 +28,7 @@ interface Sources {
   ffiSource: string
 }
 interface TsConstants {
-  Holder: Record<string, number>
+  HolderField: Record<string, number>
   HOLDER_BYTES: number
   limits: Record<string, number>
   LeaseHow: Record<string, number>
@@ -43,7 +43,7 @@ const real: Sources = {
   ffiSource: read("src/native/ffi.ts"),
 }
 const realTs: TsConstants = {
-  Holder: ffi.Holder,
+  HolderField: ffi.HolderField,
   HOLDER_BYTES: ffi.HOLDER_BYTES,
   limits: {
     SBL_LABEL_MAX: ffi.LEASE_LABEL_MAX,
@@ -98,11 +98,11 @@ const checks: Record<string, Check> = {
     ]
   },
 
-  "Holder offsets in ffi.ts are those of struct sbl_holder": (s, ts) => {
+  "HolderField offsets in ffi.ts are those of struct sbl_holder": (s, ts) => {
     const { offsets, size } = structOffsets(s.header, "sbl_holder")
     const fromC = Object.fromEntries(Object.entries(offsets).map(([k, v]) => [camel(k), v]))
     return [
-      ...eq("Holder vs sbl_holder", ts.Holder, fromC),
+      ...eq("HolderField vs sbl_holder", ts.HolderField, fromC),
       ...eq("HOLDER_BYTES vs sizeof(sbl_holder)", ts.HOLDER_BYTES, size),
     ]
   },
@@ -231,7 +231,7 @@ const textMutations: [string, (s: Sources) => Sources][] = [
   ],
 ]
 const tsMutations: [string, (ts: TsConstants) => TsConstants][] = [
-  ["Holder.token moved", (ts) => ({ ...ts, Holder: { ...ts.Holder, token: 40 } })],
+  ["HolderField.token moved", (ts) => ({ ...ts, HolderField: { ...ts.HolderField, token: 40 } })],
   ["HOLDER_BYTES off by 8", (ts) => ({ ...ts, HOLDER_BYTES: ts.HOLDER_BYTES + 8 })],
   ["LEASE_LABEL_MAX changed", (ts) => ({ ...ts, limits: { ...ts.limits, SBL_LABEL_MAX: 128 } })],
   ["LeaseHow.EXPIRED changed", (ts) => ({ ...ts, LeaseHow: { ...ts.LeaseHow, EXPIRED: 5 } })],

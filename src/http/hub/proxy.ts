@@ -8,7 +8,7 @@ import {
   type BorrowedResponse,
 } from "../../core/index.ts"
 import { COOKIES_HEADER, STREAM_HEADER, type ControlMessage } from "../wire.ts"
-import type { HubCounters } from "./health.ts"
+import type { HubCounters } from "./counters.ts"
 import type { Liveness } from "./liveness.ts"
 import { forwardedFor, json, type ResolvedOptions } from "./options.ts"
 import type { Registry, RouteEntry, WorkerInstance } from "./registry.ts"

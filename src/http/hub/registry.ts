@@ -4,7 +4,7 @@ import { RouteError } from "../errors.ts"
 import { methodMatches, parseRoute, RouteTable, type Route } from "../routes.ts"
 import type { RegisterReply, RegisterRequest } from "../wire.ts"
 import { json, type ResolvedOptions } from "./options.ts"
-import type { HubCounters } from "./health.ts"
+import type { HubCounters } from "./counters.ts"
 
 /**
  * A worker process's life as the hub sees it: registered and `joining` until it attaches over shared

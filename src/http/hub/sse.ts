@@ -14,7 +14,7 @@ import {
 } from "../../events/index.ts"
 import { parseRoute, type Params } from "../routes.ts"
 import type { ControlMessage, EmitItem, PushItem, PushTarget } from "../wire.ts"
-import type { HubCounters } from "./health.ts"
+import type { HubCounters } from "./counters.ts"
 import { forwardedFor, type ResolvedOptions } from "./options.ts"
 import type { RequestProxy } from "./proxy.ts"
 import { isAttached, type Registry, type RouteEntry, type WorkerInstance } from "./registry.ts"

@@ -1,0 +1,52 @@
+// What the hub counts: a leaf module, so every part of the hub can count without importing the health report.
+export interface HubCounters {
+  requests: number
+  responses: number
+  notFound: number
+  methodNotAllowed: number
+  tooLarge: number
+  unavailable: number
+  badGateway: number
+  timeouts: number
+  workerErrors: number
+  clientAborts: number
+  unauthorized: number
+  forbidden: number
+  registrations: number
+  conflicts: number
+  evictions: number
+  streamedResponses: number
+  sseOpened: number
+  sseClosed: number
+  sseDropped: number
+  sseIdleClosed: number
+  emitted: number
+  pushed: number
+}
+
+export function newCounters(): HubCounters {
+  return {
+    requests: 0,
+    responses: 0,
+    notFound: 0,
+    methodNotAllowed: 0,
+    tooLarge: 0,
+    unavailable: 0,
+    badGateway: 0,
+    timeouts: 0,
+    workerErrors: 0,
+    clientAborts: 0,
+    unauthorized: 0,
+    forbidden: 0,
+    registrations: 0,
+    conflicts: 0,
+    evictions: 0,
+    streamedResponses: 0,
+    sseOpened: 0,
+    sseClosed: 0,
+    sseDropped: 0,
+    sseIdleClosed: 0,
+    emitted: 0,
+    pushed: 0,
+  }
+}
