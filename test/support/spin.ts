@@ -4,6 +4,7 @@ import { expect } from "bun:test"
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { basename, join } from "node:path"
+import { toolSkipReason } from "./tools.ts"
 
 export interface Verdict {
   errors: number
@@ -27,9 +28,7 @@ async function run(cmd: string[], cwd: string) {
  * command, unless SLOTBUS_REQUIRE_TOOLS=1 (.ci/run sets it): then they run and fail, so CI checks every model.
  */
 export function spinSkipReason(): string | null {
-  if (process.env.SLOTBUS_REQUIRE_TOOLS === "1") return null
-  const missing = ["spin", "gcc"].filter((t) => !Bun.which(t))
-  return missing.length ? `needs ${missing.join(" and ")}: apt-get install -y ${missing.join(" ")}` : null
+  return toolSkipReason("spin", "gcc")
 }
 
 /** A model checker for one .pml file; open() before the checks, close() after (it owns a temporary folder). */
