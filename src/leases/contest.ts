@@ -136,6 +136,7 @@ export class Lease implements Disposable {
   private abort?: AbortController
   private expiryTimer?: ReturnType<typeof setTimeout>
   private lost = false
+  private why = ""
 
   /** @internal */
   constructor(
@@ -159,20 +160,30 @@ export class Lease implements Disposable {
     return this.expiry
   }
 
-  /** Still ours: not released, not reset or taken over, and (on the wall clock) not expired. */
+  /** Still ours: not released, not reset or taken over, and (on the wall clock) not expired, judged now. */
   get held(): boolean {
     if (this.lost) return false
     const now = this.wallClock ? Date.now() : -Infinity
     if (this.contest.checkClaim(this.ref, now)) return true
-    this.markLost("lost")
+    if (this.contest.closed) this.markLost("was lost: its contest was closed")
+    else if (now >= this.expiry) this.markLost(`expired at ${new Date(this.expiry).toISOString()}`)
+    else this.markLost("was taken over or reset")
     return false
+  }
+
+  /**
+   * Throws LeaseLostError, saying why, unless the lease is still ours at this very moment (`held`): call it
+   * right before a side effect. The storage should still check `token` (a process can stall after the check).
+   */
+  check(): void {
+    if (!this.held) throw this.lostError(this.why)
   }
 
   /** Aborts when the lease is lost: released, expired, taken over, reset, or the contest closed. */
   get signal(): AbortSignal {
     if (!this.abort) {
       this.abort = new AbortController()
-      if (this.lost || !this.held) this.abort.abort(this.lostError("lost"))
+      if (this.lost || !this.held) this.abort.abort(this.lostError(this.why))
       else {
         this.scheduleExpiry()
         this.contest.watch(this)
@@ -185,11 +196,11 @@ export class Lease implements Disposable {
   renew(ttlMs: number, nowMs?: number): void {
     checkNumber(ttlMs, "ttlMs", Number.MIN_VALUE, MAX_TTL_MS, true)
     if (nowMs !== undefined) checkNumber(nowMs, "nowMs", -8.64e15, 8.64e15)
-    if (this.lost) throw this.lostError("already lost")
+    if (this.lost) throw this.lostError(this.why)
     const out = this.contest.renewClaim(this.ref, nowMs ?? Date.now(), ttlMs)
     if (out === null) {
-      this.markLost("lost")
-      throw this.lostError("lost before it was renewed")
+      this.markLost("was lost (taken over, reset or expired) before it was renewed")
+      throw this.lostError(this.why)
     }
     this.ref.version = out.version
     this.expiry = out.expiresAt
@@ -200,7 +211,7 @@ export class Lease implements Disposable {
   release(): boolean {
     if (this.lost) return false
     const released = this.contest.releaseClaim(this)
-    this.markLost("released")
+    this.markLost("was released")
     return released
   }
 
@@ -217,6 +228,7 @@ export class Lease implements Disposable {
   markLost(why: string) {
     if (this.lost) return
     this.lost = true
+    this.why = why
     clearTimeout(this.expiryTimer)
     this.contest.unwatch(this)
     this.abort?.abort(this.lostError(why))
@@ -446,7 +458,7 @@ export class Contest implements Disposable {
     // Leaving makes every claim of this member stale at once (and wakes their waiters); leases notice
     // lazily (held, renew), and those whose signal someone holds are told now.
     this.isClosed = true
-    for (const l of [...this.watched]) l.markLost("lost: the contest was closed")
+    for (const l of [...this.watched]) l.markLost("was lost: its contest was closed")
     clearInterval(this.watcher)
     for (const queue of this.waiting.values()) for (const w of queue) w.wake()
     this.freeIfIdle()
