@@ -8,6 +8,7 @@ export {
   SlotRequest,
   Supervisor,
   SupervisorError,
+  PoolFailedError,
   superviseWorkers,
   splitCommand,
 } from "./core/index.ts"

@@ -280,11 +280,27 @@ export class SlotBus extends Accepting {
       // An idle bus does not tick: a request starts the ticks, or brings the next one forward to its deadline.
       if (this.tickAt === Infinity) this.scheduleTick(Math.min(TICK_BUSY_MS, timeoutMs || TICK_BUSY_MS))
       else if (p.deadline < this.tickAt) this.scheduleTick(Math.max(0, timeoutMs))
-      if (!this.dispatch(p)) this.queue.push(p)
+      if (!this.dispatch(p)) {
+        const gaveUp = this.links.length === 0 ? this.poolFailures.values().next().value : undefined
+        if (gaveUp) this.fail(p, gaveUp)
+        else this.queue.push(p)
+      }
       return promise
     } catch (e) {
       return Promise.reject(e)
     }
+  }
+
+  /**
+   * @internal superviseWorkers: the pool `pool` gave up (`err`), or runs again (null). While a pool that feeds
+   * this bus has given up and no worker is connected, requests and waitForWorkers fail with its error at once.
+   */
+  poolFailed(pool: object, err: Error | null) {
+    if (!err) return void this.poolFailures.delete(pool)
+    this.poolFailures.set(pool, err)
+    if (this.links.length > 0) return
+    for (const p of [...this.queue]) this.fail(p, err)
+    for (const w of [...this.waiters]) w.reject(err)
   }
 
   /**
@@ -308,6 +324,8 @@ export class SlotBus extends Accepting {
     const signal = o.signal
     if (this.links.length >= n) return Promise.resolve()
     if (this.closing) return Promise.reject(new BusClosedError(`bus "${this.name}" is closed`))
+    const gaveUp = this.links.length === 0 ? this.poolFailures.values().next().value : undefined
+    if (gaveUp) return Promise.reject(gaveUp)
     if (signal?.aborted) return Promise.reject(signal.reason)
     const { promise, resolve, reject } = Promise.withResolvers<void>()
     const w = { n, resolve: () => done(resolve), reject: (e: Error) => done(() => reject(e)) }

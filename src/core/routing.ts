@@ -17,6 +17,8 @@ export abstract class Routing {
   protected abstract readonly maxStuck: number
   protected readonly links: Link[] = []
   protected readonly queue: Pending[] = []
+  /** The pools feeding this bus that gave up (superviseWorkers), with the error requests then fail with. */
+  protected readonly poolFailures = new Map<object, Error>()
   protected ticker: ReturnType<typeof setTimeout> | undefined
   protected tickAt = 0
   protected readonly latency = new LatencyHistogram()

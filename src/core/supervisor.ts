@@ -12,6 +12,9 @@ import { longTimeout, sleep, type LongTimer } from "./timers.ts"
 /** The supervisor cannot do what was asked in its current state, or was configured wrongly. */
 export class SupervisorError extends SlotBusError {}
 
+/** The pool that starts a bus's workers gave up (restart intensity exceeded) and no worker is connected. */
+export class PoolFailedError extends SlotBusError {}
+
 export type SupervisorState = "created" | "running" | "stopping" | "stopped" | "failed"
 export type InstanceState = "running" | "backoff" | "stopped"
 type Stdio = "pipe" | "ignore" | "inherit"
@@ -65,7 +68,7 @@ export interface SupervisorEvents {
   start: [SupervisedInstance]
   exit: [SupervisedInstance, ExitInfo]
   restart: [SupervisedInstance, { delayMs: number; recentRestarts: number }]
-  failed: [{ reason: string; restarts: number; windowMs: number }]
+  failed: [{ reason: string; restarts: number; windowMs: number; lastExit: ExitInfo | null }]
 }
 
 export interface SupervisorStopOptions {
@@ -96,6 +99,7 @@ export class Supervisor {
   private readonly stopping = new Set<number>()
   private readonly events = new Emitter<SupervisorEvents>()
   private failure: string | null = null
+  private last: ExitInfo | null = null
 
   constructor(options: SupervisorOptions) {
     const o = {
@@ -139,6 +143,10 @@ export class Supervisor {
   }
   get restarts(): number {
     return this.totalRestarts
+  }
+  /** How the last instance to exit ended, or null. */
+  get lastExit(): ExitInfo | null {
+    return this.last
   }
   get runningCount(): number {
     return this.instances.filter((i) => i.state === "running").length
@@ -236,12 +244,13 @@ export class Supervisor {
     inst.proc = null
     inst.pid = 0
     inst.state = expected ? "stopped" : "backoff"
-    this.emit("exit", inst, {
+    this.last = {
       pid: proc.pid,
       code: proc.exitCode,
       signal: proc.signalCode === null ? null : String(proc.signalCode),
       expected,
-    })
+    }
+    this.emit("exit", inst, this.last)
     if (!expected) this.scheduleRestart(inst)
   }
 
@@ -272,17 +281,27 @@ export class Supervisor {
 
   private fail(): void {
     const { maxRestarts, restartWindowMs } = this.opts
-    this.failure = `more than ${maxRestarts} restarts within ${restartWindowMs} ms (${this.opts.command.join(" ")})`
+    this.failure = `more than ${maxRestarts} restarts within ${restartWindowMs} ms (${this.opts.command.join(" ")}); the last exit: ${describeExit(this.last)}`
     this._state = "failed"
     for (const t of this.timers.values()) t.clear()
     this.timers.clear()
     void this.terminateAll(this.opts.killGraceMs)
-    this.emit("failed", { reason: this.failure, restarts: this.recent.length, windowMs: restartWindowMs })
+    this.emit("failed", {
+      reason: this.failure,
+      restarts: this.recent.length,
+      windowMs: restartWindowMs,
+      lastExit: this.last,
+    })
   }
 
   private emit<K extends keyof SupervisorEvents>(event: K, ...args: SupervisorEvents[K]): void {
     this.events.emit(event, ...args)
   }
+}
+
+function describeExit(e: ExitInfo | null): string {
+  if (!e) return "none"
+  return `pid ${e.pid} ${e.signal ? `killed by ${e.signal}` : `exited with code ${e.code}`}`
 }
 
 function stripUndefined<T extends object>(o: T): T {
@@ -321,20 +340,52 @@ export function splitCommand(line: string): string[] {
 export interface SuperviseWorkersOptions extends Omit<SupervisorOptions, "command" | "drain"> {
   /** argv, or one command line split like a shell would ("bun worker.ts --idle park"). */
   command: string[] | string
+  /**
+   * A call for the same bus and command as a running pool of this process returns that pool (bun --hot re-runs
+   * the module that made it). Default: true under `bun --hot`.
+   */
+  hot?: boolean
+  /** Where the line saying the pool gave up goes. Default: console.warn, prefixed "slotbus: ". */
+  log?: (line: string) => void
 }
+
+// Running pools of this process by bus and command, shared by every copy of this module a hot reload may load.
+const POOLS: Map<string, { sup: Supervisor; options: string }> = ((globalThis as Record<symbol, unknown>)[
+  Symbol.for("slotbus.pools")
+] ??= new Map()) as Map<string, { sup: Supervisor; options: string }>
 
 /**
  * Keeps `instances` slotbus worker processes alive: restarted with backoff when they die, failed loudly past
- * the restart intensity. With a `bus`, stop() first waits for the requests in flight to these workers.
+ * the restart intensity. With a `bus`, stop() first waits for the requests in flight to these workers, and
+ * once the pool has given up, requests that would wait for a worker fail with PoolFailedError.
  */
 export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersOptions): Supervisor {
-  const { command, ...rest } = options
+  const { command, hot: hotOption, log: logOption, ...rest } = options
+  if (hotOption !== undefined && typeof hotOption !== "boolean") throw new TypeError("hot must be a boolean")
+  if (logOption !== undefined && typeof logOption !== "function") throw new TypeError("log must be a function")
   const argv = typeof command === "string" ? splitCommand(command) : command
+  const log = logOption ?? ((line: string) => console.warn(`slotbus: ${line}`))
+  // Under bun --hot the module that called this runs again on every save: the same pool comes back.
+  const key = JSON.stringify([bus?.name ?? null, argv, rest.cwd ?? null])
+  const shape = JSON.stringify(rest)
+  const running = POOLS.get(key)
+  if ((hotOption ?? process.execArgv.includes("--hot")) && running?.sup.state === "running") {
+    if (running.options === shape) return running.sup
+    void running.sup.stop() // other options: the new pool replaces it
+  }
   const drain = async () => {
     const pids = () => new Set(sup.instances.map((i) => i.pid))
     while (bus && bus.workers.some((w) => pids().has(w.pid) && w.inFlight > 0)) await sleep(10)
   }
   const sup: Supervisor = new Supervisor({ ...rest, command: argv, drain })
+  const what = `the worker pool${bus ? ` of "${bus.name}"` : ""} (${argv.join(" ")}, ${sup.instances.length} instance${sup.instances.length === 1 ? "" : "s"})`
+  sup.on("failed", (f) => {
+    const message = `${what} gave up: ${f.reason}; fix the worker, then start the pool again (supervisor.start())`
+    log(message)
+    bus?.poolFailed(sup, new PoolFailedError(message))
+  })
+  sup.on("start", () => bus?.poolFailed(sup, null))
   sup.start()
+  POOLS.set(key, { sup, options: shape })
   return sup
 }

@@ -99,9 +99,9 @@ async function run(argv: string[]): Promise<number> {
           command: values.spawn,
           instances,
           env: { ...process.env, SLOTBUS_HUB_URL: hub.url, SLOTBUS_HUB_TOKEN_FILE: hub.tokenFile },
+          log: (line) => console.error(`slotbus hub: ${line}`),
         })
   workers?.on("restart", (i, r) => console.log(`worker ${i.index} exited; restarting in ${r.delayMs} ms`))
-  workers?.on("failed", (f) => console.error(`workers failed: ${f.reason}; no more restarts`))
   const { promise: stop, resolve } = Promise.withResolvers<void>()
   process.once("SIGINT", resolve)
   process.once("SIGTERM", resolve)

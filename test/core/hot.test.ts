@@ -1,6 +1,6 @@
 // `bun --hot` re-runs a server module in the same process: its SlotBus.listen must get the open bus back.
 import { afterEach, expect, test } from "bun:test"
-import { bunChild, busName, type Child, REPO, spawn } from "../support/helpers.ts"
+import { bunChild, busName, type Child, ECHO_WORKER, REPO, spawn } from "../support/helpers.ts"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -56,6 +56,41 @@ test("a server module reloaded twice by bun --hot keeps its bus (no NameInUseErr
     }
     expect(server.stderr).not.toContain("NameInUseError")
     expect(worker.lines).not.toContain("closed hub-closed")
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}, 30_000)
+
+/** A server module that supervises two workers for its bus, and says which worker processes it has. */
+const supervisingModule = (name: string, version: number) => `
+import { SlotBus, superviseWorkers } from ${JSON.stringify(join(REPO, "src/index.ts"))}
+const bus = await SlotBus.listen(${JSON.stringify(name)}, { slots: 8 })
+const pool = superviseWorkers(bus, { command: [process.execPath, ${JSON.stringify(ECHO_WORKER)}, ${JSON.stringify(name)}], instances: 2, stdout: "ignore" })
+await bus.waitForWorkers(2)
+process.once("SIGTERM", () => void pool.stop().then(() => bus.close()).then(() => process.exit(0)))
+console.log("v${version} pool " + pool.instances.map((i) => i.pid).join(",") + " bus " + bus.workers.map((w) => w.pid).sort().join(","))
+`
+
+test("superviseWorkers in a module reloaded by bun --hot keeps exactly its instances (before: two more each save)", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "slotbus-hot-pool-"))
+  const name = busName("hot-pool")
+  const file = join(dir, "server.ts")
+  try {
+    writeFileSync(file, supervisingModule(name, 1))
+    const server = spawn([process.execPath, "--hot", file], { cwd: dir })
+    children.push(server)
+    const first = await server.waitLine(/^v1 pool (\d+),(\d+) bus (.*)$/)
+    const pool = `${first[1]},${first[2]}`
+    const pids = [first[1], first[2]].sort().join(",")
+    expect(first[3]).toBe(pids)
+    for (const version of [2, 3]) {
+      writeFileSync(file, supervisingModule(name, version))
+      // the same two processes, and no others connected to the bus
+      const line = await server.waitLine(new RegExp(`^v${version} pool (.*) bus (.*)$`))
+      expect([line[1], line[2]]).toEqual([pool, pids])
+    }
+    server.signal("SIGTERM")
+    await server.exited
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }

@@ -1,5 +1,13 @@
 import { describe, expect, test } from "bun:test"
-import { SlotBus, Supervisor, SupervisorError, splitCommand, superviseWorkers, type ExitInfo } from "../../src/index.ts"
+import {
+  PoolFailedError,
+  SlotBus,
+  Supervisor,
+  SupervisorError,
+  splitCommand,
+  superviseWorkers,
+  type ExitInfo,
+} from "../../src/index.ts"
 import { alive, busName, ECHO_WORKER } from "../support/helpers.ts"
 
 const bun = process.execPath
@@ -183,5 +191,36 @@ describe("superviseWorkers", () => {
     await until(() => bus.workers.some((w) => w.inFlight === 1), "the call in flight")
     await sup.stop()
     expect(new TextDecoder().decode(await answer)).toBe("slow")
+  })
+
+  test("a pool that gives up says so once, and requests waiting for its workers fail naming it and its last exit", async () => {
+    const name = busName("sup-gave-up")
+    await using bus = await SlotBus.listen(name)
+    const lines: string[] = []
+    const failed = Promise.withResolvers<void>()
+    const command = [bun, "-e", "process.exit(3)"]
+    const queued = bus.call(new TextEncoder().encode("before"), { timeoutMs: 60_000 }).catch((e) => e)
+    const waiting = bus.waitForWorkers(1, { timeoutMs: 60_000 }).catch((e) => e)
+    const sup = superviseWorkers(bus, {
+      command,
+      maxRestarts: 2,
+      backoffInitialMs: 1,
+      stdout: "ignore",
+      log: (line) => lines.push(line),
+    })
+    sup.on("failed", () => failed.resolve())
+    try {
+      await failed.promise
+      for (const e of [await queued, await waiting, await bus.call(new Uint8Array(1)).catch((e) => e)]) {
+        expect(e).toBeInstanceOf(PoolFailedError) // before: the requests waited out their timeout for "0 workers"
+        expect(e.message).toContain(`the worker pool of "${name}" (${command.join(" ")}, 1 instance) gave up`)
+        expect(e.message).toMatch(/the last exit: pid \d+ exited with code 3/)
+      }
+      expect(lines.length).toBe(1)
+      expect(lines[0]).toContain("gave up: more than 2 restarts")
+      expect(sup.lastExit?.code).toBe(3)
+    } finally {
+      await sup.stop()
+    }
   })
 })
