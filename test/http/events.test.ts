@@ -126,6 +126,25 @@ describe("one hub, one worker", () => {
     }
   })
 
+  test('a Last-Event-ID never issued, or from the future, gets a lagged marker saying so (before: "overwritten")', async () => {
+    const [id] = (await post("/emit/odd-ids", "one")).ids
+    for (const [lastId, reason, says] of [
+      [String(id! + 1), "never-issued", `no event has the id ${id! + 1}`],
+      ["999999999999", "from-the-future", "no event 999999999999 was issued yet"],
+    ] as const) {
+      const c = await open(hub.url, "/events?types=odd-ids", lastId)
+      try {
+        const [marker] = await collect(c.sse, 1)
+        expect(marker!.event).toBe("lagged")
+        const data = JSON.parse(marker!.data)
+        expect(data).toMatchObject({ lastEventId: lastId, reason })
+        expect(data.message).toContain(says)
+      } finally {
+        c.abort.abort()
+      }
+    }
+  })
+
   test("Last-Event-ID also comes as ?lastEventId=, and ?from=oldest replays what the ring holds", async () => {
     const a = (await post("/emit/pick", { n: 1 })).ids[0]!
     const b = (await post("/emit/pick", { n: 2 })).ids[0]!

@@ -172,7 +172,7 @@ export class SseHub {
       return
     }
     try {
-      if (sub.restarted) this.deliver(client, laggedFrame({ lastEventId: lastId, reason: "overwritten" }))
+      if (sub.restarted) this.deliver(client, laggedFrame({ lastEventId: lastId, ...notResumable(from, this.topic!) }))
       for (let batch = sub.poll(); batch.count > 0 && client.stream.isOpen; batch = sub.poll()) {
         for (const ev of batch) {
           client.after = ev.id
@@ -350,6 +350,22 @@ function matches(w: EventsFilter, ev: TopicEvent): boolean {
 }
 
 const eventFrame = (ev: TopicEvent) => sseFrame({ event: ev.type, data: ev.text(), id: String(ev.id) })
+
+/**
+ * Why a replay could not start right after `from`: its event was overwritten, it is past every event this topic
+ * published (an id from an earlier hub or topic), or no event starts there. The replay starts at the oldest.
+ */
+function notResumable(from: number | "oldest", topic: Topic): { reason: string; message: string } {
+  const { tail, capacity } = topic.stats()
+  if (from === "oldest" || tail - from > capacity - capacity / 16)
+    return { reason: "overwritten", message: "the events after it were overwritten; replaying the oldest kept" }
+  if (from > tail)
+    return {
+      reason: "from-the-future",
+      message: `no event ${from} was issued yet (the newest is below ${tail}): it is from an earlier hub or topic; replaying the oldest kept`,
+    }
+  return { reason: "never-issued", message: `no event has the id ${from}; replaying the oldest kept` }
+}
 
 /** `event: lagged` without an id, so the client's Last-Event-ID stays where it was. */
 const laggedFrame = (data: Record<string, unknown>) => sseFrame({ event: LAGGED, data: JSON.stringify(data) })
