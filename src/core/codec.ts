@@ -139,16 +139,6 @@ export function knownOptions(opts: object, known: ReadonlySet<string>, where: st
     if (!known.has(k)) throw new TypeError(`${where}: unknown option "${k}"; the options are ${[...known].join(", ")}`)
 }
 
-/** Whether open() may create what it opens: join or create (the default), join only, create only. */
-export type CreateMode = "if-missing" | "never" | "must"
-
-/** The `create` option of Topic.open and Contest.open (undefined: "if-missing"). */
-export function checkCreate(create: unknown, where: string): CreateMode {
-  if (create === undefined) return "if-missing"
-  if (create === "if-missing" || create === "never" || create === "must") return create
-  throw new TypeError(`${where}: create must be "if-missing", "never" or "must", got ${JSON.stringify(create)}`)
-}
-
 /**
  * Refuses a string with a lone surrogate: UTF-8 has no bytes for one (it would be written as U+FFFD), so two
  * names differing only there would meet as one subject, label or contest.

@@ -22,8 +22,9 @@ export type {
   SuperviseWorkersOptions,
   ExitInfo,
 } from "./supervisor.ts"
-export { checkCreate, checkWellFormed, knownOptions } from "./codec.ts"
-export type { CreateMode } from "./codec.ts"
+export { checkWellFormed, knownOptions } from "./codec.ts"
+export { checkCreate, createRefusal, settingMismatch } from "./lifecycle.ts"
+export type { CreateMode } from "./lifecycle.ts"
 export { longTimeout, sleep, MAX_TIMER_MS } from "./timers.ts"
 export type { LongTimer } from "./timers.ts"
 export {

@@ -1,15 +1,6 @@
 // A named topic: open or create, publish, subscribe, late-binding rules, stats (docs/PROTOCOL.md §8).
 import { toArrayBuffer, type Pointer } from "bun:ffi"
-import {
-  AlreadyExistsError,
-  NotFoundError,
-  PayloadTooLargeError,
-  PeerRefusedError,
-  ProtocolError,
-  SettingsMismatchError,
-  SlotBusError,
-  TimeoutError,
-} from "../errors.ts"
+import { PayloadTooLargeError, PeerRefusedError, ProtocolError, SlotBusError, TimeoutError } from "../errors.ts"
 import {
   CreateModeValue,
   EntryState,
@@ -23,7 +14,7 @@ import {
   topicNative,
   loadNative,
 } from "../native/ffi.ts"
-import { checkCreate, checkWellFormed, knownOptions, tuning, type CreateMode } from "../core/index.ts"
+import { checkCreate, createRefusal, knownOptions, settingMismatch, tuning, type CreateMode } from "../core/index.ts"
 import {
   decodeFilter,
   encodeEvent,
@@ -153,15 +144,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
       const e = err[0]!
       if (!ptr) {
         if (e === Errno.EPERM) throw new PeerRefusedError(`topic "${name}" is held by a process of another user`)
-        if (e === Errno.ENOENT)
-          throw new NotFoundError(
-            `topic "${name}" does not exist (create: "never"); open it with create: "if-missing" to create it`,
-          )
-        if (e === Errno.EEXIST)
-          throw new AlreadyExistsError(
-            `topic "${name}" exists already (create: "must"); join it with create: "if-missing" or "never"`,
-          )
-        throw new SlotBusError(`cannot open topic "${name}": errno ${-e}`)
+        throw createRefusal(`topic "${name}"`, e) ?? new SlotBusError(`cannot open topic "${name}": errno ${-e}`)
       }
       if (e === 0) return new Topic(name, ptr, opts)
       // Joining: a member answers on its next housekeeping tick (maybe in this very process).
@@ -175,12 +158,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
         const has = topicNative.sb_topic_capacity(ptr)
         if (opts.capacity === undefined || has === capacity) return new Topic(name, ptr, opts)
         topicNative.sb_topic_close(ptr)
-        throw new SettingsMismatchError(
-          `topic "${name}" exists with a capacity of ${has} bytes, not the ${capacity} asked for; open it without capacity to join it as it is, or use another name`,
-          "capacity",
-          capacity,
-          has,
-        )
+        throw settingMismatch(`topic "${name}"`, "capacity", capacity, has, `a capacity of ${has} bytes`)
       }
       topicNative.sb_topic_close(ptr)
       if (r === Errno.ECONNRESET && performance.now() <= deadline) continue // the members left meanwhile: again

@@ -2,15 +2,8 @@
 // The table, its atomics and death detection are in C (csrc/lease.c, docs/PROTOCOL.md §7); this file turns
 // its results into leases, holders and errors, and waits without polling (a C thread sleeps on a futex and
 // rings an eventfd that Bun's event loop watches).
-import { checkCreate, checkWellFormed, type CreateMode } from "../core/index.ts"
-import {
-  AlreadyExistsError,
-  NotFoundError,
-  PeerRefusedError,
-  ProtocolError,
-  SettingsMismatchError,
-  TimeoutError,
-} from "../errors.ts"
+import { checkCreate, checkWellFormed, createRefusal, settingMismatch, type CreateMode } from "../core/index.ts"
+import { PeerRefusedError, ProtocolError, TimeoutError } from "../errors.ts"
 import {
   CreateModeValue,
   HOLDER_BYTES,
@@ -320,14 +313,8 @@ export class Contest implements Disposable {
           `contest "${name}" is bound by a process of another uid than ours (${process.getuid?.()}); a contest is shared by one uid only: pick another name, or run as that user`,
         )
       if (e === Errno.EUSERS) throw new ContestOpenError(`contest "${name}" already has 256 members`)
-      if (e === Errno.ENOENT)
-        throw new NotFoundError(
-          `contest "${name}" does not exist (create: "never"); open it with create: "if-missing" to create it`,
-        )
-      if (e === Errno.EEXIST)
-        throw new AlreadyExistsError(
-          `contest "${name}" exists already (create: "must"); join it with create: "if-missing" or "never"`,
-        )
+      const refused = createRefusal(`contest "${name}"`, e)
+      if (refused) throw refused
       if (e === E_CORRUPT || e === Errno.EPROTO)
         throw new ProtocolError(
           `contest "${name}" answered with a corrupt or incompatible table; is another slotbus version using this name?`,
@@ -338,12 +325,7 @@ export class Contest implements Disposable {
     const has = contest.stats().capacity
     if (opts.capacity === undefined || has === capacity) return contest
     contest.close()
-    throw new SettingsMismatchError(
-      `contest "${name}" exists with room for ${has} subjects, not the ${capacity} asked for; open it without capacity to join it as it is, or use another name`,
-      "capacity",
-      capacity,
-      has,
-    )
+    throw settingMismatch(`contest "${name}"`, "capacity", capacity, has, `room for ${has} subjects`)
   }
 
   /** Claim `subject` now (Date.now()). Claimed: a lease; otherwise the holder it yields to. */
