@@ -287,7 +287,8 @@ export class Pump {
     let t = now()
     const mayPark = this.t.parkAfterNs !== Infinity
     if (mayPark) this.contention.sample(t)
-    if (workCount === 0 && !(mayPark && t < this.contention.until)) {
+    // (park mode parks below whatever happens: a yield first would only delay what arrives meanwhile)
+    if (workCount === 0 && this.t.parkAfterNs !== 0 && !(mayPark && t < this.contention.until)) {
       native.sb_yield()
       const back = now()
       this.contention.yielded(back, back - t)
