@@ -1,18 +1,9 @@
 import { afterAll, beforeAll, expect, test } from "bun:test"
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from "node:fs"
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fnv1a32 } from "../support/c-text.ts"
-import { run } from "../support/helpers.ts"
+import { onlyTools, packTarball, runOk } from "../support/pack.ts"
 
 const repo = join(import.meta.dir, "..", "..")
 const platforms = ["linux-x64", "linux-arm64", "linux-x64-musl", "linux-arm64-musl"]
@@ -21,34 +12,20 @@ let packDir = ""
 let consumer = ""
 let env: Record<string, string> = {}
 
-/** Runs `cmd` in `cwd` to its end and returns its stdout; throws with its output if it fails. */
-async function runOk(
-  cmd: string[],
-  cwd: string,
-  runEnv: Record<string, string | undefined> = process.env,
-  timeoutMs = 60_000,
-) {
-  const r = await run(cmd, { cwd, env: runEnv, timeoutMs })
-  if (r.code !== 0) throw new Error(`${cmd.join(" ")} exited ${r.code}\n${r.stdout}\n${r.stderr}`)
-  return r.stdout
-}
-
 beforeAll(async () => {
   packDir = mkdtempSync(join(tmpdir(), "slotbus-pack-"))
   consumer = mkdtempSync(join(tmpdir(), "slotbus-consumer-"))
-  await runOk(["npm", "pack", "--pack-destination", packDir], repo, process.env, 240_000)
-  const tarball = readdirSync(packDir).find((f) => f.endsWith(".tgz"))
-  if (!tarball) throw new Error(`npm pack left no .tgz in ${packDir}`)
+  const tarball = await packTarball(packDir)
 
   // A user's machine: bun and nothing else, so nothing can be compiled at install or load time.
-  const bin = join(consumer, ".bin")
-  mkdirSync(bin)
-  symlinkSync(process.execPath, join(bin, "bun"))
-  env = { PATH: bin, HOME: process.env.HOME ?? consumer, BUN_INSTALL_CACHE_DIR: join(consumer, ".cache") }
-  for (const tool of ["zig", "cc", "gcc", "clang"]) expect(Bun.which(tool, { PATH: bin })).toBeNull()
+  env = {
+    ...onlyTools(join(consumer, ".bin"), { bun: process.execPath }, process.env.HOME ?? consumer),
+    BUN_INSTALL_CACHE_DIR: join(consumer, ".cache"),
+  }
+  for (const tool of ["zig", "cc", "gcc", "clang"]) expect(Bun.which(tool, { PATH: env.PATH })).toBeNull()
 
   writeFileSync(join(consumer, "package.json"), JSON.stringify({ name: "consumer", private: true, type: "module" }))
-  await runOk(["bun", "add", join(packDir, tarball)], consumer, env)
+  await runOk(["bun", "add", tarball], consumer, env)
 }, 300_000)
 
 afterAll(() => {
