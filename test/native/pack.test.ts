@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fnv1a32 } from "../support/c-text.ts"
+import { run } from "../support/helpers.ts"
 import { onlyTools, packTarball, runOk } from "../support/pack.ts"
 
 const repo = join(import.meta.dir, "..", "..")
@@ -11,6 +12,10 @@ const platforms = ["linux-x64", "linux-arm64", "linux-x64-musl", "linux-arm64-mu
 let packDir = ""
 let consumer = ""
 let env: Record<string, string> = {}
+let nodeEnv: Record<string, string> = {}
+
+/** What slotbus says wherever Bun is missing. */
+const NEEDS_BUN = "slotbus needs Bun >= 1.4"
 
 beforeAll(async () => {
   packDir = mkdtempSync(join(tmpdir(), "slotbus-pack-"))
@@ -26,7 +31,22 @@ beforeAll(async () => {
 
   writeFileSync(join(consumer, "package.json"), JSON.stringify({ name: "consumer", private: true, type: "module" }))
   await runOk(["bun", "add", tarball], consumer, env)
+
+  // Another user's machine: Node and npm (npx runs bins with sh), no Bun.
+  const nodeTools: Record<string, string> = {}
+  for (const tool of ["node", "npm", "npx", "sh"])
+    nodeTools[tool] = Bun.which(tool) ?? missing(`${tool} (Node 20+ and npm are prerequisites, CONTRIBUTING.md)`)
+  nodeEnv = {
+    ...onlyTools(join(consumer, ".node-bin"), nodeTools, consumer),
+    npm_config_cache: join(consumer, ".npm"),
+    npm_config_update_notifier: "false",
+  }
+  expect(Bun.which("bun", { PATH: nodeEnv.PATH })).toBeNull()
 }, 300_000)
+
+function missing(what: string): never {
+  throw new Error(`not found on PATH: ${what}`)
+}
 
 afterAll(() => {
   for (const dir of [packDir, consumer]) if (dir) rmSync(dir, { recursive: true, force: true })
@@ -84,4 +104,31 @@ test("the package carries the bench and the protocol, and leaves the perf notes 
   expect(existsSync(join(installed, "docs", "perf"))).toBe(false)
   const help = await runOk(["bun", join(installed, "bin", "slotbus.ts"), "bench", "events", "--help"], consumer, env)
   expect(help).toContain("usage: slotbus bench events")
+})
+
+const entries = ["slotbus", "slotbus/http", "slotbus/events", "slotbus/leases", "slotbus/stdio"]
+
+test.each(entries)(
+  "under Node, a static import of every name %s exports prints that slotbus needs Bun",
+  async (entry) => {
+    const names: string[] = JSON.parse(
+      await runOk(["bun", "-e", `console.log(JSON.stringify(Object.keys(await import("${entry}"))))`], consumer, env),
+    )
+    expect(names.length).toBeGreaterThan(0)
+    const file = `static-${entry.replace("/", "-")}.mjs`
+    writeFileSync(join(consumer, file), `import { ${names.join(", ")} } from "${entry}"\nconsole.log(${names[0]})\n`)
+    const r = await run(["node", file], { cwd: consumer, env: nodeEnv, timeoutMs: 30_000 })
+    expect(r.stderr).toContain(NEEDS_BUN)
+    expect(r.code).toBe(1)
+  },
+)
+
+test.each([
+  ["require()", "require.cjs", `require("slotbus")`],
+  ["a dynamic import()", "dynamic.mjs", `await import("slotbus")`],
+])("under Node, %s of slotbus prints that slotbus needs Bun", async (_, file, code) => {
+  writeFileSync(join(consumer, file), `${code}\n`)
+  const r = await run(["node", file], { cwd: consumer, env: nodeEnv, timeoutMs: 30_000 })
+  expect(r.stderr).toContain(NEEDS_BUN)
+  expect(r.code).toBe(1)
 })
