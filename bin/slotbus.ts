@@ -1,5 +1,5 @@
 #!/usr/bin/env bun
-// The slotbus command line: `slotbus bench` and `slotbus hub`.
+// The slotbus command line: `slotbus bench`, `slotbus hub`, `slotbus stdio`.
 
 const USAGE = `usage: slotbus <command> [options]
 
@@ -15,7 +15,8 @@ commands:
   stdio         run a stdio bus: slotbus stdio --config bus.json [--listen unix:/tmp/bus.sock]
                 or bridge to one: slotbus stdio connect unix:/tmp/bus.sock
 
-  -h, --help   this text`
+  -h, --help      this text
+  -v, --version   the version of slotbus`
 
 async function run(argv: string[]): Promise<number> {
   const [command, ...rest] = argv
@@ -31,6 +32,12 @@ async function run(argv: string[]): Promise<number> {
     case "stdio": {
       const { runStdioCli } = await import("../src/stdio/cli.ts")
       return runStdioCli(rest)
+    }
+    case "-v":
+    case "--version": {
+      const { version } = await Bun.file(new URL("../package.json", import.meta.url)).json()
+      process.stdout.write(`${version}\n`)
+      return 0
     }
     case undefined:
     case "-h":

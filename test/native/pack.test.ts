@@ -132,3 +132,14 @@ test.each([
   expect(r.stderr).toContain(NEEDS_BUN)
   expect(r.code).toBe(1)
 })
+
+test("`slotbus --version` prints the package's version, run by npx with Bun on PATH, by bunx and as the bin itself", async () => {
+  const { version } = JSON.parse(readFileSync(join(consumer, "node_modules", "slotbus", "package.json"), "utf8"))
+  expect(version).toMatch(/^\d+\.\d+\.\d+/)
+  const withBun = { ...nodeEnv, PATH: `${nodeEnv.PATH}:${env.PATH}` }
+  expect(await runOk(["npx", "slotbus", "--version"], consumer, withBun)).toBe(`${version}\n`)
+  expect(await runOk(["bun", "x", "slotbus", "--version"], consumer, env)).toBe(`${version}\n`)
+  expect(await runOk([join(consumer, "node_modules", ".bin", "slotbus"), "--version"], consumer, env)).toBe(
+    `${version}\n`,
+  )
+}, 60_000)
