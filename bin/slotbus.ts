@@ -1,5 +1,8 @@
-#!/usr/bin/env bun
+#!/bin/sh
+":" //; if command -v bun >/dev/null; then exec bun "$0" "$@"; fi; echo "slotbus needs Bun >= 1.4 (it is built on bun:ffi) and there is no bun on PATH. Get it: curl -fsSL https://bun.sh/install | bash (or: npm install -g bun)" >&2; exit 1
 // The slotbus command line: `slotbus bench`, `slotbus hub`, `slotbus stdio`.
+// Line 2 is for sh, which the shebang starts when the bin runs on its own (npx, a shell, a Dockerfile's CMD): it
+// runs this file with bun, or says how to get Bun. To TypeScript it is a string and a comment.
 
 const USAGE = `usage: slotbus <command> [options]
 

@@ -133,6 +133,13 @@ test.each([
   expect(r.code).toBe(1)
 })
 
+test("`npx slotbus` on a machine with Node and no Bun says how to get Bun", async () => {
+  const r = await run(["npx", "slotbus", "--version"], { cwd: consumer, env: nodeEnv, timeoutMs: 60_000 })
+  expect(r.stderr).toContain(NEEDS_BUN)
+  expect(r.stderr).toContain("https://bun.sh/install")
+  expect(r.code).not.toBe(0)
+})
+
 test("`slotbus --version` prints the package's version, run by npx with Bun on PATH, by bunx and as the bin itself", async () => {
   const { version } = JSON.parse(readFileSync(join(consumer, "node_modules", "slotbus", "package.json"), "utf8"))
   expect(version).toMatch(/^\d+\.\d+\.\d+/)
