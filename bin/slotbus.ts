@@ -1,5 +1,8 @@
-#!/usr/bin/env bun
-// The slotbus command line: `slotbus bench` and `slotbus hub`.
+#!/bin/sh
+":" //; if command -v bun >/dev/null; then exec bun "$0" "$@"; fi; echo "slotbus needs Bun >= 1.4 (it is built on bun:ffi) and there is no bun on PATH. Get it: curl -fsSL https://bun.sh/install | bash (or: npm install -g bun)" >&2; exit 1
+// The slotbus command line: `slotbus bench`, `slotbus hub`, `slotbus stdio`.
+// Line 2 is for sh, which the shebang starts when the bin runs on its own (npx, a shell, a Dockerfile's CMD): it
+// runs this file with bun, or says how to get Bun. To TypeScript it is a string and a comment.
 
 const USAGE = `usage: slotbus <command> [options]
 
@@ -15,7 +18,8 @@ commands:
   stdio         run a stdio bus: slotbus stdio --config bus.json [--listen unix:/tmp/bus.sock]
                 or bridge to one: slotbus stdio connect unix:/tmp/bus.sock
 
-  -h, --help   this text`
+  -h, --help      this text
+  -v, --version   the version of slotbus`
 
 async function run(argv: string[]): Promise<number> {
   const [command, ...rest] = argv
@@ -31,6 +35,12 @@ async function run(argv: string[]): Promise<number> {
     case "stdio": {
       const { runStdioCli } = await import("../src/stdio/cli.ts")
       return runStdioCli(rest)
+    }
+    case "-v":
+    case "--version": {
+      const { version } = await Bun.file(new URL("../package.json", import.meta.url)).json()
+      process.stdout.write(`${version}\n`)
+      return 0
     }
     case undefined:
     case "-h":

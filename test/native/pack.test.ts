@@ -1,18 +1,10 @@
 import { afterAll, beforeAll, expect, test } from "bun:test"
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from "node:fs"
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fnv1a32 } from "../support/c-text.ts"
 import { run } from "../support/helpers.ts"
+import { onlyTools, packTarball, runOk } from "../support/pack.ts"
 
 const repo = join(import.meta.dir, "..", "..")
 const platforms = ["linux-x64", "linux-arm64", "linux-x64-musl", "linux-arm64-musl"]
@@ -20,36 +12,41 @@ const platforms = ["linux-x64", "linux-arm64", "linux-x64-musl", "linux-arm64-mu
 let packDir = ""
 let consumer = ""
 let env: Record<string, string> = {}
+let nodeEnv: Record<string, string> = {}
 
-/** Runs `cmd` in `cwd` to its end and returns its stdout; throws with its output if it fails. */
-async function runOk(
-  cmd: string[],
-  cwd: string,
-  runEnv: Record<string, string | undefined> = process.env,
-  timeoutMs = 60_000,
-) {
-  const r = await run(cmd, { cwd, env: runEnv, timeoutMs })
-  if (r.code !== 0) throw new Error(`${cmd.join(" ")} exited ${r.code}\n${r.stdout}\n${r.stderr}`)
-  return r.stdout
-}
+/** What slotbus says wherever Bun is missing. */
+const NEEDS_BUN = "slotbus needs Bun >= 1.4"
 
 beforeAll(async () => {
   packDir = mkdtempSync(join(tmpdir(), "slotbus-pack-"))
   consumer = mkdtempSync(join(tmpdir(), "slotbus-consumer-"))
-  await runOk(["npm", "pack", "--pack-destination", packDir], repo, process.env, 240_000)
-  const tarball = readdirSync(packDir).find((f) => f.endsWith(".tgz"))
-  if (!tarball) throw new Error(`npm pack left no .tgz in ${packDir}`)
+  const tarball = await packTarball(packDir)
 
   // A user's machine: bun and nothing else, so nothing can be compiled at install or load time.
-  const bin = join(consumer, ".bin")
-  mkdirSync(bin)
-  symlinkSync(process.execPath, join(bin, "bun"))
-  env = { PATH: bin, HOME: process.env.HOME ?? consumer, BUN_INSTALL_CACHE_DIR: join(consumer, ".cache") }
-  for (const tool of ["zig", "cc", "gcc", "clang"]) expect(Bun.which(tool, { PATH: bin })).toBeNull()
+  env = {
+    ...onlyTools(join(consumer, ".bin"), { bun: process.execPath }, process.env.HOME ?? consumer),
+    BUN_INSTALL_CACHE_DIR: join(consumer, ".cache"),
+  }
+  for (const tool of ["zig", "cc", "gcc", "clang"]) expect(Bun.which(tool, { PATH: env.PATH })).toBeNull()
 
   writeFileSync(join(consumer, "package.json"), JSON.stringify({ name: "consumer", private: true, type: "module" }))
-  await runOk(["bun", "add", join(packDir, tarball)], consumer, env)
+  await runOk(["bun", "add", tarball], consumer, env)
+
+  // Another user's machine: Node and npm (npx runs bins with sh), no Bun.
+  const nodeTools: Record<string, string> = {}
+  for (const tool of ["node", "npm", "npx", "sh"])
+    nodeTools[tool] = Bun.which(tool) ?? missing(`${tool} (Node 20+ and npm are prerequisites, CONTRIBUTING.md)`)
+  nodeEnv = {
+    ...onlyTools(join(consumer, ".node-bin"), nodeTools, consumer),
+    npm_config_cache: join(consumer, ".npm"),
+    npm_config_update_notifier: "false",
+  }
+  expect(Bun.which("bun", { PATH: nodeEnv.PATH })).toBeNull()
 }, 300_000)
+
+function missing(what: string): never {
+  throw new Error(`not found on PATH: ${what}`)
+}
 
 afterAll(() => {
   for (const dir of [packDir, consumer]) if (dir) rmSync(dir, { recursive: true, force: true })
@@ -108,3 +105,48 @@ test("the package carries the bench and the protocol, and leaves the perf notes 
   const help = await runOk(["bun", join(installed, "bin", "slotbus.ts"), "bench", "events", "--help"], consumer, env)
   expect(help).toContain("usage: slotbus bench events")
 })
+
+const entries = ["slotbus", "slotbus/http", "slotbus/events", "slotbus/leases", "slotbus/stdio"]
+
+test.each(entries)(
+  "under Node, a static import of every name %s exports prints that slotbus needs Bun",
+  async (entry) => {
+    const names: string[] = JSON.parse(
+      await runOk(["bun", "-e", `console.log(JSON.stringify(Object.keys(await import("${entry}"))))`], consumer, env),
+    )
+    expect(names.length).toBeGreaterThan(0)
+    const file = `static-${entry.replace("/", "-")}.mjs`
+    writeFileSync(join(consumer, file), `import { ${names.join(", ")} } from "${entry}"\nconsole.log(${names[0]})\n`)
+    const r = await run(["node", file], { cwd: consumer, env: nodeEnv, timeoutMs: 30_000 })
+    expect(r.stderr).toContain(NEEDS_BUN)
+    expect(r.code).toBe(1)
+  },
+)
+
+test.each([
+  ["require()", "require.cjs", `require("slotbus")`],
+  ["a dynamic import()", "dynamic.mjs", `await import("slotbus")`],
+])("under Node, %s of slotbus prints that slotbus needs Bun", async (_, file, code) => {
+  writeFileSync(join(consumer, file), `${code}\n`)
+  const r = await run(["node", file], { cwd: consumer, env: nodeEnv, timeoutMs: 30_000 })
+  expect(r.stderr).toContain(NEEDS_BUN)
+  expect(r.code).toBe(1)
+})
+
+test("`npx slotbus` on a machine with Node and no Bun says how to get Bun", async () => {
+  const r = await run(["npx", "slotbus", "--version"], { cwd: consumer, env: nodeEnv, timeoutMs: 60_000 })
+  expect(r.stderr).toContain(NEEDS_BUN)
+  expect(r.stderr).toContain("https://bun.sh/install")
+  expect(r.code).not.toBe(0)
+})
+
+test("`slotbus --version` prints the package's version, run by npx with Bun on PATH, by bunx and as the bin itself", async () => {
+  const { version } = JSON.parse(readFileSync(join(consumer, "node_modules", "slotbus", "package.json"), "utf8"))
+  expect(version).toMatch(/^\d+\.\d+\.\d+/)
+  const withBun = { ...nodeEnv, PATH: `${nodeEnv.PATH}:${env.PATH}` }
+  expect(await runOk(["npx", "slotbus", "--version"], consumer, withBun)).toBe(`${version}\n`)
+  expect(await runOk(["bun", "x", "slotbus", "--version"], consumer, env)).toBe(`${version}\n`)
+  expect(await runOk([join(consumer, "node_modules", ".bin", "slotbus"), "--version"], consumer, env)).toBe(
+    `${version}\n`,
+  )
+}, 60_000)

@@ -1,0 +1,207 @@
+// The types an app gets from the packed tarball with no configuration: an app made by `bun init -y`, its own
+// tsconfig, `bun add` of the tarball. Correct code must check clean with nothing `any`, and wrong code must be
+// reported, by tsc (our devDependency), by `bun check` (the app's own typecheck script) and by tsgo if present.
+import { afterAll, beforeAll, expect, test } from "bun:test"
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { REPO, run } from "../support/helpers.ts"
+import { onlyTools, packTarball, runOk } from "../support/pack.ts"
+import { sayWhySkipped } from "../support/tools.ts"
+
+let packDir = ""
+let app = ""
+let env: Record<string, string> = {}
+
+const OK = `// Every entry point, used correctly: checks clean, and nothing is \`any\`.
+import { SlotBus, SlotWorker, TimeoutError } from "slotbus"
+import { Topic } from "slotbus/events"
+import { createHub, hubWorker } from "slotbus/http"
+import { Contest } from "slotbus/leases"
+import { StdioBus } from "slotbus/stdio"
+
+type IsAny<T> = 0 extends 1 & T ? true : false
+export const nothingIsAny = [
+  false satisfies IsAny<typeof SlotBus>,
+  false satisfies IsAny<typeof SlotWorker>,
+  false satisfies IsAny<typeof createHub>,
+  false satisfies IsAny<typeof hubWorker>,
+  false satisfies IsAny<typeof Topic>,
+  false satisfies IsAny<typeof Contest>,
+  false satisfies IsAny<typeof StdioBus>,
+]
+
+export async function core(): Promise<string> {
+  await using bus = await SlotBus.listen("orders", { slots: 64, timeoutMs: 5_000 })
+  await using worker = await SlotWorker.connect("orders", (req) => req.body)
+  try {
+    const answer: Uint8Array = await bus.call("ping")
+    return new TextDecoder().decode(answer) + String(worker)
+  } catch (e) {
+    if (e instanceof TimeoutError) return e.message
+    throw e
+  }
+}
+
+export async function http(): Promise<number> {
+  await using hub = await createHub({ port: 0 })
+  const app = hubWorker(hub.url, "items")
+  app.get("/items/:id/*", (req) => Response.json({ id: req.params.id, rest: req.params["*"] }))
+  app.post("/items", () => ({ status: 201, body: "created" }))
+  await app.run()
+  return hub.port
+}
+
+export async function events(): Promise<number> {
+  await using topic = await Topic.open("audit", { capacity: 1 << 20 })
+  return topic.publish({ type: "session.registered", routing: { session: "s" }, data: { user: 7 } })
+}
+
+export async function leases(): Promise<string> {
+  using contest = await Contest.open("jobs")
+  const r = contest.tryClaim({ kind: 1, label: "nightly" }, { owner: "me", ttlMs: 30_000 })
+  return r.claimed ? String(r.lease.token) : r.holder.owner
+}
+
+export async function stdio(): Promise<unknown> {
+  await using bus = StdioBus.fromConfig({ pools: [{ id: "echo", command: "cat", instances: 1 }] })
+  await bus.start()
+  return bus.request("ping", {}, { sessionId: "alice" })
+}
+`
+
+/** One wrong use per file, and the error a checker must report for it. */
+const WRONG = [
+  {
+    file: "wrong-path.ts",
+    code: "TS2345",
+    says: "Argument of type 'number' is not assignable to parameter of type 'string'",
+    source: `import { hubWorker } from "slotbus/http"
+hubWorker("http://127.0.0.1:3200", "items").get(404, () => new Response("a route pattern is a string"))
+`,
+  },
+  {
+    file: "wrong-status.ts",
+    code: "TS2322",
+    says: "Type 'string' is not assignable to type 'number'",
+    source: `import { hubWorker } from "slotbus/http"
+hubWorker("http://127.0.0.1:3200", "items").get("/items", () => ({ status: "200" }))
+`,
+  },
+  {
+    file: "unknown-param.ts",
+    code: "TS2339",
+    says: "Property 'itemId' does not exist on type '{ id: string; }'",
+    source: `import { hubWorker } from "slotbus/http"
+hubWorker("http://127.0.0.1:3200", "items").get("/items/:id", (req) => Response.json(req.params.itemId))
+`,
+  },
+  {
+    file: "wrong-option.ts",
+    code: "TS2322",
+    says: "Type 'string' is not assignable to type 'number'",
+    source: `import { SlotBus } from "slotbus"
+await SlotBus.listen("orders", { timeoutMs: "5s" })
+`,
+  },
+]
+
+/** Settings a stricter app adds; the package must bring no error of its own under them. */
+const STRICTER = {
+  extends: "./tsconfig.json",
+  compilerOptions: {
+    customConditions: ["bun"],
+    skipLibCheck: false,
+    exactOptionalPropertyTypes: true,
+    noPropertyAccessFromIndexSignature: true,
+    noUnusedLocals: true,
+    noUnusedParameters: true,
+    noImplicitReturns: true,
+  },
+}
+
+beforeAll(async () => {
+  packDir = mkdtempSync(join(tmpdir(), "slotbus-types-pack-"))
+  app = mkdtempSync(join(tmpdir(), "slotbus-types-app-"))
+  const tarball = await packTarball(packDir)
+
+  // No registry: `bun init` writes its files, then fails to install @types/bun (linked from ours below).
+  env = {
+    ...onlyTools(join(app, ".bin"), { bun: process.execPath }, app),
+    BUN_INSTALL_CACHE_DIR: join(app, ".cache"),
+    BUN_CONFIG_REGISTRY: "http://127.0.0.1:9/",
+  }
+  await run(["bun", "init", "-y"], { cwd: app, env, timeoutMs: 60_000 })
+  expect(existsSync(join(app, "tsconfig.json"))).toBe(true)
+  rmSync(join(app, "index.ts"))
+
+  // What needs the registry goes; the tarball installs from its file.
+  const pkg = JSON.parse(readFileSync(join(app, "package.json"), "utf8"))
+  delete pkg.devDependencies
+  delete pkg.peerDependencies
+  writeFileSync(join(app, "package.json"), JSON.stringify(pkg, null, 2))
+  await runOk(["bun", "add", tarball], app, env)
+  mkdirSync(join(app, "node_modules", "@types"), { recursive: true })
+  symlinkSync(join(REPO, "node_modules", "@types", "bun"), join(app, "node_modules", "@types", "bun"))
+
+  writeFileSync(join(app, "ok.ts"), OK)
+  for (const w of WRONG) writeFileSync(join(app, w.file), w.source)
+  writeFileSync(join(app, "tsconfig.stricter.json"), JSON.stringify(STRICTER, null, 2))
+}, 300_000)
+
+afterAll(() => {
+  for (const dir of [packDir, app]) if (dir) rmSync(dir, { recursive: true, force: true })
+})
+
+interface Reported {
+  file: string
+  code: string
+  message: string
+}
+
+/** Runs a checker in the app; the errors it reports ("file(line,col): error TSxxxx: message"). */
+async function check(cmd: string[]): Promise<Reported[]> {
+  const r = await run(cmd, { cwd: app, env, timeoutMs: 120_000 })
+  const errors = [...r.stdout.matchAll(/^(\S+)\(\d+,\d+\): error (TS\d+): (.*)$/gm)].map(([, file, code, message]) => ({
+    file: file!,
+    code: code!,
+    message: message!,
+  }))
+  if (r.code === 0 || errors.length === 0)
+    throw new Error(`${cmd.join(" ")} exited ${r.code}\n${r.stdout}\n${r.stderr}`)
+  return errors.sort((a, b) => a.file.localeCompare(b.file))
+}
+
+/** Exactly the wrong uses are reported, each with its error; nothing in ok.ts, nothing inside the package. */
+function expectOnlyTheWrongUses(errors: Reported[]) {
+  const expected = [...WRONG].sort((a, b) => a.file.localeCompare(b.file))
+  expect(errors.map((e) => `${e.file} ${e.code}`)).toEqual(expected.map((w) => `${w.file} ${w.code}`))
+  for (const [i, e] of errors.entries()) expect(e.message).toContain(expected[i]!.says)
+}
+
+const tsc = join(REPO, "node_modules", "typescript", "bin", "tsc")
+
+test("an app from `bun init` type-checks all five entry points with tsc and its own tsconfig, and tsc reports a wrong path, a wrong status, an unknown route param and a wrong option", async () => {
+  expectOnlyTheWrongUses(await check([process.execPath, tsc, "--noEmit"]))
+}, 120_000)
+
+test("the app's own typecheck script (`bun check`, as bun init writes it) reports the same", async () => {
+  expect(JSON.parse(readFileSync(join(app, "package.json"), "utf8")).scripts?.typecheck).toStartWith("bun check")
+  expectOnlyTheWrongUses(await check(["bun", "run", "typecheck"]))
+}, 120_000)
+
+test('with stricter settings, lib checks on and customConditions: ["bun"], the package brings no error of its own', async () => {
+  const errors = await check([process.execPath, tsc, "--noEmit", "-p", "tsconfig.stricter.json"])
+  // bun-types is not ours to keep clean under every setting.
+  expectOnlyTheWrongUses(errors.filter((e) => !e.file.includes("node_modules/") || e.file.includes("/slotbus/")))
+}, 120_000)
+
+const tsgo = Bun.which("tsgo", { PATH: `${join(REPO, "node_modules", ".bin")}:${process.env.PATH ?? ""}` })
+sayWhySkipped("TypeScript 7 (tsgo)", tsgo ? null : "no tsgo on PATH: npm install -g @typescript/native-preview")
+test.skipIf(!tsgo)(
+  "TypeScript 7 (tsgo) reports the same",
+  async () => {
+    expectOnlyTheWrongUses(await check([process.execPath, tsgo!, "--noEmit"]))
+  },
+  120_000,
+)
