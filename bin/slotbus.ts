@@ -1,5 +1,5 @@
 #!/usr/bin/env bun
-// The slotbus command line: `slotbus bench` and `slotbus hub`.
+// The slotbus command line: `slotbus bench`, `slotbus hub`, `slotbus status` and `slotbus stdio`.
 
 const USAGE = `usage: slotbus <command> [options]
 
@@ -12,6 +12,8 @@ commands:
   bench events  pub/sub topics vs NATS, Redis, process.send and BroadcastChannel (--help)
   bench stdio   the stdio bus vs a direct pipe and the MCP SDK client (slotbus bench stdio --help)
   hub           run the HTTP hub: slotbus hub --port 3200 [--host 127.0.0.1] [--token-file path]
+  status        what a hub's workers, routes and events topic are doing, redrawn every second:
+                slotbus status [http://127.0.0.1:3200] [--once]
   stdio         run a stdio bus: slotbus stdio --config bus.json [--listen unix:/tmp/bus.sock]
                 or bridge to one: slotbus stdio connect unix:/tmp/bus.sock
 
@@ -27,6 +29,10 @@ async function run(argv: string[]): Promise<number> {
     case "hub": {
       const { runHubCli } = await import("../src/http/cli.ts")
       return runHubCli(rest)
+    }
+    case "status": {
+      const { runStatusCli } = await import("../src/http/status-cli.ts")
+      return runStatusCli(rest)
     }
     case "stdio": {
       const { runStdioCli } = await import("../src/stdio/cli.ts")
