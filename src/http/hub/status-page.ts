@@ -6,6 +6,7 @@ import { createHash } from "node:crypto"
 
 const STYLE = `
 :root {
+  color-scheme: light dark; /* native controls (the slot meters) follow the theme */
   --bg: #f4f6f9; --card: #fff; --ink: #1b2330; --muted: #5d6b7e; --line: #dfe4ec; --head: #18212f;
   --ok: #137a3f; --ok-bg: #e3f5ea; --warn: #8a5a00; --warn-bg: #fff3d6; --bad: #b3261e; --bad-bg: #fde7e5;
   --flash: #fff2a8;
