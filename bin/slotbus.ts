@@ -1,6 +1,6 @@
 #!/bin/sh
 ":" //; if command -v bun >/dev/null; then exec bun "$0" "$@"; fi; echo "slotbus needs Bun >= 1.4 (it is built on bun:ffi) and there is no bun on PATH. Get it: curl -fsSL https://bun.sh/install | bash (or: npm install -g bun)" >&2; exit 1
-// The slotbus command line: `slotbus bench`, `slotbus hub`, `slotbus stdio`.
+// The slotbus command line: `slotbus bench`, `slotbus hub`, `slotbus status` and `slotbus stdio`.
 // Line 2 is for sh, which the shebang starts when the bin runs on its own (npx, a shell, a Dockerfile's CMD): it
 // runs this file with bun, or says how to get Bun. To TypeScript it is a string and a comment.
 
@@ -15,6 +15,8 @@ commands:
   bench events  pub/sub topics vs NATS, Redis, process.send and BroadcastChannel (--help)
   bench stdio   the stdio bus vs a direct pipe and the MCP SDK client (slotbus bench stdio --help)
   hub           run the HTTP hub: slotbus hub --port 3200 [--host 127.0.0.1] [--token-file path]
+  status        what a hub's workers, routes and events topic are doing, redrawn every second:
+                slotbus status [http://127.0.0.1:3200] [--once]
   stdio         run a stdio bus: slotbus stdio --config bus.json [--listen unix:/tmp/bus.sock]
                 or bridge to one: slotbus stdio connect unix:/tmp/bus.sock
 
@@ -31,6 +33,10 @@ async function run(argv: string[]): Promise<number> {
     case "hub": {
       const { runHubCli } = await import("../src/http/cli.ts")
       return runHubCli(rest)
+    }
+    case "status": {
+      const { runStatusCli } = await import("../src/http/status-cli.ts")
+      return runStatusCli(rest)
     }
     case "stdio": {
       const { runStdioCli } = await import("../src/stdio/cli.ts")

@@ -66,7 +66,16 @@ export interface TopicStats {
   abandoned: number
   /** Padding claims made to step around another publisher's unfinished bytes (a stalled or stopped publisher). */
   fenced: number
-  subscribers: { pid: number; filter: string; queue: number; received: number; lagged: number; parked: boolean }[]
+  /** `behind`: bytes of the ring between the subscriber's cursor and the tail, not yet received or counted as lagged. */
+  subscribers: {
+    pid: number
+    filter: string
+    queue: number
+    received: number
+    lagged: number
+    behind: number
+    parked: boolean
+  }[]
   publishers: { pid: number; published: number }[]
 }
 
@@ -251,19 +260,25 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
     const d = this.control
     const u64 = (off: number) => Number(d.getBigUint64(off, true))
     const subscribers: TopicStats["subscribers"] = []
+    const cursors: number[] = []
     for (let i = 0; i < TopicConst.MAX_SUBS; i++) {
       const e = TopicLayout.OFF_SUBS + i * TopicLayout.SUB_BYTES
       if (d.getUint32(e + SubField.STATE, true) !== EntryState.LIVE) continue
       const flen = Math.min(d.getUint32(e + SubField.FILTER_LEN, true), TopicConst.FILTER_BYTES)
+      cursors.push(u64(e + SubField.CURSOR))
       subscribers.push({
         pid: d.getUint32(e + SubField.PID, true),
         filter: decodeFilter(this.controlBytes.subarray(e + SubField.FILTER, e + SubField.FILTER + flen)) ?? "?",
         queue: d.getUint32(e + SubField.QUEUE, true),
         received: u64(e + SubField.RECEIVED),
         lagged: u64(e + SubField.LAGGED),
+        behind: 0,
         parked: d.getUint32(e + SubField.PARKED, true) === 1,
       })
     }
+    // The tail is read after the cursors: it only grows and no cursor passes it, so behind is never negative.
+    const tail = u64(TopicLayout.OFF_TAIL)
+    subscribers.forEach((s, i) => (s.behind = Math.max(0, tail - cursors[i]!)))
     const publishers: TopicStats["publishers"] = []
     for (let i = 0; i < TopicConst.MAX_PUBS; i++) {
       const e = TopicLayout.OFF_PUBS + i * TopicLayout.PUB_BYTES
@@ -273,7 +288,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
     return {
       name: this.name,
       capacity: this.capacity,
-      tail: u64(TopicLayout.OFF_TAIL),
+      tail,
       keeperPid: d.getUint32(TopicLayout.OFF_KEEPER_PID, true),
       abandoned: u64(TopicLayout.OFF_ABANDONED),
       fenced: u64(TopicLayout.OFF_FENCED),

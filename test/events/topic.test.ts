@@ -196,10 +196,22 @@ describe("lifecycle", () => {
     await sub.receive(1000)
     const s = t.stats()
     expect(s.subscribers).toEqual([
-      { pid: process.pid, filter: "a.* k=v", queue: 7, received: 1, lagged: 0, parked: false },
+      { pid: process.pid, filter: "a.* k=v", queue: 7, received: 1, lagged: 0, behind: 0, parked: false },
     ])
     expect(s.publishers).toEqual([{ pid: process.pid, published: 1 }])
     expect(s.keeperPid).toBe(process.pid)
+  })
+
+  test("a subscriber's behind is the ring bytes it has not read: it grows with each publish, and reading clears it", async () => {
+    const t = await openTopic()
+    const sub = t.subscribe({})
+    const start = t.stats().tail
+    for (let i = 0; i < 3; i++) t.publish({ type: "e", data: "x".repeat(100) })
+    const before = t.stats()
+    expect(before.tail).toBeGreaterThan(start)
+    expect(before.subscribers.map((s) => s.behind)).toEqual([before.tail - start])
+    expect(sub.poll().count).toBe(3)
+    expect(t.stats().subscribers.map((s) => s.behind)).toEqual([0])
   })
 
   test("replay: a subscriber can start after an event id, or at the oldest event still in the ring", async () => {

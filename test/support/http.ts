@@ -2,6 +2,17 @@
 import { join } from "node:path"
 import { FIXTURES, run, spawn, type Child } from "./helpers.ts"
 
+/**
+ * Route patterns a hostile worker declares (`--routes=hostile`): valid patterns (no space, "?" or "#") that are
+ * HTML, a script, or terminal escapes. The status page and `slotbus status` must show them as text.
+ */
+export const HOSTILE_ROUTES = [
+  "/<img/src=x/onerror=document.title='pwned'>",
+  "/</script><script>window.pwned=1</script>",
+  "/\x1b[2J\x1b[31mred\x07",
+  "/&lt;amp&gt;",
+]
+
 /** Starts test/support/http-worker.ts and waits until it is registered ("ready"), or until it fails. */
 export async function startWorker(hubUrl: string, name: string, flags: string[] = []): Promise<Child> {
   const p = spawn([process.execPath, join(FIXTURES, "http-worker.ts"), hubUrl, name, ...flags])

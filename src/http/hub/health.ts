@@ -1,4 +1,8 @@
-// What the hub counts and reports at GET /health: counters, the workers and routes it knows, recent evictions.
+// What the hub counts and reports at GET /health: counters, the workers and routes it knows, its events topic,
+// recent evictions.
+import { hostname } from "node:os"
+import type { LatencySummary } from "../../core/index.ts"
+import { TopicClosedError, type Topic, type TopicStats } from "../../events/index.ts"
 import { type HubCounters, newCounters } from "./counters.ts"
 import type { Registry, WorkerInstance } from "./registry.ts"
 
@@ -8,19 +12,34 @@ export interface HubWorkerInfo {
   pid: number
   routes: string[]
   connected: boolean
+  /** Requests the hub has sent this process and not yet had answered. */
   inFlight: number
   served: number
   lastSeen: string
+  /** Slots of its bus, and how many are out (published and not yet returned: in flight, given up, borrowed). */
+  slots: number
+  slotsInUse: number
+  /** Slots whose request was given up long ago that the process still holds (the bus's stuckAfterMs). */
+  stuck: number
+  /** Times this name + instance registered again from a new pid while the hub ran. */
+  restarts: number
+  /** Round trips through its slots (requests and the hub's control calls, pings included) since it registered. */
+  latency: LatencySummary
 }
 
 export interface HubHealth {
   status: "ok"
   uptimeMs: number
   startedAt: string
+  /** The hub's machine: every worker runs on it too (they share memory with the hub). */
+  host: string
+  pid: number
   workers: HubWorkerInfo[]
   routes: { route: string; owner: string; workers: number }[]
-  sse: { connections: number; eventsClients: number }
+  sse: { connections: number; eventsClients: number; statusClients: number }
   counters: HubCounters
+  /** The hub's events topic (`app.emit`, `GET /events`): its subscribers with their lag, its publishers. */
+  topics: TopicStats[]
   evicted: { name: string; instance: string; pid: number; reason: string; at: string }[]
 }
 
@@ -75,9 +94,10 @@ export function prometheus(h: HubHealth): string {
     ['{state="connected"}', connected],
     ['{state="joining"}', h.workers.length - connected],
   ])
-  metric("sse_connections", "gauge", "SSE clients held, on worker routes and on GET /events", [
+  metric("sse_connections", "gauge", "SSE clients held, on worker routes, GET /events and GET /health/stream", [
     ['{kind="route"}', h.sse.connections],
     ['{kind="events"}', h.sse.eventsClients],
+    ['{kind="status"}', h.sse.statusClients],
   ])
   const who = (w: HubWorkerInfo) => `{name=${labelValue(w.name)},instance=${labelValue(w.instance)}}`
   metric(
@@ -95,8 +115,22 @@ export function prometheus(h: HubHealth): string {
   return out.join("\n") + "\n"
 }
 
+const HOST = hostname()
+
+function topicStats(topic: Topic | null): TopicStats[] {
+  if (!topic) return []
+  try {
+    return [topic.stats()]
+  } catch (e) {
+    if (e instanceof TopicClosedError) return [] // the hub is closing
+    throw e
+  }
+}
+
 export class Health {
   readonly counters = newCounters()
+  constructor(private readonly slots: number) {}
+
   private readonly startedAt = Date.now()
   private readonly evicted: HubHealth["evicted"] = []
 
@@ -112,27 +146,38 @@ export class Health {
     this.counters.evictions++
   }
 
-  report(registry: Registry, sse: { connections: number; eventsClients: number }): HubHealth {
+  report(registry: Registry, sse: HubHealth["sse"], topic: Topic | null): HubHealth {
     const label = (s: { sse: boolean; route: { method: string; pattern: string } }) =>
       `${s.sse ? "SSE" : s.route.method} ${s.route.pattern}`
-    const workers = [...registry.instances.values()].map((i) => ({
-      name: i.name,
-      instance: i.instance,
-      pid: i.pid,
-      routes: i.routes.map(label),
-      connected: i.state === "connected",
-      inFlight: i.inFlight,
-      served: i.served,
-      lastSeen: new Date(i.lastSeen).toISOString(),
-    }))
+    const workers = [...registry.instances.values()].map((i): HubWorkerInfo => {
+      const bus = i.bus.stats()
+      return {
+        name: i.name,
+        instance: i.instance,
+        pid: i.pid,
+        routes: i.routes.map(label),
+        connected: i.state === "connected",
+        inFlight: i.inFlight,
+        served: i.served,
+        lastSeen: new Date(i.lastSeen).toISOString(),
+        slots: this.slots,
+        slotsInUse: bus.inFlight,
+        stuck: bus.workers.reduce((n, w) => n + w.stuck, 0),
+        restarts: i.restarts,
+        latency: bus.latency,
+      }
+    })
     return {
       status: "ok",
       uptimeMs: Date.now() - this.startedAt,
       startedAt: new Date(this.startedAt).toISOString(),
+      host: HOST,
+      pid: process.pid,
       workers,
       routes: registry.routes.values().map((e) => ({ route: label(e), owner: e.owner, workers: e.instances.length })),
       sse,
       counters: { ...this.counters },
+      topics: topicStats(topic),
       evicted: [...this.evicted],
     }
   }

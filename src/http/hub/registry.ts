@@ -43,6 +43,8 @@ export interface WorkerInstance {
   inFlight: number
   served: number
   missedPings: number
+  /** Times this name + instance registered again from a new pid while the hub ran (a restarted replica). */
+  restarts: number
 }
 
 /** One route (method + shape), owned by one worker name, served by that name's attached instances. */
@@ -71,6 +73,8 @@ export class Registry {
   readonly instances = new Map<string, WorkerInstance>()
   /** Bus name → why its instance left, so a worker coming back can learn it was replaced. */
   private readonly retired = new Map<string, string>()
+  /** Name/instance → the pid that last registered it and how often it came back from another pid. */
+  private readonly lastOf = new Map<string, { pid: number; restarts: number }>()
   private nextBus = 1
 
   constructor(
@@ -137,6 +141,11 @@ export class Registry {
     const who = `worker "${r.name}" instance ${r.instance}`
     if (old) this.o.log(`${who} restarted: pid ${old.pid} replaced by pid ${r.pid}, ${routes.length} routes`)
     else this.o.log(`${who} (pid ${r.pid}) ${r.previousBus ? "rejoined" : "registered"}: ${routes.length} routes`)
+    const last = this.lastOf.get(key)
+    const restarts = (last?.restarts ?? 0) + (last && last.pid !== r.pid ? 1 : 0)
+    this.lastOf.delete(key) // re-inserted last: the oldest is dropped first
+    this.lastOf.set(key, { pid: r.pid, restarts })
+    if (this.lastOf.size > KEEP_RETIRED) this.lastOf.delete(this.lastOf.keys().next().value!)
     const inst: WorkerInstance = {
       key,
       name: r.name,
@@ -149,6 +158,7 @@ export class Registry {
       inFlight: 0,
       served: 0,
       missedPings: 0,
+      restarts,
     }
     this.instances.set(key, inst)
     this.hooks.registered(inst)

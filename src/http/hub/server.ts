@@ -11,6 +11,7 @@ import { eventsTopicFor, json, MiB, resolveOptions, type HubOptions, type Resolv
 import { RequestProxy } from "./proxy.ts"
 import { Registry } from "./registry.ts"
 import { SseHub } from "./sse.ts"
+import { StatusStream } from "./status.ts"
 
 const METRICS_HEADERS = { "content-type": "text/plain; version=0.0.4; charset=utf-8", "cache-control": "no-store" }
 
@@ -27,11 +28,12 @@ export class Hub {
   private tokenPath = ""
   private closing: Promise<void> | null = null
   private readonly o: ResolvedOptions
-  private readonly healthReport = new Health()
+  private readonly healthReport: Health
   private readonly registry: Registry
   private readonly liveness: Liveness
   private readonly proxy: RequestProxy
   private readonly sse: SseHub
+  private readonly status: StatusStream
   private topic: Topic | null = null
 
   constructor(opts: HubOptions) {
@@ -42,6 +44,7 @@ export class Hub {
     const tag = newToken()
       .slice(0, 4)
       .replace(/[^A-Za-z0-9]/g, "x")
+    this.healthReport = new Health(this.o.slots)
     const counters = this.healthReport.counters
     this.registry = new Registry(this.o, counters, tag, {
       registered: (inst) => this.liveness.watch(inst),
@@ -53,6 +56,7 @@ export class Hub {
     this.liveness = new Liveness(this.o, this.registry)
     this.proxy = new RequestProxy(this.o, counters, this.registry, this.liveness)
     this.sse = new SseHub(this.o, counters, this.registry, this.proxy, tag)
+    this.status = new StatusStream(this.o, () => this.health())
   }
 
   /** @internal Use createHub(). */
@@ -112,6 +116,8 @@ export class Hub {
     const q = url.indexOf("?", start)
     const path = q < 0 ? url.slice(start) : url.slice(start, q)
     if (path === "/health") return json(200, this.health())
+    if (path === "/health/status") return this.status.page(req)
+    if (path === "/health/stream") return this.status.open(req, server)
     if (path === "/metrics") return new Response(prometheus(this.health()), { headers: METRICS_HEADERS })
     if (path === "/events" && req.method === "GET") return this.sse.openEvents(req, server, q < 0 ? "" : url.slice(q))
     if (path.startsWith(INTERNAL_PREFIX)) return this.internal(req, server, path.slice(INTERNAL_PREFIX.length))
@@ -171,7 +177,7 @@ export class Hub {
   }
 
   health(): HubHealth {
-    return this.healthReport.report(this.registry, this.sse.counts)
+    return this.healthReport.report(this.registry, { ...this.sse.counts, statusClients: this.status.count }, this.topic)
   }
 
   /** Stops listening, ends SSE streams, disconnects every worker (they retry until a hub is back). */
@@ -179,6 +185,7 @@ export class Hub {
     this.closing ??= (async () => {
       this.liveness.stop()
       this.sse.closeAll("hub-closing")
+      this.status.closeAll()
       this.server?.stop(true)
       await this.registry.closeAll()
       await this.topic?.close()

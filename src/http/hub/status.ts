@@ -1,0 +1,94 @@
+// The live view of /health: GET /health/status (the page, status-page.ts) and GET /health/stream (the /health
+// report as server-sent events, at once and then every second, while anyone watches).
+import type { Server } from "bun"
+import type { HubHealth } from "./health.ts"
+import { json, type ResolvedOptions } from "./options.ts"
+import { SSE_HEADERS, sseFrame, SseStream } from "./sse-stream.ts"
+import { STATUS_PAGE_CSP, STATUS_PAGE_HTML } from "./status-page.ts"
+
+const EVERY_MS = 1000
+
+const PAGE_HEADERS = {
+  "content-type": "text/html; charset=utf-8",
+  "cache-control": "no-store",
+  "content-security-policy": STATUS_PAGE_CSP,
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "no-referrer",
+}
+
+interface Watcher {
+  stream: SseStream
+  /** Closes the TCP connection within `seconds` unless the response ends first. */
+  closeSocketIn: (seconds: number) => void
+}
+
+export class StatusStream {
+  private readonly watchers = new Set<Watcher>()
+  private timer: ReturnType<typeof setInterval> | null = null
+
+  constructor(
+    private readonly o: ResolvedOptions,
+    private readonly report: () => HubHealth,
+  ) {}
+
+  /** Clients reading GET /health/stream. */
+  get count(): number {
+    return this.watchers.size
+  }
+
+  page(req: Request): Response {
+    if (req.method !== "GET" && req.method !== "HEAD")
+      return json(405, { error: "method-not-allowed", message: "/health/status takes GET" }, { allow: "GET, HEAD" })
+    return new Response(req.method === "HEAD" ? null : STATUS_PAGE_HTML, { headers: PAGE_HEADERS })
+  }
+
+  open(req: Request, server: Server<undefined>): Response {
+    if (req.method !== "GET")
+      return json(405, { error: "method-not-allowed", message: "/health/stream takes GET" }, { allow: "GET" })
+    server.timeout(req, 0)
+    const w: Watcher = {
+      stream: new SseStream(this.o.sseMaxBufferedBytes, () => this.drop(w, "client")),
+      closeSocketIn: (seconds) => server.timeout(req, seconds),
+    }
+    this.watchers.add(w)
+    req.signal.addEventListener("abort", () => this.drop(w, "client"), { once: true })
+    this.timer ??= setInterval(() => this.tick(), EVERY_MS)
+    this.send(w, this.frame()) // the first report at once, not a second later
+    return new Response(w.stream.stream, { headers: SSE_HEADERS })
+  }
+
+  /** Ends every stream (the hub is closing); the page's EventSource retries until a hub is back. */
+  closeAll() {
+    for (const w of [...this.watchers]) this.drop(w, "hub-closing")
+  }
+
+  private frame(): Uint8Array {
+    return sseFrame({ event: "health", data: JSON.stringify(this.report()) })
+  }
+
+  private tick() {
+    const frame = this.frame()
+    const now = performance.now()
+    for (const w of [...this.watchers]) {
+      // A watcher that took nothing for sseIdleTimeoutMs is gone or stuck: its reports would only pile up.
+      if (w.stream.stalledMs(now) > this.o.sseIdleTimeoutMs) this.drop(w, "idle")
+      else this.send(w, frame)
+    }
+  }
+
+  private send(w: Watcher, frame: Uint8Array) {
+    if (!w.stream.send(frame)) this.drop(w, "slow")
+  }
+
+  private drop(w: Watcher, reason: "client" | "slow" | "idle" | "hub-closing") {
+    if (!this.watchers.delete(w)) return
+    if (reason === "slow" || reason === "idle") {
+      w.stream.abort()
+      w.closeSocketIn(1) // its data stopped flowing: close the socket, not just the stream
+    } else w.stream.end()
+    if (this.watchers.size === 0 && this.timer) {
+      clearInterval(this.timer)
+      this.timer = null
+    }
+  }
+}

@@ -1,0 +1,156 @@
+// `slotbus status` as a user runs it: against a real hub with real worker processes, once or redrawn every
+// second until Ctrl-C; a hub that is not there (or a proxy that wants credentials) is one line and exit 2.
+import { afterAll, expect, test } from "bun:test"
+import { join } from "node:path"
+import { createHub } from "../../src/http/index.ts"
+import { run, spawn, stopAll } from "../support/helpers.ts"
+import { startWorker } from "../support/http.ts"
+
+afterAll(stopAll)
+
+const BIN = join(import.meta.dir, "..", "..", "bin", "slotbus.ts")
+const status = (args: string[]) => run([process.execPath, BIN, "status", ...args], { timeoutMs: 30_000 })
+
+/** The cells of the first table row (columns two spaces or more apart) whose cell `i` is `value`. */
+function row(out: string, i: number, value: string): string[] {
+  const found = out
+    .split("\n")
+    .map((l) => l.trim().split(/\s{2,}/))
+    .find((cells) => cells[i] === value)
+  if (!found) throw new Error(`no row with ${JSON.stringify(value)} in column ${i} in:\n${out}`)
+  return found
+}
+
+test("slotbus status --once prints the hub's workers, routes and topic, and exits 0", async () => {
+  await using hub = await createHub({ port: 0, quiet: true })
+  const first = await startWorker(hub.url, "shop", ["--instance=shop-1"])
+  const w = await startWorker(hub.url, "shop", ["--instance=shop-1"]) // a restart of shop-1
+  try {
+    await first.waitLine(/^closed replaced$/)
+    for (let i = 0; i < 4; i++) expect((await fetch(`${hub.url}/items/${i}`)).status).toBe(200)
+    expect((await fetch(`${hub.url}/emit/order.created`, { method: "POST", body: "{}" })).status).toBe(200)
+    const r = await status([hub.url, "--once"])
+    expect([r.code, r.stderr]).toEqual([0, ""])
+    const out = r.stdout
+    expect(out).toStartWith(`slotbus hub ${hub.url} · host `)
+    expect(out).toContain("requests 5  responses 5")
+    // NAME INSTANCE PID STATE SLOTS IN-FLIGHT STUCK SERVED RESTARTS P50 P90 P99 MAX ROUTES
+    const cells = row(out, 0, "shop")
+    expect(cells.slice(0, 9)).toEqual(["shop", "shop-1", String(w.pid), "connected", "0/32", "0", "0", "5", "1"])
+    expect(cells.slice(9, 13).every((c) => /^\d+(\.\d+)?(µs|ms|s)$/.test(c))).toBe(true)
+    expect(row(out, 1, "GET /items/:id")).toEqual(["shop", "GET /items/:id", "1"])
+    expect(out).toContain(`EVENTS TOPIC ${hub.eventsTopic} · ring 1.0 MiB`)
+    expect(row(out, 0, `${w.pid} (shop)`)).toEqual([`${w.pid} (shop)`, "1"]) // the worker as a publisher
+    expect(out).toContain("LEASES: the hub holds no lease contests")
+    expect(out.split("RECENT EVICTIONS\n")[1]).toMatch(
+      new RegExp(`\\d\\d:\\d\\d:\\d\\d  shop  shop-1 +${first.pid}  replaced\n`),
+    )
+  } finally {
+    await first.kill()
+    await w.kill()
+  }
+})
+
+test("slotbus status shows a hostile route's terminal escapes as text, never as escapes", async () => {
+  await using hub = await createHub({ port: 0, quiet: true })
+  const evil = await startWorker(hub.url, "evil", ["--routes=hostile"])
+  try {
+    const r = await status([hub.url, "--once"])
+    expect(r.code).toBe(0)
+    expect(r.stdout).not.toMatch(/\p{Cc}(?<!\n)/u) // no control character but the newlines
+    expect(r.stdout).toContain(String.raw`GET /\x1b[2J\x1b[31mred\x07`)
+  } finally {
+    await evil.kill()
+  }
+})
+
+test("without --once it redraws every second until Ctrl-C, then exits 0", async () => {
+  await using hub = await createHub({ port: 0, quiet: true })
+  const w = await startWorker(hub.url, "shop")
+  const watch = spawn([process.execPath, BIN, "status", hub.url])
+  try {
+    // Into a pipe, frames follow one another: wait for a second one that has seen a request.
+    await watch.waitLine(/^slotbus hub /)
+    expect((await fetch(`${hub.url}/items/1`)).status).toBe(200)
+    await watch.waitLine(/^requests 1 /)
+    watch.signal("SIGINT")
+    expect(await watch.exited).toBe(0)
+    expect(watch.lines.filter((l) => l.startsWith("slotbus hub ")).length).toBeGreaterThanOrEqual(2)
+    expect(watch.stderr).toBe("")
+  } finally {
+    await watch.kill()
+    await w.kill()
+  }
+})
+
+test("a hub that goes away while watched is reported on the next redraw, and the watch goes on", async () => {
+  const hub = await createHub({ port: 0, quiet: true })
+  const watch = spawn([process.execPath, BIN, "status", hub.url])
+  try {
+    await watch.waitLine(/^slotbus hub /)
+    await hub.close()
+    await watch.waitLine(/^slotbus status: no hub answers at .+; trying again every second \(Ctrl-C stops\)$/)
+    expect(watch.running).toBe(true)
+    watch.signal("SIGINT")
+    expect(await watch.exited).toBe(0)
+  } finally {
+    await watch.kill()
+    await hub.close()
+  }
+})
+
+test("slotbus status with no hub at the URL prints one line and exits 2", async () => {
+  const probe = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() })
+  const url = `http://127.0.0.1:${probe.port}`
+  probe.stop(true)
+  for (const args of [[url, "--once"], [url]]) {
+    const r = await status(args)
+    expect([r.code, r.stdout]).toEqual([2, ""])
+    expect(r.stderr).toMatch(
+      new RegExp(
+        `^slotbus status: no hub answers at ${url} \\(.+\\); start one with "slotbus hub", or check the URL\\n$`,
+      ),
+    )
+  }
+})
+
+test.each([
+  [
+    401,
+    "Unauthorized",
+    /^slotbus status: http:\/\/\S+\/health answered 401 Unauthorized: something in front of the hub wants credentials/,
+  ],
+  [403, "Forbidden", /answered 403 Forbidden: something in front of the hub wants credentials/],
+  [404, "Not Found", /^slotbus status: http:\/\/\S+ is not a slotbus hub: GET \/health answered 404 Not Found\n$/],
+  [200, "OK", /is not a slotbus hub: GET \/health answered 200 OK without a hub's report\n$/],
+])("a server answering /health with %d is one line and exit 2", async (code, _text, line) => {
+  using proxy = Bun.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    fetch: () => new Response(code === 200 ? "<html>a web site</html>" : "no", { status: code }),
+  })
+  const r = await status([`http://127.0.0.1:${proxy.port}`, "--once"])
+  expect([r.code, r.stdout]).toEqual([2, ""])
+  expect(r.stderr).toMatch(line)
+  expect(r.stderr.trimEnd().split("\n")).toHaveLength(1)
+})
+
+test.each([
+  [["--bogus"], /^slotbus status: unknown option '--bogus'; run "slotbus status --help" for the options$/],
+  [["a", "b"], /^slotbus status: one hub URL at most, got 2; run/],
+  [["ftp://x"], /^slotbus status: the hub URL must be http:\/\/host:port, got "ftp:\/\/x"$/],
+  [["http://[::1"], /^slotbus status: "http:\/\/\[::1" is not a URL; give the hub's, e.g. http:\/\/127.0.0.1:3200$/],
+])("slotbus status %j prints one line and exits 2", async (args, line) => {
+  const r = await status(args)
+  expect([r.code, r.stdout]).toEqual([2, ""])
+  expect(r.stderr.trimEnd()).toMatch(line)
+  expect(r.stderr.trimEnd().split("\n")).toHaveLength(1)
+})
+
+test("slotbus status --help prints the usage and exits 0; slotbus --help lists the command", async () => {
+  const r = await status(["--help"])
+  expect([r.code, r.stderr]).toEqual([0, ""])
+  expect(r.stdout).toStartWith("usage: slotbus status [hub-url] [--once]")
+  const top = await run([process.execPath, BIN, "--help"])
+  expect(top.stdout).toMatch(/^ {2}status {8}/m)
+})
