@@ -133,12 +133,6 @@ export function busName(name: string): Buffer {
   return Buffer.from(name + "\0")
 }
 
-/** Rejects option names an API does not know: a misspelt option would otherwise be silently ignored. */
-export function knownOptions(opts: object, known: ReadonlySet<string>, where: string): void {
-  for (const k in opts)
-    if (!known.has(k)) throw new TypeError(`${where}: unknown option "${k}"; the options are ${[...known].join(", ")}`)
-}
-
 /** Whether open() may create what it opens: join or create (the default), join only, create only. */
 export type CreateMode = "if-missing" | "never" | "must"
 

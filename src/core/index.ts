@@ -22,7 +22,9 @@ export type {
   SuperviseWorkersOptions,
   ExitInfo,
 } from "./supervisor.ts"
-export { checkCreate, checkWellFormed, knownOptions } from "./codec.ts"
+export { checkCreate, checkWellFormed } from "./codec.ts"
+export { checkOptions, didYouMean, optionNames } from "./option-check.ts"
+export type { OptionProblem, OptionRules } from "./option-check.ts"
 export type { CreateMode } from "./codec.ts"
 export { longTimeout, sleep, MAX_TIMER_MS } from "./timers.ts"
 export type { LongTimer } from "./timers.ts"

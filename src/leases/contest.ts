@@ -2,7 +2,7 @@
 // The table, its atomics and death detection are in C (csrc/lease.c, docs/PROTOCOL.md §7); this file turns
 // its results into leases, holders and errors, and waits without polling (a C thread sleeps on a futex and
 // rings an eventfd that Bun's event loop watches).
-import { checkCreate, checkWellFormed, type CreateMode } from "../core/index.ts"
+import { checkCreate, checkOptions, checkWellFormed, optionNames, type CreateMode } from "../core/index.ts"
 import {
   AlreadyExistsError,
   NotFoundError,
@@ -183,6 +183,8 @@ export class Lease implements Disposable {
 
   /** Extend the lease to now + ttlMs. Throws LeaseLostError if it was already lost (then claim again). */
   renew(ttlMs: number, nowMs?: number): void {
+    if (typeof ttlMs === "object" && ttlMs !== null)
+      throw new TypeError("lease.renew takes the TTL as a number of ms, renew(30_000), not an options object")
     checkNumber(ttlMs, "ttlMs", Number.MIN_VALUE, MAX_TTL_MS, true)
     if (nowMs !== undefined) checkNumber(nowMs, "nowMs", -8.64e15, 8.64e15)
     if (this.lost) throw this.lostError("already lost")
@@ -745,19 +747,9 @@ function checkKind(s: Subject): number {
 const MAX_TTL_MS = 1e15 // ~31 700 years: past it, say Infinity (or leave ttlMs out)
 const MAX_TIMER_MS = 2 ** 31 - 1 // setTimeout's limit (~24.8 days)
 const MAX_SPIN_US = 10_000_000
-const CLAIM_OPTIONS = new Set(["owner", "ttlMs", "spinUs"])
-const WAIT_OPTIONS = new Set([...CLAIM_OPTIONS, "signal", "timeoutMs"])
-const CONTEST_OPTIONS = new Set(["capacity", "create", "joinTimeoutMs"])
-
-function checkOptions<T extends object>(opts: T | undefined, known: Set<string>, what: string): T {
-  if (opts === undefined) return {} as T
-  if (opts === null || typeof opts !== "object")
-    throw new TypeError(`${what} options must be an object, got ${opts === null ? "null" : typeof opts}`)
-  for (const k of Object.keys(opts))
-    if (!known.has(k))
-      throw new TypeError(`unknown ${what} option ${JSON.stringify(k)}; known: ${[...known].join(", ")}`)
-  return opts
-}
+const CLAIM_OPTIONS = optionNames<ClaimOptions>({ owner: true, ttlMs: true, spinUs: true })
+const WAIT_OPTIONS = optionNames<WaitOptions>({ owner: true, ttlMs: true, spinUs: true, signal: true, timeoutMs: true })
+const CONTEST_OPTIONS = optionNames<ContestOptions>({ capacity: true, create: true, joinTimeoutMs: true })
 
 /** A number in [min, max] (Infinity allowed when `infinite`), else TypeError (not a number) or RangeError. */
 function checkNumber(v: unknown, name: string, min: number, max: number, infinite = false): number {

@@ -4,7 +4,9 @@
 // The top layer (routing.ts ← books.ts ← workers.ts ← bus.ts): lifecycle, request/notify/send, clients, stats.
 import {
   BusClosedError,
+  checkOptions,
   MAX_TIMER_MS,
+  optionNames,
   type Supervisor,
   longTimeout,
   type LongTimer,
@@ -102,6 +104,11 @@ export class StdioBus extends Workers {
 
   /** Stops taking work, lets in-flight requests finish (bounded), then SIGTERM, then SIGKILL. */
   stop(options: StdioStopOptions = {}): Promise<void> {
+    try {
+      checkOptions(options, STOP_OPTIONS, "stdio bus.stop")
+    } catch (e) {
+      return Promise.reject(e)
+    }
     if (this._state === "created" || this._state === "stopped") return Promise.resolve()
     if (this.stopping) return this.stopping
     let drainMs: number, killMs: number
@@ -160,6 +167,7 @@ export class StdioBus extends Workers {
 
   /** Sends a JSON-RPC request to a worker; resolves with its result, rejects with JsonRpcError, TimeoutError, WorkerGoneError, … */
   request(method: string, params?: unknown, options: StdioRequestOptions = {}): Promise<unknown> {
+    checkOptions(options, REQUEST_OPTIONS, "stdio bus.request")
     this.assertRunning("request()")
     if (typeof method !== "string" || method === "") throw new TypeError("request(): method must be a non-empty string")
     const pool = this.poolFor(options.pool)
@@ -226,6 +234,7 @@ export class StdioBus extends Workers {
     params?: unknown,
     options: Omit<StdioRequestOptions, "timeoutMs" | "signal"> = {},
   ): Promise<void> {
+    checkOptions(options, NOTIFY_OPTIONS, "stdio bus.notify")
     this.assertRunning("notify()")
     const pool = this.poolFor(options.pool)
     if (!pool) throw this.unknownPool(options.pool!)
@@ -337,6 +346,7 @@ export class StdioBus extends Workers {
     deliver: BusClient["deliver"],
     options: { sessionPerClient?: boolean } = {},
   ): BusClient & { close(): void } {
+    checkOptions(options, CLIENT_OPTIONS, "stdio bus.attachClient")
     const id = this.nextClientId++
     const client = {
       id,
@@ -464,6 +474,11 @@ export class StdioBus extends Workers {
     }
   }
 }
+
+const REQUEST_OPTIONS = optionNames<StdioRequestOptions>({ sessionId: true, pool: true, timeoutMs: true, signal: true })
+const NOTIFY_OPTIONS = optionNames<Omit<StdioRequestOptions, "timeoutMs" | "signal">>({ sessionId: true, pool: true })
+const STOP_OPTIONS = optionNames<StdioStopOptions>({ timeoutMs: true, killAfterMs: true })
+const CLIENT_OPTIONS = optionNames<{ sessionPerClient?: boolean }>({ sessionPerClient: true })
 
 /** A delay option in ms: undefined, or a non-negative number (Infinity allowed); anything else is a RangeError. */
 function millis(name: string, v: number | undefined): number | undefined {

@@ -5,7 +5,7 @@
 // connection (any local user can reach a port) must first send the token from a 0600 file.
 import { existsSync, unlinkSync } from "node:fs"
 import type { Socket, SocketListener } from "bun"
-import { longTimeout, type LongTimer } from "../core/index.ts"
+import { checkOptions, longTimeout, optionNames, type LongTimer } from "../core/index.ts"
 import { BusErrorCode } from "./errors.ts"
 import { Inbound } from "./inbound.ts"
 import { LineSplitter } from "./lines.ts"
@@ -102,6 +102,13 @@ function positive(name: string, v: number | undefined, fallback: number, integer
   return v
 }
 
+const LISTEN_OPTIONS = optionNames<ListenOptions>({
+  maxClients: true,
+  maxPartialBytes: true,
+  lineTimeoutMs: true,
+  tokenFile: true,
+})
+
 export class StdioListener {
   private closed = false
   private readonly sockets = new Set<Socket<Conn<unknown>>>()
@@ -124,6 +131,7 @@ export class StdioListener {
     spec: string,
     options: ListenOptions = {},
   ): Promise<StdioListener> {
+    checkOptions(options, LISTEN_OPTIONS, "stdio bus.listen")
     const address = parseAddress(spec)
     const { max_input_buffer: maxIn, max_output_queue: maxOut } = host.limits
     const maxClients = positive("maxClients", options.maxClients, 256, true)
