@@ -2,14 +2,15 @@
 // misspelt name: a TypeError naming it and the name meant, thrown before anything exists, so nothing is left
 // behind (no fd, no child process, no subscriber, no claim, no request). Issue 19: `createHub({ prot })` ran on
 // 3200, `subscribe({ typ })` subscribed to everything, `superviseWorkers({ instance: 2 })` ran one.
+// And the classes only a factory makes refuse `new`, pointing at the factory.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { readdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { SlotBus, SlotWorker, Supervisor, superviseWorkers } from "../src/index.ts"
-import { createHub, hubWorker } from "../src/http/index.ts"
-import { Topic } from "../src/events/index.ts"
-import { Contest, type Lease } from "../src/leases/index.ts"
-import { StdioBus, StdioConfigError } from "../src/stdio/index.ts"
+import { createHub, Hub, hubWorker } from "../src/http/index.ts"
+import { Subscription, Topic } from "../src/events/index.ts"
+import { Contest, Lease } from "../src/leases/index.ts"
+import { StdioBus, StdioConfigError, StdioListener } from "../src/stdio/index.ts"
 import { settledCensus } from "./support/fds.ts"
 import { busName, stopAll } from "./support/helpers.ts"
 import { workerConfig } from "./support/stdio.ts"
@@ -546,4 +547,26 @@ test("src/http/README.md's option tables list exactly the options createHub and 
   expect(table("`hubWorker(hubUrl, name, options)`")).toEqual(
     await taken(() => hubWorker("http://127.0.0.1:1", "x", { "?": 1 } as never)),
   )
+})
+
+describe("classes only a factory makes", () => {
+  const ctor = (c: unknown) => c as new (...a: unknown[]) => unknown
+  test.each([
+    ["SlotBus", "SlotBus.listen", () => new (ctor(SlotBus))()],
+    ["SlotWorker", "SlotWorker.connect", () => new (ctor(SlotWorker))()],
+    ["Hub", "createHub", () => new (ctor(Hub))({ port: 0 })],
+    ["Topic", "Topic.open", () => new (ctor(Topic))()],
+    ["Subscription", "topic.subscribe", () => new (ctor(Subscription))()],
+    ["Contest", "Contest.open", () => new (ctor(Contest))()],
+    ["Lease", "contest.tryClaim", () => new (ctor(Lease))()],
+    ["StdioBus", "StdioBus.fromConfig", () => new (ctor(StdioBus))(workerConfig())],
+    ["StdioListener", "bus.listen", () => new (ctor(StdioListener))()],
+  ] as const)("new %s is a TypeError pointing at %s, and makes nothing", async (_cls, factory, make) => {
+    const before = await settledCensus()
+    const kids = children()
+    expect(make).toThrow(TypeError)
+    expect(make).toThrow(factory)
+    expect(children()).toEqual(kids)
+    expect((await settledCensus()).total).toBeLessThanOrEqual(before.total)
+  })
 })

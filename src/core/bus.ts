@@ -3,7 +3,7 @@
 import { closeSync } from "node:fs"
 import { native, Kind, HUB_CONFIG_WORDS, MAX_ALLOW_UIDS, Control, Errno, loadNative } from "../native/ffi.ts"
 import { align8, busName, headerPairs, headLength, toBytes } from "./codec.ts"
-import { checkOptions } from "./option-check.ts"
+import { checkOptions, madeBy } from "./option-check.ts"
 import type { BodyInit } from "./codec.ts"
 import {
   BusClosedError,
@@ -62,6 +62,8 @@ export interface BusStats {
   latency: LatencySummary
 }
 
+const FACTORY = Symbol("SlotBus.listen")
+
 // Open buses of this process by name, shared by every copy of this module a hot reload may load.
 const OPEN_BUSES: Map<string, { bus: SlotBus; options: string }> = ((globalThis as Record<symbol, unknown>)[
   Symbol.for("slotbus.openBuses")
@@ -93,10 +95,12 @@ export class SlotBus extends Accepting {
   protected override readonly config: Uint32Array
 
   private constructor(
+    key: symbol,
     override readonly name: string,
     protected override readonly listenFd: number,
     opts: ListenOptions,
   ) {
+    madeBy(key, FACTORY, "SlotBus", "await SlotBus.listen(name, options)")
     super()
     const slots = positiveInt(opts.slots, 32, "slots", 4096)
     if (slots === 0) throw new RangeError("slots must be at least 1")
@@ -157,7 +161,7 @@ export class SlotBus extends Accepting {
     if (fd < 0) throw new SlotBusError(`cannot listen as "${name}": errno ${-fd}`)
     let bus: SlotBus
     try {
-      bus = new SlotBus(name, fd, opts)
+      bus = new SlotBus(FACTORY, name, fd, opts)
       bus.watchAccept()
     } catch (e) {
       closeSync(fd)

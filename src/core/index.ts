@@ -23,7 +23,7 @@ export type {
   ExitInfo,
 } from "./supervisor.ts"
 export { checkCreate, checkWellFormed } from "./codec.ts"
-export { checkOptions, didYouMean, optionNames } from "./option-check.ts"
+export { checkOptions, didYouMean, madeBy, optionNames } from "./option-check.ts"
 export type { OptionProblem, OptionRules } from "./option-check.ts"
 export type { CreateMode } from "./codec.ts"
 export { longTimeout, sleep, MAX_TIMER_MS } from "./timers.ts"

@@ -122,3 +122,11 @@ export function editDistances(a: string, b: string): { whole: number; prefix: nu
   const last = rows[a.length]!
   return { whole: last[b.length]!, prefix: Math.min(...last.slice(Math.min(3, b.length))) }
 }
+
+/**
+ * For a class whose instances only a factory makes (`SlotBus.listen`, `Topic.open`, …): the factory passes
+ * `key`, and a `new` without it is a TypeError pointing at the factory instead of a half-made object.
+ */
+export function madeBy(given: unknown, key: symbol, cls: string, factory: string): void {
+  if (given !== key) throw new TypeError(`${cls} is not constructed with new: use ${factory}`)
+}

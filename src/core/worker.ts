@@ -28,7 +28,7 @@ import type { BodyInit, HeaderInit } from "./codec.ts"
 import { BusClosedError, HubNotFoundError, PayloadTooLargeError, PeerRefusedError, ProtocolError } from "../errors.ts"
 import { Pump, tuning, type IdleStrategy } from "./idle.ts"
 import { longTimeout } from "./timers.ts"
-import { checkOptions, optionNames } from "./option-check.ts"
+import { checkOptions, madeBy, optionNames } from "./option-check.ts"
 
 /** What a handler returns: a reply object, a Response, or just the body. */
 export type SlotReply = { status?: number; headers?: HeaderInit; body?: BodyInit } | Response | BodyInit
@@ -70,6 +70,7 @@ const CONNECT_OPTIONS = optionNames<ConnectOptions>({
 })
 const REPLY_INIT = optionNames<{ status?: number; headers?: HeaderInit }>({ status: true, headers: true })
 const CLOSE_OPTIONS = optionNames<{ timeoutMs?: number }>({ timeoutMs: true })
+const FACTORY = Symbol("SlotWorker.connect")
 
 export interface WorkerClosed {
   /** closed: by close(); hub-closed: the hub closed the bus; hub-gone: the hub died; protocol-error: it broke the protocol. */
@@ -305,10 +306,12 @@ export class SlotWorker {
   private readonly err = new Int32Array(1)
 
   private constructor(
+    key: symbol,
     readonly name: string,
     private readonly handler: SlotHandler,
     private readonly opts: ConnectOptions,
   ) {
+    madeBy(key, FACTORY, "SlotWorker", "await SlotWorker.connect(name, handler, options)")
     this.closed = new Promise((r) => (this.resolveClosed = r))
   }
 
@@ -336,7 +339,7 @@ export class SlotWorker {
         throw new RangeError(`${k} must be a number of ms ≥ 0, got ${v}`)
     }
     const h = opts.fetch ? (req: SlotRequest) => (handler as FetchHandler)(req.toRequest()) : (handler as SlotHandler)
-    const w = new SlotWorker(name, h, opts)
+    const w = new SlotWorker(FACTORY, name, h, opts)
     await w.attach(opts.waitForHubMs ?? 0)
     return w
   }

@@ -23,7 +23,15 @@ import {
   topicNative,
   loadNative,
 } from "../native/ffi.ts"
-import { checkCreate, checkOptions, checkWellFormed, optionNames, tuning, type CreateMode } from "../core/index.ts"
+import {
+  checkCreate,
+  checkOptions,
+  checkWellFormed,
+  madeBy,
+  optionNames,
+  tuning,
+  type CreateMode,
+} from "../core/index.ts"
 import {
   decodeFilter,
   encodeEvent,
@@ -34,7 +42,13 @@ import {
   type TopicFilter,
 } from "./codec.ts"
 import { TopicClosedError, TopicFullError } from "./errors.ts"
-import { Subscription, type NativeSub, type SubscribeOptions, type SubscriptionOwner } from "./subscription.ts"
+import {
+  Subscription,
+  SUBSCRIBE_KEY,
+  type NativeSub,
+  type SubscribeOptions,
+  type SubscriptionOwner,
+} from "./subscription.ts"
 
 export interface TopicOptions {
   /**
@@ -86,6 +100,7 @@ const OPEN_OPTIONS = optionNames<TopicOptions>({ capacity: true, create: true, t
 const SUBSCRIBE_OPTIONS = optionNames<SubscribeOptions>({ queue: true, idle: true, from: true })
 const PUBLISH_FIELDS = optionNames<PublishInit>({ type: true, routing: true, data: true })
 const RULE_FIELDS = optionNames<BindingRule>({ type: true, keys: true, fill: true })
+const FACTORY = Symbol("Topic.open")
 
 function topicName(name: string): Buffer {
   if (typeof name !== "string" || !/^[A-Za-z0-9._-]{1,64}$/.test(name))
@@ -117,10 +132,12 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
   private closed = false
 
   private constructor(
+    key: symbol,
     readonly name: string,
     readonly ptr: Pointer,
     opts: TopicOptions,
   ) {
+    madeBy(key, FACTORY, "Topic", "await Topic.open(name, options)")
     this.capacity = topicNative.sb_topic_capacity(ptr)
     this.out = new Uint32Array(toArrayBuffer(topicNative.sb_topic_out_ptr(ptr)!, 0, TOPIC_OUT_WORDS * 4))
     const control = toArrayBuffer(topicNative.sb_topic_region(ptr)!, 0, TopicLayout.OFF_DATA)
@@ -163,7 +180,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
           )
         throw new SlotBusError(`cannot open topic "${name}": errno ${-e}`)
       }
-      if (e === 0) return new Topic(name, ptr, opts)
+      if (e === 0) return new Topic(FACTORY, name, ptr, opts)
       // Joining: a member answers on its next housekeeping tick (maybe in this very process).
       let r: number
       for (;;) {
@@ -173,7 +190,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
       }
       if (r === 0) {
         const has = topicNative.sb_topic_capacity(ptr)
-        if (opts.capacity === undefined || has === capacity) return new Topic(name, ptr, opts)
+        if (opts.capacity === undefined || has === capacity) return new Topic(FACTORY, name, ptr, opts)
         topicNative.sb_topic_close(ptr)
         throw new SettingsMismatchError(
           `topic "${name}" exists with a capacity of ${has} bytes, not the ${capacity} asked for; open it without capacity to join it as it is, or use another name`,
@@ -243,7 +260,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
     const native: NativeSub = { ptr }
     let sub: Subscription
     try {
-      sub = new Subscription(this, native, text, queue, opts.idle, this.out[TopicOut.restarted] === 1)
+      sub = new Subscription(SUBSCRIBE_KEY, this, native, text, queue, opts.idle, this.out[TopicOut.restarted] === 1)
     } catch (e) {
       topicNative.sb_sub_close(ptr) // the entry and its wake socket go with the failure
       throw e

@@ -2,7 +2,7 @@
 // The table, its atomics and death detection are in C (csrc/lease.c, docs/PROTOCOL.md §7); this file turns
 // its results into leases, holders and errors, and waits without polling (a C thread sleeps on a futex and
 // rings an eventfd that Bun's event loop watches).
-import { checkCreate, checkOptions, checkWellFormed, optionNames, type CreateMode } from "../core/index.ts"
+import { checkCreate, checkOptions, checkWellFormed, madeBy, optionNames, type CreateMode } from "../core/index.ts"
 import {
   AlreadyExistsError,
   NotFoundError,
@@ -139,6 +139,7 @@ export class Lease implements Disposable {
 
   /** @internal */
   constructor(
+    key: symbol,
     private readonly contest: Contest,
     /** @internal */ readonly ref: ClaimRef,
     readonly subject: Subject,
@@ -151,6 +152,7 @@ export class Lease implements Disposable {
     /** false when made with an explicit clock: expiry is then not judged on Date.now() by `held` or `signal` */
     private readonly wallClock: boolean,
   ) {
+    madeBy(key, LEASE_KEY, "Lease", "contest.tryClaim(subject, options) or contest.claim(subject, options)")
     this.claimId = token
   }
 
@@ -266,7 +268,8 @@ export class Contest implements Disposable {
   /** This process's member index in the table (0 … 255). */
   readonly member: number
 
-  private constructor(name: string, ptr: ContestPtr) {
+  private constructor(key: symbol, name: string, ptr: ContestPtr) {
+    madeBy(key, FACTORY, "Contest", "await Contest.open(name, options)")
     this.name = name
     this.ptr = ptr
     this.member = native.sbl_member_index(ptr)
@@ -324,7 +327,7 @@ export class Contest implements Disposable {
         )
       throw new ContestOpenError(`could not open contest "${name}" (errno ${-e})`)
     }
-    const contest = new Contest(name, ptr as ContestPtr)
+    const contest = new Contest(FACTORY, name, ptr as ContestPtr)
     const has = contest.stats().capacity
     if (opts.capacity === undefined || has === capacity) return contest
     contest.close()
@@ -379,6 +382,7 @@ export class Contest implements Disposable {
     if (!this.checkClaim(ref, -Infinity)) return undefined
     const claim = { entry: ref.entry, version: ref.version, member: ref.member }
     const lease = new Lease(
+      LEASE_KEY,
       this,
       claim,
       holder.subject,
@@ -581,6 +585,7 @@ export class Contest implements Disposable {
       const ref = { entry: v.getUint32(H.entry, true), version: v.getUint32(H.version, true), member: this.member }
       const token = v.getBigUint64(H.token, true)
       const lease = new Lease(
+        LEASE_KEY,
         this,
         ref,
         { kind, label: subject.label },
@@ -750,6 +755,8 @@ const MAX_SPIN_US = 10_000_000
 const CLAIM_OPTIONS = optionNames<ClaimOptions>({ owner: true, ttlMs: true, spinUs: true })
 const WAIT_OPTIONS = optionNames<WaitOptions>({ owner: true, ttlMs: true, spinUs: true, signal: true, timeoutMs: true })
 const CONTEST_OPTIONS = optionNames<ContestOptions>({ capacity: true, create: true, joinTimeoutMs: true })
+const FACTORY = Symbol("Contest.open")
+const LEASE_KEY = Symbol("contest.tryClaim")
 
 /** A number in [min, max] (Infinity allowed when `infinite`), else TypeError (not a number) or RangeError. */
 function checkNumber(v: unknown, name: string, min: number, max: number, infinite = false): number {

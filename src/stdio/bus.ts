@@ -5,6 +5,7 @@
 import {
   BusClosedError,
   checkOptions,
+  madeBy,
   MAX_TIMER_MS,
   optionNames,
   type Supervisor,
@@ -42,10 +43,11 @@ export class StdioBus extends Workers {
 
   /** A bus for a stdio_bus configuration: a path to its JSON file, or the object itself. */
   static fromConfig(source: string | StdioBusConfigInput): StdioBus {
-    return new StdioBus(loadConfig(source))
+    return new StdioBus(FACTORY, loadConfig(source))
   }
 
-  private constructor(config: StdioBusConfig) {
+  private constructor(key: symbol, config: StdioBusConfig) {
+    madeBy(key, FACTORY, "StdioBus", "StdioBus.fromConfig(pathOrConfig)")
     super()
     this.config = config
     this.limits = config.limits
@@ -475,6 +477,7 @@ export class StdioBus extends Workers {
   }
 }
 
+const FACTORY = Symbol("StdioBus.fromConfig")
 const REQUEST_OPTIONS = optionNames<StdioRequestOptions>({ sessionId: true, pool: true, timeoutMs: true, signal: true })
 const NOTIFY_OPTIONS = optionNames<Omit<StdioRequestOptions, "timeoutMs" | "signal">>({ sessionId: true, pool: true })
 const STOP_OPTIONS = optionNames<StdioStopOptions>({ timeoutMs: true, killAfterMs: true })

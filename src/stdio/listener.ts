@@ -5,7 +5,7 @@
 // connection (any local user can reach a port) must first send the token from a 0600 file.
 import { existsSync, unlinkSync } from "node:fs"
 import type { Socket, SocketListener } from "bun"
-import { checkOptions, longTimeout, optionNames, type LongTimer } from "../core/index.ts"
+import { checkOptions, longTimeout, madeBy, optionNames, type LongTimer } from "../core/index.ts"
 import { BusErrorCode } from "./errors.ts"
 import { Inbound } from "./inbound.ts"
 import { LineSplitter } from "./lines.ts"
@@ -102,6 +102,7 @@ function positive(name: string, v: number | undefined, fallback: number, integer
   return v
 }
 
+const FACTORY = Symbol("StdioListener.open")
 const LISTEN_OPTIONS = optionNames<ListenOptions>({
   maxClients: true,
   maxPartialBytes: true,
@@ -119,7 +120,9 @@ export class StdioListener {
   tokenFile: string | null = null
   address!: ListenAddress
 
-  private constructor() {}
+  private constructor(key: symbol) {
+    madeBy(key, FACTORY, "StdioListener", "await bus.listen(address, options)")
+  }
 
   /** How many clients are connected through this listener (those still authenticating included). */
   get clientCount(): number {
@@ -139,7 +142,7 @@ export class StdioListener {
     const lineTimeoutMs = positive("lineTimeoutMs", options.lineTimeoutMs, 30_000, false)
     if (options.tokenFile !== undefined && (typeof options.tokenFile !== "string" || options.tokenFile === ""))
       throw new TypeError("listen(): tokenFile must be a path")
-    const self = new StdioListener()
+    const self = new StdioListener(FACTORY)
     type S = Socket<Conn<C>>
 
     const write = (socket: S, bytes: Uint8Array) => {

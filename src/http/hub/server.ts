@@ -1,6 +1,7 @@
 // The HTTP hub: a Bun.serve front door that routes requests to worker processes over slotbus.
 // This file dispatches; each concern lives next to it (registry, liveness, proxy, sse, health).
 import type { Server } from "bun"
+import { madeBy } from "../../core/index.ts"
 import { Topic } from "../../events/index.ts"
 import { HubEventsError } from "../errors.ts"
 import { sameToken, defaultTokenFile, newToken, removeTokenFile, writeTokenFile } from "../token.ts"
@@ -14,9 +15,11 @@ import { SseHub } from "./sse.ts"
 
 const METRICS_HEADERS = { "content-type": "text/plain; version=0.0.4; charset=utf-8", "cache-control": "no-store" }
 
+const FACTORY = Symbol("createHub")
+
 /** Starts a hub. Workers join it with `hubWorker(hub.url, name)`. */
 export async function createHub(opts: HubOptions = {}): Promise<Hub> {
-  const hub = new Hub(opts)
+  const hub = new Hub(FACTORY, opts)
   await hub.start()
   return hub
 }
@@ -34,7 +37,9 @@ export class Hub {
   private readonly sse: SseHub
   private topic: Topic | null = null
 
-  constructor(opts: HubOptions) {
+  /** @internal Use createHub(). */
+  constructor(key: symbol, opts: HubOptions) {
+    madeBy(key, FACTORY, "Hub", "await createHub(options)")
     this.o = resolveOptions(opts)
     this.token = opts.token ?? newToken()
     if (this.token.length < 16 || /\s/.test(this.token))
