@@ -397,7 +397,9 @@ export class SlotWorker {
         throw new HubNotFoundError(
           `no hub is listening as "${this.name}"; start it first, or pass waitForHubMs / reconnect`,
         )
-      await Bun.sleep(retry.next())
+      // The last try comes at the give-up time, not a whole (up to 500 ms) delay after it.
+      const giveUpAt = busySince < 0 ? deadline : Math.max(deadline, busySince + helloMs)
+      await Bun.sleep(retry.nextWithin(giveUpAt - now))
     }
   }
 
