@@ -4,15 +4,13 @@
 // The top layer (routing.ts ← books.ts ← workers.ts ← bus.ts): lifecycle, request/notify/send, clients, stats.
 import {
   BusClosedError,
-  checkOptions,
-  madeBy,
   MAX_TIMER_MS,
-  optionNames,
   type Supervisor,
   longTimeout,
   type LongTimer,
   type SupervisedInstance,
 } from "../core/index.ts"
+import { checkOptions, madeBy, optionNames } from "../core/index.ts"
 import { loadConfig, type LimitsConfig, type StdioBusConfig, type StdioBusConfigInput } from "./config.ts"
 import { BusErrorCode, InvalidStateError, SpawnError } from "./errors.ts"
 import { StdioListener, type ListenOptions } from "./listener.ts"
@@ -30,6 +28,12 @@ import type {
   StdioRequestOptions,
   StdioStopOptions,
 } from "./types.ts"
+
+const FACTORY = Symbol("StdioBus.fromConfig")
+const REQUEST_OPTIONS = optionNames<StdioRequestOptions>({ sessionId: true, pool: true, timeoutMs: true, signal: true })
+const NOTIFY_OPTIONS = optionNames<Omit<StdioRequestOptions, "timeoutMs" | "signal">>({ sessionId: true, pool: true })
+const STOP_OPTIONS = optionNames<StdioStopOptions>({ timeoutMs: true, killAfterMs: true })
+const CLIENT_OPTIONS = optionNames<{ sessionPerClient?: boolean }>({ sessionPerClient: true })
 
 export class StdioBus extends Workers {
   readonly config: StdioBusConfig
@@ -476,12 +480,6 @@ export class StdioBus extends Workers {
     }
   }
 }
-
-const FACTORY = Symbol("StdioBus.fromConfig")
-const REQUEST_OPTIONS = optionNames<StdioRequestOptions>({ sessionId: true, pool: true, timeoutMs: true, signal: true })
-const NOTIFY_OPTIONS = optionNames<Omit<StdioRequestOptions, "timeoutMs" | "signal">>({ sessionId: true, pool: true })
-const STOP_OPTIONS = optionNames<StdioStopOptions>({ timeoutMs: true, killAfterMs: true })
-const CLIENT_OPTIONS = optionNames<{ sessionPerClient?: boolean }>({ sessionPerClient: true })
 
 /** A delay option in ms: undefined, or a non-negative number (Infinity allowed); anything else is a RangeError. */
 function millis(name: string, v: number | undefined): number | undefined {
