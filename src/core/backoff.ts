@@ -46,6 +46,14 @@ export class Backoff {
     return this.delayFor(this.tries++)
   }
 
+  /**
+   * The next delay, cut to the `remainingMs` left before the caller gives up (never below 0): a loop that
+   * sleeps this and tries again makes its last try at its deadline, never a whole delay after it.
+   */
+  nextWithin(remainingMs: number): number {
+    return Math.max(0, Math.min(this.next(), remainingMs))
+  }
+
   /** After a success: the next delay is initialMs again. */
   reset(): void {
     this.tries = 0

@@ -2,7 +2,8 @@
 // The top layer (routing.ts ← accept.ts ← bus.ts): listen, the public calls and their checks, stats, close.
 import { closeSync } from "node:fs"
 import { native, Kind, HUB_CONFIG_WORDS, MAX_ALLOW_UIDS, Control, Errno, loadNative } from "../native/ffi.ts"
-import { align8, busName, headerPairs, headLength, knownOptions, toBytes } from "./codec.ts"
+import { align8, busName, headerPairs, headLength, toBytes } from "./codec.ts"
+import { checkOptions, madeBy } from "./option-check.ts"
 import type { BodyInit } from "./codec.ts"
 import {
   BusClosedError,
@@ -22,10 +23,13 @@ import {
   LISTEN_OPTIONS,
   MiB,
   positiveInt,
+  REQUEST_INIT,
   REQUEST_OPTIONS,
   WAIT_OPTIONS,
+  type CloseOptions,
   type ListenOptions,
   type RequestOptions,
+  type WaitOptions,
   type SlotRequestInit,
 } from "./options.ts"
 import type { BorrowedResponse, SlotResponse } from "./response.ts"
@@ -58,6 +62,8 @@ export interface BusStats {
   latency: LatencySummary
 }
 
+const FACTORY = Symbol("SlotBus.listen")
+
 // Open buses of this process by name, shared by every copy of this module a hot reload may load.
 const OPEN_BUSES: Map<string, { bus: SlotBus; options: string }> = ((globalThis as Record<symbol, unknown>)[
   Symbol.for("slotbus.openBuses")
@@ -89,10 +95,12 @@ export class SlotBus extends Accepting {
   protected override readonly config: Uint32Array
 
   private constructor(
+    key: symbol,
     override readonly name: string,
     protected override readonly listenFd: number,
     opts: ListenOptions,
   ) {
+    madeBy(key, FACTORY, "SlotBus", "await SlotBus.listen(name, options)")
     super()
     const slots = positiveInt(opts.slots, 32, "slots", 4096)
     if (slots === 0) throw new RangeError("slots must be at least 1")
@@ -105,7 +113,7 @@ export class SlotBus extends Accepting {
     this.stuckAfterMs = positiveInt(opts.stuckAfterMs, 1000, "stuckAfterMs")
     this.maxStuck = positiveInt(opts.maxStuckSlots, Math.max(1, slots >> 1), "maxStuckSlots", 4096)
     if (this.maxStuck === 0) throw new RangeError("maxStuckSlots must be at least 1")
-    tuning(opts.idle) // validate now, not on the first connection
+    tuning(opts.idle, "SlotBus.listen idle") // validate now, not on the first connection
     this.idle = opts.idle
     const uids = opts.allowUids ?? []
     if (
@@ -129,8 +137,7 @@ export class SlotBus extends Accepting {
   /** Start serving `name`: workers connect to it with `SlotWorker.connect(name, handler)`. */
   static async listen(name: string, opts: ListenOptions = {}): Promise<SlotBus> {
     const cname = busName(name)
-    if (opts === null || typeof opts !== "object") throw new TypeError("listen(name, options) takes an options object")
-    knownOptions(opts, LISTEN_OPTIONS, "SlotBus.listen")
+    checkOptions(opts, LISTEN_OPTIONS, "SlotBus.listen")
     if (opts.hot !== undefined && typeof opts.hot !== "boolean") throw new TypeError("hot must be a boolean")
     const mine = OPEN_BUSES.get(name)
     if (mine && !mine.bus.closing) {
@@ -154,7 +161,7 @@ export class SlotBus extends Accepting {
     if (fd < 0) throw new SlotBusError(`cannot listen as "${name}": errno ${-fd}`)
     let bus: SlotBus
     try {
-      bus = new SlotBus(name, fd, opts)
+      bus = new SlotBus(FACTORY, name, fd, opts)
       bus.watchAccept()
     } catch (e) {
       closeSync(fd)
@@ -188,9 +195,7 @@ export class SlotBus extends Accepting {
    */
   async fetch(request: Request, opts: Omit<RequestOptions, "borrow"> = {}): Promise<Response> {
     if (!(request instanceof Request)) throw new TypeError("bus.fetch() takes a Request")
-    if (opts === null || typeof opts !== "object")
-      throw new TypeError("options must be an object { timeoutMs, signal }")
-    knownOptions(opts, FETCH_OPTIONS, "fetch")
+    checkOptions(opts, FETCH_OPTIONS, "bus.fetch")
     const url = new URL(request.url)
     const body = request.body ? await request.bytes() : undefined
     const signal =
@@ -222,10 +227,9 @@ export class SlotBus extends Accepting {
       if (this.closing) throw this.closedError()
       if (init === null || typeof init !== "object")
         throw new TypeError("request() takes { method, path, headers, body }")
+      if (kind === Kind.HTTP) checkOptions(init, REQUEST_INIT, "bus.request", { noun: "request field" })
+      checkOptions(opts, REQUEST_OPTIONS, kind === Kind.HTTP ? "bus.request" : "bus.call")
       if (init.body instanceof Blob) return init.body.bytes().then((body) => this.submit(kind, { ...init, body }, opts))
-      if (opts === null || typeof opts !== "object")
-        throw new TypeError("options must be an object { timeoutMs, signal, borrow }")
-      knownOptions(opts, REQUEST_OPTIONS, kind === Kind.HTTP ? "request" : "call")
       const body = toBytes(init.body, "body")
       let strings: string[] | null = null
       if (kind === Kind.HTTP) {
@@ -307,13 +311,11 @@ export class SlotBus extends Accepting {
    * Resolves once at least `n` workers are connected. `timeoutMs` (default 10 000; 0 waits forever) rejects with
    * TimeoutError, `signal` with its reason. The old form `waitForWorkers(n, timeoutMs)` still works.
    */
-  waitForWorkers(n = 1, opts: number | { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<void> {
+  waitForWorkers(n = 1, opts: number | WaitOptions = {}): Promise<void> {
     const o = typeof opts === "number" ? { timeoutMs: opts } : opts
     let timeoutMs: number
     try {
-      if (o === null || typeof o !== "object")
-        throw new TypeError("waitForWorkers(n, { timeoutMs, signal }) takes an options object")
-      knownOptions(o, WAIT_OPTIONS, "waitForWorkers")
+      checkOptions(o, WAIT_OPTIONS, "bus.waitForWorkers")
       if (!Number.isInteger(n) || n < 0) throw new RangeError(`n must be an integer ≥ 0, got ${n}`)
       if (o.signal !== undefined && !(o.signal instanceof AbortSignal))
         throw new TypeError("signal must be an AbortSignal")
@@ -379,12 +381,10 @@ export class SlotBus extends Accepting {
    * Stop accepting requests and workers. With `drain` (default) requests already accepted may finish for
    * up to `timeoutMs` (default 5000); whatever is left is rejected with BusClosedError.
    */
-  close(opts: { drain?: boolean; timeoutMs?: number } = {}): Promise<void> {
+  close(opts: CloseOptions = {}): Promise<void> {
     let timeoutMs: number
     try {
-      if (opts === null || typeof opts !== "object")
-        throw new TypeError("close({ drain, timeoutMs }) takes an options object")
-      knownOptions(opts, CLOSE_OPTIONS, "close")
+      checkOptions(opts, CLOSE_OPTIONS, "bus.close")
       if (opts.drain !== undefined && typeof opts.drain !== "boolean")
         throw new TypeError(`close: drain must be a boolean, got ${typeof opts.drain}`)
       timeoutMs = positiveInt(opts.timeoutMs, 5000, "timeoutMs")

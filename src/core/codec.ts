@@ -133,12 +133,6 @@ export function busName(name: string): Buffer {
   return Buffer.from(name + "\0")
 }
 
-/** Rejects option names an API does not know: a misspelt option would otherwise be silently ignored. */
-export function knownOptions(opts: object, known: ReadonlySet<string>, where: string): void {
-  for (const k in opts)
-    if (!known.has(k)) throw new TypeError(`${where}: unknown option "${k}"; the options are ${[...known].join(", ")}`)
-}
-
 /**
  * Refuses a string with a lone surrogate: UTF-8 has no bytes for one (it would be written as U+FFFD), so two
  * names differing only there would meet as one subject, label or contest.

@@ -1,6 +1,7 @@
 // Idle strategies: how a side waits for its peer. One mechanism, two knobs.
 import { readFileSync } from "node:fs"
 import { native } from "../native/ffi.ts"
+import { checkOptions, optionNames } from "./option-check.ts"
 
 /**
  * `spin`: busy-poll while there is work to wait for (lowest latency, burns a core).
@@ -17,10 +18,15 @@ interface Tuning {
 /** The longest synchronous spin per event-loop turn an idle strategy may ask for: 1 ms, as MAX_MICROTASK_NS. */
 export const MAX_SPIN_MICROS = 1000
 
-export function tuning(idle: IdleStrategy = "adaptive"): Tuning {
+const IDLE_OBJECT = optionNames<Exclude<IdleStrategy, string>>({ spinMicros: true, parkAfterMs: true })
+
+/** The tuning of an idle strategy, checked; `where` names the option in messages ("SlotBus.listen idle"). */
+export function tuning(idle: IdleStrategy = "adaptive", where = "idle"): Tuning {
   if (idle === "spin") return { spinNs: 50_000, parkAfterNs: Infinity }
   if (idle === "adaptive") return { spinNs: 2_000, parkAfterNs: 1_000_000 }
   if (idle === "park") return { spinNs: 0, parkAfterNs: 0 }
+  if (typeof idle === "object" && idle !== null)
+    checkOptions(idle, IDLE_OBJECT, where, { required: ["spinMicros", "parkAfterMs"] })
   if (
     typeof idle === "object" &&
     idle !== null &&

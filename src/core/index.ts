@@ -22,9 +22,11 @@ export type {
   SuperviseWorkersOptions,
   ExitInfo,
 } from "./supervisor.ts"
-export { checkWellFormed, knownOptions } from "./codec.ts"
+export { checkWellFormed } from "./codec.ts"
 export { checkCreate, createRefusal, settingMismatch } from "./lifecycle.ts"
 export type { CreateMode } from "./lifecycle.ts"
+export { checkOptions, didYouMean, madeBy, optionNames } from "./option-check.ts"
+export type { OptionProblem, OptionRules } from "./option-check.ts"
 export { longTimeout, sleep, MAX_TIMER_MS } from "./timers.ts"
 export type { LongTimer } from "./timers.ts"
 export {

@@ -2,6 +2,7 @@
 // Separate so the options a user can pass read in one place, apart from the machinery that uses them.
 import type { BodyInit, HeaderInit } from "./codec.ts"
 import type { IdleStrategy } from "./idle.ts"
+import { optionNames } from "./option-check.ts"
 
 export interface ListenOptions {
   /** Requests in flight per worker (1..4096). Default 32. */
@@ -55,25 +56,36 @@ export interface RequestOptions {
 }
 
 export const MiB = 1024 * 1024
-export const LISTEN_OPTIONS = new Set([
-  "slots",
-  "maxBodyBytes",
-  "maxHeadBytes",
-  "queue",
-  "timeoutMs",
-  "idle",
-  "allowUids",
-  "trimBytes",
-  "maxWorkers",
-  "maxWorkersPerUid",
-  "stuckAfterMs",
-  "maxStuckSlots",
-  "hot",
-])
-export const REQUEST_OPTIONS = new Set(["timeoutMs", "signal", "borrow"])
-export const WAIT_OPTIONS = new Set(["timeoutMs", "signal"])
-export const CLOSE_OPTIONS = new Set(["drain", "timeoutMs"])
-export const FETCH_OPTIONS = WAIT_OPTIONS
+export interface WaitOptions {
+  timeoutMs?: number
+  signal?: AbortSignal
+}
+
+export interface CloseOptions {
+  drain?: boolean
+  timeoutMs?: number
+}
+
+export const LISTEN_OPTIONS = optionNames<ListenOptions>({
+  slots: true,
+  maxBodyBytes: true,
+  maxHeadBytes: true,
+  queue: true,
+  timeoutMs: true,
+  idle: true,
+  allowUids: true,
+  trimBytes: true,
+  maxWorkers: true,
+  maxWorkersPerUid: true,
+  stuckAfterMs: true,
+  maxStuckSlots: true,
+  hot: true,
+})
+export const REQUEST_INIT = optionNames<SlotRequestInit>({ method: true, path: true, headers: true, body: true })
+export const REQUEST_OPTIONS = optionNames<RequestOptions>({ timeoutMs: true, signal: true, borrow: true })
+export const WAIT_OPTIONS = optionNames<WaitOptions>({ timeoutMs: true, signal: true })
+export const CLOSE_OPTIONS = optionNames<CloseOptions>({ drain: true, timeoutMs: true })
+export const FETCH_OPTIONS = optionNames<Omit<RequestOptions, "borrow">>({ timeoutMs: true, signal: true })
 
 export function positiveInt(v: number | undefined, dflt: number, what: string, max = Number.MAX_SAFE_INTEGER): number {
   if (v === undefined) return dflt

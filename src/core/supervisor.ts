@@ -7,6 +7,7 @@ import { SlotBusError } from "../errors.ts"
 import type { SlotBus } from "./bus.ts"
 import { Backoff } from "./backoff.ts"
 import { Emitter } from "./emitter.ts"
+import { checkOptions, optionNames } from "./option-check.ts"
 import { longTimeout, sleep, type LongTimer } from "./timers.ts"
 
 /** The supervisor cannot do what was asked in its current state, or was configured wrongly. */
@@ -77,6 +78,24 @@ export interface SupervisorStopOptions {
   killGraceMs?: number
 }
 
+const SUPERVISOR_OPTIONS = optionNames<SupervisorOptions>({
+  command: true,
+  instances: true,
+  cwd: true,
+  env: true,
+  stdin: true,
+  stdout: true,
+  stderr: true,
+  maxRestarts: true,
+  restartWindowMs: true,
+  backoffInitialMs: true,
+  backoffMaxMs: true,
+  killGraceMs: true,
+  drain: true,
+  drainTimeoutMs: true,
+})
+const STOP_OPTIONS = optionNames<SupervisorStopOptions>({ drainTimeoutMs: true, killGraceMs: true })
+
 const DEFAULTS = {
   instances: 1,
   maxRestarts: 5,
@@ -102,6 +121,7 @@ export class Supervisor {
   private last: ExitInfo | null = null
 
   constructor(options: SupervisorOptions) {
+    checkOptions(options, SUPERVISOR_OPTIONS, "new Supervisor", { required: ["command"] })
     const o = {
       ...DEFAULTS,
       stdin: "ignore" as Stdio,
@@ -183,6 +203,7 @@ export class Supervisor {
 
   /** Stops restarting, lets `drain` finish (bounded), then SIGTERM, then SIGKILL after the grace period. */
   async stop(options: SupervisorStopOptions = {}): Promise<void> {
+    checkOptions(options, STOP_OPTIONS, "supervisor.stop")
     if (this._state === "created" || this._state === "stopped") return
     const wasFailed = this._state === "failed"
     this._state = "stopping"
@@ -354,12 +375,31 @@ const POOLS: Map<string, { sup: Supervisor; options: string }> = ((globalThis as
   Symbol.for("slotbus.pools")
 ] ??= new Map()) as Map<string, { sup: Supervisor; options: string }>
 
+const SUPERVISE_WORKERS_OPTIONS = optionNames<SuperviseWorkersOptions>({
+  command: true,
+  instances: true,
+  cwd: true,
+  env: true,
+  stdin: true,
+  stdout: true,
+  stderr: true,
+  maxRestarts: true,
+  restartWindowMs: true,
+  backoffInitialMs: true,
+  backoffMaxMs: true,
+  killGraceMs: true,
+  drainTimeoutMs: true,
+  hot: true,
+  log: true,
+})
+
 /**
  * Keeps `instances` slotbus worker processes alive: restarted with backoff when they die, failed loudly past
  * the restart intensity. With a `bus`, stop() first waits for the requests in flight to these workers, and
  * once the pool has given up, requests that would wait for a worker fail with PoolFailedError.
  */
 export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersOptions): Supervisor {
+  checkOptions(options, SUPERVISE_WORKERS_OPTIONS, "superviseWorkers", { required: ["command"] })
   const { command, hot: hotOption, log: logOption, ...rest } = options
   if (hotOption !== undefined && typeof hotOption !== "boolean") throw new TypeError("hot must be a boolean")
   if (logOption !== undefined && typeof logOption !== "function") throw new TypeError("log must be a function")

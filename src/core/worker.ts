@@ -18,7 +18,6 @@ import {
   busName,
   headerPairs,
   headLength,
-  knownOptions,
   pairsToHeaders,
   readHead,
   toBytes,
@@ -29,6 +28,7 @@ import type { BodyInit, HeaderInit } from "./codec.ts"
 import { BusClosedError, HubNotFoundError, PayloadTooLargeError, PeerRefusedError, ProtocolError } from "../errors.ts"
 import { Pump, tuning, type IdleStrategy } from "./idle.ts"
 import { longTimeout } from "./timers.ts"
+import { checkOptions, madeBy, optionNames } from "./option-check.ts"
 
 /** What a handler returns: a reply object, a Response, or just the body. */
 export type SlotReply = { status?: number; headers?: HeaderInit; body?: BodyInit } | Response | BodyInit
@@ -58,16 +58,19 @@ export interface ConnectOptions {
   fetch?: boolean
 }
 
-const CONNECT_OPTIONS = new Set([
-  "idle",
-  "waitForHubMs",
-  "reconnect",
-  "hubUid",
-  "helloTimeoutMs",
-  "onConnect",
-  "onDisconnect",
-  "fetch",
-])
+const CONNECT_OPTIONS = optionNames<ConnectOptions>({
+  idle: true,
+  waitForHubMs: true,
+  reconnect: true,
+  hubUid: true,
+  helloTimeoutMs: true,
+  onConnect: true,
+  onDisconnect: true,
+  fetch: true,
+})
+const REPLY_INIT = optionNames<{ status?: number; headers?: HeaderInit }>({ status: true, headers: true })
+const CLOSE_OPTIONS = optionNames<{ timeoutMs?: number }>({ timeoutMs: true })
+const FACTORY = Symbol("SlotWorker.connect")
 
 export interface WorkerClosed {
   /** closed: by close(); hub-closed: the hub closed the bus; hub-gone: the hub died; protocol-error: it broke the protocol. */
@@ -193,6 +196,7 @@ export class SlotRequest {
   reply(size: number, init: { status?: number; headers?: HeaderInit } = {}): Uint8Array {
     if (!this.live)
       throw new TypeError("reply() called after the handler settled; the slot is no longer this request's")
+    checkOptions(init, REPLY_INIT, "req.reply")
     const out = this.chan.arena(this.slot, 1)
     const strings = headerPairs(init.headers)
     if (!Number.isInteger(size) || size < 0) throw new RangeError(`reply size must be an integer ≥ 0, got ${size}`)
@@ -302,10 +306,12 @@ export class SlotWorker {
   private readonly err = new Int32Array(1)
 
   private constructor(
+    key: symbol,
     readonly name: string,
     private readonly handler: SlotHandler,
     private readonly opts: ConnectOptions,
   ) {
+    madeBy(key, FACTORY, "SlotWorker", "await SlotWorker.connect(name, handler, options)")
     this.closed = new Promise((r) => (this.resolveClosed = r))
   }
 
@@ -322,11 +328,9 @@ export class SlotWorker {
     opts: ConnectOptions = {},
   ): Promise<SlotWorker> {
     if (typeof handler !== "function") throw new TypeError("handler must be a function (req) => reply")
-    if (opts === null || typeof opts !== "object")
-      throw new TypeError("connect(name, handler, options) takes an options object")
-    knownOptions(opts, CONNECT_OPTIONS, "SlotWorker.connect")
+    checkOptions(opts, CONNECT_OPTIONS, "SlotWorker.connect")
     if (opts.fetch !== undefined && typeof opts.fetch !== "boolean") throw new TypeError("fetch must be a boolean")
-    tuning(opts.idle)
+    tuning(opts.idle, "SlotWorker.connect idle")
     busName(name)
     await loadNative()
     for (const k of ["waitForHubMs", "helloTimeoutMs"] as const) {
@@ -335,7 +339,7 @@ export class SlotWorker {
         throw new RangeError(`${k} must be a number of ms ≥ 0, got ${v}`)
     }
     const h = opts.fetch ? (req: SlotRequest) => (handler as FetchHandler)(req.toRequest()) : (handler as SlotHandler)
-    const w = new SlotWorker(name, h, opts)
+    const w = new SlotWorker(FACTORY, name, h, opts)
     await w.attach(opts.waitForHubMs ?? 0)
     return w
   }
@@ -393,7 +397,9 @@ export class SlotWorker {
         throw new HubNotFoundError(
           `no hub is listening as "${this.name}"; start it first, or pass waitForHubMs / reconnect`,
         )
-      await Bun.sleep(retry.next())
+      // The last try comes at the give-up time, not a whole (up to 500 ms) delay after it.
+      const giveUpAt = busySince < 0 ? deadline : Math.max(deadline, busySince + helloMs)
+      await Bun.sleep(retry.nextWithin(giveUpAt - now))
     }
   }
 
@@ -584,6 +590,11 @@ export class SlotWorker {
    * timeoutMs, default 5000), then the worker disconnects.
    */
   close(opts: { timeoutMs?: number } = {}): Promise<void> {
+    try {
+      checkOptions(opts, CLOSE_OPTIONS, "worker.close")
+    } catch (e) {
+      return Promise.reject(e)
+    }
     this.stopping ??= (async () => {
       const deadline = performance.now() + (opts.timeoutMs ?? 5000)
       const chan = this.chan

@@ -1,6 +1,6 @@
 // Events, filters and rules as csrc/topic.h encodes them (docs/PROTOCOL.md §8.3, §8.5, §8.6).
 import { Encoding, FilterMode, TopicConst } from "../native/ffi.ts"
-import { checkWellFormed } from "../core/index.ts"
+import { checkOptions, checkWellFormed, optionNames } from "../core/index.ts"
 
 export type Routing = Record<string, string>
 export type EventData = Uint8Array | string | unknown
@@ -11,6 +11,7 @@ export interface TopicFilter {
   routing?: Routing
 }
 
+const FILTER_KEYS = optionNames<TopicFilter>({ type: true, routing: true })
 const utf8 = new TextEncoder()
 const HEADER = 16 // the encoded event's header: the record's bytes 16..31
 
@@ -104,7 +105,7 @@ export function encodeEvent(
 
 /** The filter bytes for sb_sub_open, and a printable form. */
 export function encodeFilter(filter: TopicFilter): { bytes: Uint8Array; text: string } {
-  if (filter === null || typeof filter !== "object") throw new TypeError("a filter is { type?, routing? }")
+  checkOptions(filter, FILTER_KEYS, "subscribe filter", { noun: "filter key" }) // a typo must not mean "everything"
   const type = filter.type ?? "*"
   if (typeof type !== "string" || type.length === 0)
     throw new TypeError(`filter type must be a non-empty string, got ${JSON.stringify(type)}`)

@@ -1,7 +1,7 @@
 // A subscriber: C filters and copies matching records into a private batch; JS reads events out of it.
 import { toArrayBuffer, type Pointer } from "bun:ffi"
 import { ProtocolError } from "../errors.ts"
-import { longTimeout, Pump, type IdleStrategy, type LongTimer, type Parking } from "../core/index.ts"
+import { longTimeout, madeBy, Pump, type IdleStrategy, type LongTimer, type Parking } from "../core/index.ts"
 import { TopicConst, topicNative } from "../native/ffi.ts"
 import type { Routing } from "./codec.ts"
 
@@ -178,6 +178,9 @@ const dropped = new FinalizationRegistry<NativeSub>((n) => {
   n.ptr = null
 })
 
+/** What topic.subscribe() passes to the constructor; not exported from the package, so `new Subscription` is refused. */
+export const SUBSCRIBE_KEY = Symbol("topic.subscribe")
+
 /** A filtered stream of a topic's events: `for await (const ev of sub)`, `receive()`, or `poll()`/`batches()` for volume. */
 export class Subscription implements AsyncIterable<TopicEvent>, AsyncDisposable, Disposable {
   /** Whether `from: id` could not start right after that event (it was overwritten): it started at the oldest. */
@@ -199,6 +202,7 @@ export class Subscription implements AsyncIterable<TopicEvent>, AsyncDisposable,
 
   /** @internal: use topic.subscribe() */
   constructor(
+    key: symbol,
     private readonly owner: SubscriptionOwner,
     native: NativeSub,
     /** The filter, printable. */
@@ -208,6 +212,7 @@ export class Subscription implements AsyncIterable<TopicEvent>, AsyncDisposable,
     idle: IdleStrategy | undefined,
     restarted: boolean,
   ) {
+    madeBy(key, SUBSCRIBE_KEY, "Subscription", "topic.subscribe(filter, options)")
     this.native = native
     const ptr = native.ptr!
     this.restarted = restarted

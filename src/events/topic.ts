@@ -14,7 +14,17 @@ import {
   topicNative,
   loadNative,
 } from "../native/ffi.ts"
-import { checkCreate, createRefusal, knownOptions, settingMismatch, tuning, type CreateMode } from "../core/index.ts"
+import {
+  checkCreate,
+  checkOptions,
+  checkWellFormed,
+  createRefusal,
+  madeBy,
+  optionNames,
+  settingMismatch,
+  tuning,
+  type CreateMode,
+} from "../core/index.ts"
 import {
   decodeFilter,
   encodeEvent,
@@ -25,7 +35,13 @@ import {
   type TopicFilter,
 } from "./codec.ts"
 import { TopicClosedError, TopicFullError } from "./errors.ts"
-import { Subscription, type NativeSub, type SubscribeOptions, type SubscriptionOwner } from "./subscription.ts"
+import {
+  Subscription,
+  SUBSCRIBE_KEY,
+  type NativeSub,
+  type SubscribeOptions,
+  type SubscriptionOwner,
+} from "./subscription.ts"
 
 export interface TopicOptions {
   /**
@@ -82,8 +98,11 @@ export interface TopicStats {
 const TICK_MS = 20 // housekeeping: answer newcomers, collect the dead
 const SCRATCH_START = 64 * 1024
 const open = new Set<Topic>()
-const OPEN_OPTIONS: ReadonlySet<string> = new Set(["capacity", "create", "timeoutMs", "onWarning"])
-const SUBSCRIBE_OPTIONS: ReadonlySet<string> = new Set(["queue", "idle", "from"])
+const OPEN_OPTIONS = optionNames<TopicOptions>({ capacity: true, create: true, timeoutMs: true, onWarning: true })
+const SUBSCRIBE_OPTIONS = optionNames<SubscribeOptions>({ queue: true, idle: true, from: true })
+const PUBLISH_FIELDS = optionNames<PublishInit>({ type: true, routing: true, data: true })
+const RULE_FIELDS = optionNames<BindingRule>({ type: true, keys: true, fill: true })
+const FACTORY = Symbol("Topic.open")
 
 function topicName(name: string): Buffer {
   if (typeof name !== "string" || !/^[A-Za-z0-9._-]{1,64}$/.test(name))
@@ -115,10 +134,12 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
   private closed = false
 
   private constructor(
+    key: symbol,
     readonly name: string,
     readonly ptr: Pointer,
     opts: TopicOptions,
   ) {
+    madeBy(key, FACTORY, "Topic", "await Topic.open(name, options)")
     this.capacity = topicNative.sb_topic_capacity(ptr)
     this.out = new Uint32Array(toArrayBuffer(topicNative.sb_topic_out_ptr(ptr)!, 0, TOPIC_OUT_WORDS * 4))
     const control = toArrayBuffer(topicNative.sb_topic_region(ptr)!, 0, TopicLayout.OFF_DATA)
@@ -133,9 +154,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
   /** Opens the topic `name`, creating it if no process holds it. */
   static async open(name: string, opts: TopicOptions = {}): Promise<Topic> {
     const cname = topicName(name)
-    if (opts === null || typeof opts !== "object")
-      throw new TypeError(`Topic.open options must be an object, got ${opts === null ? "null" : typeof opts}`)
-    knownOptions(opts, OPEN_OPTIONS, "Topic.open")
+    checkOptions(opts, OPEN_OPTIONS, "Topic.open")
     const capacity = checkCapacity(opts.capacity ?? 1 << 20)
     const create = checkCreate(opts.create, "Topic.open")
     const timeoutMs = opts.timeoutMs ?? 5000
@@ -155,7 +174,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
         if (e === Errno.EPERM) throw new PeerRefusedError(`topic "${name}" is held by a process of another user`)
         throw createRefusal(`topic "${name}"`, e) ?? new SlotBusError(`cannot open topic "${name}": errno ${-e}`)
       }
-      if (e === 0) return new Topic(name, ptr, opts)
+      if (e === 0) return new Topic(FACTORY, name, ptr, opts)
       // Joining: a member answers on its next housekeeping tick (maybe in this very process).
       let r: number
       for (;;) {
@@ -165,7 +184,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
       }
       if (r === 0) {
         const has = topicNative.sb_topic_capacity(ptr)
-        if (opts.capacity === undefined || has === capacity) return new Topic(name, ptr, opts)
+        if (opts.capacity === undefined || has === capacity) return new Topic(FACTORY, name, ptr, opts)
         topicNative.sb_topic_close(ptr)
         throw settingMismatch(`topic "${name}"`, "capacity", capacity, has, `a capacity of ${has} bytes`)
       }
@@ -188,6 +207,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
   /** Publishes one event and returns its id. Never blocks, never waits for a subscriber. */
   publish(ev: PublishInit): number {
     if (this.closed) throw new TopicClosedError(`topic "${this.name}" is closed; open it again to publish`)
+    checkOptions(ev, PUBLISH_FIELDS, "publish", { noun: "event field" })
     let n = encodeEvent(this.scratch, this.scratchView, ev.type, ev.routing, ev.data)
     while (n < 0) n = this.growScratch(ev)
     const r = topicNative.sb_topic_publish(this.ptr, this.scratch, n)
@@ -205,14 +225,12 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
     if (this.closed) throw new TopicClosedError(`topic "${this.name}" is closed; open it again to subscribe`)
     // Every argument is checked before the registry entry (and its wake socket) exists: a mistake costs nothing.
     const { bytes, text } = encodeFilter(filter)
-    if (opts === null || typeof opts !== "object")
-      throw new TypeError(`subscribe options must be an object, got ${opts === null ? "null" : typeof opts}`)
-    knownOptions(opts, SUBSCRIBE_OPTIONS, "subscribe")
+    checkOptions(opts, SUBSCRIBE_OPTIONS, "subscribe")
     const queue = opts.queue ?? 256
     if (typeof queue !== "number") throw new TypeError(`queue must be a number of events, got ${typeof queue}`)
     if (!Number.isInteger(queue) || queue < 1 || queue > 1 << 20)
       throw new RangeError(`queue must be a whole number from 1 to ${1 << 20}, got ${queue}`)
-    tuning(opts.idle) // checked here, before the registry entry exists
+    tuning(opts.idle, "subscribe idle") // checked here, before the registry entry exists
     const from = opts.from ?? "now"
     let at: number
     if (from === "now") at = TopicConst.FROM_NOW
@@ -231,7 +249,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
     const native: NativeSub = { ptr }
     let sub: Subscription
     try {
-      sub = new Subscription(this, native, text, queue, opts.idle, this.out[TopicOut.restarted] === 1)
+      sub = new Subscription(SUBSCRIBE_KEY, this, native, text, queue, opts.idle, this.out[TopicOut.restarted] === 1)
     } catch (e) {
       topicNative.sb_sub_close(ptr) // the entry and its wake socket go with the failure
       throw e
@@ -244,7 +262,8 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
   /** Adds a late-binding rule for every member of the topic (idempotent). */
   bind(rule: BindingRule): void {
     if (this.closed) throw new TopicClosedError(`topic "${this.name}" is closed`)
-    if (!rule || !Array.isArray(rule.keys) || rule.keys.length !== 2)
+    checkOptions(rule, RULE_FIELDS, "bind", { noun: "rule field", required: ["type", "keys", "fill"] })
+    if (!Array.isArray(rule.keys) || rule.keys.length !== 2)
       throw new TypeError("a rule is { type, keys: [A, B], fill: C }")
     const bytes = encodeRule(rule.type, rule.keys[0], rule.keys[1], rule.fill)
     const r = topicNative.sb_topic_add_rule(this.ptr, bytes, bytes.length)

@@ -2,7 +2,16 @@
 // The table, its atomics and death detection are in C (csrc/lease.c, docs/PROTOCOL.md §7); this file turns
 // its results into leases, holders and errors, and waits without polling (a C thread sleeps on a futex and
 // rings an eventfd that Bun's event loop watches).
-import { checkCreate, checkWellFormed, createRefusal, settingMismatch, type CreateMode } from "../core/index.ts"
+import {
+  checkCreate,
+  checkOptions,
+  checkWellFormed,
+  createRefusal,
+  madeBy,
+  optionNames,
+  settingMismatch,
+  type CreateMode,
+} from "../core/index.ts"
 import { PeerRefusedError, ProtocolError, TimeoutError } from "../errors.ts"
 import {
   CreateModeValue,
@@ -133,6 +142,7 @@ export class Lease implements Disposable {
 
   /** @internal */
   constructor(
+    key: symbol,
     private readonly contest: Contest,
     /** @internal */ readonly ref: ClaimRef,
     readonly subject: Subject,
@@ -145,6 +155,7 @@ export class Lease implements Disposable {
     /** false when made with an explicit clock: expiry is then not judged on Date.now() by `held` or `signal` */
     private readonly wallClock: boolean,
   ) {
+    madeBy(key, LEASE_KEY, "Lease", "contest.tryClaim(subject, options) or contest.claim(subject, options)")
     this.claimId = token
   }
 
@@ -187,6 +198,8 @@ export class Lease implements Disposable {
 
   /** Extend the lease to now + ttlMs. Throws LeaseLostError if it was already lost (then claim again). */
   renew(ttlMs: number, nowMs?: number): void {
+    if (typeof ttlMs === "object" && ttlMs !== null)
+      throw new TypeError("lease.renew takes the TTL as a number of ms, renew(30_000), not an options object")
     checkNumber(ttlMs, "ttlMs", Number.MIN_VALUE, MAX_TTL_MS, true)
     if (nowMs !== undefined) checkNumber(nowMs, "nowMs", -8.64e15, 8.64e15)
     if (this.lost) throw this.lostError(this.why)
@@ -269,7 +282,8 @@ export class Contest implements Disposable {
   /** This process's member index in the table (0 … 255). */
   readonly member: number
 
-  private constructor(name: string, ptr: ContestPtr) {
+  private constructor(key: symbol, name: string, ptr: ContestPtr) {
+    madeBy(key, FACTORY, "Contest", "await Contest.open(name, options)")
     this.name = name
     this.ptr = ptr
     this.member = native.sbl_member_index(ptr)
@@ -321,7 +335,7 @@ export class Contest implements Disposable {
         )
       throw new ContestOpenError(`could not open contest "${name}" (errno ${-e})`)
     }
-    const contest = new Contest(name, ptr as ContestPtr)
+    const contest = new Contest(FACTORY, name, ptr as ContestPtr)
     const has = contest.stats().capacity
     if (opts.capacity === undefined || has === capacity) return contest
     contest.close()
@@ -371,6 +385,7 @@ export class Contest implements Disposable {
     if (!this.checkClaim(ref, -Infinity)) return undefined
     const claim = { entry: ref.entry, version: ref.version, member: ref.member }
     const lease = new Lease(
+      LEASE_KEY,
       this,
       claim,
       holder.subject,
@@ -573,6 +588,7 @@ export class Contest implements Disposable {
       const ref = { entry: v.getUint32(H.entry, true), version: v.getUint32(H.version, true), member: this.member }
       const token = v.getBigUint64(H.token, true)
       const lease = new Lease(
+        LEASE_KEY,
         this,
         ref,
         { kind, label: subject.label },
@@ -739,19 +755,11 @@ function checkKind(s: Subject): number {
 const MAX_TTL_MS = 1e15 // ~31 700 years: past it, say Infinity (or leave ttlMs out)
 const MAX_TIMER_MS = 2 ** 31 - 1 // setTimeout's limit (~24.8 days)
 const MAX_SPIN_US = 10_000_000
-const CLAIM_OPTIONS = new Set(["owner", "ttlMs", "spinUs"])
-const WAIT_OPTIONS = new Set([...CLAIM_OPTIONS, "signal", "timeoutMs"])
-const CONTEST_OPTIONS = new Set(["capacity", "create", "joinTimeoutMs"])
-
-function checkOptions<T extends object>(opts: T | undefined, known: Set<string>, what: string): T {
-  if (opts === undefined) return {} as T
-  if (opts === null || typeof opts !== "object")
-    throw new TypeError(`${what} options must be an object, got ${opts === null ? "null" : typeof opts}`)
-  for (const k of Object.keys(opts))
-    if (!known.has(k))
-      throw new TypeError(`unknown ${what} option ${JSON.stringify(k)}; known: ${[...known].join(", ")}`)
-  return opts
-}
+const CLAIM_OPTIONS = optionNames<ClaimOptions>({ owner: true, ttlMs: true, spinUs: true })
+const WAIT_OPTIONS = optionNames<WaitOptions>({ owner: true, ttlMs: true, spinUs: true, signal: true, timeoutMs: true })
+const CONTEST_OPTIONS = optionNames<ContestOptions>({ capacity: true, create: true, joinTimeoutMs: true })
+const FACTORY = Symbol("Contest.open")
+const LEASE_KEY = Symbol("contest.tryClaim")
 
 /** A number in [min, max] (Infinity allowed when `infinite`), else TypeError (not a number) or RangeError. */
 function checkNumber(v: unknown, name: string, min: number, max: number, infinite = false): number {

@@ -10,6 +10,7 @@ import {
   type LongTimer,
   type SupervisedInstance,
 } from "../core/index.ts"
+import { checkOptions, madeBy, optionNames } from "../core/index.ts"
 import { loadConfig, type LimitsConfig, type StdioBusConfig, type StdioBusConfigInput } from "./config.ts"
 import { BusErrorCode, InvalidStateError, SpawnError } from "./errors.ts"
 import { StdioListener, type ListenOptions } from "./listener.ts"
@@ -28,6 +29,12 @@ import type {
   StdioStopOptions,
 } from "./types.ts"
 
+const FACTORY = Symbol("StdioBus.fromConfig")
+const REQUEST_OPTIONS = optionNames<StdioRequestOptions>({ sessionId: true, pool: true, timeoutMs: true, signal: true })
+const NOTIFY_OPTIONS = optionNames<Omit<StdioRequestOptions, "timeoutMs" | "signal">>({ sessionId: true, pool: true })
+const STOP_OPTIONS = optionNames<StdioStopOptions>({ timeoutMs: true, killAfterMs: true })
+const CLIENT_OPTIONS = optionNames<{ sessionPerClient?: boolean }>({ sessionPerClient: true })
+
 export class StdioBus extends Workers {
   readonly config: StdioBusConfig
   override readonly limits: LimitsConfig
@@ -40,10 +47,11 @@ export class StdioBus extends Workers {
 
   /** A bus for a stdio_bus configuration: a path to its JSON file, or the object itself. */
   static fromConfig(source: string | StdioBusConfigInput): StdioBus {
-    return new StdioBus(loadConfig(source))
+    return new StdioBus(FACTORY, loadConfig(source))
   }
 
-  private constructor(config: StdioBusConfig) {
+  private constructor(key: symbol, config: StdioBusConfig) {
+    madeBy(key, FACTORY, "StdioBus", "StdioBus.fromConfig(pathOrConfig)")
     super()
     this.config = config
     this.limits = config.limits
@@ -102,6 +110,11 @@ export class StdioBus extends Workers {
 
   /** Stops taking work, lets in-flight requests finish (bounded), then SIGTERM, then SIGKILL. */
   stop(options: StdioStopOptions = {}): Promise<void> {
+    try {
+      checkOptions(options, STOP_OPTIONS, "stdio bus.stop")
+    } catch (e) {
+      return Promise.reject(e)
+    }
     if (this._state === "created" || this._state === "stopped") return Promise.resolve()
     if (this.stopping) return this.stopping
     let drainMs: number, killMs: number
@@ -160,6 +173,7 @@ export class StdioBus extends Workers {
 
   /** Sends a JSON-RPC request to a worker; resolves with its result, rejects with JsonRpcError, TimeoutError, WorkerGoneError, … */
   request(method: string, params?: unknown, options: StdioRequestOptions = {}): Promise<unknown> {
+    checkOptions(options, REQUEST_OPTIONS, "stdio bus.request")
     this.assertRunning("request()")
     if (typeof method !== "string" || method === "") throw new TypeError("request(): method must be a non-empty string")
     const pool = this.poolFor(options.pool)
@@ -226,6 +240,7 @@ export class StdioBus extends Workers {
     params?: unknown,
     options: Omit<StdioRequestOptions, "timeoutMs" | "signal"> = {},
   ): Promise<void> {
+    checkOptions(options, NOTIFY_OPTIONS, "stdio bus.notify")
     this.assertRunning("notify()")
     const pool = this.poolFor(options.pool)
     if (!pool) throw this.unknownPool(options.pool!)
@@ -337,6 +352,7 @@ export class StdioBus extends Workers {
     deliver: BusClient["deliver"],
     options: { sessionPerClient?: boolean } = {},
   ): BusClient & { close(): void } {
+    checkOptions(options, CLIENT_OPTIONS, "stdio bus.attachClient")
     const id = this.nextClientId++
     const client = {
       id,

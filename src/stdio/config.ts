@@ -1,5 +1,6 @@
 // stdio_bus's JSON configuration: { pools: [{ id, command, args, instances }], limits: { … } }, from a file or an object.
 import { readFileSync } from "node:fs"
+import { checkOptions, optionNames, type OptionProblem } from "../core/index.ts"
 import { StdioConfigError } from "./errors.ts"
 
 export interface PoolConfig {
@@ -55,6 +56,31 @@ const fail = (field: string, reason: string): never => {
 }
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v)
 
+const ROOT_SETTINGS = optionNames<StdioBusConfig>({ pools: true, limits: true })
+const POOL_SETTINGS = optionNames<PoolConfig>({
+  id: true,
+  command: true,
+  args: true,
+  instances: true,
+  cwd: true,
+  env: true,
+})
+const LIMITS: ReadonlySet<string> = new Set(Object.keys(DEFAULT_LIMITS))
+
+/** The shared option check, reporting as the config always has: StdioConfigError with the field's path. */
+function checkSettings(obj: Record<string, unknown>, known: ReadonlySet<string>, at: string, noun: string): void {
+  checkOptions(obj, known, at || "stdio bus config", {
+    noun,
+    error: (p: OptionProblem) =>
+      p.kind === "unknown"
+        ? new StdioConfigError(
+            at ? `${at}.${p.name}` : p.name!,
+            `is not a known ${noun}${p.suggestion ? `; did you mean "${p.suggestion}"?` : ""} (known: ${p.known.join(", ")})`,
+          )
+        : new StdioConfigError(at || "(root)", p.message),
+  })
+}
+
 /** Reads (a path) or checks (an object) a configuration and fills in the defaults. */
 export function loadConfig(source: string | StdioBusConfigInput): StdioBusConfig {
   let raw: unknown = source
@@ -72,17 +98,14 @@ export function loadConfig(source: string | StdioBusConfigInput): StdioBusConfig
     }
   }
   if (!isObject(raw)) return fail("(root)", "must be an object with pools and limits")
-  for (const k of Object.keys(raw))
-    if (k !== "pools" && k !== "limits") fail(k, `is not a known setting (known: pools, limits)`)
+  checkSettings(raw, ROOT_SETTINGS, "", "setting")
   if (!Array.isArray(raw.pools) || raw.pools.length === 0)
     fail("pools", "must be a non-empty array of { id, command, args, instances }")
   const ids = new Set<string>()
   const pools = (raw.pools as unknown[]).map((p, i): PoolConfig => {
     const at = `pools[${i}]`
     if (!isObject(p)) return fail(at, "must be an object { id, command, args, instances }")
-    for (const k of Object.keys(p))
-      if (!["id", "command", "args", "instances", "cwd", "env"].includes(k))
-        fail(`${at}.${k}`, "is not a known setting (known: id, command, args, instances, cwd, env)")
+    checkSettings(p, POOL_SETTINGS, at, "setting")
     if (typeof p.id !== "string" || p.id === "") fail(`${at}.id`, "must be a non-empty string")
     const id = p.id as string
     if (ids.has(id)) fail(`${at}.id`, `repeats "${id}"; pool ids must be unique`)
@@ -110,9 +133,8 @@ export function loadConfig(source: string | StdioBusConfigInput): StdioBusConfig
   const limitsIn = raw.limits ?? {}
   if (!isObject(limitsIn)) return fail("limits", "must be an object")
   const limits = { ...DEFAULT_LIMITS }
+  checkSettings(limitsIn, LIMITS, "limits", "limit")
   for (const [k, v] of Object.entries(limitsIn)) {
-    if (!Object.hasOwn(DEFAULT_LIMITS, k))
-      fail(`limits.${k}`, `is not a known limit (known: ${Object.keys(DEFAULT_LIMITS).join(", ")})`)
     const whole = !k.endsWith("_sec")
     if (typeof v !== "number" || !Number.isFinite(v) || v < 0 || (whole && !Number.isInteger(v)))
       fail(

@@ -5,7 +5,7 @@
 // connection (any local user can reach a port) must first send the token from a 0600 file.
 import { existsSync, unlinkSync } from "node:fs"
 import type { Socket, SocketListener } from "bun"
-import { longTimeout, type LongTimer } from "../core/index.ts"
+import { checkOptions, longTimeout, madeBy, optionNames, type LongTimer } from "../core/index.ts"
 import { BusErrorCode } from "./errors.ts"
 import { Inbound } from "./inbound.ts"
 import { LineSplitter } from "./lines.ts"
@@ -102,6 +102,14 @@ function positive(name: string, v: number | undefined, fallback: number, integer
   return v
 }
 
+const FACTORY = Symbol("StdioListener.open")
+const LISTEN_OPTIONS = optionNames<ListenOptions>({
+  maxClients: true,
+  maxPartialBytes: true,
+  lineTimeoutMs: true,
+  tokenFile: true,
+})
+
 export class StdioListener {
   private closed = false
   private readonly sockets = new Set<Socket<Conn<unknown>>>()
@@ -112,7 +120,9 @@ export class StdioListener {
   tokenFile: string | null = null
   address!: ListenAddress
 
-  private constructor() {}
+  private constructor(key: symbol) {
+    madeBy(key, FACTORY, "StdioListener", "await bus.listen(address, options)")
+  }
 
   /** How many clients are connected through this listener (those still authenticating included). */
   get clientCount(): number {
@@ -124,6 +134,7 @@ export class StdioListener {
     spec: string,
     options: ListenOptions = {},
   ): Promise<StdioListener> {
+    checkOptions(options, LISTEN_OPTIONS, "stdio bus.listen")
     const address = parseAddress(spec)
     const { max_input_buffer: maxIn, max_output_queue: maxOut } = host.limits
     const maxClients = positive("maxClients", options.maxClients, 256, true)
@@ -131,7 +142,7 @@ export class StdioListener {
     const lineTimeoutMs = positive("lineTimeoutMs", options.lineTimeoutMs, 30_000, false)
     if (options.tokenFile !== undefined && (typeof options.tokenFile !== "string" || options.tokenFile === ""))
       throw new TypeError("listen(): tokenFile must be a path")
-    const self = new StdioListener()
+    const self = new StdioListener(FACTORY)
     type S = Socket<Conn<C>>
 
     const write = (socket: S, bytes: Uint8Array) => {

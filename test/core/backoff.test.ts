@@ -42,3 +42,18 @@ test.each([
   expect(() => new Backoff(opts)).toThrow(RangeError)
   expect(() => new Backoff(opts)).toThrow(what)
 })
+
+test("a loop sleeping nextWithin(deadline - now) makes its last try at its deadline, never a delay after it (waitForHubMs)", () => {
+  // SlotWorker.connect's schedule: waitForHubMs 200 gave up after up to 447 ms, its last sleep running on past the deadline.
+  for (const deadline of [0, 1, 15, 200, 439, 1000, 5000]) {
+    for (let run = 0; run < 50; run++) {
+      const b = new Backoff({ initialMs: 20, maxMs: 500, jitter: 0.5 })
+      const tries = [0]
+      for (let now = 0; now < deadline; ) tries.push((now += b.nextWithin(deadline - now)))
+      expect(Math.max(...tries)).toBe(deadline)
+      expect(tries.length).toBeLessThan(40) // it still backs off: no busy loop near the deadline
+    }
+  }
+  const b = new Backoff({ initialMs: 100, maxMs: 1000 })
+  expect([b.nextWithin(Infinity), b.nextWithin(50), b.nextWithin(-5), b.next()]).toEqual([100, 50, 0, 800])
+})

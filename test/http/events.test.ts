@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { Topic } from "../../src/events/index.ts"
 import { createHub, type Hub, type HubHealth } from "../../src/http/index.ts"
 import { stopAll, until, type Child } from "../support/helpers.ts"
 import { startHubProcess, startWorker, SseReader, type SseMessage } from "../support/http.ts"
@@ -304,3 +305,32 @@ test("events a worker emits while its hub is down (kill -9) are replayed by the 
     rmSync(dir, { recursive: true, force: true })
   }
 }, 60_000)
+
+test("a hub whose events topic is still held with another capacity (by workers of an earlier hub) uses it and says so", async () => {
+  const name = `held-${process.pid}`
+  const held = await Topic.open(name, { capacity: 1 << 16 })
+  const lines: string[] = []
+  try {
+    await using hub = await createHub({
+      port: 0,
+      eventsTopic: name,
+      eventsCapacity: 1 << 17,
+      log: (line) => lines.push(line),
+      heartbeatMs: 60_000,
+    })
+    expect(hub.eventsTopic).toBe(name)
+    expect(lines.some((l) => l.includes(`is still held with ${1 << 16} bytes, not eventsCapacity ${1 << 17}`))).toBe(
+      true,
+    )
+    // and it is the same ring: what the holder publishes reaches the hub's /events clients
+    const c = await open(hub.url, "/events?types=held")
+    try {
+      held.publish({ type: "held", data: "through the old ring" })
+      expect((await collect(c.sse, 1))[0]!.data).toBe("through the old ring")
+    } finally {
+      c.abort.abort()
+    }
+  } finally {
+    held.close()
+  }
+})

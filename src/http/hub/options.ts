@@ -1,7 +1,7 @@
 // The hub's options, checked once, and the small response helpers every hub file uses.
 import type { Server } from "bun"
 import type { IdleStrategy } from "../../core/index.ts"
-import { MAX_TIMER_MS } from "../../core/index.ts"
+import { checkOptions, MAX_TIMER_MS, optionNames, tuning } from "../../core/index.ts"
 
 export interface HubOptions {
   /** TCP port; 0 picks a free one (read it back from `hub.port`). Default 3200. */
@@ -50,6 +50,27 @@ export interface HubOptions {
   maxMissedPings?: number
 }
 
+const HUB_OPTIONS = optionNames<HubOptions>({
+  port: true,
+  hostname: true,
+  token: true,
+  tokenFile: true,
+  timeoutMs: true,
+  maxRequestBodyBytes: true,
+  chunkBytes: true,
+  slots: true,
+  idle: true,
+  heartbeatMs: true,
+  sseMaxBufferedBytes: true,
+  sseIdleTimeoutMs: true,
+  quiet: true,
+  log: true,
+  eventsTopic: true,
+  eventsCapacity: true,
+  pingEveryMs: true,
+  maxMissedPings: true,
+})
+
 export type ResolvedOptions = Required<Omit<HubOptions, "token" | "tokenFile" | "idle" | "quiet">> &
   Pick<HubOptions, "tokenFile" | "idle">
 
@@ -66,6 +87,8 @@ function int(v: number | undefined, dflt: number, what: string, min = 0, max = N
 }
 
 export function resolveOptions(opts: HubOptions): ResolvedOptions {
+  checkOptions(opts, HUB_OPTIONS, "createHub")
+  tuning(opts.idle, "createHub idle") // each worker's bus takes it later: a mistake must not wait for the first worker
   return {
     port: int(opts.port, 3200, "port"),
     hostname: opts.hostname ?? "127.0.0.1",

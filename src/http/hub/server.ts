@@ -1,7 +1,8 @@
 // The HTTP hub: a Bun.serve front door that routes requests to worker processes over slotbus.
 // This file dispatches; each concern lives next to it (registry, liveness, proxy, sse, health).
 import type { Server } from "bun"
-import { Topic } from "../../events/index.ts"
+import { madeBy } from "../../core/index.ts"
+import { SettingsMismatchError, Topic } from "../../events/index.ts"
 import { HubEventsError } from "../errors.ts"
 import { sameToken, defaultTokenFile, newToken, removeTokenFile, writeTokenFile } from "../token.ts"
 import { INTERNAL_PREFIX, type DeliveryReply, type EmitItem, type PushItem, type RegisterRequest } from "../wire.ts"
@@ -15,9 +16,11 @@ import { StatusStream } from "./status.ts"
 
 const METRICS_HEADERS = { "content-type": "text/plain; version=0.0.4; charset=utf-8", "cache-control": "no-store" }
 
+const FACTORY = Symbol("createHub")
+
 /** Starts a hub. Workers join it with `hubWorker(hub.url, name)`. */
 export async function createHub(opts: HubOptions = {}): Promise<Hub> {
-  const hub = new Hub(opts)
+  const hub = new Hub(FACTORY, opts)
   await hub.start()
   return hub
 }
@@ -36,7 +39,9 @@ export class Hub {
   private readonly status: StatusStream
   private topic: Topic | null = null
 
-  constructor(opts: HubOptions) {
+  /** @internal Use createHub(). */
+  constructor(key: symbol, opts: HubOptions) {
+    madeBy(key, FACTORY, "Hub", "await createHub(options)")
     this.o = resolveOptions(opts)
     this.token = opts.token ?? newToken()
     if (this.token.length < 16 || /\s/.test(this.token))
@@ -79,7 +84,7 @@ export class Hub {
     }
     this.o.eventsTopic ||= eventsTopicFor(this.server.port!)
     try {
-      this.topic = await Topic.open(this.o.eventsTopic, { capacity: this.o.eventsCapacity, onWarning: this.o.log })
+      this.topic = await openEventsTopic(this.o)
     } catch (e) {
       this.server.stop(true)
       removeTokenFile(this.tokenPath, this.token)
@@ -201,4 +206,20 @@ export class Hub {
 
 function list<T>(body: unknown): T[] {
   return (Array.isArray(body) ? body : [body]) as T[]
+}
+
+/**
+ * The hub's events topic: made with eventsCapacity, or, when workers still hold one from an earlier hub of
+ * another eventsCapacity, that one as it is (its events can still be replayed), with a line saying so.
+ */
+async function openEventsTopic(o: ResolvedOptions): Promise<Topic> {
+  try {
+    return await Topic.open(o.eventsTopic!, { capacity: o.eventsCapacity, onWarning: o.log })
+  } catch (e) {
+    if (!(e instanceof SettingsMismatchError)) throw e
+    o.log(
+      `the events topic "${o.eventsTopic}" is still held with ${e.actual} bytes, not eventsCapacity ${e.asked}: using it as it is`,
+    )
+    return Topic.open(o.eventsTopic!, { onWarning: o.log })
+  }
 }

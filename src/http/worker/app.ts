@@ -1,6 +1,13 @@
 // The worker SDK: declare routes with Web-standard handlers, join a hub, serve its requests over slotbus.
 // This file is the public face; joining, serving requests and SSE live next to it.
-import type { IdleStrategy, SlotReply, SlotRequest } from "../../core/index.ts"
+import {
+  checkOptions,
+  optionNames,
+  tuning,
+  type IdleStrategy,
+  type SlotReply,
+  type SlotRequest,
+} from "../../core/index.ts"
 import { parseRoute } from "../routes.ts"
 import type { ControlMessage, PingReply, RouteDecl } from "../wire.ts"
 import { HubClient, type PushTo } from "./client.ts"
@@ -23,6 +30,15 @@ export interface HubWorkerOptions {
   log?: (message: string, error?: unknown) => void
 }
 
+const HUB_WORKER_OPTIONS = optionNames<HubWorkerOptions>({
+  token: true,
+  tokenFile: true,
+  instance: true,
+  maxBackoffMs: true,
+  idle: true,
+  log: true,
+})
+
 /** A worker for the hub at `hubUrl`, serving under `name`. Add routes, then `await app.run()`. */
 export function hubWorker(hubUrl: string, name: string, opts: HubWorkerOptions = {}): HubApp {
   return new HubApp(hubUrl, name, opts)
@@ -43,6 +59,8 @@ export class HubApp {
     readonly name: string,
     opts: HubWorkerOptions = {},
   ) {
+    checkOptions(opts, HUB_WORKER_OPTIONS, "hubWorker")
+    tuning(opts.idle, "hubWorker idle") // used at each join, where a mistake would be retried forever
     const hub = new URL(hubUrl)
     if (hub.protocol !== "http:") throw new TypeError(`hub URL must be http://host:port, got ${hubUrl}`)
     if (!/^[A-Za-z0-9_-]{1,40}$/.test(name))

@@ -1,7 +1,7 @@
 // Worker → hub: the token, the internal HTTP endpoints, an outbox that batches push (and emit, when the hub's
 // events topic cannot be opened), and the topic `emit` publishes to directly.
 import { existsSync } from "node:fs"
-import { HubNotFoundError, PayloadTooLargeError } from "../../core/index.ts"
+import { checkOptions, optionNames, HubNotFoundError, PayloadTooLargeError } from "../../core/index.ts"
 import { Topic, type Routing } from "../../events/index.ts"
 import { HubAuthError, HubRequestError, RouteConflictError } from "../errors.ts"
 import type { Params } from "../routes.ts"
@@ -10,6 +10,13 @@ import { INTERNAL_PREFIX, type DeliveryReply, type PushItem, type PushTarget, ty
 
 /** Where `push` sends an event: an exact path ("/sessions/42/events") or a pattern with some of its params. */
 export type PushTo = string | { pattern: string; params?: Params } | { conn: string }
+
+const PUSH_OPTIONS = optionNames<{ event?: string; id?: string }>({ event: true, id: true })
+const PUSH_TARGET = optionNames<{ pattern?: string; params?: Params; conn?: string }>({
+  pattern: true,
+  params: true,
+  conn: true,
+})
 
 type OutboxPath = "emit" | "push"
 const BATCH = 256
@@ -158,6 +165,16 @@ export class HubClient {
   }
 
   push(to: PushTo, data: unknown, opts: { event?: string; id?: string } = {}): Promise<number> {
+    try {
+      checkOptions(opts, PUSH_OPTIONS, "push")
+      if (typeof to !== "string") {
+        checkOptions(to, PUSH_TARGET, "push target", { noun: "target field" })
+        if (!("pattern" in to) && !("conn" in to))
+          throw new TypeError("push target must be a path, { pattern, params } or { conn }")
+      }
+    } catch (e) {
+      return Promise.reject(e)
+    }
     const target: PushTarget = typeof to === "string" ? { path: to } : to
     const event: SseEvent = {
       data: serialize(data),

@@ -5,11 +5,21 @@
 //   hostile <topic>                        scribble over the ring, then publish garbage-free events forever
 //   squat <topic> <timeout ms>             open (create) the topic, say whether it created it or why not, exit
 import { toArrayBuffer } from "bun:ffi"
-import { Topic } from "../../../src/events/index.ts"
+import { NotFoundError, Topic } from "../../../src/events/index.ts"
 import { TopicLayout, topicNative } from "../../../src/native/ffi.ts"
 import { scrollOf, typeOf } from "./gen.ts"
 
 const [mode, name, a, b, c] = process.argv.slice(2)
+
+/** Joins the topic as it is (a test may have made it with any capacity), or creates it with 4 MiB. */
+async function join(topic: string): Promise<Topic> {
+  try {
+    return await Topic.open(topic, { create: "never" })
+  } catch (e) {
+    if (!(e instanceof NotFoundError)) throw e
+  }
+  return Topic.open(topic, { capacity: 1 << 22 })
+}
 const say = (o: object) => process.stdout.write(JSON.stringify(o) + "\n")
 
 if (mode === "hold") {
@@ -19,7 +29,7 @@ if (mode === "hold") {
   setInterval(() => {}, 1000)
 } else if (mode === "sub") {
   const publishers = Number(c ?? 1)
-  const t = await Topic.open(name!, { capacity: 1 << 22 })
+  const t = await join(name!)
   const sub = t.subscribe(JSON.parse(a!), { queue: Number(b), idle: "adaptive" })
   const ctlTopic = await Topic.open(`${name}-ctl`, { capacity: 1 << 16 })
   const ctl = ctlTopic.subscribe({ type: "ctl.end" }, { queue: 64, idle: "park" })
@@ -65,7 +75,7 @@ if (mode === "hold") {
   t.close()
   setTimeout(() => process.exit(0), 100)
 } else if (mode === "pub") {
-  const t = await Topic.open(name!, { capacity: 1 << 22 })
+  const t = await join(name!)
   const count = Number(a),
     index = Number(b)
   const data = new Uint8Array(64)
@@ -84,7 +94,7 @@ if (mode === "hold") {
   t.close()
   setTimeout(() => process.exit(0), 100)
 } else if (mode === "hostile") {
-  const t = await Topic.open(name!, { capacity: 1 << 22 })
+  const t = await join(name!)
   t.publish({ type: "hostile.hello" }) // maps the ring writable
   const ring = new Uint8Array(toArrayBuffer(topicNative.sb_topic_region(t.ptr)!, TopicLayout.OFF_DATA, t.capacity))
   say({ ready: true, pid: process.pid })
