@@ -129,7 +129,8 @@ test("kill -9 of the topic's creator: the topic survives and a newcomer joins th
   const name = fresh()
   const creator = spawn("hold", name, String(1 << 16))
   expect(await creator.next()).toMatchObject({ ready: true, keeper: true })
-  const member = await openHere(name)
+  const member = await Topic.open(name) // joins the creator's 64 KiB ring as it is
+  topics.push(member)
   expect(member.isKeeper).toBe(false)
   await creator.child.kill()
   const newcomer = await Topic.open(name) // answered by the survivor (this process), on the shared socket
@@ -165,12 +166,10 @@ test("nothing is left in /dev/shm or the socket namespace once every member is g
   // other sessions on this machine may add and remove their own files in /dev/shm meanwhile: look for ours
   const ours = () => readdirSync("/dev/shm").filter((f) => f.includes("topic") || f.includes(name))
   expect(ours()).toEqual([])
-  const members = [
-    spawn("hold", name, String(1 << 16)),
-    spawn("hold", name, String(1 << 16)),
-    spawn("sub", name, "{}", "16"),
-  ]
+  const members = [spawn("hold", name, String(1 << 16)), spawn("hold", name, String(1 << 16))]
   for (const m of members) await m.next()
+  members.push(spawn("sub", name, "{}", "16")) // joins the holders' 64 KiB ring (first, it would make a 4 MiB one)
+  await members[2]!.next()
   const listening = () => readProc("/proc/net/unix").includes(`@slotbus.topic.${name}`)
   expect(listening()).toBe(true)
   const memfdHolders = () =>
