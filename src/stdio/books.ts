@@ -86,15 +86,46 @@ export abstract class Books extends Routing {
     return load ? new Promise((r) => load.idle.push(r)) : Promise.resolve()
   }
 
-  /** Nobody waits for this request any more: its answer will be dropped, and its entry after STUCK_GRACE_MS. */
-  protected abandon(id: number, p: Pending): void {
+  /**
+   * Nobody waits for this request any more: its answer will be dropped, and its entry after STUCK_GRACE_MS. The
+   * worker is told to cancel it (the pool's `cancel` protocol) if it has been sent the request and not answered.
+   */
+  protected abandon(id: number, p: Pending, reason: string): void {
     if (p.abandoned) return
     p.abandoned = true
     p.abandonedAt = performance.now()
+    p.abandonReason = reason
     if (this.pending.get(id) !== p) return
     p.instance.stuck++
     this.armSweeper()
     this.unawait(p)
+    if (p.written) this.cancelOnWorker(id, p)
+  }
+
+  /** The request's line has reached its worker's outbox; one given up while it waited for room is cancelled now. */
+  protected markWritten(id: number, p: Pending): void {
+    p.written = true
+    if (p.abandoned) this.cancelOnWorker(id, p)
+  }
+
+  /** Tells the process that was sent request `id` (the id it saw) to stop working on it; nothing once it answered or died. */
+  private cancelOnWorker(id: number, p: Pending): void {
+    const { instance } = p
+    const protocol = instance.pool.config.cancel
+    if (protocol === "none" || this.pending.get(id) !== p || !instance.live || instance.generation !== p.generation)
+      return
+    const message =
+      protocol === "lsp"
+        ? { jsonrpc: "2.0", method: "$/cancelRequest", params: { id } }
+        : { jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: id, reason: p.abandonReason } }
+    try {
+      // Queued behind the request itself (the outbox keeps order), so the worker never sees the cancel first.
+      const queued = instance.out.write(JSON.stringify(message) + "\n")
+      if (queued) queued.catch(() => {}) // the worker died or stopped reading: nothing left to cancel
+      this.counters.cancelsSent++
+    } catch {
+      // the worker is gone
+    }
   }
 
   /** Drops a pending entry and its in-flight count; tells stop() when nobody waits any more. */

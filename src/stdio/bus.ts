@@ -5,6 +5,7 @@
 import {
   BusClosedError,
   MAX_TIMER_MS,
+  TimeoutError,
   type Supervisor,
   longTimeout,
   type LongTimer,
@@ -175,7 +176,7 @@ export class StdioBus extends Workers {
     const onAbort = signal ? () => giveUp(signal.reason) : null
     const giveUp = (e: Error) => {
       settled = true
-      this.abandon(id, entry)
+      this.abandon(id, entry, e instanceof TimeoutError ? e.message : `aborted by the caller: ${reasonText(e)}`)
       if (onAbort) signal!.removeEventListener("abort", onAbort)
       reject(e)
     }
@@ -193,6 +194,7 @@ export class StdioBus extends Workers {
       method,
       abandoned: false,
       abandonedAt: 0,
+      written: false,
     }
     if (onAbort) signal!.addEventListener("abort", onAbort, { once: true })
     const line =
@@ -204,7 +206,9 @@ export class StdioBus extends Workers {
       entry.generation = instance.generation
       this.track(id, entry)
       if (deadline !== Infinity) this.armSweeper()
-      return instance.out.write(line)
+      const queued = instance.out.write(line)
+      if (!queued) return this.markWritten(id, entry)
+      return queued.then(() => this.markWritten(id, entry))
     }
     const failed = (e: Error) => {
       if (this.pending.get(id) === entry) this.forget(id)
@@ -345,7 +349,7 @@ export class StdioBus extends Workers {
       close: () => {
         if (!this.clients.delete(client)) return
         for (const [key, s] of this.sessions) if (s.owner === client) this.unpin(key)
-        for (const [pid, p] of this.pending) if (p.client === client) this.abandon(pid, p)
+        for (const [pid, p] of this.pending) if (p.client === client) this.abandon(pid, p, "the client disconnected")
         for (const [aid, a] of this.asked) if (a.client === client) this.forgetAsked(aid)
       },
     }
@@ -450,11 +454,13 @@ export class StdioBus extends Workers {
         sessionKey,
         abandoned: false,
         abandonedAt: 0,
+        written: false,
       }
       this.track(id, entry)
       msg.id = id
       try {
         await instance.out.write(JSON.stringify(msg) + "\n")
+        this.markWritten(id, entry)
       } catch (e) {
         if (this.pending.get(id) === entry) this.forget(id)
         throw e
@@ -463,6 +469,11 @@ export class StdioBus extends Workers {
       if (hasId) this.answerError(client, originalId, codeOf(e as Error), (e as Error).message, pool.config.id)
     }
   }
+}
+
+/** An abort reason as text: an Error's message, else the value itself. */
+function reasonText(reason: unknown): string {
+  return reason instanceof Error ? reason.message : String(reason)
 }
 
 /** A delay option in ms: undefined, or a non-negative number (Infinity allowed); anything else is a RangeError. */

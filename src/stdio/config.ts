@@ -14,7 +14,13 @@ export interface PoolConfig {
   cwd?: string
   /** Extra environment variables for the workers (extension). */
   env?: Record<string, string>
+  /** How a worker is told that a request it was sent is no longer waited for (extension; default "mcp"). */
+  cancel: CancelProtocol
 }
+
+/** "mcp": notifications/cancelled { requestId, reason }; "lsp": $/cancelRequest { id }; "none": nothing. */
+export type CancelProtocol = "mcp" | "lsp" | "none"
+const CANCEL_PROTOCOLS: readonly CancelProtocol[] = ["mcp", "lsp", "none"]
 
 export interface LimitsConfig {
   /** Longest line (bytes) a worker or client may send; a worker going past it is killed and restarted. */
@@ -37,7 +43,11 @@ export interface StdioBusConfig {
 
 /** What a config file or object may leave out. */
 export interface StdioBusConfigInput {
-  pools: (Omit<PoolConfig, "args" | "instances"> & { args?: string[]; instances?: number })[]
+  pools: (Omit<PoolConfig, "args" | "instances" | "cancel"> & {
+    args?: string[]
+    instances?: number
+    cancel?: CancelProtocol
+  })[]
   limits?: Partial<LimitsConfig>
 }
 
@@ -81,8 +91,8 @@ export function loadConfig(source: string | StdioBusConfigInput): StdioBusConfig
     const at = `pools[${i}]`
     if (!isObject(p)) return fail(at, "must be an object { id, command, args, instances }")
     for (const k of Object.keys(p))
-      if (!["id", "command", "args", "instances", "cwd", "env"].includes(k))
-        fail(`${at}.${k}`, "is not a known setting (known: id, command, args, instances, cwd, env)")
+      if (!["id", "command", "args", "instances", "cwd", "env", "cancel"].includes(k))
+        fail(`${at}.${k}`, "is not a known setting (known: id, command, args, instances, cwd, env, cancel)")
     if (typeof p.id !== "string" || p.id === "") fail(`${at}.id`, "must be a non-empty string")
     const id = p.id as string
     if (ids.has(id)) fail(`${at}.id`, `repeats "${id}"; pool ids must be unique`)
@@ -98,6 +108,9 @@ export function loadConfig(source: string | StdioBusConfigInput): StdioBusConfig
     if (p.cwd !== undefined && typeof p.cwd !== "string") fail(`${at}.cwd`, "must be a string")
     if (p.env !== undefined && (!isObject(p.env) || Object.values(p.env).some((v) => typeof v !== "string")))
       fail(`${at}.env`, "must be an object of string values")
+    const cancel = p.cancel ?? "mcp"
+    if (!CANCEL_PROTOCOLS.includes(cancel as CancelProtocol))
+      fail(`${at}.cancel`, `must be one of "mcp", "lsp", "none", got ${JSON.stringify(cancel)}`)
     return {
       id,
       command: p.command as string,
@@ -105,6 +118,7 @@ export function loadConfig(source: string | StdioBusConfigInput): StdioBusConfig
       instances: instances as number,
       cwd: p.cwd as string | undefined,
       env: p.env as Record<string, string> | undefined,
+      cancel: cancel as CancelProtocol,
     }
   })
   const limitsIn = raw.limits ?? {}

@@ -16,7 +16,7 @@ export type {
   StdioStopOptions,
 } from "./types.ts"
 export { DEFAULT_LIMITS, loadConfig } from "./config.ts"
-export type { LimitsConfig, PoolConfig, StdioBusConfig, StdioBusConfigInput } from "./config.ts"
+export type { CancelProtocol, LimitsConfig, PoolConfig, StdioBusConfig, StdioBusConfigInput } from "./config.ts"
 export {
   BackpressureError,
   BusErrorCode,
