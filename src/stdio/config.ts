@@ -16,11 +16,15 @@ export interface PoolConfig {
   env?: Record<string, string>
   /** How a worker is told that a request it was sent is no longer waited for (extension; default "mcp"). */
   cancel: CancelProtocol
+  /** "replay": each session's MCP handshake is sent again to a restarted worker before its next message (extension; default "none"). */
+  initialize: InitializeReplay
 }
 
 /** "mcp": notifications/cancelled { requestId, reason }; "lsp": $/cancelRequest { id }; "none": nothing. */
 export type CancelProtocol = "mcp" | "lsp" | "none"
 const CANCEL_PROTOCOLS: readonly CancelProtocol[] = ["mcp", "lsp", "none"]
+export type InitializeReplay = "replay" | "none"
+const INITIALIZE_REPLAYS: readonly InitializeReplay[] = ["replay", "none"]
 
 export interface LimitsConfig {
   /** Longest line (bytes) a worker or client may send; a worker going past it is killed and restarted. */
@@ -43,10 +47,11 @@ export interface StdioBusConfig {
 
 /** What a config file or object may leave out. */
 export interface StdioBusConfigInput {
-  pools: (Omit<PoolConfig, "args" | "instances" | "cancel"> & {
+  pools: (Omit<PoolConfig, "args" | "instances" | "cancel" | "initialize"> & {
     args?: string[]
     instances?: number
     cancel?: CancelProtocol
+    initialize?: InitializeReplay
   })[]
   limits?: Partial<LimitsConfig>
 }
@@ -91,8 +96,8 @@ export function loadConfig(source: string | StdioBusConfigInput): StdioBusConfig
     const at = `pools[${i}]`
     if (!isObject(p)) return fail(at, "must be an object { id, command, args, instances }")
     for (const k of Object.keys(p))
-      if (!["id", "command", "args", "instances", "cwd", "env", "cancel"].includes(k))
-        fail(`${at}.${k}`, "is not a known setting (known: id, command, args, instances, cwd, env, cancel)")
+      if (!["id", "command", "args", "instances", "cwd", "env", "cancel", "initialize"].includes(k))
+        fail(`${at}.${k}`, "is not a known setting (known: id, command, args, instances, cwd, env, cancel, initialize)")
     if (typeof p.id !== "string" || p.id === "") fail(`${at}.id`, "must be a non-empty string")
     const id = p.id as string
     if (ids.has(id)) fail(`${at}.id`, `repeats "${id}"; pool ids must be unique`)
@@ -111,6 +116,9 @@ export function loadConfig(source: string | StdioBusConfigInput): StdioBusConfig
     const cancel = p.cancel ?? "mcp"
     if (!CANCEL_PROTOCOLS.includes(cancel as CancelProtocol))
       fail(`${at}.cancel`, `must be one of "mcp", "lsp", "none", got ${JSON.stringify(cancel)}`)
+    const initialize = p.initialize ?? "none"
+    if (!INITIALIZE_REPLAYS.includes(initialize as InitializeReplay))
+      fail(`${at}.initialize`, `must be "replay" or "none", got ${JSON.stringify(initialize)}`)
     return {
       id,
       command: p.command as string,
@@ -119,6 +127,7 @@ export function loadConfig(source: string | StdioBusConfigInput): StdioBusConfig
       cwd: p.cwd as string | undefined,
       env: p.env as Record<string, string> | undefined,
       cancel: cancel as CancelProtocol,
+      initialize: initialize as InitializeReplay,
     }
   })
   const limitsIn = raw.limits ?? {}

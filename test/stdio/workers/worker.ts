@@ -12,7 +12,8 @@
 // at once, answered "asked"; ignore → never answered; log { lines } → stderr lines; hold → a notification
 // "holding" { id } (the id this worker saw), then no answer until cancelled: LSP's $/cancelRequest { id } gets it
 // answered with RequestCancelled (-32800), as a language server does; MCP's notifications/cancelled drops it.
-// Every notification is reported back as "seen" { method, params, pid }.
+// initialize is echoed, unless its params say refuse (a JSON-RPC error), crash (exit(3)) or hold ("holding" { id },
+// answered once a notification "release" comes). Every notification is reported back as "seen" { method, params, pid }.
 const mode = process.argv[2] ?? "echo"
 const out = Bun.stdout.writer()
 const send = (m: unknown) => {
@@ -28,10 +29,13 @@ if (mode === "no-read") {
   const asked = new Map<string | number, (result: unknown) => void>()
   let nextAsk = 0
   const held = new Set<string | number>()
+  const heldInitialize: (string | number)[] = []
   const handle = async (msg: { id?: string | number; method?: string; params?: any; result?: unknown }) => {
     if (msg.method === undefined) return asked.get(msg.id!)?.(msg.result)
     if (msg.id === undefined) {
       if (msg.method === "exit") process.exit(0)
+      if (msg.method === "release")
+        for (const id of heldInitialize.splice(0)) send({ jsonrpc: "2.0", id, result: { released: true } })
       if (msg.method === "$/cancelRequest" && held.delete(msg.params?.id))
         send({ jsonrpc: "2.0", id: msg.params.id, error: { code: -32800, message: "RequestCancelled" } })
       if (msg.method === "notifications/cancelled") held.delete(msg.params?.requestId)
@@ -92,6 +96,15 @@ if (mode === "no-read") {
         return reply("asked")
       case "ignore":
         return
+      case "initialize":
+        if (msg.params?.refuse)
+          return send({ jsonrpc: "2.0", id: msg.id, error: { code: -32602, message: "initialize refused" } })
+        if (msg.params?.crash) return process.exit(3)
+        if (msg.params?.hold) {
+          heldInitialize.push(msg.id)
+          return send({ jsonrpc: "2.0", method: "holding", params: { id: msg.id } })
+        }
+        return reply({ echo: msg.params ?? null, method: msg.method, pid: process.pid })
       case "hold":
         held.add(msg.id)
         return send({ jsonrpc: "2.0", method: "holding", params: { id: msg.id } })
