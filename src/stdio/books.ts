@@ -114,6 +114,8 @@ export abstract class Books extends Routing {
     const protocol = instance.pool.config.cancel
     if (protocol === "none" || this.pending.get(id) !== p || !instance.live || instance.generation !== p.generation)
       return
+    // MCP: "the initialize request MUST NOT be cancelled by clients"; LSP: nothing may be sent before its answer.
+    if (p.method === "initialize") return
     const message =
       protocol === "lsp"
         ? { jsonrpc: "2.0", method: "$/cancelRequest", params: { id } }

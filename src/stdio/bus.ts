@@ -472,6 +472,7 @@ export class StdioBus extends Workers {
         client,
         originalId,
         sessionKey,
+        method: msg.method,
         abandoned: false,
         abandonedAt: 0,
         written: false,

@@ -161,4 +161,28 @@ describe("stdio bus passes cancellation on to workers", () => {
       ])
     })
   }, 30_000)
+
+  test("an initialize is never cancelled (MCP forbids it), whether aborted, timed out or left by its socket client", async () => {
+    await withBus(config(), async (bus) => {
+      const got = gather(bus)
+      const holding = () => got.filter((m) => m.message.method === "holding").length
+      const ac = new AbortController()
+      const aborted = bus.request("initialize", { hold: true }, { signal: ac.signal, timeoutMs: 0 })
+      await until(() => holding() === 1, "the first initialize held")
+      ac.abort(new Error("changed my mind"))
+      await expect(aborted).rejects.toThrow("changed my mind")
+      await expect(bus.request("initialize", { hold: true }, { timeoutMs: 50 })).rejects.toBeInstanceOf(TimeoutError)
+      const path = sockPath()
+      await bus.listen(`unix:${path}`)
+      const c = await rawClient(`unix:${path}`)
+      c.send(JSON.stringify({ jsonrpc: "2.0", id: 1, method: "initialize", params: { hold: true } }))
+      await c.waitFor((m) => m.method === "holding", "the client's initialize held")
+      c.close()
+      await until(() => bus.clientCount === 0, "the client gone (its requests given up)")
+      // The worker reads its stdin in order: a cancel written before this request is seen before its answer.
+      expect(await bus.request("echo", { settle: true })).toMatchObject({ echo: { settle: true } })
+      expect(cancelsSeen(got)).toEqual([])
+      expect(bus.stats().cancelsSent).toBe(0)
+    })
+  }, 30_000)
 })
