@@ -88,9 +88,10 @@ export abstract class Books extends Routing {
 
   /**
    * Nobody waits for this request any more: its answer will be dropped, and its entry after STUCK_GRACE_MS. The
-   * worker is told to cancel it (the pool's `cancel` protocol) if it has been sent the request and not answered.
+   * worker is told to cancel it (the pool's `cancel` protocol) if it has been sent the request and not answered,
+   * unless `reason` is null (the client's own cancel went to it).
    */
-  protected abandon(id: number, p: Pending, reason: string): void {
+  protected abandon(id: number, p: Pending, reason: string | null): void {
     if (p.abandoned) return
     p.abandoned = true
     p.abandonedAt = performance.now()
@@ -99,13 +100,13 @@ export abstract class Books extends Routing {
     p.instance.stuck++
     this.armSweeper()
     this.unawait(p)
-    if (p.written) this.cancelOnWorker(id, p)
+    if (p.written && reason !== null) this.cancelOnWorker(id, p)
   }
 
   /** The request's line has reached its worker's outbox; one given up while it waited for room is cancelled now. */
   protected markWritten(id: number, p: Pending): void {
     p.written = true
-    if (p.abandoned) this.cancelOnWorker(id, p)
+    if (p.abandoned && p.abandonReason !== null) this.cancelOnWorker(id, p)
   }
 
   /** Tells the process that was sent request `id` (the id it saw) to stop working on it; nothing once it answered or died. */
@@ -119,7 +120,11 @@ export abstract class Books extends Routing {
     const message =
       protocol === "lsp"
         ? { jsonrpc: "2.0", method: "$/cancelRequest", params: { id } }
-        : { jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: id, reason: p.abandonReason } }
+        : {
+            jsonrpc: "2.0",
+            method: "notifications/cancelled",
+            params: { requestId: id, reason: p.abandonReason ?? undefined },
+          }
     try {
       // Queued behind the request itself (the outbox keeps order), so the worker never sees the cancel first.
       const queued = instance.out.write(JSON.stringify(message) + "\n")

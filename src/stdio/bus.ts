@@ -24,6 +24,7 @@ import type {
   BusState,
   JsonRpcMessage,
   PoolStats,
+  RawJSON,
   StdioBusEvents,
   StdioBusStats,
   StdioRequestOptions,
@@ -449,6 +450,8 @@ export class StdioBus extends Workers {
       }
       return
     }
+    if (!hasId && (msg.method === "notifications/cancelled" || msg.method === "$/cancelRequest"))
+      return this.passCancel(client, msg)
     const sessionKey =
       typeof msg.sessionId === "string"
         ? this.sessionKey(pool, msg.sessionId)
@@ -492,6 +495,33 @@ export class StdioBus extends Workers {
       }
     } catch (e) {
       if (hasId) this.answerError(client, originalId, codeOf(e as Error), (e as Error).message, pool.config.id)
+    }
+  }
+
+  /**
+   * A client's own cancel (MCP notifications/cancelled, LSP $/cancelRequest) goes to the worker its request went
+   * to, under the id that worker saw. One naming nothing this client has in flight is dropped (a race with the
+   * answer, or another client's id): passed on as written it would name whatever that worker has under that id.
+   */
+  private async passCancel(client: BusClient, msg: JsonRpcMessage): Promise<void> {
+    const mcp = msg.method === "notifications/cancelled"
+    const params = msg.params
+    if (typeof params !== "object" || params === null || Array.isArray(params)) return
+    const named = idText((params as Record<string, unknown>)[mcp ? "requestId" : "id"])
+    if (named === undefined) return
+    for (const [id, p] of this.pending) {
+      if (p.client !== client || p.abandoned || idText(p.originalId) !== named) continue
+      if (!p.instance.live || p.instance.generation !== p.generation) return
+      // MCP: the answer is not wanted any more (the client ignores it). LSP: the server still answers, and the
+      // client waits for that answer.
+      if (mcp) this.abandon(id, p, null)
+      const out = { ...msg, params: { ...params, [mcp ? "requestId" : "id"]: id } }
+      try {
+        await p.instance.out.write(`${JSON.stringify(out)}\n`)
+      } catch {
+        // the worker is gone, and the request with it
+      }
+      return
     }
   }
 
@@ -580,6 +610,12 @@ export class StdioBus extends Workers {
     }
     return promise
   }
+}
+
+/** An id as comparable text (a big or fractional one is kept as its JSON text). */
+function idText(id: unknown): string | undefined {
+  if (typeof id === "object" && id !== null && "rawJSON" in id) return String((id as RawJSON).rawJSON)
+  return typeof id === "string" || typeof id === "number" ? JSON.stringify(id) : undefined
 }
 
 /** An abort reason as text: an Error's message, else the value itself. */

@@ -24,8 +24,8 @@ export interface Pending {
   abandonedAt: number
   /** The line is in the worker's outbox (not waiting for room): only then may the worker be told to cancel it. */
   written: boolean
-  /** Why the caller gave up, for the worker's cancel notification. */
-  abandonReason?: string
+  /** Why the caller gave up, for the worker's cancel notification; null: the worker was told by the client itself. */
+  abandonReason?: string | null
 }
 
 /** A request a worker sent to a client: answered only by that client, under an id nobody can guess. */

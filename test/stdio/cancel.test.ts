@@ -185,4 +185,65 @@ describe("stdio bus passes cancellation on to workers", () => {
       expect(bus.stats().cancelsSent).toBe(0)
     })
   }, 30_000)
+
+  describe("a client's own cancel", () => {
+    const rpc = (m: object) => JSON.stringify({ jsonrpc: "2.0", ...m })
+    /** Two socket clients of one worker, each holding a request it sent as id 7; yields them and the ids the worker saw. */
+    async function twoHolding(bus: StdioBus) {
+      const path = sockPath()
+      await bus.listen(`unix:${path}`)
+      const a = await rawClient(`unix:${path}`)
+      const b = await rawClient(`unix:${path}`)
+      a.send(rpc({ id: 7, method: "hold" }))
+      const aId = (await a.waitFor((m) => m.method === "holding", "a's request held")).params.id
+      b.send(rpc({ id: 7, method: "hold" }))
+      const bId = (await b.waitFor((m) => m.method === "holding", "b's request held")).params.id
+      return { a, b, aId, bId }
+    }
+    const cancelsSeenBy = (c: { received: any[] }) =>
+      c.received.filter((m) => m.method === "seen" && CANCELS.includes(m.params.method)).map((m) => m.params.params)
+
+    test("reaches the worker under the id it saw, and no client can cancel another's request by naming its worker id (MCP)", async () => {
+      await withBus(config(), async (bus) => {
+        const { a, b, aId, bId } = await twoHolding(bus)
+        try {
+          b.send(rpc({ method: "notifications/cancelled", params: { requestId: aId, reason: "not mine" } }))
+          b.send(rpc({ method: "notifications/cancelled", params: { requestId: 8 } })) // nothing b has in flight
+          a.send(rpc({ method: "notifications/cancelled", params: { requestId: 7, reason: "user" } }))
+          a.send(rpc({ id: 8, method: "echo" }))
+          await a.waitFor((m) => m.id === 8, "a's later request answered")
+          // The worker reads in order: whatever it was sent before a's echo, it reported before the answer.
+          expect(cancelsSeenBy(a)).toEqual([{ requestId: aId, reason: "user" }])
+          expect(a.received.some((m) => m.id === 7)).toBe(false)
+          expect(b.received.some((m) => m.id === 7)).toBe(false) // b's own request is still held
+          expect(bId).not.toBe(aId)
+        } finally {
+          a.close()
+          b.close()
+        }
+      })
+    }, 30_000)
+
+    test("LSP: $/cancelRequest reaches the worker under the id it saw, and the RequestCancelled answer reaches the client under its own id", async () => {
+      await withBus(config("lsp"), async (bus) => {
+        const { a, b, aId } = await twoHolding(bus)
+        try {
+          b.send(rpc({ method: "$/cancelRequest", params: { id: aId } }))
+          a.send(rpc({ method: "$/cancelRequest", params: { id: 7 } }))
+          expect(await a.waitFor((m) => m.id === 7, "a's request answered")).toMatchObject({
+            error: { code: -32800, message: "RequestCancelled" },
+          })
+          a.send(rpc({ id: 8, method: "echo" }))
+          await a.waitFor((m) => m.id === 8, "a's later request answered")
+          expect(cancelsSeenBy(a)).toEqual([{ id: aId }])
+          expect(a.received.filter((m) => m.id === 7)).toHaveLength(1)
+          expect(b.received.some((m) => m.id === 7)).toBe(false)
+          expect(bus.stats()).toMatchObject({ lateResponses: 0, routingErrors: 0 })
+        } finally {
+          a.close()
+          b.close()
+        }
+      })
+    }, 30_000)
+  })
 })
