@@ -3,7 +3,10 @@
 // Each settles by events, not by time: a second operation started after the cancel on the same server, whose
 // end comes after the cancelled one's would have.
 import { describe, expect, test } from "bun:test"
+import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { Client } from "@modelcontextprotocol/sdk/client/index.js"
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import type { BusMessage, StdioBus } from "../../src/stdio/index.ts"
 import { until } from "../support/helpers.ts"
 import { withBus } from "../support/stdio.ts"
@@ -11,6 +14,7 @@ import { withBus } from "../support/stdio.ts"
 const ROOT = join(import.meta.dir, "..", "..")
 const EVERYTHING = join(ROOT, "node_modules", "@modelcontextprotocol", "server-everything", "dist", "index.js")
 const MCP_WORKER = join(import.meta.dir, "workers", "mcp-worker.ts")
+const SLOTBUS = join(ROOT, "bin", "slotbus.ts")
 const INIT = { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "slotbus-test", version: "1" } }
 const pool = (args: string[]) => ({ pools: [{ id: "mcp", command: process.execPath, args }] })
 
@@ -100,6 +104,44 @@ describe("stdio bus passes cancellation on to MCP servers", () => {
       expect(Number(step)).toBeLessThan(op.steps)
       expect(progressOf(got, "A")).toEqual(Array.from({ length: Number(step) }, (_, i) => i + 1))
       expect(bus.stats()).toMatchObject({ cancelsSent: 1, lateResponses: 0, routingErrors: 0 })
+    })
+  }, 60_000)
+
+  test("an MCP SDK client connected through `slotbus stdio connect` that aborts a call stops the tool on the server: its own cancel arrives under the id the server saw", async () => {
+    await withBus(pool([MCP_WORKER]), async (bus) => {
+      const logs: string[] = []
+      bus.on("log", (l) => logs.push(l.line))
+      const sock = join(tmpdir(), `slotbus-mcp-cancel-${process.pid}-${Math.random().toString(36).slice(2)}.sock`)
+      await bus.listen(`unix:${sock}`)
+      const client = new Client({ name: "slotbus-test", version: "1.0.0" })
+      try {
+        await client.connect(
+          new StdioClientTransport({ command: process.execPath, args: [SLOTBUS, "stdio", "connect", `unix:${sock}`] }),
+        )
+        const ac = new AbortController()
+        const progress: number[] = []
+        const cancelled = client.callTool({ name: "count", arguments: { steps: 8, stepMs: 250 } }, undefined, {
+          signal: ac.signal,
+          onprogress: (p) => {
+            progress.push(p.progress)
+            ac.abort("not needed any more")
+          },
+        })
+        await expect(cancelled).rejects.toThrow()
+        // As above: three steps of the same length, started after the cancel went out on the same pipe.
+        expect(await client.callTool({ name: "count", arguments: { steps: 3, stepMs: 250 } })).toEqual({
+          content: [{ type: "text", text: "counted to 3" }],
+        })
+        const started = logs.map((l) => /^count (\S+) started/.exec(l)?.[1]).filter(Boolean)
+        const stopped = logs.map((l) => /^count (\S+) cancelled after step (\d+): (.*)$/.exec(l)).find(Boolean)
+        expect(stopped, "the server logs the cancellation").toBeTruthy()
+        expect(stopped![1]).toBe(started[0]!)
+        expect(stopped![3]).toBe("not needed any more")
+        expect(Number(stopped![2])).toBeLessThan(8)
+        expect(bus.stats()).toMatchObject({ lateResponses: 0, routingErrors: 0 })
+      } finally {
+        await client.close()
+      }
     })
   }, 60_000)
 })
