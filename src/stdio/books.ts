@@ -22,6 +22,8 @@ export abstract class Books extends Routing {
   /** Per client: its requests somebody still waits for, and who waits for them to reach 0. */
   protected readonly clientLoad = new Map<BusClient, { awaited: number; idle: (() => void)[] }>()
   protected readonly drained: (() => void)[] = []
+  /** Per client: its requests on the books by the id it gave them (string and number ids), for its own cancels. */
+  protected readonly clientRequests = new Map<BusClient, Map<string | number, number>>()
 
   protected rejectPending(instance: Instance, error: Error, generation?: number): void {
     for (const id of [...instance.pending]) {
@@ -63,6 +65,12 @@ export abstract class Books extends Routing {
     p.instance.pending.add(id)
     p.instance.inFlight++
     this.awaited++
+    const own = p.originalId
+    if (p.client && (typeof own === "number" || typeof own === "string")) {
+      const ids = this.clientRequests.get(p.client)
+      if (ids) ids.set(own, id)
+      else this.clientRequests.set(p.client, new Map([[own, id]]))
+    }
     if (p.client) {
       const load = this.clientLoad.get(p.client)
       if (load) load.awaited++
@@ -142,6 +150,11 @@ export abstract class Books extends Routing {
     this.pending.delete(id)
     p.instance.pending.delete(id)
     p.instance.inFlight--
+    const ids = p.client && this.clientRequests.get(p.client)
+    if (ids && ids.get(p.originalId as string | number) === id) {
+      ids.delete(p.originalId as string | number)
+      if (ids.size === 0) this.clientRequests.delete(p.client!)
+    }
     if (p.abandoned) p.instance.stuck--
     else this.unawait(p)
     return p

@@ -24,7 +24,6 @@ import type {
   BusState,
   JsonRpcMessage,
   PoolStats,
-  RawJSON,
   StdioBusEvents,
   StdioBusStats,
   StdioRequestOptions,
@@ -507,21 +506,19 @@ export class StdioBus extends Workers {
     const mcp = msg.method === "notifications/cancelled"
     const params = msg.params
     if (typeof params !== "object" || params === null || Array.isArray(params)) return
-    const named = idText((params as Record<string, unknown>)[mcp ? "requestId" : "id"])
-    if (named === undefined) return
-    for (const [id, p] of this.pending) {
-      if (p.client !== client || p.abandoned || idText(p.originalId) !== named) continue
-      if (!p.instance.live || p.instance.generation !== p.generation) return
-      // MCP: the answer is not wanted any more (the client ignores it). LSP: the server still answers, and the
-      // client waits for that answer.
-      if (mcp) this.abandon(id, p, null)
-      const out = { ...msg, params: { ...params, [mcp ? "requestId" : "id"]: id } }
-      try {
-        await p.instance.out.write(`${JSON.stringify(out)}\n`)
-      } catch {
-        // the worker is gone, and the request with it
-      }
-      return
+    const named = (params as Record<string, unknown>)[mcp ? "requestId" : "id"]
+    if (typeof named !== "string" && typeof named !== "number") return
+    const id = this.clientRequests.get(client)?.get(named)
+    const p = id === undefined ? undefined : this.pending.get(id)
+    if (!p || p.abandoned || !p.instance.live || p.instance.generation !== p.generation) return
+    // MCP: the answer is not wanted any more (the client ignores it). LSP: the server still answers, and the
+    // client waits for that answer.
+    if (mcp) this.abandon(id!, p, null)
+    const out = { ...msg, params: { ...params, [mcp ? "requestId" : "id"]: id } }
+    try {
+      await p.instance.out.write(`${JSON.stringify(out)}\n`)
+    } catch {
+      // the worker is gone, and the request with it
     }
   }
 
@@ -610,12 +607,6 @@ export class StdioBus extends Workers {
     }
     return promise
   }
-}
-
-/** An id as comparable text (a big or fractional one is kept as its JSON text). */
-function idText(id: unknown): string | undefined {
-  if (typeof id === "object" && id !== null && "rawJSON" in id) return String((id as RawJSON).rawJSON)
-  return typeof id === "string" || typeof id === "number" ? JSON.stringify(id) : undefined
 }
 
 /** An abort reason as text: an Error's message, else the value itself. */
