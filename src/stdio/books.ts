@@ -22,6 +22,8 @@ export abstract class Books extends Routing {
   /** Per client: its requests somebody still waits for, and who waits for them to reach 0. */
   protected readonly clientLoad = new Map<BusClient, { awaited: number; idle: (() => void)[] }>()
   protected readonly drained: (() => void)[] = []
+  /** Per client: its requests on the books by the id it gave them (string and number ids), for its own cancels. */
+  protected readonly clientRequests = new Map<BusClient, Map<string | number, number>>()
 
   protected rejectPending(instance: Instance, error: Error, generation?: number): void {
     for (const id of [...instance.pending]) {
@@ -63,6 +65,12 @@ export abstract class Books extends Routing {
     p.instance.pending.add(id)
     p.instance.inFlight++
     this.awaited++
+    const own = p.originalId
+    if (p.client && (typeof own === "number" || typeof own === "string")) {
+      const ids = this.clientRequests.get(p.client)
+      if (ids) ids.set(own, id)
+      else this.clientRequests.set(p.client, new Map([[own, id]]))
+    }
     if (p.client) {
       const load = this.clientLoad.get(p.client)
       if (load) load.awaited++
@@ -86,15 +94,53 @@ export abstract class Books extends Routing {
     return load ? new Promise((r) => load.idle.push(r)) : Promise.resolve()
   }
 
-  /** Nobody waits for this request any more: its answer will be dropped, and its entry after STUCK_GRACE_MS. */
-  protected abandon(id: number, p: Pending): void {
+  /**
+   * Nobody waits for this request any more: its answer will be dropped, and its entry after STUCK_GRACE_MS. The
+   * worker is told to cancel it (the pool's `cancel` protocol) if it has been sent the request and not answered,
+   * unless `reason` is null (the client's own cancel went to it).
+   */
+  protected abandon(id: number, p: Pending, reason: string | null): void {
     if (p.abandoned) return
     p.abandoned = true
     p.abandonedAt = performance.now()
+    p.abandonReason = reason
     if (this.pending.get(id) !== p) return
     p.instance.stuck++
     this.armSweeper()
     this.unawait(p)
+    if (p.written && reason !== null) this.cancelOnWorker(id, p)
+  }
+
+  /** The request's line has reached its worker's outbox; one given up while it waited for room is cancelled now. */
+  protected markWritten(id: number, p: Pending): void {
+    p.written = true
+    if (p.abandoned && p.abandonReason !== null) this.cancelOnWorker(id, p)
+  }
+
+  /** Tells the process that was sent request `id` (the id it saw) to stop working on it; nothing once it answered or died. */
+  private cancelOnWorker(id: number, p: Pending): void {
+    const { instance } = p
+    const protocol = instance.pool.config.cancel
+    if (protocol === "none" || this.pending.get(id) !== p || !instance.live || instance.generation !== p.generation)
+      return
+    // MCP: "the initialize request MUST NOT be cancelled by clients"; LSP: nothing may be sent before its answer.
+    if (p.method === "initialize") return
+    const message =
+      protocol === "lsp"
+        ? { jsonrpc: "2.0", method: "$/cancelRequest", params: { id } }
+        : {
+            jsonrpc: "2.0",
+            method: "notifications/cancelled",
+            params: { requestId: id, reason: p.abandonReason ?? undefined },
+          }
+    try {
+      // Queued behind the request itself (the outbox keeps order), so the worker never sees the cancel first.
+      const queued = instance.out.write(JSON.stringify(message) + "\n")
+      if (queued) queued.catch(() => {}) // the worker died or stopped reading: nothing left to cancel
+      this.counters.cancelsSent++
+    } catch {
+      // the worker is gone
+    }
   }
 
   /** Drops a pending entry and its in-flight count; tells stop() when nobody waits any more. */
@@ -104,6 +150,11 @@ export abstract class Books extends Routing {
     this.pending.delete(id)
     p.instance.pending.delete(id)
     p.instance.inFlight--
+    const ids = p.client && this.clientRequests.get(p.client)
+    if (ids && ids.get(p.originalId as string | number) === id) {
+      ids.delete(p.originalId as string | number)
+      if (ids.size === 0) this.clientRequests.delete(p.client!)
+    }
     if (p.abandoned) p.instance.stuck--
     else this.unawait(p)
     return p

@@ -5,6 +5,7 @@
 import {
   BusClosedError,
   MAX_TIMER_MS,
+  TimeoutError,
   type Supervisor,
   longTimeout,
   type LongTimer,
@@ -12,7 +13,8 @@ import {
 } from "../core/index.ts"
 import { checkOptions, madeBy, optionNames } from "../core/index.ts"
 import { loadConfig, type LimitsConfig, type StdioBusConfig, type StdioBusConfigInput } from "./config.ts"
-import { BusErrorCode, InvalidStateError, SpawnError } from "./errors.ts"
+import { BusErrorCode, InvalidStateError, JsonRpcError, SpawnError } from "./errors.ts"
+import { type Handshake, Handshakes } from "./handshakes.ts"
 import { StdioListener, type ListenOptions } from "./listener.ts"
 import { codeOf, parseMessage } from "./jsonrpc.ts"
 import { Pool, type Instance, type Pending } from "./pool.ts"
@@ -34,6 +36,9 @@ const REQUEST_OPTIONS = optionNames<StdioRequestOptions>({ sessionId: true, pool
 const NOTIFY_OPTIONS = optionNames<Omit<StdioRequestOptions, "timeoutMs" | "signal">>({ sessionId: true, pool: true })
 const STOP_OPTIONS = optionNames<StdioStopOptions>({ timeoutMs: true, killAfterMs: true })
 const CLIENT_OPTIONS = optionNames<{ sessionPerClient?: boolean }>({ sessionPerClient: true })
+/** How long a restarted worker may take to answer a session's replayed initialize. */
+const REPLAY_TIMEOUT_MS = 30_000
+const INITIALIZED_LINE = `${JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" })}\n`
 
 export class StdioBus extends Workers {
   readonly config: StdioBusConfig
@@ -44,6 +49,7 @@ export class StdioBus extends Workers {
   private nextClientId = 1
   private stopping: Promise<void> | null = null
   private restartsBefore = 0
+  private readonly handshakes = new Handshakes()
 
   /** A bus for a stdio_bus configuration: a path to its JSON file, or the object itself. */
   static fromConfig(source: string | StdioBusConfigInput): StdioBus {
@@ -159,6 +165,7 @@ export class StdioBus extends Workers {
       await Promise.all([...this.listenersOpen].map((l) => l.close()))
       this.listenersOpen.clear()
       this.sessions.clear()
+      this.handshakes.clear()
       this.asked.clear()
       for (const p of this.pools.values()) for (const i of p.instances) i.asked.clear()
       this._state = "stopped"
@@ -189,7 +196,7 @@ export class StdioBus extends Workers {
     const onAbort = signal ? () => giveUp(signal.reason) : null
     const giveUp = (e: Error) => {
       settled = true
-      this.abandon(id, entry)
+      this.abandon(id, entry, e instanceof TimeoutError ? e.message : `aborted by the caller: ${reasonText(e)}`)
       if (onAbort) signal!.removeEventListener("abort", onAbort)
       reject(e)
     }
@@ -207,18 +214,27 @@ export class StdioBus extends Workers {
       method,
       abandoned: false,
       abandonedAt: 0,
+      written: false,
     }
     if (onAbort) signal!.addEventListener("abort", onAbort, { once: true })
     const line =
       JSON.stringify(params === undefined ? { jsonrpc: "2.0", id, method } : { jsonrpc: "2.0", id, method, params }) +
       "\n"
+    const write = (instance: Instance): Promise<void> | void => {
+      const queued = instance.out.write(line)
+      if (!queued) return this.markWritten(id, entry)
+      return queued.then(() => this.markWritten(id, entry))
+    }
     const dispatch = (instance: Instance): Promise<void> | void => {
       if (settled) return
       entry.instance = instance
       entry.generation = instance.generation
       this.track(id, entry)
       if (deadline !== Infinity) this.armSweeper()
-      return instance.out.write(line)
+      const ready = this.handshaken(pool, sessionKey, null, instance, method, params)
+      if (!ready) return write(instance)
+      // Given up while the handshake was replayed: the worker never gets it.
+      return ready.then(() => (entry.abandoned ? void this.forget(id) : write(instance)))
     }
     const failed = (e: Error) => {
       if (this.pending.get(id) === entry) this.forget(id)
@@ -249,6 +265,7 @@ export class StdioBus extends Workers {
     const instance =
       this.routeNow(pool, sessionKey, null) ??
       (await this.route(pool, sessionKey, null, performance.now() + this.limits.backpressure_timeout_sec * 1000))
+    await this.handshaken(pool, sessionKey, null, instance, method, params)
     await instance.out.write(JSON.stringify(message) + "\n")
   }
 
@@ -342,8 +359,9 @@ export class StdioBus extends Workers {
   endSession(sessionId: string, pool?: string): boolean {
     const p = this.poolFor(pool)
     const key = p && this.sessionKey(p, sessionId)
-    if (!key || !this.sessions.has(key)) return false
+    if (!key || (!this.sessions.has(key) && !this.handshakes.has(key))) return false
     this.unpin(key)
+    this.handshakes.forget(key)
     return true
   }
 
@@ -361,7 +379,8 @@ export class StdioBus extends Workers {
       close: () => {
         if (!this.clients.delete(client)) return
         for (const [key, s] of this.sessions) if (s.owner === client) this.unpin(key)
-        for (const [pid, p] of this.pending) if (p.client === client) this.abandon(pid, p)
+        this.handshakes.forgetOwner(client)
+        for (const [pid, p] of this.pending) if (p.client === client) this.abandon(pid, p, "the client disconnected")
         for (const [aid, a] of this.asked) if (a.client === client) this.forgetAsked(aid)
       },
     }
@@ -445,6 +464,8 @@ export class StdioBus extends Workers {
       }
       return
     }
+    if (!hasId && (msg.method === "notifications/cancelled" || msg.method === "$/cancelRequest"))
+      return this.passCancel(client, msg)
     const sessionKey =
       typeof msg.sessionId === "string"
         ? this.sessionKey(pool, msg.sessionId)
@@ -456,7 +477,11 @@ export class StdioBus extends Workers {
       const instance =
         this.routeNow(pool, sessionKey, client) ??
         (await this.route(pool, sessionKey, client, performance.now() + this.limits.backpressure_timeout_sec * 1000))
-      if (!hasId) return await instance.out.write((rewritten ? JSON.stringify(msg) : line) + "\n")
+      const ready = this.handshaken(pool, sessionKey, client, instance, msg.method, msg.params)
+      if (!hasId) {
+        if (ready) await ready
+        return await instance.out.write((rewritten ? JSON.stringify(msg) : line) + "\n")
+      }
       const id = ++this.nextId
       const entry: Pending = {
         instance,
@@ -464,13 +489,20 @@ export class StdioBus extends Workers {
         client,
         originalId,
         sessionKey,
+        method: msg.method,
         abandoned: false,
         abandonedAt: 0,
+        written: false,
       }
       this.track(id, entry)
       msg.id = id
       try {
+        if (ready) {
+          await ready
+          if (entry.abandoned) return void this.forget(id) // the client left while the handshake was replayed
+        }
         await instance.out.write(JSON.stringify(msg) + "\n")
+        this.markWritten(id, entry)
       } catch (e) {
         if (this.pending.get(id) === entry) this.forget(id)
         throw e
@@ -479,6 +511,122 @@ export class StdioBus extends Workers {
       if (hasId) this.answerError(client, originalId, codeOf(e as Error), (e as Error).message, pool.config.id)
     }
   }
+
+  /**
+   * A client's own cancel (MCP notifications/cancelled, LSP $/cancelRequest) goes to the worker its request went
+   * to, under the id that worker saw. One naming nothing this client has in flight is dropped (a race with the
+   * answer, or another client's id): passed on as written it would name whatever that worker has under that id.
+   */
+  private async passCancel(client: BusClient, msg: JsonRpcMessage): Promise<void> {
+    const mcp = msg.method === "notifications/cancelled"
+    const params = msg.params
+    if (typeof params !== "object" || params === null || Array.isArray(params)) return
+    const named = (params as Record<string, unknown>)[mcp ? "requestId" : "id"]
+    if (typeof named !== "string" && typeof named !== "number") return
+    const id = this.clientRequests.get(client)?.get(named)
+    const p = id === undefined ? undefined : this.pending.get(id)
+    if (!p || p.abandoned || !p.instance.live || p.instance.generation !== p.generation) return
+    // MCP: the answer is not wanted any more (the client ignores it). LSP: the server still answers, and the
+    // client waits for that answer.
+    if (mcp) this.abandon(id!, p, null)
+    const out = { ...msg, params: { ...params, [mcp ? "requestId" : "id"]: id } }
+    try {
+      await p.instance.out.write(`${JSON.stringify(out)}\n`)
+    } catch {
+      // the worker is gone, and the request with it
+    }
+  }
+
+  // ── replayed handshakes (pools[].initialize: "replay") ─────────────────────────────────────────────────
+
+  /**
+   * Notes a session's handshake messages and, before any other message of a session whose worker process has not
+   * seen its handshake (a restarted or another instance), replays it there; resolves when the message may go.
+   */
+  private handshaken(
+    pool: Pool,
+    sessionKey: string | null,
+    owner: BusClient | null,
+    instance: Instance,
+    method: string,
+    params: unknown,
+  ): Promise<void> | undefined {
+    if (sessionKey === null || pool.config.initialize !== "replay") return undefined
+    const h = method === "initialize" ? undefined : this.handshakes.unseen(sessionKey, instance)
+    if (!h) return void this.handshakes.note(sessionKey, owner, instance, method, params)
+    let replay = h.replay
+    if (!replay || replay.instance !== instance || replay.generation !== instance.generation) {
+      const r = { instance, generation: instance.generation, done: this.replay(h, instance) }
+      const done = () => {
+        if (h.replay === r) h.replay = null
+      }
+      r.done.then(done, done)
+      h.replay = replay = r
+    }
+    return replay.done.then(() => this.handshakes.note(sessionKey, owner, instance, method, params))
+  }
+
+  /** Sends a session's initialize (its answer swallowed) and, if the session had sent it, notifications/initialized. */
+  private async replay(h: Handshake, instance: Instance): Promise<void> {
+    const generation = instance.generation
+    try {
+      await this.requestOn(instance, "initialize", h.params, REPLAY_TIMEOUT_MS)
+    } catch (e) {
+      if (!(e instanceof JsonRpcError)) throw e
+      this.log(
+        instance,
+        instance.proc?.pid ?? 0,
+        "warn",
+        `the replayed initialize was refused (${e.message}); the session's messages go on to the worker`,
+      )
+    }
+    if (h.initialized) await instance.out.write(INITIALIZED_LINE)
+    h.instance = instance
+    h.generation = generation
+  }
+
+  /** A request of the bus's own to one worker process: resolves with its result, which nobody else sees. */
+  private requestOn(instance: Instance, method: string, params: unknown, timeoutMs: number): Promise<unknown> {
+    const { promise, resolve, reject } = Promise.withResolvers<unknown>()
+    const id = ++this.nextId
+    const entry: Pending = {
+      instance,
+      generation: instance.generation,
+      client: null,
+      originalId: id,
+      sessionKey: null,
+      resolve,
+      reject: (e: Error) => {
+        this.abandon(id, entry, e.message)
+        reject(e)
+      },
+      deadline: performance.now() + timeoutMs,
+      timeoutMs,
+      method,
+      abandoned: false,
+      abandonedAt: 0,
+      written: false,
+    }
+    this.track(id, entry)
+    this.armSweeper()
+    const failed = (e: Error) => {
+      if (this.pending.get(id) === entry) this.forget(id)
+      entry.reject!(e)
+    }
+    try {
+      const queued = instance.out.write(`${JSON.stringify({ jsonrpc: "2.0", id, method, params })}\n`)
+      if (queued) queued.then(() => this.markWritten(id, entry), failed)
+      else this.markWritten(id, entry)
+    } catch (e) {
+      failed(e as Error)
+    }
+    return promise
+  }
+}
+
+/** An abort reason as text: an Error's message, else the value itself. */
+function reasonText(reason: unknown): string {
+  return reason instanceof Error ? reason.message : String(reason)
 }
 
 /** A delay option in ms: undefined, or a non-negative number (Infinity allowed); anything else is a RangeError. */

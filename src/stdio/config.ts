@@ -15,7 +15,17 @@ export interface PoolConfig {
   cwd?: string
   /** Extra environment variables for the workers (extension). */
   env?: Record<string, string>
+  /** How a worker is told that a request it was sent is no longer waited for (extension; default "mcp"). */
+  cancel: CancelProtocol
+  /** "replay": each session's MCP handshake is sent again to a restarted worker before its next message (extension; default "none"). */
+  initialize: InitializeReplay
 }
+
+/** "mcp": notifications/cancelled { requestId, reason }; "lsp": $/cancelRequest { id }; "none": nothing. */
+export type CancelProtocol = "mcp" | "lsp" | "none"
+const CANCEL_PROTOCOLS: readonly CancelProtocol[] = ["mcp", "lsp", "none"]
+export type InitializeReplay = "replay" | "none"
+const INITIALIZE_REPLAYS: readonly InitializeReplay[] = ["replay", "none"]
 
 export interface LimitsConfig {
   /** Longest line (bytes) a worker or client may send; a worker going past it is killed and restarted. */
@@ -38,7 +48,12 @@ export interface StdioBusConfig {
 
 /** What a config file or object may leave out. */
 export interface StdioBusConfigInput {
-  pools: (Omit<PoolConfig, "args" | "instances"> & { args?: string[]; instances?: number })[]
+  pools: (Omit<PoolConfig, "args" | "instances" | "cancel" | "initialize"> & {
+    args?: string[]
+    instances?: number
+    cancel?: CancelProtocol
+    initialize?: InitializeReplay
+  })[]
   limits?: Partial<LimitsConfig>
 }
 
@@ -64,6 +79,8 @@ const POOL_SETTINGS = optionNames<PoolConfig>({
   instances: true,
   cwd: true,
   env: true,
+  cancel: true,
+  initialize: true,
 })
 const LIMITS: ReadonlySet<string> = new Set(Object.keys(DEFAULT_LIMITS))
 
@@ -121,6 +138,12 @@ export function loadConfig(source: string | StdioBusConfigInput): StdioBusConfig
     if (p.cwd !== undefined && typeof p.cwd !== "string") fail(`${at}.cwd`, "must be a string")
     if (p.env !== undefined && (!isObject(p.env) || Object.values(p.env).some((v) => typeof v !== "string")))
       fail(`${at}.env`, "must be an object of string values")
+    const cancel = p.cancel ?? "mcp"
+    if (!CANCEL_PROTOCOLS.includes(cancel as CancelProtocol))
+      fail(`${at}.cancel`, `must be one of "mcp", "lsp", "none", got ${JSON.stringify(cancel)}`)
+    const initialize = p.initialize ?? "none"
+    if (!INITIALIZE_REPLAYS.includes(initialize as InitializeReplay))
+      fail(`${at}.initialize`, `must be "replay" or "none", got ${JSON.stringify(initialize)}`)
     return {
       id,
       command: p.command as string,
@@ -128,6 +151,8 @@ export function loadConfig(source: string | StdioBusConfigInput): StdioBusConfig
       instances: instances as number,
       cwd: p.cwd as string | undefined,
       env: p.env as Record<string, string> | undefined,
+      cancel: cancel as CancelProtocol,
+      initialize: initialize as InitializeReplay,
     }
   })
   const limitsIn = raw.limits ?? {}

@@ -16,7 +16,14 @@ export type {
   StdioStopOptions,
 } from "./types.ts"
 export { DEFAULT_LIMITS, loadConfig } from "./config.ts"
-export type { LimitsConfig, PoolConfig, StdioBusConfig, StdioBusConfigInput } from "./config.ts"
+export type {
+  CancelProtocol,
+  InitializeReplay,
+  LimitsConfig,
+  PoolConfig,
+  StdioBusConfig,
+  StdioBusConfigInput,
+} from "./config.ts"
 export {
   BackpressureError,
   BusErrorCode,

@@ -22,6 +22,10 @@ export interface Pending {
   /** The caller stopped waiting (performance.now() then); the answer is dropped when it comes, the entry after a grace. */
   abandoned: boolean
   abandonedAt: number
+  /** The line is in the worker's outbox (not waiting for room): only then may the worker be told to cancel it. */
+  written: boolean
+  /** Why the caller gave up, for the worker's cancel notification; null: the worker was told by the client itself. */
+  abandonReason?: string | null
 }
 
 /** A request a worker sent to a client: answered only by that client, under an id nobody can guess. */

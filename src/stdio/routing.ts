@@ -21,6 +21,7 @@ export abstract class Routing {
     oversizeKills: 0,
     lateResponses: 0,
     stuckDropped: 0,
+    cancelsSent: 0,
     droppedMessages: 0,
   }
   protected readonly inbox: BusMessage[] = []

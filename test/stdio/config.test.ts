@@ -9,7 +9,7 @@ const pool = { id: "p", command: "bun", args: ["w.ts"], instances: 2 }
 describe("stdio bus configuration", () => {
   test("an object in stdio_bus's form is taken as is, with every missing limit set to its documented default", () => {
     const c = loadConfig({ pools: [pool], limits: { max_restarts: 3 } })
-    expect(c.pools).toEqual([{ ...pool, cwd: undefined, env: undefined }])
+    expect(c.pools).toEqual([{ ...pool, cwd: undefined, env: undefined, cancel: "mcp", initialize: "none" }])
     expect(c.limits).toEqual({ ...DEFAULT_LIMITS, max_restarts: 3 })
     expect(DEFAULT_LIMITS).toEqual({
       max_input_buffer: 1048576,
@@ -23,6 +23,14 @@ describe("stdio bus configuration", () => {
 
   test("args and instances may be left out (no arguments, one instance)", () => {
     expect(loadConfig({ pools: [{ id: "a", command: "cat" }] }).pools[0]).toMatchObject({ args: [], instances: 1 })
+  })
+
+  test.each(["mcp", "lsp", "none"] as const)('cancel "%s" is taken as the pool\'s cancel protocol', (cancel) => {
+    expect(loadConfig({ pools: [{ ...pool, cancel }] }).pools[0]!.cancel).toBe(cancel)
+  })
+
+  test.each(["replay", "none"] as const)('initialize "%s" is taken as the pool\'s handshake setting', (initialize) => {
+    expect(loadConfig({ pools: [{ ...pool, initialize }] }).pools[0]!.initialize).toBe(initialize)
   })
 
   test("a file path is read and parsed like the object", () => {
@@ -44,6 +52,9 @@ describe("stdio bus configuration", () => {
     ["pools[0].args", { pools: [{ ...pool, args: "w.ts" }] }, "array of strings"],
     ["pools[0].instances", { pools: [{ ...pool, instances: 0 }] }, "whole number from 1"],
     ["pools[0].instances", { pools: [{ ...pool, instances: 1.5 }] }, "whole number from 1"],
+    ["pools[0].cancel", { pools: [{ ...pool, cancel: "grpc" }] }, 'one of "mcp", "lsp", "none"'],
+    ["pools[0].cancel", { pools: [{ ...pool, cancel: true }] }, 'one of "mcp", "lsp", "none"'],
+    ["pools[0].initialize", { pools: [{ ...pool, initialize: true }] }, 'must be "replay" or "none"'],
     ["pools[0].comand", { pools: [{ ...pool, comand: "x" }] }, "not a known setting"],
     ["limits", { pools: [pool], limits: 3 }, "must be an object"],
     ["limits.max_restarts", { pools: [pool], limits: { max_restarts: -1 } }, "non-negative whole number"],

@@ -3,11 +3,17 @@
 //   crash-at-start  exits with 1 at once (restart intensity)
 //   no-read        never reads stdin (backpressure)
 //   ignore-term    echo, but ignores SIGTERM (stop must SIGKILL it)
+//   read-on-usr1   echo, but reads nothing from stdin until SIGUSR1 (a full queue that drains when told); says
+//                  "waiting-for-usr1" once the signal is handled
 // Methods: echo → { echo: params, pid, instance }; sleep { ms } → after ms; fail → JSON-RPC error;
 // crash → exit(3); answer-exit → the answer, then exit(0) at once; big { bytes } → one stdout line that long; garbage → a non-JSON line, then the answer;
 // stray → an answer to an id nobody used, then the answer; notify → a notification, then the answer;
 // ask → a request to the client, answered with the client's result; ask-many { n } → n requests to the client
-// at once, answered "asked"; ignore → never answered; log { lines } → stderr lines.
+// at once, answered "asked"; ignore → never answered; log { lines } → stderr lines; hold → a notification
+// "holding" { id } (the id this worker saw), then no answer until cancelled: LSP's $/cancelRequest { id } gets it
+// answered with RequestCancelled (-32800), as a language server does; MCP's notifications/cancelled drops it.
+// initialize is echoed, unless its params say refuse (a JSON-RPC error), crash (exit(3)) or hold ("holding" { id },
+// answered once a notification "release" comes). Every notification is reported back as "seen" { method, params, pid }.
 const mode = process.argv[2] ?? "echo"
 const out = Bun.stdout.writer()
 const send = (m: unknown) => {
@@ -22,11 +28,22 @@ if (mode === "no-read") {
 } else {
   const asked = new Map<string | number, (result: unknown) => void>()
   let nextAsk = 0
+  const held = new Set<string | number>()
+  const heldInitialize: (string | number)[] = []
   const handle = async (msg: { id?: string | number; method?: string; params?: any; result?: unknown }) => {
     if (msg.method === undefined) return asked.get(msg.id!)?.(msg.result)
     if (msg.id === undefined) {
       if (msg.method === "exit") process.exit(0)
-      return send({ jsonrpc: "2.0", method: "seen", params: { method: msg.method, pid: process.pid } })
+      if (msg.method === "release")
+        for (const id of heldInitialize.splice(0)) send({ jsonrpc: "2.0", id, result: { released: true } })
+      if (msg.method === "$/cancelRequest" && held.delete(msg.params?.id))
+        send({ jsonrpc: "2.0", id: msg.params.id, error: { code: -32800, message: "RequestCancelled" } })
+      if (msg.method === "notifications/cancelled") held.delete(msg.params?.requestId)
+      return send({
+        jsonrpc: "2.0",
+        method: "seen",
+        params: { method: msg.method, params: msg.params, pid: process.pid },
+      })
     }
     const reply = (result: unknown) => send({ jsonrpc: "2.0", id: msg.id, result })
     switch (msg.method) {
@@ -79,6 +96,18 @@ if (mode === "no-read") {
         return reply("asked")
       case "ignore":
         return
+      case "initialize":
+        if (msg.params?.refuse)
+          return send({ jsonrpc: "2.0", id: msg.id, error: { code: -32602, message: "initialize refused" } })
+        if (msg.params?.crash) return process.exit(3)
+        if (msg.params?.hold) {
+          heldInitialize.push(msg.id)
+          return send({ jsonrpc: "2.0", method: "holding", params: { id: msg.id } })
+        }
+        return reply({ echo: msg.params ?? null, method: msg.method, pid: process.pid })
+      case "hold":
+        held.add(msg.id)
+        return send({ jsonrpc: "2.0", method: "holding", params: { id: msg.id } })
       case "log":
         for (const l of msg.params.lines) process.stderr.write(l + "\n")
         return reply("logged")
@@ -93,6 +122,12 @@ if (mode === "no-read") {
   }
   const decoder = new TextDecoder()
   let rest = ""
+  if (mode === "read-on-usr1") {
+    const { promise, resolve } = Promise.withResolvers<void>()
+    process.once("SIGUSR1", () => resolve())
+    send({ jsonrpc: "2.0", method: "waiting-for-usr1", params: { pid: process.pid } })
+    await promise
+  }
   for await (const chunk of Bun.stdin.stream()) {
     const lines = (rest + decoder.decode(chunk, { stream: true })).split("\n")
     rest = lines.pop()!
