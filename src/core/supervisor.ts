@@ -78,7 +78,8 @@ export interface SupervisorStopOptions {
   killGraceMs?: number
 }
 
-const SUPERVISOR_OPTIONS = optionNames<SupervisorOptions>({
+// The options Supervisor and superviseWorkers share (tsc checks each full list against its interface).
+const SHARED_OPTIONS = {
   command: true,
   instances: true,
   cwd: true,
@@ -91,9 +92,9 @@ const SUPERVISOR_OPTIONS = optionNames<SupervisorOptions>({
   backoffInitialMs: true,
   backoffMaxMs: true,
   killGraceMs: true,
-  drain: true,
   drainTimeoutMs: true,
-})
+} as const
+const SUPERVISOR_OPTIONS = optionNames<SupervisorOptions>({ ...SHARED_OPTIONS, drain: true })
 const STOP_OPTIONS = optionNames<SupervisorStopOptions>({ drainTimeoutMs: true, killGraceMs: true })
 
 const DEFAULTS = {
@@ -375,23 +376,7 @@ const POOLS: Map<string, { sup: Supervisor; options: string }> = ((globalThis as
   Symbol.for("slotbus.pools")
 ] ??= new Map()) as Map<string, { sup: Supervisor; options: string }>
 
-const SUPERVISE_WORKERS_OPTIONS = optionNames<SuperviseWorkersOptions>({
-  command: true,
-  instances: true,
-  cwd: true,
-  env: true,
-  stdin: true,
-  stdout: true,
-  stderr: true,
-  maxRestarts: true,
-  restartWindowMs: true,
-  backoffInitialMs: true,
-  backoffMaxMs: true,
-  killGraceMs: true,
-  drainTimeoutMs: true,
-  hot: true,
-  log: true,
-})
+const SUPERVISE_WORKERS_OPTIONS = optionNames<SuperviseWorkersOptions>({ ...SHARED_OPTIONS, hot: true, log: true })
 
 /**
  * Keeps `instances` slotbus worker processes alive: restarted with backoff when they die, failed loudly past
