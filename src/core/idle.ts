@@ -23,7 +23,10 @@ const IDLE_OBJECT = optionNames<Exclude<IdleStrategy, string>>({ spinMicros: tru
 /** The tuning of an idle strategy, checked; `where` names the option in messages ("SlotBus.listen idle"). */
 export function tuning(idle: IdleStrategy = "adaptive", where = "idle"): Tuning {
   if (idle === "spin") return { spinNs: 50_000, parkAfterNs: Infinity }
-  if (idle === "adaptive") return { spinNs: 2_000, parkAfterNs: 1_000_000 }
+  // 20 µs a turn: longer than the caller's think time between an answer and its next request, so a worker
+  // does not leave for an event-loop turn (~7 µs) just before it lands (2 µs made 1-in-flight p50s bimodal,
+  // 1.5 or 9 µs; docs/perf/request-path.md, round four).
+  if (idle === "adaptive") return { spinNs: 20_000, parkAfterNs: 1_000_000 }
   if (idle === "park") return { spinNs: 0, parkAfterNs: 0 }
   if (typeof idle === "object" && idle !== null)
     checkOptions(idle, IDLE_OBJECT, where, { required: ["spinMicros", "parkAfterMs"] })
