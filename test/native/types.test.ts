@@ -197,7 +197,10 @@ test('with stricter settings, lib checks on and customConditions: ["bun"], the p
 }, 120_000)
 
 const tsgo = Bun.which("tsgo", { PATH: `${join(REPO, "node_modules", ".bin")}:${process.env.PATH ?? ""}` })
-sayWhySkipped("TypeScript 7 (tsgo)", tsgo ? null : "no tsgo: npm install (it is a devDependency, @typescript/native-preview)")
+sayWhySkipped(
+  "TypeScript 7 (tsgo)",
+  tsgo ? null : "no tsgo: npm install (it is a devDependency, @typescript/native-preview)",
+)
 test.skipIf(!tsgo)(
   "TypeScript 7 (tsgo) reports the same",
   async () => {
