@@ -219,12 +219,12 @@ export function rpcHandler<Req extends RpcRequest, Out>(api: object, fallback?: 
  */
 export type Remote<Api> = {
   readonly [K in keyof Api as K extends string ? (Api[K] extends AnyFunctionType ? K : never) : never]: Api[K] extends (
-    ...args: never[]
-  ) => Promise<unknown>
-    ? OmitThisParameter<Api[K]>
-    : Api[K] extends (...args: infer A) => infer R
-      ? (...args: A) => Promise<Awaited<R>>
-      : never
+    ...args: infer A
+  ) => infer R
+    ? [R] extends [Promise<unknown>] // R of a generic function is read with its type parameters unknown
+      ? OmitThisParameter<Api[K]>
+      : (...args: A) => Promise<Awaited<R>>
+    : never
 }
 type AnyFunctionType = (...args: never[]) => unknown
 

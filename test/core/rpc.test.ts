@@ -328,5 +328,12 @@ test("the hub's typing follows the worker's API: wrong arguments and unknown fun
     const notGeneric: string = await api.echo({ n: 1 })
     return [sum, bytes, waited, generic, wrong, notGeneric]
   }
+  const syncGeneric = async (g: Remote<{ id<T>(v: T): T }>) => {
+    const p: Promise<unknown> = g.id(1) // a function that is not async answers with a Promise too
+    // @ts-expect-error: not a number: a Promise of one
+    const n: number = g.id(1)
+    return [await p, n]
+  }
+  expect(typeof syncGeneric).toBe("function")
   expect(typeof typed).toBe("function")
 })
