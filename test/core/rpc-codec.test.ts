@@ -3,7 +3,9 @@
 import { describe, expect, test } from "bun:test"
 import { deserialize, serialize } from "bun:jsc"
 import fc from "fast-check"
-import { decodeValue, encodeValue } from "../../src/core/rpc.ts"
+import { readFileSync } from "node:fs"
+import { join } from "node:path"
+import { decodeValue, encodeValue, RpcStatus, RpcVerb } from "../../src/core/rpc.ts"
 
 const ANY = fc.anything({
   withBigInt: true,
@@ -100,6 +102,16 @@ describe("the RPC encoding", () => {
     expect(back.self).toBe(back)
   })
 
+  test("a shared reference among many objects is still seen (past the short list, in the set)", () => {
+    const shared = { n: 1 }
+    const many = [...Array.from({ length: 40 }, (_, i) => ({ i })), shared, { x: shared }]
+    const c = crossed(many)
+    expect(c.json).toBe(false)
+    const back = c.value as unknown[]
+    expect((back[41] as { x: unknown }).x).toBe(back[40])
+    expect(crossed(Array.from({ length: 40 }, (_, i) => ({ i }))).json).toBe(true)
+  })
+
   test("undefined alone is an empty JSON body", () => {
     expect(encodeValue(undefined)).toEqual({ json: true, body: "" })
     expect(crossed(undefined).value).toBeUndefined()
@@ -127,4 +139,13 @@ describe("the RPC encoding", () => {
     expect(crossed([shared, shared]).json).toBe(false)
     expect(crossed([{ n: 1 }, { n: 1 }]).json).toBe(true)
   })
+})
+
+test("docs/PROTOCOL.md §6.1 names the verbs and statuses the code uses, and nothing else", () => {
+  const doc = readFileSync(join(import.meta.dir, "..", "..", "docs", "PROTOCOL.md"), "utf8")
+  const section = doc.slice(doc.indexOf("### 6.1 RPC calls"), doc.indexOf("## 7."))
+  const verbs = [...section.matchAll(/^\| `(rpc:[a-z]+)` \|/gm)].map((m) => m[1])
+  const statuses = [...section.matchAll(/^\| (\d{3}) \|/gm)].map((m) => Number(m[1]))
+  expect(verbs).toEqual(Object.values(RpcVerb))
+  expect(statuses).toEqual(Object.values(RpcStatus))
 })
