@@ -42,7 +42,7 @@ interface Row {
   cpuUsPerCall: number
 }
 
-/** One way of calling the two functions, set up once and measured in every round. */
+/** One way of calling the two functions, set up for its turn in a round. */
 interface Target {
   method: (typeof METHODS)[number]
   calls: Record<CallName, () => Promise<unknown>>
@@ -90,23 +90,39 @@ async function measure(t: Target, call: CallName, inflight: number, ms: number):
   }
 }
 
-/** Every target measured once per round, the order rotating between rounds; each figure is the median of the rounds. */
-async function measureAll(targets: Target[], ms: number, rounds: number): Promise<Row[]> {
+type Method = (typeof METHODS)[number]
+
+/**
+ * Every method measured once per round, the order rotating between rounds, each set up fresh for its turn and
+ * ended after it (new worker processes, new pools), as `slotbus bench` starts fresh pairs; each figure is the
+ * median of the rounds.
+ */
+async function measureAll(
+  methods: Method[],
+  setup: (m: Method) => Promise<Target>,
+  ms: number,
+  rounds: number,
+): Promise<Row[]> {
   const samples = new Map<string, Row[]>()
   const key = (m: string, c: string, n: number) => `${m}|${c}|${n}`
   for (let r = 0; r < rounds; r++)
-    for (let k = 0; k < targets.length; k++) {
-      const t = targets[(k + r) % targets.length]!
-      for (const call of CALLS)
-        for (const n of INFLIGHT) {
-          const row = await measure(t, call, n, ms)
-          samples.set(key(t.method, call, n), [...(samples.get(key(t.method, call, n)) ?? []), row])
-        }
+    for (let k = 0; k < methods.length; k++) {
+      const t = await setup(methods[(k + r) % methods.length]!)
+      try {
+        await checkAnswers(t)
+        for (const call of CALLS)
+          for (const n of INFLIGHT) {
+            const row = await measure(t, call, n, ms)
+            samples.set(key(t.method, call, n), [...(samples.get(key(t.method, call, n)) ?? []), row])
+          }
+      } finally {
+        await t.close()
+      }
     }
   return CALLS.flatMap((call) =>
-    targets.flatMap((t) =>
+    methods.flatMap((m) =>
       INFLIGHT.map((n) => {
-        const rs = samples.get(key(t.method, call, n))!
+        const rs = samples.get(key(m, call, n))!
         const pick = (f: (r: Row) => number) => median(rs.map(f))
         return {
           ...rs[0]!,
@@ -132,8 +148,10 @@ async function started<T>(child: Child, ready: Promise<unknown>, what: string, t
   }
 }
 
+let buses = 0
+
 async function slotbusTarget(): Promise<Target> {
-  const bus = await SlotBus.listen(`bench-rpc-${process.pid}`)
+  const bus = await SlotBus.listen(`bench-rpc-${process.pid}-${++buses}`)
   const child = spawn([process.execPath, join(WORKER_DIR, "slotbus-worker.ts"), bus.name])
   try {
     return await started(child, child.waitLine(/^ready$/), "slotbus RPC worker", async () => {
@@ -289,21 +307,18 @@ export async function main(argv: string[]): Promise<number> {
   const busy0 = machineBusySeconds()
   const self0 = selfCpuSeconds()
   const t0 = performance.now()
-  const setups: Record<(typeof METHODS)[number], () => Promise<Target>> = {
+  const setups: Record<Method, () => Promise<Target>> = {
     "slotbus RPC": slotbusTarget,
     tinypool: () => poolTarget("tinypool"),
     piscina: () => poolTarget("piscina"),
     "process.send": processSendTarget,
   }
-  const targets: Target[] = []
-  let rows: Row[]
-  try {
-    for (const m of METHODS) if (only.includes(m)) targets.push(await setups[m]())
-    for (const t of targets) await checkAnswers(t)
-    rows = await measureAll(targets, ms, rounds)
-  } finally {
-    await Promise.all(targets.map((t) => t.close()))
-  }
+  const rows = await measureAll(
+    METHODS.filter((m) => only.includes(m)),
+    (m) => setups[m](),
+    ms,
+    rounds,
+  )
   const wall = (performance.now() - t0) / 1000
   const busy1 = machineBusySeconds()
   const others = busy0 !== null && busy1 !== null ? busy1 - busy0 - (selfCpuSeconds() - self0) : null
