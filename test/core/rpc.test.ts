@@ -197,7 +197,7 @@ describe("cancellation", () => {
 
   test("a call's timeout rejects it with TimeoutError and aborts the function's signal on the worker", () =>
     withRpcWorkers(1, async (bus, [worker]) => {
-      const call = rejection(bus.remote<Api>({ timeoutMs: 50 }).wait("timed-out"))
+      const call = rejection(bus.remote<Api>({ timeoutMs: 300 }).wait("timed-out"))
       await worker!.waitLine(/^waiting timed-out$/)
       expect(await call).toBeInstanceOf(TimeoutError)
       await worker!.waitLine(/^aborted timed-out AbortError$/)
