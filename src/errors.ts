@@ -40,6 +40,22 @@ export class RemoteError extends SlotBusError {
   }
 }
 
+/**
+ * An RPC call (`bus.remote()`, `bus.invoke()`) named a function the worker does not expose, or reached a worker
+ * that exposes none (one connected with `SlotWorker.connect` instead of `SlotWorker.expose`).
+ */
+export class UnknownMethodError extends SlotBusError {
+  constructor(
+    message: string,
+    /** The name that was called. */
+    readonly method: string,
+    /** What the worker exposes (empty when it takes no RPC calls). */
+    readonly methods: readonly string[],
+  ) {
+    super(message)
+  }
+}
+
 /** No hub is listening under that name (yet). */
 export class HubNotFoundError extends SlotBusError {}
 

@@ -11,14 +11,18 @@ export {
   PoolFailedError,
   superviseWorkers,
   splitCommand,
+  withSignal,
 } from "./core/index.ts"
 export type {
   BusStats,
   ConnectOptions,
+  ExposeOptions,
   FetchHandler,
   IdleStrategy,
   LatencySummary,
   ListenOptions,
+  Remote,
+  RemoteOptions,
   RequestOptions,
   SlotHandler,
   SlotReply,

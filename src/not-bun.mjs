@@ -70,4 +70,6 @@ export let AlreadyExistsError,
   TopicClosedError,
   TopicEvent,
   TopicFullError,
+  UnknownMethodError,
+  withSignal,
   WorkerGoneError

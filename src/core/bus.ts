@@ -24,10 +24,12 @@ import {
   MiB,
   positiveInt,
   REQUEST_INIT,
+  REMOTE_OPTIONS,
   REQUEST_OPTIONS,
   WAIT_OPTIONS,
   type CloseOptions,
   type ListenOptions,
+  type RemoteOptions,
   type RequestOptions,
   type WaitOptions,
   type SlotRequestInit,
@@ -35,6 +37,7 @@ import {
 import type { BorrowedResponse, SlotResponse } from "./response.ts"
 import { TICK_BUSY_MS } from "./routing.ts"
 import { Accepting } from "./accept.ts"
+import { decodeReply, encodeCall, remoteProxy, type Remote } from "./rpc.ts"
 
 export interface BusStats {
   name: string
@@ -205,6 +208,39 @@ export class SlotBus extends Accepting {
       { timeoutMs: opts.timeoutMs, signal },
     )
     return res.toResponse()
+  }
+
+  /**
+   * The functions workers expose (`SlotWorker.expose`), as methods that return promises of their results, typed
+   * by the worker's API type: `bus.remote<Api>().resize(img, 300)`. `opts` apply to every call made through it;
+   * for one call's signal, make one for that call: `bus.remote<Api>({ signal }).resize(img, 300)`.
+   */
+  remote<Api extends object>(opts: RemoteOptions = {}): Remote<Api> {
+    const o = remoteOptions(opts, "bus.remote")
+    return remoteProxy<Api>((method, args) => this.rpc(method, args, o))
+  }
+
+  /** One call of the function `method` a worker exposes, by name: what `bus.remote()`'s methods do. */
+  invoke(method: string, args: readonly unknown[] = [], opts: RemoteOptions = {}): Promise<unknown> {
+    try {
+      if (!Array.isArray(args)) throw new TypeError(`bus.invoke takes the arguments as an array, got ${typeof args}`)
+      return this.rpc(method, args, remoteOptions(opts, "bus.invoke"))
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  private rpc(method: string, args: readonly unknown[], opts: RemoteOptions): Promise<unknown> {
+    try {
+      if (typeof method !== "string" || method === "" || method.includes("\0"))
+        throw new TypeError(`a remote function's name is a non-empty string without NUL, got ${String(method)}`)
+      const { verb, body } = encodeCall(method, args)
+      return this.submit(Kind.HTTP, { method: verb, path: method, body }, opts).then((res) =>
+        decodeReply(method, (res as SlotResponse).status, (res as SlotResponse).body),
+      )
+    } catch (e) {
+      return Promise.reject(e)
+    }
   }
 
   private closedError(): BusClosedError {
@@ -437,6 +473,14 @@ export class SlotBus extends Accepting {
     }
     return this.close()
   }
+}
+
+function remoteOptions(opts: RemoteOptions, where: string): RemoteOptions {
+  checkOptions(opts, REMOTE_OPTIONS, where)
+  positiveInt(opts.timeoutMs, 0, "timeoutMs")
+  if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal))
+    throw new TypeError("signal must be an AbortSignal")
+  return { timeoutMs: opts.timeoutMs, signal: opts.signal }
 }
 
 const EARLY_DISPOSE_MS = 5000

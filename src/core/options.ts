@@ -1,4 +1,4 @@
-// What SlotBus.listen, request, call, fetch, waitForWorkers and close accept, and the checks they share.
+// What SlotBus.listen, request, call, fetch, remote, invoke, waitForWorkers and close accept, and the checks they share.
 // Separate so the options a user can pass read in one place, apart from the machinery that uses them.
 import type { BodyInit, HeaderInit } from "./codec.ts"
 import type { IdleStrategy } from "./idle.ts"
@@ -55,6 +55,14 @@ export interface RequestOptions {
   borrow?: boolean
 }
 
+/** The options of RPC calls: `bus.remote(options)` (every call through it) and `bus.invoke(method, args, options)`. */
+export interface RemoteOptions {
+  /** Overrides the bus's timeoutMs; 0 waits forever. When it passes, the call's signal aborts on the worker. */
+  timeoutMs?: number
+  /** Aborting it rejects the calls made under it with its reason and aborts their signals on the worker. */
+  signal?: AbortSignal
+}
+
 export const MiB = 1024 * 1024
 export interface WaitOptions {
   timeoutMs?: number
@@ -85,6 +93,7 @@ export const REQUEST_INIT = optionNames<SlotRequestInit>({ method: true, path: t
 export const REQUEST_OPTIONS = optionNames<RequestOptions>({ timeoutMs: true, signal: true, borrow: true })
 export const WAIT_OPTIONS = optionNames<WaitOptions>({ timeoutMs: true, signal: true })
 export const CLOSE_OPTIONS = optionNames<CloseOptions>({ drain: true, timeoutMs: true })
+export const REMOTE_OPTIONS = optionNames<RemoteOptions>({ timeoutMs: true, signal: true })
 export const FETCH_OPTIONS = optionNames<Omit<RequestOptions, "borrow">>({ timeoutMs: true, signal: true })
 
 export function positiveInt(v: number | undefined, dflt: number, what: string, max = Number.MAX_SAFE_INTEGER): number {

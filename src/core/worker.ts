@@ -29,6 +29,7 @@ import { BusClosedError, HubNotFoundError, PayloadTooLargeError, PeerRefusedErro
 import { Pump, tuning, type IdleStrategy } from "./idle.ts"
 import { longTimeout } from "./timers.ts"
 import { checkOptions, madeBy, optionNames } from "./option-check.ts"
+import { rpcHandler } from "./rpc.ts"
 
 /** What a handler returns: a reply object, a Response, or just the body. */
 export type SlotReply = { status?: number; headers?: HeaderInit; body?: BodyInit } | Response | BodyInit
@@ -67,6 +68,22 @@ const CONNECT_OPTIONS = optionNames<ConnectOptions>({
   onConnect: true,
   onDisconnect: true,
   fetch: true,
+})
+/** SlotWorker.expose's options: connect's (but `fetch`), and a handler for the requests that are not RPC calls. */
+export interface ExposeOptions extends Omit<ConnectOptions, "fetch"> {
+  /** Serves the requests that are not RPC calls (`bus.request`, `bus.call`, `bus.fetch`); without it they fail. */
+  handler?: SlotHandler
+}
+
+const EXPOSE_OPTIONS = optionNames<ExposeOptions>({
+  idle: true,
+  waitForHubMs: true,
+  reconnect: true,
+  hubUid: true,
+  helloTimeoutMs: true,
+  onConnect: true,
+  onDisconnect: true,
+  handler: true,
 })
 const REPLY_INIT = optionNames<{ status?: number; headers?: HeaderInit }>({ status: true, headers: true })
 const CLOSE_OPTIONS = optionNames<{ timeoutMs?: number }>({ timeoutMs: true })
@@ -342,6 +359,19 @@ export class SlotWorker {
     const w = new SlotWorker(FACTORY, name, h, opts)
     await w.attach(opts.waitForHubMs ?? 0)
     return w
+  }
+
+  /**
+   * Connect to the hub listening as `name` and serve the functions of `api` to its RPC calls (`bus.remote()`,
+   * `bus.invoke()`): each runs with `this` the api object, its arguments and result crossing by structured clone.
+   * Export `typeof api` for the hub's typing. Functions wrapped in `withSignal` get the call's AbortSignal first.
+   */
+  static async expose(name: string, api: object, opts: ExposeOptions = {}): Promise<SlotWorker> {
+    checkOptions(opts, EXPOSE_OPTIONS, "SlotWorker.expose")
+    const { handler, ...connect } = opts
+    if (handler !== undefined && typeof handler !== "function")
+      throw new TypeError("SlotWorker.expose: handler must be a function (req) => reply")
+    return SlotWorker.connect(name, rpcHandler(api, handler) as SlotHandler, connect)
   }
 
   get connected(): boolean {
