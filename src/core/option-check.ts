@@ -42,7 +42,7 @@ export function checkOptions<T extends object>(
   where: string,
   rules?: OptionRules,
 ): T {
-  if (opts === undefined) return {} as T
+  if (opts === undefined) return NO_OPTIONS as T // shared: a call without options allocates nothing
   if (opts === null || typeof opts !== "object" || Array.isArray(opts)) fail(notObject(opts, known, where), rules)
   for (const name in opts) if (!known.has(name)) fail(unknown(name, known, where, rules?.noun), rules)
   if (rules?.required)
@@ -50,6 +50,8 @@ export function checkOptions<T extends object>(
       if ((opts as Record<string, unknown>)[name] === undefined) fail(missing(name, known, where, rules.noun), rules)
   return opts
 }
+
+const NO_OPTIONS = Object.freeze({})
 
 function fail(problem: OptionProblem, rules: OptionRules | undefined): never {
   throw rules?.error ? rules.error(problem) : new TypeError(problem.message)
