@@ -2,6 +2,7 @@
 // RPC (bus.remote() → SlotWorker.expose in a worker process), tinypool and piscina (worker_threads pools of one
 // thread taking 32 tasks at once) and process.send to a child Bun process, 1 and 32 calls in flight, in one run.
 // p50/p99 of each call, calls/s, and the CPU of every process and thread involved per call.
+import { parseRunArgs } from "../lib/args.ts"
 import { join } from "node:path"
 import { loadavg } from "node:os"
 import { SlotBus } from "../../src/index.ts"
@@ -276,32 +277,16 @@ export function verdicts(rows: Row[]): string[] {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  let ms = 1000
-  let rounds = 3
+  const args = parseRunArgs(argv, USAGE)
+  if (typeof args === "number") return args
+  const { ms, rounds, json } = args
   let only: (typeof METHODS)[number][] = [...METHODS]
-  let json = false
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!
-    if (a === "-h" || a === "--help") return (void console.log(USAGE), 0)
-    else if (a === "--quick") (ms = 300), (rounds = 1)
-    else if (a === "--json") json = true
-    else if (a === "--time" || a === "--only" || a === "--rounds") {
-      const v = argv[++i]
-      if (v === undefined) return (void console.error(`${a} needs a value\n${USAGE}`), 2)
-      if (a === "--time") ms = Number(v)
-      else if (a === "--rounds") rounds = Number(v)
-      else {
-        const names = v.split(",")
-        const bad = names.find((n) => !(n in ONLY_NAMES))
-        if (bad !== undefined || names.length === 0)
-          return (void console.error(`--only takes some of ${Object.keys(ONLY_NAMES).join(",")}\n${USAGE}`), 2)
-        only = names.map((n) => ONLY_NAMES[n]!)
-      }
-    } else return (void console.error(`unknown option ${a}\n${USAGE}`), 2)
+  if (args.only !== null) {
+    const names = args.only.split(",")
+    if (names.some((n) => !(n in ONLY_NAMES)))
+      return (void console.error(`--only takes some of ${Object.keys(ONLY_NAMES).join(",")}\n${USAGE}`), 2)
+    only = names.map((n) => ONLY_NAMES[n]!)
   }
-  if (!Number.isInteger(ms) || ms < 50) return (void console.error(`--time takes whole milliseconds ≥ 50\n${USAGE}`), 2)
-  if (!Number.isInteger(rounds) || rounds < 1 || rounds > 99)
-    return (void console.error(`--rounds takes a whole number from 1 to 99\n${USAGE}`), 2)
   const machine = describeMachine()
   const load = loadavg()
   const busy0 = machineBusySeconds()

@@ -3,6 +3,7 @@
 //   MCP:   tools/call echo on @modelcontextprotocol/server-everything through the bus vs the MCP SDK client direct
 //          (and vs the same minimal client on a direct pipe, the like-for-like line)
 // 1 and 32 requests in flight; p50/p99 of each round trip, throughput, and this process's CPU per message.
+import { parseRunArgs } from "../lib/args.ts"
 import { join } from "node:path"
 import { StdioBus } from "../../src/stdio/index.ts"
 import { busyWarnings, describeMachine, machineBusySeconds } from "../lib/machine.ts"
@@ -282,26 +283,9 @@ function verdicts(rows: Row[], group: string, directName: string): string[] {
 
 export async function main(argv: string[]): Promise<number> {
   if (argv[0] === "soak") return (await import("./soak.ts")).main(argv.slice(1))
-  let ms = 1000
-  let rounds = 3
-  let only: string | null = null
-  let json = false
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!
-    if (a === "-h" || a === "--help") return (void console.log(USAGE), 0)
-    else if (a === "--quick") (ms = 300), (rounds = 1)
-    else if (a === "--json") json = true
-    else if (a === "--time" || a === "--only" || a === "--rounds") {
-      const v = argv[++i]
-      if (v === undefined) return (void console.error(`${a} needs a value\n${USAGE}`), 2)
-      if (a === "--time") ms = Number(v)
-      else if (a === "--rounds") rounds = Number(v)
-      else only = v
-    } else return (void console.error(`unknown option ${a}\n${USAGE}`), 2)
-  }
-  if (!Number.isInteger(ms) || ms < 50) return (void console.error(`--time takes whole milliseconds ≥ 50\n${USAGE}`), 2)
-  if (!Number.isInteger(rounds) || rounds < 1 || rounds > 99)
-    return (void console.error(`--rounds takes a whole number from 1 to 99\n${USAGE}`), 2)
+  const args = parseRunArgs(argv, USAGE)
+  if (typeof args === "number") return args
+  const { ms, rounds, only, json } = args
   if (only !== null && only !== "echo" && only !== "mcp")
     return (void console.error(`--only takes echo or mcp\n${USAGE}`), 2)
   const machine = describeMachine()
