@@ -321,7 +321,7 @@ export class SlotBus extends Accepting {
       if (this.tickAt === Infinity) this.scheduleTick(Math.min(TICK_BUSY_MS, timeoutMs || TICK_BUSY_MS))
       else if (p.deadline < this.tickAt) this.scheduleTick(Math.max(0, timeoutMs))
       if (!this.dispatch(p)) {
-        const gaveUp = this.links.length === 0 ? this.poolFailures.values().next().value : undefined
+        const gaveUp = this.gaveUp()
         if (gaveUp) this.fail(p, gaveUp)
         else this.queue.push(p)
       }
@@ -338,9 +338,14 @@ export class SlotBus extends Accepting {
   poolFailed(pool: object, err: Error | null) {
     if (!err) return void this.poolFailures.delete(pool)
     this.poolFailures.set(pool, err)
-    if (this.links.length > 0) return
+    if (!this.gaveUp()) return
     for (const p of [...this.queue]) this.fail(p, err)
     for (const w of [...this.waiters]) w.reject(err)
+  }
+
+  /** The error of a pool that gave up, while no worker is connected (then nothing could serve a request). */
+  private gaveUp(): Error | undefined {
+    return this.links.length === 0 ? this.poolFailures.values().next().value : undefined
   }
 
   /**
@@ -362,7 +367,7 @@ export class SlotBus extends Accepting {
     const signal = o.signal
     if (this.links.length >= n) return Promise.resolve()
     if (this.closing) return Promise.reject(new BusClosedError(`bus "${this.name}" is closed`))
-    const gaveUp = this.links.length === 0 ? this.poolFailures.values().next().value : undefined
+    const gaveUp = this.gaveUp()
     if (gaveUp) return Promise.reject(gaveUp)
     if (signal?.aborted) return Promise.reject(signal.reason)
     const { promise, resolve, reject } = Promise.withResolvers<void>()

@@ -198,10 +198,7 @@ export class Pump {
       this.rings += count
       if (this.duties.onRingFlood && this.rings > this.parks + RING_SLACK)
         return this.duties.onRingFlood(this.rings, this.parks)
-      this.parked = false
-      this.resting = false
-      this.lastProgress = now()
-      this.schedule(false) // coalesced: a ring while a run is scheduled costs nothing more
+      this.woken()
     })
   }
 
@@ -238,9 +235,15 @@ export class Pump {
   rouse() {
     if (this.stopped || !this.parked) return
     this.chan.unpark()
+    this.woken()
+  }
+
+  /** Rung (or roused): run again, counting the wake-up as progress. */
+  private woken() {
     this.parked = false
+    this.resting = false
     this.lastProgress = now()
-    this.schedule(false)
+    this.schedule(false) // coalesced: a ring while a run is scheduled costs nothing more
   }
 
   stop() {
