@@ -20,8 +20,8 @@ const std = @import("std");
 
 // libslotbus's C sources, each listed once: the slot channel, lease contests, topics by role (csrc/topic_internal.h
 // says which file does what). The ASan/UBSan programs exercise the slot channel alone.
-const slot_sources = [_][]const u8{"csrc/slotbus.c"};
-const slot_headers = [_][]const u8{ "csrc/slotbus.h", "csrc/sys.h", "csrc/shm.h" };
+const slot_sources = [_][]const u8{ "csrc/slotbus.c", "csrc/stream.c" };
+const slot_headers = [_][]const u8{ "csrc/slotbus.h", "csrc/slot_internal.h", "csrc/sys.h", "csrc/shm.h" };
 const c_sources = slot_sources ++ [_][]const u8{
     "csrc/lease.c",
     "csrc/topic_open.c",

@@ -1,185 +1,15 @@
 /* Slot channels, hub and worker: the reference implementation of docs/PROTOCOL.md §1–§6, and the hub's accept
  * watcher. */
-#include "sys.h"
-#include "shm.h"
-#include "slotbus.h"
-
-#define HDR_BYTES 1024u
-#define SLOT_BYTES 64u
-#define PAGE 4096u
-#define LAYOUT_DESC "slotbus/1 hdr=1024 slot=64 ring=u32 state=gen24:state8 parked=320,384 cancel=448,36"
-
-/* ---- region layout (docs/PROTOCOL.md §2) ---- */
-
-typedef struct {
-  uint32_t magic, version, layout_hash, slot_count, ring_size, arena_size;
-  uint64_t region_size;
-  uint32_t hub_pid, worker_pid;
-} hdr_identity;
-
-typedef struct {
-  _Alignas(64) hdr_identity id;
-  _Alignas(64) _Atomic uint32_t sq_tail;
-  _Alignas(64) _Atomic uint32_t sq_head;
-  _Alignas(64) _Atomic uint32_t cq_tail;
-  _Alignas(64) _Atomic uint32_t cq_head;
-  /* Each on its own line: the producer reads it after every push, and a line the consumer keeps writing
-   * (its head) would cost that read a cache miss each time. */
-  _Alignas(64) _Atomic uint32_t worker_parked;
-  _Alignas(64) _Atomic uint32_t hub_parked;
-  /* Bumped by the hub after it asks the worker to cancel a request it already claimed (§3, cancel requests). */
-  _Alignas(64) _Atomic uint32_t cancel_seq;
-} region_hdr;
-
-typedef struct {
-  _Atomic uint32_t state;
-  uint32_t kind, id, req_head, req_body;
-  uint32_t status, flags, resp_head, resp_body;
-  uint32_t cancel; /* hub writes gen << 8 | 1: "give up the request of this generation" */
-  uint32_t reserved[6];
-} slot_hdr;
-
-_Static_assert(offsetof(region_hdr, sq_tail) == 64, "layout");
-_Static_assert(offsetof(region_hdr, sq_head) == 128 && offsetof(region_hdr, worker_parked) == 320, "layout");
-_Static_assert(offsetof(region_hdr, cq_tail) == 192, "layout");
-_Static_assert(offsetof(region_hdr, cq_head) == 256 && offsetof(region_hdr, hub_parked) == 384, "layout");
-_Static_assert(offsetof(region_hdr, cancel_seq) == 448 && offsetof(slot_hdr, cancel) == 36, "layout");
-_Static_assert(sizeof(region_hdr) <= HDR_BYTES && sizeof(slot_hdr) == SLOT_BYTES, "layout");
-
-/* Geometry is copied out of the region once and trusted only from the private copy. */
-typedef struct {
-  uint32_t slot_count, ring_size, arena_size;
-  uint64_t slots_off, arenas_off, region_size;
-} geometry;
-
-/* Where the hub holds each slot (private, never shared: the worker cannot move it). */
-enum hub_slot {
-  HUB_FREE = 0,      /* on the free stack */
-  HUB_CLAIMED = 1,   /* claimed by sb_hub_claim, being filled */
-  HUB_PUBLISHED = 2, /* published to the worker, not yet completed */
-  HUB_COMPLETED = 3, /* its completion was polled; the caller still reads the response */
-};
-
-struct sb_chan {
-  sb_msg msg; /* first, so sb_last_msg is the handle itself */
-  int is_hub;
-  int sock, memfd, my_bell, peer_bell;
-  int32_t peer_pid, peer_uid;
-  uint8_t *base;
-  region_hdr *hdr;
-  geometry g;
-  uint32_t trim_bytes;
-  /* my ring cursors, private: the shared copies are only ever written, never trusted */
-  uint32_t prod_tail, cons_head;
-  /* hub only: slot ownership and the generation published in each slot */
-  uint32_t *gen;
-  uint8_t *busy; /* the hub's own view of each slot: enum hub_slot */
-  uint32_t *free_stack;
-  uint32_t free_top;
-  uint32_t *hiwater; /* bytes written per slot, both arenas, for trimming */
-  /* worker only: the hub's cancel_seq as of the last sb_worker_cancel_seq, so parking notices a newer one */
-  uint32_t cancel_seen;
-  /* worker only: the hello as it arrives, and how many of its fds came */
-  sys_hello hello;
-  uint32_t hello_got, hello_fds;
-  char error[160];
-};
+#include "slot_internal.h"
 
 uint32_t sb_layout_hash(void) { return sys_fnv1a(FNV1A_SEED, LAYOUT_DESC, strlen(LAYOUT_DESC)); }
 uint32_t sb_abi_version(void) { return SB_ABI_VERSION; }
 
-static uint32_t align8(uint32_t n) { return (n + 7u) & ~7u; }
-static uint64_t align_up(uint64_t n, uint64_t a) { return (n + a - 1) & ~(a - 1); }
-
-static uint32_t ring_size_for(uint32_t slots) {
-  uint32_t r = 1;
-  while (r < slots) r <<= 1;
-  return r;
-}
-
-static geometry geometry_for(uint32_t slot_count, uint32_t arena_size) {
-  geometry g;
-  g.slot_count = slot_count;
-  g.ring_size = ring_size_for(slot_count);
-  g.arena_size = arena_size;
-  g.slots_off = align_up(HDR_BYTES + 8ull * g.ring_size, 64);
-  g.arenas_off = align_up(g.slots_off + (uint64_t)SLOT_BYTES * slot_count, PAGE);
-  g.region_size = g.arenas_off + 2ull * slot_count * arena_size;
-  return g;
-}
-
-static _Atomic uint32_t *sq(sb_chan *ch) { return shm_u32(ch->base, HDR_BYTES); }
-static _Atomic uint32_t *cq(sb_chan *ch) { return sq(ch) + ch->g.ring_size; }
-static slot_hdr *slot_at(sb_chan *ch, uint32_t i) { return (slot_hdr *)(ch->base + ch->g.slots_off) + i; }
-static uint8_t *arena(sb_chan *ch, uint32_t i, int response) {
-  return ch->base + ch->g.arenas_off + (2ull * i + (response ? 1 : 0)) * ch->g.arena_size;
-}
-static uint32_t word(uint32_t gen, uint32_t state) { return (gen << 8) | state; }
-
-static int corrupt(sb_chan *ch, const char *what, uint32_t a, uint32_t b) {
-  snprintf(ch->error, sizeof ch->error, "%s (%u, %u)", what, a, b);
-  return -SB_ECORRUPT;
-}
-
-/* A message fits when the padded head and the body both lie inside the arena. */
-static int fits(sb_chan *ch, uint32_t head_len, uint32_t body_len) {
-  return head_len <= ch->g.arena_size && (uint64_t)align8(head_len) + body_len <= ch->g.arena_size;
-}
-
-/* ---- rings (§4): single producer, single consumer ---- */
-
-static void ring_push(sb_chan *ch, _Atomic uint32_t *ring, _Atomic uint32_t *tail, uint32_t slot) {
-  atomic_store_explicit(&ring[ch->prod_tail & (ch->g.ring_size - 1)], slot, memory_order_relaxed);
-  ch->prod_tail++;
-  /* seq_cst, not just release: it must be ordered before our load of the peer's parked word (§5). */
-  atomic_store_explicit(tail, ch->prod_tail, memory_order_seq_cst);
-}
-
-/* Returns the slot index, -1 when empty, -SB_ECORRUPT when the producer's tail is impossible. */
-static int ring_pop(sb_chan *ch, _Atomic uint32_t *ring, _Atomic uint32_t *tail, _Atomic uint32_t *head) {
-  uint32_t t = atomic_load_explicit(tail, memory_order_acquire);
-  if (t == ch->cons_head) return -1;
-  if (t - ch->cons_head > ch->g.ring_size) return corrupt(ch, "ring tail out of range", t, ch->cons_head);
-  uint32_t slot = atomic_load_explicit(&ring[ch->cons_head & (ch->g.ring_size - 1)], memory_order_relaxed);
-  ch->cons_head++;
-  atomic_store_explicit(head, ch->cons_head, memory_order_release);
-  if (slot >= ch->g.slot_count) return corrupt(ch, "ring entry is not a slot", slot, ch->g.slot_count);
-  return (int)slot;
-}
-
-/* ---- waking (§5) ---- */
-
-static void wake_peer(sb_chan *ch, _Atomic uint32_t *peer_parked, _Atomic uint32_t *tail) {
-  /* A polling peer costs us one load of a line it does not write: no syscall, no cache miss. */
-  uint32_t how = atomic_load_explicit(peer_parked, memory_order_seq_cst);
-  if (how == SB_PARK_FUTEX) {
-    /* Never cleared from here: a futex wake is not remembered, so a stale clear could hide the peer's
-     * next sleep from every later push. The sleeper clears it when it wakes. */
-    sys_futex(tail, FUTEX_WAKE, INT_MAX, NULL);
-  } else if (how == SB_PARK_EVENTFD) {
-    /* Cleared here so a burst of pushes pays one write. Safe even if stale: the eventfd remembers. */
-    uint32_t expect = SB_PARK_EVENTFD;
-    if (atomic_compare_exchange_strong_explicit(peer_parked, &expect, SB_AWAKE, memory_order_seq_cst,
-                                                memory_order_seq_cst)) {
-      uint64_t one = 1;
-      ssize_t r = write(ch->peer_bell, &one, sizeof one);
-      (void)r; /* EAGAIN means the counter is already non-zero: the peer will wake anyway */
-    }
-  }
-}
-
-static _Atomic uint32_t *my_parked(sb_chan *ch) { return ch->is_hub ? &ch->hdr->hub_parked : &ch->hdr->worker_parked; }
-static _Atomic uint32_t *my_tail(sb_chan *ch) { return ch->is_hub ? &ch->hdr->cq_tail : &ch->hdr->sq_tail; }
-
-/* Whether the hub asked for a cancellation the worker has not looked at (the worker's other reason to wake). */
-static int cancels_pending(sb_chan *ch) {
-  return !ch->is_hub && atomic_load_explicit(&ch->hdr->cancel_seq, memory_order_seq_cst) != ch->cancel_seen;
-}
-
 static int park_as(sb_chan *ch, uint32_t how) {
   atomic_store_explicit(my_parked(ch), how, memory_order_seq_cst);
   /* seq_cst loads after the seq_cst store: either we see the peer's push or cancel, or it sees us parked */
-  if (atomic_load_explicit(my_tail(ch), memory_order_seq_cst) != ch->cons_head || cancels_pending(ch)) {
+  if (atomic_load_explicit(my_tail(ch), memory_order_seq_cst) != ch->cons_head || cancels_pending(ch) ||
+      slot_credit_moved(ch)) {
     atomic_store_explicit(my_parked(ch), SB_AWAKE, memory_order_relaxed);
     return 1;
   }
@@ -201,7 +31,7 @@ void sb_unpark(sb_chan *ch) {
 
 /* Reads and discards control bytes (§1): a C side has no use for them, and unread they would keep the
  * socket readable forever and hide the EOF behind them. */
-static int peer_gone(sb_chan *ch) {
+int slot_peer_gone(sb_chan *ch) {
   char buf[256];
   /* Bounded: a peer that keeps writing must not keep us here. Whatever is left is read on the next call;
    * the protocol sends a handful of bytes per connection, so this bound is never reached by an honest one. */
@@ -214,12 +44,14 @@ static int peer_gone(sb_chan *ch) {
 }
 
 int sb_wait(sb_chan *ch, int timeout_ms, int use_futex) {
+  /* A grant moves no ring tail, so a stream waiting for credit must sleep on the doorbell (§9.4). */
+  if (ch->waiting_streams) use_futex = 0;
   if (park_as(ch, use_futex ? SB_PARK_FUTEX : SB_PARK_EVENTFD)) return 1;
   int result = 0;
   if (!use_futex) {
     struct pollfd fds[2] = {{ch->my_bell, POLLIN, 0}, {ch->sock, POLLIN, 0}};
     int n = poll(fds, 2, timeout_ms);
-    if (n > 0 && (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) && peer_gone(ch)) result = -EPIPE;
+    if (n > 0 && (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) && slot_peer_gone(ch)) result = -EPIPE;
     else if (n > 0 && (fds[0].revents & POLLIN)) result = 1;
   } else {
     uint32_t seen = ch->cons_head;
@@ -229,7 +61,7 @@ int sb_wait(sb_chan *ch, int timeout_ms, int use_futex) {
       struct timespec ts = {0, (long)slice * 1000000L};
       sys_futex(my_tail(ch), FUTEX_WAIT, seen, &ts);
       if (atomic_load_explicit(my_tail(ch), memory_order_acquire) != seen || cancels_pending(ch)) { result = 1; break; }
-      if (peer_gone(ch)) { result = -EPIPE; break; }
+      if (slot_peer_gone(ch)) { result = -EPIPE; break; }
       if (left >= 0 && (left -= slice) <= 0) break;
     }
   }
@@ -269,6 +101,12 @@ int sb_hub_publish(sb_chan *ch, uint32_t slot, uint32_t kind, uint32_t id, uint3
   SHM_WRITE(s->id, id);
   SHM_WRITE(s->req_head, head_len);
   SHM_WRITE(s->req_body, body_len);
+  /* the stream offer (§9.1): every request gets the channel's window, and a fresh credit */
+  hub_stream *st = &ch->hs[slot];
+  *st = (hub_stream){.window = ch->stream_window, .limit = ch->stream_window};
+  SHM_WRITE(s->window, ch->stream_window);
+  atomic_store_explicit(&s->limit, ch->stream_window, memory_order_relaxed);
+  atomic_store_explicit(&s->notify, 0, memory_order_relaxed);
   uint32_t used = align8(head_len) + body_len;
   if (used > ch->hiwater[2 * slot]) ch->hiwater[2 * slot] = used;
   ch->busy[slot] = HUB_PUBLISHED;
@@ -280,7 +118,7 @@ int sb_hub_publish(sb_chan *ch, uint32_t slot, uint32_t kind, uint32_t id, uint3
 }
 
 int sb_hub_cancel(sb_chan *ch, uint32_t slot) {
-  if (slot >= ch->g.slot_count || ch->busy[slot] != HUB_PUBLISHED) return -EINVAL;
+  if (slot >= ch->g.slot_count || (ch->busy[slot] != HUB_PUBLISHED && ch->busy[slot] != HUB_STREAMING)) return -EINVAL;
   slot_hdr *s = slot_at(ch, slot);
   uint32_t expect = word(ch->gen[slot], SB_READY);
   /* relaxed: the CAS only decides who owns the edge; nothing else is published with it */
@@ -289,6 +127,7 @@ int sb_hub_cancel(sb_chan *ch, uint32_t slot) {
     return 1;
   /* The worker has it (or already answered): ask it to give up. The cancel word goes first, then the counter with
    * seq_cst, which orders both before our load of worker_parked (§5) and pairs with the worker's acquire of it. */
+  ch->hs[slot].flags |= HS_CANCEL; /* from now on an END may say "cancelled" (§9.5) */
   SHM_WRITE(s->cancel, word(ch->gen[slot], 1));
   atomic_fetch_add_explicit(&ch->hdr->cancel_seq, 1, memory_order_seq_cst);
   wake_peer(ch, &ch->hdr->worker_parked, &ch->hdr->sq_tail);
@@ -302,6 +141,7 @@ int sb_hub_poll(sb_chan *ch) {
   slot_hdr *s = slot_at(ch, i);
   /* acquire: pairs with the worker's release store of DONE, so the response is complete */
   uint32_t w = atomic_load_explicit(&s->state, memory_order_acquire);
+  if (w == word(ch->gen[i], SB_STREAMING)) return slot_stream_notified(ch, i);
   if (ch->busy[i] != HUB_PUBLISHED) return corrupt(ch, "completed a slot the hub did not publish", i, w);
   if (w != word(ch->gen[i], SB_DONE)) return corrupt(ch, "completed slot has a bad state word", i, w);
   sb_msg *m = &ch->msg;
@@ -333,7 +173,11 @@ static void trim(sb_chan *ch, uint32_t slot, int response) {
 }
 
 int sb_hub_release(sb_chan *ch, uint32_t slot) {
-  if (slot >= ch->g.slot_count || ch->busy[slot] != HUB_COMPLETED) return -EINVAL;
+  if (slot >= ch->g.slot_count) return -EINVAL;
+  /* a stream goes back after its END and its final notification, never before: a late one would name the next request */
+  if (ch->busy[slot] != HUB_COMPLETED &&
+      (ch->busy[slot] != HUB_STREAMING || (ch->hs[slot].flags & (HS_END | HS_FINAL)) != (HS_END | HS_FINAL)))
+    return -EINVAL;
   trim(ch, slot, 0);
   trim(ch, slot, 1);
   ch->gen[slot] = (ch->gen[slot] + 1) & 0xFFFFFFu;
@@ -382,6 +226,12 @@ int sb_worker_poll(sb_chan *ch) {
     m->body_len = SHM_READ(s->req_body);
     m->status = m->flags = 0;
     m->gen = w >> 8;
+    m->pos = 0;
+    m->window = SHM_READ(s->window); /* the stream offer, read once (§9.6) */
+    ch->ws[i] = (worker_stream){.gen = m->gen, .window = m->window};
+    if (m->window && (m->window & (m->window - 1) || m->window < 4096 || m->window > ch->g.arena_size ||
+                      m->window > (1u << 30)))
+      return corrupt(ch, "bad stream window", i, m->window);
     if (m->kind > SB_KIND_HTTP) return corrupt(ch, "bad request kind", i, m->kind);
     if (!fits(ch, m->head_len, m->body_len)) return corrupt(ch, "request does not fit its arena", m->head_len, m->body_len);
     m->body_off = align8(m->head_len);
@@ -463,7 +313,8 @@ static sb_chan *chan_new(int is_hub, const geometry *g) {
     ch->busy = calloc(g->slot_count, 1);
     ch->free_stack = calloc(g->slot_count, sizeof *ch->free_stack);
     ch->hiwater = calloc(2ull * g->slot_count, sizeof *ch->hiwater);
-    if (!ch->gen || !ch->busy || !ch->free_stack || !ch->hiwater) {
+    ch->hs = calloc(g->slot_count, sizeof *ch->hs);
+    if (!ch->gen || !ch->busy || !ch->free_stack || !ch->hiwater || !ch->hs) {
       sb_close(ch);
       return NULL;
     }
@@ -501,6 +352,8 @@ sb_chan *sb_accept(int listen_fd, const sb_hub_config *cfg, int *err, uint32_t *
   if (!cfg || cfg->slot_count < 1 || cfg->slot_count > SB_MAX_SLOTS || cfg->arena_size < 1 ||
       cfg->arena_size > 0xFFFFFFFFu - PAGE)
     return fail(NULL, err, -EINVAL);
+  uint32_t win = cfg->stream_window, arena_size = (uint32_t)align_up(cfg->arena_size, PAGE);
+  if (win && (win & (win - 1) || win < 4096 || win > arena_size || win > (1u << 30))) return fail(NULL, err, -EINVAL);
   /* non-blocking: the hello fits any empty socket buffer, and nothing after it is ever waited on */
   int sock = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
   if (sock < 0) return fail(NULL, err, -errno);
@@ -529,6 +382,7 @@ sb_chan *sb_accept(int listen_fd, const sb_hub_config *cfg, int *err, uint32_t *
   ch->peer_pid = cred.pid;
   ch->peer_uid = (int32_t)cred.uid;
   ch->trim_bytes = cfg->trim_bytes;
+  ch->stream_window = win;
   /* syscall, not memfd_create(): the libc wrapper would need glibc 2.27 symbols */
   ch->memfd = (int)syscall(SYS_memfd_create, "slotbus", MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (ch->memfd < 0) return fail(ch, err, -errno);
@@ -571,12 +425,6 @@ static int hello_read(sb_chan *ch) {
     ch->hello_got += (uint32_t)r;
   }
   return 0;
-}
-
-static int64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* An eventfd the peer created non-blocking and not as a semaphore, as §1 says: a blocking one would hang whoever
@@ -643,10 +491,10 @@ void sb_disconnect(sb_chan *ch) { shutdown(ch->sock, SHUT_RDWR); }
 
 int sb_connect_finish(sb_chan *ch, int timeout_ms) {
   if (ch->base != MAP_FAILED) return 0;
-  int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+  int64_t deadline = timeout_ms < 0 ? -1 : sys_now_ms() + timeout_ms;
   int r;
   while ((r = hello_read(ch)) == -EAGAIN) {
-    int64_t left = deadline < 0 ? -1 : deadline - now_ms();
+    int64_t left = deadline < 0 ? -1 : deadline - sys_now_ms();
     if (deadline >= 0 && left <= 0) return -EAGAIN;
     struct pollfd p = {ch->sock, POLLIN, 0};
     if (poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left) < 0 && errno != EINTR) return -errno;
@@ -660,6 +508,7 @@ int sb_connect_finish(sb_chan *ch, int timeout_ms) {
   ch->g.region_size = h->size;
   if ((r = map_region(ch))) return r;
   if ((r = check_header(ch, h->size))) return r;
+  if (!(ch->ws = calloc(ch->g.slot_count, sizeof *ch->ws))) return -ENOMEM;
   SHM_WRITE(ch->hdr->id.worker_pid, (uint32_t)getpid());
   return 0;
 }
@@ -708,6 +557,8 @@ void sb_close(sb_chan *ch) {
   free(ch->busy);
   free(ch->free_stack);
   free(ch->hiwater);
+  free(ch->hs);
+  free(ch->ws);
   free(ch);
 }
 

@@ -14,15 +14,19 @@ extern "C" {
 #define SB_VERSION 1u
 /* Bumped whenever a function below changes its signature or meaning; the TS loader refuses a mismatch. */
 #ifndef SB_ABI_VERSION /* overridable only so a test can build a mismatching library */
-#define SB_ABI_VERSION 5u /* 5: topic ring v2, sb_topic_leave, sb_topic_tick_deep, sbl_waiter_*, lease table v2 */
+#define SB_ABI_VERSION 6u /* 6: streams (sb_*_stream_*, sb_msg.pos/window, sb_hub_config.stream_window) */
 #endif
 #define SB_MAX_SLOTS 4096u
 #define SB_MAX_ALLOW_UIDS 8u
 #define SB_ECORRUPT 1000 /* returned negated */
 
-enum sb_state { SB_FREE = 0, SB_WRITING = 1, SB_READY = 2, SB_CLAIMED = 3, SB_DONE = 4, SB_CANCELLED = 5 };
+enum sb_state { SB_FREE = 0, SB_WRITING = 1, SB_READY = 2, SB_CLAIMED = 3, SB_DONE = 4, SB_CANCELLED = 5, SB_STREAMING = 6 };
 enum sb_kind { SB_KIND_RAW = 0, SB_KIND_HTTP = 1 };
 enum sb_resp_flags { SB_RESP_ERROR = 1, SB_RESP_CANCELLED = 2 };
+enum sb_frame { SB_FRAME_PAD = 0, SB_FRAME_HEAD = 1, SB_FRAME_DATA = 2, SB_FRAME_END = 3 };
+/* sb_msg.flags from sb_hub_poll: frames to read (sb_hub_stream_next), not a completion; FINAL: the last notification */
+#define SB_MSG_STREAM 0x100u
+#define SB_MSG_FINAL 0x200u
 enum sb_park { SB_AWAKE = 0, SB_PARK_EVENTFD = 1, SB_PARK_FUTEX = 2 };
 
 typedef struct sb_chan sb_chan; /* one side of one hub<->worker connection */
@@ -38,6 +42,8 @@ typedef struct sb_msg {
   uint32_t body_len;
   uint32_t body_off; /* offset of the body inside the slot's arena: align8(head_len) */
   uint32_t gen;      /* the slot's generation: pass it back to sb_worker_complete (worker side) */
+  uint32_t pos;      /* streams: the position after the frame sb_hub_stream_next returned, or published so far */
+  uint32_t window;   /* worker side: the stream window the hub offered, 0 = answer whole (§9.1) */
 } sb_msg;
 
 typedef struct sb_hub_config {
@@ -48,6 +54,9 @@ typedef struct sb_hub_config {
    * hub's own uid, SB_FULL_ALL everyone. A refused peer gets a hello with status EUSERS. */
   uint32_t full_mask;
   uint32_t allow_uid_count; /* uids allowed besides the hub's own, which always is */
+  /* Ring bytes offered to every request for a streamed answer (§9.1): 0 = never, or a power of two from 4096 to
+   * min(arena_size, 2^30). */
+  uint32_t stream_window;
   uint32_t allow_uids[SB_MAX_ALLOW_UIDS];
 } sb_hub_config;
 #define SB_FULL_OWN_UID (1u << 8)
@@ -142,6 +151,31 @@ uint32_t sb_worker_cancel_seq(sb_chan *ch);
 /* 1 if the hub gave up the request in `slot` of generation `gen` (sb_last_msg's gen): stop, and answer anything
  * (it is discarded). 0 if not, -EINVAL for a bad slot. */
 int sb_worker_cancelled(sb_chan *ch, uint32_t slot, uint32_t gen);
+
+/* ---- streams (docs/PROTOCOL.md §9): a worker answers as HEAD, DATA…, END frames within the hub's credit ---- */
+
+/* Worker. gen is sb_last_msg's gen for the slot, as for sb_worker_complete. None of these blocks but _wait. */
+/* Send HEAD: 0; -ENOTSUP: the hub offered no window (answer whole); -E2BIG: the head does not fit the window;
+ * -ECANCELED: the hub gave the request up (complete it anyhow, §3); -EINVAL: not this slot's request. */
+int sb_worker_stream_begin(sb_chan *ch, uint32_t slot, uint32_t gen, uint32_t status, const void *head, uint32_t head_len);
+/* Copy up to len bytes as DATA frames within the credit. Returns the bytes taken, 0 … len (0: no credit now,
+ * sb_worker_stream_wait); -ECANCELED: end the stream with SB_RESP_CANCELLED; -EINVAL; -SB_ECORRUPT. */
+int sb_worker_stream_write(sb_chan *ch, uint32_t slot, uint32_t gen, const void *data, uint32_t len);
+/* Block (doorbell and socket) until this stream has credit or is cancelled: 1; timeout: 0; the hub gone: -EPIPE.
+ * timeout_ms < 0: forever. */
+int sb_worker_stream_wait(sb_chan *ch, uint32_t slot, uint32_t gen, int timeout_ms);
+/* Send END with flags 0, SB_RESP_ERROR or SB_RESP_CANCELLED and its pairs: 0, and the slot is the hub's;
+ * -EAGAIN: the pairs do not fit the credit yet (wait, or end with fewer); -E2BIG: they never fit the window.
+ * Never -EAGAIN for pairs_len 0. */
+int sb_worker_stream_end(sb_chan *ch, uint32_t slot, uint32_t gen, uint32_t flags, const void *pairs, uint32_t pairs_len);
+
+/* Hub. After sb_hub_poll returned a slot with SB_MSG_STREAM: the next published frame, validated, into sb_last_msg
+ * (kind = its type, status = HEAD's status or END's flags, head_len = body_len = its payload's length, body_off = its
+ * offset in the response arena, pos = the position after it). Returns its type, -1 when no further complete frame
+ * is published yet (the next sb_hub_poll of the slot says when), -SB_ECORRUPT. PAD is skipped. */
+int sb_hub_stream_next(sb_chan *ch, uint32_t slot);
+/* The ring before pos (a pos sb_hub_stream_next gave) is no longer needed: grant credit, wake the worker. */
+int sb_hub_stream_consumed(sb_chan *ch, uint32_t slot, uint32_t pos);
 
 /* ---- parking ---- */
 

@@ -50,6 +50,13 @@ static inline uint32_t sys_fnv1a(uint32_t h, const void *p, size_t n) {
   return h;
 }
 
+/* Milliseconds on the monotonic clock. */
+static inline int64_t sys_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static inline long sys_futex(_Atomic uint32_t *addr, int op, uint32_t val, const struct timespec *ts) {
   return syscall(SYS_futex, addr, op, val, ts, NULL, 0);
 }

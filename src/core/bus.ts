@@ -30,11 +30,12 @@ import {
   type CloseOptions,
   type ListenOptions,
   type RemoteOptions,
+  type FetchOptions,
   type RequestOptions,
   type WaitOptions,
   type SlotRequestInit,
 } from "./options.ts"
-import type { BorrowedResponse, SlotResponse } from "./response.ts"
+import type { BorrowedResponse, SlotResponse, StreamedResponse } from "./response.ts"
 import { TICK_BUSY_MS } from "./routing.ts"
 import { Accepting } from "./accept.ts"
 import { decodeReply, encodeCall, remoteProxy, type Remote } from "./rpc.ts"
@@ -85,10 +86,11 @@ function optionsKey(opts: ListenOptions): string {
 export class SlotBus extends Accepting {
   private disposed = false
   private readonly createdAt = performance.now()
-  private readonly maxBody: number
+  protected override readonly maxBody: number
   private readonly maxHead: number
   private readonly maxQueue: number
   private readonly timeoutMs: number
+  private readonly streamIdleMs: number
   protected override readonly idle: IdleStrategy | undefined
   protected override readonly maxWorkers: number
   protected override readonly maxPerUid: number
@@ -111,6 +113,7 @@ export class SlotBus extends Accepting {
     this.maxHead = positiveInt(opts.maxHeadBytes, 16 * 1024, "maxHeadBytes", 16 * MiB)
     this.maxQueue = positiveInt(opts.queue, 4096, "queue")
     this.timeoutMs = positiveInt(opts.timeoutMs, 30_000, "timeoutMs")
+    this.streamIdleMs = positiveInt(opts.streamIdleMs, 30_000, "streamIdleMs")
     this.maxWorkers = positiveInt(opts.maxWorkers, 256, "maxWorkers")
     this.maxPerUid = positiveInt(opts.maxWorkersPerUid, this.maxWorkers, "maxWorkersPerUid")
     this.stuckAfterMs = positiveInt(opts.stuckAfterMs, 1000, "stuckAfterMs")
@@ -126,13 +129,15 @@ export class SlotBus extends Accepting {
     )
       throw new RangeError(`allowUids takes at most ${MAX_ALLOW_UIDS} uids`)
     this.uids = uids
+    const arena = align8(this.maxHead) + this.maxBody
     this.config = new Uint32Array(HUB_CONFIG_WORDS)
     this.config.set([
       slots,
-      align8(this.maxHead) + this.maxBody,
+      arena,
       positiveInt(opts.trimBytes, MiB, "trimBytes"),
       0,
       uids.length,
+      streamWindow(opts.streamWindowBytes, Math.ceil(arena / 4096) * 4096),
       ...uids,
     ])
   }
@@ -176,27 +181,31 @@ export class SlotBus extends Accepting {
   }
 
   /** Send an HTTP-like request to the least busy worker. */
+  request(init: SlotRequestInit, opts: RequestOptions & { stream: true }): Promise<StreamedResponse>
   request(init: SlotRequestInit, opts: RequestOptions & { borrow: true }): Promise<BorrowedResponse>
   request(init: SlotRequestInit, opts?: RequestOptions & { borrow?: false }): Promise<SlotResponse>
-  request(init: SlotRequestInit, opts?: RequestOptions): Promise<SlotResponse | BorrowedResponse>
-  request(init: SlotRequestInit, opts?: RequestOptions): Promise<SlotResponse | BorrowedResponse> {
+  request(init: SlotRequestInit, opts?: RequestOptions): Promise<SlotResponse | BorrowedResponse | StreamedResponse>
+  request(init: SlotRequestInit, opts?: RequestOptions): Promise<SlotResponse | BorrowedResponse | StreamedResponse> {
     return this.submit(Kind.HTTP, init, opts) as Promise<SlotResponse>
   }
 
   /** Send raw bytes; resolves with the worker's raw reply (with `borrow`, a BorrowedResponse over it). */
+  call(body: BodyInit, opts: RequestOptions & { stream: true }): Promise<StreamedResponse>
   call(body: BodyInit, opts: RequestOptions & { borrow: true }): Promise<BorrowedResponse>
   call(body: BodyInit, opts?: RequestOptions & { borrow?: false }): Promise<Uint8Array>
-  call(body: BodyInit, opts?: RequestOptions): Promise<Uint8Array | BorrowedResponse>
-  call(body: BodyInit, opts?: RequestOptions): Promise<Uint8Array | BorrowedResponse> {
+  call(body: BodyInit, opts?: RequestOptions): Promise<Uint8Array | BorrowedResponse | StreamedResponse>
+  call(body: BodyInit, opts?: RequestOptions): Promise<Uint8Array | BorrowedResponse | StreamedResponse> {
     return this.submit(Kind.RAW, { body }, opts) as Promise<Uint8Array>
   }
 
   /**
    * Hands a Web Request to the least busy worker and answers with its Response: one line in a `Bun.serve` route
    * (`fetch: (req) => bus.fetch(req)`). The worker sees the path and query, method, headers and body; the request's
-   * signal (or `opts.signal`) cancels it. Failures reject as with `request()` (TimeoutError, RemoteError, …).
+   * signal (or `opts.signal`) cancels it. The Response comes at the worker's status and headers and its body
+   * streams as the worker produces it. Failures reject as with `request()` (TimeoutError, RemoteError, …); a
+   * failure after the headers errors the body.
    */
-  async fetch(request: Request, opts: Omit<RequestOptions, "borrow"> = {}): Promise<Response> {
+  async fetch(request: Request, opts: FetchOptions = {}): Promise<Response> {
     if (!(request instanceof Request)) throw new TypeError("bus.fetch() takes a Request")
     checkOptions(opts, FETCH_OPTIONS, "bus.fetch")
     const url = new URL(request.url)
@@ -205,7 +214,7 @@ export class SlotBus extends Accepting {
       opts.signal && opts.signal !== request.signal ? AbortSignal.any([opts.signal, request.signal]) : request.signal
     const res = await this.request(
       { method: request.method, path: url.pathname + url.search, headers: request.headers, body },
-      { timeoutMs: opts.timeoutMs, signal },
+      { timeoutMs: opts.timeoutMs, streamIdleMs: opts.streamIdleMs, signal, stream: true },
     )
     return res.toResponse()
   }
@@ -286,6 +295,9 @@ export class SlotBus extends Accepting {
       const signal = opts.signal
       if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError("signal must be an AbortSignal")
       if (opts.borrow !== undefined && typeof opts.borrow !== "boolean") throw new TypeError("borrow must be a boolean")
+      if (opts.stream !== undefined && typeof opts.stream !== "boolean") throw new TypeError("stream must be a boolean")
+      if (opts.stream && opts.borrow) throw new TypeError("stream and borrow cannot be combined: pick one")
+      const streamIdleMs = positiveInt(opts.streamIdleMs, this.streamIdleMs, "streamIdleMs")
       if (signal?.aborted) return Promise.reject(signal.reason)
       if (this.queue.length >= this.maxQueue && !this.pickLink())
         throw new BusFullError(
@@ -311,6 +323,9 @@ export class SlotBus extends Accepting {
         settledAt: 0,
         link: null,
         slot: -1,
+        stream: opts.stream === true,
+        streamIdleMs,
+        in: null,
       }
       if (signal) {
         p.onAbort = () => this.fail(p, signal.reason)
@@ -478,6 +493,21 @@ export class SlotBus extends Accepting {
     }
     return this.close()
   }
+}
+
+/** The stream window to offer (docs/PROTOCOL.md §9.1): as asked, or 1 MiB, or the largest power of two the arena holds. */
+function streamWindow(asked: number | undefined, arena: number): number {
+  if (asked === undefined) {
+    let w = MiB
+    while (w > arena) w /= 2
+    return w >= 4096 ? w : 0
+  }
+  const max = Math.min(arena, 2 ** 30)
+  if (asked !== 0 && !(Number.isInteger(asked) && asked >= 4096 && asked <= max && (asked & (asked - 1)) === 0))
+    throw new RangeError(
+      `streamWindowBytes must be 0 or a power of two from 4096 to ${max} (the slot's arena), got ${asked}`,
+    )
+  return asked
 }
 
 function remoteOptions(opts: RemoteOptions, where: string): RemoteOptions {

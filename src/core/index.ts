@@ -1,8 +1,8 @@
 // The core's public surface: the one path feature folders (src/http, src/events, …) import from.
 export { SlotBus } from "./bus.ts"
-export { BorrowedResponse, SlotResponse } from "./response.ts"
+export { BorrowedResponse, SlotResponse, StreamedResponse } from "./response.ts"
 export type { BusStats } from "./bus.ts"
-export type { ListenOptions, RemoteOptions, RequestOptions, SlotRequestInit } from "./options.ts"
+export type { FetchOptions, ListenOptions, RemoteOptions, RequestOptions, SlotRequestInit } from "./options.ts"
 export type { RequestPhase, WorkerEvent, WorkerInfo } from "./link.ts"
 export { SlotWorker, SlotRequest } from "./worker.ts"
 export type { ConnectOptions, ExposeOptions, FetchHandler, SlotHandler, SlotReply, WorkerClosed } from "./worker.ts"

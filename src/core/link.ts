@@ -3,6 +3,7 @@
 import { State } from "../native/ffi.ts"
 import type { Channel } from "./channel.ts"
 import type { Pump } from "./idle.ts"
+import type { StreamIn } from "./stream-in.ts"
 
 export interface WorkerInfo {
   pid: number
@@ -46,6 +47,12 @@ export interface Pending extends Settle {
   onAbort: (() => void) | undefined
   link: Link | null
   slot: number
+  /** The caller asked for the body as a stream (`stream: true`, `bus.fetch`). */
+  stream: boolean
+  /** A streaming caller that does not read for this long gives the request up (0: never). */
+  streamIdleMs: number
+  /** The worker answers as a stream (docs/PROTOCOL.md §9): its frames as read so far. */
+  in: StreamIn | null
 }
 
 /**

@@ -35,6 +35,13 @@ export interface ListenOptions {
    * the process runs under `bun --hot`, off otherwise.
    */
   hot?: boolean
+  /**
+   * Ring bytes per slot a worker may stream an answer into ahead of its reader (docs/PROTOCOL.md §9): a power of
+   * two from 4096, at most the slot's arena; 0 answers every request whole. Default 1 MiB (less if the arena is).
+   */
+  streamWindowBytes?: number
+  /** A streaming caller that stops reading for this long gives its request up (TimeoutError); 0: never. Default 30 000. */
+  streamIdleMs?: number
 }
 
 export interface SlotRequestInit {
@@ -53,6 +60,13 @@ export interface RequestOptions {
    * until `release()` (or `using`). For large responses: nothing is copied and nothing grows the heap.
    */
   borrow?: boolean
+  /**
+   * Resolve at the worker's status and headers with a StreamedResponse whose `body` streams as the worker produces
+   * it, instead of after the whole body. `timeoutMs` then runs until the headers.
+   */
+  stream?: boolean
+  /** Overrides the bus's streamIdleMs for this request. */
+  streamIdleMs?: number
 }
 
 /** The options of RPC calls: `bus.remote(options)` (every call through it) and `bus.invoke(method, args, options)`. */
@@ -88,13 +102,22 @@ export const LISTEN_OPTIONS = optionNames<ListenOptions>({
   stuckAfterMs: true,
   maxStuckSlots: true,
   hot: true,
+  streamWindowBytes: true,
+  streamIdleMs: true,
 })
 export const REQUEST_INIT = optionNames<SlotRequestInit>({ method: true, path: true, headers: true, body: true })
-export const REQUEST_OPTIONS = optionNames<RequestOptions>({ timeoutMs: true, signal: true, borrow: true })
+export const REQUEST_OPTIONS = optionNames<RequestOptions>({
+  timeoutMs: true,
+  signal: true,
+  borrow: true,
+  stream: true,
+  streamIdleMs: true,
+})
 export const WAIT_OPTIONS = optionNames<WaitOptions>({ timeoutMs: true, signal: true })
 export const CLOSE_OPTIONS = optionNames<CloseOptions>({ drain: true, timeoutMs: true })
 export const REMOTE_OPTIONS = optionNames<RemoteOptions>({ timeoutMs: true, signal: true })
-export const FETCH_OPTIONS = optionNames<Omit<RequestOptions, "borrow">>({ timeoutMs: true, signal: true })
+export type FetchOptions = Omit<RequestOptions, "borrow" | "stream">
+export const FETCH_OPTIONS = optionNames<FetchOptions>({ timeoutMs: true, signal: true, streamIdleMs: true })
 
 export function positiveInt(v: number | undefined, dflt: number, what: string, max = Number.MAX_SAFE_INTEGER): number {
   if (v === undefined) return dflt

@@ -89,6 +89,56 @@ export class BorrowedResponse {
   }
 }
 
+/**
+ * The answer to `request(…, { stream: true })`: status and headers as soon as the worker sent them, the body as it
+ * produces it. Read the body once (`body`, `bytes()`, `text()`, `json()` or `toResponse()`); cancelling it gives
+ * the request up (the worker's `req.signal` aborts).
+ */
+export class StreamedResponse {
+  private head: readonly string[]
+  private h: Headers | null = null
+
+  /** @internal */
+  constructor(
+    readonly status: number,
+    head: readonly string[],
+    readonly body: ReadableStream<Uint8Array>,
+  ) {
+    this.head = head
+  }
+  get headers(): Headers {
+    return (this.h ??= pairsToHeaders(this.head, 0))
+  }
+  /** The whole body, once it has ended. */
+  bytes(): Promise<Uint8Array> {
+    return new Response(this.body).bytes()
+  }
+  async text(): Promise<string> {
+    return utf8(await this.bytes())
+  }
+  async json<T = unknown>(): Promise<T> {
+    return JSON.parse(await this.text()) as T
+  }
+  /** As a Web Response streaming the same body (a status outside 200..599 is a TypeError, as for Response). */
+  toResponse(): Response {
+    if (NULL_BODY_STATUS.has(this.status)) {
+      this.body.pipeTo(new WritableStream()).catch(() => {}) // read to its end, so the slot goes back
+      return new Response(null, { status: this.status, headers: this.headers })
+    }
+    return new Response(this.body, { status: this.status || 200, headers: this.headers })
+  }
+}
+
+/** A body that is one chunk, as a stream: what a streaming caller gets when its worker answered whole. */
+export function oneChunk(bytes: Uint8Array): ReadableStream<Uint8Array> {
+  return new ReadableStream({
+    start(c) {
+      if (bytes.length > 0) c.enqueue(bytes)
+      c.close()
+    },
+  })
+}
+
 /** A worker's error answer (docs/PROTOCOL.md §6) as the hub's error: a reply too large for the slot is the hub's PayloadTooLargeError. */
 export function remoteError(head: string[], message: string, pid: number): SlotBusError {
   let remoteName: string | undefined, remoteStack: string | undefined

@@ -1,18 +1,28 @@
 // Requests in slots: pick the least busy worker, publish, collect answers, fail or time out, find stuck slots.
 // The bottom layer of SlotBus (routing.ts ← accept.ts ← bus.ts): it knows nothing of accepting or of the public API.
-import { native, Kind, Msg, RespFlag, E_CORRUPT } from "../native/ffi.ts"
+import { native, Kind, Msg, MsgFlag, RespFlag, E_CORRUPT } from "../native/ffi.ts"
 import { align8, EMPTY, readHead, utf8, writeHead } from "./codec.ts"
 import { PayloadTooLargeError, ProtocolError, TimeoutError } from "../errors.ts"
 import { MAX_TIMER_MS } from "./timers.ts"
 import { LatencyHistogram } from "./stats.ts"
 import { nowMs, type Link, type Pending } from "./link.ts"
-import { BorrowedResponse, forgotten, NO_HEAD, remoteError, SlotResponse } from "./response.ts"
+import {
+  BorrowedResponse,
+  forgotten,
+  NO_HEAD,
+  oneChunk,
+  remoteError,
+  SlotResponse,
+  StreamedResponse,
+} from "./response.ts"
+import { StreamIn, type StreamHost } from "./stream-in.ts"
 
 // Deadlines and stuck slots are checked on a timer while requests are out; an idle bus has no timer at all.
 export const TICK_BUSY_MS = 10
 
 export abstract class Routing {
   abstract readonly name: string
+  protected abstract readonly maxBody: number
   protected abstract readonly stuckAfterMs: number
   protected abstract readonly maxStuck: number
   protected readonly links: Link[] = []
@@ -93,6 +103,7 @@ export abstract class Routing {
   /** The pump's duty: take every answer the worker completed, hand it to its caller, return the slots. */
   protected collect(link: Link): number {
     const { chan } = link
+    const m = chan.msg
     let n = 0
     let now = 0 // read once per pass, at the first answer: every answer of a pass arrived by then
     for (;;) {
@@ -104,6 +115,11 @@ export abstract class Routing {
       }
       n++
       const p = link.pending[slot]
+      if (m[Msg.flags]! & MsgFlag.STREAM) {
+        // a frame or more of a streamed answer (docs/PROTOCOL.md §9): the slot goes back after its END
+        if (p) (p.in ??= new StreamIn(this.streams, link, slot, p)).notified((m[Msg.flags]! & MsgFlag.FINAL) !== 0)
+        continue
+      }
       let lent = false
       if (p?.phase === "in-slot") {
         if (now === 0) now = Bun.nanoseconds()
@@ -180,13 +196,46 @@ export abstract class Routing {
       }
     } else {
       const body = arena.slice(bodyOff, bodyOff + bodyLen)
-      value = p.kind === Kind.RAW ? body : new SlotResponse(status, headers, body)
+      if (p.stream) value = new StreamedResponse(status, headers, oneChunk(body))
+      else value = p.kind === Kind.RAW ? body : new SlotResponse(status, headers, body)
     }
     this.counters.responses++
     this.latency.record(now - p.started)
     this.settle(p)
     p.resolve(value as never)
     return lent
+  }
+
+  /** What a streamed answer's reader (stream-in.ts) may do to the bus's books. */
+  private readonly streams: StreamHost = {
+    maxBody: () => this.maxBody,
+    countIn: (bytes) => void (this.counters.bytesIn += bytes),
+    streamStarted: (p, status, head, body) => this.streamStarted(p, status, head, body),
+    streamEnded: (p, status, head, body) => this.streamEnded(p, status, head, body),
+    fail: (p, err) => this.fail(p, err),
+    cutOff: (link, what) => this.cutOff(link, what),
+    returnSlot: (link, slot) => {
+      this.returnSlot(link, slot)
+      this.dispatchQueued()
+    },
+  }
+
+  private streamStarted(p: Pending, status: number, head: string[], body: ReadableStream<Uint8Array>) {
+    p.deadline = Infinity // timeoutMs runs until the HEAD; from here on streamIdleMs watches the reader
+    p.resolve(new StreamedResponse(status, head, body) as never)
+  }
+
+  private streamEnded(p: Pending, status: number, head: string[], body: Uint8Array | null) {
+    this.counters.responses++
+    this.latency.record(Bun.nanoseconds() - p.started)
+    this.settle(p)
+    if (body === null) return // a streaming caller has had its answer since the HEAD
+    let value: unknown
+    if (p.stream) value = new StreamedResponse(status, head, oneChunk(body))
+    else if (p.kind === Kind.RAW) value = body
+    else if (p.borrow) value = new BorrowedResponse(status, head, body, null)
+    else value = new SlotResponse(status, head, body)
+    p.resolve(value as never)
   }
 
   protected settle(p: Pending) {
@@ -204,7 +253,7 @@ export abstract class Routing {
       if (i >= 0) this.queue.splice(i, 1)
     } else if (p.link) {
       // Stays in pending (settled) until the worker hands the slot back; a late answer is then dropped.
-      if (p.link.chan.isOpen) native.sb_hub_cancel(p.link.chan.ptr, p.slot)
+      if (p.link.chan.isOpen && !p.in?.ended) native.sb_hub_cancel(p.link.chan.ptr, p.slot)
     }
     this.settle(p)
     p.settledAt = nowMs() // given up: from now on its slot may count as stuck
@@ -212,6 +261,7 @@ export abstract class Routing {
     else this.counters.errors++
     p.body = EMPTY
     p.reject(err)
+    p.in?.failed(err) // a caller already reading a stream sees it fail; the rest of it is dropped
   }
 
   protected dispatchQueued() {
@@ -229,6 +279,14 @@ export abstract class Routing {
     try {
       const t = nowMs()
       const expire = (p: Pending | null) => {
+        const stalled = p?.in?.stalledSince
+        if (p?.phase === "in-slot" && stalled && p.streamIdleMs > 0 && t - stalled >= p.streamIdleMs)
+          return this.fail(
+            p,
+            new TimeoutError(
+              `the stream from "${this.name}" was not read for ${p.streamIdleMs}ms (streamIdleMs); it was given up`,
+            ),
+          )
         if (p && (p.phase === "queued" || p.phase === "in-slot") && p.deadline <= t)
           this.fail(
             p,

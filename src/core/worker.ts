@@ -30,9 +30,17 @@ import { Pump, tuning, type IdleStrategy } from "./idle.ts"
 import { longTimeout } from "./timers.ts"
 import { checkOptions, madeBy, optionNames } from "./option-check.ts"
 import { rpcHandler } from "./rpc.ts"
+import { streamOut } from "./stream-out.ts"
 
-/** What a handler returns: a reply object, a Response, or just the body. */
-export type SlotReply = { status?: number; headers?: HeaderInit; body?: BodyInit } | Response | BodyInit
+/**
+ * What a handler returns: a reply object, a Response, or just the body. A `ReadableStream` body (or a Response's)
+ * streams to the caller chunk by chunk as it is produced (docs/PROTOCOL.md §9).
+ */
+export type SlotReply =
+  | { status?: number; headers?: HeaderInit; body?: BodyInit | ReadableStream }
+  | Response
+  | BodyInit
+  | ReadableStream
 export type SlotHandler = (req: SlotRequest) => SlotReply | Promise<SlotReply>
 /** A handler in `{ fetch: true }` mode: a Web Request in, a Response (or any SlotReply) out. */
 export type FetchHandler = (req: Request) => SlotReply | Promise<SlotReply>
@@ -239,22 +247,44 @@ export class SlotRequest {
   }
 }
 
-/** A Response, a Blob, or a reply whose body is a Blob: read before the slot is written. */
-function isAsyncReply(out: unknown): out is Response | Blob | { body: Blob } {
+/** A Response, a Blob, a stream, or a reply whose body is a Blob or a stream: read before the slot is written. */
+function isAsyncReply(out: unknown): out is Response | Blob | ReadableStream | { body: Blob | ReadableStream } {
+  const body = typeof out === "object" && out !== null ? (out as { body?: unknown }).body : undefined
   return (
     out instanceof Response ||
     out instanceof Blob ||
-    (typeof out === "object" && out !== null && (out as { body?: unknown }).body instanceof Blob)
+    out instanceof ReadableStream ||
+    body instanceof Blob ||
+    body instanceof ReadableStream
   )
 }
 
 async function readAsyncReply(
-  out: Response | Blob | { status?: number; headers?: HeaderInit; body: Blob },
+  out: Response | Blob | ReadableStream | { status?: number; headers?: HeaderInit; body: Blob | ReadableStream },
 ): Promise<SlotReply> {
   if (out instanceof Response) return { status: out.status, headers: out.headers, body: await out.bytes() }
   if (out instanceof Blob)
     return { headers: out.type ? { "content-type": out.type } : undefined, body: await out.bytes() }
-  return { ...out, body: await out.body.bytes() }
+  if (out instanceof ReadableStream) return { body: await new Response(out).bytes() }
+  return { ...out, body: await new Response(out.body).bytes() }
+}
+
+/**
+ * A reply whose body is a stream (a Response with a body, a ReadableStream, or { body: ReadableStream }) as what
+ * stream-out.ts sends; null for any other reply, which is answered whole.
+ */
+function streamParts(out: unknown): { status: number; head: readonly string[]; body: ReadableStream<unknown> } | null {
+  if (out instanceof Response)
+    return out.body ? { status: out.status, head: headerPairs(out.headers), body: out.body } : null
+  if (out instanceof ReadableStream) return { status: 200, head: [], body: out }
+  if (typeof out === "object" && out !== null && (out as { body?: unknown }).body instanceof ReadableStream) {
+    const r = out as { status?: number; headers?: HeaderInit; body: ReadableStream }
+    const status = r.status ?? 200
+    if (!Number.isInteger(status) || status < 0 || status > 999)
+      throw new RangeError(`status must be an integer 0..999, got ${status}`)
+    return { status, head: headerPairs(r.headers), body: r.body }
+  }
+  return null
 }
 
 /** A handler's return value as { status, headers, body }; anything that is not a reply is a TypeError, never an empty 200. */
@@ -319,6 +349,10 @@ export class SlotWorker {
   // The requests this worker holds, by slot, and their generations: what a cancel request is checked against.
   private held: (SlotRequest | null)[] = []
   private heldGen = new Uint32Array(0)
+  // The stream window the hub offered each held request (0: answer whole).
+  private heldWindow = new Uint32Array(0)
+  // Streams waiting for credit or a cancel: resolved at the pump's next look.
+  private looks: (() => void)[] = []
   private cancelSeen = 0
   private readonly err = new Int32Array(1)
 
@@ -447,6 +481,7 @@ export class SlotWorker {
     this.chan = chan
     this.held = new Array<SlotRequest | null>(chan.slotCount).fill(null)
     this.heldGen = new Uint32Array(chan.slotCount)
+    this.heldWindow = new Uint32Array(chan.slotCount)
     this.cancelSeen = native.sb_worker_cancel_seq(chan.ptr)
     this.pump = new Pump(chan, this.opts.idle, {
       collect: () => this.collect(chan),
@@ -487,6 +522,7 @@ export class SlotWorker {
       "AbortError",
     )
     for (const req of this.held) req?.cancel(gone)
+    this.wakeStreams()
     this.onDrainAck?.()
     this.pump?.stop()
     chan.close()
@@ -504,6 +540,7 @@ export class SlotWorker {
     const m = chan.msg
     let n = 0
     if (chan.isOpen && chan.cancelSeq[0] !== this.cancelSeen) this.readCancels(chan)
+    if (this.looks.length > 0) this.wakeStreams()
     // Bounded: each slot is in the ring at most once, so more in one go is a hub that keeps pushing.
     while (n < chan.slotCount) {
       if (!chan.isOpen) break
@@ -524,9 +561,24 @@ export class SlotWorker {
         m[Msg.bodyLen]!,
         this.name,
       )
+      this.heldWindow[slot] = m[Msg.window]!
       this.run(chan, slot, m[Msg.gen]!, req)
     }
     return n
+  }
+
+  /** Streams waiting for credit look again (the pump looked at the region: a grant or a cancel may be there). */
+  private wakeStreams() {
+    const looks = this.looks
+    this.looks = []
+    for (const f of looks) f()
+  }
+
+  private nextLook = (): Promise<void> => {
+    const { promise, resolve } = Promise.withResolvers<void>()
+    this.looks.push(resolve)
+    this.pump?.kick()
+    return promise
   }
 
   /** The hub asked to cancel something (docs/PROTOCOL.md §3): abort the signal of each held request it named. */
@@ -563,7 +615,31 @@ export class SlotWorker {
     else this.finish(chan, slot, gen, req, out, false)
   }
 
-  private finish(chan: Channel, slot: number, gen: number, req: SlotRequest, out: unknown, threw: boolean) {
+  private finish(chan: Channel, slot: number, gen: number, req: SlotRequest, out: unknown, threw: boolean): void {
+    if (!threw && this.heldWindow[slot]! > 0 && chan.isOpen) {
+      let parts: ReturnType<typeof streamParts>
+      try {
+        parts = streamParts(out)
+      } catch (e) {
+        return this.finish(chan, slot, gen, req, e, true)
+      }
+      if (parts) {
+        this.heldWindow[slot] = 0 // answered as a stream, or (if that cannot start) whole: never twice
+        streamOut({
+          chan,
+          slot,
+          gen,
+          ...parts,
+          cancelled: () => req.cancelled !== null,
+          nextLook: this.nextLook,
+        }).then(
+          (r) =>
+            r.begun ? this.done(chan, slot, req) : this.finish(chan, slot, gen, req, r.error, r.error !== undefined),
+          (e) => this.finish(chan, slot, gen, req, e, true),
+        )
+        return
+      }
+    }
     if (!threw && isAsyncReply(out)) {
       readAsyncReply(out).then(
         (r) => this.finish(chan, slot, gen, req, r, false),
@@ -571,14 +647,20 @@ export class SlotWorker {
       )
       return
     }
-    this.active--
-    if (this.held[slot] === req) this.held[slot] = null
     try {
       if (chan.isOpen) this.reply(chan, slot, gen, req, out, threw) // else the hub is gone; nobody is waiting
     } finally {
-      req.retire()
-      chan.release()
+      this.done(chan, slot, req)
     }
+  }
+
+  /** The request's answer is sent (or nobody waits for it any more): let go of it. */
+  private done(chan: Channel, slot: number, req: SlotRequest) {
+    this.active--
+    this.served++
+    if (this.held[slot] === req) this.held[slot] = null
+    req.retire()
+    chan.release()
   }
 
   private reply(chan: Channel, slot: number, gen: number, req: SlotRequest, out: unknown, threw: boolean) {
@@ -612,7 +694,6 @@ export class SlotWorker {
       ;(status = 500), (flags = RespFlag.ERROR)
     }
     native.sb_worker_complete(chan.ptr, slot, gen, status, flags, headLen, bodyLen)
-    this.served++
   }
 
   /**

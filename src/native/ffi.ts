@@ -46,6 +46,13 @@ const symbols = {
   sb_worker_cancel_seq: { args: [ptr], returns: u32 },
   sb_worker_cancelled: { args: [ptr, u32, u32], returns: i32 },
 
+  sb_worker_stream_begin: { args: [ptr, u32, u32, u32, ptr, u32], returns: i32 },
+  sb_worker_stream_write: { args: [ptr, u32, u32, ptr, u32], returns: i32 },
+  sb_worker_stream_wait: { args: [ptr, u32, u32, i32], returns: i32 },
+  sb_worker_stream_end: { args: [ptr, u32, u32, u32, ptr, u32], returns: i32 },
+  sb_hub_stream_next: { args: [ptr, u32], returns: i32 },
+  sb_hub_stream_consumed: { args: [ptr, u32, u32], returns: i32 },
+
   sb_park: { args: [ptr], returns: i32 },
   sb_unpark: { args: [ptr], returns: none },
   sb_yield: { args: [], returns: none },
@@ -56,7 +63,7 @@ export type Native = Library<typeof symbols>["symbols"]
 export type Chan = Pointer
 
 /** What this TypeScript expects of the library: csrc/slotbus.h's SB_ABI_VERSION and the layout string's hash. */
-export const ABI_VERSION = 5
+export const ABI_VERSION = 6
 export const LAYOUT_HASH = 0xd6d37120
 
 /** The library's functions; only valid once loadNative() has resolved (every entry point awaits it). */
@@ -98,18 +105,33 @@ async function open(): Promise<Native> {
 }
 
 // sb_msg field indices (u32 words), see csrc/slotbus.h
-export const Msg = { slot: 0, kind: 1, id: 2, status: 3, flags: 4, headLen: 5, bodyLen: 6, bodyOff: 7, gen: 8 } as const
-export const MSG_WORDS = 9
+export const Msg = {
+  slot: 0,
+  kind: 1,
+  id: 2,
+  status: 3,
+  flags: 4,
+  headLen: 5,
+  bodyLen: 6,
+  bodyOff: 7,
+  gen: 8,
+  pos: 9,
+  window: 10,
+} as const
+export const MSG_WORDS = 11
 // Byte offset of cancel_seq in the region header (docs/PROTOCOL.md §2)
 export const CANCEL_SEQ_OFFSET = 448
 
-// sb_hub_config: slot_count, arena_size, trim_bytes, full_mask, allow_uid_count, allow_uids[8]
-export const HUB_CONFIG_WORDS = 13
+// sb_hub_config: slot_count, arena_size, trim_bytes, full_mask, allow_uid_count, stream_window, allow_uids[8]
+export const HUB_CONFIG_WORDS = 14
 export const MAX_ALLOW_UIDS = 8
 export const HubConfig = { fullMask: 3 } as const
 export const FullMask = { OWN_UID: 1 << 8, ALL: 1 << 9 } as const
 
-export const State = { FREE: 0, WRITING: 1, READY: 2, CLAIMED: 3, DONE: 4, CANCELLED: 5 } as const
+export const State = { FREE: 0, WRITING: 1, READY: 2, CLAIMED: 3, DONE: 4, CANCELLED: 5, STREAMING: 6 } as const
+// Stream frame types (docs/PROTOCOL.md §9.2) and sb_msg.flags of a stream notification
+export const Frame = { PAD: 0, HEAD: 1, DATA: 2, END: 3 } as const
+export const MsgFlag = { STREAM: 0x100, FINAL: 0x200 } as const
 export const Kind = { RAW: 0, HTTP: 1 } as const
 export const RespFlag = { ERROR: 1, CANCELLED: 2 } as const
 // Bytes on the rendezvous socket after the hello (docs/PROTOCOL.md §1)
@@ -134,10 +156,12 @@ export const Errno = {
   EPROTO: -71,
   EUSERS: -87,
   EMSGSIZE: -90,
+  ENOTSUP: -95,
   EADDRINUSE: -98,
   ECONNRESET: -104,
   ETIMEDOUT: -110,
   ECONNREFUSED: -111,
+  ECANCELED: -125,
   EHOSTDOWN: -112,
 } as const
 

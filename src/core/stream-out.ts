@@ -1,0 +1,99 @@
+// A handler's streamed body, on the worker (docs/PROTOCOL.md §9): HEAD, then DATA frames as the body produces
+// chunks and the hub grants credit, then END. The body is read only while there is credit, so a full window
+// pauses the handler's stream (its `pull`).
+import { native, Errno, RespFlag } from "../native/ffi.ts"
+import type { Channel } from "./channel.ts"
+import { headLength, toBytes, writeHead } from "./codec.ts"
+import { PayloadTooLargeError, ProtocolError } from "../errors.ts"
+
+export interface StreamOut {
+  chan: Channel
+  slot: number
+  gen: number
+  status: number
+  head: readonly string[]
+  body: ReadableStream<unknown>
+  /** Whether the hub gave the request up (read after every wait). */
+  cancelled(): boolean
+  /** Resolves at the worker pump's next look at the region: credit may have come, or a cancel. */
+  nextLook(): Promise<void>
+}
+
+/** How it went: `begun` false means nothing was sent and the slot still wants a whole answer (`error` if any). */
+export type StreamResult = { begun: true } | { begun: false; error?: unknown }
+
+const { ECANCELED, E2BIG, EAGAIN, ENOTSUP } = Errno
+// An error END carries its pairs within the window's smallest size (4096) minus the frame header and END's reserve.
+const MAX_ERROR_PAIRS = 4000
+
+function encodeHead(strings: readonly string[]): Uint8Array | null {
+  if (strings.length === 0) return null
+  const bytes = new Uint8Array(headLength(strings))
+  writeHead(bytes, strings)
+  return bytes
+}
+
+export async function streamOut(s: StreamOut): Promise<StreamResult> {
+  const { chan, slot, gen } = s
+  const head = encodeHead(s.head)
+  const r = native.sb_worker_stream_begin(chan.ptr, slot, gen, s.status, head, head?.length ?? 0)
+  if (r === ENOTSUP) return { begun: false, error: new ProtocolError("the hub offered no stream window") }
+  if (r === ECANCELED) {
+    s.body.cancel().catch(() => {})
+    return { begun: false } // given up: any whole answer will do, the hub discards it
+  }
+  if (r === E2BIG)
+    return {
+      begun: false,
+      error: new PayloadTooLargeError("the response headers do not fit the hub's stream window (streamWindowBytes)"),
+    }
+  if (r < 0) return { begun: false, error: new ProtocolError(`could not start the stream (error ${-r})`) }
+
+  const reader = s.body.getReader()
+  let flags = 0
+  let pairs: Uint8Array | null = null
+  try {
+    for (;;) {
+      if (s.cancelled() || !chan.isOpen) break
+      const { done, value } = await reader.read()
+      if (done) break
+      const bytes = toBytes(value as never, "a streamed body's chunk")
+      for (let off = 0; off < bytes.length; ) {
+        if (!chan.isOpen) break
+        const n = native.sb_worker_stream_write(chan.ptr, slot, gen, bytes.subarray(off), bytes.length - off)
+        if (n === ECANCELED) break
+        if (n < 0) throw new ProtocolError(`the hub broke the stream (error ${-n})`)
+        off += n
+        if (off < bytes.length) await s.nextLook() // the window is full: wait for credit
+        if (s.cancelled()) break
+      }
+    }
+  } catch (e) {
+    flags = RespFlag.ERROR
+    pairs = errorPairs(e)
+  }
+  if (s.cancelled() || !chan.isOpen) {
+    flags = RespFlag.CANCELLED
+    pairs = null
+    reader.cancel(new DOMException("the hub gave this request up", "AbortError")).catch(() => {})
+  } else if (flags === 0) reader.releaseLock()
+  for (;;) {
+    if (!chan.isOpen) return { begun: true }
+    if (s.cancelled()) (flags = RespFlag.CANCELLED), (pairs = null) // an END with nothing: it always fits
+    const e = native.sb_worker_stream_end(chan.ptr, slot, gen, flags, pairs, pairs?.length ?? 0)
+    if (e !== EAGAIN) return { begun: true }
+    await s.nextLook() // the error's pairs need more credit than there is
+  }
+}
+
+/** The error END's pairs (docs/PROTOCOL.md §9.2): message, name and stack, cut to fit the smallest window. */
+function errorPairs(e: unknown): Uint8Array {
+  const err = e instanceof Error ? e : null
+  const clean = (v: string, max: number) => v.replace(/\0/g, "").slice(0, max)
+  const message = clean(err ? err.message : String(e), 1000)
+  const name = clean(err?.name ?? "Error", 100)
+  const stack = typeof err?.stack === "string" ? ["stack", clean(err.stack, 2000)] : []
+  let strings = ["message", message, "name", name, ...stack]
+  if (headLength(strings) > MAX_ERROR_PAIRS) strings = ["message", message, "name", name]
+  return encodeHead(strings)!
+}
