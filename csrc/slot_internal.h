@@ -42,7 +42,9 @@ typedef struct {
   uint32_t cancel; /* hub writes gen << 8 | 1: "give up the request of this generation" */
   /* streams (§9.1): the window the hub offers, its credit, the worker's position and the notify word */
   uint32_t window;
-  _Atomic uint32_t limit, produced, notify;
+  _Atomic uint32_t limit;
+  _Atomic uint32_t produced;
+  _Atomic uint32_t notify;
   uint32_t reserved[2];
 } slot_hdr;
 

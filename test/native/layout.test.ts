@@ -24,7 +24,7 @@ const read = (p: string) => readFileSync(join(repo, p), "utf8")
 
 interface Sources {
   header: string // csrc/slotbus.h
-  core: string // csrc/slotbus.c
+  core: string // csrc/slot_internal.h: the region's structs
   protocol: string // docs/PROTOCOL.md
   ffiSource: string // src/native/ffi.ts
 }
@@ -48,7 +48,7 @@ interface TsConstants {
 
 const real: Sources = {
   header: read("csrc/slotbus.h"),
-  core: read("csrc/slotbus.c"),
+  core: read("csrc/slot_internal.h"),
   protocol: read("docs/PROTOCOL.md"),
   ffiSource: read("src/native/ffi.ts"),
 }
@@ -199,6 +199,10 @@ const checks: Record<string, Check> = {
       ["resp_head", /response head length/],
       ["resp_body", /response body length/],
       ["cancel", /cancel word/],
+      ["window", /stream window/],
+      ["limit", /\*\*limit\*\*/],
+      ["produced", /\*\*produced\*\*/],
+      ["notify", /\*\*notify\*\*/],
     ]
     const rows = [...section(s.protocol, /^## 2\. Region layout/).matchAll(/^\| (\d+) \| u32 \| ([^|]+)\|/gm)]
     const out: string[] = []
@@ -243,7 +247,7 @@ const checks: Record<string, Check> = {
     return [
       ...eq("cancel_seq offset in PROTOCOL.md vs CANCEL_SEQ_OFFSET", Number(line), ts.CANCEL_SEQ_OFFSET),
       ...eq(
-        "cancel_seq offset in slotbus.c",
+        "cancel_seq offset in slot_internal.h",
         new RegExp(`offsetof\\(region_hdr, cancel_seq\\) == ${ts.CANCEL_SEQ_OFFSET}\\b`).test(stripC(s.core)),
         true,
       ),
