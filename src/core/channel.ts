@@ -15,6 +15,7 @@ export class Channel implements Parking {
   private readonly base: number
   private readonly arenasOff: number
   private readonly arenas: (Uint8Array | undefined)[]
+  private readonly slotHeaders: Uint32Array
   private readers: { cancel(): Promise<void> }[] = []
   private open = true
   private holds = 0
@@ -30,6 +31,16 @@ export class Channel implements Parking {
     this.cancelSeq = new Uint32Array(toArrayBuffer(this.base as never, CANCEL_SEQ_OFFSET, 4))
     this.arenasOff = native.sb_arena_offset(ptr, 0, 0) // docs/PROTOCOL.md §2: arenas follow, 2 per slot
     this.arenas = new Array(this.slotCount * 2)
+    // docs/PROTOCOL.md §2: 64-byte slot headers at SLOTS = align64(1024 + 8·ring_size)
+    let ring = 1
+    while (ring < this.slotCount) ring *= 2
+    const slotsOff = Math.ceil((1024 + 8 * ring) / 64) * 64
+    this.slotHeaders = new Uint32Array(toArrayBuffer(this.base as never, slotsOff, 64 * this.slotCount))
+  }
+
+  /** A stream's credit (its slot header's `limit`, docs/PROTOCOL.md §9.1), to see it move; 0 once closed. */
+  streamLimit(slot: number): number {
+    return this.open ? this.slotHeaders[slot * 16 + 11]! : 0
   }
 
   get isOpen() {

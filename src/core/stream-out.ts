@@ -13,10 +13,10 @@ export interface StreamOut {
   status: number
   head: readonly string[]
   body: ReadableStream<unknown>
-  /** Whether the hub gave the request up (read after every wait). */
+  /** Whether the hub gave the request up: its cancel word names it (read after every wait). */
   cancelled(): boolean
-  /** Resolves at the worker pump's next look at the region: credit may have come, or a cancel. */
-  nextLook(): Promise<void>
+  /** Resolves once the stream's credit is no longer `seen` (chan.streamLimit), or it is given up. */
+  credit(seen: number): Promise<void>
 }
 
 /** How it went: `begun` false means nothing was sent and the slot still wants a whole answer (`error` if any). */
@@ -52,37 +52,41 @@ export async function streamOut(s: StreamOut): Promise<StreamResult> {
   const reader = s.body.getReader()
   let flags = 0
   let pairs: Uint8Array | null = null
+  // s.cancelled() reads the hub's cancel word (and aborts the handler's signal the first time it is set)
+  const over = () => s.cancelled() || !chan.isOpen
   try {
     for (;;) {
-      if (s.cancelled() || !chan.isOpen) break
+      if (over()) break
       const { done, value } = await reader.read()
       if (done) break
       const bytes = toBytes(value as never, "a streamed body's chunk")
       for (let off = 0; off < bytes.length; ) {
         if (!chan.isOpen) break
+        const seen = chan.streamLimit(slot) // read before the write: a grant after it is then seen as a move
         const n = native.sb_worker_stream_write(chan.ptr, slot, gen, bytes.subarray(off), bytes.length - off)
         if (n === ECANCELED) break
         if (n < 0) throw new ProtocolError(`the hub broke the stream (error ${-n})`)
         off += n
-        if (off < bytes.length) await s.nextLook() // the window is full: wait for credit
-        if (s.cancelled()) break
+        if (off < bytes.length) await s.credit(seen) // the window is full: wait for credit
+        if (over()) break
       }
     }
   } catch (e) {
     flags = RespFlag.ERROR
     pairs = errorPairs(e)
   }
-  if (s.cancelled() || !chan.isOpen) {
+  if (over()) {
     flags = RespFlag.CANCELLED
     pairs = null
     reader.cancel(new DOMException("the hub gave this request up", "AbortError")).catch(() => {})
   } else if (flags === 0) reader.releaseLock()
   for (;;) {
     if (!chan.isOpen) return { begun: true }
-    if (s.cancelled()) (flags = RespFlag.CANCELLED), (pairs = null) // an END with nothing: it always fits
+    if (over()) (flags = RespFlag.CANCELLED), (pairs = null) // an END with nothing: it always fits
+    const seen = chan.streamLimit(slot)
     const e = native.sb_worker_stream_end(chan.ptr, slot, gen, flags, pairs, pairs?.length ?? 0)
     if (e !== EAGAIN) return { begun: true }
-    await s.nextLook() // the error's pairs need more credit than there is
+    await s.credit(seen) // the error's pairs need more credit than there is
   }
 }
 

@@ -351,8 +351,8 @@ export class SlotWorker {
   private heldGen = new Uint32Array(0)
   // The stream window the hub offered each held request (0: answer whole).
   private heldWindow = new Uint32Array(0)
-  // Streams waiting for credit or a cancel: resolved at the pump's next look.
-  private looks: (() => void)[] = []
+  // Streams waiting for credit (their limit to move from `seen`) or a cancel: looked at on every collect.
+  private looks: { slot: number; seen: number; req: SlotRequest; resolve: () => void }[] = []
   private cancelSeen = 0
   private readonly err = new Int32Array(1)
 
@@ -522,7 +522,7 @@ export class SlotWorker {
       "AbortError",
     )
     for (const req of this.held) req?.cancel(gone)
-    this.wakeStreams()
+    this.wakeStreams(chan)
     this.onDrainAck?.()
     this.pump?.stop()
     chan.close()
@@ -540,7 +540,7 @@ export class SlotWorker {
     const m = chan.msg
     let n = 0
     if (chan.isOpen && chan.cancelSeq[0] !== this.cancelSeen) this.readCancels(chan)
-    if (this.looks.length > 0) this.wakeStreams()
+    if (this.looks.length > 0) this.wakeStreams(chan)
     // Bounded: each slot is in the ring at most once, so more in one go is a hub that keeps pushing.
     while (n < chan.slotCount) {
       if (!chan.isOpen) break
@@ -567,18 +567,15 @@ export class SlotWorker {
     return n
   }
 
-  /** Streams waiting for credit look again (the pump looked at the region: a grant or a cancel may be there). */
-  private wakeStreams() {
-    const looks = this.looks
-    this.looks = []
-    for (const f of looks) f()
-  }
-
-  private nextLook = (): Promise<void> => {
-    const { promise, resolve } = Promise.withResolvers<void>()
-    this.looks.push(resolve)
-    this.pump?.kick()
-    return promise
+  /** Streams waiting for credit go on once it moved, or their request was given up, or the hub is gone. */
+  private wakeStreams(chan: Channel) {
+    const stay = this.looks.filter(
+      (l) => chan.isOpen && l.req.cancelled === null && chan.streamLimit(l.slot) === l.seen,
+    )
+    if (stay.length === this.looks.length) return
+    const go = this.looks.filter((l) => !stay.includes(l))
+    this.looks = stay
+    for (const l of go) l.resolve()
   }
 
   /** The hub asked to cancel something (docs/PROTOCOL.md §3): abort the signal of each held request it named. */
@@ -586,14 +583,20 @@ export class SlotWorker {
     this.cancelSeen = native.sb_worker_cancel_seq(chan.ptr)
     for (let slot = 0; slot < this.held.length; slot++) {
       const req = this.held[slot]
-      if (req && req.cancelled === null && native.sb_worker_cancelled(chan.ptr, slot, this.heldGen[slot]!) === 1)
-        req.cancel(
-          new DOMException(
-            "the hub gave this request up: its caller aborted or timed out, or its HTTP client went away",
-            "AbortError",
-          ),
-        )
+      if (req) this.givenUp(chan, slot, this.heldGen[slot]!, req)
     }
+  }
+
+  /** Whether the hub gave `req` up (its cancel word names it), aborting its signal the first time it is seen. */
+  private givenUp(chan: Channel, slot: number, gen: number, req: SlotRequest): boolean {
+    if (req.cancelled === null && chan.isOpen && native.sb_worker_cancelled(chan.ptr, slot, gen) === 1)
+      req.cancel(
+        new DOMException(
+          "the hub gave this request up: its caller aborted or timed out, or its HTTP client went away",
+          "AbortError",
+        ),
+      )
+    return req.cancelled !== null
   }
 
   private run(chan: Channel, slot: number, gen: number, req: SlotRequest) {
@@ -630,8 +633,12 @@ export class SlotWorker {
           slot,
           gen,
           ...parts,
-          cancelled: () => req.cancelled !== null,
-          nextLook: this.nextLook,
+          cancelled: () => this.givenUp(chan, slot, gen, req),
+          credit: (seen) => {
+            const { promise, resolve } = Promise.withResolvers<void>()
+            this.looks.push({ slot, seen, req, resolve })
+            return promise
+          },
         }).then(
           (r) =>
             r.begun ? this.done(chan, slot, req) : this.finish(chan, slot, gen, req, r.error, r.error !== undefined),
