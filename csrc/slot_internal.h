@@ -87,6 +87,7 @@ typedef struct {
   uint32_t gen, window;  /* as read once when it claimed the request */
   uint32_t produced;     /* its own position */
   uint32_t limit_seen;   /* the credit it last saw while waiting for more */
+  uint32_t need;         /* while waiting: the credit (limit − produced) its next frame needs */
   uint8_t streaming;     /* begun and not ended */
   uint8_t waiting;       /* out of credit: parking must look at this slot's limit */
 } worker_stream;

@@ -161,12 +161,13 @@ int sb_worker_stream_begin(sb_chan *ch, uint32_t slot, uint32_t gen, uint32_t st
 /* Copy up to len bytes as DATA frames within the credit. Returns the bytes taken, 0 … len (0: no credit now,
  * sb_worker_stream_wait); -ECANCELED: end the stream with SB_RESP_CANCELLED; -EINVAL; -SB_ECORRUPT. */
 int sb_worker_stream_write(sb_chan *ch, uint32_t slot, uint32_t gen, const void *data, uint32_t len);
-/* Block (doorbell and socket) until this stream has credit or is cancelled: 1; timeout: 0; the hub gone: -EPIPE.
- * timeout_ms < 0: forever. */
+/* Block (doorbell and socket) until this stream has the credit its last write or end lacked (a DATA frame's when
+ * neither did) or is cancelled: 1; timeout: 0; the hub gone: -EPIPE. timeout_ms < 0: forever. */
 int sb_worker_stream_wait(sb_chan *ch, uint32_t slot, uint32_t gen, int timeout_ms);
 /* Send END with flags 0, SB_RESP_ERROR or SB_RESP_CANCELLED and its pairs: 0, and the slot is the hub's;
- * -EAGAIN: the pairs do not fit the credit yet (wait, or end with fewer); -E2BIG: they never fit the window.
- * Never -EAGAIN for pairs_len 0. */
+ * -EAGAIN: the pairs do not fit the credit yet (sb_worker_stream_wait, or end with fewer); -E2BIG: they never fit
+ * at this position (end with fewer). Pairs of at most window / 2 − 8 bytes always fit in time; never -EAGAIN or
+ * -E2BIG for pairs_len 0. */
 int sb_worker_stream_end(sb_chan *ch, uint32_t slot, uint32_t gen, uint32_t flags, const void *pairs, uint32_t pairs_len);
 
 /* Hub. After sb_hub_poll returned a slot with SB_MSG_STREAM: the next published frame, validated, into sb_last_msg

@@ -4,13 +4,14 @@
 
 #define FRAME_HDR 8u
 #define MIN_DATA 16u /* align8(FRAME_HDR + 1): the smallest DATA frame */
+#define DATA_NEED (MIN_DATA + FRAME_HDR) /* credit for a DATA frame: itself and END's reserve */
 
 /* ---- frames (§9.2): u32 length, u16 type, u16 status or flags, payload, zero padding to 8 ---- */
 
 static void frame_put(uint8_t *ring, uint32_t off, uint32_t type, uint32_t aux, const void *payload, uint32_t len) {
   SHM_WRITE(*(uint32_t *)(ring + off), len);
   SHM_WRITE(*(uint32_t *)(ring + off + 4), type | aux << 16);
-  if (len) memcpy(ring + off + FRAME_HDR, payload, len);
+  if (payload && len) memcpy(ring + off + FRAME_HDR, payload, len); /* a PAD's payload is whatever was there */
   uint32_t pad = align8(FRAME_HDR + len) - FRAME_HDR - len;
   if (pad) memset(ring + off + FRAME_HDR + len, 0, pad);
 }
@@ -54,8 +55,11 @@ static int publish(sb_chan *ch, slot_hdr *s, uint32_t slot, worker_stream *w, ui
   return 0;
 }
 
-static void set_waiting(sb_chan *ch, worker_stream *w, uint32_t limit) {
+/* Out of credit: need is what limit − produced must reach for the frame that did not fit (sb_worker_stream_wait
+ * waits for that much, so an END with pairs does not return at once for credit that would only take DATA). */
+static void set_waiting(sb_chan *ch, worker_stream *w, uint32_t limit, uint32_t need) {
   w->limit_seen = limit;
+  w->need = need;
   if (!w->waiting) ch->waiting_streams++;
   w->waiting = 1;
 }
@@ -63,6 +67,7 @@ static void set_waiting(sb_chan *ch, worker_stream *w, uint32_t limit) {
 static void clear_waiting(sb_chan *ch, worker_stream *w) {
   if (w->waiting) ch->waiting_streams--;
   w->waiting = 0;
+  w->need = 0;
 }
 
 int slot_credit_moved(sb_chan *ch) {
@@ -117,7 +122,7 @@ int sb_worker_stream_write(sb_chan *ch, uint32_t slot, uint32_t gen, const void 
     p += align8(FRAME_HDR + n);
     taken += n;
   }
-  if (taken < len) set_waiting(ch, w, limit);
+  if (taken < len) set_waiting(ch, w, limit, DATA_NEED);
   else clear_waiting(ch, w);
   if (p == w->produced) return (int)taken;
   w->produced = p;
@@ -135,8 +140,9 @@ int sb_worker_stream_wait(sb_chan *ch, uint32_t slot, uint32_t gen, int timeout_
     uint32_t limit;
     int r = load_limit(ch, s, w, &limit);
     if (r) return r;
-    if (limit - FRAME_HDR - w->produced >= MIN_DATA) return clear_waiting(ch, w), 1;
-    set_waiting(ch, w, limit);
+    uint32_t need = w->need ? w->need : DATA_NEED;
+    if (limit - w->produced >= need) return clear_waiting(ch, w), 1;
+    set_waiting(ch, w, limit, need);
     /* Our own park, not sb_wait's: requests queued in the sq must not wake a worker that only wants credit. The
      * hub stores limit (seq_cst) and then loads worker_parked; we store it and then load limit: one sees the other. */
     atomic_store_explicit(&ch->hdr->worker_parked, SB_PARK_EVENTFD, memory_order_seq_cst);
@@ -173,7 +179,10 @@ int sb_worker_stream_end(sb_chan *ch, uint32_t slot, uint32_t gen, uint32_t flag
   uint32_t p = w->produced, off = p & (w->window - 1), to_end = w->window - off;
   /* an empty END is 8 bytes: it always fits before the ring's end and within the reserve */
   uint32_t need = size > to_end ? to_end + size : size;
-  if (need > limit - p) return set_waiting(ch, w, limit), -EAGAIN;
+  /* The hub never grants more than a window past produced: an END that fits neither before the ring's end nor after
+   * a PAD to it never will (one of at most half the window always does). */
+  if (need > w->window) return -E2BIG;
+  if (need > limit - p) return set_waiting(ch, w, limit, need), -EAGAIN;
   if (size > to_end) {
     frame_put(ring, off, SB_FRAME_PAD, 0, NULL, to_end - FRAME_HDR);
     p += to_end;

@@ -23,8 +23,10 @@ export interface StreamOut {
 export type StreamResult = { begun: true } | { begun: false; error?: unknown }
 
 const { ECANCELED, E2BIG, EAGAIN, ENOTSUP } = Errno
-// An error END carries its pairs within the window's smallest size (4096) minus the frame header and END's reserve.
-const MAX_ERROR_PAIRS = 4000
+// An error END's pairs: at most half the smallest window (4096) less the frame header, since an END of half the
+// window or less fits at any position (before the ring's end or after a PAD, docs/PROTOCOL.md §9.2); a larger one
+// may fit at neither however long it waits.
+const MAX_ERROR_PAIRS = 2040
 
 function encodeHead(strings: readonly string[]): Uint8Array | null {
   if (strings.length === 0) return null
@@ -85,12 +87,16 @@ export async function streamOut(s: StreamOut): Promise<StreamResult> {
     if (over()) (flags = RespFlag.CANCELLED), (pairs = null) // an END with nothing: it always fits
     const seen = chan.streamLimit(slot)
     const e = native.sb_worker_stream_end(chan.ptr, slot, gen, flags, pairs, pairs?.length ?? 0)
+    if (e === E2BIG && pairs) {
+      pairs = null // they can never fit here (errorPairs keeps them small enough, so never): the error without them
+      continue
+    }
     if (e !== EAGAIN) return { begun: true }
     await s.credit(seen) // the error's pairs need more credit than there is
   }
 }
 
-/** The error END's pairs (docs/PROTOCOL.md §9.2): message, name and stack, cut to fit the smallest window. */
+/** The error END's pairs (docs/PROTOCOL.md §9.2): message, name and stack, cut to fit any position in the smallest window. */
 function errorPairs(e: unknown): Uint8Array {
   const err = e instanceof Error ? e : null
   const clean = (v: string, max: number) => v.replace(/\0/g, "").slice(0, max)
@@ -99,5 +105,7 @@ function errorPairs(e: unknown): Uint8Array {
   const stack = typeof err?.stack === "string" ? ["stack", clean(err.stack, 2000)] : []
   let strings = ["message", message, "name", name, ...stack]
   if (headLength(strings) > MAX_ERROR_PAIRS) strings = ["message", message, "name", name]
+  // 1000 UTF-16 units can be 3000 bytes: halve the message until the pairs fit
+  while (headLength(strings) > MAX_ERROR_PAIRS) strings[1] = strings[1]!.slice(0, strings[1]!.length >> 1)
   return encodeHead(strings)!
 }

@@ -2,7 +2,7 @@
 import { beforeAll, describe, expect, test } from "bun:test"
 import { join } from "node:path"
 import { zigBuild } from "../../scripts/zig.ts"
-import { RemoteError, SlotBus, WorkerGoneError, type SlotResponse } from "../../src/index.ts"
+import { type ListenOptions, RemoteError, SlotBus, WorkerGoneError, type SlotResponse } from "../../src/index.ts"
 import { busName, type Child, eventually, FIXTURES, observed, outcome, spawn } from "../support/helpers.ts"
 
 const GUARD_MS = 2_000
@@ -16,9 +16,13 @@ beforeAll(async () => {
 const decoder = new TextDecoder()
 const reversed = (b: Uint8Array) => b.slice().reverse()
 
-async function withCWorker(flags: string[], body: (bus: SlotBus, worker: Child) => Promise<void>) {
+async function withCWorker(
+  flags: string[],
+  body: (bus: SlotBus, worker: Child) => Promise<void>,
+  listen: ListenOptions = {},
+) {
   const name = busName("c-worker")
-  const bus = await SlotBus.listen(name, { maxBodyBytes: 1 << 20, timeoutMs: 10_000 })
+  const bus = await SlotBus.listen(name, { maxBodyBytes: 1 << 20, timeoutMs: 10_000, ...listen })
   const worker = spawn([exe, name, ...flags])
   try {
     await bus.waitForWorkers(1)
@@ -149,5 +153,185 @@ describe.each(modes)("the C worker in $mode mode", ({ flags }) => {
       await bus.close()
       expect(await outcome(worker.proc.exited, GUARD_MS)).toMatchObject({ state: "resolved", value: 0 })
     })
+  }, 15_000)
+})
+
+// The body the C worker sends on /stream/<n>/<size>: n chunks of size bytes, byte k of chunk i (i * 131 + k) mod 256.
+function streamBody(n: number, size: number): Uint8Array {
+  const out = new Uint8Array(n * size)
+  for (let i = 0; i < n; i++) for (let k = 0; k < size; k++) out[i * size + k] = (i * 131 + k) & 255
+  return out
+}
+
+/** Every byte as the worker wrote it; on a mismatch, where it starts (a whole-array diff of MiBs is unreadable). */
+function expectStreamBody(got: Uint8Array, n: number, size: number) {
+  const want = streamBody(n, size)
+  expect(got.length).toBe(want.length)
+  const at = got.findIndex((b, i) => b !== want[i])
+  expect(at === -1 ? "every byte right" : `byte ${at} (chunk ${Math.floor(at / size)}) is ${got[at]}`).toBe(
+    "every byte right",
+  )
+}
+
+function concat(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
+  let at = 0
+  for (const p of parts) {
+    out.set(p, at)
+    at += p.length
+  }
+  return out
+}
+
+/** Reads a stream to its end: the bytes and the largest piece it came in. */
+async function readAll(body: ReadableStream<Uint8Array>) {
+  const parts: Uint8Array[] = []
+  let largest = 0
+  for await (const part of body) {
+    parts.push(part)
+    largest = Math.max(largest, part.length)
+  }
+  return { bytes: concat(parts), pieces: parts.length, largest }
+}
+
+const allFree = (bus: SlotBus) =>
+  bus.stats().inFlight === 0 && (bus.stats().workers[0]?.slots.every((s) => s === "free") ?? false)
+
+describe("the C worker streaming an answer (docs/PROTOCOL.md §9)", () => {
+  test("streams /stream/<n>/<size> as HEAD, DATA chunks and END: every byte reaches a streaming and a buffered caller", async () => {
+    await withCWorker([], async (bus) => {
+      const res = await bus.request({ path: "/stream/5/1000" }, { stream: true })
+      expect([res.status, Object.fromEntries(res.headers)]).toEqual([200, { "x-worker": "c", "x-stream": "frames" }])
+      expectStreamBody((await readAll(res.body)).bytes, 5, 1000)
+      // without { stream: true } the frames are collected into one body
+      const whole = (await bus.request({ path: "/stream/7/3333" })) as SlotResponse
+      expect(Object.fromEntries(whole.headers)).toEqual({ "x-worker": "c", "x-stream": "frames" })
+      expectStreamBody(whole.body, 7, 3333)
+      const empty = await bus.request({ path: "/stream/0/100" }, { stream: true })
+      expect((await readAll(empty.body)).bytes.length).toBe(0)
+      expect(await eventually(() => allFree(bus), 5000)).toBe(true)
+    })
+  }, 15_000)
+
+  test("streams 8 MiB through a 64 KiB window: the worker waits for credit, every byte arrives in order", async () => {
+    await withCWorker(
+      [],
+      async (bus) => {
+        const res = await bus.request({ path: "/stream/128/65536" }, { stream: true })
+        const { bytes, pieces, largest } = await readAll(res.body)
+        expectStreamBody(bytes, 128, 65536)
+        // nothing larger than the window can have been in the ring at once
+        expect(largest).toBeLessThanOrEqual(65536)
+        expect(pieces).toBeGreaterThanOrEqual(128)
+        // chunks that straddle the ring's end, and a size that is not a multiple of 8
+        const odd = await bus.request({ path: "/stream/50/40001" }, { stream: true })
+        expectStreamBody((await readAll(odd.body)).bytes, 50, 40001)
+        expect(await eventually(() => allFree(bus), 5000)).toBe(true)
+      },
+      { streamWindowBytes: 65536 },
+    )
+  }, 30_000)
+
+  test("bus.fetch answers with a Response whose body is the stream", async () => {
+    await withCWorker([], async (bus) => {
+      const res = await bus.fetch(new Request("http://c-worker.test/stream/64/4096"))
+      expect(res).toBeInstanceOf(Response)
+      expect([res.status, res.headers.get("x-worker"), res.headers.get("x-stream")]).toEqual([200, "c", "frames"])
+      expectStreamBody(await res.bytes(), 64, 4096)
+    })
+  }, 15_000)
+
+  test("a body cancelled mid-stream makes the worker end the stream as cancelled, and its slot comes back", async () => {
+    await withCWorker(
+      [],
+      async (bus, worker) => {
+        // 64 MiB through a 64 KiB window: the worker is still writing (or waiting for credit) when the reader goes
+        const res = await bus.request({ path: "/stream/1024/65536" }, { stream: true })
+        const reader = res.body.getReader()
+        const got: Uint8Array[] = []
+        for (let i = 0; i < 3; i++) {
+          const r = await reader.read()
+          expect(r.done).toBe(false)
+          got.push(r.value!)
+        }
+        const head = concat(got)
+        expect(head).toEqual(streamBody(1024, 65536).subarray(0, head.length))
+        await reader.cancel(new Error("enough"))
+        const slot = (await worker.waitLine(/^stream cancelled (\d+)$/, 5000))[1]
+        expect(Number(slot)).toBeGreaterThanOrEqual(0)
+        expect(await eventually(() => allFree(bus), 5000)).toBe(true)
+        expect(bus.stats().protocolErrors).toBe(0)
+        // the worker goes on serving
+        expect(decoder.decode(await bus.call("after"))).toBe("retfa")
+        const next = await bus.request({ path: "/stream/3/10" }, { stream: true })
+        expectStreamBody((await readAll(next.body)).bytes, 3, 10)
+      },
+      { streamWindowBytes: 65536 },
+    )
+  }, 15_000)
+
+  test("an error END after some chunks reaches the caller as RemoteError, streaming or buffered", async () => {
+    await withCWorker([], async (bus) => {
+      const res = await bus.request({ path: "/stream-fail/3/1000" }, { stream: true })
+      expect(res.status).toBe(200)
+      const failed = await outcome(readAll(res.body), GUARD_MS)
+      expect(failed.state === "rejected" && failed.error).toBeInstanceOf(RemoteError)
+      const err = (failed.state === "rejected" ? failed.error : null) as RemoteError
+      expect([err.message, err.remoteName]).toEqual(["StreamError: c worker failed mid-stream", "StreamError"])
+      const buffered = await outcome(bus.request({ path: "/stream-fail/2/100000" }), GUARD_MS)
+      expect(buffered.state === "rejected" && buffered.error).toBeInstanceOf(RemoteError)
+      expect(buffered.state === "rejected" && (buffered.error as RemoteError).remoteName).toBe("StreamError")
+      expect(await eventually(() => allFree(bus), 5000)).toBe(true)
+      expect(decoder.decode(await bus.call("still alive"))).toBe("evila llits")
+    })
+  }, 15_000)
+
+  test("an error END after far more DATA than the window holds comes after every byte of it", async () => {
+    await withCWorker(
+      [],
+      async (bus) => {
+        // 256 KiB through a 4 KiB window: the worker waits for credit over and over, and its END (with pairs, so
+        // more than the reserve) may have to wait too
+        const res = await bus.request({ path: "/stream-fail/4/65536" }, { stream: true })
+        const reader = res.body.getReader()
+        let read = 0
+        const failed = await outcome(
+          (async () => {
+            for (;;) {
+              const r = await reader.read()
+              if (r.done) return read
+              read += r.value.length
+            }
+          })(),
+          GUARD_MS * 2,
+        )
+        expect(failed.state === "rejected" && (failed.error as RemoteError).remoteName).toBe("StreamError")
+        expect(read).toBe(4 * 65536) // every DATA frame came before the END
+        expect(await eventually(() => allFree(bus), 5000)).toBe(true)
+      },
+      { streamWindowBytes: 4096 },
+    )
+  }, 15_000)
+
+  test("a hub that offers no window (streamWindowBytes: 0) gets the same answer whole", async () => {
+    await withCWorker(
+      [],
+      async (bus) => {
+        const res = await bus.request({ path: "/stream/16/4096" }, { stream: true })
+        expect(Object.fromEntries(res.headers)).toEqual({ "x-worker": "c", "x-stream": "whole" })
+        expectStreamBody((await readAll(res.body)).bytes, 16, 4096)
+        const whole = (await bus.request({ path: "/stream/9/777" })) as SlotResponse
+        expect(Object.fromEntries(whole.headers)).toEqual({ "x-worker": "c", "x-stream": "whole" })
+        expectStreamBody(whole.body, 9, 777)
+        const fetched = await bus.fetch(new Request("http://c-worker.test/stream/3/5"))
+        expectStreamBody(await fetched.bytes(), 3, 5)
+        const failed = await outcome(bus.request({ path: "/stream-fail/1/1" }), GUARD_MS)
+        expect(failed.state === "rejected" && (failed.error as Error).message).toBe("c worker failed mid-stream")
+        // too big for the arena when it cannot stream
+        const tooBig = await outcome(bus.request({ path: "/stream/2/1048576" }), GUARD_MS)
+        expect(tooBig.state === "rejected" && (tooBig.error as Error).message).toBe("response does not fit the arena")
+      },
+      { streamWindowBytes: 0 },
+    )
   }, 15_000)
 })

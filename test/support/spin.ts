@@ -1,5 +1,6 @@
-// Runs a SPIN model (docs/model/*.pml) the way test/native/model.test.ts and test/events/model.test.ts need:
-// spin -a generates pan.c, gcc compiles it, pan searches. Needs `spin` (Debian package) and gcc.
+// Runs a SPIN model (docs/model/*.pml) the way test/native/model.test.ts, test/native/stream-model.test.ts and
+// test/events/model.test.ts need: spin -a generates pan.c, gcc compiles it, pan searches. Needs `spin` (Debian
+// package) and gcc.
 import { expect } from "bun:test"
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
