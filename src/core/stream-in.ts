@@ -26,7 +26,7 @@ export class StreamIn {
   final = false
   /** The END frame was read. */
   ended = false
-  /** When frames arrived for a streaming caller that was not reading (0: it is, or nothing waits). */
+  /** Since when a streaming caller has not been reading: no read pending since then (0: one is). */
   stalledSince = 0
   private status = 0
   private head: string[] = []
@@ -47,7 +47,6 @@ export class StreamIn {
   /** sb_hub_poll returned this slot with a stream notification. */
   notified(final: boolean) {
     if (final) this.final = true
-    if (this.controller && this.demand === null && this.p.phase === "in-slot") this.stalledSince ||= nowMs()
     this.advance()
   }
 
@@ -114,6 +113,7 @@ export class StreamIn {
 
   private start() {
     this.started = true
+    this.stalledSince = nowMs() // from the HEAD on, the caller's reading is what keeps the stream alive
     const body = new ReadableStream<Uint8Array>(
       {
         start: (c) => {
@@ -163,6 +163,7 @@ export class StreamIn {
   private satisfy() {
     const d = this.demand
     this.demand = null
+    if (d && this.controller) this.stalledSince = nowMs() // answered: the clock runs until the next read
     d?.()
   }
 }
