@@ -3,7 +3,6 @@
 import { State } from "../native/ffi.ts"
 import type { Channel } from "./channel.ts"
 import type { Pump } from "./idle.ts"
-import type { StreamIn } from "./stream-in.ts"
 
 export interface WorkerInfo {
   pid: number
@@ -51,8 +50,20 @@ export interface Pending extends Settle {
   stream: boolean
   /** A streaming caller that does not read for this long gives the request up (0: never). */
   streamIdleMs: number
-  /** The worker answers as a stream (docs/PROTOCOL.md §9): its frames as read so far. */
-  in: StreamIn | null
+  /** The worker answers as a stream (docs/PROTOCOL.md §9): its reader (stream-in.ts). */
+  in: StreamReading | null
+}
+
+/** What the books need of a streamed answer's reader (stream-in.ts's StreamIn). */
+export interface StreamReading {
+  /** Its END was read: the worker is done with it. */
+  readonly ended: boolean
+  /** Since when its caller has not been reading (0: a read is pending). */
+  readonly stalledSince: number
+  /** sb_hub_poll returned its slot with a stream notification (`final`: the last one). */
+  notified(final: boolean): void
+  /** The request failed: the caller's stream errors, the rest of it is dropped. */
+  failed(err: unknown): void
 }
 
 /**

@@ -4,7 +4,7 @@
 import { native, Frame, Msg, RespFlag, E_CORRUPT } from "../native/ffi.ts"
 import { readHead } from "./codec.ts"
 import { PayloadTooLargeError, ProtocolError } from "../errors.ts"
-import { nowMs, type Link, type Pending } from "./link.ts"
+import { nowMs, type Link, type Pending, type StreamReading } from "./link.ts"
 import { remoteError } from "./response.ts"
 
 /** What a stream needs of the bus: routing.ts implements it. */
@@ -21,7 +21,7 @@ export interface StreamHost {
   returnSlot(link: Link, slot: number): void
 }
 
-export class StreamIn {
+export class StreamIn implements StreamReading {
   /** The worker's final notification came: after the END, the slot can go back. */
   final = false
   /** The END frame was read. */
