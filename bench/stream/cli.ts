@@ -4,9 +4,10 @@
 //                streamed (request { stream: true }, bus.fetch, fetch from a Bun.serve server) and collected
 //                (a plain request: its first byte comes with the whole body)
 //   64 MiB       a 64 MiB body read to its end: streamed with 64 KiB and 1 MiB chunks under stream windows of
-//                256 KiB, 1 MiB (the default) and 4 MiB; collected by a plain request; answered whole (a Uint8Array,
-//                the path before streams, and a stream under streamWindowBytes 0); through bus.fetch; and from a
-//                Bun.serve server over localhost with fetch(), what an app does today without slotbus.
+//                256 KiB, 1 MiB (the default) and 4 MiB; collected by a plain request and by the stream's bytes();
+//                answered whole (a Uint8Array, the path before streams, and a stream under streamWindowBytes 0);
+//                through bus.fetch; and from a Bun.serve server over localhost with fetch(), what an app does today
+//                without slotbus.
 import { loadavg } from "node:os"
 import { join } from "node:path"
 import { SlotBus } from "../../src/index.ts"
@@ -43,10 +44,14 @@ const WINDOWS: Record<Exclude<TargetName, "Bun.serve">, number | undefined> = {
   "window 0": 0,
 }
 
-/** How the caller asks: request { stream: true }, a plain request (collected), bus.fetch, or fetch() over HTTP. */
-type Via = "stream" | "collect" | "fetch" | "http"
+/**
+ * How the caller asks: request { stream: true } read chunk by chunk, or its `bytes()` (one body, as a caller that
+ * needs it whole), a plain request (collected), bus.fetch, or fetch() over HTTP.
+ */
+type Via = "stream" | "stream-bytes" | "collect" | "fetch" | "http"
 const METHOD: Record<Via, string> = {
   stream: "request {stream}",
+  "stream-bytes": "request {stream} bytes()",
   collect: "request",
   fetch: "bus.fetch",
   http: "HTTP fetch",
@@ -84,6 +89,7 @@ export const LINES: readonly Line[] = [
     line("body", "window 1 MiB", "stream", "stream", chunk),
     line("body", "window 4 MiB", "stream", "stream", chunk),
   ]),
+  line("body", "window 1 MiB", "stream-bytes", "stream", 64 * KiB),
   line("body", "window 1 MiB", "collect", "stream", 64 * KiB),
   line("body", "window 1 MiB", "collect", "stream", MiB),
   line("body", "window 1 MiB", "collect", "whole"),
@@ -205,6 +211,10 @@ async function once(t: Target, l: Line, keep?: Uint8Array[]): Promise<Times> {
     const r = await t.bus!.request({ path: l.path })
     status = r.status
     take(r.body)
+  } else if (l.via === "stream-bytes") {
+    const r = await t.bus!.request({ path: l.path }, { stream: true })
+    status = r.status
+    take(await r.bytes())
   } else if (l.via === "stream") {
     const r = await t.bus!.request({ path: l.path }, { stream: true })
     status = r.status
@@ -331,10 +341,10 @@ export function table(all: Row[]): string {
   if (first.length > 0) {
     out.push(
       `time to the first chunk: ${TICKS.n} chunks of ${TICKS.bytes} B, the first at once, then one every ${TICKS.gapMs} ms (p50 from the call)`,
-      `${"method".padEnd(24)}${"window".padEnd(17)}${"headers ms".padStart(11)}${"1st chunk ms".padStart(14)}${"end ms".padStart(9)}${"runs".padStart(6)}`,
+      `${"method".padEnd(26)}${"window".padEnd(17)}${"headers ms".padStart(11)}${"1st chunk ms".padStart(14)}${"end ms".padStart(9)}${"runs".padStart(6)}`,
       ...first.map(
         (r) =>
-          `${r.method.padEnd(24)}${r.window.padEnd(17)}${fmt(r.headersMs).padStart(11)}${fmt(r.firstChunkMs).padStart(14)}${fmt(r.endMs).padStart(9)}${String(r.runs).padStart(6)}`,
+          `${r.method.padEnd(26)}${r.window.padEnd(17)}${fmt(r.headersMs).padStart(11)}${fmt(r.firstChunkMs).padStart(14)}${fmt(r.endMs).padStart(9)}${String(r.runs).padStart(6)}`,
       ),
     )
   }
@@ -342,10 +352,10 @@ export function table(all: Row[]): string {
     if (out.length > 0) out.push("")
     out.push(
       `a ${BODY_BYTES / MiB} MiB body, read to its end (p50 from the call; MB = 10^6 bytes)`,
-      `${"method".padEnd(24)}${"answer".padEnd(8)}${"chunk".padStart(8)}  ${"window".padEnd(17)}${"ms".padStart(7)}${"MB/s".padStart(8)}${"cpu ms".padStart(8)}${"bodies".padStart(8)}`,
+      `${"method".padEnd(26)}${"answer".padEnd(8)}${"chunk".padStart(8)}  ${"window".padEnd(17)}${"ms".padStart(7)}${"MB/s".padStart(8)}${"cpu ms".padStart(8)}${"bodies".padStart(8)}`,
       ...body.map(
         (r) =>
-          `${r.method.padEnd(24)}${r.answer.padEnd(8)}${size(r.chunk).padStart(8)}  ${r.window.padEnd(17)}${fmt(r.msP50).padStart(7)}${r.mbPerS.toFixed(0).padStart(8)}${fmt(r.cpuMsPerBody).padStart(8)}${String(r.bodies).padStart(8)}`,
+          `${r.method.padEnd(26)}${r.answer.padEnd(8)}${size(r.chunk).padStart(8)}  ${r.window.padEnd(17)}${fmt(r.msP50).padStart(7)}${r.mbPerS.toFixed(0).padStart(8)}${fmt(r.cpuMsPerBody).padStart(8)}${String(r.bodies).padStart(8)}`,
       ),
     )
   }
@@ -376,6 +386,13 @@ export function verdicts(all: Row[]): string[] {
   const http = body
     .filter((r) => r.method.startsWith("HTTP") && r.answer === "stream")
     .sort((a, b) => b.mbPerS - a.mbPerS)[0]
+  const pick = (m: string, answer: string) => body.find((r) => r.method === m && r.answer === answer)
+  const asBytes = pick(METHOD["stream-bytes"], "stream")
+  const collected = pick(METHOD.collect, "stream")
+  if (asBytes && collected)
+    out.push(
+      `the body whole in one buffer: request {stream} bytes() ${asBytes.mbPerS.toFixed(0)} MB/s, a plain request of the same stream ${collected.mbPerS.toFixed(0)} MB/s${whole ? `, a whole Uint8Array ${whole.mbPerS.toFixed(0)} MB/s` : ""}`,
+    )
   if (best && (whole || http))
     out.push(
       `best streamed: ${best.mbPerS.toFixed(0)} MB/s (${size(best.chunk)} chunks, window ${best.window.replace(" (default)", "")})${whole ? `; whole Uint8Array ${whole.mbPerS.toFixed(0)} MB/s` : ""}${http ? `; Bun.serve streamed over HTTP ${http.mbPerS.toFixed(0)} MB/s` : ""}`,
