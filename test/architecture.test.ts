@@ -56,7 +56,7 @@ export function violation(from: string, to: string): string | null {
 }
 
 const BENCH = join(import.meta.dir, "..", "bench")
-const BENCH_ROOMS = ["slots", "soak", "http", "events", "leases", "stdio", "rpc"]
+const BENCH_ROOMS = ["slots", "soak", "http", "events", "leases", "stdio", "rpc", "stream"]
 
 /** Why `from` (a path under bench/) may not import `to` (resolved, relative to bench/), or null when it may. */
 export function benchViolation(from: string, to: string): string | null {
