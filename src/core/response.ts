@@ -110,8 +110,21 @@ export class StreamedResponse {
     return (this.h ??= pairsToHeaders(this.head, 0))
   }
   /** The whole body, once it has ended. */
-  bytes(): Promise<Uint8Array> {
-    return new Response(this.body).bytes()
+  async bytes(): Promise<Uint8Array> {
+    const parts: Uint8Array[] = []
+    let size = 0
+    for await (const chunk of this.body) {
+      parts.push(chunk)
+      size += chunk.length
+    }
+    if (parts.length === 1) return parts[0]!
+    const out = new Uint8Array(size)
+    let at = 0
+    for (const p of parts) {
+      out.set(p, at)
+      at += p.length
+    }
+    return out
   }
   async text(): Promise<string> {
     return utf8(await this.bytes())

@@ -67,6 +67,7 @@ export class StreamIn implements StreamReading {
   private advance() {
     const { chan } = this.link
     const m = chan.msg
+    let delivered = false // a pull is answered with everything published by then, not one frame a turn
     while (chan.isOpen && !this.returned) {
       const live = this.p.phase === "in-slot"
       if (live && this.controller && this.demand === null) break // back-pressure: the ring holds the rest
@@ -90,7 +91,7 @@ export class StreamIn implements StreamReading {
         const copy = arena.slice(off, off + len)
         if (this.controller) {
           this.controller.enqueue(copy)
-          this.satisfy()
+          delivered = true
         } else if ((this.size += len) > this.host.maxBody()) {
           this.host.fail(
             this.p,
@@ -105,6 +106,7 @@ export class StreamIn implements StreamReading {
       }
       native.sb_hub_stream_consumed(chan.ptr, this.slot, pos)
     }
+    if (delivered) this.satisfy()
     if (this.final && this.ended && !this.returned && chan.isOpen) {
       this.returned = true
       this.host.returnSlot(this.link, this.slot)
