@@ -128,7 +128,7 @@ export class SlotRequest {
     /** "raw" for `bus.call`, "http" for `bus.request`. */
     readonly kind: "raw" | "http",
     readonly id: number,
-    private readonly chan: Channel,
+    private readonly chan: SlotBytes,
     private readonly slot: number,
     private readonly headLen: number,
     private readonly bodyOff: number,
@@ -247,6 +247,15 @@ export class SlotRequest {
   }
 }
 
+/**
+ * Where a SlotRequest's bytes live: a slot's arenas (a Channel), or a message that came over another transport
+ * (src/nats). `lend` gives an ArrayBuffer of its own over bytes of an arena, detached when the handler settles.
+ */
+export interface SlotBytes {
+  arena(slot: number, response: 0 | 1): Uint8Array
+  lend(slot: number, response: 0 | 1, off: number, len: number): ArrayBuffer
+}
+
 /** A Response, a Blob, a stream, or a reply whose body is a Blob or a stream: read before the slot is written. */
 function isAsyncReply(out: unknown): out is Response | Blob | ReadableStream | { body: Blob | ReadableStream } {
   const body = typeof out === "object" && out !== null ? (out as { body?: unknown }).body : undefined
@@ -306,6 +315,42 @@ function replyParts(r: unknown): { status?: number; headers?: HeaderInit; body?:
   throw new TypeError(
     `the handler returned ${what}; return a body (string, Uint8Array, ArrayBuffer, Blob), { status, headers, body }, a Response, or nothing`,
   )
+}
+
+/**
+ * A handler's outcome written into `arena` as the answer (docs/PROTOCOL.md §6): head, padding, body; a throw, or a
+ * reply that cannot be sent (bad status, too large), as the error answer.
+ */
+function encodeAnswer(arena: Uint8Array, req: SlotRequest, out: unknown, threw: boolean) {
+  let status = 200,
+    flags = 0,
+    headLen = 0,
+    bodyLen = 0
+  try {
+    if (threw) throw out
+    const reply = replyParts(out)
+    if (req.replied && reply.body === req.replied.view) {
+      ;({ status, headLen } = req.replied)
+      bodyLen = req.replied.view.length
+    } else {
+      status = reply.status ?? 200
+      if (!Number.isInteger(status) || status < 0 || status > 999)
+        throw new RangeError(`status must be an integer 0..999, got ${status}`)
+      const body = toBytes(reply.body as BodyInit, "reply body")
+      const strings = headerPairs(reply.headers)
+      if (align8(headLength(strings)) + body.length > arena.length)
+        throw new PayloadTooLargeError(
+          `reply of ${body.length} body bytes does not fit the slot arena (${arena.length} bytes); raise maxBodyBytes on the hub`,
+        )
+      headLen = writeHead(arena, strings)
+      arena.set(body, align8(headLen))
+      bodyLen = body.length
+    }
+  } catch (e) {
+    ;({ headLen, bodyLen } = writeError(arena, e))
+    ;(status = 500), (flags = RespFlag.ERROR)
+  }
+  return { status, flags, headLen, bodyLen }
 }
 
 const MAX_STACK_CHARS = 8192
@@ -671,36 +716,33 @@ export class SlotWorker {
   }
 
   private reply(chan: Channel, slot: number, gen: number, req: SlotRequest, out: unknown, threw: boolean) {
-    let status = 200,
-      flags = 0,
-      headLen = 0,
-      bodyLen = 0
-    const arena = chan.arena(slot, 1)
+    const a = encodeAnswer(chan.arena(slot, 1), req, out, threw)
+    native.sb_worker_complete(chan.ptr, slot, gen, a.status, a.flags, a.headLen, a.bodyLen)
+  }
+
+  /**
+   * @internal src/nats: runs the handler for a request that came over another transport (no slot, no stream window)
+   * and resolves with its answer encoded into `arena` (docs/PROTOCOL.md §6), as a slot's would be.
+   */
+  async serveDetached(req: SlotRequest, arena: Uint8Array, track: { cancel(reason: unknown): void }[]) {
+    this.active++
+    track.push(req)
+    let out: unknown
+    let threw = false
     try {
-      if (threw) throw out
-      const reply = replyParts(out)
-      if (req.replied && reply.body === req.replied.view) {
-        ;({ status, headLen } = req.replied)
-        bodyLen = req.replied.view.length
-      } else {
-        status = reply.status ?? 200
-        if (!Number.isInteger(status) || status < 0 || status > 999)
-          throw new RangeError(`status must be an integer 0..999, got ${status}`)
-        const body = toBytes(reply.body as BodyInit, "reply body")
-        const strings = headerPairs(reply.headers)
-        if (align8(headLength(strings)) + body.length > arena.length)
-          throw new PayloadTooLargeError(
-            `reply of ${body.length} body bytes does not fit the slot arena (${arena.length} bytes); raise maxBodyBytes on the hub`,
-          )
-        headLen = writeHead(arena, strings)
-        arena.set(body, align8(headLen))
-        bodyLen = body.length
-      }
+      out = await this.handler(req)
+      if (isAsyncReply(out)) out = await readAsyncReply(out)
     } catch (e) {
-      ;({ headLen, bodyLen } = writeError(arena, e))
-      ;(status = 500), (flags = RespFlag.ERROR)
+      ;(out = e), (threw = true)
     }
-    native.sb_worker_complete(chan.ptr, slot, gen, status, flags, headLen, bodyLen)
+    try {
+      return encodeAnswer(arena, req, out, threw)
+    } finally {
+      track.splice(track.indexOf(req), 1)
+      this.active--
+      this.served++
+      req.retire()
+    }
   }
 
   /**
