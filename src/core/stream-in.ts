@@ -35,6 +35,9 @@ export class StreamIn implements StreamReading {
   private size = 0
   private controller: ReadableStreamDefaultController<Uint8Array> | null = null
   private demand: (() => void) | null = null
+  /** The stream's failure, held back until the caller has read the chunks queued before it. */
+  private failing: { c: ReadableStreamDefaultController<Uint8Array>; err: unknown } | null = null
+  private endedInError = false
   private returned = false
 
   constructor(
@@ -52,12 +55,15 @@ export class StreamIn implements StreamReading {
 
   /** The request failed (given up, timed out, worker gone): the caller's stream errors; frames are dropped from now on. */
   failed(err: unknown) {
-    if (this.controller) {
+    const c = this.controller
+    this.controller = null
+    // error() would drop what is queued: chunks the worker sent before its error END are read first (a failure
+    // of the caller's own making, an abort or a timeout, ends the stream at once)
+    if (c && this.endedInError && (c.desiredSize ?? 0) < 0) this.failing = { c, err }
+    else if (c)
       try {
-        this.controller.error(err)
+        c.error(err)
       } catch {}
-      this.controller = null
-    }
     this.satisfy()
     this.parts = []
     if (this.link.chan.isOpen) this.advance()
@@ -122,6 +128,7 @@ export class StreamIn implements StreamReading {
           this.controller = c
         },
         pull: () => {
+          if (this.failing) return this.failing.c.error(this.failing.err)
           if (!this.controller) return
           this.stalledSince = 0
           const { promise, resolve } = Promise.withResolvers<void>()
@@ -146,6 +153,7 @@ export class StreamIn implements StreamReading {
       for (let i = 0; i + 1 < pairs.length; i += 2)
         if (pairs[i] === "message") message = pairs[i + 1]!
         else rest.push(pairs[i]!, pairs[i + 1]!)
+      this.endedInError = true
       return this.host.fail(this.p, remoteError(rest, message, this.link.chan.peerPid))
     }
     if (flags & RespFlag.CANCELLED)
