@@ -40,3 +40,7 @@ export type {
   SuperviseWorkersOptions,
 } from "./core/index.ts"
 export * from "./errors.ts"
+
+// The NATS transport (workers on other hosts) loads only when a bus or worker is given a `nats` option.
+import { setRemoteLoader } from "./core/index.ts"
+setRemoteLoader(async () => (await import("./nats/index.ts")).transport)

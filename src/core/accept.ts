@@ -1,6 +1,7 @@
 // Workers coming and going: the accept thread's doorbell, a new worker's link and pump, and dropping one (cut off,
 // evicted, gone). The middle layer of SlotBus (routing.ts ← accept.ts ← bus.ts).
 import { closeSync } from "node:fs"
+import { hostname } from "node:os"
 import type { Pointer } from "bun:ffi"
 import { native, HubConfig, FullMask, Control, Errno, type Chan } from "../native/ffi.ts"
 import { Channel } from "./channel.ts"
@@ -8,6 +9,9 @@ import { ProtocolError, SlotBusError, WorkerGoneError } from "../errors.ts"
 import { Pump, type IdleStrategy } from "./idle.ts"
 import { nowMs, STATE_NAMES, type Link, type Pending, type WorkerEvent, type WorkerInfo } from "./link.ts"
 import { Routing } from "./routing.ts"
+import type { RemotePeer } from "./remote.ts"
+
+const HOST = hostname()
 
 // Accept work per event-loop turn; a turn that refused someone waits before the next.
 const ACCEPTS_PER_TURN = 8
@@ -160,7 +164,7 @@ export abstract class Accepting extends Routing {
     )
     this.links.push(link)
     this.emit("join", link)
-    for (const w of [...this.waiters]) if (this.links.length >= w.n) w.resolve()
+    for (const w of [...this.waiters]) if (this.workerCount >= w.n) w.resolve()
     this.dispatchQueued()
   }
 
@@ -222,7 +226,40 @@ export abstract class Accepting extends Routing {
       slots: Array.from({ length: chan.slotCount }, (_, s) =>
         chan.isOpen ? (STATE_NAMES[native.sb_slot_state(chan.ptr, s) & 0xff] ?? "corrupt") : "gone",
       ),
+      transport: "shm",
+      host: HOST,
     }
+  }
+
+  protected peerInfo(peer: RemotePeer): WorkerInfo {
+    let waiting = 0
+    for (const p of this.remoteCalls) if (p.peer === peer) waiting++
+    return {
+      pid: peer.pid,
+      uid: -1,
+      state: peer.serving ? "serving" : "draining",
+      inFlight: peer.inFlight,
+      waiting,
+      stuck: 0,
+      requests: peer.requests,
+      slots: [],
+      transport: "nats",
+      host: peer.host,
+    }
+  }
+
+  protected override peerJoined(peer: RemotePeer) {
+    this.emitInfo("join", this.peerInfo(peer))
+    for (const w of [...this.waiters]) if (this.workerCount >= w.n) w.resolve()
+  }
+
+  protected override peerLeft(peer: RemotePeer) {
+    this.emitInfo("leave", this.peerInfo(peer))
+  }
+
+  /** Workers connected now, on this host and others. */
+  get workerCount(): number {
+    return this.links.length + this.peers.length
   }
 
   protected async stopAccepting() {

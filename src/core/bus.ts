@@ -39,6 +39,7 @@ import type { BorrowedResponse, SlotResponse, StreamedResponse } from "./respons
 import { TICK_BUSY_MS } from "./routing.ts"
 import { Accepting } from "./accept.ts"
 import { decodeReply, encodeCall, remoteProxy, type Remote } from "./rpc.ts"
+import { loadRemote, type RemoteLink } from "./remote.ts"
 
 export interface BusStats {
   name: string
@@ -79,7 +80,10 @@ function optionsKey(opts: ListenOptions): string {
   return JSON.stringify(
     Object.keys(rest)
       .sort()
-      .map((k) => [k, rest[k as keyof typeof rest]]),
+      .map((k) => [
+        k,
+        k === "nats" && typeof rest.nats === "object" ? "a connection or its options" : rest[k as keyof typeof rest],
+      ]),
   )
 }
 
@@ -91,6 +95,7 @@ export class SlotBus extends Accepting {
   private readonly maxQueue: number
   private readonly timeoutMs: number
   private readonly streamIdleMs: number
+  private remoteLink: RemoteLink | null = null
   protected override readonly idle: IdleStrategy | undefined
   protected override readonly maxWorkers: number
   protected override readonly maxPerUid: number
@@ -114,6 +119,10 @@ export class SlotBus extends Accepting {
     this.maxQueue = positiveInt(opts.queue, 4096, "queue")
     this.timeoutMs = positiveInt(opts.timeoutMs, 30_000, "timeoutMs")
     this.streamIdleMs = positiveInt(opts.streamIdleMs, 30_000, "streamIdleMs")
+    ;(this.remoteHost as { name: string }).name = name
+    if (opts.remote !== undefined && !["overflow", "balance", "never"].includes(opts.remote))
+      throw new TypeError(`remote must be "overflow", "balance" or "never", got ${JSON.stringify(opts.remote)}`)
+    this.remotePolicy = opts.remote ?? "overflow"
     this.maxWorkers = positiveInt(opts.maxWorkers, 256, "maxWorkers")
     this.maxPerUid = positiveInt(opts.maxWorkersPerUid, this.maxWorkers, "maxWorkersPerUid")
     this.stuckAfterMs = positiveInt(opts.stuckAfterMs, 1000, "stuckAfterMs")
@@ -177,7 +186,25 @@ export class SlotBus extends Accepting {
     }
     OPEN_BUSES.set(name, { bus, options: optionsKey(opts) })
     bus.tick()
+    if (opts.nats !== undefined) {
+      try {
+        await bus.listenRemote(opts)
+      } catch (e) {
+        await bus.close({ drain: false })
+        throw e
+      }
+    }
     return bus
+  }
+
+  /** Takes workers on other hosts too, over NATS (docs/PROTOCOL.md §10; src/nats, loaded now). */
+  private async listenRemote(opts: ListenOptions) {
+    const nats = opts.nats
+    if (typeof nats !== "string" && (typeof nats !== "object" || nats === null))
+      throw new TypeError("nats must be a URL string, NATS connection options or a NATS connection")
+    const heartbeatMs = positiveInt(opts.heartbeatMs, 500, "heartbeatMs", 60_000)
+    if (heartbeatMs === 0) throw new RangeError("heartbeatMs must be at least 1")
+    this.remoteLink = await (await loadRemote()).serveHub(this.remoteHost, nats, { heartbeatMs })
   }
 
   /** Send an HTTP-like request to the least busy worker. */
@@ -326,6 +353,7 @@ export class SlotBus extends Accepting {
         stream: opts.stream === true,
         streamIdleMs,
         in: null,
+        peer: null,
       }
       if (signal) {
         p.onAbort = () => this.fail(p, signal.reason)
@@ -360,7 +388,7 @@ export class SlotBus extends Accepting {
 
   /** The error of a pool that gave up, while no worker is connected (then nothing could serve a request). */
   private gaveUp(): Error | undefined {
-    return this.links.length === 0 ? this.poolFailures.values().next().value : undefined
+    return this.workerCount === 0 ? this.poolFailures.values().next().value : undefined
   }
 
   /**
@@ -380,7 +408,7 @@ export class SlotBus extends Accepting {
       return Promise.reject(e)
     }
     const signal = o.signal
-    if (this.links.length >= n) return Promise.resolve()
+    if (this.workerCount >= n) return Promise.resolve()
     if (this.closing) return Promise.reject(new BusClosedError(`bus "${this.name}" is closed`))
     const gaveUp = this.gaveUp()
     if (gaveUp) return Promise.reject(gaveUp)
@@ -393,7 +421,7 @@ export class SlotBus extends Accepting {
             () =>
               w.reject(
                 new TimeoutError(
-                  `${this.links.length} of ${n} workers connected to "${this.name}" after ${timeoutMs}ms`,
+                  `${this.workerCount} of ${n} workers connected to "${this.name}" after ${timeoutMs}ms`,
                 ),
               ),
             timeoutMs,
@@ -412,13 +440,9 @@ export class SlotBus extends Accepting {
     return promise
   }
 
-  /** Workers connected now. */
-  get workerCount(): number {
-    return this.links.length
-  }
-
+  /** Each worker connected now: on this host (transport "shm"), then on others ("nats"). */
   get workers(): WorkerInfo[] {
-    return this.links.map((l) => this.info(l))
+    return [...this.links.map((l) => this.info(l)), ...this.peers.map((r) => this.peerInfo(r))]
   }
 
   stats(): BusStats {
@@ -457,12 +481,14 @@ export class SlotBus extends Accepting {
     for (const w of [...this.waiters])
       w.reject(new BusClosedError(`bus "${this.name}" closed while waiting for workers`))
     const deadline = performance.now() + timeoutMs
-    while (drain && (this.queue.length > 0 || this.links.some((l) => l.waiting > 0)) && performance.now() < deadline)
-      await Bun.sleep(1)
+    const busy = () => this.queue.length > 0 || this.remoteCalls.size > 0 || this.links.some((l) => l.waiting > 0)
+    while (drain && busy() && performance.now() < deadline) await Bun.sleep(1)
     this.stopped = true
     clearTimeout(this.ticker)
     const err = new BusClosedError(`bus "${this.name}" closed before the request finished`)
     for (const p of [...this.queue]) this.fail(p, err)
+    for (const p of [...this.remoteCalls]) this.fail(p, err)
+    await this.remoteLink?.close(0)
     for (const l of [...this.links]) {
       l.chan.sendControl(Control.HUB_CLOSING)
       this.drop(l, err)

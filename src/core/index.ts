@@ -3,7 +3,7 @@ export { SlotBus } from "./bus.ts"
 export { BorrowedResponse, SlotResponse, StreamedResponse } from "./response.ts"
 export type { BusStats } from "./bus.ts"
 export type { FetchOptions, ListenOptions, RemoteOptions, RequestOptions, SlotRequestInit } from "./options.ts"
-export type { RequestPhase, WorkerEvent, WorkerInfo } from "./link.ts"
+export type { Pending, RequestPhase, WorkerEvent, WorkerInfo } from "./link.ts"
 export { SlotWorker, SlotRequest } from "./worker.ts"
 export type { ConnectOptions, ExposeOptions, FetchHandler, SlotHandler, SlotReply, WorkerClosed } from "./worker.ts"
 export { withSignal } from "./rpc.ts"
@@ -39,3 +39,13 @@ export {
   sameToken,
   writeTokenFile,
 } from "./token-file.ts"
+export { loadRemote, setRemoteLoader } from "./remote.ts"
+export type {
+  RemoteHubHost,
+  RemoteLink,
+  RemotePeer,
+  RemoteTransport,
+  RemoteWorkerHost,
+  TransportOptions,
+} from "./remote.ts"
+export type { SlotBytes } from "./worker.ts"

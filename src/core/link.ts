@@ -3,6 +3,7 @@
 import { State } from "../native/ffi.ts"
 import type { Channel } from "./channel.ts"
 import type { Pump } from "./idle.ts"
+import type { RemotePeer } from "./remote.ts"
 
 export interface WorkerInfo {
   pid: number
@@ -16,8 +17,12 @@ export interface WorkerInfo {
   /** Slots whose request was given up long ago and that the worker still holds (see stuckAfterMs). */
   stuck: number
   requests: number
-  /** Each slot's state (docs/PROTOCOL.md §3): free, writing, ready, claimed, done, cancelled. */
+  /** Each slot's state (docs/PROTOCOL.md §3): free, writing, ready, claimed, done, cancelled. Empty for a remote worker. */
   slots: string[]
+  /** How it is reached: "shm" (shared memory, this host) or "nats" (docs/PROTOCOL.md §10). */
+  transport: "shm" | "nats"
+  /** The host it runs on (its hostname, as it announced it). */
+  host: string
 }
 
 export type WorkerEvent = { type: "join" | "leave"; worker: WorkerInfo }
@@ -52,6 +57,8 @@ export interface Pending extends Settle {
   streamIdleMs: number
   /** The worker answers as a stream (docs/PROTOCOL.md §9): its reader (stream-in.ts). */
   in: StreamReading | null
+  /** The worker on another host it was sent to (link is then null). */
+  peer: RemotePeer | null
 }
 
 /** What the books need of a streamed answer's reader (stream-in.ts's StreamIn). */

@@ -42,6 +42,18 @@ export interface ListenOptions {
   streamWindowBytes?: number
   /** A streaming caller that stops reading for this long gives its request up (TimeoutError); 0: never. Default 30 000. */
   streamIdleMs?: number
+  /**
+   * Take workers on other hosts too, through a NATS server (docs/PROTOCOL.md §10): a URL (`"nats://host:4222"`,
+   * several comma-separated), the NATS client's connection options, or a connection of yours.
+   */
+  nats?: string | Record<string, unknown>
+  /**
+   * When a worker on another host gets a request: "overflow" (default) only when no local worker has a free
+   * slot; "balance" to whichever has the lowest share of its slots in use; "never".
+   */
+  remote?: "overflow" | "balance" | "never"
+  /** Over NATS: how often the hub announces itself; a worker silent for 4× this is gone. Default 500. */
+  heartbeatMs?: number
 }
 
 export interface SlotRequestInit {
@@ -104,6 +116,9 @@ export const LISTEN_OPTIONS = optionNames<ListenOptions>({
   hot: true,
   streamWindowBytes: true,
   streamIdleMs: true,
+  nats: true,
+  remote: true,
+  heartbeatMs: true,
 })
 export const REQUEST_INIT = optionNames<SlotRequestInit>({ method: true, path: true, headers: true, body: true })
 export const REQUEST_OPTIONS = optionNames<RequestOptions>({

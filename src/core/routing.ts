@@ -1,7 +1,7 @@
 // Requests in slots: pick the least busy worker, publish, collect answers, fail or time out, find stuck slots.
 // The bottom layer of SlotBus (routing.ts ← accept.ts ← bus.ts): it knows nothing of accepting or of the public API.
 import { native, Kind, Msg, MsgFlag, RespFlag, E_CORRUPT } from "../native/ffi.ts"
-import { align8, EMPTY, readHead, utf8, writeHead } from "./codec.ts"
+import { align8, EMPTY, headLength, readHead, utf8, writeHead } from "./codec.ts"
 import { PayloadTooLargeError, ProtocolError, TimeoutError } from "../errors.ts"
 import { MAX_TIMER_MS } from "./timers.ts"
 import { LatencyHistogram } from "./stats.ts"
@@ -16,6 +16,7 @@ import {
   StreamedResponse,
 } from "./response.ts"
 import { StreamIn, type StreamHost } from "./stream-in.ts"
+import type { RemoteHubHost, RemotePeer } from "./remote.ts"
 
 // Deadlines and stuck slots are checked on a timer while requests are out; an idle bus has no timer at all.
 export const TICK_BUSY_MS = 10
@@ -26,6 +27,11 @@ export abstract class Routing {
   protected abstract readonly stuckAfterMs: number
   protected abstract readonly maxStuck: number
   protected readonly links: Link[] = []
+  /** Workers on other hosts (src/nats), and the requests they hold. */
+  protected readonly peers: RemotePeer[] = []
+  protected readonly remoteCalls = new Set<Pending>()
+  /** When a remote worker gets a request: only when no local slot is free, by load, or never. */
+  protected remotePolicy: "overflow" | "balance" | "never" = "overflow"
   protected readonly queue: Pending[] = []
   /** The pools feeding this bus that gave up (superviseWorkers), with the error requests then fail with. */
   protected readonly poolFailures = new Map<object, Error>()
@@ -60,9 +66,26 @@ export abstract class Routing {
     return link
   }
 
+  /** The remote worker with the lowest share of its capacity in use, if any has room. */
+  protected pickPeer(): RemotePeer | null {
+    let best: RemotePeer | null = null
+    for (const r of this.peers)
+      if (r.serving && r.inFlight < r.capacity && (!best || r.inFlight / r.capacity < best.inFlight / best.capacity))
+        best = r
+    return best
+  }
+
   /** Publishes p in a slot of the least busy worker. False when no slot is free; p then stays queued. */
   protected dispatch(p: Pending): boolean {
     const link = this.pickLink()
+    if (this.peers.length > 0 && this.remotePolicy !== "never") {
+      const peer = this.pickPeer()
+      const prefer =
+        peer !== null &&
+        (link === null ||
+          (this.remotePolicy === "balance" && peer.inFlight / peer.capacity < link.inFlight / link.chan.slotCount))
+      if (prefer) return (this.sendRemote(p, peer), true)
+    }
     if (!link) return false
     const ptr = link.chan.ptr
     const slot = native.sb_hub_claim(ptr)
@@ -98,6 +121,60 @@ export abstract class Routing {
     p.body = EMPTY // the bytes are in the slot: do not keep the caller's buffer alive
     link.pump.kick()
     return true
+  }
+
+  /** Sends p to a worker on another host (docs/PROTOCOL.md §10.2): head, padding and body as in an arena. */
+  private sendRemote(p: Pending, peer: RemotePeer) {
+    try {
+      if (p.body.length !== p.bodyLength) throw new TypeError("the request body changed size after request()")
+      const headLen = p.strings ? headLength(p.strings) : 0
+      const payload = new Uint8Array(align8(headLen) + p.body.length)
+      if (p.strings) writeHead(payload, p.strings)
+      payload.set(p.body, align8(headLen))
+      peer.send(p, payload, headLen)
+    } catch (e) {
+      return this.fail(p, e)
+    }
+    this.counters.bytesOut += p.body.length
+    peer.inFlight++
+    peer.requests++
+    this.remoteCalls.add(p)
+    p.phase = "in-slot"
+    p.peer = peer
+    p.body = EMPTY
+  }
+
+  /** What a transport for remote workers (src/nats) may do to the books. */
+  protected readonly remoteHost: RemoteHubHost = {
+    name: "", // set by the bus once its name is (a field initializer runs before it)
+    joined: (peer) => {
+      this.peers.push(peer)
+      this.peerJoined(peer)
+      this.dispatchQueued()
+    },
+    left: (peer, err) => {
+      const i = this.peers.indexOf(peer)
+      if (i >= 0) this.peers.splice(i, 1)
+      for (const p of [...this.remoteCalls]) if (p.peer === peer) this.fail(p, err)
+      this.peerLeft(peer)
+    },
+    answered: (p, status, flags, headLen, bytes) => {
+      if (!this.remoteCalls.has(p) || p.phase !== "in-slot") return
+      this.remoteDone(p)
+      const body = bytes.subarray(align8(headLen))
+      this.counters.bytesIn += body.length
+      if (flags & RespFlag.ERROR) return this.fail(p, remoteError(readHead(bytes, headLen), utf8(body), p.peer!.pid))
+      this.streamEnded(p, status, p.kind === Kind.RAW ? [] : readHead(bytes, headLen), body.slice())
+      p.phase = "slot-returned"
+      this.dispatchQueued()
+    },
+    failed: (p, err) => this.fail(p, err),
+  }
+  protected abstract peerJoined(peer: RemotePeer): void
+  protected abstract peerLeft(peer: RemotePeer): void
+
+  private remoteDone(p: Pending) {
+    if (this.remoteCalls.delete(p)) p.peer!.inFlight--
   }
 
   /** The pump's duty: take every answer the worker completed, hand it to its caller, return the slots. */
@@ -239,10 +316,10 @@ export abstract class Routing {
   }
 
   protected settle(p: Pending) {
-    if (p.phase === "in-slot") {
+    if (p.phase === "in-slot" && p.link) {
       p.phase = "settled"
-      p.link!.waiting--
-    } else p.phase = "slot-returned" // it never had a slot
+      p.link.waiting--
+    } else p.phase = "slot-returned" // it never had a slot, or it was on another host
     if (p.onAbort) p.signal!.removeEventListener("abort", p.onAbort)
   }
 
@@ -254,6 +331,10 @@ export abstract class Routing {
     } else if (p.link) {
       // Stays in pending (settled) until the worker hands the slot back; a late answer is then dropped.
       if (p.link.chan.isOpen && !p.in?.ended) native.sb_hub_cancel(p.link.chan.ptr, p.slot)
+    } else if (p.peer && this.remoteCalls.has(p)) {
+      this.remoteDone(p)
+      p.peer.cancel(p) // its answer, if one comes, finds nobody
+      this.dispatchQueued()
     }
     this.settle(p)
     p.settledAt = nowMs() // given up: from now on its slot may count as stuck
@@ -291,7 +372,7 @@ export abstract class Routing {
           this.fail(
             p,
             new TimeoutError(
-              p.phase === "queued" && this.links.length === 0
+              p.phase === "queued" && this.links.length === 0 && this.peers.length === 0
                 ? `request to "${this.name}" timed out after ${p.timeoutMs}ms: 0 workers connected to "${this.name}"; start one (SlotWorker.connect("${this.name}", …)) or await bus.waitForWorkers()`
                 : `request to "${this.name}" timed out after ${p.timeoutMs}ms; the worker is overloaded, stuck, or absent`,
             ),
@@ -308,10 +389,11 @@ export abstract class Routing {
         }
       }
       for (const p of [...this.queue]) expire(p)
+      for (const p of [...this.remoteCalls]) expire(p)
     } catch {
       this.counters.internalErrors++
     }
-    const busy = this.queue.length > 0 || this.links.some((l) => l.inFlight > 0)
+    const busy = this.queue.length > 0 || this.remoteCalls.size > 0 || this.links.some((l) => l.inFlight > 0)
     if (busy) this.scheduleTick(TICK_BUSY_MS)
     else {
       clearTimeout(this.ticker)

@@ -31,6 +31,8 @@ import { longTimeout } from "./timers.ts"
 import { checkOptions, madeBy, optionNames } from "./option-check.ts"
 import { rpcHandler } from "./rpc.ts"
 import { streamOut } from "./stream-out.ts"
+import { loadRemote, type RemoteLink } from "./remote.ts"
+import { positiveInt } from "./options.ts"
 
 /**
  * What a handler returns: a reply object, a Response, or just the body. A `ReadableStream` body (or a Response's)
@@ -65,9 +67,22 @@ export interface ConnectOptions {
    * of a SlotRequest. Raw calls arrive as `POST /`. Default false.
    */
   fetch?: boolean
+  /**
+   * Serve the hub from another host through a NATS server (docs/PROTOCOL.md §10): a URL (`"nats://host:4222"`, or
+   * several, comma-separated), the NATS client's connection options, or a connection of yours. The handler is the
+   * same; streamed bodies are answered whole.
+   */
+  nats?: string | Record<string, unknown>
+  /** Over NATS: requests this worker takes at once. Default 32. */
+  slots?: number
+  /** Over NATS: how often the worker announces itself; a hub counts it gone after 4× this. Default 500. */
+  heartbeatMs?: number
 }
 
 const CONNECT_OPTIONS = optionNames<ConnectOptions>({
+  nats: true,
+  slots: true,
+  heartbeatMs: true,
   idle: true,
   waitForHubMs: true,
   reconnect: true,
@@ -84,6 +99,9 @@ export interface ExposeOptions extends Omit<ConnectOptions, "fetch"> {
 }
 
 const EXPOSE_OPTIONS = optionNames<ExposeOptions>({
+  nats: true,
+  slots: true,
+  heartbeatMs: true,
   idle: true,
   waitForHubMs: true,
   reconnect: true,
@@ -236,6 +254,11 @@ export class SlotRequest {
     return view
   }
 
+  /** @internal Its views are copies of the bytes (a request that came over NATS), not views of a slot. */
+  get lendsCopies(): boolean {
+    return this.chan.copies === true
+  }
+
   /** @internal The handler settled: every view handed out reads empty from now on. */
   retire() {
     this.live = false
@@ -252,6 +275,8 @@ export class SlotRequest {
  * (src/nats). `lend` gives an ArrayBuffer of its own over bytes of an arena, detached when the handler settles.
  */
 export interface SlotBytes {
+  /** `lend` gives copies, not views of the arena: a reply view (`req.reply()`) is copied into it when answered. */
+  readonly copies?: boolean
   arena(slot: number, response: 0 | 1): Uint8Array
   lend(slot: number, response: 0 | 1, off: number, len: number): ArrayBuffer
 }
@@ -332,6 +357,7 @@ function encodeAnswer(arena: Uint8Array, req: SlotRequest, out: unknown, threw: 
     if (req.replied && reply.body === req.replied.view) {
       ;({ status, headLen } = req.replied)
       bodyLen = req.replied.view.length
+      if (req.lendsCopies) arena.set(req.replied.view, align8(headLen))
     } else {
       status = reply.status ?? 200
       if (!Number.isInteger(status) || status < 0 || status > 999)
@@ -387,6 +413,7 @@ export class SlotWorker {
   private resolveClosed!: (c: WorkerClosed) => void
   private chan: Channel | null = null
   private pump: Pump | null = null
+  private remote: RemoteLink | null = null
   private stopping: Promise<void> | null = null
   private active = 0
   private served = 0
@@ -436,7 +463,8 @@ export class SlotWorker {
     }
     const h = opts.fetch ? (req: SlotRequest) => (handler as FetchHandler)(req.toRequest()) : (handler as SlotHandler)
     const w = new SlotWorker(FACTORY, name, h, opts)
-    await w.attach(opts.waitForHubMs ?? 0)
+    if (opts.nats !== undefined) await w.attachRemote()
+    else await w.attach(opts.waitForHubMs ?? 0)
     return w
   }
 
@@ -454,7 +482,42 @@ export class SlotWorker {
   }
 
   get connected(): boolean {
-    return this.chan?.isOpen ?? false
+    return this.remote ? this.remote.connected : (this.chan?.isOpen ?? false)
+  }
+
+  /** Serves the hub over NATS (src/nats, loaded now). */
+  private async attachRemote() {
+    const nats = this.opts.nats
+    if (typeof nats !== "string" && (typeof nats !== "object" || nats === null))
+      throw new TypeError("nats must be a URL string, NATS connection options or a NATS connection")
+    const slots = positiveInt(this.opts.slots, 32, "slots", 4096)
+    const heartbeatMs = positiveInt(this.opts.heartbeatMs, 500, "heartbeatMs", 60_000)
+    if (slots === 0 || heartbeatMs === 0) throw new RangeError("slots and heartbeatMs must be at least 1")
+    const transport = await loadRemote()
+    this.remote = await transport.serveWorker(
+      {
+        name: this.name,
+        request: (kind, id, bytes, headLen, bodyLen) =>
+          new SlotRequest(
+            kind === Kind.RAW ? "raw" : "http",
+            id,
+            bytes,
+            0,
+            headLen,
+            align8(headLen),
+            bodyLen,
+            this.name,
+          ),
+        serve: (req, arena) => this.serveDetached(req, arena),
+        lost: (reason, error) => {
+          this.opts.onDisconnect?.(reason)
+          this.resolveClosed(error ? { reason, error } : { reason })
+        },
+      },
+      nats,
+      { heartbeatMs, slots },
+    )
+    this.opts.onConnect?.(0)
   }
 
   /** Requests answered, and handlers running now. */
@@ -724,9 +787,8 @@ export class SlotWorker {
    * @internal src/nats: runs the handler for a request that came over another transport (no slot, no stream window)
    * and resolves with its answer encoded into `arena` (docs/PROTOCOL.md §6), as a slot's would be.
    */
-  async serveDetached(req: SlotRequest, arena: Uint8Array, track: { cancel(reason: unknown): void }[]) {
+  private async serveDetached(req: SlotRequest, arena: Uint8Array) {
     this.active++
-    track.push(req)
     let out: unknown
     let threw = false
     try {
@@ -738,7 +800,6 @@ export class SlotWorker {
     try {
       return encodeAnswer(arena, req, out, threw)
     } finally {
-      track.splice(track.indexOf(req), 1)
       this.active--
       this.served++
       req.retire()
@@ -757,6 +818,10 @@ export class SlotWorker {
     }
     this.stopping ??= (async () => {
       const deadline = performance.now() + (opts.timeoutMs ?? 5000)
+      if (this.remote) {
+        await this.remote.close(opts.timeoutMs ?? 5000)
+        return this.resolveClosed({ reason: "closed" })
+      }
       const chan = this.chan
       if (chan?.sendControl(Control.DRAIN)) {
         // After the ack the hub publishes nothing more, so one last collect takes all that is left.

@@ -1,0 +1,82 @@
+// The seam between the core and a transport for workers on other hosts (src/nats, docs/PROTOCOL.md §10). The core
+// never imports a transport: the package entry registers a loader, so the NATS client loads only for a bus or a
+// worker given a `nats` option.
+import { SlotBusError } from "../errors.ts"
+import type { Pending } from "./link.ts"
+import type { SlotBytes, SlotRequest } from "./worker.ts"
+
+/** A worker on another host, as the hub's routing sees it. */
+export interface RemotePeer {
+  readonly id: string
+  readonly host: string
+  readonly pid: number
+  readonly transport: string
+  /** Requests it takes at once (its slots). */
+  readonly capacity: number
+  /** Requests it holds now. */
+  inFlight: number
+  /** It takes new requests (not draining or leaving). */
+  readonly serving: boolean
+  requests: number
+  /** Publishes the request (its head and body encoded as in an arena, docs/PROTOCOL.md §10.2). */
+  send(p: Pending, payload: Uint8Array, headLen: number): void
+  /** The request was given up: tell the worker (its answer is dropped). */
+  cancel(p: Pending): void
+}
+
+/** What a transport may do to the hub's books. */
+export interface RemoteHubHost {
+  readonly name: string
+  joined(peer: RemotePeer): void
+  left(peer: RemotePeer, err: Error): void
+  /** The answer to p (its arena-encoded bytes: head, padding, body). */
+  answered(p: Pending, status: number, flags: number, headLen: number, bytes: Uint8Array): void
+  failed(p: Pending, err: Error): void
+}
+
+/** What a transport may ask of a worker. */
+export interface RemoteWorkerHost {
+  readonly name: string
+  /** Builds the SlotRequest a handler gets for a request of `kind` (0 raw, 1 http) read from `bytes`. */
+  request(kind: number, id: number, bytes: SlotBytes, headLen: number, bodyLen: number): SlotRequest
+  /** Runs the handler; resolves with the answer encoded into `arena` (head, padding, body). */
+  serve(
+    req: SlotRequest,
+    arena: Uint8Array,
+  ): Promise<{ status: number; flags: number; headLen: number; bodyLen: number }>
+  /** The transport lost its connection for good (closed, or an unrecoverable error). */
+  lost(reason: "closed" | "hub-gone", error?: Error): void
+}
+
+export interface RemoteLink {
+  readonly connected: boolean
+  /** Stops: a worker says it is leaving and finishes what it runs (up to timeoutMs); a hub stops listening. */
+  close(timeoutMs: number): Promise<void>
+}
+
+export interface TransportOptions {
+  /** How often presence is announced (docs/PROTOCOL.md §10.3); a peer silent for 4× this is gone. */
+  heartbeatMs: number
+  /** A worker's slots: what it announces it takes at once. */
+  slots?: number
+}
+
+export interface RemoteTransport {
+  serveHub(host: RemoteHubHost, connection: unknown, opts: TransportOptions): Promise<RemoteLink>
+  serveWorker(host: RemoteWorkerHost, connection: unknown, opts: TransportOptions): Promise<RemoteLink>
+}
+
+let loader: (() => Promise<RemoteTransport>) | null = null
+
+/** @internal The package entry registers how to load the NATS transport. */
+export function setRemoteLoader(load: () => Promise<RemoteTransport>) {
+  loader = load
+}
+
+export async function loadRemote(): Promise<RemoteTransport> {
+  if (!loader)
+    throw new SlotBusError(
+      'the nats option needs the NATS transport, registered by the package entry: import SlotBus and SlotWorker from "slotbus"',
+    )
+  return loader()
+}

@@ -1,0 +1,178 @@
+// The hub's side of workers on other hosts over NATS (docs/PROTOCOL.md §10): it hears their presence, sends them
+// requests, takes their answers on an inbox of its own, and sends cancels.
+import type { Msg, MsgHdrs } from "@nats-io/transport-node"
+import {
+  PayloadTooLargeError,
+  WorkerGoneError,
+  type Pending,
+  type RemoteHubHost,
+  type RemoteLink,
+  type RemotePeer,
+  type TransportOptions,
+} from "../core/index.ts"
+import { H, ID, intHeader, newId, openConnection, readPresence, subjects, type HubPresence } from "./wire.ts"
+
+class NatsPeer implements RemotePeer {
+  readonly transport = "nats"
+  inFlight = 0
+  requests = 0
+  seen = performance.now()
+  state = "serving"
+
+  get serving() {
+    return this.state === "serving"
+  }
+
+  constructor(
+    readonly id: string,
+    readonly host: string,
+    readonly pid: number,
+    readonly capacity: number,
+    private readonly hub: NatsHub,
+  ) {}
+  send(p: Pending, payload: Uint8Array, headLen: number) {
+    this.hub.send(this, p, payload, headLen)
+  }
+  cancel(p: Pending) {
+    this.hub.cancel(this, p)
+  }
+}
+
+class NatsHub implements RemoteLink {
+  private readonly id = newId()
+  private readonly inbox = `_INBOX.slotbus.${this.id}`
+  private readonly s
+  private readonly peers = new Map<string, NatsPeer>()
+  private readonly calls = new Map<number, { p: Pending; peer: NatsPeer }>()
+  private readonly numbers = new WeakMap<Pending, number>()
+  private next = 0
+  private timer: ReturnType<typeof setInterval> | undefined
+  private subs: { unsubscribe(): void }[] = []
+  private closed = false
+  private readonly maxPayload: number
+
+  constructor(
+    private readonly host: RemoteHubHost,
+    private readonly nc: import("@nats-io/transport-node").NatsConnection,
+    private readonly owned: boolean,
+    private readonly heartbeatMs: number,
+    private readonly headers: () => MsgHdrs,
+  ) {
+    this.s = subjects(host.name)
+    this.maxPayload = nc.info?.max_payload ?? 1024 * 1024
+  }
+
+  get connected() {
+    return !this.nc.isClosed()
+  }
+
+  async start() {
+    const { nc } = this
+    this.subs.push(nc.subscribe(`${this.inbox}.*`, { callback: (err, msg) => void (err || this.onAnswer(msg)) }))
+    this.subs.push(nc.subscribe(this.s.hb, { callback: (err, msg) => void (err || this.onPresence(msg)) }))
+    await nc.flush()
+    this.announce()
+    this.timer = setInterval(() => {
+      this.announce()
+      const now = performance.now()
+      for (const peer of this.peers.values())
+        if (now - peer.seen > 4 * this.heartbeatMs)
+          this.gone(peer, `sent no heartbeat for ${Math.round(now - peer.seen)}ms`)
+    }, this.heartbeatMs)
+    nc.closed().then(() => {
+      clearInterval(this.timer)
+      for (const peer of [...this.peers.values()]) this.gone(peer, "is out of reach: the hub's NATS connection closed")
+    })
+  }
+
+  private announce() {
+    const p: HubPresence = { v: 1, hub: this.id, heartbeatMs: this.heartbeatMs }
+    if (!this.nc.isClosed()) this.nc.publish(this.s.hub, JSON.stringify(p))
+  }
+
+  private onPresence(msg: Msg) {
+    const p = readPresence(msg.data)
+    if (!p || typeof p.worker !== "string" || !ID.test(p.worker)) return
+    let peer = this.peers.get(p.worker)
+    if (p.state === "leaving") return peer && this.gone(peer, "left")
+    if (!peer) {
+      const slots = Number.isInteger(p.slots) && (p.slots as number) > 0 ? Math.min(p.slots as number, 4096) : 1
+      const pid = Number.isInteger(p.pid) ? (p.pid as number) : 0
+      const host = typeof p.host === "string" ? p.host.slice(0, 255) : "?"
+      peer = new NatsPeer(p.worker, host, pid, slots, this)
+      this.peers.set(peer.id, peer)
+      peer.state = p.state === "draining" ? "draining" : "serving"
+      this.host.joined(peer)
+    }
+    peer.seen = performance.now()
+    peer.state = p.state === "draining" ? "draining" : "serving"
+  }
+
+  private gone(peer: NatsPeer, why: string) {
+    if (this.peers.get(peer.id) !== peer) return
+    this.peers.delete(peer.id)
+    for (const [n, c] of this.calls) if (c.peer === peer) this.calls.delete(n)
+    this.host.left(
+      peer,
+      new WorkerGoneError(
+        `worker ${peer.id} (pid ${peer.pid} on ${peer.host}, over NATS) of "${this.host.name}" ${why}; retry the request`,
+      ),
+    )
+  }
+
+  send(peer: NatsPeer, p: Pending, payload: Uint8Array, headLen: number) {
+    if (payload.length > this.maxPayload)
+      throw new PayloadTooLargeError(
+        `request of ${payload.length} bytes is over the NATS server's max_payload ${this.maxPayload}; raise max_payload or send less`,
+      )
+    const n = ++this.next
+    this.calls.set(n, { p, peer })
+    this.numbers.set(p, n)
+    const h = this.headers()
+    h.set(H.id, `${this.id}.${n}`)
+    h.set(H.kind, String(p.kind))
+    h.set(H.head, String(headLen))
+    h.set(H.timeout, String(p.timeoutMs))
+    this.nc.publish(this.s.req(peer.id), payload, { reply: `${this.inbox}.${n}`, headers: h })
+  }
+
+  cancel(peer: NatsPeer, p: Pending) {
+    const n = this.numbers.get(p)
+    if (n === undefined || !this.calls.delete(n)) return
+    if (!this.nc.isClosed()) this.nc.publish(this.s.cancel(peer.id), `${this.id}.${n}`)
+  }
+
+  private onAnswer(msg: Msg) {
+    const n = Number(msg.subject.slice(this.inbox.length + 1))
+    const call = this.calls.get(n)
+    if (!call) return // given up, or not ours
+    this.calls.delete(n)
+    const h = msg.headers
+    if (h?.code === 503) return this.gone(call.peer, "has no subscription any more (NATS: no responders)")
+    const status = intHeader(h, H.status)
+    const flags = intHeader(h, H.flags)
+    const headLen = intHeader(h, H.head)
+    if (status < 0 || flags < 0 || flags > 1 || headLen < 0 || ((headLen + 7) & ~7) > msg.data.length)
+      return this.host.failed(
+        call.p,
+        new WorkerGoneError(`worker ${call.peer.id} sent an answer that is not slotbus protocol (§10.2)`),
+      )
+    this.host.answered(call.p, status, flags, headLen, msg.data)
+  }
+
+  async close() {
+    if (this.closed) return
+    this.closed = true
+    clearInterval(this.timer)
+    for (const sub of this.subs) sub.unsubscribe()
+    if (this.owned) await this.nc.drain().catch(() => this.nc.close())
+  }
+}
+
+export async function serveHub(host: RemoteHubHost, connection: unknown, opts: TransportOptions): Promise<RemoteLink> {
+  const { nc, owned } = await openConnection(connection)
+  const { headers } = await import("@nats-io/transport-node")
+  const hub = new NatsHub(host, nc, owned, opts.heartbeatMs, () => headers())
+  await hub.start()
+  return hub
+}

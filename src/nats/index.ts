@@ -1,0 +1,6 @@
+// Workers on other hosts over NATS (docs/PROTOCOL.md §10): loaded only for a bus or worker given a `nats` option.
+import type { RemoteTransport } from "../core/index.ts"
+import { serveHub } from "./hub.ts"
+import { serveWorker } from "./worker.ts"
+
+export const transport: RemoteTransport = { serveHub, serveWorker }

@@ -1,0 +1,135 @@
+// A worker serving its hub from another host over NATS (docs/PROTOCOL.md §10): presence, requests, cancels.
+import type { Msg } from "@nats-io/transport-node"
+import type { RemoteLink, TransportOptions, RemoteWorkerHost, SlotBytes, SlotRequest } from "../core/index.ts"
+import { H, HOST, intHeader, openConnection, readPresence, subjects, newId, type WorkerPresence } from "./wire.ts"
+
+const align8 = (n: number) => (n + 7) & ~7
+const HUB_GONE = () => new DOMException("the hub that sent this request stopped announcing itself", "AbortError")
+const GIVEN_UP = () => new DOMException("the hub gave this request up: its caller aborted or timed out", "AbortError")
+
+export async function serveWorker(
+  host: RemoteWorkerHost,
+  connection: unknown,
+  opts: TransportOptions,
+): Promise<RemoteLink> {
+  const { nc, owned } = await openConnection(connection)
+  const s = subjects(host.name)
+  const id = newId()
+  const slots = opts.slots ?? 32
+  const maxPayload = nc.info?.max_payload ?? 1024 * 1024
+  let state: WorkerPresence["state"] = "serving"
+  let closed = false
+  // Requests running now by Slotbus-Id, with the hub that sent them; and the hubs heard from, with when.
+  const running = new Map<string, { req: SlotRequest; hub: string }>()
+  const hubs = new Map<string, { seen: number; heartbeatMs: number }>()
+  // Response arenas, reused: one per request running at once (the answer sent is a copy of its used part).
+  const arenas: Uint8Array[] = []
+  const subs: { unsubscribe(): void }[] = []
+  let served = 0
+
+  const announce = () => {
+    const p: WorkerPresence = { v: 1, worker: id, host: HOST, pid: process.pid, slots, state }
+    if (!nc.isClosed()) nc.publish(s.hb, JSON.stringify(p))
+  }
+
+  const onRequest = (msg: Msg) => {
+    const rid = msg.headers?.get(H.id) ?? ""
+    const kind = intHeader(msg.headers, H.kind)
+    const headLen = intHeader(msg.headers, H.head)
+    const data = msg.data.slice() // the client's buffer is its own: a handler may keep views past this turn
+    const bodyOff = align8(headLen)
+    if (!msg.reply) return
+    if (state !== "serving" || kind < 0 || kind > 1 || headLen < 0 || bodyOff > data.length || !rid.includes(".")) {
+      const why = state !== "serving" ? "the worker is leaving" : "a request that is not slotbus protocol (§10.2)"
+      return void msg.respond(new TextEncoder().encode(why), {
+        headers: answerHeaders(500, 1, 0),
+      })
+    }
+    const arena = arenas.pop() ?? new Uint8Array(maxPayload)
+    const bytes: SlotBytes & { copies: true } = {
+      copies: true,
+      arena: (_slot, response) => (response ? arena : data),
+      lend: (_slot, response, off, len) => {
+        const src = response ? arena : data
+        return src.buffer.slice(src.byteOffset + off, src.byteOffset + off + len) as ArrayBuffer
+      },
+    }
+    const req = host.request(kind, ++served >>> 0, bytes, headLen, data.length - bodyOff)
+    running.set(rid, { req, hub: rid.slice(0, rid.indexOf(".")) })
+    host.serve(req, arena).then(
+      (a) => {
+        running.delete(rid)
+        if (!nc.isClosed())
+          msg.respond(arena.slice(0, align8(a.headLen) + a.bodyLen), {
+            headers: answerHeaders(a.status, a.flags, a.headLen),
+          })
+        arenas.push(arena)
+      },
+      () => running.delete(rid), // serve never rejects; nothing to answer
+    )
+  }
+
+  const answerHeaders = (status: number, flags: number, headLen: number) => {
+    const h = headersOf()
+    h.set(H.status, String(status))
+    h.set(H.flags, String(flags))
+    h.set(H.head, String(headLen))
+    return h
+  }
+  const { headers: headersOf } = await import("@nats-io/transport-node")
+
+  subs.push(nc.subscribe(s.req(id), { callback: (err, msg) => void (err || onRequest(msg)) }))
+  subs.push(
+    nc.subscribe(s.cancel(id), {
+      callback: (err, msg) => {
+        if (err) return
+        running.get(new TextDecoder().decode(msg.data))?.req.cancel(GIVEN_UP())
+      },
+    }),
+  )
+  subs.push(
+    nc.subscribe(s.hub, {
+      callback: (err, msg) => {
+        const p = err ? null : readPresence(msg.data)
+        if (!p || typeof p.hub !== "string" || typeof p.heartbeatMs !== "number") return
+        const known = hubs.has(p.hub)
+        hubs.set(p.hub, { seen: performance.now(), heartbeatMs: Math.max(1, p.heartbeatMs) })
+        if (!known) announce() // a new hub hears of this worker at once, not a heartbeat later
+      },
+    }),
+  )
+  await nc.flush() // subscribed before anyone is told this worker exists
+  announce()
+  const timer = setInterval(() => {
+    announce()
+    const now = performance.now()
+    for (const [hub, h] of hubs)
+      if (now - h.seen > 4 * h.heartbeatMs) {
+        hubs.delete(hub)
+        for (const r of running.values()) if (r.hub === hub) r.req.cancel(HUB_GONE())
+      }
+  }, opts.heartbeatMs)
+  nc.closed().then((e) => {
+    clearInterval(timer)
+    for (const r of running.values()) r.req.cancel(HUB_GONE())
+    if (!closed) host.lost("hub-gone", e instanceof Error ? e : undefined)
+  })
+
+  return {
+    get connected() {
+      return !nc.isClosed()
+    },
+    async close(timeoutMs: number) {
+      if (closed) return
+      closed = true
+      state = "leaving"
+      announce()
+      const deadline = performance.now() + timeoutMs
+      while (running.size > 0 && performance.now() < deadline) await Bun.sleep(1)
+      clearInterval(timer)
+      for (const sub of subs) sub.unsubscribe()
+      if (owned) await nc.drain().catch(() => nc.close())
+      else await nc.flush().catch(() => {})
+    },
+  }
+}
