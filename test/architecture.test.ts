@@ -8,7 +8,7 @@ import { readdirSync, readFileSync } from "node:fs"
 import { dirname, join, normalize, relative } from "node:path"
 
 const SRC = join(import.meta.dir, "..", "src")
-const FEATURES = ["http", "events", "leases", "stdio"]
+const FEATURES = ["http", "events", "leases", "stdio", "nats"]
 /** The sideways edges between features, each for a reason: feature → the features it may import (index.ts only). */
 export const FEATURE_EDGES: Record<string, readonly string[]> = {
   http: ["events"], // the hub's app.emit and GET /events run over a topic
@@ -43,7 +43,8 @@ export function violation(from: string, to: string): string | null {
     errors: () => false,
     native: (t) => t === "errors.ts",
     core: (t) => t === "errors.ts" || t.startsWith("native/"),
-    entry: (t) => t === "errors.ts" || t === "core/index.ts",
+    // and the NATS transport, which the entry registers for the core to load when a `nats` option asks for it
+    entry: (t) => t === "errors.ts" || t === "core/index.ts" || t === "nats/index.ts",
   }
   const feature = (t: string) =>
     t === "errors.ts" ||
@@ -130,7 +131,13 @@ describe("the layout of src/", () => {
   })
 
   test("the package entry exports the core only, and features reach the core through core/index.ts", () => {
-    expect(importsOf(files["index.ts"]!).sort()).toEqual(["./core/index.ts", "./core/index.ts", "./errors.ts"])
+    expect(importsOf(files["index.ts"]!).sort()).toEqual([
+      "./core/index.ts",
+      "./core/index.ts",
+      "./core/index.ts",
+      "./errors.ts",
+      "./nats/index.ts",
+    ])
     const featureImports = Object.entries(files)
       .filter(([f]) => FEATURES.includes(roomOf(f)))
       .flatMap(([f, t]) => importsOf(t).map((s) => relative(".", normalize(join(dirname(f), s)))))

@@ -43,9 +43,11 @@ export { loadRemote, setRemoteLoader } from "./remote.ts"
 export type {
   RemoteHubHost,
   RemoteLink,
+  RemoteCall,
   RemotePeer,
+  RemoteRequest,
   RemoteTransport,
+  SlotBytes,
   RemoteWorkerHost,
   TransportOptions,
 } from "./remote.ts"
-export type { SlotBytes } from "./worker.ts"

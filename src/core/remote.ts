@@ -2,8 +2,28 @@
 // never imports a transport: the package entry registers a loader, so the NATS client loads only for a bus or a
 // worker given a `nats` option.
 import { SlotBusError } from "../errors.ts"
-import type { Pending } from "./link.ts"
-import type { SlotBytes, SlotRequest } from "./worker.ts"
+
+/** A request as a transport sees it (the hub's Pending): its kind and timeout, and itself as a key. */
+export interface RemoteCall {
+  readonly kind: number
+  readonly timeoutMs: number
+}
+
+/** A request as a worker-side transport holds it (a SlotRequest): it can be told the hub gave it up. */
+export interface RemoteRequest {
+  cancel(reason: unknown): void
+}
+
+/**
+ * Where a SlotRequest's bytes live: a slot's arenas (a Channel), or a message that came over another transport
+ * (src/nats). `lend` gives an ArrayBuffer of its own over bytes of an arena, detached when the handler settles.
+ */
+export interface SlotBytes {
+  /** `lend` gives copies, not views of the arena: a reply view (`req.reply()`) is copied into it when answered. */
+  readonly copies?: boolean
+  arena(slot: number, response: 0 | 1): Uint8Array
+  lend(slot: number, response: 0 | 1, off: number, len: number): ArrayBuffer
+}
 
 /** A worker on another host, as the hub's routing sees it. */
 export interface RemotePeer {
@@ -19,9 +39,9 @@ export interface RemotePeer {
   readonly serving: boolean
   requests: number
   /** Publishes the request (its head and body encoded as in an arena, docs/PROTOCOL.md §10.2). */
-  send(p: Pending, payload: Uint8Array, headLen: number): void
+  send(p: RemoteCall, payload: Uint8Array, headLen: number): void
   /** The request was given up: tell the worker (its answer is dropped). */
-  cancel(p: Pending): void
+  cancel(p: RemoteCall): void
 }
 
 /** What a transport may do to the hub's books. */
@@ -30,18 +50,18 @@ export interface RemoteHubHost {
   joined(peer: RemotePeer): void
   left(peer: RemotePeer, err: Error): void
   /** The answer to p (its arena-encoded bytes: head, padding, body). */
-  answered(p: Pending, status: number, flags: number, headLen: number, bytes: Uint8Array): void
-  failed(p: Pending, err: Error): void
+  answered(p: RemoteCall, status: number, flags: number, headLen: number, bytes: Uint8Array): void
+  failed(p: RemoteCall, err: Error): void
 }
 
 /** What a transport may ask of a worker. */
 export interface RemoteWorkerHost {
   readonly name: string
   /** Builds the SlotRequest a handler gets for a request of `kind` (0 raw, 1 http) read from `bytes`. */
-  request(kind: number, id: number, bytes: SlotBytes, headLen: number, bodyLen: number): SlotRequest
+  request(kind: number, id: number, bytes: SlotBytes, headLen: number, bodyLen: number): RemoteRequest
   /** Runs the handler; resolves with the answer encoded into `arena` (head, padding, body). */
   serve(
-    req: SlotRequest,
+    req: RemoteRequest,
     arena: Uint8Array,
   ): Promise<{ status: number; flags: number; headLen: number; bodyLen: number }>
   /** The transport lost its connection for good (closed, or an unrecoverable error). */

@@ -158,7 +158,8 @@ export abstract class Routing {
       for (const p of [...this.remoteCalls]) if (p.peer === peer) this.fail(p, err)
       this.peerLeft(peer)
     },
-    answered: (p, status, flags, headLen, bytes) => {
+    answered: (call, status, flags, headLen, bytes) => {
+      const p = call as Pending
       if (!this.remoteCalls.has(p) || p.phase !== "in-slot") return
       this.remoteDone(p)
       const body = bytes.subarray(align8(headLen))
@@ -168,7 +169,7 @@ export abstract class Routing {
       p.phase = "slot-returned"
       this.dispatchQueued()
     },
-    failed: (p, err) => this.fail(p, err),
+    failed: (p, err) => this.fail(p as Pending, err),
   }
   protected abstract peerJoined(peer: RemotePeer): void
   protected abstract peerLeft(peer: RemotePeer): void

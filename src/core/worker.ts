@@ -31,7 +31,7 @@ import { longTimeout } from "./timers.ts"
 import { checkOptions, madeBy, optionNames } from "./option-check.ts"
 import { rpcHandler } from "./rpc.ts"
 import { streamOut } from "./stream-out.ts"
-import { loadRemote, type RemoteLink } from "./remote.ts"
+import { loadRemote, type RemoteLink, type SlotBytes } from "./remote.ts"
 import { positiveInt } from "./options.ts"
 
 /**
@@ -270,16 +270,6 @@ export class SlotRequest {
   }
 }
 
-/**
- * Where a SlotRequest's bytes live: a slot's arenas (a Channel), or a message that came over another transport
- * (src/nats). `lend` gives an ArrayBuffer of its own over bytes of an arena, detached when the handler settles.
- */
-export interface SlotBytes {
-  /** `lend` gives copies, not views of the arena: a reply view (`req.reply()`) is copied into it when answered. */
-  readonly copies?: boolean
-  arena(slot: number, response: 0 | 1): Uint8Array
-  lend(slot: number, response: 0 | 1, off: number, len: number): ArrayBuffer
-}
 
 /** A Response, a Blob, a stream, or a reply whose body is a Blob or a stream: read before the slot is written. */
 function isAsyncReply(out: unknown): out is Response | Blob | ReadableStream | { body: Blob | ReadableStream } {
@@ -508,7 +498,7 @@ export class SlotWorker {
             bodyLen,
             this.name,
           ),
-        serve: (req, arena) => this.serveDetached(req, arena),
+        serve: (req, arena) => this.serveDetached(req as SlotRequest, arena),
         lost: (reason, error) => {
           this.opts.onDisconnect?.(reason)
           this.resolveClosed(error ? { reason, error } : { reason })

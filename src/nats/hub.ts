@@ -4,7 +4,7 @@ import type { Msg, MsgHdrs } from "@nats-io/transport-node"
 import {
   PayloadTooLargeError,
   WorkerGoneError,
-  type Pending,
+  type RemoteCall,
   type RemoteHubHost,
   type RemoteLink,
   type RemotePeer,
@@ -30,10 +30,10 @@ class NatsPeer implements RemotePeer {
     readonly capacity: number,
     private readonly hub: NatsHub,
   ) {}
-  send(p: Pending, payload: Uint8Array, headLen: number) {
+  send(p: RemoteCall, payload: Uint8Array, headLen: number) {
     this.hub.send(this, p, payload, headLen)
   }
-  cancel(p: Pending) {
+  cancel(p: RemoteCall) {
     this.hub.cancel(this, p)
   }
 }
@@ -43,8 +43,8 @@ class NatsHub implements RemoteLink {
   private readonly inbox = `_INBOX.slotbus.${this.id}`
   private readonly s
   private readonly peers = new Map<string, NatsPeer>()
-  private readonly calls = new Map<number, { p: Pending; peer: NatsPeer }>()
-  private readonly numbers = new WeakMap<Pending, number>()
+  private readonly calls = new Map<number, { p: RemoteCall; peer: NatsPeer }>()
+  private readonly numbers = new WeakMap<RemoteCall, number>()
   private next = 0
   private timer: ReturnType<typeof setInterval> | undefined
   private subs: { unsubscribe(): void }[] = []
@@ -120,7 +120,7 @@ class NatsHub implements RemoteLink {
     )
   }
 
-  send(peer: NatsPeer, p: Pending, payload: Uint8Array, headLen: number) {
+  send(peer: NatsPeer, p: RemoteCall, payload: Uint8Array, headLen: number) {
     if (payload.length > this.maxPayload)
       throw new PayloadTooLargeError(
         `request of ${payload.length} bytes is over the NATS server's max_payload ${this.maxPayload}; raise max_payload or send less`,
@@ -136,7 +136,7 @@ class NatsHub implements RemoteLink {
     this.nc.publish(this.s.req(peer.id), payload, { reply: `${this.inbox}.${n}`, headers: h })
   }
 
-  cancel(peer: NatsPeer, p: Pending) {
+  cancel(peer: NatsPeer, p: RemoteCall) {
     const n = this.numbers.get(p)
     if (n === undefined || !this.calls.delete(n)) return
     if (!this.nc.isClosed()) this.nc.publish(this.s.cancel(peer.id), `${this.id}.${n}`)

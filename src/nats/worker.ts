@@ -1,6 +1,6 @@
 // A worker serving its hub from another host over NATS (docs/PROTOCOL.md §10): presence, requests, cancels.
 import type { Msg } from "@nats-io/transport-node"
-import type { RemoteLink, TransportOptions, RemoteWorkerHost, SlotBytes, SlotRequest } from "../core/index.ts"
+import type { RemoteLink, RemoteRequest, TransportOptions, RemoteWorkerHost, SlotBytes } from "../core/index.ts"
 import { H, HOST, intHeader, openConnection, readPresence, subjects, newId, type WorkerPresence } from "./wire.ts"
 
 const align8 = (n: number) => (n + 7) & ~7
@@ -20,7 +20,7 @@ export async function serveWorker(
   let state: WorkerPresence["state"] = "serving"
   let closed = false
   // Requests running now by Slotbus-Id, with the hub that sent them; and the hubs heard from, with when.
-  const running = new Map<string, { req: SlotRequest; hub: string }>()
+  const running = new Map<string, { req: RemoteRequest; hub: string }>()
   const hubs = new Map<string, { seen: number; heartbeatMs: number }>()
   // Response arenas, reused: one per request running at once (the answer sent is a copy of its used part).
   const arenas: Uint8Array[] = []

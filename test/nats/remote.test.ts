@@ -1,0 +1,170 @@
+// Workers over NATS on this host (docs/PROTOCOL.md §10): the same handler, errors, cancels and routing as over
+// shared memory, a worker killed or stopped, sizes over max_payload, and 1,000 requests with none lost or doubled.
+// test/nats/hosts.test.ts runs them across two simulated hosts. Needs `nats-server` (apt-get install -y nats-server).
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test"
+import { spawnSync } from "node:child_process"
+import {
+  PayloadTooLargeError,
+  RemoteError,
+  SlotBus,
+  TimeoutError,
+  WorkerGoneError,
+  type ListenOptions,
+  type WorkerEvent,
+} from "../../src/index.ts"
+import { bunChild, busName, rejection, spawn, spawnWorker, until, type Child } from "../support/helpers.ts"
+
+const hasNats = spawnSync("nats-server", ["--version"]).status === 0
+const required = process.env.SLOTBUS_REQUIRE_TOOLS === "1"
+if (!hasNats && !required) console.warn("the NATS tests are skipped: no nats-server (apt-get install -y nats-server)")
+
+let server: Child
+let url = ""
+beforeAll(async () => {
+  if (!hasNats && !required) return
+  const port = 20000 + (process.pid % 20000)
+  server = spawn(["nats-server", "-a", "127.0.0.1", "-p", String(port)])
+  url = `nats://127.0.0.1:${port}`
+  await until(
+    () =>
+      Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } }).then(
+        (s) => (s.end(), true),
+        () => false,
+      ),
+    "nats-server accepts connections",
+    10_000,
+  )
+})
+afterAll(async () => {
+  await server?.kill()
+})
+
+let cleanup: (() => Promise<void>)[] = []
+afterEach(async () => {
+  for (const f of cleanup.reverse()) await f()
+  cleanup = []
+})
+
+async function hub(opts: ListenOptions = {}): Promise<SlotBus> {
+  const bus = await SlotBus.listen(busName("nats"), { nats: url, heartbeatMs: 100, ...opts })
+  cleanup.push(() => bus.close({ drain: false }))
+  return bus
+}
+async function remoteWorker(bus: SlotBus, ...flags: string[]): Promise<Child> {
+  const w = bunChild("nats-worker.ts", [bus.name, url, ...flags])
+  cleanup.push(async () => void (await w.kill()))
+  await w.waitLine(/^ready \d+$/, 15_000)
+  return w
+}
+const text = async (bus: SlotBus, path: string, opts = {}) => (await bus.request({ path }, opts)).text()
+
+describe.skipIf(!hasNats && !required)("a worker over NATS", () => {
+  test("serves requests and raw calls with the same handler; the hub lists it and reports its join and leave", async () => {
+    const bus = await hub()
+    const events: WorkerEvent[] = []
+    bus.onWorker((e) => events.push(e))
+    const w = await remoteWorker(bus)
+    await bus.waitForWorkers(1)
+    expect(bus.workers[0]).toMatchObject({ transport: "nats", pid: w.pid, slots: [] })
+    const res = await bus.request({ method: "POST", path: "/echo", headers: { "x-a": "b" }, body: "héllo" })
+    expect(res.status).toBe(200)
+    expect(res.headers.get("x-pid")).toBe(String(w.pid))
+    expect(res.text()).toBe("héllo")
+    expect(new TextDecoder().decode(await bus.call("abc"))).toBe("cba")
+    const err = await rejection(bus.request({ path: "/throw" }))
+    expect(err).toBeInstanceOf(RemoteError)
+    expect((err as RemoteError).remoteName).toBe("TypeError")
+    process.kill(w.pid, "SIGTERM")
+    await until(() => bus.workerCount === 0, "the worker left", 10_000)
+    expect(events.map((e) => `${e.type} ${e.worker.transport}`)).toEqual(["join nats", "leave nats"])
+  }, 30_000)
+
+  test("a local worker gets the requests while it has a free slot; the remote one takes the overflow", async () => {
+    const bus = await hub({ slots: 1 })
+    const local = await spawnWorker(bus.name, { delayMs: 100 })
+    cleanup.push(async () => void (await local.kill()))
+    const remote = await remoteWorker(bus)
+    await bus.waitForWorkers(2)
+    const one = await bus.request({ path: "/echo" })
+    expect(one.headers.get("x-pid")).toBe(String(local.pid)) // nothing else in flight: shared memory
+    const both = await Promise.all([1, 2, 3].map(() => bus.request({ path: "/echo" })))
+    const pids = both.map((r) => r.headers.get("x-pid"))
+    expect(pids).toContain(String(local.pid))
+    expect(pids).toContain(String(remote.pid))
+  }, 30_000)
+
+  test("a request given up reaches the remote handler's signal; its answer is discarded", async () => {
+    const bus = await hub()
+    await remoteWorker(bus)
+    await bus.waitForWorkers(1)
+    expect(await rejection(bus.request({ path: "/hold" }, { timeoutMs: 200 }))).toBeInstanceOf(TimeoutError)
+    const ac = new AbortController()
+    const held = bus.request({ path: "/hold" }, { signal: ac.signal })
+    await Bun.sleep(50)
+    ac.abort(new Error("enough"))
+    expect(((await rejection(held)) as Error).message).toBe("enough")
+    await until(async () => (await text(bus, "/aborted")).split("\n").length === 2, "both handlers aborted", 10_000)
+    expect(bus.stats().inFlight).toBe(0)
+  }, 30_000)
+
+  test("a worker killed with SIGKILL fails its requests in flight with WorkerGoneError within its heartbeats", async () => {
+    const bus = await hub({ timeoutMs: 60_000 })
+    const w = await remoteWorker(bus)
+    await bus.waitForWorkers(1)
+    const held = Promise.all([1, 2, 3].map(() => bus.request({ path: "/hold" })))
+    await until(() => bus.workers[0]?.inFlight === 3, "three requests are out", 10_000)
+    process.kill(w.pid, "SIGKILL")
+    expect(await rejection(held)).toBeInstanceOf(WorkerGoneError)
+    expect(bus.workerCount).toBe(0)
+  }, 30_000)
+
+  test("a stopped worker (SIGSTOP) times out, and sees the cancel once it runs again", async () => {
+    const bus = await hub({ heartbeatMs: 2000 })
+    const w = await remoteWorker(bus, "--heartbeat-ms=2000")
+    await bus.waitForWorkers(1)
+    const held = bus.request({ path: "/hold" }, { timeoutMs: 300 })
+    await until(() => bus.workers[0]?.inFlight === 1, "the request is out", 10_000)
+    process.kill(w.pid, "SIGSTOP")
+    expect(await rejection(held)).toBeInstanceOf(TimeoutError)
+    process.kill(w.pid, "SIGCONT")
+    await until(async () => (await text(bus, "/aborted")) === "/hold", "the handler aborted", 10_000)
+  }, 30_000)
+
+  test("bodies over the server's max_payload are PayloadTooLargeError both ways, and nothing is sent", async () => {
+    const bus = await hub()
+    await remoteWorker(bus)
+    await bus.waitForWorkers(1)
+    const big = new Uint8Array(2 * 1024 * 1024)
+    expect(await rejection(bus.request({ path: "/echo", body: big }))).toBeInstanceOf(PayloadTooLargeError)
+    expect(await rejection(bus.request({ path: "/big/2000000" }))).toBeInstanceOf(PayloadTooLargeError)
+    expect((await bus.request({ path: "/big/500000" })).body.length).toBe(500000)
+    expect(bus.stats().inFlight).toBe(0)
+  }, 30_000)
+
+  test("1,000 requests across two remote workers: every answer right, none run twice", async () => {
+    const bus = await hub({ slots: 1, remote: "balance" })
+    const a = await remoteWorker(bus, "--slots=8")
+    const b = await remoteWorker(bus, "--slots=8")
+    await bus.waitForWorkers(2)
+    const ids = Array.from({ length: 1000 }, (_, i) => `req-${i}`)
+    const answers = await Promise.all(ids.map((id) => bus.request({ path: "/id", headers: { "x-id": id } })))
+    expect(answers.map((r) => r.text())).toEqual(ids)
+    const servedNow = () => [a, b].flatMap((w) => w.lines.filter((l) => l.startsWith("served ")).map((l) => l.slice(7)))
+    await until(() => servedNow().length >= 1000, "the workers' lines are read", 10_000)
+    await Bun.sleep(100) // a request run twice would print a line more
+    const served = servedNow()
+    expect(served.length).toBe(1000)
+    expect(new Set(served).size).toBe(1000)
+    expect(served.filter((l) => a.lines.includes(`served ${l}`)).length).toBeGreaterThan(0) // both took a share
+    expect(served.filter((l) => b.lines.includes(`served ${l}`)).length).toBeGreaterThan(0)
+    expect(bus.stats().errors).toBe(0)
+  }, 60_000)
+
+  test("options are checked: nats, remote and heartbeatMs", async () => {
+    expect(await rejection(SlotBus.listen(busName("bad"), { nats: 42 as never }))).toBeInstanceOf(TypeError)
+    expect(await rejection(SlotBus.listen(busName("bad"), { nats: url, remote: "always" as never }))).toBeInstanceOf(
+      TypeError,
+    )
+    expect(await rejection(SlotBus.listen(busName("bad"), { nats: url, heartbeatMs: -1 }))).toBeInstanceOf(RangeError)
+  }, 30_000)
+})

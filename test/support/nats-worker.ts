@@ -1,0 +1,52 @@
+// A worker serving a hub over NATS (docs/PROTOCOL.md §10), for test/nats. Usage:
+//   bun test/support/nats-worker.ts <bus-name> <nats-url> [--slots=N] [--heartbeat-ms=N]
+// Prints "ready <pid>" once it announced itself. Routes (http; raw calls answer their body reversed):
+//   /echo           200, x-pid, the body as sent
+//   /id             the request's x-id header, also printed as "served <id>"
+//   /hold           answers only when the hub gives it up (then records it: /aborted)
+//   /big/<n>        n bytes
+//   /throw          a TypeError
+import { SlotWorker, type SlotRequest } from "../../src/index.ts"
+
+const [name, url, ...flags] = process.argv.slice(2)
+if (!name || !url) throw new Error("usage: nats-worker.ts <bus-name> <nats-url> [--slots=N] [--heartbeat-ms=N]")
+const flag = (f: string) => flags.find((x) => x.startsWith(`--${f}=`))?.split("=")[1]
+const aborted: string[] = []
+
+function handle(req: SlotRequest) {
+  if (req.kind === "raw") return req.body.slice().reverse()
+  const [, route = "", arg = "0"] = req.path.split("/")
+  switch (route) {
+    case "echo":
+      return { status: 200, headers: { "x-pid": String(process.pid) }, body: req.body.slice() }
+    case "id": {
+      const id = req.headers.get("x-id") ?? ""
+      console.log(`served ${id}`)
+      return id
+    }
+    case "hold":
+      return new Promise((_, reject) =>
+        req.signal.addEventListener("abort", () => {
+          aborted.push(req.path)
+          reject(req.signal.reason)
+        }),
+      )
+    case "aborted":
+      return aborted.join("\n")
+    case "big":
+      return new Uint8Array(Number(arg)).fill(7)
+    case "throw":
+      throw new TypeError("thrown on the far side")
+    default:
+      return { status: 404, body: `no route ${req.path}` }
+  }
+}
+
+const slots = flag("slots")
+const hb = flag("heartbeat-ms")
+await SlotWorker.connect(name, handle, {
+  nats: url,
+  slots: slots ? Number(slots) : undefined,
+  heartbeatMs: hb ? Number(hb) : 100,
+})
+console.log(`ready ${process.pid}`)
