@@ -4,6 +4,9 @@ import type { RemoteLink, RemoteRequest, TransportOptions, RemoteWorkerHost, Slo
 import { H, HOST, intHeader, openConnection, readPresence, subjects, newId, type WorkerPresence } from "./wire.ts"
 
 const align8 = (n: number) => (n + 7) & ~7
+const VERSION = "1.0.0" // of this service's protocol (docs/PROTOCOL.md §10), as ADR-32 wants a semver
+/** The bus as an ADR-32 service name ([A-Za-z0-9_-]+). */
+const microName = (bus: string) => `slotbus-${bus.replace(/[^A-Za-z0-9_-]/g, "_")}`
 const HUB_GONE = () => new DOMException("the hub that sent this request stopped announcing itself", "AbortError")
 const GIVEN_UP = () => new DOMException("the hub gave this request up: its caller aborted or timed out", "AbortError")
 
@@ -56,8 +59,12 @@ export async function serveWorker(
     }
     const req = host.request(kind, ++served >>> 0, bytes, headLen, data.length - bodyOff)
     running.set(rid, { req, hub: rid.slice(0, rid.indexOf(".")) })
+    const started = Bun.nanoseconds()
+    stats.num_requests++
     host.serve(req, arena).then(
       (a) => {
+        stats.processing_time += Bun.nanoseconds() - started
+        if (a.flags & 1) stats.num_errors++
         running.delete(rid)
         if (!nc.isClosed())
           msg.respond(arena.slice(0, align8(a.headLen) + a.bodyLen), {
@@ -98,6 +105,43 @@ export async function serveWorker(
       },
     }),
   )
+  // Discovery the NATS way (ADR-32, the "micro" Service API): `nats micro ls` and friends list this worker.
+  const service = microName(host.name)
+  const stats = { num_requests: 0, num_errors: 0, last_error: "", processing_time: 0 }
+  const startedAt = new Date().toISOString()
+  const base = () => ({
+    name: service,
+    id,
+    version: VERSION,
+    metadata: { bus: host.name, host: HOST, pid: String(process.pid) },
+  })
+  const endpoint = { name: "requests", subject: s.req(id), queue_group: "", metadata: null }
+  const answers: Record<string, () => object> = {
+    PING: () => ({ type: "io.nats.micro.v1.ping_response", ...base() }),
+    INFO: () => ({
+      type: "io.nats.micro.v1.info_response",
+      ...base(),
+      description: `slotbus worker of "${host.name}" (docs/PROTOCOL.md §10)`,
+      endpoints: [endpoint],
+    }),
+    STATS: () => ({
+      type: "io.nats.micro.v1.stats_response",
+      ...base(),
+      started: startedAt,
+      endpoints: [
+        {
+          ...endpoint,
+          ...stats,
+          average_processing_time: stats.num_requests ? Math.round(stats.processing_time / stats.num_requests) : 0,
+        },
+      ],
+    }),
+  }
+  for (const verb of Object.keys(answers))
+    for (const subject of [`$SRV.${verb}`, `$SRV.${verb}.${service}`, `$SRV.${verb}.${service}.${id}`])
+      subs.push(
+        nc.subscribe(subject, { callback: (err, msg) => void (err || msg.respond(JSON.stringify(answers[verb]!()))) }),
+      )
   await nc.flush() // subscribed before anyone is told this worker exists
   announce()
   const timer = setInterval(() => {

@@ -168,3 +168,31 @@ describe.skipIf(!hasNats && !required)("a worker over NATS", () => {
     expect(await rejection(SlotBus.listen(busName("bad"), { nats: url, heartbeatMs: -1 }))).toBeInstanceOf(RangeError)
   }, 30_000)
 })
+
+describe.skipIf(!hasNats && !required)("discovery over NATS", () => {
+  test("a worker answers the NATS services API ($SRV.PING, INFO, STATS) as a service named after its bus", async () => {
+    const bus = await hub()
+    const w = await remoteWorker(bus)
+    await bus.waitForWorkers(1)
+    await bus.request({ path: "/echo" })
+    await rejection(bus.request({ path: "/throw" }))
+    const { connect } = await import("@nats-io/transport-node")
+    const nc = await connect({ servers: url })
+    cleanup.push(() => nc.close())
+    const service = `slotbus-${bus.name}`
+    const ask = async (subject: string) =>
+      (await nc.request(subject, "", { timeout: 5000 })).json<Record<string, unknown>>()
+    const ping = await ask(`$SRV.PING.${service}`)
+    expect(ping).toMatchObject({ type: "io.nats.micro.v1.ping_response", name: service, version: "1.0.0" })
+    expect(ping.metadata).toMatchObject({ bus: bus.name, pid: String(w.pid) })
+    const info = await ask(`$SRV.INFO.${service}.${ping.id}`)
+    expect(info.type).toBe("io.nats.micro.v1.info_response")
+    expect((info.endpoints as { subject: string }[])[0]!.subject).toBe(`slotbus.${bus.name}.req.${ping.id}`)
+    const stats = await ask(`$SRV.STATS.${service}`)
+    expect(stats.type).toBe("io.nats.micro.v1.stats_response")
+    expect((stats.endpoints as { num_requests: number; num_errors: number }[])[0]).toMatchObject({
+      num_requests: 2,
+      num_errors: 1,
+    })
+  }, 30_000)
+})

@@ -25,7 +25,7 @@ function handle(req: SlotRequest) {
       return id
     }
     case "hold":
-      return new Promise((_, reject) =>
+      return new Promise<string>((_, reject) =>
         req.signal.addEventListener("abort", () => {
           aborted.push(req.path)
           reject(req.signal.reason)
