@@ -185,7 +185,10 @@ export abstract class Accepting extends Routing {
     } catch {
       this.counters.internalErrors++
     }
-    for (const p of link.pending) if (p) this.fail(p, err)
+    for (let s = 0; s < link.pending.length; s++) {
+      const p = link.pending[s]
+      if (p && this.retryOrFail(p, err)) link.pending[s] = null // sent again elsewhere: no longer this link's
+    }
     for (let s = 0; s < link.pending.length; s++) {
       const lent = link.lent[s]?.deref()
       if (lent && !lent.detached) lent.transfer(0) // borrowed bodies read empty before the region goes

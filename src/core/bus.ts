@@ -241,7 +241,7 @@ export class SlotBus extends Accepting {
       opts.signal && opts.signal !== request.signal ? AbortSignal.any([opts.signal, request.signal]) : request.signal
     const res = await this.request(
       { method: request.method, path: url.pathname + url.search, headers: request.headers, body },
-      { timeoutMs: opts.timeoutMs, streamIdleMs: opts.streamIdleMs, signal, stream: true },
+      { timeoutMs: opts.timeoutMs, streamIdleMs: opts.streamIdleMs, idempotent: opts.idempotent, signal, stream: true },
     )
     return res.toResponse()
   }
@@ -324,6 +324,8 @@ export class SlotBus extends Accepting {
       if (opts.borrow !== undefined && typeof opts.borrow !== "boolean") throw new TypeError("borrow must be a boolean")
       if (opts.stream !== undefined && typeof opts.stream !== "boolean") throw new TypeError("stream must be a boolean")
       if (opts.stream && opts.borrow) throw new TypeError("stream and borrow cannot be combined: pick one")
+      if (opts.idempotent !== undefined && typeof opts.idempotent !== "boolean")
+        throw new TypeError("idempotent must be a boolean")
       const streamIdleMs = positiveInt(opts.streamIdleMs, this.streamIdleMs, "streamIdleMs")
       if (signal?.aborted) return Promise.reject(signal.reason)
       if (this.queue.length >= this.maxQueue && !this.pickLink())
@@ -354,6 +356,8 @@ export class SlotBus extends Accepting {
         streamIdleMs,
         in: null,
         peer: null,
+        idempotent: opts.idempotent === true,
+        retried: false,
       }
       if (signal) {
         p.onAbort = () => this.fail(p, signal.reason)

@@ -59,6 +59,9 @@ export interface Pending extends Settle {
   in: StreamReading | null
   /** The worker on another host it was sent to (link is then null). */
   peer: RemotePeer | null
+  /** The caller said running it twice is harmless: a worker gone before answering does not fail it, once. */
+  idempotent: boolean
+  retried: boolean
 }
 
 /** What the books need of a streamed answer's reader (stream-in.ts's StreamIn). */

@@ -79,6 +79,11 @@ export interface RequestOptions {
   stream?: boolean
   /** Overrides the bus's streamIdleMs for this request. */
   streamIdleMs?: number
+  /**
+   * Running this request twice is harmless: if its worker is gone before answering (WorkerGoneError), it is sent
+   * once more, to another worker. Without it a request is never sent twice.
+   */
+  idempotent?: boolean
 }
 
 /** The options of RPC calls: `bus.remote(options)` (every call through it) and `bus.invoke(method, args, options)`. */
@@ -127,12 +132,18 @@ export const REQUEST_OPTIONS = optionNames<RequestOptions>({
   borrow: true,
   stream: true,
   streamIdleMs: true,
+  idempotent: true,
 })
 export const WAIT_OPTIONS = optionNames<WaitOptions>({ timeoutMs: true, signal: true })
 export const CLOSE_OPTIONS = optionNames<CloseOptions>({ drain: true, timeoutMs: true })
 export const REMOTE_OPTIONS = optionNames<RemoteOptions>({ timeoutMs: true, signal: true })
 export type FetchOptions = Omit<RequestOptions, "borrow" | "stream">
-export const FETCH_OPTIONS = optionNames<FetchOptions>({ timeoutMs: true, signal: true, streamIdleMs: true })
+export const FETCH_OPTIONS = optionNames<FetchOptions>({
+  timeoutMs: true,
+  signal: true,
+  streamIdleMs: true,
+  idempotent: true,
+})
 
 export function positiveInt(v: number | undefined, dflt: number, what: string, max = Number.MAX_SAFE_INTEGER): number {
   if (v === undefined) return dflt

@@ -2,7 +2,7 @@
 // The bottom layer of SlotBus (routing.ts ← accept.ts ← bus.ts): it knows nothing of accepting or of the public API.
 import { native, Kind, Msg, MsgFlag, RespFlag, E_CORRUPT } from "../native/ffi.ts"
 import { align8, EMPTY, headLength, readHead, utf8, writeHead } from "./codec.ts"
-import { PayloadTooLargeError, ProtocolError, TimeoutError } from "../errors.ts"
+import { PayloadTooLargeError, ProtocolError, TimeoutError, WorkerGoneError } from "../errors.ts"
 import { MAX_TIMER_MS } from "./timers.ts"
 import { LatencyHistogram } from "./stats.ts"
 import { nowMs, type Link, type Pending } from "./link.ts"
@@ -118,7 +118,7 @@ export abstract class Routing {
     p.phase = "in-slot"
     p.link = link
     p.slot = slot
-    p.body = EMPTY // the bytes are in the slot: do not keep the caller's buffer alive
+    if (!p.idempotent) p.body = EMPTY // the bytes are in the slot: do not keep the caller's buffer alive
     link.pump.kick()
     return true
   }
@@ -141,7 +141,7 @@ export abstract class Routing {
     this.remoteCalls.add(p)
     p.phase = "in-slot"
     p.peer = peer
-    p.body = EMPTY
+    if (!p.idempotent) p.body = EMPTY
   }
 
   /** What a transport for remote workers (src/nats) may do to the books. */
@@ -155,7 +155,7 @@ export abstract class Routing {
     left: (peer, err) => {
       const i = this.peers.indexOf(peer)
       if (i >= 0) this.peers.splice(i, 1)
-      for (const p of [...this.remoteCalls]) if (p.peer === peer) this.fail(p, err)
+      for (const p of [...this.remoteCalls]) if (p.peer === peer) this.retryOrFail(p, err)
       this.peerLeft(peer)
     },
     answered: (call, status, flags, headLen, bytes) => {
@@ -322,6 +322,22 @@ export abstract class Routing {
       p.link.waiting--
     } else p.phase = "slot-returned" // it never had a slot, or it was on another host
     if (p.onAbort) p.signal!.removeEventListener("abort", p.onAbort)
+  }
+
+  /**
+   * The worker holding p is gone (`err`): an idempotent request not yet answered in part goes to another worker
+   * (once), any other fails. True when it was sent again.
+   */
+  protected retryOrFail(p: Pending, err: unknown): boolean {
+    if (!p.idempotent || p.retried || p.phase !== "in-slot" || p.in !== null || !(err instanceof WorkerGoneError)) {
+      this.fail(p, err)
+      return false
+    }
+    if (p.link) p.link.waiting--
+    this.remoteDone(p)
+    Object.assign(p, { phase: "queued", link: null, peer: null, slot: -1, retried: true })
+    if (!this.dispatch(p)) this.queue.unshift(p)
+    return true
   }
 
   protected fail(p: Pending, err: unknown) {

@@ -270,7 +270,6 @@ export class SlotRequest {
   }
 }
 
-
 /** A Response, a Blob, a stream, or a reply whose body is a Blob or a stream: read before the slot is written. */
 function isAsyncReply(out: unknown): out is Response | Blob | ReadableStream | { body: Blob | ReadableStream } {
   const body = typeof out === "object" && out !== null ? (out as { body?: unknown }).body : undefined

@@ -118,6 +118,23 @@ describe.skipIf(!hasNats && !required)("a worker over NATS", () => {
     expect(bus.workerCount).toBe(0)
   }, 30_000)
 
+  test("an idempotent request whose remote worker dies goes to another worker; a plain one fails", async () => {
+    const bus = await hub({ timeoutMs: 60_000 })
+    const a = await remoteWorker(bus)
+    await bus.waitForWorkers(1)
+    process.kill(a.pid, "SIGSTOP") // listed, but answers nothing
+    const idem = bus.request({ path: "/echo", body: "twice is fine" }, { idempotent: true })
+    const plain = bus.request({ path: "/echo", body: "once only" })
+    await until(() => bus.workers[0]?.inFlight === 2, "both requests are out", 10_000)
+    const b = await remoteWorker(bus)
+    await bus.waitForWorkers(2)
+    process.kill(a.pid, "SIGKILL")
+    expect(await rejection(plain)).toBeInstanceOf(WorkerGoneError)
+    const res = await idem
+    expect(res.text()).toBe("twice is fine")
+    expect(res.headers.get("x-pid")).toBe(String(b.pid))
+  }, 30_000)
+
   test("a stopped worker (SIGSTOP) times out, and sees the cancel once it runs again", async () => {
     const bus = await hub({ heartbeatMs: 2000 })
     const w = await remoteWorker(bus, "--heartbeat-ms=2000")
