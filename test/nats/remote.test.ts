@@ -79,6 +79,15 @@ describe.skipIf(!hasNats && !required)("a worker over NATS", () => {
     expect(events.map((e) => `${e.type} ${e.worker.transport}`)).toEqual(["join nats", "leave nats"])
   }, 30_000)
 
+  test("the typed RPC works over NATS: SlotWorker.expose on the far side, bus.remote() here", async () => {
+    const bus = await hub()
+    const w = await remoteWorker(bus, "--expose")
+    await bus.waitForWorkers(1)
+    const api = bus.remote<{ add(a: number, b: number): number; where(): number }>()
+    expect(await api.add(2, 40)).toBe(42)
+    expect(await api.where()).toBe(w.pid)
+  }, 30_000)
+
   test("a local worker gets the requests while it has a free slot; the remote one takes the overflow", async () => {
     const bus = await hub({ slots: 1 })
     const local = await spawnWorker(bus.name, { delayMs: 100 })

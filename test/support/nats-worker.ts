@@ -1,5 +1,6 @@
 // A worker serving a hub over NATS (docs/PROTOCOL.md §10), for test/nats. Usage:
-//   bun test/support/nats-worker.ts <bus-name> <nats-url> [--slots=N] [--heartbeat-ms=N]
+//   bun test/support/nats-worker.ts <bus-name> <nats-url> [--slots=N] [--heartbeat-ms=N] [--expose]
+// With --expose it serves RPC calls instead: add(a, b) and where() (its pid).
 // Prints "ready <pid>" once it announced itself. Routes (http; raw calls answer their body reversed):
 //   /echo           200, x-pid, the body as sent
 //   /id             the request's x-id header, also printed as "served <id>"
@@ -44,9 +45,8 @@ function handle(req: SlotRequest) {
 
 const slots = flag("slots")
 const hb = flag("heartbeat-ms")
-await SlotWorker.connect(name, handle, {
-  nats: url,
-  slots: slots ? Number(slots) : undefined,
-  heartbeatMs: hb ? Number(hb) : 100,
-})
+const opts = { nats: url, slots: slots ? Number(slots) : undefined, heartbeatMs: hb ? Number(hb) : 100 }
+if (flags.includes("--expose"))
+  await SlotWorker.expose(name, { add: (a: number, b: number) => a + b, where: () => process.pid }, opts)
+else await SlotWorker.connect(name, handle, opts)
 console.log(`ready ${process.pid}`)
