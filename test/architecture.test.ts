@@ -11,7 +11,7 @@ const SRC = join(import.meta.dir, "..", "src")
 const FEATURES = ["http", "events", "leases", "stdio", "nats"]
 /** The sideways edges between features, each for a reason: feature → the features it may import (index.ts only). */
 export const FEATURE_EDGES: Record<string, readonly string[]> = {
-  http: ["events"], // the hub's app.emit and GET /events run over a topic
+  http: ["events", "nats"], // the hub's app.emit and GET /events run over a topic; hubWorker({ nats }) loads NATS
 }
 
 /** Every relative import or re-export specifier in a TS source, static or dynamic. */

@@ -46,6 +46,8 @@ export interface RegisterReply {
   chunkBytes: number
   /** The hub's events topic: `app.emit` publishes to it directly (hubs before it was added leave it out). */
   topic?: string
+  /** The hub takes workers over NATS too (its `nats` option). */
+  nats?: boolean
 }
 
 /** Where a worker sends an SSE event: one connection, every connection on a path, or on a pattern. */

@@ -2,7 +2,6 @@
 // shared memory, a worker killed or stopped, sizes over max_payload, and 1,000 requests with none lost or doubled.
 // test/nats/hosts.test.ts runs them across two simulated hosts. Needs `nats-server` (apt-get install -y nats-server).
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test"
-import { spawnSync } from "node:child_process"
 import {
   PayloadTooLargeError,
   RemoteError,
@@ -12,28 +11,17 @@ import {
   type ListenOptions,
   type WorkerEvent,
 } from "../../src/index.ts"
-import { bunChild, busName, rejection, spawn, spawnWorker, until, type Child } from "../support/helpers.ts"
+import { bunChild, busName, rejection, spawnWorker, until, type Child } from "../support/helpers.ts"
+import { natsSkipReason, startNats } from "../support/nats.ts"
 
-const hasNats = spawnSync("nats-server", ["--version"]).status === 0
-const required = process.env.SLOTBUS_REQUIRE_TOOLS === "1"
-if (!hasNats && !required) console.warn("the NATS tests are skipped: no nats-server (apt-get install -y nats-server)")
+const skip = natsSkipReason()
+if (skip) console.warn(`the NATS tests are skipped: ${skip}`)
 
-let server: Child
+let server: Child | undefined
 let url = ""
 beforeAll(async () => {
-  if (!hasNats && !required) return
-  const port = 20000 + (process.pid % 20000)
-  server = spawn(["nats-server", "-a", "127.0.0.1", "-p", String(port)])
-  url = `nats://127.0.0.1:${port}`
-  await until(
-    () =>
-      Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } }).then(
-        (s) => (s.end(), true),
-        () => false,
-      ),
-    "nats-server accepts connections",
-    10_000,
-  )
+  if (skip) return
+  ;({ url, server } = await startNats())
 })
 afterAll(async () => {
   await server?.kill()
@@ -58,7 +46,7 @@ async function remoteWorker(bus: SlotBus, ...flags: string[]): Promise<Child> {
 }
 const text = async (bus: SlotBus, path: string, opts = {}) => (await bus.request({ path }, opts)).text()
 
-describe.skipIf(!hasNats && !required)("a worker over NATS", () => {
+describe.skipIf(skip !== null)("a worker over NATS", () => {
   test("serves requests and raw calls with the same handler; the hub lists it and reports its join and leave", async () => {
     const bus = await hub()
     const events: WorkerEvent[] = []
@@ -195,7 +183,7 @@ describe.skipIf(!hasNats && !required)("a worker over NATS", () => {
   }, 30_000)
 })
 
-describe.skipIf(!hasNats && !required)("discovery over NATS", () => {
+describe.skipIf(skip !== null)("discovery over NATS", () => {
   test("a worker answers the NATS services API ($SRV.PING, INFO, STATS) as a service named after its bus", async () => {
     const bus = await hub()
     const w = await remoteWorker(bus)

@@ -25,13 +25,16 @@ export interface HubWorkerInfo {
   restarts: number
   /** Round trips through its slots (requests and the hub's control calls, pings included) since it registered. */
   latency: LatencySummary
+  /** How the hub reaches it: "shm" (shared memory, the hub's host) or "nats" (another host); and that host. */
+  transport: "shm" | "nats" | "none"
+  host: string
 }
 
 export interface HubHealth {
   status: "ok"
   uptimeMs: number
   startedAt: string
-  /** The hub's machine: every worker runs on it too (they share memory with the hub). */
+  /** The hub's machine; workers reached over shared memory run on it too, those over NATS say their own. */
   host: string
   pid: number
   workers: HubWorkerInfo[]
@@ -165,6 +168,8 @@ export class Health {
         stuck: bus.workers.reduce((n, w) => n + w.stuck, 0),
         restarts: i.restarts,
         latency: bus.latency,
+        transport: bus.workers[0]?.transport ?? "none",
+        host: bus.workers[0]?.host ?? "",
       }
     })
     return {

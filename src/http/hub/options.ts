@@ -48,6 +48,11 @@ export interface HubOptions {
   pingEveryMs?: number
   /** A worker that misses this many pings in a row is evicted. Default 3. */
   maxMissedPings?: number
+  /**
+   * Take workers on other hosts too, through this NATS server (docs/PROTOCOL.md §10): a URL or the NATS client's
+   * connection options. Workers there pass the same option to `hubWorker`. Default: this host only.
+   */
+  nats?: string | Record<string, unknown>
 }
 
 const HUB_OPTIONS = optionNames<HubOptions>({
@@ -69,10 +74,11 @@ const HUB_OPTIONS = optionNames<HubOptions>({
   eventsCapacity: true,
   pingEveryMs: true,
   maxMissedPings: true,
+  nats: true,
 })
 
-export type ResolvedOptions = Required<Omit<HubOptions, "token" | "tokenFile" | "idle" | "quiet">> &
-  Pick<HubOptions, "tokenFile" | "idle">
+export type ResolvedOptions = Required<Omit<HubOptions, "token" | "tokenFile" | "idle" | "quiet" | "nats">> &
+  Pick<HubOptions, "tokenFile" | "idle" | "nats">
 
 /** The events topic's name for a hub on `port`, unless `eventsTopic` names one. */
 export const eventsTopicFor = (port: number) => `http.${port}`
@@ -89,6 +95,8 @@ function int(v: number | undefined, dflt: number, what: string, min = 0, max = N
 export function resolveOptions(opts: HubOptions): ResolvedOptions {
   checkOptions(opts, HUB_OPTIONS, "createHub")
   tuning(opts.idle, "createHub idle") // each worker's bus takes it later: a mistake must not wait for the first worker
+  if (opts.nats !== undefined && typeof opts.nats !== "string" && (typeof opts.nats !== "object" || opts.nats === null))
+    throw new TypeError("nats must be a NATS URL string or the NATS client's connection options")
   return {
     port: int(opts.port, 3200, "port"),
     hostname: opts.hostname ?? "127.0.0.1",
@@ -106,6 +114,7 @@ export function resolveOptions(opts: HubOptions): ResolvedOptions {
     eventsCapacity: int(opts.eventsCapacity, MiB, "eventsCapacity", 64 * 1024),
     pingEveryMs: int(opts.pingEveryMs, 5000, "pingEveryMs", 1, MAX_TIMER_MS),
     maxMissedPings: int(opts.maxMissedPings, 3, "maxMissedPings", 1),
+    nats: opts.nats,
   }
 }
 

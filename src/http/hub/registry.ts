@@ -117,6 +117,7 @@ export class Registry {
       maxHeadBytes: 64 * 1024,
       timeoutMs: this.o.timeoutMs,
       idle: this.o.idle,
+      ...(this.o.nats === undefined ? {} : { nats: this.o.nats }),
     })
     // From here on synchronous, so two registrations racing for one route cannot both win.
     const conflicts: { route: string; owner: string }[] = []
@@ -177,7 +178,12 @@ export class Registry {
       inst.routes.push(entry)
     }
     this.counters.registrations++
-    return json(200, { bus: busName, chunkBytes: this.o.chunkBytes, topic: this.o.eventsTopic } satisfies RegisterReply)
+    return json(200, {
+      bus: busName,
+      chunkBytes: this.o.chunkBytes,
+      topic: this.o.eventsTopic,
+      nats: this.o.nats !== undefined,
+    } satisfies RegisterReply)
   }
 
   /** A worker leaving on purpose: no new requests; the ones it runs finish before its bus closes. */

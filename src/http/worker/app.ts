@@ -28,6 +28,11 @@ export interface HubWorkerOptions {
   idle?: IdleStrategy
   /** Where the SDK reports a handler's error or a lost hub. Default: console.error. */
   log?: (message: string, error?: unknown) => void
+  /**
+   * Serve from another host than the hub's, over this NATS server (the hub needs a `nats` option too). `app.emit`
+   * publishes into a shared-memory topic and works only on the hub's host; `app.push` and SSE routes work anywhere.
+   */
+  nats?: string | Record<string, unknown>
 }
 
 const HUB_WORKER_OPTIONS = optionNames<HubWorkerOptions>({
@@ -37,6 +42,7 @@ const HUB_WORKER_OPTIONS = optionNames<HubWorkerOptions>({
   maxBackoffMs: true,
   idle: true,
   log: true,
+  nats: true,
 })
 
 /** A worker for the hub at `hubUrl`, serving under `name`. Add routes, then `await app.run()`. */
@@ -77,6 +83,7 @@ export class HubApp {
       name,
       instance: this.instance,
       idle: opts.idle,
+      nats: opts.nats,
       maxBackoffMs: opts.maxBackoffMs,
       log,
       routes: () => this.decls,

@@ -22,6 +22,8 @@ export interface JoinConfig {
   name: string
   instance: string
   idle?: IdleStrategy
+  /** Serve over NATS (a worker on another host than the hub's). */
+  nats?: string | Record<string, unknown>
   maxBackoffMs?: number
   log: (message: string, error?: unknown) => void
   routes: () => RouteDecl[]
@@ -85,7 +87,16 @@ export class JoinLoop {
       let problem: Error
       try {
         const reg = await this.register()
-        const worker = await SlotWorker.connect(reg.bus, this.c.serve, { idle: this.c.idle, waitForHubMs: 5000 })
+        if (this.c.nats !== undefined && !reg.nats)
+          throw new HubRequestError(
+            `the hub at ${origin} takes no workers over NATS: start it with the same nats option (createHub({ nats }) or slotbus hub --nats)`,
+            400,
+          )
+        const worker = await SlotWorker.connect(
+          reg.bus,
+          this.c.serve,
+          this.c.nats === undefined ? { idle: this.c.idle, waitForHubMs: 5000 } : { nats: this.c.nats },
+        )
         this.bus = reg.bus
         this.worker = worker
         this.c.joined(reg)

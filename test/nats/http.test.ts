@@ -1,0 +1,52 @@
+// The HTTP hub with workers over NATS (createHub({ nats }), hubWorker(…, { nats })): requests, the client's
+// disconnect reaching the far handler, /health saying how each worker is reached, and a clear refusal when the hub
+// takes no workers over NATS.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { connect } from "node:net"
+import { createHub, type HubHealth } from "../../src/http/index.ts"
+import { stopAll, until, type Child } from "../support/helpers.ts"
+import { failingWorker, startWorker } from "../support/http.ts"
+import { natsSkipReason, startNats } from "../support/nats.ts"
+
+const skip = natsSkipReason()
+let server: Child | undefined
+let url = ""
+beforeAll(async () => {
+  if (!skip) ({ url, server } = await startNats())
+})
+afterAll(async () => {
+  await stopAll()
+  await server?.kill()
+})
+
+describe.skipIf(skip !== null)("the HTTP hub with a worker over NATS", () => {
+  test("routes requests to it, cancels reach it, and /health says it is reached over NATS", async () => {
+    await using hub = await createHub({ port: 0, nats: url, quiet: true })
+    const w = await startWorker(hub.url, "shop", [`--nats=${url}`])
+    try {
+      const res = await fetch(`${hub.url}/items/7?q=x`)
+      expect(res.status).toBe(200)
+      expect(await res.json()).toMatchObject({ id: "7" })
+      const health = (await (await fetch(`${hub.url}/health`)).json()) as HubHealth
+      expect(health.workers.map((x) => x.transport)).toEqual(["nats"])
+      const socket = connect(hub.port, "127.0.0.1")
+      socket.on("error", () => {})
+      socket.write("GET /wait-abort HTTP/1.1\r\nhost: x\r\n\r\n")
+      await w.waitLine(/^waiting$/)
+      socket.destroy()
+      await w.waitLine(/^aborted AbortError$/)
+      await until(
+        async () => ((await (await fetch(`${hub.url}/health`)).json()) as HubHealth).counters.clientAborts === 1,
+        "the hub counted the client abort",
+      )
+    } finally {
+      await w.kill()
+    }
+  }, 30_000)
+
+  test("a worker over NATS is refused, saying why, by a hub that takes no workers over NATS", async () => {
+    await using hub = await createHub({ port: 0, quiet: true })
+    const line = await failingWorker(hub.url, "shop", [`--nats=${url}`])
+    expect(line).toContain("takes no workers over NATS")
+  }, 30_000)
+})

@@ -1,0 +1,27 @@
+// A nats-server of the test's own on 127.0.0.1, for the tests of workers over NATS (docs/PROTOCOL.md §10).
+import { spawnSync } from "node:child_process"
+import { spawn, until, type Child } from "./helpers.ts"
+
+/** Why the NATS tests cannot run here, or null. Under .ci/run (SLOTBUS_REQUIRE_TOOLS=1) they run, and fail. */
+export function natsSkipReason(): string | null {
+  if (process.env.SLOTBUS_REQUIRE_TOOLS === "1") return null
+  return spawnSync("nats-server", ["--version"]).status === 0
+    ? null
+    : "no nats-server here (apt-get install -y nats-server)"
+}
+
+/** Starts nats-server on a port of this test process's own and resolves once it takes connections. */
+export async function startNats(): Promise<{ url: string; server: Child }> {
+  const port = 20000 + ((process.pid * 7 + Math.floor(Math.random() * 1000)) % 20000)
+  const server = spawn(["nats-server", "-a", "127.0.0.1", "-p", String(port)])
+  await until(
+    () =>
+      Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } }).then(
+        (s) => (s.end(), true),
+        () => false,
+      ),
+    "nats-server takes connections",
+    10_000,
+  )
+  return { url: `nats://127.0.0.1:${port}`, server }
+}
