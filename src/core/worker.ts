@@ -152,6 +152,13 @@ export class SlotRequest {
     private readonly bodyOff: number,
     private readonly bodyLen: number,
     private readonly busName = "slotbus",
+    /**
+     * The ring bytes the hub offered for a streamed answer (docs/PROTOCOL.md §9.1), read once when the request
+     * was taken: a `ReadableStream` body (or a Response's) then streams as it is produced. 0: the hub offered none
+     * (`streamWindowBytes: 0`, a hub from before streams, or a request that came over NATS), so such a body is read
+     * to its end and answered whole.
+     */
+    readonly streamWindow = 0,
   ) {}
 
   /** The request body: a view into the slot (no copy), or for bodies under 4 KiB a copy of its bytes. */
@@ -657,8 +664,9 @@ export class SlotWorker {
         m[Msg.bodyOff]!,
         m[Msg.bodyLen]!,
         this.name,
+        m[Msg.window]!,
       )
-      this.heldWindow[slot] = m[Msg.window]!
+      this.heldWindow[slot] = req.streamWindow
       this.run(chan, slot, m[Msg.gen]!, req)
     }
     return n

@@ -6,13 +6,17 @@ import type { Params } from "./routes.ts"
 
 export const INTERNAL_PREFIX = "/_slotbus/"
 
-/** Response header: the body continues beyond this slot; pull the rest with `{ op: "pull", stream }`. */
+/**
+ * Response header: the body continues beyond this slot; pull the rest with `{ op: "pull", stream }`. Only a
+ * worker that was offered no stream window (docs/PROTOCOL.md §9.9) sends it; it goes with the next major version.
+ */
 export const STREAM_HEADER = "x-slotbus-stream"
 /** Response header: a JSON array of Set-Cookie values (slot heads hold one value per header name). */
 export const COOKIES_HEADER = "x-slotbus-set-cookie"
 
 export type ControlMessage =
   | { op: "ping" }
+  // pull and cancel: the chunked bodies of a worker offered no stream window (docs/PROTOCOL.md §9.9)
   | { op: "pull"; stream: number }
   | { op: "cancel"; stream: number }
   | { op: "sse-open"; conn: string; path: string; headers: [string, string][] }
@@ -42,7 +46,7 @@ export interface RegisterRequest {
 
 export interface RegisterReply {
   bus: string
-  /** Response bodies above this many bytes stream in chunks of this size. */
+  /** Response bodies given as bytes travel whole up to this size; without a stream window, larger ones go in chunks of it. */
   chunkBytes: number
   /** The hub's events topic: `app.emit` publishes to it directly (hubs before it was added leave it out). */
   topic?: string

@@ -15,6 +15,12 @@ export interface HubCounters {
   registrations: number
   conflicts: number
   evictions: number
+  /**
+   * Responses whose body came from the worker in more than one piece: streamed (larger than a stream window, or
+   * produced over time), or pulled in chunks from a worker offered no window. A body that came in one piece (the
+   * usual small answer: whole in the slot, or one DATA frame) is not counted, though the hub passes every body on
+   * as a stream.
+   */
   streamedResponses: number
   sseOpened: number
   sseClosed: number

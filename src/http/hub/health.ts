@@ -12,7 +12,7 @@ export interface HubWorkerInfo {
   pid: number
   routes: string[]
   connected: boolean
-  /** Requests the hub has sent this process and not yet had answered. */
+  /** Requests the hub has sent this process whose answer has not ended yet (a streaming body counts until its end). */
   inFlight: number
   served: number
   lastSeen: string
@@ -65,7 +65,7 @@ const COUNTER_HELP: Record<keyof HubCounters, string> = {
   registrations: "worker registrations accepted",
   conflicts: "worker registrations refused for a route another name owns",
   evictions: "worker processes taken out of service",
-  streamedResponses: "responses whose body streamed in chunks",
+  streamedResponses: "responses whose body reached the client in more than one piece (streamed)",
   sseOpened: "SSE connections opened",
   sseClosed: "SSE connections closed",
   sseDropped: "SSE clients dropped for a backlog over sseMaxBufferedBytes",

@@ -16,7 +16,17 @@ export interface HubOptions {
   timeoutMs?: number
   /** Largest request body; larger ones get 413. Default 8 MiB. */
   maxRequestBodyBytes?: number
-  /** Response bodies above this stream from the worker in chunks of this size. Default 1 MiB. */
+  /**
+   * Ring bytes per slot a worker may stream a response into ahead of the client (docs/PROTOCOL.md §9): a power of
+   * two from 4096 to 1 GiB. 0 offers no window, as a hub from before streams did: workers then answer whole and
+   * send bodies over `chunkBytes` in chunks the hub pulls. Default 1 MiB.
+   */
+  streamWindowBytes?: number
+  /**
+   * Response bodies given as bytes travel whole in the slot up to this size; larger ones stream. Without a
+   * stream window (`streamWindowBytes: 0`, or an older worker) it is also the size of the chunks the hub pulls.
+   * Default 1 MiB.
+   */
   chunkBytes?: number
   /** Requests in flight per worker process. Default 32. */
   slots?: number
@@ -62,6 +72,7 @@ const HUB_OPTIONS = optionNames<HubOptions>({
   tokenFile: true,
   timeoutMs: true,
   maxRequestBodyBytes: true,
+  streamWindowBytes: true,
   chunkBytes: true,
   slots: true,
   idle: true,
@@ -103,6 +114,7 @@ export function resolveOptions(opts: HubOptions): ResolvedOptions {
     tokenFile: opts.tokenFile,
     timeoutMs: int(opts.timeoutMs, 30_000, "timeoutMs"),
     maxRequestBodyBytes: int(opts.maxRequestBodyBytes, 8 * MiB, "maxRequestBodyBytes"),
+    streamWindowBytes: streamWindow(opts.streamWindowBytes),
     chunkBytes: int(opts.chunkBytes, MiB, "chunkBytes", 1024),
     slots: int(opts.slots, 32, "slots", 1),
     idle: opts.idle,
@@ -116,6 +128,13 @@ export function resolveOptions(opts: HubOptions): ResolvedOptions {
     maxMissedPings: int(opts.maxMissedPings, 3, "maxMissedPings", 1),
     nats: opts.nats,
   }
+}
+
+function streamWindow(v: number | undefined): number {
+  const w = int(v, MiB, "streamWindowBytes", 0, 2 ** 30)
+  if (w !== 0 && (w < 4096 || (w & (w - 1)) !== 0))
+    throw new RangeError(`streamWindowBytes must be 0 or a power of two from 4096 to 2^30, got ${w}`)
+  return w
 }
 
 export const json = (status: number, body: unknown, headers: Record<string, string> = {}) =>

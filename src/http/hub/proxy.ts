@@ -1,4 +1,5 @@
-// Hands an HTTP request to a worker over its bus and turns the slot's answer into a Response.
+// Hands an HTTP request to a worker over its bus and turns its answer into a Response: the head at once, the body
+// streamed as the worker produces it (docs/PROTOCOL.md §9.9).
 import type { Server } from "bun"
 import {
   BusFullError,
@@ -6,6 +7,7 @@ import {
   RemoteError,
   TimeoutError,
   type BorrowedResponse,
+  type StreamedResponse,
 } from "../../core/index.ts"
 import { COOKIES_HEADER, STREAM_HEADER, type ControlMessage } from "../wire.ts"
 import type { HubCounters } from "./counters.ts"
@@ -24,7 +26,6 @@ const HOP_BY_HOP = new Set([
   "proxy-connection",
 ])
 const NULL_BODY = new Set([101, 103, 204, 205, 304])
-const ONE_WRITE_BYTES = 16 * 1024
 
 export class RequestProxy {
   constructor(
@@ -56,21 +57,21 @@ export class RequestProxy {
       body = read
     }
     inst.inFlight++
+    let res: StreamedResponse
     try {
-      // Borrowed: a large body goes from the slot to the socket without a copy in the JS heap.
-      const res = await inst.bus.request(
+      // Resolves at the worker's head (docs/PROTOCOL.md §9.9): status and headers, the body as it is produced.
+      res = await inst.bus.request(
         { method: req.method, path: pathAndQuery, headers: req.headers, body },
-        { signal: req.signal, borrow: true },
+        { signal: req.signal, stream: true },
       )
-      inst.served++
-      this.liveness.answered(inst)
-      this.counters.responses++
-      return this.toResponse(res, inst)
     } catch (e) {
-      return this.failure(e, inst, req)
-    } finally {
       inst.inFlight--
+      return this.failure(e, inst, req)
     }
+    inst.served++
+    this.liveness.answered(inst)
+    this.counters.responses++
+    return this.toResponse(res, inst, req)
   }
 
   unavailable(entry: RouteEntry): Response {
@@ -88,34 +89,52 @@ export class RequestProxy {
   /** The client's answer when a call to `inst` failed. */
   failure(e: unknown, inst: WorkerInstance | null, req: Request | null): Response {
     const where = inst ? `worker "${inst.name}" (pid ${inst.pid})` : "the worker"
+    switch (this.count(e, inst, req)) {
+      case "client-abort":
+        return new Response(null, { status: 499 })
+      case "timeout":
+        return json(504, { error: "timeout", message: `${where} did not answer within ${this.o.timeoutMs}ms` })
+      case "worker-error":
+        return json(500, { error: "worker-error", message: `${where} failed to handle the request` })
+      case "full":
+        return json(
+          503,
+          { error: "unavailable", message: `${where} is saturated; retry shortly` },
+          { "retry-after": "1" },
+        )
+      case "too-large":
+        return json(413, { error: "too-large", message: "request head or body does not fit a slot" })
+      case "gone":
+        return json(502, { error: "bad-gateway", message: `${where} went away before answering` })
+    }
+  }
+
+  /** Counts a failed call to `inst` (before its answer's head, or while its body streamed) and says what it was. */
+  private count(e: unknown, inst: WorkerInstance | null, req: Request | null) {
     if (req?.signal.aborted) {
       this.counters.clientAborts++
-      return new Response(null, { status: 499 })
+      return "client-abort"
     }
     if (e instanceof TimeoutError) {
       this.counters.timeouts++
-      return json(504, { error: "timeout", message: `${where} did not answer within ${this.o.timeoutMs}ms` })
+      return "timeout"
     }
     if (e instanceof RemoteError) {
       this.counters.workerErrors++
-      return json(500, { error: "worker-error", message: `${where} failed to handle the request` })
+      return "worker-error"
     }
     if (e instanceof BusFullError) {
       this.counters.unavailable++
-      return json(
-        503,
-        { error: "unavailable", message: `${where} is saturated; retry shortly` },
-        { "retry-after": "1" },
-      )
+      return "full"
     }
     if (e instanceof PayloadTooLargeError) {
       this.counters.tooLarge++
-      return json(413, { error: "too-large", message: "request head or body does not fit a slot" })
+      return "too-large"
     }
     // WorkerGoneError, BusClosedError (evicted), ProtocolError: the worker went away mid-request.
     this.counters.badGateway++
     if (inst) this.liveness.lost(inst, e)
-    return json(502, { error: "bad-gateway", message: `${where} went away before answering` })
+    return "gone"
   }
 
   private async readBody(req: Request): Promise<Uint8Array | null> {
@@ -132,48 +151,116 @@ export class RequestProxy {
     return Buffer.concat(parts)
   }
 
-  /** The client's Response; `res`'s slot goes back now (small bodies are copied) or when its stream ends. */
-  private toResponse(res: BorrowedResponse, inst: WorkerInstance): Response {
-    let lent = false
-    try {
-      const status = res.status
-      if (status < 200 || status > 599) {
-        this.counters.badGateway++
-        return json(502, { error: "bad-gateway", message: `worker "${inst.name}" answered with status ${status}` })
-      }
-      let headers = res.headers
-      let stream = -1
-      let plain = true
-      for (const name of res.headers.keys()) if (name.startsWith("x-slotbus-") || HOP_BY_HOP.has(name)) plain = false
-      if (!plain) {
-        headers = new Headers()
-        for (const [name, value] of res.headers) {
-          if (name === STREAM_HEADER) stream = Number(value)
-          else if (name === COOKIES_HEADER)
-            for (const c of JSON.parse(value) as string[]) headers.append("set-cookie", c)
-          else if (!HOP_BY_HOP.has(name)) headers.append(name, value)
-        }
-      }
-      if (stream >= 0) this.counters.streamedResponses++
-      else if (NULL_BODY.has(status)) return new Response(null, { status, headers })
-      else if (res.body.length < ONE_WRITE_BYTES) return new Response(res.body.slice(), { status, headers })
-      lent = true
-      return new Response(this.slotStream(inst, stream, res), { status, headers })
-    } finally {
-      if (!lent) res.release()
+  /**
+   * The client's Response: the worker's status and headers (filtered), its body passed on as it arrives. The
+   * request counts as in flight on `inst` until its body has ended, failed, or the client went away.
+   */
+  private async toResponse(res: StreamedResponse, inst: WorkerInstance, req: Request): Promise<Response> {
+    let open = true
+    const finished = () => {
+      if (!open) return false
+      open = false
+      inst.inFlight--
+      return true
     }
+    const status = res.status
+    if (status < 200 || status > 599) {
+      finished()
+      res.body.cancel().catch(() => {})
+      this.counters.badGateway++
+      return json(502, { error: "bad-gateway", message: `worker "${inst.name}" answered with status ${status}` })
+    }
+    let headers = res.headers
+    let pulled = -1
+    let plain = true
+    for (const name of headers.keys()) if (name.startsWith("x-slotbus-") || HOP_BY_HOP.has(name)) plain = false
+    if (!plain) {
+      headers = new Headers()
+      for (const [name, value] of res.headers) {
+        if (name === STREAM_HEADER) pulled = Number(value)
+        else if (name === COOKIES_HEADER) for (const c of JSON.parse(value) as string[]) headers.append("set-cookie", c)
+        else if (!HOP_BY_HOP.has(name)) headers.append(name, value)
+      }
+    }
+    // The client went away mid-body. Bun cancels the body of every answer to HEAD itself (it sends none, and says
+    // `transfer-encoding: chunked` as for GET): that gives the worker's body up too, but is no abort.
+    const left = () => {
+      if (finished() && req.method !== "HEAD") this.counters.clientAborts++
+    }
+    if (pulled >= 0) {
+      // A worker that was offered no stream window (streamWindowBytes: 0) or predates streams: a whole answer
+      // whose head says the rest waits in chunks to pull.
+      const first = await res.bytes()
+      return new Response(this.pulledStream(inst, pulled, first, finished, left), { status, headers })
+    }
+    if (NULL_BODY.has(status)) {
+      // Read to its end (normally nothing), so the slot goes back without giving the request up.
+      res.body.pipeTo(new WritableStream()).then(finished, finished)
+      return new Response(null, { status, headers })
+    }
+    return new Response(this.relay(res.body, inst, req, finished, left), { status, headers })
   }
 
   /**
-   * A large body straight from the slots: `first`'s body, then (for a worker-side stream) each chunk pulled
-   * from the worker, borrowed too. A chunk's slot goes back once the client's side has taken it (the next pull:
-   * Bun's sink has written or buffered it by then), or when the stream ends or the client goes away.
+   * The worker's body as the client's: each chunk read only when Bun's side of the socket asks for the next
+   * (that read is the credit the worker gets back). The client going away cancels it, which gives the request
+   * up (the worker's req.signal aborts); a failure after the head errors it, which cuts the connection.
    */
-  private slotStream(inst: WorkerInstance, stream: number, first: BorrowedResponse): ReadableStream<Uint8Array> {
+  private relay(
+    body: ReadableStream<Uint8Array>,
+    inst: WorkerInstance,
+    req: Request,
+    finished: () => boolean,
+    left: () => void,
+  ): ReadableStream<Uint8Array> {
+    const reader = body.getReader()
+    let chunks = 0
+    return new ReadableStream<Uint8Array>(
+      {
+        pull: async (c) => {
+          let r: Awaited<ReturnType<typeof reader.read>>
+          try {
+            r = await reader.read()
+          } catch (e) {
+            if (finished()) this.count(e, inst, req)
+            // The client sees a cut connection: the status line is long gone. Not `e`: Bun would print it, and
+            // the worker has logged it already.
+            return c.error(undefined)
+          }
+          if (r.done) {
+            finished()
+            return c.close()
+          }
+          if (++chunks === 2) this.counters.streamedResponses++
+          inst.lastSeen = Date.now()
+          c.enqueue(r.value)
+        },
+        cancel: (reason) => {
+          left()
+          return reader.cancel(reason) // gives the request up: the worker's req.signal aborts
+        },
+      },
+      { highWaterMark: 0 },
+    )
+  }
+
+  /**
+   * The old protocol's large body: `first` (the answer's own body), then each chunk pulled from the worker,
+   * borrowed: a chunk's slot goes back once the client's side has taken it (the next pull), or when the stream
+   * ends or the client goes away.
+   */
+  private pulledStream(
+    inst: WorkerInstance,
+    stream: number,
+    first: Uint8Array,
+    finished: () => boolean,
+    left: () => void,
+  ): ReadableStream<Uint8Array> {
     const pull = JSON.stringify({ op: "pull", stream } satisfies ControlMessage)
-    let held: BorrowedResponse | null = first
+    let held: BorrowedResponse | null = null
     let firstSent = false
     let over = false
+    this.counters.streamedResponses++
     const letGo = () => {
       held?.release()
       held = null
@@ -183,30 +270,30 @@ export class RequestProxy {
         pull: async (c) => {
           if (!firstSent) {
             firstSent = true
-            if (first.body.length > 0) return c.enqueue(first.body)
+            if (first.length > 0) return c.enqueue(first)
           }
           letGo()
-          if (stream < 0) return c.close()
           try {
             const chunk = await inst.bus.call(pull, { borrow: true })
             inst.lastSeen = Date.now()
             if (over || chunk.body.length === 0) {
               chunk.release()
-              if (!over) c.close()
+              if (finished()) c.close()
             } else {
               held = chunk
               c.enqueue(chunk.body)
             }
           } catch {
-            this.counters.badGateway++
+            if (finished()) this.counters.badGateway++
             c.error(undefined) // the client sees a cut connection: the status line is long gone
           }
         },
         cancel: () => {
-          over = true
           letGo()
-          if (stream >= 0)
-            inst.bus.call(JSON.stringify({ op: "cancel", stream } satisfies ControlMessage)).catch(() => {})
+          if (over) return
+          over = true
+          left()
+          inst.bus.call(JSON.stringify({ op: "cancel", stream } satisfies ControlMessage)).catch(() => {})
         },
       },
       { highWaterMark: 0 },

@@ -113,9 +113,10 @@ export class Registry {
     const busName = `hub${port}.${r.name}.${this.busTag}${(this.nextBus++).toString(36)}`
     const bus = await SlotBus.listen(busName, {
       slots: this.o.slots,
-      maxBodyBytes: Math.max(this.o.maxRequestBodyBytes, this.o.chunkBytes),
+      maxBodyBytes: Math.max(this.o.maxRequestBodyBytes, this.o.chunkBytes, this.o.streamWindowBytes),
       maxHeadBytes: 64 * 1024,
       timeoutMs: this.o.timeoutMs,
+      streamWindowBytes: this.o.streamWindowBytes,
       idle: this.o.idle,
       ...(this.o.nats === undefined ? {} : { nats: this.o.nats }),
     })

@@ -1,4 +1,5 @@
-// Serving the hub's HTTP requests: the handler's view of a request, its reply into a slot, large bodies as streams.
+// Serving the hub's HTTP requests: the handler's view of a request, its reply into a slot or as a stream (PROTOCOL §9),
+// and, for a hub that offered no stream window, large bodies in the chunks it pulls.
 import type { SlotReply, SlotRequest } from "../../core/index.ts"
 import type { Params, Route, RouteParams } from "../routes.ts"
 import { RouteTable } from "../routes.ts"
@@ -94,7 +95,7 @@ export class HubRequest<Ps extends Params = Params> {
   }
 }
 
-/** A response body larger than one slot, waiting for the hub to pull its next chunk. */
+/** A response body larger than one slot, waiting for the hub to pull its next chunk (a hub that offered no stream window). */
 interface BodyStream {
   reader: { read(): Promise<{ done: boolean; value?: Uint8Array }>; cancel(): Promise<unknown> } | null
   rest: Uint8Array | null
@@ -118,7 +119,10 @@ export class RequestServer {
   private nextStream = 1
   private sweeper: ReturnType<typeof setInterval> | null = null
   served = 0
-  /** Response bodies above this travel in chunks the hub pulls; the hub says how large at registration. */
+  /**
+   * Response bodies (bytes) up to this travel whole in the slot; larger ones stream, or, for a hub that offered no
+   * stream window, travel in chunks of this size the hub pulls. The hub says how large at registration.
+   */
   chunkBytes = 1024 * 1024
 
   constructor(
@@ -159,9 +163,14 @@ export class RequestServer {
       this.log(`handler for ${raw.method} ${m.route.pattern} failed`, e)
       return ERROR_REPLY
     }
+    // Offered a stream window (every hub since streams, docs/PROTOCOL.md §9.9): a stream body goes to the core
+    // worker as it is and streams. Offered none (an older hub): large bodies go in the chunks the hub pulls.
+    const streams = raw.streamWindow > 0
+    const where = `${raw.method} ${m.route.pattern}`
     try {
       const out = m.value(new HubRequest(raw, m.params))
-      const reply = out instanceof Promise ? out.then((o) => this.toReply(o)) : this.toReply(out)
+      const reply =
+        out instanceof Promise ? out.then((o) => this.toReply(o, streams, where)) : this.toReply(out, streams, where)
       return reply instanceof Promise ? reply.catch(failed) : reply
     } catch (e) {
       return failed(e)
@@ -200,8 +209,8 @@ export class RequestServer {
     this.streams.clear()
   }
 
-  private toReply(out: HubReply): SlotReply | Promise<SlotReply> {
-    if (out instanceof Response) return this.withBody(out.status, replyHeaders(out.headers), out.body)
+  private toReply(out: HubReply, streams: boolean, where: string): SlotReply | Promise<SlotReply> {
+    if (out instanceof Response) return this.withBody(out.status, replyHeaders(out.headers), out.body, streams, where)
     if (out === null || typeof out !== "object")
       throw new TypeError(
         `a handler must return a Response or { status, headers, body }, got ${out === null ? "null" : typeof out}`,
@@ -212,19 +221,51 @@ export class RequestServer {
       : h.constructor === Object
         ? Object.entries(h as Record<string, string>)
         : replyHeaders(new Headers(h))
-    return this.withBody(out.status ?? 200, headers, out.body ?? null)
+    return this.withBody(out.status ?? 200, headers, out.body ?? null, streams, where)
   }
 
-  private withBody(status: number, headers: [string, string][], body: ReplyBody): SlotReply | Promise<SlotReply> {
+  private withBody(
+    status: number,
+    headers: [string, string][],
+    body: ReplyBody,
+    streams: boolean,
+    where: string,
+  ): SlotReply | Promise<SlotReply> {
     if (body === null) return { status, headers }
     if (typeof body === "string") body = encoder.encode(body)
     else if (body instanceof ArrayBuffer) body = new Uint8Array(body)
     else if (body instanceof Blob) body = body.stream()
     if (body instanceof Uint8Array) {
       if (body.length <= this.chunkBytes) return { status, headers, body }
+      if (streams) return { status, headers, body: oneChunk(body) } // more than a slot: the core streams it
       return this.startStream(status, headers, { reader: null, rest: body, touched: Date.now() })
     }
+    if (streams) return { status, headers, body: this.logged(body, where) }
     return this.readStream(status, headers, body.getReader())
+  }
+
+  /**
+   * `body` as the core worker reads it, chunk by chunk as the hub grants credit; a failure while it streams
+   * reaches the client as a cut connection (its status line is gone), so the worker's log is where it is told.
+   */
+  private logged(body: ReadableStream<Uint8Array>, where: string): ReadableStream<Uint8Array> {
+    const reader = body.getReader()
+    return new ReadableStream<Uint8Array>(
+      {
+        pull: async (c) => {
+          try {
+            const r = await reader.read()
+            if (r.done) c.close()
+            else c.enqueue(r.value)
+          } catch (e) {
+            this.log(`the response body of ${where} failed while streaming`, e)
+            throw e
+          }
+        },
+        cancel: (reason) => reader.cancel(reason),
+      },
+      { highWaterMark: 0 },
+    )
   }
 
   /** A stream body: inlined if it ends within one chunk, otherwise the hub pulls the rest. */
@@ -273,6 +314,16 @@ export class RequestServer {
         s.reader?.cancel().catch(() => {})
       }
   }
+}
+
+/** Bytes already in hand as a stream of one chunk: the core writes it into the ring as credit comes. */
+function oneChunk(bytes: Uint8Array): ReadableStream<Uint8Array> {
+  return new ReadableStream({
+    start(c) {
+      c.enqueue(bytes)
+      c.close()
+    },
+  })
 }
 
 /**
