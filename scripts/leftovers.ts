@@ -47,6 +47,17 @@ function leftovers(): string[] {
     if (cmd.includes(`${repo}/`)) found.push(`process ${pid}: ${cmd.slice(0, 160)}`)
   }
 
+  // The two-host tests' network namespaces and veth pairs (test/support/hosts.ts), and nats-servers of any test.
+  try {
+    for (const ns of readdirSync("/run/netns")) if (/^slotbus-\d+-\d+$/.test(ns)) found.push(`netns ${ns}`)
+  } catch {} // no netns was ever made here
+  for (const link of readdirSync("/sys/class/net")) if (/^sb\d+-\d+[ab]$/.test(link)) found.push(`link ${link}`)
+  for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p)))
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ")
+      if (/^\S*nats-server .*(-a 127\.0\.0\.1 -p \d+|--server_name slotbus-)/.test(cmd)) found.push(`nats-server ${pid}: ${cmd}`)
+    } catch {}
+
   return found
 }
 

@@ -143,13 +143,20 @@ export class Hub {
     return this.proxy.forward(req, server, entry, start < 0 ? "/" : url.slice(start))
   }
 
-  /** The worker → hub endpoints: loopback callers with the token only. */
+  /**
+   * The worker → hub endpoints: callers with the token, and only from the local machine unless the hub takes
+   * workers on other hosts (`nats`): those register from wherever they run.
+   */
   private async internal(req: Request, server: Server<undefined>, op: string): Promise<Response> {
     const counters = this.healthReport.counters
     const ip = server.requestIP(req)?.address ?? ""
-    if (!(ip === "127.0.0.1" || ip === "::1" || ip === "::ffff:127.0.0.1")) {
+    if (this.o.nats === undefined && !(ip === "127.0.0.1" || ip === "::1" || ip === "::ffff:127.0.0.1")) {
       counters.forbidden++
-      return json(403, { error: "forbidden", message: "internal endpoints answer only the local machine" })
+      return json(403, {
+        error: "forbidden",
+        message:
+          "internal endpoints answer only the local machine (a hub with a nats option takes workers on other hosts)",
+      })
     }
     const auth = req.headers.get("authorization")
     if (!sameToken(auth?.startsWith("Bearer ") ? auth.slice(7) : null, this.token)) {

@@ -1,0 +1,163 @@
+// Workers on a second host (a network namespace of its own, test/support/hosts.ts: no shared memory, no abstract
+// sockets with this one), each host with its own nats-server, clustered. Requests, the HTTP hub, a worker killed,
+// a nats-server killed (the worker fails over to the other), the network between the hosts cut, and 1,000 requests.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { join } from "node:path"
+import { spawnSync } from "node:child_process"
+import { SlotBus, WorkerGoneError } from "../../src/index.ts"
+import { createHub } from "../../src/http/index.ts"
+import { busName, FIXTURES, rejection, until, type Child } from "../support/helpers.ts"
+import { hostsSkipReason, openHosts, type Hosts } from "../support/hosts.ts"
+
+const skip = hostsSkipReason()
+if (skip) console.warn(`the two-host NATS tests are skipped: ${skip}`)
+
+let hosts: Hosts
+beforeAll(async () => {
+  if (!skip) hosts = await openHosts()
+}, 60_000)
+afterAll(async () => {
+  await hosts?.close()
+})
+
+/** A worker process on host B serving `bus` through host B's nats-server (then host A's, when B's is gone). */
+async function workerOnB(bus: string, ...flags: string[]): Promise<Child> {
+  // host B's server first, host A's when it is gone: in this order (nats.js shuffles servers unless told not to)
+  const urls = JSON.stringify({ servers: [hosts.b.natsUrl, hosts.a.natsUrl], noRandomize: true })
+  const w = hosts.spawnOnB([process.execPath, join(FIXTURES, "nats-worker.ts"), bus, urls, ...flags])
+  await w.waitLine(/^ready \d+$/, 20_000)
+  return w
+}
+
+describe.skipIf(skip !== null)("a worker on another host", () => {
+  test("serves the hub through the cluster; it cannot reach the hub's shared memory", async () => {
+    await using bus = await SlotBus.listen(busName("hosts"), { nats: hosts.a.natsUrl, heartbeatMs: 100 })
+    const w = await workerOnB(bus.name)
+    try {
+      await bus.waitForWorkers(1, { timeoutMs: 10_000 })
+      expect(bus.workers[0]).toMatchObject({ transport: "nats", pid: w.pid })
+      const res = await bus.request({ method: "POST", path: "/echo", body: "across" })
+      expect(res.text()).toBe("across")
+      expect(res.headers.get("x-pid")).toBe(String(w.pid))
+      // host B has no way to the bus over shared memory: an attach from there finds no hub
+      const probe = spawnSync(
+        "ip",
+        ["netns", "exec", hosts.b.netns, process.execPath, join(FIXTURES, "connect-probe.ts"), bus.name],
+        { encoding: "utf8", timeout: 20_000 },
+      )
+      expect(probe.stdout).toContain("HubNotFoundError")
+    } finally {
+      await w.kill()
+    }
+  }, 60_000)
+
+  test("1,000 requests across the hosts: every answer right, none run twice", async () => {
+    await using bus = await SlotBus.listen(busName("hosts"), { nats: hosts.a.natsUrl, heartbeatMs: 100 })
+    const w = await workerOnB(bus.name, "--slots=16")
+    try {
+      await bus.waitForWorkers(1, { timeoutMs: 10_000 })
+      const ids = Array.from({ length: 1000 }, (_, i) => `x-${i}`)
+      const got = await Promise.all(ids.map((id) => bus.request({ path: "/id", headers: { "x-id": id } })))
+      expect(got.map((r) => r.text())).toEqual(ids)
+      await until(() => w.lines.filter((l) => l.startsWith("served ")).length >= 1000, "the lines are read", 10_000)
+      await Bun.sleep(100)
+      const served = w.lines.filter((l) => l.startsWith("served "))
+      expect(served.length).toBe(1000)
+      expect(new Set(served).size).toBe(1000)
+    } finally {
+      await w.kill()
+    }
+  }, 60_000)
+
+  test("a worker killed with SIGKILL on host B fails its requests with WorkerGoneError", async () => {
+    await using bus = await SlotBus.listen(busName("hosts"), {
+      nats: hosts.a.natsUrl,
+      heartbeatMs: 100,
+      timeoutMs: 60_000,
+    })
+    const w = await workerOnB(bus.name)
+    try {
+      await bus.waitForWorkers(1, { timeoutMs: 10_000 })
+      const held = bus.request({ path: "/hold" })
+      await until(() => bus.workers[0]?.inFlight === 1, "the request is out", 10_000)
+      process.kill(w.pid, "SIGKILL")
+      expect(await rejection(held)).toBeInstanceOf(WorkerGoneError)
+    } finally {
+      await w.kill()
+    }
+  }, 60_000)
+
+  test("the network between the hosts cut: the worker is counted gone within its heartbeats; mended, it serves again", async () => {
+    await using bus = await SlotBus.listen(busName("hosts"), {
+      nats: hosts.a.natsUrl,
+      heartbeatMs: 200,
+      timeoutMs: 60_000,
+    })
+    const w = await workerOnB(bus.name, "--heartbeat-ms=200")
+    try {
+      await bus.waitForWorkers(1, { timeoutMs: 10_000 })
+      const held = bus.request({ path: "/hold" })
+      await until(() => bus.workers[0]?.inFlight === 1, "the request is out", 10_000)
+      spawnSync("ip", ["link", "set", hosts.veth, "down"])
+      expect(await rejection(held)).toBeInstanceOf(WorkerGoneError)
+      expect(bus.workerCount).toBe(0)
+      spawnSync("ip", ["link", "set", hosts.veth, "up"])
+      await bus.waitForWorkers(1, { timeoutMs: 30_000 })
+      expect((await bus.request({ path: "/echo", body: "back" })).text()).toBe("back")
+    } finally {
+      spawnSync("ip", ["link", "set", hosts.veth, "up"])
+      await w.kill()
+    }
+  }, 90_000)
+
+  test("host B's nats-server killed: the worker reconnects through host A's and serves again", async () => {
+    await using bus = await SlotBus.listen(busName("hosts"), { nats: hosts.a.natsUrl, heartbeatMs: 200 })
+    const w = await workerOnB(bus.name, "--heartbeat-ms=200")
+    try {
+      await bus.waitForWorkers(1, { timeoutMs: 10_000 })
+      const clients = async (h: "a" | "b") =>
+        ((await (await fetch(`${hosts[h].monitorUrl}/connz`)).json()) as { num_connections: number }).num_connections
+      expect(await clients("b")).toBe(1) // the worker, through host B's server
+      await hosts.killNats("b")
+      await until(
+        async () =>
+          (await bus.request({ path: "/echo", body: "again" }, { timeoutMs: 2000 }).then(
+            (r) => r.text() === "again",
+            () => false,
+          )) === true,
+        "a request is answered through host A's server",
+        30_000,
+        200,
+      )
+    } finally {
+      await hosts.restartNats("b")
+      await w.kill()
+    }
+  }, 90_000)
+
+  test("the HTTP hub on host A routes to an HTTP worker on host B", async () => {
+    await using hub = await createHub({
+      port: 0,
+      hostname: hosts.a.addr,
+      nats: hosts.a.natsUrl,
+      quiet: true,
+      token: "t0k-across-two-hosts",
+    })
+    const w = hosts.spawnOnB([
+      process.execPath,
+      join(FIXTURES, "http-worker.ts"),
+      `http://${hosts.a.addr}:${hub.port}`,
+      "shop",
+      "--token=t0k-across-two-hosts",
+      `--nats=${hosts.b.natsUrl}`,
+    ])
+    try {
+      await w.waitLine(/^ready \d+$/, 20_000)
+      const res = await fetch(`http://${hosts.a.addr}:${hub.port}/items/42`)
+      expect(res.status).toBe(200)
+      expect(await res.json()).toMatchObject({ id: "42" })
+    } finally {
+      await w.kill()
+    }
+  }, 60_000)
+})
