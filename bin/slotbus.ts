@@ -16,6 +16,7 @@ commands:
   bench stdio   the stdio bus vs a direct pipe and the MCP SDK client (slotbus bench stdio --help)
   bench rpc     RPC calls (bus.remote) vs tinypool, piscina and process.send (slotbus bench rpc --help)
   bench stream  streamed answers vs whole ones and a Bun.serve server: first chunk, 64 MiB (--help)
+  bench remote  workers over NATS vs shared memory, raw nats.js and HTTP keep-alive (--help)
   hub           run the HTTP hub: slotbus hub --port 3200 [--host 127.0.0.1] [--token-file path]
   status        what a hub's workers, routes and events topic are doing, redrawn every second:
                 slotbus status [http://127.0.0.1:3200] [--once]

@@ -37,8 +37,10 @@ export interface RemotePeer {
   inFlight: number
   /** It takes new requests (not draining or leaving). */
   readonly serving: boolean
+  /** Bytes `send` wants free before the head, for its own framing. */
+  readonly prefix: number
   requests: number
-  /** Publishes the request (its head and body encoded as in an arena, docs/PROTOCOL.md §10.2). */
+  /** Publishes the request: after `prefix` free bytes, its head and body as in an arena (docs/PROTOCOL.md §10.2). */
   send(p: RemoteCall, payload: Uint8Array, headLen: number): void
   /** The request was given up: tell the worker (its answer is dropped). */
   cancel(p: RemoteCall): void
@@ -49,7 +51,7 @@ export interface RemoteHubHost {
   readonly name: string
   joined(peer: RemotePeer): void
   left(peer: RemotePeer, err: Error): void
-  /** The answer to p (its arena-encoded bytes: head, padding, body). */
+  /** The answer to p: `bytes` as an answer arena holds it (head, padding, body). */
   answered(p: RemoteCall, status: number, flags: number, headLen: number, bytes: Uint8Array): void
   failed(p: RemoteCall, err: Error): void
 }

@@ -128,9 +128,9 @@ export abstract class Routing {
     try {
       if (p.body.length !== p.bodyLength) throw new TypeError("the request body changed size after request()")
       const headLen = p.strings ? headLength(p.strings) : 0
-      const payload = new Uint8Array(align8(headLen) + p.body.length)
-      if (p.strings) writeHead(payload, p.strings)
-      payload.set(p.body, align8(headLen))
+      const payload = new Uint8Array(peer.prefix + align8(headLen) + p.body.length)
+      if (p.strings) writeHead(payload.subarray(peer.prefix), p.strings)
+      payload.set(p.body, peer.prefix + align8(headLen))
       peer.send(p, payload, headLen)
     } catch (e) {
       return this.fail(p, e)

@@ -1,6 +1,6 @@
 // The hub's side of workers on other hosts over NATS (docs/PROTOCOL.md §10): it hears their presence, sends them
 // requests, takes their answers on an inbox of its own, and sends cancels.
-import type { Msg, MsgHdrs } from "@nats-io/transport-node"
+import type { Msg } from "@nats-io/transport-node"
 import {
   PayloadTooLargeError,
   WorkerGoneError,
@@ -10,10 +10,21 @@ import {
   type RemotePeer,
   type TransportOptions,
 } from "../core/index.ts"
-import { H, ID, intHeader, newId, openConnection, readPresence, subjects, type HubPresence } from "./wire.ts"
+import {
+  ID,
+  newId,
+  openConnection,
+  PREFIX,
+  readPresence,
+  readPrefix,
+  subjects,
+  writePrefix,
+  type HubPresence,
+} from "./wire.ts"
 
 class NatsPeer implements RemotePeer {
   readonly transport = "nats"
+  readonly prefix = PREFIX
   inFlight = 0
   requests = 0
   seen = performance.now()
@@ -56,7 +67,6 @@ class NatsHub implements RemoteLink {
     private readonly nc: import("@nats-io/transport-node").NatsConnection,
     private readonly owned: boolean,
     private readonly heartbeatMs: number,
-    private readonly headers: () => MsgHdrs,
   ) {
     this.s = subjects(host.name)
     this.maxPayload = nc.info?.max_payload ?? 1024 * 1024
@@ -128,18 +138,14 @@ class NatsHub implements RemoteLink {
     const n = ++this.next
     this.calls.set(n, { p, peer })
     this.numbers.set(p, n)
-    const h = this.headers()
-    h.set(H.id, `${this.id}.${n}`)
-    h.set(H.kind, String(p.kind))
-    h.set(H.head, String(headLen))
-    h.set(H.timeout, String(p.timeoutMs))
-    this.nc.publish(this.s.req(peer.id), payload, { reply: `${this.inbox}.${n}`, headers: h })
+    writePrefix(payload, p.kind, headLen, Math.min(p.timeoutMs, 2 ** 32 - 1))
+    this.nc.publish(this.s.req(peer.id), payload, { reply: `${this.inbox}.${n}` })
   }
 
   cancel(peer: NatsPeer, p: RemoteCall) {
     const n = this.numbers.get(p)
     if (n === undefined || !this.calls.delete(n)) return
-    if (!this.nc.isClosed()) this.nc.publish(this.s.cancel(peer.id), `${this.id}.${n}`)
+    if (!this.nc.isClosed()) this.nc.publish(this.s.cancel(peer.id), `${this.inbox}.${n}`)
   }
 
   private onAnswer(msg: Msg) {
@@ -147,17 +153,15 @@ class NatsHub implements RemoteLink {
     const call = this.calls.get(n)
     if (!call) return // given up, or not ours
     this.calls.delete(n)
-    const h = msg.headers
-    if (h?.code === 503) return this.gone(call.peer, "has no subscription any more (NATS: no responders)")
-    const status = intHeader(h, H.status)
-    const flags = intHeader(h, H.flags)
-    const headLen = intHeader(h, H.head)
-    if (status < 0 || flags < 0 || flags > 1 || headLen < 0 || ((headLen + 7) & ~7) > msg.data.length)
+    if (msg.headers?.code === 503) return this.gone(call.peer, "has no subscription any more (NATS: no responders)")
+    const p = readPrefix(msg.data)
+    const bytes = msg.data.subarray(PREFIX)
+    if (!p || p.kindOrFlags > 1 || ((p.b + 7) & ~7) > bytes.length)
       return this.host.failed(
         call.p,
         new WorkerGoneError(`worker ${call.peer.id} sent an answer that is not slotbus protocol (§10.2)`),
       )
-    this.host.answered(call.p, status, flags, headLen, msg.data)
+    this.host.answered(call.p, p.a, p.kindOrFlags, p.b, bytes)
   }
 
   async close() {
@@ -171,8 +175,7 @@ class NatsHub implements RemoteLink {
 
 export async function serveHub(host: RemoteHubHost, connection: unknown, opts: TransportOptions): Promise<RemoteLink> {
   const { nc, owned } = await openConnection(connection)
-  const { headers } = await import("@nats-io/transport-node")
-  const hub = new NatsHub(host, nc, owned, opts.heartbeatMs, () => headers())
+  const hub = new NatsHub(host, nc, owned, opts.heartbeatMs)
   await hub.start()
   return hub
 }

@@ -1,15 +1,31 @@
 // The NATS mapping of docs/PROTOCOL.md §10: subjects, headers, presence messages, and the connection.
 import { hostname } from "node:os"
-import type { MsgHdrs, NatsConnection } from "@nats-io/transport-node"
+import type { NatsConnection } from "@nats-io/transport-node"
 
-export const H = {
-  id: "Slotbus-Id",
-  kind: "Slotbus-Kind",
-  head: "Slotbus-Head",
-  timeout: "Slotbus-Timeout",
-  status: "Slotbus-Status",
-  flags: "Slotbus-Flags",
-} as const
+/**
+ * The 16 bytes before a request's or an answer's head (§10.2), little-endian: version (1), kind or flags, 2 bytes
+ * 0, then request: head length, timeout ms, 0; answer: status, head length, 0. Binary, not NATS headers: headers
+ * cost both sides more than the rest of a small request together.
+ */
+export const PREFIX = 16
+export const WIRE_VERSION = 1
+
+export function writePrefix(buf: Uint8Array, kindOrFlags: number, a: number, b: number) {
+  const v = new DataView(buf.buffer, buf.byteOffset, PREFIX)
+  v.setUint32(0, WIRE_VERSION | (kindOrFlags << 8), true)
+  v.setUint32(4, a >>> 0, true)
+  v.setUint32(8, b >>> 0, true)
+  v.setUint32(12, 0, true)
+}
+
+/** The prefix's fields, or null when the message is too short or of another version. */
+export function readPrefix(data: Uint8Array): { kindOrFlags: number; a: number; b: number } | null {
+  if (data.length < PREFIX) return null
+  const v = new DataView(data.buffer, data.byteOffset, PREFIX)
+  const w = v.getUint32(0, true)
+  if ((w & 0xff) !== WIRE_VERSION || w >>> 16 !== 0) return null
+  return { kindOrFlags: (w >>> 8) & 0xff, a: v.getUint32(4, true), b: v.getUint32(8, true) }
+}
 
 /** A bus name as one subject token: `.` written as `~` (§10.1). */
 export const subjects = (bus: string) => {
@@ -51,12 +67,6 @@ export function readPresence(data: Uint8Array): Record<string, unknown> | null {
   } catch {
     return null
   }
-}
-
-/** A non-negative integer header, or -1. */
-export function intHeader(h: MsgHdrs | undefined, name: string): number {
-  const v = h?.get(name)
-  return v && /^\d{1,10}$/.test(v) ? Number(v) : -1
 }
 
 /** The connection the `nats` option names: a connection of the caller's (left open), or one made here. */

@@ -1,7 +1,17 @@
 // A worker serving its hub from another host over NATS (docs/PROTOCOL.md §10): presence, requests, cancels.
 import type { Msg } from "@nats-io/transport-node"
 import type { RemoteLink, RemoteRequest, TransportOptions, RemoteWorkerHost, SlotBytes } from "../core/index.ts"
-import { H, HOST, intHeader, openConnection, readPresence, subjects, newId, type WorkerPresence } from "./wire.ts"
+import {
+  HOST,
+  newId,
+  openConnection,
+  PREFIX,
+  readPresence,
+  readPrefix,
+  subjects,
+  writePrefix,
+  type WorkerPresence,
+} from "./wire.ts"
 
 const align8 = (n: number) => (n + 7) & ~7
 const VERSION = "1.0.0" // of this service's protocol (docs/PROTOCOL.md §10), as ADR-32 wants a semver
@@ -36,54 +46,47 @@ export async function serveWorker(
   }
 
   const onRequest = (msg: Msg) => {
-    const rid = msg.headers?.get(H.id) ?? ""
-    const kind = intHeader(msg.headers, H.kind)
-    const headLen = intHeader(msg.headers, H.head)
-    const data = msg.data.slice() // the client's buffer is its own: a handler may keep views past this turn
-    const bodyOff = align8(headLen)
     if (!msg.reply) return
-    if (state !== "serving" || kind < 0 || kind > 1 || headLen < 0 || bodyOff > data.length || !rid.includes(".")) {
-      const why = state !== "serving" ? "the worker is leaving" : "a request that is not slotbus protocol (§10.2)"
-      return void msg.respond(new TextEncoder().encode(why), {
-        headers: answerHeaders(500, 1, 0),
-      })
+    const rid = msg.reply // names the request: a cancel quotes it (§10.3)
+    const data = msg.data.slice() // the client's buffer is its own: a handler may keep views past this turn
+    const p = readPrefix(data)
+    const headLen = p ? p.a : 0
+    const request = data.subarray(PREFIX) // as a request arena: head, padding, body
+    if (state !== "serving" || !p || p.kindOrFlags > 1 || align8(headLen) > request.length) {
+      const why = new TextEncoder().encode(
+        state !== "serving" ? "the worker is leaving" : "a request that is not slotbus protocol (§10.2)",
+      )
+      const out = new Uint8Array(PREFIX + why.length)
+      writePrefix(out, 1, 500, 0)
+      out.set(why, PREFIX)
+      return void msg.respond(out)
     }
     const arena = arenas.pop() ?? new Uint8Array(maxPayload)
+    const answer = arena.subarray(PREFIX)
     const bytes: SlotBytes & { copies: true } = {
       copies: true,
-      arena: (_slot, response) => (response ? arena : data),
+      arena: (_slot, response) => (response ? answer : request),
       lend: (_slot, response, off, len) => {
-        const src = response ? arena : data
+        const src = response ? answer : request
         return src.buffer.slice(src.byteOffset + off, src.byteOffset + off + len) as ArrayBuffer
       },
     }
-    const req = host.request(kind, ++served >>> 0, bytes, headLen, data.length - bodyOff)
-    running.set(rid, { req, hub: rid.slice(0, rid.indexOf(".")) })
+    const req = host.request(p.kindOrFlags, ++served >>> 0, bytes, headLen, request.length - align8(headLen))
+    running.set(rid, { req, hub: rid.split(".")[2] ?? "" })
     const started = Bun.nanoseconds()
     stats.num_requests++
-    host.serve(req, arena).then(
+    host.serve(req, answer).then(
       (a) => {
         stats.processing_time += Bun.nanoseconds() - started
         if (a.flags & 1) stats.num_errors++
         running.delete(rid)
-        if (!nc.isClosed())
-          msg.respond(arena.slice(0, align8(a.headLen) + a.bodyLen), {
-            headers: answerHeaders(a.status, a.flags, a.headLen),
-          })
+        writePrefix(arena, a.flags, a.status, a.headLen)
+        if (!nc.isClosed()) msg.respond(arena.slice(0, PREFIX + align8(a.headLen) + a.bodyLen))
         arenas.push(arena)
       },
       () => running.delete(rid), // serve never rejects; nothing to answer
     )
   }
-
-  const answerHeaders = (status: number, flags: number, headLen: number) => {
-    const h = headersOf()
-    h.set(H.status, String(status))
-    h.set(H.flags, String(flags))
-    h.set(H.head, String(headLen))
-    return h
-  }
-  const { headers: headersOf } = await import("@nats-io/transport-node")
 
   subs.push(nc.subscribe(s.req(id), { callback: (err, msg) => void (err || onRequest(msg)) }))
   subs.push(
