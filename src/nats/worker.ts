@@ -32,7 +32,7 @@ export async function serveWorker(
   const maxPayload = nc.info?.max_payload ?? 1024 * 1024
   let state: WorkerPresence["state"] = "serving"
   let closed = false
-  // Requests running now by Slotbus-Id, with the hub that sent them; and the hubs heard from, with when.
+  // Requests running now by reply subject, with the hub that sent them; and the hubs heard from, with when.
   const running = new Map<string, { req: RemoteRequest; hub: string }>()
   const hubs = new Map<string, { seen: number; heartbeatMs: number }>()
   // Response arenas, reused: one per request running at once (the answer sent is a copy of its used part).
