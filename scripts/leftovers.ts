@@ -1,6 +1,8 @@
 // Run after the test suite (`npm test`): fails when the tests left something behind on this machine, whichever
-// feature's tests did it: a region in /dev/shm, a bound slotbus socket, a process started from this checkout.
-import { readdirSync, readFileSync } from "node:fs"
+// feature's tests did it: a region in /dev/shm, a bound slotbus socket, a process started from this checkout, a
+// simulated host (test/support/hosts.ts: its netns, veth pair, nats-servers, temporary folder).
+import { existsSync, readdirSync, readFileSync } from "node:fs"
+import { tmpdir } from "node:os"
 import { join } from "node:path"
 
 const repo = join(import.meta.dir, "..")
@@ -45,18 +47,18 @@ function leftovers(): string[] {
       continue // exited while we looked
     }
     if (cmd.includes(`${repo}/`)) found.push(`process ${pid}: ${cmd.slice(0, 160)}`)
+    // A simulated host's nats-server (its --server_name is slotbus-<test pid>-<n>-a or -b).
+    // and a test's or bench's own on 127.0.0.1 (test/support/nats.ts, bench/remote)
+    else if (/^\S*nats-server .*(--server_name slotbus-\d+-\d+-[ab]\b|-a 127\.0\.0\.1 -p \d+)/.test(cmd))
+      found.push(`process ${pid}: ${cmd.slice(0, 160)}`)
   }
 
-  // The two-host tests' network namespaces and veth pairs (test/support/hosts.ts), and nats-servers of any test.
-  try {
-    for (const ns of readdirSync("/run/netns")) if (/^slotbus-\d+-\d+$/.test(ns)) found.push(`netns ${ns}`)
-  } catch {} // no netns was ever made here
-  for (const link of readdirSync("/sys/class/net")) if (/^sb\d+-\d+[ab]$/.test(link)) found.push(`link ${link}`)
-  for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p)))
-    try {
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ")
-      if (/^\S*nats-server .*(-a 127\.0\.0\.1 -p \d+|--server_name slotbus-)/.test(cmd)) found.push(`nats-server ${pid}: ${cmd}`)
-    } catch {}
+  // test/support/hosts.ts's names: netns slotbus-<pid>-<n>, veth sb<pid>-<n>a, folder slotbus-hosts-<pid>-<n>-….
+  // `bun test/support/hosts.ts --clean` removes those of dead test processes.
+  for (const ns of existsSync("/run/netns") ? readdirSync("/run/netns") : [])
+    if (/^slotbus-\d+-\d+$/.test(ns)) found.push(`netns ${ns}`)
+  for (const link of readdirSync("/sys/class/net")) if (/^sb\d+-\d+a$/.test(link)) found.push(`link ${link}`)
+  for (const d of readdirSync(tmpdir())) if (d.startsWith("slotbus-hosts-")) found.push(`folder ${join(tmpdir(), d)}`)
 
   return found
 }
@@ -70,4 +72,4 @@ if (found.length) {
   console.error(`the tests left ${found.length} thing(s) behind:\n  ${found.join("\n  ")}`)
   process.exit(1)
 }
-console.log("leftovers: none (/dev/shm, slotbus sockets, processes from this checkout)")
+console.log("leftovers: none (/dev/shm, slotbus sockets, processes from this checkout, simulated hosts)")

@@ -41,7 +41,8 @@ export type HostName = "a" | "b"
 
 export interface HostsOptions {
   /** Run both servers with JetStream (-js), each with a store in the temporary folder. Default false. A cluster
-   * of two has a JetStream quorum of two: while one server is down, JetStream's API is unavailable. */
+   * of two has a JetStream quorum of two: while one server is down, JetStream's API is unavailable, and
+   * restartNats waits for the leader election that follows (about 5 s with nats-server 2.9). */
   jetstream?: boolean
   /** Bound on each wait: a server accepting clients, the route between them, the JetStream leader. Default 15 s. */
   timeoutMs?: number
@@ -198,7 +199,8 @@ function natsProcesses(): { pid: number; owner: number }[] {
 /**
  * Removes what openHosts made for test processes that no longer run (killed before they could close): their
  * nats-servers and every process left in their netns (kill -9), their veth pairs, netns and temporary folders.
- * Returns what it removed. openHosts calls it first; `bun test/support/hosts.ts --clean` runs it by hand.
+ * Returns what it removed. openHosts calls it first; `bun test/support/hosts.ts --clean` runs it by hand. (Should
+ * a dead owner's pid be reused meanwhile, its leftovers stay until that process ends.)
  */
 export function removeStaleHosts(): string[] {
   const removed: string[] = []
@@ -251,12 +253,13 @@ function pickBlock(ip: string, n: number): { a: string; b: string } {
   throw new Error("every /30 of 10.213.0.0/16 is in use on this machine")
 }
 
-/** A TCP port free on `addr` (host A's ports: a server elsewhere on this machine may hold 4222 on 0.0.0.0). */
-function freePort(addr: string): number {
-  const l = Bun.listen({ hostname: addr, port: 0, socket: { data() {} } })
-  const port = l.port
-  l.stop(true)
-  return port
+/** `n` distinct TCP ports free on `addr` (host A's ports: a server elsewhere on this machine may hold 4222 on
+ * 0.0.0.0). All are held until all are chosen, so the kernel cannot hand out one twice. */
+function freePorts(addr: string, n: number): number[] {
+  const held = Array.from({ length: n }, () => Bun.listen({ hostname: addr, port: 0, socket: { data() {} } }))
+  const ports = held.map((l) => l.port)
+  for (const l of held) l.stop(true)
+  return ports
 }
 
 /** Whether a NATS server answers a TCP connection on addr:port with its INFO line. */
@@ -367,11 +370,12 @@ class HostsImpl implements Hosts {
     if (this.veth.length > 15) throw new Error(`interface name ${this.veth} is longer than Linux's 15 characters`)
     this.timeoutMs = opts.timeoutMs ?? 15_000
     this.jetstream = opts.jetstream ?? false
+    const block = pickBlock(ip, n)
+    // Last, so nothing above can throw with the folder made.
     this.dir = mkdtempSync(join(tmpdir(), `slotbus-hosts-${process.pid}-${n}-`))
     this.shmDir = join(this.dir, "shm-b")
     mkdirSync(this.shmDir)
     chmodSync(this.shmDir, 0o1777)
-    const block = pickBlock(ip, n)
     const host = (h: HostName, addr: string, ports: typeof B_PORTS): Host => ({
       addr,
       natsUrl: `nats://${addr}:${ports.client}`,
@@ -413,7 +417,8 @@ class HostsImpl implements Hosts {
     await sh([ip, "-n", this.name, "link", "set", this.vethB, "up"], "bringing host B's end up")
     await sh([ip, "-n", this.name, "link", "set", "lo", "up"], "bringing host B's lo up")
 
-    const aPorts = { client: freePort(this.a.addr), cluster: freePort(this.a.addr), monitor: freePort(this.a.addr) }
+    const [client, cluster, monitor] = freePorts(this.a.addr, 3) as [number, number, number]
+    const aPorts = { client, cluster, monitor }
     Object.assign(this.a, {
       natsUrl: `nats://${this.a.addr}:${aPorts.client}`,
       monitorUrl: `http://${this.a.addr}:${aPorts.monitor}`,
