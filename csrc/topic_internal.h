@@ -129,7 +129,7 @@ int ev_parse(const uint8_t *rec, uint32_t len, ev_view *v);
 const uint8_t *ev_key(const ev_view *v, const uint8_t *key, uint32_t kl, uint32_t *vl);
 int filter_valid(const uint8_t *f, uint32_t n);
 int filter_match(const uint8_t *f, const ev_view *v);
-int read_record(sb_topic *t, uint64_t p, uint8_t *dst, uint32_t room, int head_only, rec_info *ri);
+int read_record(sb_topic *t, uint64_t p, uint64_t tail, uint8_t *dst, uint32_t room, int head_only, rec_info *ri);
 int abort_record(sb_topic *t, uint64_t p, uint64_t alen);
 uint64_t segment_first(sb_topic *t, uint64_t b, int *ok);
 uint64_t oldest(sb_topic *t, uint64_t tail);

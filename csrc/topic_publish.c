@@ -250,7 +250,7 @@ static uint64_t walk(sb_topic *t, uint8_t *e, const uint8_t *filter, uint64_t c,
   uint64_t p = c, tail = atomic_load_explicit(tail_word(t), memory_order_acquire);
   while (p < line) {
     rec_info ri;
-    int r = read_record(t, p, t->walk_head, SB_TOPIC_HEAD_BYTES, 1, &ri);
+    int r = read_record(t, p, tail, t->walk_head, SB_TOPIC_HEAD_BYTES, 1, &ri);
     if (r == R_EVENT) {
       ev_view v;
       ev_parse(t->walk_head, ri.len, &v);

@@ -108,11 +108,11 @@ static a64 *rec_words_rw(sb_topic *t, uint64_t pos) {
   return shm_u64(a, SB_TOPIC_OFF_DATA + (pos & (t->cap - 1)));
 }
 
-/* Reads the record at p (p < tail, §8.3 R1–R3). R_EVENT: dst holds a consistent, validated private copy
+/* Reads the record at p (p < tail, the tail the caller loaded; §8.3 R1–R3). R_EVENT: dst holds a consistent, validated private copy
  * (head_only: its first min(len, SB_TOPIC_HEAD_BYTES) bytes) whose first 8 bytes are the full position p.
  * R_SKIP: padding or aborted, alen bytes. R_CLAIMED: still being written. R_TOO_BIG: a valid length that
  * does not fit room (the batch is full). */
-int read_record(sb_topic *t, uint64_t p, uint8_t *dst, uint32_t room, int head_only, rec_info *ri) {
+int read_record(sb_topic *t, uint64_t p, uint64_t tail, uint8_t *dst, uint32_t room, int head_only, rec_info *ri) {
   a64 *w = rec_words(t, p);
   ri->alen = 0;
   /* acquire: pairs with the commit CAS, so everything written before it is visible */
@@ -121,7 +121,9 @@ int read_record(sb_topic *t, uint64_t p, uint8_t *dst, uint32_t room, int head_o
   if (!hdr_is(h, p)) return lapped(t, p) ? R_LAPPED : R_CORRUPT;
   uint64_t alen = hdr_alen(h), off = p & (t->cap - 1);
   uint32_t state = hdr_state(h);
-  if (alen < 16 || off + alen > t->cap || state < SB_REC_WRITING || state > SB_REC_ABORTED)
+  /* the tail moved from p to p + alen in one step, so a record below it ends at or before it: a longer
+   * extent is a scribble, and stepping over it would put the reader's cursor past the tail */
+  if (alen < 16 || off + alen > t->cap || alen > tail - p || state < SB_REC_WRITING || state > SB_REC_ABORTED)
     return lapped(t, p) ? R_LAPPED : R_CORRUPT;
   ri->alen = alen;
   if (state == SB_REC_PADDING || state == SB_REC_ABORTED) return R_SKIP;

@@ -63,7 +63,7 @@ sb_sub *sb_sub_open(sb_topic *t, const uint8_t *filter, uint32_t filter_len, uin
   } else if (from >= 0) {
     uint64_t id = (uint64_t)from;
     rec_info ri;
-    int r = (tail - id <= t->cap - t->seg && id < tail) ? read_record(t, id, s->head, SB_TOPIC_HEAD_BYTES, 1, &ri)
+    int r = (tail - id <= t->cap - t->seg && id < tail) ? read_record(t, id, tail, s->head, SB_TOPIC_HEAD_BYTES, 1, &ri)
                                                         : R_LAPPED;
     if (r == R_EVENT || r == R_SKIP)
       start = id + ri.alen;
@@ -121,8 +121,8 @@ int sb_sub_poll(sb_sub *s, uint32_t max) {
     while (p < tail) {
       rec_info ri;
       /* past the queue bound only counting is left: examine the record's head */
-      int r = overflow ? read_record(t, p, s->head, SB_TOPIC_HEAD_BYTES, 1, &ri)
-                       : read_record(t, p, s->batch + out, s->batch_cap - out, 0, &ri);
+      int r = overflow ? read_record(t, p, tail, s->head, SB_TOPIC_HEAD_BYTES, 1, &ri)
+                       : read_record(t, p, tail, s->batch + out, s->batch_cap - out, 0, &ri);
       if (r == R_SKIP) {
         p += ri.alen;
         continue;

@@ -119,6 +119,28 @@ test("a scribbled record exactly a ring behind an unmoving tail is counted as co
   expect(sub.estimates).toBe(1)
 })
 
+test("a scribbled header whose extent passes the tail is corrupt: the reader's cursor never passes the tail", async () => {
+  const t = await openTopic(1 << 16)
+  const sub = t.subscribe({}, { queue: 1024 })
+  cleanup.push(sub)
+  t.publish({ type: "n", data: "0" })
+  const second = t.publish({ type: "n", data: "1" })
+  const tail = Number(region(t).getBigUint64(TopicLayout.OFF_TAIL, true))
+  // a header for its own position, padding 4 KiB long: 4 KiB past the tail, which nobody moves any more
+  region(t).setBigUint64(TopicLayout.OFF_DATA + (second & (t.capacity - 1)), hdr(second, 4096, RecState.PADDING), true)
+  expect(second + 4096).toBeGreaterThan(tail)
+  const got: string[] = []
+  for (let i = 0; i < 4; i++) for (const ev of sub.poll()) got.push(ev.text())
+  // before: the cursor stepped over it to past the tail, read as lapped, restarted at the oldest record and
+  // handed out the same events again on every poll, for ever
+  expect(got).toEqual(["0"])
+  expect(topicNative.sb_sub_pending(sub["native"].ptr!)).toBe(0)
+  expect(sub.corrupt).toBe(1)
+  expect(sub.estimates).toBe(1)
+  t.publish({ type: "n", data: "late" })
+  expect(await drain(sub)).toEqual(["late"])
+})
+
 test("a 33rd publisher is refused with TopicFullError (it would have no fence), and publishes once an entry is free", async () => {
   const name = fresh()
   const handles: Topic[] = []
