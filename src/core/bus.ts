@@ -204,7 +204,10 @@ export class SlotBus extends Accepting {
       throw new TypeError("nats must be a URL string, NATS connection options or a NATS connection")
     const heartbeatMs = positiveInt(opts.heartbeatMs, 500, "heartbeatMs", 60_000)
     if (heartbeatMs === 0) throw new RangeError("heartbeatMs must be at least 1")
-    this.remoteLink = await (await loadRemote()).serveHub(this.remoteHost, nats, { heartbeatMs })
+    this.remoteLink = await (await loadRemote()).serveHub(this.remoteHost, nats, {
+      heartbeatMs,
+      streamWindow: this.config[5]!,
+    })
   }
 
   /** Send an HTTP-like request to the least busy worker. */

@@ -40,12 +40,15 @@ export {
   writeTokenFile,
 } from "./token-file.ts"
 export { loadRemote, setRemoteLoader } from "./remote.ts"
+export { errorPairs } from "./stream-out.ts"
+export { toBytes } from "./codec.ts"
 export type {
   RemoteHubHost,
   RemoteLink,
   RemoteCall,
   RemotePeer,
   RemoteRequest,
+  RemoteAnswer,
   RemoteTransport,
   SlotBytes,
   RemoteWorkerHost,

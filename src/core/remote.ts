@@ -12,6 +12,8 @@ export interface RemoteCall {
 /** A request as a worker-side transport holds it (a SlotRequest): it can be told the hub gave it up. */
 export interface RemoteRequest {
   cancel(reason: unknown): void
+  /** Why it was given up, or null. */
+  readonly cancelled: unknown
 }
 
 /**
@@ -44,6 +46,8 @@ export interface RemotePeer {
   send(p: RemoteCall, payload: Uint8Array, headLen: number): void
   /** The request was given up: tell the worker (its answer is dropped). */
   cancel(p: RemoteCall): void
+  /** p's streamed answer: its caller has taken `taken` DATA bytes (docs/PROTOCOL.md §10.4, credit). */
+  grant(p: RemoteCall, taken: number): void
 }
 
 /** What a transport may do to the hub's books. */
@@ -54,21 +58,36 @@ export interface RemoteHubHost {
   /** The answer to p: `bytes` as an answer arena holds it (head, padding, body). */
   answered(p: RemoteCall, status: number, flags: number, headLen: number, bytes: Uint8Array): void
   failed(p: RemoteCall, err: Error): void
+  /** A frame of p's streamed answer (docs/PROTOCOL.md §10.4), in order: Frame.HEAD, DATA or END; `bytes` its own. */
+  frame(p: RemoteCall, type: number, status: number, bytes: Uint8Array): void
 }
 
 /** What a transport may ask of a worker. */
 export interface RemoteWorkerHost {
   readonly name: string
-  /** Builds the SlotRequest a handler gets for a request of `kind` (0 raw, 1 http) read from `bytes`. */
-  request(kind: number, id: number, bytes: SlotBytes, headLen: number, bodyLen: number): RemoteRequest
-  /** Runs the handler; resolves with the answer encoded into `arena` (head, padding, body). */
-  serve(
-    req: RemoteRequest,
-    arena: Uint8Array,
-  ): Promise<{ status: number; flags: number; headLen: number; bodyLen: number }>
+  /**
+   * Builds the SlotRequest a handler gets for a request of `kind` (0 raw, 1 http) read from `bytes`; `window`:
+   * the stream window its hub offered (0: answer whole).
+   */
+  request(kind: number, id: number, bytes: SlotBytes, headLen: number, bodyLen: number, window: number): RemoteRequest
+  /**
+   * Runs the handler; resolves with the answer encoded into `arena` (head, padding, body), or with the stream to
+   * send when the request offered a window and the handler answered with a stream (docs/PROTOCOL.md §10.4).
+   */
+  serve(req: RemoteRequest, arena: Uint8Array): Promise<RemoteAnswer>
   /** The transport lost its connection for good (closed, or an unrecoverable error). */
   lost(reason: "closed" | "hub-gone", error?: Error): void
 }
+
+export type RemoteAnswer =
+  | { stream?: undefined; status: number; flags: number; headLen: number; bodyLen: number }
+  | {
+      stream: ReadableStream<unknown>
+      status: number
+      head: Uint8Array
+      /** The stream is over (ended, failed or given up): the handler's request is let go. */
+      done(): void
+    }
 
 export interface RemoteLink {
   readonly connected: boolean
@@ -81,6 +100,8 @@ export interface TransportOptions {
   heartbeatMs: number
   /** A worker's slots: what it announces it takes at once. */
   slots?: number
+  /** A hub's stream window (docs/PROTOCOL.md §10.4): DATA bytes a streamed answer may have unread; 0: answers whole. */
+  streamWindow?: number
 }
 
 export interface RemoteTransport {

@@ -15,7 +15,7 @@ import {
   SlotResponse,
   StreamedResponse,
 } from "./response.ts"
-import { StreamIn, type StreamHost } from "./stream-in.ts"
+import { RemoteFrames, SlotFrames, StreamIn, type StreamHost } from "./stream-in.ts"
 import type { RemoteHubHost, RemotePeer } from "./remote.ts"
 
 // Deadlines and stuck slots are checked on a timer while requests are out; an idle bus has no timer at all.
@@ -169,6 +169,18 @@ export abstract class Routing {
       p.phase = "slot-returned"
       this.dispatchQueued()
     },
+    frame: (call, type, status, bytes) => {
+      const p = call as Pending
+      if (!this.remoteCalls.has(p) || p.phase !== "in-slot") return
+      const peer = p.peer!
+      const done = () => {
+        this.remoteDone(p)
+        this.dispatchQueued()
+      }
+      const s = (p.in ??= new StreamIn(this.streams, new RemoteFrames(peer.pid, (n) => peer.grant(p, n), done), p))
+      ;((s as StreamIn).src as RemoteFrames).push(type, status, bytes)
+      s.notified(false)
+    },
     failed: (p, err) => this.fail(p as Pending, err),
   }
   protected abstract peerJoined(peer: RemotePeer): void
@@ -195,7 +207,10 @@ export abstract class Routing {
       const p = link.pending[slot]
       if (m[Msg.flags]! & MsgFlag.STREAM) {
         // a frame or more of a streamed answer (docs/PROTOCOL.md §9): the slot goes back after its END
-        if (p) (p.in ??= new StreamIn(this.streams, link, slot, p)).notified((m[Msg.flags]! & MsgFlag.FINAL) !== 0)
+        if (p)
+          (p.in ??= new StreamIn(this.streams, new SlotFrames(this.streams, link, slot), p)).notified(
+            (m[Msg.flags]! & MsgFlag.FINAL) !== 0,
+          )
         continue
       }
       let lent = false

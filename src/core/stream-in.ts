@@ -1,6 +1,7 @@
-// A worker's answer as a stream (docs/PROTOCOL.md §9), on the hub: frames out of the slot's ring, into the caller's
-// ReadableStream as it pulls (credit goes back as each frame is copied out), or into one body for a caller that
-// did not ask for a stream. Separate from routing.ts because it is the one place that reads frames.
+// A worker's answer as a stream (docs/PROTOCOL.md §9), on the hub: frames from their source (a slot's ring, or
+// messages from a worker on another host, §10.4), into the caller's ReadableStream as it pulls (credit goes back
+// as each frame is taken), or into one body for a caller that did not ask for a stream. Separate from routing.ts
+// because it is the one place that reads frames.
 import { native, Frame, Msg, RespFlag, E_CORRUPT } from "../native/ffi.ts"
 import { readHead } from "./codec.ts"
 import { PayloadTooLargeError, ProtocolError } from "../errors.ts"
@@ -21,9 +22,110 @@ export interface StreamHost {
   returnSlot(link: Link, slot: number): void
 }
 
-export class StreamIn implements StreamReading {
-  /** The worker's final notification came: after the END, the slot can go back. */
+/** Where a stream's frames come from, one at a time; each is taken (`taken()`) before the next is asked for. */
+export interface FrameSource {
+  /** The frame's sender can still be read from (a closed slot's ring cannot). */
+  readonly open: boolean
+  /** Nothing more will come after what it holds (the worker's last notification, or the END arrived). */
+  final: boolean
+  /** The next frame's type (Frame.HEAD, DATA, END), -1 when none is there yet, -2 when the source broke (it said so). */
+  next(): number
+  /** The frame's status (HEAD) or flags (END). */
+  readonly status: number
+  /** Its payload: head, data or pairs; valid until taken. */
+  readonly bytes: Uint8Array
+  /** The frame is copied out: its room may be used again (credit). */
+  taken(): void
+  /** After the END, once final: what the stream held goes back (the slot). */
+  finish(): void
+  /** Who sent it, for errors. */
+  readonly pid: number
+}
+
+/** The frames of a slot's ring (§9). */
+export class SlotFrames implements FrameSource {
   final = false
+  status = 0
+  bytes: Uint8Array = new Uint8Array(0)
+  private pos = 0
+
+  constructor(
+    private readonly host: StreamHost,
+    private readonly link: Link,
+    private readonly slot: number,
+  ) {}
+
+  get open() {
+    return this.link.chan.isOpen
+  }
+  get pid() {
+    return this.link.chan.peerPid
+  }
+
+  next(): number {
+    const { chan } = this.link
+    const type = native.sb_hub_stream_next(chan.ptr, this.slot)
+    if (type === -1) return -1
+    if (type < 0) {
+      const why = type === E_CORRUPT ? native.sb_error(chan.ptr) : `error ${-type}`
+      this.host.cutOff(this.link, `broke a streamed answer (${why})`)
+      return -2
+    }
+    const m = chan.msg
+    const off = m[Msg.bodyOff]!
+    this.status = m[Msg.status]!
+    this.pos = m[Msg.pos]!
+    this.bytes = chan.arena(this.slot, 1).subarray(off, off + m[Msg.bodyLen]!)
+    return type
+  }
+
+  taken() {
+    native.sb_hub_stream_consumed(this.link.chan.ptr, this.slot, this.pos)
+  }
+
+  finish() {
+    this.host.returnSlot(this.link, this.slot)
+  }
+}
+
+/** The frames of a worker on another host (§10.4), as its transport hands them over: held until taken. */
+export class RemoteFrames implements FrameSource {
+  readonly open = true
+  final = false
+  status = 0
+  bytes: Uint8Array = new Uint8Array(0)
+  private type = -1
+  private readonly held: { type: number; status: number; bytes: Uint8Array }[] = []
+  /** DATA bytes taken so far: the credit the transport grants (§10.4). */
+  private took = 0
+
+  constructor(
+    readonly pid: number,
+    private readonly grant: (taken: number) => void,
+    readonly finish: () => void,
+  ) {}
+
+  /** A frame arrived (`bytes` its own copy): the transport checked its order and its credit. */
+  push(type: number, status: number, bytes: Uint8Array) {
+    this.held.push({ type, status, bytes })
+    if (type === Frame.END) this.final = true
+  }
+
+  next(): number {
+    const f = this.held.shift()
+    if (!f) return -1
+    this.type = f.type
+    this.status = f.status
+    this.bytes = f.bytes
+    return f.type
+  }
+
+  taken() {
+    if (this.type === Frame.DATA) this.grant((this.took += this.bytes.length))
+  }
+}
+
+export class StreamIn implements StreamReading {
   /** The END frame was read. */
   ended = false
   /** Since when a streaming caller has not been reading: no read pending since then (0: one is). */
@@ -42,14 +144,13 @@ export class StreamIn implements StreamReading {
 
   constructor(
     private readonly host: StreamHost,
-    private readonly link: Link,
-    private readonly slot: number,
+    readonly src: FrameSource,
     private readonly p: Pending,
   ) {}
 
-  /** sb_hub_poll returned this slot with a stream notification. */
+  /** Its source has frames (`final`: the last ones). */
   notified(final: boolean) {
-    if (final) this.final = true
+    if (final) this.src.final = true
     this.advance()
   }
 
@@ -66,39 +167,30 @@ export class StreamIn implements StreamReading {
       } catch {}
     this.satisfy()
     this.parts = []
-    if (this.link.chan.isOpen) this.advance()
+    if (this.src.open) this.advance()
   }
 
   /** Reads what is published: all of it for a buffered or given-up caller, a chunk per pull for a streaming one. */
   private advance() {
-    const { chan } = this.link
-    const m = chan.msg
+    const { src } = this
     let delivered = false // a pull is answered with everything published by then, not one frame a turn
-    while (chan.isOpen && !this.returned) {
+    while (src.open && !this.returned) {
       const live = this.p.phase === "in-slot"
-      if (live && this.controller && this.demand === null) break // back-pressure: the ring holds the rest
-      const type = native.sb_hub_stream_next(chan.ptr, this.slot)
-      if (type === -1) break
-      if (type < 0) {
-        const why = type === E_CORRUPT ? native.sb_error(chan.ptr) : `error ${-type}`
-        return this.host.cutOff(this.link, `broke a streamed answer (${why})`)
-      }
-      const off = m[Msg.bodyOff]!
-      const len = m[Msg.bodyLen]!
-      const status = m[Msg.status]!
-      const pos = m[Msg.pos]!
-      const arena = chan.arena(this.slot, 1)
+      if (live && this.controller && this.demand === null) break // back-pressure: the source holds the rest
+      const type = src.next()
+      if (type < 0) break
+      const bytes = src.bytes
       if (type === Frame.HEAD) {
-        this.status = status
-        this.head = this.p.kind === 0 ? [] : readHead(arena.subarray(off, off + len), len)
+        this.status = src.status
+        this.head = this.p.kind === 0 ? [] : readHead(bytes, bytes.length)
         if (live && this.p.stream) this.start()
       } else if (type === Frame.DATA && live) {
-        this.host.countIn(len)
-        const copy = arena.slice(off, off + len)
+        this.host.countIn(bytes.length)
+        const copy = bytes.slice()
         if (this.controller) {
           this.controller.enqueue(copy)
           delivered = true
-        } else if ((this.size += len) > this.host.maxBody()) {
+        } else if ((this.size += bytes.length) > this.host.maxBody()) {
           this.host.fail(
             this.p,
             new PayloadTooLargeError(
@@ -108,14 +200,14 @@ export class StreamIn implements StreamReading {
         } else this.parts.push(copy)
       } else if (type === Frame.END) {
         this.ended = true
-        if (live) this.end(status, readHead(arena.subarray(off, off + len), len))
+        if (live) this.end(src.status, readHead(bytes, bytes.length))
       }
-      native.sb_hub_stream_consumed(chan.ptr, this.slot, pos)
+      src.taken()
     }
     if (delivered) this.satisfy()
-    if (this.final && this.ended && !this.returned && chan.isOpen) {
+    if (src.final && this.ended && !this.returned && src.open) {
       this.returned = true
-      this.host.returnSlot(this.link, this.slot)
+      src.finish()
     }
   }
 
@@ -154,7 +246,7 @@ export class StreamIn implements StreamReading {
         if (pairs[i] === "message") message = pairs[i + 1]!
         else rest.push(pairs[i]!, pairs[i + 1]!)
       this.endedInError = true
-      return this.host.fail(this.p, remoteError(rest, message, this.link.chan.peerPid))
+      return this.host.fail(this.p, remoteError(rest, message, this.src.pid))
     }
     if (flags & RespFlag.CANCELLED)
       return this.host.fail(this.p, new ProtocolError("worker cancelled a stream the hub never cancelled"))

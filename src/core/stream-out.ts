@@ -27,9 +27,10 @@ const { ECANCELED, E2BIG, EAGAIN, ENOTSUP } = Errno
 // window or less fits at any position (before the ring's end or after a PAD, docs/PROTOCOL.md §9.2); a larger one
 // may fit at neither however long it waits.
 const MAX_ERROR_PAIRS = 2040
+const EMPTY_HEAD = new Uint8Array(0)
 
-function encodeHead(strings: readonly string[]): Uint8Array | null {
-  if (strings.length === 0) return null
+export function encodeHead(strings: readonly string[]): Uint8Array {
+  if (strings.length === 0) return EMPTY_HEAD
   const bytes = new Uint8Array(headLength(strings))
   writeHead(bytes, strings)
   return bytes
@@ -38,7 +39,7 @@ function encodeHead(strings: readonly string[]): Uint8Array | null {
 export async function streamOut(s: StreamOut): Promise<StreamResult> {
   const { chan, slot, gen } = s
   const head = encodeHead(s.head)
-  const r = native.sb_worker_stream_begin(chan.ptr, slot, gen, s.status, head, head?.length ?? 0)
+  const r = native.sb_worker_stream_begin(chan.ptr, slot, gen, s.status, head.length ? head : null, head.length)
   if (r === ENOTSUP) return { begun: false, error: new ProtocolError("the hub offered no stream window") }
   if (r === ECANCELED) {
     s.body.cancel().catch(() => {})
@@ -97,7 +98,7 @@ export async function streamOut(s: StreamOut): Promise<StreamResult> {
 }
 
 /** The error END's pairs (docs/PROTOCOL.md §9.2): message, name and stack, cut to fit any position in the smallest window. */
-function errorPairs(e: unknown): Uint8Array {
+export function errorPairs(e: unknown): Uint8Array {
   const err = e instanceof Error ? e : null
   const clean = (v: string, max: number) => v.replace(/\0/g, "").slice(0, max)
   const message = clean(err ? err.message : String(e), 1000)
@@ -107,5 +108,5 @@ function errorPairs(e: unknown): Uint8Array {
   if (headLength(strings) > MAX_ERROR_PAIRS) strings = ["message", message, "name", name]
   // 1000 UTF-16 units can be 3000 bytes: halve the message until the pairs fit
   while (headLength(strings) > MAX_ERROR_PAIRS) strings[1] = strings[1]!.slice(0, strings[1]!.length >> 1)
-  return encodeHead(strings)!
+  return encodeHead(strings)
 }

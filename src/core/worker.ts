@@ -30,8 +30,8 @@ import { Pump, tuning, type IdleStrategy } from "./idle.ts"
 import { longTimeout } from "./timers.ts"
 import { checkOptions, madeBy, optionNames } from "./option-check.ts"
 import { rpcHandler } from "./rpc.ts"
-import { streamOut } from "./stream-out.ts"
-import { loadRemote, type RemoteLink, type SlotBytes } from "./remote.ts"
+import { encodeHead, streamOut } from "./stream-out.ts"
+import { loadRemote, type RemoteAnswer, type RemoteLink, type SlotBytes } from "./remote.ts"
 import { positiveInt } from "./options.ts"
 
 /**
@@ -493,7 +493,7 @@ export class SlotWorker {
     this.remote = await transport.serveWorker(
       {
         name: this.name,
-        request: (kind, id, bytes, headLen, bodyLen) =>
+        request: (kind, id, bytes, headLen, bodyLen, window) =>
           new SlotRequest(
             kind === Kind.RAW ? "raw" : "http",
             id,
@@ -503,6 +503,7 @@ export class SlotWorker {
             align8(headLen),
             bodyLen,
             this.name,
+            window,
           ),
         serve: (req, arena) => this.serveDetached(req as SlotRequest, arena),
         lost: (reason, error) => {
@@ -784,12 +785,21 @@ export class SlotWorker {
    * @internal src/nats: runs the handler for a request that came over another transport (no slot, no stream window)
    * and resolves with its answer encoded into `arena` (docs/PROTOCOL.md §6), as a slot's would be.
    */
-  private async serveDetached(req: SlotRequest, arena: Uint8Array) {
+  private async serveDetached(req: SlotRequest, arena: Uint8Array): Promise<RemoteAnswer> {
     this.active++
     let out: unknown
     let threw = false
     try {
       out = await this.handler(req)
+      const parts = req.streamWindow > 0 ? streamParts(out) : null
+      if (parts) {
+        const done = () => {
+          this.active--
+          this.served++
+          req.retire()
+        }
+        return { stream: parts.body, status: parts.status, head: encodeHead(parts.head), done }
+      }
       if (isAsyncReply(out)) out = await readAsyncReply(out)
     } catch (e) {
       ;(out = e), (threw = true)

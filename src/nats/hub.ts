@@ -1,8 +1,10 @@
 // The hub's side of workers on other hosts over NATS (docs/PROTOCOL.md §10): it hears their presence, sends them
 // requests, takes their answers on an inbox of its own, and sends cancels.
 import type { Msg } from "@nats-io/transport-node"
+import { Frame, RespFlag } from "../native/ffi.ts"
 import {
   PayloadTooLargeError,
+  ProtocolError,
   WorkerGoneError,
   type RemoteCall,
   type RemoteHubHost,
@@ -17,10 +19,21 @@ import {
   PREFIX,
   readPresence,
   readPrefix,
+  StreamFlag,
   subjects,
   writePrefix,
   type HubPresence,
 } from "./wire.ts"
+
+/** A request out, with its streamed answer's books (§10.4): the next frame's number, DATA received and taken. */
+interface Call {
+  p: RemoteCall
+  peer: NatsPeer
+  frames: number
+  received: number
+  taken: number
+  granted: number
+}
 
 class NatsPeer implements RemotePeer {
   readonly transport = "nats"
@@ -47,6 +60,9 @@ class NatsPeer implements RemotePeer {
   cancel(p: RemoteCall) {
     this.hub.cancel(this, p)
   }
+  grant(p: RemoteCall, taken: number) {
+    this.hub.grant(this, p, taken)
+  }
 }
 
 class NatsHub implements RemoteLink {
@@ -54,7 +70,7 @@ class NatsHub implements RemoteLink {
   private readonly inbox = `_INBOX.slotbus.${this.id}`
   private readonly s
   private readonly peers = new Map<string, NatsPeer>()
-  private readonly calls = new Map<number, { p: RemoteCall; peer: NatsPeer }>()
+  private readonly calls = new Map<number, Call>()
   private readonly numbers = new WeakMap<RemoteCall, number>()
   private next = 0
   private timer: ReturnType<typeof setInterval> | undefined
@@ -67,6 +83,7 @@ class NatsHub implements RemoteLink {
     private readonly nc: import("@nats-io/transport-node").NatsConnection,
     private readonly owned: boolean,
     private readonly heartbeatMs: number,
+    private readonly window: number,
   ) {
     this.s = subjects(host.name)
     this.maxPayload = nc.info?.max_payload ?? 1024 * 1024
@@ -88,6 +105,8 @@ class NatsHub implements RemoteLink {
       for (const peer of this.peers.values())
         if (now - peer.seen > 4 * this.heartbeatMs)
           this.gone(peer, `sent no heartbeat for ${Math.round(now - peer.seen)}ms`)
+      // a lost grant costs one heartbeat (§10.4)
+      for (const [n, c] of this.calls) if (c.granted > 0) this.sendGrant(n, c)
     }, this.heartbeatMs)
     nc.closed().then(() => {
       clearInterval(this.timer)
@@ -136,9 +155,9 @@ class NatsHub implements RemoteLink {
         `request of ${payload.length} bytes is over the NATS server's max_payload ${this.maxPayload}; raise max_payload or send less`,
       )
     const n = ++this.next
-    this.calls.set(n, { p, peer })
+    this.calls.set(n, { p, peer, frames: 0, received: 0, taken: 0, granted: 0 })
     this.numbers.set(p, n)
-    writePrefix(payload, p.kind, headLen, Math.min(p.timeoutMs, 2 ** 32 - 1))
+    writePrefix(payload, p.kind, headLen, Math.min(p.timeoutMs, 2 ** 32 - 1), this.window)
     this.nc.publish(this.s.req(peer.id), payload, { reply: `${this.inbox}.${n}` })
   }
 
@@ -148,20 +167,59 @@ class NatsHub implements RemoteLink {
     if (!this.nc.isClosed()) this.nc.publish(this.s.cancel(peer.id), `${this.inbox}.${n}`)
   }
 
+  grant(peer: NatsPeer, p: RemoteCall, taken: number) {
+    const n = this.numbers.get(p)
+    const call = n === undefined ? undefined : this.calls.get(n)
+    if (!call || call.peer !== peer) return
+    call.taken = taken
+    if (taken - call.granted >= this.window / 4) this.sendGrant(n!, call)
+  }
+
+  private sendGrant(n: number, call: Call) {
+    call.granted = call.taken
+    if (!this.nc.isClosed()) this.nc.publish(this.s.credit(call.peer.id), `${this.inbox}.${n} ${call.taken}`)
+  }
+
   private onAnswer(msg: Msg) {
     const n = Number(msg.subject.slice(this.inbox.length + 1))
     const call = this.calls.get(n)
     if (!call) return // given up, or not ours
+    const p = readPrefix(msg.data)
+    if (p && p.kindOrFlags & (StreamFlag.HEAD | StreamFlag.DATA | StreamFlag.END)) return this.onFrame(n, call, p, msg)
     this.calls.delete(n)
     if (msg.headers?.code === 503) return this.gone(call.peer, "has no subscription any more (NATS: no responders)")
-    const p = readPrefix(msg.data)
     const bytes = msg.data.subarray(PREFIX)
-    if (!p || p.kindOrFlags > 1 || ((p.b + 7) & ~7) > bytes.length)
+    if (!p || p.kindOrFlags > 1 || ((p.b + 7) & ~7) > bytes.length || call.frames > 0)
       return this.host.failed(
         call.p,
         new WorkerGoneError(`worker ${call.peer.id} sent an answer that is not slotbus protocol (§10.2)`),
       )
     this.host.answered(call.p, p.a, p.kindOrFlags, p.b, bytes)
+  }
+
+  /** A frame of a streamed answer (§10.4): numbered in order, a HEAD first, DATA within credit. */
+  private onFrame(n: number, call: Call, f: { kindOrFlags: number; a: number; b: number; c: number }, msg: Msg) {
+    const flags = f.kindOrFlags
+    const type = flags & StreamFlag.HEAD ? Frame.HEAD : flags & StreamFlag.DATA ? Frame.DATA : Frame.END
+    const bytes = msg.data.slice(PREFIX) // held until the caller reads it: the client's buffer is its own
+    const who = `worker ${call.peer.id} (pid ${call.peer.pid} on ${call.peer.host})`
+    let err: Error | null = null
+    if (f.a !== call.frames)
+      err = new WorkerGoneError(
+        `lost frame ${call.frames} of a streamed answer from ${who} over NATS (frame ${f.a} came instead; a slow consumer?); retry the request`,
+      )
+    else if ((type === Frame.HEAD) !== (f.a === 0) || (type !== Frame.DATA && f.c !== bytes.length))
+      err = new ProtocolError(`${who} sent a streamed answer that is not slotbus protocol (§10.4)`)
+    else if (type === Frame.DATA && (call.received += bytes.length) > call.taken + this.window)
+      err = new ProtocolError(`${who} sent a streamed answer past the credit it was given (§10.4)`)
+    if (err) return this.host.failed(call.p, err)
+    call.frames++
+    if (type === Frame.END) this.calls.delete(n)
+    const status =
+      type === Frame.HEAD
+        ? f.b
+        : (flags & StreamFlag.FAILED ? RespFlag.ERROR : 0) | (flags & StreamFlag.CANCELLED ? RespFlag.CANCELLED : 0)
+    this.host.frame(call.p, type, status, bytes)
   }
 
   async close() {
@@ -175,7 +233,7 @@ class NatsHub implements RemoteLink {
 
 export async function serveHub(host: RemoteHubHost, connection: unknown, opts: TransportOptions): Promise<RemoteLink> {
   const { nc, owned } = await openConnection(connection)
-  const hub = new NatsHub(host, nc, owned, opts.heartbeatMs)
+  const hub = new NatsHub(host, nc, owned, opts.heartbeatMs, opts.streamWindow ?? 0)
   await hub.start()
   return hub
 }

@@ -10,22 +10,25 @@ import type { NatsConnection } from "@nats-io/transport-node"
 export const PREFIX = 16
 export const WIRE_VERSION = 1
 
-export function writePrefix(buf: Uint8Array, kindOrFlags: number, a: number, b: number) {
+export function writePrefix(buf: Uint8Array, kindOrFlags: number, a: number, b: number, c = 0) {
   const v = new DataView(buf.buffer, buf.byteOffset, PREFIX)
   v.setUint32(0, WIRE_VERSION | (kindOrFlags << 8), true)
   v.setUint32(4, a >>> 0, true)
   v.setUint32(8, b >>> 0, true)
-  v.setUint32(12, 0, true)
+  v.setUint32(12, c >>> 0, true)
 }
 
 /** The prefix's fields, or null when the message is too short or of another version. */
-export function readPrefix(data: Uint8Array): { kindOrFlags: number; a: number; b: number } | null {
+export function readPrefix(data: Uint8Array): { kindOrFlags: number; a: number; b: number; c: number } | null {
   if (data.length < PREFIX) return null
   const v = new DataView(data.buffer, data.byteOffset, PREFIX)
   const w = v.getUint32(0, true)
   if ((w & 0xff) !== WIRE_VERSION || w >>> 16 !== 0) return null
-  return { kindOrFlags: (w >>> 8) & 0xff, a: v.getUint32(4, true), b: v.getUint32(8, true) }
+  return { kindOrFlags: (w >>> 8) & 0xff, a: v.getUint32(4, true), b: v.getUint32(8, true), c: v.getUint32(12, true) }
 }
+
+/** A streamed answer's frames (§10.4): their flags byte. END may add FAILED (1) or CANCELLED. */
+export const StreamFlag = { FAILED: 1, HEAD: 2, DATA: 4, END: 8, CANCELLED: 16 } as const
 
 /** A bus name as one subject token: `.` written as `~` (§10.1). */
 export const subjects = (bus: string) => {
@@ -35,6 +38,7 @@ export const subjects = (bus: string) => {
     hb: `${root}.hb`,
     req: (worker: string) => `${root}.req.${worker}`,
     cancel: (worker: string) => `${root}.cancel.${worker}`,
+    credit: (worker: string) => `${root}.credit.${worker}`,
   }
 }
 

@@ -7,12 +7,19 @@
 //   /hold           answers only when the hub gives it up (then records it: /aborted)
 //   /big/<n>        n bytes
 //   /throw          a TypeError
+//   /stream/<n>/<size>  n chunks of size bytes (chunk i is all i & 255), each made only when the body is pulled
+//   /made           how many chunks /stream has made so far
+//   /gated          a stream: "first", then "second" only once /open was asked
+//   /stream-fail/<n> n chunks "chunk i\n", then the stream fails with a RangeError
+//   /stream-hold    a stream: "one", then nothing until it is cancelled (then recorded: /aborted)
 import { SlotWorker, type SlotRequest } from "../../src/index.ts"
 
 const [name, url, ...flags] = process.argv.slice(2)
 if (!name || !url) throw new Error("usage: nats-worker.ts <bus-name> <nats-url> [--slots=N] [--heartbeat-ms=N]")
 const flag = (f: string) => flags.find((x) => x.startsWith(`--${f}=`))?.split("=")[1]
 const aborted: string[] = []
+let made = 0
+let open = Promise.withResolvers<void>()
 
 function handle(req: SlotRequest) {
   if (req.kind === "raw") return req.body.slice().reverse()
@@ -38,6 +45,52 @@ function handle(req: SlotRequest) {
       return new Uint8Array(Number(arg)).fill(7)
     case "throw":
       throw new TypeError("thrown on the far side")
+    case "stream": {
+      const [, , n = "0", size = "0"] = req.path.split("/")
+      let i = 0
+      return new ReadableStream<Uint8Array>(
+        {
+          pull(c) {
+            if (i === Number(n)) return c.close()
+            made++
+            c.enqueue(new Uint8Array(Number(size)).fill(i++ & 255))
+          },
+        },
+        { highWaterMark: 0 },
+      )
+    }
+    case "made":
+      return String(made)
+    case "gated": {
+      const gate = open.promise
+      return new ReadableStream<string>({
+        start: (c) => c.enqueue("first"),
+        async pull(c) {
+          await gate
+          c.enqueue("second")
+          c.close()
+        },
+      })
+    }
+    case "open":
+      open.resolve()
+      open = Promise.withResolvers<void>()
+      return "opened"
+    case "stream-fail": {
+      let i = 0
+      return new ReadableStream<string>({
+        pull(c) {
+          if (i === Number(arg)) return c.error(new RangeError(`failed after ${arg}`))
+          c.enqueue(`chunk ${i++}\n`)
+        },
+      })
+    }
+    case "stream-hold":
+      return new ReadableStream<string>({
+        start: (c) => c.enqueue("one"),
+        pull: () => new Promise(() => {}),
+        cancel: () => void aborted.push(req.path),
+      })
     default:
       return { status: 404, body: `no route ${req.path}` }
   }

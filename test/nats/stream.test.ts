@@ -1,0 +1,235 @@
+// Streamed answers over NATS (docs/PROTOCOL.md §10.4): chunk by chunk as the worker produces them, within the
+// credit the caller's reading gives, past max_payload; cancels both ways, failures after the HEAD, a worker killed
+// mid-stream, and a hostile worker's frames (a gap, a first frame that is no HEAD, data past its credit).
+// Needs `nats-server` (apt-get install -y nats-server).
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test"
+import type { NatsConnection } from "@nats-io/transport-node"
+import {
+  ProtocolError,
+  RemoteError,
+  SlotBus,
+  WorkerGoneError,
+  type ListenOptions,
+  type StreamedResponse,
+} from "../../src/index.ts"
+import { bunChild, busName, rejection, until, type Child } from "../support/helpers.ts"
+import { natsSkipReason, startNats } from "../support/nats.ts"
+
+const skip = natsSkipReason()
+if (skip) console.warn(`the NATS stream tests are skipped: ${skip}`)
+
+let server: Child | undefined
+let url = ""
+beforeAll(async () => {
+  if (skip) return
+  ;({ url, server } = await startNats())
+})
+afterAll(async () => {
+  await server?.kill()
+})
+
+let cleanup: (() => Promise<void>)[] = []
+afterEach(async () => {
+  for (const f of cleanup.reverse()) await f()
+  cleanup = []
+})
+
+async function hub(opts: ListenOptions = {}): Promise<SlotBus> {
+  const bus = await SlotBus.listen(busName("nats-stream"), { nats: url, heartbeatMs: 100, ...opts })
+  cleanup.push(() => bus.close({ drain: false }))
+  return bus
+}
+async function remoteWorker(bus: SlotBus): Promise<Child> {
+  const w = bunChild("nats-worker.ts", [bus.name, url])
+  cleanup.push(async () => void (await w.kill()))
+  await w.waitLine(/^ready \d+$/, 15_000)
+  await bus.waitForWorkers(1)
+  return w
+}
+const stream = (bus: SlotBus, path: string) => bus.request({ path }, { stream: true }) as Promise<StreamedResponse>
+const made = async (bus: SlotBus) => Number((await bus.request({ path: "/made" })).text())
+
+describe.skipIf(skip !== null)("streamed answers over NATS", () => {
+  test("the HEAD and the first chunk reach the caller while the handler still waits to make the second", async () => {
+    const bus = await hub()
+    await remoteWorker(bus)
+    const res = await stream(bus, "/gated")
+    expect(res.status).toBe(200)
+    const reader = res.body.getReader()
+    expect(new TextDecoder().decode((await reader.read()).value)).toBe("first")
+    // the second chunk is made only after this request: the first could not have waited for it
+    expect((await bus.request({ path: "/open" })).text()).toBe("opened")
+    expect(new TextDecoder().decode((await reader.read()).value)).toBe("second")
+    expect((await reader.read()).done).toBe(true)
+    expect(bus.stats().inFlight).toBe(0)
+  }, 30_000)
+
+  test("16 MiB through a 16 KiB window: every byte right, and the worker makes a chunk only as the caller takes them", async () => {
+    const bus = await hub({ streamWindowBytes: 16384 })
+    await remoteWorker(bus)
+    const chunks = 1024
+    const res = await stream(bus, `/stream/${chunks}/16384`)
+    const reader = res.body.getReader()
+    let total = 0
+    let i = 0
+    let most = 0
+    for (;;) {
+      const { done, value } = await reader.read()
+      if (done) break
+      for (let off = 0; off < value.length; off += 4096)
+        expect(value[off]).toBe(Math.floor((total + off) / 16384) & 255)
+      total += value.length
+      if (++i % 128 === 0) most = Math.max(most, (await made(bus)) - total / 16384)
+    }
+    expect(total).toBe(chunks * 16384)
+    // taken + one window in flight, one chunk waiting for credit, one pulled ahead by the stream: never the rest
+    expect(most).toBeLessThanOrEqual(3)
+    expect(bus.stats().inFlight).toBe(0)
+  }, 60_000)
+
+  test("a caller that does not ask for a stream gets a streamed answer whole, even one over the server's max_payload", async () => {
+    const bus = await hub()
+    await remoteWorker(bus)
+    const res = await bus.request({ path: "/stream/48/65536" }) // 3 MiB: three times max_payload
+    expect(res.body.length).toBe(48 * 65536)
+    expect(res.body[47 * 65536]).toBe(47)
+  }, 30_000)
+
+  test("the caller cancels the body: the handler's stream is cancelled, and the request counts as given up", async () => {
+    const bus = await hub()
+    await remoteWorker(bus)
+    const res = await stream(bus, "/stream-hold")
+    const reader = res.body.getReader()
+    expect(new TextDecoder().decode((await reader.read()).value)).toBe("one")
+    await reader.cancel(new Error("enough"))
+    await until(
+      async () => (await bus.request({ path: "/aborted" })).text() === "/stream-hold",
+      "cancelled there",
+      10_000,
+    )
+    expect(bus.stats().inFlight).toBe(0)
+  }, 30_000)
+
+  test("a stream that fails after the HEAD: the chunks sent before it are read, then a RemoteError", async () => {
+    const bus = await hub()
+    await remoteWorker(bus)
+    const res = await stream(bus, "/stream-fail/3")
+    const reader = res.body.getReader()
+    let text = ""
+    let err: unknown = null
+    try {
+      for (let r = await reader.read(); !r.done; r = await reader.read()) text += new TextDecoder().decode(r.value)
+    } catch (e) {
+      err = e
+    }
+    expect(text).toBe("chunk 0\nchunk 1\nchunk 2\n")
+    expect(err).toBeInstanceOf(RemoteError)
+    expect((err as RemoteError).message).toContain("failed after 3")
+    // a buffered caller gets the error itself
+    expect(await rejection(bus.request({ path: "/stream-fail/2" }))).toBeInstanceOf(RemoteError)
+  }, 30_000)
+
+  test("a worker killed with SIGKILL mid-stream fails the reader with WorkerGoneError", async () => {
+    const bus = await hub()
+    const w = await remoteWorker(bus)
+    const res = await stream(bus, "/stream-hold")
+    const reader = res.body.getReader()
+    await reader.read()
+    process.kill(w.pid, "SIGKILL")
+    expect(await rejection(reader.read())).toBeInstanceOf(WorkerGoneError)
+    expect(bus.stats().inFlight).toBe(0)
+  }, 30_000)
+})
+
+// ---- a hostile worker: a NATS client of the test's own that announces itself and answers with crafted frames ----
+
+/** §10.4's frame prefix: version 1, flags, frame number, status, head length. */
+function frame(flags: number, n: number, payload: Uint8Array | string = "", status = 0) {
+  const body = typeof payload === "string" ? new TextEncoder().encode(payload) : payload
+  const out = new Uint8Array(16 + body.length)
+  const v = new DataView(out.buffer)
+  v.setUint32(0, 1 | (flags << 8), true)
+  v.setUint32(4, n, true)
+  v.setUint32(8, status, true)
+  v.setUint32(12, flags & 4 ? 0 : body.length, true)
+  out.set(body, 16)
+  return out
+}
+const HEAD = 2
+const DATA = 4
+const END = 8
+
+/** Reads the body to its end; the error that ended it, or null. */
+async function readError(res: StreamedResponse): Promise<unknown> {
+  const reader = res.body.getReader()
+  try {
+    while (!(await reader.read()).done) {}
+    return null
+  } catch (e) {
+    return e
+  }
+}
+
+async function hostileWorker(bus: SlotBus, answer: (reply: string, nc: NatsConnection) => void) {
+  const { connect } = await import("@nats-io/transport-node")
+  const nc = await connect({ servers: url })
+  cleanup.push(() => nc.close())
+  const root = `slotbus.${bus.name.replaceAll(".", "~")}`
+  const cancels: string[] = []
+  nc.subscribe(`${root}.req.hostile`, { callback: (_, msg) => void (msg.reply && answer(msg.reply, nc)) })
+  nc.subscribe(`${root}.cancel.hostile`, { callback: (_, msg) => void cancels.push(msg.string()) })
+  await nc.flush()
+  const hb = JSON.stringify({ v: 1, worker: "hostile", host: "h", pid: 1, slots: 4, state: "serving" })
+  const timer = setInterval(() => nc.publish(`${root}.hb`, hb), 50)
+  cleanup.push(async () => clearInterval(timer))
+  nc.publish(`${root}.hb`, hb)
+  await bus.waitForWorkers(1)
+  return cancels
+}
+
+describe.skipIf(skip !== null)("a hostile worker's streamed answers over NATS", () => {
+  test("a lost frame fails the stream with WorkerGoneError and cancels it there; a first frame that is no HEAD, or data past the credit, is a ProtocolError", async () => {
+    const bus = await hub({ streamWindowBytes: 4096 })
+    let mode = "gap"
+    const cancels = await hostileWorker(bus, (reply, nc) => {
+      if (mode === "gap") {
+        nc.publish(reply, frame(HEAD, 0, "", 200))
+        nc.publish(reply, frame(DATA, 1, "a"))
+        nc.publish(reply, frame(DATA, 3, "c")) // frame 2 never came
+      } else if (mode === "no-head") {
+        nc.publish(reply, frame(DATA, 0, "a"))
+      } else {
+        nc.publish(reply, frame(HEAD, 0, "", 200))
+        for (let i = 1; i <= 3; i++) nc.publish(reply, frame(DATA, i, new Uint8Array(4096))) // one window of credit
+      }
+    })
+    const gap = await readError(await stream(bus, "/x"))
+    expect(gap).toBeInstanceOf(WorkerGoneError)
+    expect((gap as Error).message).toContain("lost frame 2")
+    await until(() => cancels.length === 1, "the stream cancelled on the worker", 5000)
+    mode = "no-head"
+    expect(await rejection(stream(bus, "/x"))).toBeInstanceOf(ProtocolError)
+    // a caller that reads nothing yet: a window's worth is all the hub holds for it
+    mode = "past-credit"
+    const res = await stream(bus, "/x")
+    await until(() => bus.stats().inFlight === 0, "the stream refused", 5000)
+    expect(await readError(res)).toBeInstanceOf(ProtocolError)
+    await until(() => cancels.length === 3, "each refused stream cancelled on the worker", 5000)
+    expect(bus.workerCount).toBe(1) // refused, not dropped: its heartbeats still say it serves
+  }, 30_000)
+
+  test("an END after the HEAD without data is an empty body; a whole answer after frames is refused", async () => {
+    const bus = await hub()
+    let mode = "empty"
+    await hostileWorker(bus, (reply, nc) => {
+      nc.publish(reply, frame(HEAD, 0, "", 204))
+      if (mode === "empty") nc.publish(reply, frame(END, 1))
+      else nc.publish(reply, frame(0, 200)) // a whole answer's prefix: status 200, no head, no body
+    })
+    const res = await bus.request({ path: "/x" })
+    expect(res.status).toBe(204)
+    expect(res.body.length).toBe(0)
+    mode = "whole"
+    expect(await rejection(bus.request({ path: "/x" }))).toBeInstanceOf(WorkerGoneError)
+  }, 30_000)
+})
