@@ -1,10 +1,10 @@
-// The HTTP hub with workers over NATS (createHub({ nats }), hubWorker(…, { nats })): requests, the client's
-// disconnect reaching the far handler, /health saying how each worker is reached, and a clear refusal when the hub
+// The HTTP hub with workers over NATS (createHub({ nats }), hubWorker(…, { nats })): requests, a streamed
+// response larger than max_payload, the client's disconnect reaching the far handler, /health saying how each worker is reached, and a clear refusal when the hub
 // takes no workers over NATS.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { connect } from "node:net"
 import { createHub, type HubHealth } from "../../src/http/index.ts"
-import { stopAll, until, type Child } from "../support/helpers.ts"
+import { pattern, stopAll, until, type Child } from "../support/helpers.ts"
 import { failingWorker, startWorker } from "../support/http.ts"
 import { natsSkipReason, startNats } from "../support/nats.ts"
 
@@ -39,6 +39,19 @@ describe.skipIf(skip !== null)("the HTTP hub with a worker over NATS", () => {
         async () => ((await (await fetch(`${hub.url}/health`)).json()) as HubHealth).counters.clientAborts === 1,
         "the hub counted the client abort",
       )
+    } finally {
+      await w.kill()
+    }
+  }, 30_000)
+
+  test("a streamed response over NATS reaches the HTTP client intact, 5 MB: five times the server's max_payload", async () => {
+    await using hub = await createHub({ port: 0, nats: url, quiet: true })
+    const w = await startWorker(hub.url, "shop", [`--nats=${url}`])
+    try {
+      const bytes = 5_000_000
+      const res = await fetch(`${hub.url}/large?bytes=${bytes}&seed=5&stream=1`)
+      expect(res.status).toBe(200)
+      expect(Buffer.compare(await res.bytes(), pattern(bytes, 5))).toBe(0)
     } finally {
       await w.kill()
     }
