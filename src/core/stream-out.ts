@@ -15,6 +15,8 @@ export interface StreamOut {
   body: ReadableStream<unknown>
   /** Whether the hub gave the request up: its cancel word names it (read after every wait). */
   cancelled(): boolean
+  /** The handler's req.signal: when it aborts, the body is cancelled, whatever its stream is waiting for. */
+  signal: AbortSignal
   /** Resolves once the stream's credit is no longer `seen` (chan.streamLimit), or it is given up. */
   credit(seen: number): Promise<void>
 }
@@ -53,6 +55,9 @@ export async function streamOut(s: StreamOut): Promise<StreamResult> {
   if (r < 0) return { begun: false, error: new ProtocolError(`could not start the stream (error ${-r})`) }
 
   const reader = s.body.getReader()
+  // a read waiting for a chunk that may never come ends (done) when the request is given up
+  const stop = () => void reader.cancel(s.signal.reason).catch(() => {})
+  s.signal.addEventListener("abort", stop, { once: true })
   let flags = 0
   let pairs: Uint8Array | null = null
   // s.cancelled() reads the hub's cancel word (and aborts the handler's signal the first time it is set)
@@ -78,6 +83,7 @@ export async function streamOut(s: StreamOut): Promise<StreamResult> {
     flags = RespFlag.ERROR
     pairs = errorPairs(e)
   }
+  s.signal.removeEventListener("abort", stop)
   if (over()) {
     flags = RespFlag.CANCELLED
     pairs = null

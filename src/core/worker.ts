@@ -740,6 +740,7 @@ export class SlotWorker {
           gen,
           ...parts,
           cancelled: () => this.givenUp(chan, slot, gen, req),
+          signal: req.signal,
           credit: (seen) => {
             const { promise, resolve } = Promise.withResolvers<void>()
             this.looks.push({ slot, seen, req, resolve })

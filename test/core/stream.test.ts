@@ -138,6 +138,16 @@ describe("back-pressure", () => {
 })
 
 describe("giving a stream up", () => {
+  test("a caller that cancels while the handler's stream waits for its next chunk: the stream is cancelled there and the slot comes back", async () => {
+    const { bus } = await setup()
+    const res = (await bus.request({ path: "/steps/3" }, { stream: true })) as StreamedResponse
+    const reader = res.body.getReader()
+    expect(decoder.decode((await reader.read()).value)).toBe("step 0\n")
+    await reader.cancel() // the worker's body waits in pull() for a /go that never comes
+    expect(await slotsBack(bus)).toBe(true)
+    expect(await text(bus, "/aborted")).toBe("/steps/3")
+  }, 20_000)
+
   test("the caller's signal errors the body with its reason, aborts the worker's req.signal and returns the slot", async () => {
     const { bus } = await setup({ streamWindowBytes: 65536 })
     const ac = new AbortController()
