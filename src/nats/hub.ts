@@ -29,6 +29,8 @@ class NatsPeer implements RemotePeer {
   requests = 0
   seen = performance.now()
   state = "serving"
+  /** Its request subject, made once. */
+  readonly subject: string
 
   get serving() {
     return this.state === "serving"
@@ -40,7 +42,10 @@ class NatsPeer implements RemotePeer {
     readonly pid: number,
     readonly capacity: number,
     private readonly hub: NatsHub,
-  ) {}
+    subject: string,
+  ) {
+    this.subject = subject
+  }
   send(p: RemoteCall, payload: Uint8Array, headLen: number) {
     this.hub.send(this, p, payload, headLen)
   }
@@ -109,7 +114,7 @@ class NatsHub implements RemoteLink {
       const slots = Number.isInteger(p.slots) && (p.slots as number) > 0 ? Math.min(p.slots as number, 4096) : 1
       const pid = Number.isInteger(p.pid) ? (p.pid as number) : 0
       const host = typeof p.host === "string" ? p.host.slice(0, 255) : "?"
-      peer = new NatsPeer(p.worker, host, pid, slots, this)
+      peer = new NatsPeer(p.worker, host, pid, slots, this, this.s.req(p.worker))
       this.peers.set(peer.id, peer)
       peer.state = p.state === "draining" ? "draining" : "serving"
       this.host.joined(peer)
@@ -139,7 +144,7 @@ class NatsHub implements RemoteLink {
     this.calls.set(n, { p, peer })
     this.numbers.set(p, n)
     writePrefix(payload, p.kind, headLen, Math.min(p.timeoutMs, 2 ** 32 - 1))
-    this.nc.publish(this.s.req(peer.id), payload, { reply: `${this.inbox}.${n}` })
+    this.nc.publish(peer.subject, payload, { reply: `${this.inbox}.${n}` })
   }
 
   cancel(peer: NatsPeer, p: RemoteCall) {
@@ -154,8 +159,12 @@ class NatsHub implements RemoteLink {
     if (!call) return // given up, or not ours
     this.calls.delete(n)
     if (msg.headers?.code === 503) return this.gone(call.peer, "has no subscription any more (NATS: no responders)")
-    const p = readPrefix(msg.data)
-    const bytes = msg.data.subarray(PREFIX)
+    // A plain view of the client's Buffer (whose subarray and slice cost more, its slice no copy): the books copy
+    // the body out of it.
+    const d = msg.data
+    const data = new Uint8Array(d.buffer, d.byteOffset, d.byteLength)
+    const p = readPrefix(data)
+    const bytes = data.subarray(PREFIX)
     if (!p || p.kindOrFlags > 1 || ((p.b + 7) & ~7) > bytes.length)
       return this.host.failed(
         call.p,
