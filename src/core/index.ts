@@ -41,6 +41,8 @@ export {
 } from "./token-file.ts"
 export { loadRemote, setRemoteLoader } from "./remote.ts"
 export type {
+  RemoteAnswer,
+  RemoteAnswerSink,
   RemoteHubHost,
   RemoteLink,
   RemoteCall,

@@ -56,16 +56,33 @@ export interface RemoteHubHost {
   failed(p: RemoteCall, err: Error): void
 }
 
+/** An answer as encoded into an arena (docs/PROTOCOL.md §6). */
+export interface RemoteAnswer {
+  status: number
+  flags: number
+  headLen: number
+  bodyLen: number
+}
+
+/** Where a worker-side transport takes a request's answer (RemoteWorkerHost.serve). */
+export interface RemoteAnswerSink {
+  /** The arena to encode the answer into. */
+  answerArena(): Uint8Array
+  /** The answer is in `answerArena()`: called right after it was encoded, once. */
+  done(answer: RemoteAnswer): void
+}
+
 /** What a transport may ask of a worker. */
 export interface RemoteWorkerHost {
   readonly name: string
   /** Builds the SlotRequest a handler gets for a request of `kind` (0 raw, 1 http) read from `bytes`. */
   request(kind: number, id: number, bytes: SlotBytes, headLen: number, bodyLen: number): RemoteRequest
-  /** Runs the handler; resolves with the answer encoded into `arena` (head, padding, body). */
-  serve(
-    req: RemoteRequest,
-    arena: Uint8Array,
-  ): Promise<{ status: number; flags: number; headLen: number; bodyLen: number }>
+  /**
+   * Runs the handler. Once it settled, its answer is encoded into `out.answerArena()` (head, padding, body) and
+   * `out.done` called at once, in the same turn: an arena shared by every request will do, if `done` copies the
+   * answer out. A handler that returns (not a promise) is answered before `serve` returns.
+   */
+  serve(req: RemoteRequest, out: RemoteAnswerSink): void
   /** The transport lost its connection for good (closed, or an unrecoverable error). */
   lost(reason: "closed" | "hub-gone", error?: Error): void
 }

@@ -1,6 +1,14 @@
 // A worker serving its hub from another host over NATS (docs/PROTOCOL.md §10): presence, requests, cancels.
 import type { Msg } from "@nats-io/transport-node"
-import type { RemoteLink, RemoteRequest, TransportOptions, RemoteWorkerHost, SlotBytes } from "../core/index.ts"
+import type {
+  RemoteAnswer,
+  RemoteAnswerSink,
+  RemoteLink,
+  RemoteRequest,
+  TransportOptions,
+  RemoteWorkerHost,
+  SlotBytes,
+} from "../core/index.ts"
 import {
   HOST,
   newId,
@@ -32,11 +40,14 @@ export async function serveWorker(
   const maxPayload = nc.info?.max_payload ?? 1024 * 1024
   let state: WorkerPresence["state"] = "serving"
   let closed = false
-  // Requests running now by reply subject, with the hub that sent them; and the hubs heard from, with when.
-  const running = new Map<string, { req: RemoteRequest; hub: string }>()
+  // Requests running now by reply subject (a handler that returns at once is never in it); the hubs heard from.
+  const running = new Map<string, RemoteRequest>()
   const hubs = new Map<string, { seen: number; heartbeatMs: number }>()
-  // Response arenas, reused: one per request running at once (the answer sent is a copy of its used part).
-  const arenas: Uint8Array[] = []
+  // An answer is encoded into `scratch` and copied out in the same turn, so one arena serves every request. A
+  // request whose handler calls req.reply() (its head written before the answer) takes an arena of its own.
+  const scratch = new Uint8Array(maxPayload)
+  const scratchAnswer = scratch.subarray(PREFIX)
+  const arenas: Uint8Array[] = [] // those of their own, reused
   const subs: { unsubscribe(): void }[] = []
   let served = 0
 
@@ -45,10 +56,64 @@ export async function serveWorker(
     if (!nc.isClosed()) nc.publish(s.hb, JSON.stringify(p))
   }
 
+  /** One request: where its bytes live (SlotBytes), and where its answer goes (RemoteAnswerSink). */
+  class Call implements SlotBytes, RemoteAnswerSink {
+    readonly copies = true
+    /** A response arena of its own (req.reply()), and its part after the prefix. */
+    private own: Uint8Array | null = null
+    private ownAnswer: Uint8Array | null = null
+    /** In `running` (its handler did not return at once), or answered. */
+    running = false
+    answered = false
+    readonly started = Bun.nanoseconds()
+    constructor(
+      private readonly msg: Msg,
+      private readonly rid: string,
+      private readonly request: Uint8Array,
+    ) {}
+    private ownArena(): Uint8Array {
+      if (this.ownAnswer === null) {
+        this.own = arenas.pop() ?? new Uint8Array(maxPayload)
+        this.ownAnswer = this.own.subarray(PREFIX)
+      }
+      return this.ownAnswer
+    }
+    arena(_slot: number, response: 0 | 1): Uint8Array {
+      return response ? this.ownArena() : this.request
+    }
+    lend(_slot: number, response: 0 | 1, off: number, len: number): ArrayBuffer {
+      const src = response ? this.ownArena() : this.request
+      return src.buffer.slice(src.byteOffset + off, src.byteOffset + off + len) as ArrayBuffer
+    }
+    answerArena(): Uint8Array {
+      return this.ownAnswer ?? scratchAnswer
+    }
+    done(a: RemoteAnswer) {
+      this.answered = true
+      stats.processing_time += Bun.nanoseconds() - this.started
+      if (a.flags & 1) stats.num_errors++
+      if (this.running) running.delete(this.rid)
+      const out = this.own ?? scratch
+      writePrefix(out, a.flags, a.status, a.headLen)
+      try {
+        // A copy: nats.js keeps what it is given until its next flush, and `out` is written again before that.
+        if (!nc.isClosed()) this.msg.respond(out.slice(0, PREFIX + align8(a.headLen) + a.bodyLen))
+      } catch {
+        // the connection failed under it: nobody is left to answer
+      }
+      if (this.own) arenas.push(this.own)
+      this.own = this.ownAnswer = null
+    }
+  }
+
   const onRequest = (msg: Msg) => {
-    if (!msg.reply) return
     const rid = msg.reply // names the request: a cancel quotes it (§10.3)
-    const data = msg.data.slice() // the client's buffer is its own: a handler may keep views past this turn
+    if (!rid) return
+    // A view, not a copy: nats.js hands out each message from a socket read of its own, never reused (one split
+    // over reads is gathered in a buffer of its own), so a handler may keep views of it past its turn. A plain
+    // Uint8Array, not the client's Buffer: Buffer's subarray and slice cost more, and its slice is no copy.
+    const d = msg.data
+    const data = new Uint8Array(d.buffer, d.byteOffset, d.byteLength)
     const p = readPrefix(data)
     const headLen = p ? p.a : 0
     const request = data.subarray(PREFIX) // as a request arena: head, padding, body
@@ -61,31 +126,14 @@ export async function serveWorker(
       out.set(why, PREFIX)
       return void msg.respond(out)
     }
-    const arena = arenas.pop() ?? new Uint8Array(maxPayload)
-    const answer = arena.subarray(PREFIX)
-    const bytes: SlotBytes & { copies: true } = {
-      copies: true,
-      arena: (_slot, response) => (response ? answer : request),
-      lend: (_slot, response, off, len) => {
-        const src = response ? answer : request
-        return src.buffer.slice(src.byteOffset + off, src.byteOffset + off + len) as ArrayBuffer
-      },
-    }
-    const req = host.request(p.kindOrFlags, ++served >>> 0, bytes, headLen, request.length - align8(headLen))
-    running.set(rid, { req, hub: rid.split(".")[2] ?? "" })
-    const started = Bun.nanoseconds()
+    const call = new Call(msg, rid, request)
+    const req = host.request(p.kindOrFlags, ++served >>> 0, call, headLen, request.length - align8(headLen))
     stats.num_requests++
-    host.serve(req, answer).then(
-      (a) => {
-        stats.processing_time += Bun.nanoseconds() - started
-        if (a.flags & 1) stats.num_errors++
-        running.delete(rid)
-        writePrefix(arena, a.flags, a.status, a.headLen)
-        if (!nc.isClosed()) msg.respond(arena.slice(0, PREFIX + align8(a.headLen) + a.bodyLen))
-        arenas.push(arena)
-      },
-      () => running.delete(rid), // serve never rejects; nothing to answer
-    )
+    host.serve(req, call)
+    if (!call.answered) {
+      call.running = true
+      running.set(rid, req)
+    }
   }
 
   subs.push(nc.subscribe(s.req(id), { callback: (err, msg) => void (err || onRequest(msg)) }))
@@ -93,7 +141,7 @@ export async function serveWorker(
     nc.subscribe(s.cancel(id), {
       callback: (err, msg) => {
         if (err) return
-        running.get(new TextDecoder().decode(msg.data))?.req.cancel(GIVEN_UP())
+        running.get(new TextDecoder().decode(msg.data))?.cancel(GIVEN_UP())
       },
     }),
   )
@@ -153,12 +201,12 @@ export async function serveWorker(
     for (const [hub, h] of hubs)
       if (now - h.seen > 4 * h.heartbeatMs) {
         hubs.delete(hub)
-        for (const r of running.values()) if (r.hub === hub) r.req.cancel(HUB_GONE())
+        for (const [rid, req] of running) if (rid.split(".")[2] === hub) req.cancel(HUB_GONE()) // _INBOX.slotbus.<hub>.<n>
       }
   }, opts.heartbeatMs)
   nc.closed().then((e) => {
     clearInterval(timer)
-    for (const r of running.values()) r.req.cancel(HUB_GONE())
+    for (const req of running.values()) req.cancel(HUB_GONE())
     if (!closed) host.lost("hub-gone", e instanceof Error ? e : undefined)
   })
 

@@ -7,6 +7,8 @@
 //   /hold           answers only when the hub gives it up (then records it: /aborted)
 //   /big/<n>        n bytes
 //   /throw          a TypeError
+//   /later/<ms>     the body as sent, read after <ms> ms (async: other requests are answered meanwhile)
+//   /reply/<ms>     req.reply(): status 201 and x-len written at once, the body (reversed) filled in after <ms> ms
 import { SlotWorker, type SlotRequest } from "../../src/index.ts"
 
 const [name, url, ...flags] = process.argv.slice(2)
@@ -38,6 +40,15 @@ function handle(req: SlotRequest) {
       return new Uint8Array(Number(arg)).fill(7)
     case "throw":
       throw new TypeError("thrown on the far side")
+    case "later": {
+      const body = req.body
+      return Bun.sleep(Number(arg)).then(() => body.slice())
+    }
+    case "reply": {
+      const body = req.body.slice()
+      const view = req.reply(body.length, { status: 201, headers: { "x-len": String(body.length) } })
+      return Bun.sleep(Number(arg)).then(() => (view.set(body.reverse()), view))
+    }
     default:
       return { status: 404, body: `no route ${req.path}` }
   }
