@@ -43,12 +43,14 @@ export { loadRemote, setRemoteLoader } from "./remote.ts"
 export { errorPairs } from "./stream-out.ts"
 export { toBytes } from "./codec.ts"
 export type {
+  RemoteAnswer,
+  RemoteAnswerSink,
+  RemoteStream,
   RemoteHubHost,
   RemoteLink,
   RemoteCall,
   RemotePeer,
   RemoteRequest,
-  RemoteAnswer,
   RemoteTransport,
   SlotBytes,
   RemoteWorkerHost,

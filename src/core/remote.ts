@@ -62,6 +62,34 @@ export interface RemoteHubHost {
   frame(p: RemoteCall, type: number, status: number, bytes: Uint8Array): void
 }
 
+/** An answer as encoded into an arena (docs/PROTOCOL.md §6). */
+export interface RemoteAnswer {
+  status: number
+  flags: number
+  headLen: number
+  bodyLen: number
+}
+
+/** Where a worker-side transport takes a request's answer (RemoteWorkerHost.serve). */
+export interface RemoteAnswerSink {
+  /** The arena to encode the answer into. */
+  answerArena(): Uint8Array
+  /** The answer is in `answerArena()`: called right after it was encoded, once. */
+  done(answer: RemoteAnswer): void
+  /** The handler answered with a stream: send it (§10.4), then call `over()` once it ended, failed or was given up. */
+  stream(s: RemoteStream): void
+}
+
+/** A handler's streamed answer, for a transport to send. */
+export interface RemoteStream {
+  body: ReadableStream<unknown>
+  status: number
+  /** Its head pairs as §6 encodes them. */
+  head: Uint8Array
+  /** The stream is over: the handler's request is let go. */
+  over(): void
+}
+
 /** What a transport may ask of a worker. */
 export interface RemoteWorkerHost {
   readonly name: string
@@ -71,23 +99,15 @@ export interface RemoteWorkerHost {
    */
   request(kind: number, id: number, bytes: SlotBytes, headLen: number, bodyLen: number, window: number): RemoteRequest
   /**
-   * Runs the handler; resolves with the answer encoded into `arena` (head, padding, body), or with the stream to
-   * send when the request offered a window and the handler answered with a stream (docs/PROTOCOL.md §10.4).
+   * Runs the handler. Once it settled, its answer is encoded into `out.answerArena()` (head, padding, body) and
+   * `out.done` called at once, in the same turn: an arena shared by every request will do, if `done` copies the
+   * answer out. A handler that returns (not a promise) is answered before `serve` returns. When the request
+   * offered a window and the handler answered with a stream, `out.stream` gets it instead (docs/PROTOCOL.md §10.4).
    */
-  serve(req: RemoteRequest, arena: Uint8Array): Promise<RemoteAnswer>
+  serve(req: RemoteRequest, out: RemoteAnswerSink): void
   /** The transport lost its connection for good (closed, or an unrecoverable error). */
   lost(reason: "closed" | "hub-gone", error?: Error): void
 }
-
-export type RemoteAnswer =
-  | { stream?: undefined; status: number; flags: number; headLen: number; bodyLen: number }
-  | {
-      stream: ReadableStream<unknown>
-      status: number
-      head: Uint8Array
-      /** The stream is over (ended, failed or given up): the handler's request is let go. */
-      done(): void
-    }
 
 export interface RemoteLink {
   readonly connected: boolean

@@ -31,7 +31,7 @@ import { longTimeout } from "./timers.ts"
 import { checkOptions, madeBy, optionNames } from "./option-check.ts"
 import { rpcHandler } from "./rpc.ts"
 import { encodeHead, streamOut } from "./stream-out.ts"
-import { loadRemote, type RemoteAnswer, type RemoteLink, type SlotBytes } from "./remote.ts"
+import { loadRemote, type RemoteAnswerSink, type RemoteLink, type SlotBytes } from "./remote.ts"
 import { positiveInt } from "./options.ts"
 
 /**
@@ -505,7 +505,7 @@ export class SlotWorker {
             this.name,
             window,
           ),
-        serve: (req, arena) => this.serveDetached(req as SlotRequest, arena),
+        serve: (req, out) => this.serveDetached(req as SlotRequest, out),
         lost: (reason, error) => {
           this.opts.onDisconnect?.(reason)
           this.resolveClosed(error ? { reason, error } : { reason })
@@ -783,35 +783,59 @@ export class SlotWorker {
   }
 
   /**
-   * @internal src/nats: runs the handler for a request that came over another transport (no slot, no stream window)
-   * and resolves with its answer encoded into `arena` (docs/PROTOCOL.md §6), as a slot's would be.
+   * @internal src/nats: runs the handler for a request that came over another transport (no slot; a streamed answer
+   * goes to `sink.stream`) and encodes its answer into `sink.answerArena()` (docs/PROTOCOL.md §6), as a slot's would be, then calls `sink.done`
+   * in the same turn. A handler that returns (not a promise) is answered before this returns: no promise at all.
    */
-  private async serveDetached(req: SlotRequest, arena: Uint8Array): Promise<RemoteAnswer> {
+  private serveDetached(req: SlotRequest, sink: RemoteAnswerSink): void {
     this.active++
     let out: unknown
-    let threw = false
     try {
-      out = await this.handler(req)
-      const parts = req.streamWindow > 0 ? streamParts(out) : null
+      out = this.handler(req)
+    } catch (e) {
+      return this.answerDetached(req, sink, e, true)
+    }
+    if (typeof (out as PromiseLike<unknown> | null)?.then === "function")
+      Promise.resolve(out).then(
+        (r) => this.answerDetached(req, sink, r, false),
+        (e) => this.answerDetached(req, sink, e, true),
+      )
+    else this.answerDetached(req, sink, out, false)
+  }
+
+  private answerDetached(req: SlotRequest, sink: RemoteAnswerSink, out: unknown, threw: boolean): void {
+    if (!threw && req.streamWindow > 0) {
+      let parts: ReturnType<typeof streamParts>
+      try {
+        parts = streamParts(out)
+      } catch (e) {
+        return this.answerDetached(req, sink, e, true)
+      }
       if (parts) {
-        const done = () => {
+        const over = () => {
           this.active--
           this.served++
           req.retire()
         }
-        return { stream: parts.body, status: parts.status, head: encodeHead(parts.head), done }
+        return sink.stream({ body: parts.body, status: parts.status, head: encodeHead(parts.head), over })
       }
-      if (isAsyncReply(out)) out = await readAsyncReply(out)
-    } catch (e) {
-      ;(out = e), (threw = true)
     }
+    if (!threw && isAsyncReply(out)) {
+      readAsyncReply(out).then(
+        (r) => this.answerDetached(req, sink, r, false),
+        (e) => this.answerDetached(req, sink, e, true),
+      )
+      return
+    }
+    let answer: ReturnType<typeof encodeAnswer>
     try {
-      return encodeAnswer(arena, req, out, threw)
+      answer = encodeAnswer(sink.answerArena(), req, out, threw)
     } finally {
       this.active--
       this.served++
       req.retire()
     }
+    sink.done(answer)
   }
 
   /**

@@ -42,6 +42,8 @@ class NatsPeer implements RemotePeer {
   requests = 0
   seen = performance.now()
   state = "serving"
+  /** Its request subject, made once. */
+  readonly subject: string
 
   get serving() {
     return this.state === "serving"
@@ -53,7 +55,10 @@ class NatsPeer implements RemotePeer {
     readonly pid: number,
     readonly capacity: number,
     private readonly hub: NatsHub,
-  ) {}
+    subject: string,
+  ) {
+    this.subject = subject
+  }
   send(p: RemoteCall, payload: Uint8Array, headLen: number) {
     this.hub.send(this, p, payload, headLen)
   }
@@ -128,7 +133,7 @@ class NatsHub implements RemoteLink {
       const slots = Number.isInteger(p.slots) && (p.slots as number) > 0 ? Math.min(p.slots as number, 4096) : 1
       const pid = Number.isInteger(p.pid) ? (p.pid as number) : 0
       const host = typeof p.host === "string" ? p.host.slice(0, 255) : "?"
-      peer = new NatsPeer(p.worker, host, pid, slots, this)
+      peer = new NatsPeer(p.worker, host, pid, slots, this, this.s.req(p.worker))
       this.peers.set(peer.id, peer)
       peer.state = p.state === "draining" ? "draining" : "serving"
       this.host.joined(peer)
@@ -158,7 +163,7 @@ class NatsHub implements RemoteLink {
     this.calls.set(n, { p, peer, frames: 0, received: 0, taken: 0, granted: 0 })
     this.numbers.set(p, n)
     writePrefix(payload, p.kind, headLen, Math.min(p.timeoutMs, 2 ** 32 - 1), this.window)
-    this.nc.publish(this.s.req(peer.id), payload, { reply: `${this.inbox}.${n}` })
+    this.nc.publish(peer.subject, payload, { reply: `${this.inbox}.${n}` })
   }
 
   cancel(peer: NatsPeer, p: RemoteCall) {
@@ -184,11 +189,15 @@ class NatsHub implements RemoteLink {
     const n = Number(msg.subject.slice(this.inbox.length + 1))
     const call = this.calls.get(n)
     if (!call) return // given up, or not ours
-    const p = readPrefix(msg.data)
-    if (p && p.kindOrFlags & (StreamFlag.HEAD | StreamFlag.DATA | StreamFlag.END)) return this.onFrame(n, call, p, msg)
+    // A plain view of the client's Buffer (whose subarray and slice cost more, its slice no copy): the books copy
+    // the body out of it.
+    const d = msg.data
+    const data = new Uint8Array(d.buffer, d.byteOffset, d.byteLength)
+    const p = readPrefix(data)
+    if (p && p.kindOrFlags & (StreamFlag.HEAD | StreamFlag.DATA | StreamFlag.END)) return this.onFrame(n, call, p, data)
     this.calls.delete(n)
     if (msg.headers?.code === 503) return this.gone(call.peer, "has no subscription any more (NATS: no responders)")
-    const bytes = msg.data.subarray(PREFIX)
+    const bytes = data.subarray(PREFIX)
     if (!p || p.kindOrFlags > 1 || ((p.b + 7) & ~7) > bytes.length || call.frames > 0)
       return this.host.failed(
         call.p,
@@ -198,10 +207,15 @@ class NatsHub implements RemoteLink {
   }
 
   /** A frame of a streamed answer (§10.4): numbered in order, a HEAD first, DATA within credit. */
-  private onFrame(n: number, call: Call, f: { kindOrFlags: number; a: number; b: number; c: number }, msg: Msg) {
+  private onFrame(
+    n: number,
+    call: Call,
+    f: { kindOrFlags: number; a: number; b: number; c: number },
+    data: Uint8Array,
+  ) {
     const flags = f.kindOrFlags
     const type = flags & StreamFlag.HEAD ? Frame.HEAD : flags & StreamFlag.DATA ? Frame.DATA : Frame.END
-    const bytes = msg.data.slice(PREFIX) // held until the caller reads it: the client's buffer is its own
+    const bytes = data.slice(PREFIX) // a copy: held until the caller reads it
     const who = `worker ${call.peer.id} (pid ${call.peer.pid} on ${call.peer.host})`
     let err: Error | null = null
     if (f.a !== call.frames)

@@ -1,12 +1,15 @@
-// A worker serving its hub from another host over NATS (docs/PROTOCOL.md §10): presence, requests, cancels.
+// A worker serving its hub from another host over NATS (docs/PROTOCOL.md §10): presence, requests, cancels,
+// streamed answers (§10.4).
 import type { Msg } from "@nats-io/transport-node"
 import {
   errorPairs,
   PayloadTooLargeError,
   toBytes,
   type RemoteAnswer,
+  type RemoteAnswerSink,
   type RemoteLink,
   type RemoteRequest,
+  type RemoteStream,
   type RemoteWorkerHost,
   type SlotBytes,
   type TransportOptions,
@@ -24,23 +27,13 @@ import {
   type WorkerPresence,
 } from "./wire.ts"
 
-/** A request running here: the hub that sent it, and for a streamed answer the credit it was given (§10.4). */
-interface Running {
-  req: RemoteRequest
-  hub: string
-  taken: number
-  wake: (() => void) | null
-  /** Stops a streamed answer's body, whatever its handler's stream is waiting for. */
-  stop: ((reason: unknown) => void) | null
-}
-const NO_BYTES: Uint8Array = new Uint8Array(0)
-
 const align8 = (n: number) => (n + 7) & ~7
 const VERSION = "1.0.0" // of this service's protocol (docs/PROTOCOL.md §10), as ADR-32 wants a semver
 /** The bus as an ADR-32 service name ([A-Za-z0-9_-]+). */
 const microName = (bus: string) => `slotbus-${bus.replace(/[^A-Za-z0-9_-]/g, "_")}`
 const HUB_GONE = () => new DOMException("the hub that sent this request stopped announcing itself", "AbortError")
 const GIVEN_UP = () => new DOMException("the hub gave this request up: its caller aborted or timed out", "AbortError")
+const NO_BYTES: Uint8Array = new Uint8Array(0)
 
 export async function serveWorker(
   host: RemoteWorkerHost,
@@ -54,11 +47,14 @@ export async function serveWorker(
   const maxPayload = nc.info?.max_payload ?? 1024 * 1024
   let state: WorkerPresence["state"] = "serving"
   let closed = false
-  // Requests running now by reply subject; and the hubs heard from, with when.
-  const running = new Map<string, Running>()
+  // Requests running now by reply subject (a handler that returns at once is never in it); the hubs heard from.
+  const running = new Map<string, Call>()
   const hubs = new Map<string, { seen: number; heartbeatMs: number }>()
-  // Response arenas, reused: one per request running at once (the answer sent is a copy of its used part).
-  const arenas: Uint8Array[] = []
+  // An answer is encoded into `scratch` and copied out in the same turn, so one arena serves every request. A
+  // request whose handler calls req.reply() (its head written before the answer) takes an arena of its own.
+  const scratch = new Uint8Array(maxPayload)
+  const scratchAnswer = scratch.subarray(PREFIX)
+  const arenas: Uint8Array[] = [] // those of their own, reused
   const subs: { unsubscribe(): void }[] = []
   let served = 0
 
@@ -67,87 +63,113 @@ export async function serveWorker(
     if (!nc.isClosed()) nc.publish(s.hb, JSON.stringify(p))
   }
 
-  const onRequest = (msg: Msg) => {
-    if (!msg.reply) return
-    const rid = msg.reply // names the request: a cancel quotes it (§10.3)
-    const data = msg.data.slice() // the client's buffer is its own: a handler may keep views past this turn
-    const p = readPrefix(data)
-    const headLen = p ? p.a : 0
-    const request = data.subarray(PREFIX) // as a request arena: head, padding, body
-    if (state !== "serving" || !p || p.kindOrFlags > 1 || align8(headLen) > request.length) {
-      const why = new TextEncoder().encode(
-        state !== "serving" ? "the worker is leaving" : "a request that is not slotbus protocol (§10.2)",
-      )
-      const out = new Uint8Array(PREFIX + why.length)
-      writePrefix(out, 1, 500, 0)
-      out.set(why, PREFIX)
-      return void msg.respond(out)
+  /** One request: where its bytes live (SlotBytes), and where its answer goes (RemoteAnswerSink). */
+  class Call implements SlotBytes, RemoteAnswerSink {
+    readonly copies = true
+    req: RemoteRequest | null = null
+    /** A streamed answer's credit (§10.4): DATA bytes the hub's caller took; who waits for more; its body's stop. */
+    taken = 0
+    wake: (() => void) | null = null
+    stop: ((reason: unknown) => void) | null = null
+    /** A response arena of its own (req.reply()), and its part after the prefix. */
+    private own: Uint8Array | null = null
+    private ownAnswer: Uint8Array | null = null
+    /** In `running` (its handler did not return at once), or answered. */
+    running = false
+    answered = false
+    readonly started = Bun.nanoseconds()
+    constructor(
+      private readonly msg: Msg,
+      readonly rid: string,
+      private readonly request: Uint8Array,
+      readonly window: number,
+    ) {}
+    private ownArena(): Uint8Array {
+      if (this.ownAnswer === null) {
+        this.own = arenas.pop() ?? new Uint8Array(maxPayload)
+        this.ownAnswer = this.own.subarray(PREFIX)
+      }
+      return this.ownAnswer
     }
-    const arena = arenas.pop() ?? new Uint8Array(maxPayload)
-    const answer = arena.subarray(PREFIX)
-    const bytes: SlotBytes & { copies: true } = {
-      copies: true,
-      arena: (_slot, response) => (response ? answer : request),
-      lend: (_slot, response, off, len) => {
-        const src = response ? answer : request
-        return src.buffer.slice(src.byteOffset + off, src.byteOffset + off + len) as ArrayBuffer
-      },
+    arena(_slot: number, response: 0 | 1): Uint8Array {
+      return response ? this.ownArena() : this.request
     }
-    const window = p.c >= 4096 ? Math.min(p.c, 2 ** 30) : 0 // the hub's stream window (§10.4)
-    const req = host.request(p.kindOrFlags, ++served >>> 0, bytes, headLen, request.length - align8(headLen), window)
-    const r: Running = { req, hub: rid.split(".")[2] ?? "", taken: 0, wake: null, stop: null }
-    running.set(rid, r)
-    const started = Bun.nanoseconds()
-    stats.num_requests++
-    host.serve(req, answer).then(
-      (a) => {
-        stats.processing_time += Bun.nanoseconds() - started
-        arenas.push(arena)
-        if (a.stream) return void sendStream(rid, r, a, window)
-        if (a.flags & 1) stats.num_errors++
-        running.delete(rid)
-        writePrefix(arena, a.flags, a.status, a.headLen)
-        if (!nc.isClosed()) msg.respond(arena.slice(0, PREFIX + align8(a.headLen) + a.bodyLen))
-      },
-      () => running.delete(rid), // serve never rejects; nothing to answer
-    )
+    lend(_slot: number, response: 0 | 1, off: number, len: number): ArrayBuffer {
+      const src = response ? this.ownArena() : this.request
+      return src.buffer.slice(src.byteOffset + off, src.byteOffset + off + len) as ArrayBuffer
+    }
+    answerArena(): Uint8Array {
+      return this.ownAnswer ?? scratchAnswer
+    }
+    done(a: RemoteAnswer) {
+      this.answered = true
+      stats.processing_time += Bun.nanoseconds() - this.started
+      if (a.flags & 1) stats.num_errors++
+      if (this.running) running.delete(this.rid)
+      const out = this.own ?? scratch
+      writePrefix(out, a.flags, a.status, a.headLen)
+      try {
+        // A copy: nats.js keeps what it is given until its next flush, and `out` is written again before that.
+        if (!nc.isClosed()) this.msg.respond(out.slice(0, PREFIX + align8(a.headLen) + a.bodyLen))
+      } catch {
+        // the connection failed under it: nobody is left to answer
+      }
+      if (this.own) arenas.push(this.own)
+      this.own = this.ownAnswer = null
+    }
+    stream(rs: RemoteStream) {
+      // not `answered`: it stays in `running` (for cancels and credit) until the stream is over
+      if (this.own) arenas.push(this.own)
+      this.own = this.ownAnswer = null
+      void sendStream(this, rs).finally(() => {
+        running.delete(this.rid)
+        rs.over()
+      })
+    }
+    /** The hub gave it up, or is gone: its signal aborts, a streamed answer stops. */
+    cancel(reason: DOMException) {
+      this.req?.cancel(reason)
+      this.stop?.(reason)
+      this.credited()
+    }
+    /** Credit came, or the stream should look again whether it is over. */
+    credited() {
+      const w = this.wake
+      this.wake = null
+      w?.()
+    }
   }
 
   /** A streamed answer (§10.4): HEAD, DATA while there is credit (the body is read only then), END. */
-  const sendStream = async (
-    rid: string,
-    r: Running,
-    a: Extract<RemoteAnswer, { stream: ReadableStream }>,
-    window: number,
-  ) => {
+  const sendStream = async (call: Call, rs: RemoteStream) => {
     let frames = 0
     const frame = (flags: number, status: number, payload: Uint8Array) => {
       const out = new Uint8Array(PREFIX + payload.length)
       writePrefix(out, flags, frames++, status, flags & StreamFlag.DATA ? 0 : payload.length)
       out.set(payload, PREFIX)
-      if (!nc.isClosed()) nc.publish(rid, out)
+      if (!nc.isClosed()) nc.publish(call.rid, out)
     }
-    const reader = a.stream.getReader()
+    const reader = rs.body.getReader()
     const stop = (reason: unknown) => void reader.cancel(reason).catch(() => {}) // a pending read ends (done)
-    r.stop = stop
-    const over = () => r.req.cancelled !== null || nc.isClosed()
+    call.stop = stop
+    const over = () => call.req!.cancelled !== null || nc.isClosed()
     let end: number = StreamFlag.END
     let pairs = NO_BYTES
     let sent = 0
     try {
-      if (PREFIX + a.head.length > maxPayload) {
+      if (PREFIX + rs.head.length > maxPayload) {
         frame(StreamFlag.HEAD, 500, NO_BYTES)
         throw new PayloadTooLargeError(`the response headers are over the NATS server's max_payload ${maxPayload}`)
       }
-      frame(StreamFlag.HEAD, a.status, a.head)
+      frame(StreamFlag.HEAD, rs.status, rs.head)
       while (!over()) {
         const { done, value } = await reader.read()
         if (done) break
         const bytes = toBytes(value as never, "a streamed body's chunk")
         for (let off = 0; off < bytes.length && !over(); ) {
-          const room = window - (sent - r.taken)
+          const room = call.window - (sent - call.taken)
           if (room <= 0) {
-            await new Promise<void>((resolve) => (r.wake = resolve)) // a grant, a cancel, or the hub gone
+            await new Promise<void>((resolve) => (call.wake = resolve)) // a grant, a cancel, or the hub gone
             continue
           }
           const n = Math.min(bytes.length - off, room, maxPayload - PREFIX)
@@ -162,29 +184,49 @@ export async function serveWorker(
     }
     if (over()) {
       ;(end = StreamFlag.END | StreamFlag.CANCELLED), (pairs = NO_BYTES)
-      stop(r.req.cancelled ?? GIVEN_UP())
+      stop(call.req!.cancelled ?? GIVEN_UP())
     } else if (!(end & StreamFlag.FAILED)) reader.releaseLock()
     frame(end, 0, pairs)
-    running.delete(rid)
-    a.done()
   }
-  const wake = (r: Running) => {
-    const w = r.wake
-    r.wake = null
-    w?.()
-  }
-  const cancel = (r: Running, reason: DOMException) => {
-    r.req.cancel(reason)
-    r.stop?.(reason)
-    wake(r)
+
+  const onRequest = (msg: Msg) => {
+    const rid = msg.reply // names the request: a cancel quotes it (§10.3)
+    if (!rid) return
+    // A view, not a copy: nats.js hands out each message from a socket read of its own, never reused (one split
+    // over reads is gathered in a buffer of its own), so a handler may keep views of it past its turn. A plain
+    // Uint8Array, not the client's Buffer: Buffer's subarray and slice cost more, and its slice is no copy.
+    const d = msg.data
+    const data = new Uint8Array(d.buffer, d.byteOffset, d.byteLength)
+    const p = readPrefix(data)
+    const headLen = p ? p.a : 0
+    const request = data.subarray(PREFIX) // as a request arena: head, padding, body
+    if (state !== "serving" || !p || p.kindOrFlags > 1 || align8(headLen) > request.length) {
+      const why = new TextEncoder().encode(
+        state !== "serving" ? "the worker is leaving" : "a request that is not slotbus protocol (§10.2)",
+      )
+      const out = new Uint8Array(PREFIX + why.length)
+      writePrefix(out, 1, 500, 0)
+      out.set(why, PREFIX)
+      return void msg.respond(out)
+    }
+    const window = p.c >= 4096 ? Math.min(p.c, 2 ** 30) : 0 // the hub's stream window (§10.4)
+    const call = new Call(msg, rid, request, window)
+    const bodyLen = request.length - align8(headLen)
+    const req = (call.req = host.request(p.kindOrFlags, ++served >>> 0, call, headLen, bodyLen, window))
+    stats.num_requests++
+    host.serve(req, call)
+    if (!call.answered) {
+      call.running = true
+      running.set(rid, call)
+    }
   }
 
   subs.push(nc.subscribe(s.req(id), { callback: (err, msg) => void (err || onRequest(msg)) }))
   subs.push(
     nc.subscribe(s.cancel(id), {
       callback: (err, msg) => {
-        const r = err ? undefined : running.get(new TextDecoder().decode(msg.data))
-        if (r) cancel(r, GIVEN_UP())
+        if (err) return
+        running.get(new TextDecoder().decode(msg.data))?.cancel(GIVEN_UP())
       },
     }),
   )
@@ -192,11 +234,11 @@ export async function serveWorker(
     nc.subscribe(s.credit(id), {
       callback: (err, msg) => {
         const [rid = "", text = ""] = err ? [] : new TextDecoder().decode(msg.data).split(" ")
-        const r = running.get(rid)
+        const call = running.get(rid)
         const taken = Number(text)
-        if (!r || !Number.isSafeInteger(taken) || taken <= r.taken) return // grants are idempotent: the highest wins
-        r.taken = taken
-        wake(r)
+        if (!call || !Number.isSafeInteger(taken) || taken <= call.taken) return // idempotent: the highest wins
+        call.taken = taken
+        call.credited()
       },
     }),
   )
@@ -256,12 +298,12 @@ export async function serveWorker(
     for (const [hub, h] of hubs)
       if (now - h.seen > 4 * h.heartbeatMs) {
         hubs.delete(hub)
-        for (const r of running.values()) if (r.hub === hub) cancel(r, HUB_GONE())
+        for (const [rid, call] of running) if (rid.split(".")[2] === hub) call.cancel(HUB_GONE()) // _INBOX.slotbus.<hub>.<n>
       }
   }, opts.heartbeatMs)
   nc.closed().then((e) => {
     clearInterval(timer)
-    for (const r of running.values()) cancel(r, HUB_GONE())
+    for (const call of running.values()) call.cancel(HUB_GONE())
     if (!closed) host.lost("hub-gone", e instanceof Error ? e : undefined)
   })
 

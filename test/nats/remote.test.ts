@@ -155,6 +155,27 @@ describe.skipIf(skip !== null)("a worker over NATS", () => {
     expect(bus.stats().inFlight).toBe(0)
   }, 30_000)
 
+  test("async handlers (bodies read later, req.reply() filled later) interleaved with answers at once: all right", async () => {
+    const bus = await hub({ slots: 1, remote: "balance" })
+    await remoteWorker(bus, "--slots=64")
+    await bus.waitForWorkers(1)
+    const bodyOf = (i: number) => new Uint8Array(i % 3 === 0 ? 10_000 + i : 20 + i).map((_, k) => (i * 7 + k) & 255)
+    const rev = (b: Uint8Array) => b.slice().reverse()
+    const jobs = Array.from({ length: 120 }, async (_, i) => {
+      const body = bodyOf(i)
+      const ms = i % 7
+      if (i % 3 === 1) {
+        const res = await bus.request({ method: "POST", path: `/reply/${ms}`, body })
+        expect(res.status).toBe(201)
+        expect(res.headers.get("x-len")).toBe(String(body.length))
+        expect(res.body).toEqual(rev(body))
+      } else if (i % 3 === 2) expect(await bus.call(body)).toEqual(rev(body))
+      else expect((await bus.request({ method: "POST", path: `/later/${ms}`, body })).body).toEqual(body)
+    })
+    await Promise.all(jobs)
+    expect(bus.stats().errors).toBe(0)
+  }, 30_000)
+
   test("1,000 requests across two remote workers: every answer right, none run twice", async () => {
     const bus = await hub({ slots: 1, remote: "balance" })
     const a = await remoteWorker(bus, "--slots=8")

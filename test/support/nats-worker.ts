@@ -12,6 +12,8 @@
 //   /gated          a stream: "first", then "second" only once /open was asked
 //   /stream-fail/<n> n chunks "chunk i\n", then the stream fails with a RangeError
 //   /stream-hold    a stream: "one", then nothing until it is cancelled (then recorded: /aborted)
+//   /later/<ms>     the body as sent, read after <ms> ms (async: other requests are answered meanwhile)
+//   /reply/<ms>     req.reply(): status 201 and x-len written at once, the body (reversed) filled in after <ms> ms
 import { SlotWorker, type SlotRequest } from "../../src/index.ts"
 
 const [name, url, ...flags] = process.argv.slice(2)
@@ -91,6 +93,15 @@ function handle(req: SlotRequest) {
         pull: () => new Promise(() => {}),
         cancel: () => void aborted.push(req.path),
       })
+    case "later": {
+      const body = req.body
+      return Bun.sleep(Number(arg)).then(() => body.slice())
+    }
+    case "reply": {
+      const body = req.body.slice()
+      const view = req.reply(body.length, { status: 201, headers: { "x-len": String(body.length) } })
+      return Bun.sleep(Number(arg)).then(() => (view.set(body.reverse()), view))
+    }
     default:
       return { status: 404, body: `no route ${req.path}` }
   }
