@@ -1,7 +1,7 @@
 // Workers over NATS on this host (docs/PROTOCOL.md §10): the same handler, errors, cancels and routing as over
 // shared memory, a worker killed or stopped, sizes over max_payload, and 1,000 requests with none lost or doubled.
 // test/nats/hosts.test.ts runs them across two simulated hosts. Needs `nats-server` (apt-get install -y nats-server).
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test"
+import { describe, expect, test } from "bun:test"
 import {
   PayloadTooLargeError,
   RemoteError,
@@ -12,34 +12,21 @@ import {
   type WorkerEvent,
 } from "../../src/index.ts"
 import { bunChild, busName, rejection, spawnWorker, until, type Child } from "../support/helpers.ts"
-import { natsSkipReason, startNats } from "../support/nats.ts"
+import { natsPerFile, natsSkipReason } from "../support/nats.ts"
 
 const skip = natsSkipReason()
 if (skip) console.warn(`the NATS tests are skipped: ${skip}`)
 
-let server: Child | undefined
-let url = ""
-beforeAll(async () => {
-  if (skip) return
-  ;({ url, server } = await startNats())
-})
-afterAll(async () => {
-  await server?.kill()
-})
-
-let cleanup: (() => Promise<void>)[] = []
-afterEach(async () => {
-  for (const f of cleanup.reverse()) await f()
-  cleanup = []
-})
+const nats = natsPerFile(skip)
+const { cleanup } = nats
 
 async function hub(opts: ListenOptions = {}): Promise<SlotBus> {
-  const bus = await SlotBus.listen(busName("nats"), { nats: url, heartbeatMs: 100, ...opts })
+  const bus = await SlotBus.listen(busName("nats"), { nats: nats.url, heartbeatMs: 100, ...opts })
   cleanup.push(() => bus.close({ drain: false }))
   return bus
 }
 async function remoteWorker(bus: SlotBus, ...flags: string[]): Promise<Child> {
-  const w = bunChild("nats-worker.ts", [bus.name, url, ...flags])
+  const w = bunChild("nats-worker.ts", [bus.name, nats.url, ...flags])
   cleanup.push(async () => void (await w.kill()))
   await w.waitLine(/^ready \d+$/, 15_000)
   return w
@@ -197,10 +184,12 @@ describe.skipIf(skip !== null)("a worker over NATS", () => {
 
   test("options are checked: nats, remote and heartbeatMs", async () => {
     expect(await rejection(SlotBus.listen(busName("bad"), { nats: 42 as never }))).toBeInstanceOf(TypeError)
-    expect(await rejection(SlotBus.listen(busName("bad"), { nats: url, remote: "always" as never }))).toBeInstanceOf(
-      TypeError,
+    expect(
+      await rejection(SlotBus.listen(busName("bad"), { nats: nats.url, remote: "always" as never })),
+    ).toBeInstanceOf(TypeError)
+    expect(await rejection(SlotBus.listen(busName("bad"), { nats: nats.url, heartbeatMs: -1 }))).toBeInstanceOf(
+      RangeError,
     )
-    expect(await rejection(SlotBus.listen(busName("bad"), { nats: url, heartbeatMs: -1 }))).toBeInstanceOf(RangeError)
   }, 30_000)
 })
 
@@ -212,7 +201,7 @@ describe.skipIf(skip !== null)("discovery over NATS", () => {
     await bus.request({ path: "/echo" })
     await rejection(bus.request({ path: "/throw" }))
     const { connect } = await import("@nats-io/transport-node")
-    const nc = await connect({ servers: url })
+    const nc = await connect({ servers: nats.url })
     cleanup.push(() => nc.close())
     const service = `slotbus-${bus.name}`
     const ask = async (subject: string) =>

@@ -2,7 +2,7 @@
 // credit the caller's reading gives, past max_payload; cancels both ways, failures after the HEAD, a worker killed
 // mid-stream, and a hostile worker's frames (a gap, a first frame that is no HEAD, data past its credit).
 // Needs `nats-server` (apt-get install -y nats-server).
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test"
+import { describe, expect, test } from "bun:test"
 import type { NatsConnection } from "@nats-io/transport-node"
 import {
   ProtocolError,
@@ -13,34 +13,21 @@ import {
   type StreamedResponse,
 } from "../../src/index.ts"
 import { bunChild, busName, rejection, until, type Child } from "../support/helpers.ts"
-import { natsSkipReason, startNats } from "../support/nats.ts"
+import { natsPerFile, natsSkipReason } from "../support/nats.ts"
 
 const skip = natsSkipReason()
 if (skip) console.warn(`the NATS stream tests are skipped: ${skip}`)
 
-let server: Child | undefined
-let url = ""
-beforeAll(async () => {
-  if (skip) return
-  ;({ url, server } = await startNats())
-})
-afterAll(async () => {
-  await server?.kill()
-})
-
-let cleanup: (() => Promise<void>)[] = []
-afterEach(async () => {
-  for (const f of cleanup.reverse()) await f()
-  cleanup = []
-})
+const nats = natsPerFile(skip)
+const { cleanup } = nats
 
 async function hub(opts: ListenOptions = {}): Promise<SlotBus> {
-  const bus = await SlotBus.listen(busName("nats-stream"), { nats: url, heartbeatMs: 100, ...opts })
+  const bus = await SlotBus.listen(busName("nats-stream"), { nats: nats.url, heartbeatMs: 100, ...opts })
   cleanup.push(() => bus.close({ drain: false }))
   return bus
 }
 async function remoteWorker(bus: SlotBus): Promise<Child> {
-  const w = bunChild("nats-worker.ts", [bus.name, url])
+  const w = bunChild("nats-worker.ts", [bus.name, nats.url])
   cleanup.push(async () => void (await w.kill()))
   await w.waitLine(/^ready \d+$/, 15_000)
   await bus.waitForWorkers(1)
@@ -172,7 +159,7 @@ async function readError(res: StreamedResponse): Promise<unknown> {
 
 async function hostileWorker(bus: SlotBus, answer: (reply: string, nc: NatsConnection) => void) {
   const { connect } = await import("@nats-io/transport-node")
-  const nc = await connect({ servers: url })
+  const nc = await connect({ servers: nats.url })
   cleanup.push(() => nc.close())
   const root = `slotbus.${bus.name.replaceAll(".", "~")}`
   const cancels: string[] = []

@@ -1,5 +1,6 @@
 // A nats-server of the test's own on 127.0.0.1, for the tests of workers over NATS (docs/PROTOCOL.md §10).
 import { spawnSync } from "node:child_process"
+import { afterAll, afterEach, beforeAll } from "bun:test"
 import { spawn, until, type Child } from "./helpers.ts"
 
 /** Why the NATS tests cannot run here, or null. Under .ci/run (SLOTBUS_REQUIRE_TOOLS=1) they run, and fail. */
@@ -24,4 +25,23 @@ export async function startNats(): Promise<{ url: string; server: Child }> {
     10_000,
   )
   return { url: `nats://127.0.0.1:${port}`, server }
+}
+
+/**
+ * For a test file: a nats-server of its own (started before its tests unless `skip`, killed after them) at
+ * `url`, and `cleanup`, what each test started, undone after it in reverse order.
+ */
+export function natsPerFile(skip: string | null): { readonly url: string; cleanup: (() => Promise<void>)[] } {
+  const ctx = { url: "", cleanup: [] as (() => Promise<void>)[] }
+  let server: Child | undefined
+  beforeAll(async () => {
+    if (!skip) ({ url: ctx.url, server } = await startNats())
+  })
+  afterAll(async () => {
+    await server?.kill()
+  })
+  afterEach(async () => {
+    for (const f of ctx.cleanup.splice(0).reverse()) await f()
+  })
+  return ctx
 }
