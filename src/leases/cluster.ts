@@ -30,7 +30,7 @@ export interface ClusterContestOptions {
    * The NATS cluster (JetStream on, nats-server ≥ 2.9): a URL (`"nats://host:4222"`, or several separated by
    * commas), connection options for @nats-io/transport-node, or a connection of yours (left open on close).
    */
-  nats: string | Record<string, unknown>
+  nats: string | object
   /** The bucket: "if-missing" (default) binds or creates it; "never" binds only (NotFoundError); "must" creates only (AlreadyExistsError). */
   create?: CreateMode
   /** Added to every claim's TTL by contenders, taken off by holders, with 1 % of the TTL (§12.4). Default 100 ms. */

@@ -127,13 +127,17 @@ export interface KvLeaseOptions {
   replicas: number
 }
 
+const WATCH_LINGER_MS = 2000
+
 const isWrongSequence = (e: unknown) =>
   (e as { code?: unknown })?.code === 10071 || /wrong last sequence/.test(String((e as Error)?.message))
 
-/** One contest object's view of its bucket: the writes of §12.3 and the watch that wakes waiting claims. */
+/** One contest object's view of its bucket: the writes of §12.3 and the watches that wake waiting claims. */
 export class KvLeaseTable {
   private readonly seen = new Map<string, Observed>()
   private readonly waiters = new Map<string, Set<() => void>>()
+  /** A watch per key someone here waits on, kept a while after the last waiter left (a contended key is waited on again soon). */
+  private readonly watches = new Map<string, { stop(): void; idle?: ReturnType<typeof setTimeout> }>()
   private readonly id = newId().slice(0, 16)
   private claims = 0
   private closed = false
@@ -146,10 +150,9 @@ export class KvLeaseTable {
     /** The bucket's creation, ms on the server's clock (§12.2). */
     readonly epochMs: number,
     readonly marginMs: number,
-    private readonly watch: { stop(): void },
   ) {}
 
-  /** Binds to (or creates) the contest's bucket and starts watching it. */
+  /** Binds to (or creates) the contest's bucket. */
   static async open(contest: string, connection: unknown, opts: KvLeaseOptions): Promise<KvLeaseTable> {
     const { nc, owned } = await openConnection(connection)
     try {
@@ -178,14 +181,7 @@ export class KvLeaseTable {
       const epochMs = Date.parse(created.replace(/(\.\d{3})\d*/, "$1"))
       if (!Number.isFinite(epochMs))
         throw new ProtocolError(`lease bucket ${bucket}: unreadable creation time ${created}`)
-      const iter = await kv.watch({ key: ">" })
-      const table: KvLeaseTable = new KvLeaseTable(bucket, kv, nc, owned, epochMs, opts.marginMs, iter)
-      void (async () => {
-        try {
-          for await (const e of iter) table.observe(e)
-        } catch {} // stopped, or the connection closed
-      })()
-      return table
+      return new KvLeaseTable(bucket, kv, nc, owned, epochMs, opts.marginMs)
     } catch (e) {
       if (owned) await nc.close().catch(() => {})
       throw e
@@ -268,8 +264,9 @@ export class KvLeaseTable {
    * Resolves when the watch brings a revision of `key` other than `revision`, at `untilMono` (monotonic ms), or
    * when `signal` aborts: what a waiting claim sleeps on between attempts.
    */
-  changed(key: string, revision: number, untilMono: number, signal?: AbortSignal): Promise<void> {
-    if ((this.seen.get(key)?.revision ?? 0) !== revision || this.closed) return Promise.resolve()
+  async changed(key: string, revision: number, untilMono: number, signal?: AbortSignal): Promise<void> {
+    await this.watchKey(key)
+    if ((this.seen.get(key)?.revision ?? 0) !== revision || this.closed) return
     return new Promise((resolve) => {
       let set = this.waiters.get(key)
       if (!set) this.waiters.set(key, (set = new Set()))
@@ -277,7 +274,10 @@ export class KvLeaseTable {
         clearTimeout(timer)
         signal?.removeEventListener("abort", done)
         set!.delete(done)
-        if (set!.size === 0 && this.waiters.get(key) === set) this.waiters.delete(key)
+        if (set!.size === 0 && this.waiters.get(key) === set) {
+          this.waiters.delete(key)
+          this.unwatchKey(key)
+        }
         resolve()
       }
       set.add(done)
@@ -311,14 +311,47 @@ export class KvLeaseTable {
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
-    this.watch.stop()
     for (const set of [...this.waiters.values()]) for (const w of [...set]) w()
+    for (const w of this.watches.values()) clearTimeout(w.idle), w.stop()
+    this.watches.clear()
     if (this.owned) await this.nc.close().catch(() => {})
   }
 
   /** The raw KV, for tests and the bench (writing it is how a hostile member would break others). */
   raw(): KV {
     return this.kv
+  }
+
+  // The watch delivers the key's last value first, so nothing written between a read and the watch is missed.
+  private async watchKey(key: string) {
+    const had = this.watches.get(key)
+    if (had) {
+      clearTimeout(had.idle)
+      had.idle = undefined
+      return
+    }
+    if (this.closed) return
+    const placeholder = { stop() {} }
+    this.watches.set(key, placeholder)
+    const iter = await this.kv.watch({ key })
+    if (this.watches.get(key) !== placeholder || this.closed) return iter.stop()
+    this.watches.set(key, iter)
+    void (async () => {
+      try {
+        for await (const e of iter) this.observe(e)
+      } catch {} // stopped, or the connection closed
+    })()
+  }
+
+  private unwatchKey(key: string) {
+    const w = this.watches.get(key)
+    if (!w || w.idle) return
+    w.idle = setTimeout(() => {
+      if (this.watches.get(key) !== w) return
+      this.watches.delete(key)
+      w.stop()
+    }, WATCH_LINGER_MS)
+    w.idle.unref?.()
   }
 
   private async write(key: string, value: LeaseValue, revision: number): Promise<number> {

@@ -14,7 +14,7 @@ import {
   NotFoundError,
   ProtocolError,
 } from "../../src/leases/index.ts"
-import { FIXTURES, busName, rejection, type Child } from "../support/helpers.ts"
+import { FIXTURES, busName, observed, outcome, rejection, type Child } from "../support/helpers.ts"
 import { natsSkipReason, startNats } from "../support/nats.ts"
 import { spawn } from "../../bench/lib/child.ts"
 
@@ -82,14 +82,18 @@ describe.skipIf(skip !== null)("a cluster contest on JetStream KV", () => {
     await using a = await open(name)
     await using b = await open(name)
     const held = await a.claim(S, { ttlMs: 120_000 })
-    let got = false
-    const waiting = b.claim(S, { ttlMs: 120_000, timeoutMs: 10_000 }).then((l) => ((got = true), l))
-    await Bun.sleep(300)
-    expect(got).toBe(false)
-    await held.release()
-    const lease = await waiting // without the watch it would wait out the 120 s TTL and time out
-    expect(lease.token).toBeGreaterThan(held.token)
-    await lease.release()
+    const stop = new AbortController()
+    const waiting = observed(b.claim(S, { ttlMs: 120_000, signal: stop.signal }))
+    try {
+      expect((await outcome(waiting, 300)).state).toBe("hung")
+      await held.release()
+      const got = await outcome(waiting, 10_000) // without the watch it would wait out the 120 s TTL
+      if (got.state !== "resolved") throw new Error(`the waiting claim was not woken by the release: ${got.state}`)
+      expect(got.value.token).toBeGreaterThan(held.token)
+      await got.value.release()
+    } finally {
+      stop.abort()
+    }
   }, 30_000)
 
   test("expiry: the holder's signal aborts at its last write + TTL − margin, a contender takes over only after TTL + margin", async () => {
@@ -194,6 +198,21 @@ describe.skipIf(skip !== null)("a cluster contest on JetStream KV", () => {
     expect(await rejection(a.tryClaim(S, { ttlMs: 200 }))).toBeInstanceOf(RangeError) // margin 102: 2 × 102 > 200
     expect(await rejection(a.claim(S, { ttlMs: 1000, timout: 5 } as never))).toBeInstanceOf(TypeError)
     expect(await a.holders()).toEqual([])
+  }, 30_000)
+
+  test("a local contest never loads the NATS pieces; a cluster contest loads them when opened", () => {
+    const script = `
+      const seen = []
+      Bun.plugin({ name: "seen", setup: (b) => b.onResolve({ filter: /nats/ }, (a) => void seen.push(a.path)) })
+      const { Contest } = await import(${JSON.stringify(join(import.meta.dir, "..", "..", "src", "leases", "index.ts"))})
+      const c = await Contest.open("lazy-" + process.pid)
+      c.tryClaim({ kind: 1, label: "x" }).lease?.release()
+      c.close()
+      console.log(JSON.stringify(seen))
+      await Contest.open("lazy-" + process.pid, { nats: ${JSON.stringify(nats.url)} }).then((c) => c.close())
+      console.log(JSON.stringify(seen))`
+    const p = Bun.spawnSync([process.execPath, "-e", script])
+    expect(p.stdout.toString().trim().split("\n")).toEqual(["[]", '["../nats/index.ts"]'])
   }, 30_000)
 
   test("no server: ContestUnavailableError", async () => {
