@@ -51,7 +51,7 @@ interface Result {
 
 export async function main(argv: string[]): Promise<number> {
   if (argv[0] === "soak") return (await import("./soak.ts")).main(argv.slice(1))
-  if (argv.includes("--remote")) return (await import("./remote.ts")).remoteMain(argv, startRedis)
+  if (argv.includes("--remote")) return (await import("./remote.ts")).remoteMain(argv)
   if (argv.includes("-h") || argv.includes("--help")) {
     process.stdout.write(`${USAGE}\n`)
     return 0
