@@ -2,6 +2,7 @@
 // objects with connections of their own (so each is a separate contender), and child processes where a clock or a
 // pause must be a process's own. The two-host races, kill -9 and SIGSTOP are in test/leases/hosts.test.ts.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { Kvm } from "@nats-io/kv"
 import { connect } from "@nats-io/transport-node"
@@ -301,4 +302,16 @@ describe.skipIf(skip !== null)("a cluster contest on JetStream KV", () => {
       await holderSide.close().catch(() => {})
     }
   }, 30_000)
+})
+
+test("src/leases/README.md's table lists exactly the options Contest.open takes with nats", async () => {
+  const readme = readFileSync(join(import.meta.dir, "..", "..", "src", "leases", "README.md"), "utf8")
+  const rows = readme
+    .split("| `Contest.open(name, options)` with `nats` | |\n|---|---|\n")[1]!
+    .split("\n\n")[0]!
+    .split("\n")
+    .map((r) => /^\| `(\w+)` \|/.exec(r)?.[1])
+  const err = await rejection(Contest.open("readme", { nats: "nats://127.0.0.1:1", "?": 1 } as never))
+  const taken = /the options are (.*)$/.exec((err as Error).message)![1]!.split(", ")
+  expect(rows.sort()).toEqual(taken.sort())
 })

@@ -23,9 +23,10 @@ export async function startNats(opts: { jetstream?: boolean } = {}): Promise<{ u
   if (opts.jetstream) {
     const dir = mkdtempSync(join(tmpdir(), "slotbus-nats-js-"))
     js.push("-js", "-sd", dir)
-    process.on("exit", () => rmSync(dir, { recursive: true, force: true }))
   }
   const server = spawn(["nats-server", "-a", "127.0.0.1", "-p", String(port), ...js])
+  const store = js[2]
+  if (store) void server.exited.then(() => rmSync(store, { recursive: true, force: true }))
   await until(
     () =>
       Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } }).then(
