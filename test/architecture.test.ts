@@ -12,6 +12,7 @@ const FEATURES = ["http", "events", "leases", "stdio", "nats"]
 /** The sideways edges between features, each for a reason: feature → the features it may import (index.ts only). */
 export const FEATURE_EDGES: Record<string, readonly string[]> = {
   http: ["events", "nats"], // the hub's app.emit and GET /events run over a topic; hubWorker({ nats }) loads NATS
+  leases: ["nats"], // Contest.open(name, { nats }) loads the JetStream KV leases (docs/PROTOCOL.md §12)
 }
 
 /** Every relative import or re-export specifier in a TS source, static or dynamic. */
@@ -183,6 +184,7 @@ describe("the guard notices a broken layout", () => {
     ["leases/contest.ts", 'import { Topic } from "../events/index.ts"'], // an undeclared edge
     ["http/hub/sse.ts", 'import { Topic } from "../../events/topic.ts"'], // a declared edge, but past the index
     ["index.ts", 'export * from "./http/index.ts"'],
+    ["nats/kv-lease.ts", 'import type { Lease } from "../leases/index.ts"'], // leases → nats, never back
   ])("%s with `%s` is refused", (file, line) => {
     expect(edgeViolations({ [file]: `${line}\n` }).length).toBe(1)
   })
@@ -192,6 +194,7 @@ describe("the guard notices a broken layout", () => {
     ["events/topic.ts", 'import { native } from "../native/ffi.ts"'],
     ["core/bus.ts", 'import type { Chan } from "../native/ffi.ts"'],
     ["http/hub/sse.ts", 'import { Topic } from "../../events/index.ts"'], // the declared edge
+    ["leases/cluster.ts", 'const { openKvLeases } = await import("../nats/index.ts")'], // Contest.open({ nats })
     ["http/hub/server.ts", 'import { Registry } from "./registry.ts"\nimport { RouteError } from "../errors.ts"'],
   ])("%s with `%s` is allowed", (file, line) => {
     expect(edgeViolations({ [file]: `${line}\n` })).toEqual([])

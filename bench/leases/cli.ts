@@ -26,6 +26,8 @@ Uncontended claim + release, contended claims among 2 and 8 parties, and handove
 leases, flock(2) on a file, a SharedArrayBuffer + Atomics lock between Workers, and Redis SET NX PX
 (a redis-server is started on a free port if the binary is installed; skipped with a note otherwise).
 
+  --remote       only this: a cluster contest (JetStream KV) against raw KV and Redis SET NX PX
+                 (slotbus bench leases --remote --help)
   --waiters N[,N…]  only this: N claims waiting on one held subject, idle CPU-s/s of this process, threads
                  it added, and release → next waiter latency over 100 hand-overs (e.g. --waiters 10,2000,10000)
   --quick        shorter runs
@@ -49,6 +51,7 @@ interface Result {
 
 export async function main(argv: string[]): Promise<number> {
   if (argv[0] === "soak") return (await import("./soak.ts")).main(argv.slice(1))
+  if (argv.includes("--remote")) return (await import("./remote.ts")).remoteMain(argv)
   if (argv.includes("-h") || argv.includes("--help")) {
     process.stdout.write(`${USAGE}\n`)
     return 0

@@ -39,12 +39,11 @@ import {
   InvalidSubjectError,
   LeaseLostError,
 } from "./errors.ts"
+import { checkKind, checkNumber, describe, MAX_TIMER_MS, MAX_TTL_MS, type Subject } from "./subject.ts"
+import type { ClusterContest, ClusterContestOptions } from "./cluster.ts"
+import { clusterInUse, modeError } from "./mode.ts"
 
-/** What is contested: a kind (a small integer namespace) and a label. Different kinds never compete. */
-export interface Subject {
-  readonly kind: number
-  readonly label: string
-}
+export type { Subject } from "./subject.ts"
 
 export interface ClaimOptions {
   /** A label for people (who holds it); the contest does not interpret it. At most 64 UTF-8 bytes. */
@@ -255,10 +254,6 @@ export class Lease implements Disposable {
   }
 }
 
-function describe(s: Subject) {
-  return `subject ${s.kind}/${JSON.stringify(s.label)}`
-}
-
 /** One process's membership of a named contest. Open it in every process that competes. */
 export class Contest implements Disposable {
   readonly name: string
@@ -289,10 +284,18 @@ export class Contest implements Disposable {
     this.member = native.sbl_member_index(ptr)
   }
 
+  /**
+   * Contend across hosts on a JetStream KV bucket (docs/PROTOCOL.md §12; the NATS client loads now): async calls,
+   * a TTL on every claim, expiry judged on each contender's own clock. See ClusterContest.
+   */
+  static open(name: string, opts: ClusterContestOptions): Promise<ClusterContest>
   /** Join the contest `name`, creating it if no process holds it. Nothing is left behind when all leave. */
-  static async open(name: string, opts?: ContestOptions): Promise<Contest> {
+  static open(name: string, opts?: ContestOptions): Promise<Contest>
+  static async open(name: string, opts?: ContestOptions | ClusterContestOptions): Promise<Contest | ClusterContest> {
     if (typeof name !== "string") throw new TypeError(`a contest name is a string, got ${typeof name}`)
-    opts = checkOptions(opts, CONTEST_OPTIONS, "Contest.open")
+    if (opts !== null && typeof opts === "object" && "nats" in opts)
+      return (await import("./cluster.ts")).openCluster(name, opts as ClusterContestOptions)
+    opts = checkOptions(opts as ContestOptions | undefined, CONTEST_OPTIONS, "Contest.open")
     const capacity = opts.capacity ?? 4096
     const create = checkCreate(opts.create, "Contest.open")
     const joinTimeoutMs = Math.floor(checkNumber(opts.joinTimeoutMs ?? 5000, "joinTimeoutMs", 0, MAX_TIMER_MS))
@@ -336,6 +339,10 @@ export class Contest implements Disposable {
       throw new ContestOpenError(`could not open contest "${name}" (errno ${-e})`)
     }
     const contest = new Contest(FACTORY, name, ptr as ContestPtr)
+    if (clusterInUse(name)) {
+      contest.close()
+      throw modeError(name, "cluster")
+    }
     const has = contest.stats().capacity
     if (opts.capacity === undefined || has === capacity) return contest
     contest.close()
@@ -742,30 +749,9 @@ interface Waiter {
   wake: () => void
 }
 
-function checkKind(s: Subject): number {
-  if (!s || typeof s !== "object") throw new InvalidSubjectError(`a subject is { kind, label }, got ${String(s)}`)
-  const k = s.kind
-  if (!Number.isInteger(k) || k < 0 || k > 0xffffffff)
-    throw new InvalidSubjectError(`subject kind must be an integer 0 … 2^32-1, got ${k}`)
-  if (typeof s.label !== "string")
-    throw new InvalidSubjectError(`subject label must be a string, got ${typeof s.label}`)
-  return k
-}
-
-const MAX_TTL_MS = 1e15 // ~31 700 years: past it, say Infinity (or leave ttlMs out)
-const MAX_TIMER_MS = 2 ** 31 - 1 // setTimeout's limit (~24.8 days)
 const MAX_SPIN_US = 10_000_000
 const CLAIM_OPTIONS = optionNames<ClaimOptions>({ owner: true, ttlMs: true, spinUs: true })
 const WAIT_OPTIONS = optionNames<WaitOptions>({ owner: true, ttlMs: true, spinUs: true, signal: true, timeoutMs: true })
 const CONTEST_OPTIONS = optionNames<ContestOptions>({ capacity: true, create: true, joinTimeoutMs: true })
 const FACTORY = Symbol("Contest.open")
 const LEASE_KEY = Symbol("contest.tryClaim")
-
-/** A number in [min, max] (Infinity allowed when `infinite`), else TypeError (not a number) or RangeError. */
-function checkNumber(v: unknown, name: string, min: number, max: number, infinite = false): number {
-  if (typeof v !== "number") throw new TypeError(`${name} must be a number, got ${typeof v}`)
-  if (v === Infinity && infinite) return v
-  if (!(v >= min && v <= max))
-    throw new RangeError(`${name} must be ${min} … ${max}${infinite ? " or Infinity" : ""}, got ${v}`)
-  return v
-}

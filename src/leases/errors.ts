@@ -37,3 +37,12 @@ export class ContestMembersStoppedError extends ContestOpenError {
     super(message)
   }
 }
+
+/**
+ * A contest name is open both as a local contest and as a cluster contest (a `nats` option) on this host: their
+ * tokens cannot be compared and their claims do not exclude each other (docs/PROTOCOL.md §12.5). Use one or the other.
+ */
+export class ContestModeError extends ContestOpenError {}
+
+/** A cluster contest could not reach its JetStream bucket (no server, no quorum, no JetStream): `cause` says why. */
+export class ContestUnavailableError extends SlotBusError {}

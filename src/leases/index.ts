@@ -1,5 +1,13 @@
 // slotbus/leases: claim/yield contests between local processes, with TTLs, fencing tokens and death detection.
 export { Contest, Lease } from "./contest.ts"
+export { ClusterContest, ClusterLease } from "./cluster.ts"
+export type {
+  ClusterClaimOptions,
+  ClusterClaimResult,
+  ClusterContestOptions,
+  ClusterHolder,
+  ClusterWaitOptions,
+} from "./cluster.ts"
 export type {
   ClaimedFrom,
   ClaimOptions,
@@ -15,7 +23,9 @@ export {
   ContestFrameTooLargeError,
   ContestFullError,
   ContestMembersStoppedError,
+  ContestModeError,
   ContestOpenError,
+  ContestUnavailableError,
   InvalidSubjectError,
   LeaseLostError,
 } from "./errors.ts"

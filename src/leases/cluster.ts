@@ -1,0 +1,405 @@
+// A cluster contest: the same claims, leases and fencing tokens as a local contest, among processes on any host
+// that reaches one NATS cluster, on a JetStream KV bucket (docs/PROTOCOL.md §12). The KV protocol is in
+// src/nats/kv-lease.ts, loaded here only when a contest is opened with a `nats` option; this file turns what it
+// returns into leases, holders and errors, and keeps each lease's deadline on this process's monotonic clock.
+import {
+  checkCreate,
+  checkOptions,
+  checkWellFormed,
+  madeBy,
+  optionNames,
+  ProtocolError,
+  TimeoutError,
+  type CreateMode,
+} from "../core/index.ts"
+import { AlreadyExistsError, NotFoundError } from "../errors.ts"
+import type { KvClaim, KvHolder, KvLeaseTable } from "../nats/index.ts"
+import {
+  ContestClosedError,
+  ContestFrameTooLargeError,
+  ContestOpenError,
+  ContestUnavailableError,
+  InvalidSubjectError,
+  LeaseLostError,
+} from "./errors.ts"
+import { holdClusterMarker, localInUse, modeError } from "./mode.ts"
+import { checkKind, checkNumber, describe, MAX_TIMER_MS, type Subject } from "./subject.ts"
+
+export interface ClusterContestOptions {
+  /**
+   * The NATS cluster (JetStream on, nats-server ≥ 2.9): a URL (`"nats://host:4222"`, or several separated by
+   * commas), connection options for @nats-io/transport-node, or a connection of yours (left open on close).
+   */
+  nats: string | object
+  /** The bucket: "if-missing" (default) binds or creates it; "never" binds only (NotFoundError); "must" creates only (AlreadyExistsError). */
+  create?: CreateMode
+  /** Added to every claim's TTL by contenders, taken off by holders, with 1 % of the TTL (§12.4). Default 100 ms. */
+  marginMs?: number
+  /** Replicas of a bucket this call creates (1 … 5). Default 1. */
+  replicas?: number
+}
+
+export interface ClusterClaimOptions {
+  /** A label for people (who holds it). At most 64 UTF-8 bytes. */
+  owner?: string
+  /** Required: across hosts a dead holder is noticed only by its lease running out. More than 2 × the margin. */
+  ttlMs: number
+}
+
+export interface ClusterWaitOptions extends ClusterClaimOptions {
+  /** Stop waiting when this aborts (the promise rejects with its reason). */
+  signal?: AbortSignal
+  /** Stop waiting after this many ms (rejects with TimeoutError). Default: wait forever. */
+  timeoutMs?: number
+}
+
+/** A claim someone holds in a cluster contest, as this process observed it. */
+export interface ClusterHolder {
+  /** The claim's identity; equal to its fencing token. */
+  readonly claimId: bigint
+  /** Fencing token: strictly increasing per subject across hosts (§12.2). */
+  readonly token: bigint
+  readonly subject: Subject
+  readonly owner: string
+  readonly host: string
+  readonly pid: number
+  readonly ttlMs: number
+  /** ms (Date.now()): when this process may take the claim over unless it is renewed or released first. */
+  readonly expiresAt: number
+}
+
+export type ClusterClaimResult =
+  | { readonly claimed: true; readonly lease: ClusterLease }
+  | { readonly claimed: false; readonly holder: ClusterHolder }
+
+const LEASE_KEY = Symbol("clusterContest.tryClaim")
+const FACTORY = Symbol("Contest.open nats")
+const encoder = new TextEncoder()
+
+/** A held claim in a cluster contest. `signal` aborts at its deadline: its last write + TTL − margin. */
+export class ClusterLease implements AsyncDisposable {
+  readonly claimId: bigint
+  private abort?: AbortController
+  private timer?: ReturnType<typeof setTimeout>
+  private lost = false
+  private why = ""
+  private deadline: number
+
+  /** @internal */
+  constructor(
+    key: symbol,
+    private readonly contest: ClusterContest,
+    private readonly c: KvClaim,
+    readonly subject: Subject,
+    readonly owner: string,
+    /** How it was won: the subject was free (or new), or the last claim had expired. */
+    readonly from: "free" | "expired",
+  ) {
+    madeBy(key, LEASE_KEY, "ClusterLease", "clusterContest.tryClaim(subject, options) or clusterContest.claim(…)")
+    this.claimId = c.token
+    this.deadline = c.sentAt + c.ttlMs - contest.margin(c.ttlMs)
+  }
+
+  /** Fencing token: pass it to the storage you write to, which refuses tokens lower than one it saw. */
+  get token(): bigint {
+    return this.c.token
+  }
+
+  /** The TTL of the last claim or renewal. */
+  get ttlMs(): number {
+    return this.c.ttlMs
+  }
+
+  /** ms (Date.now()): the deadline, when `signal` aborts unless renewed before. */
+  get expiresAt(): number {
+    return Date.now() + (this.deadline - performance.now())
+  }
+
+  /** Still ours: not released, and before the deadline on this process's monotonic clock. */
+  get held(): boolean {
+    if (this.lost) return false
+    if (performance.now() < this.deadline) return true
+    this.markLost("passed its deadline (last write + TTL − margin) before it was renewed")
+    return false
+  }
+
+  /** Throws LeaseLostError unless the lease is still ours (`held`): call it right before a side effect. */
+  check(): void {
+    if (!this.held) throw this.lostError()
+  }
+
+  /** Aborts when the lease is lost: its deadline passed, it was released, or its contest closed. */
+  get signal(): AbortSignal {
+    if (!this.abort) {
+      this.abort = new AbortController()
+      if (!this.held) this.abort.abort(this.lostError())
+      else this.schedule()
+    }
+    return this.abort.signal
+  }
+
+  /**
+   * Extend the lease: a write on its revision with the new TTL (§12.3); the deadline moves to when that write was
+   * sent + ttlMs − margin. Throws LeaseLostError if it was lost (deadline passed, or someone else wrote since).
+   */
+  async renew(ttlMs: number): Promise<void> {
+    if (typeof ttlMs === "object" && ttlMs !== null)
+      throw new TypeError("lease.renew takes the TTL as a number of ms, renew(30_000), not an options object")
+    this.contest.checkTtl(ttlMs)
+    if (!this.held) throw this.lostError()
+    const out = await this.contest.renewClaim(this.c, this.owner, ttlMs)
+    if (out === null) {
+      this.markLost("was taken over (someone else wrote its key) before it was renewed")
+      throw this.lostError()
+    }
+    this.c.revision = out.revision
+    this.c.ttlMs = ttlMs
+    if (!this.held) {
+      // acknowledged after the deadline: contenders may already judge it expired (§12.4); let it go
+      void this.contest.releaseClaim(this.c).catch(() => {})
+      throw this.lostError()
+    }
+    this.deadline = out.sentAt + ttlMs - this.contest.margin(ttlMs)
+    if (this.abort) this.schedule()
+  }
+
+  /** Let the subject go: true if it was still ours, false if it had been lost already. Idempotent. */
+  async release(): Promise<boolean> {
+    if (this.lost) return false
+    this.markLost("was released")
+    return this.contest.releaseClaim(this.c)
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.release()
+  }
+
+  /** @internal */
+  markLost(why: string) {
+    if (this.lost) return
+    this.lost = true
+    this.why = why
+    clearTimeout(this.timer)
+    this.contest.forget(this)
+    this.abort?.abort(this.lostError())
+  }
+
+  private lostError() {
+    return new LeaseLostError(
+      `lease on ${describe(this.subject)} (token ${this.token}) ${this.why}; claim it again to continue`,
+    )
+  }
+
+  private schedule() {
+    clearTimeout(this.timer)
+    this.timer = setTimeout(() => this.held, Math.max(0, Math.min(this.deadline - performance.now() + 1, MAX_TIMER_MS)))
+    this.timer.unref?.()
+  }
+}
+
+/**
+ * A contest among processes on any host of one NATS cluster (docs/PROTOCOL.md §12): `Contest.open(name, { nats })`.
+ * The calls of a local contest, async; every claim has a TTL; a dead holder is taken over at its TTL.
+ */
+export class ClusterContest implements AsyncDisposable {
+  private isClosed = false
+  private readonly leases = new Set<ClusterLease>()
+
+  /** @internal */
+  constructor(
+    key: symbol,
+    readonly name: string,
+    private readonly table: KvLeaseTable,
+    private readonly unmark: () => void,
+  ) {
+    madeBy(key, FACTORY, "ClusterContest", "await Contest.open(name, { nats })")
+  }
+
+  /** The JetStream KV bucket the contest lives in. */
+  get bucket(): string {
+    return this.table.bucket
+  }
+
+  /** Claim `subject` now if it is free or its claim expired (on this process's clock); otherwise its holder. */
+  async tryClaim(subject: Subject, opts: ClusterClaimOptions): Promise<ClusterClaimResult> {
+    opts = checkOptions(opts, CLAIM_OPTIONS, "tryClaim", { required: ["ttlMs"] })
+    return this.claimOnce(subject, opts)
+  }
+
+  /** Wait until `subject` can be claimed, then claim it: woken by the bucket's watch (a release) or the holder's expiry. */
+  async claim(subject: Subject, opts: ClusterWaitOptions): Promise<ClusterLease> {
+    opts = checkOptions(opts, WAIT_OPTIONS, "claim", { required: ["ttlMs"] })
+    if (opts.timeoutMs !== undefined) checkNumber(opts.timeoutMs, "timeoutMs", 0, MAX_TIMER_MS, true)
+    if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal))
+      throw new TypeError("signal must be an AbortSignal")
+    const deadline = opts.timeoutMs === undefined ? Infinity : performance.now() + opts.timeoutMs
+    for (;;) {
+      opts.signal?.throwIfAborted()
+      const r = await this.claimOnce(subject, opts)
+      if (r.claimed) return r.lease
+      const h = holderRefs.get(r.holder)!
+      if (performance.now() >= deadline)
+        throw new TimeoutError(
+          `${describe(subject)} is still held by ${r.holder.owner || `pid ${r.holder.pid} on ${r.holder.host}`} after ${opts.timeoutMs} ms`,
+        )
+      await this.table.changed(h.key, h.revision, Math.min(h.expiresAtMono, deadline), opts.signal)
+      if (this.isClosed) throw new ContestClosedError(`contest "${this.name}" was closed while waiting`)
+    }
+  }
+
+  /** Every claim held now, read from the bucket; `expiresAt` is when this process may take each over. */
+  async holders(): Promise<ClusterHolder[]> {
+    const hs = await this.guard(() => this.handle().holders())
+    return hs.map((h) => this.toHolder(h))
+  }
+
+  /** Leave: this process's leases are released (best effort), waits rejected. The bucket stays. */
+  async close(): Promise<void> {
+    if (this.isClosed) return
+    this.isClosed = true
+    const held = [...this.leases]
+    await Promise.all(held.map((l) => l.release().catch(() => false)))
+    await this.table.close()
+    this.unmark()
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close()
+  }
+
+  get closed(): boolean {
+    return this.isClosed
+  }
+
+  /** @internal the margin of §12.4 for a TTL */
+  margin(ttlMs: number): number {
+    return this.table.marginMs + Math.ceil(ttlMs / 100)
+  }
+
+  /** @internal */
+  checkTtl(ttlMs: number): number {
+    checkNumber(ttlMs, "ttlMs", 1, MAX_TIMER_MS)
+    if (!Number.isInteger(ttlMs)) throw new RangeError(`ttlMs must be a whole number of ms, got ${ttlMs}`)
+    if (ttlMs <= 2 * this.margin(ttlMs))
+      throw new RangeError(
+        `ttlMs ${ttlMs} leaves the holder nothing: it must exceed 2 × the margin (${this.margin(ttlMs)} ms: marginMs ${this.table.marginMs} + 1 % of the TTL)`,
+      )
+    return ttlMs
+  }
+
+  /** @internal */
+  renewClaim(c: KvClaim, owner: string, ttlMs: number) {
+    return this.guard(() => this.handle().renew(c, owner, ttlMs))
+  }
+
+  /** @internal */
+  async releaseClaim(c: KvClaim): Promise<boolean> {
+    return this.guard(() => this.table.release(c))
+  }
+
+  /** @internal */
+  forget(l: ClusterLease) {
+    this.leases.delete(l)
+  }
+
+  private handle(): KvLeaseTable {
+    if (this.isClosed) throw new ContestClosedError(`contest "${this.name}" is closed in this process; open it again`)
+    return this.table
+  }
+
+  private async claimOnce(subject: Subject, opts: ClusterClaimOptions): Promise<ClusterClaimResult> {
+    const kind = checkKind(subject)
+    const label = encode(subject.label, "label", 96)
+    const owner = opts.owner ?? ""
+    encode(owner, "owner", 64)
+    const ttlMs = this.checkTtl(opts.ttlMs)
+    const r = await this.guard(() => this.handle().tryClaim(kind, label, owner, ttlMs))
+    if (r.claimed) {
+      const lease = new ClusterLease(LEASE_KEY, this, r.claim, { kind, label: subject.label }, owner, r.claim.from)
+      if (this.isClosed) {
+        await lease.release().catch(() => {})
+        throw new ContestClosedError(`contest "${this.name}" was closed while claiming`)
+      }
+      this.leases.add(lease)
+      return { claimed: true, lease }
+    }
+    return { claimed: false, holder: this.toHolder(r.holder) }
+  }
+
+  private toHolder(h: KvHolder): ClusterHolder {
+    const holder: ClusterHolder = {
+      claimId: h.token,
+      token: h.token,
+      subject: { kind: h.kind, label: h.label },
+      owner: h.owner,
+      host: h.host,
+      pid: h.pid,
+      ttlMs: h.ttlMs,
+      expiresAt: Date.now() + Math.max(0, h.expiresAtMono - performance.now()),
+    }
+    holderRefs.set(holder, h)
+    return holder
+  }
+
+  // Errors of the NATS client (no server, no JetStream quorum, timeouts) become ContestUnavailableError.
+  private async guard<T>(f: () => Promise<T>): Promise<T> {
+    try {
+      return await f()
+    } catch (e) {
+      if (e instanceof ProtocolError || e instanceof ContestClosedError) throw e
+      throw new ContestUnavailableError(
+        `contest "${this.name}": the JetStream bucket ${this.table.bucket} is unavailable (${(e as Error)?.message ?? e}); is JetStream on and does it have a quorum?`,
+        { cause: e },
+      )
+    }
+  }
+}
+
+const holderRefs = new WeakMap<ClusterHolder, KvHolder>()
+
+function encode(s: string, field: "label" | "owner", limit: number): Uint8Array {
+  if (typeof s !== "string") throw new InvalidSubjectError(`${field} must be a string, got ${typeof s}`)
+  const b = encoder.encode(checkWellFormed(s, field))
+  if (b.length > limit)
+    throw new ContestFrameTooLargeError(
+      `${field} is ${b.length} bytes; the limit is ${limit}. Use a shorter ${field}, e.g. a hash.`,
+      field,
+      limit,
+      b.length,
+    )
+  return b
+}
+
+const CLAIM_OPTIONS = optionNames<ClusterClaimOptions>({ owner: true, ttlMs: true })
+const WAIT_OPTIONS = optionNames<ClusterWaitOptions>({ owner: true, ttlMs: true, signal: true, timeoutMs: true })
+const CLUSTER_OPTIONS = optionNames<ClusterContestOptions>({ nats: true, create: true, marginMs: true, replicas: true })
+
+/** Contest.open(name, { nats }): the mode check of §12.5, then the bucket. */
+export async function openCluster(name: string, opts: ClusterContestOptions): Promise<ClusterContest> {
+  opts = checkOptions(opts, CLUSTER_OPTIONS, "Contest.open", { required: ["nats"] })
+  const nats = opts.nats
+  if (typeof nats !== "string" && (typeof nats !== "object" || nats === null))
+    throw new TypeError("nats must be a URL string, NATS connection options or a NATS connection")
+  const create = checkCreate(opts.create, "Contest.open")
+  const marginMs = checkNumber(opts.marginMs ?? 100, "marginMs", 0, 3_600_000)
+  const replicas = checkNumber(opts.replicas ?? 1, "replicas", 1, 5)
+  if (!Number.isInteger(replicas)) throw new RangeError(`replicas must be a whole number 1 … 5, got ${replicas}`)
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(name))
+    throw new ContestOpenError(`contest name ${JSON.stringify(name)} is invalid: use 1-64 of [A-Za-z0-9._-]`)
+  const unmark = holdClusterMarker(name)
+  try {
+    if (localInUse(name)) throw modeError(name, "local")
+    const { openKvLeases } = await import("../nats/index.ts")
+    const table = await openKvLeases(name, nats, { create, marginMs, replicas }).catch((e: unknown) => {
+      if (e instanceof NotFoundError || e instanceof AlreadyExistsError || e instanceof ProtocolError) throw e
+      throw new ContestUnavailableError(
+        `contest "${name}": could not open its JetStream bucket (${(e as Error)?.message ?? e}); is the server running with JetStream (-js)?`,
+        { cause: e },
+      )
+    })
+    return new ClusterContest(FACTORY, name, table, unmark)
+  } catch (e) {
+    unmark()
+    throw e
+  }
+}

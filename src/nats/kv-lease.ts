@@ -1,0 +1,394 @@
+// Leases across hosts on a JetStream KV bucket (docs/PROTOCOL.md §12): keys, values, tokens, the writes on
+// revisions, and when a contender may judge a claim expired. Loaded only for a contest given a `nats` option;
+// src/leases turns what this returns into leases, holders and errors.
+import type { KV, KvEntry } from "@nats-io/kv"
+import type { NatsConnection } from "@nats-io/transport-node"
+import { AlreadyExistsError, NotFoundError, ProtocolError, type CreateMode } from "../core/index.ts"
+import { HOST, newId, openConnection } from "./wire.ts"
+
+/** The bucket of a contest (§12.1): `_` as `_5f`, `.` as `_2e`, so the mapping is one to one. */
+export const bucketOf = (contest: string) => `slotbus-lease-${contest.replaceAll("_", "_5f").replaceAll(".", "_2e")}`
+
+/** The key of a subject (§12.1): `<kind>.<label in base64url without padding>`, `_` for the empty label. */
+export function keyOf(kind: number, label: Uint8Array): string {
+  return `${kind}.${label.length === 0 ? "_" : Buffer.from(label).toString("base64url")}`
+}
+
+function subjectOf(key: string): { kind: number; label: string } | null {
+  const m = /^(\d+)\.([A-Za-z0-9_-]+)$/.exec(key)
+  if (!m) return null
+  return { kind: Number(m[1]), label: m[2] === "_" ? "" : Buffer.from(m[2]!, "base64url").toString("utf8") }
+}
+
+/** §12.4: what contenders add to a claim's TTL before judging it expired, and holders take off before stopping. */
+export const marginFor = (ttlMs: number, marginMs: number) => marginMs + Math.ceil(ttlMs / 100)
+
+const TOKEN_SHIFT = 2n ** 20n
+
+/** §12.2: the token of a claim replacing one whose token was `previous` (undefined: the key was absent). */
+export function nextToken(previous: bigint | undefined, nowMs: number, epochMs: number): bigint {
+  const clock = BigInt(Math.floor(Math.max(nowMs, epochMs + 1))) * TOKEN_SHIFT
+  return previous !== undefined && previous + 1n > clock ? previous + 1n : clock
+}
+
+export interface HeldValue {
+  state: "held"
+  token: bigint
+  claim: string
+  owner: string
+  ttlMs: number
+  host: string
+  pid: number
+}
+export type LeaseValue = HeldValue | { state: "free"; token: bigint }
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+
+export function encodeValue(v: LeaseValue): Uint8Array {
+  const token = v.token.toString()
+  return encoder.encode(
+    JSON.stringify(
+      v.state === "free"
+        ? { v: 1, state: "free", token }
+        : { v: 1, state: "held", token, claim: v.claim, owner: v.owner, ttlMs: v.ttlMs, host: v.host, pid: v.pid },
+    ),
+  )
+}
+
+/** A value as §12.1 lays it out, or a ProtocolError naming the key: nobody writes over a value it cannot read. */
+export function decodeValue(key: string, bytes: Uint8Array): LeaseValue {
+  let o: Record<string, unknown>
+  try {
+    o = JSON.parse(decoder.decode(bytes)) as Record<string, unknown>
+  } catch {
+    o = {}
+  }
+  const token = typeof o.token === "string" && /^\d{1,20}$/.test(o.token) ? BigInt(o.token) : -1n
+  if (o?.v === 1 && token >= 0n) {
+    if (o.state === "free") return { state: "free", token }
+    if (
+      o.state === "held" &&
+      typeof o.claim === "string" &&
+      typeof o.owner === "string" &&
+      Number.isInteger(o.ttlMs) &&
+      (o.ttlMs as number) > 0 &&
+      typeof o.host === "string" &&
+      Number.isInteger(o.pid)
+    )
+      return {
+        state: "held",
+        token,
+        claim: o.claim,
+        owner: o.owner,
+        ttlMs: o.ttlMs as number,
+        host: o.host,
+        pid: o.pid as number,
+      }
+  }
+  throw new ProtocolError(
+    `lease key ${key} holds a value that is not a slotbus lease (docs/PROTOCOL.md §12.1); nothing overwrites it: delete the key if it is garbage`,
+  )
+}
+
+/** What a contender knows of one key: its last revision, when it first learnt of it (monotonic ms), its value. */
+interface Observed {
+  revision: number
+  seenAt: number
+  value: LeaseValue | null // null: absent, deleted or purged
+}
+
+export interface KvClaim {
+  key: string
+  token: bigint
+  claim: string
+  ttlMs: number
+  /** The revision the claim (or the last renewal) produced: the holder's guard. */
+  revision: number
+  /** Monotonic ms just before the write that produced `revision` was sent (§12.4). */
+  sentAt: number
+  from: "free" | "expired"
+}
+
+export interface KvHolder extends HeldValue {
+  key: string
+  kind: number
+  label: string
+  revision: number
+  /** Monotonic ms at which this process may take the claim over (§12.4). */
+  expiresAtMono: number
+}
+
+export type KvClaimOutcome = { claimed: true; claim: KvClaim } | { claimed: false; holder: KvHolder }
+
+export interface KvLeaseOptions {
+  create: CreateMode
+  marginMs: number
+  replicas: number
+}
+
+const WATCH_LINGER_MS = 2000
+
+const isWrongSequence = (e: unknown) =>
+  (e as { code?: unknown })?.code === 10071 || /wrong last sequence/.test(String((e as Error)?.message))
+
+/** One contest object's view of its bucket: the writes of §12.3 and the watches that wake waiting claims. */
+export class KvLeaseTable {
+  private readonly seen = new Map<string, Observed>()
+  private readonly waiters = new Map<string, Set<() => void>>()
+  /** A watch per key someone here waits on, kept a while after the last waiter left (a contended key is waited on again soon). */
+  private readonly watches = new Map<string, { stop(): void; idle?: ReturnType<typeof setTimeout> }>()
+  private readonly id = newId().slice(0, 16)
+  private claims = 0
+  private closed = false
+
+  private constructor(
+    readonly bucket: string,
+    private readonly kv: KV,
+    private readonly nc: NatsConnection,
+    private readonly owned: boolean,
+    /** The bucket's creation, ms on the server's clock (§12.2). */
+    readonly epochMs: number,
+    readonly marginMs: number,
+  ) {}
+
+  /** Binds to (or creates) the contest's bucket. */
+  static async open(contest: string, connection: unknown, opts: KvLeaseOptions): Promise<KvLeaseTable> {
+    const { nc, owned } = await openConnection(connection)
+    try {
+      const { Kvm } = await import("@nats-io/kv")
+      const kvm = new Kvm(nc)
+      const bucket = bucketOf(contest)
+      let kv: KV | null = null
+      try {
+        kv = await kvm.open(bucket, { bindOnly: true })
+        await kv.status()
+      } catch (e) {
+        if ((e as Error)?.name !== "StreamNotFoundError" && !/stream not found/.test(String(e))) throw e
+        kv = null
+      }
+      if (kv && opts.create === "must")
+        throw new AlreadyExistsError(`the lease bucket ${bucket} exists; open it with create "if-missing" or "never"`)
+      if (!kv && opts.create === "never")
+        throw new NotFoundError(`no lease bucket ${bucket} on this NATS cluster; open it with create "if-missing"`)
+      kv ??= await kvm.create(bucket, {
+        history: 1,
+        replicas: opts.replicas,
+        description: `slotbus contest ${contest}`,
+      })
+      const created = (await kv.status()).streamInfo.created
+      // the server writes ns: keep whole ms
+      const epochMs = Date.parse(created.replace(/(\.\d{3})\d*/, "$1"))
+      if (!Number.isFinite(epochMs))
+        throw new ProtocolError(`lease bucket ${bucket}: unreadable creation time ${created}`)
+      return new KvLeaseTable(bucket, kv, nc, owned, epochMs, opts.marginMs)
+    } catch (e) {
+      if (owned) await nc.close().catch(() => {})
+      throw e
+    }
+  }
+
+  /** §12.3: claims the subject if it is free, absent, or held by a claim expired on this process's clock. */
+  async tryClaim(kind: number, label: Uint8Array, owner: string, ttlMs: number): Promise<KvClaimOutcome> {
+    const key = keyOf(kind, label)
+    let o = this.seen.get(key)
+    let cached = o !== undefined
+    for (let attempt = 0; ; attempt++) {
+      if (attempt > 100) throw new ProtocolError(`lease key ${key}: lost 100 races in a row`)
+      // the watch's view first (one round trip for a free subject); a read before yielding or after a lost race
+      if (!o || attempt > 0) o = await this.read(key)
+      let from: KvClaim["from"] = "free"
+      const v = o.value
+      if (v?.state === "held") {
+        const expiresAtMono = o.seenAt + v.ttlMs + marginFor(v.ttlMs, this.marginMs)
+        if (performance.now() < expiresAtMono) {
+          if (cached) {
+            cached = false // judged on the watch's view: read to be sure before yielding
+            continue
+          }
+          const s = subjectOf(key)!
+          return { claimed: false, holder: { ...v, key, ...s, revision: o.revision, expiresAtMono } }
+        }
+        from = "expired"
+      }
+      const token = nextToken(v?.token, Date.now(), this.epochMs)
+      const claim = `${this.id}.${++this.claims}`
+      const value: HeldValue = { state: "held", token, claim, owner, ttlMs, host: HOST, pid: process.pid }
+      const sentAt = performance.now()
+      let revision: number
+      try {
+        revision = await this.write(key, value, o.value ? o.revision : 0)
+      } catch (e) {
+        if (isWrongSequence(e)) {
+          cached = false
+          continue
+        }
+        throw e
+      }
+      return { claimed: true, claim: { key, token, claim, ttlMs, revision, sentAt, from } }
+    }
+  }
+
+  /** §12.3 renew: the same claim and token with a new TTL, on the holder's revision. null: someone wrote since. */
+  async renew(c: KvClaim, owner: string, ttlMs: number): Promise<{ revision: number; sentAt: number } | null> {
+    const value: HeldValue = {
+      state: "held",
+      token: c.token,
+      claim: c.claim,
+      owner,
+      ttlMs,
+      host: HOST,
+      pid: process.pid,
+    }
+    const sentAt = performance.now()
+    try {
+      return { revision: await this.write(c.key, value, c.revision), sentAt }
+    } catch (e) {
+      if (isWrongSequence(e)) return null
+      throw e
+    }
+  }
+
+  /** §12.3 release: `free` with the claim's token, on the holder's revision. false: someone wrote since. */
+  async release(c: KvClaim): Promise<boolean> {
+    try {
+      await this.write(c.key, { state: "free", token: c.token }, c.revision)
+      return true
+    } catch (e) {
+      if (isWrongSequence(e)) return false
+      throw e
+    }
+  }
+
+  /**
+   * Resolves when the watch brings a revision of `key` other than `revision`, at `untilMono` (monotonic ms), or
+   * when `signal` aborts: what a waiting claim sleeps on between attempts.
+   */
+  async changed(key: string, revision: number, untilMono: number, signal?: AbortSignal): Promise<void> {
+    await this.watchKey(key)
+    if ((this.seen.get(key)?.revision ?? 0) !== revision || this.closed) return
+    return new Promise((resolve) => {
+      let set = this.waiters.get(key)
+      if (!set) this.waiters.set(key, (set = new Set()))
+      const done = () => {
+        clearTimeout(timer)
+        signal?.removeEventListener("abort", done)
+        set!.delete(done)
+        if (set!.size === 0 && this.waiters.get(key) === set) {
+          this.waiters.delete(key)
+          this.unwatchKey(key)
+        }
+        resolve()
+      }
+      set.add(done)
+      const timer = setTimeout(done, Math.max(0, Math.min(untilMono - performance.now() + 1, 2 ** 31 - 1)))
+      signal?.addEventListener("abort", done, { once: true })
+    })
+  }
+
+  /** Every held claim in the bucket, read now. */
+  async holders(): Promise<KvHolder[]> {
+    const out: KvHolder[] = []
+    const keys: string[] = []
+    for await (const k of await this.kv.keys()) keys.push(k)
+    for (const key of keys.sort()) {
+      const s = subjectOf(key)
+      if (!s) continue
+      const o = await this.read(key)
+      const v = o.value
+      if (v?.state !== "held") continue
+      out.push({
+        ...v,
+        key,
+        ...s,
+        revision: o.revision,
+        expiresAtMono: o.seenAt + v.ttlMs + marginFor(v.ttlMs, this.marginMs),
+      })
+    }
+    return out
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    for (const set of [...this.waiters.values()]) for (const w of [...set]) w()
+    for (const w of this.watches.values()) clearTimeout(w.idle), w.stop()
+    this.watches.clear()
+    if (this.owned) await this.nc.close().catch(() => {})
+  }
+
+  /** The raw KV, for tests and the bench (writing it is how a hostile member would break others). */
+  raw(): KV {
+    return this.kv
+  }
+
+  // The watch delivers the key's last value first, so nothing written between a read and the watch is missed.
+  private async watchKey(key: string) {
+    const had = this.watches.get(key)
+    if (had) {
+      clearTimeout(had.idle)
+      had.idle = undefined
+      return
+    }
+    if (this.closed) return
+    const placeholder = { stop() {} }
+    this.watches.set(key, placeholder)
+    const iter = await this.kv.watch({ key })
+    if (this.watches.get(key) !== placeholder || this.closed) return iter.stop()
+    this.watches.set(key, iter)
+    void (async () => {
+      try {
+        for await (const e of iter) this.observe(e)
+      } catch {} // stopped, or the connection closed
+    })()
+  }
+
+  private unwatchKey(key: string) {
+    const w = this.watches.get(key)
+    if (!w || w.idle) return
+    w.idle = setTimeout(() => {
+      if (this.watches.get(key) !== w) return
+      this.watches.delete(key)
+      w.stop()
+    }, WATCH_LINGER_MS)
+    w.idle.unref?.()
+  }
+
+  private async write(key: string, value: LeaseValue, revision: number): Promise<number> {
+    const bytes = encodeValue(value)
+    const r = revision === 0 ? await this.kv.create(key, bytes) : await this.kv.update(key, bytes, revision)
+    this.note(key, r, value)
+    return r
+  }
+
+  private async read(key: string): Promise<Observed> {
+    const e = await this.kv.get(key)
+    if (!e) return this.note(key, 0, null)
+    return this.note(key, e.revision, e.operation === "PUT" ? decodeValue(key, e.value) : null)
+  }
+
+  private observe(e: KvEntry) {
+    let value: LeaseValue | null = null
+    if (e.operation === "PUT")
+      try {
+        value = decodeValue(e.key, e.value)
+      } catch {
+        return // a claimant reading it reports it
+      }
+    this.note(e.key, e.revision, value)
+  }
+
+  // seenAt is when this process first learnt of the revision: a later read of the same one keeps it (§12.4)
+  private note(key: string, revision: number, value: LeaseValue | null): Observed {
+    const had = this.seen.get(key)
+    if (had && had.revision >= revision && revision !== 0) return had
+    const o = { revision, seenAt: performance.now(), value }
+    this.seen.set(key, o)
+    if (had?.revision !== revision) for (const w of [...(this.waiters.get(key) ?? [])]) w()
+    return o
+  }
+}
+
+export async function openKvLeases(contest: string, connection: unknown, opts: KvLeaseOptions): Promise<KvLeaseTable> {
+  return KvLeaseTable.open(contest, connection, opts)
+}

@@ -1,0 +1,317 @@
+// Cluster contests on one host (docs/PROTOCOL.md §12): a nats-server with JetStream of the test's own, contest
+// objects with connections of their own (so each is a separate contender), and child processes where a clock or a
+// pause must be a process's own. The two-host races, kill -9 and SIGSTOP are in test/leases/hosts.test.ts.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { readFileSync } from "node:fs"
+import { join } from "node:path"
+import { Kvm } from "@nats-io/kv"
+import { connect } from "@nats-io/transport-node"
+import {
+  type ClusterContest,
+  Contest,
+  ContestModeError,
+  ContestUnavailableError,
+  LeaseLostError,
+  NotFoundError,
+  ProtocolError,
+} from "../../src/leases/index.ts"
+import { FIXTURES, busName, observed, outcome, rejection, type Child } from "../support/helpers.ts"
+import { natsSkipReason, startNats } from "../support/nats.ts"
+import { spawn } from "../../bench/lib/child.ts"
+
+const skip = natsSkipReason()
+if (skip) console.warn(`the cluster contest tests are skipped: ${skip}`)
+
+let nats: { url: string; server: Child }
+beforeAll(async () => {
+  if (!skip) nats = await startNats({ jetstream: true })
+}, 30_000)
+afterAll(async () => {
+  await nats?.server.kill()
+})
+
+const open = (name: string, marginMs?: number) =>
+  Contest.open(name, { nats: nats.url, ...(marginMs === undefined ? {} : { marginMs }) })
+const S = { kind: 3, label: "leader" }
+const M = { kind: 9, label: "leader" } // the subject of test/support/kv-lease-member.ts
+const MEMBER = join(FIXTURES, "kv-lease-member.ts")
+
+/** A fencing storage: takes a write only with a token at least as high as the highest it took. */
+function fencingStorage() {
+  let highest = -1n
+  const log: string[] = []
+  const server = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    fetch(req) {
+      const token = BigInt(new URL(req.url).searchParams.get("token")!)
+      const ok = token >= highest
+      if (ok) highest = token
+      log.push(`${ok ? "ok" : "refused"} ${token}`)
+      return new Response(ok ? "ok" : "refused", { status: ok ? 200 : 409 })
+    },
+  })
+  return { url: `http://127.0.0.1:${server.port}`, log, stop: () => server.stop(true) }
+}
+
+describe.skipIf(skip !== null)("a cluster contest on JetStream KV", () => {
+  test("a claim is a KV create; a second contender yields and sees the holder; after release it wins with a larger token", async () => {
+    const name = busName("kv")
+    await using a = await open(name)
+    await using b = await open(name)
+    const r1 = await a.tryClaim(S, { owner: "a", ttlMs: 10_000 })
+    if (!r1.claimed) throw new Error("a free subject was not claimed")
+    expect(r1.lease.from).toBe("free")
+    const entry = await (await new Kvm(await connect({ servers: nats.url })).open(a.bucket)).get("3.bGVhZGVy")
+    expect(entry?.revision).toBe(1) // created: the first write of the bucket
+    expect(JSON.parse(entry!.string())).toMatchObject({ v: 1, state: "held", owner: "a", ttlMs: 10_000 })
+    const r2 = await b.tryClaim(S, { owner: "b", ttlMs: 10_000 })
+    if (r2.claimed) throw new Error("a held subject was claimed twice")
+    expect(r2.holder).toMatchObject({ owner: "a", token: r1.lease.token, pid: process.pid, ttlMs: 10_000 })
+    expect((await b.holders()).map((h) => h.owner)).toEqual(["a"])
+    expect(await r1.lease.release()).toBe(true)
+    expect(await r1.lease.release()).toBe(false)
+    const r3 = await b.tryClaim(S, { owner: "b", ttlMs: 10_000 })
+    if (!r3.claimed) throw new Error("a released subject was not claimed")
+    expect(r3.lease.token).toBeGreaterThan(r1.lease.token)
+    await r3.lease.release()
+    expect(await a.holders()).toEqual([])
+  }, 30_000)
+
+  test("a waiting claim is woken by the bucket's watch when the holder releases, long before the TTL", async () => {
+    const name = busName("kv")
+    await using a = await open(name)
+    await using b = await open(name)
+    const held = await a.claim(S, { ttlMs: 120_000 })
+    const stop = new AbortController()
+    const waiting = observed(b.claim(S, { ttlMs: 120_000, signal: stop.signal }))
+    try {
+      expect((await outcome(waiting, 300)).state).toBe("hung")
+      await held.release()
+      const got = await outcome(waiting, 10_000) // without the watch it would wait out the 120 s TTL
+      if (got.state !== "resolved") throw new Error(`the waiting claim was not woken by the release: ${got.state}`)
+      expect(got.value.token).toBeGreaterThan(held.token)
+      await got.value.release()
+    } finally {
+      stop.abort()
+    }
+  }, 30_000)
+
+  test("expiry: the holder's signal aborts at its last write + TTL − margin, a contender takes over only after TTL + margin", async () => {
+    const name = busName("kv")
+    await using a = await open(name)
+    await using b = await open(name)
+    const events: string[] = []
+    const lease = await a.claim(S, { ttlMs: 800 })
+    lease.signal.addEventListener("abort", () => events.push("holder lost"))
+    await lease.renew(800) // the deadline moves with the renewal
+    const taken = await b.claim(S, { ttlMs: 800, timeoutMs: 10_000 }) // woken by the expiry, not a release
+    events.push("contender claimed")
+    expect(events).toEqual(["holder lost", "contender claimed"])
+    expect(taken.from).toBe("expired")
+    expect(taken.token).toBeGreaterThan(lease.token)
+    expect(lease.held).toBe(false)
+    expect(lease.signal.reason).toBeInstanceOf(LeaseLostError)
+    expect(await rejection(lease.renew(800))).toBeInstanceOf(LeaseLostError)
+    expect(await lease.release()).toBe(false)
+    await taken.release()
+  }, 30_000)
+
+  test("a renewal after someone else wrote the key is refused (the write is on the holder's revision)", async () => {
+    const name = busName("kv")
+    await using a = await open(name)
+    const lease = await a.claim(S, { ttlMs: 60_000 })
+    const nc = await connect({ servers: nats.url })
+    try {
+      const kv = await new Kvm(nc).open(a.bucket)
+      const e = (await kv.get("3.bGVhZGVy"))!
+      await kv.update("3.bGVhZGVy", e.value, e.revision) // the same bytes, a new revision: someone else wrote
+      const err = await rejection(lease.renew(60_000))
+      expect(err).toBeInstanceOf(LeaseLostError)
+      expect((err as Error).message).toContain("taken over")
+      expect(lease.held).toBe(false)
+    } finally {
+      await nc.close()
+    }
+  }, 30_000)
+
+  test("tokens keep increasing across a re-created bucket", async () => {
+    const name = busName("kv")
+    let first: bigint
+    {
+      await using a = await open(name)
+      for (let i = 0; i < 3; i++) await (await a.claim(S, { ttlMs: 10_000 })).release()
+      const l = await a.claim(S, { ttlMs: 10_000 })
+      first = l.token
+      await l.release()
+      const nc = await connect({ servers: nats.url })
+      await (await new Kvm(nc).open(a.bucket)).destroy()
+      await nc.close()
+    }
+    await using b = await open(name)
+    const l = await b.claim(S, { ttlMs: 10_000 })
+    expect(l.token).toBeGreaterThan(first)
+    await l.release()
+  }, 30_000)
+
+  test("a value that is not a lease is reported as ProtocolError and never written over", async () => {
+    const name = busName("kv")
+    await using a = await open(name)
+    const nc = await connect({ servers: nats.url })
+    try {
+      const kv = await new Kvm(nc).open(a.bucket)
+      await kv.put("3.bGVhZGVy", "not a lease")
+      expect(await rejection(a.tryClaim(S, { ttlMs: 1000 }))).toBeInstanceOf(ProtocolError)
+      expect((await kv.get("3.bGVhZGVy"))!.string()).toBe("not a lease")
+    } finally {
+      await nc.close()
+    }
+  }, 30_000)
+
+  test("a name is local or cluster-wide on a host, never both: ContestModeError either way, nothing left open", async () => {
+    const name = busName("kv")
+    const local = await Contest.open(name)
+    expect(await rejection(open(name))).toBeInstanceOf(ContestModeError)
+    local.close()
+    const cluster = await open(name)
+    try {
+      expect(await rejection(Contest.open(name))).toBeInstanceOf(ContestModeError)
+      // from another process too (the marker is an abstract socket, §12.5)
+      const p = Bun.spawnSync([
+        process.execPath,
+        "-e",
+        `import { Contest } from "${join(import.meta.dir, "..", "..", "src", "leases", "index.ts")}"; Contest.open(${JSON.stringify(name)}).then(() => console.log("opened"), (e) => console.log(e.name))`,
+      ])
+      expect(p.stdout.toString().trim()).toBe("ContestModeError")
+    } finally {
+      await cluster.close()
+    }
+    ;(await Contest.open(name)).close() // the marker went with the last cluster contest of the name
+  }, 30_000)
+
+  test("options are checked: ttlMs is required and must exceed twice the margin; create never finds no bucket", async () => {
+    const name = busName("kv")
+    expect(await rejection(Contest.open(name, { nats: nats.url, margnMs: 5 } as never))).toBeInstanceOf(TypeError)
+    expect(await rejection(Contest.open(name, { nats: nats.url, replicas: 0 }))).toBeInstanceOf(RangeError)
+    expect(await rejection(Contest.open(name, { nats: nats.url, create: "never" }))).toBeInstanceOf(NotFoundError)
+    await using a = await open(name)
+    expect(await rejection(a.tryClaim(S, {} as never))).toBeInstanceOf(TypeError)
+    expect(await rejection(a.tryClaim(S, { ttlMs: 200 }))).toBeInstanceOf(RangeError) // margin 102: 2 × 102 > 200
+    expect(await rejection(a.claim(S, { ttlMs: 1000, timout: 5 } as never))).toBeInstanceOf(TypeError)
+    expect(await a.holders()).toEqual([])
+  }, 30_000)
+
+  test("a local contest never loads the NATS pieces; a cluster contest loads them when opened", () => {
+    const script = `
+      const seen = []
+      Bun.plugin({ name: "seen", setup: (b) => b.onResolve({ filter: /nats/ }, (a) => void seen.push(a.path)) })
+      const { Contest } = await import(${JSON.stringify(join(import.meta.dir, "..", "..", "src", "leases", "index.ts"))})
+      const c = await Contest.open("lazy-" + process.pid)
+      c.tryClaim({ kind: 1, label: "x" }).lease?.release()
+      c.close()
+      console.log(JSON.stringify(seen))
+      await Contest.open("lazy-" + process.pid, { nats: ${JSON.stringify(nats.url)} }).then((c) => c.close())
+      console.log(JSON.stringify(seen))`
+    const p = Bun.spawnSync([process.execPath, "-e", script])
+    expect(p.stdout.toString().trim().split("\n")).toEqual(["[]", '["../nats/index.ts"]'])
+  }, 30_000)
+
+  test("no server: ContestUnavailableError", async () => {
+    const err = await rejection(
+      Contest.open(busName("kv"), { nats: { servers: "nats://127.0.0.1:1", reconnect: false } }),
+    )
+    expect(err).toBeInstanceOf(ContestUnavailableError)
+  }, 30_000)
+
+  test("clock rate drift within 1 %: a contender whose clock runs 0.9 % fast still takes over only after the holder's deadline", async () => {
+    // marginMs 0: the 1 % of the TTL is the whole margin, so the test is at the edge §12.4 promises
+    const name = busName("kv")
+    await using a: ClusterContest = await open(name, 0)
+    const lease = await a.claim(M, { ttlMs: 1500 })
+    const storage = fencingStorage()
+    const contender = spawn([process.execPath, MEMBER, "wait", nats.url, name, M.label, "1500", storage.url], {
+      env: { ...process.env, KV_CLOCK_RATE: "1.009", KV_MARGIN_MS: "0" },
+    })
+    try {
+      await contender.waitLine(/^waiting$/, 15_000)
+      await Bun.sleep(500) // its watch has seen the claim
+      await lease.renew(1500) // the revision the contender times, from when its watch delivers it
+      // the deadline in ns on the machine's clock, as the contender stamps its claim
+      const deadlineNs =
+        BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6)) +
+        BigInt(Math.round((lease.expiresAt - Date.now()) * 1e6))
+      const m = await contender.waitLine(/^claimed (\d+) (\w+) (\d+)$/, 15_000)
+      expect(m[2]).toBe("expired")
+      expect(BigInt(m[3]!)).toBeGreaterThan(deadlineNs)
+    } finally {
+      storage.stop()
+      await contender.kill()
+    }
+  }, 30_000)
+
+  test("a holder cut off from NATS (partition) loses its lease at its deadline, before a contender takes over", async () => {
+    const name = busName("kv")
+    // the holder reaches the server through a proxy the test can cut without closing anything
+    const target = new URL(nats.url)
+    let cut = false
+    const proxy = Bun.listen<{ peer?: import("bun").Socket; pending: Uint8Array[] }>({
+      hostname: "127.0.0.1",
+      port: 0,
+      socket: {
+        open(s) {
+          s.data = { pending: [] }
+          void Bun.connect({
+            hostname: target.hostname,
+            port: Number(target.port),
+            socket: {
+              data: (_, d) => void (cut || s.write(d)),
+              close: () => void s.end(),
+            },
+          }).then((peer) => {
+            s.data.peer = peer
+            for (const d of s.data.pending) peer.write(d)
+          })
+        },
+        data(s, d) {
+          if (cut) return
+          if (s.data.peer) s.data.peer.write(d)
+          else s.data.pending.push(new Uint8Array(d))
+        },
+        close(s) {
+          s.data.peer?.end()
+        },
+      },
+    })
+    const holderSide = await Contest.open(name, { nats: { servers: `nats://127.0.0.1:${proxy.port}`, timeout: 2000 } })
+    await using b = await open(name)
+    try {
+      const events: string[] = []
+      const lease = await holderSide.claim(S, { ttlMs: 1000 })
+      lease.signal.addEventListener("abort", () => events.push("holder lost"))
+      cut = true
+      const renewal = rejection(lease.renew(1000)) // never acknowledged
+      const taken = await b.claim(S, { ttlMs: 1000, timeoutMs: 15_000 })
+      events.push("contender claimed")
+      expect(events).toEqual(["holder lost", "contender claimed"])
+      expect(taken.token).toBeGreaterThan(lease.token)
+      expect(await renewal).toBeInstanceOf(Error)
+      await taken.release()
+    } finally {
+      cut = false
+      proxy.stop(true)
+      await holderSide.close().catch(() => {})
+    }
+  }, 30_000)
+})
+
+test("src/leases/README.md's table lists exactly the options Contest.open takes with nats", async () => {
+  const readme = readFileSync(join(import.meta.dir, "..", "..", "src", "leases", "README.md"), "utf8")
+  const rows = readme
+    .split("| `Contest.open(name, options)` with `nats` | |\n|---|---|\n")[1]!
+    .split("\n\n")[0]!
+    .split("\n")
+    .map((r) => /^\| `(\w+)` \|/.exec(r)?.[1])
+  const err = await rejection(Contest.open("readme", { nats: "nats://127.0.0.1:1", "?": 1 } as never))
+  const taken = /the options are (.*)$/.exec((err as Error).message)![1]!.split(", ")
+  expect(rows.sort()).toEqual(taken.sort())
+})
