@@ -12,6 +12,7 @@ const FEATURES = ["http", "events", "leases", "stdio", "nats"]
 /** The sideways edges between features, each for a reason: feature → the features it may import (index.ts only). */
 export const FEATURE_EDGES: Record<string, readonly string[]> = {
   http: ["events", "nats"], // the hub's app.emit and GET /events run over a topic; hubWorker({ nats }) loads NATS
+  events: ["nats"], // Topic.open(name, { nats }) loads the bridge to NATS (docs/PROTOCOL.md §11)
 }
 
 /** Every relative import or re-export specifier in a TS source, static or dynamic. */
