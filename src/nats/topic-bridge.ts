@@ -131,6 +131,8 @@ class Bridge implements TopicBridge {
   private readonly reasons: string[] = []
   private socket: { stop(force?: boolean): void } | undefined
   private electTimer: ReturnType<typeof setInterval> | undefined
+  private watching = false
+  private watch: { end(): void } | undefined
   private closed = false
   private run: Running | undefined
 
@@ -152,10 +154,25 @@ class Bridge implements TopicBridge {
 
   private tryBind() {
     if (this.closed || this.socket || this.nc.isClosed()) return
+    const unix = `\0slotbus.bridge.${this.host.name}`
     try {
-      this.socket = Bun.listen({ unix: `\0slotbus.bridge.${this.host.name}`, socket: { data() {} } })
+      this.socket = Bun.listen({ unix, socket: { data() {} } })
     } catch {
-      return // another process of this host bridges (EADDRINUSE)
+      // Another process of this host bridges (EADDRINUSE). Hold a connection to it: the kernel closes it the
+      // moment that process dies, and this one stands again at once instead of at its next 100 ms try.
+      if (!this.watching) {
+        this.watching = true
+        const again = () => {
+          this.watching = false
+          this.watch = undefined
+          this.tryBind()
+        }
+        Bun.connect({ unix, socket: { data() {}, close: again, error: again } }).then((w) => {
+          if (this.closed) w.end()
+          else this.watch = w
+        }, again)
+      }
+      return
     }
     this.run = new Running(this.host, this.nc, this.s, this.counts, (r) => this.reason(r))
   }
@@ -186,6 +203,7 @@ class Bridge implements TopicBridge {
     if (this.closed) return
     this.closed = true
     clearInterval(this.electTimer)
+    this.watch?.end()
     const run = this.run
     this.stepDown()
     await run?.done
