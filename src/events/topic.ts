@@ -376,9 +376,21 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
           this.scratchView = new DataView(this.scratch.buffer)
         }
         this.scratch.set(encoded)
+        this.scratchView.setUint32(12, 0, true) // an event from another host, never a loss record
         const r = topicNative.sb_topic_publish(this.ptr, this.scratch, encoded.length)
         if (r !== 0) this.publishFailed(r, encoded.length)
         return this.out[TopicOut.posLo]! + this.out[TopicOut.posHi]! * 4294967296
+      },
+      publishLost: (type, lost) => {
+        if (this.closed) throw new TopicClosedError(`topic "${this.name}" is closed`)
+        // a loss record (§8.3): the encoded header with `lost` set, the type, no keys, no data
+        const rec = new Uint8Array(16 + type.length)
+        const v = new DataView(rec.buffer)
+        v.setUint16(4, type.length, true)
+        v.setUint32(12, lost, true)
+        rec.set(type, 16)
+        const r = topicNative.sb_topic_publish(this.ptr, rec, rec.length)
+        if (r !== 0) this.publishFailed(r, rec.length)
       },
       openReader() {
         const sub = topic.subscribe({}, { queue: 1 << 16 })

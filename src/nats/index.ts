@@ -5,5 +5,5 @@ import { serveHub } from "./hub.ts"
 import { serveWorker } from "./worker.ts"
 
 export const transport: RemoteTransport = { serveHub, serveWorker }
-export { cover, startTopicBridge, topicSubjects } from "./topic-bridge.ts"
+export { cover, startTopicBridge, topicSubjects, typeOfSubject } from "./topic-bridge.ts"
 export type { BridgeReader, TopicBridge, TopicBridgeHost, TopicBridgeStats } from "./topic-bridge.ts"

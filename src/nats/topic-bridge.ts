@@ -11,6 +11,8 @@ export interface TopicBridgeHost {
   readonly ringId: bigint
   /** Publishes an encoded event (a record's bytes 16 … len, §8.3) into the ring; returns its id. Throws if malformed. */
   publishEncoded(encoded: Uint8Array): number
+  /** Publishes a loss record (§8.3): `lost` events of this type never reached the ring; subscribers count them. */
+  publishLost(type: Uint8Array, lost: number): void
   /** A reader of every event in the ring from now on. */
   openReader(): BridgeReader
   /** The type filters of the live subscribers in the ring, with their pids (§8.2, §8.5). */
@@ -95,6 +97,29 @@ export function topicSubjects(topic: string) {
       return toks.length ? `${root}.${toks.join(".")}.>` : `${root}.>`
     },
   }
+}
+
+/** The type an event subject carries (§11.1, undone), or null when it is not one of the topic's. */
+export function typeOfSubject(root: string, subject: string): Uint8Array | null {
+  if (!subject.startsWith(`${root}.`)) return null
+  const out: number[] = []
+  const toks = subject.slice(root.length + 1).split(".")
+  for (let i = 0; i < toks.length; i++) {
+    if (i > 0) out.push(0x2e)
+    const t = toks[i]!
+    if (t === "~") continue
+    for (let j = 0; j < t.length; j++) {
+      if (t[j] !== "~") {
+        out.push(t.charCodeAt(j))
+        continue
+      }
+      const b = Number.parseInt(t.slice(j + 1, j + 3), 16)
+      if (t.length < j + 3 || Number.isNaN(b)) return null
+      out.push(b)
+      j += 2
+    }
+  }
+  return out.length >= 1 && out.length <= 255 ? new Uint8Array(out) : null
 }
 
 /** Whether subject pattern `p` (exact or ending in `.>`) only matches what `q` matches too, p ≠ q. */
@@ -333,10 +358,20 @@ class Running {
       return
     }
     if (last !== undefined && seq > last + 1) {
-      this.counts.lost += seq - last - 1
+      const n = seq - last - 1
+      this.counts.lost += n
       this.reason(
-        `${msg.subject} from bridge ${bridge.toString(16)}: seq jumped from ${last} to ${seq}, ${seq - last - 1} lost on NATS (slow consumer, reconnect or a broken route)`,
+        `${msg.subject} from bridge ${bridge.toString(16)}: seq jumped from ${last} to ${seq}, ${n} lost on NATS (slow consumer, reconnect or a broken route)`,
       )
+      // into the ring as a loss record: every subscriber here whose filter takes the type counts them in lagged
+      const type = typeOfSubject(this.s.root, msg.subject)
+      if (type) {
+        try {
+          this.host.publishLost(type, n)
+        } catch (e) {
+          this.reason(`${msg.subject}: the loss record was refused (${(e as Error).message})`)
+        }
+      }
     }
     if (this.seen.size > 65536) this.seen.clear()
     this.seen.set(key, seq)

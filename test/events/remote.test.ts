@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test
 import { connect, type NatsConnection } from "@nats-io/transport-node"
 import { Topic } from "../../src/events/index.ts"
 import { encodeEvent } from "../../src/events/codec.ts"
-import { cover, topicSubjects } from "../../src/nats/index.ts"
+import { cover, topicSubjects, typeOfSubject, type TopicBridgeHost } from "../../src/nats/index.ts"
 import { bunChild, busName, REPO, run, until, type Child } from "../support/helpers.ts"
 import { natsSkipReason, startNats } from "../support/nats.ts"
 
@@ -95,6 +95,11 @@ describe("subjects (§11.1)", () => {
     expect(topicSubjects("t").filter(mode, type)).toBe(subject)
   })
 
+  test.each(["job.done", "we ird..*>", ".é~", "a", "a."])("the subject of type %j gives the type back", (type) => {
+    const s = topicSubjects("t.x")
+    expect(new TextDecoder().decode(typeOfSubject(s.root, s.event(type))!)).toBe(type)
+  })
+
   test("the bridge's subjects cover the filters with none covering another (a message matches one)", () => {
     expect(cover(["t.a.b", "t.a.>", "t.c", "t.a.>", "t.c.d", "t.ab"])).toEqual(["t.a.>", "t.ab", "t.c", "t.c.d"])
     expect(cover(["t.a.b", "t.>"])).toEqual(["t.>"])
@@ -126,11 +131,13 @@ describe.skipIf(skip !== null)("a topic bridged to NATS on this host", () => {
     expect(topic.bridgeStats()).toMatchObject({ sent: 2, received: 1, duplicates: 0, lost: 0, refused: 0 })
   }, 30_000)
 
-  test("a message sent twice is taken once; a gap in a sender's numbers is counted as lost, with where", async () => {
+  test("a message sent twice is taken once; a gap in a sender's numbers is counted as lost, with where, and in the lagged of the subscribers it concerns", async () => {
     const topic = await openTopic("tb")
     const other = await otherHost(topic.name)
     const sub = topic.subscribe({ type: "job.*" })
-    await until(() => topic.bridgeStats()!.subjects.length === 1, "the bridge subscribes for job.*")
+    const keyed = topic.subscribe({ type: "job.done", routing: { user: "u1" } })
+    const elsewhere = topic.subscribe({ type: "zzz" })
+    await until(() => topic.bridgeStats()!.subjects.length === 2, "the bridge subscribes for job.* and zzz")
     other.send(9, 1, "job.done", "one")
     other.send(9, 1, "job.done", "one again")
     other.send(9, 2, "other.x", "not wanted here") // no subscriber of this host wants it: it does not arrive
@@ -142,7 +149,37 @@ describe.skipIf(skip !== null)("a topic bridged to NATS on this host", () => {
     const s = topic.bridgeStats()!
     expect(s).toMatchObject({ received: 3, duplicates: 1, lost: 2, refused: 0 })
     expect(s.reasons.join("\n")).toContain(`slotbus.ev.${topic.name}.job.done from bridge 9: seq jumped from 1 to 4`)
+    // the two lost job.done events: exact for a filter by type, an upper bound (an estimate) for one with keys
+    expect([sub.received, sub.lagged, sub.estimates]).toEqual([3, 2, 0])
+    keyed.poll()
+    expect([keyed.received, keyed.lagged, keyed.estimates]).toEqual([0, 2, 1])
+    elsewhere.poll()
+    expect([elsewhere.received, elsewhere.lagged]).toEqual([0, 0])
   }, 30_000)
+
+  test("a loss record is never delivered; a subscriber counts it in lagged when it reads past it or is pushed past it", async () => {
+    const topic = await Topic.open(busName("tb"), { capacity: 1 << 16 })
+    cleanup.push(() => topic[Symbol.asyncDispose]())
+    const host = (topic as unknown as { bridgeHost(): TopicBridgeHost }).bridgeHost()
+    const reader = topic.subscribe({ type: "job.*" })
+    const sleeper = topic.subscribe({ type: "job.*" }, { queue: 1 << 16 }) // never reads: pushed by the publishers
+    const other = topic.subscribe({ type: "other" })
+    topic.publish({ type: "job.a", data: "before" })
+    host.publishLost(new TextEncoder().encode("job.a"), 5)
+    topic.publish({ type: "job.a", data: "after" })
+    const got = [...reader.poll()].map((e) => e.text())
+    expect(got).toEqual(["before", "after"])
+    expect([reader.received, reader.lagged, reader.estimates]).toEqual([2, 5, 0])
+    // a whole ring of events behind it: a publisher walks the sleeper's records, the loss record counting 5
+    const data = "x".repeat(200)
+    for (let i = 0; i < 1000; i++) topic.publish({ type: "job.b", data })
+    sleeper.poll()
+    expect(sleeper.received + sleeper.lagged).toBe(2 + 5 + 1000)
+    expect(sleeper.estimates).toBe(0)
+    expect(sleeper.lagged).toBeGreaterThanOrEqual(5)
+    other.poll()
+    expect([other.received, other.lagged]).toEqual([0, 0])
+  })
 
   test("a message that is not a slotbus event is refused and counted, and the bridge goes on", async () => {
     const topic = await openTopic("tb")
