@@ -106,6 +106,56 @@ describe.skipIf(skip !== null)("a topic across two hosts", () => {
     expect(topic.bridgeStats()).toMatchObject({ bridging: true, unsent: 0 })
   }, 120_000)
 
+  test("events NATS loses while host B's nats-server is down are counted in the lagged of host B's subscriber, exactly, with where", async () => {
+    const name = busName("th")
+    await using topic = await Topic.open(name, { nats: hosts.a.natsUrl })
+    const b = await subscriberOnB(name, "job.n") // through host B's server only: while it is down, B hears nothing
+    let i = 0
+    const got = () => b.lines.filter((l) => /^ev \d+$/.test(l)).map((l) => Number(l.slice(3)))
+    const publishUntil = async (cond: () => boolean, what: string) => {
+      const start = performance.now()
+      while (!cond()) {
+        topic.publish({ type: "job.n", data: String(i++) })
+        await Bun.sleep(1)
+        if (performance.now() - start > 60_000) throw new Error(`timed out publishing until ${what}`)
+      }
+    }
+    try {
+      await publishUntil(() => got().length > 0, "host B receives an event")
+      const upTo = i + 500
+      await publishUntil(() => i >= upTo, "500 more are published")
+      await hosts.killNats("b")
+      const down = i + 500
+      await publishUntil(() => i >= down, "500 are published while host B's server is down")
+      const restarted = hosts.restartNats("b")
+      let back = false
+      void restarted.then(() => (back = true))
+      await publishUntil(() => back, "host B's server is back")
+      const after = i
+      await publishUntil(() => got().some((n) => n >= after), "host B receives an event published after the restart")
+      const last = i + 100
+      await publishUntil(() => i >= last, "100 more are published")
+      await until(() => got().includes(last - 1), "the last event reaches host B", 30_000)
+      await Bun.sleep(300)
+    } finally {
+      if (!hosts.natsRunning("b")) await hosts.restartNats("b")
+    }
+    const seen = got()
+    const count = lastCount(b)
+    const bridgeB = lastJson(b, "stats ") as unknown as { lost: number; reasons: string[]; duplicates: number }
+    expect(new Set(seen).size).toBe(seen.length)
+    expect(count.received).toBe(seen.length)
+    // every event from the first host B took to the last, received or counted: NATS's losses in lagged, exactly
+    expect(count.received + count.lagged).toBe(seen.at(-1)! - seen[0]! + 1)
+    expect(count.lagged).toBeGreaterThanOrEqual(500)
+    expect(count.lagged).toBe(bridgeB.lost)
+    expect(count.estimates).toBe(0)
+    expect(bridgeB.reasons.join("\n")).toContain("lost on NATS")
+    console.log(
+      `host B's server down: ${count.lagged} events lost on NATS and counted in lagged; ${bridgeB.reasons.at(-1)}`,
+    )
+  }, 120_000)
+
   test("kill -9 of the bridging process on host A: another process there takes over; only events in flight are lost", async () => {
     const name = busName("th")
     await using topic = await Topic.open(name) // this process only publishes: the bridge is one of the members below
