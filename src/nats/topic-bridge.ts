@@ -135,6 +135,12 @@ export function cover(all: Iterable<string>): string[] {
   return set.filter((p) => !set.some((q) => coveredBy(p, q))).sort()
 }
 
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}
+
 function matches(subject: string, pattern: string): boolean {
   return subject === pattern || (pattern.endsWith(".>") && subject.startsWith(pattern.slice(0, -1)))
 }
@@ -243,7 +249,10 @@ type Counts = { sent: number; received: number; duplicates: number; lost: number
 class Running {
   readonly done: Promise<void>
   private readonly reader: BridgeReader
-  private readonly bridgeId = (crypto.getRandomValues(new Uint32Array(1))[0]! | 1) >>> 0
+  private bridgeId = 0
+  private readonly head = new Uint8Array(PREFIX) // the prefix but its seq (§11.2)
+  private lastType = new Uint8Array(0) // the type of the last event sent, and its subject's books
+  private lastOut: { subject: string; seq: number } | undefined
   private readonly out = new Map<string, { subject: string; seq: number }>() // type → subject, seq sent on it
   private readonly subs = new Map<string, NatsSubscription>() // pattern → subscription
   private readonly seen = new Map<string, number>() // `<bridge> <subject>` → the last seq taken
@@ -259,10 +268,22 @@ class Running {
     private readonly counts: Counts,
     private readonly reason: (r: string) => void,
   ) {
+    this.newBridgeId()
     this.reader = host.openReader()
     this.syncSubjects()
     this.filterTimer = setInterval(() => this.syncSubjects(), FILTERS_MS)
     this.done = this.forward()
+  }
+
+  /** A new sender for the receivers (§11.2): its numbers start at 1 on every subject. */
+  private newBridgeId() {
+    this.bridgeId = (crypto.getRandomValues(new Uint32Array(1))[0]! | 1) >>> 0
+    const v = new DataView(this.head.buffer)
+    v.setUint32(0, VERSION | (KIND_EVENT << 8), true)
+    v.setUint32(4, this.bridgeId, true)
+    v.setBigUint64(16, this.host.ringId, true)
+    this.out.clear()
+    this.lastOut = undefined
   }
 
   subjects() {
@@ -290,19 +311,27 @@ class Running {
         this.ownHead++ // bridged in from another host: never sent back (§11.3)
         return
       }
-      const key = utf8.decode(type)
-      let o = this.out.get(key)
-      if (!o) {
-        o = { subject: this.s.event(type), seq: 0 }
-        if (this.out.size > 65536) this.out.clear() // numbers start again per subject: receivers re-base (§11.3)
-        this.out.set(key, o)
+      if (this.lastOut !== undefined && this.lastOut.seq >= 0xfffffffe) this.newBridgeId() // seq is a u32 (§11.2)
+      let o = this.lastOut
+      if (o === undefined || !sameBytes(type, this.lastType)) {
+        const key = utf8.decode(type)
+        o = this.out.get(key)
+        if (!o) {
+          // too many types to keep books for: start again as a new sender (receivers see a new bridge id)
+          if (this.out.size >= 65536) this.newBridgeId()
+          o = { subject: this.s.event(type), seq: 0 }
+          this.out.set(key, o)
+        }
+        this.lastOut = o
+        this.lastType = type.slice()
       }
       const msg = new Uint8Array(PREFIX + encoded.length)
-      const v = new DataView(msg.buffer)
-      v.setUint32(0, VERSION | (KIND_EVENT << 8), true)
-      v.setUint32(4, this.bridgeId, true)
-      v.setUint32(8, ++o.seq, true)
-      v.setBigUint64(16, this.host.ringId, true)
+      msg.set(this.head)
+      const seq = ++o.seq
+      msg[8] = seq & 0xff
+      msg[9] = (seq >>> 8) & 0xff
+      msg[10] = (seq >>> 16) & 0xff
+      msg[11] = seq >>> 24
       msg.set(encoded, PREFIX)
       this.nc.publish(o.subject, msg)
       this.counts.sent++
