@@ -6,8 +6,9 @@
 import { spawnSync } from "node:child_process"
 import { loadavg } from "node:os"
 import { Topic } from "../../src/events/index.ts"
-import { spawn, type Child } from "../lib/child.ts"
+import { reapedChildrenCpuSeconds, spawn, type Child } from "../lib/child.ts"
 import { monoNs as now } from "../lib/clock.ts"
+import { selfCpuSeconds } from "../lib/cpu.ts"
 import { busyWarnings, describeMachine, machineBusySeconds } from "../lib/machine.ts"
 
 const SIZE = 64
@@ -319,6 +320,7 @@ export async function main(argv: string[]): Promise<number> {
   const tputN = quick ? 20_000 : 100_000
   const machine = describeMachine()
   const busy0 = machineBusySeconds()
+  const own0 = selfCpuSeconds() + reapedChildrenCpuSeconds()
   const t0 = performance.now()
   const h = new TwoHosts()
   const skipped: string[] = []
@@ -347,7 +349,9 @@ export async function main(argv: string[]): Promise<number> {
   }
   const wallS = (performance.now() - t0) / 1000
   const busy1 = machineBusySeconds()
-  const warnings = busyWarnings(machine, busy0 !== null && busy1 !== null ? busy1 - busy0 : null, wallS)
+  // the bench's own CPU (this process, its servers and subscribers, reaped by now) is not "other processes"
+  const own = selfCpuSeconds() + reapedChildrenCpuSeconds() - own0
+  const warnings = busyWarnings(machine, busy0 !== null && busy1 !== null ? busy1 - busy0 - own : null, wallS)
   if (argv.includes("--json")) {
     process.stdout.write(`${JSON.stringify({ machine, rows, skipped, loadAfter: loadavg()[0] })}\n`)
     return 0
@@ -356,7 +360,7 @@ export async function main(argv: string[]): Promise<number> {
   const sb = ref("slotbus topic over NATS")
   const out = [
     `slotbus bench events --remote · ${machine.cpu} · ${machine.cores} cores · Bun ${machine.bun} · ${machine.date}`,
-    `load average ${machine.loadBefore.toFixed(2)} before, ${loadavg()[0]!.toFixed(2)} after`,
+    `load average ${machine.loadBefore.toFixed(2)} before, ${loadavg()[0]!.toFixed(2)} after; other processes used ${busy0 !== null && busy1 !== null ? Math.max(0, busy1 - busy0 - own).toFixed(1) : "?"} CPU-s in ${wallS.toFixed(0)} s`,
     ...warnings.map((w) => `warning: ${w}`),
     "",
     "method                     p50 µs   p99 µs   received/s   received   lagged (of sent)",
