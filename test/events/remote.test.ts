@@ -55,9 +55,9 @@ async function otherHost(topic: string) {
   })
   await nc.flush()
   /** Sends an event as bridge `bridge` would, with its seq on the subject (§11.2). */
-  const send = (bridge: number, seq: number, type: string, data: string) => {
+  const send = (bridge: number, seq: number, type: string, data: string, routing?: Record<string, string>) => {
     const buf = new Uint8Array(4096)
-    const n = encodeEvent(buf.subarray(24), new DataView(buf.buffer, 24), type, undefined, data)
+    const n = encodeEvent(buf.subarray(24), new DataView(buf.buffer, 24), type, routing, data)
     const v = new DataView(buf.buffer)
     v.setUint32(0, 1 | (1 << 8), true)
     v.setUint32(4, bridge, true)
@@ -180,6 +180,19 @@ describe.skipIf(skip !== null)("a topic bridged to NATS on this host", () => {
     other.poll()
     expect([other.received, other.lagged]).toEqual([0, 0])
   })
+
+  test("late binding is per host: an event bridged in records a binding in this host's ring and gets keys filled in", async () => {
+    const topic = await openTopic("tb")
+    const other = await otherHost(topic.name)
+    topic.bind({ type: "session.registered", keys: ["connector", "session"], fill: "scroll" })
+    const sub = topic.subscribe({ type: "session.*", routing: { scroll: "S1" } })
+    await until(() => topic.bridgeStats()!.subjects.length === 1, "the bridge subscribes for session.*")
+    other.send(4, 1, "session.registered", "bound", { connector: "c", session: "s", scroll: "S1" })
+    other.send(4, 1, "session.msg", "filled here", { connector: "c", session: "s" }) // its own subject: seq 1
+    const got = [await sub.receive(10_000), await sub.receive(10_000)]
+    expect(got.map((e) => e?.text())).toEqual(["bound", "filled here"])
+    expect(got[1]!.routing).toEqual({ connector: "c", session: "s", scroll: "S1" })
+  }, 30_000)
 
   test("a message that is not a slotbus event is refused and counted, and the bridge goes on", async () => {
     const topic = await openTopic("tb")
