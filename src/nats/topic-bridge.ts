@@ -193,10 +193,12 @@ class Bridge implements TopicBridge {
       // moment that process dies, and this one stands again at once instead of at its next 100 ms try.
       if (!this.watching) {
         this.watching = true
+        const since = performance.now()
         const again = () => {
           this.watching = false
           this.watch = undefined
-          this.tryBind()
+          // at once, unless the connection did not even last a moment (refused: the 100 ms timer tries again)
+          if (performance.now() - since > 5) this.tryBind()
         }
         Bun.connect({ unix, socket: { data() {}, close: again, error: again } }).then((w) => {
           if (this.closed) w.end()
