@@ -197,8 +197,10 @@ class Bridge implements TopicBridge {
         const again = () => {
           this.watching = false
           this.watch = undefined
-          // at once, unless the connection did not even last a moment (refused: the 100 ms timer tries again)
+          // at once; a connection that did not even last a moment was refused (the dying holder's connections can
+          // close before its name is free): try again shortly, never in a tight loop
           if (performance.now() - since > 5) this.tryBind()
+          else setTimeout(() => this.tryBind(), 1).unref()
         }
         Bun.connect({ unix, socket: { data() {}, close: again, error: again } }).then((w) => {
           if (this.closed) w.end()
