@@ -17,7 +17,7 @@ extern "C" {
 #endif
 
 #define SB_TOPIC_MAGIC 0x50544253u
-#define SB_TOPIC_VERSION 2u
+#define SB_TOPIC_VERSION 3u
 #define SB_TOPIC_ECORRUPT 1000 /* returned negated */
 #define SB_TOPIC_MIN_CAPACITY 65536u
 #define SB_TOPIC_MAX_CAPACITY 1073741824u
@@ -87,8 +87,10 @@ typedef struct sb_topic_out {
 
 /* ---- open / close ----
  * An encoded event (what sb_topic_publish takes) is a record without its first 16 bytes: u32 pid (ignored),
- * u16 type_len, u8 key_count, u8 encoding, u32 data_len, u32 0, then type, keys (u8 klen, u8 vlen, key, value),
- * data. A filter is u8 mode, u8 type_len, type, u8 key_count, keys as above. */
+ * u16 type_len, u8 key_count, u8 encoding, u32 data_len, u32 lost, then type, keys (u8 klen, u8 vlen, key, value),
+ * data. lost is 0 for an event; n > 0 makes it a loss record: "n events of this type were lost before reaching
+ * this ring" (a NATS bridge's, docs/PROTOCOL.md §11.5), counted in the lagged of the subscribers whose filter's
+ * type matches, never delivered. A filter is u8 mode, u8 type_len, type, u8 key_count, keys as above. */
 
 /* Open or create the topic `name` ([A-Za-z0-9._-]{1,64}) as `create` allows (SB_CREATE_*). capacity (bytes,
  * power of two) is used only when this call creates it (sb_topic_capacity tells what a joined one has).

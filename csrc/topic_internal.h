@@ -11,8 +11,8 @@
 #include "topic.h"
 
 #define LAYOUT_DESC                                                                                                    \
-  "slotbus-topic/2 hdr=4096 sub=256x64 pub=64x32 fence=24 fenced=216 rule=128x8 bind=256x1024 data=286720 rec=32 "     \
-  "hdr=pos40:alen20:state4 align=16 seg=16 head=4400"
+  "slotbus-topic/3 hdr=4096 sub=256x64 pub=64x32 fence=24 fenced=216 rule=128x8 bind=256x1024 data=286720 rec=32 "     \
+  "hdr=pos40:alen20:state4 align=16 seg=16 head=4400 lost=28"
 #define SEGMENTS 16u
 
 typedef struct {
@@ -120,6 +120,7 @@ typedef struct {
   uint32_t type_len, key_count, data_len;
   const uint8_t *keys; /* key_count × (klen, vlen, key, value) */
   uint32_t keys_len;
+  uint32_t lost; /* 0: an event; n > 0: a loss record standing for n lost events of its type (§8.3) */
 } ev_view;
 
 /* ---- topic_ring.c (hidden: libslotbus exports only what its public headers declare) ---- */
@@ -129,6 +130,7 @@ int ev_parse(const uint8_t *rec, uint32_t len, ev_view *v);
 const uint8_t *ev_key(const ev_view *v, const uint8_t *key, uint32_t kl, uint32_t *vl);
 int filter_valid(const uint8_t *f, uint32_t n);
 int filter_match(const uint8_t *f, const ev_view *v);
+uint64_t filter_count(const uint8_t *f, const ev_view *v, uint64_t *estimated);
 int read_record(sb_topic *t, uint64_t p, uint64_t tail, uint8_t *dst, uint32_t room, int head_only, rec_info *ri);
 int abort_record(sb_topic *t, uint64_t p, uint64_t alen);
 uint64_t segment_first(sb_topic *t, uint64_t b, int *ok);

@@ -254,7 +254,9 @@ static uint64_t walk(sb_topic *t, uint8_t *e, const uint8_t *filter, uint64_t c,
     if (r == R_EVENT) {
       ev_view v;
       ev_parse(t->walk_head, ri.len, &v);
-      *count += filter_match(filter, &v);
+      uint64_t est = 0;
+      *count += filter_count(filter, &v, &est);
+      if (est) atomic_fetch_add_explicit(shm_u64(e, SB_SUB_ESTIMATES), est, memory_order_relaxed);
       p += ri.alen;
     } else if (r == R_SKIP) {
       p += ri.alen;
@@ -336,7 +338,8 @@ static void wake_parked(sb_topic *t, const uint8_t *rec, uint32_t len, uint64_t 
     if (atomic_load_explicit(shm_u32(e, SB_SUB_PARKED), memory_order_seq_cst) != 1) continue;
     /* ring it if the event is for it, or if it sleeps behind this very record (it may have later ones) */
     int stuck_here = atomic_load_explicit(shm_u64(e, SB_SUB_STUCK_AT), memory_order_seq_cst) == pos + 1;
-    if (!stuck_here && !(load_filter(e, filter) && filter_match(filter, &v))) continue;
+    uint64_t est = 0; /* a loss record rings whoever it counts for: its lagged shows at once */
+    if (!stuck_here && !(load_filter(e, filter) && filter_count(filter, &v, &est) > 0)) continue;
     uint32_t one = 1;
     /* seq_cst: the one winner of parked 1 -> 0 decrements sleepers and sends the single wake-up */
     if (!atomic_compare_exchange_strong(shm_u32(e, SB_SUB_PARKED), &one, 0)) continue;
@@ -391,11 +394,10 @@ int sb_topic_publish(sb_topic *t, const uint8_t *ev, uint32_t len) {
   memcpy(rec + 16, ev, len);
   uint32_t rlen = (uint32_t)total, flags = 0;
   memcpy(rec + 16, &t->pid, 4);
-  memset(rec + 28, 0, 4);
-  ev_view v;
+  ev_view v; /* rec + 28 is the caller's lost: 0 for an event, n for a loss record (§8.3) */
   if (ev_parse(rec, rlen, &v)) return -EINVAL;
   refresh_rules(t);
-  if (t->rule_count) flags = apply_rules(t, rec, &rlen);
+  if (t->rule_count && v.lost == 0) flags = apply_rules(t, rec, &rlen);
   uint64_t n = align16(rlen), pos = 0;
   memcpy(rec + 8, &rlen, 4);
   a64 *fence = fence_word(t, (uint32_t)t->pub_index);

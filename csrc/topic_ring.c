@@ -12,6 +12,7 @@ int ev_parse(const uint8_t *rec, uint32_t len, ev_view *v) {
   memcpy(&type_len, rec + 20, 2);
   v->key_count = rec[22];
   memcpy(&v->data_len, rec + 24, 4);
+  memcpy(&v->lost, rec + 28, 4);
   v->type_len = type_len;
   if (type_len < 1 || type_len > 255 || v->key_count > SB_TOPIC_MAX_KEYS || rec[23] > SB_ENC_JSON) return -1;
   uint64_t off = SB_TOPIC_REC_HEADER + (uint64_t)type_len;
@@ -57,10 +58,26 @@ int filter_valid(const uint8_t *f, uint32_t n) {
   return off == n;
 }
 
-int filter_match(const uint8_t *f, const ev_view *v) {
+static int type_match(const uint8_t *f, const ev_view *v) {
   uint32_t tl = f[1];
   if (f[0] == SB_FILTER_EXACT && (v->type_len != tl || memcmp(v->type, f + 2, tl) != 0)) return 0;
   if (f[0] == SB_FILTER_PREFIX && (v->type_len < tl || memcmp(v->type, f + 2, tl) != 0)) return 0;
+  return 1;
+}
+
+/* How many of the subscriber's events a record stands for: an event 0 or 1; a loss record (§8.3, lost > 0) its
+ * count when the filter's type matches. A loss record carries no routing keys (they were lost with the events),
+ * so for a filter with keys its count is an upper bound: *estimated gets 1 (§8.4 estimates). */
+uint64_t filter_count(const uint8_t *f, const ev_view *v, uint64_t *estimated) {
+  if (v->lost == 0) return (uint64_t)filter_match(f, v);
+  if (!type_match(f, v)) return 0;
+  if (f[2 + f[1]] != 0) *estimated += 1;
+  return v->lost;
+}
+
+int filter_match(const uint8_t *f, const ev_view *v) {
+  if (v->lost != 0 || !type_match(f, v)) return 0; /* a loss record is never delivered */
+  uint32_t tl = f[1];
   const uint8_t *p = f + 2 + tl;
   uint32_t keys = *p++;
   for (uint32_t k = 0; k < keys; k++) {

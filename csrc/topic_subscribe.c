@@ -117,6 +117,7 @@ int sb_sub_poll(sb_sub *s, uint32_t max) {
     }
     uint64_t p = c, stuck = 0;
     uint32_t out = 0, delivered = 0, matched = 0, corrupt = 0;
+    uint64_t remote_lost = 0, estimated = 0; /* loss records' counts (§8.3) */
     int overflow = 0, retry = 0, more = 0;
     while (p < tail) {
       rec_info ri;
@@ -164,6 +165,11 @@ int sb_sub_poll(sb_sub *s, uint32_t max) {
       }
       ev_view v;
       ev_parse(overflow ? s->head : s->batch + out, ri.len, &v);
+      if (v.lost != 0) { /* a loss record (§8.3): counted, never delivered; the batch space is reused */
+        remote_lost += filter_count(s->filter, &v, &estimated);
+        p += ri.alen;
+        continue;
+      }
       if (filter_match(s->filter, &v)) {
         if (++matched > s->queue) {
           overflow = 1; /* more than queue pending: the first ones are kept, the rest are lagged (§8.5) */
@@ -180,14 +186,15 @@ int sb_sub_poll(sb_sub *s, uint32_t max) {
       p += ri.alen;
     }
     if (retry) continue;
-    uint64_t to = p, lost = (overflow ? matched - delivered : 0) + corrupt;
+    uint64_t to = p, lost = (overflow ? matched - delivered : 0) + corrupt + remote_lost;
     /* acq_rel: exactly one of us and a pusher moves the cursor past these records (§8.4) */
     if (to != c && !atomic_compare_exchange_strong_explicit(shm_u64(e, SB_SUB_CURSOR), &c, to, memory_order_acq_rel,
                                                             memory_order_acquire))
       continue; /* pushed meanwhile: those events are in lagged; read again from the new cursor */
     /* relaxed: statistics, and the wake hint, read by others only for stats and wake_parked */
     if (lost) atomic_fetch_add_explicit(shm_u64(e, SB_SUB_LAGGED), lost, memory_order_relaxed);
-    if (corrupt) atomic_fetch_add_explicit(shm_u64(e, SB_SUB_ESTIMATES), corrupt, memory_order_relaxed);
+    if (corrupt + estimated)
+      atomic_fetch_add_explicit(shm_u64(e, SB_SUB_ESTIMATES), corrupt + estimated, memory_order_relaxed);
     s->corrupt += corrupt;
     s->received += delivered;
     atomic_store_explicit(shm_u64(e, SB_SUB_RECEIVED), s->received, memory_order_relaxed);

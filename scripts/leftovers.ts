@@ -51,13 +51,17 @@ function leftovers(): string[] {
     // and a test's or bench's own on 127.0.0.1 (test/support/nats.ts, bench/remote)
     else if (/^\S*nats-server .*(--server_name slotbus-\d+-\d+-[ab]\b|-a 127\.0\.0\.1 -p \d+)/.test(cmd))
       found.push(`process ${pid}: ${cmd.slice(0, 160)}`)
+    // bench/events/remote.ts's servers (slotbus bench events --remote)
+    else if (/^\S*(nats-server .*--cluster_name sbbench-\d+|redis-server .*--bind 10\.214\.)/.test(cmd))
+      found.push(`process ${pid}: ${cmd.slice(0, 160)}`)
   }
 
   // test/support/hosts.ts's names: netns slotbus-<pid>-<n>, veth sb<pid>-<n>a, folder slotbus-hosts-<pid>-<n>-….
   // `bun test/support/hosts.ts --clean` removes those of dead test processes.
   for (const ns of existsSync("/run/netns") ? readdirSync("/run/netns") : [])
-    if (/^slotbus-\d+-\d+$/.test(ns)) found.push(`netns ${ns}`)
-  for (const link of readdirSync("/sys/class/net")) if (/^sb\d+-\d+a$/.test(link)) found.push(`link ${link}`)
+    if (/^slotbus-\d+-\d+$/.test(ns) || /^sbbench-\d+$/.test(ns)) found.push(`netns ${ns}`)
+  for (const link of readdirSync("/sys/class/net"))
+    if (/^sb\d+-\d+a$/.test(link) || /^sbb\d+a$/.test(link)) found.push(`link ${link}`)
   for (const d of readdirSync(tmpdir())) if (d.startsWith("slotbus-hosts-")) found.push(`folder ${join(tmpdir(), d)}`)
 
   return found

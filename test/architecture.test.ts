@@ -13,6 +13,7 @@ const FEATURES = ["http", "events", "leases", "stdio", "nats"]
 export const FEATURE_EDGES: Record<string, readonly string[]> = {
   http: ["events", "nats"], // the hub's app.emit and GET /events run over a topic; hubWorker({ nats }) loads NATS
   leases: ["nats"], // Contest.open(name, { nats }) loads the JetStream KV leases (docs/PROTOCOL.md §12)
+  events: ["nats"], // Topic.open(name, { nats }) loads the bridge to NATS (docs/PROTOCOL.md §11)
 }
 
 /** Every relative import or re-export specifier in a TS source, static or dynamic. */

@@ -26,6 +26,7 @@ interface Row {
 }
 
 const USAGE = `usage: slotbus bench events [--quick] [--json]
+       slotbus bench events --remote [--quick] [--json]   (across two hosts over NATS: --remote --help)
        slotbus bench events soak [options]   (SIGKILL/SIGSTOP soak: slotbus bench events soak --help)
 
 Publishes 64 B events to 1 and 4 subscriber processes and reports publish→receive latency (p50/p99) and
@@ -302,6 +303,7 @@ const us = (n: number) => (Number.isFinite(n) ? (n < 10 ? n.toFixed(2) : n < 100
 
 export async function main(argv: string[]): Promise<number> {
   if (argv[0] === "soak") return (await import("./soak.ts")).main(argv.slice(1))
+  if (argv.includes("--remote")) return (await import("./remote.ts")).main(argv.filter((a) => a !== "--remote"))
   if (argv.includes("-h") || argv.includes("--help")) {
     process.stdout.write(`${USAGE}\n`)
     return 0

@@ -1,6 +1,7 @@
 // slotbus/events: cross-process filtered pub/sub over shared memory (docs/PROTOCOL.md §8).
 export { Topic } from "./topic.ts"
 export type { BindingRule, PublishInit, TopicOptions, TopicStats } from "./topic.ts"
+export type { TopicBridgeStats } from "../nats/index.ts" // what topic.bridgeStats() returns (types only: nothing loads)
 export type { CreateMode } from "../core/index.ts"
 export { Subscription, TopicEvent, EventBatch } from "./subscription.ts"
 export type { SubscribeOptions } from "./subscription.ts"

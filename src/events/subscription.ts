@@ -119,6 +119,19 @@ export class EventBatch {
     }
   }
 
+  /** @internal (the NATS bridge): fn gets each event's id, its type's bytes and the encoded event (§8.3 bytes 16 … len). */
+  forEachEncoded(fn: (id: number, typeBytes: Uint8Array, encoded: Uint8Array) => void) {
+    if (this.stale) return
+    let off = this.start
+    for (let i = 0; i < this.count; i++) {
+      const len = this.view.getUint32(off + 8, true)
+      const typeLen = this.view.getUint16(off + 20, true)
+      const id = this.view.getUint32(off, true) + this.view.getUint32(off + 4, true) * TWO_32
+      fn(id, this.buf.subarray(off + 32, off + 32 + typeLen), this.buf.subarray(off + 16, off + len))
+      off += (len + 15) & ~15
+    }
+  }
+
   *[Symbol.iterator](): IterableIterator<TopicEvent> {
     if (this.stale) return
     let off = this.start

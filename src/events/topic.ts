@@ -1,8 +1,10 @@
 // A named topic: open or create, publish, subscribe, late-binding rules, stats (docs/PROTOCOL.md §8).
 import { toArrayBuffer, type Pointer } from "bun:ffi"
 import { PayloadTooLargeError, PeerRefusedError, ProtocolError, SlotBusError, TimeoutError } from "../errors.ts"
+import type { TopicBridge, TopicBridgeHost, TopicBridgeStats } from "../nats/index.ts"
 import {
   CreateModeValue,
+  FilterMode,
   EntryState,
   PubFlag,
   SubField,
@@ -55,6 +57,12 @@ export interface TopicOptions {
   timeoutMs?: number
   /** Called with a warning (a malformed late-binding value was skipped). Default: console.warn. */
   onWarning?: (message: string) => void
+  /**
+   * Spans hosts through NATS (docs/PROTOCOL.md §11): a URL (`"nats://host:4222"`, several comma-separated), the NATS
+   * client's connection options, or a connection of yours. One process per host bridges the ring to NATS (elected,
+   * taken over when it dies); replay (`from`) stays local to each host's ring.
+   */
+  nats?: string | Record<string, unknown>
 }
 
 export interface PublishInit {
@@ -98,7 +106,13 @@ export interface TopicStats {
 const TICK_MS = 20 // housekeeping: answer newcomers, collect the dead
 const SCRATCH_START = 64 * 1024
 const open = new Set<Topic>()
-const OPEN_OPTIONS = optionNames<TopicOptions>({ capacity: true, create: true, timeoutMs: true, onWarning: true })
+const OPEN_OPTIONS = optionNames<TopicOptions>({
+  capacity: true,
+  create: true,
+  timeoutMs: true,
+  onWarning: true,
+  nats: true,
+})
 const SUBSCRIBE_OPTIONS = optionNames<SubscribeOptions>({ queue: true, idle: true, from: true })
 const PUBLISH_FIELDS = optionNames<PublishInit>({ type: true, routing: true, data: true })
 const RULE_FIELDS = optionNames<BindingRule>({ type: true, keys: true, fill: true })
@@ -131,6 +145,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
   private readonly freeing = new Set<Promise<void>>() // subscriptions closed, their native side not yet freed
   private readonly ticker: ReturnType<typeof setInterval>
   private readonly warn: (message: string) => void
+  private bridge: TopicBridge | undefined
   private closed = false
 
   private constructor(
@@ -164,7 +179,31 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
       throw new RangeError(`timeoutMs must be a number of milliseconds ≥ 0 (Infinity: no limit), got ${timeoutMs}`)
     if (opts.onWarning !== undefined && typeof opts.onWarning !== "function")
       throw new TypeError(`onWarning must be a function, got ${typeof opts.onWarning}`)
+    const nats = opts.nats
+    if (nats !== undefined && typeof nats !== "string" && (typeof nats !== "object" || nats === null))
+      throw new TypeError("nats must be a URL string, NATS connection options or a NATS connection")
     await loadNative()
+    const topic = await Topic.openLocal(name, cname, opts, capacity, create, timeoutMs)
+    if (nats === undefined) return topic
+    try {
+      // src/nats and the NATS client load only now: a topic on one host never loads them
+      const { startTopicBridge } = await import("../nats/index.ts")
+      topic.bridge = await startTopicBridge(topic.bridgeHost(), nats)
+    } catch (e) {
+      topic.close()
+      throw e
+    }
+    return topic
+  }
+
+  private static async openLocal(
+    name: string,
+    cname: Buffer,
+    opts: TopicOptions,
+    capacity: number,
+    create: CreateMode,
+    timeoutMs: number,
+  ): Promise<Topic> {
     const deadline = performance.now() + timeoutMs // monotonic: a wall-clock step must not cut the wait short or stretch it
     const err = new Int32Array(1)
     for (;;) {
@@ -316,9 +355,78 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
     }
   }
 
+  /**
+   * The NATS bridge's counts in this process (docs/PROTOCOL.md §11.5): whether it is its host's bridge now, events
+   * sent and received, and those lost on NATS or never sent, with the reasons. undefined without the `nats` option.
+   */
+  bridgeStats(): TopicBridgeStats | undefined {
+    return this.bridge?.stats()
+  }
+
+  /** What the NATS bridge uses of this topic (src/nats knows no Topic). */
+  private bridgeHost(): TopicBridgeHost {
+    const topic = this
+    return {
+      name: this.name,
+      ringId: this.control.getBigUint64(16, true),
+      publishEncoded: (encoded) => {
+        if (this.closed) throw new TopicClosedError(`topic "${this.name}" is closed`)
+        if (encoded.length > this.scratch.length) {
+          this.scratch = new Uint8Array(Math.max(encoded.length, this.scratch.length * 2))
+          this.scratchView = new DataView(this.scratch.buffer)
+        }
+        this.scratch.set(encoded)
+        this.scratchView.setUint32(12, 0, true) // an event from another host, never a loss record
+        const r = topicNative.sb_topic_publish(this.ptr, this.scratch, encoded.length)
+        if (r !== 0) this.publishFailed(r, encoded.length)
+        return this.out[TopicOut.posLo]! + this.out[TopicOut.posHi]! * 4294967296
+      },
+      publishLost: (type, lost) => {
+        if (this.closed) throw new TopicClosedError(`topic "${this.name}" is closed`)
+        // a loss record (§8.3): the encoded header with `lost` set, the type, no keys, no data
+        const rec = new Uint8Array(16 + type.length)
+        const v = new DataView(rec.buffer)
+        v.setUint16(4, type.length, true)
+        v.setUint32(12, lost, true)
+        rec.set(type, 16)
+        const r = topicNative.sb_topic_publish(this.ptr, rec, rec.length)
+        if (r !== 0) this.publishFailed(r, rec.length)
+      },
+      openReader() {
+        const sub = topic.subscribe({}, { queue: 1 << 16 })
+        return {
+          ready: () => sub.ready(),
+          poll: (fn) => {
+            const batch = sub.poll()
+            batch.forEachEncoded(fn)
+            return batch.count
+          },
+          get lagged() {
+            return sub.lagged
+          },
+          close: () => sub.close(),
+        }
+      },
+      filters: () => {
+        if (this.closed) throw new TopicClosedError(`topic "${this.name}" is closed`)
+        const d = this.control
+        const out: ReturnType<TopicBridgeHost["filters"]> = []
+        for (let i = 0; i < TopicConst.MAX_SUBS; i++) {
+          const e = TopicLayout.OFF_SUBS + i * TopicLayout.SUB_BYTES
+          if (d.getUint32(e + SubField.STATE, true) !== EntryState.LIVE) continue
+          const f = this.controlBytes.subarray(e + SubField.FILTER, e + SubField.FILTER + TopicConst.FILTER_BYTES)
+          const mode = f[0] === FilterMode.EXACT ? "exact" : f[0] === FilterMode.PREFIX ? "prefix" : "any"
+          out.push({ pid: d.getUint32(e + SubField.PID, true), mode, type: f.slice(2, 2 + f[1]!) })
+        }
+        return out
+      },
+    }
+  }
+
   /** Leaves the topic: this process's subscriptions close; the topic lives on while any member has it open. */
   close() {
     if (this.closed) return
+    void this.bridge?.close() // steps down at once (another process of this host takes over); drains NATS after
     this.closed = true
     clearInterval(this.ticker)
     open.delete(this)
@@ -337,7 +445,9 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
   }
 
   async [Symbol.asyncDispose]() {
+    const bridge = this.bridge
     this.close()
+    await bridge?.close()
   }
   [Symbol.dispose]() {
     this.close()

@@ -285,7 +285,7 @@ export let topicNative: TopicNative = undefined as unknown as TopicNative
 /** csrc/topic.h, by name (test/events/layout.test.ts compares each with the header). */
 export const TopicConst = {
   MAGIC: 0x50544253,
-  VERSION: 2,
+  VERSION: 3,
   E_CORRUPT: -1000,
   MIN_CAPACITY: 65536,
   MAX_CAPACITY: 1073741824,

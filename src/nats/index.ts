@@ -1,5 +1,5 @@
-// Workers on other hosts over NATS (docs/PROTOCOL.md §10): loaded only for a bus or worker given a `nats` option.
-// Leases across hosts on JetStream KV (§12): loaded only for a contest given a `nats` option.
+// Workers on other hosts over NATS (docs/PROTOCOL.md §10), topics across hosts (§11) and leases across hosts on
+// JetStream KV (§12): loaded only for a bus, worker, topic or contest given a `nats` option.
 import type { RemoteTransport } from "../core/index.ts"
 import { serveHub } from "./hub.ts"
 import { serveWorker } from "./worker.ts"
@@ -7,3 +7,5 @@ import { serveWorker } from "./worker.ts"
 export const transport: RemoteTransport = { serveHub, serveWorker }
 export { bucketOf, keyOf, marginFor, nextToken, openKvLeases } from "./kv-lease.ts"
 export type { KvClaim, KvClaimOutcome, KvHolder, KvLeaseOptions, KvLeaseTable } from "./kv-lease.ts"
+export { cover, startTopicBridge, topicSubjects, typeOfSubject } from "./topic-bridge.ts"
+export type { BridgeReader, TopicBridge, TopicBridgeHost, TopicBridgeStats } from "./topic-bridge.ts"

@@ -317,11 +317,6 @@ export class KvLeaseTable {
     if (this.owned) await this.nc.close().catch(() => {})
   }
 
-  /** The raw KV, for tests and the bench (writing it is how a hostile member would break others). */
-  raw(): KV {
-    return this.kv
-  }
-
   // The watch delivers the key's last value first, so nothing written between a read and the watch is missed.
   private async watchKey(key: string) {
     const had = this.watches.get(key)

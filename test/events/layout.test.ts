@@ -152,7 +152,7 @@ layoutTests(
       ],
       [
         "the version bumped in the header only",
-        (s) => ({ ...s, header: s.header.replace("SB_TOPIC_VERSION 2u", "SB_TOPIC_VERSION 3u") }),
+        (s) => ({ ...s, header: s.header.replace("SB_TOPIC_VERSION 3u", "SB_TOPIC_VERSION 4u") }),
       ],
       [
         "a subscriber field moved",

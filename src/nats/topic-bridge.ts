@@ -1,0 +1,425 @@
+// A topic's bridge to NATS (docs/PROTOCOL.md §11): one process per host and topic, elected by an abstract socket,
+// forwards its host's events to `slotbus.ev.<topic>.<type>` and the events its host's subscribers want from there
+// into the ring. slotbus/events drives it through TopicBridgeHost; nothing here knows the Topic class.
+import type { Msg, NatsConnection, Subscription as NatsSubscription } from "@nats-io/transport-node"
+import { openConnection } from "./wire.ts"
+
+/** What a bridge needs of its topic (src/events implements it). */
+export interface TopicBridgeHost {
+  readonly name: string
+  /** The ring's id (§8.2 header offset 16, random, the creator's choice): names this host's copy of the topic. */
+  readonly ringId: bigint
+  /** Publishes an encoded event (a record's bytes 16 … len, §8.3) into the ring; returns its id. Throws if malformed. */
+  publishEncoded(encoded: Uint8Array): number
+  /** Publishes a loss record (§8.3): `lost` events of this type never reached the ring; subscribers count them. */
+  publishLost(type: Uint8Array, lost: number): void
+  /** A reader of every event in the ring from now on. */
+  openReader(): BridgeReader
+  /** The type filters of the live subscribers in the ring, with their pids (§8.2, §8.5). */
+  filters(): { pid: number; mode: "any" | "exact" | "prefix"; type: Uint8Array }[]
+}
+
+export interface BridgeReader {
+  /** Resolves true when a poll may find events, false once closed. */
+  ready(): Promise<boolean>
+  /** Calls fn for each event there now: its id, its type's bytes, the encoded event (views, valid during fn). */
+  poll(fn: (id: number, type: Uint8Array, encoded: Uint8Array) => void): number
+  /** Events of the ring this reader lost by falling behind (§8.4). */
+  readonly lagged: number
+  close(): void
+}
+
+export interface TopicBridgeStats {
+  /** Whether this process is its host's bridge for the topic now. */
+  bridging: boolean
+  /** The NATS subjects it subscribes for its host's subscribers (§11.4). */
+  subjects: string[]
+  /** Events of this host sent to NATS. */
+  sent: number
+  /** Events from other hosts published into this host's ring. */
+  received: number
+  /** Messages that arrived twice (two of its subscriptions matched while it changed them), dropped. */
+  duplicates: number
+  /** Events other hosts sent that NATS lost on the way (§11.5), counted from the gaps in their numbers. */
+  lost: number
+  /** Events of this host the bridge could not read from the ring in time, so never sent (§8.4). */
+  unsent: number
+  /** Messages on the topic's subjects that were not slotbus events (or malformed ones), dropped. */
+  refused: number
+  /** Where `lost`, `unsent` and `refused` came from, the latest 16. */
+  reasons: string[]
+}
+
+export interface TopicBridge {
+  stats(): TopicBridgeStats
+  close(): Promise<void>
+}
+
+const PREFIX = 24
+const VERSION = 1
+const KIND_EVENT = 1
+const ELECT_MS = 100
+const FILTERS_MS = 50
+const utf8 = new TextDecoder()
+const enc = new TextEncoder()
+
+// §11.1: a subject token per `.`-separated part; [A-Za-z0-9_-] stay, any other byte is ~XX, an empty part is ~.
+const PLAIN = new Uint8Array(256)
+for (const c of enc.encode("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")) PLAIN[c] = 1
+const HEX = "0123456789ABCDEF"
+
+function tokens(type: Uint8Array): string[] {
+  const out: string[] = []
+  let tok = ""
+  for (const b of type) {
+    if (b === 0x2e) out.push(tok === "" ? "~" : tok), (tok = "")
+    else tok += PLAIN[b] ? String.fromCharCode(b) : `~${HEX[b >> 4]}${HEX[b & 15]}`
+  }
+  out.push(tok === "" ? "~" : tok)
+  return out
+}
+
+/** The subjects of §11.1 for one topic. */
+export function topicSubjects(topic: string) {
+  const root = `slotbus.ev.${topic.replaceAll(".", "~")}`
+  return {
+    root,
+    /** The subject an event of this type goes to. */
+    event: (type: Uint8Array | string) =>
+      `${root}.${tokens(typeof type === "string" ? enc.encode(type) : type).join(".")}`,
+    /** The subject that carries every type a filter selects (for a prefix not ending at a `.`, a superset). */
+    filter: (mode: "any" | "exact" | "prefix", type: Uint8Array | string) => {
+      const t = typeof type === "string" ? enc.encode(type) : type
+      if (mode === "any" || t.length === 0) return `${root}.>`
+      const toks = tokens(t)
+      if (mode === "exact") return `${root}.${toks.join(".")}`
+      toks.pop() // the last part is partial (or empty: the prefix ends at a `.`)
+      return toks.length ? `${root}.${toks.join(".")}.>` : `${root}.>`
+    },
+  }
+}
+
+/** The type an event subject carries (§11.1, undone), or null when it is not one of the topic's. */
+export function typeOfSubject(root: string, subject: string): Uint8Array | null {
+  if (!subject.startsWith(`${root}.`)) return null
+  const out: number[] = []
+  const toks = subject.slice(root.length + 1).split(".")
+  for (let i = 0; i < toks.length; i++) {
+    if (i > 0) out.push(0x2e)
+    const t = toks[i]!
+    if (t === "~") continue
+    for (let j = 0; j < t.length; j++) {
+      if (t[j] !== "~") {
+        out.push(t.charCodeAt(j))
+        continue
+      }
+      const b = Number.parseInt(t.slice(j + 1, j + 3), 16)
+      if (t.length < j + 3 || Number.isNaN(b)) return null
+      out.push(b)
+      j += 2
+    }
+  }
+  return out.length >= 1 && out.length <= 255 ? new Uint8Array(out) : null
+}
+
+/** Whether subject pattern `p` (exact or ending in `.>`) only matches what `q` matches too, p ≠ q. */
+function coveredBy(p: string, q: string): boolean {
+  if (p === q || !q.endsWith(".>")) return false
+  const stem = q.slice(0, -1) // "….": p must have at least one more token after it
+  return p.startsWith(stem) && p.length > stem.length
+}
+
+/** The smallest set of patterns matching what `all` matches, none covering another: a message matches one. */
+export function cover(all: Iterable<string>): string[] {
+  const set = [...new Set(all)]
+  return set.filter((p) => !set.some((q) => coveredBy(p, q))).sort()
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}
+
+function matches(subject: string, pattern: string): boolean {
+  return subject === pattern || (pattern.endsWith(".>") && subject.startsWith(pattern.slice(0, -1)))
+}
+
+/**
+ * Opens the NATS connection the `nats` option names and stands for election as the host's bridge of the topic:
+ * bridges while it holds `\0slotbus.bridge.<topic>`, tries again every 100 ms while another process does.
+ */
+export async function startTopicBridge(host: TopicBridgeHost, nats: unknown): Promise<TopicBridge> {
+  const { nc, owned } = await openConnection(nats)
+  const b = new Bridge(host, nc, owned)
+  b.elect()
+  return b
+}
+
+class Bridge implements TopicBridge {
+  private readonly s
+  private readonly counts = { sent: 0, received: 0, duplicates: 0, lost: 0, unsent: 0, refused: 0 }
+  private readonly reasons: string[] = []
+  private socket: { stop(force?: boolean): void } | undefined
+  private electTimer: ReturnType<typeof setInterval> | undefined
+  private watching = false
+  private watch: { end(): void } | undefined
+  private closed = false
+  private run: Running | undefined
+
+  constructor(
+    private readonly host: TopicBridgeHost,
+    private readonly nc: NatsConnection,
+    private readonly owned: boolean,
+  ) {
+    this.s = topicSubjects(host.name)
+    // a connection that closes for good (not a reconnect) ends the bridging here: another candidate takes over
+    nc.closed().then(() => this.stepDown())
+  }
+
+  elect() {
+    this.tryBind()
+    this.electTimer = setInterval(() => this.tryBind(), ELECT_MS)
+    this.electTimer.unref()
+  }
+
+  private tryBind() {
+    if (this.closed || this.socket || this.nc.isClosed()) return
+    const unix = `\0slotbus.bridge.${this.host.name}`
+    try {
+      this.socket = Bun.listen({ unix, socket: { data() {} } })
+    } catch {
+      // Another process of this host bridges (EADDRINUSE). Hold a connection to it: the kernel closes it the
+      // moment that process dies, and this one stands again at once instead of at its next 100 ms try.
+      if (!this.watching) {
+        this.watching = true
+        const since = performance.now()
+        const again = () => {
+          this.watching = false
+          this.watch = undefined
+          // at once; a connection that did not even last a moment was refused (the dying holder's connections can
+          // close before its name is free): try again shortly, never in a tight loop
+          if (performance.now() - since > 5) this.tryBind()
+          else setTimeout(() => this.tryBind(), 1).unref()
+        }
+        Bun.connect({ unix, socket: { data() {}, close: again, error: again } }).then((w) => {
+          if (this.closed) w.end()
+          else this.watch = w
+        }, again)
+      }
+      return
+    }
+    this.run = new Running(this.host, this.nc, this.s, this.counts, (r) => this.reason(r))
+  }
+
+  private stepDown() {
+    this.run?.stop()
+    this.run = undefined
+    this.socket?.stop(true)
+    this.socket = undefined
+  }
+
+  reason(r: string) {
+    this.reasons.push(r)
+    if (this.reasons.length > 16) this.reasons.shift()
+  }
+
+  stats(): TopicBridgeStats {
+    return {
+      bridging: this.run !== undefined,
+      subjects: this.run ? [...this.run.subjects()] : [],
+      ...this.counts,
+      unsent: this.counts.unsent + (this.run?.unsent() ?? 0),
+      reasons: [...this.reasons],
+    }
+  }
+
+  async close() {
+    if (this.closed) return
+    this.closed = true
+    clearInterval(this.electTimer)
+    this.watch?.end()
+    const run = this.run
+    this.stepDown()
+    await run?.done
+    if (this.owned && !this.nc.isClosed()) await this.nc.drain().catch(() => this.nc.close())
+    else if (!this.nc.isClosed()) await this.nc.flush().catch(() => {})
+  }
+}
+
+type Counts = { sent: number; received: number; duplicates: number; lost: number; unsent: number; refused: number }
+
+/** The work of the elected bridge: out (ring → NATS) and in (NATS → ring). */
+class Running {
+  readonly done: Promise<void>
+  private readonly reader: BridgeReader
+  private bridgeId = 0
+  private readonly head = new Uint8Array(PREFIX) // the prefix but its seq (§11.2)
+  private lastType = new Uint8Array(0) // the type of the last event sent, and its subject's books
+  private lastOut: { subject: string; seq: number } | undefined
+  private readonly out = new Map<string, { subject: string; seq: number }>() // type → subject, seq sent on it
+  private readonly subs = new Map<string, NatsSubscription>() // pattern → subscription
+  private readonly seen = new Map<string, number>() // `<bridge> <subject>` → the last seq taken
+  private own: number[] = [] // ids this bridge published into the ring, in order: never sent out again
+  private ownHead = 0
+  private readonly filterTimer: ReturnType<typeof setInterval>
+  private stopped = false
+
+  constructor(
+    private readonly host: TopicBridgeHost,
+    private readonly nc: NatsConnection,
+    private readonly s: ReturnType<typeof topicSubjects>,
+    private readonly counts: Counts,
+    private readonly reason: (r: string) => void,
+  ) {
+    this.newBridgeId()
+    this.reader = host.openReader()
+    this.syncSubjects()
+    this.filterTimer = setInterval(() => this.syncSubjects(), FILTERS_MS)
+    this.done = this.forward()
+  }
+
+  /** A new sender for the receivers (§11.2): its numbers start at 1 on every subject. */
+  private newBridgeId() {
+    this.bridgeId = (crypto.getRandomValues(new Uint32Array(1))[0]! | 1) >>> 0
+    const v = new DataView(this.head.buffer)
+    v.setUint32(0, VERSION | (KIND_EVENT << 8), true)
+    v.setUint32(4, this.bridgeId, true)
+    v.setBigUint64(16, this.host.ringId, true)
+    this.out.clear()
+    this.lastOut = undefined
+  }
+
+  subjects() {
+    return this.subs.keys()
+  }
+  unsent() {
+    return this.reader.lagged
+  }
+
+  stop() {
+    if (this.stopped) return
+    this.stopped = true
+    clearInterval(this.filterTimer)
+    this.counts.unsent += this.reader.lagged
+    this.reader.close()
+    for (const sub of this.subs.values()) sub.unsubscribe()
+    this.subs.clear()
+  }
+
+  private async forward() {
+    const send = (id: number, type: Uint8Array, encoded: Uint8Array) => {
+      const own = this.own
+      while (this.ownHead < own.length && own[this.ownHead]! < id) this.ownHead++
+      if (this.ownHead < own.length && own[this.ownHead] === id) {
+        this.ownHead++ // bridged in from another host: never sent back (§11.3)
+        return
+      }
+      if (this.lastOut !== undefined && this.lastOut.seq >= 0xfffffffe) this.newBridgeId() // seq is a u32 (§11.2)
+      let o = this.lastOut
+      if (o === undefined || !sameBytes(type, this.lastType)) {
+        const key = utf8.decode(type)
+        o = this.out.get(key)
+        if (!o) {
+          // too many types to keep books for: start again as a new sender (receivers see a new bridge id)
+          if (this.out.size >= 65536) this.newBridgeId()
+          o = { subject: this.s.event(type), seq: 0 }
+          this.out.set(key, o)
+        }
+        this.lastOut = o
+        this.lastType = type.slice()
+      }
+      const msg = new Uint8Array(PREFIX + encoded.length)
+      msg.set(this.head)
+      const seq = ++o.seq
+      msg[8] = seq & 0xff
+      msg[9] = (seq >>> 8) & 0xff
+      msg[10] = (seq >>> 16) & 0xff
+      msg[11] = seq >>> 24
+      msg.set(encoded, PREFIX)
+      this.nc.publish(o.subject, msg)
+      this.counts.sent++
+    }
+    while (!this.stopped && (await this.reader.ready())) {
+      this.reader.poll(send)
+      if (this.ownHead > 4096) (this.own = this.own.slice(this.ownHead)), (this.ownHead = 0)
+    }
+  }
+
+  private syncSubjects() {
+    if (this.stopped) return
+    let filters: ReturnType<TopicBridgeHost["filters"]>
+    try {
+      filters = this.host.filters()
+    } catch {
+      return // the topic closed meanwhile
+    }
+    // our own outbound reader (filter any, this pid) is not a subscriber of this host's to serve
+    const mine = filters.findIndex((f) => f.pid === process.pid && f.mode === "any")
+    if (mine >= 0) filters.splice(mine, 1)
+    const want = cover(filters.map((f) => this.s.filter(f.mode, f.type)))
+    let removed = false
+    for (const p of want)
+      if (!this.subs.has(p))
+        this.subs.set(p, this.nc.subscribe(p, { callback: (err, msg) => void (err || this.take(msg)) }))
+    for (const [p, sub] of this.subs) if (!want.includes(p)) sub.unsubscribe(), this.subs.delete(p), (removed = true)
+    // numbers of subjects no longer heard start afresh when heard again (the gap between is not a loss)
+    if (removed)
+      for (const key of this.seen.keys()) {
+        const subject = key.slice(key.indexOf(" ") + 1)
+        if (!want.some((p) => matches(subject, p))) this.seen.delete(key)
+      }
+  }
+
+  private take(msg: Msg) {
+    if (this.stopped) return
+    const d = msg.data
+    if (d.length < PREFIX + 16) return this.refuse(msg.subject, "too short")
+    const v = new DataView(d.buffer, d.byteOffset, PREFIX)
+    const w = v.getUint32(0, true)
+    if ((w & 0xff) !== VERSION || ((w >>> 8) & 0xff) !== KIND_EVENT || w >>> 16 !== 0)
+      return this.refuse(msg.subject, "another version or kind")
+    // this host's own events, heard back (NATS echoes a connection's publishes to its own subscriptions; a bridge
+    // of this host that died may still have some on the way): they are in the ring already
+    if (v.getBigUint64(16, true) === this.host.ringId) return
+    const bridge = v.getUint32(4, true)
+    const seq = v.getUint32(8, true)
+    const key = `${bridge} ${msg.subject}`
+    const last = this.seen.get(key)
+    if (last !== undefined && seq <= last) {
+      this.counts.duplicates++
+      return
+    }
+    if (last !== undefined && seq > last + 1) {
+      const n = seq - last - 1
+      this.counts.lost += n
+      this.reason(
+        `${msg.subject} from bridge ${bridge.toString(16)}: seq jumped from ${last} to ${seq}, ${n} lost on NATS (slow consumer, reconnect or a broken route)`,
+      )
+      // into the ring as a loss record: every subscriber here whose filter takes the type counts them in lagged
+      const type = typeOfSubject(this.s.root, msg.subject)
+      if (type) {
+        try {
+          this.host.publishLost(type, n)
+        } catch (e) {
+          this.reason(`${msg.subject}: the loss record was refused (${(e as Error).message})`)
+        }
+      }
+    }
+    if (this.seen.size > 65536) this.seen.clear()
+    this.seen.set(key, seq)
+    let id: number
+    try {
+      id = this.host.publishEncoded(d.subarray(PREFIX))
+    } catch (e) {
+      return this.refuse(msg.subject, (e as Error).message)
+    }
+    this.own.push(id)
+    this.counts.received++
+  }
+
+  private refuse(subject: string, why: string) {
+    this.counts.refused++
+    this.reason(`${subject}: a message refused (${why})`)
+  }
+}
