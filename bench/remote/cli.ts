@@ -8,9 +8,10 @@ import { join } from "node:path"
 import { SlotBus } from "../../src/index.ts"
 import { parseRunArgs } from "../lib/args.ts"
 import { spawn, type Child } from "../lib/child.ts"
+import { closedLoop } from "../lib/closed-loop.ts"
 import { processCpuSeconds, selfCpuSeconds } from "../lib/cpu.ts"
 import { busyWarnings, describeMachine, machineBusySeconds } from "../lib/machine.ts"
-import { median, Samples } from "../lib/samples.ts"
+import { median } from "../lib/samples.ts"
 
 const USAGE = `usage: slotbus bench remote [--time ms] [--rounds n] [--quick] [--only list] [--json]
 
@@ -45,36 +46,16 @@ interface Target {
 }
 
 async function measure(t: Target, inflight: number, ms: number): Promise<Row> {
-  const run = async (dur: number, hist: Samples | null) => {
-    const end = Bun.nanoseconds() + dur * 1e6
-    let count = 0
-    await Promise.all(
-      Array.from({ length: inflight }, async () => {
-        while (Bun.nanoseconds() < end) {
-          const t0 = Bun.nanoseconds()
-          await t.call()
-          hist?.record(Bun.nanoseconds() - t0)
-          count++
-        }
-      }),
-    )
-    return count
-  }
-  await run(ms / 4, null)
   const cpu = () => selfCpuSeconds() + t.pids().reduce((n, pid) => n + processCpuSeconds(pid), 0)
-  const hist = new Samples()
-  const c0 = cpu()
-  const t0 = Bun.nanoseconds()
-  const count = await run(ms, hist)
-  const s = (Bun.nanoseconds() - t0) / 1e9
+  const r = await closedLoop(t.call, inflight, ms, { cpu })
   return {
     method: t.method,
     inflight,
-    count,
-    callsPerS: count / s,
-    p50us: hist.percentile(50) / 1e3,
-    p99us: hist.percentile(99) / 1e3,
-    cpuUsPerCall: ((cpu() - c0) / count) * 1e6,
+    count: r.count,
+    callsPerS: r.perS,
+    p50us: r.p50us,
+    p99us: r.p99us,
+    cpuUsPerCall: (r.used.cpu / r.count) * 1e6,
   }
 }
 

@@ -7,7 +7,8 @@ import { parseRunArgs } from "../lib/args.ts"
 import { join } from "node:path"
 import { StdioBus } from "../../src/stdio/index.ts"
 import { busyWarnings, describeMachine, machineBusySeconds } from "../lib/machine.ts"
-import { Samples, median } from "../lib/samples.ts"
+import { median } from "../lib/samples.ts"
+import { closedLoop } from "../lib/closed-loop.ts"
 import { processCpuSeconds, selfCpuSeconds } from "../lib/cpu.ts"
 
 const USAGE = `usage: slotbus bench stdio [--time ms] [--rounds n] [--quick] [--only echo|mcp] [--json]
@@ -57,41 +58,18 @@ interface Target {
 type Call = () => Promise<unknown>
 
 async function measure(t: Target, inflight: number, ms: number): Promise<Row> {
-  const run = async (dur: number, hist: Samples | null) => {
-    const end = Bun.nanoseconds() + dur * 1e6
-    let count = 0
-    await Promise.all(
-      Array.from({ length: inflight }, async () => {
-        while (Bun.nanoseconds() < end) {
-          const t0 = Bun.nanoseconds()
-          await t.call()
-          hist?.record(Bun.nanoseconds() - t0)
-          count++
-        }
-      }),
-    )
-    return count
-  }
-  await run(ms / 4, null)
-  const workerCpu = () => t.pids().reduce((sum, pid) => sum + processCpuSeconds(pid), 0)
-  const hist = new Samples()
-  const w0 = workerCpu()
-  const c0 = selfCpuSeconds()
-  const t0 = Bun.nanoseconds()
-  const count = await run(ms, hist)
-  const s = (Bun.nanoseconds() - t0) / 1e9
-  const cpu = selfCpuSeconds() - c0
-  const wcpu = workerCpu() - w0
+  const worker = () => t.pids().reduce((sum, pid) => sum + processCpuSeconds(pid), 0)
+  const r = await closedLoop(t.call, inflight, ms, { self: selfCpuSeconds, worker })
   return {
     group: t.group,
     method: t.method,
     inflight,
-    count,
-    msgPerS: count / s,
-    p50us: hist.percentile(50) / 1e3,
-    p99us: hist.percentile(99) / 1e3,
-    cpuUsPerMsg: (cpu / count) * 1e6,
-    workerCpuUsPerMsg: (wcpu / count) * 1e6,
+    count: r.count,
+    msgPerS: r.perS,
+    p50us: r.p50us,
+    p99us: r.p99us,
+    cpuUsPerMsg: (r.used.self / r.count) * 1e6,
+    workerCpuUsPerMsg: (r.used.worker / r.count) * 1e6,
   }
 }
 
