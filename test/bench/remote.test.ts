@@ -2,23 +2,13 @@
 import { describe, expect, test } from "bun:test"
 import { join } from "node:path"
 import { main, METHODS, type Row } from "../../bench/remote/cli.ts"
+import { usageErrors } from "../support/bench.ts"
 import { run } from "../support/helpers.ts"
 import { natsSkipReason } from "../support/nats.ts"
 
 const repo = join(import.meta.dir, "..", "..")
 
-test.each([[["--only", "nope"]], [["--time", "5"]], [["--rounds", "0"]], [["--what"]]])(
-  "slotbus bench remote %p is a usage error (exit 2)",
-  async (argv: string[]) => {
-    const err = console.error
-    console.error = () => {}
-    try {
-      expect(await main(argv)).toBe(2)
-    } finally {
-      console.error = err
-    }
-  },
-)
+usageErrors("remote", main, [["--only", "nope"], ["--time", "5"], ["--rounds", "0"], ["--what"]])
 
 describe.skipIf(natsSkipReason() !== null)("with a nats-server", () => {
   test("--quick --json reports every method at 1 and 32 in flight, each with calls and positive figures", async () => {

@@ -2,22 +2,19 @@
 import { expect, test } from "bun:test"
 import { join } from "node:path"
 import { CALLS, main, METHODS } from "../../bench/rpc/cli.ts"
+import { usageErrors } from "../support/bench.ts"
 import { run } from "../support/helpers.ts"
 
 const repo = join(import.meta.dir, "..", "..")
 
-test.each([[["--only", "nope"]], [["--time", "5"]], [["--time"]], [["--what"]], [["--rounds", "0"]], [["--only", ""]]])(
-  "slotbus bench rpc %p is a usage error (exit 2)",
-  async (argv: string[]) => {
-    const err = console.error
-    console.error = () => {}
-    try {
-      expect(await main(argv)).toBe(2)
-    } finally {
-      console.error = err
-    }
-  },
-)
+usageErrors("rpc", main, [
+  ["--only", "nope"],
+  ["--time", "5"],
+  ["--time"],
+  ["--what"],
+  ["--rounds", "0"],
+  ["--only", ""],
+])
 
 test("slotbus bench rpc --quick prints a line for every method and call at 1 and 32 in flight, and the verdicts", async () => {
   const r = await run([process.execPath, join(repo, "bin", "slotbus.ts"), "bench", "rpc", "--quick"], {

@@ -1,18 +1,8 @@
 import { expect, test } from "bun:test"
 import { main } from "../../bench/stdio/cli.ts"
+import { usageErrors } from "../support/bench.ts"
 
-test.each([[["--only", "nope"]], [["--time", "5"]], [["--time"]], [["--what"]], [["--rounds", "0"]]])(
-  "slotbus bench stdio %p is a usage error (exit 2)",
-  async (argv: string[]) => {
-    const err = console.error
-    console.error = () => {}
-    try {
-      expect(await main(argv)).toBe(2)
-    } finally {
-      console.error = err
-    }
-  },
-)
+usageErrors("stdio", main, [["--only", "nope"], ["--time", "5"], ["--time"], ["--what"], ["--rounds", "0"]])
 
 test("slotbus bench stdio --only echo --time 60 --json measures every echo line", async () => {
   const log = console.log

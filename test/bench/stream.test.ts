@@ -2,26 +2,19 @@
 import { expect, test } from "bun:test"
 import { join } from "node:path"
 import { LINES, main, type Row } from "../../bench/stream/cli.ts"
+import { usageErrors } from "../support/bench.ts"
 import { run } from "../support/helpers.ts"
 
 const repo = join(import.meta.dir, "..", "..")
 
-test.each([
-  [["--only", "nope"]],
-  [["--only", "first,"]],
-  [["--time", "5"]],
-  [["--time"]],
-  [["--what"]],
-  [["--rounds", "0"]],
-])("slotbus bench stream %p is a usage error (exit 2)", async (argv: string[]) => {
-  const err = console.error
-  console.error = () => {}
-  try {
-    expect(await main(argv)).toBe(2)
-  } finally {
-    console.error = err
-  }
-})
+usageErrors("stream", main, [
+  ["--only", "nope"],
+  ["--only", "first,"],
+  ["--time", "5"],
+  ["--time"],
+  ["--what"],
+  ["--rounds", "0"],
+])
 
 test("slotbus bench stream --quick --json reports every first-chunk and 64 MiB line with positive figures", async () => {
   const r = await run([process.execPath, join(repo, "bin", "slotbus.ts"), "bench", "stream", "--quick", "--json"], {
