@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { spawn, type Child } from "../lib/child.ts"
+import { startRedis } from "../lib/servers.ts"
 import { busyWarnings, describeMachine, machineBusySeconds } from "../lib/machine.ts"
 import {
   atomicsLock,
@@ -331,26 +332,6 @@ function handoverResult(
     unit: "ns",
     note: [note, starved, unpinned].filter(Boolean).join("; ") || undefined,
   }
-}
-
-async function startRedis(): Promise<{ url: string; child: Child } | null> {
-  const bin = Bun.which("redis-server")
-  if (!bin) return null
-  const port = 20000 + Math.floor(Math.random() * 20000)
-  const child = spawn([bin, "--port", String(port), "--save", "", "--appendonly", "no"])
-  const url = `redis://127.0.0.1:${port}`
-  for (let i = 0; i < 100; i++) {
-    try {
-      const c = new (await import("bun")).RedisClient(url)
-      await c.connect()
-      c.close()
-      return { url, child }
-    } catch {
-      await Bun.sleep(50)
-    }
-  }
-  await child.kill()
-  return null
 }
 
 function fmt(r: Result): string {

@@ -8,7 +8,8 @@ import { join } from "node:path"
 import { Kvm } from "@nats-io/kv"
 import { connect } from "@nats-io/transport-node"
 import { Contest } from "../../src/leases/index.ts"
-import { spawn, type Child } from "../lib/child.ts"
+import { spawn } from "../lib/child.ts"
+import { accepting, startRedis } from "../lib/servers.ts"
 import { busyWarnings, describeMachine, machineBusySeconds } from "../lib/machine.ts"
 import { Samples } from "../lib/samples.ts"
 import { redisLock } from "./locks.ts"
@@ -20,30 +21,6 @@ revision (the two writes a claim and a release are), and Redis SET NX PX + compa
 nats-server -js (and redis-server, if installed) on free loopback ports unless --nats names a server.`
 
 type Method = "slotbus cluster" | "raw KV update/update" | "redis SET NX PX"
-
-/** Resolves once something accepts TCP connections on 127.0.0.1:port; false after 10 s. */
-async function accepting(port: number): Promise<boolean> {
-  for (let i = 0; i < 200; i++) {
-    const ok = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } }).then(
-      (s) => (s.end(), true),
-      () => false,
-    )
-    if (ok) return true
-    await Bun.sleep(50)
-  }
-  return false
-}
-
-// Before the client connects, the server must listen: a RedisClient made too early can hang reconnecting.
-async function startRedis(): Promise<{ url: string; child: Child } | null> {
-  const bin = Bun.which("redis-server")
-  if (!bin) return null
-  const port = 20000 + Math.floor(Math.random() * 20000)
-  const child = spawn([bin, "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-  if (await accepting(port)) return { url: `redis://127.0.0.1:${port}`, child }
-  await child.kill()
-  return null
-}
 
 export async function remoteMain(argv: string[]): Promise<number> {
   if (argv.includes("-h") || argv.includes("--help")) {
