@@ -172,13 +172,16 @@ export abstract class Routing {
     frame: (call, type, status, bytes) => {
       const p = call as Pending
       if (!this.remoteCalls.has(p) || p.phase !== "in-slot") return
-      const peer = p.peer!
-      const done = () => {
-        this.remoteDone(p)
-        this.dispatchQueued()
+      let s = p.in as StreamIn | null
+      if (!s) {
+        const peer = p.peer!
+        const done = () => {
+          this.remoteDone(p)
+          this.dispatchQueued()
+        }
+        p.in = s = new StreamIn(this.streams, new RemoteFrames(peer.pid, (n) => peer.grant(p, n), done), p)
       }
-      const s = (p.in ??= new StreamIn(this.streams, new RemoteFrames(peer.pid, (n) => peer.grant(p, n), done), p))
-      ;((s as StreamIn).src as RemoteFrames).push(type, status, bytes)
+      ;(s.src as RemoteFrames).push(type, status, bytes)
       s.notified(false)
     },
     failed: (p, err) => this.fail(p as Pending, err),

@@ -98,6 +98,11 @@ export async function serveWorker(
       const src = response ? this.ownArena() : this.request
       return src.buffer.slice(src.byteOffset + off, src.byteOffset + off + len) as ArrayBuffer
     }
+    /** Its own arena back to the pool, if it took one. */
+    private giveBack() {
+      if (this.own) arenas.push(this.own)
+      this.own = this.ownAnswer = null
+    }
     answerArena(): Uint8Array {
       return this.ownAnswer ?? scratchAnswer
     }
@@ -114,13 +119,11 @@ export async function serveWorker(
       } catch {
         // the connection failed under it: nobody is left to answer
       }
-      if (this.own) arenas.push(this.own)
-      this.own = this.ownAnswer = null
+      this.giveBack()
     }
     stream(rs: RemoteStream) {
       // not `answered`: it stays in `running` (for cancels and credit) until the stream is over
-      if (this.own) arenas.push(this.own)
-      this.own = this.ownAnswer = null
+      this.giveBack()
       void sendStream(this, rs).finally(() => {
         running.delete(this.rid)
         rs.over()
