@@ -171,3 +171,50 @@ export function encodeRule(type: string, a: string, b: string, c: string): Uint8
   }
   return new Uint8Array(parts)
 }
+
+/**
+ * A test of encoded events (§8.3 bytes 16 … len, as §11.2 carries them) against filter bytes from encodeFilter:
+ * true for a well-formed event the filter selects, false for one it does not, null for bytes that are no event.
+ */
+export function encodedMatcher(filter: Uint8Array): (encoded: Uint8Array) => boolean | null {
+  const mode = filter[0]!
+  const type = filter.subarray(2, 2 + filter[1]!)
+  const keys: [Uint8Array, Uint8Array][] = []
+  for (let i = 0, off = 3 + type.length; i < filter[2 + type.length]!; i++) {
+    const kl = filter[off]!,
+      vl = filter[off + 1]!
+    keys.push([filter.subarray(off + 2, off + 2 + kl), filter.subarray(off + 2 + kl, off + 2 + kl + vl)])
+    off += 2 + kl + vl
+  }
+  const same = (a: Uint8Array, at: number, b: Uint8Array) => {
+    for (let i = 0; i < b.length; i++) if (a[at + i] !== b[i]) return false
+    return true
+  }
+  return (e) => {
+    if (e.length < HEADER) return null
+    const v = new DataView(e.buffer, e.byteOffset, HEADER)
+    const typeLen = v.getUint16(4, true)
+    const keyCount = e[6]!
+    const dataLen = v.getUint32(8, true)
+    if (typeLen < 1 || typeLen > 255 || keyCount > TopicConst.MAX_KEYS || e[7]! > Encoding.JSON) return null
+    if (v.getUint32(12, true) !== 0) return null // a loss record is a ring's, never carried
+    let off = HEADER + typeLen
+    const keysAt = off
+    for (let i = 0; i < keyCount; i++) {
+      if (off + 2 > e.length || e[off] === 0 || e[off + 1] === 0) return null
+      off += 2 + e[off]! + e[off + 1]!
+    }
+    if (off + dataLen !== e.length) return null
+    if (mode !== FilterMode.ANY) {
+      if (mode === FilterMode.EXACT ? typeLen !== type.length : typeLen < type.length) return false
+      if (!same(e, HEADER, type)) return false
+    }
+    for (const [k, val] of keys) {
+      let found = false
+      for (let i = 0, o = keysAt; i < keyCount && !found; i++, o += 2 + e[o]! + e[o + 1]!)
+        found = e[o] === k.length && e[o + 1] === val.length && same(e, o + 2, k) && same(e, o + 2 + k.length, val)
+      if (!found) return false
+    }
+    return true
+  }
+}

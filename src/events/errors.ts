@@ -6,3 +6,9 @@ export class TopicClosedError extends SlotBusError {}
 
 /** Every subscriber (64), publisher (32) or rule (8) entry of the topic is taken: close some, or use another topic. */
 export class TopicFullError extends SlotBusError {}
+
+/**
+ * A durable topic's JetStream stream (docs/PROTOCOL.md §11.6) cannot be used: the server has no JetStream, a stream
+ * of that name belongs to something else, or reading it failed (`cause` says why).
+ */
+export class TopicStreamError extends SlotBusError {}

@@ -142,7 +142,8 @@ export class EventBatch {
   }
 }
 
-function eventAt(buf: Uint8Array, view: DataView, off: number): TopicEvent {
+/** The event whose record starts at `off` of a batch. */
+export function eventAt(buf: Uint8Array, view: DataView, off: number): TopicEvent {
   const len = view.getUint32(off + 8, true)
   const typeLen = view.getUint16(off + 20, true)
   const keyCount = buf[off + 22]!

@@ -30,13 +30,15 @@ import {
 import {
   decodeFilter,
   encodeEvent,
+  encodedMatcher,
   encodeFilter,
   encodeRule,
   type EventData,
   type Routing,
   type TopicFilter,
 } from "./codec.ts"
-import { TopicClosedError, TopicFullError } from "./errors.ts"
+import { DURABLE_KEY, DurableSubscription } from "./durable.ts"
+import { TopicClosedError, TopicFullError, TopicStreamError } from "./errors.ts"
 import {
   Subscription,
   SUBSCRIBE_KEY,
@@ -60,9 +62,23 @@ export interface TopicOptions {
   /**
    * Spans hosts through NATS (docs/PROTOCOL.md §11): a URL (`"nats://host:4222"`, several comma-separated), the NATS
    * client's connection options, or a connection of yours. One process per host bridges the ring to NATS (elected,
-   * taken over when it dies); replay (`from`) stays local to each host's ring.
+   * taken over when it dies); replay (`from`) stays local to each host's ring unless the topic is `durable`.
    */
   nats?: string | Record<string, unknown>
+  /**
+   * With `nats`: keep the topic's events in a JetStream stream (docs/PROTOCOL.md §11.6), so
+   * `topic.subscribeDurable(filter, { from: id })` replays them on any host, ids being the stream's sequence
+   * numbers. `true`, or the limits the stream is created with: `maxBytes` (default 256 MiB), `maxAgeMs` (default
+   * 0: none), `replicas` (default 1). A stream that exists is used as it is.
+   */
+  durable?: boolean | { maxBytes?: number; maxAgeMs?: number; replicas?: number }
+}
+
+export interface DurableSubscribeOptions {
+  /** How many events are read ahead of the reader at most. Default 256. */
+  queue?: number
+  /** Where to start: "now" (default), "oldest" (the oldest the stream holds), or after the event with this id (a stream sequence). */
+  from?: "now" | "oldest" | number
 }
 
 export interface PublishInit {
@@ -112,11 +128,54 @@ const OPEN_OPTIONS = optionNames<TopicOptions>({
   timeoutMs: true,
   onWarning: true,
   nats: true,
+  durable: true,
 })
 const SUBSCRIBE_OPTIONS = optionNames<SubscribeOptions>({ queue: true, idle: true, from: true })
+const DURABLE_SUBSCRIBE_OPTIONS = optionNames<DurableSubscribeOptions>({ queue: true, from: true })
+const STREAM_LIMITS = optionNames<Exclude<TopicOptions["durable"] & object, boolean>>({
+  maxBytes: true,
+  maxAgeMs: true,
+  replicas: true,
+})
 const PUBLISH_FIELDS = optionNames<PublishInit>({ type: true, routing: true, data: true })
 const RULE_FIELDS = optionNames<BindingRule>({ type: true, keys: true, fill: true })
 const FACTORY = Symbol("Topic.open")
+
+function checkQueue(q: unknown = 256): number {
+  if (typeof q !== "number") throw new TypeError(`queue must be a number of events, got ${typeof q}`)
+  if (!Number.isInteger(q) || q < 1 || q > 1 << 20)
+    throw new RangeError(`queue must be a whole number from 1 to ${1 << 20}, got ${q}`)
+  return q
+}
+
+function checkFrom(from: unknown = "now"): "now" | "oldest" | number {
+  if (from === "now" || from === "oldest") return from
+  if (Number.isSafeInteger(from) && (from as number) >= 0) return from as number
+  if (typeof from === "number")
+    throw new RangeError(`from must be "now", "oldest" or an event id (a whole number ≥ 0), got ${from}`)
+  throw new TypeError(`from must be "now", "oldest" or an event id, got ${JSON.stringify(from) ?? typeof from}`)
+}
+
+/** The stream limits of the `durable` option (§11.6), or undefined when the topic is not durable. */
+function streamLimits(durable: TopicOptions["durable"], nats: boolean) {
+  if (durable === undefined || durable === false) return undefined
+  if (durable !== true && (typeof durable !== "object" || durable === null))
+    throw new TypeError(`durable must be true or { maxBytes, maxAgeMs, replicas }, got ${typeof durable}`)
+  if (!nats) throw new TypeError("durable needs nats: the stream is JetStream's (Topic.open(name, { nats, durable }))")
+  const o = durable === true ? {} : durable
+  checkOptions(o, STREAM_LIMITS, "Topic.open durable", { noun: "durable field" })
+  const int = (v: unknown, dflt: number, what: string, min: number) => {
+    if (v === undefined) return dflt
+    if (!Number.isSafeInteger(v) || (v as number) < min)
+      throw new RangeError(`durable.${what} must be a whole number ≥ ${min}, got ${String(v)}`)
+    return v as number
+  }
+  return {
+    maxBytes: int(o.maxBytes, 256 * 1024 * 1024, "maxBytes", 1),
+    maxAgeMs: int(o.maxAgeMs, 0, "maxAgeMs", 0),
+    replicas: int(o.replicas, 1, "replicas", 1),
+  }
+}
 
 function topicName(name: string): Buffer {
   if (typeof name !== "string" || !/^[A-Za-z0-9._-]{1,64}$/.test(name))
@@ -146,6 +205,8 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
   private readonly ticker: ReturnType<typeof setInterval>
   private readonly warn: (message: string) => void
   private bridge: TopicBridge | undefined
+  private durable = false
+  private readonly durables = new Set<DurableSubscription>()
   private closed = false
 
   private constructor(
@@ -182,13 +243,21 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
     const nats = opts.nats
     if (nats !== undefined && typeof nats !== "string" && (typeof nats !== "object" || nats === null))
       throw new TypeError("nats must be a URL string, NATS connection options or a NATS connection")
+    const limits = streamLimits(opts.durable, nats !== undefined)
     await loadNative()
     const topic = await Topic.openLocal(name, cname, opts, capacity, create, timeoutMs)
     if (nats === undefined) return topic
     try {
       // src/nats and the NATS client load only now: a topic on one host never loads them
-      const { startTopicBridge } = await import("../nats/index.ts")
-      topic.bridge = await startTopicBridge(topic.bridgeHost(), nats)
+      const { startTopicBridge, StreamMismatch } = await import("../nats/index.ts")
+      topic.bridge = await startTopicBridge(topic.bridgeHost(), nats, limits && { limits, warn: topic.warn }).catch(
+        (e) => {
+          if (e instanceof StreamMismatch || /jetstream/i.test(String(e)))
+            throw new TopicStreamError(`topic "${name}" cannot be durable: ${(e as Error).message}`, { cause: e })
+          throw e
+        },
+      )
+      topic.durable = limits !== undefined
     } catch (e) {
       topic.close()
       throw e
@@ -265,19 +334,10 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
     // Every argument is checked before the registry entry (and its wake socket) exists: a mistake costs nothing.
     const { bytes, text } = encodeFilter(filter)
     checkOptions(opts, SUBSCRIBE_OPTIONS, "subscribe")
-    const queue = opts.queue ?? 256
-    if (typeof queue !== "number") throw new TypeError(`queue must be a number of events, got ${typeof queue}`)
-    if (!Number.isInteger(queue) || queue < 1 || queue > 1 << 20)
-      throw new RangeError(`queue must be a whole number from 1 to ${1 << 20}, got ${queue}`)
+    const queue = checkQueue(opts.queue)
     tuning(opts.idle, "subscribe idle") // checked here, before the registry entry exists
-    const from = opts.from ?? "now"
-    let at: number
-    if (from === "now") at = TopicConst.FROM_NOW
-    else if (from === "oldest") at = TopicConst.FROM_OLDEST
-    else if (Number.isSafeInteger(from) && (from as number) >= 0) at = from as number
-    else if (typeof from === "number")
-      throw new RangeError(`from must be "now", "oldest" or an event id (a whole number ≥ 0), got ${from}`)
-    else throw new TypeError(`from must be "now", "oldest" or an event id, got ${JSON.stringify(from) ?? typeof from}`)
+    const from = checkFrom(opts.from)
+    const at = from === "now" ? TopicConst.FROM_NOW : from === "oldest" ? TopicConst.FROM_OLDEST : from
     const err = new Int32Array(1)
     const ptr = topicNative.sb_sub_open(this.ptr, bytes, bytes.length, queue, at, err) as Pointer | null
     if (!ptr) {
@@ -295,6 +355,40 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
     }
     this.natives.add(native)
     this.subs.add(new WeakRef(sub))
+    return sub
+  }
+
+  /**
+   * Subscribes to a durable topic's JetStream stream (docs/PROTOCOL.md §11.6): every host's events in one order,
+   * ids the stream's sequence numbers, so `from: id` resumes here or on any other host. Events arrive after a
+   * round trip through the NATS server (a ring subscriber gets them in µs).
+   */
+  async subscribeDurable(filter: TopicFilter = {}, opts: DurableSubscribeOptions = {}): Promise<DurableSubscription> {
+    if (this.closed) throw new TopicClosedError(`topic "${this.name}" is closed; open it again to subscribe`)
+    const { bytes, text } = encodeFilter(filter)
+    checkOptions(opts, DURABLE_SUBSCRIBE_OPTIONS, "subscribeDurable")
+    const queue = checkQueue(opts.queue)
+    const from = checkFrom(opts.from)
+    if (!this.durable)
+      throw new TopicStreamError(
+        `topic "${this.name}" was not opened durable: Topic.open(name, { nats, durable: true }) keeps its stream`,
+      )
+    const { topicSubjects } = await import("../nats/index.ts")
+    const mode = bytes[0] === FilterMode.EXACT ? "exact" : bytes[0] === FilterMode.PREFIX ? "prefix" : "any"
+    const subject = topicSubjects(this.name).filter(mode, bytes.subarray(2, 2 + bytes[1]!))
+    const feed = await this.bridge!.openStream(subject, from, queue).catch((e) => {
+      throw new TopicStreamError(`cannot read the stream of topic "${this.name}": ${(e as Error).message}`, {
+        cause: e,
+      })
+    })
+    if (this.closed) {
+      feed.close()
+      throw new TopicClosedError(`topic "${this.name}" was closed meanwhile`)
+    }
+    const sub = new DurableSubscription(DURABLE_KEY, feed, encodedMatcher(bytes), text, queue, (s) =>
+      this.durables.delete(s),
+    )
+    this.durables.add(sub)
     return sub
   }
 
@@ -426,6 +520,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
   /** Leaves the topic: this process's subscriptions close; the topic lives on while any member has it open. */
   close() {
     if (this.closed) return
+    for (const d of [...this.durables]) d.close() // their consumers stop before the connection drains
     void this.bridge?.close() // steps down at once (another process of this host takes over); drains NATS after
     this.closed = true
     clearInterval(this.ticker)

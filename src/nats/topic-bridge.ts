@@ -2,6 +2,7 @@
 // forwards its host's events to `slotbus.ev.<topic>.<type>` and the events its host's subscribers want from there
 // into the ring. slotbus/events drives it through TopicBridgeHost; nothing here knows the Topic class.
 import type { Msg, NatsConnection, Subscription as NatsSubscription } from "@nats-io/transport-node"
+import { ensureTopicStream, openStreamFeed, type StreamFeed, type TopicStreamLimits } from "./topic-stream.ts"
 import { openConnection } from "./wire.ts"
 
 /** What a bridge needs of its topic (src/events implements it). */
@@ -52,6 +53,8 @@ export interface TopicBridgeStats {
 
 export interface TopicBridge {
   stats(): TopicBridgeStats
+  /** A durable topic's stream (§11.6) from `from`, for the events `subject` (§11.1) carries; `ahead` pulled at most. */
+  openStream(subject: string, from: "now" | "oldest" | number, ahead: number): Promise<StreamFeed>
   close(): Promise<void>
 }
 
@@ -149,9 +152,20 @@ function matches(subject: string, pattern: string): boolean {
  * Opens the NATS connection the `nats` option names and stands for election as the host's bridge of the topic:
  * bridges while it holds `\0slotbus.bridge.<topic>`, tries again every 100 ms while another process does.
  */
-export async function startTopicBridge(host: TopicBridgeHost, nats: unknown): Promise<TopicBridge> {
+export async function startTopicBridge(
+  host: TopicBridgeHost,
+  nats: unknown,
+  durable?: { limits: TopicStreamLimits; warn: (line: string) => void },
+): Promise<TopicBridge> {
   const { nc, owned } = await openConnection(nats)
-  const b = new Bridge(host, nc, owned)
+  try {
+    const subject = `${topicSubjects(host.name).root}.>`
+    if (durable) await ensureTopicStream(nc, host.name, subject, durable.limits, durable.warn)
+  } catch (e) {
+    if (owned) await nc.close().catch(() => {})
+    throw e
+  }
+  const b = new Bridge(host, nc, owned, durable !== undefined)
   b.elect()
   return b
 }
@@ -171,6 +185,7 @@ class Bridge implements TopicBridge {
     private readonly host: TopicBridgeHost,
     private readonly nc: NatsConnection,
     private readonly owned: boolean,
+    private readonly durable: boolean,
   ) {
     this.s = topicSubjects(host.name)
     // a connection that closes for good (not a reconnect) ends the bridging here: another candidate takes over
@@ -232,6 +247,11 @@ class Bridge implements TopicBridge {
       unsent: this.counts.unsent + (this.run?.unsent() ?? 0),
       reasons: [...this.reasons],
     }
+  }
+
+  openStream(subject: string, from: "now" | "oldest" | number, ahead: number): Promise<StreamFeed> {
+    if (!this.durable) throw new Error("the topic was not opened durable")
+    return openStreamFeed(this.nc, this.host.name, subject, from, ahead)
   }
 
   async close() {

@@ -4,12 +4,16 @@
 //   bun topic-member.ts <topic> <nats> sub <type filter> [routingKey=value]   a subscriber: "ev <data>" per event,
 //                                                                             "count <received> <lagged> <estimates>" each 100 ms
 //   bun topic-member.ts <topic> <nats> pub <type> <n>                        publishes n events "<i>" of <type>, paced
+//   bun topic-member.ts <topic> <nats> dpub <n>       the topic durable (§11.6): publishes n events "p<i>" of type t,
+//                                                    exits once its bridge sent them all (it must be the host's bridge)
+//   bun topic-member.ts <topic> <nats> dsub <from>    the topic durable: a stream subscriber from <from> (an id,
+//                                                    "oldest" or "now"), "ev <id> <data>" per event
 // Prints "ready <pid>" once the topic is open (and subscribed).
 import { Topic } from "../../src/events/index.ts"
 
 const [name, natsArg, role, ...rest] = process.argv.slice(2)
 const nats = natsArg!.startsWith("{") ? (JSON.parse(natsArg!) as Record<string, unknown>) : natsArg!
-const topic = await Topic.open(name!, { nats })
+const topic = await Topic.open(name!, { nats, durable: role === "dpub" || role === "dsub" })
 const stats = () => topic.bridgeStats()!
 let bridging = false
 setInterval(() => {
@@ -35,4 +39,15 @@ if (role === "bridge") {
     if (i % 50 === 49) await Bun.sleep(1)
   }
   console.log("published")
+} else if (role === "dpub") {
+  const n = Number(rest[0])
+  for (let i = 0; i < n; i++) topic.publish({ type: "t", data: `p${i}` })
+  while (stats().sent < n) await Bun.sleep(5)
+  await topic[Symbol.asyncDispose]()
+  process.exit(0)
+} else if (role === "dsub") {
+  const from = /^\d+$/.test(rest[0]!) ? Number(rest[0]) : (rest[0] as "oldest" | "now")
+  const sub = await topic.subscribeDurable({}, { from })
+  console.log(`ready ${process.pid}`)
+  for await (const ev of sub) console.log(`ev ${ev.id} ${ev.text()}`)
 } else throw new Error(`unknown role ${role}`)

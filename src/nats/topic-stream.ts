@@ -1,0 +1,113 @@
+// A topic's JetStream stream (docs/PROTOCOL.md §11.6): the one order and numbering of its events that every host
+// shares, for replay across hosts. The bridges (topic-bridge.ts) fill it without knowing it: the server stores
+// what they publish on the stream's subjects.
+import type { NatsConnection } from "@nats-io/transport-node"
+
+/** The stream's limits (§11.6), applied when this process creates it. */
+export interface TopicStreamLimits {
+  maxBytes: number
+  /** 0: no age limit. */
+  maxAgeMs: number
+  replicas: number
+}
+
+/** The stream of topic `topic` (§11.6). */
+export const streamOf = (topic: string) => `SLOTBUS_EV_${topic.replaceAll(".", "~")}`
+
+/** The stream exists but is not a slotbus topic's (other subjects): `reason` says what differs. */
+export class StreamMismatch extends Error {}
+
+const notFound = (e: unknown) => (e as Error)?.name === "StreamNotFoundError" || /stream not found/i.test(String(e))
+
+/** Makes sure the topic's stream exists (§11.6) for `subject` (`slotbus.ev.<topic>.>`): creates it if missing. */
+export async function ensureTopicStream(
+  nc: NatsConnection,
+  topic: string,
+  subject: string,
+  limits: TopicStreamLimits,
+  warn: (line: string) => void,
+): Promise<string> {
+  const { jetstreamManager } = await import("@nats-io/jetstream")
+  const jsm = await jetstreamManager(nc)
+  const name = streamOf(topic)
+  for (let attempt = 0; ; attempt++) {
+    const info = await jsm.streams.info(name).catch((e) => {
+      if (notFound(e)) return null
+      throw e
+    })
+    if (info) {
+      const subjects = info.config.subjects ?? []
+      if (subjects.length !== 1 || subjects[0] !== subject)
+        throw new StreamMismatch(
+          `the JetStream stream ${name} exists with subjects ${JSON.stringify(subjects)}, not ["${subject}"]: it is not this topic's`,
+        )
+      const c = info.config
+      const age = Math.round((c.max_age ?? 0) / 1e6)
+      if (c.max_bytes !== limits.maxBytes || age !== limits.maxAgeMs || (c.num_replicas ?? 1) !== limits.replicas)
+        warn(
+          `the stream ${name} exists with maxBytes ${c.max_bytes}, maxAgeMs ${age}, replicas ${c.num_replicas}: using it as it is`,
+        )
+      return name
+    }
+    try {
+      await jsm.streams.add({
+        name,
+        subjects: [subject],
+        max_bytes: limits.maxBytes,
+        max_age: limits.maxAgeMs * 1e6, // ns
+        num_replicas: limits.replicas,
+        description: `slotbus topic ${topic}`,
+      })
+      return name
+    } catch (e) {
+      // another process created it meanwhile: look again (once)
+      if (attempt > 0 || !/already in use|exists/i.test(String(e))) throw e
+    }
+  }
+}
+
+/** A stream subscriber's messages (§11.6), pulled at most `ahead` at a time. */
+export interface StreamFeed {
+  /** `from` was an id whose successor the stream no longer holds (or never did): reading starts at the oldest. */
+  readonly restarted: boolean
+  /** The next message of the filter's subject: its stream sequence and payload (§11.2); null once closed. */
+  next(): Promise<{ seq: number; data: Uint8Array } | null>
+  close(): void
+}
+
+/** Opens an ordered consumer on the topic's stream for `subject` from `from` (§11.6's table). */
+export async function openStreamFeed(
+  nc: NatsConnection,
+  topic: string,
+  subject: string,
+  from: "now" | "oldest" | number,
+  ahead: number,
+): Promise<StreamFeed> {
+  const { jetstream, jetstreamManager, DeliverPolicy } = await import("@nats-io/jetstream")
+  const name = streamOf(topic)
+  let restarted = false
+  let start: { deliver_policy: (typeof DeliverPolicy)[keyof typeof DeliverPolicy]; opt_start_seq?: number }
+  if (from === "now") start = { deliver_policy: DeliverPolicy.New }
+  else if (from === "oldest") start = { deliver_policy: DeliverPolicy.All }
+  else {
+    const { state } = await (await jetstreamManager(nc)).streams.info(name)
+    // discarded by the limits, or an id this stream never gave (another stream of that name, since deleted)
+    restarted = state.first_seq > from + 1 || from > state.last_seq
+    start = restarted
+      ? { deliver_policy: DeliverPolicy.All }
+      : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from + 1 }
+  }
+  const consumer = await jetstream(nc).consumers.get(name, { filter_subjects: subject, ...start })
+  const messages = await consumer.consume({ max_messages: ahead })
+  const it = messages[Symbol.asyncIterator]()
+  return {
+    restarted,
+    async next() {
+      const r = await it.next()
+      return r.done ? null : { seq: r.value.seq, data: r.value.data }
+    },
+    close() {
+      void messages.close().catch(() => {})
+    },
+  }
+}
