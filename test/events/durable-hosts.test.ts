@@ -1,0 +1,65 @@
+// A durable topic across two simulated hosts (test/support/hosts.ts, JetStream on both servers, clustered):
+// docs/PROTOCOL.md §11.6. Both hosts publish; an id a stream subscriber saw on host A resumes a stream subscriber
+// on host B exactly after it: the same events, the same ids, the same order, then live events as they come.
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test"
+import { join } from "node:path"
+import { Topic } from "../../src/events/index.ts"
+import { busName, FIXTURES, until } from "../support/helpers.ts"
+import { hostsSkipReason, openHosts, type Hosts } from "../support/hosts.ts"
+
+const skip = hostsSkipReason()
+if (skip) console.warn(`the two-host durable topic tests are skipped: ${skip}`)
+
+let hosts: Hosts
+beforeAll(async () => {
+  if (!skip) hosts = await openHosts({ jetstream: true })
+}, 60_000)
+afterAll(async () => {
+  await hosts?.close()
+})
+
+let cleanup: (() => Promise<unknown>)[] = []
+afterEach(async () => {
+  for (const f of cleanup.reverse()) await f()
+  cleanup = []
+})
+
+const member = (name: string, ...args: string[]) =>
+  hosts.spawnOnB([process.execPath, join(FIXTURES, "topic-member.ts"), name, hosts.b.natsUrl, ...args])
+
+describe.skipIf(skip !== null)("a durable topic across two hosts", () => {
+  test("an id seen on host A resumes on host B exactly after it: same events, ids and order, then live ones", async () => {
+    const name = busName("dh")
+    await using topic = await Topic.open(name, { nats: hosts.a.natsUrl, durable: true })
+    const onA = await topic.subscribeDurable({}, { from: "oldest" })
+    for (let i = 0; i < 10; i++) topic.publish({ type: "t", data: `a${i}` })
+    const pub = member(name, "dpub", "10") // host B's own ring; its bridge stores p0 … p9
+    cleanup.push(() => pub.kill())
+    expect(await pub.exited).toBe(0)
+
+    const seenA: string[] = []
+    while (seenA.length < 20) {
+      const ev = await onA.receive(20_000)
+      if (!ev) throw new Error(`host A's stream subscriber got ${seenA.length} of 20`)
+      seenA.push(`ev ${ev.id} ${ev.text()}`)
+    }
+    expect(seenA.map((l) => Number(l.split(" ")[1]))).toEqual(Array.from({ length: 20 }, (_, i) => i + 1))
+    expect(seenA.filter((l) => l.includes(" p")).length).toBe(10) // host B's events are in the one order too
+    const k = 7 // the client "disconnects" from host A after the 7th event
+
+    const onB = member(name, "dsub", String(k))
+    cleanup.push(() => onB.kill())
+    await onB.waitLine(/^ready \d+$/, 20_000)
+    const evs = () => onB.lines.filter((l) => l.startsWith("ev "))
+    await until(() => evs().length >= 20 - k, "host B replays the events after id 7", 20_000)
+    expect(evs()).toEqual(seenA.slice(k))
+
+    // live: published on host A now, reaching both stream subscribers with the same id
+    topic.publish({ type: "t", data: "live" })
+    const live = await onA.receive(20_000)
+    expect(live!.id).toBe(21)
+    await until(() => evs().length >= 20 - k + 1, "host B gets the live event", 20_000)
+    await Bun.sleep(100)
+    expect(evs().slice(20 - k)).toEqual(["ev 21 live"])
+  }, 120_000)
+})
