@@ -1,17 +1,19 @@
-// `slotbus hub --port 3200 [--host 127.0.0.1] [--token-file path] [--nats url] [--quiet]`: runs a hub until SIGINT or SIGTERM.
+// `slotbus hub --port 3200 [--host 127.0.0.1] [--token-file path] [--nats url [--events-durable]] [--quiet]`: runs a hub until SIGINT or SIGTERM.
 import { parseArgs } from "node:util"
 import { superviseWorkers } from "../core/index.ts"
-import { createHub } from "./hub/server.ts"
+import { createHub } from "./index.ts" // the entry: it registers the NATS transport that --nats needs
 
 const USAGE = `usage: slotbus hub [--port 3200] [--host 127.0.0.1] [--token-file path] [--timeout-ms 30000] [--max-body-bytes 8388608] [--quiet]
-                   [--spawn "bun worker.ts" [--instances 4]] [--nats nats://host:4222]
+                   [--spawn "bun worker.ts" [--instances 4]] [--nats nats://host:4222 [--events-durable]]
 
 Runs the HTTP hub: workers join with hubWorker("http://<host>:<port>", name) and read the token from the token file.
 --quiet leaves out the one-line log of worker registrations, evictions and restarts.
 --spawn keeps that many worker processes running (restarted with backoff when they die; they get
 SLOTBUS_HUB_URL and SLOTBUS_HUB_TOKEN_FILE in their environment).
 --nats takes workers on other hosts too, through that NATS server: they join with
-hubWorker(url, name, { nats, token }) (docs/PROTOCOL.md §10).`
+hubWorker(url, name, { nats, token }) (docs/PROTOCOL.md §10).
+--events-durable (with --nats) keeps GET /events in a JetStream stream: Last-Event-ID resumes on any hub of the
+cluster, and workers on other hosts can app.emit (docs/PROTOCOL.md §11.6).`
 
 const HELP_HINT = `run "slotbus hub --help" for the options`
 
@@ -52,6 +54,7 @@ async function run(argv: string[]): Promise<number> {
         "max-body-bytes": { type: "string" },
         quiet: { type: "boolean" },
         nats: { type: "string" },
+        "events-durable": { type: "boolean" },
         spawn: { type: "string" },
         instances: { type: "string", default: "1" },
         help: { type: "boolean", short: "h" },
@@ -86,6 +89,7 @@ async function run(argv: string[]): Promise<number> {
       maxRequestBodyBytes: int(values["max-body-bytes"], "max-body-bytes"),
       quiet: values.quiet,
       nats: values.nats,
+      ...(values["events-durable"] && { eventsDurable: true }),
     })
   } catch (e) {
     if (e instanceof CliProblem) throw e

@@ -52,6 +52,8 @@ export interface RegisterReply {
   topic?: string
   /** The hub takes workers over NATS too (its `nats` option). */
   nats?: boolean
+  /** Its events topic spans hosts (`eventsDurable`): a worker on another host opens it with its `nats` option. */
+  eventsNats?: boolean
 }
 
 /** Where a worker sends an SSE event: one connection, every connection on a path, or on a pattern. */

@@ -63,6 +63,13 @@ export interface HubOptions {
    * connection options. Workers there pass the same option to `hubWorker`. Default: this host only.
    */
   nats?: string | Record<string, unknown>
+  /**
+   * With `nats`: the events topic spans hosts and keeps its events in a JetStream stream (docs/PROTOCOL.md §11.6),
+   * so `GET /events` ids are the stream's sequence numbers and a client reconnecting to another hub of the cluster
+   * resumes with its `Last-Event-ID` there; workers on other hosts can `app.emit`. `true`, or the stream's limits
+   * `{ maxBytes, maxAgeMs, replicas }` (as Topic.open's `durable`). Default: events stay on this host.
+   */
+  eventsDurable?: boolean | { maxBytes?: number; maxAgeMs?: number; replicas?: number }
 }
 
 const HUB_OPTIONS = optionNames<HubOptions>({
@@ -86,10 +93,13 @@ const HUB_OPTIONS = optionNames<HubOptions>({
   pingEveryMs: true,
   maxMissedPings: true,
   nats: true,
+  eventsDurable: true,
 })
 
-export type ResolvedOptions = Required<Omit<HubOptions, "token" | "tokenFile" | "idle" | "quiet" | "nats">> &
-  Pick<HubOptions, "tokenFile" | "idle" | "nats">
+export type ResolvedOptions = Required<
+  Omit<HubOptions, "token" | "tokenFile" | "idle" | "quiet" | "nats" | "eventsDurable">
+> &
+  Pick<HubOptions, "tokenFile" | "idle" | "nats" | "eventsDurable">
 
 /** The events topic's name for a hub on `port`, unless `eventsTopic` names one. */
 export const eventsTopicFor = (port: number) => `http.${port}`
@@ -108,6 +118,13 @@ export function resolveOptions(opts: HubOptions): ResolvedOptions {
   tuning(opts.idle, "createHub idle") // each worker's bus takes it later: a mistake must not wait for the first worker
   if (opts.nats !== undefined && typeof opts.nats !== "string" && (typeof opts.nats !== "object" || opts.nats === null))
     throw new TypeError("nats must be a NATS URL string or the NATS client's connection options")
+  const durable = opts.eventsDurable
+  if (durable !== undefined && typeof durable !== "boolean" && (typeof durable !== "object" || durable === null))
+    throw new TypeError(`eventsDurable must be true or { maxBytes, maxAgeMs, replicas }, got ${typeof durable}`)
+  if (durable && opts.nats === undefined)
+    throw new TypeError(
+      "eventsDurable needs nats: the events' stream is JetStream's (createHub({ nats, eventsDurable }))",
+    )
   return {
     port: int(opts.port, 3200, "port"),
     hostname: opts.hostname ?? "127.0.0.1",
@@ -127,6 +144,7 @@ export function resolveOptions(opts: HubOptions): ResolvedOptions {
     pingEveryMs: int(opts.pingEveryMs, 5000, "pingEveryMs", 1, MAX_TIMER_MS),
     maxMissedPings: int(opts.maxMissedPings, 3, "maxMissedPings", 1),
     nats: opts.nats,
+    eventsDurable: durable || undefined,
   }
 }
 

@@ -184,6 +184,7 @@ export class Registry {
       chunkBytes: this.o.chunkBytes,
       topic: this.o.eventsTopic,
       nats: this.o.nats !== undefined,
+      eventsNats: this.o.eventsDurable !== undefined,
     } satisfies RegisterReply)
   }
 

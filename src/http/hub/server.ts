@@ -88,13 +88,14 @@ export class Hub {
     } catch (e) {
       this.server.stop(true)
       removeTokenFile(this.tokenPath, this.token)
+      if (e instanceof TypeError || e instanceof RangeError) throw e // eventsDurable's fields, checked by Topic.open
       throw new HubEventsError(
         `the hub cannot open its events topic "${this.o.eventsTopic}": ${(e as Error).message}; pass another eventsTopic`,
         { cause: e },
       )
     }
     this.liveness.start()
-    this.sse.start(this.topic)
+    await this.sse.start(this.topic, this.o.eventsDurable !== undefined)
   }
 
   /** The shared-memory topic behind `app.emit` and `GET /events` (a slotbus/events topic). */
@@ -220,13 +221,15 @@ function list<T>(body: unknown): T[] {
  * another eventsCapacity, that one as it is (its events can still be replayed), with a line saying so.
  */
 async function openEventsTopic(o: ResolvedOptions): Promise<Topic> {
+  // durable: across hosts, its events kept in a JetStream stream (§11.6)
+  const durable = o.eventsDurable === undefined ? {} : { nats: o.nats, durable: o.eventsDurable }
   try {
-    return await Topic.open(o.eventsTopic!, { capacity: o.eventsCapacity, onWarning: o.log })
+    return await Topic.open(o.eventsTopic!, { capacity: o.eventsCapacity, onWarning: o.log, ...durable })
   } catch (e) {
     if (!(e instanceof SettingsMismatchError)) throw e
     o.log(
       `the events topic "${o.eventsTopic}" is still held with ${e.actual} bytes, not eventsCapacity ${e.asked}: using it as it is`,
     )
-    return Topic.open(o.eventsTopic!, { onWarning: o.log })
+    return Topic.open(o.eventsTopic!, { onWarning: o.log, ...durable })
   }
 }

@@ -5,6 +5,7 @@ import type { Server } from "bun"
 import { PayloadTooLargeError } from "../../core/index.ts"
 import {
   TopicFullError,
+  type DurableSubscription,
   type EventBatch,
   type Routing,
   type Subscription,
@@ -32,6 +33,8 @@ interface SseClient {
   want: EventsFilter | null
   /** Events with ids up to this one already reached the client (its replay); the live stream skips them. */
   after: number
+  /** A client resuming on a durable hub reads the stream from its Last-Event-ID on its own (PROTOCOL §11.6). */
+  own?: DurableSubscription
   /** Closes the TCP connection within `seconds` unless the response ends first (uWS's per-request timer). */
   closeSocketIn: (seconds: number) => void
 }
@@ -58,7 +61,8 @@ export class SseHub {
   private readonly timers: ReturnType<typeof setInterval>[] = []
   private nextConn = 1
   private topic: Topic | null = null
-  private live: Subscription | null = null
+  private live: Subscription | DurableSubscription | null = null
+  private durable = false
   private liveLagged = 0
 
   constructor(
@@ -69,15 +73,21 @@ export class SseHub {
     private readonly connTag: string,
   ) {}
 
-  /** Starts heartbeats, the idle sweep, and the live stream of `topic` to `GET /events` clients. */
-  start(topic: Topic) {
+  /**
+   * Starts heartbeats, the idle sweep, and the live stream of `topic` to `GET /events` clients: from its ring, or,
+   * `durable`, from its stream (ids the stream's sequence numbers, the same on every hub of the cluster).
+   */
+  async start(topic: Topic, durable: boolean) {
     const sweepMs = Math.max(10, Math.min(1000, Math.floor(this.o.sseIdleTimeoutMs / 4)))
     this.timers.push(
       setInterval(() => this.heartbeat(), this.o.heartbeatMs),
       setInterval(() => this.sweep(), sweepMs),
     )
     this.topic = topic
-    this.live = topic.subscribe({}, { queue: REPLAY_QUEUE, idle: this.o.idle ?? "adaptive", from: "now" })
+    this.durable = durable
+    this.live = durable
+      ? await topic.subscribeDurable({}, { from: "now", queue: FANOUT_BATCH * 4 })
+      : topic.subscribe({}, { queue: REPLAY_QUEUE, idle: this.o.idle ?? "adaptive", from: "now" })
     void this.fanOut(this.live)
   }
 
@@ -92,7 +102,7 @@ export class SseHub {
     }
   }
 
-  private async fanOut(sub: Subscription) {
+  private async fanOut(sub: Subscription | DurableSubscription) {
     try {
       for await (const batch of sub.batches(FANOUT_BATCH)) this.deliverLive(batch, sub.lagged)
     } catch (e) {
@@ -141,7 +151,8 @@ export class SseHub {
           : null
     server.timeout(req, 0)
     const client = this.add(req, server, null, "/events", "/events", want)
-    if (from !== null) this.replay(client, from, lastId)
+    if (from !== null && this.durable) void this.follow(client, from, lastId)
+    else if (from !== null) this.replay(client, from, lastId)
     req.signal.addEventListener("abort", () => this.close(client, "client"), { once: true })
     return new Response(client.stream.stream, { headers: SSE_HEADERS })
   }
@@ -153,13 +164,9 @@ export class SseHub {
    */
   private replay(client: SseClient, from: number | "oldest", lastId: string | null) {
     const want = client.want!
-    const filter: TopicFilter = {}
-    if (want.routing.length > 0) filter.routing = Object.fromEntries(want.routing)
-    if (want.exact?.size === 1 && want.prefixes.length === 0) filter.type = [...want.exact][0]
-    else if (want.exact?.size === 0 && want.prefixes.length === 1) filter.type = want.prefixes[0] + "*"
     let sub: Subscription
     try {
-      sub = this.topic!.subscribe(filter, { queue: REPLAY_QUEUE, idle: "park", from })
+      sub = this.topic!.subscribe(typeFilter(want), { queue: REPLAY_QUEUE, idle: "park", from })
     } catch (e) {
       if (!(e instanceof TopicFullError)) throw e
       this.deliver(
@@ -182,6 +189,43 @@ export class SseHub {
       if (sub.lagged > 0) this.deliver(client, laggedFrame({ missed: sub.lagged, lastEventId: String(client.after) }))
     } finally {
       sub.close()
+    }
+  }
+
+  /**
+   * A durable hub's resuming client reads the stream from `from` through a subscriber of its own for as long as it
+   * stays, so replay and live never interleave (PROTOCOL §11.6); the shared live stream skips it.
+   */
+  private async follow(client: SseClient, from: number | "oldest", lastId: string | null) {
+    client.after = Number.POSITIVE_INFINITY
+    let sub: DurableSubscription
+    try {
+      sub = await this.topic!.subscribeDurable(typeFilter(client.want!), { from, queue: FANOUT_BATCH * 4 })
+    } catch (e) {
+      client.after = -1 // live from now on, at least
+      const reason = `the hub cannot replay now (${(e as Error).message})`
+      this.deliver(client, laggedFrame({ lastEventId: lastId, reason }))
+      return
+    }
+    if (!this.clients.has(client.id)) return sub.close()
+    client.own = sub
+    if (sub.restarted)
+      this.deliver(
+        client,
+        laggedFrame({
+          lastEventId: lastId,
+          reason: "discarded",
+          message: "the events after it are no longer in the stream (its limits); replaying the oldest kept",
+        }),
+      )
+    try {
+      for await (const batch of sub.batches(FANOUT_BATCH))
+        for (const ev of batch) if (matches(client.want!, ev)) this.deliver(client, eventFrame(ev))
+    } catch (e) {
+      if (this.clients.has(client.id)) {
+        this.o.log(`a resumed events stream stopped: ${(e as Error).message}`)
+        this.close(client, "worker-gone")
+      }
     }
   }
 
@@ -272,6 +316,7 @@ export class SseHub {
    */
   private close(c: SseClient, reason: string) {
     if (!this.clients.delete(c.id)) return
+    c.own?.close()
     this.counters.sseClosed++
     if (DROPPED.has(reason)) {
       if (reason === "slow") this.counters.sseDropped++
@@ -340,6 +385,15 @@ function eventsFilter(q: URLSearchParams): EventsFilter {
     .filter(([k]) => k.startsWith("routing.") && k.length > 8)
     .map(([k, v]) => [k.slice(8), v] as [string, string])
   return { exact: any ? null : exact, prefixes: any ? [] : prefixes, routing }
+}
+
+/** The topic filter that selects what `w` does, or a superset of it (several types: any; `matches` decides). */
+function typeFilter(want: EventsFilter): TopicFilter {
+  const filter: TopicFilter = {}
+  if (want.routing.length > 0) filter.routing = Object.fromEntries(want.routing)
+  if (want.exact?.size === 1 && want.prefixes.length === 0) filter.type = [...want.exact][0]
+  else if (want.exact?.size === 0 && want.prefixes.length === 1) filter.type = want.prefixes[0] + "*"
+  return filter
 }
 
 function matches(w: EventsFilter, ev: TopicEvent): boolean {

@@ -30,7 +30,8 @@ export interface HubWorkerOptions {
   log?: (message: string, error?: unknown) => void
   /**
    * Serve from another host than the hub's, over this NATS server (the hub needs a `nats` option too). `app.emit`
-   * publishes into a shared-memory topic and works only on the hub's host; `app.push` and SSE routes work anywhere.
+   * publishes into a shared-memory topic: it reaches the hub from another host only when the hub's events span
+   * hosts (`createHub({ nats, eventsDurable })`); `app.push` and SSE routes work anywhere.
    */
   nats?: string | Record<string, unknown>
 }
@@ -90,7 +91,8 @@ export class HubApp {
       serve: (req) => this.serve(req),
       joined: (reply) => {
         this.requests.chunkBytes = reply.chunkBytes
-        void this.client.useTopic(reply.topic)
+        // a hub whose events span hosts (eventsDurable): open them through NATS, from whichever host this runs on
+        void this.client.useTopic(reply.topic, reply.eventsNats ? opts.nats : undefined)
       },
       left: (reason) => {
         this.requests.dropStreams()

@@ -42,7 +42,7 @@ export class HubClient {
    * one this worker kept alive, and reopening finds that). A hub that names none (older), or a topic that
    * cannot be opened, leaves `emit` on HTTP. Emits wait while it opens, so they keep their order.
    */
-  useTopic(name: string | undefined): Promise<void> {
+  useTopic(name: string | undefined, nats?: string | Record<string, unknown>): Promise<void> {
     const old = this.topic
     this.topicName = name ?? ""
     if (!name) {
@@ -50,7 +50,7 @@ export class HubClient {
       this.topic = null
       return Promise.resolve()
     }
-    const opening = (this.topicOpening = Topic.open(name)
+    const opening = (this.topicOpening = Topic.open(name, nats === undefined ? {} : { nats })
       .then(
         (t) => {
           if (this.topicName !== name) return t.close()
