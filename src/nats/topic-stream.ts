@@ -21,14 +21,14 @@ const notFound = (e: unknown) => (e as Error)?.name === "StreamNotFoundError" ||
 
 /** Makes sure the topic's stream exists (§11.6) for `subject` (`slotbus.ev.<topic>.>`): creates it if missing. */
 export async function ensureTopicStream(
-  nc: NatsConnection,
+  connection: unknown, // a NatsConnection: typed so that the package's types never name the optional NATS client
   topic: string,
   subject: string,
   limits: TopicStreamLimits,
   warn: (line: string) => void,
 ): Promise<string> {
   const { jetstreamManager } = await import("@nats-io/jetstream")
-  const jsm = await jetstreamManager(nc)
+  const jsm = await jetstreamManager(connection as NatsConnection)
   const name = streamOf(topic)
   for (let attempt = 0; ; attempt++) {
     const info = await jsm.streams.info(name).catch((e) => {
@@ -77,13 +77,14 @@ export interface StreamFeed {
 
 /** Opens an ordered consumer on the topic's stream for `subject` from `from` (§11.6's table). */
 export async function openStreamFeed(
-  nc: NatsConnection,
+  connection: unknown, // a NatsConnection (as above)
   topic: string,
   subject: string,
   from: "now" | "oldest" | number,
   ahead: number,
 ): Promise<StreamFeed> {
   const { jetstream, jetstreamManager, DeliverPolicy } = await import("@nats-io/jetstream")
+  const nc = connection as NatsConnection
   const name = streamOf(topic)
   let restarted = false
   let start: { deliver_policy: (typeof DeliverPolicy)[keyof typeof DeliverPolicy]; opt_start_seq?: number }
