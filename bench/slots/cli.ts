@@ -246,9 +246,15 @@ export const METHODS: MethodDef[] = [
   def("slotbus", "spin", "slotbus spin", "Bun↔Bun", { open: () => slotbus.open("spin") }),
   def("slotbus", "adaptive", "slotbus adaptive", "Bun↔Bun", { open: () => slotbus.open("adaptive") }),
   def("slotbus", "park", "slotbus park", "Bun↔Bun", { open: () => slotbus.open("park") }),
-  def("slotbus-c", "spin", "slotbus-C spin", "Bun↔C --spin", { open: (o) => cWorker.open("spin", o.cWorker) }),
-  def("slotbus-c", "adaptive", "slotbus-C adaptive", "Bun↔C", { open: (o) => cWorker.open("adaptive", o.cWorker) }),
-  def("slotbus-c", "park", "slotbus-C park", "Bun↔C --futex", { open: (o) => cWorker.open("park", o.cWorker) }),
+  def("slotbus-c", "spin", "slotbus-C spin", "Bun↔C --spin (C busy-polls)", {
+    open: (o) => cWorker.open("spin", o.cWorker),
+  }),
+  def("slotbus-c", "adaptive", "slotbus-C adaptive", "Bun↔C (C polls, parks after 1 ms idle)", {
+    open: (o) => cWorker.open("adaptive", o.cWorker),
+  }),
+  def("slotbus-c", "park", "slotbus-C park", "Bun↔C --futex (C parks at once)", {
+    open: (o) => cWorker.open("park", o.cWorker),
+  }),
   def("process.send", "advanced", "process.send", "Bun↔Bun", { open: processSend.open }),
   def("unix", "stream", "unix socket", "Bun↔Bun", { open: unix.open }),
   def("tcp", "loopback", "TCP loopback", "Bun↔Bun", { open: tcp.open }),

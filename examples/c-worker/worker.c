@@ -1,5 +1,8 @@
 /* c-worker: a slotbus worker in plain C, written from docs/PROTOCOL.md and csrc/slotbus.h.
- * Usage: c-worker <name> [--futex|--spin]
+ * Usage: c-worker <name> [--eventfd|--futex|--spin]
+ *   idle (no request to serve): by default as the Bun worker's "adaptive" — keep polling while requests flow, park
+ *   on the doorbell eventfd after 1 ms with none; --eventfd parks on it at once, --futex parks at once on the
+ *   submission ring's futex, --spin never parks.
  *   raw requests (kind 0):  the reply is the body, reversed.
  *   http requests (kind 1): 200, header "x-worker: c", body "<METHOD> <path> <body length>";
  *                           path /fail replies with the handler-error flag and a message instead;
@@ -23,7 +26,23 @@
 #include <string.h>
 #include <time.h>
 
-typedef enum { IDLE_EVENTFD, IDLE_FUTEX, IDLE_SPIN } idle_mode;
+typedef enum { IDLE_ADAPTIVE, IDLE_EVENTFD, IDLE_FUTEX, IDLE_SPIN } idle_mode;
+
+#define PARK_AFTER_NS 1000000 /* adaptive: quiet this long, then park (the Bun worker's adaptive default) */
+
+static uint64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ volatile("yield");
+#endif
+}
 
 static const char x_worker_head[] = "x-worker\0c"; /* name \0 value \0: sizeof counts the final \0 */
 static const char streamed_head[] = "x-worker\0c\0x-stream\0frames";
@@ -222,17 +241,19 @@ static sb_chan *connect_with_retry(const char *name) {
 }
 
 int main(int argc, char **argv) {
-  idle_mode idle = IDLE_EVENTFD;
-  if (argc == 3 && strcmp(argv[2], "--futex") == 0) idle = IDLE_FUTEX;
+  idle_mode idle = IDLE_ADAPTIVE;
+  if (argc == 3 && strcmp(argv[2], "--eventfd") == 0) idle = IDLE_EVENTFD;
+  else if (argc == 3 && strcmp(argv[2], "--futex") == 0) idle = IDLE_FUTEX;
   else if (argc == 3 && strcmp(argv[2], "--spin") == 0) idle = IDLE_SPIN;
   else if (argc != 2) {
-    fprintf(stderr, "usage: c-worker <name> [--futex|--spin]\n");
+    fprintf(stderr, "usage: c-worker <name> [--eventfd|--futex|--spin]\n");
     return 2;
   }
   sb_chan *ch = connect_with_retry(argv[1]);
   if (!ch) return 1;
 
   uint32_t idle_polls = 0;
+  uint64_t last_work = mono_ns(); /* adaptive: when a request last came (or the last wake-up) */
   cancel_seen = sb_worker_cancel_seq(ch);
   for (;;) {
     if (held_count > 0 && release_cancelled(ch) != 0) {
@@ -252,6 +273,7 @@ int main(int argc, char **argv) {
         break;
       }
       idle_polls = 0;
+      if (idle == IDLE_ADAPTIVE) last_work = mono_ns();
       continue;
     }
     if (slot != -1) {
@@ -259,17 +281,18 @@ int main(int argc, char **argv) {
       break;
     }
     int r;
-    if (idle == IDLE_SPIN) {
-#if defined(__x86_64__) || defined(__i386__)
-      __builtin_ia32_pause();
-#elif defined(__aarch64__)
-      __asm__ volatile("yield");
-#endif
+    /* adaptive spins like --spin until 1 ms has passed without a request (the clock read every 64 polls) */
+    int spinning = idle == IDLE_SPIN ||
+                   (idle == IDLE_ADAPTIVE && (++idle_polls % 64u != 0 || mono_ns() - last_work < PARK_AFTER_NS));
+    if (spinning) {
+      cpu_relax();
       /* spinning never sleeps, so look at the socket now and then: a zero-timeout wait does that */
-      if (++idle_polls % 4096u != 0) continue;
+      if (idle == IDLE_SPIN && ++idle_polls % 4096u != 0) continue;
+      if (idle == IDLE_ADAPTIVE && idle_polls % 4096u != 0) continue;
       r = sb_wait(ch, 0, 0);
     } else {
       r = sb_wait(ch, -1, idle == IDLE_FUTEX);
+      if (idle == IDLE_ADAPTIVE) last_work = mono_ns(); /* rung: traffic again, spin before parking next */
     }
     if (r == -EPIPE) {
       sb_close(ch);

@@ -1,5 +1,6 @@
 // examples/c-worker, a worker written in C from docs/PROTOCOL.md, against a SlotBus in this process.
 import { beforeAll, describe, expect, test } from "bun:test"
+import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { zigBuild } from "../../scripts/zig.ts"
 import { type ListenOptions, RemoteError, SlotBus, WorkerGoneError, type SlotResponse } from "../../src/index.ts"
@@ -35,10 +36,23 @@ async function withCWorker(
 }
 
 const modes = [
-  { mode: "eventfd (default)", flags: [] },
+  { mode: "adaptive (default)", flags: [] },
+  { mode: "eventfd", flags: ["--eventfd"] },
   { mode: "futex", flags: ["--futex"] },
   { mode: "spin", flags: ["--spin"] },
 ]
+
+/** The process's state letter from /proc (R running, S sleeping in the kernel, …). */
+const procState = (pid: number) => readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]![0]
+
+test("the C worker's default mode polls while calls flow, then sleeps in the kernel; a call wakes it", async () => {
+  await withCWorker([], async (bus, worker) => {
+    for (let i = 0; i < 1000; i++) await bus.call(new Uint8Array([i & 255]))
+    // parked on its doorbell once 1 ms passed without a call: a spinning process is never in state S
+    expect(await eventually(() => procState(worker.pid) === "S", 5000)).toBe(true)
+    expect(Array.from(await bus.call(new Uint8Array([1, 2, 3])))).toEqual([3, 2, 1])
+  })
+}, 15_000)
 
 describe.each(modes)("the C worker in $mode mode", ({ flags }) => {
   test("answers raw calls with the body reversed, whatever the bytes and size", async () => {
