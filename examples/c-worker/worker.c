@@ -1,8 +1,9 @@
 /* c-worker: a slotbus worker in plain C, written from docs/PROTOCOL.md and csrc/slotbus.h.
  * Usage: c-worker <name> [--eventfd|--futex|--spin]
- *   idle (no request to serve): by default as the Bun worker's "adaptive" — keep polling while requests flow, park
- *   on the doorbell eventfd after 1 ms with none; --eventfd parks on it at once, --futex parks at once on the
- *   submission ring's futex, --spin never parks.
+ *   idle (no request to serve): by default "adaptive", as the Bun worker's — keep polling while requests flow, park
+ *   on the doorbell eventfd after 50 µs with none, and park at once while the machine is busy (its run_delay says
+ *   it waits for a CPU); --eventfd parks on it at once, --futex parks at once on the submission ring's futex,
+ *   --spin never parks.
  *   raw requests (kind 0):  the reply is the body, reversed.
  *   http requests (kind 1): 200, header "x-worker: c", body "<METHOD> <path> <body length>";
  *                           path /fail replies with the handler-error flag and a message instead;
@@ -28,12 +29,38 @@
 
 typedef enum { IDLE_ADAPTIVE, IDLE_EVENTFD, IDLE_FUTEX, IDLE_SPIN } idle_mode;
 
-#define PARK_AFTER_NS 1000000 /* adaptive: quiet this long, then park (the Bun worker's adaptive default) */
+#define PARK_AFTER_NS 50000 /* adaptive: quiet this long, then park: a brief spin, cheap on a busy machine */
+#define CHECK_EVERY_NS 20000000 /* adaptive: how often a spinner looks at its run_delay */
+#define CONTENDED_FOR_NS 50000000 /* adaptive: a busy machine parks at once for this long */
 
 static uint64_t mono_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Nanoseconds this thread waited for a CPU while runnable (/proc/self/schedstat's run_delay), or 0 unknown. */
+static uint64_t run_delay_ns(void) {
+  FILE *f = fopen("/proc/self/schedstat", "r");
+  unsigned long long run = 0, delay = 0;
+  if (!f) return 0;
+  int n = fscanf(f, "%llu %llu", &run, &delay);
+  fclose(f);
+  return n == 2 ? (uint64_t)delay : 0;
+}
+
+/* A spinner that waited for a CPU half of the time since it last looked is taking a core someone else needs
+ * (the hub, on a busy machine): the adaptive mode then parks at once for CONTENDED_FOR_NS, as the Bun side does. */
+static int contended(uint64_t now) {
+  static uint64_t looked_at, delay_then, until;
+  if (now < until) return 1;
+  if (now - looked_at < CHECK_EVERY_NS) return 0;
+  uint64_t delay = run_delay_ns();
+  int waited = looked_at != 0 && delay - delay_then >= (now - looked_at) / 2;
+  looked_at = now;
+  delay_then = delay;
+  if (waited) until = now + CONTENDED_FOR_NS;
+  return waited;
 }
 
 static void cpu_relax(void) {
@@ -281,9 +308,14 @@ int main(int argc, char **argv) {
       break;
     }
     int r;
-    /* adaptive spins like --spin until 1 ms has passed without a request (the clock read every 64 polls) */
-    int spinning = idle == IDLE_SPIN ||
-                   (idle == IDLE_ADAPTIVE && (++idle_polls % 64u != 0 || mono_ns() - last_work < PARK_AFTER_NS));
+    /* adaptive spins like --spin until 50 µs passed without a request (the clock read every 64 polls), and not at
+     * all while the machine is busy */
+    int spinning = idle == IDLE_SPIN;
+    if (idle == IDLE_ADAPTIVE && ++idle_polls % 64u != 0) spinning = 1;
+    else if (idle == IDLE_ADAPTIVE) {
+      uint64_t now = mono_ns();
+      spinning = now - last_work < PARK_AFTER_NS && !contended(now);
+    }
     if (spinning) {
       cpu_relax();
       /* spinning never sleeps, so look at the socket now and then: a zero-timeout wait does that */
