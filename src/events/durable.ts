@@ -5,7 +5,7 @@ import { madeBy } from "../core/index.ts"
 import { longTimeout, type LongTimer } from "../core/index.ts"
 import type { StreamFeed } from "../nats/index.ts"
 import { TopicStreamError } from "./errors.ts"
-import { EventBatch, eventAt } from "./subscription.ts"
+import { EventBatch, eventAt, eventIterator } from "./subscription.ts"
 import type { TopicEvent } from "./subscription.ts"
 
 const PREFIX = 24 // §11.2's prefix before the encoded event
@@ -132,16 +132,7 @@ export class DurableSubscription implements AsyncIterable<TopicEvent>, AsyncDisp
   }
 
   [Symbol.asyncIterator](): AsyncIterator<TopicEvent> {
-    return {
-      next: async () => {
-        const ev = await this.receive()
-        return ev ? { value: ev, done: false } : { value: undefined, done: true }
-      },
-      return: async () => {
-        this.close()
-        return { value: undefined, done: true }
-      },
-    }
+    return eventIterator(this)
   }
 
   /** Stops reading the stream (its consumer goes); a pending receive() resolves undefined. */

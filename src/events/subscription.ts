@@ -142,6 +142,23 @@ export class EventBatch {
   }
 }
 
+/** `for await` over a subscription's receive(); leaving the loop early closes it. */
+export function eventIterator(sub: {
+  receive(): Promise<TopicEvent | undefined>
+  close(): void
+}): AsyncIterator<TopicEvent> {
+  return {
+    next: async () => {
+      const ev = await sub.receive()
+      return ev ? { value: ev, done: false } : { value: undefined, done: true }
+    },
+    return: async () => {
+      sub.close()
+      return { value: undefined, done: true }
+    },
+  }
+}
+
 /** The event whose record starts at `off` of a batch. */
 export function eventAt(buf: Uint8Array, view: DataView, off: number): TopicEvent {
   const len = view.getUint32(off + 8, true)
@@ -323,16 +340,7 @@ export class Subscription implements AsyncIterable<TopicEvent>, AsyncDisposable,
   }
 
   [Symbol.asyncIterator](): AsyncIterator<TopicEvent> {
-    return {
-      next: async () => {
-        const ev = await this.receive()
-        return ev ? { value: ev, done: false } : { value: undefined, done: true }
-      },
-      return: async () => {
-        this.close()
-        return { value: undefined, done: true }
-      },
-    }
+    return eventIterator(this)
   }
 
   /** @internal: settles once the native side is freed (after Bun let go of the wake socket). */

@@ -1,36 +1,22 @@
 // A durable topic across two simulated hosts (test/support/hosts.ts, JetStream on both servers, clustered):
 // docs/PROTOCOL.md §11.6. Both hosts publish; an id a stream subscriber saw on host A resumes a stream subscriber
 // on host B exactly after it: the same events, the same ids, the same order, then live events as they come.
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test"
+import { describe, expect, test } from "bun:test"
 import { join } from "node:path"
 import { Topic } from "../../src/events/index.ts"
 import { busName, FIXTURES, until } from "../support/helpers.ts"
-import { hostsSkipReason, openHosts, type Hosts } from "../support/hosts.ts"
+import { hostsPerFile } from "../support/hosts.ts"
 
-const skip = hostsSkipReason()
-if (skip) console.warn(`the two-host durable topic tests are skipped: ${skip}`)
-
-let hosts: Hosts
-beforeAll(async () => {
-  if (!skip) hosts = await openHosts({ jetstream: true })
-}, 60_000)
-afterAll(async () => {
-  await hosts?.close()
-})
-
-let cleanup: (() => Promise<unknown>)[] = []
-afterEach(async () => {
-  for (const f of cleanup.reverse()) await f()
-  cleanup = []
-})
+const on = hostsPerFile("two-host durable topic", { jetstream: true })
+const { skip, cleanup } = on
 
 const member = (name: string, ...args: string[]) =>
-  hosts.spawnOnB([process.execPath, join(FIXTURES, "topic-member.ts"), name, hosts.b.natsUrl, ...args])
+  on.hosts.spawnOnB([process.execPath, join(FIXTURES, "topic-member.ts"), name, on.hosts.b.natsUrl, ...args])
 
 describe.skipIf(skip !== null)("a durable topic across two hosts", () => {
   test("an id seen on host A resumes on host B exactly after it: same events, ids and order, then live ones", async () => {
     const name = busName("dh")
-    await using topic = await Topic.open(name, { nats: hosts.a.natsUrl, durable: true })
+    await using topic = await Topic.open(name, { nats: on.hosts.a.natsUrl, durable: true })
     const onA = await topic.subscribeDurable({}, { from: "oldest" })
     for (let i = 0; i < 10; i++) topic.publish({ type: "t", data: `a${i}` })
     const pub = member(name, "dpub", "10") // host B's own ring; its bridge stores p0 … p9

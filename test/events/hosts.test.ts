@@ -2,32 +2,25 @@
 // of its own; each host has a nats-server, clustered): docs/PROTOCOL.md §11. A filtered subscriber on host B gets
 // every matching event of 10,000 published on host A and nothing else crosses; the bridging process on host A is
 // killed with SIGKILL and another process there takes over.
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test"
+import { describe, expect, test } from "bun:test"
 import { join } from "node:path"
 import { Topic } from "../../src/events/index.ts"
 import { bunChild, busName, FIXTURES, until, type Child } from "../support/helpers.ts"
-import { hostsSkipReason, openHosts, type Hosts } from "../support/hosts.ts"
+import { hostsPerFile } from "../support/hosts.ts"
 
-const skip = hostsSkipReason()
-if (skip) console.warn(`the two-host topic tests are skipped: ${skip}`)
-
-let hosts: Hosts
-beforeAll(async () => {
-  if (!skip) hosts = await openHosts()
-}, 60_000)
-afterAll(async () => {
-  await hosts?.close()
-})
-
-let cleanup: (() => Promise<unknown>)[] = []
-afterEach(async () => {
-  for (const f of cleanup.reverse()) await f()
-  cleanup = []
-})
+const on = hostsPerFile("two-host topic")
+const { skip, cleanup } = on
 
 /** A subscriber process on host B (the only member of the topic there, so also host B's bridge). */
 async function subscriberOnB(topic: string, filter: string): Promise<Child> {
-  const s = hosts.spawnOnB([process.execPath, join(FIXTURES, "topic-member.ts"), topic, hosts.b.natsUrl, "sub", filter])
+  const s = on.hosts.spawnOnB([
+    process.execPath,
+    join(FIXTURES, "topic-member.ts"),
+    topic,
+    on.hosts.b.natsUrl,
+    "sub",
+    filter,
+  ])
   cleanup.push(() => s.kill())
   await s.waitLine(/^ready \d+$/, 20_000)
   return s
@@ -57,7 +50,7 @@ function lastCount(c: Child) {
 }
 
 const routeOutMsgs = async (): Promise<number> => {
-  const r = (await (await fetch(`${hosts.a.monitorUrl}/routez`)).json()) as { routes: { out_msgs: number }[] }
+  const r = (await (await fetch(`${on.hosts.a.monitorUrl}/routez`)).json()) as { routes: { out_msgs: number }[] }
   return r.routes.reduce((n, x) => n + x.out_msgs, 0)
 }
 
@@ -74,7 +67,7 @@ function numbered(b: Child, n: number) {
 describe.skipIf(skip !== null)("a topic across two hosts", () => {
   test("a filtered subscriber on host B gets every matching event of 10,000 from host A, once, and nothing else crosses", async () => {
     const name = busName("th")
-    await using topic = await Topic.open(name, { nats: hosts.a.natsUrl })
+    await using topic = await Topic.open(name, { nats: on.hosts.a.natsUrl })
     const b = await subscriberOnB(name, "job.*")
     await probeUntilHeard(topic, b)
     const routed = await routeOutMsgs()
@@ -108,7 +101,7 @@ describe.skipIf(skip !== null)("a topic across two hosts", () => {
 
   test("events NATS loses while host B's nats-server is down are counted in the lagged of host B's subscriber, exactly, with where", async () => {
     const name = busName("th")
-    await using topic = await Topic.open(name, { nats: hosts.a.natsUrl })
+    await using topic = await Topic.open(name, { nats: on.hosts.a.natsUrl })
     const b = await subscriberOnB(name, "job.n") // through host B's server only: while it is down, B hears nothing
     let i = 0
     const got = () => b.lines.filter((l) => /^ev \d+$/.test(l)).map((l) => Number(l.slice(3)))
@@ -124,10 +117,10 @@ describe.skipIf(skip !== null)("a topic across two hosts", () => {
       await publishUntil(() => got().length > 0, "host B receives an event")
       const upTo = i + 500
       await publishUntil(() => i >= upTo, "500 more are published")
-      await hosts.killNats("b")
+      await on.hosts.killNats("b")
       const down = i + 500
       await publishUntil(() => i >= down, "500 are published while host B's server is down")
-      const restarted = hosts.restartNats("b")
+      const restarted = on.hosts.restartNats("b")
       let back = false
       void restarted.then(() => (back = true))
       await publishUntil(() => back, "host B's server is back")
@@ -138,7 +131,7 @@ describe.skipIf(skip !== null)("a topic across two hosts", () => {
       await until(() => got().includes(last - 1), "the last event reaches host B", 30_000)
       await Bun.sleep(300)
     } finally {
-      if (!hosts.natsRunning("b")) await hosts.restartNats("b")
+      if (!on.hosts.natsRunning("b")) await on.hosts.restartNats("b")
     }
     const seen = got()
     const count = lastCount(b)
@@ -161,7 +154,7 @@ describe.skipIf(skip !== null)("a topic across two hosts", () => {
     await using topic = await Topic.open(name) // this process only publishes: the bridge is one of the members below
     const members: Child[] = []
     for (let i = 0; i < 2; i++) {
-      const m = bunChild("topic-member.ts", [name, hosts.a.natsUrl, "bridge"])
+      const m = bunChild("topic-member.ts", [name, on.hosts.a.natsUrl, "bridge"])
       cleanup.push(() => m.kill())
       members.push(m)
     }

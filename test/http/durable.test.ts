@@ -1,29 +1,15 @@
 // GET /events across hubs on two simulated hosts (createHub({ nats, eventsDurable }), docs/PROTOCOL.md §11.6):
 // a client reading hub A when it is killed with SIGKILL reconnects to hub B on the other host with its
 // Last-Event-ID and gets every event after it, once, in order, while events keep coming.
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test"
+import { describe, expect, test } from "bun:test"
 import { join } from "node:path"
 import { Topic } from "../../src/events/index.ts"
 import { FIXTURES, spawn, until, type Child } from "../support/helpers.ts"
-import { hostsSkipReason, openHosts, type Hosts } from "../support/hosts.ts"
+import { hostsPerFile } from "../support/hosts.ts"
 import { SseReader } from "../support/http.ts"
 
-const skip = hostsSkipReason()
-if (skip) console.warn(`the durable events tests of the HTTP hub are skipped: ${skip}`)
-
-let hosts: Hosts
-beforeAll(async () => {
-  if (!skip) hosts = await openHosts({ jetstream: true })
-}, 60_000)
-afterAll(async () => {
-  await hosts?.close()
-})
-
-let cleanup: (() => Promise<unknown>)[] = []
-afterEach(async () => {
-  for (const f of cleanup.reverse()) await f()
-  cleanup = []
-})
+const on = hostsPerFile("durable events of the HTTP hub", { jetstream: true })
+const { skip, cleanup } = on
 
 const hubArgs = (addr: string, port: number, nats: string) => [
   process.execPath,
@@ -33,7 +19,7 @@ const hubArgs = (addr: string, port: number, nats: string) => [
   `--nats=${nats}`,
   "--events-durable",
   "--quiet",
-  `--token-file=${join(hosts.dir, `hub-${addr}.token`)}`,
+  `--token-file=${join(on.hosts.dir, `hub-${addr}.token`)}`,
 ]
 
 async function started(hub: Child) {
@@ -62,13 +48,13 @@ describe.skipIf(skip !== null)("GET /events on durable hubs across two hosts", (
   test("kill -9 of hub A mid-stream: the client resumes on hub B with its Last-Event-ID, missing and doubling nothing", async () => {
     const port = 20000 + (process.pid % 20000)
     // this process publishes into the hubs' events topic on host A (and is host A's bridge: it opened it first)
-    await using topic = await Topic.open(`http.${port}`, { nats: hosts.a.natsUrl })
-    const hubA = await started(spawn(hubArgs(hosts.a.addr, port, hosts.a.natsUrl)))
+    await using topic = await Topic.open(`http.${port}`, { nats: on.hosts.a.natsUrl })
+    const hubA = await started(spawn(hubArgs(on.hosts.a.addr, port, on.hosts.a.natsUrl)))
     cleanup.push(() => hubA.kill())
-    const hubB = await started(hosts.spawnOnB(hubArgs(hosts.b.addr, port, hosts.b.natsUrl)))
+    const hubB = await started(on.hosts.spawnOnB(hubArgs(on.hosts.b.addr, port, on.hosts.b.natsUrl)))
     cleanup.push(() => hubB.kill())
 
-    const resA = await fetch(`http://${hosts.a.addr}:${port}/events?types=n`)
+    const resA = await fetch(`http://${on.hosts.a.addr}:${port}/events?types=n`)
     expect(resA.status).toBe(200)
     const onA = new SseReader(resA)
     const got: { id: number; data: string }[] = []
@@ -85,7 +71,7 @@ describe.skipIf(skip !== null)("GET /events on durable hubs across two hosts", (
     await hubA.kill("SIGKILL")
     await read(onA, got, () => false) // what was on its way before the socket closed
     const lastId = got.at(-1)!.id
-    const resB = await fetch(`http://${hosts.b.addr}:${port}/events?types=n`, {
+    const resB = await fetch(`http://${on.hosts.b.addr}:${port}/events?types=n`, {
       headers: { "last-event-id": String(lastId) },
     })
     expect(resB.status).toBe(200)
@@ -107,18 +93,18 @@ describe.skipIf(skip !== null)("GET /events on durable hubs across two hosts", (
 
   test("a worker on host B emits through its own host: app.emit reaches GET /events on hub A", async () => {
     const port = 20000 + ((process.pid + 1) % 20000)
-    const tokenFile = join(hosts.dir, `hub-${hosts.a.addr}.token`) // as hubArgs names it
-    const hubA = await started(spawn(hubArgs(hosts.a.addr, port, hosts.a.natsUrl)))
+    const tokenFile = join(on.hosts.dir, `hub-${on.hosts.a.addr}.token`) // as hubArgs names it
+    const hubA = await started(spawn(hubArgs(on.hosts.a.addr, port, on.hosts.a.natsUrl)))
     cleanup.push(() => hubA.kill())
-    const res = await fetch(`http://${hosts.a.addr}:${port}/events?types=burst`)
+    const res = await fetch(`http://${on.hosts.a.addr}:${port}/events?types=burst`)
     const client = new SseReader(res)
     cleanup.push(() => client.close())
-    const worker = hosts.spawnOnB([
+    const worker = on.hosts.spawnOnB([
       process.execPath,
       join(FIXTURES, "http-worker.ts"),
-      `http://${hosts.a.addr}:${port}`,
+      `http://${on.hosts.a.addr}:${port}`,
       "shop",
-      `--nats=${hosts.b.natsUrl}`,
+      `--nats=${on.hosts.b.natsUrl}`,
       `--token-file=${tokenFile}`,
       "--burst=500",
     ])

@@ -2,31 +2,23 @@
 // (test/support/hosts.ts), each host with its nats-server, clustered, JetStream on. Members are processes of
 // test/support/kv-lease-member.ts, each talking to its own host's server. A race of 4 processes with a witness
 // file, a holder killed with SIGKILL, and a holder SIGSTOPped past its TTL.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { describe, expect, test } from "bun:test"
 import { readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { spawn, type Child } from "../../bench/lib/child.ts"
 import { busName, FIXTURES } from "../support/helpers.ts"
-import { hostsSkipReason, openHosts, type Hosts } from "../support/hosts.ts"
+import { hostsPerFile } from "../support/hosts.ts"
 
-const skip = hostsSkipReason()
-if (skip) console.warn(`the two-host cluster contest tests are skipped: ${skip}`)
-
-let hosts: Hosts
-beforeAll(async () => {
-  if (!skip) hosts = await openHosts({ jetstream: true })
-}, 60_000)
-afterAll(async () => {
-  await hosts?.close()
-})
+const on = hostsPerFile("two-host cluster contest", { jetstream: true })
+const { skip } = on
 
 const MEMBER = join(FIXTURES, "kv-lease-member.ts")
 const LABEL = "leader"
 
 /** A member process on host A or B, talking to that host's nats-server. */
 function member(host: "a" | "b", ...args: string[]): Child {
-  const cmd = [process.execPath, MEMBER, args[0]!, hosts[host].natsUrl, ...args.slice(1)]
-  return host === "a" ? spawn(cmd) : hosts.spawnOnB(cmd)
+  const cmd = [process.execPath, MEMBER, args[0]!, on.hosts[host].natsUrl, ...args.slice(1)]
+  return host === "a" ? spawn(cmd) : on.hosts.spawnOnB(cmd)
 }
 
 /** A fencing storage on host A's address (host B reaches it over the veth): it refuses a token lower than the highest it took. */
@@ -34,7 +26,7 @@ function fencingStorage() {
   let highest = -1n
   const log: string[] = []
   const server = Bun.serve({
-    hostname: hosts.a.addr,
+    hostname: on.hosts.a.addr,
     port: 0,
     fetch(req) {
       const q = new URL(req.url).searchParams
@@ -45,13 +37,13 @@ function fencingStorage() {
       return new Response(ok ? "ok" : "refused", { status: ok ? 200 : 409 })
     },
   })
-  return { url: `http://${hosts.a.addr}:${server.port}`, log, stop: () => server.stop(true) }
+  return { url: `http://${on.hosts.a.addr}:${server.port}`, log, stop: () => server.stop(true) }
 }
 
 describe.skipIf(skip !== null)("a cluster contest across two hosts", () => {
   test("4 processes on 2 hosts race for one subject for 8 s: the witness shows no overlap and strictly increasing tokens", async () => {
     const name = busName("kvh")
-    const witness = join(hosts.dir, `witness-${name}`)
+    const witness = join(on.hosts.dir, `witness-${name}`)
     writeFileSync(witness, "")
     const racers = [
       member("a", "race", name, LABEL, witness, "8", "5000"),

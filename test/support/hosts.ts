@@ -31,6 +31,7 @@
 // removes the leftovers of dead test processes (names carry the pid), as does `bun test/support/hosts.ts --clean`,
 // and scripts/leftovers.ts fails CI on any it finds. Waits are bounded (timeoutMs) and fail naming what did not
 // happen, with the tail of the server's log; nothing here asserts a duration.
+import { afterAll, afterEach, beforeAll } from "bun:test"
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -194,6 +195,37 @@ function natsProcesses(): { pid: number; owner: number }[] {
     if (m) found.push({ pid: Number(p), owner: Number(m[1]) })
   }
   return found
+}
+
+/**
+ * For a test file: two hosts opened before its tests (unless `skip`, why they cannot be made here, which is
+ * printed) and closed after them, and `cleanup`, what each test started, undone after it in reverse order.
+ */
+export function hostsPerFile(
+  what: string,
+  opts: HostsOptions = {},
+): { readonly skip: string | null; readonly hosts: Hosts; cleanup: (() => Promise<unknown>)[] } {
+  const skip = hostsSkipReason()
+  if (skip) console.warn(`the ${what} tests are skipped: ${skip}`)
+  let hosts: Hosts | undefined
+  const cleanup: (() => Promise<unknown>)[] = []
+  beforeAll(async () => {
+    if (!skip) hosts = await openHosts(opts)
+  }, 60_000)
+  afterAll(async () => {
+    await hosts?.close()
+  })
+  afterEach(async () => {
+    for (const f of cleanup.splice(0).reverse()) await f()
+  })
+  return {
+    skip,
+    cleanup,
+    get hosts() {
+      if (!hosts) throw new Error("the hosts are not open (skipped, or before beforeAll)")
+      return hosts
+    },
+  }
 }
 
 /**
