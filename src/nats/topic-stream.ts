@@ -99,7 +99,8 @@ export async function openStreamFeed(
       : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from + 1 }
   }
   const consumer = await jetstream(nc).consumers.get(name, { filter_subjects: subject, ...start })
-  const messages = await consumer.consume({ max_messages: ahead })
+  // a stream deleted under it is an error, not a wait for a new one (whose numbers would start again at 1)
+  const messages = await consumer.consume({ max_messages: ahead, abort_on_missing_resource: true })
   const it = messages[Symbol.asyncIterator]()
   return {
     restarted,

@@ -149,6 +149,26 @@ describe.skipIf(skip !== null)("a durable topic's stream", () => {
     expect(sub.corrupt).toBe(3)
   }, 30_000)
 
+  test("a stream deleted under a reader: the events read before it come first, then receive() throws TopicStreamError once and the subscription is closed", async () => {
+    const name = busName("dur")
+    const topic = await openDurable(name)
+    const sub = await topic.subscribeDurable({}, { from: "oldest" })
+    for (let i = 0; i < 3; i++) topic.publish({ type: "t", data: `d${i}` })
+    await stored(name, 3)
+    const nc = await connect({ servers: url })
+    cleanup.push(() => nc.close())
+    expect((await take(sub, 3)).map((e) => e.text)).toEqual(["d0", "d1", "d2"])
+    await (await jetstreamManager(nc)).streams.delete(streamOf(name))
+    const e = await rejection(sub.receive(20_000))
+    expect(e).toBeInstanceOf(TopicStreamError)
+    expect(sub.isClosed).toBe(true)
+    expect(await sub.receive(10)).toBeUndefined()
+    // the topic itself goes on: its ring serves, and the stream comes back when a process opens it durable again
+    const ring = topic.subscribe()
+    topic.publish({ type: "t", data: "after" })
+    expect(ring.poll().count).toBe(1)
+  }, 60_000)
+
   test("closing the topic ends its stream subscribers: a waiting receive() resolves undefined", async () => {
     const topic = await Topic.open(busName("dur"), { nats: url, durable: true })
     const sub = await topic.subscribeDurable()
