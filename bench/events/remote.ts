@@ -1,10 +1,12 @@
 // `slotbus bench events --remote`: publish→receive across two hosts for a slotbus topic bridged over NATS
-// (docs/PROTOCOL.md §11), raw NATS pub/sub and Redis pub/sub, in one run. Host B is a network namespace joined to
+// (docs/PROTOCOL.md §11), a durable one's stream subscriber (§11.6), raw NATS pub/sub and Redis pub/sub, in one run. Host B is a network namespace joined to
 // this one by a veth pair (as test/support/hosts.ts makes, smaller), each host with its own nats-server, the two
 // clustered; Redis runs on host A. The publisher is this process on host A, the subscriber a process on host B, so
 // every event crosses the veth. Needs root, iproute2 and nats-server (redis-server is skipped when missing).
 import { spawnSync } from "node:child_process"
-import { loadavg } from "node:os"
+import { rmSync } from "node:fs"
+import { loadavg, tmpdir } from "node:os"
+import { join } from "node:path"
 import { Topic } from "../../src/events/index.ts"
 import { reapedChildrenCpuSeconds, spawn, type Child } from "../lib/child.ts"
 import { monoNs as now } from "../lib/clock.ts"
@@ -16,7 +18,8 @@ const USAGE = `usage: slotbus bench events --remote [--quick] [--json]
 
 Across two hosts (host B a network namespace joined by a veth pair, a clustered nats-server on each): 64 B events
 from a publisher on host A to one subscriber process on host B, p50/p99 publish→receive (one event per timer
-turn) and received events/s (the publisher as fast as it can), for a slotbus topic bridged over NATS, raw NATS
+turn) and received events/s (the publisher as fast as it can), for a slotbus topic bridged over NATS (a ring
+subscriber on host B), a durable topic (a stream subscriber on host B, JetStream on both servers), raw NATS
 pub/sub and Redis pub/sub. Needs root, iproute2 and nats-server; redis-server is skipped when missing.`
 
 interface PeerResult {
@@ -61,9 +64,12 @@ async function peer(kind: string, url: string, name: string) {
     else if (s === "END") ended(0)
     else take(Number(s.slice(0, s.indexOf("|"))))
   }
-  if (kind === "slotbus") {
-    const topic = await Topic.open(name, { nats: url, capacity: 1 << 24 })
-    const sub = topic.subscribe({ type: "bench.*" }, { queue: 1 << 16, idle: "adaptive" })
+  if (kind === "slotbus" || kind === "slotbus-durable") {
+    const durable = kind === "slotbus-durable"
+    const topic = await Topic.open(name, { nats: url, capacity: 1 << 24, durable })
+    const sub = durable
+      ? await topic.subscribeDurable({ type: "bench.*" }, { queue: 4096 })
+      : topic.subscribe({ type: "bench.*" }, { queue: 1 << 16, idle: "adaptive" })
     say({ ready: true })
     let base = 0
     for await (const batch of sub.batches()) {
@@ -100,6 +106,7 @@ function sh(cmd: string[]) {
 class TwoHosts {
   readonly ns = `sbbench-${process.pid}`
   readonly veth = `sbb${process.pid % 100000}a`
+  readonly store = join(tmpdir(), `sbbench-js-${process.pid}`)
   readonly a: string
   readonly b: string
   private readonly children: Child[] = []
@@ -122,24 +129,34 @@ class TwoHosts {
     sh(["ip", "-n", this.ns, "addr", "add", `${this.b}/30`, "dev", vb])
     sh(["ip", "-n", this.ns, "link", "set", vb, "up"])
     sh(["ip", "-n", this.ns, "link", "set", "lo", "up"])
-    const server = (addr: string, peer: string, onB: boolean) =>
+    // JetStream on both (for the durable topic), each with a store of its own, removed by close()
+    const server = (addr: string, peer: string, onB: boolean, tag: string) =>
       this.start(
         [
           ...(onB ? ["ip", "netns", "exec", this.ns] : []),
           "nats-server",
-          ...["--addr", addr, "--port", "4222", "--cluster_name", this.ns],
+          ...["--addr", addr, "--port", "4222", "--cluster_name", this.ns, "--server_name", `${this.ns}-${tag}`],
           ...["--cluster", `nats://${addr}:6222`, "--routes", `nats://${peer}:6222`, "--http_port", "8222"],
+          ...["-js", "--store_dir", join(this.store, tag)],
         ],
         false,
       )
-    server(this.a, this.b, false)
-    server(this.b, this.a, true)
+    server(this.a, this.b, false, "a")
+    server(this.b, this.a, true, "b")
+    const healthy = (addr: string) =>
+      fetch(`http://${addr}:8222/healthz`)
+        .then((r) => r.json() as Promise<{ status?: string }>)
+        .then(
+          (h) => h.status === "ok",
+          () => false,
+        )
     for (let i = 0; ; i++) {
       const routes = await fetch(`http://${this.a}:8222/routez`)
         .then((r) => r.json() as Promise<{ num_routes: number }>)
         .catch(() => ({ num_routes: 0 }))
-      if (routes.num_routes > 0) break
-      if (i > 300) throw new Error("the two nats-servers did not form a cluster")
+      // routed, and JetStream's meta leader elected (both healthy)
+      if (routes.num_routes > 0 && (await healthy(this.a)) && (await healthy(this.b))) break
+      if (i > 1000) throw new Error("the two nats-servers did not form a cluster with JetStream in 20 s")
       await Bun.sleep(20)
     }
   }
@@ -159,6 +176,7 @@ class TwoHosts {
       .forEach((pid) => spawnSync("kill", ["-9", pid]))
     spawnSync("ip", ["link", "del", this.veth])
     spawnSync("ip", ["netns", "del", this.ns])
+    rmSync(this.store, { recursive: true, force: true })
     this.made = false
   }
 }
@@ -187,28 +205,34 @@ const textOf = (t: number) => {
   return s + "x".repeat(SIZE - s.length)
 }
 
+/** A slotbus topic from host A to a subscriber on host B: a ring subscriber, or (durable) a stream subscriber. */
+function slotbusMethod(name: string, kind: string, h: TwoHosts, topicName: string, durable: boolean): Method {
+  return {
+    name,
+    peer: [kind, `nats://${h.b}:4222`, topicName],
+    async open() {
+      const topic = await Topic.open(topicName, { nats: `nats://${h.a}:4222`, capacity: 1 << 24, durable })
+      const data = new Uint8Array(SIZE)
+      const f64 = new Float64Array(data.buffer, 0, 1)
+      return {
+        send(t) {
+          f64[0] = t
+          topic.publish({ type: "bench.ev", data })
+        },
+        probe: () => topic.publish({ type: "bench.probe" }),
+        end: () => topic.publish({ type: "bench.end" }),
+        flush: () => Bun.sleep(0),
+        close: () => topic[Symbol.asyncDispose](),
+      }
+    },
+  }
+}
+
 function methods(h: TwoHosts, skipped: string[]): Method[] {
   const name = `bench-remote-${process.pid}`
   const out: Method[] = [
-    {
-      name: "slotbus topic over NATS",
-      peer: ["slotbus", `nats://${h.b}:4222`, name],
-      async open() {
-        const topic = await Topic.open(name, { nats: `nats://${h.a}:4222`, capacity: 1 << 24 })
-        const data = new Uint8Array(SIZE)
-        const f64 = new Float64Array(data.buffer, 0, 1)
-        return {
-          send(t) {
-            f64[0] = t
-            topic.publish({ type: "bench.ev", data })
-          },
-          probe: () => topic.publish({ type: "bench.probe" }),
-          end: () => topic.publish({ type: "bench.end" }),
-          flush: () => Bun.sleep(0),
-          close: () => topic[Symbol.asyncDispose](),
-        }
-      },
-    },
+    slotbusMethod("slotbus topic over NATS", "slotbus", h, name, false),
+    slotbusMethod("slotbus durable stream", "slotbus-durable", h, `${name}-durable`, true),
     {
       name: "raw NATS pub/sub",
       peer: ["nats", `nats://${h.b}:4222`],

@@ -11,7 +11,7 @@ if (skip) console.warn(`slotbus bench events --remote is not tested: ${skip}`)
 const repo = join(import.meta.dir, "..", "..")
 
 test.skipIf(skip !== null)(
-  "bench events --remote: slotbus over NATS and raw NATS deliver every event across the hosts, and nothing is left behind",
+  "bench events --remote: slotbus over NATS (ring and durable stream subscribers) and raw NATS deliver every event across the hosts, and nothing is left behind",
   async () => {
     const r = await run(
       [process.execPath, join(repo, "bin", "slotbus.ts"), "bench", "events", "--remote", "--quick", "--json"],
@@ -27,7 +27,7 @@ test.skipIf(skip !== null)(
       skipped: string[]
     }
     const row = (m: string) => out.rows.find((x) => x.method === m)!
-    for (const m of ["slotbus topic over NATS", "raw NATS pub/sub"]) {
+    for (const m of ["slotbus topic over NATS", "slotbus durable stream", "raw NATS pub/sub"]) {
       expect(row(m)).toBeDefined()
       expect(row(m).received + row(m).lagged).toBe(row(m).sent)
       expect(row(m).p50us).toBeGreaterThan(0)
