@@ -71,6 +71,13 @@ const CONTENDED_AFTER_SLOW_YIELDS = 3
 // 3/4 sits between the shares a busy and an idle machine show (measured: docs/perf/request-path.md).
 const RUN_DELAY_EVERY_NS = 20_000_000
 const RUN_DELAY_SHARE = 0.75
+// Both sides' threads on one CPU (the other one busy, e.g. with a fresh process's JIT threads): a poll finds the
+// peer's answer only after this side gives the CPU up, so spinning YIELD_EVERY_NS between yields made every hop
+// ~5 µs (13 µs round trips, measured with both threads seen on one CPU). A yield that switched to another thread
+// (it took this long) followed by work is the sign; QUICK_YIELDS_TO_CLEAR yields in a row that returned at once
+// (nobody else wanted this CPU) end it.
+const SWITCHED_YIELD_NS = 2_000
+const QUICK_YIELDS_TO_CLEAR = 16
 // A peer may ring only after it found this side parked (docs/PROTOCOL.md §5): at most one ring per park.
 // The slack covers rings still in flight when the count is read; a flooder passes it within one read.
 const RING_SLACK = 64
@@ -139,6 +146,31 @@ export class Contention {
 }
 
 /**
+ * Whether this side's peer runs on this side's CPU, so that a poll that finds nothing should give the CPU up at
+ * once (the peer can answer only then): told of every sched_yield's duration and of the poll after it.
+ */
+export class CpuSharing {
+  /** Yield after every empty poll. */
+  shared = false
+  private switched = false // the last yield ran another thread: does the next poll find work?
+  private quick = 0 // yields in a row that ran nobody else, while shared
+
+  /** A sched_yield that took `ns`. */
+  yielded(ns: number) {
+    this.switched = ns >= SWITCHED_YIELD_NS
+    if (!this.shared) return
+    if (this.switched) this.quick = 0
+    else if (++this.quick >= QUICK_YIELDS_TO_CLEAR) (this.shared = false), (this.quick = 0)
+  }
+
+  /** The poll after a yield found `work` items. */
+  polled(work: number) {
+    if (this.switched && work > 0) this.shared = true
+    this.switched = false
+  }
+}
+
+/**
  * What a pump sleeps on: a parked word the peer checks after handing something over, and a doorbell it rings
  * when it found this side parked. A request/response Channel is one; a topic subscription is another.
  */
@@ -182,6 +214,7 @@ export class Pump {
   private stopped = false
   private lastProgress = now()
   private readonly contention = new Contention()
+  private readonly sharing = new CpuSharing()
   private chainStart = 0
   private parks = 0
   private rings = 0
@@ -273,7 +306,9 @@ export class Pump {
   private run = () => {
     this.scheduled = false
     if (this.stopped || !this.chan.isOpen) return
-    this.idle(this.collect())
+    const work = this.collect()
+    this.sharing.polled(work)
+    this.idle(work)
   }
 
   /** The duty cycle after a run that did `workCount` items (Agrona's IdleStrategy.idle(workCount)). */
@@ -287,11 +322,15 @@ export class Pump {
       // A poll is one FFI call (~10 ns), a clock read ~30-100 ns: look at the clock every POLLS_PER_CLOCK polls.
       for (let i = 1; workCount === 0 && !this.stopped; i++) {
         workCount = this.collect()
-        if (i % POLLS_PER_CLOCK !== 0) continue
+        this.sharing.polled(workCount)
+        if (workCount !== 0) break
+        if (!this.sharing.shared && i % POLLS_PER_CLOCK !== 0) continue
         if ((t = now()) >= until) break
-        if (t > yieldAt) {
+        if (this.sharing.shared || t > yieldAt) {
           native.sb_yield()
-          yieldAt = t + YIELD_EVERY_NS
+          const back = now()
+          this.sharing.yielded(back - t)
+          yieldAt = back + YIELD_EVERY_NS
         }
       }
     }
@@ -304,6 +343,7 @@ export class Pump {
       native.sb_yield()
       const back = now()
       this.contention.yielded(back, back - t)
+      this.sharing.yielded(back - t)
       t = back
     }
     if (workCount > 0 || this.kicked) this.lastProgress = t

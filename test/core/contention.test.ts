@@ -1,7 +1,8 @@
-// core/idle.ts's Contention: when a pump that may park parks at once because the machine is oversubscribed.
+// core/idle.ts's Contention and CpuSharing: when a pump that may park parks at once because the machine is
+// oversubscribed, and when it yields after every empty poll because its peer shares its CPU.
 // Driven with made-up times and run_delay readings (ns), so each rule is checked exactly.
 import { expect, test } from "bun:test"
-import { Contention, runDelayNs } from "../../src/core/idle.ts"
+import { Contention, CpuSharing, runDelayNs } from "../../src/core/idle.ts"
 
 const MS = 1e6
 const SLOW = 60_000 // a yield that kept the thread off the CPU for 60 µs
@@ -96,4 +97,38 @@ test("runDelayNs reads this thread's run_delay from /proc (Linux)", () => {
   expect(a).not.toBeNull()
   expect(Number.isInteger(a)).toBe(true)
   expect(runDelayNs()!).toBeGreaterThanOrEqual(a!)
+})
+
+// core/idle.ts's CpuSharing: the pattern measured when a fresh pair's two main threads shared one CPU (the other
+// busy with JIT threads): each yield ran the peer for ~5 µs, after which the poll found its answer. Round trips
+// took 13 µs as long as the pump spun 5 µs between yields; yielding after every empty poll made them ~3 µs.
+test("a yield that ran another thread, followed by work, means the peer shares this CPU; quick yields end it", () => {
+  const s = new CpuSharing()
+  s.yielded(5_000) // the peer ran
+  s.polled(1) // and its answer was there
+  expect(s.shared).toBe(true)
+  for (let i = 0; i < 15; i++) {
+    s.yielded(300) // nobody else wanted the CPU
+    s.polled(0)
+  }
+  expect(s.shared).toBe(true) // 15 quick yields are not enough
+  s.yielded(4_000) // the peer ran again: the count starts over
+  s.polled(1)
+  for (let i = 0; i < 15; i++) s.yielded(300), s.polled(0)
+  expect(s.shared).toBe(true)
+  s.yielded(300)
+  expect(s.shared).toBe(false) // 16 in a row: the peer runs elsewhere
+})
+
+test("a slow yield with nothing after it, or work after a quick yield, is no sign of sharing", () => {
+  const s = new CpuSharing()
+  s.yielded(5_000) // something else ran (a timer tick, another process) …
+  s.polled(0) // … but the peer had not answered
+  s.yielded(300)
+  s.polled(1) // the answer came during a quick yield: the peer runs on another CPU
+  expect(s.shared).toBe(false)
+  s.yielded(5_000)
+  s.polled(0)
+  s.polled(1) // work, but not right after the slow yield
+  expect(s.shared).toBe(false)
 })
