@@ -20,6 +20,7 @@ import ctypes
 import errno as _errno
 import os
 import platform
+import queue
 import re
 import select
 import signal
@@ -27,7 +28,6 @@ import threading
 import time
 import traceback
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 
 __all__ = [
     "Worker",
@@ -356,7 +356,8 @@ class Worker:
         self._routes = {}
         self._raw = None
         self._threads = threads
-        self._pool = None
+        self._pool = None  # the handler threads while serve() runs
+        self._jobs = queue.SimpleQueue()  # (request, response arena offset), None: a thread's end
         self._held = {}  # slot -> Request, while its handler runs
         self._finished = deque()  # (slot, gen, status, flags, head_len, body_len) from handler threads
         self._parked = False
@@ -426,7 +427,12 @@ class Worker:
         previous = None
         if handle_sigterm and threading.current_thread() is threading.main_thread():
             previous = signal.signal(signal.SIGTERM, lambda *_: self.stop())
-        self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="slotbus-handler")
+        self._pool = [
+            threading.Thread(target=self._handle_jobs, name="slotbus-handler-%d" % i, daemon=True)
+            for i in range(self._threads)
+        ]
+        for thread in self._pool:
+            thread.start()
         poller = select.poll()
         bell, sock = lib.sb_doorbell_fd(ch), lib.sb_socket_fd(ch)
         for fd in (bell, sock, self._wake_r):
@@ -471,11 +477,16 @@ class Worker:
         # In-flight handlers are told to stop; while the hub is there their answers still go back.
         for req in list(self._held.values()):
             req._cancelled.set()
-        pool, self._pool = self._pool, None
-        pool.shutdown(wait=True)  # no handler may read the region once it is unmapped
-        if not hub_gone:
-            self._complete_finished()
-        self.close()
+        for _ in self._pool:
+            self._jobs.put(None)
+        for thread in self._pool:
+            thread.join()  # no handler may read the region once it is unmapped
+        self._pool = None
+        try:
+            if not hub_gone:
+                self._complete_finished()
+        finally:
+            self.close()
 
     def close(self):
         """Disconnects from the hub and frees the region. serve() does this when it returns."""
@@ -515,7 +526,7 @@ class Worker:
             self._complete_finished()
             return
         self._held[slot] = req
-        self._pool.submit(self._run, req, out)
+        self._jobs.put((req, out))
 
     def _complete_finished(self):
         lib, ch = self._lib, self._ch
@@ -527,6 +538,16 @@ class Worker:
                 raise _error(-r, "could not answer slot %d" % slot)
 
     # ---- handler threads ----
+
+    def _handle_jobs(self):
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            try:
+                self._run(*job)
+            except BaseException:  # noqa: B036 - the error answer itself failed: say so, keep the thread
+                traceback.print_exc()
 
     def _run(self, req, out):
         try:
