@@ -120,10 +120,21 @@ def _errno_name(code):
     return "SB_ECORRUPT" if code == SB_ECORRUPT else _errno.errorcode.get(code, "E%d" % code)
 
 
+_HINTS = {
+    _errno.ECONNREFUSED: "start the hub first, or connect with a longer wait_for_hub_ms",
+    _errno.EPERM: "run the worker as the hub's user, or have the hub allow this uid",
+    _errno.EUSERS: "the hub is at its connection cap: raise it, or stop a worker",
+    _errno.ETIMEDOUT: "the hub accepted but did not finish its hello: is it stopped or overloaded?",
+    SB_ECORRUPT: "the hub is not a slotbus hub of protocol 1, or broke it",
+}
+
+
 def _error(code, what):
     name = _errno_name(code)
     reason = "the hub broke the protocol" if code == SB_ECORRUPT else os.strerror(code)
-    return _ERRORS.get(code, SlotbusError)("%s: %s (%s)" % (what, reason, name), code)
+    hint = _HINTS.get(code)
+    message = "%s: %s (%s)%s" % (what, reason, name, "; " + hint if hint else "")
+    return _ERRORS.get(code, SlotbusError)(message, code)
 
 
 # ---- the library ----
@@ -468,6 +479,9 @@ class Worker:
                 if sock in ready and lib.sb_wait(ch, 0, 0) == -_errno.EPIPE:
                     hub_gone = True
                     break
+        except ProtocolError:
+            hub_gone = True  # nothing more goes to a hub that broke the protocol
+            raise
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)

@@ -6,6 +6,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { busName, type Child, eventually, observed, outcome, randomBytes, spawn, stopAll } from "../support/helpers.ts"
+import { zigBuild } from "../../scripts/zig.ts"
 import { onlyTools, packTarball, runOk } from "../support/pack.ts"
 import { sayWhySkipped, toolSkipReason } from "../support/tools.ts"
 
@@ -210,6 +211,23 @@ print(json.dumps({"abi": slotbus.ABI_VERSION, "lib_abi": lib.sb_abi_version(), "
       await bus.close({ drain: false })
     }
   }, 30_000)
+
+  test("a hub that hands over a /dev/zero fd for its region is refused with ProtocolError (SB_ECORRUPT)", async () => {
+    const name = busName("py-hostile")
+    const hub = spawn([join(await zigBuild("hostile"), "hostile"), "hub", "devzero", name])
+    try {
+      await hub.waitLine(/^listening$/)
+      const got = await python(`import json, slotbus
+try:
+    slotbus.Worker.connect("${name}")
+    print(json.dumps(None))
+except slotbus.SlotbusError as e:
+    print(json.dumps([type(e).__name__, e.errno_name]))`)
+      expect(got).toEqual(["ProtocolError", "SB_ECORRUPT"])
+    } finally {
+      await hub.kill()
+    }
+  }, 180_000)
 
   test.each([
     ["a bad bus name", `slotbus.Worker.connect("no spaces")`, {}, "InvalidNameError", "EINVAL"],
