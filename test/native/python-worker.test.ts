@@ -63,6 +63,15 @@ worker.route("/made", lambda req: slotbus.Response(bytes(req.body), 201, {"X-Out
 worker.serve()
 `
 
+// A hub as its own process, from the installed package: 4 /sleep requests in flight, then it waits to be killed.
+const SLEEPY_HUB = `import { SlotBus } from "slotbus"
+const bus = await SlotBus.listen(process.argv[2], { timeoutMs: 60_000 })
+await bus.waitForWorkers(1, 10_000)
+for (let i = 0; i < 4; i++) bus.request({ path: "/sleep" }).catch(() => {})
+console.log("sent 4")
+setInterval(() => {}, 1 << 30)
+`
+
 const echoPy = () => join(installed, "examples", "python-worker", "echo.py")
 
 /** A hub from the installed package with echo.py attached; both ended afterwards, also when the test fails. */
@@ -176,6 +185,25 @@ print(json.dumps({"abi": slotbus.ABI_VERSION, "lib_abi": lib.sb_abi_version(), "
       const missing = await bus.request({ path: "/nope?x=1" })
       expect([missing.status, missing.text()]).toEqual([404, "no handler for GET /nope?x=1"])
     })
+  }, 30_000)
+
+  test("a hub process from the installed package killed with kill -9: echo.py cancels its 4 /sleep handlers and exits 0", async () => {
+    writeFileSync(join(consumer, "sleepy-hub.ts"), SLEEPY_HUB)
+    const name = busName("py-hub-kill")
+    const hub = spawn(["bun", "sleepy-hub.ts", name], { env, cwd: consumer })
+    const worker = spawn(["python3", echoPy(), name], { env, cwd: consumer })
+    try {
+      await hub.waitLine(/^sent 4$/)
+      await eventually(() => worker.lines.filter((l) => l.startsWith("sleeping ")).length === 4, GUARD_MS)
+      const ids = worker.lines.filter((l) => l.startsWith("sleeping ")).map((l) => l.split(" ")[1])
+      expect(ids.length).toBe(4)
+      hub.signal("SIGKILL")
+      expect(await outcome(worker.exited, GUARD_MS)).toMatchObject({ state: "resolved", value: 0 })
+      for (const id of ids) expect(worker.lines).toContain(`cancelled ${id}`)
+    } finally {
+      await worker.kill()
+      await hub.kill()
+    }
   }, 30_000)
 
   test("a handler's exception, an answer too large for the slot and a bad header come back as typed errors", async () => {
