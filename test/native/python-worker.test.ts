@@ -2,7 +2,7 @@
 // the packed tarball installed into an empty app, a hub from the installed package, `python3 echo.py NAME` as a
 // real process on a PATH that holds python3 and bun and nothing else (no compiler, no pip).
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test"
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { busName, type Child, eventually, observed, outcome, randomBytes, spawn, stopAll } from "../support/helpers.ts"
@@ -26,6 +26,7 @@ let consumer = ""
 let installed = ""
 let env: Record<string, string> = {}
 let sb: Slotbus
+let shipped: string[] = [] // the installed package's Python files, before any Python ran there
 
 beforeAll(async () => {
   if (skip) return
@@ -43,6 +44,9 @@ beforeAll(async () => {
   writeFileSync(join(consumer, "package.json"), JSON.stringify({ name: "py-consumer", private: true, type: "module" }))
   await runOk(["bun", "add", tarball], consumer, env)
   installed = join(consumer, "node_modules", "slotbus")
+  shipped = ["python", join("examples", "python-worker")].flatMap((dir) =>
+    readdirSync(join(installed, dir)).map((f) => join(dir, f)),
+  )
   // The hub is the installed package, loaded into this test process.
   sb = (await import(join(installed, "src", "index.ts"))) as Slotbus
 }, 300_000)
@@ -100,6 +104,12 @@ async function python(code: string, extraEnv: Record<string, string> = {}): Prom
 }
 
 describe.skipIf(skip !== null)("the Python worker (python/slotbus.py) from the packed tarball", () => {
+  test("the package ships the module and the example, and no Python bytecode from the checkout", () => {
+    expect(shipped.sort()).toEqual(
+      ["examples/python-worker/README.md", "examples/python-worker/echo.py", "python/slotbus.py"].sort(),
+    )
+  })
+
   test("speaks the ABI version and the sb_msg layout of csrc/slotbus.h, and loads the package's prebuild", async () => {
     const header = readFileSync(join(repo, "csrc", "slotbus.h"), "utf8")
     const abi = Number(/#define SB_ABI_VERSION (\d+)u/.exec(header)![1])
