@@ -401,8 +401,8 @@ class Worker:
             time.sleep(0.05)
 
     def route(self, path, handler=None):
-        """Registers `handler(req)` for HTTP requests on `path` (exactly; the query string is part of it).
-        Usable as a decorator."""
+        """Registers `handler(req)` for HTTP requests on `path`, any method; a request's path is matched without
+        its query string (req.path keeps it). Usable as a decorator."""
         if not isinstance(path, str) or not path.startswith("/"):
             raise ValueError("a route is a path starting with /, not %r" % (path,))
 
@@ -589,7 +589,7 @@ class Worker:
             if self._raw is None:
                 raise LookupError("this worker takes no raw requests (register one with worker.raw)")
             return self._raw(req)
-        handler = self._routes.get(req.path.split("?", 1)[0]) or self._routes.get(req.path)
+        handler = self._routes.get(req.path.split("?", 1)[0])
         if handler is None:
             return Response("no handler for %s %s" % (req.method, req.path), status=404)
         return handler(req)
@@ -598,7 +598,10 @@ class Worker:
         head = _head_bytes(pairs)
         off = _align8(len(head))
         if off + len(body) > self._arena:
-            raise _PayloadTooLarge("the answer is %d bytes, the slot's arena %d" % (off + len(body), self._arena))
+            raise _PayloadTooLarge(
+                "the answer is %d bytes with its headers, the slot's arena %d; raise maxBodyBytes on the hub"
+                % (off + len(body), self._arena)
+            )
         arena = self._region[out : out + off + len(body)]
         arena[: len(head)] = head
         arena[len(head) : off] = bytes(off - len(head))

@@ -190,10 +190,12 @@ print(json.dumps({"abi": slotbus.ABI_VERSION, "lib_abi": lib.sb_abi_version(), "
     })
   }, 30_000)
 
-  test("echo.py answers 404 for a path it has no handler for", async () => {
+  test("echo.py answers 404 for a path it has no handler for, and matches a path without its query string", async () => {
     await withEchoPy(async (bus) => {
       const missing = await bus.request({ path: "/nope?x=1" })
       expect([missing.status, missing.text()]).toEqual([404, "no handler for GET /nope?x=1"])
+      const query = await bus.request({ method: "POST", path: "/echo?q=1", body: "with a query" })
+      expect([query.status, query.text()]).toEqual([200, "with a query"])
     })
   }, 30_000)
 
@@ -234,6 +236,7 @@ print(json.dumps({"abi": slotbus.ABI_VERSION, "lib_abi": lib.sb_abi_version(), "
       expect(raised.error.remoteStack).toContain("Traceback")
       const big = await outcome(bus.request({ path: "/big" }), GUARD_MS)
       expect(big.state === "rejected" && big.error).toBeInstanceOf(sb.PayloadTooLargeError)
+      expect(big.state === "rejected" && (big.error as Error).message).toContain("raise maxBodyBytes on the hub")
       const header = await outcome(bus.request({ path: "/bad-header" }), GUARD_MS)
       expect(header.state === "rejected" && (header.error as Error).message).toBe(
         "ValueError: header x-bad: the value holds NUL, CR or LF",
