@@ -5,6 +5,7 @@ import * as cWorker from "./methods/c-worker.ts"
 import * as floor from "./methods/floor.ts"
 import * as http from "./methods/http.ts"
 import * as processSend from "./methods/process-send.ts"
+import * as pythonWorker from "./methods/python-worker.ts"
 import * as slotbus from "./methods/slotbus.ts"
 import * as tcp from "./methods/tcp.ts"
 import * as unix from "./methods/unix.ts"
@@ -32,17 +33,17 @@ export const USAGE = `usage: slotbus bench [options]
        slotbus bench soak [options]   (the kill -9 soak test: slotbus bench soak --help)
 
 Measures request/response round trips between two processes through slotbus (each idle strategy,
-Bun↔Bun and Bun↔C), process.send, a unix socket, TCP loopback, HTTP, a Worker thread, and two floors:
-C↔C and bare Bun↔Bun ping-pongs over shared memory. Methods are interleaved over several rounds; every
-figure is the median across rounds with its range, and the first line is the verdict.
+Bun↔Bun, Bun↔C and Bun↔Python), process.send, a unix socket, TCP loopback, HTTP, a Worker thread, and
+two floors: C↔C and bare Bun↔Bun ping-pongs over shared memory. Methods are interleaved over several
+rounds; every figure is the median across rounds with its range, and the first line is the verdict.
 
   --sizes <list>   payload sizes, e.g. 64,4k,64k,1m (default 64,4k,64k,1m; with --quick 64,64k)
   --rounds <n>     rounds; each measures every method once, in a rotating order (default 5, --quick 3)
   --quick          shorter measurements, fewer sizes and rounds (about 30 s)
   --time <ms>      per round, time with 1 request in flight per method and size (default 200, --quick 60);
                    32 in flight gets 2/3 of it, warm-up 1/6
-  --only <list>    only these methods: a name (slotbus, slotbus-c, floor, floor-bun, process.send, unix,
-                   tcp, http, worker) or name:mode (slotbus:spin, floor:futex, …); "idle" for the idle test
+  --only <list>    only these methods: a name (slotbus, slotbus-c, slotbus-py, floor, floor-bun, process.send,
+                   unix, tcp, http, worker) or name:mode (slotbus:spin, floor:futex, …); "idle" for the idle test
   --warm <ms>      traffic (32 in flight) each freshly started pair exchanges before it is measured
                    (default 0). A fresh Bun worker is measured while JavaScriptCore still compiles
                    it; a long-running server is not: --warm 3000 measures what a server sees.
@@ -254,6 +255,10 @@ export const METHODS: MethodDef[] = [
   }),
   def("slotbus-c", "park", "slotbus-C park", "Bun↔C --futex (C parks at once)", {
     open: (o) => cWorker.open("park", o.cWorker),
+  }),
+  // The Python worker's only idle mode: it parks on its eventfd whenever its ring is empty; the hub is adaptive.
+  def("slotbus-py", "eventfd", "slotbus-Py eventfd", "Bun↔Python (parks on its eventfd at once)", {
+    open: () => pythonWorker.open("adaptive"),
   }),
   def("process.send", "advanced", "process.send", "Bun↔Bun", { open: processSend.open }),
   def("unix", "stream", "unix socket", "Bun↔Bun", { open: unix.open }),
