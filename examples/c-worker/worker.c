@@ -22,6 +22,7 @@
 #include "slotbus.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -308,19 +309,23 @@ int main(int argc, char **argv) {
       break;
     }
     int r;
+    int spinning = idle == IDLE_SPIN;
+    ++idle_polls;
     /* adaptive spins like --spin until 50 µs passed without a request (the clock read every 64 polls), and not at
      * all while the machine is busy */
-    int spinning = idle == IDLE_SPIN;
-    if (idle == IDLE_ADAPTIVE && ++idle_polls % 64u != 0) spinning = 1;
-    else if (idle == IDLE_ADAPTIVE) {
-      uint64_t now = mono_ns();
-      spinning = now - last_work < PARK_AFTER_NS && !contended(now);
+    if (idle == IDLE_ADAPTIVE) {
+      spinning = 1;
+      if (idle_polls % 64u == 0) {
+        uint64_t now = mono_ns();
+        spinning = now - last_work < PARK_AFTER_NS && !contended(now);
+      }
     }
     if (spinning) {
       cpu_relax();
+      /* every 64 empty polls give the CPU up: a hub on this same CPU can hand work over only while we do */
+      if (idle_polls % 64u == 0) sched_yield();
       /* spinning never sleeps, so look at the socket now and then: a zero-timeout wait does that */
-      if (idle == IDLE_SPIN && ++idle_polls % 4096u != 0) continue;
-      if (idle == IDLE_ADAPTIVE && idle_polls % 4096u != 0) continue;
+      if (idle_polls % 4096u != 0) continue;
       r = sb_wait(ch, 0, 0);
     } else {
       r = sb_wait(ch, -1, idle == IDLE_FUTEX);
