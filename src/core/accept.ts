@@ -141,6 +141,7 @@ export abstract class Accepting extends Routing {
     link.pump = new Pump(chan, this.idle, {
       collect: () => this.collect(link),
       wanted: () => link.waiting > 0, // given-up and borrowed slots need no polling: a late answer rings
+      rest: () => link.inFlight === 0, // no slot out: nothing can come that would ring, so no park (nor unpark)
       onRingFlood: (rings, parks) => this.cutOff(link, `rang the hub's doorbell ${rings} times for ${parks} parks`),
       onError: () => this.counters.internalErrors++,
     })
