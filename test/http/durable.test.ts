@@ -3,10 +3,13 @@
 // Last-Event-ID and gets every event after it, once, in order, while events keep coming.
 import { describe, expect, test } from "bun:test"
 import { join } from "node:path"
+import { existsSync } from "node:fs"
 import { Topic } from "../../src/events/index.ts"
-import { FIXTURES, spawn, until, type Child } from "../support/helpers.ts"
+import { createHub, HubEventsError } from "../../src/http/index.ts"
+import { FIXTURES, rejection, spawn, until, type Child } from "../support/helpers.ts"
 import { hostsPerFile } from "../support/hosts.ts"
 import { SseReader } from "../support/http.ts"
+import { startNats } from "../support/nats.ts"
 
 const on = hostsPerFile("durable events of the HTTP hub", { jetstream: true })
 const { skip, cleanup } = on
@@ -129,4 +132,18 @@ describe.skipIf(skip !== null)("GET /events on durable hubs across two hosts", (
       Array.from({ length: 500 }, (_, i) => i),
     )
   }, 120_000)
+
+  test("a durable hub on a NATS server without JetStream fails to start with HubEventsError and leaves nothing listening", async () => {
+    const nats = await startNats() // no -js
+    cleanup.push(() => nats.server.kill())
+    const port = 20000 + ((process.pid + 2) % 20000)
+    const tokenFile = join(on.hosts.dir, "no-js.token")
+    const e = await rejection(createHub({ port, nats: nats.url, eventsDurable: true, tokenFile, quiet: true }))
+    expect(e).toBeInstanceOf(HubEventsError)
+    expect(String(e)).toMatch(/durable/)
+    expect(existsSync(tokenFile)).toBe(false)
+    const again = Bun.serve({ port, hostname: "127.0.0.1", fetch: () => new Response("ok") }) // the port is free
+    await again.stop(true)
+    await expect(createHub({ port, eventsDurable: true })).rejects.toThrow(/eventsDurable needs nats/)
+  }, 60_000)
 })

@@ -94,8 +94,16 @@ export class Hub {
         { cause: e },
       )
     }
+    try {
+      await this.sse.start(this.topic, this.o.eventsDurable !== undefined)
+    } catch (e) {
+      this.sse.closeAll("hub-closing")
+      this.topic.close()
+      this.server.stop(true)
+      removeTokenFile(this.tokenPath, this.token)
+      throw new HubEventsError(`the hub cannot read its events' stream: ${(e as Error).message}`, { cause: e })
+    }
     this.liveness.start()
-    await this.sse.start(this.topic, this.o.eventsDurable !== undefined)
   }
 
   /** The shared-memory topic behind `app.emit` and `GET /events` (a slotbus/events topic). */
