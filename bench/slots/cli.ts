@@ -4,6 +4,7 @@ import * as bunFloor from "./methods/bun-floor.ts"
 import * as cWorker from "./methods/c-worker.ts"
 import * as floor from "./methods/floor.ts"
 import * as http from "./methods/http.ts"
+import * as portable from "./methods/portable.ts"
 import * as processSend from "./methods/process-send.ts"
 import * as slotbus from "./methods/slotbus.ts"
 import * as tcp from "./methods/tcp.ts"
@@ -41,7 +42,7 @@ figure is the median across rounds with its range, and the first line is the ver
   --quick          shorter measurements, fewer sizes and rounds (about 30 s)
   --time <ms>      per round, time with 1 request in flight per method and size (default 200, --quick 60);
                    32 in flight gets 2/3 of it, warm-up 1/6
-  --only <list>    only these methods: a name (slotbus, slotbus-c, floor, floor-bun, process.send, unix,
+  --only <list>    only these methods: a name (slotbus, slotbus-posix, slotbus-c, floor, floor-bun, process.send, unix,
                    tcp, http, worker) or name:mode (slotbus:spin, floor:futex, …); "idle" for the idle test
   --warm <ms>      traffic (32 in flight) each freshly started pair exchanges before it is measured
                    (default 0). A fresh Bun worker is measured while JavaScriptCore still compiles
@@ -246,6 +247,9 @@ export const METHODS: MethodDef[] = [
   def("slotbus", "spin", "slotbus spin", "Bun↔Bun", { open: () => slotbus.open("spin") }),
   def("slotbus", "adaptive", "slotbus adaptive", "Bun↔Bun", { open: () => slotbus.open("adaptive") }),
   def("slotbus", "park", "slotbus park", "Bun↔Bun", { open: () => slotbus.open("park") }),
+  // the backend macOS runs (docs/PROTOCOL.md §13), on this host: its hub in a child process of its own
+  def("slotbus-posix", "spin", "slotbus portable spin", "Bun↔Bun", { floor: (...a) => portable.measure("spin", ...a) }),
+  def("slotbus-posix", "park", "slotbus portable park", "Bun↔Bun", { floor: (...a) => portable.measure("park", ...a) }),
   def("slotbus-c", "spin", "slotbus-C spin", "Bun↔C --spin", { open: (o) => cWorker.open("spin", o.cWorker) }),
   def("slotbus-c", "adaptive", "slotbus-C adaptive", "Bun↔C", { open: (o) => cWorker.open("adaptive", o.cWorker) }),
   def("slotbus-c", "park", "slotbus-C park", "Bun↔C --futex", { open: (o) => cWorker.open("park", o.cWorker) }),
