@@ -61,7 +61,11 @@ void plat_region_trim(int fd, off_t off, off_t len);
 void plat_region_mapped(void *base, size_t size);
 void plat_region_unmapped(void *base);
 int plat_region_lost_(void *base);
-static inline int plat_region_lost(void *base) { return plat_portable && plat_region_lost_(base); }
+extern _Atomic int plat_regions_lost; /* how many faults the guard has caught in this process: 0 almost always */
+/* One load on every poll; the table is looked at only once some region was lost. */
+static inline int plat_region_lost(void *base) {
+  return plat_portable && atomic_load_explicit(&plat_regions_lost, memory_order_acquire) && plat_region_lost_(base);
+}
 
 /* ---- doorbells and notes (§13.4) ---- */
 

@@ -246,6 +246,7 @@ static struct {
   _Atomic int lost;
 } guarded[GUARDED];
 static struct sigaction previous;
+_Atomic int plat_regions_lost;
 static pthread_once_t guard_once = PTHREAD_ONCE_INIT;
 
 static void on_sigbus(int sig, siginfo_t *info, void *ctx) {
@@ -257,6 +258,7 @@ static void on_sigbus(int sig, siginfo_t *info, void *ctx) {
     /* the access is retried on private zeros; the owner sees the flag at its next poll */
     if (mmap((void *)b, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANON | MAP_FIXED, -1, 0) != MAP_FAILED) {
       atomic_store_explicit(&guarded[i].lost, 1, memory_order_release);
+      atomic_fetch_add_explicit(&plat_regions_lost, 1, memory_order_release);
       return;
     }
   }

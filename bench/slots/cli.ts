@@ -42,7 +42,7 @@ figure is the median across rounds with its range, and the first line is the ver
   --quick          shorter measurements, fewer sizes and rounds (about 30 s)
   --time <ms>      per round, time with 1 request in flight per method and size (default 200, --quick 60);
                    32 in flight gets 2/3 of it, warm-up 1/6
-  --only <list>    only these methods: a name (slotbus, slotbus-posix, slotbus-c, floor, floor-bun, process.send, unix,
+  --only <list>    only these methods: a name (slotbus, backends, slotbus-c, floor, floor-bun, process.send, unix,
                    tcp, http, worker) or name:mode (slotbus:spin, floor:futex, …); "idle" for the idle test
   --warm <ms>      traffic (32 in flight) each freshly started pair exchanges before it is measured
                    (default 0). A fresh Bun worker is measured while JavaScriptCore still compiles
@@ -247,9 +247,14 @@ export const METHODS: MethodDef[] = [
   def("slotbus", "spin", "slotbus spin", "Bun↔Bun", { open: () => slotbus.open("spin") }),
   def("slotbus", "adaptive", "slotbus adaptive", "Bun↔Bun", { open: () => slotbus.open("adaptive") }),
   def("slotbus", "park", "slotbus park", "Bun↔Bun", { open: () => slotbus.open("park") }),
-  // the backend macOS runs (docs/PROTOCOL.md §13), on this host: its hub in a child process of its own
-  def("slotbus-posix", "spin", "slotbus portable spin", "Bun↔Bun", { floor: (...a) => portable.measure("spin", ...a) }),
-  def("slotbus-posix", "park", "slotbus portable park", "Bun↔Bun", { floor: (...a) => portable.measure("park", ...a) }),
+  // the Linux backend against the portable one macOS runs (docs/PROTOCOL.md §13), each hub in a child process
+  ...(["spin", "park"] as const).flatMap((idle) =>
+    (["linux", "posix"] as const).map((b) =>
+      def("backends", `${b}-${idle}`, `${b} ${idle} (child)`, "Bun↔Bun", {
+        floor: (...a) => portable.measure(b, idle, ...a),
+      }),
+    ),
+  ),
   def("slotbus-c", "spin", "slotbus-C spin", "Bun↔C --spin", { open: (o) => cWorker.open("spin", o.cWorker) }),
   def("slotbus-c", "adaptive", "slotbus-C adaptive", "Bun↔C", { open: (o) => cWorker.open("adaptive", o.cWorker) }),
   def("slotbus-c", "park", "slotbus-C park", "Bun↔C --futex", { open: (o) => cWorker.open("park", o.cWorker) }),
