@@ -6,7 +6,8 @@ import { afterEach, beforeAll, describe, expect, test } from "bun:test"
 import { mkdtempSync, readdirSync, readlinkSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { bunChild, busName, stopAll, type Child } from "../support/helpers.ts"
+import { zigBuild } from "../../scripts/zig.ts"
+import { bunChild, busName, run, stopAll, type Child } from "../support/helpers.ts"
 
 let dir = ""
 beforeAll(() => {
@@ -134,4 +135,22 @@ describe("a peer without seals", () => {
     await lineAfter(hub, /^response 200$/, /^error /)
     expect(hub.running).toBe(true)
   }, 30_000)
+})
+
+describe("the slot state machine's C stress test (csrc/test/stress.c)", () => {
+  test.each([
+    ["stress", 200_000, "0"],
+    ["stress-tsan", 50_000, "1"],
+  ])(
+    "%s passes on the portable backend (socketpair doorbells, its futex path, no trimming)",
+    async (step, n, tsan) => {
+      const binary = join(await zigBuild(step), step)
+      const env = { ...posix(), TSAN_OPTIONS: "halt_on_error=1 exitcode=66" }
+      const r = await run([binary, String(n)], { env })
+      if (r.code !== 0)
+        throw new Error(`${binary} exited with ${r.code}:\n${r.stdout.slice(-2000)}${r.stderr.slice(-4000)}`)
+      expect(r.stdout).toMatch(new RegExp(`^stress ok: requests=${n} .* trims=0 .* tsan=${tsan}$`, "m"))
+    },
+    180_000,
+  )
 })
