@@ -163,3 +163,24 @@ test("an unknown SLOTBUS_PLATFORM is a NativeLibraryError naming the variable an
   const r = await runScript(probe, { SLOTBUS_PLATFORM: "macos" })
   expect(r.out).toContain('NativeLibraryError: SLOTBUS_PLATFORM is "macos"; it must be "posix"')
 })
+
+test("bun build --compile for macOS embeds the darwin dylibs (the binary is cross-compiled here, not run)", async () => {
+  const app = join(dir, "darwin-app.ts")
+  writeFileSync(app, `import { SlotBus } from "slotbus"\nawait SlotBus.listen("compiled-darwin")\n`)
+  const out = join(dir, "bin", "app-darwin")
+  // bun fetches its darwin-arm64 runtime for this once (then it is cached)
+  const build = await run(
+    [process.execPath, "build", "--compile", "--target=bun-darwin-arm64", app, "--outfile", out],
+    {
+      cwd: dir,
+    },
+  )
+  expect(build.stderr.trim().split("\n").at(-1) ?? "").not.toMatch(/error/i)
+  expect(build.code).toBe(0)
+  const binary = Buffer.from(await Bun.file(out).arrayBuffer())
+  expect(binary.readUInt32LE(0)).toBe(0xfeedfacf) // a Mach-O executable
+  for (const p of ["darwin-arm64", "darwin-x64"]) {
+    const lib = Buffer.from(await Bun.file(join(REPO, "prebuilds", p, libraryFile(p))).arrayBuffer())
+    expect(binary.includes(lib)).toBe(true)
+  }
+}, 120_000)
