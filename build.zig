@@ -1,5 +1,5 @@
 // The one build path for every C program in the repo. Steps (zig build --list-steps):
-//   install (default)   prebuilds/<os>-<arch>[-musl]/libslotbus.so for all four release targets
+//   install (default)   prebuilds/<os>-<arch>[-musl]/libslotbus.{so,dylib} for all six release targets
 //   native              the prebuild for this host only
 //   examples            zig-out/bin/c-worker           (examples/c-worker; -Dc-worker=FILE.c builds another source)
 //   floor               zig-out/bin/floor              (bench/slots/floor.c, the bench's C-to-C floor)
@@ -20,8 +20,8 @@ const std = @import("std");
 
 // libslotbus's C sources, each listed once: the slot channel, lease contests, topics by role (csrc/topic_internal.h
 // says which file does what). The ASan/UBSan programs exercise the slot channel alone.
-const slot_sources = [_][]const u8{ "csrc/slotbus.c", "csrc/stream.c" };
-const slot_headers = [_][]const u8{ "csrc/slotbus.h", "csrc/slot_internal.h", "csrc/sys.h", "csrc/shm.h" };
+const slot_sources = [_][]const u8{ "csrc/slotbus.c", "csrc/stream.c", "csrc/platform.c", "csrc/platform_linux.c", "csrc/platform_posix.c" };
+const slot_headers = [_][]const u8{ "csrc/slotbus.h", "csrc/slot_internal.h", "csrc/sys.h", "csrc/shm.h", "csrc/platform.h" };
 const c_sources = slot_sources ++ [_][]const u8{
     "csrc/lease.c",
     "csrc/topic_open.c",
@@ -39,6 +39,9 @@ const releases = [_]Release{
     .{ .query = "aarch64-linux-gnu.2.27", .dir = "linux-arm64" },
     .{ .query = "x86_64-linux-musl", .dir = "linux-x64-musl" },
     .{ .query = "aarch64-linux-musl", .dir = "linux-arm64-musl" },
+    // libc only, so zig needs no SDK; the portable backend (docs/PROTOCOL.md §13). zig signs them ad hoc.
+    .{ .query = "aarch64-macos.11.0", .dir = "darwin-arm64" },
+    .{ .query = "x86_64-macos.11.0", .dir = "darwin-x64" },
 };
 
 pub fn build(b: *std.Build) void {
@@ -63,7 +66,8 @@ pub fn build(b: *std.Build) void {
 
         // Into the source tree, whatever --prefix says: prebuilds/ is git-ignored but packed by npm.
         const prebuild = b.addUpdateSourceFiles();
-        prebuild.addCopyFileToSource(lib.getEmittedBin(), b.fmt("prebuilds/{s}/libslotbus.so", .{release.dir}));
+        const ext = if (target.result.os.tag == .macos) "dylib" else "so";
+        prebuild.addCopyFileToSource(lib.getEmittedBin(), b.fmt("prebuilds/{s}/libslotbus.{s}", .{ release.dir, ext }));
         b.getInstallStep().dependOn(&prebuild.step);
 
         const t = target.result;

@@ -5,9 +5,6 @@
 
 #include <dirent.h>
 #include <math.h> /* isfinite, INFINITY: macros only, no libm */
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
 
 #define HDR_BYTES 4096u
 #define MEMBER_BYTES 64u
@@ -18,6 +15,7 @@
 #define NO_EXPIRY INT64_MAX
 #define TOKEN_SHIFT 20
 #define WAIT_SLICE_MS 20
+#define POLL_SLICE_MS 5 /* the waiter thread's slice where it cannot wait on the entries themselves (§13.5) */
 #define LIVENESS_CACHE_NS 2000000ull
 #define ACCEPT_TIMEOUT_MS 1000
 #define SPIN_LIMIT 20000u /* sched_yield rounds (~tens of ms) before a stalled peer is reported, not awaited */
@@ -83,7 +81,8 @@ typedef struct {
 typedef struct {
   pthread_mutex_t lock;
   _Atomic uint32_t ctl;   /* private futex: bumped when the armed set changes or the thread must stop */
-  int started, stop, fd;
+  int started, stop;
+  plat_bell bell; /* rung when entries became claimable */
   pthread_t thread;
   uint32_t *slot;         /* per entry: 0 not armed, else its index + 1 in armed */
   uint32_t *armed, n_armed;
@@ -97,7 +96,8 @@ struct sbl_contest {
   uint64_t size;
   uint32_t capacity; /* private copies: the shared header is never trusted after join */
   int64_t epoch;
-  int memfd, listen_fd, stop_fd;
+  int memfd, listen_fd;
+  plat_bell stop;
   uint32_t me, my_gen;
   uint64_t my_word;
   uint64_t last_token; /* of the claim publish_claim made last */
@@ -113,7 +113,7 @@ struct sbl_contest {
 struct sbl_wait {
   sbl_contest *c;
   uint32_t entry;
-  int fd;
+  plat_bell bell;
   _Atomic int cancel;
   pthread_t thread;
 };
@@ -172,10 +172,10 @@ static inline void cpu_relax(void) {
 
 /* ---- processes: start time and liveness (§7.5) ---- */
 
-/* sys_proc_start, but 0 for a zombie too: it holds nothing any more. */
+/* plat_proc_start, but 0 for a zombie too: it holds nothing any more. */
 static uint64_t process_start(uint32_t pid) {
   int gone = 0;
-  uint64_t start = sys_proc_start(pid, &gone);
+  uint64_t start = plat_proc_start(pid, &gone);
   return gone ? 0 : start;
 }
 
@@ -186,9 +186,9 @@ static int probe(sbl_contest *c, uint32_t m, uint64_t mw, liveness *l) {
   uint64_t start = atomic_load_explicit(&member_at(c, m)->start, memory_order_relaxed);
   if (pid == 0 || start == 0) return 0;
   if (!c->no_pidfd && l->pidfd < 0) {
-    int fd = (int)syscall(SYS_pidfd_open, pid, 0);
-    if (fd < 0 && errno == ESRCH) return 0;
-    if (fd < 0 && (errno == ENOSYS || errno == EPERM)) c->no_pidfd = 1;
+    int fd = plat_pidfd_open(pid); /* -ENOSYS on the portable backend: kill + start time below (§13.5) */
+    if (fd == -ESRCH) return 0;
+    if (fd == -ENOSYS || fd == -EPERM) c->no_pidfd = 1;
     /* opened first, then the start time compared: the pidfd now pins the process we verified */
     if (fd >= 0 && process_start(pid) != start) {
       close(fd);
@@ -255,6 +255,7 @@ static void count(sbl_contest *c, int which) {
 /* ---- subjects (§7.3) ---- */
 
 static int find_entry(sbl_contest *c, uint32_t kind, const uint8_t *label, uint32_t len, int insert, uint32_t *out) {
+  if (plat_region_lost(c->base)) return corrupt(c, "the table was truncated by a member (SIGBUS caught)", 0, 0);
   uint32_t h = subject_hash(kind, label, len);
   uint32_t mask = c->capacity - 1;
   uint32_t i = h & mask, stalls = 0;
@@ -386,7 +387,7 @@ static void wake_waiters(entry_t *e) {
    * before it checks the entry (Dekker): either it sees the entry free or we see it waiting */
   if (atomic_load_explicit(&e->waiters, memory_order_seq_cst) == 0) return;
   atomic_fetch_add_explicit(&e->wake_seq, 1, memory_order_seq_cst);
-  sys_futex(&e->wake_seq, FUTEX_WAKE, INT_MAX, NULL);
+  plat_wake(&e->wake_seq, 1);
 }
 
 int sbl_try_claim(sbl_contest *c, uint32_t kind, const uint8_t *label, uint32_t label_len, const uint8_t *owner,
@@ -646,13 +647,10 @@ static void *wait_main(void *arg) {
     uint32_t seq = atomic_load_explicit(&e->wake_seq, memory_order_seq_cst);
     int ms = claimable_in(wt->c, wt->entry);
     if (ms == 0) break;
-    struct timespec ts = {0, (long)ms * 1000000L};
-    sys_futex(&e->wake_seq, FUTEX_WAIT, seq, &ts);
+    plat_wait(&e->wake_seq, seq, ms, 1);
   }
   atomic_fetch_sub_explicit(&e->waiters, 1, memory_order_relaxed);
-  uint64_t one = 1;
-  ssize_t r = write(wt->fd, &one, sizeof one);
-  (void)r;
+  plat_bell_ring(wt->bell.wr);
   return NULL;
 }
 
@@ -668,15 +666,15 @@ sbl_wait *sbl_wait_start(sbl_contest *c, uint32_t entry, int *err) {
   }
   wt->c = c;
   wt->entry = entry;
-  wt->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (wt->fd < 0) {
-    *err = -errno;
+  int r = plat_bell_open(&wt->bell);
+  if (r) {
+    *err = r;
     free(wt);
     return NULL;
   }
-  int r = pthread_create(&wt->thread, NULL, wait_main, wt);
+  r = pthread_create(&wt->thread, NULL, wait_main, wt);
   if (r) {
-    close(wt->fd);
+    plat_bell_close(&wt->bell);
     free(wt);
     *err = -r;
     return NULL;
@@ -685,30 +683,21 @@ sbl_wait *sbl_wait_start(sbl_contest *c, uint32_t entry, int *err) {
   return wt;
 }
 
-int sbl_wait_fd(sbl_wait *w) { return w->fd; }
+int sbl_wait_fd(sbl_wait *w) { return w->bell.rd; }
 
 void sbl_wait_end(sbl_wait *w) {
   if (!w) return;
   atomic_store_explicit(&w->cancel, 1, memory_order_release);
   /* wakes every waiter of this entry, in every process: each just looks again */
-  sys_futex(&entry_at(w->c, w->entry)->wake_seq, FUTEX_WAKE, INT_MAX, NULL);
+  plat_wake(&entry_at(w->c, w->entry)->wake_seq, 1);
   pthread_join(w->thread, NULL);
-  close(w->fd);
+  plat_bell_close(&w->bell);
   free(w);
 }
 
 /* ---- the waiter thread: one per contest and process, however many claims wait (§7.4) ---- */
 
-#ifndef SYS_futex_waitv
-#define SYS_futex_waitv 449
-#endif
 #define WAITV_MAX 128 /* the kernel's limit; one is the control word */
-struct futex_waitv_ {
-  uint64_t val, uaddr;
-  uint32_t flags, reserved;
-};
-#define FUTEX2_U32 0x02
-#define FUTEX2_PRIVATE_ 128
 
 /* Caller holds ws->lock. */
 static void unarm(sbl_contest *c, uint32_t i) {
@@ -725,7 +714,8 @@ static void unarm(sbl_contest *c, uint32_t i) {
 static void *waiter_main(void *arg) {
   sbl_contest *c = arg;
   waiter_set *ws = &c->ws;
-  struct futex_waitv_ v[WAITV_MAX];
+  plat_waitv_entry v[WAITV_MAX];
+  plat_thread_name(pthread_self(), "sbl-waiter");
   for (;;) {
     pthread_mutex_lock(&ws->lock);
     if (ws->stop) {
@@ -736,7 +726,7 @@ static void *waiter_main(void *arg) {
     uint32_t ctl = atomic_load_explicit(&ws->ctl, memory_order_seq_cst);
     uint32_t nv = 1, rang = 0;
     int min_ms = -1;
-    v[0] = (struct futex_waitv_){ctl, (uint64_t)(uintptr_t)&ws->ctl, FUTEX2_U32 | FUTEX2_PRIVATE_, 0};
+    v[0] = (plat_waitv_entry){&ws->ctl, ctl, 0};
     for (uint32_t k = 0; k < ws->n_armed;) {
       uint32_t i = ws->armed[k];
       entry_t *e = entry_at(c, i);
@@ -749,43 +739,31 @@ static void *waiter_main(void *arg) {
         rang = 1;
         continue;
       }
-      if (nv < WAITV_MAX) v[nv++] = (struct futex_waitv_){seq, (uint64_t)(uintptr_t)&e->wake_seq, FUTEX2_U32, 0};
+      if (nv < WAITV_MAX) v[nv++] = (plat_waitv_entry){&e->wake_seq, seq, 1};
       else ms = ms < 2 ? ms : 2; /* beyond the kernel's 127: look again soon */
       if (min_ms < 0 || ms < min_ms) min_ms = ms;
       k++;
     }
     pthread_mutex_unlock(&ws->lock);
-    if (rang) {
-      uint64_t one = 1;
-      ssize_t r = write(ws->fd, &one, sizeof one);
-      (void)r;
-    }
-    struct timespec ts;
-    if (min_ms >= 0) {
-      clock_gettime(CLOCK_MONOTONIC, &ts);
-      ts.tv_nsec += (long)min_ms * 1000000L;
-      ts.tv_sec += ts.tv_nsec / 1000000000L;
-      ts.tv_nsec %= 1000000000L;
-    }
-    if (!ws->no_waitv) {
-      long r = syscall(SYS_futex_waitv, v, nv, 0, min_ms >= 0 ? &ts : NULL, CLOCK_MONOTONIC);
-      if (r < 0 && errno == ENOSYS) ws->no_waitv = 1;
-    }
-    if (ws->no_waitv) { /* kernels before 5.16: the control word only, in slices */
-      struct timespec rel = {0, (long)(min_ms < 0 || min_ms > WAIT_SLICE_MS ? WAIT_SLICE_MS : min_ms) * 1000000L};
-      sys_futex(&ws->ctl, FUTEX_WAIT_PRIVATE, ctl, &rel);
+    if (rang) plat_bell_ring(ws->bell.wr);
+    if (!ws->no_waitv && plat_wait_many(v, nv, min_ms) == -ENOSYS) ws->no_waitv = 1;
+    if (ws->no_waitv) {
+      /* kernels before 5.16, and the portable backend: the control word only, in slices; on the portable
+       * backend short ones while anything is armed, as nothing else wakes us for a release (§13.5) */
+      int slice = plat_portable && nv > 1 ? POLL_SLICE_MS : WAIT_SLICE_MS;
+      plat_wait(&ws->ctl, ctl, min_ms < 0 || min_ms > slice ? slice : min_ms, 0);
     }
   }
 }
 
 static void waiter_poke(waiter_set *ws) {
   atomic_fetch_add_explicit(&ws->ctl, 1, memory_order_seq_cst);
-  sys_futex(&ws->ctl, FUTEX_WAKE_PRIVATE, 1, NULL);
+  plat_wake(&ws->ctl, 0);
 }
 
 int sbl_waiter_fd(sbl_contest *c) {
   waiter_set *ws = &c->ws;
-  if (ws->started) return ws->fd;
+  if (ws->started) return ws->bell.rd;
   if (!ws->slot) {
     ws->slot = calloc(c->capacity, sizeof *ws->slot);
     ws->armed = calloc(c->capacity, sizeof *ws->armed);
@@ -793,18 +771,17 @@ int sbl_waiter_fd(sbl_contest *c) {
     ws->is_ready = calloc(c->capacity, 1);
     if (!ws->slot || !ws->armed || !ws->ready || !ws->is_ready) return -ENOMEM;
   }
-  ws->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (ws->fd < 0) return -errno;
+  int r = plat_bell_open(&ws->bell);
+  if (r) return r;
   ws->stop = 0;
-  int r = pthread_create(&ws->thread, NULL, waiter_main, c);
+  r = pthread_create(&ws->thread, NULL, waiter_main, c);
   if (r) {
-    close(ws->fd);
-    ws->fd = -1;
+    plat_bell_close(&ws->bell);
     return -r;
   }
-  pthread_setname_np(ws->thread, "sbl-waiter");
+  plat_thread_name(ws->thread, "sbl-waiter");
   ws->started = 1;
-  return ws->fd;
+  return ws->bell.rd;
 }
 
 int sbl_waiter_arm(sbl_contest *c, uint32_t entry) {
@@ -853,22 +830,20 @@ void sbl_waiter_stop(sbl_contest *c) {
   pthread_mutex_unlock(&ws->lock);
   waiter_poke(ws);
   pthread_join(ws->thread, NULL);
-  close(ws->fd);
-  ws->fd = -1;
+  plat_bell_close(&ws->bell);
   ws->started = 0;
 }
 
 /* ---- rendezvous (§7.1) ---- */
 
 static int name_to_addr(const char *name, struct sockaddr_un *a, socklen_t *len) {
-  return sys_abstract_addr("slotbus-lease.", name, NULL, a, len);
+  return plat_addr("slotbus-lease.", name, NULL, a, len);
 }
 
 static void serve_newcomer(sbl_contest *c, int sock) {
-  struct ucred cred;
-  socklen_t len = sizeof cred;
+  uint32_t uid;
   int fds[2] = {c->memfd, c->listen_fd};
-  int ok = getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.uid == getuid();
+  int ok = plat_peer(sock, &uid, NULL) == 0 && uid == getuid();
   sys_hello h =
       sys_hello_make(SBL_MAGIC, SBL_VERSION, sbl_layout_hash(), ok ? 0 : EPERM, ok ? c->size : 0, (uint32_t)getpid());
   ssize_t r = sys_send_fds(sock, &h, sizeof h, fds, ok ? 2 : 0, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -877,7 +852,8 @@ static void serve_newcomer(sbl_contest *c, int sock) {
 
 static void *accept_main(void *arg) {
   sbl_contest *c = arg;
-  struct pollfd p[2] = {{c->listen_fd, POLLIN, 0}, {c->stop_fd, POLLIN, 0}};
+  struct pollfd p[2] = {{c->listen_fd, POLLIN, 0}, {c->stop.rd, POLLIN, 0}};
+  plat_thread_name(pthread_self(), "sbl-accept");
   for (;;) {
     if (poll(p, 2, -1) < 0) {
       if (errno == EINTR) continue;
@@ -886,7 +862,7 @@ static void *accept_main(void *arg) {
     if (p[1].revents) break;
     if (p[0].revents & (POLLERR | POLLNVAL)) break;
     /* the listening socket is shared and non-blocking: another member may have taken this one */
-    int s = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    int s = plat_accept(c->listen_fd, 0);
     if (s >= 0) {
       serve_newcomer(c, s);
       close(s);
@@ -916,6 +892,7 @@ static unsigned long listen_inode(const char *name) {
 /* §7.1 frozen members: 1 when every process holding the contest's listening socket is stopped (state T or
  * t in /proc/<pid>/stat), their pids in open_error; 0 when one runs or nothing can be told. */
 static int members_all_stopped(const char *name) {
+  if (!plat_has_proc()) return 0; /* the portable backend cannot tell (§13.5): the newcomer times out */
   unsigned long inode = listen_inode(name);
   if (!inode) return 0;
   char want[48];
@@ -993,16 +970,13 @@ static int map_table(sbl_contest *c) {
   void *p = mmap(NULL, c->size, PROT_READ | PROT_WRITE, MAP_SHARED, c->memfd, 0);
   if (p == MAP_FAILED) return -errno;
   c->base = p;
+  plat_region_mapped(p, c->size);
   return 0;
 }
 
 /* The header is another member's word: check it against itself, the hello and fstat, then keep a copy. */
 static int adopt_table(sbl_contest *c, uint64_t size) {
-  struct stat st;
-  int seals = fcntl(c->memfd, F_GET_SEALS);
-  if (fstat(c->memfd, &st) < 0 || seals < 0 || (seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW) ||
-      (uint64_t)st.st_size != size || size < ENTRIES_OFF)
-    return -SBL_ECORRUPT;
+  if (size < ENTRIES_OFF || !plat_region_check(c->memfd, size)) return -SBL_ECORRUPT;
   c->size = size;
   int r = map_table(c);
   if (r) return r;
@@ -1020,12 +994,8 @@ static int adopt_table(sbl_contest *c, uint64_t size) {
 static int create_table(sbl_contest *c, uint32_t capacity) {
   c->size = table_size_for(capacity);
   c->capacity = capacity;
-  /* syscall, not memfd_create(): the libc wrapper would need glibc 2.27 symbols */
-  c->memfd = (int)syscall(SYS_memfd_create, "slotbus-lease", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-  if (c->memfd < 0) return -errno;
-  if (ftruncate(c->memfd, (off_t)c->size) < 0 ||
-      fcntl(c->memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
-    return -errno;
+  c->memfd = plat_region_create("slotbus-lease", c->size);
+  if (c->memfd < 0) return c->memfd;
   int r = map_table(c);
   if (r) return r;
   /* wait for the next millisecond: every token of an earlier table used a millisecond before it (§7.6) */
@@ -1095,12 +1065,12 @@ static int join_members(sbl_contest *c) {
 static sbl_contest *contest_new(void) {
   sbl_contest *c = calloc(1, sizeof *c);
   if (!c) return NULL;
-  c->memfd = c->listen_fd = c->stop_fd = -1;
+  c->memfd = c->listen_fd = c->stop.rd = c->stop.wr = -1;
   c->base = MAP_FAILED;
   c->me = UINT32_MAX;
   pthread_mutex_init(&c->cache_lock, NULL);
   pthread_mutex_init(&c->ws.lock, NULL);
-  c->ws.fd = -1;
+  c->ws.bell.rd = c->ws.bell.wr = -1;
   for (uint32_t m = 0; m < SBL_MAX_MEMBERS; m++) c->cache[m].pidfd = -1;
   return c;
 }
@@ -1114,14 +1084,14 @@ static sbl_contest *fail(sbl_contest *c, int *err, int code) {
 /* One attempt: 1 joined, 0 try again, <0 error. */
 static int try_open(sbl_contest *c, const char *name, const struct sockaddr_un *a, socklen_t alen, uint32_t capacity,
                     uint32_t create, int timeout_ms) {
-  int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int s = plat_socket(SOCK_STREAM);
   if (s < 0) return -errno;
-  if (connect(s, (const struct sockaddr *)a, alen) == 0) {
+  int e = -plat_connect(s, a, alen);
+  if (e == 0) {
     /* whoever listens must be our uid before we read a byte: another user may have bound the name after
      * the last member died, and would hand us a table it controls */
-    struct ucred cred;
-    socklen_t clen = sizeof cred;
-    if (getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0 || cred.uid != getuid()) {
+    uint32_t uid;
+    if (plat_peer(s, &uid, NULL) < 0 || uid != getuid()) {
       close(s);
       return -EACCES;
     }
@@ -1142,25 +1112,21 @@ static int try_open(sbl_contest *c, const char *name, const struct sockaddr_un *
     c->listen_fd = fds[1];
     return (r = adopt_table(c, h.size)) ? r : 1;
   }
-  int e = errno;
   close(s);
   if (e != ECONNREFUSED && e != ENOENT && e != EAGAIN) return -e;
   if (create == SBL_CREATE_NEVER) return e == EAGAIN ? 0 : -ENOENT; /* EAGAIN: a member's backlog is full */
   /* nobody listens: become the first member */
-  int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  int l = plat_socket(SOCK_STREAM);
   if (l < 0) return -errno;
-  if (bind(l, (const struct sockaddr *)a, alen) < 0) {
-    e = errno;
+  /* listening at once: a newcomer that connects before the table exists waits for its hello, which only an
+   * accept thread sends, after the table is made (and a portable binder must never see a bound, refusing
+   * file: it would take it for stale, §13.2) */
+  if ((e = -plat_bind(l, a, alen, 128))) {
     close(l);
     return e == EADDRINUSE ? 0 : -e; /* someone else won: connect to them */
   }
   int r = create_table(c, capacity);
   if (r) {
-    close(l);
-    return r;
-  }
-  if (listen(l, 128) < 0) {
-    r = -errno;
     close(l);
     return r;
   }
@@ -1172,7 +1138,8 @@ sbl_contest *sbl_open(const char *name, uint32_t capacity, uint32_t create, int 
   struct sockaddr_un a;
   socklen_t alen;
   open_error[0] = 0;
-  int r = name_to_addr(name, &a, &alen);
+  int r = plat_check();
+  if (!r) r = name_to_addr(name, &a, &alen);
   if (r) return fail(NULL, err, r);
   if (capacity < SBL_MIN_CAPACITY || capacity > SBL_MAX_CAPACITY || (capacity & (capacity - 1)) ||
       create > SBL_CREATE_MUST)
@@ -1189,11 +1156,10 @@ sbl_contest *sbl_open(const char *name, uint32_t capacity, uint32_t create, int 
     nanosleep(&ts, NULL);
   }
   if ((r = join_members(c))) return fail(c, err, r);
-  c->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (c->stop_fd < 0) return fail(c, err, -errno);
+  if ((r = plat_bell_open(&c->stop))) return fail(c, err, r);
   if ((r = pthread_create(&c->acceptor, NULL, accept_main, c))) return fail(c, err, -r);
   c->acceptor_started = 1;
-  pthread_setname_np(c->acceptor, "sbl-accept");
+  plat_thread_name(c->acceptor, "sbl-accept");
   if (err) *err = 0;
   return c;
 }
@@ -1202,9 +1168,7 @@ void sbl_close(sbl_contest *c) {
   if (!c) return;
   sbl_waiter_stop(c);
   if (c->acceptor_started) {
-    uint64_t one = 1;
-    ssize_t r = write(c->stop_fd, &one, sizeof one);
-    (void)r;
+    plat_bell_ring(c->stop.wr);
     pthread_join(c->acceptor, NULL);
   }
   if (c->base != MAP_FAILED && c->me != UINT32_MAX) {
@@ -1223,15 +1187,16 @@ void sbl_close(sbl_contest *c) {
         uint64_t cw = atomic_load_explicit(&e->word, memory_order_relaxed);
         if (w_state(cw) != SBL_FREE && w_member(cw) == c->me && w_gen(cw) == (c->my_gen & 0xFFFF)) {
           atomic_fetch_add_explicit(&e->wake_seq, 1, memory_order_seq_cst);
-          sys_futex(&e->wake_seq, FUTEX_WAKE, INT_MAX, NULL);
+          plat_wake(&e->wake_seq, 1);
         }
       }
     }
   }
-  if (c->base != MAP_FAILED) munmap(c->base, c->size);
-  int fds[3] = {c->memfd, c->listen_fd, c->stop_fd};
-  for (int i = 0; i < 3; i++)
+  if (c->base != MAP_FAILED) plat_region_unmapped(c->base), munmap(c->base, c->size);
+  int fds[2] = {c->memfd, c->listen_fd};
+  for (int i = 0; i < 2; i++)
     if (fds[i] >= 0) close(fds[i]);
+  plat_bell_close(&c->stop);
   for (uint32_t m = 0; m < SBL_MAX_MEMBERS; m++)
     if (c->cache[m].pidfd >= 0) close(c->cache[m].pidfd);
   pthread_mutex_destroy(&c->cache_lock);

@@ -172,6 +172,7 @@ static inline void ring_push(sb_chan *ch, _Atomic uint32_t *ring, _Atomic uint32
 
 /* Returns the slot index, -1 when empty, -SB_ECORRUPT when the producer's tail is impossible. */
 static inline int ring_pop(sb_chan *ch, _Atomic uint32_t *ring, _Atomic uint32_t *tail, _Atomic uint32_t *head) {
+  if (plat_region_lost(ch->base)) return corrupt(ch, "the shared region was truncated by the peer (SIGBUS caught)", 0, 0);
   uint32_t t = atomic_load_explicit(tail, memory_order_acquire);
   if (t == ch->cons_head) return -1;
   if (t - ch->cons_head > ch->g.ring_size) return corrupt(ch, "ring tail out of range", t, ch->cons_head);
@@ -190,15 +191,13 @@ static inline void wake_peer(sb_chan *ch, _Atomic uint32_t *peer_parked, _Atomic
   if (how == SB_PARK_FUTEX) {
     /* Never cleared from here: a futex wake is not remembered, so a stale clear could hide the peer's
      * next sleep from every later push. The sleeper clears it when it wakes. */
-    sys_futex(tail, FUTEX_WAKE, INT_MAX, NULL);
+    plat_wake(tail, 1);
   } else if (how == SB_PARK_EVENTFD) {
-    /* Cleared here so a burst of pushes pays one write. Safe even if stale: the eventfd remembers. */
+    /* Cleared here so a burst of pushes pays one write. Safe even if stale: the doorbell remembers. */
     uint32_t expect = SB_PARK_EVENTFD;
     if (atomic_compare_exchange_strong_explicit(peer_parked, &expect, SB_AWAKE, memory_order_seq_cst,
                                                 memory_order_seq_cst)) {
-      uint64_t one = 1;
-      ssize_t r = write(ch->peer_bell, &one, sizeof one);
-      (void)r; /* EAGAIN means the counter is already non-zero: the peer will wake anyway */
+      plat_bell_ring(ch->peer_bell); /* a full doorbell has rung already: the peer will wake anyway */
     }
   }
 }

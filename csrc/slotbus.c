@@ -22,11 +22,7 @@ void sb_yield(void) { sched_yield(); }
 
 void sb_unpark(sb_chan *ch) {
   atomic_store_explicit(my_parked(ch), SB_AWAKE, memory_order_relaxed);
-  /* One read empties an eventfd whatever its count; looping until EAGAIN would spin for good on an fd that
-   * is never empty. */
-  uint64_t n;
-  ssize_t r = read(ch->my_bell, &n, sizeof n);
-  (void)r;
+  plat_bell_drain(ch->my_bell);
 }
 
 /* Reads and discards control bytes (§1): a C side has no use for them, and unread they would keep the
@@ -58,8 +54,7 @@ int sb_wait(sb_chan *ch, int timeout_ms, int use_futex) {
     int left = timeout_ms;
     for (;;) {
       int slice = (left < 0 || left > 10) ? 10 : left;
-      struct timespec ts = {0, (long)slice * 1000000L};
-      sys_futex(my_tail(ch), FUTEX_WAIT, seen, &ts);
+      plat_wait(my_tail(ch), seen, slice, 1);
       if (atomic_load_explicit(my_tail(ch), memory_order_acquire) != seen || cancels_pending(ch)) { result = 1; break; }
       if (slot_peer_gone(ch)) { result = -EPIPE; break; }
       if (left >= 0 && (left -= slice) <= 0) break;
@@ -168,7 +163,7 @@ static void trim(sb_chan *ch, uint32_t slot, int response) {
   uint64_t keep = align_up(ch->trim_bytes, PAGE);
   if (*hw <= keep) return;
   off_t off = (off_t)(arena(ch, slot, response) - ch->base + keep);
-  fallocate(ch->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, (off_t)(align_up(*hw, PAGE) - keep));
+  plat_region_trim(ch->memfd, off, (off_t)(align_up(*hw, PAGE) - keep));
   *hw = (uint32_t)keep;
 }
 
@@ -271,28 +266,24 @@ int sb_worker_complete(sb_chan *ch, uint32_t slot, uint32_t gen, uint32_t status
 /* ---- rendezvous (§1) ---- */
 
 static int name_to_addr(const char *name, struct sockaddr_un *a, socklen_t *len) {
-  return sys_abstract_addr("slotbus.", name, NULL, a, len);
+  return plat_addr("slotbus.", name, NULL, a, len);
 }
 
 int sb_listen(const char *name) {
   struct sockaddr_un a;
   socklen_t len;
-  int r = name_to_addr(name, &a, &len);
-  if (r) return r;
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int r = plat_check();
+  if (r || (r = name_to_addr(name, &a, &len))) return r;
+  int fd = plat_socket(SOCK_STREAM);
   if (fd < 0) return -errno;
-  if (bind(fd, (struct sockaddr *)&a, len) < 0 || listen(fd, 64) < 0) {
-    r = -errno;
+  if ((r = plat_bind(fd, &a, len, 64))) {
     close(fd);
     return r;
   }
   return fd;
 }
 
-static int peer_cred(int sock, struct ucred *cred) {
-  socklen_t len = sizeof *cred;
-  return getsockopt(sock, SOL_SOCKET, SO_PEERCRED, cred, &len) < 0 ? -errno : 0;
-}
+void sb_unlisten(int listen_fd) { plat_unbind_fd(listen_fd); }
 
 static int send_hello(int sock, int32_t status, uint64_t region_size, const int *fds, int nfds) {
   sys_hello h = sys_hello_make(SB_MAGIC, SB_VERSION, sb_layout_hash(), status, region_size, (uint32_t)getpid());
@@ -330,6 +321,7 @@ static int map_region(sb_chan *ch) {
   if (p == MAP_FAILED) return -errno;
   ch->base = p;
   ch->hdr = p;
+  plat_region_mapped(p, ch->g.region_size);
   return 0;
 }
 
@@ -355,17 +347,18 @@ sb_chan *sb_accept(int listen_fd, const sb_hub_config *cfg, int *err, uint32_t *
   uint32_t win = cfg->stream_window, arena_size = (uint32_t)align_up(cfg->arena_size, PAGE);
   if (win && (win & (win - 1) || win < 4096 || win > arena_size || win > (1u << 30))) return fail(NULL, err, -EINVAL);
   /* non-blocking: the hello fits any empty socket buffer, and nothing after it is ever waited on */
-  int sock = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-  if (sock < 0) return fail(NULL, err, -errno);
-  struct ucred cred;
-  int r = peer_cred(sock, &cred);
-  if (r == 0 && !uid_bit(cfg, cred.uid)) {
+  int sock = plat_accept(listen_fd, 1);
+  if (sock < 0) return fail(NULL, err, sock);
+  uint32_t uid = 0;
+  int32_t pid = -1;
+  int r = plat_peer(sock, &uid, &pid);
+  if (r == 0 && !uid_bit(cfg, uid)) {
     send_hello(sock, EPERM, 0, NULL, 0);
-    if (err_uid) *err_uid = cred.uid;
+    if (err_uid) *err_uid = uid;
     r = -EPERM;
-  } else if (r == 0 && (cfg->full_mask & (SB_FULL_ALL | uid_bit(cfg, cred.uid)))) {
+  } else if (r == 0 && (cfg->full_mask & (SB_FULL_ALL | uid_bit(cfg, uid)))) {
     send_hello(sock, EUSERS, 0, NULL, 0);
-    if (err_uid) *err_uid = cred.uid;
+    if (err_uid) *err_uid = uid;
     r = -EUSERS;
   }
   if (r) {
@@ -379,21 +372,28 @@ sb_chan *sb_accept(int listen_fd, const sb_hub_config *cfg, int *err, uint32_t *
     return fail(NULL, err, -ENOMEM);
   }
   ch->sock = sock;
-  ch->peer_pid = cred.pid;
-  ch->peer_uid = (int32_t)cred.uid;
+  ch->peer_pid = pid;
+  ch->peer_uid = (int32_t)uid;
   ch->trim_bytes = cfg->trim_bytes;
   ch->stream_window = win;
-  /* syscall, not memfd_create(): the libc wrapper would need glibc 2.27 symbols */
-  ch->memfd = (int)syscall(SYS_memfd_create, "slotbus", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-  if (ch->memfd < 0) return fail(ch, err, -errno);
-  /* sealed so the worker can never shrink it under us and turn our reads into SIGBUS */
-  if (ftruncate(ch->memfd, (off_t)g.region_size) < 0 ||
-      fcntl(ch->memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
-    return fail(ch, err, -errno);
-  ch->my_bell = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  ch->peer_bell = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (ch->my_bell < 0 || ch->peer_bell < 0) return fail(ch, err, -errno);
-  if ((r = map_region(ch))) return fail(ch, err, r);
+  /* Linux: sealed, so the worker can never shrink it under us; portable: the SIGBUS guard (§13.3) */
+  ch->memfd = plat_region_create("slotbus", g.region_size);
+  if (ch->memfd < 0) return fail(ch, err, ch->memfd);
+  /* each side reads its own doorbell and rings the other's: one eventfd each, or the two ends of a pair (§13.4) */
+  plat_bell hub_bell, worker_bell;
+  if ((r = plat_bell_open(&hub_bell))) return fail(ch, err, r);
+  if ((r = plat_bell_open(&worker_bell))) {
+    plat_bell_close(&hub_bell);
+    return fail(ch, err, r);
+  }
+  ch->my_bell = hub_bell.rd;
+  ch->peer_bell = worker_bell.wr;
+  int give[2] = {worker_bell.rd, hub_bell.wr}; /* the worker's ends; ours too where rd == wr */
+  if ((r = map_region(ch))) {
+    for (int i = 0; i < 2; i++)
+      if (give[i] != ch->my_bell && give[i] != ch->peer_bell) close(give[i]);
+    return fail(ch, err, r);
+  }
   hdr_identity *id = &ch->hdr->id;
   id->magic = SB_MAGIC;
   id->version = SB_VERSION;
@@ -403,8 +403,11 @@ sb_chan *sb_accept(int listen_fd, const sb_hub_config *cfg, int *err, uint32_t *
   id->arena_size = g.arena_size;
   id->region_size = g.region_size;
   id->hub_pid = (uint32_t)getpid();
-  int fds[3] = {ch->memfd, ch->peer_bell, ch->my_bell};
-  if ((r = send_hello(sock, 0, g.region_size, fds, 3))) return fail(ch, err, r);
+  int fds[3] = {ch->memfd, give[0], give[1]};
+  r = send_hello(sock, 0, g.region_size, fds, 3);
+  for (int i = 0; i < 2; i++)
+    if (give[i] != ch->my_bell && give[i] != ch->peer_bell) close(give[i]);
+  if (r) return fail(ch, err, r);
   if (err) *err = 0;
   return ch;
 }
@@ -427,26 +430,8 @@ static int hello_read(sb_chan *ch) {
   return 0;
 }
 
-/* An eventfd the peer created non-blocking and not as a semaphore, as §1 says: a blocking one would hang whoever
- * empties it, a semaphore would stay readable after its one read, and another kind of fd (/dev/zero) reads for
- * ever. /proc/self/fdinfo says which: only an eventfd has an eventfd-count line. */
-static int is_doorbell(int fd) {
-  char path[64], info[512];
-  snprintf(path, sizeof path, "/proc/self/fdinfo/%d", fd);
-  if (sys_read_small(path, info, sizeof info) < 0) return 0;
-  const char *sem = strstr(info, "eventfd-semaphore:");
-  if (sem) sem += strspn(sem + 18, " \t") + 18;
-  int flags = fcntl(fd, F_GETFL);
-  return strstr(info, "eventfd-count:") != NULL && (!sem || *sem == '0') && flags >= 0 && (flags & O_NONBLOCK);
-}
-
-/* A sealed memfd of exactly the size the hello announced. */
-static int is_region(int fd, uint64_t size) {
-  struct stat st;
-  int seals = fcntl(fd, F_GET_SEALS); /* fails on anything but a memfd (or another sealable shmem file) */
-  return seals >= 0 && (seals & (F_SEAL_SHRINK | F_SEAL_GROW)) == (F_SEAL_SHRINK | F_SEAL_GROW) && fstat(fd, &st) == 0 &&
-         S_ISREG(st.st_mode) && (uint64_t)st.st_size == size && size >= HDR_BYTES;
-}
+/* A region of exactly the size the hello announced (Linux: a sealed memfd; §1, §13.3). */
+static int is_region(int fd, uint64_t size) { return size >= HDR_BYTES && plat_region_check(fd, size); }
 
 /* The header is the hub's word; check it is self-consistent and matches what the hello and fstat said. */
 static int check_header(sb_chan *ch, uint64_t size) {
@@ -466,23 +451,22 @@ static int check_header(sb_chan *ch, uint64_t size) {
 sb_chan *sb_connect_start(const char *name, int64_t hub_uid, int *err) {
   struct sockaddr_un a;
   socklen_t len;
-  int r = name_to_addr(name, &a, &len);
-  if (r) return fail(NULL, err, r);
+  int r = plat_check();
+  if (r || (r = name_to_addr(name, &a, &len))) return fail(NULL, err, r);
   geometry none = {0};
   sb_chan *ch = chan_new(0, &none);
   if (!ch) return fail(NULL, err, -ENOMEM);
   /* Non-blocking from the start: a unix connect then never waits (a full backlog says EAGAIN at once). */
-  ch->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  ch->sock = plat_socket(SOCK_STREAM);
   if (ch->sock < 0) return fail(ch, err, -errno);
-  while ((r = connect(ch->sock, (struct sockaddr *)&a, len)) < 0 && errno == EINTR) {
-  } /* an interrupted unix connect leaves the socket unconnected, so trying again is right */
   /* -EAGAIN: the hub is there but its accept queue is full (busy, or flooded); worth retrying for a while */
-  if (r < 0) return fail(ch, err, errno == EWOULDBLOCK ? -EAGAIN : -errno);
-  struct ucred cred;
-  if ((r = peer_cred(ch->sock, &cred))) return fail(ch, err, r);
-  if (cred.uid != (hub_uid < 0 ? geteuid() : (uid_t)hub_uid)) return fail(ch, err, -EPERM);
-  ch->peer_pid = cred.pid;
-  ch->peer_uid = (int32_t)cred.uid;
+  if ((r = plat_connect(ch->sock, &a, len))) return fail(ch, err, r == -EWOULDBLOCK ? -EAGAIN : r);
+  uint32_t uid = 0;
+  int32_t pid = -1;
+  if ((r = plat_peer(ch->sock, &uid, &pid))) return fail(ch, err, r);
+  if (uid != (hub_uid < 0 ? geteuid() : (uid_t)hub_uid)) return fail(ch, err, -EPERM);
+  ch->peer_pid = pid;
+  ch->peer_uid = (int32_t)uid;
   if (err) *err = 0;
   return ch;
 }
@@ -503,7 +487,8 @@ int sb_connect_finish(sb_chan *ch, int timeout_ms) {
   const sys_hello *h = &ch->hello;
   if (h->magic != SB_MAGIC || h->version != SB_VERSION || h->layout_hash != sb_layout_hash()) return -EPROTO;
   if (h->status) return h->status == EPERM || h->status == EUSERS ? -(int)h->status : -SB_ECORRUPT;
-  if (ch->hello_fds != 3 || !is_region(ch->memfd, h->size) || !is_doorbell(ch->my_bell) || !is_doorbell(ch->peer_bell))
+  if (ch->hello_fds != 3 || !is_region(ch->memfd, h->size) || !plat_bell_check(ch->my_bell) ||
+      !plat_bell_check(ch->peer_bell))
     return -SB_ECORRUPT;
   ch->g.region_size = h->size;
   if ((r = map_region(ch))) return r;
@@ -533,6 +518,7 @@ static void close_fds(sb_chan *ch) {
 int sb_detach(sb_chan *ch) {
   int r = 0;
   if (ch->base != MAP_FAILED) {
+    plat_region_unmapped(ch->base);
     /* MAP_FIXED swaps the shared pages for private zero pages in one step: no window where the range is unmapped */
     void *p = mmap(ch->base, ch->g.region_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE,
                    -1, 0);
@@ -551,7 +537,10 @@ int sb_detach(sb_chan *ch) {
 
 void sb_close(sb_chan *ch) {
   if (!ch) return;
-  if (ch->base != MAP_FAILED && ch->base) munmap(ch->base, ch->g.region_size);
+  if (ch->base != MAP_FAILED && ch->base) {
+    plat_region_unmapped(ch->base);
+    munmap(ch->base, ch->g.region_size);
+  }
   close_fds(ch);
   free(ch->gen);
   free(ch->busy);
@@ -584,7 +573,8 @@ uint32_t sb_slot_state(sb_chan *ch, uint32_t slot) {
 /* ---- accept watcher ---- */
 
 struct sb_accept_watch {
-  int listen_fd, ready_fd, rearm_fd, stop_fd;
+  int listen_fd;
+  plat_bell ready, rearm, stop; /* local notes: eventfds, or socketpairs (§13.4) */
   pthread_t thread;
 };
 
@@ -601,13 +591,11 @@ static int wait_readable(int fd, int stop_fd) {
 
 static void *accept_watch_main(void *arg) {
   sb_accept_watch *w = arg;
-  uint64_t one = 1, n;
-  while (wait_readable(w->listen_fd, w->stop_fd)) {
-    ssize_t r = write(w->ready_fd, &one, sizeof one);
-    (void)r; /* EAGAIN: the counter is already non-zero, the caller will look anyway */
-    if (!wait_readable(w->rearm_fd, w->stop_fd)) break;
-    while (read(w->rearm_fd, &n, sizeof n) > 0) {
-    }
+  plat_thread_name(pthread_self(), "slotbus-accept");
+  while (wait_readable(w->listen_fd, w->stop.rd)) {
+    plat_bell_ring(w->ready.wr); /* full: already rung, the caller will look anyway */
+    if (!wait_readable(w->rearm.rd, w->stop.rd)) break;
+    plat_bell_drain(w->rearm.rd);
   }
   return NULL;
 }
@@ -619,40 +607,33 @@ sb_accept_watch *sb_accept_watch_start(int listen_fd, int *err) {
     return NULL;
   }
   w->listen_fd = listen_fd;
-  w->ready_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  w->rearm_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  w->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  int r = 0;
-  if (w->ready_fd < 0 || w->rearm_fd < 0 || w->stop_fd < 0) r = -errno;
-  else if ((r = -pthread_create(&w->thread, NULL, accept_watch_main, w)) == 0) {
-    pthread_setname_np(w->thread, "slotbus-accept");
+  w->ready.rd = w->ready.wr = w->rearm.rd = w->rearm.wr = w->stop.rd = w->stop.wr = -1;
+  int r = plat_bell_open(&w->ready);
+  if (!r) r = plat_bell_open(&w->rearm);
+  if (!r) r = plat_bell_open(&w->stop);
+  if (!r && (r = -pthread_create(&w->thread, NULL, accept_watch_main, w)) == 0) {
+    plat_thread_name(w->thread, "slotbus-accept");
     if (err) *err = 0;
     return w;
   }
-  if (w->ready_fd >= 0) close(w->ready_fd);
-  if (w->rearm_fd >= 0) close(w->rearm_fd);
-  if (w->stop_fd >= 0) close(w->stop_fd);
+  plat_bell_close(&w->ready);
+  plat_bell_close(&w->rearm);
+  plat_bell_close(&w->stop);
   free(w);
   if (err) *err = r;
   return NULL;
 }
 
-int sb_accept_watch_fd(sb_accept_watch *w) { return w->ready_fd; }
+int sb_accept_watch_fd(sb_accept_watch *w) { return w->ready.rd; }
 
-void sb_accept_watch_rearm(sb_accept_watch *w) {
-  uint64_t one = 1;
-  ssize_t r = write(w->rearm_fd, &one, sizeof one);
-  (void)r; /* EAGAIN: already re-armed */
-}
+void sb_accept_watch_rearm(sb_accept_watch *w) { plat_bell_ring(w->rearm.wr); /* full: already re-armed */ }
 
 void sb_accept_watch_stop(sb_accept_watch *w) {
   if (!w) return;
-  uint64_t one = 1;
-  ssize_t r = write(w->stop_fd, &one, sizeof one);
-  (void)r;
+  plat_bell_ring(w->stop.wr);
   pthread_join(w->thread, NULL);
-  close(w->ready_fd);
-  close(w->rearm_fd);
-  close(w->stop_fd);
+  plat_bell_close(&w->ready);
+  plat_bell_close(&w->rearm);
+  plat_bell_close(&w->stop);
   free(w);
 }

@@ -14,7 +14,7 @@ extern "C" {
 #define SB_VERSION 1u
 /* Bumped whenever a function below changes its signature or meaning; the TS loader refuses a mismatch. */
 #ifndef SB_ABI_VERSION /* overridable only so a test can build a mismatching library */
-#define SB_ABI_VERSION 6u /* 6: streams (sb_*_stream_*, sb_msg.pos/window, sb_hub_config.stream_window) */
+#define SB_ABI_VERSION 7u /* 7: sb_platform, sb_unlisten (the portable backend); 6: streams */
 #endif
 #define SB_MAX_SLOTS 4096u
 #define SB_MAX_ALLOW_UIDS 8u
@@ -64,8 +64,13 @@ typedef struct sb_hub_config {
 
 /* ---- rendezvous ---- */
 
-/* Listen on "\0slotbus.<name>". Returns a non-blocking listening fd, or -EINVAL (bad name), -EADDRINUSE. */
+/* Listen on "\0slotbus.<name>" (the portable backend: the socket file of docs/PROTOCOL.md §13.2). Returns a
+ * non-blocking listening fd, or -EINVAL (bad name, or SLOTBUS_PLATFORM names no backend), -EADDRINUSE. */
 int sb_listen(const char *name);
+/* Before closing a listening fd: removes its socket file (portable backend; nothing on Linux). */
+void sb_unlisten(int listen_fd);
+/* "linux" or "posix": the backend this process runs (§13.1); NULL when SLOTBUS_PLATFORM names neither. */
+const char *sb_platform(void);
 /* Accept one pending worker: create its region and doorbells, check its uid, send them.
  * Returns NULL with *err = -EAGAIN when nobody is waiting, -EPERM when a peer was refused (its uid in *err_uid),
  * -EUSERS when it was refused by cfg->full_mask (its uid in *err_uid), or another -errno. */

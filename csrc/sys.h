@@ -3,12 +3,11 @@
 #ifndef SLOTBUS_SYS_H
 #define SLOTBUS_SYS_H
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* fallocate, struct ucred, accept4, pthread_setname_np */
+#define _GNU_SOURCE /* fallocate, struct ucred, accept4, pthread_setname_np (platform_linux.c) */
 #endif
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/futex.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -19,27 +18,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
-/* Older libc headers lack these; the values are the kernel's. */
-#ifndef MFD_CLOEXEC
-#define MFD_CLOEXEC 0x0001U
-#define MFD_ALLOW_SEALING 0x0002U
-#endif
-#ifndef F_ADD_SEALS
-#define F_ADD_SEALS 1033
-#define F_GET_SEALS 1034
-#define F_SEAL_SEAL 0x0001
-#define F_SEAL_SHRINK 0x0002
-#define F_SEAL_GROW 0x0004
-#endif
+#include "platform.h"
 
 #define FNV1A_SEED 2166136261u
 
@@ -55,28 +41,6 @@ static inline int64_t sys_now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static inline long sys_futex(_Atomic uint32_t *addr, int op, uint32_t val, const struct timespec *ts) {
-  return syscall(SYS_futex, addr, op, val, ts, NULL, 0);
-}
-
-/* The abstract unix address "\0<prefix><name><suffix>" (nothing on disk). name: 1-64 of [A-Za-z0-9._-]. */
-static inline int sys_abstract_addr(const char *prefix, const char *name, const char *suffix, struct sockaddr_un *a,
-                                    socklen_t *len) {
-  size_t n = name ? strlen(name) : 0;
-  if (n < 1 || n > 64) return -EINVAL;
-  for (size_t i = 0; i < n; i++) {
-    char c = name[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
-      return -EINVAL;
-  }
-  memset(a, 0, sizeof *a);
-  a->sun_family = AF_UNIX;
-  int w = snprintf(a->sun_path + 1, sizeof a->sun_path - 1, "%s%s%s", prefix, name, suffix ? suffix : "");
-  if (w < 0 || (size_t)w >= sizeof a->sun_path - 1) return -EINVAL;
-  *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)w);
-  return 0;
 }
 
 /* The 32-byte hello that answers a newcomer (docs/PROTOCOL.md §1, §7.1, §8.1): one layout for slot channels,
@@ -140,6 +104,7 @@ static inline ssize_t sys_recv_fds(int sock, void *buf, size_t len, int flags, i
   *nfds = 0;
   *excess = r >= 0 && (m.msg_flags & MSG_CTRUNC) != 0;
   if (r < 0) return r;
+  int cloexec_here = MSG_CMSG_CLOEXEC == 0; /* macOS: no MSG_CMSG_CLOEXEC */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wsign-compare" /* musl's CMSG_NXTHDR */
   for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
@@ -148,6 +113,7 @@ static inline ssize_t sys_recv_fds(int sock, void *buf, size_t len, int flags, i
     for (int i = 0; i < k; i++) {
       int fd;
       memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+      if (cloexec_here) fcntl(fd, F_SETFD, FD_CLOEXEC);
       if (*nfds < max_fds) fds[(*nfds)++] = fd;
       else {
         close(fd);
@@ -159,28 +125,4 @@ static inline ssize_t sys_recv_fds(int sock, void *buf, size_t len, int flags, i
   return r;
 }
 
-/* Reads a small file (a /proc entry) into buf, NUL-terminated; its length, or -1. */
-static inline ssize_t sys_read_small(const char *path, char *buf, size_t size) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  ssize_t n = read(fd, buf, size - 1);
-  close(fd);
-  if (n <= 0) return -1;
-  buf[n] = 0;
-  return n;
-}
-
-/* A process's start time (field 22 of /proc/<pid>/stat, clock ticks since boot), 0 if it is not there. With a
- * recycled pid the start time differs, so pid + start time names one process. *gone: a zombie or dead one. */
-static inline uint64_t sys_proc_start(uint32_t pid, int *gone) {
-  char path[48], buf[1024];
-  snprintf(path, sizeof path, "/proc/%u/stat", pid);
-  if (sys_read_small(path, buf, sizeof buf) < 0) return 0;
-  char *p = strrchr(buf, ')'); /* the command name may hold spaces and parentheses; the last ')' ends it */
-  if (!p || p[1] != ' ') return 0;
-  p += 2; /* field 3: state */
-  if (gone) *gone = (*p == 'Z' || *p == 'X');
-  for (int field = 3; field < 22 && p; field++) p = strchr(p + 1, ' ');
-  return p ? strtoull(p + 1, NULL, 10) : 0;
-}
 #endif

@@ -81,13 +81,20 @@ static inline uint64_t now_ns(void) {
 }
 
 static inline int topic_addr(const char *name, struct sockaddr_un *a, socklen_t *len, const char *suffix) {
-  return sys_abstract_addr("slotbus.topic.", name, suffix, a, len);
+  return plat_addr("slotbus.topic.", name, suffix, a, len);
 }
 
 static inline int wake_addr(sb_topic *t, uint32_t index, uint32_t nonce, struct sockaddr_un *a, socklen_t *len) {
   char suffix[64];
   snprintf(suffix, sizeof suffix, ".%016llx.%u.%u", (unsigned long long)ident(t)->topic_id, index, nonce);
   return topic_addr(t->name, a, len, suffix);
+}
+
+/* Removes a subscriber's wake socket file (portable backend; nothing for an abstract name). */
+static inline void unbind_wake(sb_topic *t, uint32_t index, uint32_t nonce) {
+  struct sockaddr_un a;
+  socklen_t len;
+  if (wake_addr(t, index, nonce, &a, &len) == 0) plat_unbind(&a, len);
 }
 
 /* ---- records (§8.3) ---- */

@@ -6,25 +6,13 @@ uint32_t sb_topic_layout_hash(void) { return sys_fnv1a(FNV1A_SEED, (const uint8_
 
 /* ---- open (§8.1) ---- */
 
-/* Whether fd is a listening unix stream socket: what a member's hello must carry besides the memfd. */
-static int listening_socket(int fd) {
-  int v[3] = {0, 0, 0};
-  socklen_t l = sizeof(int);
-  if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v[0], &l) < 0) return 0;
-  l = sizeof(int);
-  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &v[1], &l) < 0) return 0;
-  l = sizeof(int);
-  if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v[2], &l) < 0) return 0;
-  return v[0] == AF_UNIX && v[1] == SOCK_STREAM && v[2] == 1;
-}
-
 static sb_topic *topic_new(const char *name) {
   sb_topic *t = calloc(1, sizeof *t);
   if (!t) return NULL;
   snprintf(t->name, sizeof t->name, "%s", name);
   t->listen_fd = t->conn_fd = t->memfd = t->send_fd = -1;
   t->pid = (uint32_t)getpid();
-  t->start = sys_proc_start(t->pid, NULL);
+  t->start = plat_proc_start(t->pid, NULL);
   t->pub_index = -1;
   return t;
 }
@@ -34,11 +22,12 @@ static int map_topic(sb_topic *t) {
   void *p = mmap(NULL, t->size, PROT_READ, MAP_SHARED, t->memfd, 0);
   if (p == MAP_FAILED) return -errno;
   t->base = p;
+  plat_region_mapped(p, t->size);
   if (mprotect(p, SB_TOPIC_OFF_DATA, PROT_READ | PROT_WRITE) < 0) return -errno;
   t->cap = ident(t)->capacity;
   t->seg = t->cap / SEGMENTS;
   t->scratch = malloc(t->cap / 4 + 1024);
-  t->send_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  t->send_fd = plat_socket(SOCK_DGRAM);
   return t->scratch && t->send_fd >= 0 ? 0 : -ENOMEM;
 }
 
@@ -53,18 +42,14 @@ static int become_keeper(sb_topic *t) {
 static int create_topic(sb_topic *t, uint32_t capacity) {
   if (capacity < SB_TOPIC_MIN_CAPACITY || capacity > SB_TOPIC_MAX_CAPACITY || (capacity & (capacity - 1)))
     return -EINVAL;
-  /* syscall, not memfd_create(): the libc wrapper would need glibc 2.27 symbols */
-  t->memfd = (int)syscall(SYS_memfd_create, "slotbus-topic", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-  if (t->memfd < 0) return -errno;
   t->size = (uint64_t)SB_TOPIC_OFF_DATA + capacity;
-  if (ftruncate(t->memfd, (off_t)t->size) < 0 ||
-      fcntl(t->memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
-    return -errno;
+  t->memfd = plat_region_create("slotbus-topic", t->size);
+  if (t->memfd < 0) return t->memfd;
   void *p = mmap(NULL, SB_TOPIC_OFF_DATA, PROT_READ | PROT_WRITE, MAP_SHARED, t->memfd, 0);
   if (p == MAP_FAILED) return -errno;
   identity *id = p;
   uint64_t topic_id = 0;
-  if (syscall(SYS_getrandom, &topic_id, sizeof topic_id, 0) != sizeof topic_id) topic_id = now_ns() ^ t->pid;
+  if (plat_random(&topic_id, sizeof topic_id) < 0) topic_id = now_ns() ^ t->pid;
   *id = (identity){SB_TOPIC_MAGIC, SB_TOPIC_VERSION, sb_topic_layout_hash(), capacity, topic_id, t->size};
   munmap(p, SB_TOPIC_OFF_DATA); /* nobody else has the fd yet: plain writes are published by sendmsg */
   int r = map_topic(t);
@@ -84,7 +69,8 @@ static int check_header(sb_topic *t, uint64_t size) {
 sb_topic *sb_topic_open_start(const char *name, uint32_t capacity, uint32_t create, int *err) {
   struct sockaddr_un a;
   socklen_t alen;
-  int r = create > SB_CREATE_MUST ? -EINVAL : topic_addr(name, &a, &alen, NULL);
+  int r = create > SB_CREATE_MUST ? -EINVAL : plat_check();
+  if (!r) r = topic_addr(name, &a, &alen, NULL);
   if (r) {
     *err = r;
     return NULL;
@@ -95,12 +81,12 @@ sb_topic *sb_topic_open_start(const char *name, uint32_t capacity, uint32_t crea
     return NULL;
   }
   for (int attempt = 0; attempt < 100; attempt++) {
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = plat_socket(SOCK_STREAM);
     if (fd < 0) break;
-    if (connect(fd, (struct sockaddr *)&a, alen) == 0) {
-      struct ucred cred;
-      socklen_t cl = sizeof cred;
-      if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0 || cred.uid != getuid()) {
+    int e = -plat_connect(fd, &a, alen);
+    if (e == 0) {
+      uint32_t uid;
+      if (plat_peer(fd, &uid, NULL) < 0 || uid != getuid()) {
         close(fd);
         sb_topic_close(t);
         *err = -EPERM;
@@ -116,7 +102,6 @@ sb_topic *sb_topic_open_start(const char *name, uint32_t capacity, uint32_t crea
       *err = -EAGAIN;
       return t;
     }
-    int e = errno;
     close(fd);
     if (e == EAGAIN) continue; /* the keeper's backlog is full: try again */
     if (e != ECONNREFUSED || create == SB_CREATE_NEVER) {
@@ -124,9 +109,9 @@ sb_topic *sb_topic_open_start(const char *name, uint32_t capacity, uint32_t crea
       *err = e == ECONNREFUSED ? -ENOENT : -e; /* nobody holds the name: every member has left */
       return NULL;
     }
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    fd = plat_socket(SOCK_STREAM);
     if (fd < 0) break;
-    if (bind(fd, (struct sockaddr *)&a, alen) == 0 && listen(fd, 64) == 0) {
+    if ((e = -plat_bind(fd, &a, alen, 64)) == 0) {
       t->listen_fd = fd;
       r = create_topic(t, capacity);
       if (r) {
@@ -137,7 +122,6 @@ sb_topic *sb_topic_open_start(const char *name, uint32_t capacity, uint32_t crea
       *err = 0;
       return t;
     }
-    e = errno;
     close(fd);
     if (e != EADDRINUSE) {
       sb_topic_close(t);
@@ -165,15 +149,12 @@ int sb_topic_open_finish(sb_topic *t) {
   }
   /* the memfd and the shared listening socket (§8.1): from now on we hold the name too */
   if (nfds == 2) t->listen_fd = fds[1];
-  if (n != (ssize_t)sizeof h || excess || nfds != 2 || !listening_socket(t->listen_fd) || h.magic != SB_TOPIC_MAGIC ||
+  if (n != (ssize_t)sizeof h || excess || nfds != 2 || !plat_is_listener(t->listen_fd) || h.magic != SB_TOPIC_MAGIC ||
       h.version != SB_TOPIC_VERSION || h.layout_hash != sb_topic_layout_hash())
     goto corrupt;
   t->memfd = fd;
-  struct stat st;
-  int seals = fcntl(fd, F_GET_SEALS);
-  /* sealed against shrinking: a peer can never make our reads fault (SIGBUS) */
-  if (fstat(fd, &st) < 0 || (uint64_t)st.st_size != h.size || seals < 0 ||
-      (seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW) || h.size <= SB_TOPIC_OFF_DATA ||
+  /* Linux: sealed against shrinking, so a peer can never make our reads fault (SIGBUS); portable: §13.3 */
+  if (!plat_region_check(fd, h.size) || h.size <= SB_TOPIC_OFF_DATA ||
       h.size > (uint64_t)SB_TOPIC_OFF_DATA + SB_TOPIC_MAX_CAPACITY)
     goto corrupt;
   t->size = h.size;
@@ -213,11 +194,10 @@ sb_topic *sb_topic_open(const char *name, uint32_t capacity, uint32_t create, in
 
 static void serve_newcomers(sb_topic *t) {
   for (int i = 0; i < 64; i++) {
-    int fd = accept4(t->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    int fd = plat_accept(t->listen_fd, 0);
     if (fd < 0) return;
-    struct ucred cred;
-    socklen_t cl = sizeof cred;
-    int ok = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0 && cred.uid == getuid();
+    uint32_t uid;
+    int ok = plat_peer(fd, &uid, NULL) == 0 && uid == getuid();
     sys_hello h =
         sys_hello_make(SB_TOPIC_MAGIC, SB_TOPIC_VERSION, sb_topic_layout_hash(), ok ? 0 : EPERM, t->size, t->pid);
     int both[2] = {t->memfd, t->listen_fd};
@@ -226,13 +206,13 @@ static void serve_newcomers(sb_topic *t) {
   }
 }
 
-/* Liveness of a registry entry: pid alive with the same start time (§8.1). deep: also read /proc. */
+/* Liveness of a registry entry: pid alive with the same start time (§8.1). deep: also the start time. */
 static int alive(uint32_t pid, uint64_t start, int deep) {
   if (pid == 0) return 0;
   if (kill((pid_t)pid, 0) < 0 && errno == ESRCH) return 0;
   if (!deep) return 1;
   int zombie = 0;
-  uint64_t s = sys_proc_start(pid, &zombie);
+  uint64_t s = plat_proc_start(pid, &zombie);
   return s != 0 && s == start && !zombie;
 }
 
@@ -250,7 +230,10 @@ static void reap(sb_topic *t, int deep) {
     if (!atomic_compare_exchange_strong_explicit(shm_u32(e, 0), &live, SB_ENTRY_CLAIMING, memory_order_acquire,
                                                  memory_order_relaxed))
       continue;
-    if (is_sub) release_parked(t, e);
+    if (is_sub) {
+      release_parked(t, e);
+      unbind_wake(t, i, atomic_load_explicit(shm_u32(e, SB_SUB_NONCE), memory_order_relaxed)); /* its file (§13.2) */
+    }
     /* release: a new owner claiming it sees the cleanup done */
     atomic_store_explicit(shm_u32(e, 0), SB_ENTRY_FREE, memory_order_release);
   }
@@ -258,6 +241,10 @@ static void reap(sb_topic *t, int deep) {
 
 static int tick(sb_topic *t, int deep) {
   if (!t->base) return -EINVAL;
+  if (plat_region_lost(t->base)) {
+    snprintf(t->err, sizeof t->err, "the topic region was truncated by a member (SIGBUS caught)");
+    return -SB_TOPIC_ECORRUPT;
+  }
   if (check_header(t, t->size)) {
     snprintf(t->err, sizeof t->err, "the topic header was overwritten");
     return -SB_TOPIC_ECORRUPT;
@@ -298,8 +285,8 @@ void sb_topic_close(sb_topic *t) {
   if (t->conn_fd >= 0) close(t->conn_fd);
   if (t->send_fd >= 0) close(t->send_fd);
   if (t->memfd >= 0) close(t->memfd);
-  if (t->base) munmap(t->base, t->size);
-  if (t->alias) munmap(t->alias, t->size);
+  if (t->base) plat_region_unmapped(t->base), munmap(t->base, t->size);
+  if (t->alias) plat_region_unmapped(t->alias), munmap(t->alias, t->size);
   free(t->scratch);
   free(t);
 }

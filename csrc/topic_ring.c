@@ -117,6 +117,7 @@ static a64 *rec_words_rw(sb_topic *t, uint64_t pos) {
     if (atomic_compare_exchange_strong_explicit(&t->alias, &none, (uint8_t *)p, memory_order_acq_rel,
                                                 memory_order_acquire)) {
       a = p;
+      plat_region_mapped(p, t->size);
     } else {
       munmap(p, t->size);
       a = none;

@@ -45,14 +45,16 @@ sb_sub *sb_sub_open(sb_topic *t, const uint8_t *filter, uint32_t filter_len, uin
   }
   s->index = (uint32_t)i;
   uint32_t rnd = 0;
-  if (syscall(SYS_getrandom, &rnd, sizeof rnd, 0) != sizeof rnd) rnd = (uint32_t)now_ns();
+  if (plat_random(&rnd, sizeof rnd) < 0) rnd = (uint32_t)now_ns();
   s->nonce = rnd;
   struct sockaddr_un a;
   socklen_t alen;
-  s->wake_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (s->wake_fd < 0 || wake_addr(t, s->index, s->nonce, &a, &alen) ||
-      bind(s->wake_fd, (struct sockaddr *)&a, alen) < 0) {
-    *err = -errno;
+  s->wake_fd = plat_socket(SOCK_DGRAM);
+  int r = s->wake_fd < 0 ? -errno : wake_addr(t, s->index, s->nonce, &a, &alen);
+  if (r || (r = plat_bind(s->wake_fd, &a, alen, 0))) {
+    if (s->wake_fd >= 0) close(s->wake_fd);
+    s->wake_fd = -1; /* not bound: no file of ours to remove */
+    *err = r;
     sb_sub_close(s);
     return NULL;
   }
@@ -264,7 +266,7 @@ void sb_sub_close(sb_sub *s) {
   release_parked(s->t, e);
   /* release: our last writes before the entry is free */
   atomic_store_explicit(shm_u32(e, SB_SUB_STATE), SB_ENTRY_FREE, memory_order_release);
-  if (s->wake_fd >= 0) close(s->wake_fd);
+  if (s->wake_fd >= 0) unbind_wake(s->t, s->index, s->nonce), close(s->wake_fd);
   free(s->batch);
   free(s);
 }

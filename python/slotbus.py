@@ -45,7 +45,7 @@ __all__ = [
     "library_path",
 ]
 
-ABI_VERSION = 6  # SB_ABI_VERSION in csrc/slotbus.h; the library must match (test/native/python-worker.test.ts checks)
+ABI_VERSION = 7  # SB_ABI_VERSION in csrc/slotbus.h; the library must match (test/native/python-worker.test.ts checks)
 SB_ECORRUPT = 1000
 KIND_RAW, KIND_HTTP = 0, 1
 RESP_ERROR = 1
@@ -190,11 +190,14 @@ _lib_lock = threading.Lock()
 def _platform():
     machine = platform.machine().lower()
     arch = {"x86_64": "x64", "amd64": "x64", "aarch64": "arm64", "arm64": "arm64"}.get(machine)
-    if not platform.system() == "Linux" or arch is None:
+    system = platform.system()
+    if system not in ("Linux", "Darwin") or arch is None:
         raise NativeLibraryError(
-            "slotbus runs on Linux x64/arm64 only; this is %s-%s. Set SLOTBUS_LIB if you built libslotbus yourself."
-            % (platform.system(), machine)
+            "slotbus runs on Linux and macOS, x64/arm64; this is %s-%s. Set SLOTBUS_LIB if you built libslotbus "
+            "yourself." % (system, machine)
         )
+    if system == "Darwin":  # the portable backend's prebuild (docs/PROTOCOL.md §13); not yet run on a Mac
+        return "darwin-%s" % arch
     return "linux-%s%s" % (arch, "-musl" if _is_musl(arch) else "")
 
 
@@ -219,7 +222,8 @@ def library_path():
         )
     package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     plat = _platform()
-    path = os.path.join(package, "prebuilds", plat, "libslotbus.so")
+    name = "libslotbus.dylib" if plat.startswith("darwin") else "libslotbus.so"
+    path = os.path.join(package, "prebuilds", plat, name)
     if not os.path.exists(path):
         raise NativeLibraryError(
             "No libslotbus for %s: looked at %s (and SLOTBUS_LIB, unset). Run `npm run build` in %s, or set "

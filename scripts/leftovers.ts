@@ -26,12 +26,14 @@ function ancestors(): Set<number> {
 function leftovers(): string[] {
   const found: string[] = []
 
-  for (const f of readdirSync("/dev/shm")) if (/slotbus/i.test(f)) found.push(`/dev/shm/${f}`)
+  // the portable backend's regions are sb.<16 hex> for a moment, then unlinked (docs/PROTOCOL.md §13.3)
+  for (const f of readdirSync("/dev/shm")) if (/slotbus|^sb\.[0-9a-f]{16}$/i.test(f)) found.push(`/dev/shm/${f}`)
 
   // Abstract unix sockets named by slotbus (hubs, topics, contests, wake sockets): bound means a process holds them.
   for (const line of readFileSync("/proc/net/unix", "utf8").split("\n").slice(1)) {
     const path = line.trim().split(/\s+/)[7]
-    if (path?.startsWith("@slotbus")) found.push(`socket ${path}`)
+    // and the portable backend's socket files (§13.2): bound, a process holds them
+    if (path?.startsWith("@slotbus") || path?.includes("/slotbus")) found.push(`socket ${path}`)
   }
 
   // Processes whose command line names this checkout (a test's child that outlived its test).

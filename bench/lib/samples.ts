@@ -20,6 +20,11 @@ export class Samples {
     this.sorted = false
   }
 
+  /** The recorded values, in no particular order (to send them to another process). */
+  values(): Float64Array {
+    return this.data.slice(0, this.n)
+  }
+
   static of(values: ArrayLike<number>): Samples {
     const s = new Samples()
     s.data = Float64Array.from(values)

@@ -4,6 +4,7 @@ import * as bunFloor from "./methods/bun-floor.ts"
 import * as cWorker from "./methods/c-worker.ts"
 import * as floor from "./methods/floor.ts"
 import * as http from "./methods/http.ts"
+import * as portable from "./methods/portable.ts"
 import * as processSend from "./methods/process-send.ts"
 import * as pythonWorker from "./methods/python-worker.ts"
 import * as slotbus from "./methods/slotbus.ts"
@@ -42,8 +43,9 @@ rounds; every figure is the median across rounds with its range, and the first l
   --quick          shorter measurements, fewer sizes and rounds (about 30 s)
   --time <ms>      per round, time with 1 request in flight per method and size (default 200, --quick 60);
                    32 in flight gets 2/3 of it, warm-up 1/6
-  --only <list>    only these methods: a name (slotbus, slotbus-c, slotbus-py, floor, floor-bun, process.send,
-                   unix, tcp, http, worker) or name:mode (slotbus:spin, floor:futex, …); "idle" for the idle test
+  --only <list>    only these methods: a name (slotbus, backends, slotbus-c, slotbus-py, floor, floor-bun,
+                   process.send, unix, tcp, http, worker) or name:mode (slotbus:spin, floor:futex, …); "idle" for
+                   the idle test
   --warm <ms>      traffic (32 in flight) each freshly started pair exchanges before it is measured
                    (default 0). A fresh Bun worker is measured while JavaScriptCore still compiles
                    it; a long-running server is not: --warm 3000 measures what a server sees.
@@ -247,6 +249,14 @@ export const METHODS: MethodDef[] = [
   def("slotbus", "spin", "slotbus spin", "Bun↔Bun", { open: () => slotbus.open("spin") }),
   def("slotbus", "adaptive", "slotbus adaptive", "Bun↔Bun", { open: () => slotbus.open("adaptive") }),
   def("slotbus", "park", "slotbus park", "Bun↔Bun", { open: () => slotbus.open("park") }),
+  // the Linux backend against the portable one macOS runs (docs/PROTOCOL.md §13), each hub in a child process
+  ...(["spin", "park"] as const).flatMap((idle) =>
+    (["linux", "posix"] as const).map((b) =>
+      def("backends", `${b}-${idle}`, `${b} ${idle} (child)`, "Bun↔Bun", {
+        floor: (...a) => portable.measure(b, idle, ...a),
+      }),
+    ),
+  ),
   def("slotbus-c", "spin", "slotbus-C spin", "Bun↔C --spin (C busy-polls)", {
     open: (o) => cWorker.open("spin", o.cWorker),
   }),

@@ -274,6 +274,7 @@ export abstract class Accepting extends Routing {
     const w = this.acceptWatch
     this.acceptWatch = null
     if (w) native.sb_accept_watch_stop(w)
+    native.sb_unlisten(this.listenFd) // the portable backend's socket file (docs/PROTOCOL.md §13.2)
     closeSync(this.listenFd)
   }
 }

@@ -7,6 +7,8 @@ const { ptr, i32, u32, i64, f64, cstring, void: none } = FFIType
 
 const symbols = {
   sb_listen: { args: [cstring], returns: i32 },
+  sb_unlisten: { args: [i32], returns: none },
+  sb_platform: { args: [], returns: cstring },
   sb_accept: { args: [i32, ptr, ptr, ptr], returns: ptr },
   sb_accept_watch_start: { args: [i32, ptr], returns: ptr },
   sb_accept_watch_fd: { args: [ptr], returns: i32 },
@@ -63,7 +65,7 @@ export type Native = Library<typeof symbols>["symbols"]
 export type Chan = Pointer
 
 /** What this TypeScript expects of the library: csrc/slotbus.h's SB_ABI_VERSION and the layout string's hash. */
-export const ABI_VERSION = 6
+export const ABI_VERSION = 7
 export const LAYOUT_HASH = 0xd6d37120
 
 /** The library's functions; only valid once loadNative() has resolved (every entry point awaits it). */
@@ -98,6 +100,11 @@ async function open(): Promise<Native> {
   if (hash !== LAYOUT_HASH) {
     throw new NativeLibraryError(
       `${path} has layout hash 0x${hash.toString(16)}; this slotbus expects 0x${LAYOUT_HASH.toString(16)}. ${fix}`,
+    )
+  }
+  if (lib.sb_platform() === null) {
+    throw new NativeLibraryError(
+      `SLOTBUS_PLATFORM is "${process.env.SLOTBUS_PLATFORM}"; it must be "posix" (the portable backend), "linux" or unset.`,
     )
   }
   native = lib

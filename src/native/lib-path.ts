@@ -10,6 +10,8 @@ const prebuilds: Record<string, () => Promise<{ default: string }>> = {
   "linux-x64-musl": () => import("../../prebuilds/linux-x64-musl/libslotbus.so", { with: { type: "file" } }),
   "linux-arm64": () => import("../../prebuilds/linux-arm64/libslotbus.so", { with: { type: "file" } }),
   "linux-arm64-musl": () => import("../../prebuilds/linux-arm64-musl/libslotbus.so", { with: { type: "file" } }),
+  "darwin-arm64": () => import("../../prebuilds/darwin-arm64/libslotbus.dylib", { with: { type: "file" } }),
+  "darwin-x64": () => import("../../prebuilds/darwin-x64/libslotbus.dylib", { with: { type: "file" } }),
 }
 
 /** Path of the libslotbus shared library for this process: $SLOTBUS_LIB, else the matching prebuild. */
@@ -22,7 +24,7 @@ export async function libraryPath(): Promise<string> {
     )
   }
   const platform = detectPlatform()
-  const path = join(packageRoot, "prebuilds", platform, "libslotbus.so")
+  const path = join(packageRoot, "prebuilds", platform, libraryFile(platform))
   try {
     return (await prebuilds[platform]!()).default
   } catch {
@@ -33,14 +35,21 @@ export async function libraryPath(): Promise<string> {
   }
 }
 
-/** "linux-x64", "linux-arm64-musl", …: the prebuilds/ directory name for this process. */
-export function detectPlatform(): string {
-  const arch = process.arch
-  if (process.platform !== "linux" || (arch !== "x64" && arch !== "arm64")) {
+/** The library's file name in a prebuilds/ directory. */
+export function libraryFile(platform: string): string {
+  return platform.startsWith("darwin-") ? "libslotbus.dylib" : "libslotbus.so"
+}
+
+/** "linux-x64", "linux-arm64-musl", "darwin-arm64", …: the prebuilds/ directory name for this process. */
+export function detectPlatform(platform: string = process.platform, arch: string = process.arch): string {
+  const supported = (platform === "linux" || platform === "darwin") && (arch === "x64" || arch === "arm64")
+  if (!supported) {
     throw new NativeLibraryError(
-      `slotbus runs on Linux x64/arm64 only; this is ${process.platform}-${arch}. Set SLOTBUS_LIB if you built libslotbus yourself.`,
+      `slotbus runs on Linux and macOS, x64/arm64; this is ${platform}-${arch}. Set SLOTBUS_LIB if you built libslotbus yourself.`,
     )
   }
+  // macOS always runs the portable backend (docs/PROTOCOL.md §13); Linux picks one at load (SLOTBUS_PLATFORM).
+  if (platform === "darwin") return `darwin-${arch}`
   return `linux-${arch}${isMusl() ? "-musl" : ""}`
 }
 

@@ -6,6 +6,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { zigBuild } from "../../scripts/zig.ts"
 import { ABI_VERSION } from "../../src/native/ffi.ts"
+import { detectPlatform, libraryFile } from "../../src/native/lib-path.ts"
 import { REPO, run } from "../support/helpers.ts"
 
 let dir: string
@@ -136,3 +137,50 @@ await bus.close()
     rmSync(away, { recursive: true, force: true })
   }
 }, 60_000)
+
+describe("macOS prebuilds (built here, not yet run on a Mac)", () => {
+  test.each([
+    ["arm64", "darwin-arm64", 0x0100000c], // CPU_TYPE_ARM64
+    ["x64", "darwin-x64", 0x01000007], // CPU_TYPE_X86_64
+  ])("darwin %s picks prebuilds/%s/libslotbus.dylib, a Mach-O library for that CPU", async (arch, dirName, cpu) => {
+    expect(detectPlatform("darwin", arch)).toBe(dirName)
+    const bytes = new DataView(await Bun.file(join(REPO, "prebuilds", dirName, libraryFile(dirName))).arrayBuffer())
+    expect(bytes.getUint32(0, true)).toBe(0xfeedfacf) // MH_MAGIC_64
+    expect(bytes.getUint32(4, true)).toBe(cpu)
+    expect(bytes.getUint32(12, true)).toBe(6) // MH_DYLIB
+  })
+
+  test.each([
+    ["win32", "x64"],
+    ["freebsd", "x64"],
+    ["darwin", "ia32"],
+  ])("%s-%s is refused with the platforms that are supported named", (platform, arch) => {
+    expect(() => detectPlatform(platform, arch)).toThrow("slotbus runs on Linux and macOS, x64/arm64")
+  })
+})
+
+test("an unknown SLOTBUS_PLATFORM is a NativeLibraryError naming the variable and its values", async () => {
+  const r = await runScript(probe, { SLOTBUS_PLATFORM: "macos" })
+  expect(r.out).toContain('NativeLibraryError: SLOTBUS_PLATFORM is "macos"; it must be "posix"')
+})
+
+test("bun build --compile for macOS embeds the darwin dylibs (the binary is cross-compiled here, not run)", async () => {
+  const app = join(dir, "darwin-app.ts")
+  writeFileSync(app, `import { SlotBus } from "slotbus"\nawait SlotBus.listen("compiled-darwin")\n`)
+  const out = join(dir, "bin", "app-darwin")
+  // bun fetches its darwin-arm64 runtime for this once (then it is cached)
+  const build = await run(
+    [process.execPath, "build", "--compile", "--target=bun-darwin-arm64", app, "--outfile", out],
+    {
+      cwd: dir,
+    },
+  )
+  expect(build.stderr.trim().split("\n").at(-1) ?? "").not.toMatch(/error/i)
+  expect(build.code).toBe(0)
+  const binary = Buffer.from(await Bun.file(out).arrayBuffer())
+  expect(binary.readUInt32LE(0)).toBe(0xfeedfacf) // a Mach-O executable
+  for (const p of ["darwin-arm64", "darwin-x64"]) {
+    const lib = Buffer.from(await Bun.file(join(REPO, "prebuilds", p, libraryFile(p))).arrayBuffer())
+    expect(binary.includes(lib)).toBe(true)
+  }
+}, 120_000)

@@ -2,12 +2,13 @@ import { afterAll, beforeAll, expect, test } from "bun:test"
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { libraryFile } from "../../src/native/lib-path.ts"
 import { fnv1a32 } from "../support/c-text.ts"
 import { run } from "../support/helpers.ts"
 import { onlyTools, packTarball, runOk } from "../support/pack.ts"
 
 const repo = join(import.meta.dir, "..", "..")
-const platforms = ["linux-x64", "linux-arm64", "linux-x64-musl", "linux-arm64-musl"]
+const platforms = ["linux-x64", "linux-arm64", "linux-x64-musl", "linux-arm64-musl", "darwin-arm64", "darwin-x64"]
 
 let packDir = ""
 let consumer = ""
@@ -54,7 +55,7 @@ afterAll(() => {
 
 test("the packed tarball installs with bun alone and ships a loadable library for every platform", async () => {
   const installed = join(consumer, "node_modules", "slotbus")
-  for (const p of platforms) expect(existsSync(join(installed, "prebuilds", p, "libslotbus.so"))).toBe(true)
+  for (const p of platforms) expect(existsSync(join(installed, "prebuilds", p, libraryFile(p)))).toBe(true)
 
   writeFileSync(
     join(consumer, "load.ts"),

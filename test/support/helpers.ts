@@ -14,6 +14,13 @@ export {
   type SpawnOptions,
 } from "../../bench/lib/child.ts"
 
+/**
+ * Whether libslotbus runs its Linux backend here. Tests that count its kernel objects (memfds, eventfds, abstract
+ * names, the /proc diagnosis of stopped members) skip on the portable backend (docs/PROTOCOL.md §13), which has
+ * none of them; test/native/portable.test.ts checks what it has instead.
+ */
+export const linuxBackend = process.env.SLOTBUS_PLATFORM !== "posix"
+
 /** The fixtures folder (this one). */
 export const FIXTURES = import.meta.dir
 export const REPO = join(import.meta.dir, "..", "..")

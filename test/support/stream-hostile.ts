@@ -6,29 +6,21 @@
 // HEAD), zero (DATA of length 0), produced (a position beyond the credit, notified), notify (a notification
 // without the notify word), random (the frame header overwritten with random words from seed).
 import { toArrayBuffer, type Pointer } from "bun:ffi"
-import { readdirSync, readlinkSync, writeSync } from "node:fs"
+import { writeSync } from "node:fs"
 import { loadNative } from "../../src/native/ffi.ts"
+import { doorbellCandidates } from "./fds.ts"
 
 const native = await loadNative()
 const [name, scenario, seedArg] = process.argv.slice(2)
 if (!name || !scenario) throw new Error("usage: stream-hostile.ts <bus-name> <scenario> [seed]")
 
-const eventfds = () =>
-  new Set(
-    readdirSync("/proc/self/fd").filter((fd) => {
-      try {
-        return readlinkSync(`/proc/self/fd/${fd}`) === "anon_inode:[eventfd]"
-      } catch {
-        return false
-      }
-    }),
-  )
-const before = eventfds()
+const before = doorbellCandidates()
 const err = new Int32Array(1)
 const ptr = native.sb_connect(Buffer.from(`${name}\0`), -1, 5000, err) as Pointer | null
 if (!ptr) throw new Error(`sb_connect failed: ${err[0]}`)
-const myBell = String(native.sb_doorbell_fd(ptr))
-const hubBells = [...eventfds()].filter((fd) => !before.has(fd) && fd !== myBell).map(Number)
+const myBell = native.sb_doorbell_fd(ptr)
+const sock = native.sb_socket_fd(ptr)
+const hubBells = [...doorbellCandidates()].filter((fd) => !before.has(fd) && fd !== myBell && fd !== sock)
 const region = new Uint8Array(toArrayBuffer(native.sb_region(ptr)!, 0, native.sb_region_size(ptr)))
 const words = new Uint32Array(region.buffer, region.byteOffset, region.length >> 2)
 const ringSize = words[4]!

@@ -1,0 +1,136 @@
+/* Internal to libslotbus: the one seam between the protocol code and the kernel (docs/PROTOCOL.md §13).
+ * Two backends behind it: Linux (memfd + seals, eventfd, futex, abstract sockets, SO_PEERCRED, pidfd, /proc;
+ * csrc/platform_linux.c) and portable (POSIX shm, datagram socketpairs, socket files, getpeereid,
+ * kill + start time, ulock/os_sync; csrc/platform_posix.c). macOS always runs the portable one; Linux runs it
+ * when SLOTBUS_PLATFORM=posix at load. Nothing above this header says #ifdef __APPLE__ or __linux__.
+ * Include it through sys.h. Not part of the public API. */
+#ifndef SLOTBUS_PLATFORM_H
+#define SLOTBUS_PLATFORM_H
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/un.h>
+
+#ifndef MSG_NOSIGNAL
+#define MSG_NOSIGNAL 0 /* macOS: the portable sockets are made with SO_NOSIGPIPE instead */
+#endif
+#ifndef MSG_CMSG_CLOEXEC
+#define MSG_CMSG_CLOEXEC 0 /* macOS: sys_recv_fds sets FD_CLOEXEC on what it receives */
+#endif
+
+/* 1 on the portable backend. Set once, before any other call (a constructor); read on hot paths. */
+extern int plat_portable;
+/* 0, or -EINVAL when SLOTBUS_PLATFORM names no backend: every open returns it. */
+int plat_check(void);
+
+/* ---- sockets and names (§13.2) ---- */
+
+/* AF_UNIX socket of type, non-blocking and close-on-exec, never raising SIGPIPE. */
+int plat_socket(int type);
+/* accept, close-on-exec, non-blocking if nonblock, never raising SIGPIPE; -errno. */
+int plat_accept(int listen_fd, int nonblock);
+/* The address for "<prefix><name><suffix>": abstract, or a socket file in the private directory. name: 1-64 of
+ * [A-Za-z0-9._-]. 0 or -errno. */
+int plat_addr(const char *prefix, const char *name, const char *suffix, struct sockaddr_un *a, socklen_t *len);
+/* bind, and listen(backlog) if backlog > 0; a stale socket file is recovered. 0, -EADDRINUSE, -errno. */
+int plat_bind(int fd, const struct sockaddr_un *a, socklen_t len, int backlog);
+/* connect; a missing socket file reads as -ECONNREFUSED. 0 or -errno. */
+int plat_connect(int fd, const struct sockaddr_un *a, socklen_t len);
+/* Removes the socket file of an address (nothing for an abstract one). */
+void plat_unbind(const struct sockaddr_un *a, socklen_t len);
+/* Removes the socket file fd is bound to (nothing for an abstract one). */
+void plat_unbind_fd(int fd);
+/* The peer's effective uid and pid (-1 where the kernel does not say). 0 or -errno. */
+int plat_peer(int sock, uint32_t *uid, int32_t *pid);
+/* Whether fd is a listening AF_UNIX stream socket. */
+int plat_is_listener(int fd);
+
+/* ---- regions (§13.3) ---- */
+
+/* A shared-memory fd of exactly size bytes that nobody can resize (Linux) or that has no name left (portable). */
+int plat_region_create(const char *tag, uint64_t size);
+/* Whether a received fd is a region of exactly size bytes, as the hello said. */
+int plat_region_check(int fd, uint64_t size);
+/* Gives back the pages of [off, off+len) (arena trimming; Linux only, a no-op on the portable backend). */
+void plat_region_trim(int fd, off_t off, off_t len);
+/* The portable backend's SIGBUS guard: a fault in a registered mapping turns it into private zero pages and
+ * marks it lost. No-ops on Linux, where seals make the fault impossible. */
+void plat_region_mapped(void *base, size_t size);
+void plat_region_unmapped(void *base);
+int plat_region_lost_(void *base);
+extern _Atomic int plat_regions_lost; /* how many faults the guard has caught in this process: 0 almost always */
+/* One load on every poll; the table is looked at only once some region was lost. */
+static inline int plat_region_lost(void *base) {
+  return plat_portable && atomic_load_explicit(&plat_regions_lost, memory_order_acquire) && plat_region_lost_(base);
+}
+
+/* ---- doorbells and notes (§13.4) ---- */
+
+/* A doorbell: ring rd's process by writing wr. An eventfd (rd == wr) on Linux, a datagram socketpair else. */
+typedef struct {
+  int rd, wr;
+} plat_bell;
+int plat_bell_open(plat_bell *b);
+void plat_bell_close(plat_bell *b);
+void plat_bell_ring_(int wr);
+void plat_bell_drain_(int rd);
+/* Whether a received fd is a doorbell end as §1 / §13.4 require (non-blocking, the right kind). */
+int plat_bell_check(int fd);
+
+/* ---- waits on a shared 32-bit word (§13.5) ---- */
+
+/* Sleeps while *addr == expect, at most timeout_ms (< 0: no limit); spurious returns allowed. shared: the
+ * word is in memory other processes map. */
+void plat_wait(_Atomic uint32_t *addr, uint32_t expect, int timeout_ms, int shared);
+void plat_wake(_Atomic uint32_t *addr, int shared); /* wakes every waiter */
+/* Several words at once (Linux futex_waitv); -ENOSYS where there is no such call. */
+typedef struct {
+  _Atomic uint32_t *addr;
+  uint32_t expect;
+  int shared;
+} plat_waitv_entry;
+int plat_wait_many(const plat_waitv_entry *v, uint32_t n, int timeout_ms);
+
+/* ---- processes (§13.5) ---- */
+
+/* A process's start time (units per backend; compared for equality only), 0 if it is not there. *gone: a
+ * zombie or dead one. */
+uint64_t plat_proc_start(uint32_t pid, int *gone);
+/* A pidfd, or -ENOSYS where there are none (then liveness is kill + start time). */
+int plat_pidfd_open(uint32_t pid);
+/* Whether the caller may read /proc for diagnosis (the Linux backend). */
+static inline int plat_has_proc(void) { return !plat_portable; }
+/* Names thread t (for ps and debuggers). macOS can only name the calling thread, so a new thread is named by its
+ * creator (at once, on Linux) and again by itself (macOS). */
+void plat_thread_name(pthread_t t, const char *name);
+/* n random bytes; -1 if the kernel gave none. */
+int plat_random(void *buf, size_t n);
+
+/* ---- hot paths: inline, one predictable branch on the Linux backend ---- */
+
+#if defined(__linux__)
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+static inline void plat_bell_ring(int wr) {
+  if (plat_portable) return plat_bell_ring_(wr);
+  uint64_t one = 1;
+  ssize_t r = write(wr, &one, sizeof one);
+  (void)r; /* EAGAIN means the counter is already non-zero: the peer will wake anyway */
+}
+static inline void plat_bell_drain(int rd) {
+  if (plat_portable) return plat_bell_drain_(rd);
+  /* One read empties an eventfd whatever its count; looping until EAGAIN would spin for good on an fd that
+   * is never empty. */
+  uint64_t n;
+  ssize_t r = read(rd, &n, sizeof n);
+  (void)r;
+}
+#else
+static inline void plat_bell_ring(int wr) { plat_bell_ring_(wr); }
+static inline void plat_bell_drain(int rd) { plat_bell_drain_(rd); }
+#endif
+#endif

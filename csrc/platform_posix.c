@@ -1,0 +1,453 @@
+/* The portable backend of csrc/platform.h (docs/PROTOCOL.md §13): what macOS has. POSIX shared memory
+ * unlinked at once, datagram socketpairs for doorbells, socket files in a private directory, getpeereid,
+ * kill + start time, and the macOS shared address wait. On Linux (SLOTBUS_PLATFORM=posix, how CI tests this
+ * file) the few calls macOS has under another name come from the Linux backend (§13.5). */
+#include "sys.h"
+#include <signal.h>
+#include <sys/file.h>
+#if defined(__APPLE__)
+#include <dlfcn.h>
+#include <libproc.h>
+#include <sys/proc_info.h>
+#include <sys/sysctl.h>
+#else
+void lnx_wait(_Atomic uint32_t *addr, uint32_t expect, int timeout_ms, int shared);
+void lnx_wake(_Atomic uint32_t *addr, int shared);
+int lnx_peer(int sock, uint32_t *uid, int32_t *pid);
+uint64_t lnx_proc_start(uint32_t pid, int *gone);
+void lnx_thread_name(pthread_t t, const char *name);
+int lnx_random(void *buf, size_t n);
+#endif
+
+/* sun_path's size on macOS; used on Linux too, so a name fits or not the same way on both (§13.2). */
+#define SUN_MAX 104
+
+static int fd_setup(int fd, int nonblock) {
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFL, nonblock ? fl | O_NONBLOCK : fl & ~O_NONBLOCK) < 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+    return -errno;
+#ifdef SO_NOSIGPIPE
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one); /* fails harmlessly on a non-socket */
+#endif
+  return 0;
+}
+
+int psx_socket(int type) {
+  int fd = socket(AF_UNIX, type, 0);
+  if (fd < 0) return -1;
+  if (fd_setup(fd, 1)) {
+    int e = errno;
+    close(fd);
+    errno = e;
+    return -1;
+  }
+  return fd;
+}
+
+int psx_accept(int listen_fd, int nonblock) {
+  int fd;
+  while ((fd = accept(listen_fd, NULL, NULL)) < 0 && errno == EINTR) {
+  }
+  if (fd < 0) return -errno;
+  /* macOS hands the listener's O_NONBLOCK on to the accepted socket, Linux does not: say it either way */
+  int r = fd_setup(fd, nonblock);
+  if (r) close(fd);
+  return r ? r : fd;
+}
+
+/* ---- names: socket files in a private directory (§13.2) ---- */
+
+static void sock_dir(char *out, size_t n) {
+  const char *env = getenv("SLOTBUS_SOCKET_DIR");
+  if (env && *env) snprintf(out, n, "%s", env);
+  else snprintf(out, n, "/tmp/slotbus-%u", (unsigned)geteuid());
+}
+
+/* Creates the directory 0700 if missing; refuses one that is a link, someone else's, or open to others. */
+static int dir_ready(const char *dir) {
+  if (mkdir(dir, 0700) < 0 && errno != EEXIST) return -errno;
+  struct stat st;
+  if (lstat(dir, &st) < 0) return -errno;
+  if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077)) return -EACCES;
+  return 0;
+}
+
+int psx_addr(const char *prefix, const char *name, const char *suffix, struct sockaddr_un *a, socklen_t *len) {
+  char dir[SUN_MAX], file[160];
+  sock_dir(dir, sizeof dir);
+  snprintf(file, sizeof file, "%s%s%s", prefix, name, suffix);
+  memset(a, 0, sizeof *a);
+  a->sun_family = AF_UNIX;
+  int w = snprintf(a->sun_path, SUN_MAX, "%s/%s", dir, file);
+  if (w < 0 || w >= SUN_MAX) {
+    /* too long for sun_path: the FNV-1a 64 of the file name instead (§13.2) */
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const char *p = file; *p; p++) h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
+    w = snprintf(a->sun_path, SUN_MAX, "%s/h.%016llx", dir, (unsigned long long)h);
+    if (w < 0 || w >= SUN_MAX) return -ENAMETOOLONG;
+  }
+  *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + (size_t)w + 1);
+  return 0;
+}
+
+/* The directory part of a socket file's path, into dir. */
+static void dir_of(const struct sockaddr_un *a, char *dir, size_t n) {
+  snprintf(dir, n, "%s", a->sun_path);
+  char *slash = strrchr(dir, '/');
+  if (slash && slash != dir) *slash = 0;
+}
+
+/* Whether a socket of type is bound at the path: a connect answers, or the backlog is merely full. A refusal is
+ * looked at three times 10 ms apart, since macOS refuses a listener whose accept queue is full too (§13.2). */
+static int name_alive(const struct sockaddr_un *a, socklen_t len, int type) {
+  for (int attempt = 0; attempt < 3; attempt++) {
+    int s = psx_socket(type);
+    if (s < 0) return -errno;
+    int r = connect(s, (const struct sockaddr *)a, len), e = errno;
+    close(s);
+    if (r == 0 || e == EAGAIN || e == EWOULDBLOCK || e == EINPROGRESS) return 1;
+    if (e == ENOENT) return 0;
+    if (e != ECONNREFUSED) return -e;
+    struct timespec ts = {0, 10 * 1000000L};
+    nanosleep(&ts, NULL);
+  }
+  return 0;
+}
+
+int psx_bind(int fd, const struct sockaddr_un *a, socklen_t len, int backlog) {
+  char dir[SUN_MAX + 8], lock[SUN_MAX + 16];
+  dir_of(a, dir, SUN_MAX);
+  int r = dir_ready(dir);
+  if (r) return r;
+  snprintf(lock, sizeof lock, "%s/.lock", dir);
+  int lk = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (lk < 0) return -errno;
+  /* one binder at a time per directory: probe, unlink a stale file, bind and listen are one step */
+  while (flock(lk, LOCK_EX) < 0 && errno == EINTR) {
+  }
+  int type = 0;
+  socklen_t tl = sizeof type;
+  getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl);
+  int alive = name_alive(a, len, type);
+  if (alive > 0) r = -EADDRINUSE;
+  else if (alive < 0) r = alive;
+  else {
+    if (unlink(a->sun_path) < 0 && errno != ENOENT) r = -errno; /* stale: its process died without unlinking it */
+    else if (bind(fd, (const struct sockaddr *)a, len) < 0 || (backlog > 0 && listen(fd, backlog) < 0)) r = -errno;
+  }
+  close(lk); /* releases the lock */
+  return r;
+}
+
+int psx_connect(int fd, const struct sockaddr_un *a, socklen_t len) {
+  char dir[SUN_MAX + 8];
+  dir_of(a, dir, SUN_MAX);
+  int r = dir_ready(dir);
+  if (r) return r;
+  while ((r = connect(fd, (const struct sockaddr *)a, len)) < 0 && errno == EINTR) {
+  }
+  if (r == 0 || errno == EINPROGRESS) return 0;
+  return errno == ENOENT ? -ECONNREFUSED : -errno; /* no file: nobody listens, as an abstract name says */
+}
+
+void psx_unbind(const struct sockaddr_un *a, socklen_t len) {
+  (void)len;
+  if (a->sun_path[0]) unlink(a->sun_path);
+}
+
+void psx_unbind_fd(int fd) {
+  struct sockaddr_un a;
+  socklen_t len = sizeof a;
+  memset(&a, 0, sizeof a);
+  if (getsockname(fd, (struct sockaddr *)&a, &len) == 0 && a.sun_family == AF_UNIX && a.sun_path[0] == '/')
+    unlink(a.sun_path);
+}
+
+int psx_peer(int sock, uint32_t *uid, int32_t *pid) {
+#if defined(__APPLE__)
+  uid_t u;
+  gid_t g;
+  if (getpeereid(sock, &u, &g) < 0) return -errno;
+  *uid = (uint32_t)u;
+  if (pid) {
+    pid_t p = -1;
+    socklen_t pl = sizeof p;
+    if (getsockopt(sock, SOL_LOCAL, LOCAL_PEERPID, &p, &pl) < 0) p = -1;
+    *pid = (int32_t)p;
+  }
+  return 0;
+#else
+  return lnx_peer(sock, uid, pid); /* glibc has no getpeereid */
+#endif
+}
+
+int psx_is_listener(int fd) {
+  struct sockaddr_un a;
+  socklen_t len = sizeof a;
+  int type = 0, acc = 0;
+  socklen_t l = sizeof type;
+  if (fd < 0 || getsockname(fd, (struct sockaddr *)&a, &len) < 0 || a.sun_family != AF_UNIX) return 0;
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l) < 0) return 0;
+  l = sizeof acc;
+  if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &l) < 0) return 0;
+  return type == SOCK_STREAM && acc != 0;
+}
+
+/* ---- regions (§13.3) ---- */
+
+int psx_region_create(const char *tag, uint64_t size) {
+  (void)tag;
+  for (int attempt = 0; attempt < 16; attempt++) {
+    uint64_t rnd;
+    if (plat_random(&rnd, sizeof rnd) < 0) return -EIO;
+    char name[40];
+#if defined(__APPLE__)
+    snprintf(name, sizeof name, "/sb.%016llx", (unsigned long long)rnd); /* macOS: at most 31 bytes */
+    int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
+#else
+    /* what glibc's shm_open does, without librt (glibc 2.27 keeps shm_open there) */
+    snprintf(name, sizeof name, "/dev/shm/sb.%016llx", (unsigned long long)rnd);
+    int fd = open(name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+#endif
+    if (fd < 0 && errno == EEXIST) continue;
+    if (fd < 0) return -errno;
+    /* unlinked before the fd goes anywhere: nothing stays behind, kill -9 included */
+#if defined(__APPLE__)
+    shm_unlink(name);
+#else
+    unlink(name);
+#endif
+    if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 || ftruncate(fd, (off_t)size) < 0) {
+      int r = -errno;
+      close(fd);
+      return r;
+    }
+    return fd;
+  }
+  return -EEXIST;
+}
+
+/* No seals to look at: the size now, and the SIGBUS guard for later (§13.3). macOS reports no file type for a
+ * shm object. */
+int psx_region_check(int fd, uint64_t size) {
+  struct stat st;
+  return fstat(fd, &st) == 0 && (S_ISREG(st.st_mode) || (st.st_mode & S_IFMT) == 0) && (uint64_t)st.st_size == size;
+}
+
+void psx_region_trim(int fd, off_t off, off_t len) { (void)fd, (void)off, (void)len; }
+
+/* The SIGBUS guard: every region this process maps, so a fault in one (a peer shrank it) is turned into zero
+ * pages and a flag, and any other fault goes on to whoever handled SIGBUS before us. */
+#define GUARDED 1024
+static struct {
+  _Atomic uintptr_t base;
+  _Atomic size_t size;
+  _Atomic int lost;
+} guarded[GUARDED];
+static struct sigaction previous;
+_Atomic int plat_regions_lost;
+static pthread_once_t guard_once = PTHREAD_ONCE_INIT;
+
+static void on_sigbus(int sig, siginfo_t *info, void *ctx) {
+  uintptr_t at = (uintptr_t)info->si_addr;
+  for (int i = 0; i < GUARDED; i++) {
+    uintptr_t b = atomic_load_explicit(&guarded[i].base, memory_order_acquire);
+    size_t n = atomic_load_explicit(&guarded[i].size, memory_order_relaxed);
+    if (!b || at < b || at >= b + n) continue;
+    /* the access is retried on private zeros; the owner sees the flag at its next poll */
+    if (mmap((void *)b, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANON | MAP_FIXED, -1, 0) != MAP_FAILED) {
+      atomic_store_explicit(&guarded[i].lost, 1, memory_order_release);
+      atomic_fetch_add_explicit(&plat_regions_lost, 1, memory_order_release);
+      return;
+    }
+  }
+  if (previous.sa_flags & SA_SIGINFO) return previous.sa_sigaction(sig, info, ctx);
+  if (previous.sa_handler != SIG_DFL && previous.sa_handler != SIG_IGN) return previous.sa_handler(sig);
+  signal(SIGBUS, SIG_DFL); /* the fault happens again on return, and is fatal as it would have been */
+}
+
+static void guard_install(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = on_sigbus;
+  sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGBUS, &sa, &previous);
+}
+
+void plat_region_mapped(void *base, size_t size) {
+  if (!plat_portable || !base) return;
+  pthread_once(&guard_once, guard_install);
+  for (int i = 0; i < GUARDED; i++) {
+    uintptr_t none = 0;
+    atomic_store_explicit(&guarded[i].size, size, memory_order_relaxed);
+    if (atomic_load_explicit(&guarded[i].base, memory_order_relaxed) == 0 &&
+        atomic_compare_exchange_strong_explicit(&guarded[i].base, &none, (uintptr_t)base, memory_order_release,
+                                                memory_order_relaxed)) {
+      atomic_store_explicit(&guarded[i].size, size, memory_order_release);
+      atomic_store_explicit(&guarded[i].lost, 0, memory_order_relaxed);
+      return;
+    }
+  }
+}
+
+void plat_region_unmapped(void *base) {
+  if (!plat_portable || !base) return;
+  for (int i = 0; i < GUARDED; i++)
+    if (atomic_load_explicit(&guarded[i].base, memory_order_relaxed) == (uintptr_t)base) {
+      atomic_store_explicit(&guarded[i].lost, 0, memory_order_relaxed);
+      atomic_store_explicit(&guarded[i].base, 0, memory_order_release);
+    }
+}
+
+int plat_region_lost_(void *base) {
+  for (int i = 0; i < GUARDED; i++)
+    if (atomic_load_explicit(&guarded[i].base, memory_order_acquire) == (uintptr_t)base)
+      return atomic_load_explicit(&guarded[i].lost, memory_order_acquire);
+  return 0;
+}
+
+/* ---- doorbells (§13.4) ---- */
+
+int psx_bell_open(plat_bell *b) {
+  int sv[2];
+  b->rd = b->wr = -1;
+  if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) < 0) return -errno;
+  int r = fd_setup(sv[0], 1);
+  if (!r) r = fd_setup(sv[1], 1);
+  if (r) {
+    close(sv[0]);
+    close(sv[1]);
+    return r;
+  }
+  b->rd = sv[0];
+  b->wr = sv[1];
+  return 0;
+}
+
+void plat_bell_ring_(int wr) {
+  uint64_t one = 1; /* little-endian on every target we build */
+  ssize_t r = send(wr, &one, sizeof one, MSG_DONTWAIT | MSG_NOSIGNAL);
+  (void)r; /* a full buffer has rung already; a closed reader is the socket's news to tell */
+}
+
+void plat_bell_drain_(int rd) {
+  uint64_t buf[8];
+  /* bounded: a peer that rings without pause must not keep us here; the next look takes the rest */
+  for (int i = 0; i < 64; i++)
+    if (recv(rd, buf, sizeof buf, MSG_DONTWAIT) < 0) return;
+}
+
+int psx_bell_check(int fd) {
+  struct stat st;
+  struct sockaddr_un a;
+  socklen_t len = sizeof a;
+  int type = 0;
+  socklen_t tl = sizeof type;
+  int flags = fcntl(fd, F_GETFL);
+  return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) && getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 &&
+         type == SOCK_DGRAM && getsockname(fd, (struct sockaddr *)&a, &len) == 0 && a.sun_family == AF_UNIX &&
+         flags >= 0 && (flags & O_NONBLOCK);
+}
+
+/* ---- waits (§13.5) ---- */
+
+#if defined(__APPLE__)
+#define OS_SYNC_SHARED 1u        /* OS_SYNC_WAIT_ON_ADDRESS_SHARED, OS_SYNC_WAKE_BY_ADDRESS_SHARED */
+#define OS_CLOCK_MACH_ABS 32u    /* OS_CLOCK_MACH_ABSOLUTE_TIME */
+#define UL_COMPARE_AND_WAIT 1u
+#define UL_COMPARE_AND_WAIT_SHARED 3u
+#define ULF_WAKE_ALL 0x100u
+/* Found at run time: os_sync_* from macOS 14.4 on, __ulock_* (private, present since 10.12) before. */
+static struct {
+  int (*wait)(void *, uint64_t, size_t, uint32_t);
+  int (*wait_for)(void *, uint64_t, size_t, uint32_t, uint32_t, uint64_t);
+  int (*wake_all)(void *, size_t, uint32_t);
+  int (*ulock_wait)(uint32_t, void *, uint64_t, uint32_t);
+  int (*ulock_wake)(uint32_t, void *, uint64_t);
+} mac;
+static pthread_once_t mac_once = PTHREAD_ONCE_INIT;
+static void mac_find(void) {
+  mac.wait = (int (*)(void *, uint64_t, size_t, uint32_t))dlsym(RTLD_DEFAULT, "os_sync_wait_on_address");
+  mac.wait_for = (int (*)(void *, uint64_t, size_t, uint32_t, uint32_t, uint64_t))dlsym(
+      RTLD_DEFAULT, "os_sync_wait_on_address_with_timeout");
+  mac.wake_all = (int (*)(void *, size_t, uint32_t))dlsym(RTLD_DEFAULT, "os_sync_wake_by_address_all");
+  if (!mac.wait || !mac.wait_for || !mac.wake_all) mac.wait = NULL;
+  mac.ulock_wait = (int (*)(uint32_t, void *, uint64_t, uint32_t))dlsym(RTLD_DEFAULT, "__ulock_wait");
+  mac.ulock_wake = (int (*)(uint32_t, void *, uint64_t))dlsym(RTLD_DEFAULT, "__ulock_wake");
+}
+#endif
+
+void psx_wait(_Atomic uint32_t *addr, uint32_t expect, int timeout_ms, int shared) {
+#if defined(__APPLE__)
+  pthread_once(&mac_once, mac_find);
+  if (timeout_ms == 0) return;
+  if (mac.wait) {
+    uint32_t flags = shared ? OS_SYNC_SHARED : 0;
+    if (timeout_ms < 0) mac.wait((void *)addr, expect, 4, flags);
+    else mac.wait_for((void *)addr, expect, 4, flags, OS_CLOCK_MACH_ABS, (uint64_t)timeout_ms * 1000000u);
+  } else if (mac.ulock_wait) {
+    /* a timeout of 0 is "for ever" to ulock */
+    mac.ulock_wait(shared ? UL_COMPARE_AND_WAIT_SHARED : UL_COMPARE_AND_WAIT, (void *)addr, expect,
+                   timeout_ms < 0 ? 0 : (uint32_t)timeout_ms * 1000u);
+  } else if (atomic_load_explicit(addr, memory_order_acquire) == expect) {
+    struct timespec ts = {0, 1000000L}; /* neither call: a poll (§13.5) */
+    nanosleep(&ts, NULL);
+  }
+#else
+  lnx_wait(addr, expect, timeout_ms, shared); /* the futex is the closest Linux has */
+#endif
+}
+
+void psx_wake(_Atomic uint32_t *addr, int shared) {
+#if defined(__APPLE__)
+  pthread_once(&mac_once, mac_find);
+  if (mac.wait) mac.wake_all((void *)addr, 4, shared ? OS_SYNC_SHARED : 0);
+  else if (mac.ulock_wake)
+    mac.ulock_wake((shared ? UL_COMPARE_AND_WAIT_SHARED : UL_COMPARE_AND_WAIT) | ULF_WAKE_ALL, (void *)addr, 0);
+#else
+  lnx_wake(addr, shared);
+#endif
+}
+
+/* No call waits on several words: the lease waiter thread polls in slices instead (§13.5). */
+int psx_wait_many(const plat_waitv_entry *v, uint32_t n, int timeout_ms) {
+  (void)v, (void)n, (void)timeout_ms;
+  return -ENOSYS;
+}
+
+/* ---- processes (§13.5) ---- */
+
+uint64_t psx_proc_start(uint32_t pid, int *gone) {
+#if defined(__APPLE__)
+  struct proc_bsdinfo info;
+  if (proc_pidinfo((int)pid, PROC_PIDTBSDINFO, 0, &info, sizeof info) != (int)sizeof info) return 0;
+  if (gone) *gone = info.pbi_status == SZOMB;
+  return (uint64_t)info.pbi_start_tvsec * 1000000u + info.pbi_start_tvusec;
+#else
+  return lnx_proc_start(pid, gone);
+#endif
+}
+
+int psx_pidfd_open(uint32_t pid) {
+  (void)pid;
+  return -ENOSYS;
+}
+
+void psx_thread_name(pthread_t t, const char *name) {
+#if defined(__APPLE__)
+  if (pthread_equal(t, pthread_self())) pthread_setname_np(name);
+#else
+  lnx_thread_name(t, name);
+#endif
+}
+
+int psx_random(void *buf, size_t n) {
+#if defined(__APPLE__)
+  arc4random_buf(buf, n);
+  return 0;
+#else
+  return lnx_random(buf, n);
+#endif
+}

@@ -1,0 +1,156 @@
+// The portable backend (docs/PROTOCOL.md §13), the one macOS runs, tested here on Linux with SLOTBUS_PLATFORM=posix:
+// which kernel objects it opens (none of memfd, eventfd, pidfd), what it leaves behind (nothing in /dev/shm, even
+// after kill -9), stale socket files, long names, and a peer shrinking the shared region. The core, topic and lease
+// suites run again on this backend from test/portable-suites.test.ts.
+import { afterEach, beforeAll, describe, expect, test } from "bun:test"
+import { mkdtempSync, readdirSync, readlinkSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { zigBuild } from "../../scripts/zig.ts"
+import { bunChild, busName, run, stopAll, type Child } from "../support/helpers.ts"
+
+let dir = ""
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), "slotbus-portable-"))
+  return () => rmSync(dir, { recursive: true, force: true })
+})
+afterEach(stopAll)
+
+const posix = () => ({ ...process.env, SLOTBUS_PLATFORM: "posix", SLOTBUS_SOCKET_DIR: dir })
+const linux = () => {
+  const env = { ...process.env }
+  delete env.SLOTBUS_PLATFORM
+  return env
+}
+
+/** What a process's fds point at (readlink of /proc/<pid>/fd/*). */
+function fdTargets(pid: number): string[] {
+  const out: string[] = []
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      out.push(readlinkSync(`/proc/${pid}/fd/${fd}`))
+    } catch {} // closed while we looked
+  }
+  return out
+}
+
+const kinds = (targets: string[]) => ({
+  memfd: targets.filter((t) => t.startsWith("/memfd:")).length,
+  eventfd: targets.filter((t) => t === "anon_inode:[eventfd]").length,
+  pidfd: targets.filter((t) => t === "anon_inode:[pidfd]").length,
+  shm: targets.filter((t) => t.startsWith("/dev/shm/")),
+})
+
+/** The first line of c matching re that comes after its first line matching after. */
+async function lineAfter(c: Child, re: RegExp, after: RegExp): Promise<RegExpMatchArray> {
+  let n = 0
+  while (!after.test(await c.line(n))) n++
+  for (;;) {
+    const m = (await c.line(++n)).match(re)
+    if (m) return m
+  }
+}
+
+const portableRegions = () => readdirSync("/dev/shm").filter((f) => /^sb\.[0-9a-f]{16}$/.test(f))
+
+/** A hub and a worker using request/response, a topic and a contested lease, all up. */
+async function pair(env: Record<string, string | undefined>, name = busName("portable")) {
+  const hub = bunChild("portable-member.ts", ["hub", name], { env })
+  await hub.waitLine(/^ready$/)
+  const worker = bunChild("portable-member.ts", ["worker", name], { env })
+  await worker.waitLine(/^ready$/)
+  await hub.waitLine(/^response 200$/)
+  await hub.waitLine(/^event x$/)
+  return { hub, worker, name }
+}
+
+/** The eventfds bun holds by itself (its event loop's). */
+async function bunEventfds(): Promise<number> {
+  const idle = bunChild("portable-member.ts", ["baseline"], { env: posix() })
+  await idle.waitLine(/^ready$/)
+  return kinds(fdTargets(idle.pid)).eventfd
+}
+
+describe("kernel objects", () => {
+  test("the Linux backend's hub and worker hold memfds and eventfds (the census below can see them)", async () => {
+    const own = await bunEventfds()
+    const { hub, worker } = await pair(linux())
+    for (const p of [hub, worker]) {
+      const k = kinds(fdTargets(p.pid))
+      expect(k.memfd).toBeGreaterThan(0)
+      expect(k.eventfd).toBeGreaterThan(own)
+    }
+  })
+
+  test("on the portable backend neither a hub nor a worker opens a memfd, an eventfd or a pidfd", async () => {
+    const own = await bunEventfds()
+    const { hub, worker } = await pair(posix())
+    for (const p of [hub, worker]) {
+      const k = kinds(fdTargets(p.pid))
+      expect({ memfd: k.memfd, eventfd: k.eventfd, pidfd: k.pidfd }).toEqual({ memfd: 0, eventfd: own, pidfd: 0 })
+      // its regions are POSIX shm files, every one unlinked already
+      expect(k.shm.length).toBeGreaterThan(0)
+      for (const t of k.shm) expect(t).toMatch(/^\/dev\/shm\/sb\.[0-9a-f]{16} \(deleted\)$/)
+    }
+    expect(portableRegions()).toEqual([])
+  })
+
+  test("kill -9 of both leaves nothing in /dev/shm, and the stale socket files are recovered by the next hub", async () => {
+    const { hub, worker, name } = await pair(posix())
+    await Promise.all([hub.kill(), worker.kill()])
+    expect(portableRegions()).toEqual([])
+    const stale = readdirSync(dir).filter((f) => f.includes(name))
+    expect(stale.length).toBeGreaterThan(0) // the hub's, the topic's and the contest's socket files, unbound now
+    // the same names again: each is found stale (nobody answers) and taken over
+    const again = await pair(posix(), name)
+    expect(again.hub.running && again.worker.running).toBe(true)
+  })
+})
+
+describe("names", () => {
+  test("a 64-character name works: the socket files that would not fit sun_path get hashed names", async () => {
+    const name = `${busName("long")}-`.padEnd(64, "x")
+    const { hub } = await pair(posix(), name)
+    expect(hub.running).toBe(true)
+    const files = readdirSync(dir)
+    expect(files).toContain(`slotbus.${name}`) // fits: /tmp/…/slotbus.<64 characters>
+    expect(files.some((f) => /^h\.[0-9a-f]{16}$/.test(f))).toBe(true) // the subscriber's wake socket did not
+  })
+})
+
+describe("a peer without seals", () => {
+  test("a worker that shrinks the region to 0 bytes costs the hub that worker, not a SIGBUS; the next worker is served", async () => {
+    const name = busName("truncate")
+    const hub = bunChild("portable-member.ts", ["hub", name], { env: posix() })
+    await hub.waitLine(/^ready$/)
+    const hostile = bunChild("portable-member.ts", ["truncater", name], { env: posix() })
+    await hostile.waitLine(/^truncated$/)
+    // the hub had a request in the region when it shrank, so it reads the region past its end: without the guard
+    // that is a SIGBUS and the hub is gone
+    const failed = await lineAfter(hub, /^error (\w+): (.*)$/, /^ready$/)
+    expect(failed[1]).toMatch(/^(ProtocolError|WorkerGoneError)$/)
+    expect(hub.running).toBe(true)
+    const honest = bunChild("portable-member.ts", ["worker", name], { env: posix() })
+    await honest.waitLine(/^ready$/)
+    await lineAfter(hub, /^response 200$/, /^error /)
+    expect(hub.running).toBe(true)
+  }, 30_000)
+})
+
+describe("the slot state machine's C stress test (csrc/test/stress.c)", () => {
+  test.each([
+    ["stress", 200_000, "0"],
+    ["stress-tsan", 50_000, "1"],
+  ])(
+    "%s passes on the portable backend (socketpair doorbells, its futex path, no trimming)",
+    async (step, n, tsan) => {
+      const binary = join(await zigBuild(step), step)
+      const env = { ...posix(), TSAN_OPTIONS: "halt_on_error=1 exitcode=66" }
+      const r = await run([binary, String(n)], { env })
+      if (r.code !== 0)
+        throw new Error(`${binary} exited with ${r.code}:\n${r.stdout.slice(-2000)}${r.stderr.slice(-4000)}`)
+      expect(r.stdout).toMatch(new RegExp(`^stress ok: requests=${n} .* trims=0 .* tsan=${tsan}$`, "m"))
+    },
+    180_000,
+  )
+})

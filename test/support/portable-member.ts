@@ -1,0 +1,62 @@
+// A process using slotbus through whichever backend SLOTBUS_PLATFORM picks, for test/native/portable.test.ts.
+//   hub <name>        listen, subscribe to topic <name> (parked), claim subject "s" of contest <name>; "ready";
+//                     then, once a worker is attached, one request: "response <status>" or "error <name>"
+//                     (again after each answer, while a worker is attached), "event <text>" per event
+//   baseline          nothing of slotbus: the fds bun itself holds
+//   worker <name>     connect (answers 200), publish "x" to topic <name>, claim "s" (waits: the hub holds it); "ready"
+//   truncater <name>  connect; on its first request shrink its region to 0 bytes (what a hostile peer can do without
+//                     seals), print "truncated", then answer
+import { ftruncateSync, readdirSync, readlinkSync } from "node:fs"
+import { SlotBus, SlotWorker } from "../../src/index.ts"
+import { Topic } from "../../src/events/index.ts"
+import { Contest } from "../../src/leases/index.ts"
+
+const [role, name] = process.argv.slice(2) as [string, string]
+const say = (s: string) => process.stdout.write(`${s}\n`)
+const subject = { kind: 1, label: "s" }
+
+if (role === "hub") {
+  const bus = await SlotBus.listen(name)
+  const topic = await Topic.open(name)
+  const sub = topic.subscribe({ type: "t" })
+  const contest = await Contest.open(name)
+  await contest.claim(subject, { owner: "hub" })
+  say("ready")
+  void (async () => {
+    for await (const ev of sub) say(`event ${ev.text()}`)
+  })()
+  let busy = false
+  setInterval(() => {
+    if (busy || bus.workerCount === 0) return
+    busy = true
+    bus
+      .request({ method: "GET", path: "/" }, { timeoutMs: 3000 })
+      .then(
+        (r) => say(`response ${r.status}`),
+        (e: Error) => say(`error ${e.name}: ${e.message}`),
+      )
+      .finally(() => setTimeout(() => (busy = false), 50))
+  }, 20)
+} else if (role === "worker") {
+  await SlotWorker.connect(name, () => ({ status: 200, body: "ok" }))
+  const topic = await Topic.open(name)
+  topic.publish({ type: "t", data: "x" })
+  const contest = await Contest.open(name)
+  void contest.claim(subject, { owner: "worker" })
+  say("ready")
+} else if (role === "baseline") {
+  say("ready")
+} else if (role === "truncater") {
+  await SlotWorker.connect(name, () => {
+    for (const fd of readdirSync("/proc/self/fd")) {
+      let target = ""
+      try {
+        target = readlinkSync(`/proc/self/fd/${fd}`)
+      } catch {}
+      if (/^\/dev\/shm\/sb\.[0-9a-f]{16} \(deleted\)$/.test(target)) ftruncateSync(Number(fd), 0)
+    }
+    say("truncated")
+    return { status: 200, body: "ok" }
+  })
+} else throw new Error(`unknown role ${role}`)
+setInterval(() => {}, 1 << 30)
