@@ -6,7 +6,7 @@ import type { Pointer } from "bun:ffi"
 import { native, HubConfig, FullMask, Control, Errno, type Chan } from "../native/ffi.ts"
 import { Channel } from "./channel.ts"
 import { ProtocolError, SlotBusError, WorkerGoneError } from "../errors.ts"
-import { Pump, type IdleStrategy } from "./idle.ts"
+import { Pump, STARTUP_POLL_NS, type IdleStrategy } from "./idle.ts"
 import { nowMs, STATE_NAMES, type Link, type Pending, type WorkerEvent, type WorkerInfo } from "./link.ts"
 import { Routing } from "./routing.ts"
 import type { RemotePeer } from "./remote.ts"
@@ -144,6 +144,7 @@ export abstract class Accepting extends Routing {
       rest: () => link.inFlight === 0, // no slot out: nothing can come that would ring, so no park (nor unpark)
       onRingFlood: (rings, parks) => this.cutOff(link, `rang the hub's doorbell ${rings} times for ${parks} parks`),
       onError: () => this.counters.internalErrors++,
+      startupPollNs: STARTUP_POLL_NS,
     })
     chan.watchPeer(
       (bytes) => {

@@ -54,6 +54,8 @@ const now = Bun.nanoseconds
 const MAX_MICROTASK_NS = 1_000_000 // let timers and I/O in at least once a millisecond
 const YIELD_EVERY_NS = 5_000
 const POLLS_PER_CLOCK = 8
+/** How long a new connection's pumps poll before they first park for want of work (PumpDuties.startupPollNs). */
+export const STARTUP_POLL_NS = 250_000_000
 // A run that found work reads no clock; a chain of them looks at it every this many runs (≤ 16 × a 20 µs spin).
 const CLOCK_EVERY_RUNS = 16
 // A sched_yield that kept this side off the CPU this long ran a third process (a peer sharing our CPU answers
@@ -202,6 +204,13 @@ export interface PumpDuties {
   onRingFlood?: (rings: number, parks: number) => void
   /** collect threw: the pump goes on regardless (it never stops without parking). */
   onError?: (e: unknown) => void
+  /**
+   * A new connection's pumps poll this long before they first park for want of work (adaptive; park mode parks
+   * anyway, and a busy machine's spells still park). A fresh worker's JIT threads hold a CPU for its first
+   * ~200 ms; a side that parks then is woken by the scheduler onto its waker's CPU, and hub and worker take turns
+   * on one CPU until the scheduler parts them (2.7 µs round trips against 1.3 µs; docs/perf/request-path.md).
+   */
+  startupPollNs?: number
 }
 
 /**
@@ -217,6 +226,7 @@ export class Pump {
   private resting = false
   private stopped = false
   private lastProgress = now()
+  private readonly pollUntil: number
   private readonly contention = new Contention()
   private readonly sharing = new CpuSharing()
   private chainStart = 0
@@ -231,6 +241,7 @@ export class Pump {
     private readonly duties: PumpDuties,
   ) {
     this.t = tuning(idle)
+    this.pollUntil = this.t.parkAfterNs > 0 ? now() + (duties.startupPollNs ?? 0) : 0
     this.resting = duties.rest === true // a resting pump starts on resume(); one that parks starts on kick()
     chan.listenDoorbell((count) => {
       if (this.stopped) return
@@ -368,7 +379,7 @@ export class Pump {
     if (this.progressed || this.kicked) this.lastProgress = t
     this.progressed = this.kicked = false
     if (!this.wanted()) return this.rests() ? void (this.resting = true) : this.park()
-    if (t - this.lastProgress >= this.t.parkAfterNs) return this.park()
+    if (t - this.lastProgress >= this.t.parkAfterNs && t >= this.pollUntil) return this.park()
     if (workCount === 0 && mayPark && t < this.contention.until) return this.park()
     this.schedule(workCount > 0)
   }

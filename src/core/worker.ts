@@ -26,7 +26,7 @@ import {
 } from "./codec.ts"
 import type { BodyInit, HeaderInit } from "./codec.ts"
 import { BusClosedError, HubNotFoundError, PayloadTooLargeError, PeerRefusedError, ProtocolError } from "../errors.ts"
-import { Pump, tuning, type IdleStrategy } from "./idle.ts"
+import { Pump, STARTUP_POLL_NS, tuning, type IdleStrategy } from "./idle.ts"
 import { longTimeout } from "./timers.ts"
 import { checkOptions, madeBy, optionNames } from "./option-check.ts"
 import { rpcHandler } from "./rpc.ts"
@@ -594,6 +594,7 @@ export class SlotWorker {
       onRingFlood: (rings, parks) =>
         this.lost(chan, "protocol-error", new ProtocolError(`hub rang the doorbell ${rings} times for ${parks} parks`)),
       onError: () => {},
+      startupPollNs: STARTUP_POLL_NS,
     })
     let hubClosing = false
     const seen = new Set<number>()

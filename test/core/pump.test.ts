@@ -3,6 +3,7 @@
 import { beforeAll, expect, test } from "bun:test"
 import { type Parking, Pump } from "../../src/core/idle.ts"
 import { loadNative } from "../../src/native/ffi.ts"
+import { until } from "../support/helpers.ts"
 
 beforeAll(loadNative) // the pump's sched_yield
 
@@ -112,4 +113,47 @@ test("rings beyond the parks are a flood only where onRingFlood is given; withou
   expect(polls).toBe(1)
   policed.stop()
   free.stop()
+})
+
+test("rest may be a function: a hub link with no slot out rests (no park, so the next kick needs no unpark)", async () => {
+  const { parking, log } = fakeParking()
+  let out = 0
+  const pump = new Pump(parking, "adaptive", { collect: () => 0, wanted: () => false, rest: () => out === 0 })
+  pump.kick()
+  await turn()
+  expect(log).toEqual([]) // rested
+  out = 1 // a given-up slot is out: a late answer must be able to ring
+  pump.kick()
+  await turn()
+  expect(log).toEqual(["park"])
+  pump.stop()
+})
+
+test("a new connection's adaptive pump polls through startupPollNs before it parks for want of work; park mode parks at once", async () => {
+  const long = fakeParking()
+  let polls = 0
+  const starting = new Pump(long.parking, "adaptive", {
+    collect: () => (polls++, 0),
+    wanted: () => true,
+    startupPollNs: 60_000_000_000, // far longer than this test
+  })
+  starting.kick()
+  const since = performance.now()
+  while (performance.now() - since < 10) await turn() // well past parkAfterMs (1 ms)
+  expect(polls).toBeGreaterThan(1)
+  expect(long.log).toEqual([]) // still polling
+  starting.stop()
+
+  const none = fakeParking()
+  const plain = new Pump(none.parking, "adaptive", { collect: () => 0, wanted: () => true })
+  plain.kick()
+  await until(async () => (await turn(), none.log.includes("park")), "an adaptive pump with no startup poll parks")
+  plain.stop()
+
+  const parked = fakeParking()
+  const park = new Pump(parked.parking, "park", { collect: () => 0, wanted: () => true, startupPollNs: 60e9 })
+  park.kick()
+  await turn()
+  expect(parked.log).toEqual(["park"])
+  park.stop()
 })
