@@ -85,3 +85,22 @@ void plat_bell_close(plat_bell *b) {
   if (b->rd >= 0) close(b->rd);
   b->rd = b->wr = -1;
 }
+
+int psx_host_lock(const char *prefix, const char *name, int exclusive);
+
+/* Public: see slotbus.h. The name is checked as plat_addr checks it; the file is the portable backend's on
+ * either backend (a Linux-backend process uses abstract names instead and never calls it). */
+int sb_host_lock(const char *prefix, const char *name, int exclusive) {
+  size_t n = name ? strlen(name) : 0;
+  if (!prefix || n < 1 || n > 64) return -EINVAL;
+  for (size_t i = 0; i < n; i++) {
+    char c = name[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+      return -EINVAL;
+  }
+  return psx_host_lock(prefix, name, exclusive);
+}
+
+void sb_host_unlock(int fd) {
+  if (fd >= 0) close(fd);
+}

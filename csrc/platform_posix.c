@@ -3,6 +3,7 @@
  * kill + start time, and the macOS shared address wait. On Linux (SLOTBUS_PLATFORM=posix, how CI tests this
  * file) the few calls macOS has under another name come from the Linux backend (§13.5). */
 #include "sys.h"
+#include "slotbus.h" /* SB_EHELD */
 #include <signal.h>
 #include <sys/file.h>
 #if defined(__APPLE__)
@@ -96,6 +97,28 @@ static void dir_of(const struct sockaddr_un *a, char *dir, size_t n) {
   snprintf(dir, n, "%s", a->sun_path);
   char *slash = strrchr(dir, '/');
   if (slash && slash != dir) *slash = 0;
+}
+
+/* An advisory lock on the file <socket dir>/<prefix><name>.lock (§13.2's directory and hashing), held by the
+ * returned fd until it is closed or the process dies: the portable stand-in for "one process binds an abstract
+ * name" (the NATS bridge election, the local/cluster contest markers). fd, -EWOULDBLOCK when held, or -errno. */
+int psx_host_lock(const char *prefix, const char *name, int exclusive) {
+  struct sockaddr_un a;
+  socklen_t len;
+  char dir[SUN_MAX];
+  int r = psx_addr(prefix, name, ".lock", &a, &len);
+  if (r) return r;
+  dir_of(&a, dir, sizeof dir);
+  if ((r = dir_ready(dir))) return r;
+  int fd = open(a.sun_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return -errno;
+  while (flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) < 0) {
+    if (errno == EINTR) continue;
+    int e = errno;
+    close(fd);
+    return e == EWOULDBLOCK ? -SB_EHELD : -e;
+  }
+  return fd;
 }
 
 /* Whether a socket of type is bound at the path: a connect answers, or the backlog is merely full. A refusal is

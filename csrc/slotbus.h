@@ -19,6 +19,7 @@ extern "C" {
 #define SB_MAX_SLOTS 4096u
 #define SB_MAX_ALLOW_UIDS 8u
 #define SB_ECORRUPT 1000 /* returned negated */
+#define SB_EHELD 1001 /* sb_host_lock: another process holds the lock (the same number on every OS) */
 
 enum sb_state { SB_FREE = 0, SB_WRITING = 1, SB_READY = 2, SB_CLAIMED = 3, SB_DONE = 4, SB_CANCELLED = 5, SB_STREAMING = 6 };
 enum sb_kind { SB_KIND_RAW = 0, SB_KIND_HTTP = 1 };
@@ -71,6 +72,11 @@ int sb_listen(const char *name);
 void sb_unlisten(int listen_fd);
 /* "linux" or "posix": the backend this process runs (§13.1); NULL when SLOTBUS_PLATFORM names neither. */
 const char *sb_platform(void);
+/* A host-wide advisory lock, on the portable backend's stand-in for an abstract name: <socket dir>/<prefix><name>.lock
+ * locked exclusive or shared (never waiting) and held by the returned fd until sb_host_unlock or death.
+ * name: 1-64 of [A-Za-z0-9._-]. fd, -SB_EHELD when another holds it, or -errno. */
+int sb_host_lock(const char *prefix, const char *name, int exclusive);
+void sb_host_unlock(int fd);
 /* Accept one pending worker: create its region and doorbells, check its uid, send them.
  * Returns NULL with *err = -EAGAIN when nobody is waiting, -EPERM when a peer was refused (its uid in *err_uid),
  * -EUSERS when it was refused by cfg->full_mask (its uid in *err_uid), or another -errno. */

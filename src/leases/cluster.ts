@@ -14,6 +14,7 @@ import {
 } from "../core/index.ts"
 import { AlreadyExistsError, NotFoundError } from "../errors.ts"
 import type { KvClaim, KvHolder, KvLeaseTable } from "../nats/index.ts"
+import { loadNative } from "../native/ffi.ts"
 import {
   ContestClosedError,
   ContestFrameTooLargeError,
@@ -386,6 +387,7 @@ export async function openCluster(name: string, opts: ClusterContestOptions): Pr
   if (!Number.isInteger(replicas)) throw new RangeError(`replicas must be a whole number 1 … 5, got ${replicas}`)
   if (!/^[A-Za-z0-9._-]{1,64}$/.test(name))
     throw new ContestOpenError(`contest name ${JSON.stringify(name)} is invalid: use 1-64 of [A-Za-z0-9._-]`)
+  await loadNative() // the marker asks the library which backend runs
   const unmark = holdClusterMarker(name)
   try {
     if (localInUse(name)) throw modeError(name, "local")

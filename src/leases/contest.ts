@@ -41,7 +41,7 @@ import {
 } from "./errors.ts"
 import { checkKind, checkNumber, describe, MAX_TIMER_MS, MAX_TTL_MS, type Subject } from "./subject.ts"
 import type { ClusterContest, ClusterContestOptions } from "./cluster.ts"
-import { clusterInUse, modeError } from "./mode.ts"
+import { clusterInUse, holdLocalMarker, modeError } from "./mode.ts"
 
 export type { Subject } from "./subject.ts"
 
@@ -274,6 +274,8 @@ export class Contest implements Disposable {
   private waiterReader?: { cancel(): Promise<void> }
   private waiterStopping?: Promise<void>
   private watcher?: ReturnType<typeof setInterval>
+  /** @internal Lets go of the local-contest marker (the portable backend's, §12.5). */
+  unmark: () => void = () => {}
   /** This process's member index in the table (0 … 255). */
   readonly member: number
 
@@ -339,6 +341,7 @@ export class Contest implements Disposable {
       throw new ContestOpenError(`could not open contest "${name}" (errno ${-e})`)
     }
     const contest = new Contest(FACTORY, name, ptr as ContestPtr)
+    contest.unmark = holdLocalMarker(name) // the portable backend's marker (§12.5); first, then look for the other
     if (clusterInUse(name)) {
       contest.close()
       throw modeError(name, "cluster")
@@ -462,6 +465,7 @@ export class Contest implements Disposable {
     // Leaving makes every claim of this member stale at once (and wakes their waiters); leases notice
     // lazily (held, renew), and those whose signal someone holds are told now.
     this.isClosed = true
+    this.unmark()
     for (const l of [...this.watched]) l.markLost("was lost: its contest was closed")
     clearInterval(this.watcher)
     for (const queue of this.waiting.values()) for (const w of queue) w.wake()

@@ -1,7 +1,41 @@
 // A contest name is used one way on a host, local or cluster-wide (docs/PROTOCOL.md §12.5): each side makes its
-// own abstract socket first, then looks for the other's in /proc/net/unix.
+// own marker first, then looks for the other's: abstract sockets listed in /proc/net/unix on the Linux backend,
+// shared locks on files in the socket directory on the portable one (§13.2; no abstract names on macOS).
 import { readFileSync } from "node:fs"
+import { lockHost, portableBackend, unlockHost } from "../native/ffi.ts"
 import { ContestModeError } from "./errors.ts"
+
+const LOCAL = "slotbus-lease-local."
+const CLUSTER = "slotbus-lease-cluster."
+
+/** Portable backend: whether some process of this host holds a shared lock of `prefix` + `name`. */
+function lockedByAny(prefix: string, name: string): boolean {
+  const fd = lockHost(prefix, name, true) // exclusive succeeds only if nobody holds it shared
+  if (fd === null) return true
+  unlockHost(fd)
+  return false
+}
+
+/** Portable backend: a shared lock of `prefix` + `name` held until the returned function is called. */
+function holdShared(prefix: string, name: string): () => void {
+  // a checker holds it exclusive for a moment: try again a few times
+  for (let i = 0; i < 100; i++) {
+    const fd = lockHost(prefix, name, false)
+    if (fd !== null) {
+      let held = true
+      return () => {
+        if (held) (held = false), unlockHost(fd)
+      }
+    }
+    Bun.sleepSync(1)
+  }
+  throw new ContestModeError(`contest "${name}": could not take its ${prefix} marker (held exclusive for 100 ms)`)
+}
+
+/** The local contest's marker on the portable backend (held while it is open); a no-op on the Linux backend. */
+export function holdLocalMarker(name: string): () => void {
+  return portableBackend() ? holdShared(LOCAL, name) : () => {}
+}
 
 function boundNames(): string[] {
   try {
@@ -17,11 +51,13 @@ function boundNames(): string[] {
 
 /** Whether a local contest `name` (§7.1's socket) is open on this host. */
 export function localInUse(name: string): boolean {
+  if (portableBackend()) return lockedByAny(LOCAL, name)
   return boundNames().includes(`@slotbus-lease.${name}`)
 }
 
 /** Whether some process of this host (this one included) has the cluster contest `name` open. */
 export function clusterInUse(name: string): boolean {
+  if (portableBackend()) return lockedByAny(CLUSTER, name)
   const prefix = `@slotbus-lease-cluster.${name}.`
   return boundNames().some((n) => n.startsWith(prefix) && /^\d+$/.test(n.slice(prefix.length)))
 }
@@ -38,6 +74,7 @@ const markers = new Map<string, { stop(closeActive?: boolean): void; unref(): vo
 
 /** Holds this process's cluster marker for `name` until the returned function is called (counted per name). */
 export function holdClusterMarker(name: string): () => void {
+  if (portableBackend()) return holdShared(CLUSTER, name)
   let m = markers.get(name)
   if (!m) {
     const l = Bun.listen({ unix: `\0slotbus-lease-cluster.${name}.${process.pid}`, socket: { data() {} } })

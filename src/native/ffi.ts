@@ -9,6 +9,8 @@ const symbols = {
   sb_listen: { args: [cstring], returns: i32 },
   sb_unlisten: { args: [i32], returns: none },
   sb_platform: { args: [], returns: cstring },
+  sb_host_lock: { args: [cstring, cstring, i32], returns: i32 },
+  sb_host_unlock: { args: [i32], returns: none },
   sb_accept: { args: [i32, ptr, ptr, ptr], returns: ptr },
   sb_accept_watch_start: { args: [i32, ptr], returns: ptr },
   sb_accept_watch_fd: { args: [ptr], returns: i32 },
@@ -109,6 +111,26 @@ async function open(): Promise<Native> {
   }
   native = lib
   return lib
+}
+
+/** Whether this process runs the portable backend (docs/PROTOCOL.md §13): no abstract socket names there. */
+export function portableBackend(): boolean {
+  return native.sb_platform() === "posix"
+}
+
+/**
+ * A host-wide lock (sb_host_lock): the fd that holds it, or null when another process of this host does. The
+ * portable backend's stand-in for binding an abstract name; released by unlockHost(fd) or when the process dies.
+ */
+export function lockHost(prefix: string, name: string, exclusive: boolean): number | null {
+  const fd = native.sb_host_lock(Buffer.from(`${prefix}\0`), Buffer.from(`${name}\0`), exclusive ? 1 : 0)
+  if (fd === -1001) return null // SB_EHELD: another process holds it
+  if (fd < 0) throw new NativeLibraryError(`cannot lock ${prefix}${name} in the socket directory: errno ${-fd}`)
+  return fd
+}
+
+export function unlockHost(fd: number) {
+  native.sb_host_unlock(fd)
 }
 
 // sb_msg field indices (u32 words), see csrc/slotbus.h

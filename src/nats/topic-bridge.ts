@@ -2,6 +2,7 @@
 // forwards its host's events to `slotbus.ev.<topic>.<type>` and the events its host's subscribers want from there
 // into the ring. slotbus/events drives it through TopicBridgeHost; nothing here knows the Topic class.
 import type { Msg, NatsConnection, Subscription as NatsSubscription } from "@nats-io/transport-node"
+import { lockHost, portableBackend, unlockHost } from "../native/ffi.ts"
 import { ensureTopicStream, openStreamFeed, type StreamFeed, type TopicStreamLimits } from "./topic-stream.ts"
 import { openConnection } from "./wire.ts"
 
@@ -200,6 +201,15 @@ class Bridge implements TopicBridge {
 
   private tryBind() {
     if (this.closed || this.socket || this.nc.isClosed()) return
+    if (portableBackend()) {
+      // no abstract names (macOS): a lock file in the socket directory, freed by the kernel when its holder dies
+      // (§11.4); the other candidates try again every ELECT_MS
+      const fd = lockHost("slotbus.bridge.", this.host.name, true)
+      if (fd === null) return
+      this.socket = { stop: () => unlockHost(fd) }
+      this.run = new Running(this.host, this.nc, this.s, this.counts, (r) => this.reason(r))
+      return
+    }
     const unix = `\0slotbus.bridge.${this.host.name}`
     try {
       this.socket = Bun.listen({ unix, socket: { data() {} } })

@@ -1,8 +1,9 @@
 // The core, topic and lease suites again, on the portable backend (docs/PROTOCOL.md §13, what macOS runs), in a
 // child `bun test` with SLOTBUS_PLATFORM=posix and a socket directory of its own. Left out, each for its reason:
 // the uid suites (another uid cannot reach the private socket directory, §13.2), and the suites of NATS across
-// hosts, durable topics included (they test NATS; a simulated host shares this host's filesystem, so its socket
-// files would meet ours).
+// simulated hosts and of durable topics (a simulated host shares this host's filesystem, so its socket and lock
+// files would meet ours). The single-host NATS suites stay: the bridge election and the local/cluster contest
+// markers use lock files there (§11.4, §12.5).
 import { expect, test } from "bun:test"
 import { mkdtempSync, readdirSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -13,11 +14,9 @@ const LEFT_OUT = new Set([
   "core/uid.test.ts",
   "events/uid.test.ts",
   "leases/uid.test.ts",
-  "events/remote.test.ts",
   "events/hosts.test.ts",
   "events/durable.test.ts",
   "events/durable-hosts.test.ts",
-  "leases/remote.test.ts",
   "leases/hosts.test.ts",
 ])
 
