@@ -10,10 +10,14 @@ const CLUSTER = "slotbus-lease-cluster."
 
 /** Portable backend: whether some process of this host holds a shared lock of `prefix` + `name`. */
 function lockedByAny(prefix: string, name: string): boolean {
-  const fd = lockHost(prefix, name, true) // exclusive succeeds only if nobody holds it shared
-  if (fd === null) return true
-  unlockHost(fd)
-  return false
+  // An exclusive lock succeeds only if nobody holds it shared. Another checker's probe holds it exclusive for a
+  // moment too (8 processes opening one local contest at once probe together): only a refusal that lasts is a holder.
+  for (let i = 0; i < 20; i++) {
+    const fd = lockHost(prefix, name, true)
+    if (fd !== null) return (unlockHost(fd), false)
+    Bun.sleepSync(1)
+  }
+  return true
 }
 
 /** Portable backend: a shared lock of `prefix` + `name` held until the returned function is called. */

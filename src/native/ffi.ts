@@ -1,5 +1,6 @@
 // The one native boundary: every libslotbus symbol, as declared in csrc/slotbus.h.
 import { dlopen, FFIType, type Library, type Pointer } from "bun:ffi"
+import { constants } from "node:os"
 import { NativeLibraryError } from "../errors.ts"
 import { libraryPath } from "./lib-path.ts"
 
@@ -170,28 +171,34 @@ export const E_CORRUPT = -1000
 export const ANY_UID = -1
 // Negative errno values libslotbus returns (slots, leases and topics alike; Linux numbering), by name: code
 // never spells a raw number.
+const sysErrno = constants.errno as Record<string, number | undefined>
+/** A negative errno as the library returns it: this OS's number (macOS numbers several differently from Linux;
+ * os.constants lacks EUSERS and EHOSTDOWN, given here for Linux and macOS). */
+const errno = (name: string, linux: number, darwin = linux) =>
+  -(sysErrno[name] ?? (process.platform === "darwin" ? darwin : linux))
+
 export const Errno = {
-  EPERM: -1,
-  ENOENT: -2,
-  EINTR: -4,
-  E2BIG: -7,
-  EAGAIN: -11,
-  ENOMEM: -12,
-  EACCES: -13,
-  EEXIST: -17,
-  EINVAL: -22,
-  ENOSPC: -28,
-  EPIPE: -32,
-  EPROTO: -71,
-  EUSERS: -87,
-  EMSGSIZE: -90,
-  ENOTSUP: -95,
-  EADDRINUSE: -98,
-  ECONNRESET: -104,
-  ETIMEDOUT: -110,
-  ECONNREFUSED: -111,
-  ECANCELED: -125,
-  EHOSTDOWN: -112,
+  EPERM: errno("EPERM", 1),
+  ENOENT: errno("ENOENT", 2),
+  EINTR: errno("EINTR", 4),
+  E2BIG: errno("E2BIG", 7),
+  EAGAIN: errno("EAGAIN", 11),
+  ENOMEM: errno("ENOMEM", 12),
+  EACCES: errno("EACCES", 13),
+  EEXIST: errno("EEXIST", 17),
+  EINVAL: errno("EINVAL", 22),
+  ENOSPC: errno("ENOSPC", 28),
+  EPIPE: errno("EPIPE", 32),
+  EPROTO: errno("EPROTO", 71),
+  EUSERS: errno("EUSERS", 87, 68),
+  EMSGSIZE: errno("EMSGSIZE", 90),
+  ENOTSUP: errno("ENOTSUP", 95),
+  EADDRINUSE: errno("EADDRINUSE", 98),
+  ECONNRESET: errno("ECONNRESET", 104),
+  ETIMEDOUT: errno("ETIMEDOUT", 110),
+  ECONNREFUSED: errno("ECONNREFUSED", 111),
+  ECANCELED: errno("ECANCELED", 125),
+  EHOSTDOWN: errno("EHOSTDOWN", 112, 64),
 } as const
 
 // sb_topic_open_start and sbl_open: whether the call may create (SB_CREATE_* and SBL_CREATE_*), by option value

@@ -32,7 +32,11 @@ test("the core, topic and lease suites pass on the portable backend", async () =
     const env = { ...process.env, SLOTBUS_PLATFORM: "posix", SLOTBUS_SOCKET_DIR: dir }
     const r = await run([process.execPath, "test", ...files], { cwd: REPO, env })
     const out = r.stdout + r.stderr
-    const failed = out.split("\n").filter((l) => l.startsWith("(fail)"))
+    const lines = out.split("\n")
+    const failed = lines.filter((l) => l.startsWith("(fail)"))
+    // what each failure printed before its "(fail)" line, so a CI log says why
+    for (const f of new Set(failed))
+      console.log(lines.slice(Math.max(0, lines.indexOf(f) - 40), lines.indexOf(f) + 1).join("\n"))
     expect({ code: r.code, failed }).toEqual({ code: 0, failed: [] })
     expect(out).toMatch(/\n\s*[1-9]\d* pass\n(\s*\d+ skip\n)?\s*0 fail\n/)
   } finally {
