@@ -211,6 +211,12 @@ export interface PumpDuties {
    * on one CPU until the scheduler parts them (2.7 µs round trips against 1.3 µs; docs/perf/request-path.md).
    */
   startupPollNs?: number
+  /**
+   * Poll for up to twice the recent time between arrivals (an average of the gaps under 100 ms) before parking,
+   * between parkAfterMs and 10× it: a subscriber fed an event a millisecond otherwise parks just before each one
+   * and pays a wake-up for every event (adaptive only).
+   */
+  parkAfterGaps?: boolean
 }
 
 /**
@@ -232,6 +238,8 @@ export class Pump {
   private chainStart = 0
   private chainRuns = 0
   private progressed = false // work was done since the clock was last read in idle(): lastProgress is due
+  private gapNs = 0 // parkAfterGaps: the recent time between arrivals (an exponential average)
+  private parkAfterNs: number
   private parks = 0
   private rings = 0
 
@@ -241,6 +249,7 @@ export class Pump {
     private readonly duties: PumpDuties,
   ) {
     this.t = tuning(idle)
+    this.parkAfterNs = this.t.parkAfterNs
     this.pollUntil = this.t.parkAfterNs > 0 ? now() + (duties.startupPollNs ?? 0) : 0
     this.resting = duties.rest === true // a resting pump starts on resume(); one that parks starts on kick()
     chan.listenDoorbell((count) => {
@@ -292,7 +301,7 @@ export class Pump {
   private woken() {
     this.parked = false
     this.resting = false
-    this.lastProgress = now()
+    this.progressAt(now())
     this.schedule(false) // coalesced: a ring while a run is scheduled costs nothing more
   }
 
@@ -310,6 +319,16 @@ export class Pump {
       this.chainStart = now()
       setImmediate(this.run)
     }
+  }
+
+  /** Progress at t; with parkAfterGaps, the gap since the last one tunes how long to poll before parking. */
+  private progressAt(t: number) {
+    const gap = t - this.lastProgress
+    this.lastProgress = t
+    if (!this.duties.parkAfterGaps || !(this.t.parkAfterNs > 0 && this.t.parkAfterNs < Infinity)) return
+    if (gap <= 0 || gap >= 100_000_000) return
+    this.gapNs = this.gapNs === 0 ? gap : this.gapNs * 0.75 + gap * 0.25
+    this.parkAfterNs = Math.min(Math.max(this.t.parkAfterNs, 2 * this.gapNs), 10 * this.t.parkAfterNs)
   }
 
   private rests(): boolean {
@@ -376,10 +395,10 @@ export class Pump {
       this.sharing.yielded(back - t)
       t = back
     }
-    if (this.progressed || this.kicked) this.lastProgress = t
+    if (this.progressed || this.kicked) this.progressAt(t)
     this.progressed = this.kicked = false
     if (!this.wanted()) return this.rests() ? void (this.resting = true) : this.park()
-    if (t - this.lastProgress >= this.t.parkAfterNs && t >= this.pollUntil) return this.park()
+    if (t - this.lastProgress >= this.parkAfterNs && t >= this.pollUntil) return this.park()
     if (workCount === 0 && mayPark && t < this.contention.until) return this.park()
     this.schedule(workCount > 0)
   }
