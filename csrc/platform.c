@@ -49,14 +49,20 @@ BACKEND(int, random, (void *buf, size_t n))
 
 int plat_socket(int type) { return PICK(socket)(type); }
 int plat_accept(int listen_fd, int nonblock) { return PICK(accept)(listen_fd, nonblock); }
-int plat_addr(const char *prefix, const char *name, const char *suffix, struct sockaddr_un *a, socklen_t *len) {
+/* A name as §1 allows one: 1-64 of [A-Za-z0-9._-]. */
+static int valid_name(const char *name) {
   size_t n = name ? strlen(name) : 0;
-  if (n < 1 || n > 64) return -EINVAL;
+  if (n < 1 || n > 64) return 0;
   for (size_t i = 0; i < n; i++) {
     char c = name[i];
     if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
-      return -EINVAL;
+      return 0;
   }
+  return 1;
+}
+
+int plat_addr(const char *prefix, const char *name, const char *suffix, struct sockaddr_un *a, socklen_t *len) {
+  if (!valid_name(name)) return -EINVAL;
   return PICK(addr)(prefix, name, suffix ? suffix : "", a, len);
 }
 int plat_bind(int fd, const struct sockaddr_un *a, socklen_t len, int backlog) { return PICK(bind)(fd, a, len, backlog); }
@@ -88,16 +94,10 @@ void plat_bell_close(plat_bell *b) {
 
 int psx_host_lock(const char *prefix, const char *name, int exclusive);
 
-/* Public: see slotbus.h. The name is checked as plat_addr checks it; the file is the portable backend's on
+/* Public: see slotbus.h. The name is checked as plat_addr's is; the file is the portable backend's on
  * either backend (a Linux-backend process uses abstract names instead and never calls it). */
 int sb_host_lock(const char *prefix, const char *name, int exclusive) {
-  size_t n = name ? strlen(name) : 0;
-  if (!prefix || n < 1 || n > 64) return -EINVAL;
-  for (size_t i = 0; i < n; i++) {
-    char c = name[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
-      return -EINVAL;
-  }
+  if (!prefix || !valid_name(name)) return -EINVAL;
   return psx_host_lock(prefix, name, exclusive);
 }
 

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { spawn, type Child } from "../lib/child.ts"
 import { startRedis } from "../lib/servers.ts"
-import { busyWarnings, describeMachine, machineBusySeconds } from "../lib/machine.ts"
+import { busyWarningsSince, describeMachine, machineBusySeconds } from "../lib/machine.ts"
 import {
   atomicsLock,
   flockLock,
@@ -186,17 +186,10 @@ export async function main(argv: string[]): Promise<number> {
     rmSync(dir, { recursive: true, force: true })
   }
 
-  const wallS = (performance.now() - started) / 1000
-  const busyAfter = machineBusySeconds()
   out(
     `slotbus bench leases — ${machine.cpu}, ${machine.cores} cores, ${machine.kernel}, bun ${machine.bun}, ${machine.date}`,
   )
-  for (const w of busyWarnings(
-    machine,
-    busyBefore !== null && busyAfter !== null ? busyAfter - busyBefore - wallS : null,
-    wallS,
-  ))
-    out(`! ${w}`)
+  for (const w of busyWarningsSince(machine, busyBefore, started)) out(`! ${w}`)
   if (!redis) out("! Redis skipped: redis-server is not installed (apt-get install -y redis-server)")
   out(render(results))
   return 0

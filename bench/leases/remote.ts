@@ -10,7 +10,7 @@ import { connect } from "@nats-io/transport-node"
 import { Contest } from "../../src/leases/index.ts"
 import { spawn } from "../lib/child.ts"
 import { accepting, startRedis } from "../lib/servers.ts"
-import { busyWarnings, describeMachine, machineBusySeconds } from "../lib/machine.ts"
+import { busyWarningsSince, describeMachine, machineBusySeconds } from "../lib/machine.ts"
 import { Samples } from "../lib/samples.ts"
 import { redisLock } from "./locks.ts"
 
@@ -97,18 +97,11 @@ export async function remoteMain(argv: string[]): Promise<number> {
     await nats?.kill()
     rmSync(dir, { recursive: true, force: true })
   }
-  const wallS = (performance.now() - started) / 1000
-  const busyAfter = machineBusySeconds()
   const out = (s: string) => process.stdout.write(`${s}\n`)
   out(
     `slotbus bench leases --remote — ${machine.cpu}, ${machine.cores} cores, ${machine.kernel}, bun ${machine.bun}, ${machine.date}, load average ${machine.loadBefore.toFixed(2)} before`,
   )
-  for (const w of busyWarnings(
-    machine,
-    busyBefore !== null && busyAfter !== null ? busyAfter - busyBefore - wallS : null,
-    wallS,
-  ))
-    out(`! ${w}`)
+  for (const w of busyWarningsSince(machine, busyBefore, started)) out(`! ${w}`)
   if (!redis) out("! Redis skipped: redis-server is not installed (apt-get install -y redis-server)")
   const base = samples.get("slotbus cluster")!.percentile(50)
   out("claim + release, one client, servers on loopback        p50 µs    p99 µs   p50 vs slotbus")

@@ -53,6 +53,16 @@ export function busyWarnings(m: Machine, othersCpuS: number | null, wallS: numbe
 }
 
 /** CPU seconds spent by everything on the machine (not idle, not iowait) since boot; null without /proc/stat. */
+/**
+ * busyWarnings for a run that began at `started` (performance.now) when machineBusySeconds() was `busyBefore`,
+ * counting one core of it as the bench's own.
+ */
+export function busyWarningsSince(m: Machine, busyBefore: number | null, started: number): string[] {
+  const wallS = (performance.now() - started) / 1000
+  const busyAfter = machineBusySeconds()
+  return busyWarnings(m, busyBefore !== null && busyAfter !== null ? busyAfter - busyBefore - wallS : null, wallS)
+}
+
 export function machineBusySeconds(): number | null {
   try {
     const line = readFileSync("/proc/stat", "utf8").split("\n", 1)[0]!

@@ -239,6 +239,7 @@ export class Pump {
   private chainRuns = 0
   private progressed = false // work was done since the clock was last read in idle(): lastProgress is due
   private gapNs = 0 // parkAfterGaps: the recent time between arrivals (an exponential average)
+  private readonly byGaps: boolean // parkAfterGaps on an adaptive pump (a finite, non-zero parkAfter to tune)
   private parkAfterNs: number
   private parks = 0
   private rings = 0
@@ -250,6 +251,7 @@ export class Pump {
   ) {
     this.t = tuning(idle)
     this.parkAfterNs = this.t.parkAfterNs
+    this.byGaps = duties.parkAfterGaps === true && this.t.parkAfterNs > 0 && this.t.parkAfterNs < Infinity
     this.pollUntil = this.t.parkAfterNs > 0 ? now() + (duties.startupPollNs ?? 0) : 0
     this.resting = duties.rest === true // a resting pump starts on resume(); one that parks starts on kick()
     chan.listenDoorbell((count) => {
@@ -325,15 +327,16 @@ export class Pump {
   private progressAt(t: number) {
     const gap = t - this.lastProgress
     this.lastProgress = t
-    if (!this.duties.parkAfterGaps || !(this.t.parkAfterNs > 0 && this.t.parkAfterNs < Infinity)) return
-    if (gap <= 0 || gap >= 100_000_000) return
+    if (!this.byGaps || gap <= 0 || gap >= 100_000_000) return
     this.gapNs = this.gapNs === 0 ? gap : this.gapNs * 0.75 + gap * 0.25
     this.parkAfterNs = Math.min(Math.max(this.t.parkAfterNs, 2 * this.gapNs), 10 * this.t.parkAfterNs)
   }
 
-  private rests(): boolean {
+  /** Nothing is wanted: rest if the owner allows it now, else park. */
+  private restOrPark() {
     const rest = this.duties.rest
-    return typeof rest === "function" ? rest() : rest === true
+    if (typeof rest === "function" ? rest() : rest === true) this.resting = true
+    else this.park()
   }
 
   private collect(): number {
@@ -381,14 +384,14 @@ export class Pump {
       // progress: no clock, no yield, no park-after check (the next fruitless run dates it)
       this.progressed = true
       this.kicked = false
-      if (!this.wanted()) return this.rests() ? void (this.resting = true) : this.park()
+      if (!this.wanted()) return this.restOrPark()
       return this.schedule(true)
     }
     let t = now()
     const mayPark = this.t.parkAfterNs !== Infinity
     if (mayPark) this.contention.sample(t)
     // (park mode parks below whatever happens: a yield first would only delay what arrives meanwhile)
-    if (workCount === 0 && this.t.parkAfterNs !== 0 && !(mayPark && t < this.contention.until)) {
+    if (this.t.parkAfterNs !== 0 && !(mayPark && t < this.contention.until)) {
       native.sb_yield()
       const back = now()
       this.contention.yielded(back, back - t)
@@ -397,10 +400,10 @@ export class Pump {
     }
     if (this.progressed || this.kicked) this.progressAt(t)
     this.progressed = this.kicked = false
-    if (!this.wanted()) return this.rests() ? void (this.resting = true) : this.park()
+    if (!this.wanted()) return this.restOrPark()
     if (t - this.lastProgress >= this.parkAfterNs && t >= this.pollUntil) return this.park()
-    if (workCount === 0 && mayPark && t < this.contention.until) return this.park()
-    this.schedule(workCount > 0)
+    if (mayPark && t < this.contention.until) return this.park()
+    this.schedule(false)
   }
 
   private wanted(): boolean {

@@ -5,7 +5,7 @@ import { madeBy } from "../core/index.ts"
 import { longTimeout, type LongTimer } from "../core/index.ts"
 import type { StreamFeed } from "../nats/index.ts"
 import { TopicStreamError } from "./errors.ts"
-import { EventBatch, eventAt, eventIterator } from "./subscription.ts"
+import { EventBatch, eventIterator } from "./subscription.ts"
 import type { TopicEvent } from "./subscription.ts"
 
 const PREFIX = 24 // §11.2's prefix before the encoded event
@@ -96,9 +96,8 @@ export class DurableSubscription implements AsyncIterable<TopicEvent>, AsyncDisp
   /** The next event, or undefined once closed or after timeoutMs (if given) with nothing. */
   async receive(timeoutMs?: number): Promise<TopicEvent | undefined> {
     if (!(await this.ready(timeoutMs))) return undefined
-    const batch = this.poll(1)
-    const view = new DataView(batch.bytes.buffer)
-    return eventAt(batch.bytes, view, 0)
+    for (const ev of this.poll(1)) return ev
+    return undefined
   }
 
   /** Resolves true when a poll will find events, false after timeoutMs or once closed. Throws if the stream failed. */

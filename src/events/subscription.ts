@@ -164,8 +164,7 @@ export function eventIterator(sub: {
   }
 }
 
-/** The event whose record starts at `off` of a batch. */
-export function eventAt(buf: Uint8Array, view: DataView, off: number): TopicEvent {
+function eventAt(buf: Uint8Array, view: DataView, off: number): TopicEvent {
   const len = view.getUint32(off + 8, true)
   const typeLen = view.getUint16(off + 20, true)
   const keyCount = buf[off + 22]!
