@@ -11,7 +11,7 @@
 #define HDR_BYTES 1024u
 #define SLOT_BYTES 64u
 #define PAGE 4096u
-#define LAYOUT_DESC "slotbus/1 hdr=1024 slot=64 ring=u32 state=gen24:state8 parked=320,384 cancel=448,36"
+#define LAYOUT_DESC "slotbus/2 hdr=1024 slot=64 ring=pos20:slot12 state=gen24:state8 parked=320,384 cancel=448,36"
 
 /* ---- region layout (docs/PROTOCOL.md §2) ---- */
 
@@ -163,20 +163,41 @@ static inline int fits(sb_chan *ch, uint32_t head_len, uint32_t body_len) {
 
 /* ---- rings (§4): single producer, single consumer ---- */
 
+/* An entry names its slot and its position (§4): the consumer polls the entry at its head, not the tail, so a
+ * push costs it one cache miss instead of two. TAG(n) is position n + 1 in the top 20 bits (never 0 in the
+ * first lap, so a zeroed ring is empty); slots are < 4096. */
+#define RING_SLOT_BITS 12u
+_Static_assert(SB_MAX_SLOTS <= (1u << RING_SLOT_BITS), "a slot index fits a ring entry");
+static inline uint32_t ring_entry(uint32_t pos, uint32_t slot) { return ((pos + 1u) << RING_SLOT_BITS) | slot; }
+static inline int ring_tagged(uint32_t e, uint32_t pos) { return (e >> RING_SLOT_BITS) == ((pos + 1u) & 0xFFFFFu); }
+
 static inline void ring_push(sb_chan *ch, _Atomic uint32_t *ring, _Atomic uint32_t *tail, uint32_t slot) {
-  atomic_store_explicit(&ring[ch->prod_tail & (ch->g.ring_size - 1)], slot, memory_order_relaxed);
+  /* release: a consumer that sees the entry sees what was published before it */
+  atomic_store_explicit(&ring[ch->prod_tail & (ch->g.ring_size - 1)], ring_entry(ch->prod_tail, slot), memory_order_release);
   ch->prod_tail++;
   /* seq_cst, not just release: it must be ordered before our load of the peer's parked word (§5). */
   atomic_store_explicit(tail, ch->prod_tail, memory_order_seq_cst);
 }
 
-/* Returns the slot index, -1 when empty, -SB_ECORRUPT when the producer's tail is impossible. */
+/* Whether the producer's tail says there is nothing to take: it equals our head, or is one behind it (the entry
+ * we took last is visible before its tail store, which may still be on its way). Anything else means entries. */
+static inline int ring_tail_empty(sb_chan *ch, uint32_t t) { return t == ch->cons_head || t + 1u == ch->cons_head; }
+
+/* Returns the slot index, -1 when empty, -SB_ECORRUPT when the producer's tail or entry is impossible. */
 static inline int ring_pop(sb_chan *ch, _Atomic uint32_t *ring, _Atomic uint32_t *tail, _Atomic uint32_t *head) {
   if (plat_region_lost(ch->base)) return corrupt(ch, "the shared region was truncated by the peer (SIGBUS caught)", 0, 0);
-  uint32_t t = atomic_load_explicit(tail, memory_order_acquire);
-  if (t == ch->cons_head) return -1;
-  if (t - ch->cons_head > ch->g.ring_size) return corrupt(ch, "ring tail out of range", t, ch->cons_head);
-  uint32_t slot = atomic_load_explicit(&ring[ch->cons_head & (ch->g.ring_size - 1)], memory_order_relaxed);
+  _Atomic uint32_t *at = &ring[ch->cons_head & (ch->g.ring_size - 1)];
+  uint32_t e = atomic_load_explicit(at, memory_order_acquire);
+  if (!ring_tagged(e, ch->cons_head)) {
+    /* Not there yet, or the producer is lying: its tail tells, and is read only on this (empty) path. Release on
+     * the entry, then the tail: a tail that moved past our head guarantees the entry is visible. */
+    uint32_t t = atomic_load_explicit(tail, memory_order_acquire);
+    if (ring_tail_empty(ch, t)) return -1;
+    if (t - ch->cons_head > ch->g.ring_size) return corrupt(ch, "ring tail out of range", t, ch->cons_head);
+    e = atomic_load_explicit(at, memory_order_acquire);
+    if (!ring_tagged(e, ch->cons_head)) return corrupt(ch, "ring entry out of sequence", e, ch->cons_head);
+  }
+  uint32_t slot = e & ((1u << RING_SLOT_BITS) - 1);
   ch->cons_head++;
   atomic_store_explicit(head, ch->cons_head, memory_order_release);
   if (slot >= ch->g.slot_count) return corrupt(ch, "ring entry is not a slot", slot, ch->g.slot_count);

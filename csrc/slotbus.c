@@ -8,7 +8,7 @@ uint32_t sb_abi_version(void) { return SB_ABI_VERSION; }
 static int park_as(sb_chan *ch, uint32_t how) {
   atomic_store_explicit(my_parked(ch), how, memory_order_seq_cst);
   /* seq_cst loads after the seq_cst store: either we see the peer's push or cancel, or it sees us parked */
-  if (atomic_load_explicit(my_tail(ch), memory_order_seq_cst) != ch->cons_head || cancels_pending(ch) ||
+  if (!ring_tail_empty(ch, atomic_load_explicit(my_tail(ch), memory_order_seq_cst)) || cancels_pending(ch) ||
       slot_credit_moved(ch)) {
     atomic_store_explicit(my_parked(ch), SB_AWAKE, memory_order_relaxed);
     return 1;
@@ -50,12 +50,13 @@ int sb_wait(sb_chan *ch, int timeout_ms, int use_futex) {
     if (n > 0 && (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) && slot_peer_gone(ch)) result = -EPIPE;
     else if (n > 0 && (fds[0].revents & POLLIN)) result = 1;
   } else {
-    uint32_t seen = ch->cons_head;
     int left = timeout_ms;
     for (;;) {
       int slice = (left < 0 || left > 10) ? 10 : left;
-      plat_wait(my_tail(ch), seen, slice, 1);
-      if (atomic_load_explicit(my_tail(ch), memory_order_acquire) != seen || cancels_pending(ch)) { result = 1; break; }
+      /* the tail as park_as found it: our head, or one behind while the push we took last completes */
+      uint32_t seen = atomic_load_explicit(my_tail(ch), memory_order_acquire);
+      if (ring_tail_empty(ch, seen)) plat_wait(my_tail(ch), seen, slice, 1);
+      if (!ring_tail_empty(ch, atomic_load_explicit(my_tail(ch), memory_order_acquire)) || cancels_pending(ch)) { result = 1; break; }
       if (slot_peer_gone(ch)) { result = -EPIPE; break; }
       if (left >= 0 && (left -= slice) <= 0) break;
     }
@@ -134,6 +135,8 @@ int sb_hub_poll(sb_chan *ch) {
   if (r < 0) return r;
   uint32_t i = (uint32_t)r;
   slot_hdr *s = slot_at(ch, i);
+  __builtin_prefetch(arena(ch, i, 1), 0, 3);
+  __builtin_prefetch(arena(ch, i, 1) + 64, 0, 3);
   /* acquire: pairs with the worker's release store of DONE, so the response is complete */
   uint32_t w = atomic_load_explicit(&s->state, memory_order_acquire);
   if (w == word(ch->gen[i], SB_STREAMING)) return slot_stream_notified(ch, i);
@@ -198,6 +201,10 @@ int sb_worker_poll(sb_chan *ch) {
     if (r < 0) return r;
     uint32_t i = (uint32_t)r;
     slot_hdr *s = slot_at(ch, i);
+    __builtin_prefetch(arena(ch, i, 0), 0, 3);
+    __builtin_prefetch(arena(ch, i, 0) + 64, 0, 3);
+    __builtin_prefetch(arena(ch, i, 1), 1, 3);
+    __builtin_prefetch(arena(ch, i, 1) + 64, 1, 3);
     uint32_t w = atomic_load_explicit(&s->state, memory_order_relaxed);
     /* acquire on success: pairs with the hub's release store of READY. Strong, and tried once: on failure w holds
      * the new word, and the only legal change is the hub's cancel; a hub flipping the word cannot keep us here. */

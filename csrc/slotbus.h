@@ -11,7 +11,7 @@ extern "C" {
 #endif
 
 #define SB_MAGIC 0x534C4254u
-#define SB_VERSION 1u
+#define SB_VERSION 2u
 /* Bumped whenever a function below changes its signature or meaning; the TS loader refuses a mismatch. */
 #ifndef SB_ABI_VERSION /* overridable only so a test can build a mismatching library */
 #define SB_ABI_VERSION 7u /* 7: sb_platform, sb_unlisten (the portable backend); 6: streams */

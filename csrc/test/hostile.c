@@ -373,7 +373,7 @@ static void push_cancelled_slot0(uint8_t *base) {
   _Atomic uint32_t *hub_parked = (_Atomic uint32_t *)(base + 384), *state0 = (_Atomic uint32_t *)(base + 1024 + 64);
   atomic_store(state0, SB_CANCELLED);
   uint32_t tail = atomic_load(sq_tail);
-  atomic_store(&sq[tail & 7], 0);
+  atomic_store(&sq[tail & 7], (tail + 1) << 12); /* slot 0 at position tail (PROTOCOL.md §4) */
   atomic_store(sq_tail, tail + 1);
   atomic_store(hub_parked, SB_PARK_EVENTFD);
 }

@@ -19,6 +19,8 @@
  *   -DBUG_TAIL_AFTER_PARKED   the producer reads the peer's parked word before its tail store is visible
  *                             (what a release-only tail store allows on x86: the store waits in the buffer)
  *   -DBUG_NO_GEN_CHECK        sb_worker_complete without the generation: a stale completion is accepted
+ *   -DBUG_TAIL_BEFORE_ENTRY   the producer stores the tail before the entry: a consumer that finds the tail
+ *                             moved and the entry missing calls an honest peer corrupt
  */
 
 #ifndef NS
@@ -59,7 +61,7 @@ byte word[NS];          /* slot state words */
 byte req_id[NS];        /* request fields of the slot header (hub writes before READY) */
 byte resp_of[NS];       /* response fields, reduced to the id of the request they answer (worker, before DONE) */
 bit resp_cancelled[NS]; /* response flags bit 1 */
-byte sq[RING];
+byte sq[RING];          /* entries (PROTOCOL.md §4): ENTRY(position, slot), polled by the consumer */
 byte sq_tail;           /* hub writes; the worker's futex word */
 byte cq[RING];
 byte cq_tail;           /* worker writes; the hub's futex word */
@@ -102,6 +104,13 @@ bit settled[NREQ + 1];  /* the caller of request r got its one outcome */
 bit hub_over;
 bit worker_over;
 
+/* A ring entry: its position's tag and the slot (the C packs (n + 1) << 12 | slot). A zeroed ring holds none. */
+#define ENTRY(n, slot) (((n) + 1) * 4 + (slot))
+#define TAGGED(ring, head) (ring[(head) % RING] / 4 == (head) + 1)
+#define SLOT_OF(e) ((e) % 4)
+/* The consumer's tail check (ring_tail_empty): its head, or one behind it while the push it took last lands. */
+#define TAIL_EMPTY(tail, head) ((tail) == (head) || (tail) + 1 == (head))
+
 inline settle(r, how) {
   assert(!settled[r]); /* one outcome per request, never two */
   settled[r] = 1
@@ -125,15 +134,25 @@ inline wake(parked, bell, fwait, t) {
   fi
 }
 
-/* ring_push + wake_peer. The entry becomes visible with the tail store, so it is written with it.
- * (A macro: Promela cannot pass an array to an inline.) */
-#ifdef BUG_TAIL_AFTER_PARKED
+/* ring_push + wake_peer: the entry (release), then the tail (seq_cst), then the peer's parked word (seq_cst).
+ * The consumer polls the entry, so it may take it before the tail store lands. (A macro: Promela cannot pass an
+ * array to an inline.) */
+#if defined(BUG_TAIL_AFTER_PARKED)
 #define PUSH(ring, tail, slot, parked, bell, fwait, t) \
-  t = parked; atomic { ring[tail % RING] = slot; tail++ }; wake(parked, bell, fwait, t)
+  t = parked; ring[tail % RING] = ENTRY(tail, slot); tail++; wake(parked, bell, fwait, t)
+#elif defined(BUG_TAIL_BEFORE_ENTRY)
+#define PUSH(ring, tail, slot, parked, bell, fwait, t) \
+  tail++; ring[(tail - 1) % RING] = ENTRY(tail - 1, slot); t = parked; wake(parked, bell, fwait, t)
 #else
 #define PUSH(ring, tail, slot, parked, bell, fwait, t) \
-  atomic { ring[tail % RING] = slot; tail++ /* seq_cst */ }; t = parked /* seq_cst */; wake(parked, bell, fwait, t)
+  ring[tail % RING] = ENTRY(tail, slot); tail++ /* seq_cst */; t = parked /* seq_cst */; wake(parked, bell, fwait, t)
 #endif
+
+/* ring_pop found no entry at head, so it reads the tail: moved past head, the entry was stored before the tail
+ * and must be there now (else an honest peer would be called corrupt), and the side polls again; equal to head or
+ * one behind: empty, and the side parks (the option that follows this one). */
+#define THERE_NOW(ring, tail, head) \
+  atomic { !TAIL_EMPTY(tail, head) -> assert(tail - head <= RING && TAGGED(ring, head)) }
 
 /* sb_park: announce (seq_cst store), re-check the tail (seq_cst load); then the side sleeps in its event
  * loop until its doorbell rings (see the do-loops) or its socket closes. */
@@ -143,7 +162,7 @@ inline park_eventfd(parked, tail, head, sleeping) {
   sleeping = 1
 #else
   if
-  :: tail != head -> parked = AWAKE /* work arrived meanwhile: returns 1, poll again */
+  :: !TAIL_EMPTY(tail, head) -> parked = AWAKE /* work arrived meanwhile: returns 1, poll again */
   :: else -> sleeping = 1
   fi
 #endif
@@ -157,20 +176,30 @@ inline park_eventfd(parked, tail, head, sleeping) {
 
 /* sb_wait(use_futex = 1): blocks until a FUTEX_WAKE or, at a 10 ms slice, the socket's EOF. The slices'
  * timeouts are left out, so a lost FUTEX_WAKE hangs here where the real code would be up to 10 ms late. */
-inline wait_futex(parked, tail, head, fwait, bell) {
+inline wait_futex(parked, tail, head, fwait, bell, seen) {
   parked = PARK_FUTEX;
 #ifdef BUG_NO_RECHECK
   if :: false -> skip
 #else
   if
-  :: tail != head -> parked = AWAKE /* park_as returned 1 */
+  :: !TAIL_EMPTY(tail, head) -> parked = AWAKE /* park_as returned 1 */
 #endif
   :: else ->
      do
-     :: atomic { tail == head -> fwait = 1 }; /* FUTEX_WAIT(tail, seen): queued only if unchanged */
-        fwait == 0
-     :: tail != head -> break /* FUTEX_WAIT returned at once, or after the wake: the tail moved */
+     :: seen = tail; /* the tail as found: head, or one behind while the last push lands */
+        if
+        :: TAIL_EMPTY(seen, head) ->
+           if
+           :: atomic { tail == seen -> fwait = 1 }; /* FUTEX_WAIT(tail, seen): queued only if unchanged */
+              fwait == 0
+           :: tail != seen /* FUTEX_WAIT returned at once */
+           fi
+        :: else
+        fi;
+        if :: !TAIL_EMPTY(tail, head) -> break :: else fi; /* work: the tail moved past head */
+        seen = 0
      od;
+     seen = 0;
      parked = AWAKE; /* sb_unpark */
      bell = 0
   fi
@@ -267,9 +296,8 @@ active proctype hub() {
 
     /* the pump's drain: sb_hub_poll (validate), answer the caller, sb_hub_release */
     :: atomic {
-         !h_sleeping && cq_tail != h_cq_head ->
-         assert(cq_tail - h_cq_head <= RING);
-         h_i = cq[h_cq_head % RING]; h_cq_head++;
+         !h_sleeping && TAGGED(cq, h_cq_head) ->
+         h_i = SLOT_OF(cq[h_cq_head % RING]); h_cq_head++;
          assert(h_busy[h_i] == 2);                  /* "completed a slot the hub did not publish" */
          assert(word[h_i] == W(h_gen[h_i], DONE));  /* acquire load: DONE, with the generation it published */
          if
@@ -289,11 +317,15 @@ active proctype hub() {
          h_i = 0 }
 
     /* nothing to poll: park. The TS pump uses sb_park (also when idle); a C hub may sb_wait */
-    :: !h_sleeping && cq_tail == h_cq_head ->
+    :: !h_sleeping && !TAGGED(cq, h_cq_head) ->
+       if
+       :: THERE_NOW(cq, cq_tail, h_cq_head)
+       :: TAIL_EMPTY(cq_tail, h_cq_head) ->
        if
        :: park_eventfd(hub_parked, cq_tail, h_cq_head, h_sleeping)
        :: h_nfree < NS -> /* blocks the thread: only worth it with requests out */
-          wait_futex(hub_parked, cq_tail, h_cq_head, hub_fwait, hub_bell)
+          wait_futex(hub_parked, cq_tail, h_cq_head, hub_fwait, hub_bell, h_t)
+       fi
        fi
 
     /* the doorbell rang */
@@ -373,9 +405,8 @@ active proctype worker() {
     do
     /* the pump's drain: sb_worker_poll */
     :: atomic {
-         !w_sleeping && sq_tail != w_sq_head ->
-         assert(sq_tail - w_sq_head <= RING);
-         w_i = sq[w_sq_head % RING]; w_sq_head++
+         !w_sleeping && TAGGED(sq, w_sq_head) ->
+         w_i = SLOT_OF(sq[w_sq_head % RING]); w_sq_head++
        };
        /* CAS READY -> CLAIMED (acquire), reloaded on failure: the only other change is the hub's cancel */
        atomic {
@@ -413,10 +444,14 @@ active proctype worker() {
 
     /* nothing to poll: park on the doorbell (TS pump), or sb_wait on the futex (a C worker, which runs its
      * handlers before it waits: sb_wait blocks the thread) */
-    :: !w_sleeping && sq_tail == w_sq_head ->
+    :: !w_sleeping && !TAGGED(sq, w_sq_head) ->
+       if
+       :: THERE_NOW(sq, sq_tail, w_sq_head)
+       :: TAIL_EMPTY(sq_tail, w_sq_head) ->
        if
        :: park_eventfd(worker_parked, sq_tail, w_sq_head, w_sleeping)
-       :: HOLDS_NONE -> wait_futex(worker_parked, sq_tail, w_sq_head, worker_fwait, worker_bell)
+       :: HOLDS_NONE -> wait_futex(worker_parked, sq_tail, w_sq_head, worker_fwait, worker_bell, w_t)
+       fi
        fi
 
     WOKEN(w_sleeping, worker_parked, worker_bell)

@@ -69,7 +69,7 @@ export type Chan = Pointer
 
 /** What this TypeScript expects of the library: csrc/slotbus.h's SB_ABI_VERSION and the layout string's hash. */
 export const ABI_VERSION = 7
-export const LAYOUT_HASH = 0xd6d37120
+export const LAYOUT_HASH = 0x178a975a
 
 /** The library's functions; only valid once loadNative() has resolved (every entry point awaits it). */
 export let native: Native = undefined as unknown as Native

@@ -15,6 +15,7 @@ const targeted = [
   "cq-tail-behind-head",
   "cq-entry-out-of-range",
   "cq-entry-negative",
+  "cq-entry-out-of-sequence",
   "done-with-wrong-generation",
   "done-while-still-claimed",
   "response-body-larger-than-arena",

@@ -40,6 +40,7 @@ describe.skipIf(skipReason !== null)("the slot protocol model", () => {
     ["BUG_WAKER_CLEARS_FUTEX", "invalid end state"],
     ["BUG_TAIL_AFTER_PARKED", "invalid end state"],
     ["BUG_NO_GEN_CHECK", "assertion violated (resp_of[h_i]==h_req[h_i])"],
+    ["BUG_TAIL_BEFORE_ENTRY", "assertion violated (((cq_tail-h_cq_head)<=2)"],
   ])(
     "SPIN finds the counterexample when %s is put back",
     async (bug, finding) => {
