@@ -344,8 +344,10 @@ active proctype hub() {
          :: k <= NREQ -> assert(settled[k]); k++ /* every request got its outcome */
          :: else -> break
          od;
-         hub_closed = 1;
-         FORGET_ALL
+         /* forget first: once hub_closed is set, the unless below takes over before another statement runs.
+          * (A completion the hub took whose tail store had not landed would otherwise outlive the connection.) */
+         FORGET_ALL;
+         hub_closed = 1
        }
     od
   } unless { atomic { hub_dead || worker_dead || hub_closed -> hub_over = 1 } }

@@ -349,6 +349,11 @@ function encodeAnswer(arena: Uint8Array, req: SlotRequest, out: unknown, threw: 
     bodyLen = 0
   try {
     if (threw) throw out
+    // bytes that fit: the body alone (an empty view may be of a detached buffer: toBytes below says so)
+    if (out instanceof Uint8Array && out.byteLength > 0 && out.byteLength <= arena.length && req.replied === null) {
+      arena.set(out, 0)
+      return { status, flags, headLen, bodyLen: out.byteLength }
+    }
     const reply = replyParts(out)
     if (req.replied && reply.body === req.replied.view) {
       ;({ status, headLen } = req.replied)
@@ -726,7 +731,14 @@ export class SlotWorker {
   }
 
   private finish(chan: Channel, slot: number, gen: number, req: SlotRequest, out: unknown, threw: boolean): void {
-    if (!threw && this.heldWindow[slot]! > 0 && chan.isOpen) {
+    // bytes (the common raw reply) are neither a stream nor read asynchronously
+    if (!threw && !(out instanceof Uint8Array)) this.finishOther(chan, slot, gen, req, out)
+    else this.answerNow(chan, slot, gen, req, out, threw)
+  }
+
+  /** A reply that may be a stream or need reading first (a Response, a Blob, …), or one answered whole. */
+  private finishOther(chan: Channel, slot: number, gen: number, req: SlotRequest, out: unknown): void {
+    if (this.heldWindow[slot]! > 0 && chan.isOpen) {
       let parts: ReturnType<typeof streamParts>
       try {
         parts = streamParts(out)
@@ -755,13 +767,17 @@ export class SlotWorker {
         return
       }
     }
-    if (!threw && isAsyncReply(out)) {
+    if (isAsyncReply(out)) {
       readAsyncReply(out).then(
         (r) => this.finish(chan, slot, gen, req, r, false),
         (e) => this.finish(chan, slot, gen, req, e, true),
       )
       return
     }
+    this.answerNow(chan, slot, gen, req, out, false)
+  }
+
+  private answerNow(chan: Channel, slot: number, gen: number, req: SlotRequest, out: unknown, threw: boolean): void {
     try {
       if (chan.isOpen) this.reply(chan, slot, gen, req, out, threw) // else the hub is gone; nobody is waiting
     } finally {
