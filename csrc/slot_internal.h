@@ -164,8 +164,8 @@ static inline int fits(sb_chan *ch, uint32_t head_len, uint32_t body_len) {
 /* ---- rings (§4): single producer, single consumer ---- */
 
 /* An entry names its slot and its position (§4): the consumer polls the entry at its head, not the tail, so a
- * push costs it one cache miss instead of two. TAG(n) is position n + 1 in the top 20 bits (never 0 in the
- * first lap, so a zeroed ring is empty); slots are < 4096. */
+ * push costs it one cache miss instead of two. The entry of position n holds the low 20 bits of n + 1 above the
+ * slot index (never 0 in the first lap, so a zeroed ring is empty); slots are < 4096. */
 #define RING_SLOT_BITS 12u
 _Static_assert(SB_MAX_SLOTS <= (1u << RING_SLOT_BITS), "a slot index fits a ring entry");
 static inline uint32_t ring_entry(uint32_t pos, uint32_t slot) { return ((pos + 1u) << RING_SLOT_BITS) | slot; }

@@ -28,7 +28,7 @@ const targeted = [
 ]
 
 // Corruptions within the protocol's bounds: the hub may keep the worker; only the named request is affected.
-const inBounds: Record<string, { request: number; expect: (o: unknown) => void }> = {
+const inBounds: Record<string, { request: number; expect: (o: unknown) => void; kept?: true }> = {
   "response-head-is-garbage": {
     request: 0,
     expect: (v) => {
@@ -39,6 +39,14 @@ const inBounds: Record<string, { request: number; expect: (o: unknown) => void }
   "response-says-cancelled-though-never-cancelled": {
     request: 0,
     expect: (e) => expect(e).toBeInstanceOf(ProtocolError),
+  },
+  "entry-before-its-tail": {
+    request: 0,
+    expect: (v) => {
+      expect(v).toBeInstanceOf(SlotResponse)
+      expect(Array.from((v as SlotResponse).body)).toEqual(Array.from(reversed(requestBody(0))))
+    },
+    kept: true, // nothing there is corrupt: a tail one behind the hub's head is a push whose tail store is on its way
   },
 }
 
@@ -95,6 +103,7 @@ async function runHostile({ scenario, seed, viaSlotWorker }: Case) {
     console.log(
       `${scenario} seed ${seed}${viaSlotWorker ? " via SlotWorker" : ""}: ${verdict[0]}; ${summarize(states)}`,
     )
+    if (special?.kept) expect(verdict[0]).toBe("hub kept me")
     if (scenario !== "scribble" && !special) {
       // Targeted corruption is the hub's to catch: it drops the worker with ProtocolError before the worker leaves.
       expect(verdict[0]).toBe("hub hung up")
