@@ -304,7 +304,7 @@ export class Pump {
     this.parked = false
     this.resting = false
     this.progressAt(now())
-    this.schedule(false) // coalesced: a ring while a run is scheduled costs nothing more
+    this.schedule(true) // in this turn: the ring was its I/O (a ring while a run is scheduled costs nothing more)
   }
 
   stop() {
