@@ -1,6 +1,7 @@
 // A log-linear latency histogram: 8 buckets per power of two of nanoseconds (≤ 9% error), fixed memory.
 const SUB = 8
 const BUCKETS = 64 * SUB
+const POW2 = Float64Array.from({ length: 64 }, (_, i) => 2 ** i)
 
 export interface LatencySummary {
   count: number
@@ -17,8 +18,9 @@ export class LatencyHistogram {
 
   record(ns: number) {
     if (ns < 1) ns = 1
-    const exp = Math.floor(Math.log2(ns))
-    const sub = Math.floor((ns / 2 ** exp - 1) * SUB)
+    // (a count of leading zeros instead of a logarithm: Math.log2 was a visible share of the hub's time at 32 in flight)
+    const exp = ns < 2 ** 32 ? 31 - Math.clz32(ns) : Math.floor(Math.log2(ns))
+    const sub = Math.floor((ns / POW2[exp]! - 1) * SUB)
     this.counts[Math.min(exp * SUB + sub, BUCKETS - 1)]!++
     this.count++
     if (ns > this.max) this.max = ns
