@@ -125,7 +125,7 @@ export function portableBackend(): boolean {
  */
 export function lockHost(prefix: string, name: string, exclusive: boolean): number | null {
   const fd = native.sb_host_lock(Buffer.from(`${prefix}\0`), Buffer.from(`${name}\0`), exclusive ? 1 : 0)
-  if (fd === -1001) return null // SB_EHELD: another process holds it
+  if (fd === E_HELD) return null
   if (fd < 0) throw new NativeLibraryError(`cannot lock ${prefix}${name} in the socket directory: errno ${-fd}`)
   return fd
 }
@@ -167,38 +167,39 @@ export const RespFlag = { ERROR: 1, CANCELLED: 2 } as const
 // Bytes on the rendezvous socket after the hello (docs/PROTOCOL.md §1)
 export const Control = { DRAIN: 0x44 /* D */, DRAIN_ACK: 0x41 /* A */, HUB_CLOSING: 0x43 /* C */ } as const
 export const E_CORRUPT = -1000
+// sb_host_lock: another process of this host holds the lock (-SB_EHELD)
+export const E_HELD = -1001
 // sb_connect_start: accept a hub of any uid
 export const ANY_UID = -1
-// Negative errno values libslotbus returns (slots, leases and topics alike; Linux numbering), by name: code
-// never spells a raw number.
+// Negative errno values libslotbus returns (slots, leases and topics alike), by name: code never spells a raw
+// number. They are this OS's numbers (macOS numbers several differently from Linux), from os.constants, which
+// lacks EUSERS and EHOSTDOWN: those are given here for Linux and macOS.
 const sysErrno = constants.errno as Record<string, number | undefined>
-/** A negative errno as the library returns it: this OS's number (macOS numbers several differently from Linux;
- * os.constants lacks EUSERS and EHOSTDOWN, given here for Linux and macOS). */
-const errno = (name: string, linux: number, darwin = linux) =>
-  -(sysErrno[name] ?? (process.platform === "darwin" ? darwin : linux))
+const errno = (name: string, missing?: { linux: number; darwin: number }) =>
+  -(sysErrno[name] ?? (process.platform === "darwin" ? missing!.darwin : missing!.linux))
 
 export const Errno = {
-  EPERM: errno("EPERM", 1),
-  ENOENT: errno("ENOENT", 2),
-  EINTR: errno("EINTR", 4),
-  E2BIG: errno("E2BIG", 7),
-  EAGAIN: errno("EAGAIN", 11),
-  ENOMEM: errno("ENOMEM", 12),
-  EACCES: errno("EACCES", 13),
-  EEXIST: errno("EEXIST", 17),
-  EINVAL: errno("EINVAL", 22),
-  ENOSPC: errno("ENOSPC", 28),
-  EPIPE: errno("EPIPE", 32),
-  EPROTO: errno("EPROTO", 71),
-  EUSERS: errno("EUSERS", 87, 68),
-  EMSGSIZE: errno("EMSGSIZE", 90),
-  ENOTSUP: errno("ENOTSUP", 95),
-  EADDRINUSE: errno("EADDRINUSE", 98),
-  ECONNRESET: errno("ECONNRESET", 104),
-  ETIMEDOUT: errno("ETIMEDOUT", 110),
-  ECONNREFUSED: errno("ECONNREFUSED", 111),
-  ECANCELED: errno("ECANCELED", 125),
-  EHOSTDOWN: errno("EHOSTDOWN", 112, 64),
+  EPERM: errno("EPERM"),
+  ENOENT: errno("ENOENT"),
+  EINTR: errno("EINTR"),
+  E2BIG: errno("E2BIG"),
+  EAGAIN: errno("EAGAIN"),
+  ENOMEM: errno("ENOMEM"),
+  EACCES: errno("EACCES"),
+  EEXIST: errno("EEXIST"),
+  EINVAL: errno("EINVAL"),
+  ENOSPC: errno("ENOSPC"),
+  EPIPE: errno("EPIPE"),
+  EPROTO: errno("EPROTO"),
+  EUSERS: errno("EUSERS", { linux: 87, darwin: 68 }),
+  EMSGSIZE: errno("EMSGSIZE"),
+  ENOTSUP: errno("ENOTSUP"),
+  EADDRINUSE: errno("EADDRINUSE"),
+  ECONNRESET: errno("ECONNRESET"),
+  ETIMEDOUT: errno("ETIMEDOUT"),
+  ECONNREFUSED: errno("ECONNREFUSED"),
+  ECANCELED: errno("ECANCELED"),
+  EHOSTDOWN: errno("EHOSTDOWN", { linux: 112, darwin: 64 }),
 } as const
 
 // sb_topic_open_start and sbl_open: whether the call may create (SB_CREATE_* and SBL_CREATE_*), by option value
