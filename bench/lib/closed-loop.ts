@@ -23,11 +23,13 @@ export async function closedLoop<K extends string>(
     let count = 0
     await Promise.all(
       Array.from({ length: inflight }, async () => {
-        while (Bun.nanoseconds() < end) {
-          const t0 = Bun.nanoseconds()
+        // one clock read per call: a call starts when the previous one ended
+        for (let t0 = Bun.nanoseconds(); t0 < end; ) {
           await call()
-          hist?.record(Bun.nanoseconds() - t0)
+          const t1 = Bun.nanoseconds()
+          hist?.record(t1 - t0)
           count++
+          t0 = t1
         }
       }),
     )

@@ -41,14 +41,16 @@ async function lanes(
   const deadline = now() + ms * 1e6
   const size = body.length
   let count = 0
+  // One clock read per round trip, as the floors do: a call starts when the lane's previous one ended (a clock
+  // read is ~30 ns here, a tenth of what a call costs at 32 in flight).
   const lane = async () => {
-    while (now() < deadline) {
-      const t0 = now()
+    for (let t0 = now(); t0 < deadline; ) {
       const reply = await t.roundTrip(body)
-      const dt = now() - t0
+      const t1 = now()
       if (reply.length !== size) throw new Error(`got ${reply.length} bytes back for a ${size}-byte request`)
-      times?.record(dt)
+      times?.record(t1 - t0)
       count++
+      t0 = t1
     }
   }
   await Promise.all(Array.from({ length: inflight }, lane))

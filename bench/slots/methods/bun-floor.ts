@@ -69,14 +69,16 @@ export async function measure(size: number, inflight: number, ms: number, warmMs
     const seq = new Int32Array(inflight)
     const sentAt = new Float64Array(inflight)
     const now = Bun.nanoseconds
-    const send = (k: number) => {
+    // one clock read per echo, as the slotbus lanes: an echo is sent when the previous one on its slot was read
+    const send = (k: number, t: number) => {
       l.reqBuf[k]!.set(payload)
-      sentAt[k] = now()
+      sentAt[k] = t
       Atomics.store(l.words, l.req[k]!, ++seq[k]!)
     }
     const armed = new Uint8Array(inflight)
     const run = (forMs: number, times: Samples | null) => {
-      for (let k = 0; k < inflight; k++) send(k), (armed[k] = 1)
+      const start = now()
+      for (let k = 0; k < inflight; k++) send(k, start), (armed[k] = 1)
       const deadline = now() + forMs * 1e6
       let count = 0
       let open = inflight
@@ -95,7 +97,7 @@ export async function measure(size: number, inflight: number, ms: number, warmMs
           if (t < deadline) {
             times?.record(t - sentAt[k]!)
             count++
-            send(k)
+            send(k, t)
           } else {
             armed[k] = 0
             open--
