@@ -52,7 +52,6 @@ export function busyWarnings(m: Machine, othersCpuS: number | null, wallS: numbe
   return out
 }
 
-/** CPU seconds spent by everything on the machine (not idle, not iowait) since boot; null without /proc/stat. */
 /**
  * busyWarnings for a run that began at `started` (performance.now) when machineBusySeconds() was `busyBefore`,
  * counting one core of it as the bench's own.
@@ -63,6 +62,7 @@ export function busyWarningsSince(m: Machine, busyBefore: number | null, started
   return busyWarnings(m, busyBefore !== null && busyAfter !== null ? busyAfter - busyBefore - wallS : null, wallS)
 }
 
+/** CPU seconds spent by everything on the machine (not idle, not iowait) since boot; null without /proc/stat. */
 export function machineBusySeconds(): number | null {
   try {
     const line = readFileSync("/proc/stat", "utf8").split("\n", 1)[0]!
