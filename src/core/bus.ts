@@ -62,6 +62,8 @@ export interface BusStats {
   internalErrors: number
   /** Times reading the accept thread's doorbell failed and was restarted (each is logged); should stay 0. */
   acceptErrors: number
+  /** Messages from NATS refused as not slotbus protocol (docs/PROTOCOL.md §10.1): malformed answers, frames, presences. */
+  rejectedMessages: number
   bytesOut: number
   bytesIn: number
   latency: LatencySummary
@@ -204,8 +206,14 @@ export class SlotBus extends Accepting {
       throw new TypeError("nats must be a URL string, NATS connection options or a NATS connection")
     const heartbeatMs = positiveInt(opts.heartbeatMs, 500, "heartbeatMs", 60_000)
     if (heartbeatMs === 0) throw new RangeError("heartbeatMs must be at least 1")
+    const peerTimeoutMs = positiveInt(opts.peerTimeoutMs, 4 * heartbeatMs, "peerTimeoutMs", 600_000)
+    if (peerTimeoutMs < 2 * heartbeatMs)
+      throw new RangeError(
+        `peerTimeoutMs must be at least 2 × heartbeatMs (${2 * heartbeatMs}), got ${peerTimeoutMs}: a worker would be counted gone between two of its heartbeats`,
+      )
     this.remoteLink = await (await loadRemote()).serveHub(this.remoteHost, nats, {
       heartbeatMs,
+      peerTimeoutMs,
       streamWindow: this.config[5]!,
     })
   }

@@ -6,7 +6,9 @@ export type HeaderInit = Headers | Record<string, string> | Iterable<readonly [s
 /** A body: bytes in any view or buffer, a string (UTF-8), or a Blob (read before the message is sent). */
 export type BodyInit = ArrayBufferView | ArrayBuffer | SharedArrayBuffer | Blob | string | null | undefined
 
-export const align8 = (n: number) => (n + 7) & ~7
+// Exact for any length up to 2^53, not only below 2^31: `(n + 7) & ~7` wraps to a negative number for n ≥ 2^31 - 7,
+// so a hostile head length would pass a bounds check. Only the low three bits of -n matter, and ToInt32 keeps them.
+export const align8 = (n: number) => n + (-n & 7)
 
 /** The bytes of a body, as a view where it can be one; a detached buffer is a TypeError, never 0 bytes. */
 export function toBytes(body: BodyInit, what: string): Uint8Array {

@@ -39,9 +39,9 @@ export {
   sameToken,
   writeTokenFile,
 } from "./token-file.ts"
-export { loadRemote, setRemoteLoader } from "./remote.ts"
+export { frameCharge, loadRemote, setRemoteLoader } from "./remote.ts"
 export { errorPairs } from "./stream-out.ts"
-export { toBytes } from "./codec.ts"
+export { align8, toBytes } from "./codec.ts"
 export type {
   RemoteAnswer,
   RemoteAnswerSink,

@@ -52,8 +52,13 @@ export interface ListenOptions {
    * slot; "balance" to whichever has the lowest share of its slots in use; "never".
    */
   remote?: "overflow" | "balance" | "never"
-  /** Over NATS: how often the hub announces itself; a worker silent for 4× this is gone. Default 500. */
+  /** Over NATS: how often the hub announces itself. Default 500. */
   heartbeatMs?: number
+  /**
+   * Over NATS: a worker on another host is counted gone at most this long after its last heartbeat (a kill -9
+   * included), and its requests fail with WorkerGoneError. Default 4 × heartbeatMs (2000); at least 2 × heartbeatMs.
+   */
+  peerTimeoutMs?: number
 }
 
 export interface SlotRequestInit {
@@ -124,6 +129,7 @@ export const LISTEN_OPTIONS = optionNames<ListenOptions>({
   nats: true,
   remote: true,
   heartbeatMs: true,
+  peerTimeoutMs: true,
 })
 export const REQUEST_INIT = optionNames<SlotRequestInit>({ method: true, path: true, headers: true, body: true })
 export const REQUEST_OPTIONS = optionNames<RequestOptions>({

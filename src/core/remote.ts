@@ -27,6 +27,12 @@ export interface SlotBytes {
   lend(slot: number, response: 0 | 1, off: number, len: number): ArrayBuffer
 }
 
+/**
+ * What a DATA frame of `bytes` costs of a stream's credit (docs/PROTOCOL.md §10.4): at least 64, so the frames a
+ * hub holds are bounded by number (window / 64) as well as by bytes.
+ */
+export const frameCharge = (bytes: number) => (bytes > 64 ? bytes : 64)
+
 /** A worker on another host, as the hub's routing sees it. */
 export interface RemotePeer {
   readonly id: string
@@ -60,6 +66,8 @@ export interface RemoteHubHost {
   failed(p: RemoteCall, err: Error): void
   /** A frame of p's streamed answer (docs/PROTOCOL.md §10.4), in order: Frame.HEAD, DATA or END; `bytes` its own. */
   frame(p: RemoteCall, type: number, status: number, bytes: Uint8Array): void
+  /** A message was refused as not slotbus protocol (counted in the bus's stats). */
+  rejected(): void
 }
 
 /** An answer as encoded into an arena (docs/PROTOCOL.md §6). */
@@ -116,8 +124,10 @@ export interface RemoteLink {
 }
 
 export interface TransportOptions {
-  /** How often presence is announced (docs/PROTOCOL.md §10.3); a peer silent for 4× this is gone. */
+  /** How often presence is announced (docs/PROTOCOL.md §10.3). */
   heartbeatMs: number
+  /** A hub's: a worker silent this long is gone (§10.3); 4 × heartbeatMs by default. */
+  peerTimeoutMs?: number
   /** A worker's slots: what it announces it takes at once. */
   slots?: number
   /** A hub's stream window (docs/PROTOCOL.md §10.4): DATA bytes a streamed answer may have unread; 0: answers whole. */

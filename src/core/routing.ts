@@ -51,6 +51,7 @@ export abstract class Routing {
     evictedWorkers: 0,
     internalErrors: 0,
     acceptErrors: 0,
+    rejectedMessages: 0,
     bytesOut: 0,
     bytesIn: 0,
   }
@@ -185,6 +186,7 @@ export abstract class Routing {
       s.notified(false)
     },
     failed: (p, err) => this.fail(p as Pending, err),
+    rejected: () => void this.counters.rejectedMessages++,
   }
   protected abstract peerJoined(peer: RemotePeer): void
   protected abstract peerLeft(peer: RemotePeer): void

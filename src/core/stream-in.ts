@@ -7,6 +7,7 @@ import { readHead } from "./codec.ts"
 import { PayloadTooLargeError, ProtocolError } from "../errors.ts"
 import { nowMs, type Link, type Pending, type StreamReading } from "./link.ts"
 import { remoteError } from "./response.ts"
+import { frameCharge } from "./remote.ts"
 
 /** What a stream needs of the bus: routing.ts implements it. */
 export interface StreamHost {
@@ -121,7 +122,7 @@ export class RemoteFrames implements FrameSource {
   }
 
   taken() {
-    if (this.type === Frame.DATA) this.grant((this.took += this.bytes.length))
+    if (this.type === Frame.DATA) this.grant((this.took += frameCharge(this.bytes.length)))
   }
 }
 

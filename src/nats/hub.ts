@@ -3,6 +3,8 @@
 import type { Msg } from "@nats-io/transport-node"
 import { Frame, RespFlag } from "../native/ffi.ts"
 import {
+  align8,
+  frameCharge,
   PayloadTooLargeError,
   ProtocolError,
   WorkerGoneError,
@@ -13,6 +15,8 @@ import {
   type TransportOptions,
 } from "../core/index.ts"
 import {
+  clampHeartbeat,
+  guarded,
   ID,
   newId,
   openConnection,
@@ -25,6 +29,9 @@ import {
   type HubPresence,
 } from "./wire.ts"
 
+/** The flags an END frame may carry (§10.4). */
+const END_FLAGS = StreamFlag.END | StreamFlag.FAILED | StreamFlag.CANCELLED
+
 /** A request out, with its streamed answer's books (§10.4): the next frame's number, DATA received and taken. */
 interface Call {
   p: RemoteCall
@@ -34,6 +41,9 @@ interface Call {
   taken: number
   granted: number
 }
+
+/** Workers a hub takes over NATS at once: presences of more are dropped (and counted), §10.6. */
+const MAX_PEERS = 1024
 
 class NatsPeer implements RemotePeer {
   readonly transport = "nats"
@@ -72,13 +82,16 @@ class NatsPeer implements RemotePeer {
 
 class NatsHub implements RemoteLink {
   private readonly id = newId()
-  private readonly inbox = `_INBOX.slotbus.${this.id}`
+  /** Reply subjects' stem (§10.2): `slotbus.<bus>.re.<hub>.<key>`, the key never announced. */
+  private readonly inbox: string
   private readonly s
   private readonly peers = new Map<string, NatsPeer>()
   private readonly calls = new Map<number, Call>()
   private readonly numbers = new WeakMap<RemoteCall, number>()
   private next = 0
   private timer: ReturnType<typeof setInterval> | undefined
+  private liveness: ReturnType<typeof setInterval> | undefined
+  private lastRegrant = 0
   private subs: { unsubscribe(): void }[] = []
   private closed = false
   private readonly maxPayload: number
@@ -88,9 +101,11 @@ class NatsHub implements RemoteLink {
     private readonly nc: import("@nats-io/transport-node").NatsConnection,
     private readonly owned: boolean,
     private readonly heartbeatMs: number,
+    private readonly peerTimeoutMs: number,
     private readonly window: number,
   ) {
     this.s = subjects(host.name)
+    this.inbox = this.s.replies(this.id, newId())
     this.maxPayload = nc.info?.max_payload ?? 1024 * 1024
   }
 
@@ -100,21 +115,29 @@ class NatsHub implements RemoteLink {
 
   async start() {
     const { nc } = this
-    this.subs.push(nc.subscribe(`${this.inbox}.*`, { callback: (err, msg) => void (err || this.onAnswer(msg)) }))
-    this.subs.push(nc.subscribe(this.s.hb, { callback: (err, msg) => void (err || this.onPresence(msg)) }))
+    const refused = () => this.host.rejected()
+    this.subs.push(nc.subscribe(`${this.inbox}.*`, { callback: guarded((msg) => this.onAnswer(msg), refused) }))
+    this.subs.push(nc.subscribe(this.s.hb, { callback: guarded((msg) => this.onPresence(msg), refused) }))
     await nc.flush()
     this.announce()
-    this.timer = setInterval(() => {
-      this.announce()
+    this.timer = setInterval(() => this.announce(), this.heartbeatMs)
+    // §10.3: checked every eighth of the timeout, gone after seven eighths, so gone at most peerTimeoutMs after
+    // the last heartbeat came
+    const tick = this.peerTimeoutMs / 8
+    this.liveness = setInterval(() => {
       const now = performance.now()
       for (const peer of this.peers.values())
-        if (now - peer.seen > 4 * this.heartbeatMs)
+        if (now - peer.seen > this.peerTimeoutMs - tick)
           this.gone(peer, `sent no heartbeat for ${Math.round(now - peer.seen)}ms`)
       // a lost grant costs one heartbeat (§10.4)
-      for (const [n, c] of this.calls) if (c.granted > 0) this.sendGrant(n, c)
-    }, this.heartbeatMs)
+      if (now - this.lastRegrant >= this.heartbeatMs) {
+        this.lastRegrant = now
+        for (const [n, c] of this.calls) if (c.granted > 0) this.sendGrant(n, c)
+      }
+    }, tick)
     nc.closed().then(() => {
       clearInterval(this.timer)
+      clearInterval(this.liveness)
       for (const peer of [...this.peers.values()]) this.gone(peer, "is out of reach: the hub's NATS connection closed")
     })
   }
@@ -126,10 +149,11 @@ class NatsHub implements RemoteLink {
 
   private onPresence(msg: Msg) {
     const p = readPresence(msg.data)
-    if (!p || typeof p.worker !== "string" || !ID.test(p.worker)) return
+    if (!p || typeof p.worker !== "string" || !ID.test(p.worker)) return this.host.rejected()
     let peer = this.peers.get(p.worker)
     if (p.state === "leaving") return peer && this.gone(peer, "left")
     if (!peer) {
+      if (this.peers.size >= MAX_PEERS) return this.host.rejected()
       const slots = Number.isInteger(p.slots) && (p.slots as number) > 0 ? Math.min(p.slots as number, 4096) : 1
       const pid = Number.isInteger(p.pid) ? (p.pid as number) : 0
       const host = typeof p.host === "string" ? p.host.slice(0, 255) : "?"
@@ -189,6 +213,20 @@ class NatsHub implements RemoteLink {
     const n = Number(msg.subject.slice(this.inbox.length + 1))
     const call = this.calls.get(n)
     if (!call) return // given up, or not ours
+    try {
+      this.take(n, call, msg)
+    } catch {
+      // a head that does not decode, say: the worker's fault, and this call's end (§10.2)
+      this.calls.delete(n)
+      this.host.rejected()
+      this.host.failed(
+        call.p,
+        new WorkerGoneError(`worker ${call.peer.id} sent an answer that is not slotbus protocol (§10.2)`),
+      )
+    }
+  }
+
+  private take(n: number, call: Call, msg: Msg) {
     // A plain view of the client's Buffer (whose subarray and slice cost more, its slice no copy): the books copy
     // the body out of it.
     const d = msg.data
@@ -198,11 +236,13 @@ class NatsHub implements RemoteLink {
     this.calls.delete(n)
     if (msg.headers?.code === 503) return this.gone(call.peer, "has no subscription any more (NATS: no responders)")
     const bytes = data.subarray(PREFIX)
-    if (!p || p.kindOrFlags > 1 || ((p.b + 7) & ~7) > bytes.length || call.frames > 0)
+    if (!p || p.kindOrFlags > 1 || align8(p.b) > bytes.length || call.frames > 0) {
+      this.host.rejected()
       return this.host.failed(
         call.p,
         new WorkerGoneError(`worker ${call.peer.id} sent an answer that is not slotbus protocol (§10.2)`),
       )
+    }
     this.host.answered(call.p, p.a, p.kindOrFlags, p.b, bytes)
   }
 
@@ -215,6 +255,7 @@ class NatsHub implements RemoteLink {
   ) {
     const flags = f.kindOrFlags
     const type = flags & StreamFlag.HEAD ? Frame.HEAD : flags & StreamFlag.DATA ? Frame.DATA : Frame.END
+    const known = type === Frame.HEAD ? StreamFlag.HEAD : type === Frame.DATA ? StreamFlag.DATA : END_FLAGS
     const bytes = data.slice(PREFIX) // a copy: held until the caller reads it
     const who = `worker ${call.peer.id} (pid ${call.peer.pid} on ${call.peer.host})`
     let err: Error | null = null
@@ -222,11 +263,18 @@ class NatsHub implements RemoteLink {
       err = new WorkerGoneError(
         `lost frame ${call.frames} of a streamed answer from ${who} over NATS (frame ${f.a} came instead; a slow consumer?); retry the request`,
       )
-    else if ((type === Frame.HEAD) !== (f.a === 0) || (type !== Frame.DATA && f.c !== bytes.length))
+    else if (
+      (type === Frame.HEAD) !== (f.a === 0) ||
+      (flags & ~known) !== 0 ||
+      (type === Frame.DATA ? bytes.length === 0 || f.b !== 0 || f.c !== 0 : f.c !== bytes.length)
+    )
       err = new ProtocolError(`${who} sent a streamed answer that is not slotbus protocol (§10.4)`)
-    else if (type === Frame.DATA && (call.received += bytes.length) > call.taken + this.window)
+    else if (type === Frame.DATA && (call.received += frameCharge(bytes.length)) > call.taken + this.window)
       err = new ProtocolError(`${who} sent a streamed answer past the credit it was given (§10.4)`)
-    if (err) return this.host.failed(call.p, err)
+    if (err) {
+      if (err instanceof ProtocolError) this.host.rejected()
+      return this.host.failed(call.p, err) // which cancels it (§10.4)
+    }
     call.frames++
     if (type === Frame.END) this.calls.delete(n)
     const status =
@@ -240,6 +288,7 @@ class NatsHub implements RemoteLink {
     if (this.closed) return
     this.closed = true
     clearInterval(this.timer)
+    clearInterval(this.liveness)
     for (const sub of this.subs) sub.unsubscribe()
     if (this.owned) await this.nc.drain().catch(() => this.nc.close())
   }
@@ -247,7 +296,14 @@ class NatsHub implements RemoteLink {
 
 export async function serveHub(host: RemoteHubHost, connection: unknown, opts: TransportOptions): Promise<RemoteLink> {
   const { nc, owned } = await openConnection(connection)
-  const hub = new NatsHub(host, nc, owned, opts.heartbeatMs, opts.streamWindow ?? 0)
+  const hub = new NatsHub(
+    host,
+    nc,
+    owned,
+    opts.heartbeatMs,
+    opts.peerTimeoutMs ?? 4 * opts.heartbeatMs,
+    opts.streamWindow ?? 0,
+  )
   await hub.start()
   return hub
 }

@@ -1,6 +1,6 @@
 // The NATS mapping of docs/PROTOCOL.md §10: subjects, headers, presence messages, and the connection.
 import { hostname } from "node:os"
-import type { NatsConnection } from "@nats-io/transport-node"
+import type { Msg, NatsConnection } from "@nats-io/transport-node"
 
 /**
  * The 16 bytes before a request's or an answer's head (§10.2), little-endian: version (1), kind or flags, 2 bytes
@@ -50,8 +50,31 @@ export const subjects = (bus: string) => {
     req: (worker: string) => `${root}.req.${worker}`,
     cancel: (worker: string) => `${root}.cancel.${worker}`,
     credit: (worker: string) => `${root}.credit.${worker}`,
+    /** A hub's reply subjects (§10.2): `<key>` is never announced, so they cannot be guessed. */
+    replies: (hub: string, key: string) => `${root}.re.${hub}.${key}`,
   }
 }
+
+/** The hub that sent a request, from its reply subject `slotbus.<bus>.re.<hub>.<key>.<n>` (§10.2). */
+export const hubOfReply = (reply: string) => reply.split(".")[3]
+
+/**
+ * A subscription callback that never throws into nats.js: a throw there ends the reader loop of the whole
+ * connection, for good. A message `take` cannot handle is counted by `refuse` instead.
+ */
+export function guarded(take: (msg: Msg) => void, refuse: (e: unknown) => void) {
+  return (err: Error | null, msg: Msg) => {
+    if (err) return
+    try {
+      take(msg)
+    } catch (e) {
+      refuse(e)
+    }
+  }
+}
+
+/** A heartbeat interval as announced (§10.1): clamped, so no presence can make a peer impatient or immortal. */
+export const clampHeartbeat = (ms: number) => Math.min(Math.max(ms, 100), 60_000)
 
 /** An id for a hub or a worker connection (§10.1): 1 to 64 of [A-Za-z0-9_-]. */
 export const newId = () => crypto.randomUUID().replaceAll("-", "")

@@ -2,7 +2,9 @@
 // streamed answers (§10.4).
 import type { Msg } from "@nats-io/transport-node"
 import {
+  align8,
   errorPairs,
+  frameCharge,
   PayloadTooLargeError,
   toBytes,
   type RemoteAnswer,
@@ -15,7 +17,11 @@ import {
   type TransportOptions,
 } from "../core/index.ts"
 import {
+  clampHeartbeat,
+  guarded,
   HOST,
+  hubOfReply,
+  ID,
   newId,
   openConnection,
   PREFIX,
@@ -27,13 +33,15 @@ import {
   type WorkerPresence,
 } from "./wire.ts"
 
-const align8 = (n: number) => (n + 7) & ~7
 const VERSION = "1.0.0" // of this service's protocol (docs/PROTOCOL.md §10), as ADR-32 wants a semver
 /** The bus as an ADR-32 service name ([A-Za-z0-9_-]+). */
 const microName = (bus: string) => `slotbus-${bus.replace(/[^A-Za-z0-9_-]/g, "_")}`
 const HUB_GONE = () => new DOMException("the hub that sent this request stopped announcing itself", "AbortError")
 const GIVEN_UP = () => new DOMException("the hub gave this request up: its caller aborted or timed out", "AbortError")
 const NO_BYTES: Uint8Array = new Uint8Array(0)
+/** Hubs a worker keeps at once (the one heard from longest ago goes), and how often a new one gets a presence (§10.1). */
+const MAX_HUBS = 1024
+const EAGER_PRESENCE_MS = 100
 
 export async function serveWorker(
   host: RemoteWorkerHost,
@@ -50,6 +58,8 @@ export async function serveWorker(
   // Requests running now by reply subject (a handler that returns at once is never in it); the hubs heard from.
   const running = new Map<string, Call>()
   const hubs = new Map<string, { seen: number; heartbeatMs: number }>()
+  let everHeard = false
+  let lastEager = Number.NEGATIVE_INFINITY
   // An answer is encoded into `scratch` and copied out in the same turn, so one arena serves every request. A
   // request whose handler calls req.reply() (its head written before the answer) takes an arena of its own.
   const scratch = new Uint8Array(maxPayload)
@@ -57,6 +67,9 @@ export async function serveWorker(
   const arenas: Uint8Array[] = [] // those of their own, reused
   const subs: { unsubscribe(): void }[] = []
   let served = 0
+  /** Messages refused as not slotbus protocol (§10.1): in $SRV.STATS's data. */
+  let rejected = 0
+  const refused = () => void rejected++
 
   const announce = () => {
     const p: WorkerPresence = { v: 1, worker: id, host: HOST, pid: process.pid, slots, state }
@@ -171,13 +184,13 @@ export async function serveWorker(
         const bytes = toBytes(value as never, "a streamed body's chunk")
         for (let off = 0; off < bytes.length && !over(); ) {
           const room = call.window - (sent - call.taken)
-          if (room <= 0) {
+          if (room < frameCharge(0)) {
             await new Promise<void>((resolve) => (call.wake = resolve)) // a grant, a cancel, or the hub gone
             continue
           }
           const n = Math.min(bytes.length - off, room, maxPayload - PREFIX)
           frame(StreamFlag.DATA, 0, bytes.subarray(off, off + n))
-          ;(sent += n), (off += n)
+          ;(sent += frameCharge(n)), (off += n)
         }
       }
     } catch (e) {
@@ -194,7 +207,9 @@ export async function serveWorker(
 
   const onRequest = (msg: Msg) => {
     const rid = msg.reply // names the request: a cancel quotes it (§10.3)
-    if (!rid) return
+    if (!rid) return refused()
+    // A second request on a reply subject still running: an answer would land on the first one's (§10.2)
+    if (running.has(rid)) return refused()
     // A view, not a copy: nats.js hands out each message from a socket read of its own, never reused (one split
     // over reads is gathered in a buffer of its own), so a handler may keep views of it past its turn. A plain
     // Uint8Array, not the client's Buffer: Buffer's subarray and slice cost more, and its slice is no copy.
@@ -204,6 +219,7 @@ export async function serveWorker(
     const headLen = p ? p.a : 0
     const request = data.subarray(PREFIX) // as a request arena: head, padding, body
     if (state !== "serving" || !p || p.kindOrFlags > 1 || align8(headLen) > request.length) {
+      if (state === "serving") refused()
       const why = new TextEncoder().encode(
         state !== "serving" ? "the worker is leaving" : "a request that is not slotbus protocol (§10.2)",
       )
@@ -224,36 +240,44 @@ export async function serveWorker(
     }
   }
 
-  subs.push(nc.subscribe(s.req(id), { callback: (err, msg) => void (err || onRequest(msg)) }))
+  subs.push(nc.subscribe(s.req(id), { callback: guarded(onRequest, refused) }))
   subs.push(
     nc.subscribe(s.cancel(id), {
-      callback: (err, msg) => {
-        if (err) return
-        running.get(new TextDecoder().decode(msg.data))?.cancel(GIVEN_UP())
-      },
+      callback: guarded((msg) => running.get(new TextDecoder().decode(msg.data))?.cancel(GIVEN_UP()), refused),
     }),
   )
   subs.push(
     nc.subscribe(s.credit(id), {
-      callback: (err, msg) => {
-        const [rid = "", text = ""] = err ? [] : new TextDecoder().decode(msg.data).split(" ")
+      callback: guarded((msg) => {
+        const [rid = "", text = ""] = new TextDecoder().decode(msg.data).split(" ")
         const call = running.get(rid)
         const taken = Number(text)
         if (!call || !Number.isSafeInteger(taken) || taken <= call.taken) return // idempotent: the highest wins
         call.taken = taken
         call.credited()
-      },
+      }, refused),
     }),
   )
   subs.push(
     nc.subscribe(s.hub, {
-      callback: (err, msg) => {
-        const p = err ? null : readPresence(msg.data)
-        if (!p || typeof p.hub !== "string" || typeof p.heartbeatMs !== "number") return
-        const known = hubs.has(p.hub)
-        hubs.set(p.hub, { seen: performance.now(), heartbeatMs: Math.max(1, p.heartbeatMs) })
-        if (!known) announce() // a new hub hears of this worker at once, not a heartbeat later
-      },
+      callback: guarded((msg) => {
+        const p = readPresence(msg.data)
+        const hb = p?.heartbeatMs
+        if (!p || typeof p.hub !== "string" || !ID.test(p.hub) || typeof hb !== "number" || !(hb > 0)) return refused()
+        const now = performance.now()
+        const known = hubs.get(p.hub)
+        // A presence never shortens a hub's patience: a forged one with a live hub's id cannot expire its requests
+        const heartbeatMs = Math.max(known?.heartbeatMs ?? 0, clampHeartbeat(hb))
+        hubs.delete(p.hub) // kept in the order last heard from: the first is the one to drop
+        if (!known && hubs.size >= MAX_HUBS) hubs.delete(hubs.keys().next().value!)
+        hubs.set(p.hub, { seen: now, heartbeatMs })
+        everHeard = true
+        // a new hub hears of this worker at once, not a heartbeat later; however many there are, once per 100 ms
+        if (!known && now - lastEager >= EAGER_PRESENCE_MS) {
+          lastEager = now
+          announce()
+        }
+      }, refused),
     }),
   )
   // Discovery the NATS way (ADR-32, the "micro" Service API): `nats micro ls` and friends list this worker.
@@ -284,6 +308,7 @@ export async function serveWorker(
           ...endpoint,
           ...stats,
           average_processing_time: stats.num_requests ? Math.round(stats.processing_time / stats.num_requests) : 0,
+          data: { rejected },
         },
       ],
     }),
@@ -291,18 +316,35 @@ export async function serveWorker(
   for (const verb of Object.keys(answers))
     for (const subject of [`$SRV.${verb}`, `$SRV.${verb}.${service}`, `$SRV.${verb}.${service}.${id}`])
       subs.push(
-        nc.subscribe(subject, { callback: (err, msg) => void (err || msg.respond(JSON.stringify(answers[verb]!()))) }),
+        nc.subscribe(subject, {
+          callback: guarded((msg) => void msg.respond(JSON.stringify(answers[verb]!())), refused),
+        }),
       )
   await nc.flush() // subscribed before anyone is told this worker exists
   announce()
+  // While the connection is down nothing can be heard: hubs are judged again from when it came back (§10.3)
+  let offline = false
+  void (async () => {
+    for await (const st of nc.status())
+      if (closed) break
+      else if (st.type === "disconnect") offline = true
+      else if (st.type === "reconnect") {
+        offline = false
+        for (const h of hubs.values()) h.seen = performance.now()
+      }
+  })().catch(() => {})
   const timer = setInterval(() => {
     announce()
+    if (offline) return
     const now = performance.now()
     for (const [hub, h] of hubs)
       if (now - h.seen > 4 * h.heartbeatMs) {
         hubs.delete(hub)
-        for (const [rid, call] of running) if (rid.split(".")[2] === hub) call.cancel(HUB_GONE()) // _INBOX.slotbus.<hub>.<n>
+        for (const [rid, call] of running) if (hubOfReply(rid) === hub) call.cancel(HUB_GONE())
       }
+    // Every hub it served went silent: as on one host, the worker is closed with "hub-gone" (§10.3), so a
+    // hubWorker registers again and finds the hub that took over
+    if (everHeard && hubs.size === 0 && !closed) void link.close(0).then(() => host.lost("hub-gone"))
   }, opts.heartbeatMs)
   nc.closed().then((e) => {
     clearInterval(timer)
@@ -310,9 +352,9 @@ export async function serveWorker(
     if (!closed) host.lost("hub-gone", e instanceof Error ? e : undefined)
   })
 
-  return {
+  const link: RemoteLink = {
     get connected() {
-      return !nc.isClosed()
+      return !closed && !nc.isClosed()
     },
     async close(timeoutMs: number) {
       if (closed) return
@@ -327,4 +369,5 @@ export async function serveWorker(
       else await nc.flush().catch(() => {})
     },
   }
+  return link
 }
