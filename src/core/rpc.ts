@@ -3,7 +3,7 @@
 // path, nothing new underneath: docs/PROTOCOL.md §6.1 is the mapping. This file is both ends' half of it (the
 // encoding, the worker's dispatcher, the hub's proxy and reply reading); it imports neither bus.ts nor worker.ts.
 import { deserialize, serialize } from "bun:jsc"
-import { RemoteError, UnknownMethodError } from "../errors.ts"
+import { ProtocolError, RemoteError, UnknownMethodError } from "../errors.ts"
 import { utf8 } from "./codec.ts"
 import { didYouMean } from "./option-check.ts"
 
@@ -249,14 +249,15 @@ export function decodeReply(method: string, status: number, body: Uint8Array): u
   switch (status) {
     case RpcStatus.RESULT_JSON:
     case RpcStatus.RESULT_CLONE:
-      return decodeValue(status === RpcStatus.RESULT_JSON, body)
+      return readReply(method, status, body)
     case RpcStatus.THROWN_JSON:
     case RpcStatus.THROWN_CLONE: {
-      const thrown = decodeValue(status === RpcStatus.THROWN_JSON, body)
+      const thrown = readReply(method, status, body)
       throw new RemoteError(`${method}() threw a value that is not an Error: ${preview(thrown)}`, { cause: thrown })
     }
     case RpcStatus.NO_SUCH_METHOD: {
-      const methods = JSON.parse(utf8(body)) as string[]
+      const methods = readReply(method, RpcStatus.RESULT_JSON, body)
+      if (!Array.isArray(methods) || !methods.every((m) => typeof m === "string")) throw notAReply(method, status)
       const near = didYouMean(method, methods)
       throw new UnknownMethodError(
         `the worker exposes no function "${method}"; ${near ? `did you mean "${near}"? ` : ""}it exposes ${methods.join(", ")}`,
@@ -272,6 +273,21 @@ export function decodeReply(method: string, status: number, body: Uint8Array): u
       )
   }
 }
+
+/** A reply's value; bytes that do not decode are the worker's fault: ProtocolError, not the decoder's own error. */
+function readReply(method: string, status: number, body: Uint8Array): unknown {
+  try {
+    return decodeValue(status === RpcStatus.RESULT_JSON || status === RpcStatus.THROWN_JSON, body)
+  } catch (e) {
+    throw notAReply(method, status, e)
+  }
+}
+
+const notAReply = (method: string, status: number, cause?: unknown) =>
+  new ProtocolError(
+    `the worker's answer to ${method}() (status ${status}) does not decode as an RPC reply: is it a slotbus RPC worker of this version?`,
+    { cause },
+  )
 
 function preview(v: unknown): string {
   const s = typeof v === "string" ? JSON.stringify(v) : Bun.inspect(v).replace(/\s+/g, " ")

@@ -13,7 +13,7 @@ import {
   type StreamedResponse,
 } from "../../src/index.ts"
 import { bunChild, busName, rejection, until, type Child } from "../support/helpers.ts"
-import { natsPerFile, natsSkipReason } from "../support/nats.ts"
+import { hostileNatsWorker, natsPerFile, natsSkipReason } from "../support/nats.ts"
 
 const skip = natsSkipReason()
 if (skip) console.warn(`the NATS stream tests are skipped: ${skip}`)
@@ -158,20 +158,10 @@ async function readError(res: StreamedResponse): Promise<unknown> {
 }
 
 async function hostileWorker(bus: SlotBus, answer: (reply: string, nc: NatsConnection) => void) {
-  const { connect } = await import("@nats-io/transport-node")
-  const nc = await connect({ servers: nats.url })
-  cleanup.push(() => nc.close())
-  const root = `slotbus.${bus.name.replaceAll(".", "~")}`
-  const cancels: string[] = []
-  nc.subscribe(`${root}.req.hostile`, { callback: (_, msg) => void (msg.reply && answer(msg.reply, nc)) })
-  nc.subscribe(`${root}.cancel.hostile`, { callback: (_, msg) => void cancels.push(msg.string()) })
-  await nc.flush()
-  const hb = JSON.stringify({ v: 1, worker: "hostile", host: "h", pid: 1, slots: 4, state: "serving" })
-  const timer = setInterval(() => nc.publish(`${root}.hb`, hb), 50)
-  cleanup.push(async () => clearInterval(timer))
-  nc.publish(`${root}.hb`, hb)
+  const w = await hostileNatsWorker(nats.url, bus.name, answer)
+  cleanup.push(() => w.stop())
   await bus.waitForWorkers(1)
-  return cancels
+  return w.cancels
 }
 
 describe.skipIf(skip !== null)("a hostile worker's streamed answers over NATS", () => {
@@ -203,6 +193,34 @@ describe.skipIf(skip !== null)("a hostile worker's streamed answers over NATS", 
     expect(await readError(res)).toBeInstanceOf(ProtocolError)
     await until(() => cancels.length === 3, "each refused stream cancelled on the worker", 5000)
     expect(bus.workerCount).toBe(1) // refused, not dropped: its heartbeats still say it serves
+  }, 30_000)
+
+  test("an empty DATA frame or unknown flags are a ProtocolError, counted; tiny frames cost 64 bytes of credit each, so a hub holds at most window / 64 of them", async () => {
+    const bus = await hub({ streamWindowBytes: 4096 })
+    const max = 4096 / 64
+    let mode = "empty"
+    const cancels = await hostileWorker(bus, (reply, nc) => {
+      nc.publish(reply, frame(HEAD, 0, "", 200))
+      let n = 1
+      if (mode === "empty") for (; n <= 1000; n++) nc.publish(reply, frame(DATA, n, ""))
+      else if (mode === "flags") nc.publish(reply, frame(DATA | 64, n++, "a"))
+      else for (const last = mode === "tiny" ? max + 1 : max; n <= last; n++) nc.publish(reply, frame(DATA, n, "a"))
+      nc.publish(reply, frame(END, n))
+    })
+    for (const m of ["empty", "flags", "tiny"]) {
+      mode = m
+      const before = bus.stats().rejectedMessages
+      const res = await stream(bus, "/x") // nothing read until every frame came: all of them are held
+      await until(() => bus.stats().inFlight === 0, `the ${m} stream refused`, 5000)
+      expect(await readError(res)).toBeInstanceOf(ProtocolError)
+      expect(bus.stats().rejectedMessages).toBe(before + 1)
+    }
+    await until(() => cancels.length === 3, "each refused stream cancelled on the worker", 5000)
+    mode = "within" // window / 64 one-byte frames unread: exactly the credit
+    const res = await stream(bus, "/x")
+    let read = 0
+    for await (const chunk of res.body) read += chunk.length
+    expect(read).toBe(max)
   }, 30_000)
 
   test("an END after the HEAD without data is an empty body; a whole answer after frames is refused", async () => {

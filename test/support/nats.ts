@@ -1,9 +1,10 @@
 // A nats-server of the test's own on 127.0.0.1, for the tests of workers over NATS (docs/PROTOCOL.md §10).
 import { spawnSync } from "node:child_process"
 import { afterAll, afterEach, beforeAll } from "bun:test"
-import { mkdtempSync, rmSync } from "node:fs"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import type { Msg, NatsConnection } from "@nats-io/transport-node"
 import { spawn, until, type Child } from "./helpers.ts"
 
 /** Why the NATS tests cannot run here, or null. Under .ci/run (SLOTBUS_REQUIRE_TOOLS=1) they run, and fail. */
@@ -18,16 +19,19 @@ export function natsSkipReason(): string | null {
  * Starts nats-server on a port of this test process's own and resolves once it takes connections. With
  * `jetstream`, it runs JetStream (-js) with a store in a temporary folder, removed when the server exits.
  */
-export async function startNats(opts: { jetstream?: boolean } = {}): Promise<{ url: string; server: Child }> {
+export async function startNats(
+  opts: { jetstream?: boolean; config?: string } = {},
+): Promise<{ url: string; server: Child }> {
   const port = 20000 + ((process.pid * 7 + Math.floor(Math.random() * 1000)) % 20000)
-  const js: string[] = []
-  if (opts.jetstream) {
-    const dir = mkdtempSync(join(tmpdir(), "slotbus-nats-js-"))
-    js.push("-js", "-sd", dir)
+  const dir = mkdtempSync(join(tmpdir(), "slotbus-nats-"))
+  const args: string[] = []
+  if (opts.jetstream) args.push("-js", "-sd", dir)
+  if (opts.config !== undefined) {
+    writeFileSync(join(dir, "server.conf"), opts.config)
+    args.push("-c", join(dir, "server.conf"))
   }
-  const server = spawn(["nats-server", "-a", "127.0.0.1", "-p", String(port), ...js])
-  const store = js[2]
-  if (store) void server.exited.then(() => rmSync(store, { recursive: true, force: true }))
+  const server = spawn(["nats-server", "-a", "127.0.0.1", "-p", String(port), ...args])
+  void server.exited.then(() => rmSync(dir, { recursive: true, force: true }))
   await until(
     () =>
       Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } }).then(
@@ -57,4 +61,37 @@ export function natsPerFile(skip: string | null): { readonly url: string; cleanu
     for (const f of ctx.cleanup.splice(0).reverse()) await f()
   })
   return ctx
+}
+
+/**
+ * A hostile worker of bus `bus`: a plain NATS client that announces itself as worker `id` (every 50 ms) and
+ * hands each request to `answer`, which may publish anything on its reply subject. `cancels` collects the cancels
+ * it is sent. Undone by `stop()`, which also says it is leaving.
+ */
+export async function hostileNatsWorker(
+  url: string,
+  bus: string,
+  answer: (reply: string, nc: NatsConnection, msg: Msg) => void,
+  id = "hostile",
+) {
+  const { connect } = await import("@nats-io/transport-node")
+  const nc = await connect({ servers: url })
+  const root = `slotbus.${bus.replaceAll(".", "~")}`
+  const cancels: string[] = []
+  nc.subscribe(`${root}.req.${id}`, { callback: (_, msg) => void (msg.reply && answer(msg.reply, nc, msg)) })
+  nc.subscribe(`${root}.cancel.${id}`, { callback: (_, msg) => void cancels.push(msg.string()) })
+  await nc.flush()
+  const presence = (state: string) => JSON.stringify({ v: 1, worker: id, host: "h", pid: 1, slots: 4, state })
+  const timer = setInterval(() => nc.publish(`${root}.hb`, presence("serving")), 50)
+  nc.publish(`${root}.hb`, presence("serving"))
+  return {
+    nc,
+    cancels,
+    async stop() {
+      clearInterval(timer)
+      if (nc.isClosed()) return
+      nc.publish(`${root}.hb`, presence("leaving"))
+      await nc.close()
+    },
+  }
 }
