@@ -128,6 +128,8 @@ export interface TransportOptions {
   heartbeatMs: number
   /** A hub's: a worker silent this long is gone (§10.3); 4 × heartbeatMs by default. */
   peerTimeoutMs?: number
+  /** A worker's: it is lost ("hub-gone") once every hub it heard from went silent (§10.3). */
+  closeWhenHubsGone?: boolean
   /** A worker's slots: what it announces it takes at once. */
   slots?: number
   /** A hub's stream window (docs/PROTOCOL.md §10.4): DATA bytes a streamed answer may have unread; 0: answers whole. */

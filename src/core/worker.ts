@@ -77,12 +77,19 @@ export interface ConnectOptions {
   slots?: number
   /** Over NATS: how often the worker announces itself; a hub counts it gone after 4× this. Default 500. */
   heartbeatMs?: number
+  /**
+   * Over NATS: close (reason "hub-gone") once every hub this worker heard from went silent, as a worker on one
+   * host closes with its hub. Off by default: a worker over NATS outlives its hubs (and a cut network) and serves
+   * whichever hub announces itself next. `hubWorker` turns it on, so it registers again with the hub that took over.
+   */
+  closeWhenHubsGone?: boolean
 }
 
 const CONNECT_OPTIONS = optionNames<ConnectOptions>({
   nats: true,
   slots: true,
   heartbeatMs: true,
+  closeWhenHubsGone: true,
   idle: true,
   waitForHubMs: true,
   reconnect: true,
@@ -102,6 +109,7 @@ const EXPOSE_OPTIONS = optionNames<ExposeOptions>({
   nats: true,
   slots: true,
   heartbeatMs: true,
+  closeWhenHubsGone: true,
   idle: true,
   waitForHubMs: true,
   reconnect: true,
@@ -494,6 +502,8 @@ export class SlotWorker {
     const slots = positiveInt(this.opts.slots, 32, "slots", 4096)
     const heartbeatMs = positiveInt(this.opts.heartbeatMs, 500, "heartbeatMs", 60_000)
     if (slots === 0 || heartbeatMs === 0) throw new RangeError("slots and heartbeatMs must be at least 1")
+    if (this.opts.closeWhenHubsGone !== undefined && typeof this.opts.closeWhenHubsGone !== "boolean")
+      throw new TypeError(`closeWhenHubsGone must be a boolean, got ${typeof this.opts.closeWhenHubsGone}`)
     const transport = await loadRemote()
     this.remote = await transport.serveWorker(
       {
@@ -517,7 +527,7 @@ export class SlotWorker {
         },
       },
       nats,
-      { heartbeatMs, slots },
+      { heartbeatMs, slots, closeWhenHubsGone: this.opts.closeWhenHubsGone === true },
     )
     this.opts.onConnect?.(0)
   }

@@ -92,6 +92,7 @@ class NatsHub implements RemoteLink {
   private timer: ReturnType<typeof setInterval> | undefined
   private liveness: ReturnType<typeof setInterval> | undefined
   private lastRegrant = 0
+  private lastEager = Number.NEGATIVE_INFINITY
   private subs: { unsubscribe(): void }[] = []
   private closed = false
   private readonly maxPayload: number
@@ -161,6 +162,13 @@ class NatsHub implements RemoteLink {
       this.peers.set(peer.id, peer)
       peer.state = p.state === "draining" ? "draining" : "serving"
       this.host.joined(peer)
+      // a new worker hears of this hub at once, not a heartbeat later (it judges the hub's life by it, §10.3);
+      // however many new workers there are, once per 100 ms
+      const now = performance.now()
+      if (now - this.lastEager >= 100) {
+        this.lastEager = now
+        this.announce()
+      }
     }
     peer.seen = performance.now()
     peer.state = p.state === "draining" ? "draining" : "serving"

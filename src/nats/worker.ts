@@ -342,9 +342,10 @@ export async function serveWorker(
         hubs.delete(hub)
         for (const [rid, call] of running) if (hubOfReply(rid) === hub) call.cancel(HUB_GONE())
       }
-    // Every hub it served went silent: as on one host, the worker is closed with "hub-gone" (§10.3), so a
-    // hubWorker registers again and finds the hub that took over
-    if (everHeard && hubs.size === 0 && !closed) void link.close(0).then(() => host.lost("hub-gone"))
+    // Every hub it heard went silent: when asked (hubWorker does), the worker closes with "hub-gone" as on one
+    // host (§10.3), so it registers again and finds the hub that took over
+    if (opts.closeWhenHubsGone && everHeard && hubs.size === 0 && !closed)
+      void link.close(0).then(() => host.lost("hub-gone"))
   }, opts.heartbeatMs)
   nc.closed().then((e) => {
     clearInterval(timer)

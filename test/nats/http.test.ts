@@ -2,10 +2,13 @@
 // response larger than max_payload, the client's disconnect reaching the far handler, /health saying how each worker is reached, and a clear refusal when the hub
 // takes no workers over NATS.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { mkdtempSync, rmSync } from "node:fs"
 import { connect } from "node:net"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { createHub, type HubHealth } from "../../src/http/index.ts"
 import { pattern, stopAll, until, type Child } from "../support/helpers.ts"
-import { failingWorker, startWorker } from "../support/http.ts"
+import { failingWorker, startHubProcess, startWorker } from "../support/http.ts"
 import { natsSkipReason, startNats } from "../support/nats.ts"
 
 const skip = natsSkipReason()
@@ -62,4 +65,33 @@ describe.skipIf(skip !== null)("the HTTP hub with a worker over NATS", () => {
     const line = await failingWorker(hub.url, "shop", [`--nats=${url}`])
     expect(line).toContain("takes no workers over NATS")
   }, 30_000)
+
+  test("a worker over NATS rejoins a hub restarted on the same port after kill -9, and serves again", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "slotbus-nats-restart-"))
+    const tokenFile = join(dir, "hub.token")
+    const first = startHubProcess(["--port", "0", "--token-file", tokenFile, "--nats", url])
+    try {
+      const [, hubUrl] = (await first.waitLine(/^slotbus hub listening on (http:\S+)$/))!
+      const port = new URL(hubUrl!).port
+      const worker = await startWorker(hubUrl!, "shop", [`--token-file=${tokenFile}`, `--nats=${url}`])
+      expect((await fetch(`${hubUrl}/items/1`)).status).toBe(200)
+      await first.kill() // kill -9: the worker hears no goodbye, only the hub's announcements stopping
+      const second = startHubProcess(["--port", port, "--token-file", tokenFile, "--nats", url])
+      await second.waitLine(/^slotbus hub listening on /)
+      await until(
+        async () => {
+          const h = (await (await fetch(`${hubUrl}/health`)).json()) as HubHealth
+          return h.workers.some((w) => w.pid === worker.pid && w.transport === "nats")
+        },
+        "the worker has rejoined the new hub over NATS",
+        20_000,
+      )
+      const res = await fetch(`${hubUrl}/items/2`)
+      expect(res.status).toBe(200)
+      expect(await res.json()).toMatchObject({ id: "2" })
+    } finally {
+      await stopAll()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }, 60_000)
 })

@@ -95,7 +95,9 @@ export class JoinLoop {
         const worker = await SlotWorker.connect(
           reg.bus,
           this.c.serve,
-          this.c.nats === undefined ? { idle: this.c.idle, waitForHubMs: 5000 } : { nats: this.c.nats },
+          this.c.nats === undefined
+            ? { idle: this.c.idle, waitForHubMs: 5000 }
+            : { nats: this.c.nats, closeWhenHubsGone: true },
         )
         this.bus = reg.bus
         this.worker = worker
