@@ -4,7 +4,7 @@
 import type { Msg, NatsConnection, Subscription as NatsSubscription } from "@nats-io/transport-node"
 import { lockHost, portableBackend, unlockHost } from "../native/ffi.ts"
 import { ensureTopicStream, openStreamFeed, type StreamFeed, type TopicStreamLimits } from "./topic-stream.ts"
-import { openConnection } from "./wire.ts"
+import { guarded, openConnection } from "./wire.ts"
 
 /** What a bridge needs of its topic (src/events implements it). */
 export interface TopicBridgeHost {
@@ -48,7 +48,12 @@ export interface TopicBridgeStats {
   unsent: number
   /** Messages on the topic's subjects that were not slotbus events (or malformed ones), dropped. */
   refused: number
-  /** Where `lost`, `unsent` and `refused` came from, the latest 16. */
+  /**
+   * Times a sender's numbers jumped by more than 4,096 either way (a restarted bridge, or a message someone forged
+   * with its number): its books started afresh, nothing dropped, and the jump not counted as lost (§11.3).
+   */
+  resyncs: number
+  /** Where `lost`, `unsent`, `refused` and `resyncs` came from, the latest 16. */
   reasons: string[]
 }
 
@@ -173,7 +178,7 @@ export async function startTopicBridge(
 
 class Bridge implements TopicBridge {
   private readonly s
-  private readonly counts = { sent: 0, received: 0, duplicates: 0, lost: 0, unsent: 0, refused: 0 }
+  private readonly counts = { sent: 0, received: 0, duplicates: 0, lost: 0, unsent: 0, refused: 0, resyncs: 0 }
   private readonly reasons: string[] = []
   private socket: { stop(force?: boolean): void } | undefined
   private electTimer: ReturnType<typeof setInterval> | undefined
@@ -277,7 +282,29 @@ class Bridge implements TopicBridge {
   }
 }
 
-type Counts = { sent: number; received: number; duplicates: number; lost: number; unsent: number; refused: number }
+type Counts = TopicBridgeStats extends infer S ? Omit<S, "bridging" | "subjects" | "reasons"> : never
+
+/** A jump in a sender's numbers past this, ahead or behind, is a new epoch, not a loss (§11.3). */
+const MAX_GAP = 4096
+const RECENT = 8
+
+/** What a receiver keeps of one (bridge, subject) of a sender: its last seq, and the last 8 messages it took. */
+class SenderBooks {
+  last = 0
+  private readonly seqs = new Float64Array(RECENT).fill(-1)
+  private readonly crcs = new Uint32Array(RECENT)
+  private n = 0
+  /** A duplicate is the same message again: the same seq and the same bytes (a forged one with a taken seq is not). */
+  has(seq: number, crc: number): boolean {
+    for (let i = 0; i < RECENT; i++) if (this.seqs[i] === seq && this.crcs[i] === crc) return true
+    return false
+  }
+  add(seq: number, crc: number) {
+    this.seqs[this.n] = seq
+    this.crcs[this.n] = crc
+    this.n = (this.n + 1) % RECENT
+  }
+}
 
 /** The work of the elected bridge: out (ring → NATS) and in (NATS → ring). */
 class Running {
@@ -289,7 +316,7 @@ class Running {
   private lastOut: { subject: string; seq: number } | undefined
   private readonly out = new Map<string, { subject: string; seq: number }>() // type → subject, seq sent on it
   private readonly subs = new Map<string, NatsSubscription>() // pattern → subscription
-  private readonly seen = new Map<string, number>() // `<bridge> <subject>` → the last seq taken
+  private readonly seen = new Map<string, SenderBooks>() // `<bridge> <subject>` → what was taken from it
   private own: number[] = [] // ids this bridge published into the ring, in order: never sent out again
   private ownHead = 0
   private readonly filterTimer: ReturnType<typeof setInterval>
@@ -391,7 +418,15 @@ class Running {
     let removed = false
     for (const p of want)
       if (!this.subs.has(p))
-        this.subs.set(p, this.nc.subscribe(p, { callback: (err, msg) => void (err || this.take(msg)) }))
+        this.subs.set(
+          p,
+          this.nc.subscribe(p, {
+            callback: guarded(
+              (msg) => this.take(msg),
+              (e) => this.refuse(p, `it could not be taken: ${(e as Error)?.message ?? e}`),
+            ),
+          }),
+        )
     for (const [p, sub] of this.subs) if (!want.includes(p)) sub.unsubscribe(), this.subs.delete(p), (removed = true)
     // numbers of subjects no longer heard start afresh when heard again (the gap between is not a loss)
     if (removed)
@@ -415,17 +450,32 @@ class Running {
     const bridge = v.getUint32(4, true)
     const seq = v.getUint32(8, true)
     const key = `${bridge} ${msg.subject}`
-    const last = this.seen.get(key)
-    if (last !== undefined && seq <= last) {
+    const crc = Bun.hash.crc32(d)
+    let books = this.seen.get(key)
+    if (books?.has(seq, crc)) {
       this.counts.duplicates++
       return
     }
-    if (last !== undefined && seq > last + 1) {
-      const n = seq - last - 1
-      this.counts.lost += n
+    if (books === undefined || seq > books.last + MAX_GAP || seq + MAX_GAP < books.last) {
+      // a sender first heard, or a jump no loss explains: a new epoch (anyone who may publish here can send any
+      // number, so one message must not make this host drop the sender's next events or count billions lost)
+      if (books === undefined) {
+        if (this.seen.size >= 65536) this.seen.clear()
+        this.seen.set(key, (books = new SenderBooks()))
+      } else {
+        this.counts.resyncs++
+        this.reason(
+          `${msg.subject} from bridge ${bridge.toString(16)}: seq jumped from ${books.last} to ${seq}: its books start afresh (a restarted bridge, or a forged message)`,
+        )
+      }
+      books.last = seq
+    } else if (seq > books.last + 1) {
+      const n = seq - books.last - 1
       this.reason(
-        `${msg.subject} from bridge ${bridge.toString(16)}: seq jumped from ${last} to ${seq}, ${n} lost on NATS (slow consumer, reconnect or a broken route)`,
+        `${msg.subject} from bridge ${bridge.toString(16)}: seq jumped from ${books.last} to ${seq}, ${n} lost on NATS (slow consumer, reconnect or a broken route)`,
       )
+      books.last = seq
+      this.counts.lost += n
       // into the ring as a loss record: every subscriber here whose filter takes the type counts them in lagged
       const type = typeOfSubject(this.s.root, msg.subject)
       if (type) {
@@ -435,9 +485,9 @@ class Running {
           this.reason(`${msg.subject}: the loss record was refused (${(e as Error).message})`)
         }
       }
-    }
-    if (this.seen.size > 65536) this.seen.clear()
-    this.seen.set(key, seq)
+    } else if (seq === books.last + 1) books.last = seq
+    // else a seq below the last, not seen: taken as it is (only a forged message arrives so), the books unchanged
+    books.add(seq, crc)
     let id: number
     try {
       id = this.host.publishEncoded(d.subarray(PREFIX))

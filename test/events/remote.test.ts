@@ -139,7 +139,7 @@ describe.skipIf(skip !== null)("a topic bridged to NATS on this host", () => {
     const elsewhere = topic.subscribe({ type: "zzz" })
     await until(() => topic.bridgeStats()!.subjects.length === 2, "the bridge subscribes for job.* and zzz")
     other.send(9, 1, "job.done", "one")
-    other.send(9, 1, "job.done", "one again")
+    other.send(9, 1, "job.done", "one") // the same message again: two of the bridge's subscriptions matched it
     other.send(9, 2, "other.x", "not wanted here") // no subscriber of this host wants it: it does not arrive
     other.send(9, 4, "job.done", "four")
     other.send(10, 1, "job.done", "another bridge")
@@ -155,6 +155,28 @@ describe.skipIf(skip !== null)("a topic bridged to NATS on this host", () => {
     expect([keyed.received, keyed.lagged, keyed.estimates]).toEqual([0, 2, 1])
     elsewhere.poll()
     expect([elsewhere.received, elsewhere.lagged]).toEqual([0, 0])
+  }, 30_000)
+
+  test("one forged message cannot silence a sender or inflate loss: a seq far ahead or behind starts a new epoch, counted; a forged copy of a taken seq is no duplicate", async () => {
+    const topic = await openTopic("tf")
+    const other = await otherHost(topic.name)
+    const sub = topic.subscribe({ type: "job.*" })
+    await until(() => topic.bridgeStats()!.subjects.length === 1, "the bridge subscribes for job.*")
+    for (let seq = 1; seq <= 10; seq++) other.send(7, seq, "job.done", `real ${seq}`)
+    other.send(7, 0xffffffff, "job.done", "forged far ahead") // host B's bridge number, the last seq there is
+    for (let seq = 11; seq <= 60; seq++) other.send(7, seq, "job.done", `real ${seq}`)
+    other.send(7, 61, "job.done", "forged with the next seq") // taken; the real 61 is other bytes: taken too
+    other.send(7, 61, "job.done", "real 61")
+    other.send(7, 62, "job.done", "real 62")
+    const got: string[] = []
+    for (let i = 0; i < 64; i++) got.push((await sub.receive(10_000))!.text())
+    const real = got.filter((t) => t.startsWith("real "))
+    expect(real).toEqual(Array.from({ length: 62 }, (_, i) => `real ${i + 1}`))
+    expect(got.filter((t) => t.startsWith("forged"))).toHaveLength(2)
+    const s = topic.bridgeStats()!
+    expect(s).toMatchObject({ received: 64, duplicates: 0, lost: 0, resyncs: 2 })
+    expect(sub.lagged).toBe(0)
+    expect(s.reasons.join("\n")).toContain("its books start afresh")
   }, 30_000)
 
   test("a loss record is never delivered; a subscriber counts it in lagged when it reads past it or is pushed past it", async () => {
