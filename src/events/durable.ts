@@ -25,6 +25,8 @@ export type EncodedMatcher = (encoded: Uint8Array) => boolean | null
 export class DurableSubscription implements AsyncIterable<TopicEvent>, AsyncDisposable, Disposable {
   /** Whether `from: id` could not start right after that event (the stream's limits discarded it): it started at the oldest. */
   readonly restarted: boolean
+  /** Why it restarted: the event after `from` was discarded by the stream's limits, or `from` is past its last event. */
+  readonly restartReason: "discarded" | "from-the-future" | null
   private readonly q: { seq: number; encoded: Uint8Array }[] = [] // read ahead, at most `queue`
   private head = 0
   private got = 0
@@ -47,6 +49,7 @@ export class DurableSubscription implements AsyncIterable<TopicEvent>, AsyncDisp
   ) {
     madeBy(key, DURABLE_KEY, "DurableSubscription", "topic.subscribeDurable(filter, options)")
     this.restarted = feed.restarted
+    this.restartReason = feed.restartReason
     void this.pull()
   }
 

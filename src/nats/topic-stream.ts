@@ -70,6 +70,8 @@ export async function ensureTopicStream(
 export interface StreamFeed {
   /** `from` was an id whose successor the stream no longer holds (or never did): reading starts at the oldest. */
   readonly restarted: boolean
+  /** Why: its events were discarded by the stream's limits, or the id is past the stream's last. */
+  readonly restartReason: "discarded" | "from-the-future" | null
   /** The next message of the filter's subject: its stream sequence and payload (§11.2); null once closed. */
   next(): Promise<{ seq: number; data: Uint8Array } | null>
   close(): void
@@ -87,6 +89,7 @@ export async function openStreamFeed(
   const nc = connection as NatsConnection
   const name = streamOf(topic)
   let restarted = false
+  let restartReason: StreamFeed["restartReason"] = null
   let start: { deliver_policy: (typeof DeliverPolicy)[keyof typeof DeliverPolicy]; opt_start_seq?: number }
   if (from === "now") start = { deliver_policy: DeliverPolicy.New }
   else if (from === "oldest") start = { deliver_policy: DeliverPolicy.All }
@@ -94,22 +97,33 @@ export async function openStreamFeed(
     const { state } = await (await jetstreamManager(nc)).streams.info(name)
     // discarded by the limits, or an id this stream never gave (another stream of that name, since deleted)
     restarted = state.first_seq > from + 1 || from > state.last_seq
+    if (restarted) restartReason = from > state.last_seq ? "from-the-future" : "discarded"
     start = restarted
       ? { deliver_policy: DeliverPolicy.All }
       : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from + 1 }
   }
-  const consumer = await jetstream(nc).consumers.get(name, { filter_subjects: subject, ...start })
+  // An ordered consumer is the server's until deleted: close() deletes it, and one whose process died goes after
+  // 30 s without a pull (nats.js's default is 5 min: resuming clients that came and went would pile up, §11.6).
+  const consumer = await jetstream(nc).consumers.get(name, {
+    filter_subjects: subject,
+    inactive_threshold: 30_000,
+    ...start,
+  })
   // a stream deleted under it is an error, not a wait for a new one (whose numbers would start again at 1)
   const messages = await consumer.consume({ max_messages: ahead, abort_on_missing_resource: true })
   const it = messages[Symbol.asyncIterator]()
   return {
     restarted,
+    restartReason,
     async next() {
       const r = await it.next()
       return r.done ? null : { seq: r.value.seq, data: r.value.data }
     },
     close() {
-      void messages.close().catch(() => {})
+      void messages
+        .close()
+        .then(() => consumer.delete())
+        .catch(() => {})
     },
   }
 }

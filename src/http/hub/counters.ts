@@ -26,6 +26,8 @@ export interface HubCounters {
   sseClosed: number
   sseDropped: number
   sseIdleClosed: number
+  /** Resuming clients of a durable hub refused over maxResumingClients (503). */
+  resumesRefused: number
   emitted: number
   pushed: number
 }
@@ -52,6 +54,7 @@ export function newCounters(): HubCounters {
     sseClosed: 0,
     sseDropped: 0,
     sseIdleClosed: 0,
+    resumesRefused: 0,
     emitted: 0,
     pushed: 0,
   }

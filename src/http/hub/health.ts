@@ -70,6 +70,7 @@ const COUNTER_HELP: Record<keyof HubCounters, string> = {
   sseClosed: "SSE connections closed",
   sseDropped: "SSE clients dropped for a backlog over sseMaxBufferedBytes",
   sseIdleClosed: "SSE clients closed for taking nothing within sseIdleTimeoutMs",
+  resumesRefused: "resuming SSE clients of a durable hub refused over maxResumingClients (503)",
   emitted: "events workers emitted to GET /events",
   pushed: "push requests from workers",
 }

@@ -70,6 +70,11 @@ export interface HubOptions {
    * `{ maxBytes, maxAgeMs, replicas }` (as Topic.open's `durable`). Default: events stay on this host.
    */
   eventsDurable?: boolean | { maxBytes?: number; maxAgeMs?: number; replicas?: number }
+  /**
+   * With `eventsDurable`: clients reading the stream from their `Last-Event-ID` at once, each through a JetStream
+   * consumer of its own (deleted when it leaves). More get 503 with `Retry-After: 1`. Default 256.
+   */
+  maxResumingClients?: number
 }
 
 const HUB_OPTIONS = optionNames<HubOptions>({
@@ -94,6 +99,7 @@ const HUB_OPTIONS = optionNames<HubOptions>({
   maxMissedPings: true,
   nats: true,
   eventsDurable: true,
+  maxResumingClients: true,
 })
 
 export type ResolvedOptions = Required<
@@ -145,6 +151,7 @@ export function resolveOptions(opts: HubOptions): ResolvedOptions {
     maxMissedPings: int(opts.maxMissedPings, 3, "maxMissedPings", 1),
     nats: opts.nats,
     eventsDurable: durable || undefined,
+    maxResumingClients: int(opts.maxResumingClients, 256, "maxResumingClients", 1),
   }
 }
 

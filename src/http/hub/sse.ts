@@ -35,6 +35,8 @@ interface SseClient {
   after: number
   /** A client resuming on a durable hub reads the stream from its Last-Event-ID on its own (PROTOCOL §11.6). */
   own?: DurableSubscription
+  /** Counted in the hub's resuming clients until it closes. */
+  resuming?: boolean
   /** Closes the TCP connection within `seconds` unless the response ends first (uWS's per-request timer). */
   closeSocketIn: (seconds: number) => void
 }
@@ -58,6 +60,8 @@ const DROPPED = new Set(["slow", "idle"])
 
 export class SseHub {
   private readonly clients = new Map<string, SseClient>()
+  /** A durable hub's clients reading the stream from their Last-Event-ID: each holds a JetStream consumer. */
+  private resuming = 0
   private readonly timers: ReturnType<typeof setInterval>[] = []
   private nextConn = 1
   private topic: Topic | null = null
@@ -149,10 +153,20 @@ export class SseHub {
         : q.get("from") === "oldest"
           ? "oldest"
           : null
+    if (from !== null && this.durable && this.resuming >= this.o.maxResumingClients) {
+      this.counters.resumesRefused++
+      return new Response(
+        `this hub already replays to ${this.o.maxResumingClients} resuming clients (maxResumingClients): retry shortly\n`,
+        { status: 503, headers: { "retry-after": "1" } },
+      )
+    }
     server.timeout(req, 0)
     const client = this.add(req, server, null, "/events", "/events", want)
-    if (from !== null && this.durable) void this.follow(client, from, lastId)
-    else if (from !== null) this.replay(client, from, lastId)
+    if (from !== null && this.durable) {
+      this.resuming++
+      client.resuming = true
+      void this.follow(client, from, lastId)
+    } else if (from !== null) this.replay(client, from, lastId)
     req.signal.addEventListener("abort", () => this.close(client, "client"), { once: true })
     return new Response(client.stream.stream, { headers: SSE_HEADERS })
   }
@@ -209,7 +223,16 @@ export class SseHub {
     }
     if (!this.clients.has(client.id)) return sub.close()
     client.own = sub
-    if (sub.restarted)
+    if (sub.restartReason === "from-the-future")
+      this.deliver(
+        client,
+        laggedFrame({
+          lastEventId: lastId,
+          reason: "from-the-future",
+          message: `no event ${from} was issued yet: it is from an earlier stream of this name; replaying the oldest kept`,
+        }),
+      )
+    else if (sub.restarted)
       this.deliver(
         client,
         laggedFrame({
@@ -317,6 +340,7 @@ export class SseHub {
   private close(c: SseClient, reason: string) {
     if (!this.clients.delete(c.id)) return
     c.own?.close()
+    if (c.resuming) this.resuming--
     this.counters.sseClosed++
     if (DROPPED.has(reason)) {
       if (reason === "slow") this.counters.sseDropped++
