@@ -24,11 +24,18 @@ function subjectOf(key: string): { kind: number; label: string } | null {
 export const marginFor = (ttlMs: number, marginMs: number) => marginMs + Math.ceil(ttlMs / 100)
 
 const TOKEN_SHIFT = 2n ** 20n
+/** §12.2: a token is a u64; a larger one is not slotbus's, and none is written that a reader could not take. */
+export const MAX_TOKEN = 2n ** 64n - 1n
 
 /** §12.2: the token of a claim replacing one whose token was `previous` (undefined: the key was absent). */
-export function nextToken(previous: bigint | undefined, nowMs: number, epochMs: number): bigint {
+export function nextToken(previous: bigint | undefined, nowMs: number, epochMs: number, key = "?"): bigint {
   const clock = BigInt(Math.floor(Math.max(nowMs, epochMs + 1))) * TOKEN_SHIFT
-  return previous !== undefined && previous + 1n > clock ? previous + 1n : clock
+  const next = previous !== undefined && previous + 1n > clock ? previous + 1n : clock
+  if (next > MAX_TOKEN)
+    throw new ProtocolError(
+      `lease key ${key} holds token ${previous}, the largest a fencing token can be (2^64 - 1): no claim can follow it; someone set it by hand? delete the key (fencing against that token is then lost)`,
+    )
+  return next
 }
 
 export interface HeldValue {
@@ -64,7 +71,8 @@ export function decodeValue(key: string, bytes: Uint8Array): LeaseValue {
   } catch {
     o = {}
   }
-  const token = typeof o.token === "string" && /^\d{1,20}$/.test(o.token) ? BigInt(o.token) : -1n
+  const digits = typeof o.token === "string" && /^\d{1,20}$/.test(o.token) ? BigInt(o.token) : -1n
+  const token = digits <= MAX_TOKEN ? digits : -1n
   if (o?.v === 1 && token >= 0n) {
     if (o.state === "free") return { state: "free", token }
     if (
@@ -211,7 +219,11 @@ export class KvLeaseTable {
         }
         from = "expired"
       }
-      const token = nextToken(v?.token, Date.now(), this.epochMs)
+      if (cached && v && v.token === MAX_TOKEN) {
+        cached = false // refused on the watch's view only: read to be sure
+        continue
+      }
+      const token = nextToken(v?.token, Date.now(), this.epochMs, key)
       const claim = `${this.id}.${++this.claims}`
       const value: HeldValue = { state: "held", token, claim, owner, ttlMs, host: HOST, pid: process.pid }
       const sentAt = performance.now()

@@ -168,6 +168,33 @@ describe.skipIf(skip !== null)("a cluster contest on JetStream KV", () => {
     }
   }, 30_000)
 
+  test("a token past u64 is not a lease, and a claim after token 2^64 - 1 is refused: nobody writes a token a reader cannot take back", async () => {
+    const name = busName("kv")
+    await using a = await open(name)
+    await using b = await open(name)
+    const nc = await connect({ servers: nats.url })
+    try {
+      const kv = await new Kvm(nc).open(a.bucket)
+      for (const token of ["99999999999999999999", "18446744073709551616", "18446744073709551615"]) {
+        const value = JSON.stringify({ v: 1, state: "free", token })
+        await kv.put("3.bGVhZGVy", value)
+        for (const c of [a, b]) {
+          const err = await rejection(c.tryClaim(S, { ttlMs: 1000 }))
+          expect(err).toBeInstanceOf(ProtocolError)
+          expect((err as Error).message).toContain("3.bGVhZGVy")
+        }
+        expect((await kv.get("3.bGVhZGVy"))!.string()).toBe(value) // nothing written over it
+      }
+      await kv.put("3.bGVhZGVy", JSON.stringify({ v: 1, state: "free", token: "18446744073709551614" }))
+      const won = await a.tryClaim(S, { ttlMs: 1000 }) // the last token there is
+      if (!won.claimed) throw new Error("a free subject was not claimed")
+      expect(won.lease.token).toBe(18446744073709551615n)
+      await won.lease.release()
+    } finally {
+      await nc.close()
+    }
+  }, 30_000)
+
   test("a name is local or cluster-wide on a host, never both: ContestModeError either way, nothing left open", async () => {
     const name = busName("kv")
     const local = await Contest.open(name)
