@@ -605,13 +605,19 @@ int sbl_reset_all(sbl_contest *c) {
 
 void sbl_stats(sbl_contest *c, double *out) {
   uint64_t sum[C_COUNT];
-  /* relaxed everywhere: statistics, not synchronisation */
+  /* relaxed everywhere: statistics, not synchronisation. The dead are reaped first (reap folds their counters into
+     the totals), then the totals are read, then the living: a member killed since the last call is counted once,
+     in the totals, instead of in neither (it was reaped between reading the totals and skipping it) */
+  for (uint32_t m = 0; m < SBL_MAX_MEMBERS; m++) {
+    uint64_t mw = atomic_load_explicit(&member_at(c, m)->word, memory_order_relaxed);
+    if (m_state(mw) == SBL_MEMBER_ALIVE) (void)member_alive(c, m, m_gen(mw));
+  }
   for (int k = 0; k < C_COUNT; k++) sum[k] = atomic_load_explicit(&hdr(c)->totals[k], memory_order_relaxed);
   uint32_t members = 0, subjects = 0;
   for (uint32_t m = 0; m < SBL_MAX_MEMBERS; m++) {
     member_rec *r = member_at(c, m);
     uint64_t mw = atomic_load_explicit(&r->word, memory_order_relaxed);
-    if (m_state(mw) != SBL_MEMBER_ALIVE || !member_alive(c, m, m_gen(mw))) continue; /* reaps the dead */
+    if (m_state(mw) != SBL_MEMBER_ALIVE) continue;
     members++;
     for (int k = 0; k < C_COUNT; k++) sum[k] += atomic_load_explicit(&r->counters[k], memory_order_relaxed);
   }

@@ -91,6 +91,21 @@ test("kill -9 of a holder: a claimant calling tryClaim gets the subject on its n
   if (r.claimed) expect(r.lease.from).toBe("holder-gone")
 })
 
+test("stats right after a member's kill -9 count its claims at once, in the first call as in the next", async () => {
+  const name = busName("kill-stats")
+  const c = await open(name)
+  for (let i = 0; i < 5; i++) {
+    const holder = member(["hold", name, `job${i}`])
+    await holder.waitLine(/^held \d+$/)
+    expect(c.stats()).toMatchObject({ claims: i + 1, members: 2 })
+    holder.signal("SIGKILL")
+    await holder.proc.exited
+    const first = c.stats()
+    expect([first.claims, first.members]).toEqual([i + 1, 1])
+    expect(c.stats().claims).toBe(i + 1)
+  }
+})
+
 test("a recycled pid does not look alive: a dead holder's record pointing at a live pid with another start time is stale", async () => {
   const name = busName("recycle")
   const holder = member(["hold", name, "job"])
