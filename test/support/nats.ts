@@ -48,11 +48,14 @@ export async function startNats(
  * For a test file: a nats-server of its own (started before its tests unless `skip`, killed after them) at
  * `url`, and `cleanup`, what each test started, undone after it in reverse order.
  */
-export function natsPerFile(skip: string | null): { readonly url: string; cleanup: (() => Promise<void>)[] } {
+export function natsPerFile(
+  skip: string | null,
+  opts: { jetstream?: boolean } = {},
+): { readonly url: string; cleanup: (() => Promise<void>)[] } {
   const ctx = { url: "", cleanup: [] as (() => Promise<void>)[] }
   let server: Child | undefined
   beforeAll(async () => {
-    if (!skip) ({ url: ctx.url, server } = await startNats())
+    if (!skip) ({ url: ctx.url, server } = await startNats(opts))
   })
   afterAll(async () => {
     await server?.kill()
