@@ -201,7 +201,7 @@ describe("a hub with two workers of one name", () => {
     peak = Math.max(peak, process.memoryUsage().rss)
     expect((peak - before) / 1024 / 1024).toBeLessThan(128)
     expect((await health(hub)).counters.responses).toBeGreaterThanOrEqual(416)
-  })
+  }, 60_000) // 416 MiB through the hub: 3.8 s on a quiet 2-vCPU VM, over bun's default 5 s when the machine is busy
 
   test("a 6 MiB request body arrives intact through fetch and curl", async () => {
     const body = pattern(6 * 1024 * 1024, 9)
