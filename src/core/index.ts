@@ -42,6 +42,7 @@ export {
 export { frameCharge, loadRemote, setRemoteLoader } from "./remote.ts"
 export { errorPairs } from "./stream-out.ts"
 export { align8, toBytes } from "./codec.ts"
+export { readyBody } from "./ready-body.ts"
 export type {
   RemoteAnswer,
   RemoteAnswerSink,

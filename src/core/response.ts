@@ -97,20 +97,43 @@ export class BorrowedResponse {
 export class StreamedResponse {
   private head: readonly string[]
   private h: Headers | null = null
+  private stream: ReadableStream<Uint8Array> | null
+  /** The body, when the worker answered whole and nothing has read it yet. */
+  private whole: Uint8Array | null
 
-  /** @internal */
+  /** @internal `body`: the stream, or the bytes of an answer that came whole (a stream is made only if asked for). */
   constructor(
     readonly status: number,
     head: readonly string[],
-    readonly body: ReadableStream<Uint8Array>,
+    body: ReadableStream<Uint8Array> | Uint8Array,
   ) {
     this.head = head
+    if (body instanceof Uint8Array) (this.whole = body), (this.stream = null)
+    else (this.whole = null), (this.stream = body)
   }
   get headers(): Headers {
     return (this.h ??= pairsToHeaders(this.head, 0))
   }
+  get body(): ReadableStream<Uint8Array> {
+    if (this.stream) return this.stream
+    const whole = this.takeWhole()
+    if (whole) return (this.stream = oneChunk(whole))
+    const read = new ReadableStream<Uint8Array>() // its bytes were taken whole: a stream that is already read
+    read.getReader()
+    return read
+  }
+  /** @internal The body, when the worker answered whole and nothing read it yet; it counts as read from now on. */
+  takeWhole(): Uint8Array | null {
+    const whole = this.whole
+    this.whole = null
+    return whole
+  }
   /** The whole body, once it has ended. */
   async bytes(): Promise<Uint8Array> {
+    if (!this.stream) {
+      const whole = this.takeWhole()
+      if (whole) return whole
+    }
     const parts: Uint8Array[] = []
     let size = 0
     for await (const chunk of this.body) {
@@ -134,11 +157,13 @@ export class StreamedResponse {
   }
   /** As a Web Response streaming the same body (a status outside 200..599 is a TypeError, as for Response). */
   toResponse(): Response {
+    const init = { status: this.status || 200, headers: this.headers }
     if (NULL_BODY_STATUS.has(this.status)) {
-      this.body.pipeTo(new WritableStream()).catch(() => {}) // read to its end, so the slot goes back
-      return new Response(null, { status: this.status, headers: this.headers })
+      if (!this.takeWhole()) this.body.pipeTo(new WritableStream()).catch(() => {}) // read to its end: the slot goes back
+      return new Response(null, init)
     }
-    return new Response(this.body, { status: this.status || 200, headers: this.headers })
+    const whole = this.stream ? null : this.takeWhole()
+    return new Response(whole ?? this.body, init)
   }
 }
 

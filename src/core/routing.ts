@@ -10,7 +10,6 @@ import {
   BorrowedResponse,
   forgotten,
   NO_HEAD,
-  oneChunk,
   remoteError,
   SlotResponse,
   StreamedResponse,
@@ -294,7 +293,7 @@ export abstract class Routing {
       }
     } else {
       const body = arena.slice(bodyOff, bodyOff + bodyLen)
-      if (p.stream) value = new StreamedResponse(status, headers, oneChunk(body))
+      if (p.stream) value = new StreamedResponse(status, headers, body)
       else value = p.kind === Kind.RAW ? body : new SlotResponse(status, headers, body)
     }
     this.counters.responses++
@@ -329,7 +328,7 @@ export abstract class Routing {
     this.settle(p)
     if (body === null) return // a streaming caller has had its answer since the HEAD
     let value: unknown
-    if (p.stream) value = new StreamedResponse(status, head, oneChunk(body))
+    if (p.stream) value = new StreamedResponse(status, head, body)
     else if (p.kind === Kind.RAW) value = body
     else if (p.borrow) value = new BorrowedResponse(status, head, body, null)
     else value = new SlotResponse(status, head, body)

@@ -31,6 +31,7 @@ import { longTimeout } from "./timers.ts"
 import { checkOptions, madeBy, optionNames } from "./option-check.ts"
 import { rpcHandler } from "./rpc.ts"
 import { encodeHead, streamOut } from "./stream-out.ts"
+import { readyBody } from "./ready-body.ts"
 import { loadRemote, type RemoteAnswerSink, type RemoteLink, type SlotBytes } from "./remote.ts"
 import { positiveInt } from "./options.ts"
 
@@ -311,7 +312,7 @@ async function readAsyncReply(
  * A reply whose body is a stream (a Response with a body, a ReadableStream, or { body: ReadableStream }) as what
  * stream-out.ts sends; null for any other reply, which is answered whole.
  */
-function streamParts(out: unknown): { status: number; head: readonly string[]; body: ReadableStream<unknown> } | null {
+function streamParts(out: unknown): StreamParts | null {
   if (out instanceof Response)
     return out.body ? { status: out.status, head: headerPairs(out.headers), body: out.body } : null
   if (out instanceof ReadableStream) return { status: 200, head: [], body: out }
@@ -323,6 +324,29 @@ function streamParts(out: unknown): { status: number; head: readonly string[]; b
     return { status, head: headerPairs(r.headers), body: r.body }
   }
   return null
+}
+
+type StreamParts = { status: number; head: readonly string[]; body: ReadableStream<unknown> }
+
+/**
+ * A stream reply whose body is all there already and fits both `arena` and the stream window goes whole (`whole`,
+ * a reply to encode); otherwise the parts with the body to stream from where reading stopped (ready-body.ts). The
+ * window bounds what is read ahead, as streaming would.
+ */
+async function wholeOrStream(
+  parts: StreamParts,
+  arena: number,
+  window: number,
+): Promise<StreamParts | { whole: SlotReply }> {
+  const r = await readyBody(parts.body, Math.min(window, arena - align8(headLength(parts.head))))
+  if (r.whole) return { whole: { status: parts.status, headers: pairsToEntries(parts.head), body: r.whole } }
+  return { ...parts, body: r.rest }
+}
+
+function pairsToEntries(head: readonly string[]): [string, string][] {
+  const out: [string, string][] = []
+  for (let i = 0; i + 1 < head.length; i += 2) out.push([head[i]!, head[i + 1]!])
+  return out
 }
 
 /** A handler's return value as { status, headers, body }; anything that is not a reply is a TypeError, never an empty 200. */
@@ -756,24 +780,28 @@ export class SlotWorker {
         return this.finish(chan, slot, gen, req, e, true)
       }
       if (parts) {
+        const window = this.heldWindow[slot]!
         this.heldWindow[slot] = 0 // answered as a stream, or (if that cannot start) whole: never twice
-        streamOut({
-          chan,
-          slot,
-          gen,
-          ...parts,
-          cancelled: () => this.givenUp(chan, slot, gen, req),
-          signal: req.signal,
-          credit: (seen) => {
-            const { promise, resolve } = Promise.withResolvers<void>()
-            this.looks.push({ slot, seen, req, resolve })
-            return promise
-          },
-        }).then(
-          (r) =>
-            r.begun ? this.done(chan, slot, req) : this.finish(chan, slot, gen, req, r.error, r.error !== undefined),
-          (e) => this.finish(chan, slot, gen, req, e, true),
-        )
+        wholeOrStream(parts, chan.arena(slot, 1).length, window)
+          .then((w) => {
+            if ("whole" in w) return this.answerNow(chan, slot, gen, req, w.whole, false)
+            return streamOut({
+              chan,
+              slot,
+              gen,
+              ...w,
+              cancelled: () => this.givenUp(chan, slot, gen, req),
+              signal: req.signal,
+              credit: (seen) => {
+                const { promise, resolve } = Promise.withResolvers<void>()
+                this.looks.push({ slot, seen, req, resolve })
+                return promise
+              },
+            }).then((r) =>
+              r.begun ? this.done(chan, slot, req) : this.finish(chan, slot, gen, req, r.error, r.error !== undefined),
+            )
+          })
+          .catch((e) => this.finish(chan, slot, gen, req, e, true))
         return
       }
     }
@@ -844,7 +872,14 @@ export class SlotWorker {
           this.served++
           req.retire()
         }
-        return sink.stream({ body: parts.body, status: parts.status, head: encodeHead(parts.head), over })
+        wholeOrStream(parts, sink.answerArena().length, req.streamWindow).then(
+          (w) =>
+            "whole" in w
+              ? this.answerDetached(req, sink, w.whole, false)
+              : sink.stream({ body: w.body, status: w.status, head: encodeHead(w.head), over }),
+          (e) => this.answerDetached(req, sink, e, true),
+        )
+        return
       }
     }
     if (!threw && isAsyncReply(out)) {

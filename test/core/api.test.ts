@@ -185,6 +185,10 @@ describe("Request and Response", () => {
       expect(seen.headers["x-mine"]).toBe("yes")
       const cookies = await fetch(`${server.url}response`)
       expect(cookies.headers.getSetCookie()).toEqual(["a=1; Path=/", "b=2; Path=/"])
+      // the worker's Response was all there when its handler returned: it came whole, sent with its length
+      expect(cookies.headers.get("content-length")).toBe(String("from a Response".length))
+      expect(cookies.headers.get("transfer-encoding")).toBeNull()
+      expect(await cookies.text()).toBe("from a Response")
     })
   })
 })

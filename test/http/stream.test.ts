@@ -75,6 +75,25 @@ describe("a hub offering stream windows (the default)", () => {
     expect((await stats(hub)).streams).toBe(0) // no chunks waiting to be pulled: the core streamed it
   })
 
+  test("an answer that is all there when the handler returns goes whole, sent with its length; one made over time streams", async () => {
+    const before = (await health(hub)).counters.streamedResponses
+    const whole = await fetch(`${hub.url}/steps/w/go`, { method: "POST" }) // a Response.json
+    expect(whole.headers.get("content-length")).toBe(String('{"produced":0}'.length))
+    expect(whole.headers.get("transfer-encoding")).toBeNull()
+    expect(await whole.json()).toEqual({ produced: 0 })
+    const ready = await fetch(`${hub.url}/big?bytes=${256 * 1024}&seed=3&as=response`) // a Response of bytes, < window
+    expect(ready.headers.get("content-length")).toBe(String(256 * 1024))
+    expect((await drain(ready.body!.getReader())).sha).toBe(sha256(pattern(256 * 1024, 3)))
+    const made = await fetch(`${hub.url}/steps/m`) // "two" waits for its POST: the head cannot wait for the end
+    expect(made.headers.get("transfer-encoding")).toBe("chunked")
+    const reader = made.body!.getReader()
+    expect(text((await reader.read()).value)).toBe("one\n")
+    await fetch(`${hub.url}/steps/m/go`, { method: "POST" })
+    expect(text((await reader.read()).value)).toBe("two\n")
+    expect((await reader.read()).done).toBe(true)
+    expect((await health(hub)).counters.streamedResponses).toBe(before + 1)
+  })
+
   test.each(["stream", "bytes", "response"])(
     "a 32 MiB body given as %s streams to the client with every byte correct",
     async (as) => {

@@ -193,6 +193,11 @@ export class RequestProxy {
       const first = await res.bytes()
       return new Response(this.pulledStream(inst, pulled, first, finished, left), { status, headers })
     }
+    const whole = res.takeWhole() // the worker answered whole: its bytes, no stream to relay
+    if (whole) {
+      finished()
+      return new Response(NULL_BODY.has(status) ? null : whole, { status, headers })
+    }
     if (NULL_BODY.has(status)) {
       // Read to its end (normally nothing), so the slot goes back without giving the request up.
       res.body.pipeTo(new WritableStream()).then(finished, finished)

@@ -1,6 +1,6 @@
 // Serving the hub's HTTP requests: the handler's view of a request, its reply into a slot or as a stream (PROTOCOL §9),
 // and, for a hub that offered no stream window, large bodies in the chunks it pulls.
-import type { SlotReply, SlotRequest } from "../../core/index.ts"
+import { readyBody, type SlotReply, type SlotRequest } from "../../core/index.ts"
 import type { Params, Route, RouteParams } from "../routes.ts"
 import { RouteTable } from "../routes.ts"
 import { COOKIES_HEADER, STREAM_HEADER } from "../wire.ts"
@@ -240,7 +240,11 @@ export class RequestServer {
       if (streams) return { status, headers, body: oneChunk(body) } // more than a slot: the core streams it
       return this.startStream(status, headers, { reader: null, rest: body, touched: Date.now() })
     }
-    if (streams) return { status, headers, body: this.logged(body, where) }
+    if (streams)
+      // all there already (a Response of a string, bytes, JSON): whole, as bytes; else it streams from where read
+      return readyBody(body, this.chunkBytes).then((r) =>
+        r.whole ? { status, headers, body: r.whole } : { status, headers, body: this.logged(r.rest as ReadableStream<Uint8Array>, where) },
+      )
     return this.readStream(status, headers, body.getReader())
   }
 

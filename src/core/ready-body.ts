@@ -1,0 +1,67 @@
+// A reply's stream body that is already all there — a Response made from a string, bytes or JSON, a stream closed
+// in its start() — goes whole: one answer in the slot, no HEAD/DATA/END frames and no ReadableStream on the hub.
+// Only what is ready now is read (a read that has not settled within a few microtasks is left running), so a body
+// that is truly produced over time starts streaming as soon as it would have.
+
+/** All of the body (`whole`), or a stream of what was read and then the rest (`rest`). */
+export type ReadyBody = { whole: Uint8Array; rest?: undefined } | { whole?: undefined; rest: ReadableStream<unknown> }
+
+type Read = { done?: boolean; value?: unknown }
+
+// Bun settles a read of a body it holds whole in 1–2 microtasks; a wrapping stream's pull (an async function
+// awaiting its source) needs a few more.
+const PATIENCE = 4
+
+/** Reads `body` while its reads are already settled, up to `limit` bytes. */
+export async function readyBody(body: ReadableStream<unknown>, limit: number): Promise<ReadyBody> {
+  const reader = body.getReader()
+  const parts: Uint8Array[] = []
+  let size = 0
+  let next: Promise<Read> | null = reader.read()
+  for (;;) {
+    for (let i = 0; i < PATIENCE && Bun.peek.status(next) === "pending"; i++) await null
+    if (Bun.peek.status(next) !== "fulfilled") break // still coming, or failed: the stream path tells it
+    const r = Bun.peek(next) as Read
+    if (r.done) {
+      reader.releaseLock()
+      return { whole: parts.length === 1 ? parts[0]! : concat(parts, size) }
+    }
+    if (!(r.value instanceof Uint8Array)) {
+      next = Promise.resolve(r) // not bytes: the stream path reads it and says what is wrong
+      break
+    }
+    parts.push(r.value)
+    size += r.value.length
+    next = size > limit ? null : reader.read()
+    if (next === null) break
+  }
+  // Streams after all: what was read first, then the read still running, then the rest as it is asked for.
+  let held = next
+  held?.catch(() => {}) // a failed read fails the stream when it is pulled, not the process before
+  return {
+    rest: new ReadableStream<unknown>(
+      {
+        pull: async (c) => {
+          const part = parts.shift()
+          if (part) return c.enqueue(part)
+          const r = await (held ?? reader.read())
+          held = null
+          if (r.done) c.close()
+          else c.enqueue(r.value)
+        },
+        cancel: (reason) => reader.cancel(reason),
+      },
+      { highWaterMark: 0 },
+    ),
+  }
+}
+
+function concat(parts: Uint8Array[], size: number): Uint8Array {
+  const out = new Uint8Array(size)
+  let at = 0
+  for (const p of parts) {
+    out.set(p, at)
+    at += p.length
+  }
+  return out
+}
