@@ -17,6 +17,7 @@ commands:
   bench rpc     RPC calls (bus.remote) vs tinypool, piscina and process.send (slotbus bench rpc --help)
   bench stream  streamed answers vs whole ones and a Bun.serve server: first chunk, 64 MiB (--help)
   bench remote  workers over NATS vs shared memory, raw nats.js and HTTP keep-alive (--help)
+  bench compare this work tree against a git ref, one interleaved run: slotbus bench compare main (--help)
   hub           run the HTTP hub: slotbus hub --port 3200 [--host 127.0.0.1] [--token-file path]
   status        what a hub's workers, routes and events topic are doing, redrawn every second:
                 slotbus status [http://127.0.0.1:3200] [--once]

@@ -9,8 +9,8 @@
 import { cpus, release, tmpdir } from "node:os"
 import { join } from "node:path"
 import { rmSync } from "node:fs"
-import { run, spawn, type Child } from "../lib/child.ts"
-import { Samples } from "../lib/samples.ts"
+import { spawn, type Child } from "../lib/child.ts"
+import { hasWrk, httpLoad, type HttpCell } from "../lib/http-load.ts"
 import type { IdleStrategy } from "../../src/index.ts"
 import { createHub, hubWorker } from "../../src/http/index.ts"
 
@@ -68,50 +68,13 @@ if (role === "direct" || role === "origin") {
 
 // --- the orchestrator ------------------------------------------------------------------------------------
 
-interface Cell {
-  rps: number
-  p50: number
-  p99: number
-}
+type Cell = HttpCell
 
 /** Starts this file in `--role=<name>` and waits until it says it listens ("port N") or joined ("ready"). */
 async function spawnRole(name: string, extra: string[] = []) {
   const child = spawn([process.execPath, import.meta.path, `--role=${name}`, ...extra])
   const [, port] = await child.waitLine(/^(?:port (\d+)|ready)$/, 15_000)
   return { child, port: Number(port ?? 0) }
-}
-
-function unitToMicros(v: string): number {
-  const m = /^([\d.]+)(us|ms|s)$/.exec(v.trim())
-  if (!m) return NaN
-  return Number(m[1]) * (m[2] === "us" ? 1 : m[2] === "ms" ? 1000 : 1e6)
-}
-
-async function loadWrk(url: string, conc: number, seconds: number): Promise<Cell> {
-  const { stdout: out } = await run(["wrk", "-t1", `-c${conc}`, `-d${seconds}s`, "--latency", url])
-  const pct = (n: string) => unitToMicros(new RegExp(`^\\s*${n}%\\s+(\\S+)`, "m").exec(out)?.[1] ?? "")
-  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1])
-  if (!rps || /Non-2xx/.test(out)) throw new Error(`wrk failed against ${url}:\n${out}`)
-  return { rps, p50: pct("50"), p99: pct("99") }
-}
-
-async function loadFetch(url: string, conc: number, seconds: number): Promise<Cell> {
-  const h = new Samples()
-  const end = performance.now() + seconds * 1000
-  let n = 0
-  await Promise.all(
-    Array.from({ length: conc }, async () => {
-      while (performance.now() < end) {
-        const t = performance.now()
-        const res = await fetch(url)
-        await res.arrayBuffer()
-        if (res.status !== 200) throw new Error(`${url} answered ${res.status}`)
-        h.record((performance.now() - t) * 1000)
-        n++
-      }
-    }),
-  )
-  return { rps: n / seconds, p50: h.percentile(50), p99: h.percentile(99) }
 }
 
 function median(xs: number[]): number {
@@ -124,10 +87,8 @@ async function main() {
   const concs = (args.concurrency ?? "1,16").split(",").map(Number)
   const sizes = (args.bytes ?? "0").split(",").map(Number)
   const idles = (args.idle ?? "adaptive,park").split(",")
-  const hasWrk = Bun.which("wrk") !== null
-  const client = args.client ?? (hasWrk ? "wrk" : "fetch")
-  if (client === "wrk" && !hasWrk) throw new Error("wrk is not installed (apt-get install wrk), use --client=fetch")
-  const load = client === "wrk" ? loadWrk : loadFetch
+  const client = args.client ?? (hasWrk() ? "wrk" : "fetch")
+  const load = httpLoad(client)
 
   const procs: Child[] = []
   const tokenFiles: string[] = []

@@ -1,0 +1,138 @@
+// One build's measures for `slotbus bench compare`: the library is imported from `--root` (a work tree, built), the
+// harness is this file, so two builds are measured by the same code. Prints one JSON line per measure:
+//   {"measure":"core 64 B, 1 in flight","perS":…,"p50us":…}
+// Usage: bun bench/compare/measure.ts --root=<tree> --measure=core|http|events [--seconds=2] [--client=wrk|fetch]
+// Its children run this file too, in a role: echo (a SlotWorker), app (a hubWorker), pong (a topic responder).
+// Only API every build since streams has is used: SlotBus.listen, bus.call, SlotWorker.connect, createHub,
+// hubWorker, Topic.open, publish, subscribe.
+import { join, resolve } from "node:path"
+import { tmpdir } from "node:os"
+import { rmSync } from "node:fs"
+import { closedLoop } from "../lib/closed-loop.ts"
+import { spawn, type Child } from "../lib/child.ts"
+import { httpLoad } from "../lib/http-load.ts"
+
+type Core = typeof import("../../src/index.ts")
+type Http = typeof import("../../src/http/index.ts")
+type Events = typeof import("../../src/events/index.ts")
+
+const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, "").split("=") as [string, string]))
+const root = resolve(args.root ?? join(import.meta.dir, "../.."))
+const core = (): Promise<Core> => import(join(root, "src/index.ts"))
+const http = (): Promise<Http> => import(join(root, "src/http/index.ts"))
+const events = (): Promise<Events> => import(join(root, "src/events/index.ts"))
+const seconds = Number(args.seconds ?? 2)
+
+export interface Measured {
+  measure: string
+  perS: number
+  p50us: number
+}
+
+function child(role: string, extra: string[]): Child {
+  return spawn([process.execPath, import.meta.path, `--role=${role}`, `--root=${root}`, ...extra])
+}
+
+const print = (m: Measured) => console.log(JSON.stringify(m))
+
+async function measureCore() {
+  const { SlotBus } = await core()
+  const bus = await SlotBus.listen(`cmp-${process.pid}`, { slots: 32 })
+  const worker = child("echo", [`--bus=${bus.name}`])
+  try {
+    await worker.whileAlive(bus.waitForWorkers(1, 10_000), "the echo worker")
+    for (const [label, size] of [
+      ["64 B", 64],
+      ["64 KiB", 65536],
+    ] as const) {
+      const body = new Uint8Array(size).fill(7)
+      for (const inflight of [1, 32]) {
+        const r = await closedLoop(() => bus.call(body), inflight, seconds * 1000, {})
+        print({ measure: `core ${label}, ${inflight} in flight`, perS: r.perS, p50us: r.p50us })
+      }
+    }
+  } finally {
+    await worker.kill()
+    await bus.close({ drain: false })
+  }
+}
+
+async function measureHttp() {
+  const { createHub } = await http()
+  const tokenFile = join(tmpdir(), `slotbus-compare-${process.pid}.token`)
+  const hub = await createHub({ port: 0, tokenFile, quiet: true })
+  const app = child("app", [`--hub=${hub.port}`, `--token-file=${tokenFile}`])
+  try {
+    await app.waitLine(/^ready$/, 15_000)
+    const load = httpLoad(args.client)
+    const url = `http://127.0.0.1:${hub.port}/items/42`
+    await load(url, 16, 1) // warm up
+    for (const clients of [1, 16]) {
+      const r = await load(url, clients, seconds)
+      print({ measure: `http hub, ${clients} client${clients > 1 ? "s" : ""}`, perS: r.rps, p50us: r.p50 })
+    }
+  } finally {
+    await app.kill()
+    await hub.close()
+    rmSync(tokenFile, { force: true })
+  }
+}
+
+async function measureEvents() {
+  const { Topic } = await events()
+  const name = `cmp-${process.pid}`
+  await using topic = await Topic.open(name)
+  await using pongs = topic.subscribe({ type: "pong" })
+  const peer = child("pong", [`--topic=${name}`])
+  try {
+    await peer.waitLine(/^ready$/, 10_000)
+    const it = pongs[Symbol.asyncIterator]()
+    const data = new Uint8Array(64).fill(7)
+    const r = await closedLoop(
+      async () => {
+        topic.publish({ type: "ping", data })
+        await it.next()
+      },
+      1,
+      seconds * 1000,
+      {},
+    )
+    print({ measure: "events round trip, 64 B", perS: r.perS, p50us: r.p50us })
+  } finally {
+    await peer.kill()
+  }
+}
+
+switch (args.role) {
+  case "echo": {
+    const { SlotWorker } = await core()
+    await SlotWorker.connect(args.bus!, (req) => req.body.slice())
+    break
+  }
+  case "app": {
+    const { hubWorker } = await http()
+    const app = hubWorker(`http://127.0.0.1:${args.hub}`, "compare", { tokenFile: args["token-file"] })
+    app.get("/items/:id", (req) => Response.json({ id: req.params.id }))
+    await app.run()
+    console.log("ready")
+    break
+  }
+  case "pong": {
+    const { Topic } = await events()
+    const topic = await Topic.open(args.topic!)
+    const sub = topic.subscribe({ type: "ping" })
+    console.log("ready")
+    for await (const ev of sub) topic.publish({ type: "pong", data: ev.data.slice() })
+    break
+  }
+  default: {
+    const measures: Record<string, () => Promise<void>> = {
+      core: measureCore,
+      http: measureHttp,
+      events: measureEvents,
+    }
+    const run = measures[args.measure ?? ""]
+    if (!run) throw new Error(`--measure must be one of ${Object.keys(measures).join(", ")}`)
+    await run()
+  }
+}

@@ -1,0 +1,56 @@
+// The HTTP load generator the HTTP benches share: wrk when it is installed (apt-get install wrk), else an in-repo
+// keep-alive fetch client. Each call loads one URL with `clients` connections for `seconds`.
+import { run } from "./child.ts"
+import { Samples } from "./samples.ts"
+
+export interface HttpCell {
+  rps: number
+  p50: number
+  p99: number
+}
+
+export type HttpLoad = (url: string, clients: number, seconds: number) => Promise<HttpCell>
+
+export const hasWrk = (): boolean => Bun.which("wrk") !== null
+
+/** The load generator `client` names ("wrk" or "fetch"; wrk when installed if none is named). */
+export function httpLoad(client?: string): HttpLoad {
+  const c = client ?? (hasWrk() ? "wrk" : "fetch")
+  if (c === "fetch") return loadFetch
+  if (c !== "wrk") throw new Error(`--client must be wrk or fetch, got ${c}`)
+  if (!hasWrk()) throw new Error("wrk is not installed (apt-get install wrk), use --client=fetch")
+  return loadWrk
+}
+
+function unitToMicros(v: string): number {
+  const m = /^([\d.]+)(us|ms|s)$/.exec(v.trim())
+  if (!m) return NaN
+  return Number(m[1]) * (m[2] === "us" ? 1 : m[2] === "ms" ? 1000 : 1e6)
+}
+
+async function loadWrk(url: string, clients: number, seconds: number): Promise<HttpCell> {
+  const { stdout: out } = await run(["wrk", "-t1", `-c${clients}`, `-d${seconds}s`, "--latency", url])
+  const pct = (n: string) => unitToMicros(new RegExp(`^\\s*${n}%\\s+(\\S+)`, "m").exec(out)?.[1] ?? "")
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1])
+  if (!rps || /Non-2xx/.test(out)) throw new Error(`wrk failed against ${url}:\n${out}`)
+  return { rps, p50: pct("50"), p99: pct("99") }
+}
+
+async function loadFetch(url: string, clients: number, seconds: number): Promise<HttpCell> {
+  const h = new Samples()
+  const end = performance.now() + seconds * 1000
+  let n = 0
+  await Promise.all(
+    Array.from({ length: clients }, async () => {
+      while (performance.now() < end) {
+        const t = performance.now()
+        const res = await fetch(url)
+        await res.arrayBuffer()
+        if (res.status !== 200) throw new Error(`${url} answered ${res.status}`)
+        h.record((performance.now() - t) * 1000)
+        n++
+      }
+    }),
+  )
+  return { rps: n / seconds, p50: h.percentile(50), p99: h.percentile(99) }
+}
