@@ -1,6 +1,7 @@
 // HTTP through the hub vs the alternatives, one load generator for all, in one run:
 //   direct       a Bun.serve that answers itself
 //   hub+slotbus  createHub() in one process, a hubWorker() in another, talking over shared memory
+//   bus.fetch    a Bun.serve whose route is `(req) => bus.fetch(req)`, a SlotWorker({ fetch: true }) in another process
 //   fetch-proxy  a Bun.serve that forwards each request with fetch() to the worker's own Bun.serve
 // Usage: bun bench/http/hub.ts [--duration=3] [--rounds=3] [--concurrency=1,16] [--bytes=0,65536]
 //                              [--client=wrk|fetch] [--idle=adaptive,park,2/1]   (one hub + worker pair per idle strategy;
@@ -13,6 +14,7 @@ import { spawn, type Child } from "../lib/child.ts"
 import { hasWrk, httpLoad, type HttpCell } from "../lib/http-load.ts"
 import type { IdleStrategy } from "../../src/index.ts"
 import { createHub, hubWorker } from "../../src/http/index.ts"
+import { SlotBus, SlotWorker } from "../../src/index.ts"
 
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, "").split("=") as [string, string]))
 const role = args.role
@@ -51,6 +53,21 @@ if (role === "direct" || role === "origin") {
     },
   })
   console.log(`port ${server.port}`)
+} else if (role === "bus-fetch") {
+  const bus = await SlotBus.listen(`bench-http-${process.pid}`, { idle: idleOf(args.idle) })
+  const server = Bun.serve({ port: 0, fetch: (req) => bus.fetch(req) })
+  console.log(`bus ${bus.name}`)
+  await bus.waitForWorkers(1)
+  console.log(`port ${server.port}`)
+} else if (role === "fetch-worker") {
+  await SlotWorker.connect(
+    args.bus!,
+    (req) => {
+      const url = new URL(req.url)
+      return body(Number(url.searchParams.get("bytes") ?? 0), url.pathname.split("/")[2]!)
+    },
+    { fetch: true, idle: idleOf(args.idle) },
+  )
 } else if (role === "hub") {
   const hub = await createHub({ port: Number(args.port ?? 0), tokenFile: args["token-file"], idle: idleOf(args.idle) })
   console.log(`port ${hub.port}`)
@@ -104,6 +121,12 @@ async function main() {
       procs.push(hub.child, worker.child)
       targets.push([`hub + slotbus worker (idle ${idle})`, hub.port])
     }
+    const busFetch = spawn([process.execPath, import.meta.path, "--role=bus-fetch", "--idle=adaptive"])
+    procs.push(busFetch)
+    const [, busName] = await busFetch.waitLine(/^bus (\S+)$/, 15_000)
+    procs.push(spawn([process.execPath, import.meta.path, "--role=fetch-worker", `--bus=${busName}`, "--idle=adaptive"]))
+    const [, busPort] = await busFetch.waitLine(/^port (\d+)$/, 15_000)
+    targets.push(["Bun.serve + bus.fetch, slotbus worker (idle adaptive)", Number(busPort)])
     const origin = await spawnRole("origin")
     const proxy = await spawnRole("proxy", [`--origin=${origin.port}`])
     procs.push(origin.child, proxy.child)

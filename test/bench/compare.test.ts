@@ -1,0 +1,74 @@
+// `slotbus bench compare`: its usage errors, a ref that is no commit, and a short real run of HEAD against this
+// tree: a table row per measure, exit 1 exactly when a line says something got worse, and no worktree left.
+import { expect, test } from "bun:test"
+import { readdirSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { main } from "../../bench/compare/cli.ts"
+import { usageErrors } from "../support/bench.ts"
+import { run } from "../support/helpers.ts"
+
+const repo = join(import.meta.dir, "..", "..")
+const leftWorktrees = () => readdirSync(tmpdir()).filter((f) => f.startsWith("slotbus-compare-"))
+const worktrees = async () => (await run(["git", "worktree", "list"], { cwd: repo })).stdout
+
+usageErrors("compare", main, [
+  [],
+  ["a", "b", "c"],
+  ["main", "--rounds", "0"],
+  ["main", "--seconds", "-1"],
+  ["main", "--only", "core,nope"],
+  ["main", "--what", "1"],
+  ["main", "--rounds"],
+])
+
+test("a ref that is not a commit is an error naming it, and leaves no worktree", async () => {
+  const before = await worktrees()
+  const r = await run([process.execPath, join(repo, "bin", "slotbus.ts"), "bench", "compare", "no-such-ref-4f2a"], {
+    cwd: repo,
+  })
+  expect(r.code).toBe(2)
+  expect(r.stderr).toContain("no-such-ref-4f2a is not a commit of this repository")
+  expect(await worktrees()).toBe(before)
+})
+
+test("HEAD against this tree: the ref built in a worktree, a row per measure, exit 1 only with a WORSE line, nothing left", async () => {
+  const before = await worktrees()
+  const left = leftWorktrees()
+  const r = await run(
+    [
+      process.execPath,
+      join(repo, "bin", "slotbus.ts"),
+      "bench",
+      "compare",
+      "HEAD",
+      "--rounds",
+      "1",
+      "--seconds",
+      "0.3",
+      "--only",
+      "core,events",
+    ],
+    { cwd: repo, timeoutMs: 240_000 },
+  )
+  expect([0, 1]).toContain(r.code)
+  const out = r.stdout
+  expect(out).toContain("# this work tree against HEAD (")
+  for (const m of [
+    "core 64 B, 1 in flight",
+    "core 64 B, 32 in flight",
+    "core 64 KiB, 1 in flight",
+    "core 64 KiB, 32 in flight",
+    "events round trip, 64 B",
+  ]) {
+    const row = out.split("\n").find((l) => l.startsWith(`| ${m} |`))
+    expect(row).toBeDefined()
+    expect(row!.split("|").length).toBe(9) // measure, old and new rates, ratio, old and new p50, ratio
+  }
+  const worse = out.split("\n").filter((l) => l.startsWith("WORSE by more than 10%"))
+  expect(r.code).toBe(worse.length > 0 ? 1 : 0)
+  if (worse.length === 0) expect(out).toContain("nothing got more than 10% worse")
+  expect(r.stderr).toContain("building HEAD")
+  expect(await worktrees()).toBe(before)
+  expect(leftWorktrees()).toEqual(left)
+}, 300_000)
