@@ -124,7 +124,9 @@ async function main() {
     const busFetch = spawn([process.execPath, import.meta.path, "--role=bus-fetch", "--idle=adaptive"])
     procs.push(busFetch)
     const [, busName] = await busFetch.waitLine(/^bus (\S+)$/, 15_000)
-    procs.push(spawn([process.execPath, import.meta.path, "--role=fetch-worker", `--bus=${busName}`, "--idle=adaptive"]))
+    procs.push(
+      spawn([process.execPath, import.meta.path, "--role=fetch-worker", `--bus=${busName}`, "--idle=adaptive"]),
+    )
     const [, busPort] = await busFetch.waitLine(/^port (\d+)$/, 15_000)
     targets.push(["Bun.serve + bus.fetch, slotbus worker (idle adaptive)", Number(busPort)])
     const origin = await spawnRole("origin")

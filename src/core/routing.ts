@@ -6,14 +6,7 @@ import { PayloadTooLargeError, ProtocolError, TimeoutError, WorkerGoneError } fr
 import { MAX_TIMER_MS } from "./timers.ts"
 import { LatencyHistogram } from "./stats.ts"
 import { nowMs, type Link, type Pending } from "./link.ts"
-import {
-  BorrowedResponse,
-  forgotten,
-  NO_HEAD,
-  remoteError,
-  SlotResponse,
-  StreamedResponse,
-} from "./response.ts"
+import { BorrowedResponse, forgotten, NO_HEAD, remoteError, SlotResponse, StreamedResponse } from "./response.ts"
 import { RemoteFrames, SlotFrames, StreamIn, type StreamHost } from "./stream-in.ts"
 import type { RemoteHubHost, RemotePeer } from "./remote.ts"
 
