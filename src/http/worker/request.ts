@@ -243,7 +243,9 @@ export class RequestServer {
     if (streams)
       // all there already (a Response of a string, bytes, JSON): whole, as bytes; else it streams from where read
       return readyBody(body, this.chunkBytes).then((r) =>
-        r.whole ? { status, headers, body: r.whole } : { status, headers, body: this.logged(r.rest as ReadableStream<Uint8Array>, where) },
+        r.whole
+          ? { status, headers, body: r.whole }
+          : { status, headers, body: this.logged(r.rest as ReadableStream<Uint8Array>, where) },
       )
     return this.readStream(status, headers, body.getReader())
   }
