@@ -37,6 +37,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { Subprocess } from "bun"
 import { spawn, type Child, type SpawnOptions } from "../../bench/lib/child.ts"
+import { findTool } from "./helpers.ts"
 
 export type HostName = "a" | "b"
 
@@ -108,10 +109,6 @@ const IP_INSTALL = "apt-get install -y iproute2"
 const B_PORTS = { client: 4222, cluster: 6222, monitor: 8222 }
 
 /** A tool on PATH or where Debian puts it (root's PATH has /usr/sbin, a user's may not). */
-function findTool(name: string): string | null {
-  return Bun.which(name) ?? ["/usr/sbin", "/sbin", "/usr/bin"].map((d) => join(d, name)).find(existsSync) ?? null
-}
-
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0)

@@ -5,12 +5,13 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { Msg, NatsConnection } from "@nats-io/transport-node"
-import { spawn, until, type Child } from "./helpers.ts"
+import { findTool, spawn, until, type Child } from "./helpers.ts"
 
 /** Why the NATS tests cannot run here, or null. Under .ci/run (SLOTBUS_REQUIRE_TOOLS=1) they run, and fail. */
 export function natsSkipReason(): string | null {
   if (process.env.SLOTBUS_REQUIRE_TOOLS === "1") return null
-  return spawnSync("nats-server", ["--version"]).status === 0
+  const server = findTool("nats-server")
+  return server && spawnSync(server, ["--version"]).status === 0
     ? null
     : "no nats-server here (apt-get install -y nats-server)"
 }
@@ -30,7 +31,7 @@ export async function startNats(
     writeFileSync(join(dir, "server.conf"), opts.config)
     args.push("-c", join(dir, "server.conf"))
   }
-  const server = spawn(["nats-server", "-a", "127.0.0.1", "-p", String(port), ...args])
+  const server = spawn([findTool("nats-server") ?? "nats-server", "-a", "127.0.0.1", "-p", String(port), ...args])
   void server.exited.then(() => rmSync(dir, { recursive: true, force: true }))
   await until(
     () =>
