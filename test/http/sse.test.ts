@@ -87,6 +87,31 @@ test("GET /events carries what workers emit, and ?types= filters it", async () =
   }
 })
 
+test("every SSE connection starts with retry: 500, so a cut-off browser comes back within half a second; sseRetryMs sets it, 0 sends none", async () => {
+  const first = async (url: string) => {
+    const ac = new AbortController()
+    const res = await fetch(url, { signal: ac.signal })
+    const { value } = await res.body!.getReader().read()
+    ac.abort()
+    return new TextDecoder().decode(value)
+  }
+  expect(await first(`${hub.url}/events`)).toBe(": connected\nretry: 500\n\n")
+  expect(await first(`${hub.url}/sessions/7/events`)).toStartWith(": connected\nretry: 500\n\n")
+  for (const [retry, text] of [
+    [2500, ": connected\nretry: 2500\n\n"],
+    [0, ": connected\n\n"],
+  ] as const) {
+    const other = await createHub({ port: 0, quiet: true, sseRetryMs: retry })
+    try {
+      expect(await first(`${other.url}/events`)).toBe(text)
+    } finally {
+      await other.close()
+    }
+  }
+  for (const bad of [-1, 1.5, 2 ** 31])
+    await expect(createHub({ port: 0, sseRetryMs: bad })).rejects.toThrow(RangeError)
+})
+
 test("idle SSE connections get heartbeat comments", async () => {
   const c = await open("/events")
   try {

@@ -34,6 +34,12 @@ export interface HubOptions {
   idle?: IdleStrategy
   /** Comment line sent to idle SSE clients this often, in ms. Default 15 000. */
   heartbeatMs?: number
+  /**
+   * The `retry:` an SSE client (`GET /events`, SSE routes) is sent first, in ms: how soon a browser's
+   * EventSource reconnects after its connection is cut (to another hub behind the same address, with its
+   * `Last-Event-ID`). 0 sends none (browsers then wait about 3 s). Default 500.
+   */
+  sseRetryMs?: number
   /** An SSE client that lets this many bytes queue up is dropped. Default 1 MiB. */
   sseMaxBufferedBytes?: number
   /**
@@ -89,6 +95,7 @@ const HUB_OPTIONS = optionNames<HubOptions>({
   slots: true,
   idle: true,
   heartbeatMs: true,
+  sseRetryMs: true,
   sseMaxBufferedBytes: true,
   sseIdleTimeoutMs: true,
   quiet: true,
@@ -142,6 +149,7 @@ export function resolveOptions(opts: HubOptions): ResolvedOptions {
     slots: int(opts.slots, 32, "slots", 1),
     idle: opts.idle,
     heartbeatMs: int(opts.heartbeatMs, 15_000, "heartbeatMs", 1, MAX_TIMER_MS),
+    sseRetryMs: int(opts.sseRetryMs, 500, "sseRetryMs", 0, MAX_TIMER_MS),
     sseMaxBufferedBytes: int(opts.sseMaxBufferedBytes, MiB, "sseMaxBufferedBytes", 1),
     sseIdleTimeoutMs: int(opts.sseIdleTimeoutMs, 60_000, "sseIdleTimeoutMs", 1),
     log: opts.quiet ? () => {} : (opts.log ?? ((line) => console.log(`slotbus hub: ${line}`))),

@@ -40,15 +40,18 @@ export class SseStream {
   /** The queue's size when last looked at: less now means the client took some since. */
   private lastQueued = 0
 
+  /** `retryMs`: the `retry:` field of its first bytes, how soon a browser reconnects after a cut (0: none sent). */
   constructor(
     private readonly maxBufferedBytes: number,
     onCancel: () => void,
+    retryMs = 0,
   ) {
     this.stream = new ReadableStream<Uint8Array>(
       {
         start: (c) => {
           this.controller = c
-          c.enqueue(encoder.encode(": connected\n\n")) // lets the client see the headers at once
+          // the comment lets the client see the headers at once
+          c.enqueue(encoder.encode(retryMs > 0 ? `: connected\nretry: ${retryMs}\n\n` : ": connected\n\n"))
         },
         cancel: () => {
           this.ended = true

@@ -325,7 +325,7 @@ export class SseHub {
       want,
       after: -1,
       closeSocketIn: (seconds) => server.timeout(req, seconds),
-      stream: new SseStream(this.o.sseMaxBufferedBytes, () => this.close(client, "client")),
+      stream: new SseStream(this.o.sseMaxBufferedBytes, () => this.close(client, "client"), this.o.sseRetryMs),
     }
     this.clients.set(id, client)
     this.counters.sseOpened++
