@@ -58,4 +58,29 @@ describe.skipIf(skipReason !== null)(`uid ${NOBODY} and a topic of root's`, () =
     // the creator's five events and the survivor's five: the very ring they shared
     expect([...replay.poll()].map((e) => e.text())).toEqual(["0", "1", "2", "3", "4", "0", "1", "2", "3", "4"])
   })
+
+  test("cannot take the name by flooding it with opens after the creator's kill -9 while a member runs: the member keeps answering, the owner's newcomer joins the same ring", async () => {
+    const name = fresh()
+    const creator = hold(name)
+    expect(await lineOf(creator)).toMatchObject({ ready: true, keeper: true })
+    const survivor = hold(name)
+    expect(await lineOf(survivor)).toMatchObject({ ready: true, keeper: false })
+    creator.proc.kill("SIGKILL")
+    await creator.proc.exited
+    // three processes of another uid, 16 opens at a time each, for 3 s: the listening socket's backlog stays full
+    const floods = [1, 2, 3].map(() =>
+      spawn(asNobody([process.execPath, MEMBER, "flood", name, "3000"]), { env: nobodyEnv }),
+    )
+    const said = await Promise.all(floods.map(lineOf))
+    for (const s of said) {
+      expect(s.took).toBe(false)
+      expect(s.n as number).toBeGreaterThan(0)
+    }
+    expect(survivor.proc.exitCode).toBeNull()
+    const newcomer = await Topic.open(name)
+    topics.push(newcomer)
+    expect(newcomer.isKeeper).toBe(false)
+    const replay = newcomer.subscribe({ type: "held" }, { from: "oldest" })
+    expect([...replay.poll()].map((e) => e.text())).toEqual(["0", "1", "2", "3", "4", "0", "1", "2", "3", "4"])
+  }, 30_000)
 })

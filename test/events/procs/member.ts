@@ -4,6 +4,8 @@
 //   hold <topic> <capacity>                open (create) and stay
 //   hostile <topic>                        scribble over the ring, then publish garbage-free events forever
 //   squat <topic> <timeout ms>             open (create) the topic, say whether it created it or why not, exit
+//   flood <topic> <ms>                     16 opens at a time, again and again for <ms>: says whether one took the
+//                                          name (then exits at once) or how many were made and how each failed
 import { toArrayBuffer } from "bun:ffi"
 import { NotFoundError, Topic } from "../../../src/events/index.ts"
 import { TopicLayout, topicNative } from "../../../src/native/ffi.ts"
@@ -114,6 +116,27 @@ if (mode === "hold") {
   } catch (e) {
     say({ opened: false, error: (e as Error).name, message: (e as Error).message })
   }
+  process.exit(0)
+} else if (mode === "flood") {
+  const end = Date.now() + Number(a)
+  let n = 0
+  const failed: Record<string, number> = {}
+  await Promise.all(
+    Array.from({ length: 16 }, async () => {
+      while (Date.now() < end) {
+        n++
+        try {
+          const t = await Topic.open(name!, { capacity: 1 << 16, timeoutMs: 200 })
+          say({ took: true, keeper: t.isKeeper })
+          process.exit(0)
+        } catch (e) {
+          const why = (e as Error).name
+          failed[why] = (failed[why] ?? 0) + 1
+        }
+      }
+    }),
+  )
+  say({ took: false, n, failed })
   process.exit(0)
 } else {
   process.stderr.write(`member: unknown mode ${mode}\n`)
