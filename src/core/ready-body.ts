@@ -24,7 +24,7 @@ export async function readyBody(body: ReadableStream<unknown>, limit: number): P
     const r = Bun.peek(next) as Read
     if (r.done) {
       reader.releaseLock()
-      return { whole: parts.length === 1 ? parts[0]! : concat(parts, size) }
+      return { whole: parts.length === 1 ? parts[0]! : Buffer.concat(parts, size) }
     }
     if (!(r.value instanceof Uint8Array)) {
       next = Promise.resolve(r) // not bytes: the stream path reads it and says what is wrong
@@ -54,14 +54,4 @@ export async function readyBody(body: ReadableStream<unknown>, limit: number): P
       { highWaterMark: 0 },
     ),
   }
-}
-
-function concat(parts: Uint8Array[], size: number): Uint8Array {
-  const out = new Uint8Array(size)
-  let at = 0
-  for (const p of parts) {
-    out.set(p, at)
-    at += p.length
-  }
-  return out
 }
