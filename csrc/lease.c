@@ -215,8 +215,9 @@ static void reap(sbl_contest *c, uint32_t m, uint64_t mw) {
     for (int i = 0; i < C_COUNT; i++) atomic_fetch_add_explicit(&hdr(c)->totals[i], counts[i], memory_order_relaxed);
 }
 
-/* 1: member m of generation gen is alive; 0: it is not (left, reaped or dead: reaped now). */
-static int member_alive(sbl_contest *c, uint32_t m, uint32_t gen) {
+/* 1: member m of generation gen is alive; 0: it is not (left, reaped or dead: reaped now). fresh: ask the
+   kernel even if it answered "alive" less than LIVENESS_CACHE_NS ago (stats must see a kill -9 at once). */
+static int member_alive_as_of(sbl_contest *c, uint32_t m, uint32_t gen, int fresh) {
   if (m == c->me && gen == c->my_gen) return 1;
   /* acquire: pairs with the joiner's release store of ALIVE, so its start time is visible */
   uint64_t mw = atomic_load_explicit(&member_at(c, m)->word, memory_order_acquire);
@@ -234,7 +235,7 @@ static int member_alive(sbl_contest *c, uint32_t m, uint32_t gen) {
     l->checked_ns = 0;
   }
   int alive;
-  if (l->checked_ns && l->alive && now - l->checked_ns < LIVENESS_CACHE_NS) {
+  if (!fresh && l->checked_ns && l->alive && now - l->checked_ns < LIVENESS_CACHE_NS) {
     alive = 1;
   } else {
     alive = probe(c, m, mw, l);
@@ -245,6 +246,8 @@ static int member_alive(sbl_contest *c, uint32_t m, uint32_t gen) {
   if (!alive) reap(c, m, mw);
   return alive;
 }
+
+static int member_alive(sbl_contest *c, uint32_t m, uint32_t gen) { return member_alive_as_of(c, m, gen, 0); }
 
 static void count(sbl_contest *c, int which) {
   /* relaxed load + store: only this member writes its counters */
@@ -610,7 +613,7 @@ void sbl_stats(sbl_contest *c, double *out) {
      in the totals, instead of in neither (it was reaped between reading the totals and skipping it) */
   for (uint32_t m = 0; m < SBL_MAX_MEMBERS; m++) {
     uint64_t mw = atomic_load_explicit(&member_at(c, m)->word, memory_order_relaxed);
-    if (m_state(mw) == SBL_MEMBER_ALIVE) (void)member_alive(c, m, m_gen(mw));
+    if (m_state(mw) == SBL_MEMBER_ALIVE) (void)member_alive_as_of(c, m, m_gen(mw), 1);
   }
   for (int k = 0; k < C_COUNT; k++) sum[k] = atomic_load_explicit(&hdr(c)->totals[k], memory_order_relaxed);
   uint32_t members = 0, subjects = 0;
