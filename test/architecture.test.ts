@@ -59,7 +59,7 @@ export function violation(from: string, to: string): string | null {
 }
 
 const BENCH = join(import.meta.dir, "..", "bench")
-const BENCH_ROOMS = ["slots", "soak", "http", "events", "leases", "stdio", "rpc", "stream", "remote"]
+const BENCH_ROOMS = ["slots", "soak", "http", "events", "leases", "stdio", "rpc", "stream", "remote", "compare"]
 
 /** Why `from` (a path under bench/) may not import `to` (resolved, relative to bench/), or null when it may. */
 export function benchViolation(from: string, to: string): string | null {
