@@ -280,6 +280,11 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
       const e = err[0]!
       if (!ptr) {
         if (e === Errno.EPERM) throw new PeerRefusedError(`topic "${name}" is held by a process of another user`)
+        // the members' backlog is full (a flood of connections, maybe from another uid): they take 64 a tick
+        if (e === Errno.EAGAIN && performance.now() < deadline) {
+          await Bun.sleep(5)
+          continue
+        }
         throw createRefusal(`topic "${name}"`, e) ?? new SlotBusError(`cannot open topic "${name}": errno ${-e}`)
       }
       if (e === 0) return new Topic(FACTORY, name, ptr, opts)
@@ -486,8 +491,8 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
         const r = topicNative.sb_topic_publish(this.ptr, rec, rec.length)
         if (r !== 0) this.publishFailed(r, rec.length)
       },
-      openReader() {
-        const sub = topic.subscribe({}, { queue: 1 << 16 })
+      openReader(after) {
+        const sub = topic.subscribe({}, { queue: 1 << 16, from: after ?? "now" })
         return {
           ready: () => sub.ready(),
           poll: (fn) => {
@@ -498,8 +503,23 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
           get lagged() {
             return sub.lagged
           },
+          restarted: sub.restarted,
           close: () => sub.close(),
         }
+      },
+      // a u64 of the header as two u32 halves: only the elected bridge writes it, and a new one reads it only
+      // after the old one died or stepped down (§11.4)
+      takeBridged: () => {
+        const c = this.control
+        const u64 = (off: number) => c.getUint32(off, true) + c.getUint32(off + 4, true) * 4294967296
+        const last = { next: u64(TopicLayout.OFF_BRIDGED), pid: c.getUint32(TopicLayout.OFF_BRIDGE_PID, true) }
+        c.setUint32(TopicLayout.OFF_BRIDGE_PID, process.pid, true)
+        return { ...last, tail: u64(TopicLayout.OFF_TAIL) }
+      },
+      setBridged: (next) => {
+        if (this.closed) return
+        this.control.setUint32(TopicLayout.OFF_BRIDGED + 4, Math.floor(next / 4294967296), true)
+        this.control.setUint32(TopicLayout.OFF_BRIDGED, next >>> 0, true)
       },
       filters: () => {
         if (this.closed) throw new TopicClosedError(`topic "${this.name}" is closed`)

@@ -15,8 +15,15 @@ export interface TopicBridgeHost {
   publishEncoded(encoded: Uint8Array): number
   /** Publishes a loss record (§8.3): `lost` events of this type never reached the ring; subscribers count them. */
   publishLost(type: Uint8Array, lost: number): void
-  /** A reader of every event in the ring from now on. */
-  openReader(): BridgeReader
+  /** A reader of every event in the ring: from now on, or from right after the event with id `after`. */
+  openReader(after?: number): BridgeReader
+  /**
+   * For a bridge just elected (§11.4): the ring header's bridged word (1 + the id of the last event a bridge of
+   * this host took, or 0), the pid of the bridge that wrote it, and the ring's tail now; writes this pid there.
+   */
+  takeBridged(): { next: number; pid: number; tail: number }
+  /** Writes the bridged word: the event with id `next` − 1 was taken (sent, or skipped as bridged in). */
+  setBridged(next: number): void
   /** The type filters of the live subscribers in the ring, with their pids (§8.2, §8.5). */
   filters(): { pid: number; mode: "any" | "exact" | "prefix"; type: Uint8Array }[]
 }
@@ -28,6 +35,8 @@ export interface BridgeReader {
   poll(fn: (id: number, type: Uint8Array, encoded: Uint8Array) => void): number
   /** Events of the ring this reader lost by falling behind (§8.4). */
   readonly lagged: number
+  /** It was opened after an id the ring had lapped: it started at the oldest event there instead. */
+  readonly restarted: boolean
   close(): void
 }
 
@@ -144,6 +153,10 @@ export function cover(all: Iterable<string>): string[] {
   return set.filter((p) => !set.some((q) => coveredBy(p, q))).sort()
 }
 
+/** The publisher pid of an encoded event (§8.3 record offset 16, the encoding's first word). */
+const pidOf = (encoded: Uint8Array) =>
+  (encoded[0]! | (encoded[1]! << 8) | (encoded[2]! << 16) | (encoded[3]! << 24)) >>> 0
+
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
@@ -186,6 +199,7 @@ class Bridge implements TopicBridge {
   private watch: { end(): void } | undefined
   private closed = false
   private run: Running | undefined
+  private readonly own = { ids: [] as number[], head: 0 }
 
   constructor(
     private readonly host: TopicBridgeHost,
@@ -212,7 +226,7 @@ class Bridge implements TopicBridge {
       const fd = lockHost("slotbus.bridge.", this.host.name, true)
       if (fd === null) return
       this.socket = { stop: () => unlockHost(fd) }
-      this.run = new Running(this.host, this.nc, this.s, this.counts, (r) => this.reason(r))
+      this.run = new Running(this.host, this.nc, this.s, this.counts, (r) => this.reason(r), this.own)
       return
     }
     const unix = `\0slotbus.bridge.${this.host.name}`
@@ -239,7 +253,7 @@ class Bridge implements TopicBridge {
       }
       return
     }
-    this.run = new Running(this.host, this.nc, this.s, this.counts, (r) => this.reason(r))
+    this.run = new Running(this.host, this.nc, this.s, this.counts, (r) => this.reason(r), this.own)
   }
 
   private stepDown() {
@@ -317,8 +331,10 @@ class Running {
   private readonly out = new Map<string, { subject: string; seq: number }>() // type → subject, seq sent on it
   private readonly subs = new Map<string, NatsSubscription>() // pattern → subscription
   private readonly seen = new Map<string, SenderBooks>() // `<bridge> <subject>` → what was taken from it
-  private own: number[] = [] // ids this bridge published into the ring, in order: never sent out again
-  private ownHead = 0
+  // the events a process of another pid (the last bridge) left between the bridged word and the tail: those of
+  // its pid were bridged in by it, from other hosts, and are not sent back (§11.4)
+  private readonly skipPid: number
+  private readonly skipBefore: number
   private readonly filterTimer: ReturnType<typeof setInterval>
   private stopped = false
 
@@ -328,9 +344,19 @@ class Running {
     private readonly s: ReturnType<typeof topicSubjects>,
     private readonly counts: Counts,
     private readonly reason: (r: string) => void,
+    /** Ids this process's bridging published into the ring, in order (kept across its re-elections): never sent out. */
+    private readonly own: { ids: number[]; head: number },
   ) {
     this.newBridgeId()
-    this.reader = host.openReader()
+    // where the last bridge of this ring stopped (§11.4): what was published since goes out now
+    const last = host.takeBridged()
+    this.skipPid = last.pid === process.pid ? 0 : last.pid
+    this.skipBefore = last.tail
+    this.reader = host.openReader(last.next > 0 ? last.next - 1 : undefined)
+    if (this.reader.restarted) {
+      this.counts.unsent++ // at least one; how many the ring lapped is not known
+      reason("the ring lapped the events published while no process bridged: sent from the oldest it holds")
+    }
     this.syncSubjects()
     this.filterTimer = setInterval(() => this.syncSubjects(), FILTERS_MS)
     this.done = this.forward()
@@ -367,9 +393,12 @@ class Running {
   private async forward() {
     const send = (id: number, type: Uint8Array, encoded: Uint8Array) => {
       const own = this.own
-      while (this.ownHead < own.length && own[this.ownHead]! < id) this.ownHead++
-      if (this.ownHead < own.length && own[this.ownHead] === id) {
-        this.ownHead++ // bridged in from another host: never sent back (§11.3)
+      while (own.head < own.ids.length && own.ids[own.head]! < id) own.head++
+      const bridgedIn =
+        (own.head < own.ids.length && own.ids[own.head] === id && ++own.head > 0) ||
+        (id < this.skipBefore && this.skipPid !== 0 && pidOf(encoded) === this.skipPid)
+      if (bridgedIn) {
+        this.host.setBridged(id + 1) // from another host: never sent back (§11.3)
         return
       }
       if (this.lastOut !== undefined && this.lastOut.seq >= 0xfffffffe) this.newBridgeId() // seq is a u32 (§11.2)
@@ -396,10 +425,14 @@ class Running {
       msg.set(encoded, PREFIX)
       this.nc.publish(o.subject, msg)
       this.counts.sent++
+      this.host.setBridged(id + 1)
     }
-    while (!this.stopped && (await this.reader.ready())) {
+    // a poll first: a bridge that resumes (§11.4) has events waiting that no wake-up will announce
+    while (!this.stopped) {
       this.reader.poll(send)
-      if (this.ownHead > 4096) (this.own = this.own.slice(this.ownHead)), (this.ownHead = 0)
+      const own = this.own
+      if (own.head > 4096) (own.ids = own.ids.slice(own.head)), (own.head = 0)
+      if (!(await this.reader.ready())) break
     }
   }
 
@@ -494,7 +527,7 @@ class Running {
     } catch (e) {
       return this.refuse(msg.subject, (e as Error).message)
     }
-    this.own.push(id)
+    this.own.ids.push(id)
     this.counts.received++
   }
 

@@ -8,7 +8,8 @@ import { connect } from "@nats-io/transport-node"
 import { type DurableSubscription, Topic, TopicStreamError } from "../../src/events/index.ts"
 import { streamOf, topicSubjects } from "../../src/nats/index.ts"
 import { join } from "node:path"
-import { busName, FIXTURES, rejection, run, until, type Child } from "../support/helpers.ts"
+import { busName, FIXTURES, rejection, run, spawn, until, type Child } from "../support/helpers.ts"
+import { encodeEvent } from "../../src/events/codec.ts"
 import { natsSkipReason, startNats } from "../support/nats.ts"
 
 const skip = natsSkipReason()
@@ -110,6 +111,52 @@ describe.skipIf(skip !== null)("a durable topic's stream", () => {
     // the ring itself is new and empty: ring replay cannot give them
     expect(topic.subscribe({}, { from: "oldest" }).poll().count).toBe(0)
   }, 30_000)
+
+  test("events published while no process bridges wait in the ring: the next bridge sends them, in order and once, and no event bridged in from another host goes back", async () => {
+    const name = busName("dur")
+    const bridge = () => spawn([process.execPath, join(FIXTURES, "topic-member.ts"), name, url, "dbridge"])
+    const first = bridge()
+    cleanup.push(() => first.kill())
+    await first.waitLine(/^bridging \d+$/)
+    const local = await Topic.open(name) // a plain member, as an HTTP hub's worker is: it never bridges
+    cleanup.push(() => local[Symbol.asyncDispose]())
+    const watch = local.subscribe({ type: "t" }) // so the bridge takes events of type t from other hosts
+    await first.waitLine(/^stats .*"subjects":\["slotbus/)
+    for (let i = 0; i < 5; i++) local.publish({ type: "t", data: `e${i}` })
+    // an event of another host: the bridge takes it into the ring and must never send it back
+    const nc = await connect({ servers: url })
+    cleanup.push(() => nc.close())
+    const buf = new Uint8Array(256)
+    const n = encodeEvent(buf.subarray(24), new DataView(buf.buffer, 24), "t", undefined, "from-b")
+    const v = new DataView(buf.buffer)
+    v.setUint32(0, 1 | (1 << 8), true)
+    v.setUint32(4, 77, true)
+    v.setUint32(8, 1, true)
+    v.setBigUint64(16, 0x0123_4567_89ab_cdefn, true)
+    nc.publish(topicSubjects(name).event("t"), buf.slice(0, 24 + n))
+    await nc.flush()
+    const seen: string[] = []
+    await until(() => {
+      for (const ev of watch.poll()) seen.push(ev.text())
+      return seen.length === 6
+    }, "the other host's event is in the ring")
+    expect(seen).toContain("from-b")
+    await stored(name, 6)
+    first.proc.kill("SIGKILL")
+    await first.proc.exited
+    // the hub is down: its host goes on publishing into the ring
+    for (let i = 5; i < 10; i++) local.publish({ type: "t", data: `e${i}` })
+    const second = bridge()
+    cleanup.push(() => second.kill())
+    await second.waitLine(/^bridging \d+$/)
+    await stored(name, 11)
+    const reader = await openDurable(name)
+    const sub = await reader.subscribeDurable({}, { from: "oldest" })
+    const texts = (await take(sub, 11)).map((e) => e.text)
+    expect(texts.filter((t) => t !== "from-b")).toEqual(Array.from({ length: 10 }, (_, i) => `e${i}`))
+    expect(texts.filter((t) => t === "from-b").length).toBe(1)
+    expect(await sub.receive(300)).toBeUndefined() // nothing twice
+  }, 60_000)
 
   test("an id the stream's limits discarded restarts at the oldest it holds (`restarted`), and the events after come once", async () => {
     const name = busName("dur")

@@ -6,6 +6,7 @@
 //   bun topic-member.ts <topic> <nats> pub <type> <n>                        publishes n events "<i>" of <type>, paced
 //   bun topic-member.ts <topic> <nats> dpub <n>       the topic durable (§11.6): publishes n events "p<i>" of type t,
 //                                                    exits once its bridge sent them all (it must be the host's bridge)
+//   bun topic-member.ts <topic> <nats> dbridge        as bridge, with the topic durable (§11.6)
 //   bun topic-member.ts <topic> <nats> dsub <from>    the topic durable: a stream subscriber from <from> (an id,
 //                                                    "oldest" or "now"), "ev <id> <data>" per event
 // Prints "ready <pid>" once the topic is open (and subscribed).
@@ -13,7 +14,7 @@ import { Topic } from "../../src/events/index.ts"
 
 const [name, natsArg, role, ...rest] = process.argv.slice(2)
 const nats = natsArg!.startsWith("{") ? (JSON.parse(natsArg!) as Record<string, unknown>) : natsArg!
-const topic = await Topic.open(name!, { nats, durable: role === "dpub" || role === "dsub" })
+const topic = await Topic.open(name!, { nats, durable: role === "dpub" || role === "dsub" || role === "dbridge" })
 const stats = () => topic.bridgeStats()!
 let bridging = false
 setInterval(() => {
@@ -23,7 +24,7 @@ setInterval(() => {
 }, 10)
 setInterval(() => console.log(`stats ${JSON.stringify(stats())}`), 100)
 
-if (role === "bridge") {
+if (role === "bridge" || role === "dbridge") {
   console.log(`ready ${process.pid}`)
 } else if (role === "sub") {
   const routing = Object.fromEntries(rest.slice(1).map((kv) => kv.split("=") as [string, string]))
