@@ -72,6 +72,7 @@ enum sb_topic_pub_flags { SB_PUB_BAD_BINDING = 1, SB_PUB_FILLED = 2 };
 /* where a subscriber starts */
 #define SB_FROM_NOW (-1)
 #define SB_FROM_OLDEST (-2)
+#define SB_FROM_AT (-16) /* from <= SB_FROM_AT: start at position SB_FROM_AT - from, a tail once (PROTOCOL §11.4) */
 /* sb_topic_open_start: whether it may create the topic (iceoryx2's open / create / open_or_create) */
 #define SB_CREATE_IF_MISSING 0 /* join it, or create it if nobody holds the name */
 #define SB_CREATE_NEVER 1      /* join it; -ENOENT if it does not exist */
@@ -138,7 +139,8 @@ int sb_topic_add_rule(sb_topic *t, const uint8_t *rule, uint32_t len);
 
 /* ---- subscribing ---- */
 
-/* from: SB_FROM_NOW, SB_FROM_OLDEST, or an event id to start after. queue: 1 .. 1<<20. */
+/* from: SB_FROM_NOW, SB_FROM_OLDEST, an event id to start after, or SB_FROM_AT - p to start at position p (a
+ * value the tail once had; the oldest, with out.restarted, if the ring lapped it). queue: 1 .. 1<<20. */
 sb_sub *sb_sub_open(sb_topic *t, const uint8_t *filter, uint32_t filter_len, uint32_t queue, double from, int *err);
 /* Copy up to max matching events (validated) into the subscriber's private batch: returns how many, or
  * -SB_TOPIC_ECORRUPT. The batch holds whole records (§8.3) one after another, each align16(len) bytes. */

@@ -62,6 +62,14 @@ sb_sub *sb_sub_open(sb_topic *t, const uint8_t *filter, uint32_t filter_len, uin
   t->out.restarted = 0;
   if (from == SB_FROM_OLDEST) {
     start = oldest(t, tail);
+  } else if (from <= SB_FROM_AT) {
+    uint64_t at = (uint64_t)(SB_FROM_AT - from); /* a record boundary: the tail once was there */
+    if (at <= tail && tail - at <= t->cap - t->seg)
+      start = at;
+    else {
+      start = oldest(t, tail);
+      t->out.restarted = 1;
+    }
   } else if (from >= 0) {
     uint64_t id = (uint64_t)from;
     rec_info ri;

@@ -342,7 +342,23 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
     const queue = checkQueue(opts.queue)
     tuning(opts.idle, "subscribe idle") // checked here, before the registry entry exists
     const from = checkFrom(opts.from)
-    const at = from === "now" ? TopicConst.FROM_NOW : from === "oldest" ? TopicConst.FROM_OLDEST : from
+    return this.subscribeAt(
+      bytes,
+      text,
+      queue,
+      opts,
+      from === "now" ? TopicConst.FROM_NOW : from === "oldest" ? TopicConst.FROM_OLDEST : from,
+    )
+  }
+
+  /** A subscriber from `at` as sb_sub_open takes it (topic.h: now, oldest, after an id, or at a position). */
+  private subscribeAt(
+    bytes: Uint8Array,
+    text: string,
+    queue: number,
+    opts: SubscribeOptions,
+    at: number,
+  ): Subscription {
     const err = new Int32Array(1)
     const ptr = topicNative.sb_sub_open(this.ptr, bytes, bytes.length, queue, at, err) as Pointer | null
     if (!ptr) {
@@ -465,6 +481,13 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
   /** What the NATS bridge uses of this topic (src/nats knows no Topic). */
   private bridgeHost(): TopicBridgeHost {
     const topic = this
+    // the header's bridged word, 1 + a position (§11.4), as two u32 halves: only the elected bridge writes it, and a
+    // new one reads it only after the old one died or stepped down
+    const setBridged = (at: number) => {
+      if (this.closed) return
+      this.control.setUint32(TopicLayout.OFF_BRIDGED + 4, Math.floor((at + 1) / 4294967296), true)
+      this.control.setUint32(TopicLayout.OFF_BRIDGED, (at + 1) >>> 0, true)
+    }
     return {
       name: this.name,
       ringId: this.control.getBigUint64(16, true),
@@ -491,8 +514,9 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
         const r = topicNative.sb_topic_publish(this.ptr, rec, rec.length)
         if (r !== 0) this.publishFailed(r, rec.length)
       },
-      openReader(after) {
-        const sub = topic.subscribe({}, { queue: 1 << 16, from: after ?? "now" })
+      openReader(at) {
+        const { bytes, text } = encodeFilter({})
+        const sub = topic.subscribeAt(bytes, text, 1 << 16, {}, TopicConst.FROM_AT - at)
         return {
           ready: () => sub.ready(),
           poll: (fn) => {
@@ -507,20 +531,17 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
           close: () => sub.close(),
         }
       },
-      // a u64 of the header as two u32 halves: only the elected bridge writes it, and a new one reads it only
-      // after the old one died or stepped down (§11.4)
       takeBridged: () => {
         const c = this.control
         const u64 = (off: number) => c.getUint32(off, true) + c.getUint32(off + 4, true) * 4294967296
-        const last = { next: u64(TopicLayout.OFF_BRIDGED), pid: c.getUint32(TopicLayout.OFF_BRIDGE_PID, true) }
+        const word = u64(TopicLayout.OFF_BRIDGED)
+        const last = { pid: c.getUint32(TopicLayout.OFF_BRIDGE_PID, true), tail: u64(TopicLayout.OFF_TAIL) }
         c.setUint32(TopicLayout.OFF_BRIDGE_PID, process.pid, true)
-        return { ...last, tail: u64(TopicLayout.OFF_TAIL) }
+        const at = word > 0 ? word - 1 : last.tail // no bridge before: from the tail, and a successor from there too
+        if (word === 0) setBridged(at)
+        return { ...last, at }
       },
-      setBridged: (next) => {
-        if (this.closed) return
-        this.control.setUint32(TopicLayout.OFF_BRIDGED + 4, Math.floor(next / 4294967296), true)
-        this.control.setUint32(TopicLayout.OFF_BRIDGED, next >>> 0, true)
-      },
+      setBridged: (at) => setBridged(at),
       filters: () => {
         if (this.closed) throw new TopicClosedError(`topic "${this.name}" is closed`)
         const d = this.control

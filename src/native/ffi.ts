@@ -336,6 +336,7 @@ export const TopicConst = {
   HEAD_BYTES: 4400,
   FROM_NOW: -1,
   FROM_OLDEST: -2,
+  FROM_AT: -16,
 } as const
 export const TopicLayout = {
   OFF_TAIL: 64,

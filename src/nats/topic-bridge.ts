@@ -15,15 +15,15 @@ export interface TopicBridgeHost {
   publishEncoded(encoded: Uint8Array): number
   /** Publishes a loss record (§8.3): `lost` events of this type never reached the ring; subscribers count them. */
   publishLost(type: Uint8Array, lost: number): void
-  /** A reader of every event in the ring: from now on, or from right after the event with id `after`. */
-  openReader(after?: number): BridgeReader
+  /** A reader of every event in the ring from position `at` (a value the ring's tail once had) on. */
+  openReader(at: number): BridgeReader
   /**
-   * For a bridge just elected (§11.4): the ring header's bridged word (1 + the id of the last event a bridge of
-   * this host took, or 0), the pid of the bridge that wrote it, and the ring's tail now; writes this pid there.
+   * For a bridge just elected (§11.4): where to start reading (the ring header's bridged word, or the tail when no
+   * bridge wrote it: then written), the pid of the bridge that last wrote it and the tail now; writes this pid.
    */
-  takeBridged(): { next: number; pid: number; tail: number }
-  /** Writes the bridged word: the event with id `next` − 1 was taken (sent, or skipped as bridged in). */
-  setBridged(next: number): void
+  takeBridged(): { at: number; pid: number; tail: number }
+  /** Writes the bridged word: every event before position `at` was taken (sent, or skipped as bridged in). */
+  setBridged(at: number): void
   /** The type filters of the live subscribers in the ring, with their pids (§8.2, §8.5). */
   filters(): { pid: number; mode: "any" | "exact" | "prefix"; type: Uint8Array }[]
 }
@@ -152,6 +152,9 @@ export function cover(all: Iterable<string>): string[] {
   const set = [...new Set(all)]
   return set.filter((p) => !set.some((q) => coveredBy(p, q))).sort()
 }
+
+/** The ring bytes of the record an encoded event is (§8.3: 16 bytes before it, then aligned to 16). */
+const recordBytes = (encoded: Uint8Array) => (16 + encoded.length + 15) & ~15
 
 /** The publisher pid of an encoded event (§8.3 record offset 16, the encoding's first word). */
 const pidOf = (encoded: Uint8Array) =>
@@ -352,7 +355,7 @@ class Running {
     const last = host.takeBridged()
     this.skipPid = last.pid === process.pid ? 0 : last.pid
     this.skipBefore = last.tail
-    this.reader = host.openReader(last.next > 0 ? last.next - 1 : undefined)
+    this.reader = host.openReader(last.at)
     if (this.reader.restarted) {
       this.counts.unsent++ // at least one; how many the ring lapped is not known
       reason("the ring lapped the events published while no process bridged: sent from the oldest it holds")
@@ -398,7 +401,7 @@ class Running {
         (own.head < own.ids.length && own.ids[own.head] === id && ++own.head > 0) ||
         (id < this.skipBefore && this.skipPid !== 0 && pidOf(encoded) === this.skipPid)
       if (bridgedIn) {
-        this.host.setBridged(id + 1) // from another host: never sent back (§11.3)
+        this.host.setBridged(id + recordBytes(encoded)) // from another host: never sent back (§11.3)
         return
       }
       if (this.lastOut !== undefined && this.lastOut.seq >= 0xfffffffe) this.newBridgeId() // seq is a u32 (§11.2)
@@ -425,7 +428,7 @@ class Running {
       msg.set(encoded, PREFIX)
       this.nc.publish(o.subject, msg)
       this.counts.sent++
-      this.host.setBridged(id + 1)
+      this.host.setBridged(id + recordBytes(encoded))
     }
     // a poll first: a bridge that resumes (§11.4) has events waiting that no wake-up will announce
     while (!this.stopped) {

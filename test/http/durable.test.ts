@@ -133,6 +133,45 @@ describe.skipIf(skip !== null)("GET /events on durable hubs across two hosts", (
     )
   }, 120_000)
 
+  test("events a host's worker emits while its durable hub is down (kill -9) reach the stream when the hub is back: GET /events replays all of them", async () => {
+    const port = 20000 + ((process.pid + 3) % 20000)
+    const tokenFile = join(on.hosts.dir, `hub-${on.hosts.a.addr}.token`) // as hubArgs names it
+    const hub = () => started(spawn(hubArgs(on.hosts.a.addr, port, on.hosts.a.natsUrl)))
+    const first = await hub()
+    cleanup.push(() => first.kill())
+    // a plain worker of this host: it publishes into the hub's topic and never bridges (no nats option)
+    const worker = spawn([
+      process.execPath,
+      join(FIXTURES, "http-worker.ts"),
+      `http://${on.hosts.a.addr}:${port}`,
+      "shop",
+      `--token-file=${tokenFile}`,
+      "--burst=50",
+    ])
+    cleanup.push(() => worker.kill())
+    await worker.waitLine(/^ready \d+$/, 20_000)
+    first.signal("SIGKILL")
+    await first.proc.exited
+    worker.signal("SIGUSR2")
+    await worker.waitLine(/^burst 50 /, 20_000) // every emit resolved, the hub down
+    const second = await hub()
+    cleanup.push(() => second.kill())
+    const res = await fetch(`http://${on.hosts.a.addr}:${port}/events?types=burst`, {
+      headers: { "last-event-id": "0" },
+    })
+    const client = new SseReader(res)
+    cleanup.push(() => client.close())
+    const got: number[] = []
+    for (let seen = 0; got.length < 50; ) {
+      await client.next(() => client.received.length > seen, 20_000)
+      for (; seen < client.received.length; seen++) {
+        const m = client.received[seen]!
+        if (m.event === "burst") got.push((JSON.parse(m.data) as { seq: number }).seq)
+      }
+    }
+    expect(got).toEqual(Array.from({ length: 50 }, (_, i) => i))
+  }, 120_000)
+
   test("a durable hub on a NATS server without JetStream fails to start with HubEventsError and leaves nothing listening", async () => {
     const nats = await startNats() // no -js
     cleanup.push(() => nats.server.kill())
