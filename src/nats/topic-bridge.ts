@@ -35,7 +35,7 @@ export interface BridgeReader {
   poll(fn: (id: number, type: Uint8Array, encoded: Uint8Array) => void): number
   /** Events of the ring this reader lost by falling behind (§8.4). */
   readonly lagged: number
-  /** It was opened after an id the ring had lapped: it started at the oldest event there instead. */
+  /** It was opened at a position the ring had lapped: it started at the oldest event there instead. */
   readonly restarted: boolean
   close(): void
 }
