@@ -42,6 +42,9 @@ enum sb_topic_layout {
   SB_TOPIC_OFF_SEGMENTS = 256,
   SB_TOPIC_OFF_BRIDGED = 384, /* written by the NATS bridge (TypeScript) only: PROTOCOL §11.4 */
   SB_TOPIC_OFF_BRIDGE_PID = 392,
+  SB_TOPIC_OFF_BOOKS = 1024, /* the NATS bridge's receive books, 128 x 16 bytes: PROTOCOL §11.4 */
+  SB_TOPIC_BOOK_BYTES = 16,
+  SB_TOPIC_BOOKS = 128,
   SB_TOPIC_OFF_SUBS = 4096,
   SB_TOPIC_SUB_BYTES = 256,
   SB_TOPIC_OFF_PUBS = 20480,

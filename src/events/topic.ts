@@ -519,8 +519,8 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
         const sub = topic.subscribeAt(bytes, text, 1 << 16, {}, TopicConst.FROM_AT - at)
         return {
           ready: () => sub.ready(),
-          poll: (fn) => {
-            const batch = sub.poll()
+          poll: (fn, max) => {
+            const batch = sub.poll(max)
             batch.forEachEncoded(fn)
             return batch.count
           },
@@ -542,6 +542,19 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
         return { ...last, at }
       },
       setBridged: (at) => setBridged(at),
+      readBook: (i) => {
+        if (this.closed) return { bridge: 0, subject: 0, seq: 0 }
+        const e = TopicLayout.OFF_BOOKS + i * TopicLayout.BOOK_BYTES
+        const c = this.control
+        return { bridge: c.getUint32(e, true), subject: c.getUint32(e + 4, true), seq: c.getUint32(e + 8, true) }
+      },
+      writeBook: (i, bridge, subject, seq) => {
+        if (this.closed) return
+        const e = TopicLayout.OFF_BOOKS + i * TopicLayout.BOOK_BYTES
+        this.control.setUint32(e, bridge, true)
+        this.control.setUint32(e + 4, subject, true)
+        this.control.setUint32(e + 8, seq, true)
+      },
       filters: () => {
         if (this.closed) throw new TopicClosedError(`topic "${this.name}" is closed`)
         const d = this.control

@@ -1,8 +1,9 @@
 // A topic's bridge to NATS (docs/PROTOCOL.md §11): one process per host and topic, elected by an abstract socket,
 // forwards its host's events to `slotbus.ev.<topic>.<type>` and the events its host's subscribers want from there
 // into the ring. slotbus/events drives it through TopicBridgeHost; nothing here knows the Topic class.
-import type { Msg, NatsConnection, Subscription as NatsSubscription } from "@nats-io/transport-node"
+import type { Msg, MsgHdrs, NatsConnection, Subscription as NatsSubscription } from "@nats-io/transport-node"
 import { lockHost, portableBackend, unlockHost } from "../native/ffi.ts"
+import { Resends } from "./resends.ts"
 import { ensureTopicStream, openStreamFeed, type StreamFeed, type TopicStreamLimits } from "./topic-stream.ts"
 import { guarded, openConnection } from "./wire.ts"
 
@@ -24,6 +25,10 @@ export interface TopicBridgeHost {
   takeBridged(): { at: number; pid: number; tail: number }
   /** Writes the bridged word: every event before position `at` was taken (sent, or skipped as bridged in). */
   setBridged(at: number): void
+  /** Entry i of the ring header's books table (§11.4): a sender bridge (0: free), its subject's CRC-32, the last seq. */
+  readBook(i: number): { bridge: number; subject: number; seq: number }
+  /** Writes entry i of the books table (only the elected bridge does). */
+  writeBook(i: number, bridge: number, subject: number, seq: number): void
   /** The type filters of the live subscribers in the ring, with their pids (§8.2, §8.5). */
   filters(): { pid: number; mode: "any" | "exact" | "prefix"; type: Uint8Array }[]
 }
@@ -31,8 +36,8 @@ export interface TopicBridgeHost {
 export interface BridgeReader {
   /** Resolves true when a poll may find events, false once closed. */
   ready(): Promise<boolean>
-  /** Calls fn for each event there now: its id, its type's bytes, the encoded event (views, valid during fn). */
-  poll(fn: (id: number, type: Uint8Array, encoded: Uint8Array) => void): number
+  /** Calls fn for each event there now, `max` at most: its id, its type's bytes, the encoded event (views, valid during fn). */
+  poll(fn: (id: number, type: Uint8Array, encoded: Uint8Array) => void, max: number): number
   /** Events of the ring this reader lost by falling behind (§8.4). */
   readonly lagged: number
   /** It was opened at a position the ring had lapped: it started at the oldest event there instead. */
@@ -51,6 +56,8 @@ export interface TopicBridgeStats {
   received: number
   /** Messages that arrived twice (two of its subscriptions matched while it changed them), dropped. */
   duplicates: number
+  /** Events another host's new bridge sent again (its predecessor's server had not confirmed them, §11.4), dropped. */
+  resends: number
   /** Events other hosts sent that NATS lost on the way (§11.5), counted from the gaps in their numbers. */
   lost: number
   /** Events of this host the bridge could not read from the ring in time, so never sent (§8.4). */
@@ -78,6 +85,9 @@ const VERSION = 1
 const KIND_EVENT = 1
 const ELECT_MS = 100
 const FILTERS_MS = 50
+/** Events a bridge sends past the last its server confirmed, at most (§11.4): what a successor may send again. */
+const UNCONFIRMED = 1024
+const BOOKS = 128
 const utf8 = new TextDecoder()
 const enc = new TextEncoder()
 
@@ -187,14 +197,25 @@ export async function startTopicBridge(
     if (owned) await nc.close().catch(() => {})
     throw e
   }
-  const b = new Bridge(host, nc, owned, durable !== undefined)
+  // a durable topic's messages carry a Nats-Msg-Id, so its stream stores a resend once (§11.2)
+  const msgId = durable ? (await import("@nats-io/transport-node")).headers : undefined
+  const b = new Bridge(host, nc, owned, msgId)
   b.elect()
   return b
 }
 
 class Bridge implements TopicBridge {
   private readonly s
-  private readonly counts = { sent: 0, received: 0, duplicates: 0, lost: 0, unsent: 0, refused: 0, resyncs: 0 }
+  private readonly counts = {
+    sent: 0,
+    received: 0,
+    duplicates: 0,
+    resends: 0,
+    lost: 0,
+    unsent: 0,
+    refused: 0,
+    resyncs: 0,
+  }
   private readonly reasons: string[] = []
   private socket: { stop(force?: boolean): void } | undefined
   private electTimer: ReturnType<typeof setInterval> | undefined
@@ -208,7 +229,7 @@ class Bridge implements TopicBridge {
     private readonly host: TopicBridgeHost,
     private readonly nc: NatsConnection,
     private readonly owned: boolean,
-    private readonly durable: boolean,
+    private readonly msgId: (() => MsgHdrs) | undefined,
   ) {
     this.s = topicSubjects(host.name)
     // a connection that closes for good (not a reconnect) ends the bridging here: another candidate takes over
@@ -229,7 +250,7 @@ class Bridge implements TopicBridge {
       const fd = lockHost("slotbus.bridge.", this.host.name, true)
       if (fd === null) return
       this.socket = { stop: () => unlockHost(fd) }
-      this.run = new Running(this.host, this.nc, this.s, this.counts, (r) => this.reason(r), this.own)
+      this.startRunning()
       return
     }
     const unix = `\0slotbus.bridge.${this.host.name}`
@@ -256,7 +277,11 @@ class Bridge implements TopicBridge {
       }
       return
     }
-    this.run = new Running(this.host, this.nc, this.s, this.counts, (r) => this.reason(r), this.own)
+    this.startRunning()
+  }
+
+  private startRunning() {
+    this.run = new Running(this.host, this.nc, this.s, this.counts, (r) => this.reason(r), this.own, this.msgId)
   }
 
   private stepDown() {
@@ -282,7 +307,7 @@ class Bridge implements TopicBridge {
   }
 
   openStream(subject: string, from: "now" | "oldest" | number, ahead: number): Promise<StreamFeed> {
-    if (!this.durable) throw new Error("the topic was not opened durable")
+    if (!this.msgId) throw new Error("the topic was not opened durable")
     return openStreamFeed(this.nc, this.host.name, subject, from, ahead)
   }
 
@@ -308,6 +333,13 @@ const RECENT = 8
 /** What a receiver keeps of one (bridge, subject) of a sender: its last seq, and the last 8 messages it took. */
 class SenderBooks {
   last = 0
+  /** Its entry in the ring header's books table (§11.4), or -1 (none: a takeover starts it afresh). */
+  slot = -1
+  constructor(
+    readonly bridge: number,
+    /** The CRC-32 of its subject, as the books table keys it. */
+    readonly subject: number,
+  ) {}
   private readonly seqs = new Float64Array(RECENT).fill(-1)
   private readonly crcs = new Uint32Array(RECENT)
   private n = 0
@@ -334,6 +366,21 @@ class Running {
   private readonly out = new Map<string, { subject: string; seq: number }>() // type → subject, seq sent on it
   private readonly subs = new Map<string, NatsSubscription>() // pattern → subscription
   private readonly seen = new Map<string, SenderBooks>() // `<bridge> <subject>` → what was taken from it
+  private readonly resends = new Resends()
+  // the ring header's books table (§11.4): the entries the last bridge left, by `<bridge> <subject crc>` (taken
+  // over when their sender is heard), and per slot the books that own it and when it was last written
+  private readonly inherited = new Map<string, { slot: number; seq: number }>()
+  private readonly slotBooks: (SenderBooks | undefined)[] = new Array(BOOKS)
+  private readonly slotInherited: (string | undefined)[] = new Array(BOOKS)
+  private readonly slotWritten = new Float64Array(BOOKS)
+  private bookWrites = 0
+  // confirming what was sent (§11.4): the position after the last event taken, and what the server confirmed
+  private taken = 0
+  private confirmedAt = 0
+  private sentCount = 0
+  private confirmedSent = 0
+  private confirming: Promise<void> | undefined
+  private readonly ringHex: string
   // the events a process of another pid (the last bridge) left between the bridged word and the tail: those of
   // its pid were bridged in by it, from other hosts, and are not sent back (§11.4)
   private readonly skipPid: number
@@ -349,12 +396,22 @@ class Running {
     private readonly reason: (r: string) => void,
     /** Ids this process's bridging published into the ring, in order (kept across its re-elections): never sent out. */
     private readonly own: { ids: number[]; head: number },
+    private readonly msgId: (() => MsgHdrs) | undefined,
   ) {
     this.newBridgeId()
+    this.ringHex = host.ringId.toString(16).padStart(16, "0")
     // where the last bridge of this ring stopped (§11.4): what was published since goes out now
     const last = host.takeBridged()
     this.skipPid = last.pid === process.pid ? 0 : last.pid
     this.skipBefore = last.tail
+    this.taken = this.confirmedAt = last.at
+    for (let i = 0; i < BOOKS; i++) {
+      const b = host.readBook(i)
+      if (b.bridge === 0) continue
+      const key = `${b.bridge} ${b.subject}`
+      this.inherited.set(key, { slot: i, seq: b.seq })
+      this.slotInherited[i] = key
+    }
     this.reader = host.openReader(last.at)
     if (this.reader.restarted) {
       this.counts.unsent++ // at least one; how many the ring lapped is not known
@@ -395,15 +452,13 @@ class Running {
 
   private async forward() {
     const send = (id: number, type: Uint8Array, encoded: Uint8Array) => {
+      this.taken = id + recordBytes(encoded)
       const own = this.own
       while (own.head < own.ids.length && own.ids[own.head]! < id) own.head++
       const bridgedIn =
         (own.head < own.ids.length && own.ids[own.head] === id && ++own.head > 0) ||
         (id < this.skipBefore && this.skipPid !== 0 && pidOf(encoded) === this.skipPid)
-      if (bridgedIn) {
-        this.host.setBridged(id + recordBytes(encoded)) // from another host: never sent back (§11.3)
-        return
-      }
+      if (bridgedIn) return // from another host: never sent back (§11.3)
       if (this.lastOut !== undefined && this.lastOut.seq >= 0xfffffffe) this.newBridgeId() // seq is a u32 (§11.2)
       let o = this.lastOut
       if (o === undefined || !sameBytes(type, this.lastType)) {
@@ -425,18 +480,57 @@ class Running {
       msg[9] = (seq >>> 8) & 0xff
       msg[10] = (seq >>> 16) & 0xff
       msg[11] = seq >>> 24
+      msg[12] = id & 0xff // pos: the low 32 bits of the event's position here (§11.2), for receivers' resends
+      msg[13] = (id >>> 8) & 0xff
+      msg[14] = (id >>> 16) & 0xff
+      msg[15] = (id >>> 24) & 0xff
       msg.set(encoded, PREFIX)
-      this.nc.publish(o.subject, msg)
+      if (this.msgId) {
+        const h = this.msgId()
+        h.set("Nats-Msg-Id", `${this.ringHex}-${id}`)
+        this.nc.publish(o.subject, msg, { headers: h })
+      } else this.nc.publish(o.subject, msg)
       this.counts.sent++
-      this.host.setBridged(id + recordBytes(encoded))
+      this.sentCount++
     }
     // a poll first: a bridge that resumes (§11.4) has events waiting that no wake-up will announce
     while (!this.stopped) {
-      this.reader.poll(send)
+      // at most UNCONFIRMED events past what the server confirmed: what a successor may have to send again
+      const room = UNCONFIRMED - (this.sentCount - this.confirmedSent)
+      const n = room > 0 ? this.reader.poll(send, room) : 0
       const own = this.own
       if (own.head > 4096) (own.ids = own.ids.slice(own.head)), (own.head = 0)
-      if (!(await this.reader.ready())) break
+      this.confirm()
+      if (room <= 0) await (this.confirming ?? Bun.sleep(1))
+      else if (n >= room)
+        await new Promise((r) => setImmediate(r)) // more there: read on after I/O had its turn
+      else if (!(await this.reader.ready())) break
     }
+  }
+
+  /**
+   * Asks the server to confirm what was sent (a PING; its PONG comes after every message before it was taken),
+   * one round trip at a time, and then writes the bridged word (§11.4). A connection that is down retries.
+   */
+  private confirm() {
+    if (this.confirming || this.stopped || this.taken === this.confirmedAt) return
+    const at = this.taken
+    const sent = this.sentCount
+    this.confirming = this.nc.flush().then(
+      () => {
+        this.confirming = undefined
+        if (this.stopped) return // stepped down: another process may own the word now
+        this.confirmedAt = at
+        this.confirmedSent = sent
+        this.host.setBridged(at)
+        this.confirm()
+      },
+      () =>
+        Bun.sleep(100).then(() => {
+          this.confirming = undefined
+          this.confirm()
+        }),
+    )
   }
 
   private syncSubjects() {
@@ -466,9 +560,9 @@ class Running {
     for (const [p, sub] of this.subs) if (!want.includes(p)) sub.unsubscribe(), this.subs.delete(p), (removed = true)
     // numbers of subjects no longer heard start afresh when heard again (the gap between is not a loss)
     if (removed)
-      for (const key of this.seen.keys()) {
+      for (const [key, books] of this.seen) {
         const subject = key.slice(key.indexOf(" ") + 1)
-        if (!want.some((p) => matches(subject, p))) this.seen.delete(key)
+        if (!want.some((p) => matches(subject, p))) this.seen.delete(key), this.freeSlot(books)
       }
   }
 
@@ -482,23 +576,40 @@ class Running {
       return this.refuse(msg.subject, "another version or kind")
     // this host's own events, heard back (NATS echoes a connection's publishes to its own subscriptions; a bridge
     // of this host that died may still have some on the way): they are in the ring already
-    if (v.getBigUint64(16, true) === this.host.ringId) return
+    const ring = v.getBigUint64(16, true)
+    if (ring === this.host.ringId) return
     const bridge = v.getUint32(4, true)
     const seq = v.getUint32(8, true)
     const key = `${bridge} ${msg.subject}`
-    const crc = Bun.hash.crc32(d)
+    const crc = Bun.hash.crc32(d.subarray(12)) // pos, ring and event: the seq and bridge are compared apart
     let books = this.seen.get(key)
     if (books?.has(seq, crc)) {
       this.counts.duplicates++
       return
     }
-    if (books === undefined || seq > books.last + MAX_GAP || seq + MAX_GAP < books.last) {
+    let fresh = false
+    if (books === undefined) {
+      if (this.seen.size >= 65536) this.forgetBooks()
+      books = new SenderBooks(bridge, Bun.hash.crc32(msg.subject))
+      this.seen.set(key, books)
+      // the last bridge of this host took from this sender: go on from its books (§11.4), so what reached the
+      // host while no process received counts as lost below
+      const was = this.inherited.get(`${bridge} ${books.subject}`)
+      if (was) {
+        this.inherited.delete(`${bridge} ${books.subject}`)
+        this.slotInherited[was.slot] = undefined
+        this.slotBooks[was.slot] = books
+        books.slot = was.slot
+        books.last = was.seq
+      } else {
+        this.takeSlot(books)
+        fresh = true
+      }
+    }
+    if (fresh || seq > books.last + MAX_GAP || seq + MAX_GAP < books.last) {
       // a sender first heard, or a jump no loss explains: a new epoch (anyone who may publish here can send any
       // number, so one message must not make this host drop the sender's next events or count billions lost)
-      if (books === undefined) {
-        if (this.seen.size >= 65536) this.seen.clear()
-        this.seen.set(key, (books = new SenderBooks()))
-      } else {
+      if (!fresh) {
         this.counts.resyncs++
         this.reason(
           `${msg.subject} from bridge ${bridge.toString(16)}: seq jumped from ${books.last} to ${seq}: its books start afresh (a restarted bridge, or a forged message)`,
@@ -524,14 +635,53 @@ class Running {
     } else if (seq === books.last + 1) books.last = seq
     // else a seq below the last, not seen: taken as it is (only a forged message arrives so), the books unchanged
     books.add(seq, crc)
+    if (this.resends.seen(ring, v.getUint32(12, true), crc)) {
+      this.counts.resends++ // sent again by a new bridge of its host (§11.3): it is in the ring already
+      return this.writeBooks(books)
+    }
     let id: number
     try {
       id = this.host.publishEncoded(d.subarray(PREFIX))
     } catch (e) {
+      this.writeBooks(books)
       return this.refuse(msg.subject, (e as Error).message)
     }
+    this.writeBooks(books) // after the publish: a successor counts at most this one event lost that is not
     this.own.ids.push(id)
     this.counts.received++
+  }
+
+  /** The sender's last seq into its books table entry (§11.4), if it has one. */
+  private writeBooks(books: SenderBooks) {
+    if (books.slot < 0 || this.stopped) return
+    this.host.writeBook(books.slot, books.bridge, books.subject, books.last)
+    this.slotWritten[books.slot] = ++this.bookWrites
+  }
+
+  /** An entry of the books table for a sender first heard: the one written least recently (a free one first). */
+  private takeSlot(books: SenderBooks) {
+    let slot = 0
+    for (let i = 1; i < BOOKS; i++) if (this.slotWritten[i]! < this.slotWritten[slot]!) slot = i
+    const inherited = this.slotInherited[slot]
+    if (inherited !== undefined) this.inherited.delete(inherited), (this.slotInherited[slot] = undefined)
+    const owner = this.slotBooks[slot]
+    if (owner) owner.slot = -1
+    this.slotBooks[slot] = books
+    books.slot = slot
+  }
+
+  private freeSlot(books: SenderBooks) {
+    if (books.slot < 0) return
+    this.slotBooks[books.slot] = undefined
+    this.slotWritten[books.slot] = 0
+    if (!this.stopped) this.host.writeBook(books.slot, 0, 0, 0)
+    books.slot = -1
+  }
+
+  /** Too many senders to keep books for: all start afresh. */
+  private forgetBooks() {
+    for (const books of this.seen.values()) this.freeSlot(books)
+    this.seen.clear()
   }
 
   private refuse(subject: string, why: string) {

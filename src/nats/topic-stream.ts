@@ -1,6 +1,7 @@
 // A topic's JetStream stream (docs/PROTOCOL.md §11.6): the one order and numbering of its events that every host
 // shares, for replay across hosts. The bridges (topic-bridge.ts) fill it without knowing it: the server stores
 // what they publish on the stream's subjects.
+import { Resends } from "./resends.ts"
 import type { NatsConnection } from "@nats-io/transport-node"
 
 /** The stream's limits (§11.6), applied when this process creates it. */
@@ -112,12 +113,22 @@ export async function openStreamFeed(
   // a stream deleted under it is an error, not a wait for a new one (whose numbers would start again at 1)
   const messages = await consumer.consume({ max_messages: ahead, abort_on_missing_resource: true })
   const it = messages[Symbol.asyncIterator]()
+  const resends = new Resends()
   return {
     restarted,
     restartReason,
     async next() {
-      const r = await it.next()
-      return r.done ? null : { seq: r.value.seq, data: r.value.data }
+      for (;;) {
+        const r = await it.next()
+        if (r.done) return null
+        const d = r.value.data
+        // a resend a bridge not opened durable stored a second time (§11.6): skipped, its id with it
+        if (d.length >= 24) {
+          const v = new DataView(d.buffer, d.byteOffset, 24)
+          if (resends.seen(v.getBigUint64(16, true), v.getUint32(12, true), Bun.hash.crc32(d.subarray(12)))) continue
+        }
+        return { seq: r.value.seq, data: d }
+      }
     },
     close() {
       void messages

@@ -99,6 +99,7 @@ const checks: Record<string, (s: Sources, ts: Ts) => string[]> = {
       ...eq("fenced", row(/\*\*fenced\*\*/), ts.TopicLayout.OFF_FENCED),
       ...eq("bridged", row(/\*\*bridged\*\*/), ts.TopicLayout.OFF_BRIDGED),
       ...eq("bridge pid", row(/bridge pid/), ts.TopicLayout.OFF_BRIDGE_PID),
+      ...eq("books", row(/\*\*books\*\*/), ts.TopicLayout.OFF_BOOKS),
       ...eq("fence", row(/\*\*fence\*\*/), ts.PubField.FENCE),
       ...eq("version", Number(/\| 4 \| u32 \| version `(\d+)`/.exec(sec)?.[1]), ts.TopicConst.VERSION),
       ...eq("cursor", row(/\*\*cursor\*\*/), ts.SubField.CURSOR),

@@ -10,7 +10,7 @@ import { connect, type Msg } from "@nats-io/transport-node"
 import { Topic } from "../../src/events/index.ts"
 import { SlotBus, SlotBusError } from "../../src/index.ts"
 import { Contest } from "../../src/leases/index.ts"
-import { bunChild, busName, until } from "../support/helpers.ts"
+import { bunChild, busName, rng, until } from "../support/helpers.ts"
 import { natsPerFile, natsSkipReason } from "../support/nats.ts"
 
 const skip = natsSkipReason()
@@ -19,18 +19,6 @@ if (skip) console.warn(`the hostile NATS peer test is skipped: ${skip}`)
 const nats = natsPerFile(skip, { jetstream: true })
 const { cleanup } = nats
 const FUZZ_MS = Number(process.env.SLOTBUS_FUZZ_MS ?? 5000)
-
-/** mulberry32: a small seeded generator, so a failing run can be replayed. */
-function rng(seed: number) {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /** Mutations of a heard message, informed by the wire formats: u32 fields at 4, 8, 12 set to edge values, the
  * version byte, flags, lengths cut or grown, bytes flipped, JSON fields replaced. */

@@ -27,6 +27,18 @@ export const FIXTURES = import.meta.dir
 export const REPO = join(import.meta.dir, "..", "..")
 export const ECHO_WORKER = join(FIXTURES, "echo-worker.ts")
 
+/** mulberry32: a small seeded generator in [0, 1), so a failing run can be replayed from its seed. */
+export function rng(seed: number) {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
 let counter = 0
 /** A bus (or lease table) name no other test, or concurrently running test process, uses. */
 export function busName(tag = "t"): string {

@@ -6,6 +6,12 @@
 //        claim (waiting), hold 0–15 ms, append "<token> <start ns> <end ns>\n" to <witness> (O_APPEND, one write;
 //        start and end in ns on the machine's clock, which every process of it shares), release; again until
 //        <seconds> passed; print "done <wins>"
+//   chaos <nats> <contest> <label> <witness> <until> <ttlMs>
+//        as race, until <until> (ms since the epoch), for a soak that kills, stops and cuts off its members: the
+//        end is stamped before lease.check(), and only a lease still held then goes into the witness (a member
+//        stopped past its deadline finds it lost: "lost" counts it); ContestUnavailableError (no JetStream quorum
+//        while the hosts are cut apart) waits 100 ms and tries again; prints "held <token>" per win and
+//        "done <wins> <lost> <unavailable>"; any other error is printed ("error <name> <message>") and exits 1
 //   hold <nats> <contest> <label> <ttlMs> <renewMs> <storage>
 //        claim (waiting), print "claimed <token>", write the storage, then renew every <renewMs>; when a renewal
 //        fails print "lost <error name>", write the storage with the old token, print "storage <answer>", exit
@@ -15,7 +21,7 @@
 // Environment: KV_MARGIN_MS, the contest's marginMs; KV_CLOCK_RATE, a factor this process's monotonic clock (and
 // its timers) run at, to play a host whose clock runs fast or slow.
 import { appendFileSync } from "node:fs"
-import { Contest } from "../../src/leases/index.ts"
+import { Contest, ContestUnavailableError, LeaseLostError } from "../../src/leases/index.ts"
 
 const now = performance.now.bind(performance)
 /** ns on the machine's clock, comparable between the processes of this machine (Bun's hrtime starts per process). */
@@ -59,6 +65,39 @@ switch (mode) {
     say(`done ${wins}`)
     await contest.close()
     break
+  }
+  case "chaos": {
+    const [witness, end, ttl] = rest
+    const counts = { wins: 0, lost: 0, unavailable: 0 }
+    say("ready")
+    while (Date.now() < Number(end)) {
+      try {
+        const lease = await contest.claim(subject, { owner, ttlMs: Number(ttl) })
+        const start = stamp()
+        await Bun.sleep(Math.random() * 15)
+        const stop = stamp()
+        try {
+          lease.check() // held at `stop` too: its deadline is later, and nobody takes over before a deadline
+          appendFileSync(witness!, `${lease.token} ${start} ${stop}\n`)
+          counts.wins++
+          say(`held ${lease.token}`)
+        } catch (e) {
+          if (!(e instanceof LeaseLostError)) throw e
+          counts.lost++
+        }
+        await lease.release().catch(() => {}) // lost meanwhile, or JetStream unavailable: it expires
+      } catch (e) {
+        if (!(e instanceof ContestUnavailableError)) {
+          say(`error ${(e as Error).name} ${(e as Error).message}`)
+          process.exit(1)
+        }
+        counts.unavailable++
+        await Bun.sleep(100)
+      }
+    }
+    say(`done ${counts.wins} ${counts.lost} ${counts.unavailable}`)
+    await contest.close().catch(() => {})
+    process.exit(0)
   }
   case "hold": {
     const [ttl, every, storage] = rest

@@ -9,22 +9,46 @@
 //   bun topic-member.ts <topic> <nats> dbridge        as bridge, with the topic durable (§11.6)
 //   bun topic-member.ts <topic> <nats> dsub <from>    the topic durable: a stream subscriber from <from> (an id,
 //                                                    "oldest" or "now"), "ev <id> <data>" per event
+//   bun topic-member.ts <topic> - lpub <type> <n> <prefix> <per ms>   the topic without nats (never a bridge):
+//                                                    publishes n events "<prefix><i>", <per ms> each ms
+//   bun topic-member.ts <topic> - lsub <type filter>  the topic without nats: "ev <data>" per event, and "count …"
 // Prints "ready <pid>" once the topic is open (and subscribed).
 import { Topic } from "../../src/events/index.ts"
 
 const [name, natsArg, role, ...rest] = process.argv.slice(2)
+const local = role === "lpub" || role === "lsub"
 const nats = natsArg!.startsWith("{") ? (JSON.parse(natsArg!) as Record<string, unknown>) : natsArg!
-const topic = await Topic.open(name!, { nats, durable: role === "dpub" || role === "dsub" || role === "dbridge" })
+const topic = await Topic.open(name!, {
+  ...(local ? {} : { nats }),
+  durable: role === "dpub" || role === "dsub" || role === "dbridge",
+  ...(process.env.TOPIC_CAPACITY ? { capacity: Number(process.env.TOPIC_CAPACITY) } : {}),
+})
 const stats = () => topic.bridgeStats()!
 let bridging = false
-setInterval(() => {
-  const s = stats()
-  if (s.bridging && !bridging) console.log(`bridging ${process.pid}`)
-  bridging = s.bridging
-}, 10)
-setInterval(() => console.log(`stats ${JSON.stringify(stats())}`), 100)
+if (!local) {
+  setInterval(() => {
+    const s = stats()
+    if (s.bridging && !bridging) console.log(`bridging ${process.pid}`)
+    bridging = s.bridging
+  }, 10)
+  setInterval(() => console.log(`stats ${JSON.stringify(stats())}`), 100)
+}
 
-if (role === "bridge" || role === "dbridge") {
+if (role === "lpub") {
+  console.log(`ready ${process.pid}`)
+  const [type, n, prefix, per] = [rest[0]!, Number(rest[1]), rest[2]!, Number(rest[3])]
+  for (let i = 0; i < n; i++) {
+    topic.publish({ type, data: `${prefix}${i}` })
+    if (i % per === per - 1) await Bun.sleep(1)
+  }
+  console.log("published")
+  await new Promise(() => {}) // until killed: the ring stays for the bridges
+} else if (role === "lsub") {
+  const sub = topic.subscribe({ type: rest[0]! }, { queue: 1 << 16 })
+  setInterval(() => console.log(`count ${sub.received} ${sub.lagged} ${sub.estimates}`), 100)
+  console.log(`ready ${process.pid}`)
+  for await (const ev of sub) console.log(`ev ${ev.text()}`)
+} else if (role === "bridge" || role === "dbridge") {
   console.log(`ready ${process.pid}`)
 } else if (role === "sub") {
   const routing = Object.fromEntries(rest.slice(1).map((kv) => kv.split("=") as [string, string]))
