@@ -380,6 +380,7 @@ class Running {
   private sentCount = 0
   private confirmedSent = 0
   private confirming: Promise<void> | undefined
+  private lostIntoRing = 0 // events counted in the loss records this bridge wrote into the ring
   private readonly ringHex: string
   // the events a process of another pid (the last bridge) left between the bridged word and the tail: those of
   // its pid were bridged in by it, from other hosts, and are not sent back (§11.4)
@@ -436,15 +437,19 @@ class Running {
   subjects() {
     return this.subs.keys()
   }
+  /**
+   * Events of this host its outbound reader could not read in time. The reader counts the loss records this
+   * bridge wrote into the ring (§11.5) as lagged too: those are other hosts' losses, not this host's.
+   */
   unsent() {
-    return this.reader.lagged
+    return Math.max(0, this.reader.lagged - this.lostIntoRing)
   }
 
   stop() {
     if (this.stopped) return
     this.stopped = true
     clearInterval(this.filterTimer)
-    this.counts.unsent += this.reader.lagged
+    this.counts.unsent += this.unsent()
     this.reader.close()
     for (const sub of this.subs.values()) sub.unsubscribe()
     this.subs.clear()
@@ -628,6 +633,7 @@ class Running {
       if (type) {
         try {
           this.host.publishLost(type, n)
+          this.lostIntoRing += n
         } catch (e) {
           this.reason(`${msg.subject}: the loss record was refused (${(e as Error).message})`)
         }
