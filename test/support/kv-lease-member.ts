@@ -97,7 +97,7 @@ switch (mode) {
     }
     say(`done ${counts.wins} ${counts.lost} ${counts.unavailable}`)
     await contest.close().catch(() => {})
-    process.exit(0)
+    break
   }
   case "hold": {
     const [ttl, every, storage] = rest
