@@ -2,12 +2,14 @@
 // sockets with this one), each host with its own nats-server, clustered. Requests, the HTTP hub, a worker killed,
 // a nats-server killed (the worker fails over to the other), the network between the hosts cut, and 1,000 requests.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { mkdtempSync, rmSync } from "node:fs"
 import { join } from "node:path"
 import { spawnSync } from "node:child_process"
 import { SlotBus, WorkerGoneError } from "../../src/index.ts"
-import { createHub } from "../../src/http/index.ts"
+import { createHub, type HubHealth } from "../../src/http/index.ts"
 import { busName, FIXTURES, rejection, until, type Child } from "../support/helpers.ts"
 import { hostsSkipReason, openHosts, type Hosts } from "../support/hosts.ts"
+import { startHubProcess } from "../support/http.ts"
 
 const skip = hostsSkipReason()
 if (skip) console.warn(`the two-host NATS tests are skipped: ${skip}`)
@@ -160,4 +162,48 @@ describe.skipIf(skip !== null)("a worker on another host", () => {
       await w.kill()
     }
   }, 60_000)
+
+  test("an HTTP worker over NATS on host B rejoins the hub restarted on host A after kill -9, and serves again", async () => {
+    const dir = mkdtempSync(join(hosts.dir, "hub-restart-"))
+    const tokenFile = join(dir, "hub.token")
+    const hubArgs = (port: string) => ["--host", hosts.a.addr, "--port", port, "--token-file", tokenFile]
+    const first = startHubProcess([...hubArgs("0"), "--nats", hosts.a.natsUrl])
+    let second: Child | undefined
+    let w: Child | undefined
+    try {
+      const [, hubUrl] = (await first.waitLine(/^slotbus hub listening on (http:\S+)$/, 20_000))!
+      const port = new URL(hubUrl!).port
+      const url = `http://${hosts.a.addr}:${port}`
+      w = hosts.spawnOnB([
+        process.execPath,
+        join(FIXTURES, "http-worker.ts"),
+        url,
+        "shop",
+        `--token-file=${tokenFile}`,
+        `--nats=${hosts.b.natsUrl}`,
+      ])
+      await w.waitLine(/^ready \d+$/, 20_000)
+      expect((await fetch(`${url}/items/1`)).status).toBe(200)
+      await first.kill() // kill -9: the worker on host B hears no goodbye, only the hub's announcements stopping
+      second = startHubProcess([...hubArgs(port), "--nats", hosts.a.natsUrl])
+      await second.waitLine(/^slotbus hub listening on /, 20_000)
+      await until(
+        async () => {
+          const h = (await (await fetch(`${url}/health`)).json()) as HubHealth
+          return h.workers.some((x) => x.pid === w!.pid && x.transport === "nats")
+        },
+        "the worker on host B has rejoined the new hub over NATS",
+        30_000,
+        100,
+      )
+      const res = await fetch(`${url}/items/2`)
+      expect(res.status).toBe(200)
+      expect(await res.json()).toMatchObject({ id: "2" })
+    } finally {
+      await first.kill()
+      await second?.kill()
+      await w?.kill()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }, 90_000)
 })
