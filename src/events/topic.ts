@@ -249,10 +249,10 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
     if (nats === undefined) return topic
     try {
       // src/nats and the NATS client load only now: a topic on one host never loads them
-      const { startTopicBridge, StreamMismatch } = await import("../nats/index.ts")
+      const { startTopicBridge, StreamUnusable } = await import("../nats/index.ts")
       topic.bridge = await startTopicBridge(topic.bridgeHost(), nats, limits && { limits, warn: topic.warn }).catch(
         (e) => {
-          if (e instanceof StreamMismatch || /jetstream/i.test(String(e)))
+          if (e instanceof StreamUnusable)
             throw new TopicStreamError(`topic "${name}" cannot be durable: ${(e as Error).message}`, { cause: e })
           throw e
         },

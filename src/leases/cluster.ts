@@ -349,7 +349,7 @@ export class ClusterContest implements AsyncDisposable {
     } catch (e) {
       if (e instanceof ProtocolError || e instanceof ContestClosedError) throw e
       throw new ContestUnavailableError(
-        `contest "${this.name}": the JetStream bucket ${this.table.bucket} is unavailable (${(e as Error)?.message ?? e}); is JetStream on and does it have a quorum?`,
+        `contest "${this.name}": the JetStream bucket ${this.table.bucket} is unavailable (${explain(e, "is JetStream on, and does it have a quorum?")})`,
         { cause: e },
       )
     }
@@ -357,6 +357,8 @@ export class ClusterContest implements AsyncDisposable {
 }
 
 const holderRefs = new WeakMap<ClusterHolder, KvHolder>()
+/** Words for a NATS client's error (src/nats's explainNats, set when it loads). */
+let explain = (e: unknown, _otherwise?: string) => (e instanceof Error ? e.message : String(e))
 
 function encode(s: string, field: "label" | "owner", limit: number): Uint8Array {
   if (typeof s !== "string") throw new InvalidSubjectError(`${field} must be a string, got ${typeof s}`)
@@ -391,12 +393,15 @@ export async function openCluster(name: string, opts: ClusterContestOptions): Pr
   const unmark = holdClusterMarker(name)
   try {
     if (localInUse(name)) throw modeError(name, "local")
-    const { openKvLeases } = await import("../nats/index.ts")
+    const { openKvLeases, explainNats } = await import("../nats/index.ts")
+    explain = explainNats
     const table = await openKvLeases(name, nats, { create, marginMs, replicas }).catch((e: unknown) => {
       if (e instanceof NotFoundError || e instanceof AlreadyExistsError || e instanceof ProtocolError) throw e
       throw new ContestUnavailableError(
-        `contest "${name}": could not open its JetStream bucket (${(e as Error)?.message ?? e}); is the server running with JetStream (-js)?`,
-        { cause: e },
+        `contest "${name}": could not open its JetStream bucket (${explain(e, "is the server running with JetStream (-js)?")})`,
+        {
+          cause: e,
+        },
       )
     })
     return new ClusterContest(FACTORY, name, table, unmark)

@@ -9,5 +9,6 @@ export { bucketOf, keyOf, marginFor, nextToken, openKvLeases } from "./kv-lease.
 export type { KvClaim, KvClaimOutcome, KvHolder, KvLeaseOptions, KvLeaseTable } from "./kv-lease.ts"
 export { cover, startTopicBridge, topicSubjects, typeOfSubject } from "./topic-bridge.ts"
 export type { BridgeReader, TopicBridge, TopicBridgeHost, TopicBridgeStats } from "./topic-bridge.ts"
-export { StreamMismatch, streamOf } from "./topic-stream.ts"
+export { StreamUnusable, streamOf } from "./topic-stream.ts"
+export { explainNats } from "./wire.ts"
 export type { StreamFeed, TopicStreamLimits } from "./topic-stream.ts"

@@ -4,8 +4,14 @@
 import type { Msg, MsgHdrs, NatsConnection, Subscription as NatsSubscription } from "@nats-io/transport-node"
 import { lockHost, portableBackend, unlockHost } from "../native/ffi.ts"
 import { Resends } from "./resends.ts"
-import { ensureTopicStream, openStreamFeed, type StreamFeed, type TopicStreamLimits } from "./topic-stream.ts"
-import { guarded, openConnection } from "./wire.ts"
+import {
+  ensureTopicStream,
+  openStreamFeed,
+  type StreamFeed,
+  StreamUnusable,
+  type TopicStreamLimits,
+} from "./topic-stream.ts"
+import { explainNats, guarded, openConnection } from "./wire.ts"
 
 /** What a bridge needs of its topic (src/events implements it). */
 export interface TopicBridgeHost {
@@ -192,7 +198,10 @@ export async function startTopicBridge(
   const { nc, owned } = await openConnection(nats)
   try {
     const subject = `${topicSubjects(host.name).root}.>`
-    if (durable) await ensureTopicStream(nc, host.name, subject, durable.limits, durable.warn)
+    if (durable)
+      await ensureTopicStream(nc, host.name, subject, durable.limits, durable.warn).catch((e) => {
+        throw e instanceof StreamUnusable ? e : new StreamUnusable(explainNats(e), { cause: e })
+      })
   } catch (e) {
     if (owned) await nc.close().catch(() => {})
     throw e
@@ -308,7 +317,9 @@ class Bridge implements TopicBridge {
 
   openStream(subject: string, from: "now" | "oldest" | number, ahead: number): Promise<StreamFeed> {
     if (!this.msgId) throw new Error("the topic was not opened durable")
-    return openStreamFeed(this.nc, this.host.name, subject, from, ahead)
+    return openStreamFeed(this.nc, this.host.name, subject, from, ahead).catch((e) => {
+      throw new StreamUnusable(explainNats(e), { cause: e })
+    })
   }
 
   async close() {

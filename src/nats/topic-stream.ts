@@ -16,7 +16,8 @@ export interface TopicStreamLimits {
 export const streamOf = (topic: string) => `SLOTBUS_EV_${topic.replaceAll(".", "~")}`
 
 /** The stream exists but is not a slotbus topic's (other subjects): `reason` says what differs. */
-export class StreamMismatch extends Error {}
+/** The topic's stream cannot be used: another program's, or JetStream refused (off, or a right the user lacks). */
+export class StreamUnusable extends Error {}
 
 const notFound = (e: unknown) => (e as Error)?.name === "StreamNotFoundError" || /stream not found/i.test(String(e))
 
@@ -39,7 +40,7 @@ export async function ensureTopicStream(
     if (info) {
       const subjects = info.config.subjects ?? []
       if (subjects.length !== 1 || subjects[0] !== subject)
-        throw new StreamMismatch(
+        throw new StreamUnusable(
           `the JetStream stream ${name} exists with subjects ${JSON.stringify(subjects)}, not ["${subject}"]: it is not this topic's`,
         )
       const c = info.config

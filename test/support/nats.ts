@@ -51,7 +51,7 @@ export async function startNats(
  */
 export function natsPerFile(
   skip: string | null,
-  opts: { jetstream?: boolean } = {},
+  opts: { jetstream?: boolean; config?: string } = {},
 ): { readonly url: string; cleanup: (() => Promise<void>)[] } {
   const ctx = { url: "", cleanup: [] as (() => Promise<void>)[] }
   let server: Child | undefined
