@@ -10,5 +10,5 @@ export type { KvClaim, KvClaimOutcome, KvHolder, KvLeaseOptions, KvLeaseTable } 
 export { cover, startTopicBridge, topicSubjects, typeOfSubject } from "./topic-bridge.ts"
 export type { BridgeReader, TopicBridge, TopicBridgeHost, TopicBridgeStats } from "./topic-bridge.ts"
 export { StreamUnusable, streamOf } from "./topic-stream.ts"
-export { explainNats } from "./wire.ts"
+export { explainNats } from "./explain.ts"
 export type { StreamFeed, TopicStreamLimits } from "./topic-stream.ts"

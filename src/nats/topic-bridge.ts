@@ -11,7 +11,8 @@ import {
   StreamUnusable,
   type TopicStreamLimits,
 } from "./topic-stream.ts"
-import { explainNats, guarded, openConnection } from "./wire.ts"
+import { explainNats } from "./explain.ts"
+import { guarded, openConnection } from "./wire.ts"
 
 /** What a bridge needs of its topic (src/events implements it). */
 export interface TopicBridgeHost {

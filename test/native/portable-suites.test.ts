@@ -18,6 +18,8 @@ const LEFT_OUT = new Set([
   "events/durable.test.ts",
   "events/durable-hosts.test.ts",
   "leases/hosts.test.ts",
+  "events/chaos-hosts.test.ts",
+  "leases/chaos-hosts.test.ts",
 ])
 
 const files = ["core", "events", "leases"].flatMap((room) =>

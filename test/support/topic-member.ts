@@ -9,8 +9,9 @@
 //   bun topic-member.ts <topic> <nats> dbridge        as bridge, with the topic durable (§11.6)
 //   bun topic-member.ts <topic> <nats> dsub <from>    the topic durable: a stream subscriber from <from> (an id,
 //                                                    "oldest" or "now"), "ev <id> <data>" per event
-//   bun topic-member.ts <topic> - lpub <type> <n> <prefix> <per ms>   the topic without nats (never a bridge):
-//                                                    publishes n events "<prefix><i>", <per ms> each ms
+//   bun topic-member.ts <topic> - lpub <type> <n> <prefix> <per ms> [first]   the topic without nats (never a
+//                                                    bridge): publishes n events "<prefix><i>", i from first (0),
+//                                                    <per ms> each ms
 //   bun topic-member.ts <topic> - lsub <type filter>  the topic without nats: "ev <data>" per event, and "count …"
 // Prints "ready <pid>" once the topic is open (and subscribed).
 import { Topic } from "../../src/events/index.ts"
@@ -36,8 +37,8 @@ if (!local) {
 
 if (role === "lpub") {
   console.log(`ready ${process.pid}`)
-  const [type, n, prefix, per] = [rest[0]!, Number(rest[1]), rest[2]!, Number(rest[3])]
-  for (let i = 0; i < n; i++) {
+  const [type, n, prefix, per, first] = [rest[0]!, Number(rest[1]), rest[2]!, Number(rest[3]), Number(rest[4] ?? 0)]
+  for (let i = first; i < first + n; i++) {
     topic.publish({ type, data: `${prefix}${i}` })
     if (i % per === per - 1) await Bun.sleep(1)
   }

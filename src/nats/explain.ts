@@ -1,0 +1,16 @@
+// Words for a NATS client's errors, for the typed errors of the rooms that use NATS. No NATS import here: the
+// rooms' published types reach this file, and the NATS client packages are optional.
+
+/**
+ * A NATS client's error in words that say what to do: a right the server refuses this user (PROTOCOL §10.6,
+ * §11.7, §12.6 say which each part needs), JetStream not enabled, no server at the address; else `otherwise`.
+ */
+export function explainNats(e: unknown, otherwise?: string): string {
+  const m = e instanceof Error ? e.message : String(e)
+  if (/permissions? violation/i.test(m))
+    return `${m}: the server does not allow this NATS user that (docs/PROTOCOL.md §10.6, §11.7 and §12.6 list the rights each part needs)`
+  if (/no responders|\b503\b|jetstream.*not enabled/i.test(m))
+    return `${m}: is the server running with JetStream (nats-server -js)?`
+  if (/refused/i.test(m)) return `${m}: no NATS server answers at that address`
+  return otherwise ? `${m}: ${otherwise}` : m
+}
