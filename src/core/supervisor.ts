@@ -23,10 +23,13 @@ type Stdio = "pipe" | "ignore" | "inherit"
 export interface SupervisorOptions {
   /** argv: the program and its arguments. */
   command: string[]
-  /** How many copies run at once (default 1). */
+  /** How many copies run at once (default 1; 0: a pool that starts empty). */
   instances?: number
   cwd?: string
-  /** Environment of the children (default: this process's); `SLOTBUS_INSTANCE` is always added. */
+  /**
+   * Added to this process's environment for the children (a key set to undefined is removed);
+   * `SLOTBUS_INSTANCE` (the instance's index) is always added.
+   */
   env?: Record<string, string | undefined>
   stdin?: Stdio
   stdout?: Stdio
@@ -141,8 +144,10 @@ export class Supervisor {
       "killGraceMs",
       "drainTimeoutMs",
     ] as const)
-      if (!Number.isInteger(o[k]) || o[k] < (k === "instances" ? 1 : 0))
-        throw new RangeError(`Supervisor: ${k} must be a whole number ≥ ${k === "instances" ? 1 : 0}, got ${o[k]}`)
+      if (!Number.isInteger(o[k]) || o[k] < 0)
+        throw new RangeError(`Supervisor: ${k} must be a whole number ≥ 0, got ${o[k]}`)
+    if (o.env !== undefined && (typeof o.env !== "object" || o.env === null || Array.isArray(o.env)))
+      throw new TypeError('Supervisor: env must be an object of variables to add, like { LOG_LEVEL: "debug" }')
     this.opts = o
     this.backoff = new Backoff({ initialMs: o.backoffInitialMs, maxMs: o.backoffMaxMs })
     this.instances = Array.from({ length: o.instances }, (_, index) => ({
@@ -244,13 +249,10 @@ export class Supervisor {
 
   private spawn(inst: SupervisedInstance): void {
     const { command, stdin, stdout, stderr, cwd, env } = this.opts
-    const proc = Bun.spawn(command, {
-      stdin,
-      stdout,
-      stderr,
-      cwd,
-      env: { ...(env ?? process.env), SLOTBUS_INSTANCE: String(inst.index) },
-    })
+    const merged: Record<string, string> = {}
+    for (const [k, v] of Object.entries({ ...process.env, ...env })) if (v !== undefined) merged[k] = v
+    merged.SLOTBUS_INSTANCE = String(inst.index)
+    const proc = Bun.spawn(command, { stdin, stdout, stderr, cwd, env: merged })
     inst.proc = proc
     inst.pid = proc.pid
     inst.state = "running"

@@ -98,7 +98,10 @@ async function run(argv: string[]): Promise<number> {
       throw new CliProblem(`port ${port} on ${host} is in use; stop what holds it, or pick another with --port`, 1)
     throw new CliProblem(`cannot start: ${String(err.message).split("\n")[0]}`, 1)
   }
-  console.log(`slotbus hub listening on ${hub.url}`)
+  // the address it is bound to; a wildcard one is reached from this host at hub.url
+  const bound = `http://${host.includes(":") ? `[${host}]` : host}:${hub.port}`
+  console.log(`slotbus hub listening on ${bound}`)
+  if (bound !== hub.url) console.log(`on every interface; from this host: ${hub.url}`)
   console.log(`token file: ${hub.tokenFile}`)
   const workers =
     values.spawn === undefined

@@ -26,7 +26,7 @@ export abstract class Workers extends Books {
       command: [command, ...args],
       instances,
       cwd,
-      env: env ? { ...process.env, ...env } : undefined,
+      env,
       stdin: "pipe",
       stdout: "pipe",
       stderr: "pipe",

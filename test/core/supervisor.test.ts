@@ -140,8 +140,35 @@ describe("Supervisor", () => {
       void sup.stop({ killGraceMs: 0 })
     }
     expect(() => new Supervisor({ command: [] })).toThrow(TypeError)
-    expect(() => new Supervisor({ command: ["x"], instances: 0 })).toThrow(/instances/)
+    expect(() => new Supervisor({ command: ["x"], instances: -1 })).toThrow(/instances/)
+    expect(() => new Supervisor({ command: ["x"], instances: 1.5 })).toThrow(/instances/)
     expect(() => new Supervisor({ command: ["x"], maxRestarts: -1 })).toThrow(/maxRestarts/)
+    expect(() => new Supervisor({ command: ["x"], env: "A=1" as never })).toThrow(/env must be an object/)
+  })
+
+  test("env adds to this process's environment (undefined removes a variable), and SLOTBUS_INSTANCE is set", async () => {
+    process.env.SLOTBUS_TEST_INHERITED = "kept"
+    process.env.SLOTBUS_TEST_REMOVED = "here"
+    const out: string[] = []
+    const sup = new Supervisor({
+      command: script(
+        "console.log(JSON.stringify([process.env.SLOTBUS_TEST_INHERITED, process.env.SLOTBUS_TEST_ADDED, process.env.SLOTBUS_TEST_REMOVED ?? null, process.env.SLOTBUS_INSTANCE, !!process.env.PATH])); setInterval(() => {}, 1e6)",
+      ),
+      env: { SLOTBUS_TEST_ADDED: "added", SLOTBUS_TEST_REMOVED: undefined },
+      stdout: "pipe",
+    })
+    sup.start()
+    try {
+      for await (const chunk of sup.instances[0]!.proc!.stdout as ReadableStream<Uint8Array>) {
+        out.push(new TextDecoder().decode(chunk))
+        if (out.join("").includes("\n")) break
+      }
+      expect(JSON.parse(out.join(""))).toEqual(["kept", "added", null, "0", true])
+    } finally {
+      delete process.env.SLOTBUS_TEST_INHERITED
+      delete process.env.SLOTBUS_TEST_REMOVED
+      await sup.stop({ killGraceMs: 0 })
+    }
   })
 
   test.each([
@@ -180,6 +207,21 @@ describe("superviseWorkers", () => {
       await sup.stop()
     }
     expect(bus.workerCount).toBe(0)
+  })
+
+  test("instances: 0 is a pool that starts empty: it runs, a request waits for a worker, and it stops", async () => {
+    const name = busName("sup-empty")
+    await using bus = await SlotBus.listen(name)
+    const sup = superviseWorkers(bus, { command: [bun, ECHO_WORKER, name], instances: 0 })
+    try {
+      expect(sup.state).toBe("running")
+      expect(sup.runningCount).toBe(0)
+      const err = await bus.call(new TextEncoder().encode("x"), { timeoutMs: 50 }).catch((e) => e)
+      expect((err as Error).name).toBe("TimeoutError")
+    } finally {
+      await sup.stop()
+    }
+    expect(sup.state).toBe("stopped")
   })
 
   test("stop() lets requests in flight to the workers finish before SIGTERM", async () => {

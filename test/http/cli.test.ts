@@ -1,6 +1,8 @@
 // `slotbus hub` as a user runs it: a mistake on the command line is one line on stderr and a non-zero exit.
 import { expect, test } from "bun:test"
+import { rmSync } from "node:fs"
 import { join } from "node:path"
+import { spawn } from "../../bench/lib/child.ts"
 import { run } from "../support/helpers.ts"
 
 const BIN = join(import.meta.dir, "..", "..", "bin", "slotbus.ts")
@@ -39,6 +41,19 @@ test("slotbus hub on a port in use prints one line and exits 1", async () => {
   expect(r.stderr).toBe(
     `slotbus hub: port ${taken.port} on 127.0.0.1 is in use; stop what holds it, or pick another with --port\n`,
   )
+})
+
+test("slotbus hub --host 0.0.0.0 says it listens on 0.0.0.0 and its port, and how this host reaches it", async () => {
+  const tokenFile = join(import.meta.dir, `.any-${process.pid}.token`)
+  const hub = spawn([process.execPath, BIN, "hub", "--host", "0.0.0.0", "--port", "0", "--token-file", tokenFile])
+  try {
+    const [, port] = (await hub.waitLine(/^slotbus hub listening on http:\/\/0\.0\.0\.0:(\d+)$/))!
+    await hub.waitLine(new RegExp(`^on every interface; from this host: http://127\\.0\\.0\\.1:${port}$`))
+    expect((await fetch(`http://127.0.0.1:${port}/health`)).status).toBe(200)
+  } finally {
+    await hub.kill()
+    rmSync(tokenFile, { force: true })
+  }
 })
 
 test("slotbus hub --help prints the usage and exits 0", async () => {
