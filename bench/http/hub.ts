@@ -4,7 +4,7 @@
 //   bus.fetch    a Bun.serve whose route is `(req) => bus.fetch(req)`, a SlotWorker({ fetch: true }) in another process
 //   fetch-proxy  a Bun.serve that forwards each request with fetch() to the worker's own Bun.serve
 // Usage: bun bench/http/hub.ts [--duration=3] [--rounds=3] [--concurrency=1,16] [--bytes=0,65536]
-//                              [--client=wrk|fetch] [--idle=adaptive,park,2/1]   (one hub + worker pair per idle strategy;
+//                              [--client=wrk|fetch] [--idle=default,adaptive,park,2/1]   (a hub + worker pair per idle strategy;
 //                              spinMicros/parkAfterMs for a custom one)
 // The load generator is wrk when it is installed (apt-get install wrk), else an in-repo keep-alive fetch client.
 import { cpus, release, tmpdir } from "node:os"
@@ -20,7 +20,7 @@ const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/
 const role = args.role
 
 function idleOf(s: string | undefined): IdleStrategy | undefined {
-  if (!s) return undefined
+  if (!s || s === "default") return undefined // the HTTP room's own default
   const custom = /^(\d+(?:\.\d+)?)\/(\d+(?:\.\d+)?)$/.exec(s)
   return custom ? { spinMicros: Number(custom[1]), parkAfterMs: Number(custom[2]) } : (s as IdleStrategy)
 }
@@ -103,7 +103,7 @@ async function main() {
   const rounds = Number(args.rounds ?? 3)
   const concs = (args.concurrency ?? "1,16").split(",").map(Number)
   const sizes = (args.bytes ?? "0").split(",").map(Number)
-  const idles = (args.idle ?? "adaptive,park").split(",")
+  const idles = (args.idle ?? "default,adaptive,park").split(",")
   const client = args.client ?? (hasWrk() ? "wrk" : "fetch")
   const load = httpLoad(client)
 

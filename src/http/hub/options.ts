@@ -1,4 +1,5 @@
 // The hub's options, checked once, and the small response helpers every hub file uses.
+import { HTTP_IDLE } from "../idle.ts"
 import type { Server } from "bun"
 import type { IdleStrategy } from "../../core/index.ts"
 import { checkOptions, MAX_TIMER_MS, optionNames, tuning } from "../../core/index.ts"
@@ -30,7 +31,10 @@ export interface HubOptions {
   chunkBytes?: number
   /** Requests in flight per worker process. Default 32. */
   slots?: number
-  /** How the hub waits for workers' answers (see SlotBus). Default "adaptive". */
+  /**
+   * How the hub waits for workers' answers (see SlotBus). Default `{ spinMicros: 2, parkAfterMs: 1 }`: an HTTP
+   * process has sockets to read between polls (src/http/idle.ts).
+   */
   idle?: IdleStrategy
   /** Comment line sent to idle SSE clients this often, in ms. Default 15 000. */
   heartbeatMs?: number
@@ -147,7 +151,7 @@ export function resolveOptions(opts: HubOptions): ResolvedOptions {
     streamWindowBytes: streamWindow(opts.streamWindowBytes),
     chunkBytes: int(opts.chunkBytes, MiB, "chunkBytes", 1024),
     slots: int(opts.slots, 32, "slots", 1),
-    idle: opts.idle,
+    idle: opts.idle ?? HTTP_IDLE,
     heartbeatMs: int(opts.heartbeatMs, 15_000, "heartbeatMs", 1, MAX_TIMER_MS),
     sseRetryMs: int(opts.sseRetryMs, 500, "sseRetryMs", 0, MAX_TIMER_MS),
     sseMaxBufferedBytes: int(opts.sseMaxBufferedBytes, MiB, "sseMaxBufferedBytes", 1),

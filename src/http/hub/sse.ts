@@ -91,7 +91,7 @@ export class SseHub {
     this.durable = durable
     this.live = durable
       ? await topic.subscribeDurable({}, { from: "now", queue: FANOUT_BATCH * 4 })
-      : topic.subscribe({}, { queue: REPLAY_QUEUE, idle: this.o.idle ?? "adaptive", from: "now" })
+      : topic.subscribe({}, { queue: REPLAY_QUEUE, idle: this.o.idle, from: "now" })
     void this.fanOut(this.live)
   }
 

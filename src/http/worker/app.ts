@@ -1,5 +1,6 @@
 // The worker SDK: declare routes with Web-standard handlers, join a hub, serve its requests over slotbus.
 // This file is the public face; joining, serving requests and SSE live next to it.
+import { HTTP_IDLE } from "../idle.ts"
 import {
   checkOptions,
   optionNames,
@@ -24,7 +25,7 @@ export interface HubWorkerOptions {
   instance?: string
   /** Longest wait between attempts to reach the hub, in ms. Default 5000. */
   maxBackoffMs?: number
-  /** How this worker waits for requests (see SlotWorker). Default "adaptive". */
+  /** How this worker waits for requests (see SlotWorker). Default `{ spinMicros: 2, parkAfterMs: 1 }` (src/http/idle.ts). */
   idle?: IdleStrategy
   /** Where the SDK reports a handler's error or a lost hub. Default: console.error. */
   log?: (message: string, error?: unknown) => void
@@ -83,7 +84,7 @@ export class HubApp {
     this.join = new JoinLoop(this.client, {
       name,
       instance: this.instance,
-      idle: opts.idle,
+      idle: opts.idle ?? HTTP_IDLE,
       nats: opts.nats,
       maxBackoffMs: opts.maxBackoffMs,
       log,
