@@ -14,3 +14,12 @@ export function explainNats(e: unknown, otherwise?: string): string {
   if (/refused/i.test(m)) return `${m}: no NATS server answers at that address`
   return otherwise ? `${m}: ${otherwise}` : m
 }
+
+/**
+ * A stream create that another process may have won: the server says the name is taken, or its answer never came
+ * (nats-server 2.9 can drop the answers to parallel creates of one stream in a cluster, nats-server#3677, and one
+ * of eight processes opening one contest at once then failed after 5 s). The caller looks again before failing.
+ */
+export function mayHaveLostCreateRace(e: unknown): boolean {
+  return (e as Error)?.name === "TimeoutError" || /already in use|exists/i.test(String(e))
+}

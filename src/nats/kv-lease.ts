@@ -4,6 +4,7 @@
 import type { KV, KvEntry } from "@nats-io/kv"
 import type { NatsConnection } from "@nats-io/transport-node"
 import { AlreadyExistsError, NotFoundError, ProtocolError, type CreateMode } from "../core/index.ts"
+import { mayHaveLostCreateRace } from "./explain.ts"
 import { HOST, newId, openConnection } from "./wire.ts"
 
 /** The bucket of a contest (§12.1): `_` as `_5f`, `.` as `_2e`, so the mapping is one to one. */
@@ -168,22 +169,33 @@ export class KvLeaseTable {
       const kvm = new Kvm(nc)
       const bucket = bucketOf(contest)
       let kv: KV | null = null
-      try {
-        kv = await kvm.open(bucket, { bindOnly: true })
-        await kv.status()
-      } catch (e) {
-        if ((e as Error)?.name !== "StreamNotFoundError" && !/stream not found/.test(String(e))) throw e
-        kv = null
+      for (let attempt = 0; !kv; attempt++) {
+        try {
+          kv = await kvm.open(bucket, { bindOnly: true })
+          await kv.status()
+        } catch (e) {
+          if ((e as Error)?.name !== "StreamNotFoundError" && !/stream not found/.test(String(e))) throw e
+          kv = null
+        }
+        // found later than at first: our own create, whose answer was lost
+        if (kv && opts.create === "must" && attempt === 0)
+          throw new AlreadyExistsError(`the lease bucket ${bucket} exists; open it with create "if-missing" or "never"`)
+        if (!kv && opts.create === "never")
+          throw new NotFoundError(`no lease bucket ${bucket} on this NATS cluster; open it with create "if-missing"`)
+        if (kv) break
+        try {
+          kv = await kvm.create(bucket, {
+            history: 1,
+            replicas: opts.replicas,
+            description: `slotbus contest ${contest}`,
+          })
+        } catch (e) {
+          // another process created it meanwhile, or the answer was lost: look again (twice at most)
+          if (opts.create === "must" && /already in use|exists/i.test(String(e)))
+            throw new AlreadyExistsError(`the lease bucket ${bucket} was created meanwhile by another process`)
+          if (attempt >= 2 || !mayHaveLostCreateRace(e)) throw e
+        }
       }
-      if (kv && opts.create === "must")
-        throw new AlreadyExistsError(`the lease bucket ${bucket} exists; open it with create "if-missing" or "never"`)
-      if (!kv && opts.create === "never")
-        throw new NotFoundError(`no lease bucket ${bucket} on this NATS cluster; open it with create "if-missing"`)
-      kv ??= await kvm.create(bucket, {
-        history: 1,
-        replicas: opts.replicas,
-        description: `slotbus contest ${contest}`,
-      })
       const created = (await kv.status()).streamInfo.created
       // the server writes ns: keep whole ms
       const epochMs = Date.parse(created.replace(/(\.\d{3})\d*/, "$1"))

@@ -1,6 +1,7 @@
 // A topic's JetStream stream (docs/PROTOCOL.md §11.6): the one order and numbering of its events that every host
 // shares, for replay across hosts. The bridges (topic-bridge.ts) fill it without knowing it: the server stores
 // what they publish on the stream's subjects.
+import { mayHaveLostCreateRace } from "./explain.ts"
 import { Resends } from "./resends.ts"
 import type { NatsConnection } from "@nats-io/transport-node"
 
@@ -62,8 +63,8 @@ export async function ensureTopicStream(
       })
       return name
     } catch (e) {
-      // another process created it meanwhile: look again (once)
-      if (attempt > 0 || !/already in use|exists/i.test(String(e))) throw e
+      // another process created it meanwhile, or the answer was lost: look again (twice at most)
+      if (attempt >= 2 || !mayHaveLostCreateRace(e)) throw e
     }
   }
 }

@@ -10,7 +10,7 @@
 //        as race, until <until> (ms since the epoch), for a soak that kills, stops and cuts off its members: the
 //        end is stamped before lease.check(), and only a lease still held then goes into the witness (a member
 //        stopped past its deadline finds it lost: "lost" counts it); ContestUnavailableError (no JetStream quorum
-//        while the hosts are cut apart) waits 100 ms and tries again; prints "held <token>" per win and
+//        while the hosts are cut apart) waits 100 ms and tries again, at open too; prints "held <token>" per win and
 //        "done <wins> <lost> <unavailable>"; any other error is printed ("error <name> <message>") and exits 1
 //   hold <nats> <contest> <label> <ttlMs> <renewMs> <storage>
 //        claim (waiting), print "claimed <token>", write the storage, then renew every <renewMs>; when a renewal
@@ -38,7 +38,18 @@ const [mode, nats, name, label, ...rest] = process.argv.slice(2)
 const say = (s: string) => process.stdout.write(`${s}\n`)
 const subject = { kind: 9, label: label! }
 const margin = process.env.KV_MARGIN_MS
-const contest = await Contest.open(name!, { nats: nats!, ...(margin ? { marginMs: Number(margin) } : {}) })
+const contest = await open()
+async function open() {
+  for (;;) {
+    try {
+      return await Contest.open(name!, { nats: nats!, ...(margin ? { marginMs: Number(margin) } : {}) })
+    } catch (e) {
+      // a member started while the hosts are cut apart waits for JetStream as a claim does
+      if (mode !== "chaos" || !(e instanceof ContestUnavailableError)) throw e
+      await Bun.sleep(200)
+    }
+  }
+}
 const owner = `${mode}-${process.pid}`
 
 async function store(storage: string, token: bigint): Promise<string> {
