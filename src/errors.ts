@@ -62,6 +62,19 @@ export class HubNotFoundError extends SlotBusError {}
 /** The peer's uid is not allowed (SO_PEERCRED check). */
 export class PeerRefusedError extends SlotBusError {}
 
+/** A feature was opened that needs an optional package this app has not installed; the message says which
+ * `bun add` to run. */
+export class MissingPackageError extends SlotBusError {
+  constructor(
+    message: string,
+    /** The package to add, e.g. "@nats-io/kv". */
+    readonly packageName: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options)
+  }
+}
+
 /** Another hub already listens under this name. */
 export class NameInUseError extends SlotBusError {}
 

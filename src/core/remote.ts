@@ -132,6 +132,8 @@ export interface TransportOptions {
   closeWhenHubsGone?: boolean
   /** A worker's slots: what it announces it takes at once. */
   slots?: number
+  /** A worker's host name as hubs show it (its presence's `host`); default the machine's hostname. */
+  host?: string
   /** A hub's stream window (docs/PROTOCOL.md §10.4): DATA bytes a streamed answer may have unread; 0: answers whole. */
   streamWindow?: number
 }

@@ -76,6 +76,11 @@ export interface ConnectOptions {
   nats?: string | Record<string, unknown>
   /** Over NATS: requests this worker takes at once. Default 32. */
   slots?: number
+  /**
+   * Over NATS: the host name hubs show for this worker (stats, errors, the status page), 1-255 characters.
+   * Default: the machine's hostname (containers and VMs often share one).
+   */
+  host?: string
   /** Over NATS: how often the worker announces itself; a hub counts it gone after 4× this. Default 500. */
   heartbeatMs?: number
   /**
@@ -89,6 +94,7 @@ export interface ConnectOptions {
 const CONNECT_OPTIONS = optionNames<ConnectOptions>({
   nats: true,
   slots: true,
+  host: true,
   heartbeatMs: true,
   closeWhenHubsGone: true,
   idle: true,
@@ -109,6 +115,7 @@ export interface ExposeOptions extends Omit<ConnectOptions, "fetch"> {
 const EXPOSE_OPTIONS = optionNames<ExposeOptions>({
   nats: true,
   slots: true,
+  host: true,
   heartbeatMs: true,
   closeWhenHubsGone: true,
   idle: true,
@@ -526,6 +533,9 @@ export class SlotWorker {
     const slots = positiveInt(this.opts.slots, 32, "slots", 4096)
     const heartbeatMs = positiveInt(this.opts.heartbeatMs, 500, "heartbeatMs", 60_000)
     if (slots === 0 || heartbeatMs === 0) throw new RangeError("slots and heartbeatMs must be at least 1")
+    const label = this.opts.host
+    if (label !== undefined && (typeof label !== "string" || label.length < 1 || label.length > 255))
+      throw new TypeError(`host must be a string of 1-255 characters, got ${JSON.stringify(label)}`)
     if (this.opts.closeWhenHubsGone !== undefined && typeof this.opts.closeWhenHubsGone !== "boolean")
       throw new TypeError(`closeWhenHubsGone must be a boolean, got ${typeof this.opts.closeWhenHubsGone}`)
     const transport = await loadRemote()
@@ -551,7 +561,7 @@ export class SlotWorker {
         },
       },
       nats,
-      { heartbeatMs, slots, closeWhenHubsGone: this.opts.closeWhenHubsGone === true },
+      { heartbeatMs, slots, closeWhenHubsGone: this.opts.closeWhenHubsGone === true, host: label },
     )
     this.opts.onConnect?.(0)
   }

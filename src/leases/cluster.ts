@@ -12,7 +12,7 @@ import {
   TimeoutError,
   type CreateMode,
 } from "../core/index.ts"
-import { AlreadyExistsError, NotFoundError } from "../errors.ts"
+import { AlreadyExistsError, MissingPackageError, NotFoundError } from "../errors.ts"
 import type { KvClaim, KvHolder, KvLeaseTable } from "../nats/index.ts"
 import { loadNative } from "../native/ffi.ts"
 import {
@@ -396,7 +396,13 @@ export async function openCluster(name: string, opts: ClusterContestOptions): Pr
     const { openKvLeases, explainNats } = await import("../nats/index.ts")
     explain = explainNats
     const table = await openKvLeases(name, nats, { create, marginMs, replicas }).catch((e: unknown) => {
-      if (e instanceof NotFoundError || e instanceof AlreadyExistsError || e instanceof ProtocolError) throw e
+      if (
+        e instanceof NotFoundError ||
+        e instanceof AlreadyExistsError ||
+        e instanceof ProtocolError ||
+        e instanceof MissingPackageError
+      )
+        throw e
       throw new ContestUnavailableError(
         `contest "${name}": could not open its JetStream bucket (${explain(e, "is the server running with JetStream (-js)?")})`,
         {

@@ -5,6 +5,7 @@ import type { KV, KvEntry } from "@nats-io/kv"
 import type { NatsConnection } from "@nats-io/transport-node"
 import { AlreadyExistsError, NotFoundError, ProtocolError, type CreateMode } from "../core/index.ts"
 import { mayHaveLostCreateRace } from "./explain.ts"
+import { kvClient } from "./packages.ts"
 import { HOST, newId, openConnection } from "./wire.ts"
 
 /** The bucket of a contest (§12.1): `_` as `_5f`, `.` as `_2e`, so the mapping is one to one. */
@@ -163,9 +164,9 @@ export class KvLeaseTable {
 
   /** Binds to (or creates) the contest's bucket. */
   static async open(contest: string, connection: unknown, opts: KvLeaseOptions): Promise<KvLeaseTable> {
+    const { Kvm } = await kvClient() // a missing package is said before any connection is tried
     const { nc, owned } = await openConnection(connection)
     try {
-      const { Kvm } = await import("@nats-io/kv")
       const kvm = new Kvm(nc)
       const bucket = bucketOf(contest)
       let kv: KV | null = null

@@ -12,6 +12,7 @@ import {
   type TopicStreamLimits,
 } from "./topic-stream.ts"
 import { explainNats } from "./explain.ts"
+import { jetStreamClient, natsClient } from "./packages.ts"
 import { guarded, openConnection } from "./wire.ts"
 
 /** What a bridge needs of its topic (src/events implements it). */
@@ -196,6 +197,7 @@ export async function startTopicBridge(
   nats: unknown,
   durable?: { limits: TopicStreamLimits; warn: (line: string) => void },
 ): Promise<TopicBridge> {
+  if (durable) await jetStreamClient() // a missing package is said before any connection is tried
   const { nc, owned } = await openConnection(nats)
   try {
     const subject = `${topicSubjects(host.name).root}.>`
@@ -208,7 +210,7 @@ export async function startTopicBridge(
     throw e
   }
   // a durable topic's messages carry a Nats-Msg-Id, so its stream stores a resend once (§11.2)
-  const msgId = durable ? (await import("@nats-io/transport-node")).headers : undefined
+  const msgId = durable ? (await natsClient()).headers : undefined
   const b = new Bridge(host, nc, owned, msgId)
   b.elect()
   return b

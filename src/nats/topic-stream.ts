@@ -2,6 +2,7 @@
 // shares, for replay across hosts. The bridges (topic-bridge.ts) fill it without knowing it: the server stores
 // what they publish on the stream's subjects.
 import { mayHaveLostCreateRace } from "./explain.ts"
+import { jetStreamClient } from "./packages.ts"
 import { Resends } from "./resends.ts"
 import type { NatsConnection } from "@nats-io/transport-node"
 
@@ -30,7 +31,7 @@ export async function ensureTopicStream(
   limits: TopicStreamLimits,
   warn: (line: string) => void,
 ): Promise<string> {
-  const { jetstreamManager } = await import("@nats-io/jetstream")
+  const { jetstreamManager } = await jetStreamClient()
   const jsm = await jetstreamManager(connection as NatsConnection)
   const name = streamOf(topic)
   for (let attempt = 0; ; attempt++) {
@@ -88,7 +89,7 @@ export async function openStreamFeed(
   from: "now" | "oldest" | number,
   ahead: number,
 ): Promise<StreamFeed> {
-  const { jetstream, jetstreamManager, DeliverPolicy } = await import("@nats-io/jetstream")
+  const { jetstream, jetstreamManager, DeliverPolicy } = await jetStreamClient()
   const nc = connection as NatsConnection
   const name = streamOf(topic)
   let restarted = false

@@ -1,6 +1,7 @@
 // The NATS mapping of docs/PROTOCOL.md §10: subjects, headers, presence messages, and the connection.
 import { hostname } from "node:os"
 import type { Msg, NatsConnection } from "@nats-io/transport-node"
+import { natsClient } from "./packages.ts"
 
 /**
  * The 16 bytes before a request's or an answer's head (§10.2), little-endian: version (1), kind or flags, 2 bytes
@@ -111,7 +112,7 @@ export function readPresence(data: Uint8Array): Record<string, unknown> | null {
 export async function openConnection(option: unknown): Promise<{ nc: NatsConnection; owned: boolean }> {
   if (typeof option === "object" && option !== null && typeof (option as NatsConnection).publish === "function")
     return { nc: option as NatsConnection, owned: false }
-  const { connect } = await import("@nats-io/transport-node")
+  const { connect } = await natsClient()
   const opts = typeof option === "string" ? { servers: option.split(",").map((s) => s.trim()) } : option
   return { nc: await connect(opts as never), owned: true }
 }

@@ -72,7 +72,7 @@ export async function serveWorker(
   const refused = () => void rejected++
 
   const announce = () => {
-    const p: WorkerPresence = { v: 1, worker: id, host: HOST, pid: process.pid, slots, state }
+    const p: WorkerPresence = { v: 1, worker: id, host: opts.host ?? HOST, pid: process.pid, slots, state }
     if (!nc.isClosed()) nc.publish(s.hb, JSON.stringify(p))
   }
 
@@ -288,7 +288,7 @@ export async function serveWorker(
     name: service,
     id,
     version: VERSION,
-    metadata: { bus: host.name, host: HOST, pid: String(process.pid) },
+    metadata: { bus: host.name, host: opts.host ?? HOST, pid: String(process.pid) },
   })
   const endpoint = { name: "requests", subject: s.req(id), queue_group: "", metadata: null }
   const answers: Record<string, () => object> = {

@@ -248,6 +248,18 @@ describe.skipIf(skip !== null)("a cluster contest on JetStream KV", () => {
       Contest.open(busName("kv"), { nats: { servers: "nats://127.0.0.1:1", reconnect: false } }),
     )
     expect(err).toBeInstanceOf(ContestUnavailableError)
+    expect(String(err)).toMatch(/no NATS server answers at that address/)
+  }, 30_000)
+
+  test("a server without JetStream: ContestUnavailableError saying to start it with -js", async () => {
+    const plain = await startNats()
+    try {
+      const err = await rejection(Contest.open(busName("kv"), { nats: plain.url }))
+      expect(err).toBeInstanceOf(ContestUnavailableError)
+      expect(String(err)).toMatch(/nats-server -js/)
+    } finally {
+      await plain.server.kill()
+    }
   }, 30_000)
 
   test("clock rate drift within 1 %: a contender whose clock runs 0.9 % fast still takes over only after the holder's deadline", async () => {

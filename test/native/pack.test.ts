@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, expect, test } from "bun:test"
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { libraryFile } from "../../src/native/lib-path.ts"
@@ -97,6 +97,60 @@ try {
   )
   expect((await runOk(["bun", "hub.ts"], consumer, env)).trim()).toBe("subtols")
 }, 30_000)
+
+test("without the optional NATS packages, each feature across hosts says at open which bun add it needs", async () => {
+  const scoped = join(consumer, "node_modules", "@nats-io")
+  expect(existsSync(scoped)).toBe(false) // optional peers: a plain install adds none of them
+  writeFileSync(
+    join(consumer, "across.ts"),
+    `import { SlotBus, SlotWorker, MissingPackageError } from "slotbus"
+import { Topic } from "slotbus/events"
+import { Contest } from "slotbus/leases"
+const nats = "nats://127.0.0.1:9" // nothing listens there: the package is missing before any connection is tried
+const tries = {
+  listen: () => SlotBus.listen("pack-nats-" + process.pid, { nats }),
+  connect: () => SlotWorker.connect("pack-nats-" + process.pid, () => "", { nats }),
+  topic: () => Topic.open("pack-nats-" + process.pid, { nats }),
+  durable: () => Topic.open("pack-durable-" + process.pid, { nats, durable: true }),
+  contest: () => Contest.open("pack-nats-" + process.pid, { nats }),
+}
+for (const [what, open] of Object.entries(tries)) {
+  try {
+    await open()
+    console.log(what, "opened")
+  } catch (e) {
+    console.log(what, e instanceof MissingPackageError ? e.packageName : "other", (e as Error).message)
+  }
+}
+`,
+  )
+  const lines = (await runOk(["bun", "across.ts"], consumer, env)).trim().split("\n")
+  const wants = {
+    listen: "transport-node",
+    connect: "transport-node",
+    topic: "transport-node",
+    durable: "jetstream",
+    contest: "kv",
+  }
+  for (const [i, [what, pkg]] of Object.entries(wants).entries()) {
+    expect(lines[i]).toStartWith(`${what} @nats-io/${pkg} `)
+    expect(lines[i]).toContain(`bun add @nats-io/${pkg}`)
+  }
+
+  // With the client linked in (as \`bun add @nats-io/transport-node\` would), the connection is tried.
+  mkdirSync(scoped)
+  symlinkSync(join(repo, "node_modules", "@nats-io", "transport-node"), join(scoped, "transport-node"))
+  try {
+    const again = (await runOk(["bun", "across.ts"], consumer, env)).trim().split("\n")
+    expect(again[3]).toStartWith("durable @nats-io/jetstream ")
+    expect(again[4]).toStartWith("contest @nats-io/kv ")
+    // the client is there: a plain topic and a bus now fail on the connection, not on a package
+    expect(again[0]).toStartWith("listen other ")
+    expect(again[2]).toStartWith("topic other ")
+  } finally {
+    rmSync(scoped, { recursive: true, force: true })
+  }
+}, 60_000)
 
 test("the package carries the bench and the protocol, and leaves the perf notes in the repository", async () => {
   const installed = join(consumer, "node_modules", "slotbus")

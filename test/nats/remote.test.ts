@@ -6,6 +6,7 @@ import {
   PayloadTooLargeError,
   RemoteError,
   SlotBus,
+  SlotWorker,
   TimeoutError,
   WorkerGoneError,
   type ListenOptions,
@@ -181,6 +182,22 @@ describe.skipIf(skip !== null)("a worker over NATS", () => {
     expect(served.filter((l) => b.lines.includes(`served ${l}`)).length).toBeGreaterThan(0)
     expect(bus.stats().errors).toBe(0)
   }, 60_000)
+
+  test("a worker's host option is the host its hub shows; a bad one is refused before connecting", async () => {
+    const bus = await hub()
+    const w = await SlotWorker.connect(bus.name, () => "hi", {
+      nats: nats.url,
+      heartbeatMs: 100,
+      host: "edge-7 (rack 2)",
+    })
+    cleanup.push(() => w.close())
+    await bus.waitForWorkers(1)
+    expect(bus.workers[0]).toMatchObject({ transport: "nats", host: "edge-7 (rack 2)" })
+    for (const host of ["", "x".repeat(256), 7])
+      expect(
+        await rejection(SlotWorker.connect(bus.name, () => "", { nats: nats.url, host: host as string })),
+      ).toBeInstanceOf(TypeError)
+  }, 30_000)
 
   test("options are checked: nats, remote and heartbeatMs", async () => {
     expect(await rejection(SlotBus.listen(busName("bad"), { nats: 42 as never }))).toBeInstanceOf(TypeError)

@@ -35,6 +35,8 @@ export interface HubWorkerOptions {
    * hosts (`createHub({ nats, eventsDurable })`); `app.push` and SSE routes work anywhere.
    */
   nats?: string | Record<string, unknown>
+  /** Over NATS: the host name the hub shows for this worker (`/health`, the status page). Default: the hostname. */
+  host?: string
 }
 
 const HUB_WORKER_OPTIONS = optionNames<HubWorkerOptions>({
@@ -45,6 +47,7 @@ const HUB_WORKER_OPTIONS = optionNames<HubWorkerOptions>({
   idle: true,
   log: true,
   nats: true,
+  host: true,
 })
 
 /** A worker for the hub at `hubUrl`, serving under `name`. Add routes, then `await app.run()`. */
@@ -86,6 +89,7 @@ export class HubApp {
       instance: this.instance,
       idle: opts.idle ?? HTTP_IDLE,
       nats: opts.nats,
+      host: opts.host,
       maxBackoffMs: opts.maxBackoffMs,
       log,
       routes: () => this.decls,

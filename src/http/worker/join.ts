@@ -24,6 +24,8 @@ export interface JoinConfig {
   idle?: IdleStrategy
   /** Serve over NATS (a worker on another host than the hub's). */
   nats?: string | Record<string, unknown>
+  /** Over NATS: the host name the hub shows. */
+  host?: string
   maxBackoffMs?: number
   log: (message: string, error?: unknown) => void
   routes: () => RouteDecl[]
@@ -97,7 +99,11 @@ export class JoinLoop {
           this.c.serve,
           this.c.nats === undefined
             ? { idle: this.c.idle, waitForHubMs: 5000 }
-            : { nats: this.c.nats, closeWhenHubsGone: true },
+            : {
+                nats: this.c.nats,
+                closeWhenHubsGone: true,
+                ...(this.c.host === undefined ? {} : { host: this.c.host }),
+              },
         )
         this.bus = reg.bus
         this.worker = worker
