@@ -8,6 +8,7 @@ import { Channel } from "./channel.ts"
 import { ProtocolError, SlotBusError, WorkerGoneError } from "../errors.ts"
 import { Pump, STARTUP_POLL_NS, type IdleStrategy } from "./idle.ts"
 import { nowMs, STATE_NAMES, type Link, type Pending, type WorkerEvent, type WorkerInfo } from "./link.ts"
+import { stackless } from "./response.ts"
 import { Routing } from "./routing.ts"
 import type { RemotePeer } from "./remote.ts"
 
@@ -159,8 +160,11 @@ export abstract class Accepting extends Routing {
       () =>
         this.drop(
           link,
-          new WorkerGoneError(
-            `worker pid ${chan.peerPid} of "${this.name}" disconnected or died before answering; retry the request`,
+          stackless(
+            () =>
+              new WorkerGoneError(
+                `worker pid ${chan.peerPid} of "${this.name}" disconnected or died before answering; retry the request`,
+              ),
           ),
         ),
     )

@@ -1,6 +1,6 @@
 // The core's public surface: the one path feature folders (src/http, src/events, …) import from.
 export { SlotBus } from "./bus.ts"
-export { BorrowedResponse, SlotResponse, StreamedResponse } from "./response.ts"
+export { BorrowedResponse, SlotResponse, StreamedResponse, stackless } from "./response.ts"
 export type { BusStats } from "./bus.ts"
 export type { FetchOptions, ListenOptions, RemoteOptions, RequestOptions, SlotRequestInit } from "./options.ts"
 export type { Pending, RequestPhase, WorkerEvent, WorkerInfo } from "./link.ts"

@@ -178,6 +178,21 @@ export function oneChunk(bytes: Uint8Array): ReadableStream<Uint8Array> {
 }
 
 /** A worker's error answer (docs/PROTOCOL.md §6) as the hub's error: a reply too large for the slot is the hub's PayloadTooLargeError. */
+/**
+ * An error made by slotbus's own machinery (a worker's socket closed, a peer went silent): its stack would show
+ * only slotbus's internals, and a server whose response stream errors with it (bus.fetch mid-stream) has Bun print
+ * that stack with a code frame, which reads like a crash. Made without one, Bun prints it as one line.
+ */
+export function stackless<E extends Error>(make: () => E): E {
+  const limit = Error.stackTraceLimit
+  Error.stackTraceLimit = 0
+  try {
+    return make()
+  } finally {
+    Error.stackTraceLimit = limit
+  }
+}
+
 export function remoteError(head: string[], message: string, pid: number): SlotBusError {
   let remoteName: string | undefined, remoteStack: string | undefined
   for (let i = 0; i + 1 < head.length; i += 2) {

@@ -8,6 +8,7 @@ import {
   PayloadTooLargeError,
   ProtocolError,
   WorkerGoneError,
+  stackless,
   type RemoteCall,
   type RemoteHubHost,
   type RemoteLink,
@@ -180,8 +181,11 @@ class NatsHub implements RemoteLink {
     for (const [n, c] of this.calls) if (c.peer === peer) this.calls.delete(n)
     this.host.left(
       peer,
-      new WorkerGoneError(
-        `worker ${peer.id} (pid ${peer.pid} on ${peer.host}, over NATS) of "${this.host.name}" ${why}; retry the request`,
+      stackless(
+        () =>
+          new WorkerGoneError(
+            `worker ${peer.id} (pid ${peer.pid} on ${peer.host}, over NATS) of "${this.host.name}" ${why}; retry the request`,
+          ),
       ),
     )
   }

@@ -230,6 +230,22 @@ describe("a stream that fails", () => {
   }, 20_000)
 })
 
+test("a front server's log says a worker killed mid-stream in one line: no stack, no code frame", async () => {
+  const front = bunChild("fetch-front.ts", [])
+  cleanup.push(async () => void (await front.kill()))
+  const [, port, workerPid] = await front.waitLine(/^ready (\d+) (\d+)$/)
+  const res = await fetch(`http://127.0.0.1:${port}/steps/3`)
+  const reader = res.body!.getReader()
+  expect(decoder.decode((await reader.read()).value)).toBe("step 0\n")
+  process.kill(Number(workerPid), "SIGKILL")
+  expect(await rejection(reader.read())).toBeInstanceOf(Error) // the client sees the response cut off
+  await until(() => front.stderr.includes("WorkerGoneError"), "the front server logged the worker's death", 5000)
+  await Bun.sleep(200) // anything Bun prints after that line
+  const log = front.stderr.trim().split("\n")
+  expect(log).toHaveLength(1)
+  expect(log[0]).toMatch(/^WorkerGoneError: worker pid \d+ of "front-\d+" disconnected or died before answering/)
+}, 20_000)
+
 describe("without a stream window", () => {
   test("a hub with streamWindowBytes 0 gets the worker's streams answered whole", async () => {
     const { bus } = await setup({ streamWindowBytes: 0 })
