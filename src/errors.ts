@@ -75,6 +75,22 @@ export class MissingPackageError extends SlotBusError {
   }
 }
 
+/**
+ * A pool of workers gave up (its restarts went over their limit) and no worker of it is connected: what would wait
+ * for it fails with this (`superviseWorkers` in the core, a stdio bus's pool). Fix the worker and start it again.
+ */
+export class PoolFailedError extends SlotBusError {
+  constructor(
+    message: string,
+    /** The pool: the bus's name (`superviseWorkers`) or the stdio pool's id. */
+    readonly pool: string,
+    /** Why it gave up. */
+    readonly reason: string,
+  ) {
+    super(message)
+  }
+}
+
 /** Another hub already listens under this name. */
 export class NameInUseError extends SlotBusError {}
 

@@ -9,7 +9,6 @@ export {
   StreamedResponse,
   Supervisor,
   SupervisorError,
-  PoolFailedError,
   superviseWorkers,
   splitCommand,
   withSignal,

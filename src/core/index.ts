@@ -15,7 +15,7 @@ export { Emitter } from "./emitter.ts"
 export type { IdleStrategy, Parking } from "./idle.ts"
 export type { LatencySummary } from "./stats.ts"
 export * from "../errors.ts"
-export { PoolFailedError, Supervisor, SupervisorError, superviseWorkers, splitCommand } from "./supervisor.ts"
+export { Supervisor, SupervisorError, superviseWorkers, splitCommand } from "./supervisor.ts"
 export type {
   SupervisorOptions,
   SupervisorEvents,

@@ -3,7 +3,7 @@
 // fails the whole group loudly instead of restarting forever. Stopping drains, then SIGTERM, then SIGKILL.
 // Used by the stdio bus (slotbus/stdio) and by superviseWorkers() to keep slotbus workers alive.
 import type { Subprocess } from "bun"
-import { SlotBusError } from "../errors.ts"
+import { PoolFailedError, SlotBusError } from "../errors.ts"
 import type { SlotBus } from "./bus.ts"
 import { Backoff } from "./backoff.ts"
 import { Emitter } from "./emitter.ts"
@@ -12,9 +12,6 @@ import { longTimeout, sleep, type LongTimer } from "./timers.ts"
 
 /** The supervisor cannot do what was asked in its current state, or was configured wrongly. */
 export class SupervisorError extends SlotBusError {}
-
-/** The pool that starts a bus's workers gave up (restart intensity exceeded) and no worker is connected. */
-export class PoolFailedError extends SlotBusError {}
 
 export type SupervisorState = "created" | "running" | "stopping" | "stopped" | "failed"
 export type InstanceState = "running" | "backoff" | "stopped"
@@ -409,7 +406,7 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
   sup.on("failed", (f) => {
     const message = `${what} gave up: ${f.reason}; fix the worker, then start the pool again (supervisor.start())`
     log(message)
-    bus?.poolFailed(sup, new PoolFailedError(message))
+    bus?.poolFailed(sup, new PoolFailedError(message, bus.name, f.reason))
   })
   sup.on("start", () => bus?.poolFailed(sup, null))
   sup.start()

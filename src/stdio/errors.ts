@@ -1,5 +1,5 @@
 // The stdio bus's typed errors; TimeoutError, WorkerGoneError and BusClosedError come from the core.
-import { SlotBusError } from "../core/index.ts"
+import { PoolFailedError, SlotBusError } from "../core/index.ts"
 
 /** The configuration is invalid: `field` names the setting ("pools[1].instances"), `reason` says what is wrong. */
 export class StdioConfigError extends SlotBusError {
@@ -38,14 +38,9 @@ export class JsonRpcError extends SlotBusError {
 /** More than max_output_queue bytes waited for a worker for longer than backpressure_timeout_sec: it is not reading. */
 export class BackpressureError extends SlotBusError {}
 
-/** The pool restarted its workers more than max_restarts times within restart_window_sec and gave up; restart the bus. */
-export class PoolFailedError extends SlotBusError {
-  constructor(
-    readonly pool: string,
-    readonly reason: string,
-  ) {
-    super(`pool "${pool}" failed: ${reason}; fix the worker and start the bus again`)
-  }
+/** A stdio pool restarted its workers more than max_restarts times within restart_window_sec and gave up. */
+export function poolFailed(pool: string, reason: string): PoolFailedError {
+  return new PoolFailedError(`pool "${pool}" failed: ${reason}; fix the worker and start the bus again`, pool, reason)
 }
 
 /** A pool's command could not be spawned at all (missing program, bad cwd). */

@@ -29,11 +29,10 @@ export {
   BusErrorCode,
   InvalidStateError,
   JsonRpcError,
-  PoolFailedError,
   SpawnError,
   StdioConfigError,
 } from "./errors.ts"
 export { StdioListener, formatAddress, parseAddress } from "./listener.ts"
 export type { ClientHost, ListenAddress, ListenOptions } from "./listener.ts"
 export { AUTH_METHOD, STDIO_TOKEN_ENV, STDIO_TOKEN_FILE_ENV, defaultStdioTokenFile, readTokenFile } from "./token.ts"
-export { BusClosedError, TimeoutError, WorkerGoneError } from "../core/index.ts"
+export { BusClosedError, PoolFailedError, TimeoutError, WorkerGoneError } from "../core/index.ts"

@@ -1,7 +1,8 @@
 // JSON-RPC on the wire: parse a line keeping ids a JS number cannot hold exact, and the error code of an error.
 // Separate because both the client side (ingest) and the worker side (fromWorker) use them.
 import { BusClosedError, TimeoutError, WorkerGoneError } from "../core/index.ts"
-import { BackpressureError, BusErrorCode, JsonRpcError, PoolFailedError } from "./errors.ts"
+import { PoolFailedError } from "../core/index.ts"
+import { BackpressureError, BusErrorCode, JsonRpcError } from "./errors.ts"
 import type { RawJSON } from "./types.ts"
 
 export function codeOf(e: Error): number {

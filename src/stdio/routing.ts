@@ -2,7 +2,7 @@
 // one) and what the bus says when it cannot route one. The bottom layer of StdioBus:
 // routing.ts ← books.ts ← workers.ts ← bus.ts.
 import { BusClosedError, Emitter, WorkerGoneError, longTimeout } from "../core/index.ts"
-import { BusErrorCode, InvalidStateError, JsonRpcError, PoolFailedError } from "./errors.ts"
+import { BusErrorCode, InvalidStateError, JsonRpcError, poolFailed } from "./errors.ts"
 import type { Instance, Pool } from "./pool.ts"
 import type { BusClient, BusMessage, BusState, JsonRpcId, JsonRpcMessage, LogLevel, StdioBusEvents } from "./types.ts"
 
@@ -47,7 +47,7 @@ export abstract class Routing {
 
   /** The instance for the next message: the session's pin if alive, else the least busy live one (pinned from then on). */
   protected routeNow(pool: Pool, sessionKey: string | null, owner: BusClient | null): Instance | null {
-    if (pool.failure) throw new PoolFailedError(pool.config.id, pool.failure)
+    if (pool.failure) throw poolFailed(pool.config.id, pool.failure)
     if (this._state !== "running") throw new BusClosedError(`the stdio bus is ${this._state}`)
     if (sessionKey !== null) {
       const pinned = this.sessions.get(sessionKey)

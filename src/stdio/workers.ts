@@ -3,7 +3,7 @@
 import type { Subprocess } from "bun"
 import { BusClosedError, Supervisor, WorkerGoneError } from "../core/index.ts"
 import type { LimitsConfig } from "./config.ts"
-import { JsonRpcError, PoolFailedError } from "./errors.ts"
+import { JsonRpcError, poolFailed } from "./errors.ts"
 import { parseMessage } from "./jsonrpc.ts"
 import { LineSplitter } from "./lines.ts"
 import type { Instance, Pool } from "./pool.ts"
@@ -52,7 +52,7 @@ export abstract class Workers extends Books {
     sup.on("restart", (s, r) => this.emit("worker-restart", { pool: id, instance: s.index, delayMs: r.delayMs }))
     sup.on("failed", (f) => {
       pool.failure = f.reason
-      const error = new PoolFailedError(id, f.reason)
+      const error = poolFailed(id, f.reason)
       for (const w of pool.liveWaiters.splice(0)) w.reject(error)
       this.emit("pool-failed", { pool: id, reason: f.reason })
     })
@@ -66,7 +66,7 @@ export abstract class Workers extends Books {
     for (const key of [...instance.sessions]) this.unpin(key)
     const pool = instance.pool
     const error = pool.failure
-      ? new PoolFailedError(pool.config.id, pool.failure)
+      ? poolFailed(pool.config.id, pool.failure)
       : expected && this._state !== "running"
         ? new BusClosedError(
             `the stdio bus stopped before pool "${pool.config.id}" instance ${instance.index} answered`,

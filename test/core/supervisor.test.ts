@@ -255,6 +255,8 @@ describe("superviseWorkers", () => {
       await failed.promise
       for (const e of [await queued, await waiting, await bus.call(new Uint8Array(1)).catch((e) => e)]) {
         expect(e).toBeInstanceOf(PoolFailedError) // before: the requests waited out their timeout for "0 workers"
+        expect(e.pool).toBe(name)
+        expect(e.reason).toMatch(/the last exit: pid \d+ exited with code 3/)
         expect(e.message).toContain(`the worker pool of "${name}" (${command.join(" ")}, 1 instance) gave up`)
         expect(e.message).toMatch(/the last exit: pid \d+ exited with code 3/)
       }

@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test"
+import { PoolFailedError as CorePoolFailedError } from "../../src/index.ts"
 import { BackpressureError, BusErrorCode, PoolFailedError, StdioBus, WorkerGoneError } from "../../src/stdio/index.ts"
 import { until } from "../support/helpers.ts"
 import { nextEvent, withBus, workerConfig } from "../support/stdio.ts"
@@ -22,7 +23,9 @@ describe("stdio bus limits and supervision", () => {
       expect(s.workerCount).toBe(0)
       const e = await bus.request("x").catch((x) => x)
       expect(e).toBeInstanceOf(PoolFailedError)
-      expect(e).toMatchObject({ pool: "w" })
+      expect(e).toBeInstanceOf(CorePoolFailedError) // one class for both kinds of pool
+      expect(e.pool).toBe("w")
+      expect(e.reason).toContain("more than 3 restarts")
       const it = bus.messages()
       await bus.send(JSON.stringify({ jsonrpc: "2.0", id: 1, method: "x" }))
       expect((await it.next()).value!.message).toMatchObject({ id: 1, error: { code: BusErrorCode.PoolFailed } })
