@@ -21,7 +21,7 @@ describe("stdio bus limits and supervision", () => {
       expect(s.pools[0]).toMatchObject({ state: "failed", failure: expect.stringContaining("more than 3 restarts") })
       expect(s.restarts).toBe(3)
       expect(s.workerCount).toBe(0)
-      const e = await bus.request("x").catch((x) => x)
+      const e = (await bus.request("x").catch((x) => x)) as PoolFailedError
       expect(e).toBeInstanceOf(PoolFailedError)
       expect(e).toBeInstanceOf(CorePoolFailedError) // one class for both kinds of pool
       expect(e.pool).toBe("w")
