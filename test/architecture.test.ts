@@ -147,6 +147,34 @@ describe("the layout of src/", () => {
     for (const to of featureImports) expect(to).toBe("core/index.ts")
   })
 
+  /** The files under src/ whose code (not only their types) imports `pkg`, statically or with import(). */
+  const valueImporters = (pkg: RegExp) =>
+    Object.keys(files)
+      .filter((f) => {
+        const code = files[f]!.replace(/^\s*(\/\/|\*).*$/gm, "") // comments name packages too
+        const fromPkg = new RegExp(
+          `^\\s*(?:import|export)\\s+(?!type\\b)(?:[\\w*\\s,]*\\{[^}]*\\}|[\\w*\\s]+)\\s*from\\s*"${pkg.source}`,
+          "m",
+        )
+        const loaded = new RegExp(`\\bimport\\s*\\(\\s*"${pkg.source}[^"]*"\\s*\\)(?!\\.\\w+\\s*[,;)>])`)
+        return fromPkg.test(code) || loaded.test(code)
+      })
+      .sort()
+
+  test("bun:ffi: one dlopen, in native/ffi.ts; shared-memory views (toArrayBuffer) in the files CONTRIBUTING names", () => {
+    expect(Object.keys(files).filter((f) => /\bdlopen\s*\(/.test(files[f]!))).toEqual(["native/ffi.ts"])
+    expect(valueImporters(/bun:ffi/)).toEqual([
+      "core/channel.ts",
+      "events/subscription.ts",
+      "events/topic.ts",
+      "native/ffi.ts",
+    ])
+  })
+
+  test("the optional NATS packages are loaded in nats/packages.ts only, so a missing one is a MissingPackageError", () => {
+    expect(valueImporters(/@nats-io\//)).toEqual(["nats/packages.ts"])
+  })
+
   test("the shared error base imports nothing", () => {
     expect(importsOf(files["errors.ts"]!)).toEqual([])
   })
