@@ -75,6 +75,10 @@ export class MissingPackageError extends SlotBusError {
   }
 }
 
+/** The server that carries a bus, worker, topic or contest across hosts cannot be reached (no server at the
+ * address, refused, timed out); the message names the address. */
+export class RemoteUnavailableError extends SlotBusError {}
+
 /**
  * A pool of workers gave up (its restarts went over their limit) and no worker of it is connected: what would wait
  * for it fails with this (`superviseWorkers` in the core, a stdio bus's pool). Fix the worker and start it again.

@@ -1,6 +1,8 @@
 // The NATS mapping of docs/PROTOCOL.md §10: subjects, headers, presence messages, and the connection.
 import { hostname } from "node:os"
 import type { Msg, NatsConnection } from "@nats-io/transport-node"
+import { RemoteUnavailableError } from "../core/index.ts"
+import { explainNats } from "./explain.ts"
 import { natsClient } from "./packages.ts"
 
 /**
@@ -114,5 +116,13 @@ export async function openConnection(option: unknown): Promise<{ nc: NatsConnect
     return { nc: option as NatsConnection, owned: false }
   const { connect } = await natsClient()
   const opts = typeof option === "string" ? { servers: option.split(",").map((s) => s.trim()) } : option
-  return { nc: await connect(opts as never), owned: true }
+  try {
+    return { nc: await connect(opts as never), owned: true }
+  } catch (e) {
+    const servers = (opts as { servers?: string | string[] } | undefined)?.servers ?? "127.0.0.1:4222"
+    throw new RemoteUnavailableError(
+      `cannot connect to the NATS server at ${[servers].flat().join(", ")}: ${explainNats(e, "is the address right, and does a nats-server run there?")}`,
+      { cause: e },
+    )
+  }
 }

@@ -5,6 +5,7 @@ import { describe, expect, test } from "bun:test"
 import {
   PayloadTooLargeError,
   RemoteError,
+  RemoteUnavailableError,
   SlotBus,
   SlotWorker,
   TimeoutError,
@@ -12,6 +13,7 @@ import {
   type ListenOptions,
   type WorkerEvent,
 } from "../../src/index.ts"
+import { Topic } from "../../src/events/index.ts"
 import { bunChild, busName, rejection, spawnWorker, until, type Child } from "../support/helpers.ts"
 import { natsPerFile, natsSkipReason } from "../support/nats.ts"
 
@@ -207,6 +209,23 @@ describe.skipIf(skip !== null)("a worker over NATS", () => {
     expect(await rejection(SlotBus.listen(busName("bad"), { nats: nats.url, heartbeatMs: -1 }))).toBeInstanceOf(
       RangeError,
     )
+  }, 30_000)
+})
+
+describe("no NATS server at the address", () => {
+  test("a bus, a worker and a topic fail to open with RemoteUnavailableError naming the address", async () => {
+    const nats = "nats://127.0.0.1:1" // nothing listens on port 1
+    const opens = [
+      () => SlotBus.listen(busName("gone"), { nats }),
+      () => SlotWorker.connect(busName("gone"), () => "", { nats }),
+      () => Topic.open(busName("gone"), { nats }),
+    ]
+    for (const open of opens) {
+      const e = await rejection(open())
+      expect(e).toBeInstanceOf(RemoteUnavailableError)
+      expect(String(e)).toContain("cannot connect to the NATS server at nats://127.0.0.1:1")
+      expect(String(e)).toContain("no NATS server answers at that address")
+    }
   }, 30_000)
 })
 
