@@ -154,7 +154,7 @@ for (const [what, open] of Object.entries(tries)) {
 
 test("the package carries the bench and the protocol, and leaves the perf notes in the repository", async () => {
   const installed = join(consumer, "node_modules", "slotbus")
-  for (const f of ["bench/cli.ts", "bench/slots/floor.c", "docs/PROTOCOL.md", "docs/model/slotbus.pml"])
+  for (const f of ["bench/cli.ts", "bench/slots/floor.c", "docs/PROTOCOL.md", "docs/api.md", "docs/model/slotbus.pml"])
     expect(existsSync(join(installed, f))).toBe(true)
   expect(existsSync(join(installed, "docs", "perf"))).toBe(false)
   const help = await runOk(["bun", join(installed, "bin", "slotbus.ts"), "bench", "events", "--help"], consumer, env)
