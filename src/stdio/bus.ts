@@ -393,6 +393,8 @@ export class StdioBus extends Workers {
    * a request a worker sent earlier. Malformed or unroutable messages are counted and answered when possible.
    */
   async ingest(client: BusClient, line: string): Promise<void> {
+    // Lines a client sent before it went away may still wait their turn (Inbound): nobody is left to answer them.
+    if (this.gone(client)) return
     let msg: JsonRpcMessage
     try {
       msg = parseMessage(line) as JsonRpcMessage
@@ -482,6 +484,7 @@ export class StdioBus extends Workers {
         if (ready) await ready
         return await instance.out.write((rewritten ? JSON.stringify(msg) : line) + "\n")
       }
+      if (this.gone(client)) return // it left while its request waited for an instance: nothing to track
       const id = ++this.nextId
       const entry: Pending = {
         instance,
@@ -510,6 +513,11 @@ export class StdioBus extends Workers {
     } catch (e) {
       if (hasId) this.answerError(client, originalId, codeOf(e as Error), (e as Error).message, pool.config.id)
     }
+  }
+
+  /** A socket or stdio client that has disconnected (the embedded caller never does). */
+  private gone(client: BusClient): boolean {
+    return client !== this.embedded && !this.clients.has(client)
   }
 
   /**
