@@ -1,6 +1,6 @@
 // Against a real MCP server from npm (@modelcontextprotocol/server-everything, over stdio) and the real MCP SDK client.
 import { describe, expect, test } from "bun:test"
-import { mkdtempSync, writeFileSync } from "node:fs"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
@@ -89,6 +89,7 @@ describe("stdio bus with a real MCP server", () => {
       await client.close()
       server.signal("SIGTERM")
       await server.exited
+      rmSync(dir, { recursive: true, force: true })
     }
     expect(server.stderr).toContain("everything#0 started")
   }, 60_000)
@@ -111,12 +112,14 @@ describe("stdio bus with a real MCP server", () => {
       })
     } finally {
       await client.close()
+      rmSync(dir, { recursive: true, force: true })
     }
   }, 60_000)
 
   test("a server's sampling request reaches only the MCP client it is for: another client's forged answers are refused, the real one is used", async () => {
     await withBus(everything(1), async (bus) => {
-      const sock = join(mkdtempSync(join(tmpdir(), "slotbus-mcp-")), "bus.sock")
+      const dir = mkdtempSync(join(tmpdir(), "slotbus-mcp-"))
+      const sock = join(dir, "bus.sock")
       await bus.listen(`unix:${sock}`)
       const mallory = await rawClient(`unix:${sock}`)
       const client = new Client({ name: "alice", version: "1.0.0" }, { capabilities: { sampling: {} } })
@@ -147,6 +150,7 @@ describe("stdio bus with a real MCP server", () => {
       } finally {
         await client.close()
         mallory.close()
+        rmSync(dir, { recursive: true, force: true })
       }
     })
   }, 60_000)
