@@ -2,7 +2,7 @@
 // which kernel objects it opens (none of memfd, eventfd, pidfd), what it leaves behind (nothing in /dev/shm, even
 // after kill -9), stale socket files, long names, and a peer shrinking the shared region. The core, topic and lease
 // suites run again on this backend from test/portable-suites.test.ts.
-import { afterEach, beforeAll, describe, expect, test } from "bun:test"
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test"
 import { mkdtempSync, readdirSync, readlinkSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -12,8 +12,8 @@ import { bunChild, busName, run, stopAll, type Child } from "../support/helpers.
 let dir = ""
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "slotbus-portable-"))
-  return () => rmSync(dir, { recursive: true, force: true })
 })
+afterAll(() => rmSync(dir, { recursive: true, force: true })) // bun test does not run a function beforeAll returns
 afterEach(stopAll)
 
 const posix = () => ({ ...process.env, SLOTBUS_PLATFORM: "posix", SLOTBUS_SOCKET_DIR: dir })
