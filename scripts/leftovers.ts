@@ -1,6 +1,6 @@
 // Run after the test suite (`npm test`): fails when the tests left something behind on this machine, whichever
 // feature's tests did it: a region in /dev/shm, a bound slotbus socket, a process started from this checkout, a
-// simulated host (test/support/hosts.ts: its netns, veth pair, nats-servers, temporary folder).
+// simulated host (test/support/hosts.ts: its netns, veth pair, nats-servers), a temporary folder named slotbus-….
 import { existsSync, readdirSync, readFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -64,7 +64,9 @@ function leftovers(): string[] {
     if (/^slotbus-\d+-\d+$/.test(ns) || /^sbbench-\d+$/.test(ns)) found.push(`netns ${ns}`)
   for (const link of readdirSync("/sys/class/net"))
     if (/^sb\d+-\d+a$/.test(link) || /^sbb\d+a$/.test(link)) found.push(`link ${link}`)
-  for (const d of readdirSync(tmpdir())) if (d.startsWith("slotbus-hosts-")) found.push(`folder ${join(tmpdir(), d)}`)
+  // and every other temporary folder a test makes is named slotbus-…: each test removes its own
+  for (const d of readdirSync(tmpdir(), { withFileTypes: true }))
+    if (d.isDirectory() && d.name.startsWith("slotbus-")) found.push(`folder ${join(tmpdir(), d.name)}`)
 
   return found
 }
@@ -78,4 +80,6 @@ if (found.length) {
   console.error(`the tests left ${found.length} thing(s) behind:\n  ${found.join("\n  ")}`)
   process.exit(1)
 }
-console.log("leftovers: none (/dev/shm, slotbus sockets, processes from this checkout, simulated hosts)")
+console.log(
+  "leftovers: none (/dev/shm, slotbus sockets, processes from this checkout, simulated hosts, slotbus-… folders in the temp dir)",
+)
