@@ -56,7 +56,7 @@ export interface BridgeReader {
 export interface TopicBridgeStats {
   /** Whether this process is its host's bridge for the topic now. */
   bridging: boolean
-  /** The NATS subjects it subscribes for its host's subscribers (§11.4), each once the server confirmed it. */
+  /** The NATS subjects it subscribes for its host's subscribers (§11.4). */
   subjects: string[]
   /** Events of this host sent to NATS. */
   sent: number
@@ -379,7 +379,6 @@ class Running {
   private lastOut: { subject: string; seq: number } | undefined
   private readonly out = new Map<string, { subject: string; seq: number }>() // type → subject, seq sent on it
   private readonly subs = new Map<string, NatsSubscription>() // pattern → subscription
-  private readonly confirmed = new Set<string>() // patterns the server has (a flush after their SUB came back)
   private readonly seen = new Map<string, SenderBooks>() // `<bridge> <subject>` → what was taken from it
   private readonly resends = new Resends()
   // the ring header's books table (§11.4): the entries the last bridge left, by `<bridge> <subject crc>` (taken
@@ -449,9 +448,8 @@ class Running {
     this.lastOut = undefined
   }
 
-  /** The patterns the server has confirmed: from then on a message published there reaches this bridge. */
   subjects() {
-    return [...this.subs.keys()].filter((p) => this.confirmed.has(p))
+    return this.subs.keys()
   }
   /**
    * Events of this host its outbound reader could not read in time. The reader counts the loss records this
@@ -567,29 +565,18 @@ class Running {
     if (mine >= 0) filters.splice(mine, 1)
     const want = cover(filters.map((f) => this.s.filter(f.mode, f.type)))
     let removed = false
-    const added: string[] = []
-    for (const p of want) {
-      if (this.subs.has(p)) continue
-      added.push(p)
-      this.subs.set(
-        p,
-        this.nc.subscribe(p, {
-          callback: guarded(
-            (msg) => this.take(msg),
-            (e) => this.refuse(p, `it could not be taken: ${(e as Error)?.message ?? e}`),
-          ),
-        }),
-      )
-    }
-    if (added.length > 0)
-      this.nc.flush().then(
-        () => {
-          for (const p of added) if (this.subs.has(p)) this.confirmed.add(p)
-        },
-        () => {}, // closed meanwhile
-      )
-    for (const [p, sub] of this.subs)
-      if (!want.includes(p)) sub.unsubscribe(), this.subs.delete(p), this.confirmed.delete(p), (removed = true)
+    for (const p of want)
+      if (!this.subs.has(p))
+        this.subs.set(
+          p,
+          this.nc.subscribe(p, {
+            callback: guarded(
+              (msg) => this.take(msg),
+              (e) => this.refuse(p, `it could not be taken: ${(e as Error)?.message ?? e}`),
+            ),
+          }),
+        )
+    for (const [p, sub] of this.subs) if (!want.includes(p)) sub.unsubscribe(), this.subs.delete(p), (removed = true)
     // numbers of subjects no longer heard start afresh when heard again (the gap between is not a loss)
     if (removed)
       for (const [key, books] of this.seen) {
