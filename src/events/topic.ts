@@ -488,6 +488,8 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
       this.control.setUint32(TopicLayout.OFF_BRIDGED + 4, Math.floor((at + 1) / 4294967296), true)
       this.control.setUint32(TopicLayout.OFF_BRIDGED, (at + 1) >>> 0, true)
     }
+    // entry i of the receive books table (§11.4): bridge, subject CRC-32, last seq, a spare u32
+    const book = (i: number) => TopicLayout.OFF_BOOKS + i * TopicLayout.BOOK_BYTES
     return {
       name: this.name,
       ringId: this.control.getBigUint64(16, true),
@@ -544,13 +546,13 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
       setBridged: (at) => setBridged(at),
       readBook: (i) => {
         if (this.closed) return { bridge: 0, subject: 0, seq: 0 }
-        const e = TopicLayout.OFF_BOOKS + i * TopicLayout.BOOK_BYTES
+        const e = book(i)
         const c = this.control
         return { bridge: c.getUint32(e, true), subject: c.getUint32(e + 4, true), seq: c.getUint32(e + 8, true) }
       },
       writeBook: (i, bridge, subject, seq) => {
         if (this.closed) return
-        const e = TopicLayout.OFF_BOOKS + i * TopicLayout.BOOK_BYTES
+        const e = book(i)
         this.control.setUint32(e, bridge, true)
         this.control.setUint32(e + 4, subject, true)
         this.control.setUint32(e + 8, seq, true)

@@ -15,6 +15,11 @@ export function explainNats(e: unknown, otherwise?: string): string {
   return otherwise ? `${m}: ${otherwise}` : m
 }
 
+/** JetStream says the stream (or a KV bucket's stream) does not exist. */
+export function streamNotFound(e: unknown): boolean {
+  return (e as Error)?.name === "StreamNotFoundError" || /stream not found/i.test(String(e))
+}
+
 /**
  * A stream create that another process may have won: the server says the name is taken, or its answer never came
  * (nats-server 2.9 can drop the answers to parallel creates of one stream in a cluster, nats-server#3677, and one

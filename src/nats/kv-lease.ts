@@ -4,7 +4,7 @@
 import type { KV, KvEntry } from "@nats-io/kv"
 import type { NatsConnection } from "@nats-io/transport-node"
 import { AlreadyExistsError, NotFoundError, ProtocolError, type CreateMode } from "../core/index.ts"
-import { mayHaveLostCreateRace } from "./explain.ts"
+import { mayHaveLostCreateRace, streamNotFound } from "./explain.ts"
 import { kvClient } from "./packages.ts"
 import { HOST, newId, openConnection } from "./wire.ts"
 
@@ -175,7 +175,7 @@ export class KvLeaseTable {
           kv = await kvm.open(bucket, { bindOnly: true })
           await kv.status()
         } catch (e) {
-          if ((e as Error)?.name !== "StreamNotFoundError" && !/stream not found/.test(String(e))) throw e
+          if (!streamNotFound(e)) throw e
           kv = null
         }
         // found later than at first: our own create, whose answer was lost

@@ -1,7 +1,7 @@
 // A topic's JetStream stream (docs/PROTOCOL.md §11.6): the one order and numbering of its events that every host
 // shares, for replay across hosts. The bridges (topic-bridge.ts) fill it without knowing it: the server stores
 // what they publish on the stream's subjects.
-import { mayHaveLostCreateRace } from "./explain.ts"
+import { mayHaveLostCreateRace, streamNotFound } from "./explain.ts"
 import { jetStreamClient } from "./packages.ts"
 import { Resends } from "./resends.ts"
 import type { NatsConnection } from "@nats-io/transport-node"
@@ -21,8 +21,6 @@ export const streamOf = (topic: string) => `SLOTBUS_EV_${topic.replaceAll(".", "
 /** The topic's stream cannot be used: another program's, or JetStream refused (off, or a right the user lacks). */
 export class StreamUnusable extends Error {}
 
-const notFound = (e: unknown) => (e as Error)?.name === "StreamNotFoundError" || /stream not found/i.test(String(e))
-
 /** Makes sure the topic's stream exists (§11.6) for `subject` (`slotbus.ev.<topic>.>`): creates it if missing. */
 export async function ensureTopicStream(
   connection: unknown, // a NatsConnection: typed so that the package's types never name the optional NATS client
@@ -36,7 +34,7 @@ export async function ensureTopicStream(
   const name = streamOf(topic)
   for (let attempt = 0; ; attempt++) {
     const info = await jsm.streams.info(name).catch((e) => {
-      if (notFound(e)) return null
+      if (streamNotFound(e)) return null
       throw e
     })
     if (info) {

@@ -5,7 +5,7 @@
 import { describe, expect, test } from "bun:test"
 import { join } from "node:path"
 import { Topic } from "../../src/events/index.ts"
-import { bunChild, busName, FIXTURES, until, type Child } from "../support/helpers.ts"
+import { bunChild, busName, FIXTURES, publishUntilHeard, until, type Child } from "../support/helpers.ts"
 import { hostsPerFile } from "../support/hosts.ts"
 
 const on = hostsPerFile("two-host topic")
@@ -27,17 +27,8 @@ async function subscriberOnB(topic: string, filter: string): Promise<Child> {
 }
 
 /** Publishes `probe` events on host A until host B's subscriber has one: host B's interest reached host A's server. */
-async function probeUntilHeard(topic: Topic, b: Child) {
-  await until(
-    () => {
-      topic.publish({ type: "job.probe", data: "probe" })
-      return b.lines.includes("ev probe")
-    },
-    "an event from host A reaches host B",
-    20_000,
-    20,
-  )
-}
+const probeUntilHeard = (topic: Topic, b: Child) =>
+  publishUntilHeard(topic, b, "job.probe", "probe", "an event from host A reaches host B")
 
 function lastJson(c: Child, prefix: string): Record<string, number> {
   const l = c.lines.findLast((l) => l.startsWith(prefix))

@@ -8,7 +8,7 @@ import { join } from "node:path"
 import { Topic } from "../../src/events/index.ts"
 import { SlotBus } from "../../src/index.ts"
 import { Contest } from "../../src/leases/index.ts"
-import { busName, FIXTURES, rng, until } from "../support/helpers.ts"
+import { busName, FIXTURES, publishUntilHeard, rng, until } from "../support/helpers.ts"
 import { underFire } from "../support/hostile-nats.ts"
 import { hostsPerFile } from "../support/hosts.ts"
 
@@ -47,15 +47,7 @@ describe.skipIf(skip !== null)("a hostile peer on both hosts' NATS servers", () 
     ])
     cleanup.push(() => sub.kill())
     await sub.waitLine(/^ready \d+$/, 20_000)
-    await until(
-      () => {
-        topic.publish({ type: "probe", data: "probe" })
-        return sub.lines.includes("ev probe")
-      },
-      "an event from host A reaches host B",
-      20_000,
-      50,
-    )
+    await publishUntilHeard(topic, sub, "probe", "probe", "an event from host A reaches host B", 50)
     const contest = await Contest.open(busName("hostile-hosts-lease"), { nats: a.natsUrl })
     cleanup.push(() => contest[Symbol.asyncDispose]())
 
@@ -73,15 +65,7 @@ describe.skipIf(skip !== null)("a hostile peer on both hosts' NATS servers", () 
     expect(answer.text()).toBe("after")
     expect(worker.running).toBe(true)
     expect(sub.running).toBe(true)
-    await until(
-      () => {
-        topic.publish({ type: "marker", data: "marker" })
-        return sub.lines.includes("ev marker")
-      },
-      "an event from host A reaches host B after the fire",
-      20_000,
-      50,
-    )
+    await publishUntilHeard(topic, sub, "marker", "marker", "an event from host A reaches host B after the fire", 50)
     expect(topic.bridgeStats()?.bridging).toBe(true)
     expect(fire.rss - fire.rss0).toBeLessThan(256 * 1024 * 1024)
   }, 90_000)

@@ -114,6 +114,29 @@ export function alive(pid: number): boolean {
 }
 
 /**
+ * Publishes `{ type, data }` on `topic` until `member` (a topic-member.ts child, on this host or another) printed
+ * "ev <data>": its interest has reached the publisher's side. Resolves with the milliseconds it took.
+ */
+export function publishUntilHeard(
+  topic: { publish(event: { type: string; data: string }): unknown },
+  member: Child,
+  type: string,
+  data: string,
+  what: string,
+  pollMs = 20,
+): Promise<number> {
+  return until(
+    () => {
+      topic.publish({ type, data })
+      return member.lines.includes(`ev ${data}`)
+    },
+    what,
+    20_000,
+    pollMs,
+  )
+}
+
+/**
  * Resolves with the milliseconds it waited once `cond()` holds, polling every `pollMs`; rejects after timeoutMs
  * naming `what` (a hang guard, not a timing assert).
  */

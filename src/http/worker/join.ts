@@ -99,11 +99,7 @@ export class JoinLoop {
           this.c.serve,
           this.c.nats === undefined
             ? { idle: this.c.idle, waitForHubMs: 5000 }
-            : {
-                nats: this.c.nats,
-                closeWhenHubsGone: true,
-                ...(this.c.host === undefined ? {} : { host: this.c.host }),
-              },
+            : { nats: this.c.nats, closeWhenHubsGone: true, host: this.c.host },
         )
         this.bus = reg.bus
         this.worker = worker
