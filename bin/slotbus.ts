@@ -19,8 +19,8 @@ commands:
   bench remote  workers over NATS vs shared memory, raw nats.js and HTTP keep-alive (--help)
   bench compare this work tree against a git ref, one interleaved run: slotbus bench compare main (--help)
   hub           run the HTTP hub: slotbus hub --port 3200 [--host 127.0.0.1] [--token-file path]
-  status        what a hub's workers, routes and events topic are doing, redrawn every second:
-                slotbus status [http://127.0.0.1:3200] [--once]
+  status        what an app's buses, topics and contests (serveStatus), or a hub, are doing, redrawn every second:
+                slotbus status [http://127.0.0.1:3200 | unix:/path/status.sock] [--once]
   stdio         run a stdio bus: slotbus stdio --config bus.json [--listen unix:/tmp/bus.sock]
                 or bridge to one: slotbus stdio connect unix:/tmp/bus.sock
 
@@ -39,8 +39,10 @@ async function run(argv: string[]): Promise<number> {
       return runHubCli(rest)
     }
     case "status": {
-      const { runStatusCli } = await import("../src/http/status-cli.ts")
-      return runStatusCli(rest)
+      // any serveStatus target; a hub's URL (or none: the hub at :3200) gets the hub's own view
+      const { runStatusCli } = await import("../src/status/cli.ts")
+      const hub = async (argv: string[]) => (await import("../src/http/status-cli.ts")).runStatusCli(argv)
+      return runStatusCli(rest, hub)
     }
     case "stdio": {
       const { runStdioCli } = await import("../src/stdio/cli.ts")

@@ -8,7 +8,7 @@ import { readdirSync, readFileSync } from "node:fs"
 import { dirname, join, normalize, relative } from "node:path"
 
 const SRC = join(import.meta.dir, "..", "src")
-const FEATURES = ["http", "events", "leases", "stdio", "nats"]
+const FEATURES = ["http", "events", "leases", "stdio", "nats", "status"]
 /** The sideways edges between features, each for a reason: feature → the features it may import (index.ts only). */
 export const FEATURE_EDGES: Record<string, readonly string[]> = {
   http: ["events", "nats"], // the hub's app.emit and GET /events run over a topic; hubWorker({ nats }) loads NATS

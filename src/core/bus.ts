@@ -40,6 +40,7 @@ import { TICK_BUSY_MS } from "./routing.ts"
 import { Accepting } from "./accept.ts"
 import { decodeReply, encodeCall, remoteProxy, type Remote } from "./rpc.ts"
 import { loadRemote, type RemoteLink } from "./remote.ts"
+import { STATUS, ago, section, type StatusSection, type StatusValue } from "./status.ts"
 
 export interface BusStats {
   name: string
@@ -98,6 +99,8 @@ export class SlotBus extends Accepting {
   private readonly timeoutMs: number
   private readonly streamIdleMs: number
   private remoteLink: RemoteLink | null = null
+  /** The pools superviseWorkers runs for this bus: each one's row in the status view. */
+  private readonly pools = new Map<object, () => { row: StatusValue[]; failure: string | null } | null>()
   protected override readonly idle: IdleStrategy | undefined
   protected override readonly maxWorkers: number
   protected override readonly maxPerUid: number
@@ -403,6 +406,11 @@ export class SlotBus extends Accepting {
     for (const w of [...this.waiters]) w.reject(err)
   }
 
+  /** @internal superviseWorkers: a pool that feeds this bus, shown in its status view until `describe` says null (stopped). */
+  showPool(pool: object, describe: () => { row: StatusValue[]; failure: string | null } | null) {
+    this.pools.set(pool, describe)
+  }
+
   /** The error of a pool that gave up, while no worker is connected (then nothing could serve a request). */
   private gaveUp(): Error | undefined {
     return this.workerCount === 0 ? this.poolFailures.values().next().value : undefined
@@ -472,6 +480,93 @@ export class SlotBus extends Accepting {
       ...this.counters,
       latency: this.latency.summary(),
     }
+  }
+
+  /** What `serveStatus` shows of this bus: its workers here and on other hosts, slots, latency, pools. */
+  [STATUS](): StatusSection {
+    const st = this.stats()
+    const s = section("bus", this.name)
+    const local = st.workers.filter((w) => w.transport === "shm")
+    const remote = st.workers.filter((w) => w.transport === "nats")
+    s.facts.push(
+      [
+        "workers",
+        remote.length > 0 || this.remoteLink ? `${local.length} here, ${remote.length} on other hosts` : local.length,
+      ],
+      ["in flight", st.inFlight],
+      ["queued", st.queued],
+      ["requests", st.requests],
+      ["responses", st.responses],
+      ["errors", st.errors],
+      ["timeouts", st.timeouts],
+      ["latency p50 / p99 µs", `${st.latency.p50Us} / ${st.latency.p99Us}`],
+      ["up", ago(performance.now() - this.createdAt)],
+    )
+    const refused = st.refusedPeers + st.overCapPeers + st.protocolErrors + st.evictedWorkers
+    if (refused > 0)
+      s.facts.push([
+        "refused / over cap / protocol errors / evicted",
+        `${st.refusedPeers} / ${st.overCapPeers} / ${st.protocolErrors} / ${st.evictedWorkers}`,
+      ])
+    s.tables.push({
+      title: "workers",
+      columns: ["pid", "host", "via", "state", "slots", "in use", "waiting", "stuck", "requests"],
+      rows: st.workers.map((w) => [
+        w.pid,
+        w.host,
+        w.transport,
+        w.state,
+        w.slots.length || null,
+        w.inFlight,
+        w.waiting,
+        w.stuck,
+        w.requests,
+      ]),
+    })
+    if (this.pools.size > 0) {
+      const pools = []
+      for (const [pool, describe] of this.pools) {
+        const p = describe()
+        if (p) pools.push(p)
+        else this.pools.delete(pool) // stopped
+      }
+      s.tables.push({
+        title: "worker pools (superviseWorkers)",
+        columns: ["command", "state", "running", "restarts", "pids"],
+        rows: pools.map((p) => p.row),
+      })
+      for (const p of pools) if (p.failure) s.warnings.push(`a worker pool gave up: ${p.failure}`)
+    }
+    if (st.workers.some((w) => w.stuck > 0))
+      s.warnings.push("workers hold stuck slots: a handler runs long past its caller's timeout")
+    if (this.remoteLink) {
+      const link = this.remoteLink
+      const byHost = new Map<string, { workers: number; slots: number; inFlight: number; requests: number }>()
+      for (const w of remote) {
+        const h = byHost.get(w.host) ?? { workers: 0, slots: 0, inFlight: 0, requests: 0 }
+        h.workers++
+        h.inFlight += w.inFlight
+        h.requests += w.requests
+        byHost.set(w.host, h)
+      }
+      s.nats = {
+        facts: [
+          ["server", link.server?.() ?? "?"],
+          ["connected", link.connected],
+          ["remote policy", this.remotePolicy],
+          ["refused messages", st.rejectedMessages],
+        ],
+        tables: [
+          {
+            title: "workers on other hosts",
+            columns: ["host", "workers", "in flight", "requests"],
+            rows: [...byHost].map(([host, h]) => [host, h.workers, h.inFlight, h.requests]),
+          },
+        ],
+      }
+      if (!link.connected) s.warnings.push("the NATS connection is closed: workers on other hosts cannot be reached")
+    }
+    return s
   }
 
   /**

@@ -14,6 +14,8 @@ export type { BackoffOptions } from "./backoff.ts"
 export { Emitter } from "./emitter.ts"
 export type { IdleStrategy, Parking } from "./idle.ts"
 export type { LatencySummary } from "./stats.ts"
+export { STATUS, ago, section } from "./status.ts"
+export type { StatusPart, StatusSection, StatusSource, StatusTable, StatusValue } from "./status.ts"
 export * from "../errors.ts"
 export { Supervisor, SupervisorError, superviseWorkers, splitCommand } from "./supervisor.ts"
 export type {

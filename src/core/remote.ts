@@ -119,6 +119,8 @@ export interface RemoteWorkerHost {
 
 export interface RemoteLink {
   readonly connected: boolean
+  /** The server it is connected to now (host:port), for status views. */
+  server?(): string
   /** Stops: a worker says it is leaving and finishes what it runs (up to timeoutMs); a hub stops listening. */
   close(timeoutMs: number): Promise<void>
 }

@@ -409,6 +409,20 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
     bus?.poolFailed(sup, new PoolFailedError(message, bus.name, f.reason))
   })
   sup.on("start", () => bus?.poolFailed(sup, null))
+  bus?.showPool(sup, () =>
+    sup.state === "stopped"
+      ? null
+      : {
+          row: [
+            argv.join(" "),
+            sup.state,
+            `${sup.runningCount} of ${sup.instances.length}`,
+            sup.restarts,
+            sup.instances.map((i) => i.pid || "-").join(" "),
+          ],
+          failure: sup.failureReason,
+        },
+  )
   sup.start()
   POOLS.set(key, { sup, options: shape })
   return sup

@@ -23,9 +23,12 @@ import {
   createRefusal,
   madeBy,
   optionNames,
+  section,
   settingMismatch,
+  STATUS,
   tuning,
   type CreateMode,
+  type StatusSection,
 } from "../core/index.ts"
 import {
   decodeFilter,
@@ -476,6 +479,56 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
    */
   bridgeStats(): TopicBridgeStats | undefined {
     return this.bridge?.stats()
+  }
+
+  /** What `serveStatus` shows of this topic: its members here, and with `nats`, its bridge and stream. */
+  async [STATUS](): Promise<StatusSection> {
+    const st = this.stats()
+    const s = section("topic", this.name)
+    s.facts.push(
+      ["capacity bytes", st.capacity],
+      ["tail (next id)", st.tail],
+      ["keeper pid", st.keeperPid || "-"],
+      ["abandoned / fenced", `${st.abandoned} / ${st.fenced}`],
+    )
+    s.tables.push(
+      {
+        title: "subscribers",
+        columns: ["pid", "filter", "queue", "received", "lagged", "behind bytes", "parked"],
+        rows: st.subscribers.map((b) => [b.pid, b.filter, b.queue, b.received, b.lagged, b.behind, b.parked]),
+      },
+      { title: "publishers", columns: ["pid", "published"], rows: st.publishers.map((p) => [p.pid, p.published]) },
+    )
+    const lagging = st.subscribers.filter((b) => b.lagged > 0).length
+    if (lagging > 0)
+      s.warnings.push(`${lagging} subscriber${lagging === 1 ? "" : "s"} fell behind and lost events (lagged)`)
+    if (!this.bridge) return s
+    const b = this.bridge.stats()
+    const holder = this.control.getUint32(TopicLayout.OFF_BRIDGE_PID, true)
+    s.nats = {
+      facts: [
+        ["server", this.bridge.server()],
+        ["this host's bridge", holder === 0 ? "none yet" : `pid ${holder}${b.bridging ? " (this process)" : ""}`],
+        ["subjects bridged", b.subjects.length],
+        ["sent / received", `${b.sent} / ${b.received}`],
+        ["lost on NATS / unsent / refused", `${b.lost} / ${b.unsent} / ${b.refused}`],
+        ["resends dropped / resyncs", `${b.resends} / ${b.resyncs}`],
+      ],
+      tables: [],
+    }
+    if (b.lost + b.unsent > 0)
+      s.warnings.push(`events lost across hosts: ${b.reasons.at(-1) ?? `${b.lost + b.unsent}`}`)
+    if (this.durable) {
+      const stream = await this.bridge.streamState().catch((e: unknown) => (e as Error).message ?? String(e))
+      if (typeof stream === "string") s.warnings.push(`the durable stream cannot be read: ${stream}`)
+      else if (stream)
+        s.nats.tables.push({
+          title: "durable stream",
+          columns: ["stream", "first seq", "last seq", "messages", "bytes"],
+          rows: [[stream.stream, stream.firstSeq, stream.lastSeq, stream.messages, stream.bytes]],
+        })
+    }
+    return s
   }
 
   /** What the NATS bridge uses of this topic (src/nats knows no Topic). */

@@ -7,10 +7,14 @@ import {
   checkOptions,
   checkWellFormed,
   madeBy,
+  ago,
   optionNames,
   ProtocolError,
+  section,
+  STATUS,
   TimeoutError,
   type CreateMode,
+  type StatusSection,
 } from "../core/index.ts"
 import { AlreadyExistsError, MissingPackageError, NotFoundError } from "../errors.ts"
 import type { KvClaim, KvHolder, KvLeaseTable } from "../nats/index.ts"
@@ -252,6 +256,31 @@ export class ClusterContest implements AsyncDisposable {
   async holders(): Promise<ClusterHolder[]> {
     const hs = await this.guard(() => this.handle().holders())
     return hs.map((h) => this.toHolder(h))
+  }
+
+  /** What `serveStatus` shows of this contest: the claims held across the cluster, read from its bucket now. */
+  async [STATUS](): Promise<StatusSection> {
+    const s = section("contest", this.name)
+    s.facts.push(["leases held by this process", this.leases.size])
+    const now = Date.now()
+    const held = await this.holders().catch((e: unknown) => (e as Error).message ?? String(e))
+    s.nats = { facts: [["bucket", this.bucket]], tables: [] }
+    if (typeof held === "string") s.warnings.push(`the lease bucket cannot be read: ${held}`)
+    else
+      s.nats.tables.push({
+        title: "claims held in the cluster",
+        columns: ["kind", "label", "owner", "host", "pid", "token", "expires in"],
+        rows: held.map((h) => [
+          h.subject.kind,
+          h.subject.label,
+          h.owner,
+          h.host,
+          h.pid,
+          String(h.token),
+          ago(h.expiresAt - now),
+        ]),
+      })
+    return s
   }
 
   /** Leave: this process's leases are released (best effort), waits rejected. The bucket stays. */

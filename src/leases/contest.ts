@@ -8,9 +8,13 @@ import {
   checkWellFormed,
   createRefusal,
   madeBy,
+  ago,
   optionNames,
+  section,
   settingMismatch,
+  STATUS,
   type CreateMode,
+  type StatusSection,
 } from "../core/index.ts"
 import { PeerRefusedError, ProtocolError, TimeoutError } from "../errors.ts"
 import {
@@ -444,6 +448,32 @@ export class Contest implements Disposable {
       subjects: s[LeaseStat.subjects]!,
       capacity: s[LeaseStat.capacity]!,
     }
+  }
+
+  /** What `serveStatus` shows of this contest: its counts and the claims held now on this host. */
+  [STATUS](): StatusSection {
+    const st = this.stats()
+    const s = section("contest", this.name)
+    s.facts.push(
+      ["members", st.members],
+      ["subjects held / capacity", `${st.subjects} / ${st.capacity}`],
+      ["claims / releases", `${st.claims} / ${st.releases}`],
+      ["expiries / takeovers / yields", `${st.expiries} / ${st.takeovers} / ${st.yields}`],
+    )
+    const now = Date.now()
+    s.tables.push({
+      title: "claims held",
+      columns: ["kind", "label", "owner", "pid", "token", "expires in"],
+      rows: this.holders(now).map((h) => [
+        h.subject.kind,
+        h.subject.label,
+        h.owner,
+        h.pid,
+        String(h.token),
+        h.expiresAt === Infinity ? "never" : ago(h.expiresAt - now),
+      ]),
+    })
+    return s
   }
 
   /** Clear the claim on one subject, or on every subject: for owner-controlled boot-time cleanup. Returns claims cleared. */

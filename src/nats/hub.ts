@@ -115,6 +115,10 @@ class NatsHub implements RemoteLink {
     return !this.nc.isClosed()
   }
 
+  server() {
+    return this.nc.getServer()
+  }
+
   async start() {
     const { nc } = this
     const refused = () => this.host.rejected()

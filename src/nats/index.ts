@@ -8,7 +8,7 @@ export const transport: RemoteTransport = { serveHub, serveWorker }
 export { bucketOf, keyOf, marginFor, nextToken, openKvLeases } from "./kv-lease.ts"
 export type { KvClaim, KvClaimOutcome, KvHolder, KvLeaseOptions, KvLeaseTable } from "./kv-lease.ts"
 export { cover, startTopicBridge, topicSubjects, typeOfSubject } from "./topic-bridge.ts"
-export type { BridgeReader, TopicBridge, TopicBridgeHost, TopicBridgeStats } from "./topic-bridge.ts"
+export type { BridgeReader, TopicBridge, TopicBridgeHost, TopicBridgeStats, TopicStreamState } from "./topic-bridge.ts"
 export { StreamUnusable, streamOf } from "./topic-stream.ts"
 export { explainNats } from "./explain.ts"
 export type { StreamFeed, TopicStreamLimits } from "./topic-stream.ts"

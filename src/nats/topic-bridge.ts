@@ -7,6 +7,7 @@ import { Resends } from "./resends.ts"
 import {
   ensureTopicStream,
   openStreamFeed,
+  streamOf,
   type StreamFeed,
   StreamUnusable,
   type TopicStreamLimits,
@@ -81,8 +82,21 @@ export interface TopicBridgeStats {
   reasons: string[]
 }
 
+/** A durable topic's stream as its server tells it now (§11.6), for status views. */
+export interface TopicStreamState {
+  stream: string
+  firstSeq: number
+  lastSeq: number
+  messages: number
+  bytes: number
+}
+
 export interface TopicBridge {
   stats(): TopicBridgeStats
+  /** The server this process's connection uses now (host:port). */
+  server(): string
+  /** The durable topic's stream now; null for a topic that is not durable. */
+  streamState(): Promise<TopicStreamState | null>
   /** A durable topic's stream (§11.6) from `from`, for the events `subject` (§11.1) carries; `ahead` pulled at most. */
   openStream(subject: string, from: "now" | "oldest" | number, ahead: number): Promise<StreamFeed>
   close(): Promise<void>
@@ -316,6 +330,18 @@ class Bridge implements TopicBridge {
       unsent: this.counts.unsent + (this.run?.unsent() ?? 0),
       reasons: [...this.reasons],
     }
+  }
+
+  server() {
+    return this.nc.getServer()
+  }
+
+  async streamState(): Promise<TopicStreamState | null> {
+    if (!this.msgId) return null
+    const { jetstreamManager } = await jetStreamClient()
+    const stream = streamOf(this.host.name)
+    const { state } = await (await jetstreamManager(this.nc)).streams.info(stream)
+    return { stream, firstSeq: state.first_seq, lastSeq: state.last_seq, messages: state.messages, bytes: state.bytes }
   }
 
   openStream(subject: string, from: "now" | "oldest" | number, ahead: number): Promise<StreamFeed> {

@@ -11,7 +11,7 @@ import {
   type LongTimer,
   type SupervisedInstance,
 } from "../core/index.ts"
-import { checkOptions, madeBy, optionNames } from "../core/index.ts"
+import { ago, checkOptions, madeBy, optionNames, section, STATUS, type StatusSection } from "../core/index.ts"
 import { loadConfig, type LimitsConfig, type StdioBusConfig, type StdioBusConfigInput } from "./config.ts"
 import { BusErrorCode, InvalidStateError, JsonRpcError, SpawnError } from "./errors.ts"
 import { type Handshake, Handshakes } from "./handshakes.ts"
@@ -338,6 +338,40 @@ export class StdioBus extends Workers {
       clientCount: this.clientCount,
       pools,
     }
+  }
+
+  /** What `serveStatus` shows of this bus: each pool's worker processes, their load and restarts, the traffic. */
+  [STATUS](): StatusSection {
+    const st = this.stats()
+    const s = section("stdio", "stdio bus")
+    s.facts.push(
+      ["state", st.state],
+      ["workers / clients", `${st.workerCount} / ${st.clientCount}`],
+      ["messages in / out", `${st.messagesIn} / ${st.messagesOut}`],
+      ["restarts", st.restarts],
+      ["routing errors / backpressure rejects", `${st.routingErrors} / ${st.backpressureRejects}`],
+      ["late answers / stuck dropped", `${st.lateResponses} / ${st.stuckDropped}`],
+    )
+    s.tables.push({
+      title: "worker processes",
+      columns: ["pool", "#", "pid", "state", "in flight", "sessions", "stuck", "restarts", "up", "queued bytes"],
+      rows: st.pools.flatMap((p) =>
+        p.instances.map((i) => [
+          p.id,
+          i.index,
+          i.pid || "-",
+          p.state === "failed" ? "failed" : i.state,
+          i.inFlight,
+          i.sessions,
+          i.stuck,
+          i.restarts,
+          i.uptimeMs > 0 ? ago(i.uptimeMs) : "-",
+          i.queuedBytes,
+        ]),
+      ),
+    })
+    for (const p of st.pools) if (p.failure) s.warnings.push(`pool "${p.id}" gave up: ${p.failure}`)
+    return s
   }
 
   /** Accepts NDJSON clients on "unix:/path" or "tcp:host:port" (tcp:0 picks a port) until the bus stops. */

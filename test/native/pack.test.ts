@@ -161,7 +161,7 @@ test("the package carries the bench and the protocol, and leaves the perf notes 
   expect(help).toContain("usage: slotbus bench events")
 })
 
-const entries = ["slotbus", "slotbus/http", "slotbus/events", "slotbus/leases", "slotbus/stdio"]
+const entries = ["slotbus", "slotbus/http", "slotbus/events", "slotbus/leases", "slotbus/stdio", "slotbus/status"]
 
 test.each(entries)(
   "under Node, a static import of every name %s exports prints that slotbus needs Bun",

@@ -1,5 +1,6 @@
 // A worker serving a hub over NATS (docs/PROTOCOL.md §10), for test/nats. Usage:
 //   bun test/support/nats-worker.ts <bus-name> <nats-url or options JSON> [--slots=N] [--heartbeat-ms=N] [--expose]
+//                                   [--host=LABEL]
 // With --expose it serves RPC calls instead: add(a, b) and where() (its pid).
 // Prints "ready <pid>" once it announced itself. Routes (http; raw calls answer their body reversed):
 //   /echo           200, x-pid, the body as sent
@@ -111,7 +112,7 @@ const slots = flag("slots")
 const hb = flag("heartbeat-ms")
 // A URL, or the NATS client's connection options as JSON (a test that needs the server order kept).
 const nats = url.startsWith("{") ? (JSON.parse(url) as Record<string, unknown>) : url
-const opts = { nats, slots: slots ? Number(slots) : undefined, heartbeatMs: hb ? Number(hb) : 100 }
+const opts = { nats, slots: slots ? Number(slots) : undefined, heartbeatMs: hb ? Number(hb) : 100, host: flag("host") }
 if (flags.includes("--expose"))
   await SlotWorker.expose(name, { add: (a: number, b: number) => a + b, where: () => process.pid }, opts)
 else await SlotWorker.connect(name, handle, opts)

@@ -1,0 +1,50 @@
+// What a live status view shows of one thing (a bus, a topic, a contest, a stdio bus): the shape every room
+// fills and serveStatus (src/status) serves, pages and prints without knowing which room it came from.
+
+/** One value of a fact or a table cell: shown as it is (numbers as numbers, true/false as yes/no). */
+export type StatusValue = string | number | boolean | null
+
+export interface StatusTable {
+  title: string
+  columns: string[]
+  rows: StatusValue[][]
+}
+
+/** A part of a section: its facts (label, value) and its tables. */
+export interface StatusPart {
+  facts: [label: string, value: StatusValue][]
+  tables: StatusTable[]
+}
+
+/** What one thing shows: its own part, and what it knows across hosts over NATS when it has the `nats` option. */
+export interface StatusSection extends StatusPart {
+  /** "bus", "stdio", "topic", "contest", or the caller's own. */
+  kind: string
+  /** Its name as the caller gave it. */
+  name: string
+  /** The NATS side: the connection, workers of other hosts, bridges, streams, leases in the cluster. */
+  nats?: StatusPart
+  /** Things to look at now (a pool that gave up, a lost NATS connection, events lost across hosts). */
+  warnings: string[]
+}
+
+/** The method a thing serveStatus can show has: `[STATUS]()`, its section now. */
+export const STATUS: unique symbol = Symbol.for("slotbus.status") as never
+
+export interface StatusSource {
+  [STATUS](): StatusSection | Promise<StatusSection>
+}
+
+/** A section with nothing in it yet, to fill. */
+export function section(kind: string, name: string): StatusSection {
+  return { kind, name, facts: [], tables: [], warnings: [] }
+}
+
+/** Rounds a duration in ms to what a person reads: "850 ms", "12.5 s", "3 min", "2 h 5 min". */
+export function ago(ms: number): string {
+  if (!(ms >= 0)) return "-"
+  if (ms < 1000) return `${Math.round(ms)} ms`
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`
+  if (ms < 3_600_000) return `${Math.floor(ms / 60_000)} min`
+  return `${Math.floor(ms / 3_600_000)} h ${Math.floor((ms % 3_600_000) / 60_000)} min`
+}

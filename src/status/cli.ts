@@ -1,0 +1,169 @@
+// `slotbus status <target> [--once]` for a process that serves serveStatus: its sections as text in a terminal,
+// redrawn every second until Ctrl-C. The target is the URL serveStatus printed: http://host:port, or
+// unix:/path (a bare /path or ./path too). A target that serves no /status.json is handed to `otherwise` (the HTTP
+// hub's own `slotbus status`, which bin/slotbus.ts passes in). Exit 2 when nothing answers at the target.
+import { parseArgs } from "node:util"
+import type { StatusPart, StatusValue } from "../core/index.ts"
+import type { StatusReport } from "./server.ts"
+
+const EVERY_MS = 1000
+const FETCH_TIMEOUT_MS = 5000
+
+/** A problem the user fixes (the target, the server): one line on stderr, exit 2. */
+class StatusProblem extends Error {}
+
+type Target = { kind: "unix"; path: string; label: string } | { kind: "http"; url: string; label: string }
+
+/** What the argument names: a unix socket, an http URL, or null when it is neither. */
+export function parseTarget(arg: string): Target | null {
+  if (arg.startsWith("unix:")) return { kind: "unix", path: arg.slice(5), label: arg }
+  if (arg.startsWith("/") || arg.startsWith("./") || arg.startsWith("../"))
+    return { kind: "unix", path: arg, label: `unix:${arg}` }
+  try {
+    const url = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(arg) ? arg : `http://${arg}`)
+    if (url.protocol !== "http:" && url.protocol !== "https:") return null
+    const base = url.origin + url.pathname.replace(/\/+$/, "")
+    return { kind: "http", url: base, label: base }
+  } catch {
+    return null
+  }
+}
+
+/** GET /status.json at the target: the report, null when it is a server without one (a hub), or a StatusProblem. */
+async function fetchReport(t: Target): Promise<StatusReport | null> {
+  let res: Response
+  try {
+    res =
+      t.kind === "unix"
+        ? await fetch("http://localhost/status.json", { unix: t.path, signal: AbortSignal.timeout(FETCH_TIMEOUT_MS) })
+        : await fetch(`${t.url}/status.json`, { signal: AbortSignal.timeout(FETCH_TIMEOUT_MS) })
+  } catch (e) {
+    const err = e as Error & { code?: string }
+    const why = err.name === "TimeoutError" ? `no answer within ${FETCH_TIMEOUT_MS} ms` : (err.code ?? err.message)
+    throw new StatusProblem(
+      `nothing answers at ${t.label} (${why}); is the process running, and serving its status there?`,
+    )
+  }
+  const text = await res.text()
+  let report: StatusReport | undefined
+  try {
+    report = JSON.parse(text) as StatusReport
+  } catch {}
+  if (res.ok && report && Array.isArray(report.sections)) return report
+  if (res.status === 404 && t.kind === "http") return null
+  throw new StatusProblem(
+    `${t.label} is not a slotbus status server: GET /status.json answered ${res.status} ${res.statusText}`,
+  )
+}
+
+// Everything in a section may come from another process (a worker's host label, a subscriber's filter): a string
+// holding a terminal escape must not repaint the user's screen.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it removes
+const clean = (s: string) => s.replace(/[\u0000-\u001f\u007f-\u009f]/g, "?")
+const show = (v: StatusValue) => (v === true ? "yes" : v === false ? "no" : v === null ? "-" : clean(String(v)))
+
+function table(columns: string[], rows: StatusValue[][]): string[] {
+  const cells = [columns.map((c) => clean(c).toUpperCase()), ...rows.map((r) => r.map(show))]
+  const numeric = columns.map((_, i) => rows.length > 0 && rows.every((r) => typeof r[i] === "number" || r[i] === null))
+  const widths = columns.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? "").length)))
+  return cells.map((r) =>
+    r
+      .map((c, i) => (numeric[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .join("  ")
+      .trimEnd(),
+  )
+}
+
+function part(p: StatusPart, indent: string): string[] {
+  const out: string[] = []
+  if (p.facts.length > 0) out.push(indent + p.facts.map(([k, v]) => `${clean(k)}: ${show(v)}`).join("   "))
+  for (const t of p.tables) {
+    out.push(`${indent}${clean(t.title).toUpperCase()} (${t.rows.length})`)
+    if (t.rows.length === 0) out.push(`${indent}  none`)
+    else out.push(...table(t.columns, t.rows).map((l) => `${indent}  ${l}`))
+  }
+  return out
+}
+
+export function render(r: StatusReport, width: number): string {
+  const out = [`${clean(r.title)} — ${clean(r.host)}, pid ${r.pid}, up ${Math.round(r.uptimeMs / 1000)} s, ${r.at}`]
+  for (const s of r.sections) {
+    out.push("", `== ${clean(s.kind)} ${clean(s.name)}`)
+    for (const w of s.warnings) out.push(`! ${clean(w)}`)
+    out.push(...part(s, ""))
+    if (s.nats) out.push("-- across hosts (NATS)", ...part(s.nats, "  "))
+  }
+  return `${out.map((l) => (l.length > width ? l.slice(0, width) : l)).join("\n")}\n`
+}
+
+const USAGE = `usage: slotbus status <target> [--once]
+
+Shows what a process serving its status (serveStatus from "slotbus/status") sees: its buses' workers here and
+on other hosts, slots, latency, pools and restarts, its topics and contests, and what each knows over NATS.
+The target is what serveStatus's url said: http://127.0.0.1:9300, or unix:/run/app/status.sock.
+An HTTP hub's URL shows the hub's own report; with no target, the hub at http://127.0.0.1:3200.
+Redrawn every second until Ctrl-C; --once prints it once and exits.`
+
+/**
+ * Runs `slotbus status` with `argv`; a target without /status.json (or none at all) goes to `otherwise`, the HTTP
+ * hub's view. Resolves with the exit code.
+ */
+export async function runStatusCli(argv: string[], otherwise: (argv: string[]) => Promise<number>): Promise<number> {
+  let parsed
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: { once: { type: "boolean" }, help: { type: "boolean", short: "h" } },
+    })
+  } catch {
+    return otherwise(argv) // its own parser says what is wrong, in the same words as before
+  }
+  if (parsed.values.help) {
+    console.log(USAGE)
+    return 0
+  }
+  if (parsed.positionals.length !== 1) return otherwise(argv)
+  const target = parseTarget(parsed.positionals[0]!)
+  if (!target) return otherwise(argv)
+  try {
+    const first = await fetchReport(target)
+    if (first === null) return otherwise(argv)
+    return await watch(target, first, parsed.values.once === true)
+  } catch (e) {
+    if (!(e instanceof StatusProblem)) throw e
+    process.stderr.write(`slotbus status: ${e.message}\n`)
+    return 2
+  }
+}
+
+async function watch(target: Target, first: StatusReport, once: boolean): Promise<number> {
+  if (once) {
+    process.stdout.write(render(first, Infinity))
+    return 0
+  }
+  const tty = process.stdout.isTTY === true
+  const { promise: stopped, resolve: stop } = Promise.withResolvers<void>()
+  process.once("SIGINT", stop)
+  process.once("SIGTERM", stop)
+  let report: StatusReport | StatusProblem = first
+  for (;;) {
+    const text =
+      report instanceof StatusProblem
+        ? `slotbus status: ${report.message}; trying again every second (Ctrl-C stops)\n`
+        : render(report, tty ? (process.stdout.columns ?? 120) : Infinity)
+    process.stdout.write(tty ? `\x1b[H\x1b[2J${text}` : `${text}\n`)
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const tick = new Promise<"tick">((r) => (timer = setTimeout(() => r("tick"), EVERY_MS)))
+    const why = await Promise.race([stopped.then(() => "stop" as const), tick])
+    clearTimeout(timer)
+    if (why === "stop") return 0
+    report = await fetchReport(target).then(
+      (r) => r ?? new StatusProblem(`${target.label} no longer serves /status.json`),
+      (e: unknown) => {
+        if (e instanceof StatusProblem) return e
+        throw e
+      },
+    )
+  }
+}

@@ -1,0 +1,222 @@
+// serveStatus: a live view of the buses, topics, contests and stdio buses of one process, on a TCP port or a unix
+// socket — GET / (the page), GET /status.json (the report), GET /stream (the report as server-sent events, at
+// once and then every second, while anyone watches). The sections come from each source's [STATUS]() (src/core/status.ts).
+import { chmodSync, existsSync, lstatSync, unlinkSync } from "node:fs"
+import { hostname } from "node:os"
+import type { Server } from "bun"
+import { checkOptions, optionNames, STATUS, section, type StatusSection, type StatusSource } from "../core/index.ts"
+import { STATUS_PAGE_CSP, STATUS_PAGE_HTML } from "./page.ts"
+
+export interface StatusServerOptions {
+  /** A TCP port to serve on (0 picks a free one). One of `port` and `unix`. */
+  port?: number
+  /** The address to bind with `port`: "127.0.0.1" unless told (the view names pids and hosts: keep it private). */
+  hostname?: string
+  /** A unix socket path to serve on instead, made readable and writable by this user only (mode 0600). */
+  unix?: string
+  /** What the page and `slotbus status` call this process; default its command line. */
+  title?: string
+}
+
+/** What GET /status.json answers and GET /stream sends every second. */
+export interface StatusReport {
+  title: string
+  host: string
+  pid: number
+  uptimeMs: number
+  at: string
+  sections: StatusSection[]
+}
+
+export interface StatusServer extends AsyncDisposable {
+  /** Where it serves: "http://127.0.0.1:9300" or "unix:/run/app/status.sock" (what `slotbus status` takes). */
+  readonly url: string
+  /** The report now, as GET /status.json answers it. */
+  report(): Promise<StatusReport>
+  /** Ends every stream and stops serving; a unix socket file is removed. */
+  stop(): Promise<void>
+}
+
+/** Anything with a status section: a SlotBus, Topic, Contest or StdioBus, or a function of your own. */
+export type StatusInput = StatusSource | (() => StatusSection | Promise<StatusSection>)
+
+const OPTIONS = optionNames<StatusServerOptions>({ port: true, hostname: true, unix: true, title: true })
+const EVERY_MS = 1000
+/** A section that takes longer than this (a NATS server that does not answer) shows a warning instead. */
+const SECTION_TIMEOUT_MS = 2000
+/** Watchers at once; more get 503 (each costs a report a second). */
+const MAX_WATCHERS = 64
+/** A watcher whose unread reports pass this is too slow: its stream is ended. */
+const MAX_BACKLOG_BYTES = 1024 * 1024
+const PAGE_HEADERS = {
+  "content-type": "text/html; charset=utf-8",
+  "cache-control": "no-store",
+  "content-security-policy": STATUS_PAGE_CSP,
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "no-referrer",
+}
+const encoder = new TextEncoder()
+
+function sectionOf(input: StatusInput, i: number): () => StatusSection | Promise<StatusSection> {
+  if (typeof input === "function") return input
+  if (input !== null && typeof input === "object" && typeof (input as StatusSource)[STATUS] === "function")
+    return () => (input as StatusSource)[STATUS]()
+  throw new TypeError(
+    `serveStatus: source ${i} has no status view; pass a SlotBus, Topic, Contest, StdioBus or a function returning a section`,
+  )
+}
+
+/** Reads one source's section; one that fails or hangs becomes a section saying so, the others still show. */
+async function read(get: () => StatusSection | Promise<StatusSection>, i: number): Promise<StatusSection> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  try {
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${SECTION_TIMEOUT_MS} ms`)), SECTION_TIMEOUT_MS)
+    })
+    return await Promise.race([get(), late])
+  } catch (e) {
+    const s = section("unreadable", `source ${i}`)
+    s.warnings.push(`cannot be read: ${(e as Error)?.message ?? String(e)}`)
+    return s
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** Frees a unix socket path left by a process that died; refuses one a live server listens on, or a non-socket. */
+async function claimSocketPath(path: string) {
+  if (!existsSync(path)) return
+  if (!lstatSync(path).isSocket())
+    throw new Error(`serveStatus: ${path} exists and is not a socket; pick another path or remove it`)
+  const live = await Bun.connect({ unix: path, socket: { data() {} } }).then(
+    (s) => (s.end(), true),
+    () => false,
+  )
+  if (live) throw new Error(`serveStatus: a server already listens on ${path}`)
+  unlinkSync(path) // stale: its process is gone
+}
+
+/**
+ * Serves a live status view of `sources` (SlotBus, Topic, Contest, StdioBus, or your own `() => section`) on a
+ * port or a unix socket: open its URL in a browser, or run `slotbus status <url>`.
+ */
+export async function serveStatus(sources: StatusInput[], options: StatusServerOptions): Promise<StatusServer> {
+  if (!Array.isArray(sources)) throw new TypeError("serveStatus takes an array of sources, like [bus, topic]")
+  const getters = sources.map(sectionOf)
+  const o = checkOptions(options, OPTIONS, "serveStatus")
+  if ((o.port === undefined) === (o.unix === undefined))
+    throw new TypeError("serveStatus needs one of { port } (0 picks one) and { unix: path }")
+  if (o.port !== undefined && !(Number.isInteger(o.port) && o.port >= 0 && o.port <= 65535))
+    throw new RangeError(`port must be a whole number from 0 to 65535, got ${String(o.port)}`)
+  if (o.unix !== undefined && (typeof o.unix !== "string" || o.unix === "" || o.unix.includes("\0")))
+    throw new TypeError("unix must be a socket file path")
+  if (o.hostname !== undefined && o.unix !== undefined) throw new TypeError("hostname goes with port, not unix")
+  if (o.hostname !== undefined && typeof o.hostname !== "string") throw new TypeError("hostname must be a string")
+  if (o.title !== undefined && typeof o.title !== "string") throw new TypeError("title must be a string")
+  const title = o.title ?? [process.argv0, ...process.argv.slice(1)].join(" ")
+  const started = performance.now()
+
+  const report = async (): Promise<StatusReport> => ({
+    title,
+    host: hostname(),
+    pid: process.pid,
+    uptimeMs: Math.round(performance.now() - started),
+    at: new Date().toISOString(),
+    sections: await Promise.all(getters.map((g, i) => read(g, i))),
+  })
+
+  const watchers = new Set<ReadableStreamDefaultController<Uint8Array>>()
+  let timer: ReturnType<typeof setInterval> | undefined
+  const frame = async () => encoder.encode(`event: status\ndata: ${JSON.stringify(await report())}\n\n`)
+  const drop = (c: ReadableStreamDefaultController<Uint8Array>, end: boolean) => {
+    if (!watchers.delete(c)) return
+    if (end) {
+      try {
+        c.close()
+      } catch {} // already closed by the client
+    }
+    if (watchers.size === 0) {
+      clearInterval(timer)
+      timer = undefined
+    }
+  }
+  const send = (c: ReadableStreamDefaultController<Uint8Array>, bytes: Uint8Array) => {
+    if (!watchers.has(c)) return
+    if ((c.desiredSize ?? 0) < -MAX_BACKLOG_BYTES) return drop(c, true) // a reader this far behind is gone or stuck
+    c.enqueue(bytes)
+  }
+  const tick = async () => {
+    const bytes = await frame()
+    for (const c of watchers) send(c, bytes)
+  }
+
+  const route = async (req: Request, server: Server<undefined>): Promise<Response> => {
+    const path = new URL(req.url).pathname
+    const only = (methods: string) =>
+      methods.split(", ").includes(req.method)
+        ? null
+        : Response.json(
+            { error: "method-not-allowed", message: `${path} takes ${methods}` },
+            { status: 405, headers: { allow: methods } },
+          )
+    if (path === "/" || path === "/status")
+      return (
+        only("GET, HEAD") ?? new Response(req.method === "HEAD" ? null : STATUS_PAGE_HTML, { headers: PAGE_HEADERS })
+      )
+    if (path === "/status.json")
+      return only("GET") ?? Response.json(await report(), { headers: { "cache-control": "no-store" } })
+    if (path === "/stream") {
+      const refused = only("GET")
+      if (refused) return refused
+      if (watchers.size >= MAX_WATCHERS)
+        return Response.json(
+          { error: "busy", message: `${MAX_WATCHERS} viewers already watch` },
+          { status: 503, headers: { "retry-after": "5" } },
+        )
+      server.timeout(req, 0)
+      const first = await frame()
+      let ctl!: ReadableStreamDefaultController<Uint8Array>
+      const body = new ReadableStream<Uint8Array>(
+        {
+          start(c) {
+            ctl = c
+            watchers.add(c)
+            c.enqueue(encoder.encode("retry: 1000\n\n"))
+            c.enqueue(first)
+            timer ??= setInterval(tick, EVERY_MS)
+          },
+          cancel: () => drop(ctl, false),
+        },
+        new ByteLengthQueuingStrategy({ highWaterMark: 64 * 1024 }),
+      )
+      req.signal.addEventListener("abort", () => drop(ctl, false), { once: true })
+      return new Response(body, {
+        headers: { "content-type": "text/event-stream", "cache-control": "no-store", "x-accel-buffering": "no" },
+      })
+    }
+    return Response.json(
+      { error: "not-found", message: "this status server serves /, /status.json and /stream" },
+      { status: 404 },
+    )
+  }
+
+  if (o.unix !== undefined) await claimSocketPath(o.unix)
+  const server: Server<undefined> = Bun.serve({
+    ...(o.unix !== undefined ? { unix: o.unix } : { port: o.port, hostname: o.hostname ?? "127.0.0.1" }),
+    fetch: (req, srv) => route(req, srv),
+    error: (e) => Response.json({ error: "internal", message: String(e?.message ?? e) }, { status: 500 }),
+  })
+  if (o.unix !== undefined) chmodSync(o.unix, 0o600)
+  const host = server.hostname?.includes(":") ? `[${server.hostname}]` : server.hostname
+  const url = o.unix !== undefined ? `unix:${o.unix}` : `http://${host}:${server.port}`
+
+  let stopping: Promise<void> | undefined
+  const stop = () =>
+    (stopping ??= (async () => {
+      for (const c of [...watchers]) drop(c, true)
+      clearInterval(timer)
+      await server.stop(true)
+      if (o.unix !== undefined && existsSync(o.unix)) unlinkSync(o.unix)
+    })())
+  return { url, report, stop, [Symbol.asyncDispose]: stop }
+}
