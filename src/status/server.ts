@@ -201,11 +201,18 @@ export async function serveStatus(sources: StatusInput[], options: StatusServerO
   }
 
   if (o.unix !== undefined) await claimSocketPath(o.unix)
-  const server: Server<undefined> = Bun.serve({
-    ...(o.unix !== undefined ? { unix: o.unix } : { port: o.port, hostname: o.hostname ?? "127.0.0.1" }),
-    fetch: (req, srv) => route(req, srv),
-    error: (e) => Response.json({ error: "internal", message: String(e?.message ?? e) }, { status: 500 }),
-  })
+  // the socket file is made 0600 as it is made (no moment in which another user may connect), then kept so
+  const umask = o.unix !== undefined ? process.umask(0o077) : undefined
+  let server: Server<undefined>
+  try {
+    server = Bun.serve({
+      ...(o.unix !== undefined ? { unix: o.unix } : { port: o.port, hostname: o.hostname ?? "127.0.0.1" }),
+      fetch: (req, srv) => route(req, srv),
+      error: (e) => Response.json({ error: "internal", message: String(e?.message ?? e) }, { status: 500 }),
+    })
+  } finally {
+    if (umask !== undefined) process.umask(umask)
+  }
   if (o.unix !== undefined) chmodSync(o.unix, 0o600)
   const host = server.hostname?.includes(":") ? `[${server.hostname}]` : server.hostname
   const url = o.unix !== undefined ? `unix:${o.unix}` : `http://${host}:${server.port}`

@@ -69,7 +69,7 @@ export function natsPerFile(
 
 /**
  * A hostile worker of bus `bus`: a plain NATS client that announces itself as worker `id` (every 50 ms) and
- * hands each request to `answer`, which may publish anything on its reply subject. `cancels` collects the cancels
+ * hands each request to `answer`, which may publish anything on its reply subject; `host` is the host it claims. `cancels` collects the cancels
  * it is sent. Undone by `stop()`, which also says it is leaving.
  */
 export async function hostileNatsWorker(
@@ -77,6 +77,7 @@ export async function hostileNatsWorker(
   bus: string,
   answer: (reply: string, nc: NatsConnection, msg: Msg) => void,
   id = "hostile",
+  host = "h",
 ) {
   const { connect } = await import("@nats-io/transport-node")
   const nc = await connect({ servers: url })
@@ -85,7 +86,7 @@ export async function hostileNatsWorker(
   nc.subscribe(`${root}.req.${id}`, { callback: (_, msg) => void (msg.reply && answer(msg.reply, nc, msg)) })
   nc.subscribe(`${root}.cancel.${id}`, { callback: (_, msg) => void cancels.push(msg.string()) })
   await nc.flush()
-  const presence = (state: string) => JSON.stringify({ v: 1, worker: id, host: "h", pid: 1, slots: 4, state })
+  const presence = (state: string) => JSON.stringify({ v: 1, worker: id, host, pid: 1, slots: 4, state })
   const timer = setInterval(() => nc.publish(`${root}.hb`, presence("serving")), 50)
   nc.publish(`${root}.hb`, presence("serving"))
   return {
