@@ -11,7 +11,7 @@ const SRC = join(import.meta.dir, "..", "src")
 const FEATURES = ["http", "events", "leases", "stdio", "nats", "status"]
 /** The sideways edges between features, each for a reason: feature → the features it may import (index.ts only). */
 export const FEATURE_EDGES: Record<string, readonly string[]> = {
-  http: ["events", "nats"], // the hub's app.emit and GET /events run over a topic; hubWorker({ nats }) loads NATS
+  http: ["events", "nats", "status"], // the hub's app.emit and GET /events run over a topic; hubWorker({ nats }) loads NATS; its page and CLI draw serveStatus's sections
   leases: ["nats"], // Contest.open(name, { nats }) loads the JetStream KV leases (docs/PROTOCOL.md §12)
   events: ["nats"], // Topic.open(name, { nats }) loads the bridge to NATS (docs/PROTOCOL.md §11)
 }

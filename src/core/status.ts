@@ -48,3 +48,26 @@ export function ago(ms: number): string {
   if (ms < 3_600_000) return `${Math.floor(ms / 60_000)} min`
   return `${Math.floor(ms / 3_600_000)} h ${Math.floor((ms % 3_600_000) / 60_000)} min`
 }
+
+/** A section that takes longer than this to read (a NATS server that does not answer) shows a warning instead. */
+const SECTION_TIMEOUT_MS = 2000
+
+/** Reads one section; one that fails or hangs becomes a section saying so (kind "unreadable"), never an error. */
+export async function readSection(
+  get: () => StatusSection | Promise<StatusSection>,
+  label: string,
+): Promise<StatusSection> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  try {
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${SECTION_TIMEOUT_MS} ms`)), SECTION_TIMEOUT_MS)
+    })
+    return await Promise.race([get(), late])
+  } catch (e) {
+    const s = section("unreadable", label)
+    s.warnings.push(`cannot be read: ${(e as Error)?.message ?? String(e)}`)
+    return s
+  } finally {
+    clearTimeout(timer)
+  }
+}

@@ -1,18 +1,23 @@
 // `slotbus status [hub-url] [--once]`: the hub's GET /health as tables in a terminal, redrawn every second (like
 // pm2 monit) until Ctrl-C; --once prints them once. Exit 2 when no hub answers at the URL.
 import { parseArgs } from "node:util"
+import { renderSections } from "../status/index.ts"
 import type { HubHealth } from "./hub/health.ts"
 
 const DEFAULT_URL = "http://127.0.0.1:3200"
 const EVERY_MS = 1000
 const FETCH_TIMEOUT_MS = 5000
 
-const USAGE = `usage: slotbus status [hub-url] [--once]
+const USAGE = `usage: slotbus status [target] [--once]
 
-Shows what the HTTP hub at hub-url (default ${DEFAULT_URL}) knows: its workers (pid, slots in use, in flight,
-stuck, served, restarts, latency percentiles), its routes, its events topic's subscribers with their lag, and
-recent evictions. Redrawn every second until Ctrl-C; --once prints it once and exits.
-The same, live in a browser: <hub-url>/health/status.`
+Shows what the HTTP hub at the target (default ${DEFAULT_URL}) knows: its workers (pid, slots in use, in flight,
+stuck, served, restarts, latency percentiles), its routes, its events topic's subscribers with their lag, recent
+evictions, and with NATS what it knows across hosts. The same, live in a browser: <hub-url>/health/status.
+
+The target may also be what serveStatus (slotbus/status) printed for an app: http://127.0.0.1:9300 or
+unix:/run/app/status.sock. Then it shows that app's buses (workers here and by host, slots, latency, pools and
+restarts), topics and contests, and what each knows over NATS; its page is the URL itself.
+Redrawn every second until Ctrl-C; --once prints it once and exits.`
 
 const HELP_HINT = `run "slotbus status --help" for the options`
 
@@ -99,7 +104,9 @@ async function fetchHealth(base: URL): Promise<HubHealth> {
   } catch (e) {
     const err = e as Error & { code?: string }
     const why = err.name === "TimeoutError" ? `no answer within ${FETCH_TIMEOUT_MS} ms` : (err.code ?? err.message)
-    throw new StatusProblem(`no hub answers at ${where} (${why}); start one with "slotbus hub", or check the URL`)
+    throw new StatusProblem(
+      `nothing answers at ${where} (${why}); start the hub ("slotbus hub") or the app serving its status there, or check the URL`,
+    )
   }
   if (res.status === 401 || res.status === 403) {
     await res.body?.cancel()
@@ -187,7 +194,13 @@ function render(h: HubHealth, url: URL, width: number): string {
     ].join("  "),
   )
 
-  out.push("", `WORKERS (all on ${clean(h.host)}: they share memory with the hub)`)
+  const remote = h.workers.filter((w) => w.transport === "nats").length
+  out.push(
+    "",
+    remote === 0
+      ? `WORKERS (all on ${clean(h.host)}: they share memory with the hub)`
+      : `WORKERS (${h.workers.length - remote} on ${clean(h.host)} over shared memory, ${remote} on other hosts over NATS)`,
+  )
   if (h.workers.length === 0) out.push("none registered")
   else
     out.push(
@@ -195,6 +208,7 @@ function render(h: HubHealth, url: URL, width: number): string {
         [
           "NAME",
           "INSTANCE",
+          "HOST",
           ">PID",
           "STATE",
           ">SLOTS",
@@ -211,6 +225,7 @@ function render(h: HubHealth, url: URL, width: number): string {
         h.workers.map((w) => [
           clean(w.name),
           clean(w.instance),
+          clean(w.host || h.host),
           w.pid,
           w.connected ? "connected" : "joining",
           `${w.slotsInUse}/${w.slots}`,
@@ -276,6 +291,8 @@ function render(h: HubHealth, url: URL, width: number): string {
   }
 
   out.push("", "LEASES: the hub holds no lease contests (leases live in slotbus/leases contests of their own)")
+
+  if (h.nats) out.push("", "ACROSS HOSTS (NATS)", ...renderSections(h.nats).slice(1))
 
   out.push("", "RECENT EVICTIONS")
   if (h.evicted.length === 0) out.push("none since the hub started")

@@ -3,7 +3,7 @@
 // unix:/path (a bare /path or ./path too). A target that serves no /status.json is handed to `otherwise` (the HTTP
 // hub's own `slotbus status`, which bin/slotbus.ts passes in). Exit 2 when nothing answers at the target.
 import { parseArgs } from "node:util"
-import type { StatusPart, StatusValue } from "../core/index.ts"
+import type { StatusPart, StatusSection, StatusValue } from "../core/index.ts"
 import type { StatusReport } from "./server.ts"
 
 const EVERY_MS = 1000
@@ -29,7 +29,10 @@ export function parseTarget(arg: string): Target | null {
   }
 }
 
-/** GET /status.json at the target: the report, null when it is a server without one (a hub), or a StatusProblem. */
+/**
+ * GET /status.json at the target: the report, or a StatusProblem; for an http URL, null instead of any problem (the
+ * HTTP hub's view then looks there, and says what it finds).
+ */
 async function fetchReport(t: Target): Promise<StatusReport | null> {
   let res: Response
   try {
@@ -38,6 +41,7 @@ async function fetchReport(t: Target): Promise<StatusReport | null> {
         ? await fetch("http://localhost/status.json", { unix: t.path, signal: AbortSignal.timeout(FETCH_TIMEOUT_MS) })
         : await fetch(`${t.url}/status.json`, { signal: AbortSignal.timeout(FETCH_TIMEOUT_MS) })
   } catch (e) {
+    if (t.kind === "http") return null
     const err = e as Error & { code?: string }
     const why = err.name === "TimeoutError" ? `no answer within ${FETCH_TIMEOUT_MS} ms` : (err.code ?? err.message)
     throw new StatusProblem(
@@ -50,7 +54,7 @@ async function fetchReport(t: Target): Promise<StatusReport | null> {
     report = JSON.parse(text) as StatusReport
   } catch {}
   if (res.ok && report && Array.isArray(report.sections)) return report
-  if (res.status === 404 && t.kind === "http") return null
+  if (t.kind === "http") return null
   throw new StatusProblem(
     `${t.label} is not a slotbus status server: GET /status.json answered ${res.status} ${res.statusText}`,
   )
@@ -85,24 +89,23 @@ function part(p: StatusPart, indent: string): string[] {
   return out
 }
 
-export function render(r: StatusReport, width: number): string {
-  const out = [`${clean(r.title)} — ${clean(r.host)}, pid ${r.pid}, up ${Math.round(r.uptimeMs / 1000)} s, ${r.at}`]
-  for (const s of r.sections) {
+/** Sections as terminal lines (every string cleaned of control characters); the HTTP hub's view prints them too. */
+export function renderSections(sections: StatusSection[]): string[] {
+  const out: string[] = []
+  for (const s of sections) {
     out.push("", `== ${clean(s.kind)} ${clean(s.name)}`)
     for (const w of s.warnings) out.push(`! ${clean(w)}`)
     out.push(...part(s, ""))
     if (s.nats) out.push("-- across hosts (NATS)", ...part(s.nats, "  "))
   }
-  return `${out.map((l) => (l.length > width ? l.slice(0, width) : l)).join("\n")}\n`
+  return out
 }
 
-const USAGE = `usage: slotbus status <target> [--once]
-
-Shows what a process serving its status (serveStatus from "slotbus/status") sees: its buses' workers here and
-on other hosts, slots, latency, pools and restarts, its topics and contests, and what each knows over NATS.
-The target is what serveStatus's url said: http://127.0.0.1:9300, or unix:/run/app/status.sock.
-An HTTP hub's URL shows the hub's own report; with no target, the hub at http://127.0.0.1:3200.
-Redrawn every second until Ctrl-C; --once prints it once and exits.`
+function render(r: StatusReport, width: number): string {
+  const out = [`${clean(r.title)} — ${clean(r.host)}, pid ${r.pid}, up ${Math.round(r.uptimeMs / 1000)} s, ${r.at}`]
+  out.push(...renderSections(r.sections))
+  return `${out.map((l) => (l.length > width ? l.slice(0, width) : l)).join("\n")}\n`
+}
 
 /**
  * Runs `slotbus status` with `argv`; a target without /status.json (or none at all) goes to `otherwise`, the HTTP
@@ -119,11 +122,7 @@ export async function runStatusCli(argv: string[], otherwise: (argv: string[]) =
   } catch {
     return otherwise(argv) // its own parser says what is wrong, in the same words as before
   }
-  if (parsed.values.help) {
-    console.log(USAGE)
-    return 0
-  }
-  if (parsed.positionals.length !== 1) return otherwise(argv)
+  if (parsed.values.help || parsed.positionals.length !== 1) return otherwise(argv) // one usage text, the hub's
   const target = parseTarget(parsed.positionals[0]!)
   if (!target) return otherwise(argv)
   try {

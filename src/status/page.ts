@@ -25,31 +25,41 @@ export const SECTIONS_STYLE = `
 .sb-warn { background: var(--warn-bg); color: var(--warn); border-radius: 6px; padding: 4px 10px; margin: 0 0 8px; font-weight: 600; }
 `
 
-/** Defines renderSections(container, sections): replaces the container's children with one card per section. */
-export const SECTIONS_SCRIPT = `
+/**
+ * Defines renderSections(container, sections): replaces the container's children with one card per section.
+ * (String.raw: its regular expression's backslashes reach the browser as written.)
+ */
+export const SECTIONS_SCRIPT = String.raw`
 function sbEl(tag, cls, text) {
   const e = document.createElement(tag)
   if (cls) e.className = cls
   if (text !== undefined) e.textContent = text
   return e
 }
-function sbShow(v) { return v === true ? "yes" : v === false ? "no" : v === null ? "-" : String(v) }
+// Control characters (a terminal escape in a host label, say) shown as \xNN instead of as boxes or nothing.
+function sbVisible(s) {
+  return String(s).replace(/[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => {
+    const h = c.charCodeAt(0).toString(16)
+    return h.length <= 2 ? "\\x" + ("0" + h).slice(-2) : "\\u" + ("000" + h).slice(-4)
+  })
+}
+function sbShow(v) { return v === true ? "yes" : v === false ? "no" : v === null ? "-" : sbVisible(v) }
 function sbPart(parent, part) {
   if (part.facts.length) {
     const dl = sbEl("dl", "sb-facts")
     for (const [k, v] of part.facts) {
       const d = sbEl("div")
-      d.append(sbEl("dt", "", k), sbEl("dd", "", sbShow(v)))
+      d.append(sbEl("dt", "", sbVisible(k)), sbEl("dd", "", sbShow(v)))
       dl.append(d)
     }
     parent.append(dl)
   }
   for (const t of part.tables) {
-    parent.append(sbEl("h3", "", t.title + " (" + t.rows.length + ")"))
+    parent.append(sbEl("h3", "", sbVisible(t.title) + " (" + t.rows.length + ")"))
     if (!t.rows.length) { parent.append(sbEl("p", "sb-empty", "none")); continue }
     const table = sbEl("table"), head = sbEl("tr")
     const numeric = t.columns.map((_, i) => t.rows.every((r) => typeof r[i] === "number" || r[i] === null))
-    t.columns.forEach((c, i) => head.append(sbEl("th", numeric[i] ? "n" : "", c)))
+    t.columns.forEach((c, i) => head.append(sbEl("th", numeric[i] ? "n" : "", sbVisible(c))))
     table.append(head)
     for (const r of t.rows) {
       const tr = sbEl("tr")
@@ -65,9 +75,9 @@ function renderSections(container, sections) {
   const cards = sections.map((s) => {
     const card = sbEl("section", "sb-card")
     const h = sbEl("h2")
-    h.append(sbEl("span", "kind", s.kind), document.createTextNode(s.name))
+    h.append(sbEl("span", "kind", sbVisible(s.kind)), document.createTextNode(sbVisible(s.name)))
     card.append(h)
-    for (const w of s.warnings) card.append(sbEl("p", "sb-warn", w))
+    for (const w of s.warnings) card.append(sbEl("p", "sb-warn", sbVisible(w)))
     sbPart(card, s)
     if (s.nats) {
       const n = sbEl("div", "sb-nats")
@@ -109,9 +119,9 @@ function ago(ms) { return ms < 60000 ? Math.round(ms / 1000) + " s" : ms < 36000
 const es = new EventSource("stream")
 es.addEventListener("status", (e) => {
   const r = JSON.parse(e.data)
-  title.textContent = r.title
-  document.title = "slotbus status: " + r.title
-  where.textContent = r.host + " · pid " + r.pid + " · up " + ago(r.uptimeMs) + " · " + r.at.slice(11, 19) + " UTC"
+  title.textContent = sbVisible(r.title)
+  document.title = "slotbus status: " + sbVisible(r.title)
+  where.textContent = sbVisible(r.host) + " · pid " + r.pid + " · up " + ago(r.uptimeMs) + " · " + r.at.slice(11, 19) + " UTC"
   pill.textContent = "live"
   pill.className = "pill live"
   renderSections(main, r.sections)

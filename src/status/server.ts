@@ -4,7 +4,7 @@
 import { chmodSync, existsSync, lstatSync, unlinkSync } from "node:fs"
 import { hostname } from "node:os"
 import type { Server } from "bun"
-import { checkOptions, optionNames, STATUS, section, type StatusSection, type StatusSource } from "../core/index.ts"
+import { checkOptions, optionNames, readSection, STATUS, type StatusSection, type StatusSource } from "../core/index.ts"
 import { STATUS_PAGE_CSP, STATUS_PAGE_HTML } from "./page.ts"
 
 export interface StatusServerOptions {
@@ -42,8 +42,6 @@ export type StatusInput = StatusSource | (() => StatusSection | Promise<StatusSe
 
 const OPTIONS = optionNames<StatusServerOptions>({ port: true, hostname: true, unix: true, title: true })
 const EVERY_MS = 1000
-/** A section that takes longer than this (a NATS server that does not answer) shows a warning instead. */
-const SECTION_TIMEOUT_MS = 2000
 /** Watchers at once; more get 503 (each costs a report a second). */
 const MAX_WATCHERS = 64
 /** A watcher whose unread reports pass this is too slow: its stream is ended. */
@@ -64,23 +62,6 @@ function sectionOf(input: StatusInput, i: number): () => StatusSection | Promise
   throw new TypeError(
     `serveStatus: source ${i} has no status view; pass a SlotBus, Topic, Contest, StdioBus or a function returning a section`,
   )
-}
-
-/** Reads one source's section; one that fails or hangs becomes a section saying so, the others still show. */
-async function read(get: () => StatusSection | Promise<StatusSection>, i: number): Promise<StatusSection> {
-  let timer: ReturnType<typeof setTimeout> | undefined
-  try {
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${SECTION_TIMEOUT_MS} ms`)), SECTION_TIMEOUT_MS)
-    })
-    return await Promise.race([get(), late])
-  } catch (e) {
-    const s = section("unreadable", `source ${i}`)
-    s.warnings.push(`cannot be read: ${(e as Error)?.message ?? String(e)}`)
-    return s
-  } finally {
-    clearTimeout(timer)
-  }
 }
 
 /** Frees a unix socket path left by a process that died; refuses one a live server listens on, or a non-socket. */
@@ -122,7 +103,7 @@ export async function serveStatus(sources: StatusInput[], options: StatusServerO
     pid: process.pid,
     uptimeMs: Math.round(performance.now() - started),
     at: new Date().toISOString(),
-    sections: await Promise.all(getters.map((g, i) => read(g, i))),
+    sections: await Promise.all(getters.map((g, i) => readSection(g, `source ${i}`))),
   })
 
   const watchers = new Set<ReadableStreamDefaultController<Uint8Array>>()

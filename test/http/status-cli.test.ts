@@ -1,5 +1,6 @@
 // `slotbus status` as a user runs it: against a real hub with real worker processes, once or redrawn every
 // second until Ctrl-C; a hub that is not there (or a proxy that wants credentials) is one line and exit 2.
+import { hostname } from "node:os"
 import { afterAll, expect, test } from "bun:test"
 import { join } from "node:path"
 import { createHub } from "../../src/http/index.ts"
@@ -34,10 +35,11 @@ test("slotbus status --once prints the hub's workers, routes and topic, and exit
     const out = r.stdout
     expect(out).toStartWith(`slotbus hub ${hub.url} · host `)
     expect(out).toContain("requests 5  responses 5")
-    // NAME INSTANCE PID STATE SLOTS IN-FLIGHT STUCK SERVED RESTARTS P50 P90 P99 MAX ROUTES
+    // NAME INSTANCE HOST PID STATE SLOTS IN-FLIGHT STUCK SERVED RESTARTS P50 P90 P99 MAX ROUTES
     const cells = row(out, 0, "shop")
-    expect(cells.slice(0, 9)).toEqual(["shop", "shop-1", String(w.pid), "connected", "0/32", "0", "0", "5", "1"])
-    expect(cells.slice(9, 13).every((c) => /^\d+(\.\d+)?(µs|ms|s)$/.test(c))).toBe(true)
+    const host = hostname()
+    expect(cells.slice(0, 10)).toEqual(["shop", "shop-1", host, String(w.pid), "connected", "0/32", "0", "0", "5", "1"])
+    expect(cells.slice(10, 14).every((c) => /^\d+(\.\d+)?(µs|ms|s)$/.test(c))).toBe(true)
     expect(row(out, 1, "GET /items/:id")).toEqual(["shop", "GET /items/:id", "1"])
     expect(out).toContain(`EVENTS TOPIC ${hub.eventsTopic} · ring 1.0 MiB`)
     expect(row(out, 0, `${w.pid} (shop)`)).toEqual([`${w.pid} (shop)`, "1"]) // the worker as a publisher
@@ -89,7 +91,7 @@ test("a hub that goes away while watched is reported on the next redraw, and the
   try {
     await watch.waitLine(/^slotbus hub /)
     await hub.close()
-    await watch.waitLine(/^slotbus status: no hub answers at .+; trying again every second \(Ctrl-C stops\)$/)
+    await watch.waitLine(/^slotbus status: nothing answers at .+; trying again every second \(Ctrl-C stops\)$/)
     expect(watch.running).toBe(true)
     watch.signal("SIGINT")
     expect(await watch.exited).toBe(0)
@@ -108,7 +110,7 @@ test("slotbus status with no hub at the URL prints one line and exits 2", async 
     expect([r.code, r.stdout]).toEqual([2, ""])
     expect(r.stderr).toMatch(
       new RegExp(
-        `^slotbus status: no hub answers at ${url} \\(.+\\); start one with "slotbus hub", or check the URL\\n$`,
+        `^slotbus status: nothing answers at ${url} \\(.+\\); start the hub \\("slotbus hub"\\) or the app serving its status there, or check the URL\\n$`,
       ),
     )
   }
@@ -150,7 +152,7 @@ test.each([
 test("slotbus status --help prints the usage and exits 0; slotbus --help lists the command", async () => {
   const r = await status(["--help"])
   expect([r.code, r.stderr]).toEqual([0, ""])
-  expect(r.stdout).toStartWith("usage: slotbus status [hub-url] [--once]")
+  expect(r.stdout).toStartWith("usage: slotbus status [target] [--once]")
   const top = await run([process.execPath, BIN, "--help"])
   expect(top.stdout).toMatch(/^ {2}status {8}/m)
 })

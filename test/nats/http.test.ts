@@ -7,7 +7,7 @@ import { connect } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { createHub, type HubHealth } from "../../src/http/index.ts"
-import { pattern, stopAll, until, type Child } from "../support/helpers.ts"
+import { pattern, run, stopAll, until, type Child } from "../support/helpers.ts"
 import { failingWorker, startHubProcess, startWorker } from "../support/http.ts"
 import { natsSkipReason, startNats } from "../support/nats.ts"
 
@@ -44,6 +44,53 @@ describe.skipIf(skip !== null)("the HTTP hub with a worker over NATS", () => {
       )
     } finally {
       await w.kill()
+    }
+  }, 30_000)
+
+  test("/health, the live view and slotbus status show the hub's NATS side: the connection, workers by host, the events topic's bridge", async () => {
+    const js = await startNats({ jetstream: true }) // the durable events topic's stream
+    await using hub = await createHub({ port: 0, nats: js.url, eventsDurable: true, quiet: true })
+    const w = await startWorker(hub.url, "shop", [`--nats=${js.url}`, "--host=media-b"])
+    try {
+      expect((await fetch(`${hub.url}/emit/order.created`, { method: "POST", body: "{}" })).status).toBe(200)
+      await until(async () => {
+        const h = (await (await fetch(`${hub.url}/health`)).json()) as HubHealth
+        const t = h.nats?.find((s) => s.kind === "topic")?.nats?.tables[0]
+        return t?.rows[0]?.[2] === 1
+      }, "the durable stream's last sequence is 1")
+      const health = (await (await fetch(`${hub.url}/health`)).json()) as HubHealth
+      const bus = health.nats!.find((s) => s.kind === "bus")!
+      expect(bus.nats!.facts).toContainEqual(["connected", true])
+      const byHost = bus.nats!.tables.find((t) => t.title === "workers on other hosts")!
+      expect(byHost.rows.map((r) => r[0])).toEqual(["media-b"])
+      expect(health.workers.map((x) => x.host)).toEqual(["media-b"])
+      const topic = health.nats!.find((s) => s.kind === "topic")!
+      expect(topic.name).toBe(hub.eventsTopic)
+      expect(topic.nats!.facts).toContainEqual(["this host's bridge", `pid ${process.pid} (this process)`])
+      expect("nats" in hub.health()).toBe(false) // the sync report leaves the NATS side out
+
+      const stream = await fetch(`${hub.url}/health/stream`)
+      const reader = stream.body!.getReader()
+      let text = ""
+      while (!text.includes("\n\n")) text += new TextDecoder().decode((await reader.read()).value)
+      await reader.cancel()
+      expect(text).toContain('"workers on other hosts"')
+
+      // (async: the hub runs in this process)
+      const cli = await run([
+        process.execPath,
+        join(import.meta.dir, "..", "..", "bin", "slotbus.ts"),
+        "status",
+        hub.url,
+        "--once",
+      ])
+      const out = cli.stdout
+      expect(out).toContain("ACROSS HOSTS (NATS)")
+      expect(out).toMatch(/media-b +1/)
+      expect(out).toContain(`SLOTBUS_EV_${hub.eventsTopic.replaceAll(".", "~")}`)
+    } finally {
+      await w.kill()
+      await js.server.kill()
     }
   }, 30_000)
 

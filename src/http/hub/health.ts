@@ -1,7 +1,7 @@
 // What the hub counts and reports at GET /health: counters, the workers and routes it knows, its events topic,
 // recent evictions.
 import { hostname } from "node:os"
-import type { LatencySummary } from "../../core/index.ts"
+import { readSection, STATUS, type LatencySummary, type StatusSection } from "../../core/index.ts"
 import { TopicClosedError, type Topic, type TopicStats } from "../../events/index.ts"
 import { type HubCounters, newCounters } from "./counters.ts"
 import type { Registry, WorkerInstance } from "./registry.ts"
@@ -44,6 +44,12 @@ export interface HubHealth {
   /** The hub's events topic (`app.emit`, `GET /events`): its subscribers with their lag, its publishers. */
   topics: TopicStats[]
   evicted: { name: string; instance: string; pid: number; reason: string; at: string }[]
+  /**
+   * With the `nats` option, what each worker name's bus and the events topic know across hosts (serveStatus's
+   * sections, their NATS side only): the connection, workers by host, the bridge's holder, the stream's sequence.
+   * In GET /health and the live view; hub.health() leaves it out (it is read from the NATS server).
+   */
+  nats?: StatusSection[]
 }
 
 const KEEP_EVICTIONS = 20
@@ -129,6 +135,20 @@ function topicStats(topic: Topic | null): TopicStats[] {
     if (e instanceof TopicClosedError) return [] // the hub is closing
     throw e
   }
+}
+
+/** The NATS side of the hub's buses and events topic (their sections with only that part): [] without NATS. */
+export async function natsSections(registry: Registry, topic: Topic | null): Promise<StatusSection[]> {
+  const buses = new Set([...registry.instances.values()].map((i) => i.bus))
+  const all = await Promise.all([
+    ...[...buses].map((b) => readSection(() => b[STATUS](), `bus ${b.name}`)),
+    ...(topic ? [readSection(() => topic[STATUS](), `topic ${topic.name}`)] : []),
+  ])
+  return all.flatMap((s) =>
+    s.nats || s.kind === "unreadable"
+      ? [{ kind: s.kind, name: s.name, facts: [], tables: [], nats: s.nats, warnings: s.warnings }]
+      : [],
+  )
 }
 
 export class Health {

@@ -6,7 +6,7 @@ import { SettingsMismatchError, Topic } from "../../events/index.ts"
 import { HubEventsError } from "../errors.ts"
 import { sameToken, defaultTokenFile, newToken, removeTokenFile, writeTokenFile } from "../token.ts"
 import { INTERNAL_PREFIX, type DeliveryReply, type EmitItem, type PushItem, type RegisterRequest } from "../wire.ts"
-import { Health, prometheus, type HubHealth } from "./health.ts"
+import { Health, natsSections, prometheus, type HubHealth } from "./health.ts"
 import { Liveness } from "./liveness.ts"
 import { eventsTopicFor, json, MiB, resolveOptions, type HubOptions, type ResolvedOptions } from "./options.ts"
 import { RequestProxy } from "./proxy.ts"
@@ -61,7 +61,7 @@ export class Hub {
     this.liveness = new Liveness(this.o, this.registry)
     this.proxy = new RequestProxy(this.o, counters, this.registry, this.liveness)
     this.sse = new SseHub(this.o, counters, this.registry, this.proxy, tag)
-    this.status = new StatusStream(this.o, () => this.health())
+    this.status = new StatusStream(this.o, () => this.fullHealth())
   }
 
   /** @internal Use createHub(). */
@@ -129,7 +129,7 @@ export class Hub {
     const start = url.indexOf("/", url.indexOf("//") + 2)
     const q = url.indexOf("?", start)
     const path = q < 0 ? url.slice(start) : url.slice(start, q)
-    if (path === "/health") return json(200, this.health())
+    if (path === "/health") return this.fullHealth().then((h) => json(200, h))
     if (path === "/health/status") return this.status.page(req)
     if (path === "/health/stream") return this.status.open(req, server)
     if (path === "/metrics") return new Response(prometheus(this.health()), { headers: METRICS_HEADERS })
@@ -199,6 +199,13 @@ export class Hub {
 
   health(): HubHealth {
     return this.healthReport.report(this.registry, { ...this.sse.counts, statusClients: this.status.count }, this.topic)
+  }
+
+  /** health() and, with the `nats` option, what the buses and the events topic know across hosts. */
+  private async fullHealth(): Promise<HubHealth> {
+    const h = this.health()
+    if (this.o.nats !== undefined) h.nats = await natsSections(this.registry, this.topic)
+    return h
   }
 
   /** Stops listening, ends SSE streams, disconnects every worker (they retry until a hub is back). */

@@ -2,7 +2,7 @@
 // build step, nothing fetched from elsewhere) that draws GET /health/stream as it arrives. Every string from a
 // worker or a topic member goes into the DOM as textContent, never as markup; the CSP below (scripts and styles
 // only by hash, no inline handlers) is a second fence, not the first.
-import { createHash } from "node:crypto"
+import { SECTIONS_SCRIPT, SECTIONS_STYLE, sha256 } from "../../status/index.ts"
 
 const STYLE = `
 :root {
@@ -60,10 +60,13 @@ dl { display: grid; grid-template-columns: repeat(auto-fill, minmax(220px, 1fr))
 dl div { display: flex; justify-content: space-between; border-bottom: 1px dotted var(--line); }
 dt { color: var(--muted); } dd { margin: 0; font-variant-numeric: tabular-nums; }
 footer { color: var(--muted); font-size: 12px; padding: 4px 20px 18px; }
-`
+:root { --accent: #2f6fde; }
+@media (prefers-color-scheme: dark) { :root { --accent: #7aa7ff; } }
+#nats { display: grid; gap: 12px; }
+${SECTIONS_STYLE}`
 
 // String.raw: the script's backslashes (its regular expression, "\\x") reach the browser as written.
-const SCRIPT = String.raw`
+const SCRIPT = `${SECTIONS_SCRIPT}${String.raw`
 (function () {
   "use strict";
   var previous = {};
@@ -176,6 +179,7 @@ const SCRIPT = String.raw`
       tr.append(
         el("td", "name", visible(w.name)),
         el("td", "", visible(w.instance)),
+        el("td", "host", visible(w.host || h.host)),
         el("td", "n pid", w.pid),
         el("td", w.connected ? "okc" : "warn", w.connected ? "connected" : "joining"),
         slots,
@@ -193,7 +197,7 @@ const SCRIPT = String.raw`
       return tr;
     });
     table("workers", [
-      { t: "name" }, { t: "instance" }, { t: "pid", n: 1 }, { t: "state" }, { t: "slots in use", n: 1 },
+      { t: "name" }, { t: "instance" }, { t: "host" }, { t: "pid", n: 1 }, { t: "state" }, { t: "slots in use", n: 1 },
       { t: "in flight", n: 1 }, { t: "stuck", n: 1 }, { t: "served", n: 1 }, { t: "restarts", n: 1 },
       { t: "p50", n: 1 }, { t: "p90", n: 1 }, { t: "p99", n: 1 }, { t: "max", n: 1 }, { t: "seen", n: 1 },
       { t: "routes", n: 1 },
@@ -262,7 +266,9 @@ const SCRIPT = String.raw`
   function render(h) {
     seen = {};
     text("where", h.host + " · hub pid " + h.pid + " · up " + duration(h.uptimeMs));
-    text("host", "all on " + h.host + ": workers share memory with the hub");
+    var remote = h.workers.filter(function (w) { return w.transport === "nats"; }).length;
+    text("host", remote === 0 ? "all on " + h.host + ": workers share memory with the hub"
+      : (h.workers.length - remote) + " on " + h.host + " over shared memory, " + remote + " on other hosts over NATS");
     tiles(h); workers(h); routes(h); topics(h); evicted(h);
     previous = seen;
   }
@@ -276,11 +282,15 @@ const SCRIPT = String.raw`
   var source = new EventSource("stream");
   source.addEventListener("health", function (m) {
     state(true);
-    render(JSON.parse(m.data));
+    var h = JSON.parse(m.data);
+    render(h);
+    // with the nats option: what its buses and events topic know across hosts (serveStatus's sections)
+    document.getElementById("nats-card").hidden = !h.nats;
+    if (h.nats) renderSections(document.getElementById("nats"), h.nats);
   });
   source.onerror = function () { state(false, "reconnecting…"); };
 })();
-`
+`}`
 
 const BODY = `<header>
   <h1>slotbus hub</h1><span class="where" id="where">waiting for the hub…</span>
@@ -304,11 +314,10 @@ const BODY = `<header>
   <section><h2>Recent evictions</h2><div id="evicted"></div></section>
   </div>
   </div>
+  <section id="nats-card" hidden><h2>Across hosts (NATS)</h2><div id="nats"></div></section>
 </main>
 <footer>Live from <code>GET /health/stream</code>, once a second. The same data: <code>/health</code> (JSON),
 <code>/metrics</code> (Prometheus), <code>slotbus status</code> (a terminal).</footer>`
-
-const sha256 = (s: string) => `'sha256-${createHash("sha256").update(s).digest("base64")}'`
 
 /** The page's Content-Security-Policy: nothing from elsewhere, only this page's own script and style. */
 export const STATUS_PAGE_CSP = [

@@ -28,7 +28,7 @@ export class StatusStream {
 
   constructor(
     private readonly o: ResolvedOptions,
-    private readonly report: () => HubHealth,
+    private readonly report: () => Promise<HubHealth>,
   ) {}
 
   /** Clients reading GET /health/stream. */
@@ -42,7 +42,7 @@ export class StatusStream {
     return new Response(req.method === "HEAD" ? null : STATUS_PAGE_HTML, { headers: PAGE_HEADERS })
   }
 
-  open(req: Request, server: Server<undefined>): Response {
+  async open(req: Request, server: Server<undefined>): Promise<Response> {
     if (req.method !== "GET")
       return json(405, { error: "method-not-allowed", message: "/health/stream takes GET" }, { allow: "GET" })
     server.timeout(req, 0)
@@ -53,7 +53,7 @@ export class StatusStream {
     this.watchers.add(w)
     req.signal.addEventListener("abort", () => this.drop(w, "client"), { once: true })
     this.timer ??= setInterval(() => this.tick(), EVERY_MS)
-    this.send(w, this.frame()) // the first report at once, not a second later
+    this.send(w, await this.frame()) // the first report at once (counting this watcher), not a second later
     return new Response(w.stream.stream, { headers: SSE_HEADERS })
   }
 
@@ -62,12 +62,12 @@ export class StatusStream {
     for (const w of [...this.watchers]) this.drop(w, "hub-closing")
   }
 
-  private frame(): Uint8Array {
-    return sseFrame({ event: "health", data: JSON.stringify(this.report()) })
+  private async frame(): Promise<Uint8Array> {
+    return sseFrame({ event: "health", data: JSON.stringify(await this.report()) })
   }
 
-  private tick() {
-    const frame = this.frame()
+  private async tick() {
+    const frame = await this.frame()
     const now = performance.now()
     for (const w of [...this.watchers]) {
       // A watcher that took nothing for sseIdleTimeoutMs is gone or stuck: its reports would only pile up.
@@ -77,6 +77,7 @@ export class StatusStream {
   }
 
   private send(w: Watcher, frame: Uint8Array) {
+    if (!this.watchers.has(w)) return // it left while the report was read
     if (!w.stream.send(frame)) this.drop(w, "slow")
   }
 
