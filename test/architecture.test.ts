@@ -14,6 +14,7 @@ export const FEATURE_EDGES: Record<string, readonly string[]> = {
   http: ["events", "nats", "status"], // the hub's app.emit and GET /events run over a topic; hubWorker({ nats }) loads NATS; its page and CLI draw serveStatus's sections
   leases: ["nats"], // Contest.open(name, { nats }) loads the JetStream KV leases (docs/PROTOCOL.md §12)
   events: ["nats"], // Topic.open(name, { nats }) loads the bridge to NATS (docs/PROTOCOL.md §11)
+  stdio: ["status"], // slotbus stdio --status serves the bus's live view
 }
 
 /** Every relative import or re-export specifier in a TS source, static or dynamic. */

@@ -3,17 +3,21 @@
 // stdin/stdout to a listening bus, so a stdio-only client (an MCP client spawning a server) can share the pool.
 import { parseArgs } from "node:util"
 import { SlotBusError } from "../core/index.ts"
+import { serveStatus, type StatusServer } from "../status/index.ts"
 import { StdioBus } from "./bus.ts"
 import { Inbound } from "./inbound.ts"
 import { parseAddress } from "./listener.ts"
 import { LineSplitter } from "./lines.ts"
 import { AUTH_METHOD, STDIO_TOKEN_ENV, STDIO_TOKEN_FILE_ENV, defaultStdioTokenFile, readTokenFile } from "./token.ts"
 
-const USAGE = `usage: slotbus stdio --config bus.json [--listen unix:/tmp/bus.sock | tcp:127.0.0.1:9800]... [--token-file path] [--quiet]
+const USAGE = `usage: slotbus stdio --config bus.json [--listen unix:/tmp/bus.sock | tcp:127.0.0.1:9800]... [--token-file path]
+                     [--status tcp:127.0.0.1:9300 | unix:/tmp/bus-status.sock] [--quiet]
        slotbus stdio connect unix:/tmp/bus.sock | tcp:host:port [--token-file path]
 
 The first form runs the pools of a stdio_bus configuration file. With --listen it serves NDJSON clients on
 each address; without, its own stdin/stdout are the client. Worker stderr and lifecycle go to stderr.
+With --status it serves its live view there (pools, worker processes, restarts): open the tcp address in a
+browser, or run \`slotbus status <address>\` (http://host:port, or unix:/path).
 The second form speaks stdio on one side and the listener on the other.
 A TCP listener writes a token to a file only this user can read (--token-file; default
 $XDG_RUNTIME_DIR or the temp dir, slotbus-stdio-<port>.token); connect reads it from there
@@ -40,6 +44,7 @@ async function serve(argv: string[]): Promise<number> {
       config: { type: "string", short: "c" },
       listen: { type: "string", short: "l", multiple: true },
       "token-file": { type: "string" },
+      status: { type: "string" },
       quiet: { type: "boolean", short: "q" },
       help: { type: "boolean", short: "h" },
     },
@@ -49,6 +54,7 @@ async function serve(argv: string[]): Promise<number> {
     process.stderr.write(`slotbus stdio: --config is required\n\n${USAGE}\n`)
     return 2
   }
+  const statusAt = values.status === undefined ? undefined : parseAddress(values.status) // a typo fails before any spawn
   const bus = StdioBus.fromConfig(values.config)
   const say = (s: string) => values.quiet || process.stderr.write(`[slotbus stdio] ${s}\n`)
   bus.on("log", (l) => process.stderr.write(`[${l.pool}#${l.instance} ${l.pid} ${l.level}] ${l.line}\n`))
@@ -57,6 +63,19 @@ async function serve(argv: string[]): Promise<number> {
   bus.on("worker-restart", (e) => say(`${e.pool}#${e.instance} restarting in ${e.delayMs} ms`))
   bus.on("pool-failed", (e) => say(`pool ${e.pool} FAILED: ${e.reason}`))
   await bus.start()
+  let status: StatusServer | undefined
+  if (statusAt) {
+    status = await serveStatus(
+      [bus],
+      statusAt.kind === "unix"
+        ? { unix: statusAt.path }
+        : { port: statusAt.port, hostname: statusAt.hostname, title: `slotbus stdio --config ${values.config}` },
+    ).catch(async (e: unknown) => {
+      await bus.stop()
+      throw new TypeError(`--status ${values.status}: ${(e as Error).message}`)
+    })
+    say(`status at ${status.url}`)
+  }
   const { promise: done, resolve: finish } = Promise.withResolvers<void>()
   process.once("SIGINT", () => finish())
   process.once("SIGTERM", () => finish())
@@ -87,6 +106,7 @@ async function serve(argv: string[]): Promise<number> {
     })()
   }
   await done
+  await status?.stop()
   await bus.stop()
   return 0
 }

@@ -12,6 +12,7 @@ import { section, serveStatus, type StatusReport, type StatusServer } from "../.
 import { Browser } from "../support/browser.ts"
 import { busName, FIXTURES, REPO, run, spawn, stopAll, until, type Child } from "../support/helpers.ts"
 import { hostileNatsWorker, natsPerFile, natsSkipReason } from "../support/nats.ts"
+import { STDIO_WORKER } from "../support/stdio.ts"
 import { sayWhySkipped, toolSkipReason } from "../support/tools.ts"
 import { asNobody, nobodyEnv, whyNotAsNobody } from "../support/uid.ts"
 
@@ -111,6 +112,60 @@ describe("on one host", () => {
     expect(r.stderr).toContain("nothing answers at")
     expect(r.stdout).not.toContain("secret")
   })
+})
+
+test("slotbus stdio --status: the stdio bus's worker processes and their restarts, over a unix socket", async () => {
+  const dir = tempDir()
+  const config = join(dir, "bus.json")
+  writeFileSync(
+    config,
+    JSON.stringify({ pools: [{ id: "tools", command: process.execPath, args: [STDIO_WORKER], instances: 2 }] }),
+  )
+  const sock = join(dir, "status.sock")
+  const bus = spawn([
+    process.execPath,
+    CLI,
+    "stdio",
+    "--config",
+    config,
+    "--listen",
+    `unix:${join(dir, "bus.sock")}`,
+    "--status",
+    `unix:${sock}`,
+  ])
+  const url = `unix:${sock}`
+  const workers = async () => table(sectionOf(await reportOf(url), "stdio"), "worker processes")
+  await until(
+    async () => existsSync(sock) && column(await workers(), "state").every((s) => s === "running"),
+    "both workers run",
+    15_000,
+  )
+  const first = await workers()
+  expect(column(first, "pool")).toEqual(["tools", "tools"])
+  const pid = column(first, "pid")[0] as number
+  process.kill(pid, "SIGKILL")
+  await until(
+    async () => {
+      const w = await workers()
+      return column(w, "restarts")[0] === 1 && column(w, "pid")[0] !== pid && column(w, "state")[0] === "running"
+    },
+    "the restart shows",
+    15_000,
+  )
+  const cli = await run([process.execPath, CLI, "status", url, "--once"])
+  expect(cli.stdout).toContain("== stdio stdio bus")
+  expect(cli.stdout).toContain("WORKER PROCESSES (2)")
+  await bus.kill("SIGTERM")
+  expect(existsSync(sock)).toBe(false)
+}, 60_000)
+
+test("slotbus stdio --status with a bad address exits 2 before starting any worker", async () => {
+  const dir = tempDir()
+  const config = join(dir, "bus.json")
+  writeFileSync(config, JSON.stringify({ pools: [{ id: "tools", command: process.execPath, args: [STDIO_WORKER] }] }))
+  const r = await run([process.execPath, CLI, "stdio", "--config", config, "--status", "nowhere"])
+  expect(r.code).toBe(2)
+  expect(r.stderr).toContain('"nowhere" is not an address')
 })
 
 describe("checks what it is given", () => {
