@@ -1,7 +1,7 @@
 // The rooms of src/ and the one direction their imports may run, read from the source text:
 //   src/errors.ts ← src/native ← src/core (through core/index.ts for features) ← feature folders
 // A feature never imports another feature or the package entry, except along an edge declared in
-// FEATURE_EDGES (through that feature's index.ts); nothing in src imports bench/, test/ or bin/.
+// FEATURE_EDGES (through that feature's index.ts, or its internal.ts: what other rooms use and users do not); nothing in src imports bench/, test/ or bin/.
 // bench/ keeps the same shape: one folder per measured feature, none importing a sibling, bench/lib/ below them.
 import { describe, expect, test } from "bun:test"
 import { readdirSync, readFileSync } from "node:fs"
@@ -9,7 +9,7 @@ import { dirname, join, normalize, relative } from "node:path"
 
 const SRC = join(import.meta.dir, "..", "src")
 const FEATURES = ["http", "events", "leases", "stdio", "nats", "status"]
-/** The sideways edges between features, each for a reason: feature → the features it may import (index.ts only). */
+/** The sideways edges between features, each for a reason: feature → the features it may import (index.ts or internal.ts only). */
 export const FEATURE_EDGES: Record<string, readonly string[]> = {
   http: ["events", "nats", "status"], // the hub's app.emit and GET /events run over a topic; hubWorker({ nats }) loads NATS; its page and CLI draw serveStatus's sections
   leases: ["nats"], // Contest.open(name, { nats }) loads the JetStream KV leases (docs/PROTOCOL.md §12)
@@ -53,7 +53,7 @@ export function violation(from: string, to: string): string | null {
     t === "errors.ts" ||
     t === "core/index.ts" ||
     t.startsWith("native/") ||
-    (FEATURE_EDGES[a] ?? []).some((f) => t === `${f}/index.ts`)
+    (FEATURE_EDGES[a] ?? []).some((f) => t === `${f}/index.ts` || t === `${f}/internal.ts`)
   const rule = allowed[a] ?? (FEATURES.includes(a) ? feature : null)
   if (!rule) return `${from} is in no known room (add it to test/architecture.test.ts)`
   return rule(to) ? null : `${from} (${a}) must not import ${to} (${b})`
@@ -215,6 +215,8 @@ describe("the guard notices a broken layout", () => {
     ["http/hub/sse.ts", 'import { Topic } from "../../events/topic.ts"'], // a declared edge, but past the index
     ["index.ts", 'export * from "./http/index.ts"'],
     ["nats/kv-lease.ts", 'import type { Lease } from "../leases/index.ts"'], // leases → nats, never back
+    ["http/hub/status-page.ts", 'import { SECTIONS_SCRIPT } from "../../status/page.ts"'], // past the internal face
+    ["leases/contest.ts", 'import { renderSections } from "../status/internal.ts"'], // an undeclared edge
   ])("%s with `%s` is refused", (file, line) => {
     expect(edgeViolations({ [file]: `${line}\n` }).length).toBe(1)
   })
@@ -226,6 +228,7 @@ describe("the guard notices a broken layout", () => {
     ["http/hub/sse.ts", 'import { Topic } from "../../events/index.ts"'], // the declared edge
     ["leases/cluster.ts", 'const { openKvLeases } = await import("../nats/index.ts")'], // Contest.open({ nats })
     ["http/hub/server.ts", 'import { Registry } from "./registry.ts"\nimport { RouteError } from "../errors.ts"'],
+    ["http/status-cli.ts", 'import { renderSections } from "../status/internal.ts"'], // a declared edge's internal face
   ])("%s with `%s` is allowed", (file, line) => {
     expect(edgeViolations({ [file]: `${line}\n` })).toEqual([])
   })

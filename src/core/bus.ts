@@ -15,7 +15,7 @@ import {
 } from "../errors.ts"
 import { tuning, type IdleStrategy } from "./idle.ts"
 import { longTimeout } from "./timers.ts"
-import type { LatencySummary } from "./stats.ts"
+import type { BusStats } from "./stats.ts"
 import type { Pending, WorkerEvent, WorkerInfo } from "./link.ts"
 import {
   CLOSE_OPTIONS,
@@ -40,35 +40,8 @@ import { TICK_BUSY_MS } from "./routing.ts"
 import { Accepting } from "./accept.ts"
 import { decodeReply, encodeCall, remoteProxy, type Remote } from "./rpc.ts"
 import { loadRemote, type RemoteLink } from "./remote.ts"
-import { STATUS, ago, section, type StatusSection, type StatusValue } from "./status.ts"
-
-export interface BusStats {
-  name: string
-  workers: WorkerInfo[]
-  inFlight: number
-  queued: number
-  requests: number
-  responses: number
-  errors: number
-  timeouts: number
-  /** Peers refused for their uid. */
-  refusedPeers: number
-  /** Peers refused because maxWorkers or maxWorkersPerUid was reached. */
-  overCapPeers: number
-  /** Workers disconnected for breaking the protocol (bad region state, control bytes, doorbell floods). */
-  protocolErrors: number
-  /** Workers disconnected for holding maxStuckSlots stuck slots. */
-  evictedWorkers: number
-  /** Exceptions inside the hub's own machinery, caught so it keeps serving; should stay 0. */
-  internalErrors: number
-  /** Times reading the accept thread's doorbell failed and was restarted (each is logged); should stay 0. */
-  acceptErrors: number
-  /** Messages from NATS refused as not slotbus protocol (docs/PROTOCOL.md §10.1): malformed answers, frames, presences. */
-  rejectedMessages: number
-  bytesOut: number
-  bytesIn: number
-  latency: LatencySummary
-}
+import { busSection, type PoolRow } from "./bus-status.ts"
+import { STATUS, type StatusSection } from "./status.ts"
 
 const FACTORY = Symbol("SlotBus.listen")
 
@@ -100,7 +73,7 @@ export class SlotBus extends Accepting {
   private readonly streamIdleMs: number
   private remoteLink: RemoteLink | null = null
   /** The pools superviseWorkers runs for this bus: each one's row in the status view. */
-  private readonly pools = new Map<object, () => { row: StatusValue[]; failure: string | null } | null>()
+  private readonly pools = new Map<object, () => PoolRow | null>()
   protected override readonly idle: IdleStrategy | undefined
   protected override readonly maxWorkers: number
   protected override readonly maxPerUid: number
@@ -407,7 +380,7 @@ export class SlotBus extends Accepting {
   }
 
   /** @internal superviseWorkers: a pool that feeds this bus, shown in its status view until `describe` says null (stopped). */
-  showPool(pool: object, describe: () => { row: StatusValue[]; failure: string | null } | null) {
+  showPool(pool: object, describe: () => PoolRow | null) {
     this.pools.set(pool, describe)
   }
 
@@ -484,89 +457,18 @@ export class SlotBus extends Accepting {
 
   /** What `serveStatus` shows of this bus: its workers here and on other hosts, slots, latency, pools. */
   [STATUS](): StatusSection {
-    const st = this.stats()
-    const s = section("bus", this.name)
-    const local = st.workers.filter((w) => w.transport === "shm")
-    const remote = st.workers.filter((w) => w.transport === "nats")
-    s.facts.push(
-      [
-        "workers",
-        remote.length > 0 || this.remoteLink ? `${local.length} here, ${remote.length} on other hosts` : local.length,
-      ],
-      ["in flight", st.inFlight],
-      ["queued", st.queued],
-      ["requests", st.requests],
-      ["responses", st.responses],
-      ["errors", st.errors],
-      ["timeouts", st.timeouts],
-      ["latency p50 / p99 µs", `${st.latency.p50Us} / ${st.latency.p99Us}`],
-      ["up", ago(performance.now() - this.createdAt)],
-    )
-    const refused = st.refusedPeers + st.overCapPeers + st.protocolErrors + st.evictedWorkers
-    if (refused > 0)
-      s.facts.push([
-        "refused / over cap / protocol errors / evicted",
-        `${st.refusedPeers} / ${st.overCapPeers} / ${st.protocolErrors} / ${st.evictedWorkers}`,
-      ])
-    s.tables.push({
-      title: "workers",
-      columns: ["pid", "host", "via", "state", "slots", "in use", "waiting", "stuck", "requests"],
-      rows: st.workers.map((w) => [
-        w.pid,
-        w.host,
-        w.transport,
-        w.state,
-        w.slots.length || null,
-        w.inFlight,
-        w.waiting,
-        w.stuck,
-        w.requests,
-      ]),
+    const pools = []
+    for (const [pool, describe] of this.pools) {
+      const p = describe()
+      if (p) pools.push(p)
+      else this.pools.delete(pool) // stopped
+    }
+    const link = this.remoteLink
+    return busSection(this.stats(), {
+      upMs: performance.now() - this.createdAt,
+      pools,
+      nats: link && { server: link.server?.() ?? "?", connected: link.connected, policy: this.remotePolicy },
     })
-    if (this.pools.size > 0) {
-      const pools = []
-      for (const [pool, describe] of this.pools) {
-        const p = describe()
-        if (p) pools.push(p)
-        else this.pools.delete(pool) // stopped
-      }
-      s.tables.push({
-        title: "worker pools (superviseWorkers)",
-        columns: ["command", "state", "running", "restarts", "pids"],
-        rows: pools.map((p) => p.row),
-      })
-      for (const p of pools) if (p.failure) s.warnings.push(`a worker pool gave up: ${p.failure}`)
-    }
-    if (st.workers.some((w) => w.stuck > 0))
-      s.warnings.push("workers hold stuck slots: a handler runs long past its caller's timeout")
-    if (this.remoteLink) {
-      const link = this.remoteLink
-      const byHost = new Map<string, { workers: number; slots: number; inFlight: number; requests: number }>()
-      for (const w of remote) {
-        const h = byHost.get(w.host) ?? { workers: 0, slots: 0, inFlight: 0, requests: 0 }
-        h.workers++
-        h.inFlight += w.inFlight
-        h.requests += w.requests
-        byHost.set(w.host, h)
-      }
-      s.nats = {
-        facts: [
-          ["server", link.server?.() ?? "?"],
-          ["connected", link.connected],
-          ["remote policy", this.remotePolicy],
-          ["refused messages", st.rejectedMessages],
-        ],
-        tables: [
-          {
-            title: "workers on other hosts",
-            columns: ["host", "workers", "in flight", "requests"],
-            rows: [...byHost].map(([host, h]) => [host, h.workers, h.inFlight, h.requests]),
-          },
-        ],
-      }
-      if (!link.connected) s.warnings.push("the NATS connection is closed: workers on other hosts cannot be reached")
-    }
-    return s
   }
 
   /**

@@ -1,7 +1,7 @@
 // The core's public surface: the one path feature folders (src/http, src/events, …) import from.
 export { SlotBus } from "./bus.ts"
 export { BorrowedResponse, SlotResponse, StreamedResponse, stackless } from "./response.ts"
-export type { BusStats } from "./bus.ts"
+export type { BusStats } from "./stats.ts"
 export type { FetchOptions, ListenOptions, RemoteOptions, RequestOptions, SlotRequestInit } from "./options.ts"
 export type { Pending, RequestPhase, WorkerEvent, WorkerInfo } from "./link.ts"
 export { SlotWorker, SlotRequest } from "./worker.ts"

@@ -1,4 +1,7 @@
-// A log-linear latency histogram: 8 buckets per power of two of nanoseconds (≤ 9% error), fixed memory.
+// What a bus counts (BusStats), and its log-linear latency histogram: 8 buckets per power of two of
+// nanoseconds (≤ 9% error), fixed memory.
+import type { WorkerInfo } from "./link.ts"
+
 const SUB = 8
 const BUCKETS = 64 * SUB
 const POW2 = Float64Array.from({ length: 64 }, (_, i) => 2 ** i)
@@ -51,4 +54,32 @@ export class LatencyHistogram {
       maxUs: us(this.max),
     }
   }
+}
+
+export interface BusStats {
+  name: string
+  workers: WorkerInfo[]
+  inFlight: number
+  queued: number
+  requests: number
+  responses: number
+  errors: number
+  timeouts: number
+  /** Peers refused for their uid. */
+  refusedPeers: number
+  /** Peers refused because maxWorkers or maxWorkersPerUid was reached. */
+  overCapPeers: number
+  /** Workers disconnected for breaking the protocol (bad region state, control bytes, doorbell floods). */
+  protocolErrors: number
+  /** Workers disconnected for holding maxStuckSlots stuck slots. */
+  evictedWorkers: number
+  /** Exceptions inside the hub's own machinery, caught so it keeps serving; should stay 0. */
+  internalErrors: number
+  /** Times reading the accept thread's doorbell failed and was restarted (each is logged); should stay 0. */
+  acceptErrors: number
+  /** Messages from NATS refused as not slotbus protocol (docs/PROTOCOL.md §10.1): malformed answers, frames, presences. */
+  rejectedMessages: number
+  bytesOut: number
+  bytesIn: number
+  latency: LatencySummary
 }

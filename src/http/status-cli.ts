@@ -1,7 +1,7 @@
 // `slotbus status [hub-url] [--once]`: the hub's GET /health as tables in a terminal, redrawn every second (like
 // pm2 monit) until Ctrl-C; --once prints them once. Exit 2 when no hub answers at the URL.
 import { parseArgs } from "node:util"
-import { renderSections } from "../status/index.ts"
+import { renderSections } from "../status/internal.ts"
 import type { HubHealth } from "./hub/health.ts"
 
 const DEFAULT_URL = "http://127.0.0.1:3200"

@@ -2,7 +2,7 @@
 // build step, nothing fetched from elsewhere) that draws GET /health/stream as it arrives. Every string from a
 // worker or a topic member goes into the DOM as textContent, never as markup; the CSP below (scripts and styles
 // only by hash, no inline handlers) is a second fence, not the first.
-import { SECTIONS_SCRIPT, SECTIONS_STYLE, sha256 } from "../../status/index.ts"
+import { SECTIONS_SCRIPT, SECTIONS_STYLE, sha256 } from "../../status/internal.ts"
 
 const STYLE = `
 :root {

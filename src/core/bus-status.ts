@@ -1,0 +1,89 @@
+// A SlotBus's section of the status view (serveStatus, src/status): its workers here and on other hosts, slots,
+// latency, the superviseWorkers pools feeding it, and with `nats` its side across hosts.
+import type { BusStats } from "./stats.ts"
+import { ago, section, type StatusSection, type StatusValue } from "./status.ts"
+
+/** One superviseWorkers pool: command, state, running, restarts, pids; and why it gave up, if it did. */
+export interface PoolRow {
+  row: StatusValue[]
+  failure: string | null
+}
+
+export function busSection(
+  st: BusStats,
+  o: {
+    upMs: number
+    pools: PoolRow[]
+    nats: { server: string; connected: boolean; policy: string } | null
+  },
+): StatusSection {
+  const s = section("bus", st.name)
+  const local = st.workers.filter((w) => w.transport === "shm")
+  const remote = st.workers.filter((w) => w.transport === "nats")
+  s.facts.push(
+    ["workers", o.nats ? `${local.length} here, ${remote.length} on other hosts` : local.length],
+    ["in flight", st.inFlight],
+    ["queued", st.queued],
+    ["requests", st.requests],
+    ["responses", st.responses],
+    ["errors", st.errors],
+    ["timeouts", st.timeouts],
+    ["latency p50 / p99 µs", `${st.latency.p50Us} / ${st.latency.p99Us}`],
+    ["up", ago(o.upMs)],
+  )
+  if (st.refusedPeers + st.overCapPeers + st.protocolErrors + st.evictedWorkers > 0)
+    s.facts.push([
+      "refused / over cap / protocol errors / evicted",
+      `${st.refusedPeers} / ${st.overCapPeers} / ${st.protocolErrors} / ${st.evictedWorkers}`,
+    ])
+  s.tables.push({
+    title: "workers",
+    columns: ["pid", "host", "via", "state", "slots", "in use", "waiting", "stuck", "requests"],
+    rows: st.workers.map((w) => [
+      w.pid,
+      w.host,
+      w.transport,
+      w.state,
+      w.slots.length || null, // a remote worker's slots are its own
+      w.inFlight,
+      w.waiting,
+      w.stuck,
+      w.requests,
+    ]),
+  })
+  if (o.pools.length > 0)
+    s.tables.push({
+      title: "worker pools (superviseWorkers)",
+      columns: ["command", "state", "running", "restarts", "pids"],
+      rows: o.pools.map((p) => p.row),
+    })
+  for (const p of o.pools) if (p.failure) s.warnings.push(`a worker pool gave up: ${p.failure}`)
+  if (st.workers.some((w) => w.stuck > 0))
+    s.warnings.push("workers hold stuck slots: a handler runs long past its caller's timeout")
+  if (!o.nats) return s
+  const byHost = new Map<string, { workers: number; inFlight: number; requests: number }>()
+  for (const w of remote) {
+    const h = byHost.get(w.host) ?? { workers: 0, inFlight: 0, requests: 0 }
+    h.workers++
+    h.inFlight += w.inFlight
+    h.requests += w.requests
+    byHost.set(w.host, h)
+  }
+  s.nats = {
+    facts: [
+      ["server", o.nats.server],
+      ["connected", o.nats.connected],
+      ["remote policy", o.nats.policy],
+      ["refused messages", st.rejectedMessages],
+    ],
+    tables: [
+      {
+        title: "workers on other hosts",
+        columns: ["host", "workers", "in flight", "requests"],
+        rows: [...byHost].map(([host, h]) => [host, h.workers, h.inFlight, h.requests]),
+      },
+    ],
+  }
+  if (!o.nats.connected) s.warnings.push("the NATS connection is closed: workers on other hosts cannot be reached")
+  return s
+}
