@@ -7,12 +7,10 @@ export {
   SlotWorker,
   SlotRequest,
   StreamedResponse,
-  Supervisor,
-  SupervisorError,
   superviseWorkers,
-  splitCommand,
   withSignal,
 } from "./core/index.ts"
+export { Supervisor, SupervisorError, splitCommand } from "./kit/index.ts"
 export type {
   BusStats,
   ConnectOptions,
@@ -31,13 +29,9 @@ export type {
   WorkerClosed,
   WorkerEvent,
   WorkerInfo,
-  ExitInfo,
-  SupervisedInstance,
-  SupervisorEvents,
-  SupervisorOptions,
-  SupervisorState,
   SuperviseWorkersOptions,
 } from "./core/index.ts"
+export type { ExitInfo, SupervisedInstance, SupervisorEvents, SupervisorOptions, SupervisorState } from "./kit/index.ts"
 export * from "./errors.ts"
 
 // The NATS transport (workers on other hosts) loads only when a bus or worker is given a `nats` option.

@@ -1,5 +1,6 @@
 // The rooms of src/ and the one direction their imports may run, read from the source text:
-//   src/errors.ts ← src/native ← src/core (through core/index.ts for features) ← feature folders
+//   src/errors.ts ← src/native ← src/kit (through kit/index.ts) ← src/core (through core/index.ts for features)
+//   ← feature folders
 // A feature never imports another feature or the package entry, except along an edge declared in
 // FEATURE_EDGES (through that feature's index.ts, or its internal.ts: what other rooms use and users do not); nothing in src imports bench/, test/ or bin/.
 // bench/ keeps the same shape: one folder per measured feature, none importing a sibling, bench/lib/ below them.
@@ -45,13 +46,15 @@ export function violation(from: string, to: string): string | null {
   const allowed: Record<string, (to: string) => boolean> = {
     errors: () => false,
     native: (t) => t === "errors.ts",
-    core: (t) => t === "errors.ts" || t.startsWith("native/"),
+    kit: (t) => t === "errors.ts" || t.startsWith("native/"),
+    core: (t) => t === "errors.ts" || t.startsWith("native/") || t === "kit/index.ts",
     // and the NATS transport, which the entry registers for the core to load when a `nats` option asks for it
-    entry: (t) => t === "errors.ts" || t === "core/index.ts" || t === "nats/index.ts",
+    entry: (t) => t === "errors.ts" || t === "core/index.ts" || t === "kit/index.ts" || t === "nats/index.ts",
   }
   const feature = (t: string) =>
     t === "errors.ts" ||
     t === "core/index.ts" ||
+    t === "kit/index.ts" ||
     t.startsWith("native/") ||
     (FEATURE_EDGES[a] ?? []).some((f) => t === `${f}/index.ts` || t === `${f}/internal.ts`)
   const rule = allowed[a] ?? (FEATURES.includes(a) ? feature : null)
@@ -128,17 +131,19 @@ describe("the layout of src/", () => {
     expect(importCycles(files).map((c) => c.join(" → "))).toEqual([])
   })
 
-  test("every import runs downward: errors ← native ← core ← features, features never sideways", () => {
+  test("every import runs downward: errors ← native ← kit ← core ← features, features never sideways", () => {
     expect(Object.keys(files).length).toBeGreaterThan(10)
     expect(edgeViolations(files)).toEqual([])
   })
 
-  test("the package entry exports the core only, and features reach the core through core/index.ts", () => {
+  test("the package entry exports the core and the kit's supervisor only, and features reach both through their index.ts", () => {
     expect(importsOf(files["index.ts"]!).sort()).toEqual([
       "./core/index.ts",
       "./core/index.ts",
       "./core/index.ts",
       "./errors.ts",
+      "./kit/index.ts",
+      "./kit/index.ts",
       "./nats/index.ts",
     ])
     const featureImports = Object.entries(files)
@@ -146,6 +151,20 @@ describe("the layout of src/", () => {
       .flatMap(([f, t]) => importsOf(t).map((s) => relative(".", normalize(join(dirname(f), s)))))
       .filter((to) => to.startsWith("core/"))
     for (const to of featureImports) expect(to).toBe("core/index.ts")
+    const kitImports = Object.entries(files)
+      .filter(([f]) => roomOf(f) !== "kit")
+      .flatMap(([f, t]) => importsOf(t).map((s) => relative(".", normalize(join(dirname(f), s)))))
+      .filter((to) => to.startsWith("kit/"))
+    expect(kitImports.length).toBeGreaterThan(10)
+    for (const to of kitImports) expect(to).toBe("kit/index.ts")
+  })
+
+  test("the kit knows nothing of slots: it imports only the errors, native constants and itself", () => {
+    const kit = Object.entries(files).filter(([f]) => roomOf(f) === "kit")
+    expect(kit.length).toBeGreaterThan(5)
+    for (const [f, t] of kit)
+      for (const s of importsOf(t).filter((s) => s.startsWith(".")))
+        expect(relative(".", normalize(join(dirname(f), s)))).toMatch(/^(kit\/|errors\.ts$|native\/)/)
   })
 
   /** The files under src/ whose code (not only their types) imports `pkg`, statically or with import(). */
@@ -217,6 +236,10 @@ describe("the guard notices a broken layout", () => {
     ["nats/kv-lease.ts", 'import type { Lease } from "../leases/index.ts"'], // leases → nats, never back
     ["http/hub/status-page.ts", 'import { SECTIONS_SCRIPT } from "../../status/page.ts"'], // past the internal face
     ["leases/contest.ts", 'import { renderSections } from "../status/internal.ts"'], // an undeclared edge
+    ["kit/supervisor.ts", 'import type { SlotBus } from "../core/bus.ts"'], // the kit knows nothing of slots
+    ["kit/status.ts", 'import { SlotBus } from "../core/index.ts"'],
+    ["events/topic.ts", 'import { sleep } from "../kit/timers.ts"'], // past the kit's index
+    ["core/bus.ts", 'import { checkOptions } from "../kit/option-check.ts"'],
   ])("%s with `%s` is refused", (file, line) => {
     expect(edgeViolations({ [file]: `${line}\n` }).length).toBe(1)
   })
@@ -229,6 +252,9 @@ describe("the guard notices a broken layout", () => {
     ["leases/cluster.ts", 'const { openKvLeases } = await import("../nats/index.ts")'], // Contest.open({ nats })
     ["http/hub/server.ts", 'import { Registry } from "./registry.ts"\nimport { RouteError } from "../errors.ts"'],
     ["http/status-cli.ts", 'import { renderSections } from "../status/internal.ts"'], // a declared edge's internal face
+    ["stdio/pool.ts", 'import { Supervisor } from "../kit/index.ts"'],
+    ["core/worker.ts", 'import { Backoff } from "../kit/index.ts"'],
+    ["kit/lifecycle.ts", 'import { Errno } from "../native/ffi.ts"'],
   ])("%s with `%s` is allowed", (file, line) => {
     expect(edgeViolations({ [file]: `${line}\n` })).toEqual([])
   })

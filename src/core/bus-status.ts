@@ -1,7 +1,7 @@
 // A SlotBus's section of the status view (serveStatus, src/status): its workers here and on other hosts, slots,
 // latency, the superviseWorkers pools feeding it, and with `nats` its side across hosts.
 import type { BusStats } from "./stats.ts"
-import { ago, section, type StatusSection, type StatusValue } from "./status.ts"
+import { ago, section, type StatusSection, type StatusValue } from "../kit/index.ts"
 
 /** One superviseWorkers pool: command, state, running, restarts, pids; and why it gave up, if it did. */
 export interface PoolRow {

@@ -3,7 +3,7 @@
 import { closeSync } from "node:fs"
 import { native, Kind, HUB_CONFIG_WORDS, MAX_ALLOW_UIDS, Control, Errno, loadNative } from "../native/ffi.ts"
 import { align8, busName, headerPairs, headLength, toBytes } from "./codec.ts"
-import { checkOptions, madeBy } from "./option-check.ts"
+import { checkOptions, madeBy } from "../kit/index.ts"
 import type { BodyInit } from "./codec.ts"
 import {
   BusClosedError,
@@ -14,7 +14,7 @@ import {
   TimeoutError,
 } from "../errors.ts"
 import { tuning, type IdleStrategy } from "./idle.ts"
-import { longTimeout } from "./timers.ts"
+import { longTimeout } from "../kit/index.ts"
 import type { BusStats } from "./stats.ts"
 import type { Pending, WorkerEvent, WorkerInfo } from "./link.ts"
 import {
@@ -41,7 +41,7 @@ import { Accepting } from "./accept.ts"
 import { decodeReply, encodeCall, remoteProxy, type Remote } from "./rpc.ts"
 import { loadRemote, type RemoteLink } from "./remote.ts"
 import { busSection, type PoolRow } from "./bus-status.ts"
-import { STATUS, type StatusSection } from "./status.ts"
+import { STATUS, type StatusSection } from "../kit/index.ts"
 
 const FACTORY = Symbol("SlotBus.listen")
 

@@ -1,7 +1,7 @@
 // Idle strategies: how a side waits for its peer. One mechanism, two knobs.
 import { readFileSync } from "node:fs"
 import { native } from "../native/ffi.ts"
-import { checkOptions, optionNames } from "./option-check.ts"
+import { checkOptions, optionNames } from "../kit/index.ts"
 
 /**
  * `spin`: busy-poll while there is work to wait for (lowest latency, burns a core).

@@ -2,7 +2,7 @@
 // Separate so the options a user can pass read in one place, apart from the machinery that uses them.
 import type { BodyInit, HeaderInit } from "./codec.ts"
 import type { IdleStrategy } from "./idle.ts"
-import { optionNames } from "./option-check.ts"
+import { optionNames } from "../kit/index.ts"
 
 export interface ListenOptions {
   /** Requests in flight per worker (1..4096). Default 32. */

@@ -3,7 +3,7 @@
 import { native, Kind, Msg, MsgFlag, RespFlag, E_CORRUPT } from "../native/ffi.ts"
 import { align8, EMPTY, headLength, readHead, utf8, writeHead } from "./codec.ts"
 import { PayloadTooLargeError, ProtocolError, TimeoutError, WorkerGoneError } from "../errors.ts"
-import { MAX_TIMER_MS } from "./timers.ts"
+import { MAX_TIMER_MS } from "../kit/index.ts"
 import { LatencyHistogram } from "./stats.ts"
 import { nowMs, type Link, type Pending } from "./link.ts"
 import { BorrowedResponse, forgotten, NO_HEAD, remoteError, SlotResponse, StreamedResponse } from "./response.ts"

@@ -5,7 +5,7 @@
 import { deserialize, serialize } from "bun:jsc"
 import { ProtocolError, RemoteError, UnknownMethodError } from "../errors.ts"
 import { utf8 } from "./codec.ts"
-import { didYouMean } from "./option-check.ts"
+import { didYouMean } from "../kit/index.ts"
 
 /** The request method of an RPC call, by the encoding of its body; neither is an HTTP token, so no HTTP client can send one. */
 export const RpcVerb = { JSON: "rpc:json", CLONE: "rpc:clone" } as const

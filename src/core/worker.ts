@@ -11,7 +11,7 @@ import {
   loadNative,
   type Chan,
 } from "../native/ffi.ts"
-import { Backoff } from "./backoff.ts"
+import { Backoff } from "../kit/index.ts"
 import { Channel } from "./channel.ts"
 import {
   align8,
@@ -27,8 +27,8 @@ import {
 import type { BodyInit, HeaderInit } from "./codec.ts"
 import { BusClosedError, HubNotFoundError, PayloadTooLargeError, PeerRefusedError, ProtocolError } from "../errors.ts"
 import { Pump, STARTUP_POLL_NS, tuning, type IdleStrategy } from "./idle.ts"
-import { longTimeout } from "./timers.ts"
-import { checkOptions, madeBy, optionNames } from "./option-check.ts"
+import { longTimeout } from "../kit/index.ts"
+import { checkOptions, madeBy, optionNames } from "../kit/index.ts"
 import { rpcHandler } from "./rpc.ts"
 import { encodeHead, streamOut } from "./stream-out.ts"
 import { readyBody } from "./ready-body.ts"

@@ -1,8 +1,8 @@
 // A durable topic's stream subscriber (docs/PROTOCOL.md §11.6): events from the topic's JetStream stream, ids the
 // stream's sequence numbers (the same on every host). It reads as a ring Subscription does: receive(), for await,
 // poll()/batches() of EventBatch in the ring batch layout, so TopicEvent and EventBatch serve both.
-import { madeBy } from "../core/index.ts"
-import { longTimeout, type LongTimer } from "../core/index.ts"
+import { madeBy } from "../kit/index.ts"
+import { longTimeout, type LongTimer } from "../kit/index.ts"
 import type { StreamFeed } from "../nats/index.ts"
 import { TopicStreamError } from "./errors.ts"
 import { EventBatch, eventIterator } from "./subscription.ts"

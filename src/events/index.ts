@@ -3,7 +3,7 @@ export { Topic } from "./topic.ts"
 export type { BindingRule, DurableSubscribeOptions, PublishInit, TopicOptions, TopicStats } from "./topic.ts"
 export { DurableSubscription } from "./durable.ts"
 export type { TopicBridgeStats } from "../nats/index.ts" // what topic.bridgeStats() returns (types only: nothing loads)
-export type { CreateMode } from "../core/index.ts"
+export type { CreateMode } from "../kit/index.ts"
 export { Subscription, TopicEvent, EventBatch } from "./subscription.ts"
 export type { SubscribeOptions } from "./subscription.ts"
 export type { EventData, Routing, TopicFilter } from "./codec.ts"

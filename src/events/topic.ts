@@ -16,20 +16,19 @@ import {
   topicNative,
   loadNative,
 } from "../native/ffi.ts"
+import { checkWellFormed, tuning } from "../core/index.ts"
 import {
   checkCreate,
   checkOptions,
-  checkWellFormed,
   createRefusal,
   madeBy,
   optionNames,
   section,
   settingMismatch,
   STATUS,
-  tuning,
   type CreateMode,
   type StatusSection,
-} from "../core/index.ts"
+} from "../kit/index.ts"
 import {
   decodeFilter,
   encodeEvent,

@@ -1,9 +1,10 @@
 // The per-hub token that guards the internal endpoints: written 0600 by the hub, read by workers.
 import { lstatSync, statSync } from "node:fs"
-import { defaultTokenPath, HubNotFoundError, readCheckedToken, writeTokenFile as writeFile } from "../core/index.ts"
+import { HubNotFoundError } from "../core/index.ts"
+import { defaultTokenPath, readCheckedToken, writeTokenFile as writeFile } from "../kit/index.ts"
 import { HubAuthError } from "./errors.ts"
 
-export { newToken, removeTokenFile, sameToken } from "../core/index.ts"
+export { newToken, removeTokenFile, sameToken } from "../kit/index.ts"
 
 /** Env var holding the token itself. */
 export const TOKEN_ENV = "SLOTBUS_HUB_TOKEN"

@@ -2,20 +2,18 @@
 // that reaches one NATS cluster, on a JetStream KV bucket (docs/PROTOCOL.md §12). The KV protocol is in
 // src/nats/kv-lease.ts, loaded here only when a contest is opened with a `nats` option; this file turns what it
 // returns into leases, holders and errors, and keeps each lease's deadline on this process's monotonic clock.
+import { checkWellFormed, ProtocolError, TimeoutError } from "../core/index.ts"
 import {
   checkCreate,
   checkOptions,
-  checkWellFormed,
   madeBy,
   ago,
   optionNames,
-  ProtocolError,
   section,
   STATUS,
-  TimeoutError,
   type CreateMode,
   type StatusSection,
-} from "../core/index.ts"
+} from "../kit/index.ts"
 import { AlreadyExistsError, MissingPackageError, NotFoundError } from "../errors.ts"
 import type { KvClaim, KvHolder, KvLeaseTable } from "../nats/index.ts"
 import { loadNative } from "../native/ffi.ts"

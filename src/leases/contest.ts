@@ -2,10 +2,10 @@
 // The table, its atomics and death detection are in C (csrc/lease.c, docs/PROTOCOL.md §7); this file turns
 // its results into leases, holders and errors, and waits without polling (a C thread sleeps on a futex and
 // rings an eventfd that Bun's event loop watches).
+import { checkWellFormed } from "../core/index.ts"
 import {
   checkCreate,
   checkOptions,
-  checkWellFormed,
   createRefusal,
   madeBy,
   ago,
@@ -15,7 +15,7 @@ import {
   STATUS,
   type CreateMode,
   type StatusSection,
-} from "../core/index.ts"
+} from "../kit/index.ts"
 import { PeerRefusedError, ProtocolError, TimeoutError } from "../errors.ts"
 import {
   CreateModeValue,

@@ -29,7 +29,7 @@ export {
   InvalidSubjectError,
   LeaseLostError,
 } from "./errors.ts"
-export type { CreateMode } from "../core/index.ts"
+export type { CreateMode } from "../kit/index.ts"
 export {
   AlreadyExistsError,
   NotFoundError,

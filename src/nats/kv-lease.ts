@@ -3,7 +3,8 @@
 // src/leases turns what this returns into leases, holders and errors.
 import type { KV, KvEntry } from "@nats-io/kv"
 import type { NatsConnection } from "@nats-io/transport-node"
-import { AlreadyExistsError, NotFoundError, ProtocolError, type CreateMode } from "../core/index.ts"
+import { AlreadyExistsError, NotFoundError, ProtocolError } from "../core/index.ts"
+import type { CreateMode } from "../kit/index.ts"
 import { mayHaveLostCreateRace, streamNotFound } from "./explain.ts"
 import { kvClient } from "./packages.ts"
 import { HOST, newId, openConnection } from "./wire.ts"

@@ -3,7 +3,7 @@
 // unix:/path (a bare /path or ./path too). A target that serves no /status.json is handed to `otherwise` (the HTTP
 // hub's own `slotbus status`, which bin/slotbus.ts passes in). Exit 2 when nothing answers at the target.
 import { parseArgs } from "node:util"
-import type { StatusPart, StatusSection, StatusValue } from "../core/index.ts"
+import type { StatusPart, StatusSection, StatusValue } from "../kit/index.ts"
 import type { StatusReport } from "./server.ts"
 
 const EVERY_MS = 1000

@@ -1,10 +1,10 @@
 // serveStatus: a live view of the buses, topics, contests and stdio buses of one process, on a TCP port or a unix
 // socket — GET / (the page), GET /status.json (the report), GET /stream (the report as server-sent events, at
-// once and then every second, while anyone watches). The sections come from each source's [STATUS]() (src/core/status.ts).
+// once and then every second, while anyone watches). The sections come from each source's [STATUS]() (src/kit/status.ts).
 import { chmodSync, existsSync, lstatSync, unlinkSync } from "node:fs"
 import { hostname } from "node:os"
 import type { Server } from "bun"
-import { checkOptions, optionNames, readSection, STATUS, type StatusSection, type StatusSource } from "../core/index.ts"
+import { checkOptions, optionNames, readSection, STATUS, type StatusSection, type StatusSource } from "../kit/index.ts"
 import { STATUS_PAGE_CSP, STATUS_PAGE_HTML } from "./page.ts"
 
 export interface StatusServerOptions {

@@ -2,16 +2,9 @@
 // Every request's id is rewritten to a bus-wide number on the way to a worker and restored on the way back, so
 // callers (embedded, socket clients) never collide; sessions stick to one instance until it dies.
 // The top layer (routing.ts ← books.ts ← workers.ts ← bus.ts): lifecycle, request/notify/send, clients, stats.
-import {
-  BusClosedError,
-  MAX_TIMER_MS,
-  TimeoutError,
-  type Supervisor,
-  longTimeout,
-  type LongTimer,
-  type SupervisedInstance,
-} from "../core/index.ts"
-import { ago, checkOptions, madeBy, optionNames, section, STATUS, type StatusSection } from "../core/index.ts"
+import { BusClosedError, TimeoutError } from "../core/index.ts"
+import { MAX_TIMER_MS, type Supervisor, longTimeout, type LongTimer, type SupervisedInstance } from "../kit/index.ts"
+import { ago, checkOptions, madeBy, optionNames, section, STATUS, type StatusSection } from "../kit/index.ts"
 import { loadConfig, type LimitsConfig, type StdioBusConfig, type StdioBusConfigInput } from "./config.ts"
 import { BusErrorCode, InvalidStateError, JsonRpcError, SpawnError } from "./errors.ts"
 import { type Handshake, Handshakes } from "./handshakes.ts"

@@ -1,6 +1,6 @@
 // stdio_bus's JSON configuration: { pools: [{ id, command, args, instances }], limits: { … } }, from a file or an object.
 import { readFileSync } from "node:fs"
-import { checkOptions, optionNames, type OptionProblem } from "../core/index.ts"
+import { checkOptions, optionNames, type OptionProblem } from "../kit/index.ts"
 import { StdioConfigError } from "./errors.ts"
 
 export interface PoolConfig {

@@ -5,7 +5,7 @@
 // connection (any local user can reach a port) must first send the token from a 0600 file.
 import { existsSync, unlinkSync } from "node:fs"
 import type { Socket, SocketListener } from "bun"
-import { checkOptions, longTimeout, madeBy, optionNames, type LongTimer } from "../core/index.ts"
+import { checkOptions, longTimeout, madeBy, optionNames, type LongTimer } from "../kit/index.ts"
 import { BusErrorCode } from "./errors.ts"
 import { Inbound } from "./inbound.ts"
 import { LineSplitter } from "./lines.ts"

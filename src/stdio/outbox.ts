@@ -2,7 +2,8 @@
 // up to `waitMs`, then get BackpressureError. Bytes count as queued until the pipe has taken them (Bun's
 // FileSink.flush() settles), so a worker that stops reading holds at most maxBytes plus one message.
 import type { FileSink } from "bun"
-import { WorkerGoneError, longTimeout, type LongTimer } from "../core/index.ts"
+import { WorkerGoneError } from "../core/index.ts"
+import { longTimeout, type LongTimer } from "../kit/index.ts"
 import { BackpressureError } from "./errors.ts"
 
 interface Waiter {

@@ -1,7 +1,7 @@
 // What the bus keeps per pool and per instance (one worker slot: its process, outbox, requests, sessions), and
 // the entries on its books (Pending, Asked). Separate because every layer of StdioBus reads them.
 import type { Subprocess } from "bun"
-import type { Supervisor } from "../core/index.ts"
+import type { Supervisor } from "../kit/index.ts"
 import type { LimitsConfig, PoolConfig } from "./config.ts"
 import { Outbox } from "./outbox.ts"
 import type { BusClient, JsonRpcId } from "./types.ts"

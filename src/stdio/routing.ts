@@ -1,7 +1,8 @@
 // Where a message goes (its pool, its session's pin, else the least busy live instance; the owners of an unasked
 // one) and what the bus says when it cannot route one. The bottom layer of StdioBus:
 // routing.ts ← books.ts ← workers.ts ← bus.ts.
-import { BusClosedError, Emitter, WorkerGoneError, longTimeout } from "../core/index.ts"
+import { BusClosedError, WorkerGoneError } from "../core/index.ts"
+import { Emitter, longTimeout } from "../kit/index.ts"
 import { BusErrorCode, InvalidStateError, JsonRpcError, poolFailed } from "./errors.ts"
 import type { Instance, Pool } from "./pool.ts"
 import type { BusClient, BusMessage, BusState, JsonRpcId, JsonRpcMessage, LogLevel, StdioBusEvents } from "./types.ts"

@@ -1,9 +1,9 @@
 // The token that guards a TCP listener (any local user can reach a loopback port; only the bus's user can read
 // the 0600 token file). A unix socket needs none: its file mode already keeps other users out.
 import { lstatSync } from "node:fs"
-import { defaultTokenPath, readCheckedToken, writeTokenFile as writeFile } from "../core/index.ts"
+import { defaultTokenPath, readCheckedToken, writeTokenFile as writeFile } from "../kit/index.ts"
 
-export { newToken, removeTokenFile, sameToken } from "../core/index.ts"
+export { newToken, removeTokenFile, sameToken } from "../kit/index.ts"
 
 /** Env var holding the token itself (for `slotbus stdio connect`). */
 export const STDIO_TOKEN_ENV = "SLOTBUS_STDIO_TOKEN"

@@ -1,7 +1,8 @@
 // The workers' side: each pool's Supervisor, reading every process's stdout (answers, requests, notifications)
 // and stderr (logs), and what a worker's death settles. The upper layer: routing.ts ← books.ts ← workers.ts ← bus.ts.
 import type { Subprocess } from "bun"
-import { BusClosedError, Supervisor, WorkerGoneError } from "../core/index.ts"
+import { BusClosedError, WorkerGoneError } from "../core/index.ts"
+import { Supervisor } from "../kit/index.ts"
 import type { LimitsConfig } from "./config.ts"
 import { JsonRpcError, poolFailed } from "./errors.ts"
 import { parseMessage } from "./jsonrpc.ts"

@@ -1,7 +1,8 @@
 // What the hub counts and reports at GET /health: counters, the workers and routes it knows, its events topic,
 // recent evictions.
 import { hostname } from "node:os"
-import { readSection, STATUS, type LatencySummary, type StatusSection } from "../../core/index.ts"
+import type { LatencySummary } from "../../core/index.ts"
+import { readSection, STATUS, type StatusSection } from "../../kit/index.ts"
 import { TopicClosedError, type Topic, type TopicStats } from "../../events/index.ts"
 import { type HubCounters, newCounters } from "./counters.ts"
 import type { Registry, WorkerInstance } from "./registry.ts"

@@ -2,7 +2,8 @@
 import { HTTP_IDLE } from "../idle.ts"
 import type { Server } from "bun"
 import type { IdleStrategy } from "../../core/index.ts"
-import { checkOptions, MAX_TIMER_MS, optionNames, tuning } from "../../core/index.ts"
+import { tuning } from "../../core/index.ts"
+import { checkOptions, MAX_TIMER_MS, optionNames } from "../../kit/index.ts"
 
 export interface HubOptions {
   /** TCP port; 0 picks a free one (read it back from `hub.port`). Default 3200. */

@@ -1,7 +1,7 @@
 // The HTTP hub: a Bun.serve front door that routes requests to worker processes over slotbus.
 // This file dispatches; each concern lives next to it (registry, liveness, proxy, sse, health).
 import type { Server } from "bun"
-import { madeBy } from "../../core/index.ts"
+import { madeBy } from "../../kit/index.ts"
 import { SettingsMismatchError, Topic } from "../../events/index.ts"
 import { HubEventsError } from "../errors.ts"
 import { sameToken, defaultTokenFile, newToken, removeTokenFile, writeTokenFile } from "../token.ts"

@@ -1,7 +1,8 @@
 // Worker → hub: the token, the internal HTTP endpoints, an outbox that batches push (and emit, when the hub's
 // events topic cannot be opened), and the topic `emit` publishes to directly.
 import { existsSync } from "node:fs"
-import { checkOptions, optionNames, HubNotFoundError, PayloadTooLargeError } from "../../core/index.ts"
+import { HubNotFoundError, PayloadTooLargeError } from "../../core/index.ts"
+import { checkOptions, optionNames } from "../../kit/index.ts"
 import { Topic, type Routing } from "../../events/index.ts"
 import { HubAuthError, HubRequestError, RouteConflictError } from "../errors.ts"
 import type { Params } from "../routes.ts"

@@ -1,5 +1,6 @@
 // Joining a hub and staying joined: register over HTTP, attach over slotbus, rejoin whenever the hub goes away.
-import { Backoff, longTimeout, SlotWorker, type IdleStrategy, type SlotHandler } from "../../core/index.ts"
+import { SlotWorker, type IdleStrategy, type SlotHandler } from "../../core/index.ts"
+import { Backoff, longTimeout } from "../../kit/index.ts"
 import { HubAuthError, HubRequestError, RouteConflictError } from "../errors.ts"
 import type { RegisterReply, RegisterRequest, RouteDecl } from "../wire.ts"
 import type { HubClient } from "./client.ts"

@@ -1,0 +1,29 @@
+// The toolkit: what several rooms share and that knows nothing of slots - option checks, timers, backoff, an
+// emitter, process supervision, token files, create modes, status sections. Rooms import it through this file.
+export { Backoff } from "./backoff.ts"
+export type { BackoffOptions } from "./backoff.ts"
+export { Emitter } from "./emitter.ts"
+export { checkCreate, createRefusal, settingMismatch } from "./lifecycle.ts"
+export type { CreateMode } from "./lifecycle.ts"
+export { checkOptions, didYouMean, madeBy, optionNames } from "./option-check.ts"
+export type { OptionProblem, OptionRules } from "./option-check.ts"
+export { STATUS, ago, readSection, section } from "./status.ts"
+export type { StatusPart, StatusSection, StatusSource, StatusTable, StatusValue } from "./status.ts"
+export { SHARED_OPTIONS, Supervisor, SupervisorError, splitCommand } from "./supervisor.ts"
+export type {
+  ExitInfo,
+  SupervisedInstance,
+  SupervisorEvents,
+  SupervisorOptions,
+  SupervisorState,
+} from "./supervisor.ts"
+export { longTimeout, MAX_TIMER_MS, sleep } from "./timers.ts"
+export type { LongTimer } from "./timers.ts"
+export {
+  defaultTokenPath,
+  newToken,
+  readCheckedToken,
+  removeTokenFile,
+  sameToken,
+  writeTokenFile,
+} from "./token-file.ts"
