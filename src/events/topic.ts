@@ -16,7 +16,7 @@ import {
   topicNative,
   loadNative,
 } from "../native/ffi.ts"
-import { checkWellFormed, tuning } from "../core/index.ts"
+import { tuning } from "../core/index.ts"
 import {
   checkCreate,
   checkOptions,

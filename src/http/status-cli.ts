@@ -1,11 +1,10 @@
 // `slotbus status [hub-url] [--once]`: the hub's GET /health as tables in a terminal, redrawn every second (like
 // pm2 monit) until Ctrl-C; --once prints them once. Exit 2 when no hub answers at the URL.
 import { parseArgs } from "node:util"
-import { renderSections } from "../status/internal.ts"
+import { redraw, renderSections } from "../status/internal.ts"
 import type { HubHealth } from "./hub/health.ts"
 
 const DEFAULT_URL = "http://127.0.0.1:3200"
-const EVERY_MS = 1000
 const FETCH_TIMEOUT_MS = 5000
 
 const USAGE = `usage: slotbus status [target] [--once]
@@ -56,32 +55,16 @@ async function run(argv: string[]): Promise<number> {
   const url = hubUrl(parsed.positionals[0] ?? DEFAULT_URL)
 
   const first = await fetchHealth(url) // a hub that is not there now is a mistake in the URL: exit 2
-  if (parsed.values.once) {
-    process.stdout.write(render(first, url, Infinity))
-    return 0
-  }
-  const tty = process.stdout.isTTY === true
-  const { promise: stopped, resolve: stop } = Promise.withResolvers<void>()
-  process.once("SIGINT", stop)
-  process.once("SIGTERM", stop)
-  let health: HubHealth | StatusProblem = first
-  for (;;) {
-    const text =
-      health instanceof StatusProblem
-        ? `slotbus status: ${health.message}; trying again every second (Ctrl-C stops)\n`
-        : render(health, url, tty ? (process.stdout.columns ?? 120) : Infinity)
-    // On a terminal each frame replaces the last; into a pipe or file they follow one another, like vmstat 1.
-    process.stdout.write(tty ? `\x1b[H\x1b[2J${text}` : `${text}\n`)
-    let timer: ReturnType<typeof setTimeout> | undefined
-    const tick = new Promise<"tick">((r) => (timer = setTimeout(() => r("tick"), EVERY_MS)))
-    const why = await Promise.race([stopped.then(() => "stop" as const), tick])
-    clearTimeout(timer)
-    if (why === "stop") return 0
-    health = await fetchHealth(url).catch((e: unknown) => {
-      if (e instanceof StatusProblem) return e // the hub went away: say so, keep trying
-      throw e
-    })
-  }
+  return redraw(
+    first,
+    parsed.values.once === true,
+    (h, width) => render(h, url, width),
+    () =>
+      fetchHealth(url).catch((e: unknown) => {
+        if (e instanceof StatusProblem) return e // the hub went away: say so, keep trying
+        throw e
+      }),
+  )
 }
 
 function hubUrl(arg: string): URL {

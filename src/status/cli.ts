@@ -136,33 +136,49 @@ export async function runStatusCli(argv: string[], otherwise: (argv: string[]) =
   }
 }
 
-async function watch(target: Target, first: StatusReport, once: boolean): Promise<number> {
+function watch(target: Target, first: StatusReport, once: boolean): Promise<number> {
+  return redraw(first, once, render, () =>
+    fetchReport(target).then(
+      (r) => r ?? new StatusProblem(`${target.label} no longer serves /status.json`),
+      (e: unknown) => {
+        if (e instanceof StatusProblem) return e
+        throw e
+      },
+    ),
+  )
+}
+
+/**
+ * Prints `first` once (`once`), or redraws every second until Ctrl-C (exit 0): `next()` is the next report, or
+ * an Error whose message is shown instead while the target is away (the watch goes on). The HTTP hub's view too.
+ */
+export async function redraw<T>(
+  first: T,
+  once: boolean,
+  draw: (report: T, width: number) => string,
+  next: () => Promise<T | Error>,
+): Promise<number> {
   if (once) {
-    process.stdout.write(render(first, Infinity))
+    process.stdout.write(draw(first, Infinity))
     return 0
   }
   const tty = process.stdout.isTTY === true
   const { promise: stopped, resolve: stop } = Promise.withResolvers<void>()
   process.once("SIGINT", stop)
   process.once("SIGTERM", stop)
-  let report: StatusReport | StatusProblem = first
+  let report: T | Error = first
   for (;;) {
     const text =
-      report instanceof StatusProblem
+      report instanceof Error
         ? `slotbus status: ${report.message}; trying again every second (Ctrl-C stops)\n`
-        : render(report, tty ? (process.stdout.columns ?? 120) : Infinity)
+        : draw(report, tty ? (process.stdout.columns ?? 120) : Infinity)
+    // On a terminal each frame replaces the last; into a pipe or file they follow one another, like vmstat 1.
     process.stdout.write(tty ? `\x1b[H\x1b[2J${text}` : `${text}\n`)
     let timer: ReturnType<typeof setTimeout> | undefined
     const tick = new Promise<"tick">((r) => (timer = setTimeout(() => r("tick"), EVERY_MS)))
     const why = await Promise.race([stopped.then(() => "stop" as const), tick])
     clearTimeout(timer)
     if (why === "stop") return 0
-    report = await fetchReport(target).then(
-      (r) => r ?? new StatusProblem(`${target.label} no longer serves /status.json`),
-      (e: unknown) => {
-        if (e instanceof StatusProblem) return e
-        throw e
-      },
-    )
+    report = await next()
   }
 }

@@ -135,6 +135,15 @@ export const STATUS_PAGE_HTML = `<!doctype html>
 <body><header><h1 id="title">slotbus status</h1><span class="where" id="where">connecting…</span><span class="pill down" id="pill">connecting</span></header>
 <main></main><script>${SCRIPT}</script></body></html>`
 
+/** The headers a status page goes out with, under its own CSP (this one's, or the HTTP hub's page's). */
+export const pageHeaders = (csp: string) => ({
+  "content-type": "text/html; charset=utf-8",
+  "cache-control": "no-store",
+  "content-security-policy": csp,
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "no-referrer",
+})
+
 export const sha256 = (s: string) => `'sha256-${createHash("sha256").update(s).digest("base64")}'`
 
 export const STATUS_PAGE_CSP = [

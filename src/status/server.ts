@@ -5,7 +5,7 @@ import { chmodSync, existsSync, lstatSync, unlinkSync } from "node:fs"
 import { hostname } from "node:os"
 import type { Server } from "bun"
 import { checkOptions, optionNames, readSection, STATUS, type StatusSection, type StatusSource } from "../kit/index.ts"
-import { STATUS_PAGE_CSP, STATUS_PAGE_HTML } from "./page.ts"
+import { pageHeaders, STATUS_PAGE_CSP, STATUS_PAGE_HTML } from "./page.ts"
 
 export interface StatusServerOptions {
   /** A TCP port to serve on (0 picks a free one). One of `port` and `unix`. */
@@ -46,13 +46,7 @@ const EVERY_MS = 1000
 const MAX_WATCHERS = 64
 /** A watcher whose unread reports pass this is too slow: its stream is ended. */
 const MAX_BACKLOG_BYTES = 1024 * 1024
-const PAGE_HEADERS = {
-  "content-type": "text/html; charset=utf-8",
-  "cache-control": "no-store",
-  "content-security-policy": STATUS_PAGE_CSP,
-  "x-content-type-options": "nosniff",
-  "referrer-policy": "no-referrer",
-}
+const PAGE_HEADERS = pageHeaders(STATUS_PAGE_CSP)
 const encoder = new TextEncoder()
 
 function sectionOf(input: StatusInput, i: number): () => StatusSection | Promise<StatusSection> {

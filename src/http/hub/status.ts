@@ -5,16 +5,11 @@ import type { HubHealth } from "./health.ts"
 import { json, type ResolvedOptions } from "./options.ts"
 import { SSE_HEADERS, sseFrame, SseStream } from "./sse-stream.ts"
 import { STATUS_PAGE_CSP, STATUS_PAGE_HTML } from "./status-page.ts"
+import { pageHeaders } from "../../status/internal.ts"
 
 const EVERY_MS = 1000
 
-const PAGE_HEADERS = {
-  "content-type": "text/html; charset=utf-8",
-  "cache-control": "no-store",
-  "content-security-policy": STATUS_PAGE_CSP,
-  "x-content-type-options": "nosniff",
-  "referrer-policy": "no-referrer",
-}
+const PAGE_HEADERS = pageHeaders(STATUS_PAGE_CSP)
 
 interface Watcher {
   stream: SseStream
