@@ -172,13 +172,6 @@ static inline void cpu_relax(void) {
 
 /* ---- processes: start time and liveness (§7.5) ---- */
 
-/* plat_proc_start, but 0 for a zombie too: it holds nothing any more. */
-static uint64_t process_start(uint32_t pid) {
-  int gone = 0;
-  uint64_t start = plat_proc_start(pid, &gone);
-  return gone ? 0 : start;
-}
-
 /* Is the process behind member word mw still the one that joined? Caller holds cache_lock. */
 static int probe(sbl_contest *c, uint32_t m, uint64_t mw, liveness *l) {
   uint32_t pid = m_pid(mw);
@@ -190,7 +183,7 @@ static int probe(sbl_contest *c, uint32_t m, uint64_t mw, liveness *l) {
     if (fd == -ESRCH) return 0;
     if (fd == -ENOSYS || fd == -EPERM) c->no_pidfd = 1;
     /* opened first, then the start time compared: the pidfd now pins the process we verified */
-    if (fd >= 0 && process_start(pid) != start) {
+    if (fd >= 0 && !sys_proc_same(pid, start)) {
       close(fd);
       return 0;
     }
@@ -200,7 +193,7 @@ static int probe(sbl_contest *c, uint32_t m, uint64_t mw, liveness *l) {
     struct pollfd p = {l->pidfd, POLLIN, 0};
     return !(poll(&p, 1, 0) > 0 && (p.revents & POLLIN)); /* readable: the process has exited */
   }
-  return process_start(pid) == start;
+  return sys_proc_same(pid, start);
 }
 
 /* Frees a dead member's record; its claims are stale from then on (§7.5). */
@@ -1040,7 +1033,7 @@ static void sweep_lap(sbl_contest *c, uint32_t m, uint32_t gen) {
 
 static int join_members(sbl_contest *c) {
   uint32_t pid = (uint32_t)getpid();
-  uint64_t start = process_start(pid);
+  uint64_t start = sys_proc_start(pid);
   for (int pass = 0; pass < 2; pass++) {
     for (uint32_t m = 0; m < SBL_MAX_MEMBERS; m++) {
       member_rec *r = member_at(c, m);

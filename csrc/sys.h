@@ -36,6 +36,27 @@ static inline uint32_t sys_fnv1a(uint32_t h, const void *p, size_t n) {
   return h;
 }
 
+/* Process identity, one way for every protocol (docs/PROTOCOL.md §7.5, §8.1): a member is the pid and the start
+ * time its process had when it joined, so a reused pid is another process; a zombie holds nothing any more. */
+
+/* The start time of pid (plat_proc_start), 0 when it is gone or a zombie. */
+static inline uint64_t sys_proc_start(uint32_t pid) {
+  int gone = 0;
+  uint64_t start = plat_proc_start(pid, &gone);
+  return gone ? 0 : start;
+}
+
+/* 1 while pid is still the process that started at `start`. Where start times cannot be read (no /proc) both
+ * sides read 0 and a process that exists counts as the same one: a holder is never judged dead while alive. */
+static inline int sys_proc_same(uint32_t pid, uint64_t start) {
+  return pid != 0 && sys_proc_start(pid) == start;
+}
+
+/* 1 while some process has pid: one cheap kill(pid, 0), blind to a reused pid (sys_proc_same is not). */
+static inline int sys_proc_exists(uint32_t pid) {
+  return pid != 0 && !(kill((pid_t)pid, 0) < 0 && errno == ESRCH);
+}
+
 /* Milliseconds on the monotonic clock. */
 static inline int64_t sys_now_ms(void) {
   struct timespec ts;

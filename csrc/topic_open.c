@@ -206,14 +206,9 @@ static void serve_newcomers(sb_topic *t) {
   }
 }
 
-/* Liveness of a registry entry: pid alive with the same start time (§8.1). deep: also the start time. */
+/* Liveness of a registry entry (§8.1): its pid exists; deep: and is still the process that joined. */
 static int alive(uint32_t pid, uint64_t start, int deep) {
-  if (pid == 0) return 0;
-  if (kill((pid_t)pid, 0) < 0 && errno == ESRCH) return 0;
-  if (!deep) return 1;
-  int zombie = 0;
-  uint64_t s = plat_proc_start(pid, &zombie);
-  return s != 0 && s == start && !zombie;
+  return sys_proc_exists(pid) && (!deep || sys_proc_same(pid, start));
 }
 
 static void reap(sb_topic *t, int deep) {

@@ -5,7 +5,7 @@
 // files would meet ours). The single-host NATS suites stay: the bridge election and the local/cluster contest
 // markers use lock files there (§11.4, §12.5).
 import { expect, test } from "bun:test"
-import { mkdtempSync, readdirSync, rmSync } from "node:fs"
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { REPO, run } from "../support/helpers.ts"
@@ -28,8 +28,22 @@ const files = ["core", "events", "leases"].flatMap((room) =>
     .map((f) => `./test/${room}/${f}`),
 )
 
+/** Processes still running with the rerun's socket directory in their environment, as "pid: command line". */
+function stragglers(dir: string): string[] {
+  const mark = `\0SLOTBUS_SOCKET_DIR=${dir}\0`
+  const found: string[] = []
+  for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
+    try {
+      if (!`\0${readFileSync(`/proc/${pid}/environ`, "latin1")}`.includes(mark)) continue
+      found.push(`${pid}: ${readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ").trim()}`)
+    } catch {} // exited while we looked, or not ours to read
+  }
+  return found
+}
+
 test("the core, topic and lease suites pass on the portable backend", async () => {
   const dir = mkdtempSync(join(tmpdir(), "slotbus-posix-suites-"))
+  let left: string[] = []
   try {
     const env = { ...process.env, SLOTBUS_PLATFORM: "posix", SLOTBUS_SOCKET_DIR: dir }
     const r = await run([process.execPath, "test", ...files], { cwd: REPO, env })
@@ -42,6 +56,11 @@ test("the core, topic and lease suites pass on the portable backend", async () =
     expect({ code: r.code, failed }).toEqual({ code: 0, failed: [] })
     expect(out).toMatch(/\n\s*[1-9]\d* pass\n(\s*\d+ skip\n)?\s*0 fail\n/)
   } finally {
+    // A process of the rerun still exiting would make the directory again after it is removed (a CI run once found
+    // it left behind): wait for them, then name any that outlived the rerun.
+    for (let i = 0; i < 100 && (left = stragglers(dir)).length; i++) await Bun.sleep(100)
+    for (const l of left) process.kill(Number(l.split(":")[0]), "SIGKILL")
     rmSync(dir, { recursive: true, force: true })
   }
+  expect(left).toEqual([])
 }, 1_800_000)
