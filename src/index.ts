@@ -33,7 +33,3 @@ export type {
 } from "./core/index.ts"
 export type { ExitInfo, SupervisedInstance, SupervisorEvents, SupervisorOptions, SupervisorState } from "./kit/index.ts"
 export * from "./errors.ts"
-
-// The NATS transport (workers on other hosts) loads only when a bus or worker is given a `nats` option.
-import { setRemoteLoader } from "./core/index.ts"
-setRemoteLoader(async () => (await import("./nats/index.ts")).transport)

@@ -12,9 +12,8 @@ const SRC = join(import.meta.dir, "..", "src")
 const FEATURES = ["http", "events", "leases", "stdio", "nats", "status"]
 /** The sideways edges between features, each for a reason: feature → the features it may import (index.ts or internal.ts only). */
 export const FEATURE_EDGES: Record<string, readonly string[]> = {
-  http: ["events", "nats", "status"], // the hub's app.emit and GET /events run over a topic; hubWorker({ nats }) loads NATS; its page and CLI draw serveStatus's sections
-  leases: ["nats"], // Contest.open(name, { nats }) loads the JetStream KV leases (docs/PROTOCOL.md §12)
-  events: ["nats"], // Topic.open(name, { nats }) loads the bridge to NATS (docs/PROTOCOL.md §11)
+  http: ["events", "nats", "status"], // the hub's app.emit and GET /events run over a topic; createHub({ nats }) is sugar for remote: nats(url); its page and CLI draw serveStatus's sections
+  nats: ["events", "leases"], // the transport implements the ports those rooms own (events/internal.ts, leases/internal.ts)
   stdio: ["status"], // slotbus stdio --status serves the bus's live view
 }
 
@@ -48,8 +47,7 @@ export function violation(from: string, to: string): string | null {
     native: (t) => t === "errors.ts",
     kit: (t) => t === "errors.ts" || t.startsWith("native/"),
     core: (t) => t === "errors.ts" || t.startsWith("native/") || t === "kit/index.ts",
-    // and the NATS transport, which the entry registers for the core to load when a `nats` option asks for it
-    entry: (t) => t === "errors.ts" || t === "core/index.ts" || t === "kit/index.ts" || t === "nats/index.ts",
+    entry: (t) => t === "errors.ts" || t === "core/index.ts" || t === "kit/index.ts",
   }
   const feature = (t: string) =>
     t === "errors.ts" ||
@@ -140,11 +138,9 @@ describe("the layout of src/", () => {
     expect(importsOf(files["index.ts"]!).sort()).toEqual([
       "./core/index.ts",
       "./core/index.ts",
-      "./core/index.ts",
       "./errors.ts",
       "./kit/index.ts",
       "./kit/index.ts",
-      "./nats/index.ts",
     ])
     const featureImports = Object.entries(files)
       .filter(([f]) => FEATURES.includes(roomOf(f)))
@@ -195,6 +191,20 @@ describe("the layout of src/", () => {
     expect(valueImporters(/@nats-io\//)).toEqual(["nats/packages.ts"])
   })
 
+  test("only the transport's own room and the HTTP app layer import src/nats; no entry registers anything at import", () => {
+    const importers = Object.keys(files).filter((f) =>
+      importsOf(files[f]!).some((s) => relative(".", normalize(join(dirname(f), s))).startsWith("nats/")),
+    )
+    expect(importers.filter((f) => !f.startsWith("nats/") && !f.startsWith("http/"))).toEqual([])
+    // an entry's statements are exports only (and imports for them): nothing runs when a user imports it
+    for (const entry of Object.keys(files).filter((f) => f === "index.ts" || /^[a-z]+\/index\.ts$/.test(f))) {
+      const code = files[entry]!.replace(/^\s*\/\/.*$/gm, "").replace(/\/\*[\s\S]*?\*\//g, "")
+      const statements = code.split("\n").filter((l) => /^[A-Za-z]/.test(l))
+      const ran = statements.filter((l) => !/^(export|import|\}|\)|const |function |class |interface |type )/.test(l))
+      expect({ entry, ran }).toEqual({ entry, ran: [] })
+    }
+  })
+
   test("the shared error base imports nothing", () => {
     expect(importsOf(files["errors.ts"]!)).toEqual([])
   })
@@ -233,7 +243,9 @@ describe("the guard notices a broken layout", () => {
     ["leases/contest.ts", 'import { Topic } from "../events/index.ts"'], // an undeclared edge
     ["http/hub/sse.ts", 'import { Topic } from "../../events/topic.ts"'], // a declared edge, but past the index
     ["index.ts", 'export * from "./http/index.ts"'],
-    ["nats/kv-lease.ts", 'import type { Lease } from "../leases/index.ts"'], // leases → nats, never back
+    ["leases/cluster.ts", 'const { nats } = await import("../nats/index.ts")'], // nats → leases, never back: the caller passes the transport in
+    ["events/topic.ts", 'import type { TopicBridge } from "../nats/topic-bridge.ts"'],
+    ["core/bus.ts", 'import type { Nats } from "../nats/index.ts"'],
     ["http/hub/status-page.ts", 'import { SECTIONS_SCRIPT } from "../../status/page.ts"'], // past the internal face
     ["leases/contest.ts", 'import { renderSections } from "../status/internal.ts"'], // an undeclared edge
     ["kit/supervisor.ts", 'import type { SlotBus } from "../core/bus.ts"'], // the kit knows nothing of slots
@@ -249,7 +261,7 @@ describe("the guard notices a broken layout", () => {
     ["events/topic.ts", 'import { native } from "../native/ffi.ts"'],
     ["core/bus.ts", 'import type { Chan } from "../native/ffi.ts"'],
     ["http/hub/sse.ts", 'import { Topic } from "../../events/index.ts"'], // the declared edge
-    ["leases/cluster.ts", 'const { openKvLeases } = await import("../nats/index.ts")'], // Contest.open({ nats })
+    ["nats/kv-lease.ts", 'import type { LeaseTable } from "../leases/internal.ts"'], // the transport implements the room's port
     ["http/hub/server.ts", 'import { Registry } from "./registry.ts"\nimport { RouteError } from "../errors.ts"'],
     ["http/status-cli.ts", 'import { renderSections } from "../status/internal.ts"'], // a declared edge's internal face
     ["stdio/pool.ts", 'import { Supervisor } from "../kit/index.ts"'],

@@ -12,6 +12,7 @@ import { reapedChildrenCpuSeconds, spawn, type Child } from "../lib/child.ts"
 import { monoNs as now } from "../lib/clock.ts"
 import { selfCpuSeconds } from "../lib/cpu.ts"
 import { busyWarnings, describeMachine, machineBusySeconds } from "../lib/machine.ts"
+import { nats } from "../../src/nats/index.ts"
 
 const SIZE = 64
 const USAGE = `usage: slotbus bench events --remote [--quick] [--json]
@@ -66,7 +67,7 @@ async function peer(kind: string, url: string, name: string) {
   }
   if (kind === "slotbus" || kind === "slotbus-durable") {
     const durable = kind === "slotbus-durable"
-    const topic = await Topic.open(name, { nats: url, capacity: 1 << 24, durable })
+    const topic = await Topic.open(name, { remote: nats(url), capacity: 1 << 24, durable })
     const sub = durable
       ? await topic.subscribeDurable({ type: "bench.*" }, { queue: 4096 })
       : topic.subscribe({ type: "bench.*" }, { queue: 1 << 16, idle: "adaptive" })
@@ -211,7 +212,7 @@ function slotbusMethod(name: string, kind: string, h: TwoHosts, topicName: strin
     name,
     peer: [kind, `nats://${h.b}:4222`, topicName],
     async open() {
-      const topic = await Topic.open(topicName, { nats: `nats://${h.a}:4222`, capacity: 1 << 24, durable })
+      const topic = await Topic.open(topicName, { remote: nats(`nats://${h.a}:4222`), capacity: 1 << 24, durable })
       const data = new Uint8Array(SIZE)
       const f64 = new Float64Array(data.buffer, 0, 1)
       return {

@@ -13,6 +13,7 @@ import { accepting, startRedis } from "../lib/servers.ts"
 import { busyWarningsSince, describeMachine, machineBusySeconds } from "../lib/machine.ts"
 import { Samples } from "../lib/samples.ts"
 import { redisLock } from "./locks.ts"
+import { nats as viaNats } from "../../src/nats/index.ts"
 
 export const REMOTE_USAGE = `usage: slotbus bench leases --remote [--quick] [--nats <url>]
 
@@ -45,7 +46,7 @@ export async function remoteMain(argv: string[]): Promise<number> {
       nc = await connect({ servers: url }).catch(() => Bun.sleep(50).then(() => undefined))
     if (!nc) throw new Error(`no NATS server at ${url}`)
     const name = `bench-kv-${process.pid}`
-    const contest = await Contest.open(name, { nats: nc })
+    const contest = await Contest.open(name, { remote: viaNats(nc) })
     const kv = await new Kvm(nc).create(`bench-raw-${process.pid}`, { history: 1 })
     let rev = await kv.create("k", "free")
     const lock = redis ? await redisLock(redis.url, `slotbus-bench-kv-${process.pid}`) : null

@@ -12,6 +12,7 @@ import { closedLoop } from "../lib/closed-loop.ts"
 import { processCpuSeconds, selfCpuSeconds } from "../lib/cpu.ts"
 import { busyWarnings, describeMachine, machineBusySeconds } from "../lib/machine.ts"
 import { median } from "../lib/samples.ts"
+import { nats } from "../../src/nats/index.ts"
 
 const USAGE = `usage: slotbus bench remote [--time ms] [--rounds n] [--quick] [--only list] [--json]
 
@@ -74,7 +75,7 @@ async function setup(method: Method, url: string): Promise<Target> {
   const name = `bench-remote-${process.pid}-${++n}`
   if (method === "slotbus shm" || method === "slotbus NATS") {
     const remote = method === "slotbus NATS"
-    const bus = await SlotBus.listen(name, remote ? { nats: url } : {})
+    const bus = await SlotBus.listen(name, remote ? { remote: nats(url) } : {})
     const [child] = await worker(remote ? "nats" : "shm", name, url, /^ready$/).catch(async (e) => {
       await bus.close({ drain: false })
       throw e

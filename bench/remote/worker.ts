@@ -1,11 +1,12 @@
 // The remote bench's worker, one process per method: `bun bench/remote/worker.ts <mode> <bus-or-subject> [nats-url]`.
 // Every mode answers a request with its body. Prints "ready" (http: "ready <port>") once it serves.
 import { SlotWorker } from "../../src/index.ts"
+import { nats } from "../../src/nats/index.ts"
 
 const [mode, name, url] = process.argv.slice(2)
 const echo = (req: { body: Uint8Array }) => req.body.slice()
 if (mode === "shm") await SlotWorker.connect(name!, echo)
-else if (mode === "nats") await SlotWorker.connect(name!, echo, { nats: url! })
+else if (mode === "nats") await SlotWorker.connect(name!, echo, { remote: nats(url!) })
 else if (mode === "nats.js") {
   const { connect } = await import("@nats-io/transport-node")
   const nc = await connect({ servers: url! })

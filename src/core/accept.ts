@@ -252,7 +252,7 @@ export abstract class Accepting extends Routing {
       stuck: 0,
       requests: peer.requests,
       slots: [],
-      transport: "nats",
+      transport: peer.transport,
       host: peer.host,
     }
   }

@@ -1,5 +1,5 @@
 // A SlotBus's section of the status view (serveStatus, src/status): its workers here and on other hosts, slots,
-// latency, the superviseWorkers pools feeding it, and with `nats` its side across hosts.
+// latency, the superviseWorkers pools feeding it, and with a `remote` transport its side across hosts.
 import type { BusStats } from "./stats.ts"
 import { ago, section, type StatusSection, type StatusValue } from "../kit/index.ts"
 
@@ -14,14 +14,14 @@ export function busSection(
   o: {
     upMs: number
     pools: PoolRow[]
-    nats: { server: string; connected: boolean; policy: string } | null
+    remote: { transport: string; server: string; connected: boolean; policy: string } | null
   },
 ): StatusSection {
   const s = section("bus", st.name)
   const local = st.workers.filter((w) => w.transport === "shm")
-  const remote = st.workers.filter((w) => w.transport === "nats")
+  const remote = st.workers.filter((w) => w.transport !== "shm")
   s.facts.push(
-    ["workers", o.nats ? `${local.length} here, ${remote.length} on other hosts` : local.length],
+    ["workers", o.remote ? `${local.length} here, ${remote.length} on other hosts` : local.length],
     ["in flight", st.inFlight],
     ["queued", st.queued],
     ["requests", st.requests],
@@ -60,7 +60,7 @@ export function busSection(
   for (const p of o.pools) if (p.failure) s.warnings.push(`a worker pool gave up: ${p.failure}`)
   if (st.workers.some((w) => w.stuck > 0))
     s.warnings.push("workers hold stuck slots: a handler runs long past its caller's timeout")
-  if (!o.nats) return s
+  if (!o.remote) return s
   const byHost = new Map<string, { workers: number; inFlight: number; requests: number }>()
   for (const w of remote) {
     const h = byHost.get(w.host) ?? { workers: 0, inFlight: 0, requests: 0 }
@@ -69,11 +69,12 @@ export function busSection(
     h.requests += w.requests
     byHost.set(w.host, h)
   }
-  s.nats = {
+  s.remote = {
+    transport: o.remote.transport,
     facts: [
-      ["server", o.nats.server],
-      ["connected", o.nats.connected],
-      ["remote policy", o.nats.policy],
+      ["server", o.remote.server],
+      ["connected", o.remote.connected],
+      ["remote policy", o.remote.policy],
       ["refused messages", st.rejectedMessages],
     ],
     tables: [
@@ -84,6 +85,7 @@ export function busSection(
       },
     ],
   }
-  if (!o.nats.connected) s.warnings.push("the NATS connection is closed: workers on other hosts cannot be reached")
+  if (!o.remote.connected)
+    s.warnings.push(`the ${o.remote.transport} connection is closed: workers on other hosts cannot be reached`)
   return s
 }

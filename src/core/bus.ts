@@ -3,7 +3,7 @@
 import { closeSync } from "node:fs"
 import { native, Kind, HUB_CONFIG_WORDS, MAX_ALLOW_UIDS, Control, Errno, loadNative } from "../native/ffi.ts"
 import { align8, busName, headerPairs, headLength, toBytes } from "./codec.ts"
-import { checkOptions, madeBy } from "../kit/index.ts"
+import { checkOptions, checkRemote, madeBy } from "../kit/index.ts"
 import type { BodyInit } from "./codec.ts"
 import {
   BusClosedError,
@@ -39,7 +39,7 @@ import type { BorrowedResponse, SlotResponse, StreamedResponse } from "./respons
 import { TICK_BUSY_MS } from "./routing.ts"
 import { Accepting } from "./accept.ts"
 import { decodeReply, encodeCall, remoteProxy, type Remote } from "./rpc.ts"
-import { loadRemote, type RemoteLink } from "./remote.ts"
+import { HUB_PORT, type RemoteLink, type RemoteTransport } from "./remote.ts"
 import { busSection, type PoolRow } from "./bus-status.ts"
 import { STATUS, type StatusSection } from "../kit/index.ts"
 
@@ -56,10 +56,7 @@ function optionsKey(opts: ListenOptions): string {
   return JSON.stringify(
     Object.keys(rest)
       .sort()
-      .map((k) => [
-        k,
-        k === "nats" && typeof rest.nats === "object" ? "a connection or its options" : rest[k as keyof typeof rest],
-      ]),
+      .map((k) => [k, k === "remote" ? String(rest.remote) : rest[k as keyof typeof rest]]),
   )
 }
 
@@ -71,6 +68,7 @@ export class SlotBus extends Accepting {
   private readonly maxQueue: number
   private readonly timeoutMs: number
   private readonly streamIdleMs: number
+  private readonly transport: RemoteTransport | null
   private remoteLink: RemoteLink | null = null
   /** The pools superviseWorkers runs for this bus: each one's row in the status view. */
   private readonly pools = new Map<object, () => PoolRow | null>()
@@ -98,9 +96,14 @@ export class SlotBus extends Accepting {
     this.timeoutMs = positiveInt(opts.timeoutMs, 30_000, "timeoutMs")
     this.streamIdleMs = positiveInt(opts.streamIdleMs, 30_000, "streamIdleMs")
     ;(this.remoteHost as { name: string }).name = name
-    if (opts.remote !== undefined && !["overflow", "balance", "never"].includes(opts.remote))
-      throw new TypeError(`remote must be "overflow", "balance" or "never", got ${JSON.stringify(opts.remote)}`)
-    this.remotePolicy = opts.remote ?? "overflow"
+    const policy = opts.remotePolicy
+    if (policy !== undefined && !["overflow", "balance", "never"].includes(policy))
+      throw new TypeError(`remotePolicy must be "overflow", "balance" or "never", got ${JSON.stringify(policy)}`)
+    this.remotePolicy = policy ?? "overflow"
+    if (typeof opts.remote === "string" && ["overflow", "balance", "never"].includes(opts.remote))
+      throw new TypeError(`SlotBus.listen: the policy is now remotePolicy: "${opts.remote}"; remote takes a transport`)
+    this.transport =
+      opts.remote === undefined ? null : checkRemote<RemoteTransport>(opts.remote, HUB_PORT, "SlotBus.listen")
     this.maxWorkers = positiveInt(opts.maxWorkers, 256, "maxWorkers")
     this.maxPerUid = positiveInt(opts.maxWorkersPerUid, this.maxWorkers, "maxWorkersPerUid")
     this.stuckAfterMs = positiveInt(opts.stuckAfterMs, 1000, "stuckAfterMs")
@@ -164,9 +167,9 @@ export class SlotBus extends Accepting {
     }
     OPEN_BUSES.set(name, { bus, options: optionsKey(opts) })
     bus.tick()
-    if (opts.nats !== undefined) {
+    if (bus.transport) {
       try {
-        await bus.listenRemote(opts)
+        await bus.listenRemote(bus.transport, opts)
       } catch (e) {
         await bus.close({ drain: false })
         throw e
@@ -175,11 +178,8 @@ export class SlotBus extends Accepting {
     return bus
   }
 
-  /** Takes workers on other hosts too, over NATS (docs/PROTOCOL.md §10; src/nats, loaded now). */
-  private async listenRemote(opts: ListenOptions) {
-    const nats = opts.nats
-    if (typeof nats !== "string" && (typeof nats !== "object" || nats === null))
-      throw new TypeError("nats must be a URL string, NATS connection options or a NATS connection")
+  /** Takes workers on other hosts too, through the transport given as `remote` (docs/PROTOCOL.md §10). */
+  private async listenRemote(transport: RemoteTransport, opts: ListenOptions) {
     const heartbeatMs = positiveInt(opts.heartbeatMs, 500, "heartbeatMs", 60_000)
     if (heartbeatMs === 0) throw new RangeError("heartbeatMs must be at least 1")
     const peerTimeoutMs = positiveInt(opts.peerTimeoutMs, 4 * heartbeatMs, "peerTimeoutMs", 600_000)
@@ -187,7 +187,7 @@ export class SlotBus extends Accepting {
       throw new RangeError(
         `peerTimeoutMs must be at least 2 × heartbeatMs (${2 * heartbeatMs}), got ${peerTimeoutMs}: a worker would be counted gone between two of its heartbeats`,
       )
-    this.remoteLink = await (await loadRemote()).serveHub(this.remoteHost, nats, {
+    this.remoteLink = await transport.serveHub(this.remoteHost, {
       heartbeatMs,
       peerTimeoutMs,
       streamWindow: this.config[5]!,
@@ -438,7 +438,7 @@ export class SlotBus extends Accepting {
     return promise
   }
 
-  /** Each worker connected now: on this host (transport "shm"), then on others ("nats"). */
+  /** Each worker connected now: on this host (transport "shm"), then on others (the remote transport's name). */
   get workers(): WorkerInfo[] {
     return [...this.links.map((l) => this.info(l)), ...this.peers.map((r) => this.peerInfo(r))]
   }
@@ -467,7 +467,12 @@ export class SlotBus extends Accepting {
     return busSection(this.stats(), {
       upMs: performance.now() - this.createdAt,
       pools,
-      nats: link && { server: link.server?.() ?? "?", connected: link.connected, policy: this.remotePolicy },
+      remote: link && {
+        transport: String(this.transport!.transport ?? "remote"),
+        server: link.server?.() ?? "?",
+        connected: link.connected,
+        policy: this.remotePolicy,
+      },
     })
   }
 

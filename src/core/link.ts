@@ -19,8 +19,8 @@ export interface WorkerInfo {
   requests: number
   /** Each slot's state (docs/PROTOCOL.md §3): free, writing, ready, claimed, done, cancelled. Empty for a remote worker. */
   slots: string[]
-  /** How it is reached: "shm" (shared memory, this host) or "nats" (docs/PROTOCOL.md §10). */
-  transport: "shm" | "nats"
+  /** How it is reached: "shm" (shared memory, this host) or the name of the remote transport ("nats", §10). */
+  transport: string
   /** The host it runs on (its hostname, as it announced it). */
   host: string
 }

@@ -2,6 +2,7 @@
 // Separate so the options a user can pass read in one place, apart from the machinery that uses them.
 import type { BodyInit, HeaderInit } from "./codec.ts"
 import type { IdleStrategy } from "./idle.ts"
+import type { RemoteTransport } from "./remote.ts"
 import { optionNames } from "../kit/index.ts"
 
 export interface ListenOptions {
@@ -43,19 +44,19 @@ export interface ListenOptions {
   /** A streaming caller that stops reading for this long gives its request up (TimeoutError); 0: never. Default 30 000. */
   streamIdleMs?: number
   /**
-   * Take workers on other hosts too, through a NATS server (docs/PROTOCOL.md §10): a URL (`"nats://host:4222"`,
-   * several comma-separated), the NATS client's connection options, or a connection of yours.
+   * Take workers on other hosts too, through a transport passed in: `remote: nats(url)` (`import { nats } from
+   * "slotbus/nats"`, docs/PROTOCOL.md §10). Only the transport given here is loaded.
    */
-  nats?: string | Record<string, unknown>
+  remote?: RemoteTransport
   /**
    * When a worker on another host gets a request: "overflow" (default) only when no local worker has a free
    * slot; "balance" to whichever has the lowest share of its slots in use; "never".
    */
-  remote?: "overflow" | "balance" | "never"
-  /** Over NATS: how often the hub announces itself. Default 500. */
+  remotePolicy?: "overflow" | "balance" | "never"
+  /** With `remote`: how often the hub announces itself. Default 500. */
   heartbeatMs?: number
   /**
-   * Over NATS: a worker on another host is counted gone at most this long after its last heartbeat (a kill -9
+   * With `remote`: a worker on another host is counted gone at most this long after its last heartbeat (a kill -9
    * included), and its requests fail with WorkerGoneError. Default 4 × heartbeatMs (2000); at least 2 × heartbeatMs.
    */
   peerTimeoutMs?: number
@@ -126,8 +127,8 @@ export const LISTEN_OPTIONS = optionNames<ListenOptions>({
   hot: true,
   streamWindowBytes: true,
   streamIdleMs: true,
-  nats: true,
   remote: true,
+  remotePolicy: true,
   heartbeatMs: true,
   peerTimeoutMs: true,
 })

@@ -1,7 +1,5 @@
-// The seam between the core and a transport for workers on other hosts (src/nats, docs/PROTOCOL.md §10). The core
-// never imports a transport: the package entry registers a loader, so the NATS client loads only for a bus or a
-// worker given a `nats` option.
-import { SlotBusError } from "../errors.ts"
+// The port the core owns for workers on other hosts (docs/PROTOCOL.md §10): what a transport implements and the
+// caller passes in (`SlotBus.listen(name, { remote: nats(url) })`, src/nats). The core imports no transport.
 
 /** A request as a transport sees it (the hub's Pending): its kind and timeout, and itself as a key. */
 export interface RemoteCall {
@@ -140,22 +138,16 @@ export interface TransportOptions {
   streamWindow?: number
 }
 
+/** A transport for workers on other hosts, as a caller passes it in: `nats(url)` from "slotbus/nats" is one. */
 export interface RemoteTransport {
-  serveHub(host: RemoteHubHost, connection: unknown, opts: TransportOptions): Promise<RemoteLink>
-  serveWorker(host: RemoteWorkerHost, connection: unknown, opts: TransportOptions): Promise<RemoteLink>
+  /** Its name where workers are listed ("nats"): a worker's `transport`, the status view's "across hosts (…)". */
+  readonly transport: string
+  /** Serves a hub: workers on other hosts join it and take its requests. */
+  serveHub(host: RemoteHubHost, opts: TransportOptions): Promise<RemoteLink>
+  /** Serves a worker: it joins the hubs of its name and answers their requests. */
+  serveWorker(host: RemoteWorkerHost, opts: TransportOptions): Promise<RemoteLink>
 }
 
-let loader: (() => Promise<RemoteTransport>) | null = null
-
-/** @internal The package entry registers how to load the NATS transport. */
-export function setRemoteLoader(load: () => Promise<RemoteTransport>) {
-  loader = load
-}
-
-export async function loadRemote(): Promise<RemoteTransport> {
-  if (!loader)
-    throw new SlotBusError(
-      'the nats option needs the NATS transport, registered by the package entry: import SlotBus and SlotWorker from "slotbus"',
-    )
-  return loader()
-}
+/** The methods a bus's and a worker's `remote` option must have. */
+export const HUB_PORT = ["serveHub"] as const satisfies readonly (keyof RemoteTransport)[]
+export const WORKER_PORT = ["serveWorker"] as const satisfies readonly (keyof RemoteTransport)[]

@@ -28,11 +28,11 @@ import type { BodyInit, HeaderInit } from "./codec.ts"
 import { BusClosedError, HubNotFoundError, PayloadTooLargeError, PeerRefusedError, ProtocolError } from "../errors.ts"
 import { Pump, STARTUP_POLL_NS, tuning, type IdleStrategy } from "./idle.ts"
 import { longTimeout } from "../kit/index.ts"
-import { checkOptions, madeBy, optionNames } from "../kit/index.ts"
+import { checkOptions, checkRemote, madeBy, optionNames } from "../kit/index.ts"
 import { rpcHandler } from "./rpc.ts"
 import { encodeHead, streamOut } from "./stream-out.ts"
 import { readyBody } from "./ready-body.ts"
-import { loadRemote, type RemoteAnswerSink, type RemoteLink, type SlotBytes } from "./remote.ts"
+import { type RemoteAnswerSink, type RemoteLink, type RemoteTransport, type SlotBytes, WORKER_PORT } from "./remote.ts"
 import { positiveInt } from "./options.ts"
 
 /**
@@ -69,30 +69,29 @@ export interface ConnectOptions {
    */
   fetch?: boolean
   /**
-   * Serve the hub from another host through a NATS server (docs/PROTOCOL.md §10): a URL (`"nats://host:4222"`, or
-   * several, comma-separated), the NATS client's connection options, or a connection of yours. The handler is the
-   * same; streamed bodies are answered whole.
+   * Serve the hub from another host through a transport passed in: `remote: nats(url)` (`import { nats } from
+   * "slotbus/nats"`, docs/PROTOCOL.md §10). The handler is the same.
    */
-  nats?: string | Record<string, unknown>
-  /** Over NATS: requests this worker takes at once. Default 32. */
+  remote?: RemoteTransport
+  /** With `remote`: requests this worker takes at once. Default 32. */
   slots?: number
   /**
-   * Over NATS: the host name hubs show for this worker (stats, errors, the status page), 1-255 characters.
+   * With `remote`: the host name hubs show for this worker (stats, errors, the status page), 1-255 characters.
    * Default: the machine's hostname (containers and VMs often share one).
    */
   host?: string
-  /** Over NATS: how often the worker announces itself; a hub counts it gone after 4× this. Default 500. */
+  /** With `remote`: how often the worker announces itself; a hub counts it gone after 4× this. Default 500. */
   heartbeatMs?: number
   /**
-   * Over NATS: close (reason "hub-gone") once every hub this worker heard from went silent, as a worker on one
-   * host closes with its hub. Off by default: a worker over NATS outlives its hubs (and a cut network) and serves
+   * With `remote`: close (reason "hub-gone") once every hub this worker heard from went silent, as a worker on one
+   * host closes with its hub. Off by default: a worker on another host outlives its hubs (and a cut network) and serves
    * whichever hub announces itself next. `hubWorker` turns it on, so it registers again with the hub that took over.
    */
   closeWhenHubsGone?: boolean
 }
 
 const CONNECT_OPTIONS = optionNames<ConnectOptions>({
-  nats: true,
+  remote: true,
   slots: true,
   host: true,
   heartbeatMs: true,
@@ -113,7 +112,7 @@ export interface ExposeOptions extends Omit<ConnectOptions, "fetch"> {
 }
 
 const EXPOSE_OPTIONS = optionNames<ExposeOptions>({
-  nats: true,
+  remote: true,
   slots: true,
   host: true,
   heartbeatMs: true,
@@ -503,7 +502,8 @@ export class SlotWorker {
     }
     const h = opts.fetch ? (req: SlotRequest) => (handler as FetchHandler)(req.toRequest()) : (handler as SlotHandler)
     const w = new SlotWorker(FACTORY, name, h, opts)
-    if (opts.nats !== undefined) await w.attachRemote()
+    if (opts.remote !== undefined)
+      await w.attachRemote(checkRemote<RemoteTransport>(opts.remote, WORKER_PORT, "SlotWorker.connect"))
     else await w.attach(opts.waitForHubMs ?? 0)
     return w
   }
@@ -525,11 +525,8 @@ export class SlotWorker {
     return this.remote ? this.remote.connected : (this.chan?.isOpen ?? false)
   }
 
-  /** Serves the hub over NATS (src/nats, loaded now). */
-  private async attachRemote() {
-    const nats = this.opts.nats
-    if (typeof nats !== "string" && (typeof nats !== "object" || nats === null))
-      throw new TypeError("nats must be a URL string, NATS connection options or a NATS connection")
+  /** Serves the hub through the transport given as `remote` (docs/PROTOCOL.md §10). */
+  private async attachRemote(transport: RemoteTransport) {
     const slots = positiveInt(this.opts.slots, 32, "slots", 4096)
     const heartbeatMs = positiveInt(this.opts.heartbeatMs, 500, "heartbeatMs", 60_000)
     if (slots === 0 || heartbeatMs === 0) throw new RangeError("slots and heartbeatMs must be at least 1")
@@ -538,7 +535,6 @@ export class SlotWorker {
       throw new TypeError(`host must be a string of 1-255 characters, got ${JSON.stringify(label)}`)
     if (this.opts.closeWhenHubsGone !== undefined && typeof this.opts.closeWhenHubsGone !== "boolean")
       throw new TypeError(`closeWhenHubsGone must be a boolean, got ${typeof this.opts.closeWhenHubsGone}`)
-    const transport = await loadRemote()
     this.remote = await transport.serveWorker(
       {
         name: this.name,
@@ -560,7 +556,6 @@ export class SlotWorker {
           this.resolveClosed(error ? { reason, error } : { reason })
         },
       },
-      nats,
       { heartbeatMs, slots, closeWhenHubsGone: this.opts.closeWhenHubsGone === true, host: label },
     )
     this.opts.onConnect?.(0)

@@ -3,7 +3,7 @@
 // poll()/batches() of EventBatch in the ring batch layout, so TopicEvent and EventBatch serve both.
 import { madeBy } from "../kit/index.ts"
 import { longTimeout, type LongTimer } from "../kit/index.ts"
-import type { StreamFeed } from "../nats/index.ts"
+import type { StreamFeed } from "./bridge.ts"
 import { TopicStreamError } from "./errors.ts"
 import { EventBatch, eventIterator } from "./subscription.ts"
 import type { TopicEvent } from "./subscription.ts"
@@ -174,7 +174,7 @@ export class DurableSubscription implements AsyncIterable<TopicEvent>, AsyncDisp
           this.waiter?.()
         }
       }
-      if (!this.closed) this.fail(new TopicStreamError("the topic's stream ended (its NATS connection closed)"))
+      if (!this.closed) this.fail(new TopicStreamError("the topic's stream ended (its connection closed)"))
     } catch (e) {
       if (!this.closed)
         this.fail(new TopicStreamError(`reading the topic's stream failed: ${(e as Error).message}`, { cause: e }))

@@ -2,7 +2,7 @@
 export { Topic } from "./topic.ts"
 export type { BindingRule, DurableSubscribeOptions, PublishInit, TopicOptions, TopicStats } from "./topic.ts"
 export { DurableSubscription } from "./durable.ts"
-export type { TopicBridgeStats } from "../nats/index.ts" // what topic.bridgeStats() returns (types only: nothing loads)
+export type { TopicBridgeStats, TopicRemote } from "./bridge.ts"
 export type { CreateMode } from "../kit/index.ts"
 export { Subscription, TopicEvent, EventBatch } from "./subscription.ts"
 export type { SubscribeOptions } from "./subscription.ts"

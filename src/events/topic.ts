@@ -1,7 +1,13 @@
 // A named topic: open or create, publish, subscribe, late-binding rules, stats (docs/PROTOCOL.md §8).
 import { toArrayBuffer, type Pointer } from "bun:ffi"
 import { PayloadTooLargeError, PeerRefusedError, ProtocolError, SlotBusError, TimeoutError } from "../errors.ts"
-import type { TopicBridge, TopicBridgeHost, TopicBridgeStats } from "../nats/index.ts"
+import {
+  TOPIC_PORT,
+  type TopicBridge,
+  type TopicBridgeHost,
+  type TopicBridgeStats,
+  type TopicRemote,
+} from "./bridge.ts"
 import {
   CreateModeValue,
   FilterMode,
@@ -20,6 +26,7 @@ import { tuning } from "../core/index.ts"
 import {
   checkCreate,
   checkOptions,
+  checkRemote,
   createRefusal,
   madeBy,
   optionNames,
@@ -62,13 +69,13 @@ export interface TopicOptions {
   /** Called with a warning (a malformed late-binding value was skipped). Default: console.warn. */
   onWarning?: (message: string) => void
   /**
-   * Spans hosts through NATS (docs/PROTOCOL.md §11): a URL (`"nats://host:4222"`, several comma-separated), the NATS
-   * client's connection options, or a connection of yours. One process per host bridges the ring to NATS (elected,
-   * taken over when it dies); replay (`from`) stays local to each host's ring unless the topic is `durable`.
+   * Spans hosts through a transport passed in: `remote: nats(url)` (`import { nats } from "slotbus/nats"`,
+   * docs/PROTOCOL.md §11). One process per host bridges the ring to the others (elected, taken over when it dies);
+   * replay (`from`) stays local to each host's ring unless the topic is `durable`.
    */
-  nats?: string | Record<string, unknown>
+  remote?: TopicRemote
   /**
-   * With `nats`: keep the topic's events in a JetStream stream (docs/PROTOCOL.md §11.6), so
+   * With `remote`: keep the topic's events in a JetStream stream (docs/PROTOCOL.md §11.6), so
    * `topic.subscribeDurable(filter, { from: id })` replays them on any host, ids being the stream's sequence
    * numbers. `true`, or the limits the stream is created with: `maxBytes` (default 256 MiB), `maxAgeMs` (default
    * 0: none), `replicas` (default 1). A stream that exists is used as it is.
@@ -129,7 +136,7 @@ const OPEN_OPTIONS = optionNames<TopicOptions>({
   create: true,
   timeoutMs: true,
   onWarning: true,
-  nats: true,
+  remote: true,
   durable: true,
 })
 const SUBSCRIBE_OPTIONS = optionNames<SubscribeOptions>({ queue: true, idle: true, from: true })
@@ -159,11 +166,12 @@ function checkFrom(from: unknown = "now"): "now" | "oldest" | number {
 }
 
 /** The stream limits of the `durable` option (§11.6), or undefined when the topic is not durable. */
-function streamLimits(durable: TopicOptions["durable"], nats: boolean) {
+function streamLimits(durable: TopicOptions["durable"], remote: boolean) {
   if (durable === undefined || durable === false) return undefined
   if (durable !== true && (typeof durable !== "object" || durable === null))
     throw new TypeError(`durable must be true or { maxBytes, maxAgeMs, replicas }, got ${typeof durable}`)
-  if (!nats) throw new TypeError("durable needs nats: the stream is JetStream's (Topic.open(name, { nats, durable }))")
+  if (!remote)
+    throw new TypeError("durable needs remote: the stream is the transport's (Topic.open(name, { remote, durable }))")
   const o = durable === true ? {} : durable
   checkOptions(o, STREAM_LIMITS, "Topic.open durable", { noun: "durable field" })
   const int = (v: unknown, dflt: number, what: string, min: number) => {
@@ -208,6 +216,8 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
   private readonly warn: (message: string) => void
   private bridge: TopicBridge | undefined
   private durable = false
+  /** The name of the transport given as `remote` ("nats"), for status views. */
+  private transport = ""
   private readonly durables = new Set<DurableSubscription>()
   private closed = false
 
@@ -242,23 +252,15 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
       throw new RangeError(`timeoutMs must be a number of milliseconds ≥ 0 (Infinity: no limit), got ${timeoutMs}`)
     if (opts.onWarning !== undefined && typeof opts.onWarning !== "function")
       throw new TypeError(`onWarning must be a function, got ${typeof opts.onWarning}`)
-    const nats = opts.nats
-    if (nats !== undefined && typeof nats !== "string" && (typeof nats !== "object" || nats === null))
-      throw new TypeError("nats must be a URL string, NATS connection options or a NATS connection")
-    const limits = streamLimits(opts.durable, nats !== undefined)
+    const remote =
+      opts.remote === undefined ? undefined : checkRemote<TopicRemote>(opts.remote, TOPIC_PORT, "Topic.open")
+    const limits = streamLimits(opts.durable, remote !== undefined)
     await loadNative()
     const topic = await Topic.openLocal(name, cname, opts, capacity, create, timeoutMs)
-    if (nats === undefined) return topic
+    if (remote === undefined) return topic
     try {
-      // src/nats and the NATS client load only now: a topic on one host never loads them
-      const { startTopicBridge, StreamUnusable } = await import("../nats/index.ts")
-      topic.bridge = await startTopicBridge(topic.bridgeHost(), nats, limits && { limits, warn: topic.warn }).catch(
-        (e) => {
-          if (e instanceof StreamUnusable)
-            throw new TopicStreamError(`topic "${name}" cannot be durable: ${(e as Error).message}`, { cause: e })
-          throw e
-        },
-      )
+      topic.bridge = await remote.openTopicBridge(topic.bridgeHost(), limits && { limits, warn: topic.warn })
+      topic.transport = String(remote.transport ?? "remote")
       topic.durable = limits !== undefined
     } catch (e) {
       topic.close()
@@ -384,7 +386,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
   /**
    * Subscribes to a durable topic's JetStream stream (docs/PROTOCOL.md §11.6): every host's events in one order,
    * ids the stream's sequence numbers, so `from: id` resumes here or on any other host. Events arrive after a
-   * round trip through the NATS server (a ring subscriber gets them in µs).
+   * round trip through the transport's server (a ring subscriber gets them in µs).
    */
   async subscribeDurable(filter: TopicFilter = {}, opts: DurableSubscribeOptions = {}): Promise<DurableSubscription> {
     if (this.closed) throw new TopicClosedError(`topic "${this.name}" is closed; open it again to subscribe`)
@@ -394,16 +396,16 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
     const from = checkFrom(opts.from)
     if (!this.durable)
       throw new TopicStreamError(
-        `topic "${this.name}" was not opened durable: Topic.open(name, { nats, durable: true }) keeps its stream`,
+        `topic "${this.name}" was not opened durable: Topic.open(name, { remote, durable: true }) keeps its stream`,
       )
-    const { topicSubjects } = await import("../nats/index.ts")
     const mode = bytes[0] === FilterMode.EXACT ? "exact" : bytes[0] === FilterMode.PREFIX ? "prefix" : "any"
-    const subject = topicSubjects(this.name).filter(mode, bytes.subarray(2, 2 + bytes[1]!))
-    const feed = await this.bridge!.openStream(subject, from, queue).catch((e) => {
-      throw new TopicStreamError(`cannot read the stream of topic "${this.name}": ${(e as Error).message}`, {
-        cause: e,
-      })
-    })
+    const feed = await this.bridge!.openStream({ mode, type: bytes.subarray(2, 2 + bytes[1]!) }, from, queue).catch(
+      (e) => {
+        throw new TopicStreamError(`cannot read the stream of topic "${this.name}": ${(e as Error).message}`, {
+          cause: e,
+        })
+      },
+    )
     if (this.closed) {
       feed.close()
       throw new TopicClosedError(`topic "${this.name}" was closed meanwhile`)
@@ -473,14 +475,14 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
   }
 
   /**
-   * The NATS bridge's counts in this process (docs/PROTOCOL.md §11.5): whether it is its host's bridge now, events
-   * sent and received, and those lost on NATS or never sent, with the reasons. undefined without the `nats` option.
+   * The bridge's counts in this process (docs/PROTOCOL.md §11.5): whether it is its host's bridge now, events sent
+   * and received, and those lost on the way or never sent, with the reasons. undefined without the `remote` option.
    */
   bridgeStats(): TopicBridgeStats | undefined {
     return this.bridge?.stats()
   }
 
-  /** What `serveStatus` shows of this topic: its members here, and with `nats`, its bridge and stream. */
+  /** What `serveStatus` shows of this topic: its members here, and with `remote`, its bridge and stream. */
   async [STATUS](): Promise<StatusSection> {
     const st = this.stats()
     const s = section("topic", this.name)
@@ -504,13 +506,14 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
     if (!this.bridge) return s
     const b = this.bridge.stats()
     const holder = this.control.getUint32(TopicLayout.OFF_BRIDGE_PID, true)
-    s.nats = {
+    s.remote = {
+      transport: this.transport,
       facts: [
         ["server", this.bridge.server()],
         ["this host's bridge", holder === 0 ? "none yet" : `pid ${holder}${b.bridging ? " (this process)" : ""}`],
         ["subjects bridged", b.subjects.length],
         ["sent / received", `${b.sent} / ${b.received}`],
-        ["lost on NATS / unsent / refused", `${b.lost} / ${b.unsent} / ${b.refused}`],
+        ["lost on the way / unsent / refused", `${b.lost} / ${b.unsent} / ${b.refused}`],
         ["resends dropped / resyncs", `${b.resends} / ${b.resyncs}`],
       ],
       tables: [],
@@ -521,7 +524,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
       const stream = await this.bridge.streamState().catch((e: unknown) => (e as Error).message ?? String(e))
       if (typeof stream === "string") s.warnings.push(`the durable stream cannot be read: ${stream}`)
       else if (stream)
-        s.nats.tables.push({
+        s.remote.tables.push({
           title: "durable stream",
           columns: ["stream", "first seq", "last seq", "messages", "bytes"],
           rows: [[stream.stream, stream.firstSeq, stream.lastSeq, stream.messages, stream.bytes]],
@@ -530,7 +533,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
     return s
   }
 
-  /** What the NATS bridge uses of this topic (src/nats knows no Topic). */
+  /** What the bridge uses of this topic (a transport knows no Topic). */
   private bridgeHost(): TopicBridgeHost {
     const topic = this
     // the header's bridged word, 1 + a position (§11.4), as two u32 halves: only the elected bridge writes it, and a
@@ -629,7 +632,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
   close() {
     if (this.closed) return
     for (const d of [...this.durables]) d.close() // their consumers stop before the connection drains
-    void this.bridge?.close() // steps down at once (another process of this host takes over); drains NATS after
+    void this.bridge?.close() // steps down at once (another process of this host takes over); drains its connection after
     this.closed = true
     clearInterval(this.ticker)
     open.delete(this)

@@ -12,7 +12,3 @@ export type { PushTo } from "./worker/client.ts"
 export type { HubAppClosed } from "./worker/join.ts"
 export { HubAuthError, HubEventsError, HubRequestError, RouteConflictError, RouteError } from "./errors.ts"
 export type { Params, RouteParams } from "./routes.ts"
-
-// hubWorker(…, { nats }) and createHub({ nats }) load the NATS transport, as the package entry does for SlotBus.
-import { setRemoteLoader } from "../core/index.ts"
-setRemoteLoader(async () => (await import("../nats/index.ts")).transport)

@@ -67,7 +67,21 @@ function notObject(opts: unknown, known: ReadonlySet<string>, where: string): Op
   }
 }
 
+/** Options that became others: what to write instead (0.2: a transport is passed in as `remote`). */
+const MOVED: Record<string, string> = {
+  nats: 'remote: nats(url), with nats from "slotbus/nats"',
+}
+
 function unknown(name: string, known: ReadonlySet<string>, where: string, noun = "option"): OptionProblem {
+  const moved = noun === "option" && Object.hasOwn(MOVED, name) ? MOVED[name] : undefined
+  if (moved)
+    return {
+      kind: "unknown",
+      where,
+      name,
+      known: [...known],
+      message: `${where}: the option "${name}" is now ${moved}`,
+    }
   const suggestion = didYouMean(name, known)
   const list = [...known]
   return {
@@ -123,6 +137,29 @@ export function editDistances(a: string, b: string): { whole: number; prefix: nu
   }
   const last = rows[a.length]!
   return { whole: last[b.length]!, prefix: Math.min(...last.slice(Math.min(3, b.length))) }
+}
+
+/** What a room's `remote` option names: a transport of its own choosing, made for the room (`nats(url)`). */
+export const REMOTE_EXAMPLE = 'nats(url) from "slotbus/nats"'
+
+/**
+ * Checks a room's `remote` option: an object with each method of that room's port (the interface the room owns and
+ * a transport implements), else a TypeError saying what to pass.
+ */
+export function checkRemote<T extends object>(
+  value: unknown,
+  methods: readonly (keyof T & string)[],
+  where: string,
+): T {
+  const missing =
+    value === null || typeof value !== "object"
+      ? methods
+      : methods.filter((m) => typeof (value as Record<string, unknown>)[m] !== "function")
+  if (missing.length)
+    throw new TypeError(
+      `${where}: remote must be a transport such as ${REMOTE_EXAMPLE}, got ${value === null ? "null" : typeof value === "object" ? `an object without ${missing.join(", ")}` : typeof value === "string" ? `the string ${JSON.stringify(value.slice(0, 80))}` : typeof value}`,
+    )
+  return value as T
 }
 
 /**

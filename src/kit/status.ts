@@ -16,15 +16,15 @@ export interface StatusPart {
   tables: StatusTable[]
 }
 
-/** What one thing shows: its own part, and what it knows across hosts over NATS when it has the `nats` option. */
+/** What one thing shows: its own part, and what it knows across hosts when it was given a `remote` transport. */
 export interface StatusSection extends StatusPart {
   /** "bus", "stdio", "topic", "contest", or the caller's own. */
   kind: string
   /** Its name as the caller gave it. */
   name: string
-  /** The NATS side: the connection, workers of other hosts, bridges, streams, leases in the cluster. */
-  nats?: StatusPart
-  /** Things to look at now (a pool that gave up, a lost NATS connection, events lost across hosts). */
+  /** Its side across hosts: the transport's name ("nats"), its connection, workers of other hosts, bridges, streams, leases in the cluster. */
+  remote?: StatusPart & { transport: string }
+  /** Things to look at now (a pool that gave up, a lost connection, events lost across hosts). */
   warnings: string[]
 }
 

@@ -1,11 +1,12 @@
 // A cluster contest: the same claims, leases and fencing tokens as a local contest, among processes on any host
-// that reaches one NATS cluster, on a JetStream KV bucket (docs/PROTOCOL.md §12). The KV protocol is in
-// src/nats/kv-lease.ts, loaded here only when a contest is opened with a `nats` option; this file turns what it
-// returns into leases, holders and errors, and keeps each lease's deadline on this process's monotonic clock.
+// that reaches one cluster, on the lease table of the transport given as `remote` (table.ts, the port; nats(url)
+// implements it on a JetStream KV bucket, docs/PROTOCOL.md §12). This file turns what the table returns into
+// leases, holders and errors, and keeps each lease's deadline on this process's monotonic clock.
 import { checkWellFormed, ProtocolError, TimeoutError } from "../core/index.ts"
 import {
   checkCreate,
   checkOptions,
+  checkRemote,
   madeBy,
   ago,
   optionNames,
@@ -15,7 +16,7 @@ import {
   type StatusSection,
 } from "../kit/index.ts"
 import { AlreadyExistsError, MissingPackageError, NotFoundError } from "../errors.ts"
-import type { KvClaim, KvHolder, KvLeaseTable } from "../nats/index.ts"
+import { LEASE_PORT, type KvClaim, type KvHolder, type LeaseRemote, type LeaseTable } from "./table.ts"
 import { loadNative } from "../native/ffi.ts"
 import {
   ContestClosedError,
@@ -30,10 +31,10 @@ import { checkKind, checkNumber, describe, MAX_TIMER_MS, type Subject } from "./
 
 export interface ClusterContestOptions {
   /**
-   * The NATS cluster (JetStream on, nats-server ≥ 2.9): a URL (`"nats://host:4222"`, or several separated by
-   * commas), connection options for @nats-io/transport-node, or a connection of yours (left open on close).
+   * The transport the contest lives on, passed in: `remote: nats(url)` (`import { nats } from "slotbus/nats"`; a
+   * NATS cluster with JetStream on, nats-server ≥ 2.9).
    */
-  nats: string | object
+  remote: LeaseRemote
   /** The bucket: "if-missing" (default) binds or creates it; "never" binds only (NotFoundError); "must" creates only (AlreadyExistsError). */
   create?: CreateMode
   /** Added to every claim's TTL by contenders, taken off by holders, with 1 % of the TTL (§12.4). Default 100 ms. */
@@ -76,7 +77,7 @@ export type ClusterClaimResult =
   | { readonly claimed: false; readonly holder: ClusterHolder }
 
 const LEASE_KEY = Symbol("clusterContest.tryClaim")
-const FACTORY = Symbol("Contest.open nats")
+const FACTORY = Symbol("Contest.open remote")
 const encoder = new TextEncoder()
 
 /** A held claim in a cluster contest. `signal` aborts at its deadline: its last write + TTL − margin. */
@@ -201,7 +202,7 @@ export class ClusterLease implements AsyncDisposable {
 }
 
 /**
- * A contest among processes on any host of one NATS cluster (docs/PROTOCOL.md §12): `Contest.open(name, { nats })`.
+ * A contest among processes on any host of one NATS cluster (docs/PROTOCOL.md §12): `Contest.open(name, { remote: nats(url) })`.
  * The calls of a local contest, async; every claim has a TTL; a dead holder is taken over at its TTL.
  */
 export class ClusterContest implements AsyncDisposable {
@@ -212,10 +213,11 @@ export class ClusterContest implements AsyncDisposable {
   constructor(
     key: symbol,
     readonly name: string,
-    private readonly table: KvLeaseTable,
+    private readonly table: LeaseTable,
+    private readonly remote: LeaseRemote,
     private readonly unmark: () => void,
   ) {
-    madeBy(key, FACTORY, "ClusterContest", "await Contest.open(name, { nats })")
+    madeBy(key, FACTORY, "ClusterContest", "await Contest.open(name, { remote })")
   }
 
   /** The JetStream KV bucket the contest lives in. */
@@ -262,10 +264,10 @@ export class ClusterContest implements AsyncDisposable {
     s.facts.push(["leases held by this process", this.leases.size])
     const now = Date.now()
     const held = await this.holders().catch((e: unknown) => (e as Error).message ?? String(e))
-    s.nats = { facts: [["bucket", this.bucket]], tables: [] }
+    s.remote = { transport: String(this.remote.transport ?? "remote"), facts: [["bucket", this.bucket]], tables: [] }
     if (typeof held === "string") s.warnings.push(`the lease bucket cannot be read: ${held}`)
     else
-      s.nats.tables.push({
+      s.remote.tables.push({
         title: "claims held in the cluster",
         columns: ["kind", "label", "owner", "host", "pid", "token", "expires in"],
         rows: held.map((h) => [
@@ -330,7 +332,7 @@ export class ClusterContest implements AsyncDisposable {
     this.leases.delete(l)
   }
 
-  private handle(): KvLeaseTable {
+  private handle(): LeaseTable {
     if (this.isClosed) throw new ContestClosedError(`contest "${this.name}" is closed in this process; open it again`)
     return this.table
   }
@@ -369,14 +371,14 @@ export class ClusterContest implements AsyncDisposable {
     return holder
   }
 
-  // Errors of the NATS client (no server, no JetStream quorum, timeouts) become ContestUnavailableError.
+  // Errors of the transport (no server, no JetStream quorum, timeouts) become ContestUnavailableError.
   private async guard<T>(f: () => Promise<T>): Promise<T> {
     try {
       return await f()
     } catch (e) {
       if (e instanceof ProtocolError || e instanceof ContestClosedError) throw e
       throw new ContestUnavailableError(
-        `contest "${this.name}": the JetStream bucket ${this.table.bucket} is unavailable (${explain(e, "is JetStream on, and does it have a quorum?")})`,
+        `contest "${this.name}": the JetStream bucket ${this.table.bucket} is unavailable (${this.remote.explain(e, "is JetStream on, and does it have a quorum?")})`,
         { cause: e },
       )
     }
@@ -384,8 +386,6 @@ export class ClusterContest implements AsyncDisposable {
 }
 
 const holderRefs = new WeakMap<ClusterHolder, KvHolder>()
-/** Words for a NATS client's error (src/nats's explainNats, set when it loads). */
-let explain = (e: unknown, _otherwise?: string) => (e instanceof Error ? e.message : String(e))
 
 function encode(s: string, field: "label" | "owner", limit: number): Uint8Array {
   if (typeof s !== "string") throw new InvalidSubjectError(`${field} must be a string, got ${typeof s}`)
@@ -402,14 +402,17 @@ function encode(s: string, field: "label" | "owner", limit: number): Uint8Array 
 
 const CLAIM_OPTIONS = optionNames<ClusterClaimOptions>({ owner: true, ttlMs: true })
 const WAIT_OPTIONS = optionNames<ClusterWaitOptions>({ owner: true, ttlMs: true, signal: true, timeoutMs: true })
-const CLUSTER_OPTIONS = optionNames<ClusterContestOptions>({ nats: true, create: true, marginMs: true, replicas: true })
+const CLUSTER_OPTIONS = optionNames<ClusterContestOptions>({
+  remote: true,
+  create: true,
+  marginMs: true,
+  replicas: true,
+})
 
-/** Contest.open(name, { nats }): the mode check of §12.5, then the bucket. */
+/** Contest.open(name, { remote }): the mode check of §12.5, then the table. */
 export async function openCluster(name: string, opts: ClusterContestOptions): Promise<ClusterContest> {
-  opts = checkOptions(opts, CLUSTER_OPTIONS, "Contest.open", { required: ["nats"] })
-  const nats = opts.nats
-  if (typeof nats !== "string" && (typeof nats !== "object" || nats === null))
-    throw new TypeError("nats must be a URL string, NATS connection options or a NATS connection")
+  opts = checkOptions(opts, CLUSTER_OPTIONS, "Contest.open", { required: ["remote"] })
+  const remote = checkRemote<LeaseRemote>(opts.remote, LEASE_PORT, "Contest.open")
   const create = checkCreate(opts.create, "Contest.open")
   const marginMs = checkNumber(opts.marginMs ?? 100, "marginMs", 0, 3_600_000)
   const replicas = checkNumber(opts.replicas ?? 1, "replicas", 1, 5)
@@ -420,9 +423,8 @@ export async function openCluster(name: string, opts: ClusterContestOptions): Pr
   const unmark = holdClusterMarker(name)
   try {
     if (localInUse(name)) throw modeError(name, "local")
-    const { openKvLeases, explainNats } = await import("../nats/index.ts")
-    explain = explainNats
-    const table = await openKvLeases(name, nats, { create, marginMs, replicas }).catch((e: unknown) => {
+    const explain = (e: unknown, otherwise: string) => remote.explain(e, otherwise)
+    const table = await remote.openLeaseTable(name, { create, marginMs, replicas }).catch((e: unknown) => {
       if (
         e instanceof NotFoundError ||
         e instanceof AlreadyExistsError ||
@@ -437,7 +439,7 @@ export async function openCluster(name: string, opts: ClusterContestOptions): Pr
         },
       )
     })
-    return new ClusterContest(FACTORY, name, table, unmark)
+    return new ClusterContest(FACTORY, name, table, remote, unmark)
   } catch (e) {
     unmark()
     throw e

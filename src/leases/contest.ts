@@ -291,7 +291,8 @@ export class Contest implements Disposable {
   }
 
   /**
-   * Contend across hosts on a JetStream KV bucket (docs/PROTOCOL.md §12; the NATS client loads now): async calls,
+   * Contend across hosts through a transport passed in as `remote` (`nats(url)`: a JetStream KV bucket, docs/PROTOCOL.md
+   * §12): async calls,
    * a TTL on every claim, expiry judged on each contender's own clock. See ClusterContest.
    */
   static open(name: string, opts: ClusterContestOptions): Promise<ClusterContest>
@@ -299,7 +300,7 @@ export class Contest implements Disposable {
   static open(name: string, opts?: ContestOptions): Promise<Contest>
   static async open(name: string, opts?: ContestOptions | ClusterContestOptions): Promise<Contest | ClusterContest> {
     if (typeof name !== "string") throw new TypeError(`a contest name is a string, got ${typeof name}`)
-    if (opts !== null && typeof opts === "object" && "nats" in opts)
+    if (opts !== null && typeof opts === "object" && "remote" in opts)
       return (await import("./cluster.ts")).openCluster(name, opts as ClusterContestOptions)
     opts = checkOptions(opts as ContestOptions | undefined, CONTEST_OPTIONS, "Contest.open")
     const capacity = opts.capacity ?? 4096

@@ -39,7 +39,7 @@ export class ContestMembersStoppedError extends ContestOpenError {
 }
 
 /**
- * A contest name is open both as a local contest and as a cluster contest (a `nats` option) on this host: their
+ * A contest name is open both as a local contest and as a cluster contest (a `remote` option) on this host: their
  * tokens cannot be compared and their claims do not exclude each other (docs/PROTOCOL.md §12.5). Use one or the other.
  */
 export class ContestModeError extends ContestOpenError {}

@@ -69,8 +69,8 @@ export function clusterInUse(name: string): boolean {
 export function modeError(name: string, open: "local" | "cluster"): ContestModeError {
   return new ContestModeError(
     open === "cluster"
-      ? `contest "${name}" is open cluster-wide (with a nats option) on this host, so it cannot be opened as a local contest: tokens of the two cannot be compared. Open it with the same nats option, or use another name`
-      : `contest "${name}" is open as a local contest on this host, so it cannot be opened cluster-wide: tokens of the two cannot be compared. Open it without nats everywhere, or use another name`,
+      ? `contest "${name}" is open cluster-wide (with a remote option) on this host, so it cannot be opened as a local contest: tokens of the two cannot be compared. Open it with the same remote option, or use another name`
+      : `contest "${name}" is open as a local contest on this host, so it cannot be opened cluster-wide: tokens of the two cannot be compared. Open it without remote everywhere, or use another name`,
   )
 }
 

@@ -1,14 +1,75 @@
-// Workers on other hosts over NATS (docs/PROTOCOL.md §10), topics across hosts (§11) and leases across hosts on
-// JetStream KV (§12): loaded only for a bus, worker, topic or contest given a `nats` option.
-import type { RemoteTransport } from "../core/index.ts"
+// slotbus/nats: the NATS transport, passed in by the caller (docs/PROTOCOL.md §10-§12). `nats(url)` is one object
+// that implements the port of each room it can span hosts for, as the room owns it:
+//   the core's RemoteTransport (src/core/remote.ts)    SlotBus.listen / SlotWorker.connect(…, { remote: nats(url) })
+//   the events room's TopicRemote (src/events/bridge.ts)  Topic.open(name, { remote: nats(url), durable })
+//   the leases room's LeaseRemote (src/leases/table.ts)   Contest.open(name, { remote: nats(url) })
+// Importing this file loads no NATS client: each package is imported when a feature that needs it opens
+// (packages.ts), and a missing one is a MissingPackageError naming the `bun add` to run.
+import type { RemoteHubHost, RemoteLink, RemoteTransport, RemoteWorkerHost, TransportOptions } from "../core/index.ts"
+import type { TopicBridge, TopicBridgeHost, TopicRemote, TopicStreamLimits } from "../events/internal.ts"
+import type { LeaseRemote, LeaseTable, LeaseTableOptions } from "../leases/internal.ts"
+import { explainNats } from "./explain.ts"
 import { serveHub } from "./hub.ts"
+import { openKvLeases } from "./kv-lease.ts"
+import { startTopicBridge } from "./topic-bridge.ts"
 import { serveWorker } from "./worker.ts"
 
-export const transport: RemoteTransport = { serveHub, serveWorker }
-export { bucketOf, keyOf, marginFor, nextToken, openKvLeases } from "./kv-lease.ts"
-export type { KvClaim, KvClaimOutcome, KvHolder, KvLeaseOptions, KvLeaseTable } from "./kv-lease.ts"
-export { cover, startTopicBridge, topicSubjects, typeOfSubject } from "./topic-bridge.ts"
-export type { BridgeReader, TopicBridge, TopicBridgeHost, TopicBridgeStats, TopicStreamState } from "./topic-bridge.ts"
-export { StreamUnusable, streamOf } from "./topic-stream.ts"
-export { explainNats } from "./explain.ts"
-export type { StreamFeed, TopicStreamLimits } from "./topic-stream.ts"
+/** What `nats()` takes: a server URL (several comma-separated), the NATS client's connection options, or a connection of yours. */
+export type NatsConnectionLike = string | object
+
+/** The NATS transport for one server (or connection): pass it as `remote` to a bus, worker, topic or contest. */
+export class Nats implements RemoteTransport, TopicRemote, LeaseRemote {
+  readonly transport = "nats"
+
+  /** @internal use nats(…) */
+  constructor(readonly connection: NatsConnectionLike) {}
+
+  /** @internal the core's port */
+  serveHub(host: RemoteHubHost, opts: TransportOptions): Promise<RemoteLink> {
+    return serveHub(host, this.connection, opts)
+  }
+
+  /** @internal the core's port */
+  serveWorker(host: RemoteWorkerHost, opts: TransportOptions): Promise<RemoteLink> {
+    return serveWorker(host, this.connection, opts)
+  }
+
+  /** @internal the events room's port */
+  openTopicBridge(
+    host: TopicBridgeHost,
+    durable?: { limits: TopicStreamLimits; warn: (line: string) => void },
+  ): Promise<TopicBridge> {
+    return startTopicBridge(host, this.connection, durable)
+  }
+
+  /** @internal the leases room's port */
+  openLeaseTable(contest: string, opts: LeaseTableOptions): Promise<LeaseTable> {
+    return openKvLeases(contest, this.connection, opts)
+  }
+
+  /** @internal the leases room's port */
+  explain(e: unknown, otherwise?: string): string {
+    return explainNats(e, otherwise)
+  }
+
+  /** How a hot reload compares two buses' options: the same URL is the same transport. */
+  toString(): string {
+    return typeof this.connection === "string" ? `nats(${this.connection})` : "nats(a connection or its options)"
+  }
+}
+
+/**
+ * The NATS transport: `SlotBus.listen(name, { remote: nats("nats://host:4222") })`, and the same for
+ * `SlotWorker.connect`, `Topic.open` and `Contest.open`. Takes a URL (several comma-separated), the NATS client's
+ * connection options, or a connection of yours (left open when slotbus closes). Each bus, worker, topic and
+ * contest opens its own connection from a URL or options.
+ */
+export function nats(connection: NatsConnectionLike): Nats {
+  if (typeof connection === "string") {
+    if (connection.trim() === "") throw new TypeError("nats(url): the URL is empty")
+  } else if (typeof connection !== "object" || connection === null || Array.isArray(connection))
+    throw new TypeError(
+      `nats() takes a URL string, NATS connection options or a NATS connection, got ${connection === null ? "null" : Array.isArray(connection) ? "an array" : typeof connection}`,
+    )
+  return new Nats(connection)
+}

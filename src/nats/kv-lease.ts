@@ -1,10 +1,17 @@
 // Leases across hosts on a JetStream KV bucket (docs/PROTOCOL.md §12): keys, values, tokens, the writes on
-// revisions, and when a contender may judge a claim expired. Loaded only for a contest given a `nats` option;
-// src/leases turns what this returns into leases, holders and errors.
+// revisions, and when a contender may judge a claim expired. It implements the leases room's port
+// (src/leases/table.ts), which turns what this returns into leases, holders and errors.
 import type { KV, KvEntry } from "@nats-io/kv"
 import type { NatsConnection } from "@nats-io/transport-node"
 import { AlreadyExistsError, NotFoundError, ProtocolError } from "../core/index.ts"
-import type { CreateMode } from "../kit/index.ts"
+import type {
+  HeldValue,
+  KvClaim,
+  KvClaimOutcome,
+  KvHolder,
+  LeaseTable,
+  LeaseTableOptions as KvLeaseOptions,
+} from "../leases/internal.ts"
 import { mayHaveLostCreateRace, streamNotFound } from "./explain.ts"
 import { kvClient } from "./packages.ts"
 import { HOST, newId, openConnection } from "./wire.ts"
@@ -41,15 +48,6 @@ export function nextToken(previous: bigint | undefined, nowMs: number, epochMs: 
   return next
 }
 
-export interface HeldValue {
-  state: "held"
-  token: bigint
-  claim: string
-  owner: string
-  ttlMs: number
-  host: string
-  pid: number
-}
 export type LeaseValue = HeldValue | { state: "free"; token: bigint }
 
 const encoder = new TextEncoder()
@@ -109,42 +107,13 @@ interface Observed {
   value: LeaseValue | null // null: absent, deleted or purged
 }
 
-export interface KvClaim {
-  key: string
-  token: bigint
-  claim: string
-  ttlMs: number
-  /** The revision the claim (or the last renewal) produced: the holder's guard. */
-  revision: number
-  /** Monotonic ms just before the write that produced `revision` was sent (§12.4). */
-  sentAt: number
-  from: "free" | "expired"
-}
-
-export interface KvHolder extends HeldValue {
-  key: string
-  kind: number
-  label: string
-  revision: number
-  /** Monotonic ms at which this process may take the claim over (§12.4). */
-  expiresAtMono: number
-}
-
-export type KvClaimOutcome = { claimed: true; claim: KvClaim } | { claimed: false; holder: KvHolder }
-
-export interface KvLeaseOptions {
-  create: CreateMode
-  marginMs: number
-  replicas: number
-}
-
 const WATCH_LINGER_MS = 2000
 
 const isWrongSequence = (e: unknown) =>
   (e as { code?: unknown })?.code === 10071 || /wrong last sequence/.test(String((e as Error)?.message))
 
 /** One contest object's view of its bucket: the writes of §12.3 and the watches that wake waiting claims. */
-export class KvLeaseTable {
+export class KvLeaseTable implements LeaseTable {
   private readonly seen = new Map<string, Observed>()
   private readonly waiters = new Map<string, Set<() => void>>()
   /** A watch per key someone here waits on, kept a while after the last waiter left (a contended key is waited on again soon). */

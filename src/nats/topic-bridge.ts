@@ -1,106 +1,25 @@
 // A topic's bridge to NATS (docs/PROTOCOL.md §11): one process per host and topic, elected by an abstract socket,
 // forwards its host's events to `slotbus.ev.<topic>.<type>` and the events its host's subscribers want from there
-// into the ring. slotbus/events drives it through TopicBridgeHost; nothing here knows the Topic class.
+// into the ring. It implements the events room's port (src/events/bridge.ts): slotbus/events drives it through
+// TopicBridgeHost; nothing here knows the Topic class.
 import type { Msg, MsgHdrs, NatsConnection, Subscription as NatsSubscription } from "@nats-io/transport-node"
 import { lockHost, portableBackend, unlockHost } from "../native/ffi.ts"
 import { Resends } from "./resends.ts"
+import { ensureTopicStream, openStreamFeed, streamOf, StreamUnusable } from "./topic-stream.ts"
 import {
-  ensureTopicStream,
-  openStreamFeed,
-  streamOf,
+  type BridgeFilter,
+  type BridgeReader,
   type StreamFeed,
-  StreamUnusable,
+  type TopicBridge,
+  type TopicBridgeHost,
+  type TopicBridgeStats,
+  TopicStreamError,
   type TopicStreamLimits,
-} from "./topic-stream.ts"
+  type TopicStreamState,
+} from "../events/internal.ts"
 import { explainNats } from "./explain.ts"
 import { jetStreamClient, natsClient } from "./packages.ts"
 import { guarded, openConnection } from "./wire.ts"
-
-/** What a bridge needs of its topic (src/events implements it). */
-export interface TopicBridgeHost {
-  readonly name: string
-  /** The ring's id (§8.2 header offset 16, random, the creator's choice): names this host's copy of the topic. */
-  readonly ringId: bigint
-  /** Publishes an encoded event (a record's bytes 16 … len, §8.3) into the ring; returns its id. Throws if malformed. */
-  publishEncoded(encoded: Uint8Array): number
-  /** Publishes a loss record (§8.3): `lost` events of this type never reached the ring; subscribers count them. */
-  publishLost(type: Uint8Array, lost: number): void
-  /** A reader of every event in the ring from position `at` (a value the ring's tail once had) on. */
-  openReader(at: number): BridgeReader
-  /**
-   * For a bridge just elected (§11.4): where to start reading (the ring header's bridged word, or the tail when no
-   * bridge wrote it: then written), the pid of the bridge that last wrote it and the tail now; writes this pid.
-   */
-  takeBridged(): { at: number; pid: number; tail: number }
-  /** Writes the bridged word: every event before position `at` was taken (sent, or skipped as bridged in). */
-  setBridged(at: number): void
-  /** Entry i of the ring header's books table (§11.4): a sender bridge (0: free), its subject's CRC-32, the last seq. */
-  readBook(i: number): { bridge: number; subject: number; seq: number }
-  /** Writes entry i of the books table (only the elected bridge does). */
-  writeBook(i: number, bridge: number, subject: number, seq: number): void
-  /** The type filters of the live subscribers in the ring, with their pids (§8.2, §8.5). */
-  filters(): { pid: number; mode: "any" | "exact" | "prefix"; type: Uint8Array }[]
-}
-
-export interface BridgeReader {
-  /** Resolves true when a poll may find events, false once closed. */
-  ready(): Promise<boolean>
-  /** Calls fn for each event there now, `max` at most: its id, its type's bytes, the encoded event (views, valid during fn). */
-  poll(fn: (id: number, type: Uint8Array, encoded: Uint8Array) => void, max: number): number
-  /** Events of the ring this reader lost by falling behind (§8.4). */
-  readonly lagged: number
-  /** It was opened at a position the ring had lapped: it started at the oldest event there instead. */
-  readonly restarted: boolean
-  close(): void
-}
-
-export interface TopicBridgeStats {
-  /** Whether this process is its host's bridge for the topic now. */
-  bridging: boolean
-  /** The NATS subjects it subscribes for its host's subscribers (§11.4). */
-  subjects: string[]
-  /** Events of this host sent to NATS. */
-  sent: number
-  /** Events from other hosts published into this host's ring. */
-  received: number
-  /** Messages that arrived twice (two of its subscriptions matched while it changed them), dropped. */
-  duplicates: number
-  /** Events another host's new bridge sent again (its predecessor's server had not confirmed them, §11.4), dropped. */
-  resends: number
-  /** Events other hosts sent that NATS lost on the way (§11.5), counted from the gaps in their numbers. */
-  lost: number
-  /** Events of this host the bridge could not read from the ring in time, so never sent (§8.4). */
-  unsent: number
-  /** Messages on the topic's subjects that were not slotbus events (or malformed ones), dropped. */
-  refused: number
-  /**
-   * Times a sender's numbers jumped by more than 4,096 either way (a restarted bridge, or a message someone forged
-   * with its number): its books started afresh, nothing dropped, and the jump not counted as lost (§11.3).
-   */
-  resyncs: number
-  /** Where `lost`, `unsent`, `refused` and `resyncs` came from, the latest 16. */
-  reasons: string[]
-}
-
-/** A durable topic's stream as its server tells it now (§11.6), for status views. */
-export interface TopicStreamState {
-  stream: string
-  firstSeq: number
-  lastSeq: number
-  messages: number
-  bytes: number
-}
-
-export interface TopicBridge {
-  stats(): TopicBridgeStats
-  /** The server this process's connection uses now (host:port). */
-  server(): string
-  /** The durable topic's stream now; null for a topic that is not durable. */
-  streamState(): Promise<TopicStreamState | null>
-  /** A durable topic's stream (§11.6) from `from`, for the events `subject` (§11.1) carries; `ahead` pulled at most. */
-  openStream(subject: string, from: "now" | "oldest" | number, ahead: number): Promise<StreamFeed>
-  close(): Promise<void>
-}
 
 const PREFIX = 24
 const VERSION = 1
@@ -203,7 +122,7 @@ function matches(subject: string, pattern: string): boolean {
 }
 
 /**
- * Opens the NATS connection the `nats` option names and stands for election as the host's bridge of the topic:
+ * Opens the NATS connection `nats(…)` names and stands for election as the host's bridge of the topic:
  * bridges while it holds `\0slotbus.bridge.<topic>`, tries again every 100 ms while another process does.
  */
 export async function startTopicBridge(
@@ -217,7 +136,8 @@ export async function startTopicBridge(
     const subject = `${topicSubjects(host.name).root}.>`
     if (durable)
       await ensureTopicStream(nc, host.name, subject, durable.limits, durable.warn).catch((e) => {
-        throw e instanceof StreamUnusable ? e : new StreamUnusable(explainNats(e), { cause: e })
+        const why = e instanceof StreamUnusable ? e.message : explainNats(e)
+        throw new TopicStreamError(`topic "${host.name}" cannot be durable: ${why}`, { cause: e })
       })
   } catch (e) {
     if (owned) await nc.close().catch(() => {})
@@ -344,8 +264,9 @@ class Bridge implements TopicBridge {
     return { stream, firstSeq: state.first_seq, lastSeq: state.last_seq, messages: state.messages, bytes: state.bytes }
   }
 
-  openStream(subject: string, from: "now" | "oldest" | number, ahead: number): Promise<StreamFeed> {
+  openStream(filter: BridgeFilter, from: "now" | "oldest" | number, ahead: number): Promise<StreamFeed> {
     if (!this.msgId) throw new Error("the topic was not opened durable")
+    const subject = this.s.filter(filter.mode, filter.type)
     return openStreamFeed(this.nc, this.host.name, subject, from, ahead).catch((e) => {
       throw new StreamUnusable(explainNats(e), { cause: e })
     })

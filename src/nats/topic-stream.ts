@@ -1,18 +1,11 @@
 // A topic's JetStream stream (docs/PROTOCOL.md §11.6): the one order and numbering of its events that every host
 // shares, for replay across hosts. The bridges (topic-bridge.ts) fill it without knowing it: the server stores
 // what they publish on the stream's subjects.
+import type { StreamFeed, TopicStreamLimits } from "../events/internal.ts"
 import { mayHaveLostCreateRace, streamNotFound } from "./explain.ts"
 import { jetStreamClient } from "./packages.ts"
 import { Resends } from "./resends.ts"
 import type { NatsConnection } from "@nats-io/transport-node"
-
-/** The stream's limits (§11.6), applied when this process creates it. */
-export interface TopicStreamLimits {
-  maxBytes: number
-  /** 0: no age limit. */
-  maxAgeMs: number
-  replicas: number
-}
 
 /** The stream of topic `topic` (§11.6). */
 export const streamOf = (topic: string) => `SLOTBUS_EV_${topic.replaceAll(".", "~")}`
@@ -66,17 +59,6 @@ export async function ensureTopicStream(
       if (attempt >= 2 || !mayHaveLostCreateRace(e)) throw e
     }
   }
-}
-
-/** A stream subscriber's messages (§11.6), pulled at most `ahead` at a time. */
-export interface StreamFeed {
-  /** `from` was an id whose successor the stream no longer holds (or never did): reading starts at the oldest. */
-  readonly restarted: boolean
-  /** Why: its events were discarded by the stream's limits, or the id is past the stream's last. */
-  readonly restartReason: "discarded" | "from-the-future" | null
-  /** The next message of the filter's subject: its stream sequence and payload (§11.2); null once closed. */
-  next(): Promise<{ seq: number; data: Uint8Array } | null>
-  close(): void
 }
 
 /** Opens an ordered consumer on the topic's stream for `subject` from `from` (§11.6's table). */

@@ -96,7 +96,8 @@ export function renderSections(sections: StatusSection[]): string[] {
     out.push("", `== ${clean(s.kind)} ${clean(s.name)}`)
     for (const w of s.warnings) out.push(`! ${clean(w)}`)
     out.push(...part(s, ""))
-    if (s.nats) out.push("-- across hosts (NATS)", ...part(s.nats, "  "))
+    if (s.remote)
+      out.push(`-- across hosts (${clean(String(s.remote.transport)).toUpperCase()})`, ...part(s.remote, "  "))
   }
   return out
 }

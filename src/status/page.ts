@@ -14,8 +14,8 @@ export const SECTIONS_STYLE = `
 .sb-facts div { display: flex; justify-content: space-between; gap: 8px; border-bottom: 1px dotted var(--line); }
 .sb-facts dt { color: var(--muted); }
 .sb-facts dd { margin: 0; font-variant-numeric: tabular-nums; font-weight: 600; }
-.sb-nats { margin-top: 12px; border-left: 3px solid var(--accent); padding-left: 12px; }
-.sb-nats > .label { font-size: 12px; font-weight: 700; color: var(--accent); letter-spacing: .4px; }
+.sb-remote { margin-top: 12px; border-left: 3px solid var(--accent); padding-left: 12px; }
+.sb-remote > .label { font-size: 12px; font-weight: 700; color: var(--accent); letter-spacing: .4px; }
 .sb-scroll { overflow-x: auto; }
 .sb-card table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
 .sb-card th, .sb-card td { text-align: left; padding: 4px 12px 4px 0; border-bottom: 1px solid var(--line); white-space: nowrap; }
@@ -79,10 +79,10 @@ function renderSections(container, sections) {
     card.append(h)
     for (const w of s.warnings) card.append(sbEl("p", "sb-warn", sbVisible(w)))
     sbPart(card, s)
-    if (s.nats) {
-      const n = sbEl("div", "sb-nats")
-      n.append(sbEl("div", "label", "ACROSS HOSTS (NATS)"))
-      sbPart(n, s.nats)
+    if (s.remote) {
+      const n = sbEl("div", "sb-remote")
+      n.append(sbEl("div", "label", "ACROSS HOSTS (" + sbVisible(String(s.remote.transport)).toUpperCase() + ")"))
+      sbPart(n, s.remote)
       card.append(n)
     }
     return card

@@ -6,6 +6,7 @@ import { join } from "node:path"
 import { Topic } from "../../src/events/index.ts"
 import { busName, FIXTURES, until } from "../support/helpers.ts"
 import { hostsPerFile } from "../support/hosts.ts"
+import { nats } from "../../src/nats/index.ts"
 
 const on = hostsPerFile("two-host durable topic", { jetstream: true })
 const { skip, cleanup } = on
@@ -16,7 +17,7 @@ const member = (name: string, ...args: string[]) =>
 describe.skipIf(skip !== null)("a durable topic across two hosts", () => {
   test("an id seen on host A resumes on host B exactly after it: same events, ids and order, then live ones", async () => {
     const name = busName("dh")
-    await using topic = await Topic.open(name, { nats: on.hosts.a.natsUrl, durable: true })
+    await using topic = await Topic.open(name, { remote: nats(on.hosts.a.natsUrl), durable: true })
     const onA = await topic.subscribeDurable({}, { from: "oldest" })
     for (let i = 0; i < 10; i++) topic.publish({ type: "t", data: `a${i}` })
     const pub = member(name, "dpub", "10") // host B's own ring; its bridge stores p0 … p9

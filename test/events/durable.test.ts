@@ -6,11 +6,12 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test
 import { jetstreamManager } from "@nats-io/jetstream"
 import { connect } from "@nats-io/transport-node"
 import { type DurableSubscription, Topic, TopicStreamError } from "../../src/events/index.ts"
-import { streamOf, topicSubjects } from "../../src/nats/index.ts"
+import { streamOf, topicSubjects } from "../../src/nats/internal.ts"
 import { join } from "node:path"
 import { busName, FIXTURES, rejection, run, spawn, until, type Child } from "../support/helpers.ts"
 import { encodeEvent } from "../../src/events/codec.ts"
 import { natsSkipReason, startNats } from "../support/nats.ts"
+import { nats } from "../../src/nats/index.ts"
 
 const skip = natsSkipReason()
 if (skip) console.warn(`the durable topic tests are skipped: ${skip}`)
@@ -36,7 +37,7 @@ afterEach(async () => {
 })
 
 async function openDurable(name: string, durable: Parameters<typeof Topic.open>[1] = {}): Promise<Topic> {
-  const t = await Topic.open(name, { nats: url, durable: true, ...durable })
+  const t = await Topic.open(name, { remote: nats(url), durable: true, ...durable })
   cleanup.push(() => t[Symbol.asyncDispose]())
   return t
 }
@@ -217,7 +218,7 @@ describe.skipIf(skip !== null)("a durable topic's stream", () => {
   }, 60_000)
 
   test("closing the topic ends its stream subscribers: a waiting receive() resolves undefined", async () => {
-    const topic = await Topic.open(busName("dur"), { nats: url, durable: true })
+    const topic = await Topic.open(busName("dur"), { remote: nats(url), durable: true })
     const sub = await topic.subscribeDurable()
     const waiting = sub.receive()
     await topic[Symbol.asyncDispose]()
@@ -227,14 +228,14 @@ describe.skipIf(skip !== null)("a durable topic's stream", () => {
 
   test("mistakes are refused with a typed error before anything is made", async () => {
     const name = busName("dur")
-    await expect(Topic.open(name, { durable: true })).rejects.toThrow(/durable needs nats/)
-    await expect(Topic.open(name, { nats: url, durable: { maxByte: 1 } as never })).rejects.toThrow(
+    await expect(Topic.open(name, { durable: true })).rejects.toThrow(/durable needs remote/)
+    await expect(Topic.open(name, { remote: nats(url), durable: { maxByte: 1 } as never })).rejects.toThrow(
       /maxByte.*did you mean "maxBytes"/,
     )
-    await expect(Topic.open(name, { nats: url, durable: { maxBytes: -1 } })).rejects.toThrow(RangeError)
-    await expect(Topic.open(name, { nats: url, durable: "yes" as never })).rejects.toThrow(TypeError)
+    await expect(Topic.open(name, { remote: nats(url), durable: { maxBytes: -1 } })).rejects.toThrow(RangeError)
+    await expect(Topic.open(name, { remote: nats(url), durable: "yes" as never })).rejects.toThrow(TypeError)
     // a server without JetStream
-    const e = await rejection(Topic.open(name, { nats: plainUrl, durable: true }))
+    const e = await rejection(Topic.open(name, { remote: nats(plainUrl), durable: true }))
     expect(e).toBeInstanceOf(TopicStreamError)
     expect(String(e)).toMatch(/cannot be durable.*nats-server -js/)
     // a stream of that name that is not this topic's
@@ -243,11 +244,11 @@ describe.skipIf(skip !== null)("a durable topic's stream", () => {
     const jsm = await jetstreamManager(nc)
     const taken = busName("dur")
     await jsm.streams.add({ name: streamOf(taken), subjects: ["elsewhere.>"] })
-    const m = await rejection(Topic.open(taken, { nats: url, durable: true }))
+    const m = await rejection(Topic.open(taken, { remote: nats(url), durable: true }))
     expect(m).toBeInstanceOf(TopicStreamError)
     expect(String(m)).toMatch(/not this topic's/)
     // a topic that is not durable has no stream to subscribe to
-    const local = await Topic.open(busName("dur"), { nats: url })
+    const local = await Topic.open(busName("dur"), { remote: nats(url) })
     cleanup.push(() => local[Symbol.asyncDispose]())
     await expect(local.subscribeDurable()).rejects.toThrow(TopicStreamError)
     const topic = await openDurable(busName("dur"))

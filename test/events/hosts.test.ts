@@ -7,6 +7,7 @@ import { join } from "node:path"
 import { Topic } from "../../src/events/index.ts"
 import { bunChild, busName, FIXTURES, publishUntilHeard, until, type Child } from "../support/helpers.ts"
 import { hostsPerFile } from "../support/hosts.ts"
+import { nats } from "../../src/nats/index.ts"
 
 const on = hostsPerFile("two-host topic")
 const { skip, cleanup } = on
@@ -58,7 +59,7 @@ function numbered(b: Child, n: number) {
 describe.skipIf(skip !== null)("a topic across two hosts", () => {
   test("a filtered subscriber on host B gets every matching event of 10,000 from host A, once, and nothing else crosses", async () => {
     const name = busName("th")
-    await using topic = await Topic.open(name, { nats: on.hosts.a.natsUrl })
+    await using topic = await Topic.open(name, { remote: nats(on.hosts.a.natsUrl) })
     const b = await subscriberOnB(name, "job.*")
     await probeUntilHeard(topic, b)
     const routed = await routeOutMsgs()
@@ -92,7 +93,7 @@ describe.skipIf(skip !== null)("a topic across two hosts", () => {
 
   test("events NATS loses while host B's nats-server is down are counted in the lagged of host B's subscriber, exactly, with where", async () => {
     const name = busName("th")
-    await using topic = await Topic.open(name, { nats: on.hosts.a.natsUrl })
+    await using topic = await Topic.open(name, { remote: nats(on.hosts.a.natsUrl) })
     const b = await subscriberOnB(name, "job.n") // through host B's server only: while it is down, B hears nothing
     let i = 0
     const got = () => b.lines.filter((l) => /^ev \d+$/.test(l)).map((l) => Number(l.slice(3)))

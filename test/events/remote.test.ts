@@ -5,9 +5,11 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test
 import { connect, type NatsConnection } from "@nats-io/transport-node"
 import { Topic } from "../../src/events/index.ts"
 import { encodeEvent } from "../../src/events/codec.ts"
-import { cover, topicSubjects, typeOfSubject, type TopicBridgeHost } from "../../src/nats/index.ts"
+import { cover, topicSubjects, typeOfSubject } from "../../src/nats/internal.ts"
+import type { TopicBridgeHost } from "../../src/events/internal.ts"
 import { bunChild, busName, REPO, run, until, type Child } from "../support/helpers.ts"
 import { natsSkipReason, startNats } from "../support/nats.ts"
+import { nats as viaNats } from "../../src/nats/index.ts"
 
 const skip = natsSkipReason()
 if (skip) console.warn(`the topic-over-NATS tests are skipped: ${skip}`)
@@ -78,7 +80,7 @@ async function otherHost(topic: string) {
 }
 
 async function openTopic(tag: string, nats = true): Promise<Topic> {
-  const t = await Topic.open(busName(tag), nats ? { nats: url } : {})
+  const t = await Topic.open(busName(tag), nats ? { remote: viaNats(url) } : {})
   cleanup.push(() => t[Symbol.asyncDispose]())
   return t
 }
@@ -281,15 +283,23 @@ describe.skipIf(skip !== null)("a topic bridged to NATS on this host", () => {
     expect(again.length).toBeLessThanOrEqual(1024)
   }, 60_000)
 
-  test("the nats option is checked before anything opens", async () => {
+  test("the remote option is checked before anything opens", async () => {
     const name = busName("tb")
-    await expect(Topic.open(name, { nats: 5 } as never)).rejects.toThrow(TypeError)
-    await expect(Topic.open(name, { nats: 5 } as never)).rejects.toThrow(/nats must be/)
-    await expect(Topic.open(name, { nat: url } as never)).rejects.toThrow(/did you mean "nats"/)
+    expect(() => viaNats(5 as never)).toThrow(/nats\(\) takes a URL string/)
+    expect(() => viaNats("")).toThrow(/the URL is empty/)
+    await expect(Topic.open(name, { remote: 5 } as never)).rejects.toThrow(TypeError)
+    await expect(Topic.open(name, { remote: url } as never)).rejects.toThrow(
+      /remote must be a transport such as nats\(url\)/,
+    )
+    await expect(Topic.open(name, { remote: {} } as never)).rejects.toThrow(/an object without openTopicBridge/)
+    await expect(Topic.open(name, { nats: url } as never)).rejects.toThrow(
+      /the option "nats" is now remote: nats\(url\)/,
+    )
+    await expect(Topic.open(name, { remot: viaNats(url) } as never)).rejects.toThrow(/did you mean "remote"/)
     await expect(Topic.open(name, { create: "never" })).rejects.toThrow(/does not exist/) // and the checks above opened nothing
   })
 
-  test("a topic without the nats option loads neither src/nats nor the NATS client", async () => {
+  test("a topic without the remote option loads neither src/nats nor the NATS client", async () => {
     const script = `
       const { Topic } = await import(${JSON.stringify(`${REPO}/src/events/index.ts`)})
       const t = await Topic.open(${JSON.stringify(busName("tb"))})

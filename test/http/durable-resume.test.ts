@@ -10,6 +10,7 @@ import { createHub, type HubHealth } from "../../src/http/index.ts"
 import { streamOf } from "../../src/nats/topic-stream.ts"
 import { until, type Child } from "../support/helpers.ts"
 import { natsSkipReason, startNats } from "../support/nats.ts"
+import { nats } from "../../src/nats/index.ts"
 
 const skip = natsSkipReason()
 if (skip) console.warn(`the durable hub resume tests are skipped: ${skip}`)
@@ -43,7 +44,7 @@ async function resume(base: string, lastId: string, want: RegExp) {
 describe.skipIf(skip !== null)("resuming clients of a durable hub", () => {
   test("their JetStream consumers go when they leave, more than maxResumingClients get 503, and an id past the end is from-the-future", async () => {
     await using hub = await createHub({ port: 0, nats: url, eventsDurable: true, maxResumingClients: 3, quiet: true })
-    await using topic = await Topic.open(`http.${hub.port}`, { nats: url })
+    await using topic = await Topic.open(`http.${hub.port}`, { remote: nats(url) })
     for (let i = 1; i <= 5; i++) topic.publish({ type: "n", data: String(i) })
     const nc = await connect({ servers: url })
     try {

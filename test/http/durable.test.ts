@@ -10,6 +10,7 @@ import { FIXTURES, rejection, spawn, until, type Child } from "../support/helper
 import { hostsPerFile } from "../support/hosts.ts"
 import { SseReader } from "../support/http.ts"
 import { startNats } from "../support/nats.ts"
+import { nats as viaNats } from "../../src/nats/index.ts"
 
 const on = hostsPerFile("durable events of the HTTP hub", { jetstream: true })
 const { skip, cleanup } = on
@@ -51,7 +52,7 @@ describe.skipIf(skip !== null)("GET /events on durable hubs across two hosts", (
   test("kill -9 of hub A mid-stream: the client resumes on hub B with its Last-Event-ID, missing and doubling nothing", async () => {
     const port = 20000 + (process.pid % 20000)
     // this process publishes into the hubs' events topic on host A (and is host A's bridge: it opened it first)
-    await using topic = await Topic.open(`http.${port}`, { nats: on.hosts.a.natsUrl })
+    await using topic = await Topic.open(`http.${port}`, { remote: viaNats(on.hosts.a.natsUrl) })
     const hubA = await started(spawn(hubArgs(on.hosts.a.addr, port, on.hosts.a.natsUrl)))
     cleanup.push(() => hubA.kill())
     const hubB = await started(on.hosts.spawnOnB(hubArgs(on.hosts.b.addr, port, on.hosts.b.natsUrl)))

@@ -18,6 +18,7 @@ import {
 import { FIXTURES, busName, observed, outcome, rejection, type Child } from "../support/helpers.ts"
 import { natsSkipReason, startNats } from "../support/nats.ts"
 import { spawn } from "../../bench/lib/child.ts"
+import { nats as viaNats } from "../../src/nats/index.ts"
 
 const skip = natsSkipReason()
 if (skip) console.warn(`the cluster contest tests are skipped: ${skip}`)
@@ -31,7 +32,7 @@ afterAll(async () => {
 })
 
 const open = (name: string, marginMs?: number) =>
-  Contest.open(name, { nats: nats.url, ...(marginMs === undefined ? {} : { marginMs }) })
+  Contest.open(name, { remote: viaNats(nats.url), ...(marginMs === undefined ? {} : { marginMs }) })
 const S = { kind: 3, label: "leader" }
 const M = { kind: 9, label: "leader" } // the subject of test/support/kv-lease-member.ts
 const MEMBER = join(FIXTURES, "kv-lease-member.ts")
@@ -218,9 +219,13 @@ describe.skipIf(skip !== null)("a cluster contest on JetStream KV", () => {
 
   test("options are checked: ttlMs is required and must exceed twice the margin; create never finds no bucket", async () => {
     const name = busName("kv")
-    expect(await rejection(Contest.open(name, { nats: nats.url, margnMs: 5 } as never))).toBeInstanceOf(TypeError)
-    expect(await rejection(Contest.open(name, { nats: nats.url, replicas: 0 }))).toBeInstanceOf(RangeError)
-    expect(await rejection(Contest.open(name, { nats: nats.url, create: "never" }))).toBeInstanceOf(NotFoundError)
+    expect(await rejection(Contest.open(name, { remote: viaNats(nats.url), margnMs: 5 } as never))).toBeInstanceOf(
+      TypeError,
+    )
+    expect(await rejection(Contest.open(name, { remote: viaNats(nats.url), replicas: 0 }))).toBeInstanceOf(RangeError)
+    expect(await rejection(Contest.open(name, { remote: viaNats(nats.url), create: "never" }))).toBeInstanceOf(
+      NotFoundError,
+    )
     await using a = await open(name)
     expect(await rejection(a.tryClaim(S, {} as never))).toBeInstanceOf(TypeError)
     expect(await rejection(a.tryClaim(S, { ttlMs: 200 }))).toBeInstanceOf(RangeError) // margin 102: 2 × 102 > 200
@@ -228,24 +233,33 @@ describe.skipIf(skip !== null)("a cluster contest on JetStream KV", () => {
     expect(await a.holders()).toEqual([])
   }, 30_000)
 
-  test("a local contest never loads the NATS pieces; a cluster contest loads them when opened", () => {
+  test("slotbus/leases never loads the NATS pieces; slotbus/nats loads its client packages when a cluster contest opens", () => {
+    const src = join(import.meta.dir, "..", "..", "src")
     const script = `
-      const seen = []
-      Bun.plugin({ name: "seen", setup: (b) => b.onResolve({ filter: /nats/ }, (a) => void seen.push(a.path)) })
-      const { Contest } = await import(${JSON.stringify(join(import.meta.dir, "..", "..", "src", "leases", "index.ts"))})
+      const loaded = () => JSON.stringify(Object.keys(require.cache).filter((k) => k.includes("/src/nats/") || k.includes("@nats-io")).map((k) => k.includes("@nats-io") ? k.match(/@nats-io\\/[a-z-]+/)[0] : "src/nats").filter((k, i, a) => a.indexOf(k) === i).sort())
+      const { Contest } = await import(${JSON.stringify(join(src, "leases", "index.ts"))})
       const c = await Contest.open("lazy-" + process.pid)
       c.tryClaim({ kind: 1, label: "x" }).lease?.release()
       c.close()
-      console.log(JSON.stringify(seen))
-      await Contest.open("lazy-" + process.pid, { nats: ${JSON.stringify(nats.url)} }).then((c) => c.close())
-      console.log(JSON.stringify(seen))`
+      console.log(loaded())
+      const { nats } = await import(${JSON.stringify(join(src, "nats", "index.ts"))})
+      const remote = nats(${JSON.stringify(nats.url)})
+      console.log(loaded())
+      await Contest.open("lazy-" + process.pid + "-c", { remote }).then((c) => c.close())
+      console.log(loaded())`
     const p = Bun.spawnSync([process.execPath, "-e", script])
-    expect(p.stdout.toString().trim().split("\n")).toEqual(["[]", '["../nats/index.ts"]'])
+    const [local, imported, opened] = p.stdout
+      .toString()
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as string[])
+    expect([local, imported]).toEqual([[], ["src/nats"]])
+    expect(opened).toEqual(expect.arrayContaining(["@nats-io/transport-node", "@nats-io/kv", "src/nats"]))
   }, 30_000)
 
   test("no server: ContestUnavailableError", async () => {
     const err = await rejection(
-      Contest.open(busName("kv"), { nats: { servers: "nats://127.0.0.1:1", reconnect: false } }),
+      Contest.open(busName("kv"), { remote: viaNats({ servers: "nats://127.0.0.1:1", reconnect: false }) }),
     )
     expect(err).toBeInstanceOf(ContestUnavailableError)
     expect(String(err)).toMatch(/no NATS server answers at that address/)
@@ -254,7 +268,7 @@ describe.skipIf(skip !== null)("a cluster contest on JetStream KV", () => {
   test("a server without JetStream: ContestUnavailableError saying to start it with -js", async () => {
     const plain = await startNats()
     try {
-      const err = await rejection(Contest.open(busName("kv"), { nats: plain.url }))
+      const err = await rejection(Contest.open(busName("kv"), { remote: viaNats(plain.url) }))
       expect(err).toBeInstanceOf(ContestUnavailableError)
       expect(String(err)).toMatch(/nats-server -js/)
     } finally {
@@ -321,7 +335,9 @@ describe.skipIf(skip !== null)("a cluster contest on JetStream KV", () => {
         },
       },
     })
-    const holderSide = await Contest.open(name, { nats: { servers: `nats://127.0.0.1:${proxy.port}`, timeout: 2000 } })
+    const holderSide = await Contest.open(name, {
+      remote: viaNats({ servers: `nats://127.0.0.1:${proxy.port}`, timeout: 2000 }),
+    })
     await using b = await open(name)
     try {
       const events: string[] = []
@@ -343,14 +359,14 @@ describe.skipIf(skip !== null)("a cluster contest on JetStream KV", () => {
   }, 30_000)
 })
 
-test("src/leases/README.md's table lists exactly the options Contest.open takes with nats", async () => {
+test("src/leases/README.md's table lists exactly the options Contest.open takes with remote", async () => {
   const readme = readFileSync(join(import.meta.dir, "..", "..", "src", "leases", "README.md"), "utf8")
   const rows = readme
-    .split("| `Contest.open(name, options)` with `nats` | |\n|---|---|\n")[1]!
+    .split("| `Contest.open(name, options)` with `remote` | |\n|---|---|\n")[1]!
     .split("\n\n")[0]!
     .split("\n")
     .map((r) => /^\| `(\w+)` \|/.exec(r)?.[1])
-  const err = await rejection(Contest.open("readme", { nats: "nats://127.0.0.1:1", "?": 1 } as never))
+  const err = await rejection(Contest.open("readme", { remote: viaNats("nats://127.0.0.1:1"), "?": 1 } as never))
   const taken = /the options are (.*)$/.exec((err as Error).message)![1]!.split(", ")
   expect(rows.sort()).toEqual(taken.sort())
 })

@@ -106,13 +106,14 @@ test("without the optional NATS packages, each feature across hosts says at open
     `import { SlotBus, SlotWorker, MissingPackageError } from "slotbus"
 import { Topic } from "slotbus/events"
 import { Contest } from "slotbus/leases"
-const nats = "nats://127.0.0.1:9" // nothing listens there: the package is missing before any connection is tried
+import { nats } from "slotbus/nats"
+const remote = nats("nats://127.0.0.1:9") // nothing listens there: the package is missing before any connection is tried
 const tries = {
-  listen: () => SlotBus.listen("pack-nats-" + process.pid, { nats }),
-  connect: () => SlotWorker.connect("pack-nats-" + process.pid, () => "", { nats }),
-  topic: () => Topic.open("pack-nats-" + process.pid, { nats }),
-  durable: () => Topic.open("pack-durable-" + process.pid, { nats, durable: true }),
-  contest: () => Contest.open("pack-nats-" + process.pid, { nats }),
+  listen: () => SlotBus.listen("pack-nats-" + process.pid, { remote }),
+  connect: () => SlotWorker.connect("pack-nats-" + process.pid, () => "", { remote }),
+  topic: () => Topic.open("pack-nats-" + process.pid, { remote }),
+  durable: () => Topic.open("pack-durable-" + process.pid, { remote, durable: true }),
+  contest: () => Contest.open("pack-nats-" + process.pid, { remote }),
 }
 for (const [what, open] of Object.entries(tries)) {
   try {
@@ -161,7 +162,15 @@ test("the package carries the bench and the protocol, and leaves the perf notes 
   expect(help).toContain("usage: slotbus bench events")
 })
 
-const entries = ["slotbus", "slotbus/http", "slotbus/events", "slotbus/leases", "slotbus/stdio", "slotbus/status"]
+const entries = [
+  "slotbus",
+  "slotbus/http",
+  "slotbus/events",
+  "slotbus/leases",
+  "slotbus/stdio",
+  "slotbus/status",
+  "slotbus/nats",
+]
 
 test.each(entries)(
   "under Node, a static import of every name %s exports prints that slotbus needs Bun",

@@ -15,6 +15,7 @@ import {
 import { writePrefix } from "../../src/nats/wire.ts"
 import { bunChild, busName, rejection, until } from "../support/helpers.ts"
 import { hostileNatsWorker, natsPerFile, natsSkipReason, startNats } from "../support/nats.ts"
+import { nats as viaNats } from "../../src/nats/index.ts"
 
 const skip = natsSkipReason()
 if (skip) console.warn(`the NATS hardening tests are skipped: ${skip}`)
@@ -23,7 +24,7 @@ const nats = natsPerFile(skip)
 const { cleanup } = nats
 
 async function hub(opts: ListenOptions = {}, url: Server = nats.url): Promise<SlotBus> {
-  const bus = await SlotBus.listen(busName("nats-hard"), { nats: url, heartbeatMs: 100, ...opts })
+  const bus = await SlotBus.listen(busName("nats-hard"), { remote: viaNats(url), heartbeatMs: 100, ...opts })
   cleanup.push(() => bus.close({ drain: false }))
   return bus
 }
@@ -33,7 +34,7 @@ async function client(url: Server = nats.url): Promise<NatsConnection> {
   return nc
 }
 async function worker(name: string, handler: Parameters<typeof SlotWorker.connect>[1], url: Server = nats.url) {
-  const w = await SlotWorker.connect(name, handler, { nats: url, heartbeatMs: 100 })
+  const w = await SlotWorker.connect(name, handler, { remote: viaNats(url), heartbeatMs: 100 })
   cleanup.push(() => w.close())
   return w
 }
@@ -271,7 +272,7 @@ describe.skipIf(skip !== null)("death detection (§10.3)", () => {
     [{ peerTimeoutMs: 1.5 }, "peerTimeoutMs must be an integer"],
     [{ peerTimeoutMs: 1e9 }, "peerTimeoutMs must be an integer"],
   ])("peerTimeoutMs %j is refused: %s", async (opts, message) => {
-    const err = await rejection(SlotBus.listen(busName("nats-opt"), { nats: nats.url, ...opts }))
+    const err = await rejection(SlotBus.listen(busName("nats-opt"), { remote: viaNats(nats.url), ...opts }))
     expect(err).toBeInstanceOf(RangeError)
     expect((err as Error).message).toContain(message)
   })

@@ -11,6 +11,7 @@ import { Contest } from "../../src/leases/index.ts"
 import { busName, FIXTURES, publishUntilHeard, rng, until } from "../support/helpers.ts"
 import { underFire } from "../support/hostile-nats.ts"
 import { hostsPerFile } from "../support/hosts.ts"
+import { nats } from "../../src/nats/index.ts"
 
 const on = hostsPerFile("two-host hostile peer", { jetstream: true })
 const { skip, cleanup } = on
@@ -22,7 +23,7 @@ describe.skipIf(skip !== null)("a hostile peer on both hosts' NATS servers", () 
     console.log(`hostile peers on two hosts: seed ${seed} (SLOTBUS_FUZZ_SEED=${seed} replays it), ${FUZZ_MS} ms`)
     const r = rng(seed)
     const { a, b } = on.hosts
-    const bus = await SlotBus.listen(busName("hostile-hosts"), { nats: a.natsUrl, heartbeatMs: 100 })
+    const bus = await SlotBus.listen(busName("hostile-hosts"), { remote: nats(a.natsUrl), heartbeatMs: 100 })
     cleanup.push(() => bus.close({ drain: false }))
     const worker = on.hosts.spawnOnB([
       process.execPath,
@@ -34,7 +35,7 @@ describe.skipIf(skip !== null)("a hostile peer on both hosts' NATS servers", () 
     cleanup.push(async () => void (await worker.kill()))
     await worker.waitLine(/^ready \d+$/, 20_000)
     await bus.waitForWorkers(1, 10_000)
-    const topic = await Topic.open(busName("hostile-hosts-topic"), { nats: a.natsUrl })
+    const topic = await Topic.open(busName("hostile-hosts-topic"), { remote: nats(a.natsUrl) })
     cleanup.push(() => topic[Symbol.asyncDispose]())
     const events = topic.subscribe({ type: "*" })
     const sub = on.hosts.spawnOnB([
@@ -48,7 +49,7 @@ describe.skipIf(skip !== null)("a hostile peer on both hosts' NATS servers", () 
     cleanup.push(() => sub.kill())
     await sub.waitLine(/^ready \d+$/, 20_000)
     await publishUntilHeard(topic, sub, "probe", "probe", "an event from host A reaches host B", 50)
-    const contest = await Contest.open(busName("hostile-hosts-lease"), { nats: a.natsUrl })
+    const contest = await Contest.open(busName("hostile-hosts-lease"), { remote: nats(a.natsUrl) })
     cleanup.push(() => contest[Symbol.asyncDispose]())
 
     const fire = await underFire({ servers: [a.natsUrl, b.natsUrl], r, ms: FUZZ_MS, bus, topic, events, contest })

@@ -12,6 +12,7 @@ import { Contest } from "../../src/leases/index.ts"
 import { bunChild, busName, rng, until } from "../support/helpers.ts"
 import { underFire } from "../support/hostile-nats.ts"
 import { natsPerFile, natsSkipReason } from "../support/nats.ts"
+import { nats as viaNats } from "../../src/nats/index.ts"
 
 const skip = natsSkipReason()
 if (skip) console.warn(`the hostile NATS peer test is skipped: ${skip}`)
@@ -25,16 +26,16 @@ describe.skipIf(skip !== null)("a hostile peer on the NATS server", () => {
     const seed = Number(process.env.SLOTBUS_FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31))
     console.log(`hostile NATS peer: seed ${seed} (SLOTBUS_FUZZ_SEED=${seed} replays it), ${FUZZ_MS} ms`)
     const r = rng(seed)
-    const bus = await SlotBus.listen(busName("hostile-peer"), { nats: nats.url, heartbeatMs: 100 })
+    const bus = await SlotBus.listen(busName("hostile-peer"), { remote: viaNats(nats.url), heartbeatMs: 100 })
     cleanup.push(() => bus.close({ drain: false }))
     const worker = bunChild("nats-worker.ts", [bus.name, nats.url, "--heartbeat-ms=100"])
     cleanup.push(async () => void (await worker.kill()))
     await worker.waitLine(/^ready \d+$/, 15_000)
     await bus.waitForWorkers(1, 5000)
-    const topic = await Topic.open(busName("hostile-topic"), { nats: nats.url })
+    const topic = await Topic.open(busName("hostile-topic"), { remote: viaNats(nats.url) })
     cleanup.push(() => topic[Symbol.asyncDispose]())
     const events = topic.subscribe({ type: "*" })
-    const contest = await Contest.open(busName("hostile-lease"), { nats: nats.url })
+    const contest = await Contest.open(busName("hostile-lease"), { remote: viaNats(nats.url) })
     cleanup.push(() => contest[Symbol.asyncDispose]())
 
     const fire = await underFire({ servers: [nats.url], r, ms: FUZZ_MS, bus, topic, events, contest })

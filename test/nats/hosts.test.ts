@@ -10,6 +10,7 @@ import { createHub, type HubHealth } from "../../src/http/index.ts"
 import { busName, FIXTURES, rejection, until, type Child } from "../support/helpers.ts"
 import { hostsSkipReason, openHosts, type Hosts } from "../support/hosts.ts"
 import { startHubProcess } from "../support/http.ts"
+import { nats as viaNats } from "../../src/nats/index.ts"
 
 const skip = hostsSkipReason()
 if (skip) console.warn(`the two-host NATS tests are skipped: ${skip}`)
@@ -33,7 +34,7 @@ async function workerOnB(bus: string, ...flags: string[]): Promise<Child> {
 
 describe.skipIf(skip !== null)("a worker on another host", () => {
   test("serves the hub through the cluster; it cannot reach the hub's shared memory", async () => {
-    await using bus = await SlotBus.listen(busName("hosts"), { nats: hosts.a.natsUrl, heartbeatMs: 100 })
+    await using bus = await SlotBus.listen(busName("hosts"), { remote: viaNats(hosts.a.natsUrl), heartbeatMs: 100 })
     const w = await workerOnB(bus.name)
     try {
       await bus.waitForWorkers(1, { timeoutMs: 10_000 })
@@ -54,7 +55,7 @@ describe.skipIf(skip !== null)("a worker on another host", () => {
   }, 60_000)
 
   test("1,000 requests across the hosts: every answer right, none run twice", async () => {
-    await using bus = await SlotBus.listen(busName("hosts"), { nats: hosts.a.natsUrl, heartbeatMs: 100 })
+    await using bus = await SlotBus.listen(busName("hosts"), { remote: viaNats(hosts.a.natsUrl), heartbeatMs: 100 })
     const w = await workerOnB(bus.name, "--slots=16")
     try {
       await bus.waitForWorkers(1, { timeoutMs: 10_000 })
@@ -73,7 +74,7 @@ describe.skipIf(skip !== null)("a worker on another host", () => {
 
   test("a worker killed with SIGKILL on host B fails its requests with WorkerGoneError", async () => {
     await using bus = await SlotBus.listen(busName("hosts"), {
-      nats: hosts.a.natsUrl,
+      remote: viaNats(hosts.a.natsUrl),
       heartbeatMs: 100,
       timeoutMs: 60_000,
     })
@@ -91,7 +92,7 @@ describe.skipIf(skip !== null)("a worker on another host", () => {
 
   test("the network between the hosts cut: the worker is counted gone within its heartbeats; mended, it serves again", async () => {
     await using bus = await SlotBus.listen(busName("hosts"), {
-      nats: hosts.a.natsUrl,
+      remote: viaNats(hosts.a.natsUrl),
       heartbeatMs: 200,
       timeoutMs: 60_000,
     })
@@ -113,7 +114,7 @@ describe.skipIf(skip !== null)("a worker on another host", () => {
   }, 90_000)
 
   test("host B's nats-server killed: the worker reconnects through host A's and serves again", async () => {
-    await using bus = await SlotBus.listen(busName("hosts"), { nats: hosts.a.natsUrl, heartbeatMs: 200 })
+    await using bus = await SlotBus.listen(busName("hosts"), { remote: viaNats(hosts.a.natsUrl), heartbeatMs: 200 })
     const w = await workerOnB(bus.name, "--heartbeat-ms=200")
     try {
       await bus.waitForWorkers(1, { timeoutMs: 10_000 })

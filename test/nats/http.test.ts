@@ -55,18 +55,18 @@ describe.skipIf(skip !== null)("the HTTP hub with a worker over NATS", () => {
       expect((await fetch(`${hub.url}/emit/order.created`, { method: "POST", body: "{}" })).status).toBe(200)
       await until(async () => {
         const h = (await (await fetch(`${hub.url}/health`)).json()) as HubHealth
-        const t = h.nats?.find((s) => s.kind === "topic")?.nats?.tables[0]
+        const t = h.nats?.find((s) => s.kind === "topic")?.remote?.tables[0]
         return t?.rows[0]?.[2] === 1
       }, "the durable stream's last sequence is 1")
       const health = (await (await fetch(`${hub.url}/health`)).json()) as HubHealth
       const bus = health.nats!.find((s) => s.kind === "bus")!
-      expect(bus.nats!.facts).toContainEqual(["connected", true])
-      const byHost = bus.nats!.tables.find((t) => t.title === "workers on other hosts")!
+      expect(bus.remote!.facts).toContainEqual(["connected", true])
+      const byHost = bus.remote!.tables.find((t) => t.title === "workers on other hosts")!
       expect(byHost.rows.map((r) => r[0])).toEqual(["media-b"])
       expect(health.workers.map((x) => x.host)).toEqual(["media-b"])
       const topic = health.nats!.find((s) => s.kind === "topic")!
       expect(topic.name).toBe(hub.eventsTopic)
-      expect(topic.nats!.facts).toContainEqual(["this host's bridge", `pid ${process.pid} (this process)`])
+      expect(topic.remote!.facts).toContainEqual(["this host's bridge", `pid ${process.pid} (this process)`])
       expect("nats" in hub.health()).toBe(false) // the sync report leaves the NATS side out
 
       const stream = await fetch(`${hub.url}/health/stream`)

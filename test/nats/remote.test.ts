@@ -16,6 +16,7 @@ import {
 import { Topic } from "../../src/events/index.ts"
 import { bunChild, busName, rejection, spawnWorker, until, type Child } from "../support/helpers.ts"
 import { natsPerFile, natsSkipReason } from "../support/nats.ts"
+import { nats as viaNats } from "../../src/nats/index.ts"
 
 const skip = natsSkipReason()
 if (skip) console.warn(`the NATS tests are skipped: ${skip}`)
@@ -24,7 +25,7 @@ const nats = natsPerFile(skip)
 const { cleanup } = nats
 
 async function hub(opts: ListenOptions = {}): Promise<SlotBus> {
-  const bus = await SlotBus.listen(busName("nats"), { nats: nats.url, heartbeatMs: 100, ...opts })
+  const bus = await SlotBus.listen(busName("nats"), { remote: viaNats(nats.url), heartbeatMs: 100, ...opts })
   cleanup.push(() => bus.close({ drain: false }))
   return bus
 }
@@ -146,7 +147,7 @@ describe.skipIf(skip !== null)("a worker over NATS", () => {
   }, 30_000)
 
   test("async handlers (bodies read later, req.reply() filled later) interleaved with answers at once: all right", async () => {
-    const bus = await hub({ slots: 1, remote: "balance" })
+    const bus = await hub({ slots: 1, remotePolicy: "balance" })
     await remoteWorker(bus, "--slots=64")
     await bus.waitForWorkers(1)
     const bodyOf = (i: number) => new Uint8Array(i % 3 === 0 ? 10_000 + i : 20 + i).map((_, k) => (i * 7 + k) & 255)
@@ -167,7 +168,7 @@ describe.skipIf(skip !== null)("a worker over NATS", () => {
   }, 30_000)
 
   test("1,000 requests across two remote workers: every answer right, none run twice", async () => {
-    const bus = await hub({ slots: 1, remote: "balance" })
+    const bus = await hub({ slots: 1, remotePolicy: "balance" })
     const a = await remoteWorker(bus, "--slots=8")
     const b = await remoteWorker(bus, "--slots=8")
     await bus.waitForWorkers(2)
@@ -188,7 +189,7 @@ describe.skipIf(skip !== null)("a worker over NATS", () => {
   test("a worker's host option is the host its hub shows; a bad one is refused before connecting", async () => {
     const bus = await hub()
     const w = await SlotWorker.connect(bus.name, () => "hi", {
-      nats: nats.url,
+      remote: viaNats(nats.url),
       heartbeatMs: 100,
       host: "edge-7 (rack 2)",
     })
@@ -197,28 +198,39 @@ describe.skipIf(skip !== null)("a worker over NATS", () => {
     expect(bus.workers[0]).toMatchObject({ transport: "nats", host: "edge-7 (rack 2)" })
     for (const host of ["", "x".repeat(256), 7])
       expect(
-        await rejection(SlotWorker.connect(bus.name, () => "", { nats: nats.url, host: host as string })),
+        await rejection(SlotWorker.connect(bus.name, () => "", { remote: viaNats(nats.url), host: host as string })),
       ).toBeInstanceOf(TypeError)
   }, 30_000)
 
-  test("options are checked: nats, remote and heartbeatMs", async () => {
-    expect(await rejection(SlotBus.listen(busName("bad"), { nats: 42 as never }))).toBeInstanceOf(TypeError)
-    expect(
-      await rejection(SlotBus.listen(busName("bad"), { nats: nats.url, remote: "always" as never })),
-    ).toBeInstanceOf(TypeError)
-    expect(await rejection(SlotBus.listen(busName("bad"), { nats: nats.url, heartbeatMs: -1 }))).toBeInstanceOf(
-      RangeError,
+  test("options are checked: remote, remotePolicy and heartbeatMs; the options of before say what they became", async () => {
+    expect(() => viaNats(42 as never)).toThrow(/nats\(\) takes a URL string/)
+    expect(await rejection(SlotBus.listen(busName("bad"), { remote: 42 as never }))).toBeInstanceOf(TypeError)
+    const bare = await rejection(SlotWorker.connect(busName("bad"), () => "", { remote: nats.url as never }))
+    expect(String(bare)).toMatch(
+      /SlotWorker.connect: remote must be a transport such as nats\(url\) from "slotbus\/nats", got the string/,
     )
+    expect(
+      await rejection(SlotBus.listen(busName("bad"), { remote: viaNats(nats.url), remotePolicy: "always" as never })),
+    ).toBeInstanceOf(TypeError)
+    expect(String(await rejection(SlotBus.listen(busName("bad"), { nats: nats.url } as never)))).toContain(
+      'SlotBus.listen: the option "nats" is now remote: nats(url), with nats from "slotbus/nats"',
+    )
+    expect(String(await rejection(SlotBus.listen(busName("bad"), { remote: "balance" as never })))).toContain(
+      'the policy is now remotePolicy: "balance"',
+    )
+    expect(
+      await rejection(SlotBus.listen(busName("bad"), { remote: viaNats(nats.url), heartbeatMs: -1 })),
+    ).toBeInstanceOf(RangeError)
   }, 30_000)
 })
 
 describe("no NATS server at the address", () => {
   test("a bus, a worker and a topic fail to open with RemoteUnavailableError naming the address", async () => {
-    const nats = "nats://127.0.0.1:1" // nothing listens on port 1
+    const remote = viaNats("nats://127.0.0.1:1") // nothing listens on port 1
     const opens = [
-      () => SlotBus.listen(busName("gone"), { nats }),
-      () => SlotWorker.connect(busName("gone"), () => "", { nats }),
-      () => Topic.open(busName("gone"), { nats }),
+      () => SlotBus.listen(busName("gone"), { remote }),
+      () => SlotWorker.connect(busName("gone"), () => "", { remote }),
+      () => Topic.open(busName("gone"), { remote }),
     ]
     for (const open of opens) {
       const e = await rejection(open())

@@ -14,6 +14,7 @@ import {
 } from "../../src/index.ts"
 import { bunChild, busName, rejection, until, type Child } from "../support/helpers.ts"
 import { hostileNatsWorker, natsPerFile, natsSkipReason } from "../support/nats.ts"
+import { nats as viaNats } from "../../src/nats/index.ts"
 
 const skip = natsSkipReason()
 if (skip) console.warn(`the NATS stream tests are skipped: ${skip}`)
@@ -22,7 +23,7 @@ const nats = natsPerFile(skip)
 const { cleanup } = nats
 
 async function hub(opts: ListenOptions = {}): Promise<SlotBus> {
-  const bus = await SlotBus.listen(busName("nats-stream"), { nats: nats.url, heartbeatMs: 100, ...opts })
+  const bus = await SlotBus.listen(busName("nats-stream"), { remote: viaNats(nats.url), heartbeatMs: 100, ...opts })
   cleanup.push(() => bus.close({ drain: false }))
   return bus
 }

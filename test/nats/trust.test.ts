@@ -7,9 +7,10 @@ import { Kvm } from "@nats-io/kv"
 import { Topic, TopicStreamError } from "../../src/events/index.ts"
 import { ProtocolError } from "../../src/index.ts"
 import { Contest, ContestUnavailableError, LeaseLostError } from "../../src/leases/index.ts"
-import { bucketOf, keyOf, topicSubjects } from "../../src/nats/index.ts"
+import { bucketOf, keyOf, topicSubjects } from "../../src/nats/internal.ts"
 import { busName, rejection, until } from "../support/helpers.ts"
 import { natsPerFile, natsSkipReason } from "../support/nats.ts"
+import { nats as viaNats } from "../../src/nats/index.ts"
 
 const skip = natsSkipReason()
 if (skip) console.warn(`the NATS trust tests are skipped: ${skip}`)
@@ -37,7 +38,7 @@ const enc = new TextEncoder()
 
 describe.skipIf(skip !== null)("§11.7: who may send and read a topic's events", () => {
   test("no right reads and adds nothing; subscribe reads every event; publish adds events, but one message drops none and adds at most 4,095 to lagged", async () => {
-    const topic = await Topic.open(busName("trust-topic"), { nats: as("bus") })
+    const topic = await Topic.open(busName("trust-topic"), { remote: viaNats(as("bus")) })
     cleanup.push(() => topic[Symbol.asyncDispose]())
     const local = topic.subscribe({ type: "*" }, { queue: 4096 })
     const { root } = topicSubjects(topic.name)
@@ -91,7 +92,7 @@ describe.skipIf(skip !== null)("§11.7: who may send and read a topic's events",
   }, 30_000)
 
   test("a durable topic without JetStream rights: Topic.open fails with TopicStreamError naming the refused subject", async () => {
-    const err = await rejection(Topic.open(busName("trust-durable"), { nats: as("writer"), durable: true }))
+    const err = await rejection(Topic.open(busName("trust-durable"), { remote: viaNats(as("writer")), durable: true }))
     expect(err).toBeInstanceOf(TopicStreamError)
     expect((err as Error).message).toMatch(/Permissions Violation .*\$JS\.API/)
   }, 30_000)
@@ -99,7 +100,7 @@ describe.skipIf(skip !== null)("§11.7: who may send and read a topic's events",
 
 describe.skipIf(skip !== null)("§12.6: who may contend in a cluster contest", () => {
   test("no JetStream right on the bucket: Contest.open fails with ContestUnavailableError naming the refused subject", async () => {
-    const err = await rejection(Contest.open(busName("trust-nokv"), { nats: as("writer") }))
+    const err = await rejection(Contest.open(busName("trust-nokv"), { remote: viaNats(as("writer")) }))
     expect(err).toBeInstanceOf(ContestUnavailableError)
     expect((err as Error).message).toMatch(/Permissions Violation .*\$JS\.API/)
     expect((err as Error).message).not.toContain("running with JetStream")
@@ -107,7 +108,7 @@ describe.skipIf(skip !== null)("§12.6: who may contend in a cluster contest", (
 
   test("reads show every holder; a write takes a subject over (the holder's renew fails), tokens keep increasing, and no token past 2^64 − 1 or unreadable value is ever written", async () => {
     const name = busName("trust-kv")
-    const contest = await Contest.open(name, { nats: as("bus") })
+    const contest = await Contest.open(name, { remote: viaNats(as("bus")) })
     cleanup.push(() => contest[Symbol.asyncDispose]())
     const subject = { kind: 1, label: "job" }
     const lease = await contest.claim(subject, { owner: "holder", ttlMs: 5000 })

@@ -254,21 +254,21 @@ describe.skipIf(natsSkip !== null)("across hosts", () => {
     nats.cleanup.push(async () => void (await remote.kill()))
     await remote.waitLine(/^ready/)
     await until(
-      async () => sectionOf(await reportOf(url), "bus").nats!.tables[0]!.rows.length === 1,
+      async () => sectionOf(await reportOf(url), "bus").remote!.tables[0]!.rows.length === 1,
       "host-b shows",
       10_000,
     )
 
     const r = await reportOf(url)
     const bus = sectionOf(r, "bus")
-    expect(bus.nats!.facts).toContainEqual(["connected", true])
-    expect(column(table(bus.nats!, "workers on other hosts"), "host")).toEqual(["host-b"])
+    expect(bus.remote!.facts).toContainEqual(["connected", true])
+    expect(column(table(bus.remote!, "workers on other hosts"), "host")).toEqual(["host-b"])
     expect(column(table(bus, "workers"), "via").sort()).toEqual(["nats", "shm"])
     const topic = sectionOf(r, "topic")
-    expect(topic.nats!.facts).toContainEqual(["this host's bridge", `pid ${app.pid} (this process)`])
-    expect(column(table(topic.nats!, "durable stream"), "last seq")).toEqual([2000])
+    expect(topic.remote!.facts).toContainEqual(["this host's bridge", `pid ${app.pid} (this process)`])
+    expect(column(table(topic.remote!, "durable stream"), "last seq")).toEqual([2000])
     const cluster = sectionOf(r, "contest", `${name}-cluster`)
-    expect(column(table(cluster.nats!, "claims held in the cluster"), "label")).toEqual(["invoice-run"])
+    expect(column(table(cluster.remote!, "claims held in the cluster"), "label")).toEqual(["invoice-run"])
 
     const cli = await run([process.execPath, CLI, "status", url, "--once"])
     expect(cli.stdout).toContain("-- across hosts (NATS)")

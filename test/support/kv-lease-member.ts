@@ -22,6 +22,7 @@
 // its timers) run at, to play a host whose clock runs fast or slow.
 import { appendFileSync } from "node:fs"
 import { Contest, ContestUnavailableError, LeaseLostError } from "../../src/leases/index.ts"
+import { nats as viaNats } from "../../src/nats/index.ts"
 
 const now = performance.now.bind(performance)
 /** ns on the machine's clock, comparable between the processes of this machine (Bun's hrtime starts per process). */
@@ -42,7 +43,7 @@ const contest = await open()
 async function open() {
   for (;;) {
     try {
-      return await Contest.open(name!, { nats: nats!, ...(margin ? { marginMs: Number(margin) } : {}) })
+      return await Contest.open(name!, { remote: viaNats(nats!), ...(margin ? { marginMs: Number(margin) } : {}) })
     } catch (e) {
       // a member started while the hosts are cut apart waits for JetStream as a claim does
       if (mode !== "chaos" || !(e instanceof ContestUnavailableError)) throw e

@@ -16,6 +16,7 @@
 //   /later/<ms>     the body as sent, read after <ms> ms (async: other requests are answered meanwhile)
 //   /reply/<ms>     req.reply(): status 201 and x-len written at once, the body (reversed) filled in after <ms> ms
 import { SlotWorker, type SlotRequest } from "../../src/index.ts"
+import { nats } from "../../src/nats/index.ts"
 
 const [name, url, ...flags] = process.argv.slice(2)
 if (!name || !url) throw new Error("usage: nats-worker.ts <bus-name> <nats-url> [--slots=N] [--heartbeat-ms=N]")
@@ -111,8 +112,13 @@ function handle(req: SlotRequest) {
 const slots = flag("slots")
 const hb = flag("heartbeat-ms")
 // A URL, or the NATS client's connection options as JSON (a test that needs the server order kept).
-const nats = url.startsWith("{") ? (JSON.parse(url) as Record<string, unknown>) : url
-const opts = { nats, slots: slots ? Number(slots) : undefined, heartbeatMs: hb ? Number(hb) : 100, host: flag("host") }
+const server = url.startsWith("{") ? (JSON.parse(url) as Record<string, unknown>) : url
+const opts = {
+  remote: nats(server),
+  slots: slots ? Number(slots) : undefined,
+  heartbeatMs: hb ? Number(hb) : 100,
+  host: flag("host"),
+}
 if (flags.includes("--expose"))
   await SlotWorker.expose(name, { add: (a: number, b: number) => a + b, where: () => process.pid }, opts)
 else await SlotWorker.connect(name, handle, opts)

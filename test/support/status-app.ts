@@ -9,19 +9,21 @@ import { Topic } from "../../src/events/index.ts"
 import { SlotBus, superviseWorkers } from "../../src/index.ts"
 import { type ClusterContest, Contest } from "../../src/leases/index.ts"
 import { type StatusInput, serveStatus } from "../../src/status/index.ts"
+import { nats } from "../../src/nats/index.ts"
 
-const [name, where, nats] = process.argv.slice(2)
+const [name, where, natsUrl] = process.argv.slice(2)
 if (!name || !where) throw new Error("usage: status-app.ts <name> <port:N | unix:/path> [nats-url]")
-const bus = await SlotBus.listen(name, nats ? { nats, heartbeatMs: 100 } : {})
+const remote = natsUrl ? nats(natsUrl) : undefined
+const bus = await SlotBus.listen(name, remote ? { remote, heartbeatMs: 100 } : {})
 const pool = superviseWorkers(bus, { command: [process.execPath, join(import.meta.dir, "echo-worker.ts"), name] })
-const topic = await Topic.open(name, nats ? { nats, durable: true } : {})
+const topic = await Topic.open(name, remote ? { remote, durable: true } : {})
 const quiet = topic.subscribe({ type: "order.*" }, { queue: 16 }) // never read: it falls behind
 const contest = await Contest.open(name)
 contest.tryClaim({ kind: 1, label: "nightly-report" }, { owner: "status-app", ttlMs: 60_000 })
 const sources: StatusInput[] = [bus, topic, contest]
 let cluster: ClusterContest | undefined
-if (nats) {
-  const c = await Contest.open(`${name}-cluster`, { nats }) // a name is local or cluster-wide, never both
+if (remote) {
+  const c = await Contest.open(`${name}-cluster`, { remote }) // a name is local or cluster-wide, never both
   await c.tryClaim({ kind: 1, label: "invoice-run" }, { owner: "status-app", ttlMs: 60_000 })
   sources.push(c)
   cluster = c

@@ -15,12 +15,13 @@
 //   bun topic-member.ts <topic> - lsub <type filter>  the topic without nats: "ev <data>" per event, and "count …"
 // Prints "ready <pid>" once the topic is open (and subscribed).
 import { Topic } from "../../src/events/index.ts"
+import { nats } from "../../src/nats/index.ts"
 
 const [name, natsArg, role, ...rest] = process.argv.slice(2)
 const local = role === "lpub" || role === "lsub"
-const nats = natsArg!.startsWith("{") ? (JSON.parse(natsArg!) as Record<string, unknown>) : natsArg!
+const server = natsArg!.startsWith("{") ? (JSON.parse(natsArg!) as Record<string, unknown>) : natsArg!
 const topic = await Topic.open(name!, {
-  ...(local ? {} : { nats }),
+  ...(local ? {} : { remote: nats(server) }),
   durable: role === "dpub" || role === "dsub" || role === "dbridge",
   ...(process.env.TOPIC_CAPACITY ? { capacity: Number(process.env.TOPIC_CAPACITY) } : {}),
 })

@@ -27,7 +27,7 @@ export interface HubWorkerInfo {
   /** Round trips through its slots (requests and the hub's control calls, pings included) since it registered. */
   latency: LatencySummary
   /** How the hub reaches it: "shm" (shared memory, the hub's host) or "nats" (another host); and that host. */
-  transport: "shm" | "nats" | "none"
+  transport: "shm" | "nats" | "none" | (string & {})
   host: string
 }
 
@@ -146,8 +146,8 @@ export async function natsSections(registry: Registry, topic: Topic | null): Pro
     ...(topic ? [readSection(() => topic[STATUS](), `topic ${topic.name}`)] : []),
   ])
   return all.flatMap((s) =>
-    s.nats || s.kind === "unreadable"
-      ? [{ kind: s.kind, name: s.name, facts: [], tables: [], nats: s.nats, warnings: s.warnings }]
+    s.remote || s.kind === "unreadable"
+      ? [{ kind: s.kind, name: s.name, facts: [], tables: [], remote: s.remote, warnings: s.warnings }]
       : [],
   )
 }

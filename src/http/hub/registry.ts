@@ -5,6 +5,7 @@ import { methodMatches, parseRoute, RouteTable, type Route } from "../routes.ts"
 import type { RegisterReply, RegisterRequest } from "../wire.ts"
 import { json, type ResolvedOptions } from "./options.ts"
 import type { HubCounters } from "./counters.ts"
+import { nats } from "../../nats/index.ts"
 
 /**
  * A worker process's life as the hub sees it: registered and `joining` until it attaches over shared
@@ -118,7 +119,7 @@ export class Registry {
       timeoutMs: this.o.timeoutMs,
       streamWindowBytes: this.o.streamWindowBytes,
       idle: this.o.idle,
-      ...(this.o.nats === undefined ? {} : { nats: this.o.nats }),
+      ...(this.o.nats === undefined ? {} : { remote: nats(this.o.nats) }),
     })
     // From here on synchronous, so two registrations racing for one route cannot both win.
     const conflicts: { route: string; owner: string }[] = []

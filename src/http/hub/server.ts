@@ -13,6 +13,7 @@ import { RequestProxy } from "./proxy.ts"
 import { Registry } from "./registry.ts"
 import { SseHub } from "./sse.ts"
 import { StatusStream } from "./status.ts"
+import { nats } from "../../nats/index.ts"
 
 const METRICS_HEADERS = { "content-type": "text/plain; version=0.0.4; charset=utf-8", "cache-control": "no-store" }
 
@@ -237,7 +238,8 @@ function list<T>(body: unknown): T[] {
  */
 async function openEventsTopic(o: ResolvedOptions): Promise<Topic> {
   // durable: across hosts, its events kept in a JetStream stream (§11.6)
-  const durable = o.eventsDurable === undefined ? {} : { nats: o.nats, durable: o.eventsDurable }
+  const durable =
+    o.eventsDurable === undefined || o.nats === undefined ? {} : { remote: nats(o.nats), durable: o.eventsDurable }
   try {
     return await Topic.open(o.eventsTopic!, { capacity: o.eventsCapacity, onWarning: o.log, ...durable })
   } catch (e) {

@@ -4,6 +4,7 @@ import { Backoff, longTimeout } from "../../kit/index.ts"
 import { HubAuthError, HubRequestError, RouteConflictError } from "../errors.ts"
 import type { RegisterReply, RegisterRequest, RouteDecl } from "../wire.ts"
 import type { HubClient } from "./client.ts"
+import { nats } from "../../nats/index.ts"
 
 export interface HubAppClosed {
   /** "closed": close() ran; "replaced": a newer registration of this instance took over; "failed": run() failed. */
@@ -100,7 +101,7 @@ export class JoinLoop {
           this.c.serve,
           this.c.nats === undefined
             ? { idle: this.c.idle, waitForHubMs: 5000 }
-            : { nats: this.c.nats, closeWhenHubsGone: true, host: this.c.host },
+            : { remote: nats(this.c.nats), closeWhenHubsGone: true, host: this.c.host },
         )
         this.bus = reg.bus
         this.worker = worker
