@@ -1,7 +1,7 @@
 // Run after the test suite (`npm test`): fails when the tests left something behind on this machine, whichever
 // feature's tests did it: a region in /dev/shm, a bound slotbus socket, a process started from this checkout, a
 // simulated host (test/support/hosts.ts: its netns, veth pair, nats-servers), a temporary folder named slotbus-….
-import { existsSync, readdirSync, readFileSync } from "node:fs"
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 
@@ -21,6 +21,23 @@ function ancestors(): Set<number> {
   }
   return seen
 }
+
+/**
+ * When the `npm test` this runs under began (the start of the shell npm runs the script in), in ms since the epoch;
+ * 0 when it cannot be read. A slotbus-… folder untouched since before then was left by an earlier run that was killed
+ * (a machine restarted mid-run), not by these tests.
+ */
+function runStartMs(): number {
+  try {
+    const stat = readFileSync(`/proc/${process.ppid}/stat`, "utf8")
+    const ticks = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]) // field 22, starttime, in clock ticks
+    const btime = Number(/^btime (\d+)$/m.exec(readFileSync("/proc/stat", "utf8"))?.[1])
+    return Number.isFinite(ticks) && Number.isFinite(btime) ? (btime + ticks / 100) * 1000 : 0
+  } catch {
+    return 0
+  }
+}
+const runStart = runStartMs()
 
 /** What is left now; a test's last child may still be exiting, so the caller looks again for a moment. */
 function leftovers(): string[] {
@@ -65,8 +82,14 @@ function leftovers(): string[] {
   for (const link of readdirSync("/sys/class/net"))
     if (/^sb\d+-\d+a$/.test(link) || /^sbb\d+a$/.test(link)) found.push(`link ${link}`)
   // and every other temporary folder a test makes is named slotbus-…: each test removes its own
-  for (const d of readdirSync(tmpdir(), { withFileTypes: true }))
-    if (d.isDirectory() && d.name.startsWith("slotbus-")) found.push(`folder ${join(tmpdir(), d.name)}`)
+  for (const d of readdirSync(tmpdir(), { withFileTypes: true })) {
+    if (!d.isDirectory() || !d.name.startsWith("slotbus-")) continue
+    const path = join(tmpdir(), d.name)
+    if ((statSync(path, { throwIfNoEntry: false })?.mtimeMs ?? Infinity) < runStart - 1000) {
+      console.warn(`leftovers: removed ${path}, untouched since before this run began (an earlier run was killed)`)
+      rmSync(path, { recursive: true, force: true })
+    } else found.push(`folder ${path}`)
+  }
 
   return found
 }
