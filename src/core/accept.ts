@@ -9,8 +9,7 @@ import { ProtocolError, SlotBusError, WorkerGoneError } from "../errors.ts"
 import { Pump, STARTUP_POLL_NS, type IdleStrategy } from "./idle.ts"
 import { nowMs, STATE_NAMES, type Link, type Pending, type WorkerEvent, type WorkerInfo } from "./link.ts"
 import { stackless } from "./response.ts"
-import { Routing } from "./routing.ts"
-import type { RemotePeer } from "./remote.ts"
+import { Routing, type RemoteEndpoint } from "./routing.ts"
 
 const HOST = hostname()
 
@@ -129,6 +128,16 @@ export abstract class Accepting extends Routing {
 
   protected addLink(chan: Channel) {
     const link: Link = {
+      local: true,
+      get serving() {
+        return this.state === "serving"
+      },
+      get capacity() {
+        return this.chan.slotCount
+      },
+      send: (p) => this.publish(link, p),
+      cancel: (p) => this.cancelInSlot(link, p),
+      info: () => this.info(link),
       state: "serving",
       chan,
       pump: null as unknown as Pump,
@@ -169,6 +178,7 @@ export abstract class Accepting extends Routing {
         ),
     )
     this.links.push(link)
+    this.endpoints.splice(this.links.length - 1, 0, link) // after the other local ones, before the remote ones
     this.emit("join", link)
     for (const w of [...this.waiters]) if (this.workerCount >= w.n) w.resolve()
     this.dispatchQueued()
@@ -185,6 +195,7 @@ export abstract class Accepting extends Routing {
     if (i < 0) return
     const info = this.info(link)
     this.links.splice(i, 1)
+    this.endpoints.splice(this.endpoints.indexOf(link), 1)
     link.pump.stop()
     try {
       if (!(err instanceof ProtocolError)) this.collect(link) // answers completed before the worker went
@@ -240,9 +251,10 @@ export abstract class Accepting extends Routing {
     }
   }
 
-  protected peerInfo(peer: RemotePeer): WorkerInfo {
+  protected override remoteInfo(e: RemoteEndpoint): WorkerInfo {
+    const { peer } = e
     let waiting = 0
-    for (const p of this.remoteCalls) if (p.peer === peer) waiting++
+    for (const p of this.remoteCalls) if (p.endpoint === e) waiting++
     return {
       pid: peer.pid,
       uid: -1,
@@ -257,18 +269,18 @@ export abstract class Accepting extends Routing {
     }
   }
 
-  protected override peerJoined(peer: RemotePeer) {
-    this.emitInfo("join", this.peerInfo(peer))
+  protected override peerJoined(e: RemoteEndpoint) {
+    this.emitInfo("join", e.info())
     for (const w of [...this.waiters]) if (this.workerCount >= w.n) w.resolve()
   }
 
-  protected override peerLeft(peer: RemotePeer) {
-    this.emitInfo("leave", this.peerInfo(peer))
+  protected override peerLeft(e: RemoteEndpoint) {
+    this.emitInfo("leave", e.info())
   }
 
   /** Workers connected now, on this host and others. */
   get workerCount(): number {
-    return this.links.length + this.peers.length
+    return this.endpoints.length
   }
 
   protected async stopAccepting() {

@@ -316,7 +316,7 @@ export class SlotBus extends Accepting {
         throw new TypeError("idempotent must be a boolean")
       const streamIdleMs = positiveInt(opts.streamIdleMs, this.streamIdleMs, "streamIdleMs")
       if (signal?.aborted) return Promise.reject(signal.reason)
-      if (this.queue.length >= this.maxQueue && !this.pickLink())
+      if (this.queue.length >= this.maxQueue && !this.pick())
         throw new BusFullError(
           `bus "${this.name}": all slots busy and ${this.queue.length} requests queued; raise slots or queue`,
         )
@@ -339,12 +339,11 @@ export class SlotBus extends Accepting {
         deadline: timeoutMs > 0 ? started / 1e6 + timeoutMs : Infinity,
         started,
         settledAt: 0,
-        link: null,
+        endpoint: null,
         slot: -1,
         stream: opts.stream === true,
         streamIdleMs,
         in: null,
-        peer: null,
         idempotent: opts.idempotent === true,
         retried: false,
       }
@@ -440,7 +439,7 @@ export class SlotBus extends Accepting {
 
   /** Each worker connected now: on this host (transport "shm"), then on others (the remote transport's name). */
   get workers(): WorkerInfo[] {
-    return [...this.links.map((l) => this.info(l)), ...this.peers.map((r) => this.peerInfo(r))]
+    return this.endpoints.map((e) => e.info())
   }
 
   stats(): BusStats {

@@ -1,9 +1,9 @@
-// The hub's books: a worker connection (Link) with its slots, and a request's life (Pending) from queue to slot
-// returned. Separate because routing, accepting and the bus all read and write them.
+// The hub's books: a worker as the dispatcher sees it (Endpoint), a worker connection over shared memory (Link)
+// with its slots, and a request's life (Pending) from queue to slot returned. Separate because routing, accepting
+// and the bus all read and write them.
 import { State } from "../native/ffi.ts"
 import type { Channel } from "./channel.ts"
 import type { Pump } from "./idle.ts"
-import type { RemotePeer } from "./remote.ts"
 
 export interface WorkerInfo {
   pid: number
@@ -49,7 +49,8 @@ export interface Pending extends Settle {
   settledAt: number
   signal: AbortSignal | undefined
   onAbort: (() => void) | undefined
-  link: Link | null
+  /** The worker it was sent to: a Link (slot is then its slot) or a worker on another host. */
+  endpoint: Endpoint | null
   slot: number
   /** The caller asked for the body as a stream (`stream: true`, `bus.fetch`). */
   stream: boolean
@@ -57,8 +58,6 @@ export interface Pending extends Settle {
   streamIdleMs: number
   /** The worker answers as a stream (docs/PROTOCOL.md §9): its reader (stream-in.ts). */
   in: StreamReading | null
-  /** The worker on another host it was sent to (link is then null). */
-  peer: RemotePeer | null
   /** The caller said running it twice is harmless: a worker gone before answering does not fail it, once. */
   idempotent: boolean
   retried: boolean
@@ -77,12 +76,36 @@ export interface StreamReading {
 }
 
 /**
+ * A worker as the dispatcher sees it: on this host over shared memory (a Link) or on another host through the
+ * `remote` transport (routing.ts's RemoteEndpoint over the transport's RemotePeer, docs/PROTOCOL.md §10). The
+ * dispatcher picks the least busy one, preferring local ones as remotePolicy says, and sends through it without
+ * knowing how it is reached.
+ */
+export interface Endpoint {
+  /** Shares memory with the hub (remotePolicy "overflow" sends elsewhere only when no local one has room). */
+  readonly local: boolean
+  /** It takes new requests now (not draining, evicting or leaving). */
+  readonly serving: boolean
+  /** Requests it takes at once: its slots. */
+  readonly capacity: number
+  /** Requests it holds now. */
+  readonly inFlight: number
+  /** Puts p on this worker: false when it had no room after all (p stays queued); a p that failed counts as sent. */
+  send(p: Pending): boolean
+  /** p, out on this worker, was given up (timed out, aborted, failed): the worker is told, its answer dropped. */
+  cancel(p: Pending): void
+  /** It as `bus.workers` lists it. */
+  info(): WorkerInfo
+}
+
+/**
  * A worker connection's life: `serving` takes requests; `draining` asked for nothing new (control byte D);
  * `evicting` holds too many stuck slots and goes once nobody waits for it. Dropped links leave `links`.
  */
 export type LinkState = WorkerInfo["state"]
 
-export interface Link {
+export interface Link extends Endpoint {
+  readonly local: true
   state: LinkState
   chan: Channel
   pump: Pump

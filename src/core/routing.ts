@@ -5,7 +5,7 @@ import { align8, EMPTY, headLength, readHead, utf8, writeHead } from "./codec.ts
 import { PayloadTooLargeError, ProtocolError, TimeoutError, WorkerGoneError } from "../errors.ts"
 import { MAX_TIMER_MS } from "../kit/index.ts"
 import { LatencyHistogram } from "./stats.ts"
-import { nowMs, type Link, type Pending } from "./link.ts"
+import { nowMs, type Endpoint, type Link, type Pending, type WorkerInfo } from "./link.ts"
 import { BorrowedResponse, forgotten, NO_HEAD, remoteError, SlotResponse, StreamedResponse } from "./response.ts"
 import { RemoteFrames, SlotFrames, StreamIn, type StreamHost } from "./stream-in.ts"
 import type { RemoteHubHost, RemotePeer } from "./remote.ts"
@@ -13,14 +13,23 @@ import type { RemoteHubHost, RemotePeer } from "./remote.ts"
 // Deadlines and stuck slots are checked on a timer while requests are out; an idle bus has no timer at all.
 export const TICK_BUSY_MS = 10
 
+/** A worker on another host as an Endpoint: the transport's RemotePeer, sent to through the bus's books. */
+export interface RemoteEndpoint extends Endpoint {
+  readonly local: false
+  readonly peer: RemotePeer
+}
+
 export abstract class Routing {
   abstract readonly name: string
   protected abstract readonly maxBody: number
   protected abstract readonly stuckAfterMs: number
   protected abstract readonly maxStuck: number
+  /** Every worker the dispatcher may pick, those on this host first (the order `bus.workers` lists them in). */
+  protected readonly endpoints: Endpoint[] = []
+  /** The workers on this host: their slots, pumps and stuck slots are this file's and accept.ts's duties too. */
   protected readonly links: Link[] = []
-  /** Workers on other hosts (src/nats), and the requests they hold. */
-  protected readonly peers: RemotePeer[] = []
+  /** Workers on other hosts by the transport's peer, and the requests they hold. */
+  protected readonly remotes = new Map<RemotePeer, RemoteEndpoint>()
   protected readonly remoteCalls = new Set<Pending>()
   /** When a remote worker gets a request: only when no local slot is free, by load, or never. */
   protected remotePolicy: "overflow" | "balance" | "never" = "overflow"
@@ -52,34 +61,38 @@ export abstract class Routing {
   /** A worker with too many stuck slots that nobody waits for any more: accept.ts disconnects it. */
   protected abstract evict(link: Link): void
 
-  protected pickLink(): Link | null {
-    let link: Link | null = null
-    for (const l of this.links)
-      if (l.state === "serving" && l.inFlight < l.chan.slotCount && (!link || l.inFlight < link.inFlight)) link = l
-    return link
-  }
-
-  /** The remote worker with the lowest share of its capacity in use, if any has room. */
-  protected pickPeer(): RemotePeer | null {
-    let best: RemotePeer | null = null
-    for (const r of this.peers)
-      if (r.serving && r.inFlight < r.capacity && (!best || r.inFlight / r.capacity < best.inFlight / best.capacity))
-        best = r
-    return best
-  }
-
-  /** Publishes p in a slot of the least busy worker. False when no slot is free; p then stays queued. */
-  protected dispatch(p: Pending): boolean {
-    const link = this.pickLink()
-    if (this.peers.length > 0 && this.remotePolicy !== "never") {
-      const peer = this.pickPeer()
-      const prefer =
-        peer !== null &&
-        (link === null ||
-          (this.remotePolicy === "balance" && peer.inFlight / peer.capacity < link.inFlight / link.chan.slotCount))
-      if (prefer) return (this.sendRemote(p, peer), true)
+  /**
+   * The worker a request goes to, or null when none has room: the local one with the fewest requests out, unless
+   * remotePolicy sends it to the remote one with the lowest share of its capacity in use ("overflow": only when no
+   * local one has room; "balance": when that share is lower than the local one's; "never").
+   */
+  protected pick(): Endpoint | null {
+    const policy = this.remotePolicy
+    let local: Endpoint | null = null
+    let remote: Endpoint | null = null
+    for (const e of this.endpoints) {
+      if (!e.serving || e.inFlight >= e.capacity) continue
+      if (e.local) {
+        if (!local || e.inFlight < local.inFlight) local = e
+      } else if (policy !== "never" && (!remote || e.inFlight / e.capacity < remote.inFlight / remote.capacity))
+        remote = e
     }
-    if (!link) return false
+    if (
+      remote &&
+      (!local || (policy === "balance" && remote.inFlight / remote.capacity < local.inFlight / local.capacity))
+    )
+      return remote
+    return local
+  }
+
+  /** Sends p to the least busy worker. False when none has room; p then stays queued. */
+  protected dispatch(p: Pending): boolean {
+    const e = this.pick()
+    return e !== null && e.send(p)
+  }
+
+  /** A Link's send: publishes p in a free slot (docs/PROTOCOL.md §3). False when none is free after all. */
+  protected publish(link: Link, p: Pending): boolean {
     const ptr = link.chan.ptr
     const slot = native.sb_hub_claim(ptr)
     if (slot < 0) return false
@@ -109,15 +122,47 @@ export abstract class Routing {
     link.waiting++
     link.requests++
     p.phase = "in-slot"
-    p.link = link
+    p.endpoint = link
     p.slot = slot
     if (!p.idempotent) p.body = EMPTY // the bytes are in the slot: do not keep the caller's buffer alive
     link.pump.kick()
     return true
   }
 
-  /** Sends p to a worker on another host (docs/PROTOCOL.md §10.2): head, padding and body as in an arena. */
-  private sendRemote(p: Pending, peer: RemotePeer) {
+  /** A Link's cancel: the worker sees the slot cancelled; it stays p's until the worker hands it back. */
+  protected cancelInSlot(link: Link, p: Pending) {
+    if (link.chan.isOpen && !p.in?.ended) native.sb_hub_cancel(link.chan.ptr, p.slot)
+  }
+
+  /** A worker on another host joined: the transport's peer as an Endpoint. */
+  private remoteEndpoint(peer: RemotePeer): RemoteEndpoint {
+    const e: RemoteEndpoint = {
+      local: false,
+      peer,
+      get serving() {
+        return peer.serving
+      },
+      get capacity() {
+        return peer.capacity
+      },
+      get inFlight() {
+        return peer.inFlight
+      },
+      send: (p) => this.sendRemote(p, e),
+      cancel: (p) => {
+        if (!this.remoteCalls.has(p)) return
+        this.remoteDone(p)
+        peer.cancel(p) // its answer, if one comes, finds nobody
+        this.dispatchQueued()
+      },
+      info: () => this.remoteInfo(e),
+    }
+    return e
+  }
+
+  /** A RemoteEndpoint's send (docs/PROTOCOL.md §10.2): head, padding and body as in an arena. Always true. */
+  private sendRemote(p: Pending, e: RemoteEndpoint): boolean {
+    const { peer } = e
     try {
       if (p.body.length !== p.bodyLength) throw new TypeError("the request body changed size after request()")
       const headLen = p.strings ? headLength(p.strings) : 0
@@ -125,31 +170,38 @@ export abstract class Routing {
       if (p.strings) writeHead(payload.subarray(peer.prefix), p.strings)
       payload.set(p.body, peer.prefix + align8(headLen))
       peer.send(p, payload, headLen)
-    } catch (e) {
-      return this.fail(p, e)
+    } catch (err) {
+      this.fail(p, err)
+      return true
     }
     this.counters.bytesOut += p.body.length
     peer.inFlight++
     peer.requests++
     this.remoteCalls.add(p)
     p.phase = "in-slot"
-    p.peer = peer
+    p.endpoint = e
     if (!p.idempotent) p.body = EMPTY
+    return true
   }
 
   /** What a transport for remote workers (src/nats) may do to the books. */
   protected readonly remoteHost: RemoteHubHost = {
     name: "", // set by the bus once its name is (a field initializer runs before it)
     joined: (peer) => {
-      this.peers.push(peer)
-      this.peerJoined(peer)
+      if (this.remotes.has(peer)) return
+      const e = this.remoteEndpoint(peer)
+      this.remotes.set(peer, e)
+      this.endpoints.push(e)
+      this.peerJoined(e)
       this.dispatchQueued()
     },
     left: (peer, err) => {
-      const i = this.peers.indexOf(peer)
-      if (i >= 0) this.peers.splice(i, 1)
-      for (const p of [...this.remoteCalls]) if (p.peer === peer) this.retryOrFail(p, err)
-      this.peerLeft(peer)
+      const e = this.remotes.get(peer)
+      if (!e) return
+      this.remotes.delete(peer)
+      this.endpoints.splice(this.endpoints.indexOf(e), 1)
+      for (const p of [...this.remoteCalls]) if (p.endpoint === e) this.retryOrFail(p, err)
+      this.peerLeft(e)
     },
     answered: (call, status, flags, headLen, bytes) => {
       const p = call as Pending
@@ -157,7 +209,8 @@ export abstract class Routing {
       this.remoteDone(p)
       const body = bytes.subarray(align8(headLen))
       this.counters.bytesIn += body.length
-      if (flags & RespFlag.ERROR) return this.fail(p, remoteError(readHead(bytes, headLen), utf8(body), p.peer!.pid))
+      const { pid } = (p.endpoint as RemoteEndpoint).peer
+      if (flags & RespFlag.ERROR) return this.fail(p, remoteError(readHead(bytes, headLen), utf8(body), pid))
       this.streamEnded(p, status, p.kind === Kind.RAW ? [] : readHead(bytes, headLen), body.slice())
       p.phase = "slot-returned"
       this.dispatchQueued()
@@ -167,7 +220,7 @@ export abstract class Routing {
       if (!this.remoteCalls.has(p) || p.phase !== "in-slot") return
       let s = p.in as StreamIn | null
       if (!s) {
-        const peer = p.peer!
+        const { peer } = p.endpoint as RemoteEndpoint
         const done = () => {
           this.remoteDone(p)
           this.dispatchQueued()
@@ -180,11 +233,12 @@ export abstract class Routing {
     failed: (p, err) => this.fail(p as Pending, err),
     rejected: () => void this.counters.rejectedMessages++,
   }
-  protected abstract peerJoined(peer: RemotePeer): void
-  protected abstract peerLeft(peer: RemotePeer): void
+  protected abstract peerJoined(e: RemoteEndpoint): void
+  protected abstract peerLeft(e: RemoteEndpoint): void
+  protected abstract remoteInfo(e: RemoteEndpoint): WorkerInfo
 
   private remoteDone(p: Pending) {
-    if (this.remoteCalls.delete(p)) p.peer!.inFlight--
+    if (this.remoteCalls.delete(p)) (p.endpoint as RemoteEndpoint).peer.inFlight--
   }
 
   /** The pump's duty: take every answer the worker completed, hand it to its caller, return the slots. */
@@ -329,9 +383,9 @@ export abstract class Routing {
   }
 
   protected settle(p: Pending) {
-    if (p.phase === "in-slot" && p.link) {
+    if (p.phase === "in-slot" && p.endpoint?.local) {
       p.phase = "settled"
-      p.link.waiting--
+      ;(p.endpoint as Link).waiting--
     } else p.phase = "slot-returned" // it never had a slot, or it was on another host
     if (p.onAbort) p.signal!.removeEventListener("abort", p.onAbort)
   }
@@ -345,9 +399,9 @@ export abstract class Routing {
       this.fail(p, err)
       return false
     }
-    if (p.link) p.link.waiting--
+    if (p.endpoint?.local) (p.endpoint as Link).waiting--
     this.remoteDone(p)
-    Object.assign(p, { phase: "queued", link: null, peer: null, slot: -1, retried: true })
+    Object.assign(p, { phase: "queued", endpoint: null, slot: -1, retried: true })
     if (!this.dispatch(p)) this.queue.unshift(p)
     return true
   }
@@ -357,14 +411,7 @@ export abstract class Routing {
     if (p.phase === "queued") {
       const i = this.queue.indexOf(p)
       if (i >= 0) this.queue.splice(i, 1)
-    } else if (p.link) {
-      // Stays in pending (settled) until the worker hands the slot back; a late answer is then dropped.
-      if (p.link.chan.isOpen && !p.in?.ended) native.sb_hub_cancel(p.link.chan.ptr, p.slot)
-    } else if (p.peer && this.remoteCalls.has(p)) {
-      this.remoteDone(p)
-      p.peer.cancel(p) // its answer, if one comes, finds nobody
-      this.dispatchQueued()
-    }
+    } else p.endpoint?.cancel(p) // a slot stays p's (settled) until the worker hands it back; a late answer is dropped
     this.settle(p)
     p.settledAt = nowMs() // given up: from now on its slot may count as stuck
     if (err instanceof TimeoutError) this.counters.timeouts++
@@ -401,7 +448,7 @@ export abstract class Routing {
           this.fail(
             p,
             new TimeoutError(
-              p.phase === "queued" && this.links.length === 0 && this.peers.length === 0
+              p.phase === "queued" && this.endpoints.length === 0
                 ? `request to "${this.name}" timed out after ${p.timeoutMs}ms: 0 workers connected to "${this.name}"; start one (SlotWorker.connect("${this.name}", …)) or await bus.waitForWorkers()`
                 : `request to "${this.name}" timed out after ${p.timeoutMs}ms; the worker is overloaded, stuck, or absent`,
             ),
