@@ -1,5 +1,6 @@
 // Workers coming and going: the accept thread's doorbell, a new worker's link and pump, and dropping one (cut off,
-// evicted, gone). The middle layer of SlotBus (routing.ts ← accept.ts ← bus.ts).
+// evicted, gone). The Acceptor is the part of a SlotBus that owns the connections; it adds and drops workers in the
+// Dispatcher's books (routing.ts), and the bus (bus.ts) is the public API over both.
 import { closeSync } from "node:fs"
 import { hostname } from "node:os"
 import type { Pointer } from "bun:ffi"
@@ -9,7 +10,7 @@ import { ProtocolError, SlotBusError, WorkerGoneError } from "../errors.ts"
 import { Pump, STARTUP_POLL_NS, type IdleStrategy } from "./idle.ts"
 import { nowMs, STATE_NAMES, type Link, type Pending, type WorkerEvent, type WorkerInfo } from "./link.ts"
 import { stackless } from "./response.ts"
-import { Routing, type RemoteEndpoint } from "./routing.ts"
+import type { Dispatcher, RemoteEndpoint } from "./routing.ts"
 
 const HOST = hostname()
 
@@ -17,42 +18,55 @@ const HOST = hostname()
 const ACCEPTS_PER_TURN = 8
 const REFUSED_PAUSE_MS = 20
 
-export abstract class Accepting extends Routing {
-  protected abstract readonly listenFd: number
-  protected abstract readonly config: Uint32Array
-  protected abstract readonly idle: IdleStrategy | undefined
-  protected abstract readonly maxWorkers: number
-  protected abstract readonly maxPerUid: number
-  protected abstract readonly uids: number[]
-  protected readonly err = new Int32Array(2)
-  protected readonly waiters: { n: number; resolve: () => void; reject: (e: Error) => void }[] = []
-  protected readonly listeners = new Set<(e: WorkerEvent) => void>()
-  /** @internal Set once close() began. */
-  closing: Promise<void> | null = null
-  protected acceptWatch: Pointer | null = null
-  protected acceptReader: { cancel(): Promise<void> } | null = null
+/** What an acceptor is told at its making: the listening socket and the bus's limits on workers. */
+export interface AcceptSettings {
+  listenFd: number
+  /** The hello's words (slots, arena, …, the allowed uids): the full mask is written into it before each accept. */
+  config: Uint32Array
+  idle: IdleStrategy | undefined
+  maxWorkers: number
+  maxPerUid: number
+  uids: number[]
+  maxStuck: number
+}
 
-  protected override evict(link: Link) {
-    if (!this.links.includes(link)) return
+export class Acceptor {
+  private readonly err = new Int32Array(2)
+  /** waitForWorkers's callers: resolved when `n` workers are connected. */
+  readonly waiters: { n: number; resolve: () => void; reject: (e: Error) => void }[] = []
+  /** onWorker's listeners. */
+  readonly listeners = new Set<(e: WorkerEvent) => void>()
+  private closing = false
+  private acceptWatch: Pointer | null = null
+  private acceptReader: { cancel(): Promise<void> } | null = null
+
+  constructor(
+    private readonly d: Dispatcher,
+    private readonly name: string,
+    private readonly o: AcceptSettings,
+  ) {}
+
+  evict(link: Link) {
+    if (!this.d.links.includes(link)) return
     link.chan.sendControl(Control.HUB_CLOSING)
     this.drop(
       link,
       new WorkerGoneError(
-        `worker pid ${link.chan.peerPid} of "${this.name}" was disconnected: its handlers hung on ${this.maxStuck}+ requests`,
+        `worker pid ${link.chan.peerPid} of "${this.name}" was disconnected: its handlers hung on ${this.o.maxStuck}+ requests`,
       ),
     )
   }
 
   /** The listening socket is watched by the "slotbus-accept" thread, which rings an eventfd when a peer waits. */
-  protected watchAccept() {
-    const w = native.sb_accept_watch_start(this.listenFd, this.err) as Pointer | null
+  watch() {
+    const w = native.sb_accept_watch_start(this.o.listenFd, this.err) as Pointer | null
     if (!w) throw new SlotBusError(`cannot start the accept thread of "${this.name}": errno ${-this.err[0]!}`)
     this.acceptWatch = w
     this.readAccepts(w)
   }
 
   /** One read of the thread's eventfd per wake-up, for as long as the bus is open. */
-  protected readAccepts(w: Pointer) {
+  readAccepts(w: Pointer) {
     const reader = Bun.file(native.sb_accept_watch_fd(w)).stream().getReader()
     this.acceptReader = reader
     const next = (): void => {
@@ -64,7 +78,7 @@ export abstract class Accepting extends Routing {
           try {
             refused = this.acceptSome()
           } catch {
-            this.counters.internalErrors++
+            this.d.counters.internalErrors++
           }
           const rearm = () => {
             if (this.closing) return
@@ -82,9 +96,9 @@ export abstract class Accepting extends Routing {
   }
 
   /** Reading the accept doorbell failed: say so, count it, and read again on a fresh stream, so accepting never stops in silence. */
-  protected acceptFailed(w: Pointer, e: unknown) {
+  acceptFailed(w: Pointer, e: unknown) {
     if (this.closing) return
-    this.counters.acceptErrors++
+    this.d.counters.acceptErrors++
     console.warn(
       `slotbus: bus "${this.name}" lost its accept doorbell (${e instanceof Error ? e.message : String(e)}); accepting again in ${REFUSED_PAUSE_MS} ms`,
     )
@@ -96,37 +110,37 @@ export abstract class Accepting extends Routing {
   }
 
   /** Accepts up to ACCEPTS_PER_TURN waiting peers; true if any was refused. */
-  protected acceptSome(): boolean {
+  acceptSome(): boolean {
     let refused = false
     for (let i = 0; i < ACCEPTS_PER_TURN && !this.closing; i++) {
-      this.config[HubConfig.fullMask] = this.fullMask()
-      const ptr = native.sb_accept(this.listenFd, this.config, this.err, this.err.subarray(1)) as Chan | null
+      this.o.config[HubConfig.fullMask] = this.fullMask()
+      const ptr = native.sb_accept(this.o.listenFd, this.o.config, this.err, this.err.subarray(1)) as Chan | null
       if (ptr) {
         this.addLink(new Channel(ptr))
         continue
       }
       const e = this.err[0]
-      if (e === Errno.EPERM) this.counters.refusedPeers++
-      else if (e === Errno.EUSERS) this.counters.overCapPeers++
+      if (e === Errno.EPERM) this.d.counters.refusedPeers++
+      else if (e === Errno.EUSERS) this.d.counters.overCapPeers++
       else return refused // EAGAIN (nobody else waits), or a failure with this one peer: the watcher looks again
       refused = true
     }
     return refused
   }
 
-  protected fullMask(): number {
-    if (this.links.length >= this.maxWorkers) return FullMask.ALL
+  fullMask(): number {
+    if (this.d.links.length >= this.o.maxWorkers) return FullMask.ALL
     let mask = 0
     const own = process.getuid?.() ?? -1
-    const count = (uid: number) => this.links.reduce((n, l) => n + (l.chan.peerUid === uid ? 1 : 0), 0)
-    if (count(own) >= this.maxPerUid) mask |= FullMask.OWN_UID
-    this.uids.forEach((u, i) => {
-      if (u !== own && count(u) >= this.maxPerUid) mask |= 1 << i
+    const count = (uid: number) => this.d.links.reduce((n, l) => n + (l.chan.peerUid === uid ? 1 : 0), 0)
+    if (count(own) >= this.o.maxPerUid) mask |= FullMask.OWN_UID
+    this.o.uids.forEach((u, i) => {
+      if (u !== own && count(u) >= this.o.maxPerUid) mask |= 1 << i
     })
     return mask
   }
 
-  protected addLink(chan: Channel) {
+  addLink(chan: Channel) {
     const link: Link = {
       local: true,
       get serving() {
@@ -135,8 +149,8 @@ export abstract class Accepting extends Routing {
       get capacity() {
         return this.chan.slotCount
       },
-      send: (p) => this.publish(link, p),
-      cancel: (p) => this.cancelInSlot(link, p),
+      send: (p) => this.d.publish(link, p),
+      cancel: (p) => this.d.cancelInSlot(link, p),
       info: () => this.info(link),
       state: "serving",
       chan,
@@ -148,12 +162,12 @@ export abstract class Accepting extends Routing {
       requests: 0,
       controlBytes: 0,
     }
-    link.pump = new Pump(chan, this.idle, {
-      collect: () => this.collect(link),
+    link.pump = new Pump(chan, this.o.idle, {
+      collect: () => this.d.collect(link),
       wanted: () => link.waiting > 0, // given-up and borrowed slots need no polling: a late answer rings
       rest: () => link.inFlight === 0, // no slot out: nothing can come that would ring, so no park (nor unpark)
       onRingFlood: (rings, parks) => this.cutOff(link, `rang the hub's doorbell ${rings} times for ${parks} parks`),
-      onError: () => this.counters.internalErrors++,
+      onError: () => this.d.counters.internalErrors++,
       startupPollNs: STARTUP_POLL_NS,
     })
     chan.watchPeer(
@@ -164,7 +178,7 @@ export abstract class Accepting extends Routing {
           return this.cutOff(link, `sent ${link.controlBytes} control bytes (only one "D" is allowed)`)
         if (link.state === "serving") link.state = "draining"
         chan.sendControl(Control.DRAIN_ACK)
-        this.dispatchQueued()
+        this.d.dispatchQueued()
       },
       () =>
         this.drop(
@@ -177,34 +191,34 @@ export abstract class Accepting extends Routing {
           ),
         ),
     )
-    this.links.push(link)
-    this.endpoints.splice(this.links.length - 1, 0, link) // after the other local ones, before the remote ones
+    this.d.links.push(link)
+    this.d.endpoints.splice(this.d.links.length - 1, 0, link) // after the other local ones, before the remote ones
     this.emit("join", link)
-    for (const w of [...this.waiters]) if (this.workerCount >= w.n) w.resolve()
-    this.dispatchQueued()
+    for (const w of [...this.waiters]) if (this.d.workerCount >= w.n) w.resolve()
+    this.d.dispatchQueued()
   }
 
-  protected override cutOff(link: Link, what: string) {
-    if (!this.links.includes(link)) return
-    this.counters.protocolErrors++
+  cutOff(link: Link, what: string) {
+    if (!this.d.links.includes(link)) return
+    this.d.counters.protocolErrors++
     this.drop(link, new ProtocolError(`worker pid ${link.chan.peerPid} of "${this.name}" ${what}; it was disconnected`))
   }
 
-  protected drop(link: Link, err: Error) {
-    const i = this.links.indexOf(link)
+  drop(link: Link, err: Error) {
+    const i = this.d.links.indexOf(link)
     if (i < 0) return
     const info = this.info(link)
-    this.links.splice(i, 1)
-    this.endpoints.splice(this.endpoints.indexOf(link), 1)
+    this.d.links.splice(i, 1)
+    this.d.endpoints.splice(this.d.endpoints.indexOf(link), 1)
     link.pump.stop()
     try {
-      if (!(err instanceof ProtocolError)) this.collect(link) // answers completed before the worker went
+      if (!(err instanceof ProtocolError)) this.d.collect(link) // answers completed before the worker went
     } catch {
-      this.counters.internalErrors++
+      this.d.counters.internalErrors++
     }
     for (let s = 0; s < link.pending.length; s++) {
       const p = link.pending[s]
-      if (p && this.retryOrFail(p, err)) link.pending[s] = null // sent again elsewhere: no longer this link's
+      if (p && this.d.retryOrFail(p, err)) link.pending[s] = null // sent again elsewhere: no longer this link's
     }
     for (let s = 0; s < link.pending.length; s++) {
       const lent = link.lent[s]?.deref()
@@ -215,14 +229,14 @@ export abstract class Accepting extends Routing {
     }
     link.chan.close()
     this.emitInfo("leave", info)
-    this.dispatchQueued()
+    this.d.dispatchQueued()
   }
 
-  protected emit(type: WorkerEvent["type"], link: Link) {
+  emit(type: WorkerEvent["type"], link: Link) {
     if (this.listeners.size > 0) this.emitInfo(type, this.info(link))
   }
 
-  protected emitInfo(type: WorkerEvent["type"], worker: WorkerInfo) {
+  emitInfo(type: WorkerEvent["type"], worker: WorkerInfo) {
     for (const f of [...this.listeners])
       try {
         f({ type, worker })
@@ -233,7 +247,7 @@ export abstract class Accepting extends Routing {
       }
   }
 
-  protected info(link: Link): WorkerInfo {
+  info(link: Link): WorkerInfo {
     const { chan, inFlight, waiting, requests, state } = link
     return {
       pid: chan.peerPid,
@@ -241,7 +255,7 @@ export abstract class Accepting extends Routing {
       state,
       inFlight,
       waiting,
-      stuck: this.stuckSlots(link, nowMs()),
+      stuck: this.d.stuckSlots(link, nowMs()),
       requests,
       slots: Array.from({ length: chan.slotCount }, (_, s) =>
         chan.isOpen ? (STATE_NAMES[native.sb_slot_state(chan.ptr, s) & 0xff] ?? "corrupt") : "gone",
@@ -251,39 +265,19 @@ export abstract class Accepting extends Routing {
     }
   }
 
-  protected override remoteInfo(e: RemoteEndpoint): WorkerInfo {
-    const { peer } = e
-    let waiting = 0
-    for (const p of this.remoteCalls) if (p.endpoint === e) waiting++
-    return {
-      pid: peer.pid,
-      uid: -1,
-      state: peer.serving ? "serving" : "draining",
-      inFlight: peer.inFlight,
-      waiting,
-      stuck: 0,
-      requests: peer.requests,
-      slots: [],
-      transport: peer.transport,
-      host: peer.host,
-    }
-  }
-
-  protected override peerJoined(e: RemoteEndpoint) {
+  /** A worker on another host joined: its listeners hear of it, waitForWorkers may be done. */
+  joined(e: RemoteEndpoint) {
     this.emitInfo("join", e.info())
-    for (const w of [...this.waiters]) if (this.workerCount >= w.n) w.resolve()
+    for (const w of [...this.waiters]) if (this.d.workerCount >= w.n) w.resolve()
   }
 
-  protected override peerLeft(e: RemoteEndpoint) {
+  left(e: RemoteEndpoint) {
     this.emitInfo("leave", e.info())
   }
 
-  /** Workers connected now, on this host and others. */
-  get workerCount(): number {
-    return this.endpoints.length
-  }
-
-  protected async stopAccepting() {
+  /** Stops accepting: the accept thread, then the listening socket. */
+  async stop() {
+    this.closing = true
     // Bun lets go of the thread's eventfd first (it never closes it itself), then the thread is joined and
     // its fds closed, then nobody polls the listening socket and it can close.
     await this.acceptReader?.cancel().catch(() => {})
@@ -291,7 +285,7 @@ export abstract class Accepting extends Routing {
     const w = this.acceptWatch
     this.acceptWatch = null
     if (w) native.sb_accept_watch_stop(w)
-    native.sb_unlisten(this.listenFd) // the portable backend's socket file (docs/PROTOCOL.md §13.2)
-    closeSync(this.listenFd)
+    native.sb_unlisten(this.o.listenFd) // the portable backend's socket file (docs/PROTOCOL.md §13.2)
+    closeSync(this.o.listenFd)
   }
 }

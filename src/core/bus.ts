@@ -36,8 +36,8 @@ import {
   type SlotRequestInit,
 } from "./options.ts"
 import type { BorrowedResponse, SlotResponse, StreamedResponse } from "./response.ts"
-import { TICK_BUSY_MS } from "./routing.ts"
-import { Accepting } from "./accept.ts"
+import { Acceptor } from "./accept.ts"
+import { Dispatcher } from "./routing.ts"
 import { decodeReply, encodeCall, remoteProxy, type Remote } from "./rpc.ts"
 import { HUB_PORT, type RemoteLink, type RemoteTransport } from "./remote.ts"
 import { busSection, type PoolRow } from "./bus-status.ts"
@@ -60,10 +60,14 @@ function optionsKey(opts: ListenOptions): string {
   )
 }
 
-export class SlotBus extends Accepting {
+/**
+ * The hub: the public API over two parts it owns, the Dispatcher (routing.ts: the workers' books, the queue, answers,
+ * deadlines) and the Acceptor (accept.ts: the accept thread, workers joining and leaving).
+ */
+export class SlotBus {
   private disposed = false
   private readonly createdAt = performance.now()
-  protected override readonly maxBody: number
+  private readonly maxBody: number
   private readonly maxHead: number
   private readonly maxQueue: number
   private readonly timeoutMs: number
@@ -72,22 +76,21 @@ export class SlotBus extends Accepting {
   private remoteLink: RemoteLink | null = null
   /** The pools superviseWorkers runs for this bus: each one's row in the status view. */
   private readonly pools = new Map<object, () => PoolRow | null>()
-  protected override readonly idle: IdleStrategy | undefined
-  protected override readonly maxWorkers: number
-  protected override readonly maxPerUid: number
-  protected override readonly stuckAfterMs: number
-  protected override readonly maxStuck: number
-  protected override readonly uids: number[]
-  protected override readonly config: Uint32Array
+  /** The pools feeding this bus that gave up (superviseWorkers), with the error requests then fail with. */
+  private readonly poolFailures = new Map<object, Error>()
+  private readonly config: Uint32Array
+  private readonly d: Dispatcher
+  private readonly acceptor: Acceptor
+  /** @internal Set once close() began. */
+  closing: Promise<void> | null = null
 
   private constructor(
     key: symbol,
-    override readonly name: string,
-    protected override readonly listenFd: number,
+    readonly name: string,
+    listenFd: number,
     opts: ListenOptions,
   ) {
     madeBy(key, FACTORY, "SlotBus", "await SlotBus.listen(name, options)")
-    super()
     const slots = positiveInt(opts.slots, 32, "slots", 4096)
     if (slots === 0) throw new RangeError("slots must be at least 1")
     this.maxBody = positiveInt(opts.maxBodyBytes, 64 * MiB, "maxBodyBytes", 2 ** 32 - 1024 * MiB)
@@ -95,22 +98,19 @@ export class SlotBus extends Accepting {
     this.maxQueue = positiveInt(opts.queue, 4096, "queue")
     this.timeoutMs = positiveInt(opts.timeoutMs, 30_000, "timeoutMs")
     this.streamIdleMs = positiveInt(opts.streamIdleMs, 30_000, "streamIdleMs")
-    ;(this.remoteHost as { name: string }).name = name
     const policy = opts.remotePolicy
     if (policy !== undefined && !["overflow", "balance", "never"].includes(policy))
       throw new TypeError(`remotePolicy must be "overflow", "balance" or "never", got ${JSON.stringify(policy)}`)
-    this.remotePolicy = policy ?? "overflow"
     if (typeof opts.remote === "string" && ["overflow", "balance", "never"].includes(opts.remote))
       throw new TypeError(`SlotBus.listen: the policy is now remotePolicy: "${opts.remote}"; remote takes a transport`)
     this.transport =
       opts.remote === undefined ? null : checkRemote<RemoteTransport>(opts.remote, HUB_PORT, "SlotBus.listen")
-    this.maxWorkers = positiveInt(opts.maxWorkers, 256, "maxWorkers")
-    this.maxPerUid = positiveInt(opts.maxWorkersPerUid, this.maxWorkers, "maxWorkersPerUid")
-    this.stuckAfterMs = positiveInt(opts.stuckAfterMs, 1000, "stuckAfterMs")
-    this.maxStuck = positiveInt(opts.maxStuckSlots, Math.max(1, slots >> 1), "maxStuckSlots", 4096)
-    if (this.maxStuck === 0) throw new RangeError("maxStuckSlots must be at least 1")
+    const maxWorkers = positiveInt(opts.maxWorkers, 256, "maxWorkers")
+    const maxPerUid = positiveInt(opts.maxWorkersPerUid, maxWorkers, "maxWorkersPerUid")
+    const stuckAfterMs = positiveInt(opts.stuckAfterMs, 1000, "stuckAfterMs")
+    const maxStuck = positiveInt(opts.maxStuckSlots, Math.max(1, slots >> 1), "maxStuckSlots", 4096)
+    if (maxStuck === 0) throw new RangeError("maxStuckSlots must be at least 1")
     tuning(opts.idle, "SlotBus.listen idle") // validate now, not on the first connection
-    this.idle = opts.idle
     const uids = opts.allowUids ?? []
     if (
       !Array.isArray(uids) ||
@@ -118,7 +118,6 @@ export class SlotBus extends Accepting {
       !uids.every((u) => Number.isInteger(u) && u >= 0 && u < 2 ** 32)
     )
       throw new RangeError(`allowUids takes at most ${MAX_ALLOW_UIDS} uids`)
-    this.uids = uids
     const arena = align8(this.maxHead) + this.maxBody
     this.config = new Uint32Array(HUB_CONFIG_WORDS)
     this.config.set([
@@ -130,6 +129,25 @@ export class SlotBus extends Accepting {
       streamWindow(opts.streamWindowBytes, Math.ceil(arena / 4096) * 4096),
       ...uids,
     ])
+    this.d = new Dispatcher(
+      name,
+      { maxBody: this.maxBody, stuckAfterMs, maxStuck, remotePolicy: policy ?? "overflow" },
+      {
+        cutOff: (link, what) => this.acceptor.cutOff(link, what),
+        evict: (link) => this.acceptor.evict(link),
+        remoteJoined: (e) => this.acceptor.joined(e),
+        remoteLeft: (e) => this.acceptor.left(e),
+      },
+    )
+    this.acceptor = new Acceptor(this.d, name, {
+      listenFd,
+      config: this.config,
+      idle: opts.idle,
+      maxWorkers,
+      maxPerUid,
+      uids,
+      maxStuck,
+    })
   }
 
   /** Start serving `name`: workers connect to it with `SlotWorker.connect(name, handler)`. */
@@ -160,13 +178,13 @@ export class SlotBus extends Accepting {
     let bus: SlotBus
     try {
       bus = new SlotBus(FACTORY, name, fd, opts)
-      bus.watchAccept()
+      bus.acceptor.watch()
     } catch (e) {
       closeSync(fd)
       throw e
     }
     OPEN_BUSES.set(name, { bus, options: optionsKey(opts) })
-    bus.tick()
+    bus.d.tick()
     if (bus.transport) {
       try {
         await bus.listenRemote(bus.transport, opts)
@@ -187,7 +205,7 @@ export class SlotBus extends Accepting {
       throw new RangeError(
         `peerTimeoutMs must be at least 2 × heartbeatMs (${2 * heartbeatMs}), got ${peerTimeoutMs}: a worker would be counted gone between two of its heartbeats`,
       )
-    this.remoteLink = await transport.serveHub(this.remoteHost, {
+    this.remoteLink = await transport.serveHub(this.d.remoteHost, {
       heartbeatMs,
       peerTimeoutMs,
       streamWindow: this.config[5]!,
@@ -277,8 +295,8 @@ export class SlotBus extends Accepting {
   /** Tells `listener` each time a worker joins or leaves; returns the unsubscribe function. */
   onWorker(listener: (event: WorkerEvent) => void): () => void {
     if (typeof listener !== "function") throw new TypeError("onWorker takes a function (event) => void")
-    this.listeners.add(listener)
-    return () => void this.listeners.delete(listener)
+    this.acceptor.listeners.add(listener)
+    return () => void this.acceptor.listeners.delete(listener)
   }
 
   private submit(kind: number, init: SlotRequestInit, options?: RequestOptions): Promise<unknown> {
@@ -316,9 +334,9 @@ export class SlotBus extends Accepting {
         throw new TypeError("idempotent must be a boolean")
       const streamIdleMs = positiveInt(opts.streamIdleMs, this.streamIdleMs, "streamIdleMs")
       if (signal?.aborted) return Promise.reject(signal.reason)
-      if (this.queue.length >= this.maxQueue && !this.pick())
+      if (this.d.queue.length >= this.maxQueue && !this.d.pick())
         throw new BusFullError(
-          `bus "${this.name}": all slots busy and ${this.queue.length} requests queued; raise slots or queue`,
+          `bus "${this.name}": all slots busy and ${this.d.queue.length} requests queued; raise slots or queue`,
         )
 
       let resolve!: (v: unknown) => void, reject!: (e: unknown) => void
@@ -348,18 +366,10 @@ export class SlotBus extends Accepting {
         retried: false,
       }
       if (signal) {
-        p.onAbort = () => this.fail(p, signal.reason)
+        p.onAbort = () => this.d.fail(p, signal.reason)
         signal.addEventListener("abort", p.onAbort, { once: true })
       }
-      this.counters.requests++
-      // An idle bus does not tick: a request starts the ticks, or brings the next one forward to its deadline.
-      if (this.tickAt === Infinity) this.scheduleTick(Math.min(TICK_BUSY_MS, timeoutMs || TICK_BUSY_MS))
-      else if (p.deadline < this.tickAt) this.scheduleTick(Math.max(0, timeoutMs))
-      if (!this.dispatch(p)) {
-        const gaveUp = this.gaveUp()
-        if (gaveUp) this.fail(p, gaveUp)
-        else this.queue.push(p)
-      }
+      this.d.add(p, timeoutMs, () => this.gaveUp())
       return promise
     } catch (e) {
       return Promise.reject(e)
@@ -374,8 +384,8 @@ export class SlotBus extends Accepting {
     if (!err) return void this.poolFailures.delete(pool)
     this.poolFailures.set(pool, err)
     if (!this.gaveUp()) return
-    for (const p of [...this.queue]) this.fail(p, err)
-    for (const w of [...this.waiters]) w.reject(err)
+    for (const p of [...this.d.queue]) this.d.fail(p, err)
+    for (const w of [...this.acceptor.waiters]) w.reject(err)
   }
 
   /** @internal superviseWorkers: a pool that feeds this bus, shown in its status view until `describe` says null (stopped). */
@@ -385,7 +395,7 @@ export class SlotBus extends Accepting {
 
   /** The error of a pool that gave up, while no worker is connected (then nothing could serve a request). */
   private gaveUp(): Error | undefined {
-    return this.workerCount === 0 ? this.poolFailures.values().next().value : undefined
+    return this.d.workerCount === 0 ? this.poolFailures.values().next().value : undefined
   }
 
   /**
@@ -405,7 +415,7 @@ export class SlotBus extends Accepting {
       return Promise.reject(e)
     }
     const signal = o.signal
-    if (this.workerCount >= n) return Promise.resolve()
+    if (this.d.workerCount >= n) return Promise.resolve()
     if (this.closing) return Promise.reject(new BusClosedError(`bus "${this.name}" is closed`))
     const gaveUp = this.gaveUp()
     if (gaveUp) return Promise.reject(gaveUp)
@@ -418,7 +428,7 @@ export class SlotBus extends Accepting {
             () =>
               w.reject(
                 new TimeoutError(
-                  `${this.workerCount} of ${n} workers connected to "${this.name}" after ${timeoutMs}ms`,
+                  `${this.d.workerCount} of ${n} workers connected to "${this.name}" after ${timeoutMs}ms`,
                 ),
               ),
             timeoutMs,
@@ -429,17 +439,22 @@ export class SlotBus extends Accepting {
     const done = (f: () => void) => {
       timer?.clear()
       signal?.removeEventListener("abort", onAbort)
-      const i = this.waiters.indexOf(w)
-      if (i >= 0) this.waiters.splice(i, 1)
+      const i = this.acceptor.waiters.indexOf(w)
+      if (i >= 0) this.acceptor.waiters.splice(i, 1)
       f()
     }
-    this.waiters.push(w)
+    this.acceptor.waiters.push(w)
     return promise
+  }
+
+  /** Workers connected now, on this host and others. */
+  get workerCount(): number {
+    return this.d.workerCount
   }
 
   /** Each worker connected now: on this host (transport "shm"), then on others (the remote transport's name). */
   get workers(): WorkerInfo[] {
-    return this.endpoints.map((e) => e.info())
+    return this.d.endpoints.map((e) => e.info())
   }
 
   stats(): BusStats {
@@ -448,9 +463,9 @@ export class SlotBus extends Accepting {
       name: this.name,
       workers,
       inFlight: workers.reduce((n, w) => n + w.inFlight, 0),
-      queued: this.queue.length,
-      ...this.counters,
-      latency: this.latency.summary(),
+      queued: this.d.queue.length,
+      ...this.d.counters,
+      latency: this.d.latency.summary(),
     }
   }
 
@@ -470,7 +485,7 @@ export class SlotBus extends Accepting {
         transport: String(this.transport!.transport ?? "remote"),
         server: link.server?.() ?? "?",
         connected: link.connected,
-        policy: this.remotePolicy,
+        policy: this.d.remotePolicy,
       },
     })
   }
@@ -495,21 +510,20 @@ export class SlotBus extends Accepting {
   }
 
   private async shutdown(drain: boolean, timeoutMs: number) {
-    await this.stopAccepting()
-    for (const w of [...this.waiters])
+    await this.acceptor.stop()
+    for (const w of [...this.acceptor.waiters])
       w.reject(new BusClosedError(`bus "${this.name}" closed while waiting for workers`))
     const deadline = performance.now() + timeoutMs
-    const busy = () => this.queue.length > 0 || this.remoteCalls.size > 0 || this.links.some((l) => l.waiting > 0)
+    const busy = () => this.d.queue.length > 0 || this.d.remoteCalls.size > 0 || this.d.links.some((l) => l.waiting > 0)
     while (drain && busy() && performance.now() < deadline) await Bun.sleep(1)
-    this.stopped = true
-    clearTimeout(this.ticker)
+    this.d.stop()
     const err = new BusClosedError(`bus "${this.name}" closed before the request finished`)
-    for (const p of [...this.queue]) this.fail(p, err)
-    for (const p of [...this.remoteCalls]) this.fail(p, err)
+    for (const p of [...this.d.queue]) this.d.fail(p, err)
+    for (const p of [...this.d.remoteCalls]) this.d.fail(p, err)
     await this.remoteLink?.close(0)
-    for (const l of [...this.links]) {
+    for (const l of [...this.d.links]) {
       l.chan.sendControl(Control.HUB_CLOSING)
-      this.drop(l, err)
+      this.acceptor.drop(l, err)
     }
   }
 
@@ -521,7 +535,7 @@ export class SlotBus extends Accepting {
   [Symbol.asyncDispose]() {
     this.disposed = true
     if (
-      this.counters.requests === 0 &&
+      this.d.counters.requests === 0 &&
       performance.now() - this.createdAt < EARLY_DISPOSE_MS &&
       !earlyDisposeWarned &&
       process.env.NODE_ENV !== "test"

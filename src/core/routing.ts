@@ -1,5 +1,6 @@
-// Requests in slots: pick the least busy worker, publish, collect answers, fail or time out, find stuck slots.
-// The bottom layer of SlotBus (routing.ts ← accept.ts ← bus.ts): it knows nothing of accepting or of the public API.
+// Requests out: pick the least busy worker, publish, collect answers, fail or time out, find stuck slots. The
+// Dispatcher is the part of a SlotBus that owns the workers' books and the queue; the Acceptor (accept.ts) adds and
+// drops workers through it, and the bus (bus.ts) is the public API over both. It knows nothing of accepting.
 import { native, Kind, Msg, MsgFlag, RespFlag, E_CORRUPT } from "../native/ffi.ts"
 import { align8, EMPTY, headLength, readHead, utf8, writeHead } from "./codec.ts"
 import { PayloadTooLargeError, ProtocolError, TimeoutError, WorkerGoneError } from "../errors.ts"
@@ -19,29 +20,45 @@ export interface RemoteEndpoint extends Endpoint {
   readonly peer: RemotePeer
 }
 
-export abstract class Routing {
-  abstract readonly name: string
-  protected abstract readonly maxBody: number
-  protected abstract readonly stuckAfterMs: number
-  protected abstract readonly maxStuck: number
-  /** Every worker the dispatcher may pick, those on this host first (the order `bus.workers` lists them in). */
-  protected readonly endpoints: Endpoint[] = []
-  /** The workers on this host: their slots, pumps and stuck slots are this file's and accept.ts's duties too. */
-  protected readonly links: Link[] = []
-  /** Workers on other hosts by the transport's peer, and the requests they hold. */
-  protected readonly remotes = new Map<RemotePeer, RemoteEndpoint>()
-  protected readonly remoteCalls = new Set<Pending>()
+/** What a dispatcher is told at its making: its bus's limits. */
+export interface DispatchSettings {
+  maxBody: number
+  /** A slot whose request was given up this long ago and that its worker still holds is stuck. */
+  stuckAfterMs: number
+  /** A worker holding this many stuck slots is evicted. */
+  maxStuck: number
   /** When a remote worker gets a request: only when no local slot is free, by load, or never. */
-  protected remotePolicy: "overflow" | "balance" | "never" = "overflow"
-  protected readonly queue: Pending[] = []
-  /** The pools feeding this bus that gave up (superviseWorkers), with the error requests then fail with. */
-  protected readonly poolFailures = new Map<object, Error>()
-  protected ticker: ReturnType<typeof setTimeout> | undefined
-  protected tickAt = 0
-  protected readonly latency = new LatencyHistogram()
-  protected stopped = false
-  protected nextId = 1
-  protected counters = {
+  remotePolicy: "overflow" | "balance" | "never"
+}
+
+/** What a dispatcher asks of the part that owns the connections (the Acceptor). */
+export interface DispatchHooks {
+  /** A worker broke the protocol: disconnect it. */
+  cutOff(link: Link, what: string): void
+  /** A worker with too many stuck slots that nobody waits for any more: disconnect it. */
+  evict(link: Link): void
+  /** A worker on another host joined or left: tell whoever listens. */
+  remoteJoined(e: RemoteEndpoint): void
+  remoteLeft(e: RemoteEndpoint): void
+}
+
+export class Dispatcher {
+  /** What a transport for remote workers (the `remote` option) may do to the books. */
+  readonly remoteHost: RemoteHubHost
+  /** Every worker the dispatcher may pick, those on this host first (the order `bus.workers` lists them in). */
+  readonly endpoints: Endpoint[] = []
+  /** The workers on this host: their slots, pumps and stuck slots are this file's and accept.ts's duties too. */
+  readonly links: Link[] = []
+  /** Workers on other hosts by the transport's peer, and the requests they hold. */
+  readonly remotes = new Map<RemotePeer, RemoteEndpoint>()
+  readonly remoteCalls = new Set<Pending>()
+  readonly queue: Pending[] = []
+  private ticker: ReturnType<typeof setTimeout> | undefined
+  private tickAt = 0
+  readonly latency = new LatencyHistogram()
+  private stopped = false
+  private nextId = 1
+  counters = {
     requests: 0,
     responses: 0,
     errors: 0,
@@ -56,18 +73,52 @@ export abstract class Routing {
     bytesOut: 0,
     bytesIn: 0,
   }
-  /** A worker that broke the protocol: accept.ts disconnects it. */
-  protected abstract cutOff(link: Link, what: string): void
-  /** A worker with too many stuck slots that nobody waits for any more: accept.ts disconnects it. */
-  protected abstract evict(link: Link): void
+
+  constructor(
+    readonly name: string,
+    private readonly o: DispatchSettings,
+    private readonly hooks: DispatchHooks,
+  ) {
+    this.remoteHost = this.makeRemoteHost()
+  }
+
+  /** Workers connected now, on this host and others. */
+  get workerCount(): number {
+    return this.endpoints.length
+  }
+
+  /**
+   * A new request: counted, the ticks started or brought forward to its deadline (an idle bus does not tick),
+   * then sent, or queued, or failed with what `refusal` says when nothing may take it.
+   */
+  add(p: Pending, timeoutMs: number, refusal: () => Error | undefined) {
+    this.counters.requests++
+    if (this.tickAt === Infinity) this.scheduleTick(Math.min(TICK_BUSY_MS, timeoutMs || TICK_BUSY_MS))
+    else if (p.deadline < this.tickAt) this.scheduleTick(Math.max(0, timeoutMs))
+    if (this.dispatch(p)) return
+    const refused = refusal()
+    if (refused) this.fail(p, refused)
+    else this.queue.push(p)
+  }
+
+  /** The bus closed: no more ticks. */
+  stop() {
+    this.stopped = true
+    clearTimeout(this.ticker)
+  }
+
+  /** When a remote worker gets a request (remotePolicy). */
+  get remotePolicy() {
+    return this.o.remotePolicy
+  }
 
   /**
    * The worker a request goes to, or null when none has room: the local one with the fewest requests out, unless
    * remotePolicy sends it to the remote one with the lowest share of its capacity in use ("overflow": only when no
    * local one has room; "balance": when that share is lower than the local one's; "never").
    */
-  protected pick(): Endpoint | null {
-    const policy = this.remotePolicy
+  pick(): Endpoint | null {
+    const policy = this.o.remotePolicy
     let local: Endpoint | null = null
     let remote: Endpoint | null = null
     for (const e of this.endpoints) {
@@ -86,13 +137,13 @@ export abstract class Routing {
   }
 
   /** Sends p to the least busy worker. False when none has room; p then stays queued. */
-  protected dispatch(p: Pending): boolean {
+  dispatch(p: Pending): boolean {
     const e = this.pick()
     return e !== null && e.send(p)
   }
 
   /** A Link's send: publishes p in a free slot (docs/PROTOCOL.md §3). False when none is free after all. */
-  protected publish(link: Link, p: Pending): boolean {
+  publish(link: Link, p: Pending): boolean {
     const ptr = link.chan.ptr
     const slot = native.sb_hub_claim(ptr)
     if (slot < 0) return false
@@ -130,7 +181,7 @@ export abstract class Routing {
   }
 
   /** A Link's cancel: the worker sees the slot cancelled; it stays p's until the worker hands it back. */
-  protected cancelInSlot(link: Link, p: Pending) {
+  cancelInSlot(link: Link, p: Pending) {
     if (link.chan.isOpen && !p.in?.ended) native.sb_hub_cancel(link.chan.ptr, p.slot)
   }
 
@@ -184,65 +235,81 @@ export abstract class Routing {
     return true
   }
 
-  /** What a transport for remote workers (src/nats) may do to the books. */
-  protected readonly remoteHost: RemoteHubHost = {
-    name: "", // set by the bus once its name is (a field initializer runs before it)
-    joined: (peer) => {
-      if (this.remotes.has(peer)) return
-      const e = this.remoteEndpoint(peer)
-      this.remotes.set(peer, e)
-      this.endpoints.push(e)
-      this.peerJoined(e)
-      this.dispatchQueued()
-    },
-    left: (peer, err) => {
-      const e = this.remotes.get(peer)
-      if (!e) return
-      this.remotes.delete(peer)
-      this.endpoints.splice(this.endpoints.indexOf(e), 1)
-      for (const p of [...this.remoteCalls]) if (p.endpoint === e) this.retryOrFail(p, err)
-      this.peerLeft(e)
-    },
-    answered: (call, status, flags, headLen, bytes) => {
-      const p = call as Pending
-      if (!this.remoteCalls.has(p) || p.phase !== "in-slot") return
-      this.remoteDone(p)
-      const body = bytes.subarray(align8(headLen))
-      this.counters.bytesIn += body.length
-      const { pid } = (p.endpoint as RemoteEndpoint).peer
-      if (flags & RespFlag.ERROR) return this.fail(p, remoteError(readHead(bytes, headLen), utf8(body), pid))
-      this.streamEnded(p, status, p.kind === Kind.RAW ? [] : readHead(bytes, headLen), body.slice())
-      p.phase = "slot-returned"
-      this.dispatchQueued()
-    },
-    frame: (call, type, status, bytes) => {
-      const p = call as Pending
-      if (!this.remoteCalls.has(p) || p.phase !== "in-slot") return
-      let s = p.in as StreamIn | null
-      if (!s) {
-        const { peer } = p.endpoint as RemoteEndpoint
-        const done = () => {
-          this.remoteDone(p)
-          this.dispatchQueued()
+  private makeRemoteHost(): RemoteHubHost {
+    return {
+      name: this.name,
+      joined: (peer) => {
+        if (this.remotes.has(peer)) return
+        const e = this.remoteEndpoint(peer)
+        this.remotes.set(peer, e)
+        this.endpoints.push(e)
+        this.hooks.remoteJoined(e)
+        this.dispatchQueued()
+      },
+      left: (peer, err) => {
+        const e = this.remotes.get(peer)
+        if (!e) return
+        this.remotes.delete(peer)
+        this.endpoints.splice(this.endpoints.indexOf(e), 1)
+        for (const p of [...this.remoteCalls]) if (p.endpoint === e) this.retryOrFail(p, err)
+        this.hooks.remoteLeft(e)
+      },
+      answered: (call, status, flags, headLen, bytes) => {
+        const p = call as Pending
+        if (!this.remoteCalls.has(p) || p.phase !== "in-slot") return
+        this.remoteDone(p)
+        const body = bytes.subarray(align8(headLen))
+        this.counters.bytesIn += body.length
+        const { pid } = (p.endpoint as RemoteEndpoint).peer
+        if (flags & RespFlag.ERROR) return this.fail(p, remoteError(readHead(bytes, headLen), utf8(body), pid))
+        this.streamEnded(p, status, p.kind === Kind.RAW ? [] : readHead(bytes, headLen), body.slice())
+        p.phase = "slot-returned"
+        this.dispatchQueued()
+      },
+      frame: (call, type, status, bytes) => {
+        const p = call as Pending
+        if (!this.remoteCalls.has(p) || p.phase !== "in-slot") return
+        let s = p.in as StreamIn | null
+        if (!s) {
+          const { peer } = p.endpoint as RemoteEndpoint
+          const done = () => {
+            this.remoteDone(p)
+            this.dispatchQueued()
+          }
+          p.in = s = new StreamIn(this.streams, new RemoteFrames(peer.pid, (n) => peer.grant(p, n), done), p)
         }
-        p.in = s = new StreamIn(this.streams, new RemoteFrames(peer.pid, (n) => peer.grant(p, n), done), p)
-      }
-      ;(s.src as RemoteFrames).push(type, status, bytes)
-      s.notified(false)
-    },
-    failed: (p, err) => this.fail(p as Pending, err),
-    rejected: () => void this.counters.rejectedMessages++,
+        ;(s.src as RemoteFrames).push(type, status, bytes)
+        s.notified(false)
+      },
+      failed: (p, err) => this.fail(p as Pending, err),
+      rejected: () => void this.counters.rejectedMessages++,
+    }
   }
-  protected abstract peerJoined(e: RemoteEndpoint): void
-  protected abstract peerLeft(e: RemoteEndpoint): void
-  protected abstract remoteInfo(e: RemoteEndpoint): WorkerInfo
+  /** A worker on another host as `bus.workers` lists it. */
+  private remoteInfo(e: RemoteEndpoint): WorkerInfo {
+    const { peer } = e
+    let waiting = 0
+    for (const p of this.remoteCalls) if (p.endpoint === e) waiting++
+    return {
+      pid: peer.pid,
+      uid: -1,
+      state: peer.serving ? "serving" : "draining",
+      inFlight: peer.inFlight,
+      waiting,
+      stuck: 0,
+      requests: peer.requests,
+      slots: [],
+      transport: peer.transport,
+      host: peer.host,
+    }
+  }
 
   private remoteDone(p: Pending) {
     if (this.remoteCalls.delete(p)) (p.endpoint as RemoteEndpoint).peer.inFlight--
   }
 
   /** The pump's duty: take every answer the worker completed, hand it to its caller, return the slots. */
-  protected collect(link: Link): number {
+  collect(link: Link): number {
     const { chan } = link
     const m = chan.msg
     let n = 0
@@ -251,7 +318,7 @@ export abstract class Routing {
       if (!chan.isOpen) break
       const slot = native.sb_hub_poll(chan.ptr)
       if (slot < 0) {
-        if (slot === E_CORRUPT) this.cutOff(link, `corrupted its region (${native.sb_error(chan.ptr)})`)
+        if (slot === E_CORRUPT) this.hooks.cutOff(link, `corrupted its region (${native.sb_error(chan.ptr)})`)
         break
       }
       n++
@@ -279,11 +346,11 @@ export abstract class Routing {
       if (!lent) this.returnSlot(link, slot)
     }
     if (n > 0) this.dispatchQueued()
-    if (link.state === "evicting" && link.waiting === 0) this.evict(link)
+    if (link.state === "evicting" && link.waiting === 0) this.hooks.evict(link)
     return n
   }
 
-  protected returnSlot(link: Link, slot: number) {
+  private returnSlot(link: Link, slot: number) {
     const p = link.pending[slot]
     if (p) p.phase = "slot-returned"
     link.pending[slot] = null
@@ -296,7 +363,7 @@ export abstract class Routing {
   }
 
   /** Resolves p with the answer in `slot`; true when the slot was lent to the caller (a borrowed response). */
-  protected answer(p: Pending, link: Link, slot: number, now: number): boolean {
+  private answer(p: Pending, link: Link, slot: number, now: number): boolean {
     const { chan } = link
     const m = chan.msg
     const arena = chan.arena(slot, 1)
@@ -352,12 +419,12 @@ export abstract class Routing {
 
   /** What a streamed answer's reader (stream-in.ts) may do to the bus's books. */
   private readonly streams: StreamHost = {
-    maxBody: () => this.maxBody,
+    maxBody: () => this.o.maxBody,
     countIn: (bytes) => void (this.counters.bytesIn += bytes),
     streamStarted: (p, status, head, body) => this.streamStarted(p, status, head, body),
     streamEnded: (p, status, head, body) => this.streamEnded(p, status, head, body),
     fail: (p, err) => this.fail(p, err),
-    cutOff: (link, what) => this.cutOff(link, what),
+    cutOff: (link, what) => this.hooks.cutOff(link, what),
     returnSlot: (link, slot) => {
       this.returnSlot(link, slot)
       this.dispatchQueued()
@@ -382,7 +449,7 @@ export abstract class Routing {
     p.resolve(value as never)
   }
 
-  protected settle(p: Pending) {
+  private settle(p: Pending) {
     if (p.phase === "in-slot" && p.endpoint?.local) {
       p.phase = "settled"
       ;(p.endpoint as Link).waiting--
@@ -394,7 +461,7 @@ export abstract class Routing {
    * The worker holding p is gone (`err`): an idempotent request not yet answered in part goes to another worker
    * (once), any other fails. True when it was sent again.
    */
-  protected retryOrFail(p: Pending, err: unknown): boolean {
+  retryOrFail(p: Pending, err: unknown): boolean {
     if (!p.idempotent || p.retried || p.phase !== "in-slot" || p.in !== null || !(err instanceof WorkerGoneError)) {
       this.fail(p, err)
       return false
@@ -406,7 +473,7 @@ export abstract class Routing {
     return true
   }
 
-  protected fail(p: Pending, err: unknown) {
+  fail(p: Pending, err: unknown) {
     if (p.phase !== "queued" && p.phase !== "in-slot") return
     if (p.phase === "queued") {
       const i = this.queue.indexOf(p)
@@ -421,7 +488,7 @@ export abstract class Routing {
     p.in?.failed(err) // a caller already reading a stream sees it fail; the rest of it is dropped
   }
 
-  protected dispatchQueued() {
+  dispatchQueued() {
     while (this.queue.length > 0) {
       const p = this.queue.shift()!
       if (!this.dispatch(p)) {
@@ -431,7 +498,7 @@ export abstract class Routing {
     }
   }
 
-  protected tick() {
+  tick() {
     if (this.stopped) return
     try {
       const t = nowMs()
@@ -456,11 +523,11 @@ export abstract class Routing {
       }
       for (const l of [...this.links]) {
         l.pending.forEach(expire)
-        if (l.state === "serving" && this.stuckSlots(l, t) >= this.maxStuck) {
+        if (l.state === "serving" && this.stuckSlots(l, t) >= this.o.maxStuck) {
           // Its handlers hang: send it nothing more, and let it go once nobody waits for it any longer.
           l.state = "evicting"
           this.counters.evictedWorkers++
-          if (l.waiting === 0) this.evict(l)
+          if (l.waiting === 0) this.hooks.evict(l)
           this.dispatchQueued()
         }
       }
@@ -477,18 +544,18 @@ export abstract class Routing {
     }
   }
 
-  protected scheduleTick(ms: number) {
+  private scheduleTick(ms: number) {
     if (this.stopped) return
     clearTimeout(this.ticker)
     this.tickAt = nowMs() + ms
     this.ticker = setTimeout(() => this.tick(), Math.min(ms, MAX_TIMER_MS)) // a later deadline: the tick re-arms
   }
 
-  protected stuckSlots(link: Link, now: number): number {
+  stuckSlots(link: Link, now: number): number {
     let n = 0
     for (let s = 0; s < link.pending.length; s++) {
       const p = link.pending[s]
-      if (p?.phase === "settled" && link.lent[s] === null && now - p.settledAt >= this.stuckAfterMs) n++
+      if (p?.phase === "settled" && link.lent[s] === null && now - p.settledAt >= this.o.stuckAfterMs) n++
     }
     return n
   }

@@ -146,8 +146,8 @@ describe("the hub's books", () => {
 describe("the hub's pump", () => {
   test("goes on after an exception inside its collect: it is counted, and later answers are still collected", async () => {
     await using h = await inProcess({ slots: 2, idle: "spin" })
-    const bus = h.bus as unknown as { collect: (l: unknown) => number }
-    const real = bus.collect.bind(h.bus)
+    const bus = (h.bus as unknown as { d: { collect: (l: unknown) => number } }).d
+    const real = bus.collect.bind(bus)
     let thrown = 0
     bus.collect = (l) => {
       if (thrown++ === 0) throw new Error("a bug in collect")

@@ -12,7 +12,8 @@ test("a failed read of the accept doorbell is counted, logged and recovered: wor
   const warn = spyOn(console, "warn").mockImplementation(() => {})
   try {
     // The one failure a test can cause for real: the doorbell's stream ends under the bus.
-    await (bus as unknown as { acceptReader: { cancel(): Promise<void> } }).acceptReader.cancel()
+    const { acceptor } = bus as unknown as { acceptor: { acceptReader: { cancel(): Promise<void> } } }
+    await acceptor.acceptReader.cancel()
     await spawnWorker(bus.name)
     await bus.waitForWorkers(1, { timeoutMs: 5000 })
     expect(bus.stats().acceptErrors).toBe(1)
