@@ -1,6 +1,6 @@
 // Events, filters and rules as csrc/topic.h encodes them (docs/PROTOCOL.md §8.3, §8.5, §8.6).
 import { Encoding, FilterMode, TopicConst } from "../native/ffi.ts"
-import { checkWellFormed } from "../core/index.ts"
+import { checkWellFormed } from "../core/internal.ts"
 import { checkOptions, optionNames } from "../kit/index.ts"
 
 export type Routing = Record<string, string>

@@ -1,7 +1,8 @@
 // A subscriber: C filters and copies matching records into a private batch; JS reads events out of it.
 import { toArrayBuffer, type Pointer } from "bun:ffi"
 import { ProtocolError } from "../errors.ts"
-import { Pump, type IdleStrategy, type Parking } from "../core/index.ts"
+import type { IdleStrategy } from "../core/index.ts"
+import { Pump, type Parking } from "../core/internal.ts"
 import { longTimeout, madeBy, type LongTimer } from "../kit/index.ts"
 import { TopicConst, topicNative } from "../native/ffi.ts"
 import type { Routing } from "./codec.ts"

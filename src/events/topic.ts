@@ -22,7 +22,7 @@ import {
   topicNative,
   loadNative,
 } from "../native/ffi.ts"
-import { tuning } from "../core/index.ts"
+import { tuning } from "../core/internal.ts"
 import {
   checkCreate,
   checkOptions,

@@ -2,7 +2,8 @@
 // that reaches one cluster, on the lease table of the transport given as `remote` (table.ts, the port; nats(url)
 // implements it on a JetStream KV bucket, docs/PROTOCOL.md §12). This file turns what the table returns into
 // leases, holders and errors, and keeps each lease's deadline on this process's monotonic clock.
-import { checkWellFormed, ProtocolError, TimeoutError } from "../core/index.ts"
+import { ProtocolError, TimeoutError } from "../core/index.ts"
+import { checkWellFormed } from "../core/internal.ts"
 import {
   checkCreate,
   checkOptions,

@@ -2,7 +2,7 @@
 // The table, its atomics and death detection are in C (csrc/lease.c, docs/PROTOCOL.md §7); this file turns
 // its results into leases, holders and errors, and waits without polling (a C thread sleeps on a futex and
 // rings an eventfd that Bun's event loop watches).
-import { checkWellFormed } from "../core/index.ts"
+import { checkWellFormed } from "../core/internal.ts"
 import {
   checkCreate,
   checkOptions,

@@ -2,19 +2,17 @@
 // requests, takes their answers on an inbox of its own, and sends cancels.
 import type { Msg } from "@nats-io/transport-node"
 import { Frame, RespFlag } from "../native/ffi.ts"
+import { PayloadTooLargeError, ProtocolError, WorkerGoneError } from "../core/index.ts"
 import {
   align8,
   frameCharge,
-  PayloadTooLargeError,
-  ProtocolError,
-  WorkerGoneError,
   stackless,
   type RemoteCall,
   type RemoteHubHost,
   type RemoteLink,
   type RemotePeer,
   type TransportOptions,
-} from "../core/index.ts"
+} from "../core/internal.ts"
 import {
   clampHeartbeat,
   guarded,

@@ -5,7 +5,13 @@
 //   the leases room's LeaseRemote (src/leases/table.ts)   Contest.open(name, { remote: nats(url) })
 // Importing this file loads no NATS client: each package is imported when a feature that needs it opens
 // (packages.ts), and a missing one is a MissingPackageError naming the `bun add` to run.
-import type { RemoteHubHost, RemoteLink, RemoteTransport, RemoteWorkerHost, TransportOptions } from "../core/index.ts"
+import type {
+  RemoteHubHost,
+  RemoteLink,
+  RemoteTransport,
+  RemoteWorkerHost,
+  TransportOptions,
+} from "../core/internal.ts"
 import type { TopicBridge, TopicBridgeHost, TopicRemote, TopicStreamLimits } from "../events/internal.ts"
 import type { LeaseRemote, LeaseTable, LeaseTableOptions } from "../leases/internal.ts"
 import { explainNats } from "./explain.ts"

@@ -1,11 +1,11 @@
 // A worker serving its hub from another host over NATS (docs/PROTOCOL.md §10): presence, requests, cancels,
 // streamed answers (§10.4).
 import type { Msg } from "@nats-io/transport-node"
+import { PayloadTooLargeError } from "../core/index.ts"
 import {
   align8,
   errorPairs,
   frameCharge,
-  PayloadTooLargeError,
   toBytes,
   type RemoteAnswer,
   type RemoteAnswerSink,
@@ -15,7 +15,7 @@ import {
   type RemoteWorkerHost,
   type SlotBytes,
   type TransportOptions,
-} from "../core/index.ts"
+} from "../core/internal.ts"
 import {
   clampHeartbeat,
   guarded,

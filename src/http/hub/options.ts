@@ -2,7 +2,7 @@
 import { HTTP_IDLE } from "../idle.ts"
 import type { Server } from "bun"
 import type { IdleStrategy } from "../../core/index.ts"
-import { tuning } from "../../core/index.ts"
+import { tuning } from "../../core/internal.ts"
 import { checkOptions, MAX_TIMER_MS, optionNames } from "../../kit/index.ts"
 
 export interface HubOptions {

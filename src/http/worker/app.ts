@@ -1,7 +1,8 @@
 // The worker SDK: declare routes with Web-standard handlers, join a hub, serve its requests over slotbus.
 // This file is the public face; joining, serving requests and SSE live next to it.
 import { HTTP_IDLE } from "../idle.ts"
-import { tuning, type IdleStrategy, type SlotReply, type SlotRequest } from "../../core/index.ts"
+import type { IdleStrategy, SlotReply, SlotRequest } from "../../core/index.ts"
+import { tuning } from "../../core/internal.ts"
 import { checkOptions, optionNames } from "../../kit/index.ts"
 import { parseRoute } from "../routes.ts"
 import type { ControlMessage, PingReply, RouteDecl } from "../wire.ts"

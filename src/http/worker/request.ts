@@ -1,6 +1,7 @@
 // Serving the hub's HTTP requests: the handler's view of a request, its reply into a slot or as a stream (PROTOCOL §9),
 // and, for a hub that offered no stream window, large bodies in the chunks it pulls.
-import { readyBody, type SlotReply, type SlotRequest } from "../../core/index.ts"
+import type { SlotReply, SlotRequest } from "../../core/index.ts"
+import { readyBody } from "../../core/internal.ts"
 import type { Params, Route, RouteParams } from "../routes.ts"
 import { RouteTable } from "../routes.ts"
 import { COOKIES_HEADER, STREAM_HEADER } from "../wire.ts"
