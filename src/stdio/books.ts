@@ -1,9 +1,9 @@
 // Requests on the books: put on (track), answered or given up (forget, abandon), swept for deadlines and stuck
-// entries, failed when their worker dies. The middle layer of StdioBus: routing.ts ← books.ts ← workers.ts ← bus.ts.
+// entries, failed when their worker dies. One of the parts a StdioBus owns (bus.ts); it answers through the Router.
 import { TimeoutError } from "../core/index.ts"
 import { codeOf } from "./jsonrpc.ts"
 import type { Asked, Instance, Pending } from "./pool.ts"
-import { Routing } from "./routing.ts"
+import type { Router } from "./routing.ts"
 import type { BusClient } from "./types.ts"
 
 /** How long a given-up request may still be answered (and counted late) before it leaves the books. */
@@ -11,38 +11,41 @@ const STUCK_GRACE_MS = 1000
 /** How often request deadlines are checked: a timeout fires up to this late. */
 const SWEEP_MS = 5
 
-export abstract class Books extends Routing {
-  protected readonly pending = new Map<number, Pending>()
+export class Books {
+  readonly pending = new Map<number, Pending>()
   /** Requests workers sent to clients: the id the client saw → where the answer goes. */
-  protected readonly asked = new Map<string, Asked>()
-  protected nextId = 0
-  protected sweeper: ReturnType<typeof setInterval> | null = null
+  readonly asked = new Map<string, Asked>()
+  nextId = 0
+  sweeper: ReturnType<typeof setInterval> | null = null
   /** Pending entries somebody still waits for (stop() drains these, not the given-up ones). */
-  protected awaited = 0
+  awaited = 0
   /** Per client: its requests somebody still waits for, and who waits for them to reach 0. */
-  protected readonly clientLoad = new Map<BusClient, { awaited: number; idle: (() => void)[] }>()
-  protected readonly drained: (() => void)[] = []
+  readonly clientLoad = new Map<BusClient, { awaited: number; idle: (() => void)[] }>()
+  readonly drained: (() => void)[] = []
   /** Per client: its requests on the books by the id it gave them (string and number ids), for its own cancels. */
-  protected readonly clientRequests = new Map<BusClient, Map<string | number, number>>()
+  readonly clientRequests = new Map<BusClient, Map<string | number, number>>()
 
-  protected rejectPending(instance: Instance, error: Error, generation?: number): void {
+  constructor(private readonly router: Router) {}
+
+  rejectPending(instance: Instance, error: Error, generation?: number): void {
     for (const id of [...instance.pending]) {
       if (generation !== undefined && this.pending.get(id)?.generation !== generation) continue
       const p = this.forget(id)
       if (!p || p.abandoned) continue
       if (p.reject) p.reject(error)
-      else if (p.client) this.answerError(p.client, p.originalId, codeOf(error), error.message, instance.pool.config.id)
+      else if (p.client)
+        this.router.answerError(p.client, p.originalId, codeOf(error), error.message, instance.pool.config.id)
     }
   }
 
   /** One coarse timer for every request deadline: a setTimeout per request costs more than the routing itself. */
-  protected armSweeper(): void {
+  armSweeper(): void {
     if (this.sweeper) return
     this.sweeper = setInterval(() => this.sweep(), SWEEP_MS)
   }
 
   /** Times out what is due, drops given-up requests past their grace, and stops when nothing is left to watch. */
-  protected sweep(): void {
+  private sweep(): void {
     const now = performance.now()
     let watching = false
     for (const [id, p] of this.pending) {
@@ -50,7 +53,7 @@ export abstract class Books extends Routing {
         p.reject!(new TimeoutError(`${p.method}: no answer within ${p.timeoutMs} ms`))
       if (p.abandoned && now - p.abandonedAt >= STUCK_GRACE_MS) {
         this.forget(id)
-        this.counters.stuckDropped++
+        this.router.counters.stuckDropped++
       } else if (p.abandoned || (p.deadline !== undefined && p.deadline !== Infinity)) watching = true
     }
     if (!watching) {
@@ -60,7 +63,7 @@ export abstract class Books extends Routing {
   }
 
   /** Puts a request on the books: pending, and in its instance's in-flight count. */
-  protected track(id: number, p: Pending): void {
+  track(id: number, p: Pending): void {
     this.pending.set(id, p)
     p.instance.pending.add(id)
     p.instance.inFlight++
@@ -79,7 +82,7 @@ export abstract class Books extends Routing {
   }
 
   /** The request is answered or given up: nobody waits for it any more. */
-  protected unawait(p: Pending): void {
+  private unawait(p: Pending): void {
     if (--this.awaited === 0) for (const r of this.drained.splice(0)) r()
     const load = p.client && this.clientLoad.get(p.client)
     if (load && --load.awaited === 0) {
@@ -99,7 +102,7 @@ export abstract class Books extends Routing {
    * worker is told to cancel it (the pool's `cancel` protocol) if it has been sent the request and not answered,
    * unless `reason` is null (the client's own cancel went to it).
    */
-  protected abandon(id: number, p: Pending, reason: string | null): void {
+  abandon(id: number, p: Pending, reason: string | null): void {
     if (p.abandoned) return
     p.abandoned = true
     p.abandonedAt = performance.now()
@@ -112,7 +115,7 @@ export abstract class Books extends Routing {
   }
 
   /** The request's line has reached its worker's outbox; one given up while it waited for room is cancelled now. */
-  protected markWritten(id: number, p: Pending): void {
+  markWritten(id: number, p: Pending): void {
     p.written = true
     if (p.abandoned && p.abandonReason !== null) this.cancelOnWorker(id, p)
   }
@@ -137,14 +140,14 @@ export abstract class Books extends Routing {
       // Queued behind the request itself (the outbox keeps order), so the worker never sees the cancel first.
       const queued = instance.out.write(JSON.stringify(message) + "\n")
       if (queued) queued.catch(() => {}) // the worker died or stopped reading: nothing left to cancel
-      this.counters.cancelsSent++
+      this.router.counters.cancelsSent++
     } catch {
       // the worker is gone
     }
   }
 
   /** Drops a pending entry and its in-flight count; tells stop() when nobody waits any more. */
-  protected forget(id: number): Pending | undefined {
+  forget(id: number): Pending | undefined {
     const p = this.pending.get(id)
     if (!p) return undefined
     this.pending.delete(id)
@@ -160,7 +163,7 @@ export abstract class Books extends Routing {
     return p
   }
 
-  protected forgetAsked(id: string): void {
+  forgetAsked(id: string): void {
     const a = this.asked.get(id)
     if (!a) return
     this.asked.delete(id)

@@ -1,7 +1,9 @@
 // StdioBus: supervised pools of NDJSON JSON-RPC worker processes, in the manner of the stdio_bus daemon.
 // Every request's id is rewritten to a bus-wide number on the way to a worker and restored on the way back, so
 // callers (embedded, socket clients) never collide; sessions stick to one instance until it dies.
-// The top layer (routing.ts ← books.ts ← workers.ts ← bus.ts): lifecycle, request/notify/send, clients, stats.
+// The bus is a facade over three parts it owns, each with its own state: a Router (routing.ts: pools, sessions, the
+// inbox, counters, events), the Books (books.ts: requests out) and the Workers (workers.ts: the pools' processes).
+// Here: lifecycle, request/notify/send, clients, stats.
 import { BusClosedError, TimeoutError } from "../core/index.ts"
 import { MAX_TIMER_MS, type Supervisor, longTimeout, type LongTimer, type SupervisedInstance } from "../kit/index.ts"
 import { ago, checkOptions, madeBy, optionNames, section, STATUS, type StatusSection } from "../kit/index.ts"
@@ -11,6 +13,8 @@ import { type Handshake, Handshakes } from "./handshakes.ts"
 import { StdioListener, type ListenOptions } from "./listener.ts"
 import { codeOf, parseMessage } from "./jsonrpc.ts"
 import { Pool, type Instance, type Pending } from "./pool.ts"
+import { Books } from "./books.ts"
+import { Router } from "./routing.ts"
 import { Workers } from "./workers.ts"
 import type {
   BusClient,
@@ -33,10 +37,12 @@ const CLIENT_OPTIONS = optionNames<{ sessionPerClient?: boolean }>({ sessionPerC
 const REPLAY_TIMEOUT_MS = 30_000
 const INITIALIZED_LINE = `${JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" })}\n`
 
-export class StdioBus extends Workers {
+export class StdioBus {
   readonly config: StdioBusConfig
-  override readonly limits: LimitsConfig
-  protected override readonly defaultPool: Pool
+  readonly limits: LimitsConfig
+  private readonly router: Router
+  private readonly books: Books
+  private readonly workers: Workers
   private readonly clients = new Set<BusClient>()
   private readonly listenersOpen = new Set<StdioListener>()
   private nextClientId = 1
@@ -51,20 +57,20 @@ export class StdioBus extends Workers {
 
   private constructor(key: symbol, config: StdioBusConfig) {
     madeBy(key, FACTORY, "StdioBus", "StdioBus.fromConfig(pathOrConfig)")
-    super()
     this.config = config
     this.limits = config.limits
-    config.pools.forEach((p, i) => this.pools.set(p.id, new Pool(p, i, config.limits)))
-    this.defaultPool = this.pools.get(config.pools[0]!.id)!
+    this.router = new Router(config.pools.map((p, i) => new Pool(p, i, config.limits)))
+    this.books = new Books(this.router)
+    this.workers = new Workers(this.router, this.books, config.limits)
   }
 
   get state(): BusState {
-    return this._state
+    return this.router.state
   }
   /** Worker processes running now, over all pools. */
   get workerCount(): number {
     let n = 0
-    for (const p of this.pools.values()) for (const i of p.instances) if (i.live) n++
+    for (const p of this.router.pools.values()) for (const i of p.instances) if (i.live) n++
     return n
   }
   /** Socket (and stdio) clients connected now. */
@@ -73,20 +79,20 @@ export class StdioBus extends Workers {
   }
 
   on<K extends keyof StdioBusEvents>(event: K, fn: (...args: StdioBusEvents[K]) => void): () => void {
-    return this.events.on(event, fn)
+    return this.router.events.on(event, fn)
   }
 
   /** Spawns every pool's instances. Allowed when created or stopped. */
   async start(): Promise<void> {
-    if (this._state !== "created" && this._state !== "stopped")
-      throw new InvalidStateError("start()", ["created", "stopped"], this._state)
-    this._state = "starting"
+    if (this.router.state !== "created" && this.router.state !== "stopped")
+      throw new InvalidStateError("start()", ["created", "stopped"], this.router.state)
+    this.router.state = "starting"
     this.stopping = null
     const started: Supervisor[] = []
     try {
-      for (const pool of this.pools.values()) {
+      for (const pool of this.router.pools.values()) {
         pool.failure = null
-        const sup = this.supervisePool(pool)
+        const sup = this.workers.supervisePool(pool)
         pool.supervisor = sup
         try {
           sup.start()
@@ -100,11 +106,11 @@ export class StdioBus extends Workers {
       }
     } catch (e) {
       await Promise.all(started.map((s) => s.stop({ drainTimeoutMs: 0, killGraceMs: 0 })))
-      this._state = "stopped"
+      this.router.state = "stopped"
       throw e
     }
     await new Promise<void>((r) => setImmediate(r)) // let the spawns settle: a start() caller sees "starting" until then
-    if (this._state === "starting") this._state = "running"
+    if (this.router.state === "starting") this.router.state = "running"
   }
 
   /** Stops taking work, lets in-flight requests finish (bounded), then SIGTERM, then SIGKILL. */
@@ -114,7 +120,7 @@ export class StdioBus extends Workers {
     } catch (e) {
       return Promise.reject(e)
     }
-    if (this._state === "created" || this._state === "stopped") return Promise.resolve()
+    if (this.router.state === "created" || this.router.state === "stopped") return Promise.resolve()
     if (this.stopping) return this.stopping
     let drainMs: number, killMs: number
     try {
@@ -123,33 +129,34 @@ export class StdioBus extends Workers {
     } catch (e) {
       return Promise.reject(e)
     }
-    this._state = "stopping"
+    this.router.state = "stopping"
     for (const l of this.listenersOpen) l.stopAccepting()
     this.stopping = (async () => {
-      if (this.awaited > 0) {
+      if (this.books.awaited > 0) {
         let timer: LongTimer | undefined
         await Promise.race([
-          new Promise<void>((r) => this.drained.push(r)),
+          new Promise<void>((r) => this.books.drained.push(r)),
           new Promise<void>((r) => (timer = longTimeout(r, drainMs))),
         ])
         timer!.clear()
       }
       await Promise.all(
-        [...this.pools.values()].map((p) => p.supervisor?.stop({ drainTimeoutMs: 0, killGraceMs: killMs })),
+        [...this.router.pools.values()].map((p) => p.supervisor?.stop({ drainTimeoutMs: 0, killGraceMs: killMs })),
       )
       // Every request still open gets its answer (an error) before the clients are disconnected.
-      await Promise.all([...this.pools.values()].flatMap((p) => p.instances.map((i) => i.settled)))
-      for (const [id, p] of this.pending) {
-        this.forget(id)
+      await Promise.all([...this.router.pools.values()].flatMap((p) => p.instances.map((i) => i.settled)))
+      for (const [id, p] of this.books.pending) {
+        this.books.forget(id)
         if (p.abandoned) continue
         const e = new BusClosedError("the stdio bus stopped before the worker answered")
         if (p.reject) p.reject(e)
-        else if (p.client) this.answerError(p.client, p.originalId, codeOf(e), e.message, p.instance.pool.config.id)
+        else if (p.client)
+          this.router.answerError(p.client, p.originalId, codeOf(e), e.message, p.instance.pool.config.id)
       }
-      this.drained.splice(0)
-      if (this.sweeper) clearInterval(this.sweeper)
-      this.sweeper = null
-      for (const p of this.pools.values()) {
+      this.books.drained.splice(0)
+      if (this.books.sweeper) clearInterval(this.books.sweeper)
+      this.books.sweeper = null
+      for (const p of this.router.pools.values()) {
         this.restartsBefore += p.supervisor?.restarts ?? 0
         p.supervisor = null
         for (const w of p.liveWaiters) w.reject(new BusClosedError("the stdio bus stopped"))
@@ -157,12 +164,12 @@ export class StdioBus extends Workers {
       }
       await Promise.all([...this.listenersOpen].map((l) => l.close()))
       this.listenersOpen.clear()
-      this.sessions.clear()
+      this.router.sessions.clear()
       this.handshakes.clear()
-      this.asked.clear()
-      for (const p of this.pools.values()) for (const i of p.instances) i.asked.clear()
-      this._state = "stopped"
-      for (const w of this.inboxWaiters.splice(0)) w({ value: undefined, done: true })
+      this.books.asked.clear()
+      for (const p of this.router.pools.values()) for (const i of p.instances) i.asked.clear()
+      this.router.state = "stopped"
+      for (const w of this.router.inboxWaiters.splice(0)) w({ value: undefined, done: true })
     })()
     return this.stopping
   }
@@ -174,22 +181,22 @@ export class StdioBus extends Workers {
   /** Sends a JSON-RPC request to a worker; resolves with its result, rejects with JsonRpcError, TimeoutError, WorkerGoneError, … */
   request(method: string, params?: unknown, options: StdioRequestOptions = {}): Promise<unknown> {
     checkOptions(options, REQUEST_OPTIONS, "stdio bus.request")
-    this.assertRunning("request()")
+    this.router.assertRunning("request()")
     if (typeof method !== "string" || method === "") throw new TypeError("request(): method must be a non-empty string")
-    const pool = this.poolFor(options.pool)
-    if (!pool) return Promise.reject(this.unknownPool(options.pool!))
+    const pool = this.router.poolFor(options.pool)
+    if (!pool) return Promise.reject(this.router.unknownPool(options.pool!))
     const signal = options.signal
     const timeoutMs = millis("request(): timeoutMs", options.timeoutMs) ?? 30_000
     if (signal?.aborted) return Promise.reject(signal.reason)
     const { promise, resolve, reject } = Promise.withResolvers<unknown>()
-    const sessionKey = options.sessionId !== undefined ? this.sessionKey(pool, options.sessionId) : null
+    const sessionKey = options.sessionId !== undefined ? this.router.sessionKey(pool, options.sessionId) : null
     const deadline = timeoutMs > 0 ? performance.now() + timeoutMs : Infinity
-    const id = ++this.nextId
+    const id = ++this.books.nextId
     let settled = false
     const onAbort = signal ? () => giveUp(signal.reason) : null
     const giveUp = (e: Error) => {
       settled = true
-      this.abandon(id, entry, e instanceof TimeoutError ? e.message : `aborted by the caller: ${reasonText(e)}`)
+      this.books.abandon(id, entry, e instanceof TimeoutError ? e.message : `aborted by the caller: ${reasonText(e)}`)
       if (onAbort) signal!.removeEventListener("abort", onAbort)
       reject(e)
     }
@@ -215,27 +222,27 @@ export class StdioBus extends Workers {
       "\n"
     const write = (instance: Instance): Promise<void> | void => {
       const queued = instance.out.write(line)
-      if (!queued) return this.markWritten(id, entry)
-      return queued.then(() => this.markWritten(id, entry))
+      if (!queued) return this.books.markWritten(id, entry)
+      return queued.then(() => this.books.markWritten(id, entry))
     }
     const dispatch = (instance: Instance): Promise<void> | void => {
       if (settled) return
       entry.instance = instance
       entry.generation = instance.generation
-      this.track(id, entry)
-      if (deadline !== Infinity) this.armSweeper()
+      this.books.track(id, entry)
+      if (deadline !== Infinity) this.books.armSweeper()
       const ready = this.handshaken(pool, sessionKey, null, instance, method, params)
       if (!ready) return write(instance)
       // Given up while the handshake was replayed: the worker never gets it.
-      return ready.then(() => (entry.abandoned ? void this.forget(id) : write(instance)))
+      return ready.then(() => (entry.abandoned ? void this.books.forget(id) : write(instance)))
     }
     const failed = (e: Error) => {
-      if (this.pending.get(id) === entry) this.forget(id)
+      if (this.books.pending.get(id) === entry) this.books.forget(id)
       giveUp(e)
     }
     try {
-      const now = this.routeNow(pool, sessionKey, null)
-      const sent = now ? dispatch(now) : this.route(pool, sessionKey, null, deadline).then(dispatch)
+      const now = this.router.routeNow(pool, sessionKey, null)
+      const sent = now ? dispatch(now) : this.router.route(pool, sessionKey, null, deadline).then(dispatch)
       if (sent) sent.catch(failed)
     } catch (e) {
       failed(e as Error)
@@ -250,33 +257,33 @@ export class StdioBus extends Workers {
     options: Omit<StdioRequestOptions, "timeoutMs" | "signal"> = {},
   ): Promise<void> {
     checkOptions(options, NOTIFY_OPTIONS, "stdio bus.notify")
-    this.assertRunning("notify()")
-    const pool = this.poolFor(options.pool)
-    if (!pool) throw this.unknownPool(options.pool!)
-    const sessionKey = options.sessionId !== undefined ? this.sessionKey(pool, options.sessionId) : null
+    this.router.assertRunning("notify()")
+    const pool = this.router.poolFor(options.pool)
+    if (!pool) throw this.router.unknownPool(options.pool!)
+    const sessionKey = options.sessionId !== undefined ? this.router.sessionKey(pool, options.sessionId) : null
     const message = params === undefined ? { jsonrpc: "2.0", method } : { jsonrpc: "2.0", method, params }
     const instance =
-      this.routeNow(pool, sessionKey, null) ??
-      (await this.route(pool, sessionKey, null, performance.now() + this.limits.backpressure_timeout_sec * 1000))
+      this.router.routeNow(pool, sessionKey, null) ??
+      (await this.router.route(pool, sessionKey, null, performance.now() + this.limits.backpressure_timeout_sec * 1000))
     await this.handshaken(pool, sessionKey, null, instance, method, params)
     await instance.out.write(JSON.stringify(message) + "\n")
   }
 
   /** Takes one raw NDJSON message as a stdio_bus client would write it; answers come out of messages(). */
   async send(line: string): Promise<void> {
-    this.assertRunning("send()")
-    await this.ingest(this.embedded, line)
+    this.router.assertRunning("send()")
+    await this.ingest(this.router.embedded, line)
   }
 
   /** Messages workers send unasked (notifications, requests to the client) and answers to send(); ends when the bus stops. */
   messages(): AsyncIterableIterator<BusMessage> {
     const it: AsyncIterableIterator<BusMessage> = {
       next: () => {
-        const value = this.inbox.shift()
+        const value = this.router.inbox.shift()
         if (value) return Promise.resolve({ value, done: false })
-        if (this._state === "stopped" || this._state === "created")
+        if (this.router.state === "stopped" || this.router.state === "created")
           return Promise.resolve({ value: undefined, done: true })
-        return new Promise((r) => this.inboxWaiters.push(r))
+        return new Promise((r) => this.router.inboxWaiters.push(r))
       },
       return: () => Promise.resolve({ value: undefined, done: true }),
       [Symbol.asyncIterator]: () => it,
@@ -287,7 +294,7 @@ export class StdioBus extends Workers {
   stats(): StdioBusStats {
     const now = performance.now()
     let restarts = this.restartsBefore
-    const pools: PoolStats[] = [...this.pools.values()].map((p) => {
+    const pools: PoolStats[] = [...this.router.pools.values()].map((p) => {
       const sup = p.supervisor
       restarts += sup?.restarts ?? 0
       return {
@@ -314,15 +321,15 @@ export class StdioBus extends Workers {
     let messagesOut = 0
     let bytesOut = 0
     let backpressureRejects = 0
-    for (const p of this.pools.values())
+    for (const p of this.router.pools.values())
       for (const { out } of p.instances) {
         messagesOut += out.messages
         bytesOut += out.bytes
         backpressureRejects += out.rejects
       }
     return {
-      state: this._state,
-      ...this.counters,
+      state: this.router.state,
+      ...this.router.counters,
       messagesOut,
       bytesOut,
       backpressureRejects,
@@ -367,9 +374,14 @@ export class StdioBus extends Workers {
     return s
   }
 
+  /** Resolves once every request `client` sent has been answered (or given up). */
+  settled(client: BusClient): Promise<void> {
+    return this.books.settled(client)
+  }
+
   /** Accepts NDJSON clients on "unix:/path" or "tcp:host:port" (tcp:0 picks a port) until the bus stops. */
   async listen(address: string, options?: ListenOptions): Promise<StdioListener> {
-    this.assertRunning("listen()")
+    this.router.assertRunning("listen()")
     const l = await StdioListener.open<BusClient & { close(): void }>(this, address, options)
     this.listenersOpen.add(l)
     return l
@@ -377,17 +389,17 @@ export class StdioBus extends Workers {
 
   /** Where an embedded session (a request's sessionId) is pinned now, or null when it is not (yet, or any more). */
   sessionOf(sessionId: string, pool?: string): { pool: string; instance: number; pid: number } | null {
-    const p = this.poolFor(pool)
-    const s = p && this.sessions.get(this.sessionKey(p, sessionId))
+    const p = this.router.poolFor(pool)
+    const s = p && this.router.sessions.get(this.router.sessionKey(p, sessionId))
     return s && s.instance.live ? { pool: p.config.id, instance: s.instance.index, pid: s.instance.proc!.pid } : null
   }
 
   /** Forgets a session's pin (its next message goes to the least busy instance); sessions are otherwise kept until their instance dies or their client leaves. */
   endSession(sessionId: string, pool?: string): boolean {
-    const p = this.poolFor(pool)
-    const key = p && this.sessionKey(p, sessionId)
-    if (!key || (!this.sessions.has(key) && !this.handshakes.has(key))) return false
-    this.unpin(key)
+    const p = this.router.poolFor(pool)
+    const key = p && this.router.sessionKey(p, sessionId)
+    if (!key || (!this.router.sessions.has(key) && !this.handshakes.has(key))) return false
+    this.router.unpin(key)
     this.handshakes.forget(key)
     return true
   }
@@ -405,10 +417,11 @@ export class StdioBus extends Workers {
       deliver,
       close: () => {
         if (!this.clients.delete(client)) return
-        for (const [key, s] of this.sessions) if (s.owner === client) this.unpin(key)
+        for (const [key, s] of this.router.sessions) if (s.owner === client) this.router.unpin(key)
         this.handshakes.forgetOwner(client)
-        for (const [pid, p] of this.pending) if (p.client === client) this.abandon(pid, p, "the client disconnected")
-        for (const [aid, a] of this.asked) if (a.client === client) this.forgetAsked(aid)
+        for (const [pid, p] of this.books.pending)
+          if (p.client === client) this.books.abandon(pid, p, "the client disconnected")
+        for (const [aid, a] of this.books.asked) if (a.client === client) this.books.forgetAsked(aid)
       },
     }
     this.clients.add(client)
@@ -426,7 +439,7 @@ export class StdioBus extends Workers {
     try {
       msg = parseMessage(line) as JsonRpcMessage
     } catch {
-      return this.refuse(
+      return this.router.refuse(
         client,
         null,
         BusErrorCode.ParseError,
@@ -435,7 +448,7 @@ export class StdioBus extends Workers {
       )
     }
     if (typeof msg !== "object" || msg === null || Array.isArray(msg))
-      return this.refuse(
+      return this.router.refuse(
         client,
         null,
         BusErrorCode.InvalidRequest,
@@ -443,27 +456,27 @@ export class StdioBus extends Workers {
         "not a JSON-RPC object",
       )
     const hasId = "id" in msg
-    if (this._state !== "running") {
+    if (this.router.state !== "running") {
       if (hasId && typeof msg.method === "string")
-        this.answerError(
+        this.router.answerError(
           client,
           msg.id ?? null,
           BusErrorCode.BusStopping,
-          `the bus is ${this._state}`,
-          this.defaultPool.config.id,
+          `the bus is ${this.router.state}`,
+          this.router.defaultPool.config.id,
         )
       return
     }
-    let pool = this.defaultPool
+    let pool = this.router.defaultPool
     let rewritten = false
     if ("pool" in msg) {
-      const named = typeof msg.pool === "string" ? this.pools.get(msg.pool) : undefined
+      const named = typeof msg.pool === "string" ? this.router.pools.get(msg.pool) : undefined
       if (!named)
-        return this.refuse(
+        return this.router.refuse(
           client,
           hasId && msg.method !== undefined ? (msg.id ?? null) : undefined,
           BusErrorCode.UnknownPool,
-          `unknown pool ${JSON.stringify(msg.pool)}; pools: ${[...this.pools.keys()].join(", ")}`,
+          `unknown pool ${JSON.stringify(msg.pool)}; pools: ${[...this.router.pools.keys()].join(", ")}`,
           "unknown pool",
         )
       pool = named
@@ -472,24 +485,25 @@ export class StdioBus extends Workers {
     }
     if (typeof msg.method !== "string") {
       if (!hasId)
-        return this.refuse(
+        return this.router.refuse(
           client,
           null,
           BusErrorCode.InvalidRequest,
           "Invalid Request: a message needs a method or an id",
           "neither method nor id",
         )
-      const target = typeof msg.id === "string" ? this.asked.get(msg.id) : undefined
-      if (!target) return this.routingError("an answer to a request nobody made")
-      if (target.client !== client) return this.routingError("an answer from a client the request was not sent to")
-      this.forgetAsked(msg.id as string)
+      const target = typeof msg.id === "string" ? this.books.asked.get(msg.id) : undefined
+      if (!target) return this.router.routingError("an answer to a request nobody made")
+      if (target.client !== client)
+        return this.router.routingError("an answer from a client the request was not sent to")
+      this.books.forgetAsked(msg.id as string)
       if (target.instance.generation !== target.generation || !target.instance.live)
-        return this.routingError("an answer for a worker that has since died", target.instance)
+        return this.router.routingError("an answer for a worker that has since died", target.instance)
       msg.id = target.originalId
       try {
         await target.instance.out.write(JSON.stringify(msg) + "\n")
       } catch {
-        this.routingError("an answer for a worker that stopped reading", target.instance)
+        this.router.routingError("an answer for a worker that stopped reading", target.instance)
       }
       return
     }
@@ -497,22 +511,27 @@ export class StdioBus extends Workers {
       return this.passCancel(client, msg)
     const sessionKey =
       typeof msg.sessionId === "string"
-        ? this.sessionKey(pool, msg.sessionId)
+        ? this.router.sessionKey(pool, msg.sessionId)
         : client.sessionPerClient
           ? `${pool.index}\u0001${client.id}`
           : null
     const originalId = msg.id ?? null
     try {
       const instance =
-        this.routeNow(pool, sessionKey, client) ??
-        (await this.route(pool, sessionKey, client, performance.now() + this.limits.backpressure_timeout_sec * 1000))
+        this.router.routeNow(pool, sessionKey, client) ??
+        (await this.router.route(
+          pool,
+          sessionKey,
+          client,
+          performance.now() + this.limits.backpressure_timeout_sec * 1000,
+        ))
       const ready = this.handshaken(pool, sessionKey, client, instance, msg.method, msg.params)
       if (!hasId) {
         if (ready) await ready
         return await instance.out.write((rewritten ? JSON.stringify(msg) : line) + "\n")
       }
       if (this.gone(client)) return // it left while its request waited for an instance: nothing to track
-      const id = ++this.nextId
+      const id = ++this.books.nextId
       const entry: Pending = {
         instance,
         generation: instance.generation,
@@ -524,27 +543,27 @@ export class StdioBus extends Workers {
         abandonedAt: 0,
         written: false,
       }
-      this.track(id, entry)
+      this.books.track(id, entry)
       msg.id = id
       try {
         if (ready) {
           await ready
-          if (entry.abandoned) return void this.forget(id) // the client left while the handshake was replayed
+          if (entry.abandoned) return void this.books.forget(id) // the client left while the handshake was replayed
         }
         await instance.out.write(JSON.stringify(msg) + "\n")
-        this.markWritten(id, entry)
+        this.books.markWritten(id, entry)
       } catch (e) {
-        if (this.pending.get(id) === entry) this.forget(id)
+        if (this.books.pending.get(id) === entry) this.books.forget(id)
         throw e
       }
     } catch (e) {
-      if (hasId) this.answerError(client, originalId, codeOf(e as Error), (e as Error).message, pool.config.id)
+      if (hasId) this.router.answerError(client, originalId, codeOf(e as Error), (e as Error).message, pool.config.id)
     }
   }
 
   /** A socket or stdio client that has disconnected (the embedded caller never does). */
   private gone(client: BusClient): boolean {
-    return client !== this.embedded && !this.clients.has(client)
+    return client !== this.router.embedded && !this.clients.has(client)
   }
 
   /**
@@ -558,12 +577,12 @@ export class StdioBus extends Workers {
     if (typeof params !== "object" || params === null || Array.isArray(params)) return
     const named = (params as Record<string, unknown>)[mcp ? "requestId" : "id"]
     if (typeof named !== "string" && typeof named !== "number") return
-    const id = this.clientRequests.get(client)?.get(named)
-    const p = id === undefined ? undefined : this.pending.get(id)
+    const id = this.books.clientRequests.get(client)?.get(named)
+    const p = id === undefined ? undefined : this.books.pending.get(id)
     if (!p || p.abandoned || !p.instance.live || p.instance.generation !== p.generation) return
     // MCP: the answer is not wanted any more (the client ignores it). LSP: the server still answers, and the
     // client waits for that answer.
-    if (mcp) this.abandon(id!, p, null)
+    if (mcp) this.books.abandon(id!, p, null)
     const out = { ...msg, params: { ...params, [mcp ? "requestId" : "id"]: id } }
     try {
       await p.instance.out.write(`${JSON.stringify(out)}\n`)
@@ -608,7 +627,7 @@ export class StdioBus extends Workers {
       await this.requestOn(instance, "initialize", h.params, REPLAY_TIMEOUT_MS)
     } catch (e) {
       if (!(e instanceof JsonRpcError)) throw e
-      this.log(
+      this.router.log(
         instance,
         instance.proc?.pid ?? 0,
         "warn",
@@ -623,7 +642,7 @@ export class StdioBus extends Workers {
   /** A request of the bus's own to one worker process: resolves with its result, which nobody else sees. */
   private requestOn(instance: Instance, method: string, params: unknown, timeoutMs: number): Promise<unknown> {
     const { promise, resolve, reject } = Promise.withResolvers<unknown>()
-    const id = ++this.nextId
+    const id = ++this.books.nextId
     const entry: Pending = {
       instance,
       generation: instance.generation,
@@ -632,7 +651,7 @@ export class StdioBus extends Workers {
       sessionKey: null,
       resolve,
       reject: (e: Error) => {
-        this.abandon(id, entry, e.message)
+        this.books.abandon(id, entry, e.message)
         reject(e)
       },
       deadline: performance.now() + timeoutMs,
@@ -642,16 +661,16 @@ export class StdioBus extends Workers {
       abandonedAt: 0,
       written: false,
     }
-    this.track(id, entry)
-    this.armSweeper()
+    this.books.track(id, entry)
+    this.books.armSweeper()
     const failed = (e: Error) => {
-      if (this.pending.get(id) === entry) this.forget(id)
+      if (this.books.pending.get(id) === entry) this.books.forget(id)
       entry.reject!(e)
     }
     try {
       const queued = instance.out.write(`${JSON.stringify({ jsonrpc: "2.0", id, method, params })}\n`)
-      if (queued) queued.then(() => this.markWritten(id, entry), failed)
-      else this.markWritten(id, entry)
+      if (queued) queued.then(() => this.books.markWritten(id, entry), failed)
+      else this.books.markWritten(id, entry)
     } catch (e) {
       failed(e as Error)
     }

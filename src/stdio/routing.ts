@@ -1,6 +1,6 @@
 // Where a message goes (its pool, its session's pin, else the least busy live instance; the owners of an unasked
-// one) and what the bus says when it cannot route one. The bottom layer of StdioBus:
-// routing.ts ← books.ts ← workers.ts ← bus.ts.
+// one) and what the bus says when it cannot route one. The Router is one of the parts a StdioBus owns (bus.ts):
+// the books (books.ts) and the worker pools (workers.ts) get it through their constructors.
 import { BusClosedError, WorkerGoneError } from "../core/index.ts"
 import { Emitter, longTimeout } from "../kit/index.ts"
 import { BusErrorCode, InvalidStateError, JsonRpcError, poolFailed } from "./errors.ts"
@@ -9,13 +9,15 @@ import type { BusClient, BusMessage, BusState, JsonRpcId, JsonRpcMessage, LogLev
 
 const MESSAGE_QUEUE_MAX = 10_000
 
-export abstract class Routing {
-  protected abstract readonly defaultPool: Pool
-  protected _state: BusState = "created"
-  protected readonly pools = new Map<string, Pool>()
+export class Router {
+  /** The bus's state: only the bus changes it. */
+  state: BusState = "created"
+  readonly pools = new Map<string, Pool>()
+  /** The pool a message without `pool` goes to: the configuration's first. */
+  readonly defaultPool: Pool
   /** sessionKey() → the instance it is pinned to and the client that owns it. */
-  protected readonly sessions = new Map<string, { instance: Instance; owner: BusClient | null }>()
-  protected counters = {
+  readonly sessions = new Map<string, { instance: Instance; owner: BusClient | null }>()
+  counters = {
     messagesIn: 0,
     bytesIn: 0,
     routingErrors: 0,
@@ -25,31 +27,36 @@ export abstract class Routing {
     cancelsSent: 0,
     droppedMessages: 0,
   }
-  protected readonly inbox: BusMessage[] = []
-  protected readonly inboxWaiters: ((r: IteratorResult<BusMessage>) => void)[] = []
-  protected readonly events = new Emitter<StdioBusEvents>()
+  readonly inbox: BusMessage[] = []
+  readonly inboxWaiters: ((r: IteratorResult<BusMessage>) => void)[] = []
+  readonly events = new Emitter<StdioBusEvents>()
   /** The embedded caller of send(): its answers and unasked worker messages go to messages(). */
-  protected readonly embedded: BusClient = {
+  readonly embedded: BusClient = {
     id: 0,
     sessionPerClient: false,
     deliver: (message, pool, instance) => this.pushInbox({ message, pool, instance }),
   }
 
+  constructor(pools: Pool[]) {
+    for (const p of pools) this.pools.set(p.config.id, p)
+    this.defaultPool = pools[0]!
+  }
+
   // ── routing ────────────────────────────────────────────────────────────────────────────────────────────
 
-  protected poolFor(id: string | undefined): Pool | undefined {
+  poolFor(id: string | undefined): Pool | undefined {
     return id === undefined ? this.defaultPool : this.pools.get(id)
   }
 
   /** A named session's key; a client's own session is `${pool.index}\u0001${client.id}`, which no name can spell. */
-  protected sessionKey(pool: Pool, session: string): string {
+  sessionKey(pool: Pool, session: string): string {
     return `${pool.index}\0${session}`
   }
 
   /** The instance for the next message: the session's pin if alive, else the least busy live one (pinned from then on). */
-  protected routeNow(pool: Pool, sessionKey: string | null, owner: BusClient | null): Instance | null {
+  routeNow(pool: Pool, sessionKey: string | null, owner: BusClient | null): Instance | null {
     if (pool.failure) throw poolFailed(pool.config.id, pool.failure)
-    if (this._state !== "running") throw new BusClosedError(`the stdio bus is ${this._state}`)
+    if (this.state !== "running") throw new BusClosedError(`the stdio bus is ${this.state}`)
     if (sessionKey !== null) {
       const pinned = this.sessions.get(sessionKey)
       if (pinned?.instance.live) return pinned.instance
@@ -76,12 +83,7 @@ export abstract class Routing {
   }
 
   /** routeNow, waiting (until `deadline`) while the pool has no live instance. */
-  protected async route(
-    pool: Pool,
-    sessionKey: string | null,
-    owner: BusClient | null,
-    deadline: number,
-  ): Promise<Instance> {
+  async route(pool: Pool, sessionKey: string | null, owner: BusClient | null, deadline: number): Promise<Instance> {
     for (;;) {
       const instance = this.routeNow(pool, sessionKey, owner)
       if (instance) return instance
@@ -89,7 +91,7 @@ export abstract class Routing {
     }
   }
 
-  protected waitForLive(pool: Pool, deadline: number): Promise<void> {
+  private waitForLive(pool: Pool, deadline: number): Promise<void> {
     const { promise, resolve, reject } = Promise.withResolvers<void>()
     const ms = deadline - performance.now()
     if (ms <= 0)
@@ -118,7 +120,7 @@ export abstract class Routing {
     return promise
   }
 
-  protected unpin(key: string): void {
+  unpin(key: string): void {
     const s = this.sessions.get(key)
     if (!s) return
     s.instance.sessions.delete(key)
@@ -126,7 +128,7 @@ export abstract class Routing {
   }
 
   /** Who gets a message a worker sent unasked: the owner of its sessionId, else the clients pinned to that worker. */
-  protected ownersOf(instance: Instance, msg: JsonRpcMessage): BusClient[] {
+  ownersOf(instance: Instance, msg: JsonRpcMessage): BusClient[] {
     if (typeof msg.sessionId === "string") {
       const s = this.sessions.get(this.sessionKey(instance.pool, msg.sessionId))
       if (s) return [s.owner ?? this.embedded]
@@ -141,21 +143,21 @@ export abstract class Routing {
 
   // ── errors, logs, events ──────────────────────────────────────────────────────────────────────────────
 
-  protected refuse(client: BusClient, id: JsonRpcId | undefined, code: number, message: string, reason: string): void {
+  refuse(client: BusClient, id: JsonRpcId | undefined, code: number, message: string, reason: string): void {
     this.routingError(reason)
     if (id !== undefined) this.answerError(client, id, code, message, this.defaultPool.config.id)
   }
 
-  protected answerError(client: BusClient, id: JsonRpcId, code: number, message: string, pool: string): void {
+  answerError(client: BusClient, id: JsonRpcId, code: number, message: string, pool: string): void {
     client.deliver({ jsonrpc: "2.0", id, error: { code, message } }, pool, -1)
   }
 
-  protected routingError(reason: string, instance?: Instance): void {
+  routingError(reason: string, instance?: Instance): void {
     this.counters.routingErrors++
     this.emit("routing-error", { reason, pool: instance?.pool.config.id, instance: instance?.index })
   }
 
-  protected unknownPool(id: string): JsonRpcError {
+  unknownPool(id: string): JsonRpcError {
     this.routingError("unknown pool")
     return new JsonRpcError(
       BusErrorCode.UnknownPool,
@@ -163,15 +165,15 @@ export abstract class Routing {
     )
   }
 
-  protected assertRunning(operation: string): void {
-    if (this._state !== "running") throw new InvalidStateError(operation, ["running"], this._state)
+  assertRunning(operation: string): void {
+    if (this.state !== "running") throw new InvalidStateError(operation, ["running"], this.state)
   }
 
-  protected log(instance: Instance, pid: number, level: LogLevel, line: string): void {
+  log(instance: Instance, pid: number, level: LogLevel, line: string): void {
     this.emit("log", { pool: instance.pool.config.id, instance: instance.index, pid, level, line })
   }
 
-  protected pushInbox(m: BusMessage): void {
+  private pushInbox(m: BusMessage): void {
     const waiter = this.inboxWaiters.shift()
     if (waiter) return waiter({ value: m, done: false })
     if (this.inbox.length >= MESSAGE_QUEUE_MAX) {
@@ -181,7 +183,7 @@ export abstract class Routing {
     this.inbox.push(m)
   }
 
-  protected emit<K extends keyof StdioBusEvents>(event: K, ...args: StdioBusEvents[K]): void {
+  emit<K extends keyof StdioBusEvents>(event: K, ...args: StdioBusEvents[K]): void {
     this.events.emit(event, ...args)
   }
 }

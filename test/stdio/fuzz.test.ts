@@ -35,7 +35,7 @@ async function quiet(): Promise<void> {
     `a quiet bus (${JSON.stringify(books())})`,
     15_000,
   )
-  await until(() => (bus as unknown as { sweeper: unknown }).sweeper === null, "the sweeper stopped")
+  await until(() => (bus as unknown as { books: { sweeper: unknown } }).books.sweeper === null, "the sweeper stopped")
   expect(await bus.request("echo", { still: "serving" })).toMatchObject({ echo: { still: "serving" } })
 }
 
