@@ -1,9 +1,10 @@
-/* Internal to libslotbus: the one seam between the protocol code and the kernel (docs/PROTOCOL.md §13).
- * Two backends behind it: Linux (memfd + seals, eventfd, futex, abstract sockets, SO_PEERCRED, pidfd, /proc;
- * csrc/platform_linux.c) and portable (POSIX shm, datagram socketpairs, socket files, getpeereid,
- * kill + start time, ulock/os_sync; csrc/platform_posix.c). macOS always runs the portable one; Linux runs it
- * when SLOTBUS_PLATFORM=posix at load. Nothing above this header says #ifdef __APPLE__ or __linux__.
- * Include it through sys.h. Not part of the public API. */
+/* Internal to libslotbus: the one seam between the protocol code and the kernel (docs/PROTOCOL.md §13). Two axes
+ * behind it. The scheme, chosen at load in csrc/platform.c (csrc/scheme.h): Linux (memfd + seals, eventfd,
+ * abstract names; csrc/scheme_linux.c) or portable (POSIX shm, datagram socketpairs, socket files and lock files;
+ * csrc/scheme_portable.c). macOS always runs the portable one; Linux runs it when SLOTBUS_PLATFORM=posix at load.
+ * Under either, the OS primitives, chosen at compile time (csrc/os.h): futex, SO_PEERCRED, /proc, pidfd on Linux
+ * (csrc/os_linux.c); os_sync/ulock, getpeereid, proc_pidinfo on macOS (csrc/os_darwin.c). Nothing above this
+ * header says #ifdef __APPLE__ or __linux__. Include it through sys.h. Not part of the public API. */
 #ifndef SLOTBUS_PLATFORM_H
 #define SLOTBUS_PLATFORM_H
 #include <pthread.h>
