@@ -3,7 +3,6 @@
 #include "shm.h"
 #include "lease.h"
 
-#include <dirent.h>
 #include <math.h> /* isfinite, INFINITY: macros only, no libm */
 
 #define HDR_BYTES 4096u
@@ -15,7 +14,6 @@
 #define NO_EXPIRY INT64_MAX
 #define TOKEN_SHIFT 20
 #define WAIT_SLICE_MS 20
-#define POLL_SLICE_MS 5 /* the waiter thread's slice where it cannot wait on the entries themselves (§13.5) */
 #define LIVENESS_CACHE_NS 2000000ull
 #define ACCEPT_TIMEOUT_MS 1000
 #define SPIN_LIMIT 20000u /* sched_yield rounds (~tens of ms) before a stalled peer is reported, not awaited */
@@ -752,7 +750,8 @@ static void *waiter_main(void *arg) {
     if (ws->no_waitv) {
       /* kernels before 5.16, and the portable backend: the control word only, in slices; on the portable
        * backend short ones while anything is armed, as nothing else wakes us for a release (§13.5) */
-      int slice = plat_portable && nv > 1 ? POLL_SLICE_MS : WAIT_SLICE_MS;
+      int poll = plat_poll_ms();
+      int slice = poll && nv > 1 ? poll : WAIT_SLICE_MS;
       plat_wait(&ws->ctl, ctl, min_ms < 0 || min_ms > slice ? slice : min_ms, 0);
     }
   }
@@ -876,65 +875,11 @@ static void *accept_main(void *arg) {
 static _Thread_local char open_error[256];
 const char *sbl_open_error(void) { return open_error; }
 
-/* The inode of the listening socket bound to "@slotbus-lease.<name>" (/proc/net/unix), 0 if none. */
-static unsigned long listen_inode(const char *name) {
-  char want[96], line[512], path[128];
-  snprintf(want, sizeof want, "@slotbus-lease.%s", name);
-  FILE *f = fopen("/proc/net/unix", "re");
-  if (!f) return 0;
-  unsigned long found = 0, flags, type, st, inode;
-  while (!found && fgets(line, sizeof line, f))
-    if (sscanf(line, "%*s %*s %*s %lx %lx %lx %lu %127s", &flags, &type, &st, &inode, path) == 5 &&
-        (flags & 0x10000) /* __SO_ACCEPTCON: listening */ && strcmp(path, want) == 0)
-      found = inode;
-  fclose(f);
-  return found;
-}
-
-/* §7.1 frozen members: 1 when every process holding the contest's listening socket is stopped (state T or
- * t in /proc/<pid>/stat), their pids in open_error; 0 when one runs or nothing can be told. */
+/* §7.1 frozen members: 1 when every process holding the contest's listening socket is stopped, their pids in
+ * open_error; 0 when one runs or nothing can be told (the portable backend cannot, §13.5: the newcomer times out). */
 static int members_all_stopped(const char *name) {
-  if (!plat_has_proc()) return 0; /* the portable backend cannot tell (§13.5): the newcomer times out */
-  unsigned long inode = listen_inode(name);
-  if (!inode) return 0;
-  char want[48];
-  snprintf(want, sizeof want, "socket:[%lu]", inode);
   uint32_t pids[16], n = 0, more = 0;
-  DIR *proc = opendir("/proc");
-  if (!proc) return 0;
-  struct dirent *d;
-  int running = 0;
-  while (!running && (d = readdir(proc))) {
-    char *end;
-    long pid = strtol(d->d_name, &end, 10);
-    if (*end || pid <= 0 || pid == getpid()) continue;
-    char path[64], link[64];
-    snprintf(path, sizeof path, "/proc/%ld/fd", pid);
-    DIR *fds = opendir(path);
-    if (!fds) continue;
-    int holds = 0;
-    struct dirent *fd;
-    while (!holds && (fd = readdir(fds))) {
-      char lp[96];
-      snprintf(lp, sizeof lp, "/proc/%ld/fd/%s", pid, fd->d_name);
-      ssize_t k = readlink(lp, link, sizeof link - 1);
-      if (k > 0) link[k] = 0, holds = strcmp(link, want) == 0;
-    }
-    closedir(fds);
-    if (!holds) continue;
-    char stat[512];
-    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-    int sfd = open(path, O_RDONLY | O_CLOEXEC);
-    ssize_t k = sfd >= 0 ? read(sfd, stat, sizeof stat - 1) : -1;
-    if (sfd >= 0) close(sfd);
-    char *paren = k > 0 ? (stat[k] = 0, strrchr(stat, ')')) : NULL;
-    char state = paren && paren[1] && paren[2] ? paren[2] : '?';
-    if (state != 'T' && state != 't') running = 1;
-    else if (n < 16) pids[n++] = (uint32_t)pid;
-    else more++;
-  }
-  closedir(proc);
-  if (running || n == 0) return 0;
+  if (plat_listeners_stopped("slotbus-lease.", name, pids, 16, &n, &more) != 1) return 0;
   int off = snprintf(open_error, sizeof open_error, "every member is stopped (SIGSTOP or a debugger): pids");
   for (uint32_t i = 0; i < n && off < (int)sizeof open_error; i++)
     off += snprintf(open_error + off, sizeof open_error - (size_t)off, " %u", pids[i]);

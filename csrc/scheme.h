@@ -26,6 +26,9 @@ typedef struct {
   int (*bell_check)(int fd);
   int (*wait_many)(const plat_waitv_entry *v, uint32_t n, int timeout_ms);
   int (*pidfd_open)(uint32_t pid);
+  int (*listeners_stopped)(const char *prefix, const char *name, uint32_t *pids, uint32_t max, uint32_t *n,
+                           uint32_t *more);
+  int poll_ms;
 } plat_scheme;
 
 extern const plat_scheme scheme_portable;

@@ -104,6 +104,14 @@ static int lnx_bell_check(int fd) {
   return strstr(info, "eventfd-count:") != NULL && (!sem || *sem == '0') && flags >= 0 && (flags & O_NONBLOCK);
 }
 
+/* The /proc scan of the OS, for the abstract name "<prefix><name>". */
+static int lnx_listeners_stopped(const char *prefix, const char *name, uint32_t *pids, uint32_t max, uint32_t *n,
+                                 uint32_t *more) {
+  char abstract[96];
+  snprintf(abstract, sizeof abstract, "%s%s", prefix, name);
+  return os_listeners_stopped(abstract, pids, max, n, more);
+}
+
 const plat_scheme scheme_linux = {
     .socket = lnx_socket,
     .accept = lnx_accept,
@@ -120,5 +128,7 @@ const plat_scheme scheme_linux = {
     .bell_check = lnx_bell_check,
     .wait_many = os_wait_many, /* futex_waitv */
     .pidfd_open = os_pidfd_open,
+    .listeners_stopped = lnx_listeners_stopped,
+    .poll_ms = 0, /* a kernel without futex_waitv is merely old: the caller's own slice */
 };
 #endif

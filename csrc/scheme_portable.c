@@ -349,6 +349,13 @@ static int psx_pidfd_open(uint32_t pid) {
   return -ENOSYS;
 }
 
+/* Socket files: who holds one is not something macOS tells without walking every process (§13.5). */
+static int psx_listeners_stopped(const char *prefix, const char *name, uint32_t *pids, uint32_t max, uint32_t *n,
+                                 uint32_t *more) {
+  (void)prefix, (void)name, (void)pids, (void)max, (void)n, (void)more;
+  return -ENOSYS;
+}
+
 const plat_scheme scheme_portable = {
     .socket = psx_socket,
     .accept = psx_accept,
@@ -365,4 +372,6 @@ const plat_scheme scheme_portable = {
     .bell_check = psx_bell_check,
     .wait_many = psx_wait_many,
     .pidfd_open = psx_pidfd_open,
+    .listeners_stopped = psx_listeners_stopped,
+    .poll_ms = 5, /* no wait on several words by design: the lease waiter thread's slice while anything is armed */
 };
