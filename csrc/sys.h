@@ -1,5 +1,6 @@
-/* Internal to libslotbus (slotbus.c, lease.c, topic_*.c): the system prelude and the few helpers they share.
- * Include it first, before any system header, so _GNU_SOURCE takes effect. Not part of the public API. */
+/* Internal to libslotbus (slotbus.c, stream.c, lease_*.c, topic_*.c, the platform files): the system prelude and
+ * the few helpers they share. Include it first, before any system header, so _GNU_SOURCE takes effect. Not part
+ * of the public API. */
 #ifndef SLOTBUS_SYS_H
 #define SLOTBUS_SYS_H
 #ifndef _GNU_SOURCE
