@@ -23,7 +23,8 @@ const std = @import("std");
 // The platform seam is platform.c over two schemes (csrc/scheme.h) over one OS file per OS (csrc/os.h); a file for
 // another OS than the target's compiles to nothing.
 const slot_sources = [_][]const u8{
-    "csrc/slotbus.c",
+    "csrc/slot_open.c",
+    "csrc/slot_transitions.c",
     "csrc/stream.c",
     "csrc/platform.c",
     "csrc/scheme_linux.c",

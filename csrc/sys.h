@@ -1,4 +1,4 @@
-/* Internal to libslotbus (slotbus.c, stream.c, lease_*.c, topic_*.c, the platform files): the system prelude and
+/* Internal to libslotbus (slot_*.c, stream.c, lease_*.c, topic_*.c, the platform files): the system prelude and
  * the few helpers they share. Include it first, before any system header, so _GNU_SOURCE takes effect. Not part
  * of the public API. */
 #ifndef SLOTBUS_SYS_H
