@@ -18,12 +18,25 @@
 // are compiled by a system compiler (gcc or clang), still from here.
 const std = @import("std");
 
-// libslotbus's C sources, each listed once: the slot channel, lease contests, topics by role (csrc/topic_internal.h
-// says which file does what). The ASan/UBSan programs exercise the slot channel alone.
-const slot_sources = [_][]const u8{ "csrc/slotbus.c", "csrc/stream.c", "csrc/platform.c", "csrc/platform_linux.c", "csrc/platform_posix.c" };
-const slot_headers = [_][]const u8{ "csrc/slotbus.h", "csrc/slot_internal.h", "csrc/sys.h", "csrc/shm.h", "csrc/platform.h" };
+// libslotbus's C sources, each listed once: the slot channel, lease contests and topics by role
+// (csrc/lease_internal.h and csrc/topic_internal.h say which file does what). The ASan/UBSan programs exercise the slot channel alone.
+// The platform seam is platform.c over two schemes (csrc/scheme.h) over one OS file per OS (csrc/os.h); a file for
+// another OS than the target's compiles to nothing.
+const slot_sources = [_][]const u8{
+    "csrc/slot_open.c",
+    "csrc/slot_transitions.c",
+    "csrc/stream.c",
+    "csrc/platform.c",
+    "csrc/scheme_linux.c",
+    "csrc/scheme_portable.c",
+    "csrc/os_linux.c",
+    "csrc/os_darwin.c",
+};
+const slot_headers = [_][]const u8{ "csrc/slotbus.h", "csrc/slot_internal.h", "csrc/sys.h", "csrc/shm.h", "csrc/platform.h", "csrc/scheme.h", "csrc/os.h" };
 const c_sources = slot_sources ++ [_][]const u8{
-    "csrc/lease.c",
+    "csrc/lease_open.c",
+    "csrc/lease_claim.c",
+    "csrc/lease_wait.c",
     "csrc/topic_open.c",
     "csrc/topic_ring.c",
     "csrc/topic_publish.c",

@@ -1,23 +1,22 @@
-/* The backend choice (docs/PROTOCOL.md §13.1) and the dispatch of csrc/platform.h to the backend that runs. */
+/* The scheme choice (docs/PROTOCOL.md §13.1) and csrc/platform.h over it: what differs by scheme goes to the
+ * chosen table of csrc/scheme.h, what differs by OS only straight to csrc/os.h. */
 #include "sys.h"
+#include "os.h"
+#include "scheme.h"
+#include "slotbus.h" /* sb_platform, sb_host_lock, SB_EHELD */
 
 int plat_portable = 1;
 static int plat_invalid;
+static const plat_scheme *scheme = &scheme_portable;
 
 #if defined(__linux__)
-/* Read once, before anything else runs: a backend never changes under an open channel. */
+/* Read once, before anything else runs: a scheme never changes under an open channel. */
 __attribute__((constructor)) static void plat_choose(void) {
   const char *v = getenv("SLOTBUS_PLATFORM");
   plat_portable = v && strcmp(v, "posix") == 0;
   plat_invalid = v && *v && strcmp(v, "posix") != 0 && strcmp(v, "linux") != 0;
+  if (!plat_portable) scheme = &scheme_linux;
 }
-#define PICK(f) (plat_portable ? psx_##f : lnx_##f)
-#define BACKEND(ret, f, params) \
-  ret lnx_##f params;           \
-  ret psx_##f params;
-#else
-#define PICK(f) psx_##f
-#define BACKEND(ret, f, params) ret psx_##f params;
 #endif
 
 int plat_check(void) { return plat_invalid ? -EINVAL : 0; }
@@ -25,30 +24,8 @@ int plat_check(void) { return plat_invalid ? -EINVAL : 0; }
 /* "linux" or "posix", or NULL when SLOTBUS_PLATFORM names neither. */
 const char *sb_platform(void) { return plat_invalid ? NULL : plat_portable ? "posix" : "linux"; }
 
-BACKEND(int, socket, (int type))
-BACKEND(int, accept, (int listen_fd, int nonblock))
-BACKEND(int, addr, (const char *prefix, const char *name, const char *suffix, struct sockaddr_un *a, socklen_t *len))
-BACKEND(int, bind, (int fd, const struct sockaddr_un *a, socklen_t len, int backlog))
-BACKEND(int, connect, (int fd, const struct sockaddr_un *a, socklen_t len))
-BACKEND(void, unbind, (const struct sockaddr_un *a, socklen_t len))
-BACKEND(void, unbind_fd, (int fd))
-BACKEND(int, peer, (int sock, uint32_t *uid, int32_t *pid))
-BACKEND(int, is_listener, (int fd))
-BACKEND(int, region_create, (const char *tag, uint64_t size))
-BACKEND(int, region_check, (int fd, uint64_t size))
-BACKEND(void, region_trim, (int fd, off_t off, off_t len))
-BACKEND(int, bell_open, (plat_bell * b))
-BACKEND(int, bell_check, (int fd))
-BACKEND(void, wait, (_Atomic uint32_t * addr, uint32_t expect, int timeout_ms, int shared))
-BACKEND(void, wake, (_Atomic uint32_t * addr, int shared))
-BACKEND(int, wait_many, (const plat_waitv_entry *v, uint32_t n, int timeout_ms))
-BACKEND(uint64_t, proc_start, (uint32_t pid, int *gone))
-BACKEND(int, pidfd_open, (uint32_t pid))
-BACKEND(void, thread_name, (pthread_t t, const char *name))
-BACKEND(int, random, (void *buf, size_t n))
-
-int plat_socket(int type) { return PICK(socket)(type); }
-int plat_accept(int listen_fd, int nonblock) { return PICK(accept)(listen_fd, nonblock); }
+int plat_socket(int type) { return scheme->socket(type); }
+int plat_accept(int listen_fd, int nonblock) { return scheme->accept(listen_fd, nonblock); }
 /* A name as §1 allows one: 1-64 of [A-Za-z0-9._-]. */
 static int valid_name(const char *name) {
   size_t n = name ? strlen(name) : 0;
@@ -63,28 +40,33 @@ static int valid_name(const char *name) {
 
 int plat_addr(const char *prefix, const char *name, const char *suffix, struct sockaddr_un *a, socklen_t *len) {
   if (!valid_name(name)) return -EINVAL;
-  return PICK(addr)(prefix, name, suffix ? suffix : "", a, len);
+  return scheme->addr(prefix, name, suffix ? suffix : "", a, len);
 }
-int plat_bind(int fd, const struct sockaddr_un *a, socklen_t len, int backlog) { return PICK(bind)(fd, a, len, backlog); }
-int plat_connect(int fd, const struct sockaddr_un *a, socklen_t len) { return PICK(connect)(fd, a, len); }
-void plat_unbind(const struct sockaddr_un *a, socklen_t len) { PICK(unbind)(a, len); }
-void plat_unbind_fd(int fd) { PICK(unbind_fd)(fd); }
-int plat_peer(int sock, uint32_t *uid, int32_t *pid) { return PICK(peer)(sock, uid, pid); }
-int plat_is_listener(int fd) { return PICK(is_listener)(fd); }
-int plat_region_create(const char *tag, uint64_t size) { return PICK(region_create)(tag, size); }
-int plat_region_check(int fd, uint64_t size) { return PICK(region_check)(fd, size); }
-void plat_region_trim(int fd, off_t off, off_t len) { PICK(region_trim)(fd, off, len); }
-int plat_bell_open(plat_bell *b) { return PICK(bell_open)(b); }
-int plat_bell_check(int fd) { return PICK(bell_check)(fd); }
+int plat_bind(int fd, const struct sockaddr_un *a, socklen_t len, int backlog) { return scheme->bind(fd, a, len, backlog); }
+int plat_connect(int fd, const struct sockaddr_un *a, socklen_t len) { return scheme->connect(fd, a, len); }
+void plat_unbind(const struct sockaddr_un *a, socklen_t len) { scheme->unbind(a, len); }
+void plat_unbind_fd(int fd) { scheme->unbind_fd(fd); }
+int plat_peer(int sock, uint32_t *uid, int32_t *pid) { return os_peer(sock, uid, pid); }
+int plat_is_listener(int fd) { return scheme->is_listener(fd); }
+int plat_region_create(const char *tag, uint64_t size) { return scheme->region_create(tag, size); }
+int plat_region_check(int fd, uint64_t size) { return scheme->region_check(fd, size); }
+void plat_region_trim(int fd, off_t off, off_t len) { scheme->region_trim(fd, off, len); }
+int plat_bell_open(plat_bell *b) { return scheme->bell_open(b); }
+int plat_bell_check(int fd) { return scheme->bell_check(fd); }
 void plat_wait(_Atomic uint32_t *addr, uint32_t expect, int timeout_ms, int shared) {
-  PICK(wait)(addr, expect, timeout_ms, shared);
+  os_wait(addr, expect, timeout_ms, shared);
 }
-void plat_wake(_Atomic uint32_t *addr, int shared) { PICK(wake)(addr, shared); }
-int plat_wait_many(const plat_waitv_entry *v, uint32_t n, int timeout_ms) { return PICK(wait_many)(v, n, timeout_ms); }
-uint64_t plat_proc_start(uint32_t pid, int *gone) { return PICK(proc_start)(pid, gone); }
-int plat_pidfd_open(uint32_t pid) { return PICK(pidfd_open)(pid); }
-void plat_thread_name(pthread_t t, const char *name) { PICK(thread_name)(t, name); }
-int plat_random(void *buf, size_t n) { return PICK(random)(buf, n); }
+void plat_wake(_Atomic uint32_t *addr, int shared) { os_wake(addr, shared); }
+int plat_wait_many(const plat_waitv_entry *v, uint32_t n, int timeout_ms) { return scheme->wait_many(v, n, timeout_ms); }
+int plat_poll_ms(void) { return scheme->poll_ms; }
+uint64_t plat_proc_start(uint32_t pid, int *gone) { return os_proc_start(pid, gone); }
+int plat_pidfd_open(uint32_t pid) { return scheme->pidfd_open(pid); }
+int plat_listeners_stopped(const char *prefix, const char *name, uint32_t *pids, uint32_t max, uint32_t *n,
+                           uint32_t *more) {
+  return scheme->listeners_stopped(prefix, name, pids, max, n, more);
+}
+void plat_thread_name(pthread_t t, const char *name) { os_thread_name(t, name); }
+int plat_random(void *buf, size_t n) { return os_random(buf, n); }
 
 void plat_bell_close(plat_bell *b) {
   if (b->wr >= 0 && b->wr != b->rd) close(b->wr);
@@ -92,13 +74,12 @@ void plat_bell_close(plat_bell *b) {
   b->rd = b->wr = -1;
 }
 
-int psx_host_lock(const char *prefix, const char *name, int exclusive);
-
-/* Public: see slotbus.h. The name is checked as plat_addr's is; the file is the portable backend's on
- * either backend (a Linux-backend process uses abstract names instead and never calls it). */
+/* Public: see slotbus.h. The name is checked as plat_addr's is; the file is the portable scheme's under
+ * either scheme (a Linux-scheme process uses abstract names instead and never calls it). */
 int sb_host_lock(const char *prefix, const char *name, int exclusive) {
   if (!prefix || !valid_name(name)) return -EINVAL;
-  return psx_host_lock(prefix, name, exclusive);
+  int r = scheme_portable_host_lock(prefix, name, exclusive);
+  return r == -EWOULDBLOCK ? -SB_EHELD : r;
 }
 
 void sb_host_unlock(int fd) {

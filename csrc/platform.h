@@ -1,9 +1,10 @@
-/* Internal to libslotbus: the one seam between the protocol code and the kernel (docs/PROTOCOL.md §13).
- * Two backends behind it: Linux (memfd + seals, eventfd, futex, abstract sockets, SO_PEERCRED, pidfd, /proc;
- * csrc/platform_linux.c) and portable (POSIX shm, datagram socketpairs, socket files, getpeereid,
- * kill + start time, ulock/os_sync; csrc/platform_posix.c). macOS always runs the portable one; Linux runs it
- * when SLOTBUS_PLATFORM=posix at load. Nothing above this header says #ifdef __APPLE__ or __linux__.
- * Include it through sys.h. Not part of the public API. */
+/* Internal to libslotbus: the one seam between the protocol code and the kernel (docs/PROTOCOL.md §13). Two axes
+ * behind it. The scheme, chosen at load in csrc/platform.c (csrc/scheme.h): Linux (memfd + seals, eventfd,
+ * abstract names; csrc/scheme_linux.c) or portable (POSIX shm, datagram socketpairs, socket files and lock files;
+ * csrc/scheme_portable.c). macOS always runs the portable one; Linux runs it when SLOTBUS_PLATFORM=posix at load.
+ * Under either, the OS primitives, chosen at compile time (csrc/os.h): futex, SO_PEERCRED, /proc, pidfd on Linux
+ * (csrc/os_linux.c); os_sync/ulock, getpeereid, proc_pidinfo on macOS (csrc/os_darwin.c). Nothing above this
+ * header says #ifdef __APPLE__ or __linux__. Include it through sys.h. Not part of the public API. */
 #ifndef SLOTBUS_PLATFORM_H
 #define SLOTBUS_PLATFORM_H
 #include <pthread.h>
@@ -93,6 +94,10 @@ typedef struct {
   int shared;
 } plat_waitv_entry;
 int plat_wait_many(const plat_waitv_entry *v, uint32_t n, int timeout_ms);
+/* How often, in ms, a thread that polls words other processes change (plat_wait_many being -ENOSYS) should look
+ * while it sleeps on another word: 5 on the portable backend, which has no wake for them by design (§13.5); 0
+ * where the caller's own slice will do (a Linux kernel before 5.16 is merely old). */
+int plat_poll_ms(void);
 
 /* ---- processes (§13.5) ---- */
 
@@ -101,8 +106,11 @@ int plat_wait_many(const plat_waitv_entry *v, uint32_t n, int timeout_ms);
 uint64_t plat_proc_start(uint32_t pid, int *gone);
 /* A pidfd, or -ENOSYS where there are none (then liveness is kill + start time). */
 int plat_pidfd_open(uint32_t pid);
-/* Whether the caller may read /proc for diagnosis (the Linux backend). */
-static inline int plat_has_proc(void) { return !plat_portable; }
+/* §7.1 frozen members: whether every other process holding the listening socket of "<prefix><name>" is stopped
+ * (SIGSTOP or a debugger): 1 and their pids (the first max in pids, *n of them, *more beyond), 0 when one runs or
+ * none holds it, -ENOSYS where the backend cannot tell (portable, §13.5). */
+int plat_listeners_stopped(const char *prefix, const char *name, uint32_t *pids, uint32_t max, uint32_t *n,
+                           uint32_t *more);
 /* Names thread t (for ps and debuggers). macOS can only name the calling thread, so a new thread is named by its
  * creator (at once, on Linux) and again by itself (macOS). */
 void plat_thread_name(pthread_t t, const char *name);

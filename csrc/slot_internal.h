@@ -1,7 +1,8 @@
 /* Internal to the slot channel files: the region's layout (docs/PROTOCOL.md §2), the channel handle, and the
  * ring and wake-up steps both use. Not part of the public API: csrc/slotbus.h is.
- *   slotbus.c  rendezvous, the hub's and the worker's slot transitions, parking (§1–§6)
- *   stream.c   answers as streams of frames with credit (§9) */
+ *   slot_open.c         rendezvous: listen, accept and the hello, connect, close, the accept watcher (§1)
+ *   slot_transitions.c  parking and the hub's and the worker's slot transitions (§3–§6)
+ *   stream.c            answers as streams of frames with credit (§9) */
 #ifndef SLOTBUS_SLOT_INTERNAL_H
 #define SLOTBUS_SLOT_INTERNAL_H
 #include "sys.h"
@@ -232,7 +233,7 @@ static inline int cancels_pending(sb_chan *ch) {
 }
 
 
-/* slotbus.c: reads and drops control bytes; 1 when the peer is gone. */
+/* slot_transitions.c: reads and drops control bytes; 1 when the peer is gone. */
 int slot_peer_gone(sb_chan *ch);
 /* stream.c: 1 when the credit of a stream waiting for it moved (a worker's reason not to sleep, §9.4). */
 int slot_credit_moved(sb_chan *ch);

@@ -1,9 +1,10 @@
-/* Internal to libslotbus (slotbus.c, lease.c, topic_*.c): the system prelude and the few helpers they share.
- * Include it first, before any system header, so _GNU_SOURCE takes effect. Not part of the public API. */
+/* Internal to libslotbus (slot_*.c, stream.c, lease_*.c, topic_*.c, the platform files): the system prelude and
+ * the few helpers they share. Include it first, before any system header, so _GNU_SOURCE takes effect. Not part
+ * of the public API. */
 #ifndef SLOTBUS_SYS_H
 #define SLOTBUS_SYS_H
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* fallocate, struct ucred, accept4, pthread_setname_np (platform_linux.c) */
+#define _GNU_SOURCE /* fallocate, struct ucred, accept4, pthread_setname_np (scheme_linux.c, os_linux.c) */
 #endif
 #include <errno.h>
 #include <fcntl.h>
@@ -55,6 +56,17 @@ static inline int sys_proc_same(uint32_t pid, uint64_t start) {
 /* 1 while some process has pid: one cheap kill(pid, 0), blind to a reused pid (sys_proc_same is not). */
 static inline int sys_proc_exists(uint32_t pid) {
   return pid != 0 && !(kill((pid_t)pid, 0) < 0 && errno == ESRCH);
+}
+
+/* Reads a small file (a /proc entry) into buf, NUL-terminated; its length, or -1. */
+static inline ssize_t sys_read_small(const char *path, char *buf, size_t size) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n = read(fd, buf, size - 1);
+  close(fd);
+  if (n <= 0) return -1;
+  buf[n] = 0;
+  return n;
 }
 
 /* Milliseconds on the monotonic clock. */

@@ -1,4 +1,4 @@
-/* SPIN model of the slot protocol, docs/PROTOCOL.md §3-§5, following csrc/slotbus.c step by step.
+/* SPIN model of the slot protocol, docs/PROTOCOL.md §3-§5, following csrc/slot_transitions.c step by step.
  * What it proves, its bounds and abstractions, and how to run it: docs/model/README.md.
  *
  * Two processes share the region: the hub (claims, publishes, unclaims, cancels, polls, releases) and one

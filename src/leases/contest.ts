@@ -1,5 +1,5 @@
 // A contest: claim/yield over subjects shared by every local process that opens the same name.
-// The table, its atomics and death detection are in C (csrc/lease.c, docs/PROTOCOL.md §7); this file turns
+// The table, its atomics and death detection are in C (csrc/lease_*.c, docs/PROTOCOL.md §7); this file turns
 // its results into leases, holders and errors, and waits without polling (a C thread sleeps on a futex and
 // rings an eventfd that Bun's event loop watches).
 import { checkWellFormed } from "../core/internal.ts"

@@ -1,4 +1,4 @@
-// The contest table's layout check: csrc/lease.h, csrc/lease.c, docs/PROTOCOL.md §7 and the lease block of
+// The contest table's layout check: csrc/lease.h, csrc/lease_internal.h, docs/PROTOCOL.md §7 and the lease block of
 // src/native/ffi.ts must agree. Each check is a function of the texts, so the second half proves it notices
 // a mismatch by mutating one side.
 import { describe, expect, test } from "bun:test"
@@ -38,7 +38,7 @@ interface TsConstants {
 
 const real: Sources = {
   header: read("csrc/lease.h"),
-  core: read("csrc/lease.c"),
+  core: read("csrc/lease_internal.h"),
   protocol: read("docs/PROTOCOL.md"),
   ffiSource: read("src/native/ffi.ts"),
 }
@@ -88,7 +88,7 @@ function structOffsets(c: string, name: string): { offsets: Record<string, numbe
 type Check = (s: Sources, ts: TsConstants) => string[]
 
 const checks: Record<string, Check> = {
-  "the layout hash is FNV-1a 32 of the string PROTOCOL.md §7.2 quotes, which lease.c uses": (s, ts) => {
+  "the layout hash is FNV-1a 32 of the string PROTOCOL.md §7.2 quotes, which lease_internal.h uses": (s, ts) => {
     const quoted = /FNV-1a 32 of the ASCII string `(slotbus-lease[^`]+)`/.exec(s.protocol)?.[1]
     const inC = /#define LAYOUT_DESC "([^"]+)"/.exec(s.core)?.[1]
     if (!quoted) return ["PROTOCOL.md quotes no lease layout string"]
@@ -126,7 +126,7 @@ const checks: Record<string, Check> = {
     ]
   },
 
-  "the entry rows of PROTOCOL.md §7.2 sit where lease.c asserts them": (s) => {
+  "the entry rows of PROTOCOL.md §7.2 sit where lease_internal.h asserts them": (s) => {
     const table = section(s.protocol, /^### 7\.2 Table layout/, /^#{2,3} /)
     const entryRows = table.slice(table.indexOf("Entry (256 bytes"))
     const rows: [string, RegExp][] = [
@@ -177,7 +177,7 @@ const textMutations: [string, (s: Sources) => Sources][] = [
     "the layout string edited in PROTOCOL.md",
     (s) => ({ ...s, protocol: s.protocol.replace("entry=256 label=96", "entry=256 label=80") }),
   ],
-  ["LAYOUT_DESC edited in lease.c", (s) => ({ ...s, core: s.core.replace("member=64x256", "member=64x128") })],
+  ["LAYOUT_DESC edited in lease_internal.h", (s) => ({ ...s, core: s.core.replace("member=64x256", "member=64x128") })],
   [
     "two sbl_holder fields swapped",
     (s) => ({
@@ -238,7 +238,10 @@ const tsMutations: [string, (ts: TsConstants) => TsConstants][] = [
   ["a different layout hash", (ts) => ({ ...ts, layoutHash: (ts.layoutHash + 1) >>> 0 })],
 ]
 layoutTests(
-  { agree: "ffi.ts, lease.h, lease.c and PROTOCOL.md §7 agree", fails: "the lease layout check fails on any mismatch" },
+  {
+    agree: "ffi.ts, lease.h, lease_internal.h and PROTOCOL.md §7 agree",
+    fails: "the lease layout check fails on any mismatch",
+  },
   checks,
   real,
   realTs,

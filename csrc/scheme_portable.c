@@ -1,24 +1,13 @@
-/* The portable backend of csrc/platform.h (docs/PROTOCOL.md §13): what macOS has. POSIX shared memory
- * unlinked at once, datagram socketpairs for doorbells, socket files in a private directory, getpeereid,
- * kill + start time, and the macOS shared address wait. On Linux (SLOTBUS_PLATFORM=posix, how CI tests this
- * file) the few calls macOS has under another name come from the Linux backend (§13.5). */
+/* The portable scheme of csrc/platform.h (docs/PROTOCOL.md §13): what macOS has. POSIX shared memory unlinked at
+ * once, datagram socketpairs for doorbells, socket files and lock files in a private directory, over the OS
+ * primitives of csrc/os.h (os_darwin.c on macOS; os_linux.c on Linux with SLOTBUS_PLATFORM=posix, how CI tests
+ * this file). Also the SIGBUS guard of its regions and its doorbells' ring and drain, which platform.h calls
+ * directly. */
 #include "sys.h"
-#include "slotbus.h" /* SB_EHELD */
+#include "os.h"
+#include "scheme.h"
 #include <signal.h>
 #include <sys/file.h>
-#if defined(__APPLE__)
-#include <dlfcn.h>
-#include <libproc.h>
-#include <sys/proc_info.h>
-#include <sys/sysctl.h>
-#else
-void lnx_wait(_Atomic uint32_t *addr, uint32_t expect, int timeout_ms, int shared);
-void lnx_wake(_Atomic uint32_t *addr, int shared);
-int lnx_peer(int sock, uint32_t *uid, int32_t *pid);
-uint64_t lnx_proc_start(uint32_t pid, int *gone);
-void lnx_thread_name(pthread_t t, const char *name);
-int lnx_random(void *buf, size_t n);
-#endif
 
 /* sun_path's size on macOS; used on Linux too, so a name fits or not the same way on both (§13.2). */
 #define SUN_MAX 104
@@ -34,7 +23,7 @@ static int fd_setup(int fd, int nonblock) {
   return 0;
 }
 
-int psx_socket(int type) {
+static int psx_socket(int type) {
   int fd = socket(AF_UNIX, type, 0);
   if (fd < 0) return -1;
   if (fd_setup(fd, 1)) {
@@ -46,7 +35,7 @@ int psx_socket(int type) {
   return fd;
 }
 
-int psx_accept(int listen_fd, int nonblock) {
+static int psx_accept(int listen_fd, int nonblock) {
   int fd;
   while ((fd = accept(listen_fd, NULL, NULL)) < 0 && errno == EINTR) {
   }
@@ -74,7 +63,7 @@ static int dir_ready(const char *dir) {
   return 0;
 }
 
-int psx_addr(const char *prefix, const char *name, const char *suffix, struct sockaddr_un *a, socklen_t *len) {
+static int psx_addr(const char *prefix, const char *name, const char *suffix, struct sockaddr_un *a, socklen_t *len) {
   char dir[SUN_MAX], file[160];
   sock_dir(dir, sizeof dir);
   snprintf(file, sizeof file, "%s%s%s", prefix, name, suffix);
@@ -102,7 +91,7 @@ static void dir_of(const struct sockaddr_un *a, char *dir, size_t n) {
 /* An advisory lock on the file <socket dir>/<prefix><name>.lock (§13.2's directory and hashing), held by the
  * returned fd until it is closed or the process dies: the portable stand-in for "one process binds an abstract
  * name" (the NATS bridge election, the local/cluster contest markers). fd, -EWOULDBLOCK when held, or -errno. */
-int psx_host_lock(const char *prefix, const char *name, int exclusive) {
+int scheme_portable_host_lock(const char *prefix, const char *name, int exclusive) {
   struct sockaddr_un a;
   socklen_t len;
   char dir[SUN_MAX];
@@ -116,7 +105,7 @@ int psx_host_lock(const char *prefix, const char *name, int exclusive) {
     if (errno == EINTR) continue;
     int e = errno;
     close(fd);
-    return e == EWOULDBLOCK ? -SB_EHELD : -e;
+    return -e;
   }
   return fd;
 }
@@ -138,7 +127,7 @@ static int name_alive(const struct sockaddr_un *a, socklen_t len, int type) {
   return 0;
 }
 
-int psx_bind(int fd, const struct sockaddr_un *a, socklen_t len, int backlog) {
+static int psx_bind(int fd, const struct sockaddr_un *a, socklen_t len, int backlog) {
   char dir[SUN_MAX + 8], lock[SUN_MAX + 16];
   dir_of(a, dir, SUN_MAX);
   int r = dir_ready(dir);
@@ -163,7 +152,7 @@ int psx_bind(int fd, const struct sockaddr_un *a, socklen_t len, int backlog) {
   return r;
 }
 
-int psx_connect(int fd, const struct sockaddr_un *a, socklen_t len) {
+static int psx_connect(int fd, const struct sockaddr_un *a, socklen_t len) {
   char dir[SUN_MAX + 8];
   dir_of(a, dir, SUN_MAX);
   int r = dir_ready(dir);
@@ -174,12 +163,12 @@ int psx_connect(int fd, const struct sockaddr_un *a, socklen_t len) {
   return errno == ENOENT ? -ECONNREFUSED : -errno; /* no file: nobody listens, as an abstract name says */
 }
 
-void psx_unbind(const struct sockaddr_un *a, socklen_t len) {
+static void psx_unbind(const struct sockaddr_un *a, socklen_t len) {
   (void)len;
   if (a->sun_path[0]) unlink(a->sun_path);
 }
 
-void psx_unbind_fd(int fd) {
+static void psx_unbind_fd(int fd) {
   struct sockaddr_un a;
   socklen_t len = sizeof a;
   memset(&a, 0, sizeof a);
@@ -187,25 +176,7 @@ void psx_unbind_fd(int fd) {
     unlink(a.sun_path);
 }
 
-int psx_peer(int sock, uint32_t *uid, int32_t *pid) {
-#if defined(__APPLE__)
-  uid_t u;
-  gid_t g;
-  if (getpeereid(sock, &u, &g) < 0) return -errno;
-  *uid = (uint32_t)u;
-  if (pid) {
-    pid_t p = -1;
-    socklen_t pl = sizeof p;
-    if (getsockopt(sock, SOL_LOCAL, LOCAL_PEERPID, &p, &pl) < 0) p = -1;
-    *pid = (int32_t)p;
-  }
-  return 0;
-#else
-  return lnx_peer(sock, uid, pid); /* glibc has no getpeereid */
-#endif
-}
-
-int psx_is_listener(int fd) {
+static int psx_is_listener(int fd) {
   struct sockaddr_un a;
   socklen_t len = sizeof a;
   int type = 0, acc = 0;
@@ -219,28 +190,18 @@ int psx_is_listener(int fd) {
 
 /* ---- regions (§13.3) ---- */
 
-int psx_region_create(const char *tag, uint64_t size) {
+static int psx_region_create(const char *tag, uint64_t size) {
   (void)tag;
   for (int attempt = 0; attempt < 16; attempt++) {
     uint64_t rnd;
-    if (plat_random(&rnd, sizeof rnd) < 0) return -EIO;
+    if (os_random(&rnd, sizeof rnd) < 0) return -EIO;
     char name[40];
-#if defined(__APPLE__)
     snprintf(name, sizeof name, "/sb.%016llx", (unsigned long long)rnd); /* macOS: at most 31 bytes */
-    int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
-#else
-    /* what glibc's shm_open does, without librt (glibc 2.27 keeps shm_open there) */
-    snprintf(name, sizeof name, "/dev/shm/sb.%016llx", (unsigned long long)rnd);
-    int fd = open(name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-#endif
-    if (fd < 0 && errno == EEXIST) continue;
-    if (fd < 0) return -errno;
+    int fd = os_shm_create(name);
+    if (fd == -EEXIST) continue;
+    if (fd < 0) return fd;
     /* unlinked before the fd goes anywhere: nothing stays behind, kill -9 included */
-#if defined(__APPLE__)
-    shm_unlink(name);
-#else
-    unlink(name);
-#endif
+    os_shm_unlink(name);
     if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 || ftruncate(fd, (off_t)size) < 0) {
       int r = -errno;
       close(fd);
@@ -253,12 +214,12 @@ int psx_region_create(const char *tag, uint64_t size) {
 
 /* No seals to look at: the size now, and the SIGBUS guard for later (§13.3). macOS reports no file type for a
  * shm object. */
-int psx_region_check(int fd, uint64_t size) {
+static int psx_region_check(int fd, uint64_t size) {
   struct stat st;
   return fstat(fd, &st) == 0 && (S_ISREG(st.st_mode) || (st.st_mode & S_IFMT) == 0) && (uint64_t)st.st_size == size;
 }
 
-void psx_region_trim(int fd, off_t off, off_t len) { (void)fd, (void)off, (void)len; }
+static void psx_region_trim(int fd, off_t off, off_t len) { (void)fd, (void)off, (void)len; }
 
 /* The SIGBUS guard: every region this process maps, so a fault in one (a peer shrank it) is turned into zero
  * pages and a flag, and any other fault goes on to whoever handled SIGBUS before us. */
@@ -333,7 +294,7 @@ int plat_region_lost_(void *base) {
 
 /* ---- doorbells (§13.4) ---- */
 
-int psx_bell_open(plat_bell *b) {
+static int psx_bell_open(plat_bell *b) {
   int sv[2];
   b->rd = b->wr = -1;
   if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) < 0) return -errno;
@@ -362,7 +323,7 @@ void plat_bell_drain_(int rd) {
     if (recv(rd, buf, sizeof buf, MSG_DONTWAIT) < 0) return;
 }
 
-int psx_bell_check(int fd) {
+static int psx_bell_check(int fd) {
   struct stat st;
   struct sockaddr_un a;
   socklen_t len = sizeof a;
@@ -374,103 +335,43 @@ int psx_bell_check(int fd) {
          flags >= 0 && (flags & O_NONBLOCK);
 }
 
-/* ---- waits (§13.5) ---- */
+/* ---- waits and processes (§13.5) ---- */
 
-#if defined(__APPLE__)
-#define OS_SYNC_SHARED 1u        /* OS_SYNC_WAIT_ON_ADDRESS_SHARED, OS_SYNC_WAKE_BY_ADDRESS_SHARED */
-#define OS_CLOCK_MACH_ABS 32u    /* OS_CLOCK_MACH_ABSOLUTE_TIME */
-#define UL_COMPARE_AND_WAIT 1u
-#define UL_COMPARE_AND_WAIT_SHARED 3u
-#define ULF_WAKE_ALL 0x100u
-/* Found at run time: os_sync_* from macOS 14.4 on, __ulock_* (private, present since 10.12) before. */
-static struct {
-  int (*wait)(void *, uint64_t, size_t, uint32_t);
-  int (*wait_for)(void *, uint64_t, size_t, uint32_t, uint32_t, uint64_t);
-  int (*wake_all)(void *, size_t, uint32_t);
-  int (*ulock_wait)(uint32_t, void *, uint64_t, uint32_t);
-  int (*ulock_wake)(uint32_t, void *, uint64_t);
-} mac;
-static pthread_once_t mac_once = PTHREAD_ONCE_INIT;
-static void mac_find(void) {
-  mac.wait = (int (*)(void *, uint64_t, size_t, uint32_t))dlsym(RTLD_DEFAULT, "os_sync_wait_on_address");
-  mac.wait_for = (int (*)(void *, uint64_t, size_t, uint32_t, uint32_t, uint64_t))dlsym(
-      RTLD_DEFAULT, "os_sync_wait_on_address_with_timeout");
-  mac.wake_all = (int (*)(void *, size_t, uint32_t))dlsym(RTLD_DEFAULT, "os_sync_wake_by_address_all");
-  if (!mac.wait || !mac.wait_for || !mac.wake_all) mac.wait = NULL;
-  mac.ulock_wait = (int (*)(uint32_t, void *, uint64_t, uint32_t))dlsym(RTLD_DEFAULT, "__ulock_wait");
-  mac.ulock_wake = (int (*)(uint32_t, void *, uint64_t))dlsym(RTLD_DEFAULT, "__ulock_wake");
-}
-#endif
-
-void psx_wait(_Atomic uint32_t *addr, uint32_t expect, int timeout_ms, int shared) {
-#if defined(__APPLE__)
-  pthread_once(&mac_once, mac_find);
-  if (timeout_ms == 0) return;
-  if (mac.wait) {
-    uint32_t flags = shared ? OS_SYNC_SHARED : 0;
-    if (timeout_ms < 0) mac.wait((void *)addr, expect, 4, flags);
-    else mac.wait_for((void *)addr, expect, 4, flags, OS_CLOCK_MACH_ABS, (uint64_t)timeout_ms * 1000000u);
-  } else if (mac.ulock_wait) {
-    /* a timeout of 0 is "for ever" to ulock */
-    mac.ulock_wait(shared ? UL_COMPARE_AND_WAIT_SHARED : UL_COMPARE_AND_WAIT, (void *)addr, expect,
-                   timeout_ms < 0 ? 0 : (uint32_t)timeout_ms * 1000u);
-  } else if (atomic_load_explicit(addr, memory_order_acquire) == expect) {
-    struct timespec ts = {0, 1000000L}; /* neither call: a poll (§13.5) */
-    nanosleep(&ts, NULL);
-  }
-#else
-  lnx_wait(addr, expect, timeout_ms, shared); /* the futex is the closest Linux has */
-#endif
-}
-
-void psx_wake(_Atomic uint32_t *addr, int shared) {
-#if defined(__APPLE__)
-  pthread_once(&mac_once, mac_find);
-  if (mac.wait) mac.wake_all((void *)addr, 4, shared ? OS_SYNC_SHARED : 0);
-  else if (mac.ulock_wake)
-    mac.ulock_wake((shared ? UL_COMPARE_AND_WAIT_SHARED : UL_COMPARE_AND_WAIT) | ULF_WAKE_ALL, (void *)addr, 0);
-#else
-  lnx_wake(addr, shared);
-#endif
-}
-
-/* No call waits on several words: the lease waiter thread polls in slices instead (§13.5). */
-int psx_wait_many(const plat_waitv_entry *v, uint32_t n, int timeout_ms) {
+/* No call waits on several words on macOS, so none here either: the lease waiter thread polls in slices. */
+static int psx_wait_many(const plat_waitv_entry *v, uint32_t n, int timeout_ms) {
   (void)v, (void)n, (void)timeout_ms;
   return -ENOSYS;
 }
 
-/* ---- processes (§13.5) ---- */
-
-uint64_t psx_proc_start(uint32_t pid, int *gone) {
-#if defined(__APPLE__)
-  struct proc_bsdinfo info;
-  if (proc_pidinfo((int)pid, PROC_PIDTBSDINFO, 0, &info, sizeof info) != (int)sizeof info) return 0;
-  if (gone) *gone = info.pbi_status == SZOMB;
-  return (uint64_t)info.pbi_start_tvsec * 1000000u + info.pbi_start_tvusec;
-#else
-  return lnx_proc_start(pid, gone);
-#endif
-}
-
-int psx_pidfd_open(uint32_t pid) {
+/* No pidfds on macOS, so none here either: liveness is kill + start time. */
+static int psx_pidfd_open(uint32_t pid) {
   (void)pid;
   return -ENOSYS;
 }
 
-void psx_thread_name(pthread_t t, const char *name) {
-#if defined(__APPLE__)
-  if (pthread_equal(t, pthread_self())) pthread_setname_np(name);
-#else
-  lnx_thread_name(t, name);
-#endif
+/* Socket files: who holds one is not something macOS tells without walking every process (§13.5). */
+static int psx_listeners_stopped(const char *prefix, const char *name, uint32_t *pids, uint32_t max, uint32_t *n,
+                                 uint32_t *more) {
+  (void)prefix, (void)name, (void)pids, (void)max, (void)n, (void)more;
+  return -ENOSYS;
 }
 
-int psx_random(void *buf, size_t n) {
-#if defined(__APPLE__)
-  arc4random_buf(buf, n);
-  return 0;
-#else
-  return lnx_random(buf, n);
-#endif
-}
+const plat_scheme scheme_portable = {
+    .socket = psx_socket,
+    .accept = psx_accept,
+    .addr = psx_addr,
+    .bind = psx_bind,
+    .connect = psx_connect,
+    .unbind = psx_unbind,
+    .unbind_fd = psx_unbind_fd,
+    .is_listener = psx_is_listener,
+    .region_create = psx_region_create,
+    .region_check = psx_region_check,
+    .region_trim = psx_region_trim,
+    .bell_open = psx_bell_open,
+    .bell_check = psx_bell_check,
+    .wait_many = psx_wait_many,
+    .pidfd_open = psx_pidfd_open,
+    .listeners_stopped = psx_listeners_stopped,
+    .poll_ms = 5, /* no wait on several words by design: the lease waiter thread's slice while anything is armed */
+};

@@ -1,0 +1,44 @@
+/* Internal to libslotbus: the two schemes under csrc/platform.h (docs/PROTOCOL.md §13), one table each, chosen by
+ * platform.c at load. csrc/scheme_linux.c: memfd with seals, eventfd, abstract names (Linux only).
+ * csrc/scheme_portable.c: POSIX shared memory, datagram socketpair doorbells, socket files and lock files, what
+ * macOS runs (Linux too with SLOTBUS_PLATFORM=posix). Both stand on the OS primitives of csrc/os.h. Only
+ * platform.c and the schemes include it, after sys.h. Hidden: never exported from the library. Not part of the
+ * public API. */
+#ifndef SLOTBUS_SCHEME_H
+#define SLOTBUS_SCHEME_H
+
+#pragma GCC visibility push(hidden)
+
+/* What differs by scheme; each entry does what platform.h says of the plat_ call of the same name. */
+typedef struct {
+  int (*socket)(int type);
+  int (*accept)(int listen_fd, int nonblock);
+  int (*addr)(const char *prefix, const char *name, const char *suffix, struct sockaddr_un *a, socklen_t *len);
+  int (*bind)(int fd, const struct sockaddr_un *a, socklen_t len, int backlog);
+  int (*connect)(int fd, const struct sockaddr_un *a, socklen_t len);
+  void (*unbind)(const struct sockaddr_un *a, socklen_t len);
+  void (*unbind_fd)(int fd);
+  int (*is_listener)(int fd);
+  int (*region_create)(const char *tag, uint64_t size);
+  int (*region_check)(int fd, uint64_t size);
+  void (*region_trim)(int fd, off_t off, off_t len);
+  int (*bell_open)(plat_bell *b);
+  int (*bell_check)(int fd);
+  int (*wait_many)(const plat_waitv_entry *v, uint32_t n, int timeout_ms);
+  int (*pidfd_open)(uint32_t pid);
+  int (*listeners_stopped)(const char *prefix, const char *name, uint32_t *pids, uint32_t max, uint32_t *n,
+                           uint32_t *more);
+  int poll_ms;
+} plat_scheme;
+
+extern const plat_scheme scheme_portable;
+#if defined(__linux__)
+extern const plat_scheme scheme_linux;
+#endif
+
+/* An advisory lock on the file <socket dir>/<prefix><name>.lock (the portable scheme's directory and hashing),
+ * whichever scheme runs: sb_host_lock. fd, -EWOULDBLOCK when held, or -errno. */
+int scheme_portable_host_lock(const char *prefix, const char *name, int exclusive);
+
+#pragma GCC visibility pop
+#endif

@@ -1,0 +1,134 @@
+/* The Linux scheme of csrc/platform.h (docs/PROTOCOL.md §1, §5, §7, §8): memfd with seals, eventfd, abstract unix
+ * sockets, over the Linux OS primitives (csrc/os_linux.c). Empty elsewhere. */
+#include "sys.h"
+#include "os.h"
+#include "scheme.h"
+#if defined(__linux__)
+#include <sys/eventfd.h>
+
+/* Older libc headers lack these; the values are the kernel's. */
+#ifndef MFD_CLOEXEC
+#define MFD_CLOEXEC 0x0001U
+#define MFD_ALLOW_SEALING 0x0002U
+#endif
+#ifndef F_ADD_SEALS
+#define F_ADD_SEALS 1033
+#define F_GET_SEALS 1034
+#define F_SEAL_SEAL 0x0001
+#define F_SEAL_SHRINK 0x0002
+#define F_SEAL_GROW 0x0004
+#endif
+
+static int lnx_socket(int type) { return socket(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0); }
+
+static int lnx_accept(int listen_fd, int nonblock) {
+  int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0));
+  return fd < 0 ? -errno : fd;
+}
+
+/* The abstract unix address "\0<prefix><name><suffix>" (nothing on disk). */
+static int lnx_addr(const char *prefix, const char *name, const char *suffix, struct sockaddr_un *a, socklen_t *len) {
+  memset(a, 0, sizeof *a);
+  a->sun_family = AF_UNIX;
+  int w = snprintf(a->sun_path + 1, sizeof a->sun_path - 1, "%s%s%s", prefix, name, suffix);
+  if (w < 0 || (size_t)w >= sizeof a->sun_path - 1) return -EINVAL;
+  *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)w);
+  return 0;
+}
+
+static int lnx_bind(int fd, const struct sockaddr_un *a, socklen_t len, int backlog) {
+  if (bind(fd, (const struct sockaddr *)a, len) < 0 || (backlog > 0 && listen(fd, backlog) < 0)) return -errno;
+  return 0;
+}
+
+static int lnx_connect(int fd, const struct sockaddr_un *a, socklen_t len) {
+  int r;
+  /* an interrupted unix connect leaves the socket unconnected, so trying again is right */
+  while ((r = connect(fd, (const struct sockaddr *)a, len)) < 0 && errno == EINTR) {
+  }
+  return r < 0 ? -errno : 0;
+}
+
+static void lnx_unbind(const struct sockaddr_un *a, socklen_t len) { (void)a, (void)len; }
+static void lnx_unbind_fd(int fd) { (void)fd; }
+
+static int lnx_is_listener(int fd) {
+  int v[3] = {0, 0, 0};
+  socklen_t l = sizeof(int);
+  if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v[0], &l) < 0) return 0;
+  l = sizeof(int);
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &v[1], &l) < 0) return 0;
+  l = sizeof(int);
+  if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v[2], &l) < 0) return 0;
+  return v[0] == AF_UNIX && v[1] == SOCK_STREAM && v[2] == 1;
+}
+
+static int lnx_region_create(const char *tag, uint64_t size) {
+  /* syscall, not memfd_create(): the libc wrapper would need glibc 2.27 symbols */
+  int fd = (int)syscall(SYS_memfd_create, tag, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0) return -errno;
+  /* sealed so no peer can ever shrink it under us and turn our reads into SIGBUS */
+  if (ftruncate(fd, (off_t)size) < 0 || fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
+    int r = -errno;
+    close(fd);
+    return r;
+  }
+  return fd;
+}
+
+/* A sealed memfd of exactly the size the hello announced. */
+static int lnx_region_check(int fd, uint64_t size) {
+  struct stat st;
+  int seals = fcntl(fd, F_GET_SEALS); /* fails on anything but a memfd (or another sealable shmem file) */
+  return seals >= 0 && (seals & (F_SEAL_SHRINK | F_SEAL_GROW)) == (F_SEAL_SHRINK | F_SEAL_GROW) && fstat(fd, &st) == 0 &&
+         S_ISREG(st.st_mode) && (uint64_t)st.st_size == size;
+}
+
+static void lnx_region_trim(int fd, off_t off, off_t len) { fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len); }
+
+static int lnx_bell_open(plat_bell *b) {
+  b->rd = b->wr = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  return b->rd < 0 ? -errno : 0;
+}
+
+/* An eventfd the peer created non-blocking and not as a semaphore, as §1 says: a blocking one would hang whoever
+ * empties it, a semaphore would stay readable after its one read, and another kind of fd (/dev/zero) reads for
+ * ever. /proc/self/fdinfo says which: only an eventfd has an eventfd-count line. */
+static int lnx_bell_check(int fd) {
+  char path[64], info[512];
+  snprintf(path, sizeof path, "/proc/self/fdinfo/%d", fd);
+  if (sys_read_small(path, info, sizeof info) < 0) return 0;
+  const char *sem = strstr(info, "eventfd-semaphore:");
+  if (sem) sem += strspn(sem + 18, " \t") + 18;
+  int flags = fcntl(fd, F_GETFL);
+  return strstr(info, "eventfd-count:") != NULL && (!sem || *sem == '0') && flags >= 0 && (flags & O_NONBLOCK);
+}
+
+/* The /proc scan of the OS, for the abstract name "<prefix><name>". */
+static int lnx_listeners_stopped(const char *prefix, const char *name, uint32_t *pids, uint32_t max, uint32_t *n,
+                                 uint32_t *more) {
+  char abstract[96];
+  snprintf(abstract, sizeof abstract, "%s%s", prefix, name);
+  return os_listeners_stopped(abstract, pids, max, n, more);
+}
+
+const plat_scheme scheme_linux = {
+    .socket = lnx_socket,
+    .accept = lnx_accept,
+    .addr = lnx_addr,
+    .bind = lnx_bind,
+    .connect = lnx_connect,
+    .unbind = lnx_unbind,
+    .unbind_fd = lnx_unbind_fd,
+    .is_listener = lnx_is_listener,
+    .region_create = lnx_region_create,
+    .region_check = lnx_region_check,
+    .region_trim = lnx_region_trim,
+    .bell_open = lnx_bell_open,
+    .bell_check = lnx_bell_check,
+    .wait_many = os_wait_many, /* futex_waitv */
+    .pidfd_open = os_pidfd_open,
+    .listeners_stopped = lnx_listeners_stopped,
+    .poll_ms = 0, /* a kernel without futex_waitv is merely old: the caller's own slice */
+};
+#endif
