@@ -7,7 +7,7 @@
 static int probe(sbl_contest *c, uint32_t m, uint64_t mw, liveness *l) {
   uint32_t pid = m_pid(mw);
   /* relaxed: written before the ALIVE store we loaded with acquire */
-  uint64_t start = atomic_load_explicit(&member_at(c, m)->start, memory_order_relaxed);
+  uint64_t start = shm_load_relaxed(&member_at(c, m)->start);
   if (pid == 0 || start == 0) return 0;
   if (!c->no_pidfd && l->pidfd < 0) {
     int fd = plat_pidfd_open(pid); /* -ENOSYS on the portable backend: kill + start time below (§13.5) */
@@ -32,11 +32,10 @@ void reap(sbl_contest *c, uint32_t m, uint64_t mw) {
   member_rec *r = member_at(c, m);
   uint64_t counts[C_COUNT];
   /* relaxed: the dead member can no longer write them */
-  for (int i = 0; i < C_COUNT; i++) counts[i] = atomic_load_explicit(&r->counters[i], memory_order_relaxed);
+  for (int i = 0; i < C_COUNT; i++) counts[i] = shm_load_relaxed(&r->counters[i]);
   /* acq_rel: one reaper wins; the counters read above belong to exactly the generation it frees */
-  if (atomic_compare_exchange_strong_explicit(&r->word, &mw, member_word(0, m_gen(mw) + 1, SBL_MEMBER_FREE),
-                                              memory_order_acq_rel, memory_order_relaxed))
-    for (int i = 0; i < C_COUNT; i++) atomic_fetch_add_explicit(&hdr(c)->totals[i], counts[i], memory_order_relaxed);
+  if (shm_cas_acq_rel(&r->word, &mw, member_word(0, m_gen(mw) + 1, SBL_MEMBER_FREE)))
+    for (int i = 0; i < C_COUNT; i++) shm_fetch_add_relaxed(&hdr(c)->totals[i], counts[i]);
 }
 
 /* 1: member m of generation gen is alive; 0: it is not (left, reaped or dead: reaped now). fresh: ask the
@@ -44,13 +43,13 @@ void reap(sbl_contest *c, uint32_t m, uint64_t mw) {
 static int member_alive_as_of(sbl_contest *c, uint32_t m, uint32_t gen, int fresh) {
   if (m == c->me && gen == c->my_gen) return 1;
   /* acquire: pairs with the joiner's release store of ALIVE, so its start time is visible */
-  uint64_t mw = atomic_load_explicit(&member_at(c, m)->word, memory_order_acquire);
+  uint64_t mw = shm_load_acquire(&member_at(c, m)->word);
   if (m_state(mw) != SBL_MEMBER_ALIVE || m_gen(mw) != (gen & 0xFFFF)) return 0;
   pthread_mutex_lock(&c->cache_lock);
   liveness *l = &c->cache[m];
   uint64_t now = mono_ns();
   /* relaxed: written before the ALIVE store we loaded with acquire */
-  uint64_t start = atomic_load_explicit(&member_at(c, m)->start, memory_order_relaxed);
+  uint64_t start = shm_load_relaxed(&member_at(c, m)->start);
   if (l->word != mw || l->start != start) {
     if (l->pidfd >= 0) close(l->pidfd);
     l->word = mw;
@@ -76,7 +75,7 @@ int member_alive(sbl_contest *c, uint32_t m, uint32_t gen) { return member_alive
 static void count(sbl_contest *c, int which) {
   /* relaxed load + store: only this member writes its counters */
   _Atomic uint64_t *p = &member_at(c, c->me)->counters[which];
-  atomic_store_explicit(p, atomic_load_explicit(p, memory_order_relaxed) + 1, memory_order_relaxed);
+  shm_store_relaxed(p, shm_load_relaxed(p) + 1);
 }
 
 /* ---- subjects (§7.3) ---- */
@@ -89,19 +88,18 @@ static int find_entry(sbl_contest *c, uint32_t kind, const uint8_t *label, uint3
   for (uint32_t probes = 0; probes < c->capacity;) {
     entry_t *e = entry_at(c, i);
     /* acquire: pairs with the inserter's release of READY, so kind, hash and label are complete */
-    uint32_t k = atomic_load_explicit(&e->key, memory_order_acquire);
+    uint32_t k = shm_load_acquire(&e->key);
     uint32_t st = k & 0xFF;
     if (st == SBL_KEY_EMPTY) {
       if (!insert) return -ENOENT;
       uint32_t mine = SBL_KEY_WRITING | c->me << 8 | (c->my_gen & 0xFFFF) << 16;
       /* relaxed: the key is private to us until the release store of READY below */
-      if (!atomic_compare_exchange_strong_explicit(&e->key, &k, mine, memory_order_relaxed, memory_order_relaxed))
-        continue; /* someone else is inserting here: look again */
+      if (!shm_cas_relaxed(&e->key, &k, mine)) continue; /* someone else is inserting here: look again */
       e->kind = kind;
       e->hash = h;
       e->label_len = len;
       memcpy(e->label, label, len);
-      atomic_store_explicit(&e->key, SBL_KEY_READY, memory_order_release);
+      shm_store_release(&e->key, SBL_KEY_READY);
       *out = i;
       return 0;
     }
@@ -111,7 +109,7 @@ static int find_entry(sbl_contest *c, uint32_t kind, const uint8_t *label, uint3
       if (m == c->me && (k >> 16) == (c->my_gen & 0xFFFF)) return corrupt(c, "subject key forged with our member", i, k);
       if (++stalls > SPIN_LIMIT) return corrupt(c, "subject insert never completed", i, k);
       if (!member_alive(c, m, k >> 16))
-        atomic_compare_exchange_strong_explicit(&e->key, &k, SBL_KEY_ABANDONED, memory_order_relaxed, memory_order_relaxed);
+        shm_cas_relaxed(&e->key, &k, SBL_KEY_ABANDONED);
       else
         sched_yield(); /* a live inserter is a few stores from READY */
       continue;
@@ -147,18 +145,18 @@ static int read_claim(sbl_contest *c, uint32_t i, uint64_t w, sbl_holder *out) {
   entry_t *e = entry_at(c, i);
   uint64_t owner[SBL_OWNER_MAX / 8];
   /* relaxed loads validated by the fence + reload below (seqlock read side) */
-  uint64_t token = atomic_load_explicit(&e->token, memory_order_relaxed);
-  int64_t at = atomic_load_explicit(&e->claimed_at, memory_order_relaxed);
-  int64_t exp = atomic_load_explicit(&e->expires_at, memory_order_relaxed);
-  uint32_t olen = atomic_load_explicit(&e->owner_len, memory_order_relaxed);
+  uint64_t token = shm_load_relaxed(&e->token);
+  int64_t at = shm_load_relaxed(&e->claimed_at);
+  int64_t exp = shm_load_relaxed(&e->expires_at);
+  uint32_t olen = shm_load_relaxed(&e->owner_len);
   shm_load_words(owner, e->owner, SBL_OWNER_MAX);
-  atomic_thread_fence(memory_order_acquire);
-  if (atomic_load_explicit(&e->word, memory_order_relaxed) != w) return 0;
+  shm_fence_acquire();
+  if (shm_load_relaxed(&e->word) != w) return 0;
   if (olen > SBL_OWNER_MAX) return corrupt(c, "owner length out of range", i, olen);
   out->entry = i;
   out->version = w_version(w);
   out->member = w_member(w);
-  uint64_t mw = atomic_load_explicit(&member_at(c, out->member)->word, memory_order_relaxed);
+  uint64_t mw = shm_load_relaxed(&member_at(c, out->member)->word);
   out->pid = m_pid(mw);
   out->token = token;
   out->claimed_at = (double)at;
@@ -177,23 +175,23 @@ static uint64_t publish_claim(sbl_contest *c, uint32_t i, uint64_t claiming, con
                               int64_t at, int64_t exp, int new_token) {
   entry_t *e = entry_at(c, i);
   /* release fence: a reader that sees any detail written below also sees the CLAIMING word before it */
-  atomic_thread_fence(memory_order_release);
+  shm_fence_release();
   if (new_token) {
-    uint64_t prev = atomic_load_explicit(&e->token, memory_order_relaxed);
+    uint64_t prev = shm_load_relaxed(&e->token);
     int64_t now = clock_ms(CLOCK_REALTIME);
     uint64_t floor = (uint64_t)(now > c->epoch ? now : c->epoch) << TOKEN_SHIFT;
     c->last_token = prev + 1 > floor ? prev + 1 : floor;
-    atomic_store_explicit(&e->token, c->last_token, memory_order_relaxed);
-    atomic_store_explicit(&e->claimed_at, at, memory_order_relaxed);
+    shm_store_relaxed(&e->token, c->last_token);
+    shm_store_relaxed(&e->claimed_at, at);
     uint64_t words[SBL_OWNER_MAX / 8] = {0};
     memcpy(words, owner, owner_len);
     shm_store_words(e->owner, words, SBL_OWNER_MAX);
-    atomic_store_explicit(&e->owner_len, owner_len, memory_order_relaxed);
+    shm_store_relaxed(&e->owner_len, owner_len);
   }
-  atomic_store_explicit(&e->expires_at, exp, memory_order_relaxed);
+  shm_store_relaxed(&e->expires_at, exp);
   uint64_t held = claim_word(w_version(claiming) + 1, c->my_gen, c->me, SBL_HELD);
   /* release: the details above are visible to whoever loads HELD with acquire */
-  atomic_store_explicit(&e->word, held, memory_order_release);
+  shm_store_release(&e->word, held);
   return held;
 }
 
@@ -212,8 +210,8 @@ static int64_t expiry_for(double now_ms, double ttl_ms) {
 static void wake_waiters(entry_t *e) {
   /* seq_cst: ordered after the seq_cst CAS that freed the entry, against the waiter's seq_cst increment
    * before it checks the entry (Dekker): either it sees the entry free or we see it waiting */
-  if (atomic_load_explicit(&e->waiters, memory_order_seq_cst) == 0) return;
-  atomic_fetch_add_explicit(&e->wake_seq, 1, memory_order_seq_cst);
+  if (shm_load_seq_cst(&e->waiters) == 0) return;
+  shm_fetch_add_seq_cst(&e->wake_seq, 1);
   plat_wake(&e->wake_seq, 1);
 }
 
@@ -227,7 +225,7 @@ int sbl_try_claim(sbl_contest *c, uint32_t kind, const uint8_t *label, uint32_t 
   int64_t now = ms_floor(now_ms);
   for (uint32_t spins = 0;; spins++) {
     /* acquire: the previous holder's release (or HELD publish) happens-before our reads and our claim */
-    uint64_t w = atomic_load_explicit(&e->word, memory_order_acquire);
+    uint64_t w = shm_load_acquire(&e->word);
     if ((r = check_word(c, i, w))) return r;
     uint32_t how = SBL_HOW_FREE;
     if (w_state(w) != SBL_FREE) {
@@ -248,7 +246,7 @@ int sbl_try_claim(sbl_contest *c, uint32_t kind, const uint8_t *label, uint32_t 
         out->entry = i;
         out->version = w_version(w);
         out->member = w_member(w);
-        out->pid = m_pid(atomic_load_explicit(&member_at(c, out->member)->word, memory_order_relaxed));
+        out->pid = m_pid(shm_load_relaxed(&member_at(c, out->member)->word));
         out->expires_at = INFINITY;
         count(c, C_YIELDS);
         return 0;
@@ -265,9 +263,8 @@ int sbl_try_claim(sbl_contest *c, uint32_t kind, const uint8_t *label, uint32_t 
       }
     }
     uint64_t claiming = claim_word(w_version(w) + 1, c->my_gen, c->me, SBL_CLAIMING);
-    /* acquire on success: we now own the details; relaxed on failure: we simply look again */
-    if (!atomic_compare_exchange_weak_explicit(&e->word, &w, claiming, memory_order_acquire, memory_order_relaxed))
-      continue;
+    /* acquire on success: we now own the details; on failure we simply look again */
+    if (!shm_cas_acquire(&e->word, &w, claiming)) continue;
     int64_t exp = expiry_for(now_ms, ttl_ms);
     uint64_t held = publish_claim(c, i, claiming, owner, owner_len, now, exp, 1);
     count(c, C_CLAIMS);
@@ -300,12 +297,12 @@ int sbl_try_claim_spin(sbl_contest *c, uint32_t kind, const uint8_t *label, uint
     /* yielded: watch the claim word (one cache line, no syscall) until it moves, then try again; every
      * millisecond try anyway, which notices an expiry or the holder's death */
     entry_t *e = entry_at(c, out->entry);
-    uint64_t seen = atomic_load_explicit(&e->word, memory_order_relaxed);
+    uint64_t seen = shm_load_relaxed(&e->word);
     uint64_t retry_at = mono_ns() + 1000000ull;
     for (uint32_t n = 1;; n++) {
       cpu_relax();
       /* relaxed: only a hint to try again; the claim itself is the acquire CAS in sbl_try_claim */
-      if (atomic_load_explicit(&e->word, memory_order_relaxed) != seen) break;
+      if (shm_load_relaxed(&e->word) != seen) break;
       if ((n & 63) == 0) {
         uint64_t now = mono_ns();
         if ((double)(now - start) >= spin_ns) return 0;
@@ -318,7 +315,7 @@ int sbl_try_claim_spin(sbl_contest *c, uint32_t kind, const uint8_t *label, uint
 /* Our claim (entry, version) as its current word, or 0 if it is not ours any more. */
 static uint64_t our_word(sbl_contest *c, uint32_t i, uint32_t version) {
   /* acquire: anything we read after deciding the claim is ours was published before */
-  uint64_t w = atomic_load_explicit(&entry_at(c, i)->word, memory_order_acquire);
+  uint64_t w = shm_load_acquire(&entry_at(c, i)->word);
   if (w_state(w) != SBL_HELD || w_version(w) != version || w_member(w) != c->me || w_gen(w) != (c->my_gen & 0xFFFF))
     return 0;
   return w;
@@ -327,9 +324,7 @@ static uint64_t our_word(sbl_contest *c, uint32_t i, uint32_t version) {
 int free_claim(sbl_contest *c, uint32_t i, uint64_t w) {
   entry_t *e = entry_at(c, i);
   /* seq_cst: release for the next holder's acquire, and ordered before wake_waiters' load of waiters */
-  if (!atomic_compare_exchange_strong_explicit(&e->word, &w, claim_word(w_version(w) + 1, 0, 0, SBL_FREE),
-                                               memory_order_seq_cst, memory_order_relaxed))
-    return 0;
+  if (!shm_cas_seq_cst(&e->word, &w, claim_word(w_version(w) + 1, 0, 0, SBL_FREE))) return 0;
   wake_waiters(e);
   return 1;
 }
@@ -344,7 +339,7 @@ int sbl_release(sbl_contest *c, uint32_t entry, uint32_t version) {
 
 int sbl_release_holder(sbl_contest *c, uint32_t entry, uint32_t version) {
   if (entry >= c->capacity) return -EINVAL;
-  uint64_t w = atomic_load_explicit(&entry_at(c, entry)->word, memory_order_acquire);
+  uint64_t w = shm_load_acquire(&entry_at(c, entry)->word);
   if (w_state(w) != SBL_HELD || w_version(w) != version || !free_claim(c, entry, w)) return 0;
   count(c, C_RELEASES);
   return 1;
@@ -354,7 +349,7 @@ int sbl_check(sbl_contest *c, uint32_t entry, uint32_t version, double now_ms) {
   if (entry >= c->capacity) return -EINVAL;
   if (!our_word(c, entry, version)) return 0;
   /* relaxed: only we write it while we hold the claim */
-  int64_t exp = atomic_load_explicit(&entry_at(c, entry)->expires_at, memory_order_relaxed);
+  int64_t exp = shm_load_relaxed(&entry_at(c, entry)->expires_at);
   return (double)exp > now_ms;
 }
 
@@ -365,8 +360,7 @@ int sbl_renew(sbl_contest *c, uint32_t entry, uint32_t version, double now_ms, d
   uint64_t w = claim_word(version, c->my_gen, c->me, SBL_HELD);
   uint64_t claiming = claim_word(version + 1, c->my_gen, c->me, SBL_CLAIMING);
   /* acquire: pairs with nothing new (we held it), but keeps the expiry write below after the CAS */
-  if (!atomic_compare_exchange_strong_explicit(&e->word, &w, claiming, memory_order_acquire, memory_order_relaxed))
-    return 0;
+  if (!shm_cas_acquire(&e->word, &w, claiming)) return 0;
   uint64_t held = publish_claim(c, entry, claiming, NULL, 0, 0, expiry_for(now_ms, ttl_ms), 0);
   int r = read_claim(c, entry, held, out);
   if (r < 0) return r;
@@ -377,9 +371,9 @@ int sbl_renew(sbl_contest *c, uint32_t entry, uint32_t version, double now_ms, d
 int sbl_next_holder(sbl_contest *c, uint32_t from, double now_ms, sbl_holder *out) {
   for (uint32_t i = from; i < c->capacity; i++) {
     entry_t *e = entry_at(c, i);
-    if ((atomic_load_explicit(&e->key, memory_order_acquire) & 0xFF) != SBL_KEY_READY) continue;
+    if ((shm_load_acquire(&e->key) & 0xFF) != SBL_KEY_READY) continue;
     for (;;) {
-      uint64_t w = atomic_load_explicit(&e->word, memory_order_acquire);
+      uint64_t w = shm_load_acquire(&e->word);
       int r = check_word(c, i, w);
       if (r) return r;
       if (w_state(w) != SBL_HELD || !member_alive(c, w_member(w), w_gen(w))) break;
@@ -397,7 +391,7 @@ int sbl_next_holder(sbl_contest *c, uint32_t from, double now_ms, sbl_holder *ou
 static int reset_entry(sbl_contest *c, uint32_t i) {
   entry_t *e = entry_at(c, i);
   for (uint32_t spins = 0;;) {
-    uint64_t w = atomic_load_explicit(&e->word, memory_order_acquire);
+    uint64_t w = shm_load_acquire(&e->word);
     int r = check_word(c, i, w);
     if (r) return r;
     if (w_state(w) == SBL_FREE) return 0;
@@ -422,7 +416,7 @@ int sbl_reset(sbl_contest *c, uint32_t kind, const uint8_t *label, uint32_t labe
 int sbl_reset_all(sbl_contest *c) {
   int n = 0;
   for (uint32_t i = 0; i < c->capacity; i++) {
-    if ((atomic_load_explicit(&entry_at(c, i)->key, memory_order_acquire) & 0xFF) != SBL_KEY_READY) continue;
+    if ((shm_load_acquire(&entry_at(c, i)->key) & 0xFF) != SBL_KEY_READY) continue;
     int r = reset_entry(c, i);
     if (r < 0) return r;
     n += r;
@@ -436,20 +430,20 @@ void sbl_stats(sbl_contest *c, double *out) {
      the totals), then the totals are read, then the living: a member killed since the last call is counted once,
      in the totals, instead of in neither (it was reaped between reading the totals and skipping it) */
   for (uint32_t m = 0; m < SBL_MAX_MEMBERS; m++) {
-    uint64_t mw = atomic_load_explicit(&member_at(c, m)->word, memory_order_relaxed);
+    uint64_t mw = shm_load_relaxed(&member_at(c, m)->word);
     if (m_state(mw) == SBL_MEMBER_ALIVE) (void)member_alive_as_of(c, m, m_gen(mw), 1);
   }
-  for (int k = 0; k < C_COUNT; k++) sum[k] = atomic_load_explicit(&hdr(c)->totals[k], memory_order_relaxed);
+  for (int k = 0; k < C_COUNT; k++) sum[k] = shm_load_relaxed(&hdr(c)->totals[k]);
   uint32_t members = 0, subjects = 0;
   for (uint32_t m = 0; m < SBL_MAX_MEMBERS; m++) {
     member_rec *r = member_at(c, m);
-    uint64_t mw = atomic_load_explicit(&r->word, memory_order_relaxed);
+    uint64_t mw = shm_load_relaxed(&r->word);
     if (m_state(mw) != SBL_MEMBER_ALIVE) continue;
     members++;
-    for (int k = 0; k < C_COUNT; k++) sum[k] += atomic_load_explicit(&r->counters[k], memory_order_relaxed);
+    for (int k = 0; k < C_COUNT; k++) sum[k] += shm_load_relaxed(&r->counters[k]);
   }
   for (uint32_t i = 0; i < c->capacity; i++)
-    if ((atomic_load_explicit(&entry_at(c, i)->key, memory_order_relaxed) & 0xFF) == SBL_KEY_READY) subjects++;
+    if ((shm_load_relaxed(&entry_at(c, i)->key) & 0xFF) == SBL_KEY_READY) subjects++;
   for (int k = 0; k < C_COUNT; k++) out[k] = (double)sum[k];
   out[5] = members;
   out[6] = subjects;

@@ -136,10 +136,10 @@ static void sweep_lap(sbl_contest *c, uint32_t m, uint32_t gen) {
   gen &= 0xFFFF;
   for (uint32_t i = 0; i < c->capacity; i++) {
     entry_t *e = entry_at(c, i);
-    uint32_t k = atomic_load_explicit(&e->key, memory_order_relaxed);
+    uint32_t k = shm_load_relaxed(&e->key);
     if ((k & 0xFF) == SBL_KEY_WRITING && ((k >> 8) & 0xFF) == m && (k >> 16) == gen)
-      atomic_compare_exchange_strong_explicit(&e->key, &k, SBL_KEY_ABANDONED, memory_order_relaxed, memory_order_relaxed);
-    uint64_t w = atomic_load_explicit(&e->word, memory_order_acquire);
+      shm_cas_relaxed(&e->key, &k, SBL_KEY_ABANDONED);
+    uint64_t w = shm_load_acquire(&e->word);
     if (w_state(w) != SBL_FREE && w_state(w) <= SBL_HELD && w_member(w) == m && w_gen(w) == gen)
       free_claim(c, i, w); /* seq_cst CAS + wake, as a release; a claimant that beat us took it already */
   }
@@ -151,27 +151,26 @@ static int join_members(sbl_contest *c) {
   for (int pass = 0; pass < 2; pass++) {
     for (uint32_t m = 0; m < SBL_MAX_MEMBERS; m++) {
       member_rec *r = member_at(c, m);
-      uint64_t w = atomic_load_explicit(&r->word, memory_order_relaxed);
+      uint64_t w = shm_load_relaxed(&r->word);
       if (m_state(w) > SBL_MEMBER_ALIVE) return corrupt(c, "bad member word", m, w);
       if (pass == 1 && m_state(w) == SBL_MEMBER_ALIVE) {
         member_alive(c, m, m_gen(w)); /* a full table: reap the dead, then look again */
-        w = atomic_load_explicit(&r->word, memory_order_relaxed);
+        w = shm_load_relaxed(&r->word);
       }
       if (pass == 1 && m_state(w) == SBL_MEMBER_JOINING && kill((pid_t)m_pid(w), 0) < 0 && errno == ESRCH)
-        reap(c, m, w), w = atomic_load_explicit(&r->word, memory_order_relaxed);
+        reap(c, m, w), w = shm_load_relaxed(&r->word);
       if (m_state(w) != SBL_MEMBER_FREE) continue;
       uint64_t joining = member_word(pid, m_gen(w), SBL_MEMBER_JOINING);
       /* acquire: the previous occupant's fold of its counters is done before we zero them */
-      if (!atomic_compare_exchange_strong_explicit(&r->word, &w, joining, memory_order_acquire, memory_order_relaxed))
-        continue;
-      for (int k = 0; k < C_COUNT; k++) atomic_store_explicit(&r->counters[k], 0, memory_order_relaxed);
-      atomic_store_explicit(&r->start, start, memory_order_relaxed);
+      if (!shm_cas_acquire(&r->word, &w, joining)) continue;
+      for (int k = 0; k < C_COUNT; k++) shm_store_relaxed(&r->counters[k], 0);
+      shm_store_relaxed(&r->start, start);
       sweep_lap(c, m, m_gen(w));
       c->me = m;
       c->my_gen = m_gen(w);
       c->my_word = member_word(pid, c->my_gen, SBL_MEMBER_ALIVE);
       /* release: a checker that loads ALIVE with acquire sees our start time */
-      atomic_store_explicit(&r->word, c->my_word, memory_order_release);
+      shm_store_release(&r->word, c->my_word);
       return 0;
     }
   }
@@ -290,19 +289,18 @@ void sbl_close(sbl_contest *c) {
   if (c->base != MAP_FAILED && c->me != UINT32_MAX) {
     member_rec *r = member_at(c, c->me);
     uint64_t counts[C_COUNT];
-    for (int i = 0; i < C_COUNT; i++) counts[i] = atomic_load_explicit(&r->counters[i], memory_order_relaxed);
+    for (int i = 0; i < C_COUNT; i++) counts[i] = shm_load_relaxed(&r->counters[i]);
     uint64_t w = c->my_word;
     /* release: our last claims' writes precede the record going free; a reaper may have beaten us (then
      * it folded the counters) */
-    if (atomic_compare_exchange_strong_explicit(&r->word, &w, member_word(0, c->my_gen + 1, SBL_MEMBER_FREE),
-                                                memory_order_release, memory_order_relaxed)) {
-      for (int i = 0; i < C_COUNT; i++) atomic_fetch_add_explicit(&hdr(c)->totals[i], counts[i], memory_order_relaxed);
+    if (shm_cas_release(&r->word, &w, member_word(0, c->my_gen + 1, SBL_MEMBER_FREE))) {
+      for (int i = 0; i < C_COUNT; i++) shm_fetch_add_relaxed(&hdr(c)->totals[i], counts[i]);
       /* our claims are stale now: wake anyone waiting on a subject we held */
       for (uint32_t i = 0; i < c->capacity; i++) {
         entry_t *e = entry_at(c, i);
-        uint64_t cw = atomic_load_explicit(&e->word, memory_order_relaxed);
+        uint64_t cw = shm_load_relaxed(&e->word);
         if (w_state(cw) != SBL_FREE && w_member(cw) == c->me && w_gen(cw) == (c->my_gen & 0xFFFF)) {
-          atomic_fetch_add_explicit(&e->wake_seq, 1, memory_order_seq_cst);
+          shm_fetch_add_seq_cst(&e->wake_seq, 1);
           plat_wake(&e->wake_seq, 1);
         }
       }

@@ -6,11 +6,11 @@
 /* 0: the entry can be claimed now; otherwise ms to sleep at most before looking again. */
 static int claimable_in(sbl_contest *c, uint32_t i) {
   entry_t *e = entry_at(c, i);
-  uint64_t w = atomic_load_explicit(&e->word, memory_order_acquire);
+  uint64_t w = shm_load_acquire(&e->word);
   if (w_state(w) > SBL_HELD || w_state(w) == SBL_FREE) return 0; /* corruption: let the claimant report it */
   if (!member_alive(c, w_member(w), w_gen(w))) return 0;
   if (w_state(w) == SBL_CLAIMING) return 1;
-  int64_t exp = atomic_load_explicit(&e->expires_at, memory_order_relaxed);
+  int64_t exp = shm_load_relaxed(&e->expires_at);
   int64_t left = exp == NO_EXPIRY ? WAIT_SLICE_MS : exp - clock_ms(CLOCK_REALTIME);
   if (left <= 0) return 0;
   return left < WAIT_SLICE_MS ? (int)left : WAIT_SLICE_MS;
@@ -20,14 +20,14 @@ static void *wait_main(void *arg) {
   sbl_wait *wt = arg;
   entry_t *e = entry_at(wt->c, wt->entry);
   /* seq_cst: see wake_waiters */
-  atomic_fetch_add_explicit(&e->waiters, 1, memory_order_seq_cst);
-  while (!atomic_load_explicit(&wt->cancel, memory_order_acquire)) {
-    uint32_t seq = atomic_load_explicit(&e->wake_seq, memory_order_seq_cst);
+  shm_fetch_add_seq_cst(&e->waiters, 1);
+  while (!shm_load_acquire(&wt->cancel)) {
+    uint32_t seq = shm_load_seq_cst(&e->wake_seq);
     int ms = claimable_in(wt->c, wt->entry);
     if (ms == 0) break;
     plat_wait(&e->wake_seq, seq, ms, 1);
   }
-  atomic_fetch_sub_explicit(&e->waiters, 1, memory_order_relaxed);
+  shm_fetch_sub_relaxed(&e->waiters, 1);
   plat_bell_ring(wt->bell.wr);
   return NULL;
 }
@@ -65,7 +65,7 @@ int sbl_wait_fd(sbl_wait *w) { return w->bell.rd; }
 
 void sbl_wait_end(sbl_wait *w) {
   if (!w) return;
-  atomic_store_explicit(&w->cancel, 1, memory_order_release);
+  shm_store_release(&w->cancel, 1);
   /* wakes every waiter of this entry, in every process: each just looks again */
   plat_wake(&entry_at(w->c, w->entry)->wake_seq, 1);
   pthread_join(w->thread, NULL);
@@ -86,7 +86,7 @@ static void unarm(sbl_contest *c, uint32_t i) {
   ws->armed[k - 1] = last;
   ws->slot[last] = k;
   ws->slot[i] = 0;
-  atomic_fetch_sub_explicit(&entry_at(c, i)->waiters, 1, memory_order_relaxed);
+  shm_fetch_sub_relaxed(&entry_at(c, i)->waiters, 1);
 }
 
 static void *waiter_main(void *arg) {
@@ -101,7 +101,7 @@ static void *waiter_main(void *arg) {
       return NULL;
     }
     /* read before the checks: an arm after them changes it, and the wait below returns at once */
-    uint32_t ctl = atomic_load_explicit(&ws->ctl, memory_order_seq_cst);
+    uint32_t ctl = shm_load_seq_cst(&ws->ctl);
     uint32_t nv = 1, rang = 0;
     int min_ms = -1;
     v[0] = (plat_waitv_entry){&ws->ctl, ctl, 0};
@@ -109,7 +109,7 @@ static void *waiter_main(void *arg) {
       uint32_t i = ws->armed[k];
       entry_t *e = entry_at(c, i);
       /* seq_cst: the waiters increment (at arm) precedes this load; see wake_waiters */
-      uint32_t seq = atomic_load_explicit(&e->wake_seq, memory_order_seq_cst);
+      uint32_t seq = shm_load_seq_cst(&e->wake_seq);
       int ms = claimable_in(c, i);
       if (ms == 0) {
         unarm(c, i); /* swaps the last armed entry into k: look at k again */
@@ -136,7 +136,7 @@ static void *waiter_main(void *arg) {
 }
 
 static void waiter_poke(waiter_set *ws) {
-  atomic_fetch_add_explicit(&ws->ctl, 1, memory_order_seq_cst);
+  shm_fetch_add_seq_cst(&ws->ctl, 1);
   plat_wake(&ws->ctl, 0);
 }
 
@@ -169,7 +169,7 @@ int sbl_waiter_arm(sbl_contest *c, uint32_t entry) {
   pthread_mutex_lock(&ws->lock);
   if (!ws->slot[entry]) {
     /* seq_cst: before the thread's load of the wake sequence and its check (Dekker with wake_waiters) */
-    atomic_fetch_add_explicit(&entry_at(c, entry)->waiters, 1, memory_order_seq_cst);
+    shm_fetch_add_seq_cst(&entry_at(c, entry)->waiters, 1);
     ws->armed[ws->n_armed++] = entry;
     ws->slot[entry] = ws->n_armed;
   }

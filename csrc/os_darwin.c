@@ -45,7 +45,7 @@ void os_wait(_Atomic uint32_t *addr, uint32_t expect, int timeout_ms, int shared
     /* a timeout of 0 is "for ever" to ulock */
     mac.ulock_wait(shared ? UL_COMPARE_AND_WAIT_SHARED : UL_COMPARE_AND_WAIT, (void *)addr, expect,
                    timeout_ms < 0 ? 0 : (uint32_t)timeout_ms * 1000u);
-  } else if (atomic_load_explicit(addr, memory_order_acquire) == expect) {
+  } else if (shm_load_acquire(addr) == expect) {
     struct timespec ts = {0, 1000000L}; /* neither call: a poll (§13.5) */
     nanosleep(&ts, NULL);
   }

@@ -8,7 +8,7 @@
 #ifndef SLOTBUS_PLATFORM_H
 #define SLOTBUS_PLATFORM_H
 #include <pthread.h>
-#include <stdatomic.h>
+#include "shm.h" /* the named atomics; plain headers only, so no circle */
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -65,7 +65,7 @@ int plat_region_lost_(void *base);
 extern _Atomic int plat_regions_lost; /* how many faults the guard has caught in this process: 0 almost always */
 /* One load on every poll; the table is looked at only once some region was lost. */
 static inline int plat_region_lost(void *base) {
-  return plat_portable && atomic_load_explicit(&plat_regions_lost, memory_order_acquire) && plat_region_lost_(base);
+  return plat_portable && shm_load_acquire(&plat_regions_lost) && plat_region_lost_(base);
 }
 
 /* ---- doorbells and notes (§13.4) ---- */

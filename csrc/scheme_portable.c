@@ -236,13 +236,13 @@ static pthread_once_t guard_once = PTHREAD_ONCE_INIT;
 static void on_sigbus(int sig, siginfo_t *info, void *ctx) {
   uintptr_t at = (uintptr_t)info->si_addr;
   for (int i = 0; i < GUARDED; i++) {
-    uintptr_t b = atomic_load_explicit(&guarded[i].base, memory_order_acquire);
-    size_t n = atomic_load_explicit(&guarded[i].size, memory_order_relaxed);
+    uintptr_t b = shm_load_acquire(&guarded[i].base);
+    size_t n = shm_load_relaxed(&guarded[i].size);
     if (!b || at < b || at >= b + n) continue;
     /* the access is retried on private zeros; the owner sees the flag at its next poll */
     if (mmap((void *)b, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANON | MAP_FIXED, -1, 0) != MAP_FAILED) {
-      atomic_store_explicit(&guarded[i].lost, 1, memory_order_release);
-      atomic_fetch_add_explicit(&plat_regions_lost, 1, memory_order_release);
+      shm_store_release(&guarded[i].lost, 1);
+      shm_fetch_add_release(&plat_regions_lost, 1);
       return;
     }
   }
@@ -265,12 +265,10 @@ void plat_region_mapped(void *base, size_t size) {
   pthread_once(&guard_once, guard_install);
   for (int i = 0; i < GUARDED; i++) {
     uintptr_t none = 0;
-    atomic_store_explicit(&guarded[i].size, size, memory_order_relaxed);
-    if (atomic_load_explicit(&guarded[i].base, memory_order_relaxed) == 0 &&
-        atomic_compare_exchange_strong_explicit(&guarded[i].base, &none, (uintptr_t)base, memory_order_release,
-                                                memory_order_relaxed)) {
-      atomic_store_explicit(&guarded[i].size, size, memory_order_release);
-      atomic_store_explicit(&guarded[i].lost, 0, memory_order_relaxed);
+    shm_store_relaxed(&guarded[i].size, size);
+    if (shm_load_relaxed(&guarded[i].base) == 0 && shm_cas_release(&guarded[i].base, &none, (uintptr_t)base)) {
+      shm_store_release(&guarded[i].size, size);
+      shm_store_relaxed(&guarded[i].lost, 0);
       return;
     }
   }
@@ -279,16 +277,15 @@ void plat_region_mapped(void *base, size_t size) {
 void plat_region_unmapped(void *base) {
   if (!plat_portable || !base) return;
   for (int i = 0; i < GUARDED; i++)
-    if (atomic_load_explicit(&guarded[i].base, memory_order_relaxed) == (uintptr_t)base) {
-      atomic_store_explicit(&guarded[i].lost, 0, memory_order_relaxed);
-      atomic_store_explicit(&guarded[i].base, 0, memory_order_release);
+    if (shm_load_relaxed(&guarded[i].base) == (uintptr_t)base) {
+      shm_store_relaxed(&guarded[i].lost, 0);
+      shm_store_release(&guarded[i].base, 0);
     }
 }
 
 int plat_region_lost_(void *base) {
   for (int i = 0; i < GUARDED; i++)
-    if (atomic_load_explicit(&guarded[i].base, memory_order_acquire) == (uintptr_t)base)
-      return atomic_load_explicit(&guarded[i].lost, memory_order_acquire);
+    if (shm_load_acquire(&guarded[i].base) == (uintptr_t)base) return shm_load_acquire(&guarded[i].lost);
   return 0;
 }
 

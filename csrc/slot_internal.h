@@ -174,10 +174,10 @@ static inline int ring_tagged(uint32_t e, uint32_t pos) { return (e >> RING_SLOT
 
 static inline void ring_push(sb_chan *ch, _Atomic uint32_t *ring, _Atomic uint32_t *tail, uint32_t slot) {
   /* release: a consumer that sees the entry sees what was published before it */
-  atomic_store_explicit(&ring[ch->prod_tail & (ch->g.ring_size - 1)], ring_entry(ch->prod_tail, slot), memory_order_release);
+  shm_store_release(&ring[ch->prod_tail & (ch->g.ring_size - 1)], ring_entry(ch->prod_tail, slot));
   ch->prod_tail++;
   /* seq_cst, not just release: it must be ordered before our load of the peer's parked word (§5). */
-  atomic_store_explicit(tail, ch->prod_tail, memory_order_seq_cst);
+  shm_store_seq_cst(tail, ch->prod_tail);
 }
 
 /* Whether the producer's tail says there is nothing to take: it equals our head, or is one behind it (the entry
@@ -188,19 +188,19 @@ static inline int ring_tail_empty(sb_chan *ch, uint32_t t) { return t == ch->con
 static inline int ring_pop(sb_chan *ch, _Atomic uint32_t *ring, _Atomic uint32_t *tail, _Atomic uint32_t *head) {
   if (plat_region_lost(ch->base)) return corrupt(ch, "the shared region was truncated by the peer (SIGBUS caught)", 0, 0);
   _Atomic uint32_t *at = &ring[ch->cons_head & (ch->g.ring_size - 1)];
-  uint32_t e = atomic_load_explicit(at, memory_order_acquire);
+  uint32_t e = shm_load_acquire(at);
   if (!ring_tagged(e, ch->cons_head)) {
     /* Not there yet, or the producer is lying: its tail tells, and is read only on this (empty) path. Release on
      * the entry, then the tail: a tail that moved past our head guarantees the entry is visible. */
-    uint32_t t = atomic_load_explicit(tail, memory_order_acquire);
+    uint32_t t = shm_load_acquire(tail);
     if (ring_tail_empty(ch, t)) return -1;
     if (t - ch->cons_head > ch->g.ring_size) return corrupt(ch, "ring tail out of range", t, ch->cons_head);
-    e = atomic_load_explicit(at, memory_order_acquire);
+    e = shm_load_acquire(at);
     if (!ring_tagged(e, ch->cons_head)) return corrupt(ch, "ring entry out of sequence", e, ch->cons_head);
   }
   uint32_t slot = e & ((1u << RING_SLOT_BITS) - 1);
   ch->cons_head++;
-  atomic_store_explicit(head, ch->cons_head, memory_order_release);
+  shm_store_release(head, ch->cons_head);
   if (slot >= ch->g.slot_count) return corrupt(ch, "ring entry is not a slot", slot, ch->g.slot_count);
   return (int)slot;
 }
@@ -209,7 +209,7 @@ static inline int ring_pop(sb_chan *ch, _Atomic uint32_t *ring, _Atomic uint32_t
 
 static inline void wake_peer(sb_chan *ch, _Atomic uint32_t *peer_parked, _Atomic uint32_t *tail) {
   /* A polling peer costs us one load of a line it does not write: no syscall, no cache miss. */
-  uint32_t how = atomic_load_explicit(peer_parked, memory_order_seq_cst);
+  uint32_t how = shm_load_seq_cst(peer_parked);
   if (how == SB_PARK_FUTEX) {
     /* Never cleared from here: a futex wake is not remembered, so a stale clear could hide the peer's
      * next sleep from every later push. The sleeper clears it when it wakes. */
@@ -217,8 +217,7 @@ static inline void wake_peer(sb_chan *ch, _Atomic uint32_t *peer_parked, _Atomic
   } else if (how == SB_PARK_EVENTFD) {
     /* Cleared here so a burst of pushes pays one write. Safe even if stale: the doorbell remembers. */
     uint32_t expect = SB_PARK_EVENTFD;
-    if (atomic_compare_exchange_strong_explicit(peer_parked, &expect, SB_AWAKE, memory_order_seq_cst,
-                                                memory_order_seq_cst)) {
+    if (shm_cas_seq_cst(peer_parked, &expect, SB_AWAKE)) {
       plat_bell_ring(ch->peer_bell); /* a full doorbell has rung already: the peer will wake anyway */
     }
   }
@@ -229,7 +228,7 @@ static inline _Atomic uint32_t *my_tail(sb_chan *ch) { return ch->is_hub ? &ch->
 
 /* Whether the hub asked for a cancellation the worker has not looked at (the worker's other reason to wake). */
 static inline int cancels_pending(sb_chan *ch) {
-  return !ch->is_hub && atomic_load_explicit(&ch->hdr->cancel_seq, memory_order_seq_cst) != ch->cancel_seen;
+  return !ch->is_hub && shm_load_seq_cst(&ch->hdr->cancel_seq) != ch->cancel_seen;
 }
 
 

@@ -309,7 +309,7 @@ int32_t sb_peer_uid(sb_chan *ch) { return ch->peer_uid; }
 sb_msg *sb_last_msg(sb_chan *ch) { return &ch->msg; }
 const char *sb_error(sb_chan *ch) { return ch->error; }
 uint32_t sb_slot_state(sb_chan *ch, uint32_t slot) {
-  return slot < ch->g.slot_count ? atomic_load_explicit(&slot_at(ch, slot)->state, memory_order_relaxed) : 0;
+  return slot < ch->g.slot_count ? shm_load_relaxed(&slot_at(ch, slot)->state) : 0;
 }
 
 /* ---- accept watcher ---- */

@@ -5,11 +5,10 @@
 /* ---- parking (§5) ---- */
 
 static int park_as(sb_chan *ch, uint32_t how) {
-  atomic_store_explicit(my_parked(ch), how, memory_order_seq_cst);
+  shm_store_seq_cst(my_parked(ch), how);
   /* seq_cst loads after the seq_cst store: either we see the peer's push or cancel, or it sees us parked */
-  if (!ring_tail_empty(ch, atomic_load_explicit(my_tail(ch), memory_order_seq_cst)) || cancels_pending(ch) ||
-      slot_credit_moved(ch)) {
-    atomic_store_explicit(my_parked(ch), SB_AWAKE, memory_order_relaxed);
+  if (!ring_tail_empty(ch, shm_load_seq_cst(my_tail(ch))) || cancels_pending(ch) || slot_credit_moved(ch)) {
+    shm_store_relaxed(my_parked(ch), SB_AWAKE);
     return 1;
   }
   return 0;
@@ -20,7 +19,7 @@ int sb_park(sb_chan *ch) { return park_as(ch, SB_PARK_EVENTFD); }
 void sb_yield(void) { sched_yield(); }
 
 void sb_unpark(sb_chan *ch) {
-  atomic_store_explicit(my_parked(ch), SB_AWAKE, memory_order_relaxed);
+  shm_store_relaxed(my_parked(ch), SB_AWAKE);
   plat_bell_drain(ch->my_bell);
 }
 
@@ -53,9 +52,12 @@ int sb_wait(sb_chan *ch, int timeout_ms, int use_futex) {
     for (;;) {
       int slice = (left < 0 || left > 10) ? 10 : left;
       /* the tail as park_as found it: our head, or one behind while the push we took last completes */
-      uint32_t seen = atomic_load_explicit(my_tail(ch), memory_order_acquire);
+      uint32_t seen = shm_load_acquire(my_tail(ch));
       if (ring_tail_empty(ch, seen)) plat_wait(my_tail(ch), seen, slice, 1);
-      if (!ring_tail_empty(ch, atomic_load_explicit(my_tail(ch), memory_order_acquire)) || cancels_pending(ch)) { result = 1; break; }
+      if (!ring_tail_empty(ch, shm_load_acquire(my_tail(ch))) || cancels_pending(ch)) {
+        result = 1;
+        break;
+      }
       if (slot_peer_gone(ch)) { result = -EPIPE; break; }
       if (left >= 0 && (left -= slice) <= 0) break;
     }
@@ -80,7 +82,7 @@ int sb_hub_claim(sb_chan *ch) {
   if (ch->free_top == 0) return -1;
   uint32_t i = ch->free_stack[--ch->free_top];
   ch->busy[i] = HUB_CLAIMED;
-  atomic_store_explicit(&slot_at(ch, i)->state, word(ch->gen[i], SB_WRITING), memory_order_relaxed);
+  shm_store_relaxed(&slot_at(ch, i)->state, word(ch->gen[i], SB_WRITING));
   return (int)i;
 }
 
@@ -90,7 +92,7 @@ int sb_hub_unclaim(sb_chan *ch, uint32_t slot) {
   ch->hiwater[2 * slot] = ch->g.arena_size;
   trim(ch, slot, 0);
   /* relaxed: the worker never saw this generation (nothing was pushed), so there is nothing to order against */
-  atomic_store_explicit(&slot_at(ch, slot)->state, word(ch->gen[slot], SB_FREE), memory_order_relaxed);
+  shm_store_relaxed(&slot_at(ch, slot)->state, word(ch->gen[slot], SB_FREE));
   ch->busy[slot] = HUB_FREE;
   ch->free_stack[ch->free_top++] = slot;
   return 0;
@@ -108,13 +110,13 @@ int sb_hub_publish(sb_chan *ch, uint32_t slot, uint32_t kind, uint32_t id, uint3
   hub_stream *st = &ch->hs[slot];
   *st = (hub_stream){.window = ch->stream_window, .limit = ch->stream_window};
   SHM_WRITE(s->window, ch->stream_window);
-  atomic_store_explicit(&s->limit, ch->stream_window, memory_order_relaxed);
-  atomic_store_explicit(&s->notify, 0, memory_order_relaxed);
+  shm_store_relaxed(&s->limit, ch->stream_window);
+  shm_store_relaxed(&s->notify, 0);
   uint32_t used = align8(head_len) + body_len;
   if (used > ch->hiwater[2 * slot]) ch->hiwater[2 * slot] = used;
   ch->busy[slot] = HUB_PUBLISHED;
   /* release: the worker's acquire CAS on this word makes the arena and fields above visible */
-  atomic_store_explicit(&s->state, word(ch->gen[slot], SB_READY), memory_order_release);
+  shm_store_release(&s->state, word(ch->gen[slot], SB_READY));
   ring_push(ch, sq(ch), &ch->hdr->sq_tail, slot);
   wake_peer(ch, &ch->hdr->worker_parked, &ch->hdr->sq_tail);
   return 0;
@@ -125,14 +127,12 @@ int sb_hub_cancel(sb_chan *ch, uint32_t slot) {
   slot_hdr *s = slot_at(ch, slot);
   uint32_t expect = word(ch->gen[slot], SB_READY);
   /* relaxed: the CAS only decides who owns the edge; nothing else is published with it */
-  if (atomic_compare_exchange_strong_explicit(&s->state, &expect, word(ch->gen[slot], SB_CANCELLED), memory_order_relaxed,
-                                              memory_order_relaxed))
-    return 1;
+  if (shm_cas_relaxed(&s->state, &expect, word(ch->gen[slot], SB_CANCELLED))) return 1;
   /* The worker has it (or already answered): ask it to give up. The cancel word goes first, then the counter with
    * seq_cst, which orders both before our load of worker_parked (§5) and pairs with the worker's acquire of it. */
   ch->hs[slot].flags |= HS_CANCEL; /* from now on an END may say "cancelled" (§9.5) */
   SHM_WRITE(s->cancel, word(ch->gen[slot], 1));
-  atomic_fetch_add_explicit(&ch->hdr->cancel_seq, 1, memory_order_seq_cst);
+  shm_fetch_add_seq_cst(&ch->hdr->cancel_seq, 1);
   wake_peer(ch, &ch->hdr->worker_parked, &ch->hdr->sq_tail);
   return 2;
 }
@@ -144,7 +144,7 @@ int sb_hub_poll(sb_chan *ch) {
   slot_hdr *s = slot_at(ch, i);
   prefetch_arena(ch, i, 1, 0);
   /* acquire: pairs with the worker's release store of DONE, so the response is complete */
-  uint32_t w = atomic_load_explicit(&s->state, memory_order_acquire);
+  uint32_t w = shm_load_acquire(&s->state);
   if (w == word(ch->gen[i], SB_STREAMING)) return slot_stream_notified(ch, i);
   if (ch->busy[i] != HUB_PUBLISHED) return corrupt(ch, "completed a slot the hub did not publish", i, w);
   if (w != word(ch->gen[i], SB_DONE)) return corrupt(ch, "completed slot has a bad state word", i, w);
@@ -185,7 +185,7 @@ int sb_hub_release(sb_chan *ch, uint32_t slot) {
   trim(ch, slot, 0);
   trim(ch, slot, 1);
   ch->gen[slot] = (ch->gen[slot] + 1) & 0xFFFFFFu;
-  atomic_store_explicit(&slot_at(ch, slot)->state, word(ch->gen[slot], SB_FREE), memory_order_relaxed);
+  shm_store_relaxed(&slot_at(ch, slot)->state, word(ch->gen[slot], SB_FREE));
   ch->busy[slot] = HUB_FREE;
   ch->free_stack[ch->free_top++] = slot;
   return 0;
@@ -194,7 +194,7 @@ int sb_hub_release(sb_chan *ch, uint32_t slot) {
 /* ---- worker side ---- */
 
 static void worker_finish(sb_chan *ch, slot_hdr *s, uint32_t slot, uint32_t gen) {
-  atomic_store_explicit(&s->state, word(gen, SB_DONE), memory_order_release);
+  shm_store_release(&s->state, word(gen, SB_DONE));
   ring_push(ch, cq(ch), &ch->hdr->cq_tail, slot);
   wake_peer(ch, &ch->hdr->hub_parked, &ch->hdr->cq_tail);
 }
@@ -209,12 +209,10 @@ int sb_worker_poll(sb_chan *ch) {
     slot_hdr *s = slot_at(ch, i);
     prefetch_arena(ch, i, 0, 0);
     prefetch_arena(ch, i, 1, 1); /* for writing: the answer goes there */
-    uint32_t w = atomic_load_explicit(&s->state, memory_order_relaxed);
+    uint32_t w = shm_load_relaxed(&s->state);
     /* acquire on success: pairs with the hub's release store of READY. Strong, and tried once: on failure w holds
      * the new word, and the only legal change is the hub's cancel; a hub flipping the word cannot keep us here. */
-    int claimed = (w & 0xFF) == SB_READY &&
-                  atomic_compare_exchange_strong_explicit(&s->state, &w, word(w >> 8, SB_CLAIMED), memory_order_acquire,
-                                                          memory_order_relaxed);
+    int claimed = (w & 0xFF) == SB_READY && shm_cas_acquire(&s->state, &w, word(w >> 8, SB_CLAIMED));
     if (!claimed && (w & 0xFF) == SB_CANCELLED) {
       SHM_WRITE(s->status, 0);
       SHM_WRITE(s->flags, SB_RESP_CANCELLED);
@@ -248,7 +246,7 @@ int sb_worker_poll(sb_chan *ch) {
 
 uint32_t sb_worker_cancel_seq(sb_chan *ch) {
   /* acquire: pairs with the hub's seq_cst increment, so the cancel words written before it are visible */
-  ch->cancel_seen = atomic_load_explicit(&ch->hdr->cancel_seq, memory_order_acquire);
+  ch->cancel_seen = shm_load_acquire(&ch->hdr->cancel_seq);
   return ch->cancel_seen;
 }
 
@@ -264,7 +262,7 @@ int sb_worker_complete(sb_chan *ch, uint32_t slot, uint32_t gen, uint32_t status
   slot_hdr *s = slot_at(ch, slot);
   /* relaxed: only this side moves a slot out of CLAIMED, so the word cannot change under us legitimately.
    * The generation is what makes a second completion of an old request fail instead of answering the next one. */
-  uint32_t w = atomic_load_explicit(&s->state, memory_order_relaxed);
+  uint32_t w = shm_load_relaxed(&s->state);
   if (gen > 0xFFFFFFu || w != word(gen, SB_CLAIMED)) return -EINVAL;
   SHM_WRITE(s->status, status);
   SHM_WRITE(s->flags, flags);

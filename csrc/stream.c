@@ -26,14 +26,13 @@ static int cancelled(sb_chan *ch, uint32_t slot, uint32_t gen) {
 static worker_stream *held(sb_chan *ch, uint32_t slot, uint32_t gen, uint32_t state) {
   if (ch->is_hub || slot >= ch->g.slot_count || gen > 0xFFFFFFu) return NULL;
   worker_stream *w = &ch->ws[slot];
-  if (w->gen != gen || atomic_load_explicit(&slot_at(ch, slot)->state, memory_order_relaxed) != word(gen, state))
-    return NULL;
+  if (w->gen != gen || shm_load_relaxed(&slot_at(ch, slot)->state) != word(gen, state)) return NULL;
   return w;
 }
 
 /* The credit, checked (§9.6): 8 ≤ limit − produced ≤ window, and a frame boundary. 0 when the hub broke it. */
 static int load_limit(sb_chan *ch, slot_hdr *s, worker_stream *w, uint32_t *limit) {
-  uint32_t l = atomic_load_explicit(&s->limit, memory_order_acquire);
+  uint32_t l = shm_load_acquire(&s->limit);
   uint32_t ahead = l - w->produced;
   if (ahead < FRAME_HDR || ahead > w->window || (l & 7)) return corrupt(ch, "stream credit out of range", l, w->produced);
   *limit = l;
@@ -43,12 +42,12 @@ static int load_limit(sb_chan *ch, slot_hdr *s, worker_stream *w, uint32_t *limi
 /* Publish what was written up to w->produced and notify with v (1 frames, 2 the END): push unless a notification
  * is already pending (§9.3). */
 static int publish(sb_chan *ch, slot_hdr *s, uint32_t slot, worker_stream *w, uint32_t v) {
-  atomic_store_explicit(&s->produced, w->produced, memory_order_release);
-  uint32_t old = atomic_exchange_explicit(&s->notify, v, memory_order_acq_rel);
+  shm_store_release(&s->produced, w->produced);
+  uint32_t old = shm_xchg_acq_rel(&s->notify, v);
   if (old == 1) return 0;
   if (old != 0) return corrupt(ch, "stream notify word rewritten", slot, old);
   /* only the hub's pop clears it, so the slot is not in the cq: a full cq means a hub that cleared without popping */
-  if (ch->prod_tail - atomic_load_explicit(&ch->hdr->cq_head, memory_order_acquire) >= ch->g.ring_size)
+  if (ch->prod_tail - shm_load_acquire(&ch->hdr->cq_head) >= ch->g.ring_size)
     return corrupt(ch, "completion ring full while streaming", slot, ch->prod_tail);
   ring_push(ch, cq(ch), &ch->hdr->cq_tail, slot);
   wake_peer(ch, &ch->hdr->hub_parked, &ch->hdr->cq_tail);
@@ -73,8 +72,7 @@ static void clear_waiting(sb_chan *ch, worker_stream *w) {
 int slot_credit_moved(sb_chan *ch) {
   if (ch->is_hub || !ch->waiting_streams) return 0;
   for (uint32_t i = 0; i < ch->g.slot_count; i++)
-    if (ch->ws[i].waiting && atomic_load_explicit(&slot_at(ch, i)->limit, memory_order_seq_cst) != ch->ws[i].limit_seen)
-      return 1;
+    if (ch->ws[i].waiting && shm_load_seq_cst(&slot_at(ch, i)->limit) != ch->ws[i].limit_seen) return 1;
   return 0;
 }
 
@@ -90,8 +88,8 @@ int sb_worker_stream_begin(sb_chan *ch, uint32_t slot, uint32_t gen, uint32_t st
   w->produced = align8(FRAME_HDR + head_len);
   w->streaming = 1;
   /* produced before the state word: a hub that sees STREAMING and exchanges notify then finds HEAD published */
-  atomic_store_explicit(&s->produced, w->produced, memory_order_release);
-  atomic_store_explicit(&s->state, word(gen, SB_STREAMING), memory_order_release);
+  shm_store_release(&s->produced, w->produced);
+  shm_store_release(&s->state, word(gen, SB_STREAMING));
   return publish(ch, s, slot, w, 1);
 }
 
@@ -145,8 +143,8 @@ int sb_worker_stream_wait(sb_chan *ch, uint32_t slot, uint32_t gen, int timeout_
     set_waiting(ch, w, limit, need);
     /* Our own park, not sb_wait's: requests queued in the sq must not wake a worker that only wants credit. The
      * hub stores limit (seq_cst) and then loads worker_parked; we store it and then load limit: one sees the other. */
-    atomic_store_explicit(&ch->hdr->worker_parked, SB_PARK_EVENTFD, memory_order_seq_cst);
-    int moved = atomic_load_explicit(&s->limit, memory_order_seq_cst) != limit || cancelled(ch, slot, gen);
+    shm_store_seq_cst(&ch->hdr->worker_parked, SB_PARK_EVENTFD);
+    int moved = shm_load_seq_cst(&s->limit) != limit || cancelled(ch, slot, gen);
     int left = deadline < 0 ? -1 : (int)(deadline - sys_now_ms());
     if (!moved && deadline >= 0 && left <= 0) {
       sb_unpark(ch);
@@ -206,8 +204,8 @@ int slot_stream_notified(sb_chan *ch, uint32_t i) {
   if (st->flags & HS_FINAL) return corrupt(ch, "notified after its final notification", i, 0);
   slot_hdr *s = slot_at(ch, i);
   /* the exchange first, then produced: the other order could miss a frame signalled to nobody */
-  uint32_t v = atomic_exchange_explicit(&s->notify, 0, memory_order_acq_rel);
-  uint32_t P = atomic_load_explicit(&s->produced, memory_order_acquire);
+  uint32_t v = shm_xchg_acq_rel(&s->notify, 0);
+  uint32_t P = shm_load_acquire(&s->produced);
   if (v != 1 && v != 2) return corrupt(ch, "stream notified without notify", i, v);
   if ((P & 7) || P - st->r > st->limit - st->r || P - st->r < st->P - st->r)
     return corrupt(ch, "stream position out of range", P, st->limit);
@@ -293,7 +291,7 @@ int sb_hub_stream_consumed(sb_chan *ch, uint32_t slot, uint32_t pos) {
   st->limit = limit;
   /* seq_cst: our reads of the freed bytes come before the worker's writes over them, and the store comes before our
    * load of worker_parked (§9.4) */
-  atomic_store_explicit(&slot_at(ch, slot)->limit, limit, memory_order_seq_cst);
+  shm_store_seq_cst(&slot_at(ch, slot)->limit, limit);
   wake_peer(ch, &ch->hdr->worker_parked, &ch->hdr->sq_tail);
   return 0;
 }

@@ -34,8 +34,8 @@ static int map_topic(sb_topic *t) {
 static int become_keeper(sb_topic *t) {
   t->created = 1;
   /* release: newcomers reading the creator see its start time with it */
-  atomic_store_explicit(keeper_start(t), t->start, memory_order_relaxed);
-  atomic_store_explicit(keeper_pid(t), t->pid, memory_order_release);
+  shm_store_relaxed(keeper_start(t), t->start);
+  shm_store_release(keeper_pid(t), t->pid);
   return 0;
 }
 
@@ -216,21 +216,19 @@ static void reap(sb_topic *t, int deep) {
     int is_sub = i < SB_TOPIC_MAX_SUBS;
     uint8_t *e = is_sub ? sub_entry(t, i) : pub_entry(t, i - SB_TOPIC_MAX_SUBS);
     /* acquire: pid and start time were written before the entry went live */
-    if (atomic_load_explicit(shm_u32(e, 0), memory_order_acquire) != SB_ENTRY_LIVE) continue;
-    uint32_t pid = atomic_load_explicit(shm_u32(e, 4), memory_order_relaxed);
-    uint64_t start = atomic_load_explicit(shm_u64(e, 8), memory_order_relaxed);
+    if (shm_load_acquire(shm_u32(e, 0)) != SB_ENTRY_LIVE) continue;
+    uint32_t pid = shm_load_relaxed(shm_u32(e, 4));
+    uint64_t start = shm_load_relaxed(shm_u64(e, 8));
     if (pid == t->pid || alive(pid, start, deep)) continue;
     uint32_t live = SB_ENTRY_LIVE;
     /* acquire: we own the entry's cleanup; exactly one member wins it */
-    if (!atomic_compare_exchange_strong_explicit(shm_u32(e, 0), &live, SB_ENTRY_CLAIMING, memory_order_acquire,
-                                                 memory_order_relaxed))
-      continue;
+    if (!shm_cas_acquire(shm_u32(e, 0), &live, SB_ENTRY_CLAIMING)) continue;
     if (is_sub) {
       release_parked(t, e);
-      unbind_wake(t, i, atomic_load_explicit(shm_u32(e, SB_SUB_NONCE), memory_order_relaxed)); /* its file (§13.2) */
+      unbind_wake(t, i, shm_load_relaxed(shm_u32(e, SB_SUB_NONCE))); /* its file (§13.2) */
     }
     /* release: a new owner claiming it sees the cleanup done */
-    atomic_store_explicit(shm_u32(e, 0), SB_ENTRY_FREE, memory_order_release);
+    shm_store_release(shm_u32(e, 0), SB_ENTRY_FREE);
   }
 }
 
@@ -258,15 +256,15 @@ int sb_topic_tick_deep(sb_topic *t) { return tick(t, 1); }
 void sb_topic_leave(sb_topic *t) {
   if (!t) return;
   if (t->base && t->pub_index >= 0) {
-    atomic_store_explicit(fence_word(t, (uint32_t)t->pub_index), 0, memory_order_relaxed);
+    shm_store_relaxed(fence_word(t, (uint32_t)t->pub_index), 0);
     /* release: the fence cleared, then the publisher entry freed */
-    atomic_store_explicit(shm_u32(pub_entry(t, (uint32_t)t->pub_index), 0), SB_ENTRY_FREE, memory_order_release);
+    shm_store_release(shm_u32(pub_entry(t, (uint32_t)t->pub_index), 0), SB_ENTRY_FREE);
     t->pub_index = -1;
   }
   if (t->base && t->created) {
     uint32_t me = t->pid;
     /* relaxed: informational (stats' creator pid) */
-    atomic_compare_exchange_strong_explicit(keeper_pid(t), &me, 0, memory_order_relaxed, memory_order_relaxed);
+    shm_cas_relaxed(keeper_pid(t), &me, 0);
     t->created = 0;
   }
   /* our hold on the name: a handle that stopped ticking must not keep newcomers waiting on it */

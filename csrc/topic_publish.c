@@ -30,14 +30,14 @@ static int rule_parse(const uint8_t *r, uint32_t len, rule_view *v) {
 
 static void refresh_rules(sb_topic *t) {
   /* acquire: pairs with sb_topic_add_rule's release; the rules written before it are visible */
-  uint32_t v = atomic_load_explicit(rules_version(t), memory_order_acquire);
+  uint32_t v = shm_load_acquire(rules_version(t));
   if (v == t->rules_version) return;
   t->rules_version = v;
   t->rule_count = 0;
   for (uint32_t i = 0; i < SB_TOPIC_MAX_RULES; i++) {
     uint8_t *r = rule_at(t, i);
     uint8_t buf[SB_TOPIC_RULE_BYTES];
-    if (atomic_load_explicit(shm_u32(r, 0), memory_order_acquire) != SB_ENTRY_LIVE) continue;
+    if (shm_load_acquire(shm_u32(r, 0)) != SB_ENTRY_LIVE) continue;
     shm_load_words(buf, r, SB_TOPIC_RULE_BYTES);
     int ok = 1;
     for (int k = 0; k < 4; k++)
@@ -57,7 +57,7 @@ int sb_topic_add_rule(sb_topic *t, const uint8_t *rule, uint32_t len) {
   for (uint32_t i = 0; i < SB_TOPIC_MAX_RULES; i++) {
     uint8_t *r = rule_at(t, i);
     uint8_t cur[SB_TOPIC_RULE_BYTES];
-    if (atomic_load_explicit(shm_u32(r, 0), memory_order_acquire) != SB_ENTRY_LIVE) continue;
+    if (shm_load_acquire(shm_u32(r, 0)) != SB_ENTRY_LIVE) continue;
     shm_load_words(cur, r, SB_TOPIC_RULE_BYTES);
     if (memcmp(cur + RULE_FIELDS, buf + RULE_FIELDS, SB_TOPIC_RULE_BYTES - RULE_FIELDS) == 0) return (int)i;
   }
@@ -66,8 +66,8 @@ int sb_topic_add_rule(sb_topic *t, const uint8_t *rule, uint32_t len) {
   uint8_t *r = rule_at(t, (uint32_t)i);
   shm_store_words(r + RULE_FIELDS, buf + RULE_FIELDS, SB_TOPIC_RULE_BYTES - RULE_FIELDS);
   /* release: the fields before the state; then the version tells publishers to re-read */
-  atomic_store_explicit(shm_u32(r, 0), SB_ENTRY_LIVE, memory_order_release);
-  atomic_fetch_add_explicit(rules_version(t), 1, memory_order_release);
+  shm_store_release(shm_u32(r, 0), SB_ENTRY_LIVE);
+  shm_fetch_add_release(rules_version(t), 1);
   return i;
 }
 
@@ -96,19 +96,18 @@ static void bind_store(sb_topic *t, uint32_t rule, const uint8_t *a, uint32_t al
   }
   if (!target) target = binding_at(t, h % SB_TOPIC_BINDINGS); /* full neighbourhood: overwrite the first */
   a32 *seq = shm_u32(target, 0);
-  uint32_t s = atomic_load_explicit(seq, memory_order_relaxed);
+  uint32_t s = shm_load_relaxed(seq);
   /* acquire: take the entry (odd = being written); give up rather than wait: a binding is best effort */
-  if ((s & 1) || !atomic_compare_exchange_strong_explicit(seq, &s, s + 1, memory_order_acquire, memory_order_relaxed))
-    return;
-  atomic_thread_fence(memory_order_release); /* readers that see our field writes also see seq odd */
+  if ((s & 1) || !shm_cas_acquire(seq, &s, s + 1)) return;
+  shm_fence_release();                       /* readers that see our field writes also see seq odd */
   uint8_t buf[192] = {0};                    /* A, B, C at 8, 72, 136 of the entry */
   buf[0] = (uint8_t)al, memcpy(buf + 1, a, al);
   buf[64] = (uint8_t)bl, memcpy(buf + 65, b, bl);
   buf[128] = (uint8_t)cl, memcpy(buf + 129, c, cl);
-  atomic_store_explicit(shm_u32(target, 4), rule + 1, memory_order_relaxed);
+  shm_store_relaxed(shm_u32(target, 4), rule + 1);
   shm_store_words(target + 8, buf, 192);
   /* release: the fields before the even seq */
-  atomic_store_explicit(seq, s + 2, memory_order_release);
+  shm_store_release(seq, s + 2);
 }
 
 static int bind_lookup(sb_topic *t, uint32_t rule, const uint8_t *a, uint32_t al, const uint8_t *b, uint32_t bl,
@@ -118,10 +117,10 @@ static int bind_lookup(sb_topic *t, uint32_t rule, const uint8_t *a, uint32_t al
     uint8_t *e = binding_at(t, (h + i) % SB_TOPIC_BINDINGS), cur[200];
     for (int tries = 0; tries < 4; tries++) {
       /* acquire: pairs with the writer's release of an even seq */
-      uint32_t s1 = atomic_load_explicit(shm_u32(e, 0), memory_order_acquire);
+      uint32_t s1 = shm_load_acquire(shm_u32(e, 0));
       shm_load_words(cur, e, 200);
-      atomic_thread_fence(memory_order_acquire); /* the copy before the re-check */
-      if ((s1 & 1) || atomic_load_explicit(shm_u32(e, 0), memory_order_relaxed) != s1) continue;
+      shm_fence_acquire(); /* the copy before the re-check */
+      if ((s1 & 1) || shm_load_relaxed(shm_u32(e, 0)) != s1) continue;
       uint32_t owner;
       memcpy(&owner, cur + 4, 4);
       if (owner == 0) return 0;
@@ -184,7 +183,7 @@ static uint32_t apply_rules(sb_topic *t, uint8_t *rec, uint32_t *len) {
 
 /* Another subscriber's filter, copied out of its entry and validated; 0 if unusable. */
 static uint32_t load_filter(uint8_t *entry, uint8_t *out) {
-  uint32_t n = atomic_load_explicit(shm_u32(entry, SB_SUB_FILTER_LEN), memory_order_relaxed);
+  uint32_t n = shm_load_relaxed(shm_u32(entry, SB_SUB_FILTER_LEN));
   if (n > SB_TOPIC_FILTER_BYTES) return 0;
   shm_load_words(out, entry + SB_SUB_FILTER, SB_TOPIC_FILTER_BYTES);
   return filter_valid(out, n) ? n : 0;
@@ -192,21 +191,21 @@ static uint32_t load_filter(uint8_t *entry, uint8_t *out) {
 
 /* A publisher writes into the ring only through a live entry of its own, whose fence others can see (§8.2). */
 static int register_publisher(sb_topic *t) {
-  if (!atomic_load_explicit(&t->writable, memory_order_relaxed)) {
+  if (!shm_load_relaxed(&t->writable)) {
     if (mprotect(t->base + SB_TOPIC_OFF_DATA, t->size - SB_TOPIC_OFF_DATA, PROT_READ | PROT_WRITE) < 0) return -EPERM;
     /* release: a subscription's thread that sees 1 uses this mapping for its aborts */
-    atomic_store_explicit(&t->writable, 1, memory_order_release);
+    shm_store_release(&t->writable, 1);
   }
   if (t->pub_index < 0) {
     int i = claim_entry(t->base + SB_TOPIC_OFF_PUBS, SB_TOPIC_PUB_BYTES, SB_TOPIC_MAX_PUBS);
     if (i < 0) return -ENOSPC; /* no fence to write under: refuse rather than write unseen */
     uint8_t *e = pub_entry(t, (uint32_t)i);
-    atomic_store_explicit(shm_u32(e, SB_PUBLISHER_PID), t->pid, memory_order_relaxed);
-    atomic_store_explicit(shm_u64(e, SB_PUBLISHER_START), t->start, memory_order_relaxed);
-    atomic_store_explicit(shm_u64(e, SB_PUBLISHER_PUBLISHED), 0, memory_order_relaxed);
-    atomic_store_explicit(shm_u64(e, SB_PUBLISHER_FENCE), 0, memory_order_relaxed); /* a dead predecessor's */
+    shm_store_relaxed(shm_u32(e, SB_PUBLISHER_PID), t->pid);
+    shm_store_relaxed(shm_u64(e, SB_PUBLISHER_START), t->start);
+    shm_store_relaxed(shm_u64(e, SB_PUBLISHER_PUBLISHED), 0);
+    shm_store_relaxed(shm_u64(e, SB_PUBLISHER_FENCE), 0); /* a dead predecessor's */
     /* release: the fields before the entry goes live */
-    atomic_store_explicit(shm_u32(e, SB_PUBLISHER_STATE), SB_ENTRY_LIVE, memory_order_release);
+    shm_store_release(shm_u32(e, SB_PUBLISHER_STATE), SB_ENTRY_LIVE);
     t->pub_index = i;
   }
   return 0;
@@ -222,9 +221,9 @@ static uint64_t stalled_writer(sb_topic *t, uint64_t T, uint64_t want) {
   for (uint32_t i = 0; i < SB_TOPIC_MAX_PUBS; i++) {
     if ((int)i == t->pub_index) continue;
     uint8_t *e = pub_entry(t, i);
-    if (atomic_load_explicit(shm_u32(e, SB_PUBLISHER_STATE), memory_order_acquire) != SB_ENTRY_LIVE) continue;
+    if (shm_load_acquire(shm_u32(e, SB_PUBLISHER_STATE)) != SB_ENTRY_LIVE) continue;
     /* seq_cst: our fence store, then this load; theirs was stored before their claim (§8.3, why) */
-    uint64_t f = atomic_load_explicit(shm_u64(e, SB_PUBLISHER_FENCE), memory_order_seq_cst);
+    uint64_t f = shm_load_seq_cst(shm_u64(e, SB_PUBLISHER_FENCE));
     uint64_t a = hdr_alen(f), og = ((f >> 24) << 4) & (t->cap - 1);
     /* A fence whose bytes reach T or past it is no claim made before we loaded T (that would lie wholly
      * below it) but one that lost, or a rival for T itself: its owner's claim can no longer succeed. */
@@ -247,7 +246,7 @@ static uint64_t stalled_writer(sb_topic *t, uint64_t T, uint64_t want) {
 
 /* Walk a lagging subscriber's records from c up to line, counting its matches (§8.4). */
 static uint64_t walk(sb_topic *t, uint8_t *e, const uint8_t *filter, uint64_t c, uint64_t line, uint64_t *count) {
-  uint64_t p = c, tail = atomic_load_explicit(tail_word(t), memory_order_acquire);
+  uint64_t p = c, tail = shm_load_acquire(tail_word(t));
   while (p < line) {
     rec_info ri;
     int r = read_record(t, p, tail, t->walk_head, SB_TOPIC_HEAD_BYTES, 1, &ri);
@@ -256,7 +255,7 @@ static uint64_t walk(sb_topic *t, uint8_t *e, const uint8_t *filter, uint64_t c,
       ev_parse(t->walk_head, ri.len, &v);
       uint64_t est = 0;
       *count += filter_count(filter, &v, &est);
-      if (est) atomic_fetch_add_explicit(shm_u64(e, SB_SUB_ESTIMATES), est, memory_order_relaxed);
+      if (est) shm_fetch_add_relaxed(shm_u64(e, SB_SUB_ESTIMATES), est);
       p += ri.alen;
     } else if (r == R_SKIP) {
       p += ri.alen;
@@ -270,7 +269,7 @@ static uint64_t walk(sb_topic *t, uint8_t *e, const uint8_t *filter, uint64_t c,
       /* corrupt (a hostile publisher): the records up to the line cannot be told apart, so one event is
        * counted for them (the one estimate, §8.4) */
       *count += 1;
-      atomic_fetch_add_explicit(shm_u64(e, SB_SUB_ESTIMATES), 1, memory_order_relaxed);
+      shm_fetch_add_relaxed(shm_u64(e, SB_SUB_ESTIMATES), 1);
       int ok;
       uint64_t v = segment_first(t, line, &ok);
       return ok ? v : resync(t, p, tail);
@@ -285,14 +284,13 @@ static void push_sub(sb_topic *t, uint8_t *e, uint64_t line) {
   if (!load_filter(e, filter)) return;
   for (int tries = 0; tries < 4; tries++) {
     /* acquire: pairs with the subscriber's cursor CAS, so we never count what it already received */
-    uint64_t c = atomic_load_explicit(shm_u64(e, SB_SUB_CURSOR), memory_order_acquire);
+    uint64_t c = shm_load_acquire(shm_u64(e, SB_SUB_CURSOR));
     if (c >= line) break;
     uint64_t count = 0, to = walk(t, e, filter, c, line, &count);
     if (to <= c) break;
     /* acq_rel: exactly one of the subscriber and the pushers moves the cursor past these records */
-    if (atomic_compare_exchange_strong_explicit(shm_u64(e, SB_SUB_CURSOR), &c, to, memory_order_acq_rel,
-                                                memory_order_acquire)) {
-      atomic_fetch_add_explicit(shm_u64(e, SB_SUB_LAGGED), count, memory_order_relaxed);
+    if (shm_cas_acq_rel(shm_u64(e, SB_SUB_CURSOR), &c, to)) {
+      shm_fetch_add_relaxed(shm_u64(e, SB_SUB_LAGGED), count);
       break;
     }
   }
@@ -305,9 +303,9 @@ static void push_laggards(sb_topic *t, uint64_t b) {
   uint64_t line = b + t->seg - t->cap / 2;
   for (uint32_t i = 0; i < SB_TOPIC_MAX_SUBS; i++) {
     uint8_t *e = sub_entry(t, i);
-    if (atomic_load_explicit(shm_u32(e, 0), memory_order_acquire) != SB_ENTRY_LIVE) continue;
+    if (shm_load_acquire(shm_u32(e, 0)) != SB_ENTRY_LIVE) continue;
     /* acquire: pairs with the subscriber's cursor CAS */
-    if (atomic_load_explicit(shm_u64(e, SB_SUB_CURSOR), memory_order_acquire) < line) push_sub(t, e, line);
+    if (shm_load_acquire(shm_u64(e, SB_SUB_CURSOR)) < line) push_sub(t, e, line);
   }
 }
 
@@ -323,8 +321,8 @@ static void push_before_claim(sb_topic *t, uint64_t T, uint64_t len) {
   uint64_t hard = T + len + t->seg - t->cap, soft = T + len + t->seg - t->cap / 2;
   for (uint32_t i = 0; i < SB_TOPIC_MAX_SUBS; i++) {
     uint8_t *e = sub_entry(t, i);
-    if (atomic_load_explicit(shm_u32(e, 0), memory_order_acquire) != SB_ENTRY_LIVE) continue;
-    if (atomic_load_explicit(shm_u64(e, SB_SUB_CURSOR), memory_order_acquire) < hard) push_sub(t, e, soft);
+    if (shm_load_acquire(shm_u32(e, 0)) != SB_ENTRY_LIVE) continue;
+    if (shm_load_acquire(shm_u64(e, SB_SUB_CURSOR)) < hard) push_sub(t, e, soft);
   }
 }
 
@@ -334,19 +332,19 @@ static void wake_parked(sb_topic *t, const uint8_t *rec, uint32_t len, uint64_t 
   uint8_t filter[SB_TOPIC_FILTER_BYTES];
   for (uint32_t i = 0; i < SB_TOPIC_MAX_SUBS; i++) {
     uint8_t *e = sub_entry(t, i);
-    if (atomic_load_explicit(shm_u32(e, 0), memory_order_acquire) != SB_ENTRY_LIVE) continue;
-    if (atomic_load_explicit(shm_u32(e, SB_SUB_PARKED), memory_order_seq_cst) != 1) continue;
+    if (shm_load_acquire(shm_u32(e, 0)) != SB_ENTRY_LIVE) continue;
+    if (shm_load_seq_cst(shm_u32(e, SB_SUB_PARKED)) != 1) continue;
     /* ring it if the event is for it, or if it sleeps behind this very record (it may have later ones) */
-    int stuck_here = atomic_load_explicit(shm_u64(e, SB_SUB_STUCK_AT), memory_order_seq_cst) == pos + 1;
+    int stuck_here = shm_load_seq_cst(shm_u64(e, SB_SUB_STUCK_AT)) == pos + 1;
     uint64_t est = 0; /* a loss record rings whoever it counts for: its lagged shows at once */
     if (!stuck_here && !(load_filter(e, filter) && filter_count(filter, &v, &est) > 0)) continue;
     uint32_t one = 1;
     /* seq_cst: the one winner of parked 1 -> 0 decrements sleepers and sends the single wake-up */
-    if (!atomic_compare_exchange_strong(shm_u32(e, SB_SUB_PARKED), &one, 0)) continue;
-    atomic_fetch_sub(sleepers(t), 1);
+    if (!shm_cas_seq_cst(shm_u32(e, SB_SUB_PARKED), &one, 0)) continue;
+    shm_fetch_sub_seq_cst(sleepers(t), 1);
     struct sockaddr_un a;
     socklen_t alen;
-    uint32_t nonce = atomic_load_explicit(shm_u32(e, SB_SUB_NONCE), memory_order_relaxed);
+    uint32_t nonce = shm_load_relaxed(shm_u32(e, SB_SUB_NONCE));
     if (wake_addr(t, i, nonce, &a, &alen) == 0)
       (void)sendto(t->send_fd, "w", 1, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&a, alen);
   }
@@ -355,26 +353,23 @@ static void wake_parked(sb_topic *t, const uint8_t *rec, uint32_t len, uint64_t 
 /* Claims [T, T + alen) with a header in the given state, or helps whoever claimed T first (§8.3). */
 static int claim_at(sb_topic *t, uint64_t T, uint64_t alen, uint32_t state) {
   a64 *w = rec_words(t, T);
-  uint64_t v = atomic_load_explicit(&w[0], memory_order_acquire);
+  uint64_t v = shm_load_acquire(&w[0]);
   if (hdr_is(v, T)) {
     /* claimed, tail not yet moved: move it for them (so nobody ever waits for a descheduled claimer) */
     uint64_t expect = T;
-    atomic_compare_exchange_strong_explicit(tail_word(t), &expect, T + hdr_alen(v), memory_order_seq_cst,
-                                            memory_order_relaxed);
+    shm_cas_seq_cst(tail_word(t), &expect, T + hdr_alen(v));
     return 0;
   }
   /* acquire: if the tail moved on, what we read at T may be a newer lap's record: do not touch it */
-  if (atomic_load_explicit(tail_word(t), memory_order_acquire) != T) return 0;
+  if (shm_load_acquire(tail_word(t)) != T) return 0;
   /* seq_cst: the claim is one word; whoever wins it owns T (and is in the order the park check relies on) */
-  if (!atomic_compare_exchange_strong_explicit(&w[0], &v, hdr(T, alen, state), memory_order_seq_cst,
-                                               memory_order_relaxed))
-    return 0;
+  if (!shm_cas_seq_cst(&w[0], &v, hdr(T, alen, state))) return 0;
   uint64_t expect = T;
-  atomic_compare_exchange_strong_explicit(tail_word(t), &expect, T + alen, memory_order_seq_cst, memory_order_relaxed);
+  shm_cas_seq_cst(tail_word(t), &expect, T + alen);
   /* segment index: the first record at or after each boundary this claim covers (§8.4) */
   for (uint64_t b = (T + t->seg - 1) / t->seg * t->seg; b < T + alen; b += t->seg)
     /* release: readers check the record there through its header anyway */
-    atomic_store_explicit(seg_start(t, b), b == T ? T : T + alen, memory_order_release);
+    shm_store_release(seg_start(t, b), b == T ? T : T + alen);
   return 1;
 }
 
@@ -383,7 +378,7 @@ static void push_claimed(sb_topic *t, uint64_t pos, uint64_t alen) {
 }
 
 int sb_topic_publish(sb_topic *t, const uint8_t *ev, uint32_t len) {
-  if (!atomic_load_explicit(&t->writable, memory_order_relaxed) || t->pub_index < 0) {
+  if (!shm_load_relaxed(&t->writable) || t->pub_index < 0) {
     int r = register_publisher(t);
     if (r) return r;
   }
@@ -403,13 +398,13 @@ int sb_topic_publish(sb_topic *t, const uint8_t *ev, uint32_t len) {
   a64 *fence = fence_word(t, (uint32_t)t->pub_index);
   for (int attempt = 0;; attempt++) { /* §8.3 P1 */
     if (attempt > 100000) {           /* aborted again and again: give this event up */
-      atomic_store_explicit(fence, 0, memory_order_release);
+      shm_store_release(fence, 0);
       return -EAGAIN;
     }
     /* P2, P3. seq_cst: the tail load, then our fence, then the scan (others scan after their tail load) */
-    uint64_t tl = atomic_load_explicit(tail_word(t), memory_order_seq_cst), off = tl & (t->cap - 1);
+    uint64_t tl = shm_load_seq_cst(tail_word(t)), off = tl & (t->cap - 1);
     uint64_t want = off + n > t->cap ? t->cap - off : n;
-    atomic_store_explicit(fence, hdr(tl, want, 1), memory_order_seq_cst);
+    shm_store_seq_cst(fence, hdr(tl, want, 1));
     uint64_t pad = stalled_writer(t, tl, want); /* P4 */
     uint64_t claim = pad ? pad : want;
     push_before_claim(t, tl, claim);
@@ -418,7 +413,7 @@ int sb_topic_publish(sb_topic *t, const uint8_t *ev, uint32_t len) {
       uint64_t plen = claim;
       if (claim_at(t, tl, plen, SB_REC_PADDING)) {
         /* relaxed: a statistic */
-        if (pad) atomic_fetch_add_explicit(fenced(t), 1, memory_order_relaxed);
+        if (pad) shm_fetch_add_relaxed(fenced(t), 1);
         push_claimed(t, tl, plen);
       }
       continue;
@@ -429,32 +424,28 @@ int sb_topic_publish(sb_topic *t, const uint8_t *ev, uint32_t len) {
      * boundaries it claimed, or a laggard can be lapped before anyone pushes it (§8.4) */
     push_claimed(t, pos, n);
     /* P6. release: a reader that sees any byte we write below also sees our claim (the tail past pos) */
-    atomic_thread_fence(memory_order_release);
+    shm_fence_release();
     a64 *w = rec_words(t, pos);
     uint64_t writing = hdr(pos, n, SB_REC_WRITING);
     /* Descheduled for most of a lap since the claim? Our fence kept the bytes ours, but readers have
      * probably aborted the record already: claim afresh rather than write for nobody. */
-    if (atomic_load_explicit(tail_word(t), memory_order_acquire) - pos > t->cap - n - t->seg) {
-      atomic_compare_exchange_strong_explicit(&w[0], &writing, hdr(pos, n, SB_REC_ABORTED), memory_order_relaxed,
-                                              memory_order_relaxed);
+    if (shm_load_acquire(tail_word(t)) - pos > t->cap - n - t->seg) {
+      shm_cas_relaxed(&w[0], &writing, hdr(pos, n, SB_REC_ABORTED));
       continue;
     }
     shm_store_words(&w[1], rec + 8, rlen - 8); /* P7 */
     /* P8. seq_cst: commit; a CAS because a reader may have aborted the record meanwhile (then publish it
      * again, further on), and ordered before the sleepers load below like the subscriber's park (§8.7) */
-    if (atomic_compare_exchange_strong_explicit(&w[0], &writing, hdr(pos, n, SB_REC_EVENT), memory_order_seq_cst,
-                                                memory_order_relaxed))
-      break;
+    if (shm_cas_seq_cst(&w[0], &writing, hdr(pos, n, SB_REC_EVENT))) break;
   }
   /* P9. release: our bytes are final before anyone may claim over them */
-  atomic_store_explicit(fence, 0, memory_order_release);
+  shm_store_release(fence, 0);
 
-  if (atomic_load_explicit(sleepers(t), memory_order_seq_cst) != 0) wake_parked(t, rec, rlen, pos);
+  if (shm_load_seq_cst(sleepers(t)) != 0) wake_parked(t, rec, rlen, pos);
 
   t->published++;
   /* relaxed: a statistic, written only by its owner */
-  atomic_store_explicit(shm_u64(pub_entry(t, (uint32_t)t->pub_index), SB_PUBLISHER_PUBLISHED), t->published,
-                        memory_order_relaxed);
+  shm_store_relaxed(shm_u64(pub_entry(t, (uint32_t)t->pub_index), SB_PUBLISHER_PUBLISHED), t->published);
   t->out.pos_lo = (uint32_t)pos;
   t->out.pos_hi = (uint32_t)(pos >> 32);
   t->out.flags = flags;

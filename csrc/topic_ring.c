@@ -98,8 +98,8 @@ static uint64_t max_event(sb_topic *t) { return t->cap / 4 < MAX_ALEN ? t->cap /
  * p + cap replaces p's header while the tail is p + cap; bytes after the header change only once a claim
  * has moved the tail past p + cap. (acquire fence: if our reads saw such a write, that tail is visible.) */
 static uint64_t tail_past(sb_topic *t, uint64_t p) {
-  atomic_thread_fence(memory_order_acquire);
-  return atomic_load_explicit(tail_word(t), memory_order_relaxed) - p;
+  shm_fence_acquire();
+  return shm_load_relaxed(tail_word(t)) - p;
 }
 static int lapped(sb_topic *t, uint64_t p) { return tail_past(t, p) >= t->cap; }
 
@@ -107,15 +107,14 @@ static int lapped(sb_topic *t, uint64_t p) { return tail_past(t, p) >= t->cap; }
  * read-only) a second mapping used only to abort a record it waited at too long. NULL if unavailable. */
 static a64 *rec_words_rw(sb_topic *t, uint64_t pos) {
   /* acquire: pairs with register_publisher's release (the mprotect before it) */
-  if (atomic_load_explicit(&t->writable, memory_order_acquire)) return rec_words(t, pos);
-  uint8_t *a = atomic_load_explicit(&t->alias, memory_order_acquire);
+  if (shm_load_acquire(&t->writable)) return rec_words(t, pos);
+  uint8_t *a = shm_load_acquire(&t->alias);
   if (!a) {
     void *p = mmap(NULL, t->size, PROT_READ | PROT_WRITE, MAP_SHARED, t->memfd, 0);
     if (p == MAP_FAILED) return NULL;
     uint8_t *none = NULL;
     /* acq_rel: two subscriptions of one handle on two threads may race here; the loser unmaps its copy */
-    if (atomic_compare_exchange_strong_explicit(&t->alias, &none, (uint8_t *)p, memory_order_acq_rel,
-                                                memory_order_acquire)) {
+    if (shm_cas_acq_rel(&t->alias, &none, (uint8_t *)p)) {
       a = p;
       plat_region_mapped(p, t->size);
     } else {
@@ -134,7 +133,7 @@ int read_record(sb_topic *t, uint64_t p, uint64_t tail, uint8_t *dst, uint32_t r
   a64 *w = rec_words(t, p);
   ri->alen = 0;
   /* acquire: pairs with the commit CAS, so everything written before it is visible */
-  uint64_t h = atomic_load_explicit(&w[0], memory_order_acquire);
+  uint64_t h = shm_load_acquire(&w[0]);
   /* the tail only passes p once the header at p is claimed: not for p is a later lap or a scribble */
   if (!hdr_is(h, p)) return lapped(t, p) ? R_LAPPED : R_CORRUPT;
   uint64_t alen = hdr_alen(h), off = p & (t->cap - 1);
@@ -146,7 +145,7 @@ int read_record(sb_topic *t, uint64_t p, uint64_t tail, uint8_t *dst, uint32_t r
   ri->alen = alen;
   if (state == SB_REC_PADDING || state == SB_REC_ABORTED) return R_SKIP;
   if (state == SB_REC_WRITING) return R_CLAIMED;
-  uint32_t len = (uint32_t)atomic_load_explicit(&w[1], memory_order_relaxed);
+  uint32_t len = (uint32_t)shm_load_relaxed(&w[1]);
   ri->len = len;
   if (len < SB_TOPIC_REC_HEADER || align16(len) != alen || len > max_event(t))
     return lapped(t, p) ? R_LAPPED : R_CORRUPT;
@@ -154,7 +153,7 @@ int read_record(sb_topic *t, uint64_t p, uint64_t tail, uint8_t *dst, uint32_t r
   shm_load_words(dst, w, head_only && len > SB_TOPIC_HEAD_BYTES ? SB_TOPIC_HEAD_BYTES : len);
   /* the header again, then the tail (in lapped, after its fence): changed without a lap means somebody
    * scribbled on a committed event, which never changes (§8.3) */
-  uint64_t again = atomic_load_explicit(&w[0], memory_order_relaxed), past = tail_past(t, p);
+  uint64_t again = shm_load_relaxed(&w[0]), past = tail_past(t, p);
   if (past > t->cap || (again != h && past == t->cap)) return R_LAPPED;
   if (again != h) return R_CORRUPT;
   memcpy(dst, &p, 8);
@@ -167,19 +166,17 @@ int abort_record(sb_topic *t, uint64_t p, uint64_t alen) {
   a64 *w = rec_words_rw(t, p);
   uint64_t writing = hdr(p, alen, SB_REC_WRITING);
   /* acq_rel: exactly one of this abort and the publisher's commit wins the header word */
-  if (!w || !atomic_compare_exchange_strong_explicit(&w[0], &writing, hdr(p, alen, SB_REC_ABORTED),
-                                                     memory_order_acq_rel, memory_order_acquire))
-    return 0;
+  if (!w || !shm_cas_acq_rel(&w[0], &writing, hdr(p, alen, SB_REC_ABORTED))) return 0;
   /* relaxed: a statistic */
-  atomic_fetch_add_explicit(abandoned(t), 1, memory_order_relaxed);
+  shm_fetch_add_relaxed(abandoned(t), 1);
   return 1;
 }
 
 /* First record start of a segment boundary, if its index entry is valid (§8.4); else 0 with *ok = 0. */
 uint64_t segment_first(sb_topic *t, uint64_t b, int *ok) {
   /* acquire: pairs with the publisher's release; the record itself is checked through its header */
-  uint64_t v = atomic_load_explicit(seg_start(t, b), memory_order_acquire);
-  *ok = v >= b && v < b + t->seg && hdr_is(atomic_load_explicit(rec_words(t, v), memory_order_acquire), v);
+  uint64_t v = shm_load_acquire(seg_start(t, b));
+  *ok = v >= b && v < b + t->seg && hdr_is(shm_load_acquire(rec_words(t, v)), v);
   return v;
 }
 
@@ -211,9 +208,7 @@ int claim_entry(uint8_t *base, uint32_t stride, uint32_t count) {
   for (uint32_t i = 0; i < count; i++) {
     uint32_t expect = SB_ENTRY_FREE;
     /* acquire: the entry's old fields are ours to overwrite only after we own it */
-    if (atomic_compare_exchange_strong_explicit(shm_u32(base + (size_t)stride * i, 0), &expect, SB_ENTRY_CLAIMING,
-                                                memory_order_acquire, memory_order_relaxed))
-      return (int)i;
+    if (shm_cas_acquire(shm_u32(base + (size_t)stride * i, 0), &expect, SB_ENTRY_CLAIMING)) return (int)i;
   }
   return -1;
 }
@@ -221,5 +216,5 @@ int claim_entry(uint8_t *base, uint32_t stride, uint32_t count) {
 void release_parked(sb_topic *t, uint8_t *e) {
   uint32_t one = 1;
   /* seq_cst: one side (publisher, owner or reaper) takes the parked flag, and only it decrements sleepers */
-  if (atomic_compare_exchange_strong(shm_u32(e, SB_SUB_PARKED), &one, 0)) atomic_fetch_sub(sleepers(t), 1);
+  if (shm_cas_seq_cst(shm_u32(e, SB_SUB_PARKED), &one, 0)) shm_fetch_sub_seq_cst(sleepers(t), 1);
 }

@@ -58,7 +58,7 @@ sb_sub *sb_sub_open(sb_topic *t, const uint8_t *filter, uint32_t filter_len, uin
     sb_sub_close(s);
     return NULL;
   }
-  uint64_t tail = atomic_load_explicit(tail_word(t), memory_order_acquire), start = tail;
+  uint64_t tail = shm_load_acquire(tail_word(t)), start = tail;
   t->out.restarted = 0;
   if (from == SB_FROM_OLDEST) {
     start = oldest(t, tail);
@@ -83,22 +83,22 @@ sb_sub *sb_sub_open(sb_topic *t, const uint8_t *filter, uint32_t filter_len, uin
     }
   }
   uint8_t *e = sub_entry(t, s->index);
-  atomic_store_explicit(shm_u32(e, SB_SUB_PID), t->pid, memory_order_relaxed);
-  atomic_store_explicit(shm_u64(e, SB_SUB_START), t->start, memory_order_relaxed);
-  atomic_store_explicit(shm_u64(e, SB_SUB_CURSOR), start, memory_order_relaxed);
-  atomic_store_explicit(shm_u64(e, SB_SUB_RECEIVED), 0, memory_order_relaxed);
-  atomic_store_explicit(shm_u64(e, SB_SUB_LAGGED), 0, memory_order_relaxed);
-  atomic_store_explicit(shm_u32(e, SB_SUB_PARKED), 0, memory_order_relaxed);
-  atomic_store_explicit(shm_u32(e, SB_SUB_NONCE), s->nonce, memory_order_relaxed);
-  atomic_store_explicit(shm_u32(e, SB_SUB_QUEUE), queue, memory_order_relaxed);
-  atomic_store_explicit(shm_u32(e, SB_SUB_FILTER_LEN), filter_len, memory_order_relaxed);
-  atomic_store_explicit(shm_u64(e, SB_SUB_STUCK_AT), 0, memory_order_relaxed);
-  atomic_store_explicit(shm_u64(e, SB_SUB_ESTIMATES), 0, memory_order_relaxed);
+  shm_store_relaxed(shm_u32(e, SB_SUB_PID), t->pid);
+  shm_store_relaxed(shm_u64(e, SB_SUB_START), t->start);
+  shm_store_relaxed(shm_u64(e, SB_SUB_CURSOR), start);
+  shm_store_relaxed(shm_u64(e, SB_SUB_RECEIVED), 0);
+  shm_store_relaxed(shm_u64(e, SB_SUB_LAGGED), 0);
+  shm_store_relaxed(shm_u32(e, SB_SUB_PARKED), 0);
+  shm_store_relaxed(shm_u32(e, SB_SUB_NONCE), s->nonce);
+  shm_store_relaxed(shm_u32(e, SB_SUB_QUEUE), queue);
+  shm_store_relaxed(shm_u32(e, SB_SUB_FILTER_LEN), filter_len);
+  shm_store_relaxed(shm_u64(e, SB_SUB_STUCK_AT), 0);
+  shm_store_relaxed(shm_u64(e, SB_SUB_ESTIMATES), 0);
   uint8_t fbuf[SB_TOPIC_FILTER_BYTES] = {0};
   memcpy(fbuf, filter, filter_len);
   shm_store_words(e + SB_SUB_FILTER, fbuf, SB_TOPIC_FILTER_BYTES);
   /* release: every field above before the entry is live for publishers */
-  atomic_store_explicit(shm_u32(e, SB_SUB_STATE), SB_ENTRY_LIVE, memory_order_release);
+  shm_store_release(shm_u32(e, SB_SUB_STATE), SB_ENTRY_LIVE);
   s->seen_tail = tail;
   *err = 0;
   return s;
@@ -113,15 +113,14 @@ int sb_sub_poll(sb_sub *s, uint32_t max) {
   uint64_t tail = 0;
   for (int attempt = 0; attempt < POLL_ATTEMPTS; attempt++) {
     /* acquire: pairs with a pusher's CAS */
-    uint64_t c = atomic_load_explicit(shm_u64(e, SB_SUB_CURSOR), memory_order_acquire);
-    tail = atomic_load_explicit(tail_word(t), memory_order_acquire);
+    uint64_t c = shm_load_acquire(shm_u64(e, SB_SUB_CURSOR));
+    tail = shm_load_acquire(tail_word(t));
     if (tail - c > t->cap) {
       /* lapped and nobody pushed us (a publisher died mid-push): restart at the oldest, count what we know */
       uint64_t to = oldest(t, tail);
-      if (atomic_compare_exchange_strong_explicit(shm_u64(e, SB_SUB_CURSOR), &c, to, memory_order_acq_rel,
-                                                  memory_order_acquire)) {
-        atomic_fetch_add_explicit(shm_u64(e, SB_SUB_LAGGED), 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(shm_u64(e, SB_SUB_ESTIMATES), 1, memory_order_relaxed);
+      if (shm_cas_acq_rel(shm_u64(e, SB_SUB_CURSOR), &c, to)) {
+        shm_fetch_add_relaxed(shm_u64(e, SB_SUB_LAGGED), 1);
+        shm_fetch_add_relaxed(shm_u64(e, SB_SUB_ESTIMATES), 1);
       }
       continue;
     }
@@ -154,7 +153,7 @@ int sb_sub_poll(sb_sub *s, uint32_t max) {
         /* Only a claim past p + cap overwrites p, and it moves the tail first: with the tail where this attempt
          * found it, a record read as lapped lies exactly a ring behind it and was scribbled on. Retrying could
          * not change that (pending() would stay 1 and a reader spin); count it as corrupt like any other. */
-        if (atomic_load_explicit(tail_word(t), memory_order_acquire) == tail) {
+        if (shm_load_acquire(tail_word(t)) == tail) {
           corrupt++;
           p = ri.alen && p + ri.alen <= tail ? p + ri.alen : resync(t, p, tail);
           continue;
@@ -198,17 +197,15 @@ int sb_sub_poll(sb_sub *s, uint32_t max) {
     if (retry) continue;
     uint64_t to = p, lost = (overflow ? matched - delivered : 0) + corrupt + remote_lost;
     /* acq_rel: exactly one of us and a pusher moves the cursor past these records (§8.4) */
-    if (to != c && !atomic_compare_exchange_strong_explicit(shm_u64(e, SB_SUB_CURSOR), &c, to, memory_order_acq_rel,
-                                                            memory_order_acquire))
+    if (to != c && !shm_cas_acq_rel(shm_u64(e, SB_SUB_CURSOR), &c, to))
       continue; /* pushed meanwhile: those events are in lagged; read again from the new cursor */
     /* relaxed: statistics, and the wake hint, read by others only for stats and wake_parked */
-    if (lost) atomic_fetch_add_explicit(shm_u64(e, SB_SUB_LAGGED), lost, memory_order_relaxed);
-    if (corrupt + estimated)
-      atomic_fetch_add_explicit(shm_u64(e, SB_SUB_ESTIMATES), corrupt + estimated, memory_order_relaxed);
+    if (lost) shm_fetch_add_relaxed(shm_u64(e, SB_SUB_LAGGED), lost);
+    if (corrupt + estimated) shm_fetch_add_relaxed(shm_u64(e, SB_SUB_ESTIMATES), corrupt + estimated);
     s->corrupt += corrupt;
     s->received += delivered;
-    atomic_store_explicit(shm_u64(e, SB_SUB_RECEIVED), s->received, memory_order_relaxed);
-    atomic_store_explicit(shm_u64(e, SB_SUB_STUCK_AT), stuck, memory_order_seq_cst);
+    shm_store_relaxed(shm_u64(e, SB_SUB_RECEIVED), s->received);
+    shm_store_seq_cst(shm_u64(e, SB_SUB_STUCK_AT), stuck);
     s->seen_tail = more ? UINT64_MAX : tail; /* more: park must not sleep */
     return (int)delivered;
   }
@@ -219,12 +216,10 @@ int sb_sub_poll(sb_sub *s, uint32_t max) {
 uint8_t *sb_sub_batch(sb_sub *s) { return s->batch; }
 uint32_t sb_sub_batch_capacity(sb_sub *s) { return s->batch_cap; }
 double sb_sub_received(sb_sub *s) { return (double)s->received; }
-double sb_sub_lagged(sb_sub *s) {
-  return (double)atomic_load_explicit(shm_u64(sub_entry(s->t, s->index), SB_SUB_LAGGED), memory_order_relaxed);
-}
+double sb_sub_lagged(sb_sub *s) { return (double)shm_load_relaxed(shm_u64(sub_entry(s->t, s->index), SB_SUB_LAGGED)); }
 double sb_sub_corrupt(sb_sub *s) { return (double)s->corrupt; }
 double sb_sub_estimates(sb_sub *s) {
-  return (double)atomic_load_explicit(shm_u64(sub_entry(s->t, s->index), SB_SUB_ESTIMATES), memory_order_relaxed);
+  return (double)shm_load_relaxed(shm_u64(sub_entry(s->t, s->index), SB_SUB_ESTIMATES));
 }
 int sb_sub_index(sb_sub *s) { return (int)s->index; }
 int sb_sub_fd(sb_sub *s) { return s->wake_fd; }
@@ -233,11 +228,11 @@ int sb_sub_fd(sb_sub *s) { return s->wake_fd; }
 static int pending(sb_sub *s) {
   sb_topic *t = s->t;
   uint8_t *e = sub_entry(t, s->index);
-  uint64_t tail = atomic_load_explicit(tail_word(t), memory_order_seq_cst);
+  uint64_t tail = shm_load_seq_cst(tail_word(t));
   if (tail != s->seen_tail) return 1;
-  uint64_t stuck = atomic_load_explicit(shm_u64(e, SB_SUB_STUCK_AT), memory_order_relaxed);
+  uint64_t stuck = shm_load_relaxed(shm_u64(e, SB_SUB_STUCK_AT));
   if (stuck == 0) return 0;
-  uint64_t h = atomic_load_explicit(rec_words(t, stuck - 1), memory_order_seq_cst);
+  uint64_t h = shm_load_seq_cst(rec_words(t, stuck - 1));
   if (!hdr_is(h, stuck - 1) || hdr_state(h) != SB_REC_WRITING) return 1; /* committed or aborted since */
   return s->stuck_pos == stuck && now_ns() - s->stuck_since >= patience_ns(hdr_alen(h)); /* time to abort it */
 }
@@ -247,8 +242,8 @@ int sb_sub_pending(sb_sub *s) { return pending(s); }
 int sb_sub_park(sb_sub *s) {
   uint8_t *e = sub_entry(s->t, s->index);
   /* seq_cst: announce, then re-check; a publisher commits, then loads sleepers (Dekker, §8.7) */
-  atomic_store(shm_u32(e, SB_SUB_PARKED), 1);
-  atomic_fetch_add(sleepers(s->t), 1);
+  shm_store_seq_cst(shm_u32(e, SB_SUB_PARKED), 1);
+  shm_fetch_add_seq_cst(sleepers(s->t), 1);
   if (!pending(s)) return 0;
   release_parked(s->t, e);
   return 1;
@@ -273,7 +268,7 @@ void sb_sub_close(sb_sub *s) {
   uint8_t *e = sub_entry(s->t, s->index);
   release_parked(s->t, e);
   /* release: our last writes before the entry is free */
-  atomic_store_explicit(shm_u32(e, SB_SUB_STATE), SB_ENTRY_FREE, memory_order_release);
+  shm_store_release(shm_u32(e, SB_SUB_STATE), SB_ENTRY_FREE);
   if (s->wake_fd >= 0) unbind_wake(s->t, s->index, s->nonce), close(s->wake_fd);
   free(s->batch);
   free(s);

@@ -95,13 +95,18 @@ function edgeViolations(files: Record<string, string>, rule = violation): string
   return problems
 }
 
+/** Every `#include "…"` of a C source (system headers in <> are not ours). */
+export function includesOf(source: string): string[] {
+  return [...source.matchAll(/^\s*#\s*include\s*"([^"]+)"/gm)].map((m) => `./${m[1]}`)
+}
+
 /** Import cycles among `files` (type-only imports included), each as its files in order, the first repeated last. */
-export function importCycles(files: Record<string, string>): string[][] {
+export function importCycles(files: Record<string, string>, specsOf = importsOf): string[][] {
   const edges = new Map<string, string[]>()
   for (const [file, text] of Object.entries(files))
     edges.set(
       file,
-      importsOf(text)
+      specsOf(text)
         .filter((spec) => spec.startsWith("."))
         .map((spec) => relative(".", normalize(join(dirname(file), spec))).replaceAll("\\", "/"))
         .filter((to) => to in files),
@@ -211,7 +216,62 @@ describe("the layout of src/", () => {
   })
 })
 
+const CSRC = join(import.meta.dir, "..", "csrc")
+/** What csrc/ promises (CONTRIBUTING, csrc/shm.h, csrc/platform.h), each a list of the files breaking it. */
+export function cViolations(files: Record<string, string>): {
+  cycles: string[][]
+  rawAtomics: string[]
+  osAbove: string[]
+} {
+  const code = (f: string) => files[f]!.replace(/\/\*[\s\S]*?\*\//g, "").replace(/\/\/.*$/gm, "")
+  // the seam and what is below it: the only files that may ask which OS they are built for
+  const seam = /^(platform\.[ch]|scheme(_\w+)?\.[ch]|os(_\w+)?\.[ch])$/
+  return {
+    cycles: importCycles(files, includesOf),
+    rawAtomics: Object.keys(files).filter(
+      (f) =>
+        f !== "shm.h" &&
+        /\batomic_(load|store|exchange|compare_exchange|fetch_|thread_fence)|\bmemory_order_|__atomic_/.test(code(f)),
+    ),
+    osAbove: Object.keys(files).filter((f) => !seam.test(f) && /__APPLE__|__linux__/.test(code(f))),
+  }
+}
+
+describe("the layout of csrc/", () => {
+  const files = Object.fromEntries(
+    readdirSync(CSRC)
+      .filter((f) => /\.[ch]$/.test(f))
+      .map((f) => [f, readFileSync(join(CSRC, f), "utf8")]),
+  )
+
+  test("no include circles; every atomic goes through shm.h's named orderings; only the platform seam asks which OS it is on", () => {
+    expect(Object.keys(files).length).toBeGreaterThan(20)
+    expect(cViolations(files)).toEqual({ cycles: [], rawAtomics: [], osAbove: [] })
+  })
+})
+
 describe("the guard notices a broken layout", () => {
+  test("csrc/: an include circle, a raw atomic at a call site and an OS test above the seam are each found", () => {
+    const ok = {
+      "shm.h": "#define shm_load_acquire(p) atomic_load_explicit((p), memory_order_acquire)\n",
+      "sys.h": '#include "platform.h"\n',
+      "platform.h": '#include "shm.h"\n#ifdef __linux__\n#endif\n',
+      "os_darwin.c": '#include "sys.h"\n#ifdef __APPLE__\n#endif\n',
+      "topic_ring.c":
+        '#include "sys.h"\n/* not atomic_load_explicit here, nor __linux__ */\nx = shm_load_acquire(&w);\n',
+    }
+    expect(cViolations(ok)).toEqual({ cycles: [], rawAtomics: [], osAbove: [] })
+    expect(cViolations({ ...ok, "shm.h": '#include "sys.h"\n' }).cycles).toEqual([
+      ["sys.h", "platform.h", "shm.h", "sys.h"],
+    ])
+    const raw = { ...ok, "topic_ring.c": "x = atomic_load_explicit(&w, memory_order_acquire);\n" }
+    expect(cViolations(raw).rawAtomics).toEqual(["topic_ring.c"])
+    expect(cViolations({ ...ok, "lease_wait.c": "y = __atomic_load_n(&w, __ATOMIC_ACQUIRE);\n" }).rawAtomics).toEqual([
+      "lease_wait.c",
+    ])
+    expect(cViolations({ ...ok, "lease_open.c": "#if defined(__APPLE__)\n#endif\n" }).osAbove).toEqual(["lease_open.c"])
+  })
+
   test("an import cycle is found, type-only or through several files; a diamond is not one", () => {
     expect(
       importCycles({ "a.ts": 'import type { B } from "./b.ts"\n', "b.ts": 'import { a } from "./a.ts"\n' }),
