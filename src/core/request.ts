@@ -43,7 +43,7 @@ export class SlotRequest {
     /**
      * The ring bytes the hub offered for a streamed answer (docs/PROTOCOL.md §9.1), read once when the request
      * was taken: a `ReadableStream` body (or a Response's) then streams as it is produced. 0: the hub offered none
-     * (`streamWindowBytes: 0`, a hub from before streams, or a request that came over NATS), so such a body is read
+     * (`streamWindowBytes: 0`, a hub from before streams, or a request that came through a remote transport), so such a body is read
      * to its end and answered whole.
      */
     readonly streamWindow = 0,
@@ -149,7 +149,7 @@ export class SlotRequest {
     return view
   }
 
-  /** @internal Its views are copies of the bytes (a request that came over NATS), not views of a slot. */
+  /** @internal Its views are copies of the bytes (a request that came through a remote transport), not views of a slot. */
   get lendsCopies(): boolean {
     return this.chan.copies === true
   }

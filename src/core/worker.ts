@@ -511,7 +511,7 @@ export class SlotWorker {
   }
 
   /**
-   * @internal src/nats: runs the handler for a request that came over another transport (no slot; a streamed answer
+   * @internal a remote transport (src/nats): runs the handler for a request that came over another transport (no slot; a streamed answer
    * goes to `sink.stream`) and encodes its answer into `sink.answerArena()` (docs/PROTOCOL.md §6), as a slot's would be, then calls `sink.done`
    * in the same turn. A handler that returns (not a promise) is answered before this returns: no promise at all.
    */

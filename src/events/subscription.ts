@@ -126,7 +126,7 @@ export class EventBatch {
     }
   }
 
-  /** @internal (the NATS bridge): fn gets each event's id, its type's bytes and the encoded event (§8.3 bytes 16 … len). */
+  /** @internal (a remote transport's bridge): fn gets each event's id, its type's bytes and the encoded event (§8.3 bytes 16 … len). */
   forEachEncoded(fn: (id: number, typeBytes: Uint8Array, encoded: Uint8Array) => void) {
     if (this.stale) return
     let off = this.start

@@ -49,7 +49,7 @@ export function ago(ms: number): string {
   return `${Math.floor(ms / 3_600_000)} h ${Math.floor((ms % 3_600_000) / 60_000)} min`
 }
 
-/** A section that takes longer than this to read (a NATS server that does not answer) shows a warning instead. */
+/** A section that takes longer than this to read (a remote server that does not answer) shows a warning instead. */
 const SECTION_TIMEOUT_MS = 2000
 
 /** Reads one section; one that fails or hangs becomes a section saying so (kind "unreadable"), never an error. */
