@@ -22,6 +22,8 @@
 #define MSG_CMSG_CLOEXEC 0 /* macOS: sys_recv_fds sets FD_CLOEXEC on what it receives */
 #endif
 
+/* Hidden: libslotbus exports only what its public headers declare (slotbus.h, lease.h, topic.h). */
+#pragma GCC visibility push(hidden)
 /* 1 on the portable backend. Set once, before any other call (a constructor); read on hot paths. */
 extern int plat_portable;
 /* 0, or -EINVAL when SLOTBUS_PLATFORM names no backend: every open returns it. */
@@ -116,6 +118,7 @@ int plat_listeners_stopped(const char *prefix, const char *name, uint32_t *pids,
 void plat_thread_name(pthread_t t, const char *name);
 /* n random bytes; -1 if the kernel gave none. */
 int plat_random(void *buf, size_t n);
+#pragma GCC visibility pop
 
 /* ---- hot paths: inline, one predictable branch on the Linux backend ---- */
 

@@ -232,10 +232,13 @@ static inline int cancels_pending(sb_chan *ch) {
 }
 
 
+/* Shared by the slot files (hidden: libslotbus exports only what its public headers declare). */
+#pragma GCC visibility push(hidden)
 /* slot_transitions.c: reads and drops control bytes; 1 when the peer is gone. */
 int slot_peer_gone(sb_chan *ch);
 /* stream.c: 1 when the credit of a stream waiting for it moved (a worker's reason not to sleep, §9.4). */
 int slot_credit_moved(sb_chan *ch);
 /* stream.c: sb_hub_poll popped slot i in state STREAMING. */
 int slot_stream_notified(sb_chan *ch, uint32_t i);
+#pragma GCC visibility pop
 #endif

@@ -1,7 +1,7 @@
 // How libslotbus is found and loaded: lazily, on first listen/connect, with every failure a NativeLibraryError
 // that says what it found and what to do; and embedded by `bun build --compile`.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
-import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { zigBuild } from "../../scripts/zig.ts"
@@ -158,6 +158,34 @@ describe("macOS prebuilds (built here, not yet run on a Mac)", () => {
     expect(() => detectPlatform(platform, arch)).toThrow("slotbus runs on Linux and macOS, x64/arm64")
   })
 })
+
+/** The calls slotbus.h, lease.h and topic.h declare: the library's ABI. */
+function declaredCalls(): string[] {
+  const names = new Set<string>()
+  for (const h of ["slotbus.h", "lease.h", "topic.h"]) {
+    const code = readFileSync(join(REPO, "csrc", h), "utf8")
+      .replace(/\/\*[\s\S]*?\*\//g, "")
+      .replace(/^\s*#.*$/gm, "")
+    for (const m of code.matchAll(/\b(sb[lt]?_[a-z0-9_]+)\s*\(/g)) names.add(m[1]!)
+  }
+  return [...names].sort()
+}
+
+test.each(["linux-x64", "linux-x64-musl", "linux-arm64", "linux-arm64-musl"])(
+  "prebuilds/%s exports exactly the calls the public headers declare, nothing of the platform's or the files' own",
+  async (p) => {
+    const r = await run(["nm", "-D", "--defined-only", join(REPO, "prebuilds", p, libraryFile(p))])
+    expect(r.code).toBe(0)
+    const exported = r.stdout
+      .trim()
+      .split("\n")
+      .map((l) => l.split(" ").at(-1)!)
+      .filter((s) => s !== "_init" && s !== "_fini") // the musl toolchain's
+      .sort()
+    expect(exported.length).toBeGreaterThan(100)
+    expect(exported).toEqual(declaredCalls())
+  },
+)
 
 test("an unknown SLOTBUS_PLATFORM is a NativeLibraryError naming the variable and its values", async () => {
   const r = await runScript(probe, { SLOTBUS_PLATFORM: "macos" })
