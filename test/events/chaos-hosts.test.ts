@@ -111,13 +111,26 @@ describe.skipIf(skip !== null)("a topic's bridges under chaos on two hosts", () 
       const [, received, lagged] = l.split(" ").map(Number)
       return { received: received!, lagged: lagged! }
     }
+    // what each process last said, printed when the accounting times out: which bridge stalled, and where
+    const seen = () => {
+      for (const h of ["a", "b"] as const) {
+        console.log(`host ${h} subscriber: ${subs[h].lines.findLast((l) => l.startsWith("count ")) ?? "(no count)"}`)
+        for (const c of candidates[h]) {
+          const l = c.lines.findLast((l) => l.startsWith("stats ")) ?? "(no stats)"
+          console.log(`host ${h} candidate ${c.pid} ${c.running ? "running" : "gone"}: ${l}`)
+        }
+      }
+    }
     for (const h of ["a", "b"] as const)
       await until(
         () => got(h).length + count(h).lagged >= total,
         `host ${h}'s subscriber accounts for all ${total} events of host ${other(h)} (so far ${got(h).length} received, lagged ${count(h).lagged}; kills ${JSON.stringify(actions.kills)}, stops ${JSON.stringify(actions.stops)})`,
         60_000,
         100,
-      )
+      ).catch((e) => {
+        seen()
+        throw e
+      })
     await Bun.sleep(500) // anything late, or twice, would show now
 
     const resends = everyCandidate.reduce((n, c) => n + (lastStats(c)?.resends ?? 0), 0)
