@@ -77,7 +77,7 @@ export interface BusStats {
   internalErrors: number
   /** Times reading the accept thread's doorbell failed and was restarted (each is logged); should stay 0. */
   acceptErrors: number
-  /** Messages from the remote transport refused as not slotbus protocol (NATS: docs/PROTOCOL.md §10.1): malformed answers, frames, presences. */
+  /** Messages from the remote transport refused as not slotbus protocol (docs/PROTOCOL.md §10.1): malformed answers, frames, presences. */
   rejectedMessages: number
   bytesOut: number
   bytesIn: number

@@ -32,8 +32,8 @@ import { checkKind, checkNumber, describe, MAX_TIMER_MS, type Subject } from "./
 
 export interface ClusterContestOptions {
   /**
-   * The transport the contest lives on, passed in: `remote: nats(url)` (`import { nats } from "slotbus/nats"`; a
-   * NATS cluster with JetStream on, nats-server ≥ 2.9).
+   * The transport the contest lives on, passed in: `remote: nats(url)` (`import { nats } from "slotbus/nats"`; what
+   * its server needs: this room's README, "Across hosts").
    */
   remote: LeaseRemote
   /** The bucket: "if-missing" (default) binds or creates it; "never" binds only (NotFoundError); "must" creates only (AlreadyExistsError). */
@@ -203,7 +203,7 @@ export class ClusterLease implements AsyncDisposable {
 }
 
 /**
- * A contest among processes on any host of one NATS cluster (docs/PROTOCOL.md §12): `Contest.open(name, { remote: nats(url) })`.
+ * A contest among processes on any host one transport reaches (docs/PROTOCOL.md §12): `Contest.open(name, { remote: nats(url) })`.
  * The calls of a local contest, async; every claim has a TTL; a dead holder is taken over at its TTL.
  */
 export class ClusterContest implements AsyncDisposable {

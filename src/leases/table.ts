@@ -21,7 +21,7 @@ export const LEASE_PORT = ["openLeaseTable", "explain"] as const satisfies reado
 
 /** One contest object's view of its table: the writes of §12.3 and the watches that wake waiting claims. */
 export interface LeaseTable {
-  /** Where the contest lives (its JetStream KV bucket, for NATS). */
+  /** Where the contest lives on the transport (a bucket's name, for status views). */
   readonly bucket: string
   /** What contenders add to a claim's TTL before judging it expired (§12.4). */
   readonly marginMs: number
