@@ -43,10 +43,13 @@ export interface TopicBridgeHost {
   takeBridged(): { at: number; pid: number; tail: number }
   /** Writes the bridged word: every event before position `at` was taken (sent, or skipped as bridged in). */
   setBridged(at: number): void
-  /** Entry i of the ring header's books table (§11.4): a sender bridge (0: free), its subject's CRC-32, the last seq. */
-  readBook(i: number): { bridge: number; subject: number; seq: number }
+  /**
+   * Entry i of the ring header's books table (§11.4): a sender bridge (0: free), its subject's CRC-32, the last seq,
+   * and when it was taken (the wall clock's milliseconds mod 2^32; 0: not known).
+   */
+  readBook(i: number): { bridge: number; subject: number; seq: number; at: number }
   /** Writes entry i of the books table (only the elected bridge does). */
-  writeBook(i: number, bridge: number, subject: number, seq: number): void
+  writeBook(i: number, bridge: number, subject: number, seq: number, at: number): void
   /** The type filters of the live subscribers in the ring, with their pids (§8.2, §8.5). */
   filters(): (BridgeFilter & { pid: number })[]
 }

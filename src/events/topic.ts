@@ -600,17 +600,19 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
       },
       setBridged: (at) => setBridged(at),
       readBook: (i) => {
-        if (this.closed) return { bridge: 0, subject: 0, seq: 0 }
+        if (this.closed) return { bridge: 0, subject: 0, seq: 0, at: 0 }
         const e = book(i)
         const c = this.control
-        return { bridge: c.getUint32(e, true), subject: c.getUint32(e + 4, true), seq: c.getUint32(e + 8, true) }
+        const u32 = (off: number) => c.getUint32(e + off, true)
+        return { bridge: u32(0), subject: u32(4), seq: u32(8), at: u32(12) }
       },
-      writeBook: (i, bridge, subject, seq) => {
+      writeBook: (i, bridge, subject, seq, at) => {
         if (this.closed) return
         const e = book(i)
         this.control.setUint32(e, bridge, true)
         this.control.setUint32(e + 4, subject, true)
         this.control.setUint32(e + 8, seq, true)
+        this.control.setUint32(e + 12, at, true)
       },
       filters: () => {
         if (this.closed) throw new TopicClosedError(`topic "${this.name}" is closed`)

@@ -287,13 +287,21 @@ class Bridge implements TopicBridge {
 
 type Counts = TopicBridgeStats extends infer S ? Omit<S, "bridging" | "subjects" | "reasons"> : never
 
-/** A jump in a sender's numbers past this, ahead or behind, is a new epoch, not a loss (§11.3). */
+/**
+ * A jump in a sender's numbers past this behind, or ahead past this plus what it could have sent since it was last
+ * heard here, is a new epoch, not a loss (§11.3).
+ */
 const MAX_GAP = 4096
+/** Events a second one bridge can send on one subject, at most (§11.3): ten times what one NATS connection carries. */
+const MAX_RATE = 5_000_000
+const TWO_32 = 4294967296
 const RECENT = 8
 
 /** What a receiver keeps of one (bridge, subject) of a sender: its last seq, and the last 8 messages it took. */
 class SenderBooks {
   last = 0
+  /** When `last` was taken (Date.now()), or NaN: not known (a takeover from a table that does not say). */
+  heardAt = Number.NaN
   /** Its entry in the ring header's books table (§11.4), or -1 (none: a takeover starts it afresh). */
   slot = -1
   constructor(
@@ -330,7 +338,7 @@ class Running {
   private readonly resends = new Resends()
   // the ring header's books table (§11.4): the entries the last bridge left, by `<bridge> <subject crc>` (taken
   // over when their sender is heard), and per slot the books that own it and when it was last written
-  private readonly inherited = new Map<string, { slot: number; seq: number }>()
+  private readonly inherited = new Map<string, { slot: number; seq: number; at: number }>()
   private readonly slotBooks: (SenderBooks | undefined)[] = new Array(BOOKS)
   private readonly slotInherited: (string | undefined)[] = new Array(BOOKS)
   private readonly slotWritten = new Float64Array(BOOKS)
@@ -371,7 +379,7 @@ class Running {
       const b = host.readBook(i)
       if (b.bridge === 0) continue
       const key = `${b.bridge} ${b.subject}`
-      this.inherited.set(key, { slot: i, seq: b.seq })
+      this.inherited.set(key, { slot: i, seq: b.seq, at: b.at })
       this.slotInherited[i] = key
     }
     this.reader = host.openReader(last.at)
@@ -548,6 +556,7 @@ class Running {
     const seq = v.getUint32(8, true)
     const key = `${bridge} ${msg.subject}`
     const crc = Bun.hash.crc32(d.subarray(12)) // pos, ring and event: the seq and bridge are compared apart
+    const now = Date.now()
     let books = this.seen.get(key)
     if (books?.has(seq, crc)) {
       this.counts.duplicates++
@@ -567,27 +576,34 @@ class Running {
         this.slotBooks[was.slot] = books
         books.slot = was.slot
         books.last = was.seq
+        // the table says when, to the millisecond mod 2^32 (0: an older bridge's entry, not known)
+        if (was.at !== 0) books.heardAt = now - (((now % TWO_32) - was.at + TWO_32) % TWO_32)
       } else {
         this.takeSlot(books)
         fresh = true
       }
     }
-    if (fresh || seq > books.last + MAX_GAP || seq + MAX_GAP < books.last) {
+    // the most a loss can be: what the sender could have sent since it was last heard here (a takeover of this
+    // host's receiving bridge may take seconds: the kernel frees the name once the dead holder is gone, §11.4)
+    const since = Number.isNaN(books.heardAt) ? 0 : Math.max(0, now - books.heardAt)
+    if (fresh || seq > books.last + MAX_GAP + (MAX_RATE * since) / 1000 || seq + MAX_GAP < books.last) {
       // a sender first heard, or a jump no loss explains: a new epoch (anyone who may publish here can send any
       // number, so one message must not make this host drop the sender's next events or count billions lost)
       if (!fresh) {
         this.counts.resyncs++
         this.reason(
-          `${msg.subject} from bridge ${bridge.toString(16)}: seq jumped from ${books.last} to ${seq}: its books start afresh (a restarted bridge, or a forged message)`,
+          `${msg.subject} from bridge ${bridge.toString(16)}: seq jumped from ${books.last} to ${seq}, more than it could send in ${Math.round(since)} ms: its books start afresh (a restarted bridge, or a forged message)`,
         )
       }
       books.last = seq
+      books.heardAt = now
     } else if (seq > books.last + 1) {
       const n = seq - books.last - 1
       this.reason(
         `${msg.subject} from bridge ${bridge.toString(16)}: seq jumped from ${books.last} to ${seq}, ${n} lost on NATS (slow consumer, reconnect or a broken route)`,
       )
       books.last = seq
+      books.heardAt = now
       this.counts.lost += n
       // into the ring as a loss record: every subscriber here whose filter takes the type counts them in lagged
       const type = typeOfSubject(this.s.root, msg.subject)
@@ -599,7 +615,7 @@ class Running {
           this.reason(`${msg.subject}: the loss record was refused (${(e as Error).message})`)
         }
       }
-    } else if (seq === books.last + 1) books.last = seq
+    } else if (seq === books.last + 1) (books.last = seq), (books.heardAt = now)
     // else a seq below the last, not seen: taken as it is (only a forged message arrives so), the books unchanged
     books.add(seq, crc)
     if (this.resends.seen(ring, v.getUint32(12, true), crc)) {
@@ -621,7 +637,8 @@ class Running {
   /** The sender's last seq into its books table entry (§11.4), if it has one. */
   private writeBooks(books: SenderBooks) {
     if (books.slot < 0 || this.stopped) return
-    this.host.writeBook(books.slot, books.bridge, books.subject, books.last)
+    const at = Number.isNaN(books.heardAt) ? 0 : books.heardAt % TWO_32 || 1 // 0 says "not known"
+    this.host.writeBook(books.slot, books.bridge, books.subject, books.last, at)
     this.slotWritten[books.slot] = ++this.bookWrites
   }
 
@@ -641,7 +658,7 @@ class Running {
     if (books.slot < 0) return
     this.slotBooks[books.slot] = undefined
     this.slotWritten[books.slot] = 0
-    if (!this.stopped) this.host.writeBook(books.slot, 0, 0, 0)
+    if (!this.stopped) this.host.writeBook(books.slot, 0, 0, 0, 0)
     books.slot = -1
   }
 

@@ -75,9 +75,10 @@ describe.skipIf(skip !== null)("§11.7: who may send and read a topic's events",
     none.publish(`${root}.job.n`, message(1, 1)) // refused by the server
     await none.flush().catch(() => {})
     writer.publish(`${root}.job.n`, message(1, 2))
-    writer.publish(`${root}.job.n`, message(4000, 3)) // 3,998 "lost": the most one message can claim is 4,095
-    writer.publish(`${root}.job.n`, message(1_000_000, 4)) // far away: a new epoch, nothing lost
-    writer.publish(`${root}.job.n`, message(1_000_001, 5))
+    writer.publish(`${root}.job.n`, message(4000, 3)) // 3,998 "lost": within 4,095, whenever it comes
+    // far away: more than a sender can send in 10 minutes at 5 M/s (§11.3), so a new epoch, nothing lost
+    writer.publish(`${root}.job.n`, message(3_100_000_000, 4))
+    writer.publish(`${root}.job.n`, message(3_100_000_001, 5))
     await writer.flush()
     const got: string[] = []
     await until(() => {
