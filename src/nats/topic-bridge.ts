@@ -592,7 +592,7 @@ class Running {
       if (!fresh) {
         this.counts.resyncs++
         this.reason(
-          `${msg.subject} from bridge ${bridge.toString(16)}: seq jumped from ${books.last} to ${seq}, more than it could send in ${Math.round(since)} ms: its books start afresh (a restarted bridge, or a forged message)`,
+          `${msg.subject} from bridge ${bridge.toString(16)}: seq jumped from ${books.last} to ${seq}${seq > books.last ? `, more than it could send in ${Math.round(since)} ms` : ""}: its books start afresh (a restarted bridge, or a forged message)`,
         )
       }
       books.last = seq
