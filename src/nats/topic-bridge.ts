@@ -317,6 +317,11 @@ class SenderBooks {
     for (let i = 0; i < RECENT; i++) if (this.seqs[i] === seq && this.crcs[i] === crc) return true
     return false
   }
+  /** Takes `seq` as the last, heard `now`. */
+  advance(seq: number, now: number) {
+    this.last = seq
+    this.heardAt = now
+  }
   add(seq: number, crc: number) {
     this.seqs[this.n] = seq
     this.crcs[this.n] = crc
@@ -338,7 +343,7 @@ class Running {
   private readonly resends = new Resends()
   // the ring header's books table (§11.4): the entries the last bridge left, by `<bridge> <subject crc>` (taken
   // over when their sender is heard), and per slot the books that own it and when it was last written
-  private readonly inherited = new Map<string, { slot: number; seq: number; at: number }>()
+  private readonly inherited = new Map<string, { slot: number; seq: number; heardAt: number }>()
   private readonly slotBooks: (SenderBooks | undefined)[] = new Array(BOOKS)
   private readonly slotInherited: (string | undefined)[] = new Array(BOOKS)
   private readonly slotWritten = new Float64Array(BOOKS)
@@ -375,11 +380,14 @@ class Running {
     this.skipPid = last.pid === process.pid ? 0 : last.pid
     this.skipBefore = last.tail
     this.taken = this.confirmedAt = last.at
+    const now = Date.now()
     for (let i = 0; i < BOOKS; i++) {
       const b = host.readBook(i)
       if (b.bridge === 0) continue
       const key = `${b.bridge} ${b.subject}`
-      this.inherited.set(key, { slot: i, seq: b.seq, at: b.at })
+      // when its seq was taken: the table says to the millisecond mod 2^32 (0: an older bridge's entry, not known)
+      const heardAt = b.at === 0 ? Number.NaN : now - (((now % TWO_32) - b.at + TWO_32) % TWO_32)
+      this.inherited.set(key, { slot: i, seq: b.seq, heardAt })
       this.slotInherited[i] = key
     }
     this.reader = host.openReader(last.at)
@@ -556,12 +564,12 @@ class Running {
     const seq = v.getUint32(8, true)
     const key = `${bridge} ${msg.subject}`
     const crc = Bun.hash.crc32(d.subarray(12)) // pos, ring and event: the seq and bridge are compared apart
-    const now = Date.now()
     let books = this.seen.get(key)
     if (books?.has(seq, crc)) {
       this.counts.duplicates++
       return
     }
+    const now = Date.now()
     let fresh = false
     if (books === undefined) {
       if (this.seen.size >= 65536) this.forgetBooks()
@@ -575,9 +583,7 @@ class Running {
         this.slotInherited[was.slot] = undefined
         this.slotBooks[was.slot] = books
         books.slot = was.slot
-        books.last = was.seq
-        // the table says when, to the millisecond mod 2^32 (0: an older bridge's entry, not known)
-        if (was.at !== 0) books.heardAt = now - (((now % TWO_32) - was.at + TWO_32) % TWO_32)
+        books.advance(was.seq, was.heardAt)
       } else {
         this.takeSlot(books)
         fresh = true
@@ -595,15 +601,13 @@ class Running {
           `${msg.subject} from bridge ${bridge.toString(16)}: seq jumped from ${books.last} to ${seq}${seq > books.last ? `, more than it could send in ${Math.round(since)} ms` : ""}: its books start afresh (a restarted bridge, or a forged message)`,
         )
       }
-      books.last = seq
-      books.heardAt = now
+      books.advance(seq, now)
     } else if (seq > books.last + 1) {
       const n = seq - books.last - 1
       this.reason(
         `${msg.subject} from bridge ${bridge.toString(16)}: seq jumped from ${books.last} to ${seq}, ${n} lost on NATS (slow consumer, reconnect or a broken route)`,
       )
-      books.last = seq
-      books.heardAt = now
+      books.advance(seq, now)
       this.counts.lost += n
       // into the ring as a loss record: every subscriber here whose filter takes the type counts them in lagged
       const type = typeOfSubject(this.s.root, msg.subject)
@@ -615,7 +619,7 @@ class Running {
           this.reason(`${msg.subject}: the loss record was refused (${(e as Error).message})`)
         }
       }
-    } else if (seq === books.last + 1) (books.last = seq), (books.heardAt = now)
+    } else if (seq === books.last + 1) books.advance(seq, now)
     // else a seq below the last, not seen: taken as it is (only a forged message arrives so), the books unchanged
     books.add(seq, crc)
     if (this.resends.seen(ring, v.getUint32(12, true), crc)) {
