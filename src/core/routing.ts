@@ -95,10 +95,11 @@ export class Dispatcher {
     this.counters.requests++
     if (this.tickAt === Infinity) this.scheduleTick(Math.min(TICK_BUSY_MS, timeoutMs || TICK_BUSY_MS))
     else if (p.deadline < this.tickAt) this.scheduleTick(Math.max(0, timeoutMs))
-    if (this.dispatch(p)) return
+    if (this.queue.length === 0 && this.dispatch(p)) return // behind a queue it waits its turn
     const refused = refusal()
-    if (refused) this.fail(p, refused)
-    else this.queue.push(p)
+    if (refused) return this.fail(p, refused)
+    this.queue.push(p)
+    this.dispatchQueued()
   }
 
   /** The bus closed: no more ticks. */
@@ -202,9 +203,8 @@ export class Dispatcher {
       send: (p) => this.sendRemote(p, e),
       cancel: (p) => {
         if (!this.remoteCalls.has(p)) return
-        this.remoteDone(p)
         peer.cancel(p) // its answer, if one comes, finds nobody
-        this.dispatchQueued()
+        this.remoteDone(p)
       },
       info: () => this.remoteInfo(e),
     }
@@ -264,7 +264,6 @@ export class Dispatcher {
         if (flags & RespFlag.ERROR) return this.fail(p, remoteError(readHead(bytes, headLen), utf8(body), pid))
         this.streamEnded(p, status, p.kind === Kind.RAW ? [] : readHead(bytes, headLen), body.slice())
         p.phase = "slot-returned"
-        this.dispatchQueued()
       },
       frame: (call, type, status, bytes) => {
         const p = call as Pending
@@ -272,10 +271,7 @@ export class Dispatcher {
         let s = p.in as StreamIn | null
         if (!s) {
           const { peer } = p.endpoint as RemoteEndpoint
-          const done = () => {
-            this.remoteDone(p)
-            this.dispatchQueued()
-          }
+          const done = () => this.remoteDone(p)
           p.in = s = new StreamIn(this.streams, new RemoteFrames(peer.pid, (n) => peer.grant(p, n), done), p)
         }
         ;(s.src as RemoteFrames).push(type, status, bytes)
@@ -304,8 +300,14 @@ export class Dispatcher {
     }
   }
 
+  /**
+   * p no longer holds a place on its remote worker (answered, failed, cancelled, ended, or the worker left): the
+   * place goes to the queue at once, whatever freed it. A Link's places go back in returnSlot's callers.
+   */
   private remoteDone(p: Pending) {
-    if (this.remoteCalls.delete(p)) (p.endpoint as RemoteEndpoint).peer.inFlight--
+    if (!this.remoteCalls.delete(p)) return
+    ;(p.endpoint as RemoteEndpoint).peer.inFlight--
+    this.dispatchQueued()
   }
 
   /** The pump's duty: take every answer the worker completed, hand it to its caller, return the slots. */
@@ -467,9 +469,12 @@ export class Dispatcher {
       return false
     }
     if (p.endpoint?.local) (p.endpoint as Link).waiting--
-    this.remoteDone(p)
+    if (this.remoteCalls.delete(p)) (p.endpoint as RemoteEndpoint).peer.inFlight--
     Object.assign(p, { phase: "queued", endpoint: null, slot: -1, retried: true })
-    if (!this.dispatch(p)) this.queue.unshift(p)
+    let i = 0 // back in the queue where its arrival puts it
+    while (i < this.queue.length && this.queue[i]!.started <= p.started) i++
+    this.queue.splice(i, 0, p)
+    this.dispatchQueued()
     return true
   }
 
