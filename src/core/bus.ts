@@ -46,18 +46,26 @@ import { STATUS, type StatusSection } from "../kit/index.ts"
 const FACTORY = Symbol("SlotBus.listen")
 
 // Open buses of this process by name, shared by every copy of this module a hot reload may load.
-const OPEN_BUSES: Map<string, { bus: SlotBus; options: string }> = ((globalThis as Record<symbol, unknown>)[
-  Symbol.for("slotbus.openBuses")
-] ??= new Map()) as Map<string, { bus: SlotBus; options: string }>
+type OpenBus = { bus: SlotBus; options: string; remote: RemoteTransport | undefined }
+const OPEN_BUSES: Map<string, OpenBus> = ((globalThis as Record<symbol, unknown>)[Symbol.for("slotbus.openBuses")] ??=
+  new Map()) as Map<string, OpenBus>
 
-/** The options that shape a bus, in a canonical form: a hot reload may reuse the bus only if they are equal. */
+/**
+ * The options that shape a bus but its transport, in a canonical form: a hot reload may reuse the bus only if
+ * they are equal and the transports are the same (sameTransport).
+ */
 function optionsKey(opts: ListenOptions): string {
-  const { hot: _, ...rest } = opts
+  const { hot: _, remote: __, ...rest } = opts
   return JSON.stringify(
     Object.keys(rest)
       .sort()
-      .map((k) => [k, k === "remote" ? String(rest.remote) : rest[k as keyof typeof rest]]),
+      .map((k) => [k, rest[k as keyof typeof rest]]),
   )
+}
+
+/** Two transports reach the same servers with the same credentials (one object is always the same as itself). */
+function sameTransport(a: RemoteTransport | undefined, b: RemoteTransport | undefined): boolean {
+  return a === b || (a !== undefined && b !== undefined && a.sameAs?.(b) === true)
 }
 
 /**
@@ -166,6 +174,10 @@ export class SlotBus {
         throw new NameInUseError(
           `this process already listens as "${name}" with other options; a hot reload cannot change them: restart the process`,
         )
+      if (!sameTransport(mine.remote, opts.remote))
+        throw new NameInUseError(
+          `this process already listens as "${name}" over another remote transport (other servers, credentials or connection); a hot reload cannot change it: restart the process`,
+        )
       return mine.bus
     }
     await loadNative()
@@ -183,7 +195,7 @@ export class SlotBus {
       closeSync(fd)
       throw e
     }
-    OPEN_BUSES.set(name, { bus, options: optionsKey(opts) })
+    OPEN_BUSES.set(name, { bus, options: optionsKey(opts), remote: opts.remote })
     bus.d.tick()
     if (bus.transport) {
       try {

@@ -146,6 +146,11 @@ export interface RemoteTransport {
   serveHub(host: RemoteHubHost, opts: TransportOptions): Promise<RemoteLink>
   /** Serves a worker: it joins the hubs of its name and answers their requests. */
   serveWorker(host: RemoteWorkerHost, opts: TransportOptions): Promise<RemoteLink>
+  /**
+   * Whether `other` reaches the same servers with the same credentials: a hot reload keeps a bus only then.
+   * Without it, a transport is the same as itself only.
+   */
+  sameAs?(other: RemoteTransport): boolean
 }
 
 /** The methods a bus's and a worker's `remote` option must have. */

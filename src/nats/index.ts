@@ -58,11 +58,33 @@ export class Nats implements RemoteTransport, TopicRemote, LeaseRemote {
     return explainNats(e, otherwise)
   }
 
-  /** How a hot reload compares two buses' options: the same URL is the same transport. */
+  /**
+   * @internal the core's port: the same servers with the same credentials. URLs compare as written (spaces
+   * aside), connection options field by field (functions, such as an authenticator, by identity), a connection
+   * of yours by identity only.
+   */
+  sameAs(other: RemoteTransport): boolean {
+    const theirs = (other as Partial<Nats>).connection
+    if (other.transport !== this.transport || theirs === undefined) return false
+    const mine = this.connection
+    if (typeof mine === "string" || typeof theirs === "string")
+      return typeof mine === typeof theirs && urls(mine as string) === urls(theirs as string)
+    if (mine === theirs) return true
+    return !isConnection(mine) && !isConnection(theirs) && Bun.deepEquals(mine, theirs, true)
+  }
+
   toString(): string {
     return typeof this.connection === "string" ? `nats(${this.connection})` : "nats(a connection or its options)"
   }
 }
+
+const urls = (s: string) =>
+  s
+    .split(",")
+    .map((u) => u.trim())
+    .join(",")
+// A NATS connection of the caller's (not its options): it publishes.
+const isConnection = (c: object) => typeof (c as { publish?: unknown }).publish === "function"
 
 /**
  * The NATS transport: `SlotBus.listen(name, { remote: nats("nats://host:4222") })`, and the same for

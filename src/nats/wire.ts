@@ -115,7 +115,9 @@ export async function openConnection(option: unknown): Promise<{ nc: NatsConnect
   if (typeof option === "object" && option !== null && typeof (option as NatsConnection).publish === "function")
     return { nc: option as NatsConnection, owned: false }
   const { connect } = await natsClient()
-  const opts = typeof option === "string" ? { servers: option.split(",").map((s) => s.trim()) } : option
+  // a copy: the client writes into the options it is given, and the caller's must stay as they were (sameAs)
+  const opts =
+    typeof option === "string" ? { servers: option.split(",").map((s) => s.trim()) } : { ...(option as object) }
   try {
     return { nc: await connect(opts as never), owned: true }
   } catch (e) {

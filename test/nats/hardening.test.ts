@@ -5,6 +5,7 @@
 import { describe, expect, test } from "bun:test"
 import { connect, type NatsConnection } from "@nats-io/transport-node"
 import {
+  NameInUseError,
   ProtocolError,
   SlotBus,
   SlotWorker,
@@ -23,7 +24,7 @@ if (skip) console.warn(`the NATS hardening tests are skipped: ${skip}`)
 const nats = natsPerFile(skip)
 const { cleanup } = nats
 
-async function hub(opts: ListenOptions = {}, url: Server = nats.url): Promise<SlotBus> {
+async function hub(opts: ListenOptions = {}, url: Server | NatsConnection = nats.url): Promise<SlotBus> {
   const bus = await SlotBus.listen(busName("nats-hard"), { remote: viaNats(url), heartbeatMs: 100, ...opts })
   cleanup.push(() => bus.close({ drain: false }))
   return bus
@@ -276,4 +277,29 @@ describe.skipIf(skip !== null)("death detection (§10.3)", () => {
     expect(err).toBeInstanceOf(RangeError)
     expect((err as Error).message).toContain(message)
   })
+})
+
+describe.skipIf(skip !== null)("a hot reload over NATS", () => {
+  test("hands back the bus only for a transport that reaches the same servers with the same credentials", async () => {
+    const bus = await hub({ hot: true }, { servers: nats.url, user: "a", pass: "b" })
+    const again = (remote: ReturnType<typeof viaNats>) =>
+      SlotBus.listen(bus.name, { remote, heartbeatMs: 100, hot: true })
+    expect(await again(viaNats({ servers: nats.url, user: "a", pass: "b" }))).toBe(bus)
+    for (const other of [
+      { servers: "nats://127.0.0.1:1", user: "a", pass: "b" }, // other servers: the bus stayed on the first
+      { servers: nats.url, user: "a", pass: "c" }, // other credentials
+      nats.url, // a URL where options were given
+    ])
+      expect(await rejection(again(viaNats(other)))).toBeInstanceOf(NameInUseError)
+    expect(bus.closing).toBeNull() // the refusals left it open
+  }, 30_000)
+
+  test("over a connection of the caller's, only that same connection is the same transport", async () => {
+    const nc = await client()
+    const bus = await hub({ hot: true }, nc)
+    const again = (remote: ReturnType<typeof viaNats>) =>
+      SlotBus.listen(bus.name, { remote, heartbeatMs: 100, hot: true })
+    expect(await again(viaNats(nc))).toBe(bus)
+    expect(await rejection(again(viaNats(await client())))).toBeInstanceOf(NameInUseError)
+  }, 30_000)
 })
