@@ -5,6 +5,7 @@
 import { deserialize, serialize } from "bun:jsc"
 import { ProtocolError, RemoteError, UnknownMethodError } from "../errors.ts"
 import { utf8 } from "./codec.ts"
+import { isThenable } from "./answer.ts"
 import { didYouMean } from "../kit/index.ts"
 
 /** The request method of an RPC call, by the encoding of its body; neither is an HTTP token, so no HTTP client can send one. */
@@ -199,7 +200,7 @@ export function rpcHandler<Req extends RpcRequest, Out>(api: object, fallback?: 
       if (!Array.isArray(args)) throw new TypeError(`the arguments of ${method}() did not arrive as a list`)
       const signalled = (fn as { [SIGNALLED]?: AnyFunction })[SIGNALLED]
       const out = signalled ? signalled.call(api, req.signal, ...args) : fn.apply(api, args)
-      if (out instanceof Promise || typeof (out as PromiseLike<unknown> | null)?.then === "function")
+      if (out instanceof Promise || isThenable(out))
         return Promise.resolve(out).then(
           (v) => resultReply(method, v),
           (e) => thrownReply(e),

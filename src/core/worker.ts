@@ -9,16 +9,24 @@ import { longTimeout } from "../kit/index.ts"
 import { checkOptions, checkRemote, madeBy, optionNames } from "../kit/index.ts"
 import { rpcHandler } from "./rpc.ts"
 import { SlotRequest } from "./request.ts"
-import { encodeAnswer, isAsyncReply, readAsyncReply, streamParts, wholeOrStream, type SlotReply } from "./answer.ts"
+import {
+  encodeAnswer,
+  isAsyncReply,
+  isThenable,
+  readAsyncReply,
+  streamParts,
+  wholeOrStream,
+  type SlotReply,
+} from "./answer.ts"
 import { encodeHead, streamOut } from "./stream-out.ts"
 import { type RemoteAnswerSink, type RemoteLink, type RemoteTransport, WORKER_PORT } from "./remote.ts"
 import { positiveInt } from "./options.ts"
 
 export { SlotRequest }
 export type { SlotReply }
-export type SlotHandler = (req: SlotRequest) => SlotReply | Promise<SlotReply>
+export type SlotHandler = (req: SlotRequest) => SlotReply | PromiseLike<SlotReply>
 /** A handler in `{ fetch: true }` mode: a Web Request in, a Response (or any SlotReply) out. */
-export type FetchHandler = (req: Request) => SlotReply | Promise<SlotReply>
+export type FetchHandler = (req: Request) => SlotReply | PromiseLike<SlotReply>
 
 export interface ConnectOptions {
   /** How the worker waits for requests. Default "adaptive". */
@@ -423,14 +431,14 @@ export class SlotWorker {
     this.held[slot] = req
     this.heldGen[slot] = gen
     chan.hold()
-    let out: SlotReply | Promise<SlotReply>
+    let out: SlotReply | PromiseLike<SlotReply>
     try {
       out = this.handler(req)
     } catch (e) {
       return this.finish(chan, slot, gen, req, e, true)
     }
-    if (out instanceof Promise)
-      out.then(
+    if (out instanceof Promise || isThenable(out))
+      Promise.resolve(out).then(
         (r) => this.finish(chan, slot, gen, req, r, false),
         (e) => this.finish(chan, slot, gen, req, e, true),
       )
@@ -523,7 +531,7 @@ export class SlotWorker {
     } catch (e) {
       return this.answerDetached(req, sink, e, true)
     }
-    if (typeof (out as PromiseLike<unknown> | null)?.then === "function")
+    if (out instanceof Promise || isThenable(out))
       Promise.resolve(out).then(
         (r) => this.answerDetached(req, sink, r, false),
         (e) => this.answerDetached(req, sink, e, true),
