@@ -253,7 +253,7 @@ export class SlotBus {
     if (!(request instanceof Request)) throw new TypeError("bus.fetch() takes a Request")
     checkOptions(opts, FETCH_OPTIONS, "bus.fetch")
     const url = new URL(request.url)
-    const body = request.body ? await request.bytes() : undefined
+    const body = await this.bodyOf(request)
     const signal =
       opts.signal && opts.signal !== request.signal ? AbortSignal.any([opts.signal, request.signal]) : request.signal
     const res = await this.request(
@@ -261,6 +261,36 @@ export class SlotBus {
       { timeoutMs: opts.timeoutMs, streamIdleMs: opts.streamIdleMs, idempotent: opts.idempotent, signal, stream: true },
     )
     return res.toResponse()
+  }
+
+  /** A Request's body, refused at maxBodyBytes: by its Content-Length before reading, or once that much arrived. */
+  private async bodyOf(request: Request): Promise<Uint8Array | undefined> {
+    const stream = request.body
+    if (!stream) return undefined
+    const tooLarge = (what: string) => {
+      stream.cancel().catch(() => {})
+      return new PayloadTooLargeError(
+        `request body is ${what} bytes, over maxBodyBytes ${this.maxBody}; raise maxBodyBytes on the hub`,
+      )
+    }
+    const declared = request.headers.get("content-length")
+    if (declared !== null && /^\d+$/.test(declared)) {
+      if (Number(declared) > this.maxBody) throw tooLarge(declared)
+      return request.bytes() // a body longer than it said is refused by request() all the same
+    }
+    const reader = stream.getReader()
+    const parts: Uint8Array[] = []
+    let length = 0
+    for (;;) {
+      const { done, value } = await reader.read()
+      if (done) return Buffer.concat(parts, length)
+      length += value.length
+      if (length > this.maxBody) {
+        reader.releaseLock()
+        throw tooLarge(`over ${length}`)
+      }
+      parts.push(value)
+    }
   }
 
   /**
