@@ -586,15 +586,17 @@ export class SlotWorker {
    * timeoutMs, default 5000), then the worker disconnects.
    */
   close(opts: { timeoutMs?: number } = {}): Promise<void> {
+    let timeoutMs: number
     try {
       checkOptions(opts, CLOSE_OPTIONS, "worker.close")
+      timeoutMs = positiveInt(opts.timeoutMs, 5000, "worker.close: timeoutMs")
     } catch (e) {
       return Promise.reject(e)
     }
     this.stopping ??= (async () => {
-      const deadline = performance.now() + (opts.timeoutMs ?? 5000)
+      const deadline = performance.now() + timeoutMs
       if (this.remote) {
-        await this.remote.close(opts.timeoutMs ?? 5000)
+        await this.remote.close(timeoutMs)
         return this.resolveClosed({ reason: "closed" })
       }
       const chan = this.chan

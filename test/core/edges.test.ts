@@ -2,7 +2,7 @@
 // threw instead of rejecting, and delays past 2^31-1 ms that fired at once.
 import { afterEach, expect, spyOn, test } from "bun:test"
 import { busName, outcome, rejection, spawnWorker, stopAll } from "../support/helpers.ts"
-import { SlotBus, Supervisor, TimeoutError } from "../../src/index.ts"
+import { SlotBus, SlotWorker, Supervisor, TimeoutError } from "../../src/index.ts"
 import { createHub } from "../../src/http/index.ts"
 
 afterEach(stopAll)
@@ -101,4 +101,28 @@ test("an idle spin longer than one turn is a RangeError, not an event loop froze
   expect(String((e as Error).message)).toContain("spinMicros must be at most 1000")
   await using bus = await SlotBus.listen(busName("spin-ok"), { idle: { spinMicros: 1000, parkAfterMs: 1 } })
   expect(bus.name).toContain("spin-ok")
+})
+
+test.each([
+  ["a negative timeoutMs", { timeoutMs: -1 }, RangeError],
+  ["a NaN timeoutMs", { timeoutMs: Number.NaN }, RangeError],
+  ["a fractional timeoutMs", { timeoutMs: 1.5 }, RangeError],
+  ["a string timeoutMs", { timeoutMs: "5000" as never }, RangeError],
+  ["null", null as never, TypeError],
+])("worker.close with %s rejects (never throws) and the worker keeps serving", async (_, opts, type) => {
+  await using bus = await SlotBus.listen(busName("bad-close"))
+  const worker = await SlotWorker.connect(bus.name, () => "still here")
+  try {
+    await bus.waitForWorkers(1)
+    let result: Promise<unknown> | undefined
+    expect(() => {
+      result = worker.close(opts)
+    }).not.toThrow()
+    const e = await rejection(result!)
+    expect(e).toBeInstanceOf(type)
+    expect((e as Error).message).toContain("timeoutMs")
+    expect(new TextDecoder().decode(await bus.call("x", { timeoutMs: 5000 }))).toBe("still here")
+  } finally {
+    await worker.close({ timeoutMs: 1000 })
+  }
 })
