@@ -1,18 +1,17 @@
-// Workers coming and going: the accept thread's doorbell, a new worker's link and pump, and dropping one (cut off,
-// evicted, gone). The Acceptor is the part of a SlotBus that owns the connections; it adds and drops workers in the
-// Dispatcher's books (routing.ts), and the bus (bus.ts) is the public API over both.
+// Workers on this host coming and going: the accept thread's doorbell, a new worker's SlotEndpoint, and dropping one
+// (cut off, evicted, gone). The Acceptor is the part of a SlotBus that owns the connections; workers join and leave
+// the Dispatcher's books (dispatcher.ts) through its join() and leave(), and the bus (bus.ts) is the public API over
+// both. It also keeps the bus's listeners and waitForWorkers's callers, told of every worker, here or remote.
 import { closeSync } from "node:fs"
-import { hostname } from "node:os"
 import type { Pointer } from "bun:ffi"
 import { native, HubConfig, FullMask, Control, Errno, type Chan } from "../native/ffi.ts"
 import { Channel } from "./channel.ts"
 import { ProtocolError, SlotBusError, WorkerGoneError } from "../errors.ts"
-import { Pump, STARTUP_POLL_NS, type IdleStrategy } from "./idle.ts"
-import { nowMs, STATE_NAMES, type Link, type Pending, type WorkerEvent, type WorkerInfo } from "./link.ts"
+import type { IdleStrategy } from "./idle.ts"
+import type { Endpoint, WorkerEvent, WorkerInfo } from "./endpoint.ts"
 import { stackless } from "./response.ts"
-import type { Dispatcher, RemoteEndpoint } from "./routing.ts"
-
-const HOST = hostname()
+import type { Dispatcher } from "./dispatcher.ts"
+import { SlotEndpoint } from "./slot-endpoint.ts"
 
 // Accept work per event-loop turn; a turn that refused someone waits before the next.
 const ACCEPTS_PER_TURN = 8
@@ -27,6 +26,9 @@ export interface AcceptSettings {
   maxWorkers: number
   maxPerUid: number
   uids: number[]
+  /** A slot whose request was given up this long ago and that its worker still holds is stuck. */
+  stuckAfterMs: number
+  /** A worker holding this many stuck slots is evicted. */
   maxStuck: number
 }
 
@@ -36,6 +38,8 @@ export class Acceptor {
   readonly waiters: { n: number; resolve: () => void; reject: (e: Error) => void }[] = []
   /** onWorker's listeners. */
   readonly listeners = new Set<(e: WorkerEvent) => void>()
+  /** The workers on this host, connected now. */
+  private readonly links = new Set<SlotEndpoint>()
   private closing = false
   private acceptWatch: Pointer | null = null
   private acceptReader: { cancel(): Promise<void> } | null = null
@@ -46,8 +50,8 @@ export class Acceptor {
     private readonly o: AcceptSettings,
   ) {}
 
-  evict(link: Link) {
-    if (!this.d.links.includes(link)) return
+  evict(link: SlotEndpoint) {
+    if (!this.links.has(link)) return
     link.chan.sendControl(Control.HUB_CLOSING)
     this.drop(
       link,
@@ -129,10 +133,14 @@ export class Acceptor {
   }
 
   fullMask(): number {
-    if (this.d.links.length >= this.o.maxWorkers) return FullMask.ALL
+    if (this.links.size >= this.o.maxWorkers) return FullMask.ALL
     let mask = 0
     const own = process.getuid?.() ?? -1
-    const count = (uid: number) => this.d.links.reduce((n, l) => n + (l.chan.peerUid === uid ? 1 : 0), 0)
+    const count = (uid: number) => {
+      let n = 0
+      for (const l of this.links) if (l.chan.peerUid === uid) n++
+      return n
+    }
     if (count(own) >= this.o.maxPerUid) mask |= FullMask.OWN_UID
     this.o.uids.forEach((u, i) => {
       if (u !== own && count(u) >= this.o.maxPerUid) mask |= 1 << i
@@ -141,35 +149,12 @@ export class Acceptor {
   }
 
   addLink(chan: Channel) {
-    const link: Link = {
-      local: true,
-      get serving() {
-        return this.state === "serving"
-      },
-      get capacity() {
-        return this.chan.slotCount
-      },
-      send: (p) => this.d.publish(link, p),
-      cancel: (p) => this.d.cancelInSlot(link, p),
-      info: () => this.info(link),
-      state: "serving",
+    const link = new SlotEndpoint(
       chan,
-      pump: null as unknown as Pump,
-      pending: new Array<Pending | null>(chan.slotCount).fill(null),
-      lent: new Array<WeakRef<ArrayBuffer> | null>(chan.slotCount).fill(null),
-      inFlight: 0,
-      waiting: 0,
-      requests: 0,
-      controlBytes: 0,
-    }
-    link.pump = new Pump(chan, this.o.idle, {
-      collect: () => this.d.collect(link),
-      wanted: () => link.waiting > 0, // given-up and borrowed slots need no polling: a late answer rings
-      rest: () => link.inFlight === 0, // no slot out: nothing can come that would ring, so no park (nor unpark)
-      onRingFlood: (rings, parks) => this.cutOff(link, `rang the hub's doorbell ${rings} times for ${parks} parks`),
-      onError: () => this.d.counters.internalErrors++,
-      startupPollNs: STARTUP_POLL_NS,
-    })
+      this.d,
+      { cutOff: (l, what) => this.cutOff(l, what), evict: (l) => this.evict(l) },
+      this.o,
+    )
     chan.watchPeer(
       (bytes) => {
         // Each control byte is legal once per connection (docs/PROTOCOL.md §1); a worker sends only DRAIN.
@@ -178,7 +163,7 @@ export class Acceptor {
           return this.cutOff(link, `sent ${link.controlBytes} control bytes (only one "D" is allowed)`)
         if (link.state === "serving") link.state = "draining"
         chan.sendControl(Control.DRAIN_ACK)
-        this.d.dispatchQueued()
+        this.d.freed()
       },
       () =>
         this.drop(
@@ -191,49 +176,26 @@ export class Acceptor {
           ),
         ),
     )
-    this.d.links.push(link)
-    this.d.endpoints.splice(this.d.links.length - 1, 0, link) // after the other local ones, before the remote ones
-    this.emit("join", link)
-    for (const w of [...this.waiters]) if (this.d.workerCount >= w.n) w.resolve()
-    this.d.dispatchQueued()
+    this.links.add(link)
+    this.d.join(link)
   }
 
-  cutOff(link: Link, what: string) {
-    if (!this.d.links.includes(link)) return
+  cutOff(link: SlotEndpoint, what: string) {
+    if (!this.links.has(link)) return
     this.d.counters.protocolErrors++
     this.drop(link, new ProtocolError(`worker pid ${link.chan.peerPid} of "${this.name}" ${what}; it was disconnected`))
   }
 
-  drop(link: Link, err: Error) {
-    const i = this.d.links.indexOf(link)
-    if (i < 0) return
-    const info = this.info(link)
-    this.d.links.splice(i, 1)
-    this.d.endpoints.splice(this.d.endpoints.indexOf(link), 1)
-    link.pump.stop()
-    try {
-      if (!(err instanceof ProtocolError)) this.d.collect(link) // answers completed before the worker went
-    } catch {
-      this.d.counters.internalErrors++
-    }
-    for (let s = 0; s < link.pending.length; s++) {
-      const p = link.pending[s]
-      if (p && this.d.retryOrFail(p, err)) link.pending[s] = null // sent again elsewhere: no longer this link's
-    }
-    for (let s = 0; s < link.pending.length; s++) {
-      const lent = link.lent[s]?.deref()
-      if (lent && !lent.detached) lent.transfer(0) // borrowed bodies read empty before the region goes
-      if (link.pending[s]) link.pending[s]!.phase = "slot-returned"
-      link.pending[s] = null
-      link.lent[s] = null
-    }
-    link.chan.close()
-    this.emitInfo("leave", info)
-    this.d.dispatchQueued()
+  drop(link: SlotEndpoint, err: Error) {
+    if (this.links.delete(link)) this.d.leave(link, err)
   }
 
-  emit(type: WorkerEvent["type"], link: Link) {
-    if (this.listeners.size > 0) this.emitInfo(type, this.info(link))
+  /** The bus closed (`err`): every worker on this host is told and let go. */
+  dropAll(err: Error) {
+    for (const l of [...this.links]) {
+      l.chan.sendControl(Control.HUB_CLOSING)
+      this.drop(l, err)
+    }
   }
 
   emitInfo(type: WorkerEvent["type"], worker: WorkerInfo) {
@@ -247,32 +209,14 @@ export class Acceptor {
       }
   }
 
-  info(link: Link): WorkerInfo {
-    const { chan, inFlight, waiting, requests, state } = link
-    return {
-      pid: chan.peerPid,
-      uid: chan.peerUid,
-      state,
-      inFlight,
-      waiting,
-      stuck: this.d.stuckSlots(link, nowMs()),
-      requests,
-      slots: Array.from({ length: chan.slotCount }, (_, s) =>
-        chan.isOpen ? (STATE_NAMES[native.sb_slot_state(chan.ptr, s) & 0xff] ?? "corrupt") : "gone",
-      ),
-      transport: "shm",
-      host: HOST,
-    }
-  }
-
-  /** A worker on another host joined: its listeners hear of it, waitForWorkers may be done. */
-  joined(e: RemoteEndpoint) {
-    this.emitInfo("join", e.info())
+  /** A worker, here or on another host, joined the books: its listeners hear of it, waitForWorkers may be done. */
+  joined(e: Endpoint) {
+    if (this.listeners.size > 0) this.emitInfo("join", e.info())
     for (const w of [...this.waiters]) if (this.d.workerCount >= w.n) w.resolve()
   }
 
-  left(e: RemoteEndpoint) {
-    this.emitInfo("leave", e.info())
+  left(worker: WorkerInfo) {
+    this.emitInfo("leave", worker)
   }
 
   /** Stops accepting: the accept thread, then the listening socket. */

@@ -1,7 +1,7 @@
 // The hub side: SlotBus listens under a name, maps one region per connected worker, spreads requests.
-// The top layer (routing.ts ← accept.ts ← bus.ts): listen, the public calls and their checks, stats, close.
+// The top layer (dispatcher.ts ← accept.ts ← bus.ts): listen, the public calls and their checks, stats, close.
 import { closeSync } from "node:fs"
-import { native, Kind, HUB_CONFIG_WORDS, MAX_ALLOW_UIDS, Control, Errno, loadNative } from "../native/ffi.ts"
+import { native, Kind, HUB_CONFIG_WORDS, MAX_ALLOW_UIDS, Errno, loadNative } from "../native/ffi.ts"
 import { align8, busName, headerPairs, headLength, toBytes } from "./codec.ts"
 import { checkOptions, checkRemote, madeBy } from "../kit/index.ts"
 import type { BodyInit } from "./codec.ts"
@@ -16,7 +16,7 @@ import {
 import { tuning, type IdleStrategy } from "./idle.ts"
 import { longTimeout } from "../kit/index.ts"
 import type { BusStats } from "./stats.ts"
-import type { Pending, WorkerEvent, WorkerInfo } from "./link.ts"
+import type { Pending, WorkerEvent, WorkerInfo } from "./endpoint.ts"
 import {
   CLOSE_OPTIONS,
   FETCH_OPTIONS,
@@ -37,7 +37,8 @@ import {
 } from "./options.ts"
 import type { BorrowedResponse, SlotResponse, StreamedResponse } from "./response.ts"
 import { Acceptor } from "./accept.ts"
-import { Dispatcher } from "./routing.ts"
+import { Dispatcher } from "./dispatcher.ts"
+import { remoteHubHost } from "./remote-endpoint.ts"
 import { decodeReply, encodeCall, remoteProxy, type Remote } from "./rpc.ts"
 import { HUB_PORT, type RemoteLink, type RemoteTransport } from "./remote.ts"
 import { busSection, type PoolRow } from "./bus-status.ts"
@@ -69,7 +70,7 @@ function sameTransport(a: RemoteTransport | undefined, b: RemoteTransport | unde
 }
 
 /**
- * The hub: the public API over two parts it owns, the Dispatcher (routing.ts: the workers' books, the queue, answers,
+ * The hub: the public API over two parts it owns, the Dispatcher (dispatcher.ts: the workers' books, the queue, answers,
  * deadlines) and the Acceptor (accept.ts: the accept thread, workers joining and leaving).
  */
 export class SlotBus {
@@ -139,13 +140,8 @@ export class SlotBus {
     ])
     this.d = new Dispatcher(
       name,
-      { maxBody: this.maxBody, stuckAfterMs, maxStuck, remotePolicy: policy ?? "overflow" },
-      {
-        cutOff: (link, what) => this.acceptor.cutOff(link, what),
-        evict: (link) => this.acceptor.evict(link),
-        remoteJoined: (e) => this.acceptor.joined(e),
-        remoteLeft: (e) => this.acceptor.left(e),
-      },
+      { maxBody: this.maxBody, remotePolicy: policy ?? "overflow" },
+      { joined: (e) => this.acceptor.joined(e), left: (worker) => this.acceptor.left(worker) },
     )
     this.acceptor = new Acceptor(this.d, name, {
       listenFd,
@@ -154,6 +150,7 @@ export class SlotBus {
       maxWorkers,
       maxPerUid,
       uids,
+      stuckAfterMs,
       maxStuck,
     })
   }
@@ -217,7 +214,8 @@ export class SlotBus {
       throw new RangeError(
         `peerTimeoutMs must be at least 2 × heartbeatMs (${2 * heartbeatMs}), got ${peerTimeoutMs}: a worker would be counted gone between two of its heartbeats`,
       )
-    this.remoteLink = await transport.serveHub(this.d.remoteHost, {
+    const host = remoteHubHost(this.d, () => void this.d.counters.rejectedMessages++)
+    this.remoteLink = await transport.serveHub(host, {
       heartbeatMs,
       peerTimeoutMs,
       streamWindow: this.config[5]!,
@@ -556,17 +554,12 @@ export class SlotBus {
     for (const w of [...this.acceptor.waiters])
       w.reject(new BusClosedError(`bus "${this.name}" closed while waiting for workers`))
     const deadline = performance.now() + timeoutMs
-    const busy = () => this.d.queue.length > 0 || this.d.remoteCalls.size > 0 || this.d.links.some((l) => l.waiting > 0)
-    while (drain && busy() && performance.now() < deadline) await Bun.sleep(1)
+    while (drain && this.d.busy && performance.now() < deadline) await Bun.sleep(1)
     this.d.stop()
     const err = new BusClosedError(`bus "${this.name}" closed before the request finished`)
-    for (const p of [...this.d.queue]) this.d.fail(p, err)
-    for (const p of [...this.d.remoteCalls]) this.d.fail(p, err)
+    this.d.failAll(err)
     await this.remoteLink?.close(0)
-    for (const l of [...this.d.links]) {
-      l.chan.sendControl(Control.HUB_CLOSING)
-      this.acceptor.drop(l, err)
-    }
+    this.acceptor.dropAll(err)
   }
 
   /**

@@ -2,7 +2,7 @@
 // port a remote transport implements (remote.ts), the pieces of the wire several rooms reuse (byte helpers, the
 // ready-body reader, the Pump) and the books' types. Users import the public face, core/index.ts, instead.
 export { stackless } from "./response.ts"
-export type { Pending, RequestPhase } from "./link.ts"
+export type { Pending, RequestPhase } from "./endpoint.ts"
 export { Pump, tuning } from "./idle.ts"
 export type { Parking } from "./idle.ts"
 export { align8, checkWellFormed, toBytes } from "./codec.ts"

@@ -1,6 +1,6 @@
 // What a bus counts (BusStats), and its log-linear latency histogram: 8 buckets per power of two of
 // nanoseconds (≤ 9% error), fixed memory.
-import type { WorkerInfo } from "./link.ts"
+import type { WorkerInfo } from "./endpoint.ts"
 
 const SUB = 8
 const BUCKETS = 64 * SUB

@@ -1,27 +1,14 @@
 // A worker's answer as a stream (docs/PROTOCOL.md §9), on the hub: frames from their source (a slot's ring, or
 // messages from a worker on another host, §10.4), into the caller's ReadableStream as it pulls (credit goes back
-// as each frame is taken), or into one body for a caller that did not ask for a stream. Separate from routing.ts
-// because it is the one place that reads frames.
+// as each frame is taken), or into one body for a caller that did not ask for a stream. Separate from the
+// endpoints because it is the one place that reads frames.
 import { native, Frame, Msg, RespFlag, E_CORRUPT } from "../native/ffi.ts"
 import { readHead } from "./codec.ts"
 import { PayloadTooLargeError, ProtocolError } from "../errors.ts"
-import { nowMs, type Link, type Pending, type StreamReading } from "./link.ts"
+import { nowMs, type Pending, type StreamHost, type StreamReading } from "./endpoint.ts"
+import type { Channel } from "./channel.ts"
 import { remoteError } from "./response.ts"
 import { frameCharge } from "./remote.ts"
-
-/** What a stream needs of the bus: routing.ts implements it. */
-export interface StreamHost {
-  /** The largest body a buffered caller takes. */
-  maxBody(): number
-  countIn(bytes: number): void
-  /** The caller asked for a stream: answer it now, at the HEAD. */
-  streamStarted(p: Pending, status: number, head: string[], body: ReadableStream<Uint8Array>): void
-  /** The END arrived: a buffered caller gets its answer (`body`), a streaming one only its books settled. */
-  streamEnded(p: Pending, status: number, head: string[], body: Uint8Array | null): void
-  fail(p: Pending, err: unknown): void
-  cutOff(link: Link, what: string): void
-  returnSlot(link: Link, slot: number): void
-}
 
 /** Where a stream's frames come from, one at a time; each is taken (`taken()`) before the next is asked for. */
 export interface FrameSource {
@@ -43,6 +30,15 @@ export interface FrameSource {
   readonly pid: number
 }
 
+/** What a slot's frames need of the worker that holds the slot (slot-endpoint.ts). */
+export interface SlotStreamOwner {
+  readonly chan: Channel
+  /** Its worker broke the protocol: it is cut off. */
+  broke(what: string): void
+  /** The stream in `slot` is over and read: the slot goes back. */
+  streamOver(slot: number): void
+}
+
 /** The frames of a slot's ring (§9). */
 export class SlotFrames implements FrameSource {
   final = false
@@ -51,8 +47,7 @@ export class SlotFrames implements FrameSource {
   private pos = 0
 
   constructor(
-    private readonly host: StreamHost,
-    private readonly link: Link,
+    private readonly link: SlotStreamOwner,
     private readonly slot: number,
   ) {}
 
@@ -69,7 +64,7 @@ export class SlotFrames implements FrameSource {
     if (type === -1) return -1
     if (type < 0) {
       const why = type === E_CORRUPT ? native.sb_error(chan.ptr) : `error ${-type}`
-      this.host.cutOff(this.link, `broke a streamed answer (${why})`)
+      this.link.broke(`broke a streamed answer (${why})`)
       return -2
     }
     const m = chan.msg
@@ -85,7 +80,7 @@ export class SlotFrames implements FrameSource {
   }
 
   finish() {
-    this.host.returnSlot(this.link, this.slot)
+    this.link.streamOver(this.slot)
   }
 }
 

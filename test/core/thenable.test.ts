@@ -20,6 +20,7 @@ const nats = natsPerFile(skip)
 type Settle = (ok: (v: SlotReply) => void, fail: (e: unknown) => void) => void
 const thenable = (settle: Settle) =>
   ({
+    // biome-ignore lint/suspicious/noThenProperty: a thenable that is not a Promise is what this test is about
     then: (ok: (v: SlotReply) => void, fail: (e: unknown) => void) => void setTimeout(() => settle(ok, fail), 5),
   }) as unknown as PromiseLike<SlotReply>
 

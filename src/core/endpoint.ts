@@ -1,9 +1,7 @@
-// The hub's books: a worker as the dispatcher sees it (Endpoint), a worker connection over shared memory (Link)
-// with its slots, and a request's life (Pending) from queue to slot returned. Separate because routing, accepting
-// and the bus all read and write them.
+// The hub's books: a request's life (Pending) from queue to slot returned, a worker as the dispatcher sees it
+// (Endpoint, implemented by slot-endpoint.ts and remote-endpoint.ts) and what an endpoint may do to the
+// dispatcher's books (EndpointHost). Separate because the dispatcher, both kinds of worker and the bus read them.
 import { State } from "../native/ffi.ts"
-import type { Channel } from "./channel.ts"
-import type { Pump } from "./idle.ts"
 
 export interface WorkerInfo {
   pid: number
@@ -49,7 +47,7 @@ export interface Pending extends Settle {
   settledAt: number
   signal: AbortSignal | undefined
   onAbort: (() => void) | undefined
-  /** The worker it was sent to: a Link (slot is then its slot) or a worker on another host. */
+  /** The worker it was sent to (on this host, `slot` is then its slot; on another). */
   endpoint: Endpoint | null
   slot: number
   /** The caller asked for the body as a stream (`stream: true`, `bus.fetch`). */
@@ -76,45 +74,70 @@ export interface StreamReading {
 }
 
 /**
- * A worker as the dispatcher sees it: on this host over shared memory (a Link) or on another host through the
- * `remote` transport (routing.ts's RemoteEndpoint over the transport's RemotePeer, docs/PROTOCOL.md §10). The
- * dispatcher picks the least busy one, preferring local ones as remotePolicy says, and sends through it without
- * knowing how it is reached.
+ * A worker as the dispatcher sees it: on this host over shared memory (slot-endpoint.ts) or on another host through
+ * the `remote` transport (remote-endpoint.ts, docs/PROTOCOL.md §10). Each kind keeps the books of the requests it
+ * holds; the dispatcher picks the least busy one and sends through it without knowing how it is reached.
  */
 export interface Endpoint {
-  /** Shares memory with the hub (remotePolicy "overflow" sends elsewhere only when no local one has room). */
-  readonly local: boolean
+  /**
+   * How far it is: 0 shares memory with the hub, 1 is reached through a transport. remotePolicy says when a far
+   * one gets requests ("overflow": only when no near one has room).
+   */
+  readonly distance: 0 | 1
   /** It takes new requests now (not draining, evicting or leaving). */
   readonly serving: boolean
   /** Requests it takes at once: its slots. */
   readonly capacity: number
-  /** Requests it holds now. */
+  /** Requests it holds now (a given-up request counts until the worker lets go of it). */
   readonly inFlight: number
+  /** Requests it holds whose callers still wait. */
+  readonly waiting: number
   /** Puts p on this worker: false when it had no room after all (p stays queued); a p that failed counts as sent. */
   send(p: Pending): boolean
   /** p, out on this worker, was given up (timed out, aborted, failed): the worker is told, its answer dropped. */
   cancel(p: Pending): void
+  /** p's caller has its answer or its error: p no longer waits on this worker (its phase says what it still holds). */
+  settled(p: Pending): void
+  /** p goes to another worker (this one left before answering): forgotten here, the worker is not told. */
+  forget(p: Pending): void
+  /** The requests it holds, for their deadlines (a copy where expiring one changes the books). */
+  held(): Iterable<Pending | null>
+  /** Its own checks on each of the dispatcher's ticks (stuck slots). */
+  tick(now: number): void
+  /** It left the books (`err`): every request it held goes elsewhere or fails (EndpointHost.retryOrFail). */
+  left(err: Error): void
   /** It as `bus.workers` lists it. */
   info(): WorkerInfo
 }
 
-/**
- * A worker connection's life: `serving` takes requests; `draining` asked for nothing new (control byte D);
- * `evicting` holds too many stuck slots and goes once nobody waits for it. Dropped links leave `links`.
- */
-export type LinkState = WorkerInfo["state"]
+/** What an endpoint may do to the dispatcher's books (dispatcher.ts implements it). */
+export interface EndpointHost {
+  readonly name: string
+  readonly counters: Record<"bytesIn" | "bytesOut" | "internalErrors" | "evictedWorkers", number>
+  /** The largest body a buffered caller takes. */
+  readonly maxBody: number
+  /** Places were freed on a worker: the queue goes on. The one home of "capacity freed, serve the queue". */
+  freed(): void
+  /** p's answer is `value`: its caller gets it (`at`: when it arrived, Bun.nanoseconds). */
+  answered(p: Pending, value: unknown, at: number): void
+  /** p fails with `err` (its worker told, its caller rejected), if it still waits. */
+  fail(p: Pending, err: unknown): void
+  /** A worker left while holding p: an idempotent p goes elsewhere once, any other fails. */
+  retryOrFail(p: Pending, err: unknown): boolean
+  /** What a streamed answer's reader may do to the books (stream-in.ts). */
+  readonly streams: StreamHost
+}
 
-export interface Link extends Endpoint {
-  readonly local: true
-  state: LinkState
-  chan: Channel
-  pump: Pump
-  pending: (Pending | null)[] // by slot, until the slot is returned
-  lent: (WeakRef<ArrayBuffer> | null)[] // by slot: the buffer under a borrowed body, detached when the slot goes
-  inFlight: number // slots out
-  waiting: number // in-slot requests whose caller waits
-  requests: number
-  controlBytes: number
+/** What a streamed answer's reader (stream-in.ts) may do to the books. */
+export interface StreamHost {
+  /** The largest body a buffered caller takes. */
+  maxBody(): number
+  countIn(bytes: number): void
+  /** The caller asked for a stream: answer it now, at the HEAD. */
+  streamStarted(p: Pending, status: number, head: string[], body: ReadableStream<Uint8Array>): void
+  /** The END arrived: a buffered caller gets its answer (`body`), a streaming one only its books settled. */
+  streamEnded(p: Pending, status: number, head: string[], body: Uint8Array | null): void
+  fail(p: Pending, err: unknown): void
 }
 
 export const STATE_NAMES = Object.fromEntries(Object.entries(State).map(([k, v]) => [v, k.toLowerCase()]))
