@@ -71,6 +71,25 @@ describe("a library that cannot be used is a NativeLibraryError from listen/conn
     expect(r.out).toContain(`has ABI version 0; this slotbus needs ${ABI_VERSION}`)
   }, 180_000)
 
+  test("a library refused by the ABI check leaves no lease or topic functions behind; the next open fails alike", async () => {
+    const bin = await zigBuild("lib-abi0", { prefix: join(dir, "zig-out") })
+    const script = `
+import { leaseNative, loadNative, topicNative } from "${REPO}/src/native/ffi.ts"
+import { Contest } from "${REPO}/src/leases/index.ts"
+import { Topic } from "${REPO}/src/events/index.ts"
+const first = await loadNative().then(() => "loaded", (e) => e.name)
+console.log(first, typeof leaseNative, typeof topicNative)
+for (const open of [() => Topic.open("loading-topic-" + process.pid), () => Contest.open("loading-contest-" + process.pid)])
+  console.log(await open().then(() => "opened", (e) => e.name + ": " + e.message.split(";")[0]))
+`
+    const r = await runScript(script, { SLOTBUS_LIB: join(bin, "..", "lib", "libslotbus-abi0.so") })
+    const lines = r.out.trim().split("\n")
+    expect(lines[0]).toBe("NativeLibraryError undefined undefined")
+    expect(lines.slice(1)).toEqual(
+      [1, 2].map(() => expect.stringMatching(/^NativeLibraryError: .* has ABI version 0$/)),
+    )
+  }, 180_000)
+
   test("the failure is not sticky: a later listen with a good library succeeds", async () => {
     const script = `
 import { SlotBus } from "slotbus"
