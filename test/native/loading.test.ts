@@ -8,6 +8,7 @@ import { zigBuild } from "../../scripts/zig.ts"
 import { ABI_VERSION } from "../../src/native/ffi.ts"
 import { detectPlatform, libraryFile } from "../../src/native/lib-path.ts"
 import { REPO, run } from "../support/helpers.ts"
+import { sayWhySkipped, toolSkipReason } from "../support/tools.ts"
 
 let dir: string
 
@@ -190,7 +191,9 @@ function declaredCalls(): string[] {
   return [...names].sort()
 }
 
-test.each(["linux-x64", "linux-x64-musl", "linux-arm64", "linux-arm64-musl"])(
+const nmSkip = toolSkipReason("nm")
+sayWhySkipped("the exported-symbols check of the prebuilds", nmSkip)
+test.skipIf(nmSkip !== null).each(["linux-x64", "linux-x64-musl", "linux-arm64", "linux-arm64-musl"])(
   "prebuilds/%s exports exactly the calls the public headers declare, nothing of the platform's or the files' own",
   async (p) => {
     const r = await run(["nm", "-D", "--defined-only", join(REPO, "prebuilds", p, libraryFile(p))])
