@@ -1,11 +1,18 @@
-// Run after the test suite (`npm test`): fails when the tests left something behind on this machine, whichever
-// feature's tests did it: a region in /dev/shm, a bound slotbus socket, a process started from this checkout, a
-// simulated host (test/support/hosts.ts: its netns, veth pair, nats-servers), a temporary folder named slotbus-….
-import { existsSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs"
+// `bun scripts/leftovers.ts bun test` (what `npm test` runs): runs the command as one test run and then fails when
+// that run left something behind on this machine, whichever feature's tests did it: a process, a bound slotbus
+// socket, a region in /dev/shm, a simulated host (test/support/hosts.ts: its netns, veth pair, nats-servers), a
+// temporary folder named slotbus-…. Only what this run made counts, not what another slotbus app or another
+// checkout's tests on the machine hold: the command runs with SLOTBUS_TEST_RUN=<a fresh token> in its environment,
+// which every process it starts inherits, and a socket or region is this run's when one of those processes holds it.
+// Without a command it checks for the run $SLOTBUS_TEST_RUN names (unset: processes started from this checkout).
+import { randomBytes } from "node:crypto"
+import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 
 const repo = join(import.meta.dir, "..")
+const command = process.argv.slice(2)
+const token = command.length ? randomBytes(8).toString("hex") : process.env.SLOTBUS_TEST_RUN
 
 /** This process and the ones that started it (`bash /path/to/.ci/run`, npm, …): not leftovers. */
 function ancestors(): Set<number> {
@@ -22,12 +29,8 @@ function ancestors(): Set<number> {
   return seen
 }
 
-/**
- * When the `npm test` this runs under began (the start of the shell npm runs the script in), in ms since the epoch;
- * 0 when it cannot be read. A slotbus-… folder untouched since before then was left by an earlier run that was killed
- * (a machine restarted mid-run), not by these tests.
- */
-function runStartMs(): number {
+/** When the `npm test` this runs under began (the start of the shell npm runs the script in), in ms since the epoch. */
+function parentStartMs(): number {
   try {
     const stat = readFileSync(`/proc/${process.ppid}/stat`, "utf8")
     const ticks = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]) // field 22, starttime, in clock ticks
@@ -37,72 +40,122 @@ function runStartMs(): number {
     return 0
   }
 }
-const runStart = runStartMs()
 
-/** What is left now; a test's last child may still be exiting, so the caller looks again for a moment. */
-function leftovers(): string[] {
-  const found: string[] = []
-
-  // the portable backend's regions are sb.<16 hex> for a moment, then unlinked (docs/PROTOCOL.md §13.3)
-  for (const f of readdirSync("/dev/shm")) if (/slotbus|^sb\.[0-9a-f]{16}$/i.test(f)) found.push(`/dev/shm/${f}`)
-
-  // Abstract unix sockets named by slotbus (hubs, topics, contests, wake sockets): bound means a process holds them.
-  for (const line of readFileSync("/proc/net/unix", "utf8").split("\n").slice(1)) {
-    const path = line.trim().split(/\s+/)[7]
-    // and the portable backend's socket files (§13.2): bound, a process holds them
-    if (path?.startsWith("@slotbus") || path?.includes("/slotbus")) found.push(`socket ${path}`)
+const read = (path: string): string | null => {
+  try {
+    return readFileSync(path, "utf8")
+  } catch {
+    return null // exited while we looked, or another uid's (then not this run's either)
   }
+}
 
-  // Processes whose command line names this checkout (a test's child that outlived its test).
+interface Proc {
+  cmd: string
+  ours: boolean
+}
+
+/** Every process, whether it is this run's, and who holds what: "socket:[inode]" and paths, each to its pids. */
+function processes() {
   const mine = ancestors()
+  const procs = new Map<number, Proc>()
+  const holders = new Map<string, number[]>()
   for (const pid of readdirSync("/proc")
     .filter((p) => /^\d+$/.test(p))
     .map(Number)) {
-    if (mine.has(pid)) continue
-    let cmd = ""
+    const cmd = read(`/proc/${pid}/cmdline`)?.replaceAll("\0", " ").trim()
+    if (cmd === undefined || mine.has(pid)) continue
+    const run = /(?:^|\0)SLOTBUS_TEST_RUN=([^\0]*)/.exec(read(`/proc/${pid}/environ`) ?? "")?.[1]
+    // a child a test started with an environment of its own has no token: then its command line says where from
+    const ours = run === undefined ? cmd.includes(`${repo}/`) : run === token
+    procs.set(pid, { cmd, ours })
+    const held = (target: string) => holders.get(target)?.push(pid) ?? holders.set(target, [pid])
     try {
-      cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ").trim()
-    } catch {
-      continue // exited while we looked
-    }
-    if (cmd.includes(`${repo}/`)) found.push(`process ${pid}: ${cmd.slice(0, 160)}`)
-    // A simulated host's nats-server (its --server_name is slotbus-<test pid>-<n>-a or -b).
-    // and a test's or bench's own on 127.0.0.1 (test/support/nats.ts, bench/remote)
-    else if (/^\S*nats-server .*(--server_name slotbus-\d+-\d+-[ab]\b|-a 127\.0\.0\.1 -p \d+)/.test(cmd))
-      found.push(`process ${pid}: ${cmd.slice(0, 160)}`)
-    // bench/events/remote.ts's servers (slotbus bench events --remote)
-    else if (/^\S*(nats-server .*--cluster_name sbbench-\d+|redis-server .*--bind 10\.214\.)/.test(cmd))
-      found.push(`process ${pid}: ${cmd.slice(0, 160)}`)
+      held(readlinkSync(`/proc/${pid}/cwd`))
+      for (const fd of readdirSync(`/proc/${pid}/fd`)) held(readlinkSync(`/proc/${pid}/fd/${fd}`))
+    } catch {}
+  }
+  return { procs, holders }
+}
+
+/** What this run left now; a test's last child may still be exiting, so the caller looks again for a moment. */
+function leftovers(runStart: number): string[] {
+  const found: string[] = []
+  const { procs, holders } = processes()
+  const heldByRun = (target: string) => holders.get(target)?.some((pid) => procs.get(pid)?.ours) ?? false
+  const heldByOthers = (target: string) => holders.get(target)?.some((pid) => !procs.get(pid)?.ours) ?? false
+  const madeDuringRun = (path: string) => {
+    const s = statSync(path, { throwIfNoEntry: false })
+    return (s?.birthtimeMs || s?.mtimeMs || 0) >= runStart - 1000
   }
 
-  // test/support/hosts.ts's names: netns slotbus-<pid>-<n>, veth sb<pid>-<n>a, folder slotbus-hosts-<pid>-<n>-….
-  // `bun test/support/hosts.ts --clean` removes those of dead test processes.
-  for (const ns of existsSync("/run/netns") ? readdirSync("/run/netns") : [])
-    if (/^slotbus-\d+-\d+$/.test(ns) || /^sbbench-\d+$/.test(ns)) found.push(`netns ${ns}`)
-  for (const link of readdirSync("/sys/class/net"))
-    if (/^sb\d+-\d+a$/.test(link) || /^sbb\d+a$/.test(link)) found.push(`link ${link}`)
-  // and every other temporary folder a test makes is named slotbus-…: each test removes its own
+  for (const [pid, p] of procs) if (p.ours) found.push(`process ${pid}: ${p.cmd.slice(0, 160)}`)
+
+  // Abstract unix sockets named by slotbus (hubs, topics, contests, wake sockets), and the portable backend's socket
+  // files (§13.2): bound means a process holds them; this run's if one of its processes does.
+  const socketPaths: string[] = []
+  for (const line of readFileSync("/proc/net/unix", "utf8").split("\n").slice(1)) {
+    const cols = line.trim().split(/\s+/)
+    const path = cols[7]
+    if (!path?.startsWith("@slotbus") && !path?.includes("/slotbus")) continue
+    if (heldByRun(`socket:[${cols[6]}]`)) found.push(`socket ${path}`)
+    else socketPaths.push(path)
+  }
+
+  // the portable backend's regions are sb.<16 hex> for a moment, then unlinked (docs/PROTOCOL.md §13.3)
+  for (const f of readdirSync("/dev/shm")) {
+    const path = `/dev/shm/${f}`
+    if (!/slotbus|^sb\.[0-9a-f]{16}$/i.test(f)) continue
+    if (heldByRun(path) || (!heldByOthers(path) && madeDuringRun(path))) found.push(path)
+  }
+
+  // test/support/hosts.ts's names: netns slotbus-<pid>-<n>, veth sb<pid>-<n>a (bench events --remote: sbbench-<pid>,
+  // sbb<pid % 100000>a), made by the test process named, or one of an earlier run that was killed: not those of a
+  // process still running that is not this run's. `bun test/support/hosts.ts --clean` removes those of dead ones.
+  const othersLive = (pid: number) => procs.has(pid) && !procs.get(pid)!.ours
+  for (const ns of existsSync("/run/netns") ? readdirSync("/run/netns") : []) {
+    const pid = /^(?:slotbus-(\d+)-\d+|sbbench-(\d+))$/.exec(ns)
+    if (pid && !othersLive(Number(pid[1] ?? pid[2]))) found.push(`netns ${ns}`)
+  }
+  for (const link of readdirSync("/sys/class/net")) {
+    const pid = /^(?:sb(\d+)-\d+a|sbb(\d+)a)$/.exec(link)
+    if (pid && !othersLive(Number(pid[1] ?? pid[2]))) found.push(`link ${link}`)
+  }
+
+  // Every temporary folder a test makes is named slotbus-…, and each test removes its own: one made since this run
+  // began that no other process works in (its cwd, an open file, a socket bound in it) was left by this run.
   for (const d of readdirSync(tmpdir(), { withFileTypes: true })) {
     if (!d.isDirectory() || !d.name.startsWith("slotbus-")) continue
     const path = join(tmpdir(), d.name)
-    if ((statSync(path, { throwIfNoEntry: false })?.mtimeMs ?? Infinity) < runStart - 1000) {
-      console.warn(`leftovers: removed ${path}, untouched since before this run began (an earlier run was killed)`)
-      rmSync(path, { recursive: true, force: true })
-    } else found.push(`folder ${path}`)
+    const inside = (p: string) => p === path || p.startsWith(`${path}/`)
+    const usedByOthers =
+      [...holders.keys()].some((t) => inside(t) && heldByOthers(t)) || socketPaths.some((s) => inside(s))
+    if (!usedByOthers && madeDuringRun(path)) found.push(`folder ${path}`)
   }
 
   return found
 }
 
-let found = leftovers()
+let code = 0
+let runStart = parentStartMs()
+if (command.length) {
+  runStart = Date.now()
+  const run = Bun.spawn(command, {
+    stdio: ["inherit", "inherit", "inherit"],
+    env: { ...process.env, SLOTBUS_TEST_RUN: token },
+  })
+  code = await run.exited
+}
+
+let found = leftovers(runStart)
 for (let i = 0; i < 20 && found.length; i++) {
   await Bun.sleep(100)
-  found = leftovers()
+  found = leftovers(runStart)
 }
 if (found.length) {
   console.error(`the tests left ${found.length} thing(s) behind:\n  ${found.join("\n  ")}`)
-  process.exit(1)
+  process.exit(code || 1)
 }
 console.log(
-  "leftovers: none (/dev/shm, slotbus sockets, processes from this checkout, simulated hosts, slotbus-… folders in the temp dir)",
+  "leftovers: none (processes of this run, and the slotbus sockets, /dev/shm regions, simulated hosts and slotbus-… temporary folders they made)",
 )
+process.exit(code)

@@ -5,6 +5,7 @@ import { join } from "node:path"
 import { Topic } from "../../src/events/index.ts"
 import { spawn, type Child } from "../lib/child.ts"
 import { monoNs as now } from "../lib/clock.ts"
+import { findTool } from "../lib/tools.ts"
 
 const PEER = join(import.meta.dir, "peer.ts")
 const BC_WORKER = join(import.meta.dir, "bc-worker.ts")
@@ -34,7 +35,7 @@ delivered events/s for slotbus topics (spin/adaptive/park, iterator and batch re
 pub/sub, process.send fan-out and BroadcastChannel between Workers. Missing servers are skipped with a note.`
 
 function has(cmd: string) {
-  return Bun.which(cmd) !== null
+  return findTool(cmd) !== null
 }
 
 /** The subscriber's JSON lines, one after the other. */
@@ -147,7 +148,7 @@ function natsDriver(): Driver {
   return textDriver(
     "nats-server",
     async () => {
-      server = await startServer(["nats-server", "-a", "127.0.0.1", "-p", String(port)], port)
+      server = await startServer([findTool("nats-server")!, "-a", "127.0.0.1", "-p", String(port)], port)
       const { connect } = await import("@nats-io/transport-node")
       const nc = await connect({ servers: `127.0.0.1:${port}` })
       const enc = new TextEncoder()
@@ -171,7 +172,7 @@ function redisDriver(): Driver {
     "redis pub/sub",
     async () => {
       server = await startServer(
-        ["redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        [findTool("redis-server")!, "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
         port,
       )
       const { RedisClient } = await import("bun")

@@ -12,6 +12,7 @@ import { reapedChildrenCpuSeconds, spawn, type Child } from "../lib/child.ts"
 import { monoNs as now } from "../lib/clock.ts"
 import { selfCpuSeconds } from "../lib/cpu.ts"
 import { busyWarnings, describeMachine, machineBusySeconds } from "../lib/machine.ts"
+import { findTool } from "../lib/tools.ts"
 import { nats } from "../../src/nats/index.ts"
 
 const SIZE = 64
@@ -99,6 +100,8 @@ async function peer(kind: string, url: string, name: string) {
 
 // ---- host B ---------------------------------------------------------------------------------------------------
 
+const IP = () => findTool("ip") ?? "ip"
+
 function sh(cmd: string[]) {
   const r = spawnSync(cmd[0]!, cmd.slice(1), { encoding: "utf8" })
   if (r.status !== 0) throw new Error(`${cmd.join(" ")}: ${r.stderr.trim()}`)
@@ -122,20 +125,20 @@ class TwoHosts {
   async open() {
     const vb = this.veth.replace(/a$/, "b")
     this.made = true
-    sh(["ip", "netns", "add", this.ns])
-    sh(["ip", "link", "add", this.veth, "type", "veth", "peer", "name", vb])
-    sh(["ip", "link", "set", vb, "netns", this.ns])
-    sh(["ip", "addr", "add", `${this.a}/30`, "dev", this.veth])
-    sh(["ip", "link", "set", this.veth, "up"])
-    sh(["ip", "-n", this.ns, "addr", "add", `${this.b}/30`, "dev", vb])
-    sh(["ip", "-n", this.ns, "link", "set", vb, "up"])
-    sh(["ip", "-n", this.ns, "link", "set", "lo", "up"])
+    sh([IP(), "netns", "add", this.ns])
+    sh([IP(), "link", "add", this.veth, "type", "veth", "peer", "name", vb])
+    sh([IP(), "link", "set", vb, "netns", this.ns])
+    sh([IP(), "addr", "add", `${this.a}/30`, "dev", this.veth])
+    sh([IP(), "link", "set", this.veth, "up"])
+    sh([IP(), "-n", this.ns, "addr", "add", `${this.b}/30`, "dev", vb])
+    sh([IP(), "-n", this.ns, "link", "set", vb, "up"])
+    sh([IP(), "-n", this.ns, "link", "set", "lo", "up"])
     // JetStream on both (for the durable topic), each with a store of its own, removed by close()
     const server = (addr: string, peer: string, onB: boolean, tag: string) =>
       this.start(
         [
-          ...(onB ? ["ip", "netns", "exec", this.ns] : []),
-          "nats-server",
+          ...(onB ? [IP(), "netns", "exec", this.ns] : []),
+          findTool("nats-server")!,
           ...["--addr", addr, "--port", "4222", "--cluster_name", this.ns, "--server_name", `${this.ns}-${tag}`],
           ...["--cluster", `nats://${addr}:6222`, "--routes", `nats://${peer}:6222`, "--http_port", "8222"],
           ...["-js", "--store_dir", join(this.store, tag)],
@@ -163,7 +166,7 @@ class TwoHosts {
   }
 
   start(cmd: string[], onB: boolean): Child {
-    const c = spawn(onB ? ["ip", "netns", "exec", this.ns, ...cmd] : cmd)
+    const c = spawn(onB ? [IP(), "netns", "exec", this.ns, ...cmd] : cmd)
     this.children.push(c)
     return c
   }
@@ -171,12 +174,12 @@ class TwoHosts {
   async close() {
     for (const c of this.children.splice(0)) await c.kill()
     if (!this.made) return
-    spawnSync("ip", ["netns", "pids", this.ns], { encoding: "utf8" })
+    spawnSync(IP(), ["netns", "pids", this.ns], { encoding: "utf8" })
       .stdout.split("\n")
       .filter(Boolean)
       .forEach((pid) => spawnSync("kill", ["-9", pid]))
-    spawnSync("ip", ["link", "del", this.veth])
-    spawnSync("ip", ["netns", "del", this.ns])
+    spawnSync(IP(), ["link", "del", this.veth])
+    spawnSync(IP(), ["netns", "del", this.ns])
     rmSync(this.store, { recursive: true, force: true })
     this.made = false
   }
@@ -250,7 +253,7 @@ function methods(h: TwoHosts, skipped: string[]): Method[] {
       },
     },
   ]
-  if (Bun.which("redis-server")) {
+  if (findTool("redis-server")) {
     out.push({
       name: "Redis pub/sub",
       peer: ["redis", `redis://${h.a}:6379`],
@@ -336,7 +339,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${USAGE}\n`)
     return 0
   }
-  if (process.getuid?.() !== 0 || !Bun.which("ip") || !Bun.which("nats-server")) {
+  if (process.getuid?.() !== 0 || !findTool("ip") || !findTool("nats-server")) {
     process.stderr.write(`slotbus bench events --remote needs root, ip (iproute2) and nats-server\n\n${USAGE}\n`)
     return 2
   }
@@ -357,7 +360,19 @@ export async function main(argv: string[]): Promise<number> {
     const list = methods(h, skipped)
     if (list.some((m) => m.name.startsWith("Redis")))
       h.start(
-        ["redis-server", "--port", "6379", "--bind", h.a, "--save", "", "--appendonly", "no", "--protected-mode", "no"],
+        [
+          findTool("redis-server")!,
+          "--port",
+          "6379",
+          "--bind",
+          h.a,
+          "--save",
+          "",
+          "--appendonly",
+          "no",
+          "--protected-mode",
+          "no",
+        ],
         false,
       )
     await Bun.sleep(300)

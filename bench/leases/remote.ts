@@ -12,6 +12,7 @@ import { spawn } from "../lib/child.ts"
 import { accepting, startRedis } from "../lib/servers.ts"
 import { busyWarningsSince, describeMachine, machineBusySeconds } from "../lib/machine.ts"
 import { Samples } from "../lib/samples.ts"
+import { findTool } from "../lib/tools.ts"
 import { redisLock } from "./locks.ts"
 import { nats as viaNats } from "../../src/nats/index.ts"
 
@@ -35,7 +36,9 @@ export async function remoteMain(argv: string[]): Promise<number> {
   const started = performance.now()
   const dir = mkdtempSync(join(tmpdir(), "slotbus-bench-kv-"))
   const port = 20000 + Math.floor(Math.random() * 20000)
-  const nats = given ? null : spawn(["nats-server", "-js", "-sd", dir, "-a", "127.0.0.1", "-p", String(port)])
+  const nats = given
+    ? null
+    : spawn([findTool("nats-server") ?? "nats-server", "-js", "-sd", dir, "-a", "127.0.0.1", "-p", String(port)])
   const url = given ?? `nats://127.0.0.1:${port}`
   if (nats && !(await accepting(port))) throw new Error(`nats-server did not start on port ${port}: ${nats.output}`)
   const redis = await startRedis()

@@ -2,6 +2,7 @@
 // keep-alive fetch client. Each call loads one URL with `clients` connections for `seconds`.
 import { run } from "./child.ts"
 import { Samples } from "./samples.ts"
+import { findTool } from "./tools.ts"
 
 export interface HttpCell {
   rps: number
@@ -11,7 +12,7 @@ export interface HttpCell {
 
 export type HttpLoad = (url: string, clients: number, seconds: number) => Promise<HttpCell>
 
-export const hasWrk = (): boolean => Bun.which("wrk") !== null
+export const hasWrk = (): boolean => findTool("wrk") !== null
 
 /** The load generator `client` names ("wrk" or "fetch"; wrk when installed if none is named). */
 export function httpLoad(client?: string): HttpLoad {
@@ -29,7 +30,7 @@ function unitToMicros(v: string): number {
 }
 
 async function loadWrk(url: string, clients: number, seconds: number): Promise<HttpCell> {
-  const { stdout: out } = await run(["wrk", "-t1", `-c${clients}`, `-d${seconds}s`, "--latency", url])
+  const { stdout: out } = await run([findTool("wrk")!, "-t1", `-c${clients}`, `-d${seconds}s`, "--latency", url])
   const pct = (n: string) => unitToMicros(new RegExp(`^\\s*${n}%\\s+(\\S+)`, "m").exec(out)?.[1] ?? "")
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1])
   if (!rps || /Non-2xx/.test(out)) throw new Error(`wrk failed against ${url}:\n${out}`)

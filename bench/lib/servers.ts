@@ -1,5 +1,6 @@
 // Servers a bench starts for its rivals (redis-server, nats-server): on a free loopback port, used once listening.
 import { spawn, type Child } from "./child.ts"
+import { findTool } from "./tools.ts"
 
 /** Resolves once something accepts TCP connections on 127.0.0.1:port; false after 10 s. */
 export async function accepting(port: number): Promise<boolean> {
@@ -19,7 +20,7 @@ export async function accepting(port: number): Promise<boolean> {
  * listens: a RedisClient made before that can hang reconnecting.
  */
 export async function startRedis(): Promise<{ url: string; child: Child } | null> {
-  const bin = Bun.which("redis-server")
+  const bin = findTool("redis-server")
   if (!bin) return null
   const port = 20000 + Math.floor(Math.random() * 20000)
   const child = spawn([bin, "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])

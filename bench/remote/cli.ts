@@ -12,6 +12,7 @@ import { closedLoop } from "../lib/closed-loop.ts"
 import { processCpuSeconds, selfCpuSeconds } from "../lib/cpu.ts"
 import { busyWarnings, describeMachine, machineBusySeconds } from "../lib/machine.ts"
 import { median } from "../lib/samples.ts"
+import { findTool } from "../lib/tools.ts"
 import { nats } from "../../src/nats/index.ts"
 
 const USAGE = `usage: slotbus bench remote [--time ms] [--rounds n] [--quick] [--only list] [--json]
@@ -117,10 +118,10 @@ async function setup(method: Method, url: string): Promise<Target> {
   }
 }
 
-async function natsServer(): Promise<{ url: string; server: Child }> {
+async function natsServer(bin: string): Promise<{ url: string; server: Child }> {
   for (let attempt = 0; ; attempt++) {
     const port = 30000 + Math.floor(Math.random() * 20000)
-    const server = spawn(["nats-server", "-a", "127.0.0.1", "-p", String(port)])
+    const server = spawn([bin, "-a", "127.0.0.1", "-p", String(port)])
     for (let i = 0; i < 200; i++) {
       const up = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } }).then(
         (s) => (s.end(), true),
@@ -174,14 +175,15 @@ export async function main(argv: string[]): Promise<number> {
       return (void console.error(`--only takes some of ${Object.keys(ONLY).join(",")}\n${USAGE}`), 2)
     methods = names.map((x) => ONLY[x]!)
   }
-  if (spawnSync("nats-server", ["--version"]).status !== 0)
+  const bin = findTool("nats-server")
+  if (!bin || spawnSync(bin, ["--version"]).status !== 0)
     return (void console.error("slotbus bench remote needs nats-server: apt-get install -y nats-server"), 1)
   const machine = describeMachine()
   const load = loadavg()
   const busy0 = machineBusySeconds()
   const self0 = selfCpuSeconds()
   const t0 = performance.now()
-  const { url, server } = await natsServer()
+  const { url, server } = await natsServer(bin)
   const samples = new Map<string, Row[]>()
   try {
     for (let r = 0; r < rounds; r++)

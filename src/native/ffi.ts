@@ -87,11 +87,12 @@ export function loadNative(): Promise<Native> {
 async function open(): Promise<Native> {
   const path = await libraryPath()
   const fix = "Rebuild it with `npm run build`, or point SLOTBUS_LIB at a libslotbus.so built from this version."
-  let lib: Native
+  // set as the module's only once every check below passed: a refused library leaves nothing callable behind
+  let lib: Native, lease: LeaseNative, topic: TopicNative
   try {
     lib = dlopen(path, symbols).symbols
-    leaseNative = dlopen(path, leaseSymbols).symbols
-    topicNative = dlopen(path, topicSymbols).symbols
+    lease = dlopen(path, leaseSymbols).symbols
+    topic = dlopen(path, topicSymbols).symbols
   } catch (e) {
     const why = e instanceof Error ? e.message : String(e)
     throw new NativeLibraryError(`${path} could not be loaded as libslotbus (${why}). ${fix}`, { cause: e })
@@ -111,6 +112,8 @@ async function open(): Promise<Native> {
     )
   }
   native = lib
+  leaseNative = lease
+  topicNative = topic
   return lib
 }
 

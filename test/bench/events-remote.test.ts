@@ -5,6 +5,7 @@ import { readdirSync } from "node:fs"
 import { join } from "node:path"
 import { run } from "../support/helpers.ts"
 import { hostsSkipReason } from "../support/hosts.ts"
+import { pathWithoutSbin } from "../support/tools.ts"
 
 const skip = hostsSkipReason()
 if (skip) console.warn(`slotbus bench events --remote is not tested: ${skip}`)
@@ -17,6 +18,7 @@ test.skipIf(skip !== null)(
       [process.execPath, join(repo, "bin", "slotbus.ts"), "bench", "events", "--remote", "--quick", "--json"],
       {
         cwd: repo,
+        env: { ...process.env, PATH: pathWithoutSbin }, // the bench finds ip and nats-server where the check did
         timeoutMs: 150_000,
       },
     )

@@ -5,15 +5,20 @@ import { main, METHODS, type Row } from "../../bench/remote/cli.ts"
 import { usageErrors } from "../support/bench.ts"
 import { run } from "../support/helpers.ts"
 import { natsSkipReason } from "../support/nats.ts"
+import { pathWithoutSbin, sayWhySkipped } from "../support/tools.ts"
 
 const repo = join(import.meta.dir, "..", "..")
 
 usageErrors("remote", main, [["--only", "nope"], ["--time", "5"], ["--rounds", "0"], ["--what"]])
 
-describe.skipIf(natsSkipReason() !== null)("with a nats-server", () => {
+const natsSkip = natsSkipReason()
+sayWhySkipped("slotbus bench remote --quick", natsSkip)
+
+describe.skipIf(natsSkip !== null)("with a nats-server", () => {
   test("--quick --json reports every method at 1 and 32 in flight, each with calls and positive figures", async () => {
     const r = await run([process.execPath, join(repo, "bin", "slotbus.ts"), "bench", "remote", "--quick", "--json"], {
       cwd: repo,
+      env: { ...process.env, PATH: pathWithoutSbin }, // the bench finds nats-server where the check did
       timeoutMs: 90_000,
     })
     expect(r.code).toBe(0)

@@ -7,7 +7,7 @@ import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "no
 import { join } from "node:path"
 import { connect, type NatsConnection } from "@nats-io/transport-node"
 import { SlotBus } from "../../src/index.ts"
-import { alive, bunChild, busName, FIXTURES, run, stopAll, until } from "../support/helpers.ts"
+import { alive, bunChild, busName, FIXTURES, findTool, run, stopAll, until } from "../support/helpers.ts"
 import { type Hosts, hostsSkipReason, openHosts, removeStaleHosts } from "../support/hosts.ts"
 import { sayWhySkipped } from "../support/tools.ts"
 
@@ -21,9 +21,9 @@ const bun = process.execPath
 /** What is left on this machine of the hosts named `name` (netns, veth, processes, temporary folder). */
 async function traces(name: string, veth: string, dir: string): Promise<string[]> {
   const found: string[] = []
-  const netns = await run(["ip", "netns", "list"])
+  const netns = await run([findTool("ip")!, "netns", "list"])
   if (netns.stdout.split("\n").some((l) => l.split(" ")[0] === name)) found.push(`netns ${name}`)
-  if ((await run(["ip", "link", "show", veth])).code === 0) found.push(`link ${veth}`)
+  if ((await run([findTool("ip")!, "link", "show", veth])).code === 0) found.push(`link ${veth}`)
   for (const p of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
     let cmd = ""
     try {

@@ -1,6 +1,5 @@
 // Shared test helpers: unique names, waiting without timing asserts, payloads, and the test's child processes
 // (the one child-process helper is bench/lib/child.ts; these start the fixtures in test/support with it).
-import { existsSync } from "node:fs"
 import { join } from "node:path"
 import { SlotBus, type ListenOptions } from "../../src/index.ts"
 import { spawn, type Child, type SpawnOptions } from "../../bench/lib/child.ts"
@@ -14,6 +13,7 @@ export {
   type RunResult,
   type SpawnOptions,
 } from "../../bench/lib/child.ts"
+export { findTool } from "../../bench/lib/tools.ts"
 
 /**
  * Whether libslotbus runs its Linux backend here. Tests that count its kernel objects (memfds, eventfds, abstract
@@ -99,11 +99,6 @@ export async function withHub(
 }
 
 /** Whether a process with this pid exists (a zombie not yet reaped counts). */
-/** A tool's path: on PATH, or where Debian puts it (/usr/sbin, /sbin: not on every user's PATH); null if absent. */
-export function findTool(name: string): string | null {
-  return Bun.which(name) ?? ["/usr/sbin", "/sbin", "/usr/bin"].map((d) => join(d, name)).find(existsSync) ?? null
-}
-
 export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0)

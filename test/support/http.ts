@@ -1,6 +1,7 @@
 // Helpers for the http tests: the hub and worker fixtures as child processes, curl, an SSE reader.
 import { join } from "node:path"
 import { FIXTURES, run, spawn, type Child } from "./helpers.ts"
+import { sayWhySkipped, toolSkipReason } from "./tools.ts"
 
 /**
  * Route patterns a hostile worker declares (`--routes=hostile`): valid patterns (no space, "?" or "#") that are
@@ -44,6 +45,10 @@ export interface CurlResult {
   headers: Record<string, string[]>
   body: string
 }
+
+/** Why the tests that run curl cannot run here, or null. */
+export const curlSkip = toolSkipReason("curl")
+sayWhySkipped("the tests through curl", curlSkip)
 
 /** Runs curl with the response head on stdout (and the body, unless -o) and parses it. */
 export async function curl(args: string[]): Promise<CurlResult> {

@@ -2,12 +2,25 @@
 // is missing, with the command that installs it, unless SLOTBUS_REQUIRE_TOOLS=1 (.ci/run sets it): then they
 // run and fail, so CI runs every check.
 
-/** Why a check needing `tools` cannot run here, or null. */
+/** Debian packages named otherwise than the tool they bring. */
+const PACKAGE: Record<string, string> = { nm: "binutils", ip: "iproute2" }
+
+/** Why a check needing `tools` (on PATH, as the check runs them by name) cannot run here, or null. */
 export function toolSkipReason(...tools: string[]): string | null {
   if (process.env.SLOTBUS_REQUIRE_TOOLS === "1") return null
   const missing = tools.filter((t) => !Bun.which(t))
-  return missing.length ? `needs ${missing.join(" and ")}: apt-get install -y ${missing.join(" ")}` : null
+  const packages = missing.map((t) => PACKAGE[t] ?? t)
+  return missing.length ? `needs ${missing.join(" and ")}: apt-get install -y ${packages.join(" ")}` : null
 }
+
+/**
+ * PATH without its sbin folders, as a user's PATH is on Debian: where nats-server and ip live. A bench a test runs
+ * with it must still find the tools the test's check found (bench/lib/tools.ts, the lookup both use).
+ */
+export const pathWithoutSbin = (process.env.PATH ?? "")
+  .split(":")
+  .filter((d) => !/\/sbin\/?$/.test(d))
+  .join(":")
 
 /** Logs why a check is skipped (bun test prints skipped tests without a reason). */
 export function sayWhySkipped(what: string, reason: string | null): void {

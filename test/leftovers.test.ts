@@ -1,0 +1,97 @@
+// scripts/leftovers.ts, the last step of `npm test`: it reports what its run of the suite left behind, and not what
+// another slotbus app on the machine holds while the suite runs.
+import { afterEach, beforeEach, expect, test } from "bun:test"
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { alive, REPO, run, spawn, stopAll, until } from "./support/helpers.ts"
+
+const SCRIPT = join(REPO, "scripts", "leftovers.ts")
+let dir = "" // outside the checkout, and not named slotbus-…: the check must not count it for its name
+const ends: (() => void)[] = []
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), "sb-leftovers-"))
+})
+afterEach(async () => {
+  for (const end of ends.splice(0)) end()
+  await stopAll()
+  rmSync(dir, { recursive: true, force: true })
+})
+
+const imports = `
+import { SlotBus, SlotWorker } from "${REPO}/src/index.ts"
+import { Topic } from "${REPO}/src/events/index.ts"
+import { Contest } from "${REPO}/src/leases/index.ts"
+`
+/** Listens on a bus with a worker, opens a topic and a contest, all named `name`, and says "ready". */
+const holdAll = `
+const bus = await SlotBus.listen(name)
+const worker = await SlotWorker.connect(name, () => ({ status: 200, body: "ok" }))
+const topic = await Topic.open(name)
+const contest = await Contest.open(name)
+console.log("ready")
+setInterval(() => {}, 1000)
+`
+
+/** The leftovers check around `script` (run with this bun as the test run), from the checkout as npm test runs it. */
+async function checkAround(script: string) {
+  const file = join(dir, "run.ts")
+  writeFileSync(file, script)
+  const r = await run([process.execPath, SCRIPT, process.execPath, file], { cwd: REPO, timeoutMs: 30_000 })
+  return { code: r.code, out: r.stdout + r.stderr }
+}
+
+const bound = (name: string) => readFileSync("/proc/net/unix", "utf8").includes(`@slotbus.${name}`)
+
+test("a slotbus app running beside the suite (a hub and worker, a topic, a contest) is not a leftover of it", async () => {
+  const app = join(dir, "app.ts")
+  writeFileSync(app, `${imports}\nconst name = "app-" + process.pid\n${holdAll}`)
+  const env = { ...process.env }
+  delete env.SLOTBUS_TEST_RUN // an app of its own, not a test run's
+  const p = spawn([process.execPath, app], { cwd: dir, env })
+  await p.waitLine(/^ready$/, 20_000)
+  expect(bound(`app-${p.pid}`)).toBe(true)
+
+  // the run makes (and ends) a topic and a folder of its own while the app holds its names
+  const r = await checkAround(`${imports}
+import { mkdtempSync, rmSync } from "node:fs"
+const t = await Topic.open("run-" + process.pid)
+const d = mkdtempSync("${tmpdir()}/slotbus-leftovers-run-")
+await t.close()
+rmSync(d, { recursive: true })
+`)
+  expect(r.out).toContain("leftovers: none")
+  expect(r.code).toBe(0)
+  expect(bound(`app-${p.pid}`)).toBe(true) // and the check took nothing of the app's away
+})
+
+test("what the run left is reported: a process it started, the names that process holds, a folder", async () => {
+  const pidFile = join(dir, "pid")
+  const folderFile = join(dir, "folder")
+  const child = join(dir, "child.ts")
+  writeFileSync(child, `${imports}\nconst name = "left-" + process.pid\n${holdAll}`)
+  ends.push(() => {
+    const pid = existsSync(pidFile) ? Number(readFileSync(pidFile, "utf8")) : 0
+    if (pid && alive(pid)) process.kill(pid, "SIGKILL")
+    if (existsSync(folderFile)) rmSync(readFileSync(folderFile, "utf8"), { recursive: true, force: true })
+  })
+  // a test that forgot to end its child and remove its folder; the child inherits the run's environment
+  const r = await checkAround(`
+import { mkdtempSync, writeFileSync } from "node:fs"
+writeFileSync("${folderFile}", mkdtempSync("${tmpdir()}/slotbus-leftovers-forgot-"))
+const c = Bun.spawn([process.execPath, "${child}"], { stdout: "pipe", stderr: "ignore" })
+writeFileSync("${pidFile}", String(c.pid))
+const reader = c.stdout.getReader()
+while (!new TextDecoder().decode((await reader.read()).value).includes("ready")) {}
+process.exit(0)
+`)
+  const pid = Number(readFileSync(pidFile, "utf8"))
+  expect(r.code).toBe(1)
+  expect(r.out).toContain(`process ${pid}: ${process.execPath} ${child}`)
+  for (const name of [`@slotbus.left-${pid}`, `@slotbus.topic.left-${pid}`, `@slotbus-lease.left-${pid}`])
+    expect(r.out).toContain(`socket ${name}`)
+  expect(r.out).toContain(`folder ${readFileSync(folderFile, "utf8")}`)
+  process.kill(pid, "SIGKILL")
+  await until(() => !alive(pid), "the forgotten child exits", 5000)
+}, 30_000) // the check looks again for 2 s before it reports
