@@ -1,11 +1,10 @@
 // `slotbus status [hub-url] [--once]`: the hub's GET /health as tables in a terminal, redrawn every second (like
 // pm2 monit) until Ctrl-C; --once prints them once. Exit 2 when no hub answers at the URL.
 import { parseArgs } from "node:util"
-import { redraw, renderSections } from "../status/internal.ts"
+import { fetchCapped, numberOf as n, redraw, renderSections } from "../status/internal.ts"
 import type { HubHealth } from "./hub/health.ts"
 
 const DEFAULT_URL = "http://127.0.0.1:3200"
-const FETCH_TIMEOUT_MS = 5000
 
 const USAGE = `usage: slotbus status [target] [--once]
 
@@ -81,38 +80,33 @@ function hubUrl(arg: string): URL {
 
 async function fetchHealth(base: URL): Promise<HubHealth> {
   const where = base.origin + base.pathname.replace(/\/+$/, "")
-  let res: Response
-  try {
-    res = await fetch(`${where}/health`, { signal: AbortSignal.timeout(FETCH_TIMEOUT_MS) })
-  } catch (e) {
-    const err = e as Error & { code?: string }
-    const why = err.name === "TimeoutError" ? `no answer within ${FETCH_TIMEOUT_MS} ms` : (err.code ?? err.message)
+  const got = await fetchCapped(`${where}/health`)
+  if (!got.answered)
     throw new StatusProblem(
-      `nothing answers at ${where} (${why}); start the hub ("slotbus hub") or the app serving its status there, or check the URL`,
+      `nothing answers at ${where} (${got.why}); start the hub ("slotbus hub") or the app serving its status there, or check the URL`,
     )
-  }
-  if (res.status === 401 || res.status === 403) {
-    await res.body?.cancel()
+  if (!got.ok) throw new StatusProblem(`${where} is not a slotbus hub: GET /health ${got.why}`)
+  const { res } = got
+  const answered = `${res.status} ${clean(res.statusText)}`
+  if (res.status === 401 || res.status === 403)
     throw new StatusProblem(
-      `${where}/health answered ${res.status} ${res.statusText}: something in front of the hub wants credentials ` +
+      `${where}/health answered ${answered}: something in front of the hub wants credentials ` +
         "(the hub itself answers /health without a token); point slotbus status at the hub's own address",
     )
-  }
-  const body = await res.text()
   let health: HubHealth | undefined
   try {
-    health = JSON.parse(body) as HubHealth
+    health = JSON.parse(got.text) as HubHealth
   } catch {}
   if (!res.ok || health?.status !== "ok" || !Array.isArray(health.workers))
     throw new StatusProblem(
-      `${where} is not a slotbus hub: GET /health answered ${res.status} ${res.statusText}` +
-        (res.ok ? " without a hub's report" : ""),
+      `${where} is not a slotbus hub: GET /health answered ${answered}${res.ok ? " without a hub's report" : ""}`,
     )
   return health
 }
 
-// Everything a worker or a topic member chose (names, routes, filters) goes through `clean`: a route holding a
-// terminal escape must not repaint the user's screen.
+// Everything a worker or a topic member chose (names, routes, filters) goes through `clean`, and every number
+// through `n` (a number, or NaN): a route holding a terminal escape, or a server sending one as a pid, must not
+// repaint the user's screen.
 const clean = (s: unknown) =>
   String(s).replace(/[\p{Cc}\p{Cf}]/gu, (c) => {
     const h = c.codePointAt(0)!.toString(16)
@@ -162,18 +156,18 @@ function duration(ms: number): string {
 function render(h: HubHealth, url: URL, width: number): string {
   const c = h.counters
   const out: string[] = []
-  out.push(`slotbus hub ${clean(url.origin)} · host ${clean(h.host)} · pid ${h.pid} · up ${duration(h.uptimeMs)}`)
+  out.push(`slotbus hub ${clean(url.origin)} · host ${clean(h.host)} · pid ${n(h.pid)} · up ${duration(n(h.uptimeMs))}`)
   out.push(
     [
-      `requests ${c.requests}`,
-      `responses ${c.responses}`,
-      `4xx ${c.notFound + c.methodNotAllowed + c.tooLarge}`,
-      `5xx ${c.unavailable + c.badGateway + c.timeouts + c.workerErrors}`,
-      `timeouts ${c.timeouts}`,
-      `aborts ${c.clientAborts}`,
-      `evictions ${c.evictions}`,
-      `emitted ${c.emitted}`,
-      `SSE clients ${h.sse.connections + h.sse.eventsClients + h.sse.statusClients}`,
+      `requests ${n(c.requests)}`,
+      `responses ${n(c.responses)}`,
+      `4xx ${n(c.notFound) + n(c.methodNotAllowed) + n(c.tooLarge)}`,
+      `5xx ${n(c.unavailable) + n(c.badGateway) + n(c.timeouts) + n(c.workerErrors)}`,
+      `timeouts ${n(c.timeouts)}`,
+      `aborts ${n(c.clientAborts)}`,
+      `evictions ${n(c.evictions)}`,
+      `emitted ${n(c.emitted)}`,
+      `SSE clients ${n(h.sse.connections) + n(h.sse.eventsClients) + n(h.sse.statusClients)}`,
     ].join("  "),
   )
 
@@ -209,18 +203,18 @@ function render(h: HubHealth, url: URL, width: number): string {
           clean(w.name),
           clean(w.instance),
           clean(w.host || h.host),
-          w.pid,
+          n(w.pid),
           w.connected ? "connected" : "joining",
-          `${w.slotsInUse}/${w.slots}`,
-          w.inFlight,
-          w.stuck,
-          w.served,
-          w.restarts,
-          us(w.latency.p50Us, w.latency.count),
-          us(w.latency.p90Us, w.latency.count),
-          us(w.latency.p99Us, w.latency.count),
-          us(w.latency.maxUs, w.latency.count),
-          w.routes.length,
+          `${n(w.slotsInUse)}/${n(w.slots)}`,
+          n(w.inFlight),
+          n(w.stuck),
+          n(w.served),
+          n(w.restarts),
+          us(n(w.latency.p50Us), n(w.latency.count)),
+          us(n(w.latency.p90Us), n(w.latency.count)),
+          us(n(w.latency.p99Us), n(w.latency.count)),
+          us(n(w.latency.maxUs), n(w.latency.count)),
+          n(w.routes.length),
         ]),
       ),
     )
@@ -229,36 +223,40 @@ function render(h: HubHealth, url: URL, width: number): string {
   if (h.routes.length === 0) out.push("none")
   else {
     const key = (r: HubHealth["routes"][number]) => {
-      const sp = r.route.indexOf(" ")
-      return `${r.owner} ${r.route.slice(sp + 1)} ${r.route.slice(0, sp)}`
+      const route = String(r.route)
+      const sp = route.indexOf(" ")
+      return `${r.owner} ${route.slice(sp + 1)} ${route.slice(0, sp)}`
     }
     const sorted = [...h.routes].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0))
     out.push(
       ...table(
         ["OWNER", "ROUTE", ">WORKERS"],
-        sorted.map((r) => [clean(r.owner), clean(r.route), r.workers]),
+        sorted.map((r) => [clean(r.owner), clean(r.route), n(r.workers)]),
       ),
     )
   }
 
-  const names = new Map<number, string>(h.workers.map((w) => [w.pid, clean(w.name)]))
-  names.set(h.pid, "the hub")
-  const who = (pid: number) => (names.has(pid) ? `${pid} (${names.get(pid)})` : String(pid))
+  const names = new Map<number, string>(h.workers.map((w) => [n(w.pid), clean(w.name)]))
+  names.set(n(h.pid), "the hub")
+  const who = (v: unknown) => {
+    const pid = n(v)
+    return names.has(pid) ? `${pid} (${names.get(pid)})` : String(pid)
+  }
   const t = h.topics[0]
   if (!t) out.push("", "EVENTS TOPIC: none open")
   else {
-    const extra = `${t.abandoned ? ` · ${t.abandoned} abandoned` : ""}${t.fenced ? ` · ${t.fenced} fenced` : ""}`
-    out.push("", `EVENTS TOPIC ${clean(t.name)} · ring ${bytes(t.capacity)} · ${bytes(t.tail)} published${extra}`)
+    const extra = `${t.abandoned ? ` · ${n(t.abandoned)} abandoned` : ""}${t.fenced ? ` · ${n(t.fenced)} fenced` : ""}`
+    out.push("", `EVENTS TOPIC ${clean(t.name)} · ring ${bytes(n(t.capacity))} · ${bytes(n(t.tail))} published${extra}`)
     out.push(
       ...table(
         ["SUBSCRIBER", "FILTER", ">QUEUE", ">RECEIVED", ">LAGGED", ">BEHIND", ""],
         t.subscribers.map((s) => [
           who(s.pid),
           clean(s.filter),
-          s.queue,
-          s.received,
-          s.lagged,
-          bytes(s.behind),
+          n(s.queue),
+          n(s.received),
+          n(s.lagged),
+          bytes(n(s.behind)),
           s.parked ? "parked" : "",
         ]),
       ),
@@ -267,7 +265,7 @@ function render(h: HubHealth, url: URL, width: number): string {
       out.push(
         ...table(
           ["PUBLISHER", ">PUBLISHED"],
-          t.publishers.map((p) => [who(p.pid), p.published]),
+          t.publishers.map((p) => [who(p.pid), n(p.published)]),
         ),
       )
     out.push("(lagged: events a subscriber lost; behind: ring bytes it has not read yet)")
@@ -287,7 +285,7 @@ function render(h: HubHealth, url: URL, width: number): string {
           new Date(e.at).toLocaleTimeString("en-GB"),
           clean(e.name),
           clean(e.instance),
-          e.pid,
+          n(e.pid),
           clean(e.reason),
         ]),
       ),

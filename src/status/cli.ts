@@ -8,6 +8,8 @@ import type { StatusReport } from "./server.ts"
 
 const EVERY_MS = 1000
 const FETCH_TIMEOUT_MS = 5000
+/** The most an answer to `slotbus status` may be: a report is some KiB; more is no status server's. */
+export const MAX_ANSWER_BYTES = 4 * 1024 * 1024
 
 /** A problem the user fixes (the target, the server): one line on stderr, exit 2. */
 class StatusProblem extends Error {}
@@ -34,37 +36,75 @@ export function parseTarget(arg: string): Target | null {
  * HTTP hub's view then looks there, and says what it finds).
  */
 async function fetchReport(t: Target): Promise<StatusReport | null> {
-  let res: Response
-  try {
-    res =
-      t.kind === "unix"
-        ? await fetch("http://localhost/status.json", { unix: t.path, signal: AbortSignal.timeout(FETCH_TIMEOUT_MS) })
-        : await fetch(`${t.url}/status.json`, { signal: AbortSignal.timeout(FETCH_TIMEOUT_MS) })
-  } catch (e) {
-    if (t.kind === "http") return null
-    const err = e as Error & { code?: string }
-    const why = err.name === "TimeoutError" ? `no answer within ${FETCH_TIMEOUT_MS} ms` : (err.code ?? err.message)
+  const got =
+    t.kind === "unix"
+      ? await fetchCapped("http://localhost/status.json", { unix: t.path })
+      : await fetchCapped(`${t.url}/status.json`)
+  if (t.kind === "http" && !got.ok) return null
+  if (!got.answered)
     throw new StatusProblem(
-      `nothing answers at ${t.label} (${why}); is the process running, and serving its status there?`,
+      `nothing answers at ${t.label} (${got.why}); is the process running, and serving its status there?`,
     )
-  }
-  const text = await res.text()
+  if (!got.ok) throw new StatusProblem(`${t.label} is not a slotbus status server: GET /status.json ${got.why}`)
   let report: StatusReport | undefined
   try {
-    report = JSON.parse(text) as StatusReport
+    report = JSON.parse(got.text) as StatusReport
   } catch {}
-  if (res.ok && report && Array.isArray(report.sections)) return report
+  if (got.res.ok && report && Array.isArray(report.sections)) return report
   if (t.kind === "http") return null
   throw new StatusProblem(
-    `${t.label} is not a slotbus status server: GET /status.json answered ${res.status} ${res.statusText}`,
+    `${t.label} is not a slotbus status server: GET /status.json answered ${got.res.status} ${clean(got.res.statusText)}`,
   )
+}
+
+/**
+ * What a GET of `slotbus status` brought: the answer, read whole; or why not, and whether anything answered at
+ * all (`answered`: a head came, its body did not, or was more than MAX_ANSWER_BYTES).
+ */
+export type Fetched =
+  | { ok: true; answered: true; res: Response; text: string }
+  | { ok: false; answered: boolean; why: string }
+
+/**
+ * GET `url` (over the unix socket `unix`, when given) for `slotbus status` and read its body, at most
+ * MAX_ANSWER_BYTES of it, head and body within FETCH_TIMEOUT_MS: a server that answers without end holds neither
+ * the memory nor the terminal. The HTTP hub's view reads its /health through it too.
+ */
+export async function fetchCapped(url: string, via: { unix?: string } = {}): Promise<Fetched> {
+  const signal = AbortSignal.timeout(FETCH_TIMEOUT_MS)
+  const why = (e: unknown, what: string) => {
+    const err = e as Error & { code?: string }
+    return err.name === "TimeoutError" ? `${what} within ${FETCH_TIMEOUT_MS} ms` : clean(err.code ?? err.message)
+  }
+  let res: Response
+  try {
+    res = await fetch(url, { ...via, signal })
+  } catch (e) {
+    return { ok: false, answered: false, why: why(e, "no answer") }
+  }
+  const parts: Uint8Array[] = []
+  let size = 0
+  try {
+    // Leaving the loop early cancels the body, which ends the connection.
+    for await (const chunk of (res.body ?? []) as AsyncIterable<Uint8Array>) {
+      size += chunk.length
+      if (size > MAX_ANSWER_BYTES)
+        return { ok: false, answered: true, why: `answered more than ${MAX_ANSWER_BYTES / 1024 ** 2} MiB` }
+      parts.push(chunk)
+    }
+  } catch (e) {
+    return { ok: false, answered: true, why: `answered ${res.status} but ${why(e, "sent no whole body")}` }
+  }
+  return { ok: true, answered: true, res, text: new TextDecoder().decode(Buffer.concat(parts)) }
 }
 
 // Everything in a section may come from another process (a worker's host label, a subscriber's filter): a string
 // holding a terminal escape must not repaint the user's screen.
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it removes
-const clean = (s: string) => s.replace(/[\u0000-\u001f\u007f-\u009f]/g, "?")
-const show = (v: StatusValue) => (v === true ? "yes" : v === false ? "no" : v === null ? "-" : clean(String(v)))
+const clean = (s: unknown) => String(s).replace(/[\u0000-\u001f\u007f-\u009f]/g, "?")
+const show = (v: StatusValue) => (v === true ? "yes" : v === false ? "no" : v === null ? "-" : clean(v))
+/** A value printed as a number only if it is one (NaN otherwise): the server sent it, it may be anything. */
+export const numberOf = (v: unknown): number => (typeof v === "number" ? v : Number.NaN)
 
 function table(columns: string[], rows: StatusValue[][]): string[] {
   const cells = [columns.map((c) => clean(c).toUpperCase()), ...rows.map((r) => r.map(show))]
@@ -82,7 +122,7 @@ function part(p: StatusPart, indent: string): string[] {
   const out: string[] = []
   if (p.facts.length > 0) out.push(indent + p.facts.map(([k, v]) => `${clean(k)}: ${show(v)}`).join("   "))
   for (const t of p.tables) {
-    out.push(`${indent}${clean(t.title).toUpperCase()} (${t.rows.length})`)
+    out.push(`${indent}${clean(t.title).toUpperCase()} (${numberOf(t.rows.length)})`)
     if (t.rows.length === 0) out.push(`${indent}  none`)
     else out.push(...table(t.columns, t.rows).map((l) => `${indent}  ${l}`))
   }
@@ -96,14 +136,14 @@ export function renderSections(sections: StatusSection[]): string[] {
     out.push("", `== ${clean(s.kind)} ${clean(s.name)}`)
     for (const w of s.warnings) out.push(`! ${clean(w)}`)
     out.push(...part(s, ""))
-    if (s.remote)
-      out.push(`-- across hosts (${clean(String(s.remote.transport)).toUpperCase()})`, ...part(s.remote, "  "))
+    if (s.remote) out.push(`-- across hosts (${clean(s.remote.transport).toUpperCase()})`, ...part(s.remote, "  "))
   }
   return out
 }
 
 function render(r: StatusReport, width: number): string {
-  const out = [`${clean(r.title)} — ${clean(r.host)}, pid ${r.pid}, up ${Math.round(r.uptimeMs / 1000)} s, ${r.at}`]
+  const up = Math.round(numberOf(r.uptimeMs) / 1000)
+  const out = [`${clean(r.title)} — ${clean(r.host)}, pid ${numberOf(r.pid)}, up ${up} s, ${clean(r.at)}`]
   out.push(...renderSections(r.sections))
   return `${out.map((l) => (l.length > width ? l.slice(0, width) : l)).join("\n")}\n`
 }

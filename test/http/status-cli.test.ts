@@ -1,11 +1,12 @@
 // `slotbus status` as a user runs it: against a real hub with real worker processes, once or redrawn every
 // second until Ctrl-C; a hub that is not there (or a proxy that wants credentials) is one line and exit 2.
 import { hostname } from "node:os"
-import { afterAll, expect, test } from "bun:test"
+import { afterAll, describe, expect, test } from "bun:test"
 import { join } from "node:path"
 import { createHub } from "../../src/http/index.ts"
 import { run, spawn, stopAll } from "../support/helpers.ts"
 import { startWorker } from "../support/http.ts"
+import { controlsIn, ESCAPES, flood, statusCli, trickle } from "../support/status-cli.ts"
 
 afterAll(stopAll)
 
@@ -135,6 +136,120 @@ test.each([
   expect([r.code, r.stdout]).toEqual([2, ""])
   expect(r.stderr).toMatch(line)
   expect(r.stderr.trimEnd().split("\n")).toHaveLength(1)
+})
+
+/** A hub's /health in which every value `slotbus status` prints carries terminal escapes, numbers included. */
+function hostileHealth() {
+  const e = ESCAPES
+  const num = `7${e}`
+  const worker = (transport: string) => ({
+    name: `name${e}`,
+    instance: `instance${e}`,
+    pid: num,
+    routes: { length: num },
+    connected: num,
+    inFlight: num,
+    served: num,
+    lastSeen: num,
+    slots: num,
+    slotsInUse: num,
+    stuck: num,
+    restarts: num,
+    latency: { count: num, p50Us: num, p90Us: num, p99Us: num, maxUs: num },
+    transport,
+    host: `host${e}`,
+  })
+  const counters = Object.fromEntries(
+    [
+      "requests",
+      "responses",
+      "notFound",
+      "methodNotAllowed",
+      "tooLarge",
+      "unavailable",
+      "badGateway",
+      "timeouts",
+      "workerErrors",
+      "clientAborts",
+      "evictions",
+      "emitted",
+    ].map((k) => [k, num]),
+  )
+  return {
+    status: "ok",
+    uptimeMs: num,
+    host: `host${e}`,
+    pid: num,
+    workers: [worker("shm"), worker("nats")],
+    routes: [{ route: `GET /r${e}`, owner: `owner${e}`, workers: num }],
+    sse: { connections: num, eventsClients: num, statusClients: num },
+    counters,
+    topics: [
+      {
+        name: `topic${e}`,
+        capacity: num,
+        tail: num,
+        abandoned: num,
+        fenced: num,
+        subscribers: [
+          { pid: num, filter: `filter${e}`, queue: num, received: num, lagged: num, behind: num, parked: true },
+        ],
+        publishers: [{ pid: num, published: num }],
+      },
+    ],
+    evicted: [{ name: `name${e}`, instance: `instance${e}`, pid: num, reason: `reason${e}`, at: `at${e}` }],
+    nats: [
+      {
+        kind: `kind${e}`,
+        name: `name${e}`,
+        warnings: [`warning${e}`],
+        facts: [[`fact${e}`, num]],
+        tables: [{ title: `t${e}`, columns: [`c${e}`], rows: [[num]] }],
+      },
+    ],
+  }
+}
+
+test("every value of a hostile server's /health reaches the terminal as text, never as an escape", async () => {
+  using server = Bun.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    fetch: (req) =>
+      new URL(req.url).pathname === "/health" ? Response.json(hostileHealth()) : new Response("no", { status: 404 }),
+  })
+  const r = await statusCli([`http://127.0.0.1:${server.port}`, "--once"])
+  expect([r.code, r.stderr]).toEqual([0, ""])
+  const out = new TextDecoder().decode(r.stdout)
+  const shown = String.raw`host\x1b[2J\x1b[31m\x1b]0;pwned\x07\x9b2J\x7f\x00` // String.raw: ASCII only (Bun)
+  expect(out).toContain(`· host ${shown} · pid NaN · up NaN`) // numbers only if they are numbers
+  expect(out).toContain("requests NaN  responses NaN  4xx NaN")
+  expect(controlsIn(r.stdout)).toEqual([])
+})
+
+// An http URL is asked for /status.json first (serveStatus's view), then for /health (the hub's): each read is capped.
+describe.each([
+  ["a body that never ends", () => flood()],
+  ["a 3 GiB body", () => flood(3 * 1024 ** 3)],
+  ["a body that trickles forever", () => trickle()],
+])("%s", (what, body) => {
+  test.each([
+    ["/health", (path: string) => (path === "/health" ? new Response(body()) : new Response("no", { status: 404 }))],
+    ["every path", () => new Response(body())],
+  ])(
+    `at %s: one line on stderr, exit 2, the memory bounded`,
+    async (where, answer) => {
+      using server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: (req) => answer(new URL(req.url).pathname) })
+      const r = await statusCli([`http://127.0.0.1:${server.port}`, "--once"])
+      console.log(
+        `${what} at ${where}: exit ${r.code}, peak RSS ${(r.maxRssBytes / 1024 ** 2).toFixed(0)} MiB, ${r.stderr.trim()}`,
+      )
+      expect(r.code).toBe(2)
+      expect(r.stderr).toMatch(/^slotbus status: http:\S+ is not a slotbus hub: GET \/health answered [^\n]+\n$/)
+      expect(r.stdout.length).toBe(0)
+      expect(r.maxRssBytes).toBeLessThan(256 * 1024 ** 2)
+    },
+    30_000,
+  )
 })
 
 test.each([

@@ -26,6 +26,8 @@ async function startStreamWorker(hubUrl: string): Promise<Child> {
 const health = async (hub: Hub) => (await (await fetch(`${hub.url}/health`)).json()) as HubHealth
 const stats = async (hub: Hub) => (await (await fetch(`${hub.url}/stats`)).json()) as { streams: number }
 const text = (b: Uint8Array | undefined) => new TextDecoder().decode(b)
+/** x-slotbus-set-cookie values a worker may send that are no JSON array of header-safe strings. */
+const BAD_COOKIES = ["not json", '{"a":1}', "[1,2]", '"a=1"', '["a=1\\nb=2"]', "null"]
 
 /** Reads a body to its end (after `first`, read already): how many bytes and their sha256. */
 async function drain(reader: { read(): Promise<{ done: boolean; value?: Uint8Array }> }, first: Uint8Array[] = []) {
@@ -187,6 +189,36 @@ describe("a hub offering stream windows (the default)", () => {
     await until(async () => (await health(hub)).workers[0]!.slotsInUse === 0, "the slot went back")
     expect((await health(hub)).counters.clientAborts).toBe(before)
   })
+  test.each(["whole", "stream"])(
+    "a worker's malformed x-slotbus-set-cookie (%s answer) is a counted 502: nothing stays in flight, the body is given up, every slot comes back",
+    async (as) => {
+      const before = await health(hub)
+      for (const [i, value] of BAD_COOKIES.entries()) {
+        const id = `cookie-${as}-${i}`
+        const res = await fetch(`${hub.url}/bad-cookie/${id}?as=${as}&value=${encodeURIComponent(value)}`)
+        expect(res.status).toBe(502)
+        expect(((await res.json()) as { message: string }).message).toContain("malformed x-slotbus-set-cookie")
+        if (as === "stream") await worker.waitLine(new RegExp(`^cancelled ${id} `))
+      }
+      const h = await health(hub)
+      expect(h.counters.badGateway).toBe(before.counters.badGateway + BAD_COOKIES.length)
+      expect(h.workers[0]!.inFlight).toBe(before.workers[0]!.inFlight)
+      // Both slots serve again at once: two endless bodies stream side by side.
+      const readers = await Promise.all(
+        ["both-a", "both-b"].map(async (id) => {
+          const res = await fetch(`${hub.url}/watch/${id}-${as}`)
+          const reader = res.body!.getReader()
+          expect((await reader.read()).done).toBe(false)
+          return reader
+        }),
+      )
+      for (const r of readers) await r.cancel()
+      await until(async () => {
+        const w = (await health(hub)).workers[0]!
+        return w.slotsInUse === 0 && w.inFlight === 0
+      }, "the slots went back and nothing is in flight")
+    },
+  )
 })
 
 // What a worker meets behind a hub from before streams (and what a worker from before streams does behind this hub):
@@ -242,5 +274,16 @@ describe("a hub offering no stream window (streamWindowBytes: 0)", () => {
     await worker.waitLine(/^cancelled old /)
     await until(async () => (await stats(hub)).streams === 0, "the worker dropped the stream")
     expect((await fetch(`${hub.url}/seen/old`)).status).toBe(200)
+  })
+  test("a worker's malformed x-slotbus-set-cookie on a pulled answer is a counted 502 and its stream is cancelled", async () => {
+    const before = (await health(hub)).counters.badGateway
+    const res = await fetch(`${hub.url}/bad-cookie/old-cookie?as=stream`)
+    expect(res.status).toBe(502)
+    await res.body?.cancel()
+    await worker.waitLine(/^cancelled old-cookie /)
+    await until(async () => (await stats(hub)).streams === 0, "the worker dropped the stream")
+    const h = await health(hub)
+    expect(h.counters.badGateway).toBe(before + 1)
+    expect(h.workers[0]!.inFlight).toBe(0)
   })
 })

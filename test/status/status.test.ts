@@ -13,6 +13,7 @@ import { Browser } from "../support/browser.ts"
 import { busName, FIXTURES, REPO, run, spawn, stopAll, until, type Child } from "../support/helpers.ts"
 import { hostileNatsWorker, natsPerFile, natsSkipReason } from "../support/nats.ts"
 import { STDIO_WORKER } from "../support/stdio.ts"
+import { controlsIn, ESCAPES, flood, statusCli, trickle } from "../support/status-cli.ts"
 import { sayWhySkipped, toolSkipReason } from "../support/tools.ts"
 import { asNobody, nobodyEnv, whyNotAsNobody } from "../support/uid.ts"
 
@@ -245,6 +246,75 @@ describe("checks what it is given", () => {
       await other.stop(true)
     }
   })
+})
+
+describe("a hostile status server", () => {
+  /** A report in which every value `slotbus status` prints carries terminal escapes, numbers included. */
+  const e = ESCAPES
+  const hostileReport = {
+    title: `title${e}`,
+    host: `host${e}`,
+    pid: `1${e}`,
+    uptimeMs: `2${e}`,
+    at: `at${e}`,
+    sections: [
+      {
+        kind: `kind${e}`,
+        name: `name${e}`,
+        warnings: [`warning${e}`],
+        facts: [[`fact${e}`, `value${e}`]],
+        tables: [{ title: `table${e}`, columns: [`column${e}`, "n"], rows: [[`cell${e}`, 8]] }],
+        remote: {
+          transport: `nats${e}`,
+          facts: [[`remote${e}`, 3]],
+          tables: [{ title: `hosts${e}`, columns: [`host${e}`], rows: [[`other${e}`]] }],
+        },
+      },
+    ],
+  }
+
+  test("every value of its report reaches the terminal as text, never as an escape", async () => {
+    const server = Bun.serve({ port: 0, fetch: () => Response.json(hostileReport) })
+    try {
+      const r = await statusCli([`http://127.0.0.1:${server.port}`, "--once"])
+      expect([r.code, r.stderr]).toEqual([0, ""])
+      const out = new TextDecoder().decode(r.stdout)
+      expect(out).toContain("title?[2J?[31m?]0;pwned??2J??") // the title line, its pid and time included
+      expect(out).toContain(", pid NaN, up NaN s, at?[2J") // numbers only if they are numbers
+      expect(controlsIn(r.stdout)).toEqual([])
+    } finally {
+      await server.stop(true)
+    }
+  })
+
+  // Over a unix socket the view of /status.json has nothing to fall back on (an http URL goes on to the HTTP hub's
+  // view, which test/http/status-cli.test.ts reads the same way).
+  test.each([
+    ["a body that never ends", () => flood()],
+    ["a 3 GiB body", () => flood(3 * 1024 ** 3)],
+    ["a body that trickles forever", () => trickle()],
+  ])(
+    "%s at /status.json: one line on stderr, exit 2, the memory bounded",
+    async (_, body) => {
+      const sock = join(tempDir(), "status.sock")
+      const server = Bun.serve({ unix: sock, fetch: () => new Response(body()) })
+      try {
+        const r = await statusCli([`unix:${sock}`, "--once"])
+        console.log(
+          `against ${_}: exit ${r.code}, peak RSS ${(r.maxRssBytes / 1024 ** 2).toFixed(0)} MiB, ${r.stderr.trim()}`,
+        )
+        expect(r.code).toBe(2)
+        expect(r.stderr).toMatch(
+          /^slotbus status: unix:\S+ is not a slotbus status server: GET \/status\.json [^\n]+\n$/,
+        )
+        expect(r.stdout.length).toBe(0)
+        expect(r.maxRssBytes).toBeLessThan(256 * 1024 ** 2)
+      } finally {
+        await server.stop(true)
+      }
+    },
+    30_000,
+  )
 })
 
 describe.skipIf(natsSkip !== null)("across hosts", () => {

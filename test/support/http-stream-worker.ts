@@ -11,7 +11,10 @@
 //                       test/support/helpers.ts's pattern(N, S): a ReadableStream of 64 KiB chunks, { body: Uint8Array },
 //                       or a Response of the bytes
 // GET /watch/:id        64 KiB chunks for as long as it is read
-// GET /seen/:id         what /watch/:id saw: { chunks, aborted, cancelled }
+// GET /bad-cookie/:id?as=whole|stream&value=V
+//                       an answer whose x-slotbus-set-cookie header is V (default "not json"): "whole\n", or
+//                       (as=stream) /watch/:id's endless body
+// GET /seen/:id         what /watch/:id or /bad-cookie/:id?as=stream saw: { chunks, aborted, cancelled }
 // GET /broken/:id       "partial\n", then, after POST /broken/:id/go, its stream errors ("the disk is on fire")
 // GET /stats            app.stats()
 import { hubWorker } from "../../src/http/index.ts"
@@ -55,6 +58,29 @@ const open = (id: string) => {
 
 const watched = new Map<string, { chunks: number; aborted: string; cancelled: string }>()
 const reasonOf = (r: unknown) => (r instanceof Error || r instanceof DOMException ? r.name : String(r))
+
+/** An endless body of 64 KiB chunks, produced one per read; what it saw is kept under `id` for GET /seen/:id. */
+function watch(id: string, signal: AbortSignal): ReadableStream<Uint8Array> {
+  const w = { chunks: 0, aborted: "", cancelled: "" }
+  watched.set(id, w)
+  signal.addEventListener("abort", () => {
+    w.aborted = reasonOf(signal.reason)
+    console.log(`aborted ${id} ${w.aborted}`)
+  })
+  return new ReadableStream<Uint8Array>(
+    {
+      pull(c) {
+        w.chunks++
+        c.enqueue(pattern(CHUNK, w.chunks))
+      },
+      cancel(reason) {
+        w.cancelled = reasonOf(reason)
+        console.log(`cancelled ${id} ${w.cancelled}`)
+      },
+    },
+    { highWaterMark: 0 },
+  )
+}
 
 const app = hubWorker(hubUrl, name, { maxBackoffMs: 500 })
 app
@@ -116,29 +142,12 @@ app
       ),
     )
   })
-  .get("/watch/:id", (req) => {
-    const id = req.params.id
-    const w = { chunks: 0, aborted: "", cancelled: "" }
-    watched.set(id, w)
-    req.signal.addEventListener("abort", () => {
-      w.aborted = reasonOf(req.signal.reason)
-      console.log(`aborted ${id} ${w.aborted}`)
-    })
-    return new Response(
-      new ReadableStream<Uint8Array>(
-        {
-          pull(c) {
-            w.chunks++
-            c.enqueue(pattern(CHUNK, w.chunks))
-          },
-          cancel(reason) {
-            w.cancelled = reasonOf(reason)
-            console.log(`cancelled ${id} ${w.cancelled}`)
-          },
-        },
-        { highWaterMark: 0 },
-      ),
-    )
+  .get("/watch/:id", (req) => new Response(watch(req.params.id, req.signal)))
+  .get("/bad-cookie/:id", (req) => {
+    const value = req.query.get("value") ?? "not json"
+    const headers = { "x-slotbus-set-cookie": value }
+    if (req.query.get("as") === "stream") return new Response(watch(req.params.id, req.signal), { headers })
+    return new Response("whole\n", { headers })
   })
   .get("/seen/:id", (req) => Response.json(watched.get(req.params.id) ?? null))
   .get("/broken/:id", (req) => {

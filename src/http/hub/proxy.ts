@@ -27,6 +27,35 @@ const HOP_BY_HOP = new Set([
 ])
 const NULL_BODY = new Set([101, 103, 204, 205, 304])
 
+/**
+ * The worker's head as the client's headers (hop-by-hop and slotbus's own taken out, its cookie list made
+ * Set-Cookie lines) and the old protocol's stream number (-1: none); throws, saying what, on a head it cannot use.
+ */
+function clientHead(from: Headers): { headers: Headers; pulled: number } {
+  let plain = true
+  for (const name of from.keys()) if (name.startsWith("x-slotbus-") || HOP_BY_HOP.has(name)) plain = false
+  if (plain) return { headers: from, pulled: -1 }
+  const headers = new Headers()
+  let pulled = -1
+  for (const [name, value] of from) {
+    if (name === STREAM_HEADER) pulled = Number(value)
+    else if (name === COOKIES_HEADER) appendCookies(headers, value)
+    else if (!HOP_BY_HOP.has(name)) headers.append(name, value)
+  }
+  return { headers, pulled }
+}
+
+/** The worker's Set-Cookie lines, sent as one JSON list (src/http/worker/request.ts), appended to `to`. */
+function appendCookies(to: Headers, list: string) {
+  let cookies: unknown
+  try {
+    cookies = JSON.parse(list)
+  } catch {}
+  if (!Array.isArray(cookies) || !cookies.every((c) => typeof c === "string" && !/[\0\r\n]/.test(c)))
+    throw new Error(`sent a malformed ${COOKIES_HEADER} header (not a JSON array of header-safe strings)`)
+  for (const c of cookies) to.append("set-cookie", c)
+}
+
 export class RequestProxy {
   constructor(
     private readonly o: ResolvedOptions,
@@ -164,24 +193,20 @@ export class RequestProxy {
       return true
     }
     const status = res.status
-    if (status < 200 || status > 599) {
+    let head: { headers: Headers; pulled: number }
+    try {
+      if (status < 200 || status > 599) throw new Error(`answered with status ${status}`)
+      head = clientHead(res.headers)
+    } catch (e) {
+      // Nothing of this answer reaches the client: its body is given up, so its slot comes back now.
       finished()
       res.body.cancel().catch(() => {})
+      const pulled = res.headers.get(STREAM_HEADER) // a worker without a window: its chunks wait to be pulled
+      if (pulled !== null) this.cancelPulled(inst, Number(pulled))
       this.counters.badGateway++
-      return json(502, { error: "bad-gateway", message: `worker "${inst.name}" answered with status ${status}` })
+      return json(502, { error: "bad-gateway", message: `worker "${inst.name}" ${(e as Error).message}` })
     }
-    let headers = res.headers
-    let pulled = -1
-    let plain = true
-    for (const name of headers.keys()) if (name.startsWith("x-slotbus-") || HOP_BY_HOP.has(name)) plain = false
-    if (!plain) {
-      headers = new Headers()
-      for (const [name, value] of res.headers) {
-        if (name === STREAM_HEADER) pulled = Number(value)
-        else if (name === COOKIES_HEADER) for (const c of JSON.parse(value) as string[]) headers.append("set-cookie", c)
-        else if (!HOP_BY_HOP.has(name)) headers.append(name, value)
-      }
-    }
+    const { headers, pulled } = head
     // The client went away mid-body. Bun cancels the body of every answer to HEAD itself (it sends none, and says
     // `transfer-encoding: chunked` as for GET): that gives the worker's body up too, but is no abort.
     const left = () => {
@@ -190,7 +215,13 @@ export class RequestProxy {
     if (pulled >= 0) {
       // A worker that was offered no stream window (streamWindowBytes: 0) or predates streams: a whole answer
       // whose head says the rest waits in chunks to pull.
-      const first = await res.bytes()
+      let first: Uint8Array
+      try {
+        first = await res.bytes()
+      } catch (e) {
+        finished()
+        return this.failure(e, inst, req)
+      }
       return new Response(this.pulledStream(inst, pulled, first, finished, left), { status, headers })
     }
     const whole = res.takeWhole() // the worker answered whole: its bytes, no stream to relay
@@ -298,10 +329,15 @@ export class RequestProxy {
           if (over) return
           over = true
           left()
-          inst.bus.call(JSON.stringify({ op: "cancel", stream } satisfies ControlMessage)).catch(() => {})
+          this.cancelPulled(inst, stream)
         },
       },
       { highWaterMark: 0 },
     )
+  }
+
+  /** Tells a worker without a stream window that the rest of answer `stream` is not wanted (the old protocol). */
+  private cancelPulled(inst: WorkerInstance, stream: number) {
+    inst.bus.call(JSON.stringify({ op: "cancel", stream } satisfies ControlMessage)).catch(() => {})
   }
 }
