@@ -109,7 +109,7 @@ export interface TopicStats {
   capacity: number
   /** Bytes claimed so far (the next event's id). */
   tail: number
-  /** The pid of the process that created the topic; 0 once it closed the topic. */
+  /** The keeper's pid: the creator, then a member that took over within a tick of its close or death (0 meanwhile). */
   keeperPid: number
   /** Records skipped because their publisher died or stalled before finishing them (never published). */
   abandoned: number
@@ -316,7 +316,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
     }
   }
 
-  /** Whether this handle created the topic. Every member answers newcomers, so the topic outlives its creator. */
+  /** Whether this handle is the keeper: it created the topic, or took over when the keeper closed or died (§8.1). */
   get isKeeper(): boolean {
     return !this.closed && topicNative.sb_topic_is_keeper(this.ptr) === 1
   }
