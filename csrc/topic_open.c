@@ -304,6 +304,8 @@ void sb_topic_close(sb_topic *t) {
 
 uint8_t *sb_topic_region(sb_topic *t) { return t->base; }
 uint32_t sb_topic_capacity(sb_topic *t) { return t->cap; }
+/* acquire: pairs with the publishers' CAS of the tail, as a subscriber's read of it does */
+double sb_topic_tail(sb_topic *t) { return (double)shm_load_acquire(tail_word(t)); }
 int sb_topic_is_keeper(sb_topic *t) {
   /* relaxed: a fact for the caller, not a guard */
   return t->keeper && t->base && shm_load_relaxed(keeper_word(t)) == keeper_mine(t);
