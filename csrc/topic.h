@@ -124,7 +124,8 @@ void sb_topic_close(sb_topic *t);
 /* ---- facts ---- */
 uint8_t *sb_topic_region(sb_topic *t);
 uint32_t sb_topic_capacity(sb_topic *t);
-int sb_topic_is_keeper(sb_topic *t); /* 1 if this handle created the topic */
+double sb_topic_tail(sb_topic *t); /* the tail word (§8.2) now, read whole: it is exact below 2^53 */
+int sb_topic_is_keeper(sb_topic *t); /* 1 if this handle is the keeper: it created the topic or took over (§8.1) */
 sb_topic_out *sb_topic_out_ptr(sb_topic *t);
 const char *sb_topic_error(sb_topic *t);
 uint32_t sb_topic_layout_hash(void);

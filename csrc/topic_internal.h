@@ -28,7 +28,7 @@ struct sb_topic {
   uint64_t size;
   uint32_t cap, seg;
   atomic_int writable; /* the ring mapped read-write (a subscription's thread reads it: §8.3 Threads) */
-  int created;         /* this handle created the topic (its pid is the header's creator pid) */
+  int keeper;          /* this handle holds the keeper role (the header's keeper word is its own, §8.1) */
   uint32_t pid;
   uint64_t start;
   int pub_index;
@@ -50,7 +50,8 @@ static inline identity *ident(sb_topic *t) { return (identity *)t->base; }
 static inline a64 *tail_word(sb_topic *t) { return shm_u64(t->base, SB_TOPIC_OFF_TAIL); }
 static inline a32 *sleepers(sb_topic *t) { return shm_u32(t->base, SB_TOPIC_OFF_SLEEPERS); }
 static inline a32 *rules_version(sb_topic *t) { return shm_u32(t->base, SB_TOPIC_OFF_RULES_VERSION); }
-static inline a32 *keeper_pid(sb_topic *t) { return shm_u32(t->base, SB_TOPIC_OFF_KEEPER_PID); }
+/* the keeper word (§8.1): pid in the low half, the low 32 bits of its start time in the high half */
+static inline a64 *keeper_word(sb_topic *t) { return shm_u64(t->base, SB_TOPIC_OFF_KEEPER_PID); }
 static inline a64 *keeper_start(sb_topic *t) { return shm_u64(t->base, SB_TOPIC_OFF_KEEPER_START); }
 static inline a64 *abandoned(sb_topic *t) { return shm_u64(t->base, SB_TOPIC_OFF_ABANDONED); }
 static inline a64 *fenced(sb_topic *t) { return shm_u64(t->base, SB_TOPIC_OFF_FENCED); }

@@ -31,11 +31,13 @@ static int map_topic(sb_topic *t) {
   return t->scratch && t->send_fd >= 0 ? 0 : -ENOMEM;
 }
 
+static uint64_t keeper_mine(sb_topic *t) { return (uint64_t)(uint32_t)t->start << 32 | t->pid; }
+
 static int become_keeper(sb_topic *t) {
-  t->created = 1;
-  /* release: newcomers reading the creator see its start time with it */
+  t->keeper = 1;
   shm_store_relaxed(keeper_start(t), t->start);
-  shm_store_release(keeper_pid(t), t->pid);
+  /* release: pairs with the acquire of keep(); the region reaches others only by sendmsg after this anyway */
+  shm_store_release(keeper_word(t), keeper_mine(t));
   return 0;
 }
 
@@ -232,6 +234,19 @@ static void reap(sb_topic *t, int deep) {
   }
 }
 
+/* The keeper role passes on (§8.1): vacant (0) or held by a dead process, the first member to CAS it takes it. */
+static void keep(sb_topic *t, int deep) {
+  /* acquire: pairs with become_keeper's release and the winning CAS (pid and start mark are one word) */
+  uint64_t w = shm_load_acquire(keeper_word(t));
+  uint32_t pid = (uint32_t)w, mark = (uint32_t)(w >> 32);
+  if (w == keeper_mine(t)) return; /* this process keeps it (this handle or another of ours) */
+  if (w != 0 && sys_proc_exists(pid) && (!deep || !mark || (uint32_t)sys_proc_start(pid) == mark)) return;
+  /* acq_rel: exactly one member replaces the word it read; a loser sees the winner's */
+  if (!shm_cas_acq_rel(keeper_word(t), &w, keeper_mine(t))) return;
+  t->keeper = 1;
+  shm_store_relaxed(keeper_start(t), t->start); /* informational: the full start time */
+}
+
 static int tick(sb_topic *t, int deep) {
   if (!t->base) return -EINVAL;
   if (plat_region_lost(t->base)) {
@@ -244,6 +259,7 @@ static int tick(sb_topic *t, int deep) {
   }
   if (t->listen_fd >= 0) serve_newcomers(t); /* every member holds the listening socket: any one answers */
   reap(t, deep);
+  keep(t, deep);
   return 0;
 }
 
@@ -261,11 +277,11 @@ void sb_topic_leave(sb_topic *t) {
     shm_store_release(shm_u32(pub_entry(t, (uint32_t)t->pub_index), 0), SB_ENTRY_FREE);
     t->pub_index = -1;
   }
-  if (t->base && t->created) {
-    uint32_t me = t->pid;
-    /* relaxed: informational (stats' creator pid) */
-    shm_cas_relaxed(keeper_pid(t), &me, 0);
-    t->created = 0;
+  if (t->base && t->keeper) {
+    uint64_t me = keeper_mine(t);
+    /* release: vacant for the next member's keep(), which pairs with it */
+    shm_cas_release(keeper_word(t), &me, 0);
+    t->keeper = 0;
   }
   /* our hold on the name: a handle that stopped ticking must not keep newcomers waiting on it */
   if (t->listen_fd >= 0) close(t->listen_fd);
@@ -288,7 +304,12 @@ void sb_topic_close(sb_topic *t) {
 
 uint8_t *sb_topic_region(sb_topic *t) { return t->base; }
 uint32_t sb_topic_capacity(sb_topic *t) { return t->cap; }
-int sb_topic_is_keeper(sb_topic *t) { return t->created; }
+/* acquire: pairs with the publishers' CAS of the tail, as a subscriber's read of it does */
+double sb_topic_tail(sb_topic *t) { return (double)shm_load_acquire(tail_word(t)); }
+int sb_topic_is_keeper(sb_topic *t) {
+  /* relaxed: a fact for the caller, not a guard */
+  return t->keeper && t->base && shm_load_relaxed(keeper_word(t)) == keeper_mine(t);
+}
 int sb_topic_fd(sb_topic *t) { return t->conn_fd >= 0 ? t->conn_fd : t->listen_fd; }
 sb_topic_out *sb_topic_out_ptr(sb_topic *t) { return &t->out; }
 const char *sb_topic_error(sb_topic *t) { return t->err; }

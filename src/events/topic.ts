@@ -109,7 +109,7 @@ export interface TopicStats {
   capacity: number
   /** Bytes claimed so far (the next event's id). */
   tail: number
-  /** The pid of the process that created the topic; 0 once it closed the topic. */
+  /** The keeper's pid: the creator, then a member that took over within a tick of its close or death (0 meanwhile). */
   keeperPid: number
   /** Records skipped because their publisher died or stalled before finishing them (never published). */
   abandoned: number
@@ -316,7 +316,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
     }
   }
 
-  /** Whether this handle created the topic. Every member answers newcomers, so the topic outlives its creator. */
+  /** Whether this handle is the keeper: it created the topic, or took over when the keeper closed or died (§8.1). */
   get isKeeper(): boolean {
     return !this.closed && topicNative.sb_topic_is_keeper(this.ptr) === 1
   }
@@ -454,7 +454,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
       })
     }
     // The tail is read after the cursors: it only grows and no cursor passes it, so behind is never negative.
-    const tail = u64(TopicLayout.OFF_TAIL)
+    const tail = topicNative.sb_topic_tail(this.ptr)
     subscribers.forEach((s, i) => (s.behind = Math.max(0, tail - cursors[i]!)))
     const publishers: TopicStats["publishers"] = []
     for (let i = 0; i < TopicConst.MAX_PUBS; i++) {
@@ -592,7 +592,8 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
         const c = this.control
         const u64 = (off: number) => c.getUint32(off, true) + c.getUint32(off + 4, true) * 4294967296
         const word = u64(TopicLayout.OFF_BRIDGED)
-        const last = { pid: c.getUint32(TopicLayout.OFF_BRIDGE_PID, true), tail: u64(TopicLayout.OFF_TAIL) }
+        // the tail through C, whole: publishers move it meanwhile, and its two halves read apart can be 4 GiB off
+        const last = { pid: c.getUint32(TopicLayout.OFF_BRIDGE_PID, true), tail: topicNative.sb_topic_tail(this.ptr) }
         c.setUint32(TopicLayout.OFF_BRIDGE_PID, process.pid, true)
         const at = word > 0 ? word - 1 : last.tail // no bridge before: from the tail, and a successor from there too
         if (word === 0) setBridged(at)

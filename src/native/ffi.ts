@@ -295,6 +295,7 @@ const topicSymbols = {
   sb_topic_close: { args: [ptr], returns: none },
   sb_topic_region: { args: [ptr], returns: ptr },
   sb_topic_capacity: { args: [ptr], returns: u32 },
+  sb_topic_tail: { args: [ptr], returns: f64 },
   sb_topic_is_keeper: { args: [ptr], returns: i32 },
   sb_topic_out_ptr: { args: [ptr], returns: ptr },
   sb_topic_error: { args: [ptr], returns: cstring },

@@ -94,7 +94,7 @@ const checks: Record<string, (s: Sources, ts: Ts) => string[]> = {
       ...eq("magic", Number(/magic `(0x[0-9A-Fa-f]+)`/.exec(sec)?.[1]), ts.TopicConst.MAGIC),
       ...eq("tail", row(/\*\*tail\*\*/), ts.TopicLayout.OFF_TAIL),
       ...eq("sleepers", row(/\*\*sleepers\*\*/), ts.TopicLayout.OFF_SLEEPERS),
-      ...eq("creator pid", row(/creator pid/), ts.TopicLayout.OFF_KEEPER_PID),
+      ...eq("keeper pid", row(/keeper pid/), ts.TopicLayout.OFF_KEEPER_PID),
       ...eq("segment index", row(/\*\*segment index\*\*/), ts.TopicLayout.OFF_SEGMENTS),
       ...eq("fenced", row(/\*\*fenced\*\*/), ts.TopicLayout.OFF_FENCED),
       ...eq("bridged", row(/\*\*bridged\*\*/), ts.TopicLayout.OFF_BRIDGED),

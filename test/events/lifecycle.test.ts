@@ -60,3 +60,14 @@ test.each([["maybe"], [""], [1], [null], [true]])("create: %p is a TypeError tha
     /create must be "if-missing", "never" or "must"/,
   )
 })
+
+test("the keeper role passes on: when the keeper closes, a member takes it on its next tick", async () => {
+  const name = fresh()
+  const first = await Topic.open(name)
+  const joined = await keep(Topic.open(name))
+  expect([first.isKeeper, joined.isKeeper]).toEqual([true, false])
+  first.close()
+  // stats() ticks first: the vacant role is taken there (failed before: keeperPid stayed 0 once the creator closed)
+  expect(joined.stats().keeperPid).toBe(process.pid)
+  expect(joined.isKeeper).toBe(true)
+})

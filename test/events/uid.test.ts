@@ -3,11 +3,12 @@
 import { afterEach, describe, expect, test } from "bun:test"
 import { join } from "node:path"
 import { Topic } from "../../src/events/index.ts"
-import { spawn, stopAll, type Child } from "../support/helpers.ts"
+import { FIXTURES, spawn, stopAll, type Child } from "../support/helpers.ts"
 import { asNobody, NOBODY, nobodyEnv, whyNotAsNobody } from "../support/uid.ts"
 
 const MEMBER = join(import.meta.dir, "procs", "member.ts")
-const skipReason = whyNotAsNobody(MEMBER)
+const TOPIC_MEMBER = join(FIXTURES, "topic-member.ts")
+const skipReason = whyNotAsNobody(MEMBER) ?? whyNotAsNobody(TOPIC_MEMBER)
 if (skipReason) console.warn(`events uid.test skipped: ${skipReason}`)
 
 const topics: Topic[] = []
@@ -19,6 +20,11 @@ afterEach(async () => {
 const fresh = () => `uid-${process.pid}-${Math.random().toString(36).slice(2, 8)}`
 const hold = (name: string) => spawn([process.execPath, MEMBER, "hold", name, String(1 << 16)])
 const lineOf = async (c: Child) => JSON.parse((await c.waitLine(/^\{.*\}$/)).input!) as Record<string, unknown>
+/** test/support/topic-member.ts with the topic opened locally (no NATS), as root or, with `nobody`, as nobody. */
+const member = (name: string, args: string[], nobody = false) => {
+  const cmd = [process.execPath, TOPIC_MEMBER, name, "-", ...args]
+  return nobody ? spawn(asNobody(cmd), { env: nobodyEnv }) : spawn(cmd)
+}
 /** A process as nobody that tries to open (or create) the topic and says what happened. */
 async function squat(name: string, timeoutMs: number) {
   const c = spawn(asNobody([process.execPath, MEMBER, "squat", name, String(timeoutMs)]), { env: nobodyEnv })
@@ -82,5 +88,36 @@ describe.skipIf(skipReason !== null)(`uid ${NOBODY} and a topic of root's`, () =
     expect(newcomer.isKeeper).toBe(false)
     const replay = newcomer.subscribe({ type: "held" }, { from: "oldest" })
     expect([...replay.poll()].map((e) => e.text())).toEqual(["0", "1", "2", "3", "4", "0", "1", "2", "3", "4"])
+  }, 30_000)
+
+  test("a loop of opens already running when the keeper is killed takes nothing: the owner's newcomer joins and reaches the subscribed survivor, which becomes the keeper", async () => {
+    // The issue's sequence (round four, item 13). Failed before: the survivor's keeperPid stayed the dead keeper's.
+    const name = fresh()
+    const keeper = member(name, ["lpub", "k", "0", "k", "1"])
+    await keeper.waitLine(/^ready/)
+    const survivor = member(name, ["lsub", "*"])
+    await survivor.waitLine(/^ready/)
+    expect(Number((await survivor.waitLine(/^keeper (\d+)$/))[1])).toBe(keeper.pid)
+    const other = member(name, ["lsquat", "2500"], true)
+    await Bun.sleep(800)
+    keeper.proc.kill("SIGKILL")
+    await Bun.sleep(300)
+    const newcomer = await Topic.open(name, { timeoutMs: 1000 })
+    topics.push(newcomer)
+    expect(newcomer.isKeeper).toBe(false)
+    newcomer.publish({ type: "n", data: "from the newcomer" })
+    await survivor.waitLine(/^ev from the newcomer$/)
+    // the keeper's kill -9 is seen on the survivor's next tick (a deep one if it is still a zombie)
+    const took = Number((await survivor.waitLine(new RegExp(`^keeper (?!0$|${keeper.pid}$)(\\d+)$`), 5000))[1])
+    expect([survivor.pid, process.pid]).toContain(took)
+    const squat = JSON.parse((await other.waitLine(/^squat /)).input!.slice(6)) as {
+      n: number
+      failed: Record<string, number>
+      took: boolean
+    }
+    expect(squat.took).toBe(false)
+    expect(Object.keys(squat.failed)).toEqual(["PeerRefusedError"])
+    expect(squat.failed.PeerRefusedError).toBe(squat.n)
+    expect(survivor.running).toBe(true)
   }, 30_000)
 })

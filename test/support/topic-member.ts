@@ -12,13 +12,19 @@
 //   bun topic-member.ts <topic> - lpub <type> <n> <prefix> <per ms> [first]   the topic without nats (never a
 //                                                    bridge): publishes n events "<prefix><i>", i from first (0),
 //                                                    <per ms> each ms
-//   bun topic-member.ts <topic> - lsub <type filter>  the topic without nats: "ev <data>" per event, and "count …"
+//   bun topic-member.ts <topic> - lsub <type filter>  the topic without nats: "ev <data>" per event, and "count …";
+//                                                    "keeper <pid>" whenever the keeper pid in its stats changes
+//   bun topic-member.ts <topic> - lsquat <ms>       another uid's loop: Topic.open(timeoutMs 200) again and again
+//                                                    for <ms>, closing each handle that is not the keeper; prints
+//                                                    "keeper <pid>" when one is (and holds it), then
+//                                                    "squat <json>": how many opens, how each failed
 // Prints "ready <pid>" once the topic is open (and subscribed).
 import { Topic } from "../../src/events/index.ts"
 import { nats } from "../../src/nats/index.ts"
 
 const [name, natsArg, role, ...rest] = process.argv.slice(2)
-const local = role === "lpub" || role === "lsub"
+const local = role === "lpub" || role === "lsub" || role === "lsquat"
+if (role === "lsquat") await squat(Number(rest[0]))
 const server = natsArg!.startsWith("{") ? (JSON.parse(natsArg!) as Record<string, unknown>) : natsArg!
 const topic = await Topic.open(name!, {
   ...(local ? {} : { remote: nats(server) }),
@@ -47,7 +53,12 @@ if (role === "lpub") {
   await new Promise(() => {}) // until killed: the ring stays for the bridges
 } else if (role === "lsub") {
   const sub = topic.subscribe({ type: rest[0]! }, { queue: 1 << 16 })
-  setInterval(() => console.log(`count ${sub.received} ${sub.lagged} ${sub.estimates}`), 100)
+  let keeper = -1
+  setInterval(() => {
+    console.log(`count ${sub.received} ${sub.lagged} ${sub.estimates}`)
+    const k = topic.stats().keeperPid
+    if (k !== keeper) console.log(`keeper ${(keeper = k)}`)
+  }, 100)
   console.log(`ready ${process.pid}`)
   for await (const ev of sub) console.log(`ev ${ev.text()}`)
 } else if (role === "bridge" || role === "dbridge") {
@@ -78,3 +89,27 @@ if (role === "lpub") {
   console.log(`ready ${process.pid}`)
   for await (const ev of sub) console.log(`ev ${ev.id} ${ev.text()}`)
 } else throw new Error(`unknown role ${role}`)
+
+async function squat(ms: number): Promise<never> {
+  const end = Date.now() + ms
+  let n = 0
+  const failed: Record<string, number> = {}
+  let held: Topic | undefined
+  while (Date.now() < end) {
+    if (!held) {
+      n++
+      try {
+        const t = await Topic.open(name!, { timeoutMs: 200 })
+        if (t.isKeeper) console.log(`keeper ${process.pid}`), (held = t)
+        else t.close()
+      } catch (e) {
+        const why = (e as Error).name
+        failed[why] = (failed[why] ?? 0) + 1
+      }
+    }
+    await Bun.sleep(1)
+  }
+  console.log(`squat ${JSON.stringify({ n, failed, took: held !== undefined })}`)
+  held?.close()
+  process.exit(0)
+}

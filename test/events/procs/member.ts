@@ -4,6 +4,9 @@
 //   hold <topic> <capacity>                open (create) and stay
 //   hostile <topic>                        scribble over the ring, then publish garbage-free events forever
 //   squat <topic> <timeout ms>             open (create) the topic, say whether it created it or why not, exit
+//   carry <topic>                          a hostile member: stores tail values that cross a 2^32 boundary
+//                                          each time, j·2^32 + 16·(j mod 2^20) for j = 1, 2, …, as whole u64
+//                                          stores, until killed (a reader of the tail in two halves tears there)
 //   flood <topic> <ms>                     16 opens at a time, again and again for <ms>: says whether one took the
 //                                          name (then exits at once) or how many were made and how each failed
 import { toArrayBuffer } from "bun:ffi"
@@ -117,6 +120,12 @@ if (mode === "hold") {
     say({ opened: false, error: (e as Error).name, message: (e as Error).message })
   }
   process.exit(0)
+} else if (mode === "carry") {
+  const t = await join(name!)
+  const tail = new BigUint64Array(toArrayBuffer(topicNative.sb_topic_region(t.ptr)!, 0, TopicLayout.OFF_DATA))
+  const at = TopicLayout.OFF_TAIL / 8
+  say({ ready: true, pid: process.pid })
+  for (let j = 1; ; j = j === 1 << 20 ? 1 : j + 1) tail[at] = (BigInt(j) << 32n) | BigInt(16 * (j & 0xfffff))
 } else if (mode === "flood") {
   const end = Date.now() + Number(a)
   let n = 0
