@@ -27,6 +27,13 @@ int os_wait_many(const plat_waitv_entry *v, uint32_t n, int timeout_ms);
 /* The peer's effective uid and pid (-1 where the kernel does not say). 0 or -errno. */
 int os_peer(int sock, uint32_t *uid, int32_t *pid);
 
+/* ---- files ---- */
+
+/* The user's own temp directory, in which only this uid (and root) can make anything, ending in '/', into out: 0,
+ * or -ENOENT where the OS has none that every process of the user finds alike (Linux: $XDG_RUNTIME_DIR belongs to a
+ * login session's environment, not to the uid). */
+int os_user_temp_dir(char *out, size_t n);
+
 /* ---- shared memory ---- */
 
 /* Creates the POSIX shared memory object name ("/sb.<16 hex>": at most 31 bytes, as macOS allows), exclusively,

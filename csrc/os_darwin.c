@@ -80,6 +80,14 @@ int os_peer(int sock, uint32_t *uid, int32_t *pid) {
   return 0;
 }
 
+/* ---- files ---- */
+
+/* /var/folders/…/T/: made 0700 for each uid by the system, the same for every process of the user */
+int os_user_temp_dir(char *out, size_t n) {
+  size_t k = confstr(_CS_DARWIN_USER_TEMP_DIR, out, n);
+  return k > 1 && k <= n ? 0 : -ENOENT;
+}
+
 /* ---- shared memory ---- */
 
 int os_shm_create(const char *name) {

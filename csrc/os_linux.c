@@ -59,6 +59,13 @@ int os_peer(int sock, uint32_t *uid, int32_t *pid) {
   return 0;
 }
 
+/* ---- files ---- */
+
+int os_user_temp_dir(char *out, size_t n) {
+  (void)out, (void)n;
+  return -ENOENT;
+}
+
 /* ---- shared memory ---- */
 
 /* What glibc's shm_open does, without librt (glibc 2.27 keeps shm_open there): a file under /dev/shm. */

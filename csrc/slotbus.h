@@ -14,12 +14,14 @@ extern "C" {
 #define SB_VERSION 2u
 /* Bumped whenever a function below changes its signature or meaning; the TS loader refuses a mismatch. */
 #ifndef SB_ABI_VERSION /* overridable only so a test can build a mismatching library */
-#define SB_ABI_VERSION 7u /* 7: sb_platform, sb_unlisten (the portable backend); 6: streams */
+#define SB_ABI_VERSION 8u /* 8: SB_ESOCKDIR, sb_socket_dir_error; 7: sb_platform, sb_unlisten; 6: streams */
 #endif
 #define SB_MAX_SLOTS 4096u
 #define SB_MAX_ALLOW_UIDS 8u
 #define SB_ECORRUPT 1000 /* returned negated */
 #define SB_EHELD 1001 /* sb_host_lock: another process holds the lock (the same number on every OS) */
+/* The portable backend's socket directory cannot be used (docs/PROTOCOL.md §13.2): sb_socket_dir_error says why */
+#define SB_ESOCKDIR 1002
 
 enum sb_state { SB_FREE = 0, SB_WRITING = 1, SB_READY = 2, SB_CLAIMED = 3, SB_DONE = 4, SB_CANCELLED = 5, SB_STREAMING = 6 };
 enum sb_kind { SB_KIND_RAW = 0, SB_KIND_HTTP = 1 };
@@ -72,6 +74,8 @@ int sb_listen(const char *name);
 void sb_unlisten(int listen_fd);
 /* "linux" or "posix": the backend this process runs (§13.1); NULL when SLOTBUS_PLATFORM names neither. */
 const char *sb_platform(void);
+/* After -SB_ESOCKDIR: which directory, what is there (type, owner uid, mode) and what to do; this thread's last. */
+const char *sb_socket_dir_error(void);
 /* A host-wide advisory lock, on the portable backend's stand-in for an abstract name: <socket dir>/<prefix><name>.lock
  * locked exclusive or shared (never waiting) and held by the returned fd until sb_host_unlock or death.
  * name: 1-64 of [A-Za-z0-9._-]. fd, -SB_EHELD when another holds it, or -errno. */

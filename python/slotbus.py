@@ -45,8 +45,9 @@ __all__ = [
     "library_path",
 ]
 
-ABI_VERSION = 7  # SB_ABI_VERSION in csrc/slotbus.h; the library must match (test/native/python-worker.test.ts checks)
+ABI_VERSION = 8  # SB_ABI_VERSION in csrc/slotbus.h; the library must match (test/native/python-worker.test.ts checks)
 SB_ECORRUPT = 1000
+SB_ESOCKDIR = 1002  # the portable backend's socket directory cannot be used (PROTOCOL.md §13.2)
 KIND_RAW, KIND_HTTP = 0, 1
 RESP_ERROR = 1
 STATUS_GAVE_UP = 499  # the answer to a request the hub gave up; it is discarded (PROTOCOL.md §3)
@@ -117,7 +118,8 @@ _RETRY = {_errno.ECONNREFUSED, _errno.ENOENT, _errno.ECONNRESET, _errno.EPIPE, _
 
 
 def _errno_name(code):
-    return "SB_ECORRUPT" if code == SB_ECORRUPT else _errno.errorcode.get(code, "E%d" % code)
+    named = {SB_ECORRUPT: "SB_ECORRUPT", SB_ESOCKDIR: "SB_ESOCKDIR"}
+    return named.get(code) or _errno.errorcode.get(code, "E%d" % code)
 
 
 _HINTS = {
@@ -174,6 +176,7 @@ _SIGNATURES = {
     "sb_peer_pid": (_i32, [_c]),
     "sb_last_msg": (ctypes.POINTER(_Msg), [_c]),
     "sb_error": (ctypes.c_char_p, [_c]),
+    "sb_socket_dir_error": (ctypes.c_char_p, []),
     "sb_worker_poll": (_int, [_c]),
     "sb_worker_complete": (_int, [_c, _u32, _u32, _u32, _u32, _u32, _u32]),
     "sb_worker_cancel_seq": (_u32, [_c]),
@@ -401,6 +404,9 @@ class Worker:
             if code not in _RETRY or time.monotonic() >= deadline:
                 if code in _RETRY:
                     code = _errno.ECONNREFUSED
+                if code == SB_ESOCKDIR:
+                    why = lib.sb_socket_dir_error().decode(errors="replace")
+                    raise SlotbusError('cannot connect to hub "%s": %s' % (name, why), code)
                 raise _error(code, 'cannot connect to hub "%s"' % name)
             time.sleep(0.05)
 

@@ -9,6 +9,10 @@ export class SlotBusError extends Error {
 /** libslotbus could not be found or loaded for this platform. */
 export class NativeLibraryError extends SlotBusError {}
 
+/** The portable backend's socket directory (macOS) cannot be used: the message names it, says what is wrong
+ * (type, owner, mode) and how to pick another with SLOTBUS_SOCKET_DIR. */
+export class SocketDirError extends SlotBusError {}
+
 /** The request did not complete within its timeout; a late response is discarded. */
 export class TimeoutError extends SlotBusError {}
 

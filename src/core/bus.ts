@@ -1,7 +1,16 @@
 // The hub side: SlotBus listens under a name, maps one region per connected worker, spreads requests.
 // The top layer (dispatcher.ts ← accept.ts ← bus.ts): listen, the public calls and their checks, stats, close.
 import { closeSync } from "node:fs"
-import { native, Kind, HUB_CONFIG_WORDS, MAX_ALLOW_UIDS, Errno, loadNative } from "../native/ffi.ts"
+import {
+  native,
+  Kind,
+  HUB_CONFIG_WORDS,
+  MAX_ALLOW_UIDS,
+  Errno,
+  E_SOCKET_DIR,
+  loadNative,
+  socketDirError,
+} from "../native/ffi.ts"
 import { align8, busName, headerPairs, headLength, toBytes } from "./codec.ts"
 import { checkOptions, checkRemote, madeBy } from "../kit/index.ts"
 import type { BodyInit } from "./codec.ts"
@@ -183,6 +192,7 @@ export class SlotBus {
       throw new NameInUseError(
         `a hub named "${name}" is already listening on this machine; pick another name or close it`,
       )
+    if (fd === E_SOCKET_DIR) throw socketDirError(`cannot listen as "${name}"`)
     if (fd < 0) throw new SlotBusError(`cannot listen as "${name}": errno ${-fd}`)
     let bus: SlotBus
     try {

@@ -1,5 +1,17 @@
 // The worker side: SlotWorker connects to a hub by name and answers its requests from the slots.
-import { native, Kind, Msg, E_CORRUPT, Control, Errno, ANY_UID, loadNative, type Chan } from "../native/ffi.ts"
+import {
+  native,
+  Kind,
+  Msg,
+  E_CORRUPT,
+  E_SOCKET_DIR,
+  Control,
+  Errno,
+  ANY_UID,
+  loadNative,
+  socketDirError,
+  type Chan,
+} from "../native/ffi.ts"
 import { Backoff } from "../kit/index.ts"
 import { Channel } from "./channel.ts"
 import { align8, busName } from "./codec.ts"
@@ -260,6 +272,7 @@ export class SlotWorker {
         }
         return this.serve(new Channel(ptr))
       }
+      if (e === E_SOCKET_DIR) throw socketDirError(`cannot attach to hub "${this.name}"`)
       if (e === EPERM)
         throw new PeerRefusedError(
           `hub "${this.name}" and this worker (uid ${process.getuid?.()}) do not trust each other's uid; see allowUids / hubUid`,

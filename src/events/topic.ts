@@ -17,6 +17,8 @@ import {
   TOPIC_OUT_WORDS,
   TopicConst,
   Errno,
+  E_SOCKET_DIR,
+  socketDirError,
   TopicLayout,
   TopicOut,
   topicNative,
@@ -283,6 +285,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
       const ptr = topicNative.sb_topic_open_start(cname, capacity, CreateModeValue[create], err) as Pointer | null
       const e = err[0]!
       if (!ptr) {
+        if (e === E_SOCKET_DIR) throw socketDirError(`cannot open topic "${name}"`)
         if (e === Errno.EPERM) throw new PeerRefusedError(`topic "${name}" is held by a process of another user`)
         // the members' backlog is full (a flood of connections, maybe from another uid): they take 64 a tick
         if (e === Errno.EAGAIN && performance.now() < deadline) {
@@ -368,6 +371,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
     if (!ptr) {
       if (err[0] === Errno.ENOSPC)
         throw new TopicFullError(`topic "${this.name}" has ${TopicConst.MAX_SUBS} subscribers already; close some`)
+      if (err[0] === E_SOCKET_DIR) throw socketDirError(`cannot subscribe to "${this.name}"`)
       throw new SlotBusError(`cannot subscribe to "${this.name}": errno ${-err[0]!}`)
     }
     const native: NativeSub = { ptr }

@@ -32,6 +32,8 @@ import {
   leaseNative as native,
   loadNative,
   E_CORRUPT,
+  E_SOCKET_DIR,
+  socketDirError,
   type ContestPtr,
 } from "../native/ffi.ts"
 import {
@@ -322,6 +324,7 @@ export class Contest implements Disposable {
     const ptr = native.sbl_open(Buffer.from(`${name}\0`), capacity, CreateModeValue[create], joinTimeoutMs, err)
     if (!ptr) {
       const e = err[0]!
+      if (e === E_SOCKET_DIR) throw socketDirError(`cannot open contest "${name}"`)
       if (e === Errno.EHOSTDOWN) {
         const why = String(native.sbl_open_error())
         const pids = (why.split("pids")[1] ?? "").match(/\d+/g)?.map(Number) ?? []

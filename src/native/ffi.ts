@@ -1,7 +1,7 @@
 // The one native boundary: every libslotbus symbol, as declared in csrc/slotbus.h.
 import { dlopen, FFIType, type Library, type Pointer } from "bun:ffi"
 import { constants } from "node:os"
-import { NativeLibraryError } from "../errors.ts"
+import { NativeLibraryError, SocketDirError } from "../errors.ts"
 import { libraryPath } from "./lib-path.ts"
 
 const { ptr, i32, u32, i64, f64, cstring, void: none } = FFIType
@@ -10,6 +10,7 @@ const symbols = {
   sb_listen: { args: [cstring], returns: i32 },
   sb_unlisten: { args: [i32], returns: none },
   sb_platform: { args: [], returns: cstring },
+  sb_socket_dir_error: { args: [], returns: cstring },
   sb_host_lock: { args: [cstring, cstring, i32], returns: i32 },
   sb_host_unlock: { args: [i32], returns: none },
   sb_accept: { args: [i32, ptr, ptr, ptr], returns: ptr },
@@ -68,7 +69,7 @@ export type Native = Library<typeof symbols>["symbols"]
 export type Chan = Pointer
 
 /** What this TypeScript expects of the library: csrc/slotbus.h's SB_ABI_VERSION and the layout string's hash. */
-export const ABI_VERSION = 7
+export const ABI_VERSION = 8
 export const LAYOUT_HASH = 0x178a975a
 
 /** The library's functions; only valid once loadNative() has resolved (every entry point awaits it). */
@@ -129,6 +130,7 @@ export function portableBackend(): boolean {
 export function lockHost(prefix: string, name: string, exclusive: boolean): number | null {
   const fd = native.sb_host_lock(Buffer.from(`${prefix}\0`), Buffer.from(`${name}\0`), exclusive ? 1 : 0)
   if (fd === E_HELD) return null
+  if (fd === E_SOCKET_DIR) throw socketDirError(`cannot lock ${prefix}${name}`)
   if (fd < 0) throw new NativeLibraryError(`cannot lock ${prefix}${name} in the socket directory: errno ${-fd}`)
   return fd
 }
@@ -172,6 +174,13 @@ export const Control = { DRAIN: 0x44 /* D */, DRAIN_ACK: 0x41 /* A */, HUB_CLOSI
 export const E_CORRUPT = -1000
 // sb_host_lock: another process of this host holds the lock (-SB_EHELD)
 export const E_HELD = -1001
+// Any open on the portable backend: its socket directory cannot be used (-SB_ESOCKDIR, docs/PROTOCOL.md §13.2)
+export const E_SOCKET_DIR = -1002
+
+/** The error for E_SOCKET_DIR (what: `cannot listen as "x"`), with the library's account of the directory. */
+export function socketDirError(what: string): SocketDirError {
+  return new SocketDirError(`${what}: ${native.sb_socket_dir_error()}`)
+}
 // sb_connect_start: accept a hub of any uid
 export const ANY_UID = -1
 // Negative errno values libslotbus returns (slots, leases and topics alike), by name: code never spells a raw

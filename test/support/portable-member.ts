@@ -4,6 +4,8 @@
 //                     (again after each answer, while a worker is attached), "event <text>" per event
 //   baseline          nothing of slotbus: the fds bun itself holds
 //   worker <name>     connect (answers 200), publish "x" to topic <name>, claim "s" (waits: the hub holds it); "ready"
+//   opens <name>      listen, connect, Topic.open, Contest.open, each on its own: "<what> ok" or
+//                     "<what> <error name>: <message>" per line, then "done"
 //   truncater <name>  connect; on its first request shrink its region to 0 bytes (what a hostile peer can do without
 //                     seals), print "truncated", then answer
 import { ftruncateSync, readdirSync, readlinkSync } from "node:fs"
@@ -44,6 +46,22 @@ if (role === "hub") {
   const contest = await Contest.open(name)
   void contest.claim(subject, { owner: "worker" })
   say("ready")
+} else if (role === "opens") {
+  const opens = {
+    listen: () => SlotBus.listen(name),
+    connect: () => SlotWorker.connect(name, () => ({ status: 200 })),
+    topic: () => Topic.open(name),
+    contest: () => Contest.open(name),
+  }
+  for (const [what, open] of Object.entries(opens)) {
+    try {
+      await open()
+      say(`${what} ok`)
+    } catch (e) {
+      say(`${what} ${(e as Error).name}: ${(e as Error).message}`)
+    }
+  }
+  say("done")
 } else if (role === "baseline") {
   say("ready")
 } else if (role === "truncater") {
