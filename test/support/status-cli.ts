@@ -1,5 +1,6 @@
 // `slotbus status` run as the user runs it (bin/slotbus.ts in a process of its own), and the answers a hostile
 // server gives it: bodies that never end or are huge, and text that holds terminal escapes.
+import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { REPO } from "./helpers.ts"
 
@@ -9,7 +10,10 @@ export interface CliRun {
   code: number
   stdout: Uint8Array
   stderr: string
-  /** The process's peak resident set, from getrusage once it exited. */
+  /**
+   * The process's peak resident set (VmHWM), read from /proc while it ran. Not getrusage: Linux carries the
+   * spawning test process's own peak into a child's ru_maxrss across exec.
+   */
   maxRssBytes: number
 }
 
@@ -17,14 +21,22 @@ export interface CliRun {
 export async function statusCli(args: string[], guardMs = 60_000): Promise<CliRun> {
   const p = Bun.spawn([process.execPath, CLI, "status", ...args], { stdout: "pipe", stderr: "pipe", stdin: "ignore" })
   const guard = setTimeout(() => p.kill("SIGKILL"), guardMs)
+  let maxRssBytes = 0
+  const sample = setInterval(() => {
+    try {
+      const kb = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${p.pid}/status`, "utf8"))?.[1]
+      if (kb) maxRssBytes = Math.max(maxRssBytes, Number(kb) * 1024)
+    } catch {} // exited meanwhile
+  }, 10)
   try {
     const [stdout, stderr, code] = await Promise.all([
       new Response(p.stdout).bytes(),
       new Response(p.stderr).text(),
       p.exited,
     ])
-    return { code, stdout, stderr, maxRssBytes: p.resourceUsage()?.maxRSS ?? 0 }
+    return { code, stdout, stderr, maxRssBytes }
   } finally {
+    clearInterval(sample)
     clearTimeout(guard)
     p.kill("SIGKILL")
     await p.exited
