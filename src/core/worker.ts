@@ -21,17 +21,16 @@ import { longTimeout } from "../kit/index.ts"
 import { checkOptions, checkRemote, madeBy, optionNames } from "../kit/index.ts"
 import { rpcHandler } from "./rpc.ts"
 import { SlotRequest } from "./request.ts"
-import {
-  encodeAnswer,
-  isAsyncReply,
-  isThenable,
-  readAsyncReply,
-  streamParts,
-  wholeOrStream,
-  type SlotReply,
-} from "./answer.ts"
+import type { SlotReply, StreamParts } from "./answer.ts"
+import { Serving, type AnswerSink, type StreamEnd } from "./serve.ts"
 import { encodeHead, streamOut } from "./stream-out.ts"
-import { type RemoteAnswerSink, type RemoteLink, type RemoteTransport, WORKER_PORT } from "./remote.ts"
+import {
+  type RemoteAnswer,
+  type RemoteAnswerSink,
+  type RemoteLink,
+  type RemoteTransport,
+  WORKER_PORT,
+} from "./remote.ts"
 import { positiveInt } from "./options.ts"
 
 export { SlotRequest }
@@ -82,28 +81,14 @@ export interface ConnectOptions {
   closeWhenHubsGone?: boolean
 }
 
-const CONNECT_OPTIONS = optionNames<ConnectOptions>({
-  remote: true,
-  slots: true,
-  host: true,
-  heartbeatMs: true,
-  closeWhenHubsGone: true,
-  idle: true,
-  waitForHubMs: true,
-  reconnect: true,
-  hubUid: true,
-  helloTimeoutMs: true,
-  onConnect: true,
-  onDisconnect: true,
-  fetch: true,
-})
 /** SlotWorker.expose's options: connect's (but `fetch`), and a handler for the requests that are not RPC calls. */
 export interface ExposeOptions extends Omit<ConnectOptions, "fetch"> {
   /** Serves the requests that are not RPC calls (`bus.request`, `bus.call`, `bus.fetch`); without it they fail. */
   handler?: SlotHandler
 }
 
-const EXPOSE_OPTIONS = optionNames<ExposeOptions>({
+// connect's and expose's options: one list, each adding its own
+const SERVE_OPTIONS = {
   remote: true,
   slots: true,
   host: true,
@@ -116,8 +101,9 @@ const EXPOSE_OPTIONS = optionNames<ExposeOptions>({
   helloTimeoutMs: true,
   onConnect: true,
   onDisconnect: true,
-  handler: true,
-})
+} as const
+const CONNECT_OPTIONS = optionNames<ConnectOptions>({ ...SERVE_OPTIONS, fetch: true })
+const EXPOSE_OPTIONS = optionNames<ExposeOptions>({ ...SERVE_OPTIONS, handler: true })
 const CLOSE_OPTIONS = optionNames<{ timeoutMs?: number }>({ timeoutMs: true })
 const FACTORY = Symbol("SlotWorker.connect")
 
@@ -142,14 +128,15 @@ export class SlotWorker {
   private pump: Pump | null = null
   private remote: RemoteLink | null = null
   private stopping: Promise<void> | null = null
-  private active = 0
-  private served = 0
+  private readonly serving: Serving
   private onDrainAck: (() => void) | null = null
   // The requests this worker holds, by slot, and their generations: what a cancel request is checked against.
   private held: (SlotRequest | null)[] = []
   private heldGen = new Uint32Array(0)
   // The stream window the hub offered each held request (0: answer whole).
   private heldWindow = new Uint32Array(0)
+  // Where each slot's answer goes: one sink per slot, made when the channel is, reused by every request.
+  private sinks: SlotSink[] = []
   // Streams waiting for credit (their limit to move from `seen`) or a cancel: looked at on every collect.
   private looks: { slot: number; seen: number; req: SlotRequest; resolve: () => void }[] = []
   private cancelSeen = 0
@@ -158,10 +145,11 @@ export class SlotWorker {
   private constructor(
     key: symbol,
     readonly name: string,
-    private readonly handler: SlotHandler,
+    handler: SlotHandler,
     private readonly opts: ConnectOptions,
   ) {
     madeBy(key, FACTORY, "SlotWorker", "await SlotWorker.connect(name, handler, options)")
+    this.serving = new Serving(handler)
     this.closed = new Promise((r) => (this.resolveClosed = r))
   }
 
@@ -238,7 +226,8 @@ export class SlotWorker {
             this.name,
             window,
           ),
-        serve: (req, out) => this.serveDetached(req as SlotRequest, out),
+        serve: (req, out) =>
+          this.serving.serve(req as SlotRequest, new RemoteSink(out, (req as SlotRequest).streamWindow)),
         lost: (reason, error) => {
           this.opts.onDisconnect?.(reason)
           this.resolveClosed(error ? { reason, error } : { reason })
@@ -251,7 +240,7 @@ export class SlotWorker {
 
   /** Requests answered, and handlers running now. */
   stats() {
-    return { served: this.served, active: this.active, connected: this.connected }
+    return { served: this.serving.served, active: this.serving.active, connected: this.connected }
   }
 
   private async attach(waitMs: number) {
@@ -320,6 +309,10 @@ export class SlotWorker {
     this.held = new Array<SlotRequest | null>(chan.slotCount).fill(null)
     this.heldGen = new Uint32Array(chan.slotCount)
     this.heldWindow = new Uint32Array(chan.slotCount)
+    this.sinks = Array.from(
+      { length: chan.slotCount },
+      (_, slot) => new SlotSink(chan, slot, this.held, this.heldGen, this.heldWindow, this.slotPort),
+    )
     this.cancelSeen = native.sb_worker_cancel_seq(chan.ptr)
     this.pump = new Pump(chan, this.opts.idle, {
       collect: () => this.collect(chan),
@@ -440,158 +433,20 @@ export class SlotWorker {
   }
 
   private run(chan: Channel, slot: number, gen: number, req: SlotRequest) {
-    this.active++
     this.held[slot] = req
     this.heldGen[slot] = gen
     chan.hold()
-    let out: SlotReply | PromiseLike<SlotReply>
-    try {
-      out = this.handler(req)
-    } catch (e) {
-      return this.finish(chan, slot, gen, req, e, true)
-    }
-    if (out instanceof Promise || isThenable(out))
-      Promise.resolve(out).then(
-        (r) => this.finish(chan, slot, gen, req, r, false),
-        (e) => this.finish(chan, slot, gen, req, e, true),
-      )
-    else this.finish(chan, slot, gen, req, out, false)
+    this.serving.serve(req, this.sinks[slot]!)
   }
 
-  private finish(chan: Channel, slot: number, gen: number, req: SlotRequest, out: unknown, threw: boolean): void {
-    // bytes (the common raw reply) are neither a stream nor read asynchronously
-    if (!threw && !(out instanceof Uint8Array)) this.finishOther(chan, slot, gen, req, out)
-    else this.answerNow(chan, slot, gen, req, out, threw)
-  }
-
-  /** A reply that may be a stream or need reading first (a Response, a Blob, …), or one answered whole. */
-  private finishOther(chan: Channel, slot: number, gen: number, req: SlotRequest, out: unknown): void {
-    if (this.heldWindow[slot]! > 0 && chan.isOpen) {
-      let parts: ReturnType<typeof streamParts>
-      try {
-        parts = streamParts(out)
-      } catch (e) {
-        return this.finish(chan, slot, gen, req, e, true)
-      }
-      if (parts) {
-        const window = this.heldWindow[slot]!
-        this.heldWindow[slot] = 0 // answered as a stream, or (if that cannot start) whole: never twice
-        wholeOrStream(parts, chan.arena(slot, 1).length, window)
-          .then((w) => {
-            if ("whole" in w) return this.answerNow(chan, slot, gen, req, w.whole, false)
-            return streamOut({
-              chan,
-              slot,
-              gen,
-              ...w,
-              cancelled: () => this.givenUp(chan, slot, gen, req),
-              signal: req.signal,
-              credit: (seen) => {
-                const { promise, resolve } = Promise.withResolvers<void>()
-                this.looks.push({ slot, seen, req, resolve })
-                return promise
-              },
-            }).then((r) =>
-              r.begun ? this.done(chan, slot, req) : this.finish(chan, slot, gen, req, r.error, r.error !== undefined),
-            )
-          })
-          .catch((e) => this.finish(chan, slot, gen, req, e, true))
-        return
-      }
-    }
-    if (isAsyncReply(out)) {
-      readAsyncReply(out).then(
-        (r) => this.finish(chan, slot, gen, req, r, false),
-        (e) => this.finish(chan, slot, gen, req, e, true),
-      )
-      return
-    }
-    this.answerNow(chan, slot, gen, req, out, false)
-  }
-
-  private answerNow(chan: Channel, slot: number, gen: number, req: SlotRequest, out: unknown, threw: boolean): void {
-    try {
-      if (chan.isOpen) this.reply(chan, slot, gen, req, out, threw) // else the hub is gone; nobody is waiting
-    } finally {
-      this.done(chan, slot, req)
-    }
-  }
-
-  /** The request's answer is sent (or nobody waits for it any more): let go of it. */
-  private done(chan: Channel, slot: number, req: SlotRequest) {
-    this.active--
-    this.served++
-    if (this.held[slot] === req) this.held[slot] = null
-    req.retire()
-    chan.release()
-  }
-
-  private reply(chan: Channel, slot: number, gen: number, req: SlotRequest, out: unknown, threw: boolean) {
-    const a = encodeAnswer(chan.arena(slot, 1), req, out, threw)
-    native.sb_worker_complete(chan.ptr, slot, gen, a.status, a.flags, a.headLen, a.bodyLen)
-  }
-
-  /**
-   * @internal a remote transport (src/nats): runs the handler for a request that came over another transport (no slot; a streamed answer
-   * goes to `sink.stream`) and encodes its answer into `sink.answerArena()` (docs/PROTOCOL.md §6), as a slot's would be, then calls `sink.done`
-   * in the same turn. A handler that returns (not a promise) is answered before this returns: no promise at all.
-   */
-  private serveDetached(req: SlotRequest, sink: RemoteAnswerSink): void {
-    this.active++
-    let out: unknown
-    try {
-      out = this.handler(req)
-    } catch (e) {
-      return this.answerDetached(req, sink, e, true)
-    }
-    if (out instanceof Promise || isThenable(out))
-      Promise.resolve(out).then(
-        (r) => this.answerDetached(req, sink, r, false),
-        (e) => this.answerDetached(req, sink, e, true),
-      )
-    else this.answerDetached(req, sink, out, false)
-  }
-
-  private answerDetached(req: SlotRequest, sink: RemoteAnswerSink, out: unknown, threw: boolean): void {
-    if (!threw && req.streamWindow > 0) {
-      let parts: ReturnType<typeof streamParts>
-      try {
-        parts = streamParts(out)
-      } catch (e) {
-        return this.answerDetached(req, sink, e, true)
-      }
-      if (parts) {
-        const over = () => {
-          this.active--
-          this.served++
-          req.retire()
-        }
-        wholeOrStream(parts, sink.answerArena().length, req.streamWindow).then(
-          (w) =>
-            "whole" in w
-              ? this.answerDetached(req, sink, w.whole, false)
-              : sink.stream({ body: w.body, status: w.status, head: encodeHead(w.head), over }),
-          (e) => this.answerDetached(req, sink, e, true),
-        )
-        return
-      }
-    }
-    if (!threw && isAsyncReply(out)) {
-      readAsyncReply(out).then(
-        (r) => this.answerDetached(req, sink, r, false),
-        (e) => this.answerDetached(req, sink, e, true),
-      )
-      return
-    }
-    let answer: ReturnType<typeof encodeAnswer>
-    try {
-      answer = encodeAnswer(sink.answerArena(), req, out, threw)
-    } finally {
-      this.active--
-      this.served++
-      req.retire()
-    }
-    sink.done(answer)
+  /** What a slot's sink asks of this worker: whether the hub gave a request up, and the credit a stream waits for. */
+  private readonly slotPort: SlotPort = {
+    givenUp: (chan, slot, gen, req) => this.givenUp(chan, slot, gen, req),
+    credit: (slot, seen, req) => {
+      const { promise, resolve } = Promise.withResolvers<void>()
+      this.looks.push({ slot, seen, req, resolve })
+      return promise
+    },
   }
 
   /**
@@ -621,7 +476,7 @@ export class SlotWorker {
         })
         if (chan.isOpen) this.collect(chan)
       }
-      while (this.active > 0 && this.chan && performance.now() < deadline) await Bun.sleep(1)
+      while (this.serving.active > 0 && this.chan && performance.now() < deadline) await Bun.sleep(1)
       if (chan && this.chan === chan) {
         this.pump?.stop()
         chan.close()
@@ -634,5 +489,92 @@ export class SlotWorker {
 
   [Symbol.asyncDispose]() {
     return this.close()
+  }
+}
+
+interface SlotPort {
+  givenUp(chan: Channel, slot: number, gen: number, req: SlotRequest): boolean
+  credit(slot: number, seen: number, req: SlotRequest): Promise<void>
+}
+
+/** A slot of the worker's channel as where its request's answer goes (docs/PROTOCOL.md §5, §9). */
+class SlotSink implements AnswerSink {
+  constructor(
+    private readonly chan: Channel,
+    private readonly slot: number,
+    private readonly held: (SlotRequest | null)[],
+    private readonly gen: Uint32Array,
+    private readonly windows: Uint32Array,
+    private readonly port: SlotPort,
+  ) {}
+
+  get open() {
+    return this.chan.isOpen
+  }
+  get window() {
+    return this.chan.isOpen ? this.windows[this.slot]! : 0
+  }
+  takeWindow() {
+    const w = this.window
+    this.windows[this.slot] = 0
+    return w
+  }
+  arena() {
+    return this.chan.arena(this.slot, 1)
+  }
+  complete(a: RemoteAnswer) {
+    native.sb_worker_complete(this.chan.ptr, this.slot, this.gen[this.slot]!, a.status, a.flags, a.headLen, a.bodyLen)
+  }
+  stream(parts: StreamParts, _window: number, req: SlotRequest): Promise<StreamEnd> {
+    const { chan, slot } = this
+    const gen = this.gen[slot]!
+    return streamOut({
+      chan,
+      slot,
+      gen,
+      ...parts,
+      cancelled: () => this.port.givenUp(chan, slot, gen, req),
+      signal: req.signal,
+      credit: (seen) => this.port.credit(slot, seen, req),
+    })
+  }
+  release(req: SlotRequest) {
+    if (this.held[this.slot] === req) this.held[this.slot] = null
+    req.retire()
+    this.chan.release()
+  }
+}
+
+/** A remote transport's sink (docs/PROTOCOL.md §10.3) as where a request's answer goes. */
+class RemoteSink implements AnswerSink {
+  readonly open = true
+  constructor(
+    private readonly sink: RemoteAnswerSink,
+    public window: number,
+  ) {}
+
+  takeWindow() {
+    const w = this.window
+    this.window = 0
+    return w
+  }
+  arena() {
+    return this.sink.answerArena()
+  }
+  complete(a: RemoteAnswer) {
+    this.sink.done(a)
+  }
+  stream(parts: StreamParts): Promise<StreamEnd> {
+    return new Promise((over) =>
+      this.sink.stream({
+        body: parts.body,
+        status: parts.status,
+        head: encodeHead(parts.head),
+        over: () => over({ begun: true }),
+      }),
+    )
+  }
+  release(req: SlotRequest) {
+    req.retire()
   }
 }
