@@ -164,7 +164,7 @@ export class StdioBus {
       }
       await Promise.all([...this.listenersOpen].map((l) => l.close()))
       this.listenersOpen.clear()
-      this.router.sessions.clear()
+      this.router.clearPins()
       this.handshakes.clear()
       this.books.asked.clear()
       for (const p of this.router.pools.values()) for (const i of p.instances) i.asked.clear()
@@ -417,7 +417,7 @@ export class StdioBus {
       deliver,
       close: () => {
         if (!this.clients.delete(client)) return
-        for (const [key, s] of this.router.sessions) if (s.owner === client) this.router.unpin(key)
+        this.router.leave(client)
         this.handshakes.forgetOwner(client)
         for (const [pid, p] of this.books.pending)
           if (p.client === client) this.books.abandon(pid, p, "the client disconnected")

@@ -3,10 +3,9 @@
 import { expect, test } from "bun:test"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import type { Socket } from "bun"
 import { StdioBus } from "../../src/stdio/index.ts"
 import { until } from "../support/helpers.ts"
-import { clientOf, workerConfig } from "../support/stdio.ts"
+import { clientOf, pacedClient, type PacedClient, workerConfig } from "../support/stdio.ts"
 
 test("stop() with 2,000 socket requests in flight answers every id before it closes the connection", async () => {
   const bus = StdioBus.fromConfig(workerConfig("echo", 2))
@@ -40,52 +39,6 @@ test("stop() with 2,000 socket requests in flight answers every id before it clo
   }
 }, 30_000)
 
-/** A unix client that writes `text` as fast as the socket takes it (waiting while write returns 0) and collects the ids answered. */
-async function writer(path: string, text: string) {
-  const answered = new Set<number>()
-  let rest = ""
-  const { promise: closed, resolve: onClose } = Promise.withResolvers<void>()
-  let bytes = Buffer.from(text)
-  let accepted = 0
-  let writing = true
-  const flush = (s: Socket<undefined>) => {
-    while (writing && bytes.length > 0) {
-      const k = s.write(bytes)
-      if (k <= 0) return // paused until the socket drains
-      bytes = bytes.subarray(k)
-      accepted += k
-    }
-  }
-  const socket = await Bun.connect({
-    unix: path,
-    socket: {
-      data(_s, chunk) {
-        const lines = (rest + chunk.toString()).split("\n")
-        rest = lines.pop()!
-        for (const l of lines) answered.add(JSON.parse(l).id)
-      },
-      drain: flush,
-      close: () => onClose(),
-      error: () => onClose(),
-    },
-  })
-  flush(socket)
-  return {
-    socket,
-    answered,
-    closed,
-    /** Bytes still unsent. */
-    get unsent() {
-      return bytes.length
-    },
-    /** Writes nothing more; returns how many whole lines the socket took. */
-    stopWriting(): number {
-      writing = false
-      return text.slice(0, accepted).split("\n").length - 1
-    },
-  }
-}
-
 const sleepLines = (n: number, ms: number) => {
   let text = ""
   for (let id = 1; id <= n; id++) text += `${JSON.stringify({ jsonrpc: "2.0", id, method: "sleep", params: { ms } })}\n`
@@ -99,7 +52,7 @@ const sockPath = () => join(tmpdir(), `slotbus-stop-${process.pid}-${Math.random
 test("stop() with 3,000 embedded requests queued and a unix client writing 2,000 lines answers every id before the close", async () => {
   const bus = StdioBus.fromConfig({ ...workerConfig("echo", 2), limits: { max_output_queue: 65536 } })
   await bus.start()
-  let client: Awaited<ReturnType<typeof writer>> | undefined
+  let client: PacedClient | undefined
   try {
     const path = sockPath()
     await bus.listen(`unix:${path}`)
@@ -110,7 +63,7 @@ test("stop() with 3,000 embedded requests queued and a unix client writing 2,000
       ),
     )
     const n = 2000
-    client = await writer(path, sleepLines(n, 3000))
+    client = await pacedClient(path, sleepLines(n, 3000))
     await Bun.sleep(300)
     await bus.stop({ timeoutMs: 100, killAfterMs: 200 })
     await client.closed
@@ -129,11 +82,11 @@ test("a client that reads its answers only after stop() began still gets one for
   // The worker reads nothing, so the client's lines wait: in the worker's queue, in the bus, in the socket.
   const bus = StdioBus.fromConfig({ ...workerConfig("no-read", 1), limits: { max_output_queue: 65536 } })
   await bus.start()
-  let client: Awaited<ReturnType<typeof writer>> | undefined
+  let client: PacedClient | undefined
   try {
     const path = sockPath()
     await bus.listen(`unix:${path}`)
-    client = await writer(path, sleepLines(50_000, 0))
+    client = await pacedClient(path, sleepLines(50_000, 0))
     await until(() => client!.unsent > 0, "the client blocked")
     await Bun.sleep(100)
     const sent = client.stopWriting()

@@ -1,0 +1,65 @@
+// Session pins: bounded over the bus and per socket client (the least recently used forgotten, counted).
+import { describe, expect, test } from "bun:test"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import type { StdioBus } from "../../src/stdio/index.ts"
+import { until } from "../support/helpers.ts"
+import { pacedClient, withBus, workerConfig } from "../support/stdio.ts"
+
+const sockPath = () => join(tmpdir(), `slotbus-pins-${process.pid}-${Math.random().toString(36).slice(2)}.sock`)
+const rpc = (m: object) => JSON.stringify({ jsonrpc: "2.0", ...m })
+const pins = (bus: StdioBus) =>
+  bus
+    .stats()
+    .pools.flatMap((p) => p.instances)
+    .reduce((n, i) => n + i.sessions, 0)
+
+describe("stdio session pins", () => {
+  test("one socket client naming 30,000 sessions keeps at most 1,000 pins: the least recently used are forgotten and counted", async () => {
+    await withBus(workerConfig("echo", 2), async (bus) => {
+      const path = sockPath()
+      await bus.listen(`unix:${path}`)
+      const n = 30_000
+      // Its own session (no sessionId) is used every 500 lines, so it stays among the most recent.
+      let text = `${rpc({ id: "own-0", method: "echo" })}\n`
+      for (let i = 0; i < n; i++) {
+        text += `${rpc({ id: i, method: "echo", sessionId: `s${i}` })}\n`
+        if (i % 500 === 0) text += `${rpc({ id: `own-${i + 1}`, method: "echo" })}\n`
+      }
+      const lines = text.split("\n").length - 1
+      Bun.gc(true)
+      const heap0 = process.memoryUsage().heapUsed
+      const c = await pacedClient(path, text)
+      try {
+        await until(() => c.answered.size === lines, `${lines} answers`, 120_000)
+        Bun.gc(true)
+        const grown = (process.memoryUsage().heapUsed - heap0) / 2 ** 20
+        console.log(
+          `${n} sessions from one client: ${pins(bus)} pinned, ${bus.stats().sessionsDropped} dropped, heap +${grown.toFixed(1)} MiB`,
+        )
+        expect(pins(bus)).toBe(1000)
+        expect(bus.stats().sessionsDropped).toBe(n - 999)
+        expect(bus.sessionOf("s29001")).not.toBeNull()
+        expect(bus.sessionOf("s29000")).toBeNull()
+      } finally {
+        c.socket.end()
+        await c.closed
+      }
+      await until(() => pins(bus) === 0, "the client's pins gone with it")
+    })
+  }, 150_000)
+
+  test("at most 10,000 pins over the bus: past that the least recently used is forgotten, a session in use is kept", async () => {
+    await withBus(workerConfig("echo", 2), async (bus) => {
+      for (let i = 0; i < 10_000; i++) await bus.notify("n", undefined, { sessionId: `e${i}` })
+      expect(pins(bus)).toBe(10_000)
+      await bus.notify("n", undefined, { sessionId: "e0" }) // e0 is now the most recently used, e1 the least
+      await bus.notify("n", undefined, { sessionId: "e10000" })
+      expect(pins(bus)).toBe(10_000)
+      expect(bus.stats().sessionsDropped).toBe(1)
+      expect(bus.sessionOf("e0")).not.toBeNull()
+      expect(bus.sessionOf("e1")).toBeNull()
+      expect(bus.sessionOf("e10000")).not.toBeNull()
+    })
+  }, 60_000)
+})
