@@ -525,12 +525,13 @@ export class StdioBus {
           client,
           performance.now() + this.limits.backpressure_timeout_sec * 1000,
         ))
+      if (this.gone(client)) return // it left while its message waited for an instance: nobody to send it for
       const ready = this.handshaken(pool, sessionKey, client, instance, msg.method, msg.params)
       if (!hasId) {
         if (ready) await ready
+        if (this.gone(client)) return
         return await instance.out.write((rewritten ? JSON.stringify(msg) : line) + "\n")
       }
-      if (this.gone(client)) return // it left while its request waited for an instance: nothing to track
       const id = ++this.books.nextId
       const entry: Pending = {
         instance,

@@ -28,6 +28,8 @@ export class Router {
   readonly sessions = new Map<string, Pin>()
   /** Each socket client's pins, least recently used first. */
   private readonly pinsOf = new Map<BusClient, Set<string>>()
+  /** Socket clients that have left: nothing is pinned for them any more (a message of theirs may still be routed). */
+  private readonly left = new WeakSet<BusClient>()
   /** The pin used last: using it again needs no reordering. */
   private newest: string | null = null
   counters = {
@@ -98,6 +100,7 @@ export class Router {
 
   private pin(key: string, instance: Instance, owner: BusClient | null): void {
     this.unpin(key)
+    if (owner && this.left.has(owner)) return
     let own: Set<string> | undefined
     if (owner && owner !== this.embedded) {
       own = this.pinsOf.get(owner)
@@ -179,8 +182,9 @@ export class Router {
     }
   }
 
-  /** A socket client has left: its pins go. */
+  /** A socket client has left: its pins go, and none is made for it from now on. */
   leave(owner: BusClient): void {
+    this.left.add(owner)
     for (const key of this.pinsOf.get(owner) ?? []) this.unpin(key)
   }
 

@@ -1,10 +1,11 @@
-// Session pins: bounded over the bus and per socket client (the least recently used forgotten, counted).
+// Session pins: bounded over the bus and per socket client (the least recently used forgotten, counted), and never
+// made or used for a socket client that has left.
 import { describe, expect, test } from "bun:test"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { StdioBus } from "../../src/stdio/index.ts"
 import { until } from "../support/helpers.ts"
-import { pacedClient, withBus, workerConfig } from "../support/stdio.ts"
+import { nextEvent, pacedClient, rawClient, withBus, workerConfig } from "../support/stdio.ts"
 
 const sockPath = () => join(tmpdir(), `slotbus-pins-${process.pid}-${Math.random().toString(36).slice(2)}.sock`)
 const rpc = (m: object) => JSON.stringify({ jsonrpc: "2.0", ...m })
@@ -62,4 +63,38 @@ describe("stdio session pins", () => {
       expect(bus.sessionOf("e10000")).not.toBeNull()
     })
   }, 60_000)
+
+  test("a client that leaves while its first messages wait for a restarting worker leaves no pin, and nothing of it is written", async () => {
+    await withBus(workerConfig("echo", 1, { max_restarts: 100 }), async (bus) => {
+      const path = sockPath()
+      await bus.listen(`unix:${path}`)
+      // Each restart within the window waits twice as long: after four, the fifth comes 1.6 s after its kill.
+      for (let k = 0; k < 5; k++) {
+        const pid = bus.stats().pools[0]!.instances[0]!.pid
+        const started = nextEvent(bus, "worker-start", (e) => e.pid !== pid)
+        process.kill(pid, "SIGKILL")
+        if (k < 4) await started
+        else {
+          await nextEvent(bus, "worker-exit", (e) => e.pid === pid)
+          started.catch(() => {})
+        }
+      }
+      const restarted = nextEvent(bus, "worker-start")
+      const c = await rawClient(`unix:${path}`)
+      c.send(rpc({ method: "note", params: { from: "the client that left" } }))
+      c.send(rpc({ id: 1, method: "echo" }))
+      const pool = (bus as unknown as { router: { pools: Map<string, { liveWaiters: unknown[] }> } }).router.pools.get(
+        "w",
+      )!
+      await until(() => pool.liveWaiters.length === 1, "its notification waiting for a live worker") // peeked, read only
+      const out0 = bus.stats().messagesOut
+      c.close()
+      await c.closed
+      await until(() => bus.clientCount === 0, "the bus saw the client go")
+      await restarted
+      expect(await bus.request("echo", { after: true })).toMatchObject({ echo: { after: true } })
+      expect(bus.stats().pools[0]!.instances[0]!.sessions).toBe(0)
+      expect(bus.stats().messagesOut - out0).toBe(1) // the request above, nothing of the client's
+    })
+  }, 30_000)
 })
