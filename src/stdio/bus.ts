@@ -11,7 +11,7 @@ import { loadConfig, type LimitsConfig, type StdioBusConfig, type StdioBusConfig
 import { BusErrorCode, InvalidStateError, JsonRpcError, SpawnError } from "./errors.ts"
 import { type Handshake, Handshakes } from "./handshakes.ts"
 import { StdioListener, type ListenOptions } from "./listener.ts"
-import { codeOf, parseMessage } from "./jsonrpc.ts"
+import { codeOf, idKey, inexact, parseMessage, rawMemberOf } from "./jsonrpc.ts"
 import { Pool, type Instance, type Pending } from "./pool.ts"
 import { Books } from "./books.ts"
 import { Router } from "./routing.ts"
@@ -508,7 +508,7 @@ export class StdioBus {
       return
     }
     if (!hasId && (msg.method === "notifications/cancelled" || msg.method === "$/cancelRequest"))
-      return this.passCancel(client, msg)
+      return this.passCancel(client, msg, line)
     const sessionKey =
       typeof msg.sessionId === "string"
         ? this.router.sessionKey(pool, msg.sessionId)
@@ -572,13 +572,16 @@ export class StdioBus {
    * to, under the id that worker saw. One naming nothing this client has in flight is dropped (a race with the
    * answer, or another client's id): passed on as written it would name whatever that worker has under that id.
    */
-  private async passCancel(client: BusClient, msg: JsonRpcMessage): Promise<void> {
+  private async passCancel(client: BusClient, msg: JsonRpcMessage, line: string): Promise<void> {
     const mcp = msg.method === "notifications/cancelled"
     const params = msg.params
     if (typeof params !== "object" || params === null || Array.isArray(params)) return
-    const named = (params as Record<string, unknown>)[mcp ? "requestId" : "id"]
-    if (typeof named !== "string" && typeof named !== "number") return
-    const id = this.books.clientRequests.get(client)?.get(named)
+    const field = mcp ? "requestId" : "id"
+    const named = (params as Record<string, unknown>)[field]
+    // Read as exactly as the request's own id was (parseMessage), so 12345678901234567890 or 1.5 finds it.
+    const key = idKey(inexact(named) ? rawMemberOf(line, ["params"], field) : named)
+    if (key === undefined) return
+    const id = this.books.clientRequests.get(client)?.get(key)
     const p = id === undefined ? undefined : this.books.pending.get(id)
     if (!p || p.abandoned || !p.instance.live || p.instance.generation !== p.generation) return
     // MCP: the answer is not wanted any more (the client ignores it). LSP: the server still answers, and the
