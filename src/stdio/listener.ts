@@ -163,6 +163,7 @@ export class StdioListener {
       const s = socket.data
       s.backlog.push(bytes)
       s.backlogBytes += bytes.length
+      if (s.blocked && s.backlogBytes > maxOut) return void socket.terminate() // the kernel is full: these bytes wait
       if (s.flushQueued || s.blocked) return
       s.flushQueued = true
       queueMicrotask(() => flush(socket))

@@ -62,6 +62,8 @@ export interface RawClient {
   readonly received: any[]
   readonly lines: string[]
   waitFor(pred: (m: any) => boolean, what: string): Promise<any>
+  /** Reads nothing more until resumed (what the bus writes stays in the kernel, then in the bus). */
+  pause(): void
   close(): void
   readonly closed: Promise<void>
 }
@@ -104,6 +106,7 @@ export async function rawClient(address: string): Promise<RawClient> {
       await until(() => received.some(pred), what)
       return received.find(pred)
     },
+    pause: () => void socket.pause(),
     close: () => socket.end(),
     closed,
   }
