@@ -44,8 +44,8 @@ export function rawMemberOf(line: string, path: string[], key: string): RawJSON 
 
 /**
  * The key a client's request is found by when its own cancel names it: a number or string id as it is, an id kept
- * as JSON text (RawJSON) as "\0" and its text. A string id starting with "\0" gets one more, so no two differ only by
- * their type.
+ * as JSON text (RawJSON) as "\0" and its text. A string id starting with "\0" gets one more "\0", so it never
+ * shares a key with a RawJSON id.
  */
 export function idKey(id: unknown): string | number | undefined {
   if (typeof id === "number") return id

@@ -101,16 +101,17 @@ export class Router {
   private pin(key: string, instance: Instance, owner: BusClient | null): void {
     this.unpin(key)
     if (owner && this.left.has(owner)) return
-    let own: Set<string> | undefined
-    if (owner && owner !== this.embedded) {
-      own = this.pinsOf.get(owner)
-      if (!own) this.pinsOf.set(owner, (own = new Set()))
-      else if (own.size >= CLIENT_SESSIONS_MAX) this.drop(own.values().next().value!)
-    }
+    const client = owner && owner !== this.embedded ? owner : null
+    const mine = client && this.pinsOf.get(client)
+    if (mine && mine.size >= CLIENT_SESSIONS_MAX) this.drop(mine.values().next().value!)
     if (this.sessions.size >= SESSIONS_MAX) this.drop(this.sessions.keys().next().value!)
     this.sessions.set(key, { instance, owner })
     instance.sessions.add(key)
-    own?.add(key)
+    if (client) {
+      const own = this.pinsOf.get(client) // looked up again: a drop above may have emptied and removed it
+      if (own) own.add(key)
+      else this.pinsOf.set(client, new Set([key]))
+    }
     this.newest = key
   }
 

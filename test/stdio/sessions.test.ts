@@ -64,6 +64,28 @@ describe("stdio session pins", () => {
     })
   }, 60_000)
 
+  test("a client whose only pin the bus-wide cap forgot keeps track of its next one: it goes when the client leaves", async () => {
+    await withBus(workerConfig("echo", 2), async (bus) => {
+      const path = sockPath()
+      await bus.listen(`unix:${path}`)
+      const c = await rawClient(`unix:${path}`)
+      try {
+        c.send(rpc({ id: 1, method: "echo", sessionId: "a0" }))
+        await c.waitFor((m) => m.id === 1, "a0 answered")
+        for (let i = 0; i < 9_999; i++) await bus.notify("n", undefined, { sessionId: `e${i}` })
+        c.send(rpc({ id: 2, method: "echo", sessionId: "a1" })) // the bus is full: a0, the oldest, goes
+        await c.waitFor((m) => m.id === 2, "a1 answered")
+        expect(bus.sessionOf("a0")).toBeNull()
+        expect(bus.sessionOf("a1")).not.toBeNull()
+      } finally {
+        c.close()
+      }
+      await until(() => bus.clientCount === 0, "the client gone")
+      expect(bus.sessionOf("a1")).toBeNull()
+      expect(pins(bus)).toBe(9_999)
+    })
+  }, 60_000)
+
   test("a client that leaves while its first messages wait for a restarting worker leaves no pin, and nothing of it is written", async () => {
     await withBus(workerConfig("echo", 1, { max_restarts: 100 }), async (bus) => {
       const path = sockPath()
