@@ -1,7 +1,7 @@
 // Requests on the books: put on (track), answered or given up (forget, abandon), swept for deadlines and stuck
 // entries, failed when their worker dies. One of the parts a StdioBus owns (bus.ts); it answers through the Router.
 import { TimeoutError } from "../core/index.ts"
-import { codeOf } from "./jsonrpc.ts"
+import { codeOf, idKey } from "./jsonrpc.ts"
 import type { Asked, Instance, Pending } from "./pool.ts"
 import type { Router } from "./routing.ts"
 import type { BusClient } from "./types.ts"
@@ -22,7 +22,7 @@ export class Books {
   /** Per client: its requests somebody still waits for, and who waits for them to reach 0. */
   readonly clientLoad = new Map<BusClient, { awaited: number; idle: (() => void)[] }>()
   readonly drained: (() => void)[] = []
-  /** Per client: its requests on the books by the id it gave them (string and number ids), for its own cancels. */
+  /** Per client: its requests on the books by the id it gave them (idKey), for its own cancels. */
   readonly clientRequests = new Map<BusClient, Map<string | number, number>>()
 
   constructor(private readonly router: Router) {}
@@ -68,11 +68,11 @@ export class Books {
     p.instance.pending.add(id)
     p.instance.inFlight++
     this.awaited++
-    const own = p.originalId
-    if (p.client && (typeof own === "number" || typeof own === "string")) {
-      const ids = this.clientRequests.get(p.client)
+    const own = p.client ? idKey(p.originalId) : undefined
+    if (own !== undefined) {
+      const ids = this.clientRequests.get(p.client!)
       if (ids) ids.set(own, id)
-      else this.clientRequests.set(p.client, new Map([[own, id]]))
+      else this.clientRequests.set(p.client!, new Map([[own, id]]))
     }
     if (p.client) {
       const load = this.clientLoad.get(p.client)
@@ -154,8 +154,9 @@ export class Books {
     p.instance.pending.delete(id)
     p.instance.inFlight--
     const ids = p.client && this.clientRequests.get(p.client)
-    if (ids && ids.get(p.originalId as string | number) === id) {
-      ids.delete(p.originalId as string | number)
+    if (ids) {
+      const own = idKey(p.originalId)
+      if (own !== undefined && ids.get(own) === id) ids.delete(own)
       if (ids.size === 0) this.clientRequests.delete(p.client!)
     }
     if (p.abandoned) p.instance.stuck--

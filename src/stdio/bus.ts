@@ -11,7 +11,7 @@ import { loadConfig, type LimitsConfig, type StdioBusConfig, type StdioBusConfig
 import { BusErrorCode, InvalidStateError, JsonRpcError, SpawnError } from "./errors.ts"
 import { type Handshake, Handshakes } from "./handshakes.ts"
 import { StdioListener, type ListenOptions } from "./listener.ts"
-import { codeOf, parseMessage } from "./jsonrpc.ts"
+import { codeOf, idKey, inexact, parseMessage, rawMemberOf } from "./jsonrpc.ts"
 import { Pool, type Instance, type Pending } from "./pool.ts"
 import { Books } from "./books.ts"
 import { Router } from "./routing.ts"
@@ -164,7 +164,7 @@ export class StdioBus {
       }
       await Promise.all([...this.listenersOpen].map((l) => l.close()))
       this.listenersOpen.clear()
-      this.router.sessions.clear()
+      this.router.clearPins()
       this.handshakes.clear()
       this.books.asked.clear()
       for (const p of this.router.pools.values()) for (const i of p.instances) i.asked.clear()
@@ -417,7 +417,7 @@ export class StdioBus {
       deliver,
       close: () => {
         if (!this.clients.delete(client)) return
-        for (const [key, s] of this.router.sessions) if (s.owner === client) this.router.unpin(key)
+        this.router.leave(client)
         this.handshakes.forgetOwner(client)
         for (const [pid, p] of this.books.pending)
           if (p.client === client) this.books.abandon(pid, p, "the client disconnected")
@@ -508,7 +508,7 @@ export class StdioBus {
       return
     }
     if (!hasId && (msg.method === "notifications/cancelled" || msg.method === "$/cancelRequest"))
-      return this.passCancel(client, msg)
+      return this.passCancel(client, msg, line)
     const sessionKey =
       typeof msg.sessionId === "string"
         ? this.router.sessionKey(pool, msg.sessionId)
@@ -525,12 +525,13 @@ export class StdioBus {
           client,
           performance.now() + this.limits.backpressure_timeout_sec * 1000,
         ))
+      if (this.gone(client)) return // it left while its message waited for an instance: nobody to send it for
       const ready = this.handshaken(pool, sessionKey, client, instance, msg.method, msg.params)
       if (!hasId) {
         if (ready) await ready
+        if (this.gone(client)) return
         return await instance.out.write((rewritten ? JSON.stringify(msg) : line) + "\n")
       }
-      if (this.gone(client)) return // it left while its request waited for an instance: nothing to track
       const id = ++this.books.nextId
       const entry: Pending = {
         instance,
@@ -571,13 +572,16 @@ export class StdioBus {
    * to, under the id that worker saw. One naming nothing this client has in flight is dropped (a race with the
    * answer, or another client's id): passed on as written it would name whatever that worker has under that id.
    */
-  private async passCancel(client: BusClient, msg: JsonRpcMessage): Promise<void> {
+  private async passCancel(client: BusClient, msg: JsonRpcMessage, line: string): Promise<void> {
     const mcp = msg.method === "notifications/cancelled"
     const params = msg.params
     if (typeof params !== "object" || params === null || Array.isArray(params)) return
-    const named = (params as Record<string, unknown>)[mcp ? "requestId" : "id"]
-    if (typeof named !== "string" && typeof named !== "number") return
-    const id = this.books.clientRequests.get(client)?.get(named)
+    const field = mcp ? "requestId" : "id"
+    const named = (params as Record<string, unknown>)[field]
+    // Read as exactly as the request's own id was (parseMessage), so 12345678901234567890 or 1.5 finds it.
+    const key = idKey(inexact(named) ? rawMemberOf(line, ["params"], field) : named)
+    if (key === undefined) return
+    const id = this.books.clientRequests.get(client)?.get(key)
     const p = id === undefined ? undefined : this.books.pending.get(id)
     if (!p || p.abandoned || !p.instance.live || p.instance.generation !== p.generation) return
     // MCP: the answer is not wanted any more (the client ignores it). LSP: the server still answers, and the

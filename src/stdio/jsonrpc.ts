@@ -18,19 +18,38 @@ export function codeOf(e: Error): number {
 /** JSON.parse, except that a numeric id a JS number cannot hold exactly keeps its JSON text (as JSON.rawJSON). */
 export function parseMessage(line: string): unknown {
   const msg = JSON.parse(line)
-  const id = msg?.id
-  if (typeof id === "number" && (!Number.isSafeInteger(id) || Object.is(id, -0))) msg.id = rawIdOf(line)
+  if (inexact(msg?.id)) msg.id = rawMemberOf(line, [], "id")
   return msg
 }
 
-function rawIdOf(line: string): RawJSON {
+/** A number JSON.parse did not keep exactly (past 2^53, a fraction, -0): its JSON text is the id. */
+export function inexact(v: unknown): v is number {
+  return typeof v === "number" && (!Number.isSafeInteger(v) || Object.is(v, -0))
+}
+
+/** The JSON text of member `key` of the object at `path` in `line`, as JSON.rawJSON. */
+export function rawMemberOf(line: string, path: string[], key: string): RawJSON {
   const sources = new Map<unknown, string>()
-  let top = "null"
-  // The reviver sees every member's source text; the top-level "id" is the one whose holder is the root.
-  JSON.parse(line, function (this: unknown, key: string, value: unknown, context?: { source?: string }) {
-    if (key === "id" && context?.source !== undefined) sources.set(this, context.source)
-    else if (key === "" && sources.has(value)) top = sources.get(value)!
+  let root: unknown
+  // The reviver sees every member's source text, with the object holding it.
+  JSON.parse(line, function (this: unknown, k: string, value: unknown, context?: { source?: string }) {
+    if (k === key && context?.source !== undefined) sources.set(this, context.source)
+    if (k === "") root = value
     return value
   } as (key: string, value: unknown) => unknown)
-  return (JSON as unknown as { rawJSON(text: string): RawJSON }).rawJSON(top)
+  let holder = root
+  for (const k of path) holder = (holder as Record<string, unknown> | null)?.[k]
+  return (JSON as unknown as { rawJSON(text: string): RawJSON }).rawJSON(sources.get(holder) ?? "null")
+}
+
+/**
+ * The key a client's request is found by when its own cancel names it: a number or string id as it is, an id kept
+ * as JSON text (RawJSON) as "\0" and its text. A string id starting with "\0" gets one more "\0", so it never
+ * shares a key with a RawJSON id.
+ */
+export function idKey(id: unknown): string | number | undefined {
+  if (typeof id === "number") return id
+  if (typeof id === "string") return id.charCodeAt(0) === 0 ? `\0${id}` : id
+  if (typeof id === "object" && id !== null && "rawJSON" in id) return `\0${(id as RawJSON).rawJSON}`
+  return undefined
 }

@@ -61,7 +61,8 @@ export function formatAddress(a: ListenAddress): string {
 }
 
 interface Conn<C> {
-  state: "authenticating" | "open" | "closing"
+  /** draining: the bus is stopping; lines still in the socket are read and answered before it closes. */
+  state: "authenticating" | "open" | "draining" | "closing"
   client: C | null
   inbound: Inbound | null
   splitter: LineSplitter
@@ -71,9 +72,17 @@ interface Conn<C> {
   lineEnded: boolean
   /** TCP: the connection must authenticate before this fires (an idle unauthenticated one would hold a slot). */
   authTimer: LongTimer | null
-  /** Bytes the kernel did not take yet, in order. */
+  /** performance.now() when bytes were last read or reading resumed, and whether the client half-closed: when draining may end. */
+  lastRead: number
+  ended: boolean
+  /** Bytes not written yet, in order: what this turn of the event loop wrote, and what the kernel did not take. */
   backlog: Uint8Array[]
   backlogBytes: number
+  flushQueued: boolean
+  /** The kernel took less than it was given: nothing more is written until it drains. */
+  blocked: boolean
+  /** Lines waiting (Inbound) until the client has read its answers down to half of max_output_queue. */
+  roomWaiters: (() => void)[]
   endWhenFlushed: boolean
   closeTimer: LongTimer | null
   /** Resolves when the socket has closed. */
@@ -85,6 +94,8 @@ const encoder = new TextEncoder()
 const AUTH_LINE_MAX = 4096
 /** How long closing connections get to take their last answers. */
 const CLOSE_FLUSH_MS = 2000
+/** A stopping bus reads a client's socket until it has been quiet this long (or half-closed): the lines still in it were sent before the close. */
+const CLOSE_QUIET_MS = 50
 
 /** `promise`, or undefined after `ms`, whichever comes first; no timer is left behind. */
 async function within(promise: Promise<void>, ms: number): Promise<void> {
@@ -145,19 +156,30 @@ export class StdioListener {
     const self = new StdioListener(FACTORY)
     type S = Socket<Conn<C>>
 
+    // Messages written in one turn go out in one write(2): a unix socket's buffer holds a few hundred small
+    // writes (each costs the kernel far more than its bytes), so a burst of answers written one by one filled it
+    // and cut off a client that was reading them.
     const write = (socket: S, bytes: Uint8Array) => {
       const s = socket.data
-      if (s.backlogBytes > 0) {
-        s.backlog.push(bytes)
-        s.backlogBytes += bytes.length
-      } else {
-        const n = Math.max(socket.write(bytes), 0)
-        if (n < bytes.length) {
-          s.backlog.push(bytes.subarray(n))
-          s.backlogBytes += bytes.length - n
-        }
-      }
-      if (s.backlogBytes > maxOut) socket.terminate() // a client that does not read its answers is dropped, not buffered for
+      s.backlog.push(bytes)
+      s.backlogBytes += bytes.length
+      if (s.blocked && s.backlogBytes > maxOut) return void socket.terminate() // the kernel is full: these bytes wait
+      if (s.flushQueued || s.blocked) return
+      s.flushQueued = true
+      queueMicrotask(() => flush(socket))
+    }
+    const flush = (socket: S) => {
+      const s = socket.data
+      s.flushQueued = false
+      if (s.blocked || s.backlogBytes === 0) return
+      const bytes = s.backlog.length === 1 ? s.backlog[0]! : Buffer.concat(s.backlog)
+      const n = Math.max(socket.write(bytes), 0)
+      s.backlog = n < bytes.length ? [bytes.subarray(n)] : []
+      s.backlogBytes = bytes.length - n
+      s.blocked = n < bytes.length
+      if (s.backlogBytes > maxOut) return void socket.terminate() // a client that does not read its answers is dropped, not buffered for
+      if (s.backlogBytes <= maxOut / 2) for (const r of s.roomWaiters.splice(0)) r()
+      if (s.backlogBytes === 0 && s.endWhenFlushed) socket.end()
     }
     /** Closes once what was written has gone out (bounded): the client gets its last answers. */
     const finish = (socket: S) => {
@@ -188,10 +210,17 @@ export class StdioListener {
       s.state = "open"
       s.authTimer?.clear()
       s.client = host.attachClient((message) => write(socket, encoder.encode(JSON.stringify(message) + "\n")))
+      // A client's next line waits while its answers pile up unread: a burst of them (all answered at once, as
+      // when the bus stops) is paced to the client's reading instead of cutting it off.
+      const room = () => new Promise<void>((r) => s.roomWaiters.push(r))
       s.inbound = new Inbound(
-        (line) => host.ingest(s.client!, line),
+        (line) =>
+          s.backlogBytes > maxOut / 2 ? room().then(() => host.ingest(s.client!, line)) : host.ingest(s.client!, line),
         maxOut,
-        () => socket.resume(),
+        () => {
+          s.lastRead = performance.now()
+          socket.resume()
+        },
       )
     }
     const authenticate = (socket: S, line: string) => {
@@ -216,15 +245,20 @@ export class StdioListener {
           partial: 0,
           lineTimer: null,
           lineEnded: false,
+          lastRead: 0,
+          ended: false,
           authTimer: null,
           backlog: [],
           backlogBytes: 0,
+          flushQueued: false,
+          blocked: false,
+          roomWaiters: [],
           endWhenFlushed: false,
           closeTimer: null,
           gone: Promise.withResolvers<void>(),
           splitter: new LineSplitter(maxIn, (line) => {
             s.lineEnded = true
-            if (s.state === "open") s.inbound!.push(line)
+            if (s.state === "open" || s.state === "draining") s.inbound!.push(line)
             else if (s.state === "authenticating") authenticate(socket, line)
           }),
         }
@@ -243,6 +277,7 @@ export class StdioListener {
       data(socket: S, chunk: Uint8Array) {
         const s = socket.data
         if (s.state === "closing") return
+        s.lastRead = performance.now()
         s.lineEnded = false
         // Refused before the splitter copies it: a chunk that only adds to an incomplete line past the cap.
         if (self.partialTotal + chunk.length > maxPartial && chunk.indexOf(10) < 0)
@@ -273,16 +308,8 @@ export class StdioListener {
         if (s.inbound?.full) socket.pause()
       },
       drain(socket: S) {
-        const s = socket.data
-        while (s.backlog.length > 0) {
-          const head = s.backlog[0]!
-          const n = socket.write(head)
-          if (n <= 0) return
-          s.backlogBytes -= n
-          if (n < head.length) return void (s.backlog[0] = head.subarray(n))
-          s.backlog.shift()
-        }
-        if (s.endWhenFlushed) socket.end()
+        socket.data.blocked = false
+        flush(socket)
       },
       close(socket: S) {
         const s = socket.data
@@ -295,12 +322,14 @@ export class StdioListener {
         s.closeTimer?.clear()
         s.state = "closing"
         s.client?.close()
+        for (const r of s.roomWaiters.splice(0)) r() // its lines are dropped now (the client is gone)
         s.gone.resolve()
       },
       end(socket: S) {
         // The client is done sending (half-close): answer what it sent (for up to drain_timeout_sec), then close.
         const s = socket.data
-        if (s.state === "closing") return
+        s.ended = true
+        if (s.state === "closing" || s.state === "draining") return // draining: close() takes it from here
         s.state = "closing"
         stopLineTimer(s)
         const answered = (async () => {
@@ -370,10 +399,7 @@ export class StdioListener {
     await Promise.all(
       [...this.sockets].map(async (socket) => {
         const s = socket.data as Conn<{ close(): void }>
-        if (s.state === "open") {
-          s.state = "closing"
-          await within(s.inbound!.idle(), CLOSE_FLUSH_MS)
-        }
+        if (s.state === "open") await drainLines(socket, s)
         s.state = "closing"
         s.lineTimer?.clear()
         if (s.backlogBytes === 0) socket.end()
@@ -383,4 +409,23 @@ export class StdioListener {
       }),
     )
   }
+}
+
+/**
+ * The bus is stopping: every line the client wrote before the close gets its answer (an error now), so lines
+ * still in the socket are read too, until the client half-closed or has been quiet for CLOSE_QUIET_MS (bounded
+ * by CLOSE_FLUSH_MS in all).
+ */
+async function drainLines(socket: Socket<unknown>, s: Conn<unknown>): Promise<void> {
+  s.state = "draining"
+  s.lastRead = performance.now()
+  const end = s.lastRead + CLOSE_FLUSH_MS
+  if (!s.inbound!.full) socket.resume()
+  for (;;) {
+    await within(s.inbound!.idle(), end - performance.now())
+    const quiet = performance.now() - s.lastRead
+    if (s.ended || quiet >= CLOSE_QUIET_MS || performance.now() >= end) break
+    await Bun.sleep(Math.min(CLOSE_QUIET_MS - quiet, end - performance.now()))
+  }
+  s.state = "closing"
 }

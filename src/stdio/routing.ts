@@ -8,6 +8,15 @@ import type { Instance, Pool } from "./pool.ts"
 import type { BusClient, BusMessage, BusState, JsonRpcId, JsonRpcMessage, LogLevel, StdioBusEvents } from "./types.ts"
 
 const MESSAGE_QUEUE_MAX = 10_000
+/** Session pins kept over the whole bus, and per socket client; past either, the least recently used is forgotten. */
+export const SESSIONS_MAX = 10_000
+export const CLIENT_SESSIONS_MAX = 1_000
+
+interface Pin {
+  instance: Instance
+  /** The socket client whose message made it; null or `embedded` for the bus's own caller. */
+  owner: BusClient | null
+}
 
 export class Router {
   /** The bus's state: only the bus changes it. */
@@ -15,8 +24,14 @@ export class Router {
   readonly pools = new Map<string, Pool>()
   /** The pool a message without `pool` goes to: the configuration's first. */
   readonly defaultPool: Pool
-  /** sessionKey() → the instance it is pinned to and the client that owns it. */
-  readonly sessions = new Map<string, { instance: Instance; owner: BusClient | null }>()
+  /** sessionKey() → the instance it is pinned to and the client that owns it; least recently used first. */
+  readonly sessions = new Map<string, Pin>()
+  /** Each socket client's pins, least recently used first. */
+  private readonly pinsOf = new Map<BusClient, Set<string>>()
+  /** Socket clients that have left: nothing is pinned for them any more (a message of theirs may still be routed). */
+  private readonly left = new WeakSet<BusClient>()
+  /** The pin used last: using it again needs no reordering. */
+  private newest: string | null = null
   counters = {
     messagesIn: 0,
     bytesIn: 0,
@@ -26,6 +41,7 @@ export class Router {
     stuckDropped: 0,
     cancelsSent: 0,
     droppedMessages: 0,
+    sessionsDropped: 0,
   }
   readonly inbox: BusMessage[] = []
   readonly inboxWaiters: ((r: IteratorResult<BusMessage>) => void)[] = []
@@ -59,7 +75,10 @@ export class Router {
     if (this.state !== "running") throw new BusClosedError(`the stdio bus is ${this.state}`)
     if (sessionKey !== null) {
       const pinned = this.sessions.get(sessionKey)
-      if (pinned?.instance.live) return pinned.instance
+      if (pinned?.instance.live) {
+        if (this.newest !== sessionKey) this.touch(sessionKey, pinned)
+        return pinned.instance
+      }
     }
     // Fewest in flight, then fewest sessions; ties rotate so equal instances share the load.
     let best: Instance | null = null
@@ -75,11 +94,43 @@ export class Router {
       )
         best = i
     }
-    if (best && sessionKey !== null) {
-      this.sessions.set(sessionKey, { instance: best, owner })
-      best.sessions.add(sessionKey)
-    }
+    if (best && sessionKey !== null) this.pin(sessionKey, best, owner)
     return best
+  }
+
+  private pin(key: string, instance: Instance, owner: BusClient | null): void {
+    this.unpin(key)
+    if (owner && this.left.has(owner)) return
+    const client = owner && owner !== this.embedded ? owner : null
+    const mine = client && this.pinsOf.get(client)
+    if (mine && mine.size >= CLIENT_SESSIONS_MAX) this.drop(mine.values().next().value!)
+    if (this.sessions.size >= SESSIONS_MAX) this.drop(this.sessions.keys().next().value!)
+    this.sessions.set(key, { instance, owner })
+    instance.sessions.add(key)
+    if (client) {
+      const own = this.pinsOf.get(client) // looked up again: a drop above may have emptied and removed it
+      if (own) own.add(key)
+      else this.pinsOf.set(client, new Set([key]))
+    }
+    this.newest = key
+  }
+
+  /** Moves a pin to the most recently used end. */
+  private touch(key: string, pin: Pin): void {
+    this.sessions.delete(key)
+    this.sessions.set(key, pin)
+    const own = pin.owner && this.pinsOf.get(pin.owner)
+    if (own) {
+      own.delete(key)
+      own.add(key)
+    }
+    this.newest = key
+  }
+
+  /** A pin forgotten for a cap: the session's next message goes to the least busy instance. */
+  private drop(key: string): void {
+    this.unpin(key)
+    this.counters.sessionsDropped++
   }
 
   /** routeNow, waiting (until `deadline`) while the pool has no live instance. */
@@ -125,6 +176,22 @@ export class Router {
     if (!s) return
     s.instance.sessions.delete(key)
     this.sessions.delete(key)
+    const own = s.owner && this.pinsOf.get(s.owner)
+    if (own) {
+      own.delete(key)
+      if (own.size === 0) this.pinsOf.delete(s.owner!)
+    }
+  }
+
+  /** A socket client has left: its pins go, and none is made for it from now on. */
+  leave(owner: BusClient): void {
+    this.left.add(owner)
+    for (const key of this.pinsOf.get(owner) ?? []) this.unpin(key)
+  }
+
+  /** Forgets every pin (the bus stopped). */
+  clearPins(): void {
+    for (const key of [...this.sessions.keys()]) this.unpin(key)
   }
 
   /** Who gets a message a worker sent unasked: the owner of its sessionId, else the clients pinned to that worker. */

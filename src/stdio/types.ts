@@ -86,6 +86,8 @@ export interface StdioBusStats {
   cancelsSent: number
   /** messages() entries dropped because nobody read them (the queue keeps the newest 10 000). */
   droppedMessages: number
+  /** Session pins forgotten, least recently used first, to keep at most 10 000 over the bus and 1 000 per socket client. */
+  sessionsDropped: number
   workerCount: number
   clientCount: number
   pools: PoolStats[]

@@ -224,6 +224,39 @@ describe("stdio bus passes cancellation on to workers", () => {
       })
     }, 30_000)
 
+    // Ids the bus restores exactly though a JS number cannot hold them: the cancel names them as the client wrote them.
+    const IDS = ["12345678901234567890", "1.5", "1e400", "-0", "7", '"seven"']
+    test.each(IDS.flatMap((raw) => [["mcp", raw] as const, ["lsp", raw] as const]))(
+      "%s: a cancel naming id %s reaches the worker under the id it saw",
+      async (protocol, raw) => {
+        await withBus(config(protocol), async (bus) => {
+          const path = sockPath()
+          await bus.listen(`unix:${path}`)
+          const a = await rawClient(`unix:${path}`)
+          try {
+            a.send(`{"jsonrpc":"2.0","id":${raw},"method":"hold"}`)
+            const aId = (await a.waitFor((m) => m.method === "holding", "the request held")).params.id
+            a.send(
+              protocol === "mcp"
+                ? `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":${raw},"reason":"user"}}`
+                : `{"jsonrpc":"2.0","method":"$/cancelRequest","params":{"id":${raw}}}`,
+            )
+            a.send(rpc({ id: 8, method: "echo" }))
+            await a.waitFor((m) => m.id === 8, "a later request answered")
+            expect(cancelsSeenBy(a)).toEqual([protocol === "mcp" ? { requestId: aId, reason: "user" } : { id: aId }])
+            if (protocol === "lsp") {
+              // The server's RequestCancelled answer comes back under the id exactly as the client wrote it.
+              const answer = a.lines.find((l) => l.includes("-32800"))
+              expect(answer).toStartWith(`{"jsonrpc":"2.0","id":${raw},`)
+            }
+          } finally {
+            a.close()
+          }
+        })
+      },
+      30_000,
+    )
+
     test("LSP: $/cancelRequest reaches the worker under the id it saw, and the RequestCancelled answer reaches the client under its own id", async () => {
       await withBus(config("lsp"), async (bus) => {
         const { a, b, aId } = await twoHolding(bus)

@@ -155,6 +155,25 @@ describe("stdio listener caps", () => {
     })
   })
 
+  test("a client that never reads its answers is cut off once more than max_output_queue of them wait (75 MB asked for)", async () => {
+    await withBus(workerConfig("echo", 1, { max_output_queue: MiB }), async (bus) => {
+      const path = join(tmpdir(), `slotbus-caps-${process.pid}-${Math.random().toString(36).slice(2)}.sock`)
+      await bus.listen(`unix:${path}`)
+      const c = await rawClient(`unix:${path}`)
+      try {
+        await until(() => bus.clientCount === 1, "the client attached")
+        c.pause()
+        let text = ""
+        for (let id = 1; id <= 300; id++)
+          text += `${JSON.stringify({ jsonrpc: "2.0", id, method: "big", params: { bytes: 256 * 1024 } })}\n`
+        c.write(text)
+        await until(() => bus.clientCount === 0, "the bus cut the client off", 20_000)
+      } finally {
+        c.close()
+      }
+    })
+  }, 30_000)
+
   test("a client that leaves a line incomplete past lineTimeoutMs is cut off; whole lines keep a client alive", async () => {
     await withBus(workerConfig(), async (bus) => {
       const path = join(tmpdir(), `slotbus-caps-${process.pid}-${Math.random().toString(36).slice(2)}.sock`)

@@ -1,6 +1,7 @@
 // Helpers for the stdio bus tests: configs for test/stdio/workers/worker.ts, a bus that is always stopped,
 // waiting for a condition or an event, and a raw NDJSON socket client.
 import { join } from "node:path"
+import type { Socket } from "bun"
 import { until } from "./helpers.ts"
 import {
   AUTH_METHOD,
@@ -61,6 +62,8 @@ export interface RawClient {
   readonly received: any[]
   readonly lines: string[]
   waitFor(pred: (m: any) => boolean, what: string): Promise<any>
+  /** Reads nothing more until resumed (what the bus writes stays in the kernel, then in the bus). */
+  pause(): void
   close(): void
   readonly closed: Promise<void>
 }
@@ -103,7 +106,63 @@ export async function rawClient(address: string): Promise<RawClient> {
       await until(() => received.some(pred), what)
       return received.find(pred)
     },
+    pause: () => void socket.pause(),
     close: () => socket.end(),
     closed,
+  }
+}
+
+export interface PacedClient {
+  readonly socket: Socket<undefined>
+  /** The ids of the answers received so far. */
+  readonly answered: Set<unknown>
+  readonly closed: Promise<void>
+  /** Bytes of the text not written yet. */
+  readonly unsent: number
+  /** Writes nothing more; returns how many whole lines the socket took. */
+  stopWriting(): number
+}
+
+/** A unix client that writes `text` as fast as its socket takes it (waiting while write returns 0, as a client should). */
+export async function pacedClient(path: string, text: string): Promise<PacedClient> {
+  const answered = new Set<unknown>()
+  let rest = ""
+  const { promise: closed, resolve: onClose } = Promise.withResolvers<void>()
+  let bytes = Buffer.from(text)
+  let accepted = 0
+  let writing = true
+  const flush = (s: Socket<undefined>) => {
+    while (writing && bytes.length > 0) {
+      const k = s.write(bytes)
+      if (k <= 0) return // until the socket drains
+      bytes = bytes.subarray(k)
+      accepted += k
+    }
+  }
+  const socket = await Bun.connect({
+    unix: path,
+    socket: {
+      data(_s, chunk) {
+        const lines = (rest + chunk.toString()).split("\n")
+        rest = lines.pop()!
+        for (const l of lines) answered.add(JSON.parse(l).id)
+      },
+      drain: flush,
+      close: () => onClose(),
+      error: () => onClose(),
+    },
+  })
+  flush(socket)
+  return {
+    socket,
+    answered,
+    closed,
+    get unsent() {
+      return bytes.length
+    },
+    stopWriting() {
+      writing = false
+      return text.slice(0, accepted).split("\n").length - 1
+    },
   }
 }

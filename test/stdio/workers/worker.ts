@@ -5,7 +5,7 @@
 //   ignore-term    echo, but ignores SIGTERM (stop must SIGKILL it)
 //   read-on-usr1   echo, but reads nothing from stdin until SIGUSR1 (a full queue that drains when told); says
 //                  "waiting-for-usr1" once the signal is handled
-// Methods: echo → { echo: params, pid, instance }; sleep { ms } → after ms; fail → JSON-RPC error;
+// Methods: echo → { echo: params, pid, instance }; sleep { ms, tag } → { slept, pid, tag } after ms; fail → JSON-RPC error;
 // crash → exit(3); answer-exit → the answer, then exit(0) at once; big { bytes } → one stdout line that long; garbage → a non-JSON line, then the answer;
 // stray → an answer to an id nobody used, then the answer; notify → a notification, then the answer;
 // ask → a request to the client, answered with the client's result; ask-many { n } → n requests to the client
@@ -49,7 +49,7 @@ if (mode === "no-read") {
     switch (msg.method) {
       case "sleep":
         await Bun.sleep(msg.params?.ms ?? 100)
-        return reply({ slept: msg.params?.ms, pid: process.pid })
+        return reply({ slept: msg.params?.ms, pid: process.pid, tag: msg.params?.tag })
       case "fail":
         return send({
           jsonrpc: "2.0",
