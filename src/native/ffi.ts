@@ -72,14 +72,35 @@ export type Chan = Pointer
 export const ABI_VERSION = 8
 export const LAYOUT_HASH = 0x178a975a
 
-/** The library's functions; only valid once loadNative() has resolved (every entry point awaits it). */
-export let native: Native = undefined as unknown as Native
+// Why the library's functions are not there: never loaded, or the last load was refused (and how).
+let refusal: NativeLibraryError | undefined
+
+/**
+ * What the library's functions are until a library passed every check of open(): any use is a NativeLibraryError
+ * saying why (never a call into a library this TypeScript does not match, nor "undefined is not a function").
+ */
+function notLoaded<T extends object>(): T {
+  return new Proxy({} as T, {
+    get(_, name) {
+      throw (
+        refusal ??
+        new NativeLibraryError(
+          `libslotbus is not loaded: ${String(name)} was used before loadNative() resolved (every slotbus entry point awaits it first)`,
+        )
+      )
+    },
+  })
+}
+
+/** The library's functions, there once loadNative() has resolved (every entry point awaits it). */
+export let native: Native = notLoaded<Native>()
 let loading: Promise<Native> | undefined
 
 /** Loads libslotbus once, on first use; every way that can fail is a NativeLibraryError saying what to do. */
 export function loadNative(): Promise<Native> {
   loading ??= open().catch((e) => {
     loading = undefined // a fixed SLOTBUS_LIB or a finished build may succeed next time
+    if (e instanceof NativeLibraryError) refusal = e
     throw e
   })
   return loading
@@ -115,6 +136,7 @@ async function open(): Promise<Native> {
   native = lib
   leaseNative = lease
   topicNative = topic
+  refusal = undefined
   return lib
 }
 
@@ -251,7 +273,7 @@ const leaseSymbols = {
 
 export type LeaseNative = Library<typeof leaseSymbols>["symbols"]
 /** The sbl_* functions; valid once loadNative() has resolved (Contest.open awaits it). */
-export let leaseNative: LeaseNative = undefined as unknown as LeaseNative
+export let leaseNative: LeaseNative = notLoaded<LeaseNative>()
 export type ContestPtr = Pointer
 
 // struct sbl_holder (csrc/lease.h): byte offsets (the public Holder type is what contest.ts reads out of it)
@@ -330,7 +352,7 @@ const topicSymbols = {
 
 export type TopicNative = Library<typeof topicSymbols>["symbols"]
 /** The topic functions; valid once loadNative() has resolved (Topic.open awaits it). */
-export let topicNative: TopicNative = undefined as unknown as TopicNative
+export let topicNative: TopicNative = notLoaded<TopicNative>()
 
 /** csrc/topic.h, by name (test/events/layout.test.ts compares each with the header). */
 export const TopicConst = {

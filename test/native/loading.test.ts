@@ -78,18 +78,34 @@ describe("a library that cannot be used is a NativeLibraryError from listen/conn
 import { leaseNative, loadNative, topicNative } from "${REPO}/src/native/ffi.ts"
 import { Contest } from "${REPO}/src/leases/index.ts"
 import { Topic } from "${REPO}/src/events/index.ts"
+const used = (f: () => unknown) => { try { f(); return "callable" } catch (e) { return e.name } }
 const first = await loadNative().then(() => "loaded", (e) => e.name)
-console.log(first, typeof leaseNative, typeof topicNative)
+console.log(first, used(() => leaseNative.sbl_open), used(() => topicNative.sb_topic_open))
 for (const open of [() => Topic.open("loading-topic-" + process.pid), () => Contest.open("loading-contest-" + process.pid)])
   console.log(await open().then(() => "opened", (e) => e.name + ": " + e.message.split(";")[0]))
 `
     const r = await runScript(script, { SLOTBUS_LIB: join(bin, "..", "lib", "libslotbus-abi0.so") })
     const lines = r.out.trim().split("\n")
-    expect(lines[0]).toBe("NativeLibraryError undefined undefined")
+    expect(lines[0]).toBe("NativeLibraryError NativeLibraryError NativeLibraryError")
     expect(lines.slice(1)).toEqual(
       [1, 2].map(() => expect.stringMatching(/^NativeLibraryError: .* has ABI version 0$/)),
     )
   }, 180_000)
+
+  test("the library's functions exist only once a library passed its checks: before, any use says why", async () => {
+    const script = `
+import { loadNative, native } from "${REPO}/src/native/ffi.ts"
+const used = () => { try { return String(native.sb_abi_version()) } catch (e) { return e.name + ": " + e.message } }
+console.log(used())
+await loadNative()
+console.log(used())
+`
+    const [before, after] = (await runScript(script)).out.trim().split("\n")
+    expect(before).toMatch(
+      /^NativeLibraryError: libslotbus is not loaded: sb_abi_version was used before loadNative\(\) resolved/,
+    )
+    expect(after).toMatch(/^\d+$/)
+  })
 
   test("the failure is not sticky: a later listen with a good library succeeds", async () => {
     const script = `
