@@ -1,5 +1,7 @@
-// The hub side: SlotBus listens under a name, maps one region per connected worker, spreads requests.
-// The top layer (dispatcher.ts ← accept.ts ← bus.ts): listen, the public calls and their checks, stats, close.
+// The hub side: SlotBus listens under a name and spreads requests over its workers. It is the public API (listen,
+// the calls and their checks, stats, close) over the parts it owns and wires together: the Dispatcher
+// (dispatcher.ts: the queue, the pick, deadlines), the Acceptor (accept.ts: workers on this host) and, with a
+// `remote` transport, remoteHubHost (remote-endpoint.ts: workers on other hosts).
 import { closeSync } from "node:fs"
 import {
   native,

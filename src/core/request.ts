@@ -42,9 +42,9 @@ export class SlotRequest {
     private readonly busName = "slotbus",
     /**
      * The ring bytes the hub offered for a streamed answer (docs/PROTOCOL.md §9.1), read once when the request
-     * was taken: a `ReadableStream` body (or a Response's) then streams as it is produced. 0: the hub offered none
-     * (`streamWindowBytes: 0`, a hub from before streams, or a request that came through a remote transport), so such a body is read
-     * to its end and answered whole.
+     * was taken (over a remote transport: the window the hub announced, §10.4): a `ReadableStream` body (or a
+     * Response's) then streams as it is produced. 0: the hub offered none (`streamWindowBytes: 0`, or a hub from
+     * before streams), so such a body is read to its end and answered whole.
      */
     readonly streamWindow = 0,
   ) {}
