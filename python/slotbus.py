@@ -45,7 +45,7 @@ __all__ = [
     "library_path",
 ]
 
-ABI_VERSION = 7  # SB_ABI_VERSION in csrc/slotbus.h; the library must match (test/native/python-worker.test.ts checks)
+ABI_VERSION = 8  # SB_ABI_VERSION in csrc/slotbus.h; the library must match (test/native/python-worker.test.ts checks)
 SB_ECORRUPT = 1000
 KIND_RAW, KIND_HTTP = 0, 1
 RESP_ERROR = 1

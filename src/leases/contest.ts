@@ -22,6 +22,7 @@ import {
   HOLDER_BYTES,
   HolderField as H,
   LEASE_LABEL_MAX,
+  LEASE_MAX_MEMBERS,
   LEASE_MAX_CAPACITY,
   LEASE_MIN_CAPACITY,
   LEASE_OWNER_MAX,
@@ -176,7 +177,10 @@ export class Contest implements Disposable {
     const create = checkCreate(opts.create, "Contest.open")
     const joinTimeoutMs = Math.floor(checkNumber(opts.joinTimeoutMs ?? 5000, "joinTimeoutMs", 0, MAX_TIMER_MS))
     if (!/^[A-Za-z0-9._-]{1,64}$/.test(name))
-      throw new ContestOpenError(`contest name ${JSON.stringify(name)} is invalid: use 1-64 of [A-Za-z0-9._-]`)
+      throw new ContestOpenError(
+        `contest name ${JSON.stringify(name)} is invalid: use 1-64 of [A-Za-z0-9._-]`,
+        "invalid-name",
+      )
     if (
       !Number.isInteger(capacity) ||
       capacity < LEASE_MIN_CAPACITY ||
@@ -185,34 +189,53 @@ export class Contest implements Disposable {
     )
       throw new ContestOpenError(
         `capacity ${capacity} is invalid: use a power of two from ${LEASE_MIN_CAPACITY} to ${LEASE_MAX_CAPACITY}`,
+        "invalid-capacity",
       )
     await loadNative()
     const err = new Int32Array(1)
-    const ptr = native.sbl_open(Buffer.from(`${name}\0`), capacity, CreateModeValue[create], joinTimeoutMs, err)
+    const stopped = new Uint32Array(LEASE_MAX_MEMBERS) // room for every member's pid
+    const stoppedN = new Uint32Array(1)
+    const ptr = native.sbl_open(
+      Buffer.from(`${name}\0`),
+      capacity,
+      CreateModeValue[create],
+      joinTimeoutMs,
+      err,
+      stopped,
+      stopped.length,
+      stoppedN,
+    )
     if (!ptr) {
       const e = err[0]!
       if (e === Errno.EHOSTDOWN) {
-        const why = String(native.sbl_open_error())
-        const pids = (why.split("pids")[1] ?? "").match(/\d+/g)?.map(Number) ?? []
+        const pids = [...stopped.subarray(0, Math.min(stoppedN[0]!, stopped.length))]
+        const more = stoppedN[0]! - pids.length
         throw new ContestMembersStoppedError(
-          `cannot join contest "${name}": ${why}; no member can hand the table over until one is continued (kill -CONT) or killed`,
+          `cannot join contest "${name}": every member is stopped (SIGSTOP or a debugger): pids ${pids.join(" ")}${more > 0 ? ` and ${more} more` : ""}; no member can hand the table over until one is continued (kill -CONT) or killed`,
           pids,
         )
       }
       if (e === Errno.ETIMEDOUT)
-        throw new ContestOpenError(`no member of contest "${name}" answered in time; retry, or raise joinTimeoutMs`)
+        throw new ContestOpenError(
+          `no member of contest "${name}" answered in time; retry, or raise joinTimeoutMs`,
+          "no-answer",
+        )
       if (e === Errno.EACCES || e === Errno.EPERM)
         throw new PeerRefusedError(
           `contest "${name}" is bound by a process of another uid than ours (${process.getuid?.()}); a contest is shared by one uid only: pick another name, or run as that user`,
         )
-      if (e === Errno.EUSERS) throw new ContestOpenError(`contest "${name}" already has 256 members`)
+      if (e === Errno.EUSERS)
+        throw new ContestOpenError(
+          `contest "${name}" already has ${LEASE_MAX_MEMBERS} members; close one of them, or use another name`,
+          "member-limit",
+        )
       const refused = createRefusal(`contest "${name}"`, e)
       if (refused) throw refused
       if (e === E_CORRUPT || e === Errno.EPROTO)
         throw new ProtocolError(
           `contest "${name}" answered with a corrupt or incompatible table; is another slotbus version using this name?`,
         )
-      throw new ContestOpenError(`could not open contest "${name}" (errno ${-e})`)
+      throw new ContestOpenError(`could not open contest "${name}" (errno ${-e})`, "system")
     }
     const contest = new Contest(FACTORY, name, ptr as ContestPtr)
     contest.unmark = holdLocalMarker(name) // the portable backend's marker (§12.5); first, then look for the other

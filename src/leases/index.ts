@@ -30,6 +30,7 @@ export {
   InvalidSubjectError,
   LeaseLostError,
 } from "./errors.ts"
+export type { ContestOpenReason } from "./errors.ts"
 export type { CreateMode } from "../kit/index.ts"
 export {
   AlreadyExistsError,
