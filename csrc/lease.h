@@ -54,12 +54,12 @@ typedef struct sbl_holder {
  * for `capacity` subjects (a power of two in SBL_MIN_CAPACITY..SBL_MAX_CAPACITY; a joined contest keeps its
  * own: sbl_stats tells it). Waits up to timeout_ms for a member to answer. Returns NULL with *err = -EINVAL,
  * -ETIMEDOUT, -EACCES (the name is bound by another uid), -EPERM (its member refused our uid), -EHOSTDOWN
- * (every member is stopped: sbl_open_error names their pids), -EUSERS (256 members), -ENOENT (SBL_CREATE_NEVER
- * and nobody holds it), -EEXIST (SBL_CREATE_MUST and somebody does), -SBL_ECORRUPT or -errno. Starts this
- * member's accept thread. */
-sbl_contest *sbl_open(const char *name, uint32_t capacity, uint32_t create, int timeout_ms, int *err);
-/* Why the last sbl_open of this thread failed, when there is more to say than the errno; "" otherwise. */
-const char *sbl_open_error(void);
+ * (every member is stopped, SIGSTOP or a debugger: the first stopped_max of their pids in stopped, how many
+ * there are in *stopped_n, which may be more; 0 after any other outcome), -EUSERS (256 members), -ENOENT
+ * (SBL_CREATE_NEVER and nobody holds it), -EEXIST (SBL_CREATE_MUST and somebody does), -SBL_ECORRUPT or -errno.
+ * stopped and stopped_n may be NULL. Starts this member's accept thread. */
+sbl_contest *sbl_open(const char *name, uint32_t capacity, uint32_t create, int timeout_ms, int *err,
+                      uint32_t *stopped, uint32_t stopped_max, uint32_t *stopped_n);
 /* Leave: every claim of this member stops blocking at once; stop the accept thread; unmap. End waits first. */
 void sbl_close(sbl_contest *c);
 

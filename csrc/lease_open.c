@@ -41,24 +41,26 @@ static void *accept_main(void *arg) {
   return NULL;
 }
 
-static _Thread_local char open_error[256];
-const char *sbl_open_error(void) { return open_error; }
+/* Where sbl_open's caller wants the pids of stopped members: room for max, *n how many there were. */
+typedef struct {
+  uint32_t *pids;
+  uint32_t max;
+  uint32_t *n;
+} stopped_out;
 
 /* §7.1 frozen members: 1 when every process holding the contest's listening socket is stopped, their pids in
- * open_error; 0 when one runs or nothing can be told (the portable backend cannot, §13.5: the newcomer times out). */
-static int members_all_stopped(const char *name) {
-  uint32_t pids[16], n = 0, more = 0;
-  if (plat_listeners_stopped("slotbus-lease.", name, pids, 16, &n, &more) != 1) return 0;
-  int off = snprintf(open_error, sizeof open_error, "every member is stopped (SIGSTOP or a debugger): pids");
-  for (uint32_t i = 0; i < n && off < (int)sizeof open_error; i++)
-    off += snprintf(open_error + off, sizeof open_error - (size_t)off, " %u", pids[i]);
-  if (more && off < (int)sizeof open_error) snprintf(open_error + off, sizeof open_error - (size_t)off, " and %u more", more);
+ * *out; 0 when one runs or nothing can be told (the portable backend cannot, §13.5: the newcomer times out). */
+static int members_all_stopped(const char *name, const stopped_out *out) {
+  uint32_t n = 0, more = 0;
+  if (plat_listeners_stopped("slotbus-lease.", name, out->pids, out->pids ? out->max : 0, &n, &more) != 1) return 0;
+  if (out->n) *out->n = n + more;
   return 1;
 }
 
 #define FROZEN_CHECK_MS 250
 
-static int recv_hello(int sock, sys_hello *h, int fds[2], int timeout_ms, const char *name) {
+static int recv_hello(int sock, sys_hello *h, int fds[2], int timeout_ms, const char *name,
+                      const stopped_out *stopped) {
   struct pollfd p = {sock, POLLIN, 0};
   int n;
   /* in slices: a hello that does not come may mean every member is stopped, then waiting is pointless */
@@ -69,7 +71,7 @@ static int recv_hello(int sock, sys_hello *h, int fds[2], int timeout_ms, const 
     if (n != 0) break;
     waited += slice;
     if (waited >= timeout_ms) return -ETIMEDOUT;
-    if (members_all_stopped(name)) return -EHOSTDOWN;
+    if (members_all_stopped(name, stopped)) return -EHOSTDOWN;
   }
   if (n < 0) return -errno;
   int got, excess;
@@ -198,7 +200,7 @@ static sbl_contest *fail(sbl_contest *c, int *err, int code) {
 
 /* One attempt: 1 joined, 0 try again, <0 error. */
 static int try_open(sbl_contest *c, const char *name, const struct sockaddr_un *a, socklen_t alen, uint32_t capacity,
-                    uint32_t create, int timeout_ms) {
+                    uint32_t create, int timeout_ms, const stopped_out *stopped) {
   int s = plat_socket(SOCK_STREAM);
   if (s < 0) return -errno;
   int e = -plat_connect(s, a, alen);
@@ -216,7 +218,7 @@ static int try_open(sbl_contest *c, const char *name, const struct sockaddr_un *
     }
     sys_hello h;
     int fds[2] = {-1, -1};
-    int r = recv_hello(s, &h, fds, timeout_ms, name);
+    int r = recv_hello(s, &h, fds, timeout_ms, name, stopped);
     close(s);
     if (r) {
       for (int i = 0; i < 2; i++)
@@ -249,10 +251,12 @@ static int try_open(sbl_contest *c, const char *name, const struct sockaddr_un *
   return 1;
 }
 
-sbl_contest *sbl_open(const char *name, uint32_t capacity, uint32_t create, int timeout_ms, int *err) {
+sbl_contest *sbl_open(const char *name, uint32_t capacity, uint32_t create, int timeout_ms, int *err,
+                      uint32_t *stopped, uint32_t stopped_max, uint32_t *stopped_n) {
   struct sockaddr_un a;
   socklen_t alen;
-  open_error[0] = 0;
+  stopped_out out = {stopped, stopped_max, stopped_n};
+  if (stopped_n) *stopped_n = 0;
   int r = plat_check();
   if (!r) r = name_to_addr(name, &a, &alen);
   if (r) return fail(NULL, err, r);
@@ -263,7 +267,7 @@ sbl_contest *sbl_open(const char *name, uint32_t capacity, uint32_t create, int 
   if (!c) return fail(NULL, err, -ENOMEM);
   uint64_t deadline = mono_ns() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000ull;
   for (;;) {
-    r = try_open(c, name, &a, alen, capacity, create, timeout_ms < 0 ? ACCEPT_TIMEOUT_MS : timeout_ms);
+    r = try_open(c, name, &a, alen, capacity, create, timeout_ms < 0 ? ACCEPT_TIMEOUT_MS : timeout_ms, &out);
     if (r == 1) break;
     if (r < 0) return fail(c, err, r);
     if (mono_ns() > deadline) return fail(c, err, -ETIMEDOUT);

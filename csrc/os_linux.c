@@ -161,7 +161,7 @@ int os_listeners_stopped(const char *abstract, uint32_t *pids, uint32_t max, uin
   }
   closedir(proc);
   *n_out = n, *more_out = more;
-  return running || n == 0 ? 0 : 1;
+  return running || n + more == 0 ? 0 : 1;
 }
 
 /* ---- threads and randomness ---- */

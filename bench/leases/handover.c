@@ -80,7 +80,7 @@ static void run(shared *s, int role, const char *name) {
   party p = {.s = s};
   if (!bare) {
     int err = 0;
-    p.c = sbl_open(name, 64, SBL_CREATE_IF_MISSING, 5000, &err);
+    p.c = sbl_open(name, 64, SBL_CREATE_IF_MISSING, 5000, &err, NULL, 0, NULL);
     if (!p.c) {
       fprintf(stderr, "sbl_open: %d\n", err);
       exit(1);

@@ -58,7 +58,7 @@ static double now_ms(void) {
 static void *member_main(void *arg) {
   long id = (long)arg;
   int err;
-  sbl_contest *c = sbl_open(g_name, 64, SBL_CREATE_IF_MISSING, 5000, &err);
+  sbl_contest *c = sbl_open(g_name, 64, SBL_CREATE_IF_MISSING, 5000, &err, NULL, 0, NULL);
   if (!c) FAIL("thread %ld: sbl_open: %d", id, err);
   sbl_holder h;
   unsigned seed = (unsigned)id * 2654435761u;
@@ -105,7 +105,7 @@ static void *member_main(void *arg) {
 static void *scanner_main(void *arg) {
   (void)arg;
   int err;
-  sbl_contest *c = sbl_open(g_name, 64, SBL_CREATE_IF_MISSING, 5000, &err);
+  sbl_contest *c = sbl_open(g_name, 64, SBL_CREATE_IF_MISSING, 5000, &err, NULL, 0, NULL);
   if (!c) FAIL("scanner: sbl_open: %d", err);
   sbl_holder h;
   double st[8];
@@ -134,7 +134,7 @@ int main(int argc, char **argv) {
   signal(SIGALRM, watchdog);
   alarm(300);
   int err;
-  sbl_contest *anchor = sbl_open(g_name, 64, SBL_CREATE_IF_MISSING, 5000, &err); /* holds the contest open for the whole run */
+  sbl_contest *anchor = sbl_open(g_name, 64, SBL_CREATE_IF_MISSING, 5000, &err, NULL, 0, NULL); /* holds the contest open for the whole run */
   if (!anchor) FAIL("sbl_open: %d", err);
   pthread_t t[THREADS], scanner;
   pthread_create(&scanner, NULL, scanner_main, NULL);

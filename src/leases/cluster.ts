@@ -419,7 +419,10 @@ export async function openCluster(name: string, opts: ClusterContestOptions): Pr
   const replicas = checkNumber(opts.replicas ?? 1, "replicas", 1, 5)
   if (!Number.isInteger(replicas)) throw new RangeError(`replicas must be a whole number 1 … 5, got ${replicas}`)
   if (!/^[A-Za-z0-9._-]{1,64}$/.test(name))
-    throw new ContestOpenError(`contest name ${JSON.stringify(name)} is invalid: use 1-64 of [A-Za-z0-9._-]`)
+    throw new ContestOpenError(
+      `contest name ${JSON.stringify(name)} is invalid: use 1-64 of [A-Za-z0-9._-]`,
+      "invalid-name",
+    )
   await loadNative() // the marker asks the library which backend runs
   const unmark = holdClusterMarker(name)
   try {

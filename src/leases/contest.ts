@@ -1,7 +1,7 @@
 // A contest: claim/yield over subjects shared by every local process that opens the same name.
 // The table, its atomics and death detection are in C (csrc/lease_*.c, docs/PROTOCOL.md §7); this file turns
-// its results into leases, holders and errors, and waits without polling (a C thread sleeps on a futex and
-// rings an eventfd that Bun's event loop watches).
+// its results into leases (lease.ts), holders and errors, and waits without polling (waiter.ts: a C thread
+// sleeps on a futex and rings an eventfd that Bun's event loop watches).
 import { checkWellFormed } from "../core/internal.ts"
 import {
   checkCreate,
@@ -22,6 +22,7 @@ import {
   HOLDER_BYTES,
   HolderField as H,
   LEASE_LABEL_MAX,
+  LEASE_MAX_MEMBERS,
   LEASE_MAX_CAPACITY,
   LEASE_MIN_CAPACITY,
   LEASE_OWNER_MAX,
@@ -43,9 +44,10 @@ import {
   ContestMembersStoppedError,
   ContestOpenError,
   InvalidSubjectError,
-  LeaseLostError,
 } from "./errors.ts"
+import { type ClaimedFrom, type ClaimRef, Lease, LEASE_KEY } from "./lease.ts"
 import { checkKind, checkNumber, describe, MAX_TIMER_MS, MAX_TTL_MS, type Subject } from "./subject.ts"
+import { Waiters } from "./waiter.ts"
 import type { ClusterContest, ClusterContestOptions } from "./cluster.ts"
 import { clusterInUse, holdLocalMarker, modeError } from "./mode.ts"
 
@@ -97,9 +99,6 @@ export interface Holder {
   readonly pid: number
 }
 
-/** How a claim was won: the subject was free, the last claim had expired, or its holder's process died or left. */
-export type ClaimedFrom = "free" | "expired" | "holder-gone"
-
 export type ClaimResult =
   | { readonly claimed: true; readonly lease: Lease }
   | { readonly claimed: false; readonly holder: Holder }
@@ -129,136 +128,7 @@ const encoder = new TextEncoder()
 const NO_BYTES = new Uint8Array(0)
 const decoder = new TextDecoder()
 
-interface ClaimRef {
-  entry: number
-  version: number
-  member: number
-}
 const refs = new WeakMap<Holder, ClaimRef & { contest: Contest }>()
-
-/** A held claim. Release it with `release()` or `using`; `signal` aborts when it is lost. */
-export class Lease implements Disposable {
-  /** The claim's identity; equal to its fencing token. */
-  readonly claimId: bigint
-  private abort?: AbortController
-  private expiryTimer?: ReturnType<typeof setTimeout>
-  private lost = false
-  private why = ""
-
-  /** @internal */
-  constructor(
-    key: symbol,
-    private readonly contest: Contest,
-    /** @internal */ readonly ref: ClaimRef,
-    readonly subject: Subject,
-    readonly owner: string,
-    /** Fencing token: pass it to the storage you write to, which refuses tokens lower than one it saw. */
-    readonly token: bigint,
-    readonly claimedAt: number,
-    private expiry: number,
-    readonly from: ClaimedFrom,
-    /** false when made with an explicit clock: expiry is then not judged on Date.now() by `held` or `signal` */
-    private readonly wallClock: boolean,
-  ) {
-    madeBy(key, LEASE_KEY, "Lease", "contest.tryClaim(subject, options) or contest.claim(subject, options)")
-    this.claimId = token
-  }
-
-  /** ms; Infinity when the lease has no TTL. */
-  get expiresAt(): number {
-    return this.expiry
-  }
-
-  /** Still ours: not released, not reset or taken over, and (on the wall clock) not expired, judged now. */
-  get held(): boolean {
-    if (this.lost) return false
-    const now = this.wallClock ? Date.now() : -Infinity
-    if (this.contest.checkClaim(this.ref, now)) return true
-    if (this.contest.closed) this.markLost("was lost: its contest was closed")
-    else if (now >= this.expiry) this.markLost(`expired at ${new Date(this.expiry).toISOString()}`)
-    else this.markLost("was taken over or reset")
-    return false
-  }
-
-  /**
-   * Throws LeaseLostError, saying why, unless the lease is still ours at this very moment (`held`): call it
-   * right before a side effect. The storage should still check `token` (a process can stall after the check).
-   */
-  check(): void {
-    if (!this.held) throw this.lostError(this.why)
-  }
-
-  /** Aborts when the lease is lost: released, expired, taken over, reset, or the contest closed. */
-  get signal(): AbortSignal {
-    if (!this.abort) {
-      this.abort = new AbortController()
-      if (this.lost || !this.held) this.abort.abort(this.lostError(this.why))
-      else {
-        this.scheduleExpiry()
-        this.contest.watch(this)
-      }
-    }
-    return this.abort.signal
-  }
-
-  /** Extend the lease to now + ttlMs. Throws LeaseLostError if it was already lost (then claim again). */
-  renew(ttlMs: number, nowMs?: number): void {
-    if (typeof ttlMs === "object" && ttlMs !== null)
-      throw new TypeError("lease.renew takes the TTL as a number of ms, renew(30_000), not an options object")
-    checkNumber(ttlMs, "ttlMs", Number.MIN_VALUE, MAX_TTL_MS, true)
-    if (nowMs !== undefined) checkNumber(nowMs, "nowMs", -8.64e15, 8.64e15)
-    if (this.lost) throw this.lostError(this.why)
-    const out = this.contest.renewClaim(this.ref, nowMs ?? Date.now(), ttlMs)
-    if (out === null) {
-      this.markLost("was lost (taken over, reset or expired) before it was renewed")
-      throw this.lostError(this.why)
-    }
-    this.ref.version = out.version
-    this.expiry = out.expiresAt
-    if (this.abort) this.scheduleExpiry()
-  }
-
-  /** Let the subject go. true if it was still ours, false if it had been lost already. Idempotent. */
-  release(): boolean {
-    if (this.lost) return false
-    const released = this.contest.releaseClaim(this)
-    this.markLost("was released")
-    return released
-  }
-
-  [Symbol.dispose](): void {
-    this.release()
-  }
-
-  /** @internal the watcher's check: false once lost */
-  poll(): boolean {
-    return this.held
-  }
-
-  /** @internal */
-  markLost(why: string) {
-    if (this.lost) return
-    this.lost = true
-    this.why = why
-    clearTimeout(this.expiryTimer)
-    this.contest.unwatch(this)
-    this.abort?.abort(this.lostError(why))
-  }
-
-  private lostError(why: string) {
-    return new LeaseLostError(
-      `lease on ${describe(this.subject)} (token ${this.token}) ${why}; claim it again to continue`,
-    )
-  }
-
-  private scheduleExpiry() {
-    clearTimeout(this.expiryTimer)
-    if (!this.wallClock || this.expiry === Infinity) return
-    // +1: expiry is judged as now >= expiresAt, and timers may fire a little early
-    this.expiryTimer = setTimeout(() => this.held, Math.max(0, this.expiry - Date.now() + 1))
-    this.expiryTimer.unref?.()
-  }
-}
 
 /** One process's membership of a named contest. Open it in every process that competes. */
 export class Contest implements Disposable {
@@ -272,13 +142,7 @@ export class Contest implements Disposable {
   private readonly lastText = ["", ""] // label, owner
   private readonly lastBytes: Uint8Array[] = [NO_BYTES, NO_BYTES]
   private readonly watched = new Set<Lease>()
-  private readonly waiting = new Map<number, Set<Waiter>>() // entry → its waiters, first come first woken
-  private readonly armed = new Set<number>()
-  private readonly readyBuf = new Uint32Array(256)
-  private waitCount = 0
-  private waiterFd = -1
-  private waiterReader?: { cancel(): Promise<void> }
-  private waiterStopping?: Promise<void>
+  private readonly waiters: Waiters
   private watcher?: ReturnType<typeof setInterval>
   /** @internal Lets go of the local-contest marker (the portable backend's, §12.5). */
   unmark: () => void = () => {}
@@ -290,6 +154,12 @@ export class Contest implements Disposable {
     this.name = name
     this.ptr = ptr
     this.member = native.sbl_member_index(ptr)
+    this.waiters = new Waiters({
+      name,
+      open: () => (this.isClosed ? null : this.ptr),
+      ptr: () => this.ptr,
+      idle: () => this.freeIfIdle(),
+    })
   }
 
   /**
@@ -309,7 +179,10 @@ export class Contest implements Disposable {
     const create = checkCreate(opts.create, "Contest.open")
     const joinTimeoutMs = Math.floor(checkNumber(opts.joinTimeoutMs ?? 5000, "joinTimeoutMs", 0, MAX_TIMER_MS))
     if (!/^[A-Za-z0-9._-]{1,64}$/.test(name))
-      throw new ContestOpenError(`contest name ${JSON.stringify(name)} is invalid: use 1-64 of [A-Za-z0-9._-]`)
+      throw new ContestOpenError(
+        `contest name ${JSON.stringify(name)} is invalid: use 1-64 of [A-Za-z0-9._-]`,
+        "invalid-name",
+      )
     if (
       !Number.isInteger(capacity) ||
       capacity < LEASE_MIN_CAPACITY ||
@@ -318,35 +191,54 @@ export class Contest implements Disposable {
     )
       throw new ContestOpenError(
         `capacity ${capacity} is invalid: use a power of two from ${LEASE_MIN_CAPACITY} to ${LEASE_MAX_CAPACITY}`,
+        "invalid-capacity",
       )
     await loadNative()
     const err = new Int32Array(1)
-    const ptr = native.sbl_open(Buffer.from(`${name}\0`), capacity, CreateModeValue[create], joinTimeoutMs, err)
+    const stopped = new Uint32Array(LEASE_MAX_MEMBERS) // room for every member's pid
+    const stoppedN = new Uint32Array(1)
+    const ptr = native.sbl_open(
+      Buffer.from(`${name}\0`),
+      capacity,
+      CreateModeValue[create],
+      joinTimeoutMs,
+      err,
+      stopped,
+      stopped.length,
+      stoppedN,
+    )
     if (!ptr) {
       const e = err[0]!
       if (e === E_SOCKET_DIR) throw socketDirError(`cannot open contest "${name}"`)
       if (e === Errno.EHOSTDOWN) {
-        const why = String(native.sbl_open_error())
-        const pids = (why.split("pids")[1] ?? "").match(/\d+/g)?.map(Number) ?? []
+        const pids = [...stopped.subarray(0, Math.min(stoppedN[0]!, stopped.length))]
+        const more = stoppedN[0]! - pids.length
         throw new ContestMembersStoppedError(
-          `cannot join contest "${name}": ${why}; no member can hand the table over until one is continued (kill -CONT) or killed`,
+          `cannot join contest "${name}": every member is stopped (SIGSTOP or a debugger): pids ${pids.join(" ")}${more > 0 ? ` and ${more} more` : ""}; no member can hand the table over until one is continued (kill -CONT) or killed`,
           pids,
         )
       }
       if (e === Errno.ETIMEDOUT)
-        throw new ContestOpenError(`no member of contest "${name}" answered in time; retry, or raise joinTimeoutMs`)
+        throw new ContestOpenError(
+          `no member of contest "${name}" answered in time; retry, or raise joinTimeoutMs`,
+          "no-answer",
+        )
       if (e === Errno.EACCES || e === Errno.EPERM)
         throw new PeerRefusedError(
           `contest "${name}" is bound by a process of another uid than ours (${process.getuid?.()}); a contest is shared by one uid only: pick another name, or run as that user`,
         )
-      if (e === Errno.EUSERS) throw new ContestOpenError(`contest "${name}" already has 256 members`)
+      if (e === Errno.EUSERS)
+        throw new ContestOpenError(
+          `contest "${name}" already has ${LEASE_MAX_MEMBERS} members; close one of them, or use another name`,
+          "member-limit",
+        )
       const refused = createRefusal(`contest "${name}"`, e)
       if (refused) throw refused
       if (e === E_CORRUPT || e === Errno.EPROTO)
         throw new ProtocolError(
           `contest "${name}" answered with a corrupt or incompatible table; is another slotbus version using this name?`,
         )
-      throw new ContestOpenError(`could not open contest "${name}" (errno ${-e})`)
+      throw new ContestOpenError(`could not open contest "${name}" (errno ${-e})`, "system")
     }
     const contest = new Contest(FACTORY, name, ptr as ContestPtr)
     contest.unmark = holdLocalMarker(name) // the portable backend's marker (§12.5); first, then look for the other
@@ -392,7 +284,7 @@ export class Contest implements Disposable {
         throw new TimeoutError(
           `${describe(subject)} is still held by ${r.holder.owner || `pid ${r.holder.pid}`} after ${opts.timeoutMs} ms`,
         )
-      await this.waitFor(refs.get(r.holder)!.entry, left, opts.signal)
+      await this.waiters.waitFor(refs.get(r.holder)!.entry, left, opts.signal)
     }
   }
 
@@ -502,7 +394,7 @@ export class Contest implements Disposable {
     this.unmark()
     for (const l of [...this.watched]) l.markLost("was lost: its contest was closed")
     clearInterval(this.watcher)
-    for (const queue of this.waiting.values()) for (const w of queue) w.wake()
+    this.waiters.wakeAll()
     this.freeIfIdle()
   }
 
@@ -516,7 +408,7 @@ export class Contest implements Disposable {
 
   // The native contest is freed once no waiter thread can touch it any more.
   private freeIfIdle() {
-    if (this.isClosed && this.waitCount === 0 && this.waiterFd < 0 && !this.waiterStopping && this.ptr) {
+    if (this.isClosed && this.waiters.idle && this.ptr) {
       native.sbl_close(this.ptr)
       this.ptr = null
     }
@@ -675,116 +567,10 @@ export class Contest implements Disposable {
     return holder
   }
 
-  /**
-   * Sleeps until the entry may be claimable, the time is up, or abort. However many claims wait, this
-   * process has one C thread for the contest (sbl_waiter_*), sleeping on the futexes of the waited entries
-   * only; it rings one eventfd, and each ring wakes the first waiter of each entry that became claimable.
-   */
-  private async waitFor(entry: number, ms: number, signal?: AbortSignal): Promise<void> {
-    while (this.waiterStopping) await this.waiterStopping
-    const p = this.handle()
-    this.startWaiter(p)
-    let wake!: () => void
-    const woken = new Promise<void>((resolve) => (wake = resolve))
-    const waiter: Waiter = { wake }
-    let queue = this.waiting.get(entry)
-    if (!queue) this.waiting.set(entry, (queue = new Set()))
-    queue.add(waiter)
-    this.waitCount++
-    this.arm(entry)
-    const timer = ms === Infinity ? undefined : setTimeout(wake, ms)
-    signal?.addEventListener("abort", wake, { once: true })
-    try {
-      await woken
-    } finally {
-      clearTimeout(timer)
-      signal?.removeEventListener("abort", wake)
-      queue.delete(waiter)
-      if (queue.size === 0) {
-        if (this.waiting.get(entry) === queue) this.waiting.delete(entry)
-        this.disarm(entry)
-      } else {
-        this.arm(entry) // the others keep waiting: hear the next release too
-      }
-      if (--this.waitCount === 0) setImmediate(() => this.stopWaiterIfIdle())
-    }
-    signal?.throwIfAborted()
-    if (this.isClosed) throw new ContestClosedError(`contest "${this.name}" was closed while waiting`)
-  }
-
-  private arm(entry: number) {
-    if (this.armed.has(entry) || !this.ptr || this.isClosed || this.waiterFd < 0) return
-    this.armed.add(entry)
-    native.sbl_waiter_arm(this.ptr, entry)
-  }
-
-  private disarm(entry: number) {
-    if (!this.armed.delete(entry) || !this.ptr || this.waiterFd < 0) return
-    native.sbl_waiter_disarm(this.ptr, entry)
-  }
-
-  private startWaiter(p: ContestPtr) {
-    if (this.waiterFd >= 0) return
-    const fd = native.sbl_waiter_fd(p)
-    if (fd < 0) throw new ProtocolError(`contest "${this.name}": could not start the waiter thread (errno ${-fd})`)
-    this.waiterFd = fd
-    const reader = Bun.file(fd).stream().getReader()
-    this.waiterReader = reader
-    void (async () => {
-      try {
-        for (;;) {
-          if ((await reader.read()).done) return
-          this.wakeReady()
-        }
-      } catch {} // cancelled
-    })()
-  }
-
-  // Entries the waiter thread found claimable (it disarmed them): wake the first waiter of each.
-  private wakeReady() {
-    const p = this.ptr
-    if (!p || this.waiterFd < 0) return
-    for (let n = this.readyBuf.length; n === this.readyBuf.length; ) {
-      n = native.sbl_waiter_ready(p, this.readyBuf, this.readyBuf.length)
-      for (let k = 0; k < n; k++) {
-        const entry = this.readyBuf[k]!
-        this.armed.delete(entry)
-        const queue = this.waiting.get(entry)
-        const first = queue?.values().next().value
-        if (first) {
-          queue!.delete(first)
-          first.wake()
-        }
-      }
-    }
-  }
-
-  // Off the hand-over path, on a later turn of the event loop: Bun lets go of the eventfd, then the C side
-  // joins the thread and closes it; the contest is freed only after that.
-  private stopWaiterIfIdle() {
-    if (this.waitCount > 0 || this.waiterFd < 0 || this.waiterStopping) return
-    const reader = this.waiterReader!
-    this.waiterReader = undefined
-    this.waiterStopping = reader
-      .cancel()
-      .catch(() => {})
-      .then(() => {
-        if (this.ptr) native.sbl_waiter_stop(this.ptr)
-        this.waiterFd = -1
-        this.armed.clear()
-        this.waiterStopping = undefined
-        this.freeIfIdle()
-      })
-  }
-
   /** @internal for tests: claims waiting in this process, and whether its waiter thread runs */
   waiterState(): { waiting: number; thread: boolean } {
-    return { waiting: this.waitCount, thread: this.waiterFd >= 0 }
+    return this.waiters.state()
   }
-}
-
-interface Waiter {
-  wake: () => void
 }
 
 const MAX_SPIN_US = 10_000_000
@@ -792,4 +578,3 @@ const CLAIM_OPTIONS = optionNames<ClaimOptions>({ owner: true, ttlMs: true, spin
 const WAIT_OPTIONS = optionNames<WaitOptions>({ owner: true, ttlMs: true, spinUs: true, signal: true, timeoutMs: true })
 const CONTEST_OPTIONS = optionNames<ContestOptions>({ capacity: true, create: true, joinTimeoutMs: true })
 const FACTORY = Symbol("Contest.open")
-const LEASE_KEY = Symbol("contest.tryClaim")

@@ -25,8 +25,35 @@ export class ContestFullError extends SlotBusError {}
 /** The contest was closed in this process; open it again. */
 export class ContestClosedError extends SlotBusError {}
 
-/** The contest could not be opened or joined (name, capacity, uid, or 256 members already). */
-export class ContestOpenError extends SlotBusError {}
+/**
+ * Why a contest could not be opened or joined (`ContestOpenError.reason`):
+ * - `"invalid-name"`: the name is not 1-64 of [A-Za-z0-9._-]
+ * - `"invalid-capacity"`: `capacity` is not a power of two from 64 to 65536
+ * - `"members-stopped"`: every member is stopped (SIGSTOP, a debugger), so none can hand the table over; their
+ *   pids are in `pids` (a ContestMembersStoppedError)
+ * - `"no-answer"`: no member handed the table over within `joinTimeoutMs`
+ * - `"member-limit"`: the contest already has 256 members
+ * - `"mode"`: the name is open the other way (local or cluster-wide) on this host (a ContestModeError)
+ * - `"system"`: the system refused (the message gives the errno)
+ */
+export type ContestOpenReason =
+  | "invalid-name"
+  | "invalid-capacity"
+  | "members-stopped"
+  | "no-answer"
+  | "member-limit"
+  | "mode"
+  | "system"
+
+/** The contest could not be opened or joined: `reason` says why, as data. */
+export class ContestOpenError extends SlotBusError {
+  constructor(
+    message: string,
+    readonly reason: ContestOpenReason,
+  ) {
+    super(message)
+  }
+}
 
 /** Every member of the contest is stopped (SIGSTOP, a debugger), so none can hand the table over: `pids` are theirs. */
 export class ContestMembersStoppedError extends ContestOpenError {
@@ -34,7 +61,7 @@ export class ContestMembersStoppedError extends ContestOpenError {
     message: string,
     readonly pids: number[],
   ) {
-    super(message)
+    super(message, "members-stopped")
   }
 }
 
@@ -42,7 +69,11 @@ export class ContestMembersStoppedError extends ContestOpenError {
  * A contest name is open both as a local contest and as a cluster contest (a `remote` option) on this host: their
  * tokens cannot be compared and their claims do not exclude each other (docs/PROTOCOL.md §12.5). Use one or the other.
  */
-export class ContestModeError extends ContestOpenError {}
+export class ContestModeError extends ContestOpenError {
+  constructor(message: string) {
+    super(message, "mode")
+  }
+}
 
 /** A cluster contest could not reach its JetStream bucket (no server, no quorum, no JetStream): `cause` says why. */
 export class ContestUnavailableError extends SlotBusError {}

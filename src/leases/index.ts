@@ -1,5 +1,6 @@
 // slotbus/leases: claim/yield contests between local processes, with TTLs, fencing tokens and death detection.
-export { Contest, Lease } from "./contest.ts"
+export { Contest } from "./contest.ts"
+export { Lease } from "./lease.ts"
 export { ClusterContest, ClusterLease } from "./cluster.ts"
 export type {
   ClusterClaimOptions,
@@ -8,8 +9,8 @@ export type {
   ClusterHolder,
   ClusterWaitOptions,
 } from "./cluster.ts"
+export type { ClaimedFrom } from "./lease.ts"
 export type {
-  ClaimedFrom,
   ClaimOptions,
   ClaimResult,
   ContestOptions,
@@ -29,6 +30,7 @@ export {
   InvalidSubjectError,
   LeaseLostError,
 } from "./errors.ts"
+export type { ContestOpenReason } from "./errors.ts"
 export type { CreateMode } from "../kit/index.ts"
 export {
   AlreadyExistsError,

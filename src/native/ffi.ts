@@ -242,8 +242,7 @@ export const CreateModeValue = { "if-missing": 0, never: 1, must: 2 } as const
 // ---- lease contests: every sbl_* symbol of csrc/lease.h (docs/PROTOCOL.md §7) ----
 
 const leaseSymbols = {
-  sbl_open: { args: [cstring, u32, u32, i32, ptr], returns: ptr },
-  sbl_open_error: { args: [], returns: cstring },
+  sbl_open: { args: [cstring, u32, u32, i32, ptr, ptr, u32, ptr], returns: ptr },
   sbl_close: { args: [ptr], returns: none },
   sbl_try_claim: { args: [ptr, u32, ptr, u32, ptr, u32, f64, f64, ptr], returns: i32 },
   sbl_try_claim_spin: { args: [ptr, u32, ptr, u32, ptr, u32, f64, f64, ptr], returns: i32 },

@@ -30,10 +30,36 @@ test.skipIf(!linuxBackend)(
     )
     expect(e).toBeInstanceOf(ContestMembersStoppedError)
     expect(e).toBeInstanceOf(ContestOpenError)
+    expect((e as ContestOpenError).reason).toBe("members-stopped")
     expect((e as ContestMembersStoppedError).pids.sort()).toEqual([a.pid, b.pid].sort())
     expect(String(e)).toContain(String(a.pid))
   },
   60_000,
+)
+
+// The pids arrive from C as data (sbl_open's out-array). They used to be parsed out of its error text, which
+// listed 16 and then "and 1 more": the 1 came back as a pid, and a caller killing the stopped pids hit init.
+test.skipIf(!linuxBackend)(
+  "with 17 members SIGSTOPped, pids are exactly theirs and reason is members-stopped",
+  async () => {
+    const name = busName("frozen17")
+    const first = await member(name) // creates it; the others join at once
+    const members = [first, ...(await Promise.all(Array.from({ length: 16 }, () => member(name))))]
+    for (const m of members) m.signal("SIGSTOP"), stopped.push(m)
+    await Bun.sleep(50)
+    const e = await Contest.open(name, { joinTimeoutMs: 30_000 }).then(
+      (c) => (c.close(), null),
+      (e: unknown) => e,
+    )
+    expect(e).toBeInstanceOf(ContestMembersStoppedError)
+    const { reason, pids } = e as ContestMembersStoppedError
+    expect({ reason, pids: pids.sort() }).toEqual({
+      reason: "members-stopped",
+      pids: members.map((m) => m.pid).sort(),
+    })
+    expect(String(e)).toContain("kill -CONT")
+  },
+  120_000,
 )
 
 test("one live member among stopped ones is enough: the newcomer joins", async () => {

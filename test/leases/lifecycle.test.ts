@@ -1,13 +1,22 @@
 // Contest.open's explicit lifecycle: `create` says whether the call may create the contest, and a capacity
 // asked for is checked against the contest that exists.
 import { afterEach, expect, test } from "bun:test"
-import { AlreadyExistsError, Contest, NotFoundError, SettingsMismatchError } from "../../src/leases/index.ts"
+import {
+  AlreadyExistsError,
+  Contest,
+  ContestOpenError,
+  NotFoundError,
+  SettingsMismatchError,
+} from "../../src/leases/index.ts"
+import { leaseNative, loadNative } from "../../src/native/ffi.ts"
+import { bunChild, linuxBackend, stopAll } from "../support/helpers.ts"
 
 let seq = 0
 const fresh = () => `life-${process.pid}-${seq++}`
 const open: Contest[] = []
-afterEach(() => {
+afterEach(async () => {
   for (const c of open.splice(0)) c.close()
+  await stopAll()
 })
 async function keep(p: Promise<Contest>): Promise<Contest> {
   const c = await p
@@ -50,3 +59,36 @@ test.each([["maybe"], [""], [2], [null]])("create: %p is a TypeError that lists 
     /create must be "if-missing", "never" or "must"/,
   )
 })
+
+test("Contest.open's refusals carry their reason as data: invalid-name, invalid-capacity", async () => {
+  const reasons = await Promise.all(
+    [Contest.open("no/slash"), Contest.open(fresh(), { capacity: 100 })].map((p) =>
+      p.then(
+        (c) => (c.close(), null),
+        (e: unknown) => [(e as Error).constructor.name, (e as ContestOpenError).reason],
+      ),
+    ),
+  )
+  expect(reasons).toEqual([
+    ["ContestOpenError", "invalid-name"],
+    ["ContestOpenError", "invalid-capacity"],
+  ])
+})
+
+test.skipIf(!linuxBackend)(
+  "a running process that listens under the name and never hands the table over: reason no-answer",
+  async () => {
+    await loadNative()
+    const name = fresh()
+    const silent = bunChild("lease-squatter.ts", [name, String(leaseNative.sbl_layout_hash()), "silent"])
+    await silent.waitLine(/^listening$/)
+    const e = await Contest.open(name, { joinTimeoutMs: 600 }).then(
+      (c) => (c.close(), null),
+      (e: unknown) => e,
+    )
+    expect(e).toBeInstanceOf(ContestOpenError)
+    expect((e as ContestOpenError).reason).toBe("no-answer")
+    expect(String(e)).toContain("joinTimeoutMs")
+  },
+  30_000,
+)

@@ -10,6 +10,7 @@ import {
   type ClusterContest,
   Contest,
   ContestModeError,
+  type ContestOpenError,
   ContestUnavailableError,
   LeaseLostError,
   NotFoundError,
@@ -199,11 +200,15 @@ describe.skipIf(skip !== null)("a cluster contest on JetStream KV", () => {
   test("a name is local or cluster-wide on a host, never both: ContestModeError either way, nothing left open", async () => {
     const name = busName("kv")
     const local = await Contest.open(name)
-    expect(await rejection(open(name))).toBeInstanceOf(ContestModeError)
+    const refused = await rejection(open(name))
+    expect(refused).toBeInstanceOf(ContestModeError)
+    expect((refused as ContestModeError).reason).toBe("mode")
     local.close()
     const cluster = await open(name)
     try {
-      expect(await rejection(Contest.open(name))).toBeInstanceOf(ContestModeError)
+      const refusedLocal = await rejection(Contest.open(name))
+      expect(refusedLocal).toBeInstanceOf(ContestModeError)
+      expect((refusedLocal as ContestModeError).reason).toBe("mode")
       // from another process too (the marker is an abstract socket, §12.5)
       const p = Bun.spawnSync([
         process.execPath,
@@ -226,6 +231,8 @@ describe.skipIf(skip !== null)("a cluster contest on JetStream KV", () => {
     expect(await rejection(Contest.open(name, { remote: viaNats(nats.url), create: "never" }))).toBeInstanceOf(
       NotFoundError,
     )
+    const badName = await rejection(Contest.open("no/slash", { remote: viaNats(nats.url) }))
+    expect((badName as ContestOpenError).reason).toBe("invalid-name")
     await using a = await open(name)
     expect(await rejection(a.tryClaim(S, {} as never))).toBeInstanceOf(TypeError)
     expect(await rejection(a.tryClaim(S, { ttlMs: 200 }))).toBeInstanceOf(RangeError) // margin 102: 2 × 102 > 200

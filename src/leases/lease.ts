@@ -1,0 +1,152 @@
+// A held claim of a local contest (Lease): what it knows of itself, and how it asks its contest whether the claim
+// is still the current one (LeaseHost, which Contest implements: contest.ts imports this file, never the reverse).
+import { madeBy } from "../kit/index.ts"
+import { LeaseLostError } from "./errors.ts"
+import { checkNumber, describe, MAX_TTL_MS, type Subject } from "./subject.ts"
+
+/** How a claim was won: the subject was free, the last claim had expired, or its holder's process died or left. */
+export type ClaimedFrom = "free" | "expired" | "holder-gone"
+
+/** @internal where a claim sits in the table, and the version it had when this process last saw it */
+export interface ClaimRef {
+  entry: number
+  version: number
+  member: number
+}
+
+/** @internal what a Lease asks of its contest (Contest) */
+export interface LeaseHost {
+  readonly closed: boolean
+  checkClaim(ref: ClaimRef, nowMs: number): boolean
+  renewClaim(ref: ClaimRef, nowMs: number, ttlMs: number): { version: number; expiresAt: number } | null
+  releaseClaim(lease: Lease): boolean
+  watch(lease: Lease): void
+  unwatch(lease: Lease): void
+}
+
+/** @internal the key only a contest passes to make a Lease */
+export const LEASE_KEY = Symbol("contest.tryClaim")
+
+/** A held claim. Release it with `release()` or `using`; `signal` aborts when it is lost. */
+export class Lease implements Disposable {
+  /** The claim's identity; equal to its fencing token. */
+  readonly claimId: bigint
+  private abort?: AbortController
+  private expiryTimer?: ReturnType<typeof setTimeout>
+  private lost = false
+  private why = ""
+
+  /** @internal */
+  constructor(
+    key: symbol,
+    private readonly contest: LeaseHost,
+    /** @internal */ readonly ref: ClaimRef,
+    readonly subject: Subject,
+    readonly owner: string,
+    /** Fencing token: pass it to the storage you write to, which refuses tokens lower than one it saw. */
+    readonly token: bigint,
+    readonly claimedAt: number,
+    private expiry: number,
+    readonly from: ClaimedFrom,
+    /** false when made with an explicit clock: expiry is then not judged on Date.now() by `held` or `signal` */
+    private readonly wallClock: boolean,
+  ) {
+    madeBy(key, LEASE_KEY, "Lease", "contest.tryClaim(subject, options) or contest.claim(subject, options)")
+    this.claimId = token
+  }
+
+  /** ms; Infinity when the lease has no TTL. */
+  get expiresAt(): number {
+    return this.expiry
+  }
+
+  /** Still ours: not released, not reset or taken over, and (on the wall clock) not expired, judged now. */
+  get held(): boolean {
+    if (this.lost) return false
+    const now = this.wallClock ? Date.now() : -Infinity
+    if (this.contest.checkClaim(this.ref, now)) return true
+    if (this.contest.closed) this.markLost("was lost: its contest was closed")
+    else if (now >= this.expiry) this.markLost(`expired at ${new Date(this.expiry).toISOString()}`)
+    else this.markLost("was taken over or reset")
+    return false
+  }
+
+  /**
+   * Throws LeaseLostError, saying why, unless the lease is still ours at this very moment (`held`): call it
+   * right before a side effect. The storage should still check `token` (a process can stall after the check).
+   */
+  check(): void {
+    if (!this.held) throw this.lostError(this.why)
+  }
+
+  /** Aborts when the lease is lost: released, expired, taken over, reset, or the contest closed. */
+  get signal(): AbortSignal {
+    if (!this.abort) {
+      this.abort = new AbortController()
+      if (this.lost || !this.held) this.abort.abort(this.lostError(this.why))
+      else {
+        this.scheduleExpiry()
+        this.contest.watch(this)
+      }
+    }
+    return this.abort.signal
+  }
+
+  /** Extend the lease to now + ttlMs. Throws LeaseLostError if it was already lost (then claim again). */
+  renew(ttlMs: number, nowMs?: number): void {
+    if (typeof ttlMs === "object" && ttlMs !== null)
+      throw new TypeError("lease.renew takes the TTL as a number of ms, renew(30_000), not an options object")
+    checkNumber(ttlMs, "ttlMs", Number.MIN_VALUE, MAX_TTL_MS, true)
+    if (nowMs !== undefined) checkNumber(nowMs, "nowMs", -8.64e15, 8.64e15)
+    if (this.lost) throw this.lostError(this.why)
+    const out = this.contest.renewClaim(this.ref, nowMs ?? Date.now(), ttlMs)
+    if (out === null) {
+      this.markLost("was lost (taken over, reset or expired) before it was renewed")
+      throw this.lostError(this.why)
+    }
+    this.ref.version = out.version
+    this.expiry = out.expiresAt
+    if (this.abort) this.scheduleExpiry()
+  }
+
+  /** Let the subject go. true if it was still ours, false if it had been lost already. Idempotent. */
+  release(): boolean {
+    if (this.lost) return false
+    const released = this.contest.releaseClaim(this)
+    this.markLost("was released")
+    return released
+  }
+
+  [Symbol.dispose](): void {
+    this.release()
+  }
+
+  /** @internal the watcher's check: false once lost */
+  poll(): boolean {
+    return this.held
+  }
+
+  /** @internal */
+  markLost(why: string) {
+    if (this.lost) return
+    this.lost = true
+    this.why = why
+    clearTimeout(this.expiryTimer)
+    this.contest.unwatch(this)
+    this.abort?.abort(this.lostError(why))
+  }
+
+  private lostError(why: string) {
+    return new LeaseLostError(
+      `lease on ${describe(this.subject)} (token ${this.token}) ${why}; claim it again to continue`,
+    )
+  }
+
+  private scheduleExpiry() {
+    clearTimeout(this.expiryTimer)
+    if (!this.wallClock || this.expiry === Infinity) return
+    // +1: expiry is judged as now >= expiresAt, and timers may fire a little early
+    this.expiryTimer = setTimeout(() => this.held, Math.max(0, this.expiry - Date.now() + 1))
+    this.expiryTimer.unref?.()
+  }
+}
