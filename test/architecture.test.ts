@@ -12,7 +12,7 @@ const SRC = join(import.meta.dir, "..", "src")
 const FEATURES = ["http", "events", "leases", "stdio", "nats", "status"]
 /** The sideways edges between features, each for a reason: feature → the features it may import (index.ts or internal.ts only). */
 export const FEATURE_EDGES: Record<string, readonly string[]> = {
-  http: ["events", "nats", "status"], // the hub's app.emit and GET /events run over a topic; createHub({ nats }) is sugar for remote: nats(url); its page and CLI draw serveStatus's sections
+  http: ["events", "nats", "status"], // the hub's app.emit and GET /events run over a topic; createHub({ nats }) is sugar for remote: nats(url); its page and CLI draw its section through src/status
   nats: ["events", "leases"], // the transport implements the ports those rooms own (events/internal.ts, leases/internal.ts)
   stdio: ["status"], // slotbus stdio --status serves the bus's live view
 }
@@ -307,8 +307,8 @@ describe("the guard notices a broken layout", () => {
     ["leases/cluster.ts", 'const { nats } = await import("../nats/index.ts")'], // nats → leases, never back: the caller passes the transport in
     ["events/topic.ts", 'import type { TopicBridge } from "../nats/topic-bridge.ts"'],
     ["core/bus.ts", 'import type { Nats } from "../nats/index.ts"'],
-    ["http/hub/status-page.ts", 'import { SECTIONS_SCRIPT } from "../../status/page.ts"'], // past the internal face
-    ["leases/contest.ts", 'import { renderSections } from "../status/internal.ts"'], // an undeclared edge
+    ["http/hub/status.ts", 'import { STATUS_PAGE_HTML } from "../../status/page.ts"'], // past the internal face
+    ["leases/contest.ts", 'import { renderReport } from "../status/internal.ts"'], // an undeclared edge
     ["kit/supervisor.ts", 'import type { SlotBus } from "../core/bus.ts"'], // the kit knows nothing of slots
     ["kit/status.ts", 'import { SlotBus } from "../core/index.ts"'],
     ["events/topic.ts", 'import { sleep } from "../kit/timers.ts"'], // past the kit's index
@@ -324,7 +324,7 @@ describe("the guard notices a broken layout", () => {
     ["http/hub/sse.ts", 'import { Topic } from "../../events/index.ts"'], // the declared edge
     ["nats/kv-lease.ts", 'import type { LeaseTable } from "../leases/internal.ts"'], // the transport implements the room's port
     ["http/hub/server.ts", 'import { Registry } from "./registry.ts"\nimport { RouteError } from "../errors.ts"'],
-    ["http/status-cli.ts", 'import { renderSections } from "../status/internal.ts"'], // a declared edge's internal face
+    ["http/status-cli.ts", 'import { renderReport } from "../status/internal.ts"'], // a declared edge's internal face
     ["stdio/pool.ts", 'import { Supervisor } from "../kit/index.ts"'],
     ["core/worker.ts", 'import { Backoff } from "../kit/index.ts"'],
     ["kit/lifecycle.ts", 'import { Errno } from "../native/ffi.ts"'],

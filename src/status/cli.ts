@@ -8,6 +8,7 @@ import type { StatusReport } from "./server.ts"
 
 const EVERY_MS = 1000
 const FETCH_TIMEOUT_MS = 5000
+const FACTS_WIDTH = 100
 /** The most an answer to `slotbus status` may be: a report is some KiB; more is no status server's. */
 export const MAX_ANSWER_BYTES = 4 * 1024 * 1024
 
@@ -104,7 +105,7 @@ export async function fetchCapped(url: string, via: { unix?: string } = {}): Pro
 const clean = (s: unknown) => String(s).replace(/[\u0000-\u001f\u007f-\u009f]/g, "?")
 const show = (v: StatusValue) => (v === true ? "yes" : v === false ? "no" : v === null ? "-" : clean(v))
 /** A value printed as a number only if it is one (NaN otherwise): the server sent it, it may be anything. */
-export const numberOf = (v: unknown): number => (typeof v === "number" ? v : Number.NaN)
+const numberOf = (v: unknown): number => (typeof v === "number" ? v : Number.NaN)
 
 function table(columns: string[], rows: StatusValue[][]): string[] {
   const cells = [columns.map((c) => clean(c).toUpperCase()), ...rows.map((r) => r.map(show))]
@@ -120,7 +121,13 @@ function table(columns: string[], rows: StatusValue[][]): string[] {
 
 function part(p: StatusPart, indent: string): string[] {
   const out: string[] = []
-  if (p.facts.length > 0) out.push(indent + p.facts.map(([k, v]) => `${clean(k)}: ${show(v)}`).join("   "))
+  // facts side by side, a new line past FACTS_WIDTH columns: a terminal's width cuts lines, facts are not lost
+  let line = ""
+  for (const fact of p.facts.map(([k, v]) => `${clean(k)}: ${show(v)}`)) {
+    if (line && line.length + 3 + fact.length > FACTS_WIDTH) out.push(indent + line), (line = "")
+    line = line ? `${line}   ${fact}` : fact
+  }
+  if (line) out.push(indent + line)
   for (const t of p.tables) {
     out.push(`${indent}${clean(t.title).toUpperCase()} (${numberOf(t.rows.length)})`)
     if (t.rows.length === 0) out.push(`${indent}  none`)
@@ -129,8 +136,8 @@ function part(p: StatusPart, indent: string): string[] {
   return out
 }
 
-/** Sections as terminal lines (every string cleaned of control characters); the HTTP hub's view prints them too. */
-export function renderSections(sections: StatusSection[]): string[] {
+/** Sections as terminal lines, every string cleaned of control characters. */
+function renderSections(sections: StatusSection[]): string[] {
   const out: string[] = []
   for (const s of sections) {
     out.push("", `== ${clean(s.kind)} ${clean(s.name)}`)
@@ -141,7 +148,8 @@ export function renderSections(sections: StatusSection[]): string[] {
   return out
 }
 
-function render(r: StatusReport, width: number): string {
+/** A report as text, each line cut at `width` columns; the HTTP hub's view prints its /health so too. */
+export function renderReport(r: StatusReport, width: number): string {
   const up = Math.round(numberOf(r.uptimeMs) / 1000)
   const out = [`${clean(r.title)} — ${clean(r.host)}, pid ${numberOf(r.pid)}, up ${up} s, ${clean(r.at)}`]
   out.push(...renderSections(r.sections))
@@ -178,7 +186,7 @@ export async function runStatusCli(argv: string[], otherwise: (argv: string[]) =
 }
 
 function watch(target: Target, first: StatusReport, once: boolean): Promise<number> {
-  return redraw(first, once, render, () =>
+  return redraw(first, once, renderReport, () =>
     fetchReport(target).then(
       (r) => r ?? new StatusProblem(`${target.label} no longer serves /status.json`),
       (e: unknown) => {

@@ -1,5 +1,5 @@
 // What other rooms of slotbus use of this one and users do not (its internal face, along the edges
-// test/architecture.test.ts declares): how sections are drawn and a status
-// answer is read, for the HTTP hub's own page and its `slotbus status`.
-export { pageHeaders, SECTIONS_SCRIPT, SECTIONS_STYLE, sha256 } from "./page.ts"
-export { fetchCapped, numberOf, redraw, renderSections } from "./cli.ts"
+// test/architecture.test.ts declares): the page and how a report is read and drawn in a terminal, for the HTTP
+// hub's GET /health/status and its `slotbus status`.
+export { PAGE_HEADERS, STATUS_PAGE_HTML } from "./page.ts"
+export { fetchCapped, redraw, renderReport } from "./cli.ts"

@@ -1,11 +1,11 @@
 // The page serveStatus serves at GET /: one self-contained HTML document (inline CSS and JS, nothing fetched from
 // elsewhere) that draws GET /stream as it arrives. Every string from a section goes into the DOM as textContent,
-// never as markup; the CSP (scripts and styles only by hash) is a second fence, not the first.
-// SECTIONS_STYLE and SECTIONS_SCRIPT draw a list of sections and are the HTTP hub's page's too.
+// never as markup; the CSP (scripts and styles only by hash) is a second fence, not the first. The HTTP hub serves
+// it too, at GET /health/status (its "stream" is then GET /health/stream).
 import { createHash } from "node:crypto"
 
 /** How sections look: cards of facts and tables, a NATS block, warnings. */
-export const SECTIONS_STYLE = `
+const SECTIONS_STYLE = `
 .sb-card { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 12px 16px 14px; min-width: 0; }
 .sb-card h2 { font-size: 15px; margin: 0 0 8px; font-weight: 650; }
 .sb-card h2 .kind { color: var(--muted); font-weight: 500; margin-right: 6px; }
@@ -20,7 +20,7 @@ export const SECTIONS_STYLE = `
 .sb-card table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
 .sb-card th, .sb-card td { text-align: left; padding: 4px 12px 4px 0; border-bottom: 1px solid var(--line); white-space: nowrap; }
 .sb-card th { color: var(--muted); font-weight: 600; font-size: 12px; text-transform: uppercase; letter-spacing: .3px; }
-.sb-card td.n { text-align: right; }
+.sb-card td.n, .sb-card th.n { text-align: right; }
 .sb-empty { color: var(--muted); font-style: italic; margin: 2px 0; }
 .sb-warn { background: var(--warn-bg); color: var(--warn); border-radius: 6px; padding: 4px 10px; margin: 0 0 8px; font-weight: 600; }
 `
@@ -29,7 +29,7 @@ export const SECTIONS_STYLE = `
  * Defines renderSections(container, sections): replaces the container's children with one card per section.
  * (String.raw: its regular expression's backslashes reach the browser as written.)
  */
-export const SECTIONS_SCRIPT = String.raw`
+const SECTIONS_SCRIPT = String.raw`
 function sbEl(tag, cls, text) {
   const e = document.createElement(tag)
   if (cls) e.className = cls
@@ -131,27 +131,28 @@ es.onerror = () => { pill.textContent = "reconnecting"; pill.className = "pill d
 
 export const STATUS_PAGE_HTML = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>slotbus status</title><style>${STYLE}</style></head>
+<title>slotbus status</title><link rel="icon" href="data:,"><style>${STYLE}</style></head>
 <body><header><h1 id="title">slotbus status</h1><span class="where" id="where">connecting…</span><span class="pill down" id="pill">connecting</span></header>
 <main></main><script>${SCRIPT}</script></body></html>`
 
-/** The headers a status page goes out with, under its own CSP (this one's, or the HTTP hub's page's). */
-export const pageHeaders = (csp: string) => ({
-  "content-type": "text/html; charset=utf-8",
-  "cache-control": "no-store",
-  "content-security-policy": csp,
-  "x-content-type-options": "nosniff",
-  "referrer-policy": "no-referrer",
-})
-
-export const sha256 = (s: string) => `'sha256-${createHash("sha256").update(s).digest("base64")}'`
+const sha256 = (s: string) => `'sha256-${createHash("sha256").update(s).digest("base64")}'`
 
 export const STATUS_PAGE_CSP = [
   "default-src 'none'",
   `script-src ${sha256(SCRIPT)}`,
   `style-src ${sha256(STYLE)}`,
   "connect-src 'self'",
+  "img-src data:", // the empty icon: no request for /favicon.ico
   "base-uri 'none'",
   "form-action 'none'",
   "frame-ancestors 'none'",
 ].join("; ")
+
+/** The headers the page goes out with. */
+export const PAGE_HEADERS = {
+  "content-type": "text/html; charset=utf-8",
+  "cache-control": "no-store",
+  "content-security-policy": STATUS_PAGE_CSP,
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "no-referrer",
+}

@@ -5,7 +5,7 @@ import { chmodSync, existsSync, lstatSync, unlinkSync } from "node:fs"
 import { hostname } from "node:os"
 import type { Server } from "bun"
 import { checkOptions, optionNames, readSection, STATUS, type StatusSection, type StatusSource } from "../kit/index.ts"
-import { pageHeaders, STATUS_PAGE_CSP, STATUS_PAGE_HTML } from "./page.ts"
+import { PAGE_HEADERS, STATUS_PAGE_HTML } from "./page.ts"
 
 export interface StatusServerOptions {
   /** A TCP port to serve on (0 picks a free one). One of `port` and `unix`. */
@@ -37,7 +37,7 @@ export interface StatusServer extends AsyncDisposable {
   stop(): Promise<void>
 }
 
-/** Anything with a status section: a SlotBus, Topic, Contest or StdioBus, or a function of your own. */
+/** Anything with a status section: a SlotBus, Topic, Contest, StdioBus or Hub, or a function of your own. */
 export type StatusInput = StatusSource | (() => StatusSection | Promise<StatusSection>)
 
 const OPTIONS = optionNames<StatusServerOptions>({ port: true, hostname: true, unix: true, title: true })
@@ -46,7 +46,6 @@ const EVERY_MS = 1000
 const MAX_WATCHERS = 64
 /** A watcher whose unread reports pass this is too slow: its stream is ended. */
 const MAX_BACKLOG_BYTES = 1024 * 1024
-const PAGE_HEADERS = pageHeaders(STATUS_PAGE_CSP)
 const encoder = new TextEncoder()
 
 function sectionOf(input: StatusInput, i: number): () => StatusSection | Promise<StatusSection> {
@@ -54,7 +53,7 @@ function sectionOf(input: StatusInput, i: number): () => StatusSection | Promise
   if (input !== null && typeof input === "object" && typeof (input as StatusSource)[STATUS] === "function")
     return () => (input as StatusSource)[STATUS]()
   throw new TypeError(
-    `serveStatus: source ${i} has no status view; pass a SlotBus, Topic, Contest, StdioBus or a function returning a section`,
+    `serveStatus: source ${i} has no status view; pass a SlotBus, Topic, Contest, StdioBus, Hub or a function returning a section`,
   )
 }
 
@@ -72,7 +71,7 @@ async function claimSocketPath(path: string) {
 }
 
 /**
- * Serves a live status view of `sources` (SlotBus, Topic, Contest, StdioBus, or your own `() => section`) on a
+ * Serves a live status view of `sources` (SlotBus, Topic, Contest, StdioBus, Hub, or your own `() => section`) on a
  * port or a unix socket: open its URL in a browser, or run `slotbus status <url>`.
  */
 export async function serveStatus(sources: StatusInput[], options: StatusServerOptions): Promise<StatusServer> {

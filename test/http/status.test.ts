@@ -1,12 +1,16 @@
 // The hub's live view over HTTP: what /health reports for it (slots, stuck, restarts, latency, the events topic),
-// GET /health/status (one self-contained page) and GET /health/stream (the /health report as server-sent events).
-// The page itself runs in Chromium in status-page.test.ts; `slotbus status` in status-cli.test.ts.
+// the hub as a serveStatus source, GET /health/status (serveStatus's page) and GET /health/stream (the hub's status
+// report as server-sent events). The page itself runs in Chromium in status-page.test.ts; `slotbus status` in
+// status-cli.test.ts.
 import { afterAll, expect, test } from "bun:test"
 import { createHash } from "node:crypto"
 import { hostname } from "node:os"
+import { join } from "node:path"
 import { Topic } from "../../src/events/index.ts"
 import { createHub, type Hub, type HubHealth } from "../../src/http/index.ts"
-import { stopAll, until } from "../support/helpers.ts"
+import { SlotBus } from "../../src/index.ts"
+import { serveStatus, type StatusReport, type StatusSection } from "../../src/status/index.ts"
+import { busName, REPO, run, spawnWorker, stopAll, until } from "../support/helpers.ts"
 import { SseReader, startWorker } from "../support/http.ts"
 
 afterAll(stopAll)
@@ -60,6 +64,55 @@ test("/health reports each worker's slots in use, stuck slots, restarts and late
   }
 })
 
+/** The rows of a section's table as objects, by column name. */
+const rowsOf = (s: StatusSection, title: string) => {
+  const t = s.tables.find((x) => x.title === title)!
+  return t.rows.map((r) => Object.fromEntries(t.columns.map((c, i) => [c, r[i]])))
+}
+
+test("serveStatus([hub, bus]) shows the hub beside the bus: the hub's workers, routes and counters as /health has them", async () => {
+  await using hub = await createHub({ port: 0, quiet: true })
+  await using bus = await SlotBus.listen(busName("hub-status"))
+  const w = await startWorker(hub.url, "shop", ["--instance=shop-1"])
+  const echo = await spawnWorker(bus.name)
+  const status = await serveStatus([hub, bus], { port: 0, title: "hub and bus" })
+  try {
+    for (let i = 0; i < 3; i++) expect((await fetch(`${hub.url}/items/${i}`)).status).toBe(200)
+    expect((await fetch(`${hub.url}/nope`)).status).toBe(404)
+    const r = (await (await fetch(`${status.url}/status.json`)).json()) as StatusReport
+    expect(r.sections.map((s) => [s.kind, s.name])).toEqual([
+      ["hub", hub.url],
+      ["bus", bus.name],
+    ])
+    const [s, b] = r.sections as [StatusSection, StatusSection]
+    const h = await health(hub)
+    expect(s.facts).toContainEqual(["requests", h.counters.requests])
+    expect(s.facts).toContainEqual(["requests", 3])
+    expect(s.facts).toContainEqual(["4xx", 1])
+    expect(s.facts).toContainEqual(["events topic", hub.eventsTopic])
+    expect(rowsOf(s, "workers")).toMatchObject([
+      { name: "shop", instance: "shop-1", pid: w.pid, state: "connected", slots: "0/32", served: 3 },
+    ])
+    expect(rowsOf(s, "routes")).toContainEqual({ owner: "shop", route: "GET /items/:id", workers: 1 })
+    expect(rowsOf(s, "routes")).toHaveLength(h.routes.length)
+    expect(rowsOf(s, "events topic subscribers")).toContainEqual(
+      expect.objectContaining({ subscriber: `${process.pid} (the hub)`, filter: "*" }),
+    )
+    expect(rowsOf(b, "workers").map((x) => x.pid)).toEqual([echo.pid])
+
+    // the same two in a terminal
+    const cli = await run([process.execPath, join(REPO, "bin", "slotbus.ts"), "status", status.url, "--once"])
+    expect([cli.code, cli.stderr]).toEqual([0, ""])
+    expect(cli.stdout).toContain(`== hub ${hub.url}\n`)
+    expect(cli.stdout).toContain(`== bus ${bus.name}\n`)
+    expect(cli.stdout).toMatch(new RegExp(`shop +shop-1 +\\S+ +${w.pid} +connected +0/32 `))
+  } finally {
+    await status.stop()
+    await echo.kill()
+    await w.kill()
+  }
+})
+
 test("GET /health/status is one self-contained page: no token, like /health; nothing from elsewhere; scripts only by hash", async () => {
   await using hub = await createHub({ port: 0, quiet: true })
   const r = await fetch(`${hub.url}/health/status`)
@@ -98,7 +151,7 @@ test("GET /health/status is one self-contained page: no token, like /health; not
   expect(hub.health().counters.notFound).toBe(0)
 })
 
-test("GET /health/stream sends the /health report at once, then again as counters move; hub.close() ends it", async () => {
+test("GET /health/stream sends the hub's status report at once, then again as counters move; hub.close() ends it", async () => {
   const hub = await createHub({ port: 0, quiet: true })
   const w = await startWorker(hub.url, "shop")
   let reader: SseReader | undefined
@@ -106,17 +159,19 @@ test("GET /health/stream sends the /health report at once, then again as counter
     const res = await fetch(`${hub.url}/health/stream`)
     expect(res.headers.get("content-type")).toBe("text/event-stream; charset=utf-8")
     reader = new SseReader(res)
-    const report = (m: { event: string; data: string }) =>
-      m.event === "health" ? (JSON.parse(m.data) as HubHealth) : null
-    const first = report(await reader.next((m) => m.event === "health"))!
-    expect(first.workers.map((x) => x.pid)).toEqual([w.pid])
-    expect(first.counters.requests).toBe(0)
-    expect(first.sse.statusClients).toBe(1)
+    // serveStatus's report (what GET /stream of serveStatus sends), its one section the hub's
+    const hubOf = (m: { event: string; data: string }) =>
+      m.event === "status" ? (JSON.parse(m.data) as StatusReport).sections[0]! : null
+    const first = hubOf(await reader.next((m) => m.event === "status"))!
+    expect([first.kind, first.name]).toEqual(["hub", hub.url])
+    expect(rowsOf(first, "workers").map((x) => x.pid)).toEqual([w.pid])
+    expect(first.facts).toContainEqual(["requests", 0])
+    expect(first.facts).toContainEqual(["SSE clients", 1])
 
     for (let i = 0; i < 3; i++) expect((await fetch(`${hub.url}/items/${i}`)).status).toBe(200)
-    const later = report(await reader.next((m) => report(m)?.workers[0]?.served === 3))!
-    expect(later.counters).toMatchObject({ requests: 3, responses: 3 })
-    expect(reader.received.filter((m) => m.event === "health").length).toBeGreaterThanOrEqual(2)
+    const later = hubOf(await reader.next((m) => hubOf(m)?.tables[0]?.rows[0]?.[8] === 3))!
+    expect(later.facts).toContainEqual(["responses", 3])
+    expect(reader.received.filter((m) => m.event === "status").length).toBeGreaterThanOrEqual(2)
     const metrics = await (await fetch(`${hub.url}/metrics`)).text()
     expect(metrics).toContain('slotbus_hub_sse_connections{kind="status"} 1\n')
 
@@ -136,7 +191,7 @@ test("a /health/stream client that leaves is forgotten at once", async () => {
     for (let i = 0; i < 3; i++) {
       const r = new SseReader(await fetch(`${hub.url}/health/stream`))
       readers.push(r)
-      await r.next((m) => m.event === "health")
+      await r.next((m) => m.event === "status")
     }
     expect(hub.health().sse.statusClients).toBe(3)
     for (const r of readers) await r.close()
@@ -154,7 +209,7 @@ test("a /health/stream client with more queued than 4 × sseMaxBufferedBytes is 
     const outcome = await fetch(`${hub.url}/health/stream`).then(
       (res) =>
         new SseReader(res)
-          .next((m) => m.event === "health")
+          .next((m) => m.event === "status")
           .then(
             () => "a report",
             (e: Error) => e.message,

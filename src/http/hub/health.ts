@@ -48,7 +48,7 @@ export interface HubHealth {
   /**
    * With the `nats` option, what each worker name's bus and the events topic know across hosts (serveStatus's
    * sections, their NATS side only): the connection, workers by host, the bridge's holder, the stream's sequence.
-   * In GET /health and the live view; hub.health() leaves it out (it is read from the NATS server).
+   * In GET /health and the hub's status section; hub.health() leaves it out (it is read from the NATS server).
    */
   nats?: StatusSection[]
 }

@@ -1,7 +1,7 @@
 // The HTTP hub: a Bun.serve front door that routes requests to worker processes over slotbus.
 // This file dispatches; each concern lives next to it (registry, liveness, proxy, sse, health).
 import type { Server } from "bun"
-import { madeBy } from "../../kit/index.ts"
+import { madeBy, STATUS, type StatusSection } from "../../kit/index.ts"
 import { SettingsMismatchError, Topic } from "../../events/index.ts"
 import { HubEventsError } from "../errors.ts"
 import { sameToken, defaultTokenFile, newToken, removeTokenFile, writeTokenFile } from "../token.ts"
@@ -13,6 +13,7 @@ import { RequestProxy } from "./proxy.ts"
 import { Registry } from "./registry.ts"
 import { SseHub } from "./sse.ts"
 import { StatusStream } from "./status.ts"
+import { hubReport, hubSection } from "./section.ts"
 import { nats } from "../../nats/index.ts"
 
 const METRICS_HEADERS = { "content-type": "text/plain; version=0.0.4; charset=utf-8", "cache-control": "no-store" }
@@ -62,7 +63,7 @@ export class Hub {
     this.liveness = new Liveness(this.o, this.registry)
     this.proxy = new RequestProxy(this.o, counters, this.registry, this.liveness)
     this.sse = new SseHub(this.o, counters, this.registry, this.proxy, tag)
-    this.status = new StatusStream(this.o, () => this.fullHealth())
+    this.status = new StatusStream(this.o, async () => hubReport(await this.fullHealth(), this.url))
   }
 
   /** @internal Use createHub(). */
@@ -207,6 +208,11 @@ export class Hub {
     const h = this.health()
     if (this.o.nats !== undefined) h.nats = await natsSections(this.registry, this.topic)
     return h
+  }
+
+  /** What `serveStatus` shows of the hub: what GET /health reports (workers, routes, counters, its events topic). */
+  async [STATUS](): Promise<StatusSection> {
+    return hubSection(await this.fullHealth(), this.url)
   }
 
   /** Stops listening, ends SSE streams, disconnects every worker (they retry until a hub is back). */

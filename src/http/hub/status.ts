@@ -1,15 +1,13 @@
-// The live view of /health: GET /health/status (the page, status-page.ts) and GET /health/stream (the /health
-// report as server-sent events, at once and then every second, while anyone watches).
+// The hub's live view: GET /health/status (serveStatus's page, src/status) and GET /health/stream (the hub's
+// status report, hubReport, as server-sent events at once and then every second, while anyone watches). What is
+// the hub's own: its watchers are SSE clients like the others (sseMaxBufferedBytes, sseIdleTimeoutMs, counted).
 import type { Server } from "bun"
-import type { HubHealth } from "./health.ts"
+import type { StatusReport } from "../../status/index.ts"
+import { PAGE_HEADERS, STATUS_PAGE_HTML } from "../../status/internal.ts"
 import { json, type ResolvedOptions } from "./options.ts"
 import { SSE_HEADERS, sseFrame, SseStream } from "./sse-stream.ts"
-import { STATUS_PAGE_CSP, STATUS_PAGE_HTML } from "./status-page.ts"
-import { pageHeaders } from "../../status/internal.ts"
 
 const EVERY_MS = 1000
-
-const PAGE_HEADERS = pageHeaders(STATUS_PAGE_CSP)
 
 interface Watcher {
   stream: SseStream
@@ -23,7 +21,7 @@ export class StatusStream {
 
   constructor(
     private readonly o: ResolvedOptions,
-    private readonly report: () => Promise<HubHealth>,
+    private readonly report: () => Promise<StatusReport>,
   ) {}
 
   /** Clients reading GET /health/stream. */
@@ -58,7 +56,7 @@ export class StatusStream {
   }
 
   private async frame(): Promise<Uint8Array> {
-    return sseFrame({ event: "health", data: JSON.stringify(await this.report()) })
+    return sseFrame({ event: "status", data: JSON.stringify(await this.report()) })
   }
 
   private async tick() {
