@@ -25,7 +25,7 @@ import {
   TimeoutError,
 } from "../errors.ts"
 import { tuning, type IdleStrategy } from "./idle.ts"
-import { longTimeout } from "../kit/index.ts"
+import { longTimeout, sleep } from "../kit/index.ts"
 import type { BusStats } from "./stats.ts"
 import type { Pending, WorkerEvent, WorkerInfo } from "./endpoint.ts"
 import {
@@ -443,6 +443,44 @@ export class SlotBus {
   /** @internal superviseWorkers: a pool that feeds this bus, shown in its status view until `describe` says null (stopped). */
   showPool(pool: object, describe: () => PoolRow | null) {
     this.pools.set(pool, describe)
+  }
+
+  /**
+   * @internal superviseWorkers: the load on the workers of processes `pids`: their slots and what they hold, the
+   * bus's queue and how long its oldest request has waited (ms).
+   */
+  load(pids: ReadonlySet<number>) {
+    let inFlight = 0
+    let capacity = 0
+    let workers = 0
+    for (const e of this.d.endpoints)
+      if (pids.has(e.pid) && e.serving) {
+        inFlight += e.inFlight
+        capacity += e.capacity
+        workers++
+      }
+    const oldest = this.d.queue[0]
+    const waitedMs = oldest ? (Bun.nanoseconds() - oldest.started) / 1e6 : 0
+    return { queued: this.d.queue.length, waitedMs, inFlight, capacity, workers }
+  }
+
+  /** @internal superviseWorkers: resolves once a worker of process `pid` has joined this bus. */
+  async joined(pid: number): Promise<void> {
+    while (!this.d.endpoints.some((e) => e.pid === pid)) {
+      if (this.closing) throw this.closedError()
+      await sleep(5)
+    }
+  }
+
+  /**
+   * @internal superviseWorkers: the worker of process `pid` is being retired: it gets no new request, and this
+   * resolves once it holds none (its slots back, borrowed ones included) or it left.
+   */
+  async retire(pid: number): Promise<void> {
+    const e = this.d.endpoints.find((x) => x.pid === pid)
+    if (!e) return
+    e.drain()
+    while (this.d.endpoints.includes(e) && e.inFlight > 0) await sleep(5)
   }
 
   /** The error of a pool that gave up, while no worker is connected (then nothing could serve a request). */

@@ -84,6 +84,8 @@ export interface Endpoint {
    * one gets requests ("overflow": only when no near one has room).
    */
   readonly distance: 0 | 1
+  /** Its process (on its own host). */
+  readonly pid: number
   /** It takes new requests now (not draining, evicting or leaving). */
   readonly serving: boolean
   /** Requests it takes at once: its slots. */
@@ -106,6 +108,8 @@ export interface Endpoint {
   tick(now: number): void
   /** It left the books (`err`): every request it held goes elsewhere or fails (EndpointHost.retryOrFail). */
   left(err: Error): void
+  /** It gets no new request from now on (it is being retired); what it holds is answered. */
+  drain(): void
   /** It as `bus.workers` lists it. */
   info(): WorkerInfo
 }

@@ -19,8 +19,18 @@ export class RemoteEndpoint implements Endpoint {
     private readonly host: EndpointHost,
   ) {}
 
+  /** Retired by this bus: sent nothing more, whatever the worker says. */
+  private draining = false
+
+  get pid() {
+    return this.peer.pid
+  }
   get serving() {
-    return this.peer.serving
+    return this.peer.serving && !this.draining
+  }
+
+  drain() {
+    this.draining = true
   }
   get capacity() {
     return this.peer.capacity
@@ -118,7 +128,7 @@ export class RemoteEndpoint implements Endpoint {
     return {
       pid: peer.pid,
       uid: -1,
-      state: peer.serving ? "serving" : "draining",
+      state: this.serving ? "serving" : "draining",
       inFlight: peer.inFlight,
       waiting: this.calls.size,
       stuck: 0,

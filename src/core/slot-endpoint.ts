@@ -72,8 +72,15 @@ export class SlotEndpoint implements Endpoint, SlotStreamOwner {
     })
   }
 
+  get pid() {
+    return this.chan.peerPid
+  }
   get serving() {
     return this.state === "serving"
+  }
+
+  drain() {
+    if (this.state === "serving") this.state = "draining"
   }
   get capacity() {
     return this.chan.slotCount

@@ -1,5 +1,8 @@
 // superviseWorkers: a Supervisor (src/kit) keeping slotbus worker processes of one bus alive, which the bus knows of:
-// requests wait for it or fail with its PoolFailedError, stop() drains them first, the status view shows it.
+// a replacement's successor is ready once it joined the bus, a worker is drained on the bus before it is stopped on
+// purpose (reload, recycle, scale-down, stop), the pool can grow with its load and shrink when idle, requests wait
+// for it or fail with its PoolFailedError while no worker serves, and the status view shows it.
+import { readFileSync } from "node:fs"
 import { PoolFailedError } from "../errors.ts"
 import {
   checkOptions,
@@ -12,15 +15,29 @@ import {
 } from "../kit/index.ts"
 import type { SlotBus } from "./bus.ts"
 
-export interface SuperviseWorkersOptions extends Omit<SupervisorOptions, "command" | "drain"> {
+export interface SuperviseWorkersOptions
+  extends Omit<SupervisorOptions, "command" | "drain" | "ready" | "retire" | "instances"> {
   /** argv, or one command line split like a shell would ("bun worker.ts --idle park"). */
   command: string[] | string
+  /**
+   * How many workers: a number (default 1), or `{ min, max }` for a pool that grows while requests wait for a slot
+   * (or its slots are 90% busy) and shrinks after `idleTimeoutMs` of little use. Needs a bus.
+   */
+  instances?: number | { min: number; max: number }
+  /** With `instances: { min, max }`: how long the pool is little used (under 25% of its slots) before it shrinks. Default 30 000. */
+  idleTimeoutMs?: number
+  /**
+   * Replace a worker (surge-first, never counted as a crash) once it served `maxRequests`, its resident memory grew
+   * past `maxRssBytes` (read from /proc: Linux), or it ran `maxAgeMs`; each limit lowered by up to 10% at random per
+   * worker, so a pool does not recycle all at once. Needs a bus for `maxRequests`.
+   */
+  recycle?: { maxRequests?: number; maxRssBytes?: number; maxAgeMs?: number }
   /**
    * A call for the same bus and command as a running pool of this process returns that pool (bun --hot re-runs
    * the module that made it). Default: true under `bun --hot`.
    */
   hot?: boolean
-  /** Where the line saying the pool gave up goes. Default: console.warn, prefixed "slotbus: ". */
+  /** Where the lines saying the pool gave up, and recovered, go. Default: console.warn, prefixed "slotbus: ". */
   log?: (line: string) => void
 }
 
@@ -29,23 +46,47 @@ const POOLS: Map<string, { sup: Supervisor; options: string }> = ((globalThis as
   Symbol.for("slotbus.pools")
 ] ??= new Map()) as Map<string, { sup: Supervisor; options: string }>
 
-const SUPERVISE_WORKERS_OPTIONS = optionNames<SuperviseWorkersOptions>({ ...SHARED_OPTIONS, hot: true, log: true })
+const SUPERVISE_WORKERS_OPTIONS = optionNames<SuperviseWorkersOptions>({
+  ...SHARED_OPTIONS,
+  onGiveUp: true,
+  idleTimeoutMs: true,
+  recycle: true,
+  hot: true,
+  log: true,
+})
+const RECYCLE_OPTIONS = optionNames<NonNullable<SuperviseWorkersOptions["recycle"]>>({
+  maxRequests: true,
+  maxRssBytes: true,
+  maxAgeMs: true,
+})
+
+// How often an elastic pool looks at its load, and when it grows: a request waited this long for a slot, or this
+// share of its slots is busy; it shrinks when under IDLE_SHARE for idleTimeoutMs.
+const SCALE_TICK_MS = 100
+const GROW_WAIT_MS = 5
+const GROW_SHARE = 0.9
+const IDLE_SHARE = 0.25
+const RECYCLE_TICK_MS = 200
 
 /**
- * Keeps `instances` slotbus worker processes alive: restarted with backoff when they die, failed loudly past
- * the restart intensity. With a `bus`, stop() first waits for the requests in flight to these workers, and
- * once the pool has given up, requests that would wait for a worker fail with PoolFailedError.
+ * Keeps slotbus worker processes alive: restarted with backoff when they crash; past the restart intensity what
+ * crashes stays down (what runs goes on serving) until a window passes without a crash. With a `bus`, stop(),
+ * reload(), recycling and scale-down drain a worker on the bus before stopping it, a successor counts as ready once
+ * it joined the bus, and while no worker is connected after the pool gave up, requests fail with PoolFailedError.
  */
 export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersOptions): Supervisor {
   checkOptions(options, SUPERVISE_WORKERS_OPTIONS, "superviseWorkers", { required: ["command"] })
-  const { command, hot: hotOption, log: logOption, ...rest } = options
+  const { command, hot: hotOption, log: logOption, instances, idleTimeoutMs, recycle, ...rest } = options
   if (hotOption !== undefined && typeof hotOption !== "boolean") throw new TypeError("hot must be a boolean")
   if (logOption !== undefined && typeof logOption !== "function") throw new TypeError("log must be a function")
+  const range = instanceRange(instances, bus)
+  const idleMs = wholeMs(idleTimeoutMs, 30_000, "idleTimeoutMs")
+  const limits = recycleLimits(recycle, bus)
   const argv = typeof command === "string" ? splitCommand(command) : command
   const log = logOption ?? ((line: string) => console.warn(`slotbus: ${line}`))
   // Under bun --hot the module that called this runs again on every save: the same pool comes back.
   const key = JSON.stringify([bus?.name ?? null, argv, rest.cwd ?? null])
-  const shape = JSON.stringify(rest)
+  const shape = JSON.stringify({ rest, instances, idleTimeoutMs, recycle })
   const running = POOLS.get(key)
   if ((hotOption ?? process.execArgv.includes("--hot")) && running?.sup.state === "running") {
     if (running.options === shape) return running.sup
@@ -55,14 +96,28 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
     const pids = () => new Set(sup.instances.map((i) => i.pid))
     while (bus && bus.workers.some((w) => pids().has(w.pid) && w.inFlight > 0)) await sleep(10)
   }
-  const sup: Supervisor = new Supervisor({ ...rest, command: argv, drain })
-  const what = `the worker pool${bus ? ` of "${bus.name}"` : ""} (${argv.join(" ")}, ${sup.instances.length} instance${sup.instances.length === 1 ? "" : "s"})`
+  const sup: Supervisor = new Supervisor({
+    ...rest,
+    instances: range.min,
+    command: argv,
+    drain,
+    ready: bus ? (pid) => bus.joined(pid) : undefined,
+    retire: bus ? (pid) => bus.retire(pid) : undefined,
+  })
+  const what = () =>
+    `the worker pool${bus ? ` of "${bus.name}"` : ""} (${argv.join(" ")}, ${sup.instances.length} instance${sup.instances.length === 1 ? "" : "s"})`
   sup.on("failed", (f) => {
-    const message = `${what} gave up: ${f.reason}; fix the worker, then start the pool again (supervisor.start())`
+    const message = `${what()} gave up: ${f.reason}; what crashes stays down, what runs keeps serving, until ${f.windowMs} ms pass without a crash (or supervisor.stop() and start())`
     log(message)
     bus?.poolFailed(sup, new PoolFailedError(message, bus.name, f.reason))
   })
+  sup.on("recovered", (r) => {
+    log(`${what()} runs again: no crash for a window, ${r.restarted} restarted`)
+    bus?.poolFailed(sup, null)
+  })
   sup.on("start", () => bus?.poolFailed(sup, null))
+  sup.on("stopped", () => bus?.poolFailed(sup, null)) // a stopped pool takes its failure with it
+  const scale = { target: range.min, why: range.max > range.min ? "min" : "fixed" }
   bus?.showPool(sup, () =>
     sup.state === "stopped"
       ? null
@@ -70,7 +125,7 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
           row: [
             argv.join(" "),
             sup.state,
-            `${sup.runningCount} of ${sup.instances.length}`,
+            `${sup.runningCount} of ${sup.instances.length}${range.max > range.min ? ` (target ${scale.target}: ${scale.why})` : ""}`,
             sup.restarts,
             sup.instances.map((i) => i.pid || "-").join(" "),
           ],
@@ -79,5 +134,141 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
   )
   sup.start()
   POOLS.set(key, { sup, options: shape })
+  if (bus && range.max > range.min) autoscale(sup, bus, range, idleMs, scale)
+  if (limits) recycleWhenDue(sup, bus, limits)
   return sup
+}
+
+type Range = { min: number; max: number }
+
+function instanceRange(v: SuperviseWorkersOptions["instances"], bus: SlotBus | null): Range {
+  if (v === undefined || typeof v === "number") {
+    const n = v ?? 1
+    return { min: n, max: n } // Supervisor checks the number itself
+  }
+  if (typeof v !== "object" || v === null)
+    throw new TypeError(`superviseWorkers: instances is a number or { min, max }, got ${String(v)}`)
+  checkOptions(v, optionNames<Range>({ min: true, max: true }), "superviseWorkers instances", {
+    required: ["min", "max"],
+  })
+  const { min, max } = v
+  if (!Number.isInteger(min) || !Number.isInteger(max) || min < 0 || max < Math.max(min, 1))
+    throw new RangeError(
+      `superviseWorkers: instances { min, max } needs whole numbers 0 ≤ min ≤ max, max ≥ 1; got { min: ${min}, max: ${max} }`,
+    )
+  if (!bus && max > min)
+    throw new TypeError("superviseWorkers: instances { min, max } needs a bus to read the load from")
+  return { min, max }
+}
+
+function wholeMs(v: number | undefined, dflt: number, what: string): number {
+  if (v === undefined) return dflt
+  if (!Number.isInteger(v) || v < 1)
+    throw new RangeError(`superviseWorkers: ${what} must be a whole number of ms ≥ 1, got ${v}`)
+  return v
+}
+
+type Limits = { maxRequests: number; maxRssBytes: number; maxAgeMs: number }
+
+function recycleLimits(v: SuperviseWorkersOptions["recycle"], bus: SlotBus | null): Limits | null {
+  if (v === undefined) return null
+  checkOptions(v, RECYCLE_OPTIONS, "superviseWorkers recycle")
+  const out = { maxRequests: Infinity, maxRssBytes: Infinity, maxAgeMs: Infinity }
+  for (const k of ["maxRequests", "maxRssBytes", "maxAgeMs"] as const) {
+    const n = v[k]
+    if (n === undefined) continue
+    if (!Number.isInteger(n) || n < 1)
+      throw new RangeError(`superviseWorkers: recycle.${k} must be a whole number ≥ 1, got ${n}`)
+    out[k] = n
+  }
+  if (out.maxRequests < Infinity && !bus)
+    throw new TypeError("superviseWorkers: recycle.maxRequests needs a bus to count requests")
+  return out
+}
+
+/**
+ * Grows the pool while requests wait for a slot (or 90% of its slots are busy), doubling up to `max`, and shrinks
+ * it after `idleMs` under 25% use, at most by half and never under what its load needs, down to `min`.
+ */
+function autoscale(
+  sup: Supervisor,
+  bus: SlotBus,
+  range: Range,
+  idleMs: number,
+  scale: { target: number; why: string },
+) {
+  let busySince = performance.now()
+  let changing = false
+  const timer = setInterval(() => {
+    if (sup.state === "stopped" || sup.state === "stopping") return clearInterval(timer)
+    if (changing || sup.state !== "running") return
+    const pids = new Set(sup.instances.map((i) => i.pid))
+    const load = bus.load(pids)
+    const size = sup.instances.length
+    const share = load.capacity > 0 ? load.inFlight / load.capacity : 0
+    const now = performance.now()
+    let target = size
+    if ((load.waitedMs >= GROW_WAIT_MS || share >= GROW_SHARE) && size < range.max) {
+      target = Math.min(range.max, Math.max(size + 1, size * 2))
+      scale.why =
+        load.waitedMs >= GROW_WAIT_MS
+          ? `a request waited ${Math.round(load.waitedMs)} ms`
+          : `${Math.round(share * 100)}% busy`
+    }
+    if (share >= IDLE_SHARE || load.queued > 0) busySince = now
+    else if (now - busySince >= idleMs && size > range.min) {
+      const perWorker = load.capacity / Math.max(1, load.workers)
+      const needed = Math.ceil(load.inFlight / (perWorker * 0.5))
+      target = Math.max(range.min, Math.ceil(size / 2), needed)
+      scale.why = `under ${IDLE_SHARE * 100}% busy for ${idleMs} ms`
+      busySince = now
+    }
+    if (target === size) return
+    scale.target = target
+    changing = true
+    sup.resize(target).then(
+      () => (changing = false),
+      () => (changing = false),
+    )
+  }, SCALE_TICK_MS)
+  timer.unref()
+}
+
+/** Replaces a worker past one of its (jittered) limits, one at a time. */
+function recycleWhenDue(sup: Supervisor, bus: SlotBus | null, limits: Limits) {
+  const jitter = new Map<number, number>() // by pid: 0.9 … 1
+  let busy = false
+  const timer = setInterval(() => {
+    if (sup.state === "stopped" || sup.state === "stopping") return clearInterval(timer)
+    if (busy || sup.state !== "running") return
+    const served = bus ? new Map(bus.workers.map((w) => [w.pid, w.requests])) : new Map<number, number>()
+    const now = performance.now()
+    for (const inst of sup.instances) {
+      if (!inst.proc || inst.state !== "running") continue
+      let f = jitter.get(inst.pid)
+      if (f === undefined) jitter.set(inst.pid, (f = 1 - Math.random() * 0.1))
+      const due =
+        (served.get(inst.pid) ?? 0) >= limits.maxRequests * f ||
+        now - inst.startedAt >= limits.maxAgeMs * f ||
+        (limits.maxRssBytes < Infinity && rssBytes(inst.pid) >= limits.maxRssBytes * f)
+      if (!due) continue
+      busy = true
+      jitter.delete(inst.pid)
+      sup.recycle(inst.index).then(
+        () => (busy = false),
+        () => (busy = false),
+      )
+      return
+    }
+  }, RECYCLE_TICK_MS)
+  timer.unref()
+}
+
+function rssBytes(pid: number): number {
+  try {
+    const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]
+    return kb ? Number(kb) * 1024 : 0
+  } catch {
+    return 0 // gone, or no /proc here
+  }
 }

@@ -1,7 +1,10 @@
-// Process supervision in the Erlang/OTP manner: N instances of one command, each restarted with exponential
-// backoff when it exits unasked; more than `maxRestarts` restarts within `restartWindowMs` (restart intensity)
-// fails the whole group loudly instead of restarting forever. Stopping drains, then SIGTERM, then SIGKILL.
-// Used by the stdio bus (slotbus/stdio) and by superviseWorkers() (src/core) to keep slotbus workers alive.
+// Process supervision in the Erlang/OTP manner, told apart from what it is asked to do: N instances of one command,
+// each restarted with exponential backoff when it exits unasked (a crash). More than `maxRestarts` crashes within
+// `restartWindowMs` (restart intensity) gives up loudly: what crashes is no longer restarted, what runs keeps
+// running, and once no crash came for a window the pool restarts what is down and runs again. What the app or the
+// library asks for (kill, reload, recycle, a resize) is never a crash: it is not counted and waits no backoff, and a
+// replacement is surge-first (the successor is ready before the old instance is retired). Stopping drains, then
+// SIGTERM, then SIGKILL. Used by the stdio bus (slotbus/stdio) and by superviseWorkers() (src/core).
 import type { Subprocess } from "bun"
 import { SlotBusError } from "../errors.ts"
 import { Backoff } from "./backoff.ts"
@@ -12,9 +15,17 @@ import { longTimeout, sleep, type LongTimer } from "./timers.ts"
 /** The supervisor cannot do what was asked in its current state, or was configured wrongly. */
 export class SupervisorError extends SlotBusError {}
 
+/**
+ * running; failed (past its restart intensity: crashed instances stay down, running ones keep running, until a
+ * window without crashes); stopping; stopped.
+ */
 export type SupervisorState = "created" | "running" | "stopping" | "stopped" | "failed"
-export type InstanceState = "running" | "backoff" | "stopped"
+/** running; backoff (crashed, a restart is due); down (crashed while the pool gave up); stopped. */
+export type InstanceState = "running" | "backoff" | "down" | "stopped"
+/** Why an instance's process ended: a crash (unasked), or what was asked: stop, kill, reload, recycle, scale. */
+export type ExitCause = "crash" | "stop" | "kill" | "reload" | "recycle" | "scale"
 type Stdio = "pipe" | "ignore" | "inherit"
+type Proc = Subprocess<Stdio, Stdio, Stdio>
 
 export interface SupervisorOptions {
   /** argv: the program and its arguments. */
@@ -30,10 +41,10 @@ export interface SupervisorOptions {
   stdin?: Stdio
   stdout?: Stdio
   stderr?: Stdio
-  /** Restart intensity: more than this many restarts within `restartWindowMs` fails the group (default 5). */
+  /** Restart intensity: more than this many crashes within `restartWindowMs` gives up (default 5 in 60 s). */
   maxRestarts?: number
   restartWindowMs?: number
-  /** First restart delay, doubled for each further restart within the window, capped at backoffMaxMs. */
+  /** First restart delay after a crash, doubled for each further crash within the window, capped at backoffMaxMs. */
   backoffInitialMs?: number
   backoffMaxMs?: number
   /** Between SIGTERM and SIGKILL when stopping (default 2000). */
@@ -42,15 +53,24 @@ export interface SupervisorOptions {
   drain?: () => Promise<unknown>
   /** Default 10 000. */
   drainTimeoutMs?: number
+  /** Resolves when a new process is ready to serve (a replacement waits for it before retiring the old one). Default: at once. */
+  ready?: (pid: number) => Promise<unknown>
+  /** Resolves when a process about to be stopped on purpose has nothing in flight (bounded by drainTimeoutMs). */
+  retire?: (pid: number) => Promise<unknown>
+  /** How long a replacement's successor may take to be ready (default 30 000). */
+  readyTimeoutMs?: number
+  /** Past the restart intensity: keep what runs ("keep-running", the default) or stop every instance ("stop-all"). */
+  onGiveUp?: "keep-running" | "stop-all"
 }
 
 export interface SupervisedInstance {
   readonly index: number
   state: InstanceState
   /** The running process, or null between a crash and its restart. */
-  proc: Subprocess<Stdio, Stdio, Stdio> | null
+  proc: Proc | null
   /** 0 while not running. */
   pid: number
+  /** Crashes restarted. */
   restarts: number
   /** performance.now() of the last spawn. */
   startedAt: number
@@ -60,8 +80,9 @@ export interface ExitInfo {
   pid: number
   code: number | null
   signal: string | null
-  /** True when the supervisor itself stopped it (stop()). */
+  /** True when it was asked to end (any cause but a crash). */
   expected: boolean
+  cause: ExitCause
 }
 
 export interface SupervisorEvents {
@@ -69,12 +90,22 @@ export interface SupervisorEvents {
   exit: [SupervisedInstance, ExitInfo]
   restart: [SupervisedInstance, { delayMs: number; recentRestarts: number }]
   failed: [{ reason: string; restarts: number; windowMs: number; lastExit: ExitInfo | null }]
+  /** A window passed without a crash after the pool gave up: what was down is restarted. */
+  recovered: [{ restarted: number }]
+  /** An instance's process was replaced on purpose (surge-first: `pid` served until `successor` was ready). */
+  replaced: [SupervisedInstance, { cause: "reload" | "recycle"; pid: number; successor: number }]
+  stopped: []
 }
 
 export interface SupervisorStopOptions {
   /** Overrides the constructor's drainTimeoutMs; 0 skips the drain. */
   drainTimeoutMs?: number
   killGraceMs?: number
+}
+
+export interface ReloadOptions {
+  /** Instances replaced at once (default 1). */
+  maxSurge?: number
 }
 
 // The options Supervisor and superviseWorkers share (tsc checks each full list against its interface).
@@ -92,9 +123,17 @@ export const SHARED_OPTIONS = {
   backoffMaxMs: true,
   killGraceMs: true,
   drainTimeoutMs: true,
+  readyTimeoutMs: true,
 } as const
-const SUPERVISOR_OPTIONS = optionNames<SupervisorOptions>({ ...SHARED_OPTIONS, drain: true })
+const SUPERVISOR_OPTIONS = optionNames<SupervisorOptions>({
+  ...SHARED_OPTIONS,
+  drain: true,
+  ready: true,
+  retire: true,
+  onGiveUp: true,
+})
 const STOP_OPTIONS = optionNames<SupervisorStopOptions>({ drainTimeoutMs: true, killGraceMs: true })
+const RELOAD_OPTIONS = optionNames<ReloadOptions>({ maxSurge: true })
 
 const DEFAULTS = {
   instances: 1,
@@ -104,21 +143,31 @@ const DEFAULTS = {
   backoffMaxMs: 5_000,
   killGraceMs: 2_000,
   drainTimeoutMs: 10_000,
+  readyTimeoutMs: 30_000,
+  onGiveUp: "keep-running" as const,
 }
 
 export class Supervisor {
-  readonly instances: readonly SupervisedInstance[]
-  private readonly opts: Required<Omit<SupervisorOptions, "cwd" | "env" | "drain">> &
-    Pick<SupervisorOptions, "cwd" | "env" | "drain">
+  readonly instances: SupervisedInstance[]
+  private readonly opts: Required<Omit<SupervisorOptions, "cwd" | "env" | "drain" | "ready" | "retire">> &
+    Pick<SupervisorOptions, "cwd" | "env" | "drain" | "ready" | "retire">
   private _state: SupervisorState = "created"
   private recent: number[] = []
   private readonly backoff: Backoff
   private totalRestarts = 0
-  private readonly timers = new Map<number, LongTimer>()
-  private readonly stopping = new Set<number>()
+  private readonly timers = new Map<SupervisedInstance, LongTimer>()
+  private recovery: LongTimer | null = null
+  /** Processes asked to end, and why: their exit is not a crash. */
+  private readonly asked = new WeakMap<Proc, ExitCause>()
+  /** Instances whose process is being replaced: a crash of the old one waits for its successor. */
+  private readonly replacing = new Set<SupervisedInstance>()
+  /** Replacements and resizes, one after another. */
+  private changes: Promise<unknown> = Promise.resolve()
   private readonly events = new Emitter<SupervisorEvents>()
   private failure: string | null = null
   private last: ExitInfo | null = null
+  /** Processes ended on purpose, by cause (crashes are `restarts`). */
+  readonly replacements = { kill: 0, reload: 0, recycle: 0, scale: 0 }
 
   constructor(options: SupervisorOptions) {
     checkOptions(options, SUPERVISOR_OPTIONS, "new Supervisor", { required: ["command"] })
@@ -139,30 +188,29 @@ export class Supervisor {
       "backoffMaxMs",
       "killGraceMs",
       "drainTimeoutMs",
+      "readyTimeoutMs",
     ] as const)
       if (!Number.isInteger(o[k]) || o[k] < 0)
         throw new RangeError(`Supervisor: ${k} must be a whole number ≥ 0, got ${o[k]}`)
     if (o.env !== undefined && (typeof o.env !== "object" || o.env === null || Array.isArray(o.env)))
       throw new TypeError('Supervisor: env must be an object of variables to add, like { LOG_LEVEL: "debug" }')
+    if (o.onGiveUp !== "keep-running" && o.onGiveUp !== "stop-all")
+      throw new TypeError(`Supervisor: onGiveUp must be "keep-running" or "stop-all", got ${String(o.onGiveUp)}`)
+    for (const k of ["drain", "ready", "retire"] as const)
+      if (o[k] !== undefined && typeof o[k] !== "function") throw new TypeError(`Supervisor: ${k} must be a function`)
     this.opts = o
     this.backoff = new Backoff({ initialMs: o.backoffInitialMs, maxMs: o.backoffMaxMs })
-    this.instances = Array.from({ length: o.instances }, (_, index) => ({
-      index,
-      state: "stopped" as InstanceState,
-      proc: null,
-      pid: 0,
-      restarts: 0,
-      startedAt: 0,
-    }))
+    this.instances = Array.from({ length: o.instances }, (_, index) => newInstance(index))
   }
 
   get state(): SupervisorState {
     return this._state
   }
-  /** Why the group failed (restart intensity exceeded), or null. */
+  /** Why the pool gave up (restart intensity exceeded), while it has; null otherwise. */
   get failureReason(): string | null {
     return this.failure
   }
+  /** Crashes restarted. */
   get restarts(): number {
     return this.totalRestarts
   }
@@ -182,50 +230,151 @@ export class Supervisor {
   start(): void {
     if (this._state !== "created" && this._state !== "stopped" && this._state !== "failed")
       throw new SupervisorError(`start() needs a created, stopped or failed supervisor; this one is ${this._state}`)
+    this.recovery?.clear()
+    this.recovery = null
     this._state = "running"
     this.recent = []
     this.failure = null
     try {
-      for (const inst of this.instances) this.spawn(inst)
+      for (const inst of this.instances) if (!inst.proc) this.spawn(inst)
     } catch (e) {
-      for (const inst of this.instances)
-        if (inst.proc) {
-          this.stopping.add(inst.index)
-          inst.proc.kill("SIGKILL")
-        }
+      for (const inst of this.instances) if (inst.proc) this.end(inst.proc, "stop", "SIGKILL")
       this._state = "stopped"
       throw e
     }
   }
 
-  /** Kills one instance with `signal`; unless stopping, it is restarted like any crash (and counted). */
+  /** Ends one instance's process with `signal`; asked for, so it is restarted at once and not counted as a crash. */
   kill(index: number, signal: NodeJS.Signals = "SIGKILL"): void {
-    this.instances[index]?.proc?.kill(signal)
+    const proc = this.instances[index]?.proc
+    if (proc) this.end(proc, "kill", signal)
+  }
+
+  /**
+   * Replaces every running instance with a fresh process of the command, surge-first: the successor starts and
+   * must be ready (the `ready` option) within readyTimeoutMs before the old process is retired (drained, then
+   * SIGTERM). `maxSurge` instances at a time. Rejects, leaving the old instances that are left serving, when a
+   * successor is not ready in time or exits first.
+   */
+  reload(options: ReloadOptions = {}): Promise<void> {
+    checkOptions(options, RELOAD_OPTIONS, "supervisor.reload")
+    const surge = options.maxSurge ?? 1
+    if (!Number.isInteger(surge) || surge < 1)
+      return Promise.reject(new RangeError(`reload: maxSurge must be a whole number ≥ 1, got ${surge}`))
+    return this.queue(async () => {
+      const todo = [...this.instances]
+      while (todo.length > 0) await Promise.all(todo.splice(0, surge).map((inst) => this.replace(inst, "reload")))
+    })
+  }
+
+  /** Replaces one instance surge-first, as reload() does each (recycling a worker, say). */
+  recycle(index: number): Promise<void> {
+    const inst = this.instances[index]
+    if (!inst) return Promise.reject(new RangeError(`recycle: no instance ${index}`))
+    return this.queue(() => this.replace(inst, "recycle"))
+  }
+
+  /** Grows or shrinks the pool to `n` instances: new ones start, the highest ones are retired (drained first). */
+  resize(n: number): Promise<void> {
+    if (!Number.isInteger(n) || n < 0)
+      return Promise.reject(new RangeError(`resize: n must be a whole number ≥ 0, got ${n}`))
+    return this.queue(async () => {
+      while (this.instances.length < n) {
+        const inst = newInstance(this.instances.length)
+        this.instances.push(inst)
+        if (this._state === "running" || this._state === "failed") this.spawn(inst)
+      }
+      const gone = this.instances.splice(n)
+      await Promise.all(
+        gone.map(async (inst) => {
+          this.timers.get(inst)?.clear()
+          this.timers.delete(inst)
+          inst.state = "stopped"
+          if (!inst.proc) return
+          this.replacements.scale++
+          await this.retireProc(inst.proc, "scale", this.opts.killGraceMs)
+        }),
+      )
+    })
   }
 
   /** Stops restarting, lets `drain` finish (bounded), then SIGTERM, then SIGKILL after the grace period. */
   async stop(options: SupervisorStopOptions = {}): Promise<void> {
     checkOptions(options, STOP_OPTIONS, "supervisor.stop")
     if (this._state === "created" || this._state === "stopped") return
-    const wasFailed = this._state === "failed"
     this._state = "stopping"
     for (const t of this.timers.values()) t.clear()
     this.timers.clear()
+    this.recovery?.clear()
+    this.recovery = null
     const drainMs = options.drainTimeoutMs ?? this.opts.drainTimeoutMs
-    if (this.opts.drain && !wasFailed && drainMs > 0) {
-      let timer: LongTimer | undefined
-      await Promise.race([
-        this.opts.drain().catch(() => {}),
-        new Promise<void>((r) => (timer = longTimeout(r, drainMs))),
-      ])
-      timer?.clear()
-    }
+    if (this.opts.drain && drainMs > 0) await within(this.opts.drain(), drainMs)
     await this.terminateAll(options.killGraceMs ?? this.opts.killGraceMs)
-    this._state = wasFailed ? "failed" : "stopped"
+    this._state = "stopped"
+    this.failure = null // a stopped pool takes its failure with it
+    this.emit("stopped")
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop()
+  }
+
+  private queue(change: () => Promise<void>): Promise<void> {
+    const run = this.changes.then(() => {
+      if (this._state !== "running" && this._state !== "failed")
+        throw new SupervisorError(`the pool is ${this._state}: start() it first`)
+      return change()
+    })
+    this.changes = run.catch(() => {})
+    return run
+  }
+
+  /** Surge-first: a successor for `inst`, ready before the old process is retired. */
+  private async replace(inst: SupervisedInstance, cause: "reload" | "recycle"): Promise<void> {
+    const old = inst.proc
+    if (!old) {
+      // down or waiting out a backoff: a fresh process is all there is to do
+      this.timers.get(inst)?.clear()
+      this.timers.delete(inst)
+      if (this._state === "running") this.spawn(inst)
+      return
+    }
+    this.replacing.add(inst)
+    try {
+      const successor = this.launch(inst)
+      try {
+        await this.readyOrExit(successor)
+      } catch (e) {
+        this.end(successor, "stop", "SIGKILL")
+        throw new SupervisorError(
+          `${cause}: instance ${inst.index}'s successor (pid ${successor.pid}) ${(e as Error).message}; the old process (pid ${old.pid}) keeps serving`,
+        )
+      }
+      if (inst.proc === old || inst.proc === null) this.adopt(inst, successor)
+      this.replacements[cause]++
+      this.emit("replaced", inst, { cause, pid: old.pid, successor: successor.pid })
+    } finally {
+      this.replacing.delete(inst)
+    }
+    await this.retireProc(old, cause, this.opts.killGraceMs)
+  }
+
+  private async readyOrExit(proc: Proc): Promise<void> {
+    const exited = proc.exited.then(() => {
+      throw new Error(`exited (${describeProc(proc)}) before it was ready`)
+    })
+    const ready = this.opts.ready ? Promise.resolve(this.opts.ready(proc.pid)) : Promise.resolve()
+    const timeout = sleep(this.opts.readyTimeoutMs).then(() => {
+      throw new Error(`was not ready within ${this.opts.readyTimeoutMs} ms (readyTimeoutMs)`)
+    })
+    await Promise.race([ready, exited, timeout])
+  }
+
+  /** Retires a process asked to end: drained (retire, bounded by drainTimeoutMs), then SIGTERM, SIGKILL after `graceMs`. */
+  private async retireProc(proc: Proc, cause: ExitCause, graceMs: number): Promise<void> {
+    this.asked.set(proc, cause)
+    if (this.opts.retire) await within(this.opts.retire(proc.pid), this.opts.drainTimeoutMs)
+    await this.terminate(proc, cause, graceMs)
   }
 
   private async terminateAll(graceMs: number): Promise<void> {
@@ -233,60 +382,90 @@ export class Supervisor {
       this.instances.map(async (inst) => {
         const proc = inst.proc
         inst.state = "stopped"
-        if (!proc) return
-        this.stopping.add(inst.index)
-        proc.kill("SIGTERM")
-        const exited = await Promise.race([proc.exited.then(() => true), sleep(graceMs).then(() => false)])
-        if (!exited) proc.kill("SIGKILL")
-        await proc.exited
+        if (proc) await this.terminate(proc, "stop", graceMs)
       }),
     )
   }
 
-  private spawn(inst: SupervisedInstance): void {
+  private async terminate(proc: Proc, cause: ExitCause, graceMs: number): Promise<void> {
+    this.end(proc, cause, "SIGTERM")
+    const exited = await Promise.race([proc.exited.then(() => true), sleep(graceMs).then(() => false)])
+    if (!exited) proc.kill("SIGKILL")
+    await proc.exited
+  }
+
+  private end(proc: Proc, cause: ExitCause, signal: NodeJS.Signals) {
+    if (!this.asked.has(proc)) this.asked.set(proc, cause)
+    proc.kill(signal)
+  }
+
+  /** A process of the command for `inst` (SLOTBUS_INSTANCE its index), watched until it exits. */
+  private launch(inst: SupervisedInstance): Proc {
     const { command, stdin, stdout, stderr, cwd, env } = this.opts
     const merged: Record<string, string> = {}
     for (const [k, v] of Object.entries({ ...process.env, ...env })) if (v !== undefined) merged[k] = v
     merged.SLOTBUS_INSTANCE = String(inst.index)
     const proc = Bun.spawn(command, { stdin, stdout, stderr, cwd, env: merged })
+    void proc.exited.then(() => this.exited(inst, proc))
+    return proc
+  }
+
+  private adopt(inst: SupervisedInstance, proc: Proc) {
     inst.proc = proc
     inst.pid = proc.pid
     inst.state = "running"
     inst.startedAt = performance.now()
-    this.stopping.delete(inst.index)
     this.emit("start", inst)
-    void proc.exited.then(() => this.exited(inst, proc))
   }
 
-  private exited(inst: SupervisedInstance, proc: Subprocess<Stdio, Stdio, Stdio>): void {
-    if (inst.proc !== proc) return
-    const expected = this.stopping.has(inst.index) || this._state !== "running"
-    inst.proc = null
-    inst.pid = 0
-    inst.state = expected ? "stopped" : "backoff"
+  private spawn(inst: SupervisedInstance): void {
+    this.adopt(inst, this.launch(inst))
+  }
+
+  private exited(inst: SupervisedInstance, proc: Proc): void {
+    const cause = this.asked.get(proc) ?? (this._state === "stopping" ? "stop" : "crash")
     this.last = {
       pid: proc.pid,
       code: proc.exitCode,
       signal: proc.signalCode === null ? null : String(proc.signalCode),
-      expected,
+      expected: cause !== "crash",
+      cause,
     }
+    if (inst.proc !== proc) return void this.emit("exit", inst, this.last) // a process that was replaced
+    inst.proc = null
+    inst.pid = 0
+    inst.state = "stopped"
     this.emit("exit", inst, this.last)
-    if (!expected) this.scheduleRestart(inst)
+    if (!this.instances.includes(inst) || (this._state !== "running" && this._state !== "failed")) return
+    if (cause === "kill") {
+      this.replacements.kill++
+      return this.spawn(inst) // asked for: at once, not counted
+    }
+    if (cause !== "crash" || this.replacing.has(inst)) return // a replacement adopts its successor
+    if (this._state === "failed") {
+      inst.state = "down"
+      return this.scheduleRecovery()
+    }
+    inst.state = "backoff"
+    this.scheduleRestart(inst)
   }
 
   private scheduleRestart(inst: SupervisedInstance): void {
     const now = performance.now()
     this.recent = this.recent.filter((t) => now - t < this.opts.restartWindowMs)
     this.recent.push(now)
-    if (this.recent.length > this.opts.maxRestarts) return void this.fail()
+    if (this.recent.length > this.opts.maxRestarts) {
+      inst.state = "down"
+      return this.giveUp()
+    }
     // Restart intensity, not consecutive failures, sets the step: restarts leaving the window shorten the delay.
     const delayMs = this.backoff.delayFor(this.recent.length - 1)
     this.emit("restart", inst, { delayMs, recentRestarts: this.recent.length })
     this.timers.set(
-      inst.index,
+      inst,
       longTimeout(() => {
-        this.timers.delete(inst.index)
-        if (this._state !== "running") return
+        this.timers.delete(inst)
+        if (this._state !== "running" || inst.proc) return
         inst.restarts++
         this.totalRestarts++
         try {
@@ -299,13 +478,18 @@ export class Supervisor {
     )
   }
 
-  private fail(): void {
+  /** Past the restart intensity: nothing that crashes is restarted until a window passes without a crash. */
+  private giveUp(): void {
     const { maxRestarts, restartWindowMs } = this.opts
     this.failure = `more than ${maxRestarts} restarts within ${restartWindowMs} ms (${this.opts.command.join(" ")}); the last exit: ${describeExit(this.last)}`
     this._state = "failed"
-    for (const t of this.timers.values()) t.clear()
+    for (const [inst, t] of this.timers) {
+      t.clear()
+      inst.state = "down"
+    }
     this.timers.clear()
-    void this.terminateAll(this.opts.killGraceMs)
+    if (this.opts.onGiveUp === "stop-all") void this.terminateAll(this.opts.killGraceMs)
+    else this.scheduleRecovery()
     this.emit("failed", {
       reason: this.failure,
       restarts: this.recent.length,
@@ -314,9 +498,43 @@ export class Supervisor {
     })
   }
 
+  /** A window from the last crash: then what is down starts again, and crashes count from zero. */
+  private scheduleRecovery(): void {
+    this.recovery?.clear()
+    this.recovery = longTimeout(() => {
+      this.recovery = null
+      if (this._state !== "failed") return
+      this._state = "running"
+      this.failure = null
+      this.recent = []
+      let restarted = 0
+      for (const inst of this.instances)
+        if (!inst.proc) {
+          this.spawn(inst)
+          restarted++
+        }
+      this.emit("recovered", { restarted })
+    }, this.opts.restartWindowMs)
+  }
+
   private emit<K extends keyof SupervisorEvents>(event: K, ...args: SupervisorEvents[K]): void {
     this.events.emit(event, ...args)
   }
+}
+
+function newInstance(index: number): SupervisedInstance {
+  return { index, state: "stopped", proc: null, pid: 0, restarts: 0, startedAt: 0 }
+}
+
+/** Waits for `p` at most `ms` (its failure ignored: a drain that fails is a drain that is over). */
+async function within(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: LongTimer | undefined
+  await Promise.race([p.catch(() => {}), new Promise<void>((r) => (timer = longTimeout(r, ms)))])
+  timer?.clear()
+}
+
+function describeProc(p: Proc): string {
+  return p.signalCode ? `killed by ${p.signalCode}` : `code ${p.exitCode}`
 }
 
 function describeExit(e: ExitInfo | null): string {

@@ -47,7 +47,8 @@ export interface StdioStopOptions {
 export interface InstanceStats {
   index: number
   pid: number
-  state: "running" | "backoff" | "stopped"
+  /** down: it crashed after its pool gave up (not restarted). */
+  state: "running" | "backoff" | "down" | "stopped"
   inFlight: number
   restarts: number
   uptimeMs: number

@@ -39,6 +39,7 @@ export class Workers {
       stderr: "pipe",
       maxRestarts: this.limits.max_restarts,
       restartWindowMs: Math.round(this.limits.restart_window_sec * 1000),
+      onGiveUp: "stop-all", // a failed stdio pool refuses every request (PoolFailedError) until start() again
     })
     const id = pool.config.id
     sup.on("start", (s) => {
@@ -109,7 +110,7 @@ export class Workers {
             "error",
             `stdout line longer than max_input_buffer (${this.limits.max_input_buffer} bytes): killing and restarting the worker`,
           )
-          pool.supervisor?.kill(instance.index, "SIGKILL")
+          proc.kill("SIGKILL") // the worker's fault: a crash to its supervisor (counted, restarted with backoff)
           break
         }
       }

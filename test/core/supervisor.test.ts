@@ -1,4 +1,7 @@
 import { describe, expect, test } from "bun:test"
+import { rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import {
   PoolFailedError,
   SlotBus,
@@ -55,20 +58,57 @@ describe("Supervisor", () => {
       "exit 0 2 false",
     ])
     expect(sup.state).toBe("failed")
+    expect(sup.failureReason).toContain("more than 3 restarts")
     expect(sup.restarts).toBe(3)
     expect(sup.instances[0]!.restarts).toBe(3)
+    expect(sup.instances[0]!.state).toBe("down")
     await sup.stop()
-    expect(sup.state).toBe("failed")
-    expect(sup.failureReason).toContain("more than 3 restarts")
+    expect(sup.state).toBe("stopped") // a stopped pool takes its failure with it
+    expect(sup.failureReason).toBeNull()
   })
 
-  test("when the group fails, its healthy instances are stopped too (OTP: the supervisor gives up as a whole)", async () => {
+  test("past its intensity the pool keeps its healthy instances running, and runs again after a window without crashes", async () => {
+    const mark = join(tmpdir(), `sup-mark-${process.pid}-${Date.now()}`)
+    const sup = new Supervisor({
+      // instance 1 crashes only in its first two lives (a marker file counts them), instance 0 never
+      command: script(
+        "const f = process.env.MARK; const n = Number(require('fs').existsSync(f) ? require('fs').readFileSync(f, 'utf8') : 0); if (process.env.SLOTBUS_INSTANCE === '1' && n < 2) { require('fs').writeFileSync(f, String(n + 1)); process.exit(1) } setInterval(() => {}, 1e6)",
+      ),
+      env: { MARK: mark },
+      instances: 2,
+      maxRestarts: 1,
+      restartWindowMs: 300,
+      backoffInitialMs: 1,
+      killGraceMs: 500,
+    })
+    const events: string[] = []
+    sup.on("failed", () => events.push("failed"))
+    sup.on("recovered", (r) => events.push(`recovered ${r.restarted}`))
+    sup.start()
+    try {
+      const healthy = sup.instances[0]!.pid
+      await until(() => events.includes("failed"), "the pool to give up")
+      expect(sup.instances[1]!.state).toBe("down")
+      expect(alive(healthy)).toBe(true) // before: the healthy instance was stopped with the crashing one
+      await until(() => events.includes("recovered 1"), "the pool to run again")
+      expect(sup.state).toBe("running")
+      expect(sup.failureReason).toBeNull()
+      await until(() => sup.runningCount === 2, "both instances running")
+      expect(sup.instances[0]!.pid).toBe(healthy)
+    } finally {
+      await sup.stop({ killGraceMs: 0 })
+      rmSync(mark, { force: true })
+    }
+  })
+
+  test('onGiveUp: "stop-all" stops the healthy instances too (OTP: the supervisor gives up as a whole)', async () => {
     const sup = new Supervisor({
       command: script("if (process.env.SLOTBUS_INSTANCE === '1') process.exit(1); setInterval(() => {}, 1e6)"),
       instances: 2,
       maxRestarts: 1,
       backoffInitialMs: 1,
       killGraceMs: 500,
+      onGiveUp: "stop-all",
     })
     const failed = new Promise((r) => sup.on("failed", r))
     sup.start()
@@ -76,6 +116,32 @@ describe("Supervisor", () => {
     await failed
     await until(() => !alive(healthy), "the healthy instance to be stopped")
     expect(sup.runningCount).toBe(0)
+    await sup.stop()
+  })
+
+  test("kill() is asked for: the instance is restarted at once, never counted as a crash nor waiting a backoff", async () => {
+    const sup = new Supervisor({
+      command: script("setInterval(() => {}, 1e6)"),
+      instances: 2,
+      maxRestarts: 1,
+      backoffInitialMs: 60_000, // a crash would wait a minute
+    })
+    const causes: string[] = []
+    sup.on("exit", (_i, e) => causes.push(e.cause))
+    sup.start()
+    try {
+      for (let round = 0; round < 6; round++) {
+        const before = sup.instances[round % 2]!.pid
+        sup.kill(round % 2)
+        await until(() => ![0, before].includes(sup.instances[round % 2]!.pid), "the killed instance back")
+      }
+      expect(causes).toEqual(["kill", "kill", "kill", "kill", "kill", "kill"])
+      expect(sup.state).toBe("running") // six kills with maxRestarts 1: before, the pool gave up at the second
+      expect(sup.restarts).toBe(0)
+      expect(sup.replacements.kill).toBe(6)
+    } finally {
+      await sup.stop({ killGraceMs: 0 })
+    }
   })
 
   test("a restart outside the window does not count towards the intensity", async () => {
