@@ -51,11 +51,16 @@ describe.skipIf(skip !== null)("the HTTP hub with a worker over NATS", () => {
   }, 30_000)
 
   test("/health, the live view and slotbus status show the hub's NATS side: the connection, workers by host, the events topic's bridge", async () => {
-    const js = await startNats({ jetstream: true }) // the durable events topic's stream
+    const js = await startNats({ jetstream: true, monitor: true }) // the durable events topic's stream
     await using hub = await createHub({ port: 0, nats: js.url, eventsDurable: true, quiet: true })
     const w = await startWorker(hub.url, "shop", [`--nats=${js.url}`, "--host=media-b"])
     try {
       expect((await fetch(`${hub.url}/emit/order.created`, { method: "POST", body: "{}" })).status).toBe(200)
+      // the emit went through the worker's events topic over NATS: the hub and the worker hold one connection each,
+      // for their bus or worker and their events topic
+      expect(((await (await fetch(`${js.monitor}/connz`)).json()) as { num_connections: number }).num_connections).toBe(
+        2,
+      )
       await until(async () => {
         const h = (await (await fetch(`${hub.url}/health`)).json()) as HubHealth
         const t = h.nats?.find((s) => s.kind === "topic")?.remote?.tables[0]
