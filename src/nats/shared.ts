@@ -34,7 +34,8 @@ class Watch {
     this.nc.closed().then((e) => {
       const err = e instanceof Error ? e : undefined
       this.fired = err
-      for (const fn of [...closed]) fn(err)
+      // each its own reaction, as if it had one of its own: one that throws does not keep the rest from running
+      for (const fn of closed) void Promise.resolve(err).then(fn)
       closed.clear()
     })
   }
@@ -46,7 +47,11 @@ class Watch {
     const { status } = this
     const iter = this.nc.status()
     void (async () => {
-      for await (const s of iter) for (const fn of [...status]) fn(s)
+      for await (const s of iter)
+        for (const fn of [...status])
+          try {
+            fn(s)
+          } catch {} // a user's listener that throws ends neither this reader nor the other users' listeners
     })().catch(() => {})
   }
 }

@@ -82,6 +82,29 @@ describe.skipIf(skip !== null)("one NATS connection per nats() value", () => {
     await until(async () => (await connections()) === 0, "both connections closed")
   }, 30_000)
 
+  test("a shared connection that closed for good (its server gone, no reconnects) is opened again for the next user", async () => {
+    const first = await startNats({ monitor: true })
+    let second: Awaited<ReturnType<typeof startNats>> | undefined
+    const remote = nats({ servers: first.url, reconnect: false })
+    const buses: SlotBus[] = []
+    try {
+      const before = await SlotBus.listen(busName("before"), { remote })
+      buses.push(before)
+      await first.server.kill()
+      const link = () => (before as unknown as { remoteLink: { connected: boolean } }).remoteLink
+      await until(() => !link().connected, "the connection closed for good")
+      second = await startNats({ monitor: true, port: first.port })
+      const after = await SlotBus.listen(busName("after"), { remote })
+      buses.push(after)
+      expect(((await (await fetch(`${second.monitor}/connz`)).json()) as Connz).num_connections).toBe(1)
+      expect(link().connected).toBe(false) // the bus of before keeps its closed connection: it is told, not moved
+    } finally {
+      for (const b of buses) await b.close({ drain: false })
+      await first.server.kill()
+      await second?.server.kill()
+    }
+  }, 30_000)
+
   test("30 buses, workers, topics and contests opened and closed on a shared connection are not kept alive by it, nor are their subscriptions", async () => {
     const remote = nats(server.url)
     const anchor = await SlotBus.listen(busName("anchor"), { remote }) // keeps the connection open throughout

@@ -19,12 +19,13 @@ export function natsSkipReason(): string | null {
 /**
  * Starts nats-server on a port of this test process's own and resolves once it takes connections. With
  * `jetstream`, it runs JetStream (-js) with a store in a temporary folder, removed when the server exits; with
- * `monitor`, its monitoring endpoint (-m: GET /varz, /connz) at `monitor`.
+ * `monitor`, its monitoring endpoint (-m: GET /varz, /connz) at `monitor`; with `port`, on that port (a server
+ * started again where the last one was).
  */
 export async function startNats(
-  opts: { jetstream?: boolean; config?: string; monitor?: boolean } = {},
-): Promise<{ url: string; server: Child; monitor: string }> {
-  const port = 20000 + ((process.pid * 7 + Math.floor(Math.random() * 1000)) % 20000)
+  opts: { jetstream?: boolean; config?: string; monitor?: boolean; port?: number } = {},
+): Promise<{ url: string; server: Child; monitor: string; port: number }> {
+  const port = opts.port ?? 20000 + ((process.pid * 7 + Math.floor(Math.random() * 1000)) % 20000)
   const dir = mkdtempSync(join(tmpdir(), "slotbus-nats-"))
   const args: string[] = []
   if (opts.jetstream) args.push("-js", "-sd", dir)
@@ -55,7 +56,7 @@ export async function startNats(
       "nats-server's monitoring answers",
       10_000,
     )
-  return { url: `nats://127.0.0.1:${port}`, server, monitor }
+  return { url: `nats://127.0.0.1:${port}`, server, monitor, port }
 }
 
 /**
