@@ -1,6 +1,6 @@
 // The hub's side of workers on other hosts over NATS (docs/PROTOCOL.md §10): it hears their presence, sends them
 // requests, takes their answers on an inbox of its own, and sends cancels.
-import type { Msg } from "@nats-io/transport-node"
+import type { Msg, NatsConnection } from "@nats-io/transport-node"
 import { Frame, RespFlag } from "../native/ffi.ts"
 import { PayloadTooLargeError, ProtocolError, WorkerGoneError } from "../core/index.ts"
 import {
@@ -18,7 +18,6 @@ import {
   guarded,
   ID,
   newId,
-  openConnection,
   PREFIX,
   readPresence,
   readPrefix,
@@ -27,6 +26,7 @@ import {
   writePrefix,
   type HubPresence,
 } from "./wire.ts"
+import type { NatsUse, SharedConnection } from "./shared.ts"
 
 /** The flags an END frame may carry (§10.4). */
 const END_FLAGS = StreamFlag.END | StreamFlag.FAILED | StreamFlag.CANCELLED
@@ -95,18 +95,19 @@ class NatsHub implements RemoteLink {
   private subs: { unsubscribe(): void }[] = []
   private closed = false
   private readonly maxPayload: number
+  private readonly nc: NatsConnection
 
   constructor(
     private readonly host: RemoteHubHost,
-    private readonly nc: import("@nats-io/transport-node").NatsConnection,
-    private readonly owned: boolean,
+    private readonly use: NatsUse,
     private readonly heartbeatMs: number,
     private readonly peerTimeoutMs: number,
     private readonly window: number,
   ) {
+    this.nc = use.nc
     this.s = subjects(host.name)
     this.inbox = this.s.replies(this.id, newId())
-    this.maxPayload = nc.info?.max_payload ?? 1024 * 1024
+    this.maxPayload = this.nc.info?.max_payload ?? 1024 * 1024
   }
 
   get connected() {
@@ -139,7 +140,7 @@ class NatsHub implements RemoteLink {
         for (const [n, c] of this.calls) if (c.granted > 0) this.sendGrant(n, c)
       }
     }, tick)
-    nc.closed().then(() => {
+    this.use.onClosed(() => {
       clearInterval(this.timer)
       clearInterval(this.liveness)
       for (const peer of [...this.peers.values()]) this.gone(peer, "is out of reach: the hub's NATS connection closed")
@@ -304,20 +305,28 @@ class NatsHub implements RemoteLink {
     clearInterval(this.timer)
     clearInterval(this.liveness)
     for (const sub of this.subs) sub.unsubscribe()
-    if (this.owned) await this.nc.drain().catch(() => this.nc.close())
+    await this.use.release()
   }
 }
 
-export async function serveHub(host: RemoteHubHost, connection: unknown, opts: TransportOptions): Promise<RemoteLink> {
-  const { nc, owned } = await openConnection(connection)
+export async function serveHub(
+  host: RemoteHubHost,
+  shared: SharedConnection,
+  opts: TransportOptions,
+): Promise<RemoteLink> {
+  const use = await shared.use()
   const hub = new NatsHub(
     host,
-    nc,
-    owned,
+    use,
     opts.heartbeatMs,
     opts.peerTimeoutMs ?? 4 * opts.heartbeatMs,
     opts.streamWindow ?? 0,
   )
-  await hub.start()
+  try {
+    await hub.start()
+  } catch (e) {
+    await hub.close()
+    throw e
+  }
   return hub
 }

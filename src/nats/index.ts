@@ -3,6 +3,7 @@
 //   the core's RemoteTransport (src/core/remote.ts)    SlotBus.listen / SlotWorker.connect(…, { remote: nats(url) })
 //   the events room's TopicRemote (src/events/bridge.ts)  Topic.open(name, { remote: nats(url), durable })
 //   the leases room's LeaseRemote (src/leases/table.ts)   Contest.open(name, { remote: nats(url) })
+// and what it opens shares one connection (shared.ts).
 // Importing this file loads no NATS client: each package is imported when a feature that needs it opens
 // (packages.ts), and a missing one is a MissingPackageError naming the `bun add` to run.
 import type {
@@ -17,27 +18,34 @@ import type { LeaseRemote, LeaseTable, LeaseTableOptions } from "../leases/inter
 import { explainNats } from "./explain.ts"
 import { serveHub } from "./hub.ts"
 import { openKvLeases } from "./kv-lease.ts"
+import { SharedConnection } from "./shared.ts"
 import { startTopicBridge } from "./topic-bridge.ts"
 import { serveWorker } from "./worker.ts"
 
 /** What `nats()` takes: a server URL (several comma-separated), the NATS client's connection options, or a connection of yours. */
 export type NatsConnectionLike = string | object
 
-/** The NATS transport for one server (or connection): pass it as `remote` to a bus, worker, topic or contest. */
+/**
+ * The NATS transport for one server (or connection): pass it as `remote` to a bus, worker, topic or contest.
+ * Everything opened with one value shares one connection.
+ */
 export class Nats implements RemoteTransport, TopicRemote, LeaseRemote {
   readonly transport = "nats"
+  private readonly shared: SharedConnection
 
   /** @internal use nats(…) */
-  constructor(readonly connection: NatsConnectionLike) {}
+  constructor(readonly connection: NatsConnectionLike) {
+    this.shared = new SharedConnection(connection)
+  }
 
   /** @internal the core's port */
   serveHub(host: RemoteHubHost, opts: TransportOptions): Promise<RemoteLink> {
-    return serveHub(host, this.connection, opts)
+    return serveHub(host, this.shared, opts)
   }
 
   /** @internal the core's port */
   serveWorker(host: RemoteWorkerHost, opts: TransportOptions): Promise<RemoteLink> {
-    return serveWorker(host, this.connection, opts)
+    return serveWorker(host, this.shared, opts)
   }
 
   /** @internal the events room's port */
@@ -45,12 +53,12 @@ export class Nats implements RemoteTransport, TopicRemote, LeaseRemote {
     host: TopicBridgeHost,
     durable?: { limits: TopicStreamLimits; warn: (line: string) => void },
   ): Promise<TopicBridge> {
-    return startTopicBridge(host, this.connection, durable)
+    return startTopicBridge(host, this.shared, durable)
   }
 
   /** @internal the leases room's port */
   openLeaseTable(contest: string, opts: LeaseTableOptions): Promise<LeaseTable> {
-    return openKvLeases(contest, this.connection, opts)
+    return openKvLeases(contest, this.shared, opts)
   }
 
   /** @internal the leases room's port */
@@ -89,8 +97,9 @@ const isConnection = (c: object) => typeof (c as { publish?: unknown }).publish 
 /**
  * The NATS transport: `SlotBus.listen(name, { remote: nats("nats://host:4222") })`, and the same for
  * `SlotWorker.connect`, `Topic.open` and `Contest.open`. Takes a URL (several comma-separated), the NATS client's
- * connection options, or a connection of yours (left open when slotbus closes). Each bus, worker, topic and
- * contest opens its own connection from a URL or options.
+ * connection options, or a connection of yours (left open when slotbus closes). From a URL or options, one
+ * connection per value: opened by the first bus, worker, topic or contest opened with it, shared by the rest, closed
+ * with the last; pass the same value to share it, call nats() again for a connection of their own.
  */
 export function nats(connection: NatsConnectionLike): Nats {
   if (typeof connection === "string") {

@@ -2,7 +2,6 @@
 // revisions, and when a contender may judge a claim expired. It implements the leases room's port
 // (src/leases/table.ts), which turns what this returns into leases, holders and errors.
 import type { KV, KvEntry } from "@nats-io/kv"
-import type { NatsConnection } from "@nats-io/transport-node"
 import { AlreadyExistsError, NotFoundError, ProtocolError } from "../core/index.ts"
 import type {
   HeldValue,
@@ -14,7 +13,8 @@ import type {
 } from "../leases/internal.ts"
 import { mayHaveLostCreateRace, streamNotFound } from "./explain.ts"
 import { kvClient } from "./packages.ts"
-import { HOST, newId, openConnection } from "./wire.ts"
+import type { NatsUse, SharedConnection } from "./shared.ts"
+import { HOST, newId } from "./wire.ts"
 
 /** The bucket of a contest (§12.1): `_` as `_5f`, `.` as `_2e`, so the mapping is one to one. */
 export const bucketOf = (contest: string) => `slotbus-lease-${contest.replaceAll("_", "_5f").replaceAll(".", "_2e")}`
@@ -125,19 +125,18 @@ export class KvLeaseTable implements LeaseTable {
   private constructor(
     readonly bucket: string,
     private readonly kv: KV,
-    private readonly nc: NatsConnection,
-    private readonly owned: boolean,
+    private readonly use: NatsUse,
     /** The bucket's creation, ms on the server's clock (§12.2). */
     readonly epochMs: number,
     readonly marginMs: number,
   ) {}
 
   /** Binds to (or creates) the contest's bucket. */
-  static async open(contest: string, connection: unknown, opts: KvLeaseOptions): Promise<KvLeaseTable> {
+  static async open(contest: string, shared: SharedConnection, opts: KvLeaseOptions): Promise<KvLeaseTable> {
     const { Kvm } = await kvClient() // a missing package is said before any connection is tried
-    const { nc, owned } = await openConnection(connection)
+    const use = await shared.use()
     try {
-      const kvm = new Kvm(nc)
+      const kvm = new Kvm(use.nc)
       const bucket = bucketOf(contest)
       let kv: KV | null = null
       for (let attempt = 0; !kv; attempt++) {
@@ -172,9 +171,9 @@ export class KvLeaseTable implements LeaseTable {
       const epochMs = Date.parse(created.replace(/(\.\d{3})\d*/, "$1"))
       if (!Number.isFinite(epochMs))
         throw new ProtocolError(`lease bucket ${bucket}: unreadable creation time ${created}`)
-      return new KvLeaseTable(bucket, kv, nc, owned, epochMs, opts.marginMs)
+      return new KvLeaseTable(bucket, kv, use, epochMs, opts.marginMs)
     } catch (e) {
-      if (owned) await nc.close().catch(() => {})
+      await use.release()
       throw e
     }
   }
@@ -309,7 +308,7 @@ export class KvLeaseTable implements LeaseTable {
     for (const set of [...this.waiters.values()]) for (const w of [...set]) w()
     for (const w of this.watches.values()) clearTimeout(w.idle), w.stop()
     this.watches.clear()
-    if (this.owned) await this.nc.close().catch(() => {})
+    await this.use.release()
   }
 
   // The watch delivers the key's last value first, so nothing written between a read and the watch is missed.
@@ -379,6 +378,10 @@ export class KvLeaseTable implements LeaseTable {
   }
 }
 
-export async function openKvLeases(contest: string, connection: unknown, opts: KvLeaseOptions): Promise<KvLeaseTable> {
-  return KvLeaseTable.open(contest, connection, opts)
+export async function openKvLeases(
+  contest: string,
+  shared: SharedConnection,
+  opts: KvLeaseOptions,
+): Promise<KvLeaseTable> {
+  return KvLeaseTable.open(contest, shared, opts)
 }

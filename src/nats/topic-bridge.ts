@@ -19,7 +19,8 @@ import {
 } from "../events/internal.ts"
 import { explainNats } from "./explain.ts"
 import { jetStreamClient, natsClient } from "./packages.ts"
-import { guarded, openConnection } from "./wire.ts"
+import type { NatsUse, SharedConnection } from "./shared.ts"
+import { guarded } from "./wire.ts"
 
 const PREFIX = 24
 const VERSION = 1
@@ -127,25 +128,26 @@ function matches(subject: string, pattern: string): boolean {
  */
 export async function startTopicBridge(
   host: TopicBridgeHost,
-  nats: unknown,
+  shared: SharedConnection,
   durable?: { limits: TopicStreamLimits; warn: (line: string) => void },
 ): Promise<TopicBridge> {
   if (durable) await jetStreamClient() // a missing package is said before any connection is tried
-  const { nc, owned } = await openConnection(nats)
+  const use = await shared.use()
+  let msgId: (() => MsgHdrs) | undefined
   try {
     const subject = `${topicSubjects(host.name).root}.>`
     if (durable)
-      await ensureTopicStream(nc, host.name, subject, durable.limits, durable.warn).catch((e) => {
+      await ensureTopicStream(use.nc, host.name, subject, durable.limits, durable.warn).catch((e) => {
         const why = e instanceof StreamUnusable ? e.message : explainNats(e)
         throw new TopicStreamError(`topic "${host.name}" cannot be durable: ${why}`, { cause: e })
       })
+    // a durable topic's messages carry a Nats-Msg-Id, so its stream stores a resend once (§11.2)
+    msgId = durable ? (await natsClient()).headers : undefined
   } catch (e) {
-    if (owned) await nc.close().catch(() => {})
+    await use.release()
     throw e
   }
-  // a durable topic's messages carry a Nats-Msg-Id, so its stream stores a resend once (§11.2)
-  const msgId = durable ? (await natsClient()).headers : undefined
-  const b = new Bridge(host, nc, owned, msgId)
+  const b = new Bridge(host, use, msgId)
   b.elect()
   return b
 }
@@ -170,16 +172,17 @@ class Bridge implements TopicBridge {
   private closed = false
   private run: Running | undefined
   private readonly own = { ids: [] as number[], head: 0 }
+  private readonly nc: NatsConnection
 
   constructor(
     private readonly host: TopicBridgeHost,
-    private readonly nc: NatsConnection,
-    private readonly owned: boolean,
+    private readonly use: NatsUse,
     private readonly msgId: (() => MsgHdrs) | undefined,
   ) {
+    this.nc = use.nc
     this.s = topicSubjects(host.name)
     // a connection that closes for good (not a reconnect) ends the bridging here: another candidate takes over
-    nc.closed().then(() => this.stepDown())
+    use.onClosed(() => this.stepDown())
   }
 
   elect() {
@@ -280,8 +283,7 @@ class Bridge implements TopicBridge {
     const run = this.run
     this.stepDown()
     await run?.done
-    if (this.owned && !this.nc.isClosed()) await this.nc.drain().catch(() => this.nc.close())
-    else if (!this.nc.isClosed()) await this.nc.flush().catch(() => {})
+    await this.use.release()
   }
 }
 

@@ -23,7 +23,6 @@ import {
   hubOfReply,
   ID,
   newId,
-  openConnection,
   PREFIX,
   readPresence,
   readPrefix,
@@ -32,12 +31,14 @@ import {
   writePrefix,
   type WorkerPresence,
 } from "./wire.ts"
+import type { NatsUse, SharedConnection } from "./shared.ts"
 
 const VERSION = "1.0.0" // of this service's protocol (docs/PROTOCOL.md §10), as ADR-32 wants a semver
 /** The bus as an ADR-32 service name ([A-Za-z0-9_-]+). */
 const microName = (bus: string) => `slotbus-${bus.replace(/[^A-Za-z0-9_-]/g, "_")}`
 const HUB_GONE = () => new DOMException("the hub that sent this request stopped announcing itself", "AbortError")
 const GIVEN_UP = () => new DOMException("the hub gave this request up: its caller aborted or timed out", "AbortError")
+const WORKER_CLOSED = () => new DOMException("the worker closed before this request finished", "AbortError")
 const NO_BYTES: Uint8Array = new Uint8Array(0)
 /** Hubs a worker keeps at once (the one heard from longest ago goes), and how often a new one gets a presence (§10.1). */
 const MAX_HUBS = 1024
@@ -45,10 +46,20 @@ const EAGER_PRESENCE_MS = 100
 
 export async function serveWorker(
   host: RemoteWorkerHost,
-  connection: unknown,
+  shared: SharedConnection,
   opts: TransportOptions,
 ): Promise<RemoteLink> {
-  const { nc, owned } = await openConnection(connection)
+  const use = await shared.use()
+  try {
+    return await serve(host, use, opts)
+  } catch (e) {
+    await use.release()
+    throw e
+  }
+}
+
+async function serve(host: RemoteWorkerHost, use: NatsUse, opts: TransportOptions): Promise<RemoteLink> {
+  const { nc } = use
   const s = subjects(host.name)
   const id = newId()
   const slots = opts.slots ?? 32
@@ -320,19 +331,22 @@ export async function serveWorker(
           callback: guarded((msg) => void msg.respond(JSON.stringify(answers[verb]!())), refused),
         }),
       )
-  await nc.flush() // subscribed before anyone is told this worker exists
+  try {
+    await nc.flush() // subscribed before anyone is told this worker exists
+  } catch (e) {
+    for (const sub of subs) sub.unsubscribe()
+    throw e
+  }
   announce()
   // While the connection is down nothing can be heard: hubs are judged again from when it came back (§10.3)
   let offline = false
-  void (async () => {
-    for await (const st of nc.status())
-      if (closed) break
-      else if (st.type === "disconnect") offline = true
-      else if (st.type === "reconnect") {
-        offline = false
-        for (const h of hubs.values()) h.seen = performance.now()
-      }
-  })().catch(() => {})
+  use.onStatus((st) => {
+    if (st.type === "disconnect") offline = true
+    else if (st.type === "reconnect") {
+      offline = false
+      for (const h of hubs.values()) h.seen = performance.now()
+    }
+  })
   const timer = setInterval(() => {
     announce()
     if (offline) return
@@ -347,7 +361,7 @@ export async function serveWorker(
     if (opts.closeWhenHubsGone && everHeard && hubs.size === 0 && !closed)
       void link.close(0).then(() => host.lost("hub-gone"))
   }, opts.heartbeatMs)
-  nc.closed().then((e) => {
+  use.onClosed((e) => {
     clearInterval(timer)
     for (const call of running.values()) call.cancel(HUB_GONE())
     if (!closed) host.lost("hub-gone", e instanceof Error ? e : undefined)
@@ -366,8 +380,9 @@ export async function serveWorker(
       while (running.size > 0 && performance.now() < deadline) await Bun.sleep(1)
       clearInterval(timer)
       for (const sub of subs) sub.unsubscribe()
-      if (owned) await nc.drain().catch(() => nc.close())
-      else await nc.flush().catch(() => {})
+      // what a closing connection did to them before it was shared: they end now, not with the connection
+      for (const call of running.values()) call.cancel(WORKER_CLOSED())
+      await use.release()
     },
   }
   return link

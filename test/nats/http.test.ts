@@ -7,6 +7,9 @@ import { connect } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { createHub, type HubHealth } from "../../src/http/index.ts"
+import type { Registry } from "../../src/http/hub/registry.ts"
+import { SlotWorker } from "../../src/index.ts"
+import { nats } from "../../src/nats/index.ts"
 import { pattern, run, stopAll, until, type Child } from "../support/helpers.ts"
 import { failingWorker, startHubProcess, startWorker } from "../support/http.ts"
 import { natsSkipReason, startNats } from "../support/nats.ts"
@@ -48,11 +51,16 @@ describe.skipIf(skip !== null)("the HTTP hub with a worker over NATS", () => {
   }, 30_000)
 
   test("/health, the live view and slotbus status show the hub's NATS side: the connection, workers by host, the events topic's bridge", async () => {
-    const js = await startNats({ jetstream: true }) // the durable events topic's stream
+    const js = await startNats({ jetstream: true, monitor: true }) // the durable events topic's stream
     await using hub = await createHub({ port: 0, nats: js.url, eventsDurable: true, quiet: true })
     const w = await startWorker(hub.url, "shop", [`--nats=${js.url}`, "--host=media-b"])
     try {
       expect((await fetch(`${hub.url}/emit/order.created`, { method: "POST", body: "{}" })).status).toBe(200)
+      // the emit went through the worker's events topic over NATS: the hub and the worker hold one connection each,
+      // for their bus or worker and their events topic
+      expect(((await (await fetch(`${js.monitor}/connz`)).json()) as { num_connections: number }).num_connections).toBe(
+        2,
+      )
       await until(async () => {
         const h = (await (await fetch(`${hub.url}/health`)).json()) as HubHealth
         const t = h.nats?.find((s) => s.kind === "topic")?.remote?.tables[0]
@@ -106,6 +114,91 @@ describe.skipIf(skip !== null)("the HTTP hub with a worker over NATS", () => {
       await w.kill()
     }
   }, 30_000)
+
+  test("the hub holds one NATS connection for all its workers' buses and its events topic: no connect per registration, closed with the hub", async () => {
+    const own = await startNats({ monitor: true, jetstream: true }) // a server of its own: every connection on it is the hub's
+    const varz = async () =>
+      (await (await fetch(`${own.monitor}/varz`)).json()) as { connections: number; total_connections: number }
+    const workers: Child[] = []
+    try {
+      const before = await varz() // startNats's probe counts as one
+      const hub = await createHub({ port: 0, nats: own.url, eventsDurable: true, quiet: true })
+      try {
+        for (let i = 1; i <= 4; i++) workers.push(await startWorker(hub.url, "shop", [`--instance=shop-${i}`]))
+        workers.push(await startWorker(hub.url, "shop", ["--instance=shop-1"])) // shop-1 restarted: a new bus
+        await workers[0]!.waitLine(/^closed replaced$/)
+        expect(hub.health().workers.length).toBe(4)
+        expect(hub.health().counters.registrations).toBe(5)
+        expect(await varz()).toMatchObject({ connections: 1, total_connections: before.total_connections + 1 })
+        for (let i = 0; i < 8; i++) expect((await fetch(`${hub.url}/items/${i}`)).status).toBe(200)
+      } finally {
+        await hub.close()
+      }
+      await until(async () => (await varz()).connections === 0, "the hub's connection closed with it")
+    } finally {
+      for (const w of workers) await w.kill()
+      await own.server.kill()
+    }
+  }, 30_000)
+
+  test("30 re-registrations on a hub over NATS: the buses of instances that left are not kept alive by its shared connection, nor their subscriptions", async () => {
+    const own = await startNats({ monitor: true })
+    const connz = async () =>
+      (await (await fetch(`${own.monitor}/connz?subs=1`)).json()) as {
+        num_connections: number
+        connections: { subscriptions: number }[]
+      }
+    const hub = await createHub({ port: 0, nats: own.url, quiet: true })
+    const remote = nats(own.url) // the workers' side: a connection of its own, so the hub's can be told apart
+    let worker: SlotWorker | undefined
+    try {
+      const buses = () => [...(hub as unknown as { registry: Registry }).registry.instances.values()].map((i) => i.bus)
+      let gone = 0
+      const collected = new FinalizationRegistry(() => gone++)
+      const register = async (i: number) => {
+        const res = await fetch(`${hub.url}/_slotbus/register`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${hub.token}` },
+          body: JSON.stringify({ name: "shop", instance: "one", pid: 1000 + i, routes: [] }),
+        })
+        expect(res.status).toBe(200) // each one replaces the one before: its bus closes
+        // a worker joins the bus over NATS, as hubWorker({ nats }) does (so the hub stops waiting for it to attach);
+        // the one before closes after, so the workers' connection stays open too
+        const last = worker
+        worker = await SlotWorker.connect(((await res.json()) as { bus: string }).bus, () => "", {
+          remote,
+          heartbeatMs: 100,
+        })
+        await until(() => hub.health().workers[0]?.connected === true, "the worker joined over NATS")
+        await last?.close()
+      }
+      const made = async () =>
+        ((await (await fetch(`${own.monitor}/varz`)).json()) as { total_connections: number }).total_connections
+      await register(0)
+      const connected = await made()
+      const hubSubs = async () => (await connz()).connections.reduce((n, c) => n + c.subscriptions, 0)
+      const baseline = await hubSubs()
+      expect(baseline).toBeGreaterThan(0)
+      for (let i = 1; i <= 30; i++) {
+        const [before] = buses()
+        await register(i)
+        collected.register(before!, "bus")
+      }
+      expect((await connz()).num_connections).toBe(2) // the hub's and the workers'
+      expect(await made()).toBe(connected) // and no other since the first registration
+      await until(async () => (await hubSubs()) === baseline, "the subscriptions of the buses that left are gone")
+      for (let i = 0; i < 20 && gone < 28; i++) {
+        Bun.gc(true)
+        await Bun.sleep(50) // finalization callbacks run between turns
+      }
+      console.log(`buses of instances that left still alive after a full GC: ${30 - gone} of 30`)
+      expect(30 - gone).toBeLessThanOrEqual(2) // the collector may keep a couple it finds on the stack
+    } finally {
+      await worker?.close()
+      await hub.close()
+      await own.server.kill()
+    }
+  }, 60_000)
 
   test("a worker over NATS is refused, saying why, by a hub that takes no workers over NATS", async () => {
     await using hub = await createHub({ port: 0, quiet: true })

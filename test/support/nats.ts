@@ -18,12 +18,14 @@ export function natsSkipReason(): string | null {
 
 /**
  * Starts nats-server on a port of this test process's own and resolves once it takes connections. With
- * `jetstream`, it runs JetStream (-js) with a store in a temporary folder, removed when the server exits.
+ * `jetstream`, it runs JetStream (-js) with a store in a temporary folder, removed when the server exits; with
+ * `monitor`, its monitoring endpoint (-m: GET /varz, /connz) at `monitor`; with `port`, on that port (a server
+ * started again where the last one was).
  */
 export async function startNats(
-  opts: { jetstream?: boolean; config?: string } = {},
-): Promise<{ url: string; server: Child }> {
-  const port = 20000 + ((process.pid * 7 + Math.floor(Math.random() * 1000)) % 20000)
+  opts: { jetstream?: boolean; config?: string; monitor?: boolean; port?: number } = {},
+): Promise<{ url: string; server: Child; monitor: string; port: number }> {
+  const port = opts.port ?? 20000 + ((process.pid * 7 + Math.floor(Math.random() * 1000)) % 20000)
   const dir = mkdtempSync(join(tmpdir(), "slotbus-nats-"))
   const args: string[] = []
   if (opts.jetstream) args.push("-js", "-sd", dir)
@@ -31,6 +33,8 @@ export async function startNats(
     writeFileSync(join(dir, "server.conf"), opts.config)
     args.push("-c", join(dir, "server.conf"))
   }
+  const monitor = opts.monitor ? `http://127.0.0.1:${port + 20000}` : ""
+  if (opts.monitor) args.push("-m", String(port + 20000))
   const server = spawn([findTool("nats-server") ?? "nats-server", "-a", "127.0.0.1", "-p", String(port), ...args])
   void server.exited.then(() => rmSync(dir, { recursive: true, force: true }))
   await until(
@@ -42,7 +46,17 @@ export async function startNats(
     "nats-server takes connections",
     10_000,
   )
-  return { url: `nats://127.0.0.1:${port}`, server }
+  if (monitor)
+    await until(
+      () =>
+        fetch(`${monitor}/varz`).then(
+          (r) => r.ok,
+          () => false,
+        ),
+      "nats-server's monitoring answers",
+      10_000,
+    )
+  return { url: `nats://127.0.0.1:${port}`, server, monitor, port }
 }
 
 /**

@@ -5,7 +5,7 @@ import { methodMatches, parseRoute, RouteTable, type Route } from "../routes.ts"
 import type { RegisterReply, RegisterRequest } from "../wire.ts"
 import { json, type ResolvedOptions } from "./options.ts"
 import type { HubCounters } from "./counters.ts"
-import { nats } from "../../nats/index.ts"
+import { nats, type Nats } from "../../nats/index.ts"
 
 /**
  * A worker process's life as the hub sees it: registered and `joining` until it attaches over shared
@@ -77,13 +77,17 @@ export class Registry {
   /** Name/instance → the pid that last registered it and how often it came back from another pid. */
   private readonly lastOf = new Map<string, { pid: number; restarts: number }>()
   private nextBus = 1
+  /** With the `nats` option: the one connection of every instance's bus (and the events topic's), closed with the last. */
+  readonly remote: Nats | undefined
 
   constructor(
     private readonly o: ResolvedOptions,
     private readonly counters: HubCounters,
     private readonly busTag: string,
     private readonly hooks: RegistryHooks,
-  ) {}
+  ) {
+    this.remote = o.nats === undefined ? undefined : nats(o.nats)
+  }
 
   async register(r: RegisterRequest, port: number): Promise<Response> {
     const bad = (message: string) => json(400, { error: "bad-request", message })
@@ -119,7 +123,7 @@ export class Registry {
       timeoutMs: this.o.timeoutMs,
       streamWindowBytes: this.o.streamWindowBytes,
       idle: this.o.idle,
-      ...(this.o.nats === undefined ? {} : { remote: nats(this.o.nats) }),
+      ...(this.remote === undefined ? {} : { remote: this.remote }),
     })
     // From here on synchronous, so two registrations racing for one route cannot both win.
     const conflicts: { route: string; owner: string }[] = []

@@ -14,7 +14,7 @@ import { Registry } from "./registry.ts"
 import { SseHub } from "./sse.ts"
 import { StatusStream } from "./status.ts"
 import { hubReport, hubSection } from "./section.ts"
-import { nats } from "../../nats/index.ts"
+import type { Nats } from "../../nats/index.ts"
 
 const METRICS_HEADERS = { "content-type": "text/plain; version=0.0.4; charset=utf-8", "cache-control": "no-store" }
 
@@ -86,7 +86,7 @@ export class Hub {
     }
     this.o.eventsTopic ||= eventsTopicFor(this.server.port!)
     try {
-      this.topic = await openEventsTopic(this.o)
+      this.topic = await openEventsTopic(this.o, this.registry.remote)
     } catch (e) {
       this.server.stop(true)
       removeTokenFile(this.tokenPath, this.token)
@@ -242,10 +242,9 @@ function list<T>(body: unknown): T[] {
  * The hub's events topic: made with eventsCapacity, or, when workers still hold one from an earlier hub of
  * another eventsCapacity, that one as it is (its events can still be replayed), with a line saying so.
  */
-async function openEventsTopic(o: ResolvedOptions): Promise<Topic> {
+async function openEventsTopic(o: ResolvedOptions, remote: Nats | undefined): Promise<Topic> {
   // durable: across hosts, its events kept in a JetStream stream (§11.6)
-  const durable =
-    o.eventsDurable === undefined || o.nats === undefined ? {} : { remote: nats(o.nats), durable: o.eventsDurable }
+  const durable = o.eventsDurable === undefined || remote === undefined ? {} : { remote, durable: o.eventsDurable }
   try {
     return await Topic.open(o.eventsTopic!, { capacity: o.eventsCapacity, onWarning: o.log, ...durable })
   } catch (e) {

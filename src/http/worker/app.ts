@@ -6,6 +6,7 @@ import { tuning } from "../../core/internal.ts"
 import { checkOptions, optionNames } from "../../kit/index.ts"
 import { parseRoute } from "../routes.ts"
 import type { ControlMessage, PingReply, RouteDecl } from "../wire.ts"
+import { nats } from "../../nats/index.ts"
 import { HubClient, type PushTo } from "./client.ts"
 import { JoinLoop, type AppState, type HubAppClosed } from "./join.ts"
 import { RequestServer, type HubHandler } from "./request.ts"
@@ -79,11 +80,13 @@ export class HubApp {
     this.client = new HubClient(hub, opts, log)
     this.requests = new RequestServer(name, log)
     this.sseRoutes = new SseRoutes(name, this.client, log)
+    // one NATS connection for this process's worker and events topic, across its rejoins
+    const remote = opts.nats === undefined ? undefined : nats(opts.nats)
     this.join = new JoinLoop(this.client, {
       name,
       instance: this.instance,
       idle: opts.idle ?? HTTP_IDLE,
-      nats: opts.nats,
+      nats: remote,
       host: opts.host,
       maxBackoffMs: opts.maxBackoffMs,
       log,
@@ -92,7 +95,7 @@ export class HubApp {
       joined: (reply) => {
         this.requests.chunkBytes = reply.chunkBytes
         // a hub whose events span hosts (eventsDurable): open them through NATS, from whichever host this runs on
-        void this.client.useTopic(reply.topic, reply.eventsNats ? opts.nats : undefined)
+        void this.client.useTopic(reply.topic, reply.eventsNats ? remote : undefined)
       },
       left: (reason) => {
         this.requests.dropStreams()

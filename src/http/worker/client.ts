@@ -8,7 +8,7 @@ import { HubAuthError, HubRequestError, RouteConflictError } from "../errors.ts"
 import type { Params } from "../routes.ts"
 import { defaultTokenFile, readTokenFile, TOKEN_ENV, TOKEN_FILE_ENV } from "../token.ts"
 import { INTERNAL_PREFIX, type DeliveryReply, type PushItem, type PushTarget, type SseEvent } from "../wire.ts"
-import { nats } from "../../nats/index.ts"
+import type { Nats } from "../../nats/index.ts"
 
 /** Where `push` sends an event: an exact path ("/sessions/42/events") or a pattern with some of its params. */
 export type PushTo = string | { pattern: string; params?: Params } | { conn: string }
@@ -44,7 +44,7 @@ export class HubClient {
    * one this worker kept alive, and reopening finds that). A hub that names none (older), or a topic that
    * cannot be opened, leaves `emit` on HTTP. Emits wait while it opens, so they keep their order.
    */
-  useTopic(name: string | undefined, natsServer?: string | Record<string, unknown>): Promise<void> {
+  useTopic(name: string | undefined, remote?: Nats): Promise<void> {
     const old = this.topic
     this.topicName = name ?? ""
     if (!name) {
@@ -52,7 +52,7 @@ export class HubClient {
       this.topic = null
       return Promise.resolve()
     }
-    const opening = (this.topicOpening = Topic.open(name, natsServer === undefined ? {} : { remote: nats(natsServer) })
+    const opening = (this.topicOpening = Topic.open(name, remote === undefined ? {} : { remote })
       .then(
         (t) => {
           if (this.topicName !== name) return t.close()

@@ -4,7 +4,7 @@ import { Backoff, longTimeout } from "../../kit/index.ts"
 import { HubAuthError, HubRequestError, RouteConflictError } from "../errors.ts"
 import type { RegisterReply, RegisterRequest, RouteDecl } from "../wire.ts"
 import type { HubClient } from "./client.ts"
-import { nats } from "../../nats/index.ts"
+import type { Nats } from "../../nats/index.ts"
 
 export interface HubAppClosed {
   /** "closed": close() ran; "replaced": a newer registration of this instance took over; "failed": run() failed. */
@@ -25,7 +25,7 @@ export interface JoinConfig {
   instance: string
   idle?: IdleStrategy
   /** Serve over NATS (a worker on another host than the hub's). */
-  nats?: string | Record<string, unknown>
+  nats?: Nats
   /** Over NATS: the host name the hub shows. */
   host?: string
   maxBackoffMs?: number
@@ -101,7 +101,7 @@ export class JoinLoop {
           this.c.serve,
           this.c.nats === undefined
             ? { idle: this.c.idle, waitForHubMs: 5000 }
-            : { remote: nats(this.c.nats), closeWhenHubsGone: true, host: this.c.host },
+            : { remote: this.c.nats, closeWhenHubsGone: true, host: this.c.host },
         )
         this.bus = reg.bus
         this.worker = worker

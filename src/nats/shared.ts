@@ -1,0 +1,168 @@
+// One NATS connection per `nats()` value (index.ts), shared by every bus, worker, topic bridge and lease table
+// opened with it: the first opens it, the last to let go closes it. Each user reaches the connection's lifecycle
+// only through its NatsUse, whose listeners it detaches when it lets go: a listener attached to the connection
+// itself (a closed() reaction, a status() iterator) would keep every user that ever used it alive as long as it.
+import type { NatsConnection, Status } from "@nats-io/transport-node"
+import { openConnection } from "./wire.ts"
+
+/** What one user holds of the shared connection. */
+export interface NatsUse {
+  readonly nc: NatsConnection
+  /** `fn` runs once the connection closed for good (the client gave up reconnecting), unless let go first. */
+  onClosed(fn: (err: Error | undefined) => void): void
+  /** `fn` gets the connection's status changes (disconnect, reconnect, …) until let go. */
+  onStatus(fn: (s: Status) => void): void
+  /**
+   * Detaches this user's listeners. The last user of a connection slotbus opened closes it (drained); any other
+   * flushes, so what it published is sent before it returns.
+   */
+  release(): Promise<void>
+}
+
+/** The one closed() reaction and status() iterator a connection gets, passing them on to its users' listeners. */
+class Watch {
+  readonly closed = new Set<(err: Error | undefined) => void>()
+  readonly status = new Set<(s: Status) => void>()
+  /** The connection closed: a listener added now runs at once. */
+  fired: Error | undefined | null = null
+  private statusRead = false
+
+  constructor(private readonly nc: NatsConnection) {}
+
+  watchClosed() {
+    const { closed } = this
+    this.nc.closed().then((e) => {
+      const err = e instanceof Error ? e : undefined
+      this.fired = err
+      // each its own reaction, as if it had one of its own: one that throws does not keep the rest from running
+      for (const fn of closed) void Promise.resolve(err).then(fn)
+      closed.clear()
+    })
+  }
+
+  /** Read once the first user asks: until the connection closes (a connection of the caller's: one reader, ever). */
+  watchStatus() {
+    if (this.statusRead) return
+    this.statusRead = true
+    const { status } = this
+    const iter = this.nc.status()
+    void (async () => {
+      for await (const s of iter)
+        for (const fn of [...status])
+          try {
+            fn(s)
+          } catch {} // a user's listener that throws ends neither this reader nor the other users' listeners
+    })().catch(() => {})
+  }
+}
+
+// By connection, so a connection of the caller's shared by several nats() values still gets one reaction of each
+const watches = new WeakMap<NatsConnection, Watch>()
+
+function watchOf(nc: NatsConnection): Watch {
+  let w = watches.get(nc)
+  if (!w) {
+    w = new Watch(nc)
+    watches.set(nc, w)
+    w.watchClosed()
+  }
+  return w
+}
+
+/** One connection as opened: by slotbus (`owned`) or the caller's; its users now; let go by its last one. */
+interface Opened {
+  readonly nc: NatsConnection
+  readonly owned: boolean
+  users: number
+  letGo: boolean
+}
+
+/**
+ * The connection a `nats()` value stands for, opened on first use. A user that comes while it connects waits for
+ * the same connect; one that comes after the last let go, or after it closed for good, opens a new one.
+ */
+export class SharedConnection {
+  private opening: Promise<Opened> | null = null
+  private opened: Opened | null = null
+
+  constructor(private readonly option: unknown) {}
+
+  async use(): Promise<NatsUse> {
+    // twice at most: a connection that closed for good since it was opened, then a fresh one
+    for (let attempt = 0; ; attempt++) {
+      const opening = (this.opening ??= this.open())
+      let c: Opened
+      try {
+        c = await opening
+      } catch (e) {
+        if (this.opening === opening) this.opening = null
+        throw e
+      }
+      if (c.owned && (c.letGo || c.nc.isClosed()) && attempt === 0) {
+        if (this.opening === opening) this.forget(c)
+        continue
+      }
+      c.users++
+      return new Use(this, c)
+    }
+  }
+
+  private async open(): Promise<Opened> {
+    const { nc, owned } = await openConnection(this.option)
+    const c: Opened = { nc, owned, users: 0, letGo: false }
+    this.opened = c
+    return c
+  }
+
+  /** `c` is not for new users: the next opens a new connection. */
+  forget(c: Opened) {
+    if (this.opened !== c) return
+    this.opened = null
+    this.opening = null
+  }
+}
+
+class Use implements NatsUse {
+  private released = false
+  private readonly closedFns: ((err: Error | undefined) => void)[] = []
+  private readonly statusFns: ((s: Status) => void)[] = []
+  readonly nc: NatsConnection
+
+  constructor(
+    private readonly shared: SharedConnection,
+    private readonly c: Opened,
+  ) {
+    this.nc = c.nc
+  }
+
+  onClosed(fn: (err: Error | undefined) => void) {
+    if (this.released) return
+    const w = watchOf(this.nc)
+    if (w.fired !== null) return void queueMicrotask(() => this.released || fn(w.fired ?? undefined))
+    this.closedFns.push(fn)
+    w.closed.add(fn)
+  }
+
+  onStatus(fn: (s: Status) => void) {
+    if (this.released) return
+    this.statusFns.push(fn)
+    const w = watchOf(this.nc)
+    w.status.add(fn)
+    w.watchStatus()
+  }
+
+  async release() {
+    if (this.released) return
+    this.released = true
+    const w = watches.get(this.nc)
+    for (const fn of this.closedFns) w?.closed.delete(fn)
+    for (const fn of this.statusFns) w?.status.delete(fn)
+    this.closedFns.length = this.statusFns.length = 0
+    const { c, nc } = this
+    if (--c.users === 0 && c.owned) {
+      c.letGo = true
+      this.shared.forget(c)
+      if (!nc.isClosed()) await nc.drain().catch(() => nc.close())
+    } else if (!nc.isClosed()) await nc.flush().catch(() => {})
+  }
+}
