@@ -3,7 +3,7 @@
 import { TimeoutError } from "../core/index.ts"
 import { codeOf, idKey } from "./jsonrpc.ts"
 import type { Asked, Instance, Pending } from "./pool.ts"
-import type { Router } from "./routing.ts"
+import type { Router } from "./router.ts"
 import type { BusClient } from "./types.ts"
 
 /** How long a given-up request may still be answered (and counted late) before it leaves the books. */

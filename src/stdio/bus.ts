@@ -1,7 +1,7 @@
 // StdioBus: supervised pools of NDJSON JSON-RPC worker processes, in the manner of the stdio_bus daemon.
 // Every request's id is rewritten to a bus-wide number on the way to a worker and restored on the way back, so
 // callers (embedded, socket clients) never collide; sessions stick to one instance until it dies.
-// The bus is a facade over three parts it owns, each with its own state: a Router (routing.ts: pools, sessions, the
+// The bus is a facade over three parts it owns, each with its own state: a Router (router.ts: pools, sessions, the
 // inbox, counters, events), the Books (books.ts: requests out) and the Workers (workers.ts: the pools' processes).
 // Here: lifecycle, request/notify/send, clients, stats.
 import { BusClosedError, TimeoutError } from "../core/index.ts"
@@ -14,7 +14,7 @@ import { StdioListener, type ListenOptions } from "./listener.ts"
 import { codeOf, idKey, inexact, parseMessage, rawMemberOf } from "./jsonrpc.ts"
 import { Pool, type Instance, type Pending } from "./pool.ts"
 import { Books } from "./books.ts"
-import { Router } from "./routing.ts"
+import { Router } from "./router.ts"
 import { Workers } from "./workers.ts"
 import type {
   BusClient,

@@ -1,7 +1,7 @@
 // The MCP handshakes a pool with `initialize: "replay"` keeps: each session's initialize request, whether it sent
 // notifications/initialized, and which worker process has seen them. A session outlives its worker (its next
 // message is pinned to a live instance), so the bus can initialize that instance for it before passing the message
-// on. Kept apart from the pins (routing.ts) because a pin dies with its worker and a handshake must not.
+// on. Kept apart from the pins (router.ts) because a pin dies with its worker and a handshake must not.
 import type { Instance } from "./pool.ts"
 import type { BusClient } from "./types.ts"
 

@@ -10,7 +10,7 @@ import { parseMessage } from "./jsonrpc.ts"
 import { LineSplitter } from "./lines.ts"
 import type { Instance, Pool } from "./pool.ts"
 import type { Books } from "./books.ts"
-import type { Router } from "./routing.ts"
+import type { Router } from "./router.ts"
 import type { JsonRpcMessage, LogLevel } from "./types.ts"
 
 /** Requests one worker may have waiting on clients; past it, its own oldest is forgotten. */
