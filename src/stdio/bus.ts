@@ -1,26 +1,26 @@
 // StdioBus: supervised pools of NDJSON JSON-RPC worker processes, in the manner of the stdio_bus daemon.
 // Every request's id is rewritten to a bus-wide number on the way to a worker and restored on the way back, so
 // callers (embedded, socket clients) never collide; sessions stick to one instance until it dies.
-// The bus is a facade over three parts it owns, each with its own state: a Router (routing.ts: pools, sessions, the
-// inbox, counters, events), the Books (books.ts: requests out) and the Workers (workers.ts: the pools' processes).
-// Here: lifecycle, request/notify/send, clients, stats.
-import { BusClosedError, TimeoutError } from "../core/index.ts"
-import { MAX_TIMER_MS, type Supervisor, longTimeout, type LongTimer, type SupervisedInstance } from "../kit/index.ts"
-import { ago, checkOptions, madeBy, optionNames, section, STATUS, type StatusSection } from "../kit/index.ts"
+// The bus is a facade over the parts it owns, each with its own state: a Router (router.ts: pools, sessions, the
+// inbox, routing errors, events), the Books (books.ts: requests out and their ids), the Workers (workers.ts: the
+// pools' processes), the Handshakes (handshakes.ts) and the Clients (clients.ts: socket clients and their lines).
+// Here: the lifecycle (start/stop), request/notify/send, messages(), sessions, listeners, stats.
+import { TimeoutError } from "../core/index.ts"
+import { MAX_TIMER_MS, type SupervisedInstance, checkOptions, madeBy, optionNames } from "../kit/index.ts"
+import { ago, section, STATUS, type StatusSection } from "../kit/index.ts"
+import { Clients } from "./clients.ts"
 import { loadConfig, type LimitsConfig, type StdioBusConfig, type StdioBusConfigInput } from "./config.ts"
-import { BusErrorCode, InvalidStateError, JsonRpcError, SpawnError } from "./errors.ts"
-import { type Handshake, Handshakes } from "./handshakes.ts"
+import { Handshakes } from "./handshakes.ts"
+import { Lifecycle } from "./lifecycle.ts"
 import { StdioListener, type ListenOptions } from "./listener.ts"
-import { codeOf, idKey, inexact, parseMessage, rawMemberOf } from "./jsonrpc.ts"
 import { Pool, type Instance, type Pending } from "./pool.ts"
 import { Books } from "./books.ts"
-import { Router } from "./routing.ts"
+import { Router } from "./router.ts"
 import { Workers } from "./workers.ts"
 import type {
   BusClient,
   BusMessage,
   BusState,
-  JsonRpcMessage,
   PoolStats,
   StdioBusEvents,
   StdioBusStats,
@@ -32,23 +32,18 @@ const FACTORY = Symbol("StdioBus.fromConfig")
 const REQUEST_OPTIONS = optionNames<StdioRequestOptions>({ sessionId: true, pool: true, timeoutMs: true, signal: true })
 const NOTIFY_OPTIONS = optionNames<Omit<StdioRequestOptions, "timeoutMs" | "signal">>({ sessionId: true, pool: true })
 const STOP_OPTIONS = optionNames<StdioStopOptions>({ timeoutMs: true, killAfterMs: true })
-const CLIENT_OPTIONS = optionNames<{ sessionPerClient?: boolean }>({ sessionPerClient: true })
-/** How long a restarted worker may take to answer a session's replayed initialize. */
-const REPLAY_TIMEOUT_MS = 30_000
-const INITIALIZED_LINE = `${JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" })}\n`
 
 export class StdioBus {
   readonly config: StdioBusConfig
   readonly limits: LimitsConfig
+  private readonly lifecycle = new Lifecycle()
   private readonly router: Router
   private readonly books: Books
   private readonly workers: Workers
-  private readonly clients = new Set<BusClient>()
+  private readonly handshakes: Handshakes
+  private readonly clients: Clients
   private readonly listenersOpen = new Set<StdioListener>()
-  private nextClientId = 1
   private stopping: Promise<void> | null = null
-  private restartsBefore = 0
-  private readonly handshakes = new Handshakes()
 
   /** A bus for a stdio_bus configuration: a path to its JSON file, or the object itself. */
   static fromConfig(source: string | StdioBusConfigInput): StdioBus {
@@ -59,13 +54,18 @@ export class StdioBus {
     madeBy(key, FACTORY, "StdioBus", "StdioBus.fromConfig(pathOrConfig)")
     this.config = config
     this.limits = config.limits
-    this.router = new Router(config.pools.map((p, i) => new Pool(p, i, config.limits)))
+    this.router = new Router(
+      config.pools.map((p, i) => new Pool(p, i, config.limits)),
+      this.lifecycle,
+    )
     this.books = new Books(this.router)
-    this.workers = new Workers(this.router, this.books, config.limits)
+    this.workers = new Workers(this.router, this.books, this.lifecycle, config.limits)
+    this.handshakes = new Handshakes(this.books, this.router)
+    this.clients = new Clients(this.router, this.books, this.handshakes, this.lifecycle, config.limits)
   }
 
   get state(): BusState {
-    return this.router.state
+    return this.lifecycle.state
   }
   /** Worker processes running now, over all pools. */
   get workerCount(): number {
@@ -84,33 +84,16 @@ export class StdioBus {
 
   /** Spawns every pool's instances. Allowed when created or stopped. */
   async start(): Promise<void> {
-    if (this.router.state !== "created" && this.router.state !== "stopped")
-      throw new InvalidStateError("start()", ["created", "stopped"], this.router.state)
-    this.router.state = "starting"
+    this.lifecycle.starting()
     this.stopping = null
-    const started: Supervisor[] = []
     try {
-      for (const pool of this.router.pools.values()) {
-        pool.failure = null
-        const sup = this.workers.supervisePool(pool)
-        pool.supervisor = sup
-        try {
-          sup.start()
-        } catch (e) {
-          throw new SpawnError(
-            `pool "${pool.config.id}": cannot spawn ${pool.config.command}: ${(e as Error).message}; check command, args and cwd`,
-            { cause: e },
-          )
-        }
-        started.push(sup)
-      }
+      await this.workers.start()
     } catch (e) {
-      await Promise.all(started.map((s) => s.stop({ drainTimeoutMs: 0, killGraceMs: 0 })))
-      this.router.state = "stopped"
+      this.lifecycle.stopped()
       throw e
     }
     await new Promise<void>((r) => setImmediate(r)) // let the spawns settle: a start() caller sees "starting" until then
-    if (this.router.state === "starting") this.router.state = "running"
+    this.lifecycle.started()
   }
 
   /** Stops taking work, lets in-flight requests finish (bounded), then SIGTERM, then SIGKILL. */
@@ -120,7 +103,7 @@ export class StdioBus {
     } catch (e) {
       return Promise.reject(e)
     }
-    if (this.router.state === "created" || this.router.state === "stopped") return Promise.resolve()
+    if (this.state === "created" || this.state === "stopped") return Promise.resolve()
     if (this.stopping) return this.stopping
     let drainMs: number, killMs: number
     try {
@@ -129,47 +112,20 @@ export class StdioBus {
     } catch (e) {
       return Promise.reject(e)
     }
-    this.router.state = "stopping"
+    this.lifecycle.stopping()
     for (const l of this.listenersOpen) l.stopAccepting()
     this.stopping = (async () => {
-      if (this.books.awaited > 0) {
-        let timer: LongTimer | undefined
-        await Promise.race([
-          new Promise<void>((r) => this.books.drained.push(r)),
-          new Promise<void>((r) => (timer = longTimeout(r, drainMs))),
-        ])
-        timer!.clear()
-      }
-      await Promise.all(
-        [...this.router.pools.values()].map((p) => p.supervisor?.stop({ drainTimeoutMs: 0, killGraceMs: killMs })),
-      )
+      await this.books.drain(drainMs)
+      await this.workers.stop(killMs)
       // Every request still open gets its answer (an error) before the clients are disconnected.
-      await Promise.all([...this.router.pools.values()].flatMap((p) => p.instances.map((i) => i.settled)))
-      for (const [id, p] of this.books.pending) {
-        this.books.forget(id)
-        if (p.abandoned) continue
-        const e = new BusClosedError("the stdio bus stopped before the worker answered")
-        if (p.reject) p.reject(e)
-        else if (p.client)
-          this.router.answerError(p.client, p.originalId, codeOf(e), e.message, p.instance.pool.config.id)
-      }
-      this.books.drained.splice(0)
-      if (this.books.sweeper) clearInterval(this.books.sweeper)
-      this.books.sweeper = null
-      for (const p of this.router.pools.values()) {
-        this.restartsBefore += p.supervisor?.restarts ?? 0
-        p.supervisor = null
-        for (const w of p.liveWaiters) w.reject(new BusClosedError("the stdio bus stopped"))
-        p.liveWaiters = []
-      }
+      this.books.close()
+      this.workers.release()
       await Promise.all([...this.listenersOpen].map((l) => l.close()))
       this.listenersOpen.clear()
       this.router.clearPins()
       this.handshakes.clear()
-      this.books.asked.clear()
-      for (const p of this.router.pools.values()) for (const i of p.instances) i.asked.clear()
-      this.router.state = "stopped"
-      for (const w of this.router.inboxWaiters.splice(0)) w({ value: undefined, done: true })
+      this.lifecycle.stopped()
+      this.router.endMessages()
     })()
     return this.stopping
   }
@@ -181,7 +137,7 @@ export class StdioBus {
   /** Sends a JSON-RPC request to a worker; resolves with its result, rejects with JsonRpcError, TimeoutError, WorkerGoneError, … */
   request(method: string, params?: unknown, options: StdioRequestOptions = {}): Promise<unknown> {
     checkOptions(options, REQUEST_OPTIONS, "stdio bus.request")
-    this.router.assertRunning("request()")
+    this.lifecycle.assertRunning("request()")
     if (typeof method !== "string" || method === "") throw new TypeError("request(): method must be a non-empty string")
     const pool = this.router.poolFor(options.pool)
     if (!pool) return Promise.reject(this.router.unknownPool(options.pool!))
@@ -191,7 +147,7 @@ export class StdioBus {
     const { promise, resolve, reject } = Promise.withResolvers<unknown>()
     const sessionKey = options.sessionId !== undefined ? this.router.sessionKey(pool, options.sessionId) : null
     const deadline = timeoutMs > 0 ? performance.now() + timeoutMs : Infinity
-    const id = ++this.books.nextId
+    const id = this.books.issueId()
     let settled = false
     const onAbort = signal ? () => giveUp(signal.reason) : null
     const giveUp = (e: Error) => {
@@ -231,13 +187,13 @@ export class StdioBus {
       entry.generation = instance.generation
       this.books.track(id, entry)
       if (deadline !== Infinity) this.books.armSweeper()
-      const ready = this.handshaken(pool, sessionKey, null, instance, method, params)
+      const ready = this.handshakes.ready(pool, sessionKey, null, instance, method, params)
       if (!ready) return write(instance)
       // Given up while the handshake was replayed: the worker never gets it.
       return ready.then(() => (entry.abandoned ? void this.books.forget(id) : write(instance)))
     }
     const failed = (e: Error) => {
-      if (this.books.pending.get(id) === entry) this.books.forget(id)
+      this.books.withdraw(id, entry)
       giveUp(e)
     }
     try {
@@ -257,7 +213,7 @@ export class StdioBus {
     options: Omit<StdioRequestOptions, "timeoutMs" | "signal"> = {},
   ): Promise<void> {
     checkOptions(options, NOTIFY_OPTIONS, "stdio bus.notify")
-    this.router.assertRunning("notify()")
+    this.lifecycle.assertRunning("notify()")
     const pool = this.router.poolFor(options.pool)
     if (!pool) throw this.router.unknownPool(options.pool!)
     const sessionKey = options.sessionId !== undefined ? this.router.sessionKey(pool, options.sessionId) : null
@@ -265,26 +221,20 @@ export class StdioBus {
     const instance =
       this.router.routeNow(pool, sessionKey, null) ??
       (await this.router.route(pool, sessionKey, null, performance.now() + this.limits.backpressure_timeout_sec * 1000))
-    await this.handshaken(pool, sessionKey, null, instance, method, params)
+    await this.handshakes.ready(pool, sessionKey, null, instance, method, params)
     await instance.out.write(JSON.stringify(message) + "\n")
   }
 
   /** Takes one raw NDJSON message as a stdio_bus client would write it; answers come out of messages(). */
   async send(line: string): Promise<void> {
-    this.router.assertRunning("send()")
-    await this.ingest(this.router.embedded, line)
+    this.lifecycle.assertRunning("send()")
+    await this.clients.ingest(this.router.embedded, line)
   }
 
   /** Messages workers send unasked (notifications, requests to the client) and answers to send(); ends when the bus stops. */
   messages(): AsyncIterableIterator<BusMessage> {
     const it: AsyncIterableIterator<BusMessage> = {
-      next: () => {
-        const value = this.router.inbox.shift()
-        if (value) return Promise.resolve({ value, done: false })
-        if (this.router.state === "stopped" || this.router.state === "created")
-          return Promise.resolve({ value: undefined, done: true })
-        return new Promise((r) => this.router.inboxWaiters.push(r))
-      },
+      next: () => this.router.nextMessage(),
       return: () => Promise.resolve({ value: undefined, done: true }),
       [Symbol.asyncIterator]: () => it,
     }
@@ -293,10 +243,8 @@ export class StdioBus {
 
   stats(): StdioBusStats {
     const now = performance.now()
-    let restarts = this.restartsBefore
     const pools: PoolStats[] = [...this.router.pools.values()].map((p) => {
       const sup = p.supervisor
-      restarts += sup?.restarts ?? 0
       return {
         id: p.config.id,
         state: p.failure ? "failed" : sup ? "running" : "stopped",
@@ -327,13 +275,24 @@ export class StdioBus {
         bytesOut += out.bytes
         backpressureRejects += out.rejects
       }
+    const routed = this.router.counters
+    const read = this.workers.counters
+    const books = this.books.counters
     return {
-      state: this.router.state,
-      ...this.router.counters,
+      state: this.state,
+      messagesIn: read.messagesIn,
+      bytesIn: read.bytesIn,
       messagesOut,
       bytesOut,
+      restarts: this.workers.restarts,
+      routingErrors: routed.routingErrors,
+      oversizeKills: read.oversizeKills,
       backpressureRejects,
-      restarts,
+      lateResponses: read.lateResponses,
+      stuckDropped: books.stuckDropped,
+      cancelsSent: books.cancelsSent,
+      droppedMessages: routed.droppedMessages,
+      sessionsDropped: routed.sessionsDropped,
       workerCount: this.workerCount,
       clientCount: this.clientCount,
       pools,
@@ -381,7 +340,7 @@ export class StdioBus {
 
   /** Accepts NDJSON clients on "unix:/path" or "tcp:host:port" (tcp:0 picks a port) until the bus stops. */
   async listen(address: string, options?: ListenOptions): Promise<StdioListener> {
-    this.router.assertRunning("listen()")
+    this.lifecycle.assertRunning("listen()")
     const l = await StdioListener.open<BusClient & { close(): void }>(this, address, options)
     this.listenersOpen.add(l)
     return l
@@ -409,276 +368,15 @@ export class StdioBus {
     deliver: BusClient["deliver"],
     options: { sessionPerClient?: boolean } = {},
   ): BusClient & { close(): void } {
-    checkOptions(options, CLIENT_OPTIONS, "stdio bus.attachClient")
-    const id = this.nextClientId++
-    const client = {
-      id,
-      sessionPerClient: options.sessionPerClient !== false,
-      deliver,
-      close: () => {
-        if (!this.clients.delete(client)) return
-        this.router.leave(client)
-        this.handshakes.forgetOwner(client)
-        for (const [pid, p] of this.books.pending)
-          if (p.client === client) this.books.abandon(pid, p, "the client disconnected")
-        for (const [aid, a] of this.books.asked) if (a.client === client) this.books.forgetAsked(aid)
-      },
-    }
-    this.clients.add(client)
-    return client
+    return this.clients.attach(deliver, options)
   }
 
   /**
    * One NDJSON message from `client`: a request (id rewritten, routed), a notification (routed), or an answer to
    * a request a worker sent earlier. Malformed or unroutable messages are counted and answered when possible.
    */
-  async ingest(client: BusClient, line: string): Promise<void> {
-    // Lines a client sent before it went away may still wait their turn (Inbound): nobody is left to answer them.
-    if (this.gone(client)) return
-    let msg: JsonRpcMessage
-    try {
-      msg = parseMessage(line) as JsonRpcMessage
-    } catch {
-      return this.router.refuse(
-        client,
-        null,
-        BusErrorCode.ParseError,
-        "Parse error: the line is not valid JSON",
-        "malformed JSON from a client",
-      )
-    }
-    if (typeof msg !== "object" || msg === null || Array.isArray(msg))
-      return this.router.refuse(
-        client,
-        null,
-        BusErrorCode.InvalidRequest,
-        "Invalid Request: expected one JSON-RPC object per line (batches are not supported)",
-        "not a JSON-RPC object",
-      )
-    const hasId = "id" in msg
-    if (this.router.state !== "running") {
-      if (hasId && typeof msg.method === "string")
-        this.router.answerError(
-          client,
-          msg.id ?? null,
-          BusErrorCode.BusStopping,
-          `the bus is ${this.router.state}`,
-          this.router.defaultPool.config.id,
-        )
-      return
-    }
-    let pool = this.router.defaultPool
-    let rewritten = false
-    if ("pool" in msg) {
-      const named = typeof msg.pool === "string" ? this.router.pools.get(msg.pool) : undefined
-      if (!named)
-        return this.router.refuse(
-          client,
-          hasId && msg.method !== undefined ? (msg.id ?? null) : undefined,
-          BusErrorCode.UnknownPool,
-          `unknown pool ${JSON.stringify(msg.pool)}; pools: ${[...this.router.pools.keys()].join(", ")}`,
-          "unknown pool",
-        )
-      pool = named
-      delete msg.pool
-      rewritten = true
-    }
-    if (typeof msg.method !== "string") {
-      if (!hasId)
-        return this.router.refuse(
-          client,
-          null,
-          BusErrorCode.InvalidRequest,
-          "Invalid Request: a message needs a method or an id",
-          "neither method nor id",
-        )
-      const target = typeof msg.id === "string" ? this.books.asked.get(msg.id) : undefined
-      if (!target) return this.router.routingError("an answer to a request nobody made")
-      if (target.client !== client)
-        return this.router.routingError("an answer from a client the request was not sent to")
-      this.books.forgetAsked(msg.id as string)
-      if (target.instance.generation !== target.generation || !target.instance.live)
-        return this.router.routingError("an answer for a worker that has since died", target.instance)
-      msg.id = target.originalId
-      try {
-        await target.instance.out.write(JSON.stringify(msg) + "\n")
-      } catch {
-        this.router.routingError("an answer for a worker that stopped reading", target.instance)
-      }
-      return
-    }
-    if (!hasId && (msg.method === "notifications/cancelled" || msg.method === "$/cancelRequest"))
-      return this.passCancel(client, msg, line)
-    const sessionKey =
-      typeof msg.sessionId === "string"
-        ? this.router.sessionKey(pool, msg.sessionId)
-        : client.sessionPerClient
-          ? `${pool.index}\u0001${client.id}`
-          : null
-    const originalId = msg.id ?? null
-    try {
-      const instance =
-        this.router.routeNow(pool, sessionKey, client) ??
-        (await this.router.route(
-          pool,
-          sessionKey,
-          client,
-          performance.now() + this.limits.backpressure_timeout_sec * 1000,
-        ))
-      if (this.gone(client)) return // it left while its message waited for an instance: nobody to send it for
-      const ready = this.handshaken(pool, sessionKey, client, instance, msg.method, msg.params)
-      if (!hasId) {
-        if (ready) await ready
-        if (this.gone(client)) return
-        return await instance.out.write((rewritten ? JSON.stringify(msg) : line) + "\n")
-      }
-      const id = ++this.books.nextId
-      const entry: Pending = {
-        instance,
-        generation: instance.generation,
-        client,
-        originalId,
-        sessionKey,
-        method: msg.method,
-        abandoned: false,
-        abandonedAt: 0,
-        written: false,
-      }
-      this.books.track(id, entry)
-      msg.id = id
-      try {
-        if (ready) {
-          await ready
-          if (entry.abandoned) return void this.books.forget(id) // the client left while the handshake was replayed
-        }
-        await instance.out.write(JSON.stringify(msg) + "\n")
-        this.books.markWritten(id, entry)
-      } catch (e) {
-        if (this.books.pending.get(id) === entry) this.books.forget(id)
-        throw e
-      }
-    } catch (e) {
-      if (hasId) this.router.answerError(client, originalId, codeOf(e as Error), (e as Error).message, pool.config.id)
-    }
-  }
-
-  /** A socket or stdio client that has disconnected (the embedded caller never does). */
-  private gone(client: BusClient): boolean {
-    return client !== this.router.embedded && !this.clients.has(client)
-  }
-
-  /**
-   * A client's own cancel (MCP notifications/cancelled, LSP $/cancelRequest) goes to the worker its request went
-   * to, under the id that worker saw. One naming nothing this client has in flight is dropped (a race with the
-   * answer, or another client's id): passed on as written it would name whatever that worker has under that id.
-   */
-  private async passCancel(client: BusClient, msg: JsonRpcMessage, line: string): Promise<void> {
-    const mcp = msg.method === "notifications/cancelled"
-    const params = msg.params
-    if (typeof params !== "object" || params === null || Array.isArray(params)) return
-    const field = mcp ? "requestId" : "id"
-    const named = (params as Record<string, unknown>)[field]
-    // Read as exactly as the request's own id was (parseMessage), so 12345678901234567890 or 1.5 finds it.
-    const key = idKey(inexact(named) ? rawMemberOf(line, ["params"], field) : named)
-    if (key === undefined) return
-    const id = this.books.clientRequests.get(client)?.get(key)
-    const p = id === undefined ? undefined : this.books.pending.get(id)
-    if (!p || p.abandoned || !p.instance.live || p.instance.generation !== p.generation) return
-    // MCP: the answer is not wanted any more (the client ignores it). LSP: the server still answers, and the
-    // client waits for that answer.
-    if (mcp) this.books.abandon(id!, p, null)
-    const out = { ...msg, params: { ...params, [mcp ? "requestId" : "id"]: id } }
-    try {
-      await p.instance.out.write(`${JSON.stringify(out)}\n`)
-    } catch {
-      // the worker is gone, and the request with it
-    }
-  }
-
-  // ── replayed handshakes (pools[].initialize: "replay") ─────────────────────────────────────────────────
-
-  /**
-   * Notes a session's handshake messages and, before any other message of a session whose worker process has not
-   * seen its handshake (a restarted or another instance), replays it there; resolves when the message may go.
-   */
-  private handshaken(
-    pool: Pool,
-    sessionKey: string | null,
-    owner: BusClient | null,
-    instance: Instance,
-    method: string,
-    params: unknown,
-  ): Promise<void> | undefined {
-    if (sessionKey === null || pool.config.initialize !== "replay") return undefined
-    const h = method === "initialize" ? undefined : this.handshakes.unseen(sessionKey, instance)
-    if (!h) return void this.handshakes.note(sessionKey, owner, instance, method, params)
-    let replay = h.replay
-    if (!replay || replay.instance !== instance || replay.generation !== instance.generation) {
-      const r = { instance, generation: instance.generation, done: this.replay(h, instance) }
-      const done = () => {
-        if (h.replay === r) h.replay = null
-      }
-      r.done.then(done, done)
-      h.replay = replay = r
-    }
-    return replay.done.then(() => this.handshakes.note(sessionKey, owner, instance, method, params))
-  }
-
-  /** Sends a session's initialize (its answer swallowed) and, if the session had sent it, notifications/initialized. */
-  private async replay(h: Handshake, instance: Instance): Promise<void> {
-    const generation = instance.generation
-    try {
-      await this.requestOn(instance, "initialize", h.params, REPLAY_TIMEOUT_MS)
-    } catch (e) {
-      if (!(e instanceof JsonRpcError)) throw e
-      this.router.log(
-        instance,
-        instance.proc?.pid ?? 0,
-        "warn",
-        `the replayed initialize was refused (${e.message}); the session's messages go on to the worker`,
-      )
-    }
-    if (h.initialized) await instance.out.write(INITIALIZED_LINE)
-    h.instance = instance
-    h.generation = generation
-  }
-
-  /** A request of the bus's own to one worker process: resolves with its result, which nobody else sees. */
-  private requestOn(instance: Instance, method: string, params: unknown, timeoutMs: number): Promise<unknown> {
-    const { promise, resolve, reject } = Promise.withResolvers<unknown>()
-    const id = ++this.books.nextId
-    const entry: Pending = {
-      instance,
-      generation: instance.generation,
-      client: null,
-      originalId: id,
-      sessionKey: null,
-      resolve,
-      reject: (e: Error) => {
-        this.books.abandon(id, entry, e.message)
-        reject(e)
-      },
-      deadline: performance.now() + timeoutMs,
-      timeoutMs,
-      method,
-      abandoned: false,
-      abandonedAt: 0,
-      written: false,
-    }
-    this.books.track(id, entry)
-    this.books.armSweeper()
-    const failed = (e: Error) => {
-      if (this.books.pending.get(id) === entry) this.books.forget(id)
-      entry.reject!(e)
-    }
-    try {
-      const queued = instance.out.write(`${JSON.stringify({ jsonrpc: "2.0", id, method, params })}\n`)
-      if (queued) queued.then(() => this.books.markWritten(id, entry), failed)
-      else this.books.markWritten(id, entry)
-    } catch (e) {
-      failed(e as Error)
-    }
-    return promise
+  ingest(client: BusClient, line: string): Promise<void> {
+    return this.clients.ingest(client, line)
   }
 }
 

@@ -1,12 +1,19 @@
 // The MCP handshakes a pool with `initialize: "replay"` keeps: each session's initialize request, whether it sent
 // notifications/initialized, and which worker process has seen them. A session outlives its worker (its next
-// message is pinned to a live instance), so the bus can initialize that instance for it before passing the message
-// on. Kept apart from the pins (routing.ts) because a pin dies with its worker and a handshake must not.
-import type { Instance } from "./pool.ts"
+// message is pinned to a live instance), so before passing the message on, the bus replays the handshake to that
+// instance (ready()). Kept apart from the pins (router.ts) because a pin dies with its worker and a handshake must
+// not.
+import type { Books } from "./books.ts"
+import { JsonRpcError } from "./errors.ts"
+import type { Instance, Pool } from "./pool.ts"
+import type { Router } from "./router.ts"
 import type { BusClient } from "./types.ts"
 
 /** Handshakes kept over the whole bus; past it the oldest is forgotten (that session initializes again itself). */
 export const HANDSHAKES_MAX = 10_000
+/** How long a restarted worker may take to answer a session's replayed initialize. */
+const REPLAY_TIMEOUT_MS = 30_000
+const INITIALIZED_LINE = `${JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" })}\n`
 
 export interface Handshake {
   /** The params of the session's last initialize request. */
@@ -24,8 +31,59 @@ export interface Handshake {
 export class Handshakes {
   private readonly bySession = new Map<string, Handshake>()
 
+  constructor(
+    private readonly books: Books,
+    private readonly router: Router,
+  ) {}
+
+  /**
+   * Notes a session's handshake messages and, before any other message of a session whose worker process has not
+   * seen its handshake (a restarted or another instance), replays it there; resolves when the message may go.
+   */
+  ready(
+    pool: Pool,
+    sessionKey: string | null,
+    owner: BusClient | null,
+    instance: Instance,
+    method: string,
+    params: unknown,
+  ): Promise<void> | undefined {
+    if (sessionKey === null || pool.config.initialize !== "replay") return undefined
+    const h = method === "initialize" ? undefined : this.unseen(sessionKey, instance)
+    if (!h) return void this.note(sessionKey, owner, instance, method, params)
+    let replay = h.replay
+    if (!replay || replay.instance !== instance || replay.generation !== instance.generation) {
+      const r = { instance, generation: instance.generation, done: this.replay(h, instance) }
+      const done = () => {
+        if (h.replay === r) h.replay = null
+      }
+      r.done.then(done, done)
+      h.replay = replay = r
+    }
+    return replay.done.then(() => this.note(sessionKey, owner, instance, method, params))
+  }
+
+  /** Sends a session's initialize (its answer swallowed) and, if the session had sent it, notifications/initialized. */
+  private async replay(h: Handshake, instance: Instance): Promise<void> {
+    const generation = instance.generation
+    try {
+      await this.books.requestOn(instance, "initialize", h.params, REPLAY_TIMEOUT_MS)
+    } catch (e) {
+      if (!(e instanceof JsonRpcError)) throw e
+      this.router.log(
+        instance,
+        instance.proc?.pid ?? 0,
+        "warn",
+        `the replayed initialize was refused (${e.message}); the session's messages go on to the worker`,
+      )
+    }
+    if (h.initialized) await instance.out.write(INITIALIZED_LINE)
+    h.instance = instance
+    h.generation = generation
+  }
+
   /** Notes a message a session sends to `instance`, if it is part of the handshake. */
-  note(sessionKey: string, owner: BusClient | null, instance: Instance, method: string, params: unknown): void {
+  private note(sessionKey: string, owner: BusClient | null, instance: Instance, method: string, params: unknown): void {
     if (method === "initialize") {
       this.bySession.delete(sessionKey) // the newest goes last, so the oldest is forgotten first
       if (this.bySession.size >= HANDSHAKES_MAX) this.bySession.delete(this.bySession.keys().next().value!)
@@ -44,7 +102,7 @@ export class Handshakes {
   }
 
   /** The session's handshake if `instance`'s current process has not seen it. */
-  unseen(sessionKey: string, instance: Instance): Handshake | undefined {
+  private unseen(sessionKey: string, instance: Instance): Handshake | undefined {
     const h = this.bySession.get(sessionKey)
     return h && (h.instance !== instance || h.generation !== instance.generation) ? h : undefined
   }

@@ -1,8 +1,10 @@
 // What the bus keeps per pool and per instance (one worker slot: its process, outbox, requests, sessions), and
-// the entries on its books (Pending, Asked). Separate because every layer of StdioBus reads them.
+// the entries on its books (Pending, Asked). Separate because every part of StdioBus reads them.
 import type { Subprocess } from "bun"
-import type { Supervisor } from "../kit/index.ts"
+import { BusClosedError, WorkerGoneError } from "../core/index.ts"
+import { longTimeout, type Supervisor } from "../kit/index.ts"
 import type { LimitsConfig, PoolConfig } from "./config.ts"
+import { poolFailed } from "./errors.ts"
 import { Outbox } from "./outbox.ts"
 import type { BusClient, JsonRpcId } from "./types.ts"
 
@@ -36,6 +38,10 @@ export interface Asked {
   originalId: JsonRpcId
 }
 
+/**
+ * One worker slot. Every part reads it; each field has one writer: the Workers its process (proc, generation,
+ * reading, settled), the Books its requests (pending, inFlight, stuck, asked), the Router its sessions.
+ */
 export class Instance {
   proc: Subprocess<"pipe", "pipe", "pipe"> | null = null
   generation = 0
@@ -47,7 +53,7 @@ export class Instance {
   readonly out: Outbox
   readonly pending = new Set<number>()
   readonly sessions = new Set<string>()
-  /** Ids of the requests this instance sent to clients, oldest first (bounded: ASKED_MAX). */
+  /** Ids of the requests this instance sent to clients, oldest first (bounded: books.ts ASKED_MAX). */
   readonly asked = new Set<string>()
   stuck = 0
   constructor(
@@ -68,15 +74,99 @@ export class Instance {
 
 export class Pool {
   readonly instances: Instance[]
-  supervisor: Supervisor | null = null
-  failure: string | null = null
-  rotor = 0
-  liveWaiters: { resolve: () => void; reject: (e: Error) => void }[] = []
+  private sup: Supervisor | null = null
+  private failedWith: string | null = null
+  /** Where the least-busy search starts next, so equal instances share the load. */
+  private rotor = 0
+  /** Messages waiting for an instance to come up. */
+  private liveWaiters: { resolve: () => void; reject: (e: Error) => void }[] = []
   constructor(
     readonly config: PoolConfig,
     readonly index: number,
     limits: LimitsConfig,
   ) {
     this.instances = Array.from({ length: config.instances }, (_, i) => new Instance(this, i, limits))
+  }
+
+  /** The Supervisor running its processes; null while the bus is stopped. */
+  get supervisor(): Supervisor | null {
+    return this.sup
+  }
+
+  /** Why the pool gave up (restart intensity); null while it has not. */
+  get failure(): string | null {
+    return this.failedWith
+  }
+
+  /** The bus starts: `sup` runs the processes, and a past failure is forgotten. */
+  supervise(sup: Supervisor): void {
+    this.sup = sup
+    this.failedWith = null
+  }
+
+  /** The supervisor gave up: whoever waits for an instance gets PoolFailedError. */
+  fail(reason: string): void {
+    this.failedWith = reason
+    const error = poolFailed(this.config.id, reason)
+    for (const w of this.liveWaiters.splice(0)) w.reject(error)
+  }
+
+  /** The bus stopped: the supervisor is let go, and whoever waits for an instance gets BusClosedError. */
+  release(): void {
+    this.sup = null
+    for (const w of this.liveWaiters.splice(0)) w.reject(new BusClosedError("the stdio bus stopped"))
+  }
+
+  /** The live instance with the fewest requests in flight, then the fewest sessions; ties rotate. */
+  leastBusy(): Instance | null {
+    let best: Instance | null = null
+    const n = this.instances.length
+    const from = this.rotor++ % n
+    for (let k = 0; k < n; k++) {
+      const i = this.instances[(from + k) % n]!
+      if (
+        i.live &&
+        (best === null ||
+          i.inFlight < best.inFlight ||
+          (i.inFlight === best.inFlight && i.sessions.size < best.sessions.size))
+      )
+        best = i
+    }
+    return best
+  }
+
+  /** An instance has come up: whoever waits for one tries again. */
+  wakeWaiters(): void {
+    for (const w of this.liveWaiters.splice(0)) w.resolve()
+  }
+
+  /** Resolves when an instance comes up; rejects with WorkerGoneError if none does by `deadline`. */
+  waitForLive(deadline: number): Promise<void> {
+    const { promise, resolve, reject } = Promise.withResolvers<void>()
+    const ms = deadline - performance.now()
+    if (ms <= 0)
+      return Promise.reject(
+        new WorkerGoneError(`pool "${this.config.id}" has no running worker (it is restarting); try again`),
+      )
+    const timer = longTimeout(() => {
+      this.liveWaiters = this.liveWaiters.filter((w) => w !== waiter)
+      reject(
+        new WorkerGoneError(
+          `pool "${this.config.id}" had no running worker for ${Math.round(ms)} ms (it is restarting)`,
+        ),
+      )
+    }, ms)
+    const waiter = {
+      resolve: () => {
+        timer.clear()
+        resolve()
+      },
+      reject: (e: Error) => {
+        timer.clear()
+        reject(e)
+      },
+    }
+    this.liveWaiters.push(waiter)
+    return promise
   }
 }

@@ -1,33 +1,87 @@
-// The workers' side: each pool's Supervisor, reading every process's stdout (answers, requests, notifications)
-// and stderr (logs), and what a worker's death settles. One of the parts a StdioBus owns (bus.ts): it routes what
-// workers send through the Router and settles requests in the Books.
+// The workers' side: each pool's Supervisor (started and stopped with the bus), reading every process's stdout
+// (answers, requests, notifications) and stderr (logs), and what a worker's death settles. One of the parts a
+// StdioBus owns (bus.ts): it routes what workers send through the Router and settles requests in the Books.
 import type { Subprocess } from "bun"
 import { BusClosedError, WorkerGoneError } from "../core/index.ts"
 import { Supervisor } from "../kit/index.ts"
 import type { LimitsConfig } from "./config.ts"
-import { JsonRpcError, poolFailed } from "./errors.ts"
+import { JsonRpcError, poolFailed, SpawnError } from "./errors.ts"
 import { parseMessage } from "./jsonrpc.ts"
+import type { LifecycleView } from "./lifecycle.ts"
 import { LineSplitter } from "./lines.ts"
 import type { Instance, Pool } from "./pool.ts"
 import type { Books } from "./books.ts"
-import type { Router } from "./routing.ts"
+import type { Router } from "./router.ts"
 import type { JsonRpcMessage, LogLevel } from "./types.ts"
 
-/** Requests one worker may have waiting on clients; past it, its own oldest is forgotten. */
-const ASKED_MAX = 10_000
 /** How long a dead worker's stdout may still be read for answers it wrote before dying. */
 const EXIT_READ_MS = 1000
 
 export class Workers {
+  private readonly counts = { messagesIn: 0, bytesIn: 0, oversizeKills: 0, lateResponses: 0 }
+  /** Restarts counted by the supervisors of earlier runs (a supervisor is let go when the bus stops). */
+  private restartsBefore = 0
+
   constructor(
     private readonly router: Router,
     private readonly books: Books,
+    private readonly lifecycle: LifecycleView,
     private readonly limits: LimitsConfig,
   ) {}
 
-  // ── reading from workers ──────────────────────────────────────────────────────────────────────────────
+  /** What the workers' side counted, for stats(). */
+  get counters(): Readonly<typeof this.counts> {
+    return this.counts
+  }
 
-  supervisePool(pool: Pool): Supervisor {
+  /** Restarts over every pool since the bus was made. */
+  get restarts(): number {
+    let n = this.restartsBefore
+    for (const p of this.router.pools.values()) n += p.supervisor?.restarts ?? 0
+    return n
+  }
+
+  // ── the pools' supervisors ────────────────────────────────────────────────────────────────────────────
+
+  /** Spawns every pool's instances; if one cannot be spawned, stops those started and throws SpawnError. */
+  async start(): Promise<void> {
+    const started: Supervisor[] = []
+    try {
+      for (const pool of this.router.pools.values()) {
+        const sup = this.supervisePool(pool)
+        pool.supervise(sup)
+        try {
+          sup.start()
+        } catch (e) {
+          throw new SpawnError(
+            `pool "${pool.config.id}": cannot spawn ${pool.config.command}: ${(e as Error).message}; check command, args and cwd`,
+            { cause: e },
+          )
+        }
+        started.push(sup)
+      }
+    } catch (e) {
+      await Promise.all(started.map((s) => s.stop({ drainTimeoutMs: 0, killGraceMs: 0 })))
+      throw e
+    }
+  }
+
+  /** SIGTERM, then SIGKILL after `killMs`; resolves once every process's unanswered requests have been answered. */
+  async stop(killMs: number): Promise<void> {
+    const pools = [...this.router.pools.values()]
+    await Promise.all(pools.map((p) => p.supervisor?.stop({ drainTimeoutMs: 0, killGraceMs: killMs })))
+    await Promise.all(pools.flatMap((p) => p.instances.map((i) => i.settled)))
+  }
+
+  /** The bus has stopped: each pool's supervisor is let go (its restarts kept), its waiters told. */
+  release(): void {
+    for (const p of this.router.pools.values()) {
+      this.restartsBefore += p.supervisor?.restarts ?? 0
+      p.release()
+    }
+  }
+
+  private supervisePool(pool: Pool): Supervisor {
     const { command, args, instances, cwd, env } = pool.config
     const sup = new Supervisor({
       command: [command, ...args],
@@ -51,7 +105,7 @@ export class Workers {
       instance.reading = this.readStdout(instance, proc)
       void this.readStderr(instance, proc)
       this.router.emit("worker-start", { pool: id, instance: s.index, pid: proc.pid })
-      for (const w of pool.liveWaiters.splice(0)) w.resolve()
+      pool.wakeWaiters()
     })
     sup.on("exit", (s, info) => {
       this.workerGone(pool.instances[s.index]!, info.expected)
@@ -59,13 +113,13 @@ export class Workers {
     })
     sup.on("restart", (s, r) => this.router.emit("worker-restart", { pool: id, instance: s.index, delayMs: r.delayMs }))
     sup.on("failed", (f) => {
-      pool.failure = f.reason
-      const error = poolFailed(id, f.reason)
-      for (const w of pool.liveWaiters.splice(0)) w.reject(error)
+      pool.fail(f.reason)
       this.router.emit("pool-failed", { pool: id, reason: f.reason })
     })
     return sup
   }
+
+  // ── reading from workers ──────────────────────────────────────────────────────────────────────────────
 
   private workerGone(instance: Instance, expected: boolean): void {
     const generation = instance.generation
@@ -75,7 +129,7 @@ export class Workers {
     const pool = instance.pool
     const error = pool.failure
       ? poolFailed(pool.config.id, pool.failure)
-      : expected && this.router.state !== "running"
+      : expected && this.lifecycle.state !== "running"
         ? new BusClosedError(
             `the stdio bus stopped before pool "${pool.config.id}" instance ${instance.index} answered`,
           )
@@ -101,9 +155,9 @@ export class Workers {
     const splitter = new LineSplitter(this.limits.max_input_buffer, (line) => this.fromWorker(instance, line))
     try {
       for await (const chunk of proc.stdout) {
-        this.router.counters.bytesIn += chunk.length
+        this.counts.bytesIn += chunk.length
         if (!splitter.push(chunk)) {
-          this.router.counters.oversizeKills++
+          this.counts.oversizeKills++
           this.router.log(
             instance,
             proc.pid,
@@ -139,7 +193,7 @@ export class Workers {
   }
 
   private fromWorker(instance: Instance, line: string): void {
-    this.router.counters.messagesIn++
+    this.counts.messagesIn++
     let msg: JsonRpcMessage
     try {
       msg = parseMessage(line) as JsonRpcMessage
@@ -157,15 +211,15 @@ export class Workers {
     if (typeof msg.method !== "string") {
       const id = msg.id
       const p = typeof id === "number" ? this.books.pending.get(id) : undefined
-      if (!p && typeof id === "number" && Number.isInteger(id) && id > 0 && id <= this.books.nextId) {
-        this.router.counters.lateResponses++ // given up and dropped from the books already
+      if (!p && this.books.issued(id)) {
+        this.counts.lateResponses++ // given up and dropped from the books already
         return
       }
       if (!p || p.instance !== instance)
         return this.router.routingError(`an answer to no request (id ${JSON.stringify(id)})`, instance)
       this.books.forget(id as number)
       if (p.abandoned) {
-        this.router.counters.lateResponses++
+        this.counts.lateResponses++
         return
       }
       if (p.resolve) {
@@ -179,11 +233,7 @@ export class Workers {
     }
     if ("id" in msg) {
       const client = this.router.ownersOf(instance, msg)[0] ?? this.router.embedded
-      const busId = `sb-${crypto.randomUUID()}`
-      if (instance.asked.size >= ASKED_MAX) this.books.forgetAsked(instance.asked.values().next().value!) // its own oldest, never another worker's
-      this.books.asked.set(busId, { instance, generation: instance.generation, client, originalId: msg.id ?? null })
-      instance.asked.add(busId)
-      msg.id = busId
+      msg.id = this.books.ask(instance, client, msg.id ?? null)
       return client.deliver(msg, poolId, instance.index)
     }
     const owners = this.router.ownersOf(instance, msg)

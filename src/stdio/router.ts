@@ -1,11 +1,12 @@
 // Where a message goes (its pool, its session's pin, else the least busy live instance; the owners of an unasked
-// one) and what the bus says when it cannot route one. The Router is one of the parts a StdioBus owns (bus.ts):
-// the books (books.ts) and the worker pools (workers.ts) get it through their constructors.
-import { BusClosedError, WorkerGoneError } from "../core/index.ts"
-import { Emitter, longTimeout } from "../kit/index.ts"
-import { BusErrorCode, InvalidStateError, JsonRpcError, poolFailed } from "./errors.ts"
+// one), the sessions' pins, the inbox of messages(), and what the bus says when it cannot route one. The Router is
+// one of the parts a StdioBus owns (bus.ts): the other parts get it through their constructors.
+import { BusClosedError } from "../core/index.ts"
+import { Emitter } from "../kit/index.ts"
+import { BusErrorCode, JsonRpcError, poolFailed } from "./errors.ts"
+import type { LifecycleView } from "./lifecycle.ts"
 import type { Instance, Pool } from "./pool.ts"
-import type { BusClient, BusMessage, BusState, JsonRpcId, JsonRpcMessage, LogLevel, StdioBusEvents } from "./types.ts"
+import type { BusClient, BusMessage, JsonRpcId, JsonRpcMessage, LogLevel, StdioBusEvents } from "./types.ts"
 
 const MESSAGE_QUEUE_MAX = 10_000
 /** Session pins kept over the whole bus, and per socket client; past either, the least recently used is forgotten. */
@@ -19,8 +20,6 @@ interface Pin {
 }
 
 export class Router {
-  /** The bus's state: only the bus changes it. */
-  state: BusState = "created"
   readonly pools = new Map<string, Pool>()
   /** The pool a message without `pool` goes to: the configuration's first. */
   readonly defaultPool: Pool
@@ -32,19 +31,9 @@ export class Router {
   private readonly left = new WeakSet<BusClient>()
   /** The pin used last: using it again needs no reordering. */
   private newest: string | null = null
-  counters = {
-    messagesIn: 0,
-    bytesIn: 0,
-    routingErrors: 0,
-    oversizeKills: 0,
-    lateResponses: 0,
-    stuckDropped: 0,
-    cancelsSent: 0,
-    droppedMessages: 0,
-    sessionsDropped: 0,
-  }
-  readonly inbox: BusMessage[] = []
-  readonly inboxWaiters: ((r: IteratorResult<BusMessage>) => void)[] = []
+  private readonly counts = { routingErrors: 0, droppedMessages: 0, sessionsDropped: 0 }
+  private readonly inbox: BusMessage[] = []
+  private readonly inboxWaiters: ((r: IteratorResult<BusMessage>) => void)[] = []
   readonly events = new Emitter<StdioBusEvents>()
   /** The embedded caller of send(): its answers and unasked worker messages go to messages(). */
   readonly embedded: BusClient = {
@@ -53,9 +42,17 @@ export class Router {
     deliver: (message, pool, instance) => this.pushInbox({ message, pool, instance }),
   }
 
-  constructor(pools: Pool[]) {
+  constructor(
+    pools: Pool[],
+    private readonly lifecycle: LifecycleView,
+  ) {
     for (const p of pools) this.pools.set(p.config.id, p)
     this.defaultPool = pools[0]!
+  }
+
+  /** What the router counted, for stats(). */
+  get counters(): Readonly<typeof this.counts> {
+    return this.counts
   }
 
   // ── routing ────────────────────────────────────────────────────────────────────────────────────────────
@@ -72,7 +69,8 @@ export class Router {
   /** The instance for the next message: the session's pin if alive, else the least busy live one (pinned from then on). */
   routeNow(pool: Pool, sessionKey: string | null, owner: BusClient | null): Instance | null {
     if (pool.failure) throw poolFailed(pool.config.id, pool.failure)
-    if (this.state !== "running") throw new BusClosedError(`the stdio bus is ${this.state}`)
+    const state = this.lifecycle.state
+    if (state !== "running") throw new BusClosedError(`the stdio bus is ${state}`)
     if (sessionKey !== null) {
       const pinned = this.sessions.get(sessionKey)
       if (pinned?.instance.live) {
@@ -80,20 +78,7 @@ export class Router {
         return pinned.instance
       }
     }
-    // Fewest in flight, then fewest sessions; ties rotate so equal instances share the load.
-    let best: Instance | null = null
-    const n = pool.instances.length
-    const from = pool.rotor++ % n
-    for (let k = 0; k < n; k++) {
-      const i = pool.instances[(from + k) % n]!
-      if (
-        i.live &&
-        (best === null ||
-          i.inFlight < best.inFlight ||
-          (i.inFlight === best.inFlight && i.sessions.size < best.sessions.size))
-      )
-        best = i
-    }
+    const best = pool.leastBusy()
     if (best && sessionKey !== null) this.pin(sessionKey, best, owner)
     return best
   }
@@ -130,7 +115,7 @@ export class Router {
   /** A pin forgotten for a cap: the session's next message goes to the least busy instance. */
   private drop(key: string): void {
     this.unpin(key)
-    this.counters.sessionsDropped++
+    this.counts.sessionsDropped++
   }
 
   /** routeNow, waiting (until `deadline`) while the pool has no live instance. */
@@ -138,37 +123,8 @@ export class Router {
     for (;;) {
       const instance = this.routeNow(pool, sessionKey, owner)
       if (instance) return instance
-      await this.waitForLive(pool, deadline)
+      await pool.waitForLive(deadline)
     }
-  }
-
-  private waitForLive(pool: Pool, deadline: number): Promise<void> {
-    const { promise, resolve, reject } = Promise.withResolvers<void>()
-    const ms = deadline - performance.now()
-    if (ms <= 0)
-      return Promise.reject(
-        new WorkerGoneError(`pool "${pool.config.id}" has no running worker (it is restarting); try again`),
-      )
-    const timer = longTimeout(() => {
-      pool.liveWaiters = pool.liveWaiters.filter((w) => w !== waiter)
-      reject(
-        new WorkerGoneError(
-          `pool "${pool.config.id}" had no running worker for ${Math.round(ms)} ms (it is restarting)`,
-        ),
-      )
-    }, ms)
-    const waiter = {
-      resolve: () => {
-        timer.clear()
-        resolve()
-      },
-      reject: (e: Error) => {
-        timer.clear()
-        reject(e)
-      },
-    }
-    pool.liveWaiters.push(waiter)
-    return promise
   }
 
   unpin(key: string): void {
@@ -220,7 +176,7 @@ export class Router {
   }
 
   routingError(reason: string, instance?: Instance): void {
-    this.counters.routingErrors++
+    this.counts.routingErrors++
     this.emit("routing-error", { reason, pool: instance?.pool.config.id, instance: instance?.index })
   }
 
@@ -232,12 +188,22 @@ export class Router {
     )
   }
 
-  assertRunning(operation: string): void {
-    if (this.state !== "running") throw new InvalidStateError(operation, ["running"], this.state)
-  }
-
   log(instance: Instance, pid: number, level: LogLevel, line: string): void {
     this.emit("log", { pool: instance.pool.config.id, instance: instance.index, pid, level, line })
+  }
+
+  /** The next message for messages(): waits for one; done once the bus is stopped. */
+  nextMessage(): Promise<IteratorResult<BusMessage>> {
+    const value = this.inbox.shift()
+    if (value) return Promise.resolve({ value, done: false })
+    const state = this.lifecycle.state
+    if (state === "stopped" || state === "created") return Promise.resolve({ value: undefined, done: true })
+    return new Promise((r) => this.inboxWaiters.push(r))
+  }
+
+  /** The bus stopped: whoever waits in messages() is done. */
+  endMessages(): void {
+    for (const w of this.inboxWaiters.splice(0)) w({ value: undefined, done: true })
   }
 
   private pushInbox(m: BusMessage): void {
@@ -245,7 +211,7 @@ export class Router {
     if (waiter) return waiter({ value: m, done: false })
     if (this.inbox.length >= MESSAGE_QUEUE_MAX) {
       this.inbox.shift()
-      this.counters.droppedMessages++
+      this.counts.droppedMessages++
     }
     this.inbox.push(m)
   }
