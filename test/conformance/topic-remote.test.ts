@@ -6,12 +6,10 @@
 // (test/events/hosts.test.ts runs NATS between network namespaces). Events cross both ways, once, in order;
 // filters are carried across; events lost while host B had no bridge are counted, exactly.
 import { afterEach, describe, expect, test } from "bun:test"
-import { mkdtempSync, rmSync } from "node:fs"
-import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Topic, type TopicBridgeStats } from "../../src/events/index.ts"
 import { busName, FIXTURES, spawn, until, type Child } from "../support/helpers.ts"
-import { serverPerFile, TRANSPORTS, type Transport } from "./transports.ts"
+import { anotherHost, serverPerFile, TRANSPORTS, type Transport } from "./transports.ts"
 
 describe.each(TRANSPORTS.map((t) => [t.name, t] as [string, Transport]))(
   "a topic across two hosts over %s",
@@ -33,9 +31,7 @@ describe.each(TRANSPORTS.map((t) => [t.name, t] as [string, Transport]))(
     }
     /** Host B: every process started here shares its rings, and no other host's. */
     function hostB() {
-      const dir = mkdtempSync(join(tmpdir(), "slotbus-host-b-"))
-      cleanup.push(async () => rmSync(dir, { recursive: true, force: true })) // after its processes (cleanup runs backwards)
-      const env = { ...process.env, SLOTBUS_PLATFORM: "posix", SLOTBUS_SOCKET_DIR: dir }
+      const env = anotherHost(cleanup)
       return async (topic: string, role: "sub" | "bridge" | "lsub", filter?: string): Promise<Child> => {
         const args = role === "lsub" ? ["-", "-"] : [name, server.address]
         const c = spawn(

@@ -4,6 +4,9 @@
 // shared memory first, then one per transport. Adding a transport: add its entry here and make
 // test/conformance/*.test.ts pass (CONTRIBUTING.md, "Adding a transport").
 import { beforeAll, afterAll } from "bun:test"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import type { LeaseRemote } from "../../src/leases/internal.ts"
 import type { TopicRemote } from "../../src/events/internal.ts"
 import type { RemoteTransport } from "../../src/core/internal.ts"
@@ -99,3 +102,15 @@ export const ENDPOINTS: EndpointKind[] = [
     }),
   ),
 ]
+
+/**
+ * The environment of processes on another host: the portable backend with a socket directory of their own
+ * (SLOTBUS_PLATFORM=posix, SLOTBUS_SOCKET_DIR, docs/PROTOCOL.md §13.2), so their topics and contests are theirs and
+ * meet this host's only through a transport, with no root or network namespace needed. `cleanup` gets the
+ * directory's removal: push it before the host's processes, so it runs after them.
+ */
+export function anotherHost(cleanup: (() => Promise<unknown>)[]): Record<string, string | undefined> {
+  const dir = mkdtempSync(join(tmpdir(), "slotbus-host-b-"))
+  cleanup.push(async () => rmSync(dir, { recursive: true, force: true }))
+  return { ...process.env, SLOTBUS_PLATFORM: "posix", SLOTBUS_SOCKET_DIR: dir }
+}
