@@ -1,4 +1,4 @@
-// The core, topic and lease suites again, on the portable backend (docs/PROTOCOL.md §13, what macOS runs), in a
+// The core, topic, lease and conformance suites again, on the portable backend (docs/PROTOCOL.md §13, what macOS runs), in a
 // child `bun test` with SLOTBUS_PLATFORM=posix and a socket directory of its own. Left out, each for its reason:
 // the uid suites (another uid cannot reach the private socket directory, §13.2), and the suites of NATS across
 // simulated hosts and of durable topics (a simulated host shares this host's filesystem, so its socket and lock
@@ -22,7 +22,7 @@ const LEFT_OUT = new Set([
   "leases/chaos-hosts.test.ts",
 ])
 
-const files = ["core", "events", "leases"].flatMap((room) =>
+const files = ["core", "events", "leases", "conformance"].flatMap((room) =>
   readdirSync(join(REPO, "test", room))
     .filter((f) => f.endsWith(".test.ts") && !LEFT_OUT.has(`${room}/${f}`))
     .map((f) => `./test/${room}/${f}`),
@@ -41,7 +41,7 @@ function stragglers(dir: string): string[] {
   return found
 }
 
-test("the core, topic and lease suites pass on the portable backend", async () => {
+test("the core, topic, lease and conformance suites pass on the portable backend", async () => {
   const dir = mkdtempSync(join(tmpdir(), "slotbus-posix-suites-"))
   let left: string[] = []
   try {

@@ -1,17 +1,16 @@
-// Workers over NATS on this host (docs/PROTOCOL.md §10): the same handler, errors, cancels and routing as over
-// shared memory, a worker killed or stopped, sizes over max_payload, and 1,000 requests with none lost or doubled.
-// test/nats/hosts.test.ts runs them across two simulated hosts. Needs `nats-server` (apt-get install -y nats-server).
+// Workers over NATS on this host (docs/PROTOCOL.md §10), beyond what every kind of worker does (answers, errors,
+// cancels, timeouts, kill -9, idempotent retries, capacity, streams: test/conformance/endpoint.test.ts): the typed
+// RPC, routing between local and remote workers, a worker stopped, sizes over max_payload, and 1,000 requests with
+// none lost or doubled. test/nats/hosts.test.ts runs them across two simulated hosts. Needs `nats-server`
+// (apt-get install -y nats-server).
 import { describe, expect, test } from "bun:test"
 import {
   PayloadTooLargeError,
-  RemoteError,
   RemoteUnavailableError,
   SlotBus,
   SlotWorker,
   TimeoutError,
-  WorkerGoneError,
   type ListenOptions,
-  type WorkerEvent,
 } from "../../src/index.ts"
 import { Topic } from "../../src/events/index.ts"
 import { bunChild, busName, rejection, spawnWorker, until, type Child } from "../support/helpers.ts"
@@ -38,26 +37,6 @@ async function remoteWorker(bus: SlotBus, ...flags: string[]): Promise<Child> {
 const text = async (bus: SlotBus, path: string, opts = {}) => (await bus.request({ path }, opts)).text()
 
 describe.skipIf(skip !== null)("a worker over NATS", () => {
-  test("serves requests and raw calls with the same handler; the hub lists it and reports its join and leave", async () => {
-    const bus = await hub()
-    const events: WorkerEvent[] = []
-    bus.onWorker((e) => events.push(e))
-    const w = await remoteWorker(bus)
-    await bus.waitForWorkers(1)
-    expect(bus.workers[0]).toMatchObject({ transport: "nats", pid: w.pid, slots: [] })
-    const res = await bus.request({ method: "POST", path: "/echo", headers: { "x-a": "b" }, body: "héllo" })
-    expect(res.status).toBe(200)
-    expect(res.headers.get("x-pid")).toBe(String(w.pid))
-    expect(res.text()).toBe("héllo")
-    expect(new TextDecoder().decode(await bus.call("abc"))).toBe("cba")
-    const err = await rejection(bus.request({ path: "/throw" }))
-    expect(err).toBeInstanceOf(RemoteError)
-    expect((err as RemoteError).remoteName).toBe("TypeError")
-    process.kill(w.pid, "SIGTERM")
-    await until(() => bus.workerCount === 0, "the worker left", 10_000)
-    expect(events.map((e) => `${e.type} ${e.worker.transport}`)).toEqual(["join nats", "leave nats"])
-  }, 30_000)
-
   test("the typed RPC works over NATS: SlotWorker.expose on the far side, bus.remote() here", async () => {
     const bus = await hub()
     const w = await remoteWorker(bus, "--expose")
@@ -79,48 +58,6 @@ describe.skipIf(skip !== null)("a worker over NATS", () => {
     const pids = both.map((r) => r.headers.get("x-pid"))
     expect(pids).toContain(String(local.pid))
     expect(pids).toContain(String(remote.pid))
-  }, 30_000)
-
-  test("a request given up reaches the remote handler's signal; its answer is discarded", async () => {
-    const bus = await hub()
-    await remoteWorker(bus)
-    await bus.waitForWorkers(1)
-    expect(await rejection(bus.request({ path: "/hold" }, { timeoutMs: 200 }))).toBeInstanceOf(TimeoutError)
-    const ac = new AbortController()
-    const held = bus.request({ path: "/hold" }, { signal: ac.signal })
-    await Bun.sleep(50)
-    ac.abort(new Error("enough"))
-    expect(((await rejection(held)) as Error).message).toBe("enough")
-    await until(async () => (await text(bus, "/aborted")).split("\n").length === 2, "both handlers aborted", 10_000)
-    expect(bus.stats().inFlight).toBe(0)
-  }, 30_000)
-
-  test("a worker killed with SIGKILL fails its requests in flight with WorkerGoneError within its heartbeats", async () => {
-    const bus = await hub({ timeoutMs: 60_000 })
-    const w = await remoteWorker(bus)
-    await bus.waitForWorkers(1)
-    const held = Promise.all([1, 2, 3].map(() => bus.request({ path: "/hold" })))
-    await until(() => bus.workers[0]?.inFlight === 3, "three requests are out", 10_000)
-    process.kill(w.pid, "SIGKILL")
-    expect(await rejection(held)).toBeInstanceOf(WorkerGoneError)
-    expect(bus.workerCount).toBe(0)
-  }, 30_000)
-
-  test("an idempotent request whose remote worker dies goes to another worker; a plain one fails", async () => {
-    const bus = await hub({ timeoutMs: 60_000 })
-    const a = await remoteWorker(bus)
-    await bus.waitForWorkers(1)
-    process.kill(a.pid, "SIGSTOP") // listed, but answers nothing
-    const idem = bus.request({ path: "/echo", body: "twice is fine" }, { idempotent: true })
-    const plain = bus.request({ path: "/echo", body: "once only" })
-    await until(() => bus.workers[0]?.inFlight === 2, "both requests are out", 10_000)
-    const b = await remoteWorker(bus)
-    await bus.waitForWorkers(2)
-    process.kill(a.pid, "SIGKILL")
-    expect(await rejection(plain)).toBeInstanceOf(WorkerGoneError)
-    const res = await idem
-    expect(res.text()).toBe("twice is fine")
-    expect(res.headers.get("x-pid")).toBe(String(b.pid))
   }, 30_000)
 
   test("a stopped worker (SIGSTOP) times out, and sees the cancel once it runs again", async () => {
