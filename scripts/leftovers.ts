@@ -62,11 +62,13 @@ function processes() {
   for (const pid of readdirSync("/proc")
     .filter((p) => /^\d+$/.test(p))
     .map(Number)) {
-    const cmd = read(`/proc/${pid}/cmdline`)?.replaceAll("\0", " ").trim()
-    if (cmd === undefined || mine.has(pid)) continue
+    const argv = read(`/proc/${pid}/cmdline`)?.split("\0")
+    if (argv === undefined || mine.has(pid)) continue
+    const cmd = argv.join(" ").trim()
     const run = /(?:^|\0)SLOTBUS_TEST_RUN=([^\0]*)/.exec(read(`/proc/${pid}/environ`) ?? "")?.[1]
-    // a child a test started with an environment of its own has no token: then its command line says where from
-    const ours = run === undefined ? cmd.includes(`${repo}/`) : run === token
+    // a child a test started with an environment of its own has no token: then its arguments say where from (not
+    // its program: in a clone, the bun every process runs is the checkout's own node_modules/bun)
+    const ours = run === undefined ? argv.slice(1).join(" ").includes(`${repo}/`) : run === token
     procs.set(pid, { cmd, ours })
     const held = (target: string) => holders.get(target)?.push(pid) ?? holders.set(target, [pid])
     try {
