@@ -7,6 +7,7 @@ export {
   SlotWorker,
   SlotRequest,
   StreamedResponse,
+  selfCommand,
   superviseWorkers,
   withSignal,
 } from "./core/index.ts"

@@ -385,6 +385,14 @@ describe("topics (slotbus/events)", () => {
       cleanup: (_, made) => closeIf(made),
     }),
     it({
+      api: "sub.receive",
+      typo: "timout",
+      meant: "timeoutMs",
+      setup: () => topic.subscribe(),
+      call: (sub) => sub.receive({ timout: 5 } as never),
+      cleanup: (sub) => sub.close(),
+    }),
+    it({
       api: "topic.publish",
       typo: "dat",
       meant: "data",

@@ -658,7 +658,9 @@ function remoteOptions(opts: RemoteOptions, where: string): RemoteOptions {
   positiveInt(opts.timeoutMs, 0, "timeoutMs")
   if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal))
     throw new TypeError("signal must be an AbortSignal")
-  return { timeoutMs: opts.timeoutMs, signal: opts.signal }
+  if (opts.idempotent !== undefined && typeof opts.idempotent !== "boolean")
+    throw new TypeError(`idempotent must be a boolean, got ${typeof opts.idempotent}`)
+  return { timeoutMs: opts.timeoutMs, signal: opts.signal, idempotent: opts.idempotent }
 }
 
 const EARLY_DISPOSE_MS = 5000

@@ -98,6 +98,11 @@ export interface RemoteOptions {
   timeoutMs?: number
   /** Aborting it rejects the calls made under it with its reason and aborts their signals on the worker. */
   signal?: AbortSignal
+  /**
+   * Running the call twice is harmless: if its worker is gone before answering (WorkerGoneError), it is sent
+   * once more, to another worker. Without it a call is never sent twice.
+   */
+  idempotent?: boolean
 }
 
 export const MiB = 1024 * 1024
@@ -143,7 +148,7 @@ export const REQUEST_OPTIONS = optionNames<RequestOptions>({
 })
 export const WAIT_OPTIONS = optionNames<WaitOptions>({ timeoutMs: true, signal: true })
 export const CLOSE_OPTIONS = optionNames<CloseOptions>({ drain: true, timeoutMs: true })
-export const REMOTE_OPTIONS = optionNames<RemoteOptions>({ timeoutMs: true, signal: true })
+export const REMOTE_OPTIONS = optionNames<RemoteOptions>({ timeoutMs: true, signal: true, idempotent: true })
 export type FetchOptions = Omit<RequestOptions, "borrow" | "stream">
 export const FETCH_OPTIONS = optionNames<FetchOptions>({
   timeoutMs: true,

@@ -5,8 +5,8 @@ import { madeBy } from "../kit/index.ts"
 import { longTimeout, type LongTimer } from "../kit/index.ts"
 import type { StreamFeed } from "./bridge.ts"
 import { TopicStreamError } from "./errors.ts"
-import { EventBatch, eventIterator } from "./subscription.ts"
-import type { TopicEvent } from "./subscription.ts"
+import { checkWait, EventBatch, eventIterator } from "./subscription.ts"
+import type { ReceiveOptions, TopicEvent } from "./subscription.ts"
 
 const PREFIX = 24 // §11.2's prefix before the encoded event
 const TWO_32 = 4294967296
@@ -96,17 +96,16 @@ export class DurableSubscription implements AsyncIterable<TopicEvent>, AsyncDisp
     return new EventBatch(buf, view, n)
   }
 
-  /** The next event, or undefined once closed or after timeoutMs (if given) with nothing. */
-  async receive(timeoutMs?: number): Promise<TopicEvent | undefined> {
-    if (!(await this.ready(timeoutMs))) return undefined
+  /** The next event, or undefined once closed or after `timeoutMs` (if given) with nothing. A number alone is timeoutMs. */
+  async receive(wait?: ReceiveOptions | number): Promise<TopicEvent | undefined> {
+    if (!(await this.ready(checkWait(wait, "receive")))) return undefined
     for (const ev of this.poll(1)) return ev
     return undefined
   }
 
   /** Resolves true when a poll will find events, false after timeoutMs or once closed. Throws if the stream failed. */
-  async ready(timeoutMs?: number): Promise<boolean> {
-    if (timeoutMs !== undefined && !(typeof timeoutMs === "number" && timeoutMs >= 0))
-      throw new RangeError(`ready: timeoutMs must be a number of milliseconds ≥ 0, got ${timeoutMs}`)
+  async ready(wait?: ReceiveOptions | number): Promise<boolean> {
+    const timeoutMs = checkWait(wait, "ready")
     for (;;) {
       this.throwFailure()
       if (this.head < this.q.length) return true
@@ -115,8 +114,7 @@ export class DurableSubscription implements AsyncIterable<TopicEvent>, AsyncDisp
       let timedOut = false
       await new Promise<void>((resolve) => {
         this.waiter = resolve
-        if (timeoutMs !== undefined && timeoutMs !== Infinity)
-          timer = longTimeout(() => ((timedOut = true), resolve()), timeoutMs)
+        if (timeoutMs !== Infinity) timer = longTimeout(() => ((timedOut = true), resolve()), timeoutMs)
       })
       timer?.clear()
       this.waiter = undefined

@@ -3,7 +3,7 @@ import { toArrayBuffer, type Pointer } from "bun:ffi"
 import { ProtocolError } from "../errors.ts"
 import type { IdleStrategy } from "../core/index.ts"
 import { Pump, type Parking } from "../core/internal.ts"
-import { longTimeout, madeBy, type LongTimer } from "../kit/index.ts"
+import { checkOptions, longTimeout, madeBy, optionNames, type LongTimer } from "../kit/index.ts"
 import { TopicConst, topicNative } from "../native/ffi.ts"
 import type { Routing } from "./codec.ts"
 
@@ -15,8 +15,21 @@ const TWO_32 = 4294967296
 const TURN_EVENTS = 4096
 const TURN_NS = 1_000_000
 
-/** A wait in ms for receive()/ready(): undefined (no limit) or a number ≥ 0 (Infinity allowed). */
-function checkWait(timeoutMs: number | undefined, what: string): number {
+/** How long `receive()`/`ready()` wait: milliseconds, or no limit without `timeoutMs`. */
+export interface ReceiveOptions {
+  timeoutMs?: number
+}
+const RECEIVE_OPTIONS = optionNames<ReceiveOptions>({ timeoutMs: true })
+
+/** A wait in ms for receive()/ready(): { timeoutMs } or the number alone; none is no limit (Infinity allowed). */
+export function checkWait(wait: ReceiveOptions | number | undefined, what: string): number {
+  if (wait === undefined) return Infinity
+  let timeoutMs: unknown = wait
+  if (typeof wait === "object" && wait !== null) timeoutMs = checkOptions(wait, RECEIVE_OPTIONS, what).timeoutMs
+  else if (typeof wait !== "number")
+    throw new TypeError(
+      `${what} takes { timeoutMs } (milliseconds, or a number alone), got ${wait === null ? "null" : typeof wait}`,
+    )
   if (timeoutMs === undefined) return Infinity
   if (typeof timeoutMs !== "number")
     throw new TypeError(`${what}: timeoutMs must be a number of milliseconds, got ${typeof timeoutMs}`)
@@ -310,9 +323,9 @@ export class Subscription implements AsyncIterable<TopicEvent>, AsyncDisposable,
     return new EventBatch(this.buf, this.view, n)
   }
 
-  /** The next event, or undefined once closed or after timeoutMs (if given) with nothing. */
-  async receive(timeoutMs?: number): Promise<TopicEvent | undefined> {
-    const deadline = deadlineOf(checkWait(timeoutMs, "receive"))
+  /** The next event, or undefined once closed or after `timeoutMs` (if given) with nothing. A number alone is timeoutMs. */
+  async receive(wait?: ReceiveOptions | number): Promise<TopicEvent | undefined> {
+    const deadline = deadlineOf(checkWait(wait, "receive"))
     for (;;) {
       if (this.index < this.count) {
         if (this.turnDue()) await this.yieldTurn() // close() meanwhile forgets the batch
@@ -324,9 +337,9 @@ export class Subscription implements AsyncIterable<TopicEvent>, AsyncDisposable,
     }
   }
 
-  /** Resolves true when a poll may find events (without reading them), false after timeoutMs or once closed. */
-  async ready(timeoutMs?: number): Promise<boolean> {
-    const deadline = deadlineOf(checkWait(timeoutMs, "ready"))
+  /** Resolves true when a poll may find events (without reading them), false after `timeoutMs` or once closed. */
+  async ready(wait?: ReceiveOptions | number): Promise<boolean> {
+    const deadline = deadlineOf(checkWait(wait, "ready"))
     if (this.turnDue()) await this.yieldTurn()
     if (this.index < this.count) return true
     return this.waitForEvents(deadline)

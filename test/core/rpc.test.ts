@@ -181,6 +181,29 @@ describe("errors", () => {
       worker!.signal("SIGKILL")
       expect(await call).toBeInstanceOf(WorkerGoneError)
     }))
+
+  test("a worker killed -9 mid-call: an idempotent call is answered by another worker, a plain one is WorkerGoneError", async () => {
+    const bus = await SlotBus.listen(busName("rpc"), { timeoutMs: 30_000 })
+    const hanging = bunChild("rpc-worker.ts", [bus.name, "--hang"])
+    try {
+      await hanging.waitLine(/^ready$/)
+      await bus.waitForWorkers(1)
+      const idem = bus.remote<Api>({ idempotent: true }).whoAnswers("idem")
+      const invoked = bus.invoke("whoAnswers", ["invoked"], { idempotent: true })
+      const plain = rejection(bus.remote<Api>().whoAnswers("plain"))
+      for (const id of ["idem", "invoked", "plain"]) await hanging.waitLine(new RegExp(`^holding ${id}$`))
+      const other = bunChild("rpc-worker.ts", [bus.name])
+      await other.waitLine(/^ready$/)
+      await bus.waitForWorkers(2)
+      hanging.signal("SIGKILL")
+      expect(await plain).toBeInstanceOf(WorkerGoneError)
+      expect(await idem).toBe(other.pid)
+      expect(await invoked).toBe(other.pid)
+    } finally {
+      await hanging.kill()
+      await bus.close({ drain: false })
+    }
+  }, 30_000)
 })
 
 describe("cancellation", () => {
@@ -266,6 +289,7 @@ describe("bad arguments", () => {
     ["remote with a signal that is not an AbortSignal", (bus) => bus.remote({ signal: "no" } as never), TypeError],
     ["remote with a negative timeoutMs", (bus) => bus.remote({ timeoutMs: -1 }), RangeError],
     ["remote with options that are not an object", (bus) => bus.remote(5 as never), TypeError],
+    ["remote with an idempotent that is not a boolean", (bus) => bus.remote({ idempotent: 1 } as never), TypeError],
   ])("%s throws", async (_, call, type) => {
     await using bus = await SlotBus.listen(busName("rpc"))
     expect(() => call(bus)).toThrow(type)
@@ -278,6 +302,11 @@ describe("bad arguments", () => {
     ["invoke of a symbol", (bus) => bus.invoke(Symbol("x") as never, []), TypeError],
     ["invoke with an unknown option", (bus) => bus.invoke("add", [], { signl: 1 } as never), TypeError],
     ["invoke with a fractional timeoutMs", (bus) => bus.invoke("add", [], { timeoutMs: 1.5 }), RangeError],
+    [
+      "invoke with an idempotent that is not a boolean",
+      (bus) => bus.invoke("add", [], { idempotent: "yes" } as never),
+      TypeError,
+    ],
   ])("%s rejects, and nothing is sent", async (_, call, type) => {
     await using bus = await SlotBus.listen(busName("rpc"))
     expect(await rejection(call(bus))).toBeInstanceOf(type)

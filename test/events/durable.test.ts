@@ -79,7 +79,7 @@ describe.skipIf(skip !== null)("a durable topic's stream", () => {
     expect((await take(jobs, jobTexts.length)).map((e) => e.text)).toEqual(jobTexts)
     const u1Texts = Array.from({ length: 30 }, (_, i) => i).filter((i) => i % 3 !== 0 && i % 2 === 1)
     expect((await take(u1, u1Texts.length)).map((e) => e.text)).toEqual(u1Texts.map((i) => `e${i}`))
-    expect(await all.receive(100)).toBeUndefined() // nothing twice
+    expect(await all.receive({ timeoutMs: 100 })).toBeUndefined() // nothing twice
     expect(all.received).toBe(30)
     expect(all.lagged).toBe(0)
     expect(all.restarted).toBe(false)

@@ -86,6 +86,11 @@ describe("reading arguments", () => {
     ["receive('5')", (s: Sub) => s.receive("5" as never), TypeError],
     ["ready(-5)", (s: Sub) => s.ready(-5), RangeError],
     ["ready(NaN)", (s: Sub) => s.ready(Number.NaN), RangeError],
+    ["receive({ timeoutMs: -1 })", (s: Sub) => s.receive({ timeoutMs: -1 }), RangeError],
+    ["receive({ timeoutMs: '5' })", (s: Sub) => s.receive({ timeoutMs: "5" as never }), TypeError],
+    ["receive({ timeout: 5 })", (s: Sub) => s.receive({ timeout: 5 } as never), TypeError],
+    ["receive(null)", (s: Sub) => s.receive(null as never), TypeError],
+    ["ready({ timeoutMs: NaN })", (s: Sub) => s.ready({ timeoutMs: Number.NaN }), RangeError],
   ] as const)("%s rejects", async (_what, call, kind) => {
     const t = await openTopic()
     const s = t.subscribe()
@@ -93,6 +98,36 @@ describe("reading arguments", () => {
     expect(t.stats().subscribers.length).toBe(1) // the subscription itself is untouched
     t.publish({ type: "still" })
     expect((await s.receive(1000))?.type).toBe("still")
+  })
+
+  test("receive and ready take { timeoutMs } like every other call, and a number alone still works", async () => {
+    const t = await openTopic()
+    const s = t.subscribe()
+    t.publish({ type: "first" })
+    expect(await s.ready({ timeoutMs: 1000 })).toBe(true)
+    expect((await s.receive({ timeoutMs: 1000 }))?.type).toBe("first")
+    expect(await s.receive({ timeoutMs: 20 })).toBeUndefined()
+    expect(await s.ready({ timeoutMs: 20 })).toBe(false)
+    expect(await s.receive(20)).toBeUndefined()
+    t.publish({ type: "second" })
+    expect((await s.receive({}))?.type).toBe("second") // no timeoutMs: no limit
+    t.publish({ type: "third" })
+    expect((await s.receive(1000))?.type).toBe("third")
+  })
+
+  test("a misspelt receive option is a TypeError that names timeoutMs", async () => {
+    const t = await openTopic()
+    const e = await t
+      .subscribe()
+      .receive({ timeout: 5 } as never)
+      .catch((e: unknown) => e)
+    expect(e).toBeInstanceOf(TypeError)
+    expect((e as Error).message).toContain('did you mean "timeoutMs"')
+    const n = await t
+      .subscribe()
+      .receive("5" as never)
+      .catch((e: unknown) => e)
+    expect((n as Error).message).toBe("receive takes { timeoutMs } (milliseconds, or a number alone), got string")
   })
 
   test.each([

@@ -5,6 +5,7 @@
 import { SlotWorker, withSignal } from "../../src/index.ts"
 
 let kept: Uint8Array | null = null
+const hang = import.meta.main && process.argv.includes("--hang")
 
 export const api = {
   count: 0,
@@ -39,6 +40,11 @@ export const api = {
   },
   pid(): number {
     return process.pid
+  },
+  whoAnswers(id: string): Promise<number> {
+    if (!hang) return Promise.resolve(process.pid)
+    console.log(`holding ${id}`)
+    return new Promise(() => {})
   },
   async tagged(i: number): Promise<{ i: number; pid: number }> {
     await Bun.sleep(1)
