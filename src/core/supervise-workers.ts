@@ -16,9 +16,11 @@ import {
 import type { SlotBus } from "./bus.ts"
 
 export interface SuperviseWorkersOptions
-  extends Omit<SupervisorOptions, "command" | "drain" | "ready" | "retire" | "instances"> {
+  extends Omit<SupervisorOptions, "command" | "drain" | "retire" | "instances"> {
   /** argv, or one command line split like a shell would ("bun worker.ts --idle park"). */
   command: string[] | string
+  /** Resolves once a new worker process is ready to serve (a reload waits for it). Default: it joined the bus (without one: at once). */
+  ready?: (pid: number) => Promise<unknown>
   /**
    * How many workers: a number (default 1), or `{ min, max }` for a pool that grows while requests wait for a slot
    * (or its slots are 90% busy) and shrinks after `idleTimeoutMs` of little use. Needs a bus.
@@ -49,6 +51,7 @@ const POOLS: Map<string, { sup: Supervisor; options: string }> = ((globalThis as
 const SUPERVISE_WORKERS_OPTIONS = optionNames<SuperviseWorkersOptions>({
   ...SHARED_OPTIONS,
   onGiveUp: true,
+  ready: true,
   idleTimeoutMs: true,
   recycle: true,
   hot: true,
@@ -76,7 +79,8 @@ const RECYCLE_TICK_MS = 200
  */
 export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersOptions): Supervisor {
   checkOptions(options, SUPERVISE_WORKERS_OPTIONS, "superviseWorkers", { required: ["command"] })
-  const { command, hot: hotOption, log: logOption, instances, idleTimeoutMs, recycle, ...rest } = options
+  const { command, hot: hotOption, log: logOption, instances, idleTimeoutMs, recycle, ready, ...rest } = options
+  if (ready !== undefined && typeof ready !== "function") throw new TypeError("ready must be a function (pid) => Promise")
   if (hotOption !== undefined && typeof hotOption !== "boolean") throw new TypeError("hot must be a boolean")
   if (logOption !== undefined && typeof logOption !== "function") throw new TypeError("log must be a function")
   const range = instanceRange(instances, bus)
@@ -101,7 +105,7 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
     instances: range.min,
     command: argv,
     drain,
-    ready: bus ? (pid) => bus.joined(pid) : undefined,
+    ready: ready ?? (bus ? (pid) => bus.joined(pid) : undefined),
     retire: bus ? (pid) => bus.retire(pid) : undefined,
   })
   const what = () =>

@@ -9,7 +9,8 @@ const USAGE = `usage: slotbus hub [--port 3200] [--host 127.0.0.1] [--token-file
 Runs the HTTP hub: workers join with hubWorker("http://<host>:<port>", name) and read the token from the token file.
 --quiet leaves out the one-line log of worker registrations, evictions and restarts.
 --spawn keeps that many worker processes running (restarted with backoff when they die; they get
-SLOTBUS_HUB_URL and SLOTBUS_HUB_TOKEN_FILE in their environment).
+SLOTBUS_HUB_URL and SLOTBUS_HUB_TOKEN_FILE in their environment); SIGHUP replaces them one at a time, each once
+its successor registered (a deploy).
 --nats takes workers on other hosts too, through that NATS server: they join with
 hubWorker(url, name, { nats, token }) (docs/PROTOCOL.md §10).
 --events-durable (with --nats) keeps GET /events in a JetStream stream: Last-Event-ID resumes on any hub of the
@@ -111,12 +112,26 @@ async function run(argv: string[]): Promise<number> {
           instances,
           env: { ...process.env, SLOTBUS_HUB_URL: hub.url, SLOTBUS_HUB_TOKEN_FILE: hub.tokenFile },
           log: (line) => console.error(`slotbus hub: ${line}`),
+          ready: async (pid) => {
+            while (!hub.health().workers.some((w) => w.pid === pid)) await Bun.sleep(10) // it registered
+          },
         })
   workers?.on("restart", (i, r) => console.log(`worker ${i.index} exited; restarting in ${r.delayMs} ms`))
+  // SIGHUP (systemctl reload): every spawned worker replaced surge-first, each once its successor registered
+  const reload = () => {
+    if (!workers) return console.error("slotbus hub: SIGHUP: no --spawn workers to reload")
+    console.log("slotbus hub: SIGHUP: reloading the workers")
+    workers.reload().then(
+      () => console.log(`slotbus hub: reloaded ${workers.instances.length} workers`),
+      (e: Error) => console.error(`slotbus hub: reload failed: ${e.message}`),
+    )
+  }
+  process.on("SIGHUP", reload)
   const { promise: stop, resolve } = Promise.withResolvers<void>()
   process.once("SIGINT", resolve)
   process.once("SIGTERM", resolve)
   await stop
+  process.off("SIGHUP", reload)
   await workers?.stop()
   await hub.close()
   return 0
