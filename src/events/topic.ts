@@ -10,16 +10,12 @@ import {
 } from "./bridge.ts"
 import {
   CreateModeValue,
-  FilterMode,
-  EntryState,
   PubFlag,
-  SubField,
   TOPIC_OUT_WORDS,
   TopicConst,
   Errno,
   E_SOCKET_DIR,
   socketDirError,
-  TopicLayout,
   TopicOut,
   topicNative,
   loadNative,
@@ -39,17 +35,20 @@ import {
   type StatusSection,
 } from "../kit/index.ts"
 import {
-  decodeFilter,
+  clearLost,
   encodeEvent,
+  encodeLoss,
   encodedMatcher,
   encodeFilter,
   encodeRule,
+  filterType,
   type EventData,
   type Routing,
   type TopicFilter,
 } from "./codec.ts"
 import { DURABLE_KEY, DurableSubscription } from "./durable.ts"
 import { TopicClosedError, TopicFullError, TopicStreamError } from "./errors.ts"
+import { TopicHeader } from "./header.ts"
 import {
   Subscription,
   SUBSCRIBE_KEY,
@@ -207,8 +206,7 @@ function checkCapacity(c: number): number {
 export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
   readonly capacity: number
   private readonly out: Uint32Array
-  private readonly control: DataView
-  private readonly controlBytes: Uint8Array
+  private readonly header: TopicHeader
   private scratch = new Uint8Array(SCRATCH_START)
   private scratchView = new DataView(this.scratch.buffer)
   private readonly subs = new Set<WeakRef<Subscription>>()
@@ -232,9 +230,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
     madeBy(key, FACTORY, "Topic", "await Topic.open(name, options)")
     this.capacity = topicNative.sb_topic_capacity(ptr)
     this.out = new Uint32Array(toArrayBuffer(topicNative.sb_topic_out_ptr(ptr)!, 0, TOPIC_OUT_WORDS * 4))
-    const control = toArrayBuffer(topicNative.sb_topic_region(ptr)!, 0, TopicLayout.OFF_DATA)
-    this.control = new DataView(control)
-    this.controlBytes = new Uint8Array(control)
+    this.header = new TopicHeader(ptr)
     this.warn = opts.onWarning ?? ((m) => console.warn(`slotbus/events: ${m}`))
     this.ticker = setInterval(() => this.tick(), TICK_MS)
     this.ticker.unref()
@@ -402,14 +398,11 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
       throw new TopicStreamError(
         `topic "${this.name}" was not opened durable: Topic.open(name, { remote, durable: true }) keeps its stream`,
       )
-    const mode = bytes[0] === FilterMode.EXACT ? "exact" : bytes[0] === FilterMode.PREFIX ? "prefix" : "any"
-    const feed = await this.bridge!.openStream({ mode, type: bytes.subarray(2, 2 + bytes[1]!) }, from, queue).catch(
-      (e) => {
-        throw new TopicStreamError(`cannot read the stream of topic "${this.name}": ${(e as Error).message}`, {
-          cause: e,
-        })
-      },
-    )
+    const feed = await this.bridge!.openStream(filterType(bytes), from, queue).catch((e) => {
+      throw new TopicStreamError(`cannot read the stream of topic "${this.name}": ${(e as Error).message}`, {
+        cause: e,
+      })
+    })
     if (this.closed) {
       feed.close()
       throw new TopicClosedError(`topic "${this.name}" was closed meanwhile`)
@@ -438,43 +431,28 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
     if (this.closed) throw new TopicClosedError(`topic "${this.name}" is closed`)
     this.tick(true) // collects members that died since the last tick (zombies too): the counts are never stale
     if (this.closed) throw new TopicClosedError(`topic "${this.name}" was closed: its header was overwritten`)
-    const d = this.control
-    const u64 = (off: number) => Number(d.getBigUint64(off, true))
-    const subscribers: TopicStats["subscribers"] = []
-    const cursors: number[] = []
-    for (let i = 0; i < TopicConst.MAX_SUBS; i++) {
-      const e = TopicLayout.OFF_SUBS + i * TopicLayout.SUB_BYTES
-      if (d.getUint32(e + SubField.STATE, true) !== EntryState.LIVE) continue
-      const flen = Math.min(d.getUint32(e + SubField.FILTER_LEN, true), TopicConst.FILTER_BYTES)
-      cursors.push(u64(e + SubField.CURSOR))
-      subscribers.push({
-        pid: d.getUint32(e + SubField.PID, true),
-        filter: decodeFilter(this.controlBytes.subarray(e + SubField.FILTER, e + SubField.FILTER + flen)) ?? "?",
-        queue: d.getUint32(e + SubField.QUEUE, true),
-        received: u64(e + SubField.RECEIVED),
-        lagged: u64(e + SubField.LAGGED),
-        behind: 0,
-        parked: d.getUint32(e + SubField.PARKED, true) === 1,
-      })
-    }
+    const h = this.header
+    const entries = h.subscribers()
     // The tail is read after the cursors: it only grows and no cursor passes it, so behind is never negative.
     const tail = topicNative.sb_topic_tail(this.ptr)
-    subscribers.forEach((s, i) => (s.behind = Math.max(0, tail - cursors[i]!)))
-    const publishers: TopicStats["publishers"] = []
-    for (let i = 0; i < TopicConst.MAX_PUBS; i++) {
-      const e = TopicLayout.OFF_PUBS + i * TopicLayout.PUB_BYTES
-      if (d.getUint32(e, true) !== EntryState.LIVE) continue
-      publishers.push({ pid: d.getUint32(e + 4, true), published: u64(e + 16) })
-    }
+    const subscribers = entries.map((s) => ({
+      pid: s.pid,
+      filter: s.filter,
+      queue: s.queue,
+      received: s.received,
+      lagged: s.lagged,
+      behind: Math.max(0, tail - s.cursor),
+      parked: s.parked,
+    }))
     return {
       name: this.name,
       capacity: this.capacity,
       tail,
-      keeperPid: d.getUint32(TopicLayout.OFF_KEEPER_PID, true),
-      abandoned: u64(TopicLayout.OFF_ABANDONED),
-      fenced: u64(TopicLayout.OFF_FENCED),
+      keeperPid: h.keeperPid(),
+      abandoned: h.abandoned(),
+      fenced: h.fenced(),
       subscribers,
-      publishers,
+      publishers: h.publishers(),
     }
   }
 
@@ -509,7 +487,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
       s.warnings.push(`${lagging} subscriber${lagging === 1 ? "" : "s"} fell behind and lost events (lagged)`)
     if (!this.bridge) return s
     const b = this.bridge.stats()
-    const holder = this.control.getUint32(TopicLayout.OFF_BRIDGE_PID, true)
+    const holder = this.header.bridgePid()
     s.remote = {
       transport: this.transport,
       facts: [
@@ -540,18 +518,13 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
   /** What the bridge uses of this topic (a transport knows no Topic). */
   private bridgeHost(): TopicBridgeHost {
     const topic = this
-    // the header's bridged word, 1 + a position (§11.4), as two u32 halves: only the elected bridge writes it, and a
-    // new one reads it only after the old one died or stepped down
+    const header = this.header
     const setBridged = (at: number) => {
-      if (this.closed) return
-      this.control.setUint32(TopicLayout.OFF_BRIDGED + 4, Math.floor((at + 1) / 4294967296), true)
-      this.control.setUint32(TopicLayout.OFF_BRIDGED, (at + 1) >>> 0, true)
+      if (!this.closed) header.setBridged(at)
     }
-    // entry i of the receive books table (§11.4): bridge, subject CRC-32, last seq, a spare u32
-    const book = (i: number) => TopicLayout.OFF_BOOKS + i * TopicLayout.BOOK_BYTES
     return {
       name: this.name,
-      ringId: this.control.getBigUint64(16, true),
+      ringId: header.ringId,
       publishEncoded: (encoded) => {
         if (this.closed) throw new TopicClosedError(`topic "${this.name}" is closed`)
         if (encoded.length > this.scratch.length) {
@@ -559,19 +532,14 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
           this.scratchView = new DataView(this.scratch.buffer)
         }
         this.scratch.set(encoded)
-        this.scratchView.setUint32(12, 0, true) // an event from another host, never a loss record
+        clearLost(this.scratchView)
         const r = topicNative.sb_topic_publish(this.ptr, this.scratch, encoded.length)
         if (r !== 0) this.publishFailed(r, encoded.length)
         return this.out[TopicOut.posLo]! + this.out[TopicOut.posHi]! * 4294967296
       },
       publishLost: (type, lost) => {
         if (this.closed) throw new TopicClosedError(`topic "${this.name}" is closed`)
-        // a loss record (§8.3): the encoded header with `lost` set, the type, no keys, no data
-        const rec = new Uint8Array(16 + type.length)
-        const v = new DataView(rec.buffer)
-        v.setUint16(4, type.length, true)
-        v.setUint32(12, lost, true)
-        rec.set(type, 16)
+        const rec = encodeLoss(type, lost)
         const r = topicNative.sb_topic_publish(this.ptr, rec, rec.length)
         if (r !== 0) this.publishFailed(r, rec.length)
       },
@@ -593,44 +561,22 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
         }
       },
       takeBridged: () => {
-        const c = this.control
-        const u64 = (off: number) => c.getUint32(off, true) + c.getUint32(off + 4, true) * 4294967296
-        const word = u64(TopicLayout.OFF_BRIDGED)
+        const word = header.bridged()
         // the tail through C, whole: publishers move it meanwhile, and its two halves read apart can be 4 GiB off
-        const last = { pid: c.getUint32(TopicLayout.OFF_BRIDGE_PID, true), tail: topicNative.sb_topic_tail(this.ptr) }
-        c.setUint32(TopicLayout.OFF_BRIDGE_PID, process.pid, true)
+        const last = { pid: header.bridgePid(), tail: topicNative.sb_topic_tail(this.ptr) }
+        header.setBridgePid(process.pid)
         const at = word > 0 ? word - 1 : last.tail // no bridge before: from the tail, and a successor from there too
         if (word === 0) setBridged(at)
         return { ...last, at }
       },
       setBridged: (at) => setBridged(at),
-      readBook: (i) => {
-        if (this.closed) return { bridge: 0, subject: 0, seq: 0, at: 0 }
-        const e = book(i)
-        const c = this.control
-        const u32 = (off: number) => c.getUint32(e + off, true)
-        return { bridge: u32(0), subject: u32(4), seq: u32(8), at: u32(12) }
-      },
+      readBook: (i) => (this.closed ? { bridge: 0, subject: 0, seq: 0, at: 0 } : header.readBook(i)),
       writeBook: (i, bridge, subject, seq, at) => {
-        if (this.closed) return
-        const e = book(i)
-        this.control.setUint32(e, bridge, true)
-        this.control.setUint32(e + 4, subject, true)
-        this.control.setUint32(e + 8, seq, true)
-        this.control.setUint32(e + 12, at, true)
+        if (!this.closed) header.writeBook(i, { bridge, subject, seq, at })
       },
       filters: () => {
         if (this.closed) throw new TopicClosedError(`topic "${this.name}" is closed`)
-        const d = this.control
-        const out: ReturnType<TopicBridgeHost["filters"]> = []
-        for (let i = 0; i < TopicConst.MAX_SUBS; i++) {
-          const e = TopicLayout.OFF_SUBS + i * TopicLayout.SUB_BYTES
-          if (d.getUint32(e + SubField.STATE, true) !== EntryState.LIVE) continue
-          const f = this.controlBytes.subarray(e + SubField.FILTER, e + SubField.FILTER + TopicConst.FILTER_BYTES)
-          const mode = f[0] === FilterMode.EXACT ? "exact" : f[0] === FilterMode.PREFIX ? "prefix" : "any"
-          out.push({ pid: d.getUint32(e + SubField.PID, true), mode, type: f.slice(2, 2 + f[1]!) })
-        }
-        return out
+        return header.filters()
       },
     }
   }
