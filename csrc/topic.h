@@ -32,6 +32,7 @@ extern "C" {
 
 /* Offsets into the region (docs/PROTOCOL.md §8.2). */
 enum sb_topic_layout {
+  SB_TOPIC_OFF_ID = 16, /* the topic id, random: names this host's ring (PROTOCOL §11.4) */
   SB_TOPIC_OFF_TAIL = 64,
   SB_TOPIC_OFF_SLEEPERS = 128,
   SB_TOPIC_OFF_RULES_VERSION = 132,
@@ -66,6 +67,8 @@ enum sb_topic_sub_field {
 enum sb_topic_pub_field {
   SB_PUBLISHER_STATE = 0, SB_PUBLISHER_PID = 4, SB_PUBLISHER_START = 8, SB_PUBLISHER_PUBLISHED = 16, SB_PUBLISHER_FENCE = 24
 };
+/* Receive books entry fields (byte offsets inside an entry; the NATS bridge writes them: PROTOCOL §11.4). */
+enum sb_topic_book_field { SB_BOOK_BRIDGE = 0, SB_BOOK_SUBJECT = 4, SB_BOOK_SEQ = 8, SB_BOOK_AT = 12 };
 enum sb_topic_entry_state { SB_ENTRY_FREE = 0, SB_ENTRY_CLAIMING = 1, SB_ENTRY_LIVE = 2 };
 enum sb_topic_rec_state { SB_REC_WRITING = 1, SB_REC_EVENT = 2, SB_REC_PADDING = 3, SB_REC_ABORTED = 4 };
 enum sb_topic_encoding { SB_ENC_BYTES = 0, SB_ENC_STRING = 1, SB_ENC_JSON = 2 };

@@ -19,6 +19,7 @@ typedef struct {
   uint32_t magic, version, layout_hash, capacity;
   uint64_t topic_id, region_size;
 } identity;
+_Static_assert(offsetof(identity, topic_id) == SB_TOPIC_OFF_ID, "layout");
 
 struct sb_topic {
   char name[65];

@@ -187,6 +187,7 @@ describe("the layout of src/", () => {
     expect(Object.keys(files).filter((f) => /\bdlopen\s*\(/.test(files[f]!))).toEqual(["native/ffi.ts"])
     expect(valueImporters(/bun:ffi/)).toEqual([
       "core/channel.ts",
+      "events/header.ts",
       "events/subscription.ts",
       "events/topic.ts",
       "native/ffi.ts",

@@ -2,6 +2,7 @@
 import { Encoding, FilterMode, TopicConst } from "../native/ffi.ts"
 import { checkWellFormed } from "../core/internal.ts"
 import { checkOptions, optionNames } from "../kit/index.ts"
+import type { BridgeFilter } from "./bridge.ts"
 
 export type Routing = Record<string, string>
 export type EventData = Uint8Array | string | unknown
@@ -104,6 +105,21 @@ export function encodeEvent(
   return n + dataLen
 }
 
+/** A loss record as an encoded event (§8.3): `lost` events of `type` never reached the ring; no keys, no data. */
+export function encodeLoss(type: Uint8Array, lost: number): Uint8Array {
+  const rec = new Uint8Array(HEADER + type.length)
+  const v = new DataView(rec.buffer)
+  v.setUint16(4, type.length, true)
+  v.setUint32(12, lost, true)
+  rec.set(type, HEADER)
+  return rec
+}
+
+/** Makes an encoded event another host sent an event here, never a loss record: its `lost` field 0 (§11.2). */
+export function clearLost(view: DataView): void {
+  view.setUint32(12, 0, true)
+}
+
 /** The filter bytes for sb_sub_open, and a printable form. */
 export function encodeFilter(filter: TopicFilter): { bytes: Uint8Array; text: string } {
   checkOptions(filter, FILTER_KEYS, "subscribe filter", { noun: "filter key" }) // a typo must not mean "everything"
@@ -156,6 +172,12 @@ export function decodeFilter(b: Uint8Array): string | undefined {
     off += 2 + kl + vl
   }
   return out.join(" ")
+}
+
+/** The type part of filter bytes (§8.5), as a bridge subscribes by it: its mode and a copy of the type's bytes. */
+export function filterType(f: Uint8Array): BridgeFilter {
+  const mode = f[0] === FilterMode.EXACT ? "exact" : f[0] === FilterMode.PREFIX ? "prefix" : "any"
+  return { mode, type: f.slice(2, 2 + f[1]!) }
 }
 
 /** A late-binding rule for sb_topic_add_rule: type, A, B, C as (u8 len, bytes), each 1..29 bytes. */

@@ -1,6 +1,7 @@
 // slotbus/events: cross-process filtered pub/sub over shared memory (docs/PROTOCOL.md §8).
 export { Topic } from "./topic.ts"
-export type { BindingRule, DurableSubscribeOptions, PublishInit, TopicOptions, TopicStats } from "./topic.ts"
+export type { BindingRule, DurableSubscribeOptions, PublishInit, TopicOptions } from "./options.ts"
+export type { TopicStats } from "./status.ts"
 export { DurableSubscription } from "./durable.ts"
 export type { TopicBridgeStats, TopicRemote } from "./bridge.ts"
 export type { CreateMode } from "../kit/index.ts"

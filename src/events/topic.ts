@@ -1,55 +1,59 @@
-// A named topic: open or create, publish, subscribe, late-binding rules, stats (docs/PROTOCOL.md §8).
+// A named topic, the room's facade: open or join, publish, subscribe (a ring or a durable stream), late-binding rules,
+// housekeeping and close (docs/PROTOCOL.md §8). Its options are options.ts's, its header header.ts's, its stats and
+// status section status.ts's, its side of a bridge across hosts bridge-host.ts's.
 import { toArrayBuffer, type Pointer } from "bun:ffi"
 import { PayloadTooLargeError, PeerRefusedError, ProtocolError, SlotBusError, TimeoutError } from "../errors.ts"
-import {
-  TOPIC_PORT,
-  type TopicBridge,
-  type TopicBridgeHost,
-  type TopicBridgeStats,
-  type TopicRemote,
-} from "./bridge.ts"
+import type { TopicBridge, TopicBridgeHost, TopicBridgeStats } from "./bridge.ts"
 import {
   CreateModeValue,
-  FilterMode,
-  EntryState,
   PubFlag,
-  SubField,
   TOPIC_OUT_WORDS,
   TopicConst,
   Errno,
   E_SOCKET_DIR,
   socketDirError,
-  TopicLayout,
   TopicOut,
   topicNative,
   loadNative,
 } from "../native/ffi.ts"
 import { tuning } from "../core/internal.ts"
 import {
-  checkCreate,
   checkOptions,
-  checkRemote,
   createRefusal,
   madeBy,
-  optionNames,
-  section,
   settingMismatch,
   STATUS,
   type CreateMode,
   type StatusSection,
 } from "../kit/index.ts"
+import { bridgeHost } from "./bridge-host.ts"
 import {
-  decodeFilter,
+  clearLost,
   encodeEvent,
+  encodeLoss,
   encodedMatcher,
   encodeFilter,
   encodeRule,
-  type EventData,
-  type Routing,
+  filterType,
   type TopicFilter,
 } from "./codec.ts"
 import { DURABLE_KEY, DurableSubscription } from "./durable.ts"
 import { TopicClosedError, TopicFullError, TopicStreamError } from "./errors.ts"
+import { TopicHeader } from "./header.ts"
+import {
+  checkFrom,
+  checkOpen,
+  checkQueue,
+  DURABLE_SUBSCRIBE_OPTIONS,
+  PUBLISH_FIELDS,
+  RULE_FIELDS,
+  SUBSCRIBE_OPTIONS,
+  type BindingRule,
+  type DurableSubscribeOptions,
+  type PublishInit,
+  type TopicOptions,
+} from "./options.ts"
+import { readStats, topicSection, type TopicStats } from "./status.ts"
 import {
   Subscription,
   SUBSCRIBE_KEY,
@@ -58,157 +62,16 @@ import {
   type SubscriptionOwner,
 } from "./subscription.ts"
 
-export interface TopicOptions {
-  /**
-   * Ring bytes (a power of two, 64 KiB … 1 GiB). Default 1 MiB. Given, it is also checked: joining a topic that
-   * has another capacity is a SettingsMismatchError (say nothing to join whatever it has).
-   */
-  capacity?: number
-  /** "if-missing" (default): join the topic or create it; "never": join only (NotFoundError); "must": create only (AlreadyExistsError). */
-  create?: CreateMode
-  /** How long to wait for a member of the topic to answer. Default 5000. */
-  timeoutMs?: number
-  /** Called with a warning (a malformed late-binding value was skipped). Default: console.warn. */
-  onWarning?: (message: string) => void
-  /**
-   * Spans hosts through a transport passed in: `remote: nats(url)` (`import { nats } from "slotbus/nats"`,
-   * docs/PROTOCOL.md §11). One process per host bridges the ring to the others (elected, taken over when it dies);
-   * replay (`from`) stays local to each host's ring unless the topic is `durable`.
-   */
-  remote?: TopicRemote
-  /**
-   * With `remote`: keep the topic's events in a JetStream stream (docs/PROTOCOL.md §11.6), so
-   * `topic.subscribeDurable(filter, { from: id })` replays them on any host, ids being the stream's sequence
-   * numbers. `true`, or the limits the stream is created with: `maxBytes` (default 256 MiB), `maxAgeMs` (default
-   * 0: none), `replicas` (default 1). A stream that exists is used as it is.
-   */
-  durable?: boolean | { maxBytes?: number; maxAgeMs?: number; replicas?: number }
-}
-
-export interface DurableSubscribeOptions {
-  /** How many events are read ahead of the reader at most. Default 256. */
-  queue?: number
-  /** Where to start: "now" (default), "oldest" (the oldest the stream holds), or after the event with this id (a stream sequence). */
-  from?: "now" | "oldest" | number
-}
-
-export interface PublishInit {
-  type: string
-  routing?: Routing
-  /** Bytes, a string, or anything JSON.stringify accepts. */
-  data?: EventData
-}
-
-/** "When an event of `type` carries keys[0], keys[1] and `fill`, remember (keys) → fill; fill it into later events lacking it." */
-export interface BindingRule {
-  type: string
-  keys: [string, string]
-  fill: string
-}
-
-export interface TopicStats {
-  name: string
-  capacity: number
-  /** Bytes claimed so far (the next event's id). */
-  tail: number
-  /** The keeper's pid: the creator, then a member that took over within a tick of its close or death (0 meanwhile). */
-  keeperPid: number
-  /** Records skipped because their publisher died or stalled before finishing them (never published). */
-  abandoned: number
-  /** Padding claims made to step around another publisher's unfinished bytes (a stalled or stopped publisher). */
-  fenced: number
-  /** `behind`: bytes of the ring between the subscriber's cursor and the tail, not yet received or counted as lagged. */
-  subscribers: {
-    pid: number
-    filter: string
-    queue: number
-    received: number
-    lagged: number
-    behind: number
-    parked: boolean
-  }[]
-  publishers: { pid: number; published: number }[]
-}
-
 const TICK_MS = 20 // housekeeping: answer newcomers, collect the dead
 const SCRATCH_START = 64 * 1024
 const open = new Set<Topic>()
-const OPEN_OPTIONS = optionNames<TopicOptions>({
-  capacity: true,
-  create: true,
-  timeoutMs: true,
-  onWarning: true,
-  remote: true,
-  durable: true,
-})
-const SUBSCRIBE_OPTIONS = optionNames<SubscribeOptions>({ queue: true, idle: true, from: true })
-const DURABLE_SUBSCRIBE_OPTIONS = optionNames<DurableSubscribeOptions>({ queue: true, from: true })
-const STREAM_LIMITS = optionNames<Exclude<TopicOptions["durable"] & object, boolean>>({
-  maxBytes: true,
-  maxAgeMs: true,
-  replicas: true,
-})
-const PUBLISH_FIELDS = optionNames<PublishInit>({ type: true, routing: true, data: true })
-const RULE_FIELDS = optionNames<BindingRule>({ type: true, keys: true, fill: true })
 const FACTORY = Symbol("Topic.open")
-
-function checkQueue(q: unknown = 256): number {
-  if (typeof q !== "number") throw new TypeError(`queue must be a number of events, got ${typeof q}`)
-  if (!Number.isInteger(q) || q < 1 || q > 1 << 20)
-    throw new RangeError(`queue must be a whole number from 1 to ${1 << 20}, got ${q}`)
-  return q
-}
-
-function checkFrom(from: unknown = "now"): "now" | "oldest" | number {
-  if (from === "now" || from === "oldest") return from
-  if (Number.isSafeInteger(from) && (from as number) >= 0) return from as number
-  if (typeof from === "number")
-    throw new RangeError(`from must be "now", "oldest" or an event id (a whole number ≥ 0), got ${from}`)
-  throw new TypeError(`from must be "now", "oldest" or an event id, got ${JSON.stringify(from) ?? typeof from}`)
-}
-
-/** The stream limits of the `durable` option (§11.6), or undefined when the topic is not durable. */
-function streamLimits(durable: TopicOptions["durable"], remote: boolean) {
-  if (durable === undefined || durable === false) return undefined
-  if (durable !== true && (typeof durable !== "object" || durable === null))
-    throw new TypeError(`durable must be true or { maxBytes, maxAgeMs, replicas }, got ${typeof durable}`)
-  if (!remote)
-    throw new TypeError("durable needs remote: the stream is the transport's (Topic.open(name, { remote, durable }))")
-  const o = durable === true ? {} : durable
-  checkOptions(o, STREAM_LIMITS, "Topic.open durable", { noun: "durable field" })
-  const int = (v: unknown, dflt: number, what: string, min: number) => {
-    if (v === undefined) return dflt
-    if (!Number.isSafeInteger(v) || (v as number) < min)
-      throw new RangeError(`durable.${what} must be a whole number ≥ ${min}, got ${String(v)}`)
-    return v as number
-  }
-  return {
-    maxBytes: int(o.maxBytes, 256 * 1024 * 1024, "maxBytes", 1),
-    maxAgeMs: int(o.maxAgeMs, 0, "maxAgeMs", 0),
-    replicas: int(o.replicas, 1, "replicas", 1),
-  }
-}
-
-function topicName(name: string): Buffer {
-  if (typeof name !== "string" || !/^[A-Za-z0-9._-]{1,64}$/.test(name))
-    throw new TypeError(`topic name must match [A-Za-z0-9._-]{1,64}, got ${JSON.stringify(name)}`)
-  return Buffer.from(name + "\0")
-}
-
-function checkCapacity(c: number): number {
-  if (!Number.isInteger(c) || c < TopicConst.MIN_CAPACITY || c > TopicConst.MAX_CAPACITY || (c & (c - 1)) !== 0)
-    throw new TypeError(
-      `capacity must be a power of two from ${TopicConst.MIN_CAPACITY} to ${TopicConst.MAX_CAPACITY} bytes, got ${c}`,
-    )
-  return c
-}
 
 /** A named pub/sub topic in shared memory, shared by every local process of this uid that opens it. */
 export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
   readonly capacity: number
   private readonly out: Uint32Array
-  private readonly control: DataView
-  private readonly controlBytes: Uint8Array
+  private readonly header: TopicHeader
   private scratch = new Uint8Array(SCRATCH_START)
   private scratchView = new DataView(this.scratch.buffer)
   private readonly subs = new Set<WeakRef<Subscription>>()
@@ -232,9 +95,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
     madeBy(key, FACTORY, "Topic", "await Topic.open(name, options)")
     this.capacity = topicNative.sb_topic_capacity(ptr)
     this.out = new Uint32Array(toArrayBuffer(topicNative.sb_topic_out_ptr(ptr)!, 0, TOPIC_OUT_WORDS * 4))
-    const control = toArrayBuffer(topicNative.sb_topic_region(ptr)!, 0, TopicLayout.OFF_DATA)
-    this.control = new DataView(control)
-    this.controlBytes = new Uint8Array(control)
+    this.header = new TopicHeader(ptr)
     this.warn = opts.onWarning ?? ((m) => console.warn(`slotbus/events: ${m}`))
     this.ticker = setInterval(() => this.tick(), TICK_MS)
     this.ticker.unref()
@@ -243,20 +104,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
 
   /** Opens the topic `name`, creating it if no process holds it. */
   static async open(name: string, opts: TopicOptions = {}): Promise<Topic> {
-    const cname = topicName(name)
-    checkOptions(opts, OPEN_OPTIONS, "Topic.open")
-    const capacity = checkCapacity(opts.capacity ?? 1 << 20)
-    const create = checkCreate(opts.create, "Topic.open")
-    const timeoutMs = opts.timeoutMs ?? 5000
-    if (typeof timeoutMs !== "number")
-      throw new TypeError(`timeoutMs must be a number of milliseconds, got ${typeof timeoutMs}`)
-    if (!(timeoutMs >= 0))
-      throw new RangeError(`timeoutMs must be a number of milliseconds ≥ 0 (Infinity: no limit), got ${timeoutMs}`)
-    if (opts.onWarning !== undefined && typeof opts.onWarning !== "function")
-      throw new TypeError(`onWarning must be a function, got ${typeof opts.onWarning}`)
-    const remote =
-      opts.remote === undefined ? undefined : checkRemote<TopicRemote>(opts.remote, TOPIC_PORT, "Topic.open")
-    const limits = streamLimits(opts.durable, remote !== undefined)
+    const { cname, capacity, create, timeoutMs, remote, limits } = checkOpen(name, opts)
     await loadNative()
     const topic = await Topic.openLocal(name, cname, opts, capacity, create, timeoutMs)
     if (remote === undefined) return topic
@@ -340,6 +188,28 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
     return out[TopicOut.posLo]! + out[TopicOut.posHi]! * 4294967296
   }
 
+  /** An encoded event another host sent (§11.2), published as it is but for its lost field; returns its id. */
+  private publishEncoded(encoded: Uint8Array): number {
+    if (this.closed) throw new TopicClosedError(`topic "${this.name}" is closed`)
+    if (encoded.length > this.scratch.length) {
+      this.scratch = new Uint8Array(Math.max(encoded.length, this.scratch.length * 2))
+      this.scratchView = new DataView(this.scratch.buffer)
+    }
+    this.scratch.set(encoded)
+    clearLost(this.scratchView)
+    const r = topicNative.sb_topic_publish(this.ptr, this.scratch, encoded.length)
+    if (r !== 0) this.publishFailed(r, encoded.length)
+    return this.out[TopicOut.posLo]! + this.out[TopicOut.posHi]! * 4294967296
+  }
+
+  /** A loss record (§8.3): `lost` events of this type never reached the ring. */
+  private publishLost(type: Uint8Array, lost: number): void {
+    if (this.closed) throw new TopicClosedError(`topic "${this.name}" is closed`)
+    const rec = encodeLoss(type, lost)
+    const r = topicNative.sb_topic_publish(this.ptr, rec, rec.length)
+    if (r !== 0) this.publishFailed(r, rec.length)
+  }
+
   /** Subscribes with a filter: `{ type: "session.*", routing: { scroll: id } }`; `{}` receives everything. */
   subscribe(filter: TopicFilter = {}, opts: SubscribeOptions = {}): Subscription {
     if (this.closed) throw new TopicClosedError(`topic "${this.name}" is closed; open it again to subscribe`)
@@ -402,14 +272,11 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
       throw new TopicStreamError(
         `topic "${this.name}" was not opened durable: Topic.open(name, { remote, durable: true }) keeps its stream`,
       )
-    const mode = bytes[0] === FilterMode.EXACT ? "exact" : bytes[0] === FilterMode.PREFIX ? "prefix" : "any"
-    const feed = await this.bridge!.openStream({ mode, type: bytes.subarray(2, 2 + bytes[1]!) }, from, queue).catch(
-      (e) => {
-        throw new TopicStreamError(`cannot read the stream of topic "${this.name}": ${(e as Error).message}`, {
-          cause: e,
-        })
-      },
-    )
+    const feed = await this.bridge!.openStream(filterType(bytes), from, queue).catch((e) => {
+      throw new TopicStreamError(`cannot read the stream of topic "${this.name}": ${(e as Error).message}`, {
+        cause: e,
+      })
+    })
     if (this.closed) {
       feed.close()
       throw new TopicClosedError(`topic "${this.name}" was closed meanwhile`)
@@ -438,44 +305,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
     if (this.closed) throw new TopicClosedError(`topic "${this.name}" is closed`)
     this.tick(true) // collects members that died since the last tick (zombies too): the counts are never stale
     if (this.closed) throw new TopicClosedError(`topic "${this.name}" was closed: its header was overwritten`)
-    const d = this.control
-    const u64 = (off: number) => Number(d.getBigUint64(off, true))
-    const subscribers: TopicStats["subscribers"] = []
-    const cursors: number[] = []
-    for (let i = 0; i < TopicConst.MAX_SUBS; i++) {
-      const e = TopicLayout.OFF_SUBS + i * TopicLayout.SUB_BYTES
-      if (d.getUint32(e + SubField.STATE, true) !== EntryState.LIVE) continue
-      const flen = Math.min(d.getUint32(e + SubField.FILTER_LEN, true), TopicConst.FILTER_BYTES)
-      cursors.push(u64(e + SubField.CURSOR))
-      subscribers.push({
-        pid: d.getUint32(e + SubField.PID, true),
-        filter: decodeFilter(this.controlBytes.subarray(e + SubField.FILTER, e + SubField.FILTER + flen)) ?? "?",
-        queue: d.getUint32(e + SubField.QUEUE, true),
-        received: u64(e + SubField.RECEIVED),
-        lagged: u64(e + SubField.LAGGED),
-        behind: 0,
-        parked: d.getUint32(e + SubField.PARKED, true) === 1,
-      })
-    }
-    // The tail is read after the cursors: it only grows and no cursor passes it, so behind is never negative.
-    const tail = topicNative.sb_topic_tail(this.ptr)
-    subscribers.forEach((s, i) => (s.behind = Math.max(0, tail - cursors[i]!)))
-    const publishers: TopicStats["publishers"] = []
-    for (let i = 0; i < TopicConst.MAX_PUBS; i++) {
-      const e = TopicLayout.OFF_PUBS + i * TopicLayout.PUB_BYTES
-      if (d.getUint32(e, true) !== EntryState.LIVE) continue
-      publishers.push({ pid: d.getUint32(e + 4, true), published: u64(e + 16) })
-    }
-    return {
-      name: this.name,
-      capacity: this.capacity,
-      tail,
-      keeperPid: d.getUint32(TopicLayout.OFF_KEEPER_PID, true),
-      abandoned: u64(TopicLayout.OFF_ABANDONED),
-      fenced: u64(TopicLayout.OFF_FENCED),
-      subscribers,
-      publishers,
-    }
+    return readStats(this.name, this.capacity, this.ptr, this.header)
   }
 
   /**
@@ -488,151 +318,26 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
 
   /** What `serveStatus` shows of this topic: its members here, and with `remote`, its bridge and stream. */
   async [STATUS](): Promise<StatusSection> {
-    const st = this.stats()
-    const s = section("topic", this.name)
-    s.facts.push(
-      ["capacity bytes", st.capacity],
-      ["tail (next id)", st.tail],
-      ["keeper pid", st.keeperPid || "-"],
-      ["abandoned / fenced", `${st.abandoned} / ${st.fenced}`],
-    )
-    s.tables.push(
-      {
-        title: "subscribers",
-        columns: ["pid", "filter", "queue", "received", "lagged", "behind bytes", "parked"],
-        rows: st.subscribers.map((b) => [b.pid, b.filter, b.queue, b.received, b.lagged, b.behind, b.parked]),
-      },
-      { title: "publishers", columns: ["pid", "published"], rows: st.publishers.map((p) => [p.pid, p.published]) },
-    )
-    const lagging = st.subscribers.filter((b) => b.lagged > 0).length
-    if (lagging > 0)
-      s.warnings.push(`${lagging} subscriber${lagging === 1 ? "" : "s"} fell behind and lost events (lagged)`)
-    if (!this.bridge) return s
-    const b = this.bridge.stats()
-    const holder = this.control.getUint32(TopicLayout.OFF_BRIDGE_PID, true)
-    s.remote = {
+    const remote = this.bridge && {
+      bridge: this.bridge,
       transport: this.transport,
-      facts: [
-        ["server", this.bridge.server()],
-        ["this host's bridge", holder === 0 ? "none yet" : `pid ${holder}${b.bridging ? " (this process)" : ""}`],
-        ["subjects bridged", b.subjects.length],
-        ["sent / received", `${b.sent} / ${b.received}`],
-        ["lost on the way / unsent / refused", `${b.lost} / ${b.unsent} / ${b.refused}`],
-        ["resends dropped / resyncs", `${b.resends} / ${b.resyncs}`],
-      ],
-      tables: [],
+      durable: this.durable,
+      header: this.header,
     }
-    if (b.lost + b.unsent > 0)
-      s.warnings.push(`events lost across hosts: ${b.reasons.at(-1) ?? `${b.lost + b.unsent}`}`)
-    if (this.durable) {
-      const stream = await this.bridge.streamState().catch((e: unknown) => (e as Error).message ?? String(e))
-      if (typeof stream === "string") s.warnings.push(`the durable stream cannot be read: ${stream}`)
-      else if (stream)
-        s.remote.tables.push({
-          title: "durable stream",
-          columns: ["stream", "first seq", "last seq", "messages", "bytes"],
-          rows: [[stream.stream, stream.firstSeq, stream.lastSeq, stream.messages, stream.bytes]],
-        })
-    }
-    return s
+    return topicSection(this.stats(), remote)
   }
 
   /** What the bridge uses of this topic (a transport knows no Topic). */
   private bridgeHost(): TopicBridgeHost {
-    const topic = this
-    // the header's bridged word, 1 + a position (§11.4), as two u32 halves: only the elected bridge writes it, and a
-    // new one reads it only after the old one died or stepped down
-    const setBridged = (at: number) => {
-      if (this.closed) return
-      this.control.setUint32(TopicLayout.OFF_BRIDGED + 4, Math.floor((at + 1) / 4294967296), true)
-      this.control.setUint32(TopicLayout.OFF_BRIDGED, (at + 1) >>> 0, true)
-    }
-    // entry i of the receive books table (§11.4): bridge, subject CRC-32, last seq, a spare u32
-    const book = (i: number) => TopicLayout.OFF_BOOKS + i * TopicLayout.BOOK_BYTES
-    return {
+    return bridgeHost({
       name: this.name,
-      ringId: this.control.getBigUint64(16, true),
-      publishEncoded: (encoded) => {
-        if (this.closed) throw new TopicClosedError(`topic "${this.name}" is closed`)
-        if (encoded.length > this.scratch.length) {
-          this.scratch = new Uint8Array(Math.max(encoded.length, this.scratch.length * 2))
-          this.scratchView = new DataView(this.scratch.buffer)
-        }
-        this.scratch.set(encoded)
-        this.scratchView.setUint32(12, 0, true) // an event from another host, never a loss record
-        const r = topicNative.sb_topic_publish(this.ptr, this.scratch, encoded.length)
-        if (r !== 0) this.publishFailed(r, encoded.length)
-        return this.out[TopicOut.posLo]! + this.out[TopicOut.posHi]! * 4294967296
-      },
-      publishLost: (type, lost) => {
-        if (this.closed) throw new TopicClosedError(`topic "${this.name}" is closed`)
-        // a loss record (§8.3): the encoded header with `lost` set, the type, no keys, no data
-        const rec = new Uint8Array(16 + type.length)
-        const v = new DataView(rec.buffer)
-        v.setUint16(4, type.length, true)
-        v.setUint32(12, lost, true)
-        rec.set(type, 16)
-        const r = topicNative.sb_topic_publish(this.ptr, rec, rec.length)
-        if (r !== 0) this.publishFailed(r, rec.length)
-      },
-      openReader(at) {
-        const { bytes, text } = encodeFilter({})
-        const sub = topic.subscribeAt(bytes, text, 1 << 16, {}, TopicConst.FROM_AT - at)
-        return {
-          ready: () => sub.ready(),
-          poll: (fn, max) => {
-            const batch = sub.poll(max)
-            batch.forEachEncoded(fn)
-            return batch.count
-          },
-          get lagged() {
-            return sub.lagged
-          },
-          restarted: sub.restarted,
-          close: () => sub.close(),
-        }
-      },
-      takeBridged: () => {
-        const c = this.control
-        const u64 = (off: number) => c.getUint32(off, true) + c.getUint32(off + 4, true) * 4294967296
-        const word = u64(TopicLayout.OFF_BRIDGED)
-        // the tail through C, whole: publishers move it meanwhile, and its two halves read apart can be 4 GiB off
-        const last = { pid: c.getUint32(TopicLayout.OFF_BRIDGE_PID, true), tail: topicNative.sb_topic_tail(this.ptr) }
-        c.setUint32(TopicLayout.OFF_BRIDGE_PID, process.pid, true)
-        const at = word > 0 ? word - 1 : last.tail // no bridge before: from the tail, and a successor from there too
-        if (word === 0) setBridged(at)
-        return { ...last, at }
-      },
-      setBridged: (at) => setBridged(at),
-      readBook: (i) => {
-        if (this.closed) return { bridge: 0, subject: 0, seq: 0, at: 0 }
-        const e = book(i)
-        const c = this.control
-        const u32 = (off: number) => c.getUint32(e + off, true)
-        return { bridge: u32(0), subject: u32(4), seq: u32(8), at: u32(12) }
-      },
-      writeBook: (i, bridge, subject, seq, at) => {
-        if (this.closed) return
-        const e = book(i)
-        this.control.setUint32(e, bridge, true)
-        this.control.setUint32(e + 4, subject, true)
-        this.control.setUint32(e + 8, seq, true)
-        this.control.setUint32(e + 12, at, true)
-      },
-      filters: () => {
-        if (this.closed) throw new TopicClosedError(`topic "${this.name}" is closed`)
-        const d = this.control
-        const out: ReturnType<TopicBridgeHost["filters"]> = []
-        for (let i = 0; i < TopicConst.MAX_SUBS; i++) {
-          const e = TopicLayout.OFF_SUBS + i * TopicLayout.SUB_BYTES
-          if (d.getUint32(e + SubField.STATE, true) !== EntryState.LIVE) continue
-          const f = this.controlBytes.subarray(e + SubField.FILTER, e + SubField.FILTER + TopicConst.FILTER_BYTES)
-          const mode = f[0] === FilterMode.EXACT ? "exact" : f[0] === FilterMode.PREFIX ? "prefix" : "any"
-          out.push({ pid: d.getUint32(e + SubField.PID, true), mode, type: f.slice(2, 2 + f[1]!) })
-        }
-        return out
-      },
-    }
+      ptr: this.ptr,
+      header: this.header,
+      closed: () => this.closed,
+      publishEncoded: (encoded) => this.publishEncoded(encoded),
+      publishLost: (type, lost) => this.publishLost(type, lost),
+      subscribeAt: (bytes, text, queue, at) => this.subscribeAt(bytes, text, queue, {}, at),
+    })
   }
 
   /** Leaves the topic: this process's subscriptions close; the topic lives on while any member has it open. */

@@ -373,6 +373,7 @@ export const TopicConst = {
   FROM_AT: -16,
 } as const
 export const TopicLayout = {
+  OFF_ID: 16,
   OFF_TAIL: 64,
   OFF_SLEEPERS: 128,
   OFF_RULES_VERSION: 132,
@@ -413,6 +414,8 @@ export const SubField = {
   ESTIMATES: 248,
 } as const
 export const PubField = { STATE: 0, PID: 4, START: 8, PUBLISHED: 16, FENCE: 24 } as const
+/** A receive books entry (§11.4): the sender bridge (0: free), its subject's CRC-32, the last seq, when taken. */
+export const BookField = { BRIDGE: 0, SUBJECT: 4, SEQ: 8, AT: 12 } as const
 export const EntryState = { FREE: 0, CLAIMING: 1, LIVE: 2 } as const
 export const RecState = { WRITING: 1, EVENT: 2, PADDING: 3, ABORTED: 4 } as const
 export const Encoding = { BYTES: 0, STRING: 1, JSON: 2 } as const
