@@ -15,8 +15,7 @@ import {
 } from "../kit/index.ts"
 import type { SlotBus } from "./bus.ts"
 
-export interface SuperviseWorkersOptions
-  extends Omit<SupervisorOptions, "command" | "drain" | "retire" | "instances"> {
+export interface SuperviseWorkersOptions extends Omit<SupervisorOptions, "command" | "drain" | "retire" | "instances"> {
   /** argv, or one command line split like a shell would ("bun worker.ts --idle park"). */
   command: string[] | string
   /** Resolves once a new worker process is ready to serve (a reload waits for it). Default: it joined the bus (without one: at once). */
@@ -80,7 +79,8 @@ const RECYCLE_TICK_MS = 200
 export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersOptions): Supervisor {
   checkOptions(options, SUPERVISE_WORKERS_OPTIONS, "superviseWorkers", { required: ["command"] })
   const { command, hot: hotOption, log: logOption, instances, idleTimeoutMs, recycle, ready, ...rest } = options
-  if (ready !== undefined && typeof ready !== "function") throw new TypeError("ready must be a function (pid) => Promise")
+  if (ready !== undefined && typeof ready !== "function")
+    throw new TypeError("ready must be a function (pid) => Promise")
   if (hotOption !== undefined && typeof hotOption !== "boolean") throw new TypeError("hot must be a boolean")
   if (logOption !== undefined && typeof logOption !== "function") throw new TypeError("log must be a function")
   const range = instanceRange(instances, bus)
