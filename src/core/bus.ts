@@ -24,8 +24,8 @@ import {
   SlotBusError,
   TimeoutError,
 } from "../errors.ts"
-import { tuning, type IdleStrategy } from "./idle.ts"
-import { longTimeout, sleep } from "../kit/index.ts"
+import { tuning } from "./idle.ts"
+import { longTimeout } from "../kit/index.ts"
 import type { BusStats } from "./stats.ts"
 import type { Pending, WorkerEvent, WorkerInfo } from "./endpoint.ts"
 import {
@@ -52,7 +52,9 @@ import { Dispatcher } from "./dispatcher.ts"
 import { remoteHubHost } from "./remote-endpoint.ts"
 import { decodeReply, encodeCall, remoteProxy, type Remote } from "./rpc.ts"
 import { HUB_PORT, type RemoteLink, type RemoteTransport } from "./remote.ts"
-import { busSection, type PoolRow } from "./bus-status.ts"
+import { busSection } from "./bus-status.ts"
+import { BusPools } from "./pools.ts"
+import { bodyUpTo } from "./fetch-body.ts"
 import { STATUS, type StatusSection } from "../kit/index.ts"
 
 const FACTORY = Symbol("SlotBus.listen")
@@ -94,10 +96,8 @@ export class SlotBus {
   private readonly streamIdleMs: number
   private readonly transport: RemoteTransport | null
   private remoteLink: RemoteLink | null = null
-  /** The pools superviseWorkers runs for this bus: each one's row in the status view. */
-  private readonly pools = new Map<object, () => PoolRow | null>()
-  /** The pools feeding this bus that gave up (superviseWorkers), with the error requests then fail with. */
-  private readonly poolFailures = new Map<object, Error>()
+  /** @internal superviseWorkers: the pools that feed this bus, their failures and what they ask of it. */
+  readonly pools: BusPools
   private readonly config: Uint32Array
   private readonly d: Dispatcher
   private readonly acceptor: Acceptor
@@ -153,6 +153,14 @@ export class SlotBus {
       name,
       { maxBody: this.maxBody, remotePolicy: policy ?? "overflow" },
       { joined: (e) => this.acceptor.joined(e), left: (worker) => this.acceptor.left(worker) },
+    )
+    this.pools = new BusPools(
+      this.d,
+      (err) => {
+        for (const p of [...this.d.queue]) this.d.fail(p, err)
+        for (const w of [...this.acceptor.waiters]) w.reject(err)
+      },
+      () => (this.closing ? this.closedError() : null),
     )
     this.acceptor = new Acceptor(this.d, name, {
       listenFd,
@@ -263,7 +271,7 @@ export class SlotBus {
     if (!(request instanceof Request)) throw new TypeError("bus.fetch() takes a Request")
     checkOptions(opts, FETCH_OPTIONS, "bus.fetch")
     const url = new URL(request.url)
-    const body = await this.bodyOf(request)
+    const body = await bodyUpTo(request, this.maxBody)
     const signal =
       opts.signal && opts.signal !== request.signal ? AbortSignal.any([opts.signal, request.signal]) : request.signal
     const res = await this.request(
@@ -271,36 +279,6 @@ export class SlotBus {
       { timeoutMs: opts.timeoutMs, streamIdleMs: opts.streamIdleMs, idempotent: opts.idempotent, signal, stream: true },
     )
     return res.toResponse()
-  }
-
-  /** A Request's body, refused at maxBodyBytes: by its Content-Length before reading, or once that much arrived. */
-  private async bodyOf(request: Request): Promise<Uint8Array | undefined> {
-    const stream = request.body
-    if (!stream) return undefined
-    const tooLarge = (what: string) => {
-      stream.cancel().catch(() => {})
-      return new PayloadTooLargeError(
-        `request body is ${what} bytes, over maxBodyBytes ${this.maxBody}; raise maxBodyBytes on the hub`,
-      )
-    }
-    const declared = request.headers.get("content-length")
-    if (declared !== null && /^\d+$/.test(declared)) {
-      if (Number(declared) > this.maxBody) throw tooLarge(declared)
-      return request.bytes() // a body longer than it said is refused by request() all the same
-    }
-    const reader = stream.getReader()
-    const parts: Uint8Array[] = []
-    let length = 0
-    for (;;) {
-      const { done, value } = await reader.read()
-      if (done) return Buffer.concat(parts, length)
-      length += value.length
-      if (length > this.maxBody) {
-        reader.releaseLock()
-        throw tooLarge(`over ${length}`)
-      }
-      parts.push(value)
-    }
   }
 
   /**
@@ -421,71 +399,11 @@ export class SlotBus {
         p.onAbort = () => this.d.fail(p, signal.reason)
         signal.addEventListener("abort", p.onAbort, { once: true })
       }
-      this.d.add(p, timeoutMs, () => this.gaveUp())
+      this.d.add(p, timeoutMs, () => this.pools.gaveUp())
       return promise
     } catch (e) {
       return Promise.reject(e)
     }
-  }
-
-  /**
-   * @internal superviseWorkers: the pool `pool` gave up (`err`), or runs again (null). While a pool that feeds
-   * this bus has given up and no worker is connected, requests and waitForWorkers fail with its error at once.
-   */
-  poolFailed(pool: object, err: Error | null) {
-    if (!err) return void this.poolFailures.delete(pool)
-    this.poolFailures.set(pool, err)
-    if (!this.gaveUp()) return
-    for (const p of [...this.d.queue]) this.d.fail(p, err)
-    for (const w of [...this.acceptor.waiters]) w.reject(err)
-  }
-
-  /** @internal superviseWorkers: a pool that feeds this bus, shown in its status view until `describe` says null (stopped). */
-  showPool(pool: object, describe: () => PoolRow | null) {
-    this.pools.set(pool, describe)
-  }
-
-  /**
-   * @internal superviseWorkers: the load on the workers of processes `pids`: their slots and what they hold, the
-   * bus's queue and how long its oldest request has waited (ms).
-   */
-  load(pids: ReadonlySet<number>) {
-    let inFlight = 0
-    let capacity = 0
-    let workers = 0
-    for (const e of this.d.endpoints)
-      if (pids.has(e.pid) && e.serving) {
-        inFlight += e.inFlight
-        capacity += e.capacity
-        workers++
-      }
-    const oldest = this.d.queue[0]
-    const waitedMs = oldest ? (Bun.nanoseconds() - oldest.started) / 1e6 : 0
-    return { queued: this.d.queue.length, waitedMs, inFlight, capacity, workers }
-  }
-
-  /** @internal superviseWorkers: resolves once a worker of process `pid` has joined this bus. */
-  async joined(pid: number): Promise<void> {
-    while (!this.d.endpoints.some((e) => e.pid === pid)) {
-      if (this.closing) throw this.closedError()
-      await sleep(5)
-    }
-  }
-
-  /**
-   * @internal superviseWorkers: the worker of process `pid` is being retired: it gets no new request, and this
-   * resolves once it holds none (its slots back, borrowed ones included) or it left.
-   */
-  async retire(pid: number): Promise<void> {
-    const e = this.d.endpoints.find((x) => x.pid === pid)
-    if (!e) return
-    e.drain()
-    while (this.d.endpoints.includes(e) && e.inFlight > 0) await sleep(5)
-  }
-
-  /** The error of a pool that gave up, while no worker is connected (then nothing could serve a request). */
-  private gaveUp(): Error | undefined {
-    return this.d.workerCount === 0 ? this.poolFailures.values().next().value : undefined
   }
 
   /**
@@ -507,7 +425,7 @@ export class SlotBus {
     const signal = o.signal
     if (this.d.workerCount >= n) return Promise.resolve()
     if (this.closing) return Promise.reject(new BusClosedError(`bus "${this.name}" is closed`))
-    const gaveUp = this.gaveUp()
+    const gaveUp = this.pools.gaveUp()
     if (gaveUp) return Promise.reject(gaveUp)
     if (signal?.aborted) return Promise.reject(signal.reason)
     const { promise, resolve, reject } = Promise.withResolvers<void>()
@@ -561,12 +479,7 @@ export class SlotBus {
 
   /** What `serveStatus` shows of this bus: its workers here and on other hosts, slots, latency, pools. */
   [STATUS](): StatusSection {
-    const pools = []
-    for (const [pool, describe] of this.pools) {
-      const p = describe()
-      if (p) pools.push(p)
-      else this.pools.delete(pool) // stopped
-    }
+    const pools = this.pools.describe()
     const link = this.remoteLink
     return busSection(this.stats(), {
       upMs: performance.now() - this.createdAt,

@@ -105,24 +105,24 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
     instances: range.min,
     command: argv,
     drain,
-    ready: ready ?? (bus ? (pid) => bus.joined(pid) : undefined),
-    retire: bus ? (pid) => bus.retire(pid) : undefined,
+    ready: ready ?? (bus ? (pid) => bus.pools.joined(pid) : undefined),
+    retire: bus ? (pid) => bus.pools.retire(pid) : undefined,
   })
   const what = () =>
     `the worker pool${bus ? ` of "${bus.name}"` : ""} (${argv.join(" ")}, ${sup.instances.length} instance${sup.instances.length === 1 ? "" : "s"})`
   sup.on("failed", (f) => {
     const message = `${what()} gave up: ${f.reason}; what crashes stays down, what runs keeps serving, until ${f.windowMs} ms pass without a crash (or supervisor.stop() and start())`
     log(message)
-    bus?.poolFailed(sup, new PoolFailedError(message, bus.name, f.reason))
+    bus?.pools.failed(sup, new PoolFailedError(message, bus.name, f.reason))
   })
   sup.on("recovered", (r) => {
     log(`${what()} runs again: no crash for a window, ${r.restarted} restarted`)
-    bus?.poolFailed(sup, null)
+    bus?.pools.failed(sup, null)
   })
-  sup.on("start", () => bus?.poolFailed(sup, null))
-  sup.on("stopped", () => bus?.poolFailed(sup, null)) // a stopped pool takes its failure with it
+  sup.on("start", () => bus?.pools.failed(sup, null))
+  sup.on("stopped", () => bus?.pools.failed(sup, null)) // a stopped pool takes its failure with it
   const scale = { target: range.min, why: range.max > range.min ? "min" : "fixed" }
-  bus?.showPool(sup, () =>
+  bus?.pools.show(sup, () =>
     sup.state === "stopped"
       ? null
       : {
@@ -207,7 +207,7 @@ function autoscale(
     if (sup.state === "stopped" || sup.state === "stopping") return clearInterval(timer)
     if (changing || sup.state !== "running") return
     const pids = new Set(sup.instances.map((i) => i.pid))
-    const load = bus.load(pids)
+    const load = bus.pools.load(pids)
     const size = sup.instances.length
     const share = load.capacity > 0 ? load.inFlight / load.capacity : 0
     const now = performance.now()
