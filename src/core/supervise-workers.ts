@@ -14,6 +14,7 @@ import {
   type SupervisorOptions,
 } from "../kit/index.ts"
 import type { SlotBus } from "./bus.ts"
+import { isCompiled } from "./self-command.ts"
 
 export interface SuperviseWorkersOptions extends Omit<SupervisorOptions, "command" | "drain" | "retire" | "instances"> {
   /** argv, or one command line split like a shell would ("bun worker.ts --idle park"). */
@@ -87,6 +88,10 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
   const idleMs = wholeMs(idleTimeoutMs, 30_000, "idleTimeoutMs")
   const limits = recycleLimits(recycle, bus)
   const argv = typeof command === "string" ? splitCommand(command) : command
+  if (isCompiled() && argv[0] === process.execPath && /\.(?:[cm]?[jt]sx?)$/.test(argv[1] ?? ""))
+    throw new TypeError(
+      `superviseWorkers: in an app built with bun build --compile, process.execPath is the app itself: [process.execPath, "${argv[1]}"] would run the app's own entry again, not ${argv[1]}; start the workers with selfCommand("worker") (this binary in a worker role) or a second compiled binary (docs/api.md, "Compiled apps")`,
+    )
   const log = logOption ?? ((line: string) => console.warn(`slotbus: ${line}`))
   // Under bun --hot the module that called this runs again on every save: the same pool comes back.
   const key = JSON.stringify([bus?.name ?? null, argv, rest.cwd ?? null])

@@ -17,7 +17,12 @@ import { dirname, join } from "node:path"
 if (process.argv[2] === "worker") await import("./worker.ts")
 else {
   const bus = await SlotBus.listen(process.env.APP_BUS!)
-  const command = process.env.APP_WORKERS === "binary" ? [join(dirname(process.execPath), "worker")] : selfCommand("worker")
+  const command =
+    process.env.APP_WORKERS === "binary"
+      ? [join(dirname(process.execPath), "worker")]
+      : process.env.APP_WORKERS === "script" // what the issue tried: the compiled app runs itself again
+        ? [process.execPath, "worker.ts"]
+        : selfCommand("worker")
   const workers = superviseWorkers(bus, { command, instances: 2 })
   await bus.waitForWorkers(2, { timeoutMs: 20_000 })
   const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: (req) => bus.fetch(req) })
@@ -103,6 +108,20 @@ describe("a compiled front starts its workers", () => {
     const r = await serveAndStop([join(away, "app")], away, { APP_WORKERS: "binary" })
     expect(r.exes).toEqual([join(away, "worker"), join(away, "worker")])
     expect(r.stderr).toBe("")
+  }, 60_000)
+
+  test('given [process.execPath, "worker.ts"], it fails at once with a TypeError naming selfCommand, starting nothing', async () => {
+    const childEnv: Record<string, string | undefined> = {
+      ...process.env,
+      APP_BUS: busName("compiled"),
+      APP_WORKERS: "script",
+    }
+    delete childEnv.SLOTBUS_LIB
+    const r = await run([join(away, "app")], { cwd: away, env: childEnv, timeoutMs: 30_000 })
+    expect(r.code).not.toBe(0) // before: NameInUseError from each worker until the pool gave up
+    expect(r.stderr).toContain("TypeError")
+    expect(r.stderr).toContain('selfCommand("worker")')
+    expect(r.stdout).not.toContain("serving")
   }, 60_000)
 
   test("and the same entry run by bun, not compiled, starts them with bun and the entry file", async () => {
