@@ -190,7 +190,8 @@ describe.skipIf(skipReason !== null)("two hosts: host B in a netns of its own, a
     expect(left.filter((l) => l.includes("nats-server")).length).toBe(2) // orphans now, both still running
     const removed = removeStaleHosts()
     expect(removed).toContain(`netns ${netns}`)
-    expect(removed).toContain(`link ${veth}`)
+    // its veth goes too: removed by the call, or already by the kernel with the netns that held its peer (which
+    // of the two depends on how soon the kernel's namespace cleanup runs), so the end state is what is checked
     await until(async () => (await traces(netns!, veth!, dir!)).length === 0, "the killed process's hosts are gone")
   }, 60_000)
 })
