@@ -1,7 +1,8 @@
 // A topic's bridge to NATS (docs/PROTOCOL.md §11): one process per host and topic, elected by an abstract socket,
 // forwards its host's events to `slotbus.ev.<topic>.<type>` and the events its host's subscribers want from there
 // into the ring. It implements the events room's port (src/events/bridge.ts): slotbus/events drives it through
-// TopicBridgeHost; nothing here knows the Topic class.
+// TopicBridgeHost; nothing here knows the Topic class. Here: the election and the bridge's lifecycle; the elected
+// bridge's work is topic-sender.ts (out) and topic-receiver.ts (in, with topic-books.ts).
 import type { MsgHdrs, NatsConnection } from "@nats-io/transport-node"
 import { lockHost, portableBackend, unlockHost } from "../native/ffi.ts"
 import { ensureTopicStream, openStreamFeed, streamOf, StreamUnusable } from "./topic-stream.ts"
@@ -18,8 +19,9 @@ import {
 import { explainNats } from "./explain.ts"
 import { jetStreamClient, natsClient } from "./packages.ts"
 import type { NatsUse, SharedConnection } from "./shared.ts"
-import { Running } from "./topic-running.ts"
-import { topicSubjects } from "./topic-subjects.ts"
+import { type BridgedIn, TopicReceiver } from "./topic-receiver.ts"
+import { TopicSender } from "./topic-sender.ts"
+import { topicSubjects } from "./topic-wire.ts"
 
 const ELECT_MS = 100
 
@@ -71,8 +73,8 @@ class Bridge implements TopicBridge {
   private watching = false
   private watch: { end(): void } | undefined
   private closed = false
-  private run: Running | undefined
-  private readonly own = { ids: [] as number[], head: 0 }
+  private run: { sender: TopicSender; receiver: TopicReceiver; done: Promise<void> } | undefined
+  private readonly own: BridgedIn = { ids: [], head: 0 }
   private readonly nc: NatsConnection
 
   constructor(
@@ -130,12 +132,29 @@ class Bridge implements TopicBridge {
     this.startRunning()
   }
 
+  /** The work of the elected bridge: out (ring → NATS) and in (NATS → ring). */
   private startRunning() {
-    this.run = new Running(this.host, this.nc, this.s, this.counts, (r) => this.reason(r), this.own, this.msgId)
+    const reason = (r: string) => this.reason(r)
+    // the sender's reader first: the receiver tells it from this host's subscribers by its filter (any, this pid)
+    const sender = new TopicSender(this.host, this.nc, this.s, this.counts, reason, this.own, this.msgId)
+    const receiver = new TopicReceiver(this.host, this.nc, this.s, this.counts, reason, this.own)
+    this.run = { sender, receiver, done: sender.forward() }
+  }
+
+  /**
+   * Events of this host its outbound reader could not read in time. The reader counts the loss records this
+   * bridge wrote into the ring (§11.5) as lagged too: those are other hosts' losses, not this host's.
+   */
+  private unsent() {
+    return this.run ? Math.max(0, this.run.sender.lagged - this.run.receiver.lostIntoRing) : 0
   }
 
   private stepDown() {
-    this.run?.stop()
+    if (this.run) {
+      this.counts.unsent += this.unsent()
+      this.run.sender.stop()
+      this.run.receiver.stop()
+    }
     this.run = undefined
     this.socket?.stop(true)
     this.socket = undefined
@@ -149,9 +168,9 @@ class Bridge implements TopicBridge {
   stats(): TopicBridgeStats {
     return {
       bridging: this.run !== undefined,
-      subjects: this.run ? [...this.run.subjects()] : [],
+      subjects: this.run ? [...this.run.receiver.subjects()] : [],
       ...this.counts,
-      unsent: this.counts.unsent + (this.run?.unsent() ?? 0),
+      unsent: this.counts.unsent + this.unsent(),
       reasons: [...this.reasons],
     }
   }

@@ -1,6 +1,12 @@
-// The subjects of a topic across hosts (docs/PROTOCOL.md §11.1): an event's type as subject tokens and back, the
-// subject a subscriber's filter takes, and the fewest subscriptions that cover a host's filters.
+// The NATS mapping of a topic across hosts (docs/PROTOCOL.md §11.1, §11.2): an event's type as subject tokens and
+// back, the subject a subscriber's filter takes, the fewest subscriptions that cover a host's filters, and the prefix
+// before each event (the sender writes it, the receiver checks it).
 const enc = new TextEncoder()
+
+/** The bytes before the event (§11.2, little-endian): version, kind, 2 bytes 0, bridge, seq, pos, ring. */
+export const PREFIX = 24
+export const VERSION = 1
+export const KIND_EVENT = 1
 
 // §11.1: a subject token per `.`-separated part; [A-Za-z0-9_-] stay, any other byte is ~XX, an empty part is ~.
 const PLAIN = new Uint8Array(256)
@@ -74,6 +80,7 @@ export function cover(all: Iterable<string>): string[] {
   return set.filter((p) => !set.some((q) => coveredBy(p, q))).sort()
 }
 
+/** Whether `subject` is one that `pattern` (exact or ending in `.>`) matches. */
 export function matches(subject: string, pattern: string): boolean {
   return subject === pattern || (pattern.endsWith(".>") && subject.startsWith(pattern.slice(0, -1)))
 }
