@@ -1,0 +1,175 @@
+// The out side of a topic's elected bridge (docs/PROTOCOL.md §11.2, §11.4): this host's events, read from the ring
+// where the last bridge stopped, to `slotbus.ev.<topic>.<type>`, numbered per subject; what the server confirmed is
+// written back as the ring's bridged word, so a successor sends again only what may not have arrived.
+import type { MsgHdrs, NatsConnection } from "@nats-io/transport-node"
+import type { BridgeReader, TopicBridgeHost, TopicBridgeStats } from "../events/internal.ts"
+import type { BridgedIn } from "./topic-receiver.ts"
+import { KIND_EVENT, PREFIX, type topicSubjects, VERSION } from "./topic-wire.ts"
+
+/** Events a bridge sends past the last its server confirmed, at most (§11.4): what a successor may send again. */
+const UNCONFIRMED = 1024
+const utf8 = new TextDecoder()
+
+/** The ring bytes of the record an encoded event is (§8.3: 16 bytes before it, then aligned to 16). */
+const recordBytes = (encoded: Uint8Array) => (16 + encoded.length + 15) & ~15
+
+/** The publisher pid of an encoded event (§8.3 record offset 16, the encoding's first word). */
+const pidOf = (encoded: Uint8Array) =>
+  (encoded[0]! | (encoded[1]! << 8) | (encoded[2]! << 16) | (encoded[3]! << 24)) >>> 0
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}
+
+/** Reads this host's events from the ring and publishes them on NATS, until stopped. */
+export class TopicSender {
+  private readonly reader: BridgeReader
+  private bridgeId = 0
+  private readonly head = new Uint8Array(PREFIX) // the prefix but its seq (§11.2)
+  private lastType = new Uint8Array(0) // the type of the last event sent, and its subject's books
+  private lastOut: { subject: string; seq: number } | undefined
+  private readonly out = new Map<string, { subject: string; seq: number }>() // type → subject, seq sent on it
+  // confirming what was sent (§11.4): the position after the last event taken, and what the server confirmed
+  private taken = 0
+  private confirmedAt = 0
+  private sentCount = 0
+  private confirmedSent = 0
+  private confirming: Promise<void> | undefined
+  private readonly ringHex: string
+  // the events a process of another pid (the last bridge) left between the bridged word and the tail: those of
+  // its pid were bridged in by it, from other hosts, and are not sent back (§11.4)
+  private readonly skipPid: number
+  private readonly skipBefore: number
+  private stopped = false
+
+  constructor(
+    private readonly host: TopicBridgeHost,
+    private readonly nc: NatsConnection,
+    private readonly s: ReturnType<typeof topicSubjects>,
+    private readonly counts: Pick<TopicBridgeStats, "sent" | "unsent">,
+    reason: (r: string) => void,
+    private readonly own: BridgedIn,
+    private readonly msgId: (() => MsgHdrs) | undefined,
+  ) {
+    this.newBridgeId()
+    this.ringHex = host.ringId.toString(16).padStart(16, "0")
+    // where the last bridge of this ring stopped (§11.4): what was published since goes out now
+    const last = host.takeBridged()
+    this.skipPid = last.pid === process.pid ? 0 : last.pid
+    this.skipBefore = last.tail
+    this.taken = this.confirmedAt = last.at
+    this.reader = host.openReader(last.at)
+    if (this.reader.restarted) {
+      this.counts.unsent++ // at least one; how many the ring lapped is not known
+      reason("the ring lapped the events published while no process bridged: sent from the oldest it holds")
+    }
+  }
+
+  /** A new sender for the receivers (§11.2): its numbers start at 1 on every subject. */
+  private newBridgeId() {
+    this.bridgeId = (crypto.getRandomValues(new Uint32Array(1))[0]! | 1) >>> 0
+    const v = new DataView(this.head.buffer)
+    v.setUint32(0, VERSION | (KIND_EVENT << 8), true)
+    v.setUint32(4, this.bridgeId, true)
+    v.setBigUint64(16, this.host.ringId, true)
+    this.out.clear()
+    this.lastOut = undefined
+  }
+
+  /** Events the reader lost by falling behind (§8.4): it counts the loss records this bridge wrote as lagged too. */
+  get lagged() {
+    return this.reader.lagged
+  }
+
+  stop() {
+    if (this.stopped) return
+    this.stopped = true
+    this.reader.close()
+  }
+
+  /** Sends until stopped; resolves when it has stopped. */
+  async forward() {
+    const send = (id: number, type: Uint8Array, encoded: Uint8Array) => {
+      this.taken = id + recordBytes(encoded)
+      const own = this.own
+      while (own.head < own.ids.length && own.ids[own.head]! < id) own.head++
+      const bridgedIn =
+        (own.head < own.ids.length && own.ids[own.head] === id && ++own.head > 0) ||
+        (id < this.skipBefore && this.skipPid !== 0 && pidOf(encoded) === this.skipPid)
+      if (bridgedIn) return // from another host: never sent back (§11.3)
+      if (this.lastOut !== undefined && this.lastOut.seq >= 0xfffffffe) this.newBridgeId() // seq is a u32 (§11.2)
+      let o = this.lastOut
+      if (o === undefined || !sameBytes(type, this.lastType)) {
+        const key = utf8.decode(type)
+        o = this.out.get(key)
+        if (!o) {
+          // too many types to keep books for: start again as a new sender (receivers see a new bridge id)
+          if (this.out.size >= 65536) this.newBridgeId()
+          o = { subject: this.s.event(type), seq: 0 }
+          this.out.set(key, o)
+        }
+        this.lastOut = o
+        this.lastType = type.slice()
+      }
+      const msg = new Uint8Array(PREFIX + encoded.length)
+      msg.set(this.head)
+      const seq = ++o.seq
+      msg[8] = seq & 0xff
+      msg[9] = (seq >>> 8) & 0xff
+      msg[10] = (seq >>> 16) & 0xff
+      msg[11] = seq >>> 24
+      msg[12] = id & 0xff // pos: the low 32 bits of the event's position here (§11.2), for receivers' resends
+      msg[13] = (id >>> 8) & 0xff
+      msg[14] = (id >>> 16) & 0xff
+      msg[15] = (id >>> 24) & 0xff
+      msg.set(encoded, PREFIX)
+      if (this.msgId) {
+        const h = this.msgId()
+        h.set("Nats-Msg-Id", `${this.ringHex}-${id}`)
+        this.nc.publish(o.subject, msg, { headers: h })
+      } else this.nc.publish(o.subject, msg)
+      this.counts.sent++
+      this.sentCount++
+    }
+    // a poll first: a bridge that resumes (§11.4) has events waiting that no wake-up will announce
+    while (!this.stopped) {
+      // at most UNCONFIRMED events past what the server confirmed: what a successor may have to send again
+      const room = UNCONFIRMED - (this.sentCount - this.confirmedSent)
+      const n = room > 0 ? this.reader.poll(send, room) : 0
+      const own = this.own
+      if (own.head > 4096) (own.ids = own.ids.slice(own.head)), (own.head = 0)
+      this.confirm()
+      if (room <= 0) await (this.confirming ?? Bun.sleep(1))
+      else if (n >= room)
+        await new Promise((r) => setImmediate(r)) // more there: read on after I/O had its turn
+      else if (!(await this.reader.ready())) break
+    }
+  }
+
+  /**
+   * Asks the server to confirm what was sent (a PING; its PONG comes after every message before it was taken),
+   * one round trip at a time, and then writes the bridged word (§11.4). A connection that is down retries.
+   */
+  private confirm() {
+    if (this.confirming || this.stopped || this.taken === this.confirmedAt) return
+    const at = this.taken
+    const sent = this.sentCount
+    this.confirming = this.nc.flush().then(
+      () => {
+        this.confirming = undefined
+        if (this.stopped) return // stepped down: another process may own the word now
+        this.confirmedAt = at
+        this.confirmedSent = sent
+        this.host.setBridged(at)
+        this.confirm()
+      },
+      () =>
+        Bun.sleep(100).then(() => {
+          this.confirming = undefined
+          this.confirm()
+        }),
+    )
+  }
+}
