@@ -3,10 +3,14 @@
 // the encoding into the answer arena, an error's included.
 import { RespFlag } from "../native/ffi.ts"
 import { PayloadTooLargeError } from "../errors.ts"
+import { checkNumber } from "../kit/index.ts"
 import { align8, headerPairs, headLength, toBytes, writeHead } from "./codec.ts"
 import type { BodyInit, HeaderInit } from "./codec.ts"
 import { readyBody } from "./ready-body.ts"
 import type { SlotRequest } from "./request.ts"
+
+/** A reply's status: what HTTP can carry (three digits). */
+const STATUS = { what: "status", max: 999 }
 
 /**
  * What a handler returns: a reply object, a Response, or just the body. A `ReadableStream` body (or a Response's)
@@ -56,9 +60,7 @@ export function streamParts(out: unknown): StreamParts | null {
   if (out instanceof ReadableStream) return { status: 200, head: [], body: out }
   if (typeof out === "object" && out !== null && (out as { body?: unknown }).body instanceof ReadableStream) {
     const r = out as { status?: number; headers?: HeaderInit; body: ReadableStream }
-    const status = r.status ?? 200
-    if (!Number.isInteger(status) || status < 0 || status > 999)
-      throw new RangeError(`status must be an integer 0..999, got ${status}`)
+    const status = checkNumber(r.status ?? 200, STATUS)
     return { status, head: headerPairs(r.headers), body: r.body }
   }
   return null
@@ -130,9 +132,7 @@ export function encodeAnswer(arena: Uint8Array, req: SlotRequest, out: unknown, 
       bodyLen = req.replied.view.length
       if (req.lendsCopies) arena.set(req.replied.view, align8(headLen))
     } else {
-      status = reply.status ?? 200
-      if (!Number.isInteger(status) || status < 0 || status > 999)
-        throw new RangeError(`status must be an integer 0..999, got ${status}`)
+      status = checkNumber(reply.status ?? 200, STATUS)
       const body = toBytes(reply.body as BodyInit, "reply body")
       const strings = headerPairs(reply.headers)
       if (align8(headLength(strings)) + body.length > arena.length)

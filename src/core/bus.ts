@@ -37,6 +37,7 @@ import {
   REQUEST_INIT,
   REMOTE_OPTIONS,
   REQUEST_OPTIONS,
+  streamWindow,
   WAIT_OPTIONS,
   type CloseOptions,
   type ListenOptions,
@@ -111,8 +112,7 @@ export class SlotBus {
     opts: ListenOptions,
   ) {
     madeBy(key, FACTORY, "SlotBus", "await SlotBus.listen(name, options)")
-    const slots = positiveInt(opts.slots, 32, "slots", 4096)
-    if (slots === 0) throw new RangeError("slots must be at least 1")
+    const slots = positiveInt(opts.slots, 32, "slots", 4096, 1)
     this.maxBody = positiveInt(opts.maxBodyBytes, 64 * MiB, "maxBodyBytes", 2 ** 32 - 1024 * MiB)
     this.maxHead = positiveInt(opts.maxHeadBytes, 16 * 1024, "maxHeadBytes", 16 * MiB)
     this.maxQueue = positiveInt(opts.queue, 4096, "queue")
@@ -128,8 +128,7 @@ export class SlotBus {
     const maxWorkers = positiveInt(opts.maxWorkers, 256, "maxWorkers")
     const maxPerUid = positiveInt(opts.maxWorkersPerUid, maxWorkers, "maxWorkersPerUid")
     const stuckAfterMs = positiveInt(opts.stuckAfterMs, 1000, "stuckAfterMs")
-    const maxStuck = positiveInt(opts.maxStuckSlots, Math.max(1, slots >> 1), "maxStuckSlots", 4096)
-    if (maxStuck === 0) throw new RangeError("maxStuckSlots must be at least 1")
+    const maxStuck = positiveInt(opts.maxStuckSlots, Math.max(1, slots >> 1), "maxStuckSlots", 4096, 1)
     tuning(opts.idle, "SlotBus.listen idle") // validate now, not on the first connection
     const uids = opts.allowUids ?? []
     if (
@@ -227,8 +226,7 @@ export class SlotBus {
 
   /** Takes workers on other hosts too, through the transport given as `remote` (docs/PROTOCOL.md §10). */
   private async listenRemote(transport: RemoteTransport, opts: ListenOptions) {
-    const heartbeatMs = positiveInt(opts.heartbeatMs, 500, "heartbeatMs", 60_000)
-    if (heartbeatMs === 0) throw new RangeError("heartbeatMs must be at least 1")
+    const heartbeatMs = positiveInt(opts.heartbeatMs, 500, "heartbeatMs", 60_000, 1)
     const peerTimeoutMs = positiveInt(opts.peerTimeoutMs, 4 * heartbeatMs, "peerTimeoutMs", 600_000)
     if (peerTimeoutMs < 2 * heartbeatMs)
       throw new RangeError(
@@ -415,7 +413,7 @@ export class SlotBus {
     let timeoutMs: number
     try {
       checkOptions(o, WAIT_OPTIONS, "bus.waitForWorkers")
-      if (!Number.isInteger(n) || n < 0) throw new RangeError(`n must be an integer ≥ 0, got ${n}`)
+      positiveInt(n, 0, "bus.waitForWorkers: n")
       if (o.signal !== undefined && !(o.signal instanceof AbortSignal))
         throw new TypeError("signal must be an AbortSignal")
       timeoutMs = positiveInt(o.timeoutMs, 10_000, "timeoutMs")
@@ -549,21 +547,6 @@ export class SlotBus {
     }
     return this.close()
   }
-}
-
-/** The stream window to offer (docs/PROTOCOL.md §9.1): as asked, or 1 MiB, or the largest power of two the arena holds. */
-function streamWindow(asked: number | undefined, arena: number): number {
-  if (asked === undefined) {
-    let w = MiB
-    while (w > arena) w /= 2
-    return w >= 4096 ? w : 0
-  }
-  const max = Math.min(arena, 2 ** 30)
-  if (asked !== 0 && !(Number.isInteger(asked) && asked >= 4096 && asked <= max && (asked & (asked - 1)) === 0))
-    throw new RangeError(
-      `streamWindowBytes must be 0 or a power of two from 4096 to ${max} (the slot's arena), got ${asked}`,
-    )
-  return asked
 }
 
 function remoteOptions(opts: RemoteOptions, where: string): RemoteOptions {

@@ -1,4 +1,5 @@
 // Message heads inside a slot arena (docs/PROTOCOL.md §6): NUL-separated UTF-8 strings, body at align8(head).
+import { checkName } from "../kit/index.ts"
 
 const encoder = new TextEncoder()
 
@@ -130,9 +131,7 @@ export const utf8 = (bytes: Uint8Array) => decoder.decode(bytes)
 
 /** The C string of a bus name, checked: the C side would stop at a NUL and never see the rest. */
 export function busName(name: string): Buffer {
-  if (typeof name !== "string" || !/^[A-Za-z0-9._-]{1,64}$/.test(name))
-    throw new TypeError(`bus name must match [A-Za-z0-9._-]{1,64}, got ${JSON.stringify(name)}`)
-  return Buffer.from(name + "\0")
+  return Buffer.from(`${checkName(name, { what: "bus name" })}\0`)
 }
 
 /**

@@ -8,6 +8,7 @@ export type { Parking } from "./idle.ts"
 export { align8, checkWellFormed, toBytes } from "./codec.ts"
 export { errorPairs } from "./stream-out.ts"
 export { readyBody } from "./ready-body.ts"
+export { streamWindow } from "./options.ts"
 export { frameCharge } from "./remote.ts"
 export type {
   RemoteAnswer,

@@ -3,7 +3,7 @@
 import type { BodyInit, HeaderInit } from "./codec.ts"
 import type { IdleStrategy } from "./idle.ts"
 import type { RemoteTransport } from "./remote.ts"
-import { optionNames } from "../kit/index.ts"
+import { checkNumber, optionNames } from "../kit/index.ts"
 
 export interface ListenOptions {
   /** Requests in flight per worker (1..4096). Default 32. */
@@ -157,9 +157,22 @@ export const FETCH_OPTIONS = optionNames<FetchOptions>({
   idempotent: true,
 })
 
-export function positiveInt(v: number | undefined, dflt: number, what: string, max = Number.MAX_SAFE_INTEGER): number {
-  if (v === undefined) return dflt
-  if (!Number.isInteger(v) || v < 0 || v > max)
-    throw new RangeError(`${what} must be an integer in 0..${max}, got ${v}`)
-  return v
+/** A whole-number option of the core, through the kit's one number check: `dflt` when undefined, else min..max. */
+export function positiveInt(v: number | undefined, dflt: number, what: string, max?: number, min = 0): number {
+  return checkNumber(v, { what, dflt, min, max })
+}
+
+/**
+ * The stream window to offer (docs/PROTOCOL.md §9.1): as asked (0, or a power of two from 4096 the arena holds),
+ * or 1 MiB, or the largest power of two the arena holds. The hub checks its `streamWindowBytes` here too.
+ */
+export function streamWindow(asked: number | undefined, arena = 2 ** 30): number {
+  if (asked === undefined) {
+    let w = MiB
+    while (w > arena) w /= 2
+    return w >= 4096 ? w : 0
+  }
+  const max = Math.min(arena, 2 ** 30)
+  const note = max < 2 ** 30 ? "the slot's arena: maxHeadBytes + maxBodyBytes" : undefined
+  return checkNumber(asked, { what: "streamWindowBytes", min: 4096, max, powerOfTwo: true, zero: true, note })
 }

@@ -2,7 +2,7 @@
 // that came over another transport), views that read empty once the handler settled, and `reply()` for writing the
 // answer's body straight into the slot.
 import { PayloadTooLargeError } from "../errors.ts"
-import { checkOptions, optionNames } from "../kit/index.ts"
+import { checkNumber, checkOptions, optionNames } from "../kit/index.ts"
 import { align8, headerPairs, headLength, pairsToHeaders, readHead, utf8, writeHead } from "./codec.ts"
 import type { HeaderInit } from "./codec.ts"
 import type { SlotBytes } from "./remote.ts"
@@ -137,7 +137,7 @@ export class SlotRequest {
     checkOptions(init, REPLY_INIT, "req.reply")
     const out = this.chan.arena(this.slot, 1)
     const strings = headerPairs(init.headers)
-    if (!Number.isInteger(size) || size < 0) throw new RangeError(`reply size must be an integer ≥ 0, got ${size}`)
+    checkNumber(size, { what: "size", where: "req.reply" })
     if (align8(headLength(strings)) + size > out.length)
       throw new PayloadTooLargeError(
         `reply size ${size} with its headers does not fit the slot's ${out.length} bytes; raise maxBodyBytes on the hub`,

@@ -5,6 +5,7 @@
 import { readFileSync } from "node:fs"
 import { PoolFailedError } from "../errors.ts"
 import {
+  checkNumber,
   checkOptions,
   optionNames,
   SHARED_OPTIONS,
@@ -85,7 +86,7 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
   if (hotOption !== undefined && typeof hotOption !== "boolean") throw new TypeError("hot must be a boolean")
   if (logOption !== undefined && typeof logOption !== "function") throw new TypeError("log must be a function")
   const range = instanceRange(instances, bus)
-  const idleMs = wholeMs(idleTimeoutMs, 30_000, "idleTimeoutMs")
+  const idleMs = checkNumber(idleTimeoutMs, { what: "idleTimeoutMs", where: "superviseWorkers", min: 1, dflt: 30_000 })
   const limits = recycleLimits(recycle, bus)
   const argv = typeof command === "string" ? splitCommand(command) : command
   if (isCompiled() && argv[0] === process.execPath && /\.(?:[cm]?[jt]sx?)$/.test(argv[1] ?? ""))
@@ -160,21 +161,12 @@ function instanceRange(v: SuperviseWorkersOptions["instances"], bus: SlotBus | n
   checkOptions(v, optionNames<Range>({ min: true, max: true }), "superviseWorkers instances", {
     required: ["min", "max"],
   })
-  const { min, max } = v
-  if (!Number.isInteger(min) || !Number.isInteger(max) || min < 0 || max < Math.max(min, 1))
-    throw new RangeError(
-      `superviseWorkers: instances { min, max } needs whole numbers 0 ≤ min ≤ max, max ≥ 1; got { min: ${min}, max: ${max} }`,
-    )
+  const where = "superviseWorkers"
+  const min = checkNumber(v.min, { what: "instances.min", where })
+  const max = checkNumber(v.max, { what: "instances.max", where, min: Math.max(min, 1) })
   if (!bus && max > min)
     throw new TypeError("superviseWorkers: instances { min, max } needs a bus to read the load from")
   return { min, max }
-}
-
-function wholeMs(v: number | undefined, dflt: number, what: string): number {
-  if (v === undefined) return dflt
-  if (!Number.isInteger(v) || v < 1)
-    throw new RangeError(`superviseWorkers: ${what} must be a whole number of ms ≥ 1, got ${v}`)
-  return v
 }
 
 type Limits = { maxRequests: number; maxRssBytes: number; maxAgeMs: number }
@@ -183,13 +175,8 @@ function recycleLimits(v: SuperviseWorkersOptions["recycle"], bus: SlotBus | nul
   if (v === undefined) return null
   checkOptions(v, RECYCLE_OPTIONS, "superviseWorkers recycle")
   const out = { maxRequests: Infinity, maxRssBytes: Infinity, maxAgeMs: Infinity }
-  for (const k of ["maxRequests", "maxRssBytes", "maxAgeMs"] as const) {
-    const n = v[k]
-    if (n === undefined) continue
-    if (!Number.isInteger(n) || n < 1)
-      throw new RangeError(`superviseWorkers: recycle.${k} must be a whole number ≥ 1, got ${n}`)
-    out[k] = n
-  }
+  for (const k of ["maxRequests", "maxRssBytes", "maxAgeMs"] as const)
+    out[k] = checkNumber(v[k], { what: `recycle.${k}`, where: "superviseWorkers", min: 1, dflt: Infinity })
   if (out.maxRequests < Infinity && !bus)
     throw new TypeError("superviseWorkers: recycle.maxRequests needs a bus to count requests")
   return out

@@ -18,7 +18,7 @@ import { align8, busName } from "./codec.ts"
 import { BusClosedError, HubNotFoundError, PeerRefusedError, ProtocolError } from "../errors.ts"
 import { Pump, STARTUP_POLL_NS, tuning, type IdleStrategy } from "./idle.ts"
 import { longTimeout } from "../kit/index.ts"
-import { checkOptions, checkRemote, madeBy, optionNames } from "../kit/index.ts"
+import { checkName, checkNumber, checkOptions, checkRemote, madeBy, optionNames } from "../kit/index.ts"
 import { rpcHandler } from "./rpc.ts"
 import { SlotRequest } from "./request.ts"
 import type { SlotReply, StreamParts } from "./answer.ts"
@@ -171,11 +171,8 @@ export class SlotWorker {
     tuning(opts.idle, "SlotWorker.connect idle")
     busName(name)
     await loadNative()
-    for (const k of ["waitForHubMs", "helloTimeoutMs"] as const) {
-      const v = opts[k]
-      if (v !== undefined && !(typeof v === "number" && v >= 0 && !Number.isNaN(v)))
-        throw new RangeError(`${k} must be a number of ms ≥ 0, got ${v}`)
-    }
+    for (const what of ["waitForHubMs", "helloTimeoutMs"] as const)
+      checkNumber(opts[what], { what, where: "SlotWorker.connect", max: Infinity, integer: false, dflt: 0 })
     const h = opts.fetch ? (req: SlotRequest) => (handler as FetchHandler)(req.toRequest()) : (handler as SlotHandler)
     const w = new SlotWorker(FACTORY, name, h, opts)
     if (opts.remote !== undefined)
@@ -203,12 +200,10 @@ export class SlotWorker {
 
   /** Serves the hub through the transport given as `remote` (docs/PROTOCOL.md §10). */
   private async attachRemote(transport: RemoteTransport) {
-    const slots = positiveInt(this.opts.slots, 32, "slots", 4096)
-    const heartbeatMs = positiveInt(this.opts.heartbeatMs, 500, "heartbeatMs", 60_000)
-    if (slots === 0 || heartbeatMs === 0) throw new RangeError("slots and heartbeatMs must be at least 1")
+    const slots = positiveInt(this.opts.slots, 32, "slots", 4096, 1)
+    const heartbeatMs = positiveInt(this.opts.heartbeatMs, 500, "heartbeatMs", 60_000, 1)
     const label = this.opts.host
-    if (label !== undefined && (typeof label !== "string" || label.length < 1 || label.length > 255))
-      throw new TypeError(`host must be a string of 1-255 characters, got ${JSON.stringify(label)}`)
+    if (label !== undefined) checkName(label, { what: "host", where: "SlotWorker.connect", max: 255, chars: null })
     if (this.opts.closeWhenHubsGone !== undefined && typeof this.opts.closeWhenHubsGone !== "boolean")
       throw new TypeError(`closeWhenHubsGone must be a boolean, got ${typeof this.opts.closeWhenHubsGone}`)
     this.remote = await transport.serveWorker(

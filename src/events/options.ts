@@ -1,7 +1,16 @@
 // What Topic.open, subscribe, subscribeDurable, publish and bind take, and their checks: every option and argument is
 // checked before anything native happens (src/events/README.md, "Mistakes cost nothing").
 import { TopicConst } from "../native/ffi.ts"
-import { checkCreate, checkOptions, checkRemote, optionNames, type CreateMode } from "../kit/index.ts"
+import {
+  checkCreate,
+  checkName,
+  checkNumber,
+  checkOptions,
+  checkRemote,
+  optionNames,
+  type CreateMode,
+  type ValueProblem,
+} from "../kit/index.ts"
 import { TOPIC_PORT, type TopicRemote, type TopicStreamLimits } from "./bridge.ts"
 import type { EventData, Routing } from "./codec.ts"
 import type { SubscribeOptions } from "./subscription.ts"
@@ -72,11 +81,8 @@ const STREAM_LIMITS = optionNames<Exclude<TopicOptions["durable"] & object, bool
 export const PUBLISH_FIELDS = optionNames<PublishInit>({ type: true, routing: true, data: true })
 export const RULE_FIELDS = optionNames<BindingRule>({ type: true, keys: true, fill: true })
 
-export function checkQueue(q: unknown = 256): number {
-  if (typeof q !== "number") throw new TypeError(`queue must be a number of events, got ${typeof q}`)
-  if (!Number.isInteger(q) || q < 1 || q > 1 << 20)
-    throw new RangeError(`queue must be a whole number from 1 to ${1 << 20}, got ${q}`)
-  return q
+export function checkQueue(q: unknown, where = "subscribe"): number {
+  return checkNumber(q, { what: "queue", where, min: 1, max: 1 << 20, dflt: 256 })
 }
 
 export function checkFrom(from: unknown = "now"): "now" | "oldest" | number {
@@ -96,12 +102,8 @@ function streamLimits(durable: TopicOptions["durable"], remote: boolean): TopicS
     throw new TypeError("durable needs remote: the stream is the transport's (Topic.open(name, { remote, durable }))")
   const o = durable === true ? {} : durable
   checkOptions(o, STREAM_LIMITS, "Topic.open durable", { noun: "durable field" })
-  const int = (v: unknown, dflt: number, what: string, min: number) => {
-    if (v === undefined) return dflt
-    if (!Number.isSafeInteger(v) || (v as number) < min)
-      throw new RangeError(`durable.${what} must be a whole number ≥ ${min}, got ${String(v)}`)
-    return v as number
-  }
+  const int = (v: unknown, dflt: number, what: string, min: number) =>
+    checkNumber(v, { what: `durable.${what}`, where: "Topic.open", min, dflt })
   return {
     maxBytes: int(o.maxBytes, 256 * 1024 * 1024, "maxBytes", 1),
     maxAgeMs: int(o.maxAgeMs, 0, "maxAgeMs", 0),
@@ -110,30 +112,32 @@ function streamLimits(durable: TopicOptions["durable"], remote: boolean): TopicS
 }
 
 function topicName(name: string): Buffer {
-  if (typeof name !== "string" || !/^[A-Za-z0-9._-]{1,64}$/.test(name))
-    throw new TypeError(`topic name must match [A-Za-z0-9._-]{1,64}, got ${JSON.stringify(name)}`)
-  return Buffer.from(name + "\0")
+  return Buffer.from(`${checkName(name, { what: "topic name", where: "Topic.open" })}\0`)
 }
 
-function checkCapacity(c: number): number {
-  if (!Number.isInteger(c) || c < TopicConst.MIN_CAPACITY || c > TopicConst.MAX_CAPACITY || (c & (c - 1)) !== 0)
-    throw new TypeError(
-      `capacity must be a power of two from ${TopicConst.MIN_CAPACITY} to ${TopicConst.MAX_CAPACITY} bytes, got ${c}`,
-    )
-  return c
+const CAPACITY = {
+  what: "capacity",
+  where: "Topic.open",
+  min: TopicConst.MIN_CAPACITY,
+  max: TopicConst.MAX_CAPACITY,
+  powerOfTwo: true,
+  dflt: 1 << 20,
+  error: (p: ValueProblem) => new TypeError(p.message), // a TypeError since 0.1, even out of range
 }
 
 /** Topic.open's options, checked in the order a mistake is reported, with their defaults filled in. */
 export function checkOpen(name: string, opts: TopicOptions) {
   const cname = topicName(name)
   checkOptions(opts, OPEN_OPTIONS, "Topic.open")
-  const capacity = checkCapacity(opts.capacity ?? 1 << 20)
+  const capacity = checkNumber(opts.capacity, CAPACITY)
   const create = checkCreate(opts.create, "Topic.open")
-  const timeoutMs = opts.timeoutMs ?? 5000
-  if (typeof timeoutMs !== "number")
-    throw new TypeError(`timeoutMs must be a number of milliseconds, got ${typeof timeoutMs}`)
-  if (!(timeoutMs >= 0))
-    throw new RangeError(`timeoutMs must be a number of milliseconds ≥ 0 (Infinity: no limit), got ${timeoutMs}`)
+  const timeoutMs = checkNumber(opts.timeoutMs, {
+    what: "timeoutMs",
+    where: "Topic.open",
+    max: Infinity,
+    integer: false,
+    dflt: 5000,
+  })
   if (opts.onWarning !== undefined && typeof opts.onWarning !== "function")
     throw new TypeError(`onWarning must be a function, got ${typeof opts.onWarning}`)
   const remote = opts.remote === undefined ? undefined : checkRemote<TopicRemote>(opts.remote, TOPIC_PORT, "Topic.open")

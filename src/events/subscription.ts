@@ -3,7 +3,7 @@ import { toArrayBuffer, type Pointer } from "bun:ffi"
 import { ProtocolError } from "../errors.ts"
 import type { IdleStrategy } from "../core/index.ts"
 import { Pump, type Parking } from "../core/internal.ts"
-import { checkOptions, longTimeout, madeBy, optionNames, type LongTimer } from "../kit/index.ts"
+import { checkNumber, checkOptions, longTimeout, madeBy, optionNames, type LongTimer } from "../kit/index.ts"
 import { TopicConst, topicNative } from "../native/ffi.ts"
 import type { Routing } from "./codec.ts"
 
@@ -30,12 +30,7 @@ export function checkWait(wait: ReceiveOptions | number | undefined, what: strin
     throw new TypeError(
       `${what} takes { timeoutMs } (milliseconds, or a number alone), got ${wait === null ? "null" : typeof wait}`,
     )
-  if (timeoutMs === undefined) return Infinity
-  if (typeof timeoutMs !== "number")
-    throw new TypeError(`${what}: timeoutMs must be a number of milliseconds, got ${typeof timeoutMs}`)
-  if (!(timeoutMs >= 0))
-    throw new RangeError(`${what}: timeoutMs must be a number of milliseconds ≥ 0, got ${timeoutMs}`)
-  return timeoutMs
+  return checkNumber(timeoutMs, { what: "timeoutMs", where: what, max: Infinity, integer: false, dflt: Infinity })
 }
 
 /** The monotonic ns by which a wait of `ms` ends (Infinity: never; no clock read then). */
@@ -45,10 +40,7 @@ function deadlineOf(ms: number): number {
 
 /** A batch bound for poll()/batches(): a whole number ≥ 1 (Infinity allowed); the queue bound caps it. */
 function checkMax(max: number, queue: number, what: string): number {
-  if (typeof max !== "number") throw new TypeError(`${what}: max must be a number of events, got ${typeof max}`)
-  if (!(max >= 1) || (!Number.isInteger(max) && max !== Infinity))
-    throw new RangeError(`${what}: max must be a whole number ≥ 1, got ${max}`)
-  return Math.min(max, queue)
+  return Math.min(checkNumber(max, { what: "max", where: what, min: 1, infinite: true }), queue)
 }
 
 /** One event as a subscriber sees it. `data` is a view valid until the subscriber reads on; copy it to keep it. */

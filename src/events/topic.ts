@@ -266,7 +266,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
     if (this.closed) throw new TopicClosedError(`topic "${this.name}" is closed; open it again to subscribe`)
     const { bytes, text } = encodeFilter(filter)
     checkOptions(opts, DURABLE_SUBSCRIBE_OPTIONS, "subscribeDurable")
-    const queue = checkQueue(opts.queue)
+    const queue = checkQueue(opts.queue, "subscribeDurable")
     const from = checkFrom(opts.from)
     if (!this.durable)
       throw new TopicStreamError(

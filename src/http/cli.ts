@@ -1,6 +1,7 @@
 // `slotbus hub --port 3200 [--host 127.0.0.1] [--token-file path] [--nats url [--events-durable]] [--quiet]`: runs a hub until SIGINT or SIGTERM.
 import { parseArgs } from "node:util"
 import { superviseWorkers } from "../core/index.ts"
+import { checkNumber } from "../kit/index.ts"
 import { createHub } from "./index.ts" // the entry: it registers the NATS transport that --nats needs
 
 const USAGE = `usage: slotbus hub [--port 3200] [--host 127.0.0.1] [--token-file path] [--timeout-ms 30000] [--max-body-bytes 8388608] [--quiet]
@@ -70,13 +71,15 @@ async function run(argv: string[]): Promise<number> {
     console.log(USAGE)
     return 0
   }
-  const int = (v: string | undefined, what: string, max = Number.MAX_SAFE_INTEGER) => {
-    if (v === undefined) return undefined
-    const n = Number(v)
-    if (v.trim() === "" || !Number.isInteger(n) || n < 0 || n > max)
-      throw new CliProblem(`--${what} must be an integer from 0 to ${max}, got ${JSON.stringify(v)}; ${HELP_HINT}`, 2)
-    return n
-  }
+  // digits become a number; anything else is checked as the string it is, so the message quotes it
+  const int = (v: string | undefined, what: string, max?: number) =>
+    v === undefined
+      ? undefined
+      : checkNumber(/^\d+$/.test(v) ? Number(v) : v, {
+          what: `--${what}`,
+          max,
+          error: (p) => new CliProblem(`${p.message}; ${HELP_HINT}`, 2),
+        })
   const port = int(values.port, "port", 65535)
   const instances = Math.max(1, int(values.instances, "instances", 1024)!)
   const host = values.host!

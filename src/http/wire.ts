@@ -2,9 +2,14 @@
 // `bus.request`, control messages as raw `bus.call` with a JSON body (a client can never send a raw call).
 // Worker → hub goes over the hub's token-protected HTTP endpoints under INTERNAL_PREFIX, except `emit`, which
 // a worker publishes straight into the hub's events topic (shared memory) once it knows the topic's name.
+import type { NameRule } from "../kit/index.ts"
 import type { Params } from "./routes.ts"
 
 export const INTERNAL_PREFIX = "/_slotbus/"
+
+/** A worker's name (a part of its bus name and of the hub's NATS service name) and a replica's instance. */
+export const WORKER_NAME: NameRule = { what: "worker name", max: 40, chars: "A-Za-z0-9_-" }
+export const INSTANCE_NAME: NameRule = { what: "instance" }
 
 /**
  * Response header: the body continues beyond this slot; pull the rest with `{ op: "pull", stream }`. Only a

@@ -1,4 +1,5 @@
 // Retry delays, one way for every feature: exponential from initialMs, capped at maxMs, optionally jittered.
+import { checkNumber } from "./value-check.ts"
 
 export interface BackoffOptions {
   /** The first delay. */
@@ -20,14 +21,10 @@ export class Backoff {
   private tries = 0
 
   constructor(opts: BackoffOptions) {
-    const { initialMs, maxMs, jitter = 0 } = opts
-    if (!(Number.isFinite(initialMs) && initialMs >= 0))
-      throw new RangeError(`backoff initialMs must be a finite number >= 0, got ${initialMs}`)
-    if (!(maxMs >= 0)) throw new RangeError(`backoff maxMs must be a number >= 0, got ${maxMs}`)
-    if (!(jitter >= 0 && jitter <= 1)) throw new RangeError(`backoff jitter must be from 0 to 1, got ${jitter}`)
-    this.initialMs = initialMs
-    this.maxMs = maxMs
-    this.jitter = jitter
+    const where = "Backoff"
+    this.initialMs = checkNumber(opts.initialMs, { what: "initialMs", where, max: Number.MAX_VALUE, integer: false })
+    this.maxMs = checkNumber(opts.maxMs, { what: "maxMs", where, max: Infinity, integer: false })
+    this.jitter = checkNumber(opts.jitter, { what: "jitter", where, max: 1, integer: false, dflt: 0 })
   }
 
   /** Delays handed out since the last reset. */

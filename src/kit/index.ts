@@ -27,3 +27,5 @@ export {
   sameToken,
   writeTokenFile,
 } from "./token-file.ts"
+export { checkName, checkNumber, NAME_CHARS, nameProblem } from "./value-check.ts"
+export type { NameRule, NumberRule, ValueProblem } from "./value-check.ts"

@@ -11,6 +11,7 @@ import { Backoff } from "./backoff.ts"
 import { Emitter } from "./emitter.ts"
 import { checkOptions, optionNames } from "./option-check.ts"
 import { longTimeout, sleep, type LongTimer } from "./timers.ts"
+import { checkNumber } from "./value-check.ts"
 
 /** The supervisor cannot do what was asked in its current state, or was configured wrongly. */
 export class SupervisorError extends SlotBusError {}
@@ -190,8 +191,7 @@ export class Supervisor {
       "drainTimeoutMs",
       "readyTimeoutMs",
     ] as const)
-      if (!Number.isInteger(o[k]) || o[k] < 0)
-        throw new RangeError(`Supervisor: ${k} must be a whole number ≥ 0, got ${o[k]}`)
+      checkNumber(o[k], { what: k, where: "Supervisor" })
     if (o.env !== undefined && (typeof o.env !== "object" || o.env === null || Array.isArray(o.env)))
       throw new TypeError('Supervisor: env must be an object of variables to add, like { LOG_LEVEL: "debug" }')
     if (o.onGiveUp !== "keep-running" && o.onGiveUp !== "stop-all")
@@ -258,9 +258,12 @@ export class Supervisor {
    */
   reload(options: ReloadOptions = {}): Promise<void> {
     checkOptions(options, RELOAD_OPTIONS, "supervisor.reload")
-    const surge = options.maxSurge ?? 1
-    if (!Number.isInteger(surge) || surge < 1)
-      return Promise.reject(new RangeError(`reload: maxSurge must be a whole number ≥ 1, got ${surge}`))
+    let surge: number
+    try {
+      surge = checkNumber(options.maxSurge, { what: "maxSurge", where: "supervisor.reload", min: 1, dflt: 1 })
+    } catch (e) {
+      return Promise.reject(e)
+    }
     return this.queue(async () => {
       const todo = [...this.instances]
       while (todo.length > 0) await Promise.all(todo.splice(0, surge).map((inst) => this.replace(inst, "reload")))
@@ -276,8 +279,11 @@ export class Supervisor {
 
   /** Grows or shrinks the pool to `n` instances: new ones start, the highest ones are retired (drained first). */
   resize(n: number): Promise<void> {
-    if (!Number.isInteger(n) || n < 0)
-      return Promise.reject(new RangeError(`resize: n must be a whole number ≥ 0, got ${n}`))
+    try {
+      checkNumber(n, { what: "n", where: "supervisor.resize" })
+    } catch (e) {
+      return Promise.reject(e)
+    }
     return this.queue(async () => {
       while (this.instances.length < n) {
         const inst = newInstance(this.instances.length)

@@ -6,9 +6,12 @@ import { ProtocolError, TimeoutError } from "../core/index.ts"
 import { checkWellFormed } from "../core/internal.ts"
 import {
   checkCreate,
+  checkName,
+  checkNumber,
   checkOptions,
   checkRemote,
   madeBy,
+  MAX_TIMER_MS,
   ago,
   optionNames,
   section,
@@ -22,13 +25,12 @@ import { loadNative } from "../native/ffi.ts"
 import {
   ContestClosedError,
   ContestFrameTooLargeError,
-  ContestOpenError,
   ContestUnavailableError,
   InvalidSubjectError,
   LeaseLostError,
 } from "./errors.ts"
 import { holdClusterMarker, localInUse, modeError } from "./mode.ts"
-import { checkKind, checkNumber, describe, MAX_TIMER_MS, type Subject } from "./subject.ts"
+import { checkKind, CONTEST_NAME, describe, type Subject } from "./subject.ts"
 
 export interface ClusterContestOptions {
   /**
@@ -235,7 +237,14 @@ export class ClusterContest implements AsyncDisposable {
   /** Wait until `subject` can be claimed, then claim it: woken by the bucket's watch (a release) or the holder's expiry. */
   async claim(subject: Subject, opts: ClusterWaitOptions): Promise<ClusterLease> {
     opts = checkOptions(opts, WAIT_OPTIONS, "claim", { required: ["ttlMs"] })
-    if (opts.timeoutMs !== undefined) checkNumber(opts.timeoutMs, "timeoutMs", 0, MAX_TIMER_MS, true)
+    if (opts.timeoutMs !== undefined)
+      checkNumber(opts.timeoutMs, {
+        what: "timeoutMs",
+        where: "claim",
+        max: MAX_TIMER_MS,
+        integer: false,
+        infinite: true,
+      })
     if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal))
       throw new TypeError("signal must be an AbortSignal")
     const deadline = opts.timeoutMs === undefined ? Infinity : performance.now() + opts.timeoutMs
@@ -309,8 +318,7 @@ export class ClusterContest implements AsyncDisposable {
 
   /** @internal */
   checkTtl(ttlMs: number): number {
-    checkNumber(ttlMs, "ttlMs", 1, MAX_TIMER_MS)
-    if (!Number.isInteger(ttlMs)) throw new RangeError(`ttlMs must be a whole number of ms, got ${ttlMs}`)
+    checkNumber(ttlMs, { what: "ttlMs", min: 1, max: MAX_TIMER_MS })
     if (ttlMs <= 2 * this.margin(ttlMs))
       throw new RangeError(
         `ttlMs ${ttlMs} leaves the holder nothing: it must exceed 2 × the margin (${this.margin(ttlMs)} ms: marginMs ${this.table.marginMs} + 1 % of the TTL)`,
@@ -415,14 +423,10 @@ export async function openCluster(name: string, opts: ClusterContestOptions): Pr
   opts = checkOptions(opts, CLUSTER_OPTIONS, "Contest.open", { required: ["remote"] })
   const remote = checkRemote<LeaseRemote>(opts.remote, LEASE_PORT, "Contest.open")
   const create = checkCreate(opts.create, "Contest.open")
-  const marginMs = checkNumber(opts.marginMs ?? 100, "marginMs", 0, 3_600_000)
-  const replicas = checkNumber(opts.replicas ?? 1, "replicas", 1, 5)
-  if (!Number.isInteger(replicas)) throw new RangeError(`replicas must be a whole number 1 … 5, got ${replicas}`)
-  if (!/^[A-Za-z0-9._-]{1,64}$/.test(name))
-    throw new ContestOpenError(
-      `contest name ${JSON.stringify(name)} is invalid: use 1-64 of [A-Za-z0-9._-]`,
-      "invalid-name",
-    )
+  const where = "Contest.open"
+  const marginMs = checkNumber(opts.marginMs, { what: "marginMs", where, max: 3_600_000, integer: false, dflt: 100 })
+  const replicas = checkNumber(opts.replicas, { what: "replicas", where, min: 1, max: 5, dflt: 1 })
+  checkName(name, CONTEST_NAME)
   await loadNative() // the marker asks the library which backend runs
   const unmark = holdClusterMarker(name)
   try {

@@ -5,9 +5,12 @@
 import { checkWellFormed } from "../core/internal.ts"
 import {
   checkCreate,
+  checkName,
+  checkNumber,
   checkOptions,
   createRefusal,
   madeBy,
+  MAX_TIMER_MS,
   ago,
   optionNames,
   section,
@@ -46,7 +49,7 @@ import {
   InvalidSubjectError,
 } from "./errors.ts"
 import { type ClaimedFrom, type ClaimRef, Lease, LEASE_KEY } from "./lease.ts"
-import { checkKind, checkNumber, describe, MAX_TIMER_MS, MAX_TTL_MS, type Subject } from "./subject.ts"
+import { checkKind, CONTEST_NAME, describe, MAX_TTL_MS, NOW_MS, type Subject } from "./subject.ts"
 import { Waiters } from "./waiter.ts"
 import type { ClusterContest, ClusterContestOptions } from "./cluster.ts"
 import { clusterInUse, holdLocalMarker, modeError } from "./mode.ts"
@@ -175,24 +178,26 @@ export class Contest implements Disposable {
     if (opts !== null && typeof opts === "object" && "remote" in opts)
       return (await import("./cluster.ts")).openCluster(name, opts as ClusterContestOptions)
     opts = checkOptions(opts as ContestOptions | undefined, CONTEST_OPTIONS, "Contest.open")
-    const capacity = opts.capacity ?? 4096
     const create = checkCreate(opts.create, "Contest.open")
-    const joinTimeoutMs = Math.floor(checkNumber(opts.joinTimeoutMs ?? 5000, "joinTimeoutMs", 0, MAX_TIMER_MS))
-    if (!/^[A-Za-z0-9._-]{1,64}$/.test(name))
-      throw new ContestOpenError(
-        `contest name ${JSON.stringify(name)} is invalid: use 1-64 of [A-Za-z0-9._-]`,
-        "invalid-name",
-      )
-    if (
-      !Number.isInteger(capacity) ||
-      capacity < LEASE_MIN_CAPACITY ||
-      capacity > LEASE_MAX_CAPACITY ||
-      (capacity & (capacity - 1)) !== 0
+    const joinTimeoutMs = Math.floor(
+      checkNumber(opts.joinTimeoutMs, {
+        what: "joinTimeoutMs",
+        where: "Contest.open",
+        max: MAX_TIMER_MS,
+        integer: false,
+        dflt: 5000,
+      }),
     )
-      throw new ContestOpenError(
-        `capacity ${capacity} is invalid: use a power of two from ${LEASE_MIN_CAPACITY} to ${LEASE_MAX_CAPACITY}`,
-        "invalid-capacity",
-      )
+    checkName(name, CONTEST_NAME)
+    const capacity = checkNumber(opts.capacity, {
+      what: "capacity",
+      where: "Contest.open",
+      min: LEASE_MIN_CAPACITY,
+      max: LEASE_MAX_CAPACITY,
+      powerOfTwo: true,
+      dflt: 4096,
+      error: (p) => new ContestOpenError(p.message, "invalid-capacity"),
+    })
     await loadNative()
     const err = new Int32Array(1)
     const stopped = new Uint32Array(LEASE_MAX_MEMBERS) // room for every member's pid
@@ -262,7 +267,7 @@ export class Contest implements Disposable {
     return this.claimAt(
       subject,
       checkOptions(opts, CLAIM_OPTIONS, "tryClaimAt"),
-      checkNumber(nowMs, "nowMs", -8.64e15, 8.64e15),
+      checkNumber(nowMs, { ...NOW_MS, where: "tryClaimAt" }),
       false,
     )
   }
@@ -270,7 +275,14 @@ export class Contest implements Disposable {
   /** Wait until `subject` can be claimed, then claim it. Woken by a release, an expiry, or the holder's death. */
   async claim(subject: Subject, opts?: WaitOptions): Promise<Lease> {
     opts = checkOptions(opts, WAIT_OPTIONS, "claim")
-    if (opts.timeoutMs !== undefined) checkNumber(opts.timeoutMs, "timeoutMs", 0, MAX_TIMER_MS, true)
+    if (opts.timeoutMs !== undefined)
+      checkNumber(opts.timeoutMs, {
+        what: "timeoutMs",
+        where: "claim",
+        max: MAX_TIMER_MS,
+        integer: false,
+        infinite: true,
+      })
     if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal))
       throw new TypeError("signal must be an AbortSignal")
     const deadline = opts.timeoutMs === undefined ? Infinity : performance.now() + opts.timeoutMs
@@ -320,7 +332,7 @@ export class Contest implements Disposable {
 
   /** Every active claim (not expired at nowMs, holder alive). */
   holders(nowMs = Date.now()): Holder[] {
-    checkNumber(nowMs, "nowMs", -8.64e15, 8.64e15)
+    checkNumber(nowMs, { ...NOW_MS, where: "holders" })
     const out: Holder[] = []
     for (let i = 0; ; i++) {
       const r = native.sbl_next_holder(this.handle(), i, nowMs, this.out)
@@ -511,8 +523,12 @@ export class Contest implements Disposable {
     const kind = checkKind(subject)
     const label = this.encode(subject.label, "label", LEASE_LABEL_MAX)
     const owner = opts.owner === undefined ? NO_BYTES : this.encode(opts.owner, "owner", LEASE_OWNER_MAX)
-    const ttl = opts.ttlMs === undefined ? 0 : checkNumber(opts.ttlMs, "ttlMs", 0, MAX_TTL_MS, true)
-    const spinUs = opts.spinUs === undefined ? 0 : checkNumber(opts.spinUs, "spinUs", 0, MAX_SPIN_US)
+    const ttl =
+      opts.ttlMs === undefined
+        ? 0
+        : checkNumber(opts.ttlMs, { what: "ttlMs", max: MAX_TTL_MS, integer: false, infinite: true })
+    const spinUs =
+      opts.spinUs === undefined ? 0 : checkNumber(opts.spinUs, { what: "spinUs", max: MAX_SPIN_US, integer: false })
     const spin = wallClock ? spinUs : 0
     const p = this.handle()
     const r =

@@ -1,8 +1,8 @@
 // A held claim of a local contest (Lease): what it knows of itself, and how it asks its contest whether the claim
 // is still the current one (LeaseHost, which Contest implements: contest.ts imports this file, never the reverse).
-import { madeBy } from "../kit/index.ts"
+import { checkNumber, madeBy } from "../kit/index.ts"
 import { LeaseLostError } from "./errors.ts"
-import { checkNumber, describe, MAX_TTL_MS, type Subject } from "./subject.ts"
+import { describe, MAX_TTL_MS, NOW_MS, type Subject } from "./subject.ts"
 
 /** How a claim was won: the subject was free, the last claim had expired, or its holder's process died or left. */
 export type ClaimedFrom = "free" | "expired" | "holder-gone"
@@ -96,8 +96,9 @@ export class Lease implements Disposable {
   renew(ttlMs: number, nowMs?: number): void {
     if (typeof ttlMs === "object" && ttlMs !== null)
       throw new TypeError("lease.renew takes the TTL as a number of ms, renew(30_000), not an options object")
-    checkNumber(ttlMs, "ttlMs", Number.MIN_VALUE, MAX_TTL_MS, true)
-    if (nowMs !== undefined) checkNumber(nowMs, "nowMs", -8.64e15, 8.64e15)
+    const where = "lease.renew"
+    checkNumber(ttlMs, { what: "ttlMs", where, min: Number.MIN_VALUE, max: MAX_TTL_MS, integer: false, infinite: true })
+    if (nowMs !== undefined) checkNumber(nowMs, { ...NOW_MS, where })
     if (this.lost) throw this.lostError(this.why)
     const out = this.contest.renewClaim(this.ref, nowMs ?? Date.now(), ttlMs)
     if (out === null) {

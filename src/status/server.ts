@@ -4,7 +4,15 @@
 import { chmodSync, existsSync, lstatSync, unlinkSync } from "node:fs"
 import { hostname } from "node:os"
 import type { Server } from "bun"
-import { checkOptions, optionNames, readSection, STATUS, type StatusSection, type StatusSource } from "../kit/index.ts"
+import {
+  checkNumber,
+  checkOptions,
+  optionNames,
+  readSection,
+  STATUS,
+  type StatusSection,
+  type StatusSource,
+} from "../kit/index.ts"
 import { PAGE_HEADERS, STATUS_PAGE_HTML } from "./page.ts"
 
 export interface StatusServerOptions {
@@ -80,8 +88,7 @@ export async function serveStatus(sources: StatusInput[], options: StatusServerO
   const o = checkOptions(options, OPTIONS, "serveStatus")
   if ((o.port === undefined) === (o.unix === undefined))
     throw new TypeError("serveStatus needs one of { port } (0 picks one) and { unix: path }")
-  if (o.port !== undefined && !(Number.isInteger(o.port) && o.port >= 0 && o.port <= 65535))
-    throw new RangeError(`port must be a whole number from 0 to 65535, got ${String(o.port)}`)
+  if (o.port !== undefined) checkNumber(o.port, { what: "port", where: "serveStatus", max: 65535 })
   if (o.unix !== undefined && (typeof o.unix !== "string" || o.unix === "" || o.unix.includes("\0")))
     throw new TypeError("unix must be a socket file path")
   if (o.hostname !== undefined && o.unix !== undefined) throw new TypeError("hostname goes with port, not unix")

@@ -6,7 +6,7 @@
 // pools' processes), the Handshakes (handshakes.ts) and the Clients (clients.ts: socket clients and their lines).
 // Here: the lifecycle (start/stop), request/notify/send, messages(), sessions, listeners, stats.
 import { TimeoutError } from "../core/index.ts"
-import { MAX_TIMER_MS, type SupervisedInstance, checkOptions, madeBy, optionNames } from "../kit/index.ts"
+import { MAX_TIMER_MS, type SupervisedInstance, checkNumber, checkOptions, madeBy, optionNames } from "../kit/index.ts"
 import { ago, section, STATUS, type StatusSection } from "../kit/index.ts"
 import { Clients } from "./clients.ts"
 import { loadConfig, type LimitsConfig, type StdioBusConfig, type StdioBusConfigInput } from "./config.ts"
@@ -107,8 +107,8 @@ export class StdioBus {
     if (this.stopping) return this.stopping
     let drainMs: number, killMs: number
     try {
-      drainMs = millis("stop(): timeoutMs", options.timeoutMs) ?? this.limits.drain_timeout_sec * 1000
-      killMs = Math.min(millis("stop(): killAfterMs", options.killAfterMs) ?? 2000, MAX_TIMER_MS) // the core's supervisor waits no longer
+      drainMs = millis("stdio bus.stop", "timeoutMs", options.timeoutMs, this.limits.drain_timeout_sec * 1000)
+      killMs = Math.min(millis("stdio bus.stop", "killAfterMs", options.killAfterMs, 2000), MAX_TIMER_MS) // the core's supervisor waits no longer
     } catch (e) {
       return Promise.reject(e)
     }
@@ -142,7 +142,7 @@ export class StdioBus {
     const pool = this.router.poolFor(options.pool)
     if (!pool) return Promise.reject(this.router.unknownPool(options.pool!))
     const signal = options.signal
-    const timeoutMs = millis("request(): timeoutMs", options.timeoutMs) ?? 30_000
+    const timeoutMs = millis("stdio bus.request", "timeoutMs", options.timeoutMs, 30_000)
     if (signal?.aborted) return Promise.reject(signal.reason)
     const { promise, resolve, reject } = Promise.withResolvers<unknown>()
     const sessionKey = options.sessionId !== undefined ? this.router.sessionKey(pool, options.sessionId) : null
@@ -385,10 +385,7 @@ function reasonText(reason: unknown): string {
   return reason instanceof Error ? reason.message : String(reason)
 }
 
-/** A delay option in ms: undefined, or a non-negative number (Infinity allowed); anything else is a RangeError. */
-function millis(name: string, v: number | undefined): number | undefined {
-  if (v === undefined) return undefined
-  if (typeof v !== "number" || Number.isNaN(v) || v < 0)
-    throw new RangeError(`${name} must be a non-negative number of milliseconds, got ${String(v)}`)
-  return v
+/** A delay option in ms: a number ≥ 0 (Infinity allowed), or `dflt` when undefined. */
+function millis(where: string, what: string, v: number | undefined, dflt: number): number {
+  return checkNumber(v, { what, where, max: Infinity, integer: false, dflt })
 }

@@ -1,6 +1,6 @@
 // stdio_bus's JSON configuration: { pools: [{ id, command, args, instances }], limits: { … } }, from a file or an object.
 import { readFileSync } from "node:fs"
-import { checkOptions, optionNames, type OptionProblem } from "../kit/index.ts"
+import { checkNumber, checkOptions, optionNames, type OptionProblem } from "../kit/index.ts"
 import { StdioConfigError } from "./errors.ts"
 
 export interface PoolConfig {
@@ -132,9 +132,13 @@ export function loadConfig(source: string | StdioBusConfigInput): StdioBusConfig
     const args = p.args ?? []
     if (!Array.isArray(args) || args.some((a) => typeof a !== "string"))
       fail(`${at}.args`, "must be an array of strings")
-    const instances = p.instances ?? 1
-    if (!Number.isInteger(instances) || (instances as number) < 1 || (instances as number) > 1024)
-      fail(`${at}.instances`, `must be a whole number from 1 to 1024, got ${JSON.stringify(instances)}`)
+    const instances = checkNumber(p.instances, {
+      what: "instances",
+      min: 1,
+      max: 1024,
+      dflt: 1,
+      error: (e) => new StdioConfigError(`${at}.instances`, e.reason),
+    })
     if (p.cwd !== undefined && typeof p.cwd !== "string") fail(`${at}.cwd`, "must be a string")
     if (p.env !== undefined && (!isObject(p.env) || Object.values(p.env).some((v) => typeof v !== "string")))
       fail(`${at}.env`, "must be an object of string values")
@@ -148,7 +152,7 @@ export function loadConfig(source: string | StdioBusConfigInput): StdioBusConfig
       id,
       command: p.command as string,
       args: args as string[],
-      instances: instances as number,
+      instances,
       cwd: p.cwd as string | undefined,
       env: p.env as Record<string, string> | undefined,
       cancel: cancel as CancelProtocol,
@@ -159,16 +163,13 @@ export function loadConfig(source: string | StdioBusConfigInput): StdioBusConfig
   if (!isObject(limitsIn)) return fail("limits", "must be an object")
   const limits = { ...DEFAULT_LIMITS }
   checkSettings(limitsIn, LIMITS, "limits", "limit")
-  for (const [k, v] of Object.entries(limitsIn)) {
-    const whole = !k.endsWith("_sec")
-    if (typeof v !== "number" || !Number.isFinite(v) || v < 0 || (whole && !Number.isInteger(v)))
-      fail(
-        `limits.${k}`,
-        `must be a non-negative ${whole ? "whole number" : "number of seconds"}, got ${JSON.stringify(v)}`,
-      )
-    if ((k === "max_input_buffer" || k === "max_output_queue") && (v as number) < 1)
-      fail(`limits.${k}`, "must be at least 1 byte")
-    limits[k as keyof LimitsConfig] = v as number
-  }
+  for (const [k, v] of Object.entries(limitsIn))
+    limits[k as keyof LimitsConfig] = checkNumber(v, {
+      what: k,
+      min: k === "max_input_buffer" || k === "max_output_queue" ? 1 : 0, // bytes
+      max: Number.MAX_VALUE,
+      integer: !k.endsWith("_sec"),
+      error: (e) => new StdioConfigError(`limits.${k}`, e.reason),
+    })
   return { pools, limits }
 }

@@ -5,7 +5,7 @@
 // connection (any local user can reach a port) must first send the token from a 0600 file.
 import { existsSync, unlinkSync } from "node:fs"
 import type { Socket, SocketListener } from "bun"
-import { checkOptions, longTimeout, madeBy, optionNames, type LongTimer } from "../kit/index.ts"
+import { checkNumber, checkOptions, longTimeout, madeBy, optionNames, type LongTimer } from "../kit/index.ts"
 import { BusErrorCode } from "./errors.ts"
 import { Inbound } from "./inbound.ts"
 import { LineSplitter } from "./lines.ts"
@@ -104,15 +104,6 @@ async function within(promise: Promise<void>, ms: number): Promise<void> {
   timer!.clear()
 }
 
-function positive(name: string, v: number | undefined, fallback: number, integer: boolean): number {
-  if (v === undefined) return fallback
-  if (typeof v !== "number" || Number.isNaN(v) || v <= 0 || (integer && !Number.isInteger(v)))
-    throw new RangeError(
-      `listen(): ${name} must be a positive ${integer ? "whole number" : "number"}, got ${String(v)}`,
-    )
-  return v
-}
-
 const FACTORY = Symbol("StdioListener.open")
 const LISTEN_OPTIONS = optionNames<ListenOptions>({
   maxClients: true,
@@ -148,9 +139,22 @@ export class StdioListener {
     checkOptions(options, LISTEN_OPTIONS, "stdio bus.listen")
     const address = parseAddress(spec)
     const { max_input_buffer: maxIn, max_output_queue: maxOut } = host.limits
-    const maxClients = positive("maxClients", options.maxClients, 256, true)
-    const maxPartial = positive("maxPartialBytes", options.maxPartialBytes, Math.max(16 * 1024 * 1024, 4 * maxIn), true)
-    const lineTimeoutMs = positive("lineTimeoutMs", options.lineTimeoutMs, 30_000, false)
+    const where = "stdio bus.listen"
+    const maxClients = checkNumber(options.maxClients, { what: "maxClients", where, min: 1, dflt: 256 })
+    const maxPartial = checkNumber(options.maxPartialBytes, {
+      what: "maxPartialBytes",
+      where,
+      min: 1,
+      dflt: Math.max(16 * 1024 * 1024, 4 * maxIn),
+    })
+    const lineTimeoutMs = checkNumber(options.lineTimeoutMs, {
+      what: "lineTimeoutMs",
+      where,
+      min: Number.MIN_VALUE,
+      max: Infinity,
+      integer: false,
+      dflt: 30_000,
+    })
     if (options.tokenFile !== undefined && (typeof options.tokenFile !== "string" || options.tokenFile === ""))
       throw new TypeError("listen(): tokenFile must be a path")
     const self = new StdioListener(FACTORY)

@@ -14,10 +14,10 @@ async function hubCli(args: string[]) {
 test.each([
   [["--prot", "3200"], /^slotbus hub: unknown option '--prot'; run "slotbus hub --help" for the options$/],
   [["--port"], /^slotbus hub: option '--port <value>' argument missing; run/],
-  [["--port", "abc"], /^slotbus hub: --port must be an integer from 0 to 65535, got "abc"; run/],
-  [["--port", "70000"], /^slotbus hub: --port must be an integer from 0 to 65535, got "70000"/],
+  [["--port", "abc"], /^slotbus hub: --port must be an integer in 0\.\.65535, got "abc"; run/],
+  [["--port", "70000"], /^slotbus hub: --port must be an integer in 0\.\.65535, got 70000; run/],
   [["--timeout-ms", "-5"], /^slotbus hub: option '--timeout-ms' argument is ambiguous; run/],
-  [["--timeout-ms=-5"], /^slotbus hub: --timeout-ms must be an integer from 0/],
+  [["--timeout-ms=-5"], /^slotbus hub: --timeout-ms must be an integer ≥ 0, got "-5"; run/],
   [["extra"], /^slotbus hub: unexpected argument 'extra'; run/],
 ])("slotbus hub %j prints one line and exits 2", async (args, line) => {
   const r = await hubCli(args)

@@ -2,8 +2,8 @@
 import { HTTP_IDLE } from "../idle.ts"
 import type { Server } from "bun"
 import type { IdleStrategy } from "../../core/index.ts"
-import { tuning } from "../../core/internal.ts"
-import { checkOptions, MAX_TIMER_MS, optionNames } from "../../kit/index.ts"
+import { streamWindow, tuning } from "../../core/internal.ts"
+import { checkNumber, checkOptions, MAX_TIMER_MS, optionNames } from "../../kit/index.ts"
 
 export interface HubOptions {
   /** TCP port; 0 picks a free one (read it back from `hub.port`). Default 3200. */
@@ -124,12 +124,8 @@ export const eventsTopicFor = (port: number) => `http.${port}`
 
 export const MiB = 1024 * 1024
 
-function int(v: number | undefined, dflt: number, what: string, min = 0, max = Number.MAX_SAFE_INTEGER): number {
-  if (v === undefined) return dflt
-  if (!Number.isInteger(v) || v < min || v > max)
-    throw new RangeError(`${what} must be an integer from ${min} to ${max}, got ${v}`)
-  return v
-}
+const int = (v: number | undefined, dflt: number, what: string, min = 0, max?: number) =>
+  checkNumber(v, { what, where: "createHub", min, max, dflt })
 
 export function resolveOptions(opts: HubOptions): ResolvedOptions {
   checkOptions(opts, HUB_OPTIONS, "createHub")
@@ -144,7 +140,7 @@ export function resolveOptions(opts: HubOptions): ResolvedOptions {
       "eventsDurable needs nats: the events' stream is JetStream's (createHub({ nats, eventsDurable }))",
     )
   return {
-    port: int(opts.port, 3200, "port"),
+    port: int(opts.port, 3200, "port", 0, 65535),
     hostname: opts.hostname ?? "127.0.0.1",
     tokenFile: opts.tokenFile,
     timeoutMs: int(opts.timeoutMs, 30_000, "timeoutMs"),
@@ -166,13 +162,6 @@ export function resolveOptions(opts: HubOptions): ResolvedOptions {
     eventsDurable: durable || undefined,
     maxResumingClients: int(opts.maxResumingClients, 256, "maxResumingClients", 1),
   }
-}
-
-function streamWindow(v: number | undefined): number {
-  const w = int(v, MiB, "streamWindowBytes", 0, 2 ** 30)
-  if (w !== 0 && (w < 4096 || (w & (w - 1)) !== 0))
-    throw new RangeError(`streamWindowBytes must be 0 or a power of two from 4096 to 2^30, got ${w}`)
-  return w
 }
 
 export const json = (status: number, body: unknown, headers: Record<string, string> = {}) =>

@@ -1,8 +1,9 @@
 // Which worker processes the hub knows, which routes each worker name owns, and how a process leaves.
 import { SlotBus } from "../../core/index.ts"
+import { nameProblem } from "../../kit/index.ts"
 import { RouteError } from "../errors.ts"
 import { methodMatches, parseRoute, RouteTable, type Route } from "../routes.ts"
-import type { RegisterReply, RegisterRequest } from "../wire.ts"
+import { INSTANCE_NAME, WORKER_NAME, type RegisterReply, type RegisterRequest } from "../wire.ts"
 import { json, type ResolvedOptions } from "./options.ts"
 import type { HubCounters } from "./counters.ts"
 import { nats, type Nats } from "../../nats/index.ts"
@@ -65,8 +66,6 @@ export interface RegistryHooks {
   evicted(inst: WorkerInstance, reason: string): void
 }
 
-const NAME = /^[A-Za-z0-9_-]{1,40}$/
-const INSTANCE = /^[A-Za-z0-9._-]{1,64}$/
 const KEEP_RETIRED = 1000
 
 export class Registry {
@@ -91,9 +90,8 @@ export class Registry {
 
   async register(r: RegisterRequest, port: number): Promise<Response> {
     const bad = (message: string) => json(400, { error: "bad-request", message })
-    if (typeof r?.name !== "string" || !NAME.test(r.name)) return bad(`worker name must match ${NAME.source}`)
-    if (typeof r.instance !== "string" || !INSTANCE.test(r.instance))
-      return bad(`instance must match ${INSTANCE.source}`)
+    const badName = nameProblem(r?.name, WORKER_NAME) ?? nameProblem(r.instance, INSTANCE_NAME)
+    if (badName) return bad(badName.message)
     if (!Number.isInteger(r.pid) || !Array.isArray(r.routes)) return bad("pid and routes are required")
     const replacedBy = r.previousBus ? this.retired.get(r.previousBus) : undefined
     if (replacedBy === "replaced")

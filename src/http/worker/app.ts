@@ -3,9 +3,9 @@
 import { HTTP_IDLE } from "../idle.ts"
 import type { IdleStrategy, SlotReply, SlotRequest } from "../../core/index.ts"
 import { tuning } from "../../core/internal.ts"
-import { checkOptions, optionNames } from "../../kit/index.ts"
+import { checkName, checkOptions, optionNames } from "../../kit/index.ts"
 import { parseRoute } from "../routes.ts"
-import type { ControlMessage, PingReply, RouteDecl } from "../wire.ts"
+import { INSTANCE_NAME, WORKER_NAME, type ControlMessage, type PingReply, type RouteDecl } from "../wire.ts"
 import { nats } from "../../nats/index.ts"
 import { HubClient, type PushTo } from "./client.ts"
 import { JoinLoop, type AppState, type HubAppClosed } from "./join.ts"
@@ -70,11 +70,8 @@ export class HubApp {
     tuning(opts.idle, "hubWorker idle") // used at each join, where a mistake would be retried forever
     const hub = new URL(hubUrl)
     if (hub.protocol !== "http:") throw new TypeError(`hub URL must be http://host:port, got ${hubUrl}`)
-    if (!/^[A-Za-z0-9_-]{1,40}$/.test(name))
-      throw new TypeError(`worker name must match [A-Za-z0-9_-]{1,40}, got ${JSON.stringify(name)}`)
-    this.instance = opts.instance ?? String(process.pid)
-    if (!/^[A-Za-z0-9._-]{1,64}$/.test(this.instance))
-      throw new TypeError(`instance must match [A-Za-z0-9._-]{1,64}, got ${JSON.stringify(this.instance)}`)
+    checkName(name, { ...WORKER_NAME, where: "hubWorker" })
+    this.instance = checkName(opts.instance ?? String(process.pid), { ...INSTANCE_NAME, where: "hubWorker" })
     const log =
       opts.log ?? ((m, e) => (e === undefined ? console.error(`slotbus: ${m}`) : console.error(`slotbus: ${m}`, e)))
     this.client = new HubClient(hub, opts, log)

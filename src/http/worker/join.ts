@@ -1,6 +1,6 @@
 // Joining a hub and staying joined: register over HTTP, attach over slotbus, rejoin whenever the hub goes away.
 import { SlotWorker, type IdleStrategy, type SlotHandler } from "../../core/index.ts"
-import { Backoff, longTimeout } from "../../kit/index.ts"
+import { Backoff, checkNumber, longTimeout } from "../../kit/index.ts"
 import { HubAuthError, HubRequestError, RouteConflictError } from "../errors.ts"
 import type { RegisterReply, RegisterRequest, RouteDecl } from "../wire.ts"
 import type { HubClient } from "./client.ts"
@@ -57,8 +57,13 @@ export class JoinLoop {
     private readonly client: HubClient,
     private readonly c: JoinConfig,
   ) {
-    const maxMs = c.maxBackoffMs ?? 5000
-    if (!(maxMs >= 0)) throw new RangeError(`maxBackoffMs must be a number of milliseconds >= 0, got ${c.maxBackoffMs}`)
+    const maxMs = checkNumber(c.maxBackoffMs, {
+      what: "maxBackoffMs",
+      where: "hubWorker",
+      max: Infinity,
+      integer: false,
+      dflt: 5000,
+    })
     this.backoff = new Backoff({ initialMs: Math.min(MIN_BACKOFF_MS, maxMs), maxMs, jitter: 0.5 })
   }
 

@@ -1,0 +1,119 @@
+// The one name check and the one number check every room uses (issue 46): each room keeps its own limits, the
+// rule and the message are one. `${where}: ${what} must be …, got …` (where is left out when not given).
+
+/** What went wrong with a value; `message` is the whole sentence the error carries. */
+export interface ValueProblem {
+  /** "type": not a string / not a number (a TypeError by default); "range": the wrong one (RangeError for numbers). */
+  kind: "type" | "range"
+  /** The API, as the message names it ("Contest.open"); absent when the caller says it elsewhere. */
+  where?: string
+  /** What the value is ("bus name", "timeoutMs", "durable.maxBytes"). */
+  what: string
+  /** The message after `what`: "must be an integer in 1..1024, got 0". */
+  reason: string
+  message: string
+}
+
+interface Rule {
+  what: string
+  where?: string
+  /** Builds the error instead (a room's own class: ContestOpenError, StdioConfigError). */
+  error?: (problem: ValueProblem) => Error
+}
+
+/** The characters of a name any C string, file name, socket name and NATS subject can carry as they are. */
+export const NAME_CHARS = "A-Za-z0-9._-"
+
+export interface NameRule extends Rule {
+  /** Longest name. Default 64 (the C side's limit for bus, topic and contest names). */
+  max?: number
+  /** The characters allowed, as a regex character class body; null: any. Default NAME_CHARS. */
+  chars?: string | null
+}
+
+const patterns = new Map<string, RegExp>()
+
+/** Why `value` is not a name by `rule` (the whole message), or undefined when it is one. */
+export function nameProblem(value: unknown, rule: NameRule): ValueProblem | undefined {
+  const max = rule.max ?? 64
+  const chars = rule.chars === undefined ? NAME_CHARS : rule.chars
+  if (typeof value === "string") {
+    const key = `${chars}\0${max}`
+    let re = patterns.get(key)
+    if (!re) patterns.set(key, (re = new RegExp(`^[${chars ?? "^"}]{1,${max}}$`))) // [^]: any character
+    if (re.test(value)) return undefined
+  }
+  const of = chars === null ? "" : ` of [${chars}]`
+  return problem(typeof value === "string" ? "range" : "type", rule, `must be 1-${max} characters${of}`, value)
+}
+
+/** `value` when it is a name by `rule`, else a TypeError (or `rule.error`) in the one shape. */
+export function checkName(value: unknown, rule: NameRule): string {
+  const p = nameProblem(value, rule)
+  if (p) throw rule.error ? rule.error(p) : new TypeError(p.message)
+  return value as string
+}
+
+export interface NumberRule extends Rule {
+  /** Default 0. */
+  min?: number
+  /** Default Number.MAX_SAFE_INTEGER (shown as "≥ min"). */
+  max?: number
+  /** A whole number. Default true. */
+  integer?: boolean
+  /** Infinity is allowed too (no limit), above a finite max. */
+  infinite?: boolean
+  /** 0 is allowed too (off), below min. */
+  zero?: boolean
+  /** Only powers of two (in min..max). */
+  powerOfTwo?: boolean
+  /** Why the range is what it is, shown after it ("the slot's arena"). */
+  note?: string
+  /** What undefined stands for; without it undefined is refused. */
+  dflt?: number
+}
+
+/**
+ * `value` when it is a number by `rule` (`rule.dflt` for undefined), else a TypeError when it is not a number
+ * and a RangeError when it is the wrong one (or `rule.error`), in the one shape.
+ */
+export function checkNumber(value: unknown, rule: NumberRule): number {
+  if (value === undefined && rule.dflt !== undefined) return rule.dflt
+  // the common case without building anything: it runs per request for statuses and timeouts
+  if (
+    typeof value === "number" &&
+    value >= (rule.min ?? 0) &&
+    value <= (rule.max ?? Number.MAX_SAFE_INTEGER) &&
+    (rule.integer === false || Number.isInteger(value)) &&
+    !rule.powerOfTwo
+  )
+    return value
+  const { min = 0, max = Number.MAX_SAFE_INTEGER, integer = true, infinite, zero, powerOfTwo, note } = rule
+  if (typeof value === "number") {
+    if ((value === Infinity && infinite) || (value === 0 && zero)) return value
+    if (value >= min && value <= max && (!integer || Number.isInteger(value)))
+      if (!powerOfTwo || (value > 0 && 2 ** Math.round(Math.log2(value)) === value)) return value
+  }
+  const finite = max < Infinity && max >= Number.MAX_SAFE_INTEGER ? " finite" : "" // "≥ 0" alone would allow Infinity
+  const kind = powerOfTwo ? "a power of two" : integer ? "an integer" : `a${finite} number`
+  const low = min === Number.MIN_VALUE ? "> 0" : `≥ ${min}` // MIN_VALUE: any positive number
+  const range =
+    max >= Number.MAX_SAFE_INTEGER ? low : min === Number.MIN_VALUE ? `${low}, ≤ ${max}` : `in ${min}..${max}`
+  const reason = `must be ${kind} ${range}${note ? ` (${note})` : ""}${zero ? " or 0" : ""}${infinite ? " or Infinity" : ""}`
+  const p = problem(typeof value === "number" ? "range" : "type", rule, reason, value)
+  if (rule.error) throw rule.error(p)
+  throw p.kind === "type" ? new TypeError(p.message) : new RangeError(p.message)
+}
+
+function problem(kind: ValueProblem["kind"], rule: Rule, must: string, value: unknown): ValueProblem {
+  const reason = `${must}, got ${shown(value)}`
+  const message = `${rule.where ? `${rule.where}: ` : ""}${rule.what} ${reason}`
+  return { kind, where: rule.where, what: rule.what, reason, message }
+}
+
+/** A value as a message shows it: strings quoted (and cut at 80), numbers as they print, else their type. */
+function shown(v: unknown): string {
+  if (typeof v === "string") return JSON.stringify(v.length > 80 ? `${v.slice(0, 80)}…` : v)
+  if (typeof v === "number" || typeof v === "bigint" || typeof v === "boolean" || v === undefined) return String(v)
+  return v === null ? "null" : Array.isArray(v) ? "an array" : `a ${typeof v}`
+}
