@@ -10,7 +10,7 @@
 // route, then measures: req/s, p50/p99, and the CPU each process used over the measured time per request. The work
 // alone (render.ts in a loop in this process) is measured first, so each variant's overhead is read directly.
 import { join, resolve } from "node:path"
-import { spawn, type Child } from "../lib/child.ts"
+import { killAll, spawn, type Child } from "../lib/child.ts"
 import { processCpuSeconds, taskCpuSeconds, threadCpuSeconds } from "../lib/cpu.ts"
 import { hasWrk, httpLoad, type HttpCell, type HttpLoad } from "../lib/http-load.ts"
 import { busyWarnings, describeMachine, type Machine } from "../lib/machine.ts"
@@ -264,6 +264,8 @@ async function measureRoute(t: Target, route: Route, o: Options, load: HttpLoad)
   const before = cpuNow(t)
   const cell = await t.front.whileAlive(load(url, CLIENTS, o.seconds, PAGE_IDS), `the ${VARIANTS[t.key]} front`)
   const after = cpuNow(t)
+  if ([after.front, ...after.workers].some(Number.isNaN))
+    throw new Error(`${VARIANTS[t.key]}: a worker ended during the measurement (its CPU can no longer be read)`)
   const perReq = (s: number) => (s * 1000) / Math.max(1, cell.count)
   return {
     cell,
@@ -382,6 +384,11 @@ function print(head: MachineRow, work: WorkRow, rows: VariantRow[]) {
 export async function main(argv: string[]): Promise<number> {
   const o = parseArgs(argv)
   if (typeof o === "number") return o
+  // Ctrl-C: the fronts (whose workers end with them) and the burners go too
+  const onSignal = () => (killAll(), process.exit(130))
+  process.on("SIGINT", onSignal)
+  process.on("SIGTERM", onSignal)
+  process.on("exit", killAll)
   try {
     const { head, work, rows } = await runRealwork(o, o.json ? undefined : (l) => console.error(l))
     if (o.json) for (const x of [head, work, ...rows]) console.log(JSON.stringify(x))
