@@ -17,6 +17,8 @@ commands:
   bench rpc     RPC calls (bus.remote) vs tinypool, piscina and process.send (slotbus bench rpc --help)
   bench stream  streamed answers vs whole ones and a Bun.serve server: first chunk, 64 MiB (--help)
   bench remote  workers over NATS vs shared memory, raw nats.js and HTTP keep-alive (--help)
+  bench realwork  a ~2 ms page and a 5 MiB stream behind a front: slotbus RPC, bus.fetch, Worker threads,
+                a fetch proxy; req/s, p50/p99, CPU per request of each process (--help)
   bench compare this work tree against a git ref, one interleaved run: slotbus bench compare main (--help)
   hub           run the HTTP hub: slotbus hub --port 3200 [--host 127.0.0.1] [--token-file path]
   status        what an app's buses, topics and contests (serveStatus), or a hub, are doing, redrawn every second:

@@ -62,7 +62,19 @@ export function violation(from: string, to: string): string | null {
 }
 
 const BENCH = join(import.meta.dir, "..", "bench")
-const BENCH_ROOMS = ["slots", "soak", "http", "events", "leases", "stdio", "rpc", "stream", "remote", "compare"]
+const BENCH_ROOMS = [
+  "slots",
+  "soak",
+  "http",
+  "events",
+  "leases",
+  "stdio",
+  "rpc",
+  "stream",
+  "remote",
+  "realwork",
+  "compare",
+]
 
 /** Why `from` (a path under bench/) may not import `to` (resolved, relative to bench/), or null when it may. */
 export function benchViolation(from: string, to: string): string | null {

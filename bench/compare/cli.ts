@@ -9,13 +9,15 @@ import { describeMachine } from "../lib/machine.ts"
 import { median, range } from "../lib/samples.ts"
 import type { Measured } from "./measure.ts"
 
-const USAGE = `usage: slotbus bench compare <ref> [<ref2>] [--rounds 3] [--seconds 2] [--only core,http,events] [--client wrk|fetch]
+const USAGE = `usage: slotbus bench compare <ref> [<ref2>] [--rounds 3] [--seconds 2] [--only core,http,events,realwork]
+                             [--client wrk|fetch]
 
 Measures this work tree (uncommitted changes included), or <ref2> when given, against <ref> (a branch, tag or
 commit), alternating the two within each round so that both see the same machine. Measures: request/response
-(64 B and 64 KiB, 1 and 32 in flight), the HTTP hub (1 and 16 clients), an events round trip. Prints each
-measure's ratio (new ÷ old; median and range over the rounds) and a line for each that got more than 10% worse;
-exits 1 if any did. Run it against main before landing a change to csrc/, src/core, src/http, src/events or the
+(64 B and 64 KiB, 1 and 32 in flight), the HTTP hub (1 and 16 clients), an events round trip, and real work
+(\`bench realwork\`'s ~2 ms page through slotbus RPC and bus.fetch, 16 clients: req/s, p50 and CPU per request;
+its --seconds are whole, at least 1). Prints each measure's ratio (new ÷ old; median and range over the rounds)
+and a line for each that got more than 10% worse; exits 1 if any did. Run it against main before landing a change to csrc/, src/core, src/http, src/events or the
 idle code, and quote it in the change's note.`
 
 const HERE = resolve(import.meta.dir, "../..")
@@ -59,6 +61,7 @@ async function measureOnce(side: Side, measure: string, seconds: number, client?
     .map((l) => JSON.parse(l) as Measured)
 }
 
+const hasCpu = (m: Measured) => typeof m.cpuUs === "number" && m.cpuUs > 0
 const fmt = (n: number) => (n >= 100 ? Math.round(n).toLocaleString("en-US") : n.toFixed(2))
 const ratio = (xs: number[]) => {
   const [lo, hi] = range(xs)
@@ -86,9 +89,16 @@ export async function main(argv: string[]): Promise<number> {
   }
   const rounds = Number(opts.rounds ?? 3)
   const seconds = Number(opts.seconds ?? 2)
-  const only = (opts.only ?? "core,http,events").split(",")
-  if (!Number.isInteger(rounds) || rounds < 1 || !(seconds > 0) || only.some((m) => !/^(core|http|events)$/.test(m))) {
-    console.error(`--rounds is an integer ≥ 1, --seconds > 0, --only a list of core, http, events\n\n${USAGE}`)
+  const only = (opts.only ?? "core,http,events,realwork").split(",")
+  if (
+    !Number.isInteger(rounds) ||
+    rounds < 1 ||
+    !(seconds > 0) ||
+    only.some((m) => !/^(core|http|events|realwork)$/.test(m))
+  ) {
+    console.error(
+      `--rounds is an integer ≥ 1, --seconds > 0, --only a list of core, http, events, realwork\n\n${USAGE}`,
+    )
     return 2
   }
 
@@ -139,6 +149,13 @@ async function compare(
   console.log("|---|---:|---:|---:|---:|---:|---:|")
   const worse: string[] = []
   const noisy: string[] = []
+  // worse when the rounds' ratios say so and so do the two sides' medians: one round that caught the machine
+  // busy moves the first but not the second (an unchanged path once showed 0.82× (0.62–2.58) by the first alone)
+  const judge = (name: string, what: string, r: number[], overall: number, bad: (x: number) => boolean) => {
+    if (bad(median(r)) && bad(overall)) worse.push(`${name}: ${what} ${ratio(r)}`)
+    else if (bad(median(r)) || bad(overall))
+      noisy.push(`${name}: ${what} ${ratio(r)} per round, ${overall.toFixed(2)}× between the medians`)
+  }
   for (const [name, { old: o, now: n }] of got) {
     const k = Math.min(o.length, n.length)
     const rates = Array.from({ length: k }, (_, i) => n[i]!.perS / o[i]!.perS)
@@ -147,17 +164,24 @@ async function compare(
     console.log(
       `| ${name} | ${fmt(med(o, (x) => x.perS))} | ${fmt(med(n, (x) => x.perS))} | ${ratio(rates)} | ${fmt(med(o, (x) => x.p50us))} | ${fmt(med(n, (x) => x.p50us))} | ${ratio(p50s)} |`,
     )
-    // worse when the rounds' ratios say so and so do the two sides' medians: one round that caught the machine
-    // busy moves the first but not the second (an unchanged path once showed 0.82× (0.62–2.58) by the first alone)
     const rateOf = med(n, (x) => x.perS) / med(o, (x) => x.perS)
     const p50Of = med(n, (x) => x.p50us) / med(o, (x) => x.p50us)
-    for (const [what, r, overall, bad] of [
-      ["rate", rates, rateOf, (x: number) => x < 1 - WORSE],
-      ["p50", p50s, p50Of, (x: number) => x > 1 + WORSE],
-    ] as const)
-      if (bad(median(r)) && bad(overall)) worse.push(`${name}: ${what} ${ratio(r)}`)
-      else if (bad(median(r)) || bad(overall))
-        noisy.push(`${name}: ${what} ${ratio(r)} per round, ${overall.toFixed(2)}× between the medians`)
+    judge(name, "rate", rates, rateOf, (x) => x < 1 - WORSE)
+    judge(name, "p50", p50s, p50Of, (x) => x > 1 + WORSE)
+  }
+  // CPU per request, for the measures that read it (real work): lower is better
+  const withCpu = [...got].filter(([, { old: o, now: n }]) => o.every(hasCpu) && n.every(hasCpu))
+  if (withCpu.length) {
+    console.log("\n| measure | old CPU µs/req | new CPU µs/req | CPU ratio |")
+    console.log("|---|---:|---:|---:|")
+  }
+  for (const [name, { old: o, now: n }] of withCpu) {
+    const k = Math.min(o.length, n.length)
+    const cpus = Array.from({ length: k }, (_, i) => n[i]!.cpuUs! / o[i]!.cpuUs!)
+    const oldCpu = median(o.map((x) => x.cpuUs!))
+    const newCpu = median(n.map((x) => x.cpuUs!))
+    console.log(`| ${name} | ${fmt(oldCpu)} | ${fmt(newCpu)} | ${ratio(cpus)} |`)
+    judge(name, "CPU per request", cpus, newCpu / oldCpu, (x) => x > 1 + WORSE)
   }
   console.log(worse.length ? "" : "\nnothing got more than 10% worse")
   for (const w of worse) console.log(`WORSE by more than 10%: ${w}`)

@@ -1,15 +1,16 @@
 // One build's measures for `slotbus bench compare`: the library is imported from `--root` (a work tree, built), the
 // harness is this file, so two builds are measured by the same code. Prints one JSON line per measure:
 //   {"measure":"core 64 B, 1 in flight","perS":…,"p50us":…}
-// Usage: bun bench/compare/measure.ts --root=<tree> --measure=core|http|events [--seconds=2] [--client=wrk|fetch]
+// Usage: bun bench/compare/measure.ts --root=<tree> --measure=core|http|events|realwork [--seconds=2] [--client=wrk|fetch]
 // Its children run this file too, in a role: echo (a SlotWorker), app (a hubWorker), pong (a topic responder).
 // Only API every build since streams has is used: SlotBus.listen, bus.call, SlotWorker.connect, createHub,
-// hubWorker, Topic.open, publish, subscribe.
+// hubWorker, Topic.open, publish, subscribe. The real-work measure runs this tree's `bench realwork` (a process, not
+// an import: bench rooms do not import each other) with the library from --root: superviseWorkers, expose, remote.
 import { join, resolve } from "node:path"
 import { tmpdir } from "node:os"
 import { rmSync } from "node:fs"
 import { closedLoop } from "../lib/closed-loop.ts"
-import { spawn, type Child } from "../lib/child.ts"
+import { run, spawn, type Child } from "../lib/child.ts"
 import { httpLoad } from "../lib/http-load.ts"
 
 type Core = typeof import("../../src/index.ts")
@@ -27,6 +28,8 @@ export interface Measured {
   measure: string
   perS: number
   p50us: number
+  /** CPU of every process involved per request (µs), where the measure reads it. */
+  cpuUs?: number
 }
 
 function child(role: string, extra: string[]): Child {
@@ -103,6 +106,29 @@ async function measureEvents() {
   }
 }
 
+/** `bench realwork` on the page route, slotbus RPC and bus.fetch, one round: req/s, p50 and CPU per request. */
+async function measureRealwork() {
+  const cmd = [process.execPath, join(import.meta.dir, "../realwork/cli.ts"), "--root", root, "--json"]
+  cmd.push(
+    "--only",
+    "rpc,fetch",
+    "--route",
+    "page",
+    "--rounds",
+    "1",
+    "--seconds",
+    String(Math.max(1, Math.round(seconds))),
+  )
+  if (args.client) cmd.push("--client", args.client)
+  const r = await run(cmd)
+  if (r.code !== 0) throw new Error(`bench realwork failed:\n${r.stderr.slice(-2000)}`)
+  for (const line of r.stdout.split("\n").filter((l) => l.startsWith("{"))) {
+    const x = JSON.parse(line) as { kind: string; name: string; rps: number; p50ms: number; cpuMs: { total: number } }
+    if (x.kind === "variant")
+      print({ measure: `real work ${x.name}, page`, perS: x.rps, p50us: x.p50ms * 1000, cpuUs: x.cpuMs.total * 1000 })
+  }
+}
+
 switch (args.role) {
   case "echo": {
     const { SlotWorker } = await core()
@@ -130,6 +156,7 @@ switch (args.role) {
       core: measureCore,
       http: measureHttp,
       events: measureEvents,
+      realwork: measureRealwork,
     }
     const run = measures[args.measure ?? ""]
     if (!run) throw new Error(`--measure must be one of ${Object.keys(measures).join(", ")}`)

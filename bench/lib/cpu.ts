@@ -35,6 +35,15 @@ export function processCpuSeconds(pid: number): number {
   return sum
 }
 
+/** CPU seconds thread `tid` of process `pid` has used so far (a Worker thread, say); NaN once it ended. */
+export function taskCpuSeconds(pid: number, tid: number): number {
+  try {
+    return schedSeconds(`/proc/${pid}/task/${tid}/sched`) ?? statSeconds(`/proc/${pid}/task/${tid}/stat`)
+  } catch {
+    return NaN
+  }
+}
+
 /** CPU seconds the calling thread has used so far. */
 export function threadCpuSeconds(): number {
   return schedSeconds("/proc/thread-self/sched") ?? statSeconds("/proc/thread-self/stat")

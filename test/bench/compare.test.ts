@@ -1,5 +1,6 @@
 // `slotbus bench compare`: its usage errors, a ref that is no commit, and a short real run of HEAD against this
-// tree: a table row per measure, exit 1 exactly when a line says something got worse, and no worktree left.
+// tree: a table row per measure (and CPU per request for real work), exit 1 exactly when a line says something got
+// worse, and no worktree left.
 import { expect, test } from "bun:test"
 import { readdirSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -18,6 +19,7 @@ usageErrors("compare", main, [
   ["main", "--rounds", "0"],
   ["main", "--seconds", "-1"],
   ["main", "--only", "core,nope"],
+  ["main", "--only", "realwork,"],
   ["main", "--what", "1"],
   ["main", "--rounds"],
 ])
@@ -47,7 +49,7 @@ test("HEAD against this tree: the ref built in a worktree, a row per measure, ex
       "--seconds",
       "0.3",
       "--only",
-      "core,events",
+      "core,events,realwork",
     ],
     { cwd: repo, timeoutMs: 240_000 },
   )
@@ -60,10 +62,16 @@ test("HEAD against this tree: the ref built in a worktree, a row per measure, ex
     "core 64 KiB, 1 in flight",
     "core 64 KiB, 32 in flight",
     "events round trip, 64 B",
+    "real work slotbus RPC, page",
+    "real work bus.fetch, page",
   ]) {
     const row = out.split("\n").find((l) => l.startsWith(`| ${m} |`))
     expect(row).toBeDefined()
     expect(row!.split("|").length).toBe(9) // measure, old and new rates, ratio, old and new p50, ratio
+  }
+  for (const m of ["real work slotbus RPC, page", "real work bus.fetch, page"]) {
+    const cpu = out.split("\n").filter((l) => l.startsWith(`| ${m} |`))[1] // the CPU table's, after the first table's
+    expect(cpu?.split("|").length).toBe(6) // measure, old and new CPU per request, ratio
   }
   const worse = out.split("\n").filter((l) => l.startsWith("WORSE by more than 10%"))
   expect(r.code).toBe(worse.length > 0 ? 1 : 0)

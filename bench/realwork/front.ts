@@ -1,0 +1,179 @@
+// The front of one variant of `slotbus bench realwork`: a Bun.serve on 127.0.0.1 answering /page/<id> and
+// /thumb/<id> through WORKERS workers of that variant:
+//   rpc      SlotBus + superviseWorkers; pages by bus.remote<RenderApi>().renderPage(id), thumbs by bus.fetch
+//   fetch    SlotBus + superviseWorkers; both routes by bus.fetch(req)
+//   threads  WORKERS Worker threads of this process, postMessage; the least busy one takes the next request
+//   proxy    WORKERS processes each with its own Bun.serve; fetch() to the least busy one, its body passed on
+// Usage: bun bench/realwork/front.ts <variant> [root]   (root: the slotbus tree whose library is loaded)
+// Prints "ready port=<port> workers=<pid,…> threads=<tid,…>" once every worker serves; ends with its stdin (the
+// bench ended or was killed) or on SIGTERM, with its workers.
+import { join, resolve } from "node:path"
+import { HTML, JPEG } from "./render.ts"
+import type { RenderApi } from "./worker.ts"
+
+type Core = typeof import("../../src/index.ts")
+
+type Variant = "rpc" | "fetch" | "threads" | "proxy"
+const WORKERS = 4
+/** Slots per worker on the slotbus variants: requests each takes at once. */
+const SLOTS = 16
+
+const [variant, rootArg] = process.argv.slice(2) as [Variant, string | undefined]
+const root = resolve(rootArg ?? join(import.meta.dir, "../.."))
+const WORKER = join(import.meta.dir, "worker.ts")
+
+interface Setup {
+  fetch: (req: Request) => Response | Promise<Response>
+  workers: number[]
+  threads: number[]
+  close: () => Promise<void>
+}
+
+/** The index of the smallest count: the least busy worker. */
+function leastBusy(busy: number[]): number {
+  let at = 0
+  for (let i = 1; i < busy.length; i++) if (busy[i]! < busy[at]!) at = i
+  return at
+}
+
+const pageId = (path: string) => /^\/page\/(\d+)$/.exec(path)?.[1]
+
+async function slotbus(mode: "rpc" | "fetch"): Promise<Setup> {
+  const { SlotBus, superviseWorkers } = (await import(join(root, "src/index.ts"))) as Core
+  const bus = await SlotBus.listen(`realwork-${process.pid}`, { slots: SLOTS })
+  const pool = superviseWorkers(bus, {
+    command: [process.execPath, WORKER, mode, bus.name, root],
+    instances: WORKERS,
+    stdout: "ignore",
+    stderr: "inherit",
+  })
+  await bus.waitForWorkers(WORKERS, { timeoutMs: 30_000 })
+  const remote = bus.remote<RenderApi>()
+  const fetch =
+    mode === "fetch"
+      ? (req: Request) => bus.fetch(req)
+      : async (req: Request) => {
+          const id = pageId(new URL(req.url).pathname)
+          return id === undefined
+            ? bus.fetch(req)
+            : new Response(await remote.renderPage(Number(id)), { headers: HTML })
+        }
+  return {
+    fetch,
+    workers: pool.instances.map((i) => i.pid),
+    threads: [],
+    close: async () => {
+      await pool.stop({ drainTimeoutMs: 2000, killGraceMs: 1000 })
+      await bus.close({ drain: false })
+    },
+  }
+}
+
+type Reply = { id: number; tid?: number; html?: string; chunk?: Uint8Array; end?: boolean }
+
+async function threads(): Promise<Setup> {
+  const busy = Array.from({ length: WORKERS }, () => 0)
+  const pending = new Map<number, (m: Reply) => void>()
+  const tids: Promise<number>[] = []
+  const pool = Array.from({ length: WORKERS }, () => {
+    const w = new Worker(join(import.meta.dir, "thread.ts"))
+    tids.push(new Promise((r) => w.addEventListener("message", (e) => r(e.data.tid), { once: true })))
+    w.addEventListener("message", (e: MessageEvent<Reply>) => pending.get(e.data.id)?.(e.data))
+    return w
+  })
+  const threadIds = await Promise.all(tids)
+  let next = 0
+  const fetch = (req: Request): Response | Promise<Response> => {
+    const m = /^\/(page|thumb)\/(\d+)$/.exec(new URL(req.url).pathname)
+    if (!m) return new Response("not found", { status: 404 })
+    const at = leastBusy(busy)
+    const id = next++
+    busy[at]!++
+    const done = () => {
+      busy[at]!--
+      pending.delete(id)
+    }
+    if (m[1] === "page") {
+      const html = new Promise<Response>((resolve) =>
+        pending.set(id, (r) => (done(), resolve(new Response(r.html, { headers: HTML })))),
+      )
+      pool[at]!.postMessage({ id, page: Number(m[2]) })
+      return html
+    }
+    // every piece is posted at once (no back-pressure): at most one thumbnail per request in flight is held here
+    const body = new ReadableStream<Uint8Array>({
+      start(c) {
+        pending.set(id, (r) => (r.end ? (done(), c.close()) : c.enqueue(r.chunk!)))
+      },
+    })
+    pool[at]!.postMessage({ id, thumb: Number(m[2]) })
+    return new Response(body, { headers: JPEG })
+  }
+  return { fetch, workers: [], threads: threadIds, close: async () => void pool.forEach((w) => w.terminate()) }
+}
+
+async function proxy(): Promise<Setup> {
+  const procs = Array.from({ length: WORKERS }, () =>
+    Bun.spawn([process.execPath, WORKER, "serve"], { stdin: "pipe", stdout: "pipe", stderr: "inherit" }),
+  )
+  const ports = await Promise.all(procs.map((p) => firstLine(p.stdout)))
+  const bases = ports.map((l) => {
+    const m = /^port (\d+)$/.exec(l)
+    if (!m) throw new Error(`a serve worker printed ${JSON.stringify(l)} instead of its port`)
+    return `http://127.0.0.1:${m[1]}`
+  })
+  const busy = bases.map(() => 0)
+  const fetch = async (req: Request) => {
+    const url = new URL(req.url)
+    const at = leastBusy(busy)
+    busy[at]!++
+    // counted until the headers: a page's work is done by then, a thumbnail's stream goes on (round robin for those)
+    const res = await globalThis.fetch(bases[at]! + url.pathname).finally(() => busy[at]!--)
+    return new Response(res.body, { status: res.status, headers: res.headers })
+  }
+  return {
+    fetch,
+    workers: procs.map((p) => p.pid),
+    threads: [],
+    close: async () => {
+      for (const p of procs) p.kill()
+      await Promise.all(procs.map((p) => p.exited))
+    },
+  }
+}
+
+async function firstLine(stream: ReadableStream<Uint8Array>): Promise<string> {
+  let text = ""
+  const reader = stream.getReader()
+  while (!text.includes("\n")) {
+    const { done, value } = await reader.read()
+    if (done) break
+    text += new TextDecoder().decode(value)
+  }
+  reader.releaseLock()
+  return text.split("\n")[0]!
+}
+
+const setups: Record<Variant, () => Promise<Setup>> = {
+  rpc: () => slotbus("rpc"),
+  fetch: () => slotbus("fetch"),
+  threads,
+  proxy,
+}
+if (!setups[variant]) {
+  console.error("usage: bun bench/realwork/front.ts rpc|fetch|threads|proxy [root]")
+  process.exit(2)
+}
+const setup = await setups[variant]()
+const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: setup.fetch })
+let ending: Promise<void> | null = null
+const end = () =>
+  (ending ??= (async () => {
+    server.stop(true)
+    await setup.close()
+    process.exit(0)
+  })())
+process.on("SIGTERM", end)
+console.log(`ready port=${server.port} workers=${setup.workers.join(",")} threads=${setup.threads.join(",")}`)
+for await (const _ of Bun.stdin.stream());
+await end()

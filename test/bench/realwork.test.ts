@@ -1,0 +1,110 @@
+// `slotbus bench realwork`: its options, and its smallest run as JSON: the machine, the work alone, and every variant
+// on both routes with requests, latencies and CPU per process (no timing asserts); no front or worker left after.
+import { describe, expect, test } from "bun:test"
+import { readdirSync, readFileSync } from "node:fs"
+import { join } from "node:path"
+import { main, type MachineRow, ROUTES, VARIANTS, type VariantRow, type WorkRow } from "../../bench/realwork/cli.ts"
+import { usageErrors } from "../support/bench.ts"
+import { run } from "../support/helpers.ts"
+import { sayWhySkipped, toolSkipReason } from "../support/tools.ts"
+
+const repo = join(import.meta.dir, "..", "..")
+
+usageErrors("realwork", main, [
+  ["--only", "nope"],
+  ["--only", ""],
+  ["--seconds", "0"],
+  ["--seconds", "1.5"],
+  ["--rounds", "0"],
+  ["--route", "both"],
+  ["--load", "-1"],
+  ["--client", "curl"],
+  ["--rounds"],
+  ["--what"],
+])
+
+/** Processes running a file of this checkout's bench/realwork (fronts, workers). */
+function leftovers(): string[] {
+  const dir = join(repo, "bench", "realwork")
+  return readdirSync("/proc")
+    .filter((p) => /^\d+$/.test(p))
+    .map((p) => {
+      try {
+        return readFileSync(`/proc/${p}/cmdline`, "utf8").replaceAll("\0", " ")
+      } catch {
+        return ""
+      }
+    })
+    .filter((c) => c.includes(dir))
+}
+
+async function realwork(...argv: string[]) {
+  const r = await run([process.execPath, join(repo, "bin", "slotbus.ts"), "bench", "realwork", "--json", ...argv], {
+    cwd: repo,
+    timeoutMs: 150_000,
+  })
+  expect(r.stderr).toBe("")
+  expect(r.code).toBe(0)
+  const lines = r.stdout
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as MachineRow | WorkRow | VariantRow)
+  return {
+    head: lines[0] as MachineRow,
+    work: lines[1] as WorkRow,
+    rows: lines.slice(2) as VariantRow[],
+  }
+}
+
+const wrkSkip = toolSkipReason("wrk")
+sayWhySkipped("slotbus bench realwork --json", wrkSkip)
+
+describe.skipIf(wrkSkip !== null)("with wrk", () => {
+  test("--seconds 1 --rounds 1 --json: the work alone, then every variant on both routes with figures per process", async () => {
+    const { head, work, rows } = await realwork("--seconds", "1", "--rounds", "1")
+    expect(head.kind).toBe("machine")
+    expect(head).toMatchObject({ client: "wrk", clients: 16, seconds: 1, rounds: 1, load: 0 })
+    expect(work.kind).toBe("work")
+    expect(work.pages).toBeGreaterThanOrEqual(64)
+    expect(work.pageCpuMs).toBeGreaterThan(0)
+    expect(work.pageBytes.min).toBeGreaterThanOrEqual(20_000)
+    expect(work.pageBytes.max).toBeLessThanOrEqual(60_000)
+    expect(work.thumbBytes).toBe(5 * 1024 * 1024)
+    expect(rows.map((x) => `${x.route} ${x.variant}`)).toEqual(
+      ROUTES.flatMap((route) => Object.keys(VARIANTS).map((v) => `${route} ${v}`)),
+    )
+    for (const x of rows) {
+      expect(x.kind).toBe("variant")
+      expect(x.rounds).toBe(1)
+      expect(x.requests).toBeGreaterThan(0)
+      for (const v of [x.rps, x.p50ms, x.p99ms, x.cpuMs.front, x.cpuMs.total]) expect(v).toBeGreaterThan(0)
+      expect(x.p99ms).toBeGreaterThanOrEqual(x.p50ms)
+      expect(x.cpuMs.workers.length).toBe(4)
+      for (const w of x.cpuMs.workers) expect(w).toBeGreaterThanOrEqual(0)
+      expect(x.cpuMs.total).toBeCloseTo(x.cpuMs.front + x.cpuMs.workers.reduce((a, b) => a + b, 0), 6)
+      expect(x.overheadMs).toBeCloseTo(x.cpuMs.total - (x.route === "page" ? work.pageCpuMs : work.thumbCpuMs), 6)
+      expect(x.vsProxy).not.toBeNull()
+      if (x.variant === "proxy") expect(x.vsProxy).toEqual({ rps: 1, cpu: 1 })
+    }
+    expect(leftovers()).toEqual([])
+  }, 180_000)
+
+  test("--load 1 --only fetch --route page: the burner runs through it, one row, nothing left", async () => {
+    const { head, rows } = await realwork(
+      "--seconds",
+      "1",
+      "--rounds",
+      "1",
+      "--load",
+      "1",
+      "--only",
+      "fetch",
+      "--route",
+      "page",
+    )
+    expect(head.load).toBe(1)
+    expect(rows.map((x) => `${x.route} ${x.variant}`)).toEqual(["page fetch"])
+    for (const x of rows) expect(x.vsProxy).toBeNull()
+    expect(leftovers()).toEqual([])
+  }, 180_000)
+})
