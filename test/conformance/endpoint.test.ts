@@ -168,7 +168,7 @@ describe.each(ENDPOINTS.map((k) => [k.transport, k] as [string, EndpointKind]))(
       for (let off = 0; off < r.value.length; off += 1024)
         expect(r.value[off]).toBe(Math.floor((taken + off) / size) & 255)
       taken += r.value.length
-      ahead = Math.max(ahead, (await made()) - taken / size)
+      ahead = Math.max(ahead, (await made()) - Math.ceil(taken / size)) // a chunk read in part is the caller's
     }
     expect(taken).toBe(chunks * size)
     expect(ahead).toBeLessThanOrEqual(window / size + 4)
