@@ -36,11 +36,15 @@ function leastBusy(busy: number[]): number {
   return at
 }
 
+// SLOTBUS_REALWORK_IDLE=park|spin|adaptive: the idle strategy of the slotbus variants' hub and workers (default:
+// the library's), for docs/perf/real-work.md's runs.
+const idle = () => (process.env.SLOTBUS_REALWORK_IDLE || undefined) as "park" | undefined
+
 const pageId = (path: string) => /^\/page\/(\d+)$/.exec(path)?.[1]
 
 async function slotbus(mode: "rpc" | "fetch"): Promise<Setup> {
   const { SlotBus, superviseWorkers } = (await import(join(root, "src/index.ts"))) as Core
-  const bus = await SlotBus.listen(`realwork-${process.pid}`, { slots: SLOTS })
+  const bus = await SlotBus.listen(`realwork-${process.pid}`, { slots: SLOTS, idle: idle() })
   const pool = superviseWorkers(bus, {
     command: [process.execPath, WORKER, mode, bus.name, root],
     instances: WORKERS,

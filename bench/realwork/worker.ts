@@ -1,6 +1,6 @@
 // A worker process of `slotbus bench realwork`, answering /page/<id> and /thumb/<id> (render.ts) in one of three roles:
 //   bun bench/realwork/worker.ts rpc <bus> [root]     SlotWorker.expose({ renderPage }), thumbs through its handler
-//   bun bench/realwork/worker.ts fetch <bus> [root]   SlotWorker.connect(…, { fetch: true }): a Response for both
+//   bun bench/realwork/worker.ts fetch <bus> [root]   SlotWorker.connect(…, { fetch: true, idle: idle() }): a Response for both
 //   bun bench/realwork/worker.ts serve                Bun.serve on 127.0.0.1, printing "port <n>"; ends with its stdin
 // `root` is the slotbus tree whose library is loaded (default this one): `bench compare` runs two builds this way.
 import { join, resolve } from "node:path"
@@ -12,16 +12,20 @@ export const api = { renderPage }
 export type RenderApi = typeof api
 
 const [role, bus, root] = process.argv.slice(2)
+const idle = () => (process.env.SLOTBUS_REALWORK_IDLE || undefined) as "park" | undefined // as front.ts
 const lib = (): Promise<Core> => import(join(resolve(root ?? join(import.meta.dir, "../..")), "src/index.ts"))
 
 if (role === "rpc") {
   const { SlotWorker } = await lib()
-  const worker = await SlotWorker.expose(bus!, api, { handler: (req) => answer(req.path) })
+  const worker = await SlotWorker.expose(bus!, api, { handler: (req) => answer(req.path), idle: idle() })
   await worker.closed // with its hub
   process.exit(0)
 } else if (role === "fetch") {
   const { SlotWorker } = await lib()
-  const worker = await SlotWorker.connect(bus!, (req: Request) => answer(new URL(req.url).pathname), { fetch: true })
+  const worker = await SlotWorker.connect(bus!, (req: Request) => answer(new URL(req.url).pathname), {
+    fetch: true,
+    idle: idle(),
+  })
   await worker.closed
   process.exit(0)
 } else if (role === "serve") {
