@@ -14,7 +14,7 @@ import {
   socketDirError,
 } from "../native/ffi.ts"
 import { align8, busName, headerPairs, headLength, toBytes } from "./codec.ts"
-import { checkOptions, checkRemote, madeBy } from "../kit/index.ts"
+import { checkNumber, checkOptions, checkRemote, madeBy } from "../kit/index.ts"
 import type { BodyInit } from "./codec.ts"
 import {
   BusClosedError,
@@ -131,12 +131,11 @@ export class SlotBus {
     const maxStuck = positiveInt(opts.maxStuckSlots, Math.max(1, slots >> 1), "maxStuckSlots", 4096, 1)
     tuning(opts.idle, "SlotBus.listen idle") // validate now, not on the first connection
     const uids = opts.allowUids ?? []
-    if (
-      !Array.isArray(uids) ||
-      uids.length > MAX_ALLOW_UIDS ||
-      !uids.every((u) => Number.isInteger(u) && u >= 0 && u < 2 ** 32)
-    )
-      throw new RangeError(`allowUids takes at most ${MAX_ALLOW_UIDS} uids`)
+    if (!Array.isArray(uids))
+      throw new TypeError(`SlotBus.listen: allowUids must be an array of uids, got ${typeof uids}`)
+    if (uids.length > MAX_ALLOW_UIDS)
+      throw new RangeError(`SlotBus.listen: allowUids takes at most ${MAX_ALLOW_UIDS} uids, got ${uids.length}`)
+    uids.forEach((u, i) => checkNumber(u, { what: `allowUids[${i}]`, where: "SlotBus.listen", max: 2 ** 32 - 1 }))
     const arena = align8(this.maxHead) + this.maxBody
     this.config = new Uint32Array(HUB_CONFIG_WORDS)
     this.config.set([

@@ -1,7 +1,7 @@
 // Idle strategies: how a side waits for its peer. One mechanism, two knobs.
 import { readFileSync } from "node:fs"
 import { native } from "../native/ffi.ts"
-import { checkOptions, optionNames } from "../kit/index.ts"
+import { checkNumber, checkOptions, optionNames } from "../kit/index.ts"
 
 /**
  * `spin`: busy-poll while there is work to wait for (lowest latency, burns a core).
@@ -28,22 +28,23 @@ export function tuning(idle: IdleStrategy = "adaptive", where = "idle"): Tuning 
   // 1.5 or 9 µs; docs/perf/request-path.md, round four).
   if (idle === "adaptive") return { spinNs: 20_000, parkAfterNs: 1_000_000 }
   if (idle === "park") return { spinNs: 0, parkAfterNs: 0 }
-  if (typeof idle === "object" && idle !== null)
+  if (typeof idle === "object" && idle !== null) {
     checkOptions(idle, IDLE_OBJECT, where, { required: ["spinMicros", "parkAfterMs"] })
-  if (
-    typeof idle === "object" &&
-    idle !== null &&
-    Number.isFinite(idle.spinMicros) &&
-    idle.spinMicros >= 0 &&
-    idle.parkAfterMs >= 0 &&
-    !Number.isNaN(idle.parkAfterMs)
-  ) {
     // A spin is synchronous: one longer than a turn's budget would keep timers and I/O waiting that long.
-    if (idle.spinMicros > MAX_SPIN_MICROS)
-      throw new RangeError(
-        `idle.spinMicros must be at most ${MAX_SPIN_MICROS} (a spin blocks the event loop; spin longer with "spin", which yields every turn), got ${idle.spinMicros}`,
-      )
-    return { spinNs: idle.spinMicros * 1000, parkAfterNs: idle.parkAfterMs * 1e6 }
+    const spinMicros = checkNumber(idle.spinMicros, {
+      what: "idle.spinMicros",
+      where,
+      integer: false,
+      max: MAX_SPIN_MICROS,
+      note: 'a spin blocks the event loop; spin longer with "spin", which yields every turn',
+    })
+    const parkAfterMs = checkNumber(idle.parkAfterMs, {
+      what: "idle.parkAfterMs",
+      where,
+      integer: false,
+      infinite: true,
+    })
+    return { spinNs: spinMicros * 1000, parkAfterNs: parkAfterMs * 1e6 }
   }
   throw new TypeError(
     `idle must be "spin", "adaptive", "park" or { spinMicros, parkAfterMs }, got ${JSON.stringify(idle)}`,
