@@ -30,7 +30,7 @@ import {
   LeaseLostError,
 } from "./errors.ts"
 import { holdClusterMarker, localInUse, modeError } from "./mode.ts"
-import { checkKind, CONTEST_NAME, describe, type Subject } from "./subject.ts"
+import { checkKind, CONTEST_NAME, describe, waitDeadline, type Subject } from "./subject.ts"
 
 export interface ClusterContestOptions {
   /**
@@ -237,17 +237,7 @@ export class ClusterContest implements AsyncDisposable {
   /** Wait until `subject` can be claimed, then claim it: woken by the bucket's watch (a release) or the holder's expiry. */
   async claim(subject: Subject, opts: ClusterWaitOptions): Promise<ClusterLease> {
     opts = checkOptions(opts, WAIT_OPTIONS, "claim", { required: ["ttlMs"] })
-    if (opts.timeoutMs !== undefined)
-      checkNumber(opts.timeoutMs, {
-        what: "timeoutMs",
-        where: "claim",
-        max: MAX_TIMER_MS,
-        integer: false,
-        infinite: true,
-      })
-    if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal))
-      throw new TypeError("signal must be an AbortSignal")
-    const deadline = opts.timeoutMs === undefined ? Infinity : performance.now() + opts.timeoutMs
+    const deadline = waitDeadline(opts)
     for (;;) {
       opts.signal?.throwIfAborted()
       const r = await this.claimOnce(subject, opts)

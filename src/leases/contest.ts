@@ -49,7 +49,7 @@ import {
   InvalidSubjectError,
 } from "./errors.ts"
 import { type ClaimedFrom, type ClaimRef, Lease, LEASE_KEY } from "./lease.ts"
-import { checkKind, CONTEST_NAME, describe, MAX_TTL_MS, NOW_MS, type Subject } from "./subject.ts"
+import { checkKind, CONTEST_NAME, describe, waitDeadline, MAX_TTL_MS, NOW_MS, type Subject } from "./subject.ts"
 import { Waiters } from "./waiter.ts"
 import type { ClusterContest, ClusterContestOptions } from "./cluster.ts"
 import { clusterInUse, holdLocalMarker, modeError } from "./mode.ts"
@@ -275,17 +275,7 @@ export class Contest implements Disposable {
   /** Wait until `subject` can be claimed, then claim it. Woken by a release, an expiry, or the holder's death. */
   async claim(subject: Subject, opts?: WaitOptions): Promise<Lease> {
     opts = checkOptions(opts, WAIT_OPTIONS, "claim")
-    if (opts.timeoutMs !== undefined)
-      checkNumber(opts.timeoutMs, {
-        what: "timeoutMs",
-        where: "claim",
-        max: MAX_TIMER_MS,
-        integer: false,
-        infinite: true,
-      })
-    if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal))
-      throw new TypeError("signal must be an AbortSignal")
-    const deadline = opts.timeoutMs === undefined ? Infinity : performance.now() + opts.timeoutMs
+    const deadline = waitDeadline(opts)
     const again = opts.spinUs ? { ...opts, spinUs: 0 } : opts // spin only before the first sleep
     for (let first = true; ; first = false) {
       opts.signal?.throwIfAborted()

@@ -1,5 +1,5 @@
 // What local and cluster contests share: the subject, and the checks of what callers pass.
-import { checkNumber, type NameRule, type NumberRule } from "../kit/index.ts"
+import { checkNumber, MAX_TIMER_MS, type NameRule, type NumberRule } from "../kit/index.ts"
 import { ContestOpenError, InvalidSubjectError } from "./errors.ts"
 
 /** What is contested: a kind (a small integer namespace) and a label. Different kinds never compete. */
@@ -31,4 +31,19 @@ export function checkKind(s: Subject): number {
   if (typeof s.label !== "string")
     throw new InvalidSubjectError(`subject label must be a string, got ${typeof s.label}`)
   return k
+}
+
+/** A claim's wait (its timeoutMs and signal) checked: when it gives up, on performance.now()'s clock. */
+export function waitDeadline(opts: { timeoutMs?: number; signal?: AbortSignal }): number {
+  if (opts.timeoutMs !== undefined)
+    checkNumber(opts.timeoutMs, {
+      what: "timeoutMs",
+      where: "claim",
+      max: MAX_TIMER_MS,
+      integer: false,
+      infinite: true,
+    })
+  if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal))
+    throw new TypeError("signal must be an AbortSignal")
+  return opts.timeoutMs === undefined ? Infinity : performance.now() + opts.timeoutMs
 }
