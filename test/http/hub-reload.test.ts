@@ -1,0 +1,80 @@
+// `slotbus hub --spawn` under wrk: SIGHUP (systemctl reload) twice within 10 s replaces every worker surge-first, and
+// the clients see nothing of it: no error, no non-2xx answer, on a non-idempotent route (POST, never retried).
+import { expect, test } from "bun:test"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { alive, run, spawn, until } from "../support/helpers.ts"
+import { sayWhySkipped, toolSkipReason } from "../support/tools.ts"
+
+const ROOT = join(import.meta.dir, "..", "..")
+const wrkSkip = toolSkipReason("wrk")
+sayWhySkipped("SIGHUP to slotbus hub --spawn under wrk", wrkSkip)
+
+async function freePort(): Promise<number> {
+  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } })
+  const port = s.port
+  s.stop(true)
+  return port
+}
+
+test.skipIf(wrkSkip !== null)(
+  "two SIGHUPs within 10 s under wrk (16 connections, POST): every worker replaced, 0 errors, 0 non-2xx answers",
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), "hub-reload-"))
+    const port = await freePort()
+    const url = `http://127.0.0.1:${port}`
+    const script = join(dir, "post.lua")
+    writeFileSync(
+      script,
+      `wrk.method = "POST"\nwrk.body = '{"sku":"a-1"}'\nwrk.headers["content-type"] = "application/json"\n`,
+    )
+    const worker = `${process.execPath} ${join(ROOT, "test", "support", "http-worker.ts")} ${url} shop`
+    const hub = spawn([
+      process.execPath,
+      join(ROOT, "bin", "slotbus.ts"),
+      "hub",
+      "--port",
+      String(port),
+      "--token-file",
+      join(dir, "token"),
+      "--spawn",
+      worker,
+      "--instances",
+      "2",
+    ])
+    const ready = () => hub.lines.flatMap((l) => /^ready (\d+)$/.exec(l)?.[1] ?? []).map(Number)
+    const reloaded = () => hub.lines.filter((l) => l.startsWith("slotbus hub: reloaded 2 workers")).length
+    try {
+      await until(() => ready().length === 2, "two workers ready", 20_000)
+      const first = ready()
+      const load = run(["wrk", "-t1", "-c16", "-d8s", "--timeout", "5s", "-s", script, `${url}/items`], {
+        timeoutMs: 30_000,
+      })
+      await Bun.sleep(1000)
+      const started = performance.now()
+      hub.signal("SIGHUP")
+      await until(() => reloaded() === 1, "the first reload", 10_000)
+      hub.signal("SIGHUP")
+      await until(() => reloaded() === 2, "the second reload", 10_000)
+      const reloadsMs = performance.now() - started
+      const wrk = await load
+      console.log(`two reloads in ${reloadsMs.toFixed(0)} ms under wrk:\n${wrk.stdout}`)
+      expect(wrk.code).toBe(0)
+      expect(wrk.stdout).toMatch(/\d+ requests in/)
+      expect(wrk.stdout).not.toMatch(/Socket errors/)
+      expect(wrk.stdout).not.toMatch(/Non-2xx/)
+      expect(hub.lines.join("\n")).not.toMatch(/reload failed|restarting in/)
+      const all = ready()
+      expect(all.length).toBe(6)
+      for (const pid of first) await until(() => !alive(pid), `first worker ${pid} gone`, 10_000)
+      hub.signal("SIGTERM")
+      expect(await hub.exited).toBe(0)
+      await until(() => all.every((pid) => !alive(pid)), "every worker stopped", 20_000)
+    } finally {
+      await hub.kill()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  },
+  90_000,
+)
