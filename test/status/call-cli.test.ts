@@ -150,6 +150,21 @@ describe("slotbus call", () => {
       expect(JSON.parse(junk)).toMatchObject({ type: "BadRequest" })
       const noPath = await raw(bus.name, request({ v: 1, path: "no-slash" }))
       expect(JSON.parse(noPath)).toMatchObject({ type: "BadRequest", error: expect.stringContaining("path") })
+      // four connections that never finish their request hold every place: a fifth is turned away, and served
+      // again once they go
+      const held = await Promise.all(
+        [1, 2, 3, 4].map(() => Bun.connect({ unix: `\0slotbus-ctl.${bus.name}`, socket: { data() {} } })),
+      )
+      try {
+        // (a probe the bus accepts before the four is simply served)
+        await until(
+          async () => (await raw(bus.name, request({ v: 1, path: "/x" }))).includes('"type":"Busy"'),
+          "a fifth connection to be turned away",
+        )
+      } finally {
+        for (const h of held) h.end()
+      }
+      await until(async () => !(await raw(bus.name, request({ v: 1, path: "/x" }))).includes("Busy"), "a place again")
       const ok = await raw(bus.name, request({ v: 1, method: "POST", path: "/echo" }, "abc"))
       const [head, ...rest] = ok.split("\n")
       expect(JSON.parse(head!)).toMatchObject({ status: 200 })
