@@ -245,4 +245,38 @@ describe("stdio bus reload", () => {
       rmSync(dir, { recursive: true, force: true })
     }
   }, 30_000)
+
+  test("an MCP server (server-everything) is reloaded: it answers the ping, gets the session's handshake, and the session goes on", async () => {
+    const everything = join(import.meta.dir, "..", "..", "node_modules", "@modelcontextprotocol", "server-everything")
+    const config = {
+      pools: [
+        {
+          id: "everything",
+          command: process.execPath,
+          args: [join(everything, "dist", "index.js"), "stdio"],
+          initialize: "replay" as const,
+        },
+      ],
+    }
+    await withBus(config, async (bus) => {
+      const init = {
+        protocolVersion: "2025-06-18",
+        capabilities: { sampling: {} },
+        clientInfo: { name: "t", version: "1" },
+      }
+      await bus.request("initialize", init, { sessionId: "s" })
+      await bus.notify("notifications/initialized", undefined, { sessionId: "s" })
+      const [old] = pidsOf(bus)
+      await bus.reload(undefined, { readyTimeoutMs: 20_000 })
+      const [next] = pidsOf(bus)
+      expect(next).not.toBe(old)
+      await until(() => !alive(old!), "the old server to exit")
+      // registered only once a client that declared sampling sent notifications/initialized: the whole handshake
+      const out = bus.stats().messagesOut
+      const tools = (await bus.request("tools/list", {}, { sessionId: "s" })) as { tools: { name: string }[] }
+      expect(tools.tools.map((t) => t.name)).toContain("trigger-sampling-request")
+      expect(bus.stats().messagesOut).toBe(out + 1) // nothing replayed on the way: it was done before the swap
+      expect(bus.stats().restarts).toBe(0)
+    })
+  }, 60_000)
 })
