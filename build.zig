@@ -24,6 +24,7 @@ const std = @import("std");
 // another OS than the target's compiles to nothing.
 const slot_sources = [_][]const u8{
     "csrc/slot_open.c",
+    "csrc/control.c",
     "csrc/slot_transitions.c",
     "csrc/stream.c",
     "csrc/platform.c",

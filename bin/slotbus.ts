@@ -1,6 +1,7 @@
 #!/bin/sh
 ":" //; if command -v bun >/dev/null; then exec bun "$0" "$@"; fi; echo "slotbus needs Bun >= 1.4 (it is built on bun:ffi) and there is no bun on PATH. Get it: curl -fsSL https://bun.sh/install | bash (or: npm install -g bun)" >&2; exit 1
-// The slotbus command line: `slotbus bench`, `slotbus hub`, `slotbus status` and `slotbus stdio`.
+// The slotbus command line: `slotbus bench`, `slotbus hub`, `slotbus status`, `slotbus stdio`, `slotbus tail` and
+// `slotbus call`.
 // Line 2 is for sh, which the shebang starts when the bin runs on its own (npx, a shell, a Dockerfile's CMD): it
 // runs this file with bun, or says how to get Bun. To TypeScript it is a string and a comment.
 
@@ -25,6 +26,8 @@ commands:
                 slotbus status [http://127.0.0.1:3200 | unix:/path/status.sock] [--once]
   stdio         run a stdio bus: slotbus stdio --config bus.json [--listen unix:/tmp/bus.sock]
                 or bridge to one: slotbus stdio connect unix:/tmp/bus.sock
+  tail          print a topic's events as they pass: slotbus tail <topic> [type] [key=value]... [--json]
+  call          one request to a running bus's workers: slotbus call <bus> <path> [body] [-X m] [-H n:v] [-i]
 
   -h, --help      this text
   -v, --version   the version of slotbus`
@@ -49,6 +52,14 @@ async function run(argv: string[]): Promise<number> {
     case "stdio": {
       const { runStdioCli } = await import("../src/stdio/cli.ts")
       return runStdioCli(rest)
+    }
+    case "tail": {
+      const { runTailCli } = await import("../src/events/tail-cli.ts")
+      return runTailCli(rest)
+    }
+    case "call": {
+      const { runCallCli } = await import("../src/status/call-cli.ts")
+      return runCallCli(rest)
     }
     case "-v":
     case "--version": {

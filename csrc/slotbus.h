@@ -14,7 +14,7 @@ extern "C" {
 #define SB_VERSION 2u
 /* Bumped whenever a function below changes its signature or meaning; the TS loader refuses a mismatch. */
 #ifndef SB_ABI_VERSION /* overridable only so a test can build a mismatching library */
-#define SB_ABI_VERSION 8u /* 8: SB_ESOCKDIR, sb_socket_dir_error; sbl_open's stopped pids (no sbl_open_error); 7: sb_platform, sb_unlisten; 6: streams */
+#define SB_ABI_VERSION 9u /* 9: sb_ctl_listen, sb_ctl_accept, sb_ctl_connect; 8: SB_ESOCKDIR, sb_socket_dir_error; sbl_open's stopped pids (no sbl_open_error); 7: sb_platform, sb_unlisten; 6: streams */
 #endif
 #define SB_MAX_SLOTS 4096u
 #define SB_MAX_ALLOW_UIDS 8u
@@ -81,6 +81,15 @@ const char *sb_socket_dir_error(void);
  * name: 1-64 of [A-Za-z0-9._-]. fd, -SB_EHELD when another holds it, or -errno. */
 int sb_host_lock(const char *prefix, const char *name, int exclusive);
 void sb_host_unlock(int fd);
+/* A bus's control socket (§14): listen on "\0slotbus-ctl.<name>" (portable: its socket file), as sb_listen; close
+ * it with sb_unlisten, then close. */
+int sb_ctl_listen(const char *name);
+/* Accept one pending control connection: its fd (non-blocking, close-on-exec) when the peer's effective uid is ours;
+ * -EAGAIN when nobody waits; -EPERM when the peer was of another uid (closed at once; the uid in *peer_uid). */
+int sb_ctl_accept(int listen_fd, uint32_t *peer_uid);
+/* Connect to a bus's control socket: the fd (non-blocking), -ECONNREFUSED when no bus of that name listens, -EAGAIN
+ * when its accept queue is full, -EPERM when the listener is not of our effective uid, or -errno. */
+int sb_ctl_connect(const char *name);
 /* Accept one pending worker: create its region and doorbells, check its uid, send them.
  * Returns NULL with *err = -EAGAIN when nobody is waiting, -EPERM when a peer was refused (its uid in *err_uid),
  * -EUSERS when it was refused by cfg->full_mask (its uid in *err_uid), or another -errno. */

@@ -11,7 +11,7 @@ export {
   superviseWorkers,
   withSignal,
 } from "./core/index.ts"
-export { Supervisor, SupervisorError, splitCommand } from "./kit/index.ts"
+export { ReplaceError, Supervisor, SupervisorError, splitCommand } from "./kit/index.ts"
 export type {
   BusStats,
   ConnectOptions,

@@ -49,6 +49,7 @@ import {
 } from "./options.ts"
 import type { BorrowedResponse, SlotResponse, StreamedResponse } from "./response.ts"
 import { Acceptor } from "./accept.ts"
+import { ControlSocket } from "./control.ts"
 import { Dispatcher } from "./dispatcher.ts"
 import { remoteHubHost } from "./remote-endpoint.ts"
 import { decodeReply, encodeCall, remoteProxy, type Remote } from "./rpc.ts"
@@ -102,6 +103,8 @@ export class SlotBus {
   private readonly config: Uint32Array
   private readonly d: Dispatcher
   private readonly acceptor: Acceptor
+  /** The control socket `slotbus call` reaches the workers through (docs/PROTOCOL.md §14); null without one. */
+  private control: ControlSocket | null = null
   /** @internal Set once close() began. */
   closing: Promise<void> | null = null
 
@@ -206,6 +209,7 @@ export class SlotBus {
     try {
       bus = new SlotBus(FACTORY, name, fd, opts)
       bus.acceptor.watch()
+      bus.control = ControlSocket.open(name, cname, (req, o) => bus.fetch(req, o))
     } catch (e) {
       closeSync(fd)
       throw e
@@ -515,6 +519,7 @@ export class SlotBus {
       w.reject(new BusClosedError(`bus "${this.name}" closed while waiting for workers`))
     const deadline = performance.now() + timeoutMs
     while (drain && this.d.busy && performance.now() < deadline) await Bun.sleep(1)
+    await this.control?.close()
     this.d.stop()
     const err = new BusClosedError(`bus "${this.name}" closed before the request finished`)
     this.d.failAll(err)

@@ -2,6 +2,8 @@
 // port a remote transport implements (remote.ts), the pieces of the wire several rooms reuse (byte helpers, the
 // ready-body reader, the Pump) and the books' types. Users import the public face, core/index.ts, instead.
 export { stackless } from "./response.ts"
+export { ControlCallError, controlCall } from "./control-client.ts"
+export type { ControlAnswer, ControlRequest } from "./control-client.ts"
 export type { Pending, RequestPhase } from "./endpoint.ts"
 export { Pump, tuning } from "./idle.ts"
 export type { Parking } from "./idle.ts"

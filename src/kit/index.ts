@@ -9,7 +9,8 @@ export { checkOptions, checkRemote, didYouMean, madeBy, optionNames, REMOTE_EXAM
 export type { OptionProblem, OptionRules } from "./option-check.ts"
 export { STATUS, ago, readSection, section } from "./status.ts"
 export type { StatusPart, StatusSection, StatusSource, StatusTable, StatusValue } from "./status.ts"
-export { SHARED_OPTIONS, Supervisor, SupervisorError, splitCommand } from "./supervisor.ts"
+export { ReplaceError, SHARED_OPTIONS, Supervisor, SupervisorError } from "./supervisor.ts"
+export { splitCommand } from "./command.ts"
 export type {
   ExitInfo,
   SupervisedInstance,

@@ -16,6 +16,24 @@ import { checkNumber } from "./value-check.ts"
 /** The supervisor cannot do what was asked in its current state, or was configured wrongly. */
 export class SupervisorError extends SlotBusError {}
 
+/** A replacement (reload, recycle) stopped: instance `index`'s successor was not ready; the old process keeps serving. */
+export class ReplaceError extends SupervisorError {
+  constructor(
+    readonly operation: "reload" | "recycle",
+    readonly index: number,
+    /** The process that keeps serving. */
+    readonly pid: number,
+    /** The successor, which was stopped. */
+    readonly successor: number,
+    /** Why it was not ready: it exited, timed out, or its ready check failed. */
+    readonly reason: string,
+  ) {
+    super(
+      `${operation}: instance ${index}'s successor (pid ${successor}) ${reason}; the old process (pid ${pid}) keeps serving`,
+    )
+  }
+}
+
 /**
  * running; failed (past its restart intensity: crashed instances stay down, running ones keep running, until a
  * window without crashes); stopping; stopped.
@@ -26,7 +44,7 @@ export type InstanceState = "running" | "backoff" | "down" | "stopped"
 /** Why an instance's process ended: a crash (unasked), or what was asked: stop, kill, reload, recycle, scale. */
 export type ExitCause = "crash" | "stop" | "kill" | "reload" | "recycle" | "scale"
 type Stdio = "pipe" | "ignore" | "inherit"
-type Proc = Subprocess<Stdio, Stdio, Stdio>
+export type Proc = Subprocess<Stdio, Stdio, Stdio>
 
 export interface SupervisorOptions {
   /** argv: the program and its arguments. */
@@ -54,8 +72,11 @@ export interface SupervisorOptions {
   drain?: () => Promise<unknown>
   /** Default 10 000. */
   drainTimeoutMs?: number
-  /** Resolves when a new process is ready to serve (a replacement waits for it before retiring the old one). Default: at once. */
-  ready?: (pid: number) => Promise<unknown>
+  /**
+   * Resolves when a new process is ready to serve (a replacement waits for it before retiring the old one). Default:
+   * at once. Called with the successor (its process and its instance's index) before it is adopted.
+   */
+  ready?: (pid: number, successor: { proc: Proc; index: number }) => Promise<unknown>
   /** Resolves when a process about to be stopped on purpose has nothing in flight (bounded by drainTimeoutMs). */
   retire?: (pid: number) => Promise<unknown>
   /** How long a replacement's successor may take to be ready (default 30 000). */
@@ -107,6 +128,8 @@ export interface SupervisorStopOptions {
 export interface ReloadOptions {
   /** Instances replaced at once (default 1). */
   maxSurge?: number
+  /** How long each successor may take to be ready (default: the constructor's readyTimeoutMs). */
+  readyTimeoutMs?: number
 }
 
 // The options Supervisor and superviseWorkers share (tsc checks each full list against its interface).
@@ -134,7 +157,7 @@ const SUPERVISOR_OPTIONS = optionNames<SupervisorOptions>({
   onGiveUp: true,
 })
 const STOP_OPTIONS = optionNames<SupervisorStopOptions>({ drainTimeoutMs: true, killGraceMs: true })
-const RELOAD_OPTIONS = optionNames<ReloadOptions>({ maxSurge: true })
+const RELOAD_OPTIONS = optionNames<ReloadOptions>({ maxSurge: true, readyTimeoutMs: true })
 
 const DEFAULTS = {
   instances: 1,
@@ -259,14 +282,21 @@ export class Supervisor {
   reload(options: ReloadOptions = {}): Promise<void> {
     checkOptions(options, RELOAD_OPTIONS, "supervisor.reload")
     let surge: number
+    let readyMs: number
     try {
       surge = checkNumber(options.maxSurge, { what: "maxSurge", where: "supervisor.reload", min: 1, dflt: 1 })
+      readyMs = checkNumber(options.readyTimeoutMs, {
+        what: "readyTimeoutMs",
+        where: "supervisor.reload",
+        dflt: this.opts.readyTimeoutMs,
+      })
     } catch (e) {
       return Promise.reject(e)
     }
     return this.queue(async () => {
       const todo = [...this.instances]
-      while (todo.length > 0) await Promise.all(todo.splice(0, surge).map((inst) => this.replace(inst, "reload")))
+      while (todo.length > 0)
+        await Promise.all(todo.splice(0, surge).map((inst) => this.replace(inst, "reload", readyMs)))
     })
   }
 
@@ -274,7 +304,7 @@ export class Supervisor {
   recycle(index: number): Promise<void> {
     const inst = this.instances[index]
     if (!inst) return Promise.reject(new RangeError(`recycle: no instance ${index}`))
-    return this.queue(() => this.replace(inst, "recycle"))
+    return this.queue(() => this.replace(inst, "recycle", this.opts.readyTimeoutMs))
   }
 
   /** Grows or shrinks the pool to `n` instances: new ones start, the highest ones are retired (drained first). */
@@ -336,7 +366,7 @@ export class Supervisor {
   }
 
   /** Surge-first: a successor for `inst`, ready before the old process is retired. */
-  private async replace(inst: SupervisedInstance, cause: "reload" | "recycle"): Promise<void> {
+  private async replace(inst: SupervisedInstance, cause: "reload" | "recycle", readyMs: number): Promise<void> {
     const old = inst.proc
     if (!old) {
       // down or waiting out a backoff: a fresh process is all there is to do
@@ -349,12 +379,13 @@ export class Supervisor {
     try {
       const successor = this.launch(inst)
       try {
-        await this.readyOrExit(successor)
+        await this.readyOrExit(successor, inst.index, readyMs)
+        // stop() came while the successor got ready: it must not be adopted by a stopping pool
+        if (this._state !== "running" && this._state !== "failed")
+          throw new Error(`was ready after the pool ${this._state}`)
       } catch (e) {
         this.end(successor, "stop", "SIGKILL")
-        throw new SupervisorError(
-          `${cause}: instance ${inst.index}'s successor (pid ${successor.pid}) ${(e as Error).message}; the old process (pid ${old.pid}) keeps serving`,
-        )
+        throw new ReplaceError(cause, inst.index, old.pid, successor.pid, (e as Error).message)
       }
       if (inst.proc === old || inst.proc === null) this.adopt(inst, successor)
       this.replacements[cause]++
@@ -365,15 +396,20 @@ export class Supervisor {
     await this.retireProc(old, cause, this.opts.killGraceMs)
   }
 
-  private async readyOrExit(proc: Proc): Promise<void> {
+  private async readyOrExit(proc: Proc, index: number, readyMs: number): Promise<void> {
     const exited = proc.exited.then(() => {
       throw new Error(`exited (${describeProc(proc)}) before it was ready`)
     })
-    const ready = this.opts.ready ? Promise.resolve(this.opts.ready(proc.pid)) : Promise.resolve()
-    const timeout = sleep(this.opts.readyTimeoutMs).then(() => {
-      throw new Error(`was not ready within ${this.opts.readyTimeoutMs} ms (readyTimeoutMs)`)
+    const ready = this.opts.ready ? Promise.resolve(this.opts.ready(proc.pid, { proc, index })) : Promise.resolve()
+    let timer: LongTimer | undefined
+    const timeout = new Promise<never>((_, reject) => {
+      timer = longTimeout(() => reject(new Error(`was not ready within ${readyMs} ms (readyTimeoutMs)`)), readyMs)
     })
-    await Promise.race([ready, exited, timeout])
+    try {
+      await Promise.race([ready, exited, timeout])
+    } finally {
+      timer?.clear()
+    }
   }
 
   /** Retires a process asked to end: drained (retire, bounded by drainTimeoutMs), then SIGTERM, SIGKILL after `graceMs`. */
@@ -550,33 +586,4 @@ function describeExit(e: ExitInfo | null): string {
 
 function stripUndefined<T extends object>(o: T): T {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T
-}
-
-/** Splits a command line into argv: whitespace separates, single or double quotes group, backslash escapes. */
-export function splitCommand(line: string): string[] {
-  const out: string[] = []
-  let cur = ""
-  let quote: string | null = null
-  let has = false
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i]!
-    if (quote) {
-      if (c === quote) quote = null
-      else if (c === "\\" && quote === '"' && i + 1 < line.length) cur += line[++i]
-      else cur += c
-    } else if (c === "'" || c === '"') {
-      quote = c
-      has = true
-    } else if (c === "\\" && i + 1 < line.length) {
-      cur += line[++i]
-      has = true
-    } else if (/\s/.test(c)) {
-      if (has || cur) out.push(cur)
-      cur = ""
-      has = false
-    } else cur += c
-  }
-  if (quote) throw new TypeError(`unterminated ${quote} quote in command: ${line}`)
-  if (has || cur) out.push(cur)
-  return out
 }

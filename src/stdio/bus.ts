@@ -10,6 +10,7 @@ import { MAX_TIMER_MS, type SupervisedInstance, checkNumber, checkOptions, madeB
 import { ago, section, STATUS, type StatusSection } from "../kit/index.ts"
 import { Clients } from "./clients.ts"
 import { loadConfig, type LimitsConfig, type StdioBusConfig, type StdioBusConfigInput } from "./config.ts"
+import { ReloadError } from "./errors.ts"
 import { Handshakes } from "./handshakes.ts"
 import { Lifecycle } from "./lifecycle.ts"
 import { StdioListener, type ListenOptions } from "./listener.ts"
@@ -24,6 +25,7 @@ import type {
   PoolStats,
   StdioBusEvents,
   StdioBusStats,
+  StdioReloadOptions,
   StdioRequestOptions,
   StdioStopOptions,
 } from "./types.ts"
@@ -32,6 +34,7 @@ const FACTORY = Symbol("StdioBus.fromConfig")
 const REQUEST_OPTIONS = optionNames<StdioRequestOptions>({ sessionId: true, pool: true, timeoutMs: true, signal: true })
 const NOTIFY_OPTIONS = optionNames<Omit<StdioRequestOptions, "timeoutMs" | "signal">>({ sessionId: true, pool: true })
 const STOP_OPTIONS = optionNames<StdioStopOptions>({ timeoutMs: true, killAfterMs: true })
+const RELOAD_OPTIONS = optionNames<StdioReloadOptions>({ maxSurge: true, readyTimeoutMs: true })
 
 export class StdioBus {
   readonly config: StdioBusConfig
@@ -59,8 +62,8 @@ export class StdioBus {
       this.lifecycle,
     )
     this.books = new Books(this.router)
-    this.workers = new Workers(this.router, this.books, this.lifecycle, config.limits)
     this.handshakes = new Handshakes(this.books, this.router)
+    this.workers = new Workers(this.router, this.books, this.handshakes, this.lifecycle, config.limits)
     this.clients = new Clients(this.router, this.books, this.handshakes, this.lifecycle, config.limits)
   }
 
@@ -132,6 +135,21 @@ export class StdioBus {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop()
+  }
+
+  /**
+   * Replaces every instance of `pool` (default: every pool, one after another) surge-first: a successor starts, is
+   * ready (the pool's `ready` check, then its sessions' handshakes replayed), takes the instance's sessions and new
+   * messages, and the old process drains and stops. Rejects with ReloadError (the rest keep serving) when a
+   * successor is not ready within `readyTimeoutMs` or exits first. Never counted as a crash.
+   */
+  async reload(pool?: string, options: StdioReloadOptions = {}): Promise<void> {
+    checkOptions(options, RELOAD_OPTIONS, "stdio bus.reload")
+    this.lifecycle.assertRunning("reload()")
+    const pools = pool === undefined ? [...this.router.pools.values()] : [this.router.pools.get(pool)]
+    if (!pools[0])
+      throw new ReloadError(String(pool), -1, `no such pool; pools: ${[...this.router.pools.keys()].join(", ")}`)
+    for (const p of pools) await this.workers.reload(p!, options)
   }
 
   /** Sends a JSON-RPC request to a worker; resolves with its result, rejects with JsonRpcError, TimeoutError, WorkerGoneError, … */

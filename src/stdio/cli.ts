@@ -16,7 +16,8 @@ const USAGE = `usage: slotbus stdio --config bus.json [--listen unix:/tmp/bus.so
 
 The first form runs the pools of a stdio_bus configuration file. With --listen it serves NDJSON clients on
 each address; without, its own stdin/stdout are the client. Worker stderr and lifecycle go to stderr.
-With --status it serves its live view there (pools, worker processes, restarts): open the tcp address in a
+SIGHUP replaces every worker surge-first, each once its successor answered a ping (a deploy; see
+"Reload" in src/stdio/README.md). With --status it serves its live view there (pools, worker processes, restarts): open the tcp address in a
 browser, or run \`slotbus status <address>\` (http://host:port, or unix:/path).
 The second form speaks stdio on one side and the listener on the other.
 A TCP listener writes a token to a file only this user can read (--token-file; default
@@ -62,6 +63,7 @@ async function serve(argv: string[]): Promise<number> {
   bus.on("worker-exit", (e) => say(`${e.pool}#${e.instance} pid ${e.pid} exited (${e.signal ?? `code ${e.code}`})`))
   bus.on("worker-restart", (e) => say(`${e.pool}#${e.instance} restarting in ${e.delayMs} ms`))
   bus.on("pool-failed", (e) => say(`pool ${e.pool} FAILED: ${e.reason}`))
+  bus.on("worker-replaced", (e) => say(`${e.pool}#${e.instance} pid ${e.pid} replaced by pid ${e.successor}`))
   await bus.start()
   let status: StatusServer | undefined
   if (statusAt) {
@@ -79,6 +81,15 @@ async function serve(argv: string[]): Promise<number> {
   const { promise: done, resolve: finish } = Promise.withResolvers<void>()
   process.once("SIGINT", () => finish())
   process.once("SIGTERM", () => finish())
+  // SIGHUP (systemctl reload): every pool's workers replaced surge-first, each once its successor is ready
+  const reload = () => {
+    say("SIGHUP: reloading the workers")
+    bus.reload().then(
+      () => say(`reloaded ${bus.workerCount} workers`),
+      (e: Error) => process.stderr.write(`[slotbus stdio] reload failed: ${e.message}\n`),
+    )
+  }
+  process.on("SIGHUP", reload)
   if (values.listen?.length) {
     for (const spec of values.listen) {
       const l = await bus.listen(spec, { tokenFile: values["token-file"] })
@@ -106,6 +117,7 @@ async function serve(argv: string[]): Promise<number> {
     })()
   }
   await done
+  process.off("SIGHUP", reload)
   await status?.stop()
   await bus.stop()
   return 0

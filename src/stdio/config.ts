@@ -19,6 +19,11 @@ export interface PoolConfig {
   cancel: CancelProtocol
   /** "replay": each session's MCP handshake is sent again to a restarted worker before its next message (extension; default "none"). */
   initialize: InitializeReplay
+  /**
+   * When a reload's successor counts as ready (extension; default "ping"): "ping" once it answered a JSON-RPC `ping`
+   * request (any answer, an error too); "spawned" as soon as it is spawned with its pipes open.
+   */
+  ready: ReadyCheck
 }
 
 /** "mcp": notifications/cancelled { requestId, reason }; "lsp": $/cancelRequest { id }; "none": nothing. */
@@ -26,6 +31,8 @@ export type CancelProtocol = "mcp" | "lsp" | "none"
 const CANCEL_PROTOCOLS: readonly CancelProtocol[] = ["mcp", "lsp", "none"]
 export type InitializeReplay = "replay" | "none"
 const INITIALIZE_REPLAYS: readonly InitializeReplay[] = ["replay", "none"]
+export type ReadyCheck = "ping" | "spawned"
+const READY_CHECKS: readonly ReadyCheck[] = ["ping", "spawned"]
 
 export interface LimitsConfig {
   /** Longest line (bytes) a worker or client may send; a worker going past it is killed and restarted. */
@@ -48,11 +55,12 @@ export interface StdioBusConfig {
 
 /** What a config file or object may leave out. */
 export interface StdioBusConfigInput {
-  pools: (Omit<PoolConfig, "args" | "instances" | "cancel" | "initialize"> & {
+  pools: (Omit<PoolConfig, "args" | "instances" | "cancel" | "initialize" | "ready"> & {
     args?: string[]
     instances?: number
     cancel?: CancelProtocol
     initialize?: InitializeReplay
+    ready?: ReadyCheck
   })[]
   limits?: Partial<LimitsConfig>
 }
@@ -81,6 +89,7 @@ const POOL_SETTINGS = optionNames<PoolConfig>({
   env: true,
   cancel: true,
   initialize: true,
+  ready: true,
 })
 const LIMITS: ReadonlySet<string> = new Set(Object.keys(DEFAULT_LIMITS))
 
@@ -148,6 +157,9 @@ export function loadConfig(source: string | StdioBusConfigInput): StdioBusConfig
     const initialize = p.initialize ?? "none"
     if (!INITIALIZE_REPLAYS.includes(initialize as InitializeReplay))
       fail(`${at}.initialize`, `must be "replay" or "none", got ${JSON.stringify(initialize)}`)
+    const ready = p.ready ?? "ping"
+    if (!READY_CHECKS.includes(ready as ReadyCheck))
+      fail(`${at}.ready`, `must be "ping" or "spawned", got ${JSON.stringify(ready)}`)
     return {
       id,
       command: p.command as string,
@@ -157,6 +169,7 @@ export function loadConfig(source: string | StdioBusConfigInput): StdioBusConfig
       env: p.env as Record<string, string> | undefined,
       cancel: cancel as CancelProtocol,
       initialize: initialize as InitializeReplay,
+      ready: ready as ReadyCheck,
     }
   })
   const limitsIn = raw.limits ?? {}

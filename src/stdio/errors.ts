@@ -43,6 +43,22 @@ export function poolFailed(pool: string, reason: string): PoolFailedError {
   return new PoolFailedError(`pool "${pool}" failed: ${reason}; fix the worker and start the bus again`, pool, reason)
 }
 
+/**
+ * `bus.reload()` stopped: a successor was not ready (it exited, did not answer its ready check in time, or the bus
+ * stopped). The instances not yet replaced keep serving with their old processes.
+ */
+export class ReloadError extends SlotBusError {
+  constructor(
+    readonly pool: string,
+    /** The instance whose successor failed, or -1 when the reload could not start. */
+    readonly instance: number,
+    readonly reason: string,
+    options?: ErrorOptions,
+  ) {
+    super(`reload of pool "${pool}" stopped: ${reason}`, options)
+  }
+}
+
 /** A pool's command could not be spawned at all (missing program, bad cwd). */
 export class SpawnError extends SlotBusError {}
 

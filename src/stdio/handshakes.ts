@@ -66,8 +66,14 @@ export class Handshakes {
   /** Sends a session's initialize (its answer swallowed) and, if the session had sent it, notifications/initialized. */
   private async replay(h: Handshake, instance: Instance): Promise<void> {
     const generation = instance.generation
+    await this.send(h.params, h.initialized, instance)
+    h.instance = instance
+    h.generation = generation
+  }
+
+  private async send(params: unknown, initialized: boolean, instance: Instance): Promise<void> {
     try {
-      await this.books.requestOn(instance, "initialize", h.params, REPLAY_TIMEOUT_MS)
+      await this.books.requestOn(instance, "initialize", params, REPLAY_TIMEOUT_MS)
     } catch (e) {
       if (!(e instanceof JsonRpcError)) throw e
       this.router.log(
@@ -77,9 +83,31 @@ export class Handshakes {
         `the replayed initialize was refused (${e.message}); the session's messages go on to the worker`,
       )
     }
-    if (h.initialized) await instance.out.write(INITIALIZED_LINE)
-    h.instance = instance
-    h.generation = generation
+    if (initialized) await instance.out.write(INITIALIZED_LINE)
+  }
+
+  /**
+   * A reload's successor `to` gets the handshakes of the sessions in `keys` (those pinned to the instance it
+   * replaces), answered before it counts as ready. The function it resolves with, called once the sessions moved to
+   * `to`, marks them seen there; one the session redid meanwhile is replayed as usual on its next message.
+   */
+  async prepare(keys: Iterable<string>, to: Instance): Promise<() => void> {
+    const sent: { h: Handshake; params: unknown; initialized: boolean }[] = []
+    for (const key of [...keys]) {
+      const h = this.bySession.get(key)
+      if (!h) continue
+      const { params, initialized } = h
+      await this.send(params, initialized, to)
+      sent.push({ h, params, initialized })
+    }
+    const generation = to.generation
+    return () => {
+      for (const { h, params, initialized } of sent)
+        if (h.params === params && h.initialized === initialized) {
+          h.instance = to
+          h.generation = generation
+        }
+    }
   }
 
   /** Notes a message a session sends to `instance`, if it is part of the handshake. */

@@ -12,6 +12,7 @@ export type {
   RawJSON,
   StdioBusEvents,
   StdioBusStats,
+  StdioReloadOptions,
   StdioRequestOptions,
   StdioStopOptions,
 } from "./types.ts"
@@ -20,6 +21,7 @@ export type {
   CancelProtocol,
   InitializeReplay,
   LimitsConfig,
+  ReadyCheck,
   PoolConfig,
   StdioBusConfig,
   StdioBusConfigInput,
@@ -29,6 +31,7 @@ export {
   BusErrorCode,
   InvalidStateError,
   JsonRpcError,
+  ReloadError,
   SpawnError,
   StdioConfigError,
 } from "./errors.ts"

@@ -74,6 +74,8 @@ export class Instance {
 
 export class Pool {
   readonly instances: Instance[]
+  /** Instances a reload replaced, draining until their process exits (no new message is routed to them). */
+  readonly retiring = new Set<Instance>()
   private sup: Supervisor | null = null
   private failedWith: string | null = null
   /** Where the least-busy search starts next, so equal instances share the load. */
@@ -83,9 +85,22 @@ export class Pool {
   constructor(
     readonly config: PoolConfig,
     readonly index: number,
-    limits: LimitsConfig,
+    private readonly limits: LimitsConfig,
   ) {
     this.instances = Array.from({ length: config.instances }, (_, i) => new Instance(this, i, limits))
+  }
+
+  /** A fresh slot for a reload's successor of instance `index`; routed to only once it takes the index (promote). */
+  successor(index: number): Instance {
+    return new Instance(this, index, this.limits)
+  }
+
+  /** `next` takes its index: messages go to it from now on; the instance it replaces drains (retiring) until it exits. */
+  promote(next: Instance): Instance {
+    const old = this.instances[next.index]!
+    this.instances[next.index] = next
+    if (old.live) this.retiring.add(old)
+    return old
   }
 
   /** The Supervisor running its processes; null while the bus is stopped. */

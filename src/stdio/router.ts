@@ -139,6 +139,17 @@ export class Router {
     }
   }
 
+  /** A reload replaced `from` with `to`: the sessions pinned to `from` are pinned to `to`, with their owners. */
+  movePins(from: Instance, to: Instance): void {
+    for (const key of from.sessions) {
+      const pin = this.sessions.get(key)
+      if (!pin) continue
+      pin.instance = to
+      to.sessions.add(key)
+    }
+    from.sessions.clear()
+  }
+
   /** A socket client has left: its pins go, and none is made for it from now on. */
   leave(owner: BusClient): void {
     this.left.add(owner)

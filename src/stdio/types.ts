@@ -44,6 +44,13 @@ export interface StdioStopOptions {
   killAfterMs?: number
 }
 
+export interface StdioReloadOptions {
+  /** Instances replaced at once (default 1). */
+  maxSurge?: number
+  /** How long each successor may take to be ready (default 30 000). */
+  readyTimeoutMs?: number
+}
+
 export interface InstanceStats {
   index: number
   pid: number
@@ -96,6 +103,8 @@ export interface StdioBusStats {
 
 export interface StdioBusEvents {
   "worker-start": [{ pool: string; instance: number; pid: number }]
+  /** A reload replaced an instance's process: `pid` drains and stops, `successor` serves from now on. */
+  "worker-replaced": [{ pool: string; instance: number; pid: number; successor: number }]
   "worker-exit": [
     { pool: string; instance: number; pid: number; code: number | null; signal: string | null; expected: boolean },
   ]

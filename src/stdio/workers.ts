@@ -3,16 +3,19 @@
 // StdioBus owns (bus.ts): it routes what workers send through the Router and settles requests in the Books.
 import type { Subprocess } from "bun"
 import { BusClosedError, WorkerGoneError } from "../core/index.ts"
-import { Supervisor } from "../kit/index.ts"
+import { ReplaceError, sleep, Supervisor, SupervisorError } from "../kit/index.ts"
 import type { LimitsConfig } from "./config.ts"
-import { JsonRpcError, poolFailed, SpawnError } from "./errors.ts"
+import { JsonRpcError, poolFailed, ReloadError, SpawnError } from "./errors.ts"
+import type { Handshakes } from "./handshakes.ts"
 import { parseMessage } from "./jsonrpc.ts"
 import type { LifecycleView } from "./lifecycle.ts"
 import { LineSplitter } from "./lines.ts"
 import type { Instance, Pool } from "./pool.ts"
 import type { Books } from "./books.ts"
 import type { Router } from "./router.ts"
-import type { JsonRpcMessage, LogLevel } from "./types.ts"
+import type { JsonRpcMessage, LogLevel, StdioReloadOptions } from "./types.ts"
+
+type WorkerProc = Subprocess<"pipe", "pipe", "pipe">
 
 /** How long a dead worker's stdout may still be read for answers it wrote before dying. */
 const EXIT_READ_MS = 1000
@@ -21,10 +24,15 @@ export class Workers {
   private readonly counts = { messagesIn: 0, bytesIn: 0, oversizeKills: 0, lateResponses: 0 }
   /** Restarts counted by the supervisors of earlier runs (a supervisor is let go when the bus stops). */
   private restartsBefore = 0
+  /** Every running process's instance (a reload's successor and the instance it replaced included), by pid. */
+  private readonly byPid = new Map<number, Instance>()
+  /** Reload successors getting ready: their instance, and what marks the replayed handshakes seen once promoted. */
+  private readonly surging = new Map<WorkerProc, { next: Instance; commit: (() => void) | null }>()
 
   constructor(
     private readonly router: Router,
     private readonly books: Books,
+    private readonly handshakes: Handshakes,
     private readonly lifecycle: LifecycleView,
     private readonly limits: LimitsConfig,
   ) {}
@@ -69,8 +77,30 @@ export class Workers {
   /** SIGTERM, then SIGKILL after `killMs`; resolves once every process's unanswered requests have been answered. */
   async stop(killMs: number): Promise<void> {
     const pools = [...this.router.pools.values()]
+    // A reload under way stops: its successors are not ready and never will be.
+    for (const proc of this.surging.keys()) proc.kill("SIGKILL")
+    const others = [...pools.flatMap((p) => [...p.retiring]), ...[...this.surging.values()].map((s) => s.next)]
     await Promise.all(pools.map((p) => p.supervisor?.stop({ drainTimeoutMs: 0, killGraceMs: killMs })))
-    await Promise.all(pools.flatMap((p) => p.instances.map((i) => i.settled)))
+    await Promise.all(others.map((i) => i.proc?.exited))
+    await Promise.all([...pools.flatMap((p) => p.instances), ...others].map((i) => i.settled))
+  }
+
+  /**
+   * Replaces every instance of `pool` surge-first (the Supervisor's reload): each successor is started and must be
+   * ready (its pool's `ready` check, then the replayed handshakes of the sessions it takes over) before it takes the
+   * instance's index; then the old process drains (nothing new is routed to it, its requests are answered) and is
+   * stopped. Rejects with ReloadError when a successor is not ready; the instances not replaced keep serving.
+   */
+  async reload(pool: Pool, options: StdioReloadOptions): Promise<void> {
+    const sup = pool.supervisor
+    if (!sup) throw new ReloadError(pool.config.id, -1, "the bus is not running")
+    try {
+      await sup.reload(options)
+    } catch (e) {
+      if (e instanceof ReplaceError) throw new ReloadError(pool.config.id, e.index, e.message, { cause: e })
+      if (e instanceof SupervisorError) throw new ReloadError(pool.config.id, -1, e.message, { cause: e })
+      throw e
+    }
   }
 
   /** The bus has stopped: each pool's supervisor is let go (its restarts kept), its waiters told. */
@@ -94,29 +124,80 @@ export class Workers {
       maxRestarts: this.limits.max_restarts,
       restartWindowMs: Math.round(this.limits.restart_window_sec * 1000),
       onGiveUp: "stop-all", // a failed stdio pool refuses every request (PoolFailedError) until start() again
+      drainTimeoutMs: Math.min(this.limits.drain_timeout_sec * 1000, 2 ** 31 - 1), // how long a replaced worker drains
+      ready: (_pid, s) => this.successorReady(pool, s.proc as WorkerProc, s.index),
+      retire: (pid) => this.drained(pid),
     })
     const id = pool.config.id
     sup.on("start", (s) => {
-      const instance = pool.instances[s.index]!
-      const proc = s.proc as Subprocess<"pipe", "pipe", "pipe">
-      instance.proc = proc
-      instance.generation++
-      instance.out.attach(proc.stdin)
-      instance.reading = this.readStdout(instance, proc)
-      void this.readStderr(instance, proc)
-      this.router.emit("worker-start", { pool: id, instance: s.index, pid: proc.pid })
+      const proc = s.proc as WorkerProc
+      const surge = this.surging.get(proc)
+      if (surge) {
+        // a reload's successor, ready: it takes the index and the sessions of the instance it replaces
+        this.surging.delete(proc)
+        const old = pool.promote(surge.next)
+        this.router.movePins(old, surge.next)
+        surge.commit?.()
+        return pool.wakeWaiters()
+      }
+      this.attach(pool.instances[s.index]!, proc)
       pool.wakeWaiters()
     })
     sup.on("exit", (s, info) => {
-      this.workerGone(pool.instances[s.index]!, info.expected)
+      const instance = this.byPid.get(info.pid)
+      if (!instance) return
+      this.byPid.delete(info.pid)
+      this.workerGone(instance, info.expected)
+      if (pool.retiring.has(instance)) void instance.settled.then(() => pool.retiring.delete(instance))
       this.router.emit("worker-exit", { pool: id, instance: s.index, ...info })
     })
+    sup.on("replaced", (s, r) =>
+      this.router.emit("worker-replaced", { pool: id, instance: s.index, pid: r.pid, successor: r.successor }),
+    )
     sup.on("restart", (s, r) => this.router.emit("worker-restart", { pool: id, instance: s.index, delayMs: r.delayMs }))
     sup.on("failed", (f) => {
       pool.fail(f.reason)
       this.router.emit("pool-failed", { pool: id, reason: f.reason })
     })
     return sup
+  }
+
+  /** `proc` serves `instance` from now on: its stdin is the outbox, its stdout and stderr are read. */
+  private attach(instance: Instance, proc: WorkerProc): void {
+    instance.proc = proc
+    instance.generation++
+    instance.out.attach(proc.stdin)
+    instance.reading = this.readStdout(instance, proc)
+    void this.readStderr(instance, proc)
+    this.byPid.set(proc.pid, instance)
+    this.router.emit("worker-start", { pool: instance.pool.config.id, instance: instance.index, pid: proc.pid })
+  }
+
+  /**
+   * A reload's successor is ready: with `ready: "ping"` it answered a `ping` request (any answer: it reads its stdin
+   * and writes its stdout); with `initialize: "replay"` it then answered the replayed initialize of every session
+   * pinned to the instance it replaces. Nothing else is routed to it before it is promoted.
+   */
+  private async successorReady(pool: Pool, proc: WorkerProc, index: number): Promise<void> {
+    const next = pool.successor(index)
+    const surge = { next, commit: null as (() => void) | null }
+    this.surging.set(proc, surge)
+    this.attach(next, proc)
+    if (this.lifecycle.state !== "running") throw new Error("was started while the bus stopped")
+    if (pool.config.ready === "ping")
+      try {
+        await this.books.requestOn(next, "ping", undefined, Infinity)
+      } catch (e) {
+        if (!(e instanceof JsonRpcError)) throw e // an error answer is an answer
+      }
+    if (pool.config.initialize === "replay")
+      surge.commit = await this.handshakes.prepare(pool.instances[index]!.sessions, next)
+  }
+
+  /** Resolves once the replaced process `pid` holds no request (bounded by drain_timeout_sec by the Supervisor). */
+  private async drained(pid: number): Promise<void> {
+    const instance = this.byPid.get(pid)
+    while (instance?.live && instance.inFlight > 0 && this.lifecycle.state === "running") await sleep(5)
   }
 
   // ── reading from workers ──────────────────────────────────────────────────────────────────────────────
@@ -150,7 +231,7 @@ export class Workers {
     })
   }
 
-  private async readStdout(instance: Instance, proc: Subprocess<"pipe", "pipe", "pipe">): Promise<void> {
+  private async readStdout(instance: Instance, proc: WorkerProc): Promise<void> {
     const pool = instance.pool
     const splitter = new LineSplitter(this.limits.max_input_buffer, (line) => this.fromWorker(instance, line))
     try {
@@ -173,7 +254,7 @@ export class Workers {
     }
   }
 
-  private async readStderr(instance: Instance, proc: Subprocess<"pipe", "pipe", "pipe">): Promise<void> {
+  private async readStderr(instance: Instance, proc: WorkerProc): Promise<void> {
     const max = this.limits.max_input_buffer
     let rest = ""
     const decoder = new TextDecoder()

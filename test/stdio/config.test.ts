@@ -9,7 +9,9 @@ const pool = { id: "p", command: "bun", args: ["w.ts"], instances: 2 }
 describe("stdio bus configuration", () => {
   test("an object in stdio_bus's form is taken as is, with every missing limit set to its documented default", () => {
     const c = loadConfig({ pools: [pool], limits: { max_restarts: 3 } })
-    expect(c.pools).toEqual([{ ...pool, cwd: undefined, env: undefined, cancel: "mcp", initialize: "none" }])
+    expect(c.pools).toEqual([
+      { ...pool, cwd: undefined, env: undefined, cancel: "mcp", initialize: "none", ready: "ping" },
+    ])
     expect(c.limits).toEqual({ ...DEFAULT_LIMITS, max_restarts: 3 })
     expect(DEFAULT_LIMITS).toEqual({
       max_input_buffer: 1048576,

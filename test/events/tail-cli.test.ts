@@ -1,0 +1,115 @@
+// `slotbus tail <topic> [filter]` in its own process, fed by a publisher in a third one; this test process holds the
+// topic open (an app that serves no status).
+import { afterEach, describe, expect, test } from "bun:test"
+import { join } from "node:path"
+import { Topic } from "../../src/events/index.ts"
+import { run, spawn, stopAll, until, type Child } from "../support/helpers.ts"
+
+const SLOTBUS = join(import.meta.dir, "..", "..", "bin", "slotbus.ts")
+const EVENTS = join(import.meta.dir, "..", "..", "src", "events", "index.ts")
+
+const topics: Topic[] = []
+afterEach(async () => {
+  await stopAll()
+  for (const t of topics.splice(0)) await t.close()
+})
+
+const fresh = () => `tail-${process.pid}-${Math.random().toString(36).slice(2, 8)}`
+
+async function holder(name: string, capacity?: number): Promise<Topic> {
+  const t = await Topic.open(name, capacity ? { capacity } : {})
+  topics.push(t)
+  return t
+}
+
+async function tail(args: string[]): Promise<Child> {
+  const c = spawn([process.execPath, SLOTBUS, "tail", ...args])
+  await until(() => c.stderr.includes("following"), "the tail to subscribe", 20_000)
+  return c
+}
+
+/** Runs `code` (with `topic` open) in a process of its own: the third process, the publisher. */
+function publisher(name: string, code: string) {
+  const script = `import { Topic } from ${JSON.stringify(EVENTS)}
+const topic = await Topic.open(${JSON.stringify(name)})
+${code}
+await topic.close()`
+  return run([process.execPath, "-e", script], { timeoutMs: 60_000 })
+}
+
+describe("slotbus tail", () => {
+  test("prints what a publisher in a third process publishes, with the topic's filter: a type prefix and a routing key", async () => {
+    const name = fresh()
+    await holder(name)
+    const t = await tail([name, "job.*", "user=u1"])
+    const pub = await publisher(
+      name,
+      `topic.publish({ type: "job.done", routing: { user: "u1" }, data: { n: 1 } })
+topic.publish({ type: "job.done", routing: { user: "u2" }, data: "not for this tail" })
+topic.publish({ type: "other.thing", routing: { user: "u1" }, data: "not for this tail either" })
+topic.publish({ type: "job.blob", routing: { user: "u1", region: "eu" }, data: new Uint8Array([0, 1, 2, 255]) })
+topic.publish({ type: "job.text", routing: { user: "u1" }, data: "two\\nlines" })`,
+    )
+    expect(pub.code).toBe(0)
+    await until(() => t.lines.length >= 3, "three events printed")
+    t.signal("SIGINT")
+    expect(await t.exited).toBe(0)
+    expect(t.lines).toHaveLength(3)
+    expect(t.lines[0]).toMatch(/^\d\d:\d\d:\d\d\.\d{3} #\d+ job\.done user=u1 \{"n":1\}$/)
+    expect(t.lines[1]).toMatch(/ job\.blob (user=u1 region=eu|region=eu user=u1) <4 bytes: 000102ff>$/)
+    expect(t.lines[2]).toMatch(/ job\.text user=u1 two\\nlines$/)
+    expect(t.output).not.toContain("not for this tail")
+  })
+
+  test("--json prints one JSON object per event: text when printable, base64 when not", async () => {
+    const name = fresh()
+    await holder(name)
+    const t = await tail([name, "--json"])
+    await publisher(
+      name,
+      `topic.publish({ type: "a", routing: { k: "v" }, data: "hi" })
+topic.publish({ type: "b", data: new Uint8Array([255, 0]) })`,
+    )
+    await until(() => t.lines.length >= 2, "two events printed")
+    t.signal("SIGTERM")
+    expect(await t.exited).toBe(0)
+    const [a, b] = t.lines.map((l) => JSON.parse(l))
+    expect(a).toMatchObject({ type: "a", routing: { k: "v" }, bytes: 2, text: "hi" })
+    expect(typeof a.time).toBe("string")
+    expect(b).toMatchObject({ type: "b", routing: {}, bytes: 2, base64: "/wA=" })
+  })
+
+  test("a tail that reads nothing never holds the publisher back: it is lapped, and says how many events it missed", async () => {
+    const name = fresh()
+    const topic = await holder(name, 64 * 1024)
+    const t = await tail([name, "--queue", "64"])
+    t.signal("SIGSTOP")
+    try {
+      // 4 MiB through a 64 KiB ring while the tail is stopped: the publisher finishes without waiting for it
+      const pub = await publisher(
+        name,
+        `for (let i = 0; i < 4096; i++) topic.publish({ type: "fill", data: "x".repeat(1000) })`,
+      )
+      expect(pub.code).toBe(0)
+      expect(topic.stats().subscribers.some((s) => s.pid === t.pid)).toBe(true)
+    } finally {
+      t.signal("SIGCONT")
+    }
+    await until(() => /fell behind: \d+ events missed/.test(t.stderr), "the tail to report what it missed")
+    t.signal("SIGTERM")
+    expect(await t.exited).toBe(0)
+    const missed = [...t.stderr.matchAll(/fell behind: (\d+) events missed/g)].reduce((n, m) => n + Number(m[1]), 0)
+    expect(missed + t.lines.length).toBeLessThanOrEqual(4096)
+    expect(missed).toBeGreaterThan(0)
+    // it left: its subscriber entry is gone from the topic
+    await until(() => !topic.stats().subscribers.some((s) => s.pid === t.pid), "the tail's entry to go")
+  }, 60_000)
+
+  test("a topic that is not open exits 1 saying so, and makes no topic", async () => {
+    const name = fresh()
+    const r = await run([process.execPath, SLOTBUS, "tail", name], { timeoutMs: 30_000 })
+    expect(r.code).toBe(1)
+    expect(r.stderr).toContain(`no topic named "${name}" is open on this host`)
+    await expect(Topic.open(name, { create: "never", timeoutMs: 200 })).rejects.toThrow()
+  })
+})
