@@ -368,7 +368,7 @@ export class Pump {
   private idle(workCount: number) {
     // Fruitless polling gives the CPU away now and then: if the peer shares this CPU, spinning only
     // delays its answer (costs ~0.2 µs when nobody else wants the CPU).
-    const crowded = this.isCrowded()
+    const crowded = workCount === 0 && this.isCrowded() // read only where it decides: spin, yield or park
     if (workCount === 0 && this.t.spinNs > 0 && !crowded && this.wanted()) {
       let t = now()
       const until = t + this.t.spinNs
