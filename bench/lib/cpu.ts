@@ -35,6 +35,26 @@ export function processCpuSeconds(pid: number): number {
   return sum
 }
 
+/** Minor page faults a process (all its threads) has taken so far (/proc/<pid>/stat), NaN once it ended. */
+export function processMinorFaults(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[7]) // minflt: field 10 of stat(5)
+  } catch {
+    return NaN
+  }
+}
+
+/** Minor page faults thread `tid` of process `pid` has taken so far, NaN once it ended. */
+export function taskMinorFaults(pid: number, tid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8")
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[7])
+  } catch {
+    return NaN
+  }
+}
+
 /** CPU seconds thread `tid` of process `pid` has used so far (a Worker thread, say); NaN once it ended. */
 export function taskCpuSeconds(pid: number, tid: number): number {
   try {

@@ -11,7 +11,7 @@
 // alone (render.ts in a loop in this process) is measured first, so each variant's overhead is read directly.
 import { join, resolve } from "node:path"
 import { killAll, spawn, type Child } from "../lib/child.ts"
-import { processCpuSeconds, taskCpuSeconds, threadCpuSeconds } from "../lib/cpu.ts"
+import { processCpuSeconds, processMinorFaults, taskCpuSeconds, taskMinorFaults, threadCpuSeconds } from "../lib/cpu.ts"
 import { hasWrk, httpLoad, type HttpCell, type HttpLoad } from "../lib/http-load.ts"
 import { busyWarnings, describeMachine, type Machine } from "../lib/machine.ts"
 import { median } from "../lib/samples.ts"
@@ -85,6 +85,8 @@ export interface VariantRow {
   p99ms: number
   /** CPU per request (ms): the front process (its Worker threads not counted), each worker (process or thread), all. */
   cpuMs: { front: number; workers: number[]; total: number }
+  /** Minor page faults per request: the front process (its Worker threads not counted), all workers together. */
+  faults: { front: number; workers: number }
   /** cpuMs.total less the work alone (WorkRow's page or thumbnail CPU): what the variant costs on top of the work. */
   overheadMs: number
   /** This variant's req/s and CPU per request ÷ the fetch proxy's; null without it. */
@@ -243,6 +245,8 @@ async function checkAnswers(t: Target): Promise<void> {
 interface Cpu {
   front: number
   workers: number[]
+  /** Minor page faults: the front (less its Worker threads), all workers. */
+  faults: { front: number; workers: number }
 }
 
 function cpuNow(t: Target): Cpu {
@@ -250,6 +254,15 @@ function cpuNow(t: Target): Cpu {
   return {
     front: processCpuSeconds(t.front.pid) - threads.reduce((a, b) => a + b, 0),
     workers: [...t.workers.map(processCpuSeconds), ...threads],
+    faults: faultsNow(t),
+  }
+}
+
+function faultsNow(t: Target): Cpu["faults"] {
+  const threads = t.threads.reduce((n, tid) => n + taskMinorFaults(t.front.pid, tid), 0)
+  return {
+    front: processMinorFaults(t.front.pid) - threads,
+    workers: t.workers.reduce((n, pid) => n + processMinorFaults(pid), 0) + threads,
   }
 }
 
@@ -272,6 +285,10 @@ async function measureRoute(t: Target, route: Route, o: Options, load: HttpLoad)
     cpu: {
       front: perReq(after.front - before.front),
       workers: after.workers.map((w, i) => perReq(w - before.workers[i]!)),
+      faults: {
+        front: (after.faults.front - before.faults.front) / Math.max(1, cell.count),
+        workers: (after.faults.workers - before.faults.workers) / Math.max(1, cell.count),
+      },
     },
   }
 }
@@ -345,6 +362,7 @@ function row(key: VariantKey, route: Route, ss: Sample[], work: WorkRow): Varian
     p50ms: med((s) => s.cell.p50) / 1000,
     p99ms: med((s) => s.cell.p99) / 1000,
     cpuMs: { front: med((s) => s.cpu.front), workers, total },
+    faults: { front: med((s) => s.cpu.faults.front), workers: med((s) => s.cpu.faults.workers) },
     overheadMs: total - (route === "page" ? work.pageCpuMs : work.thumbCpuMs),
     vsProxy: null,
   }
@@ -367,13 +385,13 @@ function print(head: MachineRow, work: WorkRow, rows: VariantRow[]) {
     `\nthe work alone: a page costs ${work.pageCpuMs.toFixed(2)} ms of CPU (${work.pageWallMs.toFixed(2)} ms wall; ${work.pages} rendered in a loop), ${kb(work.pageBytes.min)}–${kb(work.pageBytes.max)} (mean ${kb(work.pageBytes.mean)}); a thumbnail's ${work.thumbBytes / 1024 / 1024} MiB cost ${work.thumbCpuMs.toFixed(2)} ms to make`,
   )
   console.log(
-    "\n| route | variant | req/s | p50 ms | p99 ms | CPU ms/req: front | workers (each) | total | over the work | req/s ÷ proxy | CPU ÷ proxy |",
+    "\n| route | variant | req/s | p50 ms | p99 ms | CPU ms/req: front | workers (each) | total | over the work | req/s ÷ proxy | CPU ÷ proxy | faults/req: front, workers |",
   )
-  console.log("|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|")
+  console.log("|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---|")
   for (const x of rows) {
     const sum = x.cpuMs.workers.reduce((a, b) => a + b, 0)
     console.log(
-      `| ${x.route} | ${x.name} | ${f2(x.rps)} | ${f2(x.p50ms)} | ${f2(x.p99ms)} | ${f2(x.cpuMs.front)} | ${f2(sum)} (${x.cpuMs.workers.map(f2).join(" ")}) | ${f2(x.cpuMs.total)} | ${f2(x.overheadMs)} | ${x.vsProxy ? `${x.vsProxy.rps.toFixed(2)}×` : "—"} | ${x.vsProxy ? `${x.vsProxy.cpu.toFixed(2)}×` : "—"} |`,
+      `| ${x.route} | ${x.name} | ${f2(x.rps)} | ${f2(x.p50ms)} | ${f2(x.p99ms)} | ${f2(x.cpuMs.front)} | ${f2(sum)} (${x.cpuMs.workers.map(f2).join(" ")}) | ${f2(x.cpuMs.total)} | ${f2(x.overheadMs)} | ${x.vsProxy ? `${x.vsProxy.rps.toFixed(2)}×` : "—"} | ${x.vsProxy ? `${x.vsProxy.cpu.toFixed(2)}×` : "—"} | ${x.faults.front.toFixed(1)}, ${x.faults.workers.toFixed(1)} |`,
     )
   }
   console.log(

@@ -38,7 +38,12 @@ function leastBusy(busy: number[]): number {
 
 // SLOTBUS_REALWORK_IDLE=park|spin|adaptive: the idle strategy of the slotbus variants' hub and workers (default:
 // the library's), for docs/perf/real-work.md's runs.
-const idle = () => (process.env.SLOTBUS_REALWORK_IDLE || undefined) as "park" | undefined
+// A value starting with "{" is the object form, e.g. {"spinMicros":20,"parkAfterMs":1}: adaptive's tuning without
+// its parking on a crowded bus.
+const idle = () => {
+  const v = process.env.SLOTBUS_REALWORK_IDLE
+  return (v?.startsWith("{") ? JSON.parse(v) : v || undefined) as "park" | undefined
+}
 
 const pageId = (path: string) => /^\/page\/(\d+)$/.exec(path)?.[1]
 

@@ -12,7 +12,10 @@ export const api = { renderPage }
 export type RenderApi = typeof api
 
 const [role, bus, root] = process.argv.slice(2)
-const idle = () => (process.env.SLOTBUS_REALWORK_IDLE || undefined) as "park" | undefined // as front.ts
+const idle = () => {
+  const v = process.env.SLOTBUS_REALWORK_IDLE // as front.ts
+  return (v?.startsWith("{") ? JSON.parse(v) : v || undefined) as "park" | undefined
+}
 const lib = (): Promise<Core> => import(join(resolve(root ?? join(import.meta.dir, "../..")), "src/index.ts"))
 
 if (role === "rpc") {

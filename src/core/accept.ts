@@ -177,7 +177,13 @@ export class Acceptor {
         ),
     )
     this.links.add(link)
+    this.tellProcesses()
     this.d.join(link)
+  }
+
+  /** Every worker here hears how many processes on this host serve the bus now (its idle strategy reads it). */
+  private tellProcesses() {
+    for (const l of this.links) l.chan.tellProcesses(1 + this.links.size)
   }
 
   cutOff(link: SlotEndpoint, what: string) {
@@ -187,7 +193,9 @@ export class Acceptor {
   }
 
   drop(link: SlotEndpoint, err: Error) {
-    if (this.links.delete(link)) this.d.leave(link, err)
+    if (!this.links.delete(link)) return
+    this.tellProcesses()
+    this.d.leave(link, err)
   }
 
   /** The bus closed (`err`): every worker on this host is told and let go. */

@@ -133,15 +133,24 @@ export function encodeAnswer(arena: Uint8Array, req: SlotRequest, out: unknown, 
       if (req.lendsCopies) arena.set(req.replied.view, align8(headLen))
     } else {
       status = checkNumber(reply.status ?? 200, STATUS)
-      const body = toBytes(reply.body as BodyInit, "reply body")
       const strings = headerPairs(reply.headers)
-      if (align8(headLength(strings)) + body.length > arena.length)
-        throw new PayloadTooLargeError(
-          `reply of ${body.length} body bytes does not fit the slot arena (${arena.length} bytes); raise maxBodyBytes on the hub`,
-        )
-      headLen = writeHead(arena, strings)
-      arena.set(body, align8(headLen))
-      bodyLen = body.length
+      const at = align8(headLength(strings))
+      if (typeof reply.body === "string") {
+        // straight into the arena: no buffer of the UTF-8 made and dropped (its pages are what the kernel zeroes
+        // again and again once the allocator gave them back; docs/perf/real-work.md)
+        const text = reply.body
+        const { read, written } =
+          at <= arena.length ? encoder.encodeInto(text, arena.subarray(at)) : { read: -1, written: 0 }
+        if (read < text.length) throw tooLarge(Buffer.byteLength(text), arena.length)
+        headLen = writeHead(arena, strings)
+        bodyLen = written
+      } else {
+        const body = toBytes(reply.body as BodyInit, "reply body")
+        if (at + body.length > arena.length) throw tooLarge(body.length, arena.length)
+        headLen = writeHead(arena, strings)
+        arena.set(body, align8(headLen))
+        bodyLen = body.length
+      }
     }
   } catch (e) {
     ;({ headLen, bodyLen } = writeError(arena, e))
@@ -149,6 +158,13 @@ export function encodeAnswer(arena: Uint8Array, req: SlotRequest, out: unknown, 
   }
   return { status, flags, headLen, bodyLen }
 }
+
+const encoder = new TextEncoder()
+
+const tooLarge = (bytes: number, arena: number) =>
+  new PayloadTooLargeError(
+    `reply of ${bytes} body bytes does not fit the slot arena (${arena} bytes); raise maxBodyBytes on the hub`,
+  )
 
 const MAX_STACK_CHARS = 8192
 

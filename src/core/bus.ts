@@ -307,9 +307,15 @@ export class SlotBus {
       if (typeof method !== "string" || method === "" || method.includes("\0"))
         throw new TypeError(`a remote function's name is a non-empty string without NUL, got ${String(method)}`)
       const { verb, body } = encodeCall(method, args)
-      return this.submit(Kind.HTTP, { method: verb, path: method, body }, opts).then((res) =>
-        decodeReply(method, (res as SlotResponse).status, (res as SlotResponse).body),
-      )
+      // borrowed: the reply is decoded straight from the slot (no copy of it made and dropped), then the slot goes back
+      return this.submit(Kind.HTTP, { method: verb, path: method, body }, { ...opts, borrow: true }).then((res) => {
+        const r = res as BorrowedResponse
+        try {
+          return decodeReply(method, r.status, r.body)
+        } finally {
+          r.release()
+        }
+      })
     } catch (e) {
       return Promise.reject(e)
     }

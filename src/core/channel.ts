@@ -1,8 +1,14 @@
 // One side of one hub<->worker connection: the mapped region, its doorbell and the socket that tells of death.
 import { toArrayBuffer } from "bun:ffi"
 import { writeSync } from "node:fs"
+import { availableParallelism } from "node:os"
 import { native, type Chan, MSG_WORDS, CANCEL_SEQ_OFFSET } from "../native/ffi.ts"
 import type { Parking } from "./idle.ts"
+
+/** The region header's `bus processes` word (docs/PROTOCOL.md §2): line 0, offset 40. */
+const BUS_PROCESSES_OFFSET = 40
+/** CPUs this process may run on: more processes than this on one bus and a side that spins takes a handler's CPU. */
+const CPUS = availableParallelism()
 
 export class Channel implements Parking {
   readonly msg: Uint32Array
@@ -16,6 +22,7 @@ export class Channel implements Parking {
   private readonly arenasOff: number
   private readonly arenas: (Uint8Array | undefined)[]
   private readonly slotHeaders: Uint32Array
+  private readonly processes: Uint32Array
   private readers: { cancel(): Promise<void> }[] = []
   private open = true
   private holds = 0
@@ -29,6 +36,7 @@ export class Channel implements Parking {
     this.peerUid = native.sb_peer_uid(ptr)
     this.base = Number(native.sb_region(ptr))
     this.cancelSeq = new Uint32Array(toArrayBuffer(this.base as never, CANCEL_SEQ_OFFSET, 4))
+    this.processes = new Uint32Array(toArrayBuffer(this.base as never, BUS_PROCESSES_OFFSET, 4))
     this.arenasOff = native.sb_arena_offset(ptr, 0, 0) // docs/PROTOCOL.md §2: arenas follow, 2 per slot
     this.arenas = new Array(this.slotCount * 2)
     // docs/PROTOCOL.md §2: 64-byte slot headers at SLOTS = align64(1024 + 8·ring_size)
@@ -45,6 +53,21 @@ export class Channel implements Parking {
 
   get isOpen() {
     return this.open
+  }
+
+  /** The processes on this host serving the bus, hub included, as the hub last told (0: not told); 0 once closed. */
+  get busProcesses(): number {
+    return this.open ? this.processes[0]! : 0
+  }
+
+  /** The hub tells the worker how many processes on this host serve the bus (docs/PROTOCOL.md §2). */
+  tellProcesses(n: number) {
+    if (this.open) this.processes[0] = n
+  }
+
+  /** More processes serve the bus on this host than there are CPUs: a side that spins takes a handler's CPU. */
+  get crowded(): boolean {
+    return this.open && this.processes[0]! > CPUS
   }
 
   /** The request (response = 0) or response (1) arena of a slot, a view into shared memory. */

@@ -218,6 +218,11 @@ export interface PumpDuties {
    * and pays a wake-up for every event (adaptive only).
    */
   parkAfterGaps?: boolean
+  /**
+   * More processes serve this bus on this host than there are CPUs (the default strategy only): no spinning, no
+   * yield, park at once, as `park` does. Every process's polling then takes a CPU some handler is waiting for.
+   */
+  crowded?: () => boolean
 }
 
 /**
@@ -244,6 +249,7 @@ export class Pump {
   private parkAfterNs: number
   private parks = 0
   private rings = 0
+  private readonly mayCrowd: boolean // the default strategy, told when the bus is crowded
 
   constructor(
     private readonly chan: Parking,
@@ -255,6 +261,7 @@ export class Pump {
     this.byGaps = duties.parkAfterGaps === true && this.t.parkAfterNs > 0 && this.t.parkAfterNs < Infinity
     this.pollUntil = this.t.parkAfterNs > 0 ? now() + (duties.startupPollNs ?? 0) : 0
     this.resting = duties.rest === true // a resting pump starts on resume(); one that parks starts on kick()
+    this.mayCrowd = (idle === undefined || idle === "adaptive") && duties.crowded !== undefined
     chan.listenDoorbell((count) => {
       if (this.stopped) return
       this.rings += count
@@ -268,7 +275,7 @@ export class Pump {
   kick() {
     if (this.stopped) return
     if (this.parked) {
-      if (this.t.parkAfterNs === 0) return // park mode: the doorbell will ring
+      if (this.t.parkAfterNs === 0 || this.isCrowded()) return // park mode: the doorbell will ring
       this.chan.unpark()
       this.parked = false
     }
@@ -361,7 +368,8 @@ export class Pump {
   private idle(workCount: number) {
     // Fruitless polling gives the CPU away now and then: if the peer shares this CPU, spinning only
     // delays its answer (costs ~0.2 µs when nobody else wants the CPU).
-    if (workCount === 0 && this.t.spinNs > 0 && this.wanted()) {
+    const crowded = workCount === 0 && this.isCrowded() // read only where it decides: spin, yield or park
+    if (workCount === 0 && this.t.spinNs > 0 && !crowded && this.wanted()) {
       let t = now()
       const until = t + this.t.spinNs
       let yieldAt = t + YIELD_EVERY_NS
@@ -392,7 +400,7 @@ export class Pump {
     const mayPark = this.t.parkAfterNs !== Infinity
     if (mayPark) this.contention.sample(t)
     // (park mode parks below whatever happens: a yield first would only delay what arrives meanwhile)
-    if (this.t.parkAfterNs !== 0 && !(mayPark && t < this.contention.until)) {
+    if (this.t.parkAfterNs !== 0 && !crowded && !(mayPark && t < this.contention.until)) {
       native.sb_yield()
       const back = now()
       this.contention.yielded(back, back - t)
@@ -403,8 +411,18 @@ export class Pump {
     this.progressed = this.kicked = false
     if (!this.wanted()) return this.restOrPark()
     if (t - this.lastProgress >= this.parkAfterNs && t >= this.pollUntil) return this.park()
-    if (mayPark && t < this.contention.until) return this.park()
+    if (crowded || (mayPark && t < this.contention.until)) return this.park()
     this.schedule(false)
+  }
+
+  private isCrowded(): boolean {
+    if (!this.mayCrowd) return false
+    try {
+      return this.duties.crowded!()
+    } catch (e) {
+      this.duties.onError?.(e)
+      return false
+    }
   }
 
   private wanted(): boolean {

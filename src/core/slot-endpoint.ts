@@ -69,6 +69,7 @@ export class SlotEndpoint implements Endpoint, SlotStreamOwner {
       onRingFlood: (rings, parks) => hooks.cutOff(this, `rang the hub's doorbell ${rings} times for ${parks} parks`),
       onError: () => host.counters.internalErrors++,
       startupPollNs: STARTUP_POLL_NS,
+      crowded: () => chan.crowded,
     })
   }
 

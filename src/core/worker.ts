@@ -316,6 +316,7 @@ export class SlotWorker {
         this.lost(chan, "protocol-error", new ProtocolError(`hub rang the doorbell ${rings} times for ${parks} parks`)),
       onError: () => {},
       startupPollNs: STARTUP_POLL_NS,
+      crowded: () => chan.crowded,
     })
     let hubClosing = false
     const seen = new Set<number>()

@@ -81,6 +81,9 @@ describe.skipIf(wrkSkip !== null)("with wrk", () => {
       expect(x.p99ms).toBeGreaterThanOrEqual(x.p50ms)
       expect(x.cpuMs.workers.length).toBe(4)
       for (const w of x.cpuMs.workers) expect(w).toBeGreaterThanOrEqual(0)
+      // minor page faults per request of the front and the workers, read from /proc: present, never negative
+      expect(x.faults.front).toBeGreaterThanOrEqual(0)
+      expect(x.faults.workers).toBeGreaterThanOrEqual(0)
       expect(x.cpuMs.total).toBeCloseTo(x.cpuMs.front + x.cpuMs.workers.reduce((a, b) => a + b, 0), 6)
       expect(x.overheadMs).toBeCloseTo(x.cpuMs.total - (x.route === "page" ? work.pageCpuMs : work.thumbCpuMs), 6)
       expect(x.vsProxy).not.toBeNull()

@@ -157,3 +157,40 @@ test("a new connection's adaptive pump polls through startupPollNs before it par
   expect(parked.log).toEqual(["park"])
   park.stop()
 })
+
+test("a crowded bus (more processes than CPUs) makes the default pump park after one empty poll, startup poll or not; an explicit strategy keeps its own", async () => {
+  let crowded = true
+  const seen = fakeParking()
+  let polls = 0
+  const pump = new Pump(seen.parking, undefined, {
+    collect: () => (polls++, 0),
+    wanted: () => true,
+    startupPollNs: 60_000_000_000, // would poll for a minute if the bus were not crowded
+    crowded: () => crowded,
+  })
+  pump.kick()
+  await turn()
+  expect(polls).toBe(1) // no spin: one poll, then parked
+  expect(seen.log).toEqual(["park"])
+  pump.kick() // parked while crowded: the doorbell will ring, as in park mode
+  await turn()
+  expect(seen.log).toEqual(["park"])
+  crowded = false // the bus thinned out: a ring runs it and it polls again
+  seen.ring()
+  await turn()
+  expect(polls).toBeGreaterThan(1)
+  pump.stop()
+
+  const spin = fakeParking()
+  let spins = 0
+  const spinning = new Pump(spin.parking, "spin", {
+    collect: () => (spins++, 0),
+    wanted: () => true,
+    crowded: () => true,
+  })
+  spinning.kick()
+  await turn()
+  expect(spins).toBeGreaterThan(1) // "spin" was asked for: it spins
+  expect(spin.log).toEqual([])
+  spinning.stop()
+})

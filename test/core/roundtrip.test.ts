@@ -249,6 +249,36 @@ describe("handler errors", () => {
   })
 })
 
+describe("string answers", () => {
+  test("a string answer arrives as its UTF-8 bytes: multi-byte characters, a lone surrogate as U+FFFD, headers kept", async () => {
+    await withHub({}, [{}], async (bus) => {
+      const utf8 = (s: string) => new TextEncoder().encode(s)
+      const mixed = await bus.request({ path: "/text?a=3&tail=mixed&header=1" })
+      expect(mixed.body).toEqual(utf8("aaa\u00e9\u2713\ud83d\ude00"))
+      expect(mixed.headers.get("x-text")).toBe("yes")
+      expect((await bus.request({ path: "/text?a=1&tail=lone" })).body).toEqual(new Uint8Array([97, 0xef, 0xbf, 0xbd]))
+      expect((await bus.request({ path: "/text?a=0" })).body.length).toBe(0)
+      const big = await bus.request({ path: "/text?a=40000&tail=check" })
+      expect(big.body).toEqual(utf8(`${"a".repeat(40000)}\u2713`))
+    })
+  })
+
+  test("a string answer of exactly the arena's bytes arrives whole; one byte over (a character cut at the end) is a PayloadTooLargeError with its UTF-8 length", async () => {
+    // arena = align8(maxHeadBytes) + maxBodyBytes, rounded up to a page: 8192 here; "✓" is 3 bytes of UTF-8
+    await withHub({ maxBodyBytes: 4096, maxHeadBytes: 4096 }, [{}], async (bus) => {
+      const fits = await bus.request({ path: "/text?a=8189&tail=check" })
+      expect(fits.body.length).toBe(8192)
+      expect(fits.text()).toBe(`${"a".repeat(8189)}\u2713`)
+      const e = await rejection(bus.request({ path: "/text?a=8190&tail=check" }))
+      expect(e).toBeInstanceOf(PayloadTooLargeError)
+      expect((e as Error).message).toContain("reply of 8193 body bytes")
+      const withHead = await rejection(bus.request({ path: "/text?a=8189&tail=check&header=1" }))
+      expect(withHead).toBeInstanceOf(PayloadTooLargeError) // its head takes arena bytes too
+      expect((await bus.request({ path: "/echo", body: "after" })).text()).toBe("after")
+    })
+  })
+})
+
 describe("zero-copy replies", () => {
   test.each([0, 1, 4096, 1 * MiB])(
     "req.reply(%p) sends the status, headers and body written into the slot",
