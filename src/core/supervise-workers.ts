@@ -16,6 +16,7 @@ import {
 } from "../kit/index.ts"
 import type { SlotBus } from "./bus.ts"
 import { isCompiled } from "./self-command.ts"
+import { FRONT_PARENT_ENV } from "./fronts.ts"
 
 export interface SuperviseWorkersOptions extends Omit<SupervisorOptions, "command" | "drain" | "retire" | "instances"> {
   /** argv, or one command line split like a shell would ("bun worker.ts --idle park"). */
@@ -106,8 +107,12 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
     const pids = () => new Set(sup.instances.map((i) => i.pid))
     while (bus && bus.workers.some((w) => pids().has(w.pid) && w.inFlight > 0)) await sleep(10)
   }
+  // A shared front's pool is the name's (docs/PROTOCOL.md §14.4): the fronts' leader runs it, and its workers
+  // learn which front started them, so they leave when it dies and the next leader's pool takes over.
+  const front = bus?.front ?? null
   const sup: Supervisor = new Supervisor({
     ...rest,
+    env: front ? { ...rest.env, [FRONT_PARENT_ENV]: String(process.pid) } : rest.env,
     instances: range.min,
     command: argv,
     drain,
@@ -142,7 +147,8 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
           failure: sup.failureReason,
         },
   )
-  sup.start()
+  if (front) front.onLeader(() => sup.state === "created" && !bus?.closing && sup.start())
+  else sup.start()
   POOLS.set(key, { sup, options: shape })
   if (bus && range.max > range.min) autoscale(sup, bus, range, idleMs, scale)
   if (limits) recycleWhenDue(sup, bus, limits)

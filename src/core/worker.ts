@@ -25,6 +25,7 @@ import type { SlotReply } from "./answer.ts"
 import { Serving } from "./serve.ts"
 import { type RemoteLink, type RemoteTransport, WORKER_PORT } from "./remote.ts"
 import { RemoteSink, SlotSink, type SlotPort } from "./worker-sinks.ts"
+import { FrontFamily, frontAddress, MAX_FRONTS, sharedFrontsExist, type FrontMember } from "./fronts.ts"
 import { positiveInt } from "./options.ts"
 
 export { SlotRequest }
@@ -123,6 +124,7 @@ export class SlotWorker {
   private remote: RemoteLink | null = null
   private stopping: Promise<void> | null = null
   private readonly serving: Serving
+  private readonly handler: SlotHandler
   private onDrainAck: (() => void) | null = null
   // The requests this worker holds, by slot, and their generations: what a cancel request is checked against.
   private held: (SlotRequest | null)[] = []
@@ -135,6 +137,10 @@ export class SlotWorker {
   private looks: { slot: number; seen: number; req: SlotRequest; resolve: () => void }[] = []
   private cancelSeen = 0
   private readonly err = new Int32Array(1)
+  // A shared name's fronts (docs/PROTOCOL.md §14): the root's family of connections, one per front; a sibling's root.
+  private family: FrontFamily | null = null
+  private root: SlotWorker | null = null
+  private index = -1
 
   private constructor(
     key: symbol,
@@ -143,8 +149,15 @@ export class SlotWorker {
     private readonly opts: ConnectOptions,
   ) {
     madeBy(key, FACTORY, "SlotWorker", "await SlotWorker.connect(name, handler, options)")
+    this.handler = handler
     this.serving = new Serving(handler)
-    this.closed = new Promise((r) => (this.resolveClosed = r))
+    this.closed = new Promise(
+      (r) =>
+        (this.resolveClosed = (c) => {
+          this.family?.stop()
+          r(c)
+        }),
+    )
   }
 
   /** Connect to the hub listening as `name` and serve its requests with `handler`. */
@@ -189,7 +202,64 @@ export class SlotWorker {
   }
 
   get connected(): boolean {
-    return this.remote ? this.remote.connected : (this.chan?.isOpen ?? false)
+    return this.remote ? this.remote.connected : (this.chan?.isOpen ?? false) || (this.family?.connected ?? false)
+  }
+
+  /** @internal The front this connection serves (§14), -1 while none; its pid. */
+  get frontIndex(): number {
+    return this.chan ? this.index : -1
+  }
+  get hubPid(): number {
+    return this.chan?.peerPid ?? 0
+  }
+  get reconnect(): boolean {
+    return this.opts.reconnect === true
+  }
+
+  /** @internal Serve front k over a connection the family started (§14.3). */
+  async adopt(ptr: Chan, k: number): Promise<boolean> {
+    const e = await this.finishConnect(ptr, this.opts.helloTimeoutMs ?? HELLO_TIMEOUT_MS)
+    if (e !== 0) return false
+    if (this.stopping || this.chan) {
+      native.sb_close(ptr)
+      return false
+    }
+    this.index = k
+    this.serve(new Channel(ptr))
+    return true
+  }
+
+  /** @internal Another front of the name, served by a new worker with this one's handler and options. */
+  async sibling(ptr: Chan, k: number): Promise<FrontMember | null> {
+    const s = new SlotWorker(FACTORY, this.name, this.handler, { ...this.opts, reconnect: false })
+    s.root = this
+    return (await s.adopt(ptr, k)) ? s : null
+  }
+
+  /** @internal Ends a root whose fronts are all gone. */
+  finish(reason: "hub-gone" | "hub-closed") {
+    this.resolveClosed({ reason })
+  }
+
+  /** A root just connected: if the name is shared (§14.2), serve every front of it. */
+  private async joinFamily() {
+    if (this.root || this.family || this.remote) return
+    if (this.index === 0 && !(await sharedFrontsExist(this.name))) return
+    if (!this.family && !this.stopping) this.family = new FrontFamily(this.name, this, this.opts.hubUid)
+  }
+
+  /** No front at the plain name: a worker that knows §14 tries the others once. */
+  private async anyFront(): Promise<boolean> {
+    if (this.root || !(await sharedFrontsExist(this.name))) return false
+    for (let k = 1; k < MAX_FRONTS && !this.stopping; k++) {
+      const ptr = native.sb_connect_start(
+        frontAddress(this.name, k),
+        this.opts.hubUid ?? ANY_UID,
+        this.err,
+      ) as Chan | null
+      if (ptr && (await this.adopt(ptr, k))) return true
+    }
+    return false
   }
 
   /** Serves the hub through the transport given as `remote` (docs/PROTOCOL.md §10). */
@@ -229,7 +299,8 @@ export class SlotWorker {
 
   /** Requests answered, and handlers running now. */
   stats() {
-    return { served: this.serving.served, active: this.serving.active, connected: this.connected }
+    const f = this.family?.stats() ?? { served: 0, active: 0 }
+    return { served: this.serving.served + f.served, active: this.serving.active + f.active, connected: this.connected }
   }
 
   private async attach(waitMs: number) {
@@ -248,8 +319,10 @@ export class SlotWorker {
           native.sb_close(ptr)
           throw new BusClosedError("worker closed while connecting")
         }
+        this.index = 0
         return this.serve(new Channel(ptr))
       }
+      if (RETRYABLE.has(e) && (await this.anyFront())) return
       if (e === E_SOCKET_DIR) throw socketDirError(`cannot attach to hub "${this.name}"`)
       if (e === EPERM)
         throw new PeerRefusedError(
@@ -334,6 +407,7 @@ export class SlotWorker {
     )
     this.pump.kick()
     this.opts.onConnect?.(chan.peerPid)
+    void this.joinFamily()
   }
 
   private lost(chan: Channel, reason: WorkerClosed["reason"], error?: Error) {
@@ -349,6 +423,8 @@ export class SlotWorker {
     chan.close()
     this.chan = null
     this.opts.onDisconnect?.(reason)
+    if (this.family && !this.stopping)
+      return this.family.lost(chan.peerPid, reason === "hub-closed" ? reason : "hub-gone")
     if (this.opts.reconnect && !this.stopping) {
       this.attach(Infinity).catch((e: Error) =>
         this.resolveClosed(this.stopping ? { reason: "closed" } : { reason: "hub-gone", error: e }),
@@ -452,6 +528,7 @@ export class SlotWorker {
     }
     this.stopping ??= (async () => {
       const deadline = performance.now() + timeoutMs
+      const siblings = this.family?.close({ timeoutMs })
       if (this.remote) {
         await this.remote.close(timeoutMs)
         return this.resolveClosed({ reason: "closed" })
@@ -471,6 +548,7 @@ export class SlotWorker {
         chan.close()
         this.chan = null
       }
+      await siblings
       this.resolveClosed({ reason: "closed" })
     })()
     return this.stopping
