@@ -466,6 +466,7 @@ export class SlotBus {
     return busSection(this.stats(), {
       upMs: performance.now() - this.createdAt,
       pools,
+      front: this.front && { index: this.front.index, leader: this.front.leader },
       remote: link && {
         transport: String(this.transport!.transport ?? "remote"),
         server: link.server?.() ?? "?",

@@ -139,7 +139,7 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
       : {
           row: [
             argv.join(" "),
-            sup.state,
+            front && sup.state === "created" ? "standby (another front runs the name's pool)" : sup.state,
             `${sup.runningCount} of ${sup.instances.length}${range.max > range.min ? ` (target ${scale.target}: ${scale.why})` : ""}`,
             sup.restarts,
             sup.instances.map((i) => i.pid || "-").join(" "),

@@ -3,6 +3,7 @@
 // supervision moving to a surviving front, and no worker left once the last front is gone.
 import { afterEach, describe, expect, test } from "bun:test"
 import { SharingMismatchError, SlotBus } from "../../src/index.ts"
+import type { StatusSection } from "../../src/status/index.ts"
 import { alive, bunChild, busName, spawn, spawnWorker, until, type Child } from "../support/helpers.ts"
 
 const children: Child[] = []
@@ -182,6 +183,22 @@ describe("the pool of a shared name", () => {
     await b.child.kill()
     await until(() => [...p.pids, ...q.pids].every((pid) => !alive(pid)), "no worker is left", 20_000, 100)
   }, 120_000)
+})
+
+describe("the status view of a shared front", () => {
+  test("shows its index among the fronts, which one leads, and the pool standing by on the others", async () => {
+    const name = busName("fronts")
+    const a = await front(name, 1)
+    const b = await front(name, 1)
+    const view = async (f: Front) => JSON.parse((await f.ask("status", /^status (.*)$/))[0]!) as StatusSection
+    const fact = (s: StatusSection) => s.facts.find(([k]) => k === "front")?.[1]
+    const [sa, sb] = [await view(a), await view(b)]
+    expect(fact(sa)).toBe("0 of the shared name (the plain name); the leader: runs the name's pool")
+    expect(fact(sb)).toBe(`1 of the shared name (${name}~1); another front leads`)
+    const poolState = (s: StatusSection) => s.tables.find((t) => t.title.startsWith("worker pools"))?.rows[0]?.[1]
+    expect(poolState(sa)).toBe("running")
+    expect(poolState(sb)).toBe("standby (another front runs the name's pool)")
+  }, 60_000)
 })
 
 describe("shared and plain listens of one name", () => {

@@ -6,9 +6,11 @@
 //   load       starts 8 callers making requests as fast as they are answered
 //   report     "report <answered> <failed> <wrong> <pid,pid,…>": since the last report; the pids that answered
 //   pool       "pool <state> <pid,pid,…>": this front's supervisor and its workers' pids
+//   status     "status <json>": the bus's section of the status view
 // Exits on SIGTERM (pool stopped, bus closed).
 import { join } from "node:path"
 import { SlotBus, superviseWorkers } from "../../src/index.ts"
+import { STATUS } from "../../src/status/index.ts"
 
 const [name, ...flags] = process.argv.slice(2)
 if (!name) throw new Error("usage: shared-front.ts <bus-name> [--pool=N]")
@@ -60,6 +62,8 @@ for await (const line of console) {
     console.log(`report ${tally.answered} ${tally.failed} ${tally.wrong} ${[...tally.pids].join(",")}`)
     for (const e of tally.errors) console.error(e)
     Object.assign(tally, { answered: 0, failed: 0, wrong: 0, pids: new Set(), errors: [] })
+  } else if (cmd === "status") {
+    console.log(`status ${JSON.stringify(await bus[STATUS]())}`)
   } else if (cmd === "pool") {
     console.log(`pool ${sup?.state ?? "none"} ${sup?.instances.map((i) => i.pid).join(",") ?? ""}`)
   }
