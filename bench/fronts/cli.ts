@@ -1,6 +1,6 @@
 // `slotbus bench fronts`: one front against several on one port (docs/PROTOCOL.md §14). Each setup runs N fronts
 // (front.ts: Bun.serve({ reusePort: true }) + bus.fetch on a bus listened to with { shared: true }) over one pool of
-// W workers (worker.ts: ~50 µs of CPU and 1 KiB per request) that serves every front, and loads the port with wrk
+// W workers (worker.ts: 1 KiB per request, after --work-us of CPU) that serves every front, and loads the port with wrk
 // (-t1 -c64; else an in-repo fetch client). The kernel spreads the connections over the fronts. Rounds alternate
 // the setups, each set up fresh; figures are medians.
 import { join } from "node:path"
@@ -14,8 +14,8 @@ const USAGE = `usage: slotbus bench fronts [--fronts 1,2] [--workers 2] [--secon
 
 Many fronts, one pool: N processes serving one port with Bun.serve({ reusePort: true }), each handing requests to
 bus.fetch on SlotBus.listen(name, { shared: true }), over one pool of workers (superviseWorkers, run by the fronts'
-leader) that serves every front over shared memory. Each worker spends ~50 µs of CPU per request
-(SLOTBUS_FRONTS_WORK_US to change it) and answers 1 KiB. req/s, p50 and p99 per number of fronts.
+leader) that serves every front over shared memory. Each worker answers 1 KiB after --work-us of CPU: by default
+none, so the fronts (HTTP, bus.fetch) are what limits. req/s, p50 and p99 per number of fronts.
 
   --fronts <list>   the numbers of fronts to compare (default 1,2)
   --workers <n>     workers in the pool (default 2)
@@ -23,6 +23,7 @@ leader) that serves every front over shared memory. Each worker spends ~50 µs o
   --rounds <n>      rounds, the setups alternating, each set up fresh; figures are medians (default 3)
   --clients <n>     connections (default 64)
   --client <c>      wrk (the default when installed: apt-get install wrk) or fetch (in this process)
+  --work-us <n>     CPU each request costs its worker, in µs (default 0)
   --idle <s>        park, adaptive or spin: the fronts' and workers' idle strategy (default: the library's)
   --json            one JSON object per line instead of the table`
 
@@ -39,13 +40,17 @@ async function setup(
   fronts: number,
   workers: number,
   idle: string | undefined,
+  workUs: number,
 ): Promise<{ port: number; procs: Child[] }> {
   const name = `bench-fronts-${process.pid}-${fronts}-${Math.random().toString(36).slice(2, 8)}`
   const port = await freePort()
   const procs: Child[] = []
   for (let i = 0; i < fronts; i++) {
     const args = [process.execPath, FRONT, name, String(port), String(workers), ...(i === 0 ? ["--pool"] : [])]
-    const p = spawn(args, { stdin: "pipe", env: { ...process.env, SLOTBUS_FRONTS_IDLE: idle } })
+    const p = spawn(args, {
+      stdin: "pipe",
+      env: { ...process.env, SLOTBUS_FRONTS_IDLE: idle, SLOTBUS_FRONTS_WORK_US: String(workUs) },
+    })
     procs.push(p)
     await p.whileAlive(p.waitLine(/^ready/, 60_000), "a front")
   }
@@ -69,6 +74,7 @@ export async function main(argv: string[]): Promise<number> {
     clients: 64,
     client: undefined as string | undefined,
     idle: process.env.SLOTBUS_FRONTS_IDLE || undefined,
+    workUs: 0,
     json: false,
   }
   for (let i = 0; i < argv.length; i++) {
@@ -83,9 +89,12 @@ export async function main(argv: string[]): Promise<number> {
     else if (a === "--client") o.client = v()
     else if (a === "--json") o.json = true
     else if (a === "--idle") o.idle = v()
+    else if (a === "--work-us") o.workUs = Number(v())
     else return (console.error(`unknown option ${a}\n${USAGE}`), 2)
   }
-  const bad = [o.workers, o.seconds, o.rounds, o.clients, ...o.fronts].some((n) => !Number.isInteger(n) || n < 1)
+  const bad =
+    !(Number.isInteger(o.workUs) && o.workUs >= 0) ||
+    [o.workers, o.seconds, o.rounds, o.clients, ...o.fronts].some((n) => !Number.isInteger(n) || n < 1)
   if (bad || o.fronts.some((n) => n > 64))
     return (
       console.error(`--fronts (1..64), --workers, --seconds, --rounds, --clients take whole numbers ≥ 1\n${USAGE}`), 2
@@ -101,7 +110,7 @@ export async function main(argv: string[]): Promise<number> {
   for (let r = 0; r < o.rounds; r++) {
     const order = r % 2 === 0 ? o.fronts : [...o.fronts].reverse()
     for (const n of order) {
-      const { port, procs } = await setup(n, o.workers, o.idle)
+      const { port, procs } = await setup(n, o.workers, o.idle, o.workUs)
       try {
         const url = `http://127.0.0.1:${port}/`
         await load(url, o.clients, 1)
@@ -127,7 +136,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0
   }
   console.log(
-    `${machine.cpu}, ${machine.cores} cores, ${machine.kernel}, bun ${machine.bun}; ${o.workers} workers, ${o.clients} connections (${hasWrk() && o.client !== "fetch" ? "wrk -t1" : "fetch client"}), ${o.seconds} s × ${o.rounds} rounds, medians`,
+    `${machine.cpu}, ${machine.cores} cores, ${machine.kernel}, bun ${machine.bun}; ${o.workers} workers (${o.workUs} µs of work each request), ${o.clients} connections (${hasWrk() && o.client !== "fetch" ? "wrk -t1" : "fetch client"}), ${o.seconds} s × ${o.rounds} rounds, medians`,
   )
   console.log("fronts      req/s     p50 ms    p99 ms   socket errors")
   const base = rows[0]!.rps

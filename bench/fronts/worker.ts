@@ -1,11 +1,11 @@
-// A worker of `slotbus bench fronts`: answers every request with a small page after WORK_US of CPU (the work a
-// handler does; default 50 µs), so the fronts' share of the machine shows. Serves every front of the name.
+// A worker of `slotbus bench fronts`: answers every request with 1 KiB after SLOTBUS_FRONTS_WORK_US µs of CPU (the
+// work a handler does; the bench's --work-us, default 0). Serves every front of the name.
 //   bun bench/fronts/worker.ts <name>
 import { SlotWorker } from "../../src/index.ts"
 
 const [name] = process.argv.slice(2)
 if (!name) throw new Error("usage: worker.ts <name>")
-const workUs = Number(process.env.SLOTBUS_FRONTS_WORK_US ?? 50)
+const workUs = Number(process.env.SLOTBUS_FRONTS_WORK_US ?? 0)
 const page = "x".repeat(1024)
 const worker = await SlotWorker.connect(
   name,

@@ -19,6 +19,7 @@ usageErrors("fronts", main, [
   ["--rounds", "0"],
   ["--client", "curl"],
   ["--idle", "nope"],
+  ["--work-us", "-1"],
   ["--what"],
 ])
 

@@ -131,6 +131,29 @@ describe("fronts of one shared name", () => {
   }, 60_000)
 })
 
+const python = Bun.which("python3")
+
+test.skipIf(python === null)(
+  "a worker that knows only §1 (the Python one) serves the front on the plain name",
+  async () => {
+    const name = busName("fronts")
+    const bus = await SlotBus.listen(name, { shared: true })
+    try {
+      const other = await front(name)
+      expect(other.index).toBe(1)
+      const py = spawn([python!, `${import.meta.dir}/../../examples/python-worker/echo.py`, name])
+      children.push(py)
+      await py.waitLine(/^ready$/, 30_000)
+      await bus.waitForWorkers(1, 30_000)
+      const r = await bus.request({ method: "POST", path: "/echo", body: "from front 0" })
+      expect(r.text()).toBe("from front 0")
+    } finally {
+      await bus.close({ drain: false })
+    }
+  },
+  60_000,
+)
+
 describe("the pool of a shared name", () => {
   test("kill -9 of the front that runs the pool: a surviving front takes it over and replaces a worker killed later", async () => {
     const name = busName("pool")
