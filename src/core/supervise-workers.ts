@@ -147,8 +147,18 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
           failure: sup.failureReason,
         },
   )
-  if (front) front.onLeader(() => sup.state === "created" && !bus?.closing && sup.start())
-  else sup.start()
+  if (!front || front.leader) sup.start() // throws here when the command cannot be spawned at all
+  front?.onLeader(() => {
+    if (sup.state !== "created" || bus?.closing) return
+    try {
+      sup.start()
+    } catch (e) {
+      // elected later, on a timer: nobody to throw to, so it is said, and the bus's requests fail with it
+      const message = `${what()} could not start on this front, its new leader: ${(e as Error).message}`
+      log(message)
+      bus?.pools.failed(sup, new PoolFailedError(message, bus.name, (e as Error).message))
+    }
+  })
   POOLS.set(key, { sup, options: shape })
   if (bus && range.max > range.min) autoscale(sup, bus, range, idleMs, scale)
   if (limits) recycleWhenDue(sup, bus, limits)
