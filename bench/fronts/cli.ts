@@ -63,6 +63,8 @@ export interface FrontsRow {
   p50us: number
   p99us: number
   errors: number
+  /** req/s of each round, in order: how far apart they are says how noisy the machine was. */
+  each: number[]
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -128,6 +130,7 @@ export async function main(argv: string[]): Promise<number> {
       p50us: median(c.map((x) => x.p50)),
       p99us: median(c.map((x) => x.p99)),
       errors: c.reduce((s, x) => s + x.errors, 0),
+      each: c.map((x) => Math.round(x.rps)),
     }
   })
   if (o.json) {
@@ -138,11 +141,11 @@ export async function main(argv: string[]): Promise<number> {
   console.log(
     `${machine.cpu}, ${machine.cores} cores, ${machine.kernel}, bun ${machine.bun}; ${o.workers} workers (${o.workUs} µs of work each request), ${o.clients} connections (${hasWrk() && o.client !== "fetch" ? "wrk -t1" : "fetch client"}), ${o.seconds} s × ${o.rounds} rounds, medians`,
   )
-  console.log("fronts      req/s     p50 ms    p99 ms   socket errors")
+  console.log("fronts      req/s     p50 ms    p99 ms   socket errors   ratio   each round's req/s")
   const base = rows[0]!.rps
   for (const row of rows)
     console.log(
-      `${String(row.fronts).padStart(6)} ${row.rps.toFixed(0).padStart(10)} ${(row.p50us / 1000).toFixed(2).padStart(10)} ${(row.p99us / 1000).toFixed(2).padStart(9)} ${String(row.errors).padStart(9)}   ${(row.rps / base).toFixed(2)}×`,
+      `${String(row.fronts).padStart(6)} ${row.rps.toFixed(0).padStart(10)} ${(row.p50us / 1000).toFixed(2).padStart(10)} ${(row.p99us / 1000).toFixed(2).padStart(9)} ${String(row.errors).padStart(9)}   ${(row.rps / base).toFixed(2).padStart(5)}×   ${row.each.join(" ")}`,
     )
   for (const w of busyWarnings(machine, null, 0)) console.log(`warning: ${w}`)
   return 0
