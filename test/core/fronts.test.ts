@@ -215,6 +215,7 @@ describe("the status view of a shared front", () => {
     const b = await front(name, 1)
     const view = async (f: Front) => JSON.parse((await f.ask("status", /^status (.*)$/))[0]!) as StatusSection
     const fact = (s: StatusSection) => s.facts.find(([k]) => k === "front")?.[1]
+    pids.push(...(await poolOf(a)).pids)
     const [sa, sb] = [await view(a), await view(b)]
     expect(fact(sa)).toBe("0 of the shared name (the plain name); the leader: runs the name's pool")
     expect(fact(sb)).toBe(`1 of the shared name (${name}~1); another front leads`)
