@@ -7,7 +7,7 @@
 uint32_t sb_layout_hash(void) { return sys_fnv1a(FNV1A_SEED, LAYOUT_DESC, strlen(LAYOUT_DESC)); }
 uint32_t sb_abi_version(void) { return SB_ABI_VERSION; }
 
-/* "name", or "name~k" for front k (1..SB_MAX_FRONTS-1) of a shared name (§14): the suffix is kept apart, since
+/* "name", or "name~k" for front k (1..SB_MAX_FRONTS-1) of a shared name (§15): the suffix is kept apart, since
  * no name may hold a '~', so a front's address can never be another bus's name. */
 static int name_to_addr(const char *name, struct sockaddr_un *a, socklen_t *len) {
   const char *t = name ? strchr(name, '~') : NULL;

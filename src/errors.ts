@@ -104,7 +104,7 @@ export class NameInUseError extends SlotBusError {}
 
 /**
  * A name's fronts disagree on `shared`: a plain listen of a name shared fronts hold, or a shared one of a name a
- * plain hub holds (docs/PROTOCOL.md §14). `shared` is what the fronts already there are.
+ * plain hub holds (docs/PROTOCOL.md §15). `shared` is what the fronts already there are.
  */
 export class SharingMismatchError extends NameInUseError {
   constructor(

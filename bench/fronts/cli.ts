@@ -1,4 +1,4 @@
-// `slotbus bench fronts`: one front against several on one port (docs/PROTOCOL.md §14). Each setup runs N fronts
+// `slotbus bench fronts`: one front against several on one port (docs/PROTOCOL.md §15). Each setup runs N fronts
 // (front.ts: Bun.serve({ reusePort: true }) + bus.fetch on a bus listened to with { shared: true }) over one pool of
 // W workers (worker.ts: 1 KiB per request, after --work-us of CPU) that serves every front, and loads the port with wrk
 // (-t1 -c64; else an in-repo fetch client). The kernel spreads the connections over the fronts. Rounds alternate

@@ -15,7 +15,7 @@ export function busSection(
     upMs: number
     pools: PoolRow[]
     remote: { transport: string; server: string; connected: boolean; policy: string } | null
-    /** A shared front (docs/PROTOCOL.md §14): its index among the name's fronts, and whether it leads. */
+    /** A shared front (docs/PROTOCOL.md §15): its index among the name's fronts, and whether it leads. */
     front?: { index: number; leader: boolean } | null
   },
 ): StatusSection {

@@ -87,7 +87,7 @@ export class SlotBus {
   private readonly config: Uint32Array
   private readonly d: Dispatcher
   private readonly acceptor: Acceptor
-  /** @internal The seat of a shared front among the fronts of its name (docs/PROTOCOL.md §14); null when not shared. */
+  /** @internal The seat of a shared front among the fronts of its name (docs/PROTOCOL.md §15); null when not shared. */
   front: FrontSeat | null = null
   /** @internal Set once close() began. */
   closing: Promise<void> | null = null

@@ -1,4 +1,4 @@
-// Many fronts, one pool (docs/PROTOCOL.md §14): several processes listen under one name with `{ shared: true }`,
+// Many fronts, one pool (docs/PROTOCOL.md §15): several processes listen under one name with `{ shared: true }`,
 // each on its own address ("name", then "name~1", "name~2", … the lowest free), and every worker of the name serves
 // all of them. Here: a front's address and its seat among the fronts (the election whose holder is the name's
 // leader: the marker that the name is shared, and the front that supervises a shared pool), and a worker's family
@@ -28,7 +28,7 @@ const NEAR = 4
 const FULL_EVERY = 4
 /** How often a front that lost the election stands again (besides at once when the leader's connection closes). */
 const ELECT_MS = 100
-/** A worker whose starting front (the pool's supervisor, §14.4) died goes on serving this long, then drains and exits. */
+/** A worker whose starting front (the pool's supervisor, §15.4) died goes on serving this long, then drains and exits. */
 export const ORPHAN_LINGER_MS = 2000
 /** The environment variable naming the front that started a worker of a shared pool. */
 export const FRONT_PARENT_ENV = "SLOTBUS_FRONT_PARENT"
@@ -42,7 +42,7 @@ function electionAddress(name: string): string {
   return `\0slotbus.fronts.${name}`
 }
 
-/** Whether shared fronts of `name` exist on this host: the election's name is held (§14.2). */
+/** Whether shared fronts of `name` exist on this host: the election's name is held (§15.2). */
 export async function sharedFrontsExist(name: string): Promise<boolean> {
   if (portableBackend()) {
     const fd = lockHost("slotbus.fronts.", name, false)
@@ -67,7 +67,7 @@ export async function sharedFrontsExist(name: string): Promise<boolean> {
 }
 
 /**
- * A shared front's seat in its name's election (§14.2): the holder of "\0slotbus.fronts.<name>" (portable backend:
+ * A shared front's seat in its name's election (§15.2): the holder of "\0slotbus.fronts.<name>" (portable backend:
  * an exclusive flock) is the leader. The others hold a connection to it and stand again the moment it closes.
  */
 export class FrontSeat {
@@ -162,7 +162,7 @@ function unlisten(fd: number) {
 
 /**
  * Binds a hub's listening socket: the plain name, or with `shared` the lowest free front address of the name
- * (§14.1). Refuses a plain listen where shared fronts are, and the reverse, with SharingMismatchError.
+ * (§15.1). Refuses a plain listen where shared fronts are, and the reverse, with SharingMismatchError.
  */
 export async function listenFront(name: string, shared: boolean): Promise<{ fd: number; seat: FrontSeat | null }> {
   if (!shared) {
@@ -235,7 +235,7 @@ export interface FrontRoot extends FrontMember {
 }
 
 /**
- * A worker's connections to every front of a shared name (§14.3): the root's own, and one sibling per other front.
+ * A worker's connections to every front of a shared name (§15.3): the root's own, and one sibling per other front.
  * Every RESCAN_MS it tries each front address nobody of the family serves; a front found while the root serves
  * none becomes the root's, any other a new sibling's.
  */
@@ -307,7 +307,7 @@ export class FrontFamily {
   lost(hubPid: number, reason?: "hub-gone" | "hub-closed") {
     if (reason) this.lastReason = reason
     if (this.stopped) return
-    // The front that started this worker (its pool's supervisor, §14.4) is gone: a surviving front starts the
+    // The front that started this worker (its pool's supervisor, §15.4) is gone: a surviving front starts the
     // pool afresh, so this one serves on a while (no request waits for a worker meanwhile), then drains and goes.
     if (this.parentPid > 0 && hubPid === this.parentPid && !this.orphaned) {
       this.orphaned = true

@@ -8,7 +8,7 @@ import { checkNumber, optionNames } from "../kit/index.ts"
 export interface ListenOptions {
   /**
    * One of several fronts of this name (a `Bun.serve({ reusePort: true })` or node:cluster server's processes):
-   * every worker of the name serves all of them, each over shared memory (docs/PROTOCOL.md §14). Every front of
+   * every worker of the name serves all of them, each over shared memory (docs/PROTOCOL.md §15). Every front of
    * the name must pass it. Default false.
    */
   shared?: boolean

@@ -107,7 +107,7 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
     const pids = () => new Set(sup.instances.map((i) => i.pid))
     while (bus && bus.workers.some((w) => pids().has(w.pid) && w.inFlight > 0)) await sleep(10)
   }
-  // A shared front's pool is the name's (docs/PROTOCOL.md §14.4): the fronts' leader runs it, and its workers
+  // A shared front's pool is the name's (docs/PROTOCOL.md §15.4): the fronts' leader runs it, and its workers
   // learn which front started them, so they leave when it dies and the next leader's pool takes over.
   const front = bus?.front ?? null
   const sup: Supervisor = new Supervisor({

@@ -137,7 +137,7 @@ export class SlotWorker {
   private looks: { slot: number; seen: number; req: SlotRequest; resolve: () => void }[] = []
   private cancelSeen = 0
   private readonly err = new Int32Array(1)
-  // A shared name's fronts (docs/PROTOCOL.md §14): the root's family of connections, one per front; a sibling's root.
+  // A shared name's fronts (docs/PROTOCOL.md §15): the root's family of connections, one per front; a sibling's root.
   private family: FrontFamily | null = null
   private root: SlotWorker | null = null
   private index = -1
@@ -205,7 +205,7 @@ export class SlotWorker {
     return this.remote ? this.remote.connected : (this.chan?.isOpen ?? false) || (this.family?.connected ?? false)
   }
 
-  /** @internal The front this connection serves (§14), -1 while none; its pid. */
+  /** @internal The front this connection serves (§15), -1 while none; its pid. */
   get frontIndex(): number {
     return this.chan ? this.index : -1
   }
@@ -216,7 +216,7 @@ export class SlotWorker {
     return this.opts.reconnect === true
   }
 
-  /** @internal Serve front k over a connection the family started (§14.3). */
+  /** @internal Serve front k over a connection the family started (§15.3). */
   async adopt(ptr: Chan, k: number): Promise<boolean> {
     const e = await this.finishConnect(ptr, this.opts.helloTimeoutMs ?? HELLO_TIMEOUT_MS)
     if (e !== 0) return false
@@ -241,14 +241,14 @@ export class SlotWorker {
     this.resolveClosed({ reason })
   }
 
-  /** A root just connected: if the name is shared (§14.2), serve every front of it. */
+  /** A root just connected: if the name is shared (§15.2), serve every front of it. */
   private async joinFamily() {
     if (this.root || this.family || this.remote) return
     if (this.index === 0 && !(await sharedFrontsExist(this.name))) return
     if (!this.family && !this.stopping) this.family = new FrontFamily(this.name, this, this.opts.hubUid)
   }
 
-  /** No front at the plain name: a worker that knows §14 tries the others once. */
+  /** No front at the plain name: a worker that knows §15 tries the others once. */
   private async anyFront(): Promise<boolean> {
     if (this.root || !(await sharedFrontsExist(this.name))) return false
     for (let k = 1; k < MAX_FRONTS && !this.stopping; k++) {

@@ -1,4 +1,4 @@
-// Many fronts, one pool (docs/PROTOCOL.md §14), with real processes: fronts listening shared under one name
+// Many fronts, one pool (docs/PROTOCOL.md §15), with real processes: fronts listening shared under one name
 // (test/support/shared-front.ts), echo workers serving all of them, kill -9 of fronts under load, the pool's
 // supervision moving to a surviving front, and no worker left once the last front is gone.
 import { afterEach, describe, expect, test } from "bun:test"

@@ -1,4 +1,4 @@
-// One front of a shared name for the fronts tests (docs/PROTOCOL.md §14). Usage:
+// One front of a shared name for the fronts tests (docs/PROTOCOL.md §15). Usage:
 //   bun test/support/shared-front.ts <bus-name> [--pool=N]
 // Listens with { shared: true }; with --pool, runs superviseWorkers(bus, N echo workers) (the name's pool: only
 // the fronts' leader runs it). Prints "ready <pid> <front index>", then answers lines on stdin:
