@@ -7,8 +7,23 @@
 uint32_t sb_layout_hash(void) { return sys_fnv1a(FNV1A_SEED, LAYOUT_DESC, strlen(LAYOUT_DESC)); }
 uint32_t sb_abi_version(void) { return SB_ABI_VERSION; }
 
+/* "name", or "name~k" for front k (1..SB_MAX_FRONTS-1) of a shared name (§15): the suffix is kept apart, since
+ * no name may hold a '~', so a front's address can never be another bus's name. */
 static int name_to_addr(const char *name, struct sockaddr_un *a, socklen_t *len) {
-  return plat_addr("slotbus.", name, NULL, a, len);
+  const char *t = name ? strchr(name, '~') : NULL;
+  if (!t) return plat_addr("slotbus.", name, NULL, a, len);
+  size_t n = (size_t)(t - name), d = strlen(t + 1);
+  if (n < 1 || n > 64 || d < 1 || d > 2 || t[1] == '0') return -EINVAL;
+  unsigned k = 0;
+  for (size_t i = 1; i <= d; i++) {
+    if (t[i] < '0' || t[i] > '9') return -EINVAL;
+    k = k * 10 + (unsigned)(t[i] - '0');
+  }
+  if (k >= SB_MAX_FRONTS) return -EINVAL;
+  char base[65];
+  memcpy(base, name, n);
+  base[n] = 0;
+  return plat_addr("slotbus.", base, t, a, len);
 }
 
 int sb_listen(const char *name) {

@@ -67,8 +67,10 @@ typedef struct sb_hub_config {
 
 /* ---- rendezvous ---- */
 
+/* Fronts of one shared name (docs/PROTOCOL.md §15): front k > 0 listens as "<name>~k", k < SB_MAX_FRONTS. */
+#define SB_MAX_FRONTS 64
 /* Listen on "\0slotbus.<name>" (the portable backend: the socket file of docs/PROTOCOL.md §13.2). Returns a
- * non-blocking listening fd, or -EINVAL (bad name, or SLOTBUS_PLATFORM names no backend), -EADDRINUSE. */
+ * non-blocking listening fd ("<name>~k" too, and sb_connect*), or -EINVAL (bad name, or SLOTBUS_PLATFORM names no backend), -EADDRINUSE. */
 int sb_listen(const char *name);
 /* Before closing a listening fd: removes its socket file (portable backend; nothing on Linux). */
 void sb_unlisten(int listen_fd);

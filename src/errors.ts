@@ -102,6 +102,19 @@ export class PoolFailedError extends SlotBusError {
 /** Another hub already listens under this name. */
 export class NameInUseError extends SlotBusError {}
 
+/**
+ * A name's fronts disagree on `shared`: a plain listen of a name shared fronts hold, or a shared one of a name a
+ * plain hub holds (docs/PROTOCOL.md §15). `shared` is what the fronts already there are.
+ */
+export class SharingMismatchError extends NameInUseError {
+  constructor(
+    message: string,
+    readonly shared: boolean,
+  ) {
+    super(message)
+  }
+}
+
 /** `open(name, { create: "never" })` of a topic or contest that nobody holds. */
 export class NotFoundError extends SlotBusError {}
 

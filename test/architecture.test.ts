@@ -73,6 +73,7 @@ const BENCH_ROOMS = [
   "stream",
   "remote",
   "realwork",
+  "fronts",
   "compare",
 ]
 

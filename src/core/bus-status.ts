@@ -15,6 +15,8 @@ export function busSection(
     upMs: number
     pools: PoolRow[]
     remote: { transport: string; server: string; connected: boolean; policy: string } | null
+    /** A shared front (docs/PROTOCOL.md §15): its index among the name's fronts, and whether it leads. */
+    front?: { index: number; leader: boolean } | null
   },
 ): StatusSection {
   const s = section("bus", st.name)
@@ -31,6 +33,11 @@ export function busSection(
     ["latency p50 / p99 µs", `${st.latency.p50Us} / ${st.latency.p99Us}`],
     ["up", ago(o.upMs)],
   )
+  if (o.front)
+    s.facts.push([
+      "front",
+      `${o.front.index} of the shared name (${o.front.index === 0 ? "the plain name" : `${st.name}~${o.front.index}`}); ${o.front.leader ? "the leader: runs the name's pool" : "another front leads"}`,
+    ])
   if (st.refusedPeers + st.overCapPeers + st.protocolErrors + st.evictedWorkers > 0)
     s.facts.push([
       "refused / over cap / protocol errors / evicted",

@@ -3,27 +3,11 @@
 // (dispatcher.ts: the queue, the pick, deadlines), the Acceptor (accept.ts: workers on this host) and, with a
 // `remote` transport, remoteHubHost (remote-endpoint.ts: workers on other hosts).
 import { closeSync } from "node:fs"
-import {
-  native,
-  Kind,
-  HUB_CONFIG_WORDS,
-  MAX_ALLOW_UIDS,
-  Errno,
-  E_SOCKET_DIR,
-  loadNative,
-  socketDirError,
-} from "../native/ffi.ts"
+import { Kind, HUB_CONFIG_WORDS, MAX_ALLOW_UIDS, loadNative } from "../native/ffi.ts"
 import { align8, busName, headerPairs, headLength, toBytes } from "./codec.ts"
 import { checkNumber, checkOptions, checkRemote, madeBy } from "../kit/index.ts"
 import type { BodyInit } from "./codec.ts"
-import {
-  BusClosedError,
-  BusFullError,
-  NameInUseError,
-  PayloadTooLargeError,
-  SlotBusError,
-  TimeoutError,
-} from "../errors.ts"
+import { BusClosedError, BusFullError, NameInUseError, PayloadTooLargeError, TimeoutError } from "../errors.ts"
 import { tuning } from "./idle.ts"
 import { longTimeout } from "../kit/index.ts"
 import type { BusStats } from "./stats.ts"
@@ -58,6 +42,7 @@ import { busSection } from "./bus-status.ts"
 import { BusPools } from "./pools.ts"
 import { bodyUpTo } from "./fetch-body.ts"
 import { STATUS, type StatusSection } from "../kit/index.ts"
+import { listenFront, type FrontSeat } from "./fronts.ts"
 
 const FACTORY = Symbol("SlotBus.listen")
 
@@ -105,6 +90,9 @@ export class SlotBus {
   private readonly acceptor: Acceptor
   /** The control socket `slotbus call` reaches the workers through (docs/PROTOCOL.md §14); null without one. */
   private control: ControlSocket | null = null
+
+  /** @internal The seat of a shared front among the fronts of its name (docs/PROTOCOL.md §15); null when not shared. */
+  front: FrontSeat | null = null
   /** @internal Set once close() began. */
   closing: Promise<void> | null = null
 
@@ -198,19 +186,17 @@ export class SlotBus {
       return mine.bus
     }
     await loadNative()
-    const fd = native.sb_listen(cname)
-    if (fd === Errno.EADDRINUSE)
-      throw new NameInUseError(
-        `a hub named "${name}" is already listening on this machine; pick another name or close it`,
-      )
-    if (fd === E_SOCKET_DIR) throw socketDirError(`cannot listen as "${name}"`)
-    if (fd < 0) throw new SlotBusError(`cannot listen as "${name}": errno ${-fd}`)
+    if (opts.shared !== undefined && typeof opts.shared !== "boolean")
+      throw new TypeError(`SlotBus.listen: shared must be a boolean, got ${typeof opts.shared}`)
+    const { fd, seat } = await listenFront(name, opts.shared === true)
     let bus: SlotBus
     try {
       bus = new SlotBus(FACTORY, name, fd, opts)
+      bus.front = seat
       bus.acceptor.watch()
-      bus.control = ControlSocket.open(name, cname, (req, o) => bus.fetch(req, o))
+      bus.control = ControlSocket.open(name, cname, (req, o) => bus.fetch(req, o), seat !== null)
     } catch (e) {
+      seat?.close()
       closeSync(fd)
       throw e
     }
@@ -491,6 +477,7 @@ export class SlotBus {
     return busSection(this.stats(), {
       upMs: performance.now() - this.createdAt,
       pools,
+      front: this.front && { index: this.front.index, leader: this.front.leader },
       remote: link && {
         transport: String(this.transport!.transport ?? "remote"),
         server: link.server?.() ?? "?",
@@ -521,6 +508,7 @@ export class SlotBus {
 
   private async shutdown(drain: boolean, timeoutMs: number) {
     await this.acceptor.stop()
+    this.front?.close()
     for (const w of [...this.acceptor.waiters])
       w.reject(new BusClosedError(`bus "${this.name}" closed while waiting for workers`))
     const deadline = performance.now() + timeoutMs

@@ -53,10 +53,14 @@ export class ControlSocket {
     private readonly fetch: ControlFetch,
   ) {}
 
-  /** Opens `name`'s control socket, or says why not (once, on stderr) and returns null: the bus works without it. */
-  static open(name: string, cname: Buffer, fetch: ControlFetch): ControlSocket | null {
+  /**
+   * Opens `name`'s control socket, or says why not (once, on stderr) and returns null: the bus works without it. A
+   * shared front (docs/PROTOCOL.md §15) finds it held by another front of its name, which serves every worker too.
+   */
+  static open(name: string, cname: Buffer, fetch: ControlFetch, shared = false): ControlSocket | null {
     const fd = native.sb_ctl_listen(cname)
     if (fd < 0) {
+      if (shared && fd === Errno.EADDRINUSE) return null
       const why = fd === Errno.EADDRINUSE ? "another process holds its name" : `errno ${-fd}`
       console.warn(`slotbus: bus "${name}" has no control socket (slotbus call cannot reach it): ${why}`)
       return null

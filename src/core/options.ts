@@ -6,6 +6,12 @@ import type { RemoteTransport } from "./remote.ts"
 import { checkNumber, optionNames } from "../kit/index.ts"
 
 export interface ListenOptions {
+  /**
+   * One of several fronts of this name (a `Bun.serve({ reusePort: true })` or node:cluster server's processes):
+   * every worker of the name serves all of them, each over shared memory (docs/PROTOCOL.md §15). Every front of
+   * the name must pass it. Default false.
+   */
+  shared?: boolean
   /** Requests in flight per worker (1..4096). Default 32. */
   slots?: number
   /** Largest request body; responses get at least as much. Default 64 MiB. */
@@ -117,6 +123,7 @@ export interface CloseOptions {
 }
 
 export const LISTEN_OPTIONS = optionNames<ListenOptions>({
+  shared: true,
   slots: true,
   maxBodyBytes: true,
   maxHeadBytes: true,

@@ -16,6 +16,7 @@ import {
 } from "../kit/index.ts"
 import type { SlotBus } from "./bus.ts"
 import { isCompiled } from "./self-command.ts"
+import { FRONT_PARENT_ENV } from "./fronts.ts"
 
 export interface SuperviseWorkersOptions extends Omit<SupervisorOptions, "command" | "drain" | "retire" | "instances"> {
   /** argv, or one command line split like a shell would ("bun worker.ts --idle park"). */
@@ -106,8 +107,12 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
     const pids = () => new Set(sup.instances.map((i) => i.pid))
     while (bus && bus.workers.some((w) => pids().has(w.pid) && w.inFlight > 0)) await sleep(10)
   }
+  // A shared front's pool is the name's (docs/PROTOCOL.md §15.4): the fronts' leader runs it, and its workers
+  // learn which front started them, so they leave when it dies and the next leader's pool takes over.
+  const front = bus?.front ?? null
   const sup: Supervisor = new Supervisor({
     ...rest,
+    env: front ? { ...rest.env, [FRONT_PARENT_ENV]: String(process.pid) } : rest.env,
     instances: range.min,
     command: argv,
     drain,
@@ -134,7 +139,7 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
       : {
           row: [
             argv.join(" "),
-            sup.state,
+            front && sup.state === "created" ? "standby (another front runs the name's pool)" : sup.state,
             `${sup.runningCount} of ${sup.instances.length}${range.max > range.min ? ` (target ${scale.target}: ${scale.why})` : ""}`,
             sup.restarts,
             sup.instances.map((i) => i.pid || "-").join(" "),
@@ -142,7 +147,18 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
           failure: sup.failureReason,
         },
   )
-  sup.start()
+  if (!front || front.leader) sup.start() // throws here when the command cannot be spawned at all
+  front?.onLeader(() => {
+    if (sup.state !== "created" || bus?.closing) return
+    try {
+      sup.start()
+    } catch (e) {
+      // elected later, on a timer: nobody to throw to, so it is said, and the bus's requests fail with it
+      const message = `${what()} could not start on this front, its new leader: ${(e as Error).message}`
+      log(message)
+      bus?.pools.failed(sup, new PoolFailedError(message, bus.name, (e as Error).message))
+    }
+  })
   POOLS.set(key, { sup, options: shape })
   if (bus && range.max > range.min) autoscale(sup, bus, range, idleMs, scale)
   if (limits) recycleWhenDue(sup, bus, limits)

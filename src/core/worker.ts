@@ -21,16 +21,11 @@ import { longTimeout } from "../kit/index.ts"
 import { checkName, checkNumber, checkOptions, checkRemote, madeBy, optionNames } from "../kit/index.ts"
 import { rpcHandler } from "./rpc.ts"
 import { SlotRequest } from "./request.ts"
-import type { SlotReply, StreamParts } from "./answer.ts"
-import { Serving, type AnswerSink, type StreamEnd } from "./serve.ts"
-import { encodeHead, streamOut } from "./stream-out.ts"
-import {
-  type RemoteAnswer,
-  type RemoteAnswerSink,
-  type RemoteLink,
-  type RemoteTransport,
-  WORKER_PORT,
-} from "./remote.ts"
+import type { SlotReply } from "./answer.ts"
+import { Serving } from "./serve.ts"
+import { type RemoteLink, type RemoteTransport, WORKER_PORT } from "./remote.ts"
+import { RemoteSink, SlotSink, type SlotPort } from "./worker-sinks.ts"
+import { FrontFamily, frontAddress, MAX_FRONTS, sharedFrontsExist, type FrontMember } from "./fronts.ts"
 import { positiveInt } from "./options.ts"
 
 export { SlotRequest }
@@ -129,6 +124,7 @@ export class SlotWorker {
   private remote: RemoteLink | null = null
   private stopping: Promise<void> | null = null
   private readonly serving: Serving
+  private readonly handler: SlotHandler
   private onDrainAck: (() => void) | null = null
   // The requests this worker holds, by slot, and their generations: what a cancel request is checked against.
   private held: (SlotRequest | null)[] = []
@@ -141,6 +137,10 @@ export class SlotWorker {
   private looks: { slot: number; seen: number; req: SlotRequest; resolve: () => void }[] = []
   private cancelSeen = 0
   private readonly err = new Int32Array(1)
+  // A shared name's fronts (docs/PROTOCOL.md §15): the root's family of connections, one per front; a sibling's root.
+  private family: FrontFamily | null = null
+  private root: SlotWorker | null = null
+  private index = -1
 
   private constructor(
     key: symbol,
@@ -149,8 +149,15 @@ export class SlotWorker {
     private readonly opts: ConnectOptions,
   ) {
     madeBy(key, FACTORY, "SlotWorker", "await SlotWorker.connect(name, handler, options)")
+    this.handler = handler
     this.serving = new Serving(handler)
-    this.closed = new Promise((r) => (this.resolveClosed = r))
+    this.closed = new Promise(
+      (r) =>
+        (this.resolveClosed = (c) => {
+          this.family?.stop()
+          r(c)
+        }),
+    )
   }
 
   /** Connect to the hub listening as `name` and serve its requests with `handler`. */
@@ -195,7 +202,64 @@ export class SlotWorker {
   }
 
   get connected(): boolean {
-    return this.remote ? this.remote.connected : (this.chan?.isOpen ?? false)
+    return this.remote ? this.remote.connected : (this.chan?.isOpen ?? false) || (this.family?.connected ?? false)
+  }
+
+  /** @internal The front this connection serves (§15), -1 while none; its pid. */
+  get frontIndex(): number {
+    return this.chan ? this.index : -1
+  }
+  get hubPid(): number {
+    return this.chan?.peerPid ?? 0
+  }
+  get reconnect(): boolean {
+    return this.opts.reconnect === true
+  }
+
+  /** @internal Serve front k over a connection the family started (§15.3). */
+  async adopt(ptr: Chan, k: number): Promise<boolean> {
+    const e = await this.finishConnect(ptr, this.opts.helloTimeoutMs ?? HELLO_TIMEOUT_MS)
+    if (e !== 0) return false
+    if (this.stopping || this.chan) {
+      native.sb_close(ptr)
+      return false
+    }
+    this.index = k
+    this.serve(new Channel(ptr))
+    return true
+  }
+
+  /** @internal Another front of the name, served by a new worker with this one's handler and options. */
+  async sibling(ptr: Chan, k: number): Promise<FrontMember | null> {
+    const s = new SlotWorker(FACTORY, this.name, this.handler, { ...this.opts, reconnect: false })
+    s.root = this
+    return (await s.adopt(ptr, k)) ? s : null
+  }
+
+  /** @internal Ends a root whose fronts are all gone. */
+  finish(reason: "hub-gone" | "hub-closed") {
+    this.resolveClosed({ reason })
+  }
+
+  /** A root just connected: if the name is shared (§15.2), serve every front of it. */
+  private async joinFamily() {
+    if (this.root || this.family || this.remote) return
+    if (this.index === 0 && !(await sharedFrontsExist(this.name))) return
+    if (!this.family && !this.stopping) this.family = new FrontFamily(this.name, this, this.opts.hubUid)
+  }
+
+  /** No front at the plain name: a worker that knows §15 tries the others once. */
+  private async anyFront(): Promise<boolean> {
+    if (this.root || !(await sharedFrontsExist(this.name))) return false
+    for (let k = 1; k < MAX_FRONTS && !this.stopping; k++) {
+      const ptr = native.sb_connect_start(
+        frontAddress(this.name, k),
+        this.opts.hubUid ?? ANY_UID,
+        this.err,
+      ) as Chan | null
+      if (ptr && (await this.adopt(ptr, k))) return true
+    }
+    return false
   }
 
   /** Serves the hub through the transport given as `remote` (docs/PROTOCOL.md §10). */
@@ -235,7 +299,8 @@ export class SlotWorker {
 
   /** Requests answered, and handlers running now. */
   stats() {
-    return { served: this.serving.served, active: this.serving.active, connected: this.connected }
+    const f = this.family?.stats() ?? { served: 0, active: 0 }
+    return { served: this.serving.served + f.served, active: this.serving.active + f.active, connected: this.connected }
   }
 
   private async attach(waitMs: number) {
@@ -254,8 +319,10 @@ export class SlotWorker {
           native.sb_close(ptr)
           throw new BusClosedError("worker closed while connecting")
         }
+        this.index = 0
         return this.serve(new Channel(ptr))
       }
+      if (RETRYABLE.has(e) && (await this.anyFront())) return
       if (e === E_SOCKET_DIR) throw socketDirError(`cannot attach to hub "${this.name}"`)
       if (e === EPERM)
         throw new PeerRefusedError(
@@ -341,6 +408,7 @@ export class SlotWorker {
     )
     this.pump.kick()
     this.opts.onConnect?.(chan.peerPid)
+    void this.joinFamily()
   }
 
   private lost(chan: Channel, reason: WorkerClosed["reason"], error?: Error) {
@@ -356,6 +424,8 @@ export class SlotWorker {
     chan.close()
     this.chan = null
     this.opts.onDisconnect?.(reason)
+    if (this.family && !this.stopping)
+      return this.family.lost(chan.peerPid, reason === "hub-closed" ? reason : "hub-gone")
     if (this.opts.reconnect && !this.stopping) {
       this.attach(Infinity).catch((e: Error) =>
         this.resolveClosed(this.stopping ? { reason: "closed" } : { reason: "hub-gone", error: e }),
@@ -459,6 +529,7 @@ export class SlotWorker {
     }
     this.stopping ??= (async () => {
       const deadline = performance.now() + timeoutMs
+      const siblings = this.family?.close({ timeoutMs })
       if (this.remote) {
         await this.remote.close(timeoutMs)
         return this.resolveClosed({ reason: "closed" })
@@ -478,6 +549,7 @@ export class SlotWorker {
         chan.close()
         this.chan = null
       }
+      await siblings
       this.resolveClosed({ reason: "closed" })
     })()
     return this.stopping
@@ -485,92 +557,5 @@ export class SlotWorker {
 
   [Symbol.asyncDispose]() {
     return this.close()
-  }
-}
-
-interface SlotPort {
-  givenUp(chan: Channel, slot: number, gen: number, req: SlotRequest): boolean
-  credit(slot: number, seen: number, req: SlotRequest): Promise<void>
-}
-
-/** A slot of the worker's channel as where its request's answer goes (docs/PROTOCOL.md §5, §9). */
-class SlotSink implements AnswerSink {
-  constructor(
-    private readonly chan: Channel,
-    private readonly slot: number,
-    private readonly held: (SlotRequest | null)[],
-    private readonly gen: Uint32Array,
-    private readonly windows: Uint32Array,
-    private readonly port: SlotPort,
-  ) {}
-
-  get open() {
-    return this.chan.isOpen
-  }
-  get window() {
-    return this.chan.isOpen ? this.windows[this.slot]! : 0
-  }
-  takeWindow() {
-    const w = this.window
-    this.windows[this.slot] = 0
-    return w
-  }
-  arena() {
-    return this.chan.arena(this.slot, 1)
-  }
-  complete(a: RemoteAnswer) {
-    native.sb_worker_complete(this.chan.ptr, this.slot, this.gen[this.slot]!, a.status, a.flags, a.headLen, a.bodyLen)
-  }
-  stream(parts: StreamParts, _window: number, req: SlotRequest): Promise<StreamEnd> {
-    const { chan, slot } = this
-    const gen = this.gen[slot]!
-    return streamOut({
-      chan,
-      slot,
-      gen,
-      ...parts,
-      cancelled: () => this.port.givenUp(chan, slot, gen, req),
-      signal: req.signal,
-      credit: (seen) => this.port.credit(slot, seen, req),
-    })
-  }
-  release(req: SlotRequest) {
-    if (this.held[this.slot] === req) this.held[this.slot] = null
-    req.retire()
-    this.chan.release()
-  }
-}
-
-/** A remote transport's sink (docs/PROTOCOL.md §10.3) as where a request's answer goes. */
-class RemoteSink implements AnswerSink {
-  readonly open = true
-  constructor(
-    private readonly sink: RemoteAnswerSink,
-    public window: number,
-  ) {}
-
-  takeWindow() {
-    const w = this.window
-    this.window = 0
-    return w
-  }
-  arena() {
-    return this.sink.answerArena()
-  }
-  complete(a: RemoteAnswer) {
-    this.sink.done(a)
-  }
-  stream(parts: StreamParts): Promise<StreamEnd> {
-    return new Promise((over) =>
-      this.sink.stream({
-        body: parts.body,
-        status: parts.status,
-        head: encodeHead(parts.head),
-        over: () => over({ begun: true }),
-      }),
-    )
-  }
-  release(req: SlotRequest) {
-    req.retire()
   }
 }

@@ -1,0 +1,70 @@
+// One front of a shared name for the fronts tests (docs/PROTOCOL.md §15). Usage:
+//   bun test/support/shared-front.ts <bus-name> [--pool=N]
+// Listens with { shared: true }; with --pool, runs superviseWorkers(bus, N echo workers) (the name's pool: only
+// the fronts' leader runs it). Prints "ready <pid> <front index>", then answers lines on stdin:
+//   wait N     once N workers are connected: "workers <pid,pid,…>"
+//   load       starts 8 callers making requests as fast as they are answered
+//   report     "report <answered> <failed> <wrong> <pid,pid,…>": since the last report; the pids that answered
+//   pool       "pool <state> <pid,pid,…>": this front's supervisor and its workers' pids
+//   status     "status <json>": the bus's section of the status view
+// Exits on SIGTERM (pool stopped, bus closed).
+import { join } from "node:path"
+import { SlotBus, superviseWorkers } from "../../src/index.ts"
+import { STATUS } from "../../src/status/index.ts"
+
+const [name, ...flags] = process.argv.slice(2)
+if (!name) throw new Error("usage: shared-front.ts <bus-name> [--pool=N]")
+const poolSize = Number(flags.find((f) => f.startsWith("--pool="))?.slice(7) ?? 0)
+
+const bus = await SlotBus.listen(name, { shared: true })
+const sup =
+  poolSize > 0
+    ? superviseWorkers(bus, {
+        command: [process.execPath, join(import.meta.dir, "echo-worker.ts"), name, "--wait-for-hub-ms=5000"],
+        instances: poolSize,
+        stdout: "ignore",
+      })
+    : null
+const tally = { answered: 0, failed: 0, wrong: 0, pids: new Set<string>(), errors: [] as string[] }
+let loading = false
+
+async function caller(c: number) {
+  for (let i = 0; loading; i++) {
+    const body = `${process.pid}:${c}:${i}`
+    try {
+      const r = await bus.request({ method: "POST", path: "/echo", body }, { timeoutMs: 30_000 })
+      if (r.text() === body) tally.answered++
+      else tally.wrong++
+      tally.pids.add(r.headers.get("x-pid") ?? "?")
+    } catch (e) {
+      tally.failed++
+      if (tally.errors.length < 5) tally.errors.push(String(e))
+    }
+  }
+}
+
+console.log(`ready ${process.pid} ${bus.front?.index}`)
+process.on("SIGTERM", async () => {
+  loading = false
+  await sup?.stop({ killGraceMs: 500 })
+  await bus.close({ drain: false })
+  process.exit(0)
+})
+for await (const line of console) {
+  const [cmd, arg] = line.trim().split(" ")
+  if (cmd === "wait") {
+    await bus.waitForWorkers(Number(arg), 30_000)
+    console.log(`workers ${bus.workers.map((w) => w.pid).join(",")}`)
+  } else if (cmd === "load") {
+    loading = true
+    for (let c = 0; c < 8; c++) void caller(c)
+  } else if (cmd === "report") {
+    console.log(`report ${tally.answered} ${tally.failed} ${tally.wrong} ${[...tally.pids].join(",")}`)
+    for (const e of tally.errors) console.error(e)
+    Object.assign(tally, { answered: 0, failed: 0, wrong: 0, pids: new Set(), errors: [] })
+  } else if (cmd === "status") {
+    console.log(`status ${JSON.stringify(await bus[STATUS]())}`)
+  } else if (cmd === "pool") {
+    console.log(`pool ${sup?.state ?? "none"} ${sup?.instances.map((i) => i.pid).join(",") ?? ""}`)
+  }
+}
