@@ -1,0 +1,119 @@
+// Tracing through @opentelemetry/api, an optional peer dependency, and the W3C trace context (docs/PROTOCOL.md §6.2).
+// The API keeps what an app registers in one global (`Symbol.for("opentelemetry.js.api.1")`), so whether an SDK
+// registered a tracer provider is one property read: without the package, or with it and no SDK, nothing is loaded
+// and a request pays that read. The API is required only once a provider is there. OpenTelemetry metrics are
+// another module's (otel-metrics.ts); this one is traces only.
+import type * as OtelApi from "@opentelemetry/api"
+
+export type Otel = typeof OtelApi
+const REGISTRY = Symbol.for("opentelemetry.js.api.1")
+const globals = globalThis as unknown as Record<symbol, { trace?: unknown } | undefined>
+let api: Otel | null | undefined // undefined: not looked for yet; null: not installed
+let tracer: OtelApi.Tracer | null = null
+
+/** The OpenTelemetry API when an SDK registered a tracer provider (`trace.setGlobalTracerProvider`), else null. */
+export function otelTracing(): Otel | null {
+  if (globals[REGISTRY]?.trace === undefined) return null
+  if (api === undefined) api = load()
+  return api
+}
+
+/** The OpenTelemetry API if it is installed (SDK or not), else null. */
+export function otelApi(): Otel | null {
+  if (api === undefined) api = load()
+  return api
+}
+
+function load(): Otel | null {
+  try {
+    return require("@opentelemetry/api") as Otel
+  } catch {
+    return null // a provider registered through another copy of the API, and none reachable from here
+  }
+}
+
+/** slotbus's tracer (the global provider's: a provider registered later is taken up by the API's proxy). */
+export function slotbusTracer(o: Otel): OtelApi.Tracer {
+  return (tracer ??= o.trace.getTracer("slotbus"))
+}
+
+/** A W3C trace context, as the headers carry it. */
+export interface TraceContext {
+  traceparent: string
+  tracestate?: string
+}
+
+// version-trace id-parent id-flags; a later version may append fields after a dash (W3C trace context §3.2.4)
+const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-[^\0\r\n]*)?$/
+const TRACESTATE = /^[\x20-\x7e]{0,512}$/
+
+/** The parts of a valid `traceparent`, or null (malformed, version ff, an all-zero id, or extra fields in version 00). */
+export function parseTraceparent(
+  value: string,
+): { traceId: string; spanId: string; traceFlags: number; version: string } | null {
+  const m = TRACEPARENT.exec(value)
+  if (m === null) return null
+  const [, version, traceId, spanId, flags, rest] = m as unknown as [string, string, string, string, string, string?]
+  if (version === "ff" || (version === "00" && rest !== undefined)) return null
+  if (/^0+$/.test(traceId) || /^0+$/.test(spanId)) return null
+  return { traceId, spanId, traceFlags: Number.parseInt(flags, 16), version }
+}
+
+/** The `traceparent` of a span context (version 00). */
+export function formatTraceparent(c: { traceId: string; spanId: string; traceFlags: number }): string {
+  return `00-${c.traceId}-${c.spanId}-${(c.traceFlags & 0xff).toString(16).padStart(2, "0")}`
+}
+
+/**
+ * Checks an explicit `{ traceparent, tracestate }` option: a malformed one is a TypeError naming the format, never a
+ * context sent on that a receiver would drop.
+ */
+export function checkTraceOptions(
+  o: { traceparent?: unknown; tracestate?: unknown },
+  where: string,
+): TraceContext | undefined {
+  const { traceparent, tracestate } = o
+  if (traceparent === undefined) {
+    if (tracestate !== undefined)
+      throw new TypeError(`${where}: tracestate goes with a traceparent; pass both, or neither`)
+    return undefined
+  }
+  if (typeof traceparent !== "string" || parseTraceparent(traceparent) === null)
+    throw new TypeError(
+      `${where}: traceparent must be a W3C traceparent ("00-<32 hex trace id>-<16 hex span id>-<2 hex flags>", lower-case, ids not all zero), got ${JSON.stringify(traceparent)}`,
+    )
+  if (tracestate === undefined) return { traceparent }
+  if (typeof tracestate !== "string" || !TRACESTATE.test(tracestate))
+    throw new TypeError(
+      `${where}: tracestate must be a W3C tracestate (printable ASCII, at most 512 characters), got ${JSON.stringify(tracestate)}`,
+    )
+  return { traceparent, tracestate }
+}
+
+/** The context to carry for the active span, if any (and valid). */
+export function activeContext(o: Otel): TraceContext | undefined {
+  const span = o.trace.getSpan(o.context.active())
+  if (span === undefined) return undefined
+  return spanContext(o, span)
+}
+
+/** A span's context as `traceparent`/`tracestate`, or undefined for an invalid one (a no-op span). */
+export function spanContext(o: Otel, span: OtelApi.Span): TraceContext | undefined {
+  const c = span.spanContext()
+  if (!o.trace.isSpanContextValid(c)) return undefined
+  const state = c.traceState?.serialize()
+  return state ? { traceparent: formatTraceparent(c), tracestate: state } : { traceparent: formatTraceparent(c) }
+}
+
+/** The remote span context `tc` names (to start a child of, or to link to), or undefined if it is malformed. */
+export function remoteParent(o: Otel, tc: TraceContext): OtelApi.SpanContext | undefined {
+  const p = parseTraceparent(tc.traceparent)
+  if (p === null) return undefined
+  return {
+    traceId: p.traceId,
+    spanId: p.spanId,
+    traceFlags: p.traceFlags & 1,
+    isRemote: true,
+    traceState: tc.tracestate ? o.createTraceState(tc.tracestate) : undefined,
+  }
+}
