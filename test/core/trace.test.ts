@@ -129,7 +129,7 @@ describe("without OpenTelemetry in the worker", () => {
   const given = "00-0af7651916cd43dd8448eb7b319ad0a1-b7ad6b7169203331-01"
   const traceId = given.split("-")[1]
 
-  test("req.traceparent arrives on requests, raw calls and bus.fetch, and the worker never loads OpenTelemetry", async () => {
+  test("req.traceparent arrives on requests, raw calls, bus.fetch and RPC (withCall), and the worker never loads OpenTelemetry", async () => {
     const bus = await SlotBus.listen(busName("trace"))
     const topicName = busName("trace-topic")
     const topic = await Topic.open(topicName)
@@ -146,7 +146,8 @@ describe("without OpenTelemetry in the worker", () => {
       const viaFetch = (await (
         await bus.fetch(new Request("http://front/y", { headers: { traceparent: given } }))
       ).json()) as Seen
-      for (const s of [viaRequest, raw, viaFetch]) {
+      const viaRpc = (await bus.remote<{ called(): Seen }>({ traceparent: given }).called()) as Seen
+      for (const s of [viaRequest, raw, viaFetch, viaRpc]) {
         expect(s.traceparent!.split("-")[1]).toBe(traceId)
         expect(s.activeTraceId).toBeNull()
         expect(s.loadedOtel).toBe(false)

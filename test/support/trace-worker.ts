@@ -4,7 +4,7 @@
 // never loads @opentelemetry/api (it prints `loaded-otel <bool>` on request to show that). Each request or RPC call
 // answers what the handler saw: `req.traceparent` and the active span's trace id, and publishes an event of type
 // "seen" on <topic> from inside the handler. Prints "ready" once connected.
-import { SlotWorker, type SlotRequest } from "../../src/index.ts"
+import { SlotWorker, withCall, type SlotRequest } from "../../src/index.ts"
 import { Topic } from "../../src/events/index.ts"
 
 const [bus, topicName, ...flags] = process.argv.slice(2)
@@ -33,6 +33,8 @@ function seen(traceparent: string | undefined) {
 }
 
 const api = {
+  /** Without OpenTelemetry an RPC function reads its caller's context through withCall. */
+  called: withCall(async (call) => seen(call.traceparent)),
   async whoami() {
     await Bun.sleep(1) // the context survives an await
     return seen(undefined)
