@@ -8,6 +8,8 @@ import { SlotBus } from "../../src/index.ts"
 import { Topic } from "../../src/events/index.ts"
 import { bunChild, busName, until, type Child } from "../support/helpers.ts"
 import { registerOtel, spanLine, type SpanLine } from "../support/otel-setup.ts"
+import { natsSkipReason, startNats } from "../support/nats.ts"
+import { nats } from "../../src/nats/index.ts"
 
 const exporter = new InMemorySpanExporter()
 let unregister: () => Promise<void>
@@ -177,4 +179,31 @@ describe("without OpenTelemetry in the worker", () => {
       await bus.close({ drain: false })
     }
   })
+})
+
+describe.skipIf(natsSkipReason() !== null)("a worker on another host (NATS)", () => {
+  test("the caller's trace reaches a NATS worker's handler as its active span's trace", async () => {
+    const { url, server } = await startNats()
+    const bus = await SlotBus.listen(busName("trace"), { remote: nats(url), remotePolicy: "balance" })
+    const topicName = busName("trace-topic")
+    let worker: Child | undefined
+    try {
+      worker = await start("trace-worker.ts", [bus.name, topicName, "--otel", "--nats", url])
+      await bus.waitForWorkers(1, { timeoutMs: 15_000 })
+      const tracer = trace.getTracer("front")
+      const got = await tracer.startActiveSpan("front", async (span) => {
+        try {
+          return { traceId: span.spanContext().traceId, seen: (await bus.request({ path: "/n" })).json() as Seen }
+        } finally {
+          span.end()
+        }
+      })
+      expect(got.seen.activeTraceId).toBe(got.traceId)
+      expect(got.seen.traceparent!.split("-")[1]).toBe(got.traceId)
+    } finally {
+      await worker?.kill()
+      await bus.close({ drain: false })
+      await server.kill()
+    }
+  }, 60_000)
 })
