@@ -10,6 +10,7 @@ const REGISTRY = Symbol.for("opentelemetry.js.api.1")
 const globals = globalThis as unknown as Record<symbol, { trace?: unknown } | undefined>
 let api: Otel | null | undefined // undefined: not looked for yet; null: not installed
 let tracer: OtelApi.Tracer | null = null
+let tracerOf: unknown = null // the registered provider tracer was got from: a provider registered anew gets a new one
 
 /** The OpenTelemetry API when an SDK registered a tracer provider (`trace.setGlobalTracerProvider`), else null. */
 export function otelTracing(): Otel | null {
@@ -32,9 +33,14 @@ function load(): Otel | null {
   }
 }
 
-/** slotbus's tracer (the global provider's: a provider registered later is taken up by the API's proxy). */
+/** slotbus's tracer, from the tracer provider registered now. */
 export function slotbusTracer(o: Otel): OtelApi.Tracer {
-  return (tracer ??= o.trace.getTracer("slotbus"))
+  const provider = globals[REGISTRY]?.trace
+  if (tracer === null || tracerOf !== provider) {
+    tracer = o.trace.getTracer("slotbus")
+    tracerOf = provider
+  }
+  return tracer
 }
 
 /** A W3C trace context, as the headers carry it. */

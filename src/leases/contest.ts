@@ -20,7 +20,7 @@ import {
   type StatusSection,
 } from "../kit/index.ts"
 import { PeerRefusedError, ProtocolError, TimeoutError } from "../errors.ts"
-import { claimTrace, recordClaim, storedTraceparent, TRACE_BYTES } from "./trace.ts"
+import { claimTrace, storedTraceparent, traceClaim } from "./trace.ts"
 import {
   CreateModeValue,
   HOLDER_BYTES,
@@ -67,10 +67,7 @@ export interface ClaimOptions {
    * for it to be released before yielding or going to sleep: the lowest hand-over latency, for a CPU.
    */
   spinUs?: number
-  /**
-   * The claimer's W3C trace context, stored with the claim (docs/PROTOCOL.md §7.2) so a later holder can link to it.
-   * Default: the active OpenTelemetry span's, when an SDK is registered.
-   */
+  /** The claimer's W3C trace context, stored with the claim (PROTOCOL.md §7.2). Default: the active span's (an SDK). */
   traceparent?: string
 }
 
@@ -532,18 +529,7 @@ export class Contest implements Disposable {
     const p = this.handle()
     const r =
       spin > 0
-        ? native.sbl_try_claim_spin(
-            p,
-            kind,
-            label,
-            label.length,
-            owner,
-            owner.length,
-            ttl,
-            spin * 1000,
-            trace,
-            this.out,
-          )
+        ? native.sbl_try_claim_spin(p, kind, label, label.length, owner, owner.length, ttl, spin * 1e3, trace, this.out)
         : native.sbl_try_claim(p, kind, label, label.length, owner, owner.length, nowMs, ttl, trace, this.out)
     this.check(r)
     const v = this.view
@@ -562,11 +548,7 @@ export class Contest implements Disposable {
         HOW[v.getUint32(H.how, true)] ?? "free",
         wallClock,
       )
-      if (trace !== null || this.out[H.trace + 25] === 1) {
-        const replaced = storedTraceparent(this.out.subarray(H.trace, H.trace + TRACE_BYTES))
-        lease.traced(trace === null ? undefined : storedTraceparent(trace), replaced)
-        recordClaim(subject.label, token, lease.from, replaced)
-      }
+      if (trace !== null || this.out[H.trace + 25] === 1) traceClaim(lease, trace, this.out.subarray(H.trace))
       return { claimed: true, lease }
     }
     return { claimed: false, holder: this.readHolder() }
@@ -606,14 +588,8 @@ export class Contest implements Disposable {
 }
 
 const MAX_SPIN_US = 10_000_000
-const CLAIM_OPTIONS = optionNames<ClaimOptions>({ owner: true, ttlMs: true, spinUs: true, traceparent: true })
-const WAIT_OPTIONS = optionNames<WaitOptions>({
-  owner: true,
-  ttlMs: true,
-  spinUs: true,
-  traceparent: true,
-  signal: true,
-  timeoutMs: true,
-})
+const CLAIM_FIELDS = { owner: true, ttlMs: true, spinUs: true, traceparent: true } as const
+const CLAIM_OPTIONS = optionNames<ClaimOptions>(CLAIM_FIELDS)
+const WAIT_OPTIONS = optionNames<WaitOptions>({ ...CLAIM_FIELDS, signal: true, timeoutMs: true })
 const CONTEST_OPTIONS = optionNames<ContestOptions>({ capacity: true, create: true, joinTimeoutMs: true })
 const FACTORY = Symbol("Contest.open")

@@ -11,6 +11,7 @@ import {
   slotbusTracer,
   type TraceContext,
 } from "../kit/index.ts"
+import type { Lease } from "./lease.ts"
 
 export const TRACE_BYTES = 32
 
@@ -36,11 +37,18 @@ export function storedTraceparent(b: Uint8Array): string | undefined {
   return formatTraceparent({ traceId: hex.slice(0, 32), spanId: hex.slice(32, 48), traceFlags: b[24]! })
 }
 
+/** A claim just won: the lease learns its contexts (its own, the replaced claim's) and, with an SDK, a span links. */
+export function traceClaim(lease: Lease, trace: Uint8Array | null, replacedBytes: Uint8Array): void {
+  const replaced = storedTraceparent(replacedBytes)
+  lease.traced(trace === null ? undefined : storedTraceparent(trace), replaced)
+  recordClaim(lease.subject.label, lease.token, lease.from, replaced)
+}
+
 /**
  * With an SDK: a span for a claim just won, in the active context, linked to the claim it replaced (the holder
  * change), ended at once.
  */
-export function recordClaim(subject: string, token: bigint, from: string, replaced: string | undefined): void {
+function recordClaim(subject: string, token: bigint, from: string, replaced: string | undefined): void {
   const o = otelTracing()
   if (o === null) return
   const sc = replaced === undefined ? undefined : remoteParent(o, { traceparent: replaced })
