@@ -2,11 +2,10 @@
 // that came over another transport), views that read empty once the handler settled, and `reply()` for writing the
 // answer's body straight into the slot.
 import { PayloadTooLargeError } from "../errors.ts"
-import { checkNumber, checkOptions, optionNames } from "../kit/index.ts"
+import { checkNumber, checkOptions, optionNames, type OtelSpan } from "../kit/index.ts"
 import { align8, headerPairs, headLength, pairsToHeaders, readHead, utf8, writeHead } from "./codec.ts"
 import type { HeaderInit } from "./codec.ts"
 import type { SlotBytes } from "./remote.ts"
-import type { Span } from "@opentelemetry/api"
 
 const REPLY_INIT = optionNames<{ status?: number; headers?: HeaderInit }>({ status: true, headers: true })
 
@@ -30,7 +29,7 @@ export class SlotRequest {
   /** @internal Set by `reply()`: the response head already written into the slot. */
   replied: { view: Uint8Array; status: number; headLen: number } | null = null
   /** @internal The worker's SERVER span while the request is served (an OpenTelemetry SDK is registered). */
-  span: Span | null = null
+  span: OtelSpan | null = null
 
   /** @internal */
   constructor(

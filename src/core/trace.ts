@@ -2,7 +2,6 @@
 // CLIENT span around it (queue wait and slot time) and the worker's SERVER span its handler runs in. The hooks in
 // bus.ts, dispatcher.ts and serve.ts call in here only for a request that has a context, or when an OpenTelemetry SDK
 // is registered (kit/otel.ts); otherwise each tests one null.
-import type { Attributes, Span } from "@opentelemetry/api"
 import {
   activeContext,
   checkTraceOptions,
@@ -12,6 +11,8 @@ import {
   slotbusTracer,
   spanContext,
   type Otel,
+  type OtelAttributes as Attributes,
+  type OtelSpan as Span,
   type TraceContext,
 } from "../kit/index.ts"
 import { Kind } from "../native/ffi.ts"

@@ -3,10 +3,17 @@ import { toArrayBuffer, type Pointer } from "bun:ffi"
 import { ProtocolError } from "../errors.ts"
 import type { IdleStrategy } from "../core/index.ts"
 import { Pump, type Parking } from "../core/internal.ts"
-import { checkNumber, checkOptions, longTimeout, madeBy, optionNames, type LongTimer } from "../kit/index.ts"
+import {
+  checkNumber,
+  checkOptions,
+  longTimeout,
+  madeBy,
+  optionNames,
+  type LongTimer,
+  type OtelLink as Link,
+} from "../kit/index.ts"
 import { TopicConst, topicNative } from "../native/ffi.ts"
 import type { Routing } from "./codec.ts"
-import type { Link } from "@opentelemetry/api"
 import { linkTo } from "./trace.ts"
 
 const utf8 = new TextDecoder()

@@ -1,6 +1,5 @@
 // An event's trace context (docs/PROTOCOL.md §8.3): the publisher's W3C context rides as the routing keys
 // `traceparent` and `tracestate`; a subscriber reads it back (TopicEvent.traceparent) and links its span to it.
-import type { Link, Span } from "@opentelemetry/api"
 import {
   checkTraceOptions,
   otelApi,
@@ -8,6 +7,8 @@ import {
   remoteParent,
   slotbusTracer,
   spanContext,
+  type OtelLink as Link,
+  type OtelSpan as Span,
   type TraceContext,
 } from "../kit/index.ts"
 import { TopicConst } from "../native/ffi.ts"

@@ -40,4 +40,14 @@ export {
   slotbusTracer,
   spanContext,
 } from "./otel.ts"
-export type { Otel, TraceContext } from "./otel.ts"
+export type {
+  Otel,
+  OtelAttributes,
+  OtelContext,
+  OtelLink,
+  OtelSpan,
+  OtelSpanContext,
+  OtelTraceState,
+  OtelTracer,
+  TraceContext,
+} from "./otel.ts"

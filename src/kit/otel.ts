@@ -3,13 +3,72 @@
 // registered a tracer provider is one property read: without the package, or with it and no SDK, nothing is loaded
 // and a request pays that read. The API is required only once a provider is there. OpenTelemetry metrics are
 // another module's (otel-metrics.ts); this one is traces only.
-import type * as OtelApi from "@opentelemetry/api"
 
-export type Otel = typeof OtelApi
+// The parts of @opentelemetry/api slotbus uses, declared here so that no type of slotbus names the optional package
+// (an app without it type-checks clean); test/support/otel-setup.ts checks the real API fits them.
+export interface OtelTraceState {
+  set(key: string, value: string): OtelTraceState
+  unset(key: string): OtelTraceState
+  get(key: string): string | undefined
+  serialize(): string
+}
+export interface OtelSpanContext {
+  traceId: string
+  spanId: string
+  traceFlags: number
+  isRemote?: boolean
+  traceState?: OtelTraceState
+}
+/** A span link, as OpenTelemetry's `Link` (pass it in `tracer.startSpan(name, { links })`). */
+export interface OtelLink {
+  context: OtelSpanContext
+}
+export type OtelAttributes = Record<string, string | number | boolean | undefined>
+export interface OtelSpan {
+  spanContext(): OtelSpanContext
+  setAttribute(key: string, value: string | number | boolean): unknown
+  addEvent(name: string): unknown
+  recordException(exception: Error): void
+  setStatus(status: { code: number; message?: string }): unknown
+  end(): void
+}
+/** An OpenTelemetry Context: opaque here. */
+export interface OtelContext {
+  getValue(key: symbol): unknown
+}
+export interface OtelTracer {
+  startSpan(
+    name: string,
+    options?: { kind?: number; attributes?: OtelAttributes; links?: OtelLink[] },
+    context?: OtelContext,
+  ): OtelSpan
+}
+export interface Otel {
+  trace: {
+    getTracer(name: string): OtelTracer
+    getSpan(context: OtelContext): OtelSpan | undefined
+    setSpan(context: OtelContext, span: OtelSpan): OtelContext
+    setSpanContext(context: OtelContext, spanContext: OtelSpanContext): OtelContext
+    isSpanContextValid(spanContext: OtelSpanContext): boolean
+  }
+  context: {
+    active(): OtelContext
+    with<A extends unknown[], F extends (...args: A) => ReturnType<F>>(
+      context: OtelContext,
+      fn: F,
+      thisArg?: ThisParameterType<F>,
+      ...args: A
+    ): ReturnType<F>
+  }
+  ROOT_CONTEXT: OtelContext
+  SpanKind: { INTERNAL: number; SERVER: number; CLIENT: number; PRODUCER: number; CONSUMER: number }
+  SpanStatusCode: { ERROR: number }
+  createTraceState(raw?: string): OtelTraceState
+}
 const REGISTRY = Symbol.for("opentelemetry.js.api.1")
 const globals = globalThis as unknown as Record<symbol, { trace?: unknown } | undefined>
 let api: Otel | null | undefined // undefined: not looked for yet; null: not installed
-let tracer: OtelApi.Tracer | null = null
+let tracer: OtelTracer | null = null
 let tracerOf: unknown = null // the registered provider tracer was got from: a provider registered anew gets a new one
 
 /** The OpenTelemetry API when an SDK registered a tracer provider (`trace.setGlobalTracerProvider`), else null. */
@@ -34,7 +93,7 @@ function load(): Otel | null {
 }
 
 /** slotbus's tracer, from the tracer provider registered now. */
-export function slotbusTracer(o: Otel): OtelApi.Tracer {
+export function slotbusTracer(o: Otel): OtelTracer {
   const provider = globals[REGISTRY]?.trace
   if (tracer === null || tracerOf !== provider) {
     tracer = o.trace.getTracer("slotbus")
@@ -104,7 +163,7 @@ export function activeContext(o: Otel): TraceContext | undefined {
 }
 
 /** A span's context as `traceparent`/`tracestate`, or undefined for an invalid one (a no-op span). */
-export function spanContext(o: Otel, span: OtelApi.Span): TraceContext | undefined {
+export function spanContext(o: Otel, span: OtelSpan): TraceContext | undefined {
   const c = span.spanContext()
   if (!o.trace.isSpanContextValid(c)) return undefined
   const state = c.traceState?.serialize()
@@ -112,7 +171,7 @@ export function spanContext(o: Otel, span: OtelApi.Span): TraceContext | undefin
 }
 
 /** The remote span context `tc` names (to start a child of, or to link to), or undefined if it is malformed. */
-export function remoteParent(o: Otel, tc: TraceContext): OtelApi.SpanContext | undefined {
+export function remoteParent(o: Otel, tc: TraceContext): OtelSpanContext | undefined {
   const p = parseTraceparent(tc.traceparent)
   if (p === null) return undefined
   return {

@@ -1,5 +1,6 @@
 // The real OpenTelemetry SDK, registered globally for the tracing tests (test/core/trace.test.ts): a tracer
 // provider with a span processor per exporter given, and the AsyncLocalStorage context manager (which works in Bun).
+import * as api from "@opentelemetry/api"
 import { context, trace } from "@opentelemetry/api"
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks"
 import {
@@ -8,6 +9,11 @@ import {
   SimpleSpanProcessor,
   type SpanExporter,
 } from "@opentelemetry/sdk-trace-base"
+import type { Otel, OtelLink } from "../../src/kit/otel.ts"
+
+/** slotbus declares the parts of the API it uses itself (kit/otel.ts), so its types never name the package: they fit. */
+export const apiFits: Otel = api
+export const linkFits = (l: OtelLink): api.Link => l
 
 /** Registers the SDK; returns the function that unregisters it. */
 export function registerOtel(exporter: SpanExporter): () => Promise<void> {
