@@ -74,6 +74,7 @@ const BENCH_ROOMS = [
   "remote",
   "realwork",
   "compare",
+  "trace",
 ]
 
 /** Why `from` (a path under bench/) may not import `to` (resolved, relative to bench/), or null when it may. */

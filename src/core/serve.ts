@@ -48,8 +48,11 @@ export class Serving {
     this.active++
     let out: unknown
     try {
-      const o = otelTracing() // an OpenTelemetry SDK: the handler runs in a SERVER span (trace.ts)
-      out = o === null ? this.handler(req) : runInServerSpan(o, req, req.busName, this.handler)
+      const o = otelTracing() // an OpenTelemetry SDK and a traced request: the handler runs in a SERVER span (trace.ts)
+      out =
+        o === null || req.traceparent === undefined
+          ? this.handler(req)
+          : runInServerSpan(o, req, req.busName, this.handler)
     } catch (e) {
       return this.answer(req, sink, e, true)
     }

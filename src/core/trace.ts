@@ -21,14 +21,16 @@ const RPC_VERB = /^rpc:/
 
 /** The trace of one request on the hub's side: the context it carries and, with an SDK, its CLIENT span. */
 export class ClientTrace {
-  private readonly started = Bun.nanoseconds()
+  private readonly started: number
   private sentAt = 0
 
   constructor(
     readonly context: TraceContext,
     private readonly o: Otel | null,
     private readonly span: Span | null,
-  ) {}
+  ) {
+    this.started = span === null ? 0 : Bun.nanoseconds()
+  }
 
   /** It was published to a worker: the time it waited in the queue. */
   sent() {
@@ -58,8 +60,10 @@ export class ClientTrace {
 
 /**
  * The trace of a request a caller makes, or null (nothing to carry, nothing to record). Its context: the explicit
- * `{ traceparent, tracestate }` option, else (with an SDK) a CLIENT span's, child of the active span, else
- * `inherited` (a bus.fetch Request's own header).
+ * `{ traceparent, tracestate }` option, else `inherited` (a bus.fetch Request's own header); with an SDK, a CLIENT
+ * span's, child of that or of the active span, or of a `traceparent` among the request's own headers (an HTTP hub
+ * passing its client's on). A request outside any trace gets no span: internal traffic (pings, control calls) and
+ * untraced load stay out of the traces and pay nothing.
  */
 export function clientTrace(
   kind: number,
@@ -78,11 +82,12 @@ export function clientTrace(
     return context ? new ClientTrace(context, null, null) : null
   }
   let parent = o.context.active()
-  const remote = explicit ?? (activeContext(o) === undefined ? inherited : undefined)
+  const active = activeContext(o) !== undefined
+  const remote = explicit ?? (active ? undefined : (inherited ?? headerContext(strings)))
   if (remote !== undefined) {
     const sc = remoteParent(o, remote)
     if (sc !== undefined) parent = o.trace.setSpanContext(parent, sc)
-  }
+  } else if (!active) return null // outside any trace
   const { name, attributes } = describe(kind, strings, bus)
   const span = slotbusTracer(o).startSpan(name, { kind: o.SpanKind.CLIENT, attributes }, parent)
   const context = spanContext(o, span)
@@ -91,6 +96,17 @@ export function clientTrace(
     return explicit ? new ClientTrace(explicit, null, null) : null
   }
   return new ClientTrace(context, o, span)
+}
+
+/** A `traceparent` (and `tracestate`) among an HTTP request's own header pairs, if valid. */
+function headerContext(strings: readonly string[] | null): TraceContext | undefined {
+  if (strings === null) return undefined
+  let tp: string | undefined
+  let ts: string | undefined
+  for (let i = 2; i + 1 < strings.length; i += 2)
+    if (strings[i] === "traceparent") tp = strings[i + 1]
+    else if (strings[i] === "tracestate") ts = strings[i + 1]
+  return receivedContext(tp, ts)
 }
 
 /** A span's name and attributes for a request (OpenTelemetry's RPC and HTTP conventions where they fit). */

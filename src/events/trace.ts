@@ -17,13 +17,14 @@ import { TopicConst } from "../native/ffi.ts"
 type Traced = { type: string; routing?: Record<string, string>; traceparent?: string; tracestate?: string }
 
 /**
- * The event to publish with its context in its routing keys, and the PRODUCER span (with an SDK) to end once it is
- * published; null when there is nothing to carry, or it already carries a `traceparent` key of its own.
+ * The event to publish with its context in its routing keys, and the PRODUCER span (with an SDK, inside a trace) to
+ * end once it is published; null when there is nothing to carry, or it already carries a `traceparent` key of its own.
  */
 export function publishTrace<E extends Traced>(ev: E, topic: string): { ev: E; span: Span | null } | null {
   const o = otelTracing()
   if (o === null && ev.traceparent === undefined && ev.tracestate === undefined) return null
   const explicit = checkTraceOptions(ev, "publish")
+  if (explicit === undefined && o !== null && o.trace.getSpan(o.context.active()) === undefined) return null // untraced
   const { traceparent: _, tracestate: __, ...plain } = ev
   const routing = ev.routing ?? {}
   if (typeof routing === "object" && routing !== null && routing.traceparent !== undefined) return null // its own

@@ -111,6 +111,8 @@ export interface TraceContext {
 // version-trace id-parent id-flags; a later version may append fields after a dash (W3C trace context §3.2.4)
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-[^\0\r\n]*)?$/
 const TRACESTATE = /^[\x20-\x7e]{0,512}$/
+const ZERO_TRACE_ID = "0".repeat(32)
+const ZERO_SPAN_ID = "0".repeat(16)
 
 /** The parts of a valid `traceparent`, or null (malformed, version ff, an all-zero id, or extra fields in version 00). */
 export function parseTraceparent(
@@ -120,7 +122,7 @@ export function parseTraceparent(
   if (m === null) return null
   const [, version, traceId, spanId, flags, rest] = m as unknown as [string, string, string, string, string, string?]
   if (version === "ff" || (version === "00" && rest !== undefined)) return null
-  if (/^0+$/.test(traceId) || /^0+$/.test(spanId)) return null
+  if (traceId === ZERO_TRACE_ID || spanId === ZERO_SPAN_ID) return null
   return { traceId, spanId, traceFlags: Number.parseInt(flags, 16), version }
 }
 
@@ -138,6 +140,8 @@ export function checkTraceOptions(
   where: string,
 ): TraceContext | undefined {
   const { traceparent, tracestate } = o
+  if (traceparent !== undefined && traceparent === lastChecked.traceparent && tracestate === lastChecked.tracestate)
+    return lastChecked // the same context again (a bus.remote({ traceparent }) proxy, a loop): checked already
   if (traceparent === undefined) {
     if (tracestate !== undefined)
       throw new TypeError(`${where}: tracestate goes with a traceparent; pass both, or neither`)
@@ -147,13 +151,14 @@ export function checkTraceOptions(
     throw new TypeError(
       `${where}: traceparent must be a W3C traceparent ("00-<32 hex trace id>-<16 hex span id>-<2 hex flags>", lower-case, ids not all zero), got ${JSON.stringify(traceparent)}`,
     )
-  if (tracestate === undefined) return { traceparent }
-  if (typeof tracestate !== "string" || !TRACESTATE.test(tracestate))
+  if (tracestate !== undefined && (typeof tracestate !== "string" || !TRACESTATE.test(tracestate)))
     throw new TypeError(
       `${where}: tracestate must be a W3C tracestate (printable ASCII, at most 512 characters), got ${JSON.stringify(tracestate)}`,
     )
-  return { traceparent, tracestate }
+  lastChecked = tracestate === undefined ? { traceparent } : { traceparent, tracestate }
+  return lastChecked
 }
+let lastChecked: TraceContext = { traceparent: "" }
 
 /** The context to carry for the active span, if any (and valid). */
 export function activeContext(o: Otel): TraceContext | undefined {

@@ -168,6 +168,30 @@ describe("without OpenTelemetry in the worker", () => {
     }
   }, 60_000)
 
+  test("a request outside any trace gets no span and no context; a traceparent header is continued", async () => {
+    const bus = await SlotBus.listen(busName("trace"))
+    const topicName = busName("trace-topic")
+    let worker: Child | undefined
+    try {
+      worker = await start("trace-worker.ts", [bus.name, topicName])
+      await bus.waitForWorkers(1)
+      exporter.reset()
+      const untraced = JSON.parse(new TextDecoder().decode(await bus.call("ping"))) as Seen
+      expect(untraced.traceparent).toBeNull()
+      // an HTTP hub passes its client's header on: the CLIENT span continues that trace
+      const viaHeader = (await bus.request({ path: "/h", headers: { traceparent: given } })).json() as Seen
+      const [, tid, parent] = viaHeader.traceparent!.split("-")
+      expect(tid).toBe(traceId)
+      const clients = exporter.getFinishedSpans().map(spanLine)
+      expect(clients).toHaveLength(1) // the ping made none
+      expect(clients[0]!.parentSpanId).toBe(given.split("-")[2]!)
+      expect(clients[0]!.spanId).toBe(parent!)
+    } finally {
+      await worker?.kill()
+      await bus.close({ drain: false })
+    }
+  }, 60_000)
+
   test("a malformed traceparent option is a TypeError, and nothing is sent", async () => {
     const bus = await SlotBus.listen(busName("trace"))
     try {
