@@ -15,6 +15,9 @@ extern "C" {
 #define SBL_MAX_MEMBERS 256u
 #define SBL_LABEL_MAX 96u
 #define SBL_OWNER_MAX 64u
+/* A claim's W3C trace context, binary (docs/PROTOCOL.md §7.2): trace id [0,16), span id [16,24), flags [24],
+ * 1 at [25] when there is one; all zero: none. */
+#define SBL_TRACE_BYTES 32u
 #define SBL_MIN_CAPACITY 64u
 #define SBL_MAX_CAPACITY 65536u
 #define SBL_ECORRUPT 1000 /* returned negated, as SB_ECORRUPT */
@@ -43,6 +46,7 @@ typedef struct sbl_holder {
   double expires_at;  /* ms; +inf: no expiry */
   uint8_t owner[SBL_OWNER_MAX];
   uint8_t label[SBL_LABEL_MAX];
+  uint8_t trace[SBL_TRACE_BYTES]; /* the holder's context; for a claim just won, the context of the claim it replaced */
 } sbl_holder;
 
 /* sbl_open: whether it may create the contest (iceoryx2's open / create / open_or_create) */
@@ -63,16 +67,17 @@ sbl_contest *sbl_open(const char *name, uint32_t capacity, uint32_t create, int 
 /* Leave: every claim of this member stops blocking at once; stop the accept thread; unmap. End waits first. */
 void sbl_close(sbl_contest *c);
 
-/* Claim a subject at time now_ms for ttl_ms (<= 0 or inf: until released). 1: claimed, *out is our claim
- * (owner and label left out: the caller has them).
+/* Claim a subject at time now_ms for ttl_ms (<= 0 or inf: until released), stored with the claimer's trace context
+ * (SBL_TRACE_BYTES, or NULL for none). 1: claimed, *out is our claim (owner and label left out: the caller has
+ * them; its trace is the replaced claim's).
  * 0: yield, *out is the active holder. -E2BIG (label or owner too long), -ENOSPC (table full),
  * -SBL_ECORRUPT. */
 int sbl_try_claim(sbl_contest *c, uint32_t kind, const uint8_t *label, uint32_t label_len, const uint8_t *owner,
-                  uint32_t owner_len, double now_ms, double ttl_ms, sbl_holder *out);
+                  uint32_t owner_len, double now_ms, double ttl_ms, const uint8_t *trace, sbl_holder *out);
 /* sbl_try_claim on the wall clock, spinning (no syscall while the holder keeps it) for up to spin_ns until
  * the claim is released, expires or its holder dies: a spinning waiter. Same results as sbl_try_claim. */
 int sbl_try_claim_spin(sbl_contest *c, uint32_t kind, const uint8_t *label, uint32_t label_len, const uint8_t *owner,
-                       uint32_t owner_len, double ttl_ms, double spin_ns, sbl_holder *out);
+                       uint32_t owner_len, double ttl_ms, double spin_ns, const uint8_t *trace, sbl_holder *out);
 /* Release our claim (entry, version). 1: released, 0: it was no longer ours (lost). */
 int sbl_release(sbl_contest *c, uint32_t entry, uint32_t version);
 /* Release whatever claim (entry, version) is, if it is still the current one. 1: released, 0: not current. */

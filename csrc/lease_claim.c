@@ -143,13 +143,14 @@ static double ms_out(int64_t v) { return v == NO_EXPIRY ? INFINITY : (double)v; 
 /* Reads a held claim's details seqlock-style. 1: *out consistent for word w; 0: the word moved on. */
 static int read_claim(sbl_contest *c, uint32_t i, uint64_t w, sbl_holder *out) {
   entry_t *e = entry_at(c, i);
-  uint64_t owner[SBL_OWNER_MAX / 8];
+  uint64_t owner[SBL_OWNER_MAX / 8], trace[SBL_TRACE_BYTES / 8];
   /* relaxed loads validated by the fence + reload below (seqlock read side) */
   uint64_t token = shm_load_relaxed(&e->token);
   int64_t at = shm_load_relaxed(&e->claimed_at);
   int64_t exp = shm_load_relaxed(&e->expires_at);
   uint32_t olen = shm_load_relaxed(&e->owner_len);
   shm_load_words(owner, e->owner, SBL_OWNER_MAX);
+  shm_load_words(trace, e->trace, SBL_TRACE_BYTES);
   shm_fence_acquire();
   if (shm_load_relaxed(&e->word) != w) return 0;
   if (olen > SBL_OWNER_MAX) return corrupt(c, "owner length out of range", i, olen);
@@ -163,6 +164,7 @@ static int read_claim(sbl_contest *c, uint32_t i, uint64_t w, sbl_holder *out) {
   out->expires_at = ms_out(exp);
   out->owner_len = olen;
   memcpy(out->owner, owner, SBL_OWNER_MAX);
+  memcpy(out->trace, trace, SBL_TRACE_BYTES);
   out->kind = e->kind;
   uint32_t label_len = SHM_READ(e->label_len); /* read once: checked, then used */
   out->label_len = label_len <= SBL_LABEL_MAX ? label_len : 0;
@@ -170,9 +172,10 @@ static int read_claim(sbl_contest *c, uint32_t i, uint64_t w, sbl_holder *out) {
   return 1;
 }
 
-/* Writes our claim's details in CLAIMING (seqlock write side), then publishes HELD. */
+/* Writes our claim's details in CLAIMING (seqlock write side), then publishes HELD. A new claim's trace context
+ * replaces the last claim's, which goes to `replaced` (ours while CLAIMING: nobody else writes it). */
 static uint64_t publish_claim(sbl_contest *c, uint32_t i, uint64_t claiming, const uint8_t *owner, uint32_t owner_len,
-                              int64_t at, int64_t exp, int new_token) {
+                              int64_t at, int64_t exp, int new_token, const uint8_t *trace, uint8_t *replaced) {
   entry_t *e = entry_at(c, i);
   /* release fence: a reader that sees any detail written below also sees the CLAIMING word before it */
   shm_fence_release();
@@ -187,6 +190,10 @@ static uint64_t publish_claim(sbl_contest *c, uint32_t i, uint64_t claiming, con
     memcpy(words, owner, owner_len);
     shm_store_words(e->owner, words, SBL_OWNER_MAX);
     shm_store_relaxed(&e->owner_len, owner_len);
+    shm_load_words(replaced, e->trace, SBL_TRACE_BYTES);
+    uint64_t tw[SBL_TRACE_BYTES / 8] = {0};
+    if (trace) memcpy(tw, trace, SBL_TRACE_BYTES);
+    shm_store_words(e->trace, tw, SBL_TRACE_BYTES);
   }
   shm_store_relaxed(&e->expires_at, exp);
   uint64_t held = claim_word(w_version(claiming) + 1, c->my_gen, c->me, SBL_HELD);
@@ -216,7 +223,7 @@ static void wake_waiters(entry_t *e) {
 }
 
 int sbl_try_claim(sbl_contest *c, uint32_t kind, const uint8_t *label, uint32_t label_len, const uint8_t *owner,
-                  uint32_t owner_len, double now_ms, double ttl_ms, sbl_holder *out) {
+                  uint32_t owner_len, double now_ms, double ttl_ms, const uint8_t *trace, sbl_holder *out) {
   if (label_len > SBL_LABEL_MAX || owner_len > SBL_OWNER_MAX) return -E2BIG;
   uint32_t i;
   int r = find_entry(c, kind, label, label_len, 1, &i);
@@ -266,7 +273,7 @@ int sbl_try_claim(sbl_contest *c, uint32_t kind, const uint8_t *label, uint32_t 
     /* acquire on success: we now own the details; on failure we simply look again */
     if (!shm_cas_acquire(&e->word, &w, claiming)) continue;
     int64_t exp = expiry_for(now_ms, ttl_ms);
-    uint64_t held = publish_claim(c, i, claiming, owner, owner_len, now, exp, 1);
+    uint64_t held = publish_claim(c, i, claiming, owner, owner_len, now, exp, 1, trace, out->trace);
     count(c, C_CLAIMS);
     if (how == SBL_HOW_EXPIRED) count(c, C_EXPIRIES);
     if (how == SBL_HOW_DEAD) count(c, C_TAKEOVERS);
@@ -286,13 +293,13 @@ int sbl_try_claim(sbl_contest *c, uint32_t kind, const uint8_t *label, uint32_t 
 }
 
 int sbl_try_claim_spin(sbl_contest *c, uint32_t kind, const uint8_t *label, uint32_t label_len, const uint8_t *owner,
-                       uint32_t owner_len, double ttl_ms, double spin_ns, sbl_holder *out) {
+                       uint32_t owner_len, double ttl_ms, double spin_ns, const uint8_t *trace, sbl_holder *out) {
   uint64_t start = mono_ns();
   for (;;) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     int r = sbl_try_claim(c, kind, label, label_len, owner, owner_len, (double)ts.tv_sec * 1e3 + ts.tv_nsec / 1e6,
-                          ttl_ms, out);
+                          ttl_ms, trace, out);
     if (r != 0) return r;
     /* yielded: watch the claim word (one cache line, no syscall) until it moves, then try again; every
      * millisecond try anyway, which notices an expiry or the holder's death */
@@ -361,7 +368,7 @@ int sbl_renew(sbl_contest *c, uint32_t entry, uint32_t version, double now_ms, d
   uint64_t claiming = claim_word(version + 1, c->my_gen, c->me, SBL_CLAIMING);
   /* acquire: pairs with nothing new (we held it), but keeps the expiry write below after the CAS */
   if (!shm_cas_acquire(&e->word, &w, claiming)) return 0;
-  uint64_t held = publish_claim(c, entry, claiming, NULL, 0, 0, expiry_for(now_ms, ttl_ms), 0);
+  uint64_t held = publish_claim(c, entry, claiming, NULL, 0, 0, expiry_for(now_ms, ttl_ms), 0, NULL, NULL);
   int r = read_claim(c, entry, held, out);
   if (r < 0) return r;
   if (r == 0) return 0; /* reset under our feet */

@@ -16,7 +16,7 @@
 #define ENTRY_BYTES 256u
 #define MEMBERS_OFF HDR_BYTES
 #define ENTRIES_OFF (MEMBERS_OFF + MEMBER_BYTES * SBL_MAX_MEMBERS)
-#define LAYOUT_DESC "slotbus-lease/1 hdr=4096 member=64x256 entry=256 label=96 owner=64 word=ver32:gen16:member8:state8"
+#define LAYOUT_DESC "slotbus-lease/1 hdr=4096 member=64x256 entry=256 label=96 owner=64 trace=32 word=ver32:gen16:member8:state8"
 #define NO_EXPIRY INT64_MAX
 #define TOKEN_SHIFT 20
 #define WAIT_SLICE_MS 20
@@ -60,7 +60,7 @@ typedef struct {
   _Atomic uint32_t owner_len;
   uint32_t reserved0;
   _Atomic uint64_t owner[SBL_OWNER_MAX / 8];
-  uint64_t reserved[4];
+  _Atomic uint64_t trace[SBL_TRACE_BYTES / 8];
 } entry_t;
 
 _Static_assert(offsetof(table_hdr, totals) == 128 && sizeof(table_hdr) <= HDR_BYTES, "layout");
@@ -70,6 +70,7 @@ _Static_assert(offsetof(entry_t, wake_seq) == 116 && offsetof(entry_t, word) == 
 _Static_assert(offsetof(entry_t, token) == 128 && offsetof(entry_t, claimed_at) == 136, "layout");
 _Static_assert(offsetof(entry_t, expires_at) == 144 && offsetof(entry_t, owner_len) == 152, "layout");
 _Static_assert(offsetof(entry_t, owner) == 160 && sizeof(entry_t) == ENTRY_BYTES, "layout");
+_Static_assert(offsetof(entry_t, trace) == 224, "layout");
 
 /* What this process knows about another member's process: a pidfd pinned to the right start time. */
 typedef struct {

@@ -9,6 +9,7 @@ export {
   StreamedResponse,
   selfCommand,
   superviseWorkers,
+  withCall,
   withSignal,
 } from "./core/index.ts"
 export { ReplaceError, Supervisor, SupervisorError, splitCommand } from "./kit/index.ts"
@@ -24,6 +25,7 @@ export type {
   Remote,
   RemoteOptions,
   RequestOptions,
+  RpcCall,
   SlotHandler,
   SlotReply,
   SlotRequestInit,

@@ -87,5 +87,6 @@ export let AlreadyExistsError,
   TopicFullError,
   TopicStreamError,
   UnknownMethodError,
+  withCall,
   withSignal,
   WorkerGoneError

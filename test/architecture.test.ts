@@ -75,6 +75,7 @@ const BENCH_ROOMS = [
   "realwork",
   "fronts",
   "compare",
+  "trace",
 ]
 
 /** Why `from` (a path under bench/) may not import `to` (resolved, relative to bench/), or null when it may. */

@@ -66,7 +66,7 @@ static void *member_main(void *arg) {
     uint32_t s = (uint32_t)(rand_r(&seed) % SUBJECTS);
     char label[16];
     int len = snprintf(label, sizeof label, "subject-%u", s);
-    int r = sbl_try_claim(c, 1, (const uint8_t *)label, (uint32_t)len, (const uint8_t *)"stress", 6, now_ms(), 0, &h);
+    int r = sbl_try_claim(c, 1, (const uint8_t *)label, (uint32_t)len, (const uint8_t *)"stress", 6, now_ms(), 0, NULL, &h);
     if (r < 0) FAIL("try_claim: %d (%s)", r, sbl_error(c));
     if (r == 0) {
       atomic_fetch_add_explicit(&g_yields, 1, memory_order_relaxed);

@@ -41,8 +41,9 @@ import { HUB_PORT, type RemoteLink, type RemoteTransport } from "./remote.ts"
 import { busSection } from "./bus-status.ts"
 import { BusPools } from "./pools.ts"
 import { bodyUpTo } from "./fetch-body.ts"
-import { STATUS, type StatusSection } from "../kit/index.ts"
+import { STATUS, type StatusSection, type TraceContext } from "../kit/index.ts"
 import { listenFront, type FrontSeat } from "./fronts.ts"
+import { clientTrace, headWithContext, receivedContext } from "./trace.ts"
 
 const FACTORY = Symbol("SlotBus.listen")
 
@@ -261,10 +262,14 @@ export class SlotBus {
     const body = await bodyUpTo(request, this.maxBody)
     const signal =
       opts.signal && opts.signal !== request.signal ? AbortSignal.any([opts.signal, request.signal]) : request.signal
-    const res = await this.request(
+    const { timeoutMs, streamIdleMs, idempotent, traceparent, tracestate } = opts
+    const res = (await this.submit(
+      Kind.HTTP,
       { method: request.method, path: url.pathname + url.search, headers: request.headers, body },
-      { timeoutMs: opts.timeoutMs, streamIdleMs: opts.streamIdleMs, idempotent: opts.idempotent, signal, stream: true },
-    )
+      { timeoutMs, streamIdleMs, idempotent, signal, stream: true, traceparent, tracestate },
+      // its caller's context, if nothing nearer (the option, an active span) gives one
+      receivedContext(request.headers.get("traceparent"), request.headers.get("tracestate")),
+    )) as StreamedResponse
     return res.toResponse()
   }
 
@@ -322,7 +327,12 @@ export class SlotBus {
     return () => void this.acceptor.listeners.delete(listener)
   }
 
-  private submit(kind: number, init: SlotRequestInit, options?: RequestOptions): Promise<unknown> {
+  private submit(
+    kind: number,
+    init: SlotRequestInit,
+    options?: RequestOptions,
+    inherited?: TraceContext,
+  ): Promise<unknown> {
     try {
       if (this.closing) throw this.closedError()
       if (init === null || typeof init !== "object")
@@ -330,7 +340,8 @@ export class SlotBus {
       if (kind === Kind.HTTP) checkOptions(init, REQUEST_INIT, "bus.request", { noun: "request field" })
       // no options: one shared empty object, nothing allocated or enumerated
       const opts = checkOptions(options, REQUEST_OPTIONS, kind === Kind.HTTP ? "bus.request" : "bus.call")
-      if (init.body instanceof Blob) return init.body.bytes().then((body) => this.submit(kind, { ...init, body }, opts))
+      if (init.body instanceof Blob)
+        return init.body.bytes().then((body) => this.submit(kind, { ...init, body }, opts, inherited))
       const body = toBytes(init.body, "body")
       let strings: string[] | null = null
       if (kind === Kind.HTTP) {
@@ -362,6 +373,18 @@ export class SlotBus {
           `bus "${this.name}": all slots busy and ${this.d.queue.length} requests queued; raise slots or queue`,
         )
 
+      const where = kind === Kind.HTTP ? "bus.request" : "bus.call"
+      const trace = clientTrace(kind, strings, opts, this.name, where, inherited) // null: no context, no SDK
+      if (trace !== null) {
+        strings = headWithContext(kind, strings, trace.context)
+        const head = headLength(strings)
+        if (head > this.maxHead) {
+          trace.end()
+          throw new PayloadTooLargeError(
+            `request head with its trace context is ${head} bytes, over maxHeadBytes ${this.maxHead}`,
+          )
+        }
+      }
       let resolve!: (v: unknown) => void, reject!: (e: unknown) => void
       const promise = new Promise<unknown>((res, rej) => ((resolve = res), (reject = rej))) // half withResolvers' cost
       const started = Bun.nanoseconds()
@@ -387,6 +410,7 @@ export class SlotBus {
         in: null,
         idempotent: opts.idempotent === true,
         retried: false,
+        trace,
       }
       if (signal) {
         p.onAbort = () => this.d.fail(p, signal.reason)
@@ -554,7 +578,8 @@ function remoteOptions(opts: RemoteOptions, where: string): RemoteOptions {
     throw new TypeError("signal must be an AbortSignal")
   if (opts.idempotent !== undefined && typeof opts.idempotent !== "boolean")
     throw new TypeError(`idempotent must be a boolean, got ${typeof opts.idempotent}`)
-  return { timeoutMs: opts.timeoutMs, signal: opts.signal, idempotent: opts.idempotent }
+  const { timeoutMs, signal, idempotent, traceparent, tracestate } = opts
+  return { timeoutMs, signal, idempotent, traceparent, tracestate }
 }
 
 const EARLY_DISPOSE_MS = 5000

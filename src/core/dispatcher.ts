@@ -120,7 +120,9 @@ export class Dispatcher implements EndpointHost {
   /** Sends p to the least busy worker. False when none has room; p then stays queued. */
   dispatch(p: Pending): boolean {
     const e = this.pick()
-    return e !== null && e.send(p)
+    if (e === null || !e.send(p)) return false
+    if (p.trace !== null) p.trace.sent()
+    return true
   }
 
   /** A worker joined: listed after the others as near as it (nearest first), told of, and given the queue. */
@@ -192,6 +194,7 @@ export class Dispatcher implements EndpointHost {
     if (p.phase === "in-slot") p.endpoint!.settled(p)
     else p.phase = "slot-returned" // it never had a slot
     if (p.onAbort) p.signal!.removeEventListener("abort", p.onAbort)
+    if (p.trace !== null) p.trace.end()
   }
 
   /**
@@ -218,6 +221,7 @@ export class Dispatcher implements EndpointHost {
       const i = this.queue.indexOf(p)
       if (i >= 0) this.queue.splice(i, 1)
     } else p.endpoint!.cancel(p) // a slot stays p's (settled) until the worker hands it back; a late answer is dropped
+    if (p.trace !== null) p.trace.failed(err)
     this.settle(p)
     p.settledAt = nowMs() // given up: from now on its slot may count as stuck
     if (err instanceof TimeoutError) this.counters.timeouts++

@@ -2,6 +2,7 @@
 // (Endpoint, implemented by slot-endpoint.ts and remote-endpoint.ts) and what an endpoint may do to the
 // dispatcher's books (EndpointHost). Separate because the dispatcher, both kinds of worker and the bus read them.
 import { State } from "../native/ffi.ts"
+import type { ClientTrace } from "./trace.ts"
 
 export interface WorkerInfo {
   pid: number
@@ -59,6 +60,8 @@ export interface Pending extends Settle {
   /** The caller said running it twice is harmless: a worker gone before answering does not fail it, once. */
   idempotent: boolean
   retried: boolean
+  /** Its trace (trace.ts): the context it carries and the hub's span, or null. */
+  trace: ClientTrace | null
 }
 
 /** What the books need of a streamed answer's reader (stream-in.ts's StreamIn). */

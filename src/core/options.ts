@@ -96,6 +96,13 @@ export interface RequestOptions {
    * once more, to another worker. Without it a request is never sent twice.
    */
   idempotent?: boolean
+  /**
+   * The caller's W3C trace context, sent with the request (docs/PROTOCOL.md §6.2). Default: the active
+   * OpenTelemetry span's, when an SDK is registered; the worker sees it as `req.traceparent`.
+   */
+  traceparent?: string
+  /** The `tracestate` that goes with `traceparent`. */
+  tracestate?: string
 }
 
 /** The options of RPC calls: `bus.remote(options)` (every call through it) and `bus.invoke(method, args, options)`. */
@@ -109,6 +116,13 @@ export interface RemoteOptions {
    * once more, to another worker. Without it a call is never sent twice.
    */
   idempotent?: boolean
+  /**
+   * The caller's W3C trace context, sent with the request (docs/PROTOCOL.md §6.2). Default: the active
+   * OpenTelemetry span's, when an SDK is registered; the worker sees it as `req.traceparent`.
+   */
+  traceparent?: string
+  /** The `tracestate` that goes with `traceparent`. */
+  tracestate?: string
 }
 
 export const MiB = 1024 * 1024
@@ -152,16 +166,26 @@ export const REQUEST_OPTIONS = optionNames<RequestOptions>({
   stream: true,
   streamIdleMs: true,
   idempotent: true,
+  traceparent: true,
+  tracestate: true,
 })
 export const WAIT_OPTIONS = optionNames<WaitOptions>({ timeoutMs: true, signal: true })
 export const CLOSE_OPTIONS = optionNames<CloseOptions>({ drain: true, timeoutMs: true })
-export const REMOTE_OPTIONS = optionNames<RemoteOptions>({ timeoutMs: true, signal: true, idempotent: true })
+export const REMOTE_OPTIONS = optionNames<RemoteOptions>({
+  timeoutMs: true,
+  signal: true,
+  idempotent: true,
+  traceparent: true,
+  tracestate: true,
+})
 export type FetchOptions = Omit<RequestOptions, "borrow" | "stream">
 export const FETCH_OPTIONS = optionNames<FetchOptions>({
   timeoutMs: true,
   signal: true,
   streamIdleMs: true,
   idempotent: true,
+  traceparent: true,
+  tracestate: true,
 })
 
 /** A whole-number option of the core, through the kit's one number check: `dflt` when undefined, else min..max. */

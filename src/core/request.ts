@@ -2,7 +2,7 @@
 // that came over another transport), views that read empty once the handler settled, and `reply()` for writing the
 // answer's body straight into the slot.
 import { PayloadTooLargeError } from "../errors.ts"
-import { checkNumber, checkOptions, optionNames } from "../kit/index.ts"
+import { checkNumber, checkOptions, optionNames, type OtelSpan } from "../kit/index.ts"
 import { align8, headerPairs, headLength, pairsToHeaders, readHead, utf8, writeHead } from "./codec.ts"
 import type { HeaderInit } from "./codec.ts"
 import type { SlotBytes } from "./remote.ts"
@@ -28,6 +28,8 @@ export class SlotRequest {
   private lent: ArrayBuffer[] | null = null // most requests lend nothing: no array for them
   /** @internal Set by `reply()`: the response head already written into the slot. */
   replied: { view: Uint8Array; status: number; headLen: number } | null = null
+  /** @internal The worker's SERVER span while the request is served (an OpenTelemetry SDK is registered). */
+  span: OtelSpan | null = null
 
   /** @internal */
   constructor(
@@ -39,7 +41,8 @@ export class SlotRequest {
     private readonly headLen: number,
     private readonly bodyOff: number,
     private readonly bodyLen: number,
-    private readonly busName = "slotbus",
+    /** @internal */
+    readonly busName = "slotbus",
     /**
      * The ring bytes the hub offered for a streamed answer (docs/PROTOCOL.md §9.1), read once when the request
      * was taken (over a remote transport: the window the hub announced, §10.4): a `ReadableStream` body (or a
@@ -76,10 +79,26 @@ export class SlotRequest {
     return (this.strings ??= readHead(this.chan.arena(this.slot, 0), this.headLen))
   }
   get method(): string {
-    return this.parts[0] ?? ""
+    return this.kind === "raw" ? "" : (this.parts[0] ?? "")
   }
   get path(): string {
-    return this.parts[1] ?? ""
+    return this.kind === "raw" ? "" : (this.parts[1] ?? "")
+  }
+  /**
+   * The caller's W3C trace context (docs/PROTOCOL.md §6.2), with or without OpenTelemetry: the `traceparent` the
+   * request carries (for HTTP requests also `headers.get("traceparent")`), undefined when it carries none.
+   */
+  get traceparent(): string | undefined {
+    return this.pair("traceparent")
+  }
+  /** The caller's `tracestate`, if its context has one. */
+  get tracestate(): string | undefined {
+    return this.pair("tracestate")
+  }
+  private pair(name: string): string | undefined {
+    const p = this.parts
+    for (let i = this.kind === "raw" ? 0 : 2; i + 1 < p.length; i += 2) if (p[i] === name) return p[i + 1]
+    return undefined
   }
   /** @internal The head as read from the slot: method, path, then name/value pairs (empty once retired). */
   get head(): readonly string[] {
@@ -88,7 +107,7 @@ export class SlotRequest {
   /** Request headers, lower-case names; a copy, valid after the handler settles (read empty if first read then). */
   get headers(): Headers {
     if (!this.live) return new Headers()
-    return (this.h ??= pairsToHeaders(this.parts, 2))
+    return (this.h ??= pairsToHeaders(this.parts, this.kind === "raw" ? 0 : 2))
   }
   /**
    * Aborts when the hub gives the request up: its caller aborted or timed out, the HTTP client disconnected,

@@ -125,6 +125,33 @@ export function withSignal<This, A extends unknown[], R>(
   return local
 }
 
+/** What a function marked with `withCall` gets first: its call's signal and its caller's W3C trace context. */
+export interface RpcCall {
+  readonly signal: AbortSignal
+  /** The caller's `traceparent` (docs/PROTOCOL.md §6.2), undefined when it sent none. */
+  readonly traceparent: string | undefined
+  readonly tracestate: string | undefined
+}
+const CALLED = Symbol("slotbus.withCall")
+const LOCAL_CALL: RpcCall = Object.freeze({ signal: NEVER_ABORTS, traceparent: undefined, tracestate: undefined })
+
+/**
+ * Marks an exposed function that wants its call (`RpcCall`: the signal and the caller's trace context, which a
+ * worker without OpenTelemetry reads here) first, the caller's arguments after it. Typed for the hub without it;
+ * called in-process it gets a signal that never aborts and no context.
+ */
+export function withCall<This, A extends unknown[], R>(
+  fn: (this: This, call: RpcCall, ...args: A) => R,
+): (this: This, ...args: A) => R {
+  if (typeof fn !== "function") throw new TypeError("withCall takes a function (call, ...args) => result")
+  const local = function (this: This, ...args: A): R {
+    return fn.call(this, LOCAL_CALL, ...args)
+  }
+  Object.defineProperty(local, CALLED, { value: fn })
+  Object.defineProperty(local, "name", { value: fn.name })
+  return local
+}
+
 type AnyFunction = (...args: unknown[]) => unknown
 
 /** The functions `api` exposes: its data properties and its prototypes' (a class's methods) that hold functions, but `constructor`. */
@@ -148,9 +175,17 @@ export interface RpcRequest {
   readonly path: string
   readonly body: Uint8Array
   readonly signal: AbortSignal
+  readonly traceparent: string | undefined
+  readonly tracestate: string | undefined
 }
 
 type RpcReply = { status: number; body: string | SharedArrayBuffer }
+
+const callOf = (req: RpcRequest): RpcCall => ({
+  signal: req.signal,
+  traceparent: req.traceparent,
+  tracestate: req.tracestate,
+})
 
 function resultReply(method: string, v: unknown): RpcReply {
   let e: { json: boolean; body: string | SharedArrayBuffer }
@@ -198,8 +233,12 @@ export function rpcHandler<Req extends RpcRequest, Out>(api: object, fallback?: 
     try {
       const args = decodeValue(json, req.body)
       if (!Array.isArray(args)) throw new TypeError(`the arguments of ${method}() did not arrive as a list`)
-      const signalled = (fn as { [SIGNALLED]?: AnyFunction })[SIGNALLED]
-      const out = signalled ? signalled.call(api, req.signal, ...args) : fn.apply(api, args)
+      const { [SIGNALLED]: signalled, [CALLED]: called } = fn as { [SIGNALLED]?: AnyFunction; [CALLED]?: AnyFunction }
+      const out = signalled
+        ? signalled.call(api, req.signal, ...args)
+        : called
+          ? called.call(api, callOf(req), ...args)
+          : fn.apply(api, args)
       if (out instanceof Promise || isThenable(out))
         return Promise.resolve(out).then(
           (v) => resultReply(method, v),

@@ -12,6 +12,8 @@ import {
 } from "./answer.ts"
 import type { RemoteAnswer } from "./remote.ts"
 import type { SlotRequest } from "./request.ts"
+import { otelTracing } from "../kit/index.ts"
+import { runInServerSpan, serverSpanFailed } from "./trace.ts"
 
 /** How a streamed answer went: over, or it could not begin (`error` then, if it was an error, answered whole). */
 export type StreamEnd = { begun: true } | { begun: false; error?: unknown }
@@ -46,7 +48,11 @@ export class Serving {
     this.active++
     let out: unknown
     try {
-      out = this.handler(req)
+      const o = otelTracing() // an OpenTelemetry SDK and a traced request: the handler runs in a SERVER span (trace.ts)
+      out =
+        o === null || req.traceparent === undefined
+          ? this.handler(req)
+          : runInServerSpan(o, req, req.busName, this.handler)
     } catch (e) {
       return this.answer(req, sink, e, true)
     }
@@ -90,6 +96,7 @@ export class Serving {
         return
       }
     }
+    if (threw && req.span !== null) serverSpanFailed(otelTracing(), req.span, out)
     try {
       if (sink.open) sink.complete(encodeAnswer(sink.arena(), req, out, threw)) // else nobody waits for it
     } finally {
@@ -100,6 +107,7 @@ export class Serving {
   private over(req: SlotRequest, sink: AnswerSink) {
     this.active--
     this.served++
+    req.span?.end()
     sink.release(req)
   }
 }

@@ -54,6 +54,13 @@ export interface PublishInit {
   routing?: Routing
   /** Bytes, a string, or anything JSON.stringify accepts. */
   data?: EventData
+  /**
+   * The publisher's W3C trace context, carried as routing keys (docs/PROTOCOL.md §8.3) for subscribers to link to.
+   * Default: with an OpenTelemetry SDK registered, a PRODUCER span's, child of the active span.
+   */
+  traceparent?: string
+  /** The `tracestate` that goes with `traceparent` (carried when it is at most 255 bytes). */
+  tracestate?: string
 }
 
 /** "When an event of `type` carries keys[0], keys[1] and `fill`, remember (keys) → fill; fill it into later events lacking it." */
@@ -78,7 +85,13 @@ const STREAM_LIMITS = optionNames<Exclude<TopicOptions["durable"] & object, bool
   maxAgeMs: true,
   replicas: true,
 })
-export const PUBLISH_FIELDS = optionNames<PublishInit>({ type: true, routing: true, data: true })
+export const PUBLISH_FIELDS = optionNames<PublishInit>({
+  type: true,
+  routing: true,
+  data: true,
+  traceparent: true,
+  tracestate: true,
+})
 export const RULE_FIELDS = optionNames<BindingRule>({ type: true, keys: true, fill: true })
 
 export function checkQueue(q: unknown, where = "subscribe"): number {

@@ -3,9 +3,18 @@ import { toArrayBuffer, type Pointer } from "bun:ffi"
 import { ProtocolError } from "../errors.ts"
 import type { IdleStrategy } from "../core/index.ts"
 import { Pump, type Parking } from "../core/internal.ts"
-import { checkNumber, checkOptions, longTimeout, madeBy, optionNames, type LongTimer } from "../kit/index.ts"
+import {
+  checkNumber,
+  checkOptions,
+  longTimeout,
+  madeBy,
+  optionNames,
+  type LongTimer,
+  type OtelLink as Link,
+} from "../kit/index.ts"
 import { TopicConst, topicNative } from "../native/ffi.ts"
 import type { Routing } from "./codec.ts"
+import { linkTo } from "./trace.ts"
 
 const utf8 = new TextDecoder()
 const now = Bun.nanoseconds
@@ -46,6 +55,7 @@ function checkMax(max: number, queue: number, what: string): number {
 /** One event as a subscriber sees it. `data` is a view valid until the subscriber reads on; copy it to keep it. */
 export class TopicEvent {
   private routingCache: Routing | undefined
+  private trace: { traceparent: string; tracestate: string | undefined } | undefined
   constructor(
     /** Its position in the topic: ids grow in topic order; resume after one with `subscribe(…, { from: id })`. */
     readonly id: number,
@@ -58,9 +68,36 @@ export class TopicEvent {
     private readonly keyCount: number,
   ) {}
 
+  /** Its routing keys (without the trace context's, `traceparent` and `tracestate`). */
   get routing(): Routing {
-    if (this.routingCache === undefined) this.routingCache = decodeRouting(this.keys, this.keyCount)
-    return this.routingCache
+    if (this.routingCache === undefined) this.decodeKeys()
+    return this.routingCache!
+  }
+  /** The publisher's W3C trace context (docs/PROTOCOL.md §8.3), if the event carries one. */
+  get traceparent(): string | undefined {
+    if (this.routingCache === undefined) this.decodeKeys()
+    return this.trace?.traceparent
+  }
+  get tracestate(): string | undefined {
+    if (this.routingCache === undefined) this.decodeKeys()
+    return this.trace?.tracestate
+  }
+  /**
+   * An OpenTelemetry span link to the publisher's context, for the span that processes the event:
+   * `tracer.startSpan("process", { links: event.link ? [event.link] : [] })`. Undefined without a context or the API.
+   */
+  get link(): Link | undefined {
+    return linkTo(this.traceparent, this.tracestate)
+  }
+  private decodeKeys() {
+    const routing = decodeRouting(this.keys, this.keyCount)
+    const { traceparent, tracestate } = routing
+    if (traceparent !== undefined) {
+      this.trace = { traceparent, tracestate }
+      delete routing.traceparent
+      delete routing.tracestate
+    }
+    this.routingCache = routing
   }
   text(): string {
     return utf8.decode(this.data)

@@ -27,6 +27,7 @@ import {
   type StatusSection,
 } from "../kit/index.ts"
 import { bridgeHost } from "./bridge-host.ts"
+import { publishTrace } from "./trace.ts"
 import {
   clearLost,
   encodeEvent,
@@ -176,6 +177,13 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
   publish(ev: PublishInit): number {
     if (this.closed) throw new TopicClosedError(`topic "${this.name}" is closed; open it again to publish`)
     checkOptions(ev, PUBLISH_FIELDS, "publish", { noun: "event field" })
+    const traced = publishTrace(ev, this.name) // null: no context to carry, no SDK
+    if (traced !== null)
+      try {
+        return this.publish(traced.ev) // its context in its routing keys
+      } finally {
+        traced.span?.end()
+      }
     let n = encodeEvent(this.scratch, this.scratchView, ev.type, ev.routing, ev.data)
     while (n < 0) n = this.growScratch(ev)
     const r = topicNative.sb_topic_publish(this.ptr, this.scratch, n)

@@ -30,3 +30,25 @@ export {
 } from "./token-file.ts"
 export { checkName, checkNumber, NAME_CHARS, nameProblem } from "./value-check.ts"
 export type { NameRule, NumberRule, ValueProblem } from "./value-check.ts"
+export {
+  activeContext,
+  checkTraceOptions,
+  formatTraceparent,
+  otelApi,
+  otelTracing,
+  parseTraceparent,
+  remoteParent,
+  slotbusTracer,
+  spanContext,
+} from "./otel.ts"
+export type {
+  Otel,
+  OtelAttributes,
+  OtelContext,
+  OtelLink,
+  OtelSpan,
+  OtelSpanContext,
+  OtelTraceState,
+  OtelTracer,
+  TraceContext,
+} from "./otel.ts"

@@ -20,6 +20,7 @@ import {
   type StatusSection,
 } from "../kit/index.ts"
 import { PeerRefusedError, ProtocolError, TimeoutError } from "../errors.ts"
+import { claimTrace, storedTraceparent, traceClaim } from "./trace.ts"
 import {
   CreateModeValue,
   HOLDER_BYTES,
@@ -66,6 +67,8 @@ export interface ClaimOptions {
    * for it to be released before yielding or going to sleep: the lowest hand-over latency, for a CPU.
    */
   spinUs?: number
+  /** The claimer's W3C trace context, stored with the claim (PROTOCOL.md §7.2). Default: the active span's (an SDK). */
+  traceparent?: string
 }
 
 export interface WaitOptions extends ClaimOptions {
@@ -100,6 +103,8 @@ export interface Holder {
   readonly expiresAt: number
   /** The holder's process. */
   readonly pid: number
+  /** The W3C trace context its claimer stored with the claim, if any. */
+  readonly traceparent?: string
 }
 
 export type ClaimResult =
@@ -520,11 +525,12 @@ export class Contest implements Disposable {
     const spinUs =
       opts.spinUs === undefined ? 0 : checkNumber(opts.spinUs, { what: "spinUs", max: MAX_SPIN_US, integer: false })
     const spin = wallClock ? spinUs : 0
+    const trace = claimTrace(opts, "tryClaim") // null: no context
     const p = this.handle()
     const r =
       spin > 0
-        ? native.sbl_try_claim_spin(p, kind, label, label.length, owner, owner.length, ttl, spin * 1000, this.out)
-        : native.sbl_try_claim(p, kind, label, label.length, owner, owner.length, nowMs, ttl, this.out)
+        ? native.sbl_try_claim_spin(p, kind, label, label.length, owner, owner.length, ttl, spin * 1e3, trace, this.out)
+        : native.sbl_try_claim(p, kind, label, label.length, owner, owner.length, nowMs, ttl, trace, this.out)
     this.check(r)
     const v = this.view
     if (r === 1) {
@@ -542,6 +548,7 @@ export class Contest implements Disposable {
         HOW[v.getUint32(H.how, true)] ?? "free",
         wallClock,
       )
+      if (trace !== null || this.out[H.trace + 25] === 1) traceClaim(lease, trace, this.out.subarray(H.trace))
       return { claimed: true, lease }
     }
     return { claimed: false, holder: this.readHolder() }
@@ -563,6 +570,7 @@ export class Contest implements Disposable {
       claimedAt: v.getFloat64(H.claimedAt, true),
       expiresAt: v.getFloat64(H.expiresAt, true),
       pid: v.getUint32(H.pid, true),
+      ...(this.out[H.trace + 25] === 1 && { traceparent: storedTraceparent(this.out.subarray(H.trace)) }),
     }
     refs.set(holder, {
       entry: v.getUint32(H.entry, true),
@@ -580,7 +588,8 @@ export class Contest implements Disposable {
 }
 
 const MAX_SPIN_US = 10_000_000
-const CLAIM_OPTIONS = optionNames<ClaimOptions>({ owner: true, ttlMs: true, spinUs: true })
-const WAIT_OPTIONS = optionNames<WaitOptions>({ owner: true, ttlMs: true, spinUs: true, signal: true, timeoutMs: true })
+const CLAIM_FIELDS = { owner: true, ttlMs: true, spinUs: true, traceparent: true } as const
+const CLAIM_OPTIONS = optionNames<ClaimOptions>(CLAIM_FIELDS)
+const WAIT_OPTIONS = optionNames<WaitOptions>({ ...CLAIM_FIELDS, signal: true, timeoutMs: true })
 const CONTEST_OPTIONS = optionNames<ContestOptions>({ capacity: true, create: true, joinTimeoutMs: true })
 const FACTORY = Symbol("Contest.open")

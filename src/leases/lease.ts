@@ -35,6 +35,7 @@ export class Lease implements Disposable {
   private expiryTimer?: ReturnType<typeof setTimeout>
   private lost = false
   private why = ""
+  private trace: { own?: string; replaced?: string } | undefined
 
   /** @internal */
   constructor(
@@ -53,6 +54,19 @@ export class Lease implements Disposable {
   ) {
     madeBy(key, LEASE_KEY, "Lease", "contest.tryClaim(subject, options) or contest.claim(subject, options)")
     this.claimId = token
+  }
+
+  /** The W3C trace context stored with this claim (the claimer's: the option or the active span's), if any. */
+  get traceparent(): string | undefined {
+    return this.trace?.own
+  }
+  /** The context stored with the claim this one replaced (the holder change), if it had one. */
+  get replacedTraceparent(): string | undefined {
+    return this.trace?.replaced
+  }
+  /** @internal The claim's contexts, set by its contest. */
+  traced(own: string | undefined, replaced: string | undefined) {
+    this.trace = { own, replaced }
   }
 
   /** ms; Infinity when the lease has no TTL. */

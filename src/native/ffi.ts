@@ -72,7 +72,7 @@ export type Native = Library<typeof symbols>["symbols"]
 export type Chan = Pointer
 
 /** What this TypeScript expects of the library: csrc/slotbus.h's SB_ABI_VERSION and the layout string's hash. */
-export const ABI_VERSION = 9
+export const ABI_VERSION = 10
 export const LAYOUT_HASH = 0x178a975a
 
 // Why the library's functions are not there: never loaded, or the last load was refused (and how).
@@ -247,8 +247,8 @@ export const CreateModeValue = { "if-missing": 0, never: 1, must: 2 } as const
 const leaseSymbols = {
   sbl_open: { args: [cstring, u32, u32, i32, ptr, ptr, u32, ptr], returns: ptr },
   sbl_close: { args: [ptr], returns: none },
-  sbl_try_claim: { args: [ptr, u32, ptr, u32, ptr, u32, f64, f64, ptr], returns: i32 },
-  sbl_try_claim_spin: { args: [ptr, u32, ptr, u32, ptr, u32, f64, f64, ptr], returns: i32 },
+  sbl_try_claim: { args: [ptr, u32, ptr, u32, ptr, u32, f64, f64, ptr, ptr], returns: i32 },
+  sbl_try_claim_spin: { args: [ptr, u32, ptr, u32, ptr, u32, f64, f64, ptr, ptr], returns: i32 },
   sbl_release: { args: [ptr, u32, u32], returns: i32 },
   sbl_release_holder: { args: [ptr, u32, u32], returns: i32 },
   sbl_renew: { args: [ptr, u32, u32, f64, f64, ptr], returns: i32 },
@@ -293,8 +293,9 @@ export const HolderField = {
   expiresAt: 48,
   owner: 56,
   label: 120,
+  trace: 216,
 } as const
-export const HOLDER_BYTES = 216
+export const HOLDER_BYTES = 248
 export const LEASE_LABEL_MAX = 96
 export const LEASE_OWNER_MAX = 64
 export const LEASE_MAX_MEMBERS = 256

@@ -132,7 +132,7 @@ print(json.dumps({"abi": slotbus.ABI_VERSION, "lib_abi": lib.sb_abi_version(), "
     expect(got.size).toBe(4 * msgFields.length)
   })
 
-  test("echo.py answers 1,000 echoes on /echo byte for byte, a 1 MiB body among them, and raw calls too", async () => {
+  test("echo.py answers 1,000 echoes on /echo byte for byte, a 1 MiB body among them, and raw calls too (with a trace context as well)", async () => {
     await withEchoPy(async (bus) => {
       const sizes = Array.from({ length: 1000 }, (_, i) => (i === 500 ? 1 << 20 : (i * 7919) % 70_000))
       const bodies = sizes.map((n) => randomBytes(n))
@@ -151,6 +151,9 @@ print(json.dumps({"abi": slotbus.ABI_VERSION, "lib_abi": lib.sb_abi_version(), "
       expect(sizes).toContain(1 << 20)
       const raw = randomBytes(4096)
       expect(Buffer.from(await bus.call(raw)).equals(Buffer.from(raw))).toBe(true)
+      // a raw call with a trace context has a head (PROTOCOL.md §6.2): the body is still at body_off
+      const traceparent = "00-0af7651916cd43dd8448eb7b319ad0a1-b7ad6b7169203331-01"
+      expect(Buffer.from(await bus.call(raw, { traceparent })).equals(Buffer.from(raw))).toBe(true)
       expect(bus.stats()).toMatchObject({ inFlight: 0, errors: 0 })
     })
   }, 120_000)

@@ -1,5 +1,6 @@
 // A contest member for the lease tests, driven by its arguments; it reports on stdout, one line per event.
-//   hold <name> <label> [ttlMs]      claim (waiting if needed), print "held <token>", then stay until killed
+//   hold <name> <label> [ttlMs]      claim (waiting if needed), print "held <token>", then stay until killed; the
+//                                    claim carries $TRACEPARENT if set
 //   open <name>                      join, print "open <member>", stay until killed
 //   wait <name> <label> <holdMs>     print "waiting", claim (waiting), print "got <token> <from>", hold, release, exit
 //   race <name> <label> <wins> <counter-file> <racers>
@@ -24,7 +25,11 @@ switch (mode) {
   case "hold": {
     const lease = await contest.claim(
       { kind: KIND, label: rest[0]! },
-      { owner: `holder-${process.pid}`, ttlMs: rest[1] ? Number(rest[1]) : undefined },
+      {
+        owner: `holder-${process.pid}`,
+        ttlMs: rest[1] ? Number(rest[1]) : undefined,
+        ...(process.env.TRACEPARENT ? { traceparent: process.env.TRACEPARENT } : {}), // stored with the claim
+      },
     )
     say(`held ${lease.token}`)
     forever()
