@@ -56,7 +56,8 @@ import { HUB_PORT, type RemoteLink, type RemoteTransport } from "./remote.ts"
 import { busSection } from "./bus-status.ts"
 import { BusPools } from "./pools.ts"
 import { bodyUpTo } from "./fetch-body.ts"
-import { STATUS, type StatusSection } from "../kit/index.ts"
+import { METRICS, STATUS, type MetricFamily, type StatusSection } from "../kit/index.ts"
+import { busFamilies } from "./bus-families.ts"
 
 const FACTORY = Symbol("SlotBus.listen")
 
@@ -149,7 +150,11 @@ export class SlotBus {
     ])
     this.d = new Dispatcher(
       name,
-      { maxBody: this.maxBody, remotePolicy: policy ?? "overflow" },
+      {
+        maxBody: this.maxBody,
+        remotePolicy: policy ?? "overflow",
+        metricsRoutes: positiveInt(opts.metricsRoutes, 0, "metricsRoutes", 10_000),
+      },
       { joined: (e) => this.acceptor.joined(e), left: (worker) => this.acceptor.left(worker) },
     )
     this.pools = new BusPools(
@@ -481,6 +486,7 @@ export class SlotBus {
     return busSection(this.stats(), {
       upMs: performance.now() - this.createdAt,
       pools,
+      metrics: this.d.metrics.snapshot(),
       remote: link && {
         transport: String(this.transport!.transport ?? "remote"),
         server: link.server?.() ?? "?",
@@ -488,6 +494,11 @@ export class SlotBus {
         policy: this.d.remotePolicy,
       },
     })
+  }
+
+  /** What GET /metrics (serveStatus) shows of this bus: the slotbus_* families of docs/api.md, labelled bus="<name>". */
+  [METRICS](): MetricFamily[] {
+    return busFamilies(this.stats(), this.d.metrics.snapshot(), this.pools.describe())
   }
 
   /**

@@ -140,6 +140,7 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
             sup.instances.map((i) => i.pid || "-").join(" "),
           ],
           failure: sup.failureReason,
+          restarts: { crash: sup.restarts, ...sup.replacements },
         },
   )
   sup.start()

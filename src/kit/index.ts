@@ -29,3 +29,7 @@ export {
 } from "./token-file.ts"
 export { checkName, checkNumber, NAME_CHARS, nameProblem } from "./value-check.ts"
 export type { NameRule, NumberRule, ValueProblem } from "./value-check.ts"
+export { BoundedLabels, DURATION_BUCKETS, Histogram } from "./histogram.ts"
+export type { HistogramSnapshot } from "./histogram.ts"
+export { family, hasMetrics, METRICS } from "./metrics.ts"
+export type { MetricFamily, MetricLabels, MetricSample, MetricsSource, MetricType } from "./metrics.ts"
