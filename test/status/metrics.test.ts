@@ -1,0 +1,214 @@
+// GET /metrics as Prometheus reads it: an app with real worker processes and traffic (test/support/metrics-app.ts)
+// checked by `promtool check metrics`, then scraped by a real Prometheus server with the scrape config the README
+// shows, whose series are read back through its HTTP API. Both skip where Debian's prometheus package is missing
+// (with the apt-get command), unless SLOTBUS_REQUIRE_TOOLS=1.
+import { afterAll, describe, expect, test } from "bun:test"
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { busName, FIXTURES, REPO, spawn, stopAll, until, type Child } from "../support/helpers.ts"
+import { sayWhySkipped, toolSkipReason } from "../support/tools.ts"
+
+const APP = join(FIXTURES, "metrics-app.ts")
+const promtoolSkip = toolSkipReason("promtool")
+const prometheusSkip = toolSkipReason("prometheus")
+sayWhySkipped("promtool check metrics", promtoolSkip)
+sayWhySkipped("a Prometheus server scraping an app", prometheusSkip)
+const dirs: string[] = []
+
+afterAll(async () => {
+  await stopAll()
+  for (const d of dirs) rmSync(d, { recursive: true, force: true })
+})
+
+async function startApp(): Promise<{ app: Child; url: string; pids: number[] }> {
+  const app = spawn([process.execPath, APP, busName("metrics")])
+  const [, url] = await app.waitLine(/^metrics (\S+)$/, 20_000)
+  const [, pids] = await app.waitLine(/^pids (.+)$/, 20_000)
+  return { app, url: url!, pids: pids!.split(" ").map(Number) }
+}
+
+const scrape = async (url: string) => {
+  const res = await fetch(`${url}/metrics`)
+  expect(res.status).toBe(200)
+  expect(res.headers.get("content-type")).toStartWith("text/plain; version=0.0.4")
+  return res.text()
+}
+
+/** The value of the sample `series` (name and labels as written) in a scrape, or undefined. */
+const sample = (text: string, series: string) => {
+  const line = text.split("\n").find((l) => l.startsWith(`${series} `))
+  return line === undefined ? undefined : Number(line.slice(series.length + 1))
+}
+
+describe("GET /metrics of a running app", () => {
+  test.skipIf(promtoolSkip !== null)(
+    "passes promtool check metrics, names its workers by seat, and bounds its route label",
+    async () => {
+      const { app, url, pids } = await startApp()
+      try {
+        let text = ""
+        await until(
+          async () => {
+            text = await scrape(url)
+            return (
+              (sample(
+                text,
+                `slotbus_request_errors_total{bus="${/bus="([^"]+)"/.exec(text)?.[1]}",kind="AbortError"}`,
+              ) ?? 0) > 0
+            )
+          },
+          "the app has made, failed, timed out and aborted requests",
+          20_000,
+          100,
+        )
+        const check = Bun.spawn(["promtool", "check", "metrics"], {
+          stdin: new Blob([text]),
+          stdout: "pipe",
+          stderr: "pipe",
+        })
+        const [out, err, code] = await Promise.all([
+          new Response(check.stdout).text(),
+          new Response(check.stderr).text(),
+          check.exited,
+        ])
+        expect({ code, out, err }).toEqual({ code: 0, out: "", err: "" })
+
+        for (const name of [
+          "slotbus_requests_total",
+          "slotbus_request_duration_seconds",
+          "slotbus_request_queue_wait_seconds",
+          "slotbus_worker_request_duration_seconds",
+          "slotbus_route_request_duration_seconds",
+          "slotbus_worker_restarts_total",
+        ])
+          expect(text).toContain(`# TYPE ${name} `)
+        const kinds = [...text.matchAll(/^slotbus_request_errors_total\{[^}]*kind="([^"]+)"\} [1-9]/gm)].map(
+          (m) => m[1],
+        )
+        expect(kinds.sort()).toEqual(["AbortError", "RemoteError", "TimeoutError"])
+        const workers = new Set(
+          [...text.matchAll(/^slotbus_worker_request_duration_seconds_count\{[^}]*worker="([^"]+)"/gm)].map(
+            (m) => m[1],
+          ),
+        )
+        expect([...workers].sort()).toEqual(["0", "1"])
+        for (const pid of pids) expect(text).not.toContain(`"${pid}"`)
+        const routes = [...text.matchAll(/^slotbus_route_request_duration_seconds_count\{[^}]*route="([^"]+)"/gm)].map(
+          (m) => m[1],
+        )
+        expect(routes.length).toBe(5) // metricsRoutes: 4, then "other"
+        expect(routes).toContain("other")
+      } finally {
+        app.signal("SIGTERM")
+        await app.exited
+      }
+    },
+    60_000,
+  )
+})
+
+/** The scrape config the README's "Observing it" shows, aimed at `target` and scraping every `every`. */
+function readmeScrapeConfig(target: string, every: string): string {
+  const readme = readFileSync(join(REPO, "README.md"), "utf8")
+  const section = readme.slice(readme.indexOf("## Observing it"))
+  const yaml = /```yaml\n([\s\S]*?)```/.exec(section)?.[1]
+  if (!yaml) throw new Error("README.md's Observing it section has no yaml block")
+  expect(yaml).toContain('"127.0.0.1:9300"')
+  return yaml
+    .replace('"127.0.0.1:9300"', JSON.stringify(target))
+    .replace(/scrape_interval: \S+/, `scrape_interval: ${every}`)
+}
+
+function freePort(): number {
+  const held = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } })
+  const port = held.port
+  held.stop(true)
+  return port
+}
+
+type Series = { metric: Record<string, string>; value: [number, string] }
+
+describe("a Prometheus server", () => {
+  test.skipIf(prometheusSkip !== null)(
+    "scrapes a running app with the README's config and answers queries of its series",
+    async () => {
+      const { app, url, pids } = await startApp()
+      const dir = mkdtempSync(join(tmpdir(), "slotbus-prometheus-"))
+      dirs.push(dir)
+      let prometheus: Child | undefined
+      try {
+        const config = join(dir, "prometheus.yml")
+        writeFileSync(config, readmeScrapeConfig(new URL(url).host, "1s"))
+        const web = `127.0.0.1:${freePort()}`
+        prometheus = spawn([
+          "prometheus",
+          `--config.file=${config}`,
+          `--storage.tsdb.path=${join(dir, "data")}`,
+          `--web.listen-address=${web}`,
+          "--log.level=warn",
+        ])
+        const query = async (q: string): Promise<Series[]> => {
+          try {
+            const res = await fetch(`http://${web}/api/v1/query?query=${encodeURIComponent(q)}`)
+            const body = (await res.json()) as { status: string; data: { result: Series[] } }
+            return body.status === "success" ? body.data.result : []
+          } catch {
+            return [] // not listening yet
+          }
+        }
+        const value = (s: Series[]) => (s.length === 1 ? Number(s[0]!.value[1]) : Number.NaN)
+        await until(
+          async () => value(await query('up{job="slotbus"}')) === 1,
+          "Prometheus scraped the app",
+          30_000,
+          200,
+        )
+        await until(
+          async () => value(await query("sum(slotbus_requests_total)")) > 0,
+          "the requests counter arrived",
+          30_000,
+          200,
+        )
+        const perWorker = await query("slotbus_worker_request_duration_seconds_count")
+        expect(perWorker.map((s) => s.metric.worker).sort()).toEqual(["0", "1"])
+        await until(
+          async () => (await query('slotbus_request_duration_seconds_bucket{le="+Inf"}')).length === 1,
+          "the duration histogram arrived",
+          30_000,
+          200,
+        )
+        const p99 = await query("histogram_quantile(0.99, sum by (le) (slotbus_request_duration_seconds_bucket))")
+        expect(value(p99)).toBeGreaterThan(0)
+
+        process.kill(pids[0]!, "SIGKILL") // a crash: the pool starts it again, and counts why
+        await until(
+          async () => value(await query('slotbus_worker_restarts_total{cause="crash"}')) >= 1,
+          "Prometheus saw the crash restart",
+          30_000,
+          200,
+        )
+        expect(value(await query('slotbus_worker_restarts_total{cause="reload"}'))).toBe(0)
+        await until(
+          async () => value(await query('slotbus_workers{transport="shm"}')) === 2,
+          "the restarted worker joined",
+          30_000,
+          200,
+        )
+        const seats = await query("slotbus_worker_request_duration_seconds_count")
+        expect(seats.map((s) => s.metric.worker).sort()).toEqual(["0", "1"]) // it took the dead one's seat: no new series
+        await until(
+          async () => (await query('slotbus_request_errors_total{kind="RemoteError"}')).length === 1,
+          "the handler errors arrived",
+          30_000,
+          200,
+        )
+      } finally {
+        await prometheus?.stop()
+        app.signal("SIGTERM")
+        await app.exited
+      }
+    },
+    120_000,
+  )
+})
