@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { busName, FIXTURES, REPO, spawn, stopAll, until, type Child } from "../support/helpers.ts"
+import { STDIO_WORKER } from "../support/stdio.ts"
 import { sayWhySkipped, toolSkipReason } from "../support/tools.ts"
 
 const APP = join(FIXTURES, "metrics-app.ts")
@@ -21,15 +22,18 @@ afterAll(async () => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true })
 })
 
-async function startApp(): Promise<{ app: Child; url: string; pids: number[] }> {
-  const app = spawn([process.execPath, APP, busName("metrics")])
+async function startApp(): Promise<{ app: Child; url: string; pids: number[]; name: string }> {
+  const name = busName("metrics")
+  const app = spawn([process.execPath, APP, name])
   const [, url] = await app.waitLine(/^metrics (\S+)$/, 20_000)
   const [, pids] = await app.waitLine(/^pids (.+)$/, 20_000)
-  return { app, url: url!, pids: pids!.split(" ").map(Number) }
+  return { app, url: url!, pids: pids!.split(" ").map(Number), name }
 }
 
 const scrape = async (url: string) => {
-  const res = await fetch(`${url}/metrics`)
+  const res = url.startsWith("unix:")
+    ? await fetch("http://localhost/metrics", { unix: url.slice(5) })
+    : await fetch(`${url}/metrics`)
   expect(res.status).toBe(200)
   expect(res.headers.get("content-type")).toStartWith("text/plain; version=0.0.4")
   return res.text()
@@ -41,38 +45,37 @@ const sample = (text: string, series: string) => {
   return line === undefined ? undefined : Number(line.slice(series.length + 1))
 }
 
+/** `promtool check metrics` of `text`: its exit code and what it printed (nothing, for a clean exposition). */
+async function promtool(text: string) {
+  const check = Bun.spawn(["promtool", "check", "metrics"], { stdin: new Blob([text]), stdout: "pipe", stderr: "pipe" })
+  const [out, err, code] = await Promise.all([
+    new Response(check.stdout).text(),
+    new Response(check.stderr).text(),
+    check.exited,
+  ])
+  return { code, out, err }
+}
+
 describe("GET /metrics of a running app", () => {
   test.skipIf(promtoolSkip !== null)(
     "passes promtool check metrics, names its workers by seat, and bounds its route label",
     async () => {
-      const { app, url, pids } = await startApp()
+      const { app, url, pids, name } = await startApp()
       try {
         let text = ""
         await until(
           async () => {
             text = await scrape(url)
             return (
-              (sample(
-                text,
-                `slotbus_request_errors_total{bus="${/bus="([^"]+)"/.exec(text)?.[1]}",kind="AbortError"}`,
-              ) ?? 0) > 0
+              (sample(text, `slotbus_request_errors_total{bus="${name}",kind="AbortError"}`) ?? 0) > 0 &&
+              (sample(text, `slotbus_topic_lag_bytes{topic="${name}"}`) ?? 0) > 0
             )
           },
           "the app has made, failed, timed out and aborted requests",
           20_000,
           100,
         )
-        const check = Bun.spawn(["promtool", "check", "metrics"], {
-          stdin: new Blob([text]),
-          stdout: "pipe",
-          stderr: "pipe",
-        })
-        const [out, err, code] = await Promise.all([
-          new Response(check.stdout).text(),
-          new Response(check.stderr).text(),
-          check.exited,
-        ])
-        expect({ code, out, err }).toEqual({ code: 0, out: "", err: "" })
+        expect(await promtool(text)).toEqual({ code: 0, out: "", err: "" })
 
         for (const name of [
           "slotbus_requests_total",
@@ -99,6 +102,11 @@ describe("GET /metrics of a running app", () => {
         )
         expect(routes.length).toBe(5) // metricsRoutes: 4, then "other"
         expect(routes).toContain("other")
+        expect(sample(text, `slotbus_topic_published_events_total{topic="${name}"}`)).toBeGreaterThan(0)
+        expect(sample(text, `slotbus_topic_received_events_total{topic="${name}"}`)).toBeGreaterThan(0)
+        expect(sample(text, `slotbus_topic_subscribers{topic="${name}"}`)).toBe(2)
+        expect(sample(text, `slotbus_contest_claims_total{contest="${name}"}`)).toBe(1)
+        expect(sample(text, `slotbus_contest_subjects_held{contest="${name}"}`)).toBe(1)
       } finally {
         app.signal("SIGTERM")
         await app.exited
@@ -212,3 +220,47 @@ describe("a Prometheus server", () => {
     120_000,
   )
 })
+
+test.skipIf(promtoolSkip !== null)(
+  "slotbus stdio --status serves a stdio bus's metrics, per pool and worker index, that promtool accepts",
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), "slotbus-stdio-metrics-"))
+    dirs.push(dir)
+    const config = join(dir, "bus.json")
+    writeFileSync(
+      config,
+      JSON.stringify({ pools: [{ id: "tools", command: process.execPath, args: [STDIO_WORKER], instances: 2 }] }),
+    )
+    const sock = join(dir, "status.sock")
+    const cli = join(REPO, "bin", "slotbus.ts")
+    const bus = spawn([
+      process.execPath,
+      cli,
+      "stdio",
+      "--config",
+      config,
+      "--listen",
+      `unix:${join(dir, "bus.sock")}`,
+      "--status",
+      `unix:${sock}`,
+    ])
+    try {
+      let text = ""
+      await until(
+        async () => {
+          text = await scrape(`unix:${sock}`).catch(() => "")
+          return sample(text, "slotbus_stdio_workers") === 2
+        },
+        "both stdio workers run",
+        30_000,
+        100,
+      )
+      expect(await promtool(text)).toEqual({ code: 0, out: "", err: "" })
+      const workers = [...text.matchAll(/^slotbus_stdio_worker_restarts_total\{pool="tools",worker="(\d+)"\} 0$/gm)]
+      expect(workers.map((m) => m[1])).toEqual(["0", "1"])
+    } finally {
+      await bus.kill("SIGTERM")
+    }
+  },
+  60_000,
+)
