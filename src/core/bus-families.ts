@@ -18,7 +18,7 @@ export function busFamilies(st: BusStats, m: BusMetricsSnapshot, pools: PoolRow[
   const errors = family(
     "slotbus_request_errors_total",
     "counter",
-    "requests that failed (or RPC calls whose method threw), by the error's class",
+    "requests that failed, by the error's class (RPC methods that threw: RemoteError; answers with a 5xx status: http5xx)",
   )
   for (const e of m.errors) errors.add({ ...bus, kind: e.kind }, e.count)
   const timeouts = family("slotbus_request_timeouts_total", "counter", "requests given up at their timeoutMs")

@@ -114,6 +114,7 @@ export class BusMetrics {
         status === 744 ? "UnknownMethodError" : "RemoteError",
         "an RPC method threw (or was not found): the caller got the error",
       )
+    else if (status >= 500 && status < 600) this.count("http5xx", `${whatOf(p)} answered ${status}`) // a handler failed, or said so
     if (ns > this.slowFloor) this.noteSlow(p, ns, outcomeOf(status))
   }
 

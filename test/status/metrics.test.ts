@@ -8,6 +8,8 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { busName, FIXTURES, REPO, spawn, stopAll, until, type Child } from "../support/helpers.ts"
 import { STDIO_WORKER } from "../support/stdio.ts"
+import { createHub } from "../../src/http/index.ts"
+import { startWorker } from "../support/http.ts"
 import { sayWhySkipped, toolSkipReason } from "../support/tools.ts"
 
 const APP = join(FIXTURES, "metrics-app.ts")
@@ -260,6 +262,38 @@ test.skipIf(promtoolSkip !== null)(
       expect(workers.map((m) => m[1])).toEqual(["0", "1"])
     } finally {
       await bus.kill("SIGTERM")
+    }
+  },
+  60_000,
+)
+
+test.skipIf(promtoolSkip !== null)(
+  "the HTTP hub's GET /metrics has its workers' buses under the same names, per worker name and seat, kept across restarts",
+  async () => {
+    await using hub = await createHub({ port: 0, quiet: true })
+    let w = await startWorker(hub.url, "shop", ["--instance=shop-1"])
+    try {
+      for (const path of ["/items/1", "/items/2", "/fail"]) await fetch(hub.url + path)
+      const before = await scrape(hub.url)
+      expect(await promtool(before)).toEqual({ code: 0, out: "", err: "" })
+      const answered = sample(before, 'slotbus_worker_request_duration_seconds_count{bus="shop",worker="0"}')!
+      expect(answered).toBeGreaterThanOrEqual(2) // the two requests, and the hub's own calls (its pings)
+      expect(sample(before, 'slotbus_request_errors_total{bus="shop",kind="http5xx"}')).toBe(1)
+      expect(before).not.toContain(`"${w.pid}"`)
+
+      await w.kill() // kill -9: the hub evicts it; a new process of the same instance takes its seat
+      w = await startWorker(hub.url, "shop", ["--instance=shop-1"])
+      await fetch(`${hub.url}/items/3`)
+      const after = await scrape(hub.url)
+      expect(await promtool(after)).toEqual({ code: 0, out: "", err: "" })
+      // the counts of the process that left stay: counters never go back
+      expect(sample(after, 'slotbus_worker_request_duration_seconds_count{bus="shop",worker="0"}')).toBeGreaterThan(
+        answered,
+      )
+      expect(sample(after, 'slotbus_request_errors_total{bus="shop",kind="http5xx"}')).toBe(1)
+      expect([...after.matchAll(/worker="(\d+)"/g)].every((m) => m[1] === "0")).toBe(true)
+    } finally {
+      await w.kill()
     }
   },
   60_000,

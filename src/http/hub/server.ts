@@ -15,8 +15,8 @@ import { SseHub } from "./sse.ts"
 import { StatusStream } from "./status.ts"
 import { hubReport, hubSection } from "./section.ts"
 import type { Nats } from "../../nats/index.ts"
-
-const METRICS_HEADERS = { "content-type": "text/plain; version=0.0.4; charset=utf-8", "cache-control": "no-store" }
+import { METRICS_HEADERS, renderMetrics } from "../../status/internal.ts"
+import { HubMetrics } from "./metrics.ts"
 
 const FACTORY = Symbol("createHub")
 
@@ -35,6 +35,7 @@ export class Hub {
   private readonly o: ResolvedOptions
   private readonly healthReport: Health
   private readonly registry: Registry
+  private readonly metrics = new HubMetrics()
   private readonly liveness: Liveness
   private readonly proxy: RequestProxy
   private readonly sse: SseHub
@@ -56,6 +57,7 @@ export class Hub {
     this.registry = new Registry(this.o, counters, tag, {
       registered: (inst) => this.liveness.watch(inst),
       evicted: (inst, reason) => {
+        this.metrics.left(inst)
         this.sse.closeFor(inst)
         this.healthReport.recordEviction(inst, reason)
       },
@@ -134,7 +136,7 @@ export class Hub {
     if (path === "/health") return this.fullHealth().then((h) => json(200, h))
     if (path === "/health/status") return this.status.page(req)
     if (path === "/health/stream") return this.status.open(req, server)
-    if (path === "/metrics") return new Response(prometheus(this.health()), { headers: METRICS_HEADERS })
+    if (path === "/metrics") return new Response(this.metricsText(), { headers: METRICS_HEADERS })
     if (path === "/events" && req.method === "GET") return this.sse.openEvents(req, server, q < 0 ? "" : url.slice(q))
     if (path.startsWith(INTERNAL_PREFIX)) return this.internal(req, server, path.slice(INTERNAL_PREFIX.length))
 
@@ -208,6 +210,11 @@ export class Hub {
     const h = this.health()
     if (this.o.nats !== undefined) h.nats = await natsSections(this.registry, this.topic)
     return h
+  }
+
+  /** GET /metrics: the hub's own counters, then its workers' buses under serveStatus's names, per worker name. */
+  private metricsText(): string {
+    return prometheus(this.health()) + renderMetrics(this.metrics.families(this.registry.instances.values()))
   }
 
   /** What `serveStatus` shows of the hub: what GET /health reports (workers, routes, counters, its events topic). */
