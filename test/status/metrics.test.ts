@@ -6,7 +6,7 @@ import { afterAll, describe, expect, test } from "bun:test"
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { busName, FIXTURES, REPO, spawn, stopAll, until, type Child } from "../support/helpers.ts"
+import { busName, FIXTURES, REPO, run, spawn, stopAll, until, type Child } from "../support/helpers.ts"
 import { STDIO_WORKER } from "../support/stdio.ts"
 import { createHub } from "../../src/http/index.ts"
 import { startWorker } from "../support/http.ts"
@@ -138,6 +138,31 @@ function freePort(): number {
 }
 
 type Series = { metric: Record<string, string>; value: [number, string] }
+
+test("slotbus status shows latency per worker, the slowest recent requests and errors by kind with their last message", async () => {
+  const { app, url, name } = await startApp()
+  try {
+    await until(
+      async () => (sample(await scrape(url), `slotbus_request_errors_total{bus="${name}",kind="AbortError"}`) ?? 0) > 0,
+      "the app has failed, timed out and aborted requests",
+      20_000,
+      100,
+    )
+    const r = await run([process.execPath, join(REPO, "bin", "slotbus.ts"), "status", url, "--once"])
+    expect(r.code).toBe(0)
+    expect(r.stdout).toContain("LATENCY PER WORKER (MS, BUCKET UPPER EDGES) (2)")
+    expect(r.stdout).toMatch(/SLOWEST RECENT REQUESTS \((\d+)\)/)
+    expect(r.stdout).toMatch(/GET \/(slow|item\/\d|describe|fail) +[01] +\d+/) // a request, its worker's seat and pid
+    expect(r.stdout).toMatch(/ERRORS BY KIND \(3\)/)
+    expect(r.stdout).toMatch(
+      /RemoteError +\d+ .*Error: handler failed on purpose|RemoteError +\d+ .*failed on purpose \d+/,
+    )
+    expect(r.stdout).toMatch(/TimeoutError +\d+ .*timed out after 1ms/)
+  } finally {
+    app.signal("SIGTERM")
+    await app.exited
+  }
+}, 60_000)
 
 describe("a Prometheus server", () => {
   test.skipIf(prometheusSkip !== null)(
