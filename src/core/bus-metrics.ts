@@ -76,6 +76,8 @@ export class BusMetrics {
   private readonly errorsByKind: ErrorKind[] = []
   timeouts = 0
   cancels = 0
+  /** With OpenTelemetry on (kit/otel-metrics.ts): told of each duration (its worker's seat) and queue wait as recorded. */
+  tap: ((what: "duration" | "wait", ns: number, seat: number) => void) | null = null
   private slow: SlowRequest[] = []
   private lastSlow: SlowRequest[] = []
   /** A request slower than this enters the slowest list (-1 while it has room). */
@@ -109,6 +111,7 @@ export class BusMetrics {
     const seat = p.endpoint?.seat ?? -1
     if (seat >= 0) this.seats[seat]!.observeNs(ns)
     if (this.routeNames) this.routeOf(p).observeNs(ns)
+    if (this.tap) this.tap("duration", ns, seat)
     if (status >= 730)
       this.count(
         status === 744 ? "UnknownMethodError" : "RemoteError",
@@ -116,6 +119,12 @@ export class BusMetrics {
       )
     else if (status >= 500 && status < 600) this.count("http5xx", `${whatOf(p)} answered ${status}`) // a handler failed, or said so
     if (ns > this.slowFloor) this.noteSlow(p, ns, outcomeOf(status))
+  }
+
+  /** A request went to a worker after waiting `ns` in the queue (0: a slot was free at once). */
+  waited(ns: number) {
+    this.queueWait.observeNs(ns)
+    if (this.tap) this.tap("wait", ns, -1)
   }
 
   /** p failed with `err` after `ns`; `timeouts` and `cancels` are counted apart as well as by class. */

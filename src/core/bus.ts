@@ -56,7 +56,7 @@ import { HUB_PORT, type RemoteLink, type RemoteTransport } from "./remote.ts"
 import { busSection } from "./bus-status.ts"
 import { BusPools } from "./pools.ts"
 import { bodyUpTo } from "./fetch-body.ts"
-import { METRICS, STATUS, type MetricFamily, type StatusSection } from "../kit/index.ts"
+import { METRICS, METRICS_TAP, STATUS, type MetricFamily, type MetricLabels, type StatusSection } from "../kit/index.ts"
 import { busFamilies } from "./bus-families.ts"
 
 const FACTORY = Symbol("SlotBus.listen")
@@ -499,6 +499,20 @@ export class SlotBus {
   /** What GET /metrics (serveStatus) shows of this bus: the slotbus_* families of docs/api.md, labelled bus="<name>". */
   [METRICS](): MetricFamily[] {
     return busFamilies(this.stats(), this.d.metrics.snapshot(), this.pools.describe())
+  }
+
+  /** OpenTelemetry (reportToMeter, kit/otel-metrics.ts): each duration and queue wait, as it is recorded. */
+  [METRICS_TAP](record: (family: string, labels: MetricLabels, seconds: number) => void): () => void {
+    const m = this.d.metrics
+    const bus = { bus: this.name }
+    const seats: MetricLabels[] = [] // made once per seat, not per request
+    m.tap = (what, ns, seat) => {
+      if (what === "wait") return record("slotbus_request_queue_wait_seconds", bus, ns / 1e9)
+      record("slotbus_request_duration_seconds", bus, ns / 1e9)
+      if (seat >= 0)
+        record("slotbus_worker_request_duration_seconds", (seats[seat] ??= { ...bus, worker: String(seat) }), ns / 1e9)
+    }
+    return () => void (m.tap = null)
   }
 
   /**

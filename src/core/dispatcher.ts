@@ -85,7 +85,7 @@ export class Dispatcher implements EndpointHost {
     this.counters.requests++
     if (this.tickAt === Infinity) this.scheduleTick(Math.min(TICK_BUSY_MS, timeoutMs || TICK_BUSY_MS))
     else if (p.deadline < this.tickAt) this.scheduleTick(Math.max(0, timeoutMs))
-    if (this.queue.length === 0 && this.dispatch(p)) return this.metrics.queueWait.observeNs(0) // behind a queue it waits its turn
+    if (this.queue.length === 0 && this.dispatch(p)) return this.metrics.waited(0) // behind a queue it waits its turn
     const refused = refusal()
     if (refused) return this.fail(p, refused)
     this.queue.push(p)
@@ -159,7 +159,7 @@ export class Dispatcher implements EndpointHost {
         this.queue.unshift(p)
         return
       }
-      this.metrics.queueWait.observeNs(Bun.nanoseconds() - p.started)
+      this.metrics.waited(Bun.nanoseconds() - p.started)
     }
   }
 
