@@ -36,19 +36,19 @@ function families(k: Keyed): MetricFamily[] {
 }
 
 export class HubMetrics {
-  /** Per worker name, which instance holds each seat (null: free). */
-  private readonly seats = new Map<string, (string | null)[]>()
+  /** Per worker name, which process holds each seat (null: free). */
+  private readonly seats = new Map<string, (WorkerInstance | null)[]>()
   /** Per worker name, the counters and histograms of its processes that left, summed. */
   private readonly gone = new Map<string, Keyed>()
 
   private seatOf(inst: WorkerInstance): number {
     const seats = this.seats.get(inst.name) ?? []
     this.seats.set(inst.name, seats)
-    let i = seats.indexOf(inst.key)
+    let i = seats.indexOf(inst)
     if (i >= 0) return i
     i = seats.indexOf(null)
     if (i < 0) i = seats.push(null) - 1
-    seats[i] = inst.key
+    seats[i] = inst
     return i
   }
 
@@ -72,7 +72,7 @@ export class HubMetrics {
       for (const f of this.of(inst)) if (f.type !== "gauge") addInto(kept, f)
     } catch {} // its bus already closed: nothing more to keep
     const seats = this.seats.get(inst.name)
-    const i = seats?.indexOf(inst.key) ?? -1
+    const i = seats?.indexOf(inst) ?? -1
     if (i >= 0) seats![i] = null
   }
 
