@@ -60,7 +60,7 @@ async function promtool(text: string) {
 
 describe("GET /metrics of a running app", () => {
   test.skipIf(promtoolSkip !== null)(
-    "passes promtool check metrics, names its workers by seat, and bounds its route label",
+    "passes promtool check metrics, names its workers by seat, bounds its route label, and counts reloads apart from crashes",
     async () => {
       const { app, url, pids, name } = await startApp()
       try {
@@ -109,6 +109,22 @@ describe("GET /metrics of a running app", () => {
         expect(sample(text, `slotbus_topic_subscribers{topic="${name}"}`)).toBe(2)
         expect(sample(text, `slotbus_contest_claims_total{contest="${name}"}`)).toBe(1)
         expect(sample(text, `slotbus_contest_subjects_held{contest="${name}"}`)).toBe(1)
+
+        // Reloads: both processes replaced, as asked, not crashed. Surge-first, a successor joins before its
+        // predecessor leaves: a third seat, and no more however many reloads follow.
+        const seats = (t: string) => t.match(/^slotbus_worker_request_duration_seconds_count\{[^}]*\}/gm)?.length
+        for (const [n, reloads] of [
+          [1, 2],
+          [2, 4],
+        ]) {
+          app.signal("SIGUSR2")
+          await app.waitLine(new RegExp(`^reloaded ${n}$`), 30_000)
+          const reloaded = await scrape(url)
+          expect(sample(reloaded, `slotbus_worker_restarts_total{bus="${name}",cause="reload"}`)).toBe(reloads)
+          expect(sample(reloaded, `slotbus_worker_restarts_total{bus="${name}",cause="crash"}`)).toBe(0)
+          expect(seats(reloaded)).toBe(3)
+          expect(await promtool(reloaded)).toEqual({ code: 0, out: "", err: "" })
+        }
       } finally {
         app.signal("SIGTERM")
         await app.exited

@@ -2,7 +2,8 @@
 // Runs a SlotBus <name> (metricsRoutes: 4) fed by a superviseWorkers pool of two echo workers, a topic <name> with a
 // subscriber that reads nothing and one that reads everything, a contest with one claim; sends requests all along
 // (most answered, some thrown by the handler, some timed out, some aborted) and publishes events. Serves its status
-// on a free port and prints "metrics <url>" and "pids <pid> <pid>"; stops everything and exits on SIGTERM.
+// on a free port and prints "metrics <url>" and "pids <pid> <pid>"; SIGUSR2 reloads the pool (surge-first, one
+// process at a time) and prints "reloaded <n>"; stops everything and exits on SIGTERM.
 import { join } from "node:path"
 import { Topic } from "../../src/events/index.ts"
 import { SlotBus, superviseWorkers } from "../../src/index.ts"
@@ -49,6 +50,12 @@ const traffic = (async () => {
 const status = await serveStatus([bus, topic, contest], { port: 0, title: `metrics-app ${name}` })
 console.log(`metrics ${status.url}`)
 console.log(`pids ${pool.instances.map((i) => i.pid).join(" ")}`)
+
+let reloads = 0
+process.on("SIGUSR2", async () => {
+  await pool.reload()
+  console.log(`reloaded ${++reloads}`)
+})
 
 process.once("SIGTERM", async () => {
   stopping = true
