@@ -6,7 +6,10 @@ import { afterAll, describe, expect, test } from "bun:test"
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { busName, FIXTURES, REPO, run, spawn, stopAll, until, type Child } from "../support/helpers.ts"
+import { SlotBus } from "../../src/index.ts"
+import { serveStatus } from "../../src/status/index.ts"
+import { bunChild, busName, FIXTURES, REPO, run, spawn, stopAll, until, type Child } from "../support/helpers.ts"
+import type { Api } from "../support/rpc-worker.ts"
 import { STDIO_WORKER } from "../support/stdio.ts"
 import { createHub } from "../../src/http/index.ts"
 import { startWorker } from "../support/http.ts"
@@ -262,6 +265,32 @@ describe("a Prometheus server", () => {
     },
     120_000,
   )
+})
+
+test("per RPC method with metricsRoutes: the first ones by name, the rest as other; a method that threw counts as RemoteError", async () => {
+  const bus = await SlotBus.listen(busName("metrics-rpc"), { metricsRoutes: 2 })
+  const worker = bunChild("rpc-worker.ts", [bus.name])
+  const status = await serveStatus([bus], { port: 0 })
+  try {
+    await worker.waitLine(/^ready$/)
+    await bus.waitForWorkers(1)
+    const api = bus.remote<Api>()
+    await api.add(1, 2)
+    await api.add(3, 4)
+    await api.echo("x")
+    await api.inc()
+    await api.pid()
+    await expect(api.fail("on purpose")).rejects.toThrow("on purpose")
+    const text = await scrape(status.url)
+    const count = (route: string) =>
+      sample(text, `slotbus_route_request_duration_seconds_count{bus="${bus.name}",route="${route}"}`)
+    expect([count("add"), count("echo"), count("other")]).toEqual([2, 1, 2]) // inc, pid: durations of answers only
+    expect(sample(text, `slotbus_request_errors_total{bus="${bus.name}",kind="RemoteError"}`)).toBe(1)
+  } finally {
+    await status.stop()
+    await worker.kill()
+    await bus.close({ drain: false })
+  }
 })
 
 test.skipIf(promtoolSkip !== null)(
