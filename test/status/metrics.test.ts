@@ -362,6 +362,10 @@ test.skipIf(promtoolSkip !== null)(
       )
       expect(sample(after, 'slotbus_request_errors_total{bus="shop",kind="http5xx"}')).toBe(1)
       expect([...after.matchAll(/worker="(\d+)"/g)].every((m) => m[1] === "0")).toBe(true)
+      await using status = await serveStatus([hub], { port: 0 }) // the hub as a source: the same families
+      const served = await scrape(status.url)
+      expect(served).toContain("# TYPE slotbus_hub_requests_total counter\n")
+      expect(sample(served, 'slotbus_request_errors_total{bus="shop",kind="http5xx"}')).toBe(1)
     } finally {
       await w.kill()
     }

@@ -1,12 +1,12 @@
 // The HTTP hub: a Bun.serve front door that routes requests to worker processes over slotbus.
 // This file dispatches; each concern lives next to it (registry, liveness, proxy, sse, health).
 import type { Server } from "bun"
-import { madeBy, STATUS, type StatusSection } from "../../kit/index.ts"
+import { madeBy, METRICS, STATUS, type MetricFamily, type StatusSection } from "../../kit/index.ts"
 import { SettingsMismatchError, Topic } from "../../events/index.ts"
 import { HubEventsError } from "../errors.ts"
 import { sameToken, defaultTokenFile, newToken, removeTokenFile, writeTokenFile } from "../token.ts"
 import { INTERNAL_PREFIX, type DeliveryReply, type EmitItem, type PushItem, type RegisterRequest } from "../wire.ts"
-import { Health, natsSections, prometheus, type HubHealth } from "./health.ts"
+import { Health, hubFamilies, natsSections, type HubHealth } from "./health.ts"
 import { Liveness } from "./liveness.ts"
 import { eventsTopicFor, json, MiB, resolveOptions, type HubOptions, type ResolvedOptions } from "./options.ts"
 import { RequestProxy } from "./proxy.ts"
@@ -214,7 +214,12 @@ export class Hub {
 
   /** GET /metrics: the hub's own counters, then its workers' buses under serveStatus's names, per worker name. */
   private metricsText(): string {
-    return prometheus(this.health()) + renderMetrics(this.metrics.families(this.registry.instances.values()))
+    return renderMetrics(this[METRICS]())
+  }
+
+  /** What GET /metrics, serveStatus and reportMetrics show of the hub: slotbus_hub_*, then slotbus_* per worker name. */
+  [METRICS](): MetricFamily[] {
+    return [...hubFamilies(this.health()), ...this.metrics.families(this.registry.instances.values())]
   }
 
   /** What `serveStatus` shows of the hub: what GET /health reports (workers, routes, counters, its events topic). */
