@@ -155,14 +155,17 @@ export class BusMetrics {
     return (this.routes[i] ??= new Histogram())
   }
 
+  /** A window that has passed becomes the last one (two that have passed: none is kept). */
+  private rotate(now: number) {
+    if (now - this.windowStart <= SLOW_WINDOW_NS) return
+    this.lastSlow = now - this.windowStart > 2 * SLOW_WINDOW_NS ? [] : this.slow
+    this.slow = []
+    this.slowFloor = -1
+    this.windowStart = now
+  }
+
   private noteSlow(p: Pending, ns: number, outcome: string) {
-    const now = Bun.nanoseconds()
-    if (now - this.windowStart > SLOW_WINDOW_NS) {
-      this.lastSlow = this.slow
-      this.slow = []
-      this.slowFloor = -1
-      this.windowStart = now
-    }
+    this.rotate(Bun.nanoseconds())
     const e = p.endpoint
     const entry: SlowRequest = {
       at: Date.now(),
@@ -181,6 +184,7 @@ export class BusMetrics {
   }
 
   snapshot(): BusMetricsSnapshot {
+    this.rotate(Bun.nanoseconds()) // a quiet bus's old slow requests age out even if nothing slower comes
     const routes: BusMetricsSnapshot["routes"] = []
     if (this.routeNames)
       for (const [route, i] of this.routeNames.entries())
