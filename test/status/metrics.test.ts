@@ -10,6 +10,7 @@ import { SlotBus } from "../../src/index.ts"
 import { serveStatus } from "../../src/status/index.ts"
 import { bunChild, busName, FIXTURES, REPO, run, spawn, stopAll, until, type Child } from "../support/helpers.ts"
 import type { Api } from "../support/rpc-worker.ts"
+import { Browser } from "../support/browser.ts"
 import { STDIO_WORKER } from "../support/stdio.ts"
 import { createHub } from "../../src/http/index.ts"
 import { startWorker } from "../support/http.ts"
@@ -182,6 +183,39 @@ test("slotbus status shows latency per worker, the slowest recent requests and e
     await app.exited
   }
 }, 60_000)
+
+const chromiumSkip = toolSkipReason("chromium")
+sayWhySkipped("the status page's new tables in Chromium", chromiumSkip)
+
+test.skipIf(chromiumSkip !== null)(
+  "the status page shows latency per worker, the slowest recent requests and errors by kind, live, in Chromium",
+  async () => {
+    const { app, url } = await startApp()
+    const browser = await Browser.launch()
+    try {
+      const page = await browser.newPage()
+      await page.navigate(url)
+      const shown = await page.waitFor<string>(
+        "document.body.innerText",
+        (t) => /failed on purpose \d+/.test(t) && t.includes("AbortError") && t.includes("TimeoutError"),
+        "the errors by kind show, with their last messages",
+        20_000,
+      )
+      for (const title of ["latency per worker", "slowest recent requests", "errors by kind"])
+        expect(shown.toLowerCase()).toContain(title)
+      const keep = process.env.SLOTBUS_STATUS_SCREENSHOT
+      if (keep) writeFileSync(keep, await page.screenshot())
+      await page.close()
+    } finally {
+      const dataDir = browser.dataDir
+      await browser.close()
+      expect(Browser.processesOf(dataDir)).toEqual([])
+      app.signal("SIGTERM")
+      await app.exited
+    }
+  },
+  60_000,
+)
 
 describe("a Prometheus server", () => {
   test.skipIf(prometheusSkip !== null)(
