@@ -4,6 +4,9 @@ import { toArrayBuffer, type Pointer } from "bun:ffi"
 import { closeSync } from "node:fs"
 import { bench, do_not_optimize, group, run, summary } from "mitata"
 import { align8, headerPairs, readHead, writeHead } from "../../src/core/codec.ts"
+import { BusMetrics } from "../../src/core/bus-metrics.ts"
+import type { Endpoint, Pending } from "../../src/core/endpoint.ts"
+import { LatencyHistogram } from "../../src/core/stats.ts"
 import { HUB_CONFIG_WORDS, Kind, Msg, MSG_WORDS, loadNative } from "../../src/native/ffi.ts"
 
 const native = await loadNative()
@@ -105,6 +108,31 @@ group("codec (src/core/codec.ts)", () => {
   bench("readHead: the same head", () => do_not_optimize(readHead(headBuf, headLen)))
   bench("headerPairs: 4-entry record", () => do_not_optimize(headerPairs({ a: "1", b: "2", c: "3", d: "4" })))
   bench("align8", () => align8(headLen))
+})
+
+// What a bus records per answered request: the quantile histogram it always kept, and the metrics (bus-metrics.ts)
+// added for GET /metrics: the queue wait, the bus's and the worker seat's duration histograms, the slowest list.
+const busMetrics = new BusMetrics(0)
+const seated = { seat: -1, pid: 1 } as unknown as Endpoint
+seated.seat = busMetrics.seat(seated)
+const answeredReq = {
+  strings: ["GET", "/x"],
+  kind: Kind.HTTP,
+  endpoint: seated,
+  signal: undefined,
+} as unknown as Pending
+const quantiles = new LatencyHistogram()
+// round trips as a bus sees them: mostly 5-60 µs, one in 50 up to 2 ms
+const times = Float64Array.from({ length: 4096 }, (_, i) => (i % 50 === 0 ? 2e6 : 5000 + 55000 * ((i * 0.618) % 1)))
+let t = 0
+summary(() => {
+  group("per answered request (src/core/stats.ts, bus-metrics.ts)", () => {
+    bench("LatencyHistogram.record (bus.stats() quantiles)", () => quantiles.record(times[t++ & 4095]!))
+    bench("BusMetrics waited(0) + answered() (GET /metrics)", () => {
+      busMetrics.waited(0)
+      busMetrics.answered(answeredReq, times[t++ & 4095]!, 200)
+    })
+  })
 })
 
 summary(() => {

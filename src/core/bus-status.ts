@@ -1,12 +1,15 @@
 // A SlotBus's section of the status view (serveStatus, src/status): its workers here and on other hosts, slots,
 // latency, the superviseWorkers pools feeding it, and with a `remote` transport its side across hosts.
 import type { BusStats } from "./stats.ts"
+import type { BusMetricsSnapshot } from "./bus-metrics.ts"
 import { ago, section, type StatusSection, type StatusValue } from "../kit/index.ts"
 
 /** One superviseWorkers pool: command, state, running, restarts, pids; and why it gave up, if it did. */
 export interface PoolRow {
   row: StatusValue[]
   failure: string | null
+  /** Processes started again, by why: "crash", or what the pool was asked ("reload", "recycle", "scale", "kill"). */
+  restarts?: Record<string, number>
 }
 
 export function busSection(
@@ -14,6 +17,7 @@ export function busSection(
   o: {
     upMs: number
     pools: PoolRow[]
+    metrics: BusMetricsSnapshot
     remote: { transport: string; server: string; connected: boolean; policy: string } | null
     /** A shared front (docs/PROTOCOL.md §15): its index among the name's fronts, and whether it leads. */
     front?: { index: number; leader: boolean } | null
@@ -58,6 +62,7 @@ export function busSection(
       w.requests,
     ]),
   })
+  s.tables.push(...metricTables(o.metrics))
   if (o.pools.length > 0)
     s.tables.push({
       title: "worker pools (superviseWorkers)",
@@ -95,4 +100,35 @@ export function busSection(
   if (!o.remote.connected)
     s.warnings.push(`the ${o.remote.transport} connection is closed: workers on other hosts cannot be reached`)
   return s
+}
+
+const ms = (seconds: number) => (Number.isFinite(seconds) ? Math.round(seconds * 1e5) / 100 : null)
+
+/** Latency per worker seat, the slowest recent requests, and failures by the error's class with its last message. */
+function metricTables(m: BusMetricsSnapshot): StatusSection["tables"] {
+  const now = Date.now()
+  return [
+    {
+      title: "latency per worker (ms, bucket upper edges)",
+      columns: ["worker", "pid", "answered", "p50", "p99"],
+      rows: m.workers.map((w) => [w.seat, w.pid, w.duration.count, ms(w.p50), ms(w.p99)]),
+    },
+    {
+      title: "slowest recent requests",
+      columns: ["ago", "request", "worker", "pid", "ms", "outcome"],
+      rows: m.slowest.map((r) => [
+        ago(now - r.at),
+        r.what,
+        r.worker < 0 ? null : r.worker,
+        r.pid || null,
+        ms(r.seconds),
+        r.outcome,
+      ]),
+    },
+    {
+      title: "errors by kind",
+      columns: ["kind", "count", "last", "last message"],
+      rows: m.errors.map((e) => [e.kind, e.count, ago(now - e.lastAt), e.lastMessage]),
+    },
+  ]
 }

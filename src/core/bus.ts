@@ -41,34 +41,21 @@ import { HUB_PORT, type RemoteLink, type RemoteTransport } from "./remote.ts"
 import { busSection } from "./bus-status.ts"
 import { BusPools } from "./pools.ts"
 import { bodyUpTo } from "./fetch-body.ts"
-import { STATUS, type StatusSection, type TraceContext } from "../kit/index.ts"
+import {
+  METRICS,
+  METRICS_TAP,
+  STATUS,
+  type MetricFamily,
+  type MetricLabels,
+  type StatusSection,
+  type TraceContext,
+} from "../kit/index.ts"
+import { busFamilies } from "./bus-families.ts"
 import { listenFront, type FrontSeat } from "./fronts.ts"
+import { openBus, openBuses } from "./open-buses.ts"
 import { clientTrace, headWithContext, receivedContext } from "./trace.ts"
 
 const FACTORY = Symbol("SlotBus.listen")
-
-// Open buses of this process by name, shared by every copy of this module a hot reload may load.
-type OpenBus = { bus: SlotBus; options: string; remote: RemoteTransport | undefined }
-const OPEN_BUSES: Map<string, OpenBus> = ((globalThis as Record<symbol, unknown>)[Symbol.for("slotbus.openBuses")] ??=
-  new Map()) as Map<string, OpenBus>
-
-/**
- * The options that shape a bus but its transport, in a canonical form: a hot reload may reuse the bus only if
- * they are equal and the transports are the same (sameTransport).
- */
-function optionsKey(opts: ListenOptions): string {
-  const { hot: _, remote: __, ...rest } = opts
-  return JSON.stringify(
-    Object.keys(rest)
-      .sort()
-      .map((k) => [k, rest[k as keyof typeof rest]]),
-  )
-}
-
-/** Two transports reach the same servers with the same credentials (one object is always the same as itself). */
-function sameTransport(a: RemoteTransport | undefined, b: RemoteTransport | undefined): boolean {
-  return a === b || (a !== undefined && b !== undefined && a.sameAs?.(b) === true)
-}
 
 /**
  * The hub: the public API over two parts it owns, the Dispatcher (dispatcher.ts: the workers' books, the queue, answers,
@@ -141,7 +128,11 @@ export class SlotBus {
     ])
     this.d = new Dispatcher(
       name,
-      { maxBody: this.maxBody, remotePolicy: policy ?? "overflow" },
+      {
+        maxBody: this.maxBody,
+        remotePolicy: policy ?? "overflow",
+        metricsRoutes: positiveInt(opts.metricsRoutes, 0, "metricsRoutes", 10_000),
+      },
       { joined: (e) => this.acceptor.joined(e), left: (worker) => this.acceptor.left(worker) },
     )
     this.pools = new BusPools(
@@ -169,23 +160,8 @@ export class SlotBus {
     const cname = busName(name)
     checkOptions(opts, LISTEN_OPTIONS, "SlotBus.listen")
     if (opts.hot !== undefined && typeof opts.hot !== "boolean") throw new TypeError("hot must be a boolean")
-    const mine = OPEN_BUSES.get(name)
-    if (mine && !mine.bus.closing) {
-      const hot = opts.hot ?? process.execArgv.includes("--hot")
-      if (!hot)
-        throw new NameInUseError(
-          `this process already listens as "${name}" (a bus it did not close); reuse that bus, close it first, or pass { hot: true } to get it back`,
-        )
-      if (mine.options !== optionsKey(opts))
-        throw new NameInUseError(
-          `this process already listens as "${name}" with other options; a hot reload cannot change them: restart the process`,
-        )
-      if (!sameTransport(mine.remote, opts.remote))
-        throw new NameInUseError(
-          `this process already listens as "${name}" over another remote transport (other servers, credentials or connection); a hot reload cannot change it: restart the process`,
-        )
-      return mine.bus
-    }
+    const mine = openBus(name, opts)
+    if (mine) return mine
     await loadNative()
     if (opts.shared !== undefined && typeof opts.shared !== "boolean")
       throw new TypeError(`SlotBus.listen: shared must be a boolean, got ${typeof opts.shared}`)
@@ -201,7 +177,7 @@ export class SlotBus {
       closeSync(fd)
       throw e
     }
-    OPEN_BUSES.set(name, { bus, options: optionsKey(opts), remote: opts.remote })
+    openBuses.add(bus, opts)
     bus.d.tick()
     if (bus.transport) {
       try {
@@ -502,6 +478,7 @@ export class SlotBus {
       upMs: performance.now() - this.createdAt,
       pools,
       front: this.front && { index: this.front.index, leader: this.front.leader },
+      metrics: this.d.metrics.snapshot(),
       remote: link && {
         transport: String(this.transport!.transport ?? "remote"),
         server: link.server?.() ?? "?",
@@ -509,6 +486,25 @@ export class SlotBus {
         policy: this.d.remotePolicy,
       },
     })
+  }
+
+  /** What GET /metrics (serveStatus) shows of this bus: the slotbus_* families of docs/api.md, labelled bus="<name>". */
+  [METRICS](): MetricFamily[] {
+    return busFamilies(this.stats(), this.d.metrics.snapshot(), this.pools.describe())
+  }
+
+  /** OpenTelemetry (reportToMeter, kit/otel-metrics.ts): each duration and queue wait, as it is recorded. */
+  [METRICS_TAP](record: (family: string, labels: MetricLabels, seconds: number) => void): () => void {
+    const m = this.d.metrics
+    const bus = { bus: this.name }
+    const seats: MetricLabels[] = [] // made once per seat, not per request
+    m.tap = (what, ns, seat) => {
+      if (what === "wait") return record("slotbus_request_queue_wait_seconds", bus, ns / 1e9)
+      record("slotbus_request_duration_seconds", bus, ns / 1e9)
+      if (seat >= 0)
+        record("slotbus_worker_request_duration_seconds", (seats[seat] ??= { ...bus, worker: String(seat) }), ns / 1e9)
+    }
+    return () => void (m.tap = null)
   }
 
   /**
@@ -525,7 +521,7 @@ export class SlotBus {
     } catch (e) {
       return Promise.reject(e)
     }
-    if (OPEN_BUSES.get(this.name)?.bus === this) OPEN_BUSES.delete(this.name)
+    openBuses.remove(this)
     this.closing ??= this.shutdown(opts.drain ?? true, timeoutMs)
     return this.closing
   }

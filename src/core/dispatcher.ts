@@ -6,6 +6,7 @@ import { EMPTY } from "./codec.ts"
 import { TimeoutError, WorkerGoneError } from "../errors.ts"
 import { MAX_TIMER_MS } from "../kit/index.ts"
 import { LatencyHistogram } from "./stats.ts"
+import { BusMetrics } from "./bus-metrics.ts"
 import { nowMs, type Endpoint, type EndpointHost, type Pending, type StreamHost, type WorkerInfo } from "./endpoint.ts"
 import { BorrowedResponse, SlotResponse, StreamedResponse } from "./response.ts"
 import { Kind } from "../native/ffi.ts"
@@ -18,6 +19,8 @@ export interface DispatchSettings {
   maxBody: number
   /** When a remote worker gets a request: only when no local slot is free, by load, or never. */
   remotePolicy: "overflow" | "balance" | "never"
+  /** Distinct routes (or RPC methods) whose durations /metrics shows apart; 0: none. */
+  metricsRoutes: number
 }
 
 /** Whom a dispatcher tells of workers joining and leaving (the bus's listeners and waitForWorkers, accept.ts). */
@@ -33,6 +36,7 @@ export class Dispatcher implements EndpointHost {
   private ticker: ReturnType<typeof setTimeout> | undefined
   private tickAt = 0
   readonly latency = new LatencyHistogram()
+  readonly metrics: BusMetrics
   private stopped = false
   counters = {
     requests: 0,
@@ -54,7 +58,9 @@ export class Dispatcher implements EndpointHost {
     readonly name: string,
     private readonly o: DispatchSettings,
     private readonly hooks: DispatchHooks,
-  ) {}
+  ) {
+    this.metrics = new BusMetrics(o.metricsRoutes)
+  }
 
   /** Workers connected now, on this host and others. */
   get workerCount(): number {
@@ -79,7 +85,7 @@ export class Dispatcher implements EndpointHost {
     this.counters.requests++
     if (this.tickAt === Infinity) this.scheduleTick(Math.min(TICK_BUSY_MS, timeoutMs || TICK_BUSY_MS))
     else if (p.deadline < this.tickAt) this.scheduleTick(Math.max(0, timeoutMs))
-    if (this.queue.length === 0 && this.dispatch(p)) return // behind a queue it waits its turn
+    if (this.queue.length === 0 && this.dispatch(p)) return this.metrics.waited(0) // behind a queue it waits its turn
     const refused = refusal()
     if (refused) return this.fail(p, refused)
     this.queue.push(p)
@@ -130,6 +136,7 @@ export class Dispatcher implements EndpointHost {
     let i = this.endpoints.length
     while (i > 0 && this.endpoints[i - 1]!.distance > e.distance) i--
     this.endpoints.splice(i, 0, e)
+    e.seat = this.metrics.seat(e)
     this.hooks.joined(e)
     this.freed()
   }
@@ -140,6 +147,7 @@ export class Dispatcher implements EndpointHost {
     if (i < 0) return
     const info = e.info() // as it was when it left
     this.endpoints.splice(i, 1)
+    this.metrics.unseat(e.seat)
     e.left(err)
     this.hooks.left(info)
     this.freed()
@@ -153,12 +161,14 @@ export class Dispatcher implements EndpointHost {
         this.queue.unshift(p)
         return
       }
+      this.metrics.waited(Bun.nanoseconds() - p.started)
     }
   }
 
   answered(p: Pending, value: unknown, at: number) {
     this.counters.responses++
     this.latency.record(at - p.started)
+    this.metrics.answered(p, at - p.started, (value as { status?: number }).status ?? 0)
     this.settle(p)
     p.resolve(value as never)
   }
@@ -178,8 +188,10 @@ export class Dispatcher implements EndpointHost {
   private streamEnded(p: Pending, status: number, head: string[], body: Uint8Array | null) {
     if (body === null) {
       // a streaming caller has had its answer since the HEAD
+      const ns = Bun.nanoseconds() - p.started
       this.counters.responses++
-      this.latency.record(Bun.nanoseconds() - p.started)
+      this.latency.record(ns)
+      this.metrics.answered(p, ns, status)
       return this.settle(p)
     }
     let value: unknown
@@ -222,6 +234,7 @@ export class Dispatcher implements EndpointHost {
       if (i >= 0) this.queue.splice(i, 1)
     } else p.endpoint!.cancel(p) // a slot stays p's (settled) until the worker hands it back; a late answer is dropped
     if (p.trace !== null) p.trace.failed(err)
+    this.metrics.failed(p, err, Bun.nanoseconds() - p.started) // before settle: p.endpoint is still its worker
     this.settle(p)
     p.settledAt = nowMs() // given up: from now on its slot may count as stuck
     if (err instanceof TimeoutError) this.counters.timeouts++

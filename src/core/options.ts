@@ -66,6 +66,11 @@ export interface ListenOptions {
    * included), and its requests fail with WorkerGoneError. Default 4 × heartbeatMs (2000); at least 2 × heartbeatMs.
    */
   peerTimeoutMs?: number
+  /**
+   * GET /metrics (serveStatus) shows request durations per route ("GET /users", by method and path without its
+   * query) or RPC method too, for up to this many distinct ones; the rest count as "other". Default 0: not per route.
+   */
+  metricsRoutes?: number
 }
 
 export interface SlotRequestInit {
@@ -157,6 +162,7 @@ export const LISTEN_OPTIONS = optionNames<ListenOptions>({
   remotePolicy: true,
   heartbeatMs: true,
   peerTimeoutMs: true,
+  metricsRoutes: true,
 })
 export const REQUEST_INIT = optionNames<SlotRequestInit>({ method: true, path: true, headers: true, body: true })
 export const REQUEST_OPTIONS = optionNames<RequestOptions>({

@@ -145,6 +145,7 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
             sup.instances.map((i) => i.pid || "-").join(" "),
           ],
           failure: sup.failureReason,
+          restarts: { crash: sup.restarts, ...sup.replacements },
         },
   )
   if (!front || front.leader) sup.start() // throws here when the command cannot be spawned at all

@@ -22,10 +22,13 @@ import {
   createRefusal,
   madeBy,
   settingMismatch,
+  METRICS,
   STATUS,
   type CreateMode,
+  type MetricFamily,
   type StatusSection,
 } from "../kit/index.ts"
+import { topicFamilies } from "./metrics.ts"
 import { bridgeHost } from "./bridge-host.ts"
 import { publishTrace } from "./trace.ts"
 import {
@@ -333,6 +336,11 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
       header: this.header,
     }
     return topicSection(this.stats(), remote)
+  }
+
+  /** What GET /metrics (serveStatus) shows of this topic: slotbus_topic_* labelled topic="<name>" (docs/api.md). */
+  [METRICS](): MetricFamily[] {
+    return topicFamilies(this.stats(), process.pid)
   }
 
   /** What the bridge uses of this topic (a transport knows no Topic). */

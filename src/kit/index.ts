@@ -52,3 +52,9 @@ export type {
   OtelTracer,
   TraceContext,
 } from "./otel.ts"
+export { BoundedLabels, DURATION_BUCKETS, Histogram } from "./histogram.ts"
+export type { HistogramSnapshot } from "./histogram.ts"
+export { family, hasMetrics, METRICS } from "./metrics.ts"
+export type { MetricFamily, MetricLabels, MetricSample, MetricsSource, MetricType } from "./metrics.ts"
+export { loadOtelApi, METRICS_TAP, reportToMeter } from "./otel-metrics.ts"
+export type { MetricsTapSource, OtelMeter, OtelObservable, OtelReport } from "./otel-metrics.ts"

@@ -15,10 +15,13 @@ import {
   optionNames,
   section,
   settingMismatch,
+  METRICS,
   STATUS,
   type CreateMode,
+  type MetricFamily,
   type StatusSection,
 } from "../kit/index.ts"
+import { contestFamilies } from "./metrics.ts"
 import { PeerRefusedError, ProtocolError, TimeoutError } from "../errors.ts"
 import { claimTrace, storedTraceparent, traceClaim } from "./trace.ts"
 import {
@@ -351,6 +354,11 @@ export class Contest implements Disposable {
       subjects: s[LeaseStat.subjects]!,
       capacity: s[LeaseStat.capacity]!,
     }
+  }
+
+  /** What GET /metrics (serveStatus) shows of this contest: slotbus_contest_* labelled contest="<name>" (docs/api.md). */
+  [METRICS](): MetricFamily[] {
+    return contestFamilies(this.name, this.stats())
   }
 
   /** What `serveStatus` shows of this contest: its counts and the claims held now on this host. */

@@ -3,3 +3,4 @@
 // hub's GET /health/status and its `slotbus status`.
 export { PAGE_HEADERS, STATUS_PAGE_HTML } from "./page.ts"
 export { fetchCapped, redraw, renderReport } from "./cli.ts"
+export { familiesOf, METRICS_HEADERS, renderMetrics } from "./metrics.ts"

@@ -1,6 +1,7 @@
 // serveStatus: a live view of the buses, topics, contests and stdio buses of one process, on a TCP port or a unix
 // socket — GET / (the page), GET /status.json (the report), GET /stream (the report as server-sent events, at
-// once and then every second, while anyone watches). The sections come from each source's [STATUS]() (src/kit/status.ts).
+// once and then every second, while anyone watches), GET /metrics (Prometheus's text format, src/status/metrics.ts).
+// The sections come from each source's [STATUS]() (src/kit/status.ts), the metrics from its [METRICS]() (kit/metrics.ts).
 import { chmodSync, existsSync, lstatSync, unlinkSync } from "node:fs"
 import { hostname } from "node:os"
 import type { Server } from "bun"
@@ -14,6 +15,7 @@ import {
   type StatusSource,
 } from "../kit/index.ts"
 import { PAGE_HEADERS, STATUS_PAGE_HTML } from "./page.ts"
+import { familiesOf, METRICS_HEADERS, renderMetrics } from "./metrics.ts"
 
 export interface StatusServerOptions {
   /** A TCP port to serve on (0 picks a free one). One of `port` and `unix`. */
@@ -144,6 +146,11 @@ export async function serveStatus(sources: StatusInput[], options: StatusServerO
       return (
         only("GET, HEAD") ?? new Response(req.method === "HEAD" ? null : STATUS_PAGE_HTML, { headers: PAGE_HEADERS })
       )
+    if (path === "/metrics")
+      return (
+        only("GET, HEAD") ??
+        new Response(req.method === "HEAD" ? null : renderMetrics(familiesOf(sources)), { headers: METRICS_HEADERS })
+      )
     if (path === "/status.json")
       return only("GET") ?? Response.json(await report(), { headers: { "cache-control": "no-store" } })
     if (path === "/stream") {
@@ -176,7 +183,7 @@ export async function serveStatus(sources: StatusInput[], options: StatusServerO
       })
     }
     return Response.json(
-      { error: "not-found", message: "this status server serves /, /status.json and /stream" },
+      { error: "not-found", message: "this status server serves /, /status.json, /stream and /metrics" },
       { status: 404 },
     )
   }

@@ -7,7 +7,8 @@
 // Here: the lifecycle (start/stop), request/notify/send, messages(), sessions, listeners, stats.
 import { TimeoutError } from "../core/index.ts"
 import { MAX_TIMER_MS, type SupervisedInstance, checkNumber, checkOptions, madeBy, optionNames } from "../kit/index.ts"
-import { ago, section, STATUS, type StatusSection } from "../kit/index.ts"
+import { ago, METRICS, section, STATUS, type MetricFamily, type StatusSection } from "../kit/index.ts"
+import { stdioFamilies } from "./metrics.ts"
 import { Clients } from "./clients.ts"
 import { loadConfig, type LimitsConfig, type StdioBusConfig, type StdioBusConfigInput } from "./config.ts"
 import { ReloadError } from "./errors.ts"
@@ -315,6 +316,11 @@ export class StdioBus {
       clientCount: this.clientCount,
       pools,
     }
+  }
+
+  /** What GET /metrics (serveStatus) shows of this bus: slotbus_stdio_* (docs/api.md). */
+  [METRICS](): MetricFamily[] {
+    return stdioFamilies(this.stats())
   }
 
   /** What `serveStatus` shows of this bus: each pool's worker processes, their load and restarts, the traffic. */

@@ -3,7 +3,7 @@
 // run and fail, so CI runs every check.
 
 /** Debian packages named otherwise than the tool they bring. */
-const PACKAGE: Record<string, string> = { nm: "binutils", ip: "iproute2" }
+const PACKAGE: Record<string, string> = { nm: "binutils", ip: "iproute2", promtool: "prometheus" }
 
 /** Why a check needing `tools` (on PATH, as the check runs them by name) cannot run here, or null. */
 export function toolSkipReason(...tools: string[]): string | null {

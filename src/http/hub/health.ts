@@ -2,7 +2,14 @@
 // recent evictions.
 import { hostname } from "node:os"
 import type { LatencySummary } from "../../core/index.ts"
-import { readSection, STATUS, type StatusSection } from "../../kit/index.ts"
+import {
+  family,
+  readSection,
+  STATUS,
+  type MetricFamily,
+  type MetricLabels,
+  type StatusSection,
+} from "../../kit/index.ts"
 import { TopicClosedError, type Topic, type TopicStats } from "../../events/index.ts"
 import { type HubCounters, newCounters } from "./counters.ts"
 import type { Registry, WorkerInstance } from "./registry.ts"
@@ -83,34 +90,29 @@ const COUNTER_HELP: Record<keyof HubCounters, string> = {
 }
 
 const snake = (s: string) => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)
-const labelValue = (v: string) => `"${v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n")}"`
 
-/** The health report in Prometheus text format (version 0.0.4). */
-export function prometheus(h: HubHealth): string {
-  const out: string[] = []
-  const metric = (
-    name: string,
-    type: "counter" | "gauge",
-    help: string,
-    samples: [labels: string, value: number][],
-  ) => {
-    out.push(`# HELP slotbus_hub_${name} ${help}`, `# TYPE slotbus_hub_${name} ${type}`)
-    for (const [labels, value] of samples) out.push(`slotbus_hub_${name}${labels} ${value}`)
+/** The health report's counters and gauges as metric families (slotbus_hub_*), for GET /metrics and OpenTelemetry. */
+export function hubFamilies(h: HubHealth): MetricFamily[] {
+  const out: MetricFamily[] = []
+  const metric = (name: string, type: "counter" | "gauge", help: string, samples: [MetricLabels, number][]) => {
+    const f = family(`slotbus_hub_${name}`, type, help)
+    for (const [labels, value] of samples) f.add(labels, value)
+    out.push(f)
   }
   for (const key of Object.keys(COUNTER_HELP) as (keyof HubCounters)[])
-    metric(`${snake(key)}_total`, "counter", COUNTER_HELP[key], [["", h.counters[key]]])
-  metric("uptime_seconds", "gauge", "seconds since the hub started", [["", h.uptimeMs / 1000]])
+    metric(`${snake(key)}_total`, "counter", COUNTER_HELP[key], [[{}, h.counters[key]]])
+  metric("uptime_seconds", "gauge", "seconds since the hub started", [[{}, h.uptimeMs / 1000]])
   const connected = h.workers.filter((w) => w.connected).length
   metric("workers", "gauge", "worker processes registered, by whether they are attached", [
-    ['{state="connected"}', connected],
-    ['{state="joining"}', h.workers.length - connected],
+    [{ state: "connected" }, connected],
+    [{ state: "joining" }, h.workers.length - connected],
   ])
   metric("sse_connections", "gauge", "SSE clients held, on worker routes, GET /events and GET /health/stream", [
-    ['{kind="route"}', h.sse.connections],
-    ['{kind="events"}', h.sse.eventsClients],
-    ['{kind="status"}', h.sse.statusClients],
+    [{ kind: "route" }, h.sse.connections],
+    [{ kind: "events" }, h.sse.eventsClients],
+    [{ kind: "status" }, h.sse.statusClients],
   ])
-  const who = (w: HubWorkerInfo) => `{name=${labelValue(w.name)},instance=${labelValue(w.instance)}}`
+  const who = (w: HubWorkerInfo) => ({ name: w.name, instance: w.instance })
   metric(
     "worker_in_flight",
     "gauge",
@@ -123,7 +125,7 @@ export function prometheus(h: HubHealth): string {
     "requests served per worker process",
     h.workers.map((w) => [who(w), w.served]),
   )
-  return out.join("\n") + "\n"
+  return out
 }
 
 const HOST = hostname()

@@ -1,12 +1,12 @@
 // The HTTP hub: a Bun.serve front door that routes requests to worker processes over slotbus.
 // This file dispatches; each concern lives next to it (registry, liveness, proxy, sse, health).
 import type { Server } from "bun"
-import { madeBy, STATUS, type StatusSection } from "../../kit/index.ts"
+import { madeBy, METRICS, STATUS, type MetricFamily, type StatusSection } from "../../kit/index.ts"
 import { SettingsMismatchError, Topic } from "../../events/index.ts"
 import { HubEventsError } from "../errors.ts"
 import { sameToken, defaultTokenFile, newToken, removeTokenFile, writeTokenFile } from "../token.ts"
 import { INTERNAL_PREFIX, type DeliveryReply, type EmitItem, type PushItem, type RegisterRequest } from "../wire.ts"
-import { Health, natsSections, prometheus, type HubHealth } from "./health.ts"
+import { Health, hubFamilies, natsSections, type HubHealth } from "./health.ts"
 import { Liveness } from "./liveness.ts"
 import { eventsTopicFor, json, MiB, resolveOptions, type HubOptions, type ResolvedOptions } from "./options.ts"
 import { RequestProxy } from "./proxy.ts"
@@ -15,8 +15,8 @@ import { SseHub } from "./sse.ts"
 import { StatusStream } from "./status.ts"
 import { hubReport, hubSection } from "./section.ts"
 import type { Nats } from "../../nats/index.ts"
-
-const METRICS_HEADERS = { "content-type": "text/plain; version=0.0.4; charset=utf-8", "cache-control": "no-store" }
+import { METRICS_HEADERS, renderMetrics } from "../../status/internal.ts"
+import { HubMetrics } from "./metrics.ts"
 
 const FACTORY = Symbol("createHub")
 
@@ -35,6 +35,7 @@ export class Hub {
   private readonly o: ResolvedOptions
   private readonly healthReport: Health
   private readonly registry: Registry
+  private readonly metrics = new HubMetrics()
   private readonly liveness: Liveness
   private readonly proxy: RequestProxy
   private readonly sse: SseHub
@@ -56,6 +57,7 @@ export class Hub {
     this.registry = new Registry(this.o, counters, tag, {
       registered: (inst) => this.liveness.watch(inst),
       evicted: (inst, reason) => {
+        this.metrics.left(inst)
         this.sse.closeFor(inst)
         this.healthReport.recordEviction(inst, reason)
       },
@@ -134,7 +136,7 @@ export class Hub {
     if (path === "/health") return this.fullHealth().then((h) => json(200, h))
     if (path === "/health/status") return this.status.page(req)
     if (path === "/health/stream") return this.status.open(req, server)
-    if (path === "/metrics") return new Response(prometheus(this.health()), { headers: METRICS_HEADERS })
+    if (path === "/metrics") return new Response(this.metricsText(), { headers: METRICS_HEADERS })
     if (path === "/events" && req.method === "GET") return this.sse.openEvents(req, server, q < 0 ? "" : url.slice(q))
     if (path.startsWith(INTERNAL_PREFIX)) return this.internal(req, server, path.slice(INTERNAL_PREFIX.length))
 
@@ -208,6 +210,16 @@ export class Hub {
     const h = this.health()
     if (this.o.nats !== undefined) h.nats = await natsSections(this.registry, this.topic)
     return h
+  }
+
+  /** GET /metrics: the hub's own counters, then its workers' buses under serveStatus's names, per worker name. */
+  private metricsText(): string {
+    return renderMetrics(this[METRICS]())
+  }
+
+  /** What GET /metrics, serveStatus and reportMetrics show of the hub: slotbus_hub_*, then slotbus_* per worker name. */
+  [METRICS](): MetricFamily[] {
+    return [...hubFamilies(this.health()), ...this.metrics.families(this.registry.instances.values())]
   }
 
   /** What `serveStatus` shows of the hub: what GET /health reports (workers, routes, counters, its events topic). */

@@ -1,0 +1,55 @@
+// GET /metrics: the metric families of serveStatus's sources (and the HTTP hub's buses) in Prometheus's text format,
+// version 0.0.4 — what `promtool check metrics` and a Prometheus server's scrape read. Families of one name from
+// several sources (two buses) are written as one: a HELP and a TYPE line, then every source's samples.
+import { hasMetrics, METRICS, type MetricFamily, type MetricLabels } from "../kit/index.ts"
+
+export const METRICS_HEADERS = {
+  "content-type": "text/plain; version=0.0.4; charset=utf-8",
+  "cache-control": "no-store",
+}
+
+const escapeHelp = (s: string) => s.replace(/\\/g, "\\\\").replace(/\n/g, "\\n")
+const escapeLabel = (s: string) => s.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n")
+const num = (v: number) => (v === Infinity ? "+Inf" : v === -Infinity ? "-Inf" : Number.isNaN(v) ? "NaN" : String(v))
+
+function labelText(labels: MetricLabels, extra?: [string, string]): string {
+  const pairs = Object.entries(labels).map(([k, v]) => `${k}="${escapeLabel(v)}"`)
+  if (extra) pairs.push(`${extra[0]}="${escapeLabel(extra[1])}"`)
+  return pairs.length ? `{${pairs.join(",")}}` : ""
+}
+
+/** The families of `sources` that can be measured (a SlotBus, Topic, Contest, StdioBus), each source once; one that throws (closed) is left out. */
+export function familiesOf(sources: readonly unknown[]): MetricFamily[] {
+  return [...new Set(sources)].flatMap((s) => {
+    try {
+      return hasMetrics(s) ? s[METRICS]() : []
+    } catch {
+      return []
+    }
+  })
+}
+
+/** Families in Prometheus's text format; those of one name are merged under one HELP and TYPE. */
+export function renderMetrics(families: readonly MetricFamily[]): string {
+  const byName = new Map<string, MetricFamily>()
+  for (const f of families) {
+    const had = byName.get(f.name)
+    if (had) had.samples.push(...f.samples)
+    else byName.set(f.name, { ...f, samples: [...f.samples] })
+  }
+  const out: string[] = []
+  for (const f of byName.values()) {
+    out.push(`# HELP ${f.name} ${escapeHelp(f.help)}`, `# TYPE ${f.name} ${f.type}`)
+    for (const s of f.samples) {
+      if (!("histogram" in s)) {
+        out.push(`${f.name}${labelText(s.labels)} ${num(s.value)}`)
+        continue
+      }
+      const h = s.histogram
+      h.bounds.forEach((b, i) => out.push(`${f.name}_bucket${labelText(s.labels, ["le", num(b)])} ${h.cumulative[i]}`))
+      out.push(`${f.name}_bucket${labelText(s.labels, ["le", "+Inf"])} ${h.count}`)
+      out.push(`${f.name}_sum${labelText(s.labels)} ${num(h.sum)}`, `${f.name}_count${labelText(s.labels)} ${h.count}`)
+    }
+  }
+  return out.length ? `${out.join("\n")}\n` : ""
+}
