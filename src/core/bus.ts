@@ -7,7 +7,7 @@ import { Kind, HUB_CONFIG_WORDS, MAX_ALLOW_UIDS, loadNative } from "../native/ff
 import { align8, busName, headerPairs, headLength, toBytes } from "./codec.ts"
 import { checkNumber, checkOptions, checkRemote, madeBy } from "../kit/index.ts"
 import type { BodyInit } from "./codec.ts"
-import { BusClosedError, BusFullError, NameInUseError, PayloadTooLargeError, TimeoutError } from "../errors.ts"
+import { BusClosedError, BusFullError, PayloadTooLargeError, TimeoutError } from "../errors.ts"
 import { tuning } from "./idle.ts"
 import { longTimeout } from "../kit/index.ts"
 import type { BusStats } from "./stats.ts"
@@ -160,7 +160,7 @@ export class SlotBus {
     const cname = busName(name)
     checkOptions(opts, LISTEN_OPTIONS, "SlotBus.listen")
     if (opts.hot !== undefined && typeof opts.hot !== "boolean") throw new TypeError("hot must be a boolean")
-    const mine = openBus(name, opts)
+    const mine = openBus<SlotBus>(name, opts)
     if (mine) return mine
     await loadNative()
     if (opts.shared !== undefined && typeof opts.shared !== "boolean")

@@ -1,11 +1,16 @@
 // The buses this process listens on, by name, shared by every copy of this module a hot reload may load: a second
 // listen of a name gets the open bus back under `bun --hot` (same options, same transport), else NameInUseError.
 import { NameInUseError } from "../errors.ts"
-import type { SlotBus } from "./bus.ts"
 import type { ListenOptions } from "./options.ts"
 import type { RemoteTransport } from "./remote.ts"
 
-type OpenBus = { bus: SlotBus; options: string; remote: RemoteTransport | undefined }
+/** What this registry needs of a bus (bus.ts imports this file, so not the class itself). */
+interface Listening {
+  readonly name: string
+  readonly closing: Promise<void> | null
+}
+
+type OpenBus = { bus: Listening; options: string; remote: RemoteTransport | undefined }
 const OPEN_BUSES: Map<string, OpenBus> = ((globalThis as Record<symbol, unknown>)[Symbol.for("slotbus.openBuses")] ??=
   new Map()) as Map<string, OpenBus>
 
@@ -28,7 +33,7 @@ function sameTransport(a: RemoteTransport | undefined, b: RemoteTransport | unde
 }
 
 /** The bus this process already listens on as `name`, for a hot reload that may have it back; null when none. */
-export function openBus(name: string, opts: ListenOptions): SlotBus | null {
+export function openBus<B extends Listening>(name: string, opts: ListenOptions): B | null {
   const mine = OPEN_BUSES.get(name)
   if (!mine || mine.bus.closing) return null
   const hot = opts.hot ?? process.execArgv.includes("--hot")
@@ -44,14 +49,14 @@ export function openBus(name: string, opts: ListenOptions): SlotBus | null {
     throw new NameInUseError(
       `this process already listens as "${name}" over another remote transport (other servers, credentials or connection); a hot reload cannot change it: restart the process`,
     )
-  return mine.bus
+  return mine.bus as B
 }
 
 export const openBuses = {
-  add(bus: SlotBus, opts: ListenOptions) {
+  add(bus: Listening, opts: ListenOptions) {
     OPEN_BUSES.set(bus.name, { bus, options: optionsKey(opts), remote: opts.remote })
   },
-  remove(bus: SlotBus) {
+  remove(bus: Listening) {
     if (OPEN_BUSES.get(bus.name)?.bus === bus) OPEN_BUSES.delete(bus.name)
   },
 }

@@ -11,7 +11,6 @@ import {
   createRefusal,
   madeBy,
   MAX_TIMER_MS,
-  ago,
   optionNames,
   section,
   settingMismatch,
@@ -22,6 +21,7 @@ import {
   type StatusSection,
 } from "../kit/index.ts"
 import { contestFamilies } from "./metrics.ts"
+import { contestSection } from "./status.ts"
 import { PeerRefusedError, ProtocolError, TimeoutError } from "../errors.ts"
 import { claimTrace, storedTraceparent, traceClaim } from "./trace.ts"
 import {
@@ -363,28 +363,7 @@ export class Contest implements Disposable {
 
   /** What `serveStatus` shows of this contest: its counts and the claims held now on this host. */
   [STATUS](): StatusSection {
-    const st = this.stats()
-    const s = section("contest", this.name)
-    s.facts.push(
-      ["members", st.members],
-      ["subjects held / capacity", `${st.subjects} / ${st.capacity}`],
-      ["claims / releases", `${st.claims} / ${st.releases}`],
-      ["expiries / takeovers / yields", `${st.expiries} / ${st.takeovers} / ${st.yields}`],
-    )
-    const now = Date.now()
-    s.tables.push({
-      title: "claims held",
-      columns: ["kind", "label", "owner", "pid", "token", "expires in"],
-      rows: this.holders(now).map((h) => [
-        h.subject.kind,
-        h.subject.label,
-        h.owner,
-        h.pid,
-        String(h.token),
-        h.expiresAt === Infinity ? "never" : ago(h.expiresAt - now),
-      ]),
-    })
-    return s
+    return contestSection(this.name, this.stats(), (now) => this.holders(now))
   }
 
   /** Clear the claim on one subject, or on every subject: for owner-controlled boot-time cleanup. Returns claims cleared. */
