@@ -26,13 +26,14 @@ const slot_sources = [_][]const u8{
     "csrc/slot_open.c",
     "csrc/slot_transitions.c",
     "csrc/stream.c",
+    "csrc/recorder.c",
     "csrc/platform.c",
     "csrc/scheme_linux.c",
     "csrc/scheme_portable.c",
     "csrc/os_linux.c",
     "csrc/os_darwin.c",
 };
-const slot_headers = [_][]const u8{ "csrc/slotbus.h", "csrc/slot_internal.h", "csrc/sys.h", "csrc/shm.h", "csrc/platform.h", "csrc/scheme.h", "csrc/os.h" };
+const slot_headers = [_][]const u8{ "csrc/slotbus.h", "csrc/slot_internal.h", "csrc/recorder.h", "csrc/sys.h", "csrc/shm.h", "csrc/platform.h", "csrc/scheme.h", "csrc/os.h" };
 const c_sources = slot_sources ++ [_][]const u8{
     "csrc/lease_open.c",
     "csrc/lease_claim.c",

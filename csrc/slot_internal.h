@@ -121,6 +121,10 @@ struct sb_chan {
   sys_hello hello;
   uint32_t hello_got, hello_fds;
   char error[160];
+  /* hub only: the flight recorder (csrc/recorder.c, §14), its record per slot (index + 1, 0: none) and worker entry */
+  struct sb_rec *rec;
+  uint32_t *rec_at;
+  void *rec_worker;
 };
 
 

@@ -57,6 +57,7 @@ import { busSection } from "./bus-status.ts"
 import { BusPools } from "./pools.ts"
 import { bodyUpTo } from "./fetch-body.ts"
 import { STATUS, type StatusSection } from "../kit/index.ts"
+import { DEFAULT_RECORDS, FlightRecorder } from "./recorder.ts"
 
 const FACTORY = Symbol("SlotBus.listen")
 
@@ -160,6 +161,9 @@ export class SlotBus {
       },
       () => (this.closing ? this.closedError() : null),
     )
+    const records = opts.recorder === false ? 0 : positiveInt(opts.recorder, DEFAULT_RECORDS, "recorder", 1048576)
+    const recorder = records > 0 ? FlightRecorder.create(name, records) : null
+    this.d.recorder = recorder
     this.acceptor = new Acceptor(this.d, name, {
       listenFd,
       config: this.config,
@@ -169,6 +173,7 @@ export class SlotBus {
       uids,
       stuckAfterMs,
       maxStuck,
+      recorder,
     })
   }
 
@@ -205,9 +210,15 @@ export class SlotBus {
     let bus: SlotBus
     try {
       bus = new SlotBus(FACTORY, name, fd, opts)
+    } catch (e) {
+      closeSync(fd)
+      throw e
+    }
+    try {
       bus.acceptor.watch()
     } catch (e) {
       closeSync(fd)
+      bus.d.recorder?.close()
       throw e
     }
     OPEN_BUSES.set(name, { bus, options: optionsKey(opts), remote: opts.remote })
@@ -520,6 +531,7 @@ export class SlotBus {
     this.d.failAll(err)
     await this.remoteLink?.close(0)
     this.acceptor.dropAll(err)
+    this.d.recorder?.close() // its file goes; its memory once the last channel has closed
   }
 
   /**

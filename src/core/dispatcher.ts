@@ -9,6 +9,7 @@ import { LatencyHistogram } from "./stats.ts"
 import { nowMs, type Endpoint, type EndpointHost, type Pending, type StreamHost, type WorkerInfo } from "./endpoint.ts"
 import { BorrowedResponse, SlotResponse, StreamedResponse } from "./response.ts"
 import { Kind } from "../native/ffi.ts"
+import type { FlightRecorder } from "./recorder.ts"
 
 // Deadlines and stuck slots are checked on a timer while requests are out; an idle bus has no timer at all.
 export const TICK_BUSY_MS = 10
@@ -34,6 +35,8 @@ export class Dispatcher implements EndpointHost {
   private tickAt = 0
   readonly latency = new LatencyHistogram()
   private stopped = false
+  /** The bus's flight recorder, told the queue's length (docs/PROTOCOL.md §14). */
+  recorder: FlightRecorder | null = null
   counters = {
     requests: 0,
     responses: 0,
@@ -84,6 +87,7 @@ export class Dispatcher implements EndpointHost {
     if (refused) return this.fail(p, refused)
     this.queue.push(p)
     this.freed()
+    this.recorder?.queued(this.queue.length)
   }
 
   /** The bus closed: no more ticks. */
@@ -149,9 +153,10 @@ export class Dispatcher implements EndpointHost {
       const p = this.queue.shift()!
       if (!this.dispatch(p)) {
         this.queue.unshift(p)
-        return
+        break
       }
     }
+    this.recorder?.queued(this.queue.length)
   }
 
   answered(p: Pending, value: unknown, at: number) {
@@ -217,7 +222,8 @@ export class Dispatcher implements EndpointHost {
     if (p.phase === "queued") {
       const i = this.queue.indexOf(p)
       if (i >= 0) this.queue.splice(i, 1)
-    } else p.endpoint!.cancel(p) // a slot stays p's (settled) until the worker hands it back; a late answer is dropped
+      this.recorder?.queued(this.queue.length)
+    } else p.endpoint!.cancel(p, err) // a slot stays p's (settled) until the worker hands it back; a late answer is dropped
     this.settle(p)
     p.settledAt = nowMs() // given up: from now on its slot may count as stuck
     if (err instanceof TimeoutError) this.counters.timeouts++

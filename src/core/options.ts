@@ -60,6 +60,11 @@ export interface ListenOptions {
    * included), and its requests fail with WorkerGoneError. Default 4 × heartbeatMs (2000); at least 2 × heartbeatMs.
    */
   peerTimeoutMs?: number
+  /**
+   * The flight recorder (docs/PROTOCOL.md §14): how many recent requests its file in /dev/shm keeps for `slotbus ls`,
+   * `slotbus top` and `slotbus requests` to read from another process; false: no file. Default 1024.
+   */
+  recorder?: number | false
 }
 
 export interface SlotRequestInit {
@@ -136,6 +141,7 @@ export const LISTEN_OPTIONS = optionNames<ListenOptions>({
   remotePolicy: true,
   heartbeatMs: true,
   peerTimeoutMs: true,
+  recorder: true,
 })
 export const REQUEST_INIT = optionNames<SlotRequestInit>({ method: true, path: true, headers: true, body: true })
 export const REQUEST_OPTIONS = optionNames<RequestOptions>({

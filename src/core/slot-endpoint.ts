@@ -10,6 +10,7 @@ import { Pump, STARTUP_POLL_NS, type IdleStrategy } from "./idle.ts"
 import { nowMs, STATE_NAMES, type Endpoint, type EndpointHost, type Pending, type WorkerInfo } from "./endpoint.ts"
 import { BorrowedResponse, forgotten, NO_HEAD, remoteError, SlotResponse, StreamedResponse } from "./response.ts"
 import { SlotFrames, StreamIn, type SlotStreamOwner } from "./stream-in.ts"
+import { outcomeOf, type FlightRecorder } from "./recorder.ts"
 
 const HOST = hostname()
 
@@ -26,6 +27,8 @@ export interface SlotSettings {
   stuckAfterMs: number
   /** A worker holding this many stuck slots is evicted. */
   maxStuck: number
+  /** The bus's flight recorder (docs/PROTOCOL.md §14), or null. */
+  recorder: FlightRecorder | null
 }
 
 /** What it asks of the part that owns the connections (the Acceptor). */
@@ -101,6 +104,8 @@ export class SlotEndpoint implements Endpoint, SlotStreamOwner {
       const arena = this.chan.arena(slot, 0)
       headLen = p.strings ? writeHead(arena, p.strings) : 0
       arena.set(p.body, align8(headLen))
+      const rec = this.o.recorder
+      if (rec) rec.stage[0] = p.started + rec.offset // its enqueue time, on the records' clock
       r = native.sb_hub_publish(ptr, slot, p.kind, this.nextId++ >>> 0, headLen, p.body.length)
       if (r < 0)
         throw new PayloadTooLargeError(
@@ -125,8 +130,10 @@ export class SlotEndpoint implements Endpoint, SlotStreamOwner {
   }
 
   /** The worker sees the slot cancelled; it stays p's until the worker hands it back. */
-  cancel(p: Pending) {
-    if (this.chan.isOpen && !p.in?.ended) native.sb_hub_cancel(this.chan.ptr, p.slot)
+  cancel(p: Pending, why?: unknown) {
+    if (!this.chan.isOpen || p.in?.ended) return
+    if (this.o.recorder) native.sb_rec_note(this.chan.ptr, p.slot, outcomeOf(why))
+    native.sb_hub_cancel(this.chan.ptr, p.slot)
   }
 
   settled(p: Pending) {

@@ -1,0 +1,86 @@
+// The writer's side of the flight recorder (docs/PROTOCOL.md §14): the bus's file, made in its private directory,
+// and what the TS side tells it that C cannot see (a request's enqueue time, the queue, why a request was given up).
+// C writes the records on the slot transitions (csrc/recorder.c); nothing here runs per request but one store.
+import { lstatSync, mkdirSync } from "node:fs"
+import type { Pointer } from "bun:ffi"
+import { native, recorderStage, type Chan } from "../native/ffi.ts"
+import { RecOutcome, recorderDir } from "../native/recorder-layout.ts"
+import { TimeoutError, WorkerGoneError } from "../errors.ts"
+
+export const DEFAULT_RECORDS = 1024
+
+/** Why the request was given up, as a record's outcome (§14.2). */
+export function outcomeOf(err: unknown): number {
+  if (err instanceof TimeoutError) return RecOutcome.TIMEOUT
+  if (err instanceof WorkerGoneError) return RecOutcome.WORKER_GONE
+  return RecOutcome.CANCELLED
+}
+
+let warned = false
+
+export class FlightRecorder {
+  /** [0]: the enqueue time of the next publish, on CLOCK_MONOTONIC (sb_rec_stage). */
+  readonly stage: Float64Array
+  /** CLOCK_MONOTONIC − Bun.nanoseconds(): a request's start time in the records' clock. */
+  readonly offset: number
+  private open = true
+  private lastQueued = 0
+
+  private constructor(
+    private readonly ptr: Pointer,
+    readonly path: string,
+  ) {
+    this.stage = recorderStage(ptr)
+    this.offset = native.sb_rec_now() - Bun.nanoseconds()
+  }
+
+  /** The bus's recorder file, or null (with one warning per process) when its directory cannot be used. */
+  static create(name: string, records: number): FlightRecorder | null {
+    const dir = recorderDir()
+    const path = `${dir}/${name}.${process.pid}.rec`
+    const why = privateDir(dir)
+    let ptr: Pointer | null = null
+    const err = new Int32Array(1)
+    if (!why)
+      ptr = native.sb_rec_open(Buffer.from(`${path}\0`), Buffer.from(`${name}\0`), records, err) as Pointer | null
+    if (ptr) return new FlightRecorder(ptr, path)
+    if (!warned) {
+      warned = true
+      console.warn(
+        `slotbus: bus "${name}" runs without its flight recorder: ${why ?? `cannot create ${path} (errno ${-err[0]!})`}; \`slotbus ls\` and \`slotbus requests\` will not see it (listen with recorder: false to say so)`,
+      )
+    }
+    return null
+  }
+
+  /** Its requests are recorded from now on, until the channel closes. */
+  attach(chan: Chan) {
+    if (this.open) native.sb_rec_attach(this.ptr, chan)
+  }
+
+  queued(n: number) {
+    if (n === this.lastQueued || !this.open) return
+    this.lastQueued = n
+    native.sb_rec_queued(this.ptr, n)
+  }
+
+  close() {
+    if (!this.open) return
+    this.open = false
+    native.sb_rec_close(this.ptr)
+  }
+}
+
+/** Why dir is not this euid's private directory (made if missing), or null when it is (§14.1). */
+function privateDir(dir: string): string | null {
+  try {
+    mkdirSync(dir, { mode: 0o700 })
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EEXIST") return `cannot make ${dir} (${(e as Error).message})`
+  }
+  const st = lstatSync(dir, { throwIfNoEntry: false })
+  const uid = process.geteuid?.() ?? 0
+  if (!st?.isDirectory() || st.uid !== uid || (st.mode & 0o777) !== 0o700)
+    return `${dir} is not a directory of uid ${uid} with mode 0700`
+  return null
+}
