@@ -1,7 +1,7 @@
 // The writer's side of the flight recorder (docs/PROTOCOL.md §14): the bus's file, made in its private directory,
 // and what the TS side tells it that C cannot see (a request's enqueue time, the queue, why a request was given up).
 // C writes the records on the slot transitions (csrc/recorder.c); nothing here runs per request but one store.
-import { lstatSync, mkdirSync } from "node:fs"
+import { lstatSync, mkdirSync, readdirSync, unlinkSync } from "node:fs"
 import type { Pointer } from "bun:ffi"
 import { native, recorderStage, type Chan } from "../native/ffi.ts"
 import { RecOutcome, recorderDir } from "../native/recorder-layout.ts"
@@ -17,6 +17,9 @@ export function outcomeOf(err: unknown): number {
 }
 
 let warned = false
+/** Files of this process's open recorders: unlinked at exit when their bus was never closed (kill -9 leaves them stale). */
+const OPEN = new Set<string>()
+let exitHook = false
 
 export class FlightRecorder {
   /** [0]: the enqueue time of the next publish, on CLOCK_MONOTONIC (sb_rec_stage). */
@@ -41,9 +44,20 @@ export class FlightRecorder {
     const why = privateDir(dir)
     let ptr: Pointer | null = null
     const err = new Int32Array(1)
-    if (!why)
+    if (!why) {
+      sweep(dir)
       ptr = native.sb_rec_open(Buffer.from(`${path}\0`), Buffer.from(`${name}\0`), records, err) as Pointer | null
-    if (ptr) return new FlightRecorder(ptr, path)
+    }
+    if (ptr) {
+      OPEN.add(path)
+      if (!exitHook) {
+        exitHook = true
+        process.on("exit", () => {
+          for (const f of OPEN) unlinkQuietly(f)
+        })
+      }
+      return new FlightRecorder(ptr, path)
+    }
     if (!warned) {
       warned = true
       console.warn(
@@ -67,6 +81,7 @@ export class FlightRecorder {
   close() {
     if (!this.open) return
     this.open = false
+    OPEN.delete(this.path)
     native.sb_rec_close(this.ptr)
   }
 }
@@ -83,4 +98,29 @@ function privateDir(dir: string): string | null {
   if (!st?.isDirectory() || st.uid !== uid || (st.mode & 0o777) !== 0o700)
     return `${dir} is not a directory of uid ${uid} with mode 0700`
   return null
+}
+
+function unlinkQuietly(path: string) {
+  try {
+    unlinkSync(path)
+  } catch {}
+}
+
+/** Removes the files of fronts that died without closing (kill -9): whoever opens a recorder next cleans up. */
+function sweep(dir: string) {
+  let names: string[]
+  try {
+    names = readdirSync(dir)
+  } catch {
+    return
+  }
+  for (const n of names) {
+    const pid = /^[A-Za-z0-9._-]{1,64}\.(\d{1,10})\.rec$/.exec(n)?.[1]
+    if (!pid || Number(pid) === process.pid) continue
+    try {
+      process.kill(Number(pid), 0)
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ESRCH") unlinkQuietly(`${dir}/${n}`)
+    }
+  }
 }
