@@ -2,7 +2,8 @@
  * ring and wake-up steps both use. Not part of the public API: csrc/slotbus.h is.
  *   slot_open.c         rendezvous: listen, accept and the hello, connect, close, the accept watcher (§1)
  *   slot_transitions.c  parking and the hub's and the worker's slot transitions (§3–§6)
- *   stream.c            answers as streams of frames with credit (§9) */
+ *   stream.c            answers as streams of frames with credit (§9)
+ *   recorder.c          the flight recorder file the hub's transitions write (§14, recorder.h) */
 #ifndef SLOTBUS_SLOT_INTERNAL_H
 #define SLOTBUS_SLOT_INTERNAL_H
 #include "sys.h"

@@ -82,7 +82,14 @@ export class Dispatcher implements EndpointHost {
     this.counters.requests++
     if (this.tickAt === Infinity) this.scheduleTick(Math.min(TICK_BUSY_MS, timeoutMs || TICK_BUSY_MS))
     else if (p.deadline < this.tickAt) this.scheduleTick(Math.max(0, timeoutMs))
-    if (this.queue.length === 0 && this.dispatch(p)) return // behind a queue it waits its turn
+    if (this.queue.length === 0) {
+      // behind a queue it waits its turn; sent now, the recorder takes its start for its dispatch time
+      const rec = this.recorder
+      if (rec) rec.direct = true
+      const sent = this.dispatch(p)
+      if (rec) rec.direct = false
+      if (sent) return
+    }
     const refused = refusal()
     if (refused) return this.fail(p, refused)
     this.queue.push(p)

@@ -22,8 +22,13 @@ const OPEN = new Set<string>()
 let exitHook = false
 
 export class FlightRecorder {
-  /** [0]: the enqueue time of the next publish, on CLOCK_MONOTONIC (sb_rec_stage). */
+  /**
+   * Times on CLOCK_MONOTONIC the TS side already has, so C reads no clock for them (sb_rec_stage): [0] the next
+   * publish's enqueue time, [1] its dispatch time (0: C reads the clock), [2] the poll pass's time (0 before each).
+   */
   readonly stage: Float64Array
+  /** Set while the dispatcher sends a request in the call that made it: its dispatch time is its start. */
+  direct = false
   /** CLOCK_MONOTONIC − Bun.nanoseconds(): a request's start time in the records' clock. */
   readonly offset: number
   private open = true

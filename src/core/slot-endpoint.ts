@@ -105,7 +105,10 @@ export class SlotEndpoint implements Endpoint, SlotStreamOwner {
       headLen = p.strings ? writeHead(arena, p.strings) : 0
       arena.set(p.body, align8(headLen))
       const rec = this.o.recorder
-      if (rec) rec.stage[0] = p.started + rec.offset // its enqueue time, on the records' clock
+      if (rec) {
+        rec.stage[0] = p.started + rec.offset // its enqueue time, on the records' clock
+        rec.stage[1] = rec.direct ? rec.stage[0] : 0
+      }
       r = native.sb_hub_publish(ptr, slot, p.kind, this.nextId++ >>> 0, headLen, p.body.length)
       if (r < 0)
         throw new PayloadTooLargeError(
@@ -164,6 +167,8 @@ export class SlotEndpoint implements Endpoint, SlotStreamOwner {
     const m = chan.msg
     let n = 0
     let now = 0 // read once per pass, at the first answer: every answer of a pass arrived by then
+    const rec = this.o.recorder
+    if (rec) rec.stage[2] = 0 // the pass's clock, read by C at its first answer (docs/PROTOCOL.md §14)
     for (;;) {
       if (!chan.isOpen) break
       const slot = native.sb_hub_poll(chan.ptr)
@@ -183,7 +188,7 @@ export class SlotEndpoint implements Endpoint, SlotStreamOwner {
       }
       let lent = false
       if (p?.phase === "in-slot") {
-        if (now === 0) now = Bun.nanoseconds()
+        if (now === 0) now = rec?.stage[2] ? rec.stage[2] - rec.offset : Bun.nanoseconds()
         try {
           lent = this.answer(p, slot, now)
         } catch (e) {

@@ -169,9 +169,9 @@ export function unlockHost(fd: number) {
   native.sb_host_unlock(fd)
 }
 
-/** The flight recorder's private staging words (sb_rec_stage; process memory, not shared): [0] the next enqueue time. */
+/** The flight recorder's private staging words (sb_rec_stage; process memory, not shared): enqueue, dispatch, pass times. */
 export function recorderStage(rec: Pointer): Float64Array {
-  return new Float64Array(toArrayBuffer(native.sb_rec_stage(rec) as Pointer, 0, 16))
+  return new Float64Array(toArrayBuffer(native.sb_rec_stage(rec) as Pointer, 0, 24))
 }
 
 // sb_msg field indices (u32 words), see csrc/slotbus.h
