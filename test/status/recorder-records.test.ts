@@ -5,7 +5,7 @@ import { join } from "node:path"
 import { SlotBus } from "../../src/index.ts"
 import { recorderDir } from "../../src/native/recorder-layout.ts"
 import { type RecorderFile, type RequestRecord, readRecorder } from "../../src/status/host-recorder.ts"
-import { busName, linuxBackend, REPO, rejection, spawn, spawnWorker, stopAll, until } from "../support/helpers.ts"
+import { busName, REPO, rejection, spawn, spawnWorker, stopAll, until } from "../support/helpers.ts"
 
 const cleanups: (() => unknown)[] = []
 afterEach(async () => {
@@ -33,7 +33,7 @@ async function busWithWorker(records?: number) {
   return { bus, worker, file, read, find }
 }
 
-describe.skipIf(!linuxBackend)("the flight recorder's records", () => {
+describe("the flight recorder's records", () => {
   test("an answer, a handler error, a timeout and an abort each end their record with their own outcome", async () => {
     const { bus, worker, read, find } = await busWithWorker()
     await bus.request({
