@@ -1,6 +1,7 @@
 // What the flight recorder (docs/PROTOCOL.md §14) writes for each way a request can end, read from its file as any
 // other process would (readRecorder: plain reads, the seqlock checked), with real worker processes.
 import { afterEach, describe, expect, test } from "bun:test"
+import { existsSync, statSync, unlinkSync } from "node:fs"
 import { join } from "node:path"
 import { SlotBus } from "../../src/index.ts"
 import { recorderDir } from "../../src/native/recorder-layout.ts"
@@ -149,4 +150,57 @@ describe("the flight recorder's records", () => {
     expect(checker.lines.filter((l) => l.startsWith("torn ") || l.startsWith("malformed "))).toEqual([])
     expect(last).toMatch(/bad 0$/)
   }, 120_000)
+})
+
+describe("the flight recorder's file", () => {
+  const fileOf = (name: string, pid: number) => join(recorderDir(), `${name}.${pid}.rec`)
+  const script = (name: string, end: string) =>
+    `import { SlotBus } from "${REPO}/src/index.ts"
+     await SlotBus.listen(${JSON.stringify(name)})
+     console.log("listening")
+     ${end}`
+
+  test("is made 0600 in a 0700 directory when the bus listens, and removed when it closes", async () => {
+    const bus = await SlotBus.listen(busName("rec-file"))
+    const file = fileOf(bus.name, process.pid)
+    try {
+      expect(statSync(file).mode & 0o777).toBe(0o600)
+      expect(statSync(recorderDir()).mode & 0o777).toBe(0o700)
+    } finally {
+      await bus.close()
+    }
+    expect(existsSync(file)).toBe(false)
+  })
+
+  test("is removed by a process that exits without closing its bus", async () => {
+    const name = busName("rec-exit")
+    const p = spawn([process.execPath, "-e", script(name, "process.exit(0)")])
+    await p.waitLine(/^listening$/)
+    expect(await p.exited).toBe(0)
+    expect(existsSync(fileOf(name, p.pid))).toBe(false)
+  })
+
+  test("of a front killed with kill -9 stays, and the next bus to listen on the host removes it", async () => {
+    const name = busName("rec-kill")
+    const p = spawn([process.execPath, "-e", script(name, "setInterval(() => {}, 1000)")])
+    await p.waitLine(/^listening$/)
+    const file = fileOf(name, p.pid)
+    cleanups.push(() => existsSync(file) && unlinkSync(file))
+    await p.kill("SIGKILL")
+    expect(existsSync(file)).toBe(true)
+    const next = await SlotBus.listen(busName("rec-next"))
+    cleanups.push(() => next.close())
+    expect(existsSync(file)).toBe(false)
+  })
+
+  test.each([
+    [-1, RangeError],
+    [2 ** 21, RangeError],
+    [1.5, RangeError],
+    ["64", TypeError],
+  ])("recorder: %p is refused with a %p", async (records, type) => {
+    const err = await rejection(SlotBus.listen(busName("rec-bad"), { recorder: records as number }))
+    expect(err).toBeInstanceOf(type as ErrorConstructor)
+    expect(String(err)).toContain("recorder")
+  })
 })
