@@ -213,7 +213,7 @@ int sb_wait(sb_chan *ch, int timeout_ms, int use_futex);
 
 typedef struct sb_rec sb_rec;
 /* Create the recorder file at path (O_EXCL, mode 0600; its directory is the caller's to check, §14.1) for the bus
- * `name` (1-64 bytes) with record_count records (1 … 1048576). NULL with *err = -errno (-EEXIST, -EINVAL …). */
+ * `name` (1-64 bytes) with record_count records (1 … 65536). NULL with *err = -errno (-EEXIST, -EINVAL …). */
 sb_rec *sb_rec_open(const char *path, const char *name, uint32_t record_count, int *err);
 /* Unlink the file; its memory goes when the last attached channel closes. */
 void sb_rec_close(sb_rec *r);

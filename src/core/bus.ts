@@ -57,7 +57,7 @@ import { busSection } from "./bus-status.ts"
 import { BusPools } from "./pools.ts"
 import { bodyUpTo } from "./fetch-body.ts"
 import { STATUS, type StatusSection } from "../kit/index.ts"
-import { DEFAULT_RECORDS, FlightRecorder } from "./recorder.ts"
+import { DEFAULT_RECORDS, FlightRecorder, MAX_RECORDS } from "./recorder.ts"
 
 const FACTORY = Symbol("SlotBus.listen")
 
@@ -161,7 +161,7 @@ export class SlotBus {
       },
       () => (this.closing ? this.closedError() : null),
     )
-    const records = opts.recorder === false ? 0 : positiveInt(opts.recorder, DEFAULT_RECORDS, "recorder", 1048576)
+    const records = opts.recorder === false ? 0 : positiveInt(opts.recorder, DEFAULT_RECORDS, "recorder", MAX_RECORDS)
     const recorder = records > 0 ? FlightRecorder.create(name, records) : null
     this.d.recorder = recorder
     this.acceptor = new Acceptor(this.d, name, {

@@ -4,10 +4,11 @@
 import { lstatSync, mkdirSync, readdirSync, unlinkSync } from "node:fs"
 import type { Pointer } from "bun:ffi"
 import { native, recorderStage, type Chan } from "../native/ffi.ts"
-import { RecOutcome, recorderDir } from "../native/recorder-layout.ts"
+import { RecConst, RecOutcome, recorderDir } from "../native/recorder-layout.ts"
 import { TimeoutError, WorkerGoneError } from "../errors.ts"
 
 export const DEFAULT_RECORDS = 1024
+export const MAX_RECORDS = RecConst.MAX_RECORDS
 
 /** Why the request was given up, as a record's outcome (§14.2). */
 export function outcomeOf(err: unknown): number {

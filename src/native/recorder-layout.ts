@@ -10,7 +10,7 @@ export const RecConst = {
   HEADER_BYTES: 4096,
   RECORD_BYTES: 192,
   WORKER_ENTRIES: 120,
-  MAX_RECORDS: 1048576,
+  MAX_RECORDS: 65536,
   WHAT_BYTES: 96,
 } as const
 

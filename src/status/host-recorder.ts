@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs"
 import { RecConst, RecField, RecHeader, RecOutcome, RecPhase, RecWorker } from "../native/recorder-layout.ts"
 
 /** The most of a recorder file a reader reads (a file claiming more is reported, not read). */
-export const MAX_RECORDER_BYTES = RecConst.HEADER_BYTES + RecConst.RECORD_BYTES * 65536
+export const MAX_RECORDER_BYTES = RecConst.HEADER_BYTES + RecConst.RECORD_BYTES * RecConst.MAX_RECORDS
 
 export const PHASE_NAMES: Record<number, string> = { 1: "in flight", 2: "streaming", 3: "done" }
 export const OUTCOME_NAMES: Record<number, string> = {
