@@ -97,6 +97,8 @@ void sb_rec_close(sb_rec *r) {
 
 double *sb_rec_stage(sb_rec *r) { return r->stage; }
 
+uint8_t *rec_base(sb_rec *r) { return r->base; }
+
 void sb_rec_queued(sb_rec *r, uint32_t n) { shm_store_relaxed(h32(r, SBR_H_QUEUED), n); }
 
 int sb_rec_attach(sb_rec *r, sb_chan *ch) {

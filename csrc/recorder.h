@@ -64,5 +64,8 @@ void rec_answer(sb_chan *ch, uint32_t slot, uint32_t status, uint32_t flags, uin
 void rec_stream_head(sb_chan *ch, uint32_t slot, uint32_t status);
 void rec_stream_end(sb_chan *ch, uint32_t slot, uint32_t flags);
 void rec_chan_gone(sb_chan *ch);
+/* The writer's own mapping of the file: for csrc/test/recorder_stress.c, whose reader must use the same addresses
+ * for ThreadSanitizer to see both sides. */
+uint8_t *rec_base(sb_rec *r);
 #pragma GCC visibility pop
 #endif
