@@ -12,6 +12,7 @@
 //   lease-stress[-tsan] zig-out/bin/lease-stress[-tsan] (csrc/test/lease-stress.c, the lease table under contention)
 //   hostile-asan        zig-out/bin/hostile-asan       (the same under AddressSanitizer + UBSan)
 //   topic-stress[-tsan] zig-out/bin/topic-stress[-tsan] (csrc/test/topic_stress.c, the topic ring under load)
+//   recorder-stress[-tsan] zig-out/bin/recorder-stress[-tsan] (csrc/test/recorder_stress.c, the flight recorder's seqlock)
 //   lib-abi0            zig-out/lib/libslotbus-abi0.so (claims ABI version 0: the loader test's wrong library)
 //   test-c              all of the C test programs above
 // zig's bundled clang has no AddressSanitizer runtime and only a trapping UBSan (no report), so those variants
@@ -27,13 +28,14 @@ const slot_sources = [_][]const u8{
     "csrc/control.c",
     "csrc/slot_transitions.c",
     "csrc/stream.c",
+    "csrc/recorder.c",
     "csrc/platform.c",
     "csrc/scheme_linux.c",
     "csrc/scheme_portable.c",
     "csrc/os_linux.c",
     "csrc/os_darwin.c",
 };
-const slot_headers = [_][]const u8{ "csrc/slotbus.h", "csrc/slot_internal.h", "csrc/sys.h", "csrc/shm.h", "csrc/platform.h", "csrc/scheme.h", "csrc/os.h" };
+const slot_headers = [_][]const u8{ "csrc/slotbus.h", "csrc/slot_internal.h", "csrc/recorder.h", "csrc/sys.h", "csrc/shm.h", "csrc/platform.h", "csrc/scheme.h", "csrc/os.h" };
 const c_sources = slot_sources ++ [_][]const u8{
     "csrc/lease_open.c",
     "csrc/lease_claim.c",
@@ -119,6 +121,8 @@ pub fn build(b: *std.Build) void {
         addHostExe(b, "lease-stress-tsan", "lease-stress-tsan", b.path("csrc/test/lease-stress.c"), optimize, true),
         addHostExe(b, "topic-stress", "topic-stress", b.path("csrc/test/topic_stress.c"), optimize, false),
         addHostExe(b, "topic-stress-tsan", "topic-stress-tsan", b.path("csrc/test/topic_stress.c"), optimize, true),
+        addHostExe(b, "recorder-stress", "recorder-stress", b.path("csrc/test/recorder_stress.c"), optimize, false),
+        addHostExe(b, "recorder-stress-tsan", "recorder-stress-tsan", b.path("csrc/test/recorder_stress.c"), optimize, true),
         addSanitized(b, "hostile-asan", "csrc/test/hostile.c", sanitizer_cc, "address,undefined"),
     };
     for (tests) |step| test_c.dependOn(step);

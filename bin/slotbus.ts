@@ -1,7 +1,6 @@
 #!/bin/sh
 ":" //; if command -v bun >/dev/null; then exec bun "$0" "$@"; fi; echo "slotbus needs Bun >= 1.4 (it is built on bun:ffi) and there is no bun on PATH. Get it: curl -fsSL https://bun.sh/install | bash (or: npm install -g bun)" >&2; exit 1
-// The slotbus command line: `slotbus bench`, `slotbus hub`, `slotbus status`, `slotbus stdio`, `slotbus tail` and
-// `slotbus call`.
+// The slotbus command line: `slotbus bench`, `hub`, `status`, `stdio`, `tail`, `call`, `ls`, `top` and `requests`.
 // Line 2 is for sh, which the shebang starts when the bin runs on its own (npx, a shell, a Dockerfile's CMD): it
 // runs this file with bun, or says how to get Bun. To TypeScript it is a string and a comment.
 
@@ -29,6 +28,10 @@ commands:
                 or bridge to one: slotbus stdio connect unix:/tmp/bus.sock
   tail          print a topic's events as they pass: slotbus tail <topic> [type] [key=value]... [--json]
   call          one request to a running bus's workers: slotbus call <bus> <path> [body] [-X m] [-H n:v] [-i]
+  ls            every bus, topic and contest on this host, no app's help: slotbus ls [--json]
+  top           per bus: rate, latency per worker, slowest requests, every second: slotbus top [bus] [--once]
+  requests      a bus's in-flight and recent requests from its flight recorder:
+                slotbus requests <bus> [--slow <ms>] [--limit <n>] [--pid <front pid>] [--json]
 
   -h, --help      this text
   -v, --version   the version of slotbus`
@@ -61,6 +64,12 @@ async function run(argv: string[]): Promise<number> {
     case "call": {
       const { runCallCli } = await import("../src/status/call-cli.ts")
       return runCallCli(rest)
+    }
+    case "ls":
+    case "top":
+    case "requests": {
+      const { runHostCli } = await import("../src/status/host-cli.ts")
+      return runHostCli(command, rest)
     }
     case "-v":
     case "--version": {

@@ -2,7 +2,8 @@
  * ring and wake-up steps both use. Not part of the public API: csrc/slotbus.h is.
  *   slot_open.c         rendezvous: listen, accept and the hello, connect, close, the accept watcher (§1)
  *   slot_transitions.c  parking and the hub's and the worker's slot transitions (§3–§6)
- *   stream.c            answers as streams of frames with credit (§9) */
+ *   stream.c            answers as streams of frames with credit (§9)
+ *   recorder.c          the flight recorder file the hub's transitions write (§16, recorder.h) */
 #ifndef SLOTBUS_SLOT_INTERNAL_H
 #define SLOTBUS_SLOT_INTERNAL_H
 #include "sys.h"
@@ -121,6 +122,10 @@ struct sb_chan {
   sys_hello hello;
   uint32_t hello_got, hello_fds;
   char error[160];
+  /* hub only: the flight recorder (csrc/recorder.c, §16), its record per slot (index + 1, 0: none) and worker entry */
+  struct sb_rec *rec;
+  uint32_t *rec_at;
+  void *rec_worker;
 };
 
 

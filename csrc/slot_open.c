@@ -1,6 +1,7 @@
 /* Slot channels, docs/PROTOCOL.md §1-§2: listen, accept and the hello, connect, detach and close, the channel's
  * facts, the accept watcher. */
 #include "slot_internal.h"
+#include "recorder.h"
 
 /* ---- rendezvous (§1) ---- */
 
@@ -228,7 +229,10 @@ sb_chan *sb_connect_start(const char *name, int64_t hub_uid, int *err) {
   return ch;
 }
 
-void sb_disconnect(sb_chan *ch) { shutdown(ch->sock, SHUT_RDWR); }
+void sb_disconnect(sb_chan *ch) {
+  rec_chan_gone(ch); /* its requests still in flight end as "worker gone" (§16.3) */
+  shutdown(ch->sock, SHUT_RDWR);
+}
 
 int sb_connect_finish(sb_chan *ch, int timeout_ms) {
   if (ch->base != MAP_FAILED) return 0;
@@ -274,6 +278,7 @@ static void close_fds(sb_chan *ch) {
 
 int sb_detach(sb_chan *ch) {
   int r = 0;
+  rec_chan_gone(ch);
   if (ch->base != MAP_FAILED) {
     plat_region_unmapped(ch->base);
     /* MAP_FIXED swaps the shared pages for private zero pages in one step: no window where the range is unmapped */
@@ -294,6 +299,7 @@ int sb_detach(sb_chan *ch) {
 
 void sb_close(sb_chan *ch) {
   if (!ch) return;
+  rec_chan_gone(ch);
   if (ch->base != MAP_FAILED && ch->base) {
     plat_region_unmapped(ch->base);
     munmap(ch->base, ch->g.region_size);

@@ -1,6 +1,7 @@
 /* The slot transitions of docs/PROTOCOL.md §3-§6: parking, the hub's claim, publish, cancel, poll and release, the
  * worker's poll and cancel checks. */
 #include "slot_internal.h"
+#include "recorder.h"
 
 /* ---- parking (§5) ---- */
 
@@ -115,6 +116,7 @@ int sb_hub_publish(sb_chan *ch, uint32_t slot, uint32_t kind, uint32_t id, uint3
   uint32_t used = align8(head_len) + body_len;
   if (used > ch->hiwater[2 * slot]) ch->hiwater[2 * slot] = used;
   ch->busy[slot] = HUB_PUBLISHED;
+  if (ch->rec) rec_publish(ch, slot, kind, id, head_len, body_len);
   /* release: the worker's acquire CAS on this word makes the arena and fields above visible */
   shm_store_release(&s->state, word(ch->gen[slot], SB_READY));
   ring_push(ch, sq(ch), &ch->hdr->sq_tail, slot);
@@ -126,6 +128,7 @@ int sb_hub_cancel(sb_chan *ch, uint32_t slot) {
   if (slot >= ch->g.slot_count || (ch->busy[slot] != HUB_PUBLISHED && ch->busy[slot] != HUB_STREAMING)) return -EINVAL;
   slot_hdr *s = slot_at(ch, slot);
   uint32_t expect = word(ch->gen[slot], SB_READY);
+  if (ch->rec) rec_cancel(ch, slot);
   /* relaxed: the CAS only decides who owns the edge; nothing else is published with it */
   if (shm_cas_relaxed(&s->state, &expect, word(ch->gen[slot], SB_CANCELLED))) return 1;
   /* The worker has it (or already answered): ask it to give up. The cancel word goes first, then the counter with
@@ -164,6 +167,7 @@ int sb_hub_poll(sb_chan *ch) {
   uint32_t used = m->body_off + m->body_len;
   if (used > ch->hiwater[2 * i + 1]) ch->hiwater[2 * i + 1] = used;
   ch->busy[i] = HUB_COMPLETED;
+  if (ch->rec) rec_answer(ch, i, m->status, m->flags, m->body_len);
   return (int)i;
 }
 

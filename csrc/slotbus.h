@@ -14,7 +14,7 @@ extern "C" {
 #define SB_VERSION 2u
 /* Bumped whenever a function below changes its signature or meaning; the TS loader refuses a mismatch. */
 #ifndef SB_ABI_VERSION /* overridable only so a test can build a mismatching library */
-#define SB_ABI_VERSION 10u /* 10: a lease claim's trace context (sbl_try_claim*'s trace, sbl_holder.trace); 9: sb_ctl_listen, sb_ctl_accept, sb_ctl_connect; 8: SB_ESOCKDIR, sb_socket_dir_error; sbl_open's stopped pids (no sbl_open_error); 7: sb_platform, sb_unlisten; 6: streams */
+#define SB_ABI_VERSION 11u /* 11: the flight recorder (sb_rec_*); 10: a lease claim's trace context (sbl_try_claim*'s trace, sbl_holder.trace); 9: sb_ctl_listen, sb_ctl_accept, sb_ctl_connect; 8: SB_ESOCKDIR, sb_socket_dir_error; sbl_open's stopped pids (no sbl_open_error); 7: sb_platform, sb_unlisten; 6: streams */
 #endif
 #define SB_MAX_SLOTS 4096u
 #define SB_MAX_ALLOW_UIDS 8u
@@ -219,6 +219,29 @@ void sb_yield(void);
  * use_futex: sleep on the ring's futex word instead of the eventfd (slices of 10 ms check the socket).
  * Returns 1 work may be ready, 0 timeout (or early: a control byte arrived; just wait again), -EPIPE peer gone. */
 int sb_wait(sb_chan *ch, int timeout_ms, int use_futex);
+
+/* ---- the flight recorder (docs/PROTOCOL.md §16): a file of the hub's requests any process may read ---- */
+
+typedef struct sb_rec sb_rec;
+/* Create the recorder file at path (O_EXCL, mode 0600; its directory is the caller's to check, §16.1) for the bus
+ * `name` (1-64 bytes) with record_count records (1 … 65536). NULL with *err = -errno (-EEXIST, -EINVAL …). */
+sb_rec *sb_rec_open(const char *path, const char *name, uint32_t record_count, int *err);
+/* Unlink the file; its memory goes when the last attached channel closes. */
+void sb_rec_close(sb_rec *r);
+/* Record the requests of a hub channel from now on, until it is closed: 0, -EINVAL, -ENOMEM. */
+int sb_rec_attach(sb_rec *r, sb_chan *ch);
+/* Private, never shared, CLOCK_MONOTONIC ns the caller already has, so the hot path reads no clock for them:
+ * [0] the enqueue time and [1] the dispatch time (0: read the clock) of the next sb_hub_publish on an attached
+ * channel, read and zeroed by it; [2] the time of the caller's poll pass: 0 before each pass (the caller zeroes
+ * it), set by the pass's first completion popped with a record, and the done time of every answer of the pass. */
+double *sb_rec_stage(sb_rec *r);
+/* Requests waiting for a free slot (the header's queued). */
+void sb_rec_queued(sb_rec *r, uint32_t n);
+/* Why the hub gives up the request in `slot`, before sb_hub_cancel: 3 cancelled, 4 timeout, 5 worker gone (§16.2).
+ * 1 noted, 0 not recorded (no recorder, or no record), -EINVAL. */
+int sb_rec_note(sb_chan *ch, uint32_t slot, uint32_t outcome);
+/* CLOCK_MONOTONIC in ns (the records' clock). */
+double sb_rec_now(void);
 
 #ifdef __cplusplus
 }

@@ -1,6 +1,7 @@
 /* Streams (docs/PROTOCOL.md §9): a worker answers a claimed request as frames written into the slot's response
  * arena used as a ring, within the credit the hub grants; the hub reads them out as they are published. */
 #include "slot_internal.h"
+#include "recorder.h"
 
 #define FRAME_HDR 8u
 #define MIN_DATA 16u /* align8(FRAME_HDR + 1): the smallest DATA frame */
@@ -251,6 +252,7 @@ int sb_hub_stream_next(sb_chan *ch, uint32_t slot) {
       case SB_FRAME_HEAD:
         if (aux > 999) return corrupt(ch, "bad stream status", slot, aux);
         st->flags |= HS_HEAD;
+        if (ch->rec) rec_stream_head(ch, slot, aux);
         break;
       case SB_FRAME_DATA:
         if (len == 0 || aux) return corrupt(ch, "bad DATA frame", st->r, aux);
@@ -261,6 +263,7 @@ int sb_hub_stream_next(sb_chan *ch, uint32_t slot) {
           return corrupt(ch, "bad END flags", slot, aux);
         if ((st->flags & HS_FINAL) && st->r + size != st->P) return corrupt(ch, "final position is not the END's", st->P, st->r);
         st->flags |= HS_END;
+        if (ch->rec) rec_stream_end(ch, slot, aux);
         break;
       default:
         return corrupt(ch, "unknown frame type", st->r, type);

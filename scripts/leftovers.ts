@@ -106,6 +106,9 @@ function leftovers(runStart: number): string[] {
   // the portable backend's regions are sb.<16 hex> for a moment, then unlinked (docs/PROTOCOL.md §13.3)
   for (const f of readdirSync("/dev/shm")) {
     const path = `/dev/shm/${f}`
+    // the flight recorders' directory (docs/PROTOCOL.md §16.1) stays, as the socket directory does; a file in it is
+    // its live front's (a process of the run is reported as such) or a dead one's, swept by the next bus that listens
+    if (/^slotbus-\d+$/.test(f)) continue
     if (!/slotbus|^sb\.[0-9a-f]{16}$/i.test(f)) continue
     if (heldByRun(path) || (!heldByOthers(path) && madeDuringRun(path))) found.push(path)
   }

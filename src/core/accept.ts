@@ -12,6 +12,7 @@ import type { Endpoint, WorkerEvent, WorkerInfo } from "./endpoint.ts"
 import { stackless } from "./response.ts"
 import type { Dispatcher } from "./dispatcher.ts"
 import { SlotEndpoint } from "./slot-endpoint.ts"
+import type { FlightRecorder } from "./recorder.ts"
 
 // Accept work per event-loop turn; a turn that refused someone waits before the next.
 const ACCEPTS_PER_TURN = 8
@@ -30,6 +31,8 @@ export interface AcceptSettings {
   stuckAfterMs: number
   /** A worker holding this many stuck slots is evicted. */
   maxStuck: number
+  /** The bus's flight recorder (docs/PROTOCOL.md §16), or null. */
+  recorder: FlightRecorder | null
 }
 
 export class Acceptor {
@@ -149,6 +152,7 @@ export class Acceptor {
   }
 
   addLink(chan: Channel) {
+    this.o.recorder?.attach(chan.ptr)
     const link = new SlotEndpoint(
       chan,
       this.d,

@@ -54,6 +54,7 @@ import { busFamilies } from "./bus-families.ts"
 import { listenFront, type FrontSeat } from "./fronts.ts"
 import { openBus, openBuses } from "./open-buses.ts"
 import { clientTrace, headWithContext, receivedContext } from "./trace.ts"
+import { DEFAULT_RECORDS, FlightRecorder, MAX_RECORDS } from "./recorder.ts"
 
 const FACTORY = Symbol("SlotBus.listen")
 
@@ -143,6 +144,9 @@ export class SlotBus {
       },
       () => (this.closing ? this.closedError() : null),
     )
+    const records = opts.recorder === false ? 0 : positiveInt(opts.recorder, DEFAULT_RECORDS, "recorder", MAX_RECORDS)
+    const recorder = records > 0 ? FlightRecorder.create(name, records) : null
+    this.d.recorder = recorder
     this.acceptor = new Acceptor(this.d, name, {
       listenFd,
       config: this.config,
@@ -152,6 +156,7 @@ export class SlotBus {
       uids,
       stuckAfterMs,
       maxStuck,
+      recorder,
     })
   }
 
@@ -169,12 +174,19 @@ export class SlotBus {
     let bus: SlotBus
     try {
       bus = new SlotBus(FACTORY, name, fd, opts)
+    } catch (e) {
+      seat?.close()
+      closeSync(fd)
+      throw e
+    }
+    try {
       bus.front = seat
       bus.acceptor.watch()
       bus.control = ControlSocket.open(name, cname, (req, o) => bus.fetch(req, o), seat !== null)
     } catch (e) {
       seat?.close()
       closeSync(fd)
+      bus.d.recorder?.close()
       throw e
     }
     openBuses.add(bus, opts)
@@ -539,6 +551,7 @@ export class SlotBus {
     this.d.failAll(err)
     await this.remoteLink?.close(0)
     this.acceptor.dropAll(err)
+    this.d.recorder?.close() // its file goes; its memory once the last channel has closed
   }
 
   /**

@@ -10,6 +10,7 @@ import { BusMetrics } from "./bus-metrics.ts"
 import { nowMs, type Endpoint, type EndpointHost, type Pending, type StreamHost, type WorkerInfo } from "./endpoint.ts"
 import { BorrowedResponse, SlotResponse, StreamedResponse } from "./response.ts"
 import { Kind } from "../native/ffi.ts"
+import type { FlightRecorder } from "./recorder.ts"
 
 // Deadlines and stuck slots are checked on a timer while requests are out; an idle bus has no timer at all.
 export const TICK_BUSY_MS = 10
@@ -38,6 +39,8 @@ export class Dispatcher implements EndpointHost {
   readonly latency = new LatencyHistogram()
   readonly metrics: BusMetrics
   private stopped = false
+  /** The bus's flight recorder, told the queue's length (docs/PROTOCOL.md §16). */
+  recorder: FlightRecorder | null = null
   counters = {
     requests: 0,
     responses: 0,
@@ -85,11 +88,19 @@ export class Dispatcher implements EndpointHost {
     this.counters.requests++
     if (this.tickAt === Infinity) this.scheduleTick(Math.min(TICK_BUSY_MS, timeoutMs || TICK_BUSY_MS))
     else if (p.deadline < this.tickAt) this.scheduleTick(Math.max(0, timeoutMs))
-    if (this.queue.length === 0 && this.dispatch(p)) return this.metrics.waited(0) // behind a queue it waits its turn
+    if (this.queue.length === 0) {
+      // behind a queue it waits its turn; sent now, the recorder takes its start for its dispatch time
+      const rec = this.recorder
+      if (rec) rec.direct = true
+      const sent = this.dispatch(p)
+      if (rec) rec.direct = false
+      if (sent) return this.metrics.waited(0)
+    }
     const refused = refusal()
     if (refused) return this.fail(p, refused)
     this.queue.push(p)
     this.freed()
+    this.recorder?.queued(this.queue.length)
   }
 
   /** The bus closed: no more ticks. */
@@ -159,10 +170,11 @@ export class Dispatcher implements EndpointHost {
       const p = this.queue.shift()!
       if (!this.dispatch(p)) {
         this.queue.unshift(p)
-        return
+        break
       }
       this.metrics.waited(Bun.nanoseconds() - p.started)
     }
+    this.recorder?.queued(this.queue.length)
   }
 
   answered(p: Pending, value: unknown, at: number) {
@@ -232,7 +244,8 @@ export class Dispatcher implements EndpointHost {
     if (p.phase === "queued") {
       const i = this.queue.indexOf(p)
       if (i >= 0) this.queue.splice(i, 1)
-    } else p.endpoint!.cancel(p) // a slot stays p's (settled) until the worker hands it back; a late answer is dropped
+      this.recorder?.queued(this.queue.length)
+    } else p.endpoint!.cancel(p, err) // a slot stays p's (settled) until the worker hands it back; a late answer is dropped
     if (p.trace !== null) p.trace.failed(err)
     this.metrics.failed(p, err, Bun.nanoseconds() - p.started) // before settle: p.endpoint is still its worker
     this.settle(p)

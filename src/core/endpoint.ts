@@ -102,7 +102,7 @@ export interface Endpoint {
   /** Puts p on this worker: false when it had no room after all (p stays queued); a p that failed counts as sent. */
   send(p: Pending): boolean
   /** p, out on this worker, was given up (timed out, aborted, failed): the worker is told, its answer dropped. */
-  cancel(p: Pending): void
+  cancel(p: Pending, why?: unknown): void
   /** p's caller has its answer or its error: p no longer waits on this worker (its phase says what it still holds). */
   settled(p: Pending): void
   /** p goes to another worker (this one left before answering): forgotten here, the worker is not told. */

@@ -71,6 +71,11 @@ export interface ListenOptions {
    * query) or RPC method too, for up to this many distinct ones; the rest count as "other". Default 0: not per route.
    */
   metricsRoutes?: number
+  /**
+   * The flight recorder (docs/PROTOCOL.md §16): how many recent requests its file in /dev/shm keeps for `slotbus ls`,
+   * `slotbus top` and `slotbus requests` to read from another process; false: no file. Default 1024.
+   */
+  recorder?: number | false
 }
 
 export interface SlotRequestInit {
@@ -163,6 +168,7 @@ export const LISTEN_OPTIONS = optionNames<ListenOptions>({
   heartbeatMs: true,
   peerTimeoutMs: true,
   metricsRoutes: true,
+  recorder: true,
 })
 export const REQUEST_INIT = optionNames<SlotRequestInit>({ method: true, path: true, headers: true, body: true })
 export const REQUEST_OPTIONS = optionNames<RequestOptions>({

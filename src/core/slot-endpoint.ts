@@ -10,6 +10,7 @@ import { Pump, STARTUP_POLL_NS, type IdleStrategy } from "./idle.ts"
 import { nowMs, STATE_NAMES, type Endpoint, type EndpointHost, type Pending, type WorkerInfo } from "./endpoint.ts"
 import { BorrowedResponse, forgotten, NO_HEAD, remoteError, SlotResponse, StreamedResponse } from "./response.ts"
 import { SlotFrames, StreamIn, type SlotStreamOwner } from "./stream-in.ts"
+import { outcomeOf, type FlightRecorder } from "./recorder.ts"
 
 const HOST = hostname()
 
@@ -26,6 +27,8 @@ export interface SlotSettings {
   stuckAfterMs: number
   /** A worker holding this many stuck slots is evicted. */
   maxStuck: number
+  /** The bus's flight recorder (docs/PROTOCOL.md §16), or null. */
+  recorder: FlightRecorder | null
 }
 
 /** What it asks of the part that owns the connections (the Acceptor). */
@@ -103,6 +106,11 @@ export class SlotEndpoint implements Endpoint, SlotStreamOwner {
       const arena = this.chan.arena(slot, 0)
       headLen = p.strings ? writeHead(arena, p.strings) : 0
       arena.set(p.body, align8(headLen))
+      const rec = this.o.recorder
+      if (rec) {
+        rec.stage[0] = p.started + rec.offset // its enqueue time, on the records' clock
+        rec.stage[1] = rec.direct ? rec.stage[0] : 0
+      }
       r = native.sb_hub_publish(ptr, slot, p.kind, this.nextId++ >>> 0, headLen, p.body.length)
       if (r < 0)
         throw new PayloadTooLargeError(
@@ -127,8 +135,10 @@ export class SlotEndpoint implements Endpoint, SlotStreamOwner {
   }
 
   /** The worker sees the slot cancelled; it stays p's until the worker hands it back. */
-  cancel(p: Pending) {
-    if (this.chan.isOpen && !p.in?.ended) native.sb_hub_cancel(this.chan.ptr, p.slot)
+  cancel(p: Pending, why?: unknown) {
+    if (!this.chan.isOpen || p.in?.ended) return
+    if (this.o.recorder) native.sb_rec_note(this.chan.ptr, p.slot, outcomeOf(why))
+    native.sb_hub_cancel(this.chan.ptr, p.slot)
   }
 
   settled(p: Pending) {
@@ -159,6 +169,8 @@ export class SlotEndpoint implements Endpoint, SlotStreamOwner {
     const m = chan.msg
     let n = 0
     let now = 0 // read once per pass, at the first answer: every answer of a pass arrived by then
+    const rec = this.o.recorder
+    if (rec) rec.stage[2] = 0 // the pass's clock, read by C at its first answer (docs/PROTOCOL.md §16)
     for (;;) {
       if (!chan.isOpen) break
       const slot = native.sb_hub_poll(chan.ptr)
@@ -178,7 +190,7 @@ export class SlotEndpoint implements Endpoint, SlotStreamOwner {
       }
       let lent = false
       if (p?.phase === "in-slot") {
-        if (now === 0) now = Bun.nanoseconds()
+        if (now === 0) now = rec?.stage[2] ? rec.stage[2] - rec.offset : Bun.nanoseconds()
         try {
           lent = this.answer(p, slot, now)
         } catch (e) {

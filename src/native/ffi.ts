@@ -1,5 +1,5 @@
 // The one native boundary: every libslotbus symbol, as declared in csrc/slotbus.h.
-import { dlopen, FFIType, type Library, type Pointer } from "bun:ffi"
+import { dlopen, FFIType, toArrayBuffer, type Library, type Pointer } from "bun:ffi"
 import { constants } from "node:os"
 import { NativeLibraryError, SocketDirError } from "../errors.ts"
 import { libraryPath } from "./lib-path.ts"
@@ -66,13 +66,21 @@ const symbols = {
   sb_unpark: { args: [ptr], returns: none },
   sb_yield: { args: [], returns: none },
   sb_wait: { args: [ptr, i32, i32], returns: i32 },
+
+  sb_rec_open: { args: [cstring, cstring, u32, ptr], returns: ptr },
+  sb_rec_close: { args: [ptr], returns: none },
+  sb_rec_attach: { args: [ptr, ptr], returns: i32 },
+  sb_rec_stage: { args: [ptr], returns: ptr },
+  sb_rec_queued: { args: [ptr, u32], returns: none },
+  sb_rec_note: { args: [ptr, u32, u32], returns: i32 },
+  sb_rec_now: { args: [], returns: f64 },
 } as const
 
 export type Native = Library<typeof symbols>["symbols"]
 export type Chan = Pointer
 
 /** What this TypeScript expects of the library: csrc/slotbus.h's SB_ABI_VERSION and the layout string's hash. */
-export const ABI_VERSION = 10
+export const ABI_VERSION = 11
 export const LAYOUT_HASH = 0x178a975a
 
 // Why the library's functions are not there: never loaded, or the last load was refused (and how).
@@ -162,6 +170,11 @@ export function lockHost(prefix: string, name: string, exclusive: boolean): numb
 
 export function unlockHost(fd: number) {
   native.sb_host_unlock(fd)
+}
+
+/** The flight recorder's private staging words (sb_rec_stage; process memory, not shared): enqueue, dispatch, pass times. */
+export function recorderStage(rec: Pointer): Float64Array {
+  return new Float64Array(toArrayBuffer(native.sb_rec_stage(rec) as Pointer, 0, 24))
 }
 
 // sb_msg field indices (u32 words), see csrc/slotbus.h

@@ -54,3 +54,29 @@ test.skipIf(gccSkip !== null)(
   () => expectStressPasses("stress-ubsan", 200_000, 0),
   TIMEOUT_MS,
 )
+
+// csrc/test/recorder_stress.c: the flight recorder's seqlock (docs/PROTOCOL.md §16.3) against a reader thread that
+// copies each record in two halves, so a rewrite often lands inside a copy: every copy it keeps must be whole.
+async function expectRecorderStressPasses(step: string, requests: number, tsan: 0 | 1) {
+  const binary = join(await zigBuild(step), step)
+  const result = await run([binary, String(requests)], { env: { ...process.env, ...SANITIZER_ENV } })
+  if (result.code !== 0) throw new Error(`${binary} exited with ${result.code}:\n${result.stderr.slice(-4000)}`)
+  const summary = result.stdout.match(/^recorder stress ok: requests=(\d+) checked=(\d+) torn=(\d+) tsan=(\d)$/m)
+  expect(summary).not.toBeNull()
+  const [, done, checked, , built] = summary!
+  expect(Number(done)).toBe(requests)
+  expect(Number(checked)).toBeGreaterThan(0)
+  expect(Number(built)).toBe(tsan)
+}
+
+test(
+  "a reader copying flight recorder records while the hub rewrites them keeps only whole ones",
+  () => expectRecorderStressPasses("recorder-stress", 300_000, 0),
+  TIMEOUT_MS,
+)
+
+test(
+  "ThreadSanitizer finds no data race between the flight recorder's writer and a reader",
+  () => expectRecorderStressPasses("recorder-stress-tsan", 100_000, 1),
+  TIMEOUT_MS,
+)

@@ -51,6 +51,16 @@ export function slotbusLeftovers(): string[] {
   return out.sort()
 }
 
+/**
+ * What /dev/shm holds by name, less the flight recorders' directory (docs/PROTOCOL.md §16.1: made by the first bus
+ * that listens, and kept, as the socket directory is; its files are each bus's, removed when it closes).
+ */
+export function shmNames(): string[] {
+  return readdirSync("/dev/shm")
+    .filter((f) => !/^slotbus-\d+$/.test(f))
+    .sort()
+}
+
 /** Abstract unix sockets currently bound under "@slotbus.<name>". */
 export function boundBusNames(): string[] {
   return readFileSync("/proc/net/unix", "utf8")

@@ -1,0 +1,132 @@
+// The writer's side of the flight recorder (docs/PROTOCOL.md §16): the bus's file, made in its private directory,
+// and what the TS side tells it that C cannot see (a request's enqueue time, the queue, why a request was given up).
+// C writes the records on the slot transitions (csrc/recorder.c); nothing here runs per request but one store.
+import { lstatSync, mkdirSync, readdirSync, unlinkSync } from "node:fs"
+import type { Pointer } from "bun:ffi"
+import { native, recorderStage, type Chan } from "../native/ffi.ts"
+import { RecConst, RecOutcome, recorderDir } from "../native/recorder-layout.ts"
+import { TimeoutError, WorkerGoneError } from "../errors.ts"
+
+export const DEFAULT_RECORDS = 1024
+export const MAX_RECORDS = RecConst.MAX_RECORDS
+
+/** Why the request was given up, as a record's outcome (§16.2). */
+export function outcomeOf(err: unknown): number {
+  if (err instanceof TimeoutError) return RecOutcome.TIMEOUT
+  if (err instanceof WorkerGoneError) return RecOutcome.WORKER_GONE
+  return RecOutcome.CANCELLED
+}
+
+let warned = false
+/** Files of this process's open recorders: unlinked at exit when their bus was never closed (kill -9 leaves them stale). */
+const OPEN = new Set<string>()
+let exitHook = false
+
+export class FlightRecorder {
+  /**
+   * Times on CLOCK_MONOTONIC the TS side already has, so C reads no clock for them (sb_rec_stage): [0] the next
+   * publish's enqueue time, [1] its dispatch time (0: C reads the clock), [2] the poll pass's time (0 before each).
+   */
+  readonly stage: Float64Array
+  /** Set while the dispatcher sends a request in the call that made it: its dispatch time is its start. */
+  direct = false
+  /** CLOCK_MONOTONIC − Bun.nanoseconds(): a request's start time in the records' clock. */
+  readonly offset: number
+  private open = true
+  private lastQueued = 0
+
+  private constructor(
+    private readonly ptr: Pointer,
+    readonly path: string,
+  ) {
+    this.stage = recorderStage(ptr)
+    this.offset = native.sb_rec_now() - Bun.nanoseconds()
+  }
+
+  /** The bus's recorder file, or null (with one warning per process) when its directory cannot be used. */
+  static create(name: string, records: number): FlightRecorder | null {
+    const dir = recorderDir()
+    const path = `${dir}/${name}.${process.pid}.rec`
+    const why = privateDir(dir)
+    let ptr: Pointer | null = null
+    const err = new Int32Array(1)
+    if (!why) {
+      sweep(dir)
+      ptr = native.sb_rec_open(Buffer.from(`${path}\0`), Buffer.from(`${name}\0`), records, err) as Pointer | null
+    }
+    if (ptr) {
+      OPEN.add(path)
+      if (!exitHook) {
+        exitHook = true
+        process.on("exit", () => {
+          for (const f of OPEN) unlinkQuietly(f)
+        })
+      }
+      return new FlightRecorder(ptr, path)
+    }
+    if (!warned) {
+      warned = true
+      console.warn(
+        `slotbus: bus "${name}" runs without its flight recorder: ${why ?? `cannot create ${path} (errno ${-err[0]!})`}; \`slotbus ls\` and \`slotbus requests\` will not see it (listen with recorder: false to say so)`,
+      )
+    }
+    return null
+  }
+
+  /** Its requests are recorded from now on, until the channel closes. */
+  attach(chan: Chan) {
+    if (this.open) native.sb_rec_attach(this.ptr, chan)
+  }
+
+  queued(n: number) {
+    if (n === this.lastQueued || !this.open) return
+    this.lastQueued = n
+    native.sb_rec_queued(this.ptr, n)
+  }
+
+  close() {
+    if (!this.open) return
+    this.open = false
+    OPEN.delete(this.path)
+    native.sb_rec_close(this.ptr)
+  }
+}
+
+/** Why dir is not this euid's private directory (made if missing), or null when it is (§16.1). */
+function privateDir(dir: string): string | null {
+  try {
+    mkdirSync(dir, { mode: 0o700 })
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EEXIST") return `cannot make ${dir} (${(e as Error).message})`
+  }
+  const st = lstatSync(dir, { throwIfNoEntry: false })
+  const uid = process.geteuid?.() ?? 0
+  if (!st?.isDirectory() || st.uid !== uid || (st.mode & 0o777) !== 0o700)
+    return `${dir} is not a directory of uid ${uid} with mode 0700`
+  return null
+}
+
+function unlinkQuietly(path: string) {
+  try {
+    unlinkSync(path)
+  } catch {}
+}
+
+/** Removes the files of fronts that died without closing (kill -9): whoever opens a recorder next cleans up. */
+function sweep(dir: string) {
+  let names: string[]
+  try {
+    names = readdirSync(dir)
+  } catch {
+    return
+  }
+  for (const n of names) {
+    const pid = /^[A-Za-z0-9._-]{1,64}\.(\d{1,10})\.rec$/.exec(n)?.[1]
+    if (!pid || Number(pid) === process.pid) continue
+    try {
+      process.kill(Number(pid), 0)
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ESRCH") unlinkQuietly(`${dir}/${n}`)
+    }
+  }
+}

@@ -1,0 +1,260 @@
+// Reading a flight recorder file (docs/PROTOCOL.md §16) from any process, without the front's help: bounded reads,
+// every size checked before it is used, each record taken only when its seqlock says it is whole. A file that is
+// not what §16.2 says is reported as malformed, never trusted and never a crash.
+import { closeSync, fstatSync, openSync, readSync, constants as fsc } from "node:fs"
+import { readFileSync } from "node:fs"
+import { RecConst, RecField, RecHeader, RecOutcome, RecPhase, RecWorker } from "../native/recorder-layout.ts"
+
+/** The most of a recorder file a reader reads (a file claiming more is reported, not read). */
+export const MAX_RECORDER_BYTES = RecConst.HEADER_BYTES + RecConst.RECORD_BYTES * RecConst.MAX_RECORDS
+
+export const PHASE_NAMES: Record<number, string> = { 1: "in flight", 2: "streaming", 3: "done" }
+export const OUTCOME_NAMES: Record<number, string> = {
+  0: "",
+  1: "answered",
+  2: "error",
+  3: "cancelled",
+  4: "timeout",
+  5: "worker gone",
+}
+
+export interface RequestRecord {
+  serial: number
+  phase: "in flight" | "streaming" | "done"
+  outcome: string
+  kind: "raw" | "http"
+  id: number
+  workerPid: number
+  slot: number
+  status: number
+  /** CLOCK_MONOTONIC ns, 0 when not yet */
+  enqueuedNs: number
+  dispatchedNs: number
+  firstByteNs: number
+  doneNs: number
+  requestBytes: number
+  answerBytes: number
+  /** 32 lowercase hex digits, "" when the request carried none */
+  traceId: string
+  /** "METHOD path" (cut at 96 bytes), "" for raw */
+  what: string
+}
+
+export interface RecorderWorker {
+  pid: number
+  inFlight: number
+  requests: number
+  attachedNs: number
+}
+
+export interface RecorderFile {
+  path: string
+  name: string
+  pid: number
+  uid: number
+  /** null when the front is alive, else why the file is stale */
+  stale: string | null
+  anchorWallNs: number
+  anchorMonoNs: number
+  recordCount: number
+  written: number
+  workers: number
+  inFlight: number
+  queued: number
+  requests: number
+  answered: number
+  errors: number
+  cancelled: number
+  timeouts: number
+  workerGone: number
+  workerTable: RecorderWorker[]
+  /** Every whole record, newest first. */
+  records: RequestRecord[]
+  /** Records being rewritten at the moment of reading (left out). */
+  torn: number
+}
+
+/** A file in a recorder directory that is not a recorder file as §16.2 says: skipped, with why. */
+export interface MalformedFile {
+  path: string
+  malformed: string
+}
+
+const u64 = (v: DataView, off: number) => Number(v.getBigUint64(off, true))
+
+/** The process start time of pid (/proc/<pid>/stat field 22), or null when unknown. */
+function procStart(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+    if (fields[0] === "Z" || fields[0] === "X") return -1
+    return Number(fields[19])
+  } catch {
+    return null
+  }
+}
+
+/** null when pid is alive and still the process that started at `start` (0: unknown), else why not. */
+export function staleness(pid: number, start: number): string | null {
+  try {
+    process.kill(pid, 0)
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ESRCH") return `its front (pid ${pid}) is gone`
+  }
+  const now = procStart(pid)
+  if (now === -1) return `its front (pid ${pid}) is a zombie`
+  if (start !== 0 && now !== null && now !== start) return `pid ${pid} is another process now`
+  return null
+}
+
+function readAt(fd: number, buf: Uint8Array, pos: number): number {
+  let got = 0
+  while (got < buf.length) {
+    const n = readSync(fd, buf, got, buf.length - got, pos + got)
+    if (n <= 0) break
+    got += n
+  }
+  return got
+}
+
+function cString(bytes: Uint8Array): string {
+  const z = bytes.indexOf(0)
+  return new TextDecoder().decode(z < 0 ? bytes : bytes.subarray(0, z))
+}
+
+/** Reads a recorder file; a malformed one (any check of §16.2 fails) comes back as MalformedFile. */
+export function readRecorder(path: string): RecorderFile | MalformedFile {
+  let fd: number
+  try {
+    fd = openSync(path, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK)
+  } catch (e) {
+    return { path, malformed: `cannot open it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})` }
+  }
+  try {
+    return readOpen(fd, path)
+  } catch (e) {
+    return { path, malformed: `cannot read it (${(e as Error).message})` }
+  } finally {
+    closeSync(fd)
+  }
+}
+
+function readOpen(fd: number, path: string): RecorderFile | MalformedFile {
+  const bad = (malformed: string): MalformedFile => ({ path, malformed })
+  const st = fstatSync(fd)
+  if (!st.isFile()) return bad("not a regular file")
+  if (st.size < RecConst.HEADER_BYTES)
+    return bad(`${st.size} bytes, shorter than the ${RecConst.HEADER_BYTES}-byte header`)
+  const head = new Uint8Array(RecConst.HEADER_BYTES)
+  if (readAt(fd, head, 0) < head.length) return bad("shorter than its header")
+  const h = new DataView(head.buffer)
+  const w32 = (off: number) => h.getUint32(off, true)
+  if (w32(RecHeader.magic) !== RecConst.MAGIC) return bad(`bad magic 0x${w32(RecHeader.magic).toString(16)}`)
+  if (w32(RecHeader.version) !== RecConst.VERSION)
+    return bad(`version ${w32(RecHeader.version)}, not ${RecConst.VERSION}`)
+  if (w32(RecHeader.headerBytes) !== RecConst.HEADER_BYTES) return bad(`header_bytes ${w32(RecHeader.headerBytes)}`)
+  if (w32(RecHeader.recordBytes) !== RecConst.RECORD_BYTES) return bad(`record_bytes ${w32(RecHeader.recordBytes)}`)
+  if (w32(RecHeader.workerEntries) !== RecConst.WORKER_ENTRIES)
+    return bad(`worker_entries ${w32(RecHeader.workerEntries)}`)
+  const count = w32(RecHeader.recordCount)
+  if (count < 1 || count > RecConst.MAX_RECORDS) return bad(`record_count ${count}`)
+  const size = RecConst.HEADER_BYTES + count * RecConst.RECORD_BYTES
+  if (size > st.size) return bad(`record_count ${count} needs ${size} bytes; the file has ${st.size}`)
+  if (size > MAX_RECORDER_BYTES) return bad(`${size} bytes, more than a reader reads (${MAX_RECORDER_BYTES})`)
+  const name = cString(head.subarray(RecHeader.name, RecHeader.name + 64))
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(name)) return bad(`bad bus name ${JSON.stringify(name.slice(0, 64))}`)
+  const pid = w32(RecHeader.pid)
+  if (pid === 0) return bad("pid 0")
+
+  // The seqlock read with plain reads (§16.3): a record's fields from the second read count only when its seq is
+  // the same even number in the first and the third.
+  const body = size - RecConst.HEADER_BYTES
+  const reads = [0, 1, 2].map(() => new Uint8Array(body))
+  for (const r of reads) if (readAt(fd, r, RecConst.HEADER_BYTES) < body) return bad("shrank while being read")
+  const [a, b, c] = reads.map((r) => new DataView(r.buffer))
+  const records: RequestRecord[] = []
+  let torn = 0
+  for (let i = 0; i < count; i++) {
+    const o = i * RecConst.RECORD_BYTES
+    const seq = a!.getUint32(o, true)
+    if (seq === 0) continue
+    if (seq % 2 !== 0 || seq !== c!.getUint32(o, true) || seq !== b!.getUint32(o, true)) {
+      torn++
+      continue
+    }
+    const rec = decode(b!, reads[1]!, o)
+    if (rec) records.push(rec)
+    else torn++
+  }
+  records.sort((x, y) => y.serial - x.serial)
+  const workerTable: RecorderWorker[] = []
+  for (let i = 0; i < RecConst.WORKER_ENTRIES; i++) {
+    const o = RecHeader.workerTable + i * RecWorker.bytes
+    const wpid = w32(o + RecWorker.pid)
+    if (wpid === 0) continue
+    workerTable.push({
+      pid: wpid,
+      inFlight: w32(o + RecWorker.inFlight),
+      requests: u64(h, o + RecWorker.requests),
+      attachedNs: u64(h, o + RecWorker.attachedNs),
+    })
+  }
+  return {
+    path,
+    name,
+    pid,
+    uid: w32(RecHeader.uid),
+    stale: staleness(pid, u64(h, RecHeader.pidStart)),
+    anchorWallNs: u64(h, RecHeader.anchorWallNs),
+    anchorMonoNs: u64(h, RecHeader.anchorMonoNs),
+    recordCount: count,
+    written: u64(h, RecHeader.written),
+    workers: w32(RecHeader.workers),
+    inFlight: w32(RecHeader.inFlight),
+    queued: w32(RecHeader.queued),
+    requests: u64(h, RecHeader.requests),
+    answered: u64(h, RecHeader.answered),
+    errors: u64(h, RecHeader.errors),
+    cancelled: u64(h, RecHeader.cancelled),
+    timeouts: u64(h, RecHeader.timeouts),
+    workerGone: u64(h, RecHeader.workerGone),
+    workerTable,
+    records,
+    torn,
+  }
+}
+
+/** One whole record, or null when its words are impossible (a hostile writer). */
+function decode(v: DataView, bytes: Uint8Array, o: number): RequestRecord | null {
+  const phase = PHASE_NAMES[v.getUint32(o + RecField.phase, true)]
+  const outcomeCode = v.getUint32(o + RecField.outcome, true)
+  const kind = v.getUint32(o + RecField.kind, true)
+  if (!phase || outcomeCode > RecOutcome.WORKER_GONE || kind > 1) return null
+  const trace = bytes.subarray(o + RecField.traceId, o + RecField.traceId + 16)
+  return {
+    serial: u64(v, o + RecField.serial),
+    phase: phase as RequestRecord["phase"],
+    outcome: OUTCOME_NAMES[outcomeCode]!,
+    kind: kind === 1 ? "http" : "raw",
+    id: v.getUint32(o + RecField.id, true),
+    workerPid: v.getUint32(o + RecField.workerPid, true),
+    slot: v.getUint32(o + RecField.slot, true),
+    status: v.getUint32(o + RecField.status, true),
+    enqueuedNs: u64(v, o + RecField.enqueuedNs),
+    dispatchedNs: u64(v, o + RecField.dispatchedNs),
+    firstByteNs: u64(v, o + RecField.firstByteNs),
+    doneNs: u64(v, o + RecField.doneNs),
+    requestBytes: v.getUint32(o + RecField.requestBytes, true),
+    answerBytes: v.getUint32(o + RecField.answerBytes, true),
+    traceId: trace.every((x) => x === 0) ? "" : Buffer.from(trace).toString("hex"),
+    what: cString(bytes.subarray(o + RecField.what, o + RecField.what + RecConst.WHAT_BYTES)),
+  }
+}
+
+/** How long the record's worker has had it (to `nowNs` while in flight), in ms. */
+export function ranMs(r: RequestRecord, nowNs: number): number {
+  return ((r.doneNs || nowNs) - r.dispatchedNs) / 1e6
+}
+
+export const isLive = (r: RequestRecord) => r.phase !== "done"
+export const PHASES = RecPhase

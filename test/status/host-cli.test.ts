@@ -1,0 +1,269 @@
+// `slotbus ls`, `slotbus requests` and `slotbus top` run as real subprocesses against an app that serves no
+// status (test/support/host-app.ts) and real worker processes: what they find comes from the flight recorder
+// files (docs/PROTOCOL.md §16) and /proc alone.
+import { afterEach, describe, expect, test } from "bun:test"
+import { execFileSync } from "node:child_process"
+import { existsSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs"
+import { join } from "node:path"
+import { SlotBus } from "../../src/index.ts"
+import { RecConst, RecHeader, recorderDir } from "../../src/native/recorder-layout.ts"
+import { alive, busName, type Child, REPO, run, spawn, spawnWorker, stopAll, until } from "../support/helpers.ts"
+
+const CLI = join(REPO, "bin", "slotbus.ts")
+const HOST_APP = join(REPO, "test", "support", "host-app.ts")
+
+const cleanups: (() => unknown)[] = []
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse())
+    try {
+      await c()
+    } catch {}
+  await stopAll()
+})
+
+async function cli(...args: string[]) {
+  const r = await run([process.execPath, CLI, ...args], { timeoutMs: 60_000 })
+  return { ...r, json: () => JSON.parse(r.stdout) }
+}
+
+interface BusJson {
+  name: string
+  pid: number
+  state: string
+  file?: string
+  workers?: number
+  workerPids?: number[]
+  inFlight?: number
+  queued?: number
+  requests?: number
+  workerGone?: number
+}
+interface RequestJson {
+  what: string
+  workerPid: number
+  phase: string
+  outcome: string
+  status: number
+  ranMs: number
+  queuedMs: number
+  startedAt: string
+}
+
+async function front(name: string, flags: string[]): Promise<Child> {
+  const app = spawn([process.execPath, HOST_APP, "front", name, ...flags])
+  cleanups.push(async () => {
+    await app.kill() // kill -9 leaves its file (stale): remove it as the next bus to listen would
+    const file = join(recorderDir(), `${name}.${app.pid}.rec`)
+    if (existsSync(file)) unlinkSync(file)
+  })
+  await app.waitLine(/^ready$/, 20_000)
+  return app
+}
+
+/** An app with `workers` echo worker processes, `fast` answered requests and `hold` requests held 60 s. */
+async function appWithWorkers(workers: number, fast: number, hold: number) {
+  const name = busName("host")
+  const app = await front(name, [`--workers=${workers}`, `--fast=${fast}`, `--hold=${hold}`])
+  const procs: Child[] = []
+  for (let i = 0; i < workers; i++) procs.push(await spawnWorker(name))
+  await app.waitLine(/^sent$/, 20_000)
+  return { name, app, workers: procs }
+}
+
+async function lsBus(name: string): Promise<BusJson | undefined> {
+  const r = await cli("ls", "--json")
+  expect(r.code).toBe(0)
+  return (r.json().buses as BusJson[]).find((b) => b.name === name)
+}
+
+// /proc (Linux, either backend: test/status runs them on the portable one too with SLOTBUS_PLATFORM=posix)
+describe.skipIf(!existsSync("/proc/net/unix"))("slotbus ls, requests and top, from another process", () => {
+  test("ls finds a bus, a topic and a contest with their pids, workers, in-flight and queued counts", async () => {
+    const { name, app, workers } = await appWithWorkers(2, 3, 3)
+    const member = spawn([process.execPath, HOST_APP, "member", name])
+    await member.waitLine(/^ready$/, 20_000)
+    // 2 workers of 1 slot each: two holds in flight, the third queued
+    await until(async () => (await lsBus(name))?.inFlight === 2, "both holds are in flight", 20_000, 100)
+    const r = await cli("ls", "--json")
+    expect(r.code).toBe(0)
+    const view = r.json()
+    const bus = (view.buses as BusJson[]).find((b) => b.name === name)!
+    expect(bus).toMatchObject({ pid: app.pid, state: "live", workers: 2, inFlight: 2, queued: 1, requests: 5 })
+    expect(bus.workerPids!.sort()).toEqual(workers.map((w) => w.pid).sort())
+    const both = [app.pid, member.pid].sort((a, b) => a - b)
+    expect(view.topics).toContainEqual({ name, pids: both })
+    expect(view.contests).toContainEqual({ name, pids: both })
+
+    const text = await cli("ls")
+    expect(text.code).toBe(0)
+    const line = text.stdout.split("\n").find((l) => l.startsWith("bus") && l.includes(` ${name} `))!
+    expect(line).toContain(String(app.pid))
+    expect(line).toContain("live")
+    expect(text.stdout).toMatch(new RegExp(`topic\\s+${name}\\s+${both.join(",")}`))
+    expect(text.stdout).toMatch(new RegExp(`contest\\s+${name}\\s+${both.join(",")}`))
+  }, 90_000)
+
+  test("requests shows the requests in flight and the finished ones with their paths, worker pids and outcomes", async () => {
+    const { name, workers } = await appWithWorkers(2, 3, 2)
+    const pids = workers.map((w) => w.pid)
+    await until(async () => (await lsBus(name))?.inFlight === 2, "both holds are in flight", 20_000, 100)
+    const r = await cli("requests", name, "--json")
+    expect(r.code).toBe(0)
+    const reqs = r.json().requests as RequestJson[]
+    const holds = reqs.filter((q) => q.what.startsWith("GET /hold-"))
+    expect(holds.map((q) => q.what).sort()).toEqual(["GET /hold-0", "GET /hold-1"])
+    for (const q of holds) expect(q).toMatchObject({ phase: "in flight", outcome: "" })
+    expect(holds.map((q) => q.workerPid).sort()).toEqual([...pids].sort()) // one on each worker
+    const fast = reqs.filter((q) => q.what.startsWith("GET /fast-"))
+    expect(fast.map((q) => q.what).sort()).toEqual(["GET /fast-0", "GET /fast-1", "GET /fast-2"])
+    for (const q of fast) {
+      expect(q).toMatchObject({ phase: "done", outcome: "answered", status: 200 })
+      expect(pids).toContain(q.workerPid)
+    }
+    // in flight first, then the newest finished
+    expect(reqs.slice(0, 2).every((q) => q.phase === "in flight")).toBe(true)
+
+    const text = await cli("requests", name)
+    expect(text.code).toBe(0)
+    const hold = text.stdout.split("\n").find((l) => l.includes("GET /hold-0"))!
+    expect(hold).toContain("in flight")
+    expect(hold).toContain(String(holds.find((q) => q.what === "GET /hold-0")!.workerPid))
+    // --slow leaves out what ran less: the holds are still running, the fast ones took far less than a minute
+    const slow = await cli("requests", name, "--slow", "60000", "--json")
+    expect((slow.json().requests as RequestJson[]).length).toBe(0)
+  }, 90_000)
+
+  test("a worker killed with kill -9 in the middle of a request: its pid, how long it ran and worker gone stay readable", async () => {
+    const { name, app, workers } = await appWithWorkers(1, 1, 1)
+    const victim = workers[0]!
+    await until(async () => (await lsBus(name))?.inFlight === 1, "the hold is in flight", 20_000, 100)
+    await victim.kill("SIGKILL")
+    await app.waitLine(/^failed \/hold-0 WorkerGoneError$/, 20_000)
+    expect(alive(victim.pid)).toBe(false)
+    const r = await cli("requests", name, "--json")
+    expect(r.code).toBe(0)
+    const hold = (r.json().requests as RequestJson[]).find((q) => q.what === "GET /hold-0")!
+    expect(hold).toMatchObject({ workerPid: victim.pid, phase: "done", outcome: "worker gone", status: 0 })
+    expect(hold.ranMs).toBeGreaterThan(0)
+    expect(Date.parse(hold.startedAt)).toBeLessThanOrEqual(Date.now())
+    const bus = await lsBus(name)
+    expect(bus).toMatchObject({ workers: 0, inFlight: 0, workerGone: 1 })
+    const text = await cli("requests", name)
+    const line = text.stdout.split("\n").find((l) => l.includes("GET /hold-0"))!
+    expect(line).toContain("worker gone")
+    expect(line).toContain(String(victim.pid))
+  }, 90_000)
+
+  test("a front killed with kill -9 leaves its file stale: ls says so, requests still reads it, nothing crashes", async () => {
+    const { name, app } = await appWithWorkers(1, 2, 1)
+    await until(async () => (await lsBus(name))?.inFlight === 1, "the hold is in flight", 20_000, 100)
+    const file = (await lsBus(name))!.file!
+    cleanups.push(() => existsSync(file) && unlinkSync(file))
+    await app.kill("SIGKILL")
+    const bus = await lsBus(name)
+    expect(bus).toMatchObject({ pid: app.pid, file })
+    expect(bus!.state).toMatch(/^stale: its front \(pid \d+\) is gone$/)
+    const r = await cli("requests", name, "--json")
+    expect(r.code).toBe(0)
+    expect(r.json().bus.state).toMatch(/^stale/)
+    const reqs = r.json().requests as RequestJson[]
+    // what the dead front was doing when it died: the hold was still out
+    expect(reqs.find((q) => q.what === "GET /hold-0")).toMatchObject({ phase: "in flight" })
+    expect(reqs.filter((q) => q.outcome === "answered").map((q) => q.what)).toEqual(["GET /fast-1", "GET /fast-0"])
+    const text = await cli("ls")
+    expect(text.code).toBe(0)
+    expect(text.stdout).toMatch(new RegExp(`bus\\s+${name}\\s+${app.pid}.*stale`))
+  }, 90_000)
+
+  test("junk in the recorder directory (another process writing it) is reported and skipped; the rest is listed", async () => {
+    const bus = await SlotBus.listen(busName("host-junk"))
+    cleanups.push(() => bus.close({ drain: false }))
+    const dir = recorderDir()
+    const at = (f: string) => join(dir, `${f}-${process.pid}.${process.pid}.rec`)
+    const header = (count: number, name: string) => {
+      const b = Buffer.alloc(RecConst.HEADER_BYTES)
+      b.writeUInt32LE(RecConst.MAGIC, RecHeader.magic)
+      b.writeUInt32LE(RecConst.VERSION, RecHeader.version)
+      b.writeUInt32LE(RecConst.HEADER_BYTES, RecHeader.headerBytes)
+      b.writeUInt32LE(RecConst.RECORD_BYTES, RecHeader.recordBytes)
+      b.writeUInt32LE(RecConst.WORKER_ENTRIES, RecHeader.workerEntries)
+      b.writeUInt32LE(count, RecHeader.recordCount)
+      b.writeUInt32LE(process.pid, RecHeader.pid)
+      b.write(name, RecHeader.name)
+      return b
+    }
+    const junk: [string, string | Buffer | null, RegExp][] = [
+      [at("noise"), Buffer.from(Array.from({ length: 10_000 }, (_, i) => (i * 7919) & 255)), /bad magic/],
+      [at("short"), Buffer.from("hello"), /shorter than the 4096-byte header/],
+      [
+        at("huge"),
+        header(RecConst.MAX_RECORDS, `huge-${process.pid}`),
+        /record_count 65536 needs \d+ bytes; the file has 4096/,
+      ],
+      [
+        at("liar"),
+        Buffer.concat([header(1, "someone-else"), Buffer.alloc(RecConst.RECORD_BYTES)]),
+        /its header names bus "someone-else"/,
+      ],
+      [at("fifo"), null, /not a regular file/],
+      [at("link"), "/etc/passwd", /cannot open it \(ELOOP\)/],
+      [join(dir, `notes-${process.pid}.txt`), "not mine", /not a recorder file's name/],
+    ]
+    // records of impossible values behind a good header: skipped as torn or impossible, never shown
+    const garbage = Buffer.alloc(4 * RecConst.RECORD_BYTES, 0xff)
+    garbage.writeUInt32LE(2, 0) // an even seq, then phase 0xffffffff
+    const hostile = at("garbage")
+    for (const [path, content] of junk) {
+      cleanups.push(() => existsSync(path) && unlinkSync(path))
+      if (content === null) execFileSync("mkfifo", [path])
+      else if (path.endsWith("link-" + `${process.pid}.${process.pid}.rec`)) symlinkSync(content as string, path)
+      else writeFileSync(path, content)
+    }
+    cleanups.push(() => existsSync(hostile) && unlinkSync(hostile))
+    writeFileSync(hostile, Buffer.concat([header(4, `garbage-${process.pid}`), garbage]))
+
+    const r = await cli("ls", "--json")
+    expect(r.code).toBe(0)
+    const view = r.json()
+    const problems = view.problems as { path: string; malformed: string }[]
+    for (const [path, , why] of junk) expect(problems.find((p) => p.path === path)?.malformed).toMatch(why)
+    expect(view.buses).toContainEqual(expect.objectContaining({ name: bus.name, pid: process.pid, state: "live" }))
+    expect(view.buses).toContainEqual(expect.objectContaining({ name: `garbage-${process.pid}`, requests: 0 }))
+    const g = await cli("requests", `garbage-${process.pid}`, "--json")
+    expect(g.code).toBe(0)
+    expect(g.json().requests).toEqual([])
+
+    const text = await cli("ls")
+    expect(text.code).toBe(0)
+    for (const [path] of junk) expect(text.stdout).toContain(`skipped ${path}: `)
+    expect(text.stdout).toContain(bus.name)
+  }, 60_000)
+
+  test("a bus listening with recorder: false is listed from its socket, and requests says it keeps no file", async () => {
+    const bus = await SlotBus.listen(busName("host-off"), { recorder: false })
+    cleanups.push(() => bus.close({ drain: false }))
+    expect(await lsBus(bus.name)).toEqual({ name: bus.name, pid: process.pid, state: "no recorder" })
+    const r = await cli("requests", bus.name)
+    expect(r.code).toBe(2)
+    expect(r.stderr).toContain(`bus "${bus.name}" (pid ${process.pid}) keeps no flight recorder file`)
+  }, 60_000)
+
+  test("top --once shows a bus's rate, its workers' latency and its slowest request", async () => {
+    const { name, workers } = await appWithWorkers(1, 3, 1)
+    await until(async () => (await lsBus(name))?.inFlight === 1, "the hold is in flight", 20_000, 100)
+    const r = await cli("top", name, "--once")
+    expect(r.code).toBe(0)
+    expect(r.stdout).toMatch(new RegExp(`bus ${name}\\s+pid \\d+\\s+live\\s+[\\d.]+ req/s\\s+1 workers\\s+1 in flight`))
+    expect(r.stdout).toMatch(new RegExp(`^${workers[0]!.pid}\\s+1\\s+4\\s+3\\s`, "m")) // in flight, requests, done lately
+    expect(r.stdout).toContain("GET /hold-0")
+  }, 60_000)
+
+  test("requests of a bus nobody runs exits 2 naming it; a bad option exits 2", async () => {
+    const r = await cli("requests", `nobody-${process.pid}`)
+    expect(r.code).toBe(2)
+    expect(r.stderr).toContain(`no bus named "nobody-${process.pid}" on this host`)
+    const bad = await cli("requests", "x", "--slow", "soon")
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toContain('--slow takes a number ≥ 0, got "soon"')
+  }, 60_000)
+})
