@@ -79,7 +79,7 @@ describe("connections", () => {
     expect(Errno.EUSERS).toBe(-87) // Linux
   })
 
-  test("are accepted by a thread named slotbus-accept that lives as long as the bus listens", async () => {
+  test("are accepted by threads named slotbus-accept (workers, the control socket) that live as long as the bus listens", async () => {
     const threads = () =>
       readdirSync("/proc/self/task").filter((t) => {
         try {
@@ -90,7 +90,7 @@ describe("connections", () => {
       }).length
     const before = threads()
     const bus = await SlotBus.listen(busName("accept-thread"))
-    expect(threads()).toBe(before + 1)
+    expect(threads()).toBe(before + 2) // one for workers, one for the control socket (docs/PROTOCOL.md §14)
     const worker = await SlotWorker.connect(bus.name, (r) => r.body)
     await bus.waitForWorkers(1)
     expect(decoder.decode(await bus.call("accepted"))).toBe("accepted")
