@@ -151,6 +151,17 @@ describe.skipIf(skip !== null)("a cluster contest's trace context", () => {
     }
   }, 30_000)
 
+  test("a value that is JSON but not an object (null, a number, a string) is not a lease either: ProtocolError", async () => {
+    const name = busName("kv-trace")
+    await using a = await open(name)
+    for (const value of ["null", "7", '"held"']) {
+      await rawKv(a.bucket, (kv) => kv.put(KEY, value))
+      const err = await rejection(a.tryClaim(S, { ttlMs: 1000 }))
+      expect(err).toBeInstanceOf(ProtocolError)
+      expect(await rawKv(a.bucket, async (kv) => (await kv.get(KEY))!.string())).toBe(value)
+    }
+  }, 30_000)
+
   test("a malformed traceparent or tracestate option is a TypeError, and nothing is written", async () => {
     const name = busName("kv-trace")
     await using a = await open(name)
