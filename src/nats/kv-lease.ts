@@ -86,12 +86,6 @@ function traceIn(o: Record<string, unknown>): TraceContext | undefined | null {
   }
 }
 
-/** The context of a claim as a value carries it (undefined fields left out, so a value round-trips as it was). */
-export function traceFields(t: TraceContext | undefined): { traceparent?: string; tracestate?: string } {
-  if (t === undefined) return {}
-  return t.tracestate === undefined ? { traceparent: t.traceparent } : t
-}
-
 /** The context a decoded value carries, if any. */
 function contextOf(v: LeaseValue): TraceContext | undefined {
   if (v.traceparent === undefined) return undefined
@@ -113,7 +107,7 @@ export function decodeValue(key: string, bytes: Uint8Array): LeaseValue {
   const token = digits <= MAX_TOKEN ? digits : -1n
   const trace = traceIn(o)
   if (o.v === 1 && token >= 0n && trace !== null) {
-    if (o.state === "free") return { state: "free", token, ...traceFields(trace) }
+    if (o.state === "free") return { state: "free", token, ...trace }
     if (
       o.state === "held" &&
       typeof o.claim === "string" &&
@@ -131,7 +125,7 @@ export function decodeValue(key: string, bytes: Uint8Array): LeaseValue {
         ttlMs: o.ttlMs as number,
         host: o.host,
         pid: o.pid as number,
-        ...traceFields(trace),
+        ...trace,
       }
   }
   throw new ProtocolError(
@@ -263,7 +257,7 @@ export class KvLeaseTable implements LeaseTable {
         ttlMs,
         host: HOST,
         pid: process.pid,
-        ...traceFields(trace),
+        ...trace,
       }
       const sentAt = performance.now()
       let revision: number
@@ -291,7 +285,7 @@ export class KvLeaseTable implements LeaseTable {
       ttlMs,
       host: HOST,
       pid: process.pid,
-      ...traceFields(c.trace),
+      ...c.trace,
     }
     const sentAt = performance.now()
     try {
@@ -305,7 +299,7 @@ export class KvLeaseTable implements LeaseTable {
   /** §12.3 release: `free` with the claim's token and context, on the holder's revision. false: someone wrote since. */
   async release(c: KvClaim): Promise<boolean> {
     try {
-      await this.write(c.key, { state: "free", token: c.token, ...traceFields(c.trace) }, c.revision)
+      await this.write(c.key, { state: "free", token: c.token, ...c.trace }, c.revision)
       return true
     } catch (e) {
       if (isWrongSequence(e)) return false
