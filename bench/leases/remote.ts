@@ -19,10 +19,11 @@ import { nats as viaNats } from "../../src/nats/index.ts"
 export const REMOTE_USAGE = `usage: slotbus bench leases --remote [--quick] [--nats <url>]
 
 claim + release p50 and p99 of a cluster contest (Contest.open(name, { nats })), raw JetStream KV updates on the
-revision (the two writes a claim and a release are), and Redis SET NX PX + compare-and-delete, same run. Starts
+revision (the two writes a claim and a release are), a cluster claim carrying a traceparent, and Redis SET NX PX + compare-and-delete, same run. Starts
 nats-server -js (and redis-server, if installed) on free loopback ports unless --nats names a server.`
 
-type Method = "slotbus cluster" | "raw KV update/update" | "redis SET NX PX"
+type Method = "slotbus cluster" | "slotbus cluster, with a traceparent" | "raw KV update/update" | "redis SET NX PX"
+const TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 export async function remoteMain(argv: string[]): Promise<number> {
   if (argv.includes("-h") || argv.includes("--help")) {
@@ -59,6 +60,14 @@ export async function remoteMain(argv: string[]): Promise<number> {
         "slotbus cluster",
         async () => {
           const r = await contest.tryClaim(S, { owner: "bench", ttlMs: 10_000 })
+          if (!r.claimed) throw new Error("the bench's subject was held")
+          await r.lease.release()
+        },
+      ],
+      [
+        "slotbus cluster, with a traceparent",
+        async () => {
+          const r = await contest.tryClaim(S, { owner: "bench", ttlMs: 10_000, traceparent: TRACEPARENT })
           if (!r.claimed) throw new Error("the bench's subject was held")
           await r.lease.release()
         },

@@ -31,6 +31,7 @@ import {
 } from "./errors.ts"
 import { holdClusterMarker, localInUse, modeError } from "./mode.ts"
 import { checkKind, CONTEST_NAME, describe, waitDeadline, type Subject } from "./subject.ts"
+import { claimContext, recordClaim } from "./trace.ts"
 
 export interface ClusterContestOptions {
   /**
@@ -51,6 +52,10 @@ export interface ClusterClaimOptions {
   owner?: string
   /** Required: across hosts a dead holder is noticed only by its lease running out. More than 2 × the margin. */
   ttlMs: number
+  /** The claimer's W3C trace context, stored with the claim (PROTOCOL.md §12.1). Default: the active span's (an SDK). */
+  traceparent?: string
+  /** Its W3C tracestate, with `traceparent` only. Default: the active span's. */
+  tracestate?: string
 }
 
 export interface ClusterWaitOptions extends ClusterClaimOptions {
@@ -73,6 +78,9 @@ export interface ClusterHolder {
   readonly ttlMs: number
   /** ms (Date.now()): when this process may take the claim over unless it is renewed or released first. */
   readonly expiresAt: number
+  /** The W3C trace context its claimer stored with the claim, if any. */
+  readonly traceparent?: string
+  readonly tracestate?: string
 }
 
 export type ClusterClaimResult =
@@ -110,6 +118,16 @@ export class ClusterLease implements AsyncDisposable {
   /** Fencing token: pass it to the storage you write to, which refuses tokens lower than one it saw. */
   get token(): bigint {
     return this.c.token
+  }
+
+  /** The W3C trace context stored with this claim (the claimer's: the option or the active span's), if any. */
+  get traceparent(): string | undefined {
+    return this.c.trace?.traceparent
+  }
+
+  /** The context stored with the claim this one replaced (the holder change: expired or released), if it had one. */
+  get replacedTraceparent(): string | undefined {
+    return this.c.replaced?.traceparent
   }
 
   /** The TTL of the last claim or renewal. */
@@ -342,9 +360,12 @@ export class ClusterContest implements AsyncDisposable {
     const owner = opts.owner ?? ""
     encode(owner, "owner", 64)
     const ttlMs = this.checkTtl(opts.ttlMs)
-    const r = await this.guard(() => this.handle().tryClaim(kind, label, owner, ttlMs))
+    const trace = claimContext(opts, "tryClaim") // undefined: no context
+    const r = await this.guard(() => this.handle().tryClaim(kind, label, owner, ttlMs, trace))
     if (r.claimed) {
-      const lease = new ClusterLease(LEASE_KEY, this, r.claim, { kind, label: subject.label }, owner, r.claim.from)
+      const c = r.claim
+      const lease = new ClusterLease(LEASE_KEY, this, c, { kind, label: subject.label }, owner, c.from)
+      if (c.trace !== undefined || c.replaced !== undefined) recordClaim(subject.label, c.token, c.from, c.replaced)
       if (this.isClosed) {
         await lease.release().catch(() => {})
         throw new ContestClosedError(`contest "${this.name}" was closed while claiming`)
@@ -365,6 +386,8 @@ export class ClusterContest implements AsyncDisposable {
       pid: h.pid,
       ttlMs: h.ttlMs,
       expiresAt: Date.now() + Math.max(0, h.expiresAtMono - performance.now()),
+      ...(h.traceparent !== undefined && { traceparent: h.traceparent }),
+      ...(h.tracestate !== undefined && { tracestate: h.tracestate }),
     }
     holderRefs.set(holder, h)
     return holder
@@ -399,8 +422,9 @@ function encode(s: string, field: "label" | "owner", limit: number): Uint8Array 
   return b
 }
 
-const CLAIM_OPTIONS = optionNames<ClusterClaimOptions>({ owner: true, ttlMs: true })
-const WAIT_OPTIONS = optionNames<ClusterWaitOptions>({ owner: true, ttlMs: true, signal: true, timeoutMs: true })
+const CLAIM_FIELDS = { owner: true, ttlMs: true, traceparent: true, tracestate: true } as const
+const CLAIM_OPTIONS = optionNames<ClusterClaimOptions>(CLAIM_FIELDS)
+const WAIT_OPTIONS = optionNames<ClusterWaitOptions>({ ...CLAIM_FIELDS, signal: true, timeoutMs: true })
 const CLUSTER_OPTIONS = optionNames<ClusterContestOptions>({
   remote: true,
   create: true,

@@ -1,7 +1,7 @@
 // The port the leases room owns for contests across hosts (docs/PROTOCOL.md §12): what a transport implements and
 // the caller passes in (`Contest.open(name, { remote: nats(url) })`, src/nats) - a table of claims with revisions,
 // fencing tokens and watches. The room turns what it returns into leases, holders and errors; it imports no transport.
-import type { CreateMode } from "../kit/index.ts"
+import type { CreateMode, TraceContext } from "../kit/index.ts"
 
 /** A transport for contests across hosts, as a caller passes it in: `nats(url)` from "slotbus/nats" is one. */
 export interface LeaseRemote {
@@ -25,11 +25,14 @@ export interface LeaseTable {
   readonly bucket: string
   /** What contenders add to a claim's TTL before judging it expired (§12.4). */
   readonly marginMs: number
-  /** §12.3: claims the subject if it is free, absent, or held by a claim expired on this process's clock. */
-  tryClaim(kind: number, label: Uint8Array, owner: string, ttlMs: number): Promise<KvClaimOutcome>
-  /** §12.3 renew: the same claim and token with a new TTL, on the holder's revision. null: someone wrote since. */
+  /**
+   * §12.3: claims the subject if it is free, absent, or held by a claim expired on this process's clock; `trace`, the
+   * claimer's context, is stored with the claim (§12.1) and the claim learns the one stored with the value it replaced.
+   */
+  tryClaim(kind: number, label: Uint8Array, owner: string, ttlMs: number, trace?: TraceContext): Promise<KvClaimOutcome>
+  /** §12.3 renew: the same claim, token and context with a new TTL, on the holder's revision. null: someone wrote since. */
   renew(c: KvClaim, owner: string, ttlMs: number): Promise<{ revision: number; sentAt: number } | null>
-  /** §12.3 release: `free` with the claim's token, on the holder's revision. false: someone wrote since. */
+  /** §12.3 release: `free` with the claim's token and context, on the holder's revision. false: someone wrote since. */
   release(c: KvClaim): Promise<boolean>
   /** Resolves when `key` has a revision other than `revision`, at `untilMono` (monotonic ms), or when `signal` aborts. */
   changed(key: string, revision: number, untilMono: number, signal?: AbortSignal): Promise<void>
@@ -46,6 +49,9 @@ export interface HeldValue {
   ttlMs: number
   host: string
   pid: number
+  /** The claimer's W3C trace context (§12.1), if it had one. */
+  traceparent?: string
+  tracestate?: string
 }
 export interface KvClaim {
   key: string
@@ -57,6 +63,10 @@ export interface KvClaim {
   /** Monotonic ms just before the write that produced `revision` was sent (§12.4). */
   sentAt: number
   from: "free" | "expired"
+  /** The claimer's context, stored with the claim (and its renewals and release). */
+  trace?: TraceContext
+  /** The context stored with the value the claim replaced: the last claim's, held (expired) or released. */
+  replaced?: TraceContext
 }
 
 export interface KvHolder extends HeldValue {

@@ -1,6 +1,8 @@
-// A claim's trace context (docs/PROTOCOL.md §7.2, entry +224): the claimer's W3C context stored with its claim in
-// 32 bytes (trace id, span id, flags, 1 = present), so whoever sees the holder change can link to the claim
-// before. Without a context and without an OpenTelemetry SDK a claim passes NULL and pays one property read.
+// A claim's trace context: the claimer's W3C context stored with its claim, so whoever sees the holder change can
+// link to the claim before. A local contest keeps it in 32 bytes of the claim's entry (docs/PROTOCOL.md §7.2, entry
+// +224: trace id, span id, flags, 1 = present); a cluster contest in its key's value (§12.1, `traceparent` and
+// `tracestate`). Both take it the same way (claimContext) and record the same span for a claim won (recordClaim).
+// Without a context and without an OpenTelemetry SDK a claim pays one property read.
 import {
   activeContext,
   checkTraceOptions,
@@ -15,13 +17,28 @@ import type { Lease } from "./lease.ts"
 
 export const TRACE_BYTES = 32
 
-/** The 32 bytes to store with a claim: the `traceparent` option, else the active span's; null for none. */
-export function claimTrace(opts: { traceparent?: string }, where: string): Uint8Array | null {
+/**
+ * The context to store with a claim: the `traceparent` (and `tracestate`) option, checked (a TypeError naming the
+ * format), else the active span's; its traceparent written as version 00. undefined for none.
+ */
+export function claimContext(
+  opts: { traceparent?: string; tracestate?: string },
+  where: string,
+): TraceContext | undefined {
   const o = otelTracing()
-  if (o === null && opts.traceparent === undefined) return null
-  const c: TraceContext | undefined = checkTraceOptions(opts, where) ?? (o ? activeContext(o) : undefined)
+  if (o === null && opts.traceparent === undefined && opts.tracestate === undefined) return undefined
+  const c = checkTraceOptions(opts, where) ?? (o ? activeContext(o) : undefined)
   const p = c && parseTraceparent(c.traceparent)
-  if (!p) return null
+  if (!p) return undefined
+  const traceparent = formatTraceparent(p)
+  return c.tracestate ? { traceparent, tracestate: c.tracestate } : { traceparent }
+}
+
+/** The 32 bytes to store with a local claim: the `traceparent` option, else the active span's; null for none. */
+export function claimTrace(opts: { traceparent?: string }, where: string): Uint8Array | null {
+  const c = claimContext(opts, where)
+  if (c === undefined) return null
+  const p = parseTraceparent(c.traceparent)!
   const out = new Uint8Array(TRACE_BYTES)
   out.set(Buffer.from(p.traceId, "hex"), 0)
   out.set(Buffer.from(p.spanId, "hex"), 16)
@@ -37,21 +54,26 @@ export function storedTraceparent(b: Uint8Array): string | undefined {
   return formatTraceparent({ traceId: hex.slice(0, 32), spanId: hex.slice(32, 48), traceFlags: b[24]! })
 }
 
-/** A claim just won: the lease learns its contexts (its own, the replaced claim's) and, with an SDK, a span links. */
+/** A local claim just won: the lease learns its contexts (its own, the replaced claim's) and, with an SDK, a span links. */
 export function traceClaim(lease: Lease, trace: Uint8Array | null, replacedBytes: Uint8Array): void {
   const replaced = storedTraceparent(replacedBytes)
   lease.traced(trace === null ? undefined : storedTraceparent(trace), replaced)
-  recordClaim(lease.subject.label, lease.token, lease.from, replaced)
+  recordClaim(
+    lease.subject.label,
+    lease.token,
+    lease.from,
+    replaced === undefined ? undefined : { traceparent: replaced },
+  )
 }
 
 /**
- * With an SDK: a span for a claim just won, in the active context, linked to the claim it replaced (the holder
- * change), ended at once.
+ * With an SDK: a span `claim <label>` for a claim just won, in the active context, linked to the claim it replaced
+ * (the holder change), ended at once.
  */
-function recordClaim(subject: string, token: bigint, from: string, replaced: string | undefined): void {
+export function recordClaim(subject: string, token: bigint, from: string, replaced: TraceContext | undefined): void {
   const o = otelTracing()
   if (o === null) return
-  const sc = replaced === undefined ? undefined : remoteParent(o, { traceparent: replaced })
+  const sc = replaced === undefined ? undefined : remoteParent(o, replaced)
   slotbusTracer(o)
     .startSpan(`claim ${subject}`, {
       attributes: {

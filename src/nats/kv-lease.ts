@@ -3,6 +3,7 @@
 // (src/leases/table.ts), which turns what this returns into leases, holders and errors.
 import type { KV, KvEntry } from "@nats-io/kv"
 import { AlreadyExistsError, NotFoundError, ProtocolError } from "../core/index.ts"
+import { checkTraceOptions, type TraceContext } from "../kit/index.ts"
 import type {
   HeldValue,
   KvClaim,
@@ -48,20 +49,49 @@ export function nextToken(previous: bigint | undefined, nowMs: number, epochMs: 
   return next
 }
 
-export type LeaseValue = HeldValue | { state: "free"; token: bigint }
+/** A free value keeps the last claim's token, and its context (§12.1), for the next claim. */
+export type LeaseValue = HeldValue | { state: "free"; token: bigint; traceparent?: string; tracestate?: string }
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 
 export function encodeValue(v: LeaseValue): Uint8Array {
   const token = v.token.toString()
+  const trace = v.traceparent === undefined ? {} : { traceparent: v.traceparent, tracestate: v.tracestate }
   return encoder.encode(
     JSON.stringify(
       v.state === "free"
-        ? { v: 1, state: "free", token }
-        : { v: 1, state: "held", token, claim: v.claim, owner: v.owner, ttlMs: v.ttlMs, host: v.host, pid: v.pid },
+        ? { v: 1, state: "free", token, ...trace }
+        : {
+            v: 1,
+            state: "held",
+            token,
+            claim: v.claim,
+            owner: v.owner,
+            ttlMs: v.ttlMs,
+            host: v.host,
+            pid: v.pid,
+            ...trace,
+          },
     ),
   )
+}
+
+/** The context a value carries (§12.1): undefined for none, null when its `traceparent`/`tracestate` are malformed. */
+function traceIn(o: Record<string, unknown>): TraceContext | undefined | null {
+  try {
+    return checkTraceOptions(o, "a lease value")
+  } catch {
+    return null
+  }
+}
+
+/** The context a decoded value carries, if any. */
+function contextOf(v: LeaseValue): TraceContext | undefined {
+  if (v.traceparent === undefined) return undefined
+  return v.tracestate === undefined
+    ? { traceparent: v.traceparent }
+    : { traceparent: v.traceparent, tracestate: v.tracestate }
 }
 
 /** A value as §12.1 lays it out, or a ProtocolError naming the key: nobody writes over a value it cannot read. */
@@ -72,10 +102,12 @@ export function decodeValue(key: string, bytes: Uint8Array): LeaseValue {
   } catch {
     o = {}
   }
+  if (o === null || typeof o !== "object") o = {}
   const digits = typeof o.token === "string" && /^\d{1,20}$/.test(o.token) ? BigInt(o.token) : -1n
   const token = digits <= MAX_TOKEN ? digits : -1n
-  if (o?.v === 1 && token >= 0n) {
-    if (o.state === "free") return { state: "free", token }
+  const trace = traceIn(o)
+  if (o.v === 1 && token >= 0n && trace !== null) {
+    if (o.state === "free") return { state: "free", token, ...trace }
     if (
       o.state === "held" &&
       typeof o.claim === "string" &&
@@ -93,10 +125,11 @@ export function decodeValue(key: string, bytes: Uint8Array): LeaseValue {
         ttlMs: o.ttlMs as number,
         host: o.host,
         pid: o.pid as number,
+        ...trace,
       }
   }
   throw new ProtocolError(
-    `lease key ${key} holds a value that is not a slotbus lease (docs/PROTOCOL.md §12.1); nothing overwrites it: delete the key if it is garbage`,
+    `lease key ${key} holds a value that is not a slotbus lease (docs/PROTOCOL.md §12.1)${trace === null ? ": its traceparent or tracestate is not a W3C trace context" : ""}; nothing overwrites it: delete the key if it is garbage`,
   )
 }
 
@@ -178,8 +211,17 @@ export class KvLeaseTable implements LeaseTable {
     }
   }
 
-  /** §12.3: claims the subject if it is free, absent, or held by a claim expired on this process's clock. */
-  async tryClaim(kind: number, label: Uint8Array, owner: string, ttlMs: number): Promise<KvClaimOutcome> {
+  /**
+   * §12.3: claims the subject if it is free, absent, or held by a claim expired on this process's clock, with the
+   * claimer's context `trace` in the value (§12.1); the claim learns the context of the value it replaced.
+   */
+  async tryClaim(
+    kind: number,
+    label: Uint8Array,
+    owner: string,
+    ttlMs: number,
+    trace?: TraceContext,
+  ): Promise<KvClaimOutcome> {
     const key = keyOf(kind, label)
     let o = this.seen.get(key)
     let cached = o !== undefined
@@ -207,7 +249,16 @@ export class KvLeaseTable implements LeaseTable {
       }
       const token = nextToken(v?.token, Date.now(), this.epochMs, key)
       const claim = `${this.id}.${++this.claims}`
-      const value: HeldValue = { state: "held", token, claim, owner, ttlMs, host: HOST, pid: process.pid }
+      const value: HeldValue = {
+        state: "held",
+        token,
+        claim,
+        owner,
+        ttlMs,
+        host: HOST,
+        pid: process.pid,
+        ...trace,
+      }
       const sentAt = performance.now()
       let revision: number
       try {
@@ -219,11 +270,12 @@ export class KvLeaseTable implements LeaseTable {
         }
         throw e
       }
-      return { claimed: true, claim: { key, token, claim, ttlMs, revision, sentAt, from } }
+      const replaced = v ? contextOf(v) : undefined
+      return { claimed: true, claim: { key, token, claim, ttlMs, revision, sentAt, from, trace, replaced } }
     }
   }
 
-  /** §12.3 renew: the same claim and token with a new TTL, on the holder's revision. null: someone wrote since. */
+  /** §12.3 renew: the same claim, token and context with a new TTL, on the holder's revision. null: someone wrote since. */
   async renew(c: KvClaim, owner: string, ttlMs: number): Promise<{ revision: number; sentAt: number } | null> {
     const value: HeldValue = {
       state: "held",
@@ -233,6 +285,7 @@ export class KvLeaseTable implements LeaseTable {
       ttlMs,
       host: HOST,
       pid: process.pid,
+      ...c.trace,
     }
     const sentAt = performance.now()
     try {
@@ -243,10 +296,10 @@ export class KvLeaseTable implements LeaseTable {
     }
   }
 
-  /** §12.3 release: `free` with the claim's token, on the holder's revision. false: someone wrote since. */
+  /** §12.3 release: `free` with the claim's token and context, on the holder's revision. false: someone wrote since. */
   async release(c: KvClaim): Promise<boolean> {
     try {
-      await this.write(c.key, { state: "free", token: c.token }, c.revision)
+      await this.write(c.key, { state: "free", token: c.token, ...c.trace }, c.revision)
       return true
     } catch (e) {
       if (isWrongSequence(e)) return false

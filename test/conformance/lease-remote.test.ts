@@ -10,6 +10,7 @@ import { busName, FIXTURES, observed, outcome, rejection, spawn } from "../suppo
 import { anotherHost, serverPerFile, TRANSPORTS, type Transport } from "./transports.ts"
 
 const S = { kind: 9, label: "leader" } // the subject test/support/conformance-lease.ts claims
+const TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 describe.each(TRANSPORTS.map((t) => [t.name, t] as [string, Transport]))("a cluster contest over %s", (name, t) => {
   const skip = t.skip()
@@ -94,9 +95,9 @@ describe.each(TRANSPORTS.map((t) => [t.name, t] as [string, Transport]))("a clus
     await taken.release()
   }, 30_000)
 
-  it("a holder on another host killed with kill -9: a waiting contender takes the subject over once its TTL ran out, with a larger token", async () => {
+  it("a holder on another host killed with kill -9: a waiting contender takes the subject over once its TTL ran out, with a larger token and the holder's trace context as the replaced one", async () => {
     const contest = busName("cl")
-    const env = anotherHost(cleanup)
+    const env = { ...anotherHost(cleanup), TRACEPARENT, TRACESTATE: "vendor=x" }
     const cmd = [process.execPath, join(FIXTURES, "conformance-lease.ts"), name, server.address, contest, S.label]
     const holder = spawn([...cmd, "1500"], { env })
     cleanup.push(() => holder.kill())
@@ -104,13 +105,15 @@ describe.each(TRANSPORTS.map((t) => [t.name, t] as [string, Transport]))("a clus
     const b = await open(contest)
     const r = await b.tryClaim(S, { ttlMs: 1500 })
     if (r.claimed) throw new Error("a held subject was claimed twice")
-    expect(r.holder).toMatchObject({ token, pid: holder.pid })
+    expect(r.holder).toMatchObject({ token, pid: holder.pid, traceparent: TRACEPARENT, tracestate: "vendor=x" })
     const waiting = observed(b.claim(S, { ttlMs: 1500, timeoutMs: 20_000 }))
     expect((await outcome(waiting, 2000)).state).toBe("hung") // longer than its TTL: the renewals keep it
     await holder.kill("SIGKILL")
     const taken = await waiting
     expect(taken.from).toBe("expired")
     expect(taken.token).toBeGreaterThan(token)
+    expect(taken.replacedTraceparent).toBe(TRACEPARENT)
+    expect(taken.traceparent).toBeUndefined() // no option, no SDK here: none stored
     await taken.release()
   }, 60_000)
 

@@ -91,6 +91,20 @@ describe.skipIf(skip !== null)("a topic across two hosts", () => {
     expect(topic.bridgeStats()).toMatchObject({ bridging: true, unsent: 0 })
   }, 120_000)
 
+  test("an event published on host A with a trace context reaches host B's subscriber with it: traceparent, tracestate, and routing keys without them", async () => {
+    const name = busName("th")
+    await using topic = await Topic.open(name, { remote: nats(on.hosts.a.natsUrl) })
+    const b = await subscriberOnB(name, "job.*")
+    await probeUntilHeard(topic, b)
+    const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    topic.publish({ type: "job.t", data: "traced", routing: { region: "eu" }, traceparent, tracestate: "vendor=a1" })
+    topic.publish({ type: "job.t", data: "plain", routing: { region: "eu" } })
+    await until(() => b.lines.includes("ev plain"), "both events reach host B", 20_000)
+    expect(b.lines.filter((l) => l.startsWith("trace "))).toEqual([
+      `trace traced ${traceparent} vendor=a1 {"region":"eu"}`,
+    ])
+  }, 60_000)
+
   test("events NATS loses while host B's nats-server is down are counted in the lagged of host B's subscriber, exactly, with where", async () => {
     const name = busName("th")
     await using topic = await Topic.open(name, { remote: nats(on.hosts.a.natsUrl) })

@@ -17,8 +17,13 @@ const LABEL = "leader"
 
 /** A member process on host A or B, talking to that host's nats-server. */
 function member(host: "a" | "b", ...args: string[]): Child {
+  return memberWith({}, host, ...args)
+}
+/** member, with more environment (TRACEPARENT: its claims' trace context). */
+function memberWith(env: Record<string, string>, host: "a" | "b", ...args: string[]): Child {
   const cmd = [process.execPath, MEMBER, args[0]!, on.hosts[host].natsUrl, ...args.slice(1)]
-  return host === "a" ? spawn(cmd) : on.hosts.spawnOnB(cmd)
+  const opts = { env: { ...process.env, ...env } }
+  return host === "a" ? spawn(cmd, opts) : on.hosts.spawnOnB(cmd, opts)
 }
 
 /** A fencing storage on host A's address (host B reaches it over the veth): it refuses a token lower than the highest it took. */
@@ -75,10 +80,11 @@ describe.skipIf(skip !== null)("a cluster contest across two hosts", () => {
     }
   }, 90_000)
 
-  test("kill -9 of the holder on host A: a waiting process on host B claims within TTL + 1 s, with a larger token", async () => {
+  test("kill -9 of the holder on host A: a waiting process on host B claims within TTL + 1 s, with a larger token and the holder's trace context as the replaced one", async () => {
     const name = busName("kvh")
     const storage = fencingStorage()
-    const holder = member("a", "hold", name, LABEL, "2000", "400", storage.url)
+    const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    const holder = memberWith({ TRACEPARENT: traceparent }, "a", "hold", name, LABEL, "2000", "400", storage.url)
     let contender: Child | undefined
     try {
       const held = BigInt((await holder.waitLine(/^claimed (\d+)$/, 20_000))[1]!)
@@ -90,6 +96,7 @@ describe.skipIf(skip !== null)("a cluster contest across two hosts", () => {
       const m = await contender.waitLine(/^claimed (\d+) (\w+)/, 2000 + 1000)
       expect(m[2]).toBe("expired")
       expect(BigInt(m[1]!)).toBeGreaterThan(held)
+      expect((await contender.waitLine(/^replaced (\S+)$/, 5000))[1]).toBe(traceparent)
       await contender.waitLine(/^storage ok$/, 5000)
     } finally {
       storage.stop()

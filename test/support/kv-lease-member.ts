@@ -16,10 +16,11 @@
 //        claim (waiting), print "claimed <token>", write the storage, then renew every <renewMs>; when a renewal
 //        fails print "lost <error name>", write the storage with the old token, print "storage <answer>", exit
 //   wait <nats> <contest> <label> <ttlMs> <storage>
-//        print "waiting", claim (waiting), print "claimed <token> <from> <ns on the machine's clock>", write the storage,
-//        print "storage <answer>", then renew every ttlMs / 4 until killed
+//        print "waiting", claim (waiting), print "claimed <token> <from> <ns on the machine's clock>" and "replaced
+//        <the replaced claim's traceparent, or none>", write the storage, print "storage <answer>", then renew every
+//        ttlMs / 4 until killed
 // Environment: KV_MARGIN_MS, the contest's marginMs; KV_CLOCK_RATE, a factor this process's monotonic clock (and
-// its timers) run at, to play a host whose clock runs fast or slow.
+// its timers) run at, to play a host whose clock runs fast or slow; TRACEPARENT, the claims' trace context.
 import { appendFileSync } from "node:fs"
 import { Contest, ContestUnavailableError, LeaseLostError } from "../../src/leases/index.ts"
 import { nats as viaNats } from "../../src/nats/index.ts"
@@ -52,6 +53,7 @@ async function open() {
   }
 }
 const owner = `${mode}-${process.pid}`
+const traced = process.env.TRACEPARENT ? { traceparent: process.env.TRACEPARENT } : {}
 
 async function store(storage: string, token: bigint): Promise<string> {
   const r = await fetch(`${storage}/write?token=${token}&who=${process.pid}`, { method: "POST" })
@@ -113,7 +115,7 @@ switch (mode) {
   }
   case "hold": {
     const [ttl, every, storage] = rest
-    const lease = await contest.claim(subject, { owner, ttlMs: Number(ttl) })
+    const lease = await contest.claim(subject, { owner, ttlMs: Number(ttl), ...traced })
     say(`claimed ${lease.token}`)
     say(`storage ${await store(storage!, lease.token)}`)
     for (;;) {
@@ -132,8 +134,9 @@ switch (mode) {
   case "wait": {
     const [ttl, storage] = rest
     say("waiting")
-    const lease = await contest.claim(subject, { owner, ttlMs: Number(ttl) })
+    const lease = await contest.claim(subject, { owner, ttlMs: Number(ttl), ...traced })
     say(`claimed ${lease.token} ${lease.from} ${stamp()}`)
+    say(`replaced ${lease.replacedTraceparent ?? "none"}`)
     say(`storage ${await store(storage!, lease.token)}`)
     for (;;) {
       await Bun.sleep(Number(ttl) / 4)

@@ -2,7 +2,9 @@
 //   bun topic-member.ts <topic> <nats: URL or JSON options> bridge           a bridge candidate: prints "bridging <pid>"
 //                                                                             when it is elected, "stats <json>" each 100 ms
 //   bun topic-member.ts <topic> <nats> sub <type filter> [routingKey=value]   a subscriber: "ev <data>" per event,
-//                                                                             "count <received> <lagged> <estimates>" each 100 ms
+//                                                                             "count <received> <lagged> <estimates>" each 100 ms;
+//                                                                             for an event with a trace context also
+//                                                                             "trace <data> <traceparent> <tracestate or -> <routing json>"
 //   bun topic-member.ts <topic> <nats> pub <type> <n>                        publishes n events "<i>" of <type>, paced
 //   bun topic-member.ts <topic> <nats> dpub <n>       the topic durable (§11.6): publishes n events "p<i>" of type t,
 //                                                    exits once its bridge sent them all (it must be the host's bridge)
@@ -68,7 +70,11 @@ if (role === "lpub") {
   const sub = topic.subscribe({ type: rest[0]!, routing }, { queue: 1 << 16 })
   setInterval(() => console.log(`count ${sub.received} ${sub.lagged} ${sub.estimates}`), 100)
   console.log(`ready ${process.pid}`)
-  for await (const ev of sub) console.log(`ev ${ev.text()}`)
+  for await (const ev of sub) {
+    console.log(`ev ${ev.text()}`)
+    if (ev.traceparent !== undefined)
+      console.log(`trace ${ev.text()} ${ev.traceparent} ${ev.tracestate ?? "-"} ${JSON.stringify(ev.routing)}`)
+  }
 } else if (role === "pub") {
   console.log(`ready ${process.pid}`)
   const n = Number(rest[1])
