@@ -4,19 +4,12 @@ import { expect, test } from "bun:test"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { alive, run, spawn, until } from "../support/helpers.ts"
+import { alive, freePort, run, spawn, until } from "../support/helpers.ts"
 import { sayWhySkipped, toolSkipReason } from "../support/tools.ts"
 
 const ROOT = join(import.meta.dir, "..", "..")
 const wrkSkip = toolSkipReason("wrk")
 sayWhySkipped("SIGHUP to slotbus hub --spawn under wrk", wrkSkip)
-
-async function freePort(): Promise<number> {
-  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } })
-  const port = s.port
-  s.stop(true)
-  return port
-}
 
 test.skipIf(wrkSkip !== null)(
   "two SIGHUPs within 10 s under wrk (16 connections, POST): every worker replaced, 0 errors, 0 non-2xx answers",

@@ -3,16 +3,9 @@ import { expect, test } from "bun:test"
 import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { alive, spawn, until } from "../support/helpers.ts"
+import { alive, freePort, spawn, until } from "../support/helpers.ts"
 
 const ROOT = join(import.meta.dir, "..", "..")
-
-async function freePort(): Promise<number> {
-  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } })
-  const port = s.port
-  s.stop(true)
-  return port
-}
 
 test("slotbus hub --spawn keeps N workers running: one killed with SIGKILL is replaced, and SIGTERM stops them all", async () => {
   const port = await freePort()

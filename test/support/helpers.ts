@@ -99,6 +99,14 @@ export async function withHub(
 }
 
 /** Whether a process with this pid exists (a zombie not yet reaped counts). */
+/** A TCP port on 127.0.0.1 that was free a moment ago (for a server a test starts in another process). */
+export async function freePort(): Promise<number> {
+  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } })
+  const port = s.port
+  s.stop(true)
+  return port
+}
+
 export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0)
