@@ -1,7 +1,8 @@
 // The writer's side of the flight recorder (docs/PROTOCOL.md §16): the bus's file, made in its private directory,
 // and what the TS side tells it that C cannot see (a request's enqueue time, the queue, why a request was given up).
 // C writes the records on the slot transitions (csrc/recorder.c); nothing here runs per request but one store.
-import { lstatSync, mkdirSync, readdirSync, unlinkSync } from "node:fs"
+import { lstatSync, mkdirSync, readdirSync, rmdirSync, unlinkSync } from "node:fs"
+import { dirname } from "node:path"
 import type { Pointer } from "bun:ffi"
 import { native, recorderStage, type Chan } from "../native/ffi.ts"
 import { RecConst, RecOutcome, recorderDir } from "../native/recorder-layout.ts"
@@ -50,9 +51,13 @@ export class FlightRecorder {
     const why = privateDir(dir)
     let ptr: Pointer | null = null
     const err = new Int32Array(1)
+    const open = () =>
+      native.sb_rec_open(Buffer.from(`${path}\0`), Buffer.from(`${name}\0`), records, err) as Pointer | null
     if (!why) {
       sweep(dir)
-      ptr = native.sb_rec_open(Buffer.from(`${path}\0`), Buffer.from(`${name}\0`), records, err) as Pointer | null
+      ptr = open()
+      // the last bus of another process removed the empty directory between our check and the open: make it again
+      if (!ptr && err[0] === -2 && !privateDir(dir)) ptr = open()
     }
     if (ptr) {
       OPEN.add(path)
@@ -60,6 +65,7 @@ export class FlightRecorder {
         exitHook = true
         process.on("exit", () => {
           for (const f of OPEN) unlinkQuietly(f)
+          rmdirQuietly(dir)
         })
       }
       return new FlightRecorder(ptr, path)
@@ -89,6 +95,7 @@ export class FlightRecorder {
     this.open = false
     OPEN.delete(this.path)
     native.sb_rec_close(this.ptr)
+    rmdirQuietly(dirname(this.path)) // the last recorder of the uid leaves nothing in /dev/shm (§16.1)
   }
 }
 
@@ -104,6 +111,13 @@ function privateDir(dir: string): string | null {
   if (!st?.isDirectory() || st.uid !== uid || (st.mode & 0o777) !== 0o700)
     return `${dir} is not a directory of uid ${uid} with mode 0700`
   return null
+}
+
+/** Removes the directory if it is empty (another bus's file keeps it). */
+function rmdirQuietly(dir: string) {
+  try {
+    rmdirSync(dir)
+  } catch {}
 }
 
 function unlinkQuietly(path: string) {

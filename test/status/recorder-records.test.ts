@@ -1,7 +1,7 @@
 // What the flight recorder (docs/PROTOCOL.md §16) writes for each way a request can end, read from its file as any
 // other process would (readRecorder: plain reads, the seqlock checked), with real worker processes.
 import { afterEach, describe, expect, test } from "bun:test"
-import { existsSync, statSync, unlinkSync } from "node:fs"
+import { existsSync, readdirSync, statSync, unlinkSync } from "node:fs"
 import { join } from "node:path"
 import { SlotBus } from "../../src/index.ts"
 import { recorderDir } from "../../src/native/recorder-layout.ts"
@@ -170,6 +170,23 @@ describe("the flight recorder's file", () => {
       await bus.close()
     }
     expect(existsSync(file)).toBe(false)
+  })
+
+  test("the last one of the uid to close takes the directory with it; another's file keeps it", async () => {
+    const first = await SlotBus.listen(busName("rec-dir-a"))
+    const second = await SlotBus.listen(busName("rec-dir-b"))
+    await first.close()
+    expect(existsSync(recorderDir())).toBe(true) // the second bus's file is in it
+    await second.close()
+    // gone, or kept by a file of another process's bus: never left empty
+    const left = existsSync(recorderDir()) ? readdirSync(recorderDir()) : null
+    expect(left === null || left.length > 0).toBe(true)
+    const again = await SlotBus.listen(busName("rec-dir-c")) // made again by the next bus
+    try {
+      expect(existsSync(fileOf(again.name, process.pid))).toBe(true)
+    } finally {
+      await again.close()
+    }
   })
 
   test("is removed by a process that exits without closing its bus", async () => {
