@@ -7,38 +7,42 @@ import type { TopicStats } from "./status.ts"
 export function topicFamilies(st: TopicStats, pid: number): MetricFamily[] {
   const topic = { topic: st.name }
   const mine = st.subscribers.filter((s) => s.pid === pid)
-  const published = family("slotbus_topic_published_events_total", "counter", "events this process published")
-  published.add(topic, st.publishers.find((p) => p.pid === pid)?.published ?? 0)
-  const received = family(
-    "slotbus_topic_received_events_total",
-    "counter",
-    "matching events this process's open subscriptions received",
-  )
-  received.add(
-    topic,
-    mine.reduce((n, s) => n + s.received, 0),
-  )
-  const lagged = family(
-    "slotbus_topic_lagged_events_total",
-    "counter",
-    "matching events this process's open subscriptions lost by falling behind (queue bound or ring lapping)",
-  )
-  lagged.add(
-    topic,
-    mine.reduce((n, s) => n + s.lagged, 0),
-  )
-  const lag = family(
-    "slotbus_topic_lag_bytes",
-    "gauge",
-    "ring bytes the furthest behind of this process's subscriptions has yet to read",
-  )
-  lag.add(
-    topic,
-    mine.reduce((n, s) => Math.max(n, s.behind), 0),
-  )
-  const subscribers = family("slotbus_topic_subscribers", "gauge", "subscriptions open on the topic, every process's")
-  subscribers.add(topic, st.subscribers.length)
-  const written = family("slotbus_topic_written_bytes_total", "counter", "ring bytes claimed on the topic so far")
-  written.add(topic, st.tail)
-  return [published, received, lagged, lag, subscribers, written]
+  const one = (name: string, type: "counter" | "gauge", help: string, value: number) => {
+    const f = family(name, type, help)
+    f.add(topic, value)
+    return f
+  }
+  return [
+    one(
+      "slotbus_topic_published_events_total",
+      "counter",
+      "events this process published",
+      st.publishers.find((p) => p.pid === pid)?.published ?? 0,
+    ),
+    one(
+      "slotbus_topic_received_events_total",
+      "counter",
+      "matching events this process's open subscriptions received",
+      mine.reduce((n, s) => n + s.received, 0),
+    ),
+    one(
+      "slotbus_topic_lagged_events_total",
+      "counter",
+      "matching events this process's open subscriptions lost by falling behind (queue bound or ring lapping)",
+      mine.reduce((n, s) => n + s.lagged, 0),
+    ),
+    one(
+      "slotbus_topic_lag_bytes",
+      "gauge",
+      "ring bytes the furthest behind of this process's subscriptions has yet to read",
+      mine.reduce((n, s) => Math.max(n, s.behind), 0),
+    ),
+    one(
+      "slotbus_topic_subscribers",
+      "gauge",
+      "subscriptions open on the topic, every process's",
+      st.subscribers.length,
+    ),
+    one("slotbus_topic_written_bytes_total", "counter", "ring bytes claimed on the topic so far", st.tail),
+  ]
 }
