@@ -15,6 +15,7 @@ export const RpcVerb = { JSON: "rpc:json", CLONE: "rpc:clone" } as const
 export const RpcStatus = {
   RESULT_JSON: 720,
   RESULT_CLONE: 721,
+  RESULT_TEXT: 722,
   THROWN_JSON: 730,
   THROWN_CLONE: 731,
   NO_SUCH_METHOD: 744,
@@ -188,6 +189,9 @@ const callOf = (req: RpcRequest): RpcCall => ({
 })
 
 function resultReply(method: string, v: unknown): RpcReply {
+  // a string goes as its UTF-8, written straight into the slot: no JSON quoting here, no parse on the hub (a lone
+  // surrogate has no UTF-8: such a string goes as JSON, which keeps it)
+  if (typeof v === "string" && v.isWellFormed()) return { status: RpcStatus.RESULT_TEXT, body: v }
   let e: { json: boolean; body: string | SharedArrayBuffer }
   try {
     e = encodeValue(v)
@@ -290,6 +294,8 @@ export function decodeReply(method: string, status: number, body: Uint8Array): u
     case RpcStatus.RESULT_JSON:
     case RpcStatus.RESULT_CLONE:
       return readReply(method, status, body)
+    case RpcStatus.RESULT_TEXT:
+      return utf8(body)
     case RpcStatus.THROWN_JSON:
     case RpcStatus.THROWN_CLONE: {
       const thrown = readReply(method, status, body)

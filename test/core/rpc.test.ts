@@ -63,6 +63,22 @@ describe("calls and results", () => {
       expect(backLoop.self).toBe(backLoop)
     }))
 
+  test("a string result goes as its UTF-8 (status 722), and every string comes back as it was", () =>
+    withRpcWorkers(1, async (bus) => {
+      const api = bus.remote<Api>()
+      const strings = ["", "plain", 'quotes " and \\ and \n', "é€★😀", "x".repeat(1 << 20), "\u0000nul"]
+      for (const s of strings) expect(await api.echo(s)).toBe(s)
+      // a lone surrogate has no UTF-8: it goes as JSON, which keeps it
+      for (const s of ["\ud800", "a\udc00b"]) expect(await api.echo(s)).toBe(s)
+      // on the wire, as a hub in another language reads it (docs/PROTOCOL.md §6.1)
+      const raw = await bus.request({ method: RpcVerb.JSON, path: "echo", body: JSON.stringify(['é<a href="/">']) })
+      expect(raw.status).toBe(722)
+      expect(raw.text()).toBe('é<a href="/">')
+      const lone = await bus.request({ method: RpcVerb.JSON, path: "echo", body: JSON.stringify(["\ud800"]) })
+      expect(lone.status).toBe(720)
+      expect(lone.text()).toBe('"\\ud800"')
+    }))
+
   test("typed arrays cross as bytes both ways, 1 MiB and empty, and a kept argument stays intact", () =>
     withRpcWorkers(1, async (bus) => {
       const api = bus.remote<Api>()
