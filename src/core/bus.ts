@@ -257,8 +257,9 @@ export class SlotBus {
       { timeoutMs, streamIdleMs, idempotent, signal, stream: true, traceparent, tracestate },
       // its caller's context, if nothing nearer (the option, an active span) gives one
       receivedContext(request.headers.get("traceparent"), request.headers.get("tracestate")),
-    )) as StreamedResponse
-    return res.toResponse()
+      true,
+    )) as StreamedResponse | Response
+    return res instanceof Response ? res : res.toResponse()
   }
 
   /**
@@ -320,6 +321,7 @@ export class SlotBus {
     init: SlotRequestInit,
     options?: RequestOptions,
     inherited?: TraceContext,
+    response = false, // bus.fetch's: a whole answer resolves as a Web Response
   ): Promise<unknown> {
     try {
       if (this.closing) throw this.closedError()
@@ -394,6 +396,7 @@ export class SlotBus {
         endpoint: null,
         slot: -1,
         stream: opts.stream === true,
+        response,
         streamIdleMs,
         in: null,
         idempotent: opts.idempotent === true,

@@ -8,7 +8,7 @@ import { MAX_TIMER_MS } from "../kit/index.ts"
 import { LatencyHistogram } from "./stats.ts"
 import { BusMetrics } from "./bus-metrics.ts"
 import { nowMs, type Endpoint, type EndpointHost, type Pending, type StreamHost, type WorkerInfo } from "./endpoint.ts"
-import { BorrowedResponse, SlotResponse, StreamedResponse } from "./response.ts"
+import { BorrowedResponse, SlotResponse, StreamedResponse, webResponse } from "./response.ts"
 import { Kind } from "../native/ffi.ts"
 import type { FlightRecorder } from "./recorder.ts"
 
@@ -207,7 +207,13 @@ export class Dispatcher implements EndpointHost {
       return this.settle(p)
     }
     let value: unknown
-    if (p.stream) value = new StreamedResponse(status, head, body)
+    if (p.response) {
+      try {
+        value = webResponse(status, head, body)
+      } catch (e) {
+        return this.fail(p, e)
+      }
+    } else if (p.stream) value = new StreamedResponse(status, head, body)
     else if (p.kind === Kind.RAW) value = body
     else if (p.borrow) value = new BorrowedResponse(status, head, body, null)
     else value = new SlotResponse(status, head, body)

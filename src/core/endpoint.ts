@@ -53,6 +53,8 @@ export interface Pending extends Settle {
   slot: number
   /** The caller asked for the body as a stream (`stream: true`, `bus.fetch`). */
   stream: boolean
+  /** bus.fetch: an answer that came whole resolves as a Web Response made from the slot (response.ts's webResponse). */
+  response: boolean
   /** A streaming caller that does not read for this long gives the request up (0: never). */
   streamIdleMs: number
   /** The worker answers as a stream (docs/PROTOCOL.md §9): its reader (stream-in.ts). */

@@ -105,7 +105,8 @@ export class RemoteEndpoint implements Endpoint {
     this.host.counters.bytesIn += body.length
     if (flags & RespFlag.ERROR)
       return this.host.fail(p, remoteError(readHead(bytes, headLen), utf8(body), this.peer.pid))
-    this.host.streams.streamEnded(p, status, p.kind === Kind.RAW ? [] : readHead(bytes, headLen), body.slice())
+    const head = p.kind === Kind.RAW ? [] : readHead(bytes, headLen)
+    this.host.streams.streamEnded(p, status, head, p.response ? body : body.slice()) // a Response copies it itself
     p.phase = "slot-returned"
   }
 

@@ -29,16 +29,25 @@ export class SlotResponse {
   json<T = unknown>(): T {
     return JSON.parse(this.text()) as T
   }
-  /** As a Web Response (the body is not copied again). */
+  /** As a Web Response. */
   toResponse(): Response {
-    return new Response(NULL_BODY_STATUS.has(this.status) ? null : this.body, {
-      status: this.status || 200,
-      headers: this.headers,
-    })
+    return webResponse(this.status, this.head, this.body)
   }
 }
 
 const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304])
+
+/**
+ * An answer as a Web Response (a status outside 200..599 is a RangeError, as for Response). Bun copies a byte body
+ * into the Response's own store when it is made, so `body` may view a slot that is reused right after: bus.fetch's
+ * whole answers go from the slot to Bun.serve with no JavaScript buffer made in between.
+ */
+export function webResponse(status: number, head: readonly string[], body: Uint8Array | ReadableStream | null) {
+  return new Response(NULL_BODY_STATUS.has(status) ? null : body, {
+    status: status || 200,
+    headers: pairsToHeaders(head, 0),
+  })
+}
 
 /**
  * The answer to a `{ borrow: true }` request: `body` views the slot's response arena, nothing copied. The slot

@@ -8,7 +8,15 @@ import { PayloadTooLargeError, ProtocolError } from "../errors.ts"
 import type { Channel } from "./channel.ts"
 import { Pump, STARTUP_POLL_NS, type IdleStrategy } from "./idle.ts"
 import { nowMs, STATE_NAMES, type Endpoint, type EndpointHost, type Pending, type WorkerInfo } from "./endpoint.ts"
-import { BorrowedResponse, forgotten, NO_HEAD, remoteError, SlotResponse, StreamedResponse } from "./response.ts"
+import {
+  BorrowedResponse,
+  forgotten,
+  NO_HEAD,
+  remoteError,
+  SlotResponse,
+  StreamedResponse,
+  webResponse,
+} from "./response.ts"
 import { SlotFrames, StreamIn, type SlotStreamOwner } from "./stream-in.ts"
 import { outcomeOf, type FlightRecorder } from "./recorder.ts"
 
@@ -261,6 +269,13 @@ export class SlotEndpoint implements Endpoint, SlotStreamOwner {
         forgotten.register(buf, give, give)
         value = new BorrowedResponse(status, headers, new Uint8Array(buf), give)
         lent = true
+      }
+    } else if (p.response) {
+      try {
+        value = webResponse(status, headers, arena.subarray(bodyOff, bodyOff + bodyLen)) // Bun copies it: no JS buffer
+      } catch (e) {
+        this.host.fail(p, e) // a status Response refuses
+        return false
       }
     } else {
       const body = arena.slice(bodyOff, bodyOff + bodyLen)

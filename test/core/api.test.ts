@@ -193,6 +193,41 @@ describe("Request and Response", () => {
   })
 })
 
+describe("bus.fetch's Response is made from the slot", () => {
+  test("held answers stay intact while their slots serve hundreds of later requests", async () => {
+    await withApiWorker([], async (bus) => {
+      const body = (i: number, size: number) => new Uint8Array(size).map((_, j) => (i * 31 + j * 7) & 0xff)
+      const held: Response[] = []
+      for (let i = 0; i < 64; i++)
+        held.push(await bus.fetch(new Request("http://x/echo", { method: "POST", body: body(i, 16384 + i) })))
+      await Promise.all(
+        Array.from({ length: 500 }, (_, i) =>
+          bus
+            .fetch(new Request("http://x/echo", { method: "POST", body: body(1000 + i, 20000) }))
+            .then((r) => r.arrayBuffer()),
+        ),
+      )
+      for (let i = 0; i < held.length; i++)
+        expect(new Uint8Array(await held[i]!.arrayBuffer())).toEqual(body(i, 16384 + i))
+    })
+  })
+
+  test("a status a Response cannot have rejects that fetch with RangeError; 204 and 304 come without a body", async () => {
+    await withApiWorker([], async (bus) => {
+      for (const status of [99, 600, 999]) {
+        const e = await rejection(bus.fetch(new Request(`http://x/status/${status}`)))
+        expect(e).toBeInstanceOf(RangeError)
+      }
+      for (const status of [204, 304]) {
+        const res = await bus.fetch(new Request(`http://x/status/${status}`))
+        expect(res.status).toBe(status)
+        expect(await res.text()).toBe("")
+      }
+      expect(await (await bus.fetch(new Request("http://x/status/418"))).text()).toBe("with that status")
+    })
+  })
+})
+
 describe("cancellation reaches the worker", () => {
   test("req.signal aborts in the worker when the hub's caller aborts after the worker claimed the request", async () => {
     await withApiWorker([], async (bus, worker) => {

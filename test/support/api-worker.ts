@@ -2,7 +2,7 @@
 // Prints "ready" once connected; "aborted <path> <reason name>" when a request's signal aborts.
 // Paths: /number (returns 42), /object ({ ok: true }), /response (a Response with two set-cookie),
 // /blob (a Blob), /reply-blob ({ status: 202, body: Blob }), /type-error (throws TypeError),
-// /wait (awaits req.signal, prints "waiting <path>" first), anything else echoes the body.
+// /wait (awaits req.signal, prints "waiting <path>" first), /status/<n> (that status), anything else echoes the body.
 import { SlotWorker, type SlotReply } from "../../src/index.ts"
 
 const [name, ...flags] = process.argv.slice(2)
@@ -38,6 +38,7 @@ function answer(path: string, signal: AbortSignal, body: Uint8Array): SlotReply 
       throw new TypeError("a type went wrong")
     default:
       if (path.startsWith("/wait")) return waitForAbort(signal, path)
+      if (path.startsWith("/status/")) return { status: Number(path.slice(8)), body: "with that status" }
       return body.slice()
   }
 }
