@@ -50,7 +50,7 @@ const hubRoutes = new RouteTable<string>()
 hubRoutes.add(parseRoute("GET", "/items/:id"), "bench")
 const sampleReq = new Request(URL_, { headers: CLIENT_HEADERS })
 const hubStrings = ["GET", "/items/42", ...headerPairs(sampleReq.headers)]
-const reqArena = hub.arena(0, 0)
+const reqArena = hub.arena(0, 0, 65536)
 
 // --- worker side: the same request in slot 0 -------------------------------------------------------------
 const headLen = writeHead(reqArena, [...hubStrings, "x-forwarded-for", "127.0.0.1"])
@@ -63,9 +63,9 @@ const server = new RequestServer("bench", () => {})
 server.add(parseRoute("GET", "/items/:id"), (req) => Response.json({ id: req.params.id }))
 
 // A response in slot 0 as the worker writes it, for the hub's collect stage.
-const replyHead = writeHead(worker.arena(wslot, 1), ["content-type", "application/json;charset=utf-8"])
+const replyHead = writeHead(worker.arena(wslot, 1, 65536), ["content-type", "application/json;charset=utf-8"])
 const replyBody = new TextEncoder().encode('{"id":"42"}')
-worker.arena(wslot, 1).set(replyBody, align8(replyHead))
+worker.arena(wslot, 1, 65536).set(replyBody, align8(replyHead))
 
 group("HTTP hub path, hub side (per request)", () => {
   bench("HTTP parse (upper bound): new Request(url, headers) + .headers", () =>
@@ -83,7 +83,7 @@ group("HTTP hub path, hub side (per request)", () => {
     return writeHead(reqArena, s)
   })
   bench("hub collect: readHead + pairsToRecord + body slice", () => {
-    const a = hub.arena(0, 1)
+    const a = hub.arena(0, 1, 65536)
     const h = pairsToRecord(readHead(a, replyHead), 0)
     return do_not_optimize([h, a.slice(align8(replyHead), align8(replyHead) + replyBody.length)])
   })
@@ -151,7 +151,7 @@ group("HTTP hub path, worker side (per request)", () => {
     return do_not_optimize(parts)
   })
   bench("completion: reply head + body into the slot (headerPairs + writeHead + set)", () => {
-    const out = worker.arena(wslot, 1)
+    const out = worker.arena(wslot, 1, 65536)
     const s = headerPairs([["content-type", "application/json;charset=utf-8"]])
     headLength(s)
     const hl = writeHead(out, s)

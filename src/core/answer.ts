@@ -110,11 +110,18 @@ function replyParts(r: unknown): { status?: number; headers?: HeaderInit; body?:
   )
 }
 
+/** Where an answer is encoded: the start of the arena, at least `need` bytes long (all of it if fewer), and its size. */
+export interface AnswerArena {
+  arena(need: number): Uint8Array
+  readonly room: number
+}
+
 /**
- * A handler's outcome written into `arena` as the answer (docs/PROTOCOL.md §6): head, padding, body; a throw, or a
- * reply that cannot be sent (bad status, too large), as the error answer.
+ * A handler's outcome written into `to`'s arena as the answer (docs/PROTOCOL.md §6): head, padding, body; a throw,
+ * or a reply that cannot be sent (bad status, too large), as the error answer.
  */
-export function encodeAnswer(arena: Uint8Array, req: SlotRequest, out: unknown, threw: boolean) {
+export function encodeAnswer(to: AnswerArena, req: SlotRequest, out: unknown, threw: boolean) {
+  const room = to.room
   let status = 200,
     flags = 0,
     headLen = 0,
@@ -122,38 +129,40 @@ export function encodeAnswer(arena: Uint8Array, req: SlotRequest, out: unknown, 
   try {
     if (threw) throw out
     // bytes that fit: the body alone (an empty view may be of a detached buffer: toBytes below says so)
-    if (out instanceof Uint8Array && out.byteLength > 0 && out.byteLength <= arena.length && req.replied === null) {
-      arena.set(out, 0)
+    if (out instanceof Uint8Array && out.byteLength > 0 && out.byteLength <= room && req.replied === null) {
+      to.arena(out.byteLength).set(out, 0)
       return { status, flags, headLen, bodyLen: out.byteLength }
     }
     const reply = replyParts(out)
     if (req.replied && reply.body === req.replied.view) {
       ;({ status, headLen } = req.replied)
       bodyLen = req.replied.view.length
-      if (req.lendsCopies) arena.set(req.replied.view, align8(headLen))
+      if (req.lendsCopies) to.arena(align8(headLen) + bodyLen).set(req.replied.view, align8(headLen))
     } else {
       status = checkNumber(reply.status ?? 200, STATUS)
       const strings = headerPairs(reply.headers)
       const at = align8(headLength(strings))
       if (typeof reply.body === "string") {
         // straight into the arena: no buffer of the UTF-8 made and dropped (its pages are what the kernel zeroes
-        // again and again once the allocator gave them back; docs/perf/real-work.md)
+        // again and again once the allocator gave them back; docs/perf/real-work.md); 3 bytes a unit at most
         const text = reply.body
+        const arena = to.arena(at + 3 * text.length)
         const { read, written } =
           at <= arena.length ? encoder.encodeInto(text, arena.subarray(at)) : { read: -1, written: 0 }
-        if (read < text.length) throw tooLarge(Buffer.byteLength(text), arena.length)
+        if (read < text.length) throw tooLarge(Buffer.byteLength(text), room)
         headLen = writeHead(arena, strings)
         bodyLen = written
       } else {
         const body = toBytes(reply.body as BodyInit, "reply body")
-        if (at + body.length > arena.length) throw tooLarge(body.length, arena.length)
+        if (at + body.length > room) throw tooLarge(body.length, room)
+        const arena = to.arena(at + body.length)
         headLen = writeHead(arena, strings)
         arena.set(body, align8(headLen))
         bodyLen = body.length
       }
     }
   } catch (e) {
-    ;({ headLen, bodyLen } = writeError(arena, e))
+    ;({ headLen, bodyLen } = writeError(to, e))
     ;(status = 500), (flags = RespFlag.ERROR)
   }
   return { status, flags, headLen, bodyLen }
@@ -172,15 +181,17 @@ const MAX_STACK_CHARS = 8192
  * An error answer (docs/PROTOCOL.md §6): head pairs `name` and `stack` (when there is one), body the message,
  * cut to fit the arena.
  */
-function writeError(arena: Uint8Array, e: unknown): { headLen: number; bodyLen: number } {
+function writeError(to: AnswerArena, e: unknown): { headLen: number; bodyLen: number } {
   const err = e instanceof Error ? e : null
   const strings = [
     "name",
     (err?.name ?? "Error").replace(/\0/g, ""),
     ...(typeof err?.stack === "string" ? ["stack", err.stack.slice(0, MAX_STACK_CHARS).replace(/\0/g, "")] : []),
   ]
-  const headLen = align8(headLength(strings)) + 64 <= arena.length ? writeHead(arena, strings) : 0
   const msg = new TextEncoder().encode(err ? err.message : String(e))
+  const head = align8(headLength(strings))
+  const arena = to.arena(head + Math.max(64, msg.length))
+  const headLen = head + 64 <= arena.length ? writeHead(arena, strings) : 0
   const off = align8(headLen)
   const cut = msg.subarray(0, Math.min(msg.length, arena.length - off))
   arena.set(cut, off)

@@ -9,6 +9,13 @@ import type { Parking } from "./idle.ts"
 const BUS_PROCESSES_OFFSET = 40
 /** CPUs this process may run on: more processes than this on one bus and a side that spins takes a handler's CPU. */
 const CPUS = availableParallelism()
+// JavaScriptCore counts an ArrayBuffer's whole length as heap, external ones over shared memory included, and
+// collects the less often the larger it thinks the heap is: views of whole 64 MiB arenas made it think a worker
+// held 2 GiB and collect a few times a minute, while the real garbage grew to hundreds of MB and was faulted in
+// afresh (docs/perf/real-work.md). So a view is as long as what it is for, in powers of two from ARENA_VIEW_MIN,
+// and only views up to ARENA_VIEW_KEPT are kept for the next message.
+const ARENA_VIEW_MIN = 64 * 1024
+const ARENA_VIEW_KEPT = 1024 * 1024
 
 export class Channel implements Parking {
   readonly msg: Uint32Array
@@ -70,16 +77,23 @@ export class Channel implements Parking {
     return this.open && this.processes[0]! > CPUS
   }
 
-  /** The request (response = 0) or response (1) arena of a slot, a view into shared memory. */
-  arena(slot: number, response: 0 | 1): Uint8Array {
+  /**
+   * The start of the request (response = 0) or response (1) arena of a slot, a view into shared memory at least
+   * `need` bytes long (the whole arena, `arenaSize`, when `need` is more). Used at once: a view longer than
+   * ARENA_VIEW_KEPT is made for this one use.
+   */
+  arena(slot: number, response: 0 | 1, need: number): Uint8Array {
     const i = slot * 2 + response
-    let view = this.arenas[i]
-    if (view === undefined) {
-      const off = native.sb_arena_offset(this.ptr, slot, response)
-      // No finalizer: the memory is the channel's, unmapped only by close().
-      view = new Uint8Array(toArrayBuffer(this.base as never, off, this.arenaSize))
-      this.arenas[i] = view
-    }
+    const kept = this.arenas[i]
+    if (kept !== undefined && kept.length >= need) return kept
+    let len = ARENA_VIEW_MIN
+    while (len < need) len *= 2
+    len = Math.min(len, this.arenaSize)
+    // No finalizer: the memory is the channel's, unmapped only by close().
+    const view = new Uint8Array(
+      toArrayBuffer(this.base as never, native.sb_arena_offset(this.ptr, slot, response), len),
+    )
+    if (len <= ARENA_VIEW_KEPT) this.arenas[i] = view
     return view
   }
 

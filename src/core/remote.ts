@@ -21,7 +21,9 @@ export interface RemoteRequest {
 export interface SlotBytes {
   /** `lend` gives copies, not views of the arena: a reply view (`req.reply()`) is copied into it when answered. */
   readonly copies?: boolean
-  arena(slot: number, response: 0 | 1): Uint8Array
+  /** The start of an arena, at least `need` bytes long (all of it, `arenaSize`, if fewer). */
+  arena(slot: number, response: 0 | 1, need: number): Uint8Array
+  readonly arenaSize: number
   lend(slot: number, response: 0 | 1, off: number, len: number): ArrayBuffer
 }
 

@@ -62,7 +62,9 @@ export class SlotRequest {
       // the slot, detached when the handler settles.
       if (this.bodyLen === 0) this.bodyView = new Uint8Array(0)
       else if (this.bodyLen < COPY_BELOW)
-        this.bodyView = this.chan.arena(this.slot, 0).slice(this.bodyOff, this.bodyOff + this.bodyLen)
+        this.bodyView = this.chan
+          .arena(this.slot, 0, this.bodyOff + this.bodyLen)
+          .slice(this.bodyOff, this.bodyOff + this.bodyLen)
       else this.bodyView = new Uint8Array(this.borrow(0, this.bodyOff, this.bodyLen))
     }
     return this.bodyView
@@ -76,7 +78,7 @@ export class SlotRequest {
 
   private get parts(): string[] {
     if (!this.live) return []
-    return (this.strings ??= readHead(this.chan.arena(this.slot, 0), this.headLen))
+    return (this.strings ??= readHead(this.chan.arena(this.slot, 0, this.headLen), this.headLen))
   }
   get method(): string {
     return this.kind === "raw" ? "" : (this.parts[0] ?? "")
@@ -154,14 +156,15 @@ export class SlotRequest {
     if (!this.live)
       throw new TypeError("reply() called after the handler settled; the slot is no longer this request's")
     checkOptions(init, REPLY_INIT, "req.reply")
-    const out = this.chan.arena(this.slot, 1)
     const strings = headerPairs(init.headers)
     checkNumber(size, { what: "size", where: "req.reply" })
-    if (align8(headLength(strings)) + size > out.length)
+    const head = align8(headLength(strings))
+    const room = this.chan.arenaSize
+    if (head + size > room)
       throw new PayloadTooLargeError(
-        `reply size ${size} with its headers does not fit the slot's ${out.length} bytes; raise maxBodyBytes on the hub`,
+        `reply size ${size} with its headers does not fit the slot's ${room} bytes; raise maxBodyBytes on the hub`,
       )
-    const headLen = writeHead(out, strings)
+    const headLen = writeHead(this.chan.arena(this.slot, 1, head), strings)
     const off = align8(headLen)
     const view = size === 0 ? new Uint8Array(0) : new Uint8Array(this.borrow(1, off, size))
     this.replied = { view, status: init.status ?? 200, headLen }

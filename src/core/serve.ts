@@ -26,8 +26,10 @@ export interface AnswerSink {
   readonly window: number
   /** The window, taken: 0 from now on. */
   takeWindow(): number
-  /** Where the answer is encoded (docs/PROTOCOL.md §6). */
-  arena(): Uint8Array
+  /** Where the answer is encoded (docs/PROTOCOL.md §6): the start of it, at least `need` bytes (all of it if fewer). */
+  arena(need: number): Uint8Array
+  /** How many bytes an answer may take there. */
+  readonly room: number
   /** The answer is in arena(). */
   complete(a: RemoteAnswer): void
   /** Streams the answer (within `window`, as taken); resolves once it is over, or could not begin. */
@@ -77,7 +79,7 @@ export class Serving {
         }
         if (parts) {
           const window = sink.takeWindow() // answered as a stream, or (if that cannot start) whole: never twice
-          wholeOrStream(parts, sink.arena().length, window)
+          wholeOrStream(parts, sink.room, window)
             .then((w) => {
               if ("whole" in w) return this.answer(req, sink, w.whole, false)
               return sink
@@ -98,7 +100,7 @@ export class Serving {
     }
     if (threw && req.span !== null) serverSpanFailed(otelTracing(), req.span, out)
     try {
-      if (sink.open) sink.complete(encodeAnswer(sink.arena(), req, out, threw)) // else nobody waits for it
+      if (sink.open) sink.complete(encodeAnswer(sink, req, out, threw)) // else nobody waits for it
     } finally {
       this.over(req, sink)
     }

@@ -3,7 +3,7 @@
 // the slots it holds for callers that gave up. Accepting and dropping it is accept.ts's; the queue is the dispatcher's.
 import { hostname } from "node:os"
 import { native, Kind, Msg, MsgFlag, RespFlag, E_CORRUPT } from "../native/ffi.ts"
-import { align8, EMPTY, readHead, utf8, writeHead } from "./codec.ts"
+import { align8, EMPTY, headLength, readHead, utf8, writeHead } from "./codec.ts"
 import { PayloadTooLargeError, ProtocolError } from "../errors.ts"
 import type { Channel } from "./channel.ts"
 import { Pump, STARTUP_POLL_NS, type IdleStrategy } from "./idle.ts"
@@ -111,7 +111,7 @@ export class SlotEndpoint implements Endpoint, SlotStreamOwner {
         throw new TypeError(
           `the request body changed size after request() (${p.bodyLength} → ${p.body.length} bytes: its buffer was transferred or resized); keep a body intact until its request settles`,
         )
-      const arena = this.chan.arena(slot, 0)
+      const arena = this.chan.arena(slot, 0, (p.strings ? align8(headLength(p.strings)) : 0) + p.body.length)
       headLen = p.strings ? writeHead(arena, p.strings) : 0
       arena.set(p.body, align8(headLen))
       const rec = this.o.recorder
@@ -231,9 +231,9 @@ export class SlotEndpoint implements Endpoint, SlotStreamOwner {
   private answer(p: Pending, slot: number, now: number): boolean {
     const { chan } = this
     const m = chan.msg
-    const arena = chan.arena(slot, 1)
     const bodyOff = m[Msg.bodyOff]!
     const bodyLen = m[Msg.bodyLen]!
+    const arena = chan.arena(slot, 1, Math.max(bodyOff + bodyLen, m[Msg.headLen]!))
     this.host.counters.bytesIn += bodyLen
     const flags = m[Msg.flags]!
     if (flags & RespFlag.ERROR) {

@@ -71,7 +71,7 @@ export class SlotFrames implements FrameSource {
     const off = m[Msg.bodyOff]!
     this.status = m[Msg.status]!
     this.pos = m[Msg.pos]!
-    this.bytes = chan.arena(this.slot, 1).subarray(off, off + m[Msg.bodyLen]!)
+    this.bytes = chan.arena(this.slot, 1, off + m[Msg.bodyLen]!).subarray(off, off + m[Msg.bodyLen]!)
     return type
   }
 

@@ -35,8 +35,11 @@ export class SlotSink implements AnswerSink {
     this.windows[this.slot] = 0
     return w
   }
-  arena() {
-    return this.chan.arena(this.slot, 1)
+  arena(need: number) {
+    return this.chan.arena(this.slot, 1, need)
+  }
+  get room() {
+    return this.chan.arenaSize
   }
   complete(a: RemoteAnswer) {
     native.sb_worker_complete(this.chan.ptr, this.slot, this.gen[this.slot]!, a.status, a.flags, a.headLen, a.bodyLen)
@@ -76,6 +79,9 @@ export class RemoteSink implements AnswerSink {
   }
   arena() {
     return this.sink.answerArena()
+  }
+  get room() {
+    return this.sink.answerArena().length
   }
   complete(a: RemoteAnswer) {
     this.sink.done(a)

@@ -118,6 +118,9 @@ async function serve(host: RemoteWorkerHost, use: NatsUse, opts: TransportOption
     arena(_slot: number, response: 0 | 1): Uint8Array {
       return response ? this.ownArena() : this.request
     }
+    get arenaSize() {
+      return maxPayload - PREFIX
+    }
     lend(_slot: number, response: 0 | 1, off: number, len: number): ArrayBuffer {
       const src = response ? this.ownArena() : this.request
       return src.buffer.slice(src.byteOffset + off, src.byteOffset + off + len) as ArrayBuffer
