@@ -13,9 +13,9 @@ const CPUS = availableParallelism()
 // collects the less often the larger it thinks the heap is: views of whole 64 MiB arenas made it think a worker
 // held 2 GiB and collect a few times a minute, while the real garbage grew to hundreds of MB and was faulted in
 // afresh (docs/perf/real-work.md). So a view is as long as what it is for, in powers of two from ARENA_VIEW_MIN,
-// and only views up to ARENA_VIEW_KEPT are kept for the next message.
+// and only views up to ARENA_VIEW_KEPT (a 1 MiB body and its head) are kept for the next message.
 const ARENA_VIEW_MIN = 64 * 1024
-const ARENA_VIEW_KEPT = 1024 * 1024
+const ARENA_VIEW_KEPT = 2 * 1024 * 1024
 
 export class Channel implements Parking {
   readonly msg: Uint32Array
