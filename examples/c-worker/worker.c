@@ -121,11 +121,16 @@ static int release_cancelled(sb_chan *ch) {
   return 0;
 }
 
+/* out = in, reversed. restrict and a length in a local let the compiler copy a vector at a time: with out[k]
+ * able to alias the sb_msg that holds the length, it reloaded it after every byte (1 byte a cycle, 64 KiB in ~25 µs). */
+static void reverse_copy(uint8_t *restrict out, const uint8_t *restrict in, uint32_t len) {
+  for (uint32_t k = 0; k < len; k++) out[k] = in[len - 1 - k];
+}
+
 static int serve_raw(sb_chan *ch, const sb_msg *m) {
-  const uint8_t *body = arena_of(ch, (uint32_t)m->slot, 0) + m->body_off;
-  uint8_t *out = arena_of(ch, (uint32_t)m->slot, 1);
-  for (uint32_t k = 0; k < m->body_len; k++) out[k] = body[m->body_len - 1 - k];
-  return sb_worker_complete(ch, (uint32_t)m->slot, m->gen, 0, 0, 0, m->body_len);
+  uint32_t slot = (uint32_t)m->slot, len = m->body_len;
+  reverse_copy(arena_of(ch, slot, 1), arena_of(ch, slot, 0) + m->body_off, len);
+  return sb_worker_complete(ch, slot, m->gen, 0, 0, 0, len);
 }
 
 /* ---- /stream/<n>/<size> and /stream-fail/<n>/<size>: an answer as a stream (PROTOCOL.md §9) ---- */
