@@ -220,6 +220,19 @@ void sb_yield(void);
  * Returns 1 work may be ready, 0 timeout (or early: a control byte arrived; just wait again), -EPIPE peer gone. */
 int sb_wait(sb_chan *ch, int timeout_ms, int use_futex);
 
+/* ---- idle strategies: the Bun side's, for a thread that polls (csrc/idle.c) ---- */
+
+/* ADAPTIVE (the Bun side's default): spin while work flows, giving the CPU up every 5 µs (after every empty poll
+ * while the peer shares this CPU, or it could not answer), park on the doorbell after 1 ms without work (not in the
+ * connection's first 250 ms), after 20 µs while the machine is oversubscribed (this thread's run_delay, slow
+ * sched_yields), at once when more processes serve the bus than there are CPUs (§2). SPIN: spin, never park.
+ * PARK: park on the doorbell eventfd at once; PARK_FUTEX: on the futex of the ring's tail (sb_wait's use_futex). */
+enum sb_idle_mode { SB_IDLE_ADAPTIVE = 0, SB_IDLE_SPIN = 1, SB_IDLE_PARK = 2, SB_IDLE_PARK_FUTEX = 3 };
+/* Call after every poll with the number of items it took (0: none); one thread per channel. After work it returns
+ * at once; after an empty poll it spins, yields or parks as mode says (a spinner looks at the socket every 1 ms).
+ * Returns 1: poll again; -EPIPE: the peer is gone (sb_close); -EINVAL: no such mode. */
+int sb_idle(sb_chan *ch, int mode, uint32_t work);
+
 /* ---- the flight recorder (docs/PROTOCOL.md §16): a file of the hub's requests any process may read ---- */
 
 typedef struct sb_rec sb_rec;
