@@ -1,8 +1,8 @@
 /* c-worker: a slotbus worker in plain C, written from docs/PROTOCOL.md and csrc/slotbus.h.
  * Usage: c-worker <name> [--eventfd|--futex|--spin]
  *   idle (no request to serve): sb_idle with the Bun worker's strategies. By default "adaptive", the Bun worker's
- *   default: keep polling while requests flow, park on the doorbell eventfd after 1 ms with none, park at once
- *   while the machine is oversubscribed; --eventfd parks on it at once, --futex parks at once on the submission
+ *   default: keep polling while requests flow, park on the doorbell eventfd after 1 ms with none (after 20 µs
+ *   while the machine is oversubscribed); --eventfd parks on it at once, --futex parks at once on the submission
  *   ring's futex, --spin never parks.
  *   raw requests (kind 0):  the reply is the body, reversed.
  *   http requests (kind 1): 200, header "x-worker: c", body "<METHOD> <path> <body length>";
