@@ -28,6 +28,7 @@ const slot_sources = [_][]const u8{
     "csrc/control.c",
     "csrc/slot_transitions.c",
     "csrc/stream.c",
+    "csrc/idle.c",
     "csrc/recorder.c",
     "csrc/platform.c",
     "csrc/scheme_linux.c",

@@ -3,6 +3,7 @@
  *   slot_open.c         rendezvous: listen, accept and the hello, connect, close, the accept watcher (§1)
  *   slot_transitions.c  parking and the hub's and the worker's slot transitions (§3–§6)
  *   stream.c            answers as streams of frames with credit (§9)
+ *   idle.c              sb_idle: the Bun side's idle strategies for a thread that polls (§5)
  *   recorder.c          the flight recorder file the hub's transitions write (§16, recorder.h) */
 #ifndef SLOTBUS_SLOT_INTERNAL_H
 #define SLOTBUS_SLOT_INTERNAL_H
@@ -94,6 +95,23 @@ typedef struct {
   uint8_t waiting;       /* out of credit: parking must look at this slot's limit */
 } worker_stream;
 
+/* sb_idle's state (csrc/idle.c): the adaptive strategy's clocks and the two signs it watches, as src/core/idle.ts. */
+typedef struct {
+  uint64_t started;       /* the first sb_idle call: adaptive polls STARTUP_POLL_NS from here before it first parks */
+  uint64_t last_progress; /* the last work (or wake-up) seen with a clock read */
+  uint64_t yield_at;      /* the next sched_yield while spinning */
+  uint64_t peer_checked;  /* the last look at the socket while spinning */
+  uint32_t polls;         /* empty polls since work, for reading the clock every few only */
+  uint8_t progressed;     /* work since the clock was last read: last_progress is due */
+  /* the machine is oversubscribed (Contention in idle.ts): park at once before `until` */
+  uint64_t until, spell, delay_at, run_delay;
+  uint32_t slow_yields;
+  uint8_t probing, waited_before, no_run_delay;
+  /* this side's peer runs on this side's CPU (CpuSharing in idle.ts): yield after every empty poll */
+  uint8_t shared, switched;
+  uint32_t quick;
+} slot_idle;
+
 struct sb_chan {
   sb_msg msg; /* first, so sb_last_msg is the handle itself */
   int is_hub;
@@ -126,6 +144,7 @@ struct sb_chan {
   struct sb_rec *rec;
   uint32_t *rec_at;
   void *rec_worker;
+  slot_idle idle; /* sb_idle's, zero until its first call */
 };
 
 

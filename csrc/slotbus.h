@@ -14,7 +14,7 @@ extern "C" {
 #define SB_VERSION 2u
 /* Bumped whenever a function below changes its signature or meaning; the TS loader refuses a mismatch. */
 #ifndef SB_ABI_VERSION /* overridable only so a test can build a mismatching library */
-#define SB_ABI_VERSION 11u /* 11: the flight recorder (sb_rec_*); 10: a lease claim's trace context (sbl_try_claim*'s trace, sbl_holder.trace); 9: sb_ctl_listen, sb_ctl_accept, sb_ctl_connect; 8: SB_ESOCKDIR, sb_socket_dir_error; sbl_open's stopped pids (no sbl_open_error); 7: sb_platform, sb_unlisten; 6: streams */
+#define SB_ABI_VERSION 13u /* 13: sb_idle; 11: the flight recorder (sb_rec_*); 10: a lease claim's trace context (sbl_try_claim*'s trace, sbl_holder.trace); 9: sb_ctl_listen, sb_ctl_accept, sb_ctl_connect; 8: SB_ESOCKDIR, sb_socket_dir_error; sbl_open's stopped pids (no sbl_open_error); 7: sb_platform, sb_unlisten; 6: streams */
 #endif
 #define SB_MAX_SLOTS 4096u
 #define SB_MAX_ALLOW_UIDS 8u
@@ -219,6 +219,19 @@ void sb_yield(void);
  * use_futex: sleep on the ring's futex word instead of the eventfd (slices of 10 ms check the socket).
  * Returns 1 work may be ready, 0 timeout (or early: a control byte arrived; just wait again), -EPIPE peer gone. */
 int sb_wait(sb_chan *ch, int timeout_ms, int use_futex);
+
+/* ---- idle strategies: the Bun side's, for a thread that polls (csrc/idle.c) ---- */
+
+/* ADAPTIVE (the Bun side's default): spin while work flows, giving the CPU up every 5 µs (after every empty poll
+ * while the peer shares this CPU, or it could not answer), park on the doorbell after 1 ms without work (not in the
+ * connection's first 250 ms), after 20 µs while the machine is oversubscribed (this thread's run_delay, slow
+ * sched_yields), at once when more processes serve the bus than there are CPUs (§2). SPIN: spin, never park.
+ * PARK: park on the doorbell eventfd at once; PARK_FUTEX: on the futex of the ring's tail (sb_wait's use_futex). */
+enum sb_idle_mode { SB_IDLE_ADAPTIVE = 0, SB_IDLE_SPIN = 1, SB_IDLE_PARK = 2, SB_IDLE_PARK_FUTEX = 3 };
+/* Call after every poll with the number of items it took (0: none); one thread per channel. After work it returns
+ * at once; after an empty poll it spins, yields or parks as mode says (a spinner looks at the socket every 1 ms).
+ * Returns 1: poll again; -EPIPE: the peer is gone (sb_close); -EINVAL: no such mode. */
+int sb_idle(sb_chan *ch, int mode, uint32_t work);
 
 /* ---- the flight recorder (docs/PROTOCOL.md §16): a file of the hub's requests any process may read ---- */
 

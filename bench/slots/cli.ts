@@ -260,7 +260,7 @@ export const METHODS: MethodDef[] = [
   def("slotbus-c", "spin", "slotbus-C spin", "Bun↔C --spin (C busy-polls)", {
     open: (o) => cWorker.open("spin", o.cWorker),
   }),
-  def("slotbus-c", "adaptive", "slotbus-C adaptive", "Bun↔C (C polls, parks after 50 µs idle)", {
+  def("slotbus-c", "adaptive", "slotbus-C adaptive", "Bun↔C (sb_idle adaptive, as the Bun worker)", {
     open: (o) => cWorker.open("adaptive", o.cWorker),
   }),
   def("slotbus-c", "park", "slotbus-C park", "Bun↔C --futex (C parks at once)", {

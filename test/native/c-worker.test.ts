@@ -1,8 +1,10 @@
 // examples/c-worker, a worker written in C from docs/PROTOCOL.md, against a SlotBus in this process.
 import { beforeAll, describe, expect, test } from "bun:test"
+import { dlopen, FFIType } from "bun:ffi"
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { zigBuild } from "../../scripts/zig.ts"
+import { libraryPath } from "../../src/native/lib-path.ts"
 import { type ListenOptions, RemoteError, SlotBus, WorkerGoneError, type SlotResponse } from "../../src/index.ts"
 import { busName, type Child, eventually, FIXTURES, observed, outcome, spawn } from "../support/helpers.ts"
 
@@ -53,6 +55,14 @@ test("the C worker's default mode polls while calls flow, then sleeps in the ker
     expect(Array.from(await bus.call(new Uint8Array([1, 2, 3])))).toEqual([3, 2, 1])
   })
 }, 15_000)
+
+test("sb_idle, the idle strategies a C worker polls with, refuses a mode it does not know with -EINVAL", async () => {
+  const { symbols } = dlopen(await libraryPath(), {
+    sb_idle: { args: [FFIType.ptr, FFIType.i32, FFIType.u32], returns: FFIType.i32 },
+  })
+  // checked before the channel is looked at, so no channel is needed to see it
+  for (const mode of [-1, 4, 99]) expect(symbols.sb_idle(null, mode, 0)).toBe(-22)
+})
 
 describe.each(modes)("the C worker in $mode mode", ({ flags }) => {
   test("answers raw calls with the body reversed, whatever the bytes and size", async () => {

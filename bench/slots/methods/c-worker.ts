@@ -10,8 +10,8 @@ import { openBus } from "./slotbus.ts"
 
 const SOURCE = "examples/c-worker/worker.c"
 
-// The C worker's idle modes: busy-polls (--spin); by default polls while requests flow and sleeps on its eventfd
-// doorbell after 50 µs without one (the Bun worker's adaptive); sleeps on the ring's futex at once (--futex).
+// The C worker's idle modes (sb_idle, the Bun worker's strategies): busy-polls (--spin); by default polls while requests
+// flow and sleeps on its eventfd doorbell after 1 ms without one (adaptive); sleeps on the ring's futex at once (--futex).
 const FLAGS: Record<string, string[]> = { spin: ["--spin"], adaptive: [], park: ["--futex"] }
 
 let built: Promise<string> | null = null
