@@ -32,20 +32,6 @@
 #define QUICK_YIELDS_TO_CLEAR 16u
 #define BUS_PROCESSES_OFF 40 /* §2: how many processes on this host serve the bus */
 
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  __asm__ volatile("yield");
-#endif
-}
-
 /* ns this thread spent runnable but not running (the second field of /proc/thread-self/schedstat): 1, or 0 where
  * the system does not say. */
 static int read_run_delay(uint64_t *ns) {
@@ -103,7 +89,7 @@ static void contention_sample(slot_idle *s, uint64_t t) {
 /* Gives the CPU up at t; returns the time it got it back, having told both signs how long that took. */
 static uint64_t yield_cpu(slot_idle *s, uint64_t t) {
   sched_yield();
-  uint64_t back = now_ns(), took = back - t;
+  uint64_t back = mono_ns(), took = back - t;
   if (took < CONTENDED_YIELD_NS) s->slow_yields = 0;
   else if (++s->slow_yields >= CONTENDED_AFTER_SLOW_YIELDS) contention_start(s, back);
   s->switched = took >= SWITCHED_YIELD_NS;
@@ -118,7 +104,7 @@ static uint64_t yield_cpu(slot_idle *s, uint64_t t) {
 /* Sleeps until work may be there or the peer is gone; the wake-up counts as progress. */
 static int park(sb_chan *ch, slot_idle *s, int use_futex) {
   int r = sb_wait(ch, -1, use_futex);
-  uint64_t t = now_ns();
+  uint64_t t = mono_ns();
   s->last_progress = s->peer_checked = t;
   s->yield_at = t + YIELD_EVERY_NS;
   s->progressed = 0;
@@ -130,7 +116,7 @@ int sb_idle(sb_chan *ch, int mode, uint32_t work) {
   if (mode < SB_IDLE_ADAPTIVE || mode > SB_IDLE_PARK_FUTEX) return -EINVAL;
   slot_idle *s = &ch->idle;
   if (s->started == 0) {
-    uint64_t t = now_ns();
+    uint64_t t = mono_ns();
     s->started = s->last_progress = s->peer_checked = t;
     s->yield_at = t + YIELD_EVERY_NS;
   }
@@ -148,7 +134,7 @@ int sb_idle(sb_chan *ch, int mode, uint32_t work) {
     cpu_relax();
     return 1;
   }
-  uint64_t t = now_ns();
+  uint64_t t = mono_ns();
   if (s->progressed) {
     s->last_progress = t;
     s->progressed = 0;

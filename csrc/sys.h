@@ -158,4 +158,19 @@ static inline ssize_t sys_recv_fds(int sock, void *buf, size_t len, int flags, i
   return r;
 }
 
+/* The monotonic clock in ns, and the pause a spinning loop makes between polls. */
+static inline uint64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
 #endif

@@ -76,12 +76,6 @@ static inline a64 *rec_words(sb_topic *t, uint64_t pos) {
   return shm_u64(t->base, SB_TOPIC_OFF_DATA + (pos & (t->cap - 1)));
 }
 
-static inline uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static inline int topic_addr(const char *name, struct sockaddr_un *a, socklen_t *len, const char *suffix) {
   return plat_addr("slotbus.topic.", name, suffix, a, len);
 }

@@ -51,7 +51,7 @@ static int create_topic(sb_topic *t, uint32_t capacity) {
   if (p == MAP_FAILED) return -errno;
   identity *id = p;
   uint64_t topic_id = 0;
-  if (plat_random(&topic_id, sizeof topic_id) < 0) topic_id = now_ns() ^ t->pid;
+  if (plat_random(&topic_id, sizeof topic_id) < 0) topic_id = mono_ns() ^ t->pid;
   *id = (identity){SB_TOPIC_MAGIC, SB_TOPIC_VERSION, sb_topic_layout_hash(), capacity, topic_id, t->size};
   munmap(p, SB_TOPIC_OFF_DATA); /* nobody else has the fd yet: plain writes are published by sendmsg */
   int r = map_topic(t);
@@ -171,13 +171,13 @@ corrupt:
 }
 
 sb_topic *sb_topic_open(const char *name, uint32_t capacity, uint32_t create, int timeout_ms, int *err) {
-  uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000u;
+  uint64_t deadline = mono_ns() + (uint64_t)timeout_ms * 1000000u;
   for (;;) {
     sb_topic *t = sb_topic_open_start(name, capacity, create, err);
     if (!t || *err == 0) return t;
     int r;
     while ((r = sb_topic_open_finish(t)) == -EAGAIN) {
-      int64_t left = (int64_t)(deadline - now_ns()) / 1000000;
+      int64_t left = (int64_t)(deadline - mono_ns()) / 1000000;
       if (left <= 0) break;
       struct pollfd p = {t->conn_fd, POLLIN, 0};
       poll(&p, 1, left > 50 ? 50 : (int)left);
@@ -188,7 +188,7 @@ sb_topic *sb_topic_open(const char *name, uint32_t capacity, uint32_t create, in
     }
     sb_topic_close(t);
     *err = r == -EAGAIN ? -ETIMEDOUT : r;
-    if (r != -ECONNRESET || now_ns() >= deadline) return NULL;
+    if (r != -ECONNRESET || mono_ns() >= deadline) return NULL;
   }
 }
 

@@ -45,7 +45,7 @@ sb_sub *sb_sub_open(sb_topic *t, const uint8_t *filter, uint32_t filter_len, uin
   }
   s->index = (uint32_t)i;
   uint32_t rnd = 0;
-  if (plat_random(&rnd, sizeof rnd) < 0) rnd = (uint32_t)now_ns();
+  if (plat_random(&rnd, sizeof rnd) < 0) rnd = (uint32_t)mono_ns();
   s->nonce = rnd;
   struct sockaddr_un a;
   socklen_t alen;
@@ -140,7 +140,7 @@ int sb_sub_poll(sb_sub *s, uint32_t max) {
       if (r == R_CLAIMED) {
         /* Wait for it (its publisher rings us when it commits, §8.7), but not forever: a publisher that is
          * descheduled or dead mid-write loses the record to an abort and publishes it again further on. */
-        uint64_t now = now_ns();
+        uint64_t now = mono_ns();
         if (s->stuck_pos != p + 1) s->stuck_pos = p + 1, s->stuck_since = now;
         if (now - s->stuck_since >= patience_ns(ri.alen) && abort_record(t, p, ri.alen)) {
           p += ri.alen;
@@ -234,7 +234,7 @@ static int pending(sb_sub *s) {
   if (stuck == 0) return 0;
   uint64_t h = shm_load_seq_cst(rec_words(t, stuck - 1));
   if (!hdr_is(h, stuck - 1) || hdr_state(h) != SB_REC_WRITING) return 1; /* committed or aborted since */
-  return s->stuck_pos == stuck && now_ns() - s->stuck_since >= patience_ns(hdr_alen(h)); /* time to abort it */
+  return s->stuck_pos == stuck && mono_ns() - s->stuck_since >= patience_ns(hdr_alen(h)); /* time to abort it */
 }
 
 int sb_sub_pending(sb_sub *s) { return pending(s); }
