@@ -249,6 +249,9 @@ export const METHODS: MethodDef[] = [
   def("slotbus", "spin", "slotbus spin", "Bun↔Bun", { open: () => slotbus.open("spin") }),
   def("slotbus", "adaptive", "slotbus adaptive", "Bun↔Bun", { open: () => slotbus.open("adaptive") }),
   def("slotbus", "park", "slotbus park", "Bun↔Bun", { open: () => slotbus.open("park") }),
+  def("slotbus", "into", "slotbus into", "Bun↔Bun (adaptive, answers copied into a buffer per loop)", {
+    open: () => slotbus.open("adaptive", true),
+  }),
   // the Linux backend against the portable one macOS runs (docs/PROTOCOL.md §13), each hub in a child process
   ...(["spin", "park"] as const).flatMap((idle) =>
     (["linux", "posix"] as const).map((b) =>

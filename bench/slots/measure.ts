@@ -43,9 +43,9 @@ async function lanes(
   let count = 0
   // One clock read per round trip, as the floors do: a call starts when the lane's previous one ended (a clock
   // read is ~30 ns here, a tenth of what a call costs at 32 in flight).
-  const lane = async () => {
+  const lane = async (_: unknown, i: number) => {
     for (let t0 = now(); t0 < deadline; ) {
-      const reply = await t.roundTrip(body)
+      const reply = await t.roundTrip(body, i)
       const t1 = now()
       if (reply.length !== size) throw new Error(`got ${reply.length} bytes back for a ${size}-byte request`)
       times?.record(t1 - t0)

@@ -1,8 +1,11 @@
 // What every bench method gives the orchestrator: a hub side that sends echo requests to a worker it started.
 
 export interface Transport {
-  /** Sends `body` and resolves with the worker's reply (the same bytes, or reversed for the C worker). */
-  roundTrip(body: Uint8Array): Promise<Uint8Array>
+  /**
+   * Sends `body` and resolves with the worker's reply (the same bytes, or reversed for the C worker). `lane`: which
+   * of the concurrent request loops sends it (0…in flight−1), for a method that keeps a buffer per loop.
+   */
+  roundTrip(body: Uint8Array, lane?: number): Promise<Uint8Array>
   /** CPU seconds the worker side has used so far. */
   workerCpu(): Promise<number>
   /** The worker is a thread of this process: its CPU is inside the hub's process.cpuUsage(). */

@@ -354,6 +354,10 @@ export class SlotBus {
       if (opts.borrow !== undefined && typeof opts.borrow !== "boolean") throw new TypeError("borrow must be a boolean")
       if (opts.stream !== undefined && typeof opts.stream !== "boolean") throw new TypeError("stream must be a boolean")
       if (opts.stream && opts.borrow) throw new TypeError("stream and borrow cannot be combined: pick one")
+      const into = opts.into ?? null
+      if (into !== null && !(into instanceof Uint8Array)) throw new TypeError("into must be a Uint8Array")
+      if (into !== null && (opts.borrow || opts.stream))
+        throw new TypeError(`into cannot be combined with ${opts.borrow ? "borrow" : "stream"}: pick one`)
       if (opts.idempotent !== undefined && typeof opts.idempotent !== "boolean")
         throw new TypeError("idempotent must be a boolean")
       const streamIdleMs = positiveInt(opts.streamIdleMs, this.streamIdleMs, "streamIdleMs")
@@ -385,6 +389,7 @@ export class SlotBus {
         body,
         bodyLength: body.length,
         borrow: opts.borrow === true,
+        into,
         resolve,
         reject,
         signal,

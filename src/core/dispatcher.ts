@@ -8,7 +8,7 @@ import { MAX_TIMER_MS } from "../kit/index.ts"
 import { LatencyHistogram } from "./stats.ts"
 import { BusMetrics } from "./bus-metrics.ts"
 import { nowMs, type Endpoint, type EndpointHost, type Pending, type StreamHost, type WorkerInfo } from "./endpoint.ts"
-import { BorrowedResponse, SlotResponse, StreamedResponse, webResponse } from "./response.ts"
+import { BorrowedResponse, ownBytes, SlotResponse, StreamedResponse, webResponse } from "./response.ts"
 import { Kind } from "../native/ffi.ts"
 import type { FlightRecorder } from "./recorder.ts"
 
@@ -207,6 +207,7 @@ export class Dispatcher implements EndpointHost {
       return this.settle(p)
     }
     let value: unknown
+    if (p.into !== null) body = ownBytes(body, p.into)
     if (p.response) {
       try {
         value = webResponse(status, head, body)

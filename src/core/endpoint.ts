@@ -42,6 +42,8 @@ export interface Pending extends Settle {
   body: Uint8Array
   bodyLength: number // as validated by request(): a body detached or shrunk since is refused, not sent short
   borrow: boolean
+  /** The caller's buffer for the answer's body (`into`), or null: a copy of its own. */
+  into: Uint8Array | null
   timeoutMs: number
   deadline: number
   started: number

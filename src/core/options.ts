@@ -102,6 +102,11 @@ export interface RequestOptions {
   /** Overrides the bus's streamIdleMs for this request. */
   streamIdleMs?: number
   /**
+   * Copy the answer's body into this buffer and resolve with `into.subarray(0, n)`, not a new buffer; an answer
+   * longer than it comes as a fresh copy. Never written after the request settled. Not with borrow or stream.
+   */
+  into?: Uint8Array
+  /**
    * Running this request twice is harmless: if its worker is gone before answering (WorkerGoneError), it is sent
    * once more, to another worker. Without it a request is never sent twice.
    */
@@ -180,6 +185,7 @@ export const REQUEST_OPTIONS = optionNames<RequestOptions>({
   idempotent: true,
   traceparent: true,
   tracestate: true,
+  into: true,
 })
 export const WAIT_OPTIONS = optionNames<WaitOptions>({ timeoutMs: true, signal: true })
 export const CLOSE_OPTIONS = optionNames<CloseOptions>({ drain: true, timeoutMs: true })
@@ -190,7 +196,7 @@ export const REMOTE_OPTIONS = optionNames<RemoteOptions>({
   traceparent: true,
   tracestate: true,
 })
-export type FetchOptions = Omit<RequestOptions, "borrow" | "stream">
+export type FetchOptions = Omit<RequestOptions, "borrow" | "stream" | "into">
 export const FETCH_OPTIONS = optionNames<FetchOptions>({
   timeoutMs: true,
   signal: true,

@@ -106,7 +106,8 @@ export class RemoteEndpoint implements Endpoint {
     if (flags & RespFlag.ERROR)
       return this.host.fail(p, remoteError(readHead(bytes, headLen), utf8(body), this.peer.pid))
     const head = p.kind === Kind.RAW ? [] : readHead(bytes, headLen)
-    this.host.streams.streamEnded(p, status, head, p.response ? body : body.slice()) // a Response copies it itself
+    // a Response copies it itself, and so does the end of the books for an answer that goes `into` a buffer
+    this.host.streams.streamEnded(p, status, head, p.response || p.into !== null ? body : body.slice())
     p.phase = "slot-returned"
   }
 

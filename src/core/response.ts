@@ -35,6 +35,17 @@ export class SlotResponse {
   }
 }
 
+/**
+ * An answer's body as its caller keeps it: copied into the caller's `into` buffer when it fits (a view of that),
+ * else a copy of its own. `src` may view a slot that is reused right after.
+ */
+export function ownBytes(src: Uint8Array, into: Uint8Array | null): Uint8Array {
+  // (a detached `into` has length 0: its answers come as copies, and nothing is written to it)
+  if (into === null || src.length > into.length || into.length === 0) return src.slice()
+  into.set(src)
+  return into.subarray(0, src.length)
+}
+
 const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304])
 
 /**

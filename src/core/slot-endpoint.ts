@@ -12,6 +12,7 @@ import {
   BorrowedResponse,
   forgotten,
   NO_HEAD,
+  ownBytes,
   remoteError,
   SlotResponse,
   StreamedResponse,
@@ -278,7 +279,10 @@ export class SlotEndpoint implements Endpoint, SlotStreamOwner {
         return false
       }
     } else {
-      const body = arena.slice(bodyOff, bodyOff + bodyLen)
+      const body =
+        p.into === null
+          ? arena.slice(bodyOff, bodyOff + bodyLen)
+          : ownBytes(arena.subarray(bodyOff, bodyOff + bodyLen), p.into)
       if (p.stream) value = new StreamedResponse(status, headers, body)
       else value = p.kind === Kind.RAW ? body : new SlotResponse(status, headers, body)
     }

@@ -108,6 +108,31 @@ describe.each(ENDPOINTS.map((k) => [k.transport, k] as [string, EndpointKind]))(
     expect(await text(bus.request({ path: "/aborted" }))).toBe("by-signal,by-timeout")
   }, 30_000)
 
+  it("`into`: an answer that fits is copied into the caller's buffer, a longer one comes as a copy of its own, and a request given up never writes it", async () => {
+    const bus = await hub()
+    const w = await worker(bus)
+    const into = new Uint8Array(16).fill(7)
+    const raw = await bus.call("abc", { into })
+    expect([raw.buffer === into.buffer, raw.byteOffset, new TextDecoder().decode(raw)]).toEqual([true, 0, "cba"])
+    const res = await bus.request({ path: "/echo", body: "héllo" }, { into })
+    expect([res.body.buffer === into.buffer, res.text()]).toEqual([true, "héllo"])
+    const whole = await bus.request({ path: "/stream/2/4" }, { into }) // a stream body, collected whole
+    expect([whole.body.buffer === into.buffer, [...whole.body]]).toEqual([true, [0, 0, 0, 0, 1, 1, 1, 1]])
+    const before = into.slice()
+    const long = await bus.call("x".repeat(17), { into })
+    expect([long.buffer === into.buffer, long.length]).toEqual([false, 17])
+    expect(into).toEqual(before)
+    // given up before its answer: the buffer stays as it was, also once the worker is done with the request
+    const late = new Uint8Array(8).fill(9)
+    const gated = bus.request({ path: "/gate/ok", headers: { "x-id": "late" } }, { into: late, timeoutMs: 500 })
+    await w.waitLine(/^started late$/, 10_000)
+    expect(await rejection(gated)).toBeInstanceOf(TimeoutError)
+    process.kill(w.pid, "SIGUSR2")
+    await until(() => bus.stats().inFlight === 0, "the worker let go of the request", 10_000)
+    expect(await text(bus.request({ path: "/gate/ok" }))).toBe("gate")
+    expect([...late]).toEqual(Array(8).fill(9))
+  }, 30_000)
+
   it("an idempotent request whose worker dies (kill -9) goes to another worker, once; a plain one fails with WorkerGoneError", async () => {
     const bus = await hub()
     const a = await worker(bus)

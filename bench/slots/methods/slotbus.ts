@@ -14,6 +14,7 @@ export async function openBus(
   start: (name: string) => Child,
   workerCpu: (bus: SlotBus, child: Child) => Promise<number>,
   reverses = false,
+  into = false,
 ): Promise<Transport> {
   const name = `bench-${process.pid}-${opened++}`
   const bus = await SlotBus.listen(name, { idle, slots: 32 })
@@ -26,20 +27,29 @@ export async function openBus(
     child = start(name)
     await child.whileAlive(bus.waitForWorkers(1, 10_000), what)
     const c = child
-    return { roundTrip: (body) => bus.call(body), workerCpu: () => workerCpu(bus, c), reverses, close }
+    // `into`: each request loop has its answer copied into a buffer of its own, reused (RequestOptions.into)
+    const buffers: Uint8Array[] = []
+    const buffer = (lane: number, size: number) =>
+      buffers[lane]?.length === size ? buffers[lane] : (buffers[lane] = new Uint8Array(size))
+    const roundTrip = into
+      ? (body: Uint8Array, lane = 0) => bus.call(body, { into: buffer(lane, body.length) })
+      : (body: Uint8Array) => bus.call(body)
+    return { roundTrip, workerCpu: () => workerCpu(bus, c), reverses, close }
   } catch (e) {
     await close()
     throw e
   }
 }
 
-/** Hub ↔ Bun worker, both sides using `idle`. */
-export function open(idle: IdleStrategy): Promise<Transport> {
+/** Hub ↔ Bun worker, both sides using `idle`; with `into`, answers are copied into a buffer per request loop. */
+export function open(idle: IdleStrategy, into = false): Promise<Transport> {
   return openBus(
     idle,
     "slotbus worker",
     (name) => spawn([process.execPath, import.meta.path, name, String(idle)]),
     async (bus) => parseCpuReport(await bus.call(EMPTY)),
+    false,
+    into,
   )
 }
 
