@@ -6,7 +6,7 @@ import { PayloadTooLargeError } from "../errors.ts"
 import { checkNumber } from "../kit/index.ts"
 import { align8, headerPairs, headLength, toBytes, writeHead } from "./codec.ts"
 import type { BodyInit, HeaderInit } from "./codec.ts"
-import { readyBody } from "./ready-body.ts"
+import { Pieces, readyBody } from "./ready-body.ts"
 import type { SlotRequest } from "./request.ts"
 
 /** A reply's status: what HTTP can carry (three digits). */
@@ -77,7 +77,7 @@ export async function wholeOrStream(
   parts: StreamParts,
   arena: number,
   window: number,
-): Promise<StreamParts | { whole: SlotReply }> {
+): Promise<StreamParts | { whole: { status: number; headers: [string, string][]; body: Pieces } }> {
   const r = await readyBody(parts.body, Math.min(window, arena - align8(headLength(parts.head))))
   if (r.whole) return { whole: { status: parts.status, headers: pairsToEntries(parts.head), body: r.whole } }
   return { ...parts, body: r.rest }
@@ -152,6 +152,14 @@ export function encodeAnswer(to: AnswerArena, req: SlotRequest, out: unknown, th
         if (read < text.length) throw tooLarge(Buffer.byteLength(text), room)
         headLen = writeHead(arena, strings)
         bodyLen = written
+      } else if (reply.body instanceof Pieces) {
+        // a stream body read whole (wholeOrStream): its pieces go into the arena as they are
+        const body = reply.body
+        if (at + body.length > room) throw tooLarge(body.length, room)
+        const arena = to.arena(at + body.length)
+        headLen = writeHead(arena, strings)
+        body.copyTo(arena, align8(headLen))
+        bodyLen = body.length
       } else {
         const body = toBytes(reply.body as BodyInit, "reply body")
         if (at + body.length > room) throw tooLarge(body.length, room)

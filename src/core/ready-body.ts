@@ -3,8 +3,30 @@
 // Only what is ready now is read (a read that has not settled within a few microtasks is left running), so a body
 // that is truly produced over time starts streaming as soon as it would have.
 
+/**
+ * A body read whole, in the pieces its stream gave: copied to where it goes (a slot's arena) without being joined
+ * into a buffer of its own first (a 40 KB page comes as two pieces; joining them made and dropped 40 KB more).
+ */
+export class Pieces {
+  constructor(
+    readonly parts: readonly Uint8Array[],
+    readonly length: number,
+  ) {}
+  /** Copies them into `to` from `at` on. */
+  copyTo(to: Uint8Array, at: number) {
+    for (const p of this.parts) {
+      to.set(p, at)
+      at += p.length
+    }
+  }
+  /** As one array (the piece itself, if there is one). */
+  join(): Uint8Array {
+    return this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts as Uint8Array[], this.length)
+  }
+}
+
 /** All of the body (`whole`), or a stream of what was read and then the rest (`rest`). */
-export type ReadyBody = { whole: Uint8Array; rest?: undefined } | { whole?: undefined; rest: ReadableStream<unknown> }
+export type ReadyBody = { whole: Pieces; rest?: undefined } | { whole?: undefined; rest: ReadableStream<unknown> }
 
 type Read = { done?: boolean; value?: unknown }
 
@@ -24,7 +46,7 @@ export async function readyBody(body: ReadableStream<unknown>, limit: number): P
     const r = Bun.peek(next) as Read
     if (r.done) {
       reader.releaseLock()
-      return { whole: parts.length === 1 ? parts[0]! : Buffer.concat(parts, size) }
+      return { whole: new Pieces(parts, size) }
     }
     if (!(r.value instanceof Uint8Array)) {
       next = Promise.resolve(r) // not bytes: the stream path reads it and says what is wrong

@@ -246,6 +246,19 @@ test("a front server's log says a worker killed mid-stream in one line: no stack
   expect(log[0]).toMatch(/^WorkerGoneError: worker pid \d+ of "front-\d+" disconnected or died before answering/)
 }, 20_000)
 
+test("a stream body all there when the handler returns is answered whole, its pieces in order", async () => {
+  const { bus } = await setup()
+  for (const [bytes, chunk] of [
+    [3000, 1000],
+    [40_000, 16_384],
+    [20_000, 7],
+  ] as const) {
+    const res = await bus.request({ path: `/big/${bytes}/${chunk}` })
+    expect([res.body.length, sha256(res.body)]).toEqual([bytes, sha256(pattern(bytes))])
+  }
+  expect(await slotsBack(bus)).toBe(true)
+}, 20_000)
+
 describe("without a stream window", () => {
   test("a hub with streamWindowBytes 0 gets the worker's streams answered whole", async () => {
     const { bus } = await setup({ streamWindowBytes: 0 })

@@ -245,7 +245,7 @@ export class RequestServer {
       // all there already (a Response of a string, bytes, JSON): whole, as bytes; else it streams from where read
       return readyBody(body, this.chunkBytes).then((r) =>
         r.whole
-          ? { status, headers, body: r.whole }
+          ? { status, headers, body: r.whole.join() }
           : { status, headers, body: this.logged(r.rest as ReadableStream<Uint8Array>, where) },
       )
     return this.readStream(status, headers, body.getReader())
