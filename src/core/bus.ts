@@ -18,6 +18,7 @@ import {
   LISTEN_OPTIONS,
   MiB,
   positiveInt,
+  checkRequestOptions,
   REQUEST_INIT,
   REMOTE_OPTIONS,
   REQUEST_OPTIONS,
@@ -349,17 +350,8 @@ export class SlotBus {
           `request body is ${body.length} bytes, over maxBodyBytes ${this.maxBody}; raise maxBodyBytes on the hub`,
         )
       const timeoutMs = positiveInt(opts.timeoutMs, this.timeoutMs, "timeoutMs")
-      const signal = opts.signal
-      if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError("signal must be an AbortSignal")
-      if (opts.borrow !== undefined && typeof opts.borrow !== "boolean") throw new TypeError("borrow must be a boolean")
-      if (opts.stream !== undefined && typeof opts.stream !== "boolean") throw new TypeError("stream must be a boolean")
-      if (opts.stream && opts.borrow) throw new TypeError("stream and borrow cannot be combined: pick one")
-      const into = opts.into ?? null
-      if (into !== null && !(into instanceof Uint8Array)) throw new TypeError("into must be a Uint8Array")
-      if (into !== null && (opts.borrow || opts.stream))
-        throw new TypeError(`into cannot be combined with ${opts.borrow ? "borrow" : "stream"}: pick one`)
-      if (opts.idempotent !== undefined && typeof opts.idempotent !== "boolean")
-        throw new TypeError("idempotent must be a boolean")
+      checkRequestOptions(opts)
+      const { signal } = opts
       const streamIdleMs = positiveInt(opts.streamIdleMs, this.streamIdleMs, "streamIdleMs")
       if (signal?.aborted) return Promise.reject(signal.reason)
       if (this.d.queue.length >= this.maxQueue && !this.d.pick())
@@ -389,7 +381,7 @@ export class SlotBus {
         body,
         bodyLength: body.length,
         borrow: opts.borrow === true,
-        into,
+        into: opts.into ?? null,
         resolve,
         reject,
         signal,

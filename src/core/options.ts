@@ -187,6 +187,18 @@ export const REQUEST_OPTIONS = optionNames<RequestOptions>({
   tracestate: true,
   into: true,
 })
+/** A request's options that need no bus to check: their types, and the ones that cannot go together. */
+export function checkRequestOptions(opts: RequestOptions) {
+  const { signal, borrow, stream, into, idempotent } = opts
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError("signal must be an AbortSignal")
+  if (borrow !== undefined && typeof borrow !== "boolean") throw new TypeError("borrow must be a boolean")
+  if (stream !== undefined && typeof stream !== "boolean") throw new TypeError("stream must be a boolean")
+  if (stream && borrow) throw new TypeError("stream and borrow cannot be combined: pick one")
+  if (into != null && !(into instanceof Uint8Array)) throw new TypeError("into must be a Uint8Array")
+  if (into != null && (borrow || stream))
+    throw new TypeError(`into cannot be combined with ${borrow ? "borrow" : "stream"}: pick one`)
+  if (idempotent !== undefined && typeof idempotent !== "boolean") throw new TypeError("idempotent must be a boolean")
+}
 export const WAIT_OPTIONS = optionNames<WaitOptions>({ timeoutMs: true, signal: true })
 export const CLOSE_OPTIONS = optionNames<CloseOptions>({ drain: true, timeoutMs: true })
 export const REMOTE_OPTIONS = optionNames<RemoteOptions>({
