@@ -1,5 +1,6 @@
 // `slotbus bench realwork`: what an application developer sees with real work behind a front. A shop's render service
-// (render.ts: a product page costing ~2 ms of CPU and answering 20–60 KB of HTML; a thumbnail streamed as 5 MiB) is
+// (render.ts: a product page costing ~2 ms of CPU and answering 20–60 KB of HTML; the same page cached, no work, so
+// each variant's carrying cost alone; a thumbnail streamed as 5 MiB) is
 // served by a Bun.serve front (front.ts) with 4 workers, in four variants measured in one run, interleaved:
 //   slotbus RPC     bus.remote<Api>().renderPage(id) to 4 processes of superviseWorkers (thumbnails by bus.fetch)
 //   bus.fetch       bus.fetch(req) to 4 processes of superviseWorkers answering a Response
@@ -17,10 +18,12 @@ import { busyWarnings, describeMachine, type Machine } from "../lib/machine.ts"
 import { median } from "../lib/samples.ts"
 import { PAGE_IDS, renderPage, THUMB_BYTES, thumbChunks } from "./render.ts"
 
-const USAGE = `usage: slotbus bench realwork [--seconds 2] [--rounds 2] [--only list] [--route page|thumb] [--load n]
+const USAGE = `usage: slotbus bench realwork [--seconds 2] [--rounds 2] [--only list] [--route page|cached|thumb]
+                               [--load n]
                                [--client wrk|fetch] [--json]
 
-A product page (~2 ms of CPU, 20–60 KB of HTML) and a 5 MiB streamed thumbnail, served by a Bun.serve front with
+A product page (~2 ms of CPU, 20–60 KB of HTML), the same pages cached (no work: what carrying them costs alone)
+and a 5 MiB streamed thumbnail, served by a Bun.serve front with
 4 workers: slotbus RPC and bus.fetch (superviseWorkers, 16 slots each), Worker threads (postMessage) and a fetch
 proxy to 4 processes' own Bun.serve. 16 clients (wrk -t1 -c16); req/s, p50/p99, CPU per request of the front and
 of each worker, and the work's own cost measured alone.
@@ -28,7 +31,7 @@ of each worker, and the work's own cost measured alone.
   --seconds <n>  measured whole seconds per variant, route and round, after 1 s of warm-up (default 2)
   --rounds <n>   rounds, every variant set up fresh in each, the order rotating; figures are medians (default 2)
   --only <list>  some of rpc,fetch,threads,proxy (default all)
-  --route <r>    page or thumb (default both)
+  --route <r>    page, cached or thumb (default all three)
   --load <n>     n CPU burner processes for the whole run: the machine busy on purpose (default 0)
   --client <c>   wrk (the default when installed: apt-get install wrk) or fetch (an in-repo client, in this process)
   --root <tree>  the slotbus tree whose library the fronts and workers load (default this one; bench compare's)
@@ -41,7 +44,7 @@ export const VARIANTS = {
   proxy: "fetch proxy",
 } as const
 export type VariantKey = keyof typeof VARIANTS
-export const ROUTES = ["page", "thumb"] as const
+export const ROUTES = ["page", "cached", "thumb"] as const
 export type Route = (typeof ROUTES)[number]
 export const CLIENTS = 16
 const WARM_S = 1
@@ -137,8 +140,8 @@ export function parseArgs(argv: string[]): Options | number {
       if (!v || keys.some((k) => !(k in VARIANTS))) return bad(`--only takes some of rpc,fetch,threads,proxy, got ${v}`)
       o.only = (Object.keys(VARIANTS) as VariantKey[]).filter((k) => keys.includes(k))
     } else if (a === "--route") {
-      if (v !== "page" && v !== "thumb") return bad(`--route takes page or thumb, got ${v}`)
-      o.routes = [v]
+      if (!(ROUTES as readonly string[]).includes(v)) return bad(`--route takes ${ROUTES.join(", ")}, got ${v}`)
+      o.routes = [v as Route]
     } else if (a === "--client") {
       if (v !== "wrk" && v !== "fetch") return bad(`--client takes wrk or fetch, got ${v}`)
       if (v === "wrk" && !hasWrk()) return bad("--client wrk: wrk is not installed (apt-get install -y wrk)")
@@ -363,10 +366,14 @@ function row(key: VariantKey, route: Route, ss: Sample[], work: WorkRow): Varian
     p99ms: med((s) => s.cell.p99) / 1000,
     cpuMs: { front: med((s) => s.cpu.front), workers, total },
     faults: { front: med((s) => s.cpu.faults.front), workers: med((s) => s.cpu.faults.workers) },
-    overheadMs: total - (route === "page" ? work.pageCpuMs : work.thumbCpuMs),
+    overheadMs: total - workCpuMs(route, work),
     vsProxy: null,
   }
 }
+
+/** The work of one request of `route` alone: a cached page's is a lookup, counted as none. */
+export const workCpuMs = (route: Route, work: WorkRow) =>
+  route === "page" ? work.pageCpuMs : route === "thumb" ? work.thumbCpuMs : 0
 
 const f2 = (n: number) => (Number.isFinite(n) ? (n >= 100 ? Math.round(n).toLocaleString("en-US") : n.toFixed(2)) : "—")
 const kb = (n: number) => `${(n / 1000).toFixed(1)} KB`
@@ -382,7 +389,7 @@ function print(head: MachineRow, work: WorkRow, rows: VariantRow[]) {
   )
   for (const w of m.warnings) console.log(`warning: ${w}`)
   console.log(
-    `\nthe work alone: a page costs ${work.pageCpuMs.toFixed(2)} ms of CPU (${work.pageWallMs.toFixed(2)} ms wall; ${work.pages} rendered in a loop), ${kb(work.pageBytes.min)}–${kb(work.pageBytes.max)} (mean ${kb(work.pageBytes.mean)}); a thumbnail's ${work.thumbBytes / 1024 / 1024} MiB cost ${work.thumbCpuMs.toFixed(2)} ms to make`,
+    `\nthe work alone: a page costs ${work.pageCpuMs.toFixed(2)} ms of CPU (${work.pageWallMs.toFixed(2)} ms wall; ${work.pages} rendered in a loop), ${kb(work.pageBytes.min)}–${kb(work.pageBytes.max)} (mean ${kb(work.pageBytes.mean)}), a cached one nothing; a thumbnail's ${work.thumbBytes / 1024 / 1024} MiB cost ${work.thumbCpuMs.toFixed(2)} ms to make`,
   )
   console.log(
     "\n| route | variant | req/s | p50 ms | p99 ms | CPU ms/req: front | workers (each) | total | over the work | req/s ÷ proxy | CPU ÷ proxy | faults/req: front, workers |",

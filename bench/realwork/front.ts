@@ -1,7 +1,8 @@
-// The front of one variant of `slotbus bench realwork`: a Bun.serve on 127.0.0.1 answering /page/<id> and
-// /thumb/<id> through WORKERS workers of that variant:
-//   rpc      SlotBus + superviseWorkers; pages by bus.remote<RenderApi>().renderPage(id), thumbs by bus.fetch
-//   fetch    SlotBus + superviseWorkers; both routes by bus.fetch(req)
+// The front of one variant of `slotbus bench realwork`: a Bun.serve on 127.0.0.1 answering /page/<id>,
+// /cached/<id> and /thumb/<id> through WORKERS workers of that variant:
+//   rpc      SlotBus + superviseWorkers; pages by bus.remote<RenderApi>().renderPage(id) (cached ones by
+//            .cachedPage(id)), thumbs by bus.fetch
+//   fetch    SlotBus + superviseWorkers; every route by bus.fetch(req)
 //   threads  WORKERS Worker threads of this process, postMessage; the least busy one takes the next request
 //   proxy    WORKERS processes each with its own Bun.serve; fetch() to the least busy one, its body passed on
 // Usage: bun bench/realwork/front.ts <variant> [root]   (root: the slotbus tree whose library is loaded)
@@ -45,7 +46,7 @@ const idle = () => {
   return (v?.startsWith("{") ? JSON.parse(v) : v || undefined) as "park" | undefined
 }
 
-const pageId = (path: string) => /^\/page\/(\d+)$/.exec(path)?.[1]
+const pageRoute = (path: string) => /^\/(page|cached)\/(\d+)$/.exec(path)
 
 async function slotbus(mode: "rpc" | "fetch"): Promise<Setup> {
   const { SlotBus, superviseWorkers } = (await import(join(root, "src/index.ts"))) as Core
@@ -62,10 +63,12 @@ async function slotbus(mode: "rpc" | "fetch"): Promise<Setup> {
     mode === "fetch"
       ? (req: Request) => bus.fetch(req)
       : async (req: Request) => {
-          const id = pageId(new URL(req.url).pathname)
-          return id === undefined
-            ? bus.fetch(req)
-            : new Response(await remote.renderPage(Number(id)), { headers: HTML })
+          const m = pageRoute(new URL(req.url).pathname)
+          if (!m) return bus.fetch(req)
+          const id = Number(m[2])
+          return new Response(await (m[1] === "page" ? remote.renderPage(id) : remote.cachedPage(id)), {
+            headers: HTML,
+          })
         }
   return {
     fetch,
@@ -93,7 +96,7 @@ async function threads(): Promise<Setup> {
   const threadIds = await Promise.all(tids)
   let next = 0
   const fetch = (req: Request): Response | Promise<Response> => {
-    const m = /^\/(page|thumb)\/(\d+)$/.exec(new URL(req.url).pathname)
+    const m = /^\/(page|cached|thumb)\/(\d+)$/.exec(new URL(req.url).pathname)
     if (!m) return new Response("not found", { status: 404 })
     const at = leastBusy(busy)
     const id = next++
@@ -102,11 +105,11 @@ async function threads(): Promise<Setup> {
       busy[at]!--
       pending.delete(id)
     }
-    if (m[1] === "page") {
+    if (m[1] !== "thumb") {
       const html = new Promise<Response>((resolve) =>
         pending.set(id, (r) => (done(), resolve(new Response(r.html, { headers: HTML })))),
       )
-      pool[at]!.postMessage({ id, page: Number(m[2]) })
+      pool[at]!.postMessage({ id, [m[1]!]: Number(m[2]) })
       return html
     }
     // every piece is posted at once (no back-pressure): at most one thumbnail per request in flight is held here

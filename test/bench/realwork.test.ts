@@ -1,9 +1,17 @@
 // `slotbus bench realwork`: its options, and its smallest run as JSON: the machine, the work alone, and every variant
-// on both routes with requests, latencies and CPU per process (no timing asserts); no front or worker left after.
+// on every route with requests, latencies and CPU per process (no timing asserts); no front or worker left after.
 import { describe, expect, test } from "bun:test"
 import { readdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
-import { main, type MachineRow, ROUTES, VARIANTS, type VariantRow, type WorkRow } from "../../bench/realwork/cli.ts"
+import {
+  main,
+  type MachineRow,
+  ROUTES,
+  VARIANTS,
+  type VariantRow,
+  type WorkRow,
+  workCpuMs,
+} from "../../bench/realwork/cli.ts"
 import { usageErrors } from "../support/bench.ts"
 import { run } from "../support/helpers.ts"
 import { sayWhySkipped, toolSkipReason } from "../support/tools.ts"
@@ -60,7 +68,7 @@ const wrkSkip = toolSkipReason("wrk")
 sayWhySkipped("slotbus bench realwork --json", wrkSkip)
 
 describe.skipIf(wrkSkip !== null)("with wrk", () => {
-  test("--seconds 1 --rounds 1 --json: the work alone, then every variant on both routes with figures per process", async () => {
+  test("--seconds 1 --rounds 1 --json: the work alone, then every variant on every route with figures per process", async () => {
     const { head, work, rows } = await realwork("--seconds", "1", "--rounds", "1")
     expect(head.kind).toBe("machine")
     expect(head).toMatchObject({ client: "wrk", clients: 16, seconds: 1, rounds: 1, load: 0 })
@@ -85,7 +93,7 @@ describe.skipIf(wrkSkip !== null)("with wrk", () => {
       expect(x.faults.front).toBeGreaterThanOrEqual(0)
       expect(x.faults.workers).toBeGreaterThanOrEqual(0)
       expect(x.cpuMs.total).toBeCloseTo(x.cpuMs.front + x.cpuMs.workers.reduce((a, b) => a + b, 0), 6)
-      expect(x.overheadMs).toBeCloseTo(x.cpuMs.total - (x.route === "page" ? work.pageCpuMs : work.thumbCpuMs), 6)
+      expect(x.overheadMs).toBeCloseTo(x.cpuMs.total - workCpuMs(x.route, work), 6)
       expect(x.vsProxy).not.toBeNull()
       if (x.variant === "proxy") expect(x.vsProxy).toEqual({ rps: 1, cpu: 1 })
     }
