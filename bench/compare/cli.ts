@@ -15,7 +15,8 @@ const USAGE = `usage: slotbus bench compare <ref> [<ref2>] [--rounds 3] [--secon
 Measures this work tree (uncommitted changes included), or <ref2> when given, against <ref> (a branch, tag or
 commit), alternating the two within each round so that both see the same machine. Measures: request/response
 (64 B and 64 KiB, 1 and 32 in flight), the HTTP hub (1 and 16 clients), an events round trip, and real work
-(\`bench realwork\`'s ~2 ms page through slotbus RPC and bus.fetch, 16 clients: req/s, p50 and CPU per request;
+(\`bench realwork\`'s ~2 ms page and its cached copy, no work, through slotbus RPC and bus.fetch, 16 clients: req/s,
+p50 and CPU per request;
 its --seconds are whole, at least 1). Prints each measure's ratio (new ÷ old; median and range over the rounds)
 and a line for each that got more than 10% worse; exits 1 if any did. Run it against main before landing a change to csrc/, src/core, src/http, src/events or the
 idle code, and quote it in the change's note.`

@@ -106,14 +106,17 @@ async function measureEvents() {
   }
 }
 
-/** `bench realwork` on the page route, slotbus RPC and bus.fetch, one round: req/s, p50 and CPU per request. */
+/**
+ * `bench realwork` on the page and cached routes (the work, and carrying alone), slotbus RPC and bus.fetch, one
+ * round: req/s, p50 and CPU per request.
+ */
 async function measureRealwork() {
   const cmd = [process.execPath, join(import.meta.dir, "../realwork/cli.ts"), "--root", root, "--json"]
   cmd.push(
     "--only",
     "rpc,fetch",
     "--route",
-    "page",
+    "page,cached",
     "--rounds",
     "1",
     "--seconds",
@@ -123,9 +126,21 @@ async function measureRealwork() {
   const r = await run(cmd)
   if (r.code !== 0) throw new Error(`bench realwork failed:\n${r.stderr.slice(-2000)}`)
   for (const line of r.stdout.split("\n").filter((l) => l.startsWith("{"))) {
-    const x = JSON.parse(line) as { kind: string; name: string; rps: number; p50ms: number; cpuMs: { total: number } }
+    const x = JSON.parse(line) as {
+      kind: string
+      name: string
+      route: string
+      rps: number
+      p50ms: number
+      cpuMs: { total: number }
+    }
     if (x.kind === "variant")
-      print({ measure: `real work ${x.name}, page`, perS: x.rps, p50us: x.p50ms * 1000, cpuUs: x.cpuMs.total * 1000 })
+      print({
+        measure: `real work ${x.name}, ${x.route}`,
+        perS: x.rps,
+        p50us: x.p50ms * 1000,
+        cpuUs: x.cpuMs.total * 1000,
+      })
   }
 }
 

@@ -18,7 +18,7 @@ import { busyWarnings, describeMachine, type Machine } from "../lib/machine.ts"
 import { median } from "../lib/samples.ts"
 import { PAGE_IDS, renderPage, THUMB_BYTES, thumbChunks } from "./render.ts"
 
-const USAGE = `usage: slotbus bench realwork [--seconds 2] [--rounds 2] [--only list] [--route page|cached|thumb]
+const USAGE = `usage: slotbus bench realwork [--seconds 2] [--rounds 2] [--only list] [--route list]
                                [--load n]
                                [--client wrk|fetch] [--json]
 
@@ -31,7 +31,7 @@ of each worker, and the work's own cost measured alone.
   --seconds <n>  measured whole seconds per variant, route and round, after 1 s of warm-up (default 2)
   --rounds <n>   rounds, every variant set up fresh in each, the order rotating; figures are medians (default 2)
   --only <list>  some of rpc,fetch,threads,proxy (default all)
-  --route <r>    page, cached or thumb (default all three)
+  --route <list> some of page,cached,thumb (default all three)
   --load <n>     n CPU burner processes for the whole run: the machine busy on purpose (default 0)
   --client <c>   wrk (the default when installed: apt-get install wrk) or fetch (an in-repo client, in this process)
   --root <tree>  the slotbus tree whose library the fronts and workers load (default this one; bench compare's)
@@ -140,8 +140,10 @@ export function parseArgs(argv: string[]): Options | number {
       if (!v || keys.some((k) => !(k in VARIANTS))) return bad(`--only takes some of rpc,fetch,threads,proxy, got ${v}`)
       o.only = (Object.keys(VARIANTS) as VariantKey[]).filter((k) => keys.includes(k))
     } else if (a === "--route") {
-      if (!(ROUTES as readonly string[]).includes(v)) return bad(`--route takes ${ROUTES.join(", ")}, got ${v}`)
-      o.routes = [v as Route]
+      const routes = v.split(",")
+      if (routes.some((r) => !(ROUTES as readonly string[]).includes(r)))
+        return bad(`--route takes some of ${ROUTES.join(",")}, got ${v}`)
+      o.routes = ROUTES.filter((r) => routes.includes(r))
     } else if (a === "--client") {
       if (v !== "wrk" && v !== "fetch") return bad(`--client takes wrk or fetch, got ${v}`)
       if (v === "wrk" && !hasWrk()) return bad("--client wrk: wrk is not installed (apt-get install -y wrk)")

@@ -64,12 +64,19 @@ test("HEAD against this tree: the ref built in a worktree, a row per measure, ex
     "events round trip, 64 B",
     "real work slotbus RPC, page",
     "real work bus.fetch, page",
+    "real work slotbus RPC, cached",
+    "real work bus.fetch, cached",
   ]) {
     const row = out.split("\n").find((l) => l.startsWith(`| ${m} |`))
     expect(row).toBeDefined()
     expect(row!.split("|").length).toBe(9) // measure, old and new rates, ratio, old and new p50, ratio
   }
-  for (const m of ["real work slotbus RPC, page", "real work bus.fetch, page"]) {
+  for (const m of [
+    "real work slotbus RPC, page",
+    "real work bus.fetch, page",
+    "real work slotbus RPC, cached",
+    "real work bus.fetch, cached",
+  ]) {
     const cpu = out.split("\n").filter((l) => l.startsWith(`| ${m} |`))[1] // the CPU table's, after the first table's
     expect(cpu?.split("|").length).toBe(6) // measure, old and new CPU per request, ratio
   }
