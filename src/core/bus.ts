@@ -11,7 +11,7 @@ import { BusClosedError, BusFullError, PayloadTooLargeError, TimeoutError } from
 import { tuning } from "./idle.ts"
 import { longTimeout } from "../kit/index.ts"
 import type { BusStats } from "./stats.ts"
-import type { Pending, WorkerEvent, WorkerInfo } from "./endpoint.ts"
+import type { Pending, ReadAnswer, WorkerEvent, WorkerInfo } from "./endpoint.ts"
 import {
   CLOSE_OPTIONS,
   FETCH_OPTIONS,
@@ -288,15 +288,9 @@ export class SlotBus {
       if (typeof method !== "string" || method === "" || method.includes("\0"))
         throw new TypeError(`a remote function's name is a non-empty string without NUL, got ${String(method)}`)
       const { verb, body } = encodeCall(method, args)
-      // borrowed: the reply is decoded straight from the slot (no copy of it made and dropped), then the slot goes back
-      return this.submit(Kind.HTTP, { method: verb, path: method, body }, { ...opts, borrow: true }).then((res) => {
-        const r = res as BorrowedResponse
-        try {
-          return decodeReply(method, r.status, r.body)
-        } finally {
-          r.release()
-        }
-      })
+      // the reply is decoded where it lies in the slot (no copy, no view lent to anyone), then the slot goes back
+      const read = (status: number, bytes: Uint8Array) => decodeReply(method, status, bytes)
+      return this.submit(Kind.HTTP, { method: verb, path: method, body }, opts, undefined, false, read)
     } catch (e) {
       return Promise.reject(e)
     }
@@ -323,6 +317,7 @@ export class SlotBus {
     options?: RequestOptions,
     inherited?: TraceContext,
     response = false, // bus.fetch's: a whole answer resolves as a Web Response
+    read: ReadAnswer | null = null, // an RPC call's decoding of its answer
   ): Promise<unknown> {
     try {
       if (this.closing) throw this.closedError()
@@ -394,6 +389,7 @@ export class SlotBus {
         slot: -1,
         stream: opts.stream === true,
         response,
+        read,
         streamIdleMs,
         in: null,
         idempotent: opts.idempotent === true,

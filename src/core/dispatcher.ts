@@ -7,7 +7,15 @@ import { TimeoutError, WorkerGoneError } from "../errors.ts"
 import { MAX_TIMER_MS } from "../kit/index.ts"
 import { LatencyHistogram } from "./stats.ts"
 import { BusMetrics } from "./bus-metrics.ts"
-import { nowMs, type Endpoint, type EndpointHost, type Pending, type StreamHost, type WorkerInfo } from "./endpoint.ts"
+import {
+  nowMs,
+  readAnswer,
+  type Endpoint,
+  type EndpointHost,
+  type Pending,
+  type StreamHost,
+  type WorkerInfo,
+} from "./endpoint.ts"
 import { BorrowedResponse, ownBytes, SlotResponse, StreamedResponse, webResponse } from "./response.ts"
 import { Kind } from "../native/ffi.ts"
 import type { FlightRecorder } from "./recorder.ts"
@@ -177,10 +185,10 @@ export class Dispatcher implements EndpointHost {
     this.recorder?.queued(this.queue.length)
   }
 
-  answered(p: Pending, value: unknown, at: number) {
+  answered(p: Pending, value: unknown, at: number, status = (value as { status?: number }).status ?? 0) {
     this.counters.responses++
     this.latency.record(at - p.started)
-    this.metrics.answered(p, at - p.started, (value as { status?: number }).status ?? 0)
+    this.metrics.answered(p, at - p.started, status)
     this.settle(p)
     p.resolve(value as never)
   }
@@ -208,7 +216,8 @@ export class Dispatcher implements EndpointHost {
     }
     let value: unknown
     if (p.into !== null) body = ownBytes(body, p.into)
-    if (p.response) {
+    if (p.read !== null) value = readAnswer(p.read, status, body)
+    else if (p.response) {
       try {
         value = webResponse(status, head, body)
       } catch (e) {
@@ -218,7 +227,7 @@ export class Dispatcher implements EndpointHost {
     else if (p.kind === Kind.RAW) value = body
     else if (p.borrow) value = new BorrowedResponse(status, head, body, null)
     else value = new SlotResponse(status, head, body)
-    this.answered(p, value, Bun.nanoseconds())
+    this.answered(p, value, Bun.nanoseconds(), p.read !== null ? status : undefined)
   }
 
   private settle(p: Pending) {

@@ -57,6 +57,8 @@ export interface Pending extends Settle {
   stream: boolean
   /** bus.fetch: an answer that came whole resolves as a Web Response made from the slot (response.ts's webResponse). */
   response: boolean
+  /** An RPC call's: the answer is read where it lies (readAnswer), nothing lent or copied; else null. */
+  read: ReadAnswer | null
   /** A streaming caller that does not read for this long gives the request up (0: never). */
   streamIdleMs: number
   /** The worker answers as a stream (docs/PROTOCOL.md §9): its reader (stream-in.ts). */
@@ -66,6 +68,18 @@ export interface Pending extends Settle {
   retried: boolean
   /** Its trace (trace.ts): the context it carries and the hub's span, or null. */
   trace: ClientTrace | null
+}
+
+/** Reads an answer's body, valid only during the call, into the value its request resolves with (may throw). */
+export type ReadAnswer = (status: number, body: Uint8Array) => unknown
+
+/** `read`'s value, or a promise rejected with what it threw: the answer came, the caller's promise rejects. */
+export function readAnswer(read: ReadAnswer, status: number, body: Uint8Array): unknown {
+  try {
+    return read(status, body)
+  } catch (e) {
+    return Promise.reject(e)
+  }
 }
 
 /** What the books need of a streamed answer's reader (stream-in.ts's StreamIn). */
@@ -131,8 +145,8 @@ export interface EndpointHost {
   readonly maxBody: number
   /** Places were freed on a worker: the queue goes on. The one home of "capacity freed, serve the queue". */
   freed(): void
-  /** p's answer is `value`: its caller gets it (`at`: when it arrived, Bun.nanoseconds). */
-  answered(p: Pending, value: unknown, at: number): void
+  /** p's answer is `value`: its caller gets it (`at`: when it arrived, Bun.nanoseconds; `status`: the answer's, when `value` is not a response). */
+  answered(p: Pending, value: unknown, at: number, status?: number): void
   /** p fails with `err` (its worker told, its caller rejected), if it still waits. */
   fail(p: Pending, err: unknown): void
   /** A worker left while holding p: an idempotent p goes elsewhere once, any other fails. */

@@ -107,7 +107,12 @@ export class RemoteEndpoint implements Endpoint {
       return this.host.fail(p, remoteError(readHead(bytes, headLen), utf8(body), this.peer.pid))
     const head = p.kind === Kind.RAW ? [] : readHead(bytes, headLen)
     // a Response copies it itself, and so does the end of the books for an answer that goes `into` a buffer
-    this.host.streams.streamEnded(p, status, head, p.response || p.into !== null ? body : body.slice())
+    this.host.streams.streamEnded(
+      p,
+      status,
+      head,
+      p.response || p.into !== null || p.read !== null ? body : body.slice(),
+    )
     p.phase = "slot-returned"
   }
 

@@ -7,7 +7,15 @@ import { align8, EMPTY, headLength, readHead, utf8, writeHead } from "./codec.ts
 import { PayloadTooLargeError, ProtocolError } from "../errors.ts"
 import type { Channel } from "./channel.ts"
 import { Pump, STARTUP_POLL_NS, type IdleStrategy } from "./idle.ts"
-import { nowMs, STATE_NAMES, type Endpoint, type EndpointHost, type Pending, type WorkerInfo } from "./endpoint.ts"
+import {
+  nowMs,
+  readAnswer,
+  STATE_NAMES,
+  type Endpoint,
+  type EndpointHost,
+  type Pending,
+  type WorkerInfo,
+} from "./endpoint.ts"
 import {
   BorrowedResponse,
   forgotten,
@@ -249,10 +257,11 @@ export class SlotEndpoint implements Endpoint, SlotStreamOwner {
       return false
     }
     const status = m[Msg.status]!
-    const headers = p.kind === Kind.RAW ? NO_HEAD : readHead(arena, m[Msg.headLen]!)
+    const headers = p.kind === Kind.RAW || p.read !== null ? NO_HEAD : readHead(arena, m[Msg.headLen]!)
     let value: unknown
     let lent = false
-    if (p.borrow) {
+    if (p.read !== null) value = readAnswer(p.read, status, arena.subarray(bodyOff, bodyOff + bodyLen))
+    else if (p.borrow) {
       // An answer collected while its worker is being dropped cannot keep the slot: it gets a copy.
       if (bodyLen === 0 || this.gone)
         value = new BorrowedResponse(status, headers, arena.slice(bodyOff, bodyOff + bodyLen), null)
@@ -286,7 +295,7 @@ export class SlotEndpoint implements Endpoint, SlotStreamOwner {
       if (p.stream) value = new StreamedResponse(status, headers, body)
       else value = p.kind === Kind.RAW ? body : new SlotResponse(status, headers, body)
     }
-    this.host.answered(p, value, now)
+    this.host.answered(p, value, now, p.read !== null ? status : undefined) // a decoded value has no status of its own
     return lent
   }
 
