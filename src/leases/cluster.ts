@@ -265,7 +265,8 @@ export class ClusterContest implements AsyncDisposable {
         throw new TimeoutError(
           `${describe(subject)} is still held by ${r.holder.owner || `pid ${r.holder.pid} on ${r.holder.host}`} after ${opts.timeoutMs} ms`,
         )
-      await this.table.changed(h.key, h.revision, Math.min(h.expiresAtMono, deadline), opts.signal)
+      // its watch is JetStream's too: an outage while it is made is ContestUnavailableError, as for the claim
+      await this.guard(() => this.table.changed(h.key, h.revision, Math.min(h.expiresAtMono, deadline), opts.signal))
       if (this.isClosed) throw new ContestClosedError(`contest "${this.name}" was closed while waiting`)
     }
   }
