@@ -2,6 +2,7 @@
 // functions SlotWorker.expose serves, typed by the worker module's API type.
 import { afterEach, describe, expect, test } from "bun:test"
 import {
+  ProtocolError,
   RemoteError,
   SlotBus,
   SlotWorker,
@@ -188,6 +189,23 @@ describe("errors", () => {
     const e = await rejection(bus.remote<Api>().add(1, 2))
     expect(e).toBeInstanceOf(UnknownMethodError)
     expect((e as Error).message).toContain("answered as a plain handler")
+  })
+
+  test("a reply that does not decode is a ProtocolError for that call only, and its slot goes straight back", async () => {
+    await using bus = await SlotBus.listen(busName("rpc-garbled"), { slots: 1 })
+    const w = bunChild("garbled-rpc-worker.ts", [bus.name])
+    await w.waitLine(/^ready$/)
+    await bus.waitForWorkers(1)
+    const remote = bus.remote<Api>()
+    for (let i = 0; i < 3; i++) {
+      const e = await rejection(remote.add(1, 2))
+      expect(e).toBeInstanceOf(ProtocolError)
+      expect((e as Error).message).toContain("does not decode as an RPC reply")
+    }
+    // the answers came (counted as answers, not errors of the bus) and the one slot is free for the next request
+    expect(bus.stats()).toMatchObject({ requests: 3, responses: 3, errors: 0, inFlight: 0 })
+    const r = await bus.request({ path: "/after" })
+    expect([r.status, r.text()]).toEqual([720, "{not json"])
   })
 
   test("a worker killed mid-call rejects the call with WorkerGoneError", () =>
