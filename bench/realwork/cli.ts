@@ -227,12 +227,14 @@ async function stop(t: Target): Promise<void> {
 
 let expectedThumb: Uint8Array | null = null
 
-/** A page and a thumbnail through the target, byte for byte, before it is measured. */
+/** A page, its cached copy and a thumbnail through the target, byte for byte, before it is measured. */
 async function checkAnswers(t: Target): Promise<void> {
-  const page = await fetch(`${t.base}/page/7`)
-  const html = await page.text()
-  if (page.status !== 200 || html !== renderPage(7))
-    throw new Error(`${VARIANTS[t.key]}: /page/7 answered ${page.status}, ${html.length} characters, not the page`)
+  for (const path of ["/page/7", "/cached/7"]) {
+    const page = await fetch(t.base + path)
+    const html = await page.text()
+    if (page.status !== 200 || html !== renderPage(7))
+      throw new Error(`${VARIANTS[t.key]}: ${path} answered ${page.status}, ${html.length} characters, not the page`)
+  }
   if (!expectedThumb) {
     expectedThumb = new Uint8Array(THUMB_BYTES)
     let at = 0
