@@ -96,6 +96,35 @@ export interface VariantRow {
   vsProxy: { rps: number; cpu: number } | null
 }
 
+/**
+ * The most any transport could serve on the page route, as a multiple of the fetch proxy's req/s: one that did the
+ * same work and carried each page for what Worker threads do (their CPU per request on the cached route: a front's
+ * Bun.serve and a postMessage). With both cores busy, req/s go as 1 ÷ CPU per request, so it is the proxy's page
+ * CPU over that CPU less what the proxy spends carrying above the threads. Made when the run measured the proxy
+ * and the threads on the page and cached routes.
+ */
+export interface CeilingRow {
+  kind: "ceiling"
+  /** CPU per request (ms): the proxy's on the page route, and what the proxy and the threads spend carrying alone. */
+  proxyPageMs: number
+  proxyCarryMs: number
+  threadsCarryMs: number
+  /** proxyPageMs ÷ (proxyPageMs − (proxyCarryMs − threadsCarryMs)) */
+  vsProxy: number
+}
+
+/** The ceiling of this run's rows (see CeilingRow), or null when they lack one of the three figures it is made of. */
+export function ceiling(rows: readonly VariantRow[]): CeilingRow | null {
+  const total = (variant: VariantKey, route: Route) =>
+    rows.find((x) => x.variant === variant && x.route === route)?.cpuMs.total
+  const proxyPageMs = total("proxy", "page")
+  const proxyCarryMs = total("proxy", "cached")
+  const threadsCarryMs = total("threads", "cached")
+  if (proxyPageMs === undefined || proxyCarryMs === undefined || threadsCarryMs === undefined) return null
+  const vsProxy = proxyPageMs / (proxyPageMs - (proxyCarryMs - threadsCarryMs))
+  return { kind: "ceiling", proxyPageMs, proxyCarryMs, threadsCarryMs, vsProxy }
+}
+
 export interface MachineRow extends Machine {
   kind: "machine"
   client: string
@@ -347,7 +376,7 @@ export async function runRealwork(o: Options, log: (line: string) => void = () =
       load: o.load,
       warnings,
     }
-    return { head, work, rows }
+    return { head, work, rows, ceiling: ceiling(rows) }
   } finally {
     await Promise.all(burners.map((b) => b.kill()))
   }
@@ -382,7 +411,7 @@ export const workCpuMs = (route: Route, work: WorkRow) =>
 const f2 = (n: number) => (Number.isFinite(n) ? (n >= 100 ? Math.round(n).toLocaleString("en-US") : n.toFixed(2)) : "—")
 const kb = (n: number) => `${(n / 1000).toFixed(1)} KB`
 
-function print(head: MachineRow, work: WorkRow, rows: VariantRow[]) {
+function print(head: MachineRow, work: WorkRow, rows: VariantRow[], top: CeilingRow | null) {
   const m = head
   console.log("# slotbus bench realwork")
   console.log(
@@ -408,6 +437,10 @@ function print(head: MachineRow, work: WorkRow, rows: VariantRow[]) {
   console.log(
     "\nCPU per request: what each process used over the measured time (/proc) ÷ the requests wrk counted; Worker threads' CPU is theirs, not the front's; over the work: total less the work alone.",
   )
+  if (top)
+    console.log(
+      `ceiling on the page route: a transport that carried a page for what Worker threads do (${f2(top.threadsCarryMs)} ms per request on the cached route, the proxy ${f2(top.proxyCarryMs)}) would serve at most ${top.vsProxy.toFixed(2)}× the proxy's req/s (its page costs ${f2(top.proxyPageMs)} ms of CPU in all; with both cores busy, req/s go as 1 ÷ CPU per request).`,
+    )
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -419,9 +452,9 @@ export async function main(argv: string[]): Promise<number> {
   process.on("SIGTERM", onSignal)
   process.on("exit", killAll)
   try {
-    const { head, work, rows } = await runRealwork(o, o.json ? undefined : (l) => console.error(l))
-    if (o.json) for (const x of [head, work, ...rows]) console.log(JSON.stringify(x))
-    else print(head, work, rows)
+    const { head, work, rows, ceiling } = await runRealwork(o, o.json ? undefined : (l) => console.error(l))
+    if (o.json) for (const x of [head, work, ...rows, ...(ceiling ? [ceiling] : [])]) console.log(JSON.stringify(x))
+    else print(head, work, rows, ceiling)
     return 0
   } catch (e) {
     console.error(`slotbus bench realwork: ${(e as Error).message}`)

@@ -4,6 +4,7 @@ import { describe, expect, test } from "bun:test"
 import { readdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import {
+  type CeilingRow,
   main,
   type MachineRow,
   ROUTES,
@@ -56,11 +57,12 @@ async function realwork(...argv: string[]) {
   const lines = r.stdout
     .trim()
     .split("\n")
-    .map((l) => JSON.parse(l) as MachineRow | WorkRow | VariantRow)
+    .map((l) => JSON.parse(l) as MachineRow | WorkRow | VariantRow | CeilingRow)
   return {
     head: lines[0] as MachineRow,
     work: lines[1] as WorkRow,
-    rows: lines.slice(2) as VariantRow[],
+    rows: lines.filter((x) => x.kind === "variant"),
+    ceilings: lines.filter((x) => x.kind === "ceiling"),
   }
 }
 
@@ -69,7 +71,7 @@ sayWhySkipped("slotbus bench realwork --json", wrkSkip)
 
 describe.skipIf(wrkSkip !== null)("with wrk", () => {
   test("--seconds 1 --rounds 1 --json: the work alone, then every variant on every route with figures per process", async () => {
-    const { head, work, rows } = await realwork("--seconds", "1", "--rounds", "1")
+    const { head, work, rows, ceilings } = await realwork("--seconds", "1", "--rounds", "1")
     expect(head.kind).toBe("machine")
     expect(head).toMatchObject({ client: "wrk", clients: 16, seconds: 1, rounds: 1, load: 0 })
     expect(work.kind).toBe("work")
@@ -97,11 +99,22 @@ describe.skipIf(wrkSkip !== null)("with wrk", () => {
       expect(x.vsProxy).not.toBeNull()
       if (x.variant === "proxy") expect(x.vsProxy).toEqual({ rps: 1, cpu: 1 })
     }
+    // the page route's ceiling, made of the proxy's page and cached rows and the threads' cached row, last
+    const total = (variant: string, route: string) =>
+      rows.find((x) => x.variant === variant && x.route === route)!.cpuMs.total
+    expect(ceilings.length).toBe(1)
+    const c = ceilings[0]!
+    expect(c).toMatchObject({
+      proxyPageMs: total("proxy", "page"),
+      proxyCarryMs: total("proxy", "cached"),
+      threadsCarryMs: total("threads", "cached"),
+    })
+    expect(c.vsProxy * (c.proxyPageMs - (c.proxyCarryMs - c.threadsCarryMs))).toBeCloseTo(c.proxyPageMs, 6)
     expect(leftovers()).toEqual([])
   }, 180_000)
 
   test("--load 1 --only fetch --route page: the burner runs through it, one row, nothing left", async () => {
-    const { head, rows } = await realwork(
+    const { head, rows, ceilings } = await realwork(
       "--seconds",
       "1",
       "--rounds",
@@ -116,6 +129,7 @@ describe.skipIf(wrkSkip !== null)("with wrk", () => {
     expect(head.load).toBe(1)
     expect(rows.map((x) => `${x.route} ${x.variant}`)).toEqual(["page fetch"])
     for (const x of rows) expect(x.vsProxy).toBeNull()
+    expect(ceilings).toEqual([]) // no proxy, no threads, no cached route: nothing to make it of
     expect(leftovers()).toEqual([])
   }, 180_000)
 })
