@@ -1,45 +1,52 @@
-// Where one worker's CPU and page faults per request go, by thread: a hub sends /page/<id> (render.ts) to one worker
-// with 16 in flight, and reads /proc for the worker's threads (the main thread, the JSC collector, JIT workers)
-// before and after. The worker answers in one of these ways:
+// Where one worker's CPU and page faults per request go, by thread: a hub sends /page/<id> (render.ts), or with the
+// route `cached` /cached/<id> (the same pages kept: the answering alone), to one worker with 16 in flight, and reads
+// /proc for the worker's threads (the main thread, the JSC collector, JIT workers) before and after. The worker
+// answers in one of these ways:
 //   noop   renders the page and answers "ok" (the render's own garbage, no answer to write)
 //   str    answers the page as a string          rpc    bus.remote().renderPage(id)
 //   fetch  { fetch: true }, a Response around the page (render.ts's answer())
-// Usage: bun bench/realwork/faults.ts <mode> [requests=2000] [idle]   e.g. BUN_GC_TIMER_DISABLE=1 bun … noop 2000 park
+// Usage: bun bench/realwork/faults.ts <mode> [requests=2000] [idle] [page|cached]
+//   e.g. BUN_GC_TIMER_DISABLE=1 bun … noop 2000 park; bun … fetch 20000 park cached
 import { readdirSync, readFileSync } from "node:fs"
 import { SlotBus, SlotWorker, type IdleStrategy } from "../../src/index.ts"
-import { answer, renderPage } from "./render.ts"
+import { answer, cachedPage, renderPage } from "./render.ts"
 
 const MODES = ["noop", "str", "rpc", "fetch"]
-const [mode = "", count = "2000", idleArg, role, busArg] = process.argv.slice(2)
+const ROUTES = ["page", "cached"]
+const [mode = "", count = "2000", idleArg, routeArg, role, busArg] = process.argv.slice(2)
 const idle = (idleArg || undefined) as IdleStrategy | undefined
+const route = routeArg || "page"
 const pageOf = (path: string) => Number(path.split("/")[2])
+const page = route === "cached" ? cachedPage : renderPage
 
 if (role === "worker") {
   const opts = idle ? { idle } : {}
-  if (mode === "rpc") await SlotWorker.expose(busArg!, { renderPage }, opts)
+  if (mode === "rpc") await SlotWorker.expose(busArg!, { renderPage: page }, opts)
   else if (mode === "fetch")
     await SlotWorker.connect(busArg!, (req: Request) => answer(new URL(req.url).pathname), { ...opts, fetch: true })
   else
     await SlotWorker.connect(
       busArg!,
-      (req) => (mode === "noop" ? (renderPage(pageOf(req.path)), "ok") : renderPage(pageOf(req.path))),
+      (req) => (mode === "noop" ? (page(pageOf(req.path)), "ok") : page(pageOf(req.path))),
       opts,
     )
 } else {
-  if (!MODES.includes(mode) || !/^\d+$/.test(count)) {
-    console.error(`usage: bun bench/realwork/faults.ts ${MODES.join("|")} [requests] [spin|adaptive|park]`)
+  if (!MODES.includes(mode) || !/^\d+$/.test(count) || !ROUTES.includes(route)) {
+    console.error(
+      `usage: bun bench/realwork/faults.ts ${MODES.join("|")} [requests] [spin|adaptive|park] [${ROUTES.join("|")}]`,
+    )
     process.exit(2)
   }
   const n = Number(count)
   const bus = await SlotBus.listen(`faults-${process.pid}`, { slots: 16, ...(idle ? { idle } : {}) })
-  const child = Bun.spawn([process.execPath, import.meta.path, mode, count, idleArg ?? "", "worker", bus.name], {
+  const child = Bun.spawn([process.execPath, import.meta.path, mode, count, idleArg ?? "", route, "worker", bus.name], {
     stdio: ["ignore", "inherit", "inherit"],
   })
   try {
     await bus.waitForWorkers(1, { timeoutMs: 20_000 })
     const remote = bus.remote<{ renderPage: typeof renderPage }>()
     const one = async (i: number) => {
-      const path = `/page/${i % 64}`
+      const path = `/${route}/${i % 64}`
       if (mode === "rpc") return (await remote.renderPage(i % 64)).length
       if (mode === "fetch") return (await (await bus.fetch(new Request(`http://x${path}`))).text()).length
       return (await bus.request({ path })).body.length
@@ -73,7 +80,7 @@ if (role === "worker") {
     const hubFaults = (h1.minorPageFault - h0.minorPageFault) / n
     const hubMs = (h1.userCPUTime + h1.systemCPUTime - h0.userCPUTime - h0.systemCPUTime) / 1000 / n
     console.log(
-      `${mode}${idle ? ` (${idle})` : ""}: ${((n / (t1 - t0)) * 1000).toFixed(0)} req/s; worker ${(faults / n).toFixed(1)} faults and ${((ticks * 10) / n).toFixed(3)} ms CPU per request [${parts.join("; ")}]; hub ${hubFaults.toFixed(1)} faults, ${hubMs.toFixed(3)} ms`,
+      `${mode} ${route}${idle ? ` (${idle})` : ""}: ${((n / (t1 - t0)) * 1000).toFixed(0)} req/s; worker ${(faults / n).toFixed(1)} faults and ${((ticks * 10) / n).toFixed(3)} ms CPU per request [${parts.join("; ")}]; hub ${hubFaults.toFixed(1)} faults, ${hubMs.toFixed(3)} ms`,
     )
   } finally {
     child.kill()
