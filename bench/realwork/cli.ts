@@ -114,7 +114,7 @@ export interface CeilingRow {
 }
 
 /** The ceiling of this run's rows (see CeilingRow), or null when they lack one of the three figures it is made of. */
-export function ceiling(rows: readonly VariantRow[]): CeilingRow | null {
+export function pageCeiling(rows: readonly VariantRow[]): CeilingRow | null {
   const total = (variant: VariantKey, route: Route) =>
     rows.find((x) => x.variant === variant && x.route === route)?.cpuMs.total
   const proxyPageMs = total("proxy", "page")
@@ -376,7 +376,7 @@ export async function runRealwork(o: Options, log: (line: string) => void = () =
       load: o.load,
       warnings,
     }
-    return { head, work, rows, ceiling: ceiling(rows) }
+    return { head, work, rows, ceiling: pageCeiling(rows) }
   } finally {
     await Promise.all(burners.map((b) => b.kill()))
   }
@@ -411,7 +411,7 @@ export const workCpuMs = (route: Route, work: WorkRow) =>
 const f2 = (n: number) => (Number.isFinite(n) ? (n >= 100 ? Math.round(n).toLocaleString("en-US") : n.toFixed(2)) : "—")
 const kb = (n: number) => `${(n / 1000).toFixed(1)} KB`
 
-function print(head: MachineRow, work: WorkRow, rows: VariantRow[], top: CeilingRow | null) {
+function print(head: MachineRow, work: WorkRow, rows: VariantRow[], ceiling: CeilingRow | null) {
   const m = head
   console.log("# slotbus bench realwork")
   console.log(
@@ -437,9 +437,9 @@ function print(head: MachineRow, work: WorkRow, rows: VariantRow[], top: Ceiling
   console.log(
     "\nCPU per request: what each process used over the measured time (/proc) ÷ the requests wrk counted; Worker threads' CPU is theirs, not the front's; over the work: total less the work alone.",
   )
-  if (top)
+  if (ceiling)
     console.log(
-      `ceiling on the page route: a transport that carried a page for what Worker threads do (${f2(top.threadsCarryMs)} ms per request on the cached route, the proxy ${f2(top.proxyCarryMs)}) would serve at most ${top.vsProxy.toFixed(2)}× the proxy's req/s (its page costs ${f2(top.proxyPageMs)} ms of CPU in all; with both cores busy, req/s go as 1 ÷ CPU per request).`,
+      `ceiling on the page route: a transport that carried a page for what Worker threads do (${f2(ceiling.threadsCarryMs)} ms per request on the cached route, the proxy ${f2(ceiling.proxyCarryMs)}) would serve at most ${ceiling.vsProxy.toFixed(2)}× the proxy's req/s (its page costs ${f2(ceiling.proxyPageMs)} ms of CPU in all; with both cores busy, req/s go as 1 ÷ CPU per request).`,
     )
 }
 
