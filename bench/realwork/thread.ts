@@ -1,6 +1,6 @@
 // A Worker thread of `slotbus bench realwork`'s threads variant. It first posts its kernel thread id (for the
-// bench's CPU accounting); then { id, page } (or { id, cached }) is answered { id, html }, and { id, thumb } with THUMB_CHUNKS
-// { id, chunk } (each buffer transferred) and { id, end: true }.
+// bench's CPU accounting); then { id, page } (or { id, cached }) is answered { id, html }, and { id, thumb } with
+// THUMB_CHUNKS { id, chunk } (each buffer transferred) and { id, end: true }.
 import { readlinkSync } from "node:fs"
 import { cachedPage, renderPage, thumbChunks } from "./render.ts"
 

@@ -1,6 +1,9 @@
-// A worker process of `slotbus bench realwork`, answering /page/<id> and /thumb/<id> (render.ts) in one of three roles:
-//   bun bench/realwork/worker.ts rpc <bus> [root]     SlotWorker.expose({ renderPage, cachedPage }), thumbs by its handler
-//   bun bench/realwork/worker.ts fetch <bus> [root]   SlotWorker.connect(…, { fetch: true, idle: idle() }): a Response for both
+// A worker process of `slotbus bench realwork`, answering /page/<id>, /cached/<id> and /thumb/<id> (render.ts) in
+// one of three roles:
+//   bun bench/realwork/worker.ts rpc <bus> [root]     SlotWorker.expose({ renderPage, cachedPage }), thumbs by its
+//                                                     handler
+//   bun bench/realwork/worker.ts fetch <bus> [root]   SlotWorker.connect(…, { fetch: true, idle: idle() }): a Response
+//                                                     for every route
 //   bun bench/realwork/worker.ts serve                Bun.serve on 127.0.0.1, printing "port <n>"; ends with its stdin
 // `root` is the slotbus tree whose library is loaded (default this one): `bench compare` runs two builds this way.
 import { join, resolve } from "node:path"
