@@ -1,8 +1,8 @@
 // The flight recorder file's layout (docs/PROTOCOL.md §16, csrc/recorder.h): the one place TS reads its offsets
 // from, checked against the header and the protocol page by test/native/recorder-layout.test.ts.
-import { existsSync } from "node:fs"
+import { existsSync, lstatSync, readdirSync } from "node:fs"
 import { tmpdir } from "node:os"
-import { join } from "node:path"
+import { isAbsolute, join } from "node:path"
 
 export const RecConst = {
   MAGIC: 0x53425243,
@@ -68,12 +68,73 @@ export const RecField = {
 export const RecPhase = { IN_FLIGHT: 1, STREAMING: 2, DONE: 3 } as const
 export const RecOutcome = { NONE: 0, ANSWERED: 1, ERROR: 2, CANCELLED: 3, TIMEOUT: 4, WORKER_GONE: 5 } as const
 
-/** The directory of this euid's recorder files (§16.1). */
-export function recorderDir(uid = process.geteuid?.() ?? 0): string {
-  return existsSync("/dev/shm") ? `/dev/shm/slotbus-${uid}` : join(tmpdir(), `slotbus-${uid}`)
+const euid = () => process.geteuid?.() ?? 0
+
+/** Why dir cannot hold uid's recorder files, naming what is there and whose it is; null when it is a real directory
+ * (lstat: a link is never followed) of uid with mode exactly 0700 (§16.1). The writer's check and every reader's. */
+export function whyNotPrivateDir(dir: string, uid: number): string | null {
+  let st: ReturnType<typeof lstatSync>
+  try {
+    st = lstatSync(dir, { throwIfNoEntry: false })
+  } catch (e) {
+    return `${dir} cannot be looked at (${(e as Error).message})`
+  }
+  if (!st) return `${dir} does not exist`
+  const mode = st.mode & 0o7777
+  if (st.isDirectory() && st.uid === uid && (mode & 0o777) === 0o700) return null
+  const type = st.isSymbolicLink()
+    ? "a symbolic link"
+    : st.isDirectory()
+      ? "a directory"
+      : st.isFile()
+        ? "a regular file"
+        : "a special file"
+  return `${dir} is ${type} of uid ${st.uid} with mode ${mode.toString(8).padStart(4, "0")}, not a directory of uid ${uid} with mode 0700`
+}
+
+/** uid's directory where every user shares the namespace: `/dev/shm/slotbus-<uid>`, else `<tmp>/slotbus-<uid>`. */
+export function sharedRecorderDir(uid: number): string {
+  return join(sharedRoot(), `slotbus-${uid}`)
+}
+
+const sharedRoot = () => (existsSync("/dev/shm") ? "/dev/shm" : tmpdir())
+
+/** This process's recorder directory (§16.1): `$XDG_RUNTIME_DIR/slotbus` where $XDG_RUNTIME_DIR is a directory of
+ * this euid with mode 0700, which no other uid can make anything in; else sharedRecorderDir(euid). */
+export function recorderDir(): string {
+  const runtime = process.env.XDG_RUNTIME_DIR
+  if (runtime && isAbsolute(runtime) && whyNotPrivateDir(runtime, euid()) === null) return join(runtime, "slotbus")
+  return sharedRecorderDir(euid())
+}
+
+/** Every directory some uid's recorder files may be in (§16.1), with that uid: each `slotbus-<uid>` in the shared
+ * root, each `/run/user/<uid>/slotbus`, and this process's own. Only those something is at; a reader uses one
+ * only when whyNotPrivateDir(dir, uid) is null. */
+export function recorderDirs(): { dir: string; uid: number }[] {
+  const found = new Map<string, number>()
+  const add = (dir: string, uid: number) => {
+    try {
+      if (lstatSync(dir, { throwIfNoEntry: false })) found.set(dir, uid)
+    } catch {} // a directory of another uid that this one cannot search
+  }
+  for (const d of names(sharedRoot())) {
+    const uid = /^slotbus-(\d{1,10})$/.exec(d)?.[1]
+    if (uid) add(join(sharedRoot(), d), Number(uid))
+  }
+  for (const d of names("/run/user")) if (/^\d{1,10}$/.test(d)) add(join("/run/user", d, "slotbus"), Number(d))
+  add(recorderDir(), euid())
+  return [...found].map(([dir, uid]) => ({ dir, uid }))
+}
+
+function names(dir: string): string[] {
+  try {
+    return readdirSync(dir)
+  } catch {
+    return []
+  }
 }
 
 /** The directories every uid's recorder files may be in (§16.1), for a reader that looks host-wide. */
 export function recorderRoots(): string[] {
-  return existsSync("/dev/shm") ? ["/dev/shm"] : [tmpdir()]
+  return [sharedRoot()]
 }

@@ -19,7 +19,7 @@ import {
 } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { recorderDir } from "../../src/native/recorder-layout.ts"
+import { sharedRecorderDir } from "../../src/native/recorder-layout.ts"
 import { busName, FIXTURES, spawn, stopAll, type Child } from "../support/helpers.ts"
 import { makeUser, NOBODY, whyNoTestUser, type TestUser } from "../support/uid.ts"
 
@@ -69,7 +69,7 @@ const squats: [string, (path: string) => string[]][] = [
 async function squatted(squat: (path: string) => string[], body: (user: TestUser, fixed: string) => Promise<void>) {
   const user = makeUser()
   const fixed = `/tmp/slotbus-${user.uid}`
-  const made: string[] = [fixed, recorderDir(user.uid)] // its buses' flight recorders too, once they are killed
+  const made: string[] = [fixed, sharedRecorderDir(user.uid)] // its buses' flight recorders too, once they are killed
   try {
     rmSync(fixed, { recursive: true, force: true }) // left by an earlier user of this uid, deleted since
     made.push(...squat(fixed))
