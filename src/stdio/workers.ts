@@ -26,8 +26,11 @@ export class Workers {
   private restartsBefore = 0
   /** Every running process's instance (a reload's successor and the instance it replaced included), by pid. */
   private readonly byPid = new Map<number, Instance>()
-  /** Reload successors getting ready: their instance, and what marks the replayed handshakes seen once promoted. */
-  private readonly surging = new Map<WorkerProc, { next: Instance; commit: (() => void) | null }>()
+  /**
+   * Reload successors getting ready, by pid: their process and instance, and what marks the replayed handshakes
+   * seen once promoted. Each leaves when promoted or when its process exits.
+   */
+  private readonly surging = new Map<number, { proc: WorkerProc; next: Instance; commit: (() => void) | null }>()
 
   constructor(
     private readonly router: Router,
@@ -78,7 +81,7 @@ export class Workers {
   async stop(killMs: number): Promise<void> {
     const pools = [...this.router.pools.values()]
     // A reload under way stops: its successors are not ready and never will be.
-    for (const proc of this.surging.keys()) proc.kill("SIGKILL")
+    for (const s of this.surging.values()) s.proc.kill("SIGKILL")
     const others = [...pools.flatMap((p) => [...p.retiring]), ...[...this.surging.values()].map((s) => s.next)]
     await Promise.all(pools.map((p) => p.supervisor?.stop({ drainTimeoutMs: 0, killGraceMs: killMs })))
     await Promise.all(others.map((i) => i.proc?.exited))
@@ -131,19 +134,22 @@ export class Workers {
     const id = pool.config.id
     sup.on("start", (s) => {
       const proc = s.proc as WorkerProc
-      const surge = this.surging.get(proc)
+      const surge = this.surging.get(proc.pid)
       if (surge) {
         // a reload's successor, ready: it takes the index and the sessions of the instance it replaces
-        this.surging.delete(proc)
+        this.surging.delete(proc.pid)
         const old = pool.promote(surge.next)
         this.router.movePins(old, surge.next)
         surge.commit?.()
+        this.announce(surge.next, proc)
         return pool.wakeWaiters()
       }
       this.attach(pool.instances[s.index]!, proc)
+      this.announce(pool.instances[s.index]!, proc)
       pool.wakeWaiters()
     })
     sup.on("exit", (s, info) => {
+      this.surging.delete(info.pid) // a successor that never got ready
       const instance = this.byPid.get(info.pid)
       if (!instance) return
       this.byPid.delete(info.pid)
@@ -170,6 +176,10 @@ export class Workers {
     instance.reading = this.readStdout(instance, proc)
     void this.readStderr(instance, proc)
     this.byPid.set(proc.pid, instance)
+  }
+
+  /** `proc` serves `instance`'s index: told once it may be routed to (a reload's successor once it is promoted). */
+  private announce(instance: Instance, proc: WorkerProc): void {
     this.router.emit("worker-start", { pool: instance.pool.config.id, instance: instance.index, pid: proc.pid })
   }
 
@@ -180,8 +190,8 @@ export class Workers {
    */
   private async successorReady(pool: Pool, proc: WorkerProc, index: number): Promise<void> {
     const next = pool.successor(index)
-    const surge = { next, commit: null as (() => void) | null }
-    this.surging.set(proc, surge)
+    const surge = { proc, next, commit: null as (() => void) | null }
+    this.surging.set(proc.pid, surge)
     this.attach(next, proc)
     if (this.lifecycle.state !== "running") throw new Error("was started while the bus stopped")
     if (pool.config.ready === "ping")

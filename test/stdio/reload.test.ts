@@ -1,5 +1,6 @@
 // bus.reload(): every instance replaced surge-first under load, with real worker processes (workers/worker.ts).
 import { describe, expect, test } from "bun:test"
+import { heapStats } from "bun:jsc"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -165,6 +166,39 @@ describe("stdio bus reload", () => {
       rmSync(flag, { force: true })
     }
   }, 30_000)
+
+  test("100 reloads whose successor exits at start keep no successor: the bus holds no more processes than before", async () => {
+    const flag = join(tmpdir(), `slotbus-reload-${process.pid}-${Math.random().toString(36).slice(2)}`)
+    const config = {
+      pools: [
+        {
+          id: "w",
+          command: "sh",
+          args: ["-c", `if [ -e '${flag}' ]; then exit 1; fi; exec "$0" "$1" echo`, process.execPath, STDIO_WORKER],
+        },
+      ],
+    }
+    // what a leaked successor keeps alive: its Subprocess, counted on the heap after a full collection
+    const processes = () => {
+      Bun.gc(true)
+      return heapStats().objectTypeCounts.Subprocess ?? 0
+    }
+    try {
+      await withBus(config, async (bus) => {
+        const [before] = pidsOf(bus)
+        expect(await bus.request("echo", {})).toMatchObject({ pid: before }) // past its start before the flag is set
+        writeFileSync(flag, "")
+        const held = processes()
+        for (let i = 0; i < 100; i++)
+          expect(await bus.reload().catch((err: unknown) => err)).toBeInstanceOf(ReloadError)
+        expect(processes()).toBeLessThan(held + 20)
+        expect(pidsOf(bus)).toEqual([before!])
+        expect(await bus.request("echo", {})).toMatchObject({ pid: before })
+      })
+    } finally {
+      rmSync(flag, { force: true })
+    }
+  }, 60_000)
 
   test('with initialize: "replay" a session moves to the successor with its handshake already answered there', async () => {
     const config = {
