@@ -18,3 +18,14 @@ const escapeOne = (c: string): string => {
 export function printable(s: string): string {
   return s.replace(UNSAFE, escapeOne)
 }
+
+// JSON.stringify leaves DEL, C1 and bidi controls as they are; \uXXXX keeps the JSON the same value.
+const UNSAFE_IN_JSON = /[\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g
+
+/** JSON.stringify(value, null, indent) with no control character left raw: safe to print, parses to the same value. */
+export function printableJson(value: unknown, indent?: number): string {
+  return JSON.stringify(value, null, indent).replace(
+    UNSAFE_IN_JSON,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  )
+}

@@ -11,7 +11,7 @@ export { STATUS, ago, readSection, section } from "./status.ts"
 export type { StatusPart, StatusSection, StatusSource, StatusTable, StatusValue } from "./status.ts"
 export { ReplaceError, SHARED_OPTIONS, Supervisor, SupervisorError } from "./supervisor.ts"
 export { splitCommand } from "./command.ts"
-export { printable } from "./escape.ts"
+export { printable, printableJson } from "./escape.ts"
 export type {
   ExitInfo,
   SupervisedInstance,

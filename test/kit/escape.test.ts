@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test"
-import { printable } from "../../src/kit/escape.ts"
+import { printable, printableJson } from "../../src/kit/escape.ts"
 
 test.each([
   ["plain text and unicode pass as they are", "GET /items/é✓", "GET /items/é✓"],
@@ -15,4 +15,12 @@ test.each([
   expect(got).toBe(want)
   // biome-ignore lint/suspicious/noControlCharactersInRegex: no control character may be left
   expect(got).not.toMatch(/[\u0000-\u001f\u007f-\u009f]/)
+})
+
+test("printableJson leaves no control character raw and parses back to the same value", () => {
+  const value = { what: "GET /\x1b[2J\u009b31m\u202e\x7f", n: [1, "\x07"] }
+  const text = printableJson(value, 2)
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: no control character may be left
+  expect(text).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e]/)
+  expect(JSON.parse(text)).toEqual(value)
 })
