@@ -15,6 +15,8 @@ export const CONNECTIONS_MAX = 4
 export const REQUEST_ARRIVAL_MS = 10_000
 /** §14.2: the longest deadline a request may ask for. */
 export const TIMEOUT_MAX_MS = 600_000
+/** §14.3: an answer the client takes no byte of for this long is cut off. */
+export const ANSWER_STALL_MS = 10_000
 
 /** The wire was not as §14 says: `type` is the error class the hub answers with (BadRequest, TooLarge). */
 export class WireError extends Error {
@@ -95,12 +97,21 @@ export class WireReader {
   }
 }
 
-/** Writes to a socket in order, waiting (drain) while its buffer is full. */
+/**
+ * Writes to a socket in order, waiting (drain) while its buffer is full. With `stall`, a peer that takes no byte
+ * for `stall.ms` while bytes wait is reported to `stall.cut` once, so a reader that stopped cannot hold a writer.
+ */
 export class WireWriter {
   private queue: Uint8Array[] = []
   private waiting: (() => void)[] = []
+  private timer: ReturnType<typeof setTimeout> | undefined
+  private progressAt = 0
+  private abandoned = false
 
-  constructor(private readonly socket: Socket<unknown>) {}
+  constructor(
+    private readonly socket: Socket<unknown>,
+    private readonly stall?: { ms: number; cut: () => void },
+  ) {}
 
   line(value: unknown): Promise<void> {
     return this.raw(enc.encode(`${JSON.stringify(value)}\n`))
@@ -121,13 +132,27 @@ export class WireWriter {
   }
 
   raw(bytes: Uint8Array): Promise<void> {
+    if (this.abandoned) return Promise.resolve()
     if (this.queue.length === 0) {
       const n = this.socket.write(bytes)
       if (n >= bytes.length) return Promise.resolve()
       bytes = bytes.subarray(Math.max(0, n))
+      this.progressAt = performance.now()
+      this.watchStall()
     }
     this.queue.push(bytes)
     return new Promise((r) => this.waiting.push(r))
+  }
+
+  private watchStall(wait = this.stall?.ms) {
+    if (!this.stall || this.timer !== undefined) return
+    this.timer = setTimeout(() => {
+      this.timer = undefined
+      if (this.queue.length === 0) return
+      const left = this.progressAt + this.stall!.ms - performance.now()
+      if (left > 0) this.watchStall(left)
+      else this.stall!.cut()
+    }, wait)
   }
 
   /** The socket's drain handler calls this. */
@@ -135,6 +160,7 @@ export class WireWriter {
     while (this.queue.length > 0) {
       const head = this.queue[0]!
       const n = this.socket.write(head)
+      if (n > 0) this.progressAt = performance.now()
       if (n < head.length) {
         this.queue[0] = head.subarray(Math.max(0, n))
         return
@@ -146,6 +172,9 @@ export class WireWriter {
 
   /** The socket closed: whoever waits for room goes on (their bytes go nowhere). */
   abandon(): void {
+    this.abandoned = true
+    clearTimeout(this.timer)
+    this.timer = undefined
     this.queue = []
     for (const w of this.waiting.splice(0)) w()
   }

@@ -7,6 +7,7 @@ import type { Pointer } from "bun:ffi"
 import type { Socket } from "bun"
 import { Errno, native } from "../native/ffi.ts"
 import {
+  ANSWER_STALL_MS,
   CONNECTIONS_MAX,
   headerList,
   REQUEST_ARRIVAL_MS,
@@ -129,7 +130,7 @@ export class ControlSocket {
     try {
       socket = await socketOfFd<Conn>(fd, conn, {
         open: (s) => {
-          conn.writer = new WireWriter(s)
+          conn.writer = this.writerFor(s)
           this.open.add(s)
         },
         data: (s, chunk) => this.received(s, chunk),
@@ -141,7 +142,7 @@ export class ControlSocket {
       this.active--
       return
     }
-    conn.writer ??= new WireWriter(socket)
+    conn.writer ??= this.writerFor(socket)
     this.open.add(socket)
     conn.timer = setTimeout(
       () => this.fail(socket, "RequestTimeout", `the request did not arrive within ${REQUEST_ARRIVAL_MS} ms`),
@@ -151,6 +152,17 @@ export class ControlSocket {
       this.counts.busy++
       this.fail(socket, "Busy", `bus "${this.name}" serves ${CONNECTIONS_MAX} control requests already`)
     }
+  }
+
+  /** A client that stops reading its answer is cut off: its place and the answer it held are given back. */
+  private writerFor(s: Socket<Conn>): WireWriter {
+    return new WireWriter(s, {
+      ms: ANSWER_STALL_MS,
+      cut: () => {
+        s.terminate()
+        this.closed(s)
+      },
+    })
   }
 
   private received(s: Socket<Conn>, chunk: Uint8Array) {
