@@ -3,6 +3,7 @@
 // §8.4): a tail that falls behind is pushed past what it missed, and says how many events it lost.
 import { parseArgs } from "node:util"
 import { NotFoundError, SlotBusError } from "../errors.ts"
+import { printable } from "../kit/index.ts"
 import type { TopicFilter } from "./codec.ts"
 import type { TopicEvent } from "./subscription.ts"
 import { Topic } from "./topic.ts"
@@ -119,7 +120,7 @@ function describe(f: TopicFilter): string {
 const strict = new TextDecoder("utf-8", { fatal: true })
 
 /** The data as text when it is UTF-8 without control characters other than tab and newline; else null. */
-function printable(data: Uint8Array): string | null {
+function asText(data: Uint8Array): string | null {
   try {
     const s = strict.decode(data)
     // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is looked for
@@ -138,15 +139,27 @@ function clock(): string {
   return new Date().toISOString().slice(11, 23)
 }
 
+// Types, routing and data come from any publisher, another host's through a bridge included: escaped, as ls -b does.
 function textLine(ev: TopicEvent): string {
-  const keys = Object.entries(ev.routing).map(([k, v]) => ` ${k}=${v}`)
-  const text = ev.data.length === 0 ? "" : printable(ev.data)
-  const payload = text === null ? hexSummary(ev.data) : text.replaceAll("\n", "\\n")
-  return `${clock()} #${ev.id} ${ev.type}${keys.join("")}${payload ? ` ${payload}` : ""}\n`
+  const keys = Object.entries(ev.routing).map(([k, v]) => ` ${printable(k)}=${printable(v)}`)
+  const text = ev.data.length === 0 ? "" : asText(ev.data)
+  const payload = text === null ? hexSummary(ev.data) : printable(text)
+  return `${clock()} #${ev.id} ${printable(ev.type)}${keys.join("")}${payload ? ` ${payload}` : ""}\n`
 }
 
+// What JSON.stringify leaves raw that a terminal acts on (DEL, C1, bidi overrides), as \u escapes: the same JSON.
+const JSON_RAW = /[\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g
+
 function jsonLine(ev: TopicEvent): string {
-  const text = printable(ev.data)
+  const text = asText(ev.data)
   const data = text === null ? { base64: Buffer.from(ev.data).toString("base64") } : { text }
-  return `${JSON.stringify({ time: new Date().toISOString(), id: ev.id, type: ev.type, routing: ev.routing, bytes: ev.data.length, ...data })}\n`
+  const line = JSON.stringify({
+    time: new Date().toISOString(),
+    id: ev.id,
+    type: ev.type,
+    routing: ev.routing,
+    bytes: ev.data.length,
+    ...data,
+  })
+  return `${line.replace(JSON_RAW, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`)}\n`
 }

@@ -79,6 +79,32 @@ topic.publish({ type: "b", data: new Uint8Array([255, 0]) })`,
     expect(b).toMatchObject({ type: "b", routing: {}, bytes: 2, base64: "/wA=" })
   })
 
+  test("another's control characters in types, routing keys and values and text data reach the terminal escaped (\\x1b), never raw", async () => {
+    const name = fresh()
+    await holder(name)
+    const t = await tail([name])
+    const j = await tail([name, "--json"])
+    const pub = await publisher(
+      name,
+      `topic.publish({ type: "title\\x1b]0;owned\\x07", routing: { "k\\x1b[2J": "clip\\x1b]52;c;aGk=\\x07" }, data: "ok" })
+topic.publish({ type: "csi", data: "\\u009b2J and \\u202eevil" })`,
+    )
+    expect(pub.code).toBe(0)
+    await until(() => t.lines.length >= 2 && j.lines.length >= 2, "both events printed by both tails")
+    t.signal("SIGTERM")
+    j.signal("SIGTERM")
+    expect(await t.exited).toBe(0)
+    expect(await j.exited).toBe(0)
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: no control character may reach the terminal
+    for (const line of [...t.lines, ...j.lines]) expect(line).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e]/)
+    expect(t.lines[0]).toMatch(/ title\\x1b\]0;owned\\x07 k\\x1b\[2J=clip\\x1b\]52;c;aGk=\\x07 ok$/)
+    expect(t.lines[1]).toMatch(/ csi \\x9b2J and \\u202eevil$/)
+    // JSON stays exact: what it decodes to is what was published
+    const [a, b] = j.lines.map((l) => JSON.parse(l))
+    expect(a).toMatchObject({ type: "title\x1b]0;owned\x07", routing: { "k\x1b[2J": "clip\x1b]52;c;aGk=\x07" } })
+    expect(b).toMatchObject({ type: "csi", text: "\u009b2J and \u202eevil" })
+  })
+
   test("a tail that reads nothing never holds the publisher back: it is lapped, and says how many events it missed", async () => {
     const name = fresh()
     const topic = await holder(name, 64 * 1024)
