@@ -2,9 +2,15 @@
 // under the names serveStatus uses (docs/api.md). Each process of a name registers its own bus (named per
 // registration), so the series are summed per name: bus="<worker name>", and worker="<seat>", a small number a
 // process takes when it registers and gives back when it leaves (never its pid or instance id, which churn). A
-// process that leaves adds its last counts to its name's, so counters never go back.
+// process that leaves adds its last counts to its name's, so counters never go back. Names that left keep their
+// label for a while, then fold into one (docs/api.md), so a hub whose names churn has bounded labels and memory.
 import { METRICS, type MetricFamily, type MetricSample } from "../../kit/index.ts"
 import type { WorkerInstance } from "./registry.ts"
+
+/** Names with no process left that keep their own `bus` label; the ones that left before fold into GONE_BUS. */
+export const KEEP_GONE_NAMES = 8
+/** The `bus` label of the folded totals: not a worker name (no parentheses in those). */
+export const GONE_BUS = "(gone)"
 
 type Keyed = Map<string, { family: MetricFamily; samples: Map<string, MetricSample> }>
 
@@ -35,11 +41,27 @@ function families(k: Keyed): MetricFamily[] {
   return [...k.values()].map((e) => ({ ...e.family, samples: [...e.samples.values()] }))
 }
 
+/** `f`'s samples relabelled for GONE_BUS: no seat or route, whose values belong to the name that left. */
+function folded(f: MetricFamily): MetricFamily {
+  return {
+    ...f,
+    samples: f.samples.map((s) => {
+      const { worker: _w, route: _r, ...labels } = s.labels
+      return { ...s, labels: { ...labels, bus: GONE_BUS } }
+    }),
+  }
+}
+
 export class HubMetrics {
-  /** Per worker name, which process holds each seat (null: free). */
+  /** Per worker name, which process holds each seat (null: free); a name with no seat held has no entry. */
   private readonly seats = new Map<string, (WorkerInstance | null)[]>()
-  /** Per worker name, the counters and histograms of its processes that left, summed. */
+  /** Per worker name, the counters and histograms of its processes that left, summed; the latest to leave last. */
   private readonly gone = new Map<string, Keyed>()
+  /** What the names folded out of `gone` counted, under bus=GONE_BUS. */
+  private readonly foldedTotals: Keyed = new Map()
+
+  /** `isLive(name)`: whether a process of that name is registered now. */
+  constructor(private readonly isLive: (name: string) => boolean) {}
 
   private seatOf(inst: WorkerInstance): number {
     const seats = this.seats.get(inst.name) ?? []
@@ -66,17 +88,36 @@ export class HubMetrics {
 
   /** `inst` left: its counters and histograms stay in its name's totals, its seat is free for the next process. */
   left(inst: WorkerInstance) {
-    let kept = this.gone.get(inst.name)
-    if (!kept) this.gone.set(inst.name, (kept = new Map()))
+    const kept = this.gone.get(inst.name) ?? new Map()
+    this.gone.delete(inst.name) // re-inserted last: names fold in the order they left
+    this.gone.set(inst.name, kept)
     try {
       for (const f of this.of(inst)) if (f.type !== "gauge") addInto(kept, f)
     } catch {} // its bus already closed: nothing more to keep
     const seats = this.seats.get(inst.name)
     const i = seats?.indexOf(inst) ?? -1
     if (i >= 0) seats![i] = null
+    if (seats?.every((s) => s === null)) this.seats.delete(inst.name)
+    this.fold()
   }
 
-  /** Every name's families now: its live processes' and those that left, summed. */
+  /**
+   * Past KEEP_GONE_NAMES names without a live process, the oldest to leave adds its totals to GONE_BUS's, so the
+   * label values stay bounded and the sum over them never goes back. A name that comes again counts from 0.
+   */
+  private fold() {
+    let over = -KEEP_GONE_NAMES
+    for (const name of this.gone.keys()) if (!this.isLive(name)) over++
+    for (const [name, kept] of this.gone) {
+      if (over <= 0) return
+      if (this.isLive(name)) continue
+      for (const f of families(kept)) addInto(this.foldedTotals, folded(f))
+      this.gone.delete(name)
+      over--
+    }
+  }
+
+  /** Every name's families now: its live processes' and those that left, summed; then GONE_BUS's. */
   families(instances: Iterable<WorkerInstance>): MetricFamily[] {
     const all: Keyed = new Map()
     for (const kept of this.gone.values()) for (const f of families(kept)) addInto(all, f)
@@ -85,6 +126,7 @@ export class HubMetrics {
         for (const f of this.of(inst)) addInto(all, f)
       } catch {} // a bus closing as it is read
     }
+    for (const f of families(this.foldedTotals)) addInto(all, f)
     return families(all)
   }
 }

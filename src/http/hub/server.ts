@@ -35,7 +35,7 @@ export class Hub {
   private readonly o: ResolvedOptions
   private readonly healthReport: Health
   private readonly registry: Registry
-  private readonly metrics = new HubMetrics()
+  private readonly metrics = new HubMetrics((name) => this.registry.isLive(name))
   private readonly liveness: Liveness
   private readonly proxy: RequestProxy
   private readonly sse: SseHub
