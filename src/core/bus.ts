@@ -42,19 +42,11 @@ import { HUB_PORT, type RemoteLink, type RemoteTransport } from "./remote.ts"
 import { busSection } from "./bus-status.ts"
 import { BusPools } from "./pools.ts"
 import { bodyUpTo } from "./fetch-body.ts"
-import {
-  METRICS,
-  METRICS_TAP,
-  STATUS,
-  type MetricFamily,
-  type MetricLabels,
-  type StatusSection,
-  type TraceContext,
-} from "../kit/index.ts"
+import { METRICS, METRICS_TAP, STATUS, type MetricFamily, type MetricLabels, type StatusSection } from "../kit/index.ts"
 import { busFamilies } from "./bus-families.ts"
 import { listenFront, type FrontSeat } from "./fronts.ts"
 import { openBus, openBuses } from "./open-buses.ts"
-import { clientTrace, headWithContext, receivedContext } from "./trace.ts"
+import { clientTrace, headWithContext } from "./trace.ts"
 import { DEFAULT_RECORDS, FlightRecorder, MAX_RECORDS } from "./recorder.ts"
 
 const FACTORY = Symbol("SlotBus.listen")
@@ -256,8 +248,6 @@ export class SlotBus {
       Kind.HTTP,
       { method: request.method, path: url.pathname + url.search, headers: request.headers, body },
       { timeoutMs, streamIdleMs, idempotent, signal, stream: true, traceparent, tracestate },
-      // its caller's context, if nothing nearer (the option, an active span) gives one
-      receivedContext(request.headers.get("traceparent"), request.headers.get("tracestate")),
       true,
     )) as StreamedResponse | Response
     return res instanceof Response ? res : res.toResponse()
@@ -290,7 +280,7 @@ export class SlotBus {
       const { verb, body } = encodeCall(method, args)
       // the reply is decoded where it lies in the slot (no copy, no view lent to anyone), then the slot goes back
       const read = (status: number, bytes: Uint8Array) => decodeReply(method, status, bytes)
-      return this.submit(Kind.HTTP, { method: verb, path: method, body }, opts, undefined, false, read)
+      return this.submit(Kind.HTTP, { method: verb, path: method, body }, opts, false, read)
     } catch (e) {
       return Promise.reject(e)
     }
@@ -315,7 +305,6 @@ export class SlotBus {
     kind: number,
     init: SlotRequestInit,
     options?: RequestOptions,
-    inherited?: TraceContext,
     response = false, // bus.fetch's: a whole answer resolves as a Web Response
     read: ReadAnswer | null = null, // an RPC call's decoding of its answer
   ): Promise<unknown> {
@@ -327,7 +316,7 @@ export class SlotBus {
       // no options: one shared empty object, nothing allocated or enumerated
       const opts = checkOptions(options, REQUEST_OPTIONS, kind === Kind.HTTP ? "bus.request" : "bus.call")
       if (init.body instanceof Blob)
-        return init.body.bytes().then((body) => this.submit(kind, { ...init, body }, opts, inherited))
+        return init.body.bytes().then((body) => this.submit(kind, { ...init, body }, opts, response, read))
       const body = toBytes(init.body, "body")
       let strings: string[] | null = null
       if (kind === Kind.HTTP) {
@@ -355,7 +344,7 @@ export class SlotBus {
         )
 
       const where = kind === Kind.HTTP ? "bus.request" : "bus.call"
-      const trace = clientTrace(kind, strings, opts, this.name, where, inherited) // null: no context, no SDK
+      const trace = clientTrace(kind, strings, opts, this.name, where) // null: no context to carry or take out
       if (trace !== null) {
         strings = headWithContext(kind, strings, trace.context)
         const head = headLength(strings)

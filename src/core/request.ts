@@ -2,7 +2,7 @@
 // that came over another transport), views that read empty once the handler settled, and `reply()` for writing the
 // answer's body straight into the slot.
 import { PayloadTooLargeError } from "../errors.ts"
-import { checkNumber, checkOptions, optionNames, type OtelSpan } from "../kit/index.ts"
+import { checkNumber, checkOptions, optionNames, receivedContext, type OtelSpan } from "../kit/index.ts"
 import { align8, headerPairs, headLength, pairsToHeaders, readHead, utf8, writeHead } from "./codec.ts"
 import type { HeaderInit } from "./codec.ts"
 import type { SlotBytes } from "./remote.ts"
@@ -89,14 +89,15 @@ export class SlotRequest {
   }
   /**
    * The caller's W3C trace context (docs/PROTOCOL.md §6.2), with or without OpenTelemetry: the `traceparent` the
-   * request carries (for HTTP requests also `headers.get("traceparent")`), undefined when it carries none.
+   * request carries (for HTTP requests also `headers.get("traceparent")`), undefined when it carries none or one
+   * the W3C parser refuses (a head from another host's hub is checked here too).
    */
   get traceparent(): string | undefined {
-    return this.pair("traceparent")
+    return receivedContext(this.pair("traceparent"))?.traceparent
   }
-  /** The caller's `tracestate`, if its context has one. */
+  /** The caller's `tracestate`, if its context has one (as the parser passes it on: at most 512 characters). */
   get tracestate(): string | undefined {
-    return this.pair("tracestate")
+    return receivedContext(this.pair("traceparent"), this.pair("tracestate"))?.tracestate
   }
   private pair(name: string): string | undefined {
     const p = this.parts

@@ -6,7 +6,7 @@ import {
   activeContext,
   checkTraceOptions,
   otelTracing,
-  parseTraceparent,
+  receivedContext,
   remoteParent,
   slotbusTracer,
   spanContext,
@@ -19,13 +19,16 @@ import { Kind } from "../native/ffi.ts"
 
 const RPC_VERB = /^rpc:/
 
-/** The trace of one request on the hub's side: the context it carries and, with an SDK, its CLIENT span. */
+/**
+ * The trace of one request on the hub's side: the context it carries (undefined: none, the caller's own pairs taken
+ * out of its head) and, with an SDK, its CLIENT span.
+ */
 export class ClientTrace {
   private readonly started: number
   private sentAt = 0
 
   constructor(
-    readonly context: TraceContext,
+    readonly context: TraceContext | undefined,
     private readonly o: Otel | null,
     private readonly span: Span | null,
   ) {
@@ -60,10 +63,10 @@ export class ClientTrace {
 
 /**
  * The trace of a request a caller makes, or null (nothing to carry, nothing to record). Its context: the explicit
- * `{ traceparent, tracestate }` option, else `inherited` (a bus.fetch Request's own header); with an SDK, a CLIENT
- * span's, child of that or of the active span, or of a `traceparent` among the request's own headers (an HTTP hub
- * passing its client's on). A request outside any trace gets no span: internal traffic (pings, control calls) and
- * untraced load stay out of the traces and pay nothing.
+ * `{ traceparent, tracestate }` option, else, with an SDK, a CLIENT span's, child of that or of the active span, else
+ * the `traceparent`/`tracestate` among the request's own headers (a bus.fetch Request's, an HTTP hub's client's) as
+ * the W3C parser takes them: a head never carries a caller's pairs as they came. A request outside any trace gets
+ * no span: internal traffic (pings, control calls) and untraced load stay out of the traces and pay nothing.
  */
 export function clientTrace(
   kind: number,
@@ -71,41 +74,51 @@ export function clientTrace(
   opts: { traceparent?: string; tracestate?: string },
   bus: string,
   where: string,
-  inherited?: TraceContext,
 ): ClientTrace | null {
   const o = otelTracing()
-  if (o === null && opts.traceparent === undefined && opts.tracestate === undefined && inherited === undefined)
-    return null
+  const carried = kind !== Kind.RAW && strings !== null && carriesContext(strings)
+  if (o === null && opts.traceparent === undefined && opts.tracestate === undefined && !carried) return null
   const explicit = checkTraceOptions(opts, where)
+  const received = carried ? headerContext(strings!) : undefined
+  // a head whose caller's pairs go, with no context in their place
+  const bare = carried ? new ClientTrace(undefined, null, null) : null
   if (o === null) {
-    const context = explicit ?? inherited
-    return context ? new ClientTrace(context, null, null) : null
+    const context = explicit ?? received
+    return context ? new ClientTrace(context, null, null) : bare
   }
   let parent = o.context.active()
   const active = activeContext(o) !== undefined
-  const remote = explicit ?? (active ? undefined : (inherited ?? headerContext(strings)))
+  const remote = explicit ?? (active ? undefined : received)
   if (remote !== undefined) {
     const sc = remoteParent(o, remote)
     if (sc !== undefined) parent = o.trace.setSpanContext(parent, sc)
-  } else if (!active) return null // outside any trace
+  } else if (!active) return bare // outside any trace
   const { name, attributes } = describe(kind, strings, bus)
   const span = slotbusTracer(o).startSpan(name, { kind: o.SpanKind.CLIENT, attributes }, parent)
   const context = spanContext(o, span)
   if (context === undefined) {
     span.end()
-    return explicit ? new ClientTrace(explicit, null, null) : null
+    return remote ? new ClientTrace(remote, null, null) : bare
   }
   return new ClientTrace(context, o, span)
 }
 
-/** A `traceparent` (and `tracestate`) among an HTTP request's own header pairs, if valid. */
-function headerContext(strings: readonly string[] | null): TraceContext | undefined {
-  if (strings === null) return undefined
+/** Whether an HTTP request's own header pairs hold a `traceparent` or `tracestate`. */
+function carriesContext(strings: readonly string[]): boolean {
+  for (let i = 2; i < strings.length; i += 2)
+    if (strings[i] === "traceparent" || strings[i] === "tracestate") return true
+  return false
+}
+
+/** The context among an HTTP request's own header pairs, as the W3C parser takes it (two traceparents: none). */
+function headerContext(strings: readonly string[]): TraceContext | undefined {
   let tp: string | undefined
   let ts: string | undefined
   for (let i = 2; i + 1 < strings.length; i += 2)
-    if (strings[i] === "traceparent") tp = strings[i + 1]
-    else if (strings[i] === "tracestate") ts = strings[i + 1]
+    if (strings[i] === "traceparent") {
+      if (tp !== undefined) return undefined
+      tp = strings[i + 1]
+    } else if (strings[i] === "tracestate") ts = ts === undefined ? strings[i + 1] : `${ts},${strings[i + 1]}`
   return receivedContext(tp, ts)
 }
 
@@ -143,22 +156,20 @@ function describe(
 
 /**
  * The head strings with `context` in them (docs/PROTOCOL.md §6.2): after method and path (HTTP) or alone (raw),
- * `traceparent` first, and the caller's own `traceparent`/`tracestate` pairs left out.
+ * `traceparent` first, and the caller's own `traceparent`/`tracestate` pairs left out (also without a context).
  */
-export function headWithContext(kind: number, strings: readonly string[] | null, context: TraceContext): string[] {
+export function headWithContext(
+  kind: number,
+  strings: readonly string[] | null,
+  context: TraceContext | undefined,
+): string[] {
   const out = kind === Kind.RAW || strings === null ? [] : [strings[0]!, strings[1]!]
-  out.push("traceparent", context.traceparent)
-  if (context.tracestate) out.push("tracestate", context.tracestate)
+  if (context !== undefined) out.push("traceparent", context.traceparent)
+  if (context?.tracestate) out.push("tracestate", context.tracestate)
   if (strings !== null && kind !== Kind.RAW)
     for (let i = 2; i + 1 < strings.length; i += 2)
       if (strings[i] !== "traceparent" && strings[i] !== "tracestate") out.push(strings[i]!, strings[i + 1]!)
   return out
-}
-
-/** A context read off a message (a Request's headers, an event's keys), if its traceparent is valid; never throws. */
-export function receivedContext(traceparent: string | null | undefined, tracestate?: string | null) {
-  if (!traceparent || parseTraceparent(traceparent) === null) return undefined
-  return tracestate ? { traceparent, tracestate } : { traceparent }
 }
 
 // ── The worker's side ─────────────────────────────────────────────────────────────────────────────────────

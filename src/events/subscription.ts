@@ -9,8 +9,10 @@ import {
   longTimeout,
   madeBy,
   optionNames,
+  receivedContext,
   type LongTimer,
   type OtelLink as Link,
+  type TraceContext,
 } from "../kit/index.ts"
 import { TopicConst, topicNative } from "../native/ffi.ts"
 import type { Routing } from "./codec.ts"
@@ -55,7 +57,7 @@ function checkMax(max: number, queue: number, what: string): number {
 /** One event as a subscriber sees it. `data` is a view valid until the subscriber reads on; copy it to keep it. */
 export class TopicEvent {
   private routingCache: Routing | undefined
-  private trace: { traceparent: string; tracestate: string | undefined } | undefined
+  private trace: TraceContext | undefined
   constructor(
     /** Its position in the topic: ids grow in topic order; resume after one with `subscribe(…, { from: id })`. */
     readonly id: number,
@@ -73,7 +75,7 @@ export class TopicEvent {
     if (this.routingCache === undefined) this.decodeKeys()
     return this.routingCache!
   }
-  /** The publisher's W3C trace context (docs/PROTOCOL.md §8.3), if the event carries one. */
+  /** The publisher's W3C trace context (docs/PROTOCOL.md §8.3), if the event carries one the W3C parser takes. */
   get traceparent(): string | undefined {
     if (this.routingCache === undefined) this.decodeKeys()
     return this.trace?.traceparent
@@ -92,8 +94,8 @@ export class TopicEvent {
   private decodeKeys() {
     const routing = decodeRouting(this.keys, this.keyCount)
     const { traceparent, tracestate } = routing
-    if (traceparent !== undefined) {
-      this.trace = { traceparent, tracestate }
+    if (traceparent !== undefined || tracestate !== undefined) {
+      this.trace = receivedContext(traceparent, tracestate) // another host's keys too: checked, never passed on raw
       delete routing.traceparent
       delete routing.tracestate
     }

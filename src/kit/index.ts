@@ -31,17 +31,16 @@ export {
 } from "./token-file.ts"
 export { checkName, checkNumber, NAME_CHARS, nameProblem } from "./value-check.ts"
 export type { NameRule, NumberRule, ValueProblem } from "./value-check.ts"
+export { activeContext, otelApi, otelTracing, remoteParent, slotbusTracer, spanContext } from "./otel.ts"
 export {
-  activeContext,
   checkTraceOptions,
   formatTraceparent,
-  otelApi,
-  otelTracing,
   parseTraceparent,
-  remoteParent,
-  slotbusTracer,
-  spanContext,
-} from "./otel.ts"
+  parseTracestate,
+  receivedContext,
+  TRACESTATE_MAX,
+} from "./trace-context.ts"
+export type { TraceContext, Traceparent } from "./trace-context.ts"
 export type {
   Otel,
   OtelAttributes,
@@ -51,7 +50,6 @@ export type {
   OtelSpanContext,
   OtelTraceState,
   OtelTracer,
-  TraceContext,
 } from "./otel.ts"
 export { BoundedLabels, DURATION_BUCKETS, Histogram } from "./histogram.ts"
 export type { HistogramSnapshot } from "./histogram.ts"

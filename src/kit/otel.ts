@@ -1,8 +1,10 @@
-// Tracing through @opentelemetry/api, an optional peer dependency, and the W3C trace context (docs/PROTOCOL.md §6.2).
+// Tracing through @opentelemetry/api, an optional peer dependency; the W3C trace context is trace-context.ts's.
 // The API keeps what an app registers in one global (`Symbol.for("opentelemetry.js.api.1")`), so whether an SDK
 // registered a tracer provider is one property read: without the package, or with it and no SDK, nothing is loaded
 // and a request pays that read. The API is required only once a provider is there. OpenTelemetry metrics are
 // another module's (otel-metrics.ts); this one is traces only.
+
+import { formatTraceparent, parseTraceparent, type TraceContext } from "./trace-context.ts"
 
 // The parts of @opentelemetry/api slotbus uses, declared here so that no type of slotbus names the optional package
 // (an app without it type-checks clean); test/support/otel-setup.ts checks the real API fits them.
@@ -101,64 +103,6 @@ export function slotbusTracer(o: Otel): OtelTracer {
   }
   return tracer
 }
-
-/** A W3C trace context, as the headers carry it. */
-export interface TraceContext {
-  traceparent: string
-  tracestate?: string
-}
-
-// version-trace id-parent id-flags; a later version may append fields after a dash (W3C trace context §3.2.4)
-const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-[^\0\r\n]*)?$/
-const TRACESTATE = /^[\x20-\x7e]{0,512}$/
-const ZERO_TRACE_ID = "0".repeat(32)
-const ZERO_SPAN_ID = "0".repeat(16)
-
-/** The parts of a valid `traceparent`, or null (malformed, version ff, an all-zero id, or extra fields in version 00). */
-export function parseTraceparent(
-  value: string,
-): { traceId: string; spanId: string; traceFlags: number; version: string } | null {
-  const m = TRACEPARENT.exec(value)
-  if (m === null) return null
-  const [, version, traceId, spanId, flags, rest] = m as unknown as [string, string, string, string, string, string?]
-  if (version === "ff" || (version === "00" && rest !== undefined)) return null
-  if (traceId === ZERO_TRACE_ID || spanId === ZERO_SPAN_ID) return null
-  return { traceId, spanId, traceFlags: Number.parseInt(flags, 16), version }
-}
-
-/** The `traceparent` of a span context (version 00). */
-export function formatTraceparent(c: { traceId: string; spanId: string; traceFlags: number }): string {
-  return `00-${c.traceId}-${c.spanId}-${(c.traceFlags & 0xff).toString(16).padStart(2, "0")}`
-}
-
-/**
- * Checks an explicit `{ traceparent, tracestate }` option: a malformed one is a TypeError naming the format, never a
- * context sent on that a receiver would drop.
- */
-export function checkTraceOptions(
-  o: { traceparent?: unknown; tracestate?: unknown },
-  where: string,
-): TraceContext | undefined {
-  const { traceparent, tracestate } = o
-  if (traceparent !== undefined && traceparent === lastChecked.traceparent && tracestate === lastChecked.tracestate)
-    return lastChecked // the same context again (a bus.remote({ traceparent }) proxy, a loop): checked already
-  if (traceparent === undefined) {
-    if (tracestate !== undefined)
-      throw new TypeError(`${where}: tracestate goes with a traceparent; pass both, or neither`)
-    return undefined
-  }
-  if (typeof traceparent !== "string" || parseTraceparent(traceparent) === null)
-    throw new TypeError(
-      `${where}: traceparent must be a W3C traceparent ("00-<32 hex trace id>-<16 hex span id>-<2 hex flags>", lower-case, ids not all zero), got ${JSON.stringify(traceparent)}`,
-    )
-  if (tracestate !== undefined && (typeof tracestate !== "string" || !TRACESTATE.test(tracestate)))
-    throw new TypeError(
-      `${where}: tracestate must be a W3C tracestate (printable ASCII, at most 512 characters), got ${JSON.stringify(tracestate)}`,
-    )
-  lastChecked = tracestate === undefined ? { traceparent } : { traceparent, tracestate }
-  return lastChecked
-}
-let lastChecked: TraceContext = { traceparent: "" }
 
 /** The context to carry for the active span, if any (and valid). */
 export function activeContext(o: Otel): TraceContext | undefined {

@@ -18,8 +18,8 @@ import type { Lease } from "./lease.ts"
 export const TRACE_BYTES = 32
 
 /**
- * The context to store with a claim: the `traceparent` (and `tracestate`) option, checked (a TypeError naming the
- * format), else the active span's; its traceparent written as version 00. undefined for none.
+ * The context to store with a claim: the `traceparent` (and `tracestate`) option, checked by the W3C parser (a
+ * TypeError naming the format; a traceparent given as version 00), else the active span's. undefined for none.
  */
 export function claimContext(
   opts: { traceparent?: string; tracestate?: string },
@@ -27,11 +27,7 @@ export function claimContext(
 ): TraceContext | undefined {
   const o = otelTracing()
   if (o === null && opts.traceparent === undefined && opts.tracestate === undefined) return undefined
-  const c = checkTraceOptions(opts, where) ?? (o ? activeContext(o) : undefined)
-  const p = c && parseTraceparent(c.traceparent)
-  if (!p) return undefined
-  const traceparent = formatTraceparent(p)
-  return c.tracestate ? { traceparent, tracestate: c.tracestate } : { traceparent }
+  return checkTraceOptions(opts, where) ?? (o ? activeContext(o) : undefined)
 }
 
 /** The 32 bytes to store with a local claim: the `traceparent` option, else the active span's; null for none. */

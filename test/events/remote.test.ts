@@ -312,3 +312,27 @@ describe.skipIf(skip !== null)("a topic bridged to NATS on this host", () => {
     expect(r.stdout.trim()).toBe("[]")
   })
 })
+
+describe.skipIf(skip !== null)("another host's event carrying a trace context (§8.3)", () => {
+  test("a version-ff traceparent with ESC in it reaches a subscriber process as no context, and as no routing key", async () => {
+    const topic = await openTopic("tbtrace")
+    const other = await otherHost(topic.name)
+    const sub = bunChild("trace-subscriber.ts", [topic.name])
+    cleanup.push(() => sub.kill())
+    await sub.waitLine(/^ready$/, 15_000)
+    await until(() => topic.bridgeStats()!.subjects.length === 1, "the bridge subscribes for the subscriber's type")
+    const bad = `ff-${"ab".repeat(16)}-${"cd".repeat(8)}-01-${"\x1b[2J".repeat(37)}\x1b]0`
+    expect(bad.length).toBe(207)
+    other.send(7, 1, "seen", "bad", { traceparent: bad, tracestate: "congo=\x1b]0;title\x07" })
+    const good = `00-${"ab".repeat(16)}-${"cd".repeat(8)}-01`
+    other.send(7, 2, "seen", "good", { traceparent: good, tracestate: "congo=1" })
+    await until(() => sub.lines.filter((l) => l.startsWith("state ")).length === 2, "both events processed", 15_000)
+    const seen = sub.lines.filter((l) => l.startsWith("event ") || l.startsWith("state "))
+    expect(seen).toEqual([
+      "event none {}",
+      "state none no-link",
+      `event ${good} {}`,
+      `state congo=1 ${"ab".repeat(16)}`,
+    ])
+  }, 60_000)
+})

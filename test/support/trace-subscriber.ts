@@ -1,6 +1,6 @@
 // The third process of the tracing tests: subscribes to <topic> and, per event, starts a span linked to its
 // publisher's context (event.link) with the real OpenTelemetry SDK, printing `span <json>` lines and
-// `event <traceparent>`. Usage: bun trace-subscriber.ts <topic>. Prints "ready" once subscribed.
+// `event <traceparent> <routing>` and `state <tracestate> <link's trace id>`. Usage: bun trace-subscriber.ts <topic>. Prints "ready" once subscribed.
 import { trace } from "@opentelemetry/api"
 import { Topic } from "../../src/events/index.ts"
 import { registerOtel, stdoutExporter } from "./otel-setup.ts"
@@ -13,5 +13,6 @@ const tracer = trace.getTracer("trace-subscriber")
 for await (const ev of sub) {
   const span = tracer.startSpan("process seen", { links: ev.link ? [ev.link] : [] })
   console.log(`event ${ev.traceparent ?? "none"} ${JSON.stringify(ev.routing)}`)
+  console.log(`state ${ev.tracestate ?? "none"} ${ev.link ? ev.link.context.traceId : "no-link"}`)
   span.end()
 }

@@ -2,8 +2,8 @@
 //   bun trace-worker.ts <bus> <topic> [--otel] [--nats <url>]
 // With --otel it registers the real OpenTelemetry SDK and prints each finished span as `span <json>`; without, it
 // never loads @opentelemetry/api (it prints `loaded-otel <bool>` on request to show that). Each request or RPC call
-// answers what the handler saw: `req.traceparent` and the active span's trace id, and publishes an event of type
-// "seen" on <topic> from inside the handler. Prints "ready" once connected.
+// answers what the handler saw: `req.traceparent`, `req.tracestate`, their headers and the active span's trace id,
+// and publishes an event of type "seen" on <topic> from inside the handler. Prints "ready" once connected.
 import { SlotWorker, withCall, type SlotRequest } from "../../src/index.ts"
 import { Topic } from "../../src/events/index.ts"
 
@@ -43,7 +43,8 @@ const api = {
 
 const handler = async (req: SlotRequest) => {
   await Bun.sleep(1)
-  return Response.json({ ...seen(req.traceparent), kind: req.kind, header: req.headers.get("traceparent") })
+  const [header, stateHeader] = [req.headers.get("traceparent"), req.headers.get("tracestate")]
+  return Response.json({ ...seen(req.traceparent), kind: req.kind, header, tracestate: req.tracestate, stateHeader })
 }
 
 const remote = natsAt >= 0 ? { remote: (await import("../../src/nats/index.ts")).nats(flags[natsAt + 1]!) } : {}
