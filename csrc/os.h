@@ -33,6 +33,9 @@ int os_peer(int sock, uint32_t *uid, int32_t *pid);
  * or -ENOENT where the OS has none that every process of the user finds alike (Linux: $XDG_RUNTIME_DIR belongs to a
  * login session's environment, not to the uid). */
 int os_user_temp_dir(char *out, size_t n);
+/* Makes the file size bytes long with storage behind every byte (fallocate): 0, -errno (-ENOSPC when the file
+ * system is full), or -EOPNOTSUPP where the OS or the file system has no such call. */
+int os_file_reserve(int fd, uint64_t size);
 
 /* ---- shared memory ---- */
 

@@ -88,6 +88,12 @@ int os_user_temp_dir(char *out, size_t n) {
   return k > 1 && k <= n ? 0 : -ENOENT;
 }
 
+/* No posix_fallocate on macOS: plat_file_reserve writes the zeros itself. */
+int os_file_reserve(int fd, uint64_t size) {
+  (void)fd, (void)size;
+  return -EOPNOTSUPP;
+}
+
 /* ---- shared memory ---- */
 
 int os_shm_create(const char *name) {

@@ -66,6 +66,13 @@ int os_user_temp_dir(char *out, size_t n) {
   return -ENOENT;
 }
 
+int os_file_reserve(int fd, uint64_t size) {
+  int r;
+  while ((r = fallocate(fd, 0, 0, (off_t)size)) < 0 && errno == EINTR) {
+  }
+  return r < 0 ? -errno : 0;
+}
+
 /* ---- shared memory ---- */
 
 /* What glibc's shm_open does, without librt (glibc 2.27 keeps shm_open there): a file under /dev/shm. */

@@ -68,6 +68,21 @@ int plat_listeners_stopped(const char *prefix, const char *name, uint32_t *pids,
 void plat_thread_name(pthread_t t, const char *name) { os_thread_name(t, name); }
 int plat_random(void *buf, size_t n) { return os_random(buf, n); }
 
+int plat_file_reserve(int fd, uint64_t size) {
+  int r = os_file_reserve(fd, size);
+  if (r != -EOPNOTSUPP && r != -ENOSYS) return r;
+  /* no fallocate here (macOS; a Linux file system without it): zeros written take the storage as well */
+  static const char zeros[4096];
+  for (uint64_t at = 0; at < size;) {
+    size_t n = size - at < sizeof zeros ? (size_t)(size - at) : sizeof zeros;
+    ssize_t w = pwrite(fd, zeros, n, (off_t)at);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return w < 0 ? -errno : -EIO;
+    at += (uint64_t)w;
+  }
+  return 0;
+}
+
 void plat_bell_close(plat_bell *b) {
   if (b->wr >= 0 && b->wr != b->rd) close(b->wr);
   if (b->rd >= 0) close(b->rd);

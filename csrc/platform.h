@@ -70,6 +70,12 @@ static inline int plat_region_lost(void *base) {
   return plat_portable && shm_load_acquire(&plat_regions_lost) && plat_region_lost_(base);
 }
 
+/* ---- files ---- */
+
+/* Makes fd size bytes long with storage behind every byte, taken now: a full file system (any user can fill
+ * /dev/shm) is -ENOSPC here, never a SIGBUS at the first touch of a page of a shared mapping. 0 or -errno. */
+int plat_file_reserve(int fd, uint64_t size);
+
 /* ---- doorbells and notes (§13.4) ---- */
 
 /* A doorbell: ring rd's process by writing wr. An eventfd (rd == wr) on Linux, a datagram socketpair else. */

@@ -52,7 +52,8 @@ sb_rec *sb_rec_open(const char *path, const char *name, uint32_t record_count, i
   r->size = SBR_HEADER_BYTES + (size_t)SBR_RECORD_BYTES * record_count;
   int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   int e = fd < 0 ? -errno : 0;
-  if (!e && ftruncate(fd, (off_t)r->size) < 0) e = -errno;
+  /* tmpfs gives a page on its first touch: with /dev/shm full, a file only sized would SIGBUS the front there */
+  if (!e) e = plat_file_reserve(fd, r->size);
   if (!e) {
     r->base = mmap(NULL, r->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (r->base == MAP_FAILED) e = -errno;

@@ -1,11 +1,13 @@
 // The writer's side of the flight recorder (docs/PROTOCOL.md §16): the bus's file, made in its private directory,
 // and what the TS side tells it that C cannot see (a request's enqueue time, the queue, why a request was given up).
 // C writes the records on the slot transitions (csrc/recorder.c); nothing here runs per request but one store.
-import { lstatSync, mkdirSync, readdirSync, rmdirSync, unlinkSync } from "node:fs"
+import { mkdirSync, readdirSync, rmdirSync, unlinkSync } from "node:fs"
+import { constants } from "node:os"
 import { dirname } from "node:path"
+import { getSystemErrorName } from "node:util"
 import type { Pointer } from "bun:ffi"
 import { native, recorderStage, type Chan } from "../native/ffi.ts"
-import { RecConst, RecOutcome, recorderDir } from "../native/recorder-layout.ts"
+import { RecConst, RecOutcome, recorderDir, sharedRecorderDir, whyNotPrivateDir } from "../native/recorder-layout.ts"
 import { TimeoutError, WorkerGoneError } from "../errors.ts"
 
 export const DEFAULT_RECORDS = 1024
@@ -64,16 +66,19 @@ export class FlightRecorder {
       if (!exitHook) {
         exitHook = true
         process.on("exit", () => {
-          for (const f of OPEN) unlinkQuietly(f)
-          rmdirQuietly(dir)
+          for (const f of OPEN) {
+            unlinkQuietly(f)
+            rmdirQuietly(dirname(f))
+          }
         })
       }
       return new FlightRecorder(ptr, path)
     }
+    if (!why) rmdirQuietly(dir) // made for this file: not left empty
     if (!warned) {
       warned = true
       console.warn(
-        `slotbus: bus "${name}" runs without its flight recorder: ${why ?? `cannot create ${path} (errno ${-err[0]!})`}; \`slotbus ls\` and \`slotbus requests\` will not see it (listen with recorder: false to say so)`,
+        `slotbus: bus "${name}" runs without its flight recorder: ${why ?? cannotMake(path, records, err[0]!)}; \`slotbus ls\` and \`slotbus requests\` will not see it (listen with recorder: false to say so)`,
       )
     }
     return null
@@ -99,18 +104,25 @@ export class FlightRecorder {
   }
 }
 
-/** Why dir is not this euid's private directory (made if missing), or null when it is (§16.1). */
+/** Why dir is not this euid's private directory (made if missing), naming whose it is, or null when it is (§16.1). */
 function privateDir(dir: string): string | null {
   try {
     mkdirSync(dir, { mode: 0o700 })
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== "EEXIST") return `cannot make ${dir} (${(e as Error).message})`
   }
-  const st = lstatSync(dir, { throwIfNoEntry: false })
   const uid = process.geteuid?.() ?? 0
-  if (!st?.isDirectory() || st.uid !== uid || (st.mode & 0o777) !== 0o700)
-    return `${dir} is not a directory of uid ${uid} with mode 0700`
-  return null
+  const why = whyNotPrivateDir(dir, uid)
+  if (!why || dir !== sharedRecorderDir(uid)) return why
+  // sticky /dev/shm: what another uid made there first only it (or root) can remove
+  return `${why}: have its owner or root remove it, or give the front an XDG_RUNTIME_DIR of its own (a directory of uid ${uid} with mode 0700, as /run/user/${uid})`
+}
+
+/** Why sb_rec_open failed, in words: a full file system (any user can fill /dev/shm) said so. */
+function cannotMake(path: string, records: number, err: number): string {
+  const bytes = RecConst.HEADER_BYTES + RecConst.RECORD_BYTES * records
+  const full = -err === constants.errno.ENOSPC ? ": its file system is full" : ""
+  return `cannot make ${path} of ${bytes} bytes (${getSystemErrorName(err)}${full})`
 }
 
 /** Removes the directory if it is empty (another bus's file keeps it). */
