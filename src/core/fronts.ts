@@ -78,6 +78,7 @@ export class FrontSeat {
   private timer: ReturnType<typeof setInterval> | undefined
   private closed = false
   private readonly listeners = new Set<() => void>()
+  private readonly leaving = new Set<() => void>()
   /** This front's index: 0 (the plain name) or k of "name~k". */
   index = -1
 
@@ -100,6 +101,11 @@ export class FrontSeat {
     this.listeners.add(f)
     if (this.leader) queueMicrotask(() => this.listeners.has(f) && f())
     return () => void this.listeners.delete(f)
+  }
+
+  /** Calls `f` once when this front gives its seat up (its bus closes). */
+  onClose(f: () => void) {
+    this.leaving.add(f)
   }
 
   private elected() {
@@ -138,7 +144,10 @@ export class FrontSeat {
   }
 
   close() {
+    if (this.closed) return
     this.closed = true
+    for (const f of this.leaving) f()
+    this.leaving.clear()
     clearInterval(this.timer)
     this.listeners.clear()
     this.socket?.stop(true)
@@ -250,6 +259,7 @@ export class FrontFamily {
   private lastReason: "hub-gone" | "hub-closed" = "hub-gone"
   private readonly parentPid: number
   private orphaned = false
+  private parentLooked = false
 
   constructor(
     private readonly name: string,
@@ -268,10 +278,12 @@ export class FrontFamily {
   async scan() {
     if (this.scanning || this.stopped) return
     this.scanning = true
+    let full = false
     try {
       const err = new Int32Array(1)
       this.top = Math.max(this.top, this.root.frontIndex)
-      const end = this.ticks++ % FULL_EVERY === 0 ? MAX_FRONTS : Math.min(MAX_FRONTS, this.top + NEAR + 1)
+      full = this.ticks++ % FULL_EVERY === 0
+      const end = full ? MAX_FRONTS : Math.min(MAX_FRONTS, this.top + NEAR + 1)
       for (let k = 0; k < end && !this.stopped; k++) {
         if (this.serving(k)) continue
         const ptr = native.sb_connect_start(frontAddress(this.name, k), this.hubUid ?? ANY_UID, err) as Chan | null
@@ -297,6 +309,12 @@ export class FrontFamily {
     } finally {
       this.scanning = false
     }
+    // The first look at every front found no connection to the front that started this worker: it died or closed
+    // before the worker reached it (kill -9 just after a reload spawned it), so it is gone as if lost.
+    if (full && !this.parentLooked && !this.stopped) {
+      this.parentLooked = true
+      if (this.parentPid > 0 && !this.serves(this.parentPid)) this.orphan()
+    }
     if (!this.stopped && this.root.frontIndex < 0 && this.siblings.size === 0 && !this.root.reconnect) {
       this.stop()
       this.root.finish(this.lastReason)
@@ -309,11 +327,18 @@ export class FrontFamily {
     if (this.stopped) return
     // The front that started this worker (its pool's supervisor, §15.4) is gone: a surviving front starts the
     // pool afresh, so this one serves on a while (no request waits for a worker meanwhile), then drains and goes.
-    if (this.parentPid > 0 && hubPid === this.parentPid && !this.orphaned) {
-      this.orphaned = true
-      setTimeout(() => void this.root.close(), ORPHAN_LINGER_MS).unref()
-    }
+    if (this.parentPid > 0 && hubPid === this.parentPid) this.orphan()
     if (this.root.frontIndex < 0 && this.siblings.size === 0) void this.scan()
+  }
+
+  private orphan() {
+    if (this.orphaned) return
+    this.orphaned = true
+    setTimeout(() => void this.root.close(), ORPHAN_LINGER_MS).unref()
+  }
+
+  private serves(hubPid: number): boolean {
+    return this.root.hubPid === hubPid || [...this.siblings.values()].some((s) => s.hubPid === hubPid)
   }
 
   get connected(): boolean {

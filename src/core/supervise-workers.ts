@@ -160,6 +160,10 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
       bus?.pools.failed(sup, new PoolFailedError(message, bus.name, (e as Error).message))
     }
   })
+  // its workers would join the next leader's fronts beside that leader's pool: the name's pool goes with the seat
+  front?.onClose(() => {
+    if (sup.state === "running" || sup.state === "failed") void sup.stop()
+  })
   POOLS.set(key, { sup, options: shape })
   if (bus && range.max > range.min) autoscale(sup, bus, range, idleMs, scale)
   if (limits) recycleWhenDue(sup, bus, limits)

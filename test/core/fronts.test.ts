@@ -2,9 +2,10 @@
 // (test/support/shared-front.ts), echo workers serving all of them, kill -9 of fronts under load, the pool's
 // supervision moving to a surviving front, and no worker left once the last front is gone.
 import { afterEach, describe, expect, test } from "bun:test"
+import { readdirSync, readFileSync } from "node:fs"
 import { SharingMismatchError, SlotBus } from "../../src/index.ts"
 import type { StatusSection } from "../../src/status/index.ts"
-import { alive, bunChild, busName, spawn, spawnWorker, until, type Child } from "../support/helpers.ts"
+import { alive, bunChild, busName, ECHO_WORKER, spawn, spawnWorker, until, type Child } from "../support/helpers.ts"
 
 const children: Child[] = []
 const pids: number[] = []
@@ -58,6 +59,19 @@ async function workerPids(f: Front, n: number): Promise<number[]> {
 async function poolOf(f: Front): Promise<{ state: string; pids: number[] }> {
   const [state, list] = await f.ask("pool", /^pool (\S+) ?(.*)$/)
   return { state: state!, pids: list ? list.split(",").filter(Boolean).map(Number) : [] }
+}
+
+/** The live processes started by the front `parent` (SLOTBUS_FRONT_PARENT in their environment, §15.4). */
+function startedBy(parent: number): number[] {
+  const out: number[] = []
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue
+    try {
+      if (readFileSync(`/proc/${d}/environ`, "latin1").split("\0").includes(`SLOTBUS_FRONT_PARENT=${parent}`))
+        out.push(Number(d))
+    } catch {} // gone meanwhile
+  }
+  return out.filter(alive)
 }
 
 async function workers(name: string, n: number): Promise<Child[]> {
@@ -190,6 +204,55 @@ describe("the pool of a shared name", () => {
     )
     pids.push(...(await poolOf(b)).pids)
     expect((await report(b)).answered).toBeGreaterThan(0) // what the killed worker held failed; the rest is served
+  }, 120_000)
+
+  test("a leader that closes its bus without stopping its pool leaves the name one pool, the new leader's", async () => {
+    const name = busName("pool")
+    const a = await front(name, 2)
+    const b = await front(name, 2)
+    const first = await poolOf(a)
+    expect(first.state).toBe("running")
+    pids.push(...first.pids)
+    await workerPids(b, 2)
+    await a.ask("close", /^(closed)$/)
+    await until(async () => (await poolOf(b)).state === "running", "the surviving front runs the pool", 20_000, 100)
+    const second = await poolOf(b)
+    pids.push(...second.pids)
+    await until(() => startedBy(a.child.pid).length === 0, "no worker the closed front started is left", 20_000, 100)
+    expect((await workerPids(b, 2)).sort()).toEqual(second.pids.sort())
+    expect((await poolOf(a)).state).toBe("stopped")
+  }, 120_000)
+
+  test("a worker whose parent front it never reached leaves after the linger", async () => {
+    const name = busName("pool")
+    const b = await front(name)
+    // its parent lives (this test's process) but is no front of the name: the worker serves b, and never its parent
+    const w = spawn([process.execPath, ECHO_WORKER, name], {
+      env: { ...process.env, SLOTBUS_FRONT_PARENT: String(process.pid) },
+    })
+    children.push(w)
+    await w.waitLine(/^ready$/, 20_000)
+    expect(await workerPids(b, 1)).toEqual([w.pid])
+    await w.waitLine(/^closed closed$/, 20_000)
+    expect(await w.exited).toBe(0)
+  }, 60_000)
+
+  test("kill -9 of the leader just after a reload started its successors leaves none of them serving", async () => {
+    const name = busName("pool")
+    const a = await front(name, 2)
+    const b = await front(name, 2)
+    pids.push(...(await poolOf(a)).pids)
+    await workerPids(b, 2)
+    await a.ask("reload", /^(reloading)$/)
+    await until(() => startedBy(a.child.pid).length > 2, "the reload started a successor", 20_000, 5)
+    const started = startedBy(a.child.pid)
+    pids.push(...started)
+    await a.child.kill()
+    await until(async () => (await poolOf(b)).state === "running", "the surviving front runs the pool", 20_000, 100)
+    const second = await poolOf(b)
+    pids.push(...second.pids)
+    await until(() => started.every((p) => !alive(p)), "every worker the dead leader started is gone", 20_000, 100)
+    expect((await workerPids(b, 2)).sort()).toEqual(second.pids.sort())
   }, 120_000)
 
   test("when the last front is gone no worker of the pool is left", async () => {

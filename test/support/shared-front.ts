@@ -7,6 +7,8 @@
 //   report     "report <answered> <failed> <wrong> <pid,pid,…>": since the last report; the pids that answered
 //   pool       "pool <state> <pid,pid,…>": this front's supervisor and its workers' pids
 //   status     "status <json>": the bus's section of the status view
+//   reload     starts the pool's reload (not awaited): "reloading"
+//   close      closes the bus and nothing else (the pool is left as it is): "closed"
 // Exits on SIGTERM (pool stopped, bus closed).
 import { join } from "node:path"
 import { SlotBus, superviseWorkers } from "../../src/index.ts"
@@ -64,6 +66,13 @@ for await (const line of console) {
     Object.assign(tally, { answered: 0, failed: 0, wrong: 0, pids: new Set(), errors: [] })
   } else if (cmd === "status") {
     console.log(`status ${JSON.stringify(await bus[STATUS]())}`)
+  } else if (cmd === "reload") {
+    sup?.reload().catch(() => {})
+    console.log("reloading")
+  } else if (cmd === "close") {
+    loading = false
+    await bus.close({ drain: false })
+    console.log("closed")
   } else if (cmd === "pool") {
     console.log(`pool ${sup?.state ?? "none"} ${sup?.instances.map((i) => i.pid).join(",") ?? ""}`)
   }
