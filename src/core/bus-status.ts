@@ -98,7 +98,9 @@ export function busSection(
     ],
   }
   if (!o.remote.connected)
-    s.warnings.push(`the ${o.remote.transport} connection is closed: workers on other hosts cannot be reached`)
+    s.warnings.push(
+      `the ${o.remote.transport} connection is down (${o.remote.server}): workers on other hosts cannot be reached`,
+    )
   return s
 }
 

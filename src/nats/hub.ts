@@ -14,13 +14,13 @@ import {
   type TransportOptions,
 } from "../core/internal.ts"
 import {
-  clampHeartbeat,
   guarded,
   ID,
   newId,
   PREFIX,
   readPresence,
   readPrefix,
+  stallMeter,
   StreamFlag,
   subjects,
   writePrefix,
@@ -111,11 +111,11 @@ class NatsHub implements RemoteLink {
   }
 
   get connected() {
-    return !this.nc.isClosed()
+    return this.use.up
   }
 
   server() {
-    return this.nc.getServer()
+    return this.use.server()
   }
 
   async start() {
@@ -129,10 +129,12 @@ class NatsHub implements RemoteLink {
     // §10.3: checked every eighth of the timeout, gone after seven eighths, so gone at most peerTimeoutMs after
     // the last heartbeat came
     const tick = this.peerTimeoutMs / 8
+    const stalled = stallMeter(tick)
     this.liveness = setInterval(() => {
       const now = performance.now()
+      const late = stalled()
       for (const peer of this.peers.values())
-        if (now - peer.seen > this.peerTimeoutMs - tick)
+        if (now - (peer.seen = Math.min(now, peer.seen + late)) > this.peerTimeoutMs - tick)
           this.gone(peer, `sent no heartbeat for ${Math.round(now - peer.seen)}ms`)
       // a lost grant costs one heartbeat (§10.4)
       if (now - this.lastRegrant >= this.heartbeatMs) {

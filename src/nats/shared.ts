@@ -8,6 +8,10 @@ import { openConnection } from "./wire.ts"
 /** What one user holds of the shared connection. */
 export interface NatsUse {
   readonly nc: NatsConnection
+  /** The server it uses, for status views: `host:port`, with "(reconnecting)" or "(remote closed)" while it is. */
+  server(): string
+  /** Up now: neither away reconnecting nor closed for good. */
+  readonly up: boolean
   /** `fn` runs once the connection closed for good (the client gave up reconnecting), unless let go first. */
   onClosed(fn: (err: Error | undefined) => void): void
   /** `fn` gets the connection's status changes (disconnect, reconnect, …) until let go. */
@@ -25,7 +29,8 @@ class Watch {
   readonly status = new Set<(s: Status) => void>()
   /** The connection closed: a listener added now runs at once. */
   fired: Error | undefined | null = null
-  private statusRead = false
+  /** Between a disconnect and the reconnect that follows it. */
+  away = false
 
   constructor(private readonly nc: NatsConnection) {}
 
@@ -40,18 +45,19 @@ class Watch {
     })
   }
 
-  /** Read once the first user asks: until the connection closes (a connection of the caller's: one reader, ever). */
+  /** Read from the first user on, until the connection closes (a connection of the caller's: one reader, ever). */
   watchStatus() {
-    if (this.statusRead) return
-    this.statusRead = true
     const { status } = this
     const iter = this.nc.status()
     void (async () => {
-      for await (const s of iter)
+      for await (const s of iter) {
+        if (s.type === "disconnect") this.away = true
+        else if (s.type === "reconnect") this.away = false
         for (const fn of [...status])
           try {
             fn(s)
           } catch {} // a user's listener that throws ends neither this reader nor the other users' listeners
+      }
     })().catch(() => {})
   }
 }
@@ -65,6 +71,7 @@ function watchOf(nc: NatsConnection): Watch {
     w = new Watch(nc)
     watches.set(nc, w)
     w.watchClosed()
+    w.watchStatus() // from the first user on: whether it is away is known when a status view asks
   }
   return w
 }
@@ -133,6 +140,17 @@ class Use implements NatsUse {
     private readonly c: Opened,
   ) {
     this.nc = c.nc
+    watchOf(this.nc)
+  }
+
+  get up() {
+    return !this.nc.isClosed() && !watchOf(this.nc).away
+  }
+
+  server() {
+    const where = this.nc.getServer()
+    if (this.nc.isClosed()) return `${where} (remote closed)`
+    return watchOf(this.nc).away ? `${where} (reconnecting)` : where
   }
 
   onClosed(fn: (err: Error | undefined) => void) {
@@ -146,9 +164,7 @@ class Use implements NatsUse {
   onStatus(fn: (s: Status) => void) {
     if (this.released) return
     this.statusFns.push(fn)
-    const w = watchOf(this.nc)
-    w.status.add(fn)
-    w.watchStatus()
+    watchOf(this.nc).status.add(fn)
   }
 
   async release() {

@@ -176,7 +176,7 @@ class Bridge implements TopicBridge {
   }
 
   server() {
-    return this.nc.getServer()
+    return this.use.server()
   }
 
   async streamState(): Promise<TopicStreamState | null> {

@@ -79,6 +79,21 @@ export function guarded(take: (msg: Msg) => void, refuse: (e: unknown) => void) 
 /** A heartbeat interval as announced (§10.1): clamped, so no presence can make a peer impatient or immortal. */
 export const clampHeartbeat = (ms: number) => Math.min(Math.max(ms, 100), 60_000)
 
+/**
+ * A periodic liveness check's own lateness (§10.3). A process that did not run for a while (stopped, starved on a
+ * loaded machine, a long GC) fires its timers before it reads what its socket took in meanwhile: that time is not
+ * its peers' silence. Each call: how many ms this tick came after `everyMs` when that is more than `everyMs`, else 0.
+ */
+export function stallMeter(everyMs: number): () => number {
+  let last = performance.now()
+  return () => {
+    const now = performance.now()
+    const late = now - last - everyMs
+    last = now
+    return late > everyMs ? late : 0
+  }
+}
+
 /** An id for a hub or a worker connection (§10.1): 1 to 64 of [A-Za-z0-9_-]. */
 export const newId = () => crypto.randomUUID().replaceAll("-", "")
 export const ID = /^[A-Za-z0-9_-]{1,64}$/
@@ -115,9 +130,13 @@ export async function openConnection(option: unknown): Promise<{ nc: NatsConnect
   if (typeof option === "object" && option !== null && typeof (option as NatsConnection).publish === "function")
     return { nc: option as NatsConnection, owned: false }
   const { connect } = await natsClient()
-  // a copy: the client writes into the options it is given, and the caller's must stay as they were (sameAs)
-  const opts =
-    typeof option === "string" ? { servers: option.split(",").map((s) => s.trim()) } : { ...(option as object) }
+  // A copy: the client writes into the options it is given, and the caller's must stay as they were (sameAs).
+  // Reconnecting for good unless told otherwise: the client's default gives up after 10 tries (~20 s), and a
+  // connection slotbus owns is shared by users that cannot open it again (their subscriptions, timers, elections).
+  const opts = {
+    maxReconnectAttempts: -1,
+    ...(typeof option === "string" ? { servers: option.split(",").map((s) => s.trim()) } : (option as object)),
+  }
   try {
     return { nc: await connect(opts as never), owned: true }
   } catch (e) {

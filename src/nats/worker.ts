@@ -26,6 +26,7 @@ import {
   PREFIX,
   readPresence,
   readPrefix,
+  stallMeter,
   StreamFlag,
   subjects,
   writePrefix,
@@ -350,12 +351,14 @@ async function serve(host: RemoteWorkerHost, use: NatsUse, opts: TransportOption
       for (const h of hubs.values()) h.seen = performance.now()
     }
   })
+  const stalled = stallMeter(opts.heartbeatMs)
   const timer = setInterval(() => {
     announce()
+    const late = stalled()
     if (offline) return
     const now = performance.now()
     for (const [hub, h] of hubs)
-      if (now - h.seen > 4 * h.heartbeatMs) {
+      if (now - (h.seen = Math.min(now, h.seen + late)) > 4 * h.heartbeatMs) {
         hubs.delete(hub)
         for (const [rid, call] of running) if (hubOfReply(rid) === hub) call.cancel(HUB_GONE())
       }
@@ -372,8 +375,9 @@ async function serve(host: RemoteWorkerHost, use: NatsUse, opts: TransportOption
 
   const link: RemoteLink = {
     get connected() {
-      return !closed && !nc.isClosed()
+      return !closed && use.up
     },
+    server: () => use.server(),
     async close(timeoutMs: number) {
       if (closed) return
       closed = true

@@ -91,8 +91,9 @@ describe.skipIf(skip !== null)("one NATS connection per nats() value", () => {
       const before = await SlotBus.listen(busName("before"), { remote })
       buses.push(before)
       await first.server.kill()
-      const link = () => (before as unknown as { remoteLink: { connected: boolean } }).remoteLink
+      const link = () => (before as unknown as { remoteLink: { connected: boolean; server(): string } }).remoteLink
       await until(() => !link().connected, "the connection closed for good")
+      expect(link().server()).toEndWith("(remote closed)")
       second = await startNats({ monitor: true, port: first.port })
       const after = await SlotBus.listen(busName("after"), { remote })
       buses.push(after)

@@ -20,13 +20,14 @@ export function natsSkipReason(): string | null {
  * Starts nats-server on a port of this test process's own and resolves once it takes connections. With
  * `jetstream`, it runs JetStream (-js) with a store in a temporary folder, removed when the server exits; with
  * `monitor`, its monitoring endpoint (-m: GET /varz, /connz) at `monitor`; with `port`, on that port (a server
- * started again where the last one was).
+ * started again where the last one was); with `store`, its JetStream store in that folder, kept when it exits
+ * (the caller removes it), so a server started again there finds its streams.
  */
 export async function startNats(
-  opts: { jetstream?: boolean; config?: string; monitor?: boolean; port?: number } = {},
+  opts: { jetstream?: boolean; config?: string; monitor?: boolean; port?: number; store?: string } = {},
 ): Promise<{ url: string; server: Child; monitor: string; port: number }> {
   const port = opts.port ?? 20000 + ((process.pid * 7 + Math.floor(Math.random() * 1000)) % 20000)
-  const dir = mkdtempSync(join(tmpdir(), "slotbus-nats-"))
+  const dir = opts.store ?? mkdtempSync(join(tmpdir(), "slotbus-nats-"))
   const args: string[] = []
   if (opts.jetstream) args.push("-js", "-sd", dir)
   if (opts.config !== undefined) {
@@ -36,7 +37,7 @@ export async function startNats(
   const monitor = opts.monitor ? `http://127.0.0.1:${port + 20000}` : ""
   if (opts.monitor) args.push("-m", String(port + 20000))
   const server = spawn([findTool("nats-server") ?? "nats-server", "-a", "127.0.0.1", "-p", String(port), ...args])
-  void server.exited.then(() => rmSync(dir, { recursive: true, force: true }))
+  if (opts.store === undefined) void server.exited.then(() => rmSync(dir, { recursive: true, force: true }))
   await until(
     () =>
       Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } }).then(
