@@ -5,176 +5,46 @@
 // library asks for (kill, reload, recycle, a resize) is never a crash: it is not counted and waits no backoff, and a
 // replacement is surge-first (the successor is ready before the old instance is retired). Stopping drains, then
 // SIGTERM, then SIGKILL. Used by the stdio bus (slotbus/stdio) and by superviseWorkers() (src/core).
-import type { Subprocess } from "bun"
-import { SlotBusError } from "../errors.ts"
 import { Backoff } from "./backoff.ts"
 import { Emitter } from "./emitter.ts"
-import { checkOptions, optionNames } from "./option-check.ts"
+import { checkOptions } from "./option-check.ts"
+import {
+  type ExitCause,
+  type ExitInfo,
+  type Proc,
+  RELOAD_OPTIONS,
+  type ReloadOptions,
+  ReplaceError,
+  STOP_OPTIONS,
+  type SupervisedInstance,
+  type SupervisorEvents,
+  SupervisorError,
+  type SupervisorOptions,
+  type SupervisorSettings,
+  supervisorSettings,
+  type SupervisorState,
+  type SupervisorStopOptions,
+} from "./supervisor-options.ts"
 import { longTimeout, sleep, type LongTimer } from "./timers.ts"
 import { checkNumber } from "./value-check.ts"
 
-/** The supervisor cannot do what was asked in its current state, or was configured wrongly. */
-export class SupervisorError extends SlotBusError {}
-
-/** A replacement (reload, recycle) stopped: instance `index`'s successor was not ready; the old process keeps serving. */
-export class ReplaceError extends SupervisorError {
-  constructor(
-    readonly operation: "reload" | "recycle",
-    readonly index: number,
-    /** The process that keeps serving. */
-    readonly pid: number,
-    /** The successor, which was stopped. */
-    readonly successor: number,
-    /** Why it was not ready: it exited, timed out, or its ready check failed. */
-    readonly reason: string,
-  ) {
-    super(
-      `${operation}: instance ${index}'s successor (pid ${successor}) ${reason}; the old process (pid ${pid}) keeps serving`,
-    )
-  }
-}
-
-/**
- * running; failed (past its restart intensity: crashed instances stay down, running ones keep running, until a
- * window without crashes); stopping; stopped.
- */
-export type SupervisorState = "created" | "running" | "stopping" | "stopped" | "failed"
-/** running; backoff (crashed, a restart is due); down (crashed while the pool gave up); stopped. */
-export type InstanceState = "running" | "backoff" | "down" | "stopped"
-/** Why an instance's process ended: a crash (unasked), or what was asked: stop, kill, reload, recycle, scale. */
-export type ExitCause = "crash" | "stop" | "kill" | "reload" | "recycle" | "scale"
-type Stdio = "pipe" | "ignore" | "inherit"
-export type Proc = Subprocess<Stdio, Stdio, Stdio>
-
-export interface SupervisorOptions {
-  /** argv: the program and its arguments. */
-  command: string[]
-  /** How many copies run at once (default 1; 0: a pool that starts empty). */
-  instances?: number
-  cwd?: string
-  /**
-   * Added to this process's environment for the children (a key set to undefined is removed);
-   * `SLOTBUS_INSTANCE` (the instance's index) is always added.
-   */
-  env?: Record<string, string | undefined>
-  stdin?: Stdio
-  stdout?: Stdio
-  stderr?: Stdio
-  /** Restart intensity: more than this many crashes within `restartWindowMs` gives up (default 5 in 60 s). */
-  maxRestarts?: number
-  restartWindowMs?: number
-  /** First restart delay after a crash, doubled for each further crash within the window, capped at backoffMaxMs. */
-  backoffInitialMs?: number
-  backoffMaxMs?: number
-  /** Between SIGTERM and SIGKILL when stopping (default 2000). */
-  killGraceMs?: number
-  /** Resolves when the work in flight to the instances is done; stop() waits for it up to drainTimeoutMs. */
-  drain?: () => Promise<unknown>
-  /** Default 10 000. */
-  drainTimeoutMs?: number
-  /**
-   * Resolves when a new process is ready to serve (a replacement waits for it before retiring the old one). Default:
-   * at once. Called with the successor (its process and its instance's index) before it is adopted.
-   */
-  ready?: (pid: number, successor: { proc: Proc; index: number }) => Promise<unknown>
-  /** Resolves when a process about to be stopped on purpose has nothing in flight (bounded by drainTimeoutMs). */
-  retire?: (pid: number) => Promise<unknown>
-  /** How long a replacement's successor may take to be ready (default 30 000). */
-  readyTimeoutMs?: number
-  /** Past the restart intensity: keep what runs ("keep-running", the default) or stop every instance ("stop-all"). */
-  onGiveUp?: "keep-running" | "stop-all"
-}
-
-export interface SupervisedInstance {
-  readonly index: number
-  state: InstanceState
-  /** The running process, or null between a crash and its restart. */
-  proc: Proc | null
-  /** 0 while not running. */
-  pid: number
-  /** Crashes restarted. */
-  restarts: number
-  /** performance.now() of the last spawn. */
-  startedAt: number
-}
-
-export interface ExitInfo {
-  pid: number
-  code: number | null
-  signal: string | null
-  /** True when it was asked to end (any cause but a crash). */
-  expected: boolean
-  cause: ExitCause
-}
-
-export interface SupervisorEvents {
-  start: [SupervisedInstance]
-  exit: [SupervisedInstance, ExitInfo]
-  restart: [SupervisedInstance, { delayMs: number; recentRestarts: number }]
-  failed: [{ reason: string; restarts: number; windowMs: number; lastExit: ExitInfo | null }]
-  /** A window passed without a crash after the pool gave up: what was down is restarted. */
-  recovered: [{ restarted: number }]
-  /** An instance's process was replaced on purpose (surge-first: `pid` served until `successor` was ready). */
-  replaced: [SupervisedInstance, { cause: "reload" | "recycle"; pid: number; successor: number }]
-  stopped: []
-}
-
-export interface SupervisorStopOptions {
-  /** Overrides the constructor's drainTimeoutMs; 0 skips the drain. */
-  drainTimeoutMs?: number
-  killGraceMs?: number
-}
-
-export interface ReloadOptions {
-  /** Instances replaced at once (default 1). */
-  maxSurge?: number
-  /** How long each successor may take to be ready (default: the constructor's readyTimeoutMs). */
-  readyTimeoutMs?: number
-}
-
-// The options Supervisor and superviseWorkers share (tsc checks each full list against its interface).
-export const SHARED_OPTIONS = {
-  command: true,
-  instances: true,
-  cwd: true,
-  env: true,
-  stdin: true,
-  stdout: true,
-  stderr: true,
-  maxRestarts: true,
-  restartWindowMs: true,
-  backoffInitialMs: true,
-  backoffMaxMs: true,
-  killGraceMs: true,
-  drainTimeoutMs: true,
-  readyTimeoutMs: true,
-} as const
-const SUPERVISOR_OPTIONS = optionNames<SupervisorOptions>({
-  ...SHARED_OPTIONS,
-  drain: true,
-  ready: true,
-  retire: true,
-  onGiveUp: true,
-})
-const STOP_OPTIONS = optionNames<SupervisorStopOptions>({ drainTimeoutMs: true, killGraceMs: true })
-const RELOAD_OPTIONS = optionNames<ReloadOptions>({ maxSurge: true, readyTimeoutMs: true })
-
-const DEFAULTS = {
-  instances: 1,
-  maxRestarts: 5,
-  restartWindowMs: 60_000,
-  backoffInitialMs: 100,
-  backoffMaxMs: 5_000,
-  killGraceMs: 2_000,
-  drainTimeoutMs: 10_000,
-  readyTimeoutMs: 30_000,
-  onGiveUp: "keep-running" as const,
-}
+export { ReplaceError, SHARED_OPTIONS, SupervisorError } from "./supervisor-options.ts"
+export type {
+  ExitCause,
+  ExitInfo,
+  InstanceState,
+  Proc,
+  ReloadOptions,
+  SupervisedInstance,
+  SupervisorEvents,
+  SupervisorOptions,
+  SupervisorState,
+  SupervisorStopOptions,
+} from "./supervisor-options.ts"
 
 export class Supervisor {
   readonly instances: SupervisedInstance[]
-  private readonly opts: Required<Omit<SupervisorOptions, "cwd" | "env" | "drain" | "ready" | "retire">> &
-    Pick<SupervisorOptions, "cwd" | "env" | "drain" | "ready" | "retire">
+  private readonly opts: SupervisorSettings
   private _state: SupervisorState = "created"
   private recent: number[] = []
   private readonly backoff: Backoff
@@ -194,33 +64,7 @@ export class Supervisor {
   readonly replacements = { kill: 0, reload: 0, recycle: 0, scale: 0 }
 
   constructor(options: SupervisorOptions) {
-    checkOptions(options, SUPERVISOR_OPTIONS, "new Supervisor", { required: ["command"] })
-    const o = {
-      ...DEFAULTS,
-      stdin: "ignore" as Stdio,
-      stdout: "inherit" as Stdio,
-      stderr: "inherit" as Stdio,
-      ...stripUndefined(options),
-    }
-    if (!Array.isArray(o.command) || o.command.length === 0 || o.command.some((a) => typeof a !== "string"))
-      throw new TypeError("Supervisor: command must be a non-empty array of strings (the program, then its arguments)")
-    for (const k of [
-      "instances",
-      "maxRestarts",
-      "restartWindowMs",
-      "backoffInitialMs",
-      "backoffMaxMs",
-      "killGraceMs",
-      "drainTimeoutMs",
-      "readyTimeoutMs",
-    ] as const)
-      checkNumber(o[k], { what: k, where: "Supervisor" })
-    if (o.env !== undefined && (typeof o.env !== "object" || o.env === null || Array.isArray(o.env)))
-      throw new TypeError('Supervisor: env must be an object of variables to add, like { LOG_LEVEL: "debug" }')
-    if (o.onGiveUp !== "keep-running" && o.onGiveUp !== "stop-all")
-      throw new TypeError(`Supervisor: onGiveUp must be "keep-running" or "stop-all", got ${String(o.onGiveUp)}`)
-    for (const k of ["drain", "ready", "retire"] as const)
-      if (o[k] !== undefined && typeof o[k] !== "function") throw new TypeError(`Supervisor: ${k} must be a function`)
+    const o = supervisorSettings(options)
     this.opts = o
     this.backoff = new Backoff({ initialMs: o.backoffInitialMs, maxMs: o.backoffMaxMs })
     this.instances = Array.from({ length: o.instances }, (_, index) => newInstance(index))
@@ -385,7 +229,11 @@ export class Supervisor {
           throw new Error(`was ready after the pool ${this._state}`)
       } catch (e) {
         this.end(successor, "stop", "SIGKILL")
-        throw new ReplaceError(cause, inst.index, old.pid, successor.pid, (e as Error).message)
+        // The old process crashed meanwhile, its exit left to the successor: without one it is a crash like any other.
+        const crashed = inst.proc === null && !this.asked.has(old)
+        if (crashed) this.crashed(inst)
+        const oldExit = crashed ? describeProc(old) : null
+        throw new ReplaceError(cause, inst.index, old.pid, successor.pid, (e as Error).message, oldExit)
       }
       if (inst.proc === old || inst.proc === null) this.adopt(inst, successor)
       this.replacements[cause]++
@@ -483,7 +331,12 @@ export class Supervisor {
       this.replacements.kill++
       return this.spawn(inst) // asked for: at once, not counted
     }
-    if (cause !== "crash" || this.replacing.has(inst)) return // a replacement adopts its successor
+    if (cause === "crash" && !this.replacing.has(inst)) this.crashed(inst) // a replacement adopts its successor
+  }
+
+  /** `inst`'s process crashed: it restarts after a backoff, or stays down while the pool has given up. */
+  private crashed(inst: SupervisedInstance): void {
+    if (!this.instances.includes(inst) || (this._state !== "running" && this._state !== "failed")) return
     if (this._state === "failed") {
       inst.state = "down"
       return this.scheduleRecovery()
@@ -582,8 +435,4 @@ function describeProc(p: Proc): string {
 function describeExit(e: ExitInfo | null): string {
   if (!e) return "none"
   return `pid ${e.pid} ${e.signal ? `killed by ${e.signal}` : `exited with code ${e.code}`}`
-}
-
-function stripUndefined<T extends object>(o: T): T {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T
 }

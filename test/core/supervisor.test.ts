@@ -4,6 +4,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import {
   PoolFailedError,
+  ReplaceError,
   SlotBus,
   Supervisor,
   SupervisorError,
@@ -139,6 +140,49 @@ describe("Supervisor", () => {
       expect(sup.state).toBe("running") // six kills with maxRestarts 1: before, the pool gave up at the second
       expect(sup.restarts).toBe(0)
       expect(sup.replacements.kill).toBe(6)
+    } finally {
+      await sup.stop({ killGraceMs: 0 })
+    }
+  })
+
+  test("the old process killed while its successor gets ready, and the successor then not ready: the instance restarts as after a crash", async () => {
+    let failReady: ((e: Error) => void) | null = null
+    const sup = new Supervisor({
+      command: script("setInterval(() => {}, 1e6)"),
+      backoffInitialMs: 20,
+      ready: () => new Promise((_, reject) => (failReady = reject)),
+    })
+    const events: string[] = []
+    sup.on("start", (i) => events.push(`start ${i.pid}`))
+    sup.on("exit", (_i, e) => events.push(`exit ${e.pid} ${e.cause}`))
+    sup.on("restart", (_i, r) => events.push(`restart ${r.recentRestarts}`))
+    sup.start()
+    try {
+      const old = sup.instances[0]!.pid
+      const reload = sup.reload().catch((e: unknown) => e)
+      await until(() => failReady !== null, "the successor getting ready")
+      process.kill(old, "SIGKILL")
+      await until(() => events.includes(`exit ${old} crash`), "the old process's exit")
+      failReady!(new Error("failed its ready check"))
+      const err = (await reload) as ReplaceError
+      expect(err).toBeInstanceOf(ReplaceError)
+      expect(err.message).toMatch(
+        new RegExp(
+          `^reload: instance 0's successor \\(pid ${err.successor}\\) failed its ready check; the old process \\(pid ${old}\\) exited meanwhile \\(killed by SIGKILL\\): the instance restarts as after a crash$`,
+        ),
+      )
+      await until(() => sup.runningCount === 1, "the instance back")
+      const now = sup.instances[0]!.pid
+      expect([old, err.successor]).not.toContain(now)
+      expect(sup.restarts).toBe(1)
+      expect(sup.state).toBe("running")
+      expect(events).toEqual([
+        `start ${old}`,
+        `exit ${old} crash`,
+        "restart 1",
+        `exit ${err.successor} stop`,
+        `start ${now}`,
+      ])
     } finally {
       await sup.stop({ killGraceMs: 0 })
     }

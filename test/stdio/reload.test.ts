@@ -1,7 +1,7 @@
 // bus.reload(): every instance replaced surge-first under load, with real worker processes (workers/worker.ts).
 import { describe, expect, test } from "bun:test"
 import { heapStats } from "bun:jsc"
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { type BusMessage, ReloadError, type StdioBus } from "../../src/stdio/index.ts"
@@ -166,6 +166,57 @@ describe("stdio bus reload", () => {
       rmSync(flag, { force: true })
     }
   }, 30_000)
+
+  test("the old worker killed while its successor gets ready, then the successor killed: the instance restarts as after a crash", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "stdio-reload-crash-"))
+    const flag = join(dir, "flag")
+    const started = join(dir, "started") // the successor's pid, written as it starts
+    const config = {
+      pools: [
+        {
+          id: "w",
+          command: "sh",
+          args: [
+            "-c",
+            `if [ -e '${flag}' ]; then rm '${flag}'; echo $$ > '${started}'; exec "$0" "$1" no-read; fi; exec "$0" "$1" echo`,
+            process.execPath,
+            STDIO_WORKER,
+          ],
+        },
+      ],
+    }
+    try {
+      await withBus(config, async (bus) => {
+        const [old] = pidsOf(bus)
+        expect(await bus.request("echo", {})).toMatchObject({ pid: old }) // past its start before the flag is set
+        const starts: number[] = []
+        const exits: number[] = []
+        bus.on("worker-start", (x) => starts.push(x.pid))
+        bus.on("worker-exit", (x) => exits.push(x.pid))
+        writeFileSync(flag, "")
+        const reload = bus.reload().catch((err: unknown) => err)
+        await until(() => existsSync(started) && readFileSync(started, "utf8").endsWith("\n"), "the successor started")
+        const successor = Number(readFileSync(started, "utf8"))
+        process.kill(old!, "SIGKILL")
+        await until(() => exits.includes(old!), "the old worker's exit")
+        process.kill(successor, "SIGKILL")
+        const e = (await reload) as ReloadError
+        expect(e).toBeInstanceOf(ReloadError)
+        expect(e.message).toBe(
+          `reload of pool "w" stopped: reload: instance 0's successor (pid ${successor}) exited (killed by SIGKILL) before it was ready; the old process (pid ${old}) exited meanwhile (killed by SIGKILL): the instance restarts as after a crash`,
+        )
+        await until(() => ![0, old, successor].includes(pidsOf(bus)[0]), "the instance restarted")
+        const [next] = pidsOf(bus)
+        expect(await bus.request("echo", {})).toMatchObject({ pid: next })
+        expect(starts).toEqual([next!]) // the successor never served: never announced
+        const st = bus.stats()
+        expect(st.restarts).toBe(1)
+        expect(st.pools[0]!.state).toBe("running")
+      })
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }, 60_000)
 
   test("100 reloads whose successor exits at start keep no successor: the bus holds no more processes than before", async () => {
     const flag = join(tmpdir(), `slotbus-reload-${process.pid}-${Math.random().toString(36).slice(2)}`)
