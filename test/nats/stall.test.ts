@@ -1,0 +1,64 @@
+// A process that does not run for a while (stopped, starved on a loaded machine, a long GC) reads what its socket
+// holds only after its timers fired: the hub's and the worker's detectors (docs/PROTOCOL.md §10.3) must not count
+// that time as the other side's silence. Needs `nats-server` (apt-get install -y nats-server).
+import { describe, expect, test } from "bun:test"
+import { SlotBus, SlotWorker, TimeoutError } from "../../src/index.ts"
+import { bunChild, busName, rejection } from "../support/helpers.ts"
+import { natsPerFile, natsSkipReason } from "../support/nats.ts"
+import { nats as viaNats } from "../../src/nats/index.ts"
+
+const skip = natsSkipReason()
+if (skip) console.warn(`the NATS stall tests are skipped: ${skip}`)
+
+const nats = natsPerFile(skip)
+const { cleanup } = nats
+// Past every patience here: 4 heartbeats of 100 ms for the worker, the hub's 400 ms peerTimeoutMs
+const STALL_MS = 1000
+
+describe.skipIf(skip !== null)("a process that stalls longer than its peers' patience", () => {
+  test("a worker stopped (SIGSTOP) past its hub's patience keeps that hub's request when it runs again", async () => {
+    const bus = await SlotBus.listen(busName("stall-worker"), {
+      remote: viaNats(nats.url),
+      heartbeatMs: 100,
+      peerTimeoutMs: 60_000, // the hub waits for the stopped worker: only the worker's judgement is tried
+    })
+    cleanup.push(() => bus.close({ drain: false }))
+    const worker = bunChild("nats-worker.ts", [bus.name, nats.url, "--heartbeat-ms=100"])
+    cleanup.push(async () => void (await worker.kill()))
+    await worker.waitLine(/^ready \d+$/, 15_000)
+    await bus.waitForWorkers(1, 5000)
+    // /hold answers only when its request is given up: by the hub's timeout, or by the worker giving the hub up
+    const call = rejection(bus.request({ path: "/hold" }, { timeoutMs: STALL_MS * 5 }))
+    await Bun.sleep(200)
+    process.kill(worker.proc.pid, "SIGSTOP")
+    cleanup.push(async () => void process.kill(worker.proc.pid, "SIGCONT"))
+    await Bun.sleep(STALL_MS)
+    process.kill(worker.proc.pid, "SIGCONT")
+    expect(String(await call)).not.toContain("stopped announcing")
+    expect(await call).toBeInstanceOf(TimeoutError)
+  }, 30_000)
+
+  test("a hub and a worker in one process whose event loop is blocked past their patience keep their request", async () => {
+    const bus = await SlotBus.listen(busName("stall-both"), { remote: viaNats(nats.url), heartbeatMs: 100 })
+    cleanup.push(() => bus.close({ drain: false }))
+    let aborted = 0
+    const started = Promise.withResolvers<void>()
+    const w = await SlotWorker.connect(
+      bus.name,
+      async (req) => {
+        started.resolve()
+        await Bun.sleep(STALL_MS)
+        if (req.signal.aborted) aborted++
+        return "done"
+      },
+      { remote: viaNats(nats.url), heartbeatMs: 100 },
+    )
+    cleanup.push(() => w.close())
+    await bus.waitForWorkers(1, 5000)
+    const call = bus.request({ path: "/" }, { timeoutMs: 10_000 })
+    await started.promise
+    Bun.sleepSync(STALL_MS) // as a starved process or a long GC pause: no timer, no socket read
+    expect((await call).text()).toBe("done")
+    expect(aborted).toBe(0)
+  }, 30_000)
+})
