@@ -81,8 +81,7 @@ export async function runTailCli(argv: string[]): Promise<number> {
           process.stderr.write(`slotbus tail: fell behind: ${sub.lagged - lagged} events missed\n`)
           lagged = sub.lagged
         }
-        out.write(values.json ? jsonLine(ev) : textLine(ev))
-        out.flush()
+        if (!(await written(out, values.json ? jsonLine(ev) : textLine(ev), stop.promise))) return
       }
     })()
     await read
@@ -96,6 +95,27 @@ export async function runTailCli(argv: string[]): Promise<number> {
     await topic.close()
   }
   return 0
+}
+
+/**
+ * Writes a line and waits until stdout took it: a reader that waits (`| less`, a slow ssh) holds the tail here, not
+ * in memory, while its queue fills and the ring skips it, counted once it reads again. false: the reader left
+ * (EPIPE) or the tail was stopped.
+ */
+async function written(out: Bun.FileSink, line: string, stop: Promise<void>): Promise<boolean> {
+  let flushed: number | Promise<number>
+  try {
+    out.write(line)
+    flushed = out.flush()
+  } catch {
+    return false
+  }
+  if (typeof flushed === "number") return true
+  const took = flushed.then(
+    () => true,
+    () => false,
+  )
+  return (await Promise.race([took, stop])) === true
 }
 
 function usage(problem: string): number {

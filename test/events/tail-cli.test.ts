@@ -1,6 +1,8 @@
 // `slotbus tail <topic> [filter]` in its own process, fed by a publisher in a third one; this test process holds the
 // topic open (an app that serves no status).
 import { afterEach, describe, expect, test } from "bun:test"
+import { closeSync, constants, openSync, readFileSync, readSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Topic } from "../../src/events/index.ts"
 import { run, spawn, stopAll, until, type Child } from "../support/helpers.ts"
@@ -130,6 +132,70 @@ topic.publish({ type: "csi", data: "\\u009b2J and \\u202eevil" })`,
     // it left: its subscriber entry is gone from the topic
     await until(() => !topic.stats().subscribers.some((s) => s.pid === t.pid), "the tail's entry to go")
   }, 60_000)
+
+  test("a tail whose stdout is a pipe nobody reads waits for it, its memory bounded, and counts the events it skipped meanwhile", async () => {
+    const name = fresh()
+    await holder(name)
+    // a real pipe (a FIFO) that this test holds open and does not read, as `| less` waiting does
+    const fifo = join(tmpdir(), `${name}.fifo`)
+    expect(Bun.spawnSync(["mkfifo", fifo]).exitCode).toBe(0)
+    const rd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK)
+    const wr = openSync(fifo, "w")
+    const proc = Bun.spawn([process.execPath, SLOTBUS, "tail", name], { stdout: wr, stderr: "pipe" })
+    closeSync(wr)
+    let stderr = ""
+    const errDone = (async () => {
+      for await (const chunk of proc.stderr) stderr += new TextDecoder().decode(chunk)
+    })()
+    let read = 0
+    const drain = () => {
+      const buf = Buffer.alloc(1 << 20)
+      for (;;)
+        try {
+          const n = readSync(rd, buf)
+          if (n === 0) return
+          read += n
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code === "EAGAIN") return
+          throw e
+        }
+    }
+    try {
+      await until(() => stderr.includes("following"), "the tail to subscribe", 20_000)
+      // 6 s of 1 KB events: the tail's lines would be hundreds of MiB (the old tail buffered them: 430-798 MiB RSS)
+      const pub = await publisher(
+        name,
+        `const data = "x".repeat(1000)
+const end = performance.now() + 6000
+let n = 0
+while (performance.now() < end) {
+  topic.publish({ type: "flood", data })
+  if (++n % 256 === 0) await Bun.sleep(0)
+}
+console.log(n)`,
+      )
+      expect(pub.code).toBe(0)
+      const hwm = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${proc.pid}/status`, "utf8"))![1]) * 1024
+      expect(hwm).toBeLessThan(128 * 1024 * 1024)
+      // now read: what waited in its queue comes out, then what the ring skipped for it, counted
+      await until(
+        () => (drain(), /fell behind: \d+ events missed/.test(stderr)),
+        "the tail to count what it skipped",
+        30_000,
+      )
+      const published = Number(pub.stdout.trim())
+      const missed = [...stderr.matchAll(/fell behind: (\d+) events missed/g)].reduce((n, m) => n + Number(m[1]), 0)
+      expect(missed).toBeGreaterThan(0)
+      expect(missed).toBeLessThanOrEqual(published)
+      expect(read).toBeGreaterThan(0)
+    } finally {
+      proc.kill("SIGKILL")
+      await proc.exited
+      await errDone
+      closeSync(rd)
+      rmSync(fifo, { force: true })
+    }
+  }, 90_000)
 
   test("a topic that is not open exits 1 saying so, and makes no topic", async () => {
     const name = fresh()
