@@ -11,10 +11,11 @@ import { bunChild, busName, spawnWorker, stopAll, type Child } from "../support/
 
 const cleanups: (() => unknown)[] = []
 afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse())
-    try {
-      await c()
-    } catch {}
+  // last in, first out; one that throws does not keep the others from running
+  while (cleanups.length > 0)
+    await Promise.resolve(cleanups.pop())
+      .then((c) => c?.())
+      .catch(() => {})
   await stopAll()
 })
 
