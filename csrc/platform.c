@@ -100,3 +100,16 @@ int sb_host_lock(const char *prefix, const char *name, int exclusive) {
 void sb_host_unlock(int fd) {
   if (fd >= 0) close(fd);
 }
+
+/* Public: see slotbus.h. Connecting costs the listener nothing but an accept queue entry it may never take. */
+int sb_host_holder(const char *prefix, const char *name, uint32_t *uid) {
+  struct sockaddr_un a;
+  socklen_t len;
+  int r = plat_check();
+  if (r || !prefix || !uid || (r = plat_addr(prefix, name, NULL, &a, &len))) return r ? r : -EINVAL;
+  int fd = plat_socket(SOCK_STREAM);
+  if (fd < 0) return -errno;
+  if (!(r = plat_connect(fd, &a, len))) r = plat_peer(fd, uid, NULL);
+  close(fd);
+  return r == -EWOULDBLOCK ? -EAGAIN : r;
+}

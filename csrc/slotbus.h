@@ -14,7 +14,7 @@ extern "C" {
 #define SB_VERSION 2u
 /* Bumped whenever a function below changes its signature or meaning; the TS loader refuses a mismatch. */
 #ifndef SB_ABI_VERSION /* overridable only so a test can build a mismatching library */
-#define SB_ABI_VERSION 13u /* 13: sb_idle; 11: the flight recorder (sb_rec_*); 10: a lease claim's trace context (sbl_try_claim*'s trace, sbl_holder.trace); 9: sb_ctl_listen, sb_ctl_accept, sb_ctl_connect; 8: SB_ESOCKDIR, sb_socket_dir_error; sbl_open's stopped pids (no sbl_open_error); 7: sb_platform, sb_unlisten; 6: streams */
+#define SB_ABI_VERSION 14u /* 14: sb_host_holder; 13: sb_idle; 11: the flight recorder (sb_rec_*); 10: a lease claim's trace context (sbl_try_claim*'s trace, sbl_holder.trace); 9: sb_ctl_listen, sb_ctl_accept, sb_ctl_connect; 8: SB_ESOCKDIR, sb_socket_dir_error; sbl_open's stopped pids (no sbl_open_error); 7: sb_platform, sb_unlisten; 6: streams */
 #endif
 #define SB_MAX_SLOTS 4096u
 #define SB_MAX_ALLOW_UIDS 8u
@@ -83,6 +83,10 @@ const char *sb_socket_dir_error(void);
  * name: 1-64 of [A-Za-z0-9._-]. fd, -SB_EHELD when another holds it, or -errno. */
 int sb_host_lock(const char *prefix, const char *name, int exclusive);
 void sb_host_unlock(int fd);
+/* Who listens on "\0<prefix><name>" (portable: its socket file): its effective uid in *uid, from SO_PEERCRED of one
+ * connection closed at once, for a name any user may take first (§15.2's election). 0, -ECONNREFUSED (or -ENOENT)
+ * when nobody listens, -EAGAIN when its accept queue is full, or -errno. name: 1-64 of [A-Za-z0-9._-]. */
+int sb_host_holder(const char *prefix, const char *name, uint32_t *uid);
 /* A bus's control socket (§14): listen on "\0slotbus-ctl.<name>" (portable: its socket file), as sb_listen; close
  * it with sb_unlisten, then close. */
 int sb_ctl_listen(const char *name);

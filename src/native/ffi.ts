@@ -16,6 +16,7 @@ const symbols = {
   sb_socket_dir_error: { args: [], returns: cstring },
   sb_host_lock: { args: [cstring, cstring, i32], returns: i32 },
   sb_host_unlock: { args: [i32], returns: none },
+  sb_host_holder: { args: [cstring, cstring, ptr], returns: i32 },
   sb_accept: { args: [i32, ptr, ptr, ptr], returns: ptr },
   sb_accept_watch_start: { args: [i32, ptr], returns: ptr },
   sb_accept_watch_fd: { args: [ptr], returns: i32 },
@@ -81,7 +82,7 @@ export type Native = Library<typeof symbols>["symbols"]
 export type Chan = Pointer
 
 /** What this TypeScript expects of the library: csrc/slotbus.h's SB_ABI_VERSION and the layout string's hash. */
-export const ABI_VERSION = 13
+export const ABI_VERSION = 14
 export const LAYOUT_HASH = 0x178a975a
 
 // Why the library's functions are not there: never loaded, or the last load was refused (and how).
@@ -171,6 +172,19 @@ export function lockHost(prefix: string, name: string, exclusive: boolean): numb
 
 export function unlockHost(fd: number) {
   native.sb_host_unlock(fd)
+}
+
+/**
+ * Who listens on the host-wide name prefix+name (sb_host_holder, SO_PEERCRED): its effective uid; "none" when nobody
+ * does; "busy" when its accept queue is full (so its uid cannot be asked).
+ */
+export function hostHolder(prefix: string, name: string): number | "none" | "busy" {
+  const uid = new Uint32Array(1)
+  const r = native.sb_host_holder(Buffer.from(`${prefix}\0`), Buffer.from(`${name}\0`), uid)
+  if (r === 0) return uid[0]!
+  if (r === Errno.EAGAIN) return "busy"
+  if (r === Errno.ECONNREFUSED || r === Errno.ENOENT) return "none"
+  throw new NativeLibraryError(`cannot ask who listens as ${prefix}${name}: errno ${-r}`)
 }
 
 /** The flight recorder's private staging words (sb_rec_stage; process memory, not shared): enqueue, dispatch, pass times. */
