@@ -10,13 +10,14 @@ import {
   Errno,
   E_SOCKET_DIR,
   ANY_UID,
+  hostHolder,
   lockHost,
   portableBackend,
   socketDirError,
   unlockHost,
   type Chan,
 } from "../native/ffi.ts"
-import { NameInUseError, SharingMismatchError, SlotBusError } from "../errors.ts"
+import { NameInUseError, PeerRefusedError, SharingMismatchError, SlotBusError } from "../errors.ts"
 
 /** Fronts of one name: front 0 is the plain name (what a worker that knows only §1 finds), k > 0 is "name~k". */
 export const MAX_FRONTS = 64
@@ -38,32 +39,32 @@ export function frontAddress(name: string, k: number): Buffer {
   return Buffer.from(k === 0 ? `${name}\0` : `${name}~${k}\0`)
 }
 
+const ELECTION = "slotbus.fronts."
+
 function electionAddress(name: string): string {
-  return `\0slotbus.fronts.${name}`
+  return `\0${ELECTION}${name}`
 }
 
-/** Whether shared fronts of `name` exist on this host: the election's name is held (§15.2). */
-export async function sharedFrontsExist(name: string): Promise<boolean> {
+const euid = () => process.geteuid?.() ?? 0
+
+/**
+ * Whether shared fronts of `name` run as `uid` on this host: a process of that uid holds the election's name
+ * (§15.2). Anyone can bind an abstract name, so one held by another uid is no front of the name.
+ */
+export function sharedFrontsExist(name: string, uid = euid()): boolean {
   if (portableBackend()) {
-    const fd = lockHost("slotbus.fronts.", name, false)
+    // the lock file is in the socket directory, which only its owner can write (§13.2)
+    const fd = lockHost(ELECTION, name, false)
     if (fd === null) return true
     unlockHost(fd)
     return false
   }
-  return new Promise<boolean>((resolve) => {
-    Bun.connect({
-      unix: electionAddress(name),
-      socket: {
-        open: (s) => {
-          s.end()
-          resolve(true)
-        },
-        data() {},
-        error: () => resolve(false),
-        connectError: () => resolve(false),
-      },
-    }).catch(() => resolve(false))
-  })
+  return hostHolder(ELECTION, name) === uid
+}
+
+function squatted(name: string, holder: number | "busy"): string {
+  const who = holder === "busy" ? "a process whose connection queue is full" : `a process of uid ${holder}`
+  return `the election of the shared fronts of "${name}" (the abstract socket "@${ELECTION}${name}", docs/PROTOCOL.md §15.2) is held by ${who}, not by this user (uid ${euid()}): stop that process, or pick another name`
 }
 
 /**
@@ -75,6 +76,8 @@ export class FrontSeat {
   private lockFd = -1
   private watch: { end(): void } | null = null
   private watching = false
+  /** Who holds the election's name when it is not this user's front (another uid), else null. */
+  squatter: number | "busy" | null = null
   private timer: ReturnType<typeof setInterval> | undefined
   private closed = false
   private readonly listeners = new Set<() => void>()
@@ -124,8 +127,17 @@ export class FrontSeat {
     try {
       this.socket = Bun.listen({ unix, socket: { data() {} } })
     } catch {
-      // the leader lives: hold a connection to it, which the kernel closes the moment it dies (§11.4's pattern)
       if (this.watching) return
+      // the name is held: by a front of this user (the leader), or by anyone else, whom nothing here waits on
+      const holder = hostHolder(ELECTION, this.name)
+      if (holder === "none") return // it just went: stand again at the next tick
+      if (holder !== euid()) {
+        if (this.squatter === null && this.index >= 0) console.warn(`slotbus: ${squatted(this.name, holder)}`)
+        this.squatter = holder
+        return
+      }
+      this.squatter = null
+      // the leader lives: hold a connection to it, which the kernel closes the moment it dies (§11.4's pattern)
       this.watching = true
       const since = performance.now()
       const again = () => {
@@ -140,6 +152,7 @@ export class FrontSeat {
       }, again)
       return
     }
+    this.squatter = null
     this.elected()
   }
 
@@ -177,7 +190,7 @@ export async function listenFront(name: string, shared: boolean): Promise<{ fd: 
   if (!shared) {
     const fd = native.sb_listen(frontAddress(name, 0))
     if (fd === Errno.EADDRINUSE) {
-      if (await sharedFrontsExist(name))
+      if (sharedFrontsExist(name))
         throw new SharingMismatchError(
           `"${name}" is listened to by shared fronts (SlotBus.listen(name, { shared: true })); pass { shared: true } to be one more of them, or pick another name`,
           true,
@@ -187,7 +200,7 @@ export async function listenFront(name: string, shared: boolean): Promise<{ fd: 
       )
     }
     if (fd < 0) throw listenError(name, fd)
-    if (await sharedFrontsExist(name)) {
+    if (sharedFrontsExist(name)) {
       unlisten(fd)
       throw new SharingMismatchError(
         `"${name}" is listened to by shared fronts (SlotBus.listen(name, { shared: true })); pass { shared: true } to be one more of them, or pick another name`,
@@ -197,6 +210,11 @@ export async function listenFront(name: string, shared: boolean): Promise<{ fd: 
     return { fd, seat: null }
   }
   const seat = FrontSeat.join(name)
+  if (seat.squatter !== null) {
+    const holder = seat.squatter
+    seat.close()
+    throw new PeerRefusedError(squatted(name, holder))
+  }
   const alone = seat.leader // nobody held the election before this front: no other shared front lives
   for (let k = 0; k < MAX_FRONTS; k++) {
     const fd = native.sb_listen(frontAddress(name, k))

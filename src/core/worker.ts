@@ -242,15 +242,15 @@ export class SlotWorker {
   }
 
   /** A root just connected: if the name is shared (§15.2), serve every front of it. */
-  private async joinFamily() {
+  private joinFamily() {
     if (this.root || this.family || this.remote) return
-    if (this.index === 0 && !(await sharedFrontsExist(this.name))) return
+    if (this.index === 0 && !sharedFrontsExist(this.name, (this.chan?.peerUid ?? -1) >>> 0)) return
     if (!this.family && !this.stopping) this.family = new FrontFamily(this.name, this, this.opts.hubUid)
   }
 
   /** No front at the plain name: a worker that knows §15 tries the others once. */
   private async anyFront(): Promise<boolean> {
-    if (this.root || !(await sharedFrontsExist(this.name))) return false
+    if (this.root || !sharedFrontsExist(this.name, this.opts.hubUid)) return false
     for (let k = 1; k < MAX_FRONTS && !this.stopping; k++) {
       const ptr = native.sb_connect_start(
         frontAddress(this.name, k),
@@ -408,7 +408,7 @@ export class SlotWorker {
     )
     this.pump.kick()
     this.opts.onConnect?.(chan.peerPid)
-    void this.joinFamily()
+    this.joinFamily()
   }
 
   private lost(chan: Channel, reason: WorkerClosed["reason"], error?: Error) {
