@@ -1,9 +1,12 @@
 // `slotbus ls`, `slotbus top` and `slotbus requests`: what runs on this host, read from the buses' flight recorder
-// files and /proc (host-discover.ts), with no help from any app: same uid, or root for everyone's.
+// files and /proc (host-discover.ts), with no help from any app: same uid, or root for everyone's. Every string
+// read from a file or a socket's name is another user's, so it is printed escaped (printable, printableJson), and
+// only what a command shows is read: headers for `ls`, the records of the one bus shown at a time.
 import { parseArgs } from "node:util"
+import { printable, printableJson } from "../kit/index.ts"
 import { loadNative, native } from "../native/ffi.ts"
 import { type BusView, discover, type HostView, type Listener } from "./host-discover.ts"
-import { type RecorderFile, type RequestRecord, ranMs } from "./host-recorder.ts"
+import { type RecorderFile, type RequestRecord, ranMs, readRecorder } from "./host-recorder.ts"
 
 /** A problem the user fixes (a bus name, an option): one line on stderr, exit 2. */
 export class HostCliProblem extends Error {}
@@ -30,7 +33,8 @@ function dur(msv: number): string {
 function wall(r: RecorderFile, monoNs: number): Date {
   return new Date((r.anchorWallNs + (monoNs - r.anchorMonoNs)) / 1e6)
 }
-function table(rows: string[][]): string {
+function table(raw: string[][]): string {
+  const rows = raw.map((r) => r.map(printable))
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)))
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ")).join("\n")
 }
@@ -102,10 +106,17 @@ function lsText(v: HostView): string {
   ]
   for (const t of v.topics) rows.push(group("topic", t))
   for (const c of v.contests) rows.push(group("contest", c))
+  for (const e of v.elections) rows.push([...group("election", e).slice(0, -1), "leader of its shared fronts"])
   out.push(rows.length > 1 ? table(rows) : "nothing of slotbus runs on this host (that this user may see)")
-  for (const p of v.problems) out.push(`skipped ${p.path}: ${p.malformed}`)
-  for (const d of v.unreadable) out.push(`cannot list ${d} (another user's: run as root to see it)`)
+  out.push(...skipped(v))
+  for (const d of v.unreadable) out.push(`cannot list ${printable(d)} (another user's: run as root to see it)`)
   return out.join("\n")
+}
+
+function skipped(v: HostView): string[] {
+  const out = v.problems.map((p) => `skipped ${printable(p.path)}: ${printable(p.malformed)}`)
+  if (v.problemsLeftOut > 0) out.push(`skipped ${v.problemsLeftOut} more (not shown)`)
+  return out
 }
 
 function lsJson(v: HostView) {
@@ -113,7 +124,9 @@ function lsJson(v: HostView) {
     buses: v.buses.map(busJson),
     topics: v.topics.map(({ name, pids }) => ({ name, pids })),
     contests: v.contests.map(({ name, pids }) => ({ name, pids })),
+    elections: v.elections.map(({ name, pids }) => ({ name, pids })),
     problems: v.problems,
+    problemsLeftOut: v.problemsLeftOut,
     unreadable: v.unreadable,
   }
 }
@@ -127,16 +140,16 @@ function findBus(v: HostView, name: string, pid: number | undefined): BusView {
   if (bus) return bus
   if (all.length > 0)
     throw new HostCliProblem(
-      `bus "${name}" (pid ${all.map((b) => b.pid).join(", ")}) keeps no flight recorder file: it listens with recorder: false, or runs as another user`,
+      `bus "${printable(name)}" (pid ${all.map((b) => b.pid).join(", ")}) keeps no flight recorder file: it listens with recorder: false, or runs as another user`,
     )
   throw new HostCliProblem(
-    `no bus named "${name}" on this host${pid ? ` with pid ${pid}` : ""}; \`slotbus ls\` lists them`,
+    `no bus named "${printable(name)}" on this host${pid ? ` with pid ${pid}` : ""}; \`slotbus ls\` lists them`,
   )
 }
 
 function requestsText(b: BusView, qs: RequestRecord[], now: number): string {
   const r = b.recorder!
-  const head = `bus "${r.name}", front pid ${r.pid} (${b.state}): ${r.workers} workers, ${r.inFlight} in flight, ${r.queued} queued, ${r.requests} requests since it started`
+  const head = `bus "${printable(r.name)}", front pid ${r.pid} (${printable(b.state)}): ${r.workers} workers, ${r.inFlight} in flight, ${r.queued} queued, ${r.requests} requests since it started`
   if (qs.length === 0) return `${head}\nno requests to show`
   const rows = [["#", "STARTED", "STATE", "WHAT", "WORKER", "QUEUED", "RAN", "STATUS", "TRACE"]]
   for (const q of qs)
@@ -154,9 +167,18 @@ function requestsText(b: BusView, qs: RequestRecord[], now: number): string {
   return `${head}\n${table(rows)}`
 }
 
+/** The bus's file read again with the records `keep` takes (the file listed, no other), or why it cannot be. */
+function withRecords(b: BusView, keep: (q: RequestRecord) => boolean): RecorderFile | string {
+  const r = b.recorder!
+  const again = readRecorder(r.path, { uid: r.uid, same: r, records: keep })
+  return "malformed" in again ? `cannot read ${printable(r.path)}: ${printable(again.malformed)}` : again
+}
+
 /** The records to show: every one in flight, then the newest done ones; with slowMs, only those that ran as long. */
-function pick(r: RecorderFile, now: number, slowMs: number, limit: number): RequestRecord[] {
-  const qs = r.records.filter((q) => ranMs(q, now) >= slowMs)
+function pick(b: BusView, now: number, slowMs: number, limit: number): RequestRecord[] {
+  const r = withRecords(b, (q) => ranMs(q, now) >= slowMs)
+  if (typeof r === "string") throw new HostCliProblem(r)
+  const qs = r.records
   const live = qs.filter((q) => q.phase !== "done")
   return [...live, ...qs.filter((q) => q.phase === "done").slice(0, Math.max(0, limit - live.length))]
 }
@@ -176,16 +198,21 @@ function topFrame(
     `slotbus top — ${new Date().toISOString().slice(0, 19)}Z (latency and slow requests: the last ${WINDOW_NS / 1e9} s)`,
   ]
   for (const b of v.buses) {
-    const r = b.recorder
-    if (!r || (name && b.name !== name)) continue
-    const now = mono(r)
+    if (!b.recorder || (name && b.name !== name)) continue
+    const now = mono(b.recorder)
+    // one bus's records at a time: in flight, or done within the window
+    const r = withRecords(b, (q) => q.phase !== "done" || now - q.doneNs <= WINDOW_NS)
+    if (typeof r === "string") {
+      out.push("", r) // closed since it was listed, most likely
+      continue
+    }
     const key = `${r.name}.${r.pid}`
     const before = prev.get(key)
     const rate = before && now > before.at ? ((r.requests - before.requests) * 1e9) / (now - before.at) : Number.NaN
     prev.set(key, { requests: r.requests, at: now })
     out.push(
       "",
-      `bus ${r.name}  pid ${r.pid}  ${b.state}  ${Number.isNaN(rate) ? "-" : rate.toFixed(1)} req/s  ${r.workers} workers  ${r.inFlight} in flight  ${r.queued} queued  ${r.requests} requests  ${r.errors} errors  ${r.timeouts} timeouts  ${r.workerGone} worker gone`,
+      `bus ${printable(r.name)}  pid ${r.pid}  ${printable(b.state)}  ${Number.isNaN(rate) ? "-" : rate.toFixed(1)} req/s  ${r.workers} workers  ${r.inFlight} in flight  ${r.queued} queued  ${r.requests} requests  ${r.errors} errors  ${r.timeouts} timeouts  ${r.workerGone} worker gone`,
     )
     const recent = r.records.filter((q) => q.phase === "done" && now - q.doneNs <= WINDOW_NS)
     const pids = new Set([...r.workerTable.map((w) => w.pid), ...recent.map((q) => q.workerPid)])
@@ -215,10 +242,10 @@ function topFrame(
   if (out.length === 1)
     out.push(
       name
-        ? `no bus named "${name}" with a flight recorder on this host`
+        ? `no bus named "${printable(name)}" with a flight recorder on this host`
         : "no bus with a flight recorder on this host",
     )
-  for (const p of v.problems) out.push(`skipped ${p.path}: ${p.malformed}`)
+  out.push(...skipped(v))
   return out.join("\n")
 }
 
@@ -256,7 +283,7 @@ export async function runHostCli(
     const mono = await monoNow()
     if (command === "ls") {
       const v = discover()
-      print(values.json ? JSON.stringify(lsJson(v), null, 2) : lsText(v))
+      print(values.json ? printableJson(lsJson(v), 2) : lsText(v))
       return 0
     }
     if (command === "requests") {
@@ -264,13 +291,13 @@ export async function runHostCli(
       if (!name) throw new HostCliProblem("slotbus requests <bus>: name the bus (`slotbus ls` lists them)")
       const slowMs = num(values.slow, "slow", 0)
       const limit = num(values.limit, "limit", 50)
-      const b = findBus(discover(), name, values.pid === undefined ? undefined : num(values.pid, "pid", 0))
+      const b = findBus(discover(name), name, values.pid === undefined ? undefined : num(values.pid, "pid", 0))
       const r = b.recorder!
       const now = mono(r)
-      const qs = pick(r, now, slowMs, limit)
+      const qs = pick(b, now, slowMs, limit)
       print(
         values.json
-          ? JSON.stringify({ bus: busJson(b), requests: qs.map((q) => requestJson(r, q, now)) }, null, 2)
+          ? printableJson({ bus: busJson(b), requests: qs.map((q) => requestJson(r, q, now)) }, 2)
           : requestsText(b, qs, now),
       )
       return 0
@@ -278,13 +305,13 @@ export async function runHostCli(
     const prev = new Map<string, { requests: number; at: number }>()
     const name = positionals[0]
     if (values.once) {
-      topFrame(discover(), prev, mono, name) // the first sample of each rate
+      topFrame(discover(name), prev, mono, name) // the first sample of each rate
       await Bun.sleep(1000)
-      print(topFrame(discover(), prev, mono, name))
+      print(topFrame(discover(name), prev, mono, name))
       return 0
     }
     for (;;) {
-      const frame = topFrame(discover(), prev, mono, name)
+      const frame = topFrame(discover(name), prev, mono, name)
       print(`\x1b[H\x1b[2J${frame}`)
       await Bun.sleep(1000)
     }

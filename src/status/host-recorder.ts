@@ -49,6 +49,9 @@ export interface RecorderWorker {
 
 export interface RecorderFile {
   path: string
+  /** The file's identity when it was read: a second read (its records) must find the same file. */
+  dev: number
+  ino: number
   name: string
   pid: number
   uid: number
@@ -68,7 +71,7 @@ export interface RecorderFile {
   timeouts: number
   workerGone: number
   workerTable: RecorderWorker[]
-  /** Every whole record, newest first. */
+  /** The whole records that were asked for (none when only the header was), newest first. */
   records: RequestRecord[]
   /** Records being rewritten at the moment of reading (left out). */
   torn: number
@@ -122,16 +125,30 @@ function cString(bytes: Uint8Array): string {
   return new TextDecoder().decode(z < 0 ? bytes : bytes.subarray(0, z))
 }
 
+export interface ReadOptions {
+  /** The records to keep (every one by default; false: the header alone, nothing after it is read). */
+  records?: false | ((q: RequestRecord) => boolean)
+  /** The uid whose directory it is in: a file another uid owns is not that uid's. */
+  uid?: number
+  /** Where to open it when that is not `path` (the directory's /proc/self/fd entry: its checked inode, no link). */
+  at?: string
+  /** The file read before: anything else at the path now is reported, not read. */
+  same?: { dev: number; ino: number }
+}
+
+/** Records read and checked at a time: three reads of 96 KiB, whatever the file's size. */
+const CHUNK_RECORDS = 512
+
 /** Reads a recorder file; a malformed one (any check of §16.2 fails) comes back as MalformedFile. */
-export function readRecorder(path: string): RecorderFile | MalformedFile {
+export function readRecorder(path: string, opts: ReadOptions = {}): RecorderFile | MalformedFile {
   let fd: number
   try {
-    fd = openSync(path, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK)
+    fd = openSync(opts.at ?? path, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK)
   } catch (e) {
     return { path, malformed: `cannot open it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})` }
   }
   try {
-    return readOpen(fd, path)
+    return readOpen(fd, path, opts)
   } catch (e) {
     return { path, malformed: `cannot read it (${(e as Error).message})` }
   } finally {
@@ -139,10 +156,11 @@ export function readRecorder(path: string): RecorderFile | MalformedFile {
   }
 }
 
-function readOpen(fd: number, path: string): RecorderFile | MalformedFile {
+function readOpen(fd: number, path: string, opts: ReadOptions): RecorderFile | MalformedFile {
   const bad = (malformed: string): MalformedFile => ({ path, malformed })
   const st = fstatSync(fd)
   if (!st.isFile()) return bad("not a regular file")
+  if (opts.same && (st.dev !== opts.same.dev || st.ino !== opts.same.ino)) return bad("replaced since it was listed")
   if (st.size < RecConst.HEADER_BYTES)
     return bad(`${st.size} bytes, shorter than the ${RecConst.HEADER_BYTES}-byte header`)
   const head = new Uint8Array(RecConst.HEADER_BYTES)
@@ -165,28 +183,13 @@ function readOpen(fd: number, path: string): RecorderFile | MalformedFile {
   if (!/^[A-Za-z0-9._-]{1,64}$/.test(name)) return bad(`bad bus name ${JSON.stringify(name.slice(0, 64))}`)
   const pid = w32(RecHeader.pid)
   if (pid === 0) return bad("pid 0")
+  const uid = w32(RecHeader.uid)
+  if (st.uid !== uid) return bad(`owned by uid ${st.uid}, its header says uid ${uid}`)
+  if (opts.uid !== undefined && st.uid !== opts.uid)
+    return bad(`owned by uid ${st.uid}, in uid ${opts.uid}'s directory`)
 
-  // The seqlock read with plain reads (§16.3): a record's fields from the second read count only when its seq is
-  // the same even number in the first and the third.
-  const body = size - RecConst.HEADER_BYTES
-  const reads = [0, 1, 2].map(() => new Uint8Array(body))
-  for (const r of reads) if (readAt(fd, r, RecConst.HEADER_BYTES) < body) return bad("shrank while being read")
-  const [a, b, c] = reads.map((r) => new DataView(r.buffer))
-  const records: RequestRecord[] = []
-  let torn = 0
-  for (let i = 0; i < count; i++) {
-    const o = i * RecConst.RECORD_BYTES
-    const seq = a!.getUint32(o, true)
-    if (seq === 0) continue
-    if (seq % 2 !== 0 || seq !== c!.getUint32(o, true) || seq !== b!.getUint32(o, true)) {
-      torn++
-      continue
-    }
-    const rec = decode(b!, reads[1]!, o)
-    if (rec) records.push(rec)
-    else torn++
-  }
-  records.sort((x, y) => y.serial - x.serial)
+  const got = opts.records === false ? { records: [], torn: 0 } : readRecords(fd, count, opts.records)
+  if (!got) return bad("shrank while being read")
   const workerTable: RecorderWorker[] = []
   for (let i = 0; i < RecConst.WORKER_ENTRIES; i++) {
     const o = RecHeader.workerTable + i * RecWorker.bytes
@@ -201,9 +204,11 @@ function readOpen(fd: number, path: string): RecorderFile | MalformedFile {
   }
   return {
     path,
+    dev: st.dev,
+    ino: st.ino,
     name,
     pid,
-    uid: w32(RecHeader.uid),
+    uid,
     stale: staleness(pid, u64(h, RecHeader.pidStart)),
     anchorWallNs: u64(h, RecHeader.anchorWallNs),
     anchorMonoNs: u64(h, RecHeader.anchorMonoNs),
@@ -219,9 +224,42 @@ function readOpen(fd: number, path: string): RecorderFile | MalformedFile {
     timeouts: u64(h, RecHeader.timeouts),
     workerGone: u64(h, RecHeader.workerGone),
     workerTable,
-    records,
-    torn,
+    ...got,
   }
+}
+
+/** The seqlock read with plain reads (§16.3), a chunk at a time: a record's fields from the second read count only
+ * when its seq is the same even number in the first and the third. Null when the file shrank. */
+function readRecords(
+  fd: number,
+  count: number,
+  keep: (q: RequestRecord) => boolean = () => true,
+): { records: RequestRecord[]; torn: number } | null {
+  const bytes = Math.min(count, CHUNK_RECORDS) * RecConst.RECORD_BYTES
+  const reads = [0, 1, 2].map(() => new Uint8Array(bytes))
+  const [a, b, c] = reads.map((r) => new DataView(r.buffer))
+  const records: RequestRecord[] = []
+  let torn = 0
+  for (let first = 0; first < count; first += CHUNK_RECORDS) {
+    const n = Math.min(CHUNK_RECORDS, count - first)
+    const at = RecConst.HEADER_BYTES + first * RecConst.RECORD_BYTES
+    for (const r of reads)
+      if (readAt(fd, r.subarray(0, n * RecConst.RECORD_BYTES), at) < n * RecConst.RECORD_BYTES) return null
+    for (let i = 0; i < n; i++) {
+      const o = i * RecConst.RECORD_BYTES
+      const seq = a!.getUint32(o, true)
+      if (seq === 0) continue
+      if (seq % 2 !== 0 || seq !== c!.getUint32(o, true) || seq !== b!.getUint32(o, true)) {
+        torn++
+        continue
+      }
+      const rec = decode(b!, reads[1]!, o)
+      if (!rec) torn++
+      else if (keep(rec)) records.push(rec)
+    }
+  }
+  records.sort((x, y) => y.serial - x.serial)
+  return { records, torn }
 }
 
 /** One whole record, or null when its words are impossible (a hostile writer). */

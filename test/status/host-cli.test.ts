@@ -1,30 +1,18 @@
 // `slotbus ls`, `slotbus requests` and `slotbus top` run as real subprocesses against an app that serves no
 // status (test/support/host-app.ts) and real worker processes: what they find comes from the flight recorder
 // files (docs/PROTOCOL.md §16) and /proc alone.
-import { afterEach, describe, expect, test } from "bun:test"
+import { describe, expect, test } from "bun:test"
 import { execFileSync } from "node:child_process"
 import { existsSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { SlotBus } from "../../src/index.ts"
-import { RecConst, RecHeader, recorderDir } from "../../src/native/recorder-layout.ts"
-import { alive, busName, type Child, REPO, run, spawn, spawnWorker, stopAll, until } from "../support/helpers.ts"
+import { RecConst, recorderDir } from "../../src/native/recorder-layout.ts"
+import { alive, busName, type Child, REPO, spawn, spawnWorker, until } from "../support/helpers.ts"
+import { forgeRecorder, hostCli as cli, undoAfterEach } from "../support/host-files.ts"
 
-const CLI = join(REPO, "bin", "slotbus.ts")
 const HOST_APP = join(REPO, "test", "support", "host-app.ts")
 
-const cleanups: (() => unknown)[] = []
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse())
-    try {
-      await c()
-    } catch {}
-  await stopAll()
-})
-
-async function cli(...args: string[]) {
-  const r = await run([process.execPath, CLI, ...args], { timeoutMs: 60_000 })
-  return { ...r, json: () => JSON.parse(r.stdout) }
-}
+const cleanups = undoAfterEach()
 
 interface BusJson {
   name: string
@@ -180,18 +168,8 @@ describe.skipIf(!existsSync("/proc/net/unix"))("slotbus ls, requests and top, fr
     cleanups.push(() => bus.close({ drain: false }))
     const dir = recorderDir()
     const at = (f: string) => join(dir, `${f}-${process.pid}.${process.pid}.rec`)
-    const header = (count: number, name: string) => {
-      const b = Buffer.alloc(RecConst.HEADER_BYTES)
-      b.writeUInt32LE(RecConst.MAGIC, RecHeader.magic)
-      b.writeUInt32LE(RecConst.VERSION, RecHeader.version)
-      b.writeUInt32LE(RecConst.HEADER_BYTES, RecHeader.headerBytes)
-      b.writeUInt32LE(RecConst.RECORD_BYTES, RecHeader.recordBytes)
-      b.writeUInt32LE(RecConst.WORKER_ENTRIES, RecHeader.workerEntries)
-      b.writeUInt32LE(count, RecHeader.recordCount)
-      b.writeUInt32LE(process.pid, RecHeader.pid)
-      b.write(name, RecHeader.name)
-      return b
-    }
+    const header = (count: number, name: string) =>
+      forgeRecorder({ name, pid: process.pid, count, uid: process.geteuid?.(), headerOnly: true })
     const junk: [string, string | Buffer | null, RegExp][] = [
       [at("noise"), Buffer.from(Array.from({ length: 10_000 }, (_, i) => (i * 7919) & 255)), /bad magic/],
       [at("short"), Buffer.from("hello"), /shorter than the 4096-byte header/],
