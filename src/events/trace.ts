@@ -18,16 +18,24 @@ type Traced = { type: string; routing?: Record<string, string>; traceparent?: st
 
 /**
  * The event to publish with its context in its routing keys, and the PRODUCER span (with an SDK, inside a trace) to
- * end once it is published; null when there is nothing to carry, or it already carries a `traceparent` key of its own.
+ * end once it is published; null when there is nothing to carry, or it already carries a `traceparent` key of its own
+ * (checked as the option would be: a TypeError, as for an HTTP hub's client that publishes one).
  */
 export function publishTrace<E extends Traced>(ev: E, topic: string): { ev: E; span: Span | null } | null {
   const o = otelTracing()
-  if (o === null && ev.traceparent === undefined && ev.tracestate === undefined) return null
+  const routing = ev.routing
+  const own =
+    typeof routing === "object" &&
+    routing !== null &&
+    (routing.traceparent !== undefined || routing.tracestate !== undefined)
+  if (o === null && ev.traceparent === undefined && ev.tracestate === undefined && !own) return null
   const explicit = checkTraceOptions(ev, "publish")
+  if (own) {
+    checkTraceOptions(routing, "publish: its routing keys")
+    return null
+  }
   if (explicit === undefined && o !== null && o.trace.getSpan(o.context.active()) === undefined) return null // untraced
   const { traceparent: _, tracestate: __, ...plain } = ev
-  const routing = ev.routing ?? {}
-  if (typeof routing === "object" && routing !== null && routing.traceparent !== undefined) return null // its own
   let context = explicit
   let span: Span | null = null
   if (o !== null) {
@@ -50,7 +58,7 @@ export function publishTrace<E extends Traced>(ev: E, topic: string): { ev: E; s
     context = spanContext(o, span) ?? explicit
   }
   if (context === undefined) return { ev: plain as E, span }
-  return { ev: { ...plain, routing: withContext(routing, context) } as E, span }
+  return { ev: { ...plain, routing: withContext(routing ?? {}, context) } as E, span }
 }
 
 /** The routing keys and the context, as many of its keys as there is room for (at most 8 keys in all). */
