@@ -175,10 +175,12 @@ class Use implements NatsUse {
     for (const fn of this.statusFns) w?.status.delete(fn)
     this.closedFns.length = this.statusFns.length = 0
     const { c, nc } = this
+    // away, nothing can be sent (the client drops what it buffered at each reconnect attempt): no wait for it
+    const up = this.up
     if (--c.users === 0 && c.owned) {
       c.letGo = true
       this.shared.forget(c)
-      if (!nc.isClosed()) await nc.drain().catch(() => nc.close())
-    } else if (!nc.isClosed()) await nc.flush().catch(() => {})
+      if (!nc.isClosed()) await (up ? nc.drain() : nc.close()).catch(() => nc.close())
+    } else if (up) await nc.flush().catch(() => {})
   }
 }
