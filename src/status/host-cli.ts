@@ -187,13 +187,18 @@ function quantile(sorted: number[], q: number): number {
   return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]! : Number.NaN
 }
 
+type Samples = Map<string, { requests: number; at: number }>
+
+/** A bus's requests per second since the last sample in `prev` (NaN at the first), from its header. */
+function rateOf(r: RecorderFile, prev: Samples, now: number): number {
+  const key = `${r.name}.${r.pid}`
+  const before = prev.get(key)
+  prev.set(key, { requests: r.requests, at: now })
+  return before && now > before.at ? ((r.requests - before.requests) * 1e9) / (now - before.at) : Number.NaN
+}
+
 /** One frame of `slotbus top`: per bus its rate since `prev`, per worker its latency, the slowest requests. */
-function topFrame(
-  v: HostView,
-  prev: Map<string, { requests: number; at: number }>,
-  mono: (r: RecorderFile | null) => number,
-  name?: string,
-): string {
+function topFrame(v: HostView, prev: Samples, mono: (r: RecorderFile | null) => number, name?: string): string {
   const out: string[] = [
     `slotbus top — ${new Date().toISOString().slice(0, 19)}Z (latency and slow requests: the last ${WINDOW_NS / 1e9} s)`,
   ]
@@ -206,10 +211,7 @@ function topFrame(
       out.push("", r) // closed since it was listed, most likely
       continue
     }
-    const key = `${r.name}.${r.pid}`
-    const before = prev.get(key)
-    const rate = before && now > before.at ? ((r.requests - before.requests) * 1e9) / (now - before.at) : Number.NaN
-    prev.set(key, { requests: r.requests, at: now })
+    const rate = rateOf(r, prev, now)
     out.push(
       "",
       `bus ${printable(r.name)}  pid ${r.pid}  ${printable(b.state)}  ${Number.isNaN(rate) ? "-" : rate.toFixed(1)} req/s  ${r.workers} workers  ${r.inFlight} in flight  ${r.queued} queued  ${r.requests} requests  ${r.errors} errors  ${r.timeouts} timeouts  ${r.workerGone} worker gone`,
@@ -302,10 +304,10 @@ export async function runHostCli(
       )
       return 0
     }
-    const prev = new Map<string, { requests: number; at: number }>()
+    const prev: Samples = new Map()
     const name = positionals[0]
     if (values.once) {
-      topFrame(discover(name), prev, mono, name) // the first sample of each rate
+      for (const { recorder: r } of discover(name).buses) if (r) rateOf(r, prev, mono(r)) // the first sample, headers only
       await Bun.sleep(1000)
       print(topFrame(discover(name), prev, mono, name))
       return 0

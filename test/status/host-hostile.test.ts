@@ -228,7 +228,10 @@ describe.skipIf(!existsSync("/proc/net/unix") || process.getuid?.() !== 0)(
       expect(requests.code).toBe(0)
       expect(requests.read).toBeLessThan(4 * MAX_FILE) // that bus's file (a seqlock reads it three times), no other
       expect(requests.peak).toBeLessThan(256 * 1024 * 1024)
-      const top = await peak("top", "--once")
+      const one = await peak("top", names[0]!, "--once")
+      expect(one.code).toBe(0)
+      expect(one.read).toBeLessThan(4 * MAX_FILE) // that bus's records, once per frame
+      const top = await peak("top", "--once") // every bus's records: one at a time
       expect(top.code).toBe(0)
       expect(top.peak).toBeLessThan(256 * 1024 * 1024)
     }, 180_000)
