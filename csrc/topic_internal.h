@@ -80,6 +80,16 @@ static inline int topic_addr(const char *name, struct sockaddr_un *a, socklen_t 
   return plat_addr("slotbus.topic.", name, suffix, a, len);
 }
 
+/* The rendezvous name (§8.1). Abstract names are one namespace for every uid, and a name no member holds is free to
+ * bind: with the euid in it, another user's topic of the same name is another name and can never turn our
+ * newcomers away. The portable scheme's socket directory is this euid's already. */
+static inline int rendezvous_addr(const char *name, struct sockaddr_un *a, socklen_t *len) {
+  char prefix[32];
+  if (plat_portable) return topic_addr(name, a, len, NULL);
+  snprintf(prefix, sizeof prefix, "slotbus.topic.%u.", (unsigned)geteuid());
+  return plat_addr(prefix, name, NULL, a, len);
+}
+
 static inline int wake_addr(sb_topic *t, uint32_t index, uint32_t nonce, struct sockaddr_un *a, socklen_t *len) {
   char suffix[64];
   snprintf(suffix, sizeof suffix, ".%016llx.%u.%u", (unsigned long long)ident(t)->topic_id, index, nonce);

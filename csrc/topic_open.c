@@ -72,7 +72,7 @@ sb_topic *sb_topic_open_start(const char *name, uint32_t capacity, uint32_t crea
   struct sockaddr_un a;
   socklen_t alen;
   int r = create > SB_CREATE_MUST ? -EINVAL : plat_check();
-  if (!r) r = topic_addr(name, &a, &alen, NULL);
+  if (!r) r = rendezvous_addr(name, &a, &alen);
   if (r) {
     *err = r;
     return NULL;

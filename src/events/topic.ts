@@ -67,6 +67,13 @@ import {
 } from "./subscription.ts"
 
 const TICK_MS = 20 // housekeeping: answer newcomers, collect the dead
+
+// Our rendezvous name has our euid in it (§8.1): another user's library never binds it, only a process that does so
+// by hand, on purpose.
+const heldByAnother = (name: string) =>
+  new PeerRefusedError(
+    `topic "${name}" is held by a process of another user, which bound this user's name for it by hand; use another name, or find and stop that process (ss -xlp shows who listens on slotbus.topic.${process.geteuid?.() ?? ""}.${name})`,
+  )
 const SCRATCH_START = 64 * 1024
 const open = new Set<Topic>()
 const FACTORY = Symbol("Topic.open")
@@ -138,7 +145,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
       const e = err[0]!
       if (!ptr) {
         if (e === E_SOCKET_DIR) throw socketDirError(`cannot open topic "${name}"`)
-        if (e === Errno.EPERM) throw new PeerRefusedError(`topic "${name}" is held by a process of another user`)
+        if (e === Errno.EPERM) throw heldByAnother(name)
         // the members' backlog is full (a flood of connections, maybe from another uid): they take 64 a tick
         if (e === Errno.EAGAIN && performance.now() < deadline) {
           await Bun.sleep(5)
@@ -164,7 +171,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
       if (r === Errno.ECONNRESET && performance.now() <= deadline) continue // the members left meanwhile: again
       if (r === Errno.EAGAIN)
         throw new TimeoutError(`topic "${name}": no member answered within ${timeoutMs}ms (all stopped or busy?)`)
-      if (r === Errno.EPERM) throw new PeerRefusedError(`topic "${name}" is held by a process of another user`)
+      if (r === Errno.EPERM) throw heldByAnother(name)
       if (r === TopicConst.E_CORRUPT)
         throw new ProtocolError(`topic "${name}": a member sent a malformed hello or region`)
       throw new SlotBusError(`cannot join topic "${name}": errno ${-r}`)

@@ -172,7 +172,11 @@ test.skipIf(!linuxBackend)(
     for (const m of members) await m.next()
     members.push(spawn("sub", name, "{}", "16")) // joins the holders' 64 KiB ring (first, it would make a 4 MiB one)
     await members[2]!.next()
-    const listening = () => readProc("/proc/net/unix").includes(`@slotbus.topic.${name}`)
+    // the rendezvous name, with the euid in it (§8.1); not a subscriber's wake socket, which starts the same
+    const listening = () =>
+      readProc("/proc/net/unix")
+        .split("\n")
+        .some((l) => l.endsWith(` @slotbus.topic.${process.geteuid!()}.${name}`))
     expect(listening()).toBe(true)
     const memfdHolders = () =>
       members.filter((m) => {

@@ -9,6 +9,9 @@
 //                                          stores, until killed (a reader of the tail in two halves tears there)
 //   flood <topic> <ms>                     16 opens at a time, again and again for <ms>: says whether one took the
 //                                          name (then exits at once) or how many were made and how each failed
+//   rawconnect <@socket>                   connects to an abstract socket by hand: the status of the hello it gets
+//   rawflood <@socket> <ms>                16 such connects at a time, each closed after its hello or 200 ms, for <ms>
+//   rawbind <@socket>                      binds and listens on an abstract socket by hand, answers nothing, stays
 import { toArrayBuffer } from "bun:ffi"
 import { NotFoundError, Topic } from "../../../src/events/index.ts"
 import { TopicLayout, topicNative } from "../../../src/native/ffi.ts"
@@ -147,6 +150,50 @@ if (mode === "hold") {
   )
   say({ took: false, n, failed })
   process.exit(0)
+} else if (mode === "rawconnect" || mode === "rawflood") {
+  const path = `\0${name!.slice(1)}`
+  // the 32-byte hello's status word (§8.1), or null when the socket closed or 200 ms passed without one
+  const hello = () =>
+    new Promise<number | null>((resolve) => {
+      let got = Buffer.alloc(0)
+      const timer = setTimeout(() => done(null), 200)
+      const done = (status: number | null) => (clearTimeout(timer), resolve(status))
+      Bun.connect({
+        unix: path,
+        socket: {
+          data(s, d) {
+            got = Buffer.concat([got, d])
+            if (got.length >= 32) done(got.readUInt32LE(12)), s.end()
+          },
+          close: () => done(null),
+          error: () => done(null),
+        },
+      }).then(
+        (s) => setTimeout(() => s.end(), 200),
+        () => done(null),
+      )
+    })
+  if (mode === "rawconnect") say({ status: await hello() })
+  else {
+    const end = Date.now() + Number(a)
+    let n = 0
+    const statuses: Record<string, number> = {}
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        while (Date.now() < end) {
+          n++
+          const st = String(await hello())
+          statuses[st] = (statuses[st] ?? 0) + 1
+        }
+      }),
+    )
+    say({ n, statuses })
+  }
+  process.exit(0)
+} else if (mode === "rawbind") {
+  Bun.listen({ unix: `\0${name!.slice(1)}`, socket: { data() {} } })
+  say({ ready: true, pid: process.pid })
+  setInterval(() => {}, 1000)
 } else {
   process.stderr.write(`member: unknown mode ${mode}\n`)
   process.exit(2)
