@@ -31,7 +31,7 @@ describe.skipIf(skip !== null)("a process that stalls longer than its peers' pat
     const call = rejection(bus.request({ path: "/hold" }, { timeoutMs: STALL_MS * 5 }))
     await Bun.sleep(200)
     process.kill(worker.proc.pid, "SIGSTOP")
-    cleanup.push(async () => void process.kill(worker.proc.pid, "SIGCONT"))
+    cleanup.push(async () => void worker.proc.kill("SIGCONT"))
     await Bun.sleep(STALL_MS)
     process.kill(worker.proc.pid, "SIGCONT")
     expect(String(await call)).not.toContain("stopped announcing")
