@@ -61,6 +61,9 @@ export class ClientTrace {
   }
 }
 
+/** A head whose caller's own pairs go, with no context in their place (no span: nothing in it changes). */
+const BARE = new ClientTrace(undefined, null, null)
+
 /**
  * The trace of a request a caller makes, or null (nothing to carry, nothing to record). Its context: the explicit
  * `{ traceparent, tracestate }` option, else, with an SDK, a CLIENT span's, child of that or of the active span, else
@@ -80,8 +83,7 @@ export function clientTrace(
   if (o === null && opts.traceparent === undefined && opts.tracestate === undefined && !carried) return null
   const explicit = checkTraceOptions(opts, where)
   const received = carried ? headerContext(strings!) : undefined
-  // a head whose caller's pairs go, with no context in their place
-  const bare = carried ? new ClientTrace(undefined, null, null) : null
+  const bare = carried ? BARE : null
   if (o === null) {
     const context = explicit ?? received
     return context ? new ClientTrace(context, null, null) : bare
