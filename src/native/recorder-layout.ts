@@ -1,5 +1,6 @@
 // The flight recorder file's layout (docs/PROTOCOL.md §16, csrc/recorder.h): the one place TS reads its offsets
-// from, checked against the header and the protocol page by test/native/recorder-layout.test.ts.
+// from, checked against the header and the protocol page by test/native/recorder-layout.test.ts; and the one
+// place that says which directories its files are in (§16.1), for the writer and every reader.
 import { existsSync, lstatSync, readdirSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { isAbsolute, join } from "node:path"
@@ -132,9 +133,4 @@ function names(dir: string): string[] {
   } catch {
     return []
   }
-}
-
-/** The directories every uid's recorder files may be in (§16.1), for a reader that looks host-wide. */
-export function recorderRoots(): string[] {
-  return [sharedRoot()]
 }
