@@ -165,7 +165,7 @@ export class Acceptor {
         link.controlBytes += bytes.length
         if (link.controlBytes > 1 || bytes[0] !== Control.DRAIN)
           return this.cutOff(link, `sent ${link.controlBytes} control bytes (only one "D" is allowed)`)
-        if (link.state === "serving") link.state = "draining"
+        link.drain()
         chan.sendControl(Control.DRAIN_ACK)
         this.d.freed()
       },

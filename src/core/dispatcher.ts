@@ -47,6 +47,8 @@ export class Dispatcher implements EndpointHost {
   readonly latency = new LatencyHistogram()
   readonly metrics: BusMetrics
   private stopped = false
+  /** Whom a worker's request limit tells (retireAfter). */
+  private readonly due = new WeakMap<Endpoint, () => void>()
   /** The bus's flight recorder, told the queue's length (docs/PROTOCOL.md §16). */
   recorder: FlightRecorder | null = null
   counters = {
@@ -125,29 +127,56 @@ export class Dispatcher implements EndpointHost {
   /**
    * The worker a request goes to, or null when none has room: the near one with the fewest requests out, unless
    * remotePolicy sends it to the far one with the lowest share of its capacity in use ("overflow": only when no
-   * near one has room; "balance": when that share is lower than the near one's; "never").
+   * near one has room; "balance": when that share is lower than the near one's; "never"). A retiring one (past its
+   * request limit, its successor on the way) only while no other serves, full or not.
    */
   pick(): Endpoint | null {
     const policy = this.o.remotePolicy
     let near: Endpoint | null = null
     let far: Endpoint | null = null
+    let retiring: Endpoint | null = null
+    let open = false // a worker serves, with room or not
     for (const e of this.endpoints) {
-      if (!e.serving || e.inFlight >= e.capacity) continue
-      if (e.distance === 0) {
-        if (!near || e.inFlight < near.inFlight) near = e
-      } else if (policy !== "never" && (!far || e.inFlight / e.capacity < far.inFlight / far.capacity)) far = e
+      if (!e.serving) {
+        if (e.retiring && e.inFlight < e.capacity && (!retiring || e.inFlight < retiring.inFlight)) retiring = e
+      } else if (e.distance === 0) {
+        open = true
+        if (e.inFlight < e.capacity && (!near || e.inFlight < near.inFlight)) near = e
+      } else if (policy !== "never") {
+        open = true
+        if (e.inFlight < e.capacity && (!far || e.inFlight / e.capacity < far.inFlight / far.capacity)) far = e
+      }
     }
     if (far && (!near || (policy === "balance" && far.inFlight / far.capacity < near.inFlight / near.capacity)))
       return far
-    return near
+    return near ?? (open ? null : retiring)
   }
 
   /** Sends p to the least busy worker. False when none has room; p then stays queued. */
   dispatch(p: Pending): boolean {
     const e = this.pick()
     if (e === null || !e.send(p)) return false
+    if (e.requests >= e.requestLimit) this.limitReached(e)
     if (p.trace !== null) p.trace.sent()
     return true
+  }
+
+  /**
+   * Once `e` has taken `n` requests (those it took count) it retires (pick), and `due` is called once, after the send
+   * that reached it: its pool replaces it (superviseWorkers's recycle.maxRequests).
+   */
+  retireAfter(e: Endpoint, n: number, due: () => void) {
+    e.requestLimit = n
+    this.due.set(e, due)
+    if (e.requests >= n) this.limitReached(e)
+  }
+
+  private limitReached(e: Endpoint) {
+    e.requestLimit = Infinity // told once
+    e.retire()
+    const due = this.due.get(e)
+    this.due.delete(e)
+    if (due) queueMicrotask(due)
   }
 
   /** A worker joined: listed after the others as near as it (nearest first), told of, and given the queue. */

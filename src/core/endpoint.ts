@@ -7,8 +7,12 @@ import type { ClientTrace } from "./trace.ts"
 export interface WorkerInfo {
   pid: number
   uid: number
-  /** serving; draining (it asked for nothing new); evicting (too many stuck slots, disconnected soon). */
-  state: "serving" | "draining" | "evicting"
+  /**
+   * serving; retiring (took its pool's recycle.maxRequests: it gets a request only while no other worker serves, and
+   * is replaced); draining (it asked for nothing new, or is being retired); evicting (too many stuck slots,
+   * disconnected soon).
+   */
+  state: "serving" | "retiring" | "draining" | "evicting"
   /** Slots out: published and not yet returned (answered, given up, stuck or borrowed). */
   inFlight: number
   /** Requests whose callers still wait for this worker. */
@@ -109,8 +113,14 @@ export interface Endpoint {
   readonly distance: 0 | 1
   /** Its process (on its own host). */
   readonly pid: number
-  /** It takes new requests now (not draining, evicting or leaving). */
+  /** It takes new requests now (not retiring, draining, evicting or leaving). */
   readonly serving: boolean
+  /** It took its request limit: it gets a request only while no worker serves. */
+  readonly retiring: boolean
+  /** Requests sent to it. */
+  readonly requests: number
+  /** Requests it takes before it retires (the dispatcher's retireAfter); Infinity: no limit. */
+  requestLimit: number
   /** Requests it takes at once: its slots. */
   readonly capacity: number
   /** Requests it holds now (a given-up request counts until the worker lets go of it). */
@@ -133,6 +143,8 @@ export interface Endpoint {
   left(err: Error): void
   /** It gets no new request from now on (it is being retired); what it holds is answered. */
   drain(): void
+  /** It took its request limit: from now on it gets a request only while no worker serves (retiring). */
+  retire(): void
   /** It as `bus.workers` lists it. */
   info(): WorkerInfo
 }

@@ -73,6 +73,13 @@ export class BusPools {
     }
   }
 
+  /** The worker of process `pid` here retires after `n` requests (Dispatcher.retireAfter); false: it has not joined. */
+  retireAfter(pid: number, n: number, due: () => void): boolean {
+    const e = this.d.endpoints.find((x) => x.pid === pid && x.distance === 0)
+    if (e) this.d.retireAfter(e, n, due)
+    return e !== undefined
+  }
+
   /** The worker of process `pid` gets no new request; resolves once it holds none (borrowed slots too) or left. */
   async retire(pid: number): Promise<void> {
     const e = this.d.endpoints.find((x) => x.pid === pid)

@@ -20,18 +20,29 @@ export class RemoteEndpoint implements Endpoint {
     private readonly host: EndpointHost,
   ) {}
 
-  /** Retired by this bus: sent nothing more, whatever the worker says. */
-  private draining = false
+  /** Past its request limit (Dispatcher.retireAfter), or retired by this bus: sent nothing more, whatever it says. */
+  private mode: "serving" | "retiring" | "draining" = "serving"
+  requestLimit = Infinity
 
   get pid() {
     return this.peer.pid
   }
   get serving() {
-    return this.peer.serving && !this.draining
+    return this.peer.serving && this.mode === "serving"
+  }
+  get retiring() {
+    return this.peer.serving && this.mode === "retiring"
   }
 
   drain() {
-    this.draining = true
+    this.mode = "draining"
+  }
+
+  retire() {
+    if (this.mode === "serving") this.mode = "retiring"
+  }
+  get requests() {
+    return this.peer.requests
   }
   get capacity() {
     return this.peer.capacity
@@ -136,7 +147,7 @@ export class RemoteEndpoint implements Endpoint {
     return {
       pid: peer.pid,
       uid: -1,
-      state: this.serving ? "serving" : "draining",
+      state: this.serving ? "serving" : this.retiring ? "retiring" : "draining",
       inFlight: peer.inFlight,
       waiting: this.calls.size,
       stuck: 0,

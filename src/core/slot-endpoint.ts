@@ -72,6 +72,7 @@ export class SlotEndpoint implements Endpoint, SlotStreamOwner {
   /** In-slot requests whose caller waits. */
   waiting = 0
   requests = 0
+  requestLimit = Infinity
   controlBytes = 0
   private nextId = 1
 
@@ -100,9 +101,16 @@ export class SlotEndpoint implements Endpoint, SlotStreamOwner {
   get serving() {
     return this.state === "serving"
   }
+  get retiring() {
+    return this.state === "retiring"
+  }
 
   drain() {
-    if (this.state === "serving") this.state = "draining"
+    if (this.state === "serving" || this.state === "retiring") this.state = "draining"
+  }
+
+  retire() {
+    if (this.state === "serving") this.state = "retiring"
   }
   get capacity() {
     return this.chan.slotCount
@@ -173,7 +181,7 @@ export class SlotEndpoint implements Endpoint, SlotStreamOwner {
   }
 
   tick(now: number) {
-    if (this.state !== "serving" || this.stuckSlots(now) < this.o.maxStuck) return
+    if ((this.state !== "serving" && this.state !== "retiring") || this.stuckSlots(now) < this.o.maxStuck) return
     // Its handlers hang: send it nothing more, and let it go once nobody waits for it any longer.
     this.state = "evicting"
     this.host.counters.evictedWorkers++

@@ -11,6 +11,7 @@ import {
   SHARED_OPTIONS,
   sleep,
   splitCommand,
+  type SupervisedInstance,
   Supervisor,
   type SupervisorOptions,
 } from "../kit/index.ts"
@@ -251,32 +252,59 @@ function autoscale(
   timer.unref()
 }
 
-/** Replaces a worker past one of its (jittered) limits, one at a time. */
+/**
+ * Replaces a worker past one of its (jittered) limits, the most overdue first, one at a time. A worker that took
+ * its maxRequests retires at once (the bus sends it a request only while no other worker serves) and its
+ * replacement starts then, not at the next look.
+ */
 function recycleWhenDue(sup: Supervisor, bus: SlotBus | null, limits: Limits) {
   const jitter = new Map<number, number>() // by pid: 0.9 … 1
+  const factor = (pid: number) => {
+    let f = jitter.get(pid)
+    if (f === undefined) jitter.set(pid, (f = 1 - Math.random() * 0.1))
+    return f
+  }
   let busy = false
-  const timer = setInterval(() => {
-    if (sup.state === "stopped" || sup.state === "stopping") return clearInterval(timer)
+  const next = () => {
     if (busy || sup.state !== "running") return
     const served = bus ? new Map(bus.workers.map((w) => [w.pid, w.requests])) : new Map<number, number>()
     const now = performance.now()
+    let worst: SupervisedInstance | null = null
+    let most = 1 // due from 1: its limit reached
     for (const inst of sup.instances) {
       if (!inst.proc || inst.state !== "running") continue
-      let f = jitter.get(inst.pid)
-      if (f === undefined) jitter.set(inst.pid, (f = 1 - Math.random() * 0.1))
-      const due =
-        (served.get(inst.pid) ?? 0) >= limits.maxRequests * f ||
-        now - inst.startedAt >= limits.maxAgeMs * f ||
-        (limits.maxRssBytes < Infinity && rssBytes(inst.pid) >= limits.maxRssBytes * f)
-      if (!due) continue
-      busy = true
-      jitter.delete(inst.pid)
-      sup.recycle(inst.index).then(
-        () => (busy = false),
-        () => (busy = false),
+      const f = factor(inst.pid)
+      const over = Math.max(
+        (served.get(inst.pid) ?? 0) / (limits.maxRequests * f),
+        (now - inst.startedAt) / (limits.maxAgeMs * f),
+        limits.maxRssBytes < Infinity ? rssBytes(inst.pid) / (limits.maxRssBytes * f) : 0,
       )
-      return
+      if (over >= most) [worst, most] = [inst, over]
     }
+    if (!worst) return
+    busy = true
+    jitter.delete(worst.pid)
+    // the next one at once; after a failed one (its successor not ready), at the next look
+    sup.recycle(worst.index).then(
+      () => {
+        busy = false
+        next()
+      },
+      () => (busy = false),
+    )
+  }
+  // Each worker of the pool retires at its limit as it joins (a reload's successor once it takes its index).
+  const retireAtLimit = (pid: number) => {
+    if (bus && limits.maxRequests < Infinity && sup.instances.some((i) => i.pid === pid))
+      bus.pools.retireAfter(pid, Math.ceil(limits.maxRequests * factor(pid)), next)
+  }
+  const offStart = sup.on("start", (inst) => retireAtLimit(inst.pid))
+  const offJoin = bus?.onWorker((e) => (e.type === "join" ? retireAtLimit(e.worker.pid) : jitter.delete(e.worker.pid)))
+  const timer = setInterval(() => {
+    if (sup.state !== "stopped" && sup.state !== "stopping") return next()
+    clearInterval(timer)
+    offStart()
+    offJoin?.()
   }, RECYCLE_TICK_MS)
   timer.unref()
 }

@@ -130,6 +130,30 @@ describe("a pool under load", () => {
     expect(sup.restarts).toBe(0)
   }, 60_000)
 
+  test("recycle.maxRequests: a worker past its limit gets no request while another serves, and the instances take turns", async () => {
+    const bus = await listen()
+    const max = 100
+    const sup = pool(bus, { instances: 2, recycle: { maxRequests: max } })
+    await bus.waitForWorkers(2)
+    const recycled = [0, 0] // by instance
+    sup.on("replaced", (i) => recycled[i.index]!++)
+    const beyond: string[] = [] // requests past `max` a worker took while another served
+    let requests = 0
+    // One caller, so each request is picked from the workers as this loop last saw them.
+    while (sup.replacements.recycle < 6 && requests < 100_000) {
+      const serving = bus.workers.filter((w) => w.state === "serving").map((w) => w.pid)
+      const r = await bus.request({ method: "GET", path: "/stats" }, { timeoutMs: 30_000 })
+      const { served, pid } = r.json() as { served: number; pid: number }
+      requests++
+      if (served > max && serving.some((p) => p !== pid))
+        beyond.push(`pid ${pid} took its request ${served} while pid ${serving.filter((p) => p !== pid)} served`)
+    }
+    expect(beyond.slice(0, 3)).toEqual([])
+    expect(sup.replacements.recycle).toBeGreaterThanOrEqual(6)
+    expect(Math.min(...recycled)).toBeGreaterThanOrEqual(2)
+    expect(sup.restarts).toBe(0)
+  }, 90_000)
+
   test("recycle: a worker leaking 1 MB per 100 requests stays under maxRssBytes, with 0 failed requests", async () => {
     const bus = await listen()
     const limit = 120 * 1024 * 1024
