@@ -2,6 +2,8 @@
 // so a file only sized and mapped faults (SIGBUS) when there is no page left. Each test runs a real front with two
 // workers in a mount namespace of its own, whose /dev/shm is a small tmpfs filled up to what the test leaves free.
 // The slot regions of the Linux backend are memfds (the kernel's internal tmpfs, not /dev/shm): they still serve.
+// The portable backend's are /dev/shm files (§13.3), 4 GiB sparse, which no reservation can cover: these tests
+// pin the Linux backend, whatever SLOTBUS_PLATFORM the suite runs with.
 import { afterEach, describe, expect, test } from "bun:test"
 import { join } from "node:path"
 import { busName, FIXTURES, spawn, stopAll } from "../support/helpers.ts"
@@ -22,12 +24,12 @@ if (skip) console.warn(`skipping the full /dev/shm tests: ${skip}`)
 afterEach(stopAll) // the namespace and its tmpfs end with the front (exec'd in it) and its workers
 
 /** recorder-front.ts in a mount namespace of its own whose /dev/shm has `free` bytes left. */
-function frontInSmallShm(name: string, free: number, env: Record<string, string> = {}) {
+function frontInSmallShm(name: string, free: number) {
   const fill = `mount -t tmpfs -o size=${SHM_BYTES} tmpfs /dev/shm && head -c ${SHM_BYTES - free} /dev/zero >/dev/shm/fill`
   const script = `${fill} && df -B1 --output=avail /dev/shm | tail -1 && exec "$0" "$@"`
   const args = [process.execPath, FRONT, name, "100"]
   return spawn([unshare!, "-m", "--propagation", "private", "sh", "-c", script, ...args], {
-    env: { ...process.env, ...env },
+    env: { ...process.env, SLOTBUS_PLATFORM: "linux" },
   })
 }
 
