@@ -21,6 +21,9 @@ import { type MalformedFile, type RecorderFile, readRecorder } from "./host-reco
 const MAX_PROC_NET_UNIX = 32 * 1024 * 1024
 /** The most skipped files kept to show (anyone may make a million in their own directory); the rest are counted. */
 const MAX_PROBLEMS = 100
+/** The most recorder files read in one directory: a uid runs a few buses, and a directory of a million forged
+ * files must not take a reader's memory. */
+export const MAX_FILES_PER_DIR = 1024
 const REC_FILE = /^([A-Za-z0-9._-]{1,64})\.(\d{1,10})\.rec$/
 
 /** "election": a shared name's election socket, held by its leader front (§15.2). */
@@ -188,12 +191,17 @@ function scanDir(
 ) {
   const here = existsSync(`/proc/self/fd/${fd}`) ? `/proc/self/fd/${fd}` : dir
   const entries = opendirSync(here)
+  let read = 0
   try {
     for (let e = entries.readSync(); e; e = entries.readSync()) {
       const path = join(dir, e.name)
       const m = REC_FILE.exec(e.name)
       if (!m) skip({ path, malformed: "not a recorder file's name (<bus>.<pid>.rec)" })
       if (!m || (name !== undefined && m[1] !== name)) continue
+      if (++read > MAX_FILES_PER_DIR) {
+        skip({ path: dir, malformed: `more than ${MAX_FILES_PER_DIR} recorder files: the rest were not read` })
+        break
+      }
       const r = readRecorder(path, { at: join(here, e.name), uid, records: false })
       if ("malformed" in r) skip(r)
       else if (r.name !== m[1] || r.pid !== Number(m[2]))

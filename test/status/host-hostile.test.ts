@@ -7,6 +7,7 @@ import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, rmSync, symli
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { SlotBus } from "../../src/index.ts"
+import { MAX_FILES_PER_DIR } from "../../src/status/host-discover.ts"
 import { RecConst } from "../../src/native/recorder-layout.ts"
 import { busName, linuxBackend, REPO, run } from "../support/helpers.ts"
 import { forgeRecorder, hostCli as cli, undoAfterEach, writeRecord } from "../support/host-files.ts"
@@ -235,6 +236,25 @@ describe.skipIf(!existsSync("/proc/net/unix") || process.getuid?.() !== 0)(
       expect(top.code).toBe(0)
       expect(top.peak).toBeLessThan(256 * 1024 * 1024)
     }, 180_000)
+
+    test("a directory of more recorder files than a uid runs buses is read up to its bound, and says so", async () => {
+      const uid = otherUid()
+      const dir = uidDir(uid)
+      const tag = busName("many")
+      const over = MAX_FILES_PER_DIR + 50
+      for (let i = 0; i < over; i++) {
+        const name = `${tag}-${i}`
+        place(dir, `${name}.${process.pid}.rec`, forgeRecorder({ name, pid: process.pid, count: 1, uid }), uid)
+      }
+      const r = await cli("ls", "--json")
+      expect(r.code).toBe(0)
+      const view = r.json() as Listed
+      expect(view.buses.filter((b) => b.name.startsWith(`${tag}-`)).length).toBe(MAX_FILES_PER_DIR)
+      expect(view.problems).toContainEqual({
+        path: dir,
+        malformed: `more than ${MAX_FILES_PER_DIR} recorder files: the rest were not read`,
+      })
+    }, 60_000)
 
     test("a shared name's election is listed as its leader, not as a bus fronts.<name>", async () => {
       const name = busName("shared")
