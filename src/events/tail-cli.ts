@@ -12,10 +12,11 @@ const USAGE = `usage: slotbus tail <topic> [type] [key=value]... [--json] [--que
 
 Prints the events of a topic of this host (its own user's) as they pass, one line each: the time it read
 the event, the event's id and type, its routing keys, and the data as text when it is printable, else
-its length and first bytes in hex. The filter is the topic's (docs/PROTOCOL.md §8.5): type exact
-("job.done"), a prefix ("session.*") or any ("*", the default), and up to 4 routing keys that must be equal.
-The tail never slows a publisher: when it falls behind, the events it missed are skipped and counted
-on stderr. Ctrl-C or SIGTERM leaves the topic.
+its length and first bytes in hex; control characters in any of them are escaped (ESC as \\x1b). The
+filter is the topic's (docs/PROTOCOL.md §8.5): type exact ("job.done"), a prefix ("session.*") or any ("*",
+the default), and up to 4 routing keys that must be equal. The tail waits for its output (a pager, a slow
+link) and never slows a publisher: when it falls behind, the events it missed are skipped and counted on
+stderr. Ctrl-C or SIGTERM leaves the topic.
 
   --json          one JSON object per event: time, id, type, routing, and text or base64 data
   --queue n       events that may wait for this tail before the oldest are counted as missed (default 4096)
