@@ -140,15 +140,26 @@ export class Supervisor {
     return this.queue(async () => {
       const todo = [...this.instances]
       while (todo.length > 0)
-        await Promise.all(todo.splice(0, surge).map((inst) => this.replace(inst, "reload", readyMs)))
+        await Promise.all(
+          todo.splice(0, surge).map(async (inst) => {
+            const old = await this.replace(inst, "reload", readyMs)
+            if (old) await this.retireProc(old, "reload", this.opts.killGraceMs)
+          }),
+        )
     })
   }
 
-  /** Replaces one instance surge-first, as reload() does each (recycling a worker, say). */
+  /**
+   * Replaces one instance surge-first, as reload() does each (recycling a worker, say). Resolves once the successor
+   * serves; the old process then retires outside the queue, so the next replacement does not wait for its drain.
+   */
   recycle(index: number): Promise<void> {
     const inst = this.instances[index]
     if (!inst) return Promise.reject(new RangeError(`recycle: no instance ${index}`))
-    return this.queue(() => this.replace(inst, "recycle", this.opts.readyTimeoutMs))
+    return this.queue(async () => {
+      const old = await this.replace(inst, "recycle", this.opts.readyTimeoutMs)
+      if (old) void this.retireProc(old, "recycle", this.opts.killGraceMs)
+    })
   }
 
   /** Grows or shrinks the pool to `n` instances: new ones start, the highest ones are retired (drained first). */
@@ -209,15 +220,15 @@ export class Supervisor {
     return run
   }
 
-  /** Surge-first: a successor for `inst`, ready before the old process is retired. */
-  private async replace(inst: SupervisedInstance, cause: "reload" | "recycle", readyMs: number): Promise<void> {
+  /** Surge-first: a successor for `inst`, ready before the old process is retired; the old process, to retire. */
+  private async replace(inst: SupervisedInstance, cause: "reload" | "recycle", readyMs: number): Promise<Proc | null> {
     const old = inst.proc
     if (!old) {
       // down or waiting out a backoff: a fresh process is all there is to do
       this.timers.get(inst)?.clear()
       this.timers.delete(inst)
       if (this._state === "running") this.spawn(inst)
-      return
+      return null
     }
     this.replacing.add(inst)
     try {
@@ -241,7 +252,7 @@ export class Supervisor {
     } finally {
       this.replacing.delete(inst)
     }
-    await this.retireProc(old, cause, this.opts.killGraceMs)
+    return old
   }
 
   private async readyOrExit(proc: Proc, index: number, readyMs: number): Promise<void> {
