@@ -89,7 +89,11 @@ process.exit(0)
   const pid = Number(readFileSync(pidFile, "utf8"))
   expect(r.code).toBe(1)
   expect(r.out).toContain(`process ${pid}: ${process.execPath} ${child}`)
-  for (const name of [`@slotbus.left-${pid}`, `@slotbus.topic.${process.geteuid!()}.left-${pid}`, `@slotbus-lease.left-${pid}`])
+  for (const name of [
+    `@slotbus.left-${pid}`,
+    `@slotbus.topic.${process.geteuid!()}.left-${pid}`,
+    `@slotbus-lease.left-${pid}`,
+  ])
     expect(r.out).toContain(`socket ${name}`)
   expect(r.out).toContain(`folder ${readFileSync(folderFile, "utf8")}`)
   process.kill(pid, "SIGKILL")
