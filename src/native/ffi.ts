@@ -210,10 +210,18 @@ export const MSG_WORDS = 11
 // Byte offset of cancel_seq in the region header (docs/PROTOCOL.md §2)
 export const CANCEL_SEQ_OFFSET = 448
 
-// sb_hub_config: slot_count, arena_size, trim_bytes, full_mask, allow_uid_count, stream_window, allow_uids[8]
+// struct sb_hub_config, word by word (allow_uids: the last MAX_ALLOW_UIDS); test/native/layout.test.ts checks it
 export const HUB_CONFIG_WORDS = 14
 export const MAX_ALLOW_UIDS = 8
-export const HubConfig = { fullMask: 3 } as const
+export const HubConfig = {
+  slotCount: 0,
+  arenaSize: 1,
+  trimBytes: 2,
+  fullMask: 3,
+  allowUidCount: 4,
+  streamWindow: 5,
+  allowUids: 6,
+} as const
 export const FullMask = { OWN_UID: 1 << 8, ALL: 1 << 9 } as const
 
 export const State = { FREE: 0, WRITING: 1, READY: 2, CLAIMED: 3, DONE: 4, CANCELLED: 5, STREAMING: 6 } as const

@@ -33,6 +33,7 @@ interface TsConstants {
   Msg: Record<string, number>
   MSG_WORDS: number
   HUB_CONFIG_WORDS: number
+  HubConfig: Record<string, number>
   MAX_ALLOW_UIDS: number
   State: Record<string, number>
   Kind: Record<string, number>
@@ -58,6 +59,7 @@ const realTs: TsConstants = {
   Msg: ffi.Msg,
   MSG_WORDS: ffi.MSG_WORDS,
   HUB_CONFIG_WORDS: ffi.HUB_CONFIG_WORDS,
+  HubConfig: ffi.HubConfig,
   MAX_ALLOW_UIDS: ffi.MAX_ALLOW_UIDS,
   State: ffi.State,
   Kind: ffi.Kind,
@@ -149,6 +151,13 @@ const checks: Record<string, Check> = {
       ...eq("allow_uids length vs SB_MAX_ALLOW_UIDS", uids?.count, cDefine(s.header, "SB_MAX_ALLOW_UIDS")),
       ...eq("allow_uids is the last field", fields.at(-1)?.name, "allow_uids"),
     ]
+  },
+
+  "HubConfig names the word where each field of struct sb_hub_config starts": (s, ts) => {
+    const fields = typedefStruct(s.header, "sb_hub_config")
+    let word = 0
+    const starts = Object.fromEntries(fields.map((f) => [camel(f.name), (word += f.count) - f.count]))
+    return eq("HubConfig vs sb_hub_config", ts.HubConfig, starts)
   },
 
   "State, Kind and RespFlag equal the C enums": (s, ts) => [
@@ -412,6 +421,10 @@ const tsMutations: [string, (ts: TsConstants) => TsConstants][] = [
   ],
   ["MSG_WORDS off by one", (ts) => ({ ...ts, MSG_WORDS: ts.MSG_WORDS + 1 })],
   ["HUB_CONFIG_WORDS off by one", (ts) => ({ ...ts, HUB_CONFIG_WORDS: ts.HUB_CONFIG_WORDS - 1 })],
+  [
+    "HubConfig.streamWindow and HubConfig.allowUidCount swapped",
+    (ts) => ({ ...ts, HubConfig: { ...ts.HubConfig, streamWindow: 4, allowUidCount: 5 } }),
+  ],
   ["CANCEL_SEQ_OFFSET off by a line", (ts) => ({ ...ts, CANCEL_SEQ_OFFSET: ts.CANCEL_SEQ_OFFSET + 64 })],
   ["MAX_ALLOW_UIDS changed", (ts) => ({ ...ts, MAX_ALLOW_UIDS: 9 })],
   ["State.DONE changed", (ts) => ({ ...ts, State: { ...ts.State, DONE: 7 } })],
