@@ -19,11 +19,18 @@ export class TimeoutError extends SlotBusError {}
 /** The worker serving the request disconnected or died before answering. */
 export class WorkerGoneError extends SlotBusError {}
 
+/** What was called on (a bus, worker, topic, contest) was closed: open it again. Each room throws its own subclass. */
+export class ClosedError extends SlotBusError {}
+
+/** What was asked for has no room left (slots and queue, a topic's entries, a contest's table). Each room throws
+ * its own subclass, whose message says what to raise or close. */
+export class FullError extends SlotBusError {}
+
 /** The bus or worker was closed; open a new one. */
-export class BusClosedError extends SlotBusError {}
+export class BusClosedError extends ClosedError {}
 
 /** Every slot is busy and the wait queue is full: raise `slots` or `queue`, or slow down. */
-export class BusFullError extends SlotBusError {}
+export class BusFullError extends FullError {}
 
 /** The message does not fit a slot's arena: raise `maxBodyBytes` on the hub. */
 export class PayloadTooLargeError extends SlotBusError {}

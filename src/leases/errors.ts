@@ -1,5 +1,5 @@
 // Errors of lease contests. All extend SlotBusError, so one `instanceof` catches any slotbus failure.
-import { SlotBusError } from "../errors.ts"
+import { ClosedError, FullError, SlotBusError } from "../errors.ts"
 
 /** The lease is no longer held (expired, taken over after expiry, released, or reset): claim it again. */
 export class LeaseLostError extends SlotBusError {}
@@ -20,10 +20,10 @@ export class ContestFrameTooLargeError extends SlotBusError {
 export class InvalidSubjectError extends SlotBusError {}
 
 /** The contest's subject table is full: open it (after every member left) with a larger `capacity`. */
-export class ContestFullError extends SlotBusError {}
+export class ContestFullError extends FullError {}
 
 /** The contest was closed in this process; open it again. */
-export class ContestClosedError extends SlotBusError {}
+export class ContestClosedError extends ClosedError {}
 
 /**
  * Why a contest could not be opened or joined (`ContestOpenError.reason`):

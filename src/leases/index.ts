@@ -34,6 +34,8 @@ export type { ContestOpenReason } from "./errors.ts"
 export type { CreateMode } from "../kit/index.ts"
 export {
   AlreadyExistsError,
+  ClosedError,
+  FullError,
   NotFoundError,
   PeerRefusedError,
   ProtocolError,

@@ -38,4 +38,4 @@ export {
 export { StdioListener, formatAddress, parseAddress } from "./listener.ts"
 export type { ClientHost, ListenAddress, ListenOptions } from "./listener.ts"
 export { AUTH_METHOD, STDIO_TOKEN_ENV, STDIO_TOKEN_FILE_ENV, defaultStdioTokenFile, readTokenFile } from "./token.ts"
-export { BusClosedError, PoolFailedError, TimeoutError, WorkerGoneError } from "../core/index.ts"
+export { BusClosedError, ClosedError, PoolFailedError, TimeoutError, WorkerGoneError } from "../core/index.ts"
