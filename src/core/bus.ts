@@ -3,42 +3,40 @@
 // (dispatcher.ts: the queue, the pick, deadlines), the Acceptor (accept.ts: workers on this host) and, with a
 // `remote` transport, remoteHubHost (remote-endpoint.ts: workers on other hosts).
 import { closeSync } from "node:fs"
-import { Kind, HUB_CONFIG_WORDS, MAX_ALLOW_UIDS, loadNative } from "../native/ffi.ts"
-import { align8, busName, headerPairs, headLength, toBytes } from "./codec.ts"
-import { checkNumber, checkOptions, checkRemote, madeBy } from "../kit/index.ts"
+import { Kind, loadNative } from "../native/ffi.ts"
+import { busName, toBytes } from "./codec.ts"
+import { checkOptions, madeBy } from "../kit/index.ts"
 import type { BodyInit } from "./codec.ts"
-import { BusClosedError, BusFullError, PayloadTooLargeError, TimeoutError } from "../errors.ts"
-import { tuning } from "./idle.ts"
+import { BusClosedError, BusFullError, TimeoutError } from "../errors.ts"
 import { longTimeout } from "../kit/index.ts"
-import type { BusStats } from "./stats.ts"
+import { latencySummary, type BusStats } from "./stats.ts"
 import type { Pending, ReadAnswer, WorkerEvent, WorkerInfo } from "./endpoint.ts"
 import {
   CLOSE_OPTIONS,
   FETCH_OPTIONS,
+  hubConfig,
   LISTEN_OPTIONS,
-  MiB,
   positiveInt,
-  checkRequestOptions,
-  REQUEST_INIT,
-  REMOTE_OPTIONS,
-  REQUEST_OPTIONS,
-  streamWindow,
+  remoteOptions,
+  resolveOptions,
   WAIT_OPTIONS,
   type CloseOptions,
   type ListenOptions,
+  type ListenSettings,
   type RemoteOptions,
   type FetchOptions,
   type RequestOptions,
   type WaitOptions,
   type SlotRequestInit,
 } from "./options.ts"
+import { addTrace, admit, CALL, checkBodySize, encodeHead, FETCH, newPending, REQUEST, type Entry } from "./submit.ts"
 import type { BorrowedResponse, SlotResponse, StreamedResponse } from "./response.ts"
 import { Acceptor } from "./accept.ts"
 import { ControlSocket } from "./control.ts"
 import { Dispatcher } from "./dispatcher.ts"
 import { remoteHubHost } from "./remote-endpoint.ts"
 import { decodeReply, encodeCall, remoteProxy, type Remote } from "./rpc.ts"
-import { HUB_PORT, type RemoteLink, type RemoteTransport } from "./remote.ts"
+import type { RemoteLink, RemoteTransport } from "./remote.ts"
 import { busSection } from "./bus-status.ts"
 import { BusPools } from "./pools.ts"
 import { bodyUpTo } from "./fetch-body.ts"
@@ -46,8 +44,7 @@ import { METRICS, METRICS_TAP, STATUS, type MetricFamily, type MetricLabels, typ
 import { busFamilies } from "./bus-families.ts"
 import { listenFront, type FrontSeat } from "./fronts.ts"
 import { openBus, openBuses } from "./open-buses.ts"
-import { clientTrace, headWithContext } from "./trace.ts"
-import { DEFAULT_RECORDS, FlightRecorder, MAX_RECORDS } from "./recorder.ts"
+import { FlightRecorder } from "./recorder.ts"
 
 const FACTORY = Symbol("SlotBus.listen")
 
@@ -58,17 +55,12 @@ const FACTORY = Symbol("SlotBus.listen")
 export class SlotBus {
   private disposed = false
   private readonly createdAt = performance.now()
-  private readonly maxBody: number
-  private readonly maxHead: number
-  private readonly maxQueue: number
-  private readonly timeoutMs: number
-  private readonly streamIdleMs: number
-  private readonly transport: RemoteTransport | null
+  private readonly settings: ListenSettings
   private remoteLink: RemoteLink | null = null
   /** @internal superviseWorkers: the pools that feed this bus, their failures and what they ask of it. */
   readonly pools: BusPools
-  private readonly config: Uint32Array
   private readonly d: Dispatcher
+  private readonly gaveUp = () => this.pools.gaveUp() // made once: what refuses a request once the pools gave up
   private readonly acceptor: Acceptor
   /** The control socket `slotbus call` reaches the workers through (docs/PROTOCOL.md §14); null without one. */
   private control: ControlSocket | null = null
@@ -85,48 +77,10 @@ export class SlotBus {
     opts: ListenOptions,
   ) {
     madeBy(key, FACTORY, "SlotBus", "await SlotBus.listen(name, options)")
-    const slots = positiveInt(opts.slots, 32, "slots", 4096, 1)
-    this.maxBody = positiveInt(opts.maxBodyBytes, 64 * MiB, "maxBodyBytes", 2 ** 32 - 1024 * MiB)
-    this.maxHead = positiveInt(opts.maxHeadBytes, 16 * 1024, "maxHeadBytes", 16 * MiB)
-    this.maxQueue = positiveInt(opts.queue, 4096, "queue")
-    this.timeoutMs = positiveInt(opts.timeoutMs, 30_000, "timeoutMs")
-    this.streamIdleMs = positiveInt(opts.streamIdleMs, 30_000, "streamIdleMs")
-    const policy = opts.remotePolicy
-    if (policy !== undefined && !["overflow", "balance", "never"].includes(policy))
-      throw new TypeError(`remotePolicy must be "overflow", "balance" or "never", got ${JSON.stringify(policy)}`)
-    if (typeof opts.remote === "string" && ["overflow", "balance", "never"].includes(opts.remote))
-      throw new TypeError(`SlotBus.listen: the policy is now remotePolicy: "${opts.remote}"; remote takes a transport`)
-    this.transport =
-      opts.remote === undefined ? null : checkRemote<RemoteTransport>(opts.remote, HUB_PORT, "SlotBus.listen")
-    const maxWorkers = positiveInt(opts.maxWorkers, 256, "maxWorkers")
-    const maxPerUid = positiveInt(opts.maxWorkersPerUid, maxWorkers, "maxWorkersPerUid")
-    const stuckAfterMs = positiveInt(opts.stuckAfterMs, 1000, "stuckAfterMs")
-    const maxStuck = positiveInt(opts.maxStuckSlots, Math.max(1, slots >> 1), "maxStuckSlots", 4096, 1)
-    tuning(opts.idle, "SlotBus.listen idle") // validate now, not on the first connection
-    const uids = opts.allowUids ?? []
-    if (!Array.isArray(uids))
-      throw new TypeError(`SlotBus.listen: allowUids must be an array of uids, got ${typeof uids}`)
-    if (uids.length > MAX_ALLOW_UIDS)
-      throw new RangeError(`SlotBus.listen: allowUids takes at most ${MAX_ALLOW_UIDS} uids, got ${uids.length}`)
-    uids.forEach((u, i) => checkNumber(u, { what: `allowUids[${i}]`, where: "SlotBus.listen", max: 2 ** 32 - 1 }))
-    const arena = align8(this.maxHead) + this.maxBody
-    this.config = new Uint32Array(HUB_CONFIG_WORDS)
-    this.config.set([
-      slots,
-      arena,
-      positiveInt(opts.trimBytes, MiB, "trimBytes"),
-      0,
-      uids.length,
-      streamWindow(opts.streamWindowBytes, Math.ceil(arena / 4096) * 4096),
-      ...uids,
-    ])
+    const s = (this.settings = resolveOptions(opts))
     this.d = new Dispatcher(
       name,
-      {
-        maxBody: this.maxBody,
-        remotePolicy: policy ?? "overflow",
-        metricsRoutes: positiveInt(opts.metricsRoutes, 0, "metricsRoutes", 10_000),
-      },
+      { maxBody: s.maxBodyBytes, remotePolicy: s.remotePolicy, metricsRoutes: s.metricsRoutes },
       { joined: (e) => this.acceptor.joined(e), left: (worker) => this.acceptor.left(worker) },
     )
     this.pools = new BusPools(
@@ -137,18 +91,17 @@ export class SlotBus {
       },
       () => (this.closing ? this.closedError() : null),
     )
-    const records = opts.recorder === false ? 0 : positiveInt(opts.recorder, DEFAULT_RECORDS, "recorder", MAX_RECORDS)
-    const recorder = records > 0 ? FlightRecorder.create(name, records) : null
+    const recorder = s.recorder > 0 ? FlightRecorder.create(name, s.recorder) : null
     this.d.recorder = recorder
     this.acceptor = new Acceptor(this.d, name, {
       listenFd,
-      config: this.config,
-      idle: opts.idle,
-      maxWorkers,
-      maxPerUid,
-      uids,
-      stuckAfterMs,
-      maxStuck,
+      config: hubConfig(s),
+      idle: s.idle,
+      maxWorkers: s.maxWorkers,
+      maxPerUid: s.maxWorkersPerUid,
+      uids: s.allowUids,
+      stuckAfterMs: s.stuckAfterMs,
+      maxStuck: s.maxStuckSlots,
       recorder,
     })
   }
@@ -184,9 +137,9 @@ export class SlotBus {
     }
     openBuses.add(bus, opts)
     bus.d.tick()
-    if (bus.transport) {
+    if (bus.settings.remote) {
       try {
-        await bus.listenRemote(bus.transport, opts)
+        await bus.listenRemote(bus.settings.remote)
       } catch (e) {
         await bus.close({ drain: false })
         throw e
@@ -196,19 +149,10 @@ export class SlotBus {
   }
 
   /** Takes workers on other hosts too, through the transport given as `remote` (docs/PROTOCOL.md §10). */
-  private async listenRemote(transport: RemoteTransport, opts: ListenOptions) {
-    const heartbeatMs = positiveInt(opts.heartbeatMs, 500, "heartbeatMs", 60_000, 1)
-    const peerTimeoutMs = positiveInt(opts.peerTimeoutMs, 4 * heartbeatMs, "peerTimeoutMs", 600_000)
-    if (peerTimeoutMs < 2 * heartbeatMs)
-      throw new RangeError(
-        `peerTimeoutMs must be at least 2 × heartbeatMs (${2 * heartbeatMs}), got ${peerTimeoutMs}: a worker would be counted gone between two of its heartbeats`,
-      )
+  private async listenRemote({ transport, heartbeatMs, peerTimeoutMs }: NonNullable<ListenSettings["remote"]>) {
     const host = remoteHubHost(this.d, () => void this.d.counters.rejectedMessages++)
-    this.remoteLink = await transport.serveHub(host, {
-      heartbeatMs,
-      peerTimeoutMs,
-      streamWindow: this.config[5]!,
-    })
+    const streamWindow = this.settings.streamWindowBytes
+    this.remoteLink = await transport.serveHub(host, { heartbeatMs, peerTimeoutMs, streamWindow })
   }
 
   /** Send an HTTP-like request to the least busy worker. */
@@ -217,7 +161,7 @@ export class SlotBus {
   request(init: SlotRequestInit, opts?: RequestOptions & { borrow?: false }): Promise<SlotResponse>
   request(init: SlotRequestInit, opts?: RequestOptions): Promise<SlotResponse | BorrowedResponse | StreamedResponse>
   request(init: SlotRequestInit, opts?: RequestOptions): Promise<SlotResponse | BorrowedResponse | StreamedResponse> {
-    return this.submit(Kind.HTTP, init, opts) as Promise<SlotResponse>
+    return this.submit(REQUEST, init, opts) as Promise<SlotResponse>
   }
 
   /** Send raw bytes; resolves with the worker's raw reply (with `borrow`, a BorrowedResponse over it). */
@@ -226,7 +170,7 @@ export class SlotBus {
   call(body: BodyInit, opts?: RequestOptions & { borrow?: false }): Promise<Uint8Array>
   call(body: BodyInit, opts?: RequestOptions): Promise<Uint8Array | BorrowedResponse | StreamedResponse>
   call(body: BodyInit, opts?: RequestOptions): Promise<Uint8Array | BorrowedResponse | StreamedResponse> {
-    return this.submit(Kind.RAW, { body }, opts) as Promise<Uint8Array>
+    return this.submit(CALL, { body }, opts) as Promise<Uint8Array>
   }
 
   /**
@@ -240,15 +184,14 @@ export class SlotBus {
     if (!(request instanceof Request)) throw new TypeError("bus.fetch() takes a Request")
     checkOptions(opts, FETCH_OPTIONS, "bus.fetch")
     const url = new URL(request.url)
-    const body = await bodyUpTo(request, this.maxBody)
+    const body = await bodyUpTo(request, this.settings.maxBodyBytes)
     const signal =
       opts.signal && opts.signal !== request.signal ? AbortSignal.any([opts.signal, request.signal]) : request.signal
     const { timeoutMs, streamIdleMs, idempotent, traceparent, tracestate } = opts
     const res = (await this.submit(
-      Kind.HTTP,
+      FETCH,
       { method: request.method, path: url.pathname + url.search, headers: request.headers, body },
       { timeoutMs, streamIdleMs, idempotent, signal, stream: true, traceparent, tracestate },
-      true,
     )) as StreamedResponse | Response
     return res instanceof Response ? res : res.toResponse()
   }
@@ -280,7 +223,7 @@ export class SlotBus {
       const { verb, body } = encodeCall(method, args)
       // the reply is decoded where it lies in the slot (no copy, no view lent to anyone), then the slot goes back
       const read = (status: number, bytes: Uint8Array) => decodeReply(method, status, bytes)
-      return this.submit(Kind.HTTP, { method: verb, path: method, body }, opts, false, read)
+      return this.submit(REQUEST, { method: verb, path: method, body }, opts, read)
     } catch (e) {
       return Promise.reject(e)
     }
@@ -301,99 +244,47 @@ export class SlotBus {
     return () => void this.acceptor.listeners.delete(listener)
   }
 
-  private submit(
-    kind: number,
-    init: SlotRequestInit,
-    options?: RequestOptions,
-    response = false, // bus.fetch's: a whole answer resolves as a Web Response
-    read: ReadAnswer | null = null, // an RPC call's decoding of its answer
-  ): Promise<unknown> {
+  /** A request's way in (the steps are submit.ts's): checked, encoded, traced, then queued for a worker. */
+  private submit(entry: Entry, init: SlotRequestInit, options?: RequestOptions, read: ReadAnswer | null = null) {
     try {
       if (this.closing) throw this.closedError()
-      if (init === null || typeof init !== "object")
-        throw new TypeError("request() takes { method, path, headers, body }")
-      if (kind === Kind.HTTP) checkOptions(init, REQUEST_INIT, "bus.request", { noun: "request field" })
-      // no options: one shared empty object, nothing allocated or enumerated
-      const opts = checkOptions(options, REQUEST_OPTIONS, kind === Kind.HTTP ? "bus.request" : "bus.call")
+      const opts = admit(entry, init, options)
       if (init.body instanceof Blob)
-        return init.body.bytes().then((body) => this.submit(kind, { ...init, body }, opts, response, read))
+        return init.body.bytes().then((body): Promise<unknown> => this.submit(entry, { ...init, body }, opts, read))
+      const s = this.settings
       const body = toBytes(init.body, "body")
-      let strings: string[] | null = null
-      if (kind === Kind.HTTP) {
-        const method = init.method ?? "GET"
-        const path = init.path ?? "/"
-        if (typeof method !== "string" || typeof path !== "string" || /[\0\s]/.test(method) || path.includes("\0"))
-          throw new TypeError("method and path must be strings without NUL (method without spaces)")
-        strings = [method, path, ...headerPairs(init.headers)]
-        const head = headLength(strings)
-        if (head > this.maxHead)
-          throw new PayloadTooLargeError(`request head is ${head} bytes, over maxHeadBytes ${this.maxHead}`)
-      }
-      if (body.length > this.maxBody)
-        throw new PayloadTooLargeError(
-          `request body is ${body.length} bytes, over maxBodyBytes ${this.maxBody}; raise maxBodyBytes on the hub`,
-        )
-      const timeoutMs = positiveInt(opts.timeoutMs, this.timeoutMs, "timeoutMs")
-      checkRequestOptions(opts)
-      const { signal } = opts
-      const streamIdleMs = positiveInt(opts.streamIdleMs, this.streamIdleMs, "streamIdleMs")
-      if (signal?.aborted) return Promise.reject(signal.reason)
-      if (this.d.queue.length >= this.maxQueue && !this.d.pick())
-        throw new BusFullError(
-          `bus "${this.name}": all slots busy and ${this.d.queue.length} requests queued; raise slots or queue`,
-        )
-
-      const where = kind === Kind.HTTP ? "bus.request" : "bus.call"
-      const trace = clientTrace(kind, strings, opts, this.name, where) // null: no context to carry or take out
-      if (trace !== null) {
-        strings = headWithContext(kind, strings, trace.context)
-        const head = headLength(strings)
-        if (head > this.maxHead) {
-          trace.end()
-          throw new PayloadTooLargeError(
-            `request head with its trace context is ${head} bytes, over maxHeadBytes ${this.maxHead}`,
-          )
-        }
-      }
-      let resolve!: (v: unknown) => void, reject!: (e: unknown) => void
-      const promise = new Promise<unknown>((res, rej) => ((resolve = res), (reject = rej))) // half withResolvers' cost
-      const started = Bun.nanoseconds()
-      const p: Pending = {
-        phase: "queued",
-        kind,
-        strings,
-        body,
-        bodyLength: body.length,
-        borrow: opts.borrow === true,
-        into: opts.into ?? null,
-        resolve,
-        reject,
-        signal,
-        onAbort: undefined,
-        timeoutMs,
-        deadline: timeoutMs > 0 ? started / 1e6 + timeoutMs : Infinity,
-        started,
-        settledAt: 0,
-        endpoint: null,
-        slot: -1,
-        stream: opts.stream === true,
-        response,
-        read,
-        streamIdleMs,
-        in: null,
-        idempotent: opts.idempotent === true,
-        retried: false,
-        trace,
-      }
-      if (signal) {
-        p.onAbort = () => this.d.fail(p, signal.reason)
-        signal.addEventListener("abort", p.onAbort, { once: true })
-      }
-      this.d.add(p, timeoutMs, () => this.pools.gaveUp())
-      return promise
+      const strings = entry.kind === Kind.HTTP ? encodeHead(init, s.maxHeadBytes) : null
+      checkBodySize(body, s.maxBodyBytes)
+      const p = newPending(entry, strings, body, opts, s, read)
+      if (p.signal?.aborted) return Promise.reject(p.signal.reason)
+      this.checkRoom()
+      addTrace(p, opts, entry, this.name, s.maxHeadBytes)
+      return this.enqueue(p)
     } catch (e) {
       return Promise.reject(e)
     }
+  }
+
+  /** A full queue refuses a request, unless a worker has a slot free after all. */
+  private checkRoom() {
+    if (this.d.queue.length >= this.settings.queue && !this.d.pick())
+      throw new BusFullError(
+        `bus "${this.name}": all slots busy and ${this.d.queue.length} requests queued; raise slots or queue`,
+      )
+  }
+
+  /** Hands the request to the Dispatcher, which settles its promise: its clock starts, its signal aborts it. */
+  private enqueue(p: Pending): Promise<unknown> {
+    const promise = new Promise<unknown>((res, rej) => ((p.resolve = res), (p.reject = rej))) // half withResolvers' cost
+    p.started = Bun.nanoseconds()
+    if (p.timeoutMs > 0) p.deadline = p.started / 1e6 + p.timeoutMs
+    const signal = p.signal
+    if (signal) {
+      p.onAbort = () => this.d.fail(p, signal.reason)
+      signal.addEventListener("abort", p.onAbort, ONCE)
+    }
+    this.d.add(p, p.timeoutMs, this.gaveUp)
+    return promise
   }
 
   /**
@@ -463,7 +354,7 @@ export class SlotBus {
       inFlight: workers.reduce((n, w) => n + w.inFlight, 0),
       queued: this.d.queue.length,
       ...this.d.counters,
-      latency: this.d.latency.summary(),
+      latency: latencySummary(this.d.metrics.duration),
     }
   }
 
@@ -477,7 +368,7 @@ export class SlotBus {
       front: this.front && { index: this.front.index, leader: this.front.leader },
       metrics: this.d.metrics.snapshot(),
       remote: link && {
-        transport: String(this.transport!.transport ?? "remote"),
+        transport: String(this.settings.remote!.transport.transport ?? "remote"),
         server: link.server?.() ?? "?",
         connected: link.connected,
         policy: this.d.remotePolicy,
@@ -565,17 +456,7 @@ export class SlotBus {
   }
 }
 
-function remoteOptions(opts: RemoteOptions, where: string): RemoteOptions {
-  checkOptions(opts, REMOTE_OPTIONS, where)
-  positiveInt(opts.timeoutMs, 0, "timeoutMs")
-  if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal))
-    throw new TypeError("signal must be an AbortSignal")
-  if (opts.idempotent !== undefined && typeof opts.idempotent !== "boolean")
-    throw new TypeError(`idempotent must be a boolean, got ${typeof opts.idempotent}`)
-  const { timeoutMs, signal, idempotent, traceparent, tracestate } = opts
-  return { timeoutMs, signal, idempotent, traceparent, tracestate }
-}
-
+const ONCE = { once: true }
 const EARLY_DISPOSE_MS = 5000
 const EARLY_DISPOSE_CHECK_MS = 200
 let earlyDisposeWarned = false

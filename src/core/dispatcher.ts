@@ -5,7 +5,6 @@
 import { EMPTY } from "./codec.ts"
 import { TimeoutError, WorkerGoneError } from "../errors.ts"
 import { MAX_TIMER_MS } from "../kit/index.ts"
-import { LatencyHistogram } from "./stats.ts"
 import { BusMetrics } from "./bus-metrics.ts"
 import {
   nowMs,
@@ -44,7 +43,6 @@ export class Dispatcher implements EndpointHost {
   readonly queue: Pending[] = []
   private ticker: ReturnType<typeof setTimeout> | undefined
   private tickAt = 0
-  readonly latency = new LatencyHistogram()
   readonly metrics: BusMetrics
   private stopped = false
   /** Whom a worker's request limit tells (retireAfter). */
@@ -216,7 +214,6 @@ export class Dispatcher implements EndpointHost {
 
   answered(p: Pending, value: unknown, at: number, status = (value as { status?: number }).status ?? 0) {
     this.counters.responses++
-    this.latency.record(at - p.started)
     this.metrics.answered(p, at - p.started, status)
     this.settle(p)
     p.resolve(value as never)
@@ -239,7 +236,6 @@ export class Dispatcher implements EndpointHost {
       // a streaming caller has had its answer since the HEAD
       const ns = Bun.nanoseconds() - p.started
       this.counters.responses++
-      this.latency.record(ns)
       this.metrics.answered(p, ns, status)
       return this.settle(p)
     }

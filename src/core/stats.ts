@@ -1,10 +1,6 @@
-// What a bus counts (BusStats), and its log-linear latency histogram: 8 buckets per power of two of
-// nanoseconds (≤ 9% error), fixed memory.
+// What a bus counts (BusStats), and its latency summary, read from the duration histogram GET /metrics shows.
+import type { Histogram } from "../kit/index.ts"
 import type { WorkerInfo } from "./endpoint.ts"
-
-const SUB = 8
-const BUCKETS = 64 * SUB
-const POW2 = Float64Array.from({ length: 64 }, (_, i) => 2 ** i)
 
 export interface LatencySummary {
   count: number
@@ -14,46 +10,14 @@ export interface LatencySummary {
   maxUs: number
 }
 
-export class LatencyHistogram {
-  private readonly counts = new Float64Array(BUCKETS)
-  private count = 0
-  private max = 0
-
-  record(ns: number) {
-    if (ns < 1) ns = 1
-    // (a count of leading zeros instead of a logarithm: Math.log2 was a visible share of the hub's time at 32 in flight)
-    const exp = ns < 2 ** 32 ? 31 - Math.clz32(ns) : Math.floor(Math.log2(ns))
-    const sub = Math.floor((ns / POW2[exp]! - 1) * SUB)
-    this.counts[Math.min(exp * SUB + sub, BUCKETS - 1)]!++
-    this.count++
-    if (ns > this.max) this.max = ns
-  }
-
-  /** Upper edge of the bucket holding quantile q, in ns. */
-  quantile(q: number): number {
-    if (this.count === 0) return 0
-    let seen = 0
-    const rank = q * this.count
-    for (let i = 0; i < BUCKETS; i++) {
-      seen += this.counts[i]!
-      if (seen >= rank && seen > 0) {
-        const exp = Math.floor(i / SUB)
-        return Math.min(2 ** exp * (1 + ((i % SUB) + 1) / SUB), this.max)
-      }
-    }
-    return this.max
-  }
-
-  summary(): LatencySummary {
-    const us = (ns: number) => Math.round(ns / 10) / 100
-    return {
-      count: this.count,
-      p50Us: us(this.quantile(0.5)),
-      p90Us: us(this.quantile(0.9)),
-      p99Us: us(this.quantile(0.99)),
-      maxUs: us(this.max),
-    }
-  }
+/**
+ * The summary of the histogram GET /metrics shows (`slotbus_request_duration_seconds`), so the two agree: each
+ * quantile the upper edge of its bucket, or the largest duration when that is less.
+ */
+export function latencySummary(h: Histogram): LatencySummary {
+  const us = (ns: number) => Math.round(ns / 10) / 100
+  const at = (q: number) => us(Math.min(h.quantile(q) * 1e9, h.maxNs))
+  return { count: h.count, p50Us: at(0.5), p90Us: at(0.9), p99Us: at(0.99), maxUs: us(h.maxNs) }
 }
 
 export interface BusStats {

@@ -17,12 +17,19 @@ export interface HistogramSnapshot {
   count: number
 }
 
+/** The rank (1-based) of quantile q among n ordered values, by nearest rank: ⌈q·n⌉, at least 1. */
+export function quantileRank(q: number, n: number): number {
+  return Math.max(1, Math.ceil(q * n))
+}
+
 export class Histogram {
   private readonly edgesNs: Float64Array
   /** Observations per bucket (not cumulative); the last is above every edge. */
   private readonly counts: Float64Array
   private sumNs = 0
   private total = 0
+  /** The largest observation, in ns. */
+  maxNs = 0
 
   constructor(readonly bounds: readonly number[] = DURATION_BUCKETS) {
     this.edgesNs = Float64Array.from(bounds, (s) => s * 1e9)
@@ -38,6 +45,7 @@ export class Histogram {
     this.counts[i]!++
     this.sumNs += ns
     this.total++
+    if (ns > this.maxNs) this.maxNs = ns
   }
 
   get count(): number {
@@ -54,10 +62,11 @@ export class Histogram {
   /** Upper edge in seconds of the bucket holding quantile q (0 with nothing observed, +Inf past the last edge). */
   quantile(q: number): number {
     if (this.total === 0) return 0
+    const rank = quantileRank(q, this.total)
     let seen = 0
     for (let i = 0; i < this.counts.length; i++) {
       seen += this.counts[i]!
-      if (seen >= q * this.total && seen > 0) return this.bounds[i] ?? Infinity
+      if (seen >= rank) return this.bounds[i] ?? Infinity
     }
     return Infinity
   }

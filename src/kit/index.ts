@@ -11,6 +11,8 @@ export { STATUS, ago, readSection, section } from "./status.ts"
 export type { StatusPart, StatusSection, StatusSource, StatusTable, StatusValue } from "./status.ts"
 export { ReplaceError, SHARED_OPTIONS, Supervisor, SupervisorError } from "./supervisor.ts"
 export { splitCommand } from "./command.ts"
+export { euid, holderOf, HostSeat, seatHeld, squatterText } from "./host-seat.ts"
+export type { SeatEvents, Squatter } from "./host-seat.ts"
 export { printable, printableJson } from "./escape.ts"
 export type {
   ExitInfo,
@@ -51,7 +53,7 @@ export type {
   OtelTraceState,
   OtelTracer,
 } from "./otel.ts"
-export { BoundedLabels, DURATION_BUCKETS, Histogram } from "./histogram.ts"
+export { BoundedLabels, DURATION_BUCKETS, Histogram, quantileRank } from "./histogram.ts"
 export type { HistogramSnapshot } from "./histogram.ts"
 export { family, hasMetrics, METRICS } from "./metrics.ts"
 export type { MetricFamily, MetricLabels, MetricSample, MetricsSource, MetricType } from "./metrics.ts"

@@ -8,7 +8,18 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { SlotBus } from "../../src/index.ts"
 import { serveStatus } from "../../src/status/index.ts"
-import { bunChild, busName, FIXTURES, REPO, run, spawn, stopAll, until, type Child } from "../support/helpers.ts"
+import {
+  bunChild,
+  busName,
+  FIXTURES,
+  REPO,
+  run,
+  spawn,
+  spawnWorker,
+  stopAll,
+  until,
+  type Child,
+} from "../support/helpers.ts"
 import type { Api } from "../support/rpc-worker.ts"
 import { Browser } from "../support/browser.ts"
 import { STDIO_WORKER } from "../support/stdio.ts"
@@ -406,3 +417,40 @@ test.skipIf(promtoolSkip !== null)(
   },
   60_000,
 )
+
+test("the status view's p50 and p99 are those of GET /metrics' duration histogram for the same requests", async () => {
+  const bus = await SlotBus.listen(busName("metrics-p99"))
+  const worker = await spawnWorker(bus.name)
+  const status = await serveStatus([bus], { port: 0 })
+  try {
+    await bus.waitForWorkers(1)
+    for (let round = 0; round < 20; round++)
+      await Promise.all(Array.from({ length: 10 }, (_, i) => bus.call(new Uint8Array(64 << (i % 8)))))
+    const text = await scrape(status.url)
+    const series = `slotbus_request_duration_seconds_bucket{bus="${bus.name}",le="`
+    const buckets = text
+      .split("\n")
+      .filter((l) => l.startsWith(series))
+      .map((l) => {
+        const [le, n] = l.slice(series.length).split('"} ')
+        return { le: Number(le), n: Number(n) }
+      })
+    const report = (await (await fetch(`${status.url}/status.json`)).json()) as {
+      sections: { kind: string; name: string; facts: [string, unknown][] }[]
+    }
+    const facts = new Map(report.sections.find((s) => s.kind === "bus" && s.name === bus.name)!.facts)
+    const [p50, p99] = String(facts.get("latency p50 / p99 µs")).split(" / ").map(Number)
+    const { latency } = bus.stats()
+    expect(latency.count).toBe(buckets.at(-1)!.n)
+    // /metrics' quantile: the upper edge of the bucket that holds its rank, or the largest duration when that is less
+    const fromMetrics = (q: number) => {
+      const edge = buckets.find((b) => b.n >= Math.ceil(q * latency.count))!.le * 1e6
+      return Math.min(edge, latency.maxUs)
+    }
+    expect({ p50, p99 }).toEqual({ p50: fromMetrics(0.5), p99: fromMetrics(0.99) })
+  } finally {
+    await status.stop()
+    await worker.kill()
+    await bus.close({ drain: false })
+  }
+}, 60_000)
