@@ -5,18 +5,8 @@
 // of connections, one per front, found by a rescan every RESCAN_MS. A name listened to without `shared` runs none
 // of this.
 import { closeSync } from "node:fs"
-import {
-  native,
-  Errno,
-  E_SOCKET_DIR,
-  ANY_UID,
-  hostHolder,
-  lockHost,
-  portableBackend,
-  socketDirError,
-  unlockHost,
-  type Chan,
-} from "../native/ffi.ts"
+import { native, Errno, E_SOCKET_DIR, ANY_UID, socketDirError, type Chan } from "../native/ffi.ts"
+import { euid, HostSeat, seatHeld, type Squatter, squatterText } from "../kit/index.ts"
 import { NameInUseError, PeerRefusedError, SharingMismatchError, SlotBusError } from "../errors.ts"
 
 /** Fronts of one name: front 0 is the plain name (what a worker that knows only §1 finds), k > 0 is "name~k". */
@@ -27,8 +17,6 @@ export const RESCAN_MS = 250
  * there), and every FULL_EVERY-th rescan all MAX_FRONTS: a new front is served within RESCAN_MS · FULL_EVERY. */
 const NEAR = 4
 const FULL_EVERY = 4
-/** How often a front that lost the election stands again (besides at once when the leader's connection closes). */
-const ELECT_MS = 100
 /** A worker whose starting front (the pool's supervisor, §15.4) died goes on serving this long, then drains and exits. */
 export const ORPHAN_LINGER_MS = 2000
 /** The environment variable naming the front that started a worker of a shared pool. */
@@ -41,30 +29,16 @@ export function frontAddress(name: string, k: number): Buffer {
 
 const ELECTION = "slotbus.fronts."
 
-function electionAddress(name: string): string {
-  return `\0${ELECTION}${name}`
-}
-
-const euid = () => process.geteuid?.() ?? 0
-
 /**
  * Whether shared fronts of `name` run as `uid` on this host: a process of that uid holds the election's name
  * (§15.2). Anyone can bind an abstract name, so one held by another uid is no front of the name.
  */
 export function sharedFrontsExist(name: string, uid = euid()): boolean {
-  if (portableBackend()) {
-    // the lock file is in the socket directory, which only its owner can write (§13.2)
-    const fd = lockHost(ELECTION, name, false)
-    if (fd === null) return true
-    unlockHost(fd)
-    return false
-  }
-  return hostHolder(ELECTION, name) === uid
+  return seatHeld(ELECTION, name, uid)
 }
 
-function squatted(name: string, holder: number | "busy"): string {
-  const who = holder === "busy" ? "a process whose connection queue is full" : `a process of uid ${holder}`
-  return `the election of the shared fronts of "${name}" (the abstract socket "@${ELECTION}${name}", docs/PROTOCOL.md §15.2) is held by ${who}, not by this user (uid ${euid()}): stop that process, or pick another name`
+function squatted(name: string, holder: Squatter): string {
+  return `the election of the shared fronts of "${name}" (the abstract socket "@${ELECTION}${name}", docs/PROTOCOL.md §15.2) is held by ${squatterText(holder)}, not by this user (uid ${euid()}): stop that process, or pick another name`
 }
 
 /**
@@ -72,31 +46,32 @@ function squatted(name: string, holder: number | "busy"): string {
  * an exclusive flock) is the leader. The others hold a connection to it and stand again the moment it closes.
  */
 export class FrontSeat {
-  private socket: { stop(force?: boolean): void } | null = null
-  private lockFd = -1
-  private watch: { end(): void } | null = null
-  private watching = false
-  /** Who holds the election's name when it is not this user's front (another uid), else null. */
-  squatter: number | "busy" | null = null
-  private timer: ReturnType<typeof setInterval> | undefined
+  private readonly seat: HostSeat
   private closed = false
   private readonly listeners = new Set<() => void>()
   private readonly leaving = new Set<() => void>()
   /** This front's index: 0 (the plain name) or k of "name~k". */
   index = -1
 
-  private constructor(readonly name: string) {}
+  private constructor(readonly name: string) {
+    this.seat = HostSeat.stand(ELECTION, name, {
+      elected: () => this.elected(),
+      // before the front has an address, listenFront refuses the squatter with PeerRefusedError instead
+      squatted: (holder) => this.index >= 0 && console.warn(`slotbus: ${squatted(name, holder)}`),
+    })
+  }
 
   static join(name: string): FrontSeat {
-    const seat = new FrontSeat(name)
-    seat.stand()
-    seat.timer = setInterval(() => seat.stand(), ELECT_MS)
-    seat.timer.unref()
-    return seat
+    return new FrontSeat(name)
   }
 
   get leader(): boolean {
-    return this.socket !== null || this.lockFd >= 0
+    return this.seat.held
+  }
+
+  /** Who holds the election's name when it is not this user's front (another uid), else null. */
+  get squatter(): Squatter | null {
+    return this.seat.squatter
   }
 
   /** Calls `f` when this front becomes the leader (at once if it is); returns the unsubscribe function. */
@@ -115,60 +90,13 @@ export class FrontSeat {
     for (const f of [...this.listeners]) f()
   }
 
-  private stand() {
-    if (this.closed || this.leader) return
-    if (portableBackend()) {
-      const fd = lockHost("slotbus.fronts.", this.name, true)
-      if (fd === null) return
-      this.lockFd = fd
-      return this.elected()
-    }
-    const unix = electionAddress(this.name)
-    try {
-      this.socket = Bun.listen({ unix, socket: { data() {} } })
-    } catch {
-      if (this.watching) return
-      // the name is held: by a front of this user (the leader), or by anyone else, whom nothing here waits on
-      const holder = hostHolder(ELECTION, this.name)
-      if (holder === "none") return // it just went: stand again at the next tick
-      if (holder !== euid()) {
-        if (this.squatter === null && this.index >= 0) console.warn(`slotbus: ${squatted(this.name, holder)}`)
-        this.squatter = holder
-        return
-      }
-      this.squatter = null
-      // the leader lives: hold a connection to it, which the kernel closes the moment it dies (§11.4's pattern)
-      this.watching = true
-      const since = performance.now()
-      const again = () => {
-        this.watching = false
-        this.watch = null
-        if (performance.now() - since > 5) this.stand()
-        else setTimeout(() => this.stand(), 1).unref()
-      }
-      Bun.connect({ unix, socket: { data() {}, close: again, error: again, connectError: again } }).then((w) => {
-        if (this.closed) w.end()
-        else this.watch = w
-      }, again)
-      return
-    }
-    this.squatter = null
-    this.elected()
-  }
-
   close() {
     if (this.closed) return
     this.closed = true
     for (const f of this.leaving) f()
     this.leaving.clear()
-    clearInterval(this.timer)
     this.listeners.clear()
-    this.socket?.stop(true)
-    this.socket = null
-    if (this.lockFd >= 0) unlockHost(this.lockFd)
-    this.lockFd = -1
-    this.watch?.end()
-    this.watch = null
+    this.seat.close()
   }
 }
 
