@@ -11,10 +11,12 @@ export class SupervisorError extends SlotBusError {}
 /**
  * A replacement (reload, recycle) stopped: instance `index`'s successor was not ready; the old process keeps serving,
  * or, when it crashed meanwhile (`oldExit`), the instance restarts as after any crash (counted, with backoff).
+ * A pool of a bus (a stdio bus's `ReloadError`) adds its `pool`.
  */
 export class ReplaceError extends SupervisorError {
   constructor(
     readonly operation: "reload" | "recycle",
+    /** The instance, or -1 when the replacement could not start (then `pid` and `successor` are 0). */
     readonly index: number,
     /** The process that keeps serving, or that crashed while its successor got ready. */
     readonly pid: number,
@@ -24,9 +26,11 @@ export class ReplaceError extends SupervisorError {
     readonly reason: string,
     /** How the old process ended when it crashed meanwhile ("killed by SIGKILL", "code 1"); null while it serves. */
     readonly oldExit: string | null = null,
+    options?: ErrorOptions,
   ) {
     super(
       `${operation}: instance ${index}'s successor (pid ${successor}) ${reason}; the old process (pid ${pid}) ${oldExit === null ? "keeps serving" : `exited meanwhile (${oldExit}): the instance restarts as after a crash`}`,
+      options,
     )
   }
 }

@@ -149,7 +149,7 @@ export class StdioBus {
     this.lifecycle.assertRunning("reload()")
     const pools = pool === undefined ? [...this.router.pools.values()] : [this.router.pools.get(pool)]
     if (!pools[0])
-      throw new ReloadError(String(pool), -1, `no such pool; pools: ${[...this.router.pools.keys()].join(", ")}`)
+      throw new ReloadError(String(pool), `no such pool; pools: ${[...this.router.pools.keys()].join(", ")}`)
     for (const p of pools) await this.workers.reload(p!, options)
   }
 

@@ -1,5 +1,6 @@
 // The stdio bus's typed errors; TimeoutError, WorkerGoneError and BusClosedError come from the core.
 import { PoolFailedError, SlotBusError } from "../core/index.ts"
+import { ReplaceError } from "../kit/index.ts"
 
 /** The configuration is invalid: `field` names the setting ("pools[1].instances"), `reason` says what is wrong. */
 export class StdioConfigError extends SlotBusError {
@@ -45,17 +46,22 @@ export function poolFailed(pool: string, reason: string): PoolFailedError {
 
 /**
  * `bus.reload()` stopped: a successor was not ready (it exited, did not answer its ready check in time, or the bus
- * stopped). The instances not yet replaced keep serving with their old processes.
+ * stopped). The instances not yet replaced keep serving with their old processes. The Supervisor's ReplaceError
+ * with the `pool`; `why` is that error, or what kept the reload from starting (`index` -1).
  */
-export class ReloadError extends SlotBusError {
+export class ReloadError extends ReplaceError {
+  /** The instance whose successor failed, or -1 when the reload could not start (the same as `index`). */
+  readonly instance: number
+
   constructor(
     readonly pool: string,
-    /** The instance whose successor failed, or -1 when the reload could not start. */
-    readonly instance: number,
-    readonly reason: string,
+    why: ReplaceError | string,
     options?: ErrorOptions,
   ) {
-    super(`reload of pool "${pool}" stopped: ${reason}`, options)
+    const r = typeof why === "string" ? null : why
+    super("reload", r?.index ?? -1, r?.pid ?? 0, r?.successor ?? 0, r?.reason ?? (why as string), r?.oldExit, options)
+    this.message = `reload of pool "${pool}" stopped: ${r?.message ?? why}`
+    this.instance = this.index
   }
 }
 

@@ -96,12 +96,12 @@ export class Workers {
    */
   async reload(pool: Pool, options: StdioReloadOptions): Promise<void> {
     const sup = pool.supervisor
-    if (!sup) throw new ReloadError(pool.config.id, -1, "the bus is not running")
+    if (!sup) throw new ReloadError(pool.config.id, "the bus is not running")
     try {
       await sup.reload(options)
     } catch (e) {
-      if (e instanceof ReplaceError) throw new ReloadError(pool.config.id, e.index, e.message, { cause: e })
-      if (e instanceof SupervisorError) throw new ReloadError(pool.config.id, -1, e.message, { cause: e })
+      if (e instanceof ReplaceError) throw new ReloadError(pool.config.id, e, { cause: e })
+      if (e instanceof SupervisorError) throw new ReloadError(pool.config.id, e.message, { cause: e })
       throw e
     }
   }

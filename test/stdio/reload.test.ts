@@ -4,6 +4,7 @@ import { heapStats } from "bun:jsc"
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { ReplaceError } from "../../src/index.ts"
 import { type BusMessage, ReloadError, type StdioBus } from "../../src/stdio/index.ts"
 import { alive, until } from "../support/helpers.ts"
 import { STDIO_WORKER, rawClient, withBus, workerConfig } from "../support/stdio.ts"
@@ -161,6 +162,49 @@ describe("stdio bus reload", () => {
         expect(alive(exits[0]!)).toBe(false)
         expect(pidsOf(bus)).toEqual([before!])
         expect(await bus.request("echo", {})).toMatchObject({ pid: before })
+      })
+    } finally {
+      rmSync(flag, { force: true })
+    }
+  }, 30_000)
+
+  test("a successor not ready in time rejects with a ReloadError that is a ReplaceError: pool, pids and reason as data", async () => {
+    const flag = join(tmpdir(), `slotbus-reload-${process.pid}-${Math.random().toString(36).slice(2)}`)
+    const config = {
+      pools: [
+        {
+          id: "w",
+          command: "sh",
+          args: [
+            "-c",
+            `if [ -e '${flag}' ]; then exec "$0" "$1" no-read; fi; exec "$0" "$1" echo`,
+            process.execPath,
+            STDIO_WORKER,
+          ],
+        },
+      ],
+    }
+    try {
+      await withBus(config, async (bus) => {
+        const [before] = pidsOf(bus)
+        expect(await bus.request("echo", {})).toMatchObject({ pid: before }) // past its start before the flag is set
+        writeFileSync(flag, "")
+        const exits: number[] = []
+        bus.on("worker-exit", (x) => exits.push(x.pid))
+        const e = await bus.reload("w", { readyTimeoutMs: 300 }).catch((err: unknown) => err)
+        expect(e).toBeInstanceOf(ReloadError)
+        expect(e).toBeInstanceOf(ReplaceError)
+        await until(() => exits.length === 1, "the successor stopped")
+        expect(e).toMatchObject({
+          pool: "w",
+          instance: 0,
+          operation: "reload",
+          index: 0,
+          pid: before,
+          successor: exits[0],
+          reason: "was not ready within 300 ms (readyTimeoutMs)",
+          oldExit: null,
+        })
       })
     } finally {
       rmSync(flag, { force: true })
