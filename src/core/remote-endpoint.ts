@@ -14,6 +14,10 @@ export class RemoteEndpoint implements Endpoint {
   readonly distance = 1
   /** The calls it holds whose callers wait. */
   private readonly calls = new Set<Pending>()
+  /** Requests it holds now: its books, not the transport's. */
+  inFlight = 0
+  /** Requests sent to it. */
+  requests = 0
 
   constructor(
     readonly peer: RemotePeer,
@@ -41,14 +45,8 @@ export class RemoteEndpoint implements Endpoint {
   retire() {
     if (this.mode === "serving") this.mode = "retiring"
   }
-  get requests() {
-    return this.peer.requests
-  }
   get capacity() {
     return this.peer.capacity
-  }
-  get inFlight() {
-    return this.peer.inFlight
   }
   get waiting() {
     return this.calls.size
@@ -69,8 +67,8 @@ export class RemoteEndpoint implements Endpoint {
       return true
     }
     this.host.counters.bytesOut += p.body.length
-    peer.inFlight++
-    peer.requests++
+    this.inFlight++
+    this.requests++
     this.calls.add(p)
     p.phase = "in-slot"
     p.endpoint = this
@@ -89,7 +87,7 @@ export class RemoteEndpoint implements Endpoint {
   }
 
   forget(p: Pending) {
-    if (this.calls.delete(p)) this.peer.inFlight--
+    if (this.calls.delete(p)) this.inFlight--
   }
 
   held(): Iterable<Pending> {
@@ -105,7 +103,7 @@ export class RemoteEndpoint implements Endpoint {
   /** p no longer holds a place on the worker (answered, failed, cancelled, ended): the place goes to the queue. */
   private release(p: Pending) {
     if (!this.calls.delete(p)) return
-    this.peer.inFlight--
+    this.inFlight--
     this.host.freed()
   }
 
@@ -148,10 +146,10 @@ export class RemoteEndpoint implements Endpoint {
       pid: peer.pid,
       uid: -1,
       state: this.serving ? "serving" : this.retiring ? "retiring" : "draining",
-      inFlight: peer.inFlight,
+      inFlight: this.inFlight,
       waiting: this.calls.size,
       stuck: 0,
-      requests: peer.requests,
+      requests: this.requests,
       slots: [],
       transport: peer.transport,
       host: peer.host,

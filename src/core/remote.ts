@@ -41,13 +41,10 @@ export interface RemotePeer {
   readonly transport: string
   /** Requests it takes at once (its slots). */
   readonly capacity: number
-  /** Requests it holds now. */
-  inFlight: number
   /** It takes new requests (not draining or leaving). */
   readonly serving: boolean
   /** Bytes `send` wants free before the head, for its own framing. */
   readonly prefix: number
-  requests: number
   /** Publishes the request: after `prefix` free bytes, its head and body as in an arena (docs/PROTOCOL.md §10.2). */
   send(p: RemoteCall, payload: Uint8Array, headLen: number): void
   /** The request was given up: tell the worker (its answer is dropped). */

@@ -47,8 +47,6 @@ const MAX_PEERS = 1024
 class NatsPeer implements RemotePeer {
   readonly transport = "nats"
   readonly prefix = PREFIX
-  inFlight = 0
-  requests = 0
   seen = performance.now()
   state = "serving"
   /** Its request subject, made once. */
