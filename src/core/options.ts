@@ -1,9 +1,12 @@
 // What SlotBus.listen, request, call, fetch, remote, invoke, waitForWorkers and close accept, and the checks they share.
-// Separate so the options a user can pass read in one place, apart from the machinery that uses them.
-import type { BodyInit, HeaderInit } from "./codec.ts"
-import type { IdleStrategy } from "./idle.ts"
-import type { RemoteTransport } from "./remote.ts"
-import { checkNumber, optionNames } from "../kit/index.ts"
+// Separate so the options a user can pass read in one place, apart from the machinery that uses them. listen's are
+// resolved once, in resolveOptions, into the ListenSettings the bus and its parts read.
+import { HUB_CONFIG_WORDS, HubConfig, MAX_ALLOW_UIDS } from "../native/ffi.ts"
+import { align8, type BodyInit, type HeaderInit } from "./codec.ts"
+import { tuning, type IdleStrategy } from "./idle.ts"
+import { HUB_PORT, type RemoteTransport } from "./remote.ts"
+import { DEFAULT_RECORDS, MAX_RECORDS } from "./recorder.ts"
+import { checkNumber, checkOptions, checkRemote, optionNames } from "../kit/index.ts"
 
 export interface ListenOptions {
   /**
@@ -236,4 +239,108 @@ export function streamWindow(asked: number | undefined, arena = 2 ** 30): number
   const max = Math.min(arena, 2 ** 30)
   const note = max < 2 ** 30 ? "the slot's arena: maxHeadBytes + maxBodyBytes" : undefined
   return checkNumber(asked, { what: "streamWindowBytes", min: 4096, max, powerOfTwo: true, zero: true, note })
+}
+
+/** SlotBus.listen's options with every default applied and every value checked (resolveOptions). */
+export type ListenSettings = Required<
+  Omit<ListenOptions, "shared" | "hot" | "idle" | "remote" | "heartbeatMs" | "peerTimeoutMs" | "recorder">
+> & {
+  idle: IdleStrategy | undefined
+  /** The transport for workers on other hosts and its timing; null without `remote`. */
+  remote: { transport: RemoteTransport; heartbeatMs: number; peerTimeoutMs: number } | null
+  /** The flight recorder's records; 0: no recorder. */
+  recorder: number
+}
+
+const POLICIES = ["overflow", "balance", "never"]
+
+/** Checks SlotBus.listen's options in one place and resolves their defaults (the names are checked by listen). */
+export function resolveOptions(opts: ListenOptions): ListenSettings {
+  const slots = positiveInt(opts.slots, 32, "slots", 4096, 1)
+  const maxBodyBytes = positiveInt(opts.maxBodyBytes, 64 * MiB, "maxBodyBytes", 2 ** 32 - 1024 * MiB)
+  const maxHeadBytes = positiveInt(opts.maxHeadBytes, 16 * 1024, "maxHeadBytes", 16 * MiB)
+  const queue = positiveInt(opts.queue, 4096, "queue")
+  const timeoutMs = positiveInt(opts.timeoutMs, 30_000, "timeoutMs")
+  const streamIdleMs = positiveInt(opts.streamIdleMs, 30_000, "streamIdleMs")
+  const policy = opts.remotePolicy
+  if (policy !== undefined && !POLICIES.includes(policy))
+    throw new TypeError(`remotePolicy must be "overflow", "balance" or "never", got ${JSON.stringify(policy)}`)
+  if (typeof opts.remote === "string" && POLICIES.includes(opts.remote))
+    throw new TypeError(`SlotBus.listen: the policy is now remotePolicy: "${opts.remote}"; remote takes a transport`)
+  const transport =
+    opts.remote === undefined ? null : checkRemote<RemoteTransport>(opts.remote, HUB_PORT, "SlotBus.listen")
+  const maxWorkers = positiveInt(opts.maxWorkers, 256, "maxWorkers")
+  const maxWorkersPerUid = positiveInt(opts.maxWorkersPerUid, maxWorkers, "maxWorkersPerUid")
+  const stuckAfterMs = positiveInt(opts.stuckAfterMs, 1000, "stuckAfterMs")
+  const maxStuckSlots = positiveInt(opts.maxStuckSlots, Math.max(1, slots >> 1), "maxStuckSlots", 4096, 1)
+  tuning(opts.idle, "SlotBus.listen idle") // validate now, not on the first connection
+  const allowUids = opts.allowUids ?? []
+  if (!Array.isArray(allowUids))
+    throw new TypeError(`SlotBus.listen: allowUids must be an array of uids, got ${typeof allowUids}`)
+  if (allowUids.length > MAX_ALLOW_UIDS)
+    throw new RangeError(`SlotBus.listen: allowUids takes at most ${MAX_ALLOW_UIDS} uids, got ${allowUids.length}`)
+  allowUids.forEach((u, i) => checkNumber(u, { what: `allowUids[${i}]`, where: "SlotBus.listen", max: 2 ** 32 - 1 }))
+  const trimBytes = positiveInt(opts.trimBytes, MiB, "trimBytes")
+  const arena = arenaBytes(maxHeadBytes, maxBodyBytes)
+  const streamWindowBytes = streamWindow(opts.streamWindowBytes, Math.ceil(arena / 4096) * 4096)
+  const metricsRoutes = positiveInt(opts.metricsRoutes, 0, "metricsRoutes", 10_000)
+  const recorder = opts.recorder === false ? 0 : positiveInt(opts.recorder, DEFAULT_RECORDS, "recorder", MAX_RECORDS)
+  return {
+    slots,
+    maxBodyBytes,
+    maxHeadBytes,
+    queue,
+    timeoutMs,
+    streamIdleMs,
+    remotePolicy: policy ?? "overflow",
+    remote: transport && { transport, ...remoteTiming(opts) },
+    maxWorkers,
+    maxWorkersPerUid,
+    stuckAfterMs,
+    maxStuckSlots,
+    idle: opts.idle,
+    allowUids,
+    trimBytes,
+    streamWindowBytes,
+    metricsRoutes,
+    recorder,
+  }
+}
+
+/** With `remote`: how often the hub announces itself, and how long a silent worker on another host counts as there. */
+function remoteTiming(opts: ListenOptions) {
+  const heartbeatMs = positiveInt(opts.heartbeatMs, 500, "heartbeatMs", 60_000, 1)
+  const peerTimeoutMs = positiveInt(opts.peerTimeoutMs, 4 * heartbeatMs, "peerTimeoutMs", 600_000)
+  if (peerTimeoutMs < 2 * heartbeatMs)
+    throw new RangeError(
+      `peerTimeoutMs must be at least 2 × heartbeatMs (${2 * heartbeatMs}), got ${peerTimeoutMs}: a worker would be counted gone between two of its heartbeats`,
+    )
+  return { heartbeatMs, peerTimeoutMs }
+}
+
+/** A slot's arena: one direction's bytes, the head (8-aligned) then the body. */
+const arenaBytes = (maxHeadBytes: number, maxBodyBytes: number) => align8(maxHeadBytes) + maxBodyBytes
+
+/** What sb_accept reads (struct sb_hub_config), each word set by its name; full_mask is the Acceptor's to set. */
+export function hubConfig(s: ListenSettings): Uint32Array {
+  const words = new Uint32Array(HUB_CONFIG_WORDS)
+  words[HubConfig.slotCount] = s.slots
+  words[HubConfig.arenaSize] = arenaBytes(s.maxHeadBytes, s.maxBodyBytes)
+  words[HubConfig.trimBytes] = s.trimBytes
+  words[HubConfig.allowUidCount] = s.allowUids.length
+  words[HubConfig.streamWindow] = s.streamWindowBytes
+  words.set(s.allowUids, HubConfig.allowUids)
+  return words
+}
+
+/** bus.remote's and bus.invoke's options, checked, as the one object every call made under them shares. */
+export function remoteOptions(opts: RemoteOptions, where: string): RemoteOptions {
+  checkOptions(opts, REMOTE_OPTIONS, where)
+  positiveInt(opts.timeoutMs, 0, "timeoutMs")
+  if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal))
+    throw new TypeError("signal must be an AbortSignal")
+  if (opts.idempotent !== undefined && typeof opts.idempotent !== "boolean")
+    throw new TypeError(`idempotent must be a boolean, got ${typeof opts.idempotent}`)
+  const { timeoutMs, signal, idempotent, traceparent, tracestate } = opts
+  return { timeoutMs, signal, idempotent, traceparent, tracestate }
 }
