@@ -96,16 +96,10 @@ export class Dispatcher implements EndpointHost {
     this.counters.requests++
     if (this.tickAt === Infinity) this.scheduleTick(Math.min(TICK_BUSY_MS, timeoutMs || TICK_BUSY_MS))
     else if (p.deadline < this.tickAt) this.scheduleTick(Math.max(0, timeoutMs))
-    if (this.queue.length === 0) {
-      // behind a queue it waits its turn; sent now, the recorder takes its start for its dispatch time
-      const rec = this.recorder
-      if (rec) rec.direct = true
-      const sent = this.dispatch(p)
-      if (rec) rec.direct = false
-      if (sent) return this.metrics.waited(0)
-    }
+    if (this.queue.length === 0 && this.dispatch(p)) return this.metrics.waited(0) // behind a queue it waits its turn
     const refused = refusal()
     if (refused) return this.fail(p, refused)
+    p.waited = true
     this.queue.push(p)
     this.freed()
     this.recorder?.queued(this.queue.length)
@@ -272,7 +266,7 @@ export class Dispatcher implements EndpointHost {
       return false
     }
     p.endpoint!.forget(p)
-    Object.assign(p, { phase: "queued", endpoint: null, slot: -1, retried: true })
+    Object.assign(p, { phase: "queued", endpoint: null, slot: -1, retried: true, waited: true })
     let i = 0 // back in the queue where its arrival puts it
     while (i < this.queue.length && this.queue[i]!.started <= p.started) i++
     this.queue.splice(i, 0, p)

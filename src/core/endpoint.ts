@@ -70,6 +70,8 @@ export interface Pending extends Settle {
   /** The caller said running it twice is harmless: a worker gone before answering does not fail it, once. */
   idempotent: boolean
   retried: boolean
+  /** It waited in the queue (its dispatch time is not its start): set when the dispatcher queues it. */
+  waited: boolean
   /** Its trace (trace.ts): the context it carries and the hub's span, or null. */
   trace: ClientTrace | null
 }

@@ -31,8 +31,6 @@ export class FlightRecorder {
    * publish's enqueue time, [1] its dispatch time (0: C reads the clock), [2] the poll pass's time (0 before each).
    */
   readonly stage: Float64Array
-  /** Set while the dispatcher sends a request in the call that made it: its dispatch time is its start. */
-  direct = false
   /** CLOCK_MONOTONIC − Bun.nanoseconds(): a request's start time in the records' clock. */
   readonly offset: number
   private open = true

@@ -134,7 +134,7 @@ export class SlotEndpoint implements Endpoint, SlotStreamOwner {
       const rec = this.o.recorder
       if (rec) {
         rec.stage[0] = p.started + rec.offset // its enqueue time, on the records' clock
-        rec.stage[1] = rec.direct ? rec.stage[0] : 0
+        rec.stage[1] = p.waited ? 0 : rec.stage[0] // sent in the call that made it: dispatched at its start
       }
       r = native.sb_hub_publish(ptr, slot, p.kind, this.nextId++ >>> 0, headLen, p.body.length)
       if (r < 0)
