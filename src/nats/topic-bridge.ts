@@ -4,7 +4,7 @@
 // TopicBridgeHost; nothing here knows the Topic class. Here: the election and the bridge's lifecycle; the elected
 // bridge's work is topic-sender.ts (out) and topic-receiver.ts (in, with topic-books.ts).
 import type { MsgHdrs, NatsConnection } from "@nats-io/transport-node"
-import { lockHost, portableBackend, unlockHost } from "../native/ffi.ts"
+import { euid, HostSeat, squatterText } from "../kit/index.ts"
 import { ensureTopicStream, openStreamFeed, streamOf, StreamUnusable } from "./topic-stream.ts"
 import {
   type BridgeFilter,
@@ -23,11 +23,11 @@ import { type BridgedIn, TopicReceiver } from "./topic-receiver.ts"
 import { TopicSender } from "./topic-sender.ts"
 import { topicSubjects } from "./topic-wire.ts"
 
-const ELECT_MS = 100
+const ELECTION = "slotbus.bridge."
 
 /**
- * Opens the NATS connection `nats(…)` names and stands for election as the host's bridge of the topic:
- * bridges while it holds `\0slotbus.bridge.<topic>`, tries again every 100 ms while another process does.
+ * Opens the NATS connection `nats(…)` names and stands for election as the host's bridge of the topic (§11.4,
+ * kit/host-seat.ts): bridges while it holds `\0slotbus.bridge.<topic>`, stands again when another process does.
  */
 export async function startTopicBridge(
   host: TopicBridgeHost,
@@ -68,10 +68,7 @@ class Bridge implements TopicBridge {
     resyncs: 0,
   }
   private readonly reasons: string[] = []
-  private socket: { stop(force?: boolean): void } | undefined
-  private electTimer: ReturnType<typeof setInterval> | undefined
-  private watching = false
-  private watch: { end(): void } | undefined
+  private seat: HostSeat | undefined
   private closed = false
   private run: { sender: TopicSender; receiver: TopicReceiver; done: Promise<void> } | undefined
   private readonly own: BridgedIn = { ids: [], head: 0 }
@@ -89,47 +86,13 @@ class Bridge implements TopicBridge {
   }
 
   elect() {
-    this.tryBind()
-    this.electTimer = setInterval(() => this.tryBind(), ELECT_MS)
-    this.electTimer.unref()
-  }
-
-  private tryBind() {
-    if (this.closed || this.socket || this.nc.isClosed()) return
-    if (portableBackend()) {
-      // no abstract names (macOS): a lock file in the socket directory, freed by the kernel when its holder dies
-      // (§11.4); the other candidates try again every ELECT_MS
-      const fd = lockHost("slotbus.bridge.", this.host.name, true)
-      if (fd === null) return
-      this.socket = { stop: () => unlockHost(fd) }
-      this.startRunning()
-      return
-    }
-    const unix = `\0slotbus.bridge.${this.host.name}`
-    try {
-      this.socket = Bun.listen({ unix, socket: { data() {} } })
-    } catch {
-      // Another process of this host bridges (EADDRINUSE). Hold a connection to it: the kernel closes it the
-      // moment that process dies, and this one stands again at once instead of at its next 100 ms try.
-      if (!this.watching) {
-        this.watching = true
-        const since = performance.now()
-        const again = () => {
-          this.watching = false
-          this.watch = undefined
-          // at once; a connection that did not even last a moment was refused (the dying holder's connections can
-          // close before its name is free): try again shortly, never in a tight loop
-          if (performance.now() - since > 5) this.tryBind()
-          else setTimeout(() => this.tryBind(), 1).unref()
-        }
-        Bun.connect({ unix, socket: { data() {}, close: again, error: again } }).then((w) => {
-          if (this.closed) w.end()
-          else this.watch = w
-        }, again)
-      }
-      return
-    }
-    this.startRunning()
+    this.seat = HostSeat.stand(ELECTION, this.host.name, {
+      elected: () => this.startRunning(),
+      squatted: (holder) =>
+        console.warn(
+          `slotbus: the bridge election of topic "${this.host.name}" (the abstract socket "@${ELECTION}${this.host.name}", docs/PROTOCOL.md §11.4) is held by ${squatterText(holder)}, not by this user (uid ${euid()}), so no process bridges this host's events: stop that process, or pick another topic name`,
+        ),
+    })
   }
 
   /** The work of the elected bridge: out (ring → NATS) and in (NATS → ring). */
@@ -156,8 +119,8 @@ class Bridge implements TopicBridge {
       this.run.receiver.stop()
     }
     this.run = undefined
-    this.socket?.stop(true)
-    this.socket = undefined
+    // a connection closed for good never bridges again: the seat goes with it
+    this.seat?.close()
   }
 
   reason(r: string) {
@@ -198,8 +161,6 @@ class Bridge implements TopicBridge {
   async close() {
     if (this.closed) return
     this.closed = true
-    clearInterval(this.electTimer)
-    this.watch?.end()
     const run = this.run
     this.stepDown()
     await run?.done
