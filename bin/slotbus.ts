@@ -43,34 +43,20 @@ async function run(argv: string[]): Promise<number> {
       const { main } = await import("../bench/cli.ts")
       return main(rest)
     }
-    case "hub": {
-      const { runHubCli } = await import("../src/http/cli.ts")
-      return runHubCli(rest)
-    }
-    case "status": {
-      // any serveStatus target; a hub's URL (or none: the hub at :3200) gets the hub's own view
-      const { runStatusCli } = await import("../src/status/cli.ts")
-      const hub = async (argv: string[]) => (await import("../src/http/status-cli.ts")).runStatusCli(argv)
-      return runStatusCli(rest, hub)
-    }
-    case "stdio": {
-      const { runStdioCli } = await import("../src/stdio/cli.ts")
-      return runStdioCli(rest)
-    }
-    case "tail": {
-      const { runTailCli } = await import("../src/events/tail-cli.ts")
-      return runTailCli(rest)
-    }
-    case "call": {
-      const { runCallCli } = await import("../src/status/call-cli.ts")
-      return runCallCli(rest)
-    }
+    case "hub":
+      return (await import("../src/cli/hub.ts")).runHubCli(rest)
+    case "status": // any serveStatus target; a hub's URL (or none: the hub at :3200) gets the hub's own view
+      return (await import("../src/cli/status.ts")).runStatusCli(rest)
+    case "stdio":
+      return (await import("../src/cli/stdio.ts")).runStdioCli(rest)
+    case "tail":
+      return (await import("../src/cli/tail.ts")).runTailCli(rest)
+    case "call":
+      return (await import("../src/cli/call.ts")).runCallCli(rest)
     case "ls":
     case "top":
-    case "requests": {
-      const { runHostCli } = await import("../src/status/host-cli.ts")
-      return runHostCli(command, rest)
-    }
+    case "requests":
+      return (await import("../src/cli/host.ts")).runHostCli(command, rest)
     case "-v":
     case "--version": {
       const { version } = await Bun.file(new URL("../package.json", import.meta.url)).json()

@@ -3,6 +3,8 @@
 //   ← feature folders
 // A feature never imports another feature or the package entry, except along an edge declared in
 // FEATURE_EDGES (through that feature's index.ts, or its internal.ts: what other rooms use and users do not); nothing in src imports bench/, test/ or bin/.
+// src/cli, the commands of `slotbus` (one file per command, a shared prelude), sits on top: it imports any room's
+// index.ts or internal.ts, and nothing imports it but bin/slotbus.ts; the rooms keep no command code.
 // bench/ keeps the same shape: one folder per measured feature, none importing a sibling, bench/lib/ below them.
 import { describe, expect, test } from "bun:test"
 import { readdirSync, readFileSync } from "node:fs"
@@ -12,9 +14,8 @@ const SRC = join(import.meta.dir, "..", "src")
 const FEATURES = ["http", "events", "leases", "stdio", "nats", "status"]
 /** The sideways edges between features, each for a reason: feature → the features it may import (index.ts or internal.ts only). */
 export const FEATURE_EDGES: Record<string, readonly string[]> = {
-  http: ["events", "nats", "status"], // the hub's app.emit and GET /events run over a topic; createHub({ nats }) is sugar for remote: nats(url); its page and CLI draw its section through src/status
+  http: ["events", "nats", "status"], // the hub's app.emit and GET /events run over a topic; createHub({ nats }) is sugar for remote: nats(url); its page and /metrics are drawn through src/status
   nats: ["events", "leases"], // the transport implements the ports those rooms own (events/internal.ts, leases/internal.ts)
-  stdio: ["status"], // slotbus stdio --status serves the bus's live view
 }
 
 /** Every relative import or re-export specifier in a TS source, static or dynamic. */
@@ -29,7 +30,7 @@ export function importsOf(source: string): string[] {
   return found
 }
 
-/** The room a path under src/ belongs to: "errors", "native", "core", "entry", or a feature name. */
+/** The room a path under src/ belongs to: "errors", "native", "core", "entry", "cli", or a feature name. */
 function roomOf(path: string): string {
   if (path === "errors.ts") return "errors"
   if (path === "index.ts") return "entry"
@@ -48,6 +49,11 @@ export function violation(from: string, to: string): string | null {
     kit: (t) => t === "errors.ts" || t.startsWith("native/"),
     core: (t) => t === "errors.ts" || t.startsWith("native/") || t === "kit/index.ts",
     entry: (t) => t === "errors.ts" || t === "core/index.ts" || t === "kit/index.ts",
+    cli: (t) =>
+      t === "errors.ts" ||
+      t === "kit/index.ts" ||
+      t.startsWith("native/") ||
+      ["core", ...FEATURES].some((r) => t === `${r}/index.ts` || t === `${r}/internal.ts`),
   }
   const feature = (t: string) =>
     t === "errors.ts" ||
@@ -331,6 +337,10 @@ describe("the guard notices a broken layout", () => {
     ["core/bus.ts", 'import type { Nats } from "../nats/index.ts"'],
     ["http/hub/status.ts", 'import { STATUS_PAGE_HTML } from "../../status/page.ts"'], // past the internal face
     ["leases/contest.ts", 'import { renderReport } from "../status/internal.ts"'], // an undeclared edge
+    ["status/server.ts", 'import { runStatusCli } from "../cli/status.ts"'], // the commands sit on top: no room imports them
+    ["http/hub/server.ts", 'import { runHubCli } from "../../cli/hub.ts"'],
+    ["cli/tail.ts", 'import { Topic } from "../events/topic.ts"'], // the commands reach a room through its faces
+    ["cli/status.ts", 'import { hubReport } from "../http/hub/section.ts"'],
     ["kit/supervisor.ts", 'import type { SlotBus } from "../core/bus.ts"'], // the kit knows nothing of slots
     ["kit/status.ts", 'import { SlotBus } from "../core/index.ts"'],
     ["events/topic.ts", 'import { sleep } from "../kit/timers.ts"'], // past the kit's index
@@ -346,7 +356,10 @@ describe("the guard notices a broken layout", () => {
     ["http/hub/sse.ts", 'import { Topic } from "../../events/index.ts"'], // the declared edge
     ["nats/kv-lease.ts", 'import type { LeaseTable } from "../leases/internal.ts"'], // the transport implements the room's port
     ["http/hub/server.ts", 'import { Registry } from "./registry.ts"\nimport { RouteError } from "../errors.ts"'],
-    ["http/status-cli.ts", 'import { renderReport } from "../status/internal.ts"'], // a declared edge's internal face
+    ["http/hub/status.ts", 'import { STATUS_PAGE_HTML } from "../../status/internal.ts"'], // a declared edge's internal face
+    ["cli/status.ts", 'import { hubReport } from "../http/internal.ts"'], // the commands use any room's faces
+    ["cli/stdio.ts", 'import { StdioBus } from "../stdio/index.ts"\nimport { serveStatus } from "../status/index.ts"'],
+    ["cli/call.ts", 'import { controlCall } from "../core/internal.ts"'],
     ["stdio/pool.ts", 'import { Supervisor } from "../kit/index.ts"'],
     ["core/worker.ts", 'import { Backoff } from "../kit/index.ts"'],
     ["kit/lifecycle.ts", 'import { Errno } from "../native/ffi.ts"'],

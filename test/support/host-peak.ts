@@ -2,7 +2,7 @@
 //   bun test/support/host-peak.ts <command> [args…]
 // prints {"code":…,"read":<bytes read by read(2) during the command, /proc/self/io rchar>,"peak":<VmHWM bytes>}.
 import { readFileSync } from "node:fs"
-import { runHostCli } from "../../src/status/host-cli.ts"
+import { runHostCli } from "../../src/cli/host.ts"
 
 const field = (file: string, re: RegExp) => Number(re.exec(readFileSync(file, "utf8"))?.[1])
 const rchar = () => field("/proc/self/io", /^rchar:\s+(\d+)$/m)

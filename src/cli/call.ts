@@ -1,8 +1,8 @@
 // `slotbus call <bus> <path> [body]`: one request to the workers of a bus on this host, through the bus's control
 // socket (docs/PROTOCOL.md §14; same user only), its answer printed. Needs nothing from the app: every SlotBus opens
 // the socket when it listens.
-import { parseArgs } from "node:util"
 import { ControlCallError, controlCall } from "../core/internal.ts"
+import { CliProblem, help, parse, runCommand } from "./prelude.ts"
 
 const USAGE = `usage: slotbus call <bus> <path> [body] [-X method] [-H name:value]... [-i] [--timeout ms]
 
@@ -18,12 +18,16 @@ argument, or stdin when it is "-". Without -X the method is POST with a body, GE
 Exit codes: 0 an answer below 400; 1 an answer of 400 or more (its status on stderr); 2 a usage mistake;
 3 no answer: no such bus, another user's bus, no worker, a timeout, a worker that died mid-call.`
 
+const usage = (problem: string) => new CliProblem(problem, 2, USAGE)
+
 /** Runs `slotbus call …`; resolves with the exit code. */
-export async function runCallCli(argv: string[]): Promise<number> {
-  let values: { method?: string; header?: string[]; include?: boolean; timeout?: string; help?: boolean }
-  let positionals: string[]
-  try {
-    ;({ values, positionals } = parseArgs({
+export function runCallCli(argv: string[]): Promise<number> {
+  return runCommand("call", () => call(argv))
+}
+
+async function call(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(
+    {
       args: argv,
       allowPositionals: true,
       options: {
@@ -33,26 +37,25 @@ export async function runCallCli(argv: string[]): Promise<number> {
         timeout: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
-    }))
-  } catch (e) {
-    return usage((e as Error).message)
-  }
-  if (values.help) return (void process.stdout.write(`${USAGE}\n`), 0)
+    },
+    usage,
+  )
+  if (values.help) return help(USAGE)
   const [bus, path, bodyArg, ...extra] = positionals
-  if (!bus || !path) return usage("name the bus and the path")
-  if (extra.length > 0) return usage(`unexpected ${extra.join(" ")} (quote a body with spaces)`)
-  if (!path.startsWith("/")) return usage(`the path starts with "/": ${path}`)
+  if (!bus || !path) throw usage("name the bus and the path")
+  if (extra.length > 0) throw usage(`unexpected ${extra.join(" ")} (quote a body with spaces)`)
+  if (!path.startsWith("/")) throw usage(`the path starts with "/": ${path}`)
   const headers: [string, string][] = []
   for (const h of values.header ?? []) {
     const colon = h.indexOf(":")
-    if (colon <= 0) return usage(`-H takes name:value, got ${h}`)
+    if (colon <= 0) throw usage(`-H takes name:value, got ${h}`)
     headers.push([h.slice(0, colon).trim(), h.slice(colon + 1).trim()])
   }
   let timeoutMs: number | undefined
   if (values.timeout !== undefined) {
     timeoutMs = Number(values.timeout)
     if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > 600_000)
-      return usage(`--timeout takes whole milliseconds from 1 to 600000, got ${values.timeout}`)
+      throw usage(`--timeout takes whole milliseconds from 1 to 600000, got ${values.timeout}`)
   }
   const body =
     bodyArg === undefined
@@ -80,21 +83,11 @@ export async function runCallCli(argv: string[]): Promise<number> {
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "EPIPE") return 0 // whoever read stdout stopped (| head): done
     await out.flush()
-    if (e instanceof ControlCallError) {
-      process.stderr.write(`slotbus call: ${e.message} (${e.type})\n`)
-      return e.type === "BadRequest" || e.type === "TooLarge" ? 2 : 3
-    }
-    if (e instanceof TypeError) return usage(e.message) // a bad bus name
+    if (e instanceof ControlCallError)
+      throw new CliProblem(`${e.message} (${e.type})`, e.type === "BadRequest" || e.type === "TooLarge" ? 2 : 3)
+    if (e instanceof TypeError) throw usage(e.message) // a bad bus name
     throw e
   }
-  if (status >= 400) {
-    process.stderr.write(`slotbus call: the bus "${bus}" answered ${status}\n`)
-    return 1
-  }
+  if (status >= 400) throw new CliProblem(`the bus "${bus}" answered ${status}`, 1)
   return 0
-}
-
-function usage(problem: string): number {
-  process.stderr.write(`slotbus call: ${problem}\n\n${USAGE}\n`)
-  return 2
 }

@@ -1,8 +1,8 @@
 // `slotbus hub --port 3200 [--host 127.0.0.1] [--token-file path] [--nats url [--events-durable]] [--quiet]`: runs a hub until SIGINT or SIGTERM.
-import { parseArgs } from "node:util"
 import { superviseWorkers } from "../core/index.ts"
+import { createHub } from "../http/index.ts" // the entry: it registers the NATS transport that --nats needs
 import { checkNumber } from "../kit/index.ts"
-import { createHub } from "./index.ts" // the entry: it registers the NATS transport that --nats needs
+import { CliProblem, firstSentence, help, parse, runCommand, untilStopped } from "./prelude.ts"
 
 const USAGE = `usage: slotbus hub [--port 3200] [--host 127.0.0.1] [--token-file path] [--timeout-ms 30000] [--max-body-bytes 8388608] [--quiet]
                    [--spawn "bun worker.ts" [--instances 4]] [--nats nats://host:4222 [--events-durable]]
@@ -19,34 +19,17 @@ cluster, and workers on other hosts can app.emit (docs/PROTOCOL.md §11.6).`
 
 const HELP_HINT = `run "slotbus hub --help" for the options`
 
-/** A problem the user fixes on the command line: printed as one line, no stack. */
-class CliProblem extends Error {
-  constructor(
-    message: string,
-    readonly exitCode: number,
-  ) {
-    super(message)
-  }
-}
-
 /**
  * Runs the hub CLI with `argv` (the arguments after "hub") until SIGINT or SIGTERM; resolves with the exit
  * code. A bad flag (2) or a hub that cannot start (1) prints one line to stderr.
  */
-export async function runHubCli(argv: string[]): Promise<number> {
-  try {
-    return await run(argv)
-  } catch (e) {
-    if (!(e instanceof CliProblem)) throw e
-    process.stderr.write(`slotbus hub: ${e.message}\n`)
-    return e.exitCode
-  }
+export function runHubCli(argv: string[]): Promise<number> {
+  return runCommand("hub", () => run(argv))
 }
 
 async function run(argv: string[]): Promise<number> {
-  let values
-  try {
-    values = parseArgs({
+  const { values } = parse(
+    {
       args: argv,
       options: {
         port: { type: "string", default: "3200" },
@@ -61,16 +44,10 @@ async function run(argv: string[]): Promise<number> {
         instances: { type: "string", default: "1" },
         help: { type: "boolean", short: "h" },
       },
-    }).values
-  } catch (e) {
-    // node:util's messages ("Unknown option '--prot'. To specify a positional …"): the first sentence says it.
-    const first = String((e as Error).message).split(/\.\s|\.?\n/)[0]!
-    throw new CliProblem(`${first.charAt(0).toLowerCase()}${first.slice(1)}; ${HELP_HINT}`, 2)
-  }
-  if (values.help) {
-    console.log(USAGE)
-    return 0
-  }
+    },
+    (m) => new CliProblem(firstSentence(m, HELP_HINT)),
+  )
+  if (values.help) return help(USAGE)
   // digits become a number; anything else is checked as the string it is, so the message quotes it
   const int = (v: string | undefined, what: string, max?: number) =>
     v === undefined
@@ -78,7 +55,7 @@ async function run(argv: string[]): Promise<number> {
       : checkNumber(/^\d+$/.test(v) ? Number(v) : v, {
           what: `--${what}`,
           max,
-          error: (p) => new CliProblem(`${p.message}; ${HELP_HINT}`, 2),
+          error: (p) => new CliProblem(`${p.message}; ${HELP_HINT}`),
         })
   const port = int(values.port, "port", 65535)
   const instances = Math.max(1, int(values.instances, "instances", 1024)!)
@@ -130,10 +107,9 @@ async function run(argv: string[]): Promise<number> {
     )
   }
   process.on("SIGHUP", reload)
-  const { promise: stop, resolve } = Promise.withResolvers<void>()
-  process.once("SIGINT", resolve)
-  process.once("SIGTERM", resolve)
-  await stop
+  const { stopped, off } = untilStopped()
+  await stopped
+  off()
   process.off("SIGHUP", reload)
   await workers?.stop()
   await hub.close()

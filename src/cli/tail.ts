@@ -1,12 +1,10 @@
 // `slotbus tail <topic> [type] [key=value]…`: joins a topic of this host as one more subscriber and prints its events
 // as they pass, one line each (or NDJSON with --json). A subscriber never holds a publisher back (docs/PROTOCOL.md
 // §8.4): a tail that falls behind is pushed past what it missed, and says how many events it lost.
-import { parseArgs } from "node:util"
 import { NotFoundError, SlotBusError } from "../errors.ts"
-import { printable } from "../kit/index.ts"
-import type { TopicFilter } from "./codec.ts"
-import type { TopicEvent } from "./subscription.ts"
-import { Topic } from "./topic.ts"
+import { Topic, type TopicEvent, type TopicFilter } from "../events/index.ts"
+import { printable, printableJson } from "../kit/index.ts"
+import { CliProblem, help, parse, runCommand, untilStopped } from "./prelude.ts"
 
 const USAGE = `usage: slotbus tail <topic> [type] [key=value]... [--json] [--queue n] [--from oldest]
 
@@ -22,12 +20,18 @@ stderr. Ctrl-C or SIGTERM leaves the topic.
   --queue n       events that may wait for this tail before the oldest are counted as missed (default 4096)
   --from oldest   start with the oldest event still in the ring instead of the next one`
 
+const usage = (problem: string) => new CliProblem(problem, 2, USAGE)
+/** A problem past the arguments (the topic, the filter): exit 1. */
+const failed = (problem: string) => new CliProblem(problem, 1)
+
 /** Runs `slotbus tail …`; resolves with the exit code. */
-export async function runTailCli(argv: string[]): Promise<number> {
-  let values: { json?: boolean; queue?: string; from?: string; help?: boolean }
-  let positionals: string[]
-  try {
-    ;({ values, positionals } = parseArgs({
+export function runTailCli(argv: string[]): Promise<number> {
+  return runCommand("tail", () => tail(argv))
+}
+
+async function tail(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(
+    {
       args: argv,
       allowPositionals: true,
       options: {
@@ -36,39 +40,34 @@ export async function runTailCli(argv: string[]): Promise<number> {
         from: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
-    }))
-  } catch (e) {
-    return usage((e as Error).message)
-  }
-  if (values.help) return (void process.stdout.write(`${USAGE}\n`), 0)
+    },
+    usage,
+  )
+  if (values.help) return help(USAGE)
   const [name, ...rest] = positionals
-  if (!name) return usage("name the topic")
+  if (!name) throw usage("name the topic")
   const filter: TopicFilter = {}
   for (const arg of rest) {
     const eq = arg.indexOf("=")
     if (eq > 0) (filter.routing ??= {})[arg.slice(0, eq)] = arg.slice(eq + 1)
     else if (filter.type === undefined) filter.type = arg
-    else return usage(`two types (${filter.type}, ${arg}): a filter has one; routing keys are key=value`)
+    else throw usage(`two types (${filter.type}, ${arg}): a filter has one; routing keys are key=value`)
   }
   const queue = values.queue === undefined ? 4096 : Number(values.queue)
-  if (values.from !== undefined && values.from !== "oldest") return usage('--from takes "oldest"')
+  if (values.from !== undefined && values.from !== "oldest") throw usage('--from takes "oldest"')
 
   let topic: Topic
   try {
     topic = await Topic.open(name, { create: "never" })
   } catch (e) {
     if (e instanceof NotFoundError)
-      return fail(
-        `slotbus tail: no topic named "${name}" is open on this host (as this user); tail joins a topic, it never makes one`,
+      throw failed(
+        `no topic named "${name}" is open on this host (as this user); tail joins a topic, it never makes one`,
       )
-    if (e instanceof SlotBusError || e instanceof TypeError || e instanceof RangeError)
-      return fail(`slotbus tail: ${e.message}`)
+    if (e instanceof SlotBusError || e instanceof TypeError || e instanceof RangeError) throw failed(e.message)
     throw e
   }
-  const stop = Promise.withResolvers<void>()
-  const leave = () => stop.resolve()
-  process.once("SIGINT", leave)
-  process.once("SIGTERM", leave)
+  const { stopped, off } = untilStopped()
   try {
     const sub = topic.subscribe(filter, { queue, idle: "park", from: values.from === "oldest" ? "oldest" : "now" })
     process.stderr.write(`slotbus tail: following "${name}"${describe(filter)}\n`)
@@ -76,23 +75,22 @@ export async function runTailCli(argv: string[]): Promise<number> {
     const out = Bun.stdout.writer()
     const read = (async () => {
       for (;;) {
-        const ev = await Promise.race([sub.receive(), stop.promise.then(() => undefined)])
+        const ev = await Promise.race([sub.receive(), stopped.then(() => undefined)])
         if (ev === undefined) return
         if (sub.lagged > lagged) {
           process.stderr.write(`slotbus tail: fell behind: ${sub.lagged - lagged} events missed\n`)
           lagged = sub.lagged
         }
-        if (!(await written(out, values.json ? jsonLine(ev) : textLine(ev), stop.promise))) return
+        if (!(await written(out, values.json ? jsonLine(ev) : textLine(ev), stopped))) return
       }
     })()
     await read
     await sub.close()
   } catch (e) {
-    if (e instanceof TypeError || e instanceof RangeError) return fail(`slotbus tail: ${e.message}`)
+    if (e instanceof TypeError || e instanceof RangeError) throw failed(e.message)
     throw e
   } finally {
-    process.off("SIGINT", leave)
-    process.off("SIGTERM", leave)
+    off()
     await topic.close()
   }
   return 0
@@ -117,16 +115,6 @@ async function written(out: Bun.FileSink, line: string, stop: Promise<void>): Pr
     () => false,
   )
   return (await Promise.race([took, stop])) === true
-}
-
-function usage(problem: string): number {
-  process.stderr.write(`slotbus tail: ${problem}\n\n${USAGE}\n`)
-  return 2
-}
-
-function fail(message: string): number {
-  process.stderr.write(`${message}\n`)
-  return 1
 }
 
 function describe(f: TopicFilter): string {
@@ -168,13 +156,11 @@ function textLine(ev: TopicEvent): string {
   return `${clock()} #${ev.id} ${printable(ev.type)}${keys.join("")}${payload ? ` ${payload}` : ""}\n`
 }
 
-// What JSON.stringify leaves raw that a terminal acts on (DEL, C1, bidi overrides), as \u escapes: the same JSON.
-const JSON_RAW = /[\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g
-
+// JSON as JSON.stringify writes it, with what it leaves raw that a terminal acts on (DEL, C1, bidi) as \u escapes.
 function jsonLine(ev: TopicEvent): string {
   const text = asText(ev.data)
   const data = text === null ? { base64: Buffer.from(ev.data).toString("base64") } : { text }
-  const line = JSON.stringify({
+  const line = printableJson({
     time: new Date().toISOString(),
     id: ev.id,
     type: ev.type,
@@ -182,5 +168,5 @@ function jsonLine(ev: TopicEvent): string {
     bytes: ev.data.length,
     ...data,
   })
-  return `${line.replace(JSON_RAW, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`)}\n`
+  return `${line}\n`
 }

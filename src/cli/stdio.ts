@@ -4,11 +4,17 @@
 import { parseArgs } from "node:util"
 import { SlotBusError } from "../core/index.ts"
 import { serveStatus, type StatusServer } from "../status/index.ts"
-import { StdioBus } from "./bus.ts"
-import { Inbound } from "./inbound.ts"
-import { parseAddress } from "./listener.ts"
-import { LineSplitter } from "./lines.ts"
-import { AUTH_METHOD, STDIO_TOKEN_ENV, STDIO_TOKEN_FILE_ENV, defaultStdioTokenFile, readTokenFile } from "./token.ts"
+import {
+  AUTH_METHOD,
+  defaultStdioTokenFile,
+  parseAddress,
+  readTokenFile,
+  STDIO_TOKEN_ENV,
+  STDIO_TOKEN_FILE_ENV,
+  StdioBus,
+} from "../stdio/index.ts"
+import { Inbound, LineSplitter } from "../stdio/internal.ts"
+import { CliProblem, help, runCommand, untilStopped } from "./prelude.ts"
 
 const USAGE = `usage: slotbus stdio --config bus.json [--listen unix:/tmp/bus.sock | tcp:127.0.0.1:9800]... [--token-file path]
                      [--status tcp:127.0.0.1:9300 | unix:/tmp/bus-status.sock] [--quiet]
@@ -25,17 +31,13 @@ $XDG_RUNTIME_DIR or the temp dir, slotbus-stdio-<port>.token); connect reads it 
 (or from $${STDIO_TOKEN_FILE_ENV}, or takes $${STDIO_TOKEN_ENV} itself).`
 
 /** Runs `slotbus stdio …`; resolves with the exit code. */
-export async function runStdioCli(argv: string[]): Promise<number> {
-  try {
-    return argv[0] === "connect" ? await connect(argv.slice(1)) : await serve(argv)
-  } catch (e) {
-    // Configuration, spawn and address mistakes are the user's to fix: say what, without a stack trace.
-    if (e instanceof SlotBusError || e instanceof TypeError) {
-      process.stderr.write(`slotbus stdio: ${e.message}\n`)
-      return 2
-    }
-    throw e
-  }
+export function runStdioCli(argv: string[]): Promise<number> {
+  // Configuration, spawn and address mistakes are the user's to fix: say what, without a stack trace.
+  return runCommand(
+    "stdio",
+    () => (argv[0] === "connect" ? connect(argv.slice(1)) : serve(argv)),
+    (e) => e instanceof SlotBusError || e instanceof TypeError,
+  )
 }
 
 async function serve(argv: string[]): Promise<number> {
@@ -50,11 +52,8 @@ async function serve(argv: string[]): Promise<number> {
       help: { type: "boolean", short: "h" },
     },
   })
-  if (values.help) return (void console.log(USAGE), 0)
-  if (!values.config) {
-    process.stderr.write(`slotbus stdio: --config is required\n\n${USAGE}\n`)
-    return 2
-  }
+  if (values.help) return help(USAGE)
+  if (!values.config) throw new CliProblem("--config is required", 2, USAGE)
   const statusAt = values.status === undefined ? undefined : parseAddress(values.status) // a typo fails before any spawn
   const bus = StdioBus.fromConfig(values.config)
   const say = (s: string) => values.quiet || process.stderr.write(`[slotbus stdio] ${s}\n`)
@@ -79,8 +78,8 @@ async function serve(argv: string[]): Promise<number> {
     say(`status at ${status.url}`)
   }
   const { promise: done, resolve: finish } = Promise.withResolvers<void>()
-  process.once("SIGINT", () => finish())
-  process.once("SIGTERM", () => finish())
+  const { stopped, off } = untilStopped()
+  void stopped.then(finish)
   // SIGHUP (systemctl reload): every pool's workers replaced surge-first, each once its successor is ready
   const reload = () => {
     say("SIGHUP: reloading the workers")
@@ -117,6 +116,7 @@ async function serve(argv: string[]): Promise<number> {
     })()
   }
   await done
+  off()
   process.off("SIGHUP", reload)
   await status?.stop()
   await bus.stop()

@@ -1,0 +1,73 @@
+// What every command of `slotbus` shares: reading its arguments, its --help, and how a mistake the user fixes
+// becomes one line on stderr and an exit code (no stack). Exit codes: 0 done; 2 a usage mistake (a flag, an
+// argument, a target that is not there); a command gives 1 (and `call` 3) to what it says in its --help.
+import { type ParseArgsConfig, parseArgs } from "node:util"
+
+/** A mistake the user fixes: `slotbus <command>: <message>` on stderr (the usage text after it when given). */
+export class CliProblem extends Error {
+  constructor(
+    message: string,
+    readonly exitCode = 2,
+    readonly usage?: string,
+  ) {
+    super(message)
+  }
+}
+
+/** node:util's parseArgs, its complaint ("Unknown option '--x'") handed to `problem` to throw. */
+export function parse<T extends ParseArgsConfig>(
+  config: T,
+  problem: (message: string) => CliProblem,
+): ReturnType<typeof parseArgs<T>> {
+  try {
+    return parseArgs(config)
+  } catch (e) {
+    throw problem((e as Error).message)
+  }
+}
+
+/** parseArgs' complaint as one short line: its first sentence ("unknown option '--prot'"), then `hint`. */
+export function firstSentence(message: string, hint: string): string {
+  const first = message.split(/\.\s|\.?\n/)[0]!
+  return `${first.charAt(0).toLowerCase()}${first.slice(1)}; ${hint}`
+}
+
+/** `usage` on stdout: what --help does. */
+export function help(usage: string): number {
+  process.stdout.write(`${usage}\n`)
+  return 0
+}
+
+/**
+ * Runs a command's body: a CliProblem it throws (or an error `mine` says is the user's, exit 2) is printed as one
+ * line, `slotbus <name>: <message>`, and becomes the exit code; anything else is a bug and goes on up.
+ */
+export async function runCommand(
+  name: string,
+  body: () => Promise<number>,
+  mine: (e: unknown) => e is Error = (e): e is Error => false,
+): Promise<number> {
+  try {
+    return await body()
+  } catch (e) {
+    if (!(e instanceof CliProblem) && !mine(e)) throw e
+    const usage = e instanceof CliProblem && e.usage !== undefined ? `\n${e.usage}\n` : ""
+    process.stderr.write(`slotbus ${name}: ${e.message}\n${usage}`)
+    return e instanceof CliProblem ? e.exitCode : 2
+  }
+}
+
+/** Resolves at SIGINT or SIGTERM (Ctrl-C, a service manager's stop); `off` forgets both. */
+export function untilStopped(): { stopped: Promise<void>; off: () => void } {
+  const { promise: stopped, resolve } = Promise.withResolvers<void>()
+  const stop = () => resolve()
+  process.once("SIGINT", stop)
+  process.once("SIGTERM", stop)
+  return {
+    stopped,
+    off: () => {
+      process.off("SIGINT", stop)
+      process.off("SIGTERM", stop)
+    },
+  }
+}
