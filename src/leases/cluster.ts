@@ -27,8 +27,8 @@ import {
   ContestFrameTooLargeError,
   ContestUnavailableError,
   InvalidSubjectError,
-  LeaseLostError,
 } from "./errors.ts"
+import { HeldLease } from "./held.ts"
 import { holdClusterMarker, localInUse, modeError } from "./mode.ts"
 import { checkKind, CONTEST_NAME, describe, waitDeadline, type Subject } from "./subject.ts"
 import { claimContext, recordClaim } from "./trace.ts"
@@ -92,12 +92,7 @@ const FACTORY = Symbol("Contest.open remote")
 const encoder = new TextEncoder()
 
 /** A held claim in a cluster contest. `signal` aborts at its deadline: its last write + TTL − margin. */
-export class ClusterLease implements AsyncDisposable {
-  readonly claimId: bigint
-  private abort?: AbortController
-  private timer?: ReturnType<typeof setTimeout>
-  private lost = false
-  private why = ""
+export class ClusterLease extends HeldLease implements AsyncDisposable {
   private deadline: number
 
   /** @internal */
@@ -105,13 +100,13 @@ export class ClusterLease implements AsyncDisposable {
     key: symbol,
     private readonly contest: ClusterContest,
     private readonly c: KvClaim,
-    readonly subject: Subject,
-    readonly owner: string,
+    subject: Subject,
+    owner: string,
     /** How it was won: the subject was free (or new), or the last claim had expired. */
     readonly from: "free" | "expired",
   ) {
+    super(subject, owner, c.token)
     madeBy(key, LEASE_KEY, "ClusterLease", "clusterContest.tryClaim(subject, options) or clusterContest.claim(…)")
-    this.claimId = c.token
     this.deadline = c.sentAt + c.ttlMs - contest.margin(c.ttlMs)
   }
 
@@ -148,21 +143,6 @@ export class ClusterLease implements AsyncDisposable {
     return false
   }
 
-  /** Throws LeaseLostError unless the lease is still ours (`held`): call it right before a side effect. */
-  check(): void {
-    if (!this.held) throw this.lostError()
-  }
-
-  /** Aborts when the lease is lost: its deadline passed, it was released, or its contest closed. */
-  get signal(): AbortSignal {
-    if (!this.abort) {
-      this.abort = new AbortController()
-      if (!this.held) this.abort.abort(this.lostError())
-      else this.schedule()
-    }
-    return this.abort.signal
-  }
-
   /**
    * Extend the lease: a write on its revision with the new TTL (§12.3); the deadline moves to when that write was
    * sent + ttlMs − margin. Throws LeaseLostError if it was lost (deadline passed, or someone else wrote since).
@@ -185,7 +165,7 @@ export class ClusterLease implements AsyncDisposable {
       throw this.lostError()
     }
     this.deadline = out.sentAt + ttlMs - this.contest.margin(ttlMs)
-    if (this.abort) this.schedule()
+    if (this.watched) this.watch()
   }
 
   /** Let the subject go: true if it was still ours, false if it had been lost already. Idempotent. */
@@ -199,26 +179,12 @@ export class ClusterLease implements AsyncDisposable {
     await this.release()
   }
 
-  /** @internal */
-  markLost(why: string) {
-    if (this.lost) return
-    this.lost = true
-    this.why = why
-    clearTimeout(this.timer)
+  protected watch() {
+    this.recheckIn(Math.min(this.deadline - performance.now() + 1, MAX_TIMER_MS))
+  }
+
+  protected unwatch() {
     this.contest.forget(this)
-    this.abort?.abort(this.lostError())
-  }
-
-  private lostError() {
-    return new LeaseLostError(
-      `lease on ${describe(this.subject)} (token ${this.token}) ${this.why}; claim it again to continue`,
-    )
-  }
-
-  private schedule() {
-    clearTimeout(this.timer)
-    this.timer = setTimeout(() => this.held, Math.max(0, Math.min(this.deadline - performance.now() + 1, MAX_TIMER_MS)))
-    this.timer.unref?.()
   }
 }
 

@@ -1,8 +1,9 @@
 // A held claim of a local contest (Lease): what it knows of itself, and how it asks its contest whether the claim
 // is still the current one (LeaseHost, which Contest implements: contest.ts imports this file, never the reverse).
+// What every lease shares is held.ts's.
 import { checkNumber, madeBy } from "../kit/index.ts"
-import { LeaseLostError } from "./errors.ts"
-import { describe, MAX_TTL_MS, NOW_MS, type Subject } from "./subject.ts"
+import { HeldLease } from "./held.ts"
+import { MAX_TTL_MS, NOW_MS, type Subject } from "./subject.ts"
 
 /** How a claim was won: the subject was free, the last claim had expired, or its holder's process died or left. */
 export type ClaimedFrom = "free" | "expired" | "holder-gone"
@@ -28,13 +29,7 @@ export interface LeaseHost {
 export const LEASE_KEY = Symbol("contest.tryClaim")
 
 /** A held claim. Release it with `release()` or `using`; `signal` aborts when it is lost. */
-export class Lease implements Disposable {
-  /** The claim's identity; equal to its fencing token. */
-  readonly claimId: bigint
-  private abort?: AbortController
-  private expiryTimer?: ReturnType<typeof setTimeout>
-  private lost = false
-  private why = ""
+export class Lease extends HeldLease implements Disposable {
   private trace: { own?: string; replaced?: string } | undefined
 
   /** @internal */
@@ -42,8 +37,8 @@ export class Lease implements Disposable {
     key: symbol,
     private readonly contest: LeaseHost,
     /** @internal */ readonly ref: ClaimRef,
-    readonly subject: Subject,
-    readonly owner: string,
+    subject: Subject,
+    owner: string,
     /** Fencing token: pass it to the storage you write to, which refuses tokens lower than one it saw. */
     readonly token: bigint,
     readonly claimedAt: number,
@@ -52,8 +47,8 @@ export class Lease implements Disposable {
     /** false when made with an explicit clock: expiry is then not judged on Date.now() by `held` or `signal` */
     private readonly wallClock: boolean,
   ) {
+    super(subject, owner, token)
     madeBy(key, LEASE_KEY, "Lease", "contest.tryClaim(subject, options) or contest.claim(subject, options)")
-    this.claimId = token
   }
 
   /** The W3C trace context stored with this claim (the claimer's: the option or the active span's), if any. */
@@ -85,27 +80,6 @@ export class Lease implements Disposable {
     return false
   }
 
-  /**
-   * Throws LeaseLostError, saying why, unless the lease is still ours at this very moment (`held`): call it
-   * right before a side effect. The storage should still check `token` (a process can stall after the check).
-   */
-  check(): void {
-    if (!this.held) throw this.lostError(this.why)
-  }
-
-  /** Aborts when the lease is lost: released, expired, taken over, reset, or the contest closed. */
-  get signal(): AbortSignal {
-    if (!this.abort) {
-      this.abort = new AbortController()
-      if (this.lost || !this.held) this.abort.abort(this.lostError(this.why))
-      else {
-        this.scheduleExpiry()
-        this.contest.watch(this)
-      }
-    }
-    return this.abort.signal
-  }
-
   /** Extend the lease to now + ttlMs. Throws LeaseLostError if it was already lost (then claim again). */
   renew(ttlMs: number, nowMs?: number): void {
     if (typeof ttlMs === "object" && ttlMs !== null)
@@ -113,15 +87,15 @@ export class Lease implements Disposable {
     const where = "lease.renew"
     checkNumber(ttlMs, { what: "ttlMs", where, min: Number.MIN_VALUE, max: MAX_TTL_MS, integer: false, infinite: true })
     if (nowMs !== undefined) checkNumber(nowMs, { ...NOW_MS, where })
-    if (this.lost) throw this.lostError(this.why)
+    if (this.lost) throw this.lostError()
     const out = this.contest.renewClaim(this.ref, nowMs ?? Date.now(), ttlMs)
     if (out === null) {
       this.markLost("was lost (taken over, reset or expired) before it was renewed")
-      throw this.lostError(this.why)
+      throw this.lostError()
     }
     this.ref.version = out.version
     this.expiry = out.expiresAt
-    if (this.abort) this.scheduleExpiry()
+    if (this.watched) this.scheduleExpiry()
   }
 
   /** Let the subject go. true if it was still ours, false if it had been lost already. Idempotent. */
@@ -141,27 +115,17 @@ export class Lease implements Disposable {
     return this.held
   }
 
-  /** @internal */
-  markLost(why: string) {
-    if (this.lost) return
-    this.lost = true
-    this.why = why
-    clearTimeout(this.expiryTimer)
-    this.contest.unwatch(this)
-    this.abort?.abort(this.lostError(why))
+  protected watch() {
+    this.scheduleExpiry()
+    this.contest.watch(this)
   }
 
-  private lostError(why: string) {
-    return new LeaseLostError(
-      `lease on ${describe(this.subject)} (token ${this.token}) ${why}; claim it again to continue`,
-    )
+  protected unwatch() {
+    this.contest.unwatch(this)
   }
 
   private scheduleExpiry() {
-    clearTimeout(this.expiryTimer)
-    if (!this.wallClock || this.expiry === Infinity) return
     // +1: expiry is judged as now >= expiresAt, and timers may fire a little early
-    this.expiryTimer = setTimeout(() => this.held, Math.max(0, this.expiry - Date.now() + 1))
-    this.expiryTimer.unref?.()
+    this.recheckIn(this.wallClock && this.expiry !== Infinity ? this.expiry - Date.now() + 1 : null)
   }
 }
