@@ -85,7 +85,7 @@ export class Acceptor {
           try {
             refused = this.acceptSome()
           } catch {
-            this.d.counters.internalErrors++
+            this.d.counters.internalError()
           }
           const rearm = () => {
             if (this.closing) return
@@ -105,7 +105,7 @@ export class Acceptor {
   /** Reading the accept doorbell failed: say so, count it, and read again on a fresh stream, so accepting never stops in silence. */
   acceptFailed(w: Pointer, e: unknown) {
     if (this.closing) return
-    this.d.counters.acceptErrors++
+    this.d.counters.acceptError()
     console.warn(
       `slotbus: bus "${this.name}" lost its accept doorbell (${e instanceof Error ? e.message : String(e)}); accepting again in ${REFUSED_PAUSE_MS} ms`,
     )
@@ -127,8 +127,7 @@ export class Acceptor {
         continue
       }
       const e = this.err[0]
-      if (e === Errno.EPERM) this.d.counters.refusedPeers++
-      else if (e === Errno.EUSERS) this.d.counters.overCapPeers++
+      if (e === Errno.EPERM || e === Errno.EUSERS) this.d.counters.refusedPeer(e === Errno.EUSERS)
       else return refused // EAGAIN (nobody else waits), or a failure with this one peer: the watcher looks again
       refused = true
     }
@@ -192,7 +191,7 @@ export class Acceptor {
 
   cutOff(link: SlotEndpoint, what: string) {
     if (!this.links.has(link)) return
-    this.d.counters.protocolErrors++
+    this.d.counters.protocolError()
     this.drop(link, new ProtocolError(`worker pid ${link.chan.peerPid} of "${this.name}" ${what}; it was disconnected`))
   }
 

@@ -78,9 +78,10 @@ export class SlotBus {
   ) {
     madeBy(key, FACTORY, "SlotBus", "await SlotBus.listen(name, options)")
     const s = (this.settings = resolveOptions(opts))
+    const recorder = s.recorder > 0 ? FlightRecorder.create(name, s.recorder) : null
     this.d = new Dispatcher(
       name,
-      { maxBody: s.maxBodyBytes, remotePolicy: s.remotePolicy, metricsRoutes: s.metricsRoutes },
+      { maxBody: s.maxBodyBytes, remotePolicy: s.remotePolicy, metricsRoutes: s.metricsRoutes, recorder },
       { joined: (e) => this.acceptor.joined(e), left: (worker) => this.acceptor.left(worker) },
     )
     this.pools = new BusPools(
@@ -91,8 +92,6 @@ export class SlotBus {
       },
       () => (this.closing ? this.closedError() : null),
     )
-    const recorder = s.recorder > 0 ? FlightRecorder.create(name, s.recorder) : null
-    this.d.recorder = recorder
     this.acceptor = new Acceptor(this.d, name, {
       listenFd,
       config: hubConfig(s),
@@ -132,7 +131,7 @@ export class SlotBus {
     } catch (e) {
       seat?.close()
       closeSync(fd)
-      bus.d.recorder?.close()
+      bus.d.observer.recorder?.close()
       throw e
     }
     openBuses.add(bus, opts)
@@ -150,7 +149,7 @@ export class SlotBus {
 
   /** Takes workers on other hosts too, through the transport given as `remote` (docs/PROTOCOL.md §10). */
   private async listenRemote({ transport, heartbeatMs, peerTimeoutMs }: NonNullable<ListenSettings["remote"]>) {
-    const host = remoteHubHost(this.d, () => void this.d.counters.rejectedMessages++)
+    const host = remoteHubHost(this.d, () => void this.d.counters.rejectedMessage())
     const streamWindow = this.settings.streamWindowBytes
     this.remoteLink = await transport.serveHub(host, { heartbeatMs, peerTimeoutMs, streamWindow })
   }
@@ -427,7 +426,7 @@ export class SlotBus {
     this.d.failAll(err)
     await this.remoteLink?.close(0)
     this.acceptor.dropAll(err)
-    this.d.recorder?.close() // its file goes; its memory once the last channel has closed
+    this.d.observer.recorder?.close() // its file goes; its memory once the last channel has closed
   }
 
   /**

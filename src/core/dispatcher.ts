@@ -5,7 +5,8 @@
 import { EMPTY } from "./codec.ts"
 import { TimeoutError, WorkerGoneError } from "../errors.ts"
 import { MAX_TIMER_MS } from "../kit/index.ts"
-import { BusMetrics } from "./bus-metrics.ts"
+import type { BusMetrics } from "./bus-metrics.ts"
+import { BusObserver, type BusCounters } from "./observe.ts"
 import {
   nowMs,
   readAnswer,
@@ -29,6 +30,8 @@ export interface DispatchSettings {
   remotePolicy: "overflow" | "balance" | "never"
   /** Distinct routes (or RPC methods) whose durations /metrics shows apart; 0: none. */
   metricsRoutes: number
+  /** The bus's flight recorder (docs/PROTOCOL.md §16), or null. */
+  recorder: FlightRecorder | null
 }
 
 /** Whom a dispatcher tells of workers joining and leaving (the bus's listeners and waitForWorkers, accept.ts). */
@@ -43,34 +46,22 @@ export class Dispatcher implements EndpointHost {
   readonly queue: Pending[] = []
   private ticker: ReturnType<typeof setTimeout> | undefined
   private tickAt = 0
+  /** Told of each request's moments: counters, metrics, the flight recorder, traces (observe.ts). */
+  readonly observer: BusObserver
+  readonly counters: BusCounters
   readonly metrics: BusMetrics
   private stopped = false
   /** Whom a worker's request limit tells (retireAfter). */
   private readonly due = new WeakMap<Endpoint, () => void>()
-  /** The bus's flight recorder, told the queue's length (docs/PROTOCOL.md §16). */
-  recorder: FlightRecorder | null = null
-  counters = {
-    requests: 0,
-    responses: 0,
-    errors: 0,
-    timeouts: 0,
-    refusedPeers: 0,
-    overCapPeers: 0,
-    protocolErrors: 0,
-    evictedWorkers: 0,
-    internalErrors: 0,
-    acceptErrors: 0,
-    rejectedMessages: 0,
-    bytesOut: 0,
-    bytesIn: 0,
-  }
 
   constructor(
     readonly name: string,
     private readonly o: DispatchSettings,
     private readonly hooks: DispatchHooks,
   ) {
-    this.metrics = new BusMetrics(o.metricsRoutes)
+    this.observer = new BusObserver(o.metricsRoutes, o.recorder)
+    this.counters = this.observer.counters
+    this.metrics = this.observer.metrics
   }
 
   /** Workers connected now, on this host and others. */
@@ -93,16 +84,16 @@ export class Dispatcher implements EndpointHost {
    * take it.
    */
   add(p: Pending, timeoutMs: number, refusal: () => Error | undefined) {
-    this.counters.requests++
+    this.counters.request()
     if (this.tickAt === Infinity) this.scheduleTick(Math.min(TICK_BUSY_MS, timeoutMs || TICK_BUSY_MS))
     else if (p.deadline < this.tickAt) this.scheduleTick(Math.max(0, timeoutMs))
-    if (this.queue.length === 0 && this.dispatch(p)) return this.metrics.waited(0) // behind a queue it waits its turn
+    if (this.queue.length === 0 && this.dispatch(p)) return // behind a queue it waits its turn
     const refused = refusal()
     if (refused) return this.fail(p, refused)
     p.waited = true
     this.queue.push(p)
     this.freed()
-    this.recorder?.queued(this.queue.length)
+    this.observer.queued(this.queue.length)
   }
 
   /** The bus closed: no more ticks. */
@@ -149,7 +140,7 @@ export class Dispatcher implements EndpointHost {
     const e = this.pick()
     if (e === null || !e.send(p)) return false
     if (e.requests >= e.requestLimit) this.limitReached(e)
-    if (p.trace !== null) p.trace.sent()
+    this.observer.sent(p)
     return true
   }
 
@@ -201,14 +192,12 @@ export class Dispatcher implements EndpointHost {
         this.queue.unshift(p)
         break
       }
-      this.metrics.waited(Bun.nanoseconds() - p.started)
     }
-    this.recorder?.queued(this.queue.length)
+    this.observer.queued(this.queue.length)
   }
 
   answered(p: Pending, value: unknown, at: number, status = (value as { status?: number }).status ?? 0) {
-    this.counters.responses++
-    this.metrics.answered(p, at - p.started, status)
+    this.observer.answered(p, at - p.started, status)
     this.settle(p)
     p.resolve(value as never)
   }
@@ -216,7 +205,7 @@ export class Dispatcher implements EndpointHost {
   /** What a streamed answer's reader (stream-in.ts) may do to the books. */
   readonly streams: StreamHost = {
     maxBody: () => this.o.maxBody,
-    countIn: (bytes) => void (this.counters.bytesIn += bytes),
+    countIn: (bytes) => this.counters.receivedBytes(bytes),
     streamStarted: (p, status, head, body) => {
       p.deadline = Infinity // timeoutMs runs until the HEAD; from here on streamIdleMs watches the reader
       p.resolve(new StreamedResponse(status, head, body) as never)
@@ -228,9 +217,7 @@ export class Dispatcher implements EndpointHost {
   private streamEnded(p: Pending, status: number, head: string[], body: Uint8Array | null) {
     if (body === null) {
       // a streaming caller has had its answer since the HEAD
-      const ns = Bun.nanoseconds() - p.started
-      this.counters.responses++
-      this.metrics.answered(p, ns, status)
+      this.observer.answered(p, Bun.nanoseconds() - p.started, status)
       return this.settle(p)
     }
     let value: unknown
@@ -253,7 +240,6 @@ export class Dispatcher implements EndpointHost {
     if (p.phase === "in-slot") p.endpoint!.settled(p)
     else p.phase = "slot-returned" // it never had a slot
     if (p.onAbort) p.signal!.removeEventListener("abort", p.onAbort)
-    if (p.trace !== null) p.trace.end()
   }
 
   /**
@@ -279,14 +265,11 @@ export class Dispatcher implements EndpointHost {
     if (p.phase === "queued") {
       const i = this.queue.indexOf(p)
       if (i >= 0) this.queue.splice(i, 1)
-      this.recorder?.queued(this.queue.length)
+      this.observer.queued(this.queue.length)
     } else p.endpoint!.cancel(p, err) // a slot stays p's (settled) until the worker hands it back; a late answer is dropped
-    if (p.trace !== null) p.trace.failed(err)
-    this.metrics.failed(p, err, Bun.nanoseconds() - p.started) // before settle: p.endpoint is still its worker
+    this.observer.failed(p, err, Bun.nanoseconds() - p.started) // before settle: p.endpoint is still its worker
     this.settle(p)
     p.settledAt = nowMs() // given up: from now on its slot may count as stuck
-    if (err instanceof TimeoutError) this.counters.timeouts++
-    else this.counters.errors++
     p.body = EMPTY
     p.reject(err)
     p.in?.failed(err) // a caller already reading a stream sees it fail; the rest of it is dropped
@@ -327,7 +310,7 @@ export class Dispatcher implements EndpointHost {
       }
       for (const p of [...this.queue]) expire(p)
     } catch {
-      this.counters.internalErrors++
+      this.counters.internalError()
     }
     if (this.queue.length > 0 || this.endpoints.some((e) => e.inFlight > 0)) this.scheduleTick(TICK_BUSY_MS)
     else {

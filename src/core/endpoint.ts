@@ -2,6 +2,7 @@
 // (Endpoint, implemented by slot-endpoint.ts and remote-endpoint.ts) and what an endpoint may do to the
 // dispatcher's books (EndpointHost). Separate because the dispatcher, both kinds of worker and the bus read them.
 import { State } from "../native/ffi.ts"
+import type { BusCounters } from "./observe.ts"
 import type { ClientTrace } from "./trace.ts"
 
 export interface WorkerInfo {
@@ -154,7 +155,8 @@ export interface Endpoint {
 /** What an endpoint may do to the dispatcher's books (dispatcher.ts implements it). */
 export interface EndpointHost {
   readonly name: string
-  readonly counters: Record<"bytesIn" | "bytesOut" | "internalErrors" | "evictedWorkers", number>
+  /** The bus's counters: an endpoint counts bytes, its internal errors and evictions through their methods. */
+  readonly counters: BusCounters
   /** The largest body a buffered caller takes. */
   readonly maxBody: number
   /** Places were freed on a worker: the queue goes on. The one home of "capacity freed, serve the queue". */

@@ -66,7 +66,7 @@ export class RemoteEndpoint implements Endpoint {
       this.host.fail(p, err)
       return true
     }
-    this.host.counters.bytesOut += p.body.length
+    this.host.counters.sentBytes(p.body.length)
     this.inFlight++
     this.requests++
     this.calls.add(p)
@@ -111,7 +111,7 @@ export class RemoteEndpoint implements Endpoint {
     if (!this.calls.has(p) || p.phase !== "in-slot") return
     this.release(p)
     const body = bytes.subarray(align8(headLen))
-    this.host.counters.bytesIn += body.length
+    this.host.counters.receivedBytes(body.length)
     if (flags & RespFlag.ERROR)
       return this.host.fail(p, remoteError(readHead(bytes, headLen), utf8(body), this.peer.pid))
     const head = p.kind === Kind.RAW ? [] : readHead(bytes, headLen)

@@ -89,7 +89,7 @@ export class SlotEndpoint implements Endpoint, SlotStreamOwner {
       wanted: () => this.waiting > 0, // given-up and borrowed slots need no polling: a late answer rings
       rest: () => this.inFlight === 0, // no slot out: nothing can come that would ring, so no park (nor unpark)
       onRingFlood: (rings, parks) => hooks.cutOff(this, `rang the hub's doorbell ${rings} times for ${parks} parks`),
-      onError: () => host.counters.internalErrors++,
+      onError: () => host.counters.internalError(),
       startupPollNs: STARTUP_POLL_NS,
       crowded: () => chan.crowded,
     })
@@ -146,7 +146,7 @@ export class SlotEndpoint implements Endpoint, SlotStreamOwner {
       this.host.fail(p, e)
       return true
     }
-    this.host.counters.bytesOut += p.body.length
+    this.host.counters.sentBytes(p.body.length)
     this.pending[slot] = p
     this.inFlight++
     this.waiting++
@@ -184,7 +184,7 @@ export class SlotEndpoint implements Endpoint, SlotStreamOwner {
     if ((this.state !== "serving" && this.state !== "retiring") || this.stuckSlots(now) < this.o.maxStuck) return
     // Its handlers hang: send it nothing more, and let it go once nobody waits for it any longer.
     this.state = "evicting"
-    this.host.counters.evictedWorkers++
+    this.host.counters.evictedWorker()
     if (this.waiting === 0) this.hooks.evict(this)
   }
 
@@ -251,7 +251,7 @@ export class SlotEndpoint implements Endpoint, SlotStreamOwner {
     const bodyOff = m[Msg.bodyOff]!
     const bodyLen = m[Msg.bodyLen]!
     const arena = chan.arena(slot, 1, Math.max(bodyOff + bodyLen, m[Msg.headLen]!))
-    this.host.counters.bytesIn += bodyLen
+    this.host.counters.receivedBytes(bodyLen)
     const flags = m[Msg.flags]!
     if (flags & RespFlag.ERROR) {
       this.host.fail(
@@ -329,7 +329,7 @@ export class SlotEndpoint implements Endpoint, SlotStreamOwner {
     try {
       if (!(err instanceof ProtocolError)) this.collect()
     } catch {
-      this.host.counters.internalErrors++
+      this.host.counters.internalError()
     }
     for (const p of this.pending) if (p) this.host.retryOrFail(p, err) // sent again: forget() let go of it
     for (let s = 0; s < this.pending.length; s++) {
