@@ -1,6 +1,6 @@
 // `slotbus top [bus] [--once]`: per bus its request rate, latency per worker and slowest requests, from its flight
 // recorder file, redrawn every second.
-import { printable } from "../kit/index.ts"
+import { printable, quantileRank } from "../kit/index.ts"
 import { discover, type HostView, type RecorderFile, ranMs } from "../status/internal.ts"
 import { dur, type HostArgs, hostTable, requestsText, skipped, withRecords } from "./host-view.ts"
 
@@ -22,9 +22,9 @@ export async function top({ values, positionals, mono, print }: HostArgs): Promi
   }
 }
 
-function quantile(sorted: number[], q: number): number {
-  return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]! : Number.NaN
-}
+/** Quantile q of ascending values by nearest rank, as bus.stats() and /metrics take it; NaN of none. */
+const quantile = (sorted: number[], q: number): number =>
+  sorted.length ? sorted[quantileRank(q, sorted.length) - 1]! : Number.NaN
 
 type Samples = Map<string, { requests: number; at: number }>
 

@@ -236,6 +236,20 @@ describe.skipIf(!existsSync("/proc/net/unix"))("slotbus ls, requests and top, fr
     expect(r.stdout).toContain("GET /hold-0")
   }, 60_000)
 
+  test("top's p50 and p99 are nearest ranks, as bus.stats() and /metrics take them: of a fast and a slow request, p50 is the fast one", async () => {
+    const name = busName("host")
+    const app = await front(name, ["--workers=1", "--fast=1", "--slow=1"])
+    const worker = await spawnWorker(name)
+    await app.waitLine(/^sent$/, 20_000)
+    const r = await cli("top", name, "--once")
+    expect(r.code).toBe(0)
+    const row = r.stdout.split("\n").find((l) => l.startsWith(`${worker.pid} `))
+    const [, , , done, p50, p99, max] = row!.trim().split(/\s+/)
+    expect(done).toBe("2")
+    expect(p99).toBe(max!)
+    expect(p50).not.toBe(max)
+  }, 60_000)
+
   test("requests of a bus nobody runs exits 2 naming it; a bad option exits 2", async () => {
     const r = await cli("requests", `nobody-${process.pid}`)
     expect(r.code).toBe(2)

@@ -1,9 +1,9 @@
 // An app that serves no status, for `slotbus ls|top|requests` (test/status/host-cli.test.ts). Usage:
-//   bun test/support/host-app.ts front <name> --workers=N [--fast=M] [--hold=K]
+//   bun test/support/host-app.ts front <name> --workers=N [--fast=M] [--slow=S] [--hold=K]
 //     listens on bus <name> (1 slot per worker), opens topic and contest <name>, waits for N workers, sends M
-//     requests GET /fast-<i> and awaits them, then K requests GET /hold-<i> that an echo worker answers after
-//     60 s; prints "ready" before waiting for workers, "sent" once the holds are out, "failed <path> <error>"
-//     for each that fails.
+//     requests GET /fast-<i> and awaits them, then S requests GET /slow-<i> that an echo worker answers after
+//     300 ms, awaited too, then K requests GET /hold-<i> that it answers after 60 s; prints "ready" before
+//     waiting for workers, "sent" once the holds are out, "failed <path> <error>" for each that fails.
 //   bun test/support/host-app.ts member <name>
 //     joins topic and contest <name>; prints "ready".
 import { SlotBus } from "../../src/index.ts"
@@ -23,6 +23,8 @@ if (mode === "member") {
   console.log("ready")
   await bus.waitForWorkers(flag("workers"))
   for (let i = 0; i < flag("fast"); i++) await bus.request({ method: "GET", path: `/fast-${i}` })
+  for (let i = 0; i < flag("slow"); i++)
+    await bus.request({ method: "GET", path: `/slow-${i}`, headers: { "x-delay-ms": "300" } })
   for (let i = 0; i < flag("hold"); i++)
     bus
       .request({ method: "GET", path: `/hold-${i}`, headers: { "x-delay-ms": "60000" } })
