@@ -22,14 +22,16 @@ const std = @import("std");
 // libslotbus's C sources, each listed once: the slot channel, lease contests and topics by role
 // (csrc/lease_internal.h and csrc/topic_internal.h say which file does what). The ASan/UBSan programs exercise the slot channel alone.
 // The platform seam is platform.c over two schemes (csrc/scheme.h) over one OS file per OS (csrc/os.h); a file for
-// another OS than the target's compiles to nothing.
+// another OS than the target's compiles to nothing. host.c gives the public calls the seam answers, from above it.
 const slot_sources = [_][]const u8{
     "csrc/slot_open.c",
     "csrc/control.c",
     "csrc/slot_transitions.c",
     "csrc/stream.c",
+    "csrc/park.c",
     "csrc/idle.c",
     "csrc/recorder.c",
+    "csrc/host.c",
     "csrc/platform.c",
     "csrc/scheme_linux.c",
     "csrc/scheme_portable.c",

@@ -3,7 +3,6 @@
 #include "sys.h"
 #include "os.h"
 #include "scheme.h"
-#include "slotbus.h" /* sb_platform, sb_host_lock, SB_EHELD */
 
 int plat_portable = 1;
 static int plat_invalid;
@@ -21,8 +20,7 @@ __attribute__((constructor)) static void plat_choose(void) {
 
 int plat_check(void) { return plat_invalid ? -EINVAL : 0; }
 
-/* "linux" or "posix", or NULL when SLOTBUS_PLATFORM names neither. */
-const char *sb_platform(void) { return plat_invalid ? NULL : plat_portable ? "posix" : "linux"; }
+const char *plat_name(void) { return plat_invalid ? NULL : plat_portable ? "posix" : "linux"; }
 
 int plat_socket(int type) { return scheme->socket(type); }
 int plat_accept(int listen_fd, int nonblock) { return scheme->accept(listen_fd, nonblock); }
@@ -89,27 +87,9 @@ void plat_bell_close(plat_bell *b) {
   b->rd = b->wr = -1;
 }
 
-/* Public: see slotbus.h. The name is checked as plat_addr's is; the file is the portable scheme's under
- * either scheme (a Linux-scheme process uses abstract names instead and never calls it). */
-int sb_host_lock(const char *prefix, const char *name, int exclusive) {
+/* The file is the portable scheme's under either scheme (a Linux-scheme process uses abstract names instead and
+ * never calls it). */
+int plat_host_lock(const char *prefix, const char *name, int exclusive) {
   if (!prefix || !valid_name(name)) return -EINVAL;
-  int r = scheme_portable_host_lock(prefix, name, exclusive);
-  return r == -EWOULDBLOCK ? -SB_EHELD : r;
-}
-
-void sb_host_unlock(int fd) {
-  if (fd >= 0) close(fd);
-}
-
-/* Public: see slotbus.h. Connecting costs the listener nothing but an accept queue entry it may never take. */
-int sb_host_holder(const char *prefix, const char *name, uint32_t *uid) {
-  struct sockaddr_un a;
-  socklen_t len;
-  int r = plat_check();
-  if (r || !prefix || !uid || (r = plat_addr(prefix, name, NULL, &a, &len))) return r ? r : -EINVAL;
-  int fd = plat_socket(SOCK_STREAM);
-  if (fd < 0) return -errno;
-  if (!(r = plat_connect(fd, &a, len))) r = plat_peer(fd, uid, NULL);
-  close(fd);
-  return r == -EWOULDBLOCK ? -EAGAIN : r;
+  return scheme_portable_host_lock(prefix, name, exclusive);
 }

@@ -22,12 +22,18 @@
 #define MSG_CMSG_CLOEXEC 0 /* macOS: sys_recv_fds sets FD_CLOEXEC on what it receives */
 #endif
 
+/* The portable socket directory cannot be used (§13.2): slotbus.h's SB_ESOCKDIR, which csrc/host.c checks it is.
+ * Nothing here includes the public API: csrc/host.c, above this header, gives its calls over the ones below. */
+#define PLAT_ESOCKDIR 1002
+
 /* Hidden: libslotbus exports only what its public headers declare (slotbus.h, lease.h, topic.h). */
 #pragma GCC visibility push(hidden)
 /* 1 on the portable backend. Set once, before any other call (a constructor); read on hot paths. */
 extern int plat_portable;
 /* 0, or -EINVAL when SLOTBUS_PLATFORM names no backend: every open returns it. */
 int plat_check(void);
+/* "linux" or "posix": the scheme that runs (§13.1); NULL when SLOTBUS_PLATFORM names neither. */
+const char *plat_name(void);
 
 /* ---- sockets and names (§13.2) ---- */
 
@@ -50,6 +56,11 @@ void plat_unbind_fd(int fd);
 int plat_peer(int sock, uint32_t *uid, int32_t *pid);
 /* Whether fd is a listening AF_UNIX stream socket. */
 int plat_is_listener(int fd);
+/* After -PLAT_ESOCKDIR: which directory, what is there and what to do; this thread's last (scheme_portable.c). */
+const char *plat_socket_dir_error(void);
+/* An advisory lock on <socket dir>/<prefix><name>.lock, whichever scheme runs (§13.2): exclusive or shared, never
+ * waiting, held by the returned fd. name as plat_addr's. fd, -EWOULDBLOCK when another holds it, or -errno. */
+int plat_host_lock(const char *prefix, const char *name, int exclusive);
 
 /* ---- regions (§13.3) ---- */
 

@@ -37,7 +37,7 @@ extern const plat_scheme scheme_linux;
 #endif
 
 /* An advisory lock on the file <socket dir>/<prefix><name>.lock (the portable scheme's directory and hashing),
- * whichever scheme runs: sb_host_lock. fd, -EWOULDBLOCK when held, or -errno. */
+ * whichever scheme runs: plat_host_lock. fd, -EWOULDBLOCK when held, or -errno. */
 int scheme_portable_host_lock(const char *prefix, const char *name, int exclusive);
 
 #pragma GCC visibility pop

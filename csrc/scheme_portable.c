@@ -6,7 +6,6 @@
 #include "sys.h"
 #include "os.h"
 #include "scheme.h"
-#include "slotbus.h" /* SB_ESOCKDIR, sb_socket_dir_error */
 #include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -54,10 +53,10 @@ static int psx_accept(int listen_fd, int nonblock) {
 /* The longest directory that leaves room in sun_path for "/h." and 16 hex digits. */
 #define DIR_MAX (SUN_MAX - 1 - 19)
 
-/* Why this thread's last use of the socket directory was refused (-SB_ESOCKDIR): sb_socket_dir_error. */
+/* Why this thread's last use of the socket directory was refused (-PLAT_ESOCKDIR): plat_socket_dir_error. */
 static _Thread_local char dir_problem[1024];
 
-const char *sb_socket_dir_error(void) { return dir_problem; }
+const char *plat_socket_dir_error(void) { return dir_problem; }
 
 enum { DIR_OURS, DIR_MISSING, DIR_UNSEEN, DIR_TAKEN, DIR_BAD };
 
@@ -111,7 +110,7 @@ __attribute__((format(printf, 1, 2))) static int dir_refused(const char *fmt, ..
              "; set SLOTBUS_SOCKET_DIR to a directory of this user's (euid %u) with mode 0700, the same for every "
              "process of the user",
              (unsigned)geteuid());
-  return -SB_ESOCKDIR;
+  return -PLAT_ESOCKDIR;
 }
 
 /* <home>/.slotbus, home the euid's in the password database (never $HOME: environments differ), into out; 0, or
@@ -133,14 +132,14 @@ static int home_fallback(char *out, size_t n, char *why, size_t wn) {
   return 0;
 }
 
-/* What path (from where) is as the socket directory, made if missing: 0, or -SB_ESOCKDIR saying why. */
+/* What path (from where) is as the socket directory, made if missing: 0, or -PLAT_ESOCKDIR saying why. */
 static int dir_settle(const char *path, const char *where) {
   char why[256];
   int j = dir_make(path, why, sizeof why);
   return j == DIR_OURS ? 0 : dir_refused("the socket directory %s (%s) %s", path, where, why);
 }
 
-/* The socket directory, found in §13.2's order, into out (SUN_MAX bytes): 0, or -SB_ESOCKDIR. */
+/* The socket directory, found in §13.2's order, into out (SUN_MAX bytes): 0, or -PLAT_ESOCKDIR. */
 static int dir_find(char *out) {
   const char *env = getenv("SLOTBUS_SOCKET_DIR");
   if (env && *env) {
@@ -194,7 +193,7 @@ static int sock_dir(char *out) {
 }
 
 /* Before each bind, connect and host lock: the directory of the address is still ours (made again if it was
- * removed), or -SB_ESOCKDIR. */
+ * removed), or -PLAT_ESOCKDIR. */
 static int dir_ready(const char *dir) {
   char why[256];
   int j = dir_make(dir, why, sizeof why);
