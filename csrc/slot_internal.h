@@ -1,8 +1,9 @@
 /* Internal to the slot channel files: the region's layout (docs/PROTOCOL.md §2), the channel handle, and the
  * ring and wake-up steps both use. Not part of the public API: csrc/slotbus.h is.
  *   slot_open.c         rendezvous: listen, accept and the hello, connect, close, the accept watcher (§1)
- *   slot_transitions.c  parking and the hub's and the worker's slot transitions (§3–§6)
+ *   slot_transitions.c  the hub's and the worker's slot transitions (§3–§6); a streamed answer's pop goes to stream.c
  *   stream.c            answers as streams of frames with credit (§9)
+ *   park.c              parking (§5): sleeping until the peer pushes, cancels, grants credit or goes
  *   idle.c              sb_idle: the Bun side's idle strategies for a thread that polls (§5)
  *   recorder.c          the flight recorder file the hub's transitions write (§16, recorder.h) */
 #ifndef SLOTBUS_SLOT_INTERNAL_H
@@ -258,10 +259,8 @@ static inline int cancels_pending(sb_chan *ch) {
 
 /* Shared by the slot files (hidden: libslotbus exports only what its public headers declare). */
 #pragma GCC visibility push(hidden)
-/* slot_transitions.c: reads and drops control bytes; 1 when the peer is gone. */
+/* park.c: reads and drops control bytes; 1 when the peer is gone. */
 int slot_peer_gone(sb_chan *ch);
-/* stream.c: 1 when the credit of a stream waiting for it moved (a worker's reason not to sleep, §9.4). */
-int slot_credit_moved(sb_chan *ch);
 /* stream.c: sb_hub_poll popped slot i in state STREAMING. */
 int slot_stream_notified(sb_chan *ch, uint32_t i);
 #pragma GCC visibility pop

@@ -70,13 +70,6 @@ static void clear_waiting(sb_chan *ch, worker_stream *w) {
   w->need = 0;
 }
 
-int slot_credit_moved(sb_chan *ch) {
-  if (ch->is_hub || !ch->waiting_streams) return 0;
-  for (uint32_t i = 0; i < ch->g.slot_count; i++)
-    if (ch->ws[i].waiting && shm_load_seq_cst(&slot_at(ch, i)->limit) != ch->ws[i].limit_seen) return 1;
-  return 0;
-}
-
 int sb_worker_stream_begin(sb_chan *ch, uint32_t slot, uint32_t gen, uint32_t status, const void *head, uint32_t head_len) {
   worker_stream *w = held(ch, slot, gen, SB_CLAIMED);
   if (!w || status > 999 || (head_len && !head)) return -EINVAL;
