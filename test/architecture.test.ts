@@ -245,17 +245,51 @@ describe("the layout of src/", () => {
 })
 
 const CSRC = join(import.meta.dir, "..", "csrc")
+/** csrc/'s layers, lowest first: a file includes headers of its own layer or below, never of one above. */
+const C_LAYERS: readonly RegExp[] = [
+  /^(shm\.h|sys\.h|platform\.[ch]|scheme(_\w+)?\.[ch]|os(_\w+)?\.[ch])$/, // the OS layer: named atomics, prelude, platform seam
+  /^(slotbus|lease|topic)\.h$/, // the public API
+  /./, // the library over both: slots, streams, leases, topics, the recorder, the platform's public calls
+]
+const layerOf = (f: string) => C_LAYERS.findIndex((re) => re.test(f))
+
+/** The functions a C source defines (a declaration ends in `;`, a definition opens `{`), static ones too or not. */
+function cDefines(code: string, withStatic: boolean): string[] {
+  const defs = code.matchAll(/^(?!typedef\b)(static\b)?[A-Za-z_][\w \t*]*?\b([a-z_]\w*)\s*\([^;{]*\)\s*\{/gm)
+  return [...defs].filter((m) => withStatic || !m[1]).map((m) => m[2]!)
+}
+
 /** What csrc/ promises (CONTRIBUTING, csrc/shm.h, csrc/platform.h), each a list of the files breaking it. */
 export function cViolations(files: Record<string, string>): {
   cycles: string[][]
+  upward: string[]
+  callCycles: string[][]
   rawAtomics: string[]
   osAbove: string[]
 } {
-  const code = (f: string) => files[f]!.replace(/\/\*[\s\S]*?\*\//g, "").replace(/\/\/.*$/gm, "")
+  const bare = (text: string) => text.replace(/\/\*[\s\S]*?\*\//g, "").replace(/\/\/.*$/gm, "")
+  const code = (f: string) => bare(files[f]!)
   // the seam and what is below it: the only files that may ask which OS they are built for
   const seam = /^(platform\.[ch]|scheme(_\w+)?\.[ch]|os(_\w+)?\.[ch])$/
+  const sources = Object.fromEntries(Object.entries(files).filter(([f]) => f.endsWith(".c")))
+  const definedIn = new Map<string, string[]>()
+  for (const f of Object.keys(sources))
+    for (const fn of cDefines(code(f), false)) definedIn.set(fn, [...(definedIn.get(fn) ?? []), f])
+  // a file's calls of functions another file defines (both OS files define the same ones: a call reaches either)
+  const callees = (text: string) => {
+    const own = new Set(cDefines(bare(text), true))
+    const called = [...bare(text).matchAll(/\b([a-z_]\w*)\s*\(/g)].map((m) => m[1]!).filter((fn) => !own.has(fn))
+    return [...new Set(called.flatMap((fn) => definedIn.get(fn) ?? []))].map((f) => `./${f}`)
+  }
   return {
     cycles: importCycles(files, includesOf),
+    upward: Object.keys(files).flatMap((f) =>
+      includesOf(files[f]!)
+        .map((spec) => spec.slice(2))
+        .filter((to) => to in files && layerOf(to) > layerOf(f))
+        .map((to) => `${f} includes ${to}`),
+    ),
+    callCycles: importCycles(sources, callees),
     rawAtomics: Object.keys(files).filter(
       (f) =>
         f !== "shm.h" &&
@@ -274,7 +308,13 @@ describe("the layout of csrc/", () => {
 
   test("no include circles; every atomic goes through shm.h's named orderings; only the platform seam asks which OS it is on", () => {
     expect(Object.keys(files).length).toBeGreaterThan(20)
-    expect(cViolations(files)).toEqual({ cycles: [], rawAtomics: [], osAbove: [] })
+    expect(cViolations(files)).toEqual({ cycles: [], upward: [], callCycles: [], rawAtomics: [], osAbove: [] })
+  })
+
+  test("the layers run one way: the OS layer includes no public API header, and no C files call each other round a circle", () => {
+    const { upward, callCycles } = cViolations(files)
+    expect(Object.keys(files).filter((f) => layerOf(f) === 0).length).toBeGreaterThan(8)
+    expect({ upward, callCycles }).toEqual({ upward: [], callCycles: [] })
   })
 })
 
@@ -288,7 +328,7 @@ describe("the guard notices a broken layout", () => {
       "topic_ring.c":
         '#include "sys.h"\n/* not atomic_load_explicit here, nor __linux__ */\nx = shm_load_acquire(&w);\n',
     }
-    expect(cViolations(ok)).toEqual({ cycles: [], rawAtomics: [], osAbove: [] })
+    expect(cViolations(ok)).toEqual({ cycles: [], upward: [], callCycles: [], rawAtomics: [], osAbove: [] })
     expect(cViolations({ ...ok, "shm.h": '#include "sys.h"\n' }).cycles).toEqual([
       ["sys.h", "platform.h", "shm.h", "sys.h"],
     ])
@@ -298,6 +338,27 @@ describe("the guard notices a broken layout", () => {
       "lease_wait.c",
     ])
     expect(cViolations({ ...ok, "lease_open.c": "#if defined(__APPLE__)\n#endif\n" }).osAbove).toEqual(["lease_open.c"])
+  })
+
+  test("csrc/: an include of a layer above and a circle of calls between C files are each found", () => {
+    const ok = {
+      "slotbus.h": "int sb_park(void *ch);\n",
+      "platform.h": "int plat_wait(int w);\n",
+      "platform.c": '#include "platform.h"\nint plat_wait(int w) { return w; }\n',
+      "park.c": '#include "slotbus.h"\n#include "platform.h"\nint sb_park(void *ch) { return plat_wait(0); }\n',
+      "stream.c": '#include "slotbus.h"\nint stream_wait(void *ch) {\n  return sb_park(ch);\n}\n',
+      "transitions.c": '#include "slotbus.h"\nint sb_hub_poll(void *ch) { return stream_wait(ch); }\n',
+    }
+    expect(cViolations(ok)).toMatchObject({ upward: [], callCycles: [] })
+    const up = { ...ok, "platform.c": '#include "platform.h"\n#include "slotbus.h" /* SB_ESOCKDIR */\n' }
+    expect(cViolations(up).upward).toEqual(["platform.c includes slotbus.h"])
+    // a static helper of the same name, or a call inside a comment, is no edge; a call back up is
+    const local = "static int sb_hub_poll(void *ch) { return 0; }\n/* sb_hub_poll(ch) */\n"
+    expect(cViolations({ ...ok, "park.c": ok["park.c"] + local }).callCycles).toEqual([])
+    const back = "int stream_park(void *ch) { return sb_hub_poll(ch); }\n"
+    expect(cViolations({ ...ok, "park.c": ok["park.c"] + back }).callCycles).toEqual([
+      ["park.c", "transitions.c", "stream.c", "park.c"],
+    ])
   })
 
   test("an import cycle is found, type-only or through several files; a diamond is not one", () => {
