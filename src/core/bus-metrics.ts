@@ -1,7 +1,8 @@
 // What a bus measures for GET /metrics (serveStatus) and its status view: request duration and queue wait as
 // histograms, per bus and per worker seat, per route when the app asks (metricsRoutes); failures by the error's
-// class with the last message of each; and the slowest recent requests. The Dispatcher calls in at the moments it
-// already knows (a request sent, answered, failed; a worker joined or left), with times it already measured.
+// class with the last message of each; and the slowest recent requests. The bus's observer (observe.ts) calls in at
+// the moments the Dispatcher already knows (a request sent, answered, failed), the Dispatcher when a worker joins or
+// leaves, with times already measured. Its duration histogram is also bus.stats()'s latency (stats.ts).
 import { BoundedLabels, Histogram, type HistogramSnapshot } from "../kit/index.ts"
 import { TimeoutError } from "../errors.ts"
 import type { Endpoint, Pending } from "./endpoint.ts"
