@@ -1,7 +1,9 @@
 // A contest name is used one way on a host, local or cluster-wide (docs/PROTOCOL.md §12.5): each side makes its
-// own marker first, then looks for the other's: abstract sockets listed in /proc/net/unix on the Linux backend,
-// shared locks on files in the socket directory on the portable one (§13.2; no abstract names on macOS).
+// own marker first, then looks for the other's: abstract sockets listed in /proc/net/unix on the Linux backend (a
+// cluster marker counts when its holder runs as this user: kit/host-seat.ts holderOf), shared locks on files in the
+// socket directory on the portable one (§13.2; no abstract names on macOS).
 import { readFileSync } from "node:fs"
+import { euid, holderOf, squatterText } from "../kit/index.ts"
 import { lockHost, portableBackend, unlockHost } from "../native/ffi.ts"
 import { ContestModeError } from "./errors.ts"
 
@@ -59,11 +61,30 @@ export function localInUse(name: string): boolean {
   return boundNames().includes(`@slotbus-lease.${name}`)
 }
 
-/** Whether some process of this host (this one included) has the cluster contest `name` open. */
+/** Whether some process of this host and user (this one included) has the cluster contest `name` open. */
 export function clusterInUse(name: string): boolean {
-  if (portableBackend()) return lockedByAny(CLUSTER, name)
-  const prefix = `@slotbus-lease-cluster.${name}.`
-  return boundNames().some((n) => n.startsWith(prefix) && /^\d+$/.test(n.slice(prefix.length)))
+  if (portableBackend()) return lockedByAny(CLUSTER, name) // the lock files are in this user's directory
+  const prefix = `${CLUSTER}${name}.`
+  return boundNames().some((n) => {
+    const pid = n.slice(prefix.length + 1)
+    return n.startsWith(`@${prefix}`) && /^\d+$/.test(pid) && ownMarker(prefix, pid)
+  })
+}
+
+const warned = new Set<string>()
+
+/** Any uid can bind an abstract name: a marker counts only when its holder runs as this euid (SO_PEERCRED). */
+function ownMarker(prefix: string, name: string): boolean {
+  const holder = holderOf(prefix, name)
+  if (holder === "ours" || holder === "none") return holder === "ours"
+  const address = `@${prefix}${name}`
+  if (!warned.has(address)) {
+    warned.add(address)
+    console.warn(
+      `slotbus: the contest marker "${address}" (docs/PROTOCOL.md §12.5) is held by ${squatterText(holder)}, not by this user (uid ${euid()}); it is no contest of this user's and is ignored: stop that process`,
+    )
+  }
+  return false
 }
 
 export function modeError(name: string, open: "local" | "cluster"): ContestModeError {
