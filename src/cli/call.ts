@@ -18,6 +18,14 @@ argument, or stdin when it is "-". Without -X the method is POST with a body, GE
 Exit codes: 0 an answer below 400; 1 an answer of 400 or more (its status on stderr); 2 a usage mistake;
 3 no answer: no such bus, another user's bus, no worker, a timeout, a worker that died mid-call.`
 
+const OPTIONS = {
+  method: { type: "string", short: "X" },
+  header: { type: "string", short: "H", multiple: true },
+  include: { type: "boolean", short: "i" },
+  timeout: { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const
+
 const usage = (problem: string) => new CliProblem(problem, 2, USAGE)
 
 /** Runs `slotbus call …`; resolves with the exit code. */
@@ -26,20 +34,7 @@ export function runCallCli(argv: string[]): Promise<number> {
 }
 
 async function call(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(
-    {
-      args: argv,
-      allowPositionals: true,
-      options: {
-        method: { type: "string", short: "X" },
-        header: { type: "string", short: "H", multiple: true },
-        include: { type: "boolean", short: "i" },
-        timeout: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    },
-    usage,
-  )
+  const { values, positionals } = parse({ args: argv, allowPositionals: true, options: OPTIONS }, usage)
   if (values.help) return help(USAGE)
   const [bus, path, bodyArg, ...extra] = positionals
   if (!bus || !path) throw usage("name the bus and the path")

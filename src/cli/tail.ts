@@ -20,6 +20,13 @@ stderr. Ctrl-C or SIGTERM leaves the topic.
   --queue n       events that may wait for this tail before the oldest are counted as missed (default 4096)
   --from oldest   start with the oldest event still in the ring instead of the next one`
 
+const OPTIONS = {
+  json: { type: "boolean" },
+  queue: { type: "string" },
+  from: { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const
+
 const usage = (problem: string) => new CliProblem(problem, 2, USAGE)
 /** A problem past the arguments (the topic, the filter): exit 1. */
 const failed = (problem: string) => new CliProblem(problem, 1)
@@ -30,19 +37,7 @@ export function runTailCli(argv: string[]): Promise<number> {
 }
 
 async function tail(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(
-    {
-      args: argv,
-      allowPositionals: true,
-      options: {
-        json: { type: "boolean" },
-        queue: { type: "string" },
-        from: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    },
-    usage,
-  )
+  const { values, positionals } = parse({ args: argv, allowPositionals: true, options: OPTIONS }, usage)
   if (values.help) return help(USAGE)
   const [name, ...rest] = positionals
   if (!name) throw usage("name the topic")
