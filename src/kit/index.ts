@@ -1,5 +1,6 @@
 // The toolkit: what several rooms share and that knows nothing of slots - option checks, timers, backoff, an
-// emitter, process supervision, token files, create modes, status sections. Rooms import it through this file.
+// emitter, process supervision, token files, create modes, status sections, the per-host election (host-seat.ts).
+// Rooms import it through this file.
 export { Backoff } from "./backoff.ts"
 export type { BackoffOptions } from "./backoff.ts"
 export { Emitter } from "./emitter.ts"
