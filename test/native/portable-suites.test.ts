@@ -15,6 +15,7 @@ const LEFT_OUT = new Set([
   "core/fronts-uid.test.ts",
   "events/uid.test.ts",
   "leases/uid.test.ts",
+  "leases/mode-uid.test.ts",
   "events/hosts.test.ts",
   "events/durable.test.ts",
   "events/durable-hosts.test.ts",
