@@ -61,7 +61,8 @@ export interface RawClient {
   /** Every parsed message received so far, and each one's line as it came. */
   readonly received: any[]
   readonly lines: string[]
-  waitFor(pred: (m: any) => boolean, what: string): Promise<any>
+  /** The first message matching pred; `timeoutMs` for waits behind a long queue on a loaded machine. */
+  waitFor(pred: (m: any) => boolean, what: string, timeoutMs?: number): Promise<any>
   /** Reads nothing more until resumed (what the bus writes stays in the kernel, then in the bus). */
   pause(): void
   close(): void
@@ -102,8 +103,8 @@ export async function rawClient(address: string): Promise<RawClient> {
     write: (text) => void socket.write(text),
     received,
     lines: rawLines,
-    async waitFor(pred, what) {
-      await until(() => received.some(pred), what)
+    async waitFor(pred, what, timeoutMs) {
+      await until(() => received.some(pred), what, timeoutMs)
       return received.find(pred)
     },
     pause: () => void socket.pause(),
