@@ -6,7 +6,8 @@ import { EMPTY } from "./codec.ts"
 import { TimeoutError, WorkerGoneError } from "../errors.ts"
 import { MAX_TIMER_MS } from "../kit/index.ts"
 import type { BusMetrics } from "./bus-metrics.ts"
-import { BusObserver, type BusCounters } from "./observe.ts"
+import { BusObserver } from "./observe.ts"
+import type { BusCounters } from "./observe-counters.ts"
 import {
   nowMs,
   readAnswer,

@@ -2,7 +2,7 @@
 // (Endpoint, implemented by slot-endpoint.ts and remote-endpoint.ts) and what an endpoint may do to the
 // dispatcher's books (EndpointHost). Separate because the dispatcher, both kinds of worker and the bus read them.
 import { State } from "../native/ffi.ts"
-import type { BusCounters } from "./observe.ts"
+import type { BusCounters } from "./observe-counters.ts"
 import type { ClientTrace } from "./trace.ts"
 
 export interface WorkerInfo {
