@@ -9,6 +9,7 @@ import { SlotBus } from "../../src/index.ts"
 import { spawn, type Child } from "../lib/child.ts"
 import { closedLoop } from "../lib/closed-loop.ts"
 import { processCpuSeconds, selfCpuSeconds } from "../lib/cpu.ts"
+import { devPackagesHint, missingDevPackages } from "../lib/dev-packages.ts"
 import { busyWarnings, describeMachine, machineBusySeconds } from "../lib/machine.ts"
 import { median } from "../lib/samples.ts"
 import { kibObject } from "./payload.ts"
@@ -266,6 +267,13 @@ export async function main(argv: string[]): Promise<number> {
     if (names.some((n) => !(n in ONLY_NAMES)))
       return (void console.error(`--only takes some of ${Object.keys(ONLY_NAMES).join(",")}\n${USAGE}`), 2)
     only = names.map((n) => ONLY_NAMES[n]!)
+  }
+  const missing = missingDevPackages(only.filter((m) => m === "tinypool" || m === "piscina"))
+  if (missing.length > 0) {
+    const hint = devPackagesHint("rpc", "the comparison with tinypool and piscina", missing)
+    if (args.only !== null) return (void console.error(hint), 2)
+    console.error(`${hint}; measuring the others without it`)
+    only = only.filter((m) => !missing.includes(m))
   }
   const machine = describeMachine()
   const load = loadavg()

@@ -10,6 +10,7 @@ import { busyWarnings, describeMachine, machineBusySeconds } from "../lib/machin
 import { median } from "../lib/samples.ts"
 import { closedLoop } from "../lib/closed-loop.ts"
 import { processCpuSeconds, selfCpuSeconds } from "../lib/cpu.ts"
+import { devPackage, devPackagesHint, missingDevPackages } from "../lib/dev-packages.ts"
 
 const USAGE = `usage: slotbus bench stdio [--time ms] [--rounds n] [--quick] [--only echo|mcp] [--json]
        slotbus bench stdio soak [options]   (SIGKILL/SIGSTOP soak: slotbus bench stdio soak --help)
@@ -20,16 +21,10 @@ const USAGE = `usage: slotbus bench stdio [--time ms] [--rounds n] [--quick] [--
   --json        one JSON object per line instead of the table`
 
 const ECHO_WORKER = join(import.meta.dir, "echo-worker.ts")
-const EVERYTHING = join(
-  import.meta.dir,
-  "..",
-  "..",
-  "node_modules",
-  "@modelcontextprotocol",
-  "server-everything",
-  "dist",
-  "index.js",
-)
+const MCP_PACKAGES = [
+  "@modelcontextprotocol/sdk/client/index.js",
+  "@modelcontextprotocol/server-everything/dist/index.js",
+]
 const PARAMS = { text: "x".repeat(48) } // ~64-byte request line body
 
 interface Row {
@@ -203,7 +198,7 @@ async function echoTargets(): Promise<Target[]> {
 async function mcpTargets(): Promise<Target[]> {
   const { Client } = await import("@modelcontextprotocol/sdk/client/index.js")
   const { StdioClientTransport } = await import("@modelcontextprotocol/sdk/client/stdio.js")
-  const argv = [process.execPath, EVERYTHING, "stdio"]
+  const argv = [process.execPath, devPackage(MCP_PACKAGES[1]!)!, "stdio"]
   const direct = directTarget("mcp", argv, "tools/call", ECHO_CALL)
   await direct.pipe.request("initialize", INIT)
   direct.pipe.send({ jsonrpc: "2.0", method: "notifications/initialized" })
@@ -266,12 +261,16 @@ export async function main(argv: string[]): Promise<number> {
   const { ms, rounds, only, json } = args
   if (only !== null && only !== "echo" && only !== "mcp")
     return (void console.error(`--only takes echo or mcp\n${USAGE}`), 2)
+  const missing = only === "echo" ? [] : missingDevPackages(MCP_PACKAGES)
+  const hint = devPackagesHint("stdio", "the MCP comparison", missing)
+  if (missing.length > 0 && only === "mcp") return (void console.error(hint), 2)
+  if (missing.length > 0) console.error(`${hint}; measuring echo alone`)
   const machine = describeMachine()
   const busy0 = machineBusySeconds()
   const self0 = selfCpuSeconds()
   const t0 = performance.now()
   const rows: Row[] = []
-  for (const setup of [only !== "mcp" ? echoTargets : null, only !== "echo" ? mcpTargets : null]) {
+  for (const setup of [only !== "mcp" ? echoTargets : null, only !== "echo" && !missing.length ? mcpTargets : null]) {
     if (!setup) continue
     const targets = await setup()
     try {

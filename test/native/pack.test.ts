@@ -1,5 +1,15 @@
 import { afterAll, beforeAll, expect, test } from "bun:test"
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { libraryFile } from "../../src/native/lib-path.ts"
@@ -161,6 +171,56 @@ test("the package carries the bench and the protocol, and leaves the perf notes 
   const help = await runOk(["bun", join(installed, "bin", "slotbus.ts"), "bench", "events", "--help"], consumer, env)
   expect(help).toContain("usage: slotbus bench events")
 })
+
+test("the package ships what slotbus bench runs, and none of the repository's own comparison scripts", async () => {
+  const installed = join(consumer, "node_modules", "slotbus")
+  const slotbus = join(installed, "bin", "slotbus.ts")
+  // every room of `slotbus bench` loads from the package alone
+  for (const room of [
+    "",
+    "soak",
+    "events",
+    "leases",
+    "stdio",
+    "rpc",
+    "stream",
+    "remote",
+    "realwork",
+    "fronts",
+    "compare",
+  ]) {
+    const out = await runOk(["bun", slotbus, "bench", ...(room ? [room] : []), "--help"], consumer, env)
+    expect(out).toContain(`slotbus bench${room ? ` ${room}` : ""}`)
+  }
+  // the scripts run with bun from a clone (mitata micro-benchmarks, perf runs) stay there
+  const shipped = readdirSync(join(installed, "bench"), { recursive: true })
+    .map(String)
+    .filter((f) => statSync(join(installed, "bench", f)).isFile())
+  const devOnly = shipped.filter((f) => /from "mitata"/.test(readFileSync(join(installed, "bench", f), "utf8")))
+  expect({ devOnly, http: existsSync(join(installed, "bench", "http")) }).toEqual({ devOnly: [], http: false })
+  expect(existsSync(join(installed, "scripts", "leftovers.ts"))).toBe(false)
+})
+
+test.each([
+  ["rpc", "tinypool", "tinypool piscina"],
+  ["stdio", "mcp", "@modelcontextprotocol/sdk @modelcontextprotocol/server-everything"],
+])(
+  "slotbus bench %s --only %s without the repository's dev dependencies says which to add before measuring",
+  async (room, only, add) => {
+    const r = await run(
+      ["bun", join(consumer, "node_modules", "slotbus", "bin", "slotbus.ts"), "bench", room, "--only", only],
+      {
+        cwd: consumer,
+        env,
+        timeoutMs: 30_000,
+      },
+    )
+    expect(r.stderr).toContain(`bun add -d ${add}`)
+    expect(r.stdout).toBe("")
+    expect(r.code).toBe(2)
+  },
+  60_000,
+)
 
 const entries = [
   "slotbus",
