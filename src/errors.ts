@@ -106,6 +106,34 @@ export class PoolFailedError extends SlotBusError {
   }
 }
 
+/** What to do when the system refuses for want of something, by errno name. */
+const SYSTEM_HINTS: Record<string, string> = {
+  EMFILE: "this process is at its open-file limit: close some handles, or raise the limit (ulimit -n)",
+  ENFILE: "the system is at its open-file limit: close some files, or raise fs.file-max",
+  ENOMEM: "the system is out of memory: free some, or use fewer or smaller regions",
+}
+
+/**
+ * The system refused a call slotbus made for you (out of fds or memory, …): `errno` is the number it gave, as data
+ * (positive), `code` its name ("EMFILE"); the message names the call and, when it can, what to do.
+ */
+export class SystemError extends SlotBusError {
+  /** The errno's name, e.g. "EMFILE" ("EUNKNOWN" when this OS has no name for it). */
+  readonly code: string
+
+  constructor(
+    /** What failed, e.g. `cannot subscribe to "prices"`. */
+    what: string,
+    /** The errno, positive. */
+    readonly errno: number,
+    code: string,
+  ) {
+    const hint = SYSTEM_HINTS[code]
+    super(`${what}: ${code} (errno ${errno})${hint ? `; ${hint}` : ""}`)
+    this.code = code
+  }
+}
+
 /** Another hub already listens under this name. */
 export class NameInUseError extends SlotBusError {}
 

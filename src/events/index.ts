@@ -9,4 +9,11 @@ export { Subscription, TopicEvent, EventBatch } from "./subscription.ts"
 export type { ReceiveOptions, SubscribeOptions } from "./subscription.ts"
 export type { EventData, Routing, TopicFilter } from "./codec.ts"
 export { TopicClosedError, TopicFullError, TopicStreamError } from "./errors.ts"
-export { AlreadyExistsError, ClosedError, FullError, NotFoundError, SettingsMismatchError } from "../errors.ts"
+export {
+  AlreadyExistsError,
+  ClosedError,
+  FullError,
+  NotFoundError,
+  SettingsMismatchError,
+  SystemError,
+} from "../errors.ts"

@@ -1,6 +1,5 @@
 // A subscriber: C filters and copies matching records into a private batch; JS reads events out of it.
 import { toArrayBuffer, type Pointer } from "bun:ffi"
-import { ProtocolError } from "../errors.ts"
 import type { IdleStrategy } from "../core/index.ts"
 import { Pump, type Parking } from "../core/internal.ts"
 import {
@@ -14,8 +13,9 @@ import {
   type OtelLink as Link,
   type TraceContext,
 } from "../kit/index.ts"
-import { TopicConst, topicNative } from "../native/ffi.ts"
+import { topicNative } from "../native/ffi.ts"
 import type { Routing } from "./codec.ts"
+import { topicError } from "./errno.ts"
 import { linkTo } from "./trace.ts"
 
 const utf8 = new TextDecoder()
@@ -240,6 +240,7 @@ export interface SubscribeOptions {
 
 /** What the topic needs of a subscriber it owns. */
 export interface SubscriptionOwner {
+  readonly name: string
   readonly ptr: Pointer
   forget(sub: Subscription, native: NativeSub, freed: Promise<void>): void
 }
@@ -442,9 +443,7 @@ export class Subscription implements AsyncIterable<TopicEvent>, AsyncDisposable,
     const n = topicNative.sb_sub_poll(this.native.ptr, max)
     if (n < 0) {
       this.close()
-      throw new ProtocolError(
-        n === TopicConst.E_CORRUPT ? "the topic's ring is corrupt" : `topic poll failed: errno ${-n}`,
-      )
+      throw topicError("poll", n, this.owner.name)
     }
     this.count = n
     this.index = this.offset = 0

@@ -2,7 +2,7 @@
 // housekeeping and close (docs/PROTOCOL.md §8). Its options are options.ts's, its header header.ts's, its stats and
 // status section status.ts's, its side of a bridge across hosts bridge-host.ts's.
 import { toArrayBuffer, type Pointer } from "bun:ffi"
-import { PayloadTooLargeError, PeerRefusedError, ProtocolError, SlotBusError, TimeoutError } from "../errors.ts"
+import { PayloadTooLargeError } from "../errors.ts"
 import type { TopicBridge, TopicBridgeHost, TopicBridgeStats } from "./bridge.ts"
 import {
   CreateModeValue,
@@ -10,8 +10,6 @@ import {
   TOPIC_OUT_WORDS,
   TopicConst,
   Errno,
-  E_SOCKET_DIR,
-  socketDirError,
   TopicOut,
   topicNative,
   loadNative,
@@ -19,7 +17,6 @@ import {
 import { tuning } from "../core/internal.ts"
 import {
   checkOptions,
-  createRefusal,
   madeBy,
   settingMismatch,
   METRICS,
@@ -42,7 +39,8 @@ import {
   type TopicFilter,
 } from "./codec.ts"
 import { DURABLE_KEY, DurableSubscription } from "./durable.ts"
-import { TopicClosedError, TopicFullError, TopicStreamError } from "./errors.ts"
+import { topicError } from "./errno.ts"
+import { TopicClosedError, TopicStreamError } from "./errors.ts"
 import { TopicHeader } from "./header.ts"
 import {
   checkFrom,
@@ -68,12 +66,6 @@ import {
 
 const TICK_MS = 20 // housekeeping: answer newcomers, collect the dead
 
-// Our rendezvous name has our euid in it (§8.1): another user's library never binds it, only a process that does so
-// by hand, on purpose.
-const heldByAnother = (name: string) =>
-  new PeerRefusedError(
-    `topic "${name}" is held by a process of another user, which bound this user's name for it by hand; use another name, or find and stop that process (ss -xlp shows who listens on slotbus.topic.${process.geteuid?.() ?? ""}.${name})`,
-  )
 const SCRATCH_START = 64 * 1024
 const open = new Set<Topic>()
 const FACTORY = Symbol("Topic.open")
@@ -144,14 +136,12 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
       const ptr = topicNative.sb_topic_open_start(cname, capacity, CreateModeValue[create], err) as Pointer | null
       const e = err[0]!
       if (!ptr) {
-        if (e === E_SOCKET_DIR) throw socketDirError(`cannot open topic "${name}"`)
-        if (e === Errno.EPERM) throw heldByAnother(name)
         // the members' backlog is full (a flood of connections, maybe from another uid): they take 64 a tick
         if (e === Errno.EAGAIN && performance.now() < deadline) {
           await Bun.sleep(5)
           continue
         }
-        throw createRefusal(`topic "${name}"`, e) ?? new SlotBusError(`cannot open topic "${name}": errno ${-e}`)
+        throw topicError("open", e, name)
       }
       if (e === 0) return new Topic(FACTORY, name, ptr, opts)
       // Joining: a member answers on its next housekeeping tick (maybe in this very process).
@@ -169,12 +159,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
       }
       topicNative.sb_topic_close(ptr)
       if (r === Errno.ECONNRESET && performance.now() <= deadline) continue // the members left meanwhile: again
-      if (r === Errno.EAGAIN)
-        throw new TimeoutError(`topic "${name}": no member answered within ${timeoutMs}ms (all stopped or busy?)`)
-      if (r === Errno.EPERM) throw heldByAnother(name)
-      if (r === TopicConst.E_CORRUPT)
-        throw new ProtocolError(`topic "${name}": a member sent a malformed hello or region`)
-      throw new SlotBusError(`cannot join topic "${name}": errno ${-r}`)
+      throw topicError("join", r, name, timeoutMs)
     }
   }
 
@@ -197,7 +182,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
     let n = encodeEvent(this.scratch, this.scratchView, ev.type, ev.routing, ev.data)
     while (n < 0) n = this.growScratch(ev)
     const r = topicNative.sb_topic_publish(this.ptr, this.scratch, n)
-    if (r !== 0) this.publishFailed(r, n)
+    if (r !== 0) throw topicError("publish", r, this.name, n)
     const out = this.out
     if (out[TopicOut.flags]! & PubFlag.BAD_BINDING)
       this.warn(
@@ -216,7 +201,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
     this.scratch.set(encoded)
     clearLost(this.scratchView)
     const r = topicNative.sb_topic_publish(this.ptr, this.scratch, encoded.length)
-    if (r !== 0) this.publishFailed(r, encoded.length)
+    if (r !== 0) throw topicError("publish", r, this.name, encoded.length)
     return this.out[TopicOut.posLo]! + this.out[TopicOut.posHi]! * 4294967296
   }
 
@@ -225,7 +210,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
     if (this.closed) throw new TopicClosedError(`topic "${this.name}" is closed`)
     const rec = encodeLoss(type, lost)
     const r = topicNative.sb_topic_publish(this.ptr, rec, rec.length)
-    if (r !== 0) this.publishFailed(r, rec.length)
+    if (r !== 0) throw topicError("publish", r, this.name, rec.length)
   }
 
   /** Subscribes with a filter: `{ type: "session.*", routing: { scroll: id } }`; `{}` receives everything. */
@@ -256,12 +241,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
   ): Subscription {
     const err = new Int32Array(1)
     const ptr = topicNative.sb_sub_open(this.ptr, bytes, bytes.length, queue, at, err) as Pointer | null
-    if (!ptr) {
-      if (err[0] === Errno.ENOSPC)
-        throw new TopicFullError(`topic "${this.name}" has ${TopicConst.MAX_SUBS} subscribers already; close some`)
-      if (err[0] === E_SOCKET_DIR) throw socketDirError(`cannot subscribe to "${this.name}"`)
-      throw new SlotBusError(`cannot subscribe to "${this.name}": errno ${-err[0]!}`)
-    }
+    if (!ptr) throw topicError("subscribe", err[0]!, this.name)
     const native: NativeSub = { ptr }
     let sub: Subscription
     try {
@@ -314,8 +294,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
       throw new TypeError("a rule is { type, keys: [A, B], fill: C }")
     const bytes = encodeRule(rule.type, rule.keys[0], rule.keys[1], rule.fill)
     const r = topicNative.sb_topic_add_rule(this.ptr, bytes, bytes.length)
-    if (r === Errno.ENOSPC) throw new TopicFullError(`topic "${this.name}" has ${TopicConst.MAX_RULES} rules already`)
-    if (r < 0) throw new TypeError(`rule refused: errno ${-r}`)
+    if (r < 0) throw topicError("bind", r, this.name)
   }
 
   /** Live subscribers and publishers of the whole topic (every process), read from shared memory. */
@@ -431,16 +410,5 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
     this.scratch = new Uint8Array(Math.min(max, this.scratch.length * 4))
     this.scratchView = new DataView(this.scratch.buffer)
     return encodeEvent(this.scratch, this.scratchView, ev.type, ev.routing, ev.data)
-  }
-
-  private publishFailed(r: number, n: number): never {
-    if (r === Errno.EMSGSIZE)
-      throw new PayloadTooLargeError(`the event (${n} bytes encoded) is larger than a quarter of the topic's capacity`)
-    if (r === Errno.EINVAL) throw new TypeError("the event is malformed")
-    if (r === Errno.ENOSPC)
-      throw new TopicFullError(
-        `topic "${this.name}" has ${TopicConst.MAX_PUBS} publishers already; close some handles, or publish through one`,
-      )
-    throw new SlotBusError(`publish to "${this.name}" failed: errno ${-r}`)
   }
 }

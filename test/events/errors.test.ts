@@ -1,7 +1,9 @@
-// A topic's errors: "closed" and "full" are the shared shapes (ClosedError, FullError catch them in every room).
+// A topic's errors: "closed" and "full" are the shared shapes (ClosedError, FullError catch them in every room), and
+// what the system refuses is a SystemError with its errno as data.
 import { afterEach, expect, test } from "bun:test"
+import { constants } from "node:os"
 import { ClosedError, FullError, Topic, TopicClosedError, TopicFullError } from "../../src/events/index.ts"
-import { busName } from "../support/helpers.ts"
+import { busName, FIXTURES, run } from "../support/helpers.ts"
 
 const cleanup: { close(): void }[] = []
 afterEach(() => {
@@ -39,3 +41,19 @@ test("a rule beyond the topic's rule table throws TopicFullError, which is a Ful
   expect(e).toBeInstanceOf(TopicFullError)
   expect(e).toBeInstanceOf(FullError)
 })
+
+test("a subscribe in a process at its open-file limit throws a SystemError whose errno and code are EMFILE", async () => {
+  // the child takes every fd `ulimit -n` leaves it, so its subscription's wake socket cannot be made
+  const r = await run(
+    ["sh", "-c", 'ulimit -n 256 && exec "$0" "$@"', process.execPath, `${FIXTURES}/topic-no-fds.ts`, busName("nofd")],
+    { timeoutMs: 30_000 },
+  )
+  expect(r.stderr).toBe("")
+  expect(JSON.parse(r.stdout)).toMatchObject({
+    threw: true,
+    name: "SystemError",
+    slotbus: true,
+    errno: constants.errno.EMFILE,
+    code: "EMFILE",
+  })
+}, 60_000)

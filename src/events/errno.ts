@@ -1,0 +1,85 @@
+// A topic call's failure as libslotbus returns it (a negative errno, as data) made the typed error a caller can
+// catch: one table for every call. An errno means something else per call (EPERM is another user's socket on open,
+// mprotect on publish), so each call lists its own; any other is a SystemError carrying the errno and its name.
+import { PayloadTooLargeError, PeerRefusedError, ProtocolError, TimeoutError } from "../errors.ts"
+import { createRefusal, systemError } from "../kit/index.ts"
+import { E_SOCKET_DIR, Errno, socketDirError, TopicConst } from "../native/ffi.ts"
+import { TopicFullError } from "./errors.ts"
+
+export type TopicCall = "open" | "join" | "subscribe" | "bind" | "publish" | "poll"
+
+/** name: the topic's; n: the call's own figure (a join's timeout in ms, an event's encoded size in bytes). */
+type Made = (name: string, n: number) => Error
+
+// Our rendezvous name has our euid in it (§8.1): another user's library never binds it, only a process that does so
+// by hand, on purpose.
+const heldByAnother: Made = (name) =>
+  new PeerRefusedError(
+    `topic "${name}" is held by a process of another user, which bound this user's name for it by hand; use another name, or find and stop that process (ss -xlp shows who listens on slotbus.topic.${process.geteuid?.() ?? ""}.${name})`,
+  )
+const refused =
+  (errno: number): Made =>
+  (name) =>
+    createRefusal(`topic "${name}"`, errno)!
+
+const DOING: Record<TopicCall, (name: string) => string> = {
+  open: (name) => `cannot open topic "${name}"`,
+  join: (name) => `cannot join topic "${name}"`,
+  subscribe: (name) => `cannot subscribe to "${name}"`,
+  bind: (name) => `cannot add a rule to topic "${name}"`,
+  publish: (name) => `publish to "${name}" failed`,
+  poll: (name) => `cannot read topic "${name}"`,
+}
+
+const TABLE: Record<TopicCall, [number, Made][]> = {
+  open: [
+    [E_SOCKET_DIR, (name) => socketDirError(DOING.open(name))],
+    [Errno.EPERM, heldByAnother],
+    [Errno.ENOENT, refused(Errno.ENOENT)],
+    [Errno.EEXIST, refused(Errno.EEXIST)],
+  ],
+  join: [
+    [
+      Errno.EAGAIN,
+      (name, ms) => new TimeoutError(`topic "${name}": no member answered within ${ms}ms (all stopped or busy?)`),
+    ],
+    [Errno.EPERM, heldByAnother],
+    [TopicConst.E_CORRUPT, (name) => new ProtocolError(`topic "${name}": a member sent a malformed hello or region`)],
+  ],
+  subscribe: [
+    [
+      Errno.ENOSPC,
+      (name) => new TopicFullError(`topic "${name}" has ${TopicConst.MAX_SUBS} subscribers already; close some`),
+    ],
+    [E_SOCKET_DIR, (name) => socketDirError(DOING.subscribe(name))],
+  ],
+  bind: [
+    [Errno.ENOSPC, (name) => new TopicFullError(`topic "${name}" has ${TopicConst.MAX_RULES} rules already`)],
+    [Errno.EINVAL, () => new TypeError("rule refused: the rule is malformed")],
+  ],
+  publish: [
+    [
+      Errno.EMSGSIZE,
+      (_, n) =>
+        new PayloadTooLargeError(`the event (${n} bytes encoded) is larger than a quarter of the topic's capacity`),
+    ],
+    [Errno.EINVAL, () => new TypeError("the event is malformed")],
+    [
+      Errno.ENOSPC,
+      (name) =>
+        new TopicFullError(
+          `topic "${name}" has ${TopicConst.MAX_PUBS} publishers already; close some handles, or publish through one`,
+        ),
+    ],
+  ],
+  poll: [[TopicConst.E_CORRUPT, () => new ProtocolError("the topic's ring is corrupt")]],
+}
+const BY_ERRNO = Object.fromEntries(Object.entries(TABLE).map(([call, rows]) => [call, new Map(rows)])) as Record<
+  TopicCall,
+  Map<number, Made>
+>
+
+/** The error for topic `name`'s `call` that returned `r` (a negative errno, or one of libslotbus's own codes). */
+export function topicError(call: TopicCall, r: number, name: string, n = 0): Error {
+  return BY_ERRNO[call].get(r)?.(name, n) ?? systemError(DOING[call](name), r)
+}
