@@ -169,45 +169,34 @@ describe("stdio bus reload", () => {
   }, 30_000)
 
   test("a successor not ready in time rejects with a ReloadError that is a ReplaceError: pool, pids and reason as data", async () => {
-    const flag = join(tmpdir(), `slotbus-reload-${process.pid}-${Math.random().toString(36).slice(2)}`)
-    const config = {
-      pools: [
-        {
-          id: "w",
-          command: "sh",
-          args: [
-            "-c",
-            `if [ -e '${flag}' ]; then exec "$0" "$1" no-read; fi; exec "$0" "$1" echo`,
-            process.execPath,
-            STDIO_WORKER,
-          ],
-        },
-      ],
-    }
+    const dir = mkdtempSync(join(tmpdir(), "stdio-reload-shape-"))
+    // the pool's processes serve until the flag exists; a successor started after that never reads
+    const script = `if [ -e '${join(dir, "flag")}' ]; then exec "$0" "$1" no-read; fi; exec "$0" "$1" echo`
+    const pool = { id: "w", command: "sh", args: ["-c", script, process.execPath, STDIO_WORKER] }
     try {
-      await withBus(config, async (bus) => {
-        const [before] = pidsOf(bus)
-        expect(await bus.request("echo", {})).toMatchObject({ pid: before }) // past its start before the flag is set
-        writeFileSync(flag, "")
-        const exits: number[] = []
-        bus.on("worker-exit", (x) => exits.push(x.pid))
-        const e = await bus.reload("w", { readyTimeoutMs: 300 }).catch((err: unknown) => err)
+      await withBus({ pools: [pool] }, async (bus) => {
+        const [old] = pidsOf(bus)
+        await bus.request("echo", {}) // the first process is past its start before the flag is set
+        writeFileSync(join(dir, "flag"), "")
+        const e = (await bus.reload("w", { readyTimeoutMs: 300 }).catch((err: unknown) => err)) as ReloadError
         expect(e).toBeInstanceOf(ReloadError)
         expect(e).toBeInstanceOf(ReplaceError)
-        await until(() => exits.length === 1, "the successor stopped")
+        const reason = "was not ready within 300 ms (readyTimeoutMs)"
         expect(e).toMatchObject({
           pool: "w",
           instance: 0,
           operation: "reload",
           index: 0,
-          pid: before,
-          successor: exits[0],
-          reason: "was not ready within 300 ms (readyTimeoutMs)",
+          pid: old,
+          reason,
           oldExit: null,
         })
+        expect(e.successor).toBeGreaterThan(0)
+        expect(e.successor).not.toBe(old)
+        await until(() => !alive(e.successor), "the successor stopped")
       })
     } finally {
-      rmSync(flag, { force: true })
+      rmSync(dir, { recursive: true, force: true })
     }
   }, 30_000)
 
