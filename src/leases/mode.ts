@@ -1,7 +1,7 @@
 // A contest name is used one way on a host, local or cluster-wide (docs/PROTOCOL.md §12.5): each side makes its
-// own marker first, then looks for the other's: abstract sockets listed in /proc/net/unix on the Linux backend (a
-// cluster marker counts when its holder runs as this user: kit/host-seat.ts holderOf), shared locks on files in the
-// socket directory on the portable one (§13.2; no abstract names on macOS).
+// own marker first, then looks for the other's: abstract sockets listed in /proc/net/unix on the Linux backend (one
+// counts when its holder runs as this user: kit/host-seat.ts holderOf), shared locks on files in the socket
+// directory on the portable one (§13.2; no abstract names on macOS).
 import { readFileSync } from "node:fs"
 import { euid, holderOf, squatterText } from "../kit/index.ts"
 import { lockHost, portableBackend, unlockHost } from "../native/ffi.ts"
@@ -55,10 +55,10 @@ function boundNames(): string[] {
   }
 }
 
-/** Whether a local contest `name` (§7.1's socket) is open on this host. */
+/** Whether a local contest `name` (§7.1's socket) of this user is open on this host. */
 export function localInUse(name: string): boolean {
   if (portableBackend()) return lockedByAny(LOCAL, name)
-  return boundNames().includes(`@slotbus-lease.${name}`)
+  return boundNames().includes(`@slotbus-lease.${name}`) && ownMarker("slotbus-lease.", name)
 }
 
 /** Whether some process of this host and user (this one included) has the cluster contest `name` open. */
