@@ -11,7 +11,9 @@ if (skip) console.warn(`the bridge-election uid tests are skipped: ${skip}`)
 const ctx = natsPerFile(skip)
 
 function started(c: Child): Child {
-  ctx.cleanup.push(() => c.kill())
+  ctx.cleanup.push(async () => {
+    await c.kill()
+  })
   return c
 }
 
