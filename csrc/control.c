@@ -1,6 +1,6 @@
 /* A bus's control socket, docs/PROTOCOL.md §14: "\0slotbus-ctl.<name>" (the portable backend: its socket file,
  * §13.2), where a tool of the bus's own uid sends one request for the bus's workers. Only the rendezvous and the
- * uid check are here; the request and its answer are read and written by the TS side (src/core/control.ts). */
+ * uid check are here; the request and its answer are read and written by the TS side (src/core/ops/control.ts). */
 #include "slot_internal.h"
 
 static int ctl_addr(const char *name, struct sockaddr_un *a, socklen_t *len) {

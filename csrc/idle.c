@@ -1,4 +1,4 @@
-/* sb_idle: how a thread that polls a channel waits for its peer, the Bun side's idle strategies (src/core/idle.ts,
+/* sb_idle: how a thread that polls a channel waits for its peer, the Bun side's idle strategies (src/core/wire/idle.ts,
  * the Pump) for a plain polling loop. The same constants and the same two signs, so a C worker idles as a Bun
  * worker does: it spins while requests flow, gives the CPU up every few µs (after every empty poll while its peer
  * shares its CPU), parks on the doorbell after 1 ms without work (20 µs while the machine is oversubscribed), and

@@ -96,7 +96,7 @@ typedef struct {
   uint8_t waiting;       /* out of credit: parking must look at this slot's limit */
 } worker_stream;
 
-/* sb_idle's state (csrc/idle.c): the adaptive strategy's clocks and the two signs it watches, as src/core/idle.ts. */
+/* sb_idle's state (csrc/idle.c): the adaptive strategy's clocks and the two signs it watches, as src/core/wire/idle.ts. */
 typedef struct {
   uint64_t started;       /* the first sb_idle call: adaptive polls STARTUP_POLL_NS from here before it first parks */
   uint64_t last_progress; /* the last work (or wake-up) seen with a clock read */

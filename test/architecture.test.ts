@@ -213,7 +213,7 @@ describe("the layout of src/", () => {
   test("bun:ffi: one dlopen, in native/ffi.ts; shared-memory views (toArrayBuffer) in the files CONTRIBUTING names", () => {
     expect(Object.keys(files).filter((f) => /\bdlopen\s*\(/.test(files[f]!))).toEqual(["native/ffi.ts"])
     expect(valueImporters(/bun:ffi/)).toEqual([
-      "core/channel.ts",
+      "core/wire/channel.ts",
       "events/header.ts",
       "events/subscription.ts",
       "events/topic.ts",
@@ -381,13 +381,13 @@ describe("the guard notices a broken layout", () => {
   })
 
   test.each([
-    ["core/bus.ts", 'import { createHub } from "../http/index.ts"'],
+    ["core/hub/bus.ts", 'import { createHub } from "../../http/index.ts"'],
     ["http/hub.ts", 'import { SlotBus } from "../index.ts"'],
-    ["http/hub.ts", 'import { Channel } from "../core/channel.ts"'],
+    ["http/hub.ts", 'import { Channel } from "../core/wire/channel.ts"'],
     ["events/topic.ts", 'export { x } from "../leases/index.ts"'],
     ["native/lib-path.ts", 'import { SlotBus } from "../core/index.ts"'],
     ["errors.ts", 'import { native } from "./native/ffi.ts"'],
-    ["core/worker.ts", 'const m = await import("../stdio/index.ts")'],
+    ["core/worker/worker.ts", 'const m = await import("../../stdio/index.ts")'],
     ["stdio/bus.ts", 'import "../../bench/cli.ts"'],
     ["events/topic.ts", 'import { createHub } from "../http/index.ts"'], // the declared edge runs one way only
     ["leases/contest.ts", 'import { Topic } from "../events/index.ts"'], // an undeclared edge
@@ -395,17 +395,17 @@ describe("the guard notices a broken layout", () => {
     ["index.ts", 'export * from "./http/index.ts"'],
     ["leases/cluster.ts", 'const { nats } = await import("../nats/index.ts")'], // nats → leases, never back: the caller passes the transport in
     ["events/topic.ts", 'import type { TopicBridge } from "../nats/topic-bridge.ts"'],
-    ["core/bus.ts", 'import type { Nats } from "../nats/index.ts"'],
+    ["core/hub/bus.ts", 'import type { Nats } from "../../nats/index.ts"'],
     ["http/hub/status.ts", 'import { STATUS_PAGE_HTML } from "../../status/page.ts"'], // past the internal face
     ["leases/contest.ts", 'import { renderReport } from "../status/internal.ts"'], // an undeclared edge
     ["status/server.ts", 'import { runStatusCli } from "../cli/status.ts"'], // the commands sit on top: no room imports them
     ["http/hub/server.ts", 'import { runHubCli } from "../../cli/hub.ts"'],
     ["cli/tail.ts", 'import { Topic } from "../events/topic.ts"'], // the commands reach a room through its faces
     ["cli/status.ts", 'import { hubReport } from "../http/hub/section.ts"'],
-    ["kit/supervisor.ts", 'import type { SlotBus } from "../core/bus.ts"'], // the kit knows nothing of slots
+    ["kit/supervisor.ts", 'import type { SlotBus } from "../core/hub/bus.ts"'], // the kit knows nothing of slots
     ["kit/status.ts", 'import { SlotBus } from "../core/index.ts"'],
     ["events/topic.ts", 'import { sleep } from "../kit/timers.ts"'], // past the kit's index
-    ["core/bus.ts", 'import { checkOptions } from "../kit/option-check.ts"'],
+    ["core/hub/bus.ts", 'import { checkOptions } from "../../kit/option-check.ts"'],
   ])("%s with `%s` is refused", (file, line) => {
     expect(edgeViolations({ [file]: `${line}\n` }).length).toBe(1)
   })
@@ -413,7 +413,7 @@ describe("the guard notices a broken layout", () => {
   test.each([
     ["http/hub.ts", 'import { SlotBus, type IdleStrategy } from "../core/index.ts"'],
     ["events/topic.ts", 'import { native } from "../native/ffi.ts"'],
-    ["core/bus.ts", 'import type { Chan } from "../native/ffi.ts"'],
+    ["core/hub/bus.ts", 'import type { Chan } from "../../native/ffi.ts"'],
     ["http/hub/sse.ts", 'import { Topic } from "../../events/index.ts"'], // the declared edge
     ["nats/kv-lease.ts", 'import type { LeaseTable } from "../leases/internal.ts"'], // the transport implements the room's port
     ["http/hub/server.ts", 'import { Registry } from "./registry.ts"\nimport { RouteError } from "../errors.ts"'],
@@ -422,7 +422,7 @@ describe("the guard notices a broken layout", () => {
     ["cli/stdio.ts", 'import { StdioBus } from "../stdio/index.ts"\nimport { serveStatus } from "../status/index.ts"'],
     ["cli/call.ts", 'import { controlCall } from "../core/internal.ts"'],
     ["stdio/pool.ts", 'import { Supervisor } from "../kit/index.ts"'],
-    ["core/worker.ts", 'import { Backoff } from "../kit/index.ts"'],
+    ["core/worker/worker.ts", 'import { Backoff } from "../../kit/index.ts"'],
     ["kit/lifecycle.ts", 'import { Errno } from "../native/ffi.ts"'],
   ])("%s with `%s` is allowed", (file, line) => {
     expect(edgeViolations({ [file]: `${line}\n` })).toEqual([])

@@ -1,10 +1,10 @@
 // What an RPC call's arguments cost to cross: structured clone (bun:jsc serialize/deserialize) against JSON
 // (stringify, UTF-8 bytes, and back), for small arguments, a 1 KiB object and a 1 MiB Uint8Array, in one
 // process (the bytes still go through a Uint8Array, as they would through a slot), and what slotbus does with
-// them (src/core/rpc.ts). `bun bench/rpc/codec.ts`
+// them (src/core/rpc/rpc.ts). `bun bench/rpc/codec.ts`
 import { deserialize, serialize } from "bun:jsc"
 import { bench, do_not_optimize, group, run, summary } from "mitata"
-import { decodeValue, encodeValue } from "../../src/core/rpc.ts"
+import { decodeValue, encodeValue } from "../../src/core/rpc/rpc.ts"
 import { kibObject } from "./payload.ts"
 
 const encoder = new TextEncoder()
@@ -26,7 +26,7 @@ const reviver = (_: string, v: unknown) =>
     ? new Uint8Array(Buffer.from((v as { $bytes: string }).$bytes, "base64"))
     : v
 const jsonB64 = (v: unknown) => JSON.parse(decoder.decode(encoder.encode(JSON.stringify(v, replacer))), reviver)
-// What slotbus does: JSON when it brings the value back exactly, structured clone otherwise (src/core/rpc.ts).
+// What slotbus does: JSON when it brings the value back exactly, structured clone otherwise (src/core/rpc/rpc.ts).
 const slotbus = (v: unknown) => {
   const e = encodeValue(v)
   return decodeValue(e.json, typeof e.body === "string" ? encoder.encode(e.body) : new Uint8Array(e.body))

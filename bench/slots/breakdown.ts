@@ -3,8 +3,8 @@
 // bun bench/slots/breakdown.ts [filter regex]
 import { bench, do_not_optimize, group, run } from "mitata"
 import { SlotBus, SlotRequest, SlotWorker } from "../../src/core/index.ts"
-import { Channel } from "../../src/core/channel.ts"
-import { headerPairs, headLength, pairsToRecord, readHead, writeHead, align8 } from "../../src/core/codec.ts"
+import { Channel } from "../../src/core/wire/channel.ts"
+import { headerPairs, headLength, pairsToRecord, readHead, writeHead, align8 } from "../../src/core/wire/codec.ts"
 import { HUB_CONFIG_WORDS, Kind, Msg, loadNative, type Chan } from "../../src/native/ffi.ts"
 import { parseRoute, RouteTable } from "../../src/http/routes.ts"
 import { RequestServer } from "../../src/http/worker/request.ts"

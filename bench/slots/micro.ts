@@ -3,9 +3,9 @@
 import { toArrayBuffer, type Pointer } from "bun:ffi"
 import { closeSync } from "node:fs"
 import { bench, do_not_optimize, group, run, summary } from "mitata"
-import { align8, headerPairs, readHead, writeHead } from "../../src/core/codec.ts"
-import { BusMetrics } from "../../src/core/bus-metrics.ts"
-import type { Endpoint, Pending } from "../../src/core/endpoint.ts"
+import { align8, headerPairs, readHead, writeHead } from "../../src/core/wire/codec.ts"
+import { BusMetrics } from "../../src/core/observe/bus-metrics.ts"
+import type { Endpoint, Pending } from "../../src/core/endpoint/endpoint.ts"
 import { HUB_CONFIG_WORDS, Kind, Msg, MSG_WORDS, loadNative } from "../../src/native/ffi.ts"
 
 const native = await loadNative()
@@ -102,7 +102,7 @@ group("ffi call", () => {
   bench("sb_worker_poll(chan) on an empty ring", () => native.sb_worker_poll(worker))
 })
 
-group("codec (src/core/codec.ts)", () => {
+group("codec (src/core/wire/codec.ts)", () => {
   bench("writeHead: method, path, 4 headers", () => writeHead(headBuf, strings))
   bench("readHead: the same head", () => do_not_optimize(readHead(headBuf, headLen)))
   bench("headerPairs: 4-entry record", () => do_not_optimize(headerPairs({ a: "1", b: "2", c: "3", d: "4" })))
@@ -124,7 +124,7 @@ const answeredReq = {
 const times = Float64Array.from({ length: 4096 }, (_, i) => (i % 50 === 0 ? 2e6 : 5000 + 55000 * ((i * 0.618) % 1)))
 let t = 0
 summary(() => {
-  group("per answered request (src/core/bus-metrics.ts)", () => {
+  group("per answered request (src/core/observe/bus-metrics.ts)", () => {
     bench("BusMetrics waited(0) + answered() (GET /metrics, bus.stats() quantiles)", () => {
       busMetrics.waited(0)
       busMetrics.answered(answeredReq, times[t++ & 4095]!, 200)

@@ -1,17 +1,17 @@
 // The core's internal face, for the feature folders and the transports beside it (nats.js's internal_mod): the
 // port a remote transport implements (remote.ts), the pieces of the wire several rooms reuse (byte helpers, the
 // ready-body reader, the Pump) and the books' types. Users import the public face, core/index.ts, instead.
-export { stackless } from "./response.ts"
-export { ControlCallError, controlCall } from "./control-client.ts"
-export type { ControlAnswer, ControlRequest } from "./control-client.ts"
-export type { Pending, RequestPhase } from "./endpoint.ts"
-export { Pump, tuning } from "./idle.ts"
-export type { Parking } from "./idle.ts"
-export { align8, checkWellFormed, toBytes } from "./codec.ts"
-export { errorPairs } from "./stream-out.ts"
-export { readyBody } from "./ready-body.ts"
-export { streamWindow } from "./options.ts"
-export { frameCharge } from "./remote.ts"
+export { stackless } from "./endpoint/response.ts"
+export { ControlCallError, controlCall } from "./ops/control-client.ts"
+export type { ControlAnswer, ControlRequest } from "./ops/control-client.ts"
+export type { Pending, RequestPhase } from "./endpoint/endpoint.ts"
+export { Pump, tuning } from "./wire/idle.ts"
+export type { Parking } from "./wire/idle.ts"
+export { align8, checkWellFormed, toBytes } from "./wire/codec.ts"
+export { errorPairs } from "./worker/stream-out.ts"
+export { readyBody } from "./worker/ready-body.ts"
+export { streamWindow } from "./hub/options.ts"
+export { frameCharge } from "./wire/remote.ts"
 export type {
   RemoteAnswer,
   RemoteAnswerSink,
@@ -25,4 +25,4 @@ export type {
   RemoteWorkerHost,
   SlotBytes,
   TransportOptions,
-} from "./remote.ts"
+} from "./wire/remote.ts"

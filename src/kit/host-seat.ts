@@ -5,7 +5,7 @@
 // counts only when it runs as this euid (SO_PEERCRED, sb_host_holder): one of another uid is not watched, is named
 // once through `squatted`, and the seat stands every ELECT_MS until it is gone. The portable backend has no abstract
 // names: an exclusive flock of <socket dir>/<prefix><name>.lock, a directory only its owner can write (§13.2).
-// Users: core/fronts.ts and nats/topic-bridge.ts stand; leases/mode.ts asks holderOf about its markers (§12.5).
+// Users: core/ops/fronts.ts and nats/topic-bridge.ts stand; leases/mode.ts asks holderOf about its markers (§12.5).
 // Imports src/native only.
 import { hostHolder, lockHost, portableBackend, unlockHost } from "../native/ffi.ts"
 

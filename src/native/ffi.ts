@@ -67,7 +67,7 @@ const symbols = {
   sb_unpark: { args: [ptr], returns: none },
   sb_yield: { args: [], returns: none },
   sb_wait: { args: [ptr, i32, i32], returns: i32 },
-  sb_idle: { args: [ptr, i32, u32], returns: i32 }, // C polling loops; the TS side idles with src/core/idle.ts
+  sb_idle: { args: [ptr, i32, u32], returns: i32 }, // C polling loops; the TS side idles with src/core/wire/idle.ts
 
   sb_rec_open: { args: [cstring, cstring, u32, ptr], returns: ptr },
   sb_rec_close: { args: [ptr], returns: none },

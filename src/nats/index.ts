@@ -1,6 +1,6 @@
 // slotbus/nats: the NATS transport, passed in by the caller (docs/PROTOCOL.md §10-§12). `nats(url)` is one object
 // that implements the port of each room it can span hosts for, as the room owns it:
-//   the core's RemoteTransport (src/core/remote.ts)    SlotBus.listen / SlotWorker.connect(…, { remote: nats(url) })
+//   the core's RemoteTransport (src/core/wire/remote.ts)    SlotBus.listen / SlotWorker.connect(…, { remote: nats(url) })
 //   the events room's TopicRemote (src/events/bridge.ts)  Topic.open(name, { remote: nats(url), durable })
 //   the leases room's LeaseRemote (src/leases/table.ts)   Contest.open(name, { remote: nats(url) })
 // and what it opens shares one connection (shared.ts).

@@ -1,4 +1,4 @@
-// The Endpoint conformance suite (src/core/endpoint.ts): the same tests against every kind of worker a bus
+// The Endpoint conformance suite (src/core/endpoint/endpoint.ts): the same tests against every kind of worker a bus
 // dispatches to, through a real SlotBus and a real worker process (test/support/conformance-worker.ts): on this host
 // over shared memory (SlotEndpoint) and on "another host" through each transport of transports.ts (RemoteEndpoint).
 // A kind whose tool is missing is skipped with the line that installs it.

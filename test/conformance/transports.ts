@@ -13,7 +13,7 @@ import type { RemoteTransport } from "../../src/core/internal.ts"
 import { nats } from "../../src/nats/index.ts"
 import { natsSkipReason, startNats } from "../support/nats.ts"
 
-/** Every port a transport implements: workers (core/remote.ts), topics (events/bridge.ts), leases (leases/table.ts). */
+/** Every port a transport implements: workers (core/wire/remote.ts), topics (events/bridge.ts), leases (leases/table.ts). */
 export type AnyRemote = RemoteTransport & TopicRemote & LeaseRemote
 
 export interface Server {
@@ -70,7 +70,7 @@ export function serverPerFile(
   return ctx as { readonly address: string }
 }
 
-/** A kind of worker as a bus's dispatcher sees it (src/core/endpoint.ts), and how a test makes one. */
+/** A kind of worker as a bus's dispatcher sees it (src/core/endpoint/endpoint.ts), and how a test makes one. */
 export interface EndpointKind {
   /** What `bus.workers` says as its transport. */
   readonly transport: string

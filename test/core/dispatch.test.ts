@@ -1,7 +1,7 @@
 // A request that cannot be written into its slot fails alone: the slot goes back, the pump keeps going.
 import { describe, expect, test } from "bun:test"
 import { PayloadTooLargeError, SlotBus, SlotWorker } from "../../src/index.ts"
-import { headLength, writeHead } from "../../src/core/codec.ts"
+import { headLength, writeHead } from "../../src/core/wire/codec.ts"
 import { busName, rejection, until } from "../support/helpers.ts"
 
 async function inProcess(

@@ -3,7 +3,7 @@
 import { describe, expect, test } from "bun:test"
 import fc from "fast-check"
 import { DURATION_BUCKETS, Histogram } from "../../src/kit/index.ts"
-import { latencySummary } from "../../src/core/stats.ts"
+import { latencySummary } from "../../src/core/observe/stats.ts"
 
 /** The exact nearest-rank quantile of `values`. */
 function exact(values: number[], q: number): number {

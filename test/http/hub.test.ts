@@ -187,7 +187,7 @@ describe("a hub with two workers of one name", () => {
     "steady 1 MiB responses stream through the hub: its RSS stays bounded",
     async () => {
       // curl reads them in its own process, so what grows here is only what the hub keeps of each body. The hub
-      // copies each streamed frame out of the ring (src/core/stream-in.ts) and lets the copy go once the socket
+      // copies each streamed frame out of the ring (src/core/endpoint/stream-in.ts) and lets the copy go once the socket
       // took it: ~65-80 MiB of garbage at the peak here (the borrowed slots before streams: ~5 MiB). A leak would
       // keep all 400 MiB.
       const urls = (n: number, seed: number) =>

@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { selfCommand } from "../../src/index.ts"
-import { isCompiled } from "../../src/core/self-command.ts"
+import { isCompiled } from "../../src/core/ops/self-command.ts"
 import { alive, busName, REPO, run, spawn, stopAll, until } from "../support/helpers.ts"
 
 // The app as its docs write it: one entry, a role argument picks the worker.

@@ -1,0 +1,188 @@
+// The hub's books: a request's life (Pending) from queue to slot returned, a worker as the dispatcher sees it
+// (Endpoint, implemented by slot-endpoint.ts and remote-endpoint.ts) and what an endpoint may do to the
+// dispatcher's books (EndpointHost). Separate because the dispatcher, both kinds of worker and the bus read them.
+import { State } from "../../native/ffi.ts"
+import type { BusCounters } from "./observe-counters.ts"
+import type { ClientTrace } from "../wire/trace.ts"
+
+export interface WorkerInfo {
+  pid: number
+  uid: number
+  /**
+   * serving; retiring (took its pool's recycle.maxRequests: it gets a request only while no other worker serves, and
+   * is replaced); draining (it asked for nothing new, or is being retired); evicting (too many stuck slots,
+   * disconnected soon).
+   */
+  state: "serving" | "retiring" | "draining" | "evicting"
+  /** Slots out: published and not yet returned (answered, given up, stuck or borrowed). */
+  inFlight: number
+  /** Requests whose callers still wait for this worker. */
+  waiting: number
+  /** Slots whose request was given up long ago and that the worker still holds (see stuckAfterMs). */
+  stuck: number
+  requests: number
+  /** Each slot's state (docs/PROTOCOL.md §3): free, writing, ready, claimed, done, cancelled. Empty for a remote worker. */
+  slots: string[]
+  /** How it is reached: "shm" (shared memory, this host) or the name of the remote transport ("nats", §10). */
+  transport: string
+  /** The host it runs on (its hostname, as it announced it). */
+  host: string
+}
+
+export type WorkerEvent = { type: "join" | "leave"; worker: WorkerInfo }
+
+/**
+ * A request's life, named after the slot states of docs/PROTOCOL.md §3: waiting for a slot (`queued`),
+ * published in one (`in-slot`), answered or failed while the worker still holds its slot (`settled`: given
+ * up, or borrowed), and over (`slot-returned`: its slot is back on the free list, or it never had one).
+ */
+export type RequestPhase = "queued" | "in-slot" | "settled" | "slot-returned"
+
+export type Settle = { resolve: (v: never) => void; reject: (e: unknown) => void }
+
+export interface Pending extends Settle {
+  phase: RequestPhase
+  kind: number
+  strings: string[] | null
+  body: Uint8Array
+  bodyLength: number // as validated by request(): a body detached or shrunk since is refused, not sent short
+  borrow: boolean
+  /** The caller's buffer for the answer's body (`into`), or null: a copy of its own. */
+  into: Uint8Array | null
+  timeoutMs: number
+  deadline: number
+  started: number
+  settledAt: number
+  signal: AbortSignal | undefined
+  onAbort: (() => void) | undefined
+  /** The worker it was sent to (on this host, `slot` is then its slot; on another). */
+  endpoint: Endpoint | null
+  slot: number
+  /** The caller asked for the body as a stream (`stream: true`, `bus.fetch`). */
+  stream: boolean
+  /** bus.fetch: an answer that came whole resolves as a Web Response made from the slot (response.ts's webResponse). */
+  response: boolean
+  /** An RPC call's: the answer is read where it lies (readAnswer), nothing lent or copied; else null. */
+  read: ReadAnswer | null
+  /** A streaming caller that does not read for this long gives the request up (0: never). */
+  streamIdleMs: number
+  /** The worker answers as a stream (docs/PROTOCOL.md §9): its reader (stream-in.ts). */
+  in: StreamReading | null
+  /** The caller said running it twice is harmless: a worker gone before answering does not fail it, once. */
+  idempotent: boolean
+  retried: boolean
+  /** It waited in the queue (its dispatch time is not its start): set when the dispatcher queues it. */
+  waited: boolean
+  /** Its trace (trace.ts): the context it carries and the hub's span, or null. */
+  trace: ClientTrace | null
+}
+
+/** Reads an answer's body, valid only during the call, into the value its request resolves with (may throw). */
+export type ReadAnswer = (status: number, body: Uint8Array) => unknown
+
+/** `read`'s value, or a promise rejected with what it threw: the answer came, the caller's promise rejects. */
+export function readAnswer(read: ReadAnswer, status: number, body: Uint8Array): unknown {
+  try {
+    return read(status, body)
+  } catch (e) {
+    return Promise.reject(e)
+  }
+}
+
+/** What the books need of a streamed answer's reader (stream-in.ts's StreamIn). */
+export interface StreamReading {
+  /** Its END was read: the worker is done with it. */
+  readonly ended: boolean
+  /** Since when its caller has not been reading (0: a read is pending). */
+  readonly stalledSince: number
+  /** sb_hub_poll returned its slot with a stream notification (`final`: the last one). */
+  notified(final: boolean): void
+  /** The request failed: the caller's stream errors, the rest of it is dropped. */
+  failed(err: unknown): void
+}
+
+/**
+ * A worker as the dispatcher sees it: on this host over shared memory (slot-endpoint.ts) or on another host through
+ * the `remote` transport (remote-endpoint.ts, docs/PROTOCOL.md §10). Each kind keeps the books of the requests it
+ * holds; the dispatcher picks the least busy one and sends through it without knowing how it is reached.
+ */
+export interface Endpoint {
+  /** Its seat in the bus's metrics (bus-metrics.ts), set when it joins: its `worker` label, a small number reused. */
+  seat: number
+  /**
+   * How far it is: 0 shares memory with the hub, 1 is reached through a transport. remotePolicy says when a far
+   * one gets requests ("overflow": only when no near one has room).
+   */
+  readonly distance: 0 | 1
+  /** Its process (on its own host). */
+  readonly pid: number
+  /** It takes new requests now (not retiring, draining, evicting or leaving). */
+  readonly serving: boolean
+  /** It took its request limit: it gets a request only while no worker serves. */
+  readonly retiring: boolean
+  /** Requests sent to it. */
+  readonly requests: number
+  /** Requests it takes before it retires (the dispatcher's retireAfter); Infinity: no limit. */
+  requestLimit: number
+  /** Requests it takes at once: its slots. */
+  readonly capacity: number
+  /** Requests it holds now (a given-up request counts until the worker lets go of it). */
+  readonly inFlight: number
+  /** Requests it holds whose callers still wait. */
+  readonly waiting: number
+  /** Puts p on this worker: false when it had no room after all (p stays queued); a p that failed counts as sent. */
+  send(p: Pending): boolean
+  /** p, out on this worker, was given up (timed out, aborted, failed): the worker is told, its answer dropped. */
+  cancel(p: Pending, why?: unknown): void
+  /** p's caller has its answer or its error: p no longer waits on this worker (its phase says what it still holds). */
+  settled(p: Pending): void
+  /** p goes to another worker (this one left before answering): forgotten here, the worker is not told. */
+  forget(p: Pending): void
+  /** The requests it holds, for their deadlines (a copy where expiring one changes the books). */
+  held(): Iterable<Pending | null>
+  /** Its own checks on each of the dispatcher's ticks (stuck slots). */
+  tick(now: number): void
+  /** It left the books (`err`): every request it held goes elsewhere or fails (EndpointHost.retryOrFail). */
+  left(err: Error): void
+  /** It gets no new request from now on (it is being retired); what it holds is answered. */
+  drain(): void
+  /** It took its request limit: from now on it gets a request only while no worker serves (retiring). */
+  retire(): void
+  /** It as `bus.workers` lists it. */
+  info(): WorkerInfo
+}
+
+/** What an endpoint may do to the dispatcher's books (dispatcher.ts implements it). */
+export interface EndpointHost {
+  readonly name: string
+  /** The bus's counters: an endpoint counts bytes, its internal errors and evictions through their methods. */
+  readonly counters: BusCounters
+  /** The largest body a buffered caller takes. */
+  readonly maxBody: number
+  /** Places were freed on a worker: the queue goes on. The one home of "capacity freed, serve the queue". */
+  freed(): void
+  /** p's answer is `value`: its caller gets it (`at`: when it arrived, Bun.nanoseconds; `status`: the answer's, when `value` is not a response). */
+  answered(p: Pending, value: unknown, at: number, status?: number): void
+  /** p fails with `err` (its worker told, its caller rejected), if it still waits. */
+  fail(p: Pending, err: unknown): void
+  /** A worker left while holding p: an idempotent p goes elsewhere once, any other fails. */
+  retryOrFail(p: Pending, err: unknown): boolean
+  /** What a streamed answer's reader may do to the books (stream-in.ts). */
+  readonly streams: StreamHost
+}
+
+/** What a streamed answer's reader (stream-in.ts) may do to the books. */
+export interface StreamHost {
+  /** The largest body a buffered caller takes. */
+  maxBody(): number
+  countIn(bytes: number): void
+  /** The caller asked for a stream: answer it now, at the HEAD. */
+  streamStarted(p: Pending, status: number, head: string[], body: ReadableStream<Uint8Array>): void
+  /** The END arrived: a buffered caller gets its answer (`body`), a streaming one only its books settled. */
+  streamEnded(p: Pending, status: number, head: string[], body: Uint8Array | null): void
+  fail(p: Pending, err: unknown): void
+}
+
+export const STATE_NAMES = Object.fromEntries(Object.entries(State).map(([k, v]) => [v, k.toLowerCase()]))
+// One monotonic clock in ms for deadlines, ticks and stuck slots: a request reads it once (Bun.nanoseconds).
+export const nowMs = () => Bun.nanoseconds() / 1e6

@@ -1,0 +1,190 @@
+// A worker on another host as an Endpoint: the remote transport's RemotePeer and the calls it holds (docs/PROTOCOL.md
+// §10). It sends a request as head, padding and body, takes its answer or its stream's frames, and frees the place
+// at once when a call ends, whichever way. remoteHubHost is what the transport may do to the bus: workers join and
+// leave the dispatcher's books through it, and answers reach the endpoint that holds the call.
+import { Kind, RespFlag } from "../../native/ffi.ts"
+import { align8, EMPTY, headLength, readHead, utf8, writeHead } from "../wire/codec.ts"
+import type { Endpoint, EndpointHost, Pending, WorkerInfo } from "./endpoint.ts"
+import { remoteError } from "./response.ts"
+import { RemoteFrames, StreamIn } from "./stream-in.ts"
+import type { RemoteCall, RemoteHubHost, RemotePeer } from "../wire/remote.ts"
+
+export class RemoteEndpoint implements Endpoint {
+  seat = -1
+  readonly distance = 1
+  /** The calls it holds whose callers wait. */
+  private readonly calls = new Set<Pending>()
+  /** Requests it holds now: its books, not the transport's. */
+  inFlight = 0
+  /** Requests sent to it. */
+  requests = 0
+
+  constructor(
+    readonly peer: RemotePeer,
+    private readonly host: EndpointHost,
+  ) {}
+
+  /** Past its request limit (Dispatcher.retireAfter), or retired by this bus: sent nothing more, whatever it says. */
+  private mode: "serving" | "retiring" | "draining" = "serving"
+  requestLimit = Infinity
+
+  get pid() {
+    return this.peer.pid
+  }
+  get serving() {
+    return this.peer.serving && this.mode === "serving"
+  }
+  get retiring() {
+    return this.peer.serving && this.mode === "retiring"
+  }
+
+  drain() {
+    this.mode = "draining"
+  }
+
+  retire() {
+    if (this.mode === "serving") this.mode = "retiring"
+  }
+  get capacity() {
+    return this.peer.capacity
+  }
+  get waiting() {
+    return this.calls.size
+  }
+
+  /** Sends p (docs/PROTOCOL.md §10.2): head, padding and body as in an arena. Always true. */
+  send(p: Pending): boolean {
+    const { peer } = this
+    try {
+      if (p.body.length !== p.bodyLength) throw new TypeError("the request body changed size after request()")
+      const headLen = p.strings ? headLength(p.strings) : 0
+      const payload = new Uint8Array(peer.prefix + align8(headLen) + p.body.length)
+      if (p.strings) writeHead(payload.subarray(peer.prefix), p.strings)
+      payload.set(p.body, peer.prefix + align8(headLen))
+      peer.send(p, payload, headLen)
+    } catch (err) {
+      this.host.fail(p, err)
+      return true
+    }
+    this.host.counters.sentBytes(p.body.length)
+    this.inFlight++
+    this.requests++
+    this.calls.add(p)
+    p.phase = "in-slot"
+    p.endpoint = this
+    if (!p.idempotent) p.body = EMPTY
+    return true
+  }
+
+  cancel(p: Pending) {
+    if (!this.calls.has(p)) return
+    this.peer.cancel(p) // its answer, if one comes, finds nobody
+    this.release(p)
+  }
+
+  settled(p: Pending) {
+    p.phase = "slot-returned" // no slot here: its place was freed when the call ended
+  }
+
+  forget(p: Pending) {
+    if (this.calls.delete(p)) this.inFlight--
+  }
+
+  held(): Iterable<Pending> {
+    return [...this.calls]
+  }
+
+  tick() {}
+
+  left(err: Error) {
+    for (const p of [...this.calls]) this.host.retryOrFail(p, err)
+  }
+
+  /** p no longer holds a place on the worker (answered, failed, cancelled, ended): the place goes to the queue. */
+  private release(p: Pending) {
+    if (!this.calls.delete(p)) return
+    this.inFlight--
+    this.host.freed()
+  }
+
+  answered(p: Pending, status: number, flags: number, headLen: number, bytes: Uint8Array) {
+    if (!this.calls.has(p) || p.phase !== "in-slot") return
+    this.release(p)
+    const body = bytes.subarray(align8(headLen))
+    this.host.counters.receivedBytes(body.length)
+    if (flags & RespFlag.ERROR)
+      return this.host.fail(p, remoteError(readHead(bytes, headLen), utf8(body), this.peer.pid))
+    const head = p.kind === Kind.RAW ? [] : readHead(bytes, headLen)
+    // a Response copies it itself, and so does the end of the books for an answer that goes `into` a buffer
+    this.host.streams.streamEnded(
+      p,
+      status,
+      head,
+      p.response || p.into !== null || p.read !== null ? body : body.slice(),
+    )
+    p.phase = "slot-returned"
+  }
+
+  frame(p: Pending, type: number, status: number, bytes: Uint8Array) {
+    if (!this.calls.has(p) || p.phase !== "in-slot") return
+    let s = p.in as StreamIn | null
+    if (!s) {
+      const frames = new RemoteFrames(
+        this.peer.pid,
+        (n) => this.peer.grant(p, n),
+        () => this.release(p),
+      )
+      p.in = s = new StreamIn(this.host.streams, frames, p)
+    }
+    ;(s.src as RemoteFrames).push(type, status, bytes)
+    s.notified(false)
+  }
+
+  info(): WorkerInfo {
+    const { peer } = this
+    return {
+      pid: peer.pid,
+      uid: -1,
+      state: this.serving ? "serving" : this.retiring ? "retiring" : "draining",
+      inFlight: this.inFlight,
+      waiting: this.calls.size,
+      stuck: 0,
+      requests: this.requests,
+      slots: [],
+      transport: peer.transport,
+      host: peer.host,
+    }
+  }
+}
+
+/** What the transport of a bus (its `remote` option) may do to the bus: RemoteHubHost over the dispatcher's books. */
+export function remoteHubHost(
+  books: EndpointHost & { join(e: Endpoint): void; leave(e: Endpoint, err: Error): void },
+  rejected: () => void,
+): RemoteHubHost {
+  const endpoints = new Map<RemotePeer, RemoteEndpoint>()
+  const holder = (call: RemoteCall) => {
+    const e = (call as Pending).endpoint
+    return e instanceof RemoteEndpoint ? e : null
+  }
+  return {
+    name: books.name,
+    joined: (peer) => {
+      if (endpoints.has(peer)) return
+      const e = new RemoteEndpoint(peer, books)
+      endpoints.set(peer, e)
+      books.join(e)
+    },
+    left: (peer, err) => {
+      const e = endpoints.get(peer)
+      if (!e) return
+      endpoints.delete(peer)
+      books.leave(e, err)
+    },
+    answered: (call, status, flags, headLen, bytes) =>
+      holder(call)?.answered(call as Pending, status, flags, headLen, bytes),
+    frame: (call, type, status, bytes) => holder(call)?.frame(call as Pending, type, status, bytes),
+    failed: (call, err) => books.fail(call as Pending, err),
+    rejected,
+  }
+}

@@ -1,0 +1,227 @@
+// The answers request() and call() resolve with (copied or borrowed), and a worker's error answer as an error.
+// Separate because they are what callers hold: nothing here touches the bus's books.
+import { pairsToHeaders, utf8 } from "../wire/codec.ts"
+import { PayloadTooLargeError, RemoteError, type SlotBusError } from "../../errors.ts"
+
+export const NO_HEAD: readonly string[] = Object.freeze([])
+
+/** The answer to `request()`. `body` is a copy: it stays valid after the slot is reused. */
+export class SlotResponse {
+  private head: readonly string[]
+  private h: Headers | null = null
+
+  /** @internal `head`: the response's header pairs as read from the slot. */
+  constructor(
+    readonly status: number,
+    head: readonly string[],
+    readonly body: Uint8Array,
+  ) {
+    this.head = head
+  }
+  /** Response headers (repeated names such as set-cookie kept apart: `headers.getSetCookie()`). */
+  get headers(): Headers {
+    return (this.h ??= pairsToHeaders(this.head, 0))
+  }
+  text(): string {
+    return utf8(this.body)
+  }
+  /** The body parsed as JSON: `unknown` unless you name the type you expect. */
+  json<T = unknown>(): T {
+    return JSON.parse(this.text()) as T
+  }
+  /** As a Web Response. */
+  toResponse(): Response {
+    return webResponse(this.status, this.head, this.body)
+  }
+}
+
+/**
+ * An answer's body as its caller keeps it: copied into the caller's `into` buffer when it fits (a view of that),
+ * else a copy of its own. `src` may view a slot that is reused right after.
+ */
+export function ownBytes(src: Uint8Array, into: Uint8Array | null): Uint8Array {
+  // (a detached `into` has length 0: its answers come as copies, and nothing is written to it)
+  if (into === null || src.length > into.length || into.length === 0) return src.slice()
+  into.set(src)
+  return into.subarray(0, src.length)
+}
+
+const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304])
+
+/**
+ * An answer as a Web Response (a status outside 200..599 is a RangeError, as for Response). Bun copies a byte body
+ * into the Response's own store when it is made, so `body` may view a slot that is reused right after: bus.fetch's
+ * whole answers go from the slot to Bun.serve with no JavaScript buffer made in between.
+ */
+export function webResponse(status: number, head: readonly string[], body: Uint8Array | ReadableStream | null) {
+  return new Response(NULL_BODY_STATUS.has(status) ? null : body, {
+    status: status || 200,
+    headers: pairsToHeaders(head, 0),
+  })
+}
+
+/**
+ * The answer to a `{ borrow: true }` request: `body` views the slot's response arena, nothing copied. The slot
+ * stays out until `release()` (or the end of a `using` block); after that, and after the worker's connection
+ * is gone, `body` and every view of it read empty. Forgotten ones are released once their body is collected.
+ */
+export class BorrowedResponse {
+  private view: Uint8Array
+  private returnSlot: (() => void) | null
+  private head: readonly string[]
+  private h: Headers | null = null
+
+  /** @internal */
+  constructor(
+    readonly status: number,
+    head: readonly string[],
+    view: Uint8Array,
+    returnSlot: (() => void) | null,
+  ) {
+    this.head = head
+    this.view = view
+    this.returnSlot = returnSlot
+  }
+  get headers(): Headers {
+    return (this.h ??= pairsToHeaders(this.head, 0))
+  }
+  get body(): Uint8Array {
+    return this.view
+  }
+  get released(): boolean {
+    return this.returnSlot === null
+  }
+  text(): string {
+    return utf8(this.view)
+  }
+  json<T = unknown>(): T {
+    return JSON.parse(this.text()) as T
+  }
+  /** Hands the slot back; the body reads empty from now on. Idempotent. */
+  release(): void {
+    const give = this.returnSlot
+    this.returnSlot = null
+    this.view = new Uint8Array(0)
+    give?.()
+  }
+  [Symbol.dispose]() {
+    this.release()
+  }
+}
+
+/**
+ * The answer to `request(…, { stream: true })`: status and headers as soon as the worker sent them, the body as it
+ * produces it. Read the body once (`body`, `bytes()`, `text()`, `json()` or `toResponse()`); cancelling it gives
+ * the request up (the worker's `req.signal` aborts).
+ */
+export class StreamedResponse {
+  private head: readonly string[]
+  private h: Headers | null = null
+  private stream: ReadableStream<Uint8Array> | null
+  /** The body, when the worker answered whole and nothing has read it yet. */
+  private whole: Uint8Array | null
+
+  /** @internal `body`: the stream, or the bytes of an answer that came whole (a stream is made only if asked for). */
+  constructor(
+    readonly status: number,
+    head: readonly string[],
+    body: ReadableStream<Uint8Array> | Uint8Array,
+  ) {
+    this.head = head
+    if (body instanceof Uint8Array) (this.whole = body), (this.stream = null)
+    else (this.whole = null), (this.stream = body)
+  }
+  get headers(): Headers {
+    return (this.h ??= pairsToHeaders(this.head, 0))
+  }
+  get body(): ReadableStream<Uint8Array> {
+    if (this.stream) return this.stream
+    const whole = this.takeWhole()
+    if (whole) return (this.stream = oneChunk(whole))
+    const read = new ReadableStream<Uint8Array>() // its bytes were taken whole: a stream that is already read
+    read.getReader()
+    return read
+  }
+  /** @internal The body, when the worker answered whole and nothing read it yet; it counts as read from now on. */
+  takeWhole(): Uint8Array | null {
+    const whole = this.whole
+    this.whole = null
+    return whole
+  }
+  /** The whole body, once it has ended. */
+  async bytes(): Promise<Uint8Array> {
+    if (!this.stream) {
+      const whole = this.takeWhole()
+      if (whole) return whole
+    }
+    const parts: Uint8Array[] = []
+    let size = 0
+    for await (const chunk of this.body) {
+      parts.push(chunk)
+      size += chunk.length
+    }
+    if (parts.length === 1) return parts[0]!
+    const out = new Uint8Array(size)
+    let at = 0
+    for (const p of parts) {
+      out.set(p, at)
+      at += p.length
+    }
+    return out
+  }
+  async text(): Promise<string> {
+    return utf8(await this.bytes())
+  }
+  async json<T = unknown>(): Promise<T> {
+    return JSON.parse(await this.text()) as T
+  }
+  /** As a Web Response streaming the same body (a status outside 200..599 is a TypeError, as for Response). */
+  toResponse(): Response {
+    const init = { status: this.status || 200, headers: this.headers }
+    if (NULL_BODY_STATUS.has(this.status)) {
+      if (!this.takeWhole()) this.body.pipeTo(new WritableStream()).catch(() => {}) // read to its end: the slot goes back
+      return new Response(null, init)
+    }
+    const whole = this.stream ? null : this.takeWhole()
+    return new Response(whole ?? this.body, init)
+  }
+}
+
+/** A body that is one chunk, as a stream: what a streaming caller gets when its worker answered whole. */
+export function oneChunk(bytes: Uint8Array): ReadableStream<Uint8Array> {
+  return new ReadableStream({
+    start(c) {
+      if (bytes.length > 0) c.enqueue(bytes)
+      c.close()
+    },
+  })
+}
+
+/** A worker's error answer (docs/PROTOCOL.md §6) as the hub's error: a reply too large for the slot is the hub's PayloadTooLargeError. */
+/**
+ * An error made by slotbus's own machinery (a worker's socket closed, a peer went silent): its stack would show
+ * only slotbus's internals, and a server whose response stream errors with it (bus.fetch mid-stream) has Bun print
+ * that stack with a code frame, which reads like a crash. Made without one, Bun prints it as one line.
+ */
+export function stackless<E extends Error>(make: () => E): E {
+  const limit = Error.stackTraceLimit
+  Error.stackTraceLimit = 0
+  try {
+    return make()
+  } finally {
+    Error.stackTraceLimit = limit
+  }
+}
+
+export function remoteError(head: string[], message: string, pid: number): SlotBusError {
+  let remoteName: string | undefined, remoteStack: string | undefined
+  for (let i = 0; i + 1 < head.length; i += 2) {
+    if (head[i] === "name") remoteName = head[i + 1]
+    else if (head[i] === "stack") remoteStack = head[i + 1]
+  }
+  if (remoteName === "PayloadTooLargeError") return new PayloadTooLargeError(`worker pid ${pid}: ${message}`)
+  return new RemoteError(remoteName ? `${remoteName}: ${message}` : message, { remoteName, remoteStack })
+}
+
+// A borrowed body collected without release(): nothing can see the slot any more, so it can go back.
+export const forgotten = new FinalizationRegistry<() => void>((returnSlot) => returnSlot())

@@ -1,0 +1,372 @@
+// A worker on this host as an Endpoint (docs/PROTOCOL.md §3-§6): its channel, slots and pump. It publishes a request
+// in a free slot, cancels one, collects answers (lending a slot to a caller that borrows), returns slots, and counts
+// the slots it holds for callers that gave up. Accepting and dropping it is accept.ts's; the queue is the dispatcher's.
+import { hostname } from "node:os"
+import { native, Kind, Msg, MsgFlag, RespFlag, E_CORRUPT } from "../../native/ffi.ts"
+import { align8, EMPTY, headLength, readHead, utf8, writeHead } from "../wire/codec.ts"
+import { PayloadTooLargeError, ProtocolError } from "../../errors.ts"
+import type { Channel } from "../wire/channel.ts"
+import { Pump, STARTUP_POLL_NS, type IdleStrategy } from "../wire/idle.ts"
+import {
+  nowMs,
+  readAnswer,
+  STATE_NAMES,
+  type Endpoint,
+  type EndpointHost,
+  type Pending,
+  type WorkerInfo,
+} from "./endpoint.ts"
+import {
+  BorrowedResponse,
+  forgotten,
+  NO_HEAD,
+  ownBytes,
+  remoteError,
+  SlotResponse,
+  StreamedResponse,
+  webResponse,
+} from "./response.ts"
+import { SlotFrames, StreamIn, type SlotStreamOwner } from "./stream-in.ts"
+import { outcomeOf, type FlightRecorder } from "../wire/recorder.ts"
+
+const HOST = hostname()
+
+/**
+ * A worker connection's life: `serving` takes requests; `draining` asked for nothing new (control byte D);
+ * `evicting` holds too many stuck slots and goes once nobody waits for it.
+ */
+export type LinkState = WorkerInfo["state"]
+
+/** What a worker on this host is told of its bus: how it idles and when its slots count as stuck. */
+export interface SlotSettings {
+  idle: IdleStrategy | undefined
+  /** A slot whose request was given up this long ago and that its worker still holds is stuck. */
+  stuckAfterMs: number
+  /** A worker holding this many stuck slots is evicted. */
+  maxStuck: number
+  /** The bus's flight recorder (docs/PROTOCOL.md §16), or null. */
+  recorder: FlightRecorder | null
+}
+
+/** What it asks of the part that owns the connections (the Acceptor). */
+export interface SlotHooks {
+  /** It broke the protocol: disconnect it. */
+  cutOff(link: SlotEndpoint, what: string): void
+  /** It holds too many stuck slots and nobody waits for it any more: disconnect it. */
+  evict(link: SlotEndpoint): void
+}
+
+export class SlotEndpoint implements Endpoint, SlotStreamOwner {
+  seat = -1
+  readonly distance = 0
+  state: LinkState = "serving"
+  /** Set when it left the bus's books: an answer collected while it is dropped cannot keep its slot. */
+  private gone = false
+  readonly pump: Pump
+  /** By slot, until the slot is returned. */
+  readonly pending: (Pending | null)[]
+  /** By slot: the buffer under a borrowed body, detached when the slot goes. */
+  readonly lent: (WeakRef<ArrayBuffer> | null)[]
+  /** Slots out. */
+  inFlight = 0
+  /** In-slot requests whose caller waits. */
+  waiting = 0
+  requests = 0
+  requestLimit = Infinity
+  controlBytes = 0
+  private nextId = 1
+
+  constructor(
+    readonly chan: Channel,
+    private readonly host: EndpointHost,
+    private readonly hooks: SlotHooks,
+    private readonly o: SlotSettings,
+  ) {
+    this.pending = new Array<Pending | null>(chan.slotCount).fill(null)
+    this.lent = new Array<WeakRef<ArrayBuffer> | null>(chan.slotCount).fill(null)
+    this.pump = new Pump(chan, o.idle, {
+      collect: () => this.collect(),
+      wanted: () => this.waiting > 0, // given-up and borrowed slots need no polling: a late answer rings
+      rest: () => this.inFlight === 0, // no slot out: nothing can come that would ring, so no park (nor unpark)
+      onRingFlood: (rings, parks) => hooks.cutOff(this, `rang the hub's doorbell ${rings} times for ${parks} parks`),
+      onError: () => host.counters.internalError(),
+      startupPollNs: STARTUP_POLL_NS,
+      crowded: () => chan.crowded,
+    })
+  }
+
+  get pid() {
+    return this.chan.peerPid
+  }
+  get serving() {
+    return this.state === "serving"
+  }
+  get retiring() {
+    return this.state === "retiring"
+  }
+
+  drain() {
+    if (this.state === "serving" || this.state === "retiring") this.state = "draining"
+  }
+
+  retire() {
+    if (this.state === "serving") this.state = "retiring"
+  }
+  get capacity() {
+    return this.chan.slotCount
+  }
+
+  /** Publishes p in a free slot (docs/PROTOCOL.md §3). False when none is free after all. */
+  send(p: Pending): boolean {
+    const ptr = this.chan.ptr
+    const slot = native.sb_hub_claim(ptr)
+    if (slot < 0) return false
+    let headLen = 0
+    let r: number
+    try {
+      if (p.body.length !== p.bodyLength)
+        throw new TypeError(
+          `the request body changed size after request() (${p.bodyLength} → ${p.body.length} bytes: its buffer was transferred or resized); keep a body intact until its request settles`,
+        )
+      const arena = this.chan.arena(slot, 0, (p.strings ? align8(headLength(p.strings)) : 0) + p.body.length)
+      headLen = p.strings ? writeHead(arena, p.strings) : 0
+      arena.set(p.body, align8(headLen))
+      const rec = this.o.recorder
+      if (rec) {
+        rec.stage[0] = p.started + rec.offset // its enqueue time, on the records' clock
+        rec.stage[1] = p.waited ? 0 : rec.stage[0] // sent in the call that made it: dispatched at its start
+      }
+      r = native.sb_hub_publish(ptr, slot, p.kind, this.nextId++ >>> 0, headLen, p.body.length)
+      if (r < 0)
+        throw new PayloadTooLargeError(
+          `request of ${headLen} head and ${p.body.length} body bytes does not fit a slot (error ${-r})`,
+        )
+    } catch (e) {
+      native.sb_hub_unclaim(ptr, slot) // nothing was published: the slot goes straight back
+      this.host.fail(p, e)
+      return true
+    }
+    this.host.counters.sentBytes(p.body.length)
+    this.pending[slot] = p
+    this.inFlight++
+    this.waiting++
+    this.requests++
+    p.phase = "in-slot"
+    p.endpoint = this
+    p.slot = slot
+    if (!p.idempotent) p.body = EMPTY // the bytes are in the slot: do not keep the caller's buffer alive
+    this.pump.kick()
+    return true
+  }
+
+  /** The worker sees the slot cancelled; it stays p's until the worker hands it back. */
+  cancel(p: Pending, why?: unknown) {
+    if (!this.chan.isOpen || p.in?.ended) return
+    if (this.o.recorder) native.sb_rec_note(this.chan.ptr, p.slot, outcomeOf(why))
+    native.sb_hub_cancel(this.chan.ptr, p.slot)
+  }
+
+  settled(p: Pending) {
+    p.phase = "settled" // its slot is the worker's until it hands it back
+    this.waiting--
+  }
+
+  forget(p: Pending) {
+    this.waiting--
+    this.pending[p.slot] = null
+  }
+
+  held(): Iterable<Pending | null> {
+    return this.pending
+  }
+
+  tick(now: number) {
+    if ((this.state !== "serving" && this.state !== "retiring") || this.stuckSlots(now) < this.o.maxStuck) return
+    // Its handlers hang: send it nothing more, and let it go once nobody waits for it any longer.
+    this.state = "evicting"
+    this.host.counters.evictedWorker()
+    if (this.waiting === 0) this.hooks.evict(this)
+  }
+
+  /** The pump's duty: take every answer the worker completed, hand it to its caller, return the slots. */
+  collect(): number {
+    const { chan } = this
+    const m = chan.msg
+    let n = 0
+    let now = 0 // read once per pass, at the first answer: every answer of a pass arrived by then
+    const rec = this.o.recorder
+    if (rec) rec.stage[2] = 0 // the pass's clock, read by C at its first answer (docs/PROTOCOL.md §16)
+    for (;;) {
+      if (!chan.isOpen) break
+      const slot = native.sb_hub_poll(chan.ptr)
+      if (slot < 0) {
+        if (slot === E_CORRUPT) this.hooks.cutOff(this, `corrupted its region (${native.sb_error(chan.ptr)})`)
+        break
+      }
+      n++
+      const p = this.pending[slot]
+      if (m[Msg.flags]! & MsgFlag.STREAM) {
+        // a frame or more of a streamed answer (docs/PROTOCOL.md §9): the slot goes back after its END
+        if (p)
+          (p.in ??= new StreamIn(this.host.streams, new SlotFrames(this, slot), p)).notified(
+            (m[Msg.flags]! & MsgFlag.FINAL) !== 0,
+          )
+        continue
+      }
+      let lent = false
+      if (p?.phase === "in-slot") {
+        if (now === 0) now = rec?.stage[2] ? rec.stage[2] - rec.offset : Bun.nanoseconds()
+        try {
+          lent = this.answer(p, slot, now)
+        } catch (e) {
+          this.host.fail(
+            p,
+            new ProtocolError(`could not read the answer of worker pid ${chan.peerPid}: ${(e as Error)?.message}`),
+          )
+        }
+      }
+      if (!lent) this.returnSlot(slot)
+    }
+    if (n > 0) this.host.freed()
+    if (this.state === "evicting" && this.waiting === 0) this.hooks.evict(this)
+    return n
+  }
+
+  private returnSlot(slot: number) {
+    const p = this.pending[slot]
+    if (p) p.phase = "slot-returned"
+    this.pending[slot] = null
+    const lent = this.lent[slot]?.deref()
+    this.lent[slot] = null
+    if (lent && !lent.detached) lent.transfer(0) // stale borrowed views read empty, never the next answer
+    if (!this.chan.isOpen) return
+    native.sb_hub_release(this.chan.ptr, slot)
+    this.inFlight--
+  }
+
+  /** Resolves p with the answer in `slot`; true when the slot was lent to the caller (a borrowed response). */
+  private answer(p: Pending, slot: number, now: number): boolean {
+    const { chan } = this
+    const m = chan.msg
+    const bodyOff = m[Msg.bodyOff]!
+    const bodyLen = m[Msg.bodyLen]!
+    const arena = chan.arena(slot, 1, Math.max(bodyOff + bodyLen, m[Msg.headLen]!))
+    this.host.counters.receivedBytes(bodyLen)
+    const flags = m[Msg.flags]!
+    if (flags & RespFlag.ERROR) {
+      this.host.fail(
+        p,
+        remoteError(readHead(arena, m[Msg.headLen]!), utf8(arena.subarray(bodyOff, bodyOff + bodyLen)), chan.peerPid),
+      )
+      return false
+    }
+    if (flags & RespFlag.CANCELLED) {
+      this.host.fail(p, new ProtocolError("worker returned a request the hub never cancelled"))
+      return false
+    }
+    const status = m[Msg.status]!
+    const headers = p.kind === Kind.RAW || p.read !== null ? NO_HEAD : readHead(arena, m[Msg.headLen]!)
+    let value: unknown
+    let lent = false
+    if (p.read !== null) value = readAnswer(p.read, status, arena.subarray(bodyOff, bodyOff + bodyLen))
+    else if (p.borrow) {
+      // An answer collected while its worker is being dropped cannot keep the slot: it gets a copy.
+      if (bodyLen === 0 || this.gone)
+        value = new BorrowedResponse(status, headers, arena.slice(bodyOff, bodyOff + bodyLen), null)
+      else {
+        const buf = chan.lend(slot, 1, bodyOff, bodyLen)
+        let returned = false
+        const give = () => {
+          if (returned) return
+          returned = true
+          forgotten.unregister(give)
+          if (this.pending[slot] === p) this.returnSlot(slot)
+          this.host.freed()
+        }
+        this.lent[slot] = new WeakRef(buf)
+        forgotten.register(buf, give, give)
+        value = new BorrowedResponse(status, headers, new Uint8Array(buf), give)
+        lent = true
+      }
+    } else if (p.response) {
+      try {
+        value = webResponse(status, headers, arena.subarray(bodyOff, bodyOff + bodyLen)) // Bun copies it: no JS buffer
+      } catch (e) {
+        this.host.fail(p, e) // a status Response refuses
+        return false
+      }
+    } else {
+      const body =
+        p.into === null
+          ? arena.slice(bodyOff, bodyOff + bodyLen)
+          : ownBytes(arena.subarray(bodyOff, bodyOff + bodyLen), p.into)
+      if (p.stream) value = new StreamedResponse(status, headers, body)
+      else value = p.kind === Kind.RAW ? body : new SlotResponse(status, headers, body)
+    }
+    this.host.answered(p, value, now, p.read !== null ? status : undefined) // a decoded value has no status of its own
+    return lent
+  }
+
+  /** A streamed answer's frames broke the protocol. */
+  broke(what: string) {
+    this.hooks.cutOff(this, what)
+  }
+
+  /** The stream in `slot` was read to its END: the slot goes back. */
+  streamOver(slot: number) {
+    this.returnSlot(slot)
+    this.host.freed()
+  }
+
+  /**
+   * It left the books (`err`: disconnected, died, cut off, evicted, the bus closed). Answers it completed first are
+   * taken (unless it broke the protocol), every other request it held goes elsewhere or fails, borrowed bodies
+   * read empty before the region goes.
+   */
+  left(err: Error) {
+    this.gone = true
+    this.pump.stop()
+    try {
+      if (!(err instanceof ProtocolError)) this.collect()
+    } catch {
+      this.host.counters.internalError()
+    }
+    for (const p of this.pending) if (p) this.host.retryOrFail(p, err) // sent again: forget() let go of it
+    for (let s = 0; s < this.pending.length; s++) {
+      const lent = this.lent[s]?.deref()
+      if (lent && !lent.detached) lent.transfer(0)
+      if (this.pending[s]) this.pending[s]!.phase = "slot-returned"
+      this.pending[s] = null
+      this.lent[s] = null
+    }
+    this.chan.close()
+  }
+
+  /** Slots whose request was given up at least stuckAfterMs ago, that the worker still holds. */
+  stuckSlots(now: number): number {
+    let n = 0
+    for (let s = 0; s < this.pending.length; s++) {
+      const p = this.pending[s]
+      if (p?.phase === "settled" && this.lent[s] === null && now - p.settledAt >= this.o.stuckAfterMs) n++
+    }
+    return n
+  }
+
+  info(): WorkerInfo {
+    const { chan } = this
+    return {
+      pid: chan.peerPid,
+      uid: chan.peerUid,
+      state: this.state,
+      inFlight: this.inFlight,
+      waiting: this.waiting,
+      stuck: this.stuckSlots(nowMs()),
+      requests: this.requests,
+      slots: Array.from({ length: chan.slotCount }, (_, s) =>
+        chan.isOpen ? (STATE_NAMES[native.sb_slot_state(chan.ptr, s) & 0xff] ?? "corrupt") : "gone",
+      ),
+      transport: "shm",
+      host: HOST,
+    }
+  }
+}

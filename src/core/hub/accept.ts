@@ -1,0 +1,246 @@
+// Workers on this host coming and going: the accept thread's doorbell, a new worker's SlotEndpoint, and dropping one
+// (cut off, evicted, gone). The Acceptor is the part of a SlotBus that owns the connections; workers join and leave
+// the Dispatcher's books (dispatcher.ts) through its join() and leave(), and the bus (bus.ts) is the public API over
+// both. It also keeps the bus's listeners and waitForWorkers's callers, told of every worker, here or remote.
+import { closeSync } from "node:fs"
+import type { Pointer } from "bun:ffi"
+import { native, HubConfig, FullMask, Control, Errno, type Chan } from "../../native/ffi.ts"
+import { Channel } from "../wire/channel.ts"
+import { ProtocolError, SlotBusError, WorkerGoneError } from "../../errors.ts"
+import type { IdleStrategy } from "../wire/idle.ts"
+import type { Endpoint, WorkerEvent, WorkerInfo } from "../endpoint/endpoint.ts"
+import { stackless } from "../endpoint/response.ts"
+import type { Dispatcher } from "./dispatcher.ts"
+import { SlotEndpoint } from "../endpoint/slot-endpoint.ts"
+import type { FlightRecorder } from "../wire/recorder.ts"
+
+// Accept work per event-loop turn; a turn that refused someone waits before the next.
+const ACCEPTS_PER_TURN = 8
+const REFUSED_PAUSE_MS = 20
+
+/** What an acceptor is told at its making: the listening socket and the bus's limits on workers. */
+export interface AcceptSettings {
+  listenFd: number
+  /** The hello's words (slots, arena, …, the allowed uids): the full mask is written into it before each accept. */
+  config: Uint32Array
+  idle: IdleStrategy | undefined
+  maxWorkers: number
+  maxPerUid: number
+  uids: number[]
+  /** A slot whose request was given up this long ago and that its worker still holds is stuck. */
+  stuckAfterMs: number
+  /** A worker holding this many stuck slots is evicted. */
+  maxStuck: number
+  /** The bus's flight recorder (docs/PROTOCOL.md §16), or null. */
+  recorder: FlightRecorder | null
+}
+
+export class Acceptor {
+  private readonly err = new Int32Array(2)
+  /** waitForWorkers's callers: resolved when `n` workers are connected. */
+  readonly waiters: { n: number; resolve: () => void; reject: (e: Error) => void }[] = []
+  /** onWorker's listeners. */
+  readonly listeners = new Set<(e: WorkerEvent) => void>()
+  /** The workers on this host, connected now. */
+  private readonly links = new Set<SlotEndpoint>()
+  private closing = false
+  private acceptWatch: Pointer | null = null
+  private acceptReader: { cancel(): Promise<void> } | null = null
+
+  constructor(
+    private readonly d: Dispatcher,
+    private readonly name: string,
+    private readonly o: AcceptSettings,
+  ) {}
+
+  evict(link: SlotEndpoint) {
+    if (!this.links.has(link)) return
+    link.chan.sendControl(Control.HUB_CLOSING)
+    this.drop(
+      link,
+      new WorkerGoneError(
+        `worker pid ${link.chan.peerPid} of "${this.name}" was disconnected: its handlers hung on ${this.o.maxStuck}+ requests`,
+      ),
+    )
+  }
+
+  /** The listening socket is watched by the "slotbus-accept" thread, which rings an eventfd when a peer waits. */
+  watch() {
+    const w = native.sb_accept_watch_start(this.o.listenFd, this.err) as Pointer | null
+    if (!w) throw new SlotBusError(`cannot start the accept thread of "${this.name}": errno ${-this.err[0]!}`)
+    this.acceptWatch = w
+    this.readAccepts(w)
+  }
+
+  /** One read of the thread's eventfd per wake-up, for as long as the bus is open. */
+  readAccepts(w: Pointer) {
+    const reader = Bun.file(native.sb_accept_watch_fd(w)).stream().getReader()
+    this.acceptReader = reader
+    const next = (): void => {
+      reader.read().then(
+        (r) => {
+          if (this.closing) return
+          if (r.done) return this.acceptFailed(w, new Error("the doorbell stream ended"))
+          let refused = false
+          try {
+            refused = this.acceptSome()
+          } catch {
+            this.d.counters.internalError()
+          }
+          const rearm = () => {
+            if (this.closing) return
+            native.sb_accept_watch_rearm(w)
+            next()
+          }
+          // Whoever floods the socket with refused connections gets ACCEPTS_PER_TURN of them per pause.
+          if (refused) setTimeout(rearm, REFUSED_PAUSE_MS)
+          else setImmediate(rearm)
+        },
+        (e) => this.acceptFailed(w, e),
+      )
+    }
+    next()
+  }
+
+  /** Reading the accept doorbell failed: say so, count it, and read again on a fresh stream, so accepting never stops in silence. */
+  acceptFailed(w: Pointer, e: unknown) {
+    if (this.closing) return
+    this.d.counters.acceptError()
+    console.warn(
+      `slotbus: bus "${this.name}" lost its accept doorbell (${e instanceof Error ? e.message : String(e)}); accepting again in ${REFUSED_PAUSE_MS} ms`,
+    )
+    setTimeout(() => {
+      if (this.closing) return
+      native.sb_accept_watch_rearm(w)
+      this.readAccepts(w)
+    }, REFUSED_PAUSE_MS)
+  }
+
+  /** Accepts up to ACCEPTS_PER_TURN waiting peers; true if any was refused. */
+  acceptSome(): boolean {
+    let refused = false
+    for (let i = 0; i < ACCEPTS_PER_TURN && !this.closing; i++) {
+      this.o.config[HubConfig.fullMask] = this.fullMask()
+      const ptr = native.sb_accept(this.o.listenFd, this.o.config, this.err, this.err.subarray(1)) as Chan | null
+      if (ptr) {
+        this.addLink(new Channel(ptr))
+        continue
+      }
+      const e = this.err[0]
+      if (e === Errno.EPERM || e === Errno.EUSERS) this.d.counters.refusedPeer(e === Errno.EUSERS)
+      else return refused // EAGAIN (nobody else waits), or a failure with this one peer: the watcher looks again
+      refused = true
+    }
+    return refused
+  }
+
+  fullMask(): number {
+    if (this.links.size >= this.o.maxWorkers) return FullMask.ALL
+    let mask = 0
+    const own = process.getuid?.() ?? -1
+    const count = (uid: number) => {
+      let n = 0
+      for (const l of this.links) if (l.chan.peerUid === uid) n++
+      return n
+    }
+    if (count(own) >= this.o.maxPerUid) mask |= FullMask.OWN_UID
+    this.o.uids.forEach((u, i) => {
+      if (u !== own && count(u) >= this.o.maxPerUid) mask |= 1 << i
+    })
+    return mask
+  }
+
+  addLink(chan: Channel) {
+    this.o.recorder?.attach(chan.ptr)
+    const link = new SlotEndpoint(
+      chan,
+      this.d,
+      { cutOff: (l, what) => this.cutOff(l, what), evict: (l) => this.evict(l) },
+      this.o,
+    )
+    chan.watchPeer(
+      (bytes) => {
+        // Each control byte is legal once per connection (docs/PROTOCOL.md §1); a worker sends only DRAIN.
+        link.controlBytes += bytes.length
+        if (link.controlBytes > 1 || bytes[0] !== Control.DRAIN)
+          return this.cutOff(link, `sent ${link.controlBytes} control bytes (only one "D" is allowed)`)
+        link.drain()
+        chan.sendControl(Control.DRAIN_ACK)
+        this.d.freed()
+      },
+      () =>
+        this.drop(
+          link,
+          stackless(
+            () =>
+              new WorkerGoneError(
+                `worker pid ${chan.peerPid} of "${this.name}" disconnected or died before answering; retry the request`,
+              ),
+          ),
+        ),
+    )
+    this.links.add(link)
+    this.tellProcesses()
+    this.d.join(link)
+  }
+
+  /** Every worker here hears how many processes on this host serve the bus now (its idle strategy reads it). */
+  private tellProcesses() {
+    for (const l of this.links) l.chan.tellProcesses(1 + this.links.size)
+  }
+
+  cutOff(link: SlotEndpoint, what: string) {
+    if (!this.links.has(link)) return
+    this.d.counters.protocolError()
+    this.drop(link, new ProtocolError(`worker pid ${link.chan.peerPid} of "${this.name}" ${what}; it was disconnected`))
+  }
+
+  drop(link: SlotEndpoint, err: Error) {
+    if (!this.links.delete(link)) return
+    this.tellProcesses()
+    this.d.leave(link, err)
+  }
+
+  /** The bus closed (`err`): every worker on this host is told and let go. */
+  dropAll(err: Error) {
+    for (const l of [...this.links]) {
+      l.chan.sendControl(Control.HUB_CLOSING)
+      this.drop(l, err)
+    }
+  }
+
+  emitInfo(type: WorkerEvent["type"], worker: WorkerInfo) {
+    for (const f of [...this.listeners])
+      try {
+        f({ type, worker })
+      } catch (e) {
+        queueMicrotask(() => {
+          throw e // the listener's bug, reported as an uncaught error; the bus goes on
+        })
+      }
+  }
+
+  /** A worker, here or on another host, joined the books: its listeners hear of it, waitForWorkers may be done. */
+  joined(e: Endpoint) {
+    if (this.listeners.size > 0) this.emitInfo("join", e.info())
+    for (const w of [...this.waiters]) if (this.d.workerCount >= w.n) w.resolve()
+  }
+
+  left(worker: WorkerInfo) {
+    this.emitInfo("leave", worker)
+  }
+
+  /** Stops accepting: the accept thread, then the listening socket. */
+  async stop() {
+    this.closing = true
+    // Bun lets go of the thread's eventfd first (it never closes it itself), then the thread is joined and
+    // its fds closed, then nobody polls the listening socket and it can close.
+    await this.acceptReader?.cancel().catch(() => {})
+    this.acceptReader = null
+    const w = this.acceptWatch
+    this.acceptWatch = null
+    if (w) native.sb_accept_watch_stop(w)
+    native.sb_unlisten(this.o.listenFd) // the portable backend's socket file (docs/PROTOCOL.md §13.2)
+    closeSync(this.o.listenFd)
+  }
+}

@@ -1,0 +1,468 @@
+// The hub side: SlotBus listens under a name and spreads requests over its workers. It is the public API (listen,
+// the calls and their checks, stats, close) over the parts it owns and wires together: the Dispatcher
+// (dispatcher.ts: the queue, the pick, deadlines), the Acceptor (accept.ts: workers on this host) and, with a
+// `remote` transport, remoteHubHost (remote-endpoint.ts: workers on other hosts).
+import { closeSync } from "node:fs"
+import { Kind, loadNative } from "../../native/ffi.ts"
+import { busName, toBytes } from "../wire/codec.ts"
+import { checkOptions, madeBy } from "../../kit/index.ts"
+import type { BodyInit } from "../wire/codec.ts"
+import { BusClosedError, BusFullError, TimeoutError } from "../../errors.ts"
+import { longTimeout } from "../../kit/index.ts"
+import { latencySummary, type BusStats } from "../observe/stats.ts"
+import type { Pending, ReadAnswer, WorkerEvent, WorkerInfo } from "../endpoint/endpoint.ts"
+import {
+  CLOSE_OPTIONS,
+  FETCH_OPTIONS,
+  hubConfig,
+  LISTEN_OPTIONS,
+  positiveInt,
+  remoteOptions,
+  resolveOptions,
+  WAIT_OPTIONS,
+  type CloseOptions,
+  type ListenOptions,
+  type ListenSettings,
+  type RemoteOptions,
+  type FetchOptions,
+  type RequestOptions,
+  type WaitOptions,
+  type SlotRequestInit,
+} from "./options.ts"
+import { addTrace, admit, CALL, checkBodySize, encodeHead, FETCH, newPending, REQUEST, type Entry } from "./submit.ts"
+import type { BorrowedResponse, SlotResponse, StreamedResponse } from "../endpoint/response.ts"
+import { Acceptor } from "./accept.ts"
+import { ControlSocket } from "../ops/control.ts"
+import { Dispatcher } from "./dispatcher.ts"
+import { remoteHubHost } from "../endpoint/remote-endpoint.ts"
+import { decodeReply, encodeCall, remoteProxy, type Remote } from "../rpc/rpc.ts"
+import type { RemoteLink } from "../wire/remote.ts"
+import { busSection } from "../observe/bus-status.ts"
+import { BusPools } from "./pools.ts"
+import { bodyUpTo } from "./fetch-body.ts"
+import {
+  METRICS,
+  METRICS_TAP,
+  STATUS,
+  type MetricFamily,
+  type MetricLabels,
+  type StatusSection,
+} from "../../kit/index.ts"
+import { busFamilies } from "../observe/bus-families.ts"
+import { listenFront, type FrontSeat } from "../ops/fronts.ts"
+import { openBus, openBuses } from "./open-buses.ts"
+import { FlightRecorder } from "../wire/recorder.ts"
+
+const FACTORY = Symbol("SlotBus.listen")
+
+/**
+ * The hub: the public API over two parts it owns, the Dispatcher (dispatcher.ts: the workers' books, the queue, answers,
+ * deadlines) and the Acceptor (accept.ts: the accept thread, workers joining and leaving).
+ */
+export class SlotBus {
+  private disposed = false
+  private readonly createdAt = performance.now()
+  private readonly settings: ListenSettings
+  private remoteLink: RemoteLink | null = null
+  /** @internal superviseWorkers: the pools that feed this bus, their failures and what they ask of it. */
+  readonly pools: BusPools
+  private readonly d: Dispatcher
+  private readonly gaveUp = () => this.pools.gaveUp() // made once: what refuses a request once the pools gave up
+  private readonly acceptor: Acceptor
+  /** The control socket `slotbus call` reaches the workers through (docs/PROTOCOL.md §14); null without one. */
+  private control: ControlSocket | null = null
+
+  /** @internal The seat of a shared front among the fronts of its name (docs/PROTOCOL.md §15); null when not shared. */
+  front: FrontSeat | null = null
+  /** @internal Set once close() began. */
+  closing: Promise<void> | null = null
+
+  private constructor(
+    key: symbol,
+    readonly name: string,
+    listenFd: number,
+    opts: ListenOptions,
+  ) {
+    madeBy(key, FACTORY, "SlotBus", "await SlotBus.listen(name, options)")
+    const s = (this.settings = resolveOptions(opts))
+    const recorder = s.recorder > 0 ? FlightRecorder.create(name, s.recorder) : null
+    this.d = new Dispatcher(
+      name,
+      { maxBody: s.maxBodyBytes, remotePolicy: s.remotePolicy, metricsRoutes: s.metricsRoutes, recorder },
+      { joined: (e) => this.acceptor.joined(e), left: (worker) => this.acceptor.left(worker) },
+    )
+    this.pools = new BusPools(
+      this.d,
+      (err) => {
+        for (const p of [...this.d.queue]) this.d.fail(p, err)
+        for (const w of [...this.acceptor.waiters]) w.reject(err)
+      },
+      () => (this.closing ? this.closedError() : null),
+    )
+    this.acceptor = new Acceptor(this.d, name, {
+      listenFd,
+      config: hubConfig(s),
+      idle: s.idle,
+      maxWorkers: s.maxWorkers,
+      maxPerUid: s.maxWorkersPerUid,
+      uids: s.allowUids,
+      stuckAfterMs: s.stuckAfterMs,
+      maxStuck: s.maxStuckSlots,
+      recorder,
+    })
+  }
+
+  /** Start serving `name`: workers connect to it with `SlotWorker.connect(name, handler)`. */
+  static async listen(name: string, opts: ListenOptions = {}): Promise<SlotBus> {
+    const cname = busName(name)
+    checkOptions(opts, LISTEN_OPTIONS, "SlotBus.listen")
+    if (opts.hot !== undefined && typeof opts.hot !== "boolean") throw new TypeError("hot must be a boolean")
+    const mine = openBus<SlotBus>(name, opts)
+    if (mine) return mine
+    await loadNative()
+    if (opts.shared !== undefined && typeof opts.shared !== "boolean")
+      throw new TypeError(`SlotBus.listen: shared must be a boolean, got ${typeof opts.shared}`)
+    const { fd, seat } = await listenFront(name, opts.shared === true)
+    let bus: SlotBus
+    try {
+      bus = new SlotBus(FACTORY, name, fd, opts)
+    } catch (e) {
+      seat?.close()
+      closeSync(fd)
+      throw e
+    }
+    try {
+      bus.front = seat
+      bus.acceptor.watch()
+      bus.control = ControlSocket.open(name, cname, (req, o) => bus.fetch(req, o), seat !== null)
+    } catch (e) {
+      seat?.close()
+      closeSync(fd)
+      bus.d.observer.recorder?.close()
+      throw e
+    }
+    openBuses.add(bus, opts)
+    bus.d.tick()
+    if (bus.settings.remote) {
+      try {
+        await bus.listenRemote(bus.settings.remote)
+      } catch (e) {
+        await bus.close({ drain: false })
+        throw e
+      }
+    }
+    return bus
+  }
+
+  /** Takes workers on other hosts too, through the transport given as `remote` (docs/PROTOCOL.md §10). */
+  private async listenRemote({ transport, heartbeatMs, peerTimeoutMs }: NonNullable<ListenSettings["remote"]>) {
+    const host = remoteHubHost(this.d, () => void this.d.counters.rejectedMessage())
+    const streamWindow = this.settings.streamWindowBytes
+    this.remoteLink = await transport.serveHub(host, { heartbeatMs, peerTimeoutMs, streamWindow })
+  }
+
+  /** Send an HTTP-like request to the least busy worker. */
+  request(init: SlotRequestInit, opts: RequestOptions & { stream: true }): Promise<StreamedResponse>
+  request(init: SlotRequestInit, opts: RequestOptions & { borrow: true }): Promise<BorrowedResponse>
+  request(init: SlotRequestInit, opts?: RequestOptions & { borrow?: false }): Promise<SlotResponse>
+  request(init: SlotRequestInit, opts?: RequestOptions): Promise<SlotResponse | BorrowedResponse | StreamedResponse>
+  request(init: SlotRequestInit, opts?: RequestOptions): Promise<SlotResponse | BorrowedResponse | StreamedResponse> {
+    return this.submit(REQUEST, init, opts) as Promise<SlotResponse>
+  }
+
+  /** Send raw bytes; resolves with the worker's raw reply (with `borrow`, a BorrowedResponse over it). */
+  call(body: BodyInit, opts: RequestOptions & { stream: true }): Promise<StreamedResponse>
+  call(body: BodyInit, opts: RequestOptions & { borrow: true }): Promise<BorrowedResponse>
+  call(body: BodyInit, opts?: RequestOptions & { borrow?: false }): Promise<Uint8Array>
+  call(body: BodyInit, opts?: RequestOptions): Promise<Uint8Array | BorrowedResponse | StreamedResponse>
+  call(body: BodyInit, opts?: RequestOptions): Promise<Uint8Array | BorrowedResponse | StreamedResponse> {
+    return this.submit(CALL, { body }, opts) as Promise<Uint8Array>
+  }
+
+  /**
+   * Hands a Web Request to the least busy worker and answers with its Response: one line in a `Bun.serve` route
+   * (`fetch: (req) => bus.fetch(req)`). The worker sees the path and query, method, headers and body; the request's
+   * signal (or `opts.signal`) cancels it. The Response comes at the worker's status and headers and its body
+   * streams as the worker produces it. Failures reject as with `request()` (TimeoutError, RemoteError, …); a
+   * failure after the headers errors the body.
+   */
+  async fetch(request: Request, opts: FetchOptions = {}): Promise<Response> {
+    if (!(request instanceof Request)) throw new TypeError("bus.fetch() takes a Request")
+    checkOptions(opts, FETCH_OPTIONS, "bus.fetch")
+    const url = new URL(request.url)
+    const body = await bodyUpTo(request, this.settings.maxBodyBytes)
+    const signal =
+      opts.signal && opts.signal !== request.signal ? AbortSignal.any([opts.signal, request.signal]) : request.signal
+    const { timeoutMs, streamIdleMs, idempotent, traceparent, tracestate } = opts
+    const res = (await this.submit(
+      FETCH,
+      { method: request.method, path: url.pathname + url.search, headers: request.headers, body },
+      { timeoutMs, streamIdleMs, idempotent, signal, stream: true, traceparent, tracestate },
+    )) as StreamedResponse | Response
+    return res instanceof Response ? res : res.toResponse()
+  }
+
+  /**
+   * The functions workers expose (`SlotWorker.expose`), as methods that return promises of their results, typed
+   * by the worker's API type: `bus.remote<Api>().resize(img, 300)`. `opts` apply to every call made through it;
+   * for one call's signal, make one for that call: `bus.remote<Api>({ signal }).resize(img, 300)`.
+   */
+  remote<Api extends object>(opts: RemoteOptions = {}): Remote<Api> {
+    const o = remoteOptions(opts, "bus.remote")
+    return remoteProxy<Api>((method, args) => this.rpc(method, args, o))
+  }
+
+  /** One call of the function `method` a worker exposes, by name: what `bus.remote()`'s methods do. */
+  invoke(method: string, args: readonly unknown[] = [], opts: RemoteOptions = {}): Promise<unknown> {
+    try {
+      if (!Array.isArray(args)) throw new TypeError(`bus.invoke takes the arguments as an array, got ${typeof args}`)
+      return this.rpc(method, args, remoteOptions(opts, "bus.invoke"))
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  private rpc(method: string, args: readonly unknown[], opts: RemoteOptions): Promise<unknown> {
+    try {
+      if (typeof method !== "string" || method === "" || method.includes("\0"))
+        throw new TypeError(`a remote function's name is a non-empty string without NUL, got ${String(method)}`)
+      const { verb, body } = encodeCall(method, args)
+      // the reply is decoded where it lies in the slot (no copy, no view lent to anyone), then the slot goes back
+      const read = (status: number, bytes: Uint8Array) => decodeReply(method, status, bytes)
+      return this.submit(REQUEST, { method: verb, path: method, body }, opts, read)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  private closedError(): BusClosedError {
+    return new BusClosedError(
+      this.disposed
+        ? `bus "${this.name}" is closed: \`await using\` closed it where its scope ended; in a server, keep it in a plain const and close it on SIGTERM/SIGINT`
+        : `bus "${this.name}" is closed`,
+    )
+  }
+
+  /** Tells `listener` each time a worker joins or leaves; returns the unsubscribe function. */
+  onWorker(listener: (event: WorkerEvent) => void): () => void {
+    if (typeof listener !== "function") throw new TypeError("onWorker takes a function (event) => void")
+    this.acceptor.listeners.add(listener)
+    return () => void this.acceptor.listeners.delete(listener)
+  }
+
+  /** A request's way in (the steps are submit.ts's): checked, encoded, traced, then queued for a worker. */
+  private submit(entry: Entry, init: SlotRequestInit, options?: RequestOptions, read: ReadAnswer | null = null) {
+    try {
+      if (this.closing) throw this.closedError()
+      const opts = admit(entry, init, options)
+      if (init.body instanceof Blob)
+        return init.body.bytes().then((body): Promise<unknown> => this.submit(entry, { ...init, body }, opts, read))
+      const s = this.settings
+      const body = toBytes(init.body, "body")
+      const strings = entry.kind === Kind.HTTP ? encodeHead(init, s.maxHeadBytes) : null
+      checkBodySize(body, s.maxBodyBytes)
+      const p = newPending(entry, strings, body, opts, s, read)
+      if (p.signal?.aborted) return Promise.reject(p.signal.reason)
+      this.checkRoom()
+      addTrace(p, opts, entry, this.name, s.maxHeadBytes)
+      return this.enqueue(p)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  /** A full queue refuses a request, unless a worker has a slot free after all. */
+  private checkRoom() {
+    if (this.d.queue.length >= this.settings.queue && !this.d.pick())
+      throw new BusFullError(
+        `bus "${this.name}": all slots busy and ${this.d.queue.length} requests queued; raise slots or queue`,
+      )
+  }
+
+  /** Hands the request to the Dispatcher, which settles its promise: its clock starts, its signal aborts it. */
+  private enqueue(p: Pending): Promise<unknown> {
+    const promise = new Promise<unknown>((res, rej) => ((p.resolve = res), (p.reject = rej))) // half withResolvers' cost
+    p.started = Bun.nanoseconds()
+    if (p.timeoutMs > 0) p.deadline = p.started / 1e6 + p.timeoutMs
+    const signal = p.signal
+    if (signal) {
+      p.onAbort = () => this.d.fail(p, signal.reason)
+      signal.addEventListener("abort", p.onAbort, ONCE)
+    }
+    this.d.add(p, p.timeoutMs, this.gaveUp)
+    return promise
+  }
+
+  /**
+   * Resolves once at least `n` workers are connected. `timeoutMs` (default 10 000; 0 waits forever) rejects with
+   * TimeoutError, `signal` with its reason. The old form `waitForWorkers(n, timeoutMs)` still works.
+   */
+  waitForWorkers(n = 1, opts: number | WaitOptions = {}): Promise<void> {
+    const o = typeof opts === "number" ? { timeoutMs: opts } : opts
+    let timeoutMs: number
+    try {
+      checkOptions(o, WAIT_OPTIONS, "bus.waitForWorkers")
+      positiveInt(n, 0, "bus.waitForWorkers: n")
+      if (o.signal !== undefined && !(o.signal instanceof AbortSignal))
+        throw new TypeError("signal must be an AbortSignal")
+      timeoutMs = positiveInt(o.timeoutMs, 10_000, "timeoutMs")
+    } catch (e) {
+      return Promise.reject(e)
+    }
+    const signal = o.signal
+    if (this.d.workerCount >= n) return Promise.resolve()
+    if (this.closing) return Promise.reject(new BusClosedError(`bus "${this.name}" is closed`))
+    const gaveUp = this.pools.gaveUp()
+    if (gaveUp) return Promise.reject(gaveUp)
+    if (signal?.aborted) return Promise.reject(signal.reason)
+    const { promise, resolve, reject } = Promise.withResolvers<void>()
+    const w = { n, resolve: () => done(resolve), reject: (e: Error) => done(() => reject(e)) }
+    const timer =
+      timeoutMs > 0
+        ? longTimeout(
+            () =>
+              w.reject(
+                new TimeoutError(
+                  `${this.d.workerCount} of ${n} workers connected to "${this.name}" after ${timeoutMs}ms`,
+                ),
+              ),
+            timeoutMs,
+          )
+        : undefined
+    const onAbort = () => done(() => reject(signal!.reason))
+    signal?.addEventListener("abort", onAbort, { once: true })
+    const done = (f: () => void) => {
+      timer?.clear()
+      signal?.removeEventListener("abort", onAbort)
+      const i = this.acceptor.waiters.indexOf(w)
+      if (i >= 0) this.acceptor.waiters.splice(i, 1)
+      f()
+    }
+    this.acceptor.waiters.push(w)
+    return promise
+  }
+
+  /** Workers connected now, on this host and others. */
+  get workerCount(): number {
+    return this.d.workerCount
+  }
+
+  /** Each worker connected now: on this host (transport "shm"), then on others (the remote transport's name). */
+  get workers(): WorkerInfo[] {
+    return this.d.endpoints.map((e) => e.info())
+  }
+
+  stats(): BusStats {
+    const workers = this.workers
+    return {
+      name: this.name,
+      workers,
+      inFlight: workers.reduce((n, w) => n + w.inFlight, 0),
+      queued: this.d.queue.length,
+      ...this.d.counters,
+      latency: latencySummary(this.d.metrics.duration),
+    }
+  }
+
+  /** What `serveStatus` shows of this bus: its workers here and on other hosts, slots, latency, pools. */
+  [STATUS](): StatusSection {
+    const pools = this.pools.describe()
+    const link = this.remoteLink
+    return busSection(this.stats(), {
+      upMs: performance.now() - this.createdAt,
+      pools,
+      front: this.front && { index: this.front.index, leader: this.front.leader },
+      metrics: this.d.metrics.snapshot(),
+      remote: link && {
+        transport: String(this.settings.remote!.transport.transport ?? "remote"),
+        server: link.server?.() ?? "?",
+        connected: link.connected,
+        policy: this.d.remotePolicy,
+      },
+    })
+  }
+
+  /** What GET /metrics (serveStatus) shows of this bus: the slotbus_* families of docs/api.md, labelled bus="<name>". */
+  [METRICS](): MetricFamily[] {
+    return busFamilies(this.stats(), this.d.metrics.snapshot(), this.pools.describe())
+  }
+
+  /** OpenTelemetry (reportToMeter, kit/otel-metrics.ts): each duration and queue wait, as it is recorded. */
+  [METRICS_TAP](record: (family: string, labels: MetricLabels, seconds: number) => void): () => void {
+    const m = this.d.metrics
+    const bus = { bus: this.name }
+    const seats: MetricLabels[] = [] // made once per seat, not per request
+    m.tap = (what, ns, seat) => {
+      if (what === "wait") return record("slotbus_request_queue_wait_seconds", bus, ns / 1e9)
+      record("slotbus_request_duration_seconds", bus, ns / 1e9)
+      if (seat >= 0)
+        record("slotbus_worker_request_duration_seconds", (seats[seat] ??= { ...bus, worker: String(seat) }), ns / 1e9)
+    }
+    return () => void (m.tap = null)
+  }
+
+  /**
+   * Stop accepting requests and workers. With `drain` (default) requests already accepted may finish for
+   * up to `timeoutMs` (default 5000); whatever is left is rejected with BusClosedError.
+   */
+  close(opts: CloseOptions = {}): Promise<void> {
+    let timeoutMs: number
+    try {
+      checkOptions(opts, CLOSE_OPTIONS, "bus.close")
+      if (opts.drain !== undefined && typeof opts.drain !== "boolean")
+        throw new TypeError(`close: drain must be a boolean, got ${typeof opts.drain}`)
+      timeoutMs = positiveInt(opts.timeoutMs, 5000, "timeoutMs")
+    } catch (e) {
+      return Promise.reject(e)
+    }
+    openBuses.remove(this)
+    this.closing ??= this.shutdown(opts.drain ?? true, timeoutMs)
+    return this.closing
+  }
+
+  private async shutdown(drain: boolean, timeoutMs: number) {
+    await this.acceptor.stop()
+    this.front?.close()
+    for (const w of [...this.acceptor.waiters])
+      w.reject(new BusClosedError(`bus "${this.name}" closed while waiting for workers`))
+    const deadline = performance.now() + timeoutMs
+    while (drain && this.d.busy && performance.now() < deadline) await Bun.sleep(1)
+    await this.control?.close()
+    this.d.stop()
+    const err = new BusClosedError(`bus "${this.name}" closed before the request finished`)
+    this.d.failAll(err)
+    await this.remoteLink?.close(0)
+    this.acceptor.dropAll(err)
+    this.d.observer.recorder?.close() // its file goes; its memory once the last channel has closed
+  }
+
+  /**
+   * `await using bus = …` closes the bus where its scope ends. At the top level of a server module that is as soon
+   * as the module has loaded, and every request after it fails: a bus disposed soon after listen, before any
+   * request, in a process that then keeps running (a Bun.serve, say) gets one warning naming the right pattern.
+   */
+  [Symbol.asyncDispose]() {
+    this.disposed = true
+    if (
+      this.d.counters.requests === 0 &&
+      performance.now() - this.createdAt < EARLY_DISPOSE_MS &&
+      !earlyDisposeWarned &&
+      process.env.NODE_ENV !== "test"
+    ) {
+      // unref'd: it fires only if something else keeps the process alive after the bus is gone
+      setTimeout(() => {
+        if (earlyDisposeWarned) return
+        earlyDisposeWarned = true
+        console.warn(
+          `slotbus: bus "${this.name}" was closed by \`await using\` before any request, and the process kept running: in a server, keep it in a plain \`const bus = await SlotBus.listen(…)\` and close it on SIGTERM/SIGINT (the first example of slotbus's README)`,
+        )
+      }, EARLY_DISPOSE_CHECK_MS).unref()
+    }
+    return this.close()
+  }
+}
+
+const ONCE = { once: true }
+const EARLY_DISPOSE_MS = 5000
+const EARLY_DISPOSE_CHECK_MS = 200
+let earlyDisposeWarned = false

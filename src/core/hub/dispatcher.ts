@@ -1,0 +1,329 @@
+// Requests out: the queue, the pick of the least busy worker, deadlines, and a request's settling. The Dispatcher is
+// the part of a SlotBus that holds the queue and the books of which worker holds what; each kind of worker
+// (slot-endpoint.ts on this host, remote-endpoint.ts on others) keeps its own requests and joins and leaves
+// through join() and leave(). It knows neither kind, nor how workers are accepted.
+import { EMPTY } from "../wire/codec.ts"
+import { TimeoutError, WorkerGoneError } from "../../errors.ts"
+import { MAX_TIMER_MS } from "../../kit/index.ts"
+import type { BusMetrics } from "../observe/bus-metrics.ts"
+import { BusObserver } from "../observe/observe.ts"
+import type { BusCounters } from "../endpoint/observe-counters.ts"
+import {
+  nowMs,
+  readAnswer,
+  type Endpoint,
+  type EndpointHost,
+  type Pending,
+  type StreamHost,
+  type WorkerInfo,
+} from "../endpoint/endpoint.ts"
+import { BorrowedResponse, ownBytes, SlotResponse, StreamedResponse, webResponse } from "../endpoint/response.ts"
+import { Kind } from "../../native/ffi.ts"
+import type { FlightRecorder } from "../wire/recorder.ts"
+
+// Deadlines and stuck slots are checked on a timer while requests are out; an idle bus has no timer at all.
+export const TICK_BUSY_MS = 10
+
+/** What a dispatcher is told at its making: its bus's limits. */
+export interface DispatchSettings {
+  maxBody: number
+  /** When a remote worker gets a request: only when no local slot is free, by load, or never. */
+  remotePolicy: "overflow" | "balance" | "never"
+  /** Distinct routes (or RPC methods) whose durations /metrics shows apart; 0: none. */
+  metricsRoutes: number
+  /** The bus's flight recorder (docs/PROTOCOL.md §16), or null. */
+  recorder: FlightRecorder | null
+}
+
+/** Whom a dispatcher tells of workers joining and leaving (the bus's listeners and waitForWorkers, accept.ts). */
+export interface DispatchHooks {
+  joined(e: Endpoint): void
+  left(worker: WorkerInfo): void
+}
+
+export class Dispatcher implements EndpointHost {
+  /** Every worker the dispatcher may pick, nearest first (the order `bus.workers` lists them in). */
+  readonly endpoints: Endpoint[] = []
+  readonly queue: Pending[] = []
+  private ticker: ReturnType<typeof setTimeout> | undefined
+  private tickAt = 0
+  /** Told of each request's moments: counters, metrics, the flight recorder, traces (observe.ts). */
+  readonly observer: BusObserver
+  readonly counters: BusCounters
+  readonly metrics: BusMetrics
+  private stopped = false
+  /** Whom a worker's request limit tells (retireAfter). */
+  private readonly due = new WeakMap<Endpoint, () => void>()
+
+  constructor(
+    readonly name: string,
+    private readonly o: DispatchSettings,
+    private readonly hooks: DispatchHooks,
+  ) {
+    this.observer = new BusObserver(o.metricsRoutes, o.recorder)
+    this.counters = this.observer.counters
+    this.metrics = this.observer.metrics
+  }
+
+  /** Workers connected now, on this host and others. */
+  get workerCount(): number {
+    return this.endpoints.length
+  }
+
+  get maxBody(): number {
+    return this.o.maxBody
+  }
+
+  /** Requests whose callers still wait: queued, or held by a worker. */
+  get busy(): boolean {
+    return this.queue.length > 0 || this.endpoints.some((e) => e.waiting > 0)
+  }
+
+  /**
+   * A new request: counted, the ticks started or brought forward to its deadline (an idle bus does not tick),
+   * then sent, or queued behind the requests already waiting, or failed with what `refusal` says when nothing may
+   * take it.
+   */
+  add(p: Pending, timeoutMs: number, refusal: () => Error | undefined) {
+    this.counters.request()
+    if (this.tickAt === Infinity) this.scheduleTick(Math.min(TICK_BUSY_MS, timeoutMs || TICK_BUSY_MS))
+    else if (p.deadline < this.tickAt) this.scheduleTick(Math.max(0, timeoutMs))
+    if (this.queue.length === 0 && this.dispatch(p)) return // behind a queue it waits its turn
+    const refused = refusal()
+    if (refused) return this.fail(p, refused)
+    p.waited = true
+    this.queue.push(p)
+    this.freed()
+    this.observer.queued(this.queue.length)
+  }
+
+  /** The bus closed: no more ticks. */
+  stop() {
+    this.stopped = true
+    clearTimeout(this.ticker)
+  }
+
+  /** When a remote worker gets a request (remotePolicy). */
+  get remotePolicy() {
+    return this.o.remotePolicy
+  }
+
+  /**
+   * The worker a request goes to, or null when none has room: the near one with the fewest requests out, unless
+   * remotePolicy sends it to the far one with the lowest share of its capacity in use ("overflow": only when no
+   * near one has room; "balance": when that share is lower than the near one's; "never"). A retiring one (past its
+   * request limit, its successor on the way) only while no other serves, full or not.
+   */
+  pick(): Endpoint | null {
+    const policy = this.o.remotePolicy
+    let near: Endpoint | null = null
+    let far: Endpoint | null = null
+    let retiring: Endpoint | null = null
+    let open = false // a worker serves, with room or not
+    for (const e of this.endpoints) {
+      if (!e.serving) {
+        if (e.retiring && e.inFlight < e.capacity && (!retiring || e.inFlight < retiring.inFlight)) retiring = e
+      } else if (e.distance === 0) {
+        open = true
+        if (e.inFlight < e.capacity && (!near || e.inFlight < near.inFlight)) near = e
+      } else if (policy !== "never") {
+        open = true
+        if (e.inFlight < e.capacity && (!far || e.inFlight / e.capacity < far.inFlight / far.capacity)) far = e
+      }
+    }
+    if (far && (!near || (policy === "balance" && far.inFlight / far.capacity < near.inFlight / near.capacity)))
+      return far
+    return near ?? (open ? null : retiring)
+  }
+
+  /** Sends p to the least busy worker. False when none has room; p then stays queued. */
+  dispatch(p: Pending): boolean {
+    const e = this.pick()
+    if (e === null || !e.send(p)) return false
+    if (e.requests >= e.requestLimit) this.limitReached(e)
+    this.observer.sent(p)
+    return true
+  }
+
+  /**
+   * Once `e` has taken `n` requests (those it took count) it retires (pick), and `due` is called once, after the send
+   * that reached it: its pool replaces it (superviseWorkers's recycle.maxRequests).
+   */
+  retireAfter(e: Endpoint, n: number, due: () => void) {
+    e.requestLimit = n
+    this.due.set(e, due)
+    if (e.requests >= n) this.limitReached(e)
+  }
+
+  private limitReached(e: Endpoint) {
+    e.requestLimit = Infinity // told once
+    e.retire()
+    const due = this.due.get(e)
+    this.due.delete(e)
+    if (due) queueMicrotask(due)
+  }
+
+  /** A worker joined: listed after the others as near as it (nearest first), told of, and given the queue. */
+  join(e: Endpoint) {
+    let i = this.endpoints.length
+    while (i > 0 && this.endpoints[i - 1]!.distance > e.distance) i--
+    this.endpoints.splice(i, 0, e)
+    e.seat = this.metrics.seat(e)
+    this.hooks.joined(e)
+    this.freed()
+  }
+
+  /** A worker left (`err`): out of the books, what it held goes elsewhere or fails, then it is told of. */
+  leave(e: Endpoint, err: Error) {
+    const i = this.endpoints.indexOf(e)
+    if (i < 0) return
+    const info = e.info() // as it was when it left
+    this.endpoints.splice(i, 1)
+    this.metrics.unseat(e.seat)
+    e.left(err)
+    this.hooks.left(info)
+    this.freed()
+  }
+
+  /** Places were freed on a worker (or one joined): the queue goes on, in arrival order. */
+  freed() {
+    while (this.queue.length > 0) {
+      const p = this.queue.shift()!
+      if (!this.dispatch(p)) {
+        this.queue.unshift(p)
+        break
+      }
+    }
+    this.observer.queued(this.queue.length)
+  }
+
+  answered(p: Pending, value: unknown, at: number, status = (value as { status?: number }).status ?? 0) {
+    this.observer.answered(p, at - p.started, status)
+    this.settle(p)
+    p.resolve(value as never)
+  }
+
+  /** What a streamed answer's reader (stream-in.ts) may do to the books. */
+  readonly streams: StreamHost = {
+    maxBody: () => this.o.maxBody,
+    countIn: (bytes) => this.counters.receivedBytes(bytes),
+    streamStarted: (p, status, head, body) => {
+      p.deadline = Infinity // timeoutMs runs until the HEAD; from here on streamIdleMs watches the reader
+      p.resolve(new StreamedResponse(status, head, body) as never)
+    },
+    streamEnded: (p, status, head, body) => this.streamEnded(p, status, head, body),
+    fail: (p, err) => this.fail(p, err),
+  }
+
+  private streamEnded(p: Pending, status: number, head: string[], body: Uint8Array | null) {
+    if (body === null) {
+      // a streaming caller has had its answer since the HEAD
+      this.observer.answered(p, Bun.nanoseconds() - p.started, status)
+      return this.settle(p)
+    }
+    let value: unknown
+    if (p.into !== null) body = ownBytes(body, p.into)
+    if (p.read !== null) value = readAnswer(p.read, status, body)
+    else if (p.response) {
+      try {
+        value = webResponse(status, head, body)
+      } catch (e) {
+        return this.fail(p, e)
+      }
+    } else if (p.stream) value = new StreamedResponse(status, head, body)
+    else if (p.kind === Kind.RAW) value = body
+    else if (p.borrow) value = new BorrowedResponse(status, head, body, null)
+    else value = new SlotResponse(status, head, body)
+    this.answered(p, value, Bun.nanoseconds(), p.read !== null ? status : undefined)
+  }
+
+  private settle(p: Pending) {
+    if (p.phase === "in-slot") p.endpoint!.settled(p)
+    else p.phase = "slot-returned" // it never had a slot
+    if (p.onAbort) p.signal!.removeEventListener("abort", p.onAbort)
+  }
+
+  /**
+   * The worker holding p is gone (`err`): an idempotent request not yet answered in part goes to another worker
+   * (once), any other fails. True when it was sent again.
+   */
+  retryOrFail(p: Pending, err: unknown): boolean {
+    if (!p.idempotent || p.retried || p.phase !== "in-slot" || p.in !== null || !(err instanceof WorkerGoneError)) {
+      this.fail(p, err)
+      return false
+    }
+    p.endpoint!.forget(p)
+    Object.assign(p, { phase: "queued", endpoint: null, slot: -1, retried: true, waited: true })
+    let i = 0 // back in the queue where its arrival puts it
+    while (i < this.queue.length && this.queue[i]!.started <= p.started) i++
+    this.queue.splice(i, 0, p)
+    this.freed()
+    return true
+  }
+
+  fail(p: Pending, err: unknown) {
+    if (p.phase !== "queued" && p.phase !== "in-slot") return
+    if (p.phase === "queued") {
+      const i = this.queue.indexOf(p)
+      if (i >= 0) this.queue.splice(i, 1)
+      this.observer.queued(this.queue.length)
+    } else p.endpoint!.cancel(p, err) // a slot stays p's (settled) until the worker hands it back; a late answer is dropped
+    this.observer.failed(p, err, Bun.nanoseconds() - p.started) // before settle: p.endpoint is still its worker
+    this.settle(p)
+    p.settledAt = nowMs() // given up: from now on its slot may count as stuck
+    p.body = EMPTY
+    p.reject(err)
+    p.in?.failed(err) // a caller already reading a stream sees it fail; the rest of it is dropped
+  }
+
+  /** Every request still waiting fails with `err` (the bus closed). */
+  failAll(err: Error) {
+    for (const p of [...this.queue]) this.fail(p, err)
+    for (const e of this.endpoints) for (const p of [...e.held()]) if (p?.phase === "in-slot") this.fail(p, err)
+  }
+
+  tick() {
+    if (this.stopped) return
+    try {
+      const t = nowMs()
+      const expire = (p: Pending | null) => {
+        const stalled = p?.in?.stalledSince
+        if (p?.phase === "in-slot" && stalled && p.streamIdleMs > 0 && t - stalled >= p.streamIdleMs)
+          return this.fail(
+            p,
+            new TimeoutError(
+              `the stream from "${this.name}" was not read for ${p.streamIdleMs}ms (streamIdleMs); it was given up`,
+            ),
+          )
+        if (p && (p.phase === "queued" || p.phase === "in-slot") && p.deadline <= t)
+          this.fail(
+            p,
+            new TimeoutError(
+              p.phase === "queued" && this.endpoints.length === 0
+                ? `request to "${this.name}" timed out after ${p.timeoutMs}ms: 0 workers connected to "${this.name}"; start one (SlotWorker.connect("${this.name}", …)) or await bus.waitForWorkers()`
+                : `request to "${this.name}" timed out after ${p.timeoutMs}ms; the worker is overloaded, stuck, or absent`,
+            ),
+          )
+      }
+      for (const e of [...this.endpoints]) {
+        for (const p of e.held()) expire(p)
+        e.tick(t)
+      }
+      for (const p of [...this.queue]) expire(p)
+    } catch {
+      this.counters.internalError()
+    }
+    if (this.queue.length > 0 || this.endpoints.some((e) => e.inFlight > 0)) this.scheduleTick(TICK_BUSY_MS)
+    else {
+      clearTimeout(this.ticker)
+      this.tickAt = Infinity
+    }
+  }
+
+  private scheduleTick(ms: number) {
+    if (this.stopped) return
+    clearTimeout(this.ticker)
+    this.tickAt = nowMs() + ms
+    this.ticker = setTimeout(() => this.tick(), Math.min(ms, MAX_TIMER_MS)) // a later deadline: the tick re-arms
+  }
+}

@@ -1,0 +1,90 @@
+// What a bus knows of the pools that feed it (superviseWorkers, supervise-workers.ts): each one's row in the status
+// view, the failure of one that gave up, and what a pool asks of the bus's books: the load on its workers, when a
+// new worker joined, and retiring one (nothing new to it, then wait until it holds nothing).
+import { sleep } from "../../kit/index.ts"
+import type { PoolRow } from "../observe/bus-status.ts"
+import type { Dispatcher } from "./dispatcher.ts"
+
+export class BusPools {
+  /** Each pool's row in the status view, while `describe` says it runs. */
+  private readonly rows = new Map<object, () => PoolRow | null>()
+  /** The pools that gave up, with the error requests then fail with. */
+  private readonly failures = new Map<object, Error>()
+
+  constructor(
+    private readonly d: Dispatcher,
+    /** Everything that waits for a worker fails with `err` (the queue, waitForWorkers's callers). */
+    private readonly failWaiting: (err: Error) => void,
+    /** The bus's error once it is closing, else null. */
+    private readonly closed: () => Error | null,
+  ) {}
+
+  /** `pool` gave up (`err`), or serves again (null). While one has given up and no worker is connected, what waits fails. */
+  failed(pool: object, err: Error | null) {
+    if (!err) return void this.failures.delete(pool)
+    this.failures.set(pool, err)
+    const gaveUp = this.gaveUp()
+    if (gaveUp) this.failWaiting(gaveUp)
+  }
+
+  /** The error of a pool that gave up, while no worker is connected (then nothing could serve a request). */
+  gaveUp(): Error | undefined {
+    return this.d.workerCount === 0 ? this.failures.values().next().value : undefined
+  }
+
+  /** `pool` is shown in the bus's status view until `describe` says null (stopped). */
+  show(pool: object, describe: () => PoolRow | null) {
+    this.rows.set(pool, describe)
+  }
+
+  /** The rows of the pools that run. */
+  describe(): PoolRow[] {
+    const out: PoolRow[] = []
+    for (const [pool, describe] of this.rows) {
+      const row = describe()
+      if (row) out.push(row)
+      else this.rows.delete(pool) // stopped
+    }
+    return out
+  }
+
+  /** The load on the workers of processes `pids`: their slots, what they hold, the queue and its oldest wait (ms). */
+  load(pids: ReadonlySet<number>) {
+    let inFlight = 0
+    let capacity = 0
+    let workers = 0
+    for (const e of this.d.endpoints)
+      if (pids.has(e.pid) && e.serving) {
+        inFlight += e.inFlight
+        capacity += e.capacity
+        workers++
+      }
+    const oldest = this.d.queue[0]
+    const waitedMs = oldest ? (Bun.nanoseconds() - oldest.started) / 1e6 : 0
+    return { queued: this.d.queue.length, waitedMs, inFlight, capacity, workers }
+  }
+
+  /** Resolves once a worker of process `pid` has joined the bus. */
+  async joined(pid: number): Promise<void> {
+    while (!this.d.endpoints.some((e) => e.pid === pid)) {
+      const closed = this.closed()
+      if (closed) throw closed
+      await sleep(5)
+    }
+  }
+
+  /** The worker of process `pid` here retires after `n` requests (Dispatcher.retireAfter); false: it has not joined. */
+  retireAfter(pid: number, n: number, due: () => void): boolean {
+    const e = this.d.endpoints.find((x) => x.pid === pid && x.distance === 0)
+    if (e) this.d.retireAfter(e, n, due)
+    return e !== undefined
+  }
+
+  /** The worker of process `pid` gets no new request; resolves once it holds none (borrowed slots too) or left. */
+  async retire(pid: number): Promise<void> {
+    const e = this.d.endpoints.find((x) => x.pid === pid)
+    if (!e) return
+    e.drain()
+    while (this.d.endpoints.includes(e) && e.inFlight > 0) await sleep(5)
+  }
+}

@@ -1,0 +1,119 @@
+// A request's way in, the steps of SlotBus's submit (bus.ts): what the caller passed is checked, the head encoded,
+// the trace context added, and the Pending made that the Dispatcher keeps of it from the queue to the answer.
+import { Kind } from "../../native/ffi.ts"
+import { headerPairs, headLength } from "../wire/codec.ts"
+import { checkOptions } from "../../kit/index.ts"
+import { PayloadTooLargeError } from "../../errors.ts"
+import type { Pending, ReadAnswer } from "../endpoint/endpoint.ts"
+import {
+  checkRequestOptions,
+  positiveInt,
+  REQUEST_INIT,
+  REQUEST_OPTIONS,
+  type ListenSettings,
+  type RequestOptions,
+  type SlotRequestInit,
+} from "./options.ts"
+import { clientTrace, headWithContext } from "../wire/trace.ts"
+
+/** How a request comes in: its kind, the call its errors name, and whether it resolves as a Web Response. */
+export interface Entry {
+  readonly kind: number
+  readonly where: "bus.request" | "bus.call"
+  /** bus.fetch's: an answer that came whole resolves as a Web Response. */
+  readonly response: boolean
+}
+export const REQUEST: Entry = { kind: Kind.HTTP, where: "bus.request", response: false }
+export const CALL: Entry = { kind: Kind.RAW, where: "bus.call", response: false }
+export const FETCH: Entry = { kind: Kind.HTTP, where: "bus.request", response: true }
+
+const INIT_FIELDS = { noun: "request field" }
+
+/** Checks the request's shape and the names of its fields and options; its options, or one shared {} for none. */
+export function admit(entry: Entry, init: SlotRequestInit, options: RequestOptions | undefined): RequestOptions {
+  if (init === null || typeof init !== "object") throw new TypeError("request() takes { method, path, headers, body }")
+  if (entry.kind === Kind.HTTP) checkOptions(init, REQUEST_INIT, "bus.request", INIT_FIELDS)
+  return checkOptions(options, REQUEST_OPTIONS, entry.where)
+}
+
+/** An HTTP request's head as the codec writes it: method, path, then each header's name and value. */
+export function encodeHead(init: SlotRequestInit, maxHeadBytes: number): string[] {
+  const method = init.method ?? "GET"
+  const path = init.path ?? "/"
+  if (typeof method !== "string" || typeof path !== "string" || /[\0\s]/.test(method) || path.includes("\0"))
+    throw new TypeError("method and path must be strings without NUL (method without spaces)")
+  const strings = [method, path, ...headerPairs(init.headers)]
+  const head = headLength(strings)
+  if (head > maxHeadBytes)
+    throw new PayloadTooLargeError(`request head is ${head} bytes, over maxHeadBytes ${maxHeadBytes}`)
+  return strings
+}
+
+export function checkBodySize(body: Uint8Array, maxBodyBytes: number) {
+  if (body.length > maxBodyBytes)
+    throw new PayloadTooLargeError(
+      `request body is ${body.length} bytes, over maxBodyBytes ${maxBodyBytes}; raise maxBodyBytes on the hub`,
+    )
+}
+
+const unsettled = () => {}
+
+/**
+ * The request as the Dispatcher keeps it, once its options pass their checks (the bus's limits are the defaults).
+ * Its promise, clock and abort hookup come when it is queued (SlotBus's enqueue).
+ */
+export function newPending(
+  entry: Entry,
+  strings: string[] | null,
+  body: Uint8Array,
+  opts: RequestOptions,
+  s: ListenSettings,
+  read: ReadAnswer | null,
+): Pending {
+  const timeoutMs = positiveInt(opts.timeoutMs, s.timeoutMs, "timeoutMs")
+  checkRequestOptions(opts)
+  const streamIdleMs = positiveInt(opts.streamIdleMs, s.streamIdleMs, "streamIdleMs")
+  return {
+    phase: "queued",
+    kind: entry.kind,
+    strings,
+    body,
+    bodyLength: body.length,
+    borrow: opts.borrow === true,
+    into: opts.into ?? null,
+    resolve: unsettled,
+    reject: unsettled,
+    signal: opts.signal,
+    onAbort: undefined,
+    timeoutMs,
+    deadline: Infinity,
+    started: 0,
+    settledAt: 0,
+    endpoint: null,
+    slot: -1,
+    stream: opts.stream === true,
+    response: entry.response,
+    read,
+    streamIdleMs,
+    in: null,
+    idempotent: opts.idempotent === true,
+    retried: false,
+    waited: false,
+    trace: null,
+  }
+}
+
+/** Starts the request's trace (trace.ts) and carries its context in the head; nothing when there is none to carry. */
+export function addTrace(p: Pending, opts: RequestOptions, entry: Entry, bus: string, maxHeadBytes: number) {
+  const trace = clientTrace(p.kind, p.strings, opts, bus, entry.where)
+  if (trace === null) return
+  p.strings = headWithContext(p.kind, p.strings, trace.context)
+  const head = headLength(p.strings)
+  if (head > maxHeadBytes) {
+    trace.end()
+    throw new PayloadTooLargeError(
+      `request head with its trace context is ${head} bytes, over maxHeadBytes ${maxHeadBytes}`,
+    )
+  }
+  p.trace = trace
+}

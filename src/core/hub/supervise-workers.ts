@@ -1,0 +1,319 @@
+// superviseWorkers: a Supervisor (src/kit) keeping slotbus worker processes of one bus alive, which the bus knows of:
+// a replacement's successor is ready once it joined the bus, a worker is drained on the bus before it is stopped on
+// purpose (reload, recycle, scale-down, stop), the pool can grow with its load and shrink when idle, requests wait
+// for it or fail with its PoolFailedError while no worker serves, and the status view shows it.
+import { readFileSync } from "node:fs"
+import { PoolFailedError } from "../../errors.ts"
+import {
+  checkNumber,
+  checkOptions,
+  optionNames,
+  SHARED_OPTIONS,
+  sleep,
+  splitCommand,
+  type SupervisedInstance,
+  Supervisor,
+  type SupervisorOptions,
+} from "../../kit/index.ts"
+import type { SlotBus } from "./bus.ts"
+import { isCompiled } from "../ops/self-command.ts"
+import { FRONT_PARENT_ENV } from "../ops/fronts.ts"
+
+export interface SuperviseWorkersOptions extends Omit<SupervisorOptions, "command" | "drain" | "retire" | "instances"> {
+  /** argv, or one command line split like a shell would ("bun worker.ts --idle park"). */
+  command: string[] | string
+  /** Resolves once a new worker process is ready to serve (a reload waits for it). Default: it joined the bus (without one: at once). */
+  ready?: (pid: number) => Promise<unknown>
+  /**
+   * How many workers: a number (default 1), or `{ min, max }` for a pool that grows while requests wait for a slot
+   * (or its slots are 90% busy) and shrinks after `idleTimeoutMs` of little use. Needs a bus.
+   */
+  instances?: number | { min: number; max: number }
+  /** With `instances: { min, max }`: how long the pool is little used (under 25% of its slots) before it shrinks. Default 30 000. */
+  idleTimeoutMs?: number
+  /**
+   * Replace a worker (surge-first, never counted as a crash) once it served `maxRequests`, its resident memory grew
+   * past `maxRssBytes` (read from /proc: Linux), or it ran `maxAgeMs`; each limit lowered by up to 10% at random per
+   * worker, so a pool does not recycle all at once. Needs a bus for `maxRequests`.
+   */
+  recycle?: { maxRequests?: number; maxRssBytes?: number; maxAgeMs?: number }
+  /**
+   * A call for the same bus and command as a running pool of this process returns that pool (bun --hot re-runs
+   * the module that made it). Default: true under `bun --hot`.
+   */
+  hot?: boolean
+  /** Where the lines saying the pool gave up, and recovered, go. Default: console.warn, prefixed "slotbus: ". */
+  log?: (line: string) => void
+}
+
+// Running pools of this process by bus and command, shared by every copy of this module a hot reload may load.
+const POOLS: Map<string, { sup: Supervisor; options: string }> = ((globalThis as Record<symbol, unknown>)[
+  Symbol.for("slotbus.pools")
+] ??= new Map()) as Map<string, { sup: Supervisor; options: string }>
+
+const SUPERVISE_WORKERS_OPTIONS = optionNames<SuperviseWorkersOptions>({
+  ...SHARED_OPTIONS,
+  onGiveUp: true,
+  ready: true,
+  idleTimeoutMs: true,
+  recycle: true,
+  hot: true,
+  log: true,
+})
+const RECYCLE_OPTIONS = optionNames<NonNullable<SuperviseWorkersOptions["recycle"]>>({
+  maxRequests: true,
+  maxRssBytes: true,
+  maxAgeMs: true,
+})
+
+// How often an elastic pool looks at its load, and when it grows: a request waited this long for a slot, or this
+// share of its slots is busy; it shrinks when under IDLE_SHARE for idleTimeoutMs.
+const SCALE_TICK_MS = 100
+const GROW_WAIT_MS = 5
+const GROW_SHARE = 0.9
+const IDLE_SHARE = 0.25
+const RECYCLE_TICK_MS = 200
+
+/**
+ * Keeps slotbus worker processes alive: restarted with backoff when they crash; past the restart intensity what
+ * crashes stays down (what runs goes on serving) until a window passes without a crash. With a `bus`, stop(),
+ * reload(), recycling and scale-down drain a worker on the bus before stopping it, a successor counts as ready once
+ * it joined the bus, and while no worker is connected after the pool gave up, requests fail with PoolFailedError.
+ */
+export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersOptions): Supervisor {
+  checkOptions(options, SUPERVISE_WORKERS_OPTIONS, "superviseWorkers", { required: ["command"] })
+  const { command, hot: hotOption, log: logOption, instances, idleTimeoutMs, recycle, ready, ...rest } = options
+  if (ready !== undefined && typeof ready !== "function")
+    throw new TypeError("ready must be a function (pid) => Promise")
+  if (hotOption !== undefined && typeof hotOption !== "boolean") throw new TypeError("hot must be a boolean")
+  if (logOption !== undefined && typeof logOption !== "function") throw new TypeError("log must be a function")
+  const range = instanceRange(instances, bus)
+  const idleMs = checkNumber(idleTimeoutMs, { what: "idleTimeoutMs", where: "superviseWorkers", min: 1, dflt: 30_000 })
+  const limits = recycleLimits(recycle, bus)
+  const argv = typeof command === "string" ? splitCommand(command) : command
+  if (isCompiled() && argv[0] === process.execPath && /\.(?:[cm]?[jt]sx?)$/.test(argv[1] ?? ""))
+    throw new TypeError(
+      `superviseWorkers: in an app built with bun build --compile, process.execPath is the app itself: [process.execPath, "${argv[1]}"] would run the app's own entry again, not ${argv[1]}; start the workers with selfCommand("worker") (this binary in a worker role) or a second compiled binary (docs/api.md, "Compiled apps")`,
+    )
+  const log = logOption ?? ((line: string) => console.warn(`slotbus: ${line}`))
+  // Under bun --hot the module that called this runs again on every save: the same pool comes back.
+  const key = JSON.stringify([bus?.name ?? null, argv, rest.cwd ?? null])
+  const shape = JSON.stringify({ rest, instances, idleTimeoutMs, recycle })
+  const running = POOLS.get(key)
+  if ((hotOption ?? process.execArgv.includes("--hot")) && running?.sup.state === "running") {
+    if (running.options === shape) return running.sup
+    void running.sup.stop() // other options: the new pool replaces it
+  }
+  const drain = async () => {
+    const pids = () => new Set(sup.instances.map((i) => i.pid))
+    while (bus && bus.workers.some((w) => pids().has(w.pid) && w.inFlight > 0)) await sleep(10)
+  }
+  // A shared front's pool is the name's (docs/PROTOCOL.md §15.4): the fronts' leader runs it, and its workers
+  // learn which front started them, so they leave when it dies and the next leader's pool takes over.
+  const front = bus?.front ?? null
+  const sup: Supervisor = new Supervisor({
+    ...rest,
+    env: front ? { ...rest.env, [FRONT_PARENT_ENV]: String(process.pid) } : rest.env,
+    instances: range.min,
+    command: argv,
+    drain,
+    ready: ready ?? (bus ? (pid) => bus.pools.joined(pid) : undefined),
+    retire: bus ? (pid) => bus.pools.retire(pid) : undefined,
+  })
+  const what = () =>
+    `the worker pool${bus ? ` of "${bus.name}"` : ""} (${argv.join(" ")}, ${sup.instances.length} instance${sup.instances.length === 1 ? "" : "s"})`
+  sup.on("failed", (f) => {
+    const message = `${what()} gave up: ${f.reason}; what crashes stays down, what runs keeps serving, until ${f.windowMs} ms pass without a crash (or supervisor.stop() and start())`
+    log(message)
+    bus?.pools.failed(sup, new PoolFailedError(message, bus.name, f.reason))
+  })
+  sup.on("recovered", (r) => {
+    log(`${what()} runs again: no crash for a window, ${r.restarted} restarted`)
+    bus?.pools.failed(sup, null)
+  })
+  sup.on("start", () => bus?.pools.failed(sup, null))
+  sup.on("stopped", () => bus?.pools.failed(sup, null)) // a stopped pool takes its failure with it
+  const scale = { target: range.min, why: range.max > range.min ? "min" : "fixed" }
+  bus?.pools.show(sup, () =>
+    sup.state === "stopped"
+      ? null
+      : {
+          row: [
+            argv.join(" "),
+            front && sup.state === "created" ? "standby (another front runs the name's pool)" : sup.state,
+            `${sup.runningCount} of ${sup.instances.length}${range.max > range.min ? ` (target ${scale.target}: ${scale.why})` : ""}`,
+            sup.restarts,
+            sup.instances.map((i) => i.pid || "-").join(" "),
+          ],
+          failure: sup.failureReason,
+          restarts: { crash: sup.restarts, ...sup.replacements },
+        },
+  )
+  if (!front || front.leader) sup.start() // throws here when the command cannot be spawned at all
+  front?.onLeader(() => {
+    if (sup.state !== "created" || bus?.closing) return
+    try {
+      sup.start()
+    } catch (e) {
+      // elected later, on a timer: nobody to throw to, so it is said, and the bus's requests fail with it
+      const message = `${what()} could not start on this front, its new leader: ${(e as Error).message}`
+      log(message)
+      bus?.pools.failed(sup, new PoolFailedError(message, bus.name, (e as Error).message))
+    }
+  })
+  // its workers would join the next leader's fronts beside that leader's pool: the name's pool goes with the seat
+  front?.onClose(() => {
+    if (sup.state === "running" || sup.state === "failed") void sup.stop()
+  })
+  POOLS.set(key, { sup, options: shape })
+  if (bus && range.max > range.min) autoscale(sup, bus, range, idleMs, scale)
+  if (limits) recycleWhenDue(sup, bus, limits)
+  return sup
+}
+
+type Range = { min: number; max: number }
+
+function instanceRange(v: SuperviseWorkersOptions["instances"], bus: SlotBus | null): Range {
+  if (v === undefined || typeof v === "number") {
+    const n = v ?? 1
+    return { min: n, max: n } // Supervisor checks the number itself
+  }
+  if (typeof v !== "object" || v === null)
+    throw new TypeError(`superviseWorkers: instances is a number or { min, max }, got ${String(v)}`)
+  checkOptions(v, optionNames<Range>({ min: true, max: true }), "superviseWorkers instances", {
+    required: ["min", "max"],
+  })
+  const where = "superviseWorkers"
+  const min = checkNumber(v.min, { what: "instances.min", where })
+  const max = checkNumber(v.max, { what: "instances.max", where, min: Math.max(min, 1) })
+  if (!bus && max > min)
+    throw new TypeError("superviseWorkers: instances { min, max } needs a bus to read the load from")
+  return { min, max }
+}
+
+type Limits = { maxRequests: number; maxRssBytes: number; maxAgeMs: number }
+
+function recycleLimits(v: SuperviseWorkersOptions["recycle"], bus: SlotBus | null): Limits | null {
+  if (v === undefined) return null
+  checkOptions(v, RECYCLE_OPTIONS, "superviseWorkers recycle")
+  const out = { maxRequests: Infinity, maxRssBytes: Infinity, maxAgeMs: Infinity }
+  for (const k of ["maxRequests", "maxRssBytes", "maxAgeMs"] as const)
+    out[k] = checkNumber(v[k], { what: `recycle.${k}`, where: "superviseWorkers", min: 1, dflt: Infinity })
+  if (out.maxRequests < Infinity && !bus)
+    throw new TypeError("superviseWorkers: recycle.maxRequests needs a bus to count requests")
+  return out
+}
+
+/**
+ * Grows the pool while requests wait for a slot (or 90% of its slots are busy), doubling up to `max`, and shrinks
+ * it after `idleMs` under 25% use, at most by half and never under what its load needs, down to `min`.
+ */
+function autoscale(
+  sup: Supervisor,
+  bus: SlotBus,
+  range: Range,
+  idleMs: number,
+  scale: { target: number; why: string },
+) {
+  let busySince = performance.now()
+  let changing = false
+  const timer = setInterval(() => {
+    if (sup.state === "stopped" || sup.state === "stopping") return clearInterval(timer)
+    if (changing || sup.state !== "running") return
+    const pids = new Set(sup.instances.map((i) => i.pid))
+    const load = bus.pools.load(pids)
+    const size = sup.instances.length
+    const share = load.capacity > 0 ? load.inFlight / load.capacity : 0
+    const now = performance.now()
+    let target = size
+    if ((load.waitedMs >= GROW_WAIT_MS || share >= GROW_SHARE) && size < range.max) {
+      target = Math.min(range.max, Math.max(size + 1, size * 2))
+      scale.why =
+        load.waitedMs >= GROW_WAIT_MS
+          ? `a request waited ${Math.round(load.waitedMs)} ms`
+          : `${Math.round(share * 100)}% busy`
+    }
+    if (share >= IDLE_SHARE || load.queued > 0) busySince = now
+    else if (now - busySince >= idleMs && size > range.min) {
+      const perWorker = load.capacity / Math.max(1, load.workers)
+      const needed = Math.ceil(load.inFlight / (perWorker * 0.5))
+      target = Math.max(range.min, Math.ceil(size / 2), needed)
+      scale.why = `under ${IDLE_SHARE * 100}% busy for ${idleMs} ms`
+      busySince = now
+    }
+    if (target === size) return
+    scale.target = target
+    changing = true
+    sup.resize(target).then(
+      () => (changing = false),
+      () => (changing = false),
+    )
+  }, SCALE_TICK_MS)
+  timer.unref()
+}
+
+/**
+ * Replaces a worker past one of its (jittered) limits, the most overdue first, one at a time. A worker that took
+ * its maxRequests retires at once (the bus sends it a request only while no other worker serves) and its
+ * replacement starts then, not at the next look.
+ */
+function recycleWhenDue(sup: Supervisor, bus: SlotBus | null, limits: Limits) {
+  const jitter = new Map<number, number>() // by pid: 0.9 … 1
+  const factor = (pid: number) => {
+    let f = jitter.get(pid)
+    if (f === undefined) jitter.set(pid, (f = 1 - Math.random() * 0.1))
+    return f
+  }
+  let busy = false
+  const next = () => {
+    if (busy || sup.state !== "running") return
+    const served = bus ? new Map(bus.workers.map((w) => [w.pid, w.requests])) : new Map<number, number>()
+    const now = performance.now()
+    let worst: SupervisedInstance | null = null
+    let most = 1 // due from 1: its limit reached
+    for (const inst of sup.instances) {
+      if (!inst.proc || inst.state !== "running") continue
+      const f = factor(inst.pid)
+      const over = Math.max(
+        (served.get(inst.pid) ?? 0) / (limits.maxRequests * f),
+        (now - inst.startedAt) / (limits.maxAgeMs * f),
+        limits.maxRssBytes < Infinity ? rssBytes(inst.pid) / (limits.maxRssBytes * f) : 0,
+      )
+      if (over >= most) [worst, most] = [inst, over]
+    }
+    if (!worst) return
+    busy = true
+    jitter.delete(worst.pid)
+    // the next one at once; after a failed one (its successor not ready), at the next look
+    sup.recycle(worst.index).then(
+      () => {
+        busy = false
+        next()
+      },
+      () => (busy = false),
+    )
+  }
+  // Each worker of the pool retires at its limit as it joins (a reload's successor once it takes its index).
+  const retireAtLimit = (pid: number) => {
+    if (bus && limits.maxRequests < Infinity && sup.instances.some((i) => i.pid === pid))
+      bus.pools.retireAfter(pid, Math.ceil(limits.maxRequests * factor(pid)), next)
+  }
+  const offStart = sup.on("start", (inst) => retireAtLimit(inst.pid))
+  const offJoin = bus?.onWorker((e) => (e.type === "join" ? retireAtLimit(e.worker.pid) : jitter.delete(e.worker.pid)))
+  const timer = setInterval(() => {
+    if (sup.state !== "stopped" && sup.state !== "stopping") return next()
+    clearInterval(timer)
+    offStart()
+    offJoin?.()
+  }, RECYCLE_TICK_MS)
+  timer.unref()
+}
+
+function rssBytes(pid: number): number {
+  try {
+    const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]
+    return kb ? Number(kb) * 1024 : 0
+  } catch {
+    return 0 // gone, or no /proc here
+  }
+}

@@ -1,0 +1,83 @@
+// A bus's metric families for GET /metrics (serveStatus, the HTTP hub): the names, types, labels and meanings
+// docs/api.md's table lists. Every series carries bus="<name>"; per worker the label is its seat (bus-metrics.ts),
+// a small number reused when a worker leaves and another joins, never a pid.
+import { family, type MetricFamily } from "../../kit/index.ts"
+import type { BusMetricsSnapshot } from "./bus-metrics.ts"
+import type { PoolRow } from "./bus-status.ts"
+import type { BusStats } from "./stats.ts"
+
+/** The causes a worker pool starts a process again for (kit/supervisor.ts's ExitCause, but "stop"). */
+const CAUSES = ["crash", "reload", "recycle", "scale", "kill"] as const
+
+export function busFamilies(st: BusStats, m: BusMetricsSnapshot, pools: PoolRow[]): MetricFamily[] {
+  const bus = { bus: st.name }
+  const requests = family("slotbus_requests_total", "counter", "requests made on the bus")
+  requests.add(bus, st.requests)
+  const responses = family("slotbus_responses_total", "counter", "requests answered by a worker")
+  responses.add(bus, st.responses)
+  const errors = family(
+    "slotbus_request_errors_total",
+    "counter",
+    "requests that failed, by the error's class (RPC methods that threw: RemoteError; answers with a 5xx status: http5xx)",
+  )
+  for (const e of m.errors) errors.add({ ...bus, kind: e.kind }, e.count)
+  const timeouts = family("slotbus_request_timeouts_total", "counter", "requests given up at their timeoutMs")
+  timeouts.add(bus, m.timeouts)
+  const cancels = family("slotbus_request_cancels_total", "counter", "requests their caller aborted (signal)")
+  cancels.add(bus, m.cancels)
+  const duration: MetricFamily = {
+    name: "slotbus_request_duration_seconds",
+    type: "histogram",
+    help: "time from request() to the whole answer, of answered requests",
+    samples: [{ labels: bus, histogram: m.duration }],
+  }
+  const wait: MetricFamily = {
+    name: "slotbus_request_queue_wait_seconds",
+    type: "histogram",
+    help: "time a request waited in the bus's queue for a free slot (0 when one was free)",
+    samples: [{ labels: bus, histogram: m.queueWait }],
+  }
+  const perWorker: MetricFamily = {
+    name: "slotbus_worker_request_duration_seconds",
+    type: "histogram",
+    help: "time from request() to the whole answer, by the worker's seat (reused when a worker leaves)",
+    samples: m.workers.map((w) => ({ labels: { ...bus, worker: String(w.seat) }, histogram: w.duration })),
+  }
+  const out: MetricFamily[] = [requests, responses, errors, timeouts, cancels, duration, wait, perWorker]
+  if (m.routes.length > 0)
+    out.push({
+      name: "slotbus_route_request_duration_seconds",
+      type: "histogram",
+      help: "time from request() to the whole answer, by route or RPC method (metricsRoutes of them, then other)",
+      samples: m.routes.map((r) => ({ labels: { ...bus, route: r.route }, histogram: r.duration })),
+    })
+  const inFlight = family("slotbus_in_flight_requests", "gauge", "requests held by workers now")
+  inFlight.add(bus, st.inFlight)
+  const queued = family("slotbus_queued_requests", "gauge", "requests waiting for a free slot now")
+  queued.add(bus, st.queued)
+  const workers = family("slotbus_workers", "gauge", "workers connected now, by how they are reached")
+  const via = new Map<string, number>([["shm", 0]])
+  for (const w of st.workers) via.set(w.transport, (via.get(w.transport) ?? 0) + 1)
+  for (const [transport, n] of via) workers.add({ ...bus, transport }, n)
+  const busy = family("slotbus_worker_in_flight_requests", "gauge", "requests held by the worker in each seat now")
+  for (const w of m.workers) {
+    const info = st.workers.find((x) => x.pid === w.pid)
+    busy.add({ ...bus, worker: String(w.seat) }, info?.inFlight ?? 0)
+  }
+  const restarts = family(
+    "slotbus_worker_restarts_total",
+    "counter",
+    "worker processes its superviseWorkers pools started again, by cause (crash, or reload, recycle, scale, kill as asked)",
+  )
+  if (pools.length > 0)
+    for (const cause of CAUSES)
+      restarts.add(
+        { ...bus, cause },
+        pools.reduce((n, p) => n + (p.restarts?.[cause] ?? 0), 0),
+      )
+  const bytes = family("slotbus_body_bytes_total", "counter", "request and answer body bytes, by direction")
+  bytes.add({ ...bus, direction: "out" }, st.bytesOut)
+  bytes.add({ ...bus, direction: "in" }, st.bytesIn)
+  out.push(inFlight, queued, workers, busy, restarts, bytes)
+  return out
+}

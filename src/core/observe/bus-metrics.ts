@@ -1,0 +1,210 @@
+// What a bus measures for GET /metrics (serveStatus) and its status view: request duration and queue wait as
+// histograms, per bus and per worker seat, per route when the app asks (metricsRoutes); failures by the error's
+// class with the last message of each; and the slowest recent requests. The bus's observer (observe.ts) calls in at
+// the moments the Dispatcher already knows (a request sent, answered, failed), the Dispatcher when a worker joins or
+// leaves, with times already measured. Its duration histogram is also bus.stats()'s latency (stats.ts).
+import { BoundedLabels, Histogram, type HistogramSnapshot } from "../../kit/index.ts"
+import { TimeoutError } from "../../errors.ts"
+import type { Endpoint, Pending } from "../endpoint/endpoint.ts"
+import { Kind } from "../../native/ffi.ts"
+
+/** Distinct error classes counted by name; more are counted as "other". */
+const MAX_ERROR_KINDS = 16
+/** The slowest requests kept per window, and how long a window lasts: the view shows this window's and the last. */
+const SLOWEST = 10
+const SLOW_WINDOW_NS = 60e9
+/** The last message of an error class is kept up to this many characters. */
+const MAX_MESSAGE = 300
+
+/** One of the slowest recent requests. */
+export interface SlowRequest {
+  /** When it settled (ms since the epoch). */
+  at: number
+  /** "GET /path", an RPC method, or "call" (bus.call). */
+  what: string
+  /** The worker's seat (its `worker` label in /metrics) and pid; -1 and 0 when it never reached one. */
+  worker: number
+  pid: number
+  seconds: number
+  /** "ok", the answer's HTTP status, or the error's class. */
+  outcome: string
+}
+
+/** Failures of one error class: how many, and the last one's message and time. */
+export interface ErrorKind {
+  kind: string
+  count: number
+  lastMessage: string
+  lastAt: number
+}
+
+/** What the bus measured, as read at one moment. */
+export interface BusMetricsSnapshot {
+  duration: HistogramSnapshot
+  queueWait: HistogramSnapshot
+  /** Per worker seat: a seat is taken by a joining worker and given back when it leaves, so seats stay few. */
+  workers: { seat: number; pid: number | null; duration: HistogramSnapshot; p50: number; p99: number }[]
+  routes: { route: string; duration: HistogramSnapshot }[]
+  errors: ErrorKind[]
+  timeouts: number
+  cancels: number
+  slowest: SlowRequest[]
+}
+
+const whatOf = (p: Pending) => {
+  const s = p.strings
+  if (!s) return p.kind === Kind.RAW ? "call" : "request"
+  return s[0]!.startsWith("rpc:") ? s[1]! : `${s[0]} ${s[1]!.split("?", 1)[0]}`
+}
+
+/** What an answer's status says: "ok" for bus.call, the HTTP status, or what an RPC reply was (rpc.ts's RpcStatus). */
+function outcomeOf(status: number): string {
+  if (status === 0 || status === 720 || status === 721 || status === 722) return "ok"
+  if (status === 730 || status === 731) return "RemoteError"
+  if (status === 744) return "UnknownMethodError"
+  return String(status)
+}
+
+export class BusMetrics {
+  readonly duration = new Histogram()
+  readonly queueWait = new Histogram()
+  private readonly seats: Histogram[] = []
+  /** Which seats are taken, by which endpoint. */
+  private readonly holders: (Endpoint | null)[] = []
+  private readonly routeNames: BoundedLabels | null
+  private readonly routes: Histogram[] = []
+  private readonly kinds = new BoundedLabels(MAX_ERROR_KINDS)
+  private readonly errorsByKind: ErrorKind[] = []
+  timeouts = 0
+  cancels = 0
+  /** With OpenTelemetry on (kit/otel-metrics.ts): told of each duration (its worker's seat) and queue wait as recorded. */
+  tap: ((what: "duration" | "wait", ns: number, seat: number) => void) | null = null
+  private slow: SlowRequest[] = []
+  private lastSlow: SlowRequest[] = []
+  /** A request slower than this enters the slowest list (-1 while it has room). */
+  private slowFloor = -1
+  private windowStart = 0
+
+  constructor(maxRoutes: number) {
+    this.routeNames = maxRoutes > 0 ? new BoundedLabels(maxRoutes) : null
+  }
+
+  /** A worker joined: it takes the lowest free seat. */
+  seat(e: Endpoint): number {
+    let i = this.holders.indexOf(null)
+    if (i < 0) {
+      i = this.holders.length
+      this.holders.push(null)
+      this.seats.push(new Histogram())
+    }
+    this.holders[i] = e
+    return i
+  }
+
+  /** A worker left: its seat is free for the next to join (its counts go on under the same label). */
+  unseat(seat: number) {
+    if (seat >= 0 && seat < this.holders.length) this.holders[seat] = null
+  }
+
+  /** p was answered (`status`: the answer's, 0 for bus.call) after `ns` since it was made. */
+  answered(p: Pending, ns: number, status: number) {
+    this.duration.observeNs(ns)
+    const seat = p.endpoint?.seat ?? -1
+    if (seat >= 0) this.seats[seat]!.observeNs(ns)
+    if (this.routeNames) this.routeOf(p).observeNs(ns)
+    if (this.tap) this.tap("duration", ns, seat)
+    if (status >= 730)
+      this.count(
+        status === 744 ? "UnknownMethodError" : "RemoteError",
+        "an RPC method threw (or was not found): the caller got the error",
+      )
+    else if (status >= 500 && status < 600) this.count("http5xx", `${whatOf(p)} answered ${status}`) // a handler failed, or said so
+    if (ns > this.slowFloor) this.noteSlow(p, ns, outcomeOf(status))
+  }
+
+  /** A request went to a worker after waiting `ns` in the queue (0: a slot was free at once). */
+  waited(ns: number) {
+    this.queueWait.observeNs(ns)
+    if (this.tap) this.tap("wait", ns, -1)
+  }
+
+  /** p failed with `err` after `ns`; `timeouts` and `cancels` are counted apart as well as by class. */
+  failed(p: Pending, err: unknown, ns: number) {
+    const kind =
+      err instanceof DOMException ? err.name : err instanceof Error ? err.constructor.name || err.name : typeof err
+    if (err instanceof TimeoutError) this.timeouts++
+    else if (p.signal?.aborted && p.signal.reason === err) this.cancels++
+    this.count(kind, err instanceof Error ? err.message : String(err))
+    if (ns > this.slowFloor) this.noteSlow(p, ns, kind)
+  }
+
+  private count(kind: string, message: string) {
+    const i = this.kinds.indexOf(kind)
+    const k = (this.errorsByKind[i] ??= {
+      kind: i < MAX_ERROR_KINDS ? kind : "other",
+      count: 0,
+      lastMessage: "",
+      lastAt: 0,
+    })
+    k.count++
+    k.lastMessage = message.slice(0, MAX_MESSAGE)
+    k.lastAt = Date.now()
+  }
+
+  private routeOf(p: Pending): Histogram {
+    const i = this.routeNames!.indexOf(whatOf(p))
+    return (this.routes[i] ??= new Histogram())
+  }
+
+  /** A window that has passed becomes the last one (two that have passed: none is kept). */
+  private rotate(now: number) {
+    if (now - this.windowStart <= SLOW_WINDOW_NS) return
+    this.lastSlow = now - this.windowStart > 2 * SLOW_WINDOW_NS ? [] : this.slow
+    this.slow = []
+    this.slowFloor = -1
+    this.windowStart = now
+  }
+
+  private noteSlow(p: Pending, ns: number, outcome: string) {
+    this.rotate(Bun.nanoseconds())
+    const e = p.endpoint
+    const entry: SlowRequest = {
+      at: Date.now(),
+      what: whatOf(p),
+      worker: e?.seat ?? -1,
+      pid: e?.pid ?? 0,
+      seconds: ns / 1e9,
+      outcome,
+    }
+    const list = this.slow
+    let i = list.length
+    while (i > 0 && list[i - 1]!.seconds < entry.seconds) i--
+    list.splice(i, 0, entry)
+    if (list.length > SLOWEST) list.length = SLOWEST
+    this.slowFloor = list.length < SLOWEST ? -1 : list[list.length - 1]!.seconds * 1e9
+  }
+
+  snapshot(): BusMetricsSnapshot {
+    this.rotate(Bun.nanoseconds()) // a quiet bus's old slow requests age out even if nothing slower comes
+    const routes: BusMetricsSnapshot["routes"] = []
+    if (this.routeNames)
+      for (const [route, i] of this.routeNames.entries())
+        if (this.routes[i]) routes.push({ route, duration: this.routes[i].snapshot() })
+    return {
+      duration: this.duration.snapshot(),
+      queueWait: this.queueWait.snapshot(),
+      workers: this.seats.map((h, seat) => ({
+        seat,
+        pid: this.holders[seat]?.pid ?? null,
+        duration: h.snapshot(),
+        p50: h.quantile(0.5),
+        p99: h.quantile(0.99),
+      })),
+      routes,
+      errors: this.errorsByKind.filter(Boolean).map((k) => ({ ...k })),
+      timeouts: this.timeouts,
+      cancels: this.cancels,
+      slowest: [...this.slow, ...this.lastSlow].sort((a, b) => b.seconds - a.seconds).slice(0, SLOWEST),
+    }
+  }
+}

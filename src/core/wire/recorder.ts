@@ -1,0 +1,156 @@
+// The writer's side of the flight recorder (docs/PROTOCOL.md §16): the bus's file, made in its private directory,
+// and what the TS side tells it that C cannot see (a request's enqueue time, the queue, why a request was given up).
+// C writes the records on the slot transitions (csrc/recorder.c); nothing here runs per request but one store.
+import { mkdirSync, readdirSync, rmdirSync, unlinkSync } from "node:fs"
+import { constants } from "node:os"
+import { dirname } from "node:path"
+import { getSystemErrorName } from "node:util"
+import type { Pointer } from "bun:ffi"
+import { native, recorderStage, type Chan } from "../../native/ffi.ts"
+import { RecConst, RecOutcome, recorderDir, sharedRecorderDir, whyNotPrivateDir } from "../../native/recorder-layout.ts"
+import { TimeoutError, WorkerGoneError } from "../../errors.ts"
+
+export const DEFAULT_RECORDS = 1024
+export const MAX_RECORDS = RecConst.MAX_RECORDS
+
+/** Why the request was given up, as a record's outcome (§16.2). */
+export function outcomeOf(err: unknown): number {
+  if (err instanceof TimeoutError) return RecOutcome.TIMEOUT
+  if (err instanceof WorkerGoneError) return RecOutcome.WORKER_GONE
+  return RecOutcome.CANCELLED
+}
+
+let warned = false
+/** Files of this process's open recorders: unlinked at exit when their bus was never closed (kill -9 leaves them stale). */
+const OPEN = new Set<string>()
+let exitHook = false
+
+export class FlightRecorder {
+  /**
+   * Times on CLOCK_MONOTONIC the TS side already has, so C reads no clock for them (sb_rec_stage): [0] the next
+   * publish's enqueue time, [1] its dispatch time (0: C reads the clock), [2] the poll pass's time (0 before each).
+   */
+  readonly stage: Float64Array
+  /** CLOCK_MONOTONIC − Bun.nanoseconds(): a request's start time in the records' clock. */
+  readonly offset: number
+  private open = true
+  private lastQueued = 0
+
+  private constructor(
+    private readonly ptr: Pointer,
+    readonly path: string,
+  ) {
+    this.stage = recorderStage(ptr)
+    this.offset = native.sb_rec_now() - Bun.nanoseconds()
+  }
+
+  /** The bus's recorder file, or null (with one warning per process) when its directory cannot be used. */
+  static create(name: string, records: number): FlightRecorder | null {
+    const dir = recorderDir()
+    const path = `${dir}/${name}.${process.pid}.rec`
+    const why = privateDir(dir)
+    let ptr: Pointer | null = null
+    const err = new Int32Array(1)
+    const open = () =>
+      native.sb_rec_open(Buffer.from(`${path}\0`), Buffer.from(`${name}\0`), records, err) as Pointer | null
+    if (!why) {
+      sweep(dir)
+      ptr = open()
+      // the last bus of another process removed the empty directory between our check and the open: make it again
+      if (!ptr && err[0] === -2 && !privateDir(dir)) ptr = open()
+    }
+    if (ptr) {
+      OPEN.add(path)
+      if (!exitHook) {
+        exitHook = true
+        process.on("exit", () => {
+          for (const f of OPEN) {
+            unlinkQuietly(f)
+            rmdirQuietly(dirname(f))
+          }
+        })
+      }
+      return new FlightRecorder(ptr, path)
+    }
+    if (!why) rmdirQuietly(dir) // made for this file: not left empty
+    if (!warned) {
+      warned = true
+      console.warn(
+        `slotbus: bus "${name}" runs without its flight recorder: ${why ?? cannotMake(path, records, err[0]!)}; \`slotbus ls\` and \`slotbus requests\` will not see it (listen with recorder: false to say so)`,
+      )
+    }
+    return null
+  }
+
+  /** Its requests are recorded from now on, until the channel closes. */
+  attach(chan: Chan) {
+    if (this.open) native.sb_rec_attach(this.ptr, chan)
+  }
+
+  queued(n: number) {
+    if (n === this.lastQueued || !this.open) return
+    this.lastQueued = n
+    native.sb_rec_queued(this.ptr, n)
+  }
+
+  close() {
+    if (!this.open) return
+    this.open = false
+    OPEN.delete(this.path)
+    native.sb_rec_close(this.ptr)
+    rmdirQuietly(dirname(this.path)) // the last recorder of the uid leaves nothing in /dev/shm (§16.1)
+  }
+}
+
+/** Why dir is not this euid's private directory (made if missing), naming whose it is, or null when it is (§16.1). */
+function privateDir(dir: string): string | null {
+  try {
+    mkdirSync(dir, { mode: 0o700 })
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EEXIST") return `cannot make ${dir} (${(e as Error).message})`
+  }
+  const uid = process.geteuid?.() ?? 0
+  const why = whyNotPrivateDir(dir, uid)
+  if (!why || dir !== sharedRecorderDir(uid)) return why
+  // sticky /dev/shm: what another uid made there first only it (or root) can remove
+  return `${why}: have its owner or root remove it, or give the front an XDG_RUNTIME_DIR of its own (a directory of uid ${uid} with mode 0700, as /run/user/${uid})`
+}
+
+/** Why sb_rec_open failed, in words: a full file system (any user can fill /dev/shm) said so. */
+function cannotMake(path: string, records: number, err: number): string {
+  const bytes = RecConst.HEADER_BYTES + RecConst.RECORD_BYTES * records
+  const full = -err === constants.errno.ENOSPC ? ": its file system is full" : ""
+  return `cannot make ${path} of ${bytes} bytes (${getSystemErrorName(err)}${full})`
+}
+
+/** Removes the directory if it is empty (another bus's file keeps it). */
+function rmdirQuietly(dir: string) {
+  try {
+    rmdirSync(dir)
+  } catch {}
+}
+
+function unlinkQuietly(path: string) {
+  try {
+    unlinkSync(path)
+  } catch {}
+}
+
+/** Removes the files of fronts that died without closing (kill -9): whoever opens a recorder next cleans up. */
+function sweep(dir: string) {
+  let names: string[]
+  try {
+    names = readdirSync(dir)
+  } catch {
+    return
+  }
+  for (const n of names) {
+    const pid = /^[A-Za-z0-9._-]{1,64}\.(\d{1,10})\.rec$/.exec(n)?.[1]
+    if (!pid || Number(pid) === process.pid) continue
+    try {
+      process.kill(Number(pid), 0)
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ESRCH") unlinkQuietly(`${dir}/${n}`)
+    }
+  }
+}

@@ -1,0 +1,208 @@
+// Traces across a request's hops (docs/PROTOCOL.md §6.2): the W3C context a request carries in its head, the hub's
+// CLIENT span around it (queue wait and slot time) and the worker's SERVER span its handler runs in. The hooks in
+// submit.ts, observe.ts and serve.ts call in here only for a request that has a context, or when an OpenTelemetry SDK
+// is registered (kit/otel.ts); otherwise each tests one null.
+import {
+  activeContext,
+  checkTraceOptions,
+  otelTracing,
+  receivedContext,
+  remoteParent,
+  slotbusTracer,
+  spanContext,
+  type Otel,
+  type OtelAttributes as Attributes,
+  type OtelSpan as Span,
+  type TraceContext,
+} from "../../kit/index.ts"
+import { Kind } from "../../native/ffi.ts"
+
+const RPC_VERB = /^rpc:/
+
+/**
+ * The trace of one request on the hub's side: the context it carries (undefined: none, the caller's own pairs taken
+ * out of its head) and, with an SDK, its CLIENT span.
+ */
+export class ClientTrace {
+  private readonly started: number
+  private sentAt = 0
+
+  constructor(
+    readonly context: TraceContext | undefined,
+    private readonly o: Otel | null,
+    private readonly span: Span | null,
+  ) {
+    this.started = span === null ? 0 : Bun.nanoseconds()
+  }
+
+  /** It was published to a worker: the time it waited in the queue. */
+  sent() {
+    if (this.span === null) return
+    this.sentAt = Bun.nanoseconds()
+    this.span.setAttribute("slotbus.queue_wait_ms", (this.sentAt - this.started) / 1e6)
+    this.span.addEvent("slotbus.sent")
+  }
+
+  /** It failed (before end). */
+  failed(err: unknown) {
+    if (this.span === null || this.o === null) return
+    if (err instanceof Error) this.span.recordException(err)
+    this.span.setStatus({
+      code: this.o.SpanStatusCode.ERROR,
+      message: err instanceof Error ? err.message : String(err),
+    })
+  }
+
+  /** It is over (answered, or failed): the time it held its slot, and the span ends. */
+  end() {
+    if (this.span === null) return
+    if (this.sentAt !== 0) this.span.setAttribute("slotbus.slot_ms", (Bun.nanoseconds() - this.sentAt) / 1e6)
+    this.span.end()
+  }
+}
+
+/** A head whose caller's own pairs go, with no context in their place (no span: nothing in it changes). */
+const BARE = new ClientTrace(undefined, null, null)
+
+/**
+ * The trace of a request a caller makes, or null (nothing to carry, nothing to record). Its context: the explicit
+ * `{ traceparent, tracestate }` option, else, with an SDK, a CLIENT span's, child of that or of the active span, else
+ * the `traceparent`/`tracestate` among the request's own headers (a bus.fetch Request's, an HTTP hub's client's) as
+ * the W3C parser takes them: a head never carries a caller's pairs as they came. A request outside any trace gets
+ * no span: internal traffic (pings, control calls) and untraced load stay out of the traces and pay nothing.
+ */
+export function clientTrace(
+  kind: number,
+  strings: readonly string[] | null,
+  opts: { traceparent?: string; tracestate?: string },
+  bus: string,
+  where: string,
+): ClientTrace | null {
+  const o = otelTracing()
+  const carried = kind !== Kind.RAW && strings !== null && carriesContext(strings)
+  if (o === null && opts.traceparent === undefined && opts.tracestate === undefined && !carried) return null
+  const explicit = checkTraceOptions(opts, where)
+  const received = carried ? headerContext(strings!) : undefined
+  const bare = carried ? BARE : null
+  if (o === null) {
+    const context = explicit ?? received
+    return context ? new ClientTrace(context, null, null) : bare
+  }
+  let parent = o.context.active()
+  const active = activeContext(o) !== undefined
+  const remote = explicit ?? (active ? undefined : received)
+  if (remote !== undefined) {
+    const sc = remoteParent(o, remote)
+    if (sc !== undefined) parent = o.trace.setSpanContext(parent, sc)
+  } else if (!active) return bare // outside any trace
+  const { name, attributes } = describe(kind, strings, bus)
+  const span = slotbusTracer(o).startSpan(name, { kind: o.SpanKind.CLIENT, attributes }, parent)
+  const context = spanContext(o, span)
+  if (context === undefined) {
+    span.end()
+    return remote ? new ClientTrace(remote, null, null) : bare
+  }
+  return new ClientTrace(context, o, span)
+}
+
+/** Whether an HTTP request's own header pairs hold a `traceparent` or `tracestate`. */
+function carriesContext(strings: readonly string[]): boolean {
+  for (let i = 2; i < strings.length; i += 2)
+    if (strings[i] === "traceparent" || strings[i] === "tracestate") return true
+  return false
+}
+
+/** The context among an HTTP request's own header pairs, as the W3C parser takes it (two traceparents: none). */
+function headerContext(strings: readonly string[]): TraceContext | undefined {
+  let tp: string | undefined
+  let ts: string | undefined
+  for (let i = 2; i + 1 < strings.length; i += 2)
+    if (strings[i] === "traceparent") {
+      if (tp !== undefined) return undefined
+      tp = strings[i + 1]
+    } else if (strings[i] === "tracestate") ts = ts === undefined ? strings[i + 1] : `${ts},${strings[i + 1]}`
+  return receivedContext(tp, ts)
+}
+
+/** A span's name and attributes for a request (OpenTelemetry's RPC and HTTP conventions where they fit). */
+function describe(
+  kind: number,
+  strings: readonly string[] | null,
+  bus: string,
+): { name: string; attributes: Attributes } {
+  if (kind === Kind.RAW || strings === null)
+    return { name: `${bus} call`, attributes: { "slotbus.bus": bus, "slotbus.kind": "raw" } }
+  const [method = "", path = ""] = strings
+  if (RPC_VERB.test(method))
+    return {
+      name: `${bus}/${path}`,
+      attributes: {
+        "slotbus.bus": bus,
+        "slotbus.kind": "rpc",
+        "rpc.system": "slotbus",
+        "rpc.service": bus,
+        "rpc.method": path,
+      },
+    }
+  const q = path.indexOf("?")
+  return {
+    name: method,
+    attributes: {
+      "slotbus.bus": bus,
+      "slotbus.kind": "http",
+      "http.request.method": method,
+      "url.path": q < 0 ? path : path.slice(0, q),
+    },
+  }
+}
+
+/**
+ * The head strings with `context` in them (docs/PROTOCOL.md §6.2): after method and path (HTTP) or alone (raw),
+ * `traceparent` first, and the caller's own `traceparent`/`tracestate` pairs left out (also without a context).
+ */
+export function headWithContext(
+  kind: number,
+  strings: readonly string[] | null,
+  context: TraceContext | undefined,
+): string[] {
+  const out = kind === Kind.RAW || strings === null ? [] : [strings[0]!, strings[1]!]
+  if (context !== undefined) out.push("traceparent", context.traceparent)
+  if (context?.tracestate) out.push("tracestate", context.tracestate)
+  if (strings !== null && kind !== Kind.RAW)
+    for (let i = 2; i + 1 < strings.length; i += 2)
+      if (strings[i] !== "traceparent" && strings[i] !== "tracestate") out.push(strings[i]!, strings[i + 1]!)
+  return out
+}
+
+// ── The worker's side ─────────────────────────────────────────────────────────────────────────────────────
+
+/** What the worker's SERVER span needs of a request (SlotRequest). */
+export interface TracedRequest {
+  readonly kind: "raw" | "http"
+  readonly method: string
+  readonly path: string
+  readonly traceparent: string | undefined
+  readonly tracestate: string | undefined
+  span: Span | null
+}
+
+/** Runs `handler(req)` inside a SERVER span, child of the caller's context (req.span is that span until it ends). */
+export function runInServerSpan<R extends TracedRequest, T>(o: Otel, req: R, bus: string, handler: (req: R) => T): T {
+  const tp = req.traceparent
+  const sc = tp === undefined ? undefined : remoteParent(o, { traceparent: tp, tracestate: req.tracestate })
+  const base = sc === undefined ? o.ROOT_CONTEXT : o.trace.setSpanContext(o.ROOT_CONTEXT, sc)
+  const { name, attributes } = describe(
+    req.kind === "raw" ? Kind.RAW : Kind.HTTP,
+    req.kind === "raw" ? null : [req.method, req.path],
+    bus,
+  )
+  const span = slotbusTracer(o).startSpan(name, { kind: o.SpanKind.SERVER, attributes }, base)
+  req.span = span
+  return o.context.with(o.trace.setSpan(base, span), handler, undefined, req)
+}
+
+/** The handler failed: its span says so. */
+export function serverSpanFailed(o: Otel | null, span: Span, err: unknown) {
+  if (err instanceof Error) span.recordException(err)
+  span.setStatus({ code: o?.SpanStatusCode.ERROR ?? 2, message: err instanceof Error ? err.message : String(err) })
+}
