@@ -33,7 +33,7 @@ export {
   sameToken,
   writeTokenFile,
 } from "./token-file.ts"
-export { checkName, checkNumber, NAME_CHARS, nameProblem } from "./value-check.ts"
+export { checkName, checkNumber, isThenable, NAME_CHARS, nameProblem } from "./value-check.ts"
 export type { NameRule, NumberRule, ValueProblem } from "./value-check.ts"
 export { activeContext, otelApi, otelTracing, remoteParent, slotbusTracer, spanContext } from "./otel.ts"
 export {

@@ -1,5 +1,6 @@
 // The one name check and the one number check every room uses (issue 46): each room keeps its own limits, the
-// rule and the message are one. `${where}: ${what} must be …, got …` (where is left out when not given).
+// rule and the message are one. `${where}: ${what} must be …, got …` (where is left out when not given). And the
+// one thenable test the core's serving pipeline and its RPC share.
 
 /** What went wrong with a value; `message` is the whole sentence the error carries. */
 export interface ValueProblem {
@@ -117,3 +118,10 @@ function shown(v: unknown): string {
   if (typeof v === "number" || typeof v === "bigint" || typeof v === "boolean" || v === undefined) return String(v)
   return v === null ? "null" : Array.isArray(v) ? "an array" : `a ${typeof v}`
 }
+
+/**
+ * A handler's answer still to come: a promise or any other thenable, awaited the same way on every path (as
+ * `await` would). Checked after `instanceof Promise`, the common case.
+ */
+export const isThenable = (out: unknown): out is PromiseLike<unknown> =>
+  typeof (out as PromiseLike<unknown> | null)?.then === "function"

@@ -5,8 +5,7 @@
 import { deserialize, serialize } from "bun:jsc"
 import { ProtocolError, RemoteError, UnknownMethodError } from "../../errors.ts"
 import { utf8 } from "../wire/codec.ts"
-import { isThenable } from "../worker/answer.ts"
-import { didYouMean } from "../../kit/index.ts"
+import { didYouMean, isThenable } from "../../kit/index.ts"
 
 /** The request method of an RPC call, by the encoding of its body; neither is an HTTP token, so no HTTP client can send one. */
 export const RpcVerb = { JSON: "rpc:json", CLONE: "rpc:clone" } as const

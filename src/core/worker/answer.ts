@@ -21,12 +21,6 @@ export type SlotReply =
   | Response
   | BodyInit
   | ReadableStream
-/**
- * A handler's answer still to come: a promise or any other thenable, awaited the same way on every path (as
- * `await` would). Checked after `instanceof Promise`, the common case.
- */
-export const isThenable = (out: unknown): out is PromiseLike<unknown> =>
-  typeof (out as PromiseLike<unknown> | null)?.then === "function"
 
 /** A Response, a Blob, a stream, or a reply whose body is a Blob or a stream: read before the slot is written. */
 export function isAsyncReply(out: unknown): out is Response | Blob | ReadableStream | { body: Blob | ReadableStream } {

@@ -1,18 +1,10 @@
 // One serving pipeline for every request a worker takes, from a slot or through a remote transport: the handler
 // runs, what it returns is awaited (any thenable), read first (a Response, a Blob, a stream body that is all there)
 // or streamed, and encoded into where the answer goes, an AnswerSink. Only the sink knows where that is.
-import {
-  encodeAnswer,
-  isAsyncReply,
-  isThenable,
-  readAsyncReply,
-  streamParts,
-  wholeOrStream,
-  type StreamParts,
-} from "./answer.ts"
+import { encodeAnswer, isAsyncReply, readAsyncReply, streamParts, wholeOrStream, type StreamParts } from "./answer.ts"
 import type { RemoteAnswer } from "../wire/remote.ts"
 import type { SlotRequest } from "./request.ts"
-import { otelTracing } from "../../kit/index.ts"
+import { isThenable, otelTracing } from "../../kit/index.ts"
 import { runInServerSpan, serverSpanFailed } from "../wire/trace.ts"
 
 /** How a streamed answer went: over, or it could not begin (`error` then, if it was an error, answered whole). */
