@@ -26,7 +26,6 @@ import { Serving } from "./serve.ts"
 import { type RemoteLink, type RemoteTransport, WORKER_PORT } from "../wire/remote.ts"
 import { RemoteSink, SlotSink, type SlotPort } from "./worker-sinks.ts"
 import { FrontFamily, frontAddress, MAX_FRONTS, sharedFrontsExist, type FrontMember } from "../ops/fronts.ts"
-import { positiveInt } from "../hub/options.ts"
 
 export { SlotRequest }
 export type { SlotReply }
@@ -264,8 +263,8 @@ export class SlotWorker {
 
   /** Serves the hub through the transport given as `remote` (docs/PROTOCOL.md §10). */
   private async attachRemote(transport: RemoteTransport) {
-    const slots = positiveInt(this.opts.slots, 32, "slots", 4096, 1)
-    const heartbeatMs = positiveInt(this.opts.heartbeatMs, 500, "heartbeatMs", 60_000, 1)
+    const slots = checkNumber(this.opts.slots, { what: "slots", dflt: 32, min: 1, max: 4096 })
+    const heartbeatMs = checkNumber(this.opts.heartbeatMs, { what: "heartbeatMs", dflt: 500, min: 1, max: 60_000 })
     const label = this.opts.host
     if (label !== undefined) checkName(label, { what: "host", where: "SlotWorker.connect", max: 255, chars: null })
     if (this.opts.closeWhenHubsGone !== undefined && typeof this.opts.closeWhenHubsGone !== "boolean")
@@ -523,7 +522,7 @@ export class SlotWorker {
     let timeoutMs: number
     try {
       checkOptions(opts, CLOSE_OPTIONS, "worker.close")
-      timeoutMs = positiveInt(opts.timeoutMs, 5000, "worker.close: timeoutMs")
+      timeoutMs = checkNumber(opts.timeoutMs, { what: "worker.close: timeoutMs", dflt: 5000 })
     } catch (e) {
       return Promise.reject(e)
     }
