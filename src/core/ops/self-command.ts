@@ -11,7 +11,7 @@ export function isCompiled(): boolean {
  * argv that starts this program again with `args` after it: the binary alone when compiled, else bun and the
  * entry file, so `process.argv.slice(2)` is `args` in both. Give the role as an argument:
  * `superviseWorkers(bus, { command: selfCommand("worker") })`, and in the entry
- * `if (process.argv[2] === "worker") await import("../worker/worker.ts")`. Bun's own flags (execArgv) are not passed.
+ * `if (process.argv[2] === "worker") await import("./worker.ts")`. Bun's own flags (execArgv) are not passed.
  */
 export function selfCommand(...args: string[]): string[] {
   for (const a of args)
