@@ -5,6 +5,8 @@
 // FEATURE_EDGES (through that feature's index.ts, or its internal.ts: what other rooms use and users do not); nothing in src imports bench/, test/ or bin/.
 // src/cli, the commands of `slotbus` (one file per command, a shared prelude), sits on top: it imports any room's
 // index.ts or internal.ts, and nothing imports it but bin/slotbus.ts; the rooms keep no command code.
+// Inside src/core, its folders run one way too (CORE_FOLDERS): wire ← ops, rpc, endpoint ← observe ← hub; worker
+// over wire, ops and rpc; core/index.ts and core/internal.ts, the faces, over them all.
 // bench/ keeps the same shape: one folder per measured feature, none importing a sibling, bench/lib/ below them.
 import { describe, expect, test } from "bun:test"
 import { readdirSync, readFileSync } from "node:fs"
@@ -16,6 +18,33 @@ const FEATURES = ["http", "events", "leases", "stdio", "nats", "status"]
 export const FEATURE_EDGES: Record<string, readonly string[]> = {
   http: ["events", "nats", "status"], // the hub's app.emit and GET /events run over a topic; createHub({ nats }) is sugar for remote: nats(url); its page and /metrics are drawn through src/status
   nats: ["events", "leases"], // the transport implements the ports those rooms own (events/internal.ts, leases/internal.ts)
+}
+
+/**
+ * src/core's folders, lowest first, each with the folders it may import besides itself (and the kit, native and the
+ * errors, as the room may). Each folder's README.md says the same. core/index.ts and core/internal.ts, the faces,
+ * import any folder; no folder imports a face.
+ */
+export const CORE_FOLDERS: Record<string, readonly string[]> = {
+  wire: [], // heads in a slot arena, the channel, idle strategies, the remote port, trace context, the recorder file
+  ops: ["wire"], // fronts, the control socket and its client, selfCommand
+  rpc: ["wire"], // RPC's encoding, the worker's dispatcher and the hub's proxy
+  endpoint: ["wire"], // the hub's books and a worker as the dispatcher sees it: on this host or remote
+  observe: ["wire", "endpoint"], // the observer, stats, metrics and status over the endpoint's books
+  worker: ["wire", "ops", "rpc"], // SlotWorker and its one serving pipeline
+  hub: ["wire", "ops", "rpc", "endpoint", "observe"], // SlotBus, its Dispatcher and Acceptor, options, pools
+}
+
+/** Why `from` may not import `to`, both inside src/core, or null when it may. */
+function coreViolation(from: string, to: string): string | null {
+  const folder = (p: string) => (p.split("/").length > 2 ? p.split("/")[1]! : null)
+  const a = folder(from)
+  const b = folder(to)
+  if (a === null) return null // a face
+  if (!(a in CORE_FOLDERS)) return `${from} is in no known folder of src/core (add it to CORE_FOLDERS)`
+  if (b === null) return `${from} (core/${a}) must not import the core's face ${to}`
+  if (a === b || CORE_FOLDERS[a]!.includes(b)) return null
+  return `${from} (core/${a}) must not import ${to} (core/${b}): core/${a} may import ${CORE_FOLDERS[a]!.join(", ") || "no other folder"}`
 }
 
 /** Every relative import or re-export specifier in a TS source, static or dynamic. */
@@ -42,7 +71,7 @@ export function violation(from: string, to: string): string | null {
   if (to.startsWith("..")) return `${from} reaches outside src/ (${to})`
   const a = roomOf(from)
   const b = roomOf(to)
-  if (a === b) return null
+  if (a === b) return a === "core" ? coreViolation(from, to) : null
   const allowed: Record<string, (to: string) => boolean> = {
     errors: () => false,
     native: (t) => t === "errors.ts",
@@ -239,6 +268,27 @@ describe("the layout of src/", () => {
     }
   })
 
+  test("src/core is the folders CORE_FOLDERS lists, each with a README.md head, each importing only folders listed before it", () => {
+    const folders = [
+      ...new Set(
+        Object.keys(files)
+          .filter((f) => /^core\/[^/]+\//.test(f))
+          .map((f) => f.split("/")[1]!),
+      ),
+    ]
+    expect(folders.sort()).toEqual(Object.keys(CORE_FOLDERS).sort())
+    expect(
+      Object.keys(files)
+        .filter((f) => /^core\/[^/]+\.ts$/.test(f))
+        .sort(),
+    ).toEqual(["core/index.ts", "core/internal.ts"])
+    const order = Object.keys(CORE_FOLDERS)
+    for (const [folder, below] of Object.entries(CORE_FOLDERS)) {
+      for (const b of below) expect(order.indexOf(b)).toBeLessThan(order.indexOf(folder))
+      expect(readFileSync(join(SRC, "core", folder, "README.md"), "utf8")).toContain("May import")
+    }
+  })
+
   test("the shared error base imports nothing", () => {
     expect(importsOf(files["errors.ts"]!)).toEqual([])
   })
@@ -406,6 +456,12 @@ describe("the guard notices a broken layout", () => {
     ["kit/status.ts", 'import { SlotBus } from "../core/index.ts"'],
     ["events/topic.ts", 'import { sleep } from "../kit/timers.ts"'], // past the kit's index
     ["core/hub/bus.ts", 'import { checkOptions } from "../../kit/option-check.ts"'],
+    ["core/rpc/rpc.ts", 'import { isThenable } from "../worker/answer.ts"'], // src/core's folders: upward
+    ["core/worker/worker.ts", 'import { positiveInt } from "../hub/options.ts"'],
+    ["core/observe/stats.ts", 'import type { Dispatcher } from "../hub/dispatcher.ts"'],
+    ["core/endpoint/endpoint.ts", 'import type { BusObserver } from "../observe/observe.ts"'],
+    ["core/wire/codec.ts", 'import { SlotBus } from "../index.ts"'], // a folder never imports the faces
+    ["core/misc/thing.ts", 'import { encodeHead } from "../wire/codec.ts"'], // a folder nobody declared
   ])("%s with `%s` is refused", (file, line) => {
     expect(edgeViolations({ [file]: `${line}\n` }).length).toBe(1)
   })
@@ -423,6 +479,9 @@ describe("the guard notices a broken layout", () => {
     ["cli/call.ts", 'import { controlCall } from "../core/internal.ts"'],
     ["stdio/pool.ts", 'import { Supervisor } from "../kit/index.ts"'],
     ["core/worker/worker.ts", 'import { Backoff } from "../../kit/index.ts"'],
+    ["core/hub/bus.ts", 'import { Dispatcher } from "./dispatcher.ts"\nimport { Channel } from "../wire/channel.ts"'],
+    ["core/observe/stats.ts", 'import type { WorkerInfo } from "../endpoint/endpoint.ts"'], // downward
+    ["core/index.ts", 'export { SlotBus } from "./hub/bus.ts"'], // the faces re-export any folder
     ["kit/lifecycle.ts", 'import { Errno } from "../native/ffi.ts"'],
   ])("%s with `%s` is allowed", (file, line) => {
     expect(edgeViolations({ [file]: `${line}\n` })).toEqual([])
