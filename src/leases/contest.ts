@@ -8,28 +8,22 @@ import {
   checkName,
   checkNumber,
   checkOptions,
-  createRefusal,
   madeBy,
   MAX_TIMER_MS,
-  optionNames,
-  section,
   settingMismatch,
   METRICS,
   STATUS,
-  type CreateMode,
   type MetricFamily,
   type StatusSection,
 } from "../kit/index.ts"
 import { contestFamilies } from "./metrics.ts"
 import { contestSection } from "./status.ts"
-import { PeerRefusedError, ProtocolError, TimeoutError } from "../errors.ts"
+import { ProtocolError, TimeoutError } from "../errors.ts"
 import { claimTrace, storedTraceparent, traceClaim } from "./trace.ts"
 import {
-  CreateModeValue,
   HOLDER_BYTES,
   HolderField as H,
   LEASE_LABEL_MAX,
-  LEASE_MAX_MEMBERS,
   LEASE_MAX_CAPACITY,
   LEASE_MIN_CAPACITY,
   LEASE_OWNER_MAX,
@@ -38,96 +32,33 @@ import {
   LeaseHow,
   LeaseStat,
   leaseNative as native,
-  loadNative,
-  E_CORRUPT,
-  E_SOCKET_DIR,
-  socketDirError,
   type ContestPtr,
 } from "../native/ffi.ts"
 import {
   ContestClosedError,
   ContestFrameTooLargeError,
   ContestFullError,
-  ContestMembersStoppedError,
   ContestOpenError,
   InvalidSubjectError,
 } from "./errors.ts"
 import { type ClaimedFrom, type ClaimRef, Lease, LEASE_KEY } from "./lease.ts"
 import { checkKind, CONTEST_NAME, describe, waitDeadline, MAX_TTL_MS, NOW_MS, type Subject } from "./subject.ts"
 import { Waiters } from "./waiter.ts"
+import { openTable } from "./contest-open.ts"
+import {
+  CLAIM_OPTIONS,
+  CONTEST_OPTIONS,
+  MAX_SPIN_US,
+  WAIT_OPTIONS,
+  type ClaimOptions,
+  type ClaimResult,
+  type ContestOptions,
+  type ContestStats,
+  type Holder,
+  type WaitOptions,
+} from "./contest-types.ts"
 import type { ClusterContest, ClusterContestOptions } from "./cluster.ts"
 import { clusterInUse, holdLocalMarker, modeError } from "./mode.ts"
-
-export type { Subject } from "./subject.ts"
-
-export interface ClaimOptions {
-  /** A label for people (who holds it); the contest does not interpret it. At most 64 UTF-8 bytes. */
-  owner?: string
-  /** The claim stops blocking others this many ms after it was made, unless renewed. Default: no expiry. */
-  ttlMs?: number
-  /**
-   * tryClaim / claim: if the subject is held, spin (blocking this thread, no syscalls) up to this many µs
-   * for it to be released before yielding or going to sleep: the lowest hand-over latency, for a CPU.
-   */
-  spinUs?: number
-  /** The claimer's W3C trace context, stored with the claim (PROTOCOL.md §7.2). Default: the active span's (an SDK). */
-  traceparent?: string
-}
-
-export interface WaitOptions extends ClaimOptions {
-  /** Stop waiting when this aborts (the promise rejects with its reason). */
-  signal?: AbortSignal
-  /** Stop waiting after this many ms (rejects with TimeoutError). Default: wait forever. */
-  timeoutMs?: number
-}
-
-export interface ContestOptions {
-  /**
-   * Subjects the table can hold: a power of two, 64 … 65536. Default 4096. Given, it is also checked: joining a
-   * contest that has another capacity is a SettingsMismatchError (say nothing to join whatever it has).
-   */
-  capacity?: number
-  /** "if-missing" (default): join the contest or create it; "never": join only (NotFoundError); "must": create only (AlreadyExistsError). */
-  create?: CreateMode
-  /** How long to wait for a member to hand over the table. Default 5000 ms. */
-  joinTimeoutMs?: number
-}
-
-/** A claim someone holds, as observed. */
-export interface Holder {
-  /** The claim's identity; equal to its fencing token. */
-  readonly claimId: bigint
-  /** Fencing token: strictly increasing per subject, also across re-creations of the contest. */
-  readonly token: bigint
-  readonly subject: Subject
-  readonly owner: string
-  readonly claimedAt: number
-  /** ms; Infinity when the claim has no TTL. */
-  readonly expiresAt: number
-  /** The holder's process. */
-  readonly pid: number
-  /** The W3C trace context its claimer stored with the claim, if any. */
-  readonly traceparent?: string
-}
-
-export type ClaimResult =
-  | { readonly claimed: true; readonly lease: Lease }
-  | { readonly claimed: false; readonly holder: Holder }
-
-export interface ContestStats {
-  /** Successful claims, including takeovers. */
-  claims: number
-  /** tryClaim calls that yielded to a holder. */
-  yields: number
-  /** Claims won because the previous claim had expired. */
-  expiries: number
-  /** Claims won because the previous holder's process had died (or left without releasing). */
-  takeovers: number
-  releases: number
-  members: number
-  subjects: number
-  capacity: number
-}
 
 const HOW: Record<number, ClaimedFrom> = {
   [LeaseHow.FREE]: "free",
@@ -206,54 +137,8 @@ export class Contest implements Disposable {
       dflt: 4096,
       error: (p) => new ContestOpenError(p.message, "invalid-capacity"),
     })
-    await loadNative()
-    const err = new Int32Array(1)
-    const stopped = new Uint32Array(LEASE_MAX_MEMBERS) // room for every member's pid
-    const stoppedN = new Uint32Array(1)
-    const ptr = native.sbl_open(
-      Buffer.from(`${name}\0`),
-      capacity,
-      CreateModeValue[create],
-      joinTimeoutMs,
-      err,
-      stopped,
-      stopped.length,
-      stoppedN,
-    )
-    if (!ptr) {
-      const e = err[0]!
-      if (e === E_SOCKET_DIR) throw socketDirError(`cannot open contest "${name}"`)
-      if (e === Errno.EHOSTDOWN) {
-        const pids = [...stopped.subarray(0, Math.min(stoppedN[0]!, stopped.length))]
-        const more = stoppedN[0]! - pids.length
-        throw new ContestMembersStoppedError(
-          `cannot join contest "${name}": every member is stopped (SIGSTOP or a debugger): pids ${pids.join(" ")}${more > 0 ? ` and ${more} more` : ""}; no member can hand the table over until one is continued (kill -CONT) or killed`,
-          pids,
-        )
-      }
-      if (e === Errno.ETIMEDOUT)
-        throw new ContestOpenError(
-          `no member of contest "${name}" answered in time; retry, or raise joinTimeoutMs`,
-          "no-answer",
-        )
-      if (e === Errno.EACCES || e === Errno.EPERM)
-        throw new PeerRefusedError(
-          `contest "${name}" is bound by a process of another uid than ours (${process.getuid?.()}); a contest is shared by one uid only: pick another name, or run as that user`,
-        )
-      if (e === Errno.EUSERS)
-        throw new ContestOpenError(
-          `contest "${name}" already has ${LEASE_MAX_MEMBERS} members; close one of them, or use another name`,
-          "member-limit",
-        )
-      const refused = createRefusal(`contest "${name}"`, e)
-      if (refused) throw refused
-      if (e === E_CORRUPT || e === Errno.EPROTO)
-        throw new ProtocolError(
-          `contest "${name}" answered with a corrupt or incompatible table; is another slotbus version using this name?`,
-        )
-      throw new ContestOpenError(`could not open contest "${name}" (errno ${-e})`, "system")
-    }
-    const contest = new Contest(FACTORY, name, ptr as ContestPtr)
+    const ptr = await openTable(name, capacity, create, joinTimeoutMs)
+    const contest = new Contest(FACTORY, name, ptr)
     contest.unmark = holdLocalMarker(name) // the portable backend's marker (§12.5); first, then look for the other
     if (clusterInUse(name)) {
       contest.close()
@@ -574,9 +459,4 @@ export class Contest implements Disposable {
   }
 }
 
-const MAX_SPIN_US = 10_000_000
-const CLAIM_FIELDS = { owner: true, ttlMs: true, spinUs: true, traceparent: true } as const
-const CLAIM_OPTIONS = optionNames<ClaimOptions>(CLAIM_FIELDS)
-const WAIT_OPTIONS = optionNames<WaitOptions>({ ...CLAIM_FIELDS, signal: true, timeoutMs: true })
-const CONTEST_OPTIONS = optionNames<ContestOptions>({ capacity: true, create: true, joinTimeoutMs: true })
 const FACTORY = Symbol("Contest.open")

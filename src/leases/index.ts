@@ -16,9 +16,9 @@ export type {
   ContestOptions,
   ContestStats,
   Holder,
-  Subject,
   WaitOptions,
-} from "./contest.ts"
+} from "./contest-types.ts"
+export type { Subject } from "./subject.ts"
 export {
   ContestClosedError,
   ContestFrameTooLargeError,
