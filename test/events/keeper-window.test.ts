@@ -62,14 +62,16 @@ describe.skipIf(skip !== null)("the keeper window, by the issue's script", () =>
     await keeper.waitLine(/^ready$/)
     const member = run("member", name)
     await member.waitLine(/^ready$/)
+    const owners = new Set(socketsOf(member.pid)) // taken while it surely lives: it exits 4 s after ready
     const tester = run("grab", name, true)
     await Bun.sleep(800)
     keeper.proc.kill("SIGKILL")
     await keeper.proc.exited
     console.log((await tester.waitLine(/^(\{.*\}|tester gave up)$/, 20_000)).input)
-    // whatever topic the tester keeps, it holds no socket of the owner's topic (the member holds its name)
+    // whatever topic the tester keeps, it holds no socket of the owner's topic (the member holds its name, and may
+    // have exited by now when the tester's first open was slow: a cold start of a fresh clone)
     const testers = Bun.spawnSync(["pgrep", "-u", TESTER]).stdout.toString().split("\n").filter(Boolean).map(Number)
-    const owners = new Set(socketsOf(member.pid))
+    for (const s of socketsOf(member.pid)) owners.add(s)
     const shared = testers.flatMap((pid) => socketsOf(pid).filter((s) => owners.has(s)))
     await Bun.sleep(300)
     const nc = run("newcomer", name)
