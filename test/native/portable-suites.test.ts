@@ -14,6 +14,7 @@ const LEFT_OUT = new Set([
   "core/uid.test.ts",
   "core/fronts-uid.test.ts",
   "events/uid.test.ts",
+  "events/keeper-window.test.ts",
   "leases/uid.test.ts",
   "leases/mode-uid.test.ts",
   "events/hosts.test.ts",
