@@ -51,7 +51,10 @@ async function lineAfter(c: Child, re: RegExp, after: RegExp): Promise<RegExpMat
   }
 }
 
-const portableRegions = () => readdirSync("/dev/shm").filter((f) => /^sb\.[0-9a-f]{16}$/.test(f))
+const regionsNow = () => readdirSync("/dev/shm").filter((f) => /^sb\.[0-9a-f]{16}$/.test(f))
+/** Portable regions in /dev/shm made since this file started: those of other runs and apps are not this test's. */
+const before = new Set(regionsNow())
+const portableRegions = () => regionsNow().filter((f) => !before.has(f))
 
 /** A hub and a worker using request/response, a topic and a contested lease, all up. */
 async function pair(env: Record<string, string | undefined>, name = busName("portable")) {
