@@ -1,6 +1,7 @@
 // `slotbus bench …`: one folder per measured feature; this file only picks the folder and loads it when asked.
 //   slotbus bench [options]                     bench/slots   request/response round trips against the alternatives
 //   slotbus bench soak [options]                bench/soak    the kill -9 soak of request/response
+//   slotbus bench soak --production [options]   bench/soak    two fronts, an elastic pool, deploys, kills, a crash bug
 //   slotbus bench events|leases|stdio [soak] …  bench/<feature>, each with its own soak
 //   slotbus bench rpc [options]                 bench/rpc     RPC calls against tinypool, piscina and process.send
 //   slotbus bench stream [options]              bench/stream  streamed answers against whole ones and Bun.serve
@@ -15,6 +16,7 @@ export async function main(argv: string[]): Promise<number> {
   const [room, ...rest] = argv
   switch (room) {
     case "soak":
+      if (rest.includes("--production")) return (await import("./soak/production.ts")).main(rest)
       return (await import("./soak/soak.ts")).main(rest)
     case "events":
       return (await import("./events/cli.ts")).main(rest)
