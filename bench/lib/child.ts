@@ -203,6 +203,8 @@ export interface RunResult {
   code: number
   stdout: string
   stderr: string
+  /** CPU seconds the command used (user + system, its threads and reaped children), NaN where unknown. */
+  cpuS: number
 }
 
 export interface RunOptions {
@@ -231,5 +233,6 @@ export async function run(cmd: string[], opts: RunOptions = {}): Promise<RunResu
     proc.exited,
   ])
   clearTimeout(timer)
-  return { code, stdout, stderr }
+  const u = proc.resourceUsage()
+  return { code, stdout, stderr, cpuS: u ? Number(u.cpuTime.total) / 1e6 : NaN }
 }

@@ -3,6 +3,7 @@
 // <url>/0 … <url>/<ids − 1> in turn (wrk through ids.lua).
 import { join } from "node:path"
 import { run } from "./child.ts"
+import { selfCpuSeconds } from "./cpu.ts"
 import { Samples } from "./samples.ts"
 import { findTool } from "./tools.ts"
 
@@ -14,6 +15,8 @@ export interface HttpCell {
   count: number
   /** Connect, read and write errors and timeouts (wrk's "Socket errors"; the fetch client throws instead). */
   errors: number
+  /** CPU seconds the load generator used for it (wrk's process, or this process while the fetch client ran). */
+  clientCpuS: number
 }
 
 export type HttpLoad = (url: string, clients: number, seconds: number, ids?: number) => Promise<HttpCell>
@@ -39,17 +42,19 @@ async function loadWrk(url: string, clients: number, seconds: number, ids?: numb
   const cmd = [findTool("wrk")!, "-t1", `-c${clients}`, `-d${seconds}s`, "--latency"]
   if (ids === undefined) cmd.push(url)
   else cmd.push("-s", join(import.meta.dir, "ids.lua"), url, "--", String(ids))
-  const { stdout: out } = await run(cmd)
+  const { stdout: out, cpuS } = await run(cmd)
   const pct = (n: string) => unitToMicros(new RegExp(`^\\s*${n}%\\s+(\\S+)`, "m").exec(out)?.[1] ?? "")
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1])
   if (!rps || /Non-2xx/.test(out)) throw new Error(`wrk failed against ${url}:\n${out}`)
   const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out)
   const errors = socket ? socket.slice(1).reduce((n, v) => n + Number(v), 0) : 0
-  return { rps, p50: pct("50"), p99: pct("99"), count: Number(/(\d+) requests in/.exec(out)?.[1]), errors }
+  const count = Number(/(\d+) requests in/.exec(out)?.[1])
+  return { rps, p50: pct("50"), p99: pct("99"), count, errors, clientCpuS: cpuS }
 }
 
 async function loadFetch(url: string, clients: number, seconds: number, ids?: number): Promise<HttpCell> {
   const h = new Samples()
+  const cpu0 = selfCpuSeconds()
   const end = performance.now() + seconds * 1000
   let n = 0
   let sent = 0
@@ -65,5 +70,6 @@ async function loadFetch(url: string, clients: number, seconds: number, ids?: nu
       }
     }),
   )
-  return { rps: n / seconds, p50: h.percentile(50), p99: h.percentile(99), count: n, errors: 0 }
+  const clientCpuS = selfCpuSeconds() - cpu0
+  return { rps: n / seconds, p50: h.percentile(50), p99: h.percentile(99), count: n, errors: 0, clientCpuS }
 }
