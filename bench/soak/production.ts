@@ -208,7 +208,7 @@ export async function main(argv: string[]): Promise<number> {
       if (err.name === "TimeoutError") return void t.hung++
       // a connection a killed front held breaks; anything else breaking is not the policy's
       if (started <= lastFrontKill + 1_000) bump(t.policy, "front killed")
-      else bump(t.unexpected, err.name === "Error" ? err.message.slice(0, 60) : err.name)
+      else bump(t.unexpected, `${err.name}: ${err.message.slice(0, 60)}`)
     }
   }
   const lane = async (i: number, extra: boolean) => {
