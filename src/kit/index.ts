@@ -35,7 +35,7 @@ export {
 } from "./token-file.ts"
 export { checkName, checkNumber, isThenable, NAME_CHARS, nameProblem } from "./value-check.ts"
 export type { NameRule, NumberRule, ValueProblem } from "./value-check.ts"
-export { activeContext, otelApi, otelTracing, remoteParent, slotbusTracer, spanContext } from "./otel.ts"
+export { activeContext, otelApi, otelTracing, remoteParent, slotbusTracer, SPAN_ERROR, spanContext } from "./otel.ts"
 export {
   checkTraceOptions,
   formatTraceparent,
@@ -59,5 +59,7 @@ export { BoundedLabels, DURATION_BUCKETS, Histogram, quantileRank } from "./hist
 export type { HistogramSnapshot } from "./histogram.ts"
 export { family, hasMetrics, METRICS } from "./metrics.ts"
 export type { MetricFamily, MetricLabels, MetricSample, MetricsSource, MetricType } from "./metrics.ts"
+export { processFamilies, readProcess, selfFamilies } from "./process-metrics.ts"
+export type { ProcessFigures } from "./process-metrics.ts"
 export { loadOtelApi, METRICS_TAP, reportToMeter } from "./otel-metrics.ts"
 export type { MetricsTapSource, OtelMeter, OtelObservable, OtelReport } from "./otel-metrics.ts"

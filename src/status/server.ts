@@ -1,6 +1,7 @@
 // serveStatus: a live view of the buses, topics, contests and stdio buses of one process, on a TCP port or a unix
 // socket — GET / (the page), GET /status.json (the report), GET /stream (the report as server-sent events, at
-// once and then every second, while anyone watches), GET /metrics (Prometheus's text format, src/status/metrics.ts).
+// once and then every second, while anyone watches), GET /metrics (Prometheus's text format, src/status/metrics.ts:
+// this process's process_* and nodejs_* series, then its sources').
 // The sections come from each source's [STATUS]() (src/kit/status.ts), the metrics from its [METRICS]() (kit/metrics.ts).
 import { chmodSync, existsSync, lstatSync, unlinkSync } from "node:fs"
 import { hostname } from "node:os"
@@ -10,6 +11,7 @@ import {
   checkOptions,
   optionNames,
   readSection,
+  selfFamilies,
   STATUS,
   type StatusSection,
   type StatusSource,
@@ -146,11 +148,12 @@ export async function serveStatus(sources: StatusInput[], options: StatusServerO
       return (
         only("GET, HEAD") ?? new Response(req.method === "HEAD" ? null : STATUS_PAGE_HTML, { headers: PAGE_HEADERS })
       )
-    if (path === "/metrics")
-      return (
-        only("GET, HEAD") ??
-        new Response(req.method === "HEAD" ? null : renderMetrics(familiesOf(sources)), { headers: METRICS_HEADERS })
-      )
+    if (path === "/metrics") {
+      const refused = only("GET, HEAD")
+      if (refused) return refused
+      const text = req.method === "HEAD" ? null : renderMetrics([...(await selfFamilies()), ...familiesOf(sources)])
+      return new Response(text, { headers: METRICS_HEADERS })
+    }
     if (path === "/status.json")
       return only("GET") ?? Response.json(await report(), { headers: { "cache-control": "no-store" } })
     if (path === "/stream") {

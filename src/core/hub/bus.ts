@@ -384,7 +384,8 @@ export class SlotBus {
 
   /** What GET /metrics (serveStatus) shows of this bus: the slotbus_* families of docs/api.md, labelled bus="<name>". */
   [METRICS](): MetricFamily[] {
-    return busFamilies(this.stats(), this.d.metrics.snapshot(), this.pools.describe())
+    const leads = this.front === null || this.front.leader
+    return busFamilies(this.stats(), this.d.metrics.snapshot(), this.pools.describe(), leads)
   }
 
   /** OpenTelemetry (reportToMeter, kit/otel-metrics.ts): each duration and queue wait, as it is recorded. */

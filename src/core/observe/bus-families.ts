@@ -1,7 +1,10 @@
 // A bus's metric families for GET /metrics (serveStatus, the HTTP hub): the names, types, labels and meanings
 // docs/api.md's table lists. Every series carries bus="<name>"; per worker the label is its seat (bus-metrics.ts),
-// a small number reused when a worker leaves and another joins, never a pid.
-import { family, type MetricFamily } from "../../kit/index.ts"
+// a small number reused when a worker leaves and another joins; only the process_* series of a worker name its pid
+// too, as they are that process's. Series about this front's requests come from every front; series about the
+// workers themselves (how many, their restarts, their processes) only from the front that leads a shared name
+// (docs/PROTOCOL.md §15), so a sum over fronts counts each worker once.
+import { family, processFamilies, readProcess, type MetricFamily } from "../../kit/index.ts"
 import type { BusMetricsSnapshot } from "./bus-metrics.ts"
 import type { PoolRow } from "./bus-status.ts"
 import type { BusStats } from "./stats.ts"
@@ -9,7 +12,8 @@ import type { BusStats } from "./stats.ts"
 /** The causes a worker pool starts a process again for (kit/supervisor.ts's ExitCause, but "stop"). */
 const CAUSES = ["crash", "reload", "recycle", "scale", "kill"] as const
 
-export function busFamilies(st: BusStats, m: BusMetricsSnapshot, pools: PoolRow[]): MetricFamily[] {
+/** `leads`: this bus is no shared front, or the one leading its name; only then the worker series. */
+export function busFamilies(st: BusStats, m: BusMetricsSnapshot, pools: PoolRow[], leads: boolean): MetricFamily[] {
   const bus = { bus: st.name }
   const requests = family("slotbus_requests_total", "counter", "requests made on the bus")
   requests.add(bus, st.requests)
@@ -23,7 +27,11 @@ export function busFamilies(st: BusStats, m: BusMetricsSnapshot, pools: PoolRow[
   for (const e of m.errors) errors.add({ ...bus, kind: e.kind }, e.count)
   const timeouts = family("slotbus_request_timeouts_total", "counter", "requests given up at their timeoutMs")
   timeouts.add(bus, m.timeouts)
-  const cancels = family("slotbus_request_cancels_total", "counter", "requests their caller aborted (signal)")
+  const cancels = family(
+    "slotbus_request_cancels_total",
+    "counter",
+    "requests their caller aborted (its signal; for bus.fetch, the client went away), not counted as errors",
+  )
   cancels.add(bus, m.cancels)
   const duration: MetricFamily = {
     name: "slotbus_request_duration_seconds",
@@ -48,22 +56,33 @@ export function busFamilies(st: BusStats, m: BusMetricsSnapshot, pools: PoolRow[
     out.push({
       name: "slotbus_route_request_duration_seconds",
       type: "histogram",
-      help: "time from request() to the whole answer, by route or RPC method (metricsRoutes of them, then other)",
+      help: "time from request() to the whole answer, by method and route pattern or RPC method (metricsRoutes of them, then other)",
       samples: m.routes.map((r) => ({ labels: { ...bus, route: r.route }, histogram: r.duration })),
     })
   const inFlight = family("slotbus_in_flight_requests", "gauge", "requests held by workers now")
   inFlight.add(bus, st.inFlight)
   const queued = family("slotbus_queued_requests", "gauge", "requests waiting for a free slot now")
   queued.add(bus, st.queued)
-  const workers = family("slotbus_workers", "gauge", "workers connected now, by how they are reached")
-  const via = new Map<string, number>([["shm", 0]])
-  for (const w of st.workers) via.set(w.transport, (via.get(w.transport) ?? 0) + 1)
-  for (const [transport, n] of via) workers.add({ ...bus, transport }, n)
   const busy = family("slotbus_worker_in_flight_requests", "gauge", "requests held by the worker in each seat now")
   for (const w of m.workers) {
     const info = st.workers.find((x) => x.pid === w.pid)
     busy.add({ ...bus, worker: String(w.seat) }, info?.inFlight ?? 0)
   }
+  const bytes = family("slotbus_body_bytes_total", "counter", "request and answer body bytes, by direction")
+  bytes.add({ ...bus, direction: "out" }, st.bytesOut)
+  bytes.add({ ...bus, direction: "in" }, st.bytesIn)
+  out.push(inFlight, queued, busy, bytes)
+  if (leads) out.push(...workerFamilies(st, m, pools))
+  return out
+}
+
+/** The workers themselves: how many, their pools' restarts, and each local worker's process (read from /proc now). */
+function workerFamilies(st: BusStats, m: BusMetricsSnapshot, pools: PoolRow[]): MetricFamily[] {
+  const bus = { bus: st.name }
+  const workers = family("slotbus_workers", "gauge", "workers connected now, by how they are reached")
+  const via = new Map<string, number>([["shm", 0]])
+  for (const w of st.workers) via.set(w.transport, (via.get(w.transport) ?? 0) + 1)
+  for (const [transport, n] of via) workers.add({ ...bus, transport }, n)
   const restarts = family(
     "slotbus_worker_restarts_total",
     "counter",
@@ -75,9 +94,9 @@ export function busFamilies(st: BusStats, m: BusMetricsSnapshot, pools: PoolRow[
         { ...bus, cause },
         pools.reduce((n, p) => n + (p.restarts?.[cause] ?? 0), 0),
       )
-  const bytes = family("slotbus_body_bytes_total", "counter", "request and answer body bytes, by direction")
-  bytes.add({ ...bus, direction: "out" }, st.bytesOut)
-  bytes.add({ ...bus, direction: "in" }, st.bytesIn)
-  out.push(inFlight, queued, workers, busy, restarts, bytes)
-  return out
+  const local = new Set(st.workers.filter((w) => w.transport === "shm").map((w) => w.pid))
+  const processes = m.workers
+    .filter((w) => w.pid !== null && local.has(w.pid))
+    .map((w) => ({ labels: { ...bus, worker: String(w.seat), pid: String(w.pid) }, figures: readProcess(w.pid!) }))
+  return [workers, restarts, ...processFamilies(processes)]
 }

@@ -92,7 +92,8 @@ export class HubMetrics {
     this.gone.delete(inst.name) // re-inserted last: names fold in the order they left
     this.gone.set(inst.name, kept)
     try {
-      for (const f of this.of(inst)) if (f.type !== "gauge") addInto(kept, f)
+      // a process's own series (process_*, labelled by its pid) end with it, as any process's do
+      for (const f of this.of(inst)) if (f.type !== "gauge" && !f.name.startsWith("process_")) addInto(kept, f)
     } catch {} // its bus already closed: nothing more to keep
     const seats = this.seats.get(inst.name)
     const i = seats?.indexOf(inst) ?? -1

@@ -1,7 +1,7 @@
 // The HTTP hub: a Bun.serve front door that routes requests to worker processes over slotbus.
 // This file dispatches; each concern lives next to it (registry, liveness, proxy, sse, health).
 import type { Server } from "bun"
-import { madeBy, METRICS, STATUS, type MetricFamily, type StatusSection } from "../../kit/index.ts"
+import { madeBy, METRICS, selfFamilies, STATUS, type MetricFamily, type StatusSection } from "../../kit/index.ts"
 import { SettingsMismatchError, Topic } from "../../events/index.ts"
 import { HubEventsError } from "../errors.ts"
 import { sameToken, defaultTokenFile, newToken, removeTokenFile, writeTokenFile } from "../token.ts"
@@ -136,7 +136,7 @@ export class Hub {
     if (path === "/health") return this.fullHealth().then((h) => json(200, h))
     if (path === "/health/status") return this.status.page(req)
     if (path === "/health/stream") return this.status.open(req, server)
-    if (path === "/metrics") return new Response(this.metricsText(), { headers: METRICS_HEADERS })
+    if (path === "/metrics") return this.metricsText().then((text) => new Response(text, { headers: METRICS_HEADERS }))
     if (path === "/events" && req.method === "GET") return this.sse.openEvents(req, server, q < 0 ? "" : url.slice(q))
     if (path.startsWith(INTERNAL_PREFIX)) return this.internal(req, server, path.slice(INTERNAL_PREFIX.length))
 
@@ -212,9 +212,9 @@ export class Hub {
     return h
   }
 
-  /** GET /metrics: the hub's own counters, then its workers' buses under serveStatus's names, per worker name. */
-  private metricsText(): string {
-    return renderMetrics(this[METRICS]())
+  /** GET /metrics: the hub process's own series, its counters, then its workers' buses under serveStatus's names. */
+  private async metricsText(): Promise<string> {
+    return renderMetrics([...(await selfFamilies()), ...this[METRICS]()])
   }
 
   /** What GET /metrics, serveStatus and reportMetrics show of the hub: slotbus_hub_*, then slotbus_* per worker name. */
