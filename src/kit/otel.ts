@@ -67,6 +67,8 @@ export interface Otel {
   SpanStatusCode: { ERROR: number }
   createTraceState(raw?: string): OtelTraceState
 }
+/** SpanStatusCode.ERROR, for a span that ends where the API is not at hand (the spec fixes its value). */
+export const SPAN_ERROR = 2
 const REGISTRY = Symbol.for("opentelemetry.js.api.1")
 const globals = globalThis as unknown as Record<symbol, { trace?: unknown } | undefined>
 let api: Otel | null | undefined // undefined: not looked for yet; null: not installed
