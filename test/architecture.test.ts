@@ -109,6 +109,7 @@ const BENCH_ROOMS = [
   "remote",
   "realwork",
   "fronts",
+  "carry",
   "compare",
   "trace",
 ]
