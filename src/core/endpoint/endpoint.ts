@@ -75,6 +75,8 @@ export interface Pending extends Settle {
   waited: boolean
   /** Its trace (trace.ts): the context it carries and the hub's span, or null. */
   trace: ClientTrace | null
+  /** The caller's route pattern (RequestOptions.route), what GET /metrics labels it by; null: none given. */
+  route: string | null
 }
 
 /** Reads an answer's body, valid only during the call, into the value its request resolves with (may throw). */

@@ -193,11 +193,11 @@ export class SlotBus {
     const body = await bodyUpTo(request, this.settings.maxBodyBytes)
     const signal =
       opts.signal && opts.signal !== request.signal ? AbortSignal.any([opts.signal, request.signal]) : request.signal
-    const { timeoutMs, streamIdleMs, idempotent, traceparent, tracestate } = opts
+    const { timeoutMs, streamIdleMs, idempotent, traceparent, tracestate, route } = opts
     const res = (await this.submit(
       FETCH,
       { method: request.method, path: url.pathname + url.search, headers: request.headers, body },
-      { timeoutMs, streamIdleMs, idempotent, signal, stream: true, traceparent, tracestate },
+      { timeoutMs, streamIdleMs, idempotent, signal, stream: true, traceparent, tracestate, route },
     )) as StreamedResponse | Response
     return res instanceof Response ? res : res.toResponse()
   }

@@ -70,8 +70,9 @@ export interface ListenOptions {
    */
   peerTimeoutMs?: number
   /**
-   * GET /metrics (serveStatus) shows request durations per route ("GET /users", by method and path without its
-   * query) or RPC method too, for up to this many distinct ones; the rest count as "other". Default 0: not per route.
+   * GET /metrics (serveStatus) shows request durations per route (method and the request's `route` pattern,
+   * "GET /items/:id", or the method alone without one) or RPC method, for up to this many distinct ones; the rest
+   * count as "other". Default 64; 0: not per route.
    */
   metricsRoutes?: number
   /**
@@ -121,6 +122,12 @@ export interface RequestOptions {
   traceparent?: string
   /** The `tracestate` that goes with `traceparent`. */
   tracestate?: string
+  /**
+   * The route's pattern ("/items/:id"), the label GET /metrics counts this request under ("GET /items/:id"), never
+   * its path. Without it a request counts under its method alone ("GET"). Bun.serve's request does not say which
+   * of its `routes` matched: pass that key here.
+   */
+  route?: string
 }
 
 /** The options of RPC calls: `bus.remote(options)` (every call through it) and `bus.invoke(method, args, options)`. */
@@ -189,6 +196,7 @@ export const REQUEST_OPTIONS = optionNames<RequestOptions>({
   traceparent: true,
   tracestate: true,
   into: true,
+  route: true,
 })
 /** A request's options that need no bus to check: their types, and the ones that cannot go together. */
 export function checkRequestOptions(opts: RequestOptions) {
@@ -201,7 +209,13 @@ export function checkRequestOptions(opts: RequestOptions) {
   if (into != null && (borrow || stream))
     throw new TypeError(`into cannot be combined with ${borrow ? "borrow" : "stream"}: pick one`)
   if (idempotent !== undefined && typeof idempotent !== "boolean") throw new TypeError("idempotent must be a boolean")
+  if (opts.route !== undefined && (typeof opts.route !== "string" || opts.route.length > MAX_ROUTE))
+    throw new TypeError(
+      `route must be a string of at most ${MAX_ROUTE} characters: the route's pattern ("/items/:id"), not its path`,
+    )
 }
+/** The longest `route` a request may name. */
+const MAX_ROUTE = 256
 export const WAIT_OPTIONS = optionNames<WaitOptions>({ timeoutMs: true, signal: true })
 export const CLOSE_OPTIONS = optionNames<CloseOptions>({ drain: true, timeoutMs: true })
 export const REMOTE_OPTIONS = optionNames<RemoteOptions>({
@@ -219,6 +233,7 @@ export const FETCH_OPTIONS = optionNames<FetchOptions>({
   idempotent: true,
   traceparent: true,
   tracestate: true,
+  route: true,
 })
 
 /** A whole-number option of the core, through the kit's one number check: `dflt` when undefined, else min..max. */
@@ -283,7 +298,7 @@ export function resolveOptions(opts: ListenOptions): ListenSettings {
   const trimBytes = positiveInt(opts.trimBytes, MiB, "trimBytes")
   const arena = arenaBytes(maxHeadBytes, maxBodyBytes)
   const streamWindowBytes = streamWindow(opts.streamWindowBytes, Math.ceil(arena / 4096) * 4096)
-  const metricsRoutes = positiveInt(opts.metricsRoutes, 0, "metricsRoutes", 10_000)
+  const metricsRoutes = positiveInt(opts.metricsRoutes, 64, "metricsRoutes", 10_000)
   const recorder = opts.recorder === false ? 0 : positiveInt(opts.recorder, DEFAULT_RECORDS, "recorder", MAX_RECORDS)
   return {
     slots,

@@ -100,12 +100,13 @@ export function newPending(
     retried: false,
     waited: false,
     trace: null,
+    route: opts.route ?? null,
   }
 }
 
 /** Starts the request's trace (trace.ts) and carries its context in the head; nothing when there is none to carry. */
 export function addTrace(p: Pending, opts: RequestOptions, entry: Entry, bus: string, maxHeadBytes: number) {
-  const trace = clientTrace(p.kind, p.strings, opts, bus, entry.where)
+  const trace = clientTrace(p.kind, p.strings, opts, bus, entry.where, entry.response)
   if (trace === null) return
   p.strings = headWithContext(p.kind, p.strings, trace.context)
   const head = headLength(p.strings)

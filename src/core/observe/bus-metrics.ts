@@ -1,6 +1,7 @@
 // What a bus measures for GET /metrics (serveStatus) and its status view: request duration and queue wait as
-// histograms, per bus and per worker seat, per route when the app asks (metricsRoutes); failures by the error's
-// class with the last message of each; and the slowest recent requests. The bus's observer (observe.ts) calls in at
+// histograms, per bus and per worker seat, per route (metricsRoutes: the method and the caller's route pattern,
+// never the path); failures by the error's class with the last message of each, a request its caller aborted
+// counted apart (a client that went away is no error); and the slowest recent requests. The bus's observer (observe.ts) calls in at
 // the moments the Dispatcher already knows (a request sent, answered, failed), the Dispatcher when a worker joins or
 // leaves, with times already measured. Its duration histogram is also bus.stats()'s latency (stats.ts).
 import { BoundedLabels, Histogram, type HistogramSnapshot } from "../../kit/index.ts"
@@ -10,6 +11,8 @@ import { Kind } from "../../native/ffi.ts"
 
 /** Distinct error classes counted by name; more are counted as "other". */
 const MAX_ERROR_KINDS = 16
+/** Route and method pairs whose histogram is found by two Map lookups; past it, by their joined label. */
+const ROUTE_CACHE = 1024
 /** The slowest requests kept per window, and how long a window lasts: the view shows this window's and the last. */
 const SLOWEST = 10
 const SLOW_WINDOW_NS = 60e9
@@ -73,6 +76,9 @@ export class BusMetrics {
   private readonly holders: (Endpoint | null)[] = []
   private readonly routeNames: BoundedLabels | null
   private readonly routes: Histogram[] = []
+  /** Route pattern ("": none, an RPC call or bus.call) → method (or RPC method) → its histogram. */
+  private readonly routeCache = new Map<string, Map<string, Histogram>>()
+  private cached = 0
   private readonly kinds = new BoundedLabels(MAX_ERROR_KINDS)
   private readonly errorsByKind: ErrorKind[] = []
   timeouts = 0
@@ -128,12 +134,16 @@ export class BusMetrics {
     if (this.tap) this.tap("wait", ns, -1)
   }
 
-  /** p failed with `err` after `ns`; `timeouts` and `cancels` are counted apart as well as by class. */
+  /** p failed with `err` after `ns`: a timeout counted apart as well as by class, a cancel by its caller only apart. */
   failed(p: Pending, err: unknown, ns: number) {
+    if (p.signal?.aborted && p.signal.reason === err) {
+      this.cancels++ // the caller (for bus.fetch, the client) gave it up: no error of the bus or its workers
+      if (ns > this.slowFloor) this.noteSlow(p, ns, "cancelled")
+      return
+    }
     const kind =
       err instanceof DOMException ? err.name : err instanceof Error ? err.constructor.name || err.name : typeof err
     if (err instanceof TimeoutError) this.timeouts++
-    else if (p.signal?.aborted && p.signal.reason === err) this.cancels++
     this.count(kind, err instanceof Error ? err.message : String(err))
     if (ns > this.slowFloor) this.noteSlow(p, ns, kind)
   }
@@ -151,9 +161,22 @@ export class BusMetrics {
     k.lastAt = Date.now()
   }
 
+  /** p's route histogram: two Map lookups for a pair seen before, no string made. */
   private routeOf(p: Pending): Histogram {
-    const i = this.routeNames!.indexOf(whatOf(p))
-    return (this.routes[i] ??= new Histogram())
+    const s = p.strings
+    const method = s === null ? "call" : s[0]!.startsWith("rpc:") ? s[1]! : s[0]!
+    const route = s === null || p.route === null ? "" : p.route
+    let byMethod = this.routeCache.get(route)
+    const h = byMethod?.get(method)
+    if (h !== undefined) return h
+    const i = this.routeNames!.indexOf(route === "" ? method : `${method} ${route}`)
+    const made = (this.routes[i] ??= new Histogram())
+    if (this.cached < ROUTE_CACHE) {
+      if (!byMethod) this.routeCache.set(route, (byMethod = new Map()))
+      byMethod.set(method, made)
+      this.cached++
+    }
+    return made
   }
 
   /** A window that has passed becomes the last one (two that have passed: none is kept). */

@@ -91,7 +91,7 @@ export class RequestProxy {
       // Resolves at the worker's head (docs/PROTOCOL.md §9.9): status and headers, the body as it is produced.
       res = await inst.bus.request(
         { method: req.method, path: pathAndQuery, headers: req.headers, body },
-        { signal: req.signal, stream: true },
+        { signal: req.signal, stream: true, route: entry.route.pattern }, // GET /metrics's label: never the path
       )
     } catch (e) {
       inst.inFlight--
