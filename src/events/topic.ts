@@ -27,7 +27,7 @@ import {
 } from "../kit/index.ts"
 import { topicFamilies } from "./metrics.ts"
 import { bridgeHost } from "./bridge-host.ts"
-import { publishTrace } from "./trace.ts"
+import { publishEnded, publishTrace } from "./trace.ts"
 import {
   clearLost,
   encodeEvent,
@@ -173,12 +173,18 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
     if (this.closed) throw new TopicClosedError(`topic "${this.name}" is closed; open it again to publish`)
     checkOptions(ev, PUBLISH_FIELDS, "publish", { noun: "event field" })
     const traced = publishTrace(ev, this.name) // null: no context to carry, no SDK
-    if (traced !== null)
+    if (traced !== null) {
+      if (traced.span === null) return this.publish(traced.ev) // its context in its routing keys
+      let id: number
       try {
-        return this.publish(traced.ev) // its context in its routing keys
-      } finally {
-        traced.span?.end()
+        id = this.publish(traced.ev)
+      } catch (e) {
+        publishEnded(traced.span, undefined, e)
+        throw e
       }
+      publishEnded(traced.span, id)
+      return id
+    }
     let n = encodeEvent(this.scratch, this.scratchView, ev.type, ev.routing, ev.data)
     while (n < 0) n = this.growScratch(ev)
     const r = topicNative.sb_topic_publish(this.ptr, this.scratch, n)

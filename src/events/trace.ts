@@ -6,6 +6,7 @@ import {
   otelTracing,
   remoteParent,
   slotbusTracer,
+  SPAN_ERROR,
   spanContext,
   type OtelLink as Link,
   type OtelSpan as Span,
@@ -42,12 +43,14 @@ export function publishTrace<E extends Traced>(ev: E, topic: string): { ev: E; s
     let parent = o.context.active()
     const sc = explicit && remoteParent(o, explicit)
     if (sc) parent = o.trace.setSpanContext(parent, sc)
+    // messaging conventions: `{operation name} {destination}`, the operation "publish" of type "send"
     span = slotbusTracer(o).startSpan(
-      `publish ${ev.type}`,
+      `publish ${topic}`,
       {
         kind: o.SpanKind.PRODUCER,
         attributes: {
           "messaging.system": "slotbus",
+          "messaging.operation.name": "publish",
           "messaging.operation.type": "send",
           "messaging.destination.name": topic,
           "slotbus.event.type": String(ev.type),
@@ -79,4 +82,15 @@ export function linkTo(traceparent: string | undefined, tracestate: string | und
   if (o === null) return undefined
   const context = remoteParent(o, { traceparent, tracestate })
   return context && { context }
+}
+
+/** The PRODUCER span's event is published as `id` (`messaging.message.id`), or failed with `err` (`error.type`). */
+export function publishEnded(span: Span, id: number | undefined, err?: unknown): void {
+  if (id !== undefined) span.setAttribute("messaging.message.id", String(id))
+  else {
+    if (err instanceof Error) span.recordException(err)
+    span.setAttribute("error.type", err instanceof Error ? err.name : "_OTHER")
+    span.setStatus({ code: SPAN_ERROR, message: err instanceof Error ? err.message : String(err) })
+  }
+  span.end()
 }

@@ -9,6 +9,7 @@ import {
   SimpleSpanProcessor,
   type SpanExporter,
 } from "@opentelemetry/sdk-trace-base"
+import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http"
 import type { Otel, OtelLink } from "../../src/kit/otel.ts"
 
 /** slotbus declares the parts of the API it uses itself (kit/otel.ts), so its types never name the package: they fit. */
@@ -59,3 +60,6 @@ export const stdoutExporter: SpanExporter = {
   },
   shutdown: async () => {},
 }
+
+/** The OTLP/HTTP exporter (JSON) sending each span to `url` (a `/v1/traces` endpoint). */
+export const otlpExporter = (url: string): SpanExporter => new OTLPTraceExporter({ url })

@@ -1,6 +1,7 @@
 // A worker for the tracing tests (test/core/trace.test.ts). Usage:
-//   bun trace-worker.ts <bus> <topic> [--otel] [--nats <url>]
-// With --otel it registers the real OpenTelemetry SDK and prints each finished span as `span <json>`; without, it
+//   bun trace-worker.ts <bus> <topic> [--otel] [--otlp <url>] [--nats <url>]
+// With --otel it registers the real OpenTelemetry SDK and prints each finished span as `span <json>` (with --otlp,
+// sends them to that OTLP/HTTP endpoint instead); without, it
 // never loads @opentelemetry/api (it prints `loaded-otel <bool>` on request to show that). Each request or RPC call
 // answers what the handler saw: `req.traceparent`, `req.tracestate`, their headers and the active span's trace id,
 // and publishes an event of type "seen" on <topic> from inside the handler. Prints "ready" once connected.
@@ -10,11 +11,12 @@ import { Topic } from "../../src/events/index.ts"
 const [bus, topicName, ...flags] = process.argv.slice(2)
 const withOtel = flags.includes("--otel")
 const natsAt = flags.indexOf("--nats")
+const otlpAt = flags.indexOf("--otlp")
 type Api = typeof import("@opentelemetry/api")
 let otel: Api | null = null
 if (withOtel) {
-  const { registerOtel, stdoutExporter } = await import("./otel-setup.ts")
-  registerOtel(stdoutExporter)
+  const { registerOtel, stdoutExporter, otlpExporter } = await import("./otel-setup.ts")
+  registerOtel(otlpAt >= 0 ? otlpExporter(flags[otlpAt + 1]!) : stdoutExporter)
   otel = await import("@opentelemetry/api")
 }
 const topic = await Topic.open(topicName!)
@@ -43,6 +45,8 @@ const api = {
 
 const handler = async (req: SlotRequest) => {
   await Bun.sleep(1)
+  const status = /^\/status\/(\d{3})$/.exec(req.path)
+  if (status) return new Response("as asked", { status: Number(status[1]) })
   const [header, stateHeader] = [req.headers.get("traceparent"), req.headers.get("tracestate")]
   return Response.json({ ...seen(req.traceparent), kind: req.kind, header, tracestate: req.tracestate, stateHeader })
 }

@@ -34,7 +34,7 @@ export class BusObserver {
   answered(p: Pending, ns: number, status: number) {
     this.counters.response()
     this.metrics.answered(p, ns, status)
-    if (p.trace !== null) p.trace.end()
+    if (p.trace !== null) p.trace.end(status)
   }
 
   /** p failed with `err`, `ns` after its start (p.endpoint is still its worker, if it had one). */

@@ -9,6 +9,7 @@ import {
   receivedContext,
   remoteParent,
   slotbusTracer,
+  SPAN_ERROR,
   spanContext,
   type Otel,
   type OtelAttributes as Attributes,
@@ -31,6 +32,8 @@ export class ClientTrace {
     readonly context: TraceContext | undefined,
     private readonly o: Otel | null,
     private readonly span: Span | null,
+    /** An HTTP request's span (not RPC, not raw): it records the answer's status. */
+    private readonly http = false,
   ) {
     this.started = span === null ? 0 : Bun.nanoseconds()
   }
@@ -43,22 +46,38 @@ export class ClientTrace {
     this.span.addEvent("slotbus.sent")
   }
 
-  /** It failed (before end). */
+  /** It failed (before end): the span is an error of the error's class (`error.type`). */
   failed(err: unknown) {
     if (this.span === null || this.o === null) return
     if (err instanceof Error) this.span.recordException(err)
+    this.span.setAttribute("error.type", errorType(err))
     this.span.setStatus({
-      code: this.o.SpanStatusCode.ERROR,
+      code: SPAN_ERROR,
       message: err instanceof Error ? err.message : String(err),
     })
   }
 
-  /** It is over (answered, or failed): the time it held its slot, and the span ends. */
-  end() {
+  /**
+   * It is over (answered at `status`, or failed): the time it held its slot, and the span ends. An HTTP answer's
+   * status is `http.response.status_code`; 4xx and 5xx make a CLIENT span an error (HTTP conventions, Status).
+   */
+  end(status = 0) {
     if (this.span === null) return
     if (this.sentAt !== 0) this.span.setAttribute("slotbus.slot_ms", (Bun.nanoseconds() - this.sentAt) / 1e6)
+    if (this.http && status > 0) {
+      this.span.setAttribute("http.response.status_code", status)
+      if (status >= 400) {
+        this.span.setAttribute("error.type", String(status))
+        this.span.setStatus({ code: SPAN_ERROR })
+      }
+    }
     this.span.end()
   }
+}
+
+/** An error's `error.type`: its class's name (TimeoutError, WorkerGoneError, …). */
+function errorType(err: unknown): string {
+  return err instanceof Error ? err.name : "_OTHER"
 }
 
 /** A head whose caller's own pairs go, with no context in their place (no span: nothing in it changes). */
@@ -68,8 +87,9 @@ const BARE = new ClientTrace(undefined, null, null)
  * The trace of a request a caller makes, or null (nothing to carry, nothing to record). Its context: the explicit
  * `{ traceparent, tracestate }` option, else, with an SDK, a CLIENT span's, child of that or of the active span, else
  * the `traceparent`/`tracestate` among the request's own headers (a bus.fetch Request's, an HTTP hub's client's) as
- * the W3C parser takes them: a head never carries a caller's pairs as they came. A request outside any trace gets
- * no span: internal traffic (pings, control calls) and untraced load stay out of the traces and pay nothing.
+ * the W3C parser takes them: a head never carries a caller's pairs as they came. With an SDK, bus.fetch (`starts`)
+ * and RPC calls outside any trace start one of their own (a front's request, with no span written by hand); other
+ * requests outside any trace get no span: internal traffic (pings, control calls) stays out of the traces.
  */
 export function clientTrace(
   kind: number,
@@ -77,6 +97,7 @@ export function clientTrace(
   opts: { traceparent?: string; tracestate?: string },
   bus: string,
   where: string,
+  starts = false,
 ): ClientTrace | null {
   const o = otelTracing()
   const carried = kind !== Kind.RAW && strings !== null && carriesContext(strings)
@@ -94,16 +115,19 @@ export function clientTrace(
   if (remote !== undefined) {
     const sc = remoteParent(o, remote)
     if (sc !== undefined) parent = o.trace.setSpanContext(parent, sc)
-  } else if (!active) return bare // outside any trace
-  const { name, attributes } = describe(kind, strings, bus)
+  } else if (!active && !starts && !isRpc(kind, strings)) return bare // outside any trace
+  const { name, attributes, http } = describe(kind, strings, bus, "client")
   const span = slotbusTracer(o).startSpan(name, { kind: o.SpanKind.CLIENT, attributes }, parent)
   const context = spanContext(o, span)
   if (context === undefined) {
     span.end()
     return remote ? new ClientTrace(remote, null, null) : bare
   }
-  return new ClientTrace(context, o, span)
+  return new ClientTrace(context, o, span, http)
 }
+
+const isRpc = (kind: number, strings: readonly string[] | null) =>
+  kind !== Kind.RAW && strings !== null && RPC_VERB.test(strings[0]!)
 
 /** Whether an HTTP request's own header pairs hold a `traceparent` or `tracestate`. */
 function carriesContext(strings: readonly string[]): boolean {
@@ -124,14 +148,22 @@ function headerContext(strings: readonly string[]): TraceContext | undefined {
   return receivedContext(tp, ts)
 }
 
-/** A span's name and attributes for a request (OpenTelemetry's RPC and HTTP conventions where they fit). */
+// RFC 9110's methods and PATCH: any other is `_OTHER` (HTTP conventions, http.request.method)
+const KNOWN_METHODS = new Set(["CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"])
+
+/**
+ * A span's name and attributes for a request, by OpenTelemetry's semantic conventions (docs/api.md, Traces): RPC's
+ * for an RPC call, HTTP's client or server span for an HTTP request. The hop's URL is the one the worker's Request
+ * has, `http://<bus><path>`: its host (the bus) is `server.address`, port 80.
+ */
 function describe(
   kind: number,
   strings: readonly string[] | null,
   bus: string,
-): { name: string; attributes: Attributes } {
+  side: "client" | "server",
+): { name: string; attributes: Attributes; http: boolean } {
   if (kind === Kind.RAW || strings === null)
-    return { name: `${bus} call`, attributes: { "slotbus.bus": bus, "slotbus.kind": "raw" } }
+    return { name: `${bus} call`, attributes: { "slotbus.bus": bus, "slotbus.kind": "raw" }, http: false }
   const [method = "", path = ""] = strings
   if (RPC_VERB.test(method))
     return {
@@ -142,18 +174,27 @@ function describe(
         "rpc.system": "slotbus",
         "rpc.service": bus,
         "rpc.method": path,
+        "server.address": bus,
       },
+      http: false,
     }
-  const q = path.indexOf("?")
-  return {
-    name: method,
-    attributes: {
-      "slotbus.bus": bus,
-      "slotbus.kind": "http",
-      "http.request.method": method,
-      "url.path": q < 0 ? path : path.slice(0, q),
-    },
+  const known = KNOWN_METHODS.has(method)
+  const attributes: Attributes = {
+    "slotbus.bus": bus,
+    "slotbus.kind": "http",
+    "http.request.method": known ? method : "_OTHER",
+    "server.address": bus,
+    "server.port": 80,
   }
+  if (!known) attributes["http.request.method_original"] = method
+  if (side === "client") attributes["url.full"] = `http://${bus}${path}`
+  else {
+    const q = path.indexOf("?")
+    attributes["url.scheme"] = "http"
+    attributes["url.path"] = q < 0 ? path : path.slice(0, q)
+    if (q >= 0) attributes["url.query"] = path.slice(q + 1)
+  }
+  return { name: known ? method : "HTTP", attributes, http: true }
 }
 
 /**
@@ -195,14 +236,29 @@ export function runInServerSpan<R extends TracedRequest, T>(o: Otel, req: R, bus
     req.kind === "raw" ? Kind.RAW : Kind.HTTP,
     req.kind === "raw" ? null : [req.method, req.path],
     bus,
+    "server",
   )
   const span = slotbusTracer(o).startSpan(name, { kind: o.SpanKind.SERVER, attributes }, base)
   req.span = span
   return o.context.with(o.trace.setSpan(base, span), handler, undefined, req)
 }
 
-/** The handler failed: its span says so. */
+/** The handler failed: its span says so, and of what class (`error.type`). */
 export function serverSpanFailed(o: Otel | null, span: Span, err: unknown) {
   if (err instanceof Error) span.recordException(err)
-  span.setStatus({ code: o?.SpanStatusCode.ERROR ?? 2, message: err instanceof Error ? err.message : String(err) })
+  span.setAttribute("error.type", errorType(err))
+  span.setStatus({ code: SPAN_ERROR, message: err instanceof Error ? err.message : String(err) })
+}
+
+/**
+ * An HTTP request's answer has `status`: its span records it, and a 5xx makes it an error (a SERVER span's 4xx is
+ * not: HTTP conventions, Status), unless the handler `threw` and serverSpanFailed said why already.
+ */
+export function serverSpanAnswered(req: TracedRequest, span: Span, status: number, threw: boolean) {
+  if (req.kind !== "http" || RPC_VERB.test(req.method)) return
+  span.setAttribute("http.response.status_code", status)
+  if (status >= 500 && !threw) {
+    span.setAttribute("error.type", String(status))
+    span.setStatus({ code: SPAN_ERROR })
+  }
 }

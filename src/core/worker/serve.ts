@@ -5,7 +5,7 @@ import { encodeAnswer, isAsyncReply, readAsyncReply, streamParts, wholeOrStream,
 import type { RemoteAnswer } from "../wire/remote.ts"
 import type { SlotRequest } from "./request.ts"
 import { isThenable, otelTracing } from "../../kit/index.ts"
-import { runInServerSpan, serverSpanFailed } from "../wire/trace.ts"
+import { runInServerSpan, serverSpanAnswered, serverSpanFailed } from "../wire/trace.ts"
 
 /** How a streamed answer went: over, or it could not begin (`error` then, if it was an error, answered whole). */
 export type StreamEnd = { begun: true } | { begun: false; error?: unknown }
@@ -74,6 +74,7 @@ export class Serving {
           wholeOrStream(parts, sink.room, window)
             .then((w) => {
               if ("whole" in w) return this.answer(req, sink, w.whole, false)
+              if (req.span !== null) serverSpanAnswered(req, req.span, w.status, false)
               return sink
                 .stream(w, window, req)
                 .then((r) => (r.begun ? this.over(req, sink) : this.answer(req, sink, r.error, r.error !== undefined)))
@@ -92,7 +93,11 @@ export class Serving {
     }
     if (threw && req.span !== null) serverSpanFailed(otelTracing(), req.span, out)
     try {
-      if (sink.open) sink.complete(encodeAnswer(sink, req, out, threw)) // else nobody waits for it
+      if (sink.open) {
+        const a = encodeAnswer(sink, req, out, threw)
+        if (req.span !== null) serverSpanAnswered(req, req.span, a.status, threw)
+        sink.complete(a)
+      } // else nobody waits for it
     } finally {
       this.over(req, sink)
     }
