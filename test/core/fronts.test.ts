@@ -2,10 +2,10 @@
 // (test/support/shared-front.ts), echo workers serving all of them, kill -9 of fronts under load, the pool's
 // supervision moving to a surviving front, and no worker left once the last front is gone.
 import { afterEach, describe, expect, test } from "bun:test"
-import { readdirSync, readFileSync } from "node:fs"
 import { SharingMismatchError, SlotBus } from "../../src/index.ts"
 import type { StatusSection } from "../../src/status/index.ts"
-import { alive, bunChild, busName, ECHO_WORKER, spawn, spawnWorker, until, type Child } from "../support/helpers.ts"
+import { alive, busName, ECHO_WORKER, spawn, spawnWorker, until, type Child } from "../support/helpers.ts"
+import { frontChild, poolOf, startedBy, workerPids, type FrontChild as Front } from "../support/front-child.ts"
 
 const children: Child[] = []
 const pids: number[] = []
@@ -15,63 +15,13 @@ afterEach(async () => {
 })
 
 /** A front process of `name`; resolves once it listens, with its index among the name's fronts. */
-async function front(
-  name: string,
-  pool = 0,
-): Promise<{ child: Child; index: number; ask(cmd: string, re: RegExp): Promise<string[]> }> {
-  const child = bunChild("shared-front.ts", pool > 0 ? [name, `--pool=${pool}`] : [name], { stdin: "pipe" })
-  children.push(child)
-  const m = await child.waitLine(/^ready (\d+) (\d+)$/, 20_000)
-  let seen = child.lines.length
-  const ask = async (cmd: string, re: RegExp) => {
-    const from = seen
-    child.write(`${cmd}\n`)
-    const line = await child.whileAlive(
-      (async () => {
-        for (let n = from; ; n++) {
-          const l = await child.line(n, 60_000)
-          const hit = l.match(re)
-          if (hit) {
-            seen = n + 1
-            return hit.slice(1)
-          }
-        }
-      })(),
-      `front ${child.pid}`,
-    )
-    return line
-  }
-  return { child, index: Number(m[2]), ask }
+function front(name: string, pool = 0): Promise<Front> {
+  return frontChild(name, pool > 0 ? [`--pool=${pool}`] : [], children)
 }
-
-type Front = Awaited<ReturnType<typeof front>>
 
 async function report(f: Front) {
   const [answered, failed, wrong, who] = await f.ask("report", /^report (\d+) (\d+) (\d+) (.*)$/)
   return { answered: Number(answered), failed: Number(failed), wrong: Number(wrong), pids: new Set(who!.split(",")) }
-}
-
-async function workerPids(f: Front, n: number): Promise<number[]> {
-  const [list] = await f.ask(`wait ${n}`, /^workers (.*)$/)
-  return list!.split(",").map(Number)
-}
-
-async function poolOf(f: Front): Promise<{ state: string; pids: number[] }> {
-  const [state, list] = await f.ask("pool", /^pool (\S+) ?(.*)$/)
-  return { state: state!, pids: list ? list.split(",").filter(Boolean).map(Number) : [] }
-}
-
-/** The live processes started by the front `parent` (SLOTBUS_FRONT_PARENT in their environment, §15.4). */
-function startedBy(parent: number): number[] {
-  const out: number[] = []
-  for (const d of readdirSync("/proc")) {
-    if (!/^\d+$/.test(d)) continue
-    try {
-      if (readFileSync(`/proc/${d}/environ`, "latin1").split("\0").includes(`SLOTBUS_FRONT_PARENT=${parent}`))
-        out.push(Number(d))
-    } catch {} // gone meanwhile
-  }
-  return out.filter(alive)
 }
 
 async function workers(name: string, n: number): Promise<Child[]> {

@@ -1,7 +1,7 @@
 // One front of a shared name for the fronts tests (docs/PROTOCOL.md §15). Usage:
-//   bun test/support/shared-front.ts <bus-name> [--pool=N]
-// Listens with { shared: true }; with --pool, runs superviseWorkers(bus, N echo workers) (the name's pool: only
-// the fronts' leader runs it). Prints "ready <pid> <front index>", then answers lines on stdin:
+//   bun test/support/shared-front.ts <bus-name> [--pool=N] [--worker=<support file>] [--plain] [-- <worker flags>]
+// Listens with { shared: true } (--plain: without); with --pool, runs superviseWorkers(bus, N echo workers, or of
+// --worker given its bus name and the worker flags) (the name's pool: only the fronts' leader runs it). Prints "ready <pid> <front index>", then answers lines on stdin:
 //   wait N     once N workers are connected: "workers <pid,pid,…>"
 //   load       starts 8 callers making requests as fast as they are answered
 //   report     "report <answered> <failed> <wrong> <pid,pid,…>": since the last report; the pids that answered
@@ -17,12 +17,17 @@ import { STATUS } from "../../src/status/index.ts"
 const [name, ...flags] = process.argv.slice(2)
 if (!name) throw new Error("usage: shared-front.ts <bus-name> [--pool=N]")
 const poolSize = Number(flags.find((f) => f.startsWith("--pool="))?.slice(7) ?? 0)
+const workerFile = flags.find((f) => f.startsWith("--worker="))?.slice(9)
+const workerFlags = flags.includes("--") ? flags.slice(flags.indexOf("--") + 1) : []
+const workerArgv = workerFile
+  ? [join(import.meta.dir, workerFile), name, ...workerFlags]
+  : [join(import.meta.dir, "echo-worker.ts"), name, "--wait-for-hub-ms=5000"]
 
-const bus = await SlotBus.listen(name, { shared: true })
+const bus = await SlotBus.listen(name, { shared: !flags.includes("--plain") })
 const sup =
   poolSize > 0
     ? superviseWorkers(bus, {
-        command: [process.execPath, join(import.meta.dir, "echo-worker.ts"), name, "--wait-for-hub-ms=5000"],
+        command: [process.execPath, ...workerArgv],
         instances: poolSize,
         stdout: "ignore",
       })

@@ -14,12 +14,13 @@ import {
   type SupervisedInstance,
   Supervisor,
   type SupervisorOptions,
+  withPoolName,
 } from "../../kit/index.ts"
 import type { SlotBus } from "./bus.ts"
 import { isCompiled } from "../ops/self-command.ts"
 import { FRONT_PARENT_ENV } from "../ops/fronts.ts"
 
-export interface SuperviseWorkersOptions extends Omit<SupervisorOptions, "command" | "drain" | "retire" | "instances"> {
+export interface SuperviseWorkersOptions extends Omit<SupervisorOptions, "command" | "drain" | "retire" | "served" | "instances"> {
   /** argv, or one command line split like a shell would ("bun worker.ts --idle park"). */
   command: string[] | string
   /** Resolves once a new worker process is ready to serve (a reload waits for it). Default: it joined the bus (without one: at once). */
@@ -75,10 +76,12 @@ const IDLE_SHARE = 0.25
 const RECYCLE_TICK_MS = 200
 
 /**
- * Keeps slotbus worker processes alive: restarted with backoff when they crash; past the restart intensity what
- * crashes stays down (what runs goes on serving) until a window passes without a crash. With a `bus`, stop(),
- * reload(), recycling and scale-down drain a worker on the bus before stopping it, a successor counts as ready once
- * it joined the bus, and while no worker is connected after the pool gave up, requests fail with PoolFailedError.
+ * Keeps slotbus worker processes alive: every crash is restarted with backoff; only a worker that keeps dying
+ * during start (within minUptimeMs, before it took a request) makes the pool give up: then what crashes stays down
+ * (what runs goes on serving) until a window passes without a crash. With a `bus`, stop(), reload(), recycling and
+ * scale-down drain a worker on the bus before stopping it, a successor counts as ready once it joined the bus (and
+ * for a reload once it stayed up minReadyMs more), and while no worker is connected after the pool gave up,
+ * requests fail with PoolFailedError.
  */
 export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersOptions): Supervisor {
   checkOptions(options, SUPERVISE_WORKERS_OPTIONS, "superviseWorkers", { required: ["command"] })
@@ -108,17 +111,28 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
     const pids = () => new Set(sup.instances.map((i) => i.pid))
     while (bus && bus.workers.some((w) => pids().has(w.pid) && w.inFlight > 0)) await sleep(10)
   }
-  // A shared front's pool is the name's (docs/PROTOCOL.md §15.4): the fronts' leader runs it, and its workers
-  // learn which front started them, so they leave when it dies and the next leader's pool takes over.
+  // A shared front's pool is the name's (docs/PROTOCOL.md §15.4): the fronts' leader runs it. A bus's workers learn
+  // which front started them, so they leave when it dies (the next leader's pool takes over) and exit with it.
   const front = bus?.front ?? null
+  // Workers of this pool that took a request: a crash of one is never a failed start. A worker's leave and its
+  // process's exit come in either order: its count is read from the bus's books while it is listed, else kept here.
+  const served = new Set<number>()
+  const ours = (pid: number) => sup.instances.some((i) => i.pid === pid)
+  bus?.onWorker((e) => {
+    if (e.type === "leave" && e.worker.requests > 0 && ours(e.worker.pid)) served.add(e.worker.pid)
+  })
   const sup: Supervisor = new Supervisor({
     ...rest,
-    env: front ? { ...rest.env, [FRONT_PARENT_ENV]: String(process.pid) } : rest.env,
+    env: bus ? { ...rest.env, [FRONT_PARENT_ENV]: String(process.pid) } : rest.env,
+    logs: withPoolName(rest.logs, bus?.name), // each line names the bus
     instances: range.min,
     command: argv,
     drain,
     ready: ready ?? (bus ? (pid) => bus.pools.joined(pid) : undefined),
     retire: bus ? (pid) => bus.pools.retire(pid) : undefined,
+    served: bus
+      ? (pid) => served.delete(pid) || bus.workers.some((w) => w.pid === pid && w.requests > 0)
+      : undefined,
   })
   const what = () =>
     `the worker pool${bus ? ` of "${bus.name}"` : ""} (${argv.join(" ")}, ${sup.instances.length} instance${sup.instances.length === 1 ? "" : "s"})`

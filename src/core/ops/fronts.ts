@@ -19,8 +19,13 @@ const NEAR = 4
 const FULL_EVERY = 4
 /** A worker whose starting front (the pool's supervisor, §15.4) died goes on serving this long, then drains and exits. */
 export const ORPHAN_LINGER_MS = 2000
-/** The environment variable naming the front that started a worker of a shared pool. */
+/** The environment variable naming the front that started a worker of a pool (superviseWorkers with a bus). */
 export const FRONT_PARENT_ENV = "SLOTBUS_FRONT_PARENT"
+
+/** The pid of the front that started this process (a pool's worker), 0 for a process started otherwise. */
+export function frontParent(): number {
+  return Number(process.env[FRONT_PARENT_ENV] ?? 0) || 0
+}
 
 /** The C string of front k's address of `name`. */
 export function frontAddress(name: string, k: number): Buffer {
@@ -187,6 +192,8 @@ export interface FrontRoot extends FrontMember {
   readonly reconnect: boolean
   /** Ends it as a worker whose hub went away. */
   finish(reason: "hub-gone" | "hub-closed"): void
+  /** The front that started it is gone: it serves on ORPHAN_LINGER_MS, then drains and goes (§15.4). */
+  orphaned(): void
 }
 
 /**
@@ -212,7 +219,7 @@ export class FrontFamily {
     private readonly root: FrontRoot,
     private readonly hubUid: number | undefined,
   ) {
-    this.parentPid = Number(process.env[FRONT_PARENT_ENV] ?? 0) || 0
+    this.parentPid = frontParent()
     this.timer = setInterval(() => void this.scan(), RESCAN_MS)
     void this.scan()
   }
@@ -280,7 +287,7 @@ export class FrontFamily {
   private orphan() {
     if (this.orphaned) return
     this.orphaned = true
-    setTimeout(() => void this.root.close(), ORPHAN_LINGER_MS).unref()
+    this.root.orphaned()
   }
 
   private serves(hubPid: number): boolean {

@@ -25,7 +25,15 @@ import type { SlotReply } from "./answer.ts"
 import { Serving } from "./serve.ts"
 import { type RemoteLink, type RemoteTransport, WORKER_PORT } from "../wire/remote.ts"
 import { RemoteSink, SlotSink, type SlotPort } from "./worker-sinks.ts"
-import { FrontFamily, frontAddress, MAX_FRONTS, sharedFrontsExist, type FrontMember } from "../ops/fronts.ts"
+import {
+  FrontFamily,
+  frontAddress,
+  frontParent,
+  MAX_FRONTS,
+  ORPHAN_LINGER_MS,
+  sharedFrontsExist,
+  type FrontMember,
+} from "../ops/fronts.ts"
 
 export { SlotRequest }
 export type { SlotReply }
@@ -73,6 +81,12 @@ export interface ConnectOptions {
    * whichever hub announces itself next. `hubWorker` turns it on, so it registers again with the hub that took over.
    */
   closeWhenHubsGone?: boolean
+  /**
+   * End this process once the worker's fronts are gone (docs/api.md, "A worker's lifetime"): when it closes for any
+   * reason but close(), and, started by a pool, ORPHAN_LINGER_MS after the front that started it went (then its
+   * drain). Default: true for a worker a pool started (SLOTBUS_FRONT_PARENT in its environment), false otherwise.
+   */
+  exitWithFront?: boolean
 }
 
 /** SlotWorker.expose's options: connect's (but `fetch`), and a handler for the requests that are not RPC calls. */
@@ -88,6 +102,7 @@ const SERVE_OPTIONS = {
   host: true,
   heartbeatMs: true,
   closeWhenHubsGone: true,
+  exitWithFront: true,
   idle: true,
   waitForHubMs: true,
   reconnect: true,
@@ -140,6 +155,9 @@ export class SlotWorker {
   private family: FrontFamily | null = null
   private root: SlotWorker | null = null
   private index = -1
+  // The front that started this process (a pool's worker, §15.4), 0 when none; whether it is gone.
+  private readonly parentPid = frontParent()
+  private orphan = false
 
   private constructor(
     key: symbol,
@@ -155,6 +173,7 @@ export class SlotWorker {
         (this.resolveClosed = (c) => {
           this.family?.stop()
           r(c)
+          if (c.reason !== "closed" && !this.root) this.exitIfAsked(c.reason)
         }),
     )
   }
@@ -173,7 +192,9 @@ export class SlotWorker {
   ): Promise<SlotWorker> {
     if (typeof handler !== "function") throw new TypeError("handler must be a function (req) => reply")
     checkOptions(opts, CONNECT_OPTIONS, "SlotWorker.connect")
-    if (opts.fetch !== undefined && typeof opts.fetch !== "boolean") throw new TypeError("fetch must be a boolean")
+    for (const what of ["fetch", "exitWithFront"] as const)
+      if (opts[what] !== undefined && typeof opts[what] !== "boolean")
+        throw new TypeError(`SlotWorker.connect: ${what} must be a boolean, got ${typeof opts[what]}`)
     tuning(opts.idle, "SlotWorker.connect idle")
     busName(name)
     await loadNative()
@@ -238,6 +259,28 @@ export class SlotWorker {
   /** @internal Ends a root whose fronts are all gone. */
   finish(reason: "hub-gone" | "hub-closed") {
     this.resolveClosed({ reason })
+  }
+
+  /**
+   * @internal The front that started this worker is gone: a surviving front's pool takes over (§15.4), so it serves
+   * on a while (no request waits for a worker meanwhile), then drains, and with exitWithFront the process ends.
+   */
+  orphaned() {
+    if (this.orphan) return
+    this.orphan = true
+    setTimeout(
+      () => void this.close().then(() => this.exitIfAsked("the front that started it is gone")),
+      ORPHAN_LINGER_MS,
+    ).unref()
+  }
+
+  /** With exitWithFront (a pool's worker by default), the process goes with its fronts: nothing else holds it. */
+  private exitIfAsked(why: string) {
+    if (!(this.opts.exitWithFront ?? this.parentPid > 0)) return
+    console.warn(
+      `slotbus: worker ${process.pid} of "${this.name}" exits: ${why} (exitWithFront; pass exitWithFront: false to stay)`,
+    )
+    setImmediate(() => process.exit(0)) // after what waits on worker.closed has run its turn
   }
 
   /** A root just connected: if the name is shared (§15.2), serve every front of it. */
@@ -425,6 +468,7 @@ export class SlotWorker {
     this.opts.onDisconnect?.(reason)
     if (this.family && !this.stopping)
       return this.family.lost(chan.peerPid, reason === "hub-closed" ? reason : "hub-gone")
+    if (!this.root && chan.peerPid === this.parentPid && (this.opts.exitWithFront ?? true)) this.orphaned()
     if (this.opts.reconnect && !this.stopping) {
       this.attach(Infinity).catch((e: Error) =>
         this.resolveClosed(this.stopping ? { reason: "closed" } : { reason: "hub-gone", error: e }),

@@ -1,0 +1,56 @@
+// No worker outlives its fronts (docs/api.md, "A worker's lifetime"): a worker a pool started, holding a timer, a
+// topic subscription and a claimed lease as an app's worker does, exits once every front of its name was killed
+// with kill -9; with exitWithFront: false it lives on as before. Real fronts (test/support/shared-front.ts), real
+// workers (test/support/holding-worker.ts), real kill -9.
+import { afterEach, expect, test } from "bun:test"
+import { alive, busName, until, type Child } from "../support/helpers.ts"
+import { frontChild, poolOf, workerPids, type FrontChild } from "../support/front-child.ts"
+
+const children: Child[] = []
+const pids: number[] = []
+afterEach(async () => {
+  await Promise.all(children.splice(0).map((c) => c.kill()))
+  for (const pid of pids.splice(0)) if (alive(pid)) process.kill(pid, "SIGKILL")
+})
+
+// The documented bound is 2 s of linger plus the drain (up to 5 s); the wait allows for a loaded machine.
+const GONE_WITHIN_MS = 30_000
+
+async function frontsWithPool(
+  name: string,
+  fronts: number,
+  args: string[],
+): Promise<{ fs: FrontChild[]; workers: number[] }> {
+  const fs: FrontChild[] = []
+  for (let i = 0; i < fronts; i++)
+    fs.push(await frontChild(name, ["--pool=2", "--worker=holding-worker.ts", ...args], children))
+  const leader = fs[0]!
+  await until(async () => (await poolOf(leader)).pids.every((p) => p > 0), "the pool started", 20_000, 100)
+  const workers = (await poolOf(leader)).pids
+  pids.push(...workers)
+  for (const f of fs) expect((await workerPids(f, 2)).sort()).toEqual([...workers].sort())
+  return { fs, workers }
+}
+
+test.each([
+  ["two shared fronts", 2, [] as string[]],
+  ["one plain front", 1, ["--plain"]],
+])(
+  "kill -9 of every front (%s) ends the pool's workers that hold a timer, a topic and a lease",
+  async (_, n, args) => {
+    const name = busName("orphan")
+    const { fs, workers } = await frontsWithPool(name, n, args)
+    for (const f of fs) await f.child.kill()
+    await until(() => workers.every((p) => !alive(p)), "every worker of the pool exited", GONE_WITHIN_MS, 100)
+  },
+  120_000,
+)
+
+test("a worker of a pool that passes exitWithFront: false lives on after every front was killed", async () => {
+  const name = busName("orphan")
+  const { fs, workers } = await frontsWithPool(name, 1, ["--plain", "--", "--exit-with-front=false"])
+  await fs[0]!.child.kill()
+  // the worker's connection closed (as ever), and its process is still there well past the bound
+  await Bun.sleep(9000)
+  expect(workers.every((p) => alive(p))).toBe(true)
+}, 60_000)
