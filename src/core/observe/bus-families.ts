@@ -1,7 +1,8 @@
 // A bus's metric families for GET /metrics (serveStatus, the HTTP hub): the names, types, labels and meanings
 // docs/api.md's table lists. Every series carries bus="<name>"; per worker the label is its seat (bus-metrics.ts),
-// a small number reused when a worker leaves and another joins; only the process_* series of a worker name its pid
-// too, as they are that process's. Series about this front's requests come from every front; series about the
+// a small number reused when a worker leaves and another joins, never a pid: a worker's process_* series go on
+// under its seat when another process takes it, as a restarted target's do (its counters start again at 0, which
+// rate() reads as a reset), so recycles and restarts make no new series. Series about this front's requests come from every front; series about the
 // workers themselves (how many, their restarts, their processes) only from the front that leads a shared name
 // (docs/PROTOCOL.md §15), so a sum over fronts counts each worker once.
 import { family, processFamilies, readProcess, type MetricFamily } from "../../kit/index.ts"
@@ -97,6 +98,6 @@ function workerFamilies(st: BusStats, m: BusMetricsSnapshot, pools: PoolRow[]): 
   const local = new Set(st.workers.filter((w) => w.transport === "shm").map((w) => w.pid))
   const processes = m.workers
     .filter((w) => w.pid !== null && local.has(w.pid))
-    .map((w) => ({ labels: { ...bus, worker: String(w.seat), pid: String(w.pid) }, figures: readProcess(w.pid!) }))
+    .map((w) => ({ labels: { ...bus, worker: String(w.seat) }, figures: readProcess(w.pid!) }))
   return [workers, restarts, ...processFamilies(processes)]
 }

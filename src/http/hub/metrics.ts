@@ -92,7 +92,7 @@ export class HubMetrics {
     this.gone.delete(inst.name) // re-inserted last: names fold in the order they left
     this.gone.set(inst.name, kept)
     try {
-      // a process's own series (process_*, labelled by its pid) end with it, as any process's do
+      // a process's own series (process_*) end with it: the next process in its seat starts them again
       for (const f of this.of(inst)) if (f.type !== "gauge" && !f.name.startsWith("process_")) addInto(kept, f)
     } catch {} // its bus already closed: nothing more to keep
     const seats = this.seats.get(inst.name)
