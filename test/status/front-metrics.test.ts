@@ -57,7 +57,8 @@ const scrape = async (f: Front) => (await fetch(`${f.metrics}/metrics`)).text()
 /** The samples of family `name` in `text` whose label text matches `labels`, as [labels, value]. */
 function samples(text: string, name: string): [string, number][] {
   const out: [string, number][] = []
-  for (const m of text.matchAll(new RegExp(`^${name}(\\{[^}]*\\})? (\\S+)$`, "gm"))) out.push([m[1] ?? "", Number(m[2])])
+  for (const m of text.matchAll(new RegExp(`^${name}(\\{[^}]*\\})? (\\S+)$`, "gm")))
+    out.push([m[1] ?? "", Number(m[2])])
   return out
 }
 
