@@ -87,14 +87,15 @@ const BARE = new ClientTrace(undefined, null, null)
  * The trace of a request a caller makes, or null (nothing to carry, nothing to record). Its context: the explicit
  * `{ traceparent, tracestate }` option, else, with an SDK, a CLIENT span's, child of that or of the active span, else
  * the `traceparent`/`tracestate` among the request's own headers (a bus.fetch Request's, an HTTP hub's client's) as
- * the W3C parser takes them: a head never carries a caller's pairs as they came. With an SDK, bus.fetch (`starts`)
- * and RPC calls outside any trace start one of their own (a front's request, with no span written by hand); other
- * requests outside any trace get no span: internal traffic (pings, control calls) stays out of the traces.
+ * the W3C parser takes them: a head never carries a caller's pairs as they came. With an SDK, bus.fetch (`starts`),
+ * RPC calls and requests naming their `route` (the HTTP hub's) start a trace of their own when outside any: a
+ * front's request, with no span written by hand. Other requests outside any trace get no span: internal traffic
+ * (pings, control calls) stays out of the traces.
  */
 export function clientTrace(
   kind: number,
   strings: readonly string[] | null,
-  opts: { traceparent?: string; tracestate?: string },
+  opts: { traceparent?: string; tracestate?: string; route?: string },
   bus: string,
   where: string,
   starts = false,
@@ -115,8 +116,8 @@ export function clientTrace(
   if (remote !== undefined) {
     const sc = remoteParent(o, remote)
     if (sc !== undefined) parent = o.trace.setSpanContext(parent, sc)
-  } else if (!active && !starts && !isRpc(kind, strings)) return bare // outside any trace
-  const { name, attributes, http } = describe(kind, strings, bus, "client")
+  } else if (!active && !starts && opts.route === undefined && !isRpc(kind, strings)) return bare // outside any trace
+  const { name, attributes, http } = describe(kind, strings, bus, "client", opts.route)
   const span = slotbusTracer(o).startSpan(name, { kind: o.SpanKind.CLIENT, attributes }, parent)
   const context = spanContext(o, span)
   if (context === undefined) {
@@ -154,13 +155,15 @@ const KNOWN_METHODS = new Set(["CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "P
 /**
  * A span's name and attributes for a request, by OpenTelemetry's semantic conventions (docs/api.md, Traces): RPC's
  * for an RPC call, HTTP's client or server span for an HTTP request. The hop's URL is the one the worker's Request
- * has, `http://<bus><path>`: its host (the bus) is `server.address`, port 80.
+ * has, `http://<bus><path>`: its host (the bus) is `server.address`, port 80. A client span of a request naming its
+ * route's pattern is `{method} {route}`, the route its `url.template`.
  */
 function describe(
   kind: number,
   strings: readonly string[] | null,
   bus: string,
   side: "client" | "server",
+  route?: string,
 ): { name: string; attributes: Attributes; http: boolean } {
   if (kind === Kind.RAW || strings === null)
     return { name: `${bus} call`, attributes: { "slotbus.bus": bus, "slotbus.kind": "raw" }, http: false }
@@ -187,14 +190,17 @@ function describe(
     "server.port": 80,
   }
   if (!known) attributes["http.request.method_original"] = method
-  if (side === "client") attributes["url.full"] = `http://${bus}${path}`
-  else {
+  if (side === "client") {
+    attributes["url.full"] = `http://${bus}${path}`
+    if (route !== undefined) attributes["url.template"] = route
+  } else {
     const q = path.indexOf("?")
     attributes["url.scheme"] = "http"
     attributes["url.path"] = q < 0 ? path : path.slice(0, q)
     if (q >= 0) attributes["url.query"] = path.slice(q + 1)
   }
-  return { name: known ? method : "HTTP", attributes, http: true }
+  const verb = known ? method : "HTTP"
+  return { name: route === undefined ? verb : `${verb} ${route}`, attributes, http: true }
 }
 
 /**
