@@ -26,6 +26,7 @@ import { STDIO_WORKER } from "../support/stdio.ts"
 import { createHub } from "../../src/http/index.ts"
 import { startWorker } from "../support/http.ts"
 import { sayWhySkipped, toolSkipReason } from "../support/tools.ts"
+import { promtool, sample, startPrometheus } from "../support/prometheus.ts"
 
 const APP = join(FIXTURES, "metrics-app.ts")
 const promtoolSkip = toolSkipReason("promtool")
@@ -56,26 +57,9 @@ const scrape = async (url: string) => {
   return res.text()
 }
 
-/** The value of the sample `series` (name and labels as written) in a scrape, or undefined. */
-const sample = (text: string, series: string) => {
-  const line = text.split("\n").find((l) => l.startsWith(`${series} `))
-  return line === undefined ? undefined : Number(line.slice(series.length + 1))
-}
-
-/** `promtool check metrics` of `text`: its exit code and what it printed (nothing, for a clean exposition). */
-async function promtool(text: string) {
-  const check = Bun.spawn(["promtool", "check", "metrics"], { stdin: new Blob([text]), stdout: "pipe", stderr: "pipe" })
-  const [out, err, code] = await Promise.all([
-    new Response(check.stdout).text(),
-    new Response(check.stderr).text(),
-    check.exited,
-  ])
-  return { code, out, err }
-}
-
 describe("GET /metrics of a running app", () => {
   test.skipIf(promtoolSkip !== null)(
-    "passes promtool check metrics, names its workers by seat, bounds its route label, and counts reloads apart from crashes",
+    "passes promtool check metrics, names its workers by seat, labels routes by pattern, and counts reloads apart from crashes",
     async () => {
       const { app, url, pids, name } = await startApp()
       try {
@@ -84,7 +68,8 @@ describe("GET /metrics of a running app", () => {
           async () => {
             text = await scrape(url)
             return (
-              (sample(text, `slotbus_request_errors_total{bus="${name}",kind="AbortError"}`) ?? 0) > 0 &&
+              (sample(text, `slotbus_request_cancels_total{bus="${name}"}`) ?? 0) > 0 &&
+              (sample(text, `slotbus_request_errors_total{bus="${name}",kind="TimeoutError"}`) ?? 0) > 0 &&
               (sample(text, `slotbus_topic_lag_bytes{topic="${name}"}`) ?? 0) > 0
             )
           },
@@ -106,7 +91,7 @@ describe("GET /metrics of a running app", () => {
         const kinds = [...text.matchAll(/^slotbus_request_errors_total\{[^}]*kind="([^"]+)"\} [1-9]/gm)].map(
           (m) => m[1],
         )
-        expect(kinds.sort()).toEqual(["AbortError", "RemoteError", "TimeoutError"])
+        expect(kinds.sort()).toEqual(["RemoteError", "TimeoutError"]) // an aborted request is a cancel, no error
         const workers = new Set(
           [...text.matchAll(/^slotbus_worker_request_duration_seconds_count\{[^}]*worker="([^"]+)"/gm)].map(
             (m) => m[1],
@@ -117,8 +102,9 @@ describe("GET /metrics of a running app", () => {
         const routes = [...text.matchAll(/^slotbus_route_request_duration_seconds_count\{[^}]*route="([^"]+)"/gm)].map(
           (m) => m[1],
         )
-        expect(routes.length).toBe(5) // metricsRoutes: 4, then "other"
-        expect(routes).toContain("other")
+        expect(routes).toContain("GET /item/:n") // never a path: the app's route patterns only
+        expect(routes).toContain("GET /describe")
+        for (const r of routes) expect(["GET /describe", "GET /fail", "GET /item/:n", "GET /slow"]).toContain(r)
         expect(sample(text, `slotbus_topic_published_events_total{topic="${name}"}`)).toBeGreaterThan(0)
         expect(sample(text, `slotbus_topic_received_events_total{topic="${name}"}`)).toBeGreaterThan(0)
         expect(sample(text, `slotbus_topic_subscribers{topic="${name}"}`)).toBe(2)
@@ -161,20 +147,11 @@ function readmeScrapeConfig(target: string, every: string): string {
     .replace(/scrape_interval: \S+/, `scrape_interval: ${every}`)
 }
 
-function freePort(): number {
-  const held = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } })
-  const port = held.port
-  held.stop(true)
-  return port
-}
-
-type Series = { metric: Record<string, string>; value: [number, string] }
-
 test("slotbus status shows latency per worker, the slowest recent requests and errors by kind with their last message", async () => {
   const { app, url, name } = await startApp()
   try {
     await until(
-      async () => (sample(await scrape(url), `slotbus_request_errors_total{bus="${name}",kind="AbortError"}`) ?? 0) > 0,
+      async () => (sample(await scrape(url), `slotbus_request_cancels_total{bus="${name}"}`) ?? 0) > 0,
       "the app has failed, timed out and aborted requests",
       20_000,
       100,
@@ -184,7 +161,7 @@ test("slotbus status shows latency per worker, the slowest recent requests and e
     expect(r.stdout).toContain("LATENCY PER WORKER (MS, BUCKET UPPER EDGES) (2)")
     expect(r.stdout).toMatch(/SLOWEST RECENT REQUESTS \((\d+)\)/)
     expect(r.stdout).toMatch(/GET \/(slow|item\/\d|describe|fail) +[01] +\d+/) // a request, its worker's seat and pid
-    expect(r.stdout).toMatch(/ERRORS BY KIND \(3\)/)
+    expect(r.stdout).toMatch(/ERRORS BY KIND \(2\)/)
     expect(r.stdout).toMatch(
       /RemoteError +\d+ .*Error: handler failed on purpose|RemoteError +\d+ .*failed on purpose \d+/,
     )
@@ -208,7 +185,7 @@ test.skipIf(chromiumSkip !== null)(
       await page.navigate(url)
       const shown = await page.waitFor<string>(
         "document.body.innerText",
-        (t) => /failed on purpose \d+/.test(t) && t.includes("AbortError") && t.includes("TimeoutError"),
+        (t) => /failed on purpose \d+/.test(t) && t.includes("TimeoutError"),
         "the errors by kind show, with their last messages",
         20_000,
       )
@@ -235,28 +212,10 @@ describe("a Prometheus server", () => {
       const { app, url, pids } = await startApp()
       const dir = mkdtempSync(join(tmpdir(), "slotbus-prometheus-"))
       dirs.push(dir)
-      let prometheus: Child | undefined
+      let prometheus: ReturnType<typeof startPrometheus> | undefined
       try {
-        const config = join(dir, "prometheus.yml")
-        writeFileSync(config, readmeScrapeConfig(new URL(url).host, "1s"))
-        const web = `127.0.0.1:${freePort()}`
-        prometheus = spawn([
-          "prometheus",
-          `--config.file=${config}`,
-          `--storage.tsdb.path=${join(dir, "data")}`,
-          `--web.listen-address=${web}`,
-          "--log.level=warn",
-        ])
-        const query = async (q: string): Promise<Series[]> => {
-          try {
-            const res = await fetch(`http://${web}/api/v1/query?query=${encodeURIComponent(q)}`)
-            const body = (await res.json()) as { status: string; data: { result: Series[] } }
-            return body.status === "success" ? body.data.result : []
-          } catch {
-            return [] // not listening yet
-          }
-        }
-        const value = (s: Series[]) => (s.length === 1 ? Number(s[0]!.value[1]) : Number.NaN)
+        prometheus = startPrometheus(dir, readmeScrapeConfig(new URL(url).host, "1s"))
+        const { query, value } = prometheus
         await until(
           async () => value(await query('up{job="slotbus"}')) === 1,
           "Prometheus scraped the app",

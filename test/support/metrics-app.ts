@@ -1,7 +1,8 @@
 // An app with traffic, for test/status/metrics.test.ts. Usage: bun test/support/metrics-app.ts <name>
 // Runs a SlotBus <name> (metricsRoutes: 4) fed by a superviseWorkers pool of two echo workers, a topic <name> with a
-// subscriber that reads nothing and one that reads everything, a contest with one claim; sends requests all along
-// (most answered, some thrown by the handler, some timed out, some aborted) and publishes events. Serves its status
+// subscriber that reads nothing and one that reads everything, a contest with one claim; sends requests all along,
+// each with its route pattern (most answered, some thrown by the handler, some timed out, some aborted) and
+// publishes events. Serves its status
 // on a free port and prints "metrics <url>" and "pids <pid> <pid>"; SIGUSR2 reloads the pool (surge-first, one
 // process at a time) and prints "reloaded <n>"; stops everything and exits on SIGTERM.
 import { join } from "node:path"
@@ -33,12 +34,16 @@ let n = 0
 const traffic = (async () => {
   while (!stopping) {
     n++
-    const sent = [bus.request({ path: `/item/${n % 7}`, body: "x" }), bus.request({ path: "/describe" })]
-    if (n % 5 === 0) sent.push(bus.request({ path: "/fail", headers: { "x-message": `failed on purpose ${n}` } }))
-    if (n % 7 === 0) sent.push(bus.request({ path: "/slow" }, { timeoutMs: 1 }))
+    const sent = [
+      bus.request({ path: `/item/${n % 7}`, body: "x" }, { route: "/item/:n" }),
+      bus.request({ path: "/describe" }, { route: "/describe" }),
+    ]
+    const fail = { path: "/fail", headers: { "x-message": `failed on purpose ${n}` } }
+    if (n % 5 === 0) sent.push(bus.request(fail, { route: "/fail" }))
+    if (n % 7 === 0) sent.push(bus.request({ path: "/slow" }, { timeoutMs: 1, route: "/slow" }))
     if (n % 9 === 0) {
       const caller = new AbortController()
-      sent.push(bus.request({ path: "/slow" }, { signal: caller.signal }))
+      sent.push(bus.request({ path: "/slow" }, { signal: caller.signal, route: "/slow" }))
       setTimeout(() => caller.abort(), 2) // while a worker holds it (/slow takes 20 ms)
     }
     topic.publish({ type: "order.created", data: { n } })
