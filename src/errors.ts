@@ -19,6 +19,12 @@ export class TimeoutError extends SlotBusError {}
 /** The worker serving the request disconnected or died before answering. */
 export class WorkerGoneError extends SlotBusError {}
 
+/**
+ * An idempotent request was sent again after its worker died holding it, and the worker it was retried on died
+ * holding it too: it is taken for what kills workers (a poison request) and not sent a third time.
+ */
+export class PoisonRequestError extends WorkerGoneError {}
+
 /** What was called on (a bus, worker, topic, contest) was closed: open it again. Each room throws its own subclass. */
 export class ClosedError extends SlotBusError {}
 

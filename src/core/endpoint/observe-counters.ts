@@ -13,6 +13,7 @@ export class BusCounters {
   overCapPeers = 0
   protocolErrors = 0
   evictedWorkers = 0
+  poisonRequests = 0
   internalErrors = 0
   acceptErrors = 0
   rejectedMessages = 0
@@ -40,6 +41,10 @@ export class BusCounters {
   }
   evictedWorker() {
     this.evictedWorkers++
+  }
+  /** An idempotent request's second worker died holding it too (PoisonRequestError). */
+  poisonRequest() {
+    this.poisonRequests++
   }
   internalError() {
     this.internalErrors++

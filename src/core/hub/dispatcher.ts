@@ -3,7 +3,7 @@
 // (slot-endpoint.ts on this host, remote-endpoint.ts on others) keeps its own requests and joins and leaves
 // through join() and leave(). It knows neither kind, nor how workers are accepted.
 import { EMPTY } from "../wire/codec.ts"
-import { TimeoutError, WorkerGoneError } from "../../errors.ts"
+import { PoisonRequestError, TimeoutError, WorkerGoneError } from "../../errors.ts"
 import { MAX_TIMER_MS } from "../../kit/index.ts"
 import type { BusMetrics } from "../observe/bus-metrics.ts"
 import { BusObserver } from "../observe/observe.ts"
@@ -245,10 +245,17 @@ export class Dispatcher implements EndpointHost {
 
   /**
    * The worker holding p is gone (`err`): an idempotent request not yet answered in part goes to another worker
-   * (once), any other fails. True when it was sent again.
+   * (once), any other fails; one whose second worker died holding it too is poison. True when it was sent again.
    */
   retryOrFail(p: Pending, err: unknown): boolean {
     if (!p.idempotent || p.retried || p.phase !== "in-slot" || p.in !== null || !(err instanceof WorkerGoneError)) {
+      if (p.retried && p.phase === "in-slot" && err instanceof WorkerGoneError) {
+        this.counters.poisonRequest()
+        err = new PoisonRequestError(
+          `a request to "${this.name}" was retried once (idempotent) after its worker died holding it, and worker pid ${p.endpoint!.pid} died holding it too: it is taken for a poison request and not sent again; find what in it kills workers (their exit status and logs)`,
+          { cause: err },
+        )
+      }
       this.fail(p, err)
       return false
     }

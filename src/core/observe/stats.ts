@@ -37,6 +37,8 @@ export interface BusStats {
   protocolErrors: number
   /** Workers disconnected for holding maxStuckSlots stuck slots. */
   evictedWorkers: number
+  /** Idempotent requests given up after the worker they were retried on died holding them too (PoisonRequestError). */
+  poisonRequests: number
   /** Exceptions inside the hub's own machinery, caught so it keeps serving; should stay 0. */
   internalErrors: number
   /** Times reading the accept thread's doorbell failed and was restarted (each is logged); should stay 0. */
