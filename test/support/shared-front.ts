@@ -8,8 +8,9 @@
 //   pool       "pool <state> <pid,pid,…>": this front's supervisor and its workers' pids
 //   status     "status <json>": the bus's section of the status view
 //   reload     starts the pool's reload (not awaited): "reloading"
+//   redeploy   the pool's reload, awaited: "reloaded", or "reload failed <error class>: <message>"
 //   close      closes the bus and nothing else (the pool is left as it is): "closed"
-// Exits on SIGTERM (pool stopped, bus closed).
+// Exits on SIGTERM (pool stopped, bus closed); reloads the pool on SIGHUP, as "redeploy" (docs/api.md's front).
 import { join } from "node:path"
 import { SlotBus, superviseWorkers } from "../../src/index.ts"
 import { STATUS } from "../../src/status/index.ts"
@@ -50,6 +51,12 @@ async function caller(c: number) {
   }
 }
 
+const redeploy = () =>
+  sup?.reload().then(
+    () => console.log("reloaded"),
+    (e: Error) => console.log(`reload failed ${e.name}: ${e.message}`),
+  )
+process.on("SIGHUP", redeploy)
 console.log(`ready ${process.pid} ${bus.front?.index}`)
 process.on("SIGTERM", async () => {
   loading = false
@@ -74,6 +81,8 @@ for await (const line of console) {
   } else if (cmd === "reload") {
     sup?.reload().catch(() => {})
     console.log("reloading")
+  } else if (cmd === "redeploy") {
+    void redeploy()
   } else if (cmd === "close") {
     loading = false
     await bus.close({ drain: false })

@@ -134,7 +134,10 @@ export class SlotBus {
     try {
       bus.front = seat
       bus.acceptor.watch()
-      bus.control = ControlSocket.open(name, cname, (req, o) => bus.fetch(req, o), seat !== null)
+      const control = () => ControlSocket.open(name, cname, (req, o) => bus.fetch(req, o), seat !== null)
+      // a shared name's control socket is its leader's, the front that runs the pool (docs/PROTOCOL.md §14.4)
+      if (seat) seat.onLeader(() => void (bus.control ??= bus.closing ? null : control()))
+      else bus.control = control()
     } catch (e) {
       seat?.close()
       closeSync(fd)

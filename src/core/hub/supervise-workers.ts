@@ -19,6 +19,7 @@ import {
 import type { SlotBus } from "./bus.ts"
 import { isCompiled } from "../ops/self-command.ts"
 import { FRONT_PARENT_ENV } from "../ops/fronts.ts"
+import { SharedPool } from "../ops/front-pool.ts"
 
 export interface SuperviseWorkersOptions extends Omit<SupervisorOptions, "command" | "drain" | "retire" | "served" | "instances"> {
   /** argv, or one command line split like a shell would ("bun worker.ts --idle park"). */
@@ -121,7 +122,7 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
   bus?.onWorker((e) => {
     if (e.type === "leave" && e.worker.requests > 0 && ours(e.worker.pid)) served.add(e.worker.pid)
   })
-  const sup: Supervisor = new Supervisor({
+  const settings: SupervisorOptions = {
     ...rest,
     env: bus ? { ...rest.env, [FRONT_PARENT_ENV]: String(process.pid) } : rest.env,
     logs: withPoolName(rest.logs, bus?.name), // each line names the bus
@@ -133,7 +134,9 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
     served: bus
       ? (pid) => served.delete(pid) || bus.workers.some((w) => w.pid === pid && w.requests > 0)
       : undefined,
-  })
+  }
+  // a shared front's reload() reloads the name's pool wherever it runs (§15.4)
+  const sup: Supervisor = front && bus ? new SharedPool(settings, bus.name, front) : new Supervisor(settings)
   const what = () =>
     `the worker pool${bus ? ` of "${bus.name}"` : ""} (${argv.join(" ")}, ${sup.instances.length} instance${sup.instances.length === 1 ? "" : "s"})`
   sup.on("failed", (f) => {

@@ -1,6 +1,7 @@
 // The client of a bus's control socket (docs/PROTOCOL.md §14): one request to the workers of a bus of this host and
 // this user, its answer read as it comes. What `slotbus call` runs on.
 import { SlotBusError } from "../../errors.ts"
+import { SupervisorError } from "../../kit/index.ts"
 import { Errno, loadNative, native } from "../../native/ffi.ts"
 import { busName } from "../wire/codec.ts"
 import { REQUEST_BODY_MAX, socketOfFd, WireReader, WireWriter, type WireEvent } from "./control-wire.ts"
@@ -39,8 +40,8 @@ export interface ControlAnswer {
   close(): void
 }
 
-/** Sends `req` to the workers of the bus `name` (its control socket) and resolves with the answer's head. */
-export async function controlCall(name: string, req: ControlRequest): Promise<ControlAnswer> {
+/** A connection to the control socket of the bus `name`: its writer, and the answer's events as they come. */
+async function connectControl(name: string) {
   const cname = busName(name)
   await loadNative()
   const fd = native.sb_ctl_connect(cname)
@@ -88,7 +89,6 @@ export async function controlCall(name: string, req: ControlRequest): Promise<Co
       notify()
     },
   })
-  writer ??= new WireWriter(socket)
   const next = async (): Promise<WireEvent | null> => {
     for (;;) {
       if (events.length > 0) return events.shift()!
@@ -97,7 +97,29 @@ export async function controlCall(name: string, req: ControlRequest): Promise<Co
       await new Promise<void>((r) => (wake = r))
     }
   }
+  /** The answer's first line: its head, or the error it says (thrown). */
+  const head = async (): Promise<Record<string, unknown>> => {
+    const first = await next()
+    if (first === null) {
+      socket.end()
+      throw new ControlCallError(
+        `the bus "${name}" closed the connection without an answer: it refused this uid (${process.getuid?.()}), or it died`,
+        "Refused",
+      )
+    }
+    if (first.kind !== "line") throw new ControlCallError("the bus's answer does not start with a line", "Protocol")
+    if (typeof first.value.error === "string") {
+      socket.end()
+      throw new ControlCallError(first.value.error, typeof first.value.type === "string" ? first.value.type : "Error")
+    }
+    return first.value
+  }
+  return { writer: writer ?? new WireWriter(socket), socket, next, head }
+}
 
+/** Sends `req` to the workers of the bus `name` (its control socket) and resolves with the answer's head. */
+export async function controlCall(name: string, req: ControlRequest): Promise<ControlAnswer> {
+  const { writer, socket, next, head: readHead } = await connectControl(name)
   const body = req.body ?? new Uint8Array(0)
   if (body.length > REQUEST_BODY_MAX)
     throw new ControlCallError(`the body is larger than ${REQUEST_BODY_MAX} bytes (docs/PROTOCOL.md §14.2)`, "TooLarge")
@@ -113,20 +135,7 @@ export async function controlCall(name: string, req: ControlRequest): Promise<Co
     await writer.end()
   })()
 
-  const first = await next()
-  if (first === null) {
-    socket.end()
-    throw new ControlCallError(
-      `the bus "${name}" closed the connection without an answer: it refused this uid (${process.getuid?.()}), or it died`,
-      "Refused",
-    )
-  }
-  if (first.kind !== "line") throw new ControlCallError("the bus's answer does not start with a line", "Protocol")
-  const head = first.value
-  if (typeof head.error === "string") {
-    socket.end()
-    throw new ControlCallError(head.error, typeof head.type === "string" ? head.type : "Error")
-  }
+  const head = await readHead()
   if (typeof head.status !== "number") throw new ControlCallError("the bus's answer has no status", "Protocol")
   const headers = Array.isArray(head.headers) ? (head.headers as [string, string][]) : []
 
@@ -146,4 +155,32 @@ export async function controlCall(name: string, req: ControlRequest): Promise<Co
     }
   }
   return { status: head.status, headers, body: frames(), close: () => socket.end() }
+}
+
+/**
+ * Asks the front of the shared name `name` that holds its control socket, its leader, to reload its pool of
+ * `command` (§14.4); resolves once that reload did. Throws SupervisorError saying why not.
+ */
+export async function controlReload(name: string, command: string[], options: object): Promise<void> {
+  try {
+    const { writer, socket, next, head } = await connectControl(name)
+    await writer.line({ v: 1, reload: { ...options, command } })
+    await writer.end()
+    await head()
+    for (;;) {
+      const ev = await next()
+      if (ev === null) throw new ControlCallError("the front that runs the pool went away mid-reload", "Cut")
+      if (ev.kind !== "line") continue
+      socket.end()
+      if (ev.value.ok === true) return
+      throw new ControlCallError(String(ev.value.error), typeof ev.value.type === "string" ? ev.value.type : "Error")
+    }
+  } catch (e) {
+    const c = e as ControlCallError
+    throw new SupervisorError(
+      c.type === "NoBus"
+        ? `no front of "${name}" runs its pool now (its leader is being elected, or every front is gone): try again`
+        : `the front that runs "${name}"'s pool could not reload it (${c.type ?? "Error"}): ${c.message}`,
+    )
+  }
 }

@@ -18,6 +18,7 @@ import {
   WireReader,
   WireWriter,
 } from "./control-wire.ts"
+import { reloadAsked } from "./front-pool.ts"
 
 /** What the control socket asks of its bus: bus.fetch. */
 export type ControlFetch = (request: Request, opts: { timeoutMs?: number; signal: AbortSignal }) => Promise<Response>
@@ -187,6 +188,7 @@ export class ControlSocket {
   }
 
   private async call(s: Socket<Conn>, c: Conn) {
+    if (c.head!.reload !== undefined) return this.reload(s, c)
     let request: Request
     let timeoutMs: number | undefined
     try {
@@ -219,6 +221,25 @@ export class ControlSocket {
       await c.writer.end()
       await c.writer.line({ error: err.message, type: err.name || "Error" })
     }
+    s.end()
+  }
+
+  /** A standby front's reload of the name's pool (§14.4): this front runs it, so its pool of that command reloads. */
+  private async reload(s: Socket<Conn>, c: Conn) {
+    const asked = c.head!.reload
+    if (c.head!.v !== 1 || typeof asked !== "object" || asked === null || Array.isArray(asked) || c.body.length > 0)
+      return this.fail(s, "BadRequest", "a reload request is {v:1, reload:{command, …options}} and no body")
+    const { command, ...options } = asked as Record<string, unknown>
+    this.counts.served++
+    try {
+      await reloadAsked(this.name, command, options)
+    } catch (e) {
+      const err = e as Error
+      return this.fail(s, err.name || "Error", err.message)
+    }
+    await c.writer.line({ status: 200, headers: [] })
+    await c.writer.end()
+    await c.writer.line({ ok: true })
     s.end()
   }
 
