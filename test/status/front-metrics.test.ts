@@ -169,6 +169,31 @@ describe("a front's GET /metrics", () => {
     }
     expect(samples(text, "slotbus_request_errors_total")).toEqual([])
   }, 90_000)
+
+  test("counts a client that goes away while the answer streams as a cancel, not as an error", async () => {
+    const name = busName("pmetrics")
+    const a = await front(name)
+    await a.workers(2)
+    const client = new AbortController()
+    try {
+      const res = await fetch(`${a.http}/endless`, { signal: client.signal })
+      const reader = res.body!.getReader()
+      expect((await reader.read()).done).toBe(false) // the answer streams
+      client.abort()
+      await reader.read().catch(() => {})
+    } finally {
+      client.abort()
+    }
+    let text = ""
+    await until(
+      async () => (sample((text = await scrape(a)), `slotbus_in_flight_requests{bus="${name}"}`) ?? 1) === 0,
+      "the bus gave the request up",
+      30_000,
+      20,
+    )
+    expect(sample(text, `slotbus_request_cancels_total{bus="${name}"}`)).toBe(1)
+    expect(samples(text, "slotbus_request_errors_total")).toEqual([])
+  }, 90_000)
 })
 
 describe("two fronts of one name", () => {
