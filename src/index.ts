@@ -12,7 +12,7 @@ export {
   withCall,
   withSignal,
 } from "./core/index.ts"
-export { ReplaceError, Supervisor, SupervisorError, splitCommand } from "./kit/index.ts"
+export { ReplaceError, Supervisor, SupervisorError, splitCommand, WorkerLogsError } from "./kit/index.ts"
 export type {
   BusStats,
   ConnectOptions,
@@ -35,4 +35,5 @@ export type {
   SuperviseWorkersOptions,
 } from "./core/index.ts"
 export type { ExitInfo, SupervisedInstance, SupervisorEvents, SupervisorOptions, SupervisorState } from "./kit/index.ts"
+export type { WorkerLogsConfig, WorkerLogsOption } from "./kit/index.ts"
 export * from "./errors.ts"

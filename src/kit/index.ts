@@ -16,6 +16,8 @@ export { splitCommand } from "./command.ts"
 export { euid, holderOf, HostSeat, seatHeld, squatterText } from "./host-seat.ts"
 export type { SeatEvents, Squatter } from "./host-seat.ts"
 export { printable, printableJson } from "./escape.ts"
+export { withPoolName, WorkerLogsError } from "./worker-logs.ts"
+export type { WorkerLogsConfig, WorkerLogsOption } from "./worker-logs.ts"
 export type {
   ExitInfo,
   SupervisedInstance,

@@ -4,6 +4,7 @@ import type { Subprocess } from "bun"
 import { SlotBusError } from "../errors.ts"
 import { checkOptions, optionNames } from "./option-check.ts"
 import { checkNumber } from "./value-check.ts"
+import type { WorkerLogsOption } from "./worker-logs.ts"
 
 /** The supervisor cannot do what was asked in its current state, or was configured wrongly. */
 export class SupervisorError extends SlotBusError {}
@@ -61,6 +62,11 @@ export interface SupervisorOptions {
   stdin?: Stdio
   stdout?: Stdio
   stderr?: Stdio
+  /**
+   * The workers' stdout and stderr lines (those inherited): prefixed `[pool#seat pid N]` (the default), "json", to
+   * rotated files ({ dir, maxBytes, keep }), or "inherit" (as they are). docs/api.md, "Logs per worker".
+   */
+  logs?: WorkerLogsOption
   /** Restart intensity: more than this many crashes within `restartWindowMs` gives up (default 5 in 60 s). */
   maxRestarts?: number
   restartWindowMs?: number
@@ -142,6 +148,7 @@ export const SHARED_OPTIONS = {
   stdin: true,
   stdout: true,
   stderr: true,
+  logs: true,
   maxRestarts: true,
   restartWindowMs: true,
   backoffInitialMs: true,
@@ -173,8 +180,8 @@ const DEFAULTS = {
 }
 
 /** The settings a Supervisor runs with: `options` checked (a clear error for each mistake), defaults filled in. */
-export type SupervisorSettings = Required<Omit<SupervisorOptions, "cwd" | "env" | "drain" | "ready" | "retire">> &
-  Pick<SupervisorOptions, "cwd" | "env" | "drain" | "ready" | "retire">
+export type SupervisorSettings = Required<Omit<SupervisorOptions, "cwd" | "env" | "drain" | "ready" | "retire" | "logs">> &
+  Pick<SupervisorOptions, "cwd" | "env" | "drain" | "ready" | "retire" | "logs">
 
 export function supervisorSettings(options: SupervisorOptions): SupervisorSettings {
   checkOptions(options, SUPERVISOR_OPTIONS, "new Supervisor", { required: ["command"] })

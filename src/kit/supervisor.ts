@@ -27,6 +27,7 @@ import {
 } from "./supervisor-options.ts"
 import { longTimeout, sleep, type LongTimer } from "./timers.ts"
 import { checkNumber } from "./value-check.ts"
+import { WorkerLogs } from "./worker-logs.ts"
 
 export { ReplaceError, SHARED_OPTIONS, SupervisorError } from "./supervisor-options.ts"
 export type {
@@ -62,10 +63,13 @@ export class Supervisor {
   private last: ExitInfo | null = null
   /** Processes ended on purpose, by cause (crashes are `restarts`). */
   readonly replacements = { kill: 0, reload: 0, recycle: 0, scale: 0 }
+  /** Its workers' output, read line by line unless `logs: "inherit"` (worker-logs.ts): lines, dropped, truncated. */
+  readonly logs: WorkerLogs
 
   constructor(options: SupervisorOptions) {
     const o = supervisorSettings(options)
     this.opts = o
+    this.logs = new WorkerLogs(o.logs, o.command, o.stdout, o.stderr)
     this.backoff = new Backoff({ initialMs: o.backoffInitialMs, maxMs: o.backoffMaxMs })
     this.instances = Array.from({ length: o.instances }, (_, index) => newInstance(index))
   }
@@ -302,11 +306,12 @@ export class Supervisor {
 
   /** A process of the command for `inst` (SLOTBUS_INSTANCE its index), watched until it exits. */
   private launch(inst: SupervisedInstance): Proc {
-    const { command, stdin, stdout, stderr, cwd, env } = this.opts
+    const { command, stdin, cwd, env } = this.opts
     const merged: Record<string, string> = {}
     for (const [k, v] of Object.entries({ ...process.env, ...env })) if (v !== undefined) merged[k] = v
     merged.SLOTBUS_INSTANCE = String(inst.index)
-    const proc = Bun.spawn(command, { stdin, stdout, stderr, cwd, env: merged })
+    const proc = Bun.spawn(command, { stdin, ...this.logs.stdio, cwd, env: merged })
+    this.logs.attach(proc, inst.index)
     void proc.exited.then(() => this.exited(inst, proc))
     return proc
   }

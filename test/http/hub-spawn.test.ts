@@ -25,7 +25,8 @@ test("slotbus hub --spawn keeps N workers running: one killed with SIGKILL is re
     "--instances",
     "2",
   ])
-  const ready = () => hub.lines.flatMap((l) => /^ready (\d+)$/.exec(l)?.[1] ?? []).map(Number)
+  // each worker line comes prefixed with its pool (the script's name), seat and pid
+  const ready = () => hub.lines.flatMap((l) => /^\[http-worker#\d pid (\d+)\] ready \1$/.exec(l)?.[1] ?? []).map(Number)
   try {
     await until(() => ready().length === 2, "two workers ready", 20_000)
     const [victim, survivor] = ready() as [number, number]

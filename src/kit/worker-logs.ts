@@ -1,0 +1,321 @@
+// A supervised pool's worker output, told apart per worker (the Supervisor's `logs` option). Each stream a worker
+// would have inherited from the front is a pipe the front reads instead, line by line: each line is written to the
+// front's same stream prefixed `[pool#seat pid N]` (or as one JSON object, or to rotated files, log-files.ts), with
+// the worker's control bytes escaped (they must not drive the front's terminal) and lines past maxLineBytes cut.
+// A front whose stdout is slow costs lines, never memory nor the workers' progress: past maxBufferedBytes waiting,
+// lines are dropped, counted, and the count is written once the stream drains. The cost is the front's, per line.
+import type { Subprocess } from "bun"
+import { printable, printableJson } from "./escape.ts"
+import { LogFile } from "./log-files.ts"
+import { checkOptions, optionNames } from "./option-check.ts"
+import { checkName, checkNumber, NAME_CHARS } from "./value-check.ts"
+
+export { WorkerLogsError } from "./log-files.ts"
+
+/**
+ * "prefix" (the default): each line `[pool#seat pid N] …` on the front's same stream; "json": one object a line;
+ * "inherit": the workers write to the front's stdout and stderr themselves, as they are; or the settings.
+ */
+export type WorkerLogsOption = "prefix" | "json" | "inherit" | WorkerLogsConfig
+
+export interface WorkerLogsConfig {
+  /** Default "prefix". */
+  format?: "prefix" | "json"
+  /** The pool's name in each line (default: the bus's name for superviseWorkers, else the command's script). */
+  pool?: string
+  /** Write to `<dir>/<pool>.log` (0600, the directory this user's and 0700 when made) instead of stdout/stderr. */
+  dir?: string
+  /** With dir: rotate the file before it passes this size (default 10 MiB, at least 4096). */
+  maxBytes?: number
+  /** With dir: rotated files kept, `<pool>.log.1` the newest (default 5, 0..100). */
+  keep?: number
+  /** A longer line is cut here and marked `[truncated]` (default 16 KiB, 256..1 MiB). */
+  maxLineBytes?: number
+  /** Output waiting for a slow stdout or stderr, per stream; past it lines are dropped and counted (default 1 MiB). */
+  maxBufferedBytes?: number
+}
+
+type Stdio = "pipe" | "ignore" | "inherit"
+type Stream = "stdout" | "stderr"
+const STREAMS = ["stdout", "stderr"] as const
+type Settings = Required<Omit<WorkerLogsConfig, "dir" | "format">> & { format: "prefix" | "json" | "inherit" }
+
+const CONFIG_OPTIONS = optionNames<WorkerLogsConfig>({
+  format: true,
+  pool: true,
+  dir: true,
+  maxBytes: true,
+  keep: true,
+  maxLineBytes: true,
+  maxBufferedBytes: true,
+})
+const WHERE = "Supervisor"
+
+/** `option` with `pool` as its pool name unless it names one (superviseWorkers: the bus's name). */
+export function withPoolName(
+  option: WorkerLogsOption | undefined,
+  pool: string | undefined,
+): WorkerLogsOption | undefined {
+  if (pool === undefined || option === "inherit") return option
+  if (option === undefined || option === "prefix" || option === "json") return { format: option ?? "prefix", pool }
+  if (typeof option === "object" && option !== null && !Array.isArray(option) && option.pool === undefined)
+    return { ...option, pool }
+  return option
+}
+
+/** A pool's worker logs: what its children's stdout and stderr are spawned with, and the reading of those it pipes. */
+export class WorkerLogs {
+  /** What the children's stdout and stderr are spawned with: a pipe for each stream read here. */
+  readonly stdio: { stdout: Stdio; stderr: Stdio }
+  private readonly s: Settings
+  /** The streams read here: those the children would have inherited. */
+  private readonly taken: Record<Stream, boolean>
+  private readonly file: LogFile | null = null
+  private readonly outlets: Record<Stream, Outlet> | null = null
+  private readers = 0
+  private readonly counts = { lines: 0, dropped: 0, truncated: 0 }
+  private fileFailed = false
+
+  constructor(option: WorkerLogsOption | undefined, command: readonly string[], stdout: Stdio, stderr: Stdio) {
+    const { s, dir } = settings(option, command)
+    this.s = s
+    this.taken = {
+      stdout: s.format !== "inherit" && stdout === "inherit",
+      stderr: s.format !== "inherit" && stderr === "inherit",
+    }
+    this.stdio = { stdout: this.taken.stdout ? "pipe" : stdout, stderr: this.taken.stderr ? "pipe" : stderr }
+    if (option !== undefined && s.format !== "inherit" && stdout !== "inherit" && stderr !== "inherit")
+      throw new TypeError(
+        `${WHERE}: logs needs stdout or stderr "inherit" (the default); a piped stream is the app's to read`,
+      )
+    if (s.format === "inherit") return
+    if (dir !== undefined) this.file = new LogFile(dir, s.pool, s.maxBytes, s.keep)
+    else
+      this.outlets = {
+        stdout: new Outlet(process.stdout, s.maxBufferedBytes, this.counts, (n) => this.dropNotice(n, "stdout")),
+        stderr: new Outlet(process.stderr, s.maxBufferedBytes, this.counts, (n) => this.dropNotice(n, "stderr")),
+      }
+  }
+
+  /** Lines read from the workers. */
+  get lines(): number {
+    return this.counts.lines
+  }
+  /** Lines not written: the front's stream was slow past maxBufferedBytes, or the file could not be written. */
+  get dropped(): number {
+    return this.counts.dropped
+  }
+  /** Lines cut at maxLineBytes. */
+  get truncated(): number {
+    return this.counts.truncated
+  }
+
+  /** Reads the streams of `proc` (seat `seat`) spawned with `stdio` until they end (after its exit, what it wrote last). */
+  attach(proc: Subprocess<Stdio, Stdio, Stdio>, seat: number): void {
+    for (const stream of STREAMS)
+      if (this.taken[stream]) void this.read(proc[stream] as ReadableStream<Uint8Array>, stream, seat, proc.pid)
+  }
+
+  private async read(from: ReadableStream<Uint8Array>, stream: Stream, seat: number, pid: number): Promise<void> {
+    this.readers++
+    const head = `[${this.s.pool}#${seat} pid ${pid}${this.file && stream === "stderr" ? " stderr" : ""}] `
+    let out: string[] = []
+    let time = ""
+    const line = (bytes: Uint8Array, cut: boolean) => {
+      const msg = DECODER.decode(bytes)
+      if (cut) this.counts.truncated++
+      if (this.s.format === "json")
+        out.push(
+          `${printableJson({ time, pool: this.s.pool, seat, pid, stream, msg, ...(cut && { truncated: true }) })}\n`,
+        )
+      else out.push(`${this.file ? `${time} ` : ""}${head}${printable(msg)}${cut ? " [truncated]" : ""}\n`)
+    }
+    const cutter = new LineCutter(this.s.maxLineBytes, line)
+    const flush = () => {
+      this.counts.lines += out.length
+      if (out.length > 0) this.write(out, stream)
+      out = []
+    }
+    try {
+      for await (const chunk of from) {
+        if (this.s.format === "json" || this.file) time = new Date().toISOString()
+        cutter.push(chunk)
+        flush()
+      }
+    } catch {} // the pipe broke with the process: what was read is written
+    cutter.end()
+    flush()
+    if (--this.readers === 0) this.file?.close() // opened again by the next worker's first line
+  }
+
+  private write(lines: string[], stream: Stream): void {
+    if (!this.file) return this.outlets![stream].write(lines.join(""), lines.length)
+    try {
+      this.file.write(lines)
+      this.fileFailed = false
+    } catch (e) {
+      this.counts.dropped += lines.length
+      if (!this.fileFailed)
+        console.warn(`slotbus: ${(e as Error).message}; worker log lines are dropped until it can be written`)
+      this.fileFailed = true
+    }
+  }
+
+  private dropNotice(n: number, stream: Stream): string {
+    const msg = `${n} lines dropped: the front's ${stream} was slow (over ${this.s.maxBufferedBytes} bytes waiting)`
+    if (this.s.format === "json")
+      return `${printableJson({ time: new Date().toISOString(), pool: this.s.pool, stream, dropped: n, msg })}\n`
+    return `[${this.s.pool}] ${msg}\n`
+  }
+}
+
+const DECODER = new TextDecoder() // invalid UTF-8 becomes U+FFFD
+
+/**
+ * The front's stdout or stderr with a bound: written while it takes more, else queued up to `max`; past that, every
+ * line is dropped until it drains, and then the count is written where they would have been.
+ */
+class Outlet {
+  private queue: string[] = []
+  private queued = 0
+  private waiting = false
+  private dropping = 0
+
+  constructor(
+    private readonly out: NodeJS.WriteStream,
+    private readonly max: number,
+    private readonly counts: { dropped: number },
+    private readonly notice: (dropped: number) => string,
+  ) {}
+
+  write(text: string, lines: number): void {
+    if (!this.waiting) {
+      if (!this.out.write(text)) this.wait()
+      return
+    }
+    if (this.dropping > 0 || this.queued + text.length > this.max) {
+      this.dropping += lines
+      this.counts.dropped += lines
+    } else {
+      this.queue.push(text)
+      this.queued += text.length
+    }
+  }
+
+  private wait() {
+    this.waiting = true
+    this.out.once("drain", this.drained)
+  }
+
+  private readonly drained = () => {
+    this.waiting = false
+    let text = this.queue.join("")
+    if (this.dropping > 0) text += this.notice(this.dropping)
+    this.queue = []
+    this.queued = 0
+    this.dropping = 0
+    if (text && !this.out.write(text)) this.wait()
+  }
+}
+
+/** Splits a byte stream into lines of at most `max` bytes: a longer one is cut (at a character) and its rest skipped. */
+class LineCutter {
+  private carry: Uint8Array | null = null
+  private skipping = false
+
+  constructor(
+    private readonly max: number,
+    private readonly onLine: (line: Uint8Array, cut: boolean) => void,
+  ) {}
+
+  push(chunk: Uint8Array): void {
+    let buf = chunk
+    if (this.carry) {
+      buf = new Uint8Array(this.carry.length + chunk.length)
+      buf.set(this.carry)
+      buf.set(chunk, this.carry.length)
+      this.carry = null
+    }
+    let start = 0
+    while (start < buf.length) {
+      const nl = buf.indexOf(10, start)
+      const end = nl < 0 ? buf.length : nl
+      if (this.skipping) {
+        if (nl < 0) return
+        this.skipping = false
+      } else if (end - start > this.max) {
+        this.onLine(charCut(buf.subarray(start, start + this.max)), true)
+        if (nl < 0) return void (this.skipping = true)
+      } else if (nl < 0) return void (this.carry = buf.slice(start))
+      else this.onLine(withoutCr(buf.subarray(start, nl)), false)
+      start = nl + 1
+    }
+  }
+
+  /** The stream ended: an unterminated last line is a line too. */
+  end(): void {
+    if (this.carry && this.carry.length > 0) this.onLine(withoutCr(this.carry), false)
+    this.carry = null
+    this.skipping = false
+  }
+}
+
+/** `b` without the start of a UTF-8 sequence the cut split at its end. */
+function charCut(b: Uint8Array): Uint8Array {
+  let k = 0 // continuation bytes at the end
+  while (k < 3 && k < b.length && (b[b.length - 1 - k]! & 0xc0) === 0x80) k++
+  const lead = b.length - 1 - k
+  if (lead < 0) return b
+  const c = b[lead]!
+  const len = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1
+  return len > k + 1 ? b.subarray(0, lead) : b
+}
+
+const withoutCr = (b: Uint8Array) => (b.length > 0 && b[b.length - 1] === 13 ? b.subarray(0, -1) : b)
+
+function settings(option: WorkerLogsOption | undefined, command: readonly string[]): { s: Settings; dir?: string } {
+  const base = {
+    pool: scriptName(command),
+    maxBytes: 10 << 20,
+    keep: 5,
+    maxLineBytes: 16 << 10,
+    maxBufferedBytes: 1 << 20,
+  }
+  if (option === undefined || option === "prefix" || option === "json" || option === "inherit")
+    return { s: { ...base, format: option ?? "prefix" } }
+  if (typeof option !== "object" || option === null || Array.isArray(option))
+    throw new TypeError(
+      `${WHERE}: logs must be "prefix", "json", "inherit" or { ${[...CONFIG_OPTIONS].join(", ")} }, got ${JSON.stringify(option) ?? typeof option}`,
+    )
+  checkOptions(option, CONFIG_OPTIONS, `${WHERE} logs`)
+  const { format = "prefix", pool, dir } = option
+  if (format !== "prefix" && format !== "json")
+    throw new TypeError(`${WHERE}: logs.format must be "prefix" or "json", got ${JSON.stringify(format)}`)
+  if (dir === undefined && (option.maxBytes !== undefined || option.keep !== undefined))
+    throw new TypeError(`${WHERE}: logs.maxBytes and logs.keep need logs.dir (the files' directory)`)
+  if (dir !== undefined && (typeof dir !== "string" || dir === ""))
+    throw new TypeError(`${WHERE}: logs.dir must be a directory's path, got ${JSON.stringify(dir)}`)
+  const n = (what: keyof typeof base & keyof WorkerLogsConfig, min: number, max?: number) =>
+    checkNumber(option[what], { what: `logs.${what}`, where: WHERE, min, max, dflt: base[what] as number })
+  return {
+    s: {
+      format,
+      pool: pool === undefined ? base.pool : checkName(pool, { what: "logs.pool", where: WHERE }),
+      maxBytes: n("maxBytes", 4096),
+      keep: n("keep", 0, 100),
+      maxLineBytes: n("maxLineBytes", 256, 1 << 20),
+      maxBufferedBytes: n("maxBufferedBytes", 4096),
+    },
+    dir,
+  }
+}
+
+/** The command's script (`bun worker.ts` → "worker"), else its program, as a pool name. */
+function scriptName(command: readonly string[]): string {
+  const arg = command.slice(1).find((a) => !a.startsWith("-")) ?? command[0] ?? ""
+  const base = arg
+    .split("/")
+    .pop()!
+    .replace(/\.(?:[cm]?[jt]sx?|py)$/, "")
+  return base.replace(new RegExp(`[^${NAME_CHARS}]`, "g"), "_").slice(0, 64) || "worker"
+}

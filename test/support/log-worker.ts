@@ -1,0 +1,39 @@
+// A worker process that only writes output, for test/kit/worker-logs.test.ts. Modes (argv[2]):
+//   hello               one line on stdout and one on stderr naming its seat (SLOTBUS_INSTANCE), then idles
+//   hostile <once>      terminal escapes, invalid UTF-8, a 100 kB line, a line after it and an unterminated last
+//                       line, then kill -9 of itself; with the file <once> present (a restart) it only idles
+//   flood <n> <once>    n numbered 200-byte lines on stdout as fast as the pipe takes them, then "flood end", idles
+import { existsSync, writeFileSync } from "node:fs"
+
+const [mode, a, b] = process.argv.slice(2)
+const seat = process.env.SLOTBUS_INSTANCE
+const idle = () => setInterval(() => {}, 1 << 30)
+const firstRun = (once: string | undefined) => {
+  if (!once || existsSync(once)) return false
+  writeFileSync(once, "")
+  return true
+}
+
+if (mode === "hello") {
+  process.stdout.write(`hello from seat ${seat}\n`)
+  process.stderr.write(`complaint from seat ${seat}\n`)
+  idle()
+} else if (mode === "hostile") {
+  if (firstRun(a)) {
+    process.stdout.write("\x1b]0;pwned\x07\x1b[2Jcolour \x1b[31mred\x1b[0m\n")
+    process.stdout.write(Buffer.from([0xff, 0xfe, 0x20, 0x62, 0x69, 0x6e, 0x0a])) // "\xff\xfe bin\n"
+    process.stdout.write(`${"a".repeat(100_000)}\n`)
+    process.stdout.write("after the long line\n")
+    process.stderr.write("last words")
+    process.kill(process.pid, "SIGKILL")
+  }
+  idle()
+} else if (mode === "flood") {
+  if (firstRun(b)) {
+    const n = Number(a)
+    const pad = "x".repeat(180)
+    for (let i = 0; i < n; i++) process.stdout.write(`flood ${String(i).padStart(8, "0")} ${pad}\n`)
+    process.stdout.write("flood end\n")
+  }
+  idle()
+} else throw new Error(`log-worker: unknown mode ${mode}`)

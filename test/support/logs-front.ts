@@ -1,0 +1,27 @@
+// A front supervising test/support/log-worker.ts, for test/kit/worker-logs.test.ts. argv[2] is JSON:
+// { worker: [mode, ...args], instances?, logs?, bus? }. It tells the test over IPC when each worker starts and
+// exits ({ start | exit, seat, pid }) and answers "stats" with what its pool's logs counted; SIGTERM stops it.
+import { join } from "node:path"
+import { SlotBus, superviseWorkers } from "../../src/index.ts"
+
+const cfg = JSON.parse(process.argv[2]!) as { worker: string[]; instances?: number; logs?: unknown; bus?: string }
+const send = (m: unknown) => process.send?.(m)
+const bus = cfg.bus ? await SlotBus.listen(cfg.bus) : null
+const sup = superviseWorkers(bus, {
+  command: [process.execPath, join(import.meta.dir, "log-worker.ts"), ...cfg.worker],
+  instances: cfg.instances ?? 1,
+  ...(cfg.logs !== undefined && { logs: cfg.logs as never }),
+})
+sup.on("start", (i) => send({ start: i.pid, seat: i.index }))
+sup.on("exit", (i, e) => send({ exit: e.pid, seat: i.index }))
+for (const i of sup.instances) send({ start: i.pid, seat: i.index })
+process.on("message", (m) => {
+  const logs = (sup as unknown as { logs?: { lines: number; dropped: number; truncated: number } }).logs
+  if (m === "stats")
+    send({ stats: logs ? { lines: logs.lines, dropped: logs.dropped, truncated: logs.truncated } : null })
+})
+process.on("SIGTERM", async () => {
+  await sup.stop({ killGraceMs: 500 })
+  await bus?.close()
+  process.disconnect?.()
+})
