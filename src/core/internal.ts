@@ -1,11 +1,12 @@
 // The core's internal face, for the feature folders and the transports beside it (nats.js's internal_mod): the
 // port a remote transport implements (remote.ts), the pieces of the wire several rooms reuse (byte helpers, the
 // ready-body reader, the Pump) and the books' types. Users import the public face, core/index.ts, instead.
-export { stackless } from "./endpoint/response.ts"
+export { oneChunk, stackless } from "./endpoint/response.ts"
 export { ControlCallError, controlCall } from "./ops/control-client.ts"
 export type { ControlAnswer, ControlRequest } from "./ops/control-client.ts"
 export type { Pending, RequestPhase } from "./endpoint/endpoint.ts"
-export { Pump, tuning } from "./wire/idle.ts"
+export { Pump, pumpTurns, tuning } from "./wire/idle.ts"
+export { LATE_WRITE_WHOLE_MAX } from "./endpoint/slot-endpoint.ts"
 export type { Parking } from "./wire/idle.ts"
 export { align8, checkWellFormed, toBytes } from "./wire/codec.ts"
 export { errorPairs } from "./worker/stream-out.ts"

@@ -7,7 +7,8 @@ import { afterAll, afterEach, describe, expect, test } from "bun:test"
 import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { bunChild, busName, stopAll, until, type Child } from "../support/helpers.ts"
+import { METRICS } from "../../src/status/index.ts"
+import { bunChild, busName, stopAll, until, withHub, type Child } from "../support/helpers.ts"
 import { promtool, sample, startPrometheus } from "../support/prometheus.ts"
 import { sayWhySkipped, toolSkipReason } from "../support/tools.ts"
 
@@ -195,6 +196,20 @@ describe("a front's GET /metrics", () => {
     expect(samples(text, "slotbus_request_errors_total")).toEqual([])
   }, 90_000)
 })
+
+test("counts a caller that cancels a streamed answer's body as a cancel, not as an error", async () => {
+  await withHub({}, [{}], async (bus) => {
+    const res = await bus.request({ path: "/endless" }, { stream: true })
+    const reader = res.body.getReader()
+    expect((await reader.read()).done).toBe(false)
+    await reader.cancel()
+    await until(() => bus.stats().inFlight === 0, "the bus gave the request up", 30_000)
+    const families = bus[METRICS]()
+    const of = (name: string) => families.find((f) => f.name === name)!.samples
+    expect(of("slotbus_request_cancels_total")).toEqual([{ labels: { bus: bus.name }, value: 1 }])
+    expect(of("slotbus_request_errors_total")).toEqual([])
+  })
+}, 60_000)
 
 describe("two fronts of one name", () => {
   test("report each worker once: the front that runs the pool reports the worker series", async () => {

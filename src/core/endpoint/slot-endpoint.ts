@@ -6,7 +6,7 @@ import { native, Kind, Msg, MsgFlag, RespFlag, E_CORRUPT } from "../../native/ff
 import { align8, EMPTY, headLength, readHead, utf8, writeHead } from "../wire/codec.ts"
 import { PayloadTooLargeError, ProtocolError } from "../../errors.ts"
 import type { Channel } from "../wire/channel.ts"
-import { Pump, STARTUP_POLL_NS, type IdleStrategy } from "../wire/idle.ts"
+import { Pump, pumpTurns, STARTUP_POLL_NS, type IdleStrategy } from "../wire/idle.ts"
 import {
   nowMs,
   readAnswer,
@@ -20,6 +20,7 @@ import {
   BorrowedResponse,
   forgotten,
   NO_HEAD,
+  oneChunk,
   ownBytes,
   remoteError,
   SlotResponse,
@@ -30,6 +31,14 @@ import { SlotFrames, StreamIn, type SlotStreamOwner } from "./stream-in.ts"
 import { outcomeOf, type FlightRecorder } from "../wire/recorder.ts"
 
 const HOST = hostname()
+
+/**
+ * Bun.serve (1.4.5) writes a Response resolved after its request callback's turn, whose head and body pass its
+ * 16 KiB send buffer, in ~15 send calls (each piece of the head its own); resolved in that turn, in one. A body
+ * that is a closed stream already holding its bytes goes out late in two (docs/perf/bun-late-write.md). A late
+ * answer over this many bytes is given that form.
+ */
+export const LATE_WRITE_WHOLE_MAX = 15 * 1024
 
 /**
  * A worker connection's life: `serving` takes requests; `draining` asked for nothing new (control byte D);
@@ -67,6 +76,8 @@ export class SlotEndpoint implements Endpoint, SlotStreamOwner {
   readonly pending: (Pending | null)[]
   /** By slot: the buffer under a borrowed body, detached when the slot goes. */
   readonly lent: (WeakRef<ArrayBuffer> | null)[]
+  /** By slot: pumpTurns() when its request was sent (an answer collected at another count is late). */
+  private readonly sentTurn: Float64Array
   /** Slots out. */
   inFlight = 0
   /** In-slot requests whose caller waits. */
@@ -84,6 +95,7 @@ export class SlotEndpoint implements Endpoint, SlotStreamOwner {
   ) {
     this.pending = new Array<Pending | null>(chan.slotCount).fill(null)
     this.lent = new Array<WeakRef<ArrayBuffer> | null>(chan.slotCount).fill(null)
+    this.sentTurn = new Float64Array(chan.slotCount)
     this.pump = new Pump(chan, o.idle, {
       collect: () => this.collect(),
       wanted: () => this.waiting > 0, // given-up and borrowed slots need no polling: a late answer rings
@@ -154,6 +166,7 @@ export class SlotEndpoint implements Endpoint, SlotStreamOwner {
     p.phase = "in-slot"
     p.endpoint = this
     p.slot = slot
+    this.sentTurn[slot] = p.waited ? Number.NaN : pumpTurns() // a queued request's caller had its turn long ago
     if (!p.idempotent) p.body = EMPTY // the bytes are in the slot: do not keep the caller's buffer alive
     this.pump.kick()
     return true
@@ -289,8 +302,12 @@ export class SlotEndpoint implements Endpoint, SlotStreamOwner {
         lent = true
       }
     } else if (p.response) {
+      // a late answer's bytes in a stream that holds them: two sends, not ~15 (LATE_WRITE_WHOLE_MAX)
+      const late = bodyLen > LATE_WRITE_WHOLE_MAX && this.sentTurn[slot] !== pumpTurns()
       try {
-        value = webResponse(status, headers, arena.subarray(bodyOff, bodyOff + bodyLen)) // Bun copies it: no JS buffer
+        value = late
+          ? webResponse(status, headers, oneChunk(arena.slice(bodyOff, bodyOff + bodyLen)))
+          : webResponse(status, headers, arena.subarray(bodyOff, bodyOff + bodyLen)) // Bun copies it: no JS buffer
       } catch (e) {
         this.host.fail(p, e) // a status Response refuses
         return false

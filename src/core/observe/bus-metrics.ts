@@ -136,8 +136,10 @@ export class BusMetrics {
 
   /** p failed with `err` after `ns`: a timeout counted apart as well as by class, a cancel by its caller only apart. */
   failed(p: Pending, err: unknown, ns: number) {
-    if (p.signal?.aborted && p.signal.reason === err) {
-      this.cancels++ // the caller (for bus.fetch, the client) gave it up: no error of the bus or its workers
+    // the caller gave it up (its signal; for bus.fetch, the client went away; or it cancelled the streamed body):
+    // no error of the bus or its workers, whose own failures are typed errors, never an AbortError
+    if ((p.signal?.aborted && p.signal.reason === err) || (err instanceof DOMException && err.name === "AbortError")) {
+      this.cancels++
       if (ns > this.slowFloor) this.noteSlow(p, ns, "cancelled")
       return
     }

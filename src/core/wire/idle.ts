@@ -87,6 +87,17 @@ const QUICK_YIELDS_TO_CLEAR = 16
 // The slack covers rings still in flight when the count is read; a flooder passes it within one read.
 const RING_SLACK = 64
 
+let turns = 0
+
+/**
+ * How many times a pump of this process has run in an event-loop turn of its own (a setImmediate run, a ring) or
+ * left parking: while it reads the same, every pump ran in the microtask drain of the turn that read it, so an
+ * answer collected then is its caller's turn's (docs/perf/bun-late-write.md says why that matters).
+ */
+export function pumpTurns(): number {
+  return turns
+}
+
 /** ns this thread has spent runnable but not running (/proc/thread-self/schedstat), null where unknown. */
 export function runDelayNs(): number | null {
   try {
@@ -264,6 +275,7 @@ export class Pump {
     this.mayCrowd = (idle === undefined || idle === "adaptive") && duties.crowded !== undefined
     chan.listenDoorbell((count) => {
       if (this.stopped) return
+      turns++
       this.rings += count
       if (this.duties.onRingFlood && this.rings > this.parks + RING_SLACK)
         return this.duties.onRingFlood(this.rings, this.parks)
@@ -276,6 +288,7 @@ export class Pump {
     if (this.stopped) return
     if (this.parked) {
       if (this.t.parkAfterNs === 0 || this.isCrowded()) return // park mode: the doorbell will ring
+      turns++ // what it collects from here on may be an earlier turn's
       this.chan.unpark()
       this.parked = false
     }
@@ -303,6 +316,7 @@ export class Pump {
   /** Runs as if the doorbell had rung (a parked pump that was not rung although something is there). */
   rouse() {
     if (this.stopped || !this.parked) return
+    turns++
     this.chan.unpark()
     this.woken()
   }
@@ -327,8 +341,13 @@ export class Pump {
       queueMicrotask(this.run)
     else {
       this.chainStart = now()
-      setImmediate(this.run)
+      setImmediate(this.runLater)
     }
+  }
+
+  private runLater = () => {
+    turns++
+    this.run()
   }
 
   /** Progress at t; with parkAfterGaps, the gap since the last one tunes how long to poll before parking. */

@@ -9,6 +9,7 @@ import {
   type BorrowedResponse,
   type StreamedResponse,
 } from "../../core/index.ts"
+import { LATE_WRITE_WHOLE_MAX, oneChunk, pumpTurns } from "../../core/internal.ts"
 import { COOKIES_HEADER, STREAM_HEADER, type ControlMessage } from "../wire.ts"
 import type { HubCounters } from "./counters.ts"
 import type { Liveness } from "./liveness.ts"
@@ -66,6 +67,7 @@ export class RequestProxy {
 
   async forward(req: Request, server: Server<undefined>, entry: RouteEntry, pathAndQuery: string): Promise<Response> {
     this.counters.requests++
+    const turn = pumpTurns() // the callback's turn: an answer collected at another count is late
     const inst = this.registry.pick(entry)
     if (!inst) return this.unavailable(entry)
     forwardedFor(req, server)
@@ -100,7 +102,7 @@ export class RequestProxy {
     inst.served++
     this.liveness.answered(inst)
     this.counters.responses++
-    return this.toResponse(res, inst, req)
+    return this.toResponse(res, inst, req, turn)
   }
 
   unavailable(entry: RouteEntry): Response {
@@ -184,7 +186,7 @@ export class RequestProxy {
    * The client's Response: the worker's status and headers (filtered), its body passed on as it arrives. The
    * request counts as in flight on `inst` until its body has ended, failed, or the client went away.
    */
-  private async toResponse(res: StreamedResponse, inst: WorkerInstance, req: Request): Promise<Response> {
+  private async toResponse(res: StreamedResponse, inst: WorkerInstance, req: Request, turn: number): Promise<Response> {
     let open = true
     const finished = () => {
       if (!open) return false
@@ -227,7 +229,10 @@ export class RequestProxy {
     const whole = res.takeWhole() // the worker answered whole: its bytes, no stream to relay
     if (whole) {
       finished()
-      return new Response(NULL_BODY.has(status) ? null : whole, { status, headers })
+      if (NULL_BODY.has(status)) return new Response(null, { status, headers })
+      // a late answer's bytes in a stream that holds them: two sends, not ~15 (LATE_WRITE_WHOLE_MAX)
+      const late = whole.length > LATE_WRITE_WHOLE_MAX && pumpTurns() !== turn
+      return new Response(late ? oneChunk(whole) : whole, { status, headers })
     }
     if (NULL_BODY.has(status)) {
       // Read to its end (normally nothing), so the slot goes back without giving the request up.
