@@ -9,8 +9,8 @@ export interface WorkerInfo {
   pid: number
   uid: number
   /**
-   * serving; retiring (took its pool's recycle.maxRequests: it gets a request only while no other worker serves, and
-   * is replaced); draining (it asked for nothing new, or is being retired); evicting (too many stuck slots,
+   * serving; retiring (took its pool's recycle.maxRequests, and is replaced, or is a reload's successor within its
+   * pool's minReadyMs: it gets a request only while no other worker serves); draining (it asked for nothing new, or is being retired); evicting (too many stuck slots,
    * disconnected soon).
    */
   state: "serving" | "retiring" | "draining" | "evicting"
@@ -148,8 +148,13 @@ export interface Endpoint {
   left(err: Error): void
   /** It gets no new request from now on (it is being retired); what it holds is answered. */
   drain(): void
-  /** It took its request limit: from now on it gets a request only while no worker serves (retiring). */
+  /**
+   * It took its request limit, or is a reload's successor within its pool's minReadyMs: from now on it gets a
+   * request only while no worker serves (retiring), until serve().
+   */
   retire(): void
+  /** A retiring one serves again (a reload's successor that stayed up). */
+  serve(): void
   /** It as `bus.workers` lists it. */
   info(): WorkerInfo
 }

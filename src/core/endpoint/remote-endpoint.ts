@@ -45,6 +45,9 @@ export class RemoteEndpoint implements Endpoint {
   retire() {
     if (this.mode === "serving") this.mode = "retiring"
   }
+  serve() {
+    if (this.mode === "retiring") this.mode = "serving"
+  }
   get capacity() {
     return this.peer.capacity
   }

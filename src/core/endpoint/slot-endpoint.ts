@@ -124,6 +124,9 @@ export class SlotEndpoint implements Endpoint, SlotStreamOwner {
   retire() {
     if (this.state === "serving") this.state = "retiring"
   }
+  serve() {
+    if (this.state === "retiring") this.state = "serving"
+  }
   get capacity() {
     return this.chan.slotCount
   }
