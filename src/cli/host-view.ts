@@ -86,14 +86,30 @@ export function skipped(v: HostView): string[] {
   return out
 }
 
-export function requestsText(b: BusView, qs: RequestRecord[], now: number): string {
-  const r = b.recorder!
-  const head = `bus "${printable(r.name)}", front pid ${r.pid} (${printable(b.state)}): ${r.workers} workers, ${r.inFlight} in flight, ${r.queued} queued, ${r.requests} requests since it started`
-  if (qs.length === 0) return `${head}\nno requests to show`
-  const rows = [["#", "STARTED", "STATE", "WHAT", "WORKER", "QUEUED", "RAN", "STATUS", "TRACE"]]
-  for (const q of qs)
+/**
+ * Each front's head line, then its requests as one table: `fileOf` says whose file a record is from (the one
+ * front's by default), and with several fronts a FRONT column says which front holds it.
+ */
+export function requestsText(
+  fronts: BusView[],
+  qs: RequestRecord[],
+  now: number,
+  fileOf: (q: RequestRecord) => RecorderFile = () => fronts[0]!.recorder!,
+): string {
+  const heads = fronts.map((b) => {
+    const r = b.recorder!
+    return `bus "${printable(r.name)}", front pid ${r.pid} (${printable(b.state)}): ${r.workers} workers, ${r.inFlight} in flight, ${r.queued} queued, ${r.requests} requests since it started`
+  })
+  if (qs.length === 0) return `${heads.join("\n")}\nno requests to show`
+  const many = fronts.length > 1
+  const rows = [
+    ["#", ...(many ? ["FRONT"] : []), "STARTED", "STATE", "WHAT", "WORKER", "QUEUED", "RAN", "STATUS", "TRACE"],
+  ]
+  for (const q of qs) {
+    const r = fileOf(q)
     rows.push([
       String(q.serial),
+      ...(many ? [String(r.pid)] : []),
       wall(r, q.enqueuedNs).toISOString().slice(11, 23),
       stateOf(q),
       q.what || `(raw, ${q.requestBytes} B)`,
@@ -103,7 +119,8 @@ export function requestsText(b: BusView, qs: RequestRecord[], now: number): stri
       q.status ? String(q.status) : "",
       q.traceId,
     ])
-  return `${head}\n${hostTable(rows)}`
+  }
+  return `${heads.join("\n")}\n${hostTable(rows)}`
 }
 
 /** The bus's file read again with the records `keep` takes (the file listed, no other), or why it cannot be. */

@@ -1,5 +1,6 @@
 // `slotbus requests <bus> [--slow <ms>] [--limit <n>] [--pid <front pid>] [--json]`: a bus's requests in flight and
-// its recent ones, from its flight recorder file.
+// its recent ones, from its flight recorder files: every live front's of a name shared fronts listen under
+// (docs/PROTOCOL.md §15), each request with the front that holds it.
 import { printable, printableJson } from "../kit/index.ts"
 import {
   type BusView,
@@ -17,22 +18,29 @@ export function requests({ values, positionals, mono, print }: HostArgs): number
   if (!name) throw new CliProblem("slotbus requests <bus>: name the bus (`slotbus ls` lists them)")
   const slowMs = num(values.slow, "slow", 0)
   const limit = num(values.limit, "limit", 50)
-  const b = findBus(discover(name), name, values.pid === undefined ? undefined : num(values.pid, "pid", 0))
-  const r = b.recorder!
-  const now = mono(r)
-  const qs = pick(b, now, slowMs, limit)
+  const fronts = findFronts(discover(name), name, values.pid === undefined ? undefined : num(values.pid, "pid", 0))
+  const now = mono(fronts[0]!.recorder)
+  const { qs, fileOf } = pick(fronts, now, slowMs, limit)
   print(
     values.json
-      ? printableJson({ bus: busJson(b), requests: qs.map((q) => requestJson(r, q, now)) }, 2)
-      : requestsText(b, qs, now),
+      ? printableJson(
+          {
+            bus: busJson(fronts[0]!),
+            fronts: fronts.map(busJson),
+            requests: qs.map((q) => requestJson(fileOf(q), q, now)),
+          },
+          2,
+        )
+      : requestsText(fronts, qs, now, fileOf),
   )
   return 0
 }
 
-/** A record as `requests --json` gives it: its times in ms and as wall-clock dates. */
+/** A record as `requests --json` gives it: its front, its times in ms and as wall-clock dates. */
 function requestJson(r: RecorderFile, q: RequestRecord, now: number) {
   return {
     ...q,
+    frontPid: r.pid,
     startedAt: wall(r, q.enqueuedNs).toISOString(),
     queuedMs: ms(q.dispatchedNs - q.enqueuedNs),
     ranMs: ranMs(q, now),
@@ -40,13 +48,14 @@ function requestJson(r: RecorderFile, q: RequestRecord, now: number) {
   }
 }
 
-/** The bus a command names: its recorder file (the live one first, or the one of --pid). */
-function findBus(v: HostView, name: string, pid: number | undefined): BusView {
+/** The fronts a command names: every live one with a recorder file (else the newest file), or the one of --pid. */
+function findFronts(v: HostView, name: string, pid: number | undefined): BusView[] {
   const all = v.buses.filter((b) => b.name === name && (pid === undefined || b.pid === pid))
   const withFile = all.filter((b) => b.recorder)
-  const live = withFile.find((b) => b.state === "live")
-  const bus = live ?? withFile.sort((a, b) => b.recorder!.anchorMonoNs - a.recorder!.anchorMonoNs)[0]
-  if (bus) return bus
+  const live = withFile.filter((b) => b.state === "live")
+  if (live.length > 0) return live.sort((a, b) => a.pid - b.pid)
+  const newest = withFile.sort((a, b) => b.recorder!.anchorMonoNs - a.recorder!.anchorMonoNs)[0]
+  if (newest) return [newest]
   if (all.length > 0)
     throw new CliProblem(
       `bus "${printable(name)}" (pid ${all.map((b) => b.pid).join(", ")}) keeps no flight recorder file: it listens with recorder: false, or runs as another user`,
@@ -56,11 +65,26 @@ function findBus(v: HostView, name: string, pid: number | undefined): BusView {
   )
 }
 
-/** The records to show: every one in flight, then the newest done ones; with slowMs, only those that ran as long. */
-function pick(b: BusView, now: number, slowMs: number, limit: number): RequestRecord[] {
-  const r = withRecords(b, (q) => ranMs(q, now) >= slowMs)
-  if (typeof r === "string") throw new CliProblem(r)
-  const qs = r.records
-  const live = qs.filter((q) => q.phase !== "done")
-  return [...live, ...qs.filter((q) => q.phase === "done").slice(0, Math.max(0, limit - live.length))]
+/**
+ * The records to show, of every front: each one in flight, then the newest done ones (by when they started: the
+ * records' clock is the host's, one for every front); with slowMs, only those that ran as long.
+ */
+function pick(fronts: BusView[], now: number, slowMs: number, limit: number) {
+  const files = new Map<RequestRecord, RecorderFile>()
+  for (const b of fronts) {
+    const r = withRecords(b, (q) => ranMs(q, now) >= slowMs)
+    if (typeof r === "string") {
+      if (fronts.length === 1) throw new CliProblem(r)
+      continue // closed since it was listed: the others are shown
+    }
+    for (const q of r.records) files.set(q, r)
+  }
+  const newest = (a: RequestRecord, b: RequestRecord) => b.enqueuedNs - a.enqueuedNs
+  const qs = [...files.keys()]
+  const live = qs.filter((q) => q.phase !== "done").sort(newest)
+  const done = qs.filter((q) => q.phase === "done").sort(newest)
+  return {
+    qs: [...live, ...done.slice(0, Math.max(0, limit - live.length))],
+    fileOf: (q: RequestRecord) => files.get(q)!,
+  }
 }

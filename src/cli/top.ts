@@ -78,7 +78,7 @@ function topFrame(v: HostView, prev: Samples, mono: (r: RecorderFile | null) => 
     const slow = [...r.records.filter((q) => q.phase !== "done"), ...recent]
       .sort((a, c) => ranMs(c, now) - ranMs(a, now))
       .slice(0, 5)
-    if (slow.length > 0) out.push("slowest:", requestsText(b, slow, now).split("\n").slice(1).join("\n"))
+    if (slow.length > 0) out.push("slowest:", requestsText([b], slow, now).split("\n").slice(1).join("\n"))
   }
   if (out.length === 1)
     out.push(

@@ -1,6 +1,6 @@
 // An app that serves no status, for `slotbus ls|top|requests` (test/status/host-cli.test.ts). Usage:
-//   bun test/support/host-app.ts front <name> --workers=N [--fast=M] [--slow=S] [--hold=K]
-//     listens on bus <name> (1 slot per worker), opens topic and contest <name>, waits for N workers, sends M
+//   bun test/support/host-app.ts front <name> --workers=N [--fast=M] [--slow=S] [--hold=K] [--shared]
+//     listens on bus <name> (1 slot per worker; --shared: as one of its shared fronts), opens topic and contest <name>, waits for N workers, sends M
 //     requests GET /fast-<i> and awaits them, then S requests GET /slow-<i> that an echo worker answers after
 //     300 ms, awaited too, then K requests GET /hold-<i> that it answers after 60 s; prints "ready" before
 //     waiting for workers, "sent" once the holds are out, "failed <path> <error>" for each that fails.
@@ -19,7 +19,7 @@ const contest = await Contest.open(name)
 if (mode === "member") {
   console.log("ready")
 } else {
-  const bus = await SlotBus.listen(name, { slots: 1, timeoutMs: 0 })
+  const bus = await SlotBus.listen(name, { slots: 1, timeoutMs: 0, shared: flags.includes("--shared") })
   console.log("ready")
   await bus.waitForWorkers(flag("workers"))
   for (let i = 0; i < flag("fast"); i++) await bus.request({ method: "GET", path: `/fast-${i}` })
