@@ -55,3 +55,19 @@ int sb_ctl_connect(const char *name) {
   }
   return fd;
 }
+
+int sb_notify(const char *socket_path, const char *state) {
+  struct sockaddr_un a = {.sun_family = AF_UNIX};
+  size_t n = socket_path ? strlen(socket_path) : 0;
+  size_t m = state ? strlen(state) : 0;
+  if (n == 0 || n >= sizeof a.sun_path || m == 0) return -EINVAL;
+  memcpy(a.sun_path, socket_path, n);
+  if (a.sun_path[0] == '@') a.sun_path[0] = '\0'; /* systemd's spelling of an abstract name */
+  int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+  if (fd < 0) return -errno;
+  (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+  ssize_t sent = sendto(fd, state, m, 0, (struct sockaddr *)&a, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n));
+  int r = sent < 0 ? -errno : (size_t)sent == m ? 0 : -EMSGSIZE;
+  close(fd);
+  return r;
+}

@@ -14,7 +14,7 @@ extern "C" {
 #define SB_VERSION 2u
 /* Bumped whenever a function below changes its signature or meaning; the TS loader refuses a mismatch. */
 #ifndef SB_ABI_VERSION /* overridable only so a test can build a mismatching library */
-#define SB_ABI_VERSION 14u /* 14: sb_host_holder; 13: sb_idle; 11: the flight recorder (sb_rec_*); 10: a lease claim's trace context (sbl_try_claim*'s trace, sbl_holder.trace); 9: sb_ctl_listen, sb_ctl_accept, sb_ctl_connect; 8: SB_ESOCKDIR, sb_socket_dir_error; sbl_open's stopped pids (no sbl_open_error); 7: sb_platform, sb_unlisten; 6: streams */
+#define SB_ABI_VERSION 15u /* 15: sb_notify; 14: sb_host_holder; 13: sb_idle; 11: the flight recorder (sb_rec_*); 10: a lease claim's trace context (sbl_try_claim*'s trace, sbl_holder.trace); 9: sb_ctl_listen, sb_ctl_accept, sb_ctl_connect; 8: SB_ESOCKDIR, sb_socket_dir_error; sbl_open's stopped pids (no sbl_open_error); 7: sb_platform, sb_unlisten; 6: streams */
 #endif
 #define SB_MAX_SLOTS 4096u
 #define SB_MAX_ALLOW_UIDS 8u
@@ -96,6 +96,10 @@ int sb_ctl_accept(int listen_fd, uint32_t *peer_uid);
 /* Connect to a bus's control socket: the fd (non-blocking), -ECONNREFUSED when no bus of that name listens, -EAGAIN
  * when its accept queue is full, -EPERM when the listener is not of our effective uid, or -errno. */
 int sb_ctl_connect(const char *name);
+/* Tell the service manager `state` ("READY=1", "RELOADING=1", …): one datagram to the unix socket `socket_path`
+ * ($NOTIFY_SOCKET; a leading '@' is an abstract name), as systemd's sd_notify. 0 when sent, -EINVAL for an empty
+ * or too long path or state, else -errno. */
+int sb_notify(const char *socket_path, const char *state);
 /* Accept one pending worker: create its region and doorbells, check its uid, send them.
  * Returns NULL with *err = -EAGAIN when nobody is waiting, -EPERM when a peer was refused (its uid in *err_uid),
  * -EUSERS when it was refused by cfg->full_mask (its uid in *err_uid), or another -errno. */

@@ -12,6 +12,7 @@ const symbols = {
   sb_ctl_listen: { args: [cstring], returns: i32 },
   sb_ctl_accept: { args: [i32, ptr], returns: i32 },
   sb_ctl_connect: { args: [cstring], returns: i32 },
+  sb_notify: { args: [cstring, cstring], returns: i32 },
   sb_platform: { args: [], returns: cstring },
   sb_socket_dir_error: { args: [], returns: cstring },
   sb_host_lock: { args: [cstring, cstring, i32], returns: i32 },
@@ -82,7 +83,7 @@ export type Native = Library<typeof symbols>["symbols"]
 export type Chan = Pointer
 
 /** What this TypeScript expects of the library: csrc/slotbus.h's SB_ABI_VERSION and the layout string's hash. */
-export const ABI_VERSION = 14
+export const ABI_VERSION = 15
 export const LAYOUT_HASH = 0x178a975a
 
 // Why the library's functions are not there: never loaded, or the last load was refused (and how).
