@@ -34,6 +34,13 @@ export type {
   WorkerInfo,
   SuperviseWorkersOptions,
 } from "./core/index.ts"
-export type { ExitInfo, SupervisedInstance, SupervisorEvents, SupervisorOptions, SupervisorState } from "./kit/index.ts"
-export type { WorkerLogsConfig, WorkerLogsOption } from "./kit/index.ts"
+export type {
+  ExitInfo,
+  SupervisedInstance,
+  SupervisorEvents,
+  SupervisorOptions,
+  SupervisorState,
+  WorkerLogsConfig,
+  WorkerLogsOption,
+} from "./kit/index.ts"
 export * from "./errors.ts"

@@ -36,7 +36,9 @@ test.skipIf(wrkSkip !== null)(
       "--instances",
       "2",
     ])
-    const ready = () => hub.lines.flatMap((l) => /^ready (\d+)$/.exec(l)?.[1] ?? []).map(Number)
+    // each worker line comes prefixed with its pool (the script's name), seat and pid
+    const ready = () =>
+      hub.lines.flatMap((l) => /^\[http-worker#\d pid (\d+)\] ready \1$/.exec(l)?.[1] ?? []).map(Number)
     const reloaded = () => hub.lines.filter((l) => l.startsWith("slotbus hub: reloaded 2 workers")).length
     try {
       await until(() => ready().length === 2, "two workers ready", 20_000)
