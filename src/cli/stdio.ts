@@ -3,6 +3,7 @@
 // stdin/stdout to a listening bus, so a stdio-only client (an MCP client spawning a server) can share the pool.
 import { parseArgs } from "node:util"
 import { SlotBusError } from "../core/index.ts"
+import { printable } from "../kit/index.ts"
 import { serveStatus, type StatusServer } from "../status/index.ts"
 import {
   AUTH_METHOD,
@@ -57,7 +58,8 @@ async function serve(argv: string[]): Promise<number> {
   const statusAt = values.status === undefined ? undefined : parseAddress(values.status) // a typo fails before any spawn
   const bus = StdioBus.fromConfig(values.config)
   const say = (s: string) => values.quiet || process.stderr.write(`[slotbus stdio] ${s}\n`)
-  bus.on("log", (l) => process.stderr.write(`[${l.pool}#${l.instance} ${l.pid} ${l.level}] ${l.line}\n`))
+  // a worker's bytes must not drive the operator's terminal: escaped as the supervised pools' lines are
+  bus.on("log", (l) => process.stderr.write(`[${l.pool}#${l.instance} ${l.pid} ${l.level}] ${printable(l.line)}\n`))
   bus.on("worker-start", (e) => say(`${e.pool}#${e.instance} started, pid ${e.pid}`))
   bus.on("worker-exit", (e) => say(`${e.pool}#${e.instance} pid ${e.pid} exited (${e.signal ?? `code ${e.code}`})`))
   bus.on("worker-restart", (e) => say(`${e.pool}#${e.instance} restarting in ${e.delayMs} ms`))

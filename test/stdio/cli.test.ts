@@ -53,3 +53,15 @@ test("slotbus stdio without --listen serves its own stdin: answers carry the cal
   expect(answers.find((m) => m.id === "s").result.slept).toBe(100)
   expect(answers.find((m) => m.id === null).error.code).toBe(-32700)
 })
+
+test("slotbus stdio prints a worker's stderr line with its terminal escapes escaped, prefixed with pool, instance and pid", async () => {
+  const file = join(mkdtempSync(join(tmpdir(), "stdio-cli-")), "bus.json")
+  writeFileSync(file, JSON.stringify({ pools: [{ id: "w", command: process.execPath, args: [STDIO_WORKER] }] }))
+  const hostile = "\x1b]0;pwned\x07\x1b[2Jcleared \u202eevil"
+  const ask = { jsonrpc: "2.0", id: 1, method: "log", params: { lines: [hostile] } }
+  const r = await slotbus(["stdio", "--config", file, "--quiet"], `${JSON.stringify(ask)}\n`)
+  expect(r.code).toBe(0)
+  expect(r.err).toMatch(/^\[w#0 \d+ info\] \\x1b\]0;pwned\\x07\\x1b\[2Jcleared \\u202eevil$/m)
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: no control character may reach the operator's terminal
+  expect(r.err).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e]/)
+}, 30_000)
