@@ -7,6 +7,7 @@ export {
   SlotWorker,
   SlotRequest,
   StreamedResponse,
+  notifySystemd,
   selfCommand,
   superviseWorkers,
   withCall,

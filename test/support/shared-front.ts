@@ -1,5 +1,6 @@
 // One front of a shared name for the fronts tests (docs/PROTOCOL.md §15). Usage:
-//   bun test/support/shared-front.ts <bus-name> [--pool=N] [--worker=<support file>] [--plain] [-- <worker flags>]
+//   bun test/support/shared-front.ts <bus-name> [--pool=N] [--worker=<support file>] [--plain] [--notify]
+//                                    [-- <worker flags>]
 // Listens with { shared: true } (--plain: without); with --pool, runs superviseWorkers(bus, N echo workers, or of
 // --worker given its bus name and the worker flags) (the name's pool: only the fronts' leader runs it). Prints "ready <pid> <front index>", then answers lines on stdin:
 //   wait N     once N workers are connected: "workers <pid,pid,…>"
@@ -10,9 +11,10 @@
 //   reload     starts the pool's reload (not awaited): "reloading"
 //   redeploy   the pool's reload, awaited: "reloaded", or "reload failed <error class>: <message>"
 //   close      closes the bus and nothing else (the pool is left as it is): "closed"
+// With --notify, once its pool's workers joined it tells systemd READY=1 ($NOTIFY_SOCKET): "notified <true|false>".
 // Exits on SIGTERM (pool stopped, bus closed); reloads the pool on SIGHUP, as "redeploy" (docs/api.md's front).
 import { join } from "node:path"
-import { SlotBus, superviseWorkers } from "../../src/index.ts"
+import { notifySystemd, SlotBus, superviseWorkers } from "../../src/index.ts"
 import { STATUS } from "../../src/status/index.ts"
 
 const [name, ...flags] = process.argv.slice(2)
@@ -58,6 +60,10 @@ const redeploy = () =>
   )
 process.on("SIGHUP", redeploy)
 console.log(`ready ${process.pid} ${bus.front?.index}`)
+if (flags.includes("--notify")) {
+  await bus.waitForWorkers(poolSize, 30_000)
+  console.log(`notified ${await notifySystemd("READY=1")}`)
+}
 process.on("SIGTERM", async () => {
   loading = false
   await sup?.stop({ killGraceMs: 500 })

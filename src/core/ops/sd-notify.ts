@@ -1,0 +1,28 @@
+// systemd's readiness protocol (sd_notify(3)): a service of Type=notify tells its manager "READY=1" (and
+// "RELOADING=1", "STOPPING=1", "STATUS=…") in one datagram to the unix socket $NOTIFY_SOCKET. Sent by libslotbus
+// (sb_notify): Bun has no unix datagram socket. The process that sends is the one systemd credits, so under
+// NotifyAccess=main the front (the unit's main process) calls it itself.
+import { SlotBusError } from "../../errors.ts"
+import { loadNative, native } from "../../native/ffi.ts"
+
+const STATE_MAX = 4096
+
+/**
+ * Tells the service manager `state` ("READY=1" once the front serves; see docs/api.md, "Running under systemd").
+ * Resolves false when $NOTIFY_SOCKET is not set (not started by systemd as Type=notify), true once sent.
+ */
+export async function notifySystemd(state: string): Promise<boolean> {
+  if (typeof state !== "string" || state.length === 0 || state.includes("\0") || Buffer.byteLength(state) > STATE_MAX)
+    throw new TypeError(
+      `notifySystemd: state is a non-empty string of "KEY=value" lines without NUL, up to ${STATE_MAX} bytes ("READY=1")`,
+    )
+  const socket = process.env.NOTIFY_SOCKET
+  if (!socket) return false
+  await loadNative()
+  const r = native.sb_notify(Buffer.from(`${socket}\0`), Buffer.from(`${state}\0`))
+  if (r < 0)
+    throw new SlotBusError(
+      `notifySystemd: cannot send to NOTIFY_SOCKET ${JSON.stringify(socket)} (errno ${-r}): is it the unit's socket, still open? Unset NOTIFY_SOCKET outside systemd`,
+    )
+  return true
+}
