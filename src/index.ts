@@ -10,6 +10,7 @@ export {
   notifySystemd,
   selfCommand,
   superviseWorkers,
+  traced,
   withCall,
   withSignal,
 } from "./core/index.ts"

@@ -64,13 +64,7 @@ export class ClientTrace {
   end(status = 0) {
     if (this.span === null) return
     if (this.sentAt !== 0) this.span.setAttribute("slotbus.slot_ms", (Bun.nanoseconds() - this.sentAt) / 1e6)
-    if (this.http && status > 0) {
-      this.span.setAttribute("http.response.status_code", status)
-      if (status >= 400) {
-        this.span.setAttribute("error.type", String(status))
-        this.span.setStatus({ code: SPAN_ERROR })
-      }
-    }
+    if (this.http && status > 0) recordStatus(this.span, status, 400)
     this.span.end()
   }
 }
@@ -152,6 +146,11 @@ function headerContext(strings: readonly string[]): TraceContext | undefined {
 // RFC 9110's methods and PATCH: any other is `_OTHER` (HTTP conventions, http.request.method)
 const KNOWN_METHODS = new Set(["CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"])
 
+/** `http.request.method` for a method: as it is if RFC 9110 or PATCH, else `_OTHER` and the original. */
+export function httpMethod(method: string): { method: string; original?: string } {
+  return KNOWN_METHODS.has(method) ? { method } : { method: "_OTHER", original: method }
+}
+
 /**
  * A span's name and attributes for a request, by OpenTelemetry's semantic conventions (docs/api.md, Traces): RPC's
  * for an RPC call, HTTP's client or server span for an HTTP request. The hop's URL is the one the worker's Request
@@ -181,15 +180,15 @@ function describe(
       },
       http: false,
     }
-  const known = KNOWN_METHODS.has(method)
+  const m = httpMethod(method)
   const attributes: Attributes = {
     "slotbus.bus": bus,
     "slotbus.kind": "http",
-    "http.request.method": known ? method : "_OTHER",
+    "http.request.method": m.method,
     "server.address": bus,
     "server.port": 80,
   }
-  if (!known) attributes["http.request.method_original"] = method
+  if (m.original !== undefined) attributes["http.request.method_original"] = m.original
   if (side === "client") {
     attributes["url.full"] = `http://${bus}${path}`
     if (route !== undefined) attributes["url.template"] = route
@@ -199,7 +198,7 @@ function describe(
     attributes["url.path"] = q < 0 ? path : path.slice(0, q)
     if (q >= 0) attributes["url.query"] = path.slice(q + 1)
   }
-  const verb = known ? method : "HTTP"
+  const verb = m.original === undefined ? method : "HTTP"
   return { name: route === undefined ? verb : `${verb} ${route}`, attributes, http: true }
 }
 
@@ -261,9 +260,13 @@ export function serverSpanFailed(o: Otel | null, span: Span, err: unknown) {
  * not: HTTP conventions, Status), unless the handler `threw` and serverSpanFailed said why already.
  */
 export function serverSpanAnswered(req: TracedRequest, span: Span, status: number, threw: boolean) {
-  if (req.kind !== "http" || RPC_VERB.test(req.method)) return
+  if (req.kind === "http" && !RPC_VERB.test(req.method)) recordStatus(span, status, threw ? 1000 : 500)
+}
+
+/** An HTTP span's `http.response.status_code`; from `errorFrom` on, the span is an error of `error.type` the status. */
+export function recordStatus(span: Span, status: number, errorFrom: number) {
   span.setAttribute("http.response.status_code", status)
-  if (status >= 500 && !threw) {
+  if (status >= errorFrom) {
     span.setAttribute("error.type", String(status))
     span.setStatus({ code: SPAN_ERROR })
   }
