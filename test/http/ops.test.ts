@@ -59,10 +59,12 @@ test.skipIf(curlSkip !== null)(
       const samples = new Map<string, number>()
       for (const line of r.body.trimEnd().split("\n")) {
         if (line.startsWith("#")) {
-          expect(line).toMatch(/^# (HELP slotbus_[a-z_]+ \S.*|TYPE slotbus_[a-z_]+ (counter|gauge|histogram))$/)
+          expect(line).toMatch(
+            /^# (HELP (slotbus|process|nodejs)_[a-z_]+ \S.*|TYPE (slotbus|process|nodejs)_[a-z_]+ (counter|gauge|histogram))$/,
+          )
           continue
         }
-        const m = line.match(/^(slotbus_[a-z_]+(?:\{[^}]*\})?) (\S+)$/)
+        const m = line.match(/^((?:slotbus|process|nodejs)_[a-z_]+(?:\{[^}]*\})?) (\S+)$/)
         expect(m).not.toBeNull()
         samples.set(m![1]!, Number(m![2]))
       }

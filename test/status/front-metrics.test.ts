@@ -32,23 +32,17 @@ interface Front {
   http: string
   metrics: string
   index: number
-  /** The pids of the workers connected to it, once `n` are. */
-  workers(n: number): Promise<number[]>
+  /** The pids of the pool's two workers, once both serve it. */
+  workers(): Promise<number[]>
 }
 
 async function front(name: string): Promise<Front> {
-  const child = bunChild("metrics-front.ts", [name], { stdin: "pipe" })
+  const child = bunChild("metrics-front.ts", [name])
   children.push(child)
   const [, http, metrics, index] = await child.waitLine(/^ready (\S+) (\S+) (\d+)$/, 20_000)
-  const workers = async (n: number) => {
-    const seen = child.lines.length
-    child.write(`wait ${n}\n`)
-    const line = await child.whileAlive(
-      until(() => child.lines.slice(seen).some((l) => l.startsWith("workers ")), `${n} workers`, 30_000).then(
-        () => child.lines.slice(seen).find((l) => l.startsWith("workers "))!,
-      ),
-    )
-    return line.slice(8).split(",").map(Number).sort()
+  const workers = async () => {
+    const [, pids] = await child.waitLine(/^workers (\S+)$/, 30_000)
+    return pids!.split(",").map(Number).sort()
   }
   return { child, http: http!, metrics: metrics!, index: Number(index), workers }
 }
@@ -90,7 +84,7 @@ describe("a front's GET /metrics", () => {
       const before = Date.now() / 1000 - 1
       const name = busName("pmetrics")
       const a = await front(name)
-      const pids = await a.workers(2)
+      const pids = await a.workers()
       for (let i = 0; i < 20; i++) expect((await fetch(`${a.http}/item/${i}`)).status).toBe(200)
       const text = await scrape(a)
       const after = Date.now() / 1000 + 1
@@ -126,7 +120,7 @@ describe("a front's GET /metrics", () => {
   test("labels a route by its pattern, never its path: 1,000 distinct paths make a bounded number of series", async () => {
     const name = busName("pmetrics")
     const a = await front(name)
-    await a.workers(2)
+    await a.workers()
     for (let i = 0; i < 1000; i += 50) {
       const batch = Array.from({ length: 50 }, (_, k) =>
         Promise.all([fetch(`${a.http}/item/${i + k}`), fetch(`${a.http}/raw/${i + k}?q=${i + k}`)]),
@@ -146,7 +140,7 @@ describe("a front's GET /metrics", () => {
   test("counts a client that goes away as a cancel, not as an error", async () => {
     const name = busName("pmetrics")
     const a = await front(name)
-    await a.workers(2)
+    await a.workers()
     const client = new AbortController()
     const asked = fetch(`${a.http}/slow`, { headers: { "x-delay-ms": "5000" }, signal: client.signal })
     let text = ""
@@ -174,7 +168,7 @@ describe("a front's GET /metrics", () => {
   test("counts a client that goes away while the answer streams as a cancel, not as an error", async () => {
     const name = busName("pmetrics")
     const a = await front(name)
-    await a.workers(2)
+    await a.workers()
     const client = new AbortController()
     try {
       const res = await fetch(`${a.http}/endless`, { signal: client.signal })
@@ -217,8 +211,8 @@ describe("two fronts of one name", () => {
     const a = await front(name)
     const b = await front(name)
     expect([a.index, b.index]).toEqual([0, 1])
-    const pids = await a.workers(2)
-    expect(await b.workers(2)).toEqual(pids)
+    const pids = await a.workers()
+    expect(await b.workers()).toEqual(pids)
     const [ta, tb] = await Promise.all([scrape(a), scrape(b)])
     const both = (f: string) => [...samples(ta, f), ...samples(tb, f)]
     expect(both("slotbus_workers").reduce((n, [, v]) => n + v, 0)).toBe(2)
@@ -235,8 +229,8 @@ describe("two fronts of one name", () => {
       const name = busName("pmetrics")
       const a = await front(name)
       const b = await front(name)
-      await a.workers(2)
-      await b.workers(2)
+      await a.workers()
+      await b.workers()
       for (let i = 0; i < 50; i++) expect((await fetch(`${(i % 2 ? a : b).http}/item/${i}`)).status).toBe(200)
       const dir = mkdtempSync(join(tmpdir(), "slotbus-prometheus-"))
       dirs.push(dir)

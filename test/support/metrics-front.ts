@@ -3,8 +3,8 @@
 // Listens with { shared: true } and runs superviseWorkers(bus, 2 echo workers) (the name's pool: only the fronts'
 // leader runs it); Bun.serve answers "/item/:id" with bus.fetch(req, { route: "/item/:id" }) and every other path
 // with bus.fetch(req) (no route known). Serves its status (GET /metrics) on a free port and prints
-// "ready <http url> <status url> <front index>"; on stdin "wait N" prints "workers <pid,pid>" once N workers are
-// connected, "pool" prints "pool <pid,pid>" (the pool's processes this front runs). Exits on SIGTERM.
+// "ready <http url> <status url> <front index>", then "workers <pid,pid>" once both workers serve it. Exits on
+// SIGTERM.
 import { join } from "node:path"
 import { SlotBus, superviseWorkers } from "../../src/index.ts"
 import { serveStatus } from "../../src/status/index.ts"
@@ -33,10 +33,5 @@ process.once("SIGTERM", async () => {
   await bus.close({ drain: false })
   process.exit(0)
 })
-for await (const line of console) {
-  const [cmd, arg] = line.trim().split(" ")
-  if (cmd === "wait") {
-    await bus.waitForWorkers(Number(arg), 30_000)
-    console.log(`workers ${bus.workers.map((w) => w.pid).join(",")}`)
-  } else if (cmd === "pool") console.log(`pool ${pool.instances.map((i) => i.pid).join(",")}`)
-}
+await bus.waitForWorkers(2, 30_000)
+console.log(`workers ${bus.workers.map((w) => w.pid).join(",")}`)
