@@ -1,7 +1,7 @@
 // A stdio bus's metric families for GET /metrics (serveStatus, `slotbus stdio --status`): its traffic, failures and
-// worker processes, from stats(). Per worker the labels are its pool's id and its index in the pool (bounded by the
-// configuration), never a pid.
-import { family, type MetricFamily } from "../kit/index.ts"
+// worker processes, from stats(), and each worker's process_* series (/proc, read now). Per worker the labels are
+// its pool's id and its index in the pool (bounded by the configuration), never a pid.
+import { family, processFamilies, readProcess, type MetricFamily } from "../kit/index.ts"
 import type { StdioBusStats } from "./types.ts"
 
 const COUNTS = [
@@ -37,11 +37,13 @@ export function stdioFamilies(st: StdioBusStats): MetricFamily[] {
     "gauge",
     "requests a worker holds now, by pool and index",
   )
+  const processes = []
   for (const p of st.pools)
     for (const i of p.instances) {
       const labels = { pool: p.id, worker: String(i.index) }
       restarts.add(labels, i.restarts)
       busy.add(labels, i.inFlight)
+      if (i.pid > 0) processes.push({ labels, figures: readProcess(i.pid) })
     }
-  return [...out, workers, clients, restarts, busy]
+  return [...out, workers, clients, restarts, busy, ...processFamilies(processes)]
 }

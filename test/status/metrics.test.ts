@@ -298,7 +298,7 @@ test("per RPC method with metricsRoutes: the first ones by name, the rest as oth
 })
 
 test.skipIf(promtoolSkip !== null)(
-  "slotbus stdio --status serves a stdio bus's metrics, per pool and worker index, that promtool accepts",
+  "slotbus stdio --status serves a stdio bus's metrics and its workers' process series, per pool and worker index, that promtool accepts",
   async () => {
     const dir = mkdtempSync(join(tmpdir(), "slotbus-stdio-metrics-"))
     dirs.push(dir)
@@ -334,6 +334,11 @@ test.skipIf(promtoolSkip !== null)(
       expect(await promtool(text)).toEqual({ code: 0, out: "", err: "" })
       const workers = [...text.matchAll(/^slotbus_stdio_worker_restarts_total\{pool="tools",worker="(\d+)"\} 0$/gm)]
       expect(workers.map((m) => m[1])).toEqual(["0", "1"])
+      // the bus's own process and each worker's, by pool and index
+      expect(text).toMatch(/^process_resident_memory_bytes \d+$/m)
+      const rss = [...text.matchAll(/^process_resident_memory_bytes\{pool="tools",worker="(\d+)"\} (\d+)$/gm)]
+      expect(rss.map((m) => m[1])).toEqual(["0", "1"])
+      for (const m of rss) expect(Number(m[2])).toBeGreaterThan(0)
     } finally {
       await bus.kill("SIGTERM")
     }
