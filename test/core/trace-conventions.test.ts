@@ -41,11 +41,19 @@ describe("a Bun.serve front with the SDK registered and no span written by hand"
     topic = await Topic.open(topicName)
     worker = await start("trace-worker.ts", [bus.name, topicName, "--otel"], /^ready$/)
     await bus.waitForWorkers(1)
-    const api = bus.remote<{ whoami(): unknown }>()
+    const api = bus.remote<{ whoami(): unknown; fails(): unknown }>()
     server = Bun.serve({
       port: 0,
       hostname: "127.0.0.1",
-      fetch: async (req) => (new URL(req.url).pathname === "/rpc" ? Response.json(await api.whoami()) : bus.fetch(req)),
+      fetch: async (req) => {
+        const path = new URL(req.url).pathname
+        if (path === "/rpc") return Response.json(await api.whoami())
+        if (path === "/rpc-missing")
+          return bus.invoke("nope").then(Response.json, (e: Error) => new Response(e.name, { status: 502 }))
+        if (path === "/rpc-fails")
+          return api.fails().then(Response.json, (e: Error) => new Response(e.name, { status: 502 }))
+        return bus.fetch(req)
+      },
     })
   }, 30_000)
   afterAll(async () => {
@@ -125,6 +133,21 @@ describe("a Bun.serve front with the SDK registered and no span written by hand"
     })
     expect(served.name).toBe(`${bus.name}/whoami`)
     expect(served.attributes).toMatchObject({ "rpc.system": "slotbus", "rpc.method": "whoami" })
+  }, 60_000)
+
+  test("an RPC call whose function throws is an error in the CLIENT span and in the worker's SERVER span", async () => {
+    const { client, served, status } = await spansFor("/rpc-fails", 502)
+    expect(client.name).toBe(`${bus.name}/fails`)
+    expect(client.attributes["error.type"]).toBe("RemoteError")
+    expect(status.code).toBe(SpanStatusCode.ERROR)
+    expect(served.attributes["error.type"]).toBe("RangeError")
+  }, 60_000)
+
+  test("an RPC call of a function the worker does not expose is an error of error.type UnknownMethodError", async () => {
+    const { client, status } = await spansFor("/rpc-missing", 502)
+    expect(client.name).toBe(`${bus.name}/nope`)
+    expect(client.attributes["error.type"]).toBe("UnknownMethodError")
+    expect(status.code).toBe(SpanStatusCode.ERROR)
   }, 60_000)
 
   test("a publish from a handler is a PRODUCER span named publish <topic> with the messaging attributes", async () => {

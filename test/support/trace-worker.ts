@@ -37,6 +37,10 @@ function seen(traceparent: string | undefined) {
 const api = {
   /** Without OpenTelemetry an RPC function reads its caller's context through withCall. */
   called: withCall(async (call) => seen(call.traceparent)),
+  /** Throws: its caller's span and the handler's say so. */
+  fails() {
+    throw new RangeError("out of stock")
+  },
   async whoami() {
     await Bun.sleep(1) // the context survives an await
     return seen(undefined)

@@ -19,6 +19,8 @@ import {
 import { Kind } from "../../native/ffi.ts"
 
 const RPC_VERB = /^rpc:/
+// an RPC answer's statuses (rpc.ts's RpcStatus: rpc/ is above wire/): 720-722 a result, 744 no such function
+const RpcAnswered = { FIRST: 720, LAST: 722, NO_SUCH_METHOD: 744 } as const
 
 /**
  * The trace of one request on the hub's side: the context it carries (undefined: none, the caller's own pairs taken
@@ -32,8 +34,8 @@ export class ClientTrace {
     readonly context: TraceContext | undefined,
     private readonly o: Otel | null,
     private readonly span: Span | null,
-    /** An HTTP request's span (not RPC, not raw): it records the answer's status. */
-    private readonly http = false,
+    /** What the request is: an HTTP request's span records the answer's status, an RPC call's whether it threw. */
+    private readonly what: "http" | "rpc" | "raw" = "raw",
   ) {
     this.started = span === null ? 0 : Bun.nanoseconds()
   }
@@ -59,12 +61,17 @@ export class ClientTrace {
 
   /**
    * It is over (answered at `status`, or failed): the time it held its slot, and the span ends. An HTTP answer's
-   * status is `http.response.status_code`; 4xx and 5xx make a CLIENT span an error (HTTP conventions, Status).
+   * status is `http.response.status_code`; 4xx and 5xx make a CLIENT span an error (HTTP conventions, Status). An
+   * RPC call's is an error when its function threw or was not there.
    */
   end(status = 0) {
     if (this.span === null) return
     if (this.sentAt !== 0) this.span.setAttribute("slotbus.slot_ms", (Bun.nanoseconds() - this.sentAt) / 1e6)
-    if (this.http && status > 0) recordStatus(this.span, status, 400)
+    if (this.what === "http" && status > 0) recordStatus(this.span, status, 400)
+    else if (this.what === "rpc" && status > 0 && (status < RpcAnswered.FIRST || status > RpcAnswered.LAST)) {
+      this.span.setAttribute("error.type", status === RpcAnswered.NO_SUCH_METHOD ? "UnknownMethodError" : "RemoteError")
+      this.span.setStatus({ code: SPAN_ERROR })
+    }
     this.span.end()
   }
 }
@@ -111,14 +118,14 @@ export function clientTrace(
     const sc = remoteParent(o, remote)
     if (sc !== undefined) parent = o.trace.setSpanContext(parent, sc)
   } else if (!active && !starts && opts.route === undefined && !isRpc(kind, strings)) return bare // outside any trace
-  const { name, attributes, http } = describe(kind, strings, bus, "client", opts.route)
+  const { name, attributes, what } = describe(kind, strings, bus, "client", opts.route)
   const span = slotbusTracer(o).startSpan(name, { kind: o.SpanKind.CLIENT, attributes }, parent)
   const context = spanContext(o, span)
   if (context === undefined) {
     span.end()
     return remote ? new ClientTrace(remote, null, null) : bare
   }
-  return new ClientTrace(context, o, span, http)
+  return new ClientTrace(context, o, span, what)
 }
 
 const isRpc = (kind: number, strings: readonly string[] | null) =>
@@ -163,9 +170,9 @@ function describe(
   bus: string,
   side: "client" | "server",
   route?: string,
-): { name: string; attributes: Attributes; http: boolean } {
+): { name: string; attributes: Attributes; what: "http" | "rpc" | "raw" } {
   if (kind === Kind.RAW || strings === null)
-    return { name: `${bus} call`, attributes: { "slotbus.bus": bus, "slotbus.kind": "raw" }, http: false }
+    return { name: `${bus} call`, attributes: { "slotbus.bus": bus, "slotbus.kind": "raw" }, what: "raw" }
   const [method = "", path = ""] = strings
   if (RPC_VERB.test(method))
     return {
@@ -178,7 +185,7 @@ function describe(
         "rpc.method": path,
         "server.address": bus,
       },
-      http: false,
+      what: "rpc",
     }
   const m = httpMethod(method)
   const attributes: Attributes = {
@@ -199,7 +206,7 @@ function describe(
     if (q >= 0) attributes["url.query"] = path.slice(q + 1)
   }
   const verb = m.original === undefined ? method : "HTTP"
-  return { name: route === undefined ? verb : `${verb} ${route}`, attributes, http: true }
+  return { name: route === undefined ? verb : `${verb} ${route}`, attributes, what: "http" }
 }
 
 /**
