@@ -37,8 +37,9 @@ export class ReplaceError extends SupervisorError {
 }
 
 /**
- * running; failed (past its restart intensity: crashed instances stay down, running ones keep running, until a
- * window without crashes); stopping; stopped.
+ * running; failed (gave up: an instance died during start more than maxUnstableRestarts times in a row, or past
+ * the opt-in restart intensity; crashed instances stay down, running ones keep running, until a window without
+ * crashes); stopping; stopped.
  */
 export type SupervisorState = "created" | "running" | "stopping" | "stopped" | "failed"
 /** running; backoff (crashed, a restart is due); down (crashed while the pool gave up); stopped. */
@@ -67,10 +68,29 @@ export interface SupervisorOptions {
    * rotated files ({ dir, maxBytes, keep }), or "inherit" (as they are). docs/api.md, "Logs per worker".
    */
   logs?: WorkerLogsOption
-  /** Restart intensity: more than this many crashes within `restartWindowMs` gives up (default 5 in 60 s). */
+  /**
+   * A crash within this long of its process's start, before `served` says it took work, is a failed start
+   * (pm2's min_uptime; default 1000). Every crash is restarted; only failed starts make the pool give up.
+   */
+  minUptimeMs?: number
+  /** An instance that fails to start more than this many times in a row makes the pool give up (default 5, min 1). */
+  maxUnstableRestarts?: number
+  /**
+   * Opt-in restart intensity (OTP's, for a tree of distinct children): more than this many crashes of the pool
+   * within `restartWindowMs` gives up, whatever the pool's size (8 workers killed at once by an OOM kill give up at
+   * the 6th). Default: none (Infinity). `restartWindowMs` (default 60 000) is also how long a pool that gave up
+   * waits without a crash before it restarts what is down.
+   */
   maxRestarts?: number
   restartWindowMs?: number
-  /** First restart delay after a crash, doubled for each further crash within the window, capped at backoffMaxMs. */
+  /**
+   * A reload's successor must stay up this long after it is ready (Kubernetes' minReadySeconds, default 1500);
+   * if it exits meanwhile the reload rejects and the old process keeps serving. 0: ready is enough.
+   */
+  minReadyMs?: number
+  /** Whether process `pid` took work (superviseWorkers: a request on the bus): then its crash is not a failed start. */
+  served?: (pid: number) => boolean
+  /** First restart delay after a crash, doubled for each further failed start in a row, capped at backoffMaxMs. */
   backoffInitialMs?: number
   backoffMaxMs?: number
   /** Between SIGTERM and SIGKILL when stopping (default 2000). */
@@ -81,9 +101,10 @@ export interface SupervisorOptions {
   drainTimeoutMs?: number
   /**
    * Resolves when a new process is ready to serve (a replacement waits for it before retiring the old one). Default:
-   * at once. Called with the successor (its process and its instance's index) before it is adopted.
+   * at once. Called with the successor (its process, its instance's index, and how long it must then stay up: a
+   * reload's minReadyMs, 0 for a recycle) before it is adopted.
    */
-  ready?: (pid: number, successor: { proc: Proc; index: number }) => Promise<unknown>
+  ready?: (pid: number, successor: { proc: Proc; index: number; minReadyMs: number }) => Promise<unknown>
   /** Resolves when a process about to be stopped on purpose has nothing in flight (bounded by drainTimeoutMs). */
   retire?: (pid: number) => Promise<unknown>
   /** How long a replacement's successor may take to be ready (default 30 000). */
@@ -101,6 +122,8 @@ export interface SupervisedInstance {
   pid: number
   /** Crashes restarted. */
   restarts: number
+  /** Failed starts in a row (crashes within minUptimeMs of a start, before it served); 0 once one lived. */
+  failedStarts: number
   /** performance.now() of the last spawn. */
   startedAt: number
 }
@@ -118,7 +141,8 @@ export interface SupervisorEvents {
   start: [SupervisedInstance]
   exit: [SupervisedInstance, ExitInfo]
   restart: [SupervisedInstance, { delayMs: number; recentRestarts: number }]
-  failed: [{ reason: string; restarts: number; windowMs: number; lastExit: ExitInfo | null }]
+  /** It gave up: `crashes` within the window, `restarts` of crashes in all (the `restarts` getter). */
+  failed: [{ reason: string; crashes: number; restarts: number; windowMs: number; lastExit: ExitInfo | null }]
   /** A window passed without a crash after the pool gave up: what was down is restarted. */
   recovered: [{ restarted: number }]
   /** An instance's process was replaced on purpose (surge-first: `pid` served until `successor` was ready). */
@@ -137,6 +161,8 @@ export interface ReloadOptions {
   maxSurge?: number
   /** How long each successor may take to be ready (default: the constructor's readyTimeoutMs). */
   readyTimeoutMs?: number
+  /** How long each successor must stay up once ready (default: the constructor's minReadyMs). */
+  minReadyMs?: number
 }
 
 // The options Supervisor and superviseWorkers share (tsc checks each full list against its interface).
@@ -149,8 +175,11 @@ export const SHARED_OPTIONS = {
   stdout: true,
   stderr: true,
   logs: true,
+  minUptimeMs: true,
+  maxUnstableRestarts: true,
   maxRestarts: true,
   restartWindowMs: true,
+  minReadyMs: true,
   backoffInitialMs: true,
   backoffMaxMs: true,
   killGraceMs: true,
@@ -162,15 +191,19 @@ const SUPERVISOR_OPTIONS = optionNames<SupervisorOptions>({
   drain: true,
   ready: true,
   retire: true,
+  served: true,
   onGiveUp: true,
 })
 export const STOP_OPTIONS = optionNames<SupervisorStopOptions>({ drainTimeoutMs: true, killGraceMs: true })
-export const RELOAD_OPTIONS = optionNames<ReloadOptions>({ maxSurge: true, readyTimeoutMs: true })
+export const RELOAD_OPTIONS = optionNames<ReloadOptions>({ maxSurge: true, readyTimeoutMs: true, minReadyMs: true })
 
 const DEFAULTS = {
   instances: 1,
-  maxRestarts: 5,
+  minUptimeMs: 1_000,
+  maxUnstableRestarts: 5,
+  maxRestarts: Infinity,
   restartWindowMs: 60_000,
+  minReadyMs: 1_500,
   backoffInitialMs: 100,
   backoffMaxMs: 5_000,
   killGraceMs: 2_000,
@@ -180,8 +213,10 @@ const DEFAULTS = {
 }
 
 /** The settings a Supervisor runs with: `options` checked (a clear error for each mistake), defaults filled in. */
-export type SupervisorSettings = Required<Omit<SupervisorOptions, "cwd" | "env" | "drain" | "ready" | "retire" | "logs">> &
-  Pick<SupervisorOptions, "cwd" | "env" | "drain" | "ready" | "retire" | "logs">
+export type SupervisorSettings = Required<
+  Omit<SupervisorOptions, "cwd" | "env" | "drain" | "ready" | "retire" | "logs" | "served">
+> &
+  Pick<SupervisorOptions, "cwd" | "env" | "drain" | "ready" | "retire" | "logs" | "served">
 
 export function supervisorSettings(options: SupervisorOptions): SupervisorSettings {
   checkOptions(options, SUPERVISOR_OPTIONS, "new Supervisor", { required: ["command"] })
@@ -196,8 +231,9 @@ export function supervisorSettings(options: SupervisorOptions): SupervisorSettin
     throw new TypeError("Supervisor: command must be a non-empty array of strings (the program, then its arguments)")
   for (const k of [
     "instances",
-    "maxRestarts",
+    "minUptimeMs",
     "restartWindowMs",
+    "minReadyMs",
     "backoffInitialMs",
     "backoffMaxMs",
     "killGraceMs",
@@ -205,11 +241,13 @@ export function supervisorSettings(options: SupervisorOptions): SupervisorSettin
     "readyTimeoutMs",
   ] as const)
     checkNumber(o[k], { what: k, where: "Supervisor" })
+  checkNumber(o.maxRestarts, { what: "maxRestarts", where: "Supervisor", infinite: true })
+  checkNumber(o.maxUnstableRestarts, { what: "maxUnstableRestarts", where: "Supervisor", min: 1, infinite: true })
   if (o.env !== undefined && (typeof o.env !== "object" || o.env === null || Array.isArray(o.env)))
     throw new TypeError('Supervisor: env must be an object of variables to add, like { LOG_LEVEL: "debug" }')
   if (o.onGiveUp !== "keep-running" && o.onGiveUp !== "stop-all")
     throw new TypeError(`Supervisor: onGiveUp must be "keep-running" or "stop-all", got ${String(o.onGiveUp)}`)
-  for (const k of ["drain", "ready", "retire"] as const)
+  for (const k of ["drain", "ready", "retire", "served"] as const)
     if (o[k] !== undefined && typeof o[k] !== "function") throw new TypeError(`Supervisor: ${k} must be a function`)
   return o
 }

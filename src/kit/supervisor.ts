@@ -1,10 +1,13 @@
-// Process supervision in the Erlang/OTP manner, told apart from what it is asked to do: N instances of one command,
-// each restarted with exponential backoff when it exits unasked (a crash). More than `maxRestarts` crashes within
-// `restartWindowMs` (restart intensity) gives up loudly: what crashes is no longer restarted, what runs keeps
-// running, and once no crash came for a window the pool restarts what is down and runs again. What the app or the
-// library asks for (kill, reload, recycle, a resize) is never a crash: it is not counted and waits no backoff, and a
-// replacement is surge-first (the successor is ready before the old instance is retired). Stopping drains, then
-// SIGTERM, then SIGKILL. Used by the stdio bus (slotbus/stdio) and by superviseWorkers() (src/core).
+// Process supervision for N copies of one command, told apart from what it is asked to do. Every crash (an exit
+// unasked) is restarted, after a backoff that grows only while an instance keeps failing to start (pm2's
+// "unstable restarts": a crash within `minUptimeMs` of its start, before it served). The pool gives up loudly only
+// when an instance fails to start more than `maxUnstableRestarts` times in a row, or past the opt-in restart
+// intensity (OTP's `maxRestarts` in `restartWindowMs`, for a tree of distinct children rather than copies behind
+// a queue): what crashes is no longer restarted, what runs keeps running, and once no crash came for a window the
+// pool restarts what is down and runs again. What the app or the library asks for (kill, reload, recycle, a
+// resize) is never a crash: it is not counted and waits no backoff, and a replacement is surge-first (the
+// successor is ready, and for a reload has stayed up `minReadyMs`, before the old instance is retired). Stopping
+// drains, then SIGTERM, then SIGKILL. Used by the stdio bus (slotbus/stdio) and by superviseWorkers() (src/core).
 import { Backoff } from "./backoff.ts"
 import { Emitter } from "./emitter.ts"
 import { checkOptions } from "./option-check.ts"
@@ -47,7 +50,10 @@ export class Supervisor {
   readonly instances: SupervisedInstance[]
   private readonly opts: SupervisorSettings
   private _state: SupervisorState = "created"
+  /** When crashes came, within restartWindowMs (the opt-in intensity's count). */
   private recent: number[] = []
+  /** Reload successors getting ready or dwelling: stop() ends them. */
+  private readonly successors = new Set<Proc>()
   private readonly backoff: Backoff
   private totalRestarts = 0
   private readonly timers = new Map<SupervisedInstance, LongTimer>()
@@ -77,7 +83,7 @@ export class Supervisor {
   get state(): SupervisorState {
     return this._state
   }
-  /** Why the pool gave up (restart intensity exceeded), while it has; null otherwise. */
+  /** Why the pool gave up (an instance kept failing to start, or past the intensity), while it has; null otherwise. */
   get failureReason(): string | null {
     return this.failure
   }
@@ -106,6 +112,7 @@ export class Supervisor {
     this._state = "running"
     this.recent = []
     this.failure = null
+    for (const inst of this.instances) inst.failedStarts = 0
     try {
       for (const inst of this.instances) if (!inst.proc) this.spawn(inst)
     } catch (e) {
@@ -122,21 +129,27 @@ export class Supervisor {
   }
 
   /**
-   * Replaces every running instance with a fresh process of the command, surge-first: the successor starts and
-   * must be ready (the `ready` option) within readyTimeoutMs before the old process is retired (drained, then
-   * SIGTERM). `maxSurge` instances at a time. Rejects, leaving the old instances that are left serving, when a
-   * successor is not ready in time or exits first.
+   * Replaces every running instance with a fresh process of the command, surge-first: the successor starts, must
+   * be ready (the `ready` option) within readyTimeoutMs and then stay up minReadyMs before the old process is
+   * retired (drained, then SIGTERM). `maxSurge` instances at a time. Rejects, leaving the old instances that are
+   * left serving, when a successor is not ready in time or exits before its minReadyMs are over.
    */
   reload(options: ReloadOptions = {}): Promise<void> {
     checkOptions(options, RELOAD_OPTIONS, "supervisor.reload")
     let surge: number
     let readyMs: number
+    let dwellMs: number
     try {
       surge = checkNumber(options.maxSurge, { what: "maxSurge", where: "supervisor.reload", min: 1, dflt: 1 })
       readyMs = checkNumber(options.readyTimeoutMs, {
         what: "readyTimeoutMs",
         where: "supervisor.reload",
         dflt: this.opts.readyTimeoutMs,
+      })
+      dwellMs = checkNumber(options.minReadyMs, {
+        what: "minReadyMs",
+        where: "supervisor.reload",
+        dflt: this.opts.minReadyMs,
       })
     } catch (e) {
       return Promise.reject(e)
@@ -146,7 +159,7 @@ export class Supervisor {
       while (todo.length > 0)
         await Promise.all(
           todo.splice(0, surge).map(async (inst) => {
-            const old = await this.replace(inst, "reload", readyMs)
+            const old = await this.replace(inst, "reload", readyMs, dwellMs)
             if (old) await this.retireProc(old, "reload", this.opts.killGraceMs)
           }),
         )
@@ -161,7 +174,7 @@ export class Supervisor {
     const inst = this.instances[index]
     if (!inst) return Promise.reject(new RangeError(`recycle: no instance ${index}`))
     return this.queue(async () => {
-      const old = await this.replace(inst, "recycle", this.opts.readyTimeoutMs)
+      const old = await this.replace(inst, "recycle", this.opts.readyTimeoutMs, 0)
       if (old) void this.retireProc(old, "recycle", this.opts.killGraceMs)
     })
   }
@@ -202,6 +215,7 @@ export class Supervisor {
     this.timers.clear()
     this.recovery?.clear()
     this.recovery = null
+    for (const proc of this.successors) this.end(proc, "stop", "SIGKILL")
     const drainMs = options.drainTimeoutMs ?? this.opts.drainTimeoutMs
     if (this.opts.drain && drainMs > 0) await within(this.opts.drain(), drainMs)
     await this.terminateAll(options.killGraceMs ?? this.opts.killGraceMs)
@@ -224,8 +238,16 @@ export class Supervisor {
     return run
   }
 
-  /** Surge-first: a successor for `inst`, ready before the old process is retired; the old process, to retire. */
-  private async replace(inst: SupervisedInstance, cause: "reload" | "recycle", readyMs: number): Promise<Proc | null> {
+  /**
+   * Surge-first: a successor for `inst`, ready (and up `dwellMs` since) before the old process is retired; the old
+   * process, to retire.
+   */
+  private async replace(
+    inst: SupervisedInstance,
+    cause: "reload" | "recycle",
+    readyMs: number,
+    dwellMs: number,
+  ): Promise<Proc | null> {
     const old = inst.proc
     if (!old) {
       // down or waiting out a backoff: a fresh process is all there is to do
@@ -234,11 +256,13 @@ export class Supervisor {
       if (this._state === "running") this.spawn(inst)
       return null
     }
+    const successor = this.launch(inst)
+    this.successors.add(successor)
     this.replacing.add(inst)
     try {
-      const successor = this.launch(inst)
       try {
-        await this.readyOrExit(successor, inst.index, readyMs)
+        await this.readyOrExit(successor, inst.index, readyMs, dwellMs)
+        await stayedUp(successor, dwellMs)
         // stop() came while the successor got ready: it must not be adopted by a stopping pool
         if (this._state !== "running" && this._state !== "failed")
           throw new Error(`was ready after the pool ${this._state}`)
@@ -246,7 +270,7 @@ export class Supervisor {
         this.end(successor, "stop", "SIGKILL")
         // The old process crashed meanwhile, its exit left to the successor: without one it is a crash like any other.
         const crashed = inst.proc === null && !this.asked.has(old)
-        if (crashed) this.crashed(inst)
+        if (crashed) this.crashed(inst, this.failedStart(inst, old))
         const oldExit = crashed ? describeProc(old) : null
         throw new ReplaceError(cause, inst.index, old.pid, successor.pid, (e as Error).message, oldExit)
       }
@@ -255,15 +279,18 @@ export class Supervisor {
       this.emit("replaced", inst, { cause, pid: old.pid, successor: successor.pid })
     } finally {
       this.replacing.delete(inst)
+      this.successors.delete(successor)
     }
     return old
   }
 
-  private async readyOrExit(proc: Proc, index: number, readyMs: number): Promise<void> {
+  private async readyOrExit(proc: Proc, index: number, readyMs: number, minReadyMs: number): Promise<void> {
     const exited = proc.exited.then(() => {
       throw new Error(`exited (${describeProc(proc)}) before it was ready`)
     })
-    const ready = this.opts.ready ? Promise.resolve(this.opts.ready(proc.pid, { proc, index })) : Promise.resolve()
+    const ready = this.opts.ready
+      ? Promise.resolve(this.opts.ready(proc.pid, { proc, index, minReadyMs }))
+      : Promise.resolve()
     let timer: LongTimer | undefined
     const timeout = new Promise<never>((_, reject) => {
       timer = longTimeout(() => reject(new Error(`was not ready within ${readyMs} ms (readyTimeoutMs)`)), readyMs)
@@ -347,30 +374,45 @@ export class Supervisor {
       this.replacements.kill++
       return this.spawn(inst) // asked for: at once, not counted
     }
-    if (cause === "crash" && !this.replacing.has(inst)) this.crashed(inst) // a replacement adopts its successor
+    // a replacement adopts its successor
+    if (cause === "crash" && !this.replacing.has(inst)) this.crashed(inst, this.failedStart(inst, proc))
+  }
+
+  /** Whether `proc`, `inst`'s process, crashed during its start: within minUptimeMs of it, before it served. */
+  private failedStart(inst: SupervisedInstance, proc: Proc): boolean {
+    if (performance.now() - inst.startedAt >= this.opts.minUptimeMs) return false
+    return !this.opts.served?.(proc.pid)
   }
 
   /** `inst`'s process crashed: it restarts after a backoff, or stays down while the pool has given up. */
-  private crashed(inst: SupervisedInstance): void {
+  private crashed(inst: SupervisedInstance, failedStart: boolean): void {
     if (!this.instances.includes(inst) || (this._state !== "running" && this._state !== "failed")) return
+    inst.failedStarts = failedStart ? inst.failedStarts + 1 : 0
+    const now = performance.now()
+    this.recent = this.recent.filter((t) => now - t < this.opts.restartWindowMs)
+    this.recent.push(now)
     if (this._state === "failed") {
       inst.state = "down"
       return this.scheduleRecovery()
     }
+    const { maxUnstableRestarts: maxStarts, maxRestarts, restartWindowMs: windowMs } = this.opts
+    if (inst.failedStarts > maxStarts)
+      return this.giveUp(
+        inst,
+        `instance ${inst.index} died during start ${inst.failedStarts} times in a row (each within minUptimeMs, ${this.opts.minUptimeMs} ms, of its start${this.opts.served ? ", before it served" : ""}) and was restarted ${inst.failedStarts - 1} times: more than maxUnstableRestarts (${maxStarts})`,
+      )
+    if (this.recent.length > maxRestarts)
+      return this.giveUp(
+        inst,
+        `${this.recent.length} crashes within restartWindowMs (${windowMs} ms), more than maxRestarts (${maxRestarts})`,
+      )
     inst.state = "backoff"
     this.scheduleRestart(inst)
   }
 
   private scheduleRestart(inst: SupervisedInstance): void {
-    const now = performance.now()
-    this.recent = this.recent.filter((t) => now - t < this.opts.restartWindowMs)
-    this.recent.push(now)
-    if (this.recent.length > this.opts.maxRestarts) {
-      inst.state = "down"
-      return this.giveUp()
-    }
-    // Restart intensity, not consecutive failures, sets the step: restarts leaving the window shorten the delay.
-    const delayMs = this.backoff.delayFor(this.recent.length - 1)
+    // Only failed starts in a row lengthen the delay: a crash after a good run restarts after the first step.
+    const delayMs = this.backoff.delayFor(Math.max(0, inst.failedStarts - 1))
     this.emit("restart", inst, { delayMs, recentRestarts: this.recent.length })
     this.timers.set(
       inst,
@@ -382,17 +424,17 @@ export class Supervisor {
         try {
           this.spawn(inst)
         } catch {
-          inst.state = "backoff"
-          this.scheduleRestart(inst)
+          this.crashed(inst, true) // it could not even be spawned
         }
       }, delayMs),
     )
   }
 
-  /** Past the restart intensity: nothing that crashes is restarted until a window passes without a crash. */
-  private giveUp(): void {
-    const { maxRestarts, restartWindowMs } = this.opts
-    this.failure = `more than ${maxRestarts} restarts within ${restartWindowMs} ms (${this.opts.command.join(" ")}); the last exit: ${describeExit(this.last)}`
+  /** `inst` failed to start too often, or past the intensity: nothing that crashes is restarted until a window passes without a crash. */
+  private giveUp(inst: SupervisedInstance, why: string): void {
+    const { restartWindowMs } = this.opts
+    inst.state = "down"
+    this.failure = `${why}; ${this.totalRestarts} crash restart${this.totalRestarts === 1 ? "" : "s"} in all; the last exit: ${describeExit(this.last)}`
     this._state = "failed"
     for (const [inst, t] of this.timers) {
       t.clear()
@@ -403,7 +445,8 @@ export class Supervisor {
     else this.scheduleRecovery()
     this.emit("failed", {
       reason: this.failure,
-      restarts: this.recent.length,
+      crashes: this.recent.length,
+      restarts: this.totalRestarts,
       windowMs: restartWindowMs,
       lastExit: this.last,
     })
@@ -419,6 +462,7 @@ export class Supervisor {
       this.failure = null
       this.recent = []
       let restarted = 0
+      for (const inst of this.instances) inst.failedStarts = 0
       for (const inst of this.instances)
         if (!inst.proc) {
           this.spawn(inst)
@@ -434,7 +478,21 @@ export class Supervisor {
 }
 
 function newInstance(index: number): SupervisedInstance {
-  return { index, state: "stopped", proc: null, pid: 0, restarts: 0, startedAt: 0 }
+  return { index, state: "stopped", proc: null, pid: 0, restarts: 0, failedStarts: 0, startedAt: 0 }
+}
+
+/** Resolves once `proc` has stayed up `ms`; rejects when it exits first (a reload successor's minReadyMs). */
+async function stayedUp(proc: Proc, ms: number): Promise<void> {
+  if (ms <= 0) return
+  const since = performance.now()
+  let timer: LongTimer | undefined
+  const dwelt = new Promise<boolean>((r) => (timer = longTimeout(() => r(false), ms)))
+  const exited = await Promise.race([proc.exited.then(() => true), dwelt])
+  timer?.clear()
+  if (exited)
+    throw new Error(
+      `exited (${describeProc(proc)}) ${Math.round(performance.now() - since)} ms after it was ready, within minReadyMs (${ms} ms)`,
+    )
 }
 
 /** Waits for `p` at most `ms` (its failure ignored: a drain that fails is a drain that is over). */

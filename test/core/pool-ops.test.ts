@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { SlotBus, superviseWorkers, type Supervisor } from "../../src/index.ts"
-import { alive, busName, ECHO_WORKER } from "../support/helpers.ts"
+import { alive, busName, ECHO_WORKER, FIXTURES } from "../support/helpers.ts"
 
 const bun = process.execPath
 const cleanup: (() => Promise<unknown> | unknown)[] = []
@@ -110,6 +110,38 @@ describe("a pool under load", () => {
     expect(err.message).toMatch(
       /reload: instance 0's successor \(pid \d+\) exited \(code 1\) before it was ready; the old process \(pid \d+\) keeps serving/,
     )
+    expect(pids(sup)).toEqual(before)
+    expect(t.failed).toEqual([])
+    expect(t.answered).toBe(t.sent)
+    expect(sup.restarts).toBe(0)
+    expect(sup.state).toBe("running")
+  }, 60_000)
+
+  test("a reload whose new code exits a second after it joined rejects, and the old workers serve on: 0 failed", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "pool-deploy-"))
+    cleanup.push(() => rmSync(dir, { recursive: true, force: true }))
+    const entry = join(dir, "worker.ts")
+    const code = (flags: string[]) =>
+      `process.argv.push(...${JSON.stringify(flags)})\nawait import(${JSON.stringify(join(FIXTURES, "buggy-worker.ts"))})\n`
+    writeFileSync(entry, code([]))
+    const bus = await listen()
+    const sup = pool(bus, { instances: 2, command: [bun, entry, bus.name] })
+    await bus.waitForWorkers(2)
+    const before = pids(sup)
+    writeFileSync(entry, code(["--exit-after-ms=1000"])) // the deploy: it joins, then breaks a second later
+    const l = load(bus)
+    const err = await sup.reload().then(
+      () => new Error("the reload resolved"),
+      (e: Error) => e,
+    )
+    const answered = l.tally.answered
+    await until(() => l.tally.answered > answered + 500, "the old workers serving on")
+    const t = await l.stop()
+    // before: the reload resolved, the successors crash-looped and the pool gave up
+    expect(err.message).toMatch(
+      /^reload: instance 0's successor \(pid \d+\) exited \(code 1\) \d+ ms after it was ready, within minReadyMs \(1500 ms\); the old process \(pid \d+\) keeps serving$/,
+    )
+    expect(err.name).toBe("ReplaceError")
     expect(pids(sup)).toEqual(before)
     expect(t.failed).toEqual([])
     expect(t.answered).toBe(t.sent)

@@ -41,9 +41,12 @@ describe("Supervisor", () => {
     sup.start()
     expect(sup.state).toBe("running")
     expect(await failed).toMatchObject({
-      restarts: 4,
+      crashes: 4,
+      restarts: 3,
       windowMs: 60_000,
-      reason: expect.stringContaining("more than 3 restarts"),
+      reason: expect.stringContaining(
+        "4 crashes within restartWindowMs (60000 ms), more than maxRestarts (3); 3 crash restarts in all",
+      ),
     })
     expect(events).toEqual([
       "start 0",
@@ -59,7 +62,7 @@ describe("Supervisor", () => {
       "exit 0 2 false",
     ])
     expect(sup.state).toBe("failed")
-    expect(sup.failureReason).toContain("more than 3 restarts")
+    expect(sup.failureReason).toContain("more than maxRestarts (3)")
     expect(sup.restarts).toBe(3)
     expect(sup.instances[0]!.restarts).toBe(3)
     expect(sup.instances[0]!.state).toBe("down")
@@ -372,7 +375,9 @@ describe("superviseWorkers", () => {
         expect(e.message).toMatch(/the last exit: pid \d+ exited with code 3/)
       }
       expect(lines.length).toBe(1)
-      expect(lines[0]).toContain("gave up: more than 2 restarts")
+      expect(lines[0]).toContain(
+        "gave up: 3 crashes within restartWindowMs (60000 ms), more than maxRestarts (2); 2 crash restarts in all",
+      )
       expect(sup.lastExit?.code).toBe(3)
     } finally {
       await sup.stop()

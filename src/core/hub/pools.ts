@@ -80,6 +80,22 @@ export class BusPools {
     return e !== undefined
   }
 
+  /**
+   * The worker of process `pid` here gets a request only while no other worker serves, until release(pid): a
+   * reload's successor within its minReadyMs, so that one exiting then held no request.
+   */
+  hold(pid: number) {
+    this.d.endpoints.find((x) => x.pid === pid && x.distance === 0)?.retire()
+  }
+
+  /** The worker of process `pid` held by hold() serves. */
+  release(pid: number) {
+    const e = this.d.endpoints.find((x) => x.pid === pid && x.distance === 0)
+    if (!e) return
+    e.serve()
+    this.d.freed()
+  }
+
   /** The worker of process `pid` gets no new request; resolves once it holds none (borrowed slots too) or left. */
   async retire(pid: number): Promise<void> {
     const e = this.d.endpoints.find((x) => x.pid === pid)

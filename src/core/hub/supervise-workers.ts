@@ -17,11 +17,13 @@ import {
   withPoolName,
 } from "../../kit/index.ts"
 import type { SlotBus } from "./bus.ts"
+import type { WorkerEvent } from "../endpoint/endpoint.ts"
 import { isCompiled } from "../ops/self-command.ts"
 import { FRONT_PARENT_ENV } from "../ops/fronts.ts"
 import { SharedPool } from "../ops/front-pool.ts"
 
-export interface SuperviseWorkersOptions extends Omit<SupervisorOptions, "command" | "drain" | "retire" | "served" | "instances"> {
+export interface SuperviseWorkersOptions
+  extends Omit<SupervisorOptions, "command" | "drain" | "retire" | "served" | "instances"> {
   /** argv, or one command line split like a shell would ("bun worker.ts --idle park"). */
   command: string[] | string
   /** Resolves once a new worker process is ready to serve (a reload waits for it). Default: it joined the bus (without one: at once). */
@@ -119,9 +121,15 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
   // process's exit come in either order: its count is read from the bus's books while it is listed, else kept here.
   const served = new Set<number>()
   const ours = (pid: number) => sup.instances.some((i) => i.pid === pid)
-  bus?.onWorker((e) => {
-    if (e.type === "leave" && e.worker.requests > 0 && ours(e.worker.pid)) served.add(e.worker.pid)
-  })
+  // A reload's successor gets a request only while no other worker serves until it stayed up its minReadyMs (it
+  // is held from its join): if it exits meanwhile, the reload rejects and no request was on it.
+  const held = new Set<number>()
+  const onWorker = (e: WorkerEvent) => {
+    if (e.type === "join" && held.has(e.worker.pid)) bus?.pools.hold(e.worker.pid)
+    if (e.type !== "leave" || e.worker.requests === 0 || !ours(e.worker.pid)) return
+    for (const pid of served) if (!ours(pid)) served.delete(pid)
+    served.add(e.worker.pid)
+  }
   const settings: SupervisorOptions = {
     ...rest,
     env: bus ? { ...rest.env, [FRONT_PARENT_ENV]: String(process.pid) } : rest.env,
@@ -129,11 +137,15 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
     instances: range.min,
     command: argv,
     drain,
-    ready: ready ?? (bus ? (pid) => bus.pools.joined(pid) : undefined),
+    ready:
+      bus || ready
+        ? async (pid, s) => {
+            if (bus && s.minReadyMs > 0) held.add(pid)
+            await (ready ? ready(pid) : bus!.pools.joined(pid))
+          }
+        : undefined,
     retire: bus ? (pid) => bus.pools.retire(pid) : undefined,
-    served: bus
-      ? (pid) => served.delete(pid) || bus.workers.some((w) => w.pid === pid && w.requests > 0)
-      : undefined,
+    served: bus ? (pid) => served.delete(pid) || bus.workers.some((w) => w.pid === pid && w.requests > 0) : undefined,
   }
   // a shared front's reload() reloads the name's pool wherever it runs (§15.4)
   const sup: Supervisor = front && bus ? new SharedPool(settings, bus.name, front) : new Supervisor(settings)
@@ -148,8 +160,20 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
     log(`${what()} runs again: no crash for a window, ${r.restarted} restarted`)
     bus?.pools.failed(sup, null)
   })
-  sup.on("start", () => bus?.pools.failed(sup, null))
-  sup.on("stopped", () => bus?.pools.failed(sup, null)) // a stopped pool takes its failure with it
+  let offServed: (() => void) | null = null
+  sup.on("start", () => {
+    bus?.pools.failed(sup, null)
+    offServed ??= bus?.onWorker(onWorker) ?? null
+  })
+  sup.on("replaced", (_i, r) => {
+    if (held.delete(r.successor)) bus?.pools.release(r.successor)
+  })
+  sup.on("exit", (_i, e) => held.delete(e.pid))
+  sup.on("stopped", () => {
+    bus?.pools.failed(sup, null) // a stopped pool takes its failure with it
+    offServed?.()
+    offServed = null
+  })
   const scale = { target: range.min, why: range.max > range.min ? "min" : "fixed" }
   bus?.pools.show(sup, () =>
     sup.state === "stopped"

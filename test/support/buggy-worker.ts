@@ -1,0 +1,25 @@
+// A worker with a crash bug, for the crash policy tests. Usage:
+//   bun test/support/buggy-worker.ts <bus-name> [--crash-one-in=N] [--exit-after-ms=N]
+// HTTP requests: /poison kills this process (SIGKILL, as a native crash would); any other path echoes the body
+// with x-pid, except that with --crash-one-in=N each request kills the process with probability 1/N.
+// --exit-after-ms=N: exits with code 1 N ms after it connected (code that breaks a second after it started).
+// Prints "ready <pid>" once connected; closes on SIGTERM, exits 0 when the hub goes away.
+import { SlotWorker, type SlotReply, type SlotRequest } from "../../src/index.ts"
+
+const [name, ...flags] = process.argv.slice(2)
+if (!name) throw new Error("usage: buggy-worker.ts <bus-name> [--crash-one-in=N]")
+const flag = (key: string) => Number(flags.find((f) => f.startsWith(`--${key}=`))?.slice(key.length + 3) ?? 0)
+const oneIn = flag("crash-one-in")
+const exitAfterMs = flag("exit-after-ms")
+
+function handle(req: SlotRequest): SlotReply {
+  if (req.path === "/poison" || (oneIn > 0 && Math.random() * oneIn < 1)) process.kill(process.pid, "SIGKILL")
+  return { status: 200, headers: { "x-pid": String(process.pid) }, body: req.body.slice() }
+}
+
+const worker = await SlotWorker.connect(name, handle)
+console.log(`ready ${process.pid}`)
+if (exitAfterMs > 0) setTimeout(() => process.exit(1), exitAfterMs)
+process.on("SIGTERM", () => void worker.close())
+await worker.closed
+process.exit(0)
