@@ -194,6 +194,14 @@ export function killAll(): void {
   for (const c of live) c.signal("SIGKILL")
 }
 
+/** kill -9 every child on Ctrl-C, SIGTERM or exit: a bench's fronts (whose workers end with them) go with it. */
+export function killAllOnExit(): void {
+  const onSignal = () => (killAll(), process.exit(130))
+  process.on("SIGINT", onSignal)
+  process.on("SIGTERM", onSignal)
+  process.on("exit", killAll)
+}
+
 /** CPU seconds used by every child that has exited so far (with their own reaped children). */
 export function reapedChildrenCpuSeconds(): number {
   return reapedCpuS

@@ -23,6 +23,13 @@ export type HttpLoad = (url: string, clients: number, seconds: number, ids?: num
 
 export const hasWrk = (): boolean => findTool("wrk") !== null
 
+/** A --client option's value checked: "wrk" or "fetch", or what is wrong with it. */
+export function clientOption(v: string): "wrk" | "fetch" | { error: string } {
+  if (v !== "wrk" && v !== "fetch") return { error: `--client takes wrk or fetch, got ${v}` }
+  if (v === "wrk" && !hasWrk()) return { error: "--client wrk: wrk is not installed (apt-get install -y wrk)" }
+  return v
+}
+
 /** The load generator `client` names ("wrk" or "fetch"; wrk when installed if none is named). */
 export function httpLoad(client?: string): HttpLoad {
   const c = client ?? (hasWrk() ? "wrk" : "fetch")

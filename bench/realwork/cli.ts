@@ -11,9 +11,10 @@
 // route, then measures: req/s, p50/p99, and the CPU each process used over the measured time per request. The work
 // alone (render.ts in a loop in this process) is measured first, so each variant's overhead is read directly.
 import { join, resolve } from "node:path"
-import { killAll, spawn, type Child } from "../lib/child.ts"
+import { killAllOnExit, spawn } from "../lib/child.ts"
 import { processCpuSeconds, processMinorFaults, taskCpuSeconds, taskMinorFaults, threadCpuSeconds } from "../lib/cpu.ts"
-import { hasWrk, httpLoad, type HttpCell, type HttpLoad } from "../lib/http-load.ts"
+import { type Front, startFront, stopFront } from "../lib/front.ts"
+import { clientOption, hasWrk, httpLoad, type HttpCell, type HttpLoad } from "../lib/http-load.ts"
 import { busyWarnings, describeMachine, type Machine } from "../lib/machine.ts"
 import { median } from "../lib/samples.ts"
 import { PAGE_IDS, renderPage, THUMB_BYTES, thumbChunks } from "./render.ts"
@@ -174,9 +175,9 @@ export function parseArgs(argv: string[]): Options | number {
         return bad(`--route takes some of ${ROUTES.join(",")}, got ${v}`)
       o.routes = ROUTES.filter((r) => routes.includes(r))
     } else if (a === "--client") {
-      if (v !== "wrk" && v !== "fetch") return bad(`--client takes wrk or fetch, got ${v}`)
-      if (v === "wrk" && !hasWrk()) return bad("--client wrk: wrk is not installed (apt-get install -y wrk)")
-      o.client = v
+      const client = clientOption(v)
+      if (typeof client !== "string") return bad(client.error)
+      o.client = client
     } else o.root = resolve(v)
   }
   return o
@@ -218,40 +219,19 @@ export function measureWork(): WorkRow {
 }
 
 /** A variant's front and workers, started for one round. */
-interface Target {
+interface Target extends Front {
   key: VariantKey
-  front: Child
-  base: string
-  workers: number[]
-  threads: number[]
 }
 
 async function start(key: VariantKey, root: string | null): Promise<Target> {
-  const front = spawn([process.execPath, FRONT, key, ...(root ? [root] : [])], { stdin: "pipe" })
+  const t = { key, ...(await startFront([process.execPath, FRONT, key, ...(root ? [root] : [])])) }
   try {
-    const [, port, pids, tids] = await front.waitLine(/^ready port=(\d+) workers=([\d,]*) threads=([\d,]*)$/, 60_000)
-    const list = (s: string) => (s ? s.split(",").map(Number) : [])
-    const t = { key, front, base: `http://127.0.0.1:${port}`, workers: list(pids!), threads: list(tids!) }
     await checkAnswers(t)
     return t
   } catch (e) {
-    await stop({ key, front, base: "", workers: [], threads: [] })
+    await stopFront(t)
     throw e
   }
-}
-
-/** The front ended (SIGTERM: it stops its workers), and any worker still running a few seconds later killed. */
-async function stop(t: Target): Promise<void> {
-  await t.front.stop(5000)
-  const alive = (pid: number) => {
-    try {
-      return process.kill(pid, 0)
-    } catch {
-      return false
-    }
-  }
-  for (let i = 0; i < 30 && t.workers.some(alive); i++) await Bun.sleep(100)
-  for (const pid of t.workers.filter(alive)) process.kill(pid, "SIGKILL")
 }
 
 let expectedThumb: Uint8Array | null = null
@@ -351,7 +331,7 @@ export async function runRealwork(o: Options, log: (line: string) => void = () =
             samples.set(`${key} ${route}`, [...(samples.get(`${key} ${route}`) ?? []), s])
           }
         } finally {
-          await stop(t)
+          await stopFront(t)
         }
       }
     for (const b of burners) if (!b.running) throw new Error(`a --load burner exited early:\n${b.output}`)
@@ -446,11 +426,7 @@ function print(head: MachineRow, work: WorkRow, rows: VariantRow[], ceiling: Cei
 export async function main(argv: string[]): Promise<number> {
   const o = parseArgs(argv)
   if (typeof o === "number") return o
-  // Ctrl-C: the fronts (whose workers end with them) and the burners go too
-  const onSignal = () => (killAll(), process.exit(130))
-  process.on("SIGINT", onSignal)
-  process.on("SIGTERM", onSignal)
-  process.on("exit", killAll)
+  killAllOnExit() // Ctrl-C: the fronts (whose workers end with them) and the burners go too
   try {
     const { head, work, rows, ceiling } = await runRealwork(o, o.json ? undefined : (l) => console.error(l))
     if (o.json) for (const x of [head, work, ...rows, ...(ceiling ? [ceiling] : [])]) console.log(JSON.stringify(x))

@@ -87,5 +87,6 @@ test("run feeds stdin and returns the exit code and both outputs", async () => {
     bun(`const t = await Bun.stdin.text(); console.log(t.toUpperCase()); console.error("e"); process.exit(2)`),
     { stdin: "abc" },
   )
-  expect(r).toEqual({ code: 2, stdout: "ABC\n", stderr: "e\n" })
+  expect(r).toMatchObject({ code: 2, stdout: "ABC\n", stderr: "e\n" })
+  expect(r.cpuS).toBeGreaterThan(0) // its CPU too, from its resource usage
 })

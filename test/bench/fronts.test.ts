@@ -1,10 +1,9 @@
 // `slotbus bench fronts`: its options, and its smallest run as JSON: one front and two on one port over one pool,
 // each answering every request (no timing asserts); no front or worker left after.
 import { expect, test } from "bun:test"
-import { readdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { type FrontsRow, main } from "../../bench/fronts/cli.ts"
-import { usageErrors } from "../support/bench.ts"
+import { benchProcesses, usageErrors } from "../support/bench.ts"
 import { run } from "../support/helpers.ts"
 import { sayWhySkipped, toolSkipReason } from "../support/tools.ts"
 
@@ -23,20 +22,7 @@ usageErrors("fronts", main, [
   ["--what"],
 ])
 
-/** Processes running a file of this checkout's bench/fronts (fronts, workers). */
-function leftovers(): string[] {
-  const dir = join(repo, "bench", "fronts")
-  return readdirSync("/proc")
-    .filter((p) => /^\d+$/.test(p))
-    .map((p) => {
-      try {
-        return readFileSync(`/proc/${p}/cmdline`, "utf8").replaceAll("\0", " ")
-      } catch {
-        return ""
-      }
-    })
-    .filter((c) => c.includes(dir))
-}
+const leftovers = () => benchProcesses("fronts")
 
 const wrkSkip = toolSkipReason("wrk")
 sayWhySkipped("slotbus bench fronts --json", wrkSkip)

@@ -1,7 +1,6 @@
 // `slotbus bench realwork`: its options, and its smallest run as JSON: the machine, the work alone, and every variant
 // on every route with requests, latencies and CPU per process (no timing asserts); no front or worker left after.
 import { describe, expect, test } from "bun:test"
-import { readdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import {
   type CeilingRow,
@@ -13,7 +12,7 @@ import {
   type WorkRow,
   workCpuMs,
 } from "../../bench/realwork/cli.ts"
-import { usageErrors } from "../support/bench.ts"
+import { benchProcesses, usageErrors } from "../support/bench.ts"
 import { run } from "../support/helpers.ts"
 import { sayWhySkipped, toolSkipReason } from "../support/tools.ts"
 
@@ -32,20 +31,7 @@ usageErrors("realwork", main, [
   ["--what"],
 ])
 
-/** Processes running a file of this checkout's bench/realwork (fronts, workers). */
-function leftovers(): string[] {
-  const dir = join(repo, "bench", "realwork")
-  return readdirSync("/proc")
-    .filter((p) => /^\d+$/.test(p))
-    .map((p) => {
-      try {
-        return readFileSync(`/proc/${p}/cmdline`, "utf8").replaceAll("\0", " ")
-      } catch {
-        return ""
-      }
-    })
-    .filter((c) => c.includes(dir))
-}
+const leftovers = () => benchProcesses("realwork")
 
 async function realwork(...argv: string[]) {
   const r = await run([process.execPath, join(repo, "bin", "slotbus.ts"), "bench", "realwork", "--json", ...argv], {
