@@ -3,7 +3,9 @@
 // with kill -9; with exitWithFront: false it lives on as before. Real fronts (test/support/shared-front.ts), real
 // workers (test/support/holding-worker.ts), real kill -9.
 import { afterEach, expect, test } from "bun:test"
-import { alive, busName, until, type Child } from "../support/helpers.ts"
+import { join } from "node:path"
+import { SlotBus } from "../../src/index.ts"
+import { alive, busName, type Child, FIXTURES, spawn, until } from "../support/helpers.ts"
 import { frontChild, poolOf, workerPids, type FrontChild } from "../support/front-child.ts"
 
 const children: Child[] = []
@@ -53,4 +55,27 @@ test("a worker of a pool that passes exitWithFront: false lives on after every f
   // the worker's connection closed (as ever), and its process is still there well past the bound
   await Bun.sleep(9000)
   expect(workers.every((p) => alive(p))).toBe(true)
+}, 60_000)
+
+test("a worker started by hand exits with its hub only when it passes exitWithFront: true", async () => {
+  const name = busName("orphan")
+  const bus = await SlotBus.listen(name)
+  try {
+    const worker = (flags: string[]) => {
+      const w = spawn([process.execPath, join(FIXTURES, "holding-worker.ts"), name, ...flags])
+      children.push(w)
+      return w
+    }
+    const optedIn = worker(["--exit-with-front=true"])
+    const byDefault = worker([])
+    for (const w of [optedIn, byDefault]) await w.waitLine(/^ready \d+$/, 20_000)
+    await bus.close()
+    expect(await optedIn.exited).toBe(0)
+    expect(optedIn.stderr).toContain(`slotbus: worker ${optedIn.pid} of "${name}" exits: hub-closed`)
+    await byDefault.waitLine(/^closed hub-closed$/, 20_000)
+    await Bun.sleep(1000) // an exit would have come in the turn after worker.closed
+    expect(byDefault.running).toBe(true)
+  } finally {
+    await bus.close()
+  }
 }, 60_000)

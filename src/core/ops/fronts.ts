@@ -27,6 +27,14 @@ export function frontParent(): number {
   return Number(process.env[FRONT_PARENT_ENV] ?? 0) || 0
 }
 
+/** A worker's process leaves with its fronts (exitWithFront), whatever else the app holds. */
+export function exitWithFronts(name: string, why: string) {
+  console.warn(
+    `slotbus: worker ${process.pid} of "${name}" exits: ${why} (exitWithFront; pass exitWithFront: false to stay)`,
+  )
+  setImmediate(() => process.exit(0)) // after what waits on worker.closed has run its turn
+}
+
 /** The C string of front k's address of `name`. */
 export function frontAddress(name: string, k: number): Buffer {
   return Buffer.from(k === 0 ? `${name}\0` : `${name}~${k}\0`)

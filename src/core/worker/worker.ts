@@ -31,6 +31,7 @@ import {
   frontParent,
   MAX_FRONTS,
   ORPHAN_LINGER_MS,
+  exitWithFronts,
   sharedFrontsExist,
   type FrontMember,
 } from "../ops/fronts.ts"
@@ -82,9 +83,8 @@ export interface ConnectOptions {
    */
   closeWhenHubsGone?: boolean
   /**
-   * End this process once the worker's fronts are gone (docs/api.md, "A worker's lifetime"): when it closes for any
-   * reason but close(), and, started by a pool, ORPHAN_LINGER_MS after the front that started it went (then its
-   * drain). Default: true for a worker a pool started (SLOTBUS_FRONT_PARENT in its environment), false otherwise.
+   * End the process when the worker closes but by close(), and 2 s + its drain after the front that started it went
+   * (docs/api.md, "A worker's lifetime"). Default: true for a pool's worker ($SLOTBUS_FRONT_PARENT), else false.
    */
   exitWithFront?: boolean
 }
@@ -261,26 +261,16 @@ export class SlotWorker {
     this.resolveClosed({ reason })
   }
 
-  /**
-   * @internal The front that started this worker is gone: a surviving front's pool takes over (§15.4), so it serves
-   * on a while (no request waits for a worker meanwhile), then drains, and with exitWithFront the process ends.
-   */
+  /** @internal The front that started it is gone (§15.4): it serves on ORPHAN_LINGER_MS, drains, and may exit. */
   orphaned() {
     if (this.orphan) return
     this.orphan = true
-    setTimeout(
-      () => void this.close().then(() => this.exitIfAsked("the front that started it is gone")),
-      ORPHAN_LINGER_MS,
-    ).unref()
+    const end = () => void this.close().then(() => this.exitIfAsked("the front that started it is gone"))
+    setTimeout(end, ORPHAN_LINGER_MS).unref()
   }
 
-  /** With exitWithFront (a pool's worker by default), the process goes with its fronts: nothing else holds it. */
   private exitIfAsked(why: string) {
-    if (!(this.opts.exitWithFront ?? this.parentPid > 0)) return
-    console.warn(
-      `slotbus: worker ${process.pid} of "${this.name}" exits: ${why} (exitWithFront; pass exitWithFront: false to stay)`,
-    )
-    setImmediate(() => process.exit(0)) // after what waits on worker.closed has run its turn
+    if (this.opts.exitWithFront ?? this.parentPid > 0) exitWithFronts(this.name, why)
   }
 
   /** A root just connected: if the name is shared (§15.2), serve every front of it. */
