@@ -310,9 +310,9 @@ function settings(option: WorkerLogsOption | undefined, command: readonly string
   }
 }
 
-/** The command's script (`bun worker.ts` → "worker"), else its program, as a pool name. */
+/** The command's script (`bun worker.ts` → "worker"), else its program (`bun -e "…"` → "bun"), as a pool name. */
 function scriptName(command: readonly string[]): string {
-  const arg = command.slice(1).find((a) => !a.startsWith("-")) ?? command[0] ?? ""
+  const arg = command.slice(1).find((a) => /^[\w./@+-]+$/.test(a) && !a.startsWith("-")) ?? command[0] ?? ""
   const base = arg
     .split("/")
     .pop()!
