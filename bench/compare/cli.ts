@@ -9,16 +9,17 @@ import { describeMachine } from "../lib/machine.ts"
 import { median, range } from "../lib/samples.ts"
 import type { Measured } from "./measure.ts"
 
-const USAGE = `usage: slotbus bench compare <ref> [<ref2>] [--rounds 3] [--seconds 2] [--only core,http,events,realwork]
-                             [--client wrk|fetch]
+const USAGE = `usage: slotbus bench compare <ref> [<ref2>] [--rounds 3] [--seconds 2]
+                             [--only core,http,events,realwork,carry] [--client wrk|fetch]
 
 Measures this work tree (uncommitted changes included), or <ref2> when given, against <ref> (a branch, tag or
 commit), alternating the two within each round so that both see the same machine. Measures: request/response
-(64 B and 64 KiB, 1 and 32 in flight), the HTTP hub (1 and 16 clients), an events round trip, and real work
+(64 B and 64 KiB, 1 and 32 in flight), the HTTP hub (1 and 16 clients), an events round trip, real work
 (\`bench realwork\`'s ~2 ms page and its cached copy, no work, through slotbus RPC and bus.fetch, 16 clients: req/s,
-p50 and CPU per request;
-its --seconds are whole, at least 1). Prints each measure's ratio (new ÷ old; median and range over the rounds)
-and a line for each that got more than 10% worse; exits 1 if any did. Run it against main before landing a change to csrc/, src/core, src/http, src/events or the
+p50 and CPU per request) and carrying (\`bench carry\`'s small JSON answer behind Bun.serve through bus.fetch and
+RPC, 2 workers, 16 clients: the same figures); those two take whole --seconds, at least 1. Prints each measure's
+ratio (new ÷ old; median and range over the rounds) and a line for each that got more than 10% worse; exits 1 if
+any did. Run it against main before landing a change to csrc/, src/core, src/http, src/events or the
 idle code, and quote it in the change's note.`
 
 const HERE = resolve(import.meta.dir, "../..")
@@ -90,15 +91,15 @@ export async function main(argv: string[]): Promise<number> {
   }
   const rounds = Number(opts.rounds ?? 3)
   const seconds = Number(opts.seconds ?? 2)
-  const only = (opts.only ?? "core,http,events,realwork").split(",")
+  const only = (opts.only ?? "core,http,events,realwork,carry").split(",")
   if (
     !Number.isInteger(rounds) ||
     rounds < 1 ||
     !(seconds > 0) ||
-    only.some((m) => !/^(core|http|events|realwork)$/.test(m))
+    only.some((m) => !/^(core|http|events|realwork|carry)$/.test(m))
   ) {
     console.error(
-      `--rounds is an integer ≥ 1, --seconds > 0, --only a list of core, http, events, realwork\n\n${USAGE}`,
+      `--rounds is an integer ≥ 1, --seconds > 0, --only a list of core, http, events, realwork, carry\n\n${USAGE}`,
     )
     return 2
   }

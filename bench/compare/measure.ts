@@ -1,11 +1,13 @@
 // One build's measures for `slotbus bench compare`: the library is imported from `--root` (a work tree, built), the
 // harness is this file, so two builds are measured by the same code. Prints one JSON line per measure:
 //   {"measure":"core 64 B, 1 in flight","perS":…,"p50us":…}
-// Usage: bun bench/compare/measure.ts --root=<tree> --measure=core|http|events|realwork [--seconds=2] [--client=wrk|fetch]
+// Usage: bun bench/compare/measure.ts --root=<tree> --measure=core|http|events|realwork|carry [--seconds=2]
+//                                    [--client=wrk|fetch]
 // Its children run this file too, in a role: echo (a SlotWorker), app (a hubWorker), pong (a topic responder).
 // Only API every build since streams has is used: SlotBus.listen, bus.call, SlotWorker.connect, createHub,
-// hubWorker, Topic.open, publish, subscribe. The real-work measure runs this tree's `bench realwork` (a process, not
-// an import: bench rooms do not import each other) with the library from --root: superviseWorkers, expose, remote.
+// hubWorker, Topic.open, publish, subscribe. The real-work and carrying measures run this tree's `bench realwork` and
+// `bench carry` (a process, not an import: bench rooms do not import each other) with the library from --root:
+// superviseWorkers, expose, remote.
 import { join, resolve } from "node:path"
 import { tmpdir } from "node:os"
 import { rmSync } from "node:fs"
@@ -144,6 +146,32 @@ async function measureRealwork() {
   }
 }
 
+/**
+ * `bench carry`'s small JSON answer through bus.fetch and RPC from 2 workers, one round: req/s, p50 and CPU per
+ * request of the front and the workers. Its pages go through the same two paths as real work's cached route, and the
+ * hub's small answer is the http measure's, so this adds the app path's small answer alone: a few seconds per side.
+ * Direct is measured by the bench but not printed: it does not use the library, so two sides cannot differ there.
+ */
+async function measureCarry() {
+  const cmd = [process.execPath, join(import.meta.dir, "../carry/cli.ts"), "--root", root, "--json", "--no-perf"]
+  cmd.push("--variants", "fetch,rpc", "--answers", "small", "--workers", "2", "--rounds", "1")
+  cmd.push("--seconds", String(Math.max(1, Math.round(seconds))))
+  if (args.client) cmd.push("--client", args.client)
+  const r = await run(cmd)
+  if (r.code !== 0) throw new Error(`bench carry failed:\n${r.stderr.slice(-2000)}`)
+  const lines = r.stdout.split("\n").filter((l) => l.startsWith("{"))
+  for (const x of lines.map((l) => JSON.parse(l))) {
+    if (x.kind === "skipped") throw new Error(`bench carry could not run ${x.name}: ${x.reason}`)
+    if (x.kind === "row" && x.variant !== "direct")
+      print({
+        measure: `carry ${x.name}, small JSON, ${x.workers} workers`,
+        perS: x.figures.rps,
+        p50us: x.figures.p50us,
+        cpuUs: x.figures.cpuTotalUs,
+      })
+  }
+}
+
 switch (args.role) {
   case "echo": {
     const { SlotWorker } = await core()
@@ -172,6 +200,7 @@ switch (args.role) {
       http: measureHttp,
       events: measureEvents,
       realwork: measureRealwork,
+      carry: measureCarry,
     }
     const run = measures[args.measure ?? ""]
     if (!run) throw new Error(`--measure must be one of ${Object.keys(measures).join(", ")}`)
