@@ -16,9 +16,8 @@ sup.on("start", (i) => send({ start: i.pid, seat: i.index }))
 sup.on("exit", (i, e) => send({ exit: e.pid, seat: i.index }))
 for (const i of sup.instances) send({ start: i.pid, seat: i.index })
 process.on("message", (m) => {
-  const logs = (sup as unknown as { logs?: { lines: number; dropped: number; truncated: number } }).logs
-  if (m === "stats")
-    send({ stats: logs ? { lines: logs.lines, dropped: logs.dropped, truncated: logs.truncated } : null })
+  const { lines, dropped, truncated } = sup.logs
+  if (m === "stats") send({ stats: { lines, dropped, truncated } })
 })
 process.on("SIGTERM", async () => {
   await sup.stop({ killGraceMs: 500 })
