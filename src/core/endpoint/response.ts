@@ -54,10 +54,22 @@ const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304])
  * whole answers go from the slot to Bun.serve with no JavaScript buffer made in between.
  */
 export function webResponse(status: number, head: readonly string[], body: Uint8Array | ReadableStream | null) {
-  return new Response(NULL_BODY_STATUS.has(status) ? null : body, {
-    status: status || 200,
-    headers: pairsToHeaders(head, 0),
-  })
+  const init = { status: status || 200, headers: head.length === 0 ? undefined : pairList(head) }
+  if (NULL_BODY_STATUS.has(status)) body = null
+  try {
+    return new Response(body, init)
+  } catch (e) {
+    if (init.headers === undefined || e instanceof RangeError) throw e
+    // a name Headers refuses (only a non-slotbus worker sends one) is left out, as pairsToHeaders does
+    return new Response(body, { status: init.status, headers: pairsToHeaders(head, 0) })
+  }
+}
+
+// [name, value] entries: a Response takes them for about half what making a Headers and appending to it costs
+function pairList(head: readonly string[]): [string, string][] {
+  const out: [string, string][] = []
+  for (let i = 0; i + 1 < head.length; i += 2) out.push([head[i]!, head[i + 1]!])
+  return out
 }
 
 /**

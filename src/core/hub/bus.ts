@@ -39,7 +39,7 @@ import { decodeReply, encodeCall, remoteProxy, type Remote } from "../rpc/rpc.ts
 import type { RemoteLink } from "../wire/remote.ts"
 import { busSection } from "../observe/bus-status.ts"
 import { BusPools } from "./pools.ts"
-import { bodyUpTo } from "./fetch-body.ts"
+import { asResponse, bodyUpTo, pathOf } from "./fetch-body.ts"
 import {
   METRICS,
   METRICS_TAP,
@@ -189,20 +189,28 @@ export class SlotBus {
    * streams as the worker produces it. Failures reject as with `request()` (TimeoutError, RemoteError, …); a
    * failure after the headers errors the body.
    */
-  async fetch(request: Request, opts: FetchOptions = {}): Promise<Response> {
-    if (!(request instanceof Request)) throw new TypeError("bus.fetch() takes a Request")
-    checkOptions(opts, FETCH_OPTIONS, "bus.fetch")
-    const url = new URL(request.url)
-    const body = await bodyUpTo(request, this.settings.maxBodyBytes)
+  fetch(request: Request, opts?: FetchOptions): Promise<Response> {
+    try {
+      if (!(request instanceof Request)) throw new TypeError("bus.fetch() takes a Request")
+      const o = checkOptions(opts, FETCH_OPTIONS, "bus.fetch")
+      // no body (a GET): nothing to read, and no turn spent waiting for it
+      if (request.body === null) return this.fetchWith(request, o, undefined)
+      return bodyUpTo(request, this.settings.maxBodyBytes).then((body) => this.fetchWith(request, o, body))
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  private fetchWith(request: Request, opts: FetchOptions, body: Uint8Array | undefined): Promise<Response> {
     const signal =
       opts.signal && opts.signal !== request.signal ? AbortSignal.any([opts.signal, request.signal]) : request.signal
     const { timeoutMs, streamIdleMs, idempotent, traceparent, tracestate, route } = opts
-    const res = (await this.submit(
+    const res = this.submit(
       FETCH,
-      { method: request.method, path: url.pathname + url.search, headers: request.headers, body },
+      { method: request.method, path: pathOf(request.url), headers: request.headers, body },
       { timeoutMs, streamIdleMs, idempotent, signal, stream: true, traceparent, tracestate, route },
-    )) as StreamedResponse | Response
-    return res instanceof Response ? res : res.toResponse()
+    ) as Promise<StreamedResponse | Response>
+    return res.then(asResponse)
   }
 
   /**

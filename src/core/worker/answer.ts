@@ -49,8 +49,7 @@ export async function readAsyncReply(
  * stream-out.ts sends; null for any other reply, which is answered whole.
  */
 export function streamParts(out: unknown): StreamParts | null {
-  if (out instanceof Response)
-    return out.body ? { status: out.status, head: headerPairs(out.headers), body: out.body } : null
+  if (out instanceof Response) return out.body ? { status: out.status, head: responseHead(out), body: out.body } : null
   if (out instanceof ReadableStream) return { status: 200, head: [], body: out }
   if (typeof out === "object" && out !== null && (out as { body?: unknown }).body instanceof ReadableStream) {
     const r = out as { status?: number; headers?: HeaderInit; body: ReadableStream }
@@ -67,19 +66,25 @@ export type StreamParts = { status: number; head: readonly string[]; body: Reada
  * a reply to encode); otherwise the parts with the body to stream from where reading stopped (ready-body.ts). The
  * window bounds what is read ahead, as streaming would.
  */
-export async function wholeOrStream(
-  parts: StreamParts,
-  arena: number,
-  window: number,
-): Promise<StreamParts | { whole: { status: number; headers: [string, string][]; body: Pieces } }> {
+export async function wholeOrStream(parts: StreamParts, arena: number, window: number): Promise<StreamParts | Whole> {
   const r = await readyBody(parts.body, Math.min(window, arena - align8(headLength(parts.head))))
-  if (r.whole) return { whole: { status: parts.status, headers: pairsToEntries(parts.head), body: r.whole } }
+  if (r.whole) return new Whole(parts.status, parts.head, r.whole)
   return { ...parts, body: r.rest }
 }
 
-function pairsToEntries(head: readonly string[]): [string, string][] {
-  const out: [string, string][] = []
-  for (let i = 0; i + 1 < head.length; i += 2) out.push([head[i]!, head[i + 1]!])
+/** A reply read whole before it is encoded: its head pairs already checked (a Response's), its body read. */
+export class Whole {
+  constructor(
+    readonly status: number,
+    readonly head: readonly string[],
+    readonly body: Pieces,
+  ) {}
+}
+
+/** A Response's headers as head pairs: Headers gives the names lower-case and checked, each set-cookie apart. */
+function responseHead(r: Response): string[] {
+  const out: string[] = []
+  r.headers.forEach((value, name) => out.push(name, value))
   return out
 }
 
@@ -127,14 +132,14 @@ export function encodeAnswer(to: AnswerArena, req: SlotRequest, out: unknown, th
       to.arena(out.byteLength).set(out, 0)
       return { status, flags, headLen, bodyLen: out.byteLength }
     }
-    const reply = replyParts(out)
+    const reply = out instanceof Whole ? out : replyParts(out)
     if (req.replied && reply.body === req.replied.view) {
       ;({ status, headLen } = req.replied)
       bodyLen = req.replied.view.length
       if (req.lendsCopies) to.arena(align8(headLen) + bodyLen).set(req.replied.view, align8(headLen))
     } else {
       status = checkNumber(reply.status ?? 200, STATUS)
-      const strings = headerPairs(reply.headers)
+      const strings = reply instanceof Whole ? reply.head : headerPairs(reply.headers)
       const at = align8(headLength(strings))
       if (typeof reply.body === "string") {
         // straight into the arena: no buffer of the UTF-8 made and dropped (its pages are what the kernel zeroes

@@ -1,7 +1,15 @@
 // One serving pipeline for every request a worker takes, from a slot or through a remote transport: the handler
 // runs, what it returns is awaited (any thenable), read first (a Response, a Blob, a stream body that is all there)
 // or streamed, and encoded into where the answer goes, an AnswerSink. Only the sink knows where that is.
-import { encodeAnswer, isAsyncReply, readAsyncReply, streamParts, wholeOrStream, type StreamParts } from "./answer.ts"
+import {
+  encodeAnswer,
+  isAsyncReply,
+  readAsyncReply,
+  streamParts,
+  Whole,
+  wholeOrStream,
+  type StreamParts,
+} from "./answer.ts"
 import type { RemoteAnswer } from "../wire/remote.ts"
 import type { SlotRequest } from "./request.ts"
 import { isThenable, otelTracing } from "../../kit/index.ts"
@@ -73,7 +81,7 @@ export class Serving {
           const window = sink.takeWindow() // answered as a stream, or (if that cannot start) whole: never twice
           wholeOrStream(parts, sink.room, window)
             .then((w) => {
-              if ("whole" in w) return this.answer(req, sink, w.whole, false)
+              if (w instanceof Whole) return this.answer(req, sink, w, false)
               if (req.span !== null) serverSpanAnswered(req, req.span, w.status, false)
               return sink
                 .stream(w, window, req)
