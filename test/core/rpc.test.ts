@@ -1,6 +1,7 @@
 // RPC between a hub and real worker processes (test/support/rpc-worker.ts): bus.remote<Api>() calls the
 // functions SlotWorker.expose serves, typed by the worker module's API type.
 import { afterEach, describe, expect, test } from "bun:test"
+import { deserialize, serialize } from "bun:jsc"
 import {
   ProtocolError,
   RemoteError,
@@ -78,6 +79,25 @@ describe("calls and results", () => {
       const lone = await bus.request({ method: RpcVerb.JSON, path: "echo", body: JSON.stringify(["\ud800"]) })
       expect(lone.status).toBe(720)
       expect(lone.text()).toBe('"\\ud800"')
+    }))
+
+  test("a Uint8Array result goes as its bytes (status 723), and every typed array comes back as structured clone gives it", () =>
+    withRpcWorkers(1, async (bus) => {
+      const api = bus.remote<Api>()
+      // on the wire, as a hub in another language reads it (docs/PROTOCOL.md §6.1)
+      const raw = await bus.request({ method: RpcVerb.JSON, path: "pattern", body: JSON.stringify([5, 1]) })
+      expect([raw.status, [...raw.body]]).toEqual([723, [...pattern(5, 1)]])
+      const empty = await api.pattern(0)
+      expect([empty instanceof Uint8Array, empty.length]).toEqual([true, 0])
+      // a view of part of a buffer, a Buffer, another typed array: what structured clone makes of them, offset and all
+      const part = new Uint8Array(new ArrayBuffer(16), 4, 8).fill(7)
+      for (const v of [part, Buffer.from("buffer"), new Uint16Array([1, 2]), pattern(4096, 5)]) {
+        const back = (await api.echo(v)) as Uint8Array
+        const local = deserialize(serialize(v)) as Uint8Array
+        expect(back).toStrictEqual(local)
+        expect(Object.getPrototypeOf(back)).toBe(Object.getPrototypeOf(local))
+        expect([back.byteOffset, back.buffer.byteLength]).toEqual([local.byteOffset, local.buffer.byteLength])
+      }
     }))
 
   test("typed arrays cross as bytes both ways, 1 MiB and empty, and a kept argument stays intact", () =>

@@ -62,7 +62,7 @@ const whatOf = (p: Pending) => {
 
 /** What an answer's status says: "ok" for bus.call, the HTTP status, or what an RPC reply was (rpc.ts's RpcStatus). */
 function outcomeOf(status: number): string {
-  if (status === 0 || status === 720 || status === 721 || status === 722) return "ok"
+  if (status === 0 || (status >= 720 && status <= 723)) return "ok"
   if (status === 730 || status === 731) return "RemoteError"
   if (status === 744) return "UnknownMethodError"
   return String(status)

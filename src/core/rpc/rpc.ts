@@ -15,6 +15,7 @@ export const RpcStatus = {
   RESULT_JSON: 720,
   RESULT_CLONE: 721,
   RESULT_TEXT: 722,
+  RESULT_BYTES: 723,
   THROWN_JSON: 730,
   THROWN_CLONE: 731,
   NO_SUCH_METHOD: 744,
@@ -179,7 +180,7 @@ export interface RpcRequest {
   readonly tracestate: string | undefined
 }
 
-type RpcReply = { status: number; body: string | SharedArrayBuffer }
+type RpcReply = { status: number; body: string | SharedArrayBuffer | Uint8Array }
 
 const callOf = (req: RpcRequest): RpcCall => ({
   signal: req.signal,
@@ -191,6 +192,8 @@ function resultReply(method: string, v: unknown): RpcReply {
   // a string goes as its UTF-8, written straight into the slot: no JSON quoting here, no parse on the hub (a lone
   // surrogate has no UTF-8: such a string goes as JSON, which keeps it)
   if (typeof v === "string" && v.isWellFormed()) return { status: RpcStatus.RESULT_TEXT, body: v }
+  // bytes go as they are, copied once into the slot, when the caller gets back what structured clone would give
+  if (v instanceof Uint8Array && isWholeBuffer(v)) return { status: RpcStatus.RESULT_BYTES, body: v }
   let e: { json: boolean; body: string | SharedArrayBuffer }
   try {
     e = encodeValue(v)
@@ -201,6 +204,17 @@ function resultReply(method: string, v: unknown): RpcReply {
     )
   }
   return { status: e.json ? RpcStatus.RESULT_JSON : RpcStatus.RESULT_CLONE, body: e.body }
+}
+
+/**
+ * A plain Uint8Array over all of an ArrayBuffer of its own: structured clone gives it back as a Uint8Array over
+ * exactly its bytes, as 723 does. A view of part of a buffer (clone keeps the whole buffer and the offset), a
+ * subclass (Buffer), a shared, resizable or detached buffer go by structured clone.
+ */
+function isWholeBuffer(v: Uint8Array): boolean {
+  if (Object.getPrototypeOf(v) !== Uint8Array.prototype || v.byteOffset !== 0) return false
+  const b = v.buffer
+  return b instanceof ArrayBuffer && !b.detached && !b.resizable && b.byteLength === v.byteLength
 }
 
 /** A thrown Error goes back through the worker's error answer (RemoteError); any other thrown value as itself. */
@@ -295,6 +309,8 @@ export function decodeReply(method: string, status: number, body: Uint8Array): u
       return readReply(method, status, body)
     case RpcStatus.RESULT_TEXT:
       return utf8(body)
+    case RpcStatus.RESULT_BYTES:
+      return body.slice() // body views the slot, which the next call reuses
     case RpcStatus.THROWN_JSON:
     case RpcStatus.THROWN_CLONE: {
       const thrown = readReply(method, status, body)

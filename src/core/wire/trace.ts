@@ -19,8 +19,8 @@ import {
 import { Kind } from "../../native/ffi.ts"
 
 const RPC_VERB = /^rpc:/
-// an RPC answer's statuses (rpc.ts's RpcStatus: rpc/ is above wire/): 720-722 a result, 744 no such function
-const RpcAnswered = { FIRST: 720, LAST: 722, NO_SUCH_METHOD: 744 } as const
+// an RPC answer's statuses (rpc.ts's RpcStatus: rpc/ is above wire/): 720-723 a result, 744 no such function
+const RpcAnswered = { FIRST: 720, LAST: 723, NO_SUCH_METHOD: 744 } as const
 
 /**
  * The trace of one request on the hub's side: the context it carries (undefined: none, the caller's own pairs taken
@@ -253,6 +253,12 @@ export function runInServerSpan<R extends TracedRequest, T>(o: Otel, req: R, bus
   const span = slotbusTracer(o).startSpan(name, { kind: o.SpanKind.SERVER, attributes }, base)
   req.span = span
   return o.context.with(o.trace.setSpan(base, span), handler, undefined, req)
+}
+
+/** A router in the worker (the HTTP hub's app) matched `pattern`: the SERVER span is `{method} {pattern}`, http.route. */
+export function routedSpan(span: Span, method: string, pattern: string) {
+  span.updateName(`${httpMethod(method).original === undefined ? method : "HTTP"} ${pattern}`)
+  span.setAttribute("http.route", pattern)
 }
 
 /** The handler failed: its span says so, and of what class (`error.type`). */
