@@ -27,3 +27,4 @@ export type {
   SlotBytes,
   TransportOptions,
 } from "./wire/remote.ts"
+export { routedSpan } from "./wire/trace.ts"

@@ -32,6 +32,7 @@ export interface OtelSpan {
   addEvent(name: string): unknown
   recordException(exception: Error): void
   setStatus(status: { code: number; message?: string }): unknown
+  updateName(name: string): unknown
   end(): void
 }
 /** An OpenTelemetry Context: opaque here. */

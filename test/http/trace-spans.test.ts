@@ -1,13 +1,13 @@
 // The HTTP hub is a front with no span written by hand (issue 59 item 6): with an OpenTelemetry SDK registered in
 // its process, each plain HTTP request it passes to a worker process gets a CLIENT span named by its route's
-// pattern, with OpenTelemetry's HTTP client attributes.
+// pattern, with OpenTelemetry's HTTP client attributes, and the worker's SERVER span is named by it too.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { SpanKind } from "@opentelemetry/api"
 import { InMemorySpanExporter } from "@opentelemetry/sdk-trace-base"
 import { createHub, type Hub } from "../../src/http/index.ts"
-import { stopAll, type Child } from "../support/helpers.ts"
+import { stopAll, until, type Child } from "../support/helpers.ts"
 import { startWorker } from "../support/http.ts"
-import { registerOtel, spanLine } from "../support/otel-setup.ts"
+import { registerOtel, spanLine, type SpanLine } from "../support/otel-setup.ts"
 
 afterAll(stopAll)
 
@@ -19,7 +19,7 @@ describe("an HTTP hub with the SDK registered", () => {
   beforeAll(async () => {
     unregister = registerOtel(exporter)
     hub = await createHub({ port: 0, quiet: true })
-    worker = await startWorker(hub.url, "shop")
+    worker = await startWorker(hub.url, "shop", ["--otel"])
   }, 30_000)
   afterAll(async () => {
     await worker?.kill()
@@ -45,5 +45,24 @@ describe("an HTTP hub with the SDK registered", () => {
       "http.response.status_code": 200,
     })
     expect(client!.attributes["url.full"]).toBe(`http://${client!.attributes["server.address"]}/items/42?full=1`)
+  }, 60_000)
+
+  test("the worker's SERVER span of a request through the hub is named by the route it matched, with http.route", async () => {
+    exporter.reset()
+    const res = await fetch(`${hub.url}/items/43`)
+    expect(res.status).toBe(200)
+    await res.arrayBuffer()
+    const client = exporter
+      .getFinishedSpans()
+      .map(spanLine)
+      .find((s) => s.kind === SpanKind.CLIENT && String(s.attributes["url.full"]).endsWith("/items/43"))!
+    const served = () =>
+      worker.lines
+        .filter((l) => l.startsWith("span "))
+        .map((l) => JSON.parse(l.slice(5)) as SpanLine)
+        .find((s) => s.parentSpanId === client.spanId)
+    await until(() => served() !== undefined, "the worker's SERVER span is out", 15_000)
+    expect(served()!.name).toBe("GET /items/:id")
+    expect(served()!.attributes).toMatchObject({ "http.route": "/items/:id", "url.path": "/items/43" })
   }, 60_000)
 })

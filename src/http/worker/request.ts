@@ -1,7 +1,7 @@
 // Serving the hub's HTTP requests: the handler's view of a request, its reply into a slot or as a stream (PROTOCOL §9),
 // and, for a hub that offered no stream window, large bodies in the chunks it pulls.
 import type { SlotReply, SlotRequest } from "../../core/index.ts"
-import { readyBody } from "../../core/internal.ts"
+import { readyBody, routedSpan } from "../../core/internal.ts"
 import type { Params, Route, RouteParams } from "../routes.ts"
 import { RouteTable } from "../routes.ts"
 import { COOKIES_HEADER, STREAM_HEADER } from "../wire.ts"
@@ -160,6 +160,7 @@ export class RequestServer {
         body: `{"error":"not-found","message":"worker ${this.name} has no such route"}`,
       }
     this.served++
+    if (raw.span !== null) routedSpan(raw.span, raw.method, m.route.pattern)
     const failed = (e: unknown) => {
       this.log(`handler for ${raw.method} ${m.route.pattern} failed`, e)
       return ERROR_REPLY
