@@ -2,14 +2,17 @@
 // test/core/late-write.test.ts and test/http/late-write.test.ts see how an answer reached its socket.
 import { readFileSync } from "node:fs"
 import { findTool, spawn, type Child } from "./helpers.ts"
+import { sayWhySkipped, toolSkipReason } from "./tools.ts"
 
-/** strace's path, or null where it is not installed (the tests that need it skip). */
-export const STRACE = findTool("strace")
+/** Why the tests that count send calls cannot run here (strace is not installed), or null. */
+export const straceSkip = toolSkipReason("strace")
+sayWhySkipped("the tests that count send calls with strace", straceSkip)
+const STRACE = findTool("strace") ?? "strace"
 
 /** Runs `cmd` under strace -f, logging its sendto, sendmsg and writev calls to `log`. */
 export function straced(log: string, cmd: string[]): Child {
   const trace = ["-f", "-qq", "-e", "trace=sendto,sendmsg,writev", "-e", "signal=none", "-s", "12", "-o", log]
-  return spawn([STRACE!, ...trace, ...cmd])
+  return spawn([STRACE, ...trace, ...cmd])
 }
 
 /** The pids of strace's tracees (its children): killing strace leaves them running. */
