@@ -12,6 +12,7 @@ import {
   WorkerGoneError,
   type SuperviseWorkersOptions,
 } from "../../src/index.ts"
+import type { StatusSection } from "../../src/status/index.ts"
 import { busName, ECHO_WORKER, FIXTURES, run, until } from "../support/helpers.ts"
 import { sayWhySkipped, toolSkipReason } from "../support/tools.ts"
 
@@ -95,6 +96,11 @@ describe("a poison request", () => {
     )
     await until(() => sup.runningCount === 1, "two workers gone")
     expect(bus.stats().poisonRequests).toBe(1)
+    const status = (bus as unknown as Record<symbol, () => StatusSection>)[Symbol.for("slotbus.status")]!()
+    expect(status.facts).toContainEqual([
+      "poison requests",
+      "1 (their retry killed a second worker: PoisonRequestError)",
+    ])
     expect(bus.workerCount).toBe(1) // the third worker serves on: the request was not sent to it
     expect((await bus.request({ method: "POST", path: "/echo", body: "still" })).text()).toBe("still")
   }, 60_000)

@@ -47,6 +47,8 @@ export function busSection(
       "refused / over cap / protocol errors / evicted",
       `${st.refusedPeers} / ${st.overCapPeers} / ${st.protocolErrors} / ${st.evictedWorkers}`,
     ])
+  if (st.poisonRequests > 0)
+    s.facts.push(["poison requests", `${st.poisonRequests} (their retry killed a second worker: PoisonRequestError)`])
   s.tables.push({
     title: "workers",
     columns: ["pid", "host", "via", "state", "slots", "in use", "waiting", "stuck", "requests"],
