@@ -48,6 +48,18 @@ test.each([
   120_000,
 )
 
+test("kill -9 of the front that started them ends the old pool's workers that hold a timer, a topic and a lease, while another front lives on", async () => {
+  const name = busName("orphan")
+  const { fs, workers } = await frontsWithPool(name, 2, [])
+  await fs[0]!.child.kill()
+  await until(() => workers.every((p) => !alive(p)), "every worker of the old pool exited", GONE_WITHIN_MS, 100)
+  // the surviving front's own pool serves it
+  await until(async () => (await poolOf(fs[1]!)).state === "running", "the surviving front runs the pool", 20_000, 100)
+  const next = (await poolOf(fs[1]!)).pids
+  pids.push(...next)
+  expect((await workerPids(fs[1]!, 2)).sort()).toEqual([...next].sort())
+}, 120_000)
+
 test("a worker of a pool that passes exitWithFront: false lives on after every front was killed", async () => {
   const name = busName("orphan")
   const { fs, workers } = await frontsWithPool(name, 1, ["--plain", "--", "--exit-with-front=false"])
