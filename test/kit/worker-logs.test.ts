@@ -20,17 +20,21 @@ import {
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Supervisor, WorkerLogsError } from "../../src/index.ts"
-import { busName, type Child, FIXTURES, run, spawn, stopAll, until } from "../support/helpers.ts"
+import { alive, busName, type Child, FIXTURES, run, spawn, stopAll, until } from "../support/helpers.ts"
 
 const FRONT = join(FIXTURES, "logs-front.ts")
 type Report = { start?: number; exit?: number; seat?: number; stats?: Stats | null }
 type Stats = { lines: number; dropped: number; truncated: number }
 const dirs: string[] = []
 const cleanups: (() => void)[] = []
+/** Every worker a front reported: killed after each test, its front first (they also leave once it is gone). */
+const workerPids = new Set<number>()
 
 afterEach(async () => {
   await stopAll()
   for (const c of cleanups.splice(0)) c()
+  for (const pid of workerPids) if (alive(pid)) process.kill(pid, "SIGKILL")
+  workerPids.clear()
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
 })
 
@@ -47,7 +51,10 @@ function startFront(cfg: { worker: string[]; instances?: number; logs?: unknown;
   const front: Child = spawn([process.execPath, FRONT, JSON.stringify(cfg)], {
     ipc: (m) => {
       const r = m as Report
-      if (r.start !== undefined && r.start > 0) pids.set(r.seat!, r.start)
+      if (r.start) {
+        pids.set(r.seat!, r.start)
+        workerPids.add(r.start)
+      }
       if (r.stats !== undefined) stats = r.stats
     },
   })
@@ -147,7 +154,11 @@ describe("worker logs", () => {
         stdin: "ignore",
         stdout: held,
         stderr: "pipe",
-        ipc: (m) => ((m as Report).stats !== undefined ? (stats = (m as Report).stats) : undefined),
+        ipc: (m) => {
+          const r = m as Report
+          if (r.start) workerPids.add(r.start)
+          if (r.stats !== undefined) stats = r.stats
+        },
       },
     )
     cleanups.push(() => front.kill("SIGKILL"))

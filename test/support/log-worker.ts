@@ -3,9 +3,13 @@
 //   hostile <once>      terminal escapes, invalid UTF-8, a 100 kB line, a line after it and an unterminated last
 //                       line, then kill -9 of itself; with the file <once> present (a restart) it only idles
 //   flood <n> <once>    n numbered 200-byte lines on stdout as fast as the pipe takes them, then "flood end", idles
+// Every mode exits once the front that started it is gone.
 import { existsSync, writeFileSync } from "node:fs"
 
 const [mode, a, b] = process.argv.slice(2)
+// a plain process, not a slotbus worker: it leaves once its front is gone (kill -9 of the front ends a test)
+const front = process.ppid
+setInterval(() => process.ppid !== front && process.exit(0), 100)
 const seat = process.env.SLOTBUS_INSTANCE
 const idle = () => setInterval(() => {}, 1 << 30)
 const firstRun = (once: string | undefined) => {
