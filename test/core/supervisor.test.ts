@@ -257,6 +257,10 @@ describe("Supervisor", () => {
     expect(() => new Supervisor({ command: ["x"], instances: -1 })).toThrow(/instances/)
     expect(() => new Supervisor({ command: ["x"], instances: 1.5 })).toThrow(/instances/)
     expect(() => new Supervisor({ command: ["x"], maxRestarts: -1 })).toThrow(/maxRestarts/)
+    expect(() => new Supervisor({ command: ["x"], maxUnstableRestarts: 0 })).toThrow(/maxUnstableRestarts/)
+    expect(() => new Supervisor({ command: ["x"], minUptimeMs: -5 })).toThrow(/minUptimeMs/)
+    expect(() => new Supervisor({ command: ["x"], minReadyMs: 0.5 })).toThrow(/minReadyMs/)
+    expect(() => new Supervisor({ command: ["x"], served: true as never })).toThrow(/served must be a function/)
     expect(() => new Supervisor({ command: ["x"], env: "A=1" as never })).toThrow(/env must be an object/)
   })
 
