@@ -35,10 +35,13 @@ const HOST = hostname()
 /**
  * Bun.serve (1.4.5) writes a Response resolved after its request callback's turn, whose head and body pass its
  * 16 KiB send buffer, in ~15 send calls (each piece of the head its own); resolved in that turn, in one. A body
- * that is a closed stream already holding its bytes goes out late in two (docs/perf/bun-late-write.md). A late
- * answer over this many bytes is given that form.
+ * that is a closed stream already holding its bytes goes out late in two (docs/perf/bun-late-write.md), but
+ * chunked: without its length. So a late answer of `bytes` is held that way when it is over 15 KiB (pages) and
+ * at most 64 KiB; past that the ~15 sends are small beside the body, and a download keeps its length.
  */
-export const LATE_WRITE_WHOLE_MAX = 15 * 1024
+export function heldLate(bytes: number, sentTurn: number): boolean {
+  return bytes > 15 * 1024 && bytes <= 64 * 1024 && sentTurn !== pumpTurns()
+}
 
 /**
  * A worker connection's life: `serving` takes requests; `draining` asked for nothing new (control byte D);
@@ -305,8 +308,7 @@ export class SlotEndpoint implements Endpoint, SlotStreamOwner {
         lent = true
       }
     } else if (p.response) {
-      // a late answer's bytes in a stream that holds them: two sends, not ~15 (LATE_WRITE_WHOLE_MAX)
-      const late = bodyLen > LATE_WRITE_WHOLE_MAX && this.sentTurn[slot] !== pumpTurns()
+      const late = heldLate(bodyLen, this.sentTurn[slot]!)
       try {
         value = late
           ? webResponse(status, headers, oneChunk(arena.slice(bodyOff, bodyOff + bodyLen)))

@@ -9,7 +9,7 @@ import {
   type BorrowedResponse,
   type StreamedResponse,
 } from "../../core/index.ts"
-import { LATE_WRITE_WHOLE_MAX, oneChunk, pumpTurns } from "../../core/internal.ts"
+import { heldLate, oneChunk, pumpTurns } from "../../core/internal.ts"
 import { COOKIES_HEADER, STREAM_HEADER, type ControlMessage } from "../wire.ts"
 import type { HubCounters } from "./counters.ts"
 import type { Liveness } from "./liveness.ts"
@@ -230,9 +230,7 @@ export class RequestProxy {
     if (whole) {
       finished()
       if (NULL_BODY.has(status)) return new Response(null, { status, headers })
-      // a late answer's bytes in a stream that holds them: two sends, not ~15 (LATE_WRITE_WHOLE_MAX)
-      const late = whole.length > LATE_WRITE_WHOLE_MAX && pumpTurns() !== turn
-      return new Response(late ? oneChunk(whole) : whole, { status, headers })
+      return new Response(heldLate(whole.length, turn) ? oneChunk(whole) : whole, { status, headers })
     }
     if (NULL_BODY.has(status)) {
       // Read to its end (normally nothing), so the slot goes back without giving the request up.
