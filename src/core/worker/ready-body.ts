@@ -44,10 +44,9 @@ export async function readyBody(body: ReadableStream<unknown>, limit: number): P
     for (let i = 0; i < PATIENCE && Bun.peek.status(next) === "pending"; i++) await null
     if (Bun.peek.status(next) !== "fulfilled") break // still coming, or failed: the stream path tells it
     const r = Bun.peek(next) as Read
-    if (r.done) {
-      reader.releaseLock()
-      return { whole: new Pieces(parts, size) }
-    }
+    // (the lock stays: the stream is over, and releasing it makes a TypeError with a stack for `closed`: 9% of a
+    // small fetch-mode answer's CPU)
+    if (r.done) return { whole: new Pieces(parts, size) }
     if (!(r.value instanceof Uint8Array)) {
       next = Promise.resolve(r) // not bytes: the stream path reads it and says what is wrong
       break

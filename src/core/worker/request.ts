@@ -144,12 +144,14 @@ export class SlotRequest {
     const body = method === "GET" || method === "HEAD" ? null : this.body.slice()
     const url = `http://${this.busName}${this.kind === "raw" ? "/" : this.path}`
     const from = this.kind === "raw" ? 0 : 2
-    let headers: [string, string][] | Headers = pairList(this.parts, from)
+    // only what differs from Request's defaults: each member of the init costs the constructor a lookup and a check
+    const init: RequestInit =
+      method === "GET" ? { headers: pairList(this.parts, from) } : { method, headers: pairList(this.parts, from), body }
     try {
-      return new WebRequest(this, url, { method, headers, body })
+      return new WebRequest(this, url, init)
     } catch {
-      headers = pairsToHeaders(this.parts, from) // a name Headers refuses (only a non-slotbus peer sends one): left out
-      return new WebRequest(this, url, { method, headers, body })
+      init.headers = pairsToHeaders(this.parts, from) // a name Headers refuses (only a non-slotbus peer sends one): left out
+      return new WebRequest(this, url, init)
     }
   }
 
