@@ -15,6 +15,7 @@
 import { rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
+import { leastBusy, threadPool } from "../lib/thread-pool.ts"
 import { answer, HTML_TYPE, JSON_TYPE, route } from "./answers.ts"
 
 type Core = typeof import("../../src/index.ts")
@@ -39,13 +40,6 @@ const WORKER = join(import.meta.dir, "worker.ts")
 const lib = <T>(entry: string): Promise<T> => import(join(root, entry))
 const notFound = () => new Response("not found", { status: 404 })
 const typeOf = (answer: "small" | "page") => (answer === "small" ? JSON_TYPE : HTML_TYPE)
-
-/** The index of the smallest count: the least busy worker. */
-function leastBusy(busy: number[]): number {
-  let at = 0
-  for (let i = 1; i < busy.length; i++) if (busy[i]! < busy[at]!) at = i
-  return at
-}
 
 /** Worker processes in `role` (hub, serve), each resolved with the first line it prints. */
 async function spawnWorkers(role: string, extra: string[]) {
@@ -110,37 +104,20 @@ async function hub(): Promise<Setup> {
   }
 }
 
-type Reply = { id: number; tid?: number; value?: unknown }
-
 async function threads(): Promise<Setup> {
-  const busy = Array.from({ length: workers }, () => 0)
-  const pending = new Map<number, (r: Reply) => void>()
-  const tids: Promise<number>[] = []
-  const pool = Array.from({ length: workers }, () => {
-    const w = new Worker(join(import.meta.dir, "thread.ts"))
-    tids.push(new Promise((r) => w.addEventListener("message", (e) => r(e.data.tid), { once: true })))
-    w.addEventListener("message", (e: MessageEvent<Reply>) => pending.get(e.data.id)?.(e.data))
-    return w
-  })
-  let next = 0
+  const pool = await threadPool<{ id: number; value: unknown }>(join(import.meta.dir, "thread.ts"), workers)
   const fetch = (req: Request): Response | Promise<Response> => {
     const path = new URL(req.url).pathname
     const r = route(path)
     if (!r) return notFound()
-    const at = leastBusy(busy)
-    const id = next++
-    busy[at]!++
-    const answered = new Promise<Response>((resolve) =>
-      pending.set(id, ({ value }) => {
-        busy[at]!--
-        pending.delete(id)
+    return new Promise<Response>((resolve) =>
+      pool.send({ path }, ({ value }) => {
         resolve(r.answer === "small" ? Response.json(value) : new Response(value as string, { headers: HTML_TYPE }))
+        return true
       }),
     )
-    pool[at]!.postMessage({ id, path })
-    return answered
   }
-  return { fetch, workers: [], threads: await Promise.all(tids), close: async () => pool.forEach((w) => w.terminate()) }
+  return { fetch, workers: [], threads: pool.tids, close: async () => pool.close() }
 }
 
 async function proxy(): Promise<Setup> {

@@ -9,6 +9,7 @@
 // Prints "ready port=<port> workers=<pid,…> threads=<tid,…>" once every worker serves; ends with its stdin (the
 // bench ended or was killed) or on SIGTERM, with its workers.
 import { join, resolve } from "node:path"
+import { leastBusy, threadPool } from "../lib/thread-pool.ts"
 import { HTML, JPEG } from "./render.ts"
 import type { RenderApi } from "./worker.ts"
 
@@ -28,13 +29,6 @@ interface Setup {
   workers: number[]
   threads: number[]
   close: () => Promise<void>
-}
-
-/** The index of the smallest count: the least busy worker. */
-function leastBusy(busy: number[]): number {
-  let at = 0
-  for (let i = 1; i < busy.length; i++) if (busy[i]! < busy[at]!) at = i
-  return at
 }
 
 // SLOTBUS_REALWORK_IDLE=park|spin|adaptive: the idle strategy of the slotbus variants' hub and workers (default:
@@ -81,47 +75,26 @@ async function slotbus(mode: "rpc" | "fetch"): Promise<Setup> {
   }
 }
 
-type Reply = { id: number; tid?: number; html?: string; chunk?: Uint8Array; end?: boolean }
+type Reply = { id: number; html?: string; chunk?: Uint8Array; end?: boolean }
 
 async function threads(): Promise<Setup> {
-  const busy = Array.from({ length: WORKERS }, () => 0)
-  const pending = new Map<number, (m: Reply) => void>()
-  const tids: Promise<number>[] = []
-  const pool = Array.from({ length: WORKERS }, () => {
-    const w = new Worker(join(import.meta.dir, "thread.ts"))
-    tids.push(new Promise((r) => w.addEventListener("message", (e) => r(e.data.tid), { once: true })))
-    w.addEventListener("message", (e: MessageEvent<Reply>) => pending.get(e.data.id)?.(e.data))
-    return w
-  })
-  const threadIds = await Promise.all(tids)
-  let next = 0
+  const pool = await threadPool<Reply>(join(import.meta.dir, "thread.ts"), WORKERS)
   const fetch = (req: Request): Response | Promise<Response> => {
     const m = /^\/(page|cached|thumb)\/(\d+)$/.exec(new URL(req.url).pathname)
     if (!m) return new Response("not found", { status: 404 })
-    const at = leastBusy(busy)
-    const id = next++
-    busy[at]!++
-    const done = () => {
-      busy[at]!--
-      pending.delete(id)
-    }
-    if (m[1] !== "thumb") {
-      const html = new Promise<Response>((resolve) =>
-        pending.set(id, (r) => (done(), resolve(new Response(r.html, { headers: HTML })))),
+    if (m[1] !== "thumb")
+      return new Promise<Response>((resolve) =>
+        pool.send({ [m[1]!]: Number(m[2]) }, (r) => (resolve(new Response(r.html, { headers: HTML })), true)),
       )
-      pool[at]!.postMessage({ id, [m[1]!]: Number(m[2]) })
-      return html
-    }
     // every piece is posted at once (no back-pressure): at most one thumbnail per request in flight is held here
     const body = new ReadableStream<Uint8Array>({
       start(c) {
-        pending.set(id, (r) => (r.end ? (done(), c.close()) : c.enqueue(r.chunk!)))
+        pool.send({ thumb: Number(m[2]) }, (r) => (r.end ? (c.close(), true) : (c.enqueue(r.chunk!), false)))
       },
     })
-    pool[at]!.postMessage({ id, thumb: Number(m[2]) })
     return new Response(body, { headers: JPEG })
   }
-  return { fetch, workers: [], threads: threadIds, close: async () => void pool.forEach((w) => w.terminate()) }
+  return { fetch, workers: [], threads: pool.tids, close: async () => pool.close() }
 }
 
 async function proxy(): Promise<Setup> {
