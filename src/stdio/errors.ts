@@ -39,7 +39,7 @@ export class JsonRpcError extends SlotBusError {
 /** More than max_output_queue bytes waited for a worker for longer than backpressure_timeout_sec: it is not reading. */
 export class BackpressureError extends SlotBusError {}
 
-/** A stdio pool restarted its workers more than max_restarts times within restart_window_sec and gave up. */
+/** A stdio pool gave up: more than max_restarts crashes within restart_window_sec, or a worker kept failing to start. */
 export function poolFailed(pool: string, reason: string): PoolFailedError {
   return new PoolFailedError(`pool "${pool}" failed: ${reason}; fix the worker and start the bus again`, pool, reason)
 }
