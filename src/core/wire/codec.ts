@@ -45,14 +45,20 @@ const BAD_VALUE = /[\0\r\n\u0100-\uffff]/
 export function headerPairs(init: HeaderInit | undefined): readonly string[] {
   if (init == null) return NO_PAIRS
   const out: string[] = []
+  // Headers hold names lower-case and checked already; forEach gives each set-cookie apart, as iterating does, and
+  // makes no [name, value] array per header (bus.fetch's request heads, a fetch-mode worker's Response heads)
+  if (init instanceof Headers) {
+    init.forEach((value, name) => out.push(name, value))
+    return out
+  }
   const entries: Iterable<readonly [string, string]> =
-    init instanceof Headers || Symbol.iterator in init
+    Symbol.iterator in init
       ? (init as Iterable<readonly [string, string]>)
       : Object.entries(init as Record<string, string>)
   for (const [name, value] of entries) {
     if (typeof name !== "string" || typeof value !== "string")
       throw new TypeError(`header ${String(name)} must be a string pair`)
-    if (!(init instanceof Headers) && (!TOKEN.test(name) || BAD_VALUE.test(value)))
+    if (!TOKEN.test(name) || BAD_VALUE.test(value))
       throw new TypeError(
         `header ${JSON.stringify(name)} is not a valid HTTP header: the name must be a token, the value Latin-1 without NUL, CR or LF (as in Headers)`,
       )

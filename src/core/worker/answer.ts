@@ -49,7 +49,8 @@ export async function readAsyncReply(
  * stream-out.ts sends; null for any other reply, which is answered whole.
  */
 export function streamParts(out: unknown): StreamParts | null {
-  if (out instanceof Response) return out.body ? { status: out.status, head: responseHead(out), body: out.body } : null
+  if (out instanceof Response)
+    return out.body ? { status: out.status, head: headerPairs(out.headers), body: out.body } : null
   if (out instanceof ReadableStream) return { status: 200, head: [], body: out }
   if (typeof out === "object" && out !== null && (out as { body?: unknown }).body instanceof ReadableStream) {
     const r = out as { status?: number; headers?: HeaderInit; body: ReadableStream }
@@ -79,13 +80,6 @@ export class Whole {
     readonly head: readonly string[],
     readonly body: Pieces,
   ) {}
-}
-
-/** A Response's headers as head pairs: Headers gives the names lower-case and checked, each set-cookie apart. */
-function responseHead(r: Response): string[] {
-  const out: string[] = []
-  r.headers.forEach((value, name) => out.push(name, value))
-  return out
 }
 
 /** A handler's return value as { status, headers, body }; anything that is not a reply is a TypeError, never an empty 200. */
