@@ -23,6 +23,7 @@ import { rpcHandler } from "../rpc/rpc.ts"
 import { SlotRequest } from "./request.ts"
 import type { SlotReply } from "./answer.ts"
 import { Serving } from "./serve.ts"
+import { reportRuntime } from "./runtime-report.ts"
 import { type RemoteLink, type RemoteTransport, WORKER_PORT } from "../wire/remote.ts"
 import { RemoteSink, SlotSink, type SlotPort } from "./worker-sinks.ts"
 import {
@@ -439,6 +440,7 @@ export class SlotWorker {
       () => this.lost(chan, hubClosing ? "hub-closed" : "hub-gone"),
     )
     this.pump.kick()
+    reportRuntime(chan)
     this.opts.onConnect?.(chan.peerPid)
     this.joinFamily()
   }
