@@ -178,9 +178,10 @@ export async function main(argv: string[]): Promise<number> {
   }
   const workers = () => [...fronts].flatMap((f) => children(f.pid))
 
-  const one = async (lane: number, n: number) => {
-    const post = (lane + n) % 2 === 0
-    const id = `${lane}-${n}`
+  let sent = 0
+  const one = async (n: number) => {
+    const post = n % 2 === 0
+    const id = String(n)
     const k = Math.floor(Math.random() * 10_000)
     const started = performance.now()
     try {
@@ -212,7 +213,7 @@ export async function main(argv: string[]): Promise<number> {
     }
   }
   const lane = async (i: number, extra: boolean) => {
-    for (let n = 0; running && (!extra || i < extraLanes); n++) await one(i, n)
+    while (running && (!extra || i < extraLanes)) await one(sent++)
   }
 
   const every = (ms: number, what: () => unknown) => {

@@ -25,7 +25,16 @@ test("20 s of deploys, kill -9 of workers and a front, a crash bug and a spike: 
   const p = await soak(
     [
       ...["--minutes", "0.34", "--lanes", "8", "--spike-lanes", "16", "--crash-every", "150"],
-      ...["--reload-every", "4000", "--kill-worker-every", "2500", "--kill-front-every", "9000", "--spike-every", "7000"],
+      ...[
+        "--reload-every",
+        "4000",
+        "--kill-worker-every",
+        "2500",
+        "--kill-front-every",
+        "9000",
+        "--spike-every",
+        "7000",
+      ],
       "--json",
     ],
     150_000,
