@@ -1,6 +1,6 @@
 // The answers request() and call() resolve with (copied or borrowed), and a worker's error answer as an error.
 // Separate because they are what callers hold: nothing here touches the bus's books.
-import { pairsToHeaders, utf8 } from "../wire/codec.ts"
+import { pairEntries, pairsToHeaders, utf8 } from "../wire/codec.ts"
 import { PayloadTooLargeError, RemoteError, type SlotBusError } from "../../errors.ts"
 
 export const NO_HEAD: readonly string[] = Object.freeze([])
@@ -54,7 +54,7 @@ const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304])
  * whole answers go from the slot to Bun.serve with no JavaScript buffer made in between.
  */
 export function webResponse(status: number, head: readonly string[], body: Uint8Array | ReadableStream | null) {
-  const init = { status: status || 200, headers: head.length === 0 ? undefined : pairList(head) }
+  const init = { status: status || 200, headers: head.length === 0 ? undefined : pairEntries(head, 0) }
   if (NULL_BODY_STATUS.has(status)) body = null
   try {
     return new Response(body, init)
@@ -63,13 +63,6 @@ export function webResponse(status: number, head: readonly string[], body: Uint8
     // a name Headers refuses (only a non-slotbus worker sends one) is left out, as pairsToHeaders does
     return new Response(body, { status: init.status, headers: pairsToHeaders(head, 0) })
   }
-}
-
-// [name, value] entries: a Response takes them for about half what making a Headers and appending to it costs
-function pairList(head: readonly string[]): [string, string][] {
-  const out: [string, string][] = []
-  for (let i = 0; i + 1 < head.length; i += 2) out.push([head[i]!, head[i + 1]!])
-  return out
 }
 
 /**

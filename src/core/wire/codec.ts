@@ -122,6 +122,13 @@ export function pairsToHeaders(strings: readonly string[], from: number): Header
   return out
 }
 
+/** Head pairs from `from` on as [name, value] entries: a Request or Response takes them for less than a Headers. */
+export function pairEntries(strings: readonly string[], from: number): [string, string][] {
+  const out: [string, string][] = []
+  for (let i = from; i + 1 < strings.length; i += 2) out.push([strings[i]!, strings[i + 1]!])
+  return out
+}
+
 export function pairsToRecord(strings: readonly string[], from: number): Record<string, string> {
   const out: Record<string, string> = Object.create(null)
   for (let i = from; i + 1 < strings.length; i += 2) {

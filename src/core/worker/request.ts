@@ -3,7 +3,16 @@
 // answer's body straight into the slot.
 import { PayloadTooLargeError } from "../../errors.ts"
 import { checkNumber, checkOptions, optionNames, receivedContext, type OtelSpan } from "../../kit/index.ts"
-import { align8, headerPairs, headLength, pairsToHeaders, readHead, utf8, writeHead } from "../wire/codec.ts"
+import {
+  align8,
+  headerPairs,
+  headLength,
+  pairEntries,
+  pairsToHeaders,
+  readHead,
+  utf8,
+  writeHead,
+} from "../wire/codec.ts"
 import type { HeaderInit } from "../wire/codec.ts"
 import type { SlotBytes } from "../wire/remote.ts"
 
@@ -146,7 +155,9 @@ export class SlotRequest {
     const from = this.kind === "raw" ? 0 : 2
     // only what differs from Request's defaults: each member of the init costs the constructor a lookup and a check
     const init: RequestInit =
-      method === "GET" ? { headers: pairList(this.parts, from) } : { method, headers: pairList(this.parts, from), body }
+      method === "GET"
+        ? { headers: pairEntries(this.parts, from) }
+        : { method, headers: pairEntries(this.parts, from), body }
     try {
       return new WebRequest(this, url, init)
     } catch {
@@ -214,11 +225,4 @@ class WebRequest extends Request {
       configurable: true,
     })
   }
-}
-
-/** Head pairs from `from` on as [name, value] entries (a Request takes them for less than a Headers). */
-function pairList(strings: readonly string[], from: number): [string, string][] {
-  const out: [string, string][] = []
-  for (let i = from; i + 1 < strings.length; i += 2) out.push([strings[i]!, strings[i + 1]!])
-  return out
 }
