@@ -23,7 +23,7 @@ kills its worker. Every answer is checked; every POST's executions are counted f
   --spike-lanes <n>    more in flight during a spike (default 48)
   --min <n>, --max <n> the pool's instances (default 2 and 6)
   --crash-every <n>    one request in n kills its worker (default 300; 0: no crash bug)
-  --reload-every <ms>  SIGHUP to a random front (default 5000; 0: never)
+  --reload-every <ms>  SIGHUP to a random front (default 10000; 0: never)
   --kill-worker-every <ms>  kill -9 of a random worker (default 4000; 0: never)
   --kill-front-every <ms>   kill -9 of a random front, started again 1 s later (default 30000; 0: never)
   --spike-every <ms>   a 3 s spike (default 15000; 0: never)
@@ -58,7 +58,7 @@ function options(argv: string[]) {
       min: { type: "string", default: "2" },
       max: { type: "string", default: "6" },
       "crash-every": { type: "string", default: "300" },
-      "reload-every": { type: "string", default: "5000" },
+      "reload-every": { type: "string", default: "10000" },
       "kill-worker-every": { type: "string", default: "4000" },
       "kill-front-every": { type: "string", default: "30000" },
       "spike-every": { type: "string", default: "15000" },
@@ -289,7 +289,8 @@ export async function main(argv: string[]): Promise<number> {
     await Promise.all([...fronts].map((f) => f.stop(15_000)))
     await sleep(3_000)
     const left = [...seen].filter(alive)
-    events.reloadsFailed = everyFront.reduce((n, f) => n + (f.stderr.match(/^reload failed/gm)?.length ?? 0), 0)
+    const reloadFailures = everyFront.flatMap((f) => f.stderr.match(/^reload failed.*$/gm) ?? [])
+    events.reloadsFailed = reloadFailures.length
     const summary = {
       machine: `${machine.cpu}, ${machine.cores} vCPUs, ${machine.kernel}, Bun ${machine.bun}`,
       load: { before: loadBefore, after: loadavg()[0] ?? 0 },
@@ -327,6 +328,7 @@ export async function main(argv: string[]): Promise<number> {
           console.log(
             `front ${f.pid}: RSS ${(f.start.rss / 2 ** 20).toFixed(0)} → ${(f.end.rss / 2 ** 20).toFixed(0)} MiB, fds ${f.start.fds} → ${f.end.fds}`,
           )
+      for (const why of new Set(reloadFailures.map((l) => l.replace(/\d+/g, "N")))) console.log(why)
       console.log(left.length ? `left running: ${left.join(", ")}` : "nothing left running")
       for (const w of [...t.wrong, ...unrun.map((id) => `POST ${id} answered, never run`)].slice(0, 10))
         console.log(`wrong: ${w}`)
