@@ -254,21 +254,18 @@ int scheme_portable_host_lock(const char *prefix, const char *name, int exclusiv
   return fd;
 }
 
-/* Whether a socket of type is bound at the path: a connect answers, or the backlog is merely full. A refusal is
- * looked at three times 10 ms apart, since macOS refuses a listener whose accept queue is full too (§13.2). */
+/* Whether a socket of type is bound at the path. The look connects with the other type (§13.2): both kernels
+ * answer EPROTOTYPE for a bound socket of another type before they queue anything for accept, so the holder never
+ * sees it (a same-type probe was a peer a hub accepted and took for a worker until it closed), and a full accept
+ * queue cannot make a live listener look stale. */
 static int name_alive(const struct sockaddr_un *a, socklen_t len, int type) {
-  for (int attempt = 0; attempt < 3; attempt++) {
-    int s = psx_socket(type);
-    if (s < 0) return -errno;
-    int r = connect(s, (const struct sockaddr *)a, len), e = errno;
-    close(s);
-    if (r == 0 || e == EAGAIN || e == EWOULDBLOCK || e == EINPROGRESS) return 1;
-    if (e == ENOENT) return 0;
-    if (e != ECONNREFUSED) return -e;
-    struct timespec ts = {0, 10 * 1000000L};
-    nanosleep(&ts, NULL);
-  }
-  return 0;
+  int s = psx_socket(type == SOCK_DGRAM ? SOCK_STREAM : SOCK_DGRAM);
+  if (s < 0) return -errno;
+  int r = connect(s, (const struct sockaddr *)a, len), e = errno;
+  close(s);
+  if (r < 0 && (e == ENOENT || e == ECONNREFUSED)) return 0;
+  if (r == 0 || e == EPROTOTYPE || e == EAGAIN || e == EWOULDBLOCK || e == EINPROGRESS) return 1;
+  return -e;
 }
 
 static int psx_bind(int fd, const struct sockaddr_un *a, socklen_t len, int backlog) {

@@ -8,6 +8,11 @@
 //                     "<what> <error name>: <message>" per line, then "done"
 //   truncater <name>  connect; on its first request shrink its region to 0 bytes (what a hostile peer can do without
 //                     seals), print "truncated", then answer
+//   front <name>      listen shared (docs/PROTOCOL.md §15); "ready <front index>"; "join <pid>" / "leave <pid>" per
+//                     worker; once one is there, 4 callers keep requests flowing: "answered <n>" every 100 answers,
+//                     "error <name>: <message>" per failure
+//   listen <name>     listen (not shared); "ready"
+//   churn <name>      connect and close again and again: "connected <n>" after each hello
 import { ftruncateSync, readdirSync, readlinkSync } from "node:fs"
 import { SlotBus, SlotWorker } from "../../src/index.ts"
 import { Topic } from "../../src/events/index.ts"
@@ -76,5 +81,34 @@ if (role === "hub") {
     say("truncated")
     return { status: 200, body: "ok" }
   })
+} else if (role === "front") {
+  const bus = await SlotBus.listen(name, { shared: true })
+  bus.onWorker((e) => say(`${e.type} ${e.worker.pid}`))
+  say(`ready ${bus.front?.index}`)
+  let answered = 0
+  const caller = async () => {
+    for (;;) {
+      if (bus.workerCount === 0) {
+        await Bun.sleep(5)
+        continue
+      }
+      try {
+        await bus.request({ method: "GET", path: "/" }, { timeoutMs: 30_000 })
+        if (++answered % 100 === 0) say(`answered ${answered}`)
+      } catch (e) {
+        say(`error ${(e as Error).name}: ${(e as Error).message}`)
+      }
+    }
+  }
+  for (let i = 0; i < 4; i++) void caller()
+} else if (role === "listen") {
+  await SlotBus.listen(name)
+  say("ready")
+} else if (role === "churn") {
+  for (let n = 1; ; n++) {
+    const w = await SlotWorker.connect(name, () => ({ status: 200 }), { waitForHubMs: 10_000 })
+    say(`connected ${n}`)
+    await w.close()
+  }
 } else throw new Error(`unknown role ${role}`)
 setInterval(() => {}, 1 << 30)
