@@ -39,6 +39,9 @@ int os_file_reserve(int fd, uint64_t size);
 
 /* ---- shared memory ---- */
 
+/* A shared memory object that never has a name, 0600, read-write (Linux: an O_TMPFILE file in /dev/shm), so a
+ * kill -9 at any moment leaves nothing. fd, -EOPNOTSUPP where the OS or its /dev/shm cannot make one, or -errno. */
+int os_shm_unnamed(void);
 /* Creates the POSIX shared memory object name ("/sb.<16 hex>": at most 31 bytes, as macOS allows), exclusively,
  * 0600, read-write. fd, -EEXIST when the name is taken, or -errno. */
 int os_shm_create(const char *name);

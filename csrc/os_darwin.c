@@ -96,6 +96,9 @@ int os_file_reserve(int fd, uint64_t size) {
 
 /* ---- shared memory ---- */
 
+/* Every shm object has a name on macOS */
+int os_shm_unnamed(void) { return -EOPNOTSUPP; }
+
 int os_shm_create(const char *name) {
   int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
   return fd < 0 ? -errno : fd;

@@ -75,6 +75,12 @@ int os_file_reserve(int fd, uint64_t size) {
 
 /* ---- shared memory ---- */
 
+int os_shm_unnamed(void) {
+  int fd = open("/dev/shm", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  /* a kernel before 3.11 says EISDIR, a file system without it EOPNOTSUPP */
+  return fd >= 0 ? fd : errno == EISDIR || errno == EOPNOTSUPP ? -EOPNOTSUPP : -errno;
+}
+
 /* What glibc's shm_open does, without librt (glibc 2.27 keeps shm_open there): a file under /dev/shm. */
 int os_shm_create(const char *name) {
   char path[64];

@@ -1,8 +1,8 @@
-/* The portable scheme of csrc/platform.h (docs/PROTOCOL.md §13): what macOS has. POSIX shared memory unlinked at
- * once, datagram socketpairs for doorbells, socket files and lock files in a private directory, over the OS
- * primitives of csrc/os.h (os_darwin.c on macOS; os_linux.c on Linux with SLOTBUS_PLATFORM=posix, how CI tests
- * this file). Also the SIGBUS guard of its regions and its doorbells' ring and drain, which platform.h calls
- * directly. */
+/* The portable scheme of csrc/platform.h (docs/PROTOCOL.md §13): what macOS has. Shared memory without a name
+ * (Linux) or unlinked at once (macOS), datagram socketpairs for doorbells, socket files and lock files in a private
+ * directory, over the OS primitives of csrc/os.h (os_darwin.c on macOS; os_linux.c on Linux with
+ * SLOTBUS_PLATFORM=posix, how CI tests this file). Also the SIGBUS guard of its regions and its doorbells' ring and
+ * drain, which platform.h calls directly. */
 #include "sys.h"
 #include "os.h"
 #include "scheme.h"
@@ -331,8 +331,8 @@ static int psx_is_listener(int fd) {
 
 /* ---- regions (§13.3) ---- */
 
-static int psx_region_create(const char *tag, uint64_t size) {
-  (void)tag;
+/* A named object, unlinked before anything else: its name lives between two system calls (§13.3). */
+static int shm_named_then_unlinked(void) {
   for (int attempt = 0; attempt < 16; attempt++) {
     uint64_t rnd;
     if (os_random(&rnd, sizeof rnd) < 0) return -EIO;
@@ -340,17 +340,23 @@ static int psx_region_create(const char *tag, uint64_t size) {
     snprintf(name, sizeof name, "/sb.%016llx", (unsigned long long)rnd); /* macOS: at most 31 bytes */
     int fd = os_shm_create(name);
     if (fd == -EEXIST) continue;
-    if (fd < 0) return fd;
-    /* unlinked before the fd goes anywhere: nothing stays behind, kill -9 included */
-    os_shm_unlink(name);
-    if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 || ftruncate(fd, (off_t)size) < 0) {
-      int r = -errno;
-      close(fd);
-      return r;
-    }
+    if (fd >= 0) os_shm_unlink(name);
     return fd;
   }
   return -EEXIST;
+}
+
+static int psx_region_create(const char *tag, uint64_t size) {
+  (void)tag;
+  int fd = os_shm_unnamed(); /* no name at any moment, so a kill -9 leaves none */
+  if (fd == -EOPNOTSUPP) fd = shm_named_then_unlinked();
+  if (fd < 0) return fd;
+  if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 || ftruncate(fd, (off_t)size) < 0) {
+    int r = -errno;
+    close(fd);
+    return r;
+  }
+  return fd;
 }
 
 /* No seals to look at: the size now, and the SIGBUS guard for later (§13.3). macOS reports no file type for a

@@ -3,11 +3,12 @@
 // after kill -9), stale socket files, long names, and a peer shrinking the shared region. The core, topic and lease
 // suites run again on this backend from test/portable-suites.test.ts.
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test"
-import { mkdtempSync, readdirSync, readlinkSync, rmSync } from "node:fs"
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { zigBuild } from "../../scripts/zig.ts"
-import { bunChild, busName, run, stopAll, type Child } from "../support/helpers.ts"
+import { bunChild, busName, FIXTURES, findTool, run, spawn, stopAll, type Child } from "../support/helpers.ts"
+import { straceSkip, tracees } from "../support/strace.ts"
 
 let dir = ""
 beforeAll(() => {
@@ -51,6 +52,8 @@ async function lineAfter(c: Child, re: RegExp, after: RegExp): Promise<RegExpMat
   }
 }
 
+/** Where a portable region's fd points: a file of /dev/shm without a name. */
+const REGION_FD = /^\/dev\/shm\/#\d+ \(deleted\)$/
 const regionsNow = () => readdirSync("/dev/shm").filter((f) => /^sb\.[0-9a-f]{16}$/.test(f))
 /** Portable regions in /dev/shm made since this file started: those of other runs and apps are not this test's. */
 const before = new Set(regionsNow())
@@ -91,9 +94,9 @@ describe("kernel objects", () => {
     for (const p of [hub, worker]) {
       const k = kinds(fdTargets(p.pid))
       expect({ memfd: k.memfd, eventfd: k.eventfd, pidfd: k.pidfd }).toEqual({ memfd: 0, eventfd: own, pidfd: 0 })
-      // its regions are POSIX shm files, every one unlinked already
+      // its regions are files in /dev/shm that never had a name (O_TMPFILE, docs/PROTOCOL.md §13.3)
       expect(k.shm.length).toBeGreaterThan(0)
-      for (const t of k.shm) expect(t).toMatch(/^\/dev\/shm\/sb\.[0-9a-f]{16} \(deleted\)$/)
+      for (const t of k.shm) expect(t).toMatch(REGION_FD)
     }
     expect(portableRegions()).toEqual([])
   })
@@ -108,6 +111,45 @@ describe("kernel objects", () => {
     const again = await pair(posix(), name)
     expect(again.hub.running && again.worker.running).toBe(true)
   })
+})
+
+describe("regions and kill -9", () => {
+  test.skipIf(straceSkip !== null)(
+    "a kill -9 of a hub at a random moment while workers come and go leaves no region's name in /dev/shm",
+    async () => {
+      const left: string[] = []
+      let made = 0
+      for (let round = 0; round < 3; round++) {
+        const name = busName("regions")
+        const log = join(dir, `strace-${round}.log`)
+        // every unlink held 1 s: where a region has a name from its open to its unlink, the hub spends most of its
+        // time in that window, and a kill at a random moment lands there
+        const trace = ["-f", "-qq", "-o", log, "-e", "trace=open,openat,unlink,unlinkat", "-e", "signal=none"]
+        const hold = ["-e", "inject=unlink,unlinkat:delay_enter=1000000"]
+        const member = [process.execPath, join(FIXTURES, "portable-member.ts"), "listen", name]
+        const hub = spawn([findTool("strace") ?? "strace", ...trace, ...hold, ...member], { env: posix() })
+        try {
+          await hub.waitLine(/^ready$/, 60_000)
+          const churn = bunChild("portable-member.ts", ["churn", name], { env: posix() })
+          await churn.waitLine(/^connected 1$/, 30_000)
+          await Bun.sleep(Math.random() * 1500)
+        } finally {
+          for (const pid of tracees(hub.pid)) process.kill(pid, "SIGKILL") // killing strace would leave it running
+          await hub.exited
+        }
+        const text = readFileSync(log, "utf8")
+        const named = [...new Set([...text.matchAll(/"\/dev\/shm\/(sb\.[0-9a-f]{16})"/g)].map((m) => m[1]!))]
+        made += named.length + [...text.matchAll(/"\/dev\/shm", [^)]*O_TMPFILE/g)].length
+        for (const n of named.filter((f) => existsSync(`/dev/shm/${f}`))) {
+          left.push(n)
+          rmSync(`/dev/shm/${n}`, { force: true })
+        }
+      }
+      expect(made).toBeGreaterThan(0)
+      expect(left).toEqual([])
+    },
+    120_000,
+  )
 })
 
 describe("names", () => {

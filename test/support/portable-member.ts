@@ -76,7 +76,7 @@ if (role === "hub") {
       try {
         target = readlinkSync(`/proc/self/fd/${fd}`)
       } catch {}
-      if (/^\/dev\/shm\/sb\.[0-9a-f]{16} \(deleted\)$/.test(target)) ftruncateSync(Number(fd), 0)
+      if (/^\/dev\/shm\/#\d+ \(deleted\)$/.test(target)) ftruncateSync(Number(fd), 0) // a region (§13.3)
     }
     say("truncated")
     return { status: 200, body: "ok" }
