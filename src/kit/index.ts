@@ -61,7 +61,7 @@ export { BoundedLabels, DURATION_BUCKETS, Histogram, quantileRank } from "./hist
 export type { HistogramSnapshot } from "./histogram.ts"
 export { family, hasMetrics, METRICS } from "./metrics.ts"
 export type { MetricFamily, MetricLabels, MetricSample, MetricsSource, MetricType } from "./metrics.ts"
-export { processFamilies, readProcess, selfFamilies } from "./process-metrics.ts"
+export { LAG_HELP, processFamilies, readProcess, selfFamilies } from "./process-metrics.ts"
 export type { ProcessFigures } from "./process-metrics.ts"
 export { loadOtelApi, METRICS_TAP, reportToMeter } from "./otel-metrics.ts"
 export type { MetricsTapSource, OtelMeter, OtelObservable, OtelReport } from "./otel-metrics.ts"

@@ -109,6 +109,10 @@ export function processFamilies(processes: readonly { labels: MetricLabels; figu
   return [user, system, cpu, rss, vsz, open, max, start].filter((f) => f.samples.length > 0) as MetricFamily[]
 }
 
+/** The lag's help line: this process measures it as it is scraped; a worker, in its last once-a-second report. */
+export const LAG_HELP =
+  "how late a callback ran, in seconds: queued as this scrape began (this process), or due at a worker's last report (worker label)"
+
 /** How late a callback queued now runs: prom-client's nodejs_eventloop_lag_seconds, measured as it is read. */
 const eventLoopLag = () =>
   new Promise<number>((resolve) => {
@@ -121,7 +125,7 @@ const eventLoopLag = () =>
  * (perf_hooks never emits "gc"), so prom-client's nodejs_gc_duration_seconds has no counterpart here.
  */
 export async function selfFamilies(): Promise<MetricFamily[]> {
-  const lag = family("nodejs_eventloop_lag_seconds", "gauge", "how late a callback queued as this scrape began ran")
+  const lag = family("nodejs_eventloop_lag_seconds", "gauge", LAG_HELP)
   lag.add({}, await eventLoopLag())
   const mem = process.memoryUsage()
   const heapTotal = family("nodejs_heap_size_total_bytes", "gauge", "the JavaScript heap's size, in bytes")

@@ -5,7 +5,7 @@
 // rate() reads as a reset), so recycles and restarts make no new series. Series about this front's requests come from every front; series about the
 // workers themselves (how many, their restarts, their processes) only from the front that leads a shared name
 // (docs/PROTOCOL.md §15), so a sum over fronts counts each worker once.
-import { family, processFamilies, readProcess, type MetricFamily } from "../../kit/index.ts"
+import { family, LAG_HELP, processFamilies, readProcess, type MetricFamily } from "../../kit/index.ts"
 import type { BusMetricsSnapshot } from "./bus-metrics.ts"
 import type { PoolRow } from "./bus-status.ts"
 import type { BusStats } from "./stats.ts"
@@ -96,8 +96,24 @@ function workerFamilies(st: BusStats, m: BusMetricsSnapshot, pools: PoolRow[]): 
         pools.reduce((n, p) => n + (p.restarts?.[cause] ?? 0), 0),
       )
   const local = new Set(st.workers.filter((w) => w.transport === "shm").map((w) => w.pid))
-  const processes = m.workers
-    .filter((w) => w.pid !== null && local.has(w.pid))
-    .map((w) => ({ labels: { ...bus, worker: String(w.seat) }, figures: readProcess(w.pid!) }))
-  return [workers, restarts, ...processFamilies(processes)]
+  const here = m.workers.filter((w) => w.pid !== null && local.has(w.pid))
+  const processes = here.map((w) => ({ labels: { ...bus, worker: String(w.seat) }, figures: readProcess(w.pid!) }))
+  return [workers, restarts, ...processFamilies(processes), ...runtimeFamilies(bus, here)]
+}
+
+/** Each local worker's runtime as it last wrote it in its region (§2, line 8): none for one that never did (C, Python). */
+function runtimeFamilies(bus: { bus: string }, here: BusMetricsSnapshot["workers"]): MetricFamily[] {
+  const lag = family("nodejs_eventloop_lag_seconds", "gauge", LAG_HELP)
+  const heapTotal = family("nodejs_heap_size_total_bytes", "gauge", "the JavaScript heap's size, in bytes")
+  const heapUsed = family("nodejs_heap_size_used_bytes", "gauge", "the JavaScript heap's bytes in use")
+  const external = family("nodejs_external_memory_bytes", "gauge", "memory held outside the heap for it, in bytes")
+  for (const { seat, runtime: r } of here) {
+    if (r === null) continue
+    const labels = { ...bus, worker: String(seat) }
+    lag.add(labels, r.lagSeconds)
+    heapTotal.add(labels, r.heapTotalBytes)
+    heapUsed.add(labels, r.heapUsedBytes)
+    external.add(labels, r.externalBytes)
+  }
+  return lag.samples.length > 0 ? [lag, heapTotal, heapUsed, external] : []
 }

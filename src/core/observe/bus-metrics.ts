@@ -8,6 +8,8 @@ import { BoundedLabels, Histogram, type HistogramSnapshot } from "../../kit/inde
 import { TimeoutError } from "../../errors.ts"
 import type { Endpoint, Pending } from "../endpoint/endpoint.ts"
 import { Kind } from "../../native/ffi.ts"
+import type { Channel } from "../wire/channel.ts"
+import { readRuntime, type WorkerRuntime } from "../wire/runtime-block.ts"
 
 /** Distinct error classes counted by name; more are counted as "other". */
 const MAX_ERROR_KINDS = 16
@@ -46,7 +48,15 @@ export interface BusMetricsSnapshot {
   duration: HistogramSnapshot
   queueWait: HistogramSnapshot
   /** Per worker seat: a seat is taken by a joining worker and given back when it leaves, so seats stay few. */
-  workers: { seat: number; pid: number | null; duration: HistogramSnapshot; p50: number; p99: number }[]
+  workers: {
+    seat: number
+    pid: number | null
+    duration: HistogramSnapshot
+    p50: number
+    p99: number
+    /** A worker on this host: its runtime as it last reported it (docs/PROTOCOL.md §2, line 8); null: none. */
+    runtime: WorkerRuntime | null
+  }[]
   routes: { route: string; duration: HistogramSnapshot }[]
   errors: ErrorKind[]
   timeouts: number
@@ -66,6 +76,12 @@ function outcomeOf(status: number): string {
   if (status === 730 || status === 731) return "RemoteError"
   if (status === 744) return "UnknownMethodError"
   return String(status)
+}
+
+/** A worker on this host (a SlotEndpoint, which holds its channel) reports its runtime in its region. */
+const runtimeOf = (e: Endpoint | null | undefined) => {
+  const chan = (e as { chan?: Channel } | null | undefined)?.chan
+  return chan === undefined ? null : readRuntime(chan)
 }
 
 export class BusMetrics {
@@ -224,6 +240,7 @@ export class BusMetrics {
         duration: h.snapshot(),
         p50: h.quantile(0.5),
         p99: h.quantile(0.99),
+        runtime: runtimeOf(this.holders[seat]),
       })),
       routes,
       errors: this.errorsByKind.filter(Boolean).map((k) => ({ ...k })),

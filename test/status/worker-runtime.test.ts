@@ -1,0 +1,67 @@
+// A worker's runtime as its front's GET /metrics shows it (docs/PROTOCOL.md §2, header line 8): each worker writes
+// its event-loop lag and heap into its own connection's region about once a second, and the front reads them as it
+// is scraped, without asking the worker. Real processes: a front with two workers, one of which stalls its event
+// loop 300 ms every second and holds a large heap.
+import { afterEach, expect, test } from "bun:test"
+import { SlotBus } from "../../src/index.ts"
+import { serveStatus } from "../../src/status/index.ts"
+import { bunChild, busName, until, type Child } from "../support/helpers.ts"
+import { promtool, sample } from "../support/prometheus.ts"
+import { sayWhySkipped, toolSkipReason } from "../support/tools.ts"
+
+const promtoolSkip = toolSkipReason("promtool")
+sayWhySkipped("a stalling worker's runtime series", promtoolSkip)
+
+const cleanups: (() => Promise<unknown>)[] = []
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c()
+})
+
+async function worker(name: string, ...flags: string[]): Promise<Child> {
+  const w = bunChild("stall-worker.ts", [name, ...flags])
+  cleanups.push(() => w.kill())
+  await w.waitLine(/^ready$/, 30_000)
+  return w
+}
+
+const RUNTIME = [
+  "nodejs_eventloop_lag_seconds",
+  "nodejs_heap_size_total_bytes",
+  "nodejs_heap_size_used_bytes",
+  "nodejs_external_memory_bytes",
+]
+
+test.skipIf(promtoolSkip !== null)(
+  "each worker's event-loop lag and heap are series of its seat, higher for the worker that stalls and holds memory, and promtool accepts them",
+  async () => {
+    const bus = await SlotBus.listen(busName("wruntime"))
+    cleanups.push(() => bus.close({ drain: false }))
+    const status = await serveStatus([bus], { port: 0 })
+    cleanups.push(() => status.stop())
+    await worker(bus.name) // seat 0: idle
+    await bus.waitForWorkers(1, 30_000)
+    await worker(bus.name, "--stall") // seat 1
+    await bus.waitForWorkers(2, 30_000)
+    const of = (text: string, f: string, seat: number) => sample(text, `${f}{bus="${bus.name}",worker="${seat}"}`)
+    let text = ""
+    await until(
+      async () => {
+        text = await (await fetch(`${status.url}/metrics`)).text()
+        const lag = [0, 1].map((seat) => of(text, "nodejs_eventloop_lag_seconds", seat))
+        return lag[0] !== undefined && lag[1] !== undefined && lag[1] > lag[0]
+      },
+      "a scrape shows the stalling worker's event loop later than the idle one's",
+      60_000,
+      200,
+    )
+    expect(await promtool(text)).toEqual({ code: 0, out: "", err: "" })
+    for (const f of RUNTIME) {
+      expect(of(text, f, 0)).toBeGreaterThanOrEqual(0)
+      expect(of(text, f, 1)).toBeGreaterThanOrEqual(0)
+    }
+    expect(of(text, "nodejs_heap_size_used_bytes", 1)).toBeGreaterThan(of(text, "nodejs_heap_size_used_bytes", 0)!)
+    expect(of(text, "nodejs_heap_size_total_bytes", 1)).toBeGreaterThan(of(text, "nodejs_heap_size_total_bytes", 0)!)
+    expect(sample(text, "nodejs_heap_size_used_bytes")).toBeGreaterThan(0) // the front's own goes on, unlabelled
+  },
+  120_000,
+)
