@@ -254,7 +254,13 @@ describe("two fronts of one name", () => {
         )
         expect(p.value(await p.query('count(process_resident_memory_bytes{worker=""})'))).toBe(2) // the fronts
         expect(p.value(await p.query('count(process_resident_memory_bytes{worker!=""})'))).toBe(2) // the workers
-        expect(p.value(await p.query("count(nodejs_eventloop_lag_seconds)"))).toBe(2)
+        expect(p.value(await p.query('count(nodejs_eventloop_lag_seconds{worker=""})'))).toBe(2) // the fronts
+        await until(
+          async () => p.value(await p.query('count(nodejs_eventloop_lag_seconds{worker!=""})')) === 2,
+          "each worker's runtime report arrived once, from the leading front",
+          30_000,
+          200,
+        )
         expect(p.value(await p.query("count(process_cpu_seconds_total)"))).toBe(4) // each process once
         const routes = await p.query("sum by (route) (slotbus_route_request_duration_seconds_count)")
         expect(routes.map((s) => [s.metric.route, Number(s.value[1])])).toEqual([["GET /item/:id", 50]])
