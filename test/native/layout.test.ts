@@ -6,6 +6,7 @@ import { describe, expect, test } from "bun:test"
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import * as ffi from "../../src/native/ffi.ts"
+import { RUNTIME_OFFSET } from "../../src/core/wire/runtime-block.ts"
 import {
   camel,
   cDefine,
@@ -41,6 +42,7 @@ interface TsConstants {
   E_CORRUPT: number
   Control: Record<string, number>
   CANCEL_SEQ_OFFSET: number
+  RUNTIME_OFFSET: number
   layoutHash: number
   expectedLayoutHash: number
   abiVersion: number
@@ -67,6 +69,7 @@ const realTs: TsConstants = {
   E_CORRUPT: ffi.E_CORRUPT,
   Control: ffi.Control,
   CANCEL_SEQ_OFFSET: ffi.CANCEL_SEQ_OFFSET,
+  RUNTIME_OFFSET,
   layoutHash: ffi.native.sb_layout_hash(),
   expectedLayoutHash: ffi.LAYOUT_HASH,
   abiVersion: ffi.ABI_VERSION,
@@ -263,6 +266,17 @@ const checks: Record<string, Check> = {
     ]
   },
 
+  "the worker's runtime line sits where PROTOCOL.md §2 says, past every header field libslotbus keeps": (s, ts) => {
+    const line = /^(\d+)\s+line \d+: worker runtime/m.exec(section(s.protocol, /^## 2\. Region layout/))?.[1]
+    const kept = [...stripC(s.core).matchAll(/offsetof\(region_hdr, \w+\) == (\d+)/g)].map((m) => Number(m[1]))
+    const hdrBytes = Number(/#define HDR_BYTES (\d+)u/.exec(s.core)?.[1])
+    return [
+      ...eq("worker runtime offset in PROTOCOL.md vs RUNTIME_OFFSET", Number(line), ts.RUNTIME_OFFSET),
+      ...eq("the last region_hdr field C keeps comes before it", Math.max(...kept) + 64 <= ts.RUNTIME_OFFSET, true),
+      ...eq("its line fits in the header", ts.RUNTIME_OFFSET + 64 <= hdrBytes, true),
+    ]
+  },
+
   "Control bytes equal the ones PROTOCOL.md §1 names": (s, ts) => {
     const sec = section(s.protocol, /^## 1\. Rendezvous/)
     const named = [...sec.matchAll(/`'(.)'` \((\w+)\)/g)]
@@ -356,6 +370,17 @@ const textMutations: [string, (s: Sources) => Sources][] = [
     (s) => ({ ...s, protocol: s.protocol.replace("448    line 7: cancel_seq", "512    line 7: cancel_seq") }),
   ],
   [
+    "the worker runtime line moved in PROTOCOL.md",
+    (s) => ({ ...s, protocol: s.protocol.replace("512    line 8: worker runtime", "576    line 8: worker runtime") }),
+  ],
+  [
+    "a region_hdr field of C's on the worker runtime line",
+    (s) => ({
+      ...s,
+      core: s.core.replace("offsetof(region_hdr, cancel_seq) == 448", "offsetof(region_hdr, cancel_seq) == 512"),
+    }),
+  ],
+  [
     "the cancel word dropped from PROTOCOL.md's slot header",
     (s) => ({ ...s, protocol: s.protocol.replace("| 36 | u32 | cancel word", "| 36 | u32 | spare") }),
   ],
@@ -426,6 +451,7 @@ const tsMutations: [string, (ts: TsConstants) => TsConstants][] = [
     (ts) => ({ ...ts, HubConfig: { ...ts.HubConfig, streamWindow: 4, allowUidCount: 5 } }),
   ],
   ["CANCEL_SEQ_OFFSET off by a line", (ts) => ({ ...ts, CANCEL_SEQ_OFFSET: ts.CANCEL_SEQ_OFFSET + 64 })],
+  ["RUNTIME_OFFSET off by a line", (ts) => ({ ...ts, RUNTIME_OFFSET: ts.RUNTIME_OFFSET + 64 })],
   ["MAX_ALLOW_UIDS changed", (ts) => ({ ...ts, MAX_ALLOW_UIDS: 9 })],
   ["State.DONE changed", (ts) => ({ ...ts, State: { ...ts.State, DONE: 7 } })],
   ["Kind.RAW changed", (ts) => ({ ...ts, Kind: { ...ts.Kind, RAW: 3 } })],
