@@ -5,12 +5,13 @@
 import { afterEach, expect, test } from "bun:test"
 import { SlotBus } from "../../src/index.ts"
 import { serveStatus } from "../../src/status/index.ts"
-import { bunChild, busName, until, type Child } from "../support/helpers.ts"
+import { bunChild, busName, spawn, until, type Child } from "../support/helpers.ts"
 import { promtool, sample } from "../support/prometheus.ts"
 import { sayWhySkipped, toolSkipReason } from "../support/tools.ts"
 
 const promtoolSkip = toolSkipReason("promtool")
 sayWhySkipped("a stalling worker's runtime series", promtoolSkip)
+const python = Bun.which("python3")
 
 const cleanups: (() => Promise<unknown>)[] = []
 afterEach(async () => {
@@ -64,4 +65,37 @@ test.skipIf(promtoolSkip !== null)(
     expect(sample(text, "nodejs_heap_size_used_bytes")).toBeGreaterThan(0) // the front's own goes on, unlabelled
   },
   120_000,
+)
+
+test.skipIf(python === null)(
+  "a worker that writes no runtime report (the Python one) has its process series and no runtime series",
+  async () => {
+    const bus = await SlotBus.listen(busName("wruntime"))
+    cleanups.push(() => bus.close({ drain: false }))
+    const status = await serveStatus([bus], { port: 0 })
+    cleanups.push(() => status.stop())
+    const py = spawn([python!, `${import.meta.dir}/../../examples/python-worker/echo.py`, bus.name])
+    cleanups.push(() => py.kill())
+    await py.waitLine(/^ready$/, 30_000)
+    await bus.waitForWorkers(1, 30_000) // seat 0: Python
+    await worker(bus.name) // seat 1: Bun
+    await bus.waitForWorkers(2, 30_000)
+    const seat = (seat: number) => `{bus="${bus.name}",worker="${seat}"}`
+    let text = ""
+    await until(
+      async () => {
+        text = await (await fetch(`${status.url}/metrics`)).text()
+        return sample(text, `nodejs_heap_size_used_bytes${seat(1)}`) !== undefined
+      },
+      "the Bun worker's first report arrives",
+      30_000,
+      100,
+    )
+    expect(sample(text, `process_resident_memory_bytes${seat(0)}`)).toBeGreaterThan(0)
+    for (const f of RUNTIME) {
+      expect(sample(text, `${f}${seat(0)}`)).toBeUndefined()
+      expect(sample(text, `${f}${seat(1)}`)).toBeGreaterThanOrEqual(0)
+    }
+  },
+  60_000,
 )
