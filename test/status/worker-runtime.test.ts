@@ -99,3 +99,26 @@ test.skipIf(python === null)(
   },
   60_000,
 )
+
+test("the report's timer keeps no worker alive: a worker whose hub closed exits by itself", async () => {
+  const bus = await SlotBus.listen(busName("wruntime"))
+  let open = true
+  cleanups.push(() => (open ? bus.close({ drain: false }) : Promise.resolve()))
+  const status = await serveStatus([bus], { port: 0 })
+  cleanups.push(() => status.stop())
+  const w = await worker(bus.name)
+  await bus.waitForWorkers(1, 30_000)
+  await until(
+    async () =>
+      sample(
+        await (await fetch(`${status.url}/metrics`)).text(),
+        `nodejs_heap_size_used_bytes{bus="${bus.name}",worker="0"}`,
+      ) !== undefined,
+    "the worker's first report arrives",
+    30_000,
+    100,
+  )
+  open = false
+  await bus.close({ drain: false })
+  expect(await w.proc.exited).toBe(0) // nothing but the closed worker was left to keep it running
+}, 60_000)
