@@ -22,7 +22,7 @@ kills its worker. Every answer is checked; every POST's executions are counted f
   --lanes <n>          requests in flight at the base load (default 16)
   --spike-lanes <n>    more in flight during a spike (default 48)
   --min <n>, --max <n> the pool's instances (default 2 and 6)
-  --crash-every <n>    one request in n kills its worker (default 300; 0: no crash bug)
+  --crash-every <n>    one request in n kills its worker (default 2000; 0: no crash bug)
   --reload-every <ms>  SIGHUP to a random front (default 10000; 0: never)
   --kill-worker-every <ms>  kill -9 of a random worker (default 4000; 0: never)
   --kill-front-every <ms>   kill -9 of a random front, started again 1 s later (default 30000; 0: never)
@@ -57,7 +57,7 @@ function options(argv: string[]) {
       "spike-lanes": { type: "string", default: "48" },
       min: { type: "string", default: "2" },
       max: { type: "string", default: "6" },
-      "crash-every": { type: "string", default: "300" },
+      "crash-every": { type: "string", default: "2000" },
       "reload-every": { type: "string", default: "10000" },
       "kill-worker-every": { type: "string", default: "4000" },
       "kill-front-every": { type: "string", default: "30000" },
@@ -108,21 +108,41 @@ function alive(pid: number): boolean {
   }
 }
 
-/** RSS in bytes and open fds of a process, or null once it is gone. */
+/** The inodes of every TCP socket in this network namespace: a front's HTTP connections, told apart. */
+function tcpInodes(): Set<string> {
+  const inodes = new Set<string>()
+  for (const file of ["/proc/net/tcp", "/proc/net/tcp6"])
+    try {
+      for (const line of readFileSync(file, "utf8").split("\n").slice(1)) {
+        const inode = line.trim().split(/\s+/)[9]
+        if (inode) inodes.add(inode)
+      }
+    } catch {} // no IPv6
+  return inodes
+}
+
+/** RSS in bytes and open fds of a process but its HTTP connections (the load's, not the front's), or null. */
 function footprint(pid: number): { rss: number; fds: number } | null {
   try {
     const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) * 1024
+    const tcp = tcpInodes()
     const fds = readdirSync(`/proc/${pid}/fd`).filter((fd) => {
       try {
-        return readlinkSync(`/proc/${pid}/fd/${fd}`) !== ""
+        return !tcp.has(/^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1] ?? "")
       } catch {
-        return false
+        return false // closed while we looked
       }
     }).length
     return { rss, fds }
   } catch {
     return null
   }
+}
+
+/** The footprints of `pids` summed (those still there). */
+function total(pids: number[]) {
+  const each = pids.map(footprint).filter((f) => f !== null)
+  return { processes: each.length, rss: each.reduce((n, f) => n + f.rss, 0), fds: each.reduce((n, f) => n + f.fds, 0) }
 }
 
 const pick = <T>(xs: T[]): T | undefined => xs[Math.floor(Math.random() * xs.length)]
@@ -240,6 +260,7 @@ export async function main(argv: string[]): Promise<number> {
     await startFront()
     await sleep(2_000)
     const start = new Map([...fronts].map((f) => [f.pid, footprint(f.pid)]))
+    const startAll = total([...[...fronts].map((f) => f.pid), ...workers()])
     const lanes = Array.from({ length: o.lanes }, (_, i) => lane(i, false))
     const spikes: Promise<void>[] = []
     const stops = [
@@ -277,8 +298,11 @@ export async function main(argv: string[]): Promise<number> {
     await sleep(1_500) // a front started after a kill is ready; the last reload settles
     running = false
     await Promise.all([...lanes, ...spikes])
-    await sleep(5_000) // the pool shrinks back (idleTimeoutMs 3 s)
+    // the pool shrinks back to --min (idleTimeoutMs 3 s) before the footprint is compared with the start's
+    for (let waited = 0; workers().length > o.min && waited < 30_000; waited += 500) await sleep(500)
+    await sleep(1_000)
     const end = new Map([...fronts].map((f) => [f.pid, footprint(f.pid)]))
+    const endAll = total([...[...fronts].map((f) => f.pid), ...workers()])
 
     const runs = new Map<string, number>()
     for (const id of readFileSync(witness, "utf8").split("\n")) if (id) runs.set(id, (runs.get(id) ?? 0) + 1)
@@ -303,6 +327,7 @@ export async function main(argv: string[]): Promise<number> {
       failedOtherwise: t.unexpected,
       events,
       workersAtEnd,
+      processes: { start: startAll, end: endAll },
       fronts: [...start].map(([pid, s]) => ({ pid, start: s, end: end.get(pid) ?? null })),
       leftRunning: left,
     }
@@ -323,10 +348,14 @@ export async function main(argv: string[]): Promise<number> {
       console.log(
         `reloads ${events.reloads} (${events.reloadsFailed} failed), worker kills ${events.workerKills}, front kills ${events.frontKills}, spikes ${events.spikes}, most workers ${events.maxWorkers}, workers at the end ${workersAtEnd}`,
       )
+      const mib = (b: number) => (b / 2 ** 20).toFixed(0)
+      console.log(
+        `${startAll.processes} fronts and workers at the start, ${endAll.processes} at the end: RSS ${mib(startAll.rss)} → ${mib(endAll.rss)} MiB, fds but HTTP connections ${startAll.fds} → ${endAll.fds}`,
+      )
       for (const f of summary.fronts)
         if (f.start && f.end)
           console.log(
-            `front ${f.pid}: RSS ${(f.start.rss / 2 ** 20).toFixed(0)} → ${(f.end.rss / 2 ** 20).toFixed(0)} MiB, fds ${f.start.fds} → ${f.end.fds}`,
+            `front ${f.pid}: RSS ${(f.start.rss / 2 ** 20).toFixed(0)} → ${(f.end.rss / 2 ** 20).toFixed(0)} MiB, fds but HTTP connections ${f.start.fds} → ${f.end.fds}`,
           )
       for (const why of new Set(reloadFailures.map((l) => l.replace(/\d+/g, "N")))) console.log(why)
       console.log(left.length ? `left running: ${left.join(", ")}` : "nothing left running")
