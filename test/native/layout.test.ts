@@ -6,7 +6,6 @@ import { describe, expect, test } from "bun:test"
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import * as ffi from "../../src/native/ffi.ts"
-import { RUNTIME_OFFSET } from "../../src/core/wire/runtime-block.ts"
 import {
   camel,
   cDefine,
@@ -69,7 +68,7 @@ const realTs: TsConstants = {
   E_CORRUPT: ffi.E_CORRUPT,
   Control: ffi.Control,
   CANCEL_SEQ_OFFSET: ffi.CANCEL_SEQ_OFFSET,
-  RUNTIME_OFFSET,
+  RUNTIME_OFFSET: ffi.RUNTIME_OFFSET,
   layoutHash: ffi.native.sb_layout_hash(),
   expectedLayoutHash: ffi.LAYOUT_HASH,
   abiVersion: ffi.ABI_VERSION,

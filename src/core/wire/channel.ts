@@ -2,7 +2,7 @@
 import { toArrayBuffer } from "bun:ffi"
 import { writeSync } from "node:fs"
 import { availableParallelism } from "node:os"
-import { native, type Chan, MSG_WORDS, CANCEL_SEQ_OFFSET } from "../../native/ffi.ts"
+import { native, type Chan, MSG_WORDS, CANCEL_SEQ_OFFSET, RUNTIME_OFFSET, RUNTIME_WORDS } from "../../native/ffi.ts"
 import type { Parking } from "./idle.ts"
 
 /** The region header's `bus processes` word (docs/PROTOCOL.md §2): line 0, offset 40. */
@@ -30,6 +30,8 @@ export class Channel implements Parking {
   private readonly arenas: (Uint8Array | undefined)[]
   private readonly slotHeaders: Uint32Array
   private readonly processes: Uint32Array
+  /** The worker's runtime report, header line 8 (docs/PROTOCOL.md §2): runtime-block.ts's, only while open. */
+  readonly runtimeLine: Uint32Array
   private readers: { cancel(): Promise<void> }[] = []
   private open = true
   private holds = 0
@@ -44,6 +46,7 @@ export class Channel implements Parking {
     this.base = Number(native.sb_region(ptr))
     this.cancelSeq = new Uint32Array(toArrayBuffer(this.base as never, CANCEL_SEQ_OFFSET, 4))
     this.processes = new Uint32Array(toArrayBuffer(this.base as never, BUS_PROCESSES_OFFSET, 4))
+    this.runtimeLine = new Uint32Array(toArrayBuffer(this.base as never, RUNTIME_OFFSET, RUNTIME_WORDS * 4))
     this.arenasOff = native.sb_arena_offset(ptr, 0, 0) // docs/PROTOCOL.md §2: arenas follow, 2 per slot
     this.arenas = new Array(this.slotCount * 2)
     // docs/PROTOCOL.md §2: 64-byte slot headers at SLOTS = align64(1024 + 8·ring_size)

@@ -1,13 +1,8 @@
 // A worker's runtime report in its connection's region (docs/PROTOCOL.md §2, header line 8): the worker writes its
 // event-loop lag and heap about once a second under a seqlock of single 32-bit words; the hub reads them when
 // scraped, without asking the worker. libslotbus never touches the line, and zero means "never reported".
-import { toArrayBuffer } from "bun:ffi"
-import { native } from "../../native/ffi.ts"
 import type { Channel } from "./channel.ts"
 
-/** Header line 8's offset in the region (§2). */
-export const RUNTIME_OFFSET = 512
-const WORDS = 5
 /** A report the hub reads while it is being written is read again, this many times in all, then left out. */
 const READ_TRIES = 3
 const MAX_U32 = 0xffff_ffff
@@ -20,20 +15,12 @@ export interface WorkerRuntime {
   externalBytes: number
 }
 
-const views = new WeakMap<Channel, Uint32Array>()
-
-function lineOf(chan: Channel): Uint32Array {
-  let v = views.get(chan)
-  if (!v) views.set(chan, (v = new Uint32Array(toArrayBuffer(native.sb_region(chan.ptr)!, RUNTIME_OFFSET, WORDS * 4))))
-  return v
-}
-
 const clamp = (n: number) => Math.min(MAX_U32, Math.max(0, Math.round(n)))
 
 /** The worker side: one report into `chan`'s region (nothing once it is closed). */
 export function writeRuntime(chan: Channel, r: WorkerRuntime) {
   if (!chan.isOpen) return
-  const v = lineOf(chan)
+  const v = chan.runtimeLine
   const seq = Atomics.load(v, 0)
   Atomics.store(v, 0, (seq | 1) >>> 0) // odd: being written
   Atomics.store(v, 1, clamp(r.lagSeconds * 1e6))
@@ -46,7 +33,7 @@ export function writeRuntime(chan: Channel, r: WorkerRuntime) {
 /** The hub side: the worker's last report, or null when it never reported (or kept writing while read). */
 export function readRuntime(chan: Channel): WorkerRuntime | null {
   if (!chan.isOpen) return null
-  const v = lineOf(chan)
+  const v = chan.runtimeLine
   for (let i = 0; i < READ_TRIES; i++) {
     const seq = Atomics.load(v, 0)
     if (seq === 0) return null
