@@ -14,7 +14,7 @@ extern "C" {
 #define SB_VERSION 2u
 /* Bumped whenever a function below changes its signature or meaning; the TS loader refuses a mismatch. */
 #ifndef SB_ABI_VERSION /* overridable only so a test can build a mismatching library */
-#define SB_ABI_VERSION 15u /* 15: sb_notify; 14: sb_host_holder; 13: sb_idle; 11: the flight recorder (sb_rec_*); 10: a lease claim's trace context (sbl_try_claim*'s trace, sbl_holder.trace); 9: sb_ctl_listen, sb_ctl_accept, sb_ctl_connect; 8: SB_ESOCKDIR, sb_socket_dir_error; sbl_open's stopped pids (no sbl_open_error); 7: sb_platform, sb_unlisten; 6: streams */
+#define SB_ABI_VERSION 16u /* 16: sb_any_readable; 15: sb_notify; 14: sb_host_holder; 13: sb_idle; 11: the flight recorder (sb_rec_*); 10: a lease claim's trace context (sbl_try_claim*'s trace, sbl_holder.trace); 9: sb_ctl_listen, sb_ctl_accept, sb_ctl_connect; 8: SB_ESOCKDIR, sb_socket_dir_error; sbl_open's stopped pids (no sbl_open_error); 7: sb_platform, sb_unlisten; 6: streams */
 #endif
 #define SB_MAX_SLOTS 4096u
 #define SB_MAX_ALLOW_UIDS 8u
@@ -223,6 +223,9 @@ void sb_unpark(sb_chan *ch);
 /* Give the CPU to another runnable thread, if any: a poller sharing a CPU with its peer must, or it only
  * delays the answer it waits for. */
 void sb_yield(void);
+/* 1 if any of the first n (at most 8) fds is readable now, else 0 (poll, no wait): asked of the event loop's epoll
+ * fds, whether the loop has I/O to do. */
+int sb_any_readable(const int32_t *fds, uint32_t n);
 /* Block until work may be available, the peer is gone, or timeout_ms passes (<0: forever).
  * use_futex: sleep on the ring's futex word instead of the eventfd (slices of 10 ms check the socket).
  * Returns 1 work may be ready, 0 timeout (or early: a control byte arrived; just wait again), -EPIPE peer gone. */

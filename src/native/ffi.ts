@@ -67,6 +67,7 @@ const symbols = {
   sb_park: { args: [ptr], returns: i32 },
   sb_unpark: { args: [ptr], returns: none },
   sb_yield: { args: [], returns: none },
+  sb_any_readable: { args: [ptr, u32], returns: i32 },
   sb_wait: { args: [ptr, i32, i32], returns: i32 },
   sb_idle: { args: [ptr, i32, u32], returns: i32 }, // C polling loops; the TS side idles with src/core/wire/idle.ts
 
@@ -83,7 +84,7 @@ export type Native = Library<typeof symbols>["symbols"]
 export type Chan = Pointer
 
 /** What this TypeScript expects of the library: csrc/slotbus.h's SB_ABI_VERSION and the layout string's hash. */
-export const ABI_VERSION = 15
+export const ABI_VERSION = 16
 export const LAYOUT_HASH = 0x178a975a
 
 // Why the library's functions are not there: never loaded, or the last load was refused (and how).

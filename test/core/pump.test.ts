@@ -194,3 +194,43 @@ test("a crowded bus (more processes than CPUs) makes the default pump park after
   expect(spin.log).toEqual([])
   spinning.stop()
 })
+
+test("a pump whose event loop has I/O waiting polls once and leaves the turn to it instead of spinning; with none waiting it spins", async () => {
+  const { parking } = fakeParking()
+  let polls = 0
+  let read = false
+  const { promise: accepted, resolve: accept } = Promise.withResolvers<void>()
+  const server = Bun.listen({
+    hostname: "127.0.0.1",
+    port: 0,
+    socket: { data: () => void (read = true), open: () => accept() },
+  })
+  const { promise: opened, resolve: open } = Promise.withResolvers<void>()
+  const client = await Bun.connect({
+    hostname: "127.0.0.1",
+    port: server.port,
+    socket: { data() {}, open: () => open() },
+  })
+  const pump = new Pump(parking, "adaptive", {
+    collect: () => (polls++, 0),
+    wanted: () => true,
+    startupPollNs: 60_000_000_000, // polls, never parks, for the whole test
+  })
+  try {
+    await Promise.all([opened, accepted])
+    await turn()
+    client.write("x") // loopback: the server's socket is readable once write returns
+    client.flush()
+    pump.kick()
+    await null // the pump's run was queued first: it has run
+    expect(polls).toBe(1) // one poll, no spin: the loop has the server's byte to read
+    await until(() => read, "the server read the byte")
+    const before = polls
+    await turn()
+    expect(polls - before).toBeGreaterThan(2) // nothing waiting: it spins again
+  } finally {
+    pump.stop()
+    client.end()
+    server.stop(true)
+  }
+})

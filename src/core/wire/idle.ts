@@ -1,5 +1,5 @@
 // Idle strategies: how a side waits for its peer. One mechanism, two knobs.
-import { readFileSync } from "node:fs"
+import { readdirSync, readFileSync, readlinkSync } from "node:fs"
 import { native } from "../../native/ffi.ts"
 import { checkNumber, checkOptions, optionNames } from "../../kit/index.ts"
 
@@ -88,6 +88,24 @@ const QUICK_YIELDS_TO_CLEAR = 16
 const RING_SLACK = 64
 
 let turns = 0
+let loopFds: Int32Array | undefined
+
+/**
+ * The epoll fds of this process's event loops (Linux: one a Bun process, two under `bun test`, one more per Worker
+ * thread), at most 8, found once: a pump asks them whether the loop has I/O waiting. Empty elsewhere.
+ */
+function eventLoopFds(): Int32Array {
+  if (loopFds) return loopFds
+  const fds: number[] = []
+  try {
+    for (const fd of readdirSync("/proc/self/fd"))
+      try {
+        if (readlinkSync(`/proc/self/fd/${fd}`) === "anon_inode:[eventpoll]") fds.push(Number(fd))
+      } catch {}
+  } catch {}
+  loopFds = Int32Array.from(fds.sort((a, b) => a - b).slice(0, 8))
+  return loopFds
+}
 
 /**
  * How many times a pump of this process has run in an event-loop turn of its own (a setImmediate run, a ring) or
@@ -261,6 +279,7 @@ export class Pump {
   private parks = 0
   private rings = 0
   private readonly mayCrowd: boolean // the default strategy, told when the bus is crowded
+  private readonly loopFds = eventLoopFds()
 
   constructor(
     private readonly chan: Parking,
@@ -388,7 +407,17 @@ export class Pump {
     // Fruitless polling gives the CPU away now and then: if the peer shares this CPU, spinning only
     // delays its answer (costs ~0.2 µs when nobody else wants the CPU).
     const crowded = workCount === 0 && this.isCrowded() // read only where it decides: spin, yield or park
-    if (workCount === 0 && this.t.spinNs > 0 && !crowded && this.wanted()) {
+    // The event loop has I/O waiting (a front's HTTP connections): a spin or a yield would only hold it up, and
+    // what they wait for is collected in a later turn anyway. One poll(2) of the loop's epoll fds, only where a
+    // spin would start; "spin" (never parks) was asked for the lowest latency and keeps spinning.
+    const io =
+      workCount === 0 &&
+      this.t.spinNs > 0 &&
+      this.t.parkAfterNs !== Infinity &&
+      !crowded &&
+      this.loopFds.length > 0 &&
+      native.sb_any_readable(this.loopFds, this.loopFds.length) === 1
+    if (workCount === 0 && this.t.spinNs > 0 && !crowded && !io && this.wanted()) {
       let t = now()
       const until = t + this.t.spinNs
       let yieldAt = t + YIELD_EVERY_NS
@@ -419,7 +448,7 @@ export class Pump {
     const mayPark = this.t.parkAfterNs !== Infinity
     if (mayPark) this.contention.sample(t)
     // (park mode parks below whatever happens: a yield first would only delay what arrives meanwhile)
-    if (this.t.parkAfterNs !== 0 && !crowded && !(mayPark && t < this.contention.until)) {
+    if (this.t.parkAfterNs !== 0 && !crowded && !io && !(mayPark && t < this.contention.until)) {
       native.sb_yield()
       const back = now()
       this.contention.yielded(back, back - t)
