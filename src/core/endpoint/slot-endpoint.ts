@@ -89,6 +89,10 @@ export class SlotEndpoint implements Endpoint, SlotStreamOwner {
   requestLimit = Infinity
   controlBytes = 0
   private nextId = 1
+  /** pumpTurns() when a request was last sent. */
+  private lastSentTurn = -1
+  /** The body size of the last answer: over 15 KiB, one in its caller's turn saves Bun.serve's late write. */
+  private lastAnswerBytes = 0
 
   constructor(
     readonly chan: Channel,
@@ -107,6 +111,7 @@ export class SlotEndpoint implements Endpoint, SlotStreamOwner {
       onError: () => host.counters.internalError(),
       startupPollNs: STARTUP_POLL_NS,
       crowded: () => chan.crowded,
+      answerInTurnPays: () => this.lastSentTurn === pumpTurns() && this.lastAnswerBytes > 15 * 1024,
     })
   }
 
@@ -173,6 +178,7 @@ export class SlotEndpoint implements Endpoint, SlotStreamOwner {
     p.endpoint = this
     p.slot = slot
     this.sentTurn[slot] = p.waited ? Number.NaN : pumpTurns() // a queued request's caller had its turn long ago
+    if (!p.waited) this.lastSentTurn = this.sentTurn[slot]!
     if (!p.idempotent) p.body = EMPTY // the bytes are in the slot: do not keep the caller's buffer alive
     this.pump.kick()
     return true
@@ -269,6 +275,7 @@ export class SlotEndpoint implements Endpoint, SlotStreamOwner {
     const m = chan.msg
     const bodyOff = m[Msg.bodyOff]!
     const bodyLen = m[Msg.bodyLen]!
+    this.lastAnswerBytes = bodyLen
     const arena = chan.arena(slot, 1, Math.max(bodyOff + bodyLen, m[Msg.headLen]!))
     this.host.counters.receivedBytes(bodyLen)
     const flags = m[Msg.flags]!

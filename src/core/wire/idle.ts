@@ -252,6 +252,12 @@ export interface PumpDuties {
    * yield, park at once, as `park` does. Every process's polling then takes a CPU some handler is waiting for.
    */
   crowded?: () => boolean
+  /**
+   * A request sent in this event-loop turn waits, and its answer is likely big enough (over ~16 KiB) that landing
+   * it in its caller's turn, which Bun.serve writes in one send (docs/perf/bun-late-write.md), is worth a spin even
+   * with I/O waiting.
+   */
+  answerInTurnPays?: () => boolean
 }
 
 /**
@@ -416,6 +422,7 @@ export class Pump {
       this.t.parkAfterNs !== Infinity &&
       !crowded &&
       this.loopFds.length > 0 &&
+      this.duties.answerInTurnPays?.() !== true &&
       native.sb_any_readable(this.loopFds, this.loopFds.length) === 1
     if (workCount === 0 && this.t.spinNs > 0 && !crowded && !io && this.wanted()) {
       let t = now()
