@@ -195,15 +195,21 @@ test("a crowded bus (more processes than CPUs) makes the default pump park after
   spinning.stop()
 })
 
-test("a pump whose event loop has I/O waiting polls once and leaves the turn to it instead of spinning, unless a request of this turn may still be answered in it; with no I/O waiting it spins", async () => {
+/** A collect that finds nothing and takes about a microsecond, so a spin reaches its first yield point in 8 polls. */
+const slowEmptyPoll = (count: () => void) => () => {
+  count()
+  for (const t = Bun.nanoseconds(); Bun.nanoseconds() - t < 1000; );
+  return 0
+}
+
+test("a spinning pump whose event loop has I/O waiting leaves the turn to it at its first yield point, unless a request of this turn may still be answered in it; with no I/O waiting it spins on", async () => {
   const { parking } = fakeParking()
-  let polls = 0
-  let read = false
+  let read = 0
   const { promise: accepted, resolve: accept } = Promise.withResolvers<void>()
   const server = Bun.listen({
     hostname: "127.0.0.1",
     port: 0,
-    socket: { data: () => void (read = true), open: () => accept() },
+    socket: { data: () => void read++, open: () => accept() },
   })
   const { promise: opened, resolve: open } = Promise.withResolvers<void>()
   const client = await Bun.connect({
@@ -211,41 +217,49 @@ test("a pump whose event loop has I/O waiting polls once and leaves the turn to 
     port: server.port,
     socket: { data() {}, open: () => open() },
   })
-  const pump = new Pump(parking, "adaptive", {
-    collect: () => (polls++, 0),
-    wanted: () => true,
-    startupPollNs: 60_000_000_000, // polls, never parks, for the whole test
-  })
-  try {
-    await Promise.all([opened, accepted])
-    await turn()
+  const pumps: Pump[] = []
+  const pumpWith = (inTurn: boolean) => {
+    const seen = { polls: 0 }
+    // a 1 ms spin, so that even a loaded machine's preemption seldom ends one before its first yield point
+    const pump = new Pump(
+      parking,
+      { spinMicros: 1000, parkAfterMs: 1000 },
+      {
+        collect: slowEmptyPoll(() => seen.polls++),
+        wanted: () => true,
+        startupPollNs: 60_000_000_000, // polls, never parks, for the whole test
+        answerInTurnPays: () => inTurn,
+      },
+    )
+    pumps.push(pump)
+    return { pump, seen }
+  }
+  /** polls in the pump's first run, kicked with a byte waiting for the server's socket */
+  const firstRun = async (inTurn: boolean) => {
+    const { pump, seen } = pumpWith(inTurn)
+    const before = read
     client.write("x") // loopback: the server's socket is readable once write returns
     client.flush()
     pump.kick()
     await null // the pump's run was queued first: it has run
-    expect(polls).toBe(1) // one poll, no spin: the loop has the server's byte to read
-    await until(() => read, "the server read the byte")
-    const before = polls
+    const polls = seen.polls
+    pump.stop()
+    await until(() => read > before, "the server read the byte")
+    return polls
+  }
+  try {
+    await Promise.all([opened, accepted])
     await turn()
-    expect(polls - before).toBeGreaterThan(2) // nothing waiting: it spins again
-    pump.stop()
-    read = false
-    let inTurnPolls = 0
-    const inTurn = new Pump(parking, "adaptive", {
-      collect: () => (inTurnPolls++, 0),
-      wanted: () => true,
-      startupPollNs: 60_000_000_000,
-      answerInTurnPays: () => true,
-    })
-    client.write("y")
-    client.flush()
-    inTurn.kick()
+    // 1 + 8 polls: the first yield point asked the loop, which had the byte to read (the whole spin: ~500)
+    expect(await firstRun(false)).toBeLessThanOrEqual(16)
+    // a big answer may land in its caller's turn: worth the whole spin all the same
+    expect(await firstRun(true)).toBeGreaterThan(16)
+    const { pump, seen } = pumpWith(false) // nothing waiting: it spins on
+    pump.kick()
     await null
-    inTurn.stop()
-    expect(inTurnPolls).toBeGreaterThan(1) // a big answer may land in its caller's turn: worth a spin all the same
-    await until(() => read, "the server read the second byte")
+    expect(seen.polls).toBeGreaterThan(16)
   } finally {
-    pump.stop()
+    for (const pump of pumps) pump.stop()
     client.end()
     server.stop(true)
   }

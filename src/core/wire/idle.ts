@@ -59,6 +59,8 @@ const POLLS_PER_CLOCK = 8
 export const STARTUP_POLL_NS = 250_000_000
 // A run that found work reads no clock; a chain of them looks at it every this many runs (≤ 16 × a 20 µs spin).
 const CLOCK_EVERY_RUNS = 16
+// A pump that found its event loop's I/O waiting this recently asks again before it spins (idle()).
+const IO_RECENT_NS = 10_000_000
 // A sched_yield that kept this side off the CPU this long ran a third process (a peer sharing our CPU answers
 // sooner): the machine is oversubscribed. Yielding then costs a whole time slice of the other process, while a
 // parked side that is woken preempts it; so a pump that may park does, at once, for the next while.
@@ -286,6 +288,7 @@ export class Pump {
   private rings = 0
   private readonly mayCrowd: boolean // the default strategy, told when the bus is crowded
   private readonly loopFds = eventLoopFds()
+  private ioSeenAt = -Infinity
 
   constructor(
     private readonly chan: Parking,
@@ -413,29 +416,26 @@ export class Pump {
     // Fruitless polling gives the CPU away now and then: if the peer shares this CPU, spinning only
     // delays its answer (costs ~0.2 µs when nobody else wants the CPU).
     const crowded = workCount === 0 && this.isCrowded() // read only where it decides: spin, yield or park
-    // The event loop has I/O waiting (a front's HTTP connections): a spin or a yield would only hold it up, and
-    // what they wait for is collected in a later turn anyway. One poll(2) of the loop's epoll fds, only where a
-    // spin would start; "spin" (never parks) was asked for the lowest latency and keeps spinning.
-    const io =
-      workCount === 0 &&
-      this.t.spinNs > 0 &&
-      this.t.parkAfterNs !== Infinity &&
-      !crowded &&
-      this.loopFds.length > 0 &&
-      this.duties.answerInTurnPays?.() !== true &&
-      native.sb_any_readable(this.loopFds, this.loopFds.length) === 1
-    if (workCount === 0 && this.t.spinNs > 0 && !crowded && !io && this.wanted()) {
+    // A front's event loop has its HTTP connections' I/O to do: a spin only holds it up, and what it waits for is
+    // collected in a later turn anyway. So where a spin would yield (every YIELD_EVERY_NS) it first asks the loop's
+    // epoll fds whether I/O waits (one poll(2)) and, if so, ends the run there without yielding; a pump that saw
+    // I/O waiting within IO_RECENT_NS asks before it starts to spin. A quick answer without I/O around costs no
+    // syscall. "spin" (never parks) keeps spinning.
+    let io = false
+    if (workCount === 0 && this.t.spinNs > 0 && !crowded && this.wanted()) {
       let t = now()
+      if (t - this.ioSeenAt < IO_RECENT_NS) io = this.ioWaiting(t)
       const until = t + this.t.spinNs
       let yieldAt = t + YIELD_EVERY_NS
       // A poll is one FFI call (~10 ns), a clock read ~30-100 ns: look at the clock every POLLS_PER_CLOCK polls.
-      for (let i = 1; workCount === 0 && !this.stopped; i++) {
+      for (let i = 1; workCount === 0 && !io && !this.stopped; i++) {
         workCount = this.collect()
         this.sharing.polled(workCount)
         if (workCount !== 0) break
         if (!this.sharing.shared && i % POLLS_PER_CLOCK !== 0) continue
         if ((t = now()) >= until) break
         if (this.sharing.shared || t > yieldAt) {
+          if (t > yieldAt && (io = this.ioWaiting(t))) break
           native.sb_yield()
           const back = now()
           this.sharing.yielded(back - t)
@@ -468,6 +468,19 @@ export class Pump {
     if (t - this.lastProgress >= this.parkAfterNs && t >= this.pollUntil) return this.park()
     if (crowded || (mayPark && t < this.contention.until)) return this.park()
     this.schedule(false)
+  }
+
+  /** At t the event loop has I/O waiting, and no answer that could land in its caller's turn is worth a spin. */
+  private ioWaiting(t: number): boolean {
+    if (
+      this.t.parkAfterNs === Infinity ||
+      this.loopFds.length === 0 ||
+      this.duties.answerInTurnPays?.() === true ||
+      native.sb_any_readable(this.loopFds, this.loopFds.length) !== 1
+    )
+      return false
+    this.ioSeenAt = t
+    return true
   }
 
   private isCrowded(): boolean {
