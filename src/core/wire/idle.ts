@@ -100,9 +100,10 @@ function eventLoopFds(): Int32Array {
   if (loopFds) return loopFds
   const fds: number[] = []
   try {
+    // Bun makes its loops early, so they have low numbers: a server's thousands of sockets are not looked at.
     for (const fd of readdirSync("/proc/self/fd"))
       try {
-        if (readlinkSync(`/proc/self/fd/${fd}`) === "anon_inode:[eventpoll]") fds.push(Number(fd))
+        if (Number(fd) < 256 && readlinkSync(`/proc/self/fd/${fd}`) === "anon_inode:[eventpoll]") fds.push(Number(fd))
       } catch {}
   } catch {}
   loopFds = Int32Array.from(fds.sort((a, b) => a - b).slice(0, 8))
