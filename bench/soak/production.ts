@@ -314,6 +314,7 @@ export async function main(argv: string[]): Promise<number> {
     await sleep(3_000)
     const left = [...seen].filter(alive)
     const reloadFailures = everyFront.flatMap((f) => f.stderr.match(/^reload failed.*$/gm) ?? [])
+    const givenUp = everyFront.flatMap((f) => f.stderr.match(/^.*(gave up|could not start).*$/gm) ?? [])
     events.reloadsFailed = reloadFailures.length
     const summary = {
       machine: `${machine.cpu}, ${machine.cores} vCPUs, ${machine.kernel}, Bun ${machine.bun}`,
@@ -330,6 +331,7 @@ export async function main(argv: string[]): Promise<number> {
       processes: { start: startAll, end: endAll },
       fronts: [...start].map(([pid, s]) => ({ pid, start: s, end: end.get(pid) ?? null })),
       leftRunning: left,
+      reasons: [...new Set([...givenUp, ...reloadFailures].map((l) => l.replace(/\d+/g, "N")))],
     }
     const bad =
       summary.wrong + summary.duplicated + summary.hung + Object.keys(t.unexpected).length + left.length > 0 ||
@@ -357,7 +359,7 @@ export async function main(argv: string[]): Promise<number> {
           console.log(
             `front ${f.pid}: RSS ${(f.start.rss / 2 ** 20).toFixed(0)} → ${(f.end.rss / 2 ** 20).toFixed(0)} MiB, fds but HTTP connections ${f.start.fds} → ${f.end.fds}`,
           )
-      for (const why of new Set(reloadFailures.map((l) => l.replace(/\d+/g, "N")))) console.log(why)
+      for (const why of summary.reasons) console.log(why)
       console.log(left.length ? `left running: ${left.join(", ")}` : "nothing left running")
       for (const w of [...t.wrong, ...unrun.map((id) => `POST ${id} answered, never run`)].slice(0, 10))
         console.log(`wrong: ${w}`)
