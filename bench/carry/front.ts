@@ -15,6 +15,7 @@
 import { rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
+import { direct } from "../lib/direct.ts"
 import { leastBusy, threadPool } from "../lib/thread-pool.ts"
 import { answer, HTML_TYPE, JSON_TYPE, route } from "./answers.ts"
 
@@ -138,12 +139,7 @@ async function proxy(): Promise<Setup> {
 }
 
 const setups: Record<Variant, () => Promise<Setup>> = {
-  direct: async () => ({
-    fetch: (req) => answer(new URL(req.url).pathname),
-    workers: [],
-    threads: [],
-    close: async () => {},
-  }),
+  direct: async () => direct(answer),
   hub,
   fetch: () => slotbus("fetch", (bus) => (req) => bus.fetch(req)),
   rpc: () =>

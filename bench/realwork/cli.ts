@@ -1,11 +1,13 @@
 // `slotbus bench realwork`: what an application developer sees with real work behind a front. A shop's render service
 // (render.ts: a product page costing ~2 ms of CPU and answering 20–60 KB of HTML; the same page cached, no work, so
 // each variant's carrying cost alone; a thumbnail streamed as 5 MiB) is
-// served by a Bun.serve front (front.ts) with 4 workers, in four variants measured in one run, interleaved:
+// served by a Bun.serve front (front.ts) with 4 workers, in four variants measured in one run, interleaved (and a
+// fifth, direct, on the cached route only: the front answering itself, the floor of carrying):
 //   slotbus RPC     bus.remote<Api>().renderPage(id) to 4 processes of superviseWorkers (thumbnails by bus.fetch)
 //   bus.fetch       bus.fetch(req) to 4 processes of superviseWorkers answering a Response
 //   Worker threads  4 Worker threads of the front, postMessage, the least busy one first
 //   fetch proxy     fetch() to the least busy of 4 processes each with its own Bun.serve
+//   direct          the front's Bun.serve answering the cached page itself, no transport, no workers
 // Load: wrk -t1 -c16 over /page/0 … /page/63 in turn (or /thumb/…), else an in-repo fetch client. Each round sets
 // every variant up fresh (front and workers), in an order rotating from round to round, warms it up for a second per
 // route, then measures: req/s, p50/p99, and the CPU each process used over the measured time per request. The work
@@ -26,12 +28,14 @@ const USAGE = `usage: slotbus bench realwork [--seconds 2] [--rounds 2] [--only 
 A product page (~2 ms of CPU, 20–60 KB of HTML), the same pages cached (no work: what carrying them costs alone)
 and a 5 MiB streamed thumbnail, served by a Bun.serve front with
 4 workers: slotbus RPC and bus.fetch (superviseWorkers, 16 slots each), Worker threads (postMessage) and a fetch
-proxy to 4 processes' own Bun.serve. 16 clients (wrk -t1 -c16); req/s, p50/p99, CPU per request of the front and
-of each worker, and the work's own cost measured alone.
+proxy to 4 processes' own Bun.serve; on the cached route also direct, the front answering itself (no transport: the
+floor of carrying; not on page or thumb, where the front would do the work itself on one thread). 16 clients
+(wrk -t1 -c16); req/s, p50/p99, CPU per request of the front and of each worker, and the work's own cost measured
+alone; the page route's ceiling when the proxy ran on page and cached and direct on cached.
 
   --seconds <n>  measured whole seconds per variant, route and round, after 1 s of warm-up (default 2)
   --rounds <n>   rounds, every variant set up fresh in each, the order rotating; figures are medians (default 2)
-  --only <list>  some of rpc,fetch,threads,proxy (default all)
+  --only <list>  some of rpc,fetch,threads,proxy,direct (default all; direct runs on the cached route only)
   --route <list> some of page,cached,thumb (default all three)
   --load <n>     n CPU burner processes for the whole run: the machine busy on purpose (default 0)
   --client <c>   wrk (the default when installed: apt-get install wrk) or fetch (an in-repo client, in this process)
@@ -43,10 +47,13 @@ export const VARIANTS = {
   fetch: "bus.fetch",
   threads: "Worker threads",
   proxy: "fetch proxy",
+  direct: "direct",
 } as const
 export type VariantKey = keyof typeof VARIANTS
 export const ROUTES = ["page", "cached", "thumb"] as const
 export type Route = (typeof ROUTES)[number]
+/** Whether `key` runs on `route`: direct only carries the cached page (on the others its front would do the work). */
+export const runsOn = (key: VariantKey, route: Route) => key !== "direct" || route === "cached"
 export const CLIENTS = 16
 const WARM_S = 1
 const FRONT = join(import.meta.dir, "front.ts")
@@ -99,18 +106,21 @@ export interface VariantRow {
 
 /**
  * The most any transport could serve on the page route, as a multiple of the fetch proxy's req/s: one that did the
- * same work and carried each page for what Worker threads do (their CPU per request on the cached route: a front's
- * Bun.serve and a postMessage). With both cores busy, req/s go as 1 ÷ CPU per request, so it is the proxy's page
- * CPU over that CPU less what the proxy spends carrying above the threads. Made when the run measured the proxy
- * and the threads on the page and cached routes.
+ * same work and carried each page for what direct does (its CPU per request on the cached route: the front's
+ * Bun.serve answering in its callback, no transport). Not Worker threads': their answer comes a turn late and pays
+ * Bun.serve's late write, as every transport's does (docs/perf/bun-late-write.ts). With both cores busy, req/s go as
+ * 1 ÷ CPU per request, so it is the proxy's page CPU over that CPU less what the proxy spends carrying above the
+ * floor. Made when the run measured the proxy on the page and cached routes and direct on the cached one.
  */
 export interface CeilingRow {
   kind: "ceiling"
-  /** CPU per request (ms): the proxy's on the page route, and what the proxy and the threads spend carrying alone. */
+  /** CPU per request (ms): the proxy's on the page route, and what the proxy and the floor spend carrying alone. */
   proxyPageMs: number
   proxyCarryMs: number
-  threadsCarryMs: number
-  /** proxyPageMs ÷ (proxyPageMs − (proxyCarryMs − threadsCarryMs)) */
+  /** The variant whose cached row is the floor of carrying. */
+  floor: "direct"
+  floorCarryMs: number
+  /** proxyPageMs ÷ (proxyPageMs − (proxyCarryMs − floorCarryMs)) */
   vsProxy: number
 }
 
@@ -120,10 +130,10 @@ export function pageCeiling(rows: readonly VariantRow[]): CeilingRow | null {
     rows.find((x) => x.variant === variant && x.route === route)?.cpuMs.total
   const proxyPageMs = total("proxy", "page")
   const proxyCarryMs = total("proxy", "cached")
-  const threadsCarryMs = total("threads", "cached")
-  if (proxyPageMs === undefined || proxyCarryMs === undefined || threadsCarryMs === undefined) return null
-  const vsProxy = proxyPageMs / (proxyPageMs - (proxyCarryMs - threadsCarryMs))
-  return { kind: "ceiling", proxyPageMs, proxyCarryMs, threadsCarryMs, vsProxy }
+  const floorCarryMs = total("direct", "cached")
+  if (proxyPageMs === undefined || proxyCarryMs === undefined || floorCarryMs === undefined) return null
+  const vsProxy = proxyPageMs / (proxyPageMs - (proxyCarryMs - floorCarryMs))
+  return { kind: "ceiling", proxyPageMs, proxyCarryMs, floor: "direct", floorCarryMs, vsProxy }
 }
 
 export interface MachineRow extends Machine {
@@ -167,7 +177,8 @@ export function parseArgs(argv: string[]): Options | number {
       o[a === "--seconds" ? "seconds" : a === "--rounds" ? "rounds" : "load"] = n
     } else if (a === "--only") {
       const keys = v.split(",")
-      if (!v || keys.some((k) => !(k in VARIANTS))) return bad(`--only takes some of rpc,fetch,threads,proxy, got ${v}`)
+      if (!v || keys.some((k) => !(k in VARIANTS)))
+        return bad(`--only takes some of ${Object.keys(VARIANTS).join(",")}, got ${v}`)
       o.only = (Object.keys(VARIANTS) as VariantKey[]).filter((k) => keys.includes(k))
     } else if (a === "--route") {
       const routes = v.split(",")
@@ -180,6 +191,8 @@ export function parseArgs(argv: string[]): Options | number {
       o.client = client
     } else o.root = resolve(v)
   }
+  if (!o.only.some((k) => o.routes.some((r) => runsOn(k, r))))
+    return bad("direct runs on the cached route only: add --route cached, or another variant to --only")
   return o
 }
 
@@ -236,14 +249,15 @@ async function start(key: VariantKey, root: string | null): Promise<Target> {
 
 let expectedThumb: Uint8Array | null = null
 
-/** A page, its cached copy and a thumbnail through the target, byte for byte, before it is measured. */
+/** A page, its cached copy and a thumbnail through the target (those of its routes), byte for byte, before it is measured. */
 async function checkAnswers(t: Target): Promise<void> {
-  for (const path of ["/page/7", "/cached/7"]) {
+  for (const path of runsOn(t.key, "page") ? ["/page/7", "/cached/7"] : ["/cached/7"]) {
     const page = await fetch(t.base + path)
     const html = await page.text()
     if (page.status !== 200 || html !== renderPage(7))
       throw new Error(`${VARIANTS[t.key]}: ${path} answered ${page.status}, ${html.length} characters, not the page`)
   }
+  if (!runsOn(t.key, "thumb")) return
   if (!expectedThumb) {
     expectedThumb = new Uint8Array(THUMB_BYTES)
     let at = 0
@@ -326,7 +340,7 @@ export async function runRealwork(o: Options, log: (line: string) => void = () =
         log(`round ${r + 1}/${o.rounds}: ${VARIANTS[key]}`)
         const t = await start(key, o.root)
         try {
-          for (const route of o.routes) {
+          for (const route of o.routes.filter((r) => runsOn(key, r))) {
             const s = await measureRoute(t, route, o, load)
             samples.set(`${key} ${route}`, [...(samples.get(`${key} ${route}`) ?? []), s])
           }
@@ -336,7 +350,7 @@ export async function runRealwork(o: Options, log: (line: string) => void = () =
       }
     for (const b of burners) if (!b.running) throw new Error(`a --load burner exited early:\n${b.output}`)
     const rows = o.routes.flatMap((route) =>
-      o.only.map((key) => row(key, route, samples.get(`${key} ${route}`)!, work)),
+      o.only.filter((key) => runsOn(key, route)).map((key) => row(key, route, samples.get(`${key} ${route}`)!, work)),
     )
     for (const route of o.routes) {
       const proxy = rows.find((x) => x.route === route && x.variant === "proxy")
@@ -410,8 +424,9 @@ function print(head: MachineRow, work: WorkRow, rows: VariantRow[], ceiling: Cei
   console.log("|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---|")
   for (const x of rows) {
     const sum = x.cpuMs.workers.reduce((a, b) => a + b, 0)
+    const workers = x.cpuMs.workers.length ? `${f2(sum)} (${x.cpuMs.workers.map(f2).join(" ")})` : "—"
     console.log(
-      `| ${x.route} | ${x.name} | ${f2(x.rps)} | ${f2(x.p50ms)} | ${f2(x.p99ms)} | ${f2(x.cpuMs.front)} | ${f2(sum)} (${x.cpuMs.workers.map(f2).join(" ")}) | ${f2(x.cpuMs.total)} | ${f2(x.overheadMs)} | ${x.vsProxy ? `${x.vsProxy.rps.toFixed(2)}×` : "—"} | ${x.vsProxy ? `${x.vsProxy.cpu.toFixed(2)}×` : "—"} | ${x.faults.front.toFixed(1)}, ${x.faults.workers.toFixed(1)} |`,
+      `| ${x.route} | ${x.name} | ${f2(x.rps)} | ${f2(x.p50ms)} | ${f2(x.p99ms)} | ${f2(x.cpuMs.front)} | ${workers} | ${f2(x.cpuMs.total)} | ${f2(x.overheadMs)} | ${x.vsProxy ? `${x.vsProxy.rps.toFixed(2)}×` : "—"} | ${x.vsProxy ? `${x.vsProxy.cpu.toFixed(2)}×` : "—"} | ${x.faults.front.toFixed(1)}, ${x.faults.workers.toFixed(1)} |`,
     )
   }
   console.log(
@@ -419,7 +434,7 @@ function print(head: MachineRow, work: WorkRow, rows: VariantRow[], ceiling: Cei
   )
   if (ceiling)
     console.log(
-      `ceiling on the page route: a transport that carried a page for what Worker threads do (${f2(ceiling.threadsCarryMs)} ms per request on the cached route, the proxy ${f2(ceiling.proxyCarryMs)}) would serve at most ${ceiling.vsProxy.toFixed(2)}× the proxy's req/s (its page costs ${f2(ceiling.proxyPageMs)} ms of CPU in all; with both cores busy, req/s go as 1 ÷ CPU per request).`,
+      `ceiling on the page route: a transport that carried a page for what direct does (the front answering itself: ${f2(ceiling.floorCarryMs)} ms per request on the cached route, the proxy ${f2(ceiling.proxyCarryMs)}) would serve at most ${ceiling.vsProxy.toFixed(2)}× the proxy's req/s (its page costs ${f2(ceiling.proxyPageMs)} ms of CPU in all; with both cores busy, req/s go as 1 ÷ CPU per request).`,
     )
 }
 

@@ -5,17 +5,20 @@
 //   fetch    SlotBus + superviseWorkers; every route by bus.fetch(req)
 //   threads  WORKERS Worker threads of this process, postMessage; the least busy one takes the next request
 //   proxy    WORKERS processes each with its own Bun.serve; fetch() to the least busy one, its body passed on
+//   direct   no workers: the Bun.serve answers /cached/<id> itself, in its callback (other routes 404: the bench
+//            runs it on the cached route only)
 // Usage: bun bench/realwork/front.ts <variant> [root]   (root: the slotbus tree whose library is loaded)
 // Prints "ready port=<port> workers=<pid,…> threads=<tid,…>" once every worker serves; ends with its stdin (the
 // bench ended or was killed) or on SIGTERM, with its workers.
 import { join, resolve } from "node:path"
+import { direct } from "../lib/direct.ts"
 import { leastBusy, threadPool } from "../lib/thread-pool.ts"
-import { HTML, JPEG } from "./render.ts"
+import { answer, HTML, JPEG } from "./render.ts"
 import type { RenderApi } from "./worker.ts"
 
 type Core = typeof import("../../src/index.ts")
 
-type Variant = "rpc" | "fetch" | "threads" | "proxy"
+type Variant = "rpc" | "fetch" | "threads" | "proxy" | "direct"
 const WORKERS = 4
 /** Slots per worker on the slotbus variants: requests each takes at once. */
 const SLOTS = 16
@@ -144,9 +147,11 @@ const setups: Record<Variant, () => Promise<Setup>> = {
   fetch: () => slotbus("fetch"),
   threads,
   proxy,
+  direct: async () =>
+    direct((path) => (path.startsWith("/cached/") ? answer(path) : new Response("not found", { status: 404 }))),
 }
 if (!setups[variant]) {
-  console.error("usage: bun bench/realwork/front.ts rpc|fetch|threads|proxy [root]")
+  console.error(`usage: bun bench/realwork/front.ts ${Object.keys(setups).join("|")} [root]`)
   process.exit(2)
 }
 const setup = await setups[variant]()

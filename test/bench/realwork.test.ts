@@ -6,6 +6,7 @@ import {
   type CeilingRow,
   main,
   type MachineRow,
+  pageCeiling,
   ROUTES,
   VARIANTS,
   type VariantRow,
@@ -29,9 +30,37 @@ usageErrors("realwork", main, [
   ["--client", "curl"],
   ["--rounds"],
   ["--what"],
+  ["--only", "direct", "--route", "page,thumb"],
 ])
 
 const leftovers = () => benchProcesses("realwork")
+
+/** A row of `variant` on `route` costing `total` ms of CPU per request, all of it the front's. */
+const rowOf = (variant: keyof typeof VARIANTS, route: (typeof ROUTES)[number], total: number): VariantRow => ({
+  kind: "variant",
+  variant,
+  name: VARIANTS[variant],
+  route,
+  rounds: 1,
+  requests: 1000,
+  errors: 0,
+  rps: 1000 / total,
+  p50ms: total,
+  p99ms: total,
+  cpuMs: { front: total, workers: [], total },
+  faults: { front: 0, workers: 0 },
+  overheadMs: total,
+  vsProxy: null,
+})
+
+test("the page route's ceiling takes direct's carrying as its floor, and is not made without direct's cached row", () => {
+  const proxy = [rowOf("proxy", "page", 4), rowOf("proxy", "cached", 0.3)]
+  // Worker threads pay Bun.serve's late write too: their cached row is no floor
+  expect(pageCeiling([...proxy, rowOf("threads", "cached", 0.2)])).toBeNull()
+  const c = pageCeiling([...proxy, rowOf("threads", "cached", 0.2), rowOf("direct", "cached", 0.1)])!
+  expect(c).toMatchObject({ kind: "ceiling", proxyPageMs: 4, proxyCarryMs: 0.3, floor: "direct", floorCarryMs: 0.1 })
+  expect(c.vsProxy * (4 - (0.3 - 0.1))).toBeCloseTo(4, 9)
+})
 
 async function realwork(...argv: string[]) {
   const r = await run([process.execPath, join(repo, "bin", "slotbus.ts"), "bench", "realwork", "--json", ...argv], {
@@ -56,7 +85,7 @@ const wrkSkip = toolSkipReason("wrk")
 sayWhySkipped("slotbus bench realwork --json", wrkSkip)
 
 describe.skipIf(wrkSkip !== null)("with wrk", () => {
-  test("--seconds 1 --rounds 1 --json: the work alone, then every variant on every route with figures per process", async () => {
+  test("--seconds 1 --rounds 1 --json: the work alone, then every variant on its routes with figures per process", async () => {
     const { head, work, rows, ceilings } = await realwork("--seconds", "1", "--rounds", "1")
     expect(head.kind).toBe("machine")
     expect(head).toMatchObject({ client: "wrk", clients: 16, seconds: 1, rounds: 1, load: 0 })
@@ -66,8 +95,13 @@ describe.skipIf(wrkSkip !== null)("with wrk", () => {
     expect(work.pageBytes.min).toBeGreaterThanOrEqual(20_000)
     expect(work.pageBytes.max).toBeLessThanOrEqual(60_000)
     expect(work.thumbBytes).toBe(5 * 1024 * 1024)
+    // direct (the front answering itself) runs on the cached route only
     expect(rows.map((x) => `${x.route} ${x.variant}`)).toEqual(
-      ROUTES.flatMap((route) => Object.keys(VARIANTS).map((v) => `${route} ${v}`)),
+      ROUTES.flatMap((route) =>
+        Object.keys(VARIANTS)
+          .filter((v) => v !== "direct" || route === "cached")
+          .map((v) => `${route} ${v}`),
+      ),
     )
     for (const x of rows) {
       expect(x.kind).toBe("variant")
@@ -75,7 +109,7 @@ describe.skipIf(wrkSkip !== null)("with wrk", () => {
       expect(x.requests).toBeGreaterThan(0)
       for (const v of [x.rps, x.p50ms, x.p99ms, x.cpuMs.front, x.cpuMs.total]) expect(v).toBeGreaterThan(0)
       expect(x.p99ms).toBeGreaterThanOrEqual(x.p50ms)
-      expect(x.cpuMs.workers.length).toBe(4)
+      expect(x.cpuMs.workers.length).toBe(x.variant === "direct" ? 0 : 4)
       for (const w of x.cpuMs.workers) expect(w).toBeGreaterThanOrEqual(0)
       // minor page faults per request of the front and the workers, read from /proc: present, never negative
       expect(x.faults.front).toBeGreaterThanOrEqual(0)
@@ -85,7 +119,7 @@ describe.skipIf(wrkSkip !== null)("with wrk", () => {
       expect(x.vsProxy).not.toBeNull()
       if (x.variant === "proxy") expect(x.vsProxy).toEqual({ rps: 1, cpu: 1 })
     }
-    // the page route's ceiling, made of the proxy's page and cached rows and the threads' cached row, last
+    // the page route's ceiling, made of the proxy's page and cached rows and direct's cached row (the floor), last
     const total = (variant: string, route: string) =>
       rows.find((x) => x.variant === variant && x.route === route)!.cpuMs.total
     expect(ceilings.length).toBe(1)
@@ -93,9 +127,10 @@ describe.skipIf(wrkSkip !== null)("with wrk", () => {
     expect(c).toMatchObject({
       proxyPageMs: total("proxy", "page"),
       proxyCarryMs: total("proxy", "cached"),
-      threadsCarryMs: total("threads", "cached"),
+      floor: "direct",
+      floorCarryMs: total("direct", "cached"),
     })
-    expect(c.vsProxy * (c.proxyPageMs - (c.proxyCarryMs - c.threadsCarryMs))).toBeCloseTo(c.proxyPageMs, 6)
+    expect(c.vsProxy * (c.proxyPageMs - (c.proxyCarryMs - c.floorCarryMs))).toBeCloseTo(c.proxyPageMs, 6)
     expect(leftovers()).toEqual([])
   }, 180_000)
 
@@ -115,7 +150,7 @@ describe.skipIf(wrkSkip !== null)("with wrk", () => {
     expect(head.load).toBe(1)
     expect(rows.map((x) => `${x.route} ${x.variant}`)).toEqual(["page fetch"])
     for (const x of rows) expect(x.vsProxy).toBeNull()
-    expect(ceilings).toEqual([]) // no proxy, no threads, no cached route: nothing to make it of
+    expect(ceilings).toEqual([]) // no proxy, no direct, no cached route: nothing to make it of
     expect(leftovers()).toEqual([])
   }, 180_000)
 })
