@@ -108,7 +108,7 @@ export interface VariantRow {
  * The most any transport could serve on the page route, as a multiple of the fetch proxy's req/s: one that did the
  * same work and carried each page for what direct does (its CPU per request on the cached route: the front's
  * Bun.serve answering in its callback, no transport). Not Worker threads': their answer comes a turn late and pays
- * Bun.serve's late write, as every transport's does (docs/perf/bun-late-write.ts). With both cores busy, req/s go as
+ * Bun.serve's late write, as every transport's does (docs/perf/bun-late-write.md). With both cores busy, req/s go as
  * 1 ÷ CPU per request, so it is the proxy's page CPU over that CPU less what the proxy spends carrying above the
  * floor. Made when the run measured the proxy on the page and cached routes and direct on the cached one.
  */
