@@ -229,6 +229,7 @@ test("a spinning pump whose event loop has I/O waiting leaves the turn to it at 
         wanted: () => true,
         startupPollNs: 60_000_000_000, // polls, never parks, for the whole test
         answerInTurnPays: () => inTurn,
+        yieldsToIo: true,
       },
     )
     pumps.push(pump)

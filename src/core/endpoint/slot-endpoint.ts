@@ -111,6 +111,7 @@ export class SlotEndpoint implements Endpoint, SlotStreamOwner {
       onError: () => host.counters.internalError(),
       startupPollNs: STARTUP_POLL_NS,
       crowded: () => chan.crowded,
+      yieldsToIo: true,
       answerInTurnPays: () => this.lastSentTurn === pumpTurns() && this.lastAnswerBytes > 15 * 1024,
     })
   }

@@ -261,6 +261,12 @@ export interface PumpDuties {
    * with I/O waiting.
    */
   answerInTurnPays?: () => boolean
+  /**
+   * The owner's event loop serves other I/O that a spin would hold up (a hub link: its front's HTTP connections).
+   * Its spins then ask the loop at their yield points and end when I/O waits (idle()). A worker's does not: its
+   * loop has little else, and asking made the HTTP hub's workers dearer.
+   */
+  yieldsToIo?: boolean
 }
 
 /**
@@ -475,6 +481,7 @@ export class Pump {
   private ioWaiting(t: number): boolean {
     if (
       this.t.parkAfterNs === Infinity ||
+      this.duties.yieldsToIo !== true ||
       this.loopFds.length === 0 ||
       this.duties.answerInTurnPays?.() === true ||
       native.sb_any_readable(this.loopFds, this.loopFds.length) !== 1
