@@ -1,7 +1,7 @@
 // Serving the hub's HTTP requests: the handler's view of a request, its reply into a slot or as a stream (PROTOCOL §9),
 // and, for a hub that offered no stream window, large bodies in the chunks it pulls.
 import type { SlotReply, SlotRequest } from "../../core/index.ts"
-import { readyBody, routedSpan } from "../../core/internal.ts"
+import { oneChunk, readyBody, routedSpan } from "../../core/internal.ts"
 import type { Params, Route, RouteParams } from "../routes.ts"
 import { RouteTable } from "../routes.ts"
 import { COOKIES_HEADER, STREAM_HEADER } from "../wire.ts"
@@ -322,16 +322,6 @@ export class RequestServer {
         s.reader?.cancel().catch(() => {})
       }
   }
-}
-
-/** Bytes already in hand as a stream of one chunk: the core writes it into the ring as credit comes. */
-function oneChunk(bytes: Uint8Array): ReadableStream<Uint8Array> {
-  return new ReadableStream({
-    start(c) {
-      c.enqueue(bytes)
-      c.close()
-    },
-  })
 }
 
 /**
