@@ -130,6 +130,11 @@ export interface Endpoint {
   readonly capacity: number
   /** Requests it holds now (a given-up request counts until the worker lets go of it). */
   readonly inFlight: number
+  /**
+   * Requests it may hold before the dispatcher sends the next to another worker (dispatcher.ts's pick): as many as
+   * it answers within a short wait at its recent rate (slot-endpoint.ts's packCap), at least 1.
+   */
+  readonly packCap: number
   /** Requests it holds whose callers still wait. */
   readonly waiting: number
   /** Puts p on this worker: false when it had no room after all (p stays queued); a p that failed counts as sent. */

@@ -16,6 +16,7 @@ export class RemoteEndpoint implements Endpoint {
   private readonly calls = new Set<Pending>()
   /** Requests it holds now: its books, not the transport's. */
   inFlight = 0
+  readonly packCap = 1 // far ones are picked by load (remotePolicy)
   /** Requests sent to it. */
   requests = 0
 

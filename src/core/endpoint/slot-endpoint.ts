@@ -31,6 +31,16 @@ import { SlotFrames, StreamIn, type SlotStreamOwner } from "./stream-in.ts"
 import { outcomeOf, type FlightRecorder } from "../wire/recorder.ts"
 
 const HOST = hostname()
+/**
+ * How long a request may wait behind others on a worker that answers quickly rather than another worker be woken for
+ * it (packCap): a wake costs the hub and the worker a syscall and a context switch each, a batch taken in one wake
+ * costs them once. Where more processes serve the bus than there are CPUs (crowded) a second worker adds no CPU,
+ * only wakes, so the wait may be longer. docs/api.md "Which worker gets a request".
+ */
+const PACK_NS = 100_000
+const PACK_CROWDED_NS = 1_000_000
+/** The weight each pass's figures keep per later pass in the answer rate. */
+const RATE_DECAY = 0.875
 
 /**
  * Bun.serve (1.4.5) writes a Response resolved after its request callback's turn, whose head and body pass its
@@ -41,6 +51,16 @@ const HOST = hostname()
  */
 export function heldLate(bytes: number, sentTurn: number): boolean {
   return bytes > 15 * 1024 && bytes <= 64 * 1024 && sentTurn !== pumpTurns()
+}
+
+/**
+ * How many requests a worker that took `answers` answers in `busyNs` of holding requests may hold before the next
+ * goes to another worker: those it answers within `budgetNs` at that rate, at least 1, at most its `slots`; 1 until
+ * it answered once.
+ */
+export function packCap(budgetNs: number, answers: number, busyNs: number, slots: number): number {
+  if (!(answers >= 1)) return 1
+  return Math.max(1, Math.min(slots, Math.floor((budgetNs * answers) / busyNs)))
 }
 
 /**
@@ -93,6 +113,11 @@ export class SlotEndpoint implements Endpoint, SlotStreamOwner {
   private lastSentTurn = -1
   /** The body size of the last answer: over 15 KiB, one in its caller's turn saves Bun.serve's late write. */
   private lastAnswerBytes = 0
+  /** Its answer rate, for packCap: ns it held requests and the answers taken meanwhile, both decayed per pass. */
+  private busyNs = 0
+  private answersTaken = 0
+  /** Bun.nanoseconds() when its busy time counts from: its last pass with answers, or a send with nothing out. */
+  private busyFrom = 0
 
   constructor(
     readonly chan: Channel,
@@ -140,6 +165,10 @@ export class SlotEndpoint implements Endpoint, SlotStreamOwner {
     return this.chan.slotCount
   }
 
+  get packCap() {
+    return packCap(this.chan.crowded ? PACK_CROWDED_NS : PACK_NS, this.answersTaken, this.busyNs, this.chan.slotCount)
+  }
+
   /** Publishes p in a free slot (docs/PROTOCOL.md §3). False when none is free after all. */
   send(p: Pending): boolean {
     const ptr = this.chan.ptr
@@ -172,7 +201,7 @@ export class SlotEndpoint implements Endpoint, SlotStreamOwner {
     }
     this.host.counters.sentBytes(p.body.length)
     this.pending[slot] = p
-    this.inFlight++
+    if (this.inFlight++ === 0) this.busyFrom = p.waited ? Bun.nanoseconds() : p.started
     this.waiting++
     this.requests++
     p.phase = "in-slot"
@@ -219,6 +248,7 @@ export class SlotEndpoint implements Endpoint, SlotStreamOwner {
     const { chan } = this
     const m = chan.msg
     let n = 0
+    let answers = 0
     let now = 0 // read once per pass, at the first answer: every answer of a pass arrived by then
     const rec = this.o.recorder
     if (rec) rec.stage[2] = 0 // the pass's clock, read by C at its first answer (docs/PROTOCOL.md §16)
@@ -242,6 +272,7 @@ export class SlotEndpoint implements Endpoint, SlotStreamOwner {
       let lent = false
       if (p?.phase === "in-slot") {
         if (now === 0) now = rec?.stage[2] ? rec.stage[2] - rec.offset : Bun.nanoseconds()
+        answers++
         try {
           lent = this.answer(p, slot, now)
         } catch (e) {
@@ -253,9 +284,19 @@ export class SlotEndpoint implements Endpoint, SlotStreamOwner {
       }
       if (!lent) this.returnSlot(slot)
     }
+    if (answers > 0) this.rate(answers, now)
     if (n > 0) this.host.freed()
     if (this.state === "evicting" && this.waiting === 0) this.hooks.evict(this)
     return n
+  }
+
+  /** `answers` were taken at `now`: the rate packCap reads (a pass's whole wait is counted, so it errs slow). */
+  private rate(answers: number, now: number) {
+    const busy = now - this.busyFrom
+    if (!(busy >= 0)) return // a clock from another source (the recorder's) that ran behind
+    this.busyNs = this.busyNs * RATE_DECAY + busy
+    this.answersTaken = this.answersTaken * RATE_DECAY + answers
+    this.busyFrom = now
   }
 
   private returnSlot(slot: number) {

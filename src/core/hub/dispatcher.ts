@@ -109,7 +109,9 @@ export class Dispatcher implements EndpointHost {
   }
 
   /**
-   * The worker a request goes to, or null when none has room: the near one with the fewest requests out, unless
+   * The worker a request goes to, or null when none has room: the first near one (in join order) under its packCap,
+   * which answers quickly and so takes it without another worker being woken; else the near one with the fewest
+   * requests out, unless
    * remotePolicy sends it to the far one with the lowest share of its capacity in use ("overflow": only when no
    * near one has room; "balance": when that share is lower than the near one's; "never"). A retiring one (past its
    * request limit, its successor on the way) only while no other serves, full or not.
@@ -120,17 +122,20 @@ export class Dispatcher implements EndpointHost {
     let far: Endpoint | null = null
     let retiring: Endpoint | null = null
     let open = false // a worker serves, with room or not
+    let packed: Endpoint | null = null // the first near one under its packCap: it takes the request, no other wakes
     for (const e of this.endpoints) {
       if (!e.serving) {
         if (e.retiring && e.inFlight < e.capacity && (!retiring || e.inFlight < retiring.inFlight)) retiring = e
       } else if (e.distance === 0) {
         open = true
+        if (packed === null && e.inFlight < e.packCap) packed = e
         if (e.inFlight < e.capacity && (!near || e.inFlight < near.inFlight)) near = e
       } else if (policy !== "never") {
         open = true
         if (e.inFlight < e.capacity && (!far || e.inFlight / e.capacity < far.inFlight / far.capacity)) far = e
       }
     }
+    near = packed ?? near
     if (far && (!near || (policy === "balance" && far.inFlight / far.capacity < near.inFlight / near.capacity)))
       return far
     return near ?? (open ? null : retiring)
