@@ -26,3 +26,21 @@ test("the hub tells every worker on this host how many processes serve the bus (
     await bus.close({ drain: false })
   }
 })
+
+test("a process with a bus per worker (the HTTP hub's shape) tells each worker the processes of all its buses", async () => {
+  const buses = [await SlotBus.listen(busName()), await SlotBus.listen(busName())]
+  const procs: Child[] = []
+  try {
+    for (const bus of buses) {
+      procs.push(await spawnWorker(bus.name))
+      await bus.waitForWorkers(1)
+    }
+    // this process and the two workers; before, each bus counted only its own: [2] and [2]
+    expect(buses.map((b) => links(b).map((l) => l.chan.busProcesses))).toEqual([[3], [3]])
+    await buses[1]!.close({ drain: false })
+    await until(() => links(buses[0]!)[0]!.chan.busProcesses === 2, "the closed bus's worker is no longer counted")
+  } finally {
+    await Promise.all(procs.map((p) => p.kill()))
+    for (const b of buses) await b.close({ drain: false })
+  }
+})

@@ -35,6 +35,9 @@ export interface AcceptSettings {
   recorder: FlightRecorder | null
 }
 
+/** The acceptors of this process that hold workers: the processes they serve are counted together (tellProcesses). */
+const acceptors = new Set<Acceptor>()
+
 export class Acceptor {
   private readonly err = new Int32Array(2)
   /** waitForWorkers's callers: resolved when `n` workers are connected. */
@@ -180,13 +183,19 @@ export class Acceptor {
         ),
     )
     this.links.add(link)
+    acceptors.add(this)
     this.tellProcesses()
     this.d.join(link)
   }
 
-  /** Every worker here hears how many processes on this host serve the bus now (its idle strategy reads it). */
+  /**
+   * Every worker of this process's buses hears how many processes on this host serve them now, this one included
+   * (its idle strategy reads it): a hub of a bus per worker (slotbus/http) crowds its CPUs as one bus of them all.
+   */
   private tellProcesses() {
-    for (const l of this.links) l.chan.tellProcesses(1 + this.links.size)
+    const pids = new Set<number>()
+    for (const a of acceptors) for (const l of a.links) pids.add(l.chan.peerPid)
+    for (const a of acceptors) for (const l of a.links) l.chan.tellProcesses(1 + pids.size)
   }
 
   cutOff(link: SlotEndpoint, what: string) {
@@ -197,6 +206,7 @@ export class Acceptor {
 
   drop(link: SlotEndpoint, err: Error) {
     if (!this.links.delete(link)) return
+    if (this.links.size === 0) acceptors.delete(this)
     this.tellProcesses()
     this.d.leave(link, err)
   }

@@ -354,6 +354,14 @@ export class SlotBus {
   }
 
   /** Workers connected now, on this host and others. */
+  /**
+   * @internal The HTTP hub's pick (a bus per worker process): a worker of this bus on this host holds fewer requests
+   * than its packCap, so a request sent now is taken without another worker being woken (dispatcher.ts's pick).
+   */
+  get packRoom(): boolean {
+    return this.d.packRoom()
+  }
+
   get workerCount(): number {
     return this.d.workerCount
   }

@@ -141,6 +141,12 @@ export class Dispatcher implements EndpointHost {
     return near ?? (open ? null : retiring)
   }
 
+  /** A serving worker on this host holds fewer requests than its packCap: pick would pack the next onto it. */
+  packRoom(): boolean {
+    for (const e of this.endpoints) if (e.serving && e.distance === 0 && e.inFlight < e.packCap) return true
+    return false
+  }
+
   /** Sends p to the least busy worker. False when none has room; p then stays queued. */
   dispatch(p: Pending): boolean {
     const e = this.pick()

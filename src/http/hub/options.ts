@@ -1,5 +1,4 @@
 // The hub's options, checked once, and the small response helpers every hub file uses.
-import { HTTP_IDLE } from "../idle.ts"
 import type { Server } from "bun"
 import type { IdleStrategy } from "../../core/index.ts"
 import { streamWindow, tuning } from "../../core/internal.ts"
@@ -33,8 +32,8 @@ export interface HubOptions {
   /** Requests in flight per worker process. Default 32. */
   slots?: number
   /**
-   * How the hub waits for workers' answers (see SlotBus). Default `{ spinMicros: 2, parkAfterMs: 1 }`: an HTTP
-   * process has sockets to read between polls (src/http/idle.ts).
+   * How the hub waits for workers' answers (see SlotBus). Default the core's ("adaptive"): its spin gives way to the
+   * hub's sockets, and where the hub and its workers outnumber the CPUs it parks (docs/api.md, Idle strategies).
    */
   idle?: IdleStrategy
   /** Comment line sent to idle SSE clients this often, in ms. Default 15 000. */
@@ -148,7 +147,7 @@ export function resolveOptions(opts: HubOptions): ResolvedOptions {
     streamWindowBytes: streamWindow(opts.streamWindowBytes),
     chunkBytes: int(opts.chunkBytes, MiB, "chunkBytes", 1024),
     slots: int(opts.slots, 32, "slots", 1),
-    idle: opts.idle ?? HTTP_IDLE,
+    idle: opts.idle,
     heartbeatMs: int(opts.heartbeatMs, 15_000, "heartbeatMs", 1, MAX_TIMER_MS),
     sseRetryMs: int(opts.sseRetryMs, 500, "sseRetryMs", 0, MAX_TIMER_MS),
     sseMaxBufferedBytes: int(opts.sseMaxBufferedBytes, MiB, "sseMaxBufferedBytes", 1),

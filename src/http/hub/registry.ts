@@ -220,12 +220,17 @@ export class Registry {
     return false
   }
 
-  /** The instance to serve the next request on `entry`: connected first, then fewest in flight, round robin on ties. */
-  pick(entry: RouteEntry): WorkerInstance | null {
+  /**
+   * The instance to serve the next request on `entry`: with `pack`, the first connected one that answers quickly
+   * enough to take it without another being woken (its bus's packRoom, dispatcher.ts's pick); else connected first,
+   * then fewest in flight, round robin on ties (an SSE connection, held for long, is spread so).
+   */
+  pick(entry: RouteEntry, pack = true): WorkerInstance | null {
     const list = entry.instances
     const n = list.length
     if (n === 1) return list[0]!
     if (n === 0) return null
+    if (pack) for (const inst of list) if (inst.state === "connected" && inst.bus.packRoom) return inst
     let best: WorkerInstance | null = null
     const from = entry.next++ % n
     for (let k = 0; k < n; k++) {

@@ -254,7 +254,7 @@ export class SseHub {
 
   /** A worker's SSE route: one of its processes hears of the client and pushes to it. */
   async openRoute(req: Request, server: Server<undefined>, entry: RouteEntry, path: string): Promise<Response> {
-    const inst = this.registry.pick(entry)
+    const inst = this.registry.pick(entry, false)
     if (!inst) return this.proxy.unavailable(entry)
     server.timeout(req, 0)
     forwardedFor(req, server)

@@ -1,6 +1,5 @@
 // The worker SDK: declare routes with Web-standard handlers, join a hub, serve its requests over slotbus.
 // This file is the public face; joining, serving requests and SSE live next to it.
-import { HTTP_IDLE } from "../idle.ts"
 import type { IdleStrategy, SlotReply, SlotRequest } from "../../core/index.ts"
 import { tuning } from "../../core/internal.ts"
 import { checkName, checkOptions, optionNames } from "../../kit/index.ts"
@@ -21,7 +20,7 @@ export interface HubWorkerOptions {
   instance?: string
   /** Longest wait between attempts to reach the hub, in ms. Default 5000. */
   maxBackoffMs?: number
-  /** How this worker waits for requests (see SlotWorker). Default `{ spinMicros: 2, parkAfterMs: 1 }` (src/http/idle.ts). */
+  /** How this worker waits for requests (see SlotWorker). Default the core's ("adaptive"). */
   idle?: IdleStrategy
   /** Where the SDK reports a handler's error or a lost hub. Default: console.error. */
   log?: (message: string, error?: unknown) => void
@@ -82,7 +81,7 @@ export class HubApp {
     this.join = new JoinLoop(this.client, {
       name,
       instance: this.instance,
-      idle: opts.idle ?? HTTP_IDLE,
+      idle: opts.idle,
       nats: remote,
       host: opts.host,
       maxBackoffMs: opts.maxBackoffMs,

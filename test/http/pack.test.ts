@@ -1,0 +1,34 @@
+// The hub's pick over the processes of a name (registry.ts): a worker that answers quickly takes a burst whole,
+// not half of it with the other woken for the rest, as a bus's dispatcher does (test/core/pack.test.ts).
+import { afterAll, expect, test } from "bun:test"
+import { createHub } from "../../src/http/index.ts"
+import { stopAll } from "../support/helpers.ts"
+import { startWorker } from "../support/http.ts"
+
+const hub = await createHub({ port: 0, quiet: true })
+afterAll(async () => {
+  await stopAll()
+  await hub.close()
+})
+
+/** `n` bursts of 8 GET /whoami in flight at once: how many each worker pid answered, most first. */
+async function bursts(n: number) {
+  const byPid = new Map<number, number>()
+  for (let b = 0; b < n; b++) {
+    const answers = await Promise.all(
+      Array.from({ length: 8 }, () => fetch(`${hub.url}/whoami`).then((r) => r.json() as Promise<{ pid: number }>)),
+    )
+    for (const { pid } of answers) byPid.set(pid, (byPid.get(pid) ?? 0) + 1)
+  }
+  return [...byPid.values()].sort((a, b) => b - a)
+}
+
+test("bursts of 8 quick requests to a name of two worker processes go mostly to one of them", async () => {
+  await startWorker(hub.url, "who")
+  await startWorker(hub.url, "who")
+  await bursts(50) // both answered: each has a rate
+  const counts = await bursts(200)
+  expect(counts.reduce((a, b) => a + b, 0)).toBe(1600)
+  // fewest in flight and round robin on ties made it 800 and 800
+  expect(counts[0]!).toBeGreaterThan(1600 * 0.7)
+}, 60_000)
