@@ -25,6 +25,11 @@ function idleOf(s: string | undefined): IdleStrategy | undefined {
   return custom ? { spinMicros: Number(custom[1]), parkAfterMs: Number(custom[2]) } : (s as IdleStrategy)
 }
 
+/** On SIGTERM (the orchestrator's stop): `close`, then exit. */
+function closeOnTerm(close: () => Promise<unknown>) {
+  process.on("SIGTERM", () => void close().finally(() => process.exit(0)))
+}
+
 function body(bytes: number, id: string): Response {
   return bytes === 0 ? Response.json({ id }) : new Response(new Uint8Array(bytes).fill(120))
 }
@@ -56,6 +61,7 @@ if (role === "direct" || role === "origin") {
 } else if (role === "bus-fetch") {
   const bus = await SlotBus.listen(`bench-http-${process.pid}`, { idle: idleOf(args.idle) })
   const server = Bun.serve({ port: 0, fetch: (req) => bus.fetch(req) })
+  closeOnTerm(() => bus.close({ drain: false })) // its flight-recorder file goes with it
   console.log(`bus ${bus.name}`)
   await bus.waitForWorkers(1)
   console.log(`port ${server.port}`)
@@ -70,6 +76,7 @@ if (role === "direct" || role === "origin") {
   )
 } else if (role === "hub") {
   const hub = await createHub({ port: Number(args.port ?? 0), tokenFile: args["token-file"], idle: idleOf(args.idle) })
+  closeOnTerm(() => hub.close())
   console.log(`port ${hub.port}`)
 } else if (role === "worker") {
   const app = hubWorker(`http://127.0.0.1:${args.hub}`, "bench", {
@@ -172,7 +179,7 @@ async function main() {
     console.log(`\nOn a VM, a server that sleeps between requests pays for its idle vCPU's wake-up at 1 client; a`)
     console.log(`spinning worker ("adaptive") keeps the vCPUs awake, which can put the hub ahead of direct there.`)
   } finally {
-    await Promise.all(procs.map((p) => p.kill()))
+    await Promise.all(procs.map((p) => p.stop())) // SIGTERM: the hubs and the bus close, removing their files
     for (const f of tokenFiles) rmSync(f, { force: true })
   }
 }
