@@ -2,7 +2,7 @@
 // far as it is used, bus.fetch cuts the path from the URL, the Response is made from [name, value] pairs. What a
 // handler and a caller see stays as it was.
 import { afterEach, expect, test } from "bun:test"
-import { bunChild, busName, type Child, rejection, stopAll } from "../support/helpers.ts"
+import { bunChild, busName, type Child, rejection, stopAll, until } from "../support/helpers.ts"
 import { SlotBus } from "../../src/index.ts"
 import { webResponse } from "../../src/core/endpoint/response.ts"
 
@@ -106,3 +106,34 @@ test("bus.fetch's Response from a head with a name Headers refuses leaves that p
   expect(webResponse(204, ["x-a", "1"], new Uint8Array([1])).body).toBeNull()
   expect(() => webResponse(999, ["bad name", "v"], null)).toThrow(RangeError)
 })
+
+/** A Request that counts the reads of its signal (Bun makes a Request's signal when it is first read). */
+class CountedRequest extends Request {
+  reads = 0
+  override get signal(): AbortSignal {
+    this.reads++
+    return super.signal
+  }
+}
+
+test("bus.fetch reads its Request's signal only once the request is out at a tick: a quick answer never makes it", async () => {
+  await withWorker(async (bus, worker) => {
+    const quick = new CountedRequest("http://x/made")
+    expect((await bus.fetch(quick)).status).toBe(200)
+    expect(quick.reads).toBe(0) // before: 1 (an AbortSignal and its listener per request)
+    // one still out at a tick is watched, and aborting it then cancels it on the worker
+    const ac = new AbortController()
+    const slow = new CountedRequest("http://x/wait", { signal: ac.signal })
+    const pending = rejection(bus.fetch(slow))
+    await worker.waitLine(/^waiting$/)
+    await until(() => slow.reads > 0, "the tick read the signal")
+    ac.abort()
+    expect(((await pending) as Error).name).toBe("AbortError")
+    await worker.waitLine(/^aborted AbortError$/)
+    // one whose signal aborted before its first tick fails at that tick
+    const gone = new AbortController()
+    const early = rejection(bus.fetch(new CountedRequest("http://x/wait", { signal: gone.signal })))
+    gone.abort()
+    expect(((await early) as Error).name).toBe("AbortError")
+  })
+}, 60_000)

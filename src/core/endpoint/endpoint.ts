@@ -55,6 +55,11 @@ export interface Pending extends Settle {
   settledAt: number
   signal: AbortSignal | undefined
   onAbort: (() => void) | undefined
+  /**
+   * bus.fetch's Request, whose signal is read only if the request is still out at a tick of the dispatcher (Bun
+   * makes a Request's signal when first read, aborted if its client already left): a quick answer never makes it.
+   */
+  signalOf: Request | null
   /** The worker it was sent to (on this host, `slot` is then its slot; on another). */
   endpoint: Endpoint | null
   slot: number

@@ -23,6 +23,7 @@ import type { FlightRecorder } from "../wire/recorder.ts"
 
 // Deadlines and stuck slots are checked on a timer while requests are out; an idle bus has no timer at all.
 export const TICK_BUSY_MS = 10
+const ONCE = { once: true }
 
 /** What a dispatcher is told at its making: its bus's limits. */
 export interface DispatchSettings {
@@ -248,6 +249,13 @@ export class Dispatcher implements EndpointHost {
     this.answered(p, value, Bun.nanoseconds(), p.read !== null ? status : undefined)
   }
 
+  /** p fails with `signal`'s reason when it aborts (its listener goes when p settles). */
+  watch(p: Pending, signal: AbortSignal) {
+    p.signal = signal
+    p.onAbort = () => this.fail(p, signal.reason)
+    signal.addEventListener("abort", p.onAbort, ONCE)
+  }
+
   private settle(p: Pending) {
     if (p.phase === "in-slot") p.endpoint!.settled(p)
     else p.phase = "slot-returned" // it never had a slot
@@ -305,6 +313,12 @@ export class Dispatcher implements EndpointHost {
     try {
       const t = nowMs()
       const expire = (p: Pending | null) => {
+        if (p?.signalOf && (p.phase === "queued" || p.phase === "in-slot")) {
+          const signal = p.signalOf.signal // made now, aborted if its client left meanwhile
+          p.signalOf = null
+          if (signal.aborted) return this.fail(p, signal.reason)
+          this.watch(p, signal)
+        }
         const stalled = p?.in?.stalledSince
         if (p?.phase === "in-slot" && stalled && p.streamIdleMs > 0 && t - stalled >= p.streamIdleMs)
           return this.fail(

@@ -85,6 +85,7 @@ export function newPending(
     reject: unsettled,
     signal: opts.signal,
     onAbort: undefined,
+    signalOf: null,
     timeoutMs,
     deadline: Infinity,
     started: 0,
