@@ -173,6 +173,18 @@ export class SlotBus {
     return this.submit(REQUEST, init, opts) as Promise<SlotResponse>
   }
 
+  /**
+   * @internal The HTTP hub's request on behalf of a client's `request`: `request(init, opts)` whose cancel is the
+   * client's signal, read as bus.fetch reads it (once the request is out at a tick: a quick answer never makes it).
+   */
+  requestFor(
+    request: Request,
+    init: SlotRequestInit,
+    opts: RequestOptions & { stream: true },
+  ): Promise<StreamedResponse> {
+    return this.submit(REQUEST, init, opts, null, request) as Promise<StreamedResponse>
+  }
+
   /** Send raw bytes; resolves with the worker's raw reply (with `borrow`, a BorrowedResponse over it). */
   call(body: BodyInit, opts: RequestOptions & { stream: true }): Promise<StreamedResponse>
   call(body: BodyInit, opts: RequestOptions & { borrow: true }): Promise<BorrowedResponse>

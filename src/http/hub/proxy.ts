@@ -91,9 +91,10 @@ export class RequestProxy {
     let res: StreamedResponse
     try {
       // Resolves at the worker's head (docs/PROTOCOL.md §9.9): status and headers, the body as it is produced.
-      res = await inst.bus.request(
+      res = await inst.bus.requestFor(
+        req, // its signal cancels the request (read only if the request is still out at the bus's tick)
         { method: req.method, path: pathAndQuery, headers: req.headers, body },
-        { signal: req.signal, stream: true, route: entry.route.pattern }, // GET /metrics's label: never the path
+        { stream: true, route: entry.route.pattern }, // GET /metrics's label: never the path
       )
     } catch (e) {
       inst.inFlight--
