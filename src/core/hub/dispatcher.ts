@@ -124,12 +124,13 @@ export class Dispatcher implements EndpointHost {
     let retiring: Endpoint | null = null
     let open = false // a worker serves, with room or not
     let packed: Endpoint | null = null // the first near one under its packCap: it takes the request, no other wakes
+    const choice = this.endpoints.length > 1 // (one worker: nothing to pack, and no packCap to work out per request)
     for (const e of this.endpoints) {
       if (!e.serving) {
         if (e.retiring && e.inFlight < e.capacity && (!retiring || e.inFlight < retiring.inFlight)) retiring = e
       } else if (e.distance === 0) {
         open = true
-        if (packed === null && e.inFlight < e.packCap) packed = e
+        if (choice && packed === null && e.inFlight < e.packCap) packed = e
         if (e.inFlight < e.capacity && (!near || e.inFlight < near.inFlight)) near = e
       } else if (policy !== "never") {
         open = true
