@@ -21,12 +21,28 @@ export function natsSkipReason(): string | null {
  * `jetstream`, it runs JetStream (-js) with a store in a temporary folder, removed when the server exits; with
  * `monitor`, its monitoring endpoint (-m: GET /varz, /connz) at `monitor`; with `port`, on that port (a server
  * started again where the last one was); with `store`, its JetStream store in that folder, kept when it exits
- * (the caller removes it), so a server started again there finds its streams.
+ * (the caller removes it), so a server started again there finds its streams. A server on a random port that
+ * exits, or does not take connections, before it is ready (its port was taken meanwhile: a CI run once waited 10 s
+ * for one) is ended and started again on another, 3 times in all; one on a given `port` fails at once, saying what
+ * the server printed.
  */
 export async function startNats(
   opts: { jetstream?: boolean; config?: string; monitor?: boolean; port?: number; store?: string } = {},
 ): Promise<{ url: string; server: Child; monitor: string; port: number }> {
-  const port = opts.port ?? 20000 + ((process.pid * 7 + Math.floor(Math.random() * 1000)) % 20000)
+  for (let attempt = 1; ; attempt++) {
+    const port = opts.port ?? 20000 + ((process.pid * 7 + Math.floor(Math.random() * 1000)) % 20000)
+    try {
+      return await startNatsOn(port, opts)
+    } catch (e) {
+      if (opts.port !== undefined || attempt >= 3) throw e
+    }
+  }
+}
+
+async function startNatsOn(
+  port: number,
+  opts: { jetstream?: boolean; config?: string; monitor?: boolean; store?: string },
+): Promise<{ url: string; server: Child; monitor: string; port: number }> {
   const dir = opts.store ?? mkdtempSync(join(tmpdir(), "slotbus-nats-"))
   const args: string[] = []
   if (opts.jetstream) args.push("-js", "-sd", dir)
@@ -38,25 +54,37 @@ export async function startNats(
   if (opts.monitor) args.push("-m", String(port + 20000))
   const server = spawn([findTool("nats-server") ?? "nats-server", "-a", "127.0.0.1", "-p", String(port), ...args])
   if (opts.store === undefined) void server.exited.then(() => rmSync(dir, { recursive: true, force: true }))
-  await until(
-    () =>
-      Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } }).then(
-        (s) => (s.end(), true),
-        () => false,
-      ),
-    "nats-server takes connections",
-    10_000,
-  )
-  if (monitor)
+  // (a server that exited ends the wait at once: whileAlive below has rejected for it)
+  const ready = async () => {
     await until(
       () =>
-        fetch(`${monitor}/varz`).then(
-          (r) => r.ok,
+        !server.running ||
+        Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } }).then(
+          (s) => (s.end(), true),
           () => false,
         ),
-      "nats-server's monitoring answers",
+      "nats-server takes connections",
       10_000,
     )
+    if (monitor)
+      await until(
+        () =>
+          !server.running ||
+          fetch(`${monitor}/varz`).then(
+            (r) => r.ok,
+            () => false,
+          ),
+        "nats-server's monitoring answers",
+        10_000,
+      )
+  }
+  try {
+    await server.whileAlive(ready(), `nats-server on port ${port}`)
+    if (!server.running) throw new Error(`nats-server on port ${port} exited as it started`)
+  } catch (e) {
+    await server.kill() // (its folder goes when it has exited)
+    throw e
+  }
   return { url: `nats://127.0.0.1:${port}`, server, monitor, port }
 }
 
