@@ -198,9 +198,9 @@ export class SlotBus {
    * Hands a Web Request to the least busy worker and answers with its Response: one line in a `Bun.serve` route
    * (`fetch: (req) => bus.fetch(req)`). The worker sees the path and query, method, headers and body; the request's
    * signal (or `opts.signal`) cancels it (the request's own is read once the request has been out for a tick of
-   * the bus, ≤ 10 ms: a quicker answer never makes Bun build it). The Response comes at the worker's status and headers and its body
-   * streams as the worker produces it. Failures reject as with `request()` (TimeoutError, RemoteError, …); a
-   * failure after the headers errors the body.
+   * the bus, ≤ 10 ms: a quicker answer never makes Bun build it). The Response comes at the worker's status and
+   * headers and its body streams as the worker produces it. Failures reject as with `request()` (TimeoutError,
+   * RemoteError, …); a failure after the headers errors the body.
    */
   fetch(request: Request, opts?: FetchOptions): Promise<Response> {
     try {
@@ -374,7 +374,6 @@ export class SlotBus {
     return promise
   }
 
-  /** Workers connected now, on this host and others. */
   /**
    * @internal The HTTP hub's pick (a bus per worker process): a worker of this bus on this host holds fewer requests
    * than its packCap, so a request sent now is taken without another worker being woken (dispatcher.ts's pick).
@@ -383,6 +382,7 @@ export class SlotBus {
     return this.d.packRoom()
   }
 
+  /** Workers connected now, on this host and others. */
   get workerCount(): number {
     return this.d.workerCount
   }

@@ -112,10 +112,9 @@ export class Dispatcher implements EndpointHost {
   /**
    * The worker a request goes to, or null when none has room: the first near one (in join order) under its packCap,
    * which answers quickly and so takes it without another worker being woken; else the near one with the fewest
-   * requests out, unless
-   * remotePolicy sends it to the far one with the lowest share of its capacity in use ("overflow": only when no
-   * near one has room; "balance": when that share is lower than the near one's; "never"). A retiring one (past its
-   * request limit, its successor on the way) only while no other serves, full or not.
+   * requests out; unless remotePolicy sends it to the far one with the lowest share of its capacity in use
+   * ("overflow": only when no near one has room; "balance": when that share is lower than the near one's; "never").
+   * A retiring one (past its request limit, its successor on the way) only while no other serves, full or not.
    */
   pick(): Endpoint | null {
     const policy = this.o.remotePolicy
