@@ -44,8 +44,11 @@ export class ReplaceError extends SupervisorError {
 export type SupervisorState = "created" | "running" | "stopping" | "stopped" | "failed"
 /** running; backoff (crashed, a restart is due); down (crashed while the pool gave up); stopped. */
 export type InstanceState = "running" | "backoff" | "down" | "stopped"
-/** Why an instance's process ended: a crash (unasked), or what was asked: stop, kill, reload, recycle, scale. */
-export type ExitCause = "crash" | "stop" | "kill" | "reload" | "recycle" | "scale"
+/**
+ * Why an instance's process ended: a crash (unasked), or what was asked: stop, kill, reload, recycle, scale, evict
+ * (its bus disconnected it for hung handlers: superviseWorkers ends and replaces it).
+ */
+export type ExitCause = "crash" | "stop" | "kill" | "reload" | "recycle" | "scale" | "evict"
 export type Stdio = "pipe" | "ignore" | "inherit"
 export type Proc = Subprocess<Stdio, Stdio, Stdio>
 

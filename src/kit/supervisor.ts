@@ -68,7 +68,7 @@ export class Supervisor {
   private failure: string | null = null
   private last: ExitInfo | null = null
   /** Processes ended on purpose, by cause (crashes are `restarts`). */
-  readonly replacements = { kill: 0, reload: 0, recycle: 0, scale: 0 }
+  readonly replacements = { kill: 0, reload: 0, recycle: 0, scale: 0, evict: 0 }
   /** Its workers' output, read line by line unless `logs: "inherit"` (worker-logs.ts): lines, dropped, truncated. */
   readonly logs: WorkerLogs
 
@@ -126,6 +126,17 @@ export class Supervisor {
   kill(index: number, signal: NodeJS.Signals = "SIGKILL"): void {
     const proc = this.instances[index]?.proc
     if (proc) this.end(proc, "kill", signal)
+  }
+
+  /**
+   * Ends the instance process `pid`, which its bus evicted (its handlers hang): SIGTERM, SIGKILL after killGraceMs;
+   * replaced at once and counted in `replacements.evict`, never as a crash. False when no instance runs `pid`.
+   */
+  evict(pid: number): boolean {
+    const proc = this.instances.find((i) => i.pid === pid)?.proc
+    if (!proc) return false
+    void this.terminate(proc, "evict", this.opts.killGraceMs)
+    return true
   }
 
   /**
@@ -370,9 +381,9 @@ export class Supervisor {
     inst.state = "stopped"
     this.emit("exit", inst, this.last)
     if (!this.instances.includes(inst) || (this._state !== "running" && this._state !== "failed")) return
-    if (cause === "kill") {
-      this.replacements.kill++
-      return this.spawn(inst) // asked for: at once, not counted
+    if (cause === "kill" || cause === "evict") {
+      this.replacements[cause]++
+      return this.spawn(inst) // asked for: at once, not counted as a crash
     }
     // a replacement adopts its successor
     if (cause === "crash" && !this.replacing.has(inst)) this.crashed(inst, this.failedStart(inst, proc))

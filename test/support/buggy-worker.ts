@@ -1,7 +1,8 @@
 // A worker with a crash bug, for the crash policy tests. Usage:
 //   bun test/support/buggy-worker.ts <bus-name> [--crash-one-in=N] [--exit-after-ms=N]
 // HTTP requests: /poison kills this process (SIGKILL, as a native crash would); any other path echoes the body
-// with x-pid, except that with --crash-one-in=N each request kills the process with probability 1/N.
+// with x-pid, except that with --crash-one-in=N each request kills the process with probability 1/N. /slow?ms=N
+// answers after N ms without watching req.signal (a handler that runs on after its caller left).
 // --exit-after-ms=N: exits with code 1 N ms after it connected (code that breaks a second after it started).
 // Prints "ready <pid>" once connected; closes on SIGTERM, exits 0 when the hub goes away.
 import { SlotWorker, type SlotReply, type SlotRequest } from "../../src/index.ts"
@@ -12,9 +13,11 @@ const flag = (key: string) => Number(flags.find((f) => f.startsWith(`--${key}=`)
 const oneIn = flag("crash-one-in")
 const exitAfterMs = flag("exit-after-ms")
 
-function handle(req: SlotRequest): SlotReply {
+function handle(req: SlotRequest): SlotReply | Promise<SlotReply> {
   if (req.path === "/poison" || (oneIn > 0 && Math.random() * oneIn < 1)) process.kill(process.pid, "SIGKILL")
-  return { status: 200, headers: { "x-pid": String(process.pid) }, body: req.body.slice() }
+  const reply = { status: 200, headers: { "x-pid": String(process.pid) }, body: req.body.slice() }
+  if (!req.path.startsWith("/slow?")) return reply
+  return Bun.sleep(Number(new URL(req.path, "http://x").searchParams.get("ms"))).then(() => reply)
 }
 
 const worker = await SlotWorker.connect(name, handle)

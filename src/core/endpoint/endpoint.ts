@@ -18,7 +18,7 @@ export interface WorkerInfo {
   inFlight: number
   /** Requests whose callers still wait for this worker. */
   waiting: number
-  /** Slots whose request was given up long ago and that the worker still holds (see stuckAfterMs). */
+  /** Slots the worker still holds long past their request's deadline (see stuckAfterMs). */
   stuck: number
   requests: number
   /** Each slot's state (docs/PROTOCOL.md §3): free, writing, ready, claimed, done, cancelled. Empty for a remote worker. */
@@ -52,7 +52,8 @@ export interface Pending extends Settle {
   timeoutMs: number
   deadline: number
   started: number
-  settledAt: number
+  /** Given up: when its slot starts to count toward stuck (its deadline, or its giving up if later or it has none). */
+  stuckFrom: number
   signal: AbortSignal | undefined
   onAbort: (() => void) | undefined
   /**

@@ -72,7 +72,7 @@ export type LinkState = WorkerInfo["state"]
 /** What a worker on this host is told of its bus: how it idles and when its slots count as stuck. */
 export interface SlotSettings {
   idle: IdleStrategy | undefined
-  /** A slot whose request was given up this long ago and that its worker still holds is stuck. */
+  /** A slot its worker still holds this long past its request's deadline (or giving up, if later) is stuck. */
   stuckAfterMs: number
   /** A worker holding this many stuck slots is evicted. */
   maxStuck: number
@@ -413,12 +413,12 @@ export class SlotEndpoint implements Endpoint, SlotStreamOwner {
     this.chan.close()
   }
 
-  /** Slots whose request was given up at least stuckAfterMs ago, that the worker still holds. */
+  /** Slots the worker still holds stuckAfterMs past their request's deadline, or past its giving up if later. */
   stuckSlots(now: number): number {
     let n = 0
     for (let s = 0; s < this.pending.length; s++) {
       const p = this.pending[s]
-      if (p?.phase === "settled" && this.lent[s] === null && now - p.settledAt >= this.o.stuckAfterMs) n++
+      if (p?.phase === "settled" && this.lent[s] === null && now - p.stuckFrom >= this.o.stuckAfterMs) n++
     }
     return n
   }

@@ -27,7 +27,7 @@ export interface AcceptSettings {
   maxWorkers: number
   maxPerUid: number
   uids: number[]
-  /** A slot whose request was given up this long ago and that its worker still holds is stuck. */
+  /** A slot its worker still holds this long past its request's deadline (or giving up, if later) is stuck. */
   stuckAfterMs: number
   /** A worker holding this many stuck slots is evicted. */
   maxStuck: number

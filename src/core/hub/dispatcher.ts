@@ -296,7 +296,10 @@ export class Dispatcher implements EndpointHost {
     } else p.endpoint!.cancel(p, err) // a slot stays p's (settled) until the worker hands it back; a late answer is dropped
     this.observer.failed(p, err, Bun.nanoseconds() - p.started) // before settle: p.endpoint is still its worker
     this.settle(p)
-    p.settledAt = nowMs() // given up: from now on its slot may count as stuck
+    // Given up: its slot may count as stuck from its own deadline on (a caller that left early leaves the handler its
+    // time), or from now when that passed or it has none.
+    const now = nowMs()
+    p.stuckFrom = p.timeoutMs > 0 ? Math.max(now, p.started / 1e6 + p.timeoutMs) : now
     p.body = EMPTY
     p.reject(err)
     p.in?.failed(err) // a caller already reading a stream sees it fail; the rest of it is dropped

@@ -35,7 +35,10 @@ export interface ListenOptions {
   maxWorkers?: number
   /** Workers of one uid connected at once. Default: maxWorkers. */
   maxWorkersPerUid?: number
-  /** A slot whose request was given up (timeout, abort) and that the worker still holds this long after is stuck. Default 1000. */
+  /**
+   * A slot the worker still holds this long past its request's deadline (timeoutMs) is stuck; one given up later than
+   * that (a stream), or with no timeout, this long past its giving up. Default 1000.
+   */
   stuckAfterMs?: number
   /** A worker holding this many stuck slots gets no new requests and is disconnected. Default: half its slots (at least 1). */
   maxStuckSlots?: number

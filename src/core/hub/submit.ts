@@ -89,7 +89,7 @@ export function newPending(
     timeoutMs,
     deadline: Infinity,
     started: 0,
-    settledAt: 0,
+    stuckFrom: 0,
     endpoint: null,
     slot: -1,
     stream: opts.stream === true,

@@ -126,6 +126,11 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
   const held = new Set<number>()
   const onWorker = (e: WorkerEvent) => {
     if (e.type === "join" && held.has(e.worker.pid)) bus?.pools.hold(e.worker.pid)
+    // The bus evicted it (its handlers hang): it is ended and replaced at once, an eviction, not a crash.
+    if (e.type === "leave" && e.worker.state === "evicting" && sup.evict(e.worker.pid))
+      log(
+        `${what()}: worker pid ${e.worker.pid} was evicted (${e.worker.stuck} of its slots stuck past their deadline: its handlers hang); it is ended and replaced`,
+      )
     if (e.type !== "leave" || e.worker.requests === 0 || !ours(e.worker.pid)) return
     for (const pid of served) if (!ours(pid)) served.delete(pid)
     served.add(e.worker.pid)

@@ -11,7 +11,7 @@ import type { PoolRow } from "./bus-status.ts"
 import type { BusStats } from "./stats.ts"
 
 /** The causes a worker pool starts a process again for (kit/supervisor.ts's ExitCause, but "stop"). */
-const CAUSES = ["crash", "reload", "recycle", "scale", "kill"] as const
+const CAUSES = ["crash", "reload", "recycle", "scale", "kill", "evict"] as const
 
 /** `leads`: this bus is no shared front, or the one leading its name; only then the worker series. */
 export function busFamilies(st: BusStats, m: BusMetricsSnapshot, pools: PoolRow[], leads: boolean): MetricFamily[] {
@@ -87,7 +87,7 @@ function workerFamilies(st: BusStats, m: BusMetricsSnapshot, pools: PoolRow[]): 
   const restarts = family(
     "slotbus_worker_restarts_total",
     "counter",
-    "worker processes its superviseWorkers pools started again, by cause (crash, or reload, recycle, scale, kill as asked)",
+    "worker processes its superviseWorkers pools started again, by cause (crash, or reload, recycle, scale, kill as asked, or evict: the bus disconnected it for hung handlers)",
   )
   if (pools.length > 0)
     for (const cause of CAUSES)

@@ -8,7 +8,7 @@ import { ago, section, type StatusSection, type StatusValue } from "../../kit/in
 export interface PoolRow {
   row: StatusValue[]
   failure: string | null
-  /** Processes started again, by why: "crash", or what the pool was asked ("reload", "recycle", "scale", "kill"). */
+  /** Processes started again, by why: "crash", what the pool was asked ("reload", "recycle", "scale", "kill"), or "evict". */
   restarts?: Record<string, number>
 }
 
