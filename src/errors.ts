@@ -20,8 +20,9 @@ export class TimeoutError extends SlotBusError {}
 export class WorkerGoneError extends SlotBusError {}
 
 /**
- * An idempotent request was sent again after its worker died holding it, and the worker it was retried on died
- * holding it too: it is taken for what kills workers (a poison request) and not sent a third time.
+ * An idempotent request was sent again after its worker died holding it, and the worker it was retried on (holding
+ * no other caller's request) died holding it too: it is taken for what kills workers (a poison request) and not sent
+ * a third time.
  */
 export class PoisonRequestError extends WorkerGoneError {}
 

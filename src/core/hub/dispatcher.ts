@@ -55,6 +55,11 @@ export class Dispatcher implements EndpointHost {
   private stopped = false
   /** Whom a worker's request limit tells (retireAfter). */
   private readonly due = new WeakMap<Endpoint, () => void>()
+  /**
+   * Workers kept for retried requests (retryOrFail), by the one each holds, or null while it drains for the next:
+   * a retry runs alone on its worker, so a death while holding it names it and no bystander (pickAlone).
+   */
+  private readonly alone = new Map<Endpoint, Pending | null>()
 
   constructor(
     readonly name: string,
@@ -125,6 +130,7 @@ export class Dispatcher implements EndpointHost {
     let packed: Endpoint | null = null // the first near one under its packCap: it takes the request, no other wakes
     const choice = this.endpoints.length > 1 // (one worker: nothing to pack, and no packCap to work out per request)
     for (const e of this.endpoints) {
+      if (this.alone.size > 0 && this.alone.has(e)) continue // kept for a retry
       if (!e.serving) {
         if (e.retiring && e.inFlight < e.capacity && (!retiring || e.inFlight < retiring.inFlight)) retiring = e
       } else if (e.distance === 0) {
@@ -144,14 +150,36 @@ export class Dispatcher implements EndpointHost {
 
   /** A serving worker on this host holds fewer requests than its packCap: pick would pack the next onto it. */
   packRoom(): boolean {
-    for (const e of this.endpoints) if (e.serving && e.distance === 0 && e.inFlight < e.packCap) return true
+    for (const e of this.endpoints)
+      if (e.serving && e.distance === 0 && e.inFlight < e.packCap && !this.alone.has(e)) return true
     return false
   }
 
-  /** Sends p to the least busy worker. False when none has room; p then stays queued. */
+  /**
+   * The worker a retried request (one its worker died holding) goes to: a serving one that holds no other caller's
+   * request, and then takes no other until this one settles. While there is none, one worker (the least busy) is
+   * kept from new requests until it has drained; null meanwhile.
+   */
+  private pickAlone(): Endpoint | null {
+    let draining = false
+    let least: Endpoint | null = null
+    for (const e of this.endpoints) {
+      if (!e.serving || (e.distance > 0 && this.o.remotePolicy === "never")) continue
+      const kept = this.alone.get(e)
+      if (kept) continue // it holds another retry
+      if (e.waiting === 0 && e.inFlight < e.capacity) return e
+      if (kept === null) draining = true
+      else if (!least || e.waiting < least.waiting) least = e
+    }
+    if (!draining && least) this.alone.set(least, null)
+    return null
+  }
+
+  /** Sends p to the least busy worker (a retried one alone: pickAlone). False when none has room; p then stays queued. */
   dispatch(p: Pending): boolean {
-    const e = this.pick()
+    const e = p.retried ? this.pickAlone() : this.pick()
     if (e === null || !e.send(p)) return false
+    if (p.retried) this.alone.set(e, p)
     if (e.requests >= e.requestLimit) this.limitReached(e)
     this.observer.sent(p)
     return true
@@ -191,22 +219,34 @@ export class Dispatcher implements EndpointHost {
     if (i < 0) return
     const info = e.info() // as it was when it left
     this.endpoints.splice(i, 1)
+    this.alone.delete(e)
     this.metrics.unseat(e.seat)
     e.left(err)
     this.hooks.left(info)
     this.freed()
   }
 
-  /** Places were freed on a worker (or one joined): the queue goes on, in arrival order. */
+  /**
+   * Places were freed on a worker (or one joined): the queue goes on, in arrival order; a retry that waits for a
+   * worker of its own (pickAlone) keeps its place and the requests behind it go on.
+   */
   freed() {
-    while (this.queue.length > 0) {
-      const p = this.queue.shift()!
-      if (!this.dispatch(p)) {
-        this.queue.unshift(p)
-        break
-      }
+    if (this.alone.size > 0) this.keepForRetries()
+    let i = 0
+    while (i < this.queue.length) {
+      const p = i === 0 ? this.queue.shift()! : this.queue.splice(i, 1)[0]!
+      if (this.dispatch(p)) continue
+      this.queue.splice(i, 0, p)
+      if (!p.retried) break
+      i++
     }
     this.observer.queued(this.queue.length)
+  }
+
+  /** A worker drained for a retry is given back once no retry waits. */
+  private keepForRetries() {
+    if (this.queue.some((q) => q.retried)) return
+    for (const [e, kept] of this.alone) if (kept === null) this.alone.delete(e)
   }
 
   answered(p: Pending, value: unknown, at: number, status = (value as { status?: number }).status ?? 0) {
@@ -257,6 +297,8 @@ export class Dispatcher implements EndpointHost {
   }
 
   private settle(p: Pending) {
+    if (p.retried && this.alone.size > 0 && p.endpoint && this.alone.get(p.endpoint) === p)
+      this.alone.set(p.endpoint, null) // for the next retry, if one waits (keepForRetries)
     if (p.phase === "in-slot") p.endpoint!.settled(p)
     else p.phase = "slot-returned" // it never had a slot
     if (p.onAbort) p.signal!.removeEventListener("abort", p.onAbort)
@@ -264,7 +306,8 @@ export class Dispatcher implements EndpointHost {
 
   /**
    * The worker holding p is gone (`err`): an idempotent request not yet answered in part goes to another worker
-   * (once), any other fails; one whose second worker died holding it too is poison. True when it was sent again.
+   * (once, alone: pickAlone), any other fails; one whose second worker died holding it, and nothing else, is poison.
+   * True when it was sent again.
    */
   retryOrFail(p: Pending, err: unknown): boolean {
     if (!p.idempotent || p.retried || p.phase !== "in-slot" || p.in !== null || !(err instanceof WorkerGoneError)) {

@@ -37,7 +37,7 @@ export interface BusStats {
   protocolErrors: number
   /** Workers disconnected for holding maxStuckSlots stuck slots. */
   evictedWorkers: number
-  /** Idempotent requests given up after the worker they were retried on died holding them too (PoisonRequestError). */
+  /** Idempotent requests given up after the worker they were retried on, alone, died holding them too (PoisonRequestError): each once. */
   poisonRequests: number
   /** Exceptions inside the hub's own machinery, caught so it keeps serving; should stay 0. */
   internalErrors: number
