@@ -68,18 +68,31 @@ async function tail(argv: string[]): Promise<number> {
     process.stderr.write(`slotbus tail: following "${name}"${describe(filter)}\n`)
     let lagged = 0
     const out = Bun.stdout.writer()
-    const read = (async () => {
-      for (;;) {
-        const ev = await Promise.race([sub.receive(), stopped.then(() => undefined)])
-        if (ev === undefined) return
-        if (sub.lagged > lagged) {
-          process.stderr.write(`slotbus tail: fell behind: ${sub.lagged - lagged} events missed\n`)
-          lagged = sub.lagged
-        }
-        if (!(await written(out, values.json ? jsonLine(ev) : textLine(ev), stopped))) return
+    // A stop closes the subscription (a pending receive() resolves undefined) and lets go of a pending write: one
+    // handler for the whole run, as a race against `stopped` per event would keep a reaction per event until the end.
+    let letGo: ((ok: boolean) => void) | null = null
+    let stop = false
+    void stopped.then(() => {
+      stop = true
+      sub.close()
+      letGo?.(false)
+    })
+    for (;;) {
+      const ev = await sub.receive()
+      if (ev === undefined || stop) break
+      if (sub.lagged > lagged) {
+        process.stderr.write(`slotbus tail: fell behind: ${sub.lagged - lagged} events missed\n`)
+        lagged = sub.lagged
       }
-    })()
-    await read
+      const took = written(out, values.json ? jsonLine(ev) : textLine(ev))
+      if (took === true) continue
+      const ok = await new Promise<boolean>((r) => {
+        letGo = r
+        void took.then(r)
+      })
+      letGo = null
+      if (!ok) break
+    }
     await sub.close()
   } catch (e) {
     if (e instanceof TypeError || e instanceof RangeError) throw failed(e.message)
@@ -93,23 +106,22 @@ async function tail(argv: string[]): Promise<number> {
 
 /**
  * Writes a line and waits until stdout took it: a reader that waits (`| less`, a slow ssh) holds the tail here, not
- * in memory, while its queue fills and the ring skips it, counted once it reads again. false: the reader left
- * (EPIPE) or the tail was stopped.
+ * in memory, while its queue fills and the ring skips it, counted once it reads again. true when it took it at
+ * once, else a promise of whether it did (false: the reader left, EPIPE).
  */
-async function written(out: Bun.FileSink, line: string, stop: Promise<void>): Promise<boolean> {
+function written(out: Bun.FileSink, line: string): true | Promise<boolean> {
   let flushed: number | Promise<number>
   try {
     out.write(line)
     flushed = out.flush()
   } catch {
-    return false
+    return Promise.resolve(false)
   }
   if (typeof flushed === "number") return true
-  const took = flushed.then(
+  return flushed.then(
     () => true,
     () => false,
   )
-  return (await Promise.race([took, stop])) === true
 }
 
 function describe(f: TopicFilter): string {

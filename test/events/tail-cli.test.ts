@@ -197,6 +197,42 @@ console.log(n)`,
     }
   }, 90_000)
 
+  test("a tail whose stdout takes everything at once (> /dev/null) under a full-speed publisher keeps its memory bounded", async () => {
+    const name = fresh()
+    const topic = await holder(name)
+    const out = openSync("/dev/null", "w")
+    const proc = Bun.spawn([process.execPath, SLOTBUS, "tail", name], { stdout: out, stderr: "pipe" })
+    closeSync(out)
+    let stderr = ""
+    const errDone = (async () => {
+      for await (const chunk of proc.stderr) stderr += new TextDecoder().decode(chunk)
+    })()
+    const script = `import { Topic } from ${JSON.stringify(EVENTS)}
+const topic = await Topic.open(${JSON.stringify(name)})
+const data = "x".repeat(200)
+for (let n = 1; ; n++) {
+  topic.publish({ type: "flood", data })
+  if (n % 4096 === 0) await Bun.sleep(0)
+}`
+    const hwm = () => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${proc.pid}/status`, "utf8"))![1]) * 1024
+    const printed = () => topic.stats().subscribers.find((s) => s.pid === proc.pid)?.received ?? 0
+    let pub: Child | undefined
+    try {
+      await until(() => stderr.includes("following"), "the tail to subscribe", 20_000)
+      pub = spawn([process.execPath, "-e", script])
+      // 600 000 events printed: the old tail kept every event it printed, held by a race against its stop per event
+      // (~1 KiB each: 157 MiB after 150 000, 447 MiB after 20 s on a quiet machine)
+      await until(() => printed() >= 600_000 || hwm() >= 150 << 20, "600 000 events printed", 120_000)
+      expect(hwm()).toBeLessThan(150 << 20)
+      expect(printed()).toBeGreaterThanOrEqual(600_000)
+    } finally {
+      await pub?.kill()
+      proc.kill("SIGKILL")
+      await proc.exited
+      await errDone
+    }
+  }, 150_000)
+
   test("a topic that is not open exits 1 saying so, and makes no topic", async () => {
     const name = fresh()
     const r = await run([process.execPath, SLOTBUS, "tail", name], { timeoutMs: 30_000 })
