@@ -6,12 +6,15 @@ import {
   chmodSync,
   chownSync,
   closeSync,
+  existsSync,
   constants as fsc,
+  lstatSync,
   mkdirSync,
   mkdtempSync,
   openSync,
   readdirSync,
   readFileSync,
+  renameSync,
   rmSync,
   statSync,
   symlinkSync,
@@ -20,6 +23,7 @@ import {
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Supervisor, WorkerLogsError } from "../../src/index.ts"
+import { asNobody, NOBODY, nobodyEnv, whyNotAsNobody } from "../support/uid.ts"
 import { alive, busName, type Child, FIXTURES, run, spawn, stopAll, until } from "../support/helpers.ts"
 
 const FRONT = join(FIXTURES, "logs-front.ts")
@@ -214,6 +218,67 @@ describe("worker logs", () => {
     expect(numbers).toEqual(numbers.map((_, i) => 400 - numbers.length + i))
     expect(front.lines.join("\n")).not.toContain("flood")
   }, 60_000)
+
+  test.skipIf(whyNotAsNobody(FRONT) !== null)(
+    "logs.dir under another uid's directory: that uid swapping it for a link to another directory while the pool rotates leaves that directory untouched",
+    async () => {
+      // /tmp/shop is theirs, /tmp/shop/logs this user's: they cannot write in logs, but can rename it and put a
+      // link in its place, to a directory of this user (victim) whose app.log they want rotated away
+      const base = tempDir()
+      chmodSync(base, 0o755)
+      const shop = join(base, "shop")
+      mkdirSync(shop, { mode: 0o755 })
+      chownSync(shop, NOBODY, NOBODY)
+      const dir = join(shop, "logs")
+      const victim = join(base, "victim")
+      mkdirSync(victim, { mode: 0o700 })
+      writeFileSync(join(victim, "app.log"), "precious\n", { mode: 0o600 })
+      const gate = join(base, "gate")
+      const n = 20_000
+      const { front, askStats } = startFront({
+        worker: ["gated-flood", String(n), gate],
+        logs: { dir, pool: "app", maxBytes: 4096, keep: 3 },
+      })
+      await until(async () => (await askStats()) !== null, "the front's pool", 30_000, 100)
+      const real = join(shop, "real")
+      const swap = `const { renameSync, symlinkSync, unlinkSync } = require("node:fs")
+const [dir, real, victim] = ${JSON.stringify([dir, real, victim])}
+for (let n = 1; ; n++) {
+  try {
+    renameSync(dir, real)
+    symlinkSync(victim, dir)
+    for (let i = 0; i < 20; i++) require("node:fs").statSync(dir)
+    unlinkSync(dir)
+    renameSync(real, dir)
+  } catch (e) {
+    console.error(e.message)
+    process.exit(1)
+  }
+  if (n % 500 === 0) console.log(n)
+}`
+      const attacker = spawn(asNobody([process.execPath, "-e", swap]), { env: nobodyEnv })
+      let stats: Stats | null = null
+      try {
+        await attacker.waitLine(/^\d+$/, 30_000)
+        writeFileSync(gate, "")
+        // every line of the flood is read; written (through the directory the pool opened) or counted dropped
+        await until(async () => (stats = await askStats())?.lines === n + 1, "the flood read", 120_000, 100)
+        expect(attacker.running).toBe(true) // swapping all along
+      } finally {
+        await attacker.kill()
+        await front.kill()
+      }
+      // put the directory back where it was, whatever step the attacker was killed at
+      if (lstatSync(dir, { throwIfNoEntry: false })?.isSymbolicLink()) rmSync(dir)
+      if (existsSync(real)) renameSync(real, dir)
+      expect(readdirSync(victim)).toEqual(["app.log"])
+      expect(readFileSync(join(victim, "app.log"), "utf8")).toBe("precious\n")
+      // and every line went to the directory the pool opened, whatever its path pointed at meanwhile
+      expect(stats!.dropped).toBe(0)
+      expect(readFileSync(join(dir, "app.log"), "utf8")).toContain("flood end")
+    },
+    180_000,
+  )
 
   test('logs: "inherit" leaves the workers on the front\'s stdout and stderr as they are', async () => {
     const { front } = startFront({ worker: ["hello"], logs: "inherit" })

@@ -3,6 +3,7 @@
 //   hostile <once>      terminal escapes, invalid UTF-8, a 100 kB line, a line after it and an unterminated last
 //                       line, then kill -9 of itself; with the file <once> present (a restart) it only idles
 //   flood <n> <once>    n numbered 200-byte lines on stdout as fast as the pipe takes them, then "flood end", idles
+//   gated-flood <n> <gate>  the same once the file <gate> exists
 // Every mode exits once the front that started it is gone.
 import { existsSync, writeFileSync } from "node:fs"
 
@@ -33,11 +34,19 @@ if (mode === "hello") {
   }
   idle()
 } else if (mode === "flood") {
-  if (firstRun(b)) {
-    const n = Number(a)
-    const pad = "x".repeat(180)
-    for (let i = 0; i < n; i++) process.stdout.write(`flood ${String(i).padStart(8, "0")} ${pad}\n`)
-    process.stdout.write("flood end\n")
-  }
+  if (firstRun(b)) flood(Number(a))
+  idle()
+} else if (mode === "gated-flood") {
+  const gate = setInterval(() => {
+    if (!existsSync(b!)) return
+    clearInterval(gate)
+    flood(Number(a))
+  }, 20)
   idle()
 } else throw new Error(`log-worker: unknown mode ${mode}`)
+
+function flood(n: number) {
+  const pad = "x".repeat(180)
+  for (let i = 0; i < n; i++) process.stdout.write(`flood ${String(i).padStart(8, "0")} ${pad}\n`)
+  process.stdout.write("flood end\n")
+}
