@@ -3,7 +3,11 @@
 // front's same stream prefixed `[pool#seat pid N]` (or as one JSON object, or to rotated files, log-files.ts), with
 // the worker's control bytes escaped (they must not drive the front's terminal) and lines past maxLineBytes cut.
 // A front whose stdout is slow costs lines, never memory nor the workers' progress: past maxBufferedBytes waiting,
-// lines are dropped, counted, and the count is written once the stream drains. The cost is the front's, per line.
+// lines are dropped, counted, and the count is written once the stream drains. The cost is the front's, per line:
+// so each worker has a budget of lines a second (both streams); past it, its lines are counted and dropped unread
+// (not decoded nor escaped) until the next second, which starts with one line saying how many. Reading a pipe costs
+// too (a worker logging in a loop writes ~300 MB/s: a third of a core to read and discard), so past maxReadBytes
+// in a second the front stops reading that worker's pipes until the second is over: its writes wait meanwhile.
 import type { Subprocess } from "bun"
 import { printable, printableJson } from "./escape.ts"
 import { LogFile } from "./log-files.ts"
@@ -33,6 +37,10 @@ export interface WorkerLogsConfig {
   maxLineBytes?: number
   /** Output waiting for a slow stdout or stderr, per stream; past it lines are dropped and counted (default 1 MiB). */
   maxBufferedBytes?: number
+  /** Lines each worker may have relayed a second (stdout and stderr together); past it they are dropped and counted (default 1000; Infinity: no budget). */
+  maxLinesPerSecond?: number
+  /** Bytes read from each worker's pipes a second; past it they are not read until the second is over, and the worker's writes wait (default 8 MiB). */
+  maxReadBytesPerSecond?: number
 }
 
 type Stdio = "pipe" | "ignore" | "inherit"
@@ -48,6 +56,8 @@ const CONFIG_OPTIONS = optionNames<WorkerLogsConfig>({
   keep: true,
   maxLineBytes: true,
   maxBufferedBytes: true,
+  maxLinesPerSecond: true,
+  maxReadBytesPerSecond: true,
 })
 const WHERE = "Supervisor"
 
@@ -73,7 +83,7 @@ export class WorkerLogs {
   private readonly file: LogFile | null = null
   private readonly outlets: Record<Stream, Outlet> | null = null
   private readers = 0
-  private readonly counts = { lines: 0, dropped: 0, truncated: 0 }
+  private readonly counts = { lines: 0, dropped: 0, truncated: 0, overBudget: 0 }
   private fileFailed = false
 
   constructor(option: WorkerLogsOption | undefined, command: readonly string[], stdout: Stdio, stderr: Stdio) {
@@ -109,19 +119,34 @@ export class WorkerLogs {
   get truncated(): number {
     return this.counts.truncated
   }
+  /** Of `dropped`, the lines a worker wrote past maxLinesPerSecond. */
+  get overBudget(): number {
+    return this.counts.overBudget
+  }
 
   /** Reads the streams of `proc` (seat `seat`) spawned with `stdio` until they end (after its exit, what it wrote last). */
   attach(proc: Subprocess<Stdio, Stdio, Stdio>, seat: number): void {
+    if (!this.taken.stdout && !this.taken.stderr) return
+    const budget = new LineBudget(this.s.maxLinesPerSecond, this.s.maxReadBytesPerSecond, this.counts, (n, stream) =>
+      this.write([this.budgetNotice(n, stream, seat, proc.pid)], stream),
+    )
     for (const stream of STREAMS)
-      if (this.taken[stream]) void this.read(proc[stream] as ReadableStream<Uint8Array>, stream, seat, proc.pid)
+      if (this.taken[stream]) void this.read(proc[stream] as ReadableStream<Uint8Array>, stream, seat, proc.pid, budget)
   }
 
-  private async read(from: ReadableStream<Uint8Array>, stream: Stream, seat: number, pid: number): Promise<void> {
+  private async read(
+    from: ReadableStream<Uint8Array>,
+    stream: Stream,
+    seat: number,
+    pid: number,
+    budget: LineBudget,
+  ): Promise<void> {
     this.readers++
     const head = `[${this.s.pool}#${seat} pid ${pid}${this.file && stream === "stderr" ? " stderr" : ""}] `
     let out: string[] = []
     let time = ""
     const line = (bytes: Uint8Array, cut: boolean) => {
+      if (!budget.take(stream)) return
       const msg = DECODER.decode(bytes)
       if (cut) this.counts.truncated++
       if (this.s.format === "json")
@@ -138,13 +163,17 @@ export class WorkerLogs {
     }
     try {
       for await (const chunk of from) {
-        if (this.s.format === "json" || this.file) time = new Date().toISOString()
+        budget.tick()
+        if ((this.s.format === "json" || this.file) && budget.open) time = new Date().toISOString()
         cutter.push(chunk)
         flush()
+        const pause = budget.read(chunk.length)
+        if (pause > 0) await Bun.sleep(pause) // the pipe fills meanwhile: the worker's writes wait
       }
     } catch {} // the pipe broke with the process: what was read is written
     cutter.end()
     flush()
+    budget.end()
     if (--this.readers === 0) this.file?.close() // opened again by the next worker's first line
   }
 
@@ -161,6 +190,13 @@ export class WorkerLogs {
     }
   }
 
+  private budgetNotice(n: number, stream: Stream, seat: number, pid: number): string {
+    const msg = `${n} lines dropped: over the budget of ${this.s.maxLinesPerSecond} lines a second`
+    if (this.s.format === "json")
+      return `${printableJson({ time: new Date().toISOString(), pool: this.s.pool, seat, pid, stream, dropped: n, msg })}\n`
+    return `${this.file ? `${new Date().toISOString()} ` : ""}[${this.s.pool}#${seat} pid ${pid}] ${msg}\n`
+  }
+
   private dropNotice(n: number, stream: Stream): string {
     const msg = `${n} lines dropped: the front's ${stream} was slow (over ${this.s.maxBufferedBytes} bytes waiting)`
     if (this.s.format === "json")
@@ -170,6 +206,81 @@ export class WorkerLogs {
 }
 
 const DECODER = new TextDecoder() // invalid UTF-8 becomes U+FFFD
+
+/**
+ * A worker's lines a second: `max` pass in each second (from the first line of it); past that each line is counted
+ * and dropped, and the count is said once the second is over (at its next line, or a timer if none comes).
+ */
+class LineBudget {
+  private left: number
+  private bytes = 0
+  private windowEnd = 0
+  private dropping = 0
+  private droppingOn: Stream = "stdout"
+  private timer: ReturnType<typeof setTimeout> | null = null
+
+  constructor(
+    private readonly max: number,
+    private readonly maxBytes: number,
+    private readonly counts: { lines: number; dropped: number; overBudget: number },
+    private readonly notice: (dropped: number, stream: Stream) => void,
+  ) {
+    this.left = max
+  }
+
+  /** Whether lines pass now (a chunk whose lines are all dropped needs no time stamp). */
+  get open(): boolean {
+    return this.left > 0
+  }
+
+  /** Called per chunk read: a second over starts the next (the clock is read per chunk, not per line). */
+  tick(): void {
+    if (this.max === Infinity && this.maxBytes === Infinity) return
+    const now = performance.now()
+    if (now < this.windowEnd) return
+    this.say()
+    this.windowEnd = now + 1000
+    this.left = this.max
+    this.bytes = 0
+  }
+
+  /** Counts a chunk read; returns the ms to stop reading for when the second's bytes are spent, else 0. */
+  read(bytes: number): number {
+    this.bytes += bytes
+    return this.bytes > this.maxBytes ? Math.max(1, this.windowEnd - performance.now()) : 0
+  }
+
+  /** Whether a line of `stream` passes; else it is counted as dropped. */
+  take(stream: Stream): boolean {
+    if (this.left > 0) {
+      this.left--
+      return true
+    }
+    if (this.dropping++ === 0) {
+      this.droppingOn = stream
+      this.timer = setTimeout(() => this.say(), Math.max(0, this.windowEnd - performance.now()))
+      this.timer.unref?.()
+    }
+    this.counts.lines++
+    this.counts.dropped++
+    this.counts.overBudget++
+    return false
+  }
+
+  /** The worker's stream ended: what it dropped is said now. */
+  end(): void {
+    this.say()
+  }
+
+  private say() {
+    if (this.timer) clearTimeout(this.timer)
+    this.timer = null
+    if (this.dropping === 0) return
+    const n = this.dropping
+    this.dropping = 0
+    this.notice(n, this.droppingOn)
+  }
+}
 
 /**
  * The front's stdout or stderr with a bound: written while it takes more, else queued up to `max`; past that, every
@@ -280,6 +391,8 @@ function settings(option: WorkerLogsOption | undefined, command: readonly string
     keep: 5,
     maxLineBytes: 16 << 10,
     maxBufferedBytes: 1 << 20,
+    maxLinesPerSecond: 1000,
+    maxReadBytesPerSecond: 8 << 20,
   }
   if (option === undefined || option === "prefix" || option === "json" || option === "inherit")
     return { s: { ...base, format: option ?? "prefix" } }
@@ -305,6 +418,20 @@ function settings(option: WorkerLogsOption | undefined, command: readonly string
       keep: n("keep", 0, 100),
       maxLineBytes: n("maxLineBytes", 256, 1 << 20),
       maxBufferedBytes: n("maxBufferedBytes", 4096),
+      maxLinesPerSecond: checkNumber(option.maxLinesPerSecond, {
+        what: "logs.maxLinesPerSecond",
+        where: WHERE,
+        min: 1,
+        infinite: true,
+        dflt: base.maxLinesPerSecond,
+      }),
+      maxReadBytesPerSecond: checkNumber(option.maxReadBytesPerSecond, {
+        what: "logs.maxReadBytesPerSecond",
+        where: WHERE,
+        min: 4096,
+        infinite: true,
+        dflt: base.maxReadBytesPerSecond,
+      }),
     },
     dir,
   }

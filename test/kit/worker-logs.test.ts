@@ -23,12 +23,13 @@ import {
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Supervisor, WorkerLogsError } from "../../src/index.ts"
+import { processCpuSeconds } from "../../bench/lib/cpu.ts"
 import { asNobody, NOBODY, nobodyEnv, whyNotAsNobody } from "../support/uid.ts"
 import { alive, busName, type Child, FIXTURES, run, spawn, stopAll, until } from "../support/helpers.ts"
 
 const FRONT = join(FIXTURES, "logs-front.ts")
 type Report = { start?: number; exit?: number; seat?: number; stats?: Stats | null }
-type Stats = { lines: number; dropped: number; truncated: number }
+type Stats = { lines: number; dropped: number; truncated: number; overBudget: number }
 const dirs: string[] = []
 const cleanups: (() => void)[] = []
 /** Every worker a front reported: killed after each test, its front first (they also leave once it is gone). */
@@ -152,7 +153,10 @@ describe("worker logs", () => {
       [
         process.execPath,
         FRONT,
-        JSON.stringify({ worker: ["flood", String(n), join(dir, "once")], logs: { maxBufferedBytes: 65_536 } }),
+        JSON.stringify({
+          worker: ["flood", String(n), join(dir, "once")],
+          logs: { maxBufferedBytes: 65_536, maxLinesPerSecond: 1e9 },
+        }),
       ],
       {
         stdin: "ignore",
@@ -237,7 +241,7 @@ describe("worker logs", () => {
       const n = 20_000
       const { front, askStats } = startFront({
         worker: ["gated-flood", String(n), gate],
-        logs: { dir, pool: "app", maxBytes: 4096, keep: 3 },
+        logs: { dir, pool: "app", maxBytes: 4096, keep: 3, maxLinesPerSecond: 1e9 },
       })
       await until(async () => (await askStats()) !== null, "the front's pool", 30_000, 100)
       const real = join(shop, "real")
@@ -279,6 +283,47 @@ for (let n = 1; ; n++) {
     },
     180_000,
   )
+
+  test("a worker logging in a loop gets its budget of lines a second through, the rest dropped and said once a second, and the front reads a bounded part of it", async () => {
+    const { front, askStats } = startFront({ worker: ["spam"] }) // the default budget: 1000 lines a second
+    const notice = /^\[log-worker#0 pid \d+\] (\d+) lines dropped: over the budget of 1000 lines a second$/
+    const notices = () => front.lines.filter((l) => notice.test(l)).length
+    await until(() => notices() >= 2, "the first budget notices", 30_000)
+    const a = await askStats()
+    const cpu0 = processCpuSeconds(front.pid)
+    const t0 = performance.now()
+    await until(() => notices() >= 5, "three more seconds of budget notices", 30_000)
+    const b = await askStats()
+    const seconds = (performance.now() - t0) / 1000
+    const cpu = (processCpuSeconds(front.pid) - cpu0) / seconds
+    // between two notices (a second), at most the budget of the worker's lines got through, in order
+    let passed = 0
+    let said = 0
+    let last = -1
+    for (const l of front.lines) {
+      const m = notice.exec(l)
+      if (m) {
+        expect(passed).toBeLessThanOrEqual(1000)
+        said += Number(m[1])
+        passed = 0
+        continue
+      }
+      const n = / spam (\d{8}) E+$/.exec(l)
+      if (!n) continue
+      expect(Number(n[1])).toBeGreaterThan(last)
+      last = Number(n[1])
+      passed++
+    }
+    expect(passed).toBeLessThanOrEqual(1000)
+    expect(b!.overBudget).toBeGreaterThan(0)
+    expect(said).toBeGreaterThan(0)
+    expect(said).toBeLessThanOrEqual(b!.dropped) // the notices said what was dropped (the last second's comes later)
+    // lines read (relayed or dropped) are bounded by maxReadBytesPerSecond (8 MiB, ~40 000 200-byte lines) a second,
+    // not by how fast the worker writes: a front that read all of it read ~1.5 M lines a second
+    expect(b!.lines - a!.lines).toBeLessThanOrEqual((seconds + 1) * ((8 << 20) / 200 + 1000))
+    console.log(`front: ${cpu.toFixed(2)} core over ${seconds.toFixed(1)} s, ${b!.lines - a!.lines} lines read`)
+    expect(cpu).toBeLessThan(0.4) // the old front spent 0.6-0.97 of a core relaying this worker
+  }, 90_000)
 
   test('logs: "inherit" leaves the workers on the front\'s stdout and stderr as they are', async () => {
     const { front } = startFront({ worker: ["hello"], logs: "inherit" })

@@ -86,8 +86,10 @@ describe("GET /metrics of a running app", () => {
           "slotbus_worker_request_duration_seconds",
           "slotbus_route_request_duration_seconds",
           "slotbus_worker_restarts_total",
+          "slotbus_worker_log_lines_dropped_total",
         ])
           expect(text).toContain(`# TYPE ${name} `)
+        expect(sample(text, `slotbus_worker_log_lines_dropped_total{bus="${name}",reason="budget"}`)).toBe(0)
         const kinds = [...text.matchAll(/^slotbus_request_errors_total\{[^}]*kind="([^"]+)"\} [1-9]/gm)].map(
           (m) => m[1],
         )

@@ -4,6 +4,7 @@
 //                       line, then kill -9 of itself; with the file <once> present (a restart) it only idles
 //   flood <n> <once>    n numbered 200-byte lines on stdout as fast as the pipe takes them, then "flood end", idles
 //   gated-flood <n> <gate>  the same once the file <gate> exists
+//   spam                numbered 200-byte lines for good, as fast as the pipe takes them (a worker stuck logging)
 // Every mode exits once the front that started it is gone.
 import { existsSync, writeFileSync } from "node:fs"
 
@@ -43,6 +44,16 @@ if (mode === "hello") {
     flood(Number(a))
   }, 20)
   idle()
+} else if (mode === "spam") {
+  const pad = "E".repeat(180)
+  let i = 0
+  const loop = () => {
+    let chunk = ""
+    for (let k = 0; k < 64; k++) chunk += `spam ${String(i++).padStart(8, "0")} ${pad}\n`
+    if (process.stdout.write(chunk)) setImmediate(loop)
+    else process.stdout.once("drain", loop)
+  }
+  loop()
 } else throw new Error(`log-worker: unknown mode ${mode}`)
 
 function flood(n: number) {

@@ -16,8 +16,8 @@ sup.on("start", (i) => send({ start: i.pid, seat: i.index }))
 sup.on("exit", (i, e) => send({ exit: e.pid, seat: i.index }))
 for (const i of sup.instances) send({ start: i.pid, seat: i.index })
 process.on("message", (m) => {
-  const { lines, dropped, truncated } = sup.logs
-  if (m === "stats") send({ stats: { lines, dropped, truncated } })
+  const { lines, dropped, truncated, overBudget } = sup.logs
+  if (m === "stats") send({ stats: { lines, dropped, truncated, overBudget } })
 })
 process.on("SIGTERM", async () => {
   await sup.stop({ killGraceMs: 500 })

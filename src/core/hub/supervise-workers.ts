@@ -193,6 +193,7 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
           ],
           failure: sup.failureReason,
           restarts: { crash: sup.restarts, ...sup.replacements },
+          logDrops: { budget: sup.logs.overBudget, output: sup.logs.dropped - sup.logs.overBudget },
         },
   )
   if (!front || front.leader) sup.start() // throws here when the command cannot be spawned at all

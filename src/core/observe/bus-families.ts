@@ -95,10 +95,21 @@ function workerFamilies(st: BusStats, m: BusMetricsSnapshot, pools: PoolRow[]): 
         { ...bus, cause },
         pools.reduce((n, p) => n + (p.restarts?.[cause] ?? 0), 0),
       )
+  const drops = family(
+    "slotbus_worker_log_lines_dropped_total",
+    "counter",
+    "worker log lines its superviseWorkers pools dropped, by reason (budget: past logs.maxLinesPerSecond; output: the front's stdout slow, or the log file failing)",
+  )
+  if (pools.length > 0)
+    for (const reason of ["budget", "output"] as const)
+      drops.add(
+        { ...bus, reason },
+        pools.reduce((n, p) => n + (p.logDrops?.[reason] ?? 0), 0),
+      )
   const local = new Set(st.workers.filter((w) => w.transport === "shm").map((w) => w.pid))
   const here = m.workers.filter((w) => w.pid !== null && local.has(w.pid))
   const processes = here.map((w) => ({ labels: { ...bus, worker: String(w.seat) }, figures: readProcess(w.pid!) }))
-  return [workers, restarts, ...processFamilies(processes), ...runtimeFamilies(bus, here)]
+  return [workers, restarts, drops, ...processFamilies(processes), ...runtimeFamilies(bus, here)]
 }
 
 /** Each local worker's runtime as it last wrote it in its region (§2, line 8): none for one that never did (C, Python). */

@@ -10,6 +10,8 @@ export interface PoolRow {
   failure: string | null
   /** Processes started again, by why: "crash", what the pool was asked ("reload", "recycle", "scale", "kill"), or "evict". */
   restarts?: Record<string, number>
+  /** Worker log lines dropped, by why: past the budget of lines a second, or the output slow or failing. */
+  logDrops?: { budget: number; output: number }
 }
 
 export function busSection(
