@@ -5,8 +5,9 @@
 import { afterEach, expect, test } from "bun:test"
 import { join } from "node:path"
 import { SlotBus } from "../../src/index.ts"
+import { ORPHAN_LINGER_MS } from "../../src/core/ops/fronts.ts"
 import { alive, busName, type Child, FIXTURES, spawn, until } from "../support/helpers.ts"
-import { frontChild, poolOf, workerPids, type FrontChild } from "../support/front-child.ts"
+import { frontChild, poolOf, startedBy, workerPids, type FrontChild } from "../support/front-child.ts"
 
 const children: Child[] = []
 const pids: number[] = []
@@ -90,4 +91,73 @@ test("a worker started by hand exits with its hub only when it passes exitWithFr
   } finally {
     await bus.close()
   }
+}, 60_000)
+
+// Workers that load for 1.5 s before they connect: a kill -9 of their plain front just after it started them.
+const LOADING = ["--plain", "--pool=2", "--worker=pool-worker.ts", "--", "--start-delay-ms=1500"]
+
+test("kill -9 of a plain front before its workers connected leaves none of them serving the next front of the name", async () => {
+  const name = busName("orphan")
+  const old = await frontChild(name, [...LOADING, "--wait-for-hub-ms=30000"], children)
+  await until(() => startedBy(old.child.pid).length === 2, "the front started its pool", 20_000, 5)
+  const first = startedBy(old.child.pid)
+  pids.push(...first)
+  await old.child.kill()
+  const next = await frontChild(name, LOADING, children)
+  await until(async () => (await poolOf(next)).pids.every((p) => p > 0), "the next front started its pool", 20_000, 100)
+  const own = (await poolOf(next)).pids
+  pids.push(...own)
+  await until(() => first.every((p) => !alive(p)), "the dead front's workers exited", GONE_WITHIN_MS, 100)
+  expect((await workerPids(next, 2)).sort()).toEqual([...own].sort())
+}, 120_000)
+
+test("kill -9 of a plain front before its workers connected ends them though no front of the name comes", async () => {
+  const name = busName("orphan")
+  const old = await frontChild(name, [...LOADING, "--wait-for-hub-ms=600000"], children)
+  await until(() => startedBy(old.child.pid).length === 2, "the front started its pool", 20_000, 5)
+  const first = startedBy(old.child.pid)
+  pids.push(...first)
+  await old.child.kill()
+  await until(() => first.every((p) => !alive(p)), "the dead front's workers exited", GONE_WITHIN_MS, 100)
+}, 120_000)
+
+test.each(["shared", "plain"])(
+  "a pool's worker that also serves another process's %s bus lives on, and through that bus's close",
+  async (kind) => {
+    const name = busName("orphan")
+    const extra = busName("extra")
+    const other = await SlotBus.listen(extra, { shared: kind === "shared" })
+    try {
+      const args = ["--plain", "--pool=1", "--worker=pool-worker.ts", "--", `--extra-bus=${extra}`]
+      const f = await frontChild(name, args, children)
+      await other.waitForWorkers(1, 30_000)
+      const [pid] = (await poolOf(f)).pids as [number]
+      pids.push(pid)
+      expect(other.workers.map((w) => w.pid)).toEqual([pid])
+      // past the linger and a drain: an exit as an orphan of the other bus would have come
+      await Bun.sleep(ORPHAN_LINGER_MS + 4000)
+      expect(alive(pid)).toBe(true)
+      await other.close()
+      await Bun.sleep(2000) // an exit with the other bus would have come
+      expect(alive(pid)).toBe(true)
+      expect((await poolOf(f)).pids).toEqual([pid])
+      expect(await workerPids(f, 1)).toEqual([pid])
+    } finally {
+      await other.close()
+    }
+  },
+  60_000,
+)
+
+test("a process a pool's worker started is no worker of the pool: it outlives a kill -9 of the front", async () => {
+  const name = busName("orphan")
+  const f = await frontChild(name, ["--plain", "--pool=1", "--worker=pool-worker.ts", "--", "--child"], children)
+  const both = await workerPids(f, 2) // the pool's worker and the process it started serve the front
+  const [worker] = (await poolOf(f)).pids as [number]
+  const grandchild = both.find((p) => p !== worker)!
+  pids.push(...both)
+  await f.child.kill()
+  await until(() => !alive(worker), "the pool's worker exited", GONE_WITHIN_MS, 100)
+  await Bun.sleep(ORPHAN_LINGER_MS + 2000) // an exit with the front would have come
+  expect(alive(grandchild)).toBe(true)
 }, 60_000)

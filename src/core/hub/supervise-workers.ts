@@ -19,7 +19,7 @@ import {
 import type { SlotBus } from "./bus.ts"
 import type { WorkerEvent } from "../endpoint/endpoint.ts"
 import { isCompiled } from "../ops/self-command.ts"
-import { FRONT_PARENT_ENV } from "../ops/fronts.ts"
+import { FRONT_BUS_ENV, FRONT_PARENT_ENV } from "../ops/front-parent.ts"
 import { SharedPool } from "../ops/front-pool.ts"
 
 export interface SuperviseWorkersOptions
@@ -137,7 +137,7 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
   }
   const settings: SupervisorOptions = {
     ...rest,
-    env: bus ? { ...rest.env, [FRONT_PARENT_ENV]: String(process.pid) } : rest.env,
+    env: bus ? { ...rest.env, [FRONT_PARENT_ENV]: String(process.pid), [FRONT_BUS_ENV]: bus.name } : rest.env,
     logs: withPoolName(rest.logs, bus?.name), // each line names the bus
     instances: range.min,
     command: argv,

@@ -8,6 +8,7 @@ import { closeSync } from "node:fs"
 import { native, Errno, E_SOCKET_DIR, ANY_UID, socketDirError, type Chan } from "../../native/ffi.ts"
 import { euid, HostSeat, seatHeld, type Squatter, squatterText } from "../../kit/index.ts"
 import { NameInUseError, PeerRefusedError, SharingMismatchError, SlotBusError } from "../../errors.ts"
+import { frontParent } from "./front-parent.ts"
 
 /** Fronts of one name: front 0 is the plain name (what a worker that knows only §1 finds), k > 0 is "name~k". */
 export const MAX_FRONTS = 64
@@ -19,13 +20,6 @@ const NEAR = 4
 const FULL_EVERY = 4
 /** A worker whose starting front (the pool's supervisor, §15.4) died goes on serving this long, then drains and exits. */
 export const ORPHAN_LINGER_MS = 2000
-/** The environment variable naming the front that started a worker of a pool (superviseWorkers with a bus). */
-export const FRONT_PARENT_ENV = "SLOTBUS_FRONT_PARENT"
-
-/** The pid of the front that started this process (a pool's worker), 0 for a process started otherwise. */
-export function frontParent(): number {
-  return Number(process.env[FRONT_PARENT_ENV] ?? 0) || 0
-}
 
 /** A worker's process leaves with its fronts (exitWithFront), whatever else the app holds. */
 export function exitWithFronts(name: string, why: string) {
@@ -227,7 +221,7 @@ export class FrontFamily {
     private readonly root: FrontRoot,
     private readonly hubUid: number | undefined,
   ) {
-    this.parentPid = frontParent()
+    this.parentPid = frontParent(name)
     this.timer = setInterval(() => void this.scan(), RESCAN_MS)
     void this.scan()
   }

@@ -39,13 +39,13 @@ import { RemoteSink, SlotSink, type SlotPort } from "./worker-sinks.ts"
 import {
   FrontFamily,
   frontAddress,
-  frontParent,
   MAX_FRONTS,
   ORPHAN_LINGER_MS,
   exitWithFronts,
   sharedFrontsExist,
   type FrontMember,
 } from "../ops/fronts.ts"
+import { frontParent, parentAlive } from "../ops/front-parent.ts"
 
 export { SlotRequest }
 export type { SlotReply }
@@ -86,8 +86,8 @@ export class SlotWorker {
   private family: FrontFamily | null = null
   private root: SlotWorker | null = null
   private index = -1
-  // The front that started this process (a pool's worker, §15.4), 0 when none; whether it is gone.
-  private readonly parentPid = frontParent()
+  // The front that started this process as a worker of this bus's pool (§15.4), 0 when none; whether it is gone.
+  private readonly parentPid: number
   private orphan = false
 
   private constructor(
@@ -97,6 +97,7 @@ export class SlotWorker {
     private readonly opts: ConnectOptions,
   ) {
     madeBy(key, FACTORY, "SlotWorker", "await SlotWorker.connect(name, handler, options)")
+    this.parentPid = frontParent(name)
     this.handler = handler
     this.serving = new Serving(handler)
     this.closed = new Promise(
@@ -192,12 +193,17 @@ export class SlotWorker {
     this.resolveClosed({ reason })
   }
 
-  /** @internal The front that started it is gone (§15.4): it serves on ORPHAN_LINGER_MS, drains, and may exit. */
-  orphaned() {
+  /** @internal The front that started it is gone (§15.4): it serves on `lingerMs`, drains, and may exit. */
+  orphaned(lingerMs = ORPHAN_LINGER_MS) {
     if (this.orphan) return
     this.orphan = true
     const end = () => void this.close().then(() => this.exitIfAsked("the front that started it is gone"))
-    setTimeout(end, ORPHAN_LINGER_MS).unref()
+    setTimeout(end, lingerMs).unref()
+  }
+
+  /** A pool's worker whose front is gone: the judgement of its pool's bus applies (exitWithFront, on by default). */
+  private get judged(): boolean {
+    return this.parentPid > 0 && !this.root && (this.opts.exitWithFront ?? true)
   }
 
   private exitIfAsked(why: string) {
@@ -313,6 +319,12 @@ export class SlotWorker {
         throw new HubNotFoundError(
           `no hub is listening as "${this.name}"; start it first, or pass waitForHubMs / reconnect`,
         )
+      if (this.judged && !parentAlive(this.parentPid)) {
+        this.exitIfAsked("the front that started it is gone")
+        throw new HubNotFoundError(
+          `the front that started this worker of "${this.name}" (pid ${this.parentPid}) is gone; its pool goes with it`,
+        )
+      }
       // The last try comes at the give-up time, not a whole (up to 500 ms) delay after it.
       const giveUpAt = busySince < 0 ? deadline : Math.max(deadline, busySince + helloMs)
       await Bun.sleep(retry.nextWithin(giveUpAt - now))
@@ -373,6 +385,9 @@ export class SlotWorker {
     reportRuntime(chan)
     this.opts.onConnect?.(chan.peerPid)
     this.joinFamily()
+    // A plain name has one hub: another than the front that started this worker holds it, so that front died
+    // before the worker reached it, and the new one starts a pool of its own. (A shared name's family looks.)
+    if (!this.family && this.judged && chan.peerPid !== this.parentPid) this.orphaned(0)
   }
 
   private lost(chan: Channel, reason: WorkerClosed["reason"], error?: Error) {
@@ -390,7 +405,7 @@ export class SlotWorker {
     this.opts.onDisconnect?.(reason)
     if (this.family && !this.stopping)
       return this.family.lost(chan.peerPid, reason === "hub-closed" ? reason : "hub-gone")
-    if (!this.root && chan.peerPid === this.parentPid && (this.opts.exitWithFront ?? true)) this.orphaned()
+    if (this.judged && chan.peerPid === this.parentPid) this.orphaned()
     if (this.opts.reconnect && !this.stopping) {
       this.attach(Infinity).catch((e: Error) =>
         this.resolveClosed(this.stopping ? { reason: "closed" } : { reason: "hub-gone", error: e }),
