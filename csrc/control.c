@@ -66,8 +66,11 @@ int sb_notify(const char *socket_path, const char *state) {
   int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
   if (fd < 0) return -errno;
   (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
-  ssize_t sent = sendto(fd, state, m, 0, (struct sockaddr *)&a, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n));
-  int r = sent < 0 ? -errno : (size_t)sent == m ? 0 : -EMSGSIZE;
+  /* never blocks: a manager whose queue is full (busy, or a socket nobody reads) is -EAGAIN (macOS says ENOBUFS),
+   * which the caller reports, instead of a sendto that would hold the front's event loop until it reads */
+  ssize_t sent = sendto(fd, state, m, MSG_DONTWAIT, (struct sockaddr *)&a,
+                        (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n));
+  int r = sent < 0 ? (errno == EWOULDBLOCK || errno == ENOBUFS ? -EAGAIN : -errno) : (size_t)sent == m ? 0 : -EMSGSIZE;
   close(fd);
   return r;
 }

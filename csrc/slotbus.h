@@ -97,8 +97,8 @@ int sb_ctl_accept(int listen_fd, uint32_t *peer_uid);
  * when its accept queue is full, -EPERM when the listener is not of our effective uid, or -errno. */
 int sb_ctl_connect(const char *name);
 /* Tell the service manager `state` ("READY=1", "RELOADING=1", …): one datagram to the unix socket `socket_path`
- * ($NOTIFY_SOCKET; a leading '@' is an abstract name), as systemd's sd_notify. 0 when sent, -EINVAL for an empty
- * or too long path or state, else -errno. */
+ * ($NOTIFY_SOCKET; a leading '@' is an abstract name), as systemd's sd_notify. Never blocks: 0 when sent, -EAGAIN
+ * when the manager's queue is full (macOS: ENOBUFS), -EINVAL for an empty or too long path or state, else -errno. */
 int sb_notify(const char *socket_path, const char *state);
 /* Accept one pending worker: create its region and doorbells, check its uid, send them.
  * Returns NULL with *err = -EAGAIN when nobody is waiting, -EPERM when a peer was refused (its uid in *err_uid),

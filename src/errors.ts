@@ -39,6 +39,9 @@ export class BusClosedError extends ClosedError {}
 /** Every slot is busy and the wait queue is full: raise `slots` or `queue`, or slow down. */
 export class BusFullError extends FullError {}
 
+/** notifySystemd: the service manager's socket ($NOTIFY_SOCKET) kept its queue full; nothing was sent. */
+export class NotifyQueueFullError extends FullError {}
+
 /** The message does not fit a slot's arena: raise `maxBodyBytes` on the hub. */
 export class PayloadTooLargeError extends SlotBusError {}
 

@@ -65,3 +65,22 @@ test.each([
 ])("notifySystemd refuses %s with a TypeError", async (_, state) => {
   await expect(notifySystemd(state)).rejects.toThrow(TypeError)
 })
+
+test("a NOTIFY_SOCKET whose queue is full neither freezes the event loop nor hangs notifySystemd: it rejects with NotifyQueueFullError", async () => {
+  const addr = `@slotbus-test-notify-full-${process.pid}`
+  const full = spawn(["python3", join(FIXTURES, "notify-listener.py"), addr, "--full"])
+  children.push(full)
+  await full.waitLine(/^full$/, 20_000)
+  const n = spawn([process.execPath, join(FIXTURES, "notifier.ts"), "READY=1"], {
+    env: { ...process.env, NOTIFY_SOCKET: addr },
+  })
+  children.push(n)
+  await n.waitLine(/^calling$/, 20_000)
+  const from = n.lines.indexOf("calling")
+  const settled = await n.waitLine(/^settled (.*)$/, 20_000)
+  expect(settled[1]).toStartWith("NotifyQueueFullError: ")
+  // the timer kept firing while the call was out
+  const during = n.lines.slice(from, n.lines.indexOf(settled[0]))
+  expect(during.some((l) => l.startsWith("tick "))).toBe(true)
+  expect(await n.exited).toBe(0)
+}, 60_000)
