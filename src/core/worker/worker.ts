@@ -319,7 +319,7 @@ export class SlotWorker {
         throw new HubNotFoundError(
           `no hub is listening as "${this.name}"; start it first, or pass waitForHubMs / reconnect`,
         )
-      if (this.judged && !parentAlive(this.parentPid)) {
+      if (this.judged && !this.orphan && !parentAlive(this.parentPid)) {
         this.exitIfAsked("the front that started it is gone")
         throw new HubNotFoundError(
           `the front that started this worker of "${this.name}" (pid ${this.parentPid}) is gone; its pool goes with it`,
@@ -387,7 +387,7 @@ export class SlotWorker {
     this.joinFamily()
     // A plain name has one hub: another than the front that started this worker holds it, so that front died
     // before the worker reached it, and the new one starts a pool of its own. (A shared name's family looks.)
-    if (!this.family && this.judged && chan.peerPid !== this.parentPid) this.orphaned(0)
+    if (!this.family && this.judged && chan.peerPid > 0 && chan.peerPid !== this.parentPid) this.orphaned(0)
   }
 
   private lost(chan: Channel, reason: WorkerClosed["reason"], error?: Error) {
