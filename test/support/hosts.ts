@@ -476,7 +476,8 @@ class HostsImpl implements Hosts {
    * bind-mounted on /dev/shm and B's socket directory in SLOTBUS_SOCKET_DIR (set here, so no env of the caller's
    * can leave it out). ip and sh exec, so the process's pid is the one spawned. */
   private onB(cmd: string[]): string[] {
-    const script = 'mount --bind "$0" /dev/shm && SLOTBUS_SOCKET_DIR="$1" && export SLOTBUS_SOCKET_DIR && shift && exec "$@"'
+    const script =
+      'mount --bind "$0" /dev/shm && SLOTBUS_SOCKET_DIR="$1" && export SLOTBUS_SOCKET_DIR && shift && exec "$@"'
     return [this.ip, "netns", "exec", this.name, "sh", "-c", script, this.shmDir, this.sockDir, ...cmd]
   }
 
