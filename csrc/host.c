@@ -1,5 +1,5 @@
 /* The public calls of csrc/slotbus.h that the platform layer answers (docs/PROTOCOL.md §13, §15.2): which backend
- * runs, why the socket directory was refused, the per-host lock and who holds a name. Above csrc/platform.h, which
+ * runs, why the socket directory was refused, the per-host lock, who holds a name and freeing one for an election. Above csrc/platform.h, which
  * knows nothing of the public API: the numbers it returns are slotbus.h's, checked here. */
 #include "sys.h"
 #include "slotbus.h"
@@ -30,4 +30,14 @@ int sb_host_holder(const char *prefix, const char *name, uint32_t *uid) {
   if (!(r = plat_connect(fd, &a, len))) r = plat_peer(fd, uid, NULL);
   close(fd);
   return r == -EWOULDBLOCK ? -EAGAIN : r;
+}
+
+int sb_host_free(const char *prefix, const char *name, char *path, uint32_t n) {
+  char p[128];
+  int r = plat_check();
+  if (r || !path || n < sizeof p) return r ? r : -EINVAL;
+  p[0] = 0;
+  r = plat_host_free(prefix, name, p);
+  if (p[0]) snprintf(path, n, "%s", p);
+  return r;
 }

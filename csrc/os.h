@@ -55,10 +55,10 @@ void os_shm_unlink(const char *name);
 uint64_t os_proc_start(uint32_t pid, int *gone);
 /* A pidfd, or -errno; -ENOSYS where there are none. */
 int os_pidfd_open(uint32_t pid);
-/* Whether every other process holding the listening unix socket bound to the abstract name "\0<abstract>" is
+/* Whether every other process holding the listening unix socket bound to path (a socket file's, §1.1) is
  * stopped (SIGSTOP or a debugger): 1 and their pids (the first max in pids, *n of them, *more beyond), 0 when one
  * runs or none holds it, -ENOSYS where the OS cannot tell. */
-int os_listeners_stopped(const char *abstract, uint32_t *pids, uint32_t max, uint32_t *n, uint32_t *more);
+int os_listeners_stopped(const char *path, uint32_t *pids, uint32_t max, uint32_t *n, uint32_t *more);
 
 /* ---- threads and randomness ---- */
 

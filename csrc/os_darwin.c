@@ -121,8 +121,8 @@ int os_pidfd_open(uint32_t pid) {
 }
 
 /* Not without walking every process's fds (proc_pidinfo), which §13.5 does not do. */
-int os_listeners_stopped(const char *abstract, uint32_t *pids, uint32_t max, uint32_t *n, uint32_t *more) {
-  (void)abstract, (void)pids, (void)max, (void)n, (void)more;
+int os_listeners_stopped(const char *path, uint32_t *pids, uint32_t max, uint32_t *n, uint32_t *more) {
+  (void)path, (void)pids, (void)max, (void)n, (void)more;
   return -ENOSYS;
 }
 

@@ -116,7 +116,7 @@ int os_pidfd_open(uint32_t pid) {
   return fd < 0 ? -errno : fd;
 }
 
-/* The inode of the listening socket bound to want ("@<abstract name>", as /proc/net/unix shows it), 0 if none. */
+/* The inode of the listening socket bound to want (a socket file's path, as /proc/net/unix shows it), 0 if none. */
 static unsigned long listen_inode(const char *want) {
   char line[512], path[128];
   FILE *f = fopen("/proc/net/unix", "re");
@@ -131,10 +131,8 @@ static unsigned long listen_inode(const char *want) {
 }
 
 /* Stopped is state T or t in /proc/<pid>/stat; the holders are the processes with an fd on the socket's inode. */
-int os_listeners_stopped(const char *abstract, uint32_t *pids, uint32_t max, uint32_t *n_out, uint32_t *more_out) {
-  char want_path[112];
-  snprintf(want_path, sizeof want_path, "@%s", abstract);
-  unsigned long inode = listen_inode(want_path);
+int os_listeners_stopped(const char *path, uint32_t *pids, uint32_t max, uint32_t *n_out, uint32_t *more_out) {
+  unsigned long inode = listen_inode(path);
   if (!inode) return 0;
   char want[48];
   snprintf(want, sizeof want, "socket:[%lu]", inode);

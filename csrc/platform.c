@@ -40,6 +40,10 @@ int plat_addr(const char *prefix, const char *name, const char *suffix, struct s
   if (!valid_name(name)) return -EINVAL;
   return scheme->addr(prefix, name, suffix ? suffix : "", a, len);
 }
+int plat_door_addr(const char *prefix, const char *name, const char *suffix, struct sockaddr_un *a, socklen_t *len) {
+  if (!valid_name(name)) return -EINVAL;
+  return scheme->door_addr ? scheme->door_addr(prefix, name, suffix ? suffix : "", a, len) : -ENOTSUP;
+}
 int plat_bind(int fd, const struct sockaddr_un *a, socklen_t len, int backlog) { return scheme->bind(fd, a, len, backlog); }
 int plat_connect(int fd, const struct sockaddr_un *a, socklen_t len) { return scheme->connect(fd, a, len); }
 void plat_unbind(const struct sockaddr_un *a, socklen_t len) { scheme->unbind(a, len); }
@@ -87,9 +91,13 @@ void plat_bell_close(plat_bell *b) {
   b->rd = b->wr = -1;
 }
 
-/* The file is the portable scheme's under either scheme (a Linux-scheme process uses abstract names instead and
- * never calls it). */
+/* The file is in the socket directory under either scheme (§1.1, §12.5). */
 int plat_host_lock(const char *prefix, const char *name, int exclusive) {
   if (!prefix || !valid_name(name)) return -EINVAL;
   return scheme_portable_host_lock(prefix, name, exclusive);
+}
+
+int plat_host_free(const char *prefix, const char *name, char *path) {
+  if (!prefix || !valid_name(name)) return -EINVAL;
+  return scheme_dir_free(prefix, name, path);
 }

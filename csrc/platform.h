@@ -1,7 +1,7 @@
 /* Internal to libslotbus: the one seam between the protocol code and the kernel (docs/PROTOCOL.md §13). Two axes
- * behind it. The scheme, chosen at load in csrc/platform.c (csrc/scheme.h): Linux (memfd + seals, eventfd,
- * abstract names; csrc/scheme_linux.c) or portable (POSIX shm, datagram socketpairs, socket files and lock files;
- * csrc/scheme_portable.c). macOS always runs the portable one; Linux runs it when SLOTBUS_PLATFORM=posix at load.
+ * behind it. The scheme, chosen at load in csrc/platform.c (csrc/scheme.h): Linux (memfd + seals, eventfd;
+ * csrc/scheme_linux.c) or portable (POSIX shm, datagram socketpairs; csrc/scheme_portable.c); both name things
+ * with socket files and lock files in the socket directory (§1.1, the portable scheme's code). macOS always runs the portable one; Linux runs it when SLOTBUS_PLATFORM=posix at load.
  * Under either, the OS primitives, chosen at compile time (csrc/os.h): futex, SO_PEERCRED, /proc, pidfd on Linux
  * (csrc/os_linux.c); os_sync/ulock, getpeereid, proc_pidinfo on macOS (csrc/os_darwin.c). Nothing above this
  * header says #ifdef __APPLE__ or __linux__. Include it through sys.h. Not part of the public API. */
@@ -35,15 +35,18 @@ int plat_check(void);
 /* "linux" or "posix": the scheme that runs (§13.1); NULL when SLOTBUS_PLATFORM names neither. */
 const char *plat_name(void);
 
-/* ---- sockets and names (§13.2) ---- */
+/* ---- sockets and names (§1.1, §13.2) ---- */
 
 /* AF_UNIX socket of type, non-blocking and close-on-exec, never raising SIGPIPE. */
 int plat_socket(int type);
 /* accept, close-on-exec, non-blocking if nonblock, never raising SIGPIPE; -errno. */
 int plat_accept(int listen_fd, int nonblock);
-/* The address for "<prefix><name><suffix>": abstract, or a socket file in the private directory. name: 1-64 of
- * [A-Za-z0-9._-]. 0 or -errno. */
+/* The address for "<prefix><name><suffix>": a socket file in the private socket directory (§1.1). name: 1-64 of
+ * [A-Za-z0-9._-]. 0, -PLAT_ESOCKDIR or -errno. */
 int plat_addr(const char *prefix, const char *name, const char *suffix, struct sockaddr_un *a, socklen_t *len);
+/* The door of a hub that allows other uids (§1.1): the abstract "\0<prefix><name><suffix>"; -ENOTSUP on the
+ * portable scheme, which has none. */
+int plat_door_addr(const char *prefix, const char *name, const char *suffix, struct sockaddr_un *a, socklen_t *len);
 /* bind, and listen(backlog) if backlog > 0; a stale socket file is recovered. 0, -EADDRINUSE, -errno. */
 int plat_bind(int fd, const struct sockaddr_un *a, socklen_t len, int backlog);
 /* connect; a missing socket file reads as -ECONNREFUSED. 0 or -errno. */
@@ -61,6 +64,10 @@ const char *plat_socket_dir_error(void);
 /* An advisory lock on <socket dir>/<prefix><name>.lock, whichever scheme runs (§13.2): exclusive or shared, never
  * waiting, held by the returned fd. name as plat_addr's. fd, -EWOULDBLOCK when another holds it, or -errno. */
 int plat_host_lock(const char *prefix, const char *name, int exclusive);
+/* The socket file of "<prefix><name>" (§1.1) made ready for a stream bind the caller makes itself (an election's):
+ * its path into path (104 bytes), a stale file recovered. 0 when nobody holds it, -EADDRINUSE when a process does,
+ * -PLAT_ESOCKDIR or -errno. */
+int plat_host_free(const char *prefix, const char *name, char *path);
 
 /* ---- regions (§13.3) ---- */
 

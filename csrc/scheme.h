@@ -1,6 +1,6 @@
 /* Internal to libslotbus: the two schemes under csrc/platform.h (docs/PROTOCOL.md §13), one table each, chosen by
- * platform.c at load. csrc/scheme_linux.c: memfd with seals, eventfd, abstract names (Linux only).
- * csrc/scheme_portable.c: POSIX shared memory, datagram socketpair doorbells, socket files and lock files, what
+ * platform.c at load. csrc/scheme_linux.c: memfd with seals, eventfd (Linux only).
+ * csrc/scheme_portable.c: POSIX shared memory, datagram socketpair doorbells, socket files and lock files (the socket directory, both schemes'), what
  * macOS runs (Linux too with SLOTBUS_PLATFORM=posix). Both stand on the OS primitives of csrc/os.h. Only
  * platform.c and the schemes include it, after sys.h. Hidden: never exported from the library. Not part of the
  * public API. */
@@ -14,6 +14,8 @@ typedef struct {
   int (*socket)(int type);
   int (*accept)(int listen_fd, int nonblock);
   int (*addr)(const char *prefix, const char *name, const char *suffix, struct sockaddr_un *a, socklen_t *len);
+  /* the door of a hub that allows other uids (§1.1), NULL where there is none (portable) */
+  int (*door_addr)(const char *prefix, const char *name, const char *suffix, struct sockaddr_un *a, socklen_t *len);
   int (*bind)(int fd, const struct sockaddr_un *a, socklen_t len, int backlog);
   int (*connect)(int fd, const struct sockaddr_un *a, socklen_t len);
   void (*unbind)(const struct sockaddr_un *a, socklen_t len);
@@ -35,6 +37,17 @@ extern const plat_scheme scheme_portable;
 #if defined(__linux__)
 extern const plat_scheme scheme_linux;
 #endif
+
+/* The socket directory's names (§1.1, §13.2), both schemes': scheme_portable.c. Each does what platform.h says
+ * of the plat_ call of the same name. */
+int scheme_dir_addr(const char *prefix, const char *name, const char *suffix, struct sockaddr_un *a, socklen_t *len);
+int scheme_dir_bind(int fd, const struct sockaddr_un *a, socklen_t len, int backlog);
+int scheme_dir_connect(int fd, const struct sockaddr_un *a, socklen_t len);
+void scheme_dir_unbind(const struct sockaddr_un *a, socklen_t len);
+void scheme_dir_unbind_fd(int fd);
+int scheme_dir_is_listener(int fd);
+/* plat_host_free */
+int scheme_dir_free(const char *prefix, const char *name, char *path);
 
 /* An advisory lock on the file <socket dir>/<prefix><name>.lock (the portable scheme's directory and hashing),
  * whichever scheme runs: plat_host_lock. fd, -EWOULDBLOCK when held, or -errno. */

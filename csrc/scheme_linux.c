@@ -1,5 +1,6 @@
-/* The Linux scheme of csrc/platform.h (docs/PROTOCOL.md §1, §5, §7, §8): memfd with seals, eventfd, abstract unix
- * sockets, over the Linux OS primitives (csrc/os_linux.c). Empty elsewhere. */
+/* The Linux scheme of csrc/platform.h (docs/PROTOCOL.md §1, §5, §7, §8): memfd with seals, eventfd, names in the
+ * socket directory (§1.1, the portable scheme's code) and the door for other uids, over the Linux OS primitives
+ * (csrc/os_linux.c). Empty elsewhere. */
 #include "sys.h"
 #include "os.h"
 #include "scheme.h"
@@ -26,41 +27,16 @@ static int lnx_accept(int listen_fd, int nonblock) {
   return fd < 0 ? -errno : fd;
 }
 
-/* The abstract unix address "\0<prefix><name><suffix>" (nothing on disk). */
-static int lnx_addr(const char *prefix, const char *name, const char *suffix, struct sockaddr_un *a, socklen_t *len) {
+/* The abstract unix address "\0<prefix><name><suffix>": the door of a hub that allows other uids (§1.1), the
+ * one abstract name left. Bound and reached by scheme_dir_bind and scheme_dir_connect as it is. */
+static int lnx_door_addr(const char *prefix, const char *name, const char *suffix, struct sockaddr_un *a,
+                         socklen_t *len) {
   memset(a, 0, sizeof *a);
   a->sun_family = AF_UNIX;
   int w = snprintf(a->sun_path + 1, sizeof a->sun_path - 1, "%s%s%s", prefix, name, suffix);
   if (w < 0 || (size_t)w >= sizeof a->sun_path - 1) return -EINVAL;
   *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)w);
   return 0;
-}
-
-static int lnx_bind(int fd, const struct sockaddr_un *a, socklen_t len, int backlog) {
-  if (bind(fd, (const struct sockaddr *)a, len) < 0 || (backlog > 0 && listen(fd, backlog) < 0)) return -errno;
-  return 0;
-}
-
-static int lnx_connect(int fd, const struct sockaddr_un *a, socklen_t len) {
-  int r;
-  /* an interrupted unix connect leaves the socket unconnected, so trying again is right */
-  while ((r = connect(fd, (const struct sockaddr *)a, len)) < 0 && errno == EINTR) {
-  }
-  return r < 0 ? -errno : 0;
-}
-
-static void lnx_unbind(const struct sockaddr_un *a, socklen_t len) { (void)a, (void)len; }
-static void lnx_unbind_fd(int fd) { (void)fd; }
-
-static int lnx_is_listener(int fd) {
-  int v[3] = {0, 0, 0};
-  socklen_t l = sizeof(int);
-  if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v[0], &l) < 0) return 0;
-  l = sizeof(int);
-  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &v[1], &l) < 0) return 0;
-  l = sizeof(int);
-  if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v[2], &l) < 0) return 0;
-  return v[0] == AF_UNIX && v[1] == SOCK_STREAM && v[2] == 1;
 }
 
 static int lnx_region_create(const char *tag, uint64_t size) {
@@ -104,23 +80,25 @@ static int lnx_bell_check(int fd) {
   return strstr(info, "eventfd-count:") != NULL && (!sem || *sem == '0') && flags >= 0 && (flags & O_NONBLOCK);
 }
 
-/* The /proc scan of the OS, for the abstract name "<prefix><name>". */
+/* The /proc scan of the OS, for the socket file of "<prefix><name>" (§1.1: /proc/net/unix shows its path). */
 static int lnx_listeners_stopped(const char *prefix, const char *name, uint32_t *pids, uint32_t max, uint32_t *n,
                                  uint32_t *more) {
-  char abstract[96];
-  snprintf(abstract, sizeof abstract, "%s%s", prefix, name);
-  return os_listeners_stopped(abstract, pids, max, n, more);
+  struct sockaddr_un a;
+  socklen_t len;
+  int r = scheme_dir_addr(prefix, name, "", &a, &len);
+  return r ? r : os_listeners_stopped(a.sun_path, pids, max, n, more);
 }
 
 const plat_scheme scheme_linux = {
     .socket = lnx_socket,
     .accept = lnx_accept,
-    .addr = lnx_addr,
-    .bind = lnx_bind,
-    .connect = lnx_connect,
-    .unbind = lnx_unbind,
-    .unbind_fd = lnx_unbind_fd,
-    .is_listener = lnx_is_listener,
+    .addr = scheme_dir_addr, /* the socket directory, as the portable scheme's (§1.1) */
+    .door_addr = lnx_door_addr,
+    .bind = scheme_dir_bind,
+    .connect = scheme_dir_connect,
+    .unbind = scheme_dir_unbind,
+    .unbind_fd = scheme_dir_unbind_fd,
+    .is_listener = scheme_dir_is_listener,
     .region_create = lnx_region_create,
     .region_check = lnx_region_check,
     .region_trim = lnx_region_trim,

@@ -1,7 +1,7 @@
 /* The portable scheme of csrc/platform.h (docs/PROTOCOL.md §13): what macOS has. Shared memory without a name
  * (Linux) or unlinked at once (macOS), datagram socketpairs for doorbells, socket files and lock files in a private
- * directory, over the OS primitives of csrc/os.h (os_darwin.c on macOS; os_linux.c on Linux with
- * SLOTBUS_PLATFORM=posix, how CI tests this file). Also the SIGBUS guard of its regions and its doorbells' ring and
+ * directory (the Linux scheme's names too, §1.1), over the OS primitives of csrc/os.h (os_darwin.c on macOS;
+ * os_linux.c on Linux with SLOTBUS_PLATFORM=posix, how CI tests this file). Also the SIGBUS guard of its regions and its doorbells' ring and
  * drain, which platform.h calls directly. */
 #include "sys.h"
 #include "os.h"
@@ -204,9 +204,9 @@ static int dir_ready(const char *dir) {
   return dir_refused("the socket directory %s %s", dir, why);
 }
 
-/* ---- names: socket files in the socket directory (§13.2) ---- */
+/* ---- names: socket files in the socket directory (§1.1, §13.2), both schemes' (scheme.h) ---- */
 
-static int psx_addr(const char *prefix, const char *name, const char *suffix, struct sockaddr_un *a, socklen_t *len) {
+int scheme_dir_addr(const char *prefix, const char *name, const char *suffix, struct sockaddr_un *a, socklen_t *len) {
   char dir[SUN_MAX], file[160];
   int r = sock_dir(dir);
   if (r) return r;
@@ -233,13 +233,12 @@ static void dir_of(const struct sockaddr_un *a, char *dir, size_t n) {
 }
 
 /* An advisory lock on the file <socket dir>/<prefix><name>.lock (§13.2's directory and hashing), held by the
- * returned fd until it is closed or the process dies: the portable stand-in for "one process binds an abstract
- * name" (the NATS bridge election, the local/cluster contest markers). fd, -EWOULDBLOCK when held, or -errno. */
+ * returned fd until it is closed or the process dies: the contest markers of §12.5. fd, -EWOULDBLOCK when held, or -errno. */
 int scheme_portable_host_lock(const char *prefix, const char *name, int exclusive) {
   struct sockaddr_un a;
   socklen_t len;
   char dir[SUN_MAX];
-  int r = psx_addr(prefix, name, ".lock", &a, &len);
+  int r = scheme_dir_addr(prefix, name, ".lock", &a, &len);
   if (r) return r;
   dir_of(&a, dir, sizeof dir);
   if ((r = dir_ready(dir))) return r;
@@ -268,7 +267,14 @@ static int name_alive(const struct sockaddr_un *a, socklen_t len, int type) {
   return -e;
 }
 
-static int psx_bind(int fd, const struct sockaddr_un *a, socklen_t len, int backlog) {
+/* An abstract address (sun_path[0] == 0: the Linux scheme's door, §1.1) is bound or reached as it is. */
+static int abstract_bind(int fd, const struct sockaddr_un *a, socklen_t len, int backlog) {
+  if (bind(fd, (const struct sockaddr *)a, len) < 0 || (backlog > 0 && listen(fd, backlog) < 0)) return -errno;
+  return 0;
+}
+
+int scheme_dir_bind(int fd, const struct sockaddr_un *a, socklen_t len, int backlog) {
+  if (!a->sun_path[0]) return abstract_bind(fd, a, len, backlog);
   char dir[SUN_MAX + 8], lock[SUN_MAX + 16];
   dir_of(a, dir, SUN_MAX);
   int r = dir_ready(dir);
@@ -293,23 +299,51 @@ static int psx_bind(int fd, const struct sockaddr_un *a, socklen_t len, int back
   return r;
 }
 
-static int psx_connect(int fd, const struct sockaddr_un *a, socklen_t len) {
-  char dir[SUN_MAX + 8];
-  dir_of(a, dir, SUN_MAX);
-  int r = dir_ready(dir);
+/* The socket file of <prefix><name> made ready for a stream bind that the caller makes itself (Bun.listen: §1.1's
+ * elections): its path into path (SUN_MAX bytes), a stale file unlinked under the directory's lock. 0 when nobody
+ * holds it, -EADDRINUSE when a process does (path written for both), or -errno. The caller's bind is safe after it: a file only ever goes
+ * away under the lock, when stale, and bind fails on any file that is there. */
+int scheme_dir_free(const char *prefix, const char *name, char *path) {
+  struct sockaddr_un a;
+  socklen_t len;
+  char dir[SUN_MAX + 8], lock[SUN_MAX + 16];
+  int r = scheme_dir_addr(prefix, name, "", &a, &len);
   if (r) return r;
+  dir_of(&a, dir, SUN_MAX);
+  if ((r = dir_ready(dir))) return r;
+  snprintf(path, SUN_MAX, "%s", a.sun_path);
+  snprintf(lock, sizeof lock, "%s/.lock", dir);
+  int lk = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (lk < 0) return -errno;
+  while (flock(lk, LOCK_EX) < 0 && errno == EINTR) {
+  }
+  int alive = name_alive(&a, len, SOCK_STREAM);
+  if (alive > 0) r = -EADDRINUSE;
+  else if (alive < 0) r = alive;
+  else if (unlink(a.sun_path) < 0 && errno != ENOENT) r = -errno;
+  close(lk);
+  return r;
+}
+
+int scheme_dir_connect(int fd, const struct sockaddr_un *a, socklen_t len) {
+  char dir[SUN_MAX + 8];
+  int r = 0;
+  if (a->sun_path[0]) {
+    dir_of(a, dir, SUN_MAX);
+    if ((r = dir_ready(dir))) return r;
+  }
   while ((r = connect(fd, (const struct sockaddr *)a, len)) < 0 && errno == EINTR) {
   }
   if (r == 0 || errno == EINPROGRESS) return 0;
   return errno == ENOENT ? -ECONNREFUSED : -errno; /* no file: nobody listens, as an abstract name says */
 }
 
-static void psx_unbind(const struct sockaddr_un *a, socklen_t len) {
+void scheme_dir_unbind(const struct sockaddr_un *a, socklen_t len) {
   (void)len;
   if (a->sun_path[0]) unlink(a->sun_path);
 }
 
-static void psx_unbind_fd(int fd) {
+void scheme_dir_unbind_fd(int fd) {
   struct sockaddr_un a;
   socklen_t len = sizeof a;
   memset(&a, 0, sizeof a);
@@ -317,7 +351,7 @@ static void psx_unbind_fd(int fd) {
     unlink(a.sun_path);
 }
 
-static int psx_is_listener(int fd) {
+int scheme_dir_is_listener(int fd) {
   struct sockaddr_un a;
   socklen_t len = sizeof a;
   int type = 0, acc = 0;
@@ -503,12 +537,12 @@ static int psx_listeners_stopped(const char *prefix, const char *name, uint32_t 
 const plat_scheme scheme_portable = {
     .socket = psx_socket,
     .accept = psx_accept,
-    .addr = psx_addr,
-    .bind = psx_bind,
-    .connect = psx_connect,
-    .unbind = psx_unbind,
-    .unbind_fd = psx_unbind_fd,
-    .is_listener = psx_is_listener,
+    .addr = scheme_dir_addr,
+    .bind = scheme_dir_bind,
+    .connect = scheme_dir_connect,
+    .unbind = scheme_dir_unbind,
+    .unbind_fd = scheme_dir_unbind_fd,
+    .is_listener = scheme_dir_is_listener,
     .region_create = psx_region_create,
     .region_check = psx_region_check,
     .region_trim = psx_region_trim,

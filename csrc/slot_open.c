@@ -9,10 +9,12 @@ uint32_t sb_layout_hash(void) { return sys_fnv1a(FNV1A_SEED, LAYOUT_DESC, strlen
 uint32_t sb_abi_version(void) { return SB_ABI_VERSION; }
 
 /* "name", or "name~k" for front k (1..SB_MAX_FRONTS-1) of a shared name (§15): the suffix is kept apart, since
- * no name may hold a '~', so a front's address can never be another bus's name. */
-static int name_to_addr(const char *name, struct sockaddr_un *a, socklen_t *len) {
+ * no name may hold a '~', so a front's address can never be another bus's name. door: the abstract door for other
+ * uids (§1.1) instead of the socket file. */
+static int name_to_addr(const char *name, int door, struct sockaddr_un *a, socklen_t *len) {
+  int (*addr)(const char *, const char *, const char *, struct sockaddr_un *, socklen_t *) = door ? plat_door_addr : plat_addr;
   const char *t = name ? strchr(name, '~') : NULL;
-  if (!t) return plat_addr("slotbus.", name, NULL, a, len);
+  if (!t) return addr("slotbus.", name, NULL, a, len);
   size_t n = (size_t)(t - name), d = strlen(t + 1);
   if (n < 1 || n > 64 || d < 1 || d > 2 || t[1] == '0') return -EINVAL;
   unsigned k = 0;
@@ -24,14 +26,14 @@ static int name_to_addr(const char *name, struct sockaddr_un *a, socklen_t *len)
   char base[65];
   memcpy(base, name, n);
   base[n] = 0;
-  return plat_addr("slotbus.", base, t, a, len);
+  return addr("slotbus.", base, t, a, len);
 }
 
-int sb_listen(const char *name) {
+static int listen_at(const char *name, int door) {
   struct sockaddr_un a;
   socklen_t len;
   int r = plat_check();
-  if (r || (r = name_to_addr(name, &a, &len))) return r;
+  if (r || (r = name_to_addr(name, door, &a, &len))) return r;
   int fd = plat_socket(SOCK_STREAM);
   if (fd < 0) return -errno;
   if ((r = plat_bind(fd, &a, len, 64))) {
@@ -40,6 +42,9 @@ int sb_listen(const char *name) {
   }
   return fd;
 }
+
+int sb_listen(const char *name) { return listen_at(name, 0); }
+int sb_listen_door(const char *name) { return listen_at(name, 1); }
 
 void sb_unlisten(int listen_fd) { plat_unbind_fd(listen_fd); }
 
@@ -210,7 +215,9 @@ sb_chan *sb_connect_start(const char *name, int64_t hub_uid, int *err) {
   struct sockaddr_un a;
   socklen_t len;
   int r = plat_check();
-  if (r || (r = name_to_addr(name, &a, &len))) return fail(NULL, err, r);
+  /* a worker told a hub uid not its own cannot see that uid's socket directory: the hub's door (§1.1) */
+  int door = hub_uid >= 0 && (uid_t)hub_uid != geteuid() && !plat_portable;
+  if (r || (r = name_to_addr(name, door, &a, &len))) return fail(NULL, err, r);
   geometry none = {0};
   sb_chan *ch = chan_new(0, &none);
   if (!ch) return fail(NULL, err, -ENOMEM);

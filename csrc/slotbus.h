@@ -11,10 +11,10 @@ extern "C" {
 #endif
 
 #define SB_MAGIC 0x534C4254u
-#define SB_VERSION 2u
+#define SB_VERSION 3u /* 3: names in the socket directory on Linux too (§1.1); 2: abstract names */
 /* Bumped whenever a function below changes its signature or meaning; the TS loader refuses a mismatch. */
 #ifndef SB_ABI_VERSION /* overridable only so a test can build a mismatching library */
-#define SB_ABI_VERSION 16u /* 16: sb_any_readable; 15: sb_notify; 14: sb_host_holder; 13: sb_idle; 11: the flight recorder (sb_rec_*); 10: a lease claim's trace context (sbl_try_claim*'s trace, sbl_holder.trace); 9: sb_ctl_listen, sb_ctl_accept, sb_ctl_connect; 8: SB_ESOCKDIR, sb_socket_dir_error; sbl_open's stopped pids (no sbl_open_error); 7: sb_platform, sb_unlisten; 6: streams */
+#define SB_ABI_VERSION 17u /* 17: protocol version 3 (names in the socket directory), sb_listen_door, sb_host_free; 16: sb_any_readable; 15: sb_notify; 14: sb_host_holder; 13: sb_idle; 11: the flight recorder (sb_rec_*); 10: a lease claim's trace context (sbl_try_claim*'s trace, sbl_holder.trace); 9: sb_ctl_listen, sb_ctl_accept, sb_ctl_connect; 8: SB_ESOCKDIR, sb_socket_dir_error; sbl_open's stopped pids (no sbl_open_error); 7: sb_platform, sb_unlisten; 6: streams */
 #endif
 #define SB_MAX_SLOTS 4096u
 #define SB_MAX_ALLOW_UIDS 8u
@@ -69,25 +69,35 @@ typedef struct sb_hub_config {
 
 /* Fronts of one shared name (docs/PROTOCOL.md §15): front k > 0 listens as "<name>~k", k < SB_MAX_FRONTS. */
 #define SB_MAX_FRONTS 64
-/* Listen on "\0slotbus.<name>" (the portable backend: the socket file of docs/PROTOCOL.md §13.2). Returns a
- * non-blocking listening fd ("<name>~k" too, and sb_connect*), or -EINVAL (bad name, or SLOTBUS_PLATFORM names no backend), -EADDRINUSE. */
+/* Listen on the socket file slotbus.<name> of the socket directory (docs/PROTOCOL.md §1.1, §13.2). Returns a
+ * non-blocking listening fd ("<name>~k" too, and sb_connect*), or -EINVAL (bad name, or SLOTBUS_PLATFORM names no
+ * backend), -EADDRINUSE, -SB_ESOCKDIR. */
 int sb_listen(const char *name);
-/* Before closing a listening fd: removes its socket file (portable backend; nothing on Linux). */
+/* Listen on the door of a hub that allows other uids (§1.1): the abstract "\0slotbus.<name>", which sb_connect*
+ * uses when told a hub uid that is not the caller's. Linux backend only (-ENOTSUP on the portable one);
+ * -EADDRINUSE when another process binds it. Watched and accepted like sb_listen's fd. */
+int sb_listen_door(const char *name);
+/* Before closing a listening fd: removes its socket file (nothing for a door). */
 void sb_unlisten(int listen_fd);
 /* "linux" or "posix": the backend this process runs (§13.1); NULL when SLOTBUS_PLATFORM names neither. */
 const char *sb_platform(void);
 /* After -SB_ESOCKDIR: which directory, what is there (type, owner uid, mode) and what to do; this thread's last. */
 const char *sb_socket_dir_error(void);
-/* A host-wide advisory lock, on the portable backend's stand-in for an abstract name: <socket dir>/<prefix><name>.lock
+/* A host-wide advisory lock (§12.5's markers): <socket dir>/<prefix><name>.lock
  * locked exclusive or shared (never waiting) and held by the returned fd until sb_host_unlock or death.
  * name: 1-64 of [A-Za-z0-9._-]. fd, -SB_EHELD when another holds it, or -errno. */
 int sb_host_lock(const char *prefix, const char *name, int exclusive);
 void sb_host_unlock(int fd);
-/* Who listens on "\0<prefix><name>" (portable: its socket file): its effective uid in *uid, from SO_PEERCRED of one
- * connection closed at once, for a name any user may take first (§15.2's election). 0, -ECONNREFUSED (or -ENOENT)
+/* Who listens on the socket file <prefix><name> of the socket directory (§1.1): its effective uid in *uid, from
+ * SO_PEERCRED of one connection closed at once (§15.2's election). 0, -ECONNREFUSED (or -ENOENT)
  * when nobody listens, -EAGAIN when its accept queue is full, or -errno. name: 1-64 of [A-Za-z0-9._-]. */
 int sb_host_holder(const char *prefix, const char *name, uint32_t *uid);
-/* A bus's control socket (§14): listen on "\0slotbus-ctl.<name>" (portable: its socket file), as sb_listen; close
+/* The socket file of <prefix><name> in the socket directory (§1.1), made ready for a stream bind the caller makes
+ * itself (an election, §15.2: Bun.listen): its path into path (n >= 128 bytes; with 0 and -EADDRINUSE), a stale
+ * file (its holder died) recovered under the directory's lock. 0 when nobody holds it, -EADDRINUSE when a process
+ * does, -SB_ESOCKDIR, or -errno. name: 1-64 of [A-Za-z0-9._-]. */
+int sb_host_free(const char *prefix, const char *name, char *path, uint32_t n);
+/* A bus's control socket (§14): listen on the socket file slotbus-ctl.<name>, as sb_listen; close
  * it with sb_unlisten, then close. */
 int sb_ctl_listen(const char *name);
 /* Accept one pending control connection: its fd (non-blocking, close-on-exec) when the peer's effective uid is ours;

@@ -80,14 +80,9 @@ static inline int topic_addr(const char *name, struct sockaddr_un *a, socklen_t 
   return plat_addr("slotbus.topic.", name, suffix, a, len);
 }
 
-/* The rendezvous name (§8.1). Abstract names are one namespace for every uid, and a name no member holds is free to
- * bind: with the euid in it, another user's topic of the same name is another name and can never turn our
- * newcomers away. The portable scheme's socket directory is this euid's already. */
+/* The rendezvous name (§8.1): a socket file in this euid's socket directory (§1.1), so no other uid can take it. */
 static inline int rendezvous_addr(const char *name, struct sockaddr_un *a, socklen_t *len) {
-  char prefix[32];
-  if (plat_portable) return topic_addr(name, a, len, NULL);
-  snprintf(prefix, sizeof prefix, "slotbus.topic.%u.", (unsigned)geteuid());
-  return plat_addr(prefix, name, NULL, a, len);
+  return topic_addr(name, a, len, NULL);
 }
 
 static inline int wake_addr(sb_topic *t, uint32_t index, uint32_t nonce, struct sockaddr_un *a, socklen_t *len) {
@@ -96,7 +91,7 @@ static inline int wake_addr(sb_topic *t, uint32_t index, uint32_t nonce, struct 
   return topic_addr(t->name, a, len, suffix);
 }
 
-/* Removes a subscriber's wake socket file (portable backend; nothing for an abstract name). */
+/* Removes a subscriber's wake socket file. */
 static inline void unbind_wake(sb_topic *t, uint32_t index, uint32_t nonce) {
   struct sockaddr_un a;
   socklen_t len;

@@ -4,7 +4,7 @@
 // clustered; Redis runs on host A. The publisher is this process on host A, the subscriber a process on host B, so
 // every event crosses the veth. Needs root, iproute2 and nats-server (redis-server is skipped when missing).
 import { spawnSync } from "node:child_process"
-import { rmSync } from "node:fs"
+import { mkdirSync, rmSync } from "node:fs"
 import { loadavg, tmpdir } from "node:os"
 import { join } from "node:path"
 import { Topic } from "../../src/events/index.ts"
@@ -111,6 +111,8 @@ class TwoHosts {
   readonly ns = `sbbench-${process.pid}`
   readonly veth = `sbb${process.pid % 100000}a`
   readonly store = join(tmpdir(), `sbbench-js-${process.pid}`)
+  /** Host B's socket directory (docs/PROTOCOL.md §1.1): a host is a directory of names as much as a netns. */
+  readonly sockB = join(this.store, "sock-b")
   readonly a: string
   readonly b: string
   private readonly children: Child[] = []
@@ -125,6 +127,7 @@ class TwoHosts {
   async open() {
     const vb = this.veth.replace(/a$/, "b")
     this.made = true
+    mkdirSync(this.sockB, { recursive: true, mode: 0o700 })
     sh([IP(), "netns", "add", this.ns])
     sh([IP(), "link", "add", this.veth, "type", "veth", "peer", "name", vb])
     sh([IP(), "link", "set", vb, "netns", this.ns])
@@ -166,7 +169,7 @@ class TwoHosts {
   }
 
   start(cmd: string[], onB: boolean): Child {
-    const c = spawn(onB ? [IP(), "netns", "exec", this.ns, ...cmd] : cmd)
+    const c = spawn(onB ? [IP(), "netns", "exec", this.ns, "env", `SLOTBUS_SOCKET_DIR=${this.sockB}`, ...cmd] : cmd)
     this.children.push(c)
     return c
   }

@@ -11,11 +11,11 @@ export type TopicCall = "open" | "join" | "subscribe" | "bind" | "publish" | "po
 /** name: the topic's; n: the call's own figure (a join's timeout in ms, an event's encoded size in bytes). */
 type Made = (name: string, n: number) => Error
 
-// Our rendezvous name has our euid in it (§8.1): another user's library never binds it, only a process that does so
-// by hand, on purpose.
+// Our rendezvous name is a file in our own socket directory (§1.1): only root, or a process of another uid let into
+// the directory, can hold it.
 const heldByAnother: Made = (name) =>
   new PeerRefusedError(
-    `topic "${name}" is held by a process of another user, which bound this user's name for it by hand; use another name, or find and stop that process (ss -xlp shows who listens on slotbus.topic.${process.geteuid?.() ?? ""}.${name})`,
+    `topic "${name}" is held by a process of another uid (its socket file slotbus.topic.${name} is in this user's socket directory); find and stop that process, or use another name`,
   )
 const refused =
   (errno: number): Made =>

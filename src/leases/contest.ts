@@ -139,7 +139,7 @@ export class Contest implements Disposable {
     })
     const ptr = await openTable(name, capacity, create, joinTimeoutMs)
     const contest = new Contest(FACTORY, name, ptr)
-    contest.unmark = holdLocalMarker(name) // the portable backend's marker (§12.5); first, then look for the other
+    contest.unmark = holdLocalMarker(name) // the local marker (§12.5); first, then look for the other
     if (clusterInUse(name)) {
       contest.close()
       throw modeError(name, "cluster")

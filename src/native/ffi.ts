@@ -8,6 +8,7 @@ const { ptr, i32, u32, i64, f64, cstring, void: none } = FFIType
 
 const symbols = {
   sb_listen: { args: [cstring], returns: i32 },
+  sb_listen_door: { args: [cstring], returns: i32 },
   sb_unlisten: { args: [i32], returns: none },
   sb_ctl_listen: { args: [cstring], returns: i32 },
   sb_ctl_accept: { args: [i32, ptr], returns: i32 },
@@ -18,6 +19,7 @@ const symbols = {
   sb_host_lock: { args: [cstring, cstring, i32], returns: i32 },
   sb_host_unlock: { args: [i32], returns: none },
   sb_host_holder: { args: [cstring, cstring, ptr], returns: i32 },
+  sb_host_free: { args: [cstring, cstring, ptr, u32], returns: i32 },
   sb_accept: { args: [i32, ptr, ptr, ptr], returns: ptr },
   sb_accept_watch_start: { args: [i32, ptr], returns: ptr },
   sb_accept_watch_fd: { args: [ptr], returns: i32 },
@@ -84,7 +86,7 @@ export type Native = Library<typeof symbols>["symbols"]
 export type Chan = Pointer
 
 /** What this TypeScript expects of the library: csrc/slotbus.h's SB_ABI_VERSION and the layout string's hash. */
-export const ABI_VERSION = 16
+export const ABI_VERSION = 17
 export const LAYOUT_HASH = 0x178a975a
 
 // Why the library's functions are not there: never loaded, or the last load was refused (and how).
@@ -161,8 +163,8 @@ export function portableBackend(): boolean {
 }
 
 /**
- * A host-wide lock (sb_host_lock): the fd that holds it, or null when another process of this host does. The
- * portable backend's stand-in for binding an abstract name; released by unlockHost(fd) or when the process dies.
+ * A host-wide lock (sb_host_lock, docs/PROTOCOL.md §12.5): the fd that holds it, or null when another process of this
+ * host does. A lock file in the socket directory; released by unlockHost(fd) or when the process dies.
  */
 export function lockHost(prefix: string, name: string, exclusive: boolean): number | null {
   const fd = native.sb_host_lock(Buffer.from(`${prefix}\0`), Buffer.from(`${name}\0`), exclusive ? 1 : 0)
@@ -174,6 +176,19 @@ export function lockHost(prefix: string, name: string, exclusive: boolean): numb
 
 export function unlockHost(fd: number) {
   native.sb_host_unlock(fd)
+}
+
+/**
+ * The socket file of the election prefix+name (sb_host_free, §1.1): its path, and whether nobody holds it (a stale
+ * file of a dead holder is removed first), so the caller may bind it.
+ */
+export function freeHostName(prefix: string, name: string): { path: string; free: boolean } {
+  const out = Buffer.alloc(128)
+  const r = native.sb_host_free(Buffer.from(`${prefix}\0`), Buffer.from(`${name}\0`), out, out.length)
+  if (r === E_SOCKET_DIR) throw socketDirError(`cannot stand for ${prefix}${name}`)
+  if (r !== 0 && r !== Errno.EADDRINUSE)
+    throw new NativeLibraryError(`cannot stand for ${prefix}${name} in the socket directory: errno ${-r}`)
+  return { path: out.toString("utf8", 0, out.indexOf(0)), free: r === 0 }
 }
 
 /**

@@ -98,7 +98,18 @@ export function sharedRecorderDir(uid: number): string {
   return join(sharedRoot(), `slotbus-${uid}`)
 }
 
-const sharedRoot = () => (existsSync("/dev/shm") ? "/dev/shm" : tmpdir())
+export const sharedRoot = () => (existsSync("/dev/shm") ? "/dev/shm" : tmpdir())
+
+/** A fallback beside sharedRecorderDir, for when another uid made that name first (§16.1): slotbus-<uid>.<16 hex>. */
+export const FALLBACK_DIR = /^slotbus-(\d{1,10})\.[0-9a-f]{16}$/
+
+/** uid's fallback directories in the shared root that are really uid's (private: whyNotPrivateDir is null). */
+export function fallbackRecorderDirs(uid: number): string[] {
+  return names(sharedRoot())
+    .filter((d) => FALLBACK_DIR.exec(d)?.[1] === String(uid))
+    .map((d) => join(sharedRoot(), d))
+    .filter((d) => whyNotPrivateDir(d, uid) === null)
+}
 
 /** This process's recorder directory (§16.1): `$XDG_RUNTIME_DIR/slotbus` where $XDG_RUNTIME_DIR is a directory of
  * this euid with mode 0700, which no other uid can make anything in; else sharedRecorderDir(euid). */
@@ -108,8 +119,8 @@ export function recorderDir(): string {
   return sharedRecorderDir(euid())
 }
 
-/** Every directory some uid's recorder files may be in (§16.1), with that uid: each `slotbus-<uid>` in the shared
- * root, each `/run/user/<uid>/slotbus`, and this process's own. Only those something is at; a reader uses one
+/** Every directory some uid's recorder files may be in (§16.1), with that uid: each `slotbus-<uid>` and
+ * `slotbus-<uid>.<16 hex>` in the shared root, each `/run/user/<uid>/slotbus`, and this process's own. Only those something is at; a reader uses one
  * only when whyNotPrivateDir(dir, uid) is null. */
 export function recorderDirs(): { dir: string; uid: number }[] {
   const found = new Map<string, number>()
@@ -119,7 +130,7 @@ export function recorderDirs(): { dir: string; uid: number }[] {
     } catch {} // a directory of another uid that this one cannot search
   }
   for (const d of names(sharedRoot())) {
-    const uid = /^slotbus-(\d{1,10})$/.exec(d)?.[1]
+    const uid = (/^slotbus-(\d{1,10})$/.exec(d) ?? FALLBACK_DIR.exec(d))?.[1]
     if (uid) add(join(sharedRoot(), d), Number(uid))
   }
   for (const d of names("/run/user")) if (/^\d{1,10}$/.test(d)) add(join("/run/user", d, "slotbus"), Number(d))

@@ -1,10 +1,10 @@
-// A topic's bridge to NATS (docs/PROTOCOL.md §11): one process per host and topic, elected by an abstract socket,
+// A topic's bridge to NATS (docs/PROTOCOL.md §11): one process per host and topic, elected by a socket file,
 // forwards its host's events to `slotbus.ev.<topic>.<type>` and the events its host's subscribers want from there
 // into the ring. It implements the events room's port (src/events/bridge.ts): slotbus/events drives it through
 // TopicBridgeHost; nothing here knows the Topic class. Here: the election and the bridge's lifecycle; the elected
 // bridge's work is topic-sender.ts (out) and topic-receiver.ts (in, with topic-books.ts).
 import type { MsgHdrs, NatsConnection } from "@nats-io/transport-node"
-import { euid, HostSeat, squatterText } from "../kit/index.ts"
+import { HostSeat } from "../kit/index.ts"
 import { ensureTopicStream, openStreamFeed, streamOf, StreamUnusable } from "./topic-stream.ts"
 import {
   type BridgeFilter,
@@ -27,7 +27,7 @@ const ELECTION = "slotbus.bridge."
 
 /**
  * Opens the NATS connection `nats(…)` names and stands for election as the host's bridge of the topic (§11.4,
- * kit/host-seat.ts): bridges while it holds `\0slotbus.bridge.<topic>`, stands again when another process does.
+ * kit/host-seat.ts): bridges while it holds the socket file `slotbus.bridge.<topic>`, stands again when another process does.
  */
 export async function startTopicBridge(
   host: TopicBridgeHost,
@@ -86,13 +86,7 @@ class Bridge implements TopicBridge {
   }
 
   elect() {
-    this.seat = HostSeat.stand(ELECTION, this.host.name, {
-      elected: () => this.startRunning(),
-      squatted: (holder) =>
-        console.warn(
-          `slotbus: the bridge election of topic "${this.host.name}" (the abstract socket "@${ELECTION}${this.host.name}", docs/PROTOCOL.md §11.4) is held by ${squatterText(holder)}, not by this user (uid ${euid()}), so no process bridges this host's events: stop that process, or pick another topic name`,
-        ),
-    })
+    this.seat = HostSeat.stand(ELECTION, this.host.name, { elected: () => this.startRunning() })
   }
 
   /** The work of the elected bridge: out (ring → NATS) and in (NATS → ring). */

@@ -97,8 +97,22 @@ function procStart(pid: number): number | null {
   }
 }
 
-/** null when pid is alive and still the process that started at `start` (0: unknown), else why not. */
-export function staleness(pid: number, start: number): string | null {
+/** The effective uid pid runs as (/proc/<pid>/status, the second figure of its Uid: line), or null when unknown. */
+function procEuid(pid: number): number | null {
+  try {
+    const m = /^Uid:\s+\d+\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))
+    return m ? Number(m[1]) : null
+  } catch {
+    return null
+  }
+}
+
+/**
+ * null when pid is alive, runs as `uid` (the file's) and is still the process that started at `start` (0: unknown),
+ * else why not (§16.1). Anyone may write a file in its own directory naming another user's front's pid: it is no
+ * front of that user's bus.
+ */
+export function staleness(pid: number, start: number, uid: number): string | null {
   try {
     process.kill(pid, 0)
   } catch (e) {
@@ -106,6 +120,8 @@ export function staleness(pid: number, start: number): string | null {
   }
   const now = procStart(pid)
   if (now === -1) return `its front (pid ${pid}) is a zombie`
+  const runsAs = procEuid(pid)
+  if (runsAs !== null && runsAs !== uid) return `pid ${pid} runs as uid ${runsAs}, not as the file's uid ${uid}`
   if (start !== 0 && now !== null && now !== start) return `pid ${pid} is another process now`
   return null
 }
@@ -209,7 +225,7 @@ function readOpen(fd: number, path: string, opts: ReadOptions): RecorderFile | M
     name,
     pid,
     uid,
-    stale: staleness(pid, u64(h, RecHeader.pidStart)),
+    stale: staleness(pid, u64(h, RecHeader.pidStart), uid),
     anchorWallNs: u64(h, RecHeader.anchorWallNs),
     anchorMonoNs: u64(h, RecHeader.anchorMonoNs),
     recordCount: count,

@@ -17,7 +17,7 @@ function nobodyWorker(name: string, ...flags: string[]) {
 describe.skipIf(skipReason !== null)(`a worker running as uid ${NOBODY}`, () => {
   test("is refused by a hub that does not allow its uid: PeerRefusedError on its side, refusedPeers on the hub's", async () => {
     const name = busName("uid-refused")
-    const bus = await SlotBus.listen(name)
+    const bus = await SlotBus.listen(name, { allowUids: [4242] }) // a door (docs/PROTOCOL.md §1.1), not for nobody
     const worker = nobodyWorker(name, "--hub-uid=0") // it trusts the hub; the hub must say no
     try {
       expect((await worker.waitLine(/^(ready|error) (\S+)/))[0]).toBe("error PeerRefusedError")
@@ -30,12 +30,12 @@ describe.skipIf(skipReason !== null)(`a worker running as uid ${NOBODY}`, () => 
     }
   }, 15_000)
 
-  test("refuses a hub running as root unless told the hub's uid, and never becomes one of its workers", async () => {
+  test("does not find a hub running as root unless told the hub's uid, and never becomes one of its workers", async () => {
     const name = busName("uid-distrust")
     const bus = await SlotBus.listen(name, { allowUids: [NOBODY] })
-    const worker = nobodyWorker(name) // expects a hub of its own uid
+    const worker = nobodyWorker(name) // expects a hub of its own uid: it looks in its own socket directory (§1.1)
     try {
-      expect((await worker.waitLine(/^(ready|error) (\S+)/))[0]).toBe("error PeerRefusedError")
+      expect((await worker.waitLine(/^(ready|error) (\S+)/))[0]).toBe("error HubNotFoundError")
       expect(await worker.proc.exited).toBe(2)
       await Bun.sleep(50) // a few accept ticks: the connection it dropped must not become a worker
       expect(bus.workers).toEqual([])

@@ -70,7 +70,7 @@ describe.skipIf(skipReason !== null)("two hosts: host B in a netns of its own, a
     expect(await pub.exited).toBe(0)
   }, 60_000)
 
-  test("host B reaches none of host A's abstract unix sockets (no hub) nor its /dev/shm", async () => {
+  test("host B reaches none of host A's socket files (no hub) nor its /dev/shm", async () => {
     const bus = await SlotBus.listen(busName("hosts"))
     const mark = `hosts-test-${process.pid}` // no "slotbus" in it: scripts/leftovers.ts must not count it
     writeFileSync(`/dev/shm/${mark}`, "host A")
@@ -83,13 +83,13 @@ describe.skipIf(skipReason !== null)("two hosts: host B in a netns of its own, a
       expect(await there.exited).toBe(0)
       expect(there.lines[0]).toStartWith("error HubNotFoundError")
 
-      // The netns has its own abstract socket table: host A's hub sockets are not in it.
+      // Host B has a socket directory of its own (docs/PROTOCOL.md §1.1): host A's hub's file is not in it.
       const unixA = readFileSync("/proc/net/unix", "utf8")
-      expect(unixA).toContain("@slotbus")
-      const unixB = hosts.spawnOnB(["cat", "/proc/net/unix"])
-      expect(await unixB.exited).toBe(0)
-      expect(unixB.lines.length).toBeGreaterThan(0)
-      expect(unixB.lines.filter((l) => l.includes("@slotbus"))).toEqual([])
+      expect(unixA).toContain(`/slotbus.${bus.name}`)
+      const dirB = hosts.spawnOnB(["sh", "-c", 'echo "$SLOTBUS_SOCKET_DIR" && ls -a "$SLOTBUS_SOCKET_DIR"'])
+      expect(await dirB.exited).toBe(0)
+      expect(dirB.lines[0]).toStartWith(hosts.dir)
+      expect(dirB.lines).not.toContain(`slotbus.${bus.name}`)
 
       // /dev/shm: host B's is its own, both ways.
       const shmB = hosts.spawnOnB(["sh", "-c", `touch /dev/shm/${mark}-b && ls -a /dev/shm`])

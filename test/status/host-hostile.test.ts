@@ -8,7 +8,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { SlotBus } from "../../src/index.ts"
 import { MAX_FILES_PER_DIR } from "../../src/status/host-discover.ts"
-import { RecConst } from "../../src/native/recorder-layout.ts"
+import { RecConst, RecHeader } from "../../src/native/recorder-layout.ts"
 import { busName, linuxBackend, REPO, run } from "../support/helpers.ts"
 import { forgeRecorder, hostCli as cli, undoAfterEach, writeRecord } from "../support/host-files.ts"
 import { asNobody, NOBODY, nobodyEnv, whyNotAsNobody } from "../support/uid.ts"
@@ -158,6 +158,29 @@ describe.skipIf(!existsSync("/proc/net/unix") || process.getuid?.() !== 0)(
       expect(view.problems.find((p) => p.path === byHeader)?.malformed).toMatch(
         `owned by uid 0, its header says uid ${uid}`,
       )
+    }, 60_000)
+
+    test("another uid's file naming root's live front's pid is no live front of root's bus (issue 64)", async () => {
+      const name = busName("forged")
+      const bus = await SlotBus.listen(name) // root's front: this process, with its recorder file
+      try {
+        const uid = otherUid()
+        const forged = forgeRecorder({ name, pid: process.pid, count: 1, uid })
+        forged.writeUInt32LE(4_000_000_000, RecHeader.inFlight)
+        place(uidDir(uid), `${name}.${process.pid}.rec`, forged, uid)
+        const r = await cli("ls", "--json")
+        expect(r.code).toBe(0)
+        const fronts = (r.json() as Listed).buses.filter((b) => b.name === name)
+        // main: two live fronts with one pid, [["live", pid], ["live", pid]]
+        expect(fronts.map((b) => b.state === "live")).toContain(true)
+        expect(fronts.filter((b) => b.state === "live")).toHaveLength(1)
+        expect(fronts.find((b) => b.state !== "live")?.state).toContain(`runs as uid 0, not as the file's uid ${uid}`)
+        const req = await cli("requests", name)
+        expect(req.code).toBe(0)
+        expect(req.stdout).not.toMatch(/4.?000.?000.?000/)
+      } finally {
+        await bus.close()
+      }
     }, 60_000)
 
     test.skipIf(whyNotAsNobody(CLI) !== null)(

@@ -1,16 +1,18 @@
 // Where a front writes its flight recorder (docs/PROTOCOL.md §16.1) when another uid was there first: nobody makes
 // /dev/shm/slotbus-<uid> of a user made for the test (sticky /dev/shm: the user cannot remove it). The user's front
-// then writes in $XDG_RUNTIME_DIR/slotbus when its $XDG_RUNTIME_DIR is its own 0700 directory, and otherwise runs
-// without a recorder, naming the uid that holds the directory.
+// then writes in $XDG_RUNTIME_DIR/slotbus when its $XDG_RUNTIME_DIR is its own 0700 directory, and otherwise in a
+// fallback /dev/shm/slotbus-<uid>.<16 random hex> of its own, where the readers find it (issue 64 item 2).
 import { afterEach, describe, expect, test } from "bun:test"
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, rmSync } from "node:fs"
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { sharedRecorderDir } from "../../src/native/recorder-layout.ts"
+import { recorderFiles } from "../../src/status/host-discover.ts"
 import { busName, FIXTURES, spawn, stopAll } from "../support/helpers.ts"
 import { makeUser, NOBODY, type TestUser, whyNoTestUser } from "../support/uid.ts"
 
 const FRONT = join(FIXTURES, "recorder-front.ts")
+const sharedRoot = () => (existsSync("/dev/shm") ? "/dev/shm" : tmpdir())
 const skip = whyNoTestUser(FRONT)
 if (skip) console.warn(`skipping the recorder directory's cross-user tests: ${skip}`)
 
@@ -74,14 +76,24 @@ describe.skipIf(skip !== null)("a user's /dev/shm/slotbus-<uid> made first by an
     expect(lstatSync(squatted)).toMatchObject({ uid: NOBODY, mode: 0o40777 })
   }, 60_000)
 
-  test("the front of a user without $XDG_RUNTIME_DIR serves without a recorder, and its warning names the uid that holds the directory", async () => {
+  test("the front of a user without $XDG_RUNTIME_DIR records in a fallback of its own that nobody could guess, and the readers find it", async () => {
     const u = user()
     const squatted = squat(u)
-    const f = await front(u, busName("rec-squat"))
-    expect(f.warnings()).toHaveLength(1)
-    expect(f.warnings()[0]).toContain(`${squatted} is a directory of uid ${NOBODY}`)
-    expect(f.warnings()[0]).toContain("XDG_RUNTIME_DIR")
+    const name = busName("rec-squat")
+    const f = await front(u, name)
+    expect(f.warnings()).toEqual([]) // main: "runs without its flight recorder: /dev/shm/slotbus-<uid> is a directory of uid 65534 …"
+    const fallbacks = readdirSync(sharedRoot()).filter((d) => d.startsWith(`slotbus-${u.uid}.`))
+    for (const d of fallbacks) cleanups.push(() => rmSync(join(sharedRoot(), d), { recursive: true, force: true }))
+    expect(fallbacks).toHaveLength(1)
+    expect(fallbacks[0]).toMatch(/^slotbus-\d+\.[0-9a-f]{16}$/) // §16.1
+    const dir = join(sharedRoot(), fallbacks[0]!)
+    expect(lstatSync(dir)).toMatchObject({ uid: u.uid, mode: 0o40700 })
+    expect(existsSync(join(dir, `${name}.${f.pid}.rec`))).toBe(true)
+    const seen = recorderFiles(name).files
+    expect(seen.map((r) => [r.pid, r.uid, r.stale])).toEqual([[f.pid, u.uid, null]])
     expect(await f.p.stop(10_000)).toBe(0)
+    expect(existsSync(dir)).toBe(false) // its last recorder closed: the fallback went with it
+    expect(lstatSync(squatted)).toMatchObject({ uid: NOBODY, mode: 0o40777 })
   }, 60_000)
 
   test("an $XDG_RUNTIME_DIR that is not the user's own 0700 directory is not used: the front records in /dev/shm/slotbus-<uid>", async () => {

@@ -2,10 +2,11 @@
 //
 // Host A is this machine as the test sees it (the root network namespace). Host B is a network namespace of its
 // own, joined to host A by a veth pair on a private /30 in 10.213.0.0/16: A's end is <block>.1, B's <block>.2.
-// Host B has no abstract unix socket of host A's (a netns has its own), so no slotbus hub of A's is reachable
-// from B, and a /dev/shm of its own (each process started on B bind-mounts B's folder there); the file system
-// (this checkout, bun, /tmp) stays shared, since B runs this checkout's code. slotbus's shared memory is memfds
-// passed over abstract sockets, so nothing of slotbus's crosses from A to B but what NATS carries.
+// Host B has a socket directory of its own (docs/PROTOCOL.md §1.1: every process started on B gets
+// SLOTBUS_SOCKET_DIR, a 0700 folder of B's), so no slotbus name of A's is reachable from B, and a /dev/shm of its
+// own (each process started on B bind-mounts B's folder there); the rest of the file system (this checkout, bun,
+// /tmp) stays shared, since B runs this checkout's code. slotbus's shared memory is memfds passed over the socket
+// files of that directory, so nothing of slotbus's crosses from A to B but what NATS carries.
 //
 // Each host runs its own nats-server, bound to its veth address only (client port, route port and the HTTP
 // monitor), and the two are one cluster (--cluster_name, --cluster, --routes to each other); with
@@ -380,6 +381,7 @@ class HostsImpl implements Hosts {
   readonly veth: string
   private readonly vethB: string
   private readonly shmDir: string
+  private readonly sockDir: string
   private readonly servers: Record<HostName, Server>
   private readonly children = new Set<Child>()
   private readonly timeoutMs: number
@@ -405,6 +407,9 @@ class HostsImpl implements Hosts {
     this.shmDir = join(this.dir, "shm-b")
     mkdirSync(this.shmDir)
     chmodSync(this.shmDir, 0o1777)
+    this.sockDir = join(this.dir, "sock-b")
+    mkdirSync(this.sockDir, { mode: 0o700 })
+    chmodSync(this.sockDir, 0o700) // whatever the umask: the socket directory must be exactly 0700
     const host = (h: HostName, addr: string, ports: typeof B_PORTS): Host => ({
       addr,
       natsUrl: `nats://${addr}:${ports.client}`,
@@ -468,10 +473,12 @@ class HostsImpl implements Hosts {
   }
 
   /** `cmd` run in host B: its netns (ip netns exec also gives it a mount namespace of its own), with B's folder
-   * bind-mounted on /dev/shm. ip and sh exec, so the process's pid is the one spawned. */
+   * bind-mounted on /dev/shm and B's socket directory in SLOTBUS_SOCKET_DIR (set here, so no env of the caller's
+   * can leave it out). ip and sh exec, so the process's pid is the one spawned. */
   private onB(cmd: string[]): string[] {
-    const script = 'mount --bind "$0" /dev/shm && exec "$@"'
-    return [this.ip, "netns", "exec", this.name, "sh", "-c", script, this.shmDir, ...cmd]
+    const script =
+      'mount --bind "$0" /dev/shm && SLOTBUS_SOCKET_DIR="$1" && export SLOTBUS_SOCKET_DIR && shift && exec "$@"'
+    return [this.ip, "netns", "exec", this.name, "sh", "-c", script, this.shmDir, this.sockDir, ...cmd]
   }
 
   spawnOnB(cmd: string[], opts?: SpawnOptions): Child {

@@ -21,6 +21,8 @@ const REFUSED_PAUSE_MS = 20
 /** What an acceptor is told at its making: the listening socket and the bus's limits on workers. */
 export interface AcceptSettings {
   listenFd: number
+  /** The door for workers of other uids (docs/PROTOCOL.md §1.1), -1 when the bus has none. */
+  doorFd: number
   /** The hello's words (slots, arena, …, the allowed uids): the full mask is written into it before each accept. */
   config: Uint32Array
   idle: IdleStrategy | undefined
@@ -47,8 +49,8 @@ export class Acceptor {
   /** The workers on this host, connected now. */
   private readonly links = new Set<SlotEndpoint>()
   private closing = false
-  private acceptWatch: Pointer | null = null
-  private acceptReader: { cancel(): Promise<void> } | null = null
+  /** One accept thread per listening socket (the socket file, and the door when there is one). */
+  private readonly watches: { fd: number; w: Pointer; reader: { cancel(): Promise<void> } | null }[] = []
 
   constructor(
     private readonly d: Dispatcher,
@@ -67,26 +69,31 @@ export class Acceptor {
     )
   }
 
-  /** The listening socket is watched by the "slotbus-accept" thread, which rings an eventfd when a peer waits. */
+  /** Each listening socket is watched by a "slotbus-accept" thread, which rings an eventfd when a peer waits. */
   watch() {
-    const w = native.sb_accept_watch_start(this.o.listenFd, this.err) as Pointer | null
-    if (!w) throw new SlotBusError(`cannot start the accept thread of "${this.name}": errno ${-this.err[0]!}`)
-    this.acceptWatch = w
-    this.readAccepts(w)
+    for (const fd of [this.o.listenFd, this.o.doorFd]) {
+      if (fd < 0) continue
+      const w = native.sb_accept_watch_start(fd, this.err) as Pointer | null
+      if (!w) throw new SlotBusError(`cannot start the accept thread of "${this.name}": errno ${-this.err[0]!}`)
+      const watch = { fd, w, reader: null }
+      this.watches.push(watch)
+      this.readAccepts(watch)
+    }
   }
 
   /** One read of the thread's eventfd per wake-up, for as long as the bus is open. */
-  readAccepts(w: Pointer) {
+  readAccepts(watch: Acceptor["watches"][number]) {
+    const { w, fd } = watch
     const reader = Bun.file(native.sb_accept_watch_fd(w)).stream().getReader()
-    this.acceptReader = reader
+    watch.reader = reader
     const next = (): void => {
       reader.read().then(
         (r) => {
           if (this.closing) return
-          if (r.done) return this.acceptFailed(w, new Error("the doorbell stream ended"))
+          if (r.done) return this.acceptFailed(watch, new Error("the doorbell stream ended"))
           let refused = false
           try {
-            refused = this.acceptSome()
+            refused = this.acceptSome(fd)
           } catch {
             this.d.counters.internalError()
           }
@@ -99,14 +106,14 @@ export class Acceptor {
           if (refused) setTimeout(rearm, REFUSED_PAUSE_MS)
           else setImmediate(rearm)
         },
-        (e) => this.acceptFailed(w, e),
+        (e) => this.acceptFailed(watch, e),
       )
     }
     next()
   }
 
   /** Reading the accept doorbell failed: say so, count it, and read again on a fresh stream, so accepting never stops in silence. */
-  acceptFailed(w: Pointer, e: unknown) {
+  acceptFailed(watch: Acceptor["watches"][number], e: unknown) {
     if (this.closing) return
     this.d.counters.acceptError()
     console.warn(
@@ -114,17 +121,17 @@ export class Acceptor {
     )
     setTimeout(() => {
       if (this.closing) return
-      native.sb_accept_watch_rearm(w)
-      this.readAccepts(w)
+      native.sb_accept_watch_rearm(watch.w)
+      this.readAccepts(watch)
     }, REFUSED_PAUSE_MS)
   }
 
   /** Accepts up to ACCEPTS_PER_TURN waiting peers; true if any was refused. */
-  acceptSome(): boolean {
+  acceptSome(listenFd: number): boolean {
     let refused = false
     for (let i = 0; i < ACCEPTS_PER_TURN && !this.closing; i++) {
       this.o.config[HubConfig.fullMask] = this.fullMask()
-      const ptr = native.sb_accept(this.o.listenFd, this.o.config, this.err, this.err.subarray(1)) as Chan | null
+      const ptr = native.sb_accept(listenFd, this.o.config, this.err, this.err.subarray(1)) as Chan | null
       if (ptr) {
         this.addLink(new Channel(ptr))
         continue
@@ -245,12 +252,13 @@ export class Acceptor {
     this.closing = true
     // Bun lets go of the thread's eventfd first (it never closes it itself), then the thread is joined and
     // its fds closed, then nobody polls the listening socket and it can close.
-    await this.acceptReader?.cancel().catch(() => {})
-    this.acceptReader = null
-    const w = this.acceptWatch
-    this.acceptWatch = null
-    if (w) native.sb_accept_watch_stop(w)
-    native.sb_unlisten(this.o.listenFd) // the portable backend's socket file (docs/PROTOCOL.md §13.2)
-    closeSync(this.o.listenFd)
+    const watches = this.watches.splice(0)
+    for (const watch of watches) await watch.reader?.cancel().catch(() => {})
+    for (const watch of watches) native.sb_accept_watch_stop(watch.w)
+    for (const fd of [this.o.listenFd, this.o.doorFd]) {
+      if (fd < 0) continue
+      native.sb_unlisten(fd) // the socket file (docs/PROTOCOL.md §1.1), before the socket closes
+      closeSync(fd)
+    }
   }
 }

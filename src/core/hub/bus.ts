@@ -2,7 +2,6 @@
 // the calls and their checks, stats, close) over the parts it owns and wires together: the Dispatcher
 // (dispatcher.ts: the queue, the pick, deadlines), the Acceptor (accept.ts: workers on this host) and, with a
 // `remote` transport, remoteHubHost (remote-endpoint.ts: workers on other hosts).
-import { closeSync } from "node:fs"
 import { Kind, loadNative } from "../../native/ffi.ts"
 import { busName, toBytes } from "../wire/codec.ts"
 import { checkOptions, madeBy } from "../../kit/index.ts"
@@ -49,7 +48,7 @@ import {
   type StatusSection,
 } from "../../kit/index.ts"
 import { busFamilies } from "../observe/bus-families.ts"
-import { listenFront, type FrontSeat } from "../ops/fronts.ts"
+import { listenDoor, listenFront, type FrontSeat, unlisten } from "../ops/fronts.ts"
 import { openBus, openBuses } from "./open-buses.ts"
 import { FlightRecorder } from "../wire/recorder.ts"
 
@@ -81,6 +80,7 @@ export class SlotBus {
     key: symbol,
     readonly name: string,
     listenFd: number,
+    doorFd: number,
     opts: ListenOptions,
   ) {
     madeBy(key, FACTORY, "SlotBus", "await SlotBus.listen(name, options)")
@@ -101,6 +101,7 @@ export class SlotBus {
     )
     this.acceptor = new Acceptor(this.d, name, {
       listenFd,
+      doorFd,
       config: hubConfig(s),
       idle: s.idle,
       maxWorkers: s.maxWorkers,
@@ -123,12 +124,18 @@ export class SlotBus {
     if (opts.shared !== undefined && typeof opts.shared !== "boolean")
       throw new TypeError(`SlotBus.listen: shared must be a boolean, got ${typeof opts.shared}`)
     const { fd, seat } = await listenFront(name, opts.shared === true)
+    let door = -1
+    const unbind = () => {
+      seat?.close()
+      for (const f of [fd, door]) if (f >= 0) unlisten(f)
+    }
     let bus: SlotBus
     try {
-      bus = new SlotBus(FACTORY, name, fd, opts)
+      // workers of other uids cannot see this user's socket directory: they come through the door (§1.1)
+      if (Array.isArray(opts.allowUids) && opts.allowUids.length > 0) door = listenDoor(name, seat?.index ?? 0)
+      bus = new SlotBus(FACTORY, name, fd, door, opts)
     } catch (e) {
-      seat?.close()
-      closeSync(fd)
+      unbind()
       throw e
     }
     try {
@@ -139,8 +146,7 @@ export class SlotBus {
       if (seat) seat.onLeader(() => void (bus.control ??= bus.closing ? null : control()))
       else bus.control = control()
     } catch (e) {
-      seat?.close()
-      closeSync(fd)
+      unbind()
       bus.d.observer.recorder?.close()
       throw e
     }

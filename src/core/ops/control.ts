@@ -1,4 +1,4 @@
-// A bus's control socket, the hub's side (docs/PROTOCOL.md §14): "\0slotbus-ctl.<name>", opened with the bus and
+// A bus's control socket, the hub's side (docs/PROTOCOL.md §14): the socket file slotbus-ctl.<name>, opened with the bus and
 // closed with it, where a tool of the bus's own uid (`slotbus call`) sends one request for the bus's workers. The
 // peer's uid is checked in C before a byte is read; a request is bounded in size, time and number at once, and goes
 // through bus.fetch. Nothing here runs unless someone connects: the accept thread sleeps in poll.

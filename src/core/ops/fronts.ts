@@ -6,8 +6,8 @@
 // of this.
 import { closeSync } from "node:fs"
 import { native, Errno, E_SOCKET_DIR, ANY_UID, socketDirError, type Chan } from "../../native/ffi.ts"
-import { euid, HostSeat, seatHeld, type Squatter, squatterText } from "../../kit/index.ts"
-import { NameInUseError, PeerRefusedError, SharingMismatchError, SlotBusError } from "../../errors.ts"
+import { euid, HostSeat, seatHeld } from "../../kit/index.ts"
+import { NameInUseError, SharingMismatchError, SlotBusError } from "../../errors.ts"
 import { frontParent } from "./front-parent.ts"
 
 /** Fronts of one name: front 0 is the plain name (what a worker that knows only §1 finds), k > 0 is "name~k". */
@@ -37,20 +37,16 @@ export function frontAddress(name: string, k: number): Buffer {
 const ELECTION = "slotbus.fronts."
 
 /**
- * Whether shared fronts of `name` run as `uid` on this host: a process of that uid holds the election's name
- * (§15.2). Anyone can bind an abstract name, so one held by another uid is no front of the name.
+ * Whether shared fronts of `name` run as `uid` on this host: a process of that uid holds the election's socket file
+ * (§15.2) in this user's socket directory (another uid's is out of sight: false).
  */
 export function sharedFrontsExist(name: string, uid = euid()): boolean {
   return seatHeld(ELECTION, name, uid)
 }
 
-function squatted(name: string, holder: Squatter): string {
-  return `the election of the shared fronts of "${name}" (the abstract socket "@${ELECTION}${name}", docs/PROTOCOL.md §15.2) is held by ${squatterText(holder)}, not by this user (uid ${euid()}): stop that process, or pick another name`
-}
-
 /**
- * A shared front's seat in its name's election (§15.2): the holder of "\0slotbus.fronts.<name>" (portable backend:
- * an exclusive flock) is the leader. The others hold a connection to it and stand again the moment it closes.
+ * A shared front's seat in its name's election (§15.2): the holder of the socket file slotbus.fronts.<name> is the
+ * leader. The others hold a connection to it and stand again the moment it closes.
  */
 export class FrontSeat {
   private readonly seat: HostSeat
@@ -61,11 +57,7 @@ export class FrontSeat {
   index = -1
 
   private constructor(readonly name: string) {
-    this.seat = HostSeat.stand(ELECTION, name, {
-      elected: () => this.elected(),
-      // before the front has an address, listenFront refuses the squatter with PeerRefusedError instead
-      squatted: (holder) => this.index >= 0 && console.warn(`slotbus: ${squatted(name, holder)}`),
-    })
+    this.seat = HostSeat.stand(ELECTION, name, { elected: () => this.elected() })
   }
 
   static join(name: string): FrontSeat {
@@ -74,11 +66,6 @@ export class FrontSeat {
 
   get leader(): boolean {
     return this.seat.held
-  }
-
-  /** Who holds the election's name when it is not this user's front (another uid), else null. */
-  get squatter(): Squatter | null {
-    return this.seat.squatter
   }
 
   /** Calls `f` when this front becomes the leader (at once if it is); returns the unsubscribe function. */
@@ -112,7 +99,7 @@ function listenError(name: string, fd: number): Error {
   return new SlotBusError(`cannot listen as "${name}": errno ${-fd}`)
 }
 
-function unlisten(fd: number) {
+export function unlisten(fd: number) {
   native.sb_unlisten(fd)
   closeSync(fd)
 }
@@ -145,11 +132,6 @@ export async function listenFront(name: string, shared: boolean): Promise<{ fd: 
     return { fd, seat: null }
   }
   const seat = FrontSeat.join(name)
-  if (seat.squatter !== null) {
-    const holder = seat.squatter
-    seat.close()
-    throw new PeerRefusedError(squatted(name, holder))
-  }
   const alone = seat.leader // nobody held the election before this front: no other shared front lives
   for (let k = 0; k < MAX_FRONTS; k++) {
     const fd = native.sb_listen(frontAddress(name, k))
@@ -171,6 +153,21 @@ export async function listenFront(name: string, shared: boolean): Promise<{ fd: 
   }
   seat.close()
   throw new NameInUseError(`all ${MAX_FRONTS} fronts of "${name}" are taken on this machine`)
+}
+
+/**
+ * The door of a bus that allows other uids (docs/PROTOCOL.md §1.1): the abstract name of front `index`, for workers
+ * of another uid, who cannot see this user's socket directory. -1 on the portable backend, which has none.
+ */
+export function listenDoor(name: string, index: number): number {
+  const fd = native.sb_listen_door(frontAddress(name, index))
+  if (fd === Errno.ENOTSUP) return -1
+  if (fd === Errno.EADDRINUSE)
+    throw new NameInUseError(
+      `the door of "${name}" for workers of other uids (allowUids; the abstract socket "@slotbus.${name}${index ? `~${index}` : ""}", docs/PROTOCOL.md §1.1) is held by another process, maybe another user's: this bus would not reach them. Stop that process, or pick another name`,
+    )
+  if (fd < 0) throw listenError(name, fd)
+  return fd
 }
 
 /** A worker's connection to one front, as the family sees it (a SlotWorker: the one connect() made, or a sibling). */

@@ -1,13 +1,22 @@
 // The writer's side of the flight recorder (docs/PROTOCOL.md §16): the bus's file, made in its private directory,
 // and what the TS side tells it that C cannot see (a request's enqueue time, the queue, why a request was given up).
 // C writes the records on the slot transitions (csrc/recorder.c); nothing here runs per request but one store.
+import { randomBytes } from "node:crypto"
 import { mkdirSync, readdirSync, rmdirSync, unlinkSync } from "node:fs"
 import { constants } from "node:os"
-import { dirname } from "node:path"
+import { dirname, join } from "node:path"
 import { getSystemErrorName } from "node:util"
 import type { Pointer } from "bun:ffi"
 import { native, recorderStage, type Chan } from "../../native/ffi.ts"
-import { RecConst, RecOutcome, recorderDir, sharedRecorderDir, whyNotPrivateDir } from "../../native/recorder-layout.ts"
+import {
+  fallbackRecorderDirs,
+  RecConst,
+  RecOutcome,
+  recorderDir,
+  sharedRecorderDir,
+  sharedRoot,
+  whyNotPrivateDir,
+} from "../../native/recorder-layout.ts"
 import { TimeoutError, WorkerGoneError } from "../../errors.ts"
 
 export const DEFAULT_RECORDS = 1024
@@ -46,9 +55,15 @@ export class FlightRecorder {
 
   /** The bus's recorder file, or null (with one warning per process) when its directory cannot be used. */
   static create(name: string, records: number): FlightRecorder | null {
-    const dir = recorderDir()
+    let dir = recorderDir()
+    let why = privateDir(dir)
+    if (why && dir === sharedRecorderDir(euid())) {
+      // another uid made our name first (sticky /dev/shm keeps it): a fallback nobody could guess (§16.1)
+      const fallback = fallbackDir()
+      if (typeof fallback === "string") (dir = fallback), (why = null)
+      else why = `${why}, and ${fallback.why}`
+    }
     const path = `${dir}/${name}.${process.pid}.rec`
-    const why = privateDir(dir)
     let ptr: Pointer | null = null
     const err = new Int32Array(1)
     const open = () =>
@@ -102,6 +117,8 @@ export class FlightRecorder {
   }
 }
 
+const euid = () => process.geteuid?.() ?? 0
+
 /** Why dir is not this euid's private directory (made if missing), naming whose it is, or null when it is (§16.1). */
 function privateDir(dir: string): string | null {
   try {
@@ -109,11 +126,28 @@ function privateDir(dir: string): string | null {
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== "EEXIST") return `cannot make ${dir} (${(e as Error).message})`
   }
-  const uid = process.geteuid?.() ?? 0
-  const why = whyNotPrivateDir(dir, uid)
-  if (!why || dir !== sharedRecorderDir(uid)) return why
-  // sticky /dev/shm: what another uid made there first only it (or root) can remove
-  return `${why}: have its owner or root remove it, or give the front an XDG_RUNTIME_DIR of its own (a directory of uid ${uid} with mode 0700, as /run/user/${uid})`
+  return whyNotPrivateDir(dir, euid())
+}
+
+/** This euid's fallback directory (§16.1): the first slotbus-<euid>.<16 hex> of its own, else a new one whose
+ * digits are random (an EEXIST draws new ones), or why none could be made. */
+function fallbackDir(): string | { why: string } {
+  const mine = fallbackRecorderDirs(euid())[0]
+  if (mine) return mine
+  let why = ""
+  for (let i = 0; i < 8; i++) {
+    const dir = join(sharedRoot(), `slotbus-${euid()}.${randomBytes(8).toString("hex")}`)
+    try {
+      mkdirSync(dir, { mode: 0o700 })
+    } catch (e) {
+      why = `its fallback ${dir} cannot be made (${(e as Error).message})`
+      if ((e as NodeJS.ErrnoException).code === "EEXIST") continue
+      break
+    }
+    why = whyNotPrivateDir(dir, euid()) ?? ""
+    if (!why) return dir
+  }
+  return { why }
 }
 
 /** Why sb_rec_open failed, in words: a full file system (any user can fill /dev/shm) said so. */
