@@ -24,6 +24,7 @@ import { SlotRequest } from "./request.ts"
 import type { SlotReply } from "./answer.ts"
 import { Serving } from "./serve.ts"
 import { reportRuntime } from "./runtime-report.ts"
+import { exitOnUncaught } from "./uncaught.ts"
 import { type RemoteLink, type RemoteTransport, WORKER_PORT } from "../wire/remote.ts"
 import { RemoteSink, SlotSink, type SlotPort } from "./worker-sinks.ts"
 import {
@@ -88,6 +89,12 @@ export interface ConnectOptions {
    * (docs/api.md, "A worker's lifetime"). Default: true for a pool's worker ($SLOTBUS_FRONT_PARENT), else false.
    */
   exitWithFront?: boolean
+  /**
+   * End the process (the error on stderr, exit code 1) on an uncaught error or an unhandled rejection, whatever its
+   * module awaits, as Node does (docs/api.md, "A worker's lifetime"). Default true; false, from any worker of the
+   * process, keeps it running, and so does a `process.on("uncaughtException" | "unhandledRejection")` of the app's.
+   */
+  exitOnUncaught?: boolean
 }
 
 /** SlotWorker.expose's options: connect's (but `fetch`), and a handler for the requests that are not RPC calls. */
@@ -104,6 +111,7 @@ const SERVE_OPTIONS = {
   heartbeatMs: true,
   closeWhenHubsGone: true,
   exitWithFront: true,
+  exitOnUncaught: true,
   idle: true,
   waitForHubMs: true,
   reconnect: true,
@@ -193,11 +201,12 @@ export class SlotWorker {
   ): Promise<SlotWorker> {
     if (typeof handler !== "function") throw new TypeError("handler must be a function (req) => reply")
     checkOptions(opts, CONNECT_OPTIONS, "SlotWorker.connect")
-    for (const what of ["fetch", "exitWithFront"] as const)
+    for (const what of ["fetch", "exitWithFront", "exitOnUncaught"] as const)
       if (opts[what] !== undefined && typeof opts[what] !== "boolean")
         throw new TypeError(`SlotWorker.connect: ${what} must be a boolean, got ${typeof opts[what]}`)
     tuning(opts.idle, "SlotWorker.connect idle")
     busName(name)
+    exitOnUncaught(opts.exitOnUncaught ?? true)
     await loadNative()
     for (const what of ["waitForHubMs", "helloTimeoutMs"] as const)
       checkNumber(opts[what], { what, where: "SlotWorker.connect", max: Infinity, integer: false, dflt: 0 })
