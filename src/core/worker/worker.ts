@@ -16,14 +16,24 @@ import { Backoff } from "../../kit/index.ts"
 import { Channel } from "../wire/channel.ts"
 import { align8, busName } from "../wire/codec.ts"
 import { BusClosedError, HubNotFoundError, PeerRefusedError, ProtocolError } from "../../errors.ts"
-import { Pump, STARTUP_POLL_NS, tuning, type IdleStrategy } from "../wire/idle.ts"
+import { Pump, STARTUP_POLL_NS, tuning } from "../wire/idle.ts"
 import { longTimeout } from "../../kit/index.ts"
-import { checkName, checkNumber, checkOptions, checkRemote, madeBy, optionNames } from "../../kit/index.ts"
+import { checkName, checkNumber, checkOptions, checkRemote, madeBy } from "../../kit/index.ts"
 import { rpcHandler } from "../rpc/rpc.ts"
 import { SlotRequest } from "./request.ts"
 import type { SlotReply } from "./answer.ts"
 import { Serving } from "./serve.ts"
 import { reportRuntime } from "./runtime-report.ts"
+import {
+  CLOSE_OPTIONS,
+  CONNECT_OPTIONS,
+  EXPOSE_OPTIONS,
+  type ConnectOptions,
+  type ExposeOptions,
+  type FetchHandler,
+  type SlotHandler,
+  type WorkerClosed,
+} from "./connect-options.ts"
 import { exitOnUncaught } from "./uncaught.ts"
 import { type RemoteLink, type RemoteTransport, WORKER_PORT } from "../wire/remote.ts"
 import { RemoteSink, SlotSink, type SlotPort } from "./worker-sinks.ts"
@@ -40,96 +50,8 @@ import {
 
 export { SlotRequest }
 export type { SlotReply }
-export type SlotHandler = (req: SlotRequest) => SlotReply | PromiseLike<SlotReply>
-/** A handler in `{ fetch: true }` mode: a Web Request in, a Response (or any SlotReply) out. */
-export type FetchHandler = (req: Request) => SlotReply | PromiseLike<SlotReply>
-
-export interface ConnectOptions {
-  /** How the worker waits for requests. Default "adaptive". */
-  idle?: IdleStrategy
-  /** Keep retrying to find the hub for this long before rejecting with HubNotFoundError. Default 0. */
-  waitForHubMs?: number
-  /** After the hub goes away, wait for a new one under the same name and rejoin. Default false. */
-  reconnect?: boolean
-  /** uid the hub must run as. Default: this process's uid. */
-  hubUid?: number
-  /** How long one attempt waits for the hub's hello; a reconnecting worker then tries again. Default 5000. */
-  helloTimeoutMs?: number
-  /** Called each time the worker (re)joins a hub. */
-  onConnect?: (hubPid: number) => void
-  /** Called each time it loses one. */
-  onDisconnect?: (reason: string) => void
-  /**
-   * The handler takes a Web `Request` (URL `http://<name><path>`, body copied, `signal` as `req.signal`) instead
-   * of a SlotRequest. Raw calls arrive as `POST /`. Default false.
-   */
-  fetch?: boolean
-  /**
-   * Serve the hub from another host through a transport passed in: `remote: nats(url)` (`import { nats } from
-   * "slotbus/nats"`, docs/PROTOCOL.md §10). The handler is the same.
-   */
-  remote?: RemoteTransport
-  /** With `remote`: requests this worker takes at once. Default 32. */
-  slots?: number
-  /**
-   * With `remote`: the host name hubs show for this worker (stats, errors, the status page), 1-255 characters.
-   * Default: the machine's hostname (containers and VMs often share one).
-   */
-  host?: string
-  /** With `remote`: how often the worker announces itself; a hub counts it gone after 4× this. Default 500. */
-  heartbeatMs?: number
-  /**
-   * With `remote`: close (reason "hub-gone") once every hub this worker heard from went silent, as a worker on one
-   * host closes with its hub. Off by default: a worker on another host outlives its hubs (and a cut network) and serves
-   * whichever hub announces itself next. `hubWorker` turns it on, so it registers again with the hub that took over.
-   */
-  closeWhenHubsGone?: boolean
-  /**
-   * End the process when the worker closes but by close(), and 2 s + its drain after the front that started it went
-   * (docs/api.md, "A worker's lifetime"). Default: true for a pool's worker ($SLOTBUS_FRONT_PARENT), else false.
-   */
-  exitWithFront?: boolean
-  /**
-   * End the process (the error on stderr, exit code 1) on an uncaught error or an unhandled rejection, whatever its
-   * module awaits, as Node does (docs/api.md, "A worker's lifetime"). Default true; false, from any worker of the
-   * process, keeps it running, and so does a `process.on("uncaughtException" | "unhandledRejection")` of the app's.
-   */
-  exitOnUncaught?: boolean
-}
-
-/** SlotWorker.expose's options: connect's (but `fetch`), and a handler for the requests that are not RPC calls. */
-export interface ExposeOptions extends Omit<ConnectOptions, "fetch"> {
-  /** Serves the requests that are not RPC calls (`bus.request`, `bus.call`, `bus.fetch`); without it they fail. */
-  handler?: SlotHandler
-}
-
-// connect's and expose's options: one list, each adding its own
-const SERVE_OPTIONS = {
-  remote: true,
-  slots: true,
-  host: true,
-  heartbeatMs: true,
-  closeWhenHubsGone: true,
-  exitWithFront: true,
-  exitOnUncaught: true,
-  idle: true,
-  waitForHubMs: true,
-  reconnect: true,
-  hubUid: true,
-  helloTimeoutMs: true,
-  onConnect: true,
-  onDisconnect: true,
-} as const
-const CONNECT_OPTIONS = optionNames<ConnectOptions>({ ...SERVE_OPTIONS, fetch: true })
-const EXPOSE_OPTIONS = optionNames<ExposeOptions>({ ...SERVE_OPTIONS, handler: true })
-const CLOSE_OPTIONS = optionNames<{ timeoutMs?: number }>({ timeoutMs: true })
+export type { ConnectOptions, ExposeOptions, FetchHandler, SlotHandler, WorkerClosed } from "./connect-options.ts"
 const FACTORY = Symbol("SlotWorker.connect")
-
-export interface WorkerClosed {
-  /** closed: by close(); hub-closed: the hub closed the bus; hub-gone: the hub died; protocol-error: it broke the protocol. */
-  reason: "closed" | "hub-closed" | "hub-gone" | "protocol-error"
-  error?: Error
-}
 
 const { ECONNREFUSED, ECONNRESET, ENOENT, EPERM, EPIPE, EAGAIN, ETIMEDOUT, EUSERS } = Errno
 // Attempts to attach start 20 ms apart and spread out to 500 ms: a hub coming back finds its reconnecting
