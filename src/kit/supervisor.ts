@@ -1,6 +1,6 @@
 // Process supervision for N copies of one command, told apart from what it is asked to do. Every crash (an exit
 // unasked) is restarted, after a backoff that grows only while an instance keeps failing to start (pm2's
-// "unstable restarts": a crash within `minUptimeMs` of its start, before it served). The pool gives up loudly only
+// "unstable restarts": a crash within `minUptimeMs` of its start, before it served or joined). The pool gives up loudly only
 // when an instance fails to start more than `maxUnstableRestarts` times in a row, or past the opt-in restart
 // intensity (OTP's `maxRestarts` in `restartWindowMs`, for a tree of distinct children rather than copies behind
 // a queue): what crashes is no longer restarted, what runs keeps running, and once no crash came for a window the
@@ -389,7 +389,7 @@ export class Supervisor {
     if (cause === "crash" && !this.replacing.has(inst)) this.crashed(inst, this.failedStart(inst, proc))
   }
 
-  /** Whether `proc`, `inst`'s process, crashed during its start: within minUptimeMs of it, before it served. */
+  /** Whether `proc`, `inst`'s process, crashed during its start: within minUptimeMs of it, before `served` said it started. */
   private failedStart(inst: SupervisedInstance, proc: Proc): boolean {
     if (performance.now() - inst.startedAt >= this.opts.minUptimeMs) return false
     return !this.opts.served?.(proc.pid)
@@ -410,7 +410,7 @@ export class Supervisor {
     if (inst.failedStarts > maxStarts)
       return this.giveUp(
         inst,
-        `instance ${inst.index} died during start ${inst.failedStarts} times in a row (each within minUptimeMs, ${this.opts.minUptimeMs} ms, of its start${this.opts.served ? ", before it served" : ""}) and was restarted ${inst.failedStarts - 1} times: more than maxUnstableRestarts (${maxStarts})`,
+        `instance ${inst.index} died during start ${inst.failedStarts} times in a row (each within minUptimeMs, ${this.opts.minUptimeMs} ms, of its start${this.opts.served ? ", before it joined" : ""}) and was restarted ${inst.failedStarts - 1} times: more than maxUnstableRestarts (${maxStarts})`,
       )
     if (this.recent.length > maxRestarts)
       return this.giveUp(

@@ -117,8 +117,10 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
   // A shared front's pool is the name's (docs/PROTOCOL.md §15.4): the fronts' leader runs it. A bus's workers learn
   // which front started them, so they leave when it dies (the next leader's pool takes over) and exit with it.
   const front = bus?.front ?? null
-  // Workers of this pool that took a request: a crash of one is never a failed start. A worker's leave and its
-  // process's exit come in either order: its count is read from the bus's books while it is listed, else kept here.
+  // Workers of this pool that joined the bus: a crash of one is never a failed start. Its join here is what this
+  // front knows: with shared fronts a worker joins the front that started it (the leader, which runs this pool)
+  // before it serves another (§15.4), whose books this front cannot read. A worker's leave and its process's exit
+  // come in either order: it is read from the bus's books while it is listed, else kept here.
   const served = new Set<number>()
   const ours = (pid: number) => sup.instances.some((i) => i.pid === pid)
   // A reload's successor gets a request only while no other worker serves until it stayed up its minReadyMs (it
@@ -131,7 +133,7 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
       log(
         `${what()}: worker pid ${e.worker.pid} was evicted (${e.worker.stuck} of its slots stuck past their deadline: its handlers hang); it is ended and replaced`,
       )
-    if (e.type !== "leave" || e.worker.requests === 0 || !ours(e.worker.pid)) return
+    if (e.type !== "join" || !ours(e.worker.pid)) return
     for (const pid of served) if (!ours(pid)) served.delete(pid)
     served.add(e.worker.pid)
   }
@@ -150,7 +152,7 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
           }
         : undefined,
     retire: bus ? (pid) => bus.pools.retire(pid) : undefined,
-    served: bus ? (pid) => served.delete(pid) || bus.workers.some((w) => w.pid === pid && w.requests > 0) : undefined,
+    served: bus ? (pid) => served.delete(pid) || bus.workers.some((w) => w.pid === pid) : undefined,
   }
   // a shared front's reload() reloads the name's pool wherever it runs (§15.4)
   const sup: Supervisor = front && bus ? new SharedPool(settings, bus.name, front) : new Supervisor(settings)
@@ -166,7 +168,8 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
     bus?.pools.failed(sup, null)
   })
   let offServed: (() => void) | null = null
-  sup.on("start", () => {
+  sup.on("start", (inst) => {
+    if (bus?.workers.some((w) => w.pid === inst.pid)) served.add(inst.pid) // a reload's successor, joined before
     bus?.pools.failed(sup, null)
     offServed ??= bus?.onWorker(onWorker) ?? null
   })

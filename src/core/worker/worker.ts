@@ -89,6 +89,8 @@ export class SlotWorker {
   // The front that started this process (a pool's worker, §15.4), 0 when none; whether it is gone.
   private readonly parentPid = frontParent()
   private orphan = false
+  // A pool's worker takes no request from this front until it serves the one that started it (FrontFamily.untilParent).
+  private waiting = false
 
   private constructor(
     key: symbol,
@@ -341,7 +343,7 @@ export class SlotWorker {
     )
     this.cancelSeen = native.sb_worker_cancel_seq(chan.ptr)
     this.pump = new Pump(chan, this.opts.idle, {
-      collect: () => this.collect(chan),
+      collect: () => (this.waiting ? 0 : this.collect(chan)),
       wanted: () => true,
       onRingFlood: (rings, parks) =>
         this.lost(chan, "protocol-error", new ProtocolError(`hub rang the doorbell ${rings} times for ${parks} parks`)),
@@ -370,10 +372,19 @@ export class SlotWorker {
       },
       () => this.lost(chan, hubClosing ? "hub-closed" : "hub-gone"),
     )
-    this.pump.kick()
     reportRuntime(chan)
     this.opts.onConnect?.(chan.peerPid)
     this.joinFamily()
+    const wait = (this.root ?? this).family?.untilParent(chan.peerPid) ?? null
+    this.waiting = wait !== null
+    const pump = this.pump
+    if (wait)
+      void wait.then(() => {
+        this.waiting = false
+        pump.rouse()
+        pump.kick()
+      })
+    else pump.kick()
   }
 
   private lost(chan: Channel, reason: WorkerClosed["reason"], error?: Error) {
