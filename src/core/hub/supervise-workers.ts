@@ -305,7 +305,8 @@ function autoscale(
 /**
  * Replaces a worker past one of its (jittered) limits, the most overdue first, one at a time. A worker that took
  * its maxRequests retires at once (the bus sends it a request only while no other worker serves) and its
- * replacement starts then, not at the next look.
+ * replacement starts then, beside any other recycle: so it serves at most its limit, what it held, and what it takes
+ * during its own successor's start while no other worker could.
  */
 function recycleWhenDue(sup: Supervisor, bus: SlotBus | null, limits: Limits) {
   const jitter = new Map<number, number>() // by pid: 0.9 … 1
@@ -313,6 +314,12 @@ function recycleWhenDue(sup: Supervisor, bus: SlotBus | null, limits: Limits) {
     let f = jitter.get(pid)
     if (f === undefined) jitter.set(pid, (f = 1 - Math.random() * 0.1))
     return f
+  }
+  const recycling = new Set<SupervisedInstance>()
+  const recycle = (inst: SupervisedInstance) => {
+    recycling.add(inst)
+    jitter.delete(inst.pid)
+    return sup.recycle(inst.index).finally(() => recycling.delete(inst))
   }
   let busy = false
   const next = () => {
@@ -322,7 +329,7 @@ function recycleWhenDue(sup: Supervisor, bus: SlotBus | null, limits: Limits) {
     let worst: SupervisedInstance | null = null
     let most = 1 // due from 1: its limit reached
     for (const inst of sup.instances) {
-      if (!inst.proc || inst.state !== "running") continue
+      if (!inst.proc || inst.state !== "running" || recycling.has(inst)) continue
       const f = factor(inst.pid)
       const over = Math.max(
         (served.get(inst.pid) ?? 0) / (limits.maxRequests * f),
@@ -333,9 +340,8 @@ function recycleWhenDue(sup: Supervisor, bus: SlotBus | null, limits: Limits) {
     }
     if (!worst) return
     busy = true
-    jitter.delete(worst.pid)
     // the next one at once; after a failed one (its successor not ready), at the next look
-    sup.recycle(worst.index).then(
+    recycle(worst).then(
       () => {
         busy = false
         next()
@@ -343,10 +349,15 @@ function recycleWhenDue(sup: Supervisor, bus: SlotBus | null, limits: Limits) {
       () => (busy = false),
     )
   }
-  // Each worker of the pool retires at its limit as it joins (a reload's successor once it takes its index).
+  // Each worker of the pool retires at its limit as it joins (a reload's successor once it takes its index), and
+  // its successor starts then.
+  const atLimit = (pid: number) => {
+    const inst = sup.instances.find((i) => i.pid === pid)
+    if (inst && !recycling.has(inst) && sup.state === "running") recycle(inst).catch(() => {}) // retried at a look
+  }
   const retireAtLimit = (pid: number) => {
     if (bus && limits.maxRequests < Infinity && sup.instances.some((i) => i.pid === pid))
-      bus.pools.retireAfter(pid, Math.ceil(limits.maxRequests * factor(pid)), next)
+      bus.pools.retireAfter(pid, Math.ceil(limits.maxRequests * factor(pid)), () => atLimit(pid))
   }
   const offStart = sup.on("start", (inst) => retireAtLimit(inst.pid))
   const offJoin = bus?.onWorker((e) => (e.type === "join" ? retireAtLimit(e.worker.pid) : jitter.delete(e.worker.pid)))
