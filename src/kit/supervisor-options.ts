@@ -72,7 +72,7 @@ export interface SupervisorOptions {
    */
   logs?: WorkerLogsOption
   /**
-   * A crash within this long of its process's start, before `served` says it took work, is a failed start
+   * A crash within this long of its process's start, before `served` says it started, is a failed start
    * (pm2's min_uptime; default 1000). Every crash is restarted; only failed starts make the pool give up.
    */
   minUptimeMs?: number
@@ -91,7 +91,7 @@ export interface SupervisorOptions {
    * if it exits meanwhile the reload rejects and the old process keeps serving. 0: ready is enough.
    */
   minReadyMs?: number
-  /** Whether process `pid` took work (superviseWorkers: a request on the bus): then its crash is not a failed start. */
+  /** Whether process `pid` started (superviseWorkers: it joined the bus): then its crash is not a failed start. */
   served?: (pid: number) => boolean
   /** First restart delay after a crash, doubled for each further failed start in a row, capped at backoffMaxMs. */
   backoffInitialMs?: number
@@ -125,7 +125,7 @@ export interface SupervisedInstance {
   pid: number
   /** Crashes restarted. */
   restarts: number
-  /** Failed starts in a row (crashes within minUptimeMs of a start, before it served); 0 once one lived. */
+  /** Failed starts in a row (crashes within minUptimeMs of a start, before it served or joined); 0 once one lived. */
   failedStarts: number
   /** performance.now() of the last spawn. */
   startedAt: number

@@ -1,6 +1,6 @@
 // Process supervision for N copies of one command, told apart from what it is asked to do. Every crash (an exit
 // unasked) is restarted, after a backoff that grows only while an instance keeps failing to start (pm2's
-// "unstable restarts": a crash within `minUptimeMs` of its start, before it served). The pool gives up loudly only
+// "unstable restarts": a crash within `minUptimeMs` of its start, before it served or joined). The pool gives up loudly only
 // when an instance fails to start more than `maxUnstableRestarts` times in a row, or past the opt-in restart
 // intensity (OTP's `maxRestarts` in `restartWindowMs`, for a tree of distinct children rather than copies behind
 // a queue): what crashes is no longer restarted, what runs keeps running, and once no crash came for a window the
@@ -62,8 +62,11 @@ export class Supervisor {
   private readonly asked = new WeakMap<Proc, ExitCause>()
   /** Instances whose process is being replaced: a crash of the old one waits for its successor. */
   private readonly replacing = new Set<SupervisedInstance>()
-  /** Replacements and resizes, one after another. */
+  /** Replacements and resizes, one after another; how many are queued or running. */
   private changes: Promise<unknown> = Promise.resolve()
+  private queued = 0
+  /** Recycles running outside the queue, side by side: a queued change waits for them. */
+  private readonly recycling = new Set<Promise<void>>()
   private readonly events = new Emitter<SupervisorEvents>()
   private failure: string | null = null
   private last: ExitInfo | null = null
@@ -180,14 +183,25 @@ export class Supervisor {
   /**
    * Replaces one instance surge-first, as reload() does each (recycling a worker, say). Resolves once the successor
    * serves; the old process then retires outside the queue, so the next replacement does not wait for its drain.
+   * Recycles of distinct instances run side by side (a worker at its request limit waits for its own successor
+   * only); a reload or resize waits for them, and they for it. An instance being replaced already is left as it is.
    */
   recycle(index: number): Promise<void> {
     const inst = this.instances[index]
     if (!inst) return Promise.reject(new RangeError(`recycle: no instance ${index}`))
-    return this.queue(async () => {
+    const change = async () => {
+      if (this.replacing.has(inst) || !this.instances.includes(inst)) return
       const old = await this.replace(inst, "recycle", this.opts.readyTimeoutMs, 0)
       if (old) void this.retireProc(old, "recycle", this.opts.killGraceMs)
-    })
+    }
+    if (this.queued > 0) return this.queue(change)
+    if (this._state !== "running" && this._state !== "failed")
+      return Promise.reject(new SupervisorError(`the pool is ${this._state}: start() it first`))
+    const run = change()
+    this.recycling.add(run)
+    const done = () => void this.recycling.delete(run)
+    run.then(done, done)
+    return run
   }
 
   /** Grows or shrinks the pool to `n` instances: new ones start, the highest ones are retired (drained first). */
@@ -240,12 +254,14 @@ export class Supervisor {
   }
 
   private queue(change: () => Promise<void>): Promise<void> {
-    const run = this.changes.then(() => {
+    this.queued++
+    const run = this.changes.then(async () => {
+      await Promise.allSettled(this.recycling)
       if (this._state !== "running" && this._state !== "failed")
         throw new SupervisorError(`the pool is ${this._state}: start() it first`)
       return change()
     })
-    this.changes = run.catch(() => {})
+    this.changes = run.catch(() => {}).finally(() => this.queued--)
     return run
   }
 
@@ -389,7 +405,7 @@ export class Supervisor {
     if (cause === "crash" && !this.replacing.has(inst)) this.crashed(inst, this.failedStart(inst, proc))
   }
 
-  /** Whether `proc`, `inst`'s process, crashed during its start: within minUptimeMs of it, before it served. */
+  /** Whether `proc`, `inst`'s process, crashed during its start: within minUptimeMs of it, before `served` said it started. */
   private failedStart(inst: SupervisedInstance, proc: Proc): boolean {
     if (performance.now() - inst.startedAt >= this.opts.minUptimeMs) return false
     return !this.opts.served?.(proc.pid)
@@ -410,7 +426,7 @@ export class Supervisor {
     if (inst.failedStarts > maxStarts)
       return this.giveUp(
         inst,
-        `instance ${inst.index} died during start ${inst.failedStarts} times in a row (each within minUptimeMs, ${this.opts.minUptimeMs} ms, of its start${this.opts.served ? ", before it served" : ""}) and was restarted ${inst.failedStarts - 1} times: more than maxUnstableRestarts (${maxStarts})`,
+        `instance ${inst.index} died during start ${inst.failedStarts} times in a row (each within minUptimeMs, ${this.opts.minUptimeMs} ms, of its start${this.opts.served ? ", before it joined" : ""}) and was restarted ${inst.failedStarts - 1} times: more than maxUnstableRestarts (${maxStarts})`,
       )
     if (this.recent.length > maxRestarts)
       return this.giveUp(

@@ -76,7 +76,7 @@ describe("the pool gives up only on workers that die during start", () => {
     expect(lines.length).toBe(1)
     // before: "gave up: more than 5 restarts within 60000 ms", where it counted crashes
     expect(lines[0]).toMatch(
-      /gave up: instance 0 died during start 6 times in a row \(each within minUptimeMs, 1000 ms, of its start, before it served\) and was restarted 5 times: more than maxUnstableRestarts \(5\); 5 crash restarts in all; the last exit: pid \d+ exited with code 3/,
+      /gave up: instance 0 died during start 6 times in a row \(each within minUptimeMs, 1000 ms, of its start, before it joined\) and was restarted 5 times: more than maxUnstableRestarts \(5\); 5 crash restarts in all; the last exit: pid \d+ exited with code 3/,
     )
     expect(lines[0]).toContain(`gave up: ${sup.failureReason}`) // the status view's words
   }, 60_000)

@@ -11,6 +11,8 @@
 //   reload     starts the pool's reload (not awaited): "reloading"
 //   redeploy   the pool's reload, awaited: "reloaded", or "reload failed <error class>: <message>"
 //   close      closes the bus and nothing else (the pool is left as it is): "closed"
+//   poison on|off  4 callers send GET /poison (a crash bug, with --worker=buggy-worker.ts) until "poison off"
+//   crashes    "crashes <pool state> <crash restarts>": this front's supervisor
 // With --notify, once its pool's workers joined it tells systemd READY=1 ($NOTIFY_SOCKET): "notified <true|false>".
 // Exits on SIGTERM (pool stopped, bus closed); reloads the pool on SIGHUP, as "redeploy" (docs/api.md's front).
 import { join } from "node:path"
@@ -37,6 +39,7 @@ const sup =
     : null
 const tally = { answered: 0, failed: 0, wrong: 0, pids: new Set<string>(), errors: [] as string[] }
 let loading = false
+let poisoning = false
 
 async function caller(c: number) {
   for (let i = 0; loading; i++) {
@@ -93,6 +96,16 @@ for await (const line of console) {
     loading = false
     await bus.close({ drain: false })
     console.log("closed")
+  } else if (cmd === "poison") {
+    poisoning = arg === "on"
+    const poison = async () => {
+      while (poisoning)
+        await bus.request({ method: "GET", path: "/poison" }, { timeoutMs: 2000 }).catch(() => Bun.sleep(5))
+    }
+    if (poisoning) for (let c = 0; c < 4; c++) void poison()
+    console.log(`poison ${arg}`)
+  } else if (cmd === "crashes") {
+    console.log(`crashes ${sup?.state ?? "none"} ${sup?.restarts ?? 0}`)
   } else if (cmd === "pool") {
     console.log(`pool ${sup?.state ?? "none"} ${sup?.instances.map((i) => i.pid).join(",") ?? ""}`)
   }

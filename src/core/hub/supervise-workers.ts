@@ -117,8 +117,10 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
   // A shared front's pool is the name's (docs/PROTOCOL.md §15.4): the fronts' leader runs it. A bus's workers learn
   // which front started them, so they leave when it dies (the next leader's pool takes over) and exit with it.
   const front = bus?.front ?? null
-  // Workers of this pool that took a request: a crash of one is never a failed start. A worker's leave and its
-  // process's exit come in either order: its count is read from the bus's books while it is listed, else kept here.
+  // Workers of this pool that joined the bus: a crash of one is never a failed start. Its join here is what this
+  // front knows: with shared fronts a worker joins the front that started it (the leader, which runs this pool)
+  // before it serves another (§15.4), whose books this front cannot read. A worker's leave and its process's exit
+  // come in either order: it is read from the bus's books while it is listed, else kept here.
   const served = new Set<number>()
   const ours = (pid: number) => sup.instances.some((i) => i.pid === pid)
   // A reload's successor gets a request only while no other worker serves until it stayed up its minReadyMs (it
@@ -131,7 +133,7 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
       log(
         `${what()}: worker pid ${e.worker.pid} was evicted (${e.worker.stuck} of its slots stuck past their deadline: its handlers hang); it is ended and replaced`,
       )
-    if (e.type !== "leave" || e.worker.requests === 0 || !ours(e.worker.pid)) return
+    if (e.type !== "join" || !ours(e.worker.pid)) return
     for (const pid of served) if (!ours(pid)) served.delete(pid)
     served.add(e.worker.pid)
   }
@@ -150,7 +152,7 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
           }
         : undefined,
     retire: bus ? (pid) => bus.pools.retire(pid) : undefined,
-    served: bus ? (pid) => served.delete(pid) || bus.workers.some((w) => w.pid === pid && w.requests > 0) : undefined,
+    served: bus ? (pid) => served.delete(pid) || bus.workers.some((w) => w.pid === pid) : undefined,
   }
   // a shared front's reload() reloads the name's pool wherever it runs (§15.4)
   const sup: Supervisor = front && bus ? new SharedPool(settings, bus.name, front) : new Supervisor(settings)
@@ -166,7 +168,8 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
     bus?.pools.failed(sup, null)
   })
   let offServed: (() => void) | null = null
-  sup.on("start", () => {
+  sup.on("start", (inst) => {
+    if (bus?.workers.some((w) => w.pid === inst.pid)) served.add(inst.pid) // a reload's successor, joined before
     bus?.pools.failed(sup, null)
     offServed ??= bus?.onWorker(onWorker) ?? null
   })
@@ -302,7 +305,8 @@ function autoscale(
 /**
  * Replaces a worker past one of its (jittered) limits, the most overdue first, one at a time. A worker that took
  * its maxRequests retires at once (the bus sends it a request only while no other worker serves) and its
- * replacement starts then, not at the next look.
+ * replacement starts then, beside any other recycle: so it serves at most its limit, what it held, and what it takes
+ * during its own successor's start while no other worker could.
  */
 function recycleWhenDue(sup: Supervisor, bus: SlotBus | null, limits: Limits) {
   const jitter = new Map<number, number>() // by pid: 0.9 … 1
@@ -310,6 +314,12 @@ function recycleWhenDue(sup: Supervisor, bus: SlotBus | null, limits: Limits) {
     let f = jitter.get(pid)
     if (f === undefined) jitter.set(pid, (f = 1 - Math.random() * 0.1))
     return f
+  }
+  const recycling = new Set<SupervisedInstance>()
+  const recycle = (inst: SupervisedInstance) => {
+    recycling.add(inst)
+    jitter.delete(inst.pid)
+    return sup.recycle(inst.index).finally(() => recycling.delete(inst))
   }
   let busy = false
   const next = () => {
@@ -319,7 +329,7 @@ function recycleWhenDue(sup: Supervisor, bus: SlotBus | null, limits: Limits) {
     let worst: SupervisedInstance | null = null
     let most = 1 // due from 1: its limit reached
     for (const inst of sup.instances) {
-      if (!inst.proc || inst.state !== "running") continue
+      if (!inst.proc || inst.state !== "running" || recycling.has(inst)) continue
       const f = factor(inst.pid)
       const over = Math.max(
         (served.get(inst.pid) ?? 0) / (limits.maxRequests * f),
@@ -330,9 +340,8 @@ function recycleWhenDue(sup: Supervisor, bus: SlotBus | null, limits: Limits) {
     }
     if (!worst) return
     busy = true
-    jitter.delete(worst.pid)
     // the next one at once; after a failed one (its successor not ready), at the next look
-    sup.recycle(worst.index).then(
+    recycle(worst).then(
       () => {
         busy = false
         next()
@@ -340,10 +349,15 @@ function recycleWhenDue(sup: Supervisor, bus: SlotBus | null, limits: Limits) {
       () => (busy = false),
     )
   }
-  // Each worker of the pool retires at its limit as it joins (a reload's successor once it takes its index).
+  // Each worker of the pool retires at its limit as it joins (a reload's successor once it takes its index), and
+  // its successor starts then.
+  const atLimit = (pid: number) => {
+    const inst = sup.instances.find((i) => i.pid === pid)
+    if (inst && !recycling.has(inst) && sup.state === "running") recycle(inst).catch(() => {}) // retried at a look
+  }
   const retireAtLimit = (pid: number) => {
     if (bus && limits.maxRequests < Infinity && sup.instances.some((i) => i.pid === pid))
-      bus.pools.retireAfter(pid, Math.ceil(limits.maxRequests * factor(pid)), next)
+      bus.pools.retireAfter(pid, Math.ceil(limits.maxRequests * factor(pid)), () => atLimit(pid))
   }
   const offStart = sup.on("start", (inst) => retireAtLimit(inst.pid))
   const offJoin = bus?.onWorker((e) => (e.type === "join" ? retireAtLimit(e.worker.pid) : jitter.delete(e.worker.pid)))

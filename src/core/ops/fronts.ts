@@ -212,6 +212,11 @@ export class FrontFamily {
   private readonly parentPid: number
   private orphaned = false
   private parentLooked = false
+  // Until it serves the front that started it (or knows that front is gone), a pool's worker takes no request from
+  // another front: that front (the pool's supervisor) then saw it join, so a crash on another front's request is no
+  // failed start there (§15.4), whichever index the leader has.
+  private readonly parentReached = Promise.withResolvers<void>()
+  private parentKnown = false
 
   constructor(
     private readonly name: string,
@@ -253,6 +258,7 @@ export class FrontFamily {
         }
         this.siblings.set(k, sib)
         const pid = sib.hubPid
+        if (pid === this.parentPid) this.knowParent()
         void sib.closed.then(() => {
           if (this.siblings.get(k) === sib) this.siblings.delete(k)
           this.lost(pid)
@@ -267,6 +273,7 @@ export class FrontFamily {
       this.parentLooked = true
       if (this.parentPid > 0 && !this.serves(this.parentPid)) this.orphan()
     }
+    if (this.parentLooked) this.knowParent()
     if (!this.stopped && this.root.frontIndex < 0 && this.siblings.size === 0 && !this.root.reconnect) {
       this.stop()
       this.root.finish(this.lastReason)
@@ -281,6 +288,21 @@ export class FrontFamily {
     // pool afresh, so this one serves on a while (no request waits for a worker meanwhile), then drains and goes.
     if (this.parentPid > 0 && hubPid === this.parentPid) this.orphan()
     if (this.root.frontIndex < 0 && this.siblings.size === 0) void this.scan()
+  }
+
+  /**
+   * Null when a connection to the front of `hubPid` may take requests now; else what it waits for first: this pool
+   * worker's connection to the front that started it, or the first look at every front finding that front gone.
+   */
+  untilParent(hubPid: number): Promise<void> | null {
+    if (this.parentKnown || this.parentPid === 0 || hubPid === this.parentPid) return null
+    return this.parentReached.promise
+  }
+
+  private knowParent() {
+    if (this.parentKnown) return
+    this.parentKnown = true
+    this.parentReached.resolve()
   }
 
   private orphan() {
@@ -311,6 +333,7 @@ export class FrontFamily {
 
   stop() {
     this.stopped = true
+    this.knowParent()
     clearInterval(this.timer)
   }
 

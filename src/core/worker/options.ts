@@ -55,6 +55,12 @@ export interface ConnectOptions {
    * (docs/api.md, "A worker's lifetime"). Default: true for a pool's worker ($SLOTBUS_FRONT_PARENT), else false.
    */
   exitWithFront?: boolean
+  /**
+   * End the process (the error on stderr, exit code 1) on an uncaught error or an unhandled rejection, whatever its
+   * module awaits, as Node does (docs/api.md, "A worker's lifetime"). Default true; false, from any worker of the
+   * process, keeps it running, and so does a `process.on("uncaughtException" | "unhandledRejection")` of the app's.
+   */
+  exitOnUncaught?: boolean
 }
 
 /** SlotWorker.expose's options: connect's (but `fetch`), and a handler for the requests that are not RPC calls. */
@@ -71,6 +77,7 @@ const SERVE_OPTIONS = {
   heartbeatMs: true,
   closeWhenHubsGone: true,
   exitWithFront: true,
+  exitOnUncaught: true,
   idle: true,
   waitForHubMs: true,
   reconnect: true,

@@ -34,6 +34,7 @@ import { SlotRequest } from "./request.ts"
 import type { SlotReply } from "./answer.ts"
 import { Serving } from "./serve.ts"
 import { reportRuntime } from "./runtime-report.ts"
+import { exitOnUncaught } from "./uncaught.ts"
 import { type RemoteLink, type RemoteTransport, WORKER_PORT } from "../wire/remote.ts"
 import { RemoteSink, SlotSink, type SlotPort } from "./worker-sinks.ts"
 import {
@@ -89,6 +90,8 @@ export class SlotWorker {
   // The front that started this process as a worker of this bus's pool (§15.4), 0 when none; whether it is gone.
   private readonly parentPid: number
   private orphan = false
+  // A pool's worker takes no request from this front until it serves the one that started it (FrontFamily.untilParent).
+  private waiting = false
 
   private constructor(
     key: symbol,
@@ -124,11 +127,12 @@ export class SlotWorker {
   ): Promise<SlotWorker> {
     if (typeof handler !== "function") throw new TypeError("handler must be a function (req) => reply")
     checkOptions(opts, CONNECT_OPTIONS, "SlotWorker.connect")
-    for (const what of ["fetch", "exitWithFront"] as const)
+    for (const what of ["fetch", "exitWithFront", "exitOnUncaught"] as const)
       if (opts[what] !== undefined && typeof opts[what] !== "boolean")
         throw new TypeError(`SlotWorker.connect: ${what} must be a boolean, got ${typeof opts[what]}`)
     tuning(opts.idle, "SlotWorker.connect idle")
     busName(name)
+    exitOnUncaught(opts.exitOnUncaught ?? true)
     await loadNative()
     for (const what of ["waitForHubMs", "helloTimeoutMs"] as const)
       checkNumber(opts[what], { what, where: "SlotWorker.connect", max: Infinity, integer: false, dflt: 0 })
@@ -352,7 +356,7 @@ export class SlotWorker {
     )
     this.cancelSeen = native.sb_worker_cancel_seq(chan.ptr)
     this.pump = new Pump(chan, this.opts.idle, {
-      collect: () => this.collect(chan),
+      collect: () => (this.waiting ? 0 : this.collect(chan)),
       wanted: () => true,
       onRingFlood: (rings, parks) =>
         this.lost(chan, "protocol-error", new ProtocolError(`hub rang the doorbell ${rings} times for ${parks} parks`)),
@@ -381,13 +385,22 @@ export class SlotWorker {
       },
       () => this.lost(chan, hubClosing ? "hub-closed" : "hub-gone"),
     )
-    this.pump.kick()
     reportRuntime(chan)
     this.opts.onConnect?.(chan.peerPid)
     this.joinFamily()
     // A plain name has one hub: another than the front that started this worker holds it, so that front died
     // before the worker reached it, and the new one starts a pool of its own. (A shared name's family looks.)
     if (!this.family && this.judged && chan.peerPid > 0 && chan.peerPid !== this.parentPid) this.orphaned(0)
+    const wait = (this.root ?? this).family?.untilParent(chan.peerPid) ?? null
+    this.waiting = wait !== null
+    const pump = this.pump
+    if (wait)
+      void wait.then(() => {
+        this.waiting = false
+        pump.rouse()
+        pump.kick()
+      })
+    else pump.kick()
   }
 
   private lost(chan: Channel, reason: WorkerClosed["reason"], error?: Error) {

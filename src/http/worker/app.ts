@@ -32,6 +32,8 @@ export interface HubWorkerOptions {
   nats?: string | Record<string, unknown>
   /** Over NATS: the host name the hub shows for this worker (`/health`, the status page). Default: the hostname. */
   host?: string
+  /** End the process on an uncaught error or unhandled rejection (SlotWorker.connect's `exitOnUncaught`). Default true. */
+  exitOnUncaught?: boolean
 }
 
 const HUB_WORKER_OPTIONS = optionNames<HubWorkerOptions>({
@@ -43,6 +45,7 @@ const HUB_WORKER_OPTIONS = optionNames<HubWorkerOptions>({
   log: true,
   nats: true,
   host: true,
+  exitOnUncaught: true,
 })
 
 /** A worker for the hub at `hubUrl`, serving under `name`. Add routes, then `await app.run()`. */
@@ -84,6 +87,7 @@ export class HubApp {
       idle: opts.idle,
       nats: remote,
       host: opts.host,
+      exitOnUncaught: opts.exitOnUncaught,
       maxBackoffMs: opts.maxBackoffMs,
       log,
       routes: () => this.decls,

@@ -28,6 +28,7 @@ export interface JoinConfig {
   nats?: Nats
   /** Over NATS: the host name the hub shows. */
   host?: string
+  exitOnUncaught?: boolean
   maxBackoffMs?: number
   log: (message: string, error?: unknown) => void
   routes: () => RouteDecl[]
@@ -105,8 +106,13 @@ export class JoinLoop {
           reg.bus,
           this.c.serve,
           this.c.nats === undefined
-            ? { idle: this.c.idle, waitForHubMs: 5000 }
-            : { remote: this.c.nats, closeWhenHubsGone: true, host: this.c.host },
+            ? { idle: this.c.idle, waitForHubMs: 5000, exitOnUncaught: this.c.exitOnUncaught }
+            : {
+                remote: this.c.nats,
+                closeWhenHubsGone: true,
+                host: this.c.host,
+                exitOnUncaught: this.c.exitOnUncaught,
+              },
         )
         this.bus = reg.bus
         this.worker = worker
