@@ -28,3 +28,4 @@ export type {
   TransportOptions,
 } from "./wire/remote.ts"
 export { routedSpan } from "./wire/trace.ts"
+export { frontIndexOf } from "./hub/bus.ts"

@@ -11,13 +11,13 @@ import {
   checkOptions,
   optionNames,
   readSection,
-  selfFamilies,
   STATUS,
   type StatusSection,
   type StatusSource,
 } from "../kit/index.ts"
 import { PAGE_HEADERS, STATUS_PAGE_HTML } from "./page.ts"
-import { familiesOf, METRICS_HEADERS, renderMetrics } from "./metrics.ts"
+import { exposition } from "./handler.ts"
+import { METRICS_HEADERS } from "./metrics.ts"
 
 export interface StatusServerOptions {
   /** A TCP port to serve on (0 picks a free one). One of `port` and `unix`. */
@@ -151,7 +151,7 @@ export async function serveStatus(sources: StatusInput[], options: StatusServerO
     if (path === "/metrics") {
       const refused = only("GET, HEAD")
       if (refused) return refused
-      const text = req.method === "HEAD" ? null : renderMetrics([...(await selfFamilies()), ...familiesOf(sources)])
+      const text = req.method === "HEAD" ? null : await exposition(sources, false) // its own port: the target names the front
       return new Response(text, { headers: METRICS_HEADERS })
     }
     if (path === "/status.json")

@@ -512,3 +512,6 @@ export class SlotBus {
 const EARLY_DISPOSE_MS = 5000
 const EARLY_DISPOSE_CHECK_MS = 200
 let earlyDisposeWarned = false
+
+/** The index of `x` among the shared fronts of its name (docs/PROTOCOL.md §15), or null: no SlotBus, or not shared. */
+export const frontIndexOf = (x: unknown): number | null => (x instanceof SlotBus ? (x.front?.index ?? null) : null)

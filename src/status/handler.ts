@@ -1,0 +1,54 @@
+// /metrics on a route of the app's own server: the text serveStatus's GET /metrics answers (this process's series,
+// then its sources'), as a function and as a handler for Bun.serve's routes, Hono or Elysia. A shared front (several
+// processes on one reusePort port, docs/PROTOCOL.md §15) labels every series it writes `front="<its index>"`.
+import { frontIndexOf } from "../core/internal.ts"
+import { hasMetrics, selfFamilies, type MetricFamily } from "../kit/index.ts"
+import { familiesOf, METRICS_HEADERS, renderMetrics } from "./metrics.ts"
+
+/**
+ * The text GET /metrics answers for `sources`: this process's families first, then theirs; `byFront`, every sample
+ * labelled `front` when one of them is a shared front (on a shared port, a scrape reaches any one of the fronts).
+ */
+export async function exposition(sources: readonly unknown[], byFront: boolean): Promise<string> {
+  const families = [...(await selfFamilies()), ...familiesOf(sources)]
+  const front = byFront ? sources.map(frontIndexOf).find((i) => i !== null) : null
+  return renderMetrics(front == null ? families : families.map((f) => labelled(f, String(front))))
+}
+
+const labelled = (f: MetricFamily, front: string): MetricFamily => ({
+  ...f,
+  samples: f.samples.map((s) => ({ ...s, labels: { ...s.labels, front } })),
+})
+
+function checkSources(sources: unknown, where: string): readonly unknown[] {
+  if (!Array.isArray(sources)) throw new TypeError(`${where} takes an array of sources, like [bus, topic]`)
+  sources.forEach((s, i) => {
+    if (!hasMetrics(s))
+      throw new TypeError(`${where}: source ${i} has no metrics; pass a SlotBus, Topic, Contest, StdioBus or Hub`)
+  })
+  return sources
+}
+
+/**
+ * Prometheus's text (version 0.0.4) of this process's series and those of `sources` (SlotBus, Topic, Contest,
+ * StdioBus, Hub): what a `/metrics` route of the app's own server answers.
+ */
+export function metricsText(sources: unknown[]): Promise<string> {
+  return exposition(checkSources(sources, "metricsText"), true)
+}
+
+/**
+ * A handler answering GET and HEAD with `metricsText(sources)` (405 otherwise), for any route of the app's server:
+ * `routes: { "/metrics": metricsHandler([bus]) }`, Hono's `app.get("/metrics", (c) => metrics(c.req.raw))`.
+ */
+export function metricsHandler(sources: unknown[]): (req: Request) => Promise<Response> {
+  const checked = checkSources(sources, "metricsHandler")
+  return async (req) => {
+    if (req.method !== "GET" && req.method !== "HEAD")
+      return Response.json(
+        { error: "method-not-allowed", message: "/metrics takes GET, HEAD" },
+        { status: 405, headers: { allow: "GET, HEAD" } },
+      )
+    return new Response(req.method === "HEAD" ? null : await exposition(checked, true), { headers: METRICS_HEADERS })
+  }
+}

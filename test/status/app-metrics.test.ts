@@ -1,0 +1,139 @@
+// /metrics on a route of the app's own server (metricsHandler, src/status/handler.ts): a Bun.serve front with its
+// own routes and bus.fetch routes serves the text promtool accepts and a real Prometheus scrapes on the app's port;
+// two reusePort fronts of a shared name on one port answer each scrape with their own series, labelled `front`.
+import { afterAll, describe, expect, test } from "bun:test"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { metricsHandler, metricsText } from "../../src/status/index.ts"
+import { busName, FIXTURES, spawn, stopAll, until, type Child } from "../support/helpers.ts"
+import { freePort, promtool, sample, startPrometheus } from "../support/prometheus.ts"
+import { sayWhySkipped, toolSkipReason } from "../support/tools.ts"
+
+const FRONT = join(FIXTURES, "app-front.ts")
+const promtoolSkip = toolSkipReason("promtool")
+const prometheusSkip = toolSkipReason("prometheus")
+sayWhySkipped("promtool check metrics", promtoolSkip)
+sayWhySkipped("a Prometheus server scraping an app", prometheusSkip)
+const dirs: string[] = []
+
+afterAll(async () => {
+  await stopAll()
+  for (const d of dirs) rmSync(d, { recursive: true, force: true })
+})
+
+async function startFront(name: string, port: number, shared = false): Promise<{ front: Child; index: number }> {
+  const front = spawn([process.execPath, FRONT, name, String(port), ...(shared ? ["--shared"] : [])])
+  const [, , index] = await front.waitLine(/^ready (\d+) (-?\d+)$/, 30_000)
+  return { front, index: Number(index) }
+}
+
+async function stop(front: Child) {
+  front.signal("SIGTERM")
+  await front.exited
+}
+
+const scrape = async (base: string) => {
+  const res = await fetch(`${base}/metrics`)
+  expect(res.status).toBe(200)
+  expect(res.headers.get("content-type")).toStartWith("text/plain; version=0.0.4")
+  return res.text()
+}
+
+test("metricsHandler and metricsText refuse what has no metrics, with what to pass", () => {
+  expect(() => metricsHandler({} as never)).toThrow("metricsHandler takes an array of sources")
+  expect(() => metricsHandler([{}])).toThrow("metricsHandler: source 0 has no metrics; pass a SlotBus")
+  expect(() => metricsText([42])).toThrow("metricsText: source 0 has no metrics")
+})
+
+describe("/metrics on a Bun.serve route of the app", () => {
+  test.skipIf(promtoolSkip !== null)(
+    "serves the process's and the bus's series that promtool accepts, and refuses a POST",
+    async () => {
+      const name = busName("appm")
+      const port = freePort()
+      const { front, index } = await startFront(name, port)
+      try {
+        expect(index).toBe(-1)
+        const base = `http://127.0.0.1:${port}`
+        for (let i = 0; i < 5; i++) expect((await fetch(`${base}/items/${i}`)).status).toBe(200)
+        const text = await scrape(base)
+        expect(sample(text, `slotbus_requests_total{bus="${name}"}`)).toBe(5)
+        expect(text).toContain("\nprocess_cpu_seconds_total ")
+        expect(text).not.toContain("front=")
+        expect(await promtool(text)).toEqual({ code: 0, out: "", err: "" })
+        const post = await fetch(`${base}/metrics`, { method: "POST" })
+        expect(post.status).toBe(405)
+        expect(post.headers.get("allow")).toBe("GET, HEAD")
+      } finally {
+        await stop(front)
+      }
+    },
+    60_000,
+  )
+
+  test.skipIf(promtoolSkip !== null)(
+    "two reusePort fronts of a shared name on one port each answer a scrape with their own series, labelled front",
+    async () => {
+      const name = busName("appf")
+      const port = freePort()
+      const a = await startFront(name, port, true)
+      const b = await startFront(name, port, true)
+      try {
+        expect([a.index, b.index].sort()).toEqual([0, 1])
+        const base = `http://127.0.0.1:${port}`
+        const seen = new Set<string>()
+        await until(
+          async () => {
+            // a new connection each time, so the kernel picks a front again
+            const res = await fetch(`${base}/metrics`, { headers: { connection: "close" } })
+            const text = await res.text()
+            const fronts = new Set([...text.matchAll(/front="(\d+)"/g)].map((m) => m[1]!))
+            expect(fronts.size).toBe(1) // one front's series per scrape, every series labelled
+            expect(text.split("\n").filter((l) => l !== "" && !l.startsWith("#") && !l.includes("front="))).toEqual([])
+            expect(await promtool(text)).toEqual({ code: 0, out: "", err: "" })
+            seen.add([...fronts][0]!)
+            return seen.size === 2
+          },
+          "scrapes of the shared port reached both fronts",
+          30_000,
+          50,
+        )
+        expect([...seen].sort()).toEqual(["0", "1"])
+      } finally {
+        await stop(b.front)
+        await stop(a.front)
+      }
+    },
+    90_000,
+  )
+})
+
+test.skipIf(prometheusSkip !== null)(
+  "a real Prometheus scrapes /metrics on the app's own port",
+  async () => {
+    const name = busName("appp")
+    const port = freePort()
+    const { front } = await startFront(name, port)
+    const dir = mkdtempSync(join(tmpdir(), "slotbus-prometheus-"))
+    dirs.push(dir)
+    let prometheus: ReturnType<typeof startPrometheus> | undefined
+    try {
+      const config = `global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: app\n    static_configs:\n      - targets: ["127.0.0.1:${port}"]\n`
+      prometheus = startPrometheus(dir, config)
+      const { query, value } = prometheus
+      for (let i = 0; i < 3; i++) await fetch(`http://127.0.0.1:${port}/items/${i}`)
+      await until(async () => value(await query('up{job="app"}')) === 1, "Prometheus scraped the app", 30_000, 200)
+      await until(
+        async () => value(await query(`slotbus_requests_total{bus="${name}"}`)) >= 3,
+        "the bus's requests arrived through the app's port",
+        30_000,
+        200,
+      )
+    } finally {
+      await prometheus?.stop()
+      await stop(front)
+    }
+  },
+  90_000,
+)
