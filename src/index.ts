@@ -9,12 +9,13 @@ export {
   StreamedResponse,
   notifySystemd,
   selfCommand,
+  instrument,
   superviseWorkers,
   traced,
   withCall,
   withSignal,
 } from "./core/index.ts"
-export { ReplaceError, Supervisor, SupervisorError, splitCommand, WorkerLogsError } from "./kit/index.ts"
+export { httpRoute, ReplaceError, Supervisor, SupervisorError, splitCommand, WorkerLogsError } from "./kit/index.ts"
 export type {
   BusStats,
   ConnectOptions,

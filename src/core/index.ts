@@ -16,7 +16,7 @@ export type {
   WorkerClosed,
 } from "./worker/worker.ts"
 export { withCall, withSignal } from "./rpc/rpc.ts"
-export { traced } from "./observe/serve-span.ts"
+export { instrument, traced } from "./observe/serve-span.ts"
 export type { Remote, RpcCall } from "./rpc/rpc.ts"
 export type { IdleStrategy } from "./wire/idle.ts"
 export { superviseWorkers } from "./hub/supervise-workers.ts"

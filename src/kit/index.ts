@@ -65,3 +65,5 @@ export { LAG_HELP, processFamilies, readProcess, selfFamilies } from "./process-
 export type { ProcessFigures } from "./process-metrics.ts"
 export { loadOtelApi, METRICS_TAP, reportToMeter } from "./otel-metrics.ts"
 export type { MetricsTapSource, OtelMeter, OtelObservable, OtelReport } from "./otel-metrics.ts"
+export { exchangeOf, HTTP_SERVER_DURATION, httpRoute, httpServer, openExchange } from "./http-server.ts"
+export type { Exchange } from "./http-server.ts"

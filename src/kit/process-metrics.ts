@@ -6,6 +6,7 @@
 // and worker processes report nothing.
 import { readdirSync, readFileSync } from "node:fs"
 import { family, type MetricFamily, type MetricLabels } from "./metrics.ts"
+import { httpServer } from "./http-server.ts"
 
 /** USER_HZ, the unit of /proc's CPU times: 100 on every Linux architecture (part of the kernel's ABI). */
 const CLK_TCK = 100
@@ -121,7 +122,8 @@ const eventLoopLag = () =>
   })
 
 /**
- * This process's process_* and runtime families, for the GET /metrics it serves. Bun has no GC events
+ * This process's process_* and runtime families, and its HTTP server histogram once `instrument()` saw a request,
+ * for the GET /metrics it serves. Bun has no GC events
  * (perf_hooks never emits "gc"), so prom-client's nodejs_gc_duration_seconds has no counterpart here.
  */
 export async function selfFamilies(): Promise<MetricFamily[]> {
@@ -134,5 +136,6 @@ export async function selfFamilies(): Promise<MetricFamily[]> {
   heapUsed.add({}, mem.heapUsed)
   const external = family("nodejs_external_memory_bytes", "gauge", "memory held outside the heap for it, in bytes")
   external.add({}, mem.external)
-  return [...processFamilies([{ labels: {}, figures: readSelf() }]), lag, heapTotal, heapUsed, external]
+  const own = [...processFamilies([{ labels: {}, figures: readSelf() }]), lag, heapTotal, heapUsed, external]
+  return [...own, ...httpServer.families()]
 }

@@ -1,6 +1,7 @@
 // /metrics on a route of the app's own server (metricsHandler, src/status/handler.ts): a Bun.serve front with its
 // own routes and bus.fetch routes serves the text promtool accepts and a real Prometheus scrapes on the app's port;
-// two reusePort fronts of a shared name on one port answer each scrape with their own series, labelled `front`.
+// two reusePort fronts of a shared name on one port answer each scrape with their own series, labelled `front`;
+// instrument()ed routes, those the front answers itself included, are timed into http_server_request_duration_seconds.
 import { afterAll, describe, expect, test } from "bun:test"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -31,6 +32,15 @@ async function startFront(name: string, port: number, shared = false): Promise<{
 async function stop(front: Child) {
   front.signal("SIGTERM")
   await front.exited
+}
+
+/** The upper edge of the bucket holding quantile q of a histogram series in a scrape (`labels` without `le`). */
+function bucketQuantile(text: string, name: string, labels: string, q: number): number {
+  const buckets = [...text.matchAll(new RegExp(`^${name}_bucket\\{${labels},le="([^"]+)"\\} (\\S+)$`, "gm"))].map(
+    (m) => [m[1] === "+Inf" ? Infinity : Number(m[1]), Number(m[2])] as const,
+  )
+  const count = buckets.at(-1)?.[1] ?? 0
+  return buckets.find(([, c]) => c >= Math.ceil(q * count))?.[0] ?? Number.NaN
 }
 
 const scrape = async (base: string) => {
@@ -109,6 +119,39 @@ describe("/metrics on a Bun.serve route of the app", () => {
   )
 })
 
+const SERVER = "http_server_request_duration_seconds"
+const series = (route: string, status = 200) =>
+  `http_request_method="GET",http_route="${route}",http_response_status_code="${status}"`
+
+test.skipIf(promtoolSkip !== null)(
+  "every request of an instrumented front is in the HTTP server histogram, the routes it answers itself included",
+  async () => {
+    const name = busName("apph")
+    const port = freePort()
+    const { front } = await startFront(name, port)
+    try {
+      const base = `http://127.0.0.1:${port}`
+      for (let i = 0; i < 20; i++) {
+        expect((await fetch(`${base}/work`)).status).toBe(200)
+        expect((await fetch(`${base}/hello`)).status).toBe(200)
+        expect((await fetch(`${base}/items/${i}`)).status).toBe(200)
+      }
+      const text = await scrape(base)
+      expect(await promtool(text)).toEqual({ code: 0, out: "", err: "" })
+      expect(text).toContain(`# TYPE ${SERVER} histogram`)
+      for (const route of ["/work", "/hello", "/items/:id"])
+        expect(sample(text, `${SERVER}_count{${series(route)}}`)).toBe(20)
+      // the front spins ~2 ms in /work: its p99 is at least that (the bucket's upper edge, as Prometheus reads it)
+      expect(bucketQuantile(text, SERVER, series("/work"), 0.99)).toBeGreaterThanOrEqual(0.002)
+      // the bus hop's histogram stays, under its own name
+      expect(sample(text, `slotbus_request_duration_seconds_count{bus="${name}"}`)).toBe(20)
+    } finally {
+      await stop(front)
+    }
+  },
+  60_000,
+)
+
 test.skipIf(prometheusSkip !== null)(
   "a real Prometheus scrapes /metrics on the app's own port",
   async () => {
@@ -123,6 +166,7 @@ test.skipIf(prometheusSkip !== null)(
       prometheus = startPrometheus(dir, config)
       const { query, value } = prometheus
       for (let i = 0; i < 3; i++) await fetch(`http://127.0.0.1:${port}/items/${i}`)
+      for (let i = 0; i < 50; i++) await fetch(`http://127.0.0.1:${port}/work`)
       await until(async () => value(await query('up{job="app"}')) === 1, "Prometheus scraped the app", 30_000, 200)
       await until(
         async () => value(await query(`slotbus_requests_total{bus="${name}"}`)) >= 3,
@@ -130,6 +174,9 @@ test.skipIf(prometheusSkip !== null)(
         30_000,
         200,
       )
+      // a front that takes ~2 ms per request shows a p99 of at least that in the server histogram
+      const p99 = `histogram_quantile(0.99, sum by (le) (${SERVER}_bucket{http_route="/work"}))`
+      await until(async () => value(await query(p99)) >= 0.002, "the /work p99 of at least 2 ms", 30_000, 200)
     } finally {
       await prometheus?.stop()
       await stop(front)

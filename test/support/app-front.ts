@@ -1,11 +1,11 @@
 // A front that serves /metrics on its own server, for test/status/app-metrics.test.ts. Usage:
 //   bun test/support/app-front.ts <bus-name> <port> [--shared]
 // Listens as bus <bus-name> (--shared: one of several fronts of the name) with a pool of one echo worker (on a
-// shared name only the leader's runs), and serves Bun.serve on 127.0.0.1:<port> (reusePort) with the routes
+// shared name only the leader's runs), and serves Bun.serve on 127.0.0.1:<port> (reusePort) with instrument()ed routes
 // /metrics (metricsHandler), /items/:id (bus.fetch), /hello (answered here) and /work (answered here after ~2 ms of
 // CPU). Prints "ready <pid> <front index or -1>" once a worker joined; exits on SIGTERM.
 import { join } from "node:path"
-import { SlotBus, superviseWorkers } from "../../src/index.ts"
+import { instrument, SlotBus, superviseWorkers } from "../../src/index.ts"
 import { metricsHandler } from "../../src/status/index.ts"
 
 const [name, port, ...flags] = process.argv.slice(2)
@@ -25,7 +25,7 @@ const server = Bun.serve({
   hostname: "127.0.0.1",
   port: Number(port),
   reusePort: true,
-  routes: {
+  routes: instrument({
     "/metrics": metricsHandler([bus]),
     "/items/:id": (req) => bus.fetch(req, { route: "/items/:id" }),
     "/hello": () => new Response("hello"),
@@ -33,7 +33,7 @@ const server = Bun.serve({
       spin(2)
       return new Response("done")
     },
-  },
+  }),
 })
 await bus.waitForWorkers(1, { timeoutMs: 20_000 })
 console.log(`ready ${process.pid} ${bus.front?.index ?? -1}`)

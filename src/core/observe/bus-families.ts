@@ -37,7 +37,7 @@ export function busFamilies(st: BusStats, m: BusMetricsSnapshot, pools: PoolRow[
   const duration: MetricFamily = {
     name: "slotbus_request_duration_seconds",
     type: "histogram",
-    help: "time from request() to the whole answer, of answered requests",
+    help: "the bus hop: time from request() to the whole answer, of answered requests (the app's own HTTP requests: http_server_request_duration_seconds)",
     samples: [{ labels: bus, histogram: m.duration }],
   }
   const wait: MetricFamily = {

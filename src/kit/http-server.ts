@@ -1,0 +1,99 @@
+// A front's HTTP requests as its app's server sees them: the time from the request's arrival at the app's handler to
+// its Response, for every request the wrapper (core/observe/serve-span.ts, `instrument()`) sees, routes the front
+// answers itself included. One histogram per process, OpenTelemetry's `http.server.request.duration` (seconds, by
+// `http.request.method`, `http.route`, `http.response.status_code`), written for Prometheus as
+// `http_server_request_duration_seconds` (the name and labels its OpenTelemetry exporter gives it). The route a
+// request matched is learnt while it runs (a Bun.serve pattern, `bus.fetch(req, { route })`, a framework's
+// middleware through `httpRoute`): the exchange of a Request keeps it, and its SERVER span, until it is answered.
+import { DURATION_BUCKETS, Histogram } from "./histogram.ts"
+import type { MetricFamily, MetricSample } from "./metrics.ts"
+import type { OtelSpan } from "./otel.ts"
+
+export const HTTP_SERVER_DURATION = "http_server_request_duration_seconds"
+/** Distinct routes kept as labels; after that "other" (a route is a pattern, but one set from a path must stay bounded). */
+const MAX_ROUTES = 100
+
+/** One request in the front's app, while it runs: its route once known, its SERVER span when traced. */
+export interface Exchange {
+  route: string | undefined
+  span: OtelSpan | null
+  /** `{method}` as the span's name is written (`HTTP` for a method outside RFC 9110). */
+  verb: string
+}
+
+const exchanges = new WeakMap<Request, Exchange>()
+
+/** The exchange `req` is in (set by the wrapper), if any. */
+export const exchangeOf = (req: Request): Exchange | undefined => exchanges.get(req)
+
+export function openExchange(req: Request, exchange: Exchange): void {
+  exchanges.set(req, exchange)
+}
+
+/**
+ * Names the route pattern `req` matched (`/items/:id`, Hono's `routePath(c)`, Elysia's `route`): the front's
+ * SERVER span becomes `{method} {route}` with `http.route`, its server histogram sample is labelled with it, and
+ * `bus.fetch(req)` carries it on as its `route`. Does nothing for a request outside `instrument()`.
+ */
+export function httpRoute(req: Request, route: string): void {
+  if (typeof route !== "string" || route === "") throw new TypeError("httpRoute: route must be a non-empty pattern")
+  const ex = exchanges.get(req)
+  if (ex === undefined || ex.route === route) return
+  ex.route = route
+  if (ex.span !== null) {
+    ex.span.updateName(`${ex.verb} ${route}`)
+    ex.span.setAttribute("http.route", route)
+  }
+}
+
+class ServerHistograms {
+  private readonly routes = new Set<string>()
+  private readonly series = new Map<string, Map<number, Map<string, Histogram>>>()
+  private count = 0
+
+  observe(method: string, route: string | undefined, status: number, ns: number): void {
+    // by route, then status, then method: no string made per request
+    const r = route === undefined ? "" : this.routeLabel(route)
+    let byStatus = this.series.get(r)
+    if (byStatus === undefined) this.series.set(r, (byStatus = new Map()))
+    let byMethod = byStatus.get(status)
+    if (byMethod === undefined) byStatus.set(status, (byMethod = new Map()))
+    let h = byMethod.get(method)
+    if (h === undefined) {
+      byMethod.set(method, (h = new Histogram(DURATION_BUCKETS)))
+      this.count++
+    }
+    h.observeNs(ns)
+  }
+
+  private routeLabel(route: string): string {
+    if (this.routes.has(route)) return route
+    if (this.routes.size >= MAX_ROUTES) return "other"
+    this.routes.add(route)
+    return route
+  }
+
+  families(): MetricFamily[] {
+    if (this.count === 0) return []
+    const samples: MetricSample[] = []
+    for (const [route, byStatus] of this.series)
+      for (const [status, byMethod] of byStatus)
+        for (const [method, h] of byMethod) {
+          const labels: Record<string, string> = { http_request_method: method }
+          if (route !== "") labels.http_route = route
+          labels.http_response_status_code = String(status)
+          samples.push({ labels, histogram: h.snapshot() })
+        }
+    return [
+      {
+        name: HTTP_SERVER_DURATION,
+        type: "histogram",
+        help: "time from a request's arrival at the app's handler to its Response, by method, route pattern and status (OpenTelemetry's http.server.request.duration)",
+        samples,
+      },
+    ]
+  }
+}
+
+/** This process's HTTP server histogram: one per process, whichever server and wrapper recorded into it. */
+export const httpServer = new ServerHistograms()
