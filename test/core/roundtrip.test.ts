@@ -104,6 +104,28 @@ describe("bodies", () => {
 })
 
 describe("heads and status", () => {
+  test("a reply's headers record may hold undefined values (`{ etag: cached ? tag : undefined }`): those are absent", async () => {
+    const bus = await SlotBus.listen(busName("undef-headers"))
+    const worker = await SlotWorker.connect(bus.name, (req) => {
+      const a = req.path === "/a"
+      return {
+        status: a ? 201 : 404,
+        headers: { "content-type": a ? "text/plain" : undefined, "x-why": a ? undefined : "none" },
+        body: "x",
+      }
+    })
+    try {
+      await bus.waitForWorkers(1)
+      const a = await bus.request({ path: "/a" })
+      expect([a.status, a.headers.get("content-type"), a.headers.has("x-why")]).toEqual([201, "text/plain", false])
+      const b = await bus.request({ path: "/b" })
+      expect([b.status, b.headers.get("x-why"), b.headers.has("content-type")]).toEqual([404, "none", false])
+    } finally {
+      await worker.close()
+      await bus.close()
+    }
+  })
+
   test("method, path and headers reach the worker with header names lower-cased", async () => {
     await withHub({}, [{}], async (bus) => {
       const res = await bus.request({

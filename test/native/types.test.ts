@@ -1,6 +1,8 @@
 // The types an app gets from the packed tarball with no configuration: an app made by `bun init -y`, its own
 // tsconfig, `bun add` of the tarball. Correct code must check clean with nothing `any`, and wrong code must be
 // reported, by tsc (our devDependency), by `bun check` (the app's own typecheck script) and by tsgo if present.
+// Correct code includes the forms issue 68 found refused: `traced(fetch)` in `Bun.serve({ fetch })`, and a
+// SlotHandler whose branches return `headers` literals with different keys.
 import { afterAll, beforeAll, expect, test } from "bun:test"
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -14,7 +16,7 @@ let app = ""
 let env: Record<string, string> = {}
 
 const OK = `// Every entry point, used correctly: checks clean, and nothing is \`any\`.
-import { SlotBus, SlotWorker, TimeoutError } from "slotbus"
+import { instrument, SlotBus, type SlotHandler, SlotWorker, TimeoutError, traced } from "slotbus"
 import { Topic } from "slotbus/events"
 import { createHub, hubWorker } from "slotbus/http"
 import { Contest } from "slotbus/leases"
@@ -24,6 +26,7 @@ type IsAny<T> = 0 extends 1 & T ? true : false
 export const nothingIsAny = [
   false satisfies IsAny<typeof SlotBus>,
   false satisfies IsAny<typeof SlotWorker>,
+  false satisfies IsAny<typeof instrument>,
   false satisfies IsAny<typeof createHub>,
   false satisfies IsAny<typeof hubWorker>,
   false satisfies IsAny<typeof Topic>,
@@ -42,6 +45,22 @@ export async function core(): Promise<string> {
     throw e
   }
 }
+
+// docs/api.md's fronts: a fetch handler wrapped for Bun.serve({ fetch }) (TS2322 while the routes overload came first)
+export function fronts(): number[] {
+  const a = Bun.serve({ port: 0, fetch: traced((req) => new Response(req.url)) })
+  const b = Bun.serve({ port: 0, fetch: instrument(async (req: Request) => new Response(req.method)) })
+  const c = Bun.serve({ port: 0, routes: instrument({ "/items/:id": (req) => Response.json(req.params.id) }) })
+  return [a.port ?? 0, b.port ?? 0, c.port ?? 0]
+}
+
+// branches returning { status, headers, body } literals with different headers keys, no annotation
+export const branches: SlotHandler = async (req) => {
+  if (req.path === "/a") return { status: 200, headers: { "content-type": "text/plain" }, body: "a" }
+  return { status: 404, headers: { "x-why": "none", "cache-control": "no-store" }, body: "b" }
+}
+export const syncBranches: SlotHandler = (req) =>
+  req.path === "/a" ? { headers: { "content-type": "text/plain" }, body: "a" } : { headers: { etag: "1" }, body: "b" }
 
 export async function http(): Promise<number> {
   await using hub = await createHub({ port: 0 })

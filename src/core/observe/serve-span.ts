@@ -29,8 +29,9 @@ interface ServerLike {
  * in a SERVER span `{method} {pattern}` (`http.route` the pattern; `{method}` for `fetch` until `httpRoute(req, …)`
  * or `bus.fetch(req, { route })` names it). Static values (a Response) stay as they are.
  */
-export function instrument<R extends string, W = undefined>(routes: Serve.Routes<W, R>): Serve.Routes<W, R>
+// the fetch form first: a function is also assignable to Routes<W, never> (`{}`), which would swallow it (TS2322)
 export function instrument<F extends (req: Request, server: Server<undefined>) => unknown>(fetch: F): F
+export function instrument<R extends string, W = undefined>(routes: Serve.Routes<W, R>): Serve.Routes<W, R>
 export function instrument(routesOrFetch: object): object {
   if (typeof routesOrFetch === "function") return measured(routesOrFetch as Handler, undefined)
   if (routesOrFetch === null || typeof routesOrFetch !== "object")

@@ -41,8 +41,14 @@ const NO_PAIRS: readonly string[] = Object.freeze([])
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 const BAD_VALUE = /[\0\r\n\u0100-\uffff]/
 
-/** Header pairs with lower-case names, validated: no NUL may appear in a name or value. */
-export function headerPairs(init: HeaderInit | undefined): readonly string[] {
+/**
+ * Headers as a handler may give them: a HeaderInit, or a record some of whose values are undefined (absent), the
+ * type TypeScript infers for branches returning `headers` literals with different keys.
+ */
+export type HeadersLike = HeaderInit | Readonly<Record<string, string | undefined>>
+
+/** Header pairs with lower-case names, validated: no NUL may appear in a name or value; a record's undefined is absent. */
+export function headerPairs(init: HeadersLike | undefined): readonly string[] {
   if (init == null) return NO_PAIRS
   const out: string[] = []
   // Headers hold names lower-case and checked already; forEach gives each set-cookie apart, as iterating does, and
@@ -55,7 +61,9 @@ export function headerPairs(init: HeaderInit | undefined): readonly string[] {
     Symbol.iterator in init
       ? (init as Iterable<readonly [string, string]>)
       : Object.entries(init as Record<string, string>)
+  const record = !(Symbol.iterator in init)
   for (const [name, value] of entries) {
+    if (record && value === undefined) continue
     if (typeof name !== "string" || typeof value !== "string")
       throw new TypeError(`header ${String(name)} must be a string pair`)
     if (!TOKEN.test(name) || BAD_VALUE.test(value))

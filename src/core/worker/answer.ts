@@ -4,7 +4,7 @@
 import { RespFlag } from "../../native/ffi.ts"
 import { PayloadTooLargeError } from "../../errors.ts"
 import { checkNumber } from "../../kit/index.ts"
-import { align8, headerPairs, headLength, toBytes, writeHead } from "../wire/codec.ts"
+import { align8, headerPairs, type HeadersLike, headLength, toBytes, writeHead } from "../wire/codec.ts"
 import type { BodyInit, HeaderInit } from "../wire/codec.ts"
 import { Pieces, readyBody } from "./ready-body.ts"
 import type { SlotRequest } from "./request.ts"
@@ -17,7 +17,7 @@ const STATUS = { what: "status", max: 999 }
  * streams to the caller chunk by chunk as it is produced (docs/PROTOCOL.md §9).
  */
 export type SlotReply =
-  | { status?: number; headers?: HeaderInit; body?: BodyInit | ReadableStream }
+  | { status?: number; headers?: HeadersLike; body?: BodyInit | ReadableStream }
   | Response
   | BodyInit
   | ReadableStream
@@ -35,7 +35,7 @@ export function isAsyncReply(out: unknown): out is Response | Blob | ReadableStr
 }
 
 export async function readAsyncReply(
-  out: Response | Blob | ReadableStream | { status?: number; headers?: HeaderInit; body: Blob | ReadableStream },
+  out: Response | Blob | ReadableStream | { status?: number; headers?: HeadersLike; body: Blob | ReadableStream },
 ): Promise<SlotReply> {
   if (out instanceof Response) return { status: out.status, headers: out.headers, body: await out.bytes() }
   if (out instanceof Blob)
@@ -53,7 +53,7 @@ export function streamParts(out: unknown): StreamParts | null {
     return out.body ? { status: out.status, head: headerPairs(out.headers), body: out.body } : null
   if (out instanceof ReadableStream) return { status: 200, head: [], body: out }
   if (typeof out === "object" && out !== null && (out as { body?: unknown }).body instanceof ReadableStream) {
-    const r = out as { status?: number; headers?: HeaderInit; body: ReadableStream }
+    const r = out as { status?: number; headers?: HeadersLike; body: ReadableStream }
     const status = checkNumber(r.status ?? 200, STATUS)
     return { status, head: headerPairs(r.headers), body: r.body }
   }
@@ -83,7 +83,7 @@ export class Whole {
 }
 
 /** A handler's return value as { status, headers, body }; anything that is not a reply is a TypeError, never an empty 200. */
-function replyParts(r: unknown): { status?: number; headers?: HeaderInit; body?: unknown } {
+function replyParts(r: unknown): { status?: number; headers?: HeadersLike; body?: unknown } {
   if (
     r == null ||
     typeof r === "string" ||
@@ -93,7 +93,7 @@ function replyParts(r: unknown): { status?: number; headers?: HeaderInit; body?:
   )
     return { body: r }
   if (typeof r === "object" && !Array.isArray(r) && ("status" in r || "body" in r))
-    return r as { status?: number; headers?: HeaderInit; body?: unknown }
+    return r as { status?: number; headers?: HeadersLike; body?: unknown }
   const what =
     r === null || typeof r !== "object"
       ? `a ${typeof r} (${String(r).slice(0, 40)})`
