@@ -40,6 +40,8 @@ import { busSection } from "../observe/bus-status.ts"
 import { BusPools } from "./pools.ts"
 import { asResponse, bodyUpTo, pathOf } from "./fetch-body.ts"
 import {
+  exchangeOf,
+  httpRoute,
   METRICS,
   METRICS_TAP,
   STATUS,
@@ -224,7 +226,10 @@ export class SlotBus {
     // opts.signal is watched at once; the Request's own only once the request is out at a tick (Pending.signalOf)
     const signal =
       opts.signal && opts.signal !== request.signal ? AbortSignal.any([opts.signal, request.signal]) : undefined
-    const { timeoutMs, streamIdleMs, idempotent, traceparent, tracestate, route } = opts
+    const { timeoutMs, streamIdleMs, idempotent, traceparent, tracestate } = opts
+    // inside instrument(): the route names the front's span and histogram sample; one named there is carried on
+    const route = opts.route ?? exchangeOf(request)?.route
+    if (opts.route !== undefined) httpRoute(request, opts.route)
     const res = this.submit(
       FETCH,
       { method: request.method, path: pathOf(request.url), headers: request.headers, body },

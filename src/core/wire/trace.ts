@@ -160,8 +160,9 @@ export function httpMethod(method: string): { method: string; original?: string 
 
 /**
  * A span's name and attributes for a request, by OpenTelemetry's semantic conventions (docs/api.md, Traces): RPC's
- * for an RPC call, HTTP's client or server span for an HTTP request. The hop's URL is the one the worker's Request
- * has, `http://<bus><path>`: its host (the bus) is `server.address`, port 80. A client span of a request naming its
+ * for an RPC call, HTTP's client or server span for an HTTP request. The CLIENT span's URL is the hop's,
+ * `http://<bus><path>`: its host (the bus) is `server.address`, port 80; the SERVER span's `server.address` and
+ * `server.port` are the request's Host, what the app's client asked for. A client span of a request naming its
  * route's pattern is `{method} {route}`, the route its `url.template`.
  */
 function describe(
@@ -170,6 +171,7 @@ function describe(
   bus: string,
   side: "client" | "server",
   route?: string,
+  host: string | null = null,
 ): { name: string; attributes: Attributes; what: "http" | "rpc" | "raw" } {
   if (kind === Kind.RAW || strings === null)
     return { name: `${bus} call`, attributes: { "slotbus.bus": bus, "slotbus.kind": "raw" }, what: "raw" }
@@ -188,18 +190,20 @@ function describe(
       what: "rpc",
     }
   const m = httpMethod(method)
-  const attributes: Attributes = {
-    "slotbus.bus": bus,
-    "slotbus.kind": "http",
-    "http.request.method": m.method,
-    "server.address": bus,
-    "server.port": 80,
-  }
+  const attributes: Attributes = { "slotbus.bus": bus, "slotbus.kind": "http", "http.request.method": m.method }
   if (m.original !== undefined) attributes["http.request.method_original"] = m.original
   if (side === "client") {
+    attributes["server.address"] = bus
+    attributes["server.port"] = 80
     attributes["url.full"] = `http://${bus}${path}`
     if (route !== undefined) attributes["url.template"] = route
   } else {
+    // the server the client asked for (its Host), never the bus: no Host, no server.address
+    const at = host === null ? undefined : hostPort(host)
+    if (at !== undefined) {
+      attributes["server.address"] = at.address
+      if (at.port !== undefined) attributes["server.port"] = at.port
+    }
     const q = path.indexOf("?")
     attributes["url.scheme"] = "http"
     attributes["url.path"] = q < 0 ? path : path.slice(0, q)
@@ -229,11 +233,20 @@ export function headWithContext(
 
 // ── The worker's side ─────────────────────────────────────────────────────────────────────────────────────
 
+/** `host[:port]` of a Host header (`[v6]:port` too); undefined for one that is no such thing. */
+export function hostPort(host: string): { address: string; port?: number } | undefined {
+  const m = /^(\[[0-9A-Fa-f:.]+\]|[^\s:[\]@/]+)(?::(\d{1,5}))?$/.exec(host)
+  if (m === null) return undefined
+  const address = m[1]!.startsWith("[") ? m[1]!.slice(1, -1) : m[1]!
+  return m[2] === undefined ? { address } : { address, port: Number(m[2]) }
+}
+
 /** What the worker's SERVER span needs of a request (SlotRequest). */
 export interface TracedRequest {
   readonly kind: "raw" | "http"
   readonly method: string
   readonly path: string
+  readonly headers: { get(name: string): string | null }
   readonly traceparent: string | undefined
   readonly tracestate: string | undefined
   span: Span | null
@@ -249,6 +262,8 @@ export function runInServerSpan<R extends TracedRequest, T>(o: Otel, req: R, bus
     req.kind === "raw" ? null : [req.method, req.path],
     bus,
     "server",
+    undefined,
+    req.kind === "raw" ? null : req.headers.get("host"),
   )
   const span = slotbusTracer(o).startSpan(name, { kind: o.SpanKind.SERVER, attributes }, base)
   req.span = span
