@@ -1,0 +1,87 @@
+// The docs a user gets in the package resolve there (issue 68 item 5): every relative link in every markdown file
+// the tarball ships points at a file (or folder) the tarball holds, and the README and docs that name repository
+// files the package leaves out (tests, benches, the perf notebook) say so. The file list is `npm pack`'s own
+// (--dry-run: the files field applied, nothing built). Mutations at the end prove the checks notice.
+import { expect, test } from "bun:test"
+import { readFileSync } from "node:fs"
+import { dirname, join, normalize } from "node:path"
+import { REPO } from "../support/helpers.ts"
+import { runOk } from "../support/pack.ts"
+
+const SAYS_SO = "in slotbus's source repository, not in this package"
+/** Paths named in prose that are not slotbus's: Bun's own source (docs/perf is not shipped, but keep it honest). */
+const NOT_OURS = new Set(["src/bun.js/event_loop/GarbageCollectionController.zig"])
+
+let packed: string[] | undefined
+async function packedFiles(): Promise<string[]> {
+  if (packed) return packed
+  const out = await runOk(["npm", "pack", "--dry-run", "--json", "--ignore-scripts"], REPO, process.env, 120_000)
+  packed = (JSON.parse(out) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path)
+  return packed
+}
+
+/** Markdown without its fenced code blocks (their contents are code, not links). */
+const prose = (md: string) => md.replace(/^```[\s\S]*?^```/gm, "")
+
+/** The relative links of `md` (at `file`) that resolve to nothing in `files`. */
+export function brokenLinks(file: string, md: string, files: readonly string[]): string[] {
+  const held = new Set(files)
+  const folders = new Set(
+    files.flatMap((f) =>
+      f
+        .split("/")
+        .slice(0, -1)
+        .map((_, i, a) => a.slice(0, i + 1).join("/")),
+    ),
+  )
+  const out: string[] = []
+  for (const [, href] of prose(md).matchAll(/\]\(([^)\s]+)\)/g)) {
+    if (/^[a-z][a-z0-9+.-]*:/i.test(href!) || href!.startsWith("#")) continue
+    const target = normalize(join(dirname(file), href!.split("#")[0]!)).replace(/\/$/, "")
+    if (!held.has(target) && !folders.has(target)) out.push(href!)
+  }
+  return out
+}
+
+/** Paths `md` names (test/…, bench/…, docs/…) that are neither in `files` nor in the repository (`repo`). */
+function cited(md: string): string[] {
+  return [...prose(md).matchAll(/(?<![\w./-])((?:test|bench|docs|scripts|src|csrc|examples|python|bin)\/[\w./-]*\w)/g)]
+    .map((m) => m[1]!)
+    .filter((p) => !NOT_OURS.has(p))
+}
+
+test("every relative link in the package's markdown resolves inside the package", async () => {
+  const files = await packedFiles()
+  const docs = files.filter((f) => f.endsWith(".md"))
+  expect(docs).toContain("README.md")
+  expect(docs).toContain("docs/api.md")
+  const broken = docs.flatMap((f) =>
+    brokenLinks(f, readFileSync(join(REPO, f), "utf8"), files).map((href) => `${f}: ${href}`),
+  )
+  expect(broken).toEqual([])
+}, 180_000)
+
+test("the README and docs that name repository files the package leaves out say so, and every file they name exists", async () => {
+  const files = await packedFiles()
+  const inRepo = (await runOk(["git", "ls-files"], REPO)).split("\n")
+  const named = (p: string, list: readonly string[]) => list.some((f) => f.startsWith(p)) // csrc/lease_* names a family
+  const silent: string[] = []
+  const missing: string[] = []
+  for (const f of files.filter((f) => f === "README.md" || f === "CHANGELOG.md" || /^docs\/.*\.md$/.test(f))) {
+    const md = readFileSync(join(REPO, f), "utf8")
+    const outside = cited(md).filter((p) => !named(p, files))
+    missing.push(...outside.filter((p) => !named(p, inRepo)).map((p) => `${f}: ${p}`))
+    if (outside.length > 0 && !md.replace(/\s+/g, " ").includes(SAYS_SO)) silent.push(`${f}: ${outside.join(", ")}`)
+  }
+  expect(missing).toEqual([])
+  expect(silent).toEqual([])
+}, 180_000)
+
+test("the link check notices a link to a file the package leaves out, and accepts links within it", () => {
+  const files = ["README.md", "docs/api.md", "docs/model/README.md"]
+  expect(brokenLinks("README.md", "[perf](docs/perf/figures.md#the-soak)", files)).toEqual([
+    "docs/perf/figures.md#the-soak",
+  ])
+  expect(brokenLinks("docs/api.md", "[r](../README.md) [m](model/) [s](#x) [w](https://x.y/z)", files)).toEqual([])
+  expect(brokenLinks("docs/api.md", "```\n[not a link](nowhere.md)\n```", files)).toEqual([])
+})
