@@ -66,8 +66,8 @@ function findFronts(v: HostView, name: string, pid: number | undefined): BusView
 }
 
 /**
- * The records to show, of every front: each one in flight, then the newest done ones (by when they started: the
- * records' clock is the host's, one for every front); with slowMs, only those that ran as long.
+ * The records to show, of every front, at most `limit`: those in flight, then the done ones, each newest first (by
+ * when they started: the records' clock is the host's, one for every front); with slowMs, only those that ran as long.
  */
 function pick(fronts: BusView[], now: number, slowMs: number, limit: number) {
   const files = new Map<RequestRecord, RecorderFile>()
@@ -84,7 +84,7 @@ function pick(fronts: BusView[], now: number, slowMs: number, limit: number) {
   const live = qs.filter((q) => q.phase !== "done").sort(newest)
   const done = qs.filter((q) => q.phase === "done").sort(newest)
   return {
-    qs: [...live, ...done.slice(0, Math.max(0, limit - live.length))],
+    qs: [...live, ...done].slice(0, limit), // more in flight than the limit: the newest of them
     fileOf: (q: RequestRecord) => files.get(q)!,
   }
 }

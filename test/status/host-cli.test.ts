@@ -121,6 +121,19 @@ describe.skipIf(!existsSync("/proc/net/unix"))("slotbus ls, requests and top, fr
     expect((slow.json().requests as RequestJson[]).length).toBe(0)
   }, 90_000)
 
+  test("requests --limit holds when more requests are in flight than the limit: the oldest are left out", async () => {
+    const { name } = await appWithWorkers(5, 3, 5) // each worker holds one (1 slot each)
+    await until(async () => (await lsBus(name))?.inFlight === 5, "five holds are in flight", 20_000, 100)
+    const all = (await cli("requests", name, "--json")).json().requests as RequestJson[]
+    expect(all.filter((q) => q.phase === "in flight")).toHaveLength(5)
+    const r = await cli("requests", name, "--limit", "3", "--json")
+    expect(r.code).toBe(0)
+    const some = r.json().requests as RequestJson[]
+    expect(some.map((q) => q.what)).toEqual(all.slice(0, 3).map((q) => q.what)) // the newest, in flight first
+    const text = await cli("requests", name, "--limit", "3")
+    expect(text.stdout.split("\n").filter((l) => l.includes("GET /hold-"))).toHaveLength(3)
+  }, 90_000)
+
   test("a worker killed with kill -9 in the middle of a request: its pid, how long it ran and worker gone stay readable", async () => {
     const { name, app, workers } = await appWithWorkers(1, 1, 1)
     const victim = workers[0]!
