@@ -10,7 +10,14 @@ export const METRICS_HEADERS = {
 
 const escapeHelp = (s: string) => s.replace(/\\/g, "\\\\").replace(/\n/g, "\\n")
 const escapeLabel = (s: string) => s.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n")
-const num = (v: number) => (v === Infinity ? "+Inf" : v === -Infinity ? "-Inf" : Number.isNaN(v) ? "NaN" : String(v))
+/** A value as Prometheus reads it; a fraction to 15 significant digits, the float noise of a sum left out (0.01 +
+ * 0.05 is 0.060000000000000005, written 0.06). */
+function num(v: number): string {
+  if (v === Infinity) return "+Inf"
+  if (v === -Infinity) return "-Inf"
+  if (Number.isNaN(v)) return "NaN"
+  return Number.isInteger(v) ? String(v) : String(Number(v.toPrecision(15)))
+}
 
 function labelText(labels: MetricLabels, extra?: [string, string]): string {
   const pairs = Object.entries(labels).map(([k, v]) => `${k}="${escapeLabel(v)}"`)

@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { metricsHandler, metricsText } from "../../src/status/index.ts"
+import { renderMetrics } from "../../src/status/internal.ts"
 import { busName, FIXTURES, spawn, stopAll, until, type Child } from "../support/helpers.ts"
 import { freePort, promtool, sample, startPrometheus } from "../support/prometheus.ts"
 import { sayWhySkipped, toolSkipReason } from "../support/tools.ts"
@@ -54,6 +55,28 @@ test("metricsHandler and metricsText refuse what has no metrics, with what to pa
   expect(() => metricsHandler({} as never)).toThrow("metricsHandler takes an array of sources")
   expect(() => metricsHandler([{}])).toThrow("metricsHandler: source 0 has no metrics; pass a SlotBus")
   expect(() => metricsText([42])).toThrow("metricsText: source 0 has no metrics")
+})
+
+test("values are written without float noise: a sum of CPU seconds 0.01 + 0.05 is 0.06, integers and tiny values as they are", () => {
+  const text = renderMetrics([
+    {
+      name: "process_cpu_seconds_total",
+      type: "counter",
+      help: "user and system CPU time spent, in seconds",
+      samples: [
+        { labels: {}, value: 0.01 + 0.05 },
+        { labels: { worker: "0" }, value: 1795701102.65 },
+        { labels: { worker: "1" }, value: 0.000032421 },
+        { labels: { worker: "2" }, value: 2 ** 53 },
+      ],
+    },
+  ])
+  expect(text.split("\n").filter((l) => !l.startsWith("#") && l !== "")).toEqual([
+    "process_cpu_seconds_total 0.06",
+    'process_cpu_seconds_total{worker="0"} 1795701102.65',
+    'process_cpu_seconds_total{worker="1"} 0.000032421',
+    `process_cpu_seconds_total{worker="2"} ${2 ** 53}`,
+  ])
 })
 
 describe("/metrics on a Bun.serve route of the app", () => {
