@@ -69,7 +69,9 @@ describe("the route of a front's request, from its framework to every span and t
     const text = await metricsText([bus])
     const series = `http_request_method="GET",http_route="/shop/:id",http_response_status_code="200"`
     expect(sample(text, `http_server_request_duration_seconds_count{${series}}`)).toBe(1)
-    expect(sample(text, `slotbus_route_request_duration_seconds_count{bus="${bus.name}",route="GET /shop/:id"}`)).toBe(1)
+    expect(sample(text, `slotbus_route_request_duration_seconds_count{bus="${bus.name}",route="GET /shop/:id"}`)).toBe(
+      1,
+    )
   }, 60_000)
 
   test("a fetch front: bus.fetch(req, { route }) names the front's SERVER span and its histogram sample", async () => {

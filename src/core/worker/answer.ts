@@ -5,7 +5,7 @@ import { RespFlag } from "../../native/ffi.ts"
 import { PayloadTooLargeError } from "../../errors.ts"
 import { checkNumber } from "../../kit/index.ts"
 import { align8, headerPairs, type HeadersLike, headLength, toBytes, writeHead } from "../wire/codec.ts"
-import type { BodyInit, HeaderInit } from "../wire/codec.ts"
+import type { BodyInit } from "../wire/codec.ts"
 import { Pieces, readyBody } from "./ready-body.ts"
 import type { SlotRequest } from "./request.ts"
 
