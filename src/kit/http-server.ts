@@ -51,9 +51,24 @@ class ServerHistograms {
   private readonly series = new Map<string, Map<number, Map<string, Histogram>>>()
   private count = 0
 
+  /** OpenTelemetry histograms recording every request too (reportMetrics), as `http.server.request.duration`. */
+  private readonly taps = new Set<(attributes: Record<string, string | number>, seconds: number) => void>()
+
+  /** Calls `record` for every request from now on, with OpenTelemetry's attributes; returns what stops it. */
+  tap(record: (attributes: Record<string, string | number>, seconds: number) => void): () => void {
+    this.taps.add(record)
+    return () => void this.taps.delete(record)
+  }
+
   observe(method: string, route: string | undefined, status: number, ns: number): void {
     // by route, then status, then method: no string made per request
     const r = route === undefined ? "" : this.routeLabel(route)
+    if (this.taps.size > 0) {
+      const attributes: Record<string, string | number> = { "http.request.method": method }
+      if (r !== "") attributes["http.route"] = r
+      attributes["http.response.status_code"] = status
+      for (const record of this.taps) record(attributes, ns / 1e9)
+    }
     let byStatus = this.series.get(r)
     if (byStatus === undefined) this.series.set(r, (byStatus = new Map()))
     let byMethod = byStatus.get(status)

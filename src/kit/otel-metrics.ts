@@ -6,6 +6,7 @@
 // loadOtelApi() later (one place that knows the package's name and its absence).
 import { MissingPackageError } from "../errors.ts"
 import { DURATION_BUCKETS } from "./histogram.ts"
+import { httpServer } from "./http-server.ts"
 import { METRICS, type MetricFamily, type MetricLabels, type MetricsSource } from "./metrics.ts"
 
 /** What slotbus uses of an OpenTelemetry `Meter` (`@opentelemetry/api`'s, by shape: the package is optional). */
@@ -15,7 +16,7 @@ export interface OtelMeter {
   createHistogram(
     name: string,
     options?: { description?: string; unit?: string; advice?: { explicitBucketBoundaries?: number[] } },
-  ): { record(value: number, attributes?: MetricLabels): void }
+  ): { record(value: number, attributes?: Record<string, string | number>): void }
   addBatchObservableCallback(
     callback: (result: { observe(o: OtelObservable, value: number, attributes?: MetricLabels): void }) => void,
     observables: OtelObservable[],
@@ -112,6 +113,13 @@ export function reportToMeter(meter: OtelMeter, sources: readonly MetricsSource[
     return h
   }
   const untaps: (() => void)[] = []
+  // the front's own HTTP requests (instrument()), under OpenTelemetry's name, unit and attributes
+  const server = meter.createHistogram("http.server.request.duration", {
+    description: "Duration of HTTP server requests.",
+    unit: "s",
+    advice: { explicitBucketBoundaries: [...DURATION_BUCKETS] },
+  })
+  untaps.push(httpServer.tap((attributes, seconds) => server.record(seconds, attributes)))
   for (const s of sources)
     if (hasTap(s)) untaps.push(s[METRICS_TAP]((family, labels, seconds) => histogram(family).record(seconds, labels)))
   return {

@@ -13,7 +13,7 @@ import {
   MeterProvider,
   MetricReader,
 } from "@opentelemetry/sdk-metrics"
-import { SlotBus } from "../../src/index.ts"
+import { instrument, SlotBus } from "../../src/index.ts"
 import { reportMetrics } from "../../src/status/index.ts"
 import { DURATION_BUCKETS } from "../../src/kit/index.ts"
 import { libraryPath } from "../../src/native/lib-path.ts"
@@ -36,6 +36,36 @@ function metric(r: CollectionResult, name: string) {
   if (!m) throw new Error(`no ${name} among ${all.map((x) => x.descriptor.name).join(", ")}`)
   return m
 }
+
+test("an instrument()ed front's requests reach the SDK as http.server.request.duration, in seconds, with the HTTP attributes", async () => {
+  const reader = new MemoryReader()
+  const provider = new MeterProvider({ readers: [reader] })
+  const report = await reportMetrics([], { meter: provider.getMeter("slotbus") })
+  const server = Bun.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    routes: instrument({
+      "/items/:id": () => new Response("item"),
+      "/gone": () => new Response("no", { status: 410 }),
+    }),
+  })
+  try {
+    for (let i = 0; i < 3; i++) await (await fetch(`http://127.0.0.1:${server.port}/items/${i}`)).text()
+    await (await fetch(`http://127.0.0.1:${server.port}/gone`)).text()
+    const m = metric(await reader.collect(), "http.server.request.duration")
+    expect(m.descriptor.unit).toBe("s")
+    expect(m.dataPointType).toBe(DataPointType.HISTOGRAM)
+    const points = m.dataPoints.map((p) => [p.attributes, (p.value as Histogram).count])
+    expect(points).toEqual([
+      [{ "http.request.method": "GET", "http.route": "/items/:id", "http.response.status_code": 200 }, 3],
+      [{ "http.request.method": "GET", "http.route": "/gone", "http.response.status_code": 410 }, 1],
+    ])
+  } finally {
+    report.stop()
+    await server.stop(true)
+    await provider.shutdown()
+  }
+})
 
 test("a bus's counters, gauges and durations reach the OpenTelemetry SDK under GET /metrics's names and labels", async () => {
   const reader = new MemoryReader()
