@@ -1,11 +1,13 @@
-// The route, end to end (issue 68 item 3): a Hono app on Bun.serve, wrapped in instrument() with a one-line
-// middleware naming Hono's route pattern through httpRoute, and a plain fetch front naming it with
+// The route, end to end (issue 68 item 3): a Hono app and an Elysia app on Bun.serve, wrapped in instrument() with a
+// one-line middleware (Hono) or global hook (Elysia) naming the framework's route pattern through httpRoute, and a
+// plain fetch front naming it with
 // bus.fetch(req, { route }). With the real SDK: the front's SERVER span is `{method} {route}` with http.route, the
 // CLIENT span carries the route (url.template), the server histogram is labelled with it, and the worker's SERVER
 // span has the client's Host as server.address and server.port, never the bus's name.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { SpanKind } from "@opentelemetry/api"
 import { InMemorySpanExporter } from "@opentelemetry/sdk-trace-base"
+import { Elysia } from "elysia"
 import { Hono } from "hono"
 import { routePath } from "hono/route"
 import { httpRoute, instrument, SlotBus } from "../../src/index.ts"
@@ -72,6 +74,24 @@ describe("the route of a front's request, from its framework to every span and t
     expect(sample(text, `slotbus_route_request_duration_seconds_count{bus="${bus.name}",route="GET /shop/:id"}`)).toBe(
       1,
     )
+  }, 60_000)
+
+  test("an Elysia app: one global hook line carries its route pattern to the front's span, the CLIENT span, the worker's address and the histogram", async () => {
+    const app = new Elysia()
+      .onBeforeHandle({ as: "global" }, ({ request, route }) => httpRoute(request, route))
+      .get("/cart/:id", ({ request }) => bus.fetch(request))
+    const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: instrument(app.fetch) })
+    servers.push(server)
+    const { front, client, served } = await spansOfGet(`http://127.0.0.1:${server.port}/cart/7?full=1`)
+    expect(front.name).toBe("GET /cart/:id")
+    expect(front.attributes["http.route"]).toBe("/cart/:id")
+    expect(client.name).toBe("GET /cart/:id")
+    expect(client.attributes["url.template"]).toBe("/cart/:id")
+    expect(served.attributes["server.address"]).toBe("127.0.0.1")
+    expect(served.attributes["server.port"]).toBe(server.port)
+    const text = await metricsText([bus])
+    const series = `http_request_method="GET",http_route="/cart/:id",http_response_status_code="200"`
+    expect(sample(text, `http_server_request_duration_seconds_count{${series}}`)).toBe(1)
   }, 60_000)
 
   test("a fetch front: bus.fetch(req, { route }) names the front's SERVER span and its histogram sample", async () => {

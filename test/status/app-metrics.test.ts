@@ -1,14 +1,17 @@
 // /metrics on a route of the app's own server (metricsHandler, src/status/handler.ts): a Bun.serve front with its
 // own routes and bus.fetch routes serves the text promtool accepts and a real Prometheus scrapes on the app's port;
+// the same handler on an Elysia route (the docs' line) with its one-line route hook;
 // two reusePort fronts of a shared name on one port answer each scrape with their own series, labelled `front`;
 // instrument()ed routes, those the front answers itself included, are timed into http_server_request_duration_seconds.
 import { afterAll, describe, expect, test } from "bun:test"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { Elysia } from "elysia"
+import { httpRoute, instrument, SlotBus } from "../../src/index.ts"
 import { metricsHandler, metricsText } from "../../src/status/index.ts"
 import { renderMetrics } from "../../src/status/internal.ts"
-import { busName, FIXTURES, spawn, stopAll, until, type Child } from "../support/helpers.ts"
+import { bunChild, busName, FIXTURES, spawn, stopAll, until, type Child } from "../support/helpers.ts"
 import { freePort, promtool, sample, startPrometheus } from "../support/prometheus.ts"
 import { sayWhySkipped, toolSkipReason } from "../support/tools.ts"
 
@@ -145,6 +148,39 @@ describe("/metrics on a Bun.serve route of the app", () => {
 const SERVER = "http_server_request_duration_seconds"
 const series = (route: string, status = 200) =>
   `http_request_method="GET",http_route="${route}",http_response_status_code="${status}"`
+
+test.skipIf(promtoolSkip !== null)(
+  "/metrics on an Elysia route: the bus's series and the server histogram by Elysia's route pattern, promtool clean",
+  async () => {
+    const bus = await SlotBus.listen(busName("appe"))
+    const worker = bunChild("echo-worker.ts", [bus.name])
+    let server: ReturnType<typeof Bun.serve> | undefined
+    try {
+      await worker.waitLine(/^ready$/, 20_000)
+      await bus.waitForWorkers(1)
+      const metrics = metricsHandler([bus])
+      // docs/api.md's lines: the route hook, and /metrics on an Elysia route
+      const app = new Elysia()
+        .onBeforeHandle({ as: "global" }, ({ request, route }) => httpRoute(request, route))
+        .get("/metrics", ({ request }) => metrics(request))
+        .get("/items/:id", ({ request }) => bus.fetch(request))
+      server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: instrument(app.fetch) })
+      const base = `http://127.0.0.1:${server.port}`
+      for (let i = 0; i < 5; i++) expect((await fetch(`${base}/items/${i}`)).status).toBe(200)
+      await scrape(base)
+      const text = await scrape(base)
+      expect(sample(text, `slotbus_requests_total{bus="${bus.name}"}`)).toBe(5)
+      expect(sample(text, `${SERVER}_count{${series("/items/:id")}}`)).toBe(5)
+      expect(sample(text, `${SERVER}_count{${series("/metrics")}}`)).toBe(1) // the first scrape, timed too
+      expect(await promtool(text)).toEqual({ code: 0, out: "", err: "" })
+    } finally {
+      await server?.stop(true)
+      await worker.kill()
+      await bus.close({ drain: false })
+    }
+  },
+  60_000,
+)
 
 test.skipIf(promtoolSkip !== null)(
   "every request of an instrumented front is in the HTTP server histogram, the routes it answers itself included",
