@@ -3,7 +3,9 @@
 // plain fetch front naming it with
 // bus.fetch(req, { route }). With the real SDK: the front's SERVER span is `{method} {route}` with http.route, the
 // CLIENT span carries the route (url.template), the server histogram is labelled with it, and the worker's SERVER
-// span has the client's Host as server.address and server.port, never the bus's name.
+// span is `{method} {route}` with http.route (the route travels in the head, docs/PROTOCOL.md §6.2) and has the
+// client's Host as server.address and server.port, never the bus's name. A client's own slotbus-route header is
+// never taken for the front's.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { SpanKind } from "@opentelemetry/api"
 import { InMemorySpanExporter } from "@opentelemetry/sdk-trace-base"
@@ -40,9 +42,9 @@ describe("the route of a front's request, from its framework to every span and t
   })
 
   /** The front's SERVER and CLIENT spans and the worker's SERVER span of one GET of `url`. */
-  async function spansOfGet(url: string) {
+  async function spansOfGet(url: string, forgedRoute?: string) {
     exporter.reset()
-    const res = await fetch(url)
+    const res = await fetch(url, forgedRoute === undefined ? {} : { headers: { "slotbus-route": forgedRoute } })
     await res.arrayBuffer()
     expect(res.status).toBe(200)
     const spans = exporter.getFinishedSpans().map(spanLine)
@@ -55,7 +57,7 @@ describe("the route of a front's request, from its framework to every span and t
     return { front: front!, client: client!, served: spansOf(worker).find((s) => s.parentSpanId === client!.spanId)! }
   }
 
-  test("a Hono app: one middleware line carries c's route pattern to the front's span, the CLIENT span, the worker's address and the histogram", async () => {
+  test("a Hono app: one middleware line carries c's route pattern to the front's span, the CLIENT span, the worker's span and the histogram", async () => {
     const app = new Hono()
     app.use((c, next) => (httpRoute(c.req.raw, routePath(c, -1)), next()))
     app.get("/shop/:id", (c) => bus.fetch(c.req.raw))
@@ -66,6 +68,8 @@ describe("the route of a front's request, from its framework to every span and t
     expect(front.attributes["http.route"]).toBe("/shop/:id")
     expect(client.name).toBe("GET /shop/:id")
     expect(client.attributes["url.template"]).toBe("/shop/:id")
+    expect(served.name).toBe(front.name)
+    expect(served.attributes["http.route"]).toBe(front.attributes["http.route"])
     expect(served.attributes["server.address"]).toBe("127.0.0.1")
     expect(served.attributes["server.port"]).toBe(server.port)
     const text = await metricsText([bus])
@@ -76,7 +80,7 @@ describe("the route of a front's request, from its framework to every span and t
     )
   }, 60_000)
 
-  test("an Elysia app: one global hook line carries its route pattern to the front's span, the CLIENT span, the worker's address and the histogram", async () => {
+  test("an Elysia app: one global hook line carries its route pattern to the front's span, the CLIENT span, the worker's span and the histogram", async () => {
     const app = new Elysia()
       .onBeforeHandle({ as: "global" }, ({ request, route }) => httpRoute(request, route))
       .get("/cart/:id", ({ request }) => bus.fetch(request))
@@ -87,6 +91,8 @@ describe("the route of a front's request, from its framework to every span and t
     expect(front.attributes["http.route"]).toBe("/cart/:id")
     expect(client.name).toBe("GET /cart/:id")
     expect(client.attributes["url.template"]).toBe("/cart/:id")
+    expect(served.name).toBe(front.name)
+    expect(served.attributes["http.route"]).toBe(front.attributes["http.route"])
     expect(served.attributes["server.address"]).toBe("127.0.0.1")
     expect(served.attributes["server.port"]).toBe(server.port)
     const text = await metricsText([bus])
@@ -94,19 +100,31 @@ describe("the route of a front's request, from its framework to every span and t
     expect(sample(text, `http_server_request_duration_seconds_count{${series}}`)).toBe(1)
   }, 60_000)
 
-  test("a fetch front: bus.fetch(req, { route }) names the front's SERVER span and its histogram sample", async () => {
+  test("a fetch front: bus.fetch(req, { route }) names the front's SERVER span, the worker's and its histogram sample", async () => {
     const server = Bun.serve({
       port: 0,
       hostname: "127.0.0.1",
       fetch: instrument((req: Request) => bus.fetch(req, { route: "/things/:id" })),
     })
     servers.push(server)
-    const { front, client } = await spansOfGet(`http://127.0.0.1:${server.port}/things/9`)
+    // a client's own slotbus-route header gives way to the front's
+    const { front, client, served } = await spansOfGet(`http://127.0.0.1:${server.port}/things/9`, "/forged")
     expect(front.name).toBe("GET /things/:id")
     expect(front.attributes["http.route"]).toBe("/things/:id")
     expect(client.name).toBe("GET /things/:id")
+    expect(served.name).toBe("GET /things/:id")
+    expect(served.attributes["http.route"]).toBe("/things/:id")
     const text = await metricsText([bus])
     const series = `http_request_method="GET",http_route="/things/:id",http_response_status_code="200"`
     expect(sample(text, `http_server_request_duration_seconds_count{${series}}`)).toBe(1)
+  }, 60_000)
+
+  test("a front that names no route: the worker's span is `{method}`, whatever slotbus-route header the client sent", async () => {
+    const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: instrument((req: Request) => bus.fetch(req)) })
+    servers.push(server)
+    const { front, served } = await spansOfGet(`http://127.0.0.1:${server.port}/any/1`, "/forged")
+    expect(front.name).toBe("GET")
+    expect(served.name).toBe("GET")
+    expect(served.attributes["http.route"]).toBeUndefined()
   }, 60_000)
 })

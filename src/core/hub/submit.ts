@@ -109,7 +109,7 @@ export function newPending(
 export function addTrace(p: Pending, opts: RequestOptions, entry: Entry, bus: string, maxHeadBytes: number) {
   const trace = clientTrace(p.kind, p.strings, opts, bus, entry.where, entry.response)
   if (trace === null) return
-  p.strings = headWithContext(p.kind, p.strings, trace.context)
+  p.strings = headWithContext(p.kind, p.strings, trace.context, opts.route)
   const head = headLength(p.strings)
   if (head > maxHeadBytes) {
     trace.end()

@@ -41,6 +41,9 @@ const NO_PAIRS: readonly string[] = Object.freeze([])
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 const BAD_VALUE = /[\0\r\n\u0100-\uffff]/
 
+/** Whether `value` may be an HTTP header's value (Latin-1 without NUL, CR or LF, as in Headers). */
+export const isHeaderValue = (value: string): boolean => !BAD_VALUE.test(value)
+
 /**
  * Headers as a handler may give them: a HeaderInit, or a record some of whose values are undefined (absent), the
  * type TypeScript infers for branches returning `headers` literals with different keys.

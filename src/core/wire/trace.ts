@@ -17,8 +17,11 @@ import {
   type TraceContext,
 } from "../../kit/index.ts"
 import { Kind } from "../../native/ffi.ts"
+import { isHeaderValue } from "./codec.ts"
 
 const RPC_VERB = /^rpc:/
+/** The head pair carrying a traced HTTP request's route pattern to its worker (docs/PROTOCOL.md §6.2, The route). */
+const ROUTE_PAIR = "slotbus-route"
 // an RPC answer's statuses (rpc.ts's RpcStatus: rpc/ is above wire/): 720-723 a result, 744 no such function
 const RpcAnswered = { FIRST: 720, LAST: 723, NO_SUCH_METHOD: 744 } as const
 
@@ -204,6 +207,7 @@ function describe(
       attributes["server.address"] = at.address
       if (at.port !== undefined) attributes["server.port"] = at.port
     }
+    if (route !== undefined) attributes["http.route"] = route
     const q = path.indexOf("?")
     attributes["url.scheme"] = "http"
     attributes["url.path"] = q < 0 ? path : path.slice(0, q)
@@ -215,19 +219,26 @@ function describe(
 
 /**
  * The head strings with `context` in them (docs/PROTOCOL.md §6.2): after method and path (HTTP) or alone (raw),
- * `traceparent` first, and the caller's own `traceparent`/`tracestate` pairs left out (also without a context).
+ * `traceparent` first, then an HTTP request's `route` pattern (`slotbus-route`) when it has a context, and the
+ * caller's own `traceparent`/`tracestate`/`slotbus-route` pairs left out (also without a context).
  */
 export function headWithContext(
   kind: number,
   strings: readonly string[] | null,
   context: TraceContext | undefined,
+  route?: string,
 ): string[] {
   const out = kind === Kind.RAW || strings === null ? [] : [strings[0]!, strings[1]!]
   if (context !== undefined) out.push("traceparent", context.traceparent)
   if (context?.tracestate) out.push("tracestate", context.tracestate)
-  if (strings !== null && kind !== Kind.RAW)
-    for (let i = 2; i + 1 < strings.length; i += 2)
-      if (strings[i] !== "traceparent" && strings[i] !== "tracestate") out.push(strings[i]!, strings[i + 1]!)
+  if (strings !== null && kind !== Kind.RAW) {
+    if (context !== undefined && route !== undefined && !RPC_VERB.test(strings[0]!) && isHeaderValue(route))
+      out.push(ROUTE_PAIR, route)
+    for (let i = 2; i + 1 < strings.length; i += 2) {
+      const name = strings[i]
+      if (name !== "traceparent" && name !== "tracestate" && name !== ROUTE_PAIR) out.push(name!, strings[i + 1]!)
+    }
+  }
   return out
 }
 
@@ -252,18 +263,22 @@ export interface TracedRequest {
   span: Span | null
 }
 
-/** Runs `handler(req)` inside a SERVER span, child of the caller's context (req.span is that span until it ends). */
+/**
+ * Runs `handler(req)` inside a SERVER span, child of the caller's context (req.span is that span until it ends),
+ * named by the route the front matched when the request carries it.
+ */
 export function runInServerSpan<R extends TracedRequest, T>(o: Otel, req: R, bus: string, handler: (req: R) => T): T {
   const tp = req.traceparent
   const sc = tp === undefined ? undefined : remoteParent(o, { traceparent: tp, tracestate: req.tracestate })
   const base = sc === undefined ? o.ROOT_CONTEXT : o.trace.setSpanContext(o.ROOT_CONTEXT, sc)
+  const http = req.kind !== "raw"
   const { name, attributes } = describe(
-    req.kind === "raw" ? Kind.RAW : Kind.HTTP,
-    req.kind === "raw" ? null : [req.method, req.path],
+    http ? Kind.HTTP : Kind.RAW,
+    http ? [req.method, req.path] : null,
     bus,
     "server",
-    undefined,
-    req.kind === "raw" ? null : req.headers.get("host"),
+    (http && req.headers.get(ROUTE_PAIR)) || undefined, // the front's route, carried with the context
+    http ? req.headers.get("host") : null,
   )
   const span = slotbusTracer(o).startSpan(name, { kind: o.SpanKind.SERVER, attributes }, base)
   req.span = span
