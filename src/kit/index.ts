@@ -17,6 +17,7 @@ export { euid, HostSeat, seatHeld } from "./host-seat.ts"
 export type { SeatEvents } from "./host-seat.ts"
 export { printable, printableJson } from "./escape.ts"
 export { withPoolName, WorkerLogsError } from "./worker-logs.ts"
+export { lastWordsToLog, WORKER_LOG_ENV } from "./last-words.ts"
 export type { WorkerLogsConfig, WorkerLogsOption } from "./worker-logs.ts"
 export type {
   ExitInfo,

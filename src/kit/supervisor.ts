@@ -364,6 +364,7 @@ export class Supervisor {
     const merged: Record<string, string> = {}
     for (const [k, v] of Object.entries({ ...process.env, ...env })) if (v !== undefined) merged[k] = v
     merged.SLOTBUS_INSTANCE = String(inst.index)
+    Object.assign(merged, this.logs.childEnv)
     const proc = Bun.spawn(command, { stdin, ...this.logs.stdio, cwd, env: merged })
     this.logs.attach(proc, inst.index)
     void proc.exited.then(() => this.exited(inst, proc))

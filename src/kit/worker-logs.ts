@@ -9,7 +9,9 @@
 // too (a worker logging in a loop writes ~300 MB/s: a third of a core to read and discard), so past maxReadBytes
 // in a second the front stops reading that worker's pipes until the second is over: its writes wait meanwhile.
 import type { Subprocess } from "bun"
+import { resolve } from "node:path"
 import { printable, printableJson } from "./escape.ts"
+import { WORKER_LOG_ENV, type WorkerLogTarget } from "./last-words.ts"
 import { LogFile } from "./log-files.ts"
 import { checkOptions, optionNames } from "./option-check.ts"
 import { checkName, checkNumber, NAME_CHARS } from "./value-check.ts"
@@ -105,6 +107,16 @@ export class WorkerLogs {
         stdout: new Outlet(process.stdout, s.maxBufferedBytes, this.counts, (n) => this.dropNotice(n, "stdout")),
         stderr: new Outlet(process.stderr, s.maxBufferedBytes, this.counts, (n) => this.dropNotice(n, "stderr")),
       }
+  }
+
+  /**
+   * What the children's environment gets: with a log file their stderr goes to, its name (last-words.ts), so that a
+   * worker whose front is gone writes its last line there itself.
+   */
+  get childEnv(): Record<string, string> {
+    if (this.file === null || !this.taken.stderr || this.s.format === "inherit") return {}
+    const target: WorkerLogTarget = { file: resolve(this.file.path), pool: this.s.pool, format: this.s.format }
+    return { [WORKER_LOG_ENV]: JSON.stringify(target) }
   }
 
   /** Lines read from the workers. */

@@ -50,7 +50,7 @@ function tempDir(): string {
 }
 
 /** A front (test/support/logs-front.ts) with its workers' pids by seat, as it reported them over IPC. */
-function startFront(cfg: { worker: string[]; instances?: number; logs?: unknown; bus?: string }) {
+function startFront(cfg: { worker?: string[]; command?: string[]; instances?: number; logs?: unknown; bus?: string }) {
   const pids = new Map<number, number>()
   let stats: Stats | null | undefined
   const front: Child = spawn([process.execPath, FRONT, JSON.stringify(cfg)], {
@@ -75,6 +75,26 @@ function startFront(cfg: { worker: string[]; instances?: number; logs?: unknown;
 const stderrLines = (c: Child) => c.stderr.split("\n")
 
 describe("worker logs", () => {
+  test("kill -9 of the front: a worker's last line, why it exits, is in the pool's log file, written by the worker", async () => {
+    const dir = tempDir()
+    const name = busName("lastw")
+    const file = join(dir, `${name}.log`)
+    const { front, pids } = startFront({ command: ["echo-worker.ts", name], bus: name, logs: { dir } })
+    await until(
+      () => existsSync(file) && readFileSync(file, "utf8").includes("ready"),
+      "the worker's ready line",
+      30_000,
+    )
+    const pid = pids.get(0)!
+    await front.kill() // kill -9: nothing reads the worker's stderr any more
+    await until(() => !alive(pid), "the worker exited with its front", 30_000, 100)
+    const lines = readFileSync(file, "utf8").split("\n")
+    const exits = `slotbus: worker ${pid} of "${name}" exits: hub-gone`
+    expect(lines.find((l) => l.includes(exits))).toMatch(
+      new RegExp(`^\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z \\[${name}#0 pid ${pid} stderr\\] slotbus: worker ${pid} `),
+    )
+  }, 60_000)
+
   test("by default each worker's stdout and stderr lines reach the front's stdout and stderr prefixed with pool, seat and pid", async () => {
     const name = busName("logs")
     const { front, pids } = startFront({ worker: ["hello"], instances: 2, bus: name })

@@ -1,14 +1,22 @@
 // A front supervising test/support/log-worker.ts, for test/kit/worker-logs.test.ts. argv[2] is JSON:
-// { worker: [mode, ...args], instances?, logs?, bus? }. It tells the test over IPC when each worker starts and
+// { worker: [mode, ...args], instances?, logs?, bus? }, or with `command: [fixture, ...args]` another worker of
+// test/support (a slotbus worker of `bus`: echo-worker.ts) instead of log-worker.ts. It tells the test over IPC when each worker starts and
 // exits ({ start | exit, seat, pid }) and answers "stats" with what its pool's logs counted; SIGTERM stops it.
 import { join } from "node:path"
 import { SlotBus, superviseWorkers } from "../../src/index.ts"
 
-const cfg = JSON.parse(process.argv[2]!) as { worker: string[]; instances?: number; logs?: unknown; bus?: string }
+const cfg = JSON.parse(process.argv[2]!) as {
+  worker?: string[]
+  command?: string[]
+  instances?: number
+  logs?: unknown
+  bus?: string
+}
 const send = (m: unknown) => process.send?.(m)
 const bus = cfg.bus ? await SlotBus.listen(cfg.bus) : null
+const [fixture, ...args] = cfg.command ?? ["log-worker.ts", ...cfg.worker!]
 const sup = superviseWorkers(bus, {
-  command: [process.execPath, join(import.meta.dir, "log-worker.ts"), ...cfg.worker],
+  command: [process.execPath, join(import.meta.dir, fixture!), ...args],
   instances: cfg.instances ?? 1,
   ...(cfg.logs !== undefined && { logs: cfg.logs as never }),
 })

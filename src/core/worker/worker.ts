@@ -211,7 +211,7 @@ export class SlotWorker {
   }
 
   private exitIfAsked(why: string) {
-    if (this.opts.exitWithFront ?? this.parentPid > 0) exitWithFronts(this.name, why)
+    if (this.opts.exitWithFront ?? this.parentPid > 0) exitWithFronts(this.name, why, this.parentPid)
   }
 
   /** A root just connected: if the name is shared (§15.2), serve every front of it. */
