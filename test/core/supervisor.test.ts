@@ -81,7 +81,9 @@ describe("Supervisor", () => {
       env: { MARK: mark },
       instances: 2,
       maxRestarts: 1,
-      restartWindowMs: 300,
+      // two crashes of a fresh bun within the window: 300 ms held on a quiet machine, not under load (each life
+      // took longer, so the pool never gave up and bun's 5 s ended the test)
+      restartWindowMs: 3_000,
       backoffInitialMs: 1,
       killGraceMs: 500,
     })
@@ -91,19 +93,19 @@ describe("Supervisor", () => {
     sup.start()
     try {
       const healthy = sup.instances[0]!.pid
-      await until(() => events.includes("failed"), "the pool to give up")
+      await until(() => events.includes("failed"), "the pool to give up", 30_000)
       expect(sup.instances[1]!.state).toBe("down")
       expect(alive(healthy)).toBe(true) // before: the healthy instance was stopped with the crashing one
-      await until(() => events.includes("recovered 1"), "the pool to run again")
+      await until(() => events.includes("recovered 1"), "the pool to run again", 30_000)
       expect(sup.state).toBe("running")
       expect(sup.failureReason).toBeNull()
-      await until(() => sup.runningCount === 2, "both instances running")
+      await until(() => sup.runningCount === 2, "both instances running", 30_000)
       expect(sup.instances[0]!.pid).toBe(healthy)
     } finally {
       await sup.stop({ killGraceMs: 0 })
       rmSync(mark, { force: true })
     }
-  })
+  }, 120_000)
 
   test('onGiveUp: "stop-all" stops the healthy instances too (OTP: the supervisor gives up as a whole)', async () => {
     const sup = new Supervisor({
