@@ -366,7 +366,12 @@ export class Supervisor {
     for (const [k, v] of Object.entries({ ...process.env, ...env })) if (v !== undefined) merged[k] = v
     merged.SLOTBUS_INSTANCE = String(inst.index)
     Object.assign(merged, this.logs.childEnv)
-    const proc = Bun.spawn(command, { stdin, ...this.logs.stdio, cwd, env: merged })
+    const { stdout, stderr } = this.logs.stdio
+    const lastWords = this.logs.lastWordsFd // the front's stderr as the child's fd 3 (kit/last-words.ts)
+    const proc =
+      lastWords === null
+        ? Bun.spawn(command, { stdin, stdout, stderr, cwd, env: merged })
+        : Bun.spawn(command, { stdio: [stdin, stdout, stderr, lastWords], cwd, env: merged })
     this.logs.attach(proc, inst.index)
     void proc.exited.then(() => this.exited(inst, proc))
     return proc

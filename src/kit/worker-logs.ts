@@ -11,7 +11,7 @@
 import type { Subprocess } from "bun"
 import { resolve } from "node:path"
 import { printable, printableJson } from "./escape.ts"
-import { WORKER_LOG_ENV, type WorkerLogTarget } from "./last-words.ts"
+import { LAST_WORDS_FD, WORKER_LOG_ENV, type WorkerLogTarget } from "./last-words.ts"
 import { LogFile } from "./log-files.ts"
 import { checkOptions, optionNames } from "./option-check.ts"
 import { checkName, checkNumber, NAME_CHARS } from "./value-check.ts"
@@ -110,13 +110,23 @@ export class WorkerLogs {
   }
 
   /**
-   * What the children's environment gets: with a log file their stderr goes to, its name (last-words.ts), so that a
+   * What the children's environment gets: where their stderr lines go, a log file or fd 3 (last-words.ts), so that a
    * worker whose front is gone writes its last line there itself.
    */
   get childEnv(): Record<string, string> {
-    if (this.file === null || !this.taken.stderr || this.s.format === "inherit") return {}
-    const target: WorkerLogTarget = { file: resolve(this.file.path), pool: this.s.pool, format: this.s.format }
+    if (!this.taken.stderr || this.s.format === "inherit") return {}
+    const { pool, format } = this.s
+    const target: WorkerLogTarget =
+      this.file !== null ? { file: resolve(this.file.path), pool, format } : { fd: LAST_WORDS_FD, pool, format }
     return { [WORKER_LOG_ENV]: JSON.stringify(target) }
+  }
+
+  /**
+   * The front's own fd its children get as fd 3 (LAST_WORDS_FD), or null: where the front writes their stderr lines
+   * (its stderr) when no file takes them, so that a worker whose front is gone still reaches it (the journal).
+   */
+  get lastWordsFd(): number | null {
+    return this.taken.stderr && this.outlets !== null ? 2 : null
   }
 
   /** Lines read from the workers. */

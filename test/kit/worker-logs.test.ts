@@ -89,9 +89,30 @@ describe("worker logs", () => {
     await front.kill() // kill -9: nothing reads the worker's stderr any more
     await until(() => !alive(pid), "the worker exited with its front", 30_000, 100)
     const lines = readFileSync(file, "utf8").split("\n")
-    const exits = `slotbus: worker ${pid} of "${name}" exits: hub-gone`
+    // why: the hub's close (hub-gone) or the front's death seen first (the front that started it is gone)
+    const exits = `slotbus: worker ${pid} of "${name}" exits: `
     expect(lines.find((l) => l.includes(exits))).toMatch(
       new RegExp(`^\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z \\[${name}#0 pid ${pid} stderr\\] slotbus: worker ${pid} `),
+    )
+  }, 60_000)
+
+  test("kill -9 of a front that writes its workers' lines to its stderr: a worker's last line reaches that stderr, written by the worker", async () => {
+    const name = busName("lastp")
+    const { front, pids } = startFront({ command: ["echo-worker.ts", name], bus: name })
+    await until(() => pids.has(0), "the worker started", 30_000)
+    const pid = pids.get(0)!
+    await until(
+      () => front.lines.some((l) => l.startsWith(`[${name}#0 pid ${pid}] `)),
+      "the worker's first line",
+      30_000,
+    )
+    await front.kill() // kill -9: nothing reads the worker's stderr pipe any more
+    await until(() => !alive(pid), "the worker exited with its front", 30_000, 100)
+    const exits = `[${name}#0 pid ${pid}] slotbus: worker ${pid} of "${name}" exits: `
+    await until(
+      () => stderrLines(front).some((l) => l.startsWith(exits)),
+      "the worker's last line on the front's stderr",
+      10_000,
     )
   }, 60_000)
 

@@ -39,6 +39,8 @@ function startedByAWorker(front: number): boolean {
   }
 }
 
+const PF_EXITING = 0x4 // include/linux/sched.h
+
 /** Whether the process `pid` still runs (a zombie counts as gone: its parent has not reaped it yet). */
 export function parentAlive(pid: number): boolean {
   try {
@@ -47,8 +49,11 @@ export function parentAlive(pid: number): boolean {
     if ((e as NodeJS.ErrnoException).code === "ESRCH") return false
   }
   try {
+    // A zombie, or a process on its way out: a kill -9 closes its sockets (the worker hears of it) before it is a
+    // zombie, while its flags (the 7th field after the name) have PF_EXITING.
     const stat = readFileSync(`/proc/${pid}/stat`, "latin1")
-    return stat[stat.lastIndexOf(")") + 2] !== "Z"
+    const after = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+    return after[0] !== "Z" && after[0] !== "X" && (Number(after[6]) & PF_EXITING) === 0
   } catch {
     return true // no /proc (macOS): kill's answer stands
   }
