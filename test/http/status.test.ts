@@ -18,7 +18,7 @@ afterAll(stopAll)
 const health = async (hub: Hub) => (await (await fetch(`${hub.url}/health`)).json()) as HubHealth
 
 test("/health reports each worker's slots in use, stuck slots, restarts and latency, and the events topic with each subscriber's lag", async () => {
-  await using hub = await createHub({ port: 0, quiet: true })
+  await using hub = await createHub({ port: 0, quiet: true, timeoutMs: 5000 })
   const first = await startWorker(hub.url, "shop", ["--instance=shop-1"])
   const w = await startWorker(hub.url, "shop", ["--instance=shop-1"]) // the same instance from a new pid: a restart
   const here = await Topic.open(hub.eventsTopic)
@@ -51,10 +51,11 @@ test("/health reports each worker's slots in use, stuck slots, restarts and late
     expect(t.subscribers.some((s) => s.filter === "*" && s.pid === process.pid)).toBe(true) // the hub's own
     sub.close()
 
-    // The client gives up; the worker keeps the slot: once it has held it for stuckAfterMs it counts as stuck.
+    // The client gives up; the worker keeps the slot: once it has held it stuckAfterMs past the request's deadline
+    // (timeoutMs), it counts as stuck.
     hanging.abort()
     await pending
-    await until(async () => (await health(hub)).workers[0]?.stuck === 1, "the given-up slot counts as stuck")
+    await until(async () => (await health(hub)).workers[0]?.stuck === 1, "the given-up slot counts as stuck", 30_000)
     expect((await health(hub)).workers[0]).toMatchObject({ slotsInUse: 1, stuck: 1 })
   } finally {
     hanging.abort()
@@ -62,7 +63,7 @@ test("/health reports each worker's slots in use, stuck slots, restarts and late
     await first.kill()
     await w.kill()
   }
-})
+}, 60_000)
 
 /** The rows of a section's table as objects, by column name. */
 const rowsOf = (s: StatusSection, title: string) => {

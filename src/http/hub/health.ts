@@ -27,7 +27,7 @@ export interface HubWorkerInfo {
   /** Slots of its bus, and how many are out (published and not yet returned: in flight, given up, borrowed). */
   slots: number
   slotsInUse: number
-  /** Slots whose request was given up long ago that the process still holds (the bus's stuckAfterMs). */
+  /** Slots the process still holds stuckAfterMs past their request's deadline (the bus's stuckAfterMs). */
   stuck: number
   /** Times this name + instance registered again from a new pid while the hub ran. */
   restarts: number
