@@ -270,7 +270,7 @@ describe.skipIf(!linuxBackend)("after kills nothing of slotbus is left behind", 
       await victim?.kill()
       await bus.close({ drain: false })
     }
-    expect(await eventually(() => !boundBusNames().includes(`@slotbus.${name}`))).toBe(true)
+    expect(await eventually(() => !boundBusNames().includes(`slotbus.${name}`))).toBe(true)
   }, 30_000)
 
   test("a worker process holds no memfd or eventfd of a hub after 20 connect/hub-SIGKILL cycles", async () => {
@@ -329,7 +329,7 @@ describe.skipIf(!linuxBackend)("after kills nothing of slotbus is left behind", 
         hub.signal("SIGKILL")
         expect(await eventually(() => disconnects.length === cycle + 1, GUARD_MS)).toBe(true)
         await hub.kill()
-        expect(await eventually(() => !boundBusNames().includes(`@slotbus.${name}`))).toBe(true)
+        expect(await eventually(() => !boundBusNames().includes(`slotbus.${name}`))).toBe(true)
         await eventually(() => fdCensus().memfd === 0 && fdCensus().eventfd === base.eventfd)
         const after = fdCensus()
         expect({ cycle, memfd: after.memfd, eventfd: after.eventfd }).toEqual({
@@ -348,7 +348,7 @@ describe.skipIf(!linuxBackend)("after kills nothing of slotbus is left behind", 
   test("no file named like slotbus appears in /dev/shm, /tmp or /run, and no bus name stays bound", () => {
     expect(slotbusLeftovers()).toEqual(leftoversBefore)
     expect(shmNames()).toEqual(shmBefore) // memfds only: nothing of any name appears there (but the recorders' directory)
-    const mine = boundBusNames().filter((n) => n.startsWith("@slotbus.crash-") && n.includes(`-${process.pid}-`))
+    const mine = boundBusNames().filter((n) => n.startsWith("slotbus.crash-") && n.includes(`-${process.pid}-`))
     expect(mine).toEqual([])
   })
 })

@@ -172,11 +172,12 @@ test.skipIf(!linuxBackend)(
     for (const m of members) await m.next()
     members.push(spawn("sub", name, "{}", "16")) // joins the holders' 64 KiB ring (first, it would make a 4 MiB one)
     await members[2]!.next()
-    // the rendezvous name, with the euid in it (§8.1); not a subscriber's wake socket, which starts the same
+    // the rendezvous name, a socket file in the user's socket directory (§1.1, §8.1); not a subscriber's wake
+    // socket, whose name goes on after it
     const listening = () =>
       readProc("/proc/net/unix")
         .split("\n")
-        .some((l) => l.endsWith(` @slotbus.topic.${process.geteuid!()}.${name}`))
+        .some((l) => l.endsWith(`/slotbus.topic.${name}`))
     expect(listening()).toBe(true)
     const memfdHolders = () =>
       members.filter((m) => {

@@ -61,12 +61,12 @@ export function shmNames(): string[] {
     .sort()
 }
 
-/** Abstract unix sockets currently bound under "@slotbus.<name>". */
+/** Unix sockets currently bound as "slotbus.<name>" in a socket directory (docs/PROTOCOL.md §1.1), by file name. */
 export function boundBusNames(): string[] {
   return readFileSync("/proc/net/unix", "utf8")
     .split("\n")
-    .map((l) => l.trim().split(/\s+/)[7])
-    .filter((p): p is string => p?.startsWith("@slotbus.") ?? false)
+    .map((l) => l.trim().split(/\s+/)[7]?.split("/").pop())
+    .filter((p): p is string => p?.startsWith("slotbus.") ?? false)
 }
 
 /**
