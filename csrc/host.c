@@ -32,12 +32,12 @@ int sb_host_holder(const char *prefix, const char *name, uint32_t *uid) {
   return r == -EWOULDBLOCK ? -EAGAIN : r;
 }
 
-int sb_host_free(const char *prefix, const char *name, char *path, uint32_t n) {
+int sb_host_free(const char *prefix, const char *name, uint8_t *path, uint32_t n) {
   char p[128];
   int r = plat_check();
   if (r || !path || n < sizeof p) return r ? r : -EINVAL;
   p[0] = 0;
   r = plat_host_free(prefix, name, p);
-  if (p[0]) snprintf(path, n, "%s", p);
+  if (p[0]) snprintf((char *)path, n, "%s", p);
   return r;
 }

@@ -167,12 +167,14 @@ static int dir_find(char *out) {
   return dir_refused("the socket directory %s %s, and its fallback %s %s", out, why, home, home_why);
 }
 
-/* The directory found last, kept while SLOTBUS_SOCKET_DIR stays the same: finding it reads the password
- * database, and a topic's publisher asks on each wake of a parked subscriber. dir_ready forgets it when it is
- * refused, so the next look finds it again (a /tmp name taken after it was removed sends us to the fallback). */
+/* The directory found last, kept while SLOTBUS_SOCKET_DIR and the euid stay the same: finding it reads the
+ * password database, and a topic's publisher asks on each wake of a parked subscriber. (A process that changes its
+ * euid, a forked child that drops root, has another directory.) dir_ready forgets it when it is refused, so the next
+ * look finds it again (a /tmp name taken after it was removed sends us to the fallback). */
 static struct {
   pthread_mutex_t lock;
   int valid;
+  uid_t euid;
   char env[SUN_MAX + 1], dir[SUN_MAX];
 } dir_cache = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
@@ -182,9 +184,11 @@ static int sock_dir(char *out) {
   snprintf(key, sizeof key, "%s", env ? env : "");
   pthread_mutex_lock(&dir_cache.lock);
   int r = 0;
-  if (!dir_cache.valid || strcmp(dir_cache.env, key) != 0) {
+  uid_t me = geteuid();
+  if (!dir_cache.valid || strcmp(dir_cache.env, key) != 0 || dir_cache.euid != me) {
     dir_problem[0] = 0;
     if ((r = dir_find(dir_cache.dir)) == 0) snprintf(dir_cache.env, sizeof dir_cache.env, "%s", key);
+    dir_cache.euid = me;
     dir_cache.valid = r == 0;
   }
   if (r == 0) snprintf(out, SUN_MAX, "%s", dir_cache.dir);
@@ -311,7 +315,7 @@ int scheme_dir_free(const char *prefix, const char *name, char *path) {
   if (r) return r;
   dir_of(&a, dir, SUN_MAX);
   if ((r = dir_ready(dir))) return r;
-  snprintf(path, SUN_MAX, "%s", a.sun_path);
+  snprintf(path, SUN_MAX, "%.*s", SUN_MAX - 1, a.sun_path); /* psx_addr wrote at most SUN_MAX bytes */
   snprintf(lock, sizeof lock, "%s/.lock", dir);
   int lk = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (lk < 0) return -errno;

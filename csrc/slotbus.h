@@ -96,7 +96,7 @@ int sb_host_holder(const char *prefix, const char *name, uint32_t *uid);
  * itself (an election, §15.2: Bun.listen): its path into path (n >= 128 bytes; with 0 and -EADDRINUSE), a stale
  * file (its holder died) recovered under the directory's lock. 0 when nobody holds it, -EADDRINUSE when a process
  * does, -SB_ESOCKDIR, or -errno. name: 1-64 of [A-Za-z0-9._-]. */
-int sb_host_free(const char *prefix, const char *name, char *path, uint32_t n);
+int sb_host_free(const char *prefix, const char *name, uint8_t *path, uint32_t n);
 /* A bus's control socket (§14): listen on the socket file slotbus-ctl.<name>, as sb_listen; close
  * it with sb_unlisten, then close. */
 int sb_ctl_listen(const char *name);
