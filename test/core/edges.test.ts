@@ -12,8 +12,8 @@ test("a failed read of the accept doorbell is counted, logged and recovered: wor
   const warn = spyOn(console, "warn").mockImplementation(() => {})
   try {
     // The one failure a test can cause for real: the doorbell's stream ends under the bus.
-    const { acceptor } = bus as unknown as { acceptor: { acceptReader: { cancel(): Promise<void> } } }
-    await acceptor.acceptReader.cancel()
+    const { acceptor } = bus as unknown as { acceptor: { watches: { reader: { cancel(): Promise<void> } }[] } }
+    await acceptor.watches[0]!.reader.cancel()
     await spawnWorker(bus.name)
     await bus.waitForWorkers(1, { timeoutMs: 5000 })
     expect(bus.stats().acceptErrors).toBe(1)
