@@ -42,6 +42,7 @@ const real: Sources = {
   protocol: read("docs/PROTOCOL.md"),
   ffiSource: read("src/native/ffi.ts"),
 }
+await ffi.loadNative() // the layout hash is the loaded library's
 const realTs: TsConstants = {
   HolderField: ffi.HolderField,
   HOLDER_BYTES: ffi.HOLDER_BYTES,
@@ -113,7 +114,7 @@ const checks: Record<string, Check> = {
     ),
   "the limits in ffi.ts, lease.h, the layout string and PROTOCOL.md agree": (s, ts) => {
     const fromC = Object.fromEntries(Object.keys(ts.limits).map((k) => [k, cDefine(s.header, k)]))
-    const str = /`(slotbus-lease[^`]+)`/.exec(s.protocol)?.[1] ?? ""
+    const str = /`(slotbus-lease\/[^`]+)`/.exec(s.protocol)?.[1] ?? ""
     const table = section(s.protocol, /^### 7\.2 Table layout/, /^#{2,3} /)
     return [
       ...eq("limits vs lease.h", ts.limits, fromC),

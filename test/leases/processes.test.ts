@@ -24,8 +24,9 @@ async function open(name: string) {
 }
 
 /** Is the contest's abstract socket still bound anywhere? (/proc/net/unix lists abstract names with '@'.) */
+/** The contest's socket file (slotbus-lease.<name> in the socket directory, docs/PROTOCOL.md §1.1) has a listener. */
 function socketBound(name: string): boolean {
-  return readFileSync("/proc/net/unix", "utf8").includes(`@slotbus-lease.${name}`)
+  return readFileSync("/proc/net/unix", "utf8").includes(`/slotbus-lease.${name}\n`)
 }
 
 test("8 processes race for one subject 10 000 times: no holder ever overlaps another, and fencing tokens strictly increase", async () => {
