@@ -127,9 +127,11 @@ function leftovers(runStart: number): string[] {
   }
 
   // Every temporary folder a test makes is named slotbus-…, and each test removes its own: one made since this run
-  // began that no other process works in (its cwd, an open file, a socket bound in it) was left by this run.
+  // began that no other process works in (its cwd, an open file, a socket bound in it) was left by this run. A
+  // user's socket directory, slotbus-<uid> (docs/PROTOCOL.md §1.1), is made by the first slotbus process of that
+  // uid and kept, as the flight recorders' directory in /dev/shm is: not a leftover.
   for (const d of readdirSync(tmpdir(), { withFileTypes: true })) {
-    if (!d.isDirectory() || !d.name.startsWith("slotbus-")) continue
+    if (!d.isDirectory() || !d.name.startsWith("slotbus-") || /^slotbus-\d+$/.test(d.name)) continue
     const path = join(tmpdir(), d.name)
     const inside = (p: string) => p === path || p.startsWith(`${path}/`)
     const usedByOthers =

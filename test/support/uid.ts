@@ -83,6 +83,9 @@ export function makeUser(): TestUser {
         Bun.sleepSync(100)
       }
       rmSync(home, { recursive: true, force: true })
+      // what its slotbus processes made for the uid: its socket directory (§1.1) and flight recorders' directory
+      rmSync(`/tmp/slotbus-${uid}`, { recursive: true, force: true })
+      rmSync(`/dev/shm/slotbus-${uid}`, { recursive: true, force: true })
     },
   }
 }
