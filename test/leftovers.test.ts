@@ -80,6 +80,8 @@ test("what the run left is reported: a process it started, the names that proces
     const pid = existsSync(pidFile) ? Number(readFileSync(pidFile, "utf8")) : 0
     if (pid && alive(pid)) process.kill(pid, "SIGKILL")
     if (existsSync(folderFile)) rmSync(readFileSync(folderFile, "utf8"), { recursive: true, force: true })
+    // its bus's flight recorder file, which a kill -9 leaves (docs/PROTOCOL.md §16.1)
+    if (pid) rmSync(`/dev/shm/slotbus-${process.geteuid!()}/left-${pid}.${pid}.rec`, { force: true })
   })
   // a test that forgot to end its child and remove its folder; the child inherits the run's environment
   const r = await checkAround(`
