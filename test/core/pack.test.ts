@@ -35,12 +35,15 @@ describe("two workers on one bus", () => {
   test("bursts of 8 quick requests go mostly to one worker, not half to each", async () => {
     await withHub({ slots: 16 }, [{}, {}], async (bus) => {
       await bursts(bus, 8, 50) // both workers answered: each has a rate
-      const counts = await bursts(bus, 8, 200)
-      expect(counts.reduce((a, b) => a + b, 0)).toBe(1600)
-      // spread by fewest in flight, each burst is 4 and 4: 800 each
-      expect(counts[0]!).toBeGreaterThan(1600 * 0.7)
+      // A worker's rate is measured in wall time: on a loaded machine a descheduled worker looks slow for a while and
+      // bursts spread, as they should. So up to five rounds, one of which must pack; spread by fewest in flight,
+      // every burst is 4 and 4 (800 each), in every round.
+      const rounds: number[][] = []
+      for (let r = 0; r < 5 && !((rounds.at(-1)?.[0] ?? 0) > 1600 * 0.7); r++) rounds.push(await bursts(bus, 8, 200))
+      for (const counts of rounds) expect(counts.reduce((a, b) => a + b, 0)).toBe(1600)
+      expect(Math.max(...rounds.map((c) => c[0]!))).toBeGreaterThan(1600 * 0.7)
     })
-  }, 60_000)
+  }, 120_000)
 
   test("bursts of requests answered 3 ms later each are split between the workers", async () => {
     await withHub({ slots: 16 }, [{}, {}], async (bus) => {
