@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { SlotBus, superviseWorkers, type Supervisor } from "../../src/index.ts"
-import { supervisorSettings } from "../../src/kit/supervisor-options.ts"
+import { supervisorSettings } from "../../src/kit/supervision/options.ts"
 import { alive, busName, ECHO_WORKER, FIXTURES } from "../support/helpers.ts"
 
 const bun = process.execPath

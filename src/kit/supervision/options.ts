@@ -1,9 +1,9 @@
 // What a Supervisor (supervisor.ts) is told and tells: its options, checked and completed with their defaults, its
 // states and events, and its errors.
 import type { Subprocess } from "bun"
-import { SlotBusError } from "../errors.ts"
-import { checkOptions, optionNames } from "./option-check.ts"
-import { checkNumber } from "./value-check.ts"
+import { SlotBusError } from "../../errors.ts"
+import { checkOptions, optionNames } from "../checks/option-check.ts"
+import { checkNumber } from "../checks/value-check.ts"
 import type { WorkerLogsOption } from "./worker-logs.ts"
 
 /** The supervisor cannot do what was asked in its current state, or was configured wrongly. */

@@ -9,9 +9,9 @@
 // successor is ready, and for a reload has stayed up `minReadyMs`, before the old instance is retired). Stopping
 // drains, then SIGTERM, then SIGKILL. Used by the stdio bus (slotbus/stdio) and by superviseWorkers() (src/core).
 import { existsSync, readFileSync } from "node:fs"
-import { Backoff } from "./backoff.ts"
-import { Emitter } from "./emitter.ts"
-import { checkOptions } from "./option-check.ts"
+import { Backoff } from "../basics/backoff.ts"
+import { Emitter } from "../basics/emitter.ts"
+import { checkOptions } from "../checks/option-check.ts"
 import {
   type ExitCause,
   type ExitInfo,
@@ -28,12 +28,12 @@ import {
   supervisorSettings,
   type SupervisorState,
   type SupervisorStopOptions,
-} from "./supervisor-options.ts"
-import { longTimeout, sleep, type LongTimer } from "./timers.ts"
-import { checkNumber } from "./value-check.ts"
+} from "./options.ts"
+import { longTimeout, sleep, type LongTimer } from "../basics/timers.ts"
+import { checkNumber } from "../checks/value-check.ts"
 import { WorkerLogs } from "./worker-logs.ts"
 
-export { ReplaceError, SHARED_OPTIONS, SupervisorError } from "./supervisor-options.ts"
+export { ReplaceError, SHARED_OPTIONS, SupervisorError } from "./options.ts"
 export type {
   ExitCause,
   ExitInfo,
@@ -45,7 +45,7 @@ export type {
   SupervisorOptions,
   SupervisorState,
   SupervisorStopOptions,
-} from "./supervisor-options.ts"
+} from "./options.ts"
 
 export class Supervisor {
   readonly instances: SupervisedInstance[]
@@ -367,7 +367,7 @@ export class Supervisor {
     merged.SLOTBUS_INSTANCE = String(inst.index)
     Object.assign(merged, this.logs.childEnv)
     const { stdout, stderr } = this.logs.stdio
-    const lastWords = this.logs.lastWordsFd // the front's stderr as the child's fd 3 (kit/last-words.ts)
+    const lastWords = this.logs.lastWordsFd // the front's stderr as the child's fd 3 (kit/supervision/last-words.ts)
     const proc =
       lastWords === null
         ? Bun.spawn(command, { stdin, stdout, stderr, cwd, env: merged })
