@@ -78,17 +78,7 @@ export class Supervisor {
     const o = supervisorSettings(options)
     this.opts = o
     this.logs = new WorkerLogs(o.logs, o.command, o.stdout, o.stderr)
-    this.policy = new RestartPolicy(
-      {
-        minUptimeMs: o.minUptimeMs,
-        maxUnstableRestarts: o.maxUnstableRestarts,
-        maxRestarts: o.maxRestarts,
-        windowMs: o.restartWindowMs,
-        backoffInitialMs: o.backoffInitialMs,
-        backoffMaxMs: o.backoffMaxMs,
-      },
-      o.served !== undefined,
-    )
+    this.policy = new RestartPolicy(o.restart, o.served !== undefined)
     this.instances = Array.from({ length: o.instances }, (_, index) => newInstance(index))
   }
 
@@ -172,7 +162,7 @@ export class Supervisor {
       dwellMs = checkNumber(options.minReadyMs, {
         what: "minReadyMs",
         where: "supervisor.reload",
-        dflt: this.opts.minReadyMs,
+        dflt: this.opts.restart.minReadyMs,
       })
     } catch (e) {
       return Promise.reject(e)
@@ -420,7 +410,7 @@ export class Supervisor {
     if (cause === "crash" && !this.replacing.has(inst)) this.crashed(inst, this.failedStart(inst, proc))
   }
 
-  /** Whether `proc`, `inst`'s process, crashed during its start: within minUptimeMs of it, before `served` said it started. */
+  /** Whether `proc`, `inst`'s process, crashed during its start: within restart.minUptimeMs of it, before `served` said it started. */
   private failedStart(inst: SupervisedInstance, proc: Proc): boolean {
     return this.policy.failedStart(performance.now() - inst.startedAt, this.opts.served?.(proc.pid) ?? false)
   }

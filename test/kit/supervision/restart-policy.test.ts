@@ -10,6 +10,7 @@ const DEFAULTS: RestartSettings = {
   windowMs: 60_000,
   backoffInitialMs: 100,
   backoffMaxMs: 5_000,
+  minReadyMs: 1_500,
 }
 const policy = (s: Partial<RestartSettings> = {}, knowsServed = false) =>
   new RestartPolicy({ ...DEFAULTS, ...s }, knowsServed)
@@ -60,7 +61,7 @@ describe("give up", () => {
     expect(v.slice(0, 3).every((x) => "restartIn" in x)).toBe(true)
     expect(v[3]).toEqual({
       giveUp:
-        "instance 2 died during start 4 times in a row (each within minUptimeMs, 1000 ms, of its start, before it joined) and was restarted 3 times: more than maxUnstableRestarts (3)",
+        "instance 2 died during start 4 times in a row (each within restart.minUptimeMs, 1000 ms, of its start, before it joined) and was restarted 3 times: more than restart.maxUnstableRestarts (3)",
       failedStarts: 4,
       crashes: 4,
     })
@@ -81,7 +82,7 @@ describe("give up", () => {
     )
     expect(v.findIndex((x) => "giveUp" in x)).toBe(5)
     expect(v[5]).toEqual({
-      giveUp: "6 crashes within restartWindowMs (60000 ms), more than maxRestarts (5)",
+      giveUp: "6 crashes within restart.windowMs (60000 ms), more than restart.maxRestarts (5)",
       failedStarts: 0,
       crashes: 6,
     })
