@@ -39,6 +39,7 @@ export type {
 } from "./core/index.ts"
 export type {
   ExitInfo,
+  RestartOptions,
   SupervisedInstance,
   SupervisorEvents,
   SupervisorOptions,

@@ -7,6 +7,7 @@
 // index.ts or internal.ts, and nothing imports it but bin/slotbus.ts; the rooms keep no command code.
 // Inside src/core, its folders run one way too (CORE_FOLDERS): wire ← ops, rpc, endpoint ← observe ← hub; worker
 // over wire, ops and rpc; core/index.ts and core/internal.ts, the faces, over them all.
+// Inside src/kit likewise (KIT_FOLDERS): checks ← basics ← host, telemetry, supervision; kit/index.ts, the face, over all.
 // bench/ keeps the same shape: one folder per measured feature, none importing a sibling, bench/lib/ below them.
 import { describe, expect, test } from "bun:test"
 import { readdirSync, readFileSync } from "node:fs"
@@ -33,6 +34,32 @@ export const CORE_FOLDERS: Record<string, readonly string[]> = {
   observe: ["wire", "endpoint"], // the observer, stats, metrics and status over the endpoint's books
   worker: ["wire", "ops", "rpc"], // SlotWorker and its one serving pipeline
   hub: ["wire", "ops", "rpc", "endpoint", "observe"], // SlotBus, its Dispatcher and Acceptor, options, pools
+}
+
+/**
+ * src/kit's folders, lowest first, each with the folders it may import besides itself (and the errors and native, as
+ * the room may). kit/README.md says the same. kit/index.ts, the one face, imports any folder; no folder imports it.
+ */
+export const KIT_FOLDERS: Record<string, readonly string[]> = {
+  checks: [], // option and value checks, create modes, errno → SystemError, text made safe for a terminal
+  basics: ["checks"], // timers past 2^31−1 ms, typed listeners, backoff
+  host: ["checks", "basics"], // what one host's processes share: the per-host election, 0600 token files
+  telemetry: ["checks", "basics"], // metric families, the histogram, OpenTelemetry, trace context, status sections
+  supervision: ["checks", "basics"], // the Supervisor, its restart policy and options, worker logs, command lines
+}
+
+/** Why `from` may not import `to`, both inside src/kit, or null when it may. */
+function kitViolation(from: string, to: string): string | null {
+  const folder = (p: string) => (p.split("/").length > 2 ? p.split("/")[1]! : null)
+  const a = folder(from)
+  const b = folder(to)
+  if (from === "kit/index.ts") return null // the face
+  if (a === null)
+    return `${from} lies loose in src/kit: each file sits in a folder of KIT_FOLDERS, kit/index.ts alone at the top`
+  if (!(a in KIT_FOLDERS)) return `${from} is in no known folder of src/kit (add it to KIT_FOLDERS)`
+  if (b === null) return `${from} (kit/${a}) must not import the kit's face ${to}`
+  if (a === b || KIT_FOLDERS[a]!.includes(b)) return null
+  return `${from} (kit/${a}) must not import ${to} (kit/${b}): kit/${a} may import ${KIT_FOLDERS[a]!.join(", ") || "no other folder"}`
 }
 
 /** Why `from` may not import `to`, both inside src/core, or null when it may. */
@@ -71,7 +98,7 @@ export function violation(from: string, to: string): string | null {
   if (to.startsWith("..")) return `${from} reaches outside src/ (${to})`
   const a = roomOf(from)
   const b = roomOf(to)
-  if (a === b) return a === "core" ? coreViolation(from, to) : null
+  if (a === b) return a === "core" ? coreViolation(from, to) : a === "kit" ? kitViolation(from, to) : null
   const allowed: Record<string, (to: string) => boolean> = {
     errors: () => false,
     native: (t) => t === "errors.ts",
@@ -290,6 +317,26 @@ describe("the layout of src/", () => {
     }
   })
 
+  test("src/kit is the folders KIT_FOLDERS lists, each in kit/README.md, and kit/index.ts; each imports only folders listed before it", () => {
+    const folders = [
+      ...new Set(
+        Object.keys(files)
+          .filter((f) => /^kit\/[^/]+\//.test(f))
+          .map((f) => f.split("/")[1]!),
+      ),
+    ]
+    expect(folders.sort()).toEqual(Object.keys(KIT_FOLDERS).sort())
+    expect(Object.keys(files).filter((f) => /^kit\/[^/]+\.ts$/.test(f))).toEqual(["kit/index.ts"])
+    const readme = readFileSync(join(SRC, "kit", "README.md"), "utf8")
+    const order = Object.keys(KIT_FOLDERS)
+    for (const [folder, below] of Object.entries(KIT_FOLDERS)) {
+      for (const b of below) expect(order.indexOf(b)).toBeLessThan(order.indexOf(folder))
+      expect(readme).toContain(`${folder}/`)
+    }
+    for (const f of Object.keys(files).filter((f) => /^kit\/[^/]+\//.test(f)))
+      expect(readme).toContain(f.slice(4).split("/")[1]!)
+  })
+
   test("the shared error base imports nothing", () => {
     expect(importsOf(files["errors.ts"]!)).toEqual([])
   })
@@ -453,10 +500,15 @@ describe("the guard notices a broken layout", () => {
     ["http/hub/server.ts", 'import { runHubCli } from "../../cli/hub.ts"'],
     ["cli/tail.ts", 'import { Topic } from "../events/topic.ts"'], // the commands reach a room through its faces
     ["cli/status.ts", 'import { hubReport } from "../http/hub/section.ts"'],
-    ["kit/supervisor.ts", 'import type { SlotBus } from "../core/hub/bus.ts"'], // the kit knows nothing of slots
-    ["kit/status.ts", 'import { SlotBus } from "../core/index.ts"'],
-    ["events/topic.ts", 'import { sleep } from "../kit/timers.ts"'], // past the kit's index
-    ["core/hub/bus.ts", 'import { checkOptions } from "../../kit/option-check.ts"'],
+    ["kit/supervision/supervisor.ts", 'import type { SlotBus } from "../../core/hub/bus.ts"'], // the kit knows nothing of slots
+    ["kit/telemetry/status.ts", 'import { SlotBus } from "../../core/index.ts"'],
+    ["events/topic.ts", 'import { sleep } from "../kit/basics/timers.ts"'], // past the kit's index
+    ["core/hub/bus.ts", 'import { checkOptions } from "../../kit/checks/option-check.ts"'],
+    ["kit/checks/value-check.ts", 'import { sleep } from "../basics/timers.ts"'], // src/kit's folders: upward
+    ["kit/telemetry/metrics.ts", 'import { Supervisor } from "../supervision/supervisor.ts"'], // sideways
+    ["kit/supervision/supervisor.ts", 'import { Backoff } from "../index.ts"'], // a folder never imports the face
+    ["kit/stray.ts", 'import { Backoff } from "./basics/backoff.ts"'], // a loose file
+    ["kit/misc/thing.ts", 'import { sleep } from "../basics/timers.ts"'], // a folder nobody declared
     ["core/rpc/rpc.ts", 'import { isThenable } from "../worker/answer.ts"'], // src/core's folders: upward
     ["core/worker/worker.ts", 'import { positiveInt } from "../hub/options.ts"'],
     ["core/observe/stats.ts", 'import type { Dispatcher } from "../hub/dispatcher.ts"'],
@@ -483,7 +535,12 @@ describe("the guard notices a broken layout", () => {
     ["core/hub/bus.ts", 'import { Dispatcher } from "./dispatcher.ts"\nimport { Channel } from "../wire/channel.ts"'],
     ["core/observe/stats.ts", 'import type { WorkerInfo } from "../endpoint/endpoint.ts"'], // downward
     ["core/index.ts", 'export { SlotBus } from "./hub/bus.ts"'], // the faces re-export any folder
-    ["kit/lifecycle.ts", 'import { Errno } from "../native/ffi.ts"'],
+    ["kit/checks/lifecycle.ts", 'import { Errno } from "../../native/ffi.ts"'],
+    [
+      "kit/supervision/supervisor.ts",
+      'import { Backoff } from "../basics/backoff.ts"\nimport { checkOptions } from "../checks/option-check.ts"',
+    ],
+    ["kit/index.ts", 'export { Supervisor } from "./supervision/supervisor.ts"'], // the face re-exports any folder
   ])("%s with `%s` is allowed", (file, line) => {
     expect(edgeViolations({ [file]: `${line}\n` })).toEqual([])
   })

@@ -252,6 +252,19 @@ describe("the core (slotbus)", () => {
       cleanup: (_, made) => (made as Supervisor | undefined)?.stop({ killGraceMs: 0 }),
     }),
     it({
+      api: "new Supervisor restart",
+      typo: "windowMS",
+      meant: "windowMs",
+      call: () => new Supervisor({ command: SLEEPER, restart: { windowMS: 1 } } as never),
+    }),
+    it({
+      api: "superviseWorkers restart",
+      typo: "maxRestart",
+      meant: "maxRestarts",
+      call: () => superviseWorkers(null, { command: SLEEPER, restart: { maxRestart: 1 } } as never),
+      cleanup: (_, made) => (made as Supervisor | undefined)?.stop({ killGraceMs: 0 }),
+    }),
+    it({
       api: "superviseWorkers (the required command)",
       typo: "comand",
       meant: "command",

@@ -1,33 +1,35 @@
 // The toolkit: what several rooms share and that knows nothing of slots - option checks, timers, backoff, an
-// emitter, process supervision, token files, create modes, status sections, the per-host election (host-seat.ts).
-// Rooms import it through this file.
-export { Backoff } from "./backoff.ts"
-export type { BackoffOptions } from "./backoff.ts"
-export { Emitter } from "./emitter.ts"
-export { checkCreate, createRefusal, settingMismatch } from "./lifecycle.ts"
-export type { CreateMode } from "./lifecycle.ts"
-export { systemError } from "./system-error.ts"
-export { checkOptions, checkRemote, didYouMean, madeBy, optionNames, REMOTE_EXAMPLE } from "./option-check.ts"
-export type { OptionProblem, OptionRules } from "./option-check.ts"
-export { STATUS, ago, readSection, section } from "./status.ts"
-export type { StatusPart, StatusSection, StatusSource, StatusTable, StatusValue } from "./status.ts"
-export { ReplaceError, SHARED_OPTIONS, Supervisor, SupervisorError } from "./supervisor.ts"
-export { splitCommand } from "./command.ts"
-export { euid, HostSeat, seatHeld } from "./host-seat.ts"
-export type { SeatEvents } from "./host-seat.ts"
-export { printable, printableJson } from "./escape.ts"
-export { withPoolName, WorkerLogsError } from "./worker-logs.ts"
-export { lastWordsToLog, WORKER_LOG_ENV } from "./last-words.ts"
-export type { WorkerLogsConfig, WorkerLogsOption } from "./worker-logs.ts"
+// emitter, process supervision, token files, create modes, status sections, the per-host election (host/host-seat.ts).
+// Rooms import it through this file; README.md maps its folders and the order they import each other in.
+export { Backoff } from "./basics/backoff.ts"
+export type { BackoffOptions } from "./basics/backoff.ts"
+export { Emitter } from "./basics/emitter.ts"
+export { checkCreate, createRefusal, settingMismatch } from "./checks/lifecycle.ts"
+export type { CreateMode } from "./checks/lifecycle.ts"
+export { systemError } from "./checks/system-error.ts"
+export { checkOptions, checkRemote, didYouMean, madeBy, optionNames, REMOTE_EXAMPLE } from "./checks/option-check.ts"
+export type { OptionProblem, OptionRules } from "./checks/option-check.ts"
+export { STATUS, ago, readSection, section } from "./telemetry/status.ts"
+export type { StatusPart, StatusSection, StatusSource, StatusTable, StatusValue } from "./telemetry/status.ts"
+export { ReplaceError, SHARED_OPTIONS, Supervisor, SupervisorError } from "./supervision/supervisor.ts"
+export { RESTART_MOVED } from "./supervision/restart-policy.ts"
+export type { RestartOptions } from "./supervision/restart-policy.ts"
+export { splitCommand } from "./supervision/command.ts"
+export { euid, HostSeat, seatHeld } from "./host/host-seat.ts"
+export type { SeatEvents } from "./host/host-seat.ts"
+export { printable, printableJson } from "./checks/escape.ts"
+export { withPoolName, WorkerLogsError } from "./supervision/worker-logs.ts"
+export { lastWordsToLog, WORKER_LOG_ENV } from "./supervision/last-words.ts"
+export type { WorkerLogsConfig, WorkerLogsOption } from "./supervision/worker-logs.ts"
 export type {
   ExitInfo,
   SupervisedInstance,
   SupervisorEvents,
   SupervisorOptions,
   SupervisorState,
-} from "./supervisor.ts"
-export { longTimeout, MAX_TIMER_MS, sleep } from "./timers.ts"
-export type { LongTimer } from "./timers.ts"
+} from "./supervision/supervisor.ts"
+export { longTimeout, MAX_TIMER_MS, sleep } from "./basics/timers.ts"
+export type { LongTimer } from "./basics/timers.ts"
 export {
   defaultTokenPath,
   newToken,
@@ -35,10 +37,18 @@ export {
   removeTokenFile,
   sameToken,
   writeTokenFile,
-} from "./token-file.ts"
-export { checkName, checkNumber, isThenable, NAME_CHARS, nameProblem } from "./value-check.ts"
-export type { NameRule, NumberRule, ValueProblem } from "./value-check.ts"
-export { activeContext, otelApi, otelTracing, remoteParent, slotbusTracer, SPAN_ERROR, spanContext } from "./otel.ts"
+} from "./host/token-file.ts"
+export { checkName, checkNumber, isThenable, NAME_CHARS, nameProblem } from "./checks/value-check.ts"
+export type { NameRule, NumberRule, ValueProblem } from "./checks/value-check.ts"
+export {
+  activeContext,
+  otelApi,
+  otelTracing,
+  remoteParent,
+  slotbusTracer,
+  SPAN_ERROR,
+  spanContext,
+} from "./telemetry/otel.ts"
 export {
   checkTraceOptions,
   formatTraceparent,
@@ -46,8 +56,8 @@ export {
   parseTracestate,
   receivedContext,
   TRACESTATE_MAX,
-} from "./trace-context.ts"
-export type { TraceContext, Traceparent } from "./trace-context.ts"
+} from "./telemetry/trace-context.ts"
+export type { TraceContext, Traceparent } from "./telemetry/trace-context.ts"
 export type {
   Otel,
   OtelAttributes,
@@ -57,14 +67,14 @@ export type {
   OtelSpanContext,
   OtelTraceState,
   OtelTracer,
-} from "./otel.ts"
-export { BoundedLabels, DURATION_BUCKETS, Histogram, quantileRank } from "./histogram.ts"
-export type { HistogramSnapshot } from "./histogram.ts"
-export { family, hasMetrics, METRICS } from "./metrics.ts"
-export type { MetricFamily, MetricLabels, MetricSample, MetricsSource, MetricType } from "./metrics.ts"
-export { LAG_HELP, processFamilies, readProcess, selfFamilies } from "./process-metrics.ts"
-export type { ProcessFigures } from "./process-metrics.ts"
-export { loadOtelApi, METRICS_TAP, reportToMeter } from "./otel-metrics.ts"
-export type { MetricsTapSource, OtelMeter, OtelObservable, OtelReport } from "./otel-metrics.ts"
-export { exchangeOf, HTTP_SERVER_DURATION, httpRoute, httpServer, openExchange } from "./http-server.ts"
-export type { Exchange } from "./http-server.ts"
+} from "./telemetry/otel.ts"
+export { BoundedLabels, DURATION_BUCKETS, Histogram, quantileRank } from "./telemetry/histogram.ts"
+export type { HistogramSnapshot } from "./telemetry/histogram.ts"
+export { family, hasMetrics, METRICS } from "./telemetry/metrics.ts"
+export type { MetricFamily, MetricLabels, MetricSample, MetricsSource, MetricType } from "./telemetry/metrics.ts"
+export { LAG_HELP, processFamilies, readProcess, selfFamilies } from "./telemetry/process-metrics.ts"
+export type { ProcessFigures } from "./telemetry/process-metrics.ts"
+export { loadOtelApi, METRICS_TAP, reportToMeter } from "./telemetry/otel-metrics.ts"
+export type { MetricsTapSource, OtelMeter, OtelObservable, OtelReport } from "./telemetry/otel-metrics.ts"
+export { exchangeOf, HTTP_SERVER_DURATION, httpRoute, httpServer, openExchange } from "./telemetry/http-server.ts"
+export type { Exchange } from "./telemetry/http-server.ts"

@@ -27,7 +27,7 @@ const ELECTION = "slotbus.bridge."
 
 /**
  * Opens the NATS connection `nats(…)` names and stands for election as the host's bridge of the topic (§11.4,
- * kit/host-seat.ts): bridges while it holds the socket file `slotbus.bridge.<topic>`, stands again when another process does.
+ * kit/host/host-seat.ts): bridges while it holds the socket file `slotbus.bridge.<topic>`, stands again when another process does.
  */
 export async function startTopicBridge(
   host: TopicBridgeHost,

@@ -1,4 +1,4 @@
-// reportMetrics: what GET /metrics shows, through an app's OpenTelemetry metrics (kit/otel-metrics.ts does the work;
+// reportMetrics: what GET /metrics shows, through an app's OpenTelemetry metrics (kit/telemetry/otel-metrics.ts does the work;
 // `@opentelemetry/api` is loaded there, and only when no meter is passed).
 import {
   hasMetrics,

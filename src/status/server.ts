@@ -2,7 +2,7 @@
 // socket — GET / (the page), GET /status.json (the report), GET /stream (the report as server-sent events, at
 // once and then every second, while anyone watches), GET /metrics (Prometheus's text format, src/status/metrics.ts:
 // this process's process_* and nodejs_* series, then its sources').
-// The sections come from each source's [STATUS]() (src/kit/status.ts), the metrics from its [METRICS]() (kit/metrics.ts).
+// The sections come from each source's [STATUS]() (src/kit/telemetry/status.ts), the metrics from its [METRICS]() (kit/telemetry/metrics.ts).
 import { chmodSync, existsSync, lstatSync, unlinkSync } from "node:fs"
 import { hostname } from "node:os"
 import type { Server } from "bun"

@@ -124,8 +124,10 @@ export class Workers {
       stdin: "pipe",
       stdout: "pipe",
       stderr: "pipe",
-      maxRestarts: this.limits.max_restarts,
-      restartWindowMs: Math.round(this.limits.restart_window_sec * 1000),
+      restart: {
+        maxRestarts: this.limits.max_restarts,
+        windowMs: Math.round(this.limits.restart_window_sec * 1000),
+      },
       onGiveUp: "stop-all", // a failed stdio pool refuses every request (PoolFailedError) until start() again
       drainTimeoutMs: Math.min(this.limits.drain_timeout_sec * 1000, 2 ** 31 - 1), // how long a replaced worker drains
       ready: (_pid, s) => this.successorReady(pool, s.proc as WorkerProc, s.index),

@@ -53,7 +53,7 @@ describe("every crash is restarted", () => {
   }, 60_000)
 
   test("a worker that crashes after it has been up a while is restarted every time, and the pool never gives up", async () => {
-    // up 1.1 s, past the default minUptimeMs (1 s), then it crashes: each crash waits only the first backoff step
+    // up 1.1 s, past the default restart.minUptimeMs (1 s), then it crashes: each crash waits only the first backoff step
     const sup = new Supervisor({ command: [bun, "-e", "setTimeout(() => process.exit(1), 1100)"] })
     cleanup.push(() => sup.stop({ killGraceMs: 0 }))
     const delays: number[] = []
@@ -67,16 +67,20 @@ describe("every crash is restarted", () => {
 })
 
 describe("the pool gives up only on workers that die during start", () => {
-  test("a worker that dies as it starts is restarted maxUnstableRestarts times, then the pool gives up in the counters' words", async () => {
+  test("a worker that dies as it starts is restarted restart.maxUnstableRestarts times, then the pool gives up in the counters' words", async () => {
     const bus = await listen()
     const lines: string[] = []
-    const sup = pool(bus, { command: [bun, "-e", "process.exit(3)"], backoffInitialMs: 1, log: (l) => lines.push(l) })
+    const sup = pool(bus, {
+      command: [bun, "-e", "process.exit(3)"],
+      restart: { backoffInitialMs: 1 },
+      log: (l) => lines.push(l),
+    })
     await until(() => sup.state === "failed", "the pool to give up", 30_000)
     expect(sup.restarts).toBe(5) // worker_restarts_total{cause="crash"}
     expect(lines.length).toBe(1)
     // before: "gave up: more than 5 restarts within 60000 ms", where it counted crashes
     expect(lines[0]).toMatch(
-      /gave up: instance 0 died during start 6 times in a row \(each within minUptimeMs, 1000 ms, of its start, before it joined\) and was restarted 5 times: more than maxUnstableRestarts \(5\); 5 crash restarts in all; the last exit: pid \d+ exited with code 3/,
+      /gave up: instance 0 died during start 6 times in a row \(each within restart.minUptimeMs, 1000 ms, of its start, before it joined\) and was restarted 5 times: more than restart.maxUnstableRestarts \(5\); 5 crash restarts in all; the last exit: pid \d+ exited with code 3/,
     )
     expect(lines[0]).toContain(`gave up: ${sup.failureReason}`) // the status view's words
   }, 60_000)
@@ -85,7 +89,7 @@ describe("the pool gives up only on workers that die during start", () => {
 describe("a poison request", () => {
   test("an idempotent request that kills the worker it is retried on fails with PoisonRequestError, counted, after 2 workers", async () => {
     const bus = await listen()
-    const sup = pool(bus, { command: [bun, BUGGY, bus.name], instances: 3, backoffInitialMs: 60_000 })
+    const sup = pool(bus, { command: [bun, BUGGY, bus.name], instances: 3, restart: { backoffInitialMs: 60_000 } })
     await bus.waitForWorkers(3, { timeoutMs: 30_000 })
     const err = (await bus.fetch(new Request("http://shop/poison"), { idempotent: true }).catch((e) => e)) as Error
     expect(err.name).toBe("PoisonRequestError") // before: WorkerGoneError, after it killed 2 workers
@@ -156,7 +160,7 @@ describe("under wrk, with a worker bug that crashes on 1 request in 300", () => 
       expect(sup.restarts).toBeGreaterThan(0) // the bug did crash workers
       expect(answered / (total + timeouts)).toBeGreaterThanOrEqual(0.95) // before: a few percent
       expect([...states]).toEqual(["running"])
-      expect(longestEmptyMs).toBeLessThanOrEqual(5_000) // backoffMaxMs's default
+      expect(longestEmptyMs).toBeLessThanOrEqual(5_000) // restart.backoffMaxMs's default
     },
     90_000,
   )

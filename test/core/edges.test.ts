@@ -61,8 +61,10 @@ test("a supervisor's restart backoff past 2^31-1 ms waits instead of restarting 
   const sup = new Supervisor({
     command: [process.execPath, "-e", "setTimeout(() => process.exit(3), 20)"],
     stdout: "ignore",
-    backoffInitialMs: 1e10,
-    backoffMaxMs: 1e10,
+    restart: {
+      backoffInitialMs: 1e10,
+      backoffMaxMs: 1e10,
+    },
     killGraceMs: 1e10,
   })
   const restart = new Promise<number>((r) => sup.on("restart", (_, x) => r(x.delayMs)))

@@ -21,8 +21,10 @@ describe("idempotent crash-bug requests among ordinary ones", () => {
       command: [bun, BUGGY, bus.name],
       instances: 3,
       stdout: "ignore",
-      backoffInitialMs: 10,
-      maxUnstableRestarts: 1000, // a fresh worker a poison request kills first is a failed start: not the point here
+      restart: {
+        backoffInitialMs: 10,
+        maxUnstableRestarts: 1000, // a fresh worker a poison request kills first is a failed start: not the point here
+      },
       log: () => {},
     })
     cleanup.push(() => sup.stop({ killGraceMs: 500 }))

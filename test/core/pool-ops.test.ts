@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { SlotBus, superviseWorkers, type Supervisor } from "../../src/index.ts"
-import { supervisorSettings } from "../../src/kit/supervisor-options.ts"
+import { supervisorSettings } from "../../src/kit/supervision/options.ts"
 import { alive, busName, ECHO_WORKER, FIXTURES } from "../support/helpers.ts"
 
 const bun = process.execPath
@@ -150,7 +150,7 @@ describe("a pool under load", () => {
     expect(t.answered).toBe(t.sent)
     expect(sup.restarts).toBe(0)
     expect(sup.state).toBe("running")
-    expect(supervisorSettings({ command: [bun] }).minReadyMs).toBe(1500) // the default dwell docs/api.md promises
+    expect(supervisorSettings({ command: [bun] }).restart.minReadyMs).toBe(1500) // the default dwell docs/api.md promises
   }, 60_000)
 
   test("recycle: a worker is replaced after its requests, surge-first: 0 failed, 0 crashes", async () => {
@@ -245,8 +245,10 @@ describe("a pool that gives up", () => {
     const lines: string[] = []
     const failing = pool(bus, {
       command: [bun, "-e", "process.exit(3)"],
-      maxRestarts: 1,
-      backoffInitialMs: 1,
+      restart: {
+        maxRestarts: 1,
+        backoffInitialMs: 1,
+      },
       log: (l) => lines.push(l),
     })
     await until(() => failing.state === "failed", "the pool to give up")

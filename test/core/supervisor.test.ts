@@ -28,9 +28,11 @@ describe("Supervisor", () => {
   test("an instance that exits unasked is restarted with doubling backoff, and every step is an event", async () => {
     const sup = new Supervisor({
       command: script("setTimeout(() => process.exit(2), 30)"),
-      maxRestarts: 3,
-      restartWindowMs: 60_000,
-      backoffInitialMs: 20,
+      restart: {
+        maxRestarts: 3,
+        windowMs: 60_000,
+        backoffInitialMs: 20,
+      },
       stdout: "ignore",
     })
     const events: string[] = []
@@ -45,7 +47,7 @@ describe("Supervisor", () => {
       restarts: 3,
       windowMs: 60_000,
       reason: expect.stringContaining(
-        "4 crashes within restartWindowMs (60000 ms), more than maxRestarts (3); 3 crash restarts in all",
+        "4 crashes within restart.windowMs (60000 ms), more than restart.maxRestarts (3); 3 crash restarts in all",
       ),
     })
     expect(events).toEqual([
@@ -62,7 +64,7 @@ describe("Supervisor", () => {
       "exit 0 2 false",
     ])
     expect(sup.state).toBe("failed")
-    expect(sup.failureReason).toContain("more than maxRestarts (3)")
+    expect(sup.failureReason).toContain("more than restart.maxRestarts (3)")
     expect(sup.restarts).toBe(3)
     expect(sup.instances[0]!.restarts).toBe(3)
     expect(sup.instances[0]!.state).toBe("down")
@@ -80,11 +82,13 @@ describe("Supervisor", () => {
       ),
       env: { MARK: mark },
       instances: 2,
-      maxRestarts: 1,
-      // two crashes of a fresh bun within the window: 300 ms held on a quiet machine, not under load (each life
-      // took longer, so the pool never gave up and bun's 5 s ended the test)
-      restartWindowMs: 3_000,
-      backoffInitialMs: 1,
+      restart: {
+        maxRestarts: 1,
+        // two crashes of a fresh bun within the window: 300 ms held on a quiet machine, not under load (each life
+        // took longer, so the pool never gave up and bun's 5 s ended the test)
+        windowMs: 3_000,
+        backoffInitialMs: 1,
+      },
       killGraceMs: 500,
     })
     const events: string[] = []
@@ -111,8 +115,10 @@ describe("Supervisor", () => {
     const sup = new Supervisor({
       command: script("if (process.env.SLOTBUS_INSTANCE === '1') process.exit(1); setInterval(() => {}, 1e6)"),
       instances: 2,
-      maxRestarts: 1,
-      backoffInitialMs: 1,
+      restart: {
+        maxRestarts: 1,
+        backoffInitialMs: 1,
+      },
       killGraceMs: 500,
       onGiveUp: "stop-all",
     })
@@ -129,8 +135,10 @@ describe("Supervisor", () => {
     const sup = new Supervisor({
       command: script("setInterval(() => {}, 1e6)"),
       instances: 2,
-      maxRestarts: 1,
-      backoffInitialMs: 60_000, // a crash would wait a minute
+      restart: {
+        maxRestarts: 1,
+        backoffInitialMs: 60_000, // a crash would wait a minute
+      },
     })
     const causes: string[] = []
     sup.on("exit", (_i, e) => causes.push(e.cause))
@@ -154,7 +162,9 @@ describe("Supervisor", () => {
     let failReady: ((e: Error) => void) | null = null
     const sup = new Supervisor({
       command: script("setInterval(() => {}, 1e6)"),
-      backoffInitialMs: 20,
+      restart: {
+        backoffInitialMs: 20,
+      },
       ready: () => new Promise((_, reject) => (failReady = reject)),
     })
     const events: string[] = []
@@ -197,9 +207,11 @@ describe("Supervisor", () => {
   test("a restart outside the window does not count towards the intensity", async () => {
     const sup = new Supervisor({
       command: script("setTimeout(() => process.exit(1), 60)"),
-      maxRestarts: 1,
-      restartWindowMs: 40,
-      backoffInitialMs: 1,
+      restart: {
+        maxRestarts: 1,
+        windowMs: 40,
+        backoffInitialMs: 1,
+      },
       stdout: "ignore",
     })
     let failed = false
@@ -258,10 +270,12 @@ describe("Supervisor", () => {
     expect(() => new Supervisor({ command: [] })).toThrow(TypeError)
     expect(() => new Supervisor({ command: ["x"], instances: -1 })).toThrow(/instances/)
     expect(() => new Supervisor({ command: ["x"], instances: 1.5 })).toThrow(/instances/)
-    expect(() => new Supervisor({ command: ["x"], maxRestarts: -1 })).toThrow(/maxRestarts/)
-    expect(() => new Supervisor({ command: ["x"], maxUnstableRestarts: 0 })).toThrow(/maxUnstableRestarts/)
-    expect(() => new Supervisor({ command: ["x"], minUptimeMs: -5 })).toThrow(/minUptimeMs/)
-    expect(() => new Supervisor({ command: ["x"], minReadyMs: 0.5 })).toThrow(/minReadyMs/)
+    expect(() => new Supervisor({ command: ["x"], restart: { maxRestarts: -1 } })).toThrow(/restart\.maxRestarts/)
+    expect(() => new Supervisor({ command: ["x"], restart: { maxUnstableRestarts: 0 } })).toThrow(
+      /restart\.maxUnstableRestarts/,
+    )
+    expect(() => new Supervisor({ command: ["x"], restart: { minUptimeMs: -5 } })).toThrow(/restart\.minUptimeMs/)
+    expect(() => new Supervisor({ command: ["x"], restart: { minReadyMs: 0.5 } })).toThrow(/restart\.minReadyMs/)
     expect(() => new Supervisor({ command: ["x"], served: true as never })).toThrow(/served must be a function/)
     expect(() => new Supervisor({ command: ["x"], env: "A=1" as never })).toThrow(/env must be an object/)
   })
@@ -313,7 +327,9 @@ describe("superviseWorkers", () => {
       command: [bun, ECHO_WORKER, name],
       instances: 2,
       stdout: "ignore",
-      backoffInitialMs: 10,
+      restart: {
+        backoffInitialMs: 10,
+      },
     })
     try {
       await bus.waitForWorkers(2)
@@ -365,8 +381,10 @@ describe("superviseWorkers", () => {
     const waiting = bus.waitForWorkers(1, { timeoutMs: 60_000 }).catch((e) => e)
     const sup = superviseWorkers(bus, {
       command,
-      maxRestarts: 2,
-      backoffInitialMs: 1,
+      restart: {
+        maxRestarts: 2,
+        backoffInitialMs: 1,
+      },
       stdout: "ignore",
       log: (line) => lines.push(line),
     })
@@ -382,7 +400,7 @@ describe("superviseWorkers", () => {
       }
       expect(lines.length).toBe(1)
       expect(lines[0]).toContain(
-        "gave up: 3 crashes within restartWindowMs (60000 ms), more than maxRestarts (2); 2 crash restarts in all",
+        "gave up: 3 crashes within restart.windowMs (60000 ms), more than restart.maxRestarts (2); 2 crash restarts in all",
       )
       expect(sup.lastExit?.code).toBe(3)
     } finally {

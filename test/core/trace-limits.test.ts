@@ -1,6 +1,6 @@
 // A caller's W3C trace context on its way in (docs/PROTOCOL.md §6.2, issue 56 item 11): the traceparent/tracestate
 // headers a bus takes from outside (bus.fetch's Request, bus.request's headers: what an HTTP hub passes on) go
-// through the one parser (src/kit/trace-context.ts) before a worker process or the flight recorder sees them.
+// through the one parser (src/kit/telemetry/trace-context.ts) before a worker process or the flight recorder sees them.
 // Without OpenTelemetry in this process: the context a worker sees is the received one, as checked.
 import { afterEach, describe, expect, test } from "bun:test"
 import { join } from "node:path"

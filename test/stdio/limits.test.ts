@@ -14,13 +14,15 @@ describe("stdio bus limits and supervision", () => {
     try {
       expect(await failed).toMatchObject({
         pool: "w",
-        reason: expect.stringContaining("4 crashes within restartWindowMs (30000 ms), more than maxRestarts (3)"),
+        reason: expect.stringContaining(
+          "4 crashes within restart.windowMs (30000 ms), more than restart.maxRestarts (3)",
+        ),
       })
       expect(delays).toEqual([100, 200, 400])
       const s = bus.stats()
       expect(s.pools[0]).toMatchObject({
         state: "failed",
-        failure: expect.stringContaining("more than maxRestarts (3)"),
+        failure: expect.stringContaining("more than restart.maxRestarts (3)"),
       })
       expect(s.restarts).toBe(3)
       expect(s.workerCount).toBe(0)
@@ -28,7 +30,7 @@ describe("stdio bus limits and supervision", () => {
       expect(e).toBeInstanceOf(PoolFailedError)
       expect(e).toBeInstanceOf(CorePoolFailedError) // one class for both kinds of pool
       expect(e.pool).toBe("w")
-      expect(e.reason).toContain("more than maxRestarts (3)")
+      expect(e.reason).toContain("more than restart.maxRestarts (3)")
       const it = bus.messages()
       await bus.send(JSON.stringify({ jsonrpc: "2.0", id: 1, method: "x" }))
       expect((await it.next()).value!.message).toMatchObject({ id: 1, error: { code: BusErrorCode.PoolFailed } })

@@ -17,7 +17,9 @@ const bus = await SlotBus.listen(name, { metricsRoutes: 4 })
 const pool = superviseWorkers(bus, {
   command: [process.execPath, join(import.meta.dir, "echo-worker.ts"), name],
   instances: 2,
-  backoffInitialMs: 10,
+  restart: {
+    backoffInitialMs: 10,
+  },
 })
 const topic = await Topic.open(name)
 const quiet = topic.subscribe({ type: "order.*" }, { queue: 16 }) // never read: it falls behind

@@ -10,9 +10,9 @@ import {
   type SpanExporter,
 } from "@opentelemetry/sdk-trace-base"
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http"
-import type { Otel, OtelLink } from "../../src/kit/otel.ts"
+import type { Otel, OtelLink } from "../../src/kit/telemetry/otel.ts"
 
-/** slotbus declares the parts of the API it uses itself (kit/otel.ts), so its types never name the package: they fit. */
+/** slotbus declares the parts of the API it uses itself (kit/telemetry/otel.ts), so its types never name the package: they fit. */
 export const apiFits: Otel = api
 export const linkFits = (l: OtelLink): api.Link => l
 

@@ -439,7 +439,7 @@ export class SlotBus {
     return busFamilies(this.stats(), this.d.metrics.snapshot(), this.pools.describe(), leads)
   }
 
-  /** OpenTelemetry (reportToMeter, kit/otel-metrics.ts): each duration and queue wait, as it is recorded. */
+  /** OpenTelemetry (reportToMeter, kit/telemetry/otel-metrics.ts): each duration and queue wait, as it is recorded. */
   [METRICS_TAP](record: (family: string, labels: MetricLabels, seconds: number) => void): () => void {
     const m = this.d.metrics
     const bus = { bus: this.name }

@@ -8,6 +8,7 @@ import {
   checkNumber,
   checkOptions,
   optionNames,
+  RESTART_MOVED,
   SHARED_OPTIONS,
   sleep,
   splitCommand,
@@ -80,14 +81,14 @@ const RECYCLE_TICK_MS = 200
 
 /**
  * Keeps slotbus worker processes alive: every crash is restarted with backoff; only a worker that keeps dying
- * during start (within minUptimeMs, before it took a request) makes the pool give up: then what crashes stays down
+ * during start (within restart.minUptimeMs, before it took a request) makes the pool give up: then what crashes stays down
  * (what runs goes on serving) until a window passes without a crash. With a `bus`, stop(), reload(), recycling and
  * scale-down drain a worker on the bus before stopping it, a successor counts as ready once it joined the bus (and
- * for a reload once it stayed up minReadyMs more), and while no worker is connected after the pool gave up,
+ * for a reload once it stayed up restart.minReadyMs more), and while no worker is connected after the pool gave up,
  * requests fail with PoolFailedError.
  */
 export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersOptions): Supervisor {
-  checkOptions(options, SUPERVISE_WORKERS_OPTIONS, "superviseWorkers", { required: ["command"] })
+  checkOptions(options, SUPERVISE_WORKERS_OPTIONS, "superviseWorkers", { required: ["command"], moved: RESTART_MOVED })
   const { command, hot: hotOption, log: logOption, instances, idleTimeoutMs, recycle, ready, ...rest } = options
   if (ready !== undefined && typeof ready !== "function")
     throw new TypeError("ready must be a function (pid) => Promise")

@@ -10,7 +10,7 @@ import type { BusMetricsSnapshot } from "./bus-metrics.ts"
 import type { PoolRow } from "./bus-status.ts"
 import type { BusStats } from "./stats.ts"
 
-/** The causes a worker pool starts a process again for (kit/supervisor.ts's ExitCause, but "stop"). */
+/** The causes a worker pool starts a process again for (kit/supervision/supervisor.ts's ExitCause, but "stop"). */
 const CAUSES = ["crash", "reload", "recycle", "scale", "kill", "evict"] as const
 
 /** `leads`: this bus is no shared front, or the one leading its name; only then the worker series. */

@@ -99,7 +99,7 @@ export class BusMetrics {
   private readonly errorsByKind: ErrorKind[] = []
   timeouts = 0
   cancels = 0
-  /** With OpenTelemetry on (kit/otel-metrics.ts): told of each duration (its worker's seat) and queue wait as recorded. */
+  /** With OpenTelemetry on (kit/telemetry/otel-metrics.ts): told of each duration (its worker's seat) and queue wait as recorded. */
   tap: ((what: "duration" | "wait", ns: number, seat: number) => void) | null = null
   private slow: SlowRequest[] = []
   private lastSlow: SlowRequest[] = []

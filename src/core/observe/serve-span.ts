@@ -1,5 +1,5 @@
 // A front's own requests: instrument() wraps Bun.serve's `routes` (or its `fetch`) so that each request is timed into
-// the process's HTTP server histogram (kit/http-server.ts) and, with an SDK, runs in a SERVER span named by its
+// the process's HTTP server histogram (kit/telemetry/http-server.ts) and, with an SDK, runs in a SERVER span named by its
 // route's pattern, with OpenTelemetry's HTTP server attributes (docs/api.md, Traces), a child of the client's
 // `traceparent` when it sent one. bus.fetch and RPC inside it record their CLIENT spans as its children. Without
 // an SDK a request pays two clock reads, a WeakMap entry and a histogram walk more than the bare handler.

@@ -1,7 +1,7 @@
 // Traces across a request's hops (docs/PROTOCOL.md §6.2): the W3C context a request carries in its head, the hub's
 // CLIENT span around it (queue wait and slot time) and the worker's SERVER span its handler runs in. The hooks in
 // submit.ts, observe.ts and serve.ts call in here only for a request that has a context, or when an OpenTelemetry SDK
-// is registered (kit/otel.ts); otherwise each tests one null.
+// is registered (kit/telemetry/otel.ts); otherwise each tests one null.
 import {
   activeContext,
   checkTraceOptions,

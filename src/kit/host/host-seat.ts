@@ -4,7 +4,7 @@
 // connection to the holder, which the kernel closes the moment the holder dies (kill -9 included), and stands again
 // then, and every ELECT_MS. The directory is the user's own (mode 0700): no other uid can hold, block or stand in
 // for the name. Users: core/ops/fronts.ts and nats/topic-bridge.ts. Imports src/native only.
-import { freeHostName, hostHolder } from "../native/ffi.ts"
+import { freeHostName, hostHolder } from "../../native/ffi.ts"
 
 /** How often a seat that does not hold its name stands again (besides at once when the holder's connection closes). */
 const ELECT_MS = 100

@@ -22,10 +22,10 @@ import {
 } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { Supervisor, WorkerLogsError } from "../../src/index.ts"
-import { processCpuSeconds } from "../../bench/lib/cpu.ts"
-import { asNobody, NOBODY, nobodyEnv, whyNotAsNobody } from "../support/uid.ts"
-import { alive, busName, type Child, FIXTURES, run, spawn, stopAll, until } from "../support/helpers.ts"
+import { Supervisor, WorkerLogsError } from "../../../src/index.ts"
+import { processCpuSeconds } from "../../../bench/lib/cpu.ts"
+import { asNobody, NOBODY, nobodyEnv, whyNotAsNobody } from "../../support/uid.ts"
+import { alive, busName, type Child, FIXTURES, run, spawn, stopAll, until } from "../../support/helpers.ts"
 
 const FRONT = join(FIXTURES, "logs-front.ts")
 type Report = { start?: number; exit?: number; seat?: number; stats?: Stats | null }

@@ -1,6 +1,6 @@
-// kit/backoff.ts: the one retry-delay rule of the worker's reconnect, the HTTP join loop and the supervisor.
+// kit/basics/backoff.ts: the one retry-delay rule of the worker's reconnect, the HTTP join loop and the supervisor.
 import { expect, test } from "bun:test"
-import { Backoff } from "../../src/kit/index.ts"
+import { Backoff } from "../../../src/kit/index.ts"
 
 test("without jitter, delays double from initialMs up to maxMs and reset() starts over", () => {
   const b = new Backoff({ initialMs: 100, maxMs: 1000 })

@@ -1,17 +1,15 @@
 // Process supervision for N copies of one command, told apart from what it is asked to do. Every crash (an exit
-// unasked) is restarted, after a backoff that grows only while an instance keeps failing to start (pm2's
-// "unstable restarts": a crash within `minUptimeMs` of its start, before it served or joined). The pool gives up loudly only
-// when an instance fails to start more than `maxUnstableRestarts` times in a row, or past the opt-in restart
-// intensity (OTP's `maxRestarts` in `restartWindowMs`, for a tree of distinct children rather than copies behind
-// a queue): what crashes is no longer restarted, what runs keeps running, and once no crash came for a window the
-// pool restarts what is down and runs again. What the app or the library asks for (kill, reload, recycle, a
-// resize) is never a crash: it is not counted and waits no backoff, and a replacement is surge-first (the
-// successor is ready, and for a reload has stayed up `minReadyMs`, before the old instance is retired). Stopping
-// drains, then SIGTERM, then SIGKILL. Used by the stdio bus (slotbus/stdio) and by superviseWorkers() (src/core).
+// unasked) is restarted, or not, as its RestartPolicy (restart-policy.ts) decides: after a backoff that grows only
+// while an instance keeps failing to start; the pool gives up loudly when one keeps failing, or past the opt-in
+// restart intensity: what crashes is no longer restarted, what runs keeps running, and once no crash came for a
+// window the pool restarts what is down and runs again. This class spawns, watches, times and ends the processes.
+// What the app or the library asks for (kill, reload, recycle, a resize) is never a crash: it is not counted and
+// waits no backoff, and a replacement is surge-first (the successor is ready, and for a reload has stayed up
+// `minReadyMs`, before the old instance is retired). Stopping drains, then SIGTERM, then SIGKILL. Used by the stdio
+// bus (slotbus/stdio) and by superviseWorkers() (src/core).
 import { existsSync, readFileSync } from "node:fs"
-import { Backoff } from "./backoff.ts"
-import { Emitter } from "./emitter.ts"
-import { checkOptions } from "./option-check.ts"
+import { Emitter } from "../basics/emitter.ts"
+import { checkOptions } from "../checks/option-check.ts"
 import {
   type ExitCause,
   type ExitInfo,
@@ -28,12 +26,13 @@ import {
   supervisorSettings,
   type SupervisorState,
   type SupervisorStopOptions,
-} from "./supervisor-options.ts"
-import { longTimeout, sleep, type LongTimer } from "./timers.ts"
-import { checkNumber } from "./value-check.ts"
+} from "./options.ts"
+import { RestartPolicy } from "./restart-policy.ts"
+import { longTimeout, sleep, type LongTimer } from "../basics/timers.ts"
+import { checkNumber } from "../checks/value-check.ts"
 import { WorkerLogs } from "./worker-logs.ts"
 
-export { ReplaceError, SHARED_OPTIONS, SupervisorError } from "./supervisor-options.ts"
+export { ReplaceError, SHARED_OPTIONS, SupervisorError } from "./options.ts"
 export type {
   ExitCause,
   ExitInfo,
@@ -45,17 +44,16 @@ export type {
   SupervisorOptions,
   SupervisorState,
   SupervisorStopOptions,
-} from "./supervisor-options.ts"
+} from "./options.ts"
 
 export class Supervisor {
   readonly instances: SupervisedInstance[]
   private readonly opts: SupervisorSettings
   private _state: SupervisorState = "created"
-  /** When crashes came, within restartWindowMs (the opt-in intensity's count). */
-  private recent: number[] = []
   /** Reload successors getting ready or dwelling: stop() ends them. */
   private readonly successors = new Set<Proc>()
-  private readonly backoff: Backoff
+  /** What a crash leads to: restart after a delay, give up, stay down. */
+  private readonly policy: RestartPolicy
   private totalRestarts = 0
   private readonly timers = new Map<SupervisedInstance, LongTimer>()
   private recovery: LongTimer | null = null
@@ -80,7 +78,7 @@ export class Supervisor {
     const o = supervisorSettings(options)
     this.opts = o
     this.logs = new WorkerLogs(o.logs, o.command, o.stdout, o.stderr)
-    this.backoff = new Backoff({ initialMs: o.backoffInitialMs, maxMs: o.backoffMaxMs })
+    this.policy = new RestartPolicy(o.restart, o.served !== undefined)
     this.instances = Array.from({ length: o.instances }, (_, index) => newInstance(index))
   }
 
@@ -114,7 +112,7 @@ export class Supervisor {
     this.recovery?.clear()
     this.recovery = null
     this._state = "running"
-    this.recent = []
+    this.policy.reset()
     this.failure = null
     for (const inst of this.instances) inst.failedStarts = 0
     try {
@@ -164,7 +162,7 @@ export class Supervisor {
       dwellMs = checkNumber(options.minReadyMs, {
         what: "minReadyMs",
         where: "supervisor.reload",
-        dflt: this.opts.minReadyMs,
+        dflt: this.opts.restart.minReadyMs,
       })
     } catch (e) {
       return Promise.reject(e)
@@ -367,7 +365,7 @@ export class Supervisor {
     merged.SLOTBUS_INSTANCE = String(inst.index)
     Object.assign(merged, this.logs.childEnv)
     const { stdout, stderr } = this.logs.stdio
-    const lastWords = this.logs.lastWordsFd // the front's stderr as the child's fd 3 (kit/last-words.ts)
+    const lastWords = this.logs.lastWordsFd // the front's stderr as the child's fd 3 (kit/supervision/last-words.ts)
     const proc =
       lastWords === null
         ? Bun.spawn(command, { stdin, stdout, stderr, cwd, env: merged })
@@ -412,42 +410,28 @@ export class Supervisor {
     if (cause === "crash" && !this.replacing.has(inst)) this.crashed(inst, this.failedStart(inst, proc))
   }
 
-  /** Whether `proc`, `inst`'s process, crashed during its start: within minUptimeMs of it, before `served` said it started. */
+  /** Whether `proc`, `inst`'s process, crashed during its start: within restart.minUptimeMs of it, before `served` said it started. */
   private failedStart(inst: SupervisedInstance, proc: Proc): boolean {
-    if (performance.now() - inst.startedAt >= this.opts.minUptimeMs) return false
-    return !this.opts.served?.(proc.pid)
+    return this.policy.failedStart(performance.now() - inst.startedAt, this.opts.served?.(proc.pid) ?? false)
   }
 
   /** `inst`'s process crashed: it restarts after a backoff, or stays down while the pool has given up. */
   private crashed(inst: SupervisedInstance, failedStart: boolean): void {
     if (!this.instances.includes(inst) || (this._state !== "running" && this._state !== "failed")) return
-    inst.failedStarts = failedStart ? inst.failedStarts + 1 : 0
-    const now = performance.now()
-    this.recent = this.recent.filter((t) => now - t < this.opts.restartWindowMs)
-    this.recent.push(now)
-    if (this._state === "failed") {
+    const crash = { index: inst.index, failedStarts: inst.failedStarts, failedStart }
+    const verdict = this.policy.crashed(performance.now(), crash, this._state === "failed")
+    inst.failedStarts = verdict.failedStarts
+    if ("recoverIn" in verdict) {
       inst.state = "down"
-      return this.scheduleRecovery()
+      return this.scheduleRecovery(verdict.recoverIn)
     }
-    const { maxUnstableRestarts: maxStarts, maxRestarts, restartWindowMs: windowMs } = this.opts
-    if (inst.failedStarts > maxStarts)
-      return this.giveUp(
-        inst,
-        `instance ${inst.index} died during start ${inst.failedStarts} times in a row (each within minUptimeMs, ${this.opts.minUptimeMs} ms, of its start${this.opts.served ? ", before it joined" : ""}) and was restarted ${inst.failedStarts - 1} times: more than maxUnstableRestarts (${maxStarts})`,
-      )
-    if (this.recent.length > maxRestarts)
-      return this.giveUp(
-        inst,
-        `${this.recent.length} crashes within restartWindowMs (${windowMs} ms), more than maxRestarts (${maxRestarts})`,
-      )
+    if ("giveUp" in verdict) return this.giveUp(inst, verdict.giveUp)
     inst.state = "backoff"
-    this.scheduleRestart(inst)
+    this.scheduleRestart(inst, verdict.restartIn)
   }
 
-  private scheduleRestart(inst: SupervisedInstance): void {
-    // Only failed starts in a row lengthen the delay: a crash after a good run restarts after the first step.
-    const delayMs = this.backoff.delayFor(Math.max(0, inst.failedStarts - 1))
-    this.emit("restart", inst, { delayMs, recentRestarts: this.recent.length })
+  private scheduleRestart(inst: SupervisedInstance, delayMs: number): void {
+    this.emit("restart", inst, { delayMs, recentRestarts: this.policy.crashes })
     this.timers.set(
       inst,
       longTimeout(() => {
@@ -466,7 +450,7 @@ export class Supervisor {
 
   /** `inst` failed to start too often, or past the intensity: nothing that crashes is restarted until a window passes without a crash. */
   private giveUp(inst: SupervisedInstance, why: string): void {
-    const { restartWindowMs } = this.opts
+    const { windowMs } = this.policy.settings
     inst.state = "down"
     this.failure = `${why}; ${this.totalRestarts} crash restart${this.totalRestarts === 1 ? "" : "s"} in all; the last exit: ${describeExit(this.last)}`
     this._state = "failed"
@@ -476,25 +460,25 @@ export class Supervisor {
     }
     this.timers.clear()
     if (this.opts.onGiveUp === "stop-all") void this.terminateAll(this.opts.killGraceMs)
-    else this.scheduleRecovery()
+    else this.scheduleRecovery(windowMs)
     this.emit("failed", {
       reason: this.failure,
-      crashes: this.recent.length,
+      crashes: this.policy.crashes,
       restarts: this.totalRestarts,
-      windowMs: restartWindowMs,
+      windowMs,
       lastExit: this.last,
     })
   }
 
   /** A window from the last crash: then what is down starts again, and crashes count from zero. */
-  private scheduleRecovery(): void {
+  private scheduleRecovery(windowMs: number): void {
     this.recovery?.clear()
     this.recovery = longTimeout(() => {
       this.recovery = null
       if (this._state !== "failed") return
       this._state = "running"
       this.failure = null
-      this.recent = []
+      this.policy.reset()
       let restarted = 0
       for (const inst of this.instances) inst.failedStarts = 0
       for (const inst of this.instances)
@@ -503,7 +487,7 @@ export class Supervisor {
           restarted++
         }
       this.emit("recovered", { restarted })
-    }, this.opts.restartWindowMs)
+    }, windowMs)
   }
 
   private emit<K extends keyof SupervisorEvents>(event: K, ...args: SupervisorEvents[K]): void {

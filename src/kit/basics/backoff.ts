@@ -1,5 +1,5 @@
 // Retry delays, one way for every feature: exponential from initialMs, capped at maxMs, optionally jittered.
-import { checkNumber } from "./value-check.ts"
+import { checkNumber } from "../checks/value-check.ts"
 
 export interface BackoffOptions {
   /** The first delay. */

@@ -4,7 +4,7 @@
 // the file in the worker's environment, or hands the worker its own stderr as fd 3, and a worker whose front is gone
 // writes its line there itself, as the front would have.
 import { closeSync, constants as fsc, openSync, writeSync } from "node:fs"
-import { printable, printableJson } from "./escape.ts"
+import { printable, printableJson } from "../checks/escape.ts"
 
 /** The environment variable holding `{ file | fd, pool, format }` as JSON: the pool's log file (absolute) or fd. */
 export const WORKER_LOG_ENV = "SLOTBUS_WORKER_LOG"

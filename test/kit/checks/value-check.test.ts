@@ -1,16 +1,16 @@
-// kit/value-check.ts: the one name check and the one number check (issue 46). Before, the name rule was written
+// kit/checks/value-check.ts: the one name check and the one number check (issue 46). Before, the name rule was written
 // six times and numbers were checked seven ways, each with its own message ("must match [A-Za-z0-9._-]{1,64}",
 // "is invalid: use 1-64 of", "must be an integer in 0..N", "a whole number from", "≥", "…"). Now every room says
 // `<where>: <what> must be …, got <value>`, keeping its limits and its error class.
 import { describe, expect, test } from "bun:test"
-import { SlotBus, SlotWorker, Supervisor, superviseWorkers } from "../../src/index.ts"
-import { createHub, hubWorker } from "../../src/http/index.ts"
-import { Topic } from "../../src/events/index.ts"
-import { Contest, ContestOpenError } from "../../src/leases/index.ts"
-import { loadConfig, StdioConfigError } from "../../src/stdio/index.ts"
-import { serveStatus } from "../../src/status/index.ts"
-import { Backoff, checkName, checkNumber, nameProblem } from "../../src/kit/index.ts"
-import { busName, rejection } from "../support/helpers.ts"
+import { SlotBus, SlotWorker, Supervisor, superviseWorkers } from "../../../src/index.ts"
+import { createHub, hubWorker } from "../../../src/http/index.ts"
+import { Topic } from "../../../src/events/index.ts"
+import { Contest, ContestOpenError } from "../../../src/leases/index.ts"
+import { loadConfig, StdioConfigError } from "../../../src/stdio/index.ts"
+import { serveStatus } from "../../../src/status/index.ts"
+import { Backoff, checkName, checkNumber, nameProblem } from "../../../src/kit/index.ts"
+import { busName, rejection } from "../../support/helpers.ts"
 
 const NAME_SHAPE = /^([A-Za-z. ]+: )?[a-z ]+ must be 1-\d+ characters( of \[[^\]]+\])?, got .+$/
 const NUMBER_SHAPE =

@@ -1,6 +1,6 @@
-// kit/emitter.ts: the typed listeners behind Supervisor.on and StdioBus.on.
+// kit/basics/emitter.ts: the typed listeners behind Supervisor.on and StdioBus.on.
 import { expect, test } from "bun:test"
-import { Emitter } from "../../src/kit/index.ts"
+import { Emitter } from "../../../src/kit/index.ts"
 
 test("listeners get their event's arguments in the order they subscribed, and the returned function unsubscribes", () => {
   const e = new Emitter<{ start: [number]; exit: [number, string] }>()

@@ -1,6 +1,6 @@
 // The fixed-bucket histogram behind GET /metrics and its bounded label values.
 import { describe, expect, test } from "bun:test"
-import { BoundedLabels, DURATION_BUCKETS, Histogram } from "../../src/kit/index.ts"
+import { BoundedLabels, DURATION_BUCKETS, Histogram } from "../../../src/kit/index.ts"
 
 describe("Histogram", () => {
   test.each([

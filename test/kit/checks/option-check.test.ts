@@ -1,7 +1,7 @@
-// kit/option-check.ts: the one check of every public options object (issue 19). The table of every entry point
+// kit/checks/option-check.ts: the one check of every public options object (issue 19). The table of every entry point
 // that uses it is test/options.test.ts; this is the rule itself.
 import { describe, expect, test } from "bun:test"
-import { checkOptions, didYouMean, optionNames } from "../../src/kit/index.ts"
+import { checkOptions, didYouMean, optionNames } from "../../../src/kit/index.ts"
 
 const HUB = ["port", "hostname", "token", "tokenFile", "timeoutMs", "slots", "idle", "heartbeatMs"]
 

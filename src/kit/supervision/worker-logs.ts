@@ -10,11 +10,11 @@
 // in a second the front stops reading that worker's pipes until the second is over: its writes wait meanwhile.
 import type { Subprocess } from "bun"
 import { resolve } from "node:path"
-import { printable, printableJson } from "./escape.ts"
+import { printable, printableJson } from "../checks/escape.ts"
 import { LAST_WORDS_FD, WORKER_LOG_ENV, type WorkerLogTarget } from "./last-words.ts"
 import { LogFile } from "./log-files.ts"
-import { checkOptions, optionNames } from "./option-check.ts"
-import { checkName, checkNumber, NAME_CHARS } from "./value-check.ts"
+import { checkOptions, optionNames } from "../checks/option-check.ts"
+import { checkName, checkNumber, NAME_CHARS } from "../checks/value-check.ts"
 
 export { WorkerLogsError } from "./log-files.ts"
 

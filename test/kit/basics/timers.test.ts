@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test"
-import { longTimeout, MAX_TIMER_MS, sleep } from "../../src/kit/timers.ts"
+import { longTimeout, MAX_TIMER_MS, sleep } from "../../../src/kit/basics/timers.ts"
 
 test("a delay past 2^31-1 ms does not fire at once, where a bare setTimeout does", async () => {
   let bare = false

@@ -4,7 +4,7 @@
 // are recorded as they happen through [METRICS_TAP] into OpenTelemetry histograms with the same bucket edges, so
 // the app's own exporters (OTLP, Prometheus, …) see what /metrics shows. A loader for traces may share
 // loadOtelApi() later (one place that knows the package's name and its absence).
-import { MissingPackageError } from "../errors.ts"
+import { MissingPackageError } from "../../errors.ts"
 import { DURATION_BUCKETS } from "./histogram.ts"
 import { httpServer } from "./http-server.ts"
 import { METRICS, type MetricFamily, type MetricLabels, type MetricsSource } from "./metrics.ts"

@@ -1,4 +1,4 @@
-// kit/trace-context.ts: the one W3C trace context parser (issue 56 items 11 and 18), case by case as the W3C test
+// kit/telemetry/trace-context.ts: the one W3C trace context parser (issue 56 items 11 and 18), case by case as the W3C test
 // suite (w3c/trace-context test/test.py) sends them. End to end: test/core/trace-limits.test.ts (bus.fetch, the
 // recorder), test/http/trace.test.ts (the HTTP hub), test/events/remote.test.ts (another host's event).
 import { describe, expect, test } from "bun:test"
@@ -8,7 +8,7 @@ import {
   parseTracestate,
   receivedContext,
   TRACESTATE_MAX,
-} from "../../src/kit/index.ts"
+} from "../../../src/kit/index.ts"
 
 const ID = "12345678901234567890123456789012"
 const SPAN = "1234567890123456"

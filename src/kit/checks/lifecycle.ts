@@ -1,6 +1,6 @@
 // Explicit open/create lifecycles (iceoryx2's open / create / open_or_create), shared by topics and contests.
-import { AlreadyExistsError, NotFoundError, SettingsMismatchError } from "../errors.ts"
-import { Errno } from "../native/ffi.ts"
+import { AlreadyExistsError, NotFoundError, SettingsMismatchError } from "../../errors.ts"
+import { Errno } from "../../native/ffi.ts"
 
 /** Whether open() may create what it opens: join or create (the default), join only, create only. */
 export type CreateMode = "if-missing" | "never" | "must"

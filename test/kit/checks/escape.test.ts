@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test"
-import { printable, printableJson } from "../../src/kit/escape.ts"
+import { printable, printableJson } from "../../../src/kit/checks/escape.ts"
 
 test.each([
   ["plain text and unicode pass as they are", "GET /items/é✓", "GET /items/é✓"],

@@ -19,7 +19,7 @@ import {
   writeSync,
 } from "node:fs"
 import { join } from "node:path"
-import { SlotBusError } from "../errors.ts"
+import { SlotBusError } from "../../errors.ts"
 
 /** A worker log directory or file that cannot be used safely (or at all); the message says what to change. */
 export class WorkerLogsError extends SlotBusError {}

@@ -1,9 +1,10 @@
 // What a Supervisor (supervisor.ts) is told and tells: its options, checked and completed with their defaults, its
 // states and events, and its errors.
 import type { Subprocess } from "bun"
-import { SlotBusError } from "../errors.ts"
-import { checkOptions, optionNames } from "./option-check.ts"
-import { checkNumber } from "./value-check.ts"
+import { SlotBusError } from "../../errors.ts"
+import { checkOptions, optionNames } from "../checks/option-check.ts"
+import { checkNumber } from "../checks/value-check.ts"
+import { RESTART_MOVED, type RestartOptions, type RestartSettings, restartSettings } from "./restart-policy.ts"
 import type { WorkerLogsOption } from "./worker-logs.ts"
 
 /** The supervisor cannot do what was asked in its current state, or was configured wrongly. */
@@ -37,7 +38,7 @@ export class ReplaceError extends SupervisorError {
 }
 
 /**
- * running; failed (gave up: an instance died during start more than maxUnstableRestarts times in a row, or past
+ * running; failed (gave up: an instance died during start more than restart.maxUnstableRestarts times in a row, or past
  * the opt-in restart intensity; crashed instances stay down, running ones keep running, until a window without
  * crashes); stopping; stopped.
  */
@@ -72,30 +73,12 @@ export interface SupervisorOptions {
    */
   logs?: WorkerLogsOption
   /**
-   * A crash within this long of its process's start, before `served` says it started, is a failed start
-   * (pm2's min_uptime; default 1000). Every crash is restarted; only failed starts make the pool give up.
+   * When a crashed process is restarted and when the pool gives up, and a reload's dwell: `{ minUptimeMs,
+   * maxUnstableRestarts, maxRestarts, windowMs, backoffInitialMs, backoffMaxMs, minReadyMs }` (restart-policy.ts).
    */
-  minUptimeMs?: number
-  /** An instance that fails to start more than this many times in a row makes the pool give up (default 5, min 1). */
-  maxUnstableRestarts?: number
-  /**
-   * Opt-in restart intensity (OTP's, for a tree of distinct children): more than this many crashes of the pool
-   * within `restartWindowMs` gives up, whatever the pool's size (8 workers killed at once by an OOM kill give up at
-   * the 6th). Default: none (Infinity). `restartWindowMs` (default 60 000) is also how long a pool that gave up
-   * waits without a crash before it restarts what is down.
-   */
-  maxRestarts?: number
-  restartWindowMs?: number
-  /**
-   * A reload's successor must stay up this long after it is ready (Kubernetes' minReadySeconds, default 1500);
-   * if it exits meanwhile the reload rejects and the old process keeps serving. 0: ready is enough.
-   */
-  minReadyMs?: number
+  restart?: RestartOptions
   /** Whether process `pid` started (superviseWorkers: it joined the bus): then its crash is not a failed start. */
   served?: (pid: number) => boolean
-  /** First restart delay after a crash, doubled for each further failed start in a row, capped at backoffMaxMs. */
-  backoffInitialMs?: number
-  backoffMaxMs?: number
   /** Between SIGTERM and SIGKILL when stopping (default 2000). */
   killGraceMs?: number
   /** Resolves when the work in flight to the instances is done; stop() waits for it up to drainTimeoutMs. */
@@ -125,7 +108,7 @@ export interface SupervisedInstance {
   pid: number
   /** Crashes restarted. */
   restarts: number
-  /** Failed starts in a row (crashes within minUptimeMs of a start, before it served or joined); 0 once one lived. */
+  /** Failed starts in a row (crashes within restart.minUptimeMs of a start, before it served or joined); 0 once one lived. */
   failedStarts: number
   /** performance.now() of the last spawn. */
   startedAt: number
@@ -164,7 +147,7 @@ export interface ReloadOptions {
   maxSurge?: number
   /** How long each successor may take to be ready (default: the constructor's readyTimeoutMs). */
   readyTimeoutMs?: number
-  /** How long each successor must stay up once ready (default: the constructor's minReadyMs). */
+  /** How long each successor must stay up once ready (default: the constructor's restart.minReadyMs). */
   minReadyMs?: number
 }
 
@@ -178,13 +161,7 @@ export const SHARED_OPTIONS = {
   stdout: true,
   stderr: true,
   logs: true,
-  minUptimeMs: true,
-  maxUnstableRestarts: true,
-  maxRestarts: true,
-  restartWindowMs: true,
-  minReadyMs: true,
-  backoffInitialMs: true,
-  backoffMaxMs: true,
+  restart: true,
   killGraceMs: true,
   drainTimeoutMs: true,
   readyTimeoutMs: true,
@@ -202,13 +179,6 @@ export const RELOAD_OPTIONS = optionNames<ReloadOptions>({ maxSurge: true, ready
 
 const DEFAULTS = {
   instances: 1,
-  minUptimeMs: 1_000,
-  maxUnstableRestarts: 5,
-  maxRestarts: Infinity,
-  restartWindowMs: 60_000,
-  minReadyMs: 1_500,
-  backoffInitialMs: 100,
-  backoffMaxMs: 5_000,
   killGraceMs: 2_000,
   drainTimeoutMs: 10_000,
   readyTimeoutMs: 30_000,
@@ -217,35 +187,26 @@ const DEFAULTS = {
 
 /** The settings a Supervisor runs with: `options` checked (a clear error for each mistake), defaults filled in. */
 export type SupervisorSettings = Required<
-  Omit<SupervisorOptions, "cwd" | "env" | "drain" | "ready" | "retire" | "logs" | "served">
+  Omit<SupervisorOptions, "cwd" | "env" | "drain" | "ready" | "retire" | "logs" | "served" | "restart">
 > &
-  Pick<SupervisorOptions, "cwd" | "env" | "drain" | "ready" | "retire" | "logs" | "served">
+  Pick<SupervisorOptions, "cwd" | "env" | "drain" | "ready" | "retire" | "logs" | "served"> & {
+    restart: RestartSettings
+  }
 
 export function supervisorSettings(options: SupervisorOptions): SupervisorSettings {
-  checkOptions(options, SUPERVISOR_OPTIONS, "new Supervisor", { required: ["command"] })
+  checkOptions(options, SUPERVISOR_OPTIONS, "new Supervisor", { required: ["command"], moved: RESTART_MOVED })
   const o = {
     ...DEFAULTS,
     stdin: "ignore" as Stdio,
     stdout: "inherit" as Stdio,
     stderr: "inherit" as Stdio,
     ...stripUndefined(options),
+    restart: restartSettings(options.restart, "Supervisor"),
   }
   if (!Array.isArray(o.command) || o.command.length === 0 || o.command.some((a) => typeof a !== "string"))
     throw new TypeError("Supervisor: command must be a non-empty array of strings (the program, then its arguments)")
-  for (const k of [
-    "instances",
-    "minUptimeMs",
-    "restartWindowMs",
-    "minReadyMs",
-    "backoffInitialMs",
-    "backoffMaxMs",
-    "killGraceMs",
-    "drainTimeoutMs",
-    "readyTimeoutMs",
-  ] as const)
+  for (const k of ["instances", "killGraceMs", "drainTimeoutMs", "readyTimeoutMs"] as const)
     checkNumber(o[k], { what: k, where: "Supervisor" })
-  checkNumber(o.maxRestarts, { what: "maxRestarts", where: "Supervisor", infinite: true })
-  checkNumber(o.maxUnstableRestarts, { what: "maxUnstableRestarts", where: "Supervisor", min: 1, infinite: true })
   if (o.env !== undefined && (typeof o.env !== "object" || o.env === null || Array.isArray(o.env)))
     throw new TypeError('Supervisor: env must be an object of variables to add, like { LOG_LEVEL: "debug" }')
   if (o.onGiveUp !== "keep-running" && o.onGiveUp !== "stop-all")

@@ -10,6 +10,8 @@ export interface OptionProblem {
   name?: string
   /** The valid name it is nearest to, if any (kind "unknown"). */
   suggestion?: string
+  /** What to write instead, for a name that moved (kind "unknown"). */
+  moved?: string
   known: readonly string[]
   message: string
 }
@@ -19,6 +21,8 @@ export interface OptionRules {
   required?: readonly string[]
   /** What one name is called in messages. Default "option". */
   noun?: string
+  /** Names that moved, each with what to write instead ("restart: { windowMs }"): refused, saying where they went. */
+  moved?: Readonly<Record<string, string>>
   /** Builds the error instead of a TypeError (the stdio config keeps its StdioConfigError). */
   error?: (problem: OptionProblem) => Error
 }
@@ -44,7 +48,7 @@ export function checkOptions<T extends object>(
 ): T {
   if (opts === undefined) return NO_OPTIONS as T // shared: a call without options allocates nothing
   if (opts === null || typeof opts !== "object" || Array.isArray(opts)) fail(notObject(opts, known, where), rules)
-  for (const name in opts) if (!known.has(name)) fail(unknown(name, known, where, rules?.noun), rules)
+  for (const name in opts) if (!known.has(name)) fail(unknown(name, known, where, rules), rules)
   if (rules?.required)
     for (const name of rules.required)
       if ((opts as Record<string, unknown>)[name] === undefined) fail(missing(name, known, where, rules.noun), rules)
@@ -72,15 +76,17 @@ const MOVED: Record<string, string> = {
   nats: 'remote: nats(url), with nats from "slotbus/nats"',
 }
 
-function unknown(name: string, known: ReadonlySet<string>, where: string, noun = "option"): OptionProblem {
-  const moved = noun === "option" && Object.hasOwn(MOVED, name) ? MOVED[name] : undefined
+function unknown(name: string, known: ReadonlySet<string>, where: string, rules?: OptionRules): OptionProblem {
+  const noun = rules?.noun ?? "option"
+  const moved = [rules?.moved, noun === "option" ? MOVED : undefined].find((t) => t && Object.hasOwn(t, name))?.[name]
   if (moved)
     return {
       kind: "unknown",
       where,
       name,
+      moved,
       known: [...known],
-      message: `${where}: the option "${name}" is now ${moved}`,
+      message: `${where}: the ${noun} "${name}" is now ${moved}`,
     }
   const suggestion = didYouMean(name, known)
   const list = [...known]
