@@ -2,8 +2,8 @@
 // (Endpoint, implemented by slot-endpoint.ts and remote-endpoint.ts) and what an endpoint may do to the
 // dispatcher's books (EndpointHost). Separate because the dispatcher, both kinds of worker and the bus read them.
 import { State } from "../../native/ffi.ts"
-import type { BusCounters } from "./observe-counters.ts"
-import type { ClientTrace } from "../wire/trace.ts"
+import type { BusCounters } from "../probe/counters.ts"
+import type { ClientTrace } from "../probe/trace.ts"
 
 export interface WorkerInfo {
   pid: number

@@ -28,7 +28,7 @@ import {
   webResponse,
 } from "./response.ts"
 import { SlotFrames, StreamIn, type SlotStreamOwner } from "./stream-in.ts"
-import { outcomeOf, type FlightRecorder } from "../wire/recorder.ts"
+import { outcomeOf, type FlightRecorder } from "../probe/recorder.ts"
 
 const HOST = hostname()
 /**

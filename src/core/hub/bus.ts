@@ -52,7 +52,7 @@ import {
 import { busFamilies } from "../observe/bus-families.ts"
 import { listenDoor, listenFront, type FrontSeat, unlisten } from "../ops/fronts.ts"
 import { openBus, openBuses } from "./open-buses.ts"
-import { FlightRecorder } from "../wire/recorder.ts"
+import { FlightRecorder } from "../probe/recorder.ts"
 
 const FACTORY = Symbol("SlotBus.listen")
 

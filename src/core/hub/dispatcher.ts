@@ -7,7 +7,7 @@ import { PoisonRequestError, TimeoutError, WorkerGoneError } from "../../errors.
 import { MAX_TIMER_MS } from "../../kit/index.ts"
 import type { BusMetrics } from "../observe/bus-metrics.ts"
 import { BusObserver } from "../observe/observe.ts"
-import type { BusCounters } from "../endpoint/observe-counters.ts"
+import type { BusCounters } from "../probe/counters.ts"
 import {
   nowMs,
   readAnswer,
@@ -19,7 +19,7 @@ import {
 } from "../endpoint/endpoint.ts"
 import { BorrowedResponse, ownBytes, SlotResponse, StreamedResponse, webResponse } from "../endpoint/response.ts"
 import { Kind } from "../../native/ffi.ts"
-import type { FlightRecorder } from "../wire/recorder.ts"
+import type { FlightRecorder } from "../probe/recorder.ts"
 
 // Deadlines and stuck slots are checked on a timer while requests are out; an idle bus has no timer at all.
 export const TICK_BUSY_MS = 10

@@ -3,9 +3,9 @@
 // latency), its flight recorder and the request's trace. Made once when the bus listens; each call is one method
 // call on it, and what is off (no recorder, no trace) costs one null test.
 import { BusMetrics } from "./bus-metrics.ts"
-import { BusCounters } from "../endpoint/observe-counters.ts"
+import { BusCounters } from "../probe/counters.ts"
 import type { Pending } from "../endpoint/endpoint.ts"
-import type { FlightRecorder } from "../wire/recorder.ts"
+import type { FlightRecorder } from "../probe/recorder.ts"
 
 export class BusObserver {
   readonly counters = new BusCounters()

@@ -15,7 +15,7 @@ import {
   type OtelContext,
 } from "../../kit/index.ts"
 import type { Serve, Server } from "bun"
-import { httpMethod, recordStatus, serverSpanFailed } from "../wire/trace.ts"
+import { httpMethod, recordStatus, serverSpanFailed } from "../probe/trace.ts"
 
 type Handler = (req: Request, server: ServerLike) => unknown
 /** What traced() reads of Bun.serve's server: the client's address. */

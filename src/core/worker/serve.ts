@@ -13,7 +13,7 @@ import {
 import type { RemoteAnswer } from "../wire/remote.ts"
 import type { SlotRequest } from "./request.ts"
 import { isThenable, otelTracing } from "../../kit/index.ts"
-import { runInServerSpan, serverSpanAnswered, serverSpanFailed } from "../wire/trace.ts"
+import { runInServerSpan, serverSpanAnswered, serverSpanFailed } from "../probe/trace.ts"
 
 /** How a streamed answer went: over, or it could not begin (`error` then, if it was an error, answered whole). */
 export type StreamEnd = { begun: true } | { begun: false; error?: unknown }

@@ -17,7 +17,7 @@ import {
   type TraceContext,
 } from "../../kit/index.ts"
 import { Kind } from "../../native/ffi.ts"
-import { isHeaderValue } from "./codec.ts"
+import { isHeaderValue } from "../wire/codec.ts"
 
 const RPC_VERB = /^rpc:/
 /** The head pair carrying a traced HTTP request's route pattern to its worker (docs/PROTOCOL.md §6.2, The route). */
