@@ -18,12 +18,10 @@ import {
 } from "../../kit/index.ts"
 import { Kind } from "../../native/ffi.ts"
 import { isHeaderValue } from "../wire/codec.ts"
+import { isRpcVerb, rpcErrorOf } from "../wire/rpc-status.ts"
 
-const RPC_VERB = /^rpc:/
 /** The head pair carrying a traced HTTP request's route pattern to its worker (docs/PROTOCOL.md §6.2, The route). */
 const ROUTE_PAIR = "slotbus-route"
-// an RPC answer's statuses (rpc.ts's RpcStatus: rpc/ is above wire/): 720-723 a result, 744 no such function
-const RpcAnswered = { FIRST: 720, LAST: 723, NO_SUCH_METHOD: 744 } as const
 
 /**
  * The trace of one request on the hub's side: the context it carries (undefined: none, the caller's own pairs taken
@@ -65,15 +63,18 @@ export class ClientTrace {
   /**
    * It is over (answered at `status`, or failed): the time it held its slot, and the span ends. An HTTP answer's
    * status is `http.response.status_code`; 4xx and 5xx make a CLIENT span an error (HTTP conventions, Status). An
-   * RPC call's is an error when its function threw or was not there.
+   * RPC call's is an error of the class its caller gets when its reply is no result (rpcErrorOf).
    */
   end(status = 0) {
     if (this.span === null) return
     if (this.sentAt !== 0) this.span.setAttribute("slotbus.slot_ms", (Bun.nanoseconds() - this.sentAt) / 1e6)
     if (this.what === "http" && status > 0) recordStatus(this.span, status, 400)
-    else if (this.what === "rpc" && status > 0 && (status < RpcAnswered.FIRST || status > RpcAnswered.LAST)) {
-      this.span.setAttribute("error.type", status === RpcAnswered.NO_SUCH_METHOD ? "UnknownMethodError" : "RemoteError")
-      this.span.setStatus({ code: SPAN_ERROR })
+    else if (this.what === "rpc" && status > 0) {
+      const error = rpcErrorOf(status)
+      if (error !== null) {
+        this.span.setAttribute("error.type", error)
+        this.span.setStatus({ code: SPAN_ERROR })
+      }
     }
     this.span.end()
   }
@@ -132,7 +133,7 @@ export function clientTrace(
 }
 
 const isRpc = (kind: number, strings: readonly string[] | null) =>
-  kind !== Kind.RAW && strings !== null && RPC_VERB.test(strings[0]!)
+  kind !== Kind.RAW && strings !== null && isRpcVerb(strings[0]!)
 
 /** Whether an HTTP request's own header pairs hold a `traceparent` or `tracestate`. */
 function carriesContext(strings: readonly string[]): boolean {
@@ -179,7 +180,7 @@ function describe(
   if (kind === Kind.RAW || strings === null)
     return { name: `${bus} call`, attributes: { "slotbus.bus": bus, "slotbus.kind": "raw" }, what: "raw" }
   const [method = "", path = ""] = strings
-  if (RPC_VERB.test(method))
+  if (isRpcVerb(method))
     return {
       name: `${bus}/${path}`,
       attributes: {
@@ -232,7 +233,7 @@ export function headWithContext(
   if (context !== undefined) out.push("traceparent", context.traceparent)
   if (context?.tracestate) out.push("tracestate", context.tracestate)
   if (strings !== null && kind !== Kind.RAW) {
-    if (context !== undefined && route !== undefined && !RPC_VERB.test(strings[0]!) && isHeaderValue(route))
+    if (context !== undefined && route !== undefined && !isRpcVerb(strings[0]!) && isHeaderValue(route))
       out.push(ROUTE_PAIR, route)
     for (let i = 2; i + 1 < strings.length; i += 2) {
       const name = strings[i]
@@ -303,7 +304,7 @@ export function serverSpanFailed(o: Otel | null, span: Span, err: unknown) {
  * not: HTTP conventions, Status), unless the handler `threw` and serverSpanFailed said why already.
  */
 export function serverSpanAnswered(req: TracedRequest, span: Span, status: number, threw: boolean) {
-  if (req.kind === "http" && !RPC_VERB.test(req.method)) recordStatus(span, status, threw ? 1000 : 500)
+  if (req.kind === "http" && !isRpcVerb(req.method)) recordStatus(span, status, threw ? 1000 : 500)
 }
 
 /** An HTTP span's `http.response.status_code`; from `errorFrom` on, the span is an error of `error.type` the status. */
