@@ -85,7 +85,7 @@ function measured(handler: Handler, route: string | undefined): Handler {
     const failed = (err: unknown) => {
       httpServer.observe(method, ex.route, 500, Bun.nanoseconds() - at) // Bun answers a throw with its error handler: 500
       if (span !== null) {
-        serverSpanFailed(o, span, err)
+        serverSpanFailed(span, err)
         span.end()
       }
       throw err

@@ -1,7 +1,8 @@
 // Traces across a request's hops (docs/PROTOCOL.md §6.2): the W3C context a request carries in its head, the hub's
-// CLIENT span around it (queue wait and slot time) and the worker's SERVER span its handler runs in. The hooks in
-// submit.ts, observe.ts and serve.ts call in here only for a request that has a context, or when an OpenTelemetry SDK
-// is registered (kit/otel.ts); otherwise each tests one null.
+// CLIENT span around it (queue wait and slot time) and the worker's SERVER span its handler runs in. The hub's side
+// is a request's ClientTrace (submit.ts makes it, observe.ts tells it), the worker's the one serverTrace (serve.ts
+// tells it); each call does something only for a request that has a context, or when an OpenTelemetry SDK is
+// registered (kit/otel.ts); otherwise it tests one null.
 import {
   activeContext,
   checkTraceOptions,
@@ -265,10 +266,45 @@ export interface TracedRequest {
 }
 
 /**
+ * The worker's SERVER spans, told by its serving pipeline (worker/serve.ts) at a request's moments: the handler runs,
+ * it threw, it was answered, the request is over. One object for every request; a request without a span (no SDK
+ * registered, or no context carried) costs each call one test.
+ */
+class ServerTrace {
+  /** Runs `handler(req)`: inside a SERVER span when an OpenTelemetry SDK is registered and the request is traced. */
+  run<R extends TracedRequest, T>(req: R, bus: string, handler: (req: R) => T): T {
+    if (req.traceparent === undefined) return handler(req)
+    const o = otelTracing()
+    return o === null ? handler(req) : runInServerSpan(o, req, bus, handler)
+  }
+
+  /** The handler threw (or its reply could not be read): the span says so, and of what class. */
+  failed(req: TracedRequest, err: unknown) {
+    if (req.span !== null) serverSpanFailed(req.span, err)
+  }
+
+  /**
+   * Its answer has `status`: an HTTP request's span records it, and a 5xx makes it an error (a SERVER span's 4xx is
+   * not: HTTP conventions, Status), unless the handler `threw` and failed() said why already.
+   */
+  answered(req: TracedRequest, status: number, threw: boolean) {
+    if (req.span !== null && req.kind === "http" && !isRpcVerb(req.method))
+      recordStatus(req.span, status, threw ? 1000 : 500)
+  }
+
+  /** The request is over (answered, streamed, or nobody waits any more): its span ends. */
+  ended(req: TracedRequest) {
+    if (req.span !== null) req.span.end()
+  }
+}
+
+export const serverTrace = new ServerTrace()
+
+/**
  * Runs `handler(req)` inside a SERVER span, child of the caller's context (req.span is that span until it ends),
  * named by the route the front matched when the request carries it.
  */
-export function runInServerSpan<R extends TracedRequest, T>(o: Otel, req: R, bus: string, handler: (req: R) => T): T {
+function runInServerSpan<R extends TracedRequest, T>(o: Otel, req: R, bus: string, handler: (req: R) => T): T {
   const tp = req.traceparent
   const sc = tp === undefined ? undefined : remoteParent(o, { traceparent: tp, tracestate: req.tracestate })
   const base = sc === undefined ? o.ROOT_CONTEXT : o.trace.setSpanContext(o.ROOT_CONTEXT, sc)
@@ -293,18 +329,10 @@ export function routedSpan(span: Span, method: string, pattern: string) {
 }
 
 /** The handler failed: its span says so, and of what class (`error.type`). */
-export function serverSpanFailed(o: Otel | null, span: Span, err: unknown) {
+export function serverSpanFailed(span: Span, err: unknown) {
   if (err instanceof Error) span.recordException(err)
   span.setAttribute("error.type", errorType(err))
   span.setStatus({ code: SPAN_ERROR, message: err instanceof Error ? err.message : String(err) })
-}
-
-/**
- * An HTTP request's answer has `status`: its span records it, and a 5xx makes it an error (a SERVER span's 4xx is
- * not: HTTP conventions, Status), unless the handler `threw` and serverSpanFailed said why already.
- */
-export function serverSpanAnswered(req: TracedRequest, span: Span, status: number, threw: boolean) {
-  if (req.kind === "http" && !isRpcVerb(req.method)) recordStatus(span, status, threw ? 1000 : 500)
 }
 
 /** An HTTP span's `http.response.status_code`; from `errorFrom` on, the span is an error of `error.type` the status. */
