@@ -195,7 +195,6 @@ export class SlotEndpoint implements Endpoint, SlotStreamOwner {
       this.host.fail(p, e)
       return true
     }
-    this.host.counters.sentBytes(p.body.length)
     this.pending[slot] = p
     if (this.inFlight++ === 0) this.busyFrom = p.waited ? Bun.nanoseconds() : p.started
     this.waiting++

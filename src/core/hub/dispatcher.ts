@@ -176,6 +176,7 @@ export class Dispatcher implements EndpointHost {
   dispatch(p: Pending): boolean {
     const e = p.retried ? this.pickAlone() : this.pick()
     if (e === null || !e.send(p)) return false
+    if (p.endpoint !== e) return true // its publish failed: p failed, nothing reached the worker
     if (p.retried) this.alone.set(e, p)
     if (e.requests >= e.requestLimit) this.limitReached(e)
     this.observer.sent(p)

@@ -34,6 +34,7 @@ export class BusObserver {
 
   /** p went to a worker: at once, or after waiting in the queue since its start. */
   sent(p: Pending) {
+    this.counters.sentBytes(p.bodyLength)
     this.metrics.waited(p.waited ? Bun.nanoseconds() - p.started : 0)
     if (p.trace !== null) p.trace.sent()
   }
