@@ -227,6 +227,15 @@ describe("the layout of src/", () => {
         expect(relative(".", normalize(join(dirname(f), s)))).toMatch(/^(kit\/|errors\.ts$|native\/)/)
   })
 
+  test("the flight recorder is written from core/probe only: its C calls and its stage are FlightRecorder's", () => {
+    // sb_rec_now reads the records' clock (`slotbus top` does too); every other sb_rec_* call writes
+    const writes = /\b(?:sb_rec_(?!now\b)\w+|recorderStage)\s*\(|\.stage\[/
+    expect(Object.keys(files).filter((f) => !f.startsWith("native/") && writes.test(files[f]!))).toEqual([
+      "core/probe/recorder.ts",
+    ])
+    expect(writes.test("rec.stage[0] = p.started + rec.offset")).toBe(true) // what slot-endpoint.ts did
+  })
+
   /** The files under src/ whose code (not only their types) imports `pkg`, statically or with import(). */
   const valueImporters = (pkg: RegExp) =>
     Object.keys(files)
