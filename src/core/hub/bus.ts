@@ -147,7 +147,7 @@ export class SlotBus {
       else bus.control = control()
     } catch (e) {
       unbind()
-      bus.d.observer.recorder?.close()
+      bus.d.observer.close()
       throw e
     }
     openBuses.add(bus, opts)
@@ -463,7 +463,7 @@ export class SlotBus {
     this.d.failAll(err)
     await this.remoteLink?.close(0)
     this.acceptor.dropAll(err)
-    this.d.observer.recorder?.close() // its file goes; its memory once the last channel has closed
+    this.d.observer.close()
   }
 
   /**

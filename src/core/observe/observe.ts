@@ -54,6 +54,11 @@ export class BusObserver {
     this.counters.failure(err)
   }
 
+  /** The bus closed: its flight recorder's file goes (its memory once the last channel has closed). */
+  close() {
+    if (this.recorder !== null) this.recorder.close()
+  }
+
   /** A worker joined: the seat its metrics go under (its `worker` label). */
   joined(e: Endpoint): number {
     return this.metrics.seat(e)
