@@ -5,8 +5,9 @@
 // FEATURE_EDGES (through that feature's index.ts, or its internal.ts: what other rooms use and users do not); nothing in src imports bench/, test/ or bin/.
 // src/cli, the commands of `slotbus` (one file per command, a shared prelude), sits on top: it imports any room's
 // index.ts or internal.ts, and nothing imports it but bin/slotbus.ts; the rooms keep no command code.
-// Inside src/core, its folders run one way too (CORE_FOLDERS): wire ← ops, rpc, endpoint ← observe ← hub; worker
-// over wire, ops and rpc; core/index.ts and core/internal.ts, the faces, over them all.
+// Inside src/core, its folders run one way too (CORE_FOLDERS): wire ← ops, rpc; wire ← probe ← endpoint ← observe
+// ← hub (over ops and rpc too); worker over wire, probe, ops and rpc; core/index.ts and core/internal.ts, the faces,
+// over them all.
 // Inside src/kit likewise (KIT_FOLDERS): checks ← basics ← host, telemetry, supervision; kit/index.ts, the face, over all.
 // bench/ keeps the same shape: one folder per measured feature, none importing a sibling, bench/lib/ below them.
 import { describe, expect, test } from "bun:test"
@@ -27,13 +28,14 @@ export const FEATURE_EDGES: Record<string, readonly string[]> = {
  * import any folder; no folder imports a face.
  */
 export const CORE_FOLDERS: Record<string, readonly string[]> = {
-  wire: [], // heads in a slot arena, the channel, idle strategies, the remote port, trace context, the recorder file
+  wire: [], // heads in a slot arena, the channel, idle strategies, the remote port, the runtime block
+  probe: ["wire"], // what the hot path writes to be seen: the flight recorder, the trace, the counters
   ops: ["wire"], // fronts, the control socket and its client, selfCommand
   rpc: ["wire"], // RPC's encoding, the worker's dispatcher and the hub's proxy
-  endpoint: ["wire"], // the hub's books and a worker as the dispatcher sees it: on this host or remote
-  observe: ["wire", "endpoint"], // the observer, stats, metrics and status over the endpoint's books
-  worker: ["wire", "ops", "rpc"], // SlotWorker and its one serving pipeline
-  hub: ["wire", "ops", "rpc", "endpoint", "observe"], // SlotBus, its Dispatcher and Acceptor, options, pools
+  endpoint: ["wire", "probe"], // the hub's books and a worker as the dispatcher sees it: on this host or remote
+  observe: ["wire", "probe", "endpoint"], // the observer, stats, metrics and status over the endpoint's books
+  worker: ["wire", "probe", "ops", "rpc"], // SlotWorker and its one serving pipeline
+  hub: ["wire", "probe", "ops", "rpc", "endpoint", "observe"], // SlotBus, its Dispatcher and Acceptor, options, pools
 }
 
 /**
@@ -251,6 +253,15 @@ describe("the layout of src/", () => {
     for (const [f, t] of kit)
       for (const s of importsOf(t).filter((s) => s.startsWith(".")))
         expect(relative(".", normalize(join(dirname(f), s)))).toMatch(/^(kit\/|errors\.ts$|native\/)/)
+  })
+
+  test("the flight recorder is written from core/probe only: its C calls and its stage are FlightRecorder's", () => {
+    // sb_rec_now reads the records' clock (`slotbus top` does too); every other sb_rec_* call writes
+    const writes = /\b(?:sb_rec_(?!now\b)\w+|recorderStage)\s*\(|\.stage\[/
+    expect(Object.keys(files).filter((f) => !f.startsWith("native/") && writes.test(files[f]!))).toEqual([
+      "core/probe/recorder.ts",
+    ])
+    expect(writes.test("rec.stage[0] = p.started + rec.offset")).toBe(true) // what slot-endpoint.ts did
   })
 
   /** The files under src/ whose code (not only their types) imports `pkg`, statically or with import(). */
@@ -513,6 +524,8 @@ describe("the guard notices a broken layout", () => {
     ["core/worker/worker.ts", 'import { positiveInt } from "../hub/options.ts"'],
     ["core/observe/stats.ts", 'import type { Dispatcher } from "../hub/dispatcher.ts"'],
     ["core/endpoint/endpoint.ts", 'import type { BusObserver } from "../observe/observe.ts"'],
+    ["core/probe/counters.ts", 'import type { Pending } from "../endpoint/endpoint.ts"'], // probes sit below the books
+    ["core/wire/channel.ts", 'import type { FlightRecorder } from "../probe/recorder.ts"'], // and above the wire
     ["core/wire/codec.ts", 'import { SlotBus } from "../index.ts"'], // a folder never imports the faces
     ["core/misc/thing.ts", 'import { encodeHead } from "../wire/codec.ts"'], // a folder nobody declared
   ])("%s with `%s` is refused", (file, line) => {
@@ -534,6 +547,7 @@ describe("the guard notices a broken layout", () => {
     ["core/worker/worker.ts", 'import { Backoff } from "../../kit/index.ts"'],
     ["core/hub/bus.ts", 'import { Dispatcher } from "./dispatcher.ts"\nimport { Channel } from "../wire/channel.ts"'],
     ["core/observe/stats.ts", 'import type { WorkerInfo } from "../endpoint/endpoint.ts"'], // downward
+    ["core/endpoint/slot-endpoint.ts", 'import type { FlightRecorder } from "../probe/recorder.ts"'], // the hot path writes its probes
     ["core/index.ts", 'export { SlotBus } from "./hub/bus.ts"'], // the faces re-export any folder
     ["kit/checks/lifecycle.ts", 'import { Errno } from "../../native/ffi.ts"'],
     [

@@ -27,5 +27,5 @@ export type {
   SlotBytes,
   TransportOptions,
 } from "./wire/remote.ts"
-export { routedSpan } from "./wire/trace.ts"
+export { routedSpan } from "./probe/trace.ts"
 export { frontIndexOf } from "./hub/bus.ts"

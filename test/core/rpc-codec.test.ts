@@ -5,7 +5,8 @@ import { deserialize, serialize } from "bun:jsc"
 import fc from "fast-check"
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
-import { decodeValue, encodeValue, RpcStatus, RpcVerb } from "../../src/core/rpc/rpc.ts"
+import { decodeValue, encodeValue } from "../../src/core/rpc/rpc.ts"
+import { RpcStatus, RpcVerb } from "../../src/core/wire/rpc-status.ts"
 
 const ANY = fc.anything({
   withBigInt: true,

@@ -15,7 +15,7 @@ import {
 } from "../../src/index.ts"
 import { bunChild, busName, type Child, pattern, rejection, spawnWorker, stopAll } from "../support/helpers.ts"
 import { api as localApi, type Api } from "../support/rpc-worker.ts"
-import { RpcVerb } from "../../src/core/rpc/rpc.ts"
+import { RpcVerb } from "../../src/core/wire/rpc-status.ts"
 
 afterEach(stopAll)
 

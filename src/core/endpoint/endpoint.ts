@@ -2,8 +2,8 @@
 // (Endpoint, implemented by slot-endpoint.ts and remote-endpoint.ts) and what an endpoint may do to the
 // dispatcher's books (EndpointHost). Separate because the dispatcher, both kinds of worker and the bus read them.
 import { State } from "../../native/ffi.ts"
-import type { BusCounters } from "./observe-counters.ts"
-import type { ClientTrace } from "../wire/trace.ts"
+import type { BusCounters } from "../probe/counters.ts"
+import type { ClientTrace } from "../probe/trace.ts"
 
 export interface WorkerInfo {
   pid: number
@@ -143,7 +143,8 @@ export interface Endpoint {
   readonly packCap: number
   /** Requests it holds whose callers still wait. */
   readonly waiting: number
-  /** Puts p on this worker: false when it had no room after all (p stays queued); a p that failed counts as sent. */
+  /** Puts p on this worker (p.endpoint is then this): false when it had no room after all (p stays queued); true too
+   * when its publish failed and p failed with it (p.endpoint unset). */
   send(p: Pending): boolean
   /** p, out on this worker, was given up (timed out, aborted, failed): the worker is told, its answer dropped. */
   cancel(p: Pending, why?: unknown): void

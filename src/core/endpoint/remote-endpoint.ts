@@ -70,7 +70,6 @@ export class RemoteEndpoint implements Endpoint {
       this.host.fail(p, err)
       return true
     }
-    this.host.counters.sentBytes(p.body.length)
     this.inFlight++
     this.requests++
     this.calls.add(p)

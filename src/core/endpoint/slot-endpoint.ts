@@ -28,7 +28,7 @@ import {
   webResponse,
 } from "./response.ts"
 import { SlotFrames, StreamIn, type SlotStreamOwner } from "./stream-in.ts"
-import { outcomeOf, type FlightRecorder } from "../wire/recorder.ts"
+import type { FlightRecorder } from "../probe/recorder.ts"
 
 const HOST = hostname()
 /**
@@ -184,11 +184,7 @@ export class SlotEndpoint implements Endpoint, SlotStreamOwner {
       const arena = this.chan.arena(slot, 0, (p.strings ? align8(headLength(p.strings)) : 0) + p.body.length)
       headLen = p.strings ? writeHead(arena, p.strings) : 0
       arena.set(p.body, align8(headLen))
-      const rec = this.o.recorder
-      if (rec) {
-        rec.stage[0] = p.started + rec.offset // its enqueue time, on the records' clock
-        rec.stage[1] = p.waited ? 0 : rec.stage[0] // sent in the call that made it: dispatched at its start
-      }
+      if (this.o.recorder !== null) this.o.recorder.published(p.started, p.waited)
       r = native.sb_hub_publish(ptr, slot, p.kind, this.nextId++ >>> 0, headLen, p.body.length)
       if (r < 0)
         throw new PayloadTooLargeError(
@@ -199,7 +195,6 @@ export class SlotEndpoint implements Endpoint, SlotStreamOwner {
       this.host.fail(p, e)
       return true
     }
-    this.host.counters.sentBytes(p.body.length)
     this.pending[slot] = p
     if (this.inFlight++ === 0) this.busyFrom = p.waited ? Bun.nanoseconds() : p.started
     this.waiting++
@@ -217,7 +212,7 @@ export class SlotEndpoint implements Endpoint, SlotStreamOwner {
   /** The worker sees the slot cancelled; it stays p's until the worker hands it back. */
   cancel(p: Pending, why?: unknown) {
     if (!this.chan.isOpen || p.in?.ended) return
-    if (this.o.recorder) native.sb_rec_note(this.chan.ptr, p.slot, outcomeOf(why))
+    if (this.o.recorder !== null) this.o.recorder.gaveUp(this.chan.ptr, p.slot, why)
     native.sb_hub_cancel(this.chan.ptr, p.slot)
   }
 
@@ -251,7 +246,7 @@ export class SlotEndpoint implements Endpoint, SlotStreamOwner {
     let answers = 0
     let now = 0 // read once per pass, at the first answer: every answer of a pass arrived by then
     const rec = this.o.recorder
-    if (rec) rec.stage[2] = 0 // the pass's clock, read by C at its first answer (docs/PROTOCOL.md §16)
+    if (rec !== null) rec.passStarted()
     for (;;) {
       if (!chan.isOpen) break
       const slot = native.sb_hub_poll(chan.ptr)
@@ -271,7 +266,7 @@ export class SlotEndpoint implements Endpoint, SlotStreamOwner {
       }
       let lent = false
       if (p?.phase === "in-slot") {
-        if (now === 0) now = rec?.stage[2] ? rec.stage[2] - rec.offset : Bun.nanoseconds()
+        if (now === 0) now = rec?.passClock() || Bun.nanoseconds()
         answers++
         try {
           lent = this.answer(p, slot, now)

@@ -12,7 +12,7 @@ import type { Endpoint, WorkerEvent, WorkerInfo } from "../endpoint/endpoint.ts"
 import { stackless } from "../endpoint/response.ts"
 import type { Dispatcher } from "./dispatcher.ts"
 import { SlotEndpoint } from "../endpoint/slot-endpoint.ts"
-import type { FlightRecorder } from "../wire/recorder.ts"
+import type { FlightRecorder } from "../probe/recorder.ts"
 
 // Accept work per event-loop turn; a turn that refused someone waits before the next.
 const ACCEPTS_PER_TURN = 8

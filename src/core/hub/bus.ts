@@ -8,7 +8,7 @@ import { checkOptions, madeBy } from "../../kit/index.ts"
 import type { BodyInit } from "../wire/codec.ts"
 import { BusClosedError, BusFullError, TimeoutError } from "../../errors.ts"
 import { longTimeout } from "../../kit/index.ts"
-import { latencySummary, type BusStats } from "../observe/stats.ts"
+import type { BusStats } from "../observe/stats.ts"
 import type { Pending, ReadAnswer, WorkerEvent, WorkerInfo } from "../endpoint/endpoint.ts"
 import {
   CLOSE_OPTIONS,
@@ -36,7 +36,6 @@ import { Dispatcher } from "./dispatcher.ts"
 import { remoteHubHost } from "../endpoint/remote-endpoint.ts"
 import { decodeReply, encodeCall, remoteProxy, type Remote } from "../rpc/rpc.ts"
 import type { RemoteLink } from "../wire/remote.ts"
-import { busSection } from "../observe/bus-status.ts"
 import { BusPools } from "./pools.ts"
 import { asResponse, bodyUpTo, pathOf } from "./fetch-body.ts"
 import {
@@ -49,10 +48,9 @@ import {
   type MetricLabels,
   type StatusSection,
 } from "../../kit/index.ts"
-import { busFamilies } from "../observe/bus-families.ts"
 import { listenDoor, listenFront, type FrontSeat, unlisten } from "../ops/fronts.ts"
 import { openBus, openBuses } from "./open-buses.ts"
-import { FlightRecorder } from "../wire/recorder.ts"
+import { FlightRecorder } from "../probe/recorder.ts"
 
 const FACTORY = Symbol("SlotBus.listen")
 
@@ -149,7 +147,7 @@ export class SlotBus {
       else bus.control = control()
     } catch (e) {
       unbind()
-      bus.d.observer.recorder?.close()
+      bus.d.observer.close()
       throw e
     }
     openBuses.add(bus, opts)
@@ -404,26 +402,16 @@ export class SlotBus {
   }
 
   stats(): BusStats {
-    const workers = this.workers
-    return {
-      name: this.name,
-      workers,
-      inFlight: workers.reduce((n, w) => n + w.inFlight, 0),
-      queued: this.d.queue.length,
-      ...this.d.counters,
-      latency: latencySummary(this.d.metrics.duration),
-    }
+    return this.d.observer.stats(this.workers, this.d.queue.length)
   }
 
   /** What `serveStatus` shows of this bus: its workers here and on other hosts, slots, latency, pools. */
   [STATUS](): StatusSection {
-    const pools = this.pools.describe()
     const link = this.remoteLink
-    return busSection(this.stats(), {
+    return this.d.observer.section(this.stats(), {
       upMs: performance.now() - this.createdAt,
-      pools,
+      pools: this.pools.describe(),
       front: this.front && { index: this.front.index, leader: this.front.leader },
-      metrics: this.d.metrics.snapshot(),
       remote: link && {
         transport: String(this.settings.remote!.transport.transport ?? "remote"),
         server: link.server?.() ?? "?",
@@ -435,22 +423,12 @@ export class SlotBus {
 
   /** What GET /metrics (serveStatus) shows of this bus: the slotbus_* families of docs/api.md, labelled bus="<name>". */
   [METRICS](): MetricFamily[] {
-    const leads = this.front === null || this.front.leader
-    return busFamilies(this.stats(), this.d.metrics.snapshot(), this.pools.describe(), leads)
+    return this.d.observer.families(this.stats(), this.pools.describe(), this.front === null || this.front.leader)
   }
 
   /** OpenTelemetry (reportToMeter, kit/telemetry/otel-metrics.ts): each duration and queue wait, as it is recorded. */
   [METRICS_TAP](record: (family: string, labels: MetricLabels, seconds: number) => void): () => void {
-    const m = this.d.metrics
-    const bus = { bus: this.name }
-    const seats: MetricLabels[] = [] // made once per seat, not per request
-    m.tap = (what, ns, seat) => {
-      if (what === "wait") return record("slotbus_request_queue_wait_seconds", bus, ns / 1e9)
-      record("slotbus_request_duration_seconds", bus, ns / 1e9)
-      if (seat >= 0)
-        record("slotbus_worker_request_duration_seconds", (seats[seat] ??= { ...bus, worker: String(seat) }), ns / 1e9)
-    }
-    return () => void (m.tap = null)
+    return this.d.observer.tap(record)
   }
 
   /**
@@ -485,7 +463,7 @@ export class SlotBus {
     this.d.failAll(err)
     await this.remoteLink?.close(0)
     this.acceptor.dropAll(err)
-    this.d.observer.recorder?.close() // its file goes; its memory once the last channel has closed
+    this.d.observer.close()
   }
 
   /**

@@ -5,9 +5,8 @@
 import { EMPTY } from "../wire/codec.ts"
 import { PoisonRequestError, TimeoutError, WorkerGoneError } from "../../errors.ts"
 import { MAX_TIMER_MS } from "../../kit/index.ts"
-import type { BusMetrics } from "../observe/bus-metrics.ts"
 import { BusObserver } from "../observe/observe.ts"
-import type { BusCounters } from "../endpoint/observe-counters.ts"
+import type { BusCounters } from "../probe/counters.ts"
 import {
   nowMs,
   readAnswer,
@@ -19,7 +18,7 @@ import {
 } from "../endpoint/endpoint.ts"
 import { BorrowedResponse, ownBytes, SlotResponse, StreamedResponse, webResponse } from "../endpoint/response.ts"
 import { Kind } from "../../native/ffi.ts"
-import type { FlightRecorder } from "../wire/recorder.ts"
+import type { FlightRecorder } from "../probe/recorder.ts"
 
 // Deadlines and stuck slots are checked on a timer while requests are out; an idle bus has no timer at all.
 export const TICK_BUSY_MS = 10
@@ -51,7 +50,6 @@ export class Dispatcher implements EndpointHost {
   /** Told of each request's moments: counters, metrics, the flight recorder, traces (observe.ts). */
   readonly observer: BusObserver
   readonly counters: BusCounters
-  readonly metrics: BusMetrics
   private stopped = false
   /** Whom a worker's request limit tells (retireAfter). */
   private readonly due = new WeakMap<Endpoint, () => void>()
@@ -66,9 +64,8 @@ export class Dispatcher implements EndpointHost {
     private readonly o: DispatchSettings,
     private readonly hooks: DispatchHooks,
   ) {
-    this.observer = new BusObserver(o.metricsRoutes, o.recorder)
+    this.observer = new BusObserver(name, o.metricsRoutes, o.recorder)
     this.counters = this.observer.counters
-    this.metrics = this.observer.metrics
   }
 
   /** Workers connected now, on this host and others. */
@@ -179,6 +176,7 @@ export class Dispatcher implements EndpointHost {
   dispatch(p: Pending): boolean {
     const e = p.retried ? this.pickAlone() : this.pick()
     if (e === null || !e.send(p)) return false
+    if (p.endpoint !== e) return true // its publish failed: p failed, nothing reached the worker
     if (p.retried) this.alone.set(e, p)
     if (e.requests >= e.requestLimit) this.limitReached(e)
     this.observer.sent(p)
@@ -208,7 +206,7 @@ export class Dispatcher implements EndpointHost {
     let i = this.endpoints.length
     while (i > 0 && this.endpoints[i - 1]!.distance > e.distance) i--
     this.endpoints.splice(i, 0, e)
-    e.seat = this.metrics.seat(e)
+    e.seat = this.observer.joined(e)
     this.hooks.joined(e)
     this.freed()
   }
@@ -220,7 +218,7 @@ export class Dispatcher implements EndpointHost {
     const info = e.info() // as it was when it left
     this.endpoints.splice(i, 1)
     this.alone.delete(e)
-    this.metrics.unseat(e.seat)
+    this.observer.left(e.seat)
     e.left(err)
     this.hooks.left(info)
     this.freed()

@@ -5,7 +5,7 @@ import { HUB_CONFIG_WORDS, HubConfig, MAX_ALLOW_UIDS } from "../../native/ffi.ts
 import { align8, type BodyInit, type HeaderInit } from "../wire/codec.ts"
 import { tuning, type IdleStrategy } from "../wire/idle.ts"
 import { HUB_PORT, type RemoteTransport } from "../wire/remote.ts"
-import { DEFAULT_RECORDS, MAX_RECORDS } from "../wire/recorder.ts"
+import { DEFAULT_RECORDS, MAX_RECORDS } from "../probe/recorder.ts"
 import { checkNumber, checkOptions, checkRemote, optionNames } from "../../kit/index.ts"
 
 export interface ListenOptions {

@@ -14,7 +14,7 @@ import {
   type RequestOptions,
   type SlotRequestInit,
 } from "./options.ts"
-import { clientTrace, headWithContext } from "../wire/trace.ts"
+import { clientTrace, headWithContext } from "../probe/trace.ts"
 
 /** How a request comes in: its kind, the call its errors name, and whether it resolves as a Web Response. */
 export interface Entry {

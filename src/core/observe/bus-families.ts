@@ -10,6 +10,13 @@ import type { BusMetricsSnapshot } from "./bus-metrics.ts"
 import type { PoolRow } from "./bus-status.ts"
 import type { BusStats } from "./stats.ts"
 
+/** The histogram families' names: the OpenTelemetry tap (observe.ts) records each duration under them too. */
+export const FAMILY = {
+  DURATION: "slotbus_request_duration_seconds",
+  QUEUE_WAIT: "slotbus_request_queue_wait_seconds",
+  WORKER_DURATION: "slotbus_worker_request_duration_seconds",
+} as const
+
 /** The causes a worker pool starts a process again for (kit/supervision/supervisor.ts's ExitCause, but "stop"). */
 const CAUSES = ["crash", "reload", "recycle", "scale", "kill", "evict"] as const
 
@@ -35,19 +42,19 @@ export function busFamilies(st: BusStats, m: BusMetricsSnapshot, pools: PoolRow[
   )
   cancels.add(bus, m.cancels)
   const duration: MetricFamily = {
-    name: "slotbus_request_duration_seconds",
+    name: FAMILY.DURATION,
     type: "histogram",
     help: "the bus hop: time from request() to the whole answer, of answered requests (the app's own HTTP requests: http_server_request_duration_seconds)",
     samples: [{ labels: bus, histogram: m.duration }],
   }
   const wait: MetricFamily = {
-    name: "slotbus_request_queue_wait_seconds",
+    name: FAMILY.QUEUE_WAIT,
     type: "histogram",
     help: "time a request waited in the bus's queue for a free slot (0 when one was free)",
     samples: [{ labels: bus, histogram: m.queueWait }],
   }
   const perWorker: MetricFamily = {
-    name: "slotbus_worker_request_duration_seconds",
+    name: FAMILY.WORKER_DURATION,
     type: "histogram",
     help: "time from request() to the whole answer, by the worker's seat (reused when a worker leaves)",
     samples: m.workers.map((w) => ({ labels: { ...bus, worker: String(w.seat) }, histogram: w.duration })),

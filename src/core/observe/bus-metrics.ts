@@ -10,6 +10,7 @@ import type { Endpoint, Pending } from "../endpoint/endpoint.ts"
 import { Kind } from "../../native/ffi.ts"
 import type { Channel } from "../wire/channel.ts"
 import { readRuntime, type WorkerRuntime } from "../wire/runtime-block.ts"
+import { isRpcVerb, rpcErrorOf } from "../wire/rpc-status.ts"
 
 /** Distinct error classes counted by name; more are counted as "other". */
 const MAX_ERROR_KINDS = 16
@@ -67,15 +68,7 @@ export interface BusMetricsSnapshot {
 const whatOf = (p: Pending) => {
   const s = p.strings
   if (!s) return p.kind === Kind.RAW ? "call" : "request"
-  return s[0]!.startsWith("rpc:") ? s[1]! : `${s[0]} ${s[1]!.split("?", 1)[0]}`
-}
-
-/** What an answer's status says: "ok" for bus.call, the HTTP status, or what an RPC reply was (rpc.ts's RpcStatus). */
-function outcomeOf(status: number): string {
-  if (status === 0 || (status >= 720 && status <= 723)) return "ok"
-  if (status === 730 || status === 731) return "RemoteError"
-  if (status === 744) return "UnknownMethodError"
-  return String(status)
+  return isRpcVerb(s[0]!) ? s[1]! : `${s[0]} ${s[1]!.split("?", 1)[0]}`
 }
 
 /** A worker on this host (a SlotEndpoint, which holds its channel) reports its runtime in its region. */
@@ -128,20 +121,21 @@ export class BusMetrics {
     if (seat >= 0 && seat < this.holders.length) this.holders[seat] = null
   }
 
-  /** p was answered (`status`: the answer's, 0 for bus.call) after `ns` since it was made. */
+  /**
+   * p was answered (`status`: the answer's, 0 for bus.call) after `ns` since it was made. An RPC call's (p.read) is
+   * an error when its caller gets one (rpcErrorOf): a thrown value, or no such function.
+   */
   answered(p: Pending, ns: number, status: number) {
     this.duration.observeNs(ns)
     const seat = p.endpoint?.seat ?? -1
     if (seat >= 0) this.seats[seat]!.observeNs(ns)
     if (this.routeNames) this.routeOf(p).observeNs(ns)
     if (this.tap) this.tap("duration", ns, seat)
-    if (status >= 730)
-      this.count(
-        status === 744 ? "UnknownMethodError" : "RemoteError",
-        "an RPC method threw (or was not found): the caller got the error",
-      )
+    const rpcError = p.read === null ? null : rpcErrorOf(status)
+    if (rpcError !== null)
+      this.count(rpcError, "an RPC method threw, was not found or met a plain handler: the caller got the error")
     else if (status >= 500 && status < 600) this.count("http5xx", `${whatOf(p)} answered ${status}`) // a handler failed, or said so
-    if (ns > this.slowFloor) this.noteSlow(p, ns, outcomeOf(status))
+    if (ns > this.slowFloor) this.noteSlow(p, ns, rpcError ?? (status === 0 || p.read !== null ? "ok" : String(status)))
   }
 
   /** A request went to a worker after waiting `ns` in the queue (0: a slot was free at once). */
@@ -182,7 +176,7 @@ export class BusMetrics {
   /** p's route histogram: two Map lookups for a pair seen before, no string made. */
   private routeOf(p: Pending): Histogram {
     const s = p.strings
-    const method = s === null ? "call" : s[0]!.startsWith("rpc:") ? s[1]! : s[0]!
+    const method = s === null ? "call" : isRpcVerb(s[0]!) ? s[1]! : s[0]!
     const route = s === null || p.route === null ? "" : p.route
     let byMethod = this.routeCache.get(route)
     const h = byMethod?.get(method)

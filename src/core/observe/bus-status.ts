@@ -14,17 +14,16 @@ export interface PoolRow {
   logDrops?: { budget: number; output: number }
 }
 
-export function busSection(
-  st: BusStats,
-  o: {
-    upMs: number
-    pools: PoolRow[]
-    metrics: BusMetricsSnapshot
-    remote: { transport: string; server: string; connected: boolean; policy: string } | null
-    /** A shared front (docs/PROTOCOL.md §15): its index among the name's fronts, and whether it leads. */
-    front?: { index: number; leader: boolean } | null
-  },
-): StatusSection {
+/** What the hub knows of itself that its section shows besides its stats and metrics. */
+export interface BusSectionExtra {
+  upMs: number
+  pools: PoolRow[]
+  remote: { transport: string; server: string; connected: boolean; policy: string } | null
+  /** A shared front (docs/PROTOCOL.md §15): its index among the name's fronts, and whether it leads. */
+  front?: { index: number; leader: boolean } | null
+}
+
+export function busSection(st: BusStats, metrics: BusMetricsSnapshot, o: BusSectionExtra): StatusSection {
   const s = section("bus", st.name)
   const local = st.workers.filter((w) => w.transport === "shm")
   const remote = st.workers.filter((w) => w.transport !== "shm")
@@ -66,7 +65,7 @@ export function busSection(
       w.requests,
     ]),
   })
-  s.tables.push(...metricTables(o.metrics))
+  s.tables.push(...metricTables(metrics))
   if (o.pools.length > 0)
     s.tables.push({
       title: "worker pools (superviseWorkers)",

@@ -1,17 +1,25 @@
 // One observer on the hot path: the Dispatcher tells a BusObserver the moments it already knows (a request queued,
-// sent, answered, failed) and the observer tells the bus's counters, its metrics (GET /metrics, the status view's
-// latency), its flight recorder and the request's trace. Made once when the bus listens; each call is one method
-// call on it, and what is off (no recorder, no trace) costs one null test.
+// sent, answered, failed; a worker joined or left) and the observer tells the bus's counters, its metrics (GET
+// /metrics, the status view's latency), its flight recorder and the request's trace. Made once when the bus listens;
+// each call is one method call on it, and what is off (no recorder, no trace) costs one null test. It is also what
+// the bus shows of itself: its stats, its metric families, its status section and the OpenTelemetry tap, read from
+// what it gathered; the bus adds only what the hub knows (its workers, queue, pools, fronts and remote link).
+import type { MetricFamily, MetricLabels, StatusSection } from "../../kit/index.ts"
 import { BusMetrics } from "./bus-metrics.ts"
-import { BusCounters } from "../endpoint/observe-counters.ts"
-import type { Pending } from "../endpoint/endpoint.ts"
-import type { FlightRecorder } from "../wire/recorder.ts"
+import { busFamilies, FAMILY } from "./bus-families.ts"
+import { busSection, type BusSectionExtra, type PoolRow } from "./bus-status.ts"
+import { latencySummary, type BusStats } from "./stats.ts"
+import { BusCounters } from "../probe/counters.ts"
+import type { Endpoint, Pending, WorkerInfo } from "../endpoint/endpoint.ts"
+import type { FlightRecorder } from "../probe/recorder.ts"
 
 export class BusObserver {
   readonly counters = new BusCounters()
   readonly metrics: BusMetrics
 
   constructor(
+    /** The bus's name: every series' `bus` label. */
+    readonly name: string,
     metricsRoutes: number,
     /** The bus's flight recorder (docs/PROTOCOL.md §16), told the queue's length; null without one. */
     readonly recorder: FlightRecorder | null,
@@ -26,6 +34,7 @@ export class BusObserver {
 
   /** p went to a worker: at once, or after waiting in the queue since its start. */
   sent(p: Pending) {
+    this.counters.sentBytes(p.bodyLength)
     this.metrics.waited(p.waited ? Bun.nanoseconds() - p.started : 0)
     if (p.trace !== null) p.trace.sent()
   }
@@ -43,5 +52,58 @@ export class BusObserver {
     this.metrics.failed(p, err, ns)
     if (p.trace !== null) p.trace.end()
     this.counters.failure(err)
+  }
+
+  /** The bus closed: its flight recorder's file goes (its memory once the last channel has closed). */
+  close() {
+    if (this.recorder !== null) this.recorder.close()
+  }
+
+  /** A worker joined: the seat its metrics go under (its `worker` label). */
+  joined(e: Endpoint): number {
+    return this.metrics.seat(e)
+  }
+
+  /** The worker in `seat` left: the seat is free for the next. */
+  left(seat: number) {
+    this.metrics.unseat(seat)
+  }
+
+  /** bus.stats(): what it counted and its latency, beside the hub's `workers` and `queued` requests now. */
+  stats(workers: WorkerInfo[], queued: number): BusStats {
+    return {
+      name: this.name,
+      workers,
+      inFlight: workers.reduce((n, w) => n + w.inFlight, 0),
+      queued,
+      ...this.counters,
+      latency: latencySummary(this.metrics.duration),
+    }
+  }
+
+  /** The slotbus_* families of GET /metrics (docs/api.md); the workers' own series only if this front `leads`. */
+  families(st: BusStats, pools: PoolRow[], leads: boolean): MetricFamily[] {
+    return busFamilies(st, this.metrics.snapshot(), pools, leads)
+  }
+
+  /** The bus's section of the status view (serveStatus): `extra` is what the hub knows besides `st`. */
+  section(st: BusStats, extra: BusSectionExtra): StatusSection {
+    return busSection(st, this.metrics.snapshot(), extra)
+  }
+
+  /**
+   * OpenTelemetry (reportToMeter, kit/telemetry/otel-metrics.ts): each duration and queue wait is recorded as it happens, under
+   * its GET /metrics family's name and labels. Returns what stops it.
+   */
+  tap(record: (family: string, labels: MetricLabels, seconds: number) => void): () => void {
+    const m = this.metrics
+    const bus = { bus: this.name }
+    const seats: MetricLabels[] = [] // made once per seat, not per request
+    m.tap = (what, ns, seat) => {
+      if (what === "wait") return record(FAMILY.QUEUE_WAIT, bus, ns / 1e9)
+      record(FAMILY.DURATION, bus, ns / 1e9)
+      if (seat >= 0) record(FAMILY.WORKER_DURATION, (seats[seat] ??= { ...bus, worker: String(seat) }), ns / 1e9)
+    }
+    return () => void (m.tap = null)
   }
 }

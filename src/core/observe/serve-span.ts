@@ -15,7 +15,7 @@ import {
   type OtelContext,
 } from "../../kit/index.ts"
 import type { Serve, Server } from "bun"
-import { httpMethod, recordStatus, serverSpanFailed } from "../wire/trace.ts"
+import { httpMethod, recordStatus, serverSpanFailed } from "../probe/trace.ts"
 
 type Handler = (req: Request, server: ServerLike) => unknown
 /** What traced() reads of Bun.serve's server: the client's address. */
@@ -85,7 +85,7 @@ function measured(handler: Handler, route: string | undefined): Handler {
     const failed = (err: unknown) => {
       httpServer.observe(method, ex.route, 500, Bun.nanoseconds() - at) // Bun answers a throw with its error handler: 500
       if (span !== null) {
-        serverSpanFailed(o, span, err)
+        serverSpanFailed(span, err)
         span.end()
       }
       throw err

@@ -5,21 +5,8 @@
 import { deserialize, serialize } from "bun:jsc"
 import { ProtocolError, RemoteError, UnknownMethodError } from "../../errors.ts"
 import { utf8 } from "../wire/codec.ts"
+import { RpcStatus, RpcVerb } from "../wire/rpc-status.ts"
 import { didYouMean, isThenable } from "../../kit/index.ts"
-
-/** The request method of an RPC call, by the encoding of its body; neither is an HTTP token, so no HTTP client can send one. */
-export const RpcVerb = { JSON: "rpc:json", CLONE: "rpc:clone" } as const
-
-/** The reply statuses of an RPC call (outside HTTP's range, so a plain handler's answer is never taken for one). */
-export const RpcStatus = {
-  RESULT_JSON: 720,
-  RESULT_CLONE: 721,
-  RESULT_TEXT: 722,
-  RESULT_BYTES: 723,
-  THROWN_JSON: 730,
-  THROWN_CLONE: 731,
-  NO_SUCH_METHOD: 744,
-} as const
 
 // ── The encoding ────────────────────────────────────────────────────────────────────────────────────────────
 // Structured clone (bun:jsc serialize) carries what JSON cannot: typed arrays as bytes, Map, Set, Date, BigInt,

@@ -12,8 +12,8 @@ import {
 } from "./answer.ts"
 import type { RemoteAnswer } from "../wire/remote.ts"
 import type { SlotRequest } from "./request.ts"
-import { isThenable, otelTracing } from "../../kit/index.ts"
-import { runInServerSpan, serverSpanAnswered, serverSpanFailed } from "../wire/trace.ts"
+import { isThenable } from "../../kit/index.ts"
+import { serverTrace } from "../probe/trace.ts"
 
 /** How a streamed answer went: over, or it could not begin (`error` then, if it was an error, answered whole). */
 export type StreamEnd = { begun: true } | { begun: false; error?: unknown }
@@ -50,11 +50,7 @@ export class Serving {
     this.active++
     let out: unknown
     try {
-      const o = otelTracing() // an OpenTelemetry SDK and a traced request: the handler runs in a SERVER span (trace.ts)
-      out =
-        o === null || req.traceparent === undefined
-          ? this.handler(req)
-          : runInServerSpan(o, req, req.busName, this.handler)
+      out = serverTrace.run(req, req.busName, this.handler) // in a SERVER span when traced with an SDK (trace.ts)
     } catch (e) {
       return this.answer(req, sink, e, true)
     }
@@ -82,7 +78,7 @@ export class Serving {
           wholeOrStream(parts, sink.room, window)
             .then((w) => {
               if (w instanceof Whole) return this.answer(req, sink, w, false)
-              if (req.span !== null) serverSpanAnswered(req, req.span, w.status, false)
+              serverTrace.answered(req, w.status, false)
               return sink
                 .stream(w, window, req)
                 .then((r) => (r.begun ? this.over(req, sink) : this.answer(req, sink, r.error, r.error !== undefined)))
@@ -99,11 +95,11 @@ export class Serving {
         return
       }
     }
-    if (threw && req.span !== null) serverSpanFailed(otelTracing(), req.span, out)
+    if (threw) serverTrace.failed(req, out)
     try {
       if (sink.open) {
         const a = encodeAnswer(sink, req, out, threw)
-        if (req.span !== null) serverSpanAnswered(req, req.span, a.status, threw)
+        serverTrace.answered(req, a.status, threw)
         sink.complete(a)
       } // else nobody waits for it
     } finally {
@@ -114,7 +110,7 @@ export class Serving {
   private over(req: SlotRequest, sink: AnswerSink) {
     this.active--
     this.served++
-    req.span?.end()
+    serverTrace.ended(req)
     sink.release(req)
   }
 }

@@ -23,7 +23,7 @@ export const DEFAULT_RECORDS = 1024
 export const MAX_RECORDS = RecConst.MAX_RECORDS
 
 /** Why the request was given up, as a record's outcome (§16.2). */
-export function outcomeOf(err: unknown): number {
+function givenUpAs(err: unknown): number {
   if (err instanceof TimeoutError) return RecOutcome.TIMEOUT
   if (err instanceof WorkerGoneError) return RecOutcome.WORKER_GONE
   return RecOutcome.CANCELLED
@@ -38,10 +38,11 @@ export class FlightRecorder {
   /**
    * Times on CLOCK_MONOTONIC the TS side already has, so C reads no clock for them (sb_rec_stage): [0] the next
    * publish's enqueue time, [1] its dispatch time (0: C reads the clock), [2] the poll pass's time (0 before each).
+   * Written through published() and passStarted() only.
    */
-  readonly stage: Float64Array
+  private readonly stage: Float64Array
   /** CLOCK_MONOTONIC − Bun.nanoseconds(): a request's start time in the records' clock. */
-  readonly offset: number
+  private readonly offset: number
   private open = true
   private lastQueued = 0
 
@@ -100,6 +101,32 @@ export class FlightRecorder {
   /** Its requests are recorded from now on, until the channel closes. */
   attach(chan: Chan) {
     if (this.open) native.sb_rec_attach(this.ptr, chan)
+  }
+
+  /**
+   * The next sb_hub_publish is a request made at `started` (Bun.nanoseconds()): its enqueue time, and its dispatch
+   * time, which is its start when it never `waited` in the queue (sent in the call that made it), else C's clock.
+   */
+  published(started: number, waited: boolean) {
+    const s = this.stage
+    s[0] = started + this.offset
+    s[1] = waited ? 0 : s[0]
+  }
+
+  /** An answer-collecting pass begins: C reads the clock once, at its first answer (docs/PROTOCOL.md §16). */
+  passStarted() {
+    this.stage[2] = 0
+  }
+
+  /** The time C read for this pass's answers, on Bun.nanoseconds()'s clock; 0 when it read none yet. */
+  passClock(): number {
+    const t = this.stage[2]!
+    return t === 0 ? 0 : t - this.offset
+  }
+
+  /** The request in `slot` of `chan` was given up for `why` (a timeout, its worker gone, or cancelled): its record says so. */
+  gaveUp(chan: Chan, slot: number, why: unknown) {
+    native.sb_rec_note(chan, slot, givenUpAs(why)) // the channel's record: its recorder's memory outlives close()
   }
 
   queued(n: number) {

@@ -1,7 +1,8 @@
 // Traces across a request's hops (docs/PROTOCOL.md §6.2): the W3C context a request carries in its head, the hub's
-// CLIENT span around it (queue wait and slot time) and the worker's SERVER span its handler runs in. The hooks in
-// submit.ts, observe.ts and serve.ts call in here only for a request that has a context, or when an OpenTelemetry SDK
-// is registered (kit/telemetry/otel.ts); otherwise each tests one null.
+// CLIENT span around it (queue wait and slot time) and the worker's SERVER span its handler runs in. The hub's side
+// is a request's ClientTrace (submit.ts makes it, observe.ts tells it), the worker's the one serverTrace (serve.ts
+// tells it); each call does something only for a request that has a context, or when an OpenTelemetry SDK is
+// registered (kit/telemetry/otel.ts); otherwise it tests one null.
 import {
   activeContext,
   checkTraceOptions,
@@ -17,13 +18,11 @@ import {
   type TraceContext,
 } from "../../kit/index.ts"
 import { Kind } from "../../native/ffi.ts"
-import { isHeaderValue } from "./codec.ts"
+import { isHeaderValue } from "../wire/codec.ts"
+import { isRpcVerb, rpcErrorOf } from "../wire/rpc-status.ts"
 
-const RPC_VERB = /^rpc:/
 /** The head pair carrying a traced HTTP request's route pattern to its worker (docs/PROTOCOL.md §6.2, The route). */
 const ROUTE_PAIR = "slotbus-route"
-// an RPC answer's statuses (rpc.ts's RpcStatus: rpc/ is above wire/): 720-723 a result, 744 no such function
-const RpcAnswered = { FIRST: 720, LAST: 723, NO_SUCH_METHOD: 744 } as const
 
 /**
  * The trace of one request on the hub's side: the context it carries (undefined: none, the caller's own pairs taken
@@ -65,15 +64,18 @@ export class ClientTrace {
   /**
    * It is over (answered at `status`, or failed): the time it held its slot, and the span ends. An HTTP answer's
    * status is `http.response.status_code`; 4xx and 5xx make a CLIENT span an error (HTTP conventions, Status). An
-   * RPC call's is an error when its function threw or was not there.
+   * RPC call's is an error of the class its caller gets when its reply is no result (rpcErrorOf).
    */
   end(status = 0) {
     if (this.span === null) return
     if (this.sentAt !== 0) this.span.setAttribute("slotbus.slot_ms", (Bun.nanoseconds() - this.sentAt) / 1e6)
     if (this.what === "http" && status > 0) recordStatus(this.span, status, 400)
-    else if (this.what === "rpc" && status > 0 && (status < RpcAnswered.FIRST || status > RpcAnswered.LAST)) {
-      this.span.setAttribute("error.type", status === RpcAnswered.NO_SUCH_METHOD ? "UnknownMethodError" : "RemoteError")
-      this.span.setStatus({ code: SPAN_ERROR })
+    else if (this.what === "rpc" && status > 0) {
+      const error = rpcErrorOf(status)
+      if (error !== null) {
+        this.span.setAttribute("error.type", error)
+        this.span.setStatus({ code: SPAN_ERROR })
+      }
     }
     this.span.end()
   }
@@ -132,7 +134,7 @@ export function clientTrace(
 }
 
 const isRpc = (kind: number, strings: readonly string[] | null) =>
-  kind !== Kind.RAW && strings !== null && RPC_VERB.test(strings[0]!)
+  kind !== Kind.RAW && strings !== null && isRpcVerb(strings[0]!)
 
 /** Whether an HTTP request's own header pairs hold a `traceparent` or `tracestate`. */
 function carriesContext(strings: readonly string[]): boolean {
@@ -179,7 +181,7 @@ function describe(
   if (kind === Kind.RAW || strings === null)
     return { name: `${bus} call`, attributes: { "slotbus.bus": bus, "slotbus.kind": "raw" }, what: "raw" }
   const [method = "", path = ""] = strings
-  if (RPC_VERB.test(method))
+  if (isRpcVerb(method))
     return {
       name: `${bus}/${path}`,
       attributes: {
@@ -232,7 +234,7 @@ export function headWithContext(
   if (context !== undefined) out.push("traceparent", context.traceparent)
   if (context?.tracestate) out.push("tracestate", context.tracestate)
   if (strings !== null && kind !== Kind.RAW) {
-    if (context !== undefined && route !== undefined && !RPC_VERB.test(strings[0]!) && isHeaderValue(route))
+    if (context !== undefined && route !== undefined && !isRpcVerb(strings[0]!) && isHeaderValue(route))
       out.push(ROUTE_PAIR, route)
     for (let i = 2; i + 1 < strings.length; i += 2) {
       const name = strings[i]
@@ -264,10 +266,45 @@ export interface TracedRequest {
 }
 
 /**
+ * The worker's SERVER spans, told by its serving pipeline (worker/serve.ts) at a request's moments: the handler runs,
+ * it threw, it was answered, the request is over. One object for every request; a request without a span (no SDK
+ * registered, or no context carried) costs each call one test.
+ */
+class ServerTrace {
+  /** Runs `handler(req)`: inside a SERVER span when an OpenTelemetry SDK is registered and the request is traced. */
+  run<R extends TracedRequest, T>(req: R, bus: string, handler: (req: R) => T): T {
+    if (req.traceparent === undefined) return handler(req)
+    const o = otelTracing()
+    return o === null ? handler(req) : runInServerSpan(o, req, bus, handler)
+  }
+
+  /** The handler threw (or its reply could not be read): the span says so, and of what class. */
+  failed(req: TracedRequest, err: unknown) {
+    if (req.span !== null) serverSpanFailed(req.span, err)
+  }
+
+  /**
+   * Its answer has `status`: an HTTP request's span records it, and a 5xx makes it an error (a SERVER span's 4xx is
+   * not: HTTP conventions, Status), unless the handler `threw` and failed() said why already.
+   */
+  answered(req: TracedRequest, status: number, threw: boolean) {
+    if (req.span !== null && req.kind === "http" && !isRpcVerb(req.method))
+      recordStatus(req.span, status, threw ? 1000 : 500)
+  }
+
+  /** The request is over (answered, streamed, or nobody waits any more): its span ends. */
+  ended(req: TracedRequest) {
+    if (req.span !== null) req.span.end()
+  }
+}
+
+export const serverTrace = new ServerTrace()
+
+/**
  * Runs `handler(req)` inside a SERVER span, child of the caller's context (req.span is that span until it ends),
  * named by the route the front matched when the request carries it.
  */
-export function runInServerSpan<R extends TracedRequest, T>(o: Otel, req: R, bus: string, handler: (req: R) => T): T {
+function runInServerSpan<R extends TracedRequest, T>(o: Otel, req: R, bus: string, handler: (req: R) => T): T {
   const tp = req.traceparent
   const sc = tp === undefined ? undefined : remoteParent(o, { traceparent: tp, tracestate: req.tracestate })
   const base = sc === undefined ? o.ROOT_CONTEXT : o.trace.setSpanContext(o.ROOT_CONTEXT, sc)
@@ -292,18 +329,10 @@ export function routedSpan(span: Span, method: string, pattern: string) {
 }
 
 /** The handler failed: its span says so, and of what class (`error.type`). */
-export function serverSpanFailed(o: Otel | null, span: Span, err: unknown) {
+export function serverSpanFailed(span: Span, err: unknown) {
   if (err instanceof Error) span.recordException(err)
   span.setAttribute("error.type", errorType(err))
   span.setStatus({ code: SPAN_ERROR, message: err instanceof Error ? err.message : String(err) })
-}
-
-/**
- * An HTTP request's answer has `status`: its span records it, and a 5xx makes it an error (a SERVER span's 4xx is
- * not: HTTP conventions, Status), unless the handler `threw` and serverSpanFailed said why already.
- */
-export function serverSpanAnswered(req: TracedRequest, span: Span, status: number, threw: boolean) {
-  if (req.kind === "http" && !RPC_VERB.test(req.method)) recordStatus(span, status, threw ? 1000 : 500)
 }
 
 /** An HTTP span's `http.response.status_code`; from `errorFrom` on, the span is an error of `error.type` the status. */

@@ -1,0 +1,31 @@
+// What an RPC call's request method and reply status say (docs/PROTOCOL.md §6.1, the spec), written once: the
+// encoding (rpc/rpc.ts), the trace (probe/trace.ts) and the metrics (observe/bus-metrics.ts) read them from here.
+
+/** The request method of an RPC call, by the encoding of its body; neither is an HTTP token, so no HTTP client can send one. */
+export const RpcVerb = { JSON: "rpc:json", CLONE: "rpc:clone" } as const
+
+/** Whether a head's method is an RPC call's: both verbs start `rpc:`, which no HTTP method can. */
+export function isRpcVerb(method: string): boolean {
+  return method.startsWith("rpc:")
+}
+
+/** The reply statuses of an RPC call (outside HTTP's range, so a plain handler's answer is never taken for one). */
+export const RpcStatus = {
+  RESULT_JSON: 720,
+  RESULT_CLONE: 721,
+  RESULT_TEXT: 722,
+  RESULT_BYTES: 723,
+  THROWN_JSON: 730,
+  THROWN_CLONE: 731,
+  NO_SUCH_METHOD: 744,
+} as const
+
+/**
+ * What the caller of an RPC call gets from a reply of `status`: its result (null), or the class of the error it is,
+ * as decodeReply throws it: a thrown value is a RemoteError; no such function, or any status that is no RPC reply
+ * (a plain handler answered), an UnknownMethodError.
+ */
+export function rpcErrorOf(status: number): "RemoteError" | "UnknownMethodError" | null {
+  if (status >= RpcStatus.RESULT_JSON && status <= RpcStatus.RESULT_BYTES) return null
+  return status === RpcStatus.THROWN_JSON || status === RpcStatus.THROWN_CLONE ? "RemoteError" : "UnknownMethodError"
+}
