@@ -29,7 +29,7 @@ export class Connections {
   private pump: Pump | null = null
   private intake: Intake | null = null
   private remote: RemoteLink | null = null
-  stopping: Promise<void> | null = null
+  private stopping: Promise<void> | null = null
   private onDrainAck: (() => void) | null = null
   private readonly err = new Int32Array(1)
   // A shared name's fronts (docs/PROTOCOL.md §15): the root's family of connections, one per front; a sibling's root.
