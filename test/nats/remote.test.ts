@@ -5,6 +5,7 @@
 // (apt-get install -y nats-server).
 import { describe, expect, test } from "bun:test"
 import {
+  BorrowedResponse,
   PayloadTooLargeError,
   RemoteUnavailableError,
   SlotBus,
@@ -44,6 +45,16 @@ describe.skipIf(skip !== null)("a worker over NATS", () => {
     const api = bus.remote<{ add(a: number, b: number): number; where(): number }>()
     expect(await api.add(2, 40)).toBe(42)
     expect(await api.where()).toBe(w.pid)
+  }, 30_000)
+
+  test("bus.call with borrow gets a BorrowedResponse from a remote worker, as from one on this host", async () => {
+    const bus = await hub()
+    await remoteWorker(bus)
+    await bus.waitForWorkers(1)
+    const res = await bus.call("abc", { borrow: true })
+    expect(res).toBeInstanceOf(BorrowedResponse) // before: the bytes, a Uint8Array
+    expect((res as BorrowedResponse).text()).toBe("cba")
+    ;(res as BorrowedResponse).release()
   }, 30_000)
 
   test("a local worker gets the requests while it has a free slot; the remote one takes the overflow", async () => {

@@ -6,6 +6,7 @@ import { Kind, RespFlag } from "../../native/ffi.ts"
 import { align8, EMPTY, headLength, readHead, utf8, writeHead } from "../wire/codec.ts"
 import type { Endpoint, EndpointHost, Pending, WorkerInfo } from "./endpoint.ts"
 import { remoteError } from "./response.ts"
+import { readsBodyOnce } from "./answer-value.ts"
 import { RemoteFrames, StreamIn } from "./stream-in.ts"
 import type { RemoteCall, RemoteHubHost, RemotePeer } from "../wire/remote.ts"
 
@@ -118,13 +119,8 @@ export class RemoteEndpoint implements Endpoint {
     if (flags & RespFlag.ERROR)
       return this.host.fail(p, remoteError(readHead(bytes, headLen), utf8(body), this.peer.pid))
     const head = p.kind === Kind.RAW ? [] : readHead(bytes, headLen)
-    // a Response copies it itself, and so does the end of the books for an answer that goes `into` a buffer
-    this.host.streams.streamEnded(
-      p,
-      status,
-      head,
-      p.response || p.into !== null || p.read !== null ? body : body.slice(),
-    )
+    // the transport's buffer is lent for this call only: copied unless the value is made from it now
+    this.host.streams.streamEnded(p, status, head, readsBodyOnce(p) ? body : body.slice())
     p.phase = "slot-returned"
   }
 

@@ -7,26 +7,9 @@ import { align8, EMPTY, headLength, readHead, utf8, writeHead } from "../wire/co
 import { PayloadTooLargeError, ProtocolError } from "../../errors.ts"
 import type { Channel } from "../wire/channel.ts"
 import { Pump, pumpTurns, STARTUP_POLL_NS, type IdleStrategy } from "../wire/idle.ts"
-import {
-  nowMs,
-  readAnswer,
-  STATE_NAMES,
-  type Endpoint,
-  type EndpointHost,
-  type Pending,
-  type WorkerInfo,
-} from "./endpoint.ts"
-import {
-  BorrowedResponse,
-  forgotten,
-  NO_HEAD,
-  oneChunk,
-  ownBytes,
-  remoteError,
-  SlotResponse,
-  StreamedResponse,
-  webResponse,
-} from "./response.ts"
+import { nowMs, STATE_NAMES, type Endpoint, type EndpointHost, type Pending, type WorkerInfo } from "./endpoint.ts"
+import { BorrowedResponse, forgotten, NO_HEAD, remoteError } from "./response.ts"
+import { answerValue, type AnswerSlot } from "./answer-value.ts"
 import { SlotFrames, StreamIn, type SlotStreamOwner } from "./stream-in.ts"
 import type { FlightRecorder } from "../probe/recorder.ts"
 
@@ -88,7 +71,7 @@ export interface SlotHooks {
   evict(link: SlotEndpoint): void
 }
 
-export class SlotEndpoint implements Endpoint, SlotStreamOwner {
+export class SlotEndpoint implements Endpoint, AnswerSlot, SlotStreamOwner {
   seat = -1
   readonly distance = 0
   state: LinkState = "serving"
@@ -330,47 +313,39 @@ export class SlotEndpoint implements Endpoint, SlotStreamOwner {
     const status = m[Msg.status]!
     const headers = p.kind === Kind.RAW || p.read !== null ? NO_HEAD : readHead(arena, m[Msg.headLen]!)
     let value: unknown
-    let lent = false
-    if (p.read !== null) value = readAnswer(p.read, status, arena.subarray(bodyOff, bodyOff + bodyLen))
-    else if (p.borrow) {
-      // An answer collected while its worker is being dropped cannot keep the slot: it gets a copy.
-      if (bodyLen === 0 || this.gone)
-        value = new BorrowedResponse(status, headers, arena.slice(bodyOff, bodyOff + bodyLen), null)
-      else {
-        const buf = chan.lend(slot, 1, bodyOff, bodyLen)
-        let returned = false
-        const give = () => {
-          if (returned) return
-          returned = true
-          forgotten.unregister(give)
-          if (this.pending[slot] === p) this.returnSlot(slot)
-          this.host.freed()
-        }
-        this.lent[slot] = new WeakRef(buf)
-        forgotten.register(buf, give, give)
-        value = new BorrowedResponse(status, headers, new Uint8Array(buf), give)
-        lent = true
-      }
-    } else if (p.response) {
-      const late = heldLate(bodyLen, this.sentTurn[slot]!)
-      try {
-        value = late
-          ? webResponse(status, headers, oneChunk(arena.slice(bodyOff, bodyOff + bodyLen)))
-          : webResponse(status, headers, arena.subarray(bodyOff, bodyOff + bodyLen)) // Bun copies it: no JS buffer
-      } catch (e) {
-        this.host.fail(p, e) // a status Response refuses
-        return false
-      }
-    } else {
-      const body =
-        p.into === null
-          ? arena.slice(bodyOff, bodyOff + bodyLen)
-          : ownBytes(arena.subarray(bodyOff, bodyOff + bodyLen), p.into)
-      if (p.stream) value = new StreamedResponse(status, headers, body)
-      else value = p.kind === Kind.RAW ? body : new SlotResponse(status, headers, body)
+    try {
+      value = answerValue(p, status, headers, arena, bodyOff, bodyLen, this)
+    } catch (e) {
+      this.host.fail(p, e) // a status Response refuses
+      return false
     }
+    const lent = this.lent[slot] !== null // lend() lent it the slot, back at release (none is lent before its answer)
     this.host.answered(p, value, now, p.read !== null ? status : undefined) // a decoded value has no status of its own
     return lent
+  }
+
+  /** `p`'s answer borrowed (AnswerSlot): the slot lent to its caller until release. */
+  lend(p: Pending, status: number, head: readonly string[], arena: Uint8Array, off: number, len: number) {
+    // An answer collected while its worker is being dropped cannot keep the slot: it gets a copy.
+    if (len === 0 || this.gone) return new BorrowedResponse(status, head, arena.slice(off, off + len), null)
+    const slot = p.slot
+    const buf = this.chan.lend(slot, 1, off, len)
+    let returned = false
+    const give = () => {
+      if (returned) return
+      returned = true
+      forgotten.unregister(give)
+      if (this.pending[slot] === p) this.returnSlot(slot)
+      this.host.freed()
+    }
+    this.lent[slot] = new WeakRef(buf)
+    forgotten.register(buf, give, give)
+    return new BorrowedResponse(status, head, new Uint8Array(buf), give)
+  }
+
+  /** Whether `p`'s Web Response of `len` bytes goes as one copied chunk (AnswerSlot; heldLate). */
+  late(p: Pending, len: number): boolean {
+    return heldLate(len, this.sentTurn[p.slot]!)
   }
 
   /** A streamed answer's frames broke the protocol. */

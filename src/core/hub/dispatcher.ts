@@ -9,15 +9,14 @@ import { BusObserver } from "../observe/observe.ts"
 import type { BusCounters } from "../probe/counters.ts"
 import {
   nowMs,
-  readAnswer,
   type Endpoint,
   type EndpointHost,
   type Pending,
   type StreamHost,
   type WorkerInfo,
 } from "../endpoint/endpoint.ts"
-import { BorrowedResponse, ownBytes, SlotResponse, StreamedResponse, webResponse } from "../endpoint/response.ts"
-import { Kind } from "../../native/ffi.ts"
+import { StreamedResponse } from "../endpoint/response.ts"
+import { answerValue } from "../endpoint/answer-value.ts"
 import type { FlightRecorder } from "../probe/recorder.ts"
 
 // Deadlines and stuck slots are checked on a timer while requests are out; an idle bus has no timer at all.
@@ -272,18 +271,11 @@ export class Dispatcher implements EndpointHost {
       return this.settle(p)
     }
     let value: unknown
-    if (p.into !== null) body = ownBytes(body, p.into)
-    if (p.read !== null) value = readAnswer(p.read, status, body)
-    else if (p.response) {
-      try {
-        value = webResponse(status, head, body)
-      } catch (e) {
-        return this.fail(p, e)
-      }
-    } else if (p.stream) value = new StreamedResponse(status, head, body)
-    else if (p.kind === Kind.RAW) value = body
-    else if (p.borrow) value = new BorrowedResponse(status, head, body, null)
-    else value = new SlotResponse(status, head, body)
+    try {
+      value = answerValue(p, status, head, body, 0, body.length, null)
+    } catch (e) {
+      return this.fail(p, e)
+    }
     this.answered(p, value, Bun.nanoseconds(), p.read !== null ? status : undefined)
   }
 

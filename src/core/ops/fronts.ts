@@ -6,9 +6,9 @@
 // of this.
 import { closeSync } from "node:fs"
 import { native, Errno, E_SOCKET_DIR, ANY_UID, socketDirError, type Chan } from "../../native/ffi.ts"
-import { euid, HostSeat, lastWordsToLog, seatHeld } from "../../kit/index.ts"
+import { euid, HostSeat, seatHeld } from "../../kit/index.ts"
 import { NameInUseError, SharingMismatchError, SlotBusError } from "../../errors.ts"
-import { frontParent, parentAlive } from "./front-parent.ts"
+import { frontParent } from "./front-parent.ts"
 
 /** Fronts of one name: front 0 is the plain name (what a worker that knows only §1 finds), k > 0 is "name~k". */
 export const MAX_FRONTS = 64
@@ -20,18 +20,6 @@ const NEAR = 4
 const FULL_EVERY = 4
 /** A worker whose starting front (the pool's supervisor, §15.4) died goes on serving this long, then drains and exits. */
 export const ORPHAN_LINGER_MS = 2000
-
-/**
- * A worker's process leaves with its fronts (exitWithFront), whatever else the app holds. Its line goes to stderr
- * and, when the front that started it (`parentPid`) is gone and read that stderr into the pool's log file, to that
- * file too: nothing reads the pipe any more.
- */
-export function exitWithFronts(name: string, why: string, parentPid = 0) {
-  const line = `slotbus: worker ${process.pid} of "${name}" exits: ${why} (exitWithFront; pass exitWithFront: false to stay)`
-  console.warn(line)
-  if (parentPid > 0 && !parentAlive(parentPid)) lastWordsToLog(line)
-  setImmediate(() => process.exit(0)) // after what waits on worker.closed has run its turn
-}
 
 /** The C string of front k's address of `name`. */
 export function frontAddress(name: string, k: number): Buffer {

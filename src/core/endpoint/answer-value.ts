@@ -1,0 +1,65 @@
+// The value a caller gets from an answer, decided in one place and one order for every way an answer comes: whole
+// from a slot (slot-endpoint.ts), or from the books once a streamed or a remote answer ended (the Dispatcher).
+import { Kind } from "../../native/ffi.ts"
+import { readAnswer, type Pending } from "./endpoint.ts"
+import { BorrowedResponse, oneChunk, ownBytes, SlotResponse, StreamedResponse, webResponse } from "./response.ts"
+
+/** Where an answer's body lies while it is not the caller's own: a slot of a worker on this host. */
+export interface AnswerSlot {
+  /** `p`'s body as a BorrowedResponse: its slot lent to the caller until release, or a copy when it cannot be kept. */
+  lend(
+    p: Pending,
+    status: number,
+    head: readonly string[],
+    bytes: Uint8Array,
+    off: number,
+    len: number,
+  ): BorrowedResponse
+  /** Whether a Web Response of `len` bytes for `p` goes as one copied chunk (Bun would write it late: heldLate). */
+  late(p: Pending, len: number): boolean
+}
+
+/**
+ * What `p`'s caller gets from an answer whose body is `bytes[off, off + len)`, by the first of its wishes that holds:
+ * an RPC call's decoded value (`read`), a borrowed body (`borrow`), a Web Response (bus.fetch), else the body (in the
+ * caller's buffer with `into`) as a StreamedResponse (`stream`), the bytes themselves (bus.call) or a SlotResponse.
+ * `from`: the slot the body lies in, whose bytes are copied or lent; null when they are the caller's own already.
+ * Throws what webResponse throws (a status a Response refuses): the caller's request then fails with it.
+ */
+export function answerValue(
+  p: Pending,
+  status: number,
+  head: readonly string[],
+  bytes: Uint8Array,
+  off: number,
+  len: number,
+  from: AnswerSlot | null,
+): unknown {
+  if (p.read !== null) return readAnswer(p.read, status, view(bytes, off, len))
+  if (p.borrow)
+    return from === null
+      ? new BorrowedResponse(status, head, view(bytes, off, len), null)
+      : from.lend(p, status, head, bytes, off, len)
+  if (p.response)
+    return from?.late(p, len)
+      ? webResponse(status, head, oneChunk(bytes.slice(off, off + len)))
+      : webResponse(status, head, view(bytes, off, len)) // Bun copies it: no JS buffer
+  const body =
+    p.into !== null
+      ? ownBytes(view(bytes, off, len), p.into)
+      : from === null
+        ? view(bytes, off, len)
+        : bytes.slice(off, off + len)
+  if (p.stream) return new StreamedResponse(status, head, body)
+  return p.kind === Kind.RAW ? body : new SlotResponse(status, head, body)
+}
+
+/** Whether answerValue only reads `p`'s body during the call (read, a Web Response, into): a body lent for the call
+ * then needs no copy first. */
+export function readsBodyOnce(p: Pending): boolean {
+  return p.read !== null || p.response || p.into !== null
+}
+
+function view(bytes: Uint8Array, off: number, len: number): Uint8Array {
+  return off === 0 && len === bytes.length ? bytes : bytes.subarray(off, off + len)
+}

@@ -1,0 +1,83 @@
+// A worker's lifetime: when it ends (worker.closed) and when its process goes with it. A pool's worker belongs to
+// the front that started it (docs/PROTOCOL.md §15.4): once that front is gone it serves on a while, drains and,
+// with exitWithFront (on by default for a pool's worker), exits.
+import { lastWordsToLog } from "../../kit/index.ts"
+import { frontParent, parentAlive } from "../ops/front-parent.ts"
+import { ORPHAN_LINGER_MS } from "../ops/fronts.ts"
+import type { ConnectOptions, WorkerClosed } from "./options.ts"
+
+/**
+ * A worker's process leaves with its fronts (exitWithFront), whatever else the app holds. Its line goes to stderr
+ * and, when the front that started it (`parentPid`) is gone and read that stderr into the pool's log file, to that
+ * file too: nothing reads the pipe any more.
+ */
+export function exitWithFronts(name: string, why: string, parentPid = 0) {
+  const line = `slotbus: worker ${process.pid} of "${name}" exits: ${why} (exitWithFront; pass exitWithFront: false to stay)`
+  console.warn(line)
+  if (parentPid > 0 && !parentAlive(parentPid)) lastWordsToLog(line)
+  setImmediate(() => process.exit(0)) // after what waits on worker.closed has run its turn
+}
+
+export class Lifetime {
+  readonly closed: Promise<WorkerClosed>
+  private readonly settle: (c: WorkerClosed) => void
+  /** The front that started this process as a worker of this bus's pool (§15.4), 0 when none. */
+  readonly parentPid: number
+  private orphan = false
+
+  constructor(
+    private readonly name: string,
+    private readonly opts: ConnectOptions,
+    /** A sibling serves one more front of a shared name for its root: its end is not the process's. */
+    private readonly sibling: boolean,
+    private readonly worker: { close(): Promise<void> },
+  ) {
+    this.parentPid = frontParent(name)
+    const { promise, resolve } = Promise.withResolvers<WorkerClosed>()
+    this.closed = promise
+    this.settle = resolve
+  }
+
+  /** It ended: worker.closed resolves (the first time), and a root that lost its hub leaves if asked. */
+  ended(c: WorkerClosed) {
+    this.settle(c)
+    if (c.reason !== "closed" && !this.sibling) this.exitIfAsked(c.reason)
+  }
+
+  /** The front that started it is gone (§15.4): it serves on `lingerMs`, drains, and may exit. */
+  orphaned(lingerMs = ORPHAN_LINGER_MS) {
+    if (this.orphan) return
+    this.orphan = true
+    const end = () => void this.worker.close().then(() => this.exitIfAsked("the front that started it is gone"))
+    setTimeout(end, lingerMs).unref()
+  }
+
+  /** A pool's worker whose front is gone: the judgement of its pool's bus applies (exitWithFront, on by default). */
+  private get judged(): boolean {
+    return this.parentPid > 0 && !this.sibling && (this.opts.exitWithFront ?? true)
+  }
+
+  exitIfAsked(why: string) {
+    if (this.opts.exitWithFront ?? this.parentPid > 0) exitWithFronts(this.name, why, this.parentPid)
+  }
+
+  /** Still looking for a hub: whether the front that started it died meanwhile (it then exits if asked). */
+  parentGone(): boolean {
+    if (!this.judged || this.orphan || parentAlive(this.parentPid)) return false
+    this.exitIfAsked("the front that started it is gone")
+    return true
+  }
+
+  /**
+   * It reached the hub `peerPid` of a plain name: another than the front that started it holds the name, so that
+   * front died before the worker reached it, and the new one starts a pool of its own.
+   */
+  reached(peerPid: number) {
+    if (this.judged && peerPid > 0 && peerPid !== this.parentPid) this.orphaned(0)
+  }
+
+  /** It lost the hub `peerPid`: the front that started it, if that was it. */
+  left(peerPid: number) {
+    if (this.judged && peerPid === this.parentPid) this.orphaned()
+  }
+}
