@@ -28,7 +28,7 @@ import {
   webResponse,
 } from "./response.ts"
 import { SlotFrames, StreamIn, type SlotStreamOwner } from "./stream-in.ts"
-import { outcomeOf, type FlightRecorder } from "../wire/recorder.ts"
+import { recordOutcome, type FlightRecorder } from "../wire/recorder.ts"
 
 const HOST = hostname()
 /**
@@ -89,7 +89,7 @@ export interface SlotHooks {
 }
 
 export class SlotEndpoint implements Endpoint, SlotStreamOwner {
-  seat = -1
+  workerIndex = -1
   readonly distance = 0
   state: LinkState = "serving"
   /** Set when it left the bus's books: an answer collected while it is dropped cannot keep its slot. */
@@ -217,7 +217,7 @@ export class SlotEndpoint implements Endpoint, SlotStreamOwner {
   /** The worker sees the slot cancelled; it stays p's until the worker hands it back. */
   cancel(p: Pending, why?: unknown) {
     if (!this.chan.isOpen || p.in?.ended) return
-    if (this.o.recorder) native.sb_rec_note(this.chan.ptr, p.slot, outcomeOf(why))
+    if (this.o.recorder) native.sb_rec_note(this.chan.ptr, p.slot, recordOutcome(why))
     native.sb_hub_cancel(this.chan.ptr, p.slot)
   }
 

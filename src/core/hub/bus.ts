@@ -67,7 +67,7 @@ export class SlotBus {
   private remoteLink: RemoteLink | null = null
   /** @internal superviseWorkers: the pools that feed this bus, their failures and what they ask of it. */
   readonly pools: BusPools
-  private readonly d: Dispatcher
+  private readonly dispatcher: Dispatcher
   private readonly gaveUp = () => this.pools.gaveUp() // made once: what refuses a request once the pools gave up
   private readonly acceptor: Acceptor
   /** The control socket `slotbus call` reaches the workers through (docs/PROTOCOL.md §14); null without one. */
@@ -88,20 +88,20 @@ export class SlotBus {
     madeBy(key, FACTORY, "SlotBus", "await SlotBus.listen(name, options)")
     const s = (this.settings = resolveOptions(opts))
     const recorder = s.recorder > 0 ? FlightRecorder.create(name, s.recorder) : null
-    this.d = new Dispatcher(
+    this.dispatcher = new Dispatcher(
       name,
       { maxBody: s.maxBodyBytes, remotePolicy: s.remotePolicy, metricsRoutes: s.metricsRoutes, recorder },
       { joined: (e) => this.acceptor.joined(e), left: (worker) => this.acceptor.left(worker) },
     )
     this.pools = new BusPools(
-      this.d,
+      this.dispatcher,
       (err) => {
-        for (const p of [...this.d.queue]) this.d.fail(p, err)
+        for (const p of [...this.dispatcher.queue]) this.dispatcher.fail(p, err)
         for (const w of [...this.acceptor.waiters]) w.reject(err)
       },
       () => (this.closing ? this.closedError() : null),
     )
-    this.acceptor = new Acceptor(this.d, name, {
+    this.acceptor = new Acceptor(this.dispatcher, name, {
       listenFd,
       doorFd,
       config: hubConfig(s),
@@ -149,11 +149,11 @@ export class SlotBus {
       else bus.control = control()
     } catch (e) {
       unbind()
-      bus.d.observer.recorder?.close()
+      bus.dispatcher.observer.recorder?.close()
       throw e
     }
     openBuses.add(bus, opts)
-    bus.d.tick()
+    bus.dispatcher.tick()
     if (bus.settings.remote) {
       try {
         await bus.listenRemote(bus.settings.remote)
@@ -167,7 +167,7 @@ export class SlotBus {
 
   /** Takes workers on other hosts too, through the transport given as `remote` (docs/PROTOCOL.md §10). */
   private async listenRemote({ transport, heartbeatMs, peerTimeoutMs }: NonNullable<ListenSettings["remote"]>) {
-    const host = remoteHubHost(this.d, () => void this.d.counters.rejectedMessage())
+    const host = remoteHubHost(this.dispatcher, () => void this.dispatcher.counters.rejectedMessage())
     const streamWindow = this.settings.streamWindowBytes
     this.remoteLink = await transport.serveHub(host, { heartbeatMs, peerTimeoutMs, streamWindow })
   }
@@ -320,9 +320,9 @@ export class SlotBus {
 
   /** A full queue refuses a request, unless a worker has a slot free after all. */
   private checkRoom() {
-    if (this.d.queue.length >= this.settings.queue && !this.d.pick())
+    if (this.dispatcher.queue.length >= this.settings.queue && !this.dispatcher.pick())
       throw new BusFullError(
-        `bus "${this.name}": all slots busy and ${this.d.queue.length} requests queued; raise slots or queue`,
+        `bus "${this.name}": all slots busy and ${this.dispatcher.queue.length} requests queued; raise slots or queue`,
       )
   }
 
@@ -331,8 +331,8 @@ export class SlotBus {
     const promise = new Promise<unknown>((res, rej) => ((p.resolve = res), (p.reject = rej))) // half withResolvers' cost
     p.started = Bun.nanoseconds()
     if (p.timeoutMs > 0) p.deadline = p.started / 1e6 + p.timeoutMs
-    if (p.signal) this.d.watch(p, p.signal)
-    this.d.add(p, p.timeoutMs, this.gaveUp)
+    if (p.signal) this.dispatcher.watch(p, p.signal)
+    this.dispatcher.add(p, p.timeoutMs, this.gaveUp)
     return promise
   }
 
@@ -353,7 +353,7 @@ export class SlotBus {
       return Promise.reject(e)
     }
     const signal = o.signal
-    if (this.d.workerCount >= n) return Promise.resolve()
+    if (this.dispatcher.workerCount >= n) return Promise.resolve()
     if (this.closing) return Promise.reject(new BusClosedError(`bus "${this.name}" is closed`))
     const gaveUp = this.pools.gaveUp()
     if (gaveUp) return Promise.reject(gaveUp)
@@ -366,7 +366,7 @@ export class SlotBus {
             () =>
               w.reject(
                 new TimeoutError(
-                  `${this.d.workerCount} of ${n} workers connected to "${this.name}" after ${timeoutMs}ms`,
+                  `${this.dispatcher.workerCount} of ${n} workers connected to "${this.name}" after ${timeoutMs}ms`,
                 ),
               ),
             timeoutMs,
@@ -390,17 +390,17 @@ export class SlotBus {
    * than its packCap, so a request sent now is taken without another worker being woken (dispatcher.ts's pick).
    */
   get packRoom(): boolean {
-    return this.d.packRoom()
+    return this.dispatcher.packRoom()
   }
 
   /** Workers connected now, on this host and others. */
   get workerCount(): number {
-    return this.d.workerCount
+    return this.dispatcher.workerCount
   }
 
   /** Each worker connected now: on this host (transport "shm"), then on others (the remote transport's name). */
   get workers(): WorkerInfo[] {
-    return this.d.endpoints.map((e) => e.info())
+    return this.dispatcher.endpoints.map((e) => e.info())
   }
 
   stats(): BusStats {
@@ -409,9 +409,9 @@ export class SlotBus {
       name: this.name,
       workers,
       inFlight: workers.reduce((n, w) => n + w.inFlight, 0),
-      queued: this.d.queue.length,
-      ...this.d.counters,
-      latency: latencySummary(this.d.metrics.duration),
+      queued: this.dispatcher.queue.length,
+      ...this.dispatcher.counters,
+      latency: latencySummary(this.dispatcher.metrics.duration),
     }
   }
 
@@ -423,12 +423,12 @@ export class SlotBus {
       upMs: performance.now() - this.createdAt,
       pools,
       front: this.front && { index: this.front.index, leader: this.front.leader },
-      metrics: this.d.metrics.snapshot(),
+      metrics: this.dispatcher.metrics.snapshot(),
       remote: link && {
         transport: String(this.settings.remote!.transport.transport ?? "remote"),
         server: link.server?.() ?? "?",
         connected: link.connected,
-        policy: this.d.remotePolicy,
+        policy: this.dispatcher.remotePolicy,
       },
     })
   }
@@ -436,19 +436,19 @@ export class SlotBus {
   /** What GET /metrics (serveStatus) shows of this bus: the slotbus_* families of docs/api.md, labelled bus="<name>". */
   [METRICS](): MetricFamily[] {
     const leads = this.front === null || this.front.leader
-    return busFamilies(this.stats(), this.d.metrics.snapshot(), this.pools.describe(), leads)
+    return busFamilies(this.stats(), this.dispatcher.metrics.snapshot(), this.pools.describe(), leads)
   }
 
   /** OpenTelemetry (reportToMeter, kit/otel-metrics.ts): each duration and queue wait, as it is recorded. */
   [METRICS_TAP](record: (family: string, labels: MetricLabels, seconds: number) => void): () => void {
-    const m = this.d.metrics
+    const m = this.dispatcher.metrics
     const bus = { bus: this.name }
-    const seats: MetricLabels[] = [] // made once per seat, not per request
-    m.tap = (what, ns, seat) => {
+    const perWorker: MetricLabels[] = [] // made once per worker index, not per request
+    m.tap = (what, ns, w) => {
       if (what === "wait") return record("slotbus_request_queue_wait_seconds", bus, ns / 1e9)
       record("slotbus_request_duration_seconds", bus, ns / 1e9)
-      if (seat >= 0)
-        record("slotbus_worker_request_duration_seconds", (seats[seat] ??= { ...bus, worker: String(seat) }), ns / 1e9)
+      if (w >= 0)
+        record("slotbus_worker_request_duration_seconds", (perWorker[w] ??= { ...bus, worker: String(w) }), ns / 1e9)
     }
     return () => void (m.tap = null)
   }
@@ -478,14 +478,14 @@ export class SlotBus {
     for (const w of [...this.acceptor.waiters])
       w.reject(new BusClosedError(`bus "${this.name}" closed while waiting for workers`))
     const deadline = performance.now() + timeoutMs
-    while (drain && this.d.busy && performance.now() < deadline) await Bun.sleep(1)
+    while (drain && this.dispatcher.busy && performance.now() < deadline) await Bun.sleep(1)
     await this.control?.close()
-    this.d.stop()
+    this.dispatcher.stop()
     const err = new BusClosedError(`bus "${this.name}" closed before the request finished`)
-    this.d.failAll(err)
+    this.dispatcher.failAll(err)
     await this.remoteLink?.close(0)
     this.acceptor.dropAll(err)
-    this.d.observer.recorder?.close() // its file goes; its memory once the last channel has closed
+    this.dispatcher.observer.recorder?.close() // its file goes; its memory once the last channel has closed
   }
 
   /**
@@ -496,7 +496,7 @@ export class SlotBus {
   [Symbol.asyncDispose]() {
     this.disposed = true
     if (
-      this.d.counters.requests === 0 &&
+      this.dispatcher.counters.requests === 0 &&
       performance.now() - this.createdAt < EARLY_DISPOSE_MS &&
       !earlyDisposeWarned &&
       process.env.NODE_ENV !== "test"

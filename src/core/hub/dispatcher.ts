@@ -208,7 +208,7 @@ export class Dispatcher implements EndpointHost {
     let i = this.endpoints.length
     while (i > 0 && this.endpoints[i - 1]!.distance > e.distance) i--
     this.endpoints.splice(i, 0, e)
-    e.seat = this.metrics.seat(e)
+    e.workerIndex = this.metrics.takeWorkerIndex(e)
     this.hooks.joined(e)
     this.freed()
   }
@@ -220,7 +220,7 @@ export class Dispatcher implements EndpointHost {
     const info = e.info() // as it was when it left
     this.endpoints.splice(i, 1)
     this.alone.delete(e)
-    this.metrics.unseat(e.seat)
+    this.metrics.freeWorkerIndex(e.workerIndex)
     e.left(err)
     this.hooks.left(info)
     this.freed()

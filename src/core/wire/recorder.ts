@@ -23,7 +23,7 @@ export const DEFAULT_RECORDS = 1024
 export const MAX_RECORDS = RecConst.MAX_RECORDS
 
 /** Why the request was given up, as a record's outcome (§16.2). */
-export function outcomeOf(err: unknown): number {
+export function recordOutcome(err: unknown): number {
   if (err instanceof TimeoutError) return RecOutcome.TIMEOUT
   if (err instanceof WorkerGoneError) return RecOutcome.WORKER_GONE
   return RecOutcome.CANCELLED
