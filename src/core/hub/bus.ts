@@ -100,6 +100,7 @@ export class SlotBus {
         for (const w of [...this.acceptor.waiters]) w.reject(err)
       },
       () => (this.closing ? this.closedError() : null),
+      name,
     )
     this.acceptor = new Acceptor(this.dispatcher, name, {
       listenFd,
@@ -143,7 +144,13 @@ export class SlotBus {
     try {
       bus.front = seat
       bus.acceptor.watch()
-      const control = () => ControlSocket.open(name, cname, (req, o) => bus.fetch(req, o), seat !== null)
+      const control = () =>
+        ControlSocket.open(
+          name,
+          cname,
+          { fetch: (req, o) => bus.fetch(req, o), reload: (command, o) => bus.pools.shared.reload(command, o) },
+          seat !== null,
+        )
       // a shared name's control socket is its leader's, the front that runs the pool (docs/PROTOCOL.md §14.4)
       if (seat) seat.onLeader(() => void (bus.control ??= bus.closing ? null : control()))
       else bus.control = control()

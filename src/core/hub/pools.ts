@@ -2,6 +2,7 @@
 // view, the failure of one that gave up, and what a pool asks of the bus's books: the load on its workers, when a
 // new worker joined, and retiring one (nothing new to it, then wait until it holds nothing).
 import { sleep } from "../../kit/index.ts"
+import { SharedPools } from "../ops/front-pool.ts"
 import type { PoolRow } from "../observe/bus-status.ts"
 import type { Dispatcher } from "./dispatcher.ts"
 
@@ -10,6 +11,8 @@ export class BusPools {
   private readonly rows = new Map<object, () => PoolRow | null>()
   /** The pools that gave up, with the error requests then fail with. */
   private readonly failures = new Map<object, Error>()
+  /** The shared fronts' pools of this bus by command: what a reload asked over its control socket reloads. */
+  readonly shared: SharedPools
 
   constructor(
     private readonly dispatcher: Dispatcher,
@@ -17,7 +20,10 @@ export class BusPools {
     private readonly failWaiting: (err: Error) => void,
     /** The bus's error once it is closing, else null. */
     private readonly closed: () => Error | null,
-  ) {}
+    name: string,
+  ) {
+    this.shared = new SharedPools(name)
+  }
 
   /** `pool` gave up (`err`), or serves again (null). While one has given up and no worker is connected, what waits fails. */
   failed(pool: object, err: Error | null) {
