@@ -1,5 +1,6 @@
 /* The public calls of csrc/slotbus.h that the platform layer answers (docs/PROTOCOL.md §13, §15.2): which backend
- * runs, why the socket directory was refused, the per-host lock, who holds a name and freeing one for an election. Above csrc/platform.h, which
+ * runs, why the socket directory was refused, the per-host lock, who holds a name and freeing one for an election,
+ * systemd's readiness note and the event-loop probe. Above csrc/platform.h, which
  * knows nothing of the public API: the numbers it returns are slotbus.h's, checked here. */
 #include "sys.h"
 #include "slotbus.h"
@@ -21,15 +22,12 @@ void sb_host_unlock(int fd) {
 
 /* Connecting costs the listener nothing but an accept queue entry it may never take. */
 int sb_host_holder(const char *prefix, const char *name, uint32_t *uid) {
-  struct sockaddr_un a;
-  socklen_t len;
   int r = plat_check();
-  if (r || !prefix || !uid || (r = plat_addr(prefix, name, NULL, &a, &len))) return r ? r : -EINVAL;
-  int fd = plat_socket(SOCK_STREAM);
-  if (fd < 0) return -errno;
-  if (!(r = plat_connect(fd, &a, len))) r = plat_peer(fd, uid, NULL);
+  if (r || !prefix || !uid) return r ? r : -EINVAL;
+  int fd = plat_dial(prefix, name, NULL, 0, uid, NULL);
+  if (fd < 0) return fd;
   close(fd);
-  return r == -EWOULDBLOCK ? -EAGAIN : r;
+  return 0;
 }
 
 int sb_host_free(const char *prefix, const char *name, uint8_t *path, uint32_t n) {
@@ -40,4 +38,18 @@ int sb_host_free(const char *prefix, const char *name, uint8_t *path, uint32_t n
   r = plat_host_free(prefix, name, p);
   if (p[0]) snprintf((char *)path, n, "%s", p);
   return r;
+}
+
+int sb_notify(const char *socket_path, const char *state) {
+  return plat_dgram_send(socket_path, state, state ? strlen(state) : 0);
+}
+
+int sb_any_readable(const int32_t *fds, uint32_t n) {
+  struct pollfd p[8];
+  if (n > 8) n = 8;
+  for (uint32_t i = 0; i < n; i++) p[i] = (struct pollfd){fds[i], POLLIN, 0};
+  if (poll(p, n, 0) <= 0) return 0;
+  for (uint32_t i = 0; i < n; i++)
+    if (p[i].revents & POLLIN) return 1;
+  return 0;
 }

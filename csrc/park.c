@@ -26,16 +26,6 @@ int sb_park(sb_chan *ch) { return park_as(ch, SB_PARK_EVENTFD); }
 
 void sb_yield(void) { sched_yield(); }
 
-int sb_any_readable(const int32_t *fds, uint32_t n) {
-  struct pollfd p[8];
-  if (n > 8) n = 8;
-  for (uint32_t i = 0; i < n; i++) p[i] = (struct pollfd){fds[i], POLLIN, 0};
-  if (poll(p, n, 0) <= 0) return 0;
-  for (uint32_t i = 0; i < n; i++)
-    if (p[i].revents & POLLIN) return 1;
-  return 0;
-}
-
 void sb_unpark(sb_chan *ch) {
   shm_store_relaxed(my_parked(ch), SB_AWAKE);
   plat_bell_drain(ch->my_bell);

@@ -46,6 +46,57 @@ int plat_door_addr(const char *prefix, const char *name, const char *suffix, str
 }
 int plat_bind(int fd, const struct sockaddr_un *a, socklen_t len, int backlog) { return scheme->bind(fd, a, len, backlog); }
 int plat_connect(int fd, const struct sockaddr_un *a, socklen_t len) { return scheme->connect(fd, a, len); }
+static int name_addr(const char *prefix, const char *name, const char *suffix, int door, struct sockaddr_un *a,
+                     socklen_t *len) {
+  int r = plat_check();
+  return r ? r : door ? plat_door_addr(prefix, name, suffix, a, len) : plat_addr(prefix, name, suffix, a, len);
+}
+
+int plat_listen(const char *prefix, const char *name, const char *suffix, int door, int backlog) {
+  struct sockaddr_un a;
+  socklen_t len;
+  int r = name_addr(prefix, name, suffix, door, &a, &len);
+  if (r) return r;
+  int fd = plat_socket(SOCK_STREAM);
+  if (fd < 0) return -errno;
+  if ((r = plat_bind(fd, &a, len, backlog))) {
+    close(fd);
+    return r;
+  }
+  return fd;
+}
+
+int plat_dial(const char *prefix, const char *name, const char *suffix, int door, uint32_t *uid, int32_t *pid) {
+  struct sockaddr_un a;
+  socklen_t len;
+  int r = name_addr(prefix, name, suffix, door, &a, &len);
+  if (r) return r;
+  int fd = plat_socket(SOCK_STREAM);
+  if (fd < 0) return -errno;
+  if ((r = plat_connect(fd, &a, len)) || (r = plat_peer(fd, uid, pid))) {
+    close(fd);
+    return r == -EWOULDBLOCK ? -EAGAIN : r;
+  }
+  return fd;
+}
+
+int plat_dgram_send(const char *path, const void *buf, size_t n) {
+  struct sockaddr_un a = {.sun_family = AF_UNIX};
+  size_t k = path ? strlen(path) : 0;
+  if (k == 0 || k >= sizeof a.sun_path || n == 0) return -EINVAL;
+  memcpy(a.sun_path, path, k);
+  if (a.sun_path[0] == '@') a.sun_path[0] = '\0';
+  int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+  if (fd < 0) return -errno;
+  (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+  /* MSG_DONTWAIT: a receiver whose queue is full (busy, or a socket nobody reads) is -EAGAIN (macOS says
+   * ENOBUFS), instead of a sendto that would hold the caller's event loop until it reads */
+  ssize_t sent = sendto(fd, buf, n, MSG_DONTWAIT, (struct sockaddr *)&a,
+                        (socklen_t)(offsetof(struct sockaddr_un, sun_path) + k));
+  int r = sent < 0 ? (errno == EWOULDBLOCK || errno == ENOBUFS ? -EAGAIN : -errno) : (size_t)sent == n ? 0 : -EMSGSIZE;
+  close(fd);
+  return r;
+}
 void plat_unbind(const struct sockaddr_un *a, socklen_t len) { scheme->unbind(a, len); }
 void plat_unbind_fd(int fd) { scheme->unbind_fd(fd); }
 int plat_peer(int sock, uint32_t *uid, int32_t *pid) { return os_peer(sock, uid, pid); }

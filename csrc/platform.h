@@ -51,6 +51,15 @@ int plat_door_addr(const char *prefix, const char *name, const char *suffix, str
 int plat_bind(int fd, const struct sockaddr_un *a, socklen_t len, int backlog);
 /* connect; a missing socket file reads as -ECONNREFUSED. 0 or -errno. */
 int plat_connect(int fd, const struct sockaddr_un *a, socklen_t len);
+/* The set-up every rendezvous shares: check the scheme, make the address (plat_door_addr's when door, else
+ * plat_addr's), a socket, then bind and listen(backlog); closed again on any failure. The fd, or -errno. */
+int plat_listen(const char *prefix, const char *name, const char *suffix, int door, int backlog);
+/* The same address connected to: the fd and the listener's uid and pid (pid may be NULL), or -errno (-EAGAIN:
+ * its accept queue is full, worth retrying). The caller checks the uid. */
+int plat_dial(const char *prefix, const char *name, const char *suffix, int door, uint32_t *uid, int32_t *pid);
+/* One datagram of n bytes to the unix socket at path ('@' first: an abstract name, systemd's spelling), never
+ * blocking: 0, -EAGAIN when the receiver's queue is full, -EMSGSIZE, -EINVAL or -errno. */
+int plat_dgram_send(const char *path, const void *buf, size_t n);
 /* Removes the socket file of an address (nothing for an abstract one). */
 void plat_unbind(const struct sockaddr_un *a, socklen_t len);
 /* Removes the socket file fd is bound to (nothing for an abstract one). */

@@ -9,38 +9,32 @@ uint32_t sb_layout_hash(void) { return sys_fnv1a(FNV1A_SEED, LAYOUT_DESC, strlen
 uint32_t sb_abi_version(void) { return SB_ABI_VERSION; }
 
 /* "name", or "name~k" for front k (1..SB_MAX_FRONTS-1) of a shared name (§15): the suffix is kept apart, since
- * no name may hold a '~', so a front's address can never be another bus's name. door: the abstract door for other
- * uids (§1.1) instead of the socket file. */
-static int name_to_addr(const char *name, int door, struct sockaddr_un *a, socklen_t *len) {
-  int (*addr)(const char *, const char *, const char *, struct sockaddr_un *, socklen_t *) = door ? plat_door_addr : plat_addr;
+ * no name may hold a '~', so a front's address can never be another bus's name. base (65 bytes) gets the name,
+ * *suffix "~k" or NULL. 0 or -EINVAL. */
+static int split_front(const char *name, char *base, const char **suffix) {
   const char *t = name ? strchr(name, '~') : NULL;
-  if (!t) return addr("slotbus.", name, NULL, a, len);
-  size_t n = (size_t)(t - name), d = strlen(t + 1);
-  if (n < 1 || n > 64 || d < 1 || d > 2 || t[1] == '0') return -EINVAL;
+  *suffix = t;
+  size_t n = t ? (size_t)(t - name) : name ? strlen(name) : 0;
+  if (n > 64) return -EINVAL; /* plat_addr refuses it as well */
+  if (name) memcpy(base, name, n);
+  base[n] = 0;
+  if (!t) return 0;
+  size_t d = strlen(t + 1);
+  if (n < 1 || d < 1 || d > 2 || t[1] == '0') return -EINVAL;
   unsigned k = 0;
   for (size_t i = 1; i <= d; i++) {
     if (t[i] < '0' || t[i] > '9') return -EINVAL;
     k = k * 10 + (unsigned)(t[i] - '0');
   }
-  if (k >= SB_MAX_FRONTS) return -EINVAL;
-  char base[65];
-  memcpy(base, name, n);
-  base[n] = 0;
-  return addr("slotbus.", base, t, a, len);
+  return k >= SB_MAX_FRONTS ? -EINVAL : 0;
 }
 
+/* door: the abstract door for other uids (§1.1) instead of the socket file. */
 static int listen_at(const char *name, int door) {
-  struct sockaddr_un a;
-  socklen_t len;
-  int r = plat_check();
-  if (r || (r = name_to_addr(name, door, &a, &len))) return r;
-  int fd = plat_socket(SOCK_STREAM);
-  if (fd < 0) return -errno;
-  if ((r = plat_bind(fd, &a, len, 64))) {
-    close(fd);
-    return r;
-  }
-  return fd;
+  char base[65];
+  const char *suffix;
+  int r = split_front(name, base, &suffix);
+  return r ? r : plat_listen("slotbus.", base, suffix, door, 64);
 }
 
 int sb_listen(const char *name) { return listen_at(name, 0); }
@@ -212,23 +206,24 @@ static int check_header(sb_chan *ch, uint64_t size) {
 }
 
 sb_chan *sb_connect_start(const char *name, int64_t hub_uid, int *err) {
-  struct sockaddr_un a;
-  socklen_t len;
+  char base[65];
+  const char *suffix;
   int r = plat_check();
   /* a worker told a hub uid not its own cannot see that uid's socket directory: the hub's door (§1.1) */
   int door = hub_uid >= 0 && (uid_t)hub_uid != geteuid() && !plat_portable;
-  if (r || (r = name_to_addr(name, door, &a, &len))) return fail(NULL, err, r);
+  if (r || (r = split_front(name, base, &suffix))) return fail(NULL, err, r);
   geometry none = {0};
   sb_chan *ch = chan_new(0, &none);
   if (!ch) return fail(NULL, err, -ENOMEM);
-  /* Non-blocking from the start: a unix connect then never waits (a full backlog says EAGAIN at once). */
-  ch->sock = plat_socket(SOCK_STREAM);
-  if (ch->sock < 0) return fail(ch, err, -errno);
-  /* -EAGAIN: the hub is there but its accept queue is full (busy, or flooded); worth retrying for a while */
-  if ((r = plat_connect(ch->sock, &a, len))) return fail(ch, err, r == -EWOULDBLOCK ? -EAGAIN : r);
+  /* Non-blocking from the start: a unix connect then never waits; -EAGAIN: the hub is there but its accept queue
+   * is full (busy, or flooded), worth retrying for a while */
   uint32_t uid = 0;
   int32_t pid = -1;
-  if ((r = plat_peer(ch->sock, &uid, &pid))) return fail(ch, err, r);
+  if ((ch->sock = plat_dial("slotbus.", base, suffix, door, &uid, &pid)) < 0) {
+    r = ch->sock;
+    ch->sock = -1;
+    return fail(ch, err, r);
+  }
   if (uid != (hub_uid < 0 ? geteuid() : (uid_t)hub_uid)) return fail(ch, err, -EPERM);
   ch->peer_pid = pid;
   ch->peer_uid = (int32_t)uid;

@@ -4,7 +4,7 @@
 import { bench, do_not_optimize, group, run } from "mitata"
 import { SlotBus, SlotRequest, SlotWorker } from "../../src/core/index.ts"
 import { Channel } from "../../src/core/wire/channel.ts"
-import { headerPairs, headLength, pairsToRecord, readHead, writeHead, align8 } from "../../src/core/wire/codec.ts"
+import { headerPairs, headLength, pairEntries, readHead, writeHead, align8 } from "../../src/core/wire/codec.ts"
 import { HUB_CONFIG_WORDS, Kind, Msg, loadNative, type Chan } from "../../src/native/ffi.ts"
 import { parseRoute, RouteTable } from "../../src/http/routes.ts"
 import { RequestServer } from "../../src/http/worker/request.ts"
@@ -82,9 +82,9 @@ group("HTTP hub path, hub side (per request)", () => {
     headLength(s)
     return writeHead(reqArena, s)
   })
-  bench("hub collect: readHead + pairsToRecord + body slice", () => {
+  bench("hub collect: readHead + pairEntries + body slice", () => {
     const a = hub.arena(0, 1, 65536)
-    const h = pairsToRecord(readHead(a, replyHead), 0)
+    const h = pairEntries(readHead(a, replyHead), 0)
     return do_not_optimize([h, a.slice(align8(replyHead), align8(replyHead) + replyBody.length)])
   })
   bench("borrowed answer: lend + WeakRef + FinalizationRegistry + release (detach)", () => {

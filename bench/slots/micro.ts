@@ -110,14 +110,14 @@ group("codec (src/core/wire/codec.ts)", () => {
 })
 
 // What a bus records per answered request: the quantile histogram it always kept, and the metrics (bus-metrics.ts)
-// added for GET /metrics: the queue wait, the bus's and the worker seat's duration histograms, the slowest list.
+// added for GET /metrics: the queue wait, the bus's and the worker index's duration histograms, the slowest list.
 const busMetrics = new BusMetrics(0)
-const seated = { seat: -1, pid: 1 } as unknown as Endpoint
-seated.seat = busMetrics.seat(seated)
+const joined = { workerIndex: -1, pid: 1 } as unknown as Endpoint
+joined.workerIndex = busMetrics.takeWorkerIndex(joined)
 const answeredReq = {
   strings: ["GET", "/x"],
   kind: Kind.HTTP,
-  endpoint: seated,
+  endpoint: joined,
   signal: undefined,
 } as unknown as Pending
 // round trips as a bus sees them: mostly 5-60 µs, one in 50 up to 2 ms

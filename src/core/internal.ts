@@ -14,7 +14,7 @@ export { readyBody } from "./worker/ready-body.ts"
 export { streamWindow } from "./hub/options.ts"
 export { frameCharge } from "./wire/remote.ts"
 export type {
-  RemoteAnswer,
+  Answer,
   RemoteAnswerSink,
   RemoteCall,
   RemoteHubHost,

@@ -7,7 +7,7 @@ import {
   errorPairs,
   frameCharge,
   toBytes,
-  type RemoteAnswer,
+  type Answer,
   type RemoteAnswerSink,
   type RemoteLink,
   type RemoteRequest,
@@ -134,7 +134,7 @@ async function serve(host: RemoteWorkerHost, use: NatsUse, opts: TransportOption
     answerArena(): Uint8Array {
       return this.ownAnswer ?? scratchAnswer
     }
-    done(a: RemoteAnswer) {
+    done(a: Answer) {
       this.answered = true
       stats.processing_time += Bun.nanoseconds() - this.started
       if (a.flags & 1) stats.num_errors++

@@ -111,8 +111,8 @@ export class StdioBus {
     if (this.stopping) return this.stopping
     let drainMs: number, killMs: number
     try {
-      drainMs = millis("stdio bus.stop", "timeoutMs", options.timeoutMs, this.limits.drain_timeout_sec * 1000)
-      killMs = Math.min(millis("stdio bus.stop", "killAfterMs", options.killAfterMs, 2000), MAX_TIMER_MS) // the core's supervisor waits no longer
+      drainMs = millis(options.timeoutMs, this.limits.drain_timeout_sec * 1000, "timeoutMs", "stdio bus.stop")
+      killMs = Math.min(millis(options.killAfterMs, 2000, "killAfterMs", "stdio bus.stop"), MAX_TIMER_MS) // the core's supervisor waits no longer
     } catch (e) {
       return Promise.reject(e)
     }
@@ -161,7 +161,7 @@ export class StdioBus {
     const pool = this.router.poolFor(options.pool)
     if (!pool) return Promise.reject(this.router.unknownPool(options.pool!))
     const signal = options.signal
-    const timeoutMs = millis("stdio bus.request", "timeoutMs", options.timeoutMs, 30_000)
+    const timeoutMs = millis(options.timeoutMs, 30_000, "timeoutMs", "stdio bus.request")
     if (signal?.aborted) return Promise.reject(signal.reason)
     const { promise, resolve, reject } = Promise.withResolvers<unknown>()
     const sessionKey = options.sessionId !== undefined ? this.router.sessionKey(pool, options.sessionId) : null
@@ -410,6 +410,6 @@ function reasonText(reason: unknown): string {
 }
 
 /** A delay option in ms: a number ≥ 0 (Infinity allowed), or `dflt` when undefined. */
-function millis(where: string, what: string, v: number | undefined, dflt: number): number {
+function millis(v: number | undefined, dflt: number, what: string, where: string): number {
   return checkNumber(v, { what, where, max: Infinity, integer: false, dflt })
 }

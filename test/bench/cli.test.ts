@@ -153,6 +153,19 @@ describe("the command line", () => {
     expect(bench.stdout).toContain("--html")
   })
 
+  test("slotbus --help and CONTRIBUTING.md name every bench room bench/cli.ts runs", async () => {
+    const rooms = [...readFileSync(join(repo, "bench", "cli.ts"), "utf8").matchAll(/case "([a-z]+)":/g)].map(
+      (m) => m[1]!,
+    )
+    expect(rooms).toContain("carry")
+    const top = await cli(["--help"])
+    const contributing = readFileSync(join(repo, "CONTRIBUTING.md"), "utf8")
+    for (const room of rooms) {
+      expect({ room, usage: top.stdout.includes(`bench ${room} `) }).toEqual({ room, usage: true })
+      expect({ room, contributing: contributing.includes(`${room}/`) }).toEqual({ room, contributing: true })
+    }
+  })
+
   test("an unknown command or option exits 2 and says what was wrong", async () => {
     const cmd = await cli(["frobnicate"])
     expect(cmd.code).toBe(2)

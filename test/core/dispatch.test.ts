@@ -147,10 +147,11 @@ describe("the hub's pump", () => {
   test("goes on after an exception inside its collect: it is counted, and later answers are still collected", async () => {
     await using h = await inProcess({ slots: 2, idle: "spin" })
     // the worker's SlotEndpoint, whose collect the pump calls
-    const link = (h.bus as unknown as { d: { endpoints: { collect: () => number }[] } }).d.endpoints[0]!
-    const real = link.collect.bind(link)
+    const endpoint = (h.bus as unknown as { dispatcher: { endpoints: { collect: () => number }[] } }).dispatcher
+      .endpoints[0]!
+    const real = endpoint.collect.bind(endpoint)
     let thrown = 0
-    link.collect = () => {
+    endpoint.collect = () => {
       if (thrown++ === 0) throw new Error("a bug in collect")
       return real()
     }

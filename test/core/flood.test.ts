@@ -101,7 +101,8 @@ describe("connections", () => {
 
   test("are accepted when they connect, with the hub's timer stopped: acceptance waits on the socket, not on a tick", async () => {
     const bus = await SlotBus.listen(busName("accept-no-timer"))
-    const hub = (bus as unknown as { d: { ticker: ReturnType<typeof setTimeout>; tick: () => void } }).d
+    const hub = (bus as unknown as { dispatcher: { ticker: ReturnType<typeof setTimeout>; tick: () => void } })
+      .dispatcher
     clearTimeout(hub.ticker)
     hub.tick = () => {} // from here on no timer of this hub runs
     try {

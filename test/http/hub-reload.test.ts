@@ -36,7 +36,7 @@ test.skipIf(wrkSkip !== null)(
       "--instances",
       "2",
     ])
-    // each worker line comes prefixed with its pool (the script's name), seat and pid
+    // each worker line comes prefixed with its pool (the script's name), instance and pid
     const ready = () =>
       hub.lines.flatMap((l) => /^\[http-worker#\d pid (\d+)\] ready \1$/.exec(l)?.[1] ?? []).map(Number)
     const reloaded = () => hub.lines.filter((l) => l.startsWith("slotbus hub: reloaded 2 workers")).length

@@ -25,7 +25,7 @@ test("slotbus hub --spawn keeps N workers running: one killed with SIGKILL is re
     "--instances",
     "2",
   ])
-  // each worker line comes prefixed with its pool (the script's name), seat and pid
+  // each worker line comes prefixed with its pool (the script's name), instance and pid
   const ready = () => hub.lines.flatMap((l) => /^\[http-worker#\d pid (\d+)\] ready \1$/.exec(l)?.[1] ?? []).map(Number)
   try {
     await until(() => ready().length === 2, "two workers ready", 20_000)

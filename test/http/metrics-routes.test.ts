@@ -21,7 +21,7 @@ test("the hub labels each request's duration by its route's pattern: 1,000 disti
     ].map((m) => [m[1], Number(m[2])])
     expect(routes).toEqual([["GET /items/:id", 1000]])
     expect(text).not.toMatch(/\/items\/\d/)
-    // the hub process's own series and its worker's, by the worker's seat
+    // the hub process's own series and its worker's, by the worker's index
     expect(text).toMatch(/^process_resident_memory_bytes \d+$/m)
     expect(text).toMatch(/^process_resident_memory_bytes\{bus="shop",worker="0"\} \d+$/m)
   } finally {

@@ -1,7 +1,7 @@
 // The docs a user gets in the package resolve there (issue 68 item 5): every relative link in every markdown file
-// the tarball ships points at a file (or folder) the tarball holds, and the README and docs that name repository
-// files the package leaves out (tests, benches, the perf notebook) say so. The file list is `npm pack`'s own
-// (--dry-run: the files field applied, nothing built). Mutations at the end prove the checks notice.
+// the tarball ships points at a file (or folder) the tarball holds, and the docs that name repository files the
+// package leaves out (tests, benches, the perf notebook) say so; the README and docs/api.md name none (issue 65).
+// The file list is `npm pack`'s own (--dry-run: the files field applied, nothing built). Mutations at the end prove the checks notice.
 import { expect, test } from "bun:test"
 import { readFileSync } from "node:fs"
 import { dirname, join, normalize } from "node:path"
@@ -76,6 +76,41 @@ test("the README and docs that name repository files the package leaves out say 
   expect(missing).toEqual([])
   expect(silent).toEqual([])
 }, 180_000)
+
+/** The shipped README's and docs/api.md's dead links and the paths they name that the package (`files`) leaves out. */
+export function unshippedNames(file: string, md: string, files: readonly string[]): string[] {
+  const outside = cited(md).filter((p) => !files.some((f) => f.startsWith(p)))
+  return [...brokenLinks(file, md, files).map((href) => `link ${href}`), ...outside]
+}
+
+test("the README and docs/api.md link to and name only files the package ships", async () => {
+  const files = await packedFiles()
+  expect(files).toContain("README.md")
+  expect(files).toContain("docs/api.md")
+  const found = ["README.md", "docs/api.md"].flatMap((f) =>
+    unshippedNames(f, readFileSync(join(REPO, f), "utf8"), files).map((p) => `${f}: ${p}`),
+  )
+  expect(found).toEqual([])
+}, 180_000)
+
+test("the README stays within 350 lines: the detail lives in docs/", () => {
+  const lines = readFileSync(join(REPO, "README.md"), "utf8").trimEnd().split("\n").length
+  expect(lines).toBeLessThanOrEqual(350)
+})
+
+test("the shipped-names check notices a dead link and a path the package leaves out, even said to be elsewhere", () => {
+  const files = ["README.md", "docs/api.md", "docs/model/README.md", "src/http/README.md", "csrc/test/hostile.c"]
+  const md = `tested (test/core/fuzz, in ${SAYS_SO}); notes in docs/perf/figures.md; [gone](docs/gone.md)`
+  expect(unshippedNames("README.md", md, files)).toEqual([
+    "link docs/gone.md",
+    "test/core/fuzz",
+    "docs/perf/figures.md",
+    "docs/gone.md",
+  ])
+  expect(
+    unshippedNames("README.md", "see docs/model/ and [h](src/http/README.md), csrc/test/hostile.c", files),
+  ).toEqual([])
+})
 
 test("the link check notices a link to a file the package leaves out, and accepts links within it", () => {
   const files = ["README.md", "docs/api.md", "docs/model/README.md"]

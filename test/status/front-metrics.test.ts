@@ -101,18 +101,18 @@ describe("a front's GET /metrics", () => {
         sample(text, "process_cpu_user_seconds_total")! + sample(text, "process_cpu_system_seconds_total")!,
         6,
       )
-      // each worker: its bus and seat (never its pid: the next process in the seat goes on under its label)
-      const seats = (f: string) => samples(text, f).filter(([l]) => l.includes("worker="))
-      expect(seats("process_resident_memory_bytes").map(([l]) => l)).toEqual([
+      // each worker: its bus and index (never its pid: the next process in the index goes on under its label)
+      const indexes = (f: string) => samples(text, f).filter(([l]) => l.includes("worker="))
+      expect(indexes("process_resident_memory_bytes").map(([l]) => l)).toEqual([
         `{bus="${name}",worker="0"}`,
         `{bus="${name}",worker="1"}`,
       ])
-      const starts = seats("process_start_time_seconds").map(([, v]) => v)
+      const starts = indexes("process_start_time_seconds").map(([, v]) => v)
       expect(starts.sort()).toEqual(pids.map(startedAt).sort()) // the two worker processes', read apart
-      for (const f of PROCESS) expect(seats(f).length).toBe(2)
-      for (const [, v] of seats("process_resident_memory_bytes")) expect(v).toBeGreaterThan(1e6)
-      for (const [, v] of seats("process_max_fds")) expect(v).toBe(maxFds(pids[0]!))
-      for (const [, v] of seats("process_open_fds")) expect(v).toBeGreaterThan(2)
+      for (const f of PROCESS) expect(indexes(f).length).toBe(2)
+      for (const [, v] of indexes("process_resident_memory_bytes")) expect(v).toBeGreaterThan(1e6)
+      for (const [, v] of indexes("process_max_fds")) expect(v).toBe(maxFds(pids[0]!))
+      for (const [, v] of indexes("process_open_fds")) expect(v).toBeGreaterThan(2)
     },
     90_000,
   )

@@ -59,7 +59,7 @@ const scrape = async (url: string) => {
 
 describe("GET /metrics of a running app", () => {
   test.skipIf(promtoolSkip !== null)(
-    "passes promtool check metrics, names its workers by seat, labels routes by pattern, and counts reloads apart from crashes",
+    "passes promtool check metrics, names its workers by index, labels routes by pattern, and counts reloads apart from crashes",
     async () => {
       const { app, url, pids, name } = await startApp()
       try {
@@ -114,8 +114,8 @@ describe("GET /metrics of a running app", () => {
         expect(sample(text, `slotbus_contest_subjects_held{contest="${name}"}`)).toBe(1)
 
         // Reloads: both processes replaced, as asked, not crashed. Surge-first, a successor joins before its
-        // predecessor leaves: a third seat, and no more however many reloads follow.
-        const seats = (t: string) => t.match(/^slotbus_worker_request_duration_seconds_count\{[^}]*\}/gm)?.length
+        // predecessor leaves: a third index, and no more however many reloads follow.
+        const indexes = (t: string) => t.match(/^slotbus_worker_request_duration_seconds_count\{[^}]*\}/gm)?.length
         for (const [n, reloads] of [
           [1, 2],
           [2, 4],
@@ -125,7 +125,7 @@ describe("GET /metrics of a running app", () => {
           const reloaded = await scrape(url)
           expect(sample(reloaded, `slotbus_worker_restarts_total{bus="${name}",cause="reload"}`)).toBe(reloads)
           expect(sample(reloaded, `slotbus_worker_restarts_total{bus="${name}",cause="crash"}`)).toBe(0)
-          expect(seats(reloaded)).toBe(3)
+          expect(indexes(reloaded)).toBe(3)
           expect(await promtool(reloaded)).toEqual({ code: 0, out: "", err: "" })
         }
       } finally {
@@ -162,7 +162,7 @@ test("slotbus status shows latency per worker, the slowest recent requests and e
     expect(r.code).toBe(0)
     expect(r.stdout).toContain("LATENCY PER WORKER (MS, BUCKET UPPER EDGES) (2)")
     expect(r.stdout).toMatch(/SLOWEST RECENT REQUESTS \((\d+)\)/)
-    expect(r.stdout).toMatch(/GET \/(slow|item\/\d|describe|fail) +[01] +\d+/) // a request, its worker's seat and pid
+    expect(r.stdout).toMatch(/GET \/(slow|item\/\d|describe|fail) +[01] +\d+/) // a request, its worker's index and pid
     expect(r.stdout).toMatch(/ERRORS BY KIND \(2\)/)
     expect(r.stdout).toMatch(
       /RemoteError +\d+ .*Error: handler failed on purpose|RemoteError +\d+ .*failed on purpose \d+/,
@@ -255,8 +255,8 @@ describe("a Prometheus server", () => {
           30_000,
           200,
         )
-        const seats = await query("slotbus_worker_request_duration_seconds_count")
-        expect(seats.map((s) => s.metric.worker).sort()).toEqual(["0", "1"]) // it took the dead one's seat: no new series
+        const indexes = await query("slotbus_worker_request_duration_seconds_count")
+        expect(indexes.map((s) => s.metric.worker).sort()).toEqual(["0", "1"]) // it took the dead one's index: no new series
         await until(
           async () => (await query('slotbus_request_errors_total{kind="RemoteError"}')).length === 1,
           "the handler errors arrived",
@@ -349,7 +349,7 @@ test.skipIf(promtoolSkip !== null)(
 )
 
 test.skipIf(promtoolSkip !== null)(
-  "the HTTP hub's GET /metrics has its workers' buses under the same names, per worker name and seat, kept across restarts",
+  "the HTTP hub's GET /metrics has its workers' buses under the same names, per worker name and index, kept across restarts",
   async () => {
     await using hub = await createHub({ port: 0, quiet: true })
     let w = await startWorker(hub.url, "shop", ["--instance=shop-1"])
@@ -362,7 +362,7 @@ test.skipIf(promtoolSkip !== null)(
       expect(sample(before, 'slotbus_request_errors_total{bus="shop",kind="http5xx"}')).toBe(1)
       expect(before).not.toContain(`"${w.pid}"`)
 
-      await w.kill() // kill -9: the hub evicts it; a new process of the same instance takes its seat
+      await w.kill() // kill -9: the hub evicts it; a new process of the same instance takes its index
       w = await startWorker(hub.url, "shop", ["--instance=shop-1"])
       await fetch(`${hub.url}/items/3`)
       const after = await scrape(hub.url)

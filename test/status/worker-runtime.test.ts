@@ -33,22 +33,22 @@ const RUNTIME = [
 ]
 
 test.skipIf(promtoolSkip !== null)(
-  "each worker's event-loop lag and heap are series of its seat, higher for the worker that stalls and holds memory, and promtool accepts them",
+  "each worker's event-loop lag and heap are series of its index, higher for the worker that stalls and holds memory, and promtool accepts them",
   async () => {
     const bus = await SlotBus.listen(busName("wruntime"))
     cleanups.push(() => bus.close({ drain: false }))
     const status = await serveStatus([bus], { port: 0 })
     cleanups.push(() => status.stop())
-    await worker(bus.name) // seat 0: idle
+    await worker(bus.name) // index 0: idle
     await bus.waitForWorkers(1, 30_000)
-    await worker(bus.name, "--stall") // seat 1
+    await worker(bus.name, "--stall") // index 1
     await bus.waitForWorkers(2, 30_000)
-    const of = (text: string, f: string, seat: number) => sample(text, `${f}{bus="${bus.name}",worker="${seat}"}`)
+    const of = (text: string, f: string, index: number) => sample(text, `${f}{bus="${bus.name}",worker="${index}"}`)
     let text = ""
     await until(
       async () => {
         text = await (await fetch(`${status.url}/metrics`)).text()
-        const lag = [0, 1].map((seat) => of(text, "nodejs_eventloop_lag_seconds", seat))
+        const lag = [0, 1].map((index) => of(text, "nodejs_eventloop_lag_seconds", index))
         return lag[0] !== undefined && lag[1] !== undefined && lag[1] > lag[0]
       },
       "a scrape shows the stalling worker's event loop later than the idle one's",
@@ -77,24 +77,24 @@ test.skipIf(python === null)(
     const py = spawn([python!, `${import.meta.dir}/../../examples/python-worker/echo.py`, bus.name])
     cleanups.push(() => py.kill())
     await py.waitLine(/^ready$/, 30_000)
-    await bus.waitForWorkers(1, 30_000) // seat 0: Python
-    await worker(bus.name) // seat 1: Bun
+    await bus.waitForWorkers(1, 30_000) // index 0: Python
+    await worker(bus.name) // index 1: Bun
     await bus.waitForWorkers(2, 30_000)
-    const seat = (seat: number) => `{bus="${bus.name}",worker="${seat}"}`
+    const labels = (i: number) => `{bus="${bus.name}",worker="${i}"}`
     let text = ""
     await until(
       async () => {
         text = await (await fetch(`${status.url}/metrics`)).text()
-        return sample(text, `nodejs_heap_size_used_bytes${seat(1)}`) !== undefined
+        return sample(text, `nodejs_heap_size_used_bytes${labels(1)}`) !== undefined
       },
       "the Bun worker's first report arrives",
       30_000,
       100,
     )
-    expect(sample(text, `process_resident_memory_bytes${seat(0)}`)).toBeGreaterThan(0)
+    expect(sample(text, `process_resident_memory_bytes${labels(0)}`)).toBeGreaterThan(0)
     for (const f of RUNTIME) {
-      expect(sample(text, `${f}${seat(0)}`)).toBeUndefined()
-      expect(sample(text, `${f}${seat(1)}`)).toBeGreaterThanOrEqual(0)
+      expect(sample(text, `${f}${labels(0)}`)).toBeUndefined()
+      expect(sample(text, `${f}${labels(1)}`)).toBeGreaterThanOrEqual(0)
     }
   },
   60_000,

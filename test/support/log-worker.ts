@@ -1,5 +1,5 @@
 // A worker process that only writes output, for test/kit/worker-logs.test.ts. Modes (argv[2]):
-//   hello               one line on stdout and one on stderr naming its seat (SLOTBUS_INSTANCE), then idles
+//   hello               one line on stdout and one on stderr naming its instance (SLOTBUS_INSTANCE), then idles
 //   hostile <once>      terminal escapes, invalid UTF-8, a 100 kB line, a line after it and an unterminated last
 //                       line, then kill -9 of itself; with the file <once> present (a restart) it only idles
 //   flood <n> <once>    n numbered 200-byte lines on stdout as fast as the pipe takes them, then "flood end", idles
@@ -12,7 +12,7 @@ const [mode, a, b] = process.argv.slice(2)
 // a plain process, not a slotbus worker: it leaves once its front is gone (kill -9 of the front ends a test)
 const front = process.ppid
 setInterval(() => process.ppid !== front && process.exit(0), 100)
-const seat = process.env.SLOTBUS_INSTANCE
+const instance = process.env.SLOTBUS_INSTANCE
 const idle = () => setInterval(() => {}, 1 << 30)
 const firstRun = (once: string | undefined) => {
   if (!once || existsSync(once)) return false
@@ -21,8 +21,8 @@ const firstRun = (once: string | undefined) => {
 }
 
 if (mode === "hello") {
-  process.stdout.write(`hello from seat ${seat}\n`)
-  process.stderr.write(`complaint from seat ${seat}\n`)
+  process.stdout.write(`hello from instance ${instance}\n`)
+  process.stderr.write(`complaint from instance ${instance}\n`)
   idle()
 } else if (mode === "hostile") {
   if (firstRun(a)) {

@@ -1,7 +1,7 @@
 // A front supervising test/support/log-worker.ts, for test/kit/worker-logs.test.ts. argv[2] is JSON:
 // { worker: [mode, ...args], instances?, logs?, bus? }, or with `command: [fixture, ...args]` another worker of
 // test/support (a slotbus worker of `bus`: echo-worker.ts) instead of log-worker.ts. It tells the test over IPC when each worker starts and
-// exits ({ start | exit, seat, pid }) and answers "stats" with what its pool's logs counted; SIGTERM stops it.
+// exits ({ start | exit, instance, pid }) and answers "stats" with what its pool's logs counted; SIGTERM stops it.
 import { join } from "node:path"
 import { SlotBus, superviseWorkers } from "../../src/index.ts"
 
@@ -20,9 +20,9 @@ const sup = superviseWorkers(bus, {
   instances: cfg.instances ?? 1,
   ...(cfg.logs !== undefined && { logs: cfg.logs as never }),
 })
-sup.on("start", (i) => send({ start: i.pid, seat: i.index }))
-sup.on("exit", (i, e) => send({ exit: e.pid, seat: i.index }))
-for (const i of sup.instances) send({ start: i.pid, seat: i.index })
+sup.on("start", (i) => send({ start: i.pid, instance: i.index }))
+sup.on("exit", (i, e) => send({ exit: e.pid, instance: i.index }))
+for (const i of sup.instances) send({ start: i.pid, instance: i.index })
 process.on("message", (m) => {
   const { lines, dropped, truncated, overBudget } = sup.logs
   if (m === "stats") send({ stats: { lines, dropped, truncated, overBudget } })

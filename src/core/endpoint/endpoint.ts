@@ -115,8 +115,8 @@ export interface StreamReading {
  * holds; the dispatcher picks the least busy one and sends through it without knowing how it is reached.
  */
 export interface Endpoint {
-  /** Its seat in the bus's metrics (bus-metrics.ts), set when it joins: its `worker` label, a small number reused. */
-  seat: number
+  /** Its index among the bus's workers (bus-metrics.ts), set when it joins: its `worker` label, a small number reused. */
+  workerIndex: number
   /**
    * How far it is: 0 shares memory with the hub, 1 is reached through a transport. remotePolicy says when a far
    * one gets requests ("overflow": only when no near one has room).

@@ -11,7 +11,7 @@ import { RemoteFrames, StreamIn } from "./stream-in.ts"
 import type { RemoteCall, RemoteHubHost, RemotePeer } from "../wire/remote.ts"
 
 export class RemoteEndpoint implements Endpoint {
-  seat = -1
+  workerIndex = -1
   readonly distance = 1
   /** The calls it holds whose callers wait. */
   private readonly calls = new Set<Pending>()

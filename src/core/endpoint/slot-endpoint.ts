@@ -72,7 +72,7 @@ export interface SlotHooks {
 }
 
 export class SlotEndpoint implements Endpoint, AnswerSlot, SlotStreamOwner {
-  seat = -1
+  workerIndex = -1
   readonly distance = 0
   state: LinkState = "serving"
   /** Set when it left the bus's books: an answer collected while it is dropped cannot keep its slot. */

@@ -47,24 +47,24 @@ export class Acceptor {
   /** onWorker's listeners. */
   readonly listeners = new Set<(e: WorkerEvent) => void>()
   /** The workers on this host, connected now. */
-  private readonly links = new Set<SlotEndpoint>()
+  private readonly endpoints = new Set<SlotEndpoint>()
   private closing = false
   /** One accept thread per listening socket (the socket file, and the door when there is one). */
   private readonly watches: { fd: number; w: Pointer; reader: { cancel(): Promise<void> } | null }[] = []
 
   constructor(
-    private readonly d: Dispatcher,
+    private readonly dispatcher: Dispatcher,
     private readonly name: string,
     private readonly o: AcceptSettings,
   ) {}
 
-  evict(link: SlotEndpoint) {
-    if (!this.links.has(link)) return
-    link.chan.sendControl(Control.HUB_CLOSING)
+  evict(endpoint: SlotEndpoint) {
+    if (!this.endpoints.has(endpoint)) return
+    endpoint.chan.sendControl(Control.HUB_CLOSING)
     this.drop(
-      link,
+      endpoint,
       new WorkerGoneError(
-        `worker pid ${link.chan.peerPid} of "${this.name}" was disconnected: its handlers hung on ${this.o.maxStuck}+ requests`,
+        `worker pid ${endpoint.chan.peerPid} of "${this.name}" was disconnected: its handlers hung on ${this.o.maxStuck}+ requests`,
       ),
     )
   }
@@ -95,7 +95,7 @@ export class Acceptor {
           try {
             refused = this.acceptSome(fd)
           } catch {
-            this.d.counters.internalError()
+            this.dispatcher.counters.internalError()
           }
           const rearm = () => {
             if (this.closing) return
@@ -115,7 +115,7 @@ export class Acceptor {
   /** Reading the accept doorbell failed: say so, count it, and read again on a fresh stream, so accepting never stops in silence. */
   acceptFailed(watch: Acceptor["watches"][number], e: unknown) {
     if (this.closing) return
-    this.d.counters.acceptError()
+    this.dispatcher.counters.acceptError()
     console.warn(
       `slotbus: bus "${this.name}" lost its accept doorbell (${e instanceof Error ? e.message : String(e)}); accepting again in ${REFUSED_PAUSE_MS} ms`,
     )
@@ -137,7 +137,7 @@ export class Acceptor {
         continue
       }
       const e = this.err[0]
-      if (e === Errno.EPERM || e === Errno.EUSERS) this.d.counters.refusedPeer(e === Errno.EUSERS)
+      if (e === Errno.EPERM || e === Errno.EUSERS) this.dispatcher.counters.refusedPeer(e === Errno.EUSERS)
       else return refused // EAGAIN (nobody else waits), or a failure with this one peer: the watcher looks again
       refused = true
     }
@@ -145,12 +145,12 @@ export class Acceptor {
   }
 
   fullMask(): number {
-    if (this.links.size >= this.o.maxWorkers) return FullMask.ALL
+    if (this.endpoints.size >= this.o.maxWorkers) return FullMask.ALL
     let mask = 0
     const own = process.getuid?.() ?? -1
     const count = (uid: number) => {
       let n = 0
-      for (const l of this.links) if (l.chan.peerUid === uid) n++
+      for (const l of this.endpoints) if (l.chan.peerUid === uid) n++
       return n
     }
     if (count(own) >= this.o.maxPerUid) mask |= FullMask.OWN_UID
@@ -162,25 +162,25 @@ export class Acceptor {
 
   addLink(chan: Channel) {
     this.o.recorder?.attach(chan.ptr)
-    const link = new SlotEndpoint(
+    const endpoint = new SlotEndpoint(
       chan,
-      this.d,
+      this.dispatcher,
       { cutOff: (l, what) => this.cutOff(l, what), evict: (l) => this.evict(l) },
       this.o,
     )
     chan.watchPeer(
       (bytes) => {
         // Each control byte is legal once per connection (docs/PROTOCOL.md §1); a worker sends only DRAIN.
-        link.controlBytes += bytes.length
-        if (link.controlBytes > 1 || bytes[0] !== Control.DRAIN)
-          return this.cutOff(link, `sent ${link.controlBytes} control bytes (only one "D" is allowed)`)
-        link.drain()
+        endpoint.controlBytes += bytes.length
+        if (endpoint.controlBytes > 1 || bytes[0] !== Control.DRAIN)
+          return this.cutOff(endpoint, `sent ${endpoint.controlBytes} control bytes (only one "D" is allowed)`)
+        endpoint.drain()
         chan.sendControl(Control.DRAIN_ACK)
-        this.d.freed()
+        this.dispatcher.freed()
       },
       () =>
         this.drop(
-          link,
+          endpoint,
           stackless(
             () =>
               new WorkerGoneError(
@@ -189,10 +189,10 @@ export class Acceptor {
           ),
         ),
     )
-    this.links.add(link)
+    this.endpoints.add(endpoint)
     acceptors.add(this)
     this.tellProcesses()
-    this.d.join(link)
+    this.dispatcher.join(endpoint)
   }
 
   /**
@@ -201,26 +201,29 @@ export class Acceptor {
    */
   private tellProcesses() {
     const pids = new Set<number>()
-    for (const a of acceptors) for (const l of a.links) pids.add(l.chan.peerPid)
-    for (const a of acceptors) for (const l of a.links) l.chan.tellProcesses(1 + pids.size)
+    for (const a of acceptors) for (const l of a.endpoints) pids.add(l.chan.peerPid)
+    for (const a of acceptors) for (const l of a.endpoints) l.chan.tellProcesses(1 + pids.size)
   }
 
-  cutOff(link: SlotEndpoint, what: string) {
-    if (!this.links.has(link)) return
-    this.d.counters.protocolError()
-    this.drop(link, new ProtocolError(`worker pid ${link.chan.peerPid} of "${this.name}" ${what}; it was disconnected`))
+  cutOff(endpoint: SlotEndpoint, what: string) {
+    if (!this.endpoints.has(endpoint)) return
+    this.dispatcher.counters.protocolError()
+    this.drop(
+      endpoint,
+      new ProtocolError(`worker pid ${endpoint.chan.peerPid} of "${this.name}" ${what}; it was disconnected`),
+    )
   }
 
-  drop(link: SlotEndpoint, err: Error) {
-    if (!this.links.delete(link)) return
-    if (this.links.size === 0) acceptors.delete(this)
+  drop(endpoint: SlotEndpoint, err: Error) {
+    if (!this.endpoints.delete(endpoint)) return
+    if (this.endpoints.size === 0) acceptors.delete(this)
     this.tellProcesses()
-    this.d.leave(link, err)
+    this.dispatcher.leave(endpoint, err)
   }
 
   /** The bus closed (`err`): every worker on this host is told and let go. */
   dropAll(err: Error) {
-    for (const l of [...this.links]) {
+    for (const l of [...this.endpoints]) {
       l.chan.sendControl(Control.HUB_CLOSING)
       this.drop(l, err)
     }
@@ -240,7 +243,7 @@ export class Acceptor {
   /** A worker, here or on another host, joined the books: its listeners hear of it, waitForWorkers may be done. */
   joined(e: Endpoint) {
     if (this.listeners.size > 0) this.emitInfo("join", e.info())
-    for (const w of [...this.waiters]) if (this.d.workerCount >= w.n) w.resolve()
+    for (const w of [...this.waiters]) if (this.dispatcher.workerCount >= w.n) w.resolve()
   }
 
   left(worker: WorkerInfo) {

@@ -65,7 +65,7 @@ export class SlotBus {
   private remoteLink: RemoteLink | null = null
   /** @internal superviseWorkers: the pools that feed this bus, their failures and what they ask of it. */
   readonly pools: BusPools
-  private readonly d: Dispatcher
+  private readonly dispatcher: Dispatcher
   private readonly gaveUp = () => this.pools.gaveUp() // made once: what refuses a request once the pools gave up
   private readonly acceptor: Acceptor
   /** The control socket `slotbus call` reaches the workers through (docs/PROTOCOL.md §14); null without one. */
@@ -86,20 +86,21 @@ export class SlotBus {
     madeBy(key, FACTORY, "SlotBus", "await SlotBus.listen(name, options)")
     const s = (this.settings = resolveOptions(opts))
     const recorder = s.recorder > 0 ? FlightRecorder.create(name, s.recorder) : null
-    this.d = new Dispatcher(
+    this.dispatcher = new Dispatcher(
       name,
       { maxBody: s.maxBodyBytes, remotePolicy: s.remotePolicy, metricsRoutes: s.metricsRoutes, recorder },
       { joined: (e) => this.acceptor.joined(e), left: (worker) => this.acceptor.left(worker) },
     )
     this.pools = new BusPools(
-      this.d,
+      this.dispatcher,
       (err) => {
-        for (const p of [...this.d.queue]) this.d.fail(p, err)
+        for (const p of [...this.dispatcher.queue]) this.dispatcher.fail(p, err)
         for (const w of [...this.acceptor.waiters]) w.reject(err)
       },
       () => (this.closing ? this.closedError() : null),
+      name,
     )
-    this.acceptor = new Acceptor(this.d, name, {
+    this.acceptor = new Acceptor(this.dispatcher, name, {
       listenFd,
       doorFd,
       config: hubConfig(s),
@@ -141,17 +142,23 @@ export class SlotBus {
     try {
       bus.front = seat
       bus.acceptor.watch()
-      const control = () => ControlSocket.open(name, cname, (req, o) => bus.fetch(req, o), seat !== null)
+      const control = () =>
+        ControlSocket.open(
+          name,
+          cname,
+          { fetch: (req, o) => bus.fetch(req, o), reload: (command, o) => bus.pools.shared.reload(command, o) },
+          seat !== null,
+        )
       // a shared name's control socket is its leader's, the front that runs the pool (docs/PROTOCOL.md §14.4)
       if (seat) seat.onLeader(() => void (bus.control ??= bus.closing ? null : control()))
       else bus.control = control()
     } catch (e) {
       unbind()
-      bus.d.observer.close()
+      bus.dispatcher.observer.close()
       throw e
     }
     openBuses.add(bus, opts)
-    bus.d.tick()
+    bus.dispatcher.tick()
     if (bus.settings.remote) {
       try {
         await bus.listenRemote(bus.settings.remote)
@@ -165,7 +172,7 @@ export class SlotBus {
 
   /** Takes workers on other hosts too, through the transport given as `remote` (docs/PROTOCOL.md §10). */
   private async listenRemote({ transport, heartbeatMs, peerTimeoutMs }: NonNullable<ListenSettings["remote"]>) {
-    const host = remoteHubHost(this.d, () => void this.d.counters.rejectedMessage())
+    const host = remoteHubHost(this.dispatcher, () => void this.dispatcher.counters.rejectedMessage())
     const streamWindow = this.settings.streamWindowBytes
     this.remoteLink = await transport.serveHub(host, { heartbeatMs, peerTimeoutMs, streamWindow })
   }
@@ -318,9 +325,9 @@ export class SlotBus {
 
   /** A full queue refuses a request, unless a worker has a slot free after all. */
   private checkRoom() {
-    if (this.d.queue.length >= this.settings.queue && !this.d.pick())
+    if (this.dispatcher.queue.length >= this.settings.queue && !this.dispatcher.pick())
       throw new BusFullError(
-        `bus "${this.name}": all slots busy and ${this.d.queue.length} requests queued; raise slots or queue`,
+        `bus "${this.name}": all slots busy and ${this.dispatcher.queue.length} requests queued; raise slots or queue`,
       )
   }
 
@@ -329,8 +336,8 @@ export class SlotBus {
     const promise = new Promise<unknown>((res, rej) => ((p.resolve = res), (p.reject = rej))) // half withResolvers' cost
     p.started = Bun.nanoseconds()
     if (p.timeoutMs > 0) p.deadline = p.started / 1e6 + p.timeoutMs
-    if (p.signal) this.d.watch(p, p.signal)
-    this.d.add(p, p.timeoutMs, this.gaveUp)
+    if (p.signal) this.dispatcher.watch(p, p.signal)
+    this.dispatcher.add(p, p.timeoutMs, this.gaveUp)
     return promise
   }
 
@@ -351,7 +358,7 @@ export class SlotBus {
       return Promise.reject(e)
     }
     const signal = o.signal
-    if (this.d.workerCount >= n) return Promise.resolve()
+    if (this.dispatcher.workerCount >= n) return Promise.resolve()
     if (this.closing) return Promise.reject(new BusClosedError(`bus "${this.name}" is closed`))
     const gaveUp = this.pools.gaveUp()
     if (gaveUp) return Promise.reject(gaveUp)
@@ -364,7 +371,7 @@ export class SlotBus {
             () =>
               w.reject(
                 new TimeoutError(
-                  `${this.d.workerCount} of ${n} workers connected to "${this.name}" after ${timeoutMs}ms`,
+                  `${this.dispatcher.workerCount} of ${n} workers connected to "${this.name}" after ${timeoutMs}ms`,
                 ),
               ),
             timeoutMs,
@@ -388,27 +395,27 @@ export class SlotBus {
    * than its packCap, so a request sent now is taken without another worker being woken (dispatcher.ts's pick).
    */
   get packRoom(): boolean {
-    return this.d.packRoom()
+    return this.dispatcher.packRoom()
   }
 
   /** Workers connected now, on this host and others. */
   get workerCount(): number {
-    return this.d.workerCount
+    return this.dispatcher.workerCount
   }
 
   /** Each worker connected now: on this host (transport "shm"), then on others (the remote transport's name). */
   get workers(): WorkerInfo[] {
-    return this.d.endpoints.map((e) => e.info())
+    return this.dispatcher.endpoints.map((e) => e.info())
   }
 
   stats(): BusStats {
-    return this.d.observer.stats(this.workers, this.d.queue.length)
+    return this.dispatcher.observer.stats(this.workers, this.dispatcher.queue.length)
   }
 
   /** What `serveStatus` shows of this bus: its workers here and on other hosts, slots, latency, pools. */
   [STATUS](): StatusSection {
     const link = this.remoteLink
-    return this.d.observer.section(this.stats(), {
+    return this.dispatcher.observer.section(this.stats(), {
       upMs: performance.now() - this.createdAt,
       pools: this.pools.describe(),
       front: this.front && { index: this.front.index, leader: this.front.leader },
@@ -416,19 +423,19 @@ export class SlotBus {
         transport: String(this.settings.remote!.transport.transport ?? "remote"),
         server: link.server?.() ?? "?",
         connected: link.connected,
-        policy: this.d.remotePolicy,
+        policy: this.dispatcher.remotePolicy,
       },
     })
   }
 
   /** What GET /metrics (serveStatus) shows of this bus: the slotbus_* families of docs/api.md, labelled bus="<name>". */
   [METRICS](): MetricFamily[] {
-    return this.d.observer.families(this.stats(), this.pools.describe(), this.front === null || this.front.leader)
+    return this.dispatcher.observer.families(this.stats(), this.pools.describe(), this.front === null || this.front.leader)
   }
 
   /** OpenTelemetry (reportToMeter, kit/telemetry/otel-metrics.ts): each duration and queue wait, as it is recorded. */
   [METRICS_TAP](record: (family: string, labels: MetricLabels, seconds: number) => void): () => void {
-    return this.d.observer.tap(record)
+    return this.dispatcher.observer.tap(record)
   }
 
   /**
@@ -456,14 +463,14 @@ export class SlotBus {
     for (const w of [...this.acceptor.waiters])
       w.reject(new BusClosedError(`bus "${this.name}" closed while waiting for workers`))
     const deadline = performance.now() + timeoutMs
-    while (drain && this.d.busy && performance.now() < deadline) await Bun.sleep(1)
+    while (drain && this.dispatcher.busy && performance.now() < deadline) await Bun.sleep(1)
     await this.control?.close()
-    this.d.stop()
+    this.dispatcher.stop()
     const err = new BusClosedError(`bus "${this.name}" closed before the request finished`)
-    this.d.failAll(err)
+    this.dispatcher.failAll(err)
     await this.remoteLink?.close(0)
     this.acceptor.dropAll(err)
-    this.d.observer.close()
+    this.dispatcher.observer.close()
   }
 
   /**
@@ -474,7 +481,7 @@ export class SlotBus {
   [Symbol.asyncDispose]() {
     this.disposed = true
     if (
-      this.d.counters.requests === 0 &&
+      this.dispatcher.counters.requests === 0 &&
       performance.now() - this.createdAt < EARLY_DISPOSE_MS &&
       !earlyDisposeWarned &&
       process.env.NODE_ENV !== "test"

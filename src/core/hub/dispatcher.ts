@@ -205,7 +205,7 @@ export class Dispatcher implements EndpointHost {
     let i = this.endpoints.length
     while (i > 0 && this.endpoints[i - 1]!.distance > e.distance) i--
     this.endpoints.splice(i, 0, e)
-    e.seat = this.observer.joined(e)
+    e.workerIndex = this.observer.joined(e)
     this.hooks.joined(e)
     this.freed()
   }
@@ -217,7 +217,7 @@ export class Dispatcher implements EndpointHost {
     const info = e.info() // as it was when it left
     this.endpoints.splice(i, 1)
     this.alone.delete(e)
-    this.observer.left(e.seat)
+    this.observer.left(e.workerIndex)
     e.left(err)
     this.hooks.left(info)
     this.freed()

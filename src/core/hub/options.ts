@@ -240,7 +240,7 @@ export const FETCH_OPTIONS = optionNames<FetchOptions>({
 })
 
 /** A whole-number option of the core, through the kit's one number check: `dflt` when undefined, else min..max. */
-export function positiveInt(v: number | undefined, dflt: number, what: string, max?: number, min = 0): number {
+export function positiveInt(v: number | undefined, dflt: number, what: string, min = 0, max?: number): number {
   return checkNumber(v, { what, dflt, min, max })
 }
 
@@ -274,9 +274,9 @@ const POLICIES = ["overflow", "balance", "never"]
 
 /** Checks SlotBus.listen's options in one place and resolves their defaults (the names are checked by listen). */
 export function resolveOptions(opts: ListenOptions): ListenSettings {
-  const slots = positiveInt(opts.slots, 32, "slots", 4096, 1)
-  const maxBodyBytes = positiveInt(opts.maxBodyBytes, 64 * MiB, "maxBodyBytes", 2 ** 32 - 1024 * MiB)
-  const maxHeadBytes = positiveInt(opts.maxHeadBytes, 16 * 1024, "maxHeadBytes", 16 * MiB)
+  const slots = positiveInt(opts.slots, 32, "slots", 1, 4096)
+  const maxBodyBytes = positiveInt(opts.maxBodyBytes, 64 * MiB, "maxBodyBytes", 0, 2 ** 32 - 1024 * MiB)
+  const maxHeadBytes = positiveInt(opts.maxHeadBytes, 16 * 1024, "maxHeadBytes", 0, 16 * MiB)
   const queue = positiveInt(opts.queue, 4096, "queue")
   const timeoutMs = positiveInt(opts.timeoutMs, 30_000, "timeoutMs")
   const streamIdleMs = positiveInt(opts.streamIdleMs, 30_000, "streamIdleMs")
@@ -290,7 +290,7 @@ export function resolveOptions(opts: ListenOptions): ListenSettings {
   const maxWorkers = positiveInt(opts.maxWorkers, 256, "maxWorkers")
   const maxWorkersPerUid = positiveInt(opts.maxWorkersPerUid, maxWorkers, "maxWorkersPerUid")
   const stuckAfterMs = positiveInt(opts.stuckAfterMs, 1000, "stuckAfterMs")
-  const maxStuckSlots = positiveInt(opts.maxStuckSlots, Math.max(1, slots >> 1), "maxStuckSlots", 4096, 1)
+  const maxStuckSlots = positiveInt(opts.maxStuckSlots, Math.max(1, slots >> 1), "maxStuckSlots", 1, 4096)
   tuning(opts.idle, "SlotBus.listen idle") // validate now, not on the first connection
   const allowUids = opts.allowUids ?? []
   if (!Array.isArray(allowUids))
@@ -301,8 +301,8 @@ export function resolveOptions(opts: ListenOptions): ListenSettings {
   const trimBytes = positiveInt(opts.trimBytes, MiB, "trimBytes")
   const arena = arenaBytes(maxHeadBytes, maxBodyBytes)
   const streamWindowBytes = streamWindow(opts.streamWindowBytes, Math.ceil(arena / 4096) * 4096)
-  const metricsRoutes = positiveInt(opts.metricsRoutes, 64, "metricsRoutes", 10_000)
-  const recorder = opts.recorder === false ? 0 : positiveInt(opts.recorder, DEFAULT_RECORDS, "recorder", MAX_RECORDS)
+  const metricsRoutes = positiveInt(opts.metricsRoutes, 64, "metricsRoutes", 0, 10_000)
+  const recorder = opts.recorder === false ? 0 : positiveInt(opts.recorder, DEFAULT_RECORDS, "recorder", 0, MAX_RECORDS)
   return {
     slots,
     maxBodyBytes,
@@ -327,8 +327,8 @@ export function resolveOptions(opts: ListenOptions): ListenSettings {
 
 /** With `remote`: how often the hub announces itself, and how long a silent worker on another host counts as there. */
 function remoteTiming(opts: ListenOptions) {
-  const heartbeatMs = positiveInt(opts.heartbeatMs, 500, "heartbeatMs", 60_000, 1)
-  const peerTimeoutMs = positiveInt(opts.peerTimeoutMs, 4 * heartbeatMs, "peerTimeoutMs", 600_000)
+  const heartbeatMs = positiveInt(opts.heartbeatMs, 500, "heartbeatMs", 1, 60_000)
+  const peerTimeoutMs = positiveInt(opts.peerTimeoutMs, 4 * heartbeatMs, "peerTimeoutMs", 0, 600_000)
   if (peerTimeoutMs < 2 * heartbeatMs)
     throw new RangeError(
       `peerTimeoutMs must be at least 2 × heartbeatMs (${2 * heartbeatMs}), got ${peerTimeoutMs}: a worker would be counted gone between two of its heartbeats`,

@@ -2,6 +2,7 @@
 // view, the failure of one that gave up, and what a pool asks of the bus's books: the load on its workers, when a
 // new worker joined, and retiring one (nothing new to it, then wait until it holds nothing).
 import { sleep } from "../../kit/index.ts"
+import { SharedPools } from "../ops/front-pool.ts"
 import type { PoolRow } from "../observe/bus-status.ts"
 import type { Dispatcher } from "./dispatcher.ts"
 
@@ -10,14 +11,19 @@ export class BusPools {
   private readonly rows = new Map<object, () => PoolRow | null>()
   /** The pools that gave up, with the error requests then fail with. */
   private readonly failures = new Map<object, Error>()
+  /** The shared fronts' pools of this bus by command: what a reload asked over its control socket reloads. */
+  readonly shared: SharedPools
 
   constructor(
-    private readonly d: Dispatcher,
+    private readonly dispatcher: Dispatcher,
     /** Everything that waits for a worker fails with `err` (the queue, waitForWorkers's callers). */
     private readonly failWaiting: (err: Error) => void,
     /** The bus's error once it is closing, else null. */
     private readonly closed: () => Error | null,
-  ) {}
+    name: string,
+  ) {
+    this.shared = new SharedPools(name)
+  }
 
   /** `pool` gave up (`err`), or serves again (null). While one has given up and no worker is connected, what waits fails. */
   failed(pool: object, err: Error | null) {
@@ -29,7 +35,7 @@ export class BusPools {
 
   /** The error of a pool that gave up, while no worker is connected (then nothing could serve a request). */
   gaveUp(): Error | undefined {
-    return this.d.workerCount === 0 ? this.failures.values().next().value : undefined
+    return this.dispatcher.workerCount === 0 ? this.failures.values().next().value : undefined
   }
 
   /** `pool` is shown in the bus's status view until `describe` says null (stopped). */
@@ -53,20 +59,20 @@ export class BusPools {
     let inFlight = 0
     let capacity = 0
     let workers = 0
-    for (const e of this.d.endpoints)
+    for (const e of this.dispatcher.endpoints)
       if (pids.has(e.pid) && e.serving) {
         inFlight += e.inFlight
         capacity += e.capacity
         workers++
       }
-    const oldest = this.d.queue[0]
+    const oldest = this.dispatcher.queue[0]
     const waitedMs = oldest ? (Bun.nanoseconds() - oldest.started) / 1e6 : 0
-    return { queued: this.d.queue.length, waitedMs, inFlight, capacity, workers }
+    return { queued: this.dispatcher.queue.length, waitedMs, inFlight, capacity, workers }
   }
 
   /** Resolves once a worker of process `pid` has joined the bus. */
   async joined(pid: number): Promise<void> {
-    while (!this.d.endpoints.some((e) => e.pid === pid)) {
+    while (!this.dispatcher.endpoints.some((e) => e.pid === pid)) {
       const closed = this.closed()
       if (closed) throw closed
       await sleep(5)
@@ -75,8 +81,8 @@ export class BusPools {
 
   /** The worker of process `pid` here retires after `n` requests (Dispatcher.retireAfter); false: it has not joined. */
   retireAfter(pid: number, n: number, due: () => void): boolean {
-    const e = this.d.endpoints.find((x) => x.pid === pid && x.distance === 0)
-    if (e) this.d.retireAfter(e, n, due)
+    const e = this.dispatcher.endpoints.find((x) => x.pid === pid && x.distance === 0)
+    if (e) this.dispatcher.retireAfter(e, n, due)
     return e !== undefined
   }
 
@@ -85,22 +91,22 @@ export class BusPools {
    * reload's successor within its minReadyMs, so that one exiting then held no request.
    */
   hold(pid: number) {
-    this.d.endpoints.find((x) => x.pid === pid && x.distance === 0)?.retire()
+    this.dispatcher.endpoints.find((x) => x.pid === pid && x.distance === 0)?.retire()
   }
 
   /** The worker of process `pid` held by hold() serves. */
   release(pid: number) {
-    const e = this.d.endpoints.find((x) => x.pid === pid && x.distance === 0)
+    const e = this.dispatcher.endpoints.find((x) => x.pid === pid && x.distance === 0)
     if (!e) return
     e.serve()
-    this.d.freed()
+    this.dispatcher.freed()
   }
 
   /** The worker of process `pid` gets no new request; resolves once it holds none (borrowed slots too) or left. */
   async retire(pid: number): Promise<void> {
-    const e = this.d.endpoints.find((x) => x.pid === pid)
+    const e = this.dispatcher.endpoints.find((x) => x.pid === pid)
     if (!e) return
     e.drain()
-    while (this.d.endpoints.includes(e) && e.inFlight > 0) await sleep(5)
+    while (this.dispatcher.endpoints.includes(e) && e.inFlight > 0) await sleep(5)
   }
 }

@@ -156,7 +156,8 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
     served: bus ? (pid) => served.delete(pid) || bus.workers.some((w) => w.pid === pid) : undefined,
   }
   // a shared front's reload() reloads the name's pool wherever it runs (§15.4)
-  const sup: Supervisor = front && bus ? new SharedPool(settings, bus.name, front) : new Supervisor(settings)
+  const sup: Supervisor =
+    front && bus ? new SharedPool(settings, bus.name, front, bus.pools.shared) : new Supervisor(settings)
   const what = () =>
     `the worker pool${bus ? ` of "${bus.name}"` : ""} (${argv.join(" ")}, ${sup.instances.length} instance${sup.instances.length === 1 ? "" : "s"})`
   sup.on("failed", (f) => {

@@ -1,7 +1,7 @@
 // A bus's metric families for GET /metrics (serveStatus, the HTTP hub): the names, types, labels and meanings
-// docs/api.md's table lists. Every series carries bus="<name>"; per worker the label is its seat (bus-metrics.ts),
+// docs/api.md's table lists. Every series carries bus="<name>"; per worker the label is its index (bus-metrics.ts),
 // a small number reused when a worker leaves and another joins, never a pid: a worker's process_* series go on
-// under its seat when another process takes it, as a restarted target's do (its counters start again at 0, which
+// under its index when another process takes it, as a restarted target's do (its counters start again at 0, which
 // rate() reads as a reset), so recycles and restarts make no new series. Series about this front's requests come from every front; series about the
 // workers themselves (how many, their restarts, their processes) only from the front that leads a shared name
 // (docs/PROTOCOL.md §15), so a sum over fronts counts each worker once.
@@ -56,8 +56,8 @@ export function busFamilies(st: BusStats, m: BusMetricsSnapshot, pools: PoolRow[
   const perWorker: MetricFamily = {
     name: FAMILY.WORKER_DURATION,
     type: "histogram",
-    help: "time from request() to the whole answer, by the worker's seat (reused when a worker leaves)",
-    samples: m.workers.map((w) => ({ labels: { ...bus, worker: String(w.seat) }, histogram: w.duration })),
+    help: "time from request() to the whole answer, by the worker's index (reused when a worker leaves)",
+    samples: m.workers.map((w) => ({ labels: { ...bus, worker: String(w.index) }, histogram: w.duration })),
   }
   const out: MetricFamily[] = [requests, responses, errors, timeouts, cancels, duration, wait, perWorker]
   if (m.routes.length > 0)
@@ -71,10 +71,10 @@ export function busFamilies(st: BusStats, m: BusMetricsSnapshot, pools: PoolRow[
   inFlight.add(bus, st.inFlight)
   const queued = family("slotbus_queued_requests", "gauge", "requests waiting for a free slot now")
   queued.add(bus, st.queued)
-  const busy = family("slotbus_worker_in_flight_requests", "gauge", "requests held by the worker in each seat now")
+  const busy = family("slotbus_worker_in_flight_requests", "gauge", "requests held by the worker at each index now")
   for (const w of m.workers) {
     const info = st.workers.find((x) => x.pid === w.pid)
-    busy.add({ ...bus, worker: String(w.seat) }, info?.inFlight ?? 0)
+    busy.add({ ...bus, worker: String(w.index) }, info?.inFlight ?? 0)
   }
   const bytes = family("slotbus_body_bytes_total", "counter", "request and answer body bytes, by direction")
   bytes.add({ ...bus, direction: "out" }, st.bytesOut)
@@ -115,7 +115,7 @@ function workerFamilies(st: BusStats, m: BusMetricsSnapshot, pools: PoolRow[]): 
       )
   const local = new Set(st.workers.filter((w) => w.transport === "shm").map((w) => w.pid))
   const here = m.workers.filter((w) => w.pid !== null && local.has(w.pid))
-  const processes = here.map((w) => ({ labels: { ...bus, worker: String(w.seat) }, figures: readProcess(w.pid!) }))
+  const processes = here.map((w) => ({ labels: { ...bus, worker: String(w.index) }, figures: readProcess(w.pid!) }))
   return [workers, restarts, drops, ...processFamilies(processes), ...runtimeFamilies(bus, here)]
 }
 
@@ -125,9 +125,9 @@ function runtimeFamilies(bus: { bus: string }, here: BusMetricsSnapshot["workers
   const heapTotal = family("nodejs_heap_size_total_bytes", "gauge", "the JavaScript heap's size, in bytes")
   const heapUsed = family("nodejs_heap_size_used_bytes", "gauge", "the JavaScript heap's bytes in use")
   const external = family("nodejs_external_memory_bytes", "gauge", "memory held outside the heap for it, in bytes")
-  for (const { seat, runtime: r } of here) {
+  for (const { index, runtime: r } of here) {
     if (r === null) continue
-    const labels = { ...bus, worker: String(seat) }
+    const labels = { ...bus, worker: String(index) }
     lag.add(labels, r.lagSeconds)
     heapTotal.add(labels, r.heapTotalBytes)
     heapUsed.add(labels, r.heapUsedBytes)

@@ -1,5 +1,5 @@
 // What a bus measures for GET /metrics (serveStatus) and its status view: request duration and queue wait as
-// histograms, per bus and per worker seat, per route (metricsRoutes: the method and the caller's route pattern,
+// histograms, per bus and per worker index, per route (metricsRoutes: the method and the caller's route pattern,
 // never the path); failures by the error's class with the last message of each, a request its caller aborted
 // counted apart (a client that went away is no error); and the slowest recent requests. The bus's observer (observe.ts) calls in at
 // the moments the Dispatcher already knows (a request sent, answered, failed), the Dispatcher when a worker joins or
@@ -28,7 +28,7 @@ export interface SlowRequest {
   at: number
   /** "GET /path", an RPC method, or "call" (bus.call). */
   what: string
-  /** The worker's seat (its `worker` label in /metrics) and pid; -1 and 0 when it never reached one. */
+  /** The worker's index (its `worker` label in /metrics) and pid; -1 and 0 when it never reached one. */
   worker: number
   pid: number
   seconds: number
@@ -48,9 +48,9 @@ export interface ErrorKind {
 export interface BusMetricsSnapshot {
   duration: HistogramSnapshot
   queueWait: HistogramSnapshot
-  /** Per worker seat: a seat is taken by a joining worker and given back when it leaves, so seats stay few. */
+  /** Per worker index: an index is taken by a joining worker and given back when it leaves, so they stay few. */
   workers: {
-    seat: number
+    index: number
     pid: number | null
     duration: HistogramSnapshot
     p50: number
@@ -80,8 +80,8 @@ const runtimeOf = (e: Endpoint | null | undefined) => {
 export class BusMetrics {
   readonly duration = new Histogram()
   readonly queueWait = new Histogram()
-  private readonly seats: Histogram[] = []
-  /** Which seats are taken, by which endpoint. */
+  private readonly perWorker: Histogram[] = []
+  /** Which worker indexes are taken, by which endpoint. */
   private readonly holders: (Endpoint | null)[] = []
   private readonly routeNames: BoundedLabels | null
   private readonly routes: Histogram[] = []
@@ -92,8 +92,8 @@ export class BusMetrics {
   private readonly errorsByKind: ErrorKind[] = []
   timeouts = 0
   cancels = 0
-  /** With OpenTelemetry on (kit/telemetry/otel-metrics.ts): told of each duration (its worker's seat) and queue wait as recorded. */
-  tap: ((what: "duration" | "wait", ns: number, seat: number) => void) | null = null
+  /** With OpenTelemetry on (kit/telemetry/otel-metrics.ts): told of each duration (its worker index) and queue wait as recorded. */
+  tap: ((what: "duration" | "wait", ns: number, workerIndex: number) => void) | null = null
   private slow: SlowRequest[] = []
   private lastSlow: SlowRequest[] = []
   /** A request slower than this enters the slowest list (-1 while it has room). */
@@ -104,21 +104,21 @@ export class BusMetrics {
     this.routeNames = maxRoutes > 0 ? new BoundedLabels(maxRoutes) : null
   }
 
-  /** A worker joined: it takes the lowest free seat. */
-  seat(e: Endpoint): number {
+  /** A worker joined: it takes the lowest free index. */
+  takeWorkerIndex(e: Endpoint): number {
     let i = this.holders.indexOf(null)
     if (i < 0) {
       i = this.holders.length
       this.holders.push(null)
-      this.seats.push(new Histogram())
+      this.perWorker.push(new Histogram())
     }
     this.holders[i] = e
     return i
   }
 
-  /** A worker left: its seat is free for the next to join (its counts go on under the same label). */
-  unseat(seat: number) {
-    if (seat >= 0 && seat < this.holders.length) this.holders[seat] = null
+  /** A worker left: its index is free for the next to join (its counts go on under the same label). */
+  freeWorkerIndex(i: number) {
+    if (i >= 0 && i < this.holders.length) this.holders[i] = null
   }
 
   /**
@@ -127,10 +127,10 @@ export class BusMetrics {
    */
   answered(p: Pending, ns: number, status: number) {
     this.duration.observeNs(ns)
-    const seat = p.endpoint?.seat ?? -1
-    if (seat >= 0) this.seats[seat]!.observeNs(ns)
+    const w = p.endpoint?.workerIndex ?? -1
+    if (w >= 0) this.perWorker[w]!.observeNs(ns)
     if (this.routeNames) this.routeOf(p).observeNs(ns)
-    if (this.tap) this.tap("duration", ns, seat)
+    if (this.tap) this.tap("duration", ns, w)
     const rpcError = p.read === null ? null : rpcErrorOf(status)
     if (rpcError !== null)
       this.count(rpcError, "an RPC method threw, was not found or met a plain handler: the caller got the error")
@@ -206,7 +206,7 @@ export class BusMetrics {
     const entry: SlowRequest = {
       at: Date.now(),
       what: whatOf(p),
-      worker: e?.seat ?? -1,
+      worker: e?.workerIndex ?? -1,
       pid: e?.pid ?? 0,
       seconds: ns / 1e9,
       outcome,
@@ -228,13 +228,13 @@ export class BusMetrics {
     return {
       duration: this.duration.snapshot(),
       queueWait: this.queueWait.snapshot(),
-      workers: this.seats.map((h, seat) => ({
-        seat,
-        pid: this.holders[seat]?.pid ?? null,
+      workers: this.perWorker.map((h, index) => ({
+        index,
+        pid: this.holders[index]?.pid ?? null,
         duration: h.snapshot(),
         p50: h.quantile(0.5),
         p99: h.quantile(0.99),
-        runtime: runtimeOf(this.holders[seat]),
+        runtime: runtimeOf(this.holders[index]),
       })),
       routes,
       errors: this.errorsByKind.filter(Boolean).map((k) => ({ ...k })),

@@ -109,14 +109,14 @@ export function busSection(st: BusStats, metrics: BusMetricsSnapshot, o: BusSect
 
 const ms = (seconds: number) => (Number.isFinite(seconds) ? Math.round(seconds * 1e5) / 100 : null)
 
-/** Latency per worker seat, the slowest recent requests, and failures by the error's class with its last message. */
+/** Latency per worker index, the slowest recent requests, and failures by the error's class with its last message. */
 function metricTables(m: BusMetricsSnapshot): StatusSection["tables"] {
   const now = Date.now()
   return [
     {
       title: "latency per worker (ms, bucket upper edges)",
       columns: ["worker", "pid", "answered", "p50", "p99"],
-      rows: m.workers.map((w) => [w.seat, w.pid, w.duration.count, ms(w.p50), ms(w.p99)]),
+      rows: m.workers.map((w) => [w.index, w.pid, w.duration.count, ms(w.p50), ms(w.p99)]),
     },
     {
       title: "slowest recent requests",

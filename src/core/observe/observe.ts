@@ -59,14 +59,14 @@ export class BusObserver {
     if (this.recorder !== null) this.recorder.close()
   }
 
-  /** A worker joined: the seat its metrics go under (its `worker` label). */
+  /** A worker joined: the index its metrics go under (its `worker` label). */
   joined(e: Endpoint): number {
-    return this.metrics.seat(e)
+    return this.metrics.takeWorkerIndex(e)
   }
 
-  /** The worker in `seat` left: the seat is free for the next. */
-  left(seat: number) {
-    this.metrics.unseat(seat)
+  /** The worker of index `workerIndex` left: the index is free for the next. */
+  left(workerIndex: number) {
+    this.metrics.freeWorkerIndex(workerIndex)
   }
 
   /** bus.stats(): what it counted and its latency, beside the hub's `workers` and `queued` requests now. */
@@ -98,11 +98,11 @@ export class BusObserver {
   tap(record: (family: string, labels: MetricLabels, seconds: number) => void): () => void {
     const m = this.metrics
     const bus = { bus: this.name }
-    const seats: MetricLabels[] = [] // made once per seat, not per request
-    m.tap = (what, ns, seat) => {
+    const perWorker: MetricLabels[] = [] // made once per worker index, not per request
+    m.tap = (what, ns, w) => {
       if (what === "wait") return record(FAMILY.QUEUE_WAIT, bus, ns / 1e9)
       record(FAMILY.DURATION, bus, ns / 1e9)
-      if (seat >= 0) record(FAMILY.WORKER_DURATION, (seats[seat] ??= { ...bus, worker: String(seat) }), ns / 1e9)
+      if (w >= 0) record(FAMILY.WORKER_DURATION, (perWorker[w] ??= { ...bus, worker: String(w) }), ns / 1e9)
     }
     return () => void (m.tap = null)
   }

@@ -18,10 +18,14 @@ import {
   WireReader,
   WireWriter,
 } from "./control-wire.ts"
-import { reloadAsked } from "./front-pool.ts"
+import type { ReloadOptions } from "./front-pool.ts"
 
-/** What the control socket asks of its bus: bus.fetch. */
-export type ControlFetch = (request: Request, opts: { timeoutMs?: number; signal: AbortSignal }) => Promise<Response>
+/** What the control socket asks of its bus: bus.fetch for a request, and its shared pool's reload (§14.4). */
+export interface ControlBus {
+  fetch(request: Request, opts: { timeoutMs?: number; signal: AbortSignal }): Promise<Response>
+  /** Reloads the bus's running pool of `command` (SharedPools.reload): rejects when it has none. */
+  reload(command: unknown, options: ReloadOptions): Promise<void>
+}
 
 const ACCEPTS_PER_TURN = 8
 const METHOD = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
@@ -52,14 +56,14 @@ export class ControlSocket {
   private constructor(
     private readonly name: string,
     private readonly fd: number,
-    private readonly fetch: ControlFetch,
+    private readonly bus: ControlBus,
   ) {}
 
   /**
    * Opens `name`'s control socket, or says why not (once, on stderr) and returns null: the bus works without it. A
    * shared front (docs/PROTOCOL.md §15) finds it held by another front of its name, which serves every worker too.
    */
-  static open(name: string, cname: Buffer, fetch: ControlFetch, shared = false): ControlSocket | null {
+  static open(name: string, cname: Buffer, bus: ControlBus, shared = false): ControlSocket | null {
     const fd = native.sb_ctl_listen(cname)
     if (fd < 0) {
       if (shared && fd === Errno.EADDRINUSE) return null
@@ -67,7 +71,7 @@ export class ControlSocket {
       console.warn(`slotbus: bus "${name}" has no control socket (slotbus call cannot reach it): ${why}`)
       return null
     }
-    const c = new ControlSocket(name, fd, fetch)
+    const c = new ControlSocket(name, fd, bus)
     const w = native.sb_accept_watch_start(fd, c.err) as Pointer | null
     if (!w) {
       native.sb_unlisten(fd)
@@ -200,7 +204,7 @@ export class ControlSocket {
     this.counts.served++
     let res: Response
     try {
-      res = await this.fetch(request, { timeoutMs, signal: c.aborter.signal })
+      res = await this.bus.fetch(request, { timeoutMs, signal: c.aborter.signal })
     } catch (e) {
       const err = e as Error
       return this.fail(s, err.name || "Error", err.message)
@@ -232,7 +236,7 @@ export class ControlSocket {
     const { command, ...options } = asked as Record<string, unknown>
     this.counts.served++
     try {
-      await reloadAsked(this.name, command, options)
+      await this.bus.reload(command, options)
     } catch (e) {
       const err = e as Error
       return this.fail(s, err.name || "Error", err.message)

@@ -5,13 +5,7 @@ import { Supervisor, SupervisorError, type SupervisorOptions } from "../../kit/i
 import { controlReload } from "./control-client.ts"
 import type { FrontSeat } from "./fronts.ts"
 
-// The pools of shared fronts in this process, by bus name and command: what a reload from another front names.
-const SHARED: Map<string, SharedPool> = ((globalThis as Record<symbol, unknown>)[Symbol.for("slotbus.sharedPools")] ??=
-  new Map()) as Map<string, SharedPool>
-
-type ReloadOptions = NonNullable<Parameters<Supervisor["reload"]>[0]>
-
-const key = (name: string, command: readonly string[]) => JSON.stringify([name, command])
+export type ReloadOptions = NonNullable<Parameters<Supervisor["reload"]>[0]>
 
 /** A shared front's supervisor: its reload() reloads the name's pool wherever it runs. */
 export class SharedPool extends Supervisor {
@@ -21,14 +15,11 @@ export class SharedPool extends Supervisor {
     options: SupervisorOptions,
     private readonly name: string,
     private readonly seat: FrontSeat,
+    pools: SharedPools,
   ) {
     super(options)
     this.command = [...options.command]
-    const k = key(name, this.command)
-    SHARED.set(k, this)
-    seat.onClose(() => {
-      if (SHARED.get(k) === this) SHARED.delete(k)
-    })
+    pools.add(this, this.command, seat)
   }
 
   /** Reloads the name's pool: this one when it runs it, else the leader's, asked over the control socket. */
@@ -43,20 +34,39 @@ export class SharedPool extends Supervisor {
   }
 }
 
-/** What the control socket does with a reload request (§14.4): the running pool of that command reloads. */
-export function reloadAsked(name: string, command: unknown, options: ReloadOptions): Promise<void> {
-  const pool = Array.isArray(command) ? SHARED.get(key(name, command as string[])) : undefined
-  if (!pool)
-    return Promise.reject(
-      new SupervisorError(
-        `the front that runs "${name}"'s pool (pid ${process.pid}) has no pool of the command ${JSON.stringify(command)}: every front must call superviseWorkers with the same command`,
-      ),
-    )
-  if (pool.state === "created")
-    return Promise.reject(
-      new SupervisorError(
-        `the front with "${name}"'s control socket (pid ${process.pid}) does not run its pool (an election is under way): try again`,
-      ),
-    )
-  return pool.reloadHere(options)
+/**
+ * A bus's shared pools by command, which its control socket hands a reload another front asks for (§14.4). Kept on
+ * the bus, so a `bun --hot` reload that runs superviseWorkers again on the bus it gets back still finds its pool.
+ */
+export class SharedPools {
+  private readonly byCommand = new Map<string, SharedPool>()
+
+  constructor(private readonly name: string) {}
+
+  add(pool: SharedPool, command: readonly string[], seat: FrontSeat) {
+    const k = JSON.stringify(command)
+    this.byCommand.set(k, pool)
+    seat.onClose(() => {
+      if (this.byCommand.get(k) === pool) this.byCommand.delete(k)
+    })
+  }
+
+  /** What the control socket does with a reload request: the running pool of that command reloads. */
+  reload(command: unknown, options: ReloadOptions): Promise<void> {
+    const name = this.name
+    const pool = Array.isArray(command) ? this.byCommand.get(JSON.stringify(command)) : undefined
+    if (!pool)
+      return Promise.reject(
+        new SupervisorError(
+          `the front that runs "${name}"'s pool (pid ${process.pid}) has no pool of the command ${JSON.stringify(command)}: every front must call superviseWorkers with the same command`,
+        ),
+      )
+    if (pool.state === "created")
+      return Promise.reject(
+        new SupervisorError(
+          `the front with "${name}"'s control socket (pid ${process.pid}) does not run its pool (an election is under way): try again`,
+        ),
+      )
+    return pool.reloadHere(options)
+  }
 }

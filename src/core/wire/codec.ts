@@ -140,16 +140,6 @@ export function pairEntries(strings: readonly string[], from: number): [string, 
   return out
 }
 
-export function pairsToRecord(strings: readonly string[], from: number): Record<string, string> {
-  const out: Record<string, string> = Object.create(null)
-  for (let i = from; i + 1 < strings.length; i += 2) {
-    const name = strings[i]!
-    const seen = out[name]
-    out[name] = seen === undefined ? strings[i + 1]! : `${seen}, ${strings[i + 1]}`
-  }
-  return out
-}
-
 const decoder = new TextDecoder()
 export const utf8 = (bytes: Uint8Array) => decoder.decode(bytes)
 

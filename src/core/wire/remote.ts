@@ -68,7 +68,7 @@ export interface RemoteHubHost {
 }
 
 /** An answer as encoded into an arena (docs/PROTOCOL.md §6). */
-export interface RemoteAnswer {
+export interface Answer {
   status: number
   flags: number
   headLen: number
@@ -80,7 +80,7 @@ export interface RemoteAnswerSink {
   /** The arena to encode the answer into. */
   answerArena(): Uint8Array
   /** The answer is in `answerArena()`: called right after it was encoded, once. */
-  done(answer: RemoteAnswer): void
+  done(answer: Answer): void
   /** The handler answered with a stream: send it (§10.4), then call `over()` once it ended, failed or was given up. */
   stream(s: RemoteStream): void
 }

@@ -10,7 +10,7 @@ import {
   wholeOrStream,
   type StreamParts,
 } from "./answer.ts"
-import type { RemoteAnswer } from "../wire/remote.ts"
+import type { Answer } from "../wire/remote.ts"
 import type { SlotRequest } from "./request.ts"
 import { isThenable } from "../../kit/index.ts"
 import { serverTrace } from "../probe/trace.ts"
@@ -31,7 +31,7 @@ export interface AnswerSink {
   /** How many bytes an answer may take there. */
   readonly room: number
   /** The answer is in arena(). */
-  complete(a: RemoteAnswer): void
+  complete(a: Answer): void
   /** Streams the answer (within `window`, as taken); resolves once it is over, or could not begin. */
   stream(parts: StreamParts, window: number, req: SlotRequest): Promise<StreamEnd>
   /** The request is over (answered, streamed, or nobody waits any more): let go of it. */

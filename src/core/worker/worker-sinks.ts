@@ -6,7 +6,7 @@ import type { SlotRequest } from "./request.ts"
 import type { StreamParts } from "./answer.ts"
 import type { AnswerSink, StreamEnd } from "./serve.ts"
 import { encodeHead, streamOut } from "./stream-out.ts"
-import type { RemoteAnswer, RemoteAnswerSink } from "../wire/remote.ts"
+import type { Answer, RemoteAnswerSink } from "../wire/remote.ts"
 
 export interface SlotPort {
   givenUp(chan: Channel, slot: number, gen: number, req: SlotRequest): boolean
@@ -41,7 +41,7 @@ export class SlotSink implements AnswerSink {
   get room() {
     return this.chan.arenaSize
   }
-  complete(a: RemoteAnswer) {
+  complete(a: Answer) {
     native.sb_worker_complete(this.chan.ptr, this.slot, this.gen[this.slot]!, a.status, a.flags, a.headLen, a.bodyLen)
   }
   stream(parts: StreamParts, _window: number, req: SlotRequest): Promise<StreamEnd> {
@@ -83,7 +83,7 @@ export class RemoteSink implements AnswerSink {
   get room() {
     return this.sink.answerArena().length
   }
-  complete(a: RemoteAnswer) {
+  complete(a: Answer) {
     this.sink.done(a)
   }
   stream(parts: StreamParts): Promise<StreamEnd> {

@@ -1,6 +1,6 @@
 // The hub's GET /metrics beyond its own counters (health.ts): the slotbus_* families of every worker name's buses,
 // under the names serveStatus uses (docs/api.md). Each process of a name registers its own bus (named per
-// registration), so the series are summed per name: bus="<worker name>", and worker="<seat>", a small number a
+// registration), so the series are summed per name: bus="<worker name>", and worker="<index>", a small number a
 // process takes when it registers and gives back when it leaves (never its pid or instance id, which churn). A
 // process that leaves adds its last counts to its name's, so counters never go back. Names that left keep their
 // label for a while, then fold into one (docs/api.md), so a hub whose names churn has bounded labels and memory.
@@ -41,7 +41,7 @@ function families(k: Keyed): MetricFamily[] {
   return [...k.values()].map((e) => ({ ...e.family, samples: [...e.samples.values()] }))
 }
 
-/** `f`'s samples relabelled for GONE_BUS: no seat or route, whose values belong to the name that left. */
+/** `f`'s samples relabelled for GONE_BUS: no worker index or route, whose values belong to the name that left. */
 function folded(f: MetricFamily): MetricFamily {
   return {
     ...f,
@@ -53,8 +53,8 @@ function folded(f: MetricFamily): MetricFamily {
 }
 
 export class HubMetrics {
-  /** Per worker name, which process holds each seat (null: free); a name with no seat held has no entry. */
-  private readonly seats = new Map<string, (WorkerInstance | null)[]>()
+  /** Per worker name, which process holds each worker index (null: free); a name with none held has no entry. */
+  private readonly indexes = new Map<string, (WorkerInstance | null)[]>()
   /** Per worker name, the counters and histograms of its processes that left, summed; the latest to leave last. */
   private readonly gone = new Map<string, Keyed>()
   /** What the names folded out of `gone` counted, under bus=GONE_BUS. */
@@ -63,42 +63,42 @@ export class HubMetrics {
   /** `isLive(name)`: whether a process of that name is registered now. */
   constructor(private readonly isLive: (name: string) => boolean) {}
 
-  private seatOf(inst: WorkerInstance): number {
-    const seats = this.seats.get(inst.name) ?? []
-    this.seats.set(inst.name, seats)
-    let i = seats.indexOf(inst)
+  private workerIndexOf(inst: WorkerInstance): number {
+    const held = this.indexes.get(inst.name) ?? []
+    this.indexes.set(inst.name, held)
+    let i = held.indexOf(inst)
     if (i >= 0) return i
-    i = seats.indexOf(null)
-    if (i < 0) i = seats.push(null) - 1
-    seats[i] = inst
+    i = held.indexOf(null)
+    if (i < 0) i = held.push(null) - 1
+    held[i] = inst
     return i
   }
 
-  /** `inst`'s families relabelled: bus is its name, worker its seat. */
+  /** `inst`'s families relabelled: bus is its name, worker its index. */
   private of(inst: WorkerInstance): MetricFamily[] {
-    const seat = String(this.seatOf(inst))
+    const index = String(this.workerIndexOf(inst))
     return inst.bus[METRICS]().map((f) => ({
       ...f,
       samples: f.samples.map((s) => ({
         ...s,
-        labels: { ...s.labels, bus: inst.name, ...(s.labels.worker === undefined ? {} : { worker: seat }) },
+        labels: { ...s.labels, bus: inst.name, ...(s.labels.worker === undefined ? {} : { worker: index }) },
       })),
     }))
   }
 
-  /** `inst` left: its counters and histograms stay in its name's totals, its seat is free for the next process. */
+  /** `inst` left: its counters and histograms stay in its name's totals, its index is free for the next process. */
   left(inst: WorkerInstance) {
     const kept = this.gone.get(inst.name) ?? new Map()
     this.gone.delete(inst.name) // re-inserted last: names fold in the order they left
     this.gone.set(inst.name, kept)
     try {
-      // a process's own series (process_*) end with it: the next process in its seat starts them again
+      // a process's own series (process_*) end with it: the next process at its index starts them again
       for (const f of this.of(inst)) if (f.type !== "gauge" && !f.name.startsWith("process_")) addInto(kept, f)
     } catch {} // its bus already closed: nothing more to keep
-    const seats = this.seats.get(inst.name)
-    const i = seats?.indexOf(inst) ?? -1
-    if (i >= 0) seats![i] = null
-    if (seats?.every((s) => s === null)) this.seats.delete(inst.name)
+    const held = this.indexes.get(inst.name)
+    const i = held?.indexOf(inst) ?? -1
+    if (i >= 0) held![i] = null
+    if (held?.every((s) => s === null)) this.indexes.delete(inst.name)
     this.fold()
   }
 

@@ -26,14 +26,14 @@ export function lastWordsToLog(line: string): boolean {
   if (!raw) return false
   try {
     const { file, fd, pool, format } = JSON.parse(raw) as WorkerLogTarget
-    const seat = Number(process.env.SLOTBUS_INSTANCE ?? -1)
+    const instance = Number(process.env.SLOTBUS_INSTANCE ?? -1)
     const time = new Date().toISOString()
     const pid = process.pid
     // as the front writes a line: to a file with its time and stream, to its stderr without
     const text =
       format === "json"
-        ? printableJson({ time, pool, seat, pid, stream: "stderr", msg: line })
-        : `${file !== undefined ? `${time} ` : ""}[${pool}#${seat} pid ${pid}${file !== undefined ? " stderr" : ""}] ${printable(line)}`
+        ? printableJson({ time, pool, instance, pid, stream: "stderr", msg: line })
+        : `${file !== undefined ? `${time} ` : ""}[${pool}#${instance} pid ${pid}${file !== undefined ? " stderr" : ""}] ${printable(line)}`
     if (file === undefined) {
       if (!Number.isInteger(fd) || fd < 3) return false
       writeSync(fd, `${text}\n`)

@@ -68,7 +68,7 @@ export interface SupervisorOptions {
   stdout?: Stdio
   stderr?: Stdio
   /**
-   * The workers' stdout and stderr lines (those inherited): prefixed `[pool#seat pid N]` (the default), "json", to
+   * The workers' stdout and stderr lines (those inherited): prefixed `[pool#instance pid N]` (the default), "json", to
    * rotated files ({ dir, maxBytes, keep }), or "inherit" (as they are). docs/api.md, "Logs per worker".
    */
   logs?: WorkerLogsOption

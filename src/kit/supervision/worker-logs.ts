@@ -1,6 +1,6 @@
 // A supervised pool's worker output, told apart per worker (the Supervisor's `logs` option). Each stream a worker
 // would have inherited from the front is a pipe the front reads instead, line by line: each line is written to the
-// front's same stream prefixed `[pool#seat pid N]` (or as one JSON object, or to rotated files, log-files.ts), with
+// front's same stream prefixed `[pool#instance pid N]` (or as one JSON object, or to rotated files, log-files.ts), with
 // the worker's control bytes escaped (they must not drive the front's terminal) and lines past maxLineBytes cut.
 // A front whose stdout is slow costs lines, never memory nor the workers' progress: past maxBufferedBytes waiting,
 // lines are dropped, counted, and the count is written once the stream drains. The cost is the front's, per line:
@@ -19,7 +19,7 @@ import { checkName, checkNumber, NAME_CHARS } from "../checks/value-check.ts"
 export { WorkerLogsError } from "./log-files.ts"
 
 /**
- * "prefix" (the default): each line `[pool#seat pid N] …` on the front's same stream; "json": one object a line;
+ * "prefix" (the default): each line `[pool#instance pid N] …` on the front's same stream; "json": one object a line;
  * "inherit": the workers write to the front's stdout and stderr themselves, as they are; or the settings.
  */
 export type WorkerLogsOption = "prefix" | "json" | "inherit" | WorkerLogsConfig
@@ -146,25 +146,26 @@ export class WorkerLogs {
     return this.counts.overBudget
   }
 
-  /** Reads the streams of `proc` (seat `seat`) spawned with `stdio` until they end (after its exit, what it wrote last). */
-  attach(proc: Subprocess<Stdio, Stdio, Stdio>, seat: number): void {
+  /** Reads the streams of `proc` (instance `instance`) spawned with `stdio` until they end (after its exit, what it wrote last). */
+  attach(proc: Subprocess<Stdio, Stdio, Stdio>, instance: number): void {
     if (!this.taken.stdout && !this.taken.stderr) return
     const budget = new LineBudget(this.s.maxLinesPerSecond, this.s.maxReadBytesPerSecond, this.counts, (n, stream) =>
-      this.write([this.budgetNotice(n, stream, seat, proc.pid)], stream),
+      this.write([this.budgetNotice(n, stream, instance, proc.pid)], stream),
     )
     for (const stream of STREAMS)
-      if (this.taken[stream]) void this.read(proc[stream] as ReadableStream<Uint8Array>, stream, seat, proc.pid, budget)
+      if (this.taken[stream])
+        void this.read(proc[stream] as ReadableStream<Uint8Array>, stream, instance, proc.pid, budget)
   }
 
   private async read(
     from: ReadableStream<Uint8Array>,
     stream: Stream,
-    seat: number,
+    instance: number,
     pid: number,
     budget: LineBudget,
   ): Promise<void> {
     this.readers++
-    const head = `[${this.s.pool}#${seat} pid ${pid}${this.file && stream === "stderr" ? " stderr" : ""}] `
+    const head = `[${this.s.pool}#${instance} pid ${pid}${this.file && stream === "stderr" ? " stderr" : ""}] `
     let out: string[] = []
     let time = ""
     const line = (bytes: Uint8Array, cut: boolean) => {
@@ -173,7 +174,7 @@ export class WorkerLogs {
       if (cut) this.counts.truncated++
       if (this.s.format === "json")
         out.push(
-          `${printableJson({ time, pool: this.s.pool, seat, pid, stream, msg, ...(cut && { truncated: true }) })}\n`,
+          `${printableJson({ time, pool: this.s.pool, instance, pid, stream, msg, ...(cut && { truncated: true }) })}\n`,
         )
       else out.push(`${this.file ? `${time} ` : ""}${head}${printable(msg)}${cut ? " [truncated]" : ""}\n`)
     }
@@ -212,11 +213,11 @@ export class WorkerLogs {
     }
   }
 
-  private budgetNotice(n: number, stream: Stream, seat: number, pid: number): string {
+  private budgetNotice(n: number, stream: Stream, instance: number, pid: number): string {
     const msg = `${n} lines dropped: over the budget of ${this.s.maxLinesPerSecond} lines a second`
     if (this.s.format === "json")
-      return `${printableJson({ time: new Date().toISOString(), pool: this.s.pool, seat, pid, stream, dropped: n, msg })}\n`
-    return `${this.file ? `${new Date().toISOString()} ` : ""}[${this.s.pool}#${seat} pid ${pid}] ${msg}\n`
+      return `${printableJson({ time: new Date().toISOString(), pool: this.s.pool, instance, pid, stream, dropped: n, msg })}\n`
+    return `${this.file ? `${new Date().toISOString()} ` : ""}[${this.s.pool}#${instance} pid ${pid}] ${msg}\n`
   }
 
   private dropNotice(n: number, stream: Stream): string {

@@ -2,7 +2,7 @@
 // families by name, each with its samples by labels. Every room fills it for what it owns (a bus, a topic, a
 // contest, a stdio bus) and serveStatus (src/status) serves it at GET /metrics without knowing which room it came
 // from. Names follow Prometheus's conventions: `slotbus_` first, base units (`_seconds`, `_bytes`), `_total` on
-// counters, labels with bounded values only (a worker's seat, never its pid; a route's pattern, never its path).
+// counters, labels with bounded values only (a worker's index, never its pid; a route's pattern, never its path).
 import type { HistogramSnapshot } from "./histogram.ts"
 
 export type MetricType = "counter" | "gauge" | "histogram"

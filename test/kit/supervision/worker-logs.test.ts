@@ -1,5 +1,5 @@
 // Worker output told apart per worker (issue 59 item 7): a supervised pool's workers write through their front,
-// each line prefixed with pool, seat and pid (or as JSON, or to rotated files), with hostile bytes escaped, long
+// each line prefixed with pool, instance and pid (or as JSON, or to rotated files), with hostile bytes escaped, long
 // lines cut, a slow stdout costing dropped lines that are counted and said, never the front's memory.
 import { afterEach, describe, expect, test } from "bun:test"
 import {
@@ -28,7 +28,7 @@ import { asNobody, NOBODY, nobodyEnv, whyNotAsNobody } from "../../support/uid.t
 import { alive, busName, type Child, FIXTURES, run, spawn, stopAll, until } from "../../support/helpers.ts"
 
 const FRONT = join(FIXTURES, "logs-front.ts")
-type Report = { start?: number; exit?: number; seat?: number; stats?: Stats | null }
+type Report = { start?: number; exit?: number; instance?: number; stats?: Stats | null }
 type Stats = { lines: number; dropped: number; truncated: number; overBudget: number }
 const dirs: string[] = []
 const cleanups: (() => void)[] = []
@@ -49,7 +49,7 @@ function tempDir(): string {
   return d
 }
 
-/** A front (test/support/logs-front.ts) with its workers' pids by seat, as it reported them over IPC. */
+/** A front (test/support/logs-front.ts) with its workers' pids by instance, as it reported them over IPC. */
 function startFront(cfg: { worker?: string[]; command?: string[]; instances?: number; logs?: unknown; bus?: string }) {
   const pids = new Map<number, number>()
   let stats: Stats | null | undefined
@@ -57,7 +57,7 @@ function startFront(cfg: { worker?: string[]; command?: string[]; instances?: nu
     ipc: (m) => {
       const r = m as Report
       if (r.start) {
-        pids.set(r.seat!, r.start)
+        pids.set(r.instance!, r.start)
         workerPids.add(r.start)
       }
       if (r.stats !== undefined) stats = r.stats
@@ -116,30 +116,30 @@ describe("worker logs", () => {
     )
   }, 60_000)
 
-  test("by default each worker's stdout and stderr lines reach the front's stdout and stderr prefixed with pool, seat and pid", async () => {
+  test("by default each worker's stdout and stderr lines reach the front's stdout and stderr prefixed with pool, instance and pid", async () => {
     const name = busName("logs")
     const { front, pids } = startFront({ worker: ["hello"], instances: 2, bus: name })
     await until(() => pids.size === 2, "both workers started", 20_000)
     await until(
-      () => [0, 1].every((s) => stderrLines(front).some((l) => l.endsWith(`complaint from seat ${s}`))),
+      () => [0, 1].every((s) => stderrLines(front).some((l) => l.endsWith(`complaint from instance ${s}`))),
       "both workers' stderr lines",
       20_000,
     )
     await until(
-      () => [0, 1].every((s) => front.lines.some((l) => l.endsWith(`hello from seat ${s}`))),
+      () => [0, 1].every((s) => front.lines.some((l) => l.endsWith(`hello from instance ${s}`))),
       "both workers' stdout lines",
       20_000,
     )
-    for (const seat of [0, 1]) {
-      const head = `[${name}#${seat} pid ${pids.get(seat)}]`
-      expect(front.lines).toContain(`${head} hello from seat ${seat}`)
-      expect(stderrLines(front)).toContain(`${head} complaint from seat ${seat}`)
+    for (const instance of [0, 1]) {
+      const head = `[${name}#${instance} pid ${pids.get(instance)}]`
+      expect(front.lines).toContain(`${head} hello from instance ${instance}`)
+      expect(stderrLines(front)).toContain(`${head} complaint from instance ${instance}`)
     }
     expect(front.lines.join("\n")).not.toContain("complaint")
     expect(front.stderr).not.toContain("hello")
   }, 60_000)
 
-  test('with logs: "json" each line is one JSON object with time, pool, seat, pid, stream and msg', async () => {
+  test('with logs: "json" each line is one JSON object with time, pool, instance, pid, stream and msg', async () => {
     const { front, pids } = startFront({ worker: ["hello"], logs: "json" })
     await until(() => front.lines.length > 0 && stderrLines(front).length > 1, "a line on each stream", 20_000)
     const out = JSON.parse(front.lines[0]!)
@@ -148,18 +148,18 @@ describe("worker logs", () => {
     expect(out).toEqual({
       time: expect.any(String),
       pool: "log-worker",
-      seat: 0,
+      instance: 0,
       pid,
       stream: "stdout",
-      msg: "hello from seat 0",
+      msg: "hello from instance 0",
     })
     expect(err).toEqual({
       time: expect.any(String),
       pool: "log-worker",
-      seat: 0,
+      instance: 0,
       pid,
       stream: "stderr",
-      msg: "complaint from seat 0",
+      msg: "complaint from instance 0",
     })
     expect(Number.isNaN(Date.parse(out.time))).toBe(false)
   }, 60_000)
@@ -370,8 +370,8 @@ for (let n = 1; ; n++) {
     const { front } = startFront({ worker: ["hello"], logs: "inherit" })
     await front.waitLine(/hello/, 20_000)
     await until(() => front.stderr.includes("complaint"), "the stderr line", 20_000)
-    expect(front.lines).toContain("hello from seat 0")
-    expect(stderrLines(front)).toContain("complaint from seat 0")
+    expect(front.lines).toContain("hello from instance 0")
+    expect(stderrLines(front)).toContain("complaint from instance 0")
   }, 60_000)
 })
 
