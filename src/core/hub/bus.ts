@@ -430,7 +430,11 @@ export class SlotBus {
 
   /** What GET /metrics (serveStatus) shows of this bus: the slotbus_* families of docs/api.md, labelled bus="<name>". */
   [METRICS](): MetricFamily[] {
-    return this.dispatcher.observer.families(this.stats(), this.pools.describe(), this.front === null || this.front.leader)
+    return this.dispatcher.observer.families(
+      this.stats(),
+      this.pools.describe(),
+      this.front === null || this.front.leader,
+    )
   }
 
   /** OpenTelemetry (reportToMeter, kit/telemetry/otel-metrics.ts): each duration and queue wait, as it is recorded. */
