@@ -32,6 +32,7 @@ import {
 import { longTimeout, sleep, type LongTimer } from "./timers.ts"
 import { checkNumber } from "./value-check.ts"
 import { WorkerLogs } from "./worker-logs.ts"
+import { spawn } from "../runtime/index.ts"
 
 export { ReplaceError, SHARED_OPTIONS, SupervisorError } from "./supervisor-options.ts"
 export type {
@@ -370,8 +371,8 @@ export class Supervisor {
     const lastWords = this.logs.lastWordsFd // the front's stderr as the child's fd 3 (kit/last-words.ts)
     const proc =
       lastWords === null
-        ? Bun.spawn(command, { stdin, stdout, stderr, cwd, env: merged })
-        : Bun.spawn(command, { stdio: [stdin, stdout, stderr, lastWords], cwd, env: merged })
+        ? spawn(command, { stdin, stdout, stderr, cwd, env: merged })
+        : spawn(command, { stdio: [stdin, stdout, stderr, lastWords], cwd, env: merged })
     this.logs.attach(proc, inst.index)
     void proc.exited.then(() => this.exited(inst, proc))
     return proc

@@ -15,6 +15,7 @@ import { LAST_WORDS_FD, WORKER_LOG_ENV, type WorkerLogTarget } from "./last-word
 import { LogFile } from "./log-files.ts"
 import { checkOptions, optionNames } from "./option-check.ts"
 import { checkName, checkNumber, NAME_CHARS } from "./value-check.ts"
+import { sleep } from "../runtime/index.ts"
 
 export { WorkerLogsError } from "./log-files.ts"
 
@@ -190,7 +191,7 @@ export class WorkerLogs {
         cutter.push(chunk)
         flush()
         const pause = budget.read(chunk.length)
-        if (pause > 0) await Bun.sleep(pause) // the pipe fills meanwhile: the worker's writes wait
+        if (pause > 0) await sleep(pause) // the pipe fills meanwhile: the worker's writes wait
       }
     } catch {} // the pipe broke with the process: what was read is written
     cutter.end()

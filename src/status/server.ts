@@ -18,6 +18,7 @@ import {
 import { PAGE_HEADERS, STATUS_PAGE_HTML } from "./page.ts"
 import { exposition } from "./handler.ts"
 import { METRICS_HEADERS } from "./metrics.ts"
+import { connect, serveHttp } from "../runtime/index.ts"
 
 export interface StatusServerOptions {
   /** A TCP port to serve on (0 picks a free one). One of `port` and `unix`. */
@@ -74,7 +75,7 @@ async function claimSocketPath(path: string) {
   if (!existsSync(path)) return
   if (!lstatSync(path).isSocket())
     throw new Error(`serveStatus: ${path} exists and is not a socket; pick another path or remove it`)
-  const live = await Bun.connect({ unix: path, socket: { data() {} } }).then(
+  const live = await connect({ unix: path, socket: { data() {} } }).then(
     (s) => (s.end(), true),
     () => false,
   )
@@ -196,7 +197,7 @@ export async function serveStatus(sources: StatusInput[], options: StatusServerO
   const umask = o.unix !== undefined ? process.umask(0o077) : undefined
   let server: Server<undefined>
   try {
-    server = Bun.serve({
+    server = serveHttp({
       ...(o.unix !== undefined ? { unix: o.unix } : { port: o.port, hostname: o.hostname ?? "127.0.0.1" }),
       fetch: (req, srv) => route(req, srv),
       error: (e) => Response.json({ error: "internal", message: String(e?.message ?? e) }, { status: 500 }),

@@ -53,6 +53,7 @@ import { busFamilies } from "../observe/bus-families.ts"
 import { listenDoor, listenFront, type FrontSeat, unlisten } from "../ops/fronts.ts"
 import { openBus, openBuses } from "./open-buses.ts"
 import { FlightRecorder } from "../wire/recorder.ts"
+import { nanoseconds, sleep } from "../../runtime/index.ts"
 
 const FACTORY = Symbol("SlotBus.listen")
 
@@ -329,7 +330,7 @@ export class SlotBus {
   /** Hands the request to the Dispatcher, which settles its promise: its clock starts, its signal aborts it. */
   private enqueue(p: Pending): Promise<unknown> {
     const promise = new Promise<unknown>((res, rej) => ((p.resolve = res), (p.reject = rej))) // half withResolvers' cost
-    p.started = Bun.nanoseconds()
+    p.started = nanoseconds()
     if (p.timeoutMs > 0) p.deadline = p.started / 1e6 + p.timeoutMs
     if (p.signal) this.d.watch(p, p.signal)
     this.d.add(p, p.timeoutMs, this.gaveUp)
@@ -478,7 +479,7 @@ export class SlotBus {
     for (const w of [...this.acceptor.waiters])
       w.reject(new BusClosedError(`bus "${this.name}" closed while waiting for workers`))
     const deadline = performance.now() + timeoutMs
-    while (drain && this.d.busy && performance.now() < deadline) await Bun.sleep(1)
+    while (drain && this.d.busy && performance.now() < deadline) await sleep(1)
     await this.control?.close()
     this.d.stop()
     const err = new BusClosedError(`bus "${this.name}" closed before the request finished`)

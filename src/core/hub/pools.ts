@@ -4,6 +4,7 @@
 import { sleep } from "../../kit/index.ts"
 import type { PoolRow } from "../observe/bus-status.ts"
 import type { Dispatcher } from "./dispatcher.ts"
+import { nanoseconds } from "../../runtime/index.ts"
 
 export class BusPools {
   /** Each pool's row in the status view, while `describe` says it runs. */
@@ -60,7 +61,7 @@ export class BusPools {
         workers++
       }
     const oldest = this.d.queue[0]
-    const waitedMs = oldest ? (Bun.nanoseconds() - oldest.started) / 1e6 : 0
+    const waitedMs = oldest ? (nanoseconds() - oldest.started) / 1e6 : 0
     return { queued: this.d.queue.length, waitedMs, inFlight, capacity, workers }
   }
 

@@ -10,6 +10,7 @@ import type { Endpoint, Pending } from "../endpoint/endpoint.ts"
 import { Kind } from "../../native/ffi.ts"
 import type { Channel } from "../wire/channel.ts"
 import { readRuntime, type WorkerRuntime } from "../wire/runtime-block.ts"
+import { nanoseconds } from "../../runtime/index.ts"
 
 /** Distinct error classes counted by name; more are counted as "other". */
 const MAX_ERROR_KINDS = 16
@@ -207,7 +208,7 @@ export class BusMetrics {
   }
 
   private noteSlow(p: Pending, ns: number, outcome: string) {
-    this.rotate(Bun.nanoseconds())
+    this.rotate(nanoseconds())
     const e = p.endpoint
     const entry: SlowRequest = {
       at: Date.now(),
@@ -226,7 +227,7 @@ export class BusMetrics {
   }
 
   snapshot(): BusMetricsSnapshot {
-    this.rotate(Bun.nanoseconds()) // a quiet bus's old slow requests age out even if nothing slower comes
+    this.rotate(nanoseconds()) // a quiet bus's old slow requests age out even if nothing slower comes
     const routes: BusMetricsSnapshot["routes"] = []
     if (this.routeNames)
       for (const [route, i] of this.routeNames.entries())

@@ -6,6 +6,7 @@ import { BusMetrics } from "./bus-metrics.ts"
 import { BusCounters } from "../endpoint/observe-counters.ts"
 import type { Pending } from "../endpoint/endpoint.ts"
 import type { FlightRecorder } from "../wire/recorder.ts"
+import { nanoseconds } from "../../runtime/index.ts"
 
 export class BusObserver {
   readonly counters = new BusCounters()
@@ -26,7 +27,7 @@ export class BusObserver {
 
   /** p went to a worker: at once, or after waiting in the queue since its start. */
   sent(p: Pending) {
-    this.metrics.waited(p.waited ? Bun.nanoseconds() - p.started : 0)
+    this.metrics.waited(p.waited ? nanoseconds() - p.started : 0)
     if (p.trace !== null) p.trace.sent()
   }
 

@@ -2,6 +2,7 @@
 // (answers only) a trailer line. One reader for both sides, fed chunks as the socket gives them, and one writer
 // that waits while the socket's buffer is full, so neither side holds more than a frame and a line.
 import type { Socket, SocketHandler } from "bun"
+import { connectFd } from "../../runtime/index.ts"
 
 /** §14.2: the longest header (or head, trailer, error) line, its "\n" included. */
 export const LINE_MAX = 65_536
@@ -195,7 +196,7 @@ export function headerList(v: unknown): [string, string][] {
   return v as [string, string][]
 }
 
-/** A Bun socket over a connected unix socket fd from libslotbus (Bun.connect takes an fd; its types do not say so). */
+/** A socket over a connected unix socket fd from libslotbus. */
 export function socketOfFd<T>(fd: number, data: T, socket: SocketHandler<T>): Promise<Socket<T>> {
-  return Bun.connect({ fd, data, socket } as unknown as Parameters<typeof Bun.connect<T>>[0])
+  return connectFd(fd, data, socket)
 }

@@ -6,6 +6,7 @@ import { deserialize, serialize } from "bun:jsc"
 import { ProtocolError, RemoteError, UnknownMethodError } from "../../errors.ts"
 import { utf8 } from "../wire/codec.ts"
 import { didYouMean, isThenable } from "../../kit/index.ts"
+import { inspect } from "../../runtime/index.ts"
 
 /** The request method of an RPC call, by the encoding of its body; neither is an HTTP token, so no HTTP client can send one. */
 export const RpcVerb = { JSON: "rpc:json", CLONE: "rpc:clone" } as const
@@ -351,7 +352,7 @@ const notAReply = (method: string, status: number, cause?: unknown) =>
   )
 
 function preview(v: unknown): string {
-  const s = typeof v === "string" ? JSON.stringify(v) : Bun.inspect(v).replace(/\s+/g, " ")
+  const s = typeof v === "string" ? JSON.stringify(v) : inspect(v).replace(/\s+/g, " ")
   return s.length > 120 ? `${s.slice(0, 117)}...` : s
 }
 

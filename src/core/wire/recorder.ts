@@ -6,7 +6,6 @@ import { mkdirSync, readdirSync, rmdirSync, unlinkSync } from "node:fs"
 import { constants } from "node:os"
 import { dirname, join } from "node:path"
 import { getSystemErrorName } from "node:util"
-import type { Pointer } from "bun:ffi"
 import { native, recorderStage, type Chan } from "../../native/ffi.ts"
 import {
   fallbackRecorderDirs,
@@ -18,6 +17,7 @@ import {
   whyNotPrivateDir,
 } from "../../native/recorder-layout.ts"
 import { TimeoutError, WorkerGoneError } from "../../errors.ts"
+import { nanoseconds, type Pointer } from "../../runtime/index.ts"
 
 export const DEFAULT_RECORDS = 1024
 export const MAX_RECORDS = RecConst.MAX_RECORDS
@@ -40,7 +40,7 @@ export class FlightRecorder {
    * publish's enqueue time, [1] its dispatch time (0: C reads the clock), [2] the poll pass's time (0 before each).
    */
   readonly stage: Float64Array
-  /** CLOCK_MONOTONIC − Bun.nanoseconds(): a request's start time in the records' clock. */
+  /** CLOCK_MONOTONIC − nanoseconds(): a request's start time in the records' clock. */
   readonly offset: number
   private open = true
   private lastQueued = 0
@@ -50,7 +50,7 @@ export class FlightRecorder {
     readonly path: string,
   ) {
     this.stage = recorderStage(ptr)
-    this.offset = native.sb_rec_now() - Bun.nanoseconds()
+    this.offset = native.sb_rec_now() - nanoseconds()
   }
 
   /** The bus's recorder file, or null (with one warning per process) when its directory cannot be used. */

@@ -18,6 +18,7 @@ import {
 } from "../../kit/index.ts"
 import { Kind } from "../../native/ffi.ts"
 import { isHeaderValue } from "./codec.ts"
+import { nanoseconds } from "../../runtime/index.ts"
 
 const RPC_VERB = /^rpc:/
 /** The head pair carrying a traced HTTP request's route pattern to its worker (docs/PROTOCOL.md §6.2, The route). */
@@ -40,13 +41,13 @@ export class ClientTrace {
     /** What the request is: an HTTP request's span records the answer's status, an RPC call's whether it threw. */
     private readonly what: "http" | "rpc" | "raw" = "raw",
   ) {
-    this.started = span === null ? 0 : Bun.nanoseconds()
+    this.started = span === null ? 0 : nanoseconds()
   }
 
   /** It was published to a worker: the time it waited in the queue. */
   sent() {
     if (this.span === null) return
-    this.sentAt = Bun.nanoseconds()
+    this.sentAt = nanoseconds()
     this.span.setAttribute("slotbus.queue_wait_ms", (this.sentAt - this.started) / 1e6)
     this.span.addEvent("slotbus.sent")
   }
@@ -69,7 +70,7 @@ export class ClientTrace {
    */
   end(status = 0) {
     if (this.span === null) return
-    if (this.sentAt !== 0) this.span.setAttribute("slotbus.slot_ms", (Bun.nanoseconds() - this.sentAt) / 1e6)
+    if (this.sentAt !== 0) this.span.setAttribute("slotbus.slot_ms", (nanoseconds() - this.sentAt) / 1e6)
     if (this.what === "http" && status > 0) recordStatus(this.span, status, 400)
     else if (this.what === "rpc" && status > 0 && (status < RpcAnswered.FIRST || status > RpcAnswered.LAST)) {
       this.span.setAttribute("error.type", status === RpcAnswered.NO_SUCH_METHOD ? "UnknownMethodError" : "RemoteError")

@@ -47,6 +47,7 @@ import {
   type FrontMember,
 } from "../ops/fronts.ts"
 import { frontParent, parentAlive } from "../ops/front-parent.ts"
+import { sleep } from "../../runtime/index.ts"
 
 export { SlotRequest }
 export type { SlotReply }
@@ -331,7 +332,7 @@ export class SlotWorker {
       }
       // The last try comes at the give-up time, not a whole (up to 500 ms) delay after it.
       const giveUpAt = busySince < 0 ? deadline : Math.max(deadline, busySince + helloMs)
-      await Bun.sleep(retry.nextWithin(giveUpAt - now))
+      await sleep(retry.nextWithin(giveUpAt - now))
     }
   }
 
@@ -340,7 +341,7 @@ export class SlotWorker {
     const deadline = performance.now() + helloMs
     let r: number
     while ((r = native.sb_connect_finish(ptr, 0)) === EAGAIN && performance.now() < deadline && !this.stopping)
-      await Bun.sleep(1)
+      await sleep(1)
     if (r !== 0) native.sb_close(ptr)
     return r === EAGAIN ? ETIMEDOUT : r
   }
@@ -536,7 +537,7 @@ export class SlotWorker {
         })
         if (chan.isOpen) this.collect(chan)
       }
-      while (this.serving.active > 0 && this.chan && performance.now() < deadline) await Bun.sleep(1)
+      while (this.serving.active > 0 && this.chan && performance.now() < deadline) await sleep(1)
       if (chan && this.chan === chan) {
         this.pump?.stop()
         chan.close()

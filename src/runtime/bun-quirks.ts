@@ -1,0 +1,55 @@
+// Bun's behaviours that slotbus works around, each with the Bun version it was seen in, where the workaround lives
+// and the canary that fails once a Bun release no longer shows it (test/runtime/quirks.test.ts): then the
+// workaround can go, and the entry with it. (nats.js keeps its server features the same way: core/src/semver.ts.)
+
+/** One behaviour of Bun's that the code works around. */
+export interface Quirk {
+  /** What Bun does, in a sentence. */
+  readonly what: string
+  /** The Bun version it was measured on. */
+  readonly seenIn: string
+  /** Where it is worked around, and what can go once it is fixed. */
+  readonly workaround: string
+  /** The measurement, the upstream issue or pull request. */
+  readonly see: string
+}
+
+export const BUN_QUIRKS = {
+  /**
+   * Bun.serve writes a Response resolved after its request callback's turn, head and body over 16 KiB (uWS's cork
+   * buffer), in ~15 send calls (each piece of the head its own); in the callback's turn, in one.
+   */
+  LATE_WRITE: {
+    what: "a late Response over 16 KiB goes out in ~15 send calls instead of one",
+    seenIn: "1.4.5",
+    workaround:
+      "heldLate() and answerInTurnPays in src/core/endpoint/slot-endpoint.ts, the late hold in src/http/hub/proxy.ts, the in-turn spin of src/core/wire/idle.ts: a late answer of 15–64 KiB is sent as a closed stream holding its bytes",
+    see: "docs/perf/bun-late-write.md; Bun PR #41341 (open: corks a late end()/tryEnd())",
+  },
+  /** setTimeout stores its delay in 32 bits: a delay past 2^31−1 ms fires at once (a warning, no error). Node's too. */
+  TIMER_OVERFLOW: {
+    what: "setTimeout past 2^31−1 ms fires at once (Bun.sleep does not overflow)",
+    seenIn: "1.4.5",
+    workaround:
+      "longTimeout/sleep and MAX_TIMER_MS in src/kit/timers.ts; the clamps in src/nats/kv-lease.ts and src/stdio/workers.ts (Node overflows too: these stay for a node runtime)",
+    see: "src/kit/timers.ts",
+  },
+  /**
+   * A process whose module still awaits a promise (a top-level `await worker.closed`) stays alive after an uncaught
+   * error or an unhandled rejection; Node's ends with code 1.
+   */
+  UNCAUGHT_KEEPS_ALIVE: {
+    what: "an uncaught error does not end a process whose top-level await is pending",
+    seenIn: "1.4.5",
+    workaround:
+      "exitOnUncaught() in src/core/worker/uncaught.ts: the worker's listeners end the process with code 1 (the listeners stay for exitOnUncaught: false and the app's own listeners)",
+    see: "issue 64, item 1; test/core/uncaught.test.ts",
+  },
+  /** Bun has no unix datagram socket: Bun.udpSocket ignores a `unix` path and binds a UDP port. */
+  NO_UNIX_DATAGRAM: {
+    what: "no unix datagram socket (udpSocket({ unix }) binds UDP and creates no file)",
+    seenIn: "1.4.5",
+    workaround: "sd_notify is sent by libslotbus (sb_notify, src/core/ops/sd-notify.ts) instead of from TypeScript",
+    see: "src/core/ops/sd-notify.ts",
+  },
+} as const satisfies Record<string, Quirk>
