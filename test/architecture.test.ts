@@ -131,9 +131,12 @@ export function benchViolation(from: string, to: string): string | null {
 }
 
 /** Where a file may name the host itself: src/runtime; the HTTP hub, Bun-only, calls Bun.serve (src/http/README.md). */
-export const HOST_RULE = { room: "runtime/", serveIn: "http/hub/" }
+export const HOST_RULE = { room: "runtime/", bunOnly: "http/hub/" }
 
-/** The files under src/ (path → text) that name Bun's globals or bun:ffi in their code (not their comments) outside src/runtime. */
+/**
+ * The files under src/ (path → text) that name Bun's globals, bun:ffi or the "bun" module's types in their code (not
+ * their comments) outside src/runtime; the HTTP hub may call Bun.serve and name its types.
+ */
 export function hostViolations(files: Record<string, string>): string[] {
   const code = (text: string) =>
     text
@@ -143,8 +146,8 @@ export function hostViolations(files: Record<string, string>): string[] {
   return Object.keys(files)
     .filter((f) => !f.startsWith(HOST_RULE.room))
     .filter((f) => {
-      const named = [...code(files[f]!).matchAll(/\bBun\.(\w+)|["']bun:ffi["']/g)]
-      return named.some((m) => !(m[1] === "serve" && f.startsWith(HOST_RULE.serveIn)))
+      const named = [...code(files[f]!).matchAll(/\bBun\.(\w+)|["']bun:ffi["']|\bfrom\s*["'](bun)["']/g)]
+      return named.some((m) => !((m[1] === "serve" || m[2] === "bun") && f.startsWith(HOST_RULE.bunOnly)))
     })
     .sort()
 }
@@ -241,7 +244,7 @@ describe("the layout of src/", () => {
     for (const to of kitImports) expect(to).toBe("kit/index.ts")
   })
 
-  test("the host is one room: nothing outside src/runtime names Bun's globals or bun:ffi (the HTTP hub's Bun.serve aside)", () => {
+  test("the host is one room: nothing outside src/runtime names Bun's globals, bun:ffi or the bun module (the HTTP hub's Bun.serve aside)", () => {
     expect(Object.keys(files).filter((f) => f.startsWith(HOST_RULE.room)).length).toBeGreaterThan(2)
     expect(hostViolations(files)).toEqual([])
     expect(importsOf(files["runtime/bun.ts"]!).filter((s) => s.startsWith("."))).toEqual(["./runtime.ts"])
@@ -451,12 +454,12 @@ describe("the guard notices a broken layout", () => {
     ])
   })
 
-  test("a file outside src/runtime that names a Bun global or bun:ffi is refused; a comment, the runtime and the hub's Bun.serve are not", () => {
+  test("a file outside src/runtime that names a Bun global, bun:ffi or the bun module is refused; a comment, the runtime and the hub's Bun.serve are not", () => {
     const ok = {
       "runtime/bun.ts": 'import { dlopen } from "bun:ffi"\nexport const nanoseconds = Bun.nanoseconds\n',
       "core/hub/dispatcher.ts":
         'import { nanoseconds } from "../../runtime/index.ts"\n// not Bun.nanoseconds()\nconst t = nanoseconds() // nor Bun.sleep\n',
-      "http/hub/server.ts": "this.server = Bun.serve({ fetch })\n",
+      "http/hub/server.ts": 'import type { Server } from "bun"\nthis.server = Bun.serve({ fetch })\n',
     }
     expect(hostViolations(ok)).toEqual([])
     expect(hostViolations({ ...ok, "core/wire/idle.ts": "const now = Bun.nanoseconds\n" })).toEqual([
@@ -469,6 +472,9 @@ describe("the guard notices a broken layout", () => {
       "status/server.ts",
     ])
     expect(hostViolations({ ...ok, "http/hub/proxy.ts": "await Bun.sleep(1)\n" })).toEqual(["http/hub/proxy.ts"])
+    expect(hostViolations({ ...ok, "stdio/pool.ts": 'import type { Subprocess } from "bun"\n' })).toEqual([
+      "stdio/pool.ts",
+    ])
   })
 
   test("an import cycle is found, type-only or through several files; a diamond is not one", () => {

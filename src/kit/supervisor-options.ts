@@ -1,6 +1,6 @@
 // What a Supervisor (supervisor.ts) is told and tells: its options, checked and completed with their defaults, its
 // states and events, and its errors.
-import type { Subprocess } from "bun"
+import type { Process } from "../runtime/index.ts"
 import { SlotBusError } from "../errors.ts"
 import { checkOptions, optionNames } from "./option-check.ts"
 import { checkNumber } from "./value-check.ts"
@@ -50,7 +50,7 @@ export type InstanceState = "running" | "backoff" | "down" | "stopped"
  */
 export type ExitCause = "crash" | "stop" | "kill" | "reload" | "recycle" | "scale" | "evict"
 export type Stdio = "pipe" | "ignore" | "inherit"
-export type Proc = Subprocess<Stdio, Stdio, Stdio>
+export type Proc = Process<Stdio, Stdio, Stdio>
 
 export interface SupervisorOptions {
   /** argv: the program and its arguments. */

@@ -8,14 +8,13 @@
 // (not decoded nor escaped) until the next second, which starts with one line saying how many. Reading a pipe costs
 // too (a worker logging in a loop writes ~300 MB/s: a third of a core to read and discard), so past maxReadBytes
 // in a second the front stops reading that worker's pipes until the second is over: its writes wait meanwhile.
-import type { Subprocess } from "bun"
 import { resolve } from "node:path"
 import { printable, printableJson } from "./escape.ts"
 import { LAST_WORDS_FD, WORKER_LOG_ENV, type WorkerLogTarget } from "./last-words.ts"
 import { LogFile } from "./log-files.ts"
 import { checkOptions, optionNames } from "./option-check.ts"
 import { checkName, checkNumber, NAME_CHARS } from "./value-check.ts"
-import { sleep } from "../runtime/index.ts"
+import { sleep, type Process } from "../runtime/index.ts"
 
 export { WorkerLogsError } from "./log-files.ts"
 
@@ -148,7 +147,7 @@ export class WorkerLogs {
   }
 
   /** Reads the streams of `proc` (seat `seat`) spawned with `stdio` until they end (after its exit, what it wrote last). */
-  attach(proc: Subprocess<Stdio, Stdio, Stdio>, seat: number): void {
+  attach(proc: Process<Stdio, Stdio, Stdio>, seat: number): void {
     if (!this.taken.stdout && !this.taken.stderr) return
     const budget = new LineBudget(this.s.maxLinesPerSecond, this.s.maxReadBytesPerSecond, this.counts, (n, stream) =>
       this.write([this.budgetNotice(n, stream, seat, proc.pid)], stream),

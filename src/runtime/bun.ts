@@ -11,6 +11,8 @@ export type {
   SocketListener,
   Subprocess as Process,
 } from "bun"
+/** What Bun.serve's `routes` takes: the shape instrument() wraps. */
+export type HttpRoutes<W, R extends string> = import("bun").Serve.Routes<W, R>
 
 /** Opens the library with its functions as `symbols` declares them; the object returned holds them, called as they are. */
 export function openLibrary<S extends Record<string, NativeFunction>>(path: string, symbols: S): NativeSymbols<S> {

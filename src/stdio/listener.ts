@@ -4,13 +4,12 @@
 // incomplete lines of all connections together are capped, and so is the number of connections. A TCP
 // connection (any local user can reach a port) must first send the token from a 0600 file.
 import { existsSync, unlinkSync } from "node:fs"
-import type { Socket, SocketListener } from "bun"
 import { checkNumber, checkOptions, longTimeout, madeBy, optionNames, type LongTimer } from "../kit/index.ts"
 import { BusErrorCode } from "./errors.ts"
 import { Inbound } from "./inbound.ts"
 import { LineSplitter } from "./lines.ts"
 import { AUTH_METHOD, defaultStdioTokenFile, newToken, removeTokenFile, sameToken, writeTokenFile } from "./token.ts"
-import { connect, listen, sleep } from "../runtime/index.ts"
+import { connect, listen, sleep, type Socket, type SocketListener } from "../runtime/index.ts"
 
 export type ListenAddress = { kind: "tcp"; hostname: string; port: number } | { kind: "unix"; path: string }
 

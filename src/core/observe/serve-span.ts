@@ -14,9 +14,8 @@ import {
   type Otel,
   type OtelContext,
 } from "../../kit/index.ts"
-import type { Serve, Server } from "bun"
 import { httpMethod, recordStatus, serverSpanFailed } from "../wire/trace.ts"
-import { nanoseconds } from "../../runtime/index.ts"
+import { nanoseconds, type HttpServer, type HttpRoutes } from "../../runtime/index.ts"
 
 type Handler = (req: Request, server: ServerLike) => unknown
 /** What traced() reads of Bun.serve's server: the client's address. */
@@ -31,8 +30,8 @@ interface ServerLike {
  * or `bus.fetch(req, { route })` names it). Static values (a Response) stay as they are.
  */
 // the fetch form first: a function is also assignable to Routes<W, never> (`{}`), which would swallow it (TS2322)
-export function instrument<F extends (req: Request, server: Server<undefined>) => unknown>(fetch: F): F
-export function instrument<R extends string, W = undefined>(routes: Serve.Routes<W, R>): Serve.Routes<W, R>
+export function instrument<F extends (req: Request, server: HttpServer<undefined>) => unknown>(fetch: F): F
+export function instrument<R extends string, W = undefined>(routes: HttpRoutes<W, R>): HttpRoutes<W, R>
 export function instrument(routesOrFetch: object): object {
   if (typeof routesOrFetch === "function") return measured(routesOrFetch as Handler, undefined)
   if (routesOrFetch === null || typeof routesOrFetch !== "object")

@@ -3,7 +3,6 @@
 // peer's uid is checked in C before a byte is read; a request is bounded in size, time and number at once, and goes
 // through bus.fetch. Nothing here runs unless someone connects: the accept thread sleeps in poll.
 import { closeSync } from "node:fs"
-import type { Socket } from "bun"
 import { Errno, native } from "../../native/ffi.ts"
 import {
   ANSWER_STALL_MS,
@@ -18,7 +17,7 @@ import {
   WireWriter,
 } from "./control-wire.ts"
 import { reloadAsked } from "./front-pool.ts"
-import { fdReader, type Pointer } from "../../runtime/index.ts"
+import { fdReader, type Pointer, type Socket } from "../../runtime/index.ts"
 
 /** What the control socket asks of its bus: bus.fetch. */
 export type ControlFetch = (request: Request, opts: { timeoutMs?: number; signal: AbortSignal }) => Promise<Response>
