@@ -1,6 +1,6 @@
 // The runtime on Bun: each operation of runtime.ts, most of them Bun's own function itself (a reference, never a
 // wrapper: the clock and the library's functions are called per request).
-import { dlopen, toArrayBuffer, type Pointer as BunPointer } from "bun:ffi"
+import { dlopen, toArrayBuffer } from "bun:ffi"
 import type { NativeFunction, NativeSymbols, Pointer, PromiseState } from "./runtime.ts"
 
 export type {
@@ -19,9 +19,8 @@ export function openLibrary<S extends Record<string, NativeFunction>>(path: stri
   return dlopen(path, symbols).symbols as unknown as NativeSymbols<S>
 }
 
-export function memoryView(ptr: Pointer, offset: number, length: number): ArrayBuffer {
-  return toArrayBuffer(ptr as BunPointer, offset, length)
-}
+/** toArrayBuffer itself (a slot's arena view is made per large answer: no wrapper in between). */
+export const memoryView = toArrayBuffer as (ptr: Pointer, offset: number, length: number) => ArrayBuffer
 
 /** The event loop polls `fd` (non-blocking) and settles a read per wake-up; Bun never closes the fd itself. */
 export function fdReader(fd: number): ReadableStreamDefaultReader<Uint8Array> {
