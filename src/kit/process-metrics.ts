@@ -125,7 +125,7 @@ const eventLoopLag = () =>
 /**
  * This process's process_* and runtime families, and its HTTP server histogram once `instrument()` saw a request,
  * for the GET /metrics it serves. Bun has no GC events
- * (perf_hooks never emits "gc"), so prom-client's nodejs_gc_duration_seconds has no counterpart here.
+ * (perf_hooks never emits "gc": BUN_QUIRKS.NO_GC_EVENTS), so prom-client's nodejs_gc_duration_seconds has no counterpart here.
  */
 export async function selfFamilies(): Promise<MetricFamily[]> {
   const lag = family("nodejs_eventloop_lag_seconds", "gauge", LAG_HELP)

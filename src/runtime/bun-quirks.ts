@@ -52,4 +52,27 @@ export const BUN_QUIRKS = {
     workaround: "sd_notify is sent by libslotbus (sb_notify, src/core/ops/sd-notify.ts) instead of from TypeScript",
     see: "src/core/ops/sd-notify.ts",
   },
+  /** Bun.serve prints the Error a Response body's stream fails with on stderr, as if uncaught. */
+  STREAM_ERROR_PRINTED: {
+    what: "a Response body stream errored with an Error is printed on the server's stderr",
+    seenIn: "1.4.5",
+    workaround:
+      "the hub's streams fail with error(undefined), not the Error (src/http/hub/sse-stream.ts abort(), src/http/hub/proxy.ts's body pull): the worker logged it already",
+    see: "src/http/hub/proxy.ts",
+  },
+  /** perf_hooks never emits "gc" entries: there is no GC duration to report. */
+  NO_GC_EVENTS: {
+    what: 'PerformanceObserver has no "gc" entry type',
+    seenIn: "1.4.5",
+    workaround:
+      "src/kit/process-metrics.ts leaves prom-client's nodejs_gc_duration_seconds out (it can come in once gc entries do)",
+    see: "src/kit/process-metrics.ts",
+  },
+  /** Bun.connect takes `{ fd }` (a connected socket's fd) though its types do not say so. */
+  CONNECT_FD_UNTYPED: {
+    what: "Bun.connect's types have no `fd` option, which it takes",
+    seenIn: "1.4.5",
+    workaround: "the cast in connectFd (src/runtime/bun.ts)",
+    see: "the @ts-expect-error in test/runtime/quirks.test.ts: bunx tsc fails once the types have it",
+  },
 } as const satisfies Record<string, Quirk>

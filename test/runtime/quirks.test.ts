@@ -113,3 +113,37 @@ test("NO_UNIX_DATAGRAM: udpSocket given a unix path binds no unix socket", async
   } catch {} // refused: no unix datagram socket either
   stillThere(BUN_QUIRKS.NO_UNIX_DATAGRAM, !made, `udpSocket({ unix }) made ${path}`)
 })
+
+test("STREAM_ERROR_PRINTED: Bun.serve prints the Error a Response body's stream fails with", async () => {
+  const dir = scratch()
+  const server = join(dir, "stream-error.ts")
+  // a server and its one client in one process: the client sees a cut connection, the server's stderr the Error
+  writeFileSync(
+    server,
+    `const s = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response(new ReadableStream({
+  start(c) { c.enqueue(new Uint8Array([97])); setTimeout(() => c.error(new Error("canary: the body failed")), 5) },
+})) })
+const res = await fetch("http://127.0.0.1:" + s.port + "/")
+await res.text().catch(() => {})
+await Bun.sleep(100)
+s.stop(true)
+console.log("done")
+`,
+  )
+  const child = spawn([process.execPath, server])
+  expect(await child.exited).toBe(0)
+  expect(child.lines).toEqual(["done"])
+  const printed = child.stderr.includes("canary: the body failed")
+  stillThere(BUN_QUIRKS.STREAM_ERROR_PRINTED, printed, `stderr: ${JSON.stringify(child.stderr.slice(0, 300))}`)
+}, 30_000)
+
+test("NO_GC_EVENTS: PerformanceObserver has no gc entries", () => {
+  const types = PerformanceObserver.supportedEntryTypes
+  stillThere(BUN_QUIRKS.NO_GC_EVENTS, !types.includes("gc"), `supportedEntryTypes: ${types.join(", ")}`)
+})
+
+/** CONNECT_FD_UNTYPED's canary is a type check, never run: `bunx tsc --noEmit` fails here once Bun's types take fd. */
+export function connectFdUntyped(fd: number) {
+  // @ts-expect-error BUN_QUIRKS.CONNECT_FD_UNTYPED: when this errors as unused, drop the cast in connectFd (src/runtime/bun.ts)
+  return Bun.connect({ fd, socket: { data() {} } })
+}
