@@ -1,6 +1,8 @@
 // The rooms of src/ and the one direction their imports may run, read from the source text:
-//   src/errors.ts ← src/native ← src/kit (through kit/index.ts) ← src/core (through core/index.ts for features)
-//   ← feature folders
+//   src/runtime (through runtime/index.ts), src/errors.ts ← src/native ← src/kit (through kit/index.ts)
+//   ← src/core (through core/index.ts for features) ← feature folders
+// src/runtime, the host's operations (Bun's today), imports nothing of slotbus; nothing outside it names Bun's
+// globals or bun:ffi (HOST_RULE), but the HTTP hub's Bun.serve.
 // A feature never imports another feature or the package entry, except along an edge declared in
 // FEATURE_EDGES (through that feature's index.ts, or its internal.ts: what other rooms use and users do not); nothing in src imports bench/, test/ or bin/.
 // src/cli, the commands of `slotbus` (one file per command, a shared prelude), sits on top: it imports any room's
@@ -116,7 +118,7 @@ export function importsOf(source: string): string[] {
   return found
 }
 
-/** The room a path under src/ belongs to: "errors", "native", "core", "entry", "cli", or a feature name. */
+/** The room a path under src/ belongs to: "errors", "runtime", "native", "core", "entry", "cli", or a feature name. */
 function roomOf(path: string): string {
   if (path === "errors.ts") return "errors"
   if (path === "index.ts") return "entry"
@@ -129,7 +131,9 @@ export function violation(from: string, to: string): string | null {
   const a = roomOf(from)
   const b = roomOf(to)
   if (a === b) return a === "core" ? coreViolation(from, to) : a === "kit" ? kitViolation(from, to) : null
+  if (to === "runtime/index.ts" && a !== "runtime") return null // the bottom room, through its face, for every room
   const allowed: Record<string, (to: string) => boolean> = {
+    runtime: () => false,
     errors: () => false,
     native: (t) => t === "errors.ts",
     kit: (t) => t === "errors.ts" || t.startsWith("native/"),
@@ -181,6 +185,28 @@ export function benchViolation(from: string, to: string): string | null {
   if (to.startsWith("..")) return `bench/${from} reaches outside bench/ (${to})`
   const b = to.split("/")[0]!
   return b === a || b === "lib" ? null : `bench/${from} (${a}) must not import bench/${to} (${b})`
+}
+
+/** Where a file may name the host itself: src/runtime; the HTTP hub, Bun-only, calls Bun.serve (src/http/README.md). */
+export const HOST_RULE = { room: "runtime/", bunOnly: "http/hub/" }
+
+/**
+ * The files under src/ (path → text) that name Bun's globals, bun:ffi or the "bun" module's types in their code (not
+ * their comments) outside src/runtime; the HTTP hub may call Bun.serve and name its types.
+ */
+export function hostViolations(files: Record<string, string>): string[] {
+  const code = (text: string) =>
+    text
+      .replace(/\/\*[\s\S]*?\*\//g, "")
+      .replace(/^\s*\/\/.*$/gm, "")
+      .replace(/\s\/\/\s.*$/gm, "")
+  return Object.keys(files)
+    .filter((f) => !f.startsWith(HOST_RULE.room))
+    .filter((f) => {
+      const named = [...code(files[f]!).matchAll(/\bBun\.(\w+)|["']bun:ffi["']|\bfrom\s*["'](bun)["']/g)]
+      return named.some((m) => !((m[1] === "serve" || m[2] === "bun") && f.startsWith(HOST_RULE.bunOnly)))
+    })
+    .sort()
 }
 
 function sources(dir: string): string[] {
@@ -280,12 +306,20 @@ describe("the layout of src/", () => {
     for (const to of kitImports) expect(to).toBe("kit/index.ts")
   })
 
+  test("the host is one room: nothing outside src/runtime names Bun's globals, bun:ffi or the bun module (the HTTP hub's Bun.serve aside)", () => {
+    expect(Object.keys(files).filter((f) => f.startsWith(HOST_RULE.room)).length).toBeGreaterThan(2)
+    expect(hostViolations(files)).toEqual([])
+    expect(importsOf(files["runtime/bun.ts"]!).filter((s) => s.startsWith("."))).toEqual(["./runtime.ts"])
+  })
+
   test("the kit knows nothing of slots: it imports only the errors, native constants and itself", () => {
     const kit = Object.entries(files).filter(([f]) => roomOf(f) === "kit")
     expect(kit.length).toBeGreaterThan(5)
     for (const [f, t] of kit)
       for (const s of importsOf(t).filter((s) => s.startsWith(".")))
-        expect(relative(".", normalize(join(dirname(f), s)))).toMatch(/^(kit\/|errors\.ts$|native\/)/)
+        expect(relative(".", normalize(join(dirname(f), s)))).toMatch(
+          /^(kit\/|errors\.ts$|native\/|runtime\/index\.ts$)/,
+        )
   })
 
   test("the flight recorder is written from core/probe only: its C calls and its stage are FlightRecorder's", () => {
@@ -311,9 +345,17 @@ describe("the layout of src/", () => {
       })
       .sort()
 
-  test("bun:ffi: one dlopen, in native/ffi.ts; shared-memory views (toArrayBuffer) in the files CONTRIBUTING names", () => {
-    expect(Object.keys(files).filter((f) => /\bdlopen\s*\(/.test(files[f]!))).toEqual(["native/ffi.ts"])
-    expect(valueImporters(/bun:ffi/)).toEqual([
+  test("bun:ffi: one dlopen, in runtime/bun.ts; the library opened in native/ffi.ts; shared-memory views (memoryView) in the files CONTRIBUTING names", () => {
+    expect(Object.keys(files).filter((f) => /\bdlopen\s*\(/.test(files[f]!))).toEqual(["runtime/bun.ts"])
+    expect(valueImporters(/bun:ffi/)).toEqual(["runtime/bun.ts"])
+    expect(Object.keys(files).filter((f) => /\bopenLibrary\s*\(/.test(files[f]!) && !f.startsWith("runtime/"))).toEqual(
+      ["native/ffi.ts"],
+    )
+    expect(
+      Object.keys(files)
+        .filter((f) => /\bmemoryView\s*\(/.test(files[f]!) && !f.startsWith("runtime/"))
+        .sort(),
+    ).toEqual([
       "core/wire/channel.ts",
       "events/header.ts",
       "events/subscription.ts",
@@ -503,6 +545,29 @@ describe("the guard notices a broken layout", () => {
     ])
   })
 
+  test("a file outside src/runtime that names a Bun global, bun:ffi or the bun module is refused; a comment, the runtime and the hub's Bun.serve are not", () => {
+    const ok = {
+      "runtime/bun.ts": 'import { dlopen } from "bun:ffi"\nexport const nanoseconds = Bun.nanoseconds\n',
+      "core/hub/dispatcher.ts":
+        'import { nanoseconds } from "../../runtime/index.ts"\n// not Bun.nanoseconds()\nconst t = nanoseconds() // nor Bun.sleep\n',
+      "http/hub/server.ts": 'import type { Server } from "bun"\nthis.server = Bun.serve({ fetch })\n',
+    }
+    expect(hostViolations(ok)).toEqual([])
+    expect(hostViolations({ ...ok, "core/wire/idle.ts": "const now = Bun.nanoseconds\n" })).toEqual([
+      "core/wire/idle.ts",
+    ])
+    expect(hostViolations({ ...ok, "events/topic.ts": 'import type { Pointer } from "bun:ffi"\n' })).toEqual([
+      "events/topic.ts",
+    ])
+    expect(hostViolations({ ...ok, "status/server.ts": "server = Bun.serve({ fetch })\n" })).toEqual([
+      "status/server.ts",
+    ])
+    expect(hostViolations({ ...ok, "http/hub/proxy.ts": "await Bun.sleep(1)\n" })).toEqual(["http/hub/proxy.ts"])
+    expect(hostViolations({ ...ok, "stdio/pool.ts": 'import type { Subprocess } from "bun"\n' })).toEqual([
+      "stdio/pool.ts",
+    ])
+  })
+
   test("an import cycle is found, type-only or through several files; a diamond is not one", () => {
     expect(
       importCycles({ "a.ts": 'import type { B } from "./b.ts"\n', "b.ts": 'import { a } from "./a.ts"\n' }),
@@ -561,6 +626,9 @@ describe("the guard notices a broken layout", () => {
     ["core/wire/channel.ts", 'import type { FlightRecorder } from "../probe/recorder.ts"'], // and above the wire
     ["core/wire/codec.ts", 'import { SlotBus } from "../index.ts"'], // a folder never imports the faces
     ["core/misc/thing.ts", 'import { encodeHead } from "../wire/codec.ts"'], // a folder nobody declared
+    ["runtime/bun.ts", 'import { NativeLibraryError } from "../errors.ts"'], // the bottom room imports nothing of slotbus
+    ["runtime/bun.ts", 'import { MAX_TIMER_MS } from "../kit/index.ts"'],
+    ["core/wire/idle.ts", 'import { nanoseconds } from "../../runtime/bun.ts"'], // past the runtime's face
   ])("%s with `%s` is refused", (file, line) => {
     expect(edgeViolations({ [file]: `${line}\n` }).length).toBe(1)
   })
@@ -588,6 +656,11 @@ describe("the guard notices a broken layout", () => {
       'import { Backoff } from "../basics/backoff.ts"\nimport { checkOptions } from "../checks/option-check.ts"',
     ],
     ["kit/index.ts", 'export { Supervisor } from "./supervision/supervisor.ts"'], // the face re-exports any folder
+    ["core/wire/idle.ts", 'import { nanoseconds } from "../../runtime/index.ts"'], // the runtime: every room, through its face
+    ["native/ffi.ts", 'import { openLibrary } from "../runtime/index.ts"'],
+    ["kit/basics/timers.ts", 'import { sleep } from "../../runtime/index.ts"'],
+    ["events/topic.ts", 'import { memoryView, type Pointer } from "../runtime/index.ts"'],
+    ["runtime/index.ts", 'export * from "./bun.ts"'],
   ])("%s with `%s` is allowed", (file, line) => {
     expect(edgeViolations({ [file]: `${line}\n` })).toEqual([])
   })

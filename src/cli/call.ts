@@ -3,6 +3,7 @@
 // the socket when it listens.
 import { ControlCallError, controlCall } from "../core/internal.ts"
 import { CliProblem, help, parse, runCommand } from "./prelude.ts"
+import { stdinBytes, stdoutSink } from "../runtime/index.ts"
 
 const USAGE = `usage: slotbus call <bus> <path> [body] [-X method] [-H name:value]... [-i] [--timeout ms]
 
@@ -53,14 +54,10 @@ async function call(argv: string[]): Promise<number> {
       throw usage(`--timeout takes whole milliseconds from 1 to 600000, got ${values.timeout}`)
   }
   const body =
-    bodyArg === undefined
-      ? undefined
-      : bodyArg === "-"
-        ? new Uint8Array(await Bun.stdin.arrayBuffer())
-        : new TextEncoder().encode(bodyArg)
+    bodyArg === undefined ? undefined : bodyArg === "-" ? await stdinBytes() : new TextEncoder().encode(bodyArg)
   const method = values.method ?? (body === undefined ? "GET" : "POST")
 
-  const out = Bun.stdout.writer()
+  const out = stdoutSink()
   let status: number
   try {
     const answer = await controlCall(bus, { method, path, headers, body, timeoutMs })

@@ -3,6 +3,7 @@ import { superviseWorkers } from "../core/index.ts"
 import { createHub } from "../http/index.ts" // the entry: it registers the NATS transport that --nats needs
 import { checkNumber } from "../kit/index.ts"
 import { CliProblem, firstSentence, help, parse, runCommand, untilStopped } from "./prelude.ts"
+import { sleep } from "../runtime/index.ts"
 
 const USAGE = `usage: slotbus hub [--port 3200] [--host 127.0.0.1] [--token-file path] [--timeout-ms 30000] [--max-body-bytes 8388608] [--quiet]
                    [--spawn "bun worker.ts" [--instances 4]] [--nats nats://host:4222 [--events-durable]]
@@ -93,7 +94,7 @@ async function run(argv: string[]): Promise<number> {
           env: { ...process.env, SLOTBUS_HUB_URL: hub.url, SLOTBUS_HUB_TOKEN_FILE: hub.tokenFile },
           log: (line) => console.error(`slotbus hub: ${line}`),
           ready: async (pid) => {
-            while (!hub.health().workers.some((w) => w.pid === pid)) await Bun.sleep(10) // it registered
+            while (!hub.health().workers.some((w) => w.pid === pid)) await sleep(10) // it registered
           },
         })
   workers?.on("restart", (i, r) => console.log(`worker ${i.index} exited; restarting in ${r.delayMs} ms`))

@@ -16,6 +16,7 @@ import {
 } from "../stdio/index.ts"
 import { Inbound, LineSplitter } from "../stdio/internal.ts"
 import { CliProblem, help, runCommand, untilStopped } from "./prelude.ts"
+import { connect as dial, sleep, stdinStream } from "../runtime/index.ts"
 
 const USAGE = `usage: slotbus stdio --config bus.json [--listen unix:/tmp/bus.sock | tcp:127.0.0.1:9800]... [--token-file path]
                      [--status tcp:127.0.0.1:9300 | unix:/tmp/bus-status.sock] [--quiet]
@@ -109,7 +110,7 @@ async function serve(argv: string[]): Promise<number> {
     )
     const splitter = new LineSplitter(bus.limits.max_input_buffer, (line) => inbound.push(line))
     void (async () => {
-      for await (const chunk of Bun.stdin.stream()) {
+      for await (const chunk of stdinStream()) {
         if (!splitter.push(chunk)) break
         if (inbound.full) await (room = Promise.withResolvers<void>()).promise
       }
@@ -170,8 +171,8 @@ async function connect(argv: string[]): Promise<number> {
   try {
     socket =
       address.kind === "unix"
-        ? await Bun.connect({ unix: address.path, allowHalfOpen: true, socket: handlers })
-        : await Bun.connect({ hostname: address.hostname, port: address.port, allowHalfOpen: true, socket: handlers })
+        ? await dial({ unix: address.path, allowHalfOpen: true, socket: handlers })
+        : await dial({ hostname: address.hostname, port: address.port, allowHalfOpen: true, socket: handlers })
   } catch (e) {
     process.stderr.write(
       `slotbus stdio connect: cannot connect to ${spec}: ${(e as Error).message}; is \`slotbus stdio --listen ${spec}\` running?\n`,
@@ -180,14 +181,14 @@ async function connect(argv: string[]): Promise<number> {
   }
   if (token !== null) socket.write(JSON.stringify({ jsonrpc: "2.0", method: AUTH_METHOD, params: { token } }) + "\n")
   void (async () => {
-    for await (const chunk of Bun.stdin.stream()) {
+    for await (const chunk of stdinStream()) {
       if (backlog.length > 0) backlog.push(chunk)
       else {
         const n = socket.write(chunk)
         if (n < chunk.length) backlog.push(chunk.subarray(Math.max(n, 0)))
       }
     }
-    while (backlog.length > 0) await Bun.sleep(1)
+    while (backlog.length > 0) await sleep(1)
     socket.shutdown() // half-close: the bus still sends the answers to what we sent, then closes
   })()
   await closed

@@ -5,6 +5,7 @@ import { NotFoundError, SlotBusError } from "../errors.ts"
 import { Topic, type TopicEvent, type TopicFilter } from "../events/index.ts"
 import { printable, printableJson } from "../kit/index.ts"
 import { CliProblem, help, parse, runCommand, untilStopped } from "./prelude.ts"
+import { type OutputSink, stdoutSink } from "../runtime/index.ts"
 
 const USAGE = `usage: slotbus tail <topic> [type] [key=value]... [--json] [--queue n] [--from oldest]
 
@@ -67,7 +68,7 @@ async function tail(argv: string[]): Promise<number> {
     const sub = topic.subscribe(filter, { queue, idle: "park", from: values.from === "oldest" ? "oldest" : "now" })
     process.stderr.write(`slotbus tail: following "${name}"${describe(filter)}\n`)
     let lagged = 0
-    const out = Bun.stdout.writer()
+    const out = stdoutSink()
     // A stop closes the subscription (a pending receive() resolves undefined) and lets go of a pending write: one
     // handler for the whole run, as a race against `stopped` per event would keep a reaction per event until the end.
     let letGo: ((ok: boolean) => void) | null = null
@@ -109,7 +110,7 @@ async function tail(argv: string[]): Promise<number> {
  * in memory, while its queue fills and the ring skips it, counted once it reads again. true when it took it at
  * once, else a promise of whether it did (false: the reader left, EPIPE).
  */
-function written(out: Bun.FileSink, line: string): true | Promise<boolean> {
+function written(out: OutputSink, line: string): true | Promise<boolean> {
   let flushed: number | Promise<number>
   try {
     out.write(line)

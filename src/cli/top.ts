@@ -3,6 +3,7 @@
 import { printable, quantileRank } from "../kit/index.ts"
 import { discover, type HostView, type RecorderFile, ranMs } from "../status/internal.ts"
 import { dur, type HostArgs, hostTable, requestsText, skipped, withRecords } from "./host-view.ts"
+import { sleep } from "../runtime/index.ts"
 
 const WINDOW_NS = 10e9 // top's latencies and slow requests: what finished in the last 10 s
 
@@ -11,14 +12,14 @@ export async function top({ values, positionals, mono, print }: HostArgs): Promi
   const name = positionals[0]
   if (values.once) {
     for (const { recorder: r } of discover(name).buses) if (r) rateOf(r, prev, mono(r)) // the first sample, headers only
-    await Bun.sleep(1000)
+    await sleep(1000)
     print(topFrame(discover(name), prev, mono, name))
     return 0
   }
   for (;;) {
     const frame = topFrame(discover(name), prev, mono, name)
     print(`\x1b[H\x1b[2J${frame}`)
-    await Bun.sleep(1000)
+    await sleep(1000)
   }
 }
 

@@ -1,13 +1,13 @@
 // The events room's side of the port a transport implements (bridge.ts, docs/PROTOCOL.md §11.4): what a bridge
 // uses of its topic. The header's bridged word and receive books, a reader of the ring from a position, and the
 // topic's publishing for what other hosts sent.
-import type { Pointer } from "bun:ffi"
 import { TopicConst, topicNative } from "../native/ffi.ts"
 import type { TopicBridgeHost } from "./bridge.ts"
 import { encodeFilter } from "./codec.ts"
 import { TopicClosedError } from "./errors.ts"
 import type { TopicHeader } from "./header.ts"
 import type { Subscription } from "./subscription.ts"
+import type { Pointer } from "../runtime/index.ts"
 
 /** What the bridge host needs of its topic (topic.ts gives it: a transport knows no Topic). */
 export interface BridgedTopic {

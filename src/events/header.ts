@@ -1,9 +1,9 @@
 // The topic's header in shared memory (docs/PROTOCOL.md §8.2), read and written through the names of
 // src/native/ffi.ts only: the one file that maps it (test/events/layout.test.ts checks both).
-import { toArrayBuffer, type Pointer } from "bun:ffi"
 import { BookField, EntryState, PubField, SubField, TopicConst, TopicLayout, topicNative } from "../native/ffi.ts"
 import type { BridgeFilter } from "./bridge.ts"
 import { decodeFilter, filterType } from "./codec.ts"
+import { memoryView, type Pointer } from "../runtime/index.ts"
 
 const HIGH_HALF = 4 // the high u32 of a little-endian u64
 const TWO_32 = 4294967296
@@ -33,7 +33,7 @@ export class TopicHeader {
   private readonly bytes: Uint8Array
 
   constructor(ptr: Pointer) {
-    const control = toArrayBuffer(topicNative.sb_topic_region(ptr)!, 0, TopicLayout.OFF_DATA)
+    const control = memoryView(topicNative.sb_topic_region(ptr)!, 0, TopicLayout.OFF_DATA)
     this.view = new DataView(control)
     this.bytes = new Uint8Array(control)
   }

@@ -1,10 +1,10 @@
 // What a topic shows of itself: its stats read from the header (every process's members), and the section
 // serveStatus draws of them, with its bridge and durable stream when the topic spans hosts.
-import type { Pointer } from "bun:ffi"
 import { topicNative } from "../native/ffi.ts"
 import { section, type StatusSection } from "../kit/index.ts"
 import type { TopicBridge } from "./bridge.ts"
 import type { TopicHeader } from "./header.ts"
+import type { Pointer } from "../runtime/index.ts"
 
 export interface TopicStats {
   name: string

@@ -1,5 +1,4 @@
 // A subscriber: C filters and copies matching records into a private batch; JS reads events out of it.
-import { toArrayBuffer, type Pointer } from "bun:ffi"
 import type { IdleStrategy } from "../core/index.ts"
 import { Pump, type Parking } from "../core/internal.ts"
 import {
@@ -17,9 +16,10 @@ import { topicNative } from "../native/ffi.ts"
 import type { Routing } from "./codec.ts"
 import { topicError } from "./errno.ts"
 import { linkTo } from "./trace.ts"
+import { fdReader, memoryView, nanoseconds, type Pointer } from "../runtime/index.ts"
 
 const utf8 = new TextDecoder()
-const now = Bun.nanoseconds
+const now = nanoseconds
 const TWO_32 = 4294967296
 // A reader hands the event loop back after this many events or this long, whichever comes first (as the
 // request pump does): a publisher faster than its reader must not starve the reader's timers and I/O.
@@ -300,7 +300,7 @@ export class Subscription implements AsyncIterable<TopicEvent>, AsyncDisposable,
     const ptr = native.ptr!
     this.restarted = restarted
     const cap = topicNative.sb_sub_batch_capacity(ptr)
-    const ab = toArrayBuffer(topicNative.sb_sub_batch(ptr)!, 0, cap)
+    const ab = memoryView(topicNative.sb_sub_batch(ptr)!, 0, cap)
     this.batchMemory = ab
     batchOwner.set(ab, this)
     this.buf = new Uint8Array(ab)
@@ -523,9 +523,7 @@ export class Subscription implements AsyncIterable<TopicEvent>, AsyncDisposable,
   /** Reads the wake socket from the first park on (a subscriber that never waits holds no read open). */
   private listenBell(ptr: Pointer) {
     if (this.bell) return
-    const bell = (this.bell = Bun.file(topicNative.sb_sub_fd(ptr))
-      .stream()
-      .getReader() as ReadableStreamDefaultReader<Uint8Array>)
+    const bell = (this.bell = fdReader(topicNative.sb_sub_fd(ptr)))
     const next = (): void => {
       bell.read().then(
         (r) => {

@@ -1,7 +1,6 @@
 // A named topic, the room's facade: open or join, publish, subscribe (a ring or a durable stream), late-binding rules,
 // housekeeping and close (docs/PROTOCOL.md §8). Its options are options.ts's, its header header.ts's, its stats and
 // status section status.ts's, its side of a bridge across hosts bridge-host.ts's.
-import { toArrayBuffer, type Pointer } from "bun:ffi"
 import { PayloadTooLargeError } from "../errors.ts"
 import type { TopicBridge, TopicBridgeHost, TopicBridgeStats } from "./bridge.ts"
 import {
@@ -63,6 +62,7 @@ import {
   type SubscribeOptions,
   type SubscriptionOwner,
 } from "./subscription.ts"
+import { memoryView, sleep, type Pointer } from "../runtime/index.ts"
 
 const TICK_MS = 20 // housekeeping: answer newcomers, collect the dead
 
@@ -97,7 +97,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
   ) {
     madeBy(key, FACTORY, "Topic", "await Topic.open(name, options)")
     this.capacity = topicNative.sb_topic_capacity(ptr)
-    this.out = new Uint32Array(toArrayBuffer(topicNative.sb_topic_out_ptr(ptr)!, 0, TOPIC_OUT_WORDS * 4))
+    this.out = new Uint32Array(memoryView(topicNative.sb_topic_out_ptr(ptr)!, 0, TOPIC_OUT_WORDS * 4))
     this.header = new TopicHeader(ptr)
     this.warn = opts.onWarning ?? ((m) => console.warn(`slotbus/events: ${m}`))
     this.ticker = setInterval(() => this.tick(), TICK_MS)
@@ -138,7 +138,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
       if (!ptr) {
         // the members' backlog is full (a flood of connections, maybe from another uid): they take 64 a tick
         if (e === Errno.EAGAIN && performance.now() < deadline) {
-          await Bun.sleep(5)
+          await sleep(5)
           continue
         }
         throw topicError("open", e, name)
@@ -149,7 +149,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
       for (;;) {
         for (const t of open) t.tick() // a member in this very process answers at once, whatever the timeout
         if ((r = topicNative.sb_topic_open_finish(ptr)) !== Errno.EAGAIN || performance.now() > deadline) break
-        await Bun.sleep(1)
+        await sleep(1)
       }
       if (r === 0) {
         const has = topicNative.sb_topic_capacity(ptr)

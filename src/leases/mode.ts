@@ -3,6 +3,7 @@
 // no other uid can make or hold.
 import { lockHost, unlockHost } from "../native/ffi.ts"
 import { ContestModeError } from "./errors.ts"
+import { sleepSync } from "../runtime/index.ts"
 
 const LOCAL = "slotbus-lease-local."
 const CLUSTER = "slotbus-lease-cluster."
@@ -14,7 +15,7 @@ function lockedByAny(prefix: string, name: string): boolean {
   for (let i = 0; i < 20; i++) {
     const fd = lockHost(prefix, name, true)
     if (fd !== null) return (unlockHost(fd), false)
-    Bun.sleepSync(1)
+    sleepSync(1)
   }
   return true
 }
@@ -30,7 +31,7 @@ function holdShared(prefix: string, name: string): () => void {
         if (held) (held = false), unlockHost(fd)
       }
     }
-    Bun.sleepSync(1)
+    sleepSync(1)
   }
   throw new ContestModeError(`contest "${name}": could not take its ${prefix} marker (held exclusive for 100 ms)`)
 }

@@ -4,6 +4,7 @@
 import { ProtocolError } from "../errors.ts"
 import { leaseNative as native, type ContestPtr } from "../native/ffi.ts"
 import { ContestClosedError } from "./errors.ts"
+import { fdReader } from "../runtime/index.ts"
 
 /** What the waiters ask of their contest. */
 export interface WaiterHost {
@@ -102,7 +103,7 @@ export class Waiters {
     const fd = native.sbl_waiter_fd(p)
     if (fd < 0) throw new ProtocolError(`contest "${this.host.name}": could not start the waiter thread (errno ${-fd})`)
     this.waiterFd = fd
-    const reader = Bun.file(fd).stream().getReader()
+    const reader = fdReader(fd)
     this.waiterReader = reader
     void (async () => {
       try {

@@ -1,10 +1,10 @@
 // The one native boundary: every libslotbus symbol, as declared in csrc/slotbus.h.
-import { dlopen, FFIType, toArrayBuffer, type Library, type Pointer } from "bun:ffi"
 import { constants } from "node:os"
 import { NativeLibraryError, SocketDirError } from "../errors.ts"
 import { libraryPath } from "./lib-path.ts"
+import { memoryView, type NativeSymbols, openLibrary, type Pointer } from "../runtime/index.ts"
 
-const { ptr, i32, u32, i64, f64, cstring, void: none } = FFIType
+const [ptr, i32, u32, i64, f64, cstring, none] = ["ptr", "i32", "u32", "i64", "f64", "cstring", "void"] as const
 
 const symbols = {
   sb_listen: { args: [cstring], returns: i32 },
@@ -82,7 +82,7 @@ const symbols = {
   sb_rec_now: { args: [], returns: f64 },
 } as const
 
-export type Native = Library<typeof symbols>["symbols"]
+export type Native = NativeSymbols<typeof symbols>
 export type Chan = Pointer
 
 /** What this TypeScript expects of the library: csrc/slotbus.h's SB_ABI_VERSION and the layout string's hash. */
@@ -129,9 +129,9 @@ async function open(): Promise<Native> {
   // set as the module's only once every check below passed: a refused library leaves nothing callable behind
   let lib: Native, lease: LeaseNative, topic: TopicNative
   try {
-    lib = dlopen(path, symbols).symbols
-    lease = dlopen(path, leaseSymbols).symbols
-    topic = dlopen(path, topicSymbols).symbols
+    lib = openLibrary(path, symbols)
+    lease = openLibrary(path, leaseSymbols)
+    topic = openLibrary(path, topicSymbols)
   } catch (e) {
     const why = e instanceof Error ? e.message : String(e)
     throw new NativeLibraryError(`${path} could not be loaded as libslotbus (${why}). ${fix}`, { cause: e })
@@ -206,7 +206,7 @@ export function hostHolder(prefix: string, name: string): number | "none" | "bus
 
 /** The flight recorder's private staging words (sb_rec_stage; process memory, not shared): enqueue, dispatch, pass times. */
 export function recorderStage(rec: Pointer): Float64Array {
-  return new Float64Array(toArrayBuffer(native.sb_rec_stage(rec) as Pointer, 0, 24))
+  return new Float64Array(memoryView(native.sb_rec_stage(rec) as Pointer, 0, 24))
 }
 
 // sb_msg field indices (u32 words), see csrc/slotbus.h
@@ -330,7 +330,7 @@ const leaseSymbols = {
   sbl_layout_hash: { args: [], returns: u32 },
 } as const
 
-export type LeaseNative = Library<typeof leaseSymbols>["symbols"]
+export type LeaseNative = NativeSymbols<typeof leaseSymbols>
 /** The sbl_* functions; valid once loadNative() has resolved (Contest.open awaits it). */
 export let leaseNative: LeaseNative = notLoaded<LeaseNative>()
 export type ContestPtr = Pointer
@@ -410,7 +410,7 @@ const topicSymbols = {
   sb_sub_close: { args: [ptr], returns: none },
 } as const
 
-export type TopicNative = Library<typeof topicSymbols>["symbols"]
+export type TopicNative = NativeSymbols<typeof topicSymbols>
 /** The topic functions; valid once loadNative() has resolved (Topic.open awaits it). */
 export let topicNative: TopicNative = notLoaded<TopicNative>()
 

@@ -21,6 +21,7 @@ import { openKvLeases } from "./kv-lease.ts"
 import { SharedConnection } from "./shared.ts"
 import { startTopicBridge } from "./topic-bridge.ts"
 import { serveWorker } from "./worker.ts"
+import { deepEquals } from "../runtime/index.ts"
 
 /** What `nats()` takes: a server URL (several comma-separated), the NATS client's connection options, or a connection of yours. */
 export type NatsConnectionLike = string | object
@@ -78,7 +79,7 @@ export class Nats implements RemoteTransport, TopicRemote, LeaseRemote {
     if (typeof mine === "string" || typeof theirs === "string")
       return typeof mine === typeof theirs && urls(mine as string) === urls(theirs as string)
     if (mine === theirs) return true
-    return !isConnection(mine) && !isConnection(theirs) && Bun.deepEquals(mine, theirs, true)
+    return !isConnection(mine) && !isConnection(theirs) && deepEquals(mine, theirs, true)
   }
 
   toString(): string {

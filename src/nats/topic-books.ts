@@ -3,6 +3,7 @@
 // the next bridge of this host goes on from.
 import type { TopicBridgeHost } from "../events/internal.ts"
 import { matches } from "./topic-wire.ts"
+import { crc32 } from "../runtime/index.ts"
 
 const BOOKS = 128
 const TWO_32 = 4294967296
@@ -77,7 +78,7 @@ export class ReceiverBooks {
    */
   open(key: string, bridge: number, subject: string): { books: SenderBooks; fresh: boolean } {
     if (this.seen.size >= 65536) this.forget()
-    const books = new SenderBooks(bridge, Bun.hash.crc32(subject))
+    const books = new SenderBooks(bridge, crc32(subject))
     this.seen.set(key, books)
     const was = this.inherited.get(`${bridge} ${books.subject}`)
     if (!was) {

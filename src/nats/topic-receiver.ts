@@ -8,6 +8,7 @@ import { Resends } from "./resends.ts"
 import { ReceiverBooks } from "./topic-books.ts"
 import { cover, KIND_EVENT, PREFIX, type topicSubjects, typeOfSubject, VERSION } from "./topic-wire.ts"
 import { guarded } from "./wire.ts"
+import { crc32 } from "../runtime/index.ts"
 
 const FILTERS_MS = 50
 /**
@@ -108,7 +109,7 @@ export class TopicReceiver {
     const bridge = v.getUint32(4, true)
     const seq = v.getUint32(8, true)
     const key = `${bridge} ${msg.subject}`
-    const crc = Bun.hash.crc32(d.subarray(12)) // pos, ring and event: the seq and bridge are compared apart
+    const crc = crc32(d.subarray(12)) // pos, ring and event: the seq and bridge are compared apart
     let books = this.books.get(key)
     if (books?.has(seq, crc)) {
       this.counts.duplicates++

@@ -5,6 +5,7 @@ import type { MsgHdrs, NatsConnection } from "@nats-io/transport-node"
 import type { BridgeReader, TopicBridgeHost, TopicBridgeStats } from "../events/internal.ts"
 import type { BridgedIn } from "./topic-receiver.ts"
 import { KIND_EVENT, PREFIX, type topicSubjects, VERSION } from "./topic-wire.ts"
+import { sleep } from "../runtime/index.ts"
 
 /** Events a bridge sends past the last its server confirmed, at most (§11.4): what a successor may send again. */
 const UNCONFIRMED = 1024
@@ -141,7 +142,7 @@ export class TopicSender {
       const own = this.own
       if (own.head > 4096) (own.ids = own.ids.slice(own.head)), (own.head = 0)
       this.confirm()
-      if (room <= 0) await (this.confirming ?? Bun.sleep(1))
+      if (room <= 0) await (this.confirming ?? sleep(1))
       else if (n >= room)
         await new Promise((r) => setImmediate(r)) // more there: read on after I/O had its turn
       else if (!(await this.reader.ready())) break
@@ -166,7 +167,7 @@ export class TopicSender {
         this.confirm()
       },
       () =>
-        Bun.sleep(100).then(() => {
+        sleep(100).then(() => {
           this.confirming = undefined
           this.confirm()
         }),

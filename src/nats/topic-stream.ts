@@ -6,6 +6,7 @@ import { mayHaveLostCreateRace, streamNotFound } from "./explain.ts"
 import { jetStreamClient } from "./packages.ts"
 import { Resends } from "./resends.ts"
 import type { NatsConnection } from "@nats-io/transport-node"
+import { crc32 } from "../runtime/index.ts"
 
 /** The stream of topic `topic` (§11.6). */
 export const streamOf = (topic: string) => `SLOTBUS_EV_${topic.replaceAll(".", "~")}`
@@ -108,7 +109,7 @@ export async function openStreamFeed(
         // a resend a bridge not opened durable stored a second time (§11.6): skipped, its id with it
         if (d.length >= 24) {
           const v = new DataView(d.buffer, d.byteOffset, 24)
-          if (resends.seen(v.getBigUint64(16, true), v.getUint32(12, true), Bun.hash.crc32(d.subarray(12)))) continue
+          if (resends.seen(v.getBigUint64(16, true), v.getUint32(12, true), crc32(d.subarray(12)))) continue
         }
         return { seq: r.value.seq, data: d }
       }

@@ -33,6 +33,7 @@ import {
   type WorkerPresence,
 } from "./wire.ts"
 import type { NatsUse, SharedConnection } from "./shared.ts"
+import { nanoseconds, sleep } from "../runtime/index.ts"
 
 const VERSION = "1.0.0" // of this service's protocol (docs/PROTOCOL.md §10), as ADR-32 wants a semver
 /** The bus as an ADR-32 service name ([A-Za-z0-9_-]+). */
@@ -102,7 +103,7 @@ async function serve(host: RemoteWorkerHost, use: NatsUse, opts: TransportOption
     /** In `running` (its handler did not return at once), or answered. */
     running = false
     answered = false
-    readonly started = Bun.nanoseconds()
+    readonly started = nanoseconds()
     constructor(
       private readonly msg: Msg,
       readonly rid: string,
@@ -136,7 +137,7 @@ async function serve(host: RemoteWorkerHost, use: NatsUse, opts: TransportOption
     }
     done(a: Answer) {
       this.answered = true
-      stats.processing_time += Bun.nanoseconds() - this.started
+      stats.processing_time += nanoseconds() - this.started
       if (a.flags & 1) stats.num_errors++
       if (this.running) running.delete(this.rid)
       const out = this.own ?? scratch
@@ -384,7 +385,7 @@ async function serve(host: RemoteWorkerHost, use: NatsUse, opts: TransportOption
       state = "leaving"
       announce()
       const deadline = performance.now() + timeoutMs
-      while (running.size > 0 && performance.now() < deadline) await Bun.sleep(1)
+      while (running.size > 0 && performance.now() < deadline) await sleep(1)
       clearInterval(timer)
       for (const sub of subs) sub.unsubscribe()
       // what a closing connection did to them before it was shared: they end now, not with the connection

@@ -5,7 +5,6 @@
 // The sections come from each source's [STATUS]() (src/kit/telemetry/status.ts), the metrics from its [METRICS]() (kit/telemetry/metrics.ts).
 import { chmodSync, existsSync, lstatSync, unlinkSync } from "node:fs"
 import { hostname } from "node:os"
-import type { Server } from "bun"
 import {
   checkNumber,
   checkOptions,
@@ -18,6 +17,7 @@ import {
 import { PAGE_HEADERS, STATUS_PAGE_HTML } from "./page.ts"
 import { exposition } from "./handler.ts"
 import { METRICS_HEADERS } from "./metrics.ts"
+import { connect, serveHttp, type HttpServer } from "../runtime/index.ts"
 
 export interface StatusServerOptions {
   /** A TCP port to serve on (0 picks a free one). One of `port` and `unix`. */
@@ -74,7 +74,7 @@ async function claimSocketPath(path: string) {
   if (!existsSync(path)) return
   if (!lstatSync(path).isSocket())
     throw new Error(`serveStatus: ${path} exists and is not a socket; pick another path or remove it`)
-  const live = await Bun.connect({ unix: path, socket: { data() {} } }).then(
+  const live = await connect({ unix: path, socket: { data() {} } }).then(
     (s) => (s.end(), true),
     () => false,
   )
@@ -135,7 +135,7 @@ export async function serveStatus(sources: StatusInput[], options: StatusServerO
     for (const c of watchers) send(c, bytes)
   }
 
-  const route = async (req: Request, server: Server<undefined>): Promise<Response> => {
+  const route = async (req: Request, server: HttpServer<undefined>): Promise<Response> => {
     const path = new URL(req.url).pathname
     const only = (methods: string) =>
       methods.split(", ").includes(req.method)
@@ -194,9 +194,9 @@ export async function serveStatus(sources: StatusInput[], options: StatusServerO
   if (o.unix !== undefined) await claimSocketPath(o.unix)
   // the socket file is made 0600 as it is made (no moment in which another user may connect), then kept so
   const umask = o.unix !== undefined ? process.umask(0o077) : undefined
-  let server: Server<undefined>
+  let server: HttpServer<undefined>
   try {
-    server = Bun.serve({
+    server = serveHttp({
       ...(o.unix !== undefined ? { unix: o.unix } : { port: o.port, hostname: o.hostname ?? "127.0.0.1" }),
       fetch: (req, srv) => route(req, srv),
       error: (e) => Response.json({ error: "internal", message: String(e?.message ?? e) }, { status: 500 }),

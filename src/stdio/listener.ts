@@ -4,12 +4,12 @@
 // incomplete lines of all connections together are capped, and so is the number of connections. A TCP
 // connection (any local user can reach a port) must first send the token from a 0600 file.
 import { existsSync, unlinkSync } from "node:fs"
-import type { Socket, SocketListener } from "bun"
 import { checkNumber, checkOptions, longTimeout, madeBy, optionNames, type LongTimer } from "../kit/index.ts"
 import { BusErrorCode } from "./errors.ts"
 import { Inbound } from "./inbound.ts"
 import { LineSplitter } from "./lines.ts"
 import { AUTH_METHOD, defaultStdioTokenFile, newToken, removeTokenFile, sameToken, writeTokenFile } from "./token.ts"
+import { connect, listen, sleep, type Socket, type SocketListener } from "../runtime/index.ts"
 
 export type ListenAddress = { kind: "tcp"; hostname: string; port: number } | { kind: "unix"; path: string }
 
@@ -351,21 +351,21 @@ export class StdioListener {
     if (address.kind === "unix") {
       if (existsSync(address.path)) {
         // A socket file with nobody behind it is left over from a dead bus: take its place; a live one is an error.
-        const alive = await Bun.connect({ unix: address.path, socket: { data() {} } }).then(
+        const alive = await connect({ unix: address.path, socket: { data() {} } }).then(
           (s) => (s.end(), true),
           () => false,
         )
         if (alive) throw new TypeError(`${address.path}: another process is listening there; pick another path`)
         unlinkSync(address.path)
       }
-      self.server = Bun.listen<Conn<C>>({
+      self.server = listen<Conn<C>>({
         unix: address.path,
         allowHalfOpen: true,
         socket: handlers,
       }) as unknown as SocketListener<Conn<unknown>>
       self.address = address
     } else {
-      const tcp = Bun.listen<Conn<C>>({
+      const tcp = listen<Conn<C>>({
         hostname: address.hostname,
         port: address.port,
         allowHalfOpen: true,
@@ -429,7 +429,7 @@ async function drainLines(socket: Socket<unknown>, s: Conn<unknown>): Promise<vo
     await within(s.inbound!.idle(), end - performance.now())
     const quiet = performance.now() - s.lastRead
     if (s.ended || quiet >= CLOSE_QUIET_MS || performance.now() >= end) break
-    await Bun.sleep(Math.min(CLOSE_QUIET_MS - quiet, end - performance.now()))
+    await sleep(Math.min(CLOSE_QUIET_MS - quiet, end - performance.now()))
   }
   s.state = "closing"
 }

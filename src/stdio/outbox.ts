@@ -1,7 +1,7 @@
 // What waits to be written to one worker's stdin, bounded: past `maxBytes` queued, writers wait in order for
 // up to `waitMs`, then get BackpressureError. Bytes count as queued until the pipe has taken them (Bun's
 // FileSink.flush() settles), so a worker that stops reading holds at most maxBytes plus one message.
-import type { FileSink } from "bun"
+import type { OutputSink } from "../runtime/index.ts"
 import { WorkerGoneError } from "../core/index.ts"
 import { longTimeout, type LongTimer } from "../kit/index.ts"
 import { BackpressureError } from "./errors.ts"
@@ -19,7 +19,7 @@ export class Outbox {
   messages = 0
   bytes = 0
   rejects = 0
-  private sink: FileSink | null = null
+  private sink: OutputSink | null = null
   /** Changes with every process, so a flush that settles after its process died is ignored. */
   private generation = 0
   private flushing = false
@@ -33,7 +33,7 @@ export class Outbox {
   ) {}
 
   /** A new process: its stdin takes the writes from now on. */
-  attach(sink: FileSink): void {
+  attach(sink: OutputSink): void {
     this.generation++
     this.sink = sink
     this.queuedBytes = 0

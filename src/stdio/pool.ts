@@ -1,6 +1,6 @@
 // What the bus keeps per pool and per instance (one worker slot: its process, outbox, requests, sessions), and
 // the entries on its books (Pending, Asked). Separate because every part of StdioBus reads them.
-import type { Subprocess } from "bun"
+import type { Process } from "../runtime/index.ts"
 import { BusClosedError, WorkerGoneError } from "../core/index.ts"
 import { longTimeout, type Supervisor } from "../kit/index.ts"
 import type { LimitsConfig, PoolConfig } from "./config.ts"
@@ -43,7 +43,7 @@ export interface Asked {
  * reading, settled), the Books its requests (pending, inFlight, stuck, asked), the Router its sessions.
  */
 export class Instance {
-  proc: Subprocess<"pipe", "pipe", "pipe"> | null = null
+  proc: Process<"pipe", "pipe", "pipe"> | null = null
   generation = 0
   /** Settles when the current process's stdout has been read to its end. */
   reading: Promise<void> = Promise.resolve()

@@ -1,7 +1,7 @@
 // The workers' side: each pool's Supervisor (started and stopped with the bus), reading every process's stdout
 // (answers, requests, notifications) and stderr (logs), and what a worker's death settles. One of the parts a
 // StdioBus owns (bus.ts): it routes what workers send through the Router and settles requests in the Books.
-import type { Subprocess } from "bun"
+import type { Process } from "../runtime/index.ts"
 import { BusClosedError, WorkerGoneError } from "../core/index.ts"
 import { ReplaceError, sleep, Supervisor, SupervisorError } from "../kit/index.ts"
 import type { LimitsConfig } from "./config.ts"
@@ -15,7 +15,7 @@ import type { Books } from "./books.ts"
 import type { Router } from "./router.ts"
 import type { JsonRpcMessage, LogLevel, StdioReloadOptions } from "./types.ts"
 
-type WorkerProc = Subprocess<"pipe", "pipe", "pipe">
+type WorkerProc = Process<"pipe", "pipe", "pipe">
 
 /** How long a dead worker's stdout may still be read for answers it wrote before dying. */
 const EXIT_READ_MS = 1000

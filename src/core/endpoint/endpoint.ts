@@ -4,6 +4,7 @@
 import { State } from "../../native/ffi.ts"
 import type { BusCounters } from "../probe/counters.ts"
 import type { ClientTrace } from "../probe/trace.ts"
+import { nanoseconds } from "../../runtime/index.ts"
 
 export interface WorkerInfo {
   pid: number
@@ -180,7 +181,7 @@ export interface EndpointHost {
   readonly maxBody: number
   /** Places were freed on a worker: the queue goes on. The one home of "capacity freed, serve the queue". */
   freed(): void
-  /** p's answer is `value`: its caller gets it (`at`: when it arrived, Bun.nanoseconds; `status`: the answer's, when `value` is not a response). */
+  /** p's answer is `value`: its caller gets it (`at`: when it arrived, nanoseconds(); `status`: the answer's, when `value` is not a response). */
   answered(p: Pending, value: unknown, at: number, status?: number): void
   /** p fails with `err` (its worker told, its caller rejected), if it still waits. */
   fail(p: Pending, err: unknown): void
@@ -203,5 +204,5 @@ export interface StreamHost {
 }
 
 export const STATE_NAMES = Object.fromEntries(Object.entries(State).map(([k, v]) => [v, k.toLowerCase()]))
-// One monotonic clock in ms for deadlines, ticks and stuck slots: a request reads it once (Bun.nanoseconds).
-export const nowMs = () => Bun.nanoseconds() / 1e6
+// One monotonic clock in ms for deadlines, ticks and stuck slots: a request reads it once (the runtime's nanoseconds).
+export const nowMs = () => nanoseconds() / 1e6

@@ -12,6 +12,7 @@ import { BorrowedResponse, forgotten, NO_HEAD, remoteError } from "./response.ts
 import { answerValue, type AnswerSlot } from "./answer-value.ts"
 import { SlotFrames, StreamIn, type SlotStreamOwner } from "./stream-in.ts"
 import type { FlightRecorder } from "../probe/recorder.ts"
+import { nanoseconds } from "../../runtime/index.ts"
 
 const HOST = hostname()
 /**
@@ -30,7 +31,8 @@ const RATE_DECAY = 0.875
  * 16 KiB send buffer, in ~15 send calls (each piece of the head its own); resolved in that turn, in one. A body
  * that is a closed stream already holding its bytes goes out late in two (docs/perf/bun-late-write.md), but
  * chunked: without its length. So a late answer of `bytes` is held that way when it is over 15 KiB (pages) and
- * at most 64 KiB; past that the ~15 sends are small beside the body, and a download keeps its length.
+ * at most 64 KiB; past that the ~15 sends are small beside the body, and a download keeps its length. A Bun that
+ * writes it in one send makes this go: BUN_QUIRKS.LATE_WRITE (src/runtime/bun-quirks.ts) and its canary.
  */
 export function heldLate(bytes: number, sentTurn: number): boolean {
   return bytes > 15 * 1024 && bytes <= 64 * 1024 && sentTurn !== pumpTurns()
@@ -99,7 +101,7 @@ export class SlotEndpoint implements Endpoint, AnswerSlot, SlotStreamOwner {
   /** Its answer rate, for packCap: ns it held requests and the answers taken meanwhile, both decayed per pass. */
   private busyNs = 0
   private answersTaken = 0
-  /** Bun.nanoseconds() when its busy time counts from: its last pass with answers, or a send with nothing out. */
+  /** nanoseconds() when its busy time counts from: its last pass with answers, or a send with nothing out. */
   private busyFrom = 0
 
   constructor(
@@ -179,7 +181,7 @@ export class SlotEndpoint implements Endpoint, AnswerSlot, SlotStreamOwner {
       return true
     }
     this.pending[slot] = p
-    if (this.inFlight++ === 0) this.busyFrom = p.waited ? Bun.nanoseconds() : p.started
+    if (this.inFlight++ === 0) this.busyFrom = p.waited ? nanoseconds() : p.started
     this.waiting++
     this.requests++
     p.phase = "in-slot"
@@ -249,7 +251,7 @@ export class SlotEndpoint implements Endpoint, AnswerSlot, SlotStreamOwner {
       }
       let lent = false
       if (p?.phase === "in-slot") {
-        if (now === 0) now = rec?.passClock() || Bun.nanoseconds()
+        if (now === 0) now = rec?.passClock() || nanoseconds()
         answers++
         try {
           lent = this.answer(p, slot, now)

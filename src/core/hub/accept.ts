@@ -3,7 +3,6 @@
 // the Dispatcher's books (dispatcher.ts) through its join() and leave(), and the bus (bus.ts) is the public API over
 // both. It also keeps the bus's listeners and waitForWorkers's callers, told of every worker, here or remote.
 import { closeSync } from "node:fs"
-import type { Pointer } from "bun:ffi"
 import { native, HubConfig, FullMask, Control, Errno, type Chan } from "../../native/ffi.ts"
 import { Channel } from "../wire/channel.ts"
 import { ProtocolError, SlotBusError, WorkerGoneError } from "../../errors.ts"
@@ -13,6 +12,7 @@ import { stackless } from "../endpoint/response.ts"
 import type { Dispatcher } from "./dispatcher.ts"
 import { SlotEndpoint } from "../endpoint/slot-endpoint.ts"
 import type { FlightRecorder } from "../probe/recorder.ts"
+import { fdReader, type Pointer } from "../../runtime/index.ts"
 
 // Accept work per event-loop turn; a turn that refused someone waits before the next.
 const ACCEPTS_PER_TURN = 8
@@ -84,7 +84,7 @@ export class Acceptor {
   /** One read of the thread's eventfd per wake-up, for as long as the bus is open. */
   readAccepts(watch: Acceptor["watches"][number]) {
     const { w, fd } = watch
-    const reader = Bun.file(native.sb_accept_watch_fd(w)).stream().getReader()
+    const reader = fdReader(native.sb_accept_watch_fd(w))
     watch.reader = reader
     const next = (): void => {
       reader.read().then(

@@ -51,6 +51,7 @@ import {
 import { listenDoor, listenFront, type FrontSeat, unlisten } from "../ops/fronts.ts"
 import { openBus, openBuses } from "./open-buses.ts"
 import { FlightRecorder } from "../probe/recorder.ts"
+import { nanoseconds, sleep } from "../../runtime/index.ts"
 
 const FACTORY = Symbol("SlotBus.listen")
 
@@ -334,7 +335,7 @@ export class SlotBus {
   /** Hands the request to the Dispatcher, which settles its promise: its clock starts, its signal aborts it. */
   private enqueue(p: Pending): Promise<unknown> {
     const promise = new Promise<unknown>((res, rej) => ((p.resolve = res), (p.reject = rej))) // half withResolvers' cost
-    p.started = Bun.nanoseconds()
+    p.started = nanoseconds()
     if (p.timeoutMs > 0) p.deadline = p.started / 1e6 + p.timeoutMs
     if (p.signal) this.dispatcher.watch(p, p.signal)
     this.dispatcher.add(p, p.timeoutMs, this.gaveUp)
@@ -467,7 +468,7 @@ export class SlotBus {
     for (const w of [...this.acceptor.waiters])
       w.reject(new BusClosedError(`bus "${this.name}" closed while waiting for workers`))
     const deadline = performance.now() + timeoutMs
-    while (drain && this.dispatcher.busy && performance.now() < deadline) await Bun.sleep(1)
+    while (drain && this.dispatcher.busy && performance.now() < deadline) await sleep(1)
     await this.control?.close()
     this.dispatcher.stop()
     const err = new BusClosedError(`bus "${this.name}" closed before the request finished`)

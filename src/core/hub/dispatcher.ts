@@ -18,6 +18,7 @@ import {
 import { StreamedResponse } from "../endpoint/response.ts"
 import { answerValue } from "../endpoint/answer-value.ts"
 import type { FlightRecorder } from "../probe/recorder.ts"
+import { nanoseconds } from "../../runtime/index.ts"
 
 // Deadlines and stuck slots are checked on a timer while requests are out; an idle bus has no timer at all.
 export const TICK_BUSY_MS = 10
@@ -267,7 +268,7 @@ export class Dispatcher implements EndpointHost {
   private streamEnded(p: Pending, status: number, head: string[], body: Uint8Array | null) {
     if (body === null) {
       // a streaming caller has had its answer since the HEAD
-      this.observer.answered(p, Bun.nanoseconds() - p.started, status)
+      this.observer.answered(p, nanoseconds() - p.started, status)
       return this.settle(p)
     }
     let value: unknown
@@ -276,7 +277,7 @@ export class Dispatcher implements EndpointHost {
     } catch (e) {
       return this.fail(p, e)
     }
-    this.answered(p, value, Bun.nanoseconds(), p.read !== null ? status : undefined)
+    this.answered(p, value, nanoseconds(), p.read !== null ? status : undefined)
   }
 
   /** p fails with `signal`'s reason when it aborts (its listener goes when p settles). */
@@ -327,7 +328,7 @@ export class Dispatcher implements EndpointHost {
       if (i >= 0) this.queue.splice(i, 1)
       this.observer.queued(this.queue.length)
     } else p.endpoint!.cancel(p, err) // a slot stays p's (settled) until the worker hands it back; a late answer is dropped
-    this.observer.failed(p, err, Bun.nanoseconds() - p.started) // before settle: p.endpoint is still its worker
+    this.observer.failed(p, err, nanoseconds() - p.started) // before settle: p.endpoint is still its worker
     this.settle(p)
     // Given up: its slot may count as stuck from its own deadline on (a caller that left early leaves the handler its
     // time), or from now when that passed or it has none.

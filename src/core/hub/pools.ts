@@ -5,6 +5,7 @@ import { sleep } from "../../kit/index.ts"
 import { SharedPools } from "../ops/front-pool.ts"
 import type { PoolRow } from "../observe/bus-status.ts"
 import type { Dispatcher } from "./dispatcher.ts"
+import { nanoseconds } from "../../runtime/index.ts"
 
 export class BusPools {
   /** Each pool's row in the status view, while `describe` says it runs. */
@@ -66,7 +67,7 @@ export class BusPools {
         workers++
       }
     const oldest = this.dispatcher.queue[0]
-    const waitedMs = oldest ? (Bun.nanoseconds() - oldest.started) / 1e6 : 0
+    const waitedMs = oldest ? (nanoseconds() - oldest.started) / 1e6 : 0
     return { queued: this.dispatcher.queue.length, waitedMs, inFlight, capacity, workers }
   }
 

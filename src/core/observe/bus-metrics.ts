@@ -11,6 +11,7 @@ import { Kind } from "../../native/ffi.ts"
 import type { Channel } from "../wire/channel.ts"
 import { readRuntime, type WorkerRuntime } from "../wire/runtime-block.ts"
 import { isRpcVerb, rpcErrorOf } from "../wire/rpc-status.ts"
+import { nanoseconds } from "../../runtime/index.ts"
 
 /** Distinct error classes counted by name; more are counted as "other". */
 const MAX_ERROR_KINDS = 16
@@ -201,7 +202,7 @@ export class BusMetrics {
   }
 
   private noteSlow(p: Pending, ns: number, outcome: string) {
-    this.rotate(Bun.nanoseconds())
+    this.rotate(nanoseconds())
     const e = p.endpoint
     const entry: SlowRequest = {
       at: Date.now(),
@@ -220,7 +221,7 @@ export class BusMetrics {
   }
 
   snapshot(): BusMetricsSnapshot {
-    this.rotate(Bun.nanoseconds()) // a quiet bus's old slow requests age out even if nothing slower comes
+    this.rotate(nanoseconds()) // a quiet bus's old slow requests age out even if nothing slower comes
     const routes: BusMetricsSnapshot["routes"] = []
     if (this.routeNames)
       for (const [route, i] of this.routeNames.entries())

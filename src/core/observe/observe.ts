@@ -12,6 +12,7 @@ import { latencySummary, type BusStats } from "./stats.ts"
 import { BusCounters } from "../probe/counters.ts"
 import type { Endpoint, Pending, WorkerInfo } from "../endpoint/endpoint.ts"
 import type { FlightRecorder } from "../probe/recorder.ts"
+import { nanoseconds } from "../../runtime/index.ts"
 
 export class BusObserver {
   readonly counters = new BusCounters()
@@ -35,7 +36,7 @@ export class BusObserver {
   /** p went to a worker: at once, or after waiting in the queue since its start. */
   sent(p: Pending) {
     this.counters.sentBytes(p.bodyLength)
-    this.metrics.waited(p.waited ? Bun.nanoseconds() - p.started : 0)
+    this.metrics.waited(p.waited ? nanoseconds() - p.started : 0)
     if (p.trace !== null) p.trace.sent()
   }
 

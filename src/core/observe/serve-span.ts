@@ -14,8 +14,8 @@ import {
   type Otel,
   type OtelContext,
 } from "../../kit/index.ts"
-import type { Serve, Server } from "bun"
 import { httpMethod, recordStatus, serverSpanFailed } from "../probe/trace.ts"
+import { nanoseconds, type HttpServer, type HttpRoutes } from "../../runtime/index.ts"
 
 type Handler = (req: Request, server: ServerLike) => unknown
 /** What traced() reads of Bun.serve's server: the client's address. */
@@ -30,12 +30,12 @@ interface ServerLike {
  * or `bus.fetch(req, { route })` names it). Static values (a Response) stay as they are.
  */
 // the fetch form first: a function is also assignable to Routes<W, never> (`{}`), which would swallow it (TS2322)
-export function instrument<F extends (req: Request, server: Server<undefined>) => unknown>(fetch: F): F
-export function instrument<R extends string, W = undefined>(routes: Serve.Routes<W, R>): Serve.Routes<W, R>
+export function instrument<F extends (req: Request, server: HttpServer<undefined>) => unknown>(fetch: F): F
+export function instrument<R extends string, W = undefined>(routes: HttpRoutes<W, R>): HttpRoutes<W, R>
 export function instrument(routesOrFetch: object): object {
   if (typeof routesOrFetch === "function") return measured(routesOrFetch as Handler, undefined)
   if (routesOrFetch === null || typeof routesOrFetch !== "object")
-    throw new TypeError("instrument() takes Bun.serve's routes object or its fetch function")
+    throw new TypeError("instrument() takes the routes object of Bun's serve() or its fetch function")
   const out: Record<string, unknown> = {}
   for (const [pattern, value] of Object.entries(routesOrFetch)) {
     if (typeof value === "function") out[pattern] = measured(value as Handler, pattern)
@@ -65,7 +65,7 @@ const statusOf = (res: unknown) => (res instanceof Response ? res.status : res =
 
 function measured(handler: Handler, route: string | undefined): Handler {
   return (req, server) => {
-    const at = Bun.nanoseconds()
+    const at = nanoseconds()
     const { method, original } = httpMethod(req.method)
     const ex: Exchange = { route, span: null, verb: original === undefined ? method : "HTTP" }
     openExchange(req, ex)
@@ -75,7 +75,7 @@ function measured(handler: Handler, route: string | undefined): Handler {
     ex.span = span
     const ended = (res: unknown) => {
       const status = statusOf(res)
-      httpServer.observe(method, ex.route, status, Bun.nanoseconds() - at)
+      httpServer.observe(method, ex.route, status, nanoseconds() - at)
       if (span !== null) {
         if (res instanceof Response) recordStatus(span, res.status, 500) // a SERVER span's 4xx is no error
         span.end()
@@ -83,7 +83,7 @@ function measured(handler: Handler, route: string | undefined): Handler {
       return res
     }
     const failed = (err: unknown) => {
-      httpServer.observe(method, ex.route, 500, Bun.nanoseconds() - at) // Bun answers a throw with its error handler: 500
+      httpServer.observe(method, ex.route, 500, nanoseconds() - at) // Bun answers a throw with its error handler: 500
       if (span !== null) {
         serverSpanFailed(span, err)
         span.end()

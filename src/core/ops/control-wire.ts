@@ -1,7 +1,7 @@
 // The control socket's wire (docs/PROTOCOL.md §14): a JSON line, then u32-length frames up to an empty one, then
 // (answers only) a trailer line. One reader for both sides, fed chunks as the socket gives them, and one writer
 // that waits while the socket's buffer is full, so neither side holds more than a frame and a line.
-import type { Socket, SocketHandler } from "bun"
+import { connectFd, type Socket, type SocketHandlers } from "../../runtime/index.ts"
 
 /** §14.2: the longest header (or head, trailer, error) line, its "\n" included. */
 export const LINE_MAX = 65_536
@@ -195,7 +195,7 @@ export function headerList(v: unknown): [string, string][] {
   return v as [string, string][]
 }
 
-/** A Bun socket over a connected unix socket fd from libslotbus (Bun.connect takes an fd; its types do not say so). */
-export function socketOfFd<T>(fd: number, data: T, socket: SocketHandler<T>): Promise<Socket<T>> {
-  return Bun.connect({ fd, data, socket } as unknown as Parameters<typeof Bun.connect<T>>[0])
+/** A socket over a connected unix socket fd from libslotbus. */
+export function socketOfFd<T>(fd: number, data: T, socket: SocketHandlers<T>): Promise<Socket<T>> {
+  return connectFd(fd, data, socket)
 }

@@ -3,8 +3,6 @@
 // peer's uid is checked in C before a byte is read; a request is bounded in size, time and number at once, and goes
 // through bus.fetch. Nothing here runs unless someone connects: the accept thread sleeps in poll.
 import { closeSync } from "node:fs"
-import type { Pointer } from "bun:ffi"
-import type { Socket } from "bun"
 import { Errno, native } from "../../native/ffi.ts"
 import {
   ANSWER_STALL_MS,
@@ -19,6 +17,7 @@ import {
   WireWriter,
 } from "./control-wire.ts"
 import type { ReloadOptions } from "./front-pool.ts"
+import { fdReader, type Pointer, type Socket } from "../../runtime/index.ts"
 
 /** What the control socket asks of its bus: bus.fetch for a request, and its shared pool's reload (§14.4). */
 export interface ControlBus {
@@ -87,7 +86,7 @@ export class ControlSocket {
   }
 
   private watch(w: Pointer) {
-    const reader = Bun.file(native.sb_accept_watch_fd(w)).stream().getReader()
+    const reader = fdReader(native.sb_accept_watch_fd(w))
     this.reader = reader
     const next = (): void => {
       reader.read().then(

@@ -1,7 +1,7 @@
 // A pool's worker and the front that started it (docs/PROTOCOL.md §15.4): superviseWorkers(bus, …) starts each
 // worker with the front's pid and the bus's name in its environment. Only a connection to that bus is judged by
 // them (a second bus the worker serves is its own business), and only in the process the pool started, not in a
-// process that one started in turn (it inherits the environment, and Bun.spawn passes the environment the process
+// process that one started in turn (it inherits the environment, and spawn passes the environment the process
 // started with, whatever process.env says since).
 import { readFileSync } from "node:fs"
 

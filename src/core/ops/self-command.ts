@@ -1,10 +1,11 @@
 // The command that starts this same program again (issue 47). In an app built with `bun build --compile`,
 // process.execPath is the app, not bun: [process.execPath, "worker.ts"] runs the app's own entry once more, with
 // "worker.ts" as an argument. The entry of a compiled binary lives in Bun's embedded file system (/$bunfs/).
+import { mainScript } from "../../runtime/index.ts"
 
 /** Whether this process runs from a binary `bun build --compile` made. */
 export function isCompiled(): boolean {
-  return Bun.main.startsWith("/$bunfs/")
+  return mainScript().startsWith("/$bunfs/")
 }
 
 /**
@@ -17,5 +18,5 @@ export function selfCommand(...args: string[]): string[] {
   for (const a of args)
     if (typeof a !== "string" || a.includes("\0"))
       throw new TypeError(`selfCommand takes its arguments as strings without NUL ("worker"), got ${String(a)}`)
-  return isCompiled() ? [process.execPath, ...args] : [process.execPath, Bun.main, ...args]
+  return isCompiled() ? [process.execPath, ...args] : [process.execPath, mainScript(), ...args]
 }

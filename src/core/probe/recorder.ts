@@ -6,7 +6,6 @@ import { mkdirSync, readdirSync, rmdirSync, unlinkSync } from "node:fs"
 import { constants } from "node:os"
 import { dirname, join } from "node:path"
 import { getSystemErrorName } from "node:util"
-import type { Pointer } from "bun:ffi"
 import { native, recorderStage, type Chan } from "../../native/ffi.ts"
 import {
   fallbackRecorderDirs,
@@ -18,6 +17,7 @@ import {
   whyNotPrivateDir,
 } from "../../native/recorder-layout.ts"
 import { TimeoutError, WorkerGoneError } from "../../errors.ts"
+import { nanoseconds, type Pointer } from "../../runtime/index.ts"
 
 export const DEFAULT_RECORDS = 1024
 export const MAX_RECORDS = RecConst.MAX_RECORDS
@@ -41,7 +41,7 @@ export class FlightRecorder {
    * Written through published() and passStarted() only.
    */
   private readonly stage: Float64Array
-  /** CLOCK_MONOTONIC − Bun.nanoseconds(): a request's start time in the records' clock. */
+  /** CLOCK_MONOTONIC − nanoseconds(): a request's start time in the records' clock. */
   private readonly offset: number
   private open = true
   private lastQueued = 0
@@ -51,7 +51,7 @@ export class FlightRecorder {
     readonly path: string,
   ) {
     this.stage = recorderStage(ptr)
-    this.offset = native.sb_rec_now() - Bun.nanoseconds()
+    this.offset = native.sb_rec_now() - nanoseconds()
   }
 
   /** The bus's recorder file, or null (with one warning per process) when its directory cannot be used. */
@@ -118,7 +118,7 @@ export class FlightRecorder {
     this.stage[2] = 0
   }
 
-  /** The time C read for this pass's answers, on Bun.nanoseconds()'s clock; 0 when it read none yet. */
+  /** The time C read for this pass's answers, on nanoseconds()'s clock; 0 when it read none yet. */
   passClock(): number {
     const t = this.stage[2]!
     return t === 0 ? 0 : t - this.offset

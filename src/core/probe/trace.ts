@@ -20,6 +20,7 @@ import {
 import { Kind } from "../../native/ffi.ts"
 import { isHeaderValue } from "../wire/codec.ts"
 import { isRpcVerb, rpcErrorOf } from "../wire/rpc-status.ts"
+import { nanoseconds } from "../../runtime/index.ts"
 
 /** The head pair carrying a traced HTTP request's route pattern to its worker (docs/PROTOCOL.md §6.2, The route). */
 const ROUTE_PAIR = "slotbus-route"
@@ -39,13 +40,13 @@ export class ClientTrace {
     /** What the request is: an HTTP request's span records the answer's status, an RPC call's whether it threw. */
     private readonly what: "http" | "rpc" | "raw" = "raw",
   ) {
-    this.started = span === null ? 0 : Bun.nanoseconds()
+    this.started = span === null ? 0 : nanoseconds()
   }
 
   /** It was published to a worker: the time it waited in the queue. */
   sent() {
     if (this.span === null) return
-    this.sentAt = Bun.nanoseconds()
+    this.sentAt = nanoseconds()
     this.span.setAttribute("slotbus.queue_wait_ms", (this.sentAt - this.started) / 1e6)
     this.span.addEvent("slotbus.sent")
   }
@@ -68,7 +69,7 @@ export class ClientTrace {
    */
   end(status = 0) {
     if (this.span === null) return
-    if (this.sentAt !== 0) this.span.setAttribute("slotbus.slot_ms", (Bun.nanoseconds() - this.sentAt) / 1e6)
+    if (this.sentAt !== 0) this.span.setAttribute("slotbus.slot_ms", (nanoseconds() - this.sentAt) / 1e6)
     if (this.what === "http" && status > 0) recordStatus(this.span, status, 400)
     else if (this.what === "rpc" && status > 0) {
       const error = rpcErrorOf(status)

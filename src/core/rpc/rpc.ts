@@ -7,6 +7,7 @@ import { ProtocolError, RemoteError, UnknownMethodError } from "../../errors.ts"
 import { utf8 } from "../wire/codec.ts"
 import { RpcStatus, RpcVerb } from "../wire/rpc-status.ts"
 import { didYouMean, isThenable } from "../../kit/index.ts"
+import { inspect } from "../../runtime/index.ts"
 
 // ── The encoding ────────────────────────────────────────────────────────────────────────────────────────────
 // Structured clone (bun:jsc serialize) carries what JSON cannot: typed arrays as bytes, Map, Set, Date, BigInt,
@@ -338,7 +339,7 @@ const notAReply = (method: string, status: number, cause?: unknown) =>
   )
 
 function preview(v: unknown): string {
-  const s = typeof v === "string" ? JSON.stringify(v) : Bun.inspect(v).replace(/\s+/g, " ")
+  const s = typeof v === "string" ? JSON.stringify(v) : inspect(v).replace(/\s+/g, " ")
   return s.length > 120 ? `${s.slice(0, 117)}...` : s
 }
 

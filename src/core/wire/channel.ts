@@ -1,9 +1,9 @@
 // One side of one hub<->worker connection: the mapped region, its doorbell and the socket that tells of death.
-import { toArrayBuffer } from "bun:ffi"
 import { writeSync } from "node:fs"
 import { availableParallelism } from "node:os"
 import { native, type Chan, MSG_WORDS, CANCEL_SEQ_OFFSET, RUNTIME_OFFSET, RUNTIME_WORDS } from "../../native/ffi.ts"
 import type { Parking } from "./idle.ts"
+import { fdReader, memoryView } from "../../runtime/index.ts"
 
 /** The region header's `bus processes` word (docs/PROTOCOL.md §2): line 0, offset 40. */
 const BUS_PROCESSES_OFFSET = 40
@@ -38,22 +38,22 @@ export class Channel implements Parking {
   private readersReleased = false
 
   constructor(readonly ptr: Chan) {
-    this.msg = new Uint32Array(toArrayBuffer(native.sb_last_msg(ptr)!, 0, MSG_WORDS * 4))
+    this.msg = new Uint32Array(memoryView(native.sb_last_msg(ptr)!, 0, MSG_WORDS * 4))
     this.slotCount = native.sb_slot_count(ptr)
     this.arenaSize = native.sb_arena_size(ptr)
     this.peerPid = native.sb_peer_pid(ptr)
     this.peerUid = native.sb_peer_uid(ptr)
     this.base = Number(native.sb_region(ptr))
-    this.cancelSeq = new Uint32Array(toArrayBuffer(this.base as never, CANCEL_SEQ_OFFSET, 4))
-    this.processes = new Uint32Array(toArrayBuffer(this.base as never, BUS_PROCESSES_OFFSET, 4))
-    this.runtimeLine = new Uint32Array(toArrayBuffer(this.base as never, RUNTIME_OFFSET, RUNTIME_WORDS * 4))
+    this.cancelSeq = new Uint32Array(memoryView(this.base as never, CANCEL_SEQ_OFFSET, 4))
+    this.processes = new Uint32Array(memoryView(this.base as never, BUS_PROCESSES_OFFSET, 4))
+    this.runtimeLine = new Uint32Array(memoryView(this.base as never, RUNTIME_OFFSET, RUNTIME_WORDS * 4))
     this.arenasOff = native.sb_arena_offset(ptr, 0, 0) // docs/PROTOCOL.md §2: arenas follow, 2 per slot
     this.arenas = new Array(this.slotCount * 2)
     // docs/PROTOCOL.md §2: 64-byte slot headers at SLOTS = align64(1024 + 8·ring_size)
     let ring = 1
     while (ring < this.slotCount) ring *= 2
     const slotsOff = Math.ceil((1024 + 8 * ring) / 64) * 64
-    this.slotHeaders = new Uint32Array(toArrayBuffer(this.base as never, slotsOff, 64 * this.slotCount))
+    this.slotHeaders = new Uint32Array(memoryView(this.base as never, slotsOff, 64 * this.slotCount))
   }
 
   /** A stream's credit (its slot header's `limit`, docs/PROTOCOL.md §9.1), to see it move; 0 once closed. */
@@ -93,9 +93,7 @@ export class Channel implements Parking {
     while (len < need) len *= 2
     len = Math.min(len, this.arenaSize)
     // No finalizer: the memory is the channel's, unmapped only by close().
-    const view = new Uint8Array(
-      toArrayBuffer(this.base as never, native.sb_arena_offset(this.ptr, slot, response), len),
-    )
+    const view = new Uint8Array(memoryView(this.base as never, native.sb_arena_offset(this.ptr, slot, response), len))
     if (len <= ARENA_VIEW_KEPT) this.arenas[i] = view
     return view
   }
@@ -107,7 +105,7 @@ export class Channel implements Parking {
   lend(slot: number, response: 0 | 1, off: number, len: number): ArrayBuffer {
     if (slot >= this.slotCount || off + len > this.arenaSize)
       throw new RangeError(`slot ${slot} has no ${len} bytes at ${off}`)
-    return toArrayBuffer(this.base as never, this.arenasOff + (2 * slot + response) * this.arenaSize + off, len)
+    return memoryView(this.base as never, this.arenasOff + (2 * slot + response) * this.arenaSize + off, len)
   }
 
   park(): number {
@@ -150,7 +148,7 @@ export class Channel implements Parking {
 
   private readLoop(fd: number, onChunk: (bytes: Uint8Array) => void, onEnd: () => void) {
     // Bun polls the non-blocking fd on its own event loop; the fd stays ours (Bun does not close it).
-    const reader = Bun.file(fd).stream().getReader()
+    const reader = fdReader(fd)
     this.readers.push(reader)
     const next = (): void => {
       reader.read().then(

@@ -2,6 +2,7 @@
 import { readdirSync, readFileSync, readlinkSync } from "node:fs"
 import { native } from "../../native/ffi.ts"
 import { checkNumber, checkOptions, optionNames } from "../../kit/index.ts"
+import { nanoseconds } from "../../runtime/index.ts"
 
 /**
  * `spin`: busy-poll while there is work to wait for (lowest latency, burns a core).
@@ -51,7 +52,7 @@ export function tuning(idle: IdleStrategy = "adaptive", where = "idle"): Tuning 
   )
 }
 
-const now = Bun.nanoseconds
+const now = nanoseconds
 const MAX_MICROTASK_NS = 1_000_000 // let timers and I/O in at least once a millisecond
 const YIELD_EVERY_NS = 5_000
 const POLLS_PER_CLOCK = 8

@@ -15,6 +15,7 @@ import type { Serving } from "./serve.ts"
 import { Intake, RemoteIntake } from "./intake.ts"
 import type { Lifetime } from "./lifetime.ts"
 import type { ConnectOptions, WorkerClosed } from "./options.ts"
+import { sleep } from "../../runtime/index.ts"
 
 const { ECONNREFUSED, ECONNRESET, ENOENT, EPERM, EPIPE, EAGAIN, ETIMEDOUT, EUSERS } = Errno
 // Attempts to attach start 20 ms apart and spread out to 500 ms: a hub coming back finds its reconnecting
@@ -177,7 +178,7 @@ export class Connections {
         )
       // The last try comes at the give-up time, not a whole (up to 500 ms) delay after it.
       const giveUpAt = busySince < 0 ? deadline : Math.max(deadline, busySince + helloMs)
-      await Bun.sleep(retry.nextWithin(giveUpAt - now))
+      await sleep(retry.nextWithin(giveUpAt - now))
     }
   }
 
@@ -186,7 +187,7 @@ export class Connections {
     const deadline = performance.now() + helloMs
     let r: number
     while ((r = native.sb_connect_finish(ptr, 0)) === EAGAIN && performance.now() < deadline && !this.stopping)
-      await Bun.sleep(1)
+      await sleep(1)
     if (r !== 0) native.sb_close(ptr)
     return r === EAGAIN ? ETIMEDOUT : r
   }
@@ -289,7 +290,7 @@ export class Connections {
       })
       if (chan.isOpen) intake?.collect()
     }
-    while (this.serving.active > 0 && this.chan && performance.now() < deadline) await Bun.sleep(1)
+    while (this.serving.active > 0 && this.chan && performance.now() < deadline) await sleep(1)
     if (chan && this.chan === chan) {
       this.pump?.stop()
       chan.close()

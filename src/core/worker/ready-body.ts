@@ -2,6 +2,7 @@
 // in its start() — goes whole: one answer in the slot, no HEAD/DATA/END frames and no ReadableStream on the hub.
 // Only what is ready now is read (a read that has not settled within a few microtasks is left running), so a body
 // that is truly produced over time starts streaming as soon as it would have.
+import { promiseState, promiseValue } from "../../runtime/index.ts"
 
 /**
  * A body read whole, in the pieces its stream gave: copied to where it goes (a slot's arena) without being joined
@@ -41,9 +42,9 @@ export async function readyBody(body: ReadableStream<unknown>, limit: number): P
   let size = 0
   let next: Promise<Read> | null = reader.read()
   for (;;) {
-    for (let i = 0; i < PATIENCE && Bun.peek.status(next) === "pending"; i++) await null
-    if (Bun.peek.status(next) !== "fulfilled") break // still coming, or failed: the stream path tells it
-    const r = Bun.peek(next) as Read
+    for (let i = 0; i < PATIENCE && promiseState(next) === "pending"; i++) await null
+    if (promiseState(next) !== "fulfilled") break // still coming, or failed: the stream path tells it
+    const r = promiseValue(next) as Read
     // (the lock stays: the stream is over, and releasing it makes a TypeError with a stack for `closed`: 9% of a
     // small fetch-mode answer's CPU)
     if (r.done) return { whole: new Pieces(parts, size) }

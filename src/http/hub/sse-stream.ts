@@ -111,6 +111,6 @@ export class SseStream {
   abort() {
     if (this.ended) return
     this.ended = true
-    this.controller.error(undefined) // an Error here would be logged by Bun.serve; the caller closes the socket
+    this.controller.error(undefined) // an Error here would be printed by Bun.serve (BUN_QUIRKS.STREAM_ERROR_PRINTED); the caller closes the socket
   }
 }

@@ -5,6 +5,7 @@
 // then, and every ELECT_MS. The directory is the user's own (mode 0700): no other uid can hold, block or stand in
 // for the name. Users: core/ops/fronts.ts and nats/topic-bridge.ts. Imports src/native only.
 import { freeHostName, hostHolder } from "../../native/ffi.ts"
+import { connect, listen } from "../../runtime/index.ts"
 
 /** How often a seat that does not hold its name stands again (besides at once when the holder's connection closes). */
 const ELECT_MS = 100
@@ -55,7 +56,7 @@ export class HostSeat {
       try {
         // A file only goes away under the directory's lock, when stale, and bind fails on any file there: of two
         // that found it free, one binds.
-        this.socket = Bun.listen({ unix: path, socket: { data() {} } })
+        this.socket = listen({ unix: path, socket: { data() {} } })
       } catch {}
       if (this.socket) return this.on.elected()
     }
@@ -77,7 +78,7 @@ export class HostSeat {
       if (performance.now() - since > 5) this.stand()
       else setTimeout(() => this.stand(), 1).unref()
     }
-    Bun.connect({ unix: path, socket: { data() {}, close: again, error: again, connectError: again } }).then((w) => {
+    connect({ unix: path, socket: { data() {}, close: again, error: again, connectError: again } }).then((w) => {
       if (this.closed) w.end()
       else this.watch = w
     }, again)

@@ -1,4 +1,4 @@
-// Command lines as a user types them (`--spawn "bun worker.ts --idle park"`), split into argv for Bun.spawn.
+// Command lines as a user types them (`--spawn "bun worker.ts --idle park"`), split into argv for the runtime's spawn.
 
 /** Splits a command line into argv: whitespace separates, single or double quotes group, backslash escapes. */
 export function splitCommand(line: string): string[] {

@@ -1,10 +1,10 @@
 // What a Supervisor (supervisor.ts) is told and tells: its options, checked and completed with their defaults, its
 // states and events, and its errors.
-import type { Subprocess } from "bun"
 import { SlotBusError } from "../../errors.ts"
 import { checkOptions, optionNames } from "../checks/option-check.ts"
 import { checkNumber } from "../checks/value-check.ts"
 import { RESTART_MOVED, type RestartOptions, type RestartSettings, restartSettings } from "./restart-policy.ts"
+import type { Process } from "../../runtime/index.ts"
 import type { WorkerLogsOption } from "./worker-logs.ts"
 
 /** The supervisor cannot do what was asked in its current state, or was configured wrongly. */
@@ -51,7 +51,7 @@ export type InstanceState = "running" | "backoff" | "down" | "stopped"
  */
 export type ExitCause = "crash" | "stop" | "kill" | "reload" | "recycle" | "scale" | "evict"
 export type Stdio = "pipe" | "ignore" | "inherit"
-export type Proc = Subprocess<Stdio, Stdio, Stdio>
+export type Proc = Process<Stdio, Stdio, Stdio>
 
 export interface SupervisorOptions {
   /** argv: the program and its arguments. */

@@ -31,6 +31,7 @@ import { RestartPolicy } from "./restart-policy.ts"
 import { longTimeout, sleep, type LongTimer } from "../basics/timers.ts"
 import { checkNumber } from "../checks/value-check.ts"
 import { WorkerLogs } from "./worker-logs.ts"
+import { spawn } from "../../runtime/index.ts"
 
 export { ReplaceError, SHARED_OPTIONS, SupervisorError } from "./options.ts"
 export type {
@@ -368,8 +369,8 @@ export class Supervisor {
     const lastWords = this.logs.lastWordsFd // the front's stderr as the child's fd 3 (kit/supervision/last-words.ts)
     const proc =
       lastWords === null
-        ? Bun.spawn(command, { stdin, stdout, stderr, cwd, env: merged })
-        : Bun.spawn(command, { stdio: [stdin, stdout, stderr, lastWords], cwd, env: merged })
+        ? spawn(command, { stdin, stdout, stderr, cwd, env: merged })
+        : spawn(command, { stdio: [stdin, stdout, stderr, lastWords], cwd, env: merged })
     this.logs.attach(proc, inst.index)
     void proc.exited.then(() => this.exited(inst, proc))
     return proc

@@ -8,13 +8,13 @@
 // (not decoded nor escaped) until the next second, which starts with one line saying how many. Reading a pipe costs
 // too (a worker logging in a loop writes ~300 MB/s: a third of a core to read and discard), so past maxReadBytes
 // in a second the front stops reading that worker's pipes until the second is over: its writes wait meanwhile.
-import type { Subprocess } from "bun"
 import { resolve } from "node:path"
 import { printable, printableJson } from "../checks/escape.ts"
 import { LAST_WORDS_FD, WORKER_LOG_ENV, type WorkerLogTarget } from "./last-words.ts"
 import { LogFile } from "./log-files.ts"
 import { checkOptions, optionNames } from "../checks/option-check.ts"
 import { checkName, checkNumber, NAME_CHARS } from "../checks/value-check.ts"
+import { sleep, type Process } from "../../runtime/index.ts"
 
 export { WorkerLogsError } from "./log-files.ts"
 
@@ -147,7 +147,7 @@ export class WorkerLogs {
   }
 
   /** Reads the streams of `proc` (instance `instance`) spawned with `stdio` until they end (after its exit, what it wrote last). */
-  attach(proc: Subprocess<Stdio, Stdio, Stdio>, instance: number): void {
+  attach(proc: Process<Stdio, Stdio, Stdio>, instance: number): void {
     if (!this.taken.stdout && !this.taken.stderr) return
     const budget = new LineBudget(this.s.maxLinesPerSecond, this.s.maxReadBytesPerSecond, this.counts, (n, stream) =>
       this.write([this.budgetNotice(n, stream, instance, proc.pid)], stream),
@@ -191,7 +191,7 @@ export class WorkerLogs {
         cutter.push(chunk)
         flush()
         const pause = budget.read(chunk.length)
-        if (pause > 0) await Bun.sleep(pause) // the pipe fills meanwhile: the worker's writes wait
+        if (pause > 0) await sleep(pause) // the pipe fills meanwhile: the worker's writes wait
       }
     } catch {} // the pipe broke with the process: what was read is written
     cutter.end()

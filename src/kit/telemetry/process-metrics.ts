@@ -7,6 +7,7 @@
 import { readdirSync, readFileSync } from "node:fs"
 import { family, type MetricFamily, type MetricLabels } from "./metrics.ts"
 import { httpServer } from "./http-server.ts"
+import { nanoseconds } from "../../runtime/index.ts"
 
 /** USER_HZ, the unit of /proc's CPU times: 100 on every Linux architecture (part of the kernel's ABI). */
 const CLK_TCK = 100
@@ -117,14 +118,14 @@ export const LAG_HELP =
 /** How late a callback queued now runs: prom-client's nodejs_eventloop_lag_seconds, measured as it is read. */
 const eventLoopLag = () =>
   new Promise<number>((resolve) => {
-    const at = Bun.nanoseconds()
-    setImmediate(() => resolve((Bun.nanoseconds() - at) / 1e9))
+    const at = nanoseconds()
+    setImmediate(() => resolve((nanoseconds() - at) / 1e9))
   })
 
 /**
  * This process's process_* and runtime families, and its HTTP server histogram once `instrument()` saw a request,
  * for the GET /metrics it serves. Bun has no GC events
- * (perf_hooks never emits "gc"), so prom-client's nodejs_gc_duration_seconds has no counterpart here.
+ * (perf_hooks never emits "gc": BUN_QUIRKS.NO_GC_EVENTS), so prom-client's nodejs_gc_duration_seconds has no counterpart here.
  */
 export async function selfFamilies(): Promise<MetricFamily[]> {
   const lag = family("nodejs_eventloop_lag_seconds", "gauge", LAG_HELP)
