@@ -12,8 +12,8 @@ import { join } from "node:path"
 import { REPO, run } from "../support/helpers.ts"
 
 const LEFT_OUT = new Set([
-  "core/uid.test.ts",
-  "core/fronts-uid.test.ts",
+  "core/hub/uid.test.ts",
+  "core/ops/fronts-uid.test.ts",
   "events/uid.test.ts",
   "events/keeper-window.test.ts",
   "leases/uid.test.ts",
@@ -28,11 +28,19 @@ const LEFT_OUT = new Set([
 
 const SUITES = { core: "core", events: "topic", leases: "lease", conformance: "conformance" }
 
-/** The suite's test files, as `bun test` is given them (from the checkout). */
+/** The suite's test files, in its folders too, as `bun test` is given them (from the checkout). */
 const filesOf = (room: string) =>
-  readdirSync(join(REPO, "test", room))
+  readdirSync(join(REPO, "test", room), { recursive: true, encoding: "utf8" })
     .filter((f) => f.endsWith(".test.ts") && !LEFT_OUT.has(`${room}/${f}`))
+    .sort()
     .map((f) => `./test/${room}/${f}`)
+
+test("every suite left out names a test file that exists (a moved one would run here)", () => {
+  const all = Object.keys(SUITES).flatMap((room) =>
+    readdirSync(join(REPO, "test", room), { recursive: true, encoding: "utf8" }).map((f) => `${room}/${f}`),
+  )
+  expect([...LEFT_OUT].filter((f) => !all.includes(f))).toEqual([])
+})
 
 /** Processes still running with the rerun's socket directory in their environment, as "pid: command line". */
 function stragglers(dir: string): string[] {
