@@ -102,3 +102,42 @@ process.exit(0)
   process.kill(pid, "SIGKILL")
   await until(() => !alive(pid), "the forgotten child exits", 5000)
 })
+
+// A CI log shows only its tail: each failed test is printed again at the end, with what was printed before it.
+const failing = `
+import { expect, test } from "bun:test"
+test("passes", () => {})
+test("fails for a reason", () => {
+  for (let i = 0; i < 40; i++) console.log("printed before the failure, line " + i)
+  expect({ why: "the deliberate reason" }).toEqual({ why: "another" })
+})
+test("passes after it", () => {})
+`
+
+test("a failed test is printed again after the run, with the lines before it, and the run's counts last", async () => {
+  writeFileSync(join(dir, "deliberate.test.ts"), failing)
+  const r = await run([process.execPath, SCRIPT, process.execPath, "test", "./deliberate.test.ts"], {
+    cwd: dir,
+    timeoutMs: 90_000,
+  })
+  expect(r.code).toBe(1)
+  const out = r.stdout + r.stderr
+  const again = out.slice(out.indexOf("=== 1 failed test(s)"))
+  expect(again).toContain("printed before the failure, line 39")
+  expect(again).toContain('"why": "the deliberate reason"')
+  expect(again).toMatch(/\(fail\) fails for a reason.*\n=== end of the failed tests ===/)
+  expect(r.stdout.trimEnd().split("\n").at(-1)).toBe("run: 2 passed, 1 failed")
+})
+
+test("with SLOTBUS_FAILURES_TO the failures go to that file, for a runner of several stages to print at its end", async () => {
+  writeFileSync(join(dir, "deliberate.test.ts"), failing)
+  const to = join(dir, "failures.txt")
+  const r = await run([process.execPath, SCRIPT, process.execPath, "test", "./deliberate.test.ts"], {
+    cwd: dir,
+    env: { ...process.env, SLOTBUS_FAILURES_TO: to },
+    timeoutMs: 90_000,
+  })
+  expect(r.code).toBe(1)
+  expect(r.stdout + r.stderr).not.toContain("=== 1 failed test(s)")
+  expect(readFileSync(to, "utf8")).toMatch(/^=== 1 failed test\(s\)[\s\S]*\(fail\) fails for a reason/)
+})
