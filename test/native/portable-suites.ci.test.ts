@@ -22,8 +22,8 @@ const LEFT_OUT = new Set([
   "events/durable.test.ts",
   "events/durable-hosts.test.ts",
   "leases/hosts.test.ts",
-  "events/chaos-hosts.test.ts",
-  "leases/chaos-hosts.test.ts",
+  "events/chaos-hosts.ci.test.ts",
+  "leases/chaos-hosts.ci.test.ts",
 ])
 
 const SUITES = { core: "core", events: "topic", leases: "lease", conformance: "conformance" }
