@@ -6,7 +6,7 @@
 // which every process it starts inherits, and a socket or region is this run's when one of those processes holds it.
 // Without a command it checks for the run $SLOTBUS_TEST_RUN names (unset: processes started from this checkout).
 import { randomBytes } from "node:crypto"
-import { appendFileSync, existsSync, readdirSync, readFileSync, readlinkSync, statSync } from "node:fs"
+import { appendFileSync, existsSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { stripVTControlCharacters } from "node:util"
@@ -185,6 +185,8 @@ if (command.length) {
   })
   await Promise.all([passThrough(run.stdout, process.stdout), passThrough(run.stderr, process.stderr)])
   code = await run.exited
+  // the fixtures the run's test files share (test/support/pack.ts's tarball) are the run's, made once for all
+  rmSync(join(tmpdir(), `slotbus-run-${token}`), { recursive: true, force: true })
 }
 
 let found = leftovers(runStart)
