@@ -153,9 +153,17 @@ const recent: string[] = []
 const failures: string[][] = []
 const counts = { pass: -1, fail: -1, passLines: 0 }
 
+const named = new Set<string>()
+let listing = false // bun lists the failed tests again after "N tests failed:", each once more
+
 function readLine(line: string) {
   const plain = stripVTControlCharacters(line)
-  if (/^\(fail\) /.test(plain)) failures.push([...recent, plain])
+  if (/^\d+ tests? failed:$/.test(plain)) listing = true
+  else if (!plain.startsWith("(fail) ")) listing = false
+  else if (!listing && !named.has(plain)) {
+    named.add(plain)
+    failures.push([...recent, plain])
+  }
   if (/^\(pass\) /.test(plain)) counts.passLines++
   const total = /^\s*(\d+) (pass|fail)$/.exec(plain)
   if (total) counts[total[2] as "pass" | "fail"] = Number(total[1])
