@@ -6,9 +6,10 @@
 // which every process it starts inherits, and a socket or region is this run's when one of those processes holds it.
 // Without a command it checks for the run $SLOTBUS_TEST_RUN names (unset: processes started from this checkout).
 import { randomBytes } from "node:crypto"
-import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from "node:fs"
+import { appendFileSync, existsSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { stripVTControlCharacters } from "node:util"
 
 const repo = join(import.meta.dir, "..")
 const command = process.argv.slice(2)
@@ -142,15 +143,58 @@ function leftovers(runStart: number): string[] {
   return found
 }
 
+/**
+ * What the run printed, passed through as it comes and read line by line: each failed test ("(fail) name", as bun
+ * test prints it) with the lines printed before it, and bun's closing counts. A CI log shows only its tail, so the
+ * failures are printed again at the end.
+ */
+const BEFORE_FAIL = 30
+const recent: string[] = []
+const failures: string[][] = []
+const counts = { pass: -1, fail: -1, passLines: 0 }
+
+const named = new Set<string>()
+let listing = false // bun lists the failed tests again after "N tests failed:", each once more
+
+function readLine(line: string) {
+  const plain = stripVTControlCharacters(line)
+  if (/^\d+ tests? failed:$/.test(plain)) listing = true
+  else if (!plain.startsWith("(fail) ")) listing = false
+  else if (!listing && !named.has(plain)) {
+    named.add(plain)
+    failures.push([...recent, plain])
+  }
+  if (/^\(pass\) /.test(plain)) counts.passLines++
+  const total = /^\s*(\d+) (pass|fail)$/.exec(plain)
+  if (total) counts[total[2] as "pass" | "fail"] = Number(total[1])
+  recent.push(plain)
+  if (recent.length > BEFORE_FAIL) recent.shift()
+}
+
+async function passThrough(from: ReadableStream<Uint8Array>, to: NodeJS.WriteStream) {
+  const decoder = new TextDecoder()
+  let partial = ""
+  for await (const chunk of from) {
+    if (!to.write(chunk)) await new Promise((r) => to.once("drain", r))
+    const lines = (partial + decoder.decode(chunk, { stream: true })).split("\n")
+    partial = lines.pop() ?? ""
+    for (const line of lines) readLine(line)
+  }
+  if (partial) readLine(partial)
+}
+
 let code = 0
 let runStart = parentStartMs()
 if (command.length) {
   runStart = Date.now()
   const run = Bun.spawn(command, {
-    stdio: ["inherit", "inherit", "inherit"],
+    stdio: ["inherit", "pipe", "pipe"],
     env: { ...process.env, SLOTBUS_TEST_RUN: token },
   })
+  await Promise.all([passThrough(run.stdout, process.stdout), passThrough(run.stderr, process.stderr)])
   code = await run.exited
+  // the fixtures the run's test files share (test/support/pack.ts's tarball) are the run's, made once for all
+  rmSync(join(tmpdir(), `slotbus-run-${token}`), { recursive: true, force: true })
 }
 
 let found = leftovers(runStart)
@@ -158,11 +202,27 @@ for (let i = 0; i < 20 && found.length; i++) {
   await Bun.sleep(100)
   found = leftovers(runStart)
 }
-if (found.length) {
-  console.error(`the tests left ${found.length} thing(s) behind:\n  ${found.join("\n  ")}`)
-  process.exit(code || 1)
+if (found.length) console.error(`the tests left ${found.length} thing(s) behind:\n  ${found.join("\n  ")}`)
+else
+  console.log(
+    "leftovers: none (processes of this run, and the slotbus sockets, /dev/shm regions, simulated hosts and slotbus-… temporary folders they made)",
+  )
+
+if (command.length) {
+  // the failures again, last: to this output, or (.ci/run, which runs more than one stage) to the file it names
+  const reprint = failures.length
+    ? [
+        `=== ${failures.length} failed test(s), each with the ${BEFORE_FAIL} lines printed before it ===`,
+        ...failures.flatMap((lines, i) => [`--- ${i + 1} of ${failures.length} ---`, ...lines]),
+        "=== end of the failed tests ===",
+        "",
+      ].join("\n")
+    : ""
+  if (process.env.SLOTBUS_FAILURES_TO) appendFileSync(process.env.SLOTBUS_FAILURES_TO, reprint)
+  else if (reprint) console.error(reprint)
+  // bun's closing counts, or the tests it named where it ended without them
+  const pass = counts.pass >= 0 ? counts.pass : counts.passLines
+  const fail = counts.fail >= 0 ? counts.fail : failures.length + (code !== 0 && !failures.length ? 1 : 0)
+  console.log(`run: ${pass} passed, ${fail} failed`)
 }
-console.log(
-  "leftovers: none (processes of this run, and the slotbus sockets, /dev/shm regions, simulated hosts and slotbus-… temporary folders they made)",
-)
-process.exit(code)
+process.exit(code || (found.length ? 1 : 0))

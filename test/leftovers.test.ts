@@ -102,3 +102,61 @@ process.exit(0)
   process.kill(pid, "SIGKILL")
   await until(() => !alive(pid), "the forgotten child exits", 5000)
 })
+
+// A CI log shows only its tail: each failed test is printed again at the end, with what was printed before it.
+const failing = `
+import { expect, test } from "bun:test"
+test("passes", () => {})
+test("fails for a reason", () => {
+  for (let i = 0; i < 40; i++) console.log("printed before the failure, line " + i)
+  expect({ why: "the deliberate reason" }).toEqual({ why: "another" })
+})
+test("passes after it", () => {})
+test("fails as well", () => {
+  expect(1).toBe(2)
+})
+`
+
+test("a failed test is printed again after the run, with the lines before it, and the run's counts last", async () => {
+  writeFileSync(join(dir, "deliberate.test.ts"), failing)
+  // with two files bun lists the failed tests again at its end, after "2 tests failed:": each is printed once
+  writeFileSync(join(dir, "other.test.ts"), `import { test } from "bun:test"\ntest("passes", () => {})\n`)
+  const files = ["./deliberate.test.ts", "./other.test.ts"]
+  const r = await run([process.execPath, SCRIPT, process.execPath, "test", ...files], { cwd: dir, timeoutMs: 90_000 })
+  expect(r.code).toBe(1)
+  const out = r.stdout + r.stderr
+  const again = out.slice(out.indexOf("=== 2 failed test(s)"))
+  expect(again.match(/^--- \d+ of \d+ ---$/gm)).toEqual(["--- 1 of 2 ---", "--- 2 of 2 ---"])
+  expect(again).toMatch(/\n\(fail\) fails for a reason.*\n--- 2 of 2 ---\n/)
+  expect(again).toContain("printed before the failure, line 39")
+  expect(again).toContain('"why": "the deliberate reason"')
+  expect(again).toMatch(/\(fail\) fails as well.*\n=== end of the failed tests ===/)
+  expect(r.stdout.trimEnd().split("\n").at(-1)).toBe("run: 3 passed, 2 failed")
+})
+
+test("with SLOTBUS_FAILURES_TO the failures go to that file, for a runner of several stages to print at its end", async () => {
+  writeFileSync(join(dir, "deliberate.test.ts"), failing)
+  const to = join(dir, "failures.txt")
+  const r = await run([process.execPath, SCRIPT, process.execPath, "test", "./deliberate.test.ts"], {
+    cwd: dir,
+    env: { ...process.env, SLOTBUS_FAILURES_TO: to },
+    timeoutMs: 90_000,
+  })
+  expect(r.code).toBe(1)
+  expect(r.stdout + r.stderr).not.toContain("=== 2 failed test(s)")
+  expect(readFileSync(to, "utf8")).toMatch(/^=== 2 failed test\(s\)[\s\S]*\(fail\) fails for a reason/)
+})
+
+test("the failed tests bun lists again at its end (after 'N tests failed:') are printed once each", async () => {
+  // what bun test prints after a long run with failures, as a script of its own (short runs end without the list)
+  const file = join(dir, "long-run.ts")
+  const lines = ["(pass) one", "why the first failed", "(fail) first [1.00ms]", "(fail) second [2.00ms]", ""]
+  lines.push("2 tests failed:", "(fail) first [1.00ms]", "(fail) second [2.00ms]", "", " 1 pass", " 2 fail")
+  writeFileSync(file, `console.error(${JSON.stringify(lines.join("\n"))}); process.exit(1)`)
+  const r = await run([process.execPath, SCRIPT, process.execPath, file], { cwd: dir, timeoutMs: 90_000 })
+  const out = r.stdout + r.stderr
+  const again = out.slice(out.indexOf("=== 2 failed test(s)"))
+  expect(again.match(/^--- \d+ of \d+ ---$/gm)).toEqual(["--- 1 of 2 ---", "--- 2 of 2 ---"])
+  expect(again).toContain("why the first failed\n(fail) first [1.00ms]\n--- 2 of 2 ---")
+  expect(r.stdout.trimEnd().split("\n").at(-1)).toBe("run: 1 passed, 2 failed")
+})

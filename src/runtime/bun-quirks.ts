@@ -43,7 +43,7 @@ export const BUN_QUIRKS = {
     seenIn: "1.4.5",
     workaround:
       "exitOnUncaught() in src/core/worker/uncaught.ts: the worker's listeners end the process with code 1 (the listeners stay for exitOnUncaught: false and the app's own listeners)",
-    see: "issue 64, item 1; test/core/uncaught.test.ts",
+    see: "issue 64, item 1; test/core/worker/uncaught.test.ts",
   },
   /** Bun has no unix datagram socket: Bun.udpSocket ignores a `unix` path and binds a UDP port. */
   NO_UNIX_DATAGRAM: {

@@ -1,5 +1,5 @@
 // The hub's pick over the processes of a name (registry.ts): a worker that answers quickly takes a burst whole,
-// not half of it with the other woken for the rest, as a bus's dispatcher does (test/core/pack.test.ts).
+// not half of it with the other woken for the rest, as a bus's dispatcher does (test/core/endpoint/pack.test.ts).
 import { afterAll, expect, test } from "bun:test"
 import { createHub } from "../../src/http/index.ts"
 import { stopAll } from "../support/helpers.ts"

@@ -1,4 +1,4 @@
-// A worker for the API tests (test/core/api.test.ts). Usage: bun test/support/api-worker.ts <bus-name> [--fetch]
+// A worker for the API tests (test/core/hub/api.test.ts). Usage: bun test/support/api-worker.ts <bus-name> [--fetch]
 // Prints "ready" once connected; "aborted <path> <reason name>" when a request's signal aborts.
 // Paths: /number (returns 42), /object ({ ok: true }), /response (a Response with two set-cookie),
 // /blob (a Blob), /reply-blob ({ status: 202, body: Blob }), /type-error (throws TypeError),

@@ -1,4 +1,4 @@
-// A Bun.serve module for test/core/dispose.test.ts. Usage: bun test/support/dispose-server.ts <bus-name> <server|script>
+// A Bun.serve module for test/core/hub/dispose.test.ts. Usage: bun test/support/dispose-server.ts <bus-name> <server|script>
 // server: the README's old mistake, `await using` at the top level of a server module; prints "port <n>", and
 // every HTTP request answers with the bus's error message. script: `await using` in a script that ends.
 import { SlotBus } from "../../src/index.ts"

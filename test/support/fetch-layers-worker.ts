@@ -1,4 +1,4 @@
-// A fetch-mode worker that counts the AbortControllers made in its process (test/core/fetch-layers.test.ts).
+// A fetch-mode worker that counts the AbortControllers made in its process (test/core/endpoint/fetch-layers.test.ts).
 // Usage: bun test/support/fetch-layers-worker.ts <bus-name>. Prints "ready" once connected. Paths: /made (how
 // many AbortControllers so far, counted before this request's handler ran), /wait (prints "waiting", answers once
 // req.signal aborts, printing "aborted <reason name>"), /echo (method, url, headers and body as JSON).

@@ -1,4 +1,4 @@
-// A worker that holds more than its connection, for test/core/worker-lifetime.test.ts: a timer, a topic
+// A worker that holds more than its connection, for test/core/worker/worker-lifetime.test.ts: a timer, a topic
 // subscription (slotbus/events) and a claimed lease (slotbus/leases), as an app's worker does. Usage:
 //   bun test/support/holding-worker.ts <bus-name> [--exit-with-front=true|false]
 // Echoes raw bodies. Prints "ready <pid>" once it holds all three and serves, "closed <reason>" when its worker

@@ -1,4 +1,4 @@
-// A front for test/core/late-write.test.ts: Bun.serve handing every request to `bus.fetch` on the bus it listens on,
+// A front for test/core/endpoint/late-write.test.ts: Bun.serve handing every request to `bus.fetch` on the bus it listens on,
 // whose workers the test starts. Prints "ready <port> <pid>"; exits on SIGTERM.
 //   bun late-front.ts <bus-name>
 import { SlotBus } from "../../src/index.ts"

@@ -1,4 +1,4 @@
-// A front's notifySystemd for test/core/sd-notify.test.ts, in a process of its own (a blocked send would freeze
+// A front's notifySystemd for test/core/ops/sd-notify.test.ts, in a process of its own (a blocked send would freeze
 // the test runner's event loop). Usage: NOTIFY_SOCKET=<addr> bun test/support/notifier.ts <state>
 // Prints "tick <n>" every 50 ms from a timer, "calling" just before notifySystemd(state), then "settled sent
 // <true|false>" or "settled <error class>: <message>".

@@ -1,4 +1,4 @@
-# A service manager's notify socket for test/core/sd-notify.test.ts: binds the unix datagram socket argv[1] (a
+# A service manager's notify socket for test/core/ops/sd-notify.test.ts: binds the unix datagram socket argv[1] (a
 # leading "@": an abstract name), prints "bound", then for each datagram "got <sender pid> <text>" (SO_PASSCRED:
 # the pid the kernel vouches for, as systemd reads it for NotifyAccess=main). With --full as argv[2] it reads
 # nothing: it fills its own queue from a second socket until the kernel refuses one more, prints "full", and

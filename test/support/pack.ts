@@ -1,7 +1,17 @@
 // The package as a user gets it: the tarball `npm pack` makes, and a machine with bun and nothing else.
-import { mkdirSync, readdirSync, symlinkSync } from "node:fs"
-import { join } from "node:path"
-import { REPO, run } from "./helpers.ts"
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs"
+import { tmpdir } from "node:os"
+import { basename, dirname, join } from "node:path"
+import { REPO, run, until } from "./helpers.ts"
 
 /** Runs `cmd` in `cwd` to its end and returns its stdout; throws with its output if it fails. */
 export async function runOk(
@@ -16,11 +26,46 @@ export async function runOk(
 }
 
 /** `npm pack`s the repository into `dir` (its prepack builds the library and the declarations); the tarball's path. */
-export async function packTarball(dir: string): Promise<string> {
+async function packInto(dir: string): Promise<string> {
   await runOk(["npm", "pack", "--pack-destination", dir], REPO, process.env, 240_000)
   const tarball = readdirSync(dir).find((f) => f.endsWith(".tgz"))
   if (!tarball) throw new Error(`npm pack left no .tgz in ${dir}`)
   return join(dir, tarball)
+}
+
+/**
+ * The package's tarball in `dir`, its path. Within one test run (`npm test`: SLOTBUS_TEST_RUN is set) the repository
+ * is packed once, by the first test file that asks, into the run's folder (scripts/leftovers.ts removes it after the
+ * run), and copied from there: each pack builds every prebuild again, and two at once would write the same files.
+ */
+export async function packTarball(dir: string): Promise<string> {
+  const runId = process.env.SLOTBUS_TEST_RUN
+  if (!runId) return packInto(dir)
+  const shared = join(tmpdir(), `slotbus-run-${runId}`, "pack")
+  const done = join(shared, "done")
+  const failed = join(shared, "failed")
+  mkdirSync(dirname(shared), { recursive: true })
+  let first = true
+  try {
+    mkdirSync(shared) // the one that makes it packs
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e
+    first = false
+  }
+  if (first) {
+    try {
+      writeFileSync(done, await packInto(mkdtempSync(join(shared, "out-"))))
+    } catch (e) {
+      writeFileSync(failed, String(e))
+      throw e
+    }
+  }
+  await until(() => existsSync(done) || existsSync(failed), "the run's tarball is packed", 300_000, 100)
+  if (existsSync(failed)) throw new Error(`packing for this run failed:\n${readFileSync(failed, "utf8")}`)
+  const tarball = readFileSync(done, "utf8")
+  const copy = join(dir, basename(tarball))
+  copyFileSync(tarball, copy)
+  return copy
 }
 
 /**

@@ -1,4 +1,4 @@
-// A pool's worker for test/core/worker-lifetime.test.ts, started by a front's superviseWorkers. Usage:
+// A pool's worker for test/core/worker/worker-lifetime.test.ts, started by a front's superviseWorkers. Usage:
 //   bun test/support/pool-worker.ts <bus-name> [--start-delay-ms=N] [--wait-for-hub-ms=N] [--extra-bus=<name>]
 //                                   [--child]
 // Sleeps --start-delay-ms first (a worker loading its code), then serves <bus-name> (echo; waits for its hub up to

@@ -1,4 +1,4 @@
-// A worker exposing functions for the RPC tests (test/core/rpc.test.ts); its API type is what the hub's typing
+// A worker exposing functions for the RPC tests (test/core/rpc/rpc.test.ts); its API type is what the hub's typing
 // is checked against. Usage: bun test/support/rpc-worker.ts <bus-name> [--with-handler]
 // Prints "ready" once connected; "waiting <id>" when wait(id) starts and "aborted <id> <reason name>" when its
 // signal aborts. With --with-handler, requests that are not RPC calls get "plain <path>".

@@ -1,5 +1,5 @@
-// Runs a SPIN model (docs/model/*.pml) the way test/native/model.test.ts, test/native/stream-model.test.ts and
-// test/events/model.test.ts need: spin -a generates pan.c, gcc compiles it, pan searches. Needs `spin` (Debian
+// Runs a SPIN model (docs/model/*.pml) the way test/native/model.ci.test.ts, test/native/stream-model.ci.test.ts and
+// test/events/model.ci.test.ts need: spin -a generates pan.c, gcc compiles it, pan searches. Needs `spin` (Debian
 // package) and gcc.
 import { expect } from "bun:test"
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from "node:fs"

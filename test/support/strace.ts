@@ -1,5 +1,5 @@
 // A process run under strace -f with its send calls logged, and the log read as send calls per HTTP answer: how
-// test/core/late-write.test.ts and test/http/late-write.test.ts see how an answer reached its socket.
+// test/core/endpoint/late-write.test.ts and test/http/late-write.test.ts see how an answer reached its socket.
 import { readFileSync } from "node:fs"
 import { findTool, spawn, type Child } from "./helpers.ts"
 import { sayWhySkipped, toolSkipReason } from "./tools.ts"

@@ -1,4 +1,4 @@
-// A worker process whose answers stream (docs/PROTOCOL.md §9), for test/core/stream.test.ts. Usage:
+// A worker process whose answers stream (docs/PROTOCOL.md §9), for test/core/endpoint/stream.test.ts. Usage:
 //   bun test/support/stream-worker.ts <bus-name>
 // Prints "ready" once connected. Routes (http requests; the path):
 //   /steps/<n>          n chunks "step <i>\n"; chunk i+1 is made only after a request to /go

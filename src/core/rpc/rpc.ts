@@ -14,7 +14,7 @@ import { inspect } from "../../runtime/index.ts"
 // undefined, NaN, -0, shared references and cycles. But it costs 4× JSON for plain data (bench/rpc/codec.ts:
 // [1, 2] 0.74 µs vs 0.16 µs, a 1 KiB object 10.6 µs vs 2.5 µs), so a value that JSON brings back exactly as
 // structured clone would goes as JSON, and everything else as structured clone. The caller sees structured
-// clone's semantics either way (test/core/rpc-codec.test.ts checks that with fast-check).
+// clone's semantics either way (test/core/rpc/rpc-codec.test.ts checks that with fast-check).
 
 const MAX_JSON_DEPTH = 64
 const FEW_OBJECTS = 32

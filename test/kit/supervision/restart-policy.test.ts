@@ -1,5 +1,5 @@
 // kit/supervision/restart-policy.ts: what a crash leads to, judged from plain figures (no process, no timer). The
-// Supervisor's own tests (test/core/supervisor.test.ts, crash-policy.test.ts) run the same rules with real processes.
+// Supervisor's own tests (test/core/hub/supervisor.test.ts, crash-policy.test.ts) run the same rules with real processes.
 import { describe, expect, test } from "bun:test"
 import { RestartPolicy, type RestartSettings } from "../../../src/kit/supervision/restart-policy.ts"
 

@@ -1,0 +1,58 @@
+// What the bus's observer counts at a request's moments (core/observe/observe.ts): a request is counted as sent to a
+// worker (its queue wait, its bytes out) only once it is in the worker's hands, never when its publish failed.
+import { expect, test } from "bun:test"
+import { SlotBus } from "../../../src/index.ts"
+import { METRICS } from "../../../src/status/index.ts"
+import { bunChild, busName, rejection, spawnWorker, until } from "../../support/helpers.ts"
+
+/** The queue-wait histogram's count: one per request that went to a worker. */
+function queueWaits(bus: SlotBus): number {
+  const f = bus[METRICS]().find((x) => x.name === "slotbus_request_queue_wait_seconds")!
+  const s = f.samples[0]!
+  return "histogram" in s ? s.histogram.count : -1
+}
+
+test("a queued request whose publish fails (its body was transferred meanwhile) counts no queue wait and no bytes out", async () => {
+  const bus = await SlotBus.listen(busName("observe-sent"), { slots: 1 })
+  const worker = await spawnWorker(bus.name)
+  try {
+    await bus.waitForWorkers(1)
+    const first = bus.request({ path: "/hold", headers: { "x-delay-ms": "300" }, body: new Uint8Array(10) })
+    const body = new Uint8Array(100)
+    const second = rejection(bus.request({ path: "/queued", body })) // the one slot is taken: it waits in the queue
+    body.buffer.transfer() // its buffer goes while it waits: its publish will refuse it
+    expect((await first).status).toBe(200)
+    expect(await second).toBeInstanceOf(TypeError)
+    expect(queueWaits(bus)).toBe(1)
+    expect(bus.stats()).toMatchObject({ requests: 2, responses: 1, errors: 1, bytesOut: 10 })
+  } finally {
+    await worker.kill()
+    await bus.close({ drain: false })
+  }
+}, 30_000)
+
+test("a retried idempotent request whose publish fails leaves its new worker free for other requests", async () => {
+  const bus = await SlotBus.listen(busName("observe-retry"), { timeoutMs: 30_000 })
+  const hanging = bunChild("crash-worker.ts", [bus.name, "hang"])
+  try {
+    await hanging.waitLine(/^ready /)
+    await bus.waitForWorkers(1)
+    const body = new Uint8Array(100)
+    const idem = rejection(bus.request({ path: "/i", body }, { idempotent: true }))
+    await until(() => bus.workers[0]?.inFlight === 1, "the hanging worker holds it", 10_000)
+    const echo = await spawnWorker(bus.name)
+    try {
+      await bus.waitForWorkers(2)
+      body.buffer.transfer() // kept for a retry (idempotent), and gone: the retry's publish refuses it
+      process.kill(hanging.pid, "SIGKILL")
+      expect(await idem).toBeInstanceOf(TypeError)
+      const next = await bus.request({ path: "/next", body: "after" }, { timeoutMs: 5_000 })
+      expect(next.text()).toBe("after")
+    } finally {
+      await echo.kill()
+    }
+  } finally {
+    await hanging.kill()
+    await bus.close({ drain: false })
+  }
+}, 30_000)

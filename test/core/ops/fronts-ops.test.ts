@@ -1,0 +1,70 @@
+// Several fronts of one name run as one service (docs/api.md, "Running under systemd"): a reload asked of any front
+// (SIGHUP, as ExecReload sends, or pool.reload()) reloads the name's one pool, and SIGTERM to a front alone (what
+// KillMode=mixed sends) drains its workers with no restart. Real fronts (test/support/shared-front.ts), real signals.
+import { afterEach, describe, expect, test } from "bun:test"
+import { alive, busName, until, type Child } from "../../support/helpers.ts"
+import { frontChild, poolOf, workerPids, type FrontChild } from "../../support/front-child.ts"
+
+const children: Child[] = []
+const pids: number[] = []
+afterEach(async () => {
+  await Promise.all(children.splice(0).map((c) => c.kill()))
+  for (const pid of pids.splice(0)) if (alive(pid)) process.kill(pid, "SIGKILL")
+})
+
+async function twoFronts(name: string): Promise<{ a: FrontChild; b: FrontChild; before: number[] }> {
+  const a = await frontChild(name, ["--pool=2"], children)
+  const b = await frontChild(name, ["--pool=2"], children)
+  await until(async () => (await poolOf(a)).pids.every((p) => p > 0), "the leader's pool started", 20_000, 100)
+  const before = (await poolOf(a)).pids
+  pids.push(...before)
+  expect((await poolOf(b)).state).toBe("created")
+  expect((await workerPids(b, 2)).sort()).toEqual([...before].sort())
+  return { a, b, before }
+}
+
+/** The leader's pool after a reload: every worker new and serving both fronts, every old one gone. */
+async function reloaded(a: FrontChild, b: FrontChild, before: number[]) {
+  const after = (await poolOf(a)).pids
+  pids.push(...after)
+  expect(after.length).toBe(2)
+  expect(after.filter((p) => before.includes(p))).toEqual([])
+  await until(() => before.every((p) => !alive(p)), "the old workers are gone", 20_000, 100)
+  expect((await workerPids(b, 2)).sort()).toEqual([...after].sort())
+}
+
+describe("a reload asked of any front of a shared name", () => {
+  test.each(["leader", "standby"] as const)(
+    "pool.reload() on the %s front reloads the name's one pool",
+    async (which) => {
+      const name = busName("reload")
+      const { a, b, before } = await twoFronts(name)
+      const [result] = await (which === "leader" ? a : b).ask("redeploy", /^(reloaded|reload failed .*)$/)
+      expect(result).toBe("reloaded")
+      await reloaded(a, b, before)
+    },
+    120_000,
+  )
+
+  test("SIGHUP to the front that does not run the pool reloads it", async () => {
+    const name = busName("reload")
+    const { a, b, before } = await twoFronts(name)
+    b.child.signal("SIGHUP")
+    const [, result] = (await b.child.waitLine(/^(reloaded|reload failed .*)$/, 60_000)) as string[]
+    expect(result).toBe("reloaded")
+    await reloaded(a, b, before)
+  }, 120_000)
+})
+
+describe("SIGTERM to the fronts alone (KillMode=mixed)", () => {
+  test("drains and ends every worker of the pool, with no restart and no give-up", async () => {
+    const name = busName("stop")
+    const { a, b, before } = await twoFronts(name)
+    b.child.signal("SIGTERM")
+    expect(await b.child.exited).toBe(0)
+    a.child.signal("SIGTERM")
+    expect(await a.child.exited).toBe(0)
+    await until(() => before.every((p) => !alive(p)), "every worker of the pool is gone", 20_000, 100)
+    for (const f of [a, b]) expect(f.child.stderr).not.toMatch(/restart|gave up|crash/i)
+  }, 120_000)
+})

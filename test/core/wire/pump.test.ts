@@ -1,0 +1,267 @@
+// core/wire/idle.ts's Pump over the Parking interface: the duty cycle a request/response Channel and a topic
+// subscription share. Driven through a made-up Parking, so each step (poll, rest, park, ring) is seen exactly.
+import { beforeAll, expect, test } from "bun:test"
+import { type Parking, Pump } from "../../../src/core/wire/idle.ts"
+import { loadNative } from "../../../src/native/ffi.ts"
+import { until } from "../../support/helpers.ts"
+
+beforeAll(loadNative) // the pump's sched_yield
+
+/** A Parking that records what the pump did and lets the test ring its doorbell; the first `arrivals` parks
+ * find something arrived meanwhile. */
+function fakeParking(arrivals = 0) {
+  const log: string[] = []
+  let onRing: ((count: number) => void) | undefined
+  const parking: Parking = {
+    isOpen: true,
+    park: () => (log.push("park"), arrivals-- > 0 ? 1 : 0),
+    unpark: () => void log.push("unpark"),
+    listenDoorbell: (f) => void (onRing = f),
+  }
+  return { parking, log, ring: (n = 1) => onRing!(n) }
+}
+
+const turn = () => new Promise<void>((r) => setImmediate(r))
+
+test("a resting pump polls nothing until resume(); with nothing to take it parks, and a ring runs it again", async () => {
+  const { parking, log, ring } = fakeParking()
+  let wanted = false
+  let polls = 0
+  let items = 0
+  const pump = new Pump(parking, "park", {
+    collect: () => (polls++, items > 0 ? (items--, 1) : 0),
+    wanted: () => wanted,
+    rest: true,
+  })
+  await turn()
+  expect(polls).toBe(0) // nobody waits: it does not even start
+  expect(log).toEqual([])
+  wanted = true
+  pump.resume()
+  await turn()
+  expect(polls).toBe(1)
+  expect(log).toEqual(["park"])
+  expect(pump.isParked).toBe(true)
+  pump.resume() // a parked pump stays parked: the doorbell will ring
+  await turn()
+  expect(polls).toBe(1)
+  items = 1
+  ring()
+  await turn()
+  await turn()
+  expect(polls).toBeGreaterThanOrEqual(2)
+  expect(items).toBe(0)
+  pump.stop()
+})
+
+test("a pump nobody wants anything from rests instead of parking when it may rest, and parks otherwise", async () => {
+  for (const rest of [true, false]) {
+    const { parking, log } = fakeParking()
+    const pump = new Pump(parking, "adaptive", { collect: () => 0, wanted: () => false, rest })
+    pump.kick()
+    await turn()
+    expect(log).toEqual(rest ? [] : ["park"])
+    expect(pump.isParked).toBe(!rest)
+    pump.stop()
+  }
+})
+
+test("rouse() runs a parked pump as if rung, withdrawing its announcement first; it does nothing to a running one", async () => {
+  const { parking, log } = fakeParking()
+  let polls = 0
+  const pump = new Pump(parking, "park", { collect: () => (polls++, 0), wanted: () => true })
+  pump.kick()
+  await turn()
+  expect(log).toEqual(["park"])
+  pump.rouse()
+  expect(log).toEqual(["park", "unpark"])
+  await turn()
+  expect(polls).toBe(2)
+  expect(log).toEqual(["park", "unpark", "park"]) // nothing came: parked again
+  pump.stop()
+  pump.rouse()
+  expect(log.length).toBe(3)
+})
+
+test("something that arrives while the pump announces sleep is polled at once, not slept on", async () => {
+  const { parking, log } = fakeParking(2)
+  let polls = 0
+  const pump = new Pump(parking, "park", { collect: () => (polls++, 0), wanted: () => true })
+  pump.kick()
+  for (let i = 0; i < 5; i++) await turn()
+  expect(polls).toBe(3) // the first poll, then one after each park that found something
+  expect(log).toEqual(["park", "park", "park"])
+  expect(pump.isParked).toBe(true)
+  pump.stop()
+})
+
+test("rings beyond the parks are a flood only where onRingFlood is given; without it they just run the pump", async () => {
+  const floods: number[] = []
+  const a = fakeParking()
+  const policed = new Pump(a.parking, "park", {
+    collect: () => 0,
+    wanted: () => true,
+    onRingFlood: (rings) => floods.push(rings),
+  })
+  a.ring(1000)
+  expect(floods).toEqual([1000])
+  const b = fakeParking()
+  let polls = 0
+  const free = new Pump(b.parking, "park", { collect: () => (polls++, 0), wanted: () => true })
+  b.ring(1000)
+  await turn()
+  expect(polls).toBe(1)
+  policed.stop()
+  free.stop()
+})
+
+test("rest may be a function: a hub link with no slot out rests (no park, so the next kick needs no unpark)", async () => {
+  const { parking, log } = fakeParking()
+  let out = 0
+  const pump = new Pump(parking, "adaptive", { collect: () => 0, wanted: () => false, rest: () => out === 0 })
+  pump.kick()
+  await turn()
+  expect(log).toEqual([]) // rested
+  out = 1 // a given-up slot is out: a late answer must be able to ring
+  pump.kick()
+  await turn()
+  expect(log).toEqual(["park"])
+  pump.stop()
+})
+
+test("a new connection's adaptive pump polls through startupPollNs before it parks for want of work; park mode parks at once", async () => {
+  const long = fakeParking()
+  let polls = 0
+  const starting = new Pump(long.parking, "adaptive", {
+    collect: () => (polls++, 0),
+    wanted: () => true,
+    startupPollNs: 60_000_000_000, // far longer than this test
+  })
+  starting.kick()
+  const since = performance.now()
+  while (performance.now() - since < 10) await turn() // well past parkAfterMs (1 ms)
+  expect(polls).toBeGreaterThan(1)
+  expect(long.log).toEqual([]) // still polling
+  starting.stop()
+
+  const none = fakeParking()
+  const plain = new Pump(none.parking, "adaptive", { collect: () => 0, wanted: () => true })
+  plain.kick()
+  await until(async () => (await turn(), none.log.includes("park")), "an adaptive pump with no startup poll parks")
+  plain.stop()
+
+  const parked = fakeParking()
+  const park = new Pump(parked.parking, "park", { collect: () => 0, wanted: () => true, startupPollNs: 60e9 })
+  park.kick()
+  await turn()
+  expect(parked.log).toEqual(["park"])
+  park.stop()
+})
+
+test("a crowded bus (more processes than CPUs) makes the default pump park after one empty poll, startup poll or not; an explicit strategy keeps its own", async () => {
+  let crowded = true
+  const seen = fakeParking()
+  let polls = 0
+  const pump = new Pump(seen.parking, undefined, {
+    collect: () => (polls++, 0),
+    wanted: () => true,
+    startupPollNs: 60_000_000_000, // would poll for a minute if the bus were not crowded
+    crowded: () => crowded,
+  })
+  pump.kick()
+  await turn()
+  expect(polls).toBe(1) // no spin: one poll, then parked
+  expect(seen.log).toEqual(["park"])
+  pump.kick() // parked while crowded: the doorbell will ring, as in park mode
+  await turn()
+  expect(seen.log).toEqual(["park"])
+  crowded = false // the bus thinned out: a ring runs it and it polls again
+  seen.ring()
+  await turn()
+  expect(polls).toBeGreaterThan(1)
+  pump.stop()
+
+  const spin = fakeParking()
+  let spins = 0
+  const spinning = new Pump(spin.parking, "spin", {
+    collect: () => (spins++, 0),
+    wanted: () => true,
+    crowded: () => true,
+  })
+  spinning.kick()
+  await turn()
+  expect(spins).toBeGreaterThan(1) // "spin" was asked for: it spins
+  expect(spin.log).toEqual([])
+  spinning.stop()
+})
+
+/** A collect that finds nothing and takes about a microsecond, so a spin reaches its first yield point in 8 polls. */
+const slowEmptyPoll = (count: () => void) => () => {
+  count()
+  for (const t = Bun.nanoseconds(); Bun.nanoseconds() - t < 1000; );
+  return 0
+}
+
+test("a spinning pump whose event loop has I/O waiting leaves the turn to it at its first yield point, unless a request of this turn may still be answered in it; with no I/O waiting it spins on", async () => {
+  const { parking } = fakeParking()
+  let read = 0
+  const { promise: accepted, resolve: accept } = Promise.withResolvers<void>()
+  const server = Bun.listen({
+    hostname: "127.0.0.1",
+    port: 0,
+    socket: { data: () => void read++, open: () => accept() },
+  })
+  const { promise: opened, resolve: open } = Promise.withResolvers<void>()
+  const client = await Bun.connect({
+    hostname: "127.0.0.1",
+    port: server.port,
+    socket: { data() {}, open: () => open() },
+  })
+  const pumps: Pump[] = []
+  const pumpWith = (inTurn: boolean) => {
+    const seen = { polls: 0 }
+    // a 1 ms spin, so that even a loaded machine's preemption seldom ends one before its first yield point
+    const pump = new Pump(
+      parking,
+      { spinMicros: 1000, parkAfterMs: 1000 },
+      {
+        collect: slowEmptyPoll(() => seen.polls++),
+        wanted: () => true,
+        startupPollNs: 60_000_000_000, // polls, never parks, for the whole test
+        answerInTurnPays: () => inTurn,
+        yieldsToIo: true,
+      },
+    )
+    pumps.push(pump)
+    return { pump, seen }
+  }
+  /** polls in the pump's first run, kicked with a byte waiting for the server's socket */
+  const firstRun = async (inTurn: boolean) => {
+    const { pump, seen } = pumpWith(inTurn)
+    const before = read
+    client.write("x") // loopback: the server's socket is readable once write returns
+    client.flush()
+    pump.kick()
+    await null // the pump's run was queued first: it has run
+    const polls = seen.polls
+    pump.stop()
+    await until(() => read > before, "the server read the byte")
+    return polls
+  }
+  try {
+    await Promise.all([opened, accepted])
+    await turn()
+    // 1 + 8 polls: the first yield point asked the loop, which had the byte to read (the whole spin: ~500)
+    expect(await firstRun(false)).toBeLessThanOrEqual(16)
+    // a big answer may land in its caller's turn: worth the whole spin all the same
+    expect(await firstRun(true)).toBeGreaterThan(16)
+    const { pump, seen } = pumpWith(false) // nothing waiting: it spins on
+    pump.kick()
+    await null
+    expect(seen.polls).toBeGreaterThan(16)
+  } finally {
+    for (const pump of pumps) pump.stop()
+    client.end()
+    server.stop(true)
+  }
+})
