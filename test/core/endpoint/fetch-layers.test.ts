@@ -118,9 +118,15 @@ function countedRequest(url: string, init?: RequestInit) {
 
 test("bus.fetch reads its Request's signal only once the request is out at a tick: a quick answer never makes it", async () => {
   await withWorker(async (bus, worker) => {
-    const quick = countedRequest("http://x/made")
-    expect((await bus.fetch(quick.req)).status).toBe(200)
-    expect(quick.reads).toBe(0) // before: 1 (an AbortSignal and its listener per request)
+    // before: every request read it once (an AbortSignal and its listener per request); a loaded machine may hold
+    // one answer past a tick, so of ten quick ones at least one must have gone unread
+    const reads: number[] = []
+    for (let i = 0; i < 10; i++) {
+      const quick = countedRequest("http://x/made")
+      expect((await bus.fetch(quick.req)).status).toBe(200)
+      reads.push(quick.reads)
+    }
+    expect(Math.min(...reads)).toBe(0)
     // one still out at a tick is watched, and aborting it then cancels it on the worker
     const ac = new AbortController()
     const slow = countedRequest("http://x/wait", { signal: ac.signal })
