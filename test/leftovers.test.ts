@@ -6,6 +6,9 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { alive, REPO, run, spawn, stopAll, until } from "./support/helpers.ts"
 
+/** This run's environment but a runner's SLOTBUS_FAILURES_TO (.ci/run's): the deliberate failures here are not CI's. */
+const OWN_ENV = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== "SLOTBUS_FAILURES_TO"))
+
 const SCRIPT = join(REPO, "scripts", "leftovers.ts")
 let dir = "" // outside the checkout, and not named slotbus-…: the check must not count it for its name
 const ends: (() => void)[] = []
@@ -42,7 +45,11 @@ setInterval(() => {}, 1000)
 async function checkAround(script: string) {
   const file = join(dir, "run.ts")
   writeFileSync(file, script)
-  const r = await run([process.execPath, SCRIPT, process.execPath, file], { cwd: REPO, timeoutMs: 90_000 })
+  const r = await run([process.execPath, SCRIPT, process.execPath, file], {
+    cwd: REPO,
+    env: OWN_ENV,
+    timeoutMs: 90_000,
+  })
   return { code: r.code, out: r.stdout + r.stderr }
 }
 
@@ -122,7 +129,11 @@ test("a failed test is printed again after the run, with the lines before it, an
   // with two files bun lists the failed tests again at its end, after "2 tests failed:": each is printed once
   writeFileSync(join(dir, "other.test.ts"), `import { test } from "bun:test"\ntest("passes", () => {})\n`)
   const files = ["./deliberate.test.ts", "./other.test.ts"]
-  const r = await run([process.execPath, SCRIPT, process.execPath, "test", ...files], { cwd: dir, timeoutMs: 90_000 })
+  const r = await run([process.execPath, SCRIPT, process.execPath, "test", ...files], {
+    cwd: dir,
+    env: OWN_ENV,
+    timeoutMs: 90_000,
+  })
   expect(r.code).toBe(1)
   const out = r.stdout + r.stderr
   const again = out.slice(out.indexOf("=== 2 failed test(s)"))
@@ -139,7 +150,7 @@ test("with SLOTBUS_FAILURES_TO the failures go to that file, for a runner of sev
   const to = join(dir, "failures.txt")
   const r = await run([process.execPath, SCRIPT, process.execPath, "test", "./deliberate.test.ts"], {
     cwd: dir,
-    env: { ...process.env, SLOTBUS_FAILURES_TO: to },
+    env: { ...OWN_ENV, SLOTBUS_FAILURES_TO: to },
     timeoutMs: 90_000,
   })
   expect(r.code).toBe(1)
@@ -153,7 +164,7 @@ test("the failed tests bun lists again at its end (after 'N tests failed:') are 
   const lines = ["(pass) one", "why the first failed", "(fail) first [1.00ms]", "(fail) second [2.00ms]", ""]
   lines.push("2 tests failed:", "(fail) first [1.00ms]", "(fail) second [2.00ms]", "", " 1 pass", " 2 fail")
   writeFileSync(file, `console.error(${JSON.stringify(lines.join("\n"))}); process.exit(1)`)
-  const r = await run([process.execPath, SCRIPT, process.execPath, file], { cwd: dir, timeoutMs: 90_000 })
+  const r = await run([process.execPath, SCRIPT, process.execPath, file], { cwd: dir, env: OWN_ENV, timeoutMs: 90_000 })
   const out = r.stdout + r.stderr
   const again = out.slice(out.indexOf("=== 2 failed test(s)"))
   expect(again.match(/^--- \d+ of \d+ ---$/gm)).toEqual(["--- 1 of 2 ---", "--- 2 of 2 ---"])
