@@ -3,7 +3,7 @@
 // test/support/conformance-topic.ts on the portable backend with a socket directory of their own
 // (SLOTBUS_PLATFORM=posix, SLOTBUS_SOCKET_DIR): their topic is a ring of its own, with its own bridge, that
 // meets host A's only through the transport, as on another machine, with no root or network namespace needed
-// (test/events/hosts.test.ts runs NATS between network namespaces). Events cross both ways, once, in order;
+// (test/events/hosts.ci.test.ts runs NATS between network namespaces). Events cross both ways, once, in order;
 // filters are carried across; events lost while host B had no bridge are counted, exactly.
 import { afterEach, describe, expect, test } from "bun:test"
 import { join } from "node:path"

@@ -1,6 +1,6 @@
 // A durable topic's stream on this host (docs/PROTOCOL.md §11.6): the stream the bridges fill, stream subscribers
 // with stream-sequence ids, `from` resuming exactly after an id, replay after every ring of the topic is gone,
-// discarded history, foreign messages, and the mistakes refused. test/events/hosts.test.ts resumes on another host.
+// discarded history, foreign messages, and the mistakes refused. test/events/hosts.ci.test.ts resumes on another host.
 // Needs `nats-server` (apt-get install -y nats-server).
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test"
 import { jetstreamManager } from "@nats-io/jetstream"

@@ -1,7 +1,7 @@
 // Topics across hosts on NATS, on this host (docs/PROTOCOL.md §11): the subjects, the wire, no echo, duplicates and
 // gaps, the one bridge per host and its takeover after kill -9. A raw NATS client plays the other hosts' bridges.
 // What every transport does (events both ways, once, in order, filters, losses counted) is
-// test/conformance/topic-remote.test.ts; test/events/hosts.test.ts runs topics across two simulated hosts. Needs
+// test/conformance/topic-remote.test.ts; test/events/hosts.ci.test.ts runs topics across two simulated hosts. Needs
 // `nats-server` (apt-get install -y nats-server).
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test"
 import { connect, type NatsConnection } from "@nats-io/transport-node"

@@ -20,7 +20,7 @@ const LEFT_OUT = new Set([
   "events/keeper-window.test.ts",
   "leases/uid.test.ts",
   "leases/mode-uid.test.ts",
-  "events/hosts.test.ts",
+  "events/hosts.ci.test.ts",
   "events/durable.test.ts",
   "events/durable-hosts.test.ts",
   "leases/hosts.test.ts",
