@@ -6,41 +6,26 @@ import { controlReload } from "./control-client.ts"
 import type { FrontSeat } from "./fronts.ts"
 
 // The pools of shared fronts in this process, by bus name and command: what a reload from another front names.
-const SHARED: Map<string, SharedPool> = ((globalThis as Record<symbol, unknown>)[Symbol.for("slotbus.sharedPools")] ??=
-  new Map()) as Map<string, SharedPool>
+const SHARED: Map<string, Supervisor> = ((globalThis as Record<symbol, unknown>)[Symbol.for("slotbus.sharedPools")] ??=
+  new Map()) as Map<string, Supervisor>
 
 type ReloadOptions = NonNullable<Parameters<Supervisor["reload"]>[0]>
 
 const key = (name: string, command: readonly string[]) => JSON.stringify([name, command])
 
 /** A shared front's supervisor: its reload() reloads the name's pool wherever it runs. */
-export class SharedPool extends Supervisor {
-  private readonly command: string[]
-
-  constructor(
-    options: SupervisorOptions,
-    private readonly name: string,
-    private readonly seat: FrontSeat,
-  ) {
-    super(options)
-    this.command = [...options.command]
-    const k = key(name, this.command)
-    SHARED.set(k, this)
-    seat.onClose(() => {
-      if (SHARED.get(k) === this) SHARED.delete(k)
-    })
-  }
-
-  /** Reloads the name's pool: this one when it runs it, else the leader's, asked over the control socket. */
-  override reload(options: ReloadOptions = {}): Promise<void> {
-    if (this.state !== "created" || this.seat.leader) return super.reload(options)
-    return controlReload(this.name, this.command, options)
-  }
-
-  /** A reload another front asked for: this pool's own, never passed on. */
-  reloadHere(options: ReloadOptions): Promise<void> {
-    return super.reload(options)
-  }
+export function sharedPool(options: SupervisorOptions, name: string, seat: FrontSeat): Supervisor {
+  const command = [...options.command]
+  // this pool's own reload when it runs it, else the leader's, asked over the control socket
+  const pool: Supervisor = new Supervisor(options, {
+    reloadElsewhere: (o) => (pool.state !== "created" || seat.leader ? null : controlReload(name, command, o)),
+  })
+  const k = key(name, command)
+  SHARED.set(k, pool)
+  seat.onClose(() => {
+    if (SHARED.get(k) === pool) SHARED.delete(k)
+  })
+  return pool
 }
 
 /** What the control socket does with a reload request (§14.4): the running pool of that command reloads. */
@@ -58,5 +43,5 @@ export function reloadAsked(name: string, command: unknown, options: ReloadOptio
         `the front with "${name}"'s control socket (pid ${process.pid}) does not run its pool (an election is under way): try again`,
       ),
     )
-  return pool.reloadHere(options)
+  return pool.reload(options) // a pool that runs reloads itself: never passed on
 }
