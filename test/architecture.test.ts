@@ -157,6 +157,35 @@ export function violation(from: string, to: string): string | null {
   return rule(to) ? null : `${from} (${a}) must not import ${to} (${b})`
 }
 
+/**
+ * Each `class X extends Y` in `files` where Y is a class declared in them (slotbus's own), as "file: X extends Y".
+ * Error classes (Y's name ends in Error) may extend their bases; a platform class (Request, not declared here) may be
+ * extended; own classes are held, not extended (composition). A type parameter's bound (`<E extends …>`) is no base.
+ */
+export function ownInheritance(files: Record<string, string>): string[] {
+  const code = (t: string) => t.replace(/\/\*[\s\S]*?\*\//g, "").replace(/^\s*\/\/.*$/gm, "")
+  const heads = Object.entries(files).flatMap(([file, text]) =>
+    [...code(text).matchAll(/\bclass\s+([A-Za-z_$][\w$]*)\s*/g)].map((m) => {
+      let rest = code(text).slice(m.index + m[0].length)
+      if (rest.startsWith("<")) {
+        let depth = 0
+        let i = 0
+        for (; i < rest.length; i++) {
+          if (rest[i] === "<") depth++
+          else if (rest[i] === ">" && rest[i - 1] !== "=" && --depth === 0) break
+        }
+        rest = rest.slice(i + 1)
+      }
+      const base = /^\s*extends\s+([A-Za-z_$][\w$.]*)/.exec(rest)?.[1]?.split(".").pop()
+      return { file, name: m[1]!, base }
+    }),
+  )
+  const own = new Set(heads.map((h) => h.name))
+  return heads
+    .filter((h) => h.base !== undefined && own.has(h.base) && !h.base.endsWith("Error"))
+    .map((h) => `${h.file}: ${h.name} extends ${h.base}`)
+}
+
 const BENCH = join(import.meta.dir, "..", "bench")
 const BENCH_ROOMS = [
   "slots",
@@ -423,6 +452,10 @@ describe("the layout of src/", () => {
       expect(readme).toContain(f.slice(4).split("/")[1]!)
   })
 
+  test("no class extends a class of slotbus's own but an error: own classes are held (composition)", () => {
+    expect(ownInheritance(files)).toEqual([])
+  })
+
   test("the shared error base imports nothing", () => {
     expect(importsOf(files["errors.ts"]!)).toEqual([])
   })
@@ -566,6 +599,30 @@ describe("the guard notices a broken layout", () => {
     expect(hostViolations({ ...ok, "stdio/pool.ts": 'import type { Subprocess } from "bun"\n' })).toEqual([
       "stdio/pool.ts",
     ])
+  })
+
+  test("a class extending an own class is found; an error base, a platform class or a type bound is not", () => {
+    const own = {
+      "errors.ts": "export class SlotBusError extends Error {}\n",
+      "kit/supervision/supervisor.ts": "export class Supervisor {\n}\n",
+      "leases/held.ts": "export abstract class HeldLease {}\nexport class Holding {}\n",
+      "kit/basics/emitter.ts": "export class Emitter<E extends { [K in keyof E]: unknown[] }> {}\n",
+    }
+    expect(ownInheritance(own)).toEqual([])
+    const refused = [
+      ["core/ops/front-pool.ts", "export class SharedPool extends Supervisor {", "SharedPool extends Supervisor"],
+      ["leases/lease.ts", "export class Lease extends HeldLease implements Disposable {", "Lease extends HeldLease"],
+      ["core/x.ts", "class Tap<T extends () => void> extends Emitter<{ a: [T] }> {", "Tap extends Emitter"],
+    ]
+    for (const [file, line, found] of refused)
+      expect(ownInheritance({ ...own, [file!]: `${line}\n` })).toEqual([`${file}: ${found}`])
+    const allowed = [
+      "export class E extends SlotBusError {}", // an error class
+      "class W extends Request {}", // a platform class (core/worker/request.ts's WebRequest)
+      "export class Pool {\n  private readonly sup: Supervisor\n}", // held, not extended
+      "// class A extends Supervisor, in a comment",
+    ]
+    for (const line of allowed) expect(ownInheritance({ ...own, "core/y.ts": `${line}\n` })).toEqual([])
   })
 
   test("an import cycle is found, type-only or through several files; a diamond is not one", () => {

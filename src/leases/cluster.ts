@@ -28,16 +28,13 @@ import {
   ContestUnavailableError,
   InvalidSubjectError,
 } from "./errors.ts"
-import { HeldLease } from "./held.ts"
+import { Holding } from "./held.ts"
 import { holdClusterMarker, localInUse, modeError } from "./mode.ts"
 import { checkKind, CONTEST_NAME, describe, waitDeadline, type Subject } from "./subject.ts"
 import { claimContext, recordClaim } from "./trace.ts"
 
 export interface ClusterContestOptions {
-  /**
-   * The transport the contest lives on, passed in: `remote: nats(url)` (`import { nats } from "slotbus/nats"`; what
-   * its server needs: this room's README, "Across hosts").
-   */
+  /** The transport, passed in: `remote: nats(url)` from "slotbus/nats" (its server's needs: README, "Across hosts"). */
   remote: LeaseRemote
   /** The bucket: "if-missing" (default) binds or creates it; "never" binds only (NotFoundError); "must" creates only (AlreadyExistsError). */
   create?: CreateMode
@@ -92,7 +89,10 @@ const FACTORY = Symbol("Contest.open remote")
 const encoder = new TextEncoder()
 
 /** A held claim in a cluster contest. `signal` aborts at its deadline: its last write + TTL − margin. */
-export class ClusterLease extends HeldLease implements AsyncDisposable {
+export class ClusterLease implements AsyncDisposable {
+  /** The claim's identity; equal to its fencing token. */
+  readonly claimId: bigint
+  private readonly holding: Holding
   private deadline: number
 
   /** @internal */
@@ -100,12 +100,17 @@ export class ClusterLease extends HeldLease implements AsyncDisposable {
     key: symbol,
     private readonly contest: ClusterContest,
     private readonly c: KvClaim,
-    subject: Subject,
-    owner: string,
+    readonly subject: Subject,
+    readonly owner: string,
     /** How it was won: the subject was free (or new), or the last claim had expired. */
     readonly from: "free" | "expired",
   ) {
-    super(subject, owner, c.token)
+    this.claimId = c.token
+    this.holding = new Holding(subject, c.token, {
+      held: () => this.held,
+      watch: () => this.watch(),
+      unwatch: () => contest.forget(this),
+    })
     madeBy(key, LEASE_KEY, "ClusterLease", "clusterContest.tryClaim(subject, options) or clusterContest.claim(…)")
     this.deadline = c.sentAt + c.ttlMs - contest.margin(c.ttlMs)
   }
@@ -137,9 +142,9 @@ export class ClusterLease extends HeldLease implements AsyncDisposable {
 
   /** Still ours: not released, and before the deadline on this process's monotonic clock. */
   get held(): boolean {
-    if (this.lost) return false
+    if (this.holding.lost) return false
     if (performance.now() < this.deadline) return true
-    this.markLost("passed its deadline (last write + TTL − margin) before it was renewed")
+    this.holding.markLost("passed its deadline (last write + TTL − margin) before it was renewed")
     return false
   }
 
@@ -151,40 +156,47 @@ export class ClusterLease extends HeldLease implements AsyncDisposable {
     if (typeof ttlMs === "object" && ttlMs !== null)
       throw new TypeError("lease.renew takes the TTL as a number of ms, renew(30_000), not an options object")
     this.contest.checkTtl(ttlMs)
-    if (!this.held) throw this.lostError()
+    if (!this.held) throw this.holding.lostError()
     const out = await this.contest.renewClaim(this.c, this.owner, ttlMs)
     if (out === null) {
-      this.markLost("was taken over (someone else wrote its key) before it was renewed")
-      throw this.lostError()
+      this.holding.markLost("was taken over (someone else wrote its key) before it was renewed")
+      throw this.holding.lostError()
     }
     this.c.revision = out.revision
     this.c.ttlMs = ttlMs
     if (!this.held) {
       // acknowledged after the deadline: contenders may already judge it expired (§12.4); let it go
       void this.contest.releaseClaim(this.c).catch(() => {})
-      throw this.lostError()
+      throw this.holding.lostError()
     }
     this.deadline = out.sentAt + ttlMs - this.contest.margin(ttlMs)
-    if (this.watched) this.watch()
+    if (this.holding.watched) this.watch()
   }
 
   /** Let the subject go: true if it was still ours, false if it had been lost already. Idempotent. */
   async release(): Promise<boolean> {
-    if (this.lost) return false
-    this.markLost("was released")
+    if (this.holding.lost) return false
+    this.holding.markLost("was released")
     return this.contest.releaseClaim(this.c)
+  }
+
+  /** Throws LeaseLostError, saying why, unless still ours now (`held`): call it right before a side effect. */
+  check(): void {
+    this.holding.check()
+  }
+
+  /** Aborts when the lease is lost: released, past its deadline, or taken over. */
+  get signal(): AbortSignal {
+    return this.holding.signal
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.release()
   }
 
-  protected watch() {
-    this.recheckIn(Math.min(this.deadline - performance.now() + 1, MAX_TIMER_MS))
-  }
-
-  protected unwatch() {
-    this.contest.forget(this)
+  /** `signal` was asked for: the lease is looked at again at its deadline. */
+  private watch() {
+    this.holding.recheckIn(Math.min(this.deadline - performance.now() + 1, MAX_TIMER_MS))
   }
 }
 

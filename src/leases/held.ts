@@ -1,80 +1,78 @@
-// What every held claim is, whichever table holds it (a local contest's Lease, lease.ts; a cluster contest's
-// ClusterLease, cluster.ts): its identity, whether it is lost and why, the signal that aborts when it is, and the
-// LeaseLostError that says why. Each kind says when it is still held and what its contest must be told.
+// What every held claim has, whichever table holds it (a local contest's Lease, lease.ts; a cluster contest's
+// ClusterLease, cluster.ts): each lease holds one Holding, which knows whether the claim is lost and why, makes the
+// signal that aborts when it is, looks at the lease again on a timer, and makes the LeaseLostError that says why.
+// Each kind of lease says when it is still held and what its contest must be told (HoldingHooks).
 import { LeaseLostError } from "./errors.ts"
 import { describe, type Subject } from "./subject.ts"
 
-/** @internal what Lease and ClusterLease share */
-export abstract class HeldLease {
-  /** The claim's identity; equal to its fencing token. */
-  readonly claimId: bigint
-  /** Fencing token: pass it to the storage you write to, which refuses tokens lower than one it saw. */
-  abstract readonly token: bigint
-  protected lost = false
-  protected why = ""
+/** @internal what a Holding asks of its lease */
+export interface HoldingHooks {
+  /** Still ours, judged now; the lease marks itself lost (saying why) when it is not. */
+  held(): boolean
+  /** `signal` was asked for while the lease is held: set its timer, and have the contest look at it. */
+  watch(): void
+  /** The lease was lost: its contest stops looking at it. */
+  unwatch(): void
+}
+
+/** @internal what Lease and ClusterLease each hold */
+export class Holding {
+  private isLost = false
+  private why = ""
   private abort?: AbortController
   private timer?: ReturnType<typeof setTimeout>
 
   constructor(
-    readonly subject: Subject,
-    readonly owner: string,
-    claimId: bigint,
-  ) {
-    this.claimId = claimId
+    private readonly subject: Subject,
+    private readonly token: bigint,
+    private readonly lease: HoldingHooks,
+  ) {}
+
+  /** Marked lost: released, expired or past its deadline, taken over, reset, or its contest closed. */
+  get lost(): boolean {
+    return this.isLost
   }
 
-  /** Still ours, judged now; marks the lease lost (saying why) when it is not. */
-  abstract get held(): boolean
-
-  /**
-   * Throws LeaseLostError, saying why, unless the lease is still ours at this very moment (`held`): call it right
-   * before a side effect. The storage should still check `token` (a process can stall after the check).
-   */
+  /** Throws LeaseLostError, saying why, unless the lease is still ours at this very moment. */
   check(): void {
-    if (!this.held) throw this.lostError()
+    if (!this.lease.held()) throw this.lostError()
   }
 
-  /** Aborts when the lease is lost: released, expired or past its deadline, taken over, reset, or its contest closed. */
+  /** Aborts when the lease is lost. */
   get signal(): AbortSignal {
     if (!this.abort) {
       this.abort = new AbortController()
-      if (!this.held) this.abort.abort(this.lostError())
-      else this.watch()
+      if (!this.lease.held()) this.abort.abort(this.lostError())
+      else this.lease.watch()
     }
     return this.abort.signal
   }
 
-  /** @internal */
   markLost(why: string) {
-    if (this.lost) return
-    this.lost = true
+    if (this.isLost) return
+    this.isLost = true
     this.why = why
     clearTimeout(this.timer)
-    this.unwatch()
+    this.lease.unwatch()
     this.abort?.abort(this.lostError())
   }
 
   /** Someone asked for `signal`: from then on the lease is looked at when it may be lost. */
-  protected get watched(): boolean {
+  get watched(): boolean {
     return this.abort !== undefined
   }
 
   /** Looks at `held` again in `ms` (the timer does not keep the process alive); null: no timer. */
-  protected recheckIn(ms: number | null) {
+  recheckIn(ms: number | null) {
     clearTimeout(this.timer)
     if (ms === null) return
-    this.timer = setTimeout(() => this.held, Math.max(0, ms))
+    this.timer = setTimeout(() => this.lease.held(), Math.max(0, ms))
     this.timer.unref?.()
   }
 
-  protected lostError(): LeaseLostError {
+  lostError(): LeaseLostError {
     return new LeaseLostError(
       `lease on ${describe(this.subject)} (token ${this.token}) ${this.why}; claim it again to continue`,
     )
   }
-
-  /** `signal` was asked for while the lease is held: set its timer, and have the contest look at it. */
-  protected abstract watch(): void
-  /** The lease was lost: its contest stops looking at it. */
-  protected abstract unwatch(): void
 }

@@ -2,7 +2,7 @@
 // is still the current one (LeaseHost, which Contest implements: contest.ts imports this file, never the reverse).
 // What every lease shares is held.ts's.
 import { checkNumber, madeBy } from "../kit/index.ts"
-import { HeldLease } from "./held.ts"
+import { Holding } from "./held.ts"
 import { MAX_TTL_MS, NOW_MS, type Subject } from "./subject.ts"
 
 /** How a claim was won: the subject was free, the last claim had expired, or its holder's process died or left. */
@@ -29,7 +29,10 @@ export interface LeaseHost {
 export const LEASE_KEY = Symbol("contest.tryClaim")
 
 /** A held claim. Release it with `release()` or `using`; `signal` aborts when it is lost. */
-export class Lease extends HeldLease implements Disposable {
+export class Lease implements Disposable {
+  /** The claim's identity; equal to its fencing token. */
+  readonly claimId: bigint
+  private readonly holding: Holding
   private trace: { own?: string; replaced?: string } | undefined
 
   /** @internal */
@@ -37,8 +40,8 @@ export class Lease extends HeldLease implements Disposable {
     key: symbol,
     private readonly contest: LeaseHost,
     /** @internal */ readonly ref: ClaimRef,
-    subject: Subject,
-    owner: string,
+    readonly subject: Subject,
+    readonly owner: string,
     /** Fencing token: pass it to the storage you write to, which refuses tokens lower than one it saw. */
     readonly token: bigint,
     readonly claimedAt: number,
@@ -47,7 +50,15 @@ export class Lease extends HeldLease implements Disposable {
     /** false when made with an explicit clock: expiry is then not judged on Date.now() by `held` or `signal` */
     private readonly wallClock: boolean,
   ) {
-    super(subject, owner, token)
+    this.claimId = token
+    this.holding = new Holding(subject, token, {
+      held: () => this.held,
+      watch: () => {
+        this.scheduleExpiry()
+        this.contest.watch(this)
+      },
+      unwatch: () => this.contest.unwatch(this),
+    })
     madeBy(key, LEASE_KEY, "Lease", "contest.tryClaim(subject, options) or contest.claim(subject, options)")
   }
 
@@ -71,7 +82,7 @@ export class Lease extends HeldLease implements Disposable {
 
   /** Still ours: not released, not reset or taken over, and (on the wall clock) not expired, judged now. */
   get held(): boolean {
-    if (this.lost) return false
+    if (this.holding.lost) return false
     const now = this.wallClock ? Date.now() : -Infinity
     if (this.contest.checkClaim(this.ref, now)) return true
     if (this.contest.closed) this.markLost("was lost: its contest was closed")
@@ -87,27 +98,45 @@ export class Lease extends HeldLease implements Disposable {
     const where = "lease.renew"
     checkNumber(ttlMs, { what: "ttlMs", where, min: Number.MIN_VALUE, max: MAX_TTL_MS, integer: false, infinite: true })
     if (nowMs !== undefined) checkNumber(nowMs, { ...NOW_MS, where })
-    if (this.lost) throw this.lostError()
+    if (this.holding.lost) throw this.holding.lostError()
     const out = this.contest.renewClaim(this.ref, nowMs ?? Date.now(), ttlMs)
     if (out === null) {
       this.markLost("was lost (taken over, reset or expired) before it was renewed")
-      throw this.lostError()
+      throw this.holding.lostError()
     }
     this.ref.version = out.version
     this.expiry = out.expiresAt
-    if (this.watched) this.scheduleExpiry()
+    if (this.holding.watched) this.scheduleExpiry()
   }
 
   /** Let the subject go. true if it was still ours, false if it had been lost already. Idempotent. */
   release(): boolean {
-    if (this.lost) return false
+    if (this.holding.lost) return false
     const released = this.contest.releaseClaim(this)
     this.markLost("was released")
     return released
   }
 
+  /**
+   * Throws LeaseLostError, saying why, unless the lease is still ours at this very moment (`held`): call it right
+   * before a side effect. The storage should still check `token` (a process can stall after the check).
+   */
+  check(): void {
+    this.holding.check()
+  }
+
+  /** Aborts when the lease is lost: released, expired, taken over, reset, or its contest closed. */
+  get signal(): AbortSignal {
+    return this.holding.signal
+  }
+
   [Symbol.dispose](): void {
     this.release()
+  }
+
+  /** @internal */
+  markLost(why: string) {
+    this.holding.markLost(why)
   }
 
   /** @internal the watcher's check: false once lost */
@@ -115,17 +144,8 @@ export class Lease extends HeldLease implements Disposable {
     return this.held
   }
 
-  protected watch() {
-    this.scheduleExpiry()
-    this.contest.watch(this)
-  }
-
-  protected unwatch() {
-    this.contest.unwatch(this)
-  }
-
   private scheduleExpiry() {
     // +1: expiry is judged as now >= expiresAt, and timers may fire a little early
-    this.recheckIn(this.wallClock && this.expiry !== Infinity ? this.expiry - Date.now() + 1 : null)
+    this.holding.recheckIn(this.wallClock && this.expiry !== Infinity ? this.expiry - Date.now() + 1 : null)
   }
 }

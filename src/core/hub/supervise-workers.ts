@@ -21,7 +21,7 @@ import type { SlotBus } from "./bus.ts"
 import type { WorkerEvent } from "../endpoint/endpoint.ts"
 import { isCompiled } from "../ops/self-command.ts"
 import { FRONT_BUS_ENV, FRONT_PARENT_ENV } from "../ops/front-parent.ts"
-import { SharedPool } from "../ops/front-pool.ts"
+import { sharedPool } from "../ops/front-pool.ts"
 
 export interface SuperviseWorkersOptions
   extends Omit<SupervisorOptions, "command" | "drain" | "retire" | "served" | "instances"> {
@@ -156,8 +156,7 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
     served: bus ? (pid) => served.delete(pid) || bus.workers.some((w) => w.pid === pid) : undefined,
   }
   // a shared front's reload() reloads the name's pool wherever it runs (§15.4)
-  const sup: Supervisor =
-    front && bus ? new SharedPool(settings, bus.name, front, bus.pools.shared) : new Supervisor(settings)
+  const sup = front && bus ? sharedPool(settings, bus.name, front, bus.pools.shared) : new Supervisor(settings)
   const what = () =>
     `the worker pool${bus ? ` of "${bus.name}"` : ""} (${argv.join(" ")}, ${sup.instances.length} instance${sup.instances.length === 1 ? "" : "s"})`
   sup.on("failed", (f) => {

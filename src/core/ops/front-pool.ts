@@ -8,30 +8,14 @@ import type { FrontSeat } from "./fronts.ts"
 export type ReloadOptions = NonNullable<Parameters<Supervisor["reload"]>[0]>
 
 /** A shared front's supervisor: its reload() reloads the name's pool wherever it runs. */
-export class SharedPool extends Supervisor {
-  private readonly command: string[]
-
-  constructor(
-    options: SupervisorOptions,
-    private readonly name: string,
-    private readonly seat: FrontSeat,
-    pools: SharedPools,
-  ) {
-    super(options)
-    this.command = [...options.command]
-    pools.add(this, this.command, seat)
-  }
-
-  /** Reloads the name's pool: this one when it runs it, else the leader's, asked over the control socket. */
-  override reload(options: ReloadOptions = {}): Promise<void> {
-    if (this.state !== "created" || this.seat.leader) return super.reload(options)
-    return controlReload(this.name, this.command, options)
-  }
-
-  /** A reload another front asked for: this pool's own, never passed on. */
-  reloadHere(options: ReloadOptions): Promise<void> {
-    return super.reload(options)
-  }
+export function sharedPool(options: SupervisorOptions, name: string, seat: FrontSeat, pools: SharedPools): Supervisor {
+  const command = [...options.command]
+  // this pool's own reload when it runs it, else the leader's, asked over the control socket
+  const pool: Supervisor = new Supervisor(options, {
+    reloadElsewhere: (o) => (pool.state !== "created" || seat.leader ? null : controlReload(name, command, o)),
+  })
+  pools.add(pool, command, seat)
+  return pool
 }
 
 /**
@@ -39,11 +23,11 @@ export class SharedPool extends Supervisor {
  * the bus, so a `bun --hot` reload that runs superviseWorkers again on the bus it gets back still finds its pool.
  */
 export class SharedPools {
-  private readonly byCommand = new Map<string, SharedPool>()
+  private readonly byCommand = new Map<string, Supervisor>()
 
   constructor(private readonly name: string) {}
 
-  add(pool: SharedPool, command: readonly string[], seat: FrontSeat) {
+  add(pool: Supervisor, command: readonly string[], seat: FrontSeat) {
     const k = JSON.stringify(command)
     this.byCommand.set(k, pool)
     seat.onClose(() => {
@@ -67,6 +51,6 @@ export class SharedPools {
           `the front with "${name}"'s control socket (pid ${process.pid}) does not run its pool (an election is under way): try again`,
         ),
       )
-    return pool.reloadHere(options)
+    return pool.reload(options) // a pool that runs reloads itself: never passed on
   }
 }

@@ -151,6 +151,15 @@ export interface ReloadOptions {
   minReadyMs?: number
 }
 
+/** @internal What the owner of a Supervisor decides for it, beyond its options: none for `new Supervisor` users. */
+export interface SupervisorHooks {
+  /**
+   * Where a reload() goes: the promise of that reload run elsewhere, or null to reload this pool (a shared front's
+   * pool, run by the fronts' leader: src/core/ops/front-pool.ts).
+   */
+  reloadElsewhere?: (options: ReloadOptions) => Promise<void> | null
+}
+
 // The options Supervisor and superviseWorkers share (tsc checks each full list against its interface).
 export const SHARED_OPTIONS = {
   command: true,

@@ -21,6 +21,7 @@ import {
   type SupervisedInstance,
   type SupervisorEvents,
   SupervisorError,
+  type SupervisorHooks,
   type SupervisorOptions,
   type SupervisorSettings,
   supervisorSettings,
@@ -75,7 +76,11 @@ export class Supervisor {
   /** Its workers' output, read line by line unless `logs: "inherit"` (worker-logs.ts): lines, dropped, truncated. */
   readonly logs: WorkerLogs
 
-  constructor(options: SupervisorOptions) {
+  constructor(
+    options: SupervisorOptions,
+    /** @internal what its owner decides for it (src/core's shared fronts: core/ops/front-pool.ts) */
+    private readonly hooks: SupervisorHooks = {},
+  ) {
     const o = supervisorSettings(options)
     this.opts = o
     this.logs = new WorkerLogs(o.logs, o.command, o.stdout, o.stderr)
@@ -149,6 +154,8 @@ export class Supervisor {
    * left serving, when a successor is not ready in time or exits before its minReadyMs are over.
    */
   reload(options: ReloadOptions = {}): Promise<void> {
+    const elsewhere = this.hooks.reloadElsewhere?.(options)
+    if (elsewhere) return elsewhere
     checkOptions(options, RELOAD_OPTIONS, "supervisor.reload")
     let surge: number
     let readyMs: number
