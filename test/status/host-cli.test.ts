@@ -1,9 +1,10 @@
 // `slotbus ls`, `slotbus requests` and `slotbus top` run as real subprocesses against an app that serves no
 // status (test/support/host-app.ts) and real worker processes: what they find comes from the flight recorder
 // files (docs/PROTOCOL.md §16) and /proc alone.
-import { describe, expect, test } from "bun:test"
+import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { execFileSync } from "node:child_process"
-import { existsSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs"
+import { existsSync, mkdtempSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { SlotBus } from "../../src/index.ts"
 import { RecConst, recorderDir } from "../../src/native/recorder-layout.ts"
@@ -13,6 +14,19 @@ import { forgeRecorder, hostCli as cli, undoAfterEach } from "../support/host-fi
 const HOST_APP = join(REPO, "test", "support", "host-app.ts")
 
 const cleanups = undoAfterEach()
+
+// This file's fronts, and the CLI it runs, keep their recorder files in a directory of their own ($XDG_RUNTIME_DIR,
+// §16.1): a bus that another test file opens meanwhile sweeps the files of dead fronts in the shared one, the stale
+// file the kill -9 test reads included.
+const xdgBefore = process.env.XDG_RUNTIME_DIR
+beforeAll(() => {
+  process.env.XDG_RUNTIME_DIR = mkdtempSync(join(tmpdir(), "host-cli-xdg-")) // 0700, ours
+})
+afterAll(() => {
+  rmSync(process.env.XDG_RUNTIME_DIR!, { recursive: true, force: true })
+  if (xdgBefore === undefined) delete process.env.XDG_RUNTIME_DIR
+  else process.env.XDG_RUNTIME_DIR = xdgBefore
+})
 
 interface BusJson {
   name: string
