@@ -2,6 +2,7 @@
 // entries: slotbus/http, slotbus/events, slotbus/leases, slotbus/stdio.
 export {
   BorrowedResponse,
+  respond,
   SlotBus,
   SlotResponse,
   SlotWorker,

@@ -3,9 +3,10 @@
 //   direct   Bun.serve answering itself (the yardstick; no workers)
 //   hub      createHub() of slotbus/http in this process, hubWorker() processes
 //   fetch    Bun.serve + bus.fetch(req); SlotWorker.connect(…, { fetch: true }) processes
-//   rpc      Bun.serve + bus.remote().small(id) / .page(id); SlotWorker.expose processes
+//   rpc      Bun.serve + respond(bus.remote().small(id) / .page(id)); SlotWorker.expose processes
 //   request  Bun.serve + bus.request({ method, path }) → toResponse(); plain-handler processes
-//   call     Bun.serve + bus.call(path) → new Response(bytes); plain-handler processes
+//   call     Bun.serve + respond(bus.call(path)); plain-handler processes
+// (respond(): the Response a late page is cheapest as; a tree from before it answers `new Response(await …)`.)
 //   threads  Bun.serve + postMessage to the least busy of <workers> Worker threads of this process
 //   proxy    Bun.serve + fetch() to the least busy of <workers> processes each with its own Bun.serve
 // The slotbus variants run the library's defaults (SlotBus.listen(name), superviseWorkers), as a new user would.
@@ -67,8 +68,17 @@ async function spawnWorkers(role: string, extra: string[]) {
   return { pids: procs.map((p) => p.pid), lines, close }
 }
 
+type Respond = (answer: Promise<unknown>, init?: ResponseInit) => Promise<Response>
+const answerOf = (answer: Promise<unknown>, init?: ResponseInit) =>
+  answer.then((v) =>
+    typeof v === "string" || v instanceof Uint8Array ? new Response(v, init) : Response.json(v, init),
+  )
+let respond: Respond = answerOf
+
 async function slotbus(role: "fetch" | "rpc" | "plain", serve: (bus: Bus) => Setup["fetch"]) {
-  const { SlotBus, superviseWorkers } = await lib<Core>("src/index.ts")
+  const core = await lib<Core>("src/index.ts")
+  const { SlotBus, superviseWorkers } = core
+  respond = (core as { respond?: Respond }).respond ?? answerOf
   const bus = await SlotBus.listen(`carry-${process.pid}`)
   const pool = superviseWorkers(bus, {
     command: [process.execPath, WORKER, role, bus.name, root],
@@ -148,8 +158,8 @@ const setups: Record<Variant, () => Promise<Setup>> = {
       return async (req) => {
         const r = route(new URL(req.url).pathname)
         if (!r) return notFound()
-        if (r.answer === "small") return Response.json(await remote.small(r.id))
-        return new Response(await remote.page(r.id), { headers: HTML_TYPE })
+        if (r.answer === "small") return respond(remote.small(r.id))
+        return respond(remote.page(r.id), { headers: HTML_TYPE })
       }
     }),
   request: () =>
@@ -161,7 +171,7 @@ const setups: Record<Variant, () => Promise<Setup>> = {
     slotbus("plain", (bus) => async (req) => {
       const path = new URL(req.url).pathname
       const r = route(path)
-      return r ? new Response(await bus.call(path), { headers: typeOf(r.answer) }) : notFound()
+      return r ? respond(bus.call(path), { headers: typeOf(r.answer) }) : notFound()
     }),
   threads,
   proxy,

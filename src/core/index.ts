@@ -2,7 +2,7 @@
 // (src/http, src/events, …) use of it as any user would. What features and transports need beyond it is the core's
 // internal face, core/internal.ts; what rooms share that knows nothing of slots is in src/kit (kit/index.ts).
 export { SlotBus } from "./hub/bus.ts"
-export { BorrowedResponse, SlotResponse, StreamedResponse } from "./endpoint/response.ts"
+export { BorrowedResponse, respond, SlotResponse, StreamedResponse } from "./endpoint/response.ts"
 export type { BusStats, LatencySummary } from "./observe/stats.ts"
 export type { FetchOptions, ListenOptions, RemoteOptions, RequestOptions, SlotRequestInit } from "./hub/options.ts"
 export type { WorkerEvent, WorkerInfo } from "./endpoint/endpoint.ts"

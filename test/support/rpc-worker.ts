@@ -15,6 +15,11 @@ export const api = {
   async echo<T>(value: T): Promise<T> {
     return value
   },
+  /** The value back after `ms`: an answer no spin of the caller's catches in its turn. */
+  async echoLater<T>(value: T, ms: number): Promise<T> {
+    await Bun.sleep(ms)
+    return value
+  },
   /** Sums the bytes, to show a typed array arrived whole. */
   sum(bytes: Uint8Array): number {
     let s = 0

@@ -2,7 +2,15 @@
 // from a slot (slot-endpoint.ts), or from the books once a streamed or a remote answer ended (the Dispatcher).
 import { Kind } from "../../native/ffi.ts"
 import { readAnswer, type Pending } from "./endpoint.ts"
-import { BorrowedResponse, oneChunk, ownBytes, SlotResponse, StreamedResponse, webResponse } from "./response.ts"
+import {
+  BorrowedResponse,
+  heldLate,
+  oneChunk,
+  ownBytes,
+  SlotResponse,
+  StreamedResponse,
+  webResponse,
+} from "./response.ts"
 
 /** Where an answer's body lies while it is not the caller's own: a slot of a worker on this host. */
 export interface AnswerSlot {
@@ -15,8 +23,8 @@ export interface AnswerSlot {
     off: number,
     len: number,
   ): BorrowedResponse
-  /** Whether a Web Response of `len` bytes for `p` goes as one copied chunk (Bun would write it late: heldLate). */
-  late(p: Pending, len: number): boolean
+  /** The pump turn `p` was sent in: its Web Response is late after it (heldLate). */
+  sentTurnOf(p: Pending): number
 }
 
 /**
@@ -41,7 +49,7 @@ export function answerValue(
       ? new BorrowedResponse(status, head, view(bytes, off, len), null)
       : from.lend(p, status, head, bytes, off, len)
   if (p.response)
-    return from?.late(p, len)
+    return from !== null && heldLate(len, from.sentTurnOf(p))
       ? webResponse(status, head, oneChunk(bytes.slice(off, off + len)))
       : webResponse(status, head, view(bytes, off, len)) // Bun copies it: no JS buffer
   const body =
@@ -51,7 +59,8 @@ export function answerValue(
         ? view(bytes, off, len)
         : bytes.slice(off, off + len)
   if (p.stream) return new StreamedResponse(status, head, body)
-  return p.kind === Kind.RAW ? body : new SlotResponse(status, head, body)
+  // an answer from the books (streamed, remote) came turns after its request: NaN, late
+  return p.kind === Kind.RAW ? body : new SlotResponse(status, head, body, from?.sentTurnOf(p))
 }
 
 /** Whether answerValue only reads `p`'s body during the call (read, a Web Response, into): a body lent for the call

@@ -1,20 +1,34 @@
 // The answers request() and call() resolve with (copied or borrowed), and a worker's error answer as an error.
 // Separate because they are what callers hold: nothing here touches the bus's books.
 import { pairEntries, pairsToHeaders, utf8 } from "../wire/codec.ts"
+import { pumpTurns } from "../wire/idle.ts"
 import { PayloadTooLargeError, RemoteError, type SlotBusError } from "../../errors.ts"
 
 export const NO_HEAD: readonly string[] = Object.freeze([])
+
+/**
+ * Bun.serve (1.4.5) writes a Response resolved after its request callback's turn, whose head and body pass its
+ * 16 KiB send buffer, in ~15 send calls (each piece of the head its own); resolved in that turn, in one. A body
+ * that is a closed stream already holding its bytes goes out late in two (docs/perf/bun-late-write.md), but
+ * chunked: without its length. So a late answer of `bytes` is held that way when it is over 15 KiB (pages) and
+ * at most 64 KiB; past that the ~15 sends are small beside the body, and a download keeps its length. A Bun that
+ * writes it in one send makes this go: BUN_QUIRKS.LATE_WRITE (src/runtime/bun-quirks.ts) and its canary.
+ */
+export function heldLate(bytes: number, sentTurn: number): boolean {
+  return bytes > 15 * 1024 && bytes <= 64 * 1024 && sentTurn !== pumpTurns()
+}
 
 /** The answer to `request()`. `body` is a copy: it stays valid after the slot is reused. */
 export class SlotResponse {
   private head: readonly string[]
   private h: Headers | null = null
 
-  /** @internal `head`: the response's header pairs as read from the slot. */
+  /** @internal `head`: the response's header pairs as read from the slot; `sentTurn`: its request's (heldLate). */
   constructor(
     readonly status: number,
     head: readonly string[],
     readonly body: Uint8Array,
+    private readonly sentTurn = Number.NaN,
   ) {
     this.head = head
   }
@@ -29,9 +43,10 @@ export class SlotResponse {
   json<T = unknown>(): T {
     return JSON.parse(this.text()) as T
   }
-  /** As a Web Response. */
+  /** As a Web Response: a page (15–64 KiB) made after its request's turn as a closed stream holding it (heldLate). */
   toResponse(): Response {
-    return webResponse(this.status, this.head, this.body)
+    const late = heldLate(this.body.length, this.sentTurn)
+    return webResponse(this.status, this.head, late ? oneChunk(this.body) : this.body)
   }
 }
 
@@ -230,3 +245,35 @@ export function remoteError(head: string[], message: string, pid: number): SlotB
 
 // A borrowed body collected without release(): nothing can see the slot any more, so it can go back.
 export const forgotten = new FinalizationRegistry<() => void>((returnSlot) => returnSlot())
+
+const encoder = new TextEncoder()
+
+/**
+ * A Web Response from what a request resolves with, for Bun.serve: give it the request's promise itself
+ * (`respond(bus.call(path), init)`, `respond(remote.page(id), init)`), so the turn the request was sent in is known.
+ * Bytes and strings are the body, any other value JSON (as Response.json); a SlotResponse, StreamedResponse or
+ * Response is answered as it is. A body of 15–64 KiB that arrives after the request's turn goes as a closed stream
+ * holding it, which Bun.serve writes in two sends instead of ~15 (heldLate); in the turn, or another size, as bytes.
+ */
+export async function respond(answer: unknown, init?: ResponseInit): Promise<Response> {
+  const turn = pumpTurns() // the caller's: before anything is awaited
+  const value = await answer
+  if (value instanceof SlotResponse || value instanceof StreamedResponse || value instanceof Response) {
+    if (init !== undefined)
+      throw new TypeError(`respond: a ${value.constructor.name} carries its own status and headers; give no init`)
+    return value instanceof Response ? value : value.toResponse()
+  }
+  if (value instanceof Uint8Array)
+    return new Response(heldLate(value.length, turn) ? oneChunk(value.slice()) : value, init)
+  const json = typeof value !== "string"
+  const text = json ? JSON.stringify(value) : value
+  if (text === undefined) throw new TypeError(`respond: ${typeof value} has no JSON form`)
+  // a UTF-8 body is length..3×length bytes: encoded only when that may make it a page
+  if (turn === pumpTurns() || text.length * 3 <= 15 * 1024 || text.length > 64 * 1024)
+    return json ? Response.json(value, init) : new Response(text, init)
+  const bytes = encoder.encode(text)
+  const headers = new Headers(init?.headers as ConstructorParameters<typeof Headers>[0])
+  if (!headers.has("content-type"))
+    headers.set("content-type", json ? "application/json;charset=utf-8" : "text/plain;charset=utf-8")
+  return new Response(heldLate(bytes.length, turn) ? oneChunk(bytes) : bytes, { ...init, headers })
+}

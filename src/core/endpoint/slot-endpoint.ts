@@ -27,18 +27,6 @@ const PACK_CROWDED_NS = 1_000_000
 const RATE_DECAY = 0.875
 
 /**
- * Bun.serve (1.4.5) writes a Response resolved after its request callback's turn, whose head and body pass its
- * 16 KiB send buffer, in ~15 send calls (each piece of the head its own); resolved in that turn, in one. A body
- * that is a closed stream already holding its bytes goes out late in two (docs/perf/bun-late-write.md), but
- * chunked: without its length. So a late answer of `bytes` is held that way when it is over 15 KiB (pages) and
- * at most 64 KiB; past that the ~15 sends are small beside the body, and a download keeps its length. A Bun that
- * writes it in one send makes this go: BUN_QUIRKS.LATE_WRITE (src/runtime/bun-quirks.ts) and its canary.
- */
-export function heldLate(bytes: number, sentTurn: number): boolean {
-  return bytes > 15 * 1024 && bytes <= 64 * 1024 && sentTurn !== pumpTurns()
-}
-
-/**
  * How many requests a worker that took `answers` answers in `busyNs` of holding requests may hold before the next
  * goes to another worker: those it answers within `budgetNs` at that rate, at least 1, at most its `slots`; 1 until
  * it answered once.
@@ -345,9 +333,9 @@ export class SlotEndpoint implements Endpoint, AnswerSlot, SlotStreamOwner {
     return new BorrowedResponse(status, head, new Uint8Array(buf), give)
   }
 
-  /** Whether `p`'s Web Response of `len` bytes goes as one copied chunk (AnswerSlot; heldLate). */
-  late(p: Pending, len: number): boolean {
-    return heldLate(len, this.sentTurn[p.slot]!)
+  /** The pump turn `p` was sent in (AnswerSlot; heldLate): NaN for a request that waited in the queue. */
+  sentTurnOf(p: Pending): number {
+    return this.sentTurn[p.slot]!
   }
 
   /** A streamed answer's frames broke the protocol. */
