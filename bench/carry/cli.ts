@@ -1,7 +1,7 @@
 // `slotbus bench carry`: what carrying an answer from a worker to an HTTP client costs behind a front, against the
 // front answering itself (direct), in one run. Every variant serves the same two answers (answers.ts: a small
 // JSON object, and cached 20–60 KB HTML pages, no work per request) from 1, 2 or 4 workers: the HTTP hub, Bun.serve
-// with bus.fetch, RPC, bus.request and bus.call with a plain handler, Worker threads, and a fetch proxy (front.ts,
+// with bus.fetch, RPC, bus.request and bus.call with a plain handler, Worker threads, a fetch proxy and reusePort processes with no hop (front.ts,
 // worker.ts). run.ts measures; this file reads the options, makes the medians and prints them.
 import { resolve } from "node:path"
 import { loadavg } from "node:os"
@@ -29,8 +29,8 @@ const USAGE = `usage: slotbus bench carry [--variants list] [--answers small,pag
 What carrying an answer costs behind a front, against the front answering itself (direct), in one run: a small
 JSON object and cached 20–60 KB HTML pages (no work per request), from 1, 2 and 4 workers, through the HTTP hub
 (slotbus/http), Bun.serve + bus.fetch ({ fetch: true } workers), RPC (bus.remote, SlotWorker.expose), bus.request
-and bus.call (plain handlers), Worker threads and a fetch proxy (fetch() to the workers' own Bun.serve). Load: wrk
--t1 over ids 0–${IDS - 1} (bench/lib/ids.lua). Per row: req/s, p50/p99, CPU µs per request of the front, the
+and bus.call (plain handlers), Worker threads, a fetch proxy (fetch() to the workers' own Bun.serve) and reusePort
+(the front and the workers each answering on one port: no hop). Load: wrk -t1 over ids 0–${IDS - 1} (bench/lib/ids.lua). Per row: req/s, p50/p99, CPU µs per request of the front, the
 workers (sum) and the load client (/proc), syscalls and context switches per request of the front and the workers
 (perf stat, where it can attach), each also as a ratio to direct's in the same round.
 

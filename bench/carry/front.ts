@@ -9,6 +9,8 @@
 // (respond(): the Response a late page is cheapest as; a tree from before it answers `new Response(await …)`.)
 //   threads  Bun.serve + postMessage to the least busy of <workers> Worker threads of this process
 //   proxy    Bun.serve + fetch() to the least busy of <workers> processes each with its own Bun.serve
+//   reuse    no hop: the front and <workers> processes each answering on one port (Bun.serve reusePort), the
+//            kernel spreading connections over them
 // The slotbus variants run the library's defaults (SlotBus.listen(name), superviseWorkers), as a new user would.
 // Usage: bun bench/carry/front.ts <variant> <workers> [root]   (root: the slotbus tree whose library is loaded)
 // Prints "ready port=<port> workers=<pid,…> threads=<tid,…>" once every worker serves; ends with its stdin (the
@@ -24,7 +26,7 @@ type Core = typeof import("../../src/index.ts")
 type Http = typeof import("../../src/http/index.ts")
 type Bus = Awaited<ReturnType<Core["SlotBus"]["listen"]>>
 type Api = { small: (id: number) => object; page: (id: number) => string }
-type Variant = "direct" | "hub" | "fetch" | "rpc" | "request" | "call" | "threads" | "proxy"
+type Variant = "direct" | "hub" | "fetch" | "rpc" | "request" | "call" | "threads" | "proxy" | "reuse"
 
 interface Setup {
   /** The server's port: a Bun.serve this file starts around `fetch`, or the hub's own. */
@@ -148,6 +150,21 @@ async function proxy(): Promise<Setup> {
   return { fetch, workers: ws.pids, threads: [], close: ws.close }
 }
 
+async function reuse(): Promise<Setup> {
+  const fetch = (req: Request) => answer(new URL(req.url).pathname)
+  const own = Bun.serve({ hostname: "127.0.0.1", port: 0, reusePort: true, fetch })
+  const ws = await spawnWorkers("serve", [String(own.port)])
+  return {
+    port: own.port,
+    workers: ws.pids,
+    threads: [],
+    close: async () => {
+      own.stop(true)
+      await ws.close()
+    },
+  }
+}
+
 const setups: Record<Variant, () => Promise<Setup>> = {
   direct: async () => direct(answer),
   hub,
@@ -175,6 +192,7 @@ const setups: Record<Variant, () => Promise<Setup>> = {
     }),
   threads,
   proxy,
+  reuse,
 }
 
 if (!setups[variant] || !(workers >= 1 && workers <= 64)) {

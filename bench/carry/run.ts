@@ -18,6 +18,7 @@ export const VARIANTS = {
   call: "bus.call",
   threads: "Worker threads",
   proxy: "fetch proxy",
+  reuse: "reusePort, no hop",
 } as const
 export type VariantKey = keyof typeof VARIANTS
 

@@ -4,7 +4,8 @@
 //   bun bench/carry/worker.ts plain <bus> [root]    SlotWorker.connect with a plain handler: for bus.request
 //                                                   { status, headers, body: string }, for bus.call the body alone
 //   bun bench/carry/worker.ts hub <url> <tokenFile> [root]  hubWorker (slotbus/http) with the two routes; "ready"
-//   bun bench/carry/worker.ts serve                 its own Bun.serve on 127.0.0.1 (fetch proxy); "port <n>"
+//   bun bench/carry/worker.ts serve [port]          its own Bun.serve on 127.0.0.1 (fetch proxy), or on `port` shared
+//                                                   with reusePort (reuse); "port <n>"
 // The hub and serve roles end with their stdin (the front ended or was killed); the others with their bus.
 // `root` is the slotbus tree whose library is loaded (default this one): `bench compare` runs two builds this way.
 import { join, resolve } from "node:path"
@@ -48,10 +49,14 @@ if (role === "fetch" || role === "rpc" || role === "plain") {
   console.log("ready")
   await untilStdinEnds()
 } else if (role === "serve") {
-  const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: (req) => answer(new URL(req.url).pathname) })
+  const port = Number(args[0] ?? 0)
+  const fetch = (req: Request) => answer(new URL(req.url).pathname)
+  const server = Bun.serve({ hostname: "127.0.0.1", port, reusePort: port !== 0, fetch })
   console.log(`port ${server.port}`)
   await untilStdinEnds()
 } else {
-  console.error("usage: bun bench/carry/worker.ts fetch|rpc|plain <bus> [root] | hub <url> <tokenFile> [root] | serve")
+  console.error(
+    "usage: bun bench/carry/worker.ts fetch|rpc|plain <bus> [root] | hub <url> <tokenFile> [root] | serve [port]",
+  )
   process.exit(2)
 }
