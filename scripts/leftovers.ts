@@ -193,7 +193,7 @@ if (command.length) {
   })
   await Promise.all([passThrough(run.stdout, process.stdout), passThrough(run.stderr, process.stderr)])
   code = await run.exited
-  // the fixtures the run's test files share (test/support/pack.ts's tarball) are the run's, made once for all
+  // the fixtures the run's test files share (test/support/native/pack.ts's tarball) are the run's, made once for all
   rmSync(join(tmpdir(), `slotbus-run-${token}`), { recursive: true, force: true })
 }
 

@@ -12,6 +12,8 @@
 // over them all.
 // Inside src/kit likewise (KIT_FOLDERS): checks ← basics ← host, telemetry, supervision; kit/index.ts, the face, over all.
 // bench/ keeps the same shape: one folder per measured feature, none importing a sibling, bench/lib/ below them.
+// test/support too: a folder per room of test/ it serves, at its root only the files tests of several rooms share,
+// each folder and root file with its row in test/support/README.md.
 import { describe, expect, test } from "bun:test"
 import { readdirSync, readFileSync } from "node:fs"
 import { dirname, join, normalize, relative } from "node:path"
@@ -184,6 +186,37 @@ export function ownInheritance(files: Record<string, string>): string[] {
   return heads
     .filter((h) => h.base !== undefined && own.has(h.base) && !h.base.endsWith("Error"))
     .map((h) => `${h.file}: ${h.name} extends ${h.base}`)
+}
+
+const SUPPORT = join(import.meta.dir, "support")
+
+/**
+ * What test/support's tree (its root's files and folders) says against its README.md and test/'s rooms: a folder
+ * here is named after the room of test/ it serves and has a row in the README; a file at the root is one the README
+ * lists as shared; and each row names something that is there.
+ */
+export function supportViolations(
+  tree: { files: readonly string[]; folders: readonly string[] },
+  readme: string,
+  rooms: readonly string[],
+): string[] {
+  const rows = [...readme.matchAll(/^\| `([^`]+)` \|/gm)].map((m) => m[1]!)
+  const problems: string[] = []
+  for (const file of tree.files)
+    if (file !== "README.md" && !rows.includes(file))
+      problems.push(
+        `test/support/${file} lies loose: move it into the folder of the room it serves, or give it a row in test/support/README.md if several rooms share it`,
+      )
+  for (const folder of tree.folders) {
+    if (!rooms.includes(folder))
+      problems.push(`test/support/${folder}/ names no room of test/: a folder here is named after the room it serves`)
+    if (!rows.includes(`${folder}/`)) problems.push(`test/support/${folder}/ has no row in test/support/README.md`)
+  }
+  for (const row of rows) {
+    const there = row.endsWith("/") ? tree.folders.includes(row.slice(0, -1)) : tree.files.includes(row)
+    if (!there) problems.push(`test/support/README.md has a row for ${row}, which is not in test/support/`)
+  }
+  return problems
 }
 
 const BENCH = join(import.meta.dir, "..", "bench")
@@ -774,5 +807,53 @@ describe("the layout of bench/", () => {
     ["cli.ts", 'return (await import("./events/cli.ts")).main(rest)'],
   ])("bench/%s with `%s` is allowed", (file, line) => {
     expect(edgeViolations({ [file]: `${line}\n` }, benchViolation)).toEqual([])
+  })
+})
+
+describe("the layout of test/support", () => {
+  const rooms = readdirSync(import.meta.dir, { withFileTypes: true })
+    .filter((e) => e.isDirectory() && e.name !== "support")
+    .map((e) => e.name)
+  const tree = { files: ["helpers.ts", "uid.ts", "README.md"], folders: ["core", "http"] }
+  const readme = [
+    "| `core/` | test/core | … |",
+    "| `http/` | test/http | … |",
+    "| `helpers.ts` | … |",
+    "| `uid.ts` | … |",
+  ]
+
+  test("each folder serves a room of test/ and each file at the root is shared, each with its row in the README", () => {
+    const entries = readdirSync(SUPPORT, { withFileTypes: true })
+    const actual = {
+      files: entries.filter((e) => e.isFile()).map((e) => e.name),
+      folders: entries.filter((e) => e.isDirectory()).map((e) => e.name),
+    }
+    expect(actual.folders.length).toBeGreaterThan(5)
+    expect(supportViolations(actual, readFileSync(join(SUPPORT, "README.md"), "utf8"), rooms)).toEqual([])
+  })
+
+  test.each([
+    [
+      "a worker loose at the root",
+      { ...tree, files: [...tree.files, "api-worker.ts"] },
+      readme,
+      "api-worker.ts lies loose",
+    ],
+    ["a folder with no row", { ...tree, folders: [...tree.folders, "leases"] }, readme, "leases/ has no row"],
+    [
+      "a folder that names no room of test/",
+      { ...tree, folders: [...tree.folders, "workers"] },
+      [...readme, "| `workers/` | … |"],
+      "workers/ names no room of test/",
+    ],
+    ["a row for a file that moved", { ...tree, files: ["helpers.ts", "README.md"] }, readme, "a row for uid.ts"],
+  ])("%s is refused", (_, shape, lines, why) => {
+    const problems = supportViolations(shape, lines.join("\n"), rooms)
+    expect(problems.length).toBe(1)
+    expect(problems[0]).toContain(why)
+  })
+
+  test("listed folders of test/'s rooms and listed shared files pass", () => {
+    expect(supportViolations(tree, readme.join("\n"), rooms)).toEqual([])
   })
 })

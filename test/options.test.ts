@@ -13,7 +13,7 @@ import { Contest, Lease } from "../src/leases/index.ts"
 import { StdioBus, StdioConfigError, StdioListener } from "../src/stdio/index.ts"
 import { settledCensus } from "./support/fds.ts"
 import { busName, stopAll } from "./support/helpers.ts"
-import { workerConfig } from "./support/stdio.ts"
+import { workerConfig } from "./support/stdio/stdio.ts"
 
 /** Pids of this process's children (a spawned supervisor instance would show here). */
 function children(): number[] {

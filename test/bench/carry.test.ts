@@ -8,7 +8,7 @@ import { join } from "node:path"
 import { ANSWERS } from "../../bench/carry/answers.ts"
 import { type MachineRow, main, type SummaryRow } from "../../bench/carry/cli.ts"
 import { FIGURES, type RunRow, type SkippedRow } from "../../bench/carry/run.ts"
-import { processesWithEnv, usageErrors } from "../support/bench.ts"
+import { processesWithEnv, usageErrors } from "../support/bench/bench.ts"
 import { run } from "../support/helpers.ts"
 import { sayWhySkipped, toolSkipReason } from "../support/tools.ts"
 

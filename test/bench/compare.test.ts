@@ -6,7 +6,7 @@ import { readdirSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { main } from "../../bench/compare/cli.ts"
-import { usageErrors } from "../support/bench.ts"
+import { usageErrors } from "../support/bench/bench.ts"
 import { run } from "../support/helpers.ts"
 
 const repo = join(import.meta.dir, "..", "..")

@@ -3,7 +3,7 @@
 import { expect, test } from "bun:test"
 import { join } from "node:path"
 import { type FrontsRow, main } from "../../bench/fronts/cli.ts"
-import { benchProcesses, usageErrors } from "../support/bench.ts"
+import { benchProcesses, usageErrors } from "../support/bench/bench.ts"
 import { run } from "../support/helpers.ts"
 import { sayWhySkipped, toolSkipReason } from "../support/tools.ts"
 

@@ -13,7 +13,7 @@ import {
   type WorkRow,
   workCpuMs,
 } from "../../bench/realwork/cli.ts"
-import { benchProcesses, usageErrors } from "../support/bench.ts"
+import { benchProcesses, usageErrors } from "../support/bench/bench.ts"
 import { run } from "../support/helpers.ts"
 import { sayWhySkipped, toolSkipReason } from "../support/tools.ts"
 

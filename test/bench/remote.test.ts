@@ -2,7 +2,7 @@
 import { describe, expect, test } from "bun:test"
 import { join } from "node:path"
 import { main, METHODS, type Row } from "../../bench/remote/cli.ts"
-import { usageErrors } from "../support/bench.ts"
+import { usageErrors } from "../support/bench/bench.ts"
 import { run } from "../support/helpers.ts"
 import { natsSkipReason } from "../support/nats.ts"
 import { pathWithoutSbin, sayWhySkipped } from "../support/tools.ts"

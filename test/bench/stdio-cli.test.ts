@@ -1,6 +1,6 @@
 import { expect, test } from "bun:test"
 import { main } from "../../bench/stdio/cli.ts"
-import { usageErrors } from "../support/bench.ts"
+import { usageErrors } from "../support/bench/bench.ts"
 
 usageErrors("stdio", main, [["--only", "nope"], ["--time", "5"], ["--time"], ["--what"], ["--rounds", "0"]])
 

@@ -2,7 +2,7 @@
 import { expect, test } from "bun:test"
 import { join } from "node:path"
 import { LINES, main, type Row } from "../../bench/stream/cli.ts"
-import { usageErrors } from "../support/bench.ts"
+import { usageErrors } from "../support/bench/bench.ts"
 import { run } from "../support/helpers.ts"
 
 const repo = join(import.meta.dir, "..", "..")

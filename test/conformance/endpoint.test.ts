@@ -1,5 +1,5 @@
 // The Endpoint conformance suite (src/core/endpoint/endpoint.ts): the same tests against every kind of worker a bus
-// dispatches to, through a real SlotBus and a real worker process (test/support/conformance-worker.ts): on this host
+// dispatches to, through a real SlotBus and a real worker process (test/support/conformance/conformance-worker.ts): on this host
 // over shared memory (SlotEndpoint) and on "another host" through each transport of transports.ts (RemoteEndpoint).
 // A kind whose tool is missing is skipped with the line that installs it.
 import { afterEach, describe, expect, test } from "bun:test"
@@ -33,7 +33,7 @@ describe.each(ENDPOINTS.map((k) => [k.transport, k] as [string, EndpointKind]))(
   }
   /** A worker process of this kind, listed by the bus. */
   async function worker(bus: SlotBus, slots = 32): Promise<Child> {
-    const w = bunChild("conformance-worker.ts", [bus.name, ...kind.workerArgs(server.address, slots)])
+    const w = bunChild("conformance/conformance-worker.ts", [bus.name, ...kind.workerArgs(server.address, slots)])
     cleanup.push(() => w.kill())
     await w.waitLine(/^ready \d+$/, 15_000)
     await until(() => bus.workers.some((i) => i.pid === w.pid), "the worker joined", 10_000)

@@ -9,7 +9,7 @@ import { type ClusterContest, Contest, LeaseLostError } from "../../src/leases/i
 import { busName, FIXTURES, observed, outcome, rejection, spawn } from "../support/helpers.ts"
 import { anotherHost, serverPerFile, TRANSPORTS, type Transport } from "./transports.ts"
 
-const S = { kind: 9, label: "leader" } // the subject test/support/conformance-lease.ts claims
+const S = { kind: 9, label: "leader" } // the subject test/support/conformance/conformance-lease.ts claims
 const TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 describe.each(TRANSPORTS.map((t) => [t.name, t] as [string, Transport]))("a cluster contest over %s", (name, t) => {
@@ -98,7 +98,14 @@ describe.each(TRANSPORTS.map((t) => [t.name, t] as [string, Transport]))("a clus
   it("a holder on another host killed with kill -9: a waiting contender takes the subject over once its TTL ran out, with a larger token and the holder's trace context as the replaced one", async () => {
     const contest = busName("cl")
     const env = { ...anotherHost(cleanup), TRACEPARENT, TRACESTATE: "vendor=x" }
-    const cmd = [process.execPath, join(FIXTURES, "conformance-lease.ts"), name, server.address, contest, S.label]
+    const cmd = [
+      process.execPath,
+      join(FIXTURES, "conformance/conformance-lease.ts"),
+      name,
+      server.address,
+      contest,
+      S.label,
+    ]
     const holder = spawn([...cmd, "1500"], { env })
     cleanup.push(() => holder.kill())
     const token = BigInt((await holder.waitLine(/^claimed (\d+)$/, 20_000))[1]!)

@@ -1,6 +1,6 @@
 // The TopicRemote conformance suite (src/events/bridge.ts): the same tests against every transport of
 // transports.ts, one topic on two hosts. Host A is this test process. Host B is processes of
-// test/support/conformance-topic.ts on the portable backend with a socket directory of their own
+// test/support/conformance/conformance-topic.ts on the portable backend with a socket directory of their own
 // (SLOTBUS_PLATFORM=posix, SLOTBUS_SOCKET_DIR): their topic is a ring of its own, with its own bridge, that
 // meets host A's only through the transport, as on another machine, with no root or network namespace needed
 // (test/events/hosts.ci.test.ts runs NATS between network namespaces). Events cross both ways, once, in order;
@@ -35,7 +35,7 @@ describe.each(TRANSPORTS.map((t) => [t.name, t] as [string, Transport]))(
       return async (topic: string, role: "sub" | "bridge" | "lsub", filter?: string): Promise<Child> => {
         const args = role === "lsub" ? ["-", "-"] : [name, server.address]
         const c = spawn(
-          [process.execPath, join(FIXTURES, "conformance-topic.ts"), topic, ...args, role, filter ?? ""],
+          [process.execPath, join(FIXTURES, "conformance/conformance-topic.ts"), topic, ...args, role, filter ?? ""],
           {
             env,
             stdin: "pipe",

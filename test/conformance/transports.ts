@@ -78,7 +78,7 @@ export interface EndpointKind {
   start: Transport["start"]
   /** The bus's listen options for the server at `address` (`slots`: a worker's places, on this side). */
   listen(address: string, slots: number): import("../../src/index.ts").ListenOptions
-  /** The arguments test/support/conformance-worker.ts takes after the bus's name. */
+  /** The arguments test/support/conformance/conformance-worker.ts takes after the bus's name. */
   workerArgs(address: string, slots: number): string[]
 }
 

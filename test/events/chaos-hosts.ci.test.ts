@@ -26,7 +26,7 @@ describe.skipIf(skip !== null)("a topic's bridges under chaos on two hosts", () 
     const r = rng(seed)
     const env = { ...process.env, TOPIC_CAPACITY: String(CAPACITY) }
     const run = (host: HostName, ...args: string[]): Child => {
-      const cmd = [process.execPath, join(FIXTURES, "topic-member.ts"), name, on.hosts[host].natsUrl, ...args]
+      const cmd = [process.execPath, join(FIXTURES, "events/topic-member.ts"), name, on.hosts[host].natsUrl, ...args]
       const c = host === "a" ? spawn(cmd, { env }) : on.hosts.spawnOnB(cmd, { env })
       cleanup.push(() => c.kill())
       return c

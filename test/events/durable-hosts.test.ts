@@ -12,7 +12,7 @@ const on = hostsPerFile("two-host durable topic", { jetstream: true })
 const { skip, cleanup } = on
 
 const member = (name: string, ...args: string[]) =>
-  on.hosts.spawnOnB([process.execPath, join(FIXTURES, "topic-member.ts"), name, on.hosts.b.natsUrl, ...args])
+  on.hosts.spawnOnB([process.execPath, join(FIXTURES, "events/topic-member.ts"), name, on.hosts.b.natsUrl, ...args])
 
 describe.skipIf(skip !== null)("a durable topic across two hosts", () => {
   test("an id seen on host A resumes on host B exactly after it: same events, ids and order, then live ones", async () => {

@@ -100,7 +100,7 @@ describe.skipIf(skip !== null)("a durable topic's stream", () => {
   test("the stream outlives every ring of the topic: a new ring on this host replays what the old one had", async () => {
     const name = busName("dur")
     // another process publishes 10 events and exits: with it the ring goes (nobody else holds the topic)
-    const out = await run([process.execPath, join(FIXTURES, "topic-member.ts"), name, url, "dpub", "10"], {
+    const out = await run([process.execPath, join(FIXTURES, "events/topic-member.ts"), name, url, "dpub", "10"], {
       timeoutMs: 20_000,
     })
     expect(out.stderr).toBe("")
@@ -115,7 +115,7 @@ describe.skipIf(skip !== null)("a durable topic's stream", () => {
 
   test("events published while no process bridges wait in the ring: the next bridge sends them, in order and once, and no event bridged in from another host goes back", async () => {
     const name = busName("dur")
-    const bridge = () => spawn([process.execPath, join(FIXTURES, "topic-member.ts"), name, url, "dbridge"])
+    const bridge = () => spawn([process.execPath, join(FIXTURES, "events/topic-member.ts"), name, url, "dbridge"])
     const first = bridge()
     cleanup.push(() => first.kill())
     await first.waitLine(/^bridging \d+$/)

@@ -45,7 +45,14 @@ test("a rule beyond the topic's rule table throws TopicFullError, which is a Ful
 test("a subscribe in a process at its open-file limit throws a SystemError whose errno and code are EMFILE", async () => {
   // the child takes every fd `ulimit -n` leaves it, so its subscription's wake socket cannot be made
   const r = await run(
-    ["sh", "-c", 'ulimit -n 256 && exec "$0" "$@"', process.execPath, `${FIXTURES}/topic-no-fds.ts`, busName("nofd")],
+    [
+      "sh",
+      "-c",
+      'ulimit -n 256 && exec "$0" "$@"',
+      process.execPath,
+      `${FIXTURES}/events/topic-no-fds.ts`,
+      busName("nofd"),
+    ],
     { timeoutMs: 30_000 },
   )
   expect(r.stderr).toBe("")

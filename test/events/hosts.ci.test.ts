@@ -16,7 +16,7 @@ const { skip, cleanup } = on
 async function subscriberOnB(topic: string, filter: string): Promise<Child> {
   const s = on.hosts.spawnOnB([
     process.execPath,
-    join(FIXTURES, "topic-member.ts"),
+    join(FIXTURES, "events/topic-member.ts"),
     topic,
     on.hosts.b.natsUrl,
     "sub",
@@ -166,7 +166,7 @@ describe.skipIf(skip !== null)("a topic across two hosts", () => {
     await using topic = await Topic.open(name) // this process only publishes: the bridge is one of the members below
     const members: Child[] = []
     for (let i = 0; i < 2; i++) {
-      const m = bunChild("topic-member.ts", [name, on.hosts.a.natsUrl, "bridge"])
+      const m = bunChild("events/topic-member.ts", [name, on.hosts.a.natsUrl, "bridge"])
       cleanup.push(() => m.kill())
       members.push(m)
     }

@@ -251,7 +251,7 @@ describe.skipIf(skip !== null)("a topic bridged to NATS on this host", () => {
     const other = await otherHost(topic.name)
     const members: Child[] = []
     for (let i = 0; i < 3; i++) {
-      const m = bunChild("topic-member.ts", [topic.name, url, "bridge"])
+      const m = bunChild("events/topic-member.ts", [topic.name, url, "bridge"])
       cleanup.push(() => m.kill())
       members.push(m)
     }
@@ -317,7 +317,7 @@ describe.skipIf(skip !== null)("another host's event carrying a trace context (Â
   test("a version-ff traceparent with ESC in it reaches a subscriber process as no context, and as no routing key", async () => {
     const topic = await openTopic("tbtrace")
     const other = await otherHost(topic.name)
-    const sub = bunChild("trace-subscriber.ts", [topic.name])
+    const sub = bunChild("core/trace-subscriber.ts", [topic.name])
     cleanup.push(() => sub.kill())
     await sub.waitLine(/^ready$/, 15_000)
     await until(() => topic.bridgeStats()!.subjects.length === 1, "the bridge subscribes for the subscriber's type")

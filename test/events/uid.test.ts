@@ -9,7 +9,7 @@ import { FIXTURES, linuxBackend, spawn, stopAll, type Child } from "../support/h
 import { asNobody, NOBODY, nobodyEnv, whyNotAsNobody } from "../support/uid.ts"
 
 const MEMBER = join(import.meta.dir, "procs", "member.ts")
-const TOPIC_MEMBER = join(FIXTURES, "topic-member.ts")
+const TOPIC_MEMBER = join(FIXTURES, "events/topic-member.ts")
 const skipReason = whyNotAsNobody(MEMBER) ?? whyNotAsNobody(TOPIC_MEMBER)
 if (skipReason) console.warn(`events uid.test skipped: ${skipReason}`)
 
@@ -22,7 +22,7 @@ afterEach(async () => {
 const fresh = () => `uid-${process.pid}-${Math.random().toString(36).slice(2, 8)}`
 const hold = (name: string) => spawn([process.execPath, MEMBER, "hold", name, String(1 << 16)])
 const lineOf = async (c: Child) => JSON.parse((await c.waitLine(/^\{.*\}$/)).input!) as Record<string, unknown>
-/** test/support/topic-member.ts with the topic opened locally (no NATS), as root or, with `nobody`, as nobody. */
+/** test/support/events/topic-member.ts with the topic opened locally (no NATS), as root or, with `nobody`, as nobody. */
 const member = (name: string, args: string[], nobody = false) => {
   const cmd = [process.execPath, TOPIC_MEMBER, name, "-", ...args]
   return nobody ? spawn(asNobody(cmd), { env: nobodyEnv }) : spawn(cmd)

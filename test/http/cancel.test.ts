@@ -3,7 +3,7 @@ import { afterAll, expect, test } from "bun:test"
 import { connect } from "node:net"
 import { createHub } from "../../src/http/index.ts"
 import { stopAll, until } from "../support/helpers.ts"
-import { startWorker } from "../support/http.ts"
+import { startWorker } from "../support/http/http.ts"
 
 afterAll(stopAll)
 

@@ -8,7 +8,7 @@ import { Topic } from "../../src/events/index.ts"
 import { createHub, HubEventsError } from "../../src/http/index.ts"
 import { FIXTURES, rejection, spawn, until, type Child } from "../support/helpers.ts"
 import { hostsPerFile } from "../support/hosts.ts"
-import { SseReader } from "../support/http.ts"
+import { SseReader } from "../support/http/http.ts"
 import { startNats } from "../support/nats.ts"
 import { nats as viaNats } from "../../src/nats/index.ts"
 
@@ -17,7 +17,7 @@ const { skip, cleanup } = on
 
 const hubArgs = (addr: string, port: number, nats: string) => [
   process.execPath,
-  join(FIXTURES, "http-hub.ts"),
+  join(FIXTURES, "http/http-hub.ts"),
   `--port=${port}`,
   `--host=${addr}`,
   `--nats=${nats}`,
@@ -105,7 +105,7 @@ describe.skipIf(skip !== null)("GET /events on durable hubs across two hosts", (
     cleanup.push(() => client.close())
     const worker = on.hosts.spawnOnB([
       process.execPath,
-      join(FIXTURES, "http-worker.ts"),
+      join(FIXTURES, "http/http-worker.ts"),
       `http://${on.hosts.a.addr}:${port}`,
       "shop",
       `--nats=${on.hosts.b.natsUrl}`,
@@ -143,7 +143,7 @@ describe.skipIf(skip !== null)("GET /events on durable hubs across two hosts", (
     // a plain worker of this host: it publishes into the hub's topic and never bridges (no nats option)
     const worker = spawn([
       process.execPath,
-      join(FIXTURES, "http-worker.ts"),
+      join(FIXTURES, "http/http-worker.ts"),
       `http://${on.hosts.a.addr}:${port}`,
       "shop",
       `--token-file=${tokenFile}`,

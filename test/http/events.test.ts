@@ -7,7 +7,7 @@ import { join } from "node:path"
 import { Topic } from "../../src/events/index.ts"
 import { createHub, type Hub, type HubHealth } from "../../src/http/index.ts"
 import { stopAll, until, type Child } from "../support/helpers.ts"
-import { startHubProcess, startWorker, SseReader, type SseMessage } from "../support/http.ts"
+import { startHubProcess, startWorker, SseReader, type SseMessage } from "../support/http/http.ts"
 
 async function open(
   base: string,

@@ -22,7 +22,7 @@ test.skipIf(wrkSkip !== null)(
       script,
       `wrk.method = "POST"\nwrk.body = '{"sku":"a-1"}'\nwrk.headers["content-type"] = "application/json"\n`,
     )
-    const worker = `${process.execPath} ${join(ROOT, "test", "support", "http-worker.ts")} ${url} shop`
+    const worker = `${process.execPath} ${join(ROOT, "test", "support", "http", "http-worker.ts")} ${url} shop`
     const hub = spawn([
       process.execPath,
       join(ROOT, "bin", "slotbus.ts"),

@@ -11,7 +11,7 @@ test("slotbus hub --spawn keeps N workers running: one killed with SIGKILL is re
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`
   const tokenFile = join(mkdtempSync(join(tmpdir(), "hub-spawn-")), "token")
-  const worker = `${process.execPath} ${join(ROOT, "test", "support", "http-worker.ts")} ${url} shop`
+  const worker = `${process.execPath} ${join(ROOT, "test", "support", "http", "http-worker.ts")} ${url} shop`
   const hub = spawn([
     process.execPath,
     join(ROOT, "bin", "slotbus.ts"),

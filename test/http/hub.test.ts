@@ -4,7 +4,7 @@ import { networkInterfaces, tmpdir } from "node:os"
 import { join } from "node:path"
 import { createHub, type Hub, type HubHealth } from "../../src/http/index.ts"
 import { pattern, sha256, stopAll, until, type Child } from "../support/helpers.ts"
-import { curl, curlSkip, failingWorker, startWorker } from "../support/http.ts"
+import { curl, curlSkip, failingWorker, startWorker } from "../support/http/http.ts"
 
 afterAll(stopAll)
 
@@ -124,8 +124,8 @@ describe("a hub with two workers of one name", () => {
     const ok = await fetch(`${hub.url}/static/http-worker.ts`)
     expect(ok.status).toBe(200)
     expect(await ok.text()).toContain("A hub worker process for the http tests")
-    expect((await fetch(`${hub.url}/static/..%2fhttp%2fhub.test.ts`)).status).toBe(404)
-    expect((await fetch(`${hub.url}/static/%2e%2e%2f%2e%2e%2fpackage.json`)).status).toBe(404)
+    expect((await fetch(`${hub.url}/static/..%2f..%2fhttp%2fhub.test.ts`)).status).toBe(404)
+    expect((await fetch(`${hub.url}/static/%2e%2e%2f%2e%2e%2f%2e%2e%2fpackage.json`)).status).toBe(404)
     expect((await fetch(`${hub.url}/static/http-worker.ts%00.png`)).status).toBe(400)
   })
 

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { FIXTURES, pattern, sha256, stopAll } from "../support/helpers.ts"
-import { startWorker } from "../support/http.ts"
+import { startWorker } from "../support/http/http.ts"
 import { sendsPerAnswer, straceSkip, straced, tracees } from "../support/strace.ts"
 
 const cleanup: (() => void)[] = []
@@ -22,7 +22,7 @@ test.skipIf(straceSkip !== null)(
     const log = join(dir, "strace.log")
     const tokenFile = join(dir, "hub.token")
     const hubArgs = ["--port", "0", "--token-file", tokenFile, "--quiet"]
-    const strace = straced(log, [process.execPath, join(FIXTURES, "http-hub.ts"), ...hubArgs])
+    const strace = straced(log, [process.execPath, join(FIXTURES, "http/http-hub.ts"), ...hubArgs])
     cleanup.push(() => {
       for (const pid of tracees(strace.pid)) process.kill(pid, "SIGKILL") // strace's death leaves them running
       rmSync(dir, { recursive: true, force: true })

@@ -1,10 +1,10 @@
 // The hub's GET /metrics as worker names come and go: the `bus` label keeps the live names and the last few gone,
-// the others fold into one series, and no counter goes back. Workers are test/support/http-worker.ts processes.
+// the others fold into one series, and no counter goes back. Workers are test/support/http/http-worker.ts processes.
 import { afterAll, expect, test } from "bun:test"
 import { createHub } from "../../src/http/index.ts"
 import { GONE_BUS, KEEP_GONE_NAMES } from "../../src/http/hub/metrics.ts"
 import { stopAll, until } from "../support/helpers.ts"
-import { startWorker } from "../support/http.ts"
+import { startWorker } from "../support/http/http.ts"
 
 afterAll(stopAll)
 

@@ -1,9 +1,9 @@
 // The hub's GET /metrics labels a request by the route pattern its worker declared, never by its path: a hub
-// with a real http-worker process (test/support/http-worker.ts) answering 1,000 distinct paths.
+// with a real http-worker process (test/support/http/http-worker.ts) answering 1,000 distinct paths.
 import { afterAll, expect, test } from "bun:test"
 import { createHub } from "../../src/http/index.ts"
 import { stopAll } from "../support/helpers.ts"
-import { startWorker } from "../support/http.ts"
+import { startWorker } from "../support/http/http.ts"
 
 afterAll(stopAll)
 

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { createHub, hubWorker, HubAuthError, type HubHealth } from "../../src/http/index.ts"
 import { stopAll, until } from "../support/helpers.ts"
-import { curl, curlSkip, startWorker } from "../support/http.ts"
+import { curl, curlSkip, startWorker } from "../support/http/http.ts"
 
 afterAll(stopAll)
 

@@ -3,7 +3,7 @@
 import { afterAll, expect, test } from "bun:test"
 import { createHub } from "../../src/http/index.ts"
 import { stopAll } from "../support/helpers.ts"
-import { startWorker } from "../support/http.ts"
+import { startWorker } from "../support/http/http.ts"
 
 const hub = await createHub({ port: 0, quiet: true })
 afterAll(async () => {

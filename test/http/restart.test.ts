@@ -4,7 +4,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { HubHealth } from "../../src/http/index.ts"
 import { spawn, stopAll, until } from "../support/helpers.ts"
-import { startHubProcess, startWorker } from "../support/http.ts"
+import { startHubProcess, startWorker } from "../support/http/http.ts"
 
 afterAll(stopAll)
 
@@ -56,7 +56,7 @@ test("a worker started before its hub waits for it and joins once it is up", asy
     const url = `http://127.0.0.1:${port}`
     const worker = spawn([
       process.execPath,
-      join(import.meta.dir, "..", "support", "http-worker.ts"),
+      join(import.meta.dir, "..", "support", "http", "http-worker.ts"),
       url,
       "shop",
       `--token-file=${tokenFile}`,

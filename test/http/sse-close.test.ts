@@ -4,7 +4,7 @@ import { readdirSync } from "node:fs"
 import { connect, type Socket } from "node:net"
 import { createHub, type Hub } from "../../src/http/index.ts"
 import { until } from "../support/helpers.ts"
-import { SseReader } from "../support/http.ts"
+import { SseReader } from "../support/http/http.ts"
 
 const fdCount = () => readdirSync("/proc/self/fd").length
 

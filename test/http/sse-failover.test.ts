@@ -9,7 +9,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Browser } from "../support/browser.ts"
 import { FIXTURES, spawn, until, type Child } from "../support/helpers.ts"
-import { startWorker } from "../support/http.ts"
+import { startWorker } from "../support/http/http.ts"
 import { sayWhySkipped, toolSkipReason } from "../support/tools.ts"
 
 const skip = toolSkipReason("chromium")
@@ -25,7 +25,7 @@ describe.skipIf(skip !== null)("a browser's EventSource across a hub's kill -9",
     const hub = async (): Promise<Child> => {
       const h = spawn([
         process.execPath,
-        join(FIXTURES, "http-hub.ts"),
+        join(FIXTURES, "http/http-hub.ts"),
         `--port=${port}`,
         `--token-file=${dir}/hub.token`,
       ])

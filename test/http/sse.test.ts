@@ -2,7 +2,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test"
 import { connect } from "node:net"
 import { createHub, type Hub, type HubHealth } from "../../src/http/index.ts"
 import { spawn, stopAll, until, type Child } from "../support/helpers.ts"
-import { curlSkip, SseReader, startWorker } from "../support/http.ts"
+import { curlSkip, SseReader, startWorker } from "../support/http/http.ts"
 
 let hub: Hub
 let worker: Child

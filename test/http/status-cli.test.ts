@@ -5,8 +5,8 @@ import { afterAll, describe, expect, test } from "bun:test"
 import { join } from "node:path"
 import { createHub } from "../../src/http/index.ts"
 import { run, spawn, stopAll } from "../support/helpers.ts"
-import { startWorker } from "../support/http.ts"
-import { controlsIn, ESCAPES, flood, statusCli, trickle } from "../support/status-cli.ts"
+import { startWorker } from "../support/http/http.ts"
+import { controlsIn, ESCAPES, flood, statusCli, trickle } from "../support/status/status-cli.ts"
 
 afterAll(stopAll)
 

@@ -13,7 +13,7 @@ import { SlotBus } from "../../src/index.ts"
 import { serveStatus } from "../../src/status/index.ts"
 import { Browser } from "../support/browser.ts"
 import { busName, spawnWorker, stopAll } from "../support/helpers.ts"
-import { HOSTILE_ROUTES, startWorker } from "../support/http.ts"
+import { HOSTILE_ROUTES, startWorker } from "../support/http/http.ts"
 import { sayWhySkipped, toolSkipReason } from "../support/tools.ts"
 
 /** What the page shows for a string with control characters in it. */

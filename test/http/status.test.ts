@@ -11,7 +11,7 @@ import { createHub, type Hub, type HubHealth } from "../../src/http/index.ts"
 import { SlotBus } from "../../src/index.ts"
 import { serveStatus, type StatusReport, type StatusSection } from "../../src/status/index.ts"
 import { busName, REPO, run, spawnWorker, stopAll, until } from "../support/helpers.ts"
-import { SseReader, startWorker } from "../support/http.ts"
+import { SseReader, startWorker } from "../support/http/http.ts"
 
 afterAll(stopAll)
 

@@ -6,14 +6,14 @@ import { connect } from "node:net"
 import { join } from "node:path"
 import { createHub, type Hub, type HubHealth } from "../../src/http/index.ts"
 import { FIXTURES, pattern, sha256, spawn, stopAll, until, type Child } from "../support/helpers.ts"
-import { SseReader } from "../support/http.ts"
+import { SseReader } from "../support/http/http.ts"
 
 afterAll(stopAll)
 
 const MiB = 1024 * 1024
 
 async function startStreamWorker(hubUrl: string): Promise<Child> {
-  const p = spawn([process.execPath, join(FIXTURES, "http-stream-worker.ts"), hubUrl, "streams"])
+  const p = spawn([process.execPath, join(FIXTURES, "http/http-stream-worker.ts"), hubUrl, "streams"])
   try {
     await p.waitLine(/^ready \d+$/)
   } catch (e) {

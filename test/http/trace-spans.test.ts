@@ -6,7 +6,7 @@ import { SpanKind } from "@opentelemetry/api"
 import { InMemorySpanExporter } from "@opentelemetry/sdk-trace-base"
 import { createHub, type Hub } from "../../src/http/index.ts"
 import { stopAll, until, type Child } from "../support/helpers.ts"
-import { startWorker } from "../support/http.ts"
+import { startWorker } from "../support/http/http.ts"
 import { registerOtel, spanLine, type SpanLine } from "../support/otel-setup.ts"
 
 afterAll(stopAll)

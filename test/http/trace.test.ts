@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { createHub, type Hub } from "../../src/http/index.ts"
 import { stopAll, type Child } from "../support/helpers.ts"
-import { startWorker } from "../support/http.ts"
+import { startWorker } from "../support/http/http.ts"
 
 afterAll(stopAll)
 

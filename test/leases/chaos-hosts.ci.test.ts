@@ -28,7 +28,7 @@ describe.skipIf(skip !== null)("a cluster contest under chaos on two hosts", () 
     const end = Date.now() + SOAK_MS
     const members: { host: HostName; c: Child }[] = []
     const member = (host: HostName) => {
-      const cmd = [process.execPath, join(FIXTURES, "kv-lease-member.ts"), "chaos", on.hosts[host].natsUrl, name]
+      const cmd = [process.execPath, join(FIXTURES, "leases/kv-lease-member.ts"), "chaos", on.hosts[host].natsUrl, name]
       cmd.push("leader", witness, String(end), String(TTL_MS))
       const c = host === "a" ? spawn(cmd) : on.hosts.spawnOnB(cmd)
       cleanup.push(() => c.kill())

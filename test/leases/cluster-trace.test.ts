@@ -32,7 +32,7 @@ afterAll(async () => {
 
 const given = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 const givenState = "vendor=a1b2,other=x"
-const S = { kind: 9, label: "leader" } // the subject test/support/conformance-lease.ts claims
+const S = { kind: 9, label: "leader" } // the subject test/support/conformance/conformance-lease.ts claims
 const KEY = "9.bGVhZGVy"
 const open = (name: string) => Contest.open(name, { remote: viaNats(nats.url) })
 const claimSpans = (label: string) =>
@@ -55,7 +55,7 @@ describe.skipIf(skip !== null)("a cluster contest's trace context", () => {
     exporter.reset()
     const name = busName("kv-trace")
     const holder = spawn(
-      [process.execPath, join(FIXTURES, "conformance-lease.ts"), "nats", nats.url, name, S.label, "1500"],
+      [process.execPath, join(FIXTURES, "conformance/conformance-lease.ts"), "nats", nats.url, name, S.label, "1500"],
       { env: { ...process.env, TRACEPARENT: given, TRACESTATE: givenState } },
     )
     const taker = await open(name)

@@ -11,7 +11,7 @@ afterEach(async () => {
 })
 
 async function member(name: string): Promise<Child> {
-  const m = bunChild("lease-member.ts", ["open", name])
+  const m = bunChild("leases/lease-member.ts", ["open", name])
   await m.waitLine(/^open \d+$/)
   return m
 }

@@ -12,7 +12,7 @@ test("a member scribbling the table makes others' calls throw ProtocolError (or 
   try {
     const held = c.tryClaim({ kind: 1, label: "before" }, { owner: "victim", ttlMs: 60_000 })
     expect(held.claimed).toBe(true)
-    const scribbler = bunChild("lease-member.ts", ["scribble", name, "20"])
+    const scribbler = bunChild("leases/lease-member.ts", ["scribble", name, "20"])
     await scribbler.waitLine(/^scribbled$/, 30_000)
 
     const errors = new Map<string, number>()
@@ -72,7 +72,7 @@ test.each(SEEDS)(
     const c = await Contest.open(name)
     try {
       const held = c.tryClaim({ kind: 1, label: "held" }, { owner: "victim", ttlMs: 60_000 })
-      const scribbler = bunChild("lease-member.ts", ["scribble", name, "5", String(seed), mode])
+      const scribbler = bunChild("leases/lease-member.ts", ["scribble", name, "5", String(seed), mode])
       await scribbler.waitLine(/^scribbled$/, 30_000)
       const kinds = new Set<string>()
       const attempt = (f: () => unknown) => {

@@ -1,6 +1,6 @@
 // Cluster contests (docs/PROTOCOL.md §12) on two hosts: host B a network namespace of its own
 // (test/support/hosts.ts), each host with its nats-server, clustered, JetStream on. Members are processes of
-// test/support/kv-lease-member.ts, each talking to its own host's server. A race of 4 processes with a witness
+// test/support/leases/kv-lease-member.ts, each talking to its own host's server. A race of 4 processes with a witness
 // file, a holder killed with SIGKILL, and a holder SIGSTOPped past its TTL.
 import { describe, expect, test } from "bun:test"
 import { readFileSync, writeFileSync } from "node:fs"
@@ -12,7 +12,7 @@ import { hostsPerFile } from "../support/hosts.ts"
 const on = hostsPerFile("two-host cluster contest", { jetstream: true })
 const { skip } = on
 
-const MEMBER = join(FIXTURES, "kv-lease-member.ts")
+const MEMBER = join(FIXTURES, "leases/kv-lease-member.ts")
 const LABEL = "leader"
 
 /** A member process on host A or B, talking to that host's nats-server. */

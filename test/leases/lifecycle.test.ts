@@ -80,7 +80,7 @@ test.skipIf(!linuxBackend)(
   async () => {
     await loadNative()
     const name = fresh()
-    const silent = bunChild("lease-squatter.ts", [name, String(leaseNative.sbl_layout_hash()), "silent"])
+    const silent = bunChild("leases/lease-squatter.ts", [name, String(leaseNative.sbl_layout_hash()), "silent"])
     await silent.waitLine(/^listening$/)
     const e = await Contest.open(name, { joinTimeoutMs: 600 }).then(
       (c) => (c.close(), null),

@@ -7,7 +7,7 @@ import { join } from "node:path"
 import { Contest } from "../../src/leases/index.ts"
 import { bunChild, busName, type Child, eventually, linuxBackend, stopAll } from "../support/helpers.ts"
 
-const MEMBER = "lease-member.ts"
+const MEMBER = "leases/lease-member.ts"
 const KIND = 7 // the fixture's kind
 const contests: Contest[] = []
 function member(args: string[]): Child {

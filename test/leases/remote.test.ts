@@ -37,8 +37,8 @@ afterAll(async () => {
 const open = (name: string, marginMs?: number) =>
   Contest.open(name, { remote: viaNats(nats.url), ...(marginMs === undefined ? {} : { marginMs }) })
 const S = { kind: 3, label: "leader" }
-const M = { kind: 9, label: "leader" } // the subject of test/support/kv-lease-member.ts
-const MEMBER = join(FIXTURES, "kv-lease-member.ts")
+const M = { kind: 9, label: "leader" } // the subject of test/support/leases/kv-lease-member.ts
+const MEMBER = join(FIXTURES, "leases/kv-lease-member.ts")
 
 /** A fencing storage: takes a write only with a token at least as high as the highest it took. */
 function fencingStorage() {

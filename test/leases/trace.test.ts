@@ -22,7 +22,9 @@ const given = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 test("a claim stores its claimer's context; who takes over after a kill -9 links to it", async () => {
   const name = busName("lease-trace")
   const contest = (await Contest.open(name)) as Contest
-  const holder = bunChild("lease-member.ts", ["hold", name, "s"], { env: { ...process.env, TRACEPARENT: given } })
+  const holder = bunChild("leases/lease-member.ts", ["hold", name, "s"], {
+    env: { ...process.env, TRACEPARENT: given },
+  })
   try {
     await holder.waitLine(/^held /, 15_000)
     expect(contest.holders().map((h) => h.traceparent)).toEqual([given])

@@ -27,7 +27,7 @@ test("version 2's name bound by another uid that answers 'welcome' is nothing of
   await loadNative()
   const name = busName("squat")
   const squatter = asUser(user, [
-    join(import.meta.dir, "..", "support", "lease-squatter.ts"),
+    join(import.meta.dir, "..", "support", "leases", "lease-squatter.ts"),
     name,
     String(leaseNative.sbl_layout_hash()),
   ])
@@ -40,7 +40,7 @@ test("version 2's name bound by another uid that answers 'welcome' is nothing of
 test("a contest another uid created is not the owner's: the owner's open of the name makes its own", async () => {
   const user = await secondUser()
   const name = busName("otheruid")
-  const member = asUser(user, [join(import.meta.dir, "..", "support", "lease-member.ts"), "open", name])
+  const member = asUser(user, [join(import.meta.dir, "..", "support", "leases", "lease-member.ts"), "open", name])
   await member.waitLine(/^open \d+$/)
   // main: PeerRefusedError
   const c = await Contest.open(name, { joinTimeoutMs: 2000, create: "must" })

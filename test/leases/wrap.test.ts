@@ -14,7 +14,7 @@ test("a dead holder's claim is taken over after its member record's generation w
   const name = busName("wrap")
   const c = await Contest.open(name) // member 0
   try {
-    const holder = bunChild("lease-member.ts", ["hold", name, "job"]) // member 1, generation 0
+    const holder = bunChild("leases/lease-member.ts", ["hold", name, "job"]) // member 1, generation 0
     await holder.waitLine(/^held \d+$/)
     await holder.kill("SIGKILL")
     c.stats() // reaps member 1: FREE, generation 1
@@ -32,7 +32,7 @@ test("a dead holder's claim is taken over after its member record's generation w
     }
     expect((table.getBigUint64(MEMBER_WORD(1), true) >> 8n) & 0xffffn).toBe(0n) // wrapped: the dead holder's generation again
 
-    const innocent = bunChild("lease-member.ts", ["open", name])
+    const innocent = bunChild("leases/lease-member.ts", ["open", name])
     await innocent.waitLine(/^open 1$/)
     const r = c.tryClaim({ kind: KIND, label: "job" }, { owner: "survivor" })
     if (!r.claimed) throw new Error(`yielded to pid ${r.holder.pid} (the innocent member is ${innocent.pid})`)

@@ -159,7 +159,7 @@ describe.each(modes)("the C worker in $mode mode", ({ flags }) => {
 
   test("exits 0 on its own when its hub is killed with SIGKILL", async () => {
     const name = busName("c-worker-hub")
-    const hub = spawn([process.execPath, join(FIXTURES, "crash-hub.ts"), name])
+    const hub = spawn([process.execPath, join(FIXTURES, "core/crash-hub.ts"), name])
     const worker = spawn([exe, name, ...flags])
     try {
       await hub.waitLine(/^served 16 /) // the C worker answered the hub's 16 raw pings

@@ -25,7 +25,7 @@ async function hostileHub(mode: string): Promise<string> {
 }
 
 function trustingWorker(name: string): Child {
-  const worker = spawn([process.execPath, join(FIXTURES, "trusting-worker.ts"), name])
+  const worker = spawn([process.execPath, join(FIXTURES, "native/trusting-worker.ts"), name])
   return worker
 }
 

@@ -14,8 +14,8 @@ import { sayWhySkipped } from "../support/tools.ts"
 const skipReason = hostsSkipReason()
 sayWhySkipped("the two-host tests (test/support/hosts.ts)", skipReason)
 
-const PEER = join(FIXTURES, "nats-peer.ts")
-const PROBE = join(FIXTURES, "connect-probe.ts")
+const PEER = join(FIXTURES, "native/nats-peer.ts")
+const PROBE = join(FIXTURES, "native/connect-probe.ts")
 const bun = process.execPath
 
 /** What is left on this machine of the hosts named `name` (netns, veth, processes, temporary folder). */
@@ -175,14 +175,14 @@ describe.skipIf(skipReason !== null)("two hosts: host B in a netns of its own, a
   }, 60_000)
 
   test("a test process that throws without closing: the exit handler removes its hosts", async () => {
-    const child = bunChild("hosts-crash.ts", ["throw"])
+    const child = bunChild("native/hosts-crash.ts", ["throw"])
     const [, netns, veth, dir] = await child.waitLine(/^open (\S+) (\S+) (\S+)$/, 60_000)
     expect(await child.exited).not.toBe(0)
     expect(await traces(netns!, veth!, dir!)).toEqual([])
   }, 60_000)
 
   test("a test process killed with kill -9 leaves its hosts; removeStaleHosts (run by openHosts) removes them", async () => {
-    const child = bunChild("hosts-crash.ts", ["wait"])
+    const child = bunChild("native/hosts-crash.ts", ["wait"])
     const [, netns, veth, dir] = await child.waitLine(/^open (\S+) (\S+) (\S+)$/, 60_000)
     await child.kill()
     const left = await traces(netns!, veth!, dir!)

@@ -15,7 +15,7 @@ import { join } from "node:path"
 import { libraryFile } from "../../src/native/lib-path.ts"
 import { fnv1a32 } from "../support/c-text.ts"
 import { run } from "../support/helpers.ts"
-import { onlyTools, packTarball, runOk } from "../support/pack.ts"
+import { onlyTools, packTarball, runOk } from "../support/native/pack.ts"
 
 const repo = join(import.meta.dir, "..", "..")
 const platforms = ["linux-x64", "linux-arm64", "linux-x64-musl", "linux-arm64-musl", "darwin-arm64", "darwin-x64"]

@@ -6,7 +6,7 @@ import { expect, test } from "bun:test"
 import { readFileSync } from "node:fs"
 import { dirname, join, normalize } from "node:path"
 import { REPO } from "../support/helpers.ts"
-import { runOk } from "../support/pack.ts"
+import { runOk } from "../support/native/pack.ts"
 
 const SAYS_SO = "in slotbus's source repository, not in this package"
 /** Paths named in prose that are not slotbus's: Bun's own source (docs/perf is not shipped, but keep it honest). */

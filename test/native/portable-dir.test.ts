@@ -23,7 +23,7 @@ import { sharedRecorderDir } from "../../src/native/recorder-layout.ts"
 import { busName, FIXTURES, spawn, stopAll, type Child } from "../support/helpers.ts"
 import { makeUser, NOBODY, whyNoTestUser, type TestUser } from "../support/uid.ts"
 
-const MEMBER = join(FIXTURES, "portable-member.ts")
+const MEMBER = join(FIXTURES, "native/portable-member.ts")
 const skip = whyNoTestUser(MEMBER)
 if (skip) console.warn(`skipping the socket directory's cross-user tests: ${skip}`)
 

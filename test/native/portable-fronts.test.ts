@@ -22,7 +22,7 @@ const ROUNDS = 4
 /** A further shared front of name, its connect calls held 300 ms each; resolves once it listens, then ends it. */
 async function frontStartedAndEnded(name: string) {
   const trace = ["-f", "-qq", "-o", "/dev/null", "-e", "trace=connect", "-e", "inject=connect:delay_exit=300000"]
-  const member = [process.execPath, join(FIXTURES, "portable-member.ts"), "front", name]
+  const member = [process.execPath, join(FIXTURES, "native/portable-member.ts"), "front", name]
   const s = spawn([findTool("strace") ?? "strace", ...trace, ...member], { env: posix() })
   try {
     await s.waitLine(/^ready [1-9]\d*$/, 60_000)
@@ -36,7 +36,7 @@ test.skipIf(straceSkip !== null)(
   "further shared fronts starting and ending never give front 0 a phantom worker, and no request to it fails",
   async () => {
     const name = busName("probe")
-    const front0 = bunChild("portable-member.ts", ["front", name], { env: posix() })
+    const front0 = bunChild("native/portable-member.ts", ["front", name], { env: posix() })
     expect((await front0.waitLine(/^ready (\d+)$/))[1]).toBe("0")
     const worker = bunChild("echo-worker.ts", [name, "--wait-for-hub-ms=10000"], { env: posix() })
     await worker.waitLine(/^ready$/)

@@ -61,9 +61,9 @@ const portableRegions = () => regionsNow().filter((f) => !before.has(f))
 
 /** A hub and a worker using request/response, a topic and a contested lease, all up. */
 async function pair(env: Record<string, string | undefined>, name = busName("portable")) {
-  const hub = bunChild("portable-member.ts", ["hub", name], { env })
+  const hub = bunChild("native/portable-member.ts", ["hub", name], { env })
   await hub.waitLine(/^ready$/)
-  const worker = bunChild("portable-member.ts", ["worker", name], { env })
+  const worker = bunChild("native/portable-member.ts", ["worker", name], { env })
   await worker.waitLine(/^ready$/)
   await hub.waitLine(/^response 200$/)
   await hub.waitLine(/^event x$/)
@@ -72,7 +72,7 @@ async function pair(env: Record<string, string | undefined>, name = busName("por
 
 /** The eventfds bun holds by itself (its event loop's). */
 async function bunEventfds(): Promise<number> {
-  const idle = bunChild("portable-member.ts", ["baseline"], { env: posix() })
+  const idle = bunChild("native/portable-member.ts", ["baseline"], { env: posix() })
   await idle.waitLine(/^ready$/)
   return kinds(fdTargets(idle.pid)).eventfd
 }
@@ -126,11 +126,11 @@ describe("regions and kill -9", () => {
         // time in that window, and a kill at a random moment lands there
         const trace = ["-f", "-qq", "-o", log, "-e", "trace=open,openat,unlink,unlinkat", "-e", "signal=none"]
         const hold = ["-e", "inject=unlink,unlinkat:delay_enter=1000000"]
-        const member = [process.execPath, join(FIXTURES, "portable-member.ts"), "listen", name]
+        const member = [process.execPath, join(FIXTURES, "native/portable-member.ts"), "listen", name]
         const hub = spawn([findTool("strace") ?? "strace", ...trace, ...hold, ...member], { env: posix() })
         try {
           await hub.waitLine(/^ready$/, 60_000)
-          const churn = bunChild("portable-member.ts", ["churn", name], { env: posix() })
+          const churn = bunChild("native/portable-member.ts", ["churn", name], { env: posix() })
           await churn.waitLine(/^connected 1$/, 30_000)
           await Bun.sleep(Math.random() * 1500)
         } finally {
@@ -166,16 +166,16 @@ describe("names", () => {
 describe("a peer without seals", () => {
   test("a worker that shrinks the region to 0 bytes costs the hub that worker, not a SIGBUS; the next worker is served", async () => {
     const name = busName("truncate")
-    const hub = bunChild("portable-member.ts", ["hub", name], { env: posix() })
+    const hub = bunChild("native/portable-member.ts", ["hub", name], { env: posix() })
     await hub.waitLine(/^ready$/)
-    const hostile = bunChild("portable-member.ts", ["truncater", name], { env: posix() })
+    const hostile = bunChild("native/portable-member.ts", ["truncater", name], { env: posix() })
     await hostile.waitLine(/^truncated$/)
     // the hub had a request in the region when it shrank, so it reads the region past its end: without the guard
     // that is a SIGBUS and the hub is gone
     const failed = await lineAfter(hub, /^error (\w+): (.*)$/, /^ready$/)
     expect(failed[1]).toMatch(/^(ProtocolError|WorkerGoneError)$/)
     expect(hub.running).toBe(true)
-    const honest = bunChild("portable-member.ts", ["worker", name], { env: posix() })
+    const honest = bunChild("native/portable-member.ts", ["worker", name], { env: posix() })
     await honest.waitLine(/^ready$/)
     await lineAfter(hub, /^response 200$/, /^error /)
     expect(hub.running).toBe(true)

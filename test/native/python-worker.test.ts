@@ -7,7 +7,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { busName, type Child, eventually, observed, outcome, randomBytes, spawn, stopAll } from "../support/helpers.ts"
 import { zigBuild } from "../../scripts/zig.ts"
-import { onlyTools, packTarball, runOk } from "../support/pack.ts"
+import { onlyTools, packTarball, runOk } from "../support/native/pack.ts"
 import { sayWhySkipped, toolSkipReason } from "../support/tools.ts"
 
 import type { SlotBus } from "../../src/index.ts"

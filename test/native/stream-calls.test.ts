@@ -1,5 +1,5 @@
 // libslotbus's worker stream calls (csrc/stream.c, docs/PROTOCOL.md §9.7) driven by hand from a child process
-// (test/support/stream-end-worker.ts), and a TS worker's error END, each against a Bun SlotBus: an END with pairs
+// (test/support/native/stream-end-worker.ts), and a TS worker's error END, each against a Bun SlotBus: an END with pairs
 // waits for credit without spinning, and an END that can never fit says so instead of waiting for good.
 import { describe, expect, test } from "bun:test"
 import { RemoteError, SlotBus, SlotWorker } from "../../src/index.ts"
@@ -11,7 +11,7 @@ describe("an error END with pairs (docs/PROTOCOL.md §9.2, §9.5)", () => {
   test("waits in sb_worker_stream_wait until its pairs fit, and is refused with -E2BIG where it never can", async () => {
     const name = busName("stream-end")
     const bus = await SlotBus.listen(name, { streamWindowBytes: 4096, timeoutMs: 10_000 })
-    const worker = bunChild("stream-end-worker.ts", [name])
+    const worker = bunChild("native/stream-end-worker.ts", [name])
     try {
       const res = await bus.request({ path: "/x" }, { stream: true })
       await worker.waitLine(/^ready$/)

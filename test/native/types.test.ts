@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, 
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { REPO, run } from "../support/helpers.ts"
-import { onlyTools, packTarball, runOk } from "../support/pack.ts"
+import { onlyTools, packTarball, runOk } from "../support/native/pack.ts"
 import { sayWhySkipped } from "../support/tools.ts"
 
 let packDir = ""

@@ -30,7 +30,7 @@ describe.skipIf(skip !== null)(`a topic's bridge election: version 2's name held
   test("holds nothing of the owner's: the owner bridges at once, with no warning", async () => {
     const name = busName("tbuid")
     await squat(name)
-    const owner = started(bunChild("topic-member.ts", [name, ctx.url, "bridge"]))
+    const owner = started(bunChild("events/topic-member.ts", [name, ctx.url, "bridge"]))
     await owner.waitLine(/^ready \d+$/, 20_000)
     // main: it warned "… is held by a process of uid 65534 …" and bridged only once the squatter was gone
     await owner.waitLine(/^bridging \d+$/, 20_000)

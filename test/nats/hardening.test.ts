@@ -253,7 +253,7 @@ describe.skipIf(skip !== null)("death detection (§10.3)", () => {
   test("peerTimeoutMs reaches the detector: with 400 ms a killed worker is counted gone; with 60 s it is still listed when the default 2 s is long past", async () => {
     for (const peerTimeoutMs of [400, 60_000]) {
       const bus = await hub({ peerTimeoutMs })
-      const w = bunChild("nats-worker.ts", [bus.name, nats.url])
+      const w = bunChild("nats/nats-worker.ts", [bus.name, nats.url])
       cleanup.push(async () => void (await w.kill()))
       await w.waitLine(/^ready \d+$/, 15_000)
       await bus.waitForWorkers(1, 5000)

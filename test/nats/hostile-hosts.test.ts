@@ -1,4 +1,4 @@
-// The hostile NATS peer (test/support/hostile-nats.ts) across two simulated hosts (test/support/hosts.ts): one
+// The hostile NATS peer (test/support/nats/hostile-nats.ts) across two simulated hosts (test/support/hosts.ts): one
 // peer on each host's nats-server publishes mutations of everything it hears while this process on host A runs a
 // hub served by a worker on host B, bridges a topic to a subscriber on host B and claims in a cluster contest.
 // Nothing may crash, every call settles with a result or a slotbus error, and afterwards the hub is served from
@@ -9,7 +9,7 @@ import { Topic } from "../../src/events/index.ts"
 import { SlotBus } from "../../src/index.ts"
 import { Contest } from "../../src/leases/index.ts"
 import { busName, FIXTURES, publishUntilHeard, rng, until } from "../support/helpers.ts"
-import { underFire } from "../support/hostile-nats.ts"
+import { underFire } from "../support/nats/hostile-nats.ts"
 import { hostsPerFile } from "../support/hosts.ts"
 import { nats } from "../../src/nats/index.ts"
 
@@ -27,7 +27,7 @@ describe.skipIf(skip !== null)("a hostile peer on both hosts' NATS servers", () 
     cleanup.push(() => bus.close({ drain: false }))
     const worker = on.hosts.spawnOnB([
       process.execPath,
-      join(FIXTURES, "nats-worker.ts"),
+      join(FIXTURES, "nats/nats-worker.ts"),
       bus.name,
       b.natsUrl,
       "--heartbeat-ms=100",
@@ -40,7 +40,7 @@ describe.skipIf(skip !== null)("a hostile peer on both hosts' NATS servers", () 
     const events = topic.subscribe({ type: "*" })
     const sub = on.hosts.spawnOnB([
       process.execPath,
-      join(FIXTURES, "topic-member.ts"),
+      join(FIXTURES, "events/topic-member.ts"),
       topic.name,
       b.natsUrl,
       "sub",

@@ -10,7 +10,7 @@ import { Topic } from "../../src/events/index.ts"
 import { SlotBus } from "../../src/index.ts"
 import { Contest } from "../../src/leases/index.ts"
 import { bunChild, busName, rng, until } from "../support/helpers.ts"
-import { underFire } from "../support/hostile-nats.ts"
+import { underFire } from "../support/nats/hostile-nats.ts"
 import { natsPerFile, natsSkipReason } from "../support/nats.ts"
 import { nats as viaNats } from "../../src/nats/index.ts"
 
@@ -28,7 +28,7 @@ describe.skipIf(skip !== null)("a hostile peer on the NATS server", () => {
     const r = rng(seed)
     const bus = await SlotBus.listen(busName("hostile-peer"), { remote: viaNats(nats.url), heartbeatMs: 100 })
     cleanup.push(() => bus.close({ drain: false }))
-    const worker = bunChild("nats-worker.ts", [bus.name, nats.url, "--heartbeat-ms=100"])
+    const worker = bunChild("nats/nats-worker.ts", [bus.name, nats.url, "--heartbeat-ms=100"])
     cleanup.push(async () => void (await worker.kill()))
     await worker.waitLine(/^ready \d+$/, 15_000)
     await bus.waitForWorkers(1, 5000)

@@ -9,7 +9,7 @@ import { SlotBus, WorkerGoneError } from "../../src/index.ts"
 import { createHub, type HubHealth } from "../../src/http/index.ts"
 import { busName, FIXTURES, rejection, until, type Child } from "../support/helpers.ts"
 import { hostsSkipReason, openHosts, type Hosts } from "../support/hosts.ts"
-import { startHubProcess } from "../support/http.ts"
+import { startHubProcess } from "../support/http/http.ts"
 import { nats as viaNats } from "../../src/nats/index.ts"
 
 const skip = hostsSkipReason()
@@ -27,7 +27,7 @@ afterAll(async () => {
 async function workerOnB(bus: string, ...flags: string[]): Promise<Child> {
   // host B's server first, host A's when it is gone: in this order (nats.js shuffles servers unless told not to)
   const urls = JSON.stringify({ servers: [hosts.b.natsUrl, hosts.a.natsUrl], noRandomize: true })
-  const w = hosts.spawnOnB([process.execPath, join(FIXTURES, "nats-worker.ts"), bus, urls, ...flags])
+  const w = hosts.spawnOnB([process.execPath, join(FIXTURES, "nats/nats-worker.ts"), bus, urls, ...flags])
   await w.waitLine(/^ready \d+$/, 20_000)
   return w
 }
@@ -43,7 +43,7 @@ describe.skipIf(skip !== null)("a worker on another host", () => {
       expect(res.text()).toBe("across")
       expect(res.headers.get("x-pid")).toBe(String(w.pid))
       // host B has no way to the bus over shared memory: an attach from there finds no hub
-      const probe = hosts.spawnOnB([process.execPath, join(FIXTURES, "connect-probe.ts"), bus.name])
+      const probe = hosts.spawnOnB([process.execPath, join(FIXTURES, "native/connect-probe.ts"), bus.name])
       await probe.exited
       expect(probe.lines.join("\n")).toContain("HubNotFoundError")
     } finally {
@@ -145,7 +145,7 @@ describe.skipIf(skip !== null)("a worker on another host", () => {
     })
     const w = hosts.spawnOnB([
       process.execPath,
-      join(FIXTURES, "http-worker.ts"),
+      join(FIXTURES, "http/http-worker.ts"),
       `http://${hosts.a.addr}:${hub.port}`,
       "shop",
       "--token=t0k-across-two-hosts",
@@ -174,7 +174,7 @@ describe.skipIf(skip !== null)("a worker on another host", () => {
       const url = `http://${hosts.a.addr}:${port}`
       w = hosts.spawnOnB([
         process.execPath,
-        join(FIXTURES, "http-worker.ts"),
+        join(FIXTURES, "http/http-worker.ts"),
         url,
         "shop",
         `--token-file=${tokenFile}`,

@@ -11,7 +11,7 @@ import type { Registry } from "../../src/http/hub/registry.ts"
 import { SlotWorker } from "../../src/index.ts"
 import { nats } from "../../src/nats/index.ts"
 import { pattern, run, stopAll, until, type Child } from "../support/helpers.ts"
-import { failingWorker, startHubProcess, startWorker } from "../support/http.ts"
+import { failingWorker, startHubProcess, startWorker } from "../support/http/http.ts"
 import { natsSkipReason, startNats } from "../support/nats.ts"
 
 const skip = natsSkipReason()

@@ -30,7 +30,7 @@ async function hub(opts: ListenOptions = {}): Promise<SlotBus> {
   return bus
 }
 async function remoteWorker(bus: SlotBus, ...flags: string[]): Promise<Child> {
-  const w = bunChild("nats-worker.ts", [bus.name, nats.url, ...flags])
+  const w = bunChild("nats/nats-worker.ts", [bus.name, nats.url, ...flags])
   cleanup.push(async () => void (await w.kill()))
   await w.waitLine(/^ready \d+$/, 15_000)
   return w

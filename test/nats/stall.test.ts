@@ -23,7 +23,7 @@ describe.skipIf(skip !== null)("a process that stalls longer than its peers' pat
       peerTimeoutMs: 60_000, // the hub waits for the stopped worker: only the worker's judgement is tried
     })
     cleanup.push(() => bus.close({ drain: false }))
-    const worker = bunChild("nats-worker.ts", [bus.name, nats.url, "--heartbeat-ms=100"])
+    const worker = bunChild("nats/nats-worker.ts", [bus.name, nats.url, "--heartbeat-ms=100"])
     cleanup.push(async () => void (await worker.kill()))
     await worker.waitLine(/^ready \d+$/, 15_000)
     await bus.waitForWorkers(1, 5000)

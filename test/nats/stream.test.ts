@@ -28,7 +28,7 @@ async function hub(opts: ListenOptions = {}): Promise<SlotBus> {
   return bus
 }
 async function remoteWorker(bus: SlotBus): Promise<Child> {
-  const w = bunChild("nats-worker.ts", [bus.name, nats.url])
+  const w = bunChild("nats/nats-worker.ts", [bus.name, nats.url])
   cleanup.push(async () => void (await w.kill()))
   await w.waitLine(/^ready \d+$/, 15_000)
   await bus.waitForWorkers(1)

@@ -38,7 +38,7 @@ describe.skipIf(skip !== null)("a worker process served by another host's hub ov
     const presence = () => nc.publish(`${root}.hub`, JSON.stringify({ v: 1, hub: "tester", heartbeatMs: 100 }))
     const beat = setInterval(presence, 50)
     cleanup.push(async () => clearInterval(beat))
-    const worker = bunChild("trace-worker.ts", [bus, busName("nats-trace-topic"), "--nats", nats.url])
+    const worker = bunChild("core/trace-worker.ts", [bus, busName("nats-trace-topic"), "--nats", nats.url])
     cleanup.push(async () => void (await worker.kill()))
     await worker.waitLine(/^ready$/, 20_000)
     await until(() => workers.length > 0, "the worker's presence", 10_000)

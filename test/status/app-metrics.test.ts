@@ -12,10 +12,10 @@ import { httpRoute, instrument, SlotBus } from "../../src/index.ts"
 import { metricsHandler, metricsText } from "../../src/status/index.ts"
 import { renderMetrics } from "../../src/status/internal.ts"
 import { bunChild, busName, FIXTURES, spawn, stopAll, until, type Child } from "../support/helpers.ts"
-import { freePort, promtool, sample, startPrometheus } from "../support/prometheus.ts"
+import { freePort, promtool, sample, startPrometheus } from "../support/status/prometheus.ts"
 import { sayWhySkipped, toolSkipReason } from "../support/tools.ts"
 
-const FRONT = join(FIXTURES, "app-front.ts")
+const FRONT = join(FIXTURES, "status/app-front.ts")
 const promtoolSkip = toolSkipReason("promtool")
 const prometheusSkip = toolSkipReason("prometheus")
 sayWhySkipped("promtool check metrics", promtoolSkip)

@@ -1,4 +1,4 @@
-// GET /metrics as a Prometheus user reads it, from fronts behind Bun.serve (test/support/metrics-front.ts: a shared
+// GET /metrics as a Prometheus user reads it, from fronts behind Bun.serve (test/support/status/metrics-front.ts: a shared
 // name, a pool of two echo workers): process and runtime series under the conventional names for the front and
 // each worker, route labels that are patterns, a client that goes away counted apart from errors, and two fronts
 // of one name that report each worker once. promtool and a real Prometheus server read it; both skip where Debian's
@@ -9,7 +9,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { METRICS } from "../../src/status/index.ts"
 import { bunChild, busName, stopAll, until, withHub, type Child } from "../support/helpers.ts"
-import { promtool, sample, startPrometheus } from "../support/prometheus.ts"
+import { promtool, sample, startPrometheus } from "../support/status/prometheus.ts"
 import { sayWhySkipped, toolSkipReason } from "../support/tools.ts"
 
 const promtoolSkip = toolSkipReason("promtool")
@@ -37,7 +37,7 @@ interface Front {
 }
 
 async function front(name: string): Promise<Front> {
-  const child = bunChild("metrics-front.ts", [name])
+  const child = bunChild("status/metrics-front.ts", [name])
   children.push(child)
   const [, http, metrics, index] = await child.waitLine(/^ready (\S+) (\S+) (\d+)$/, 20_000)
   const workers = async () => {

@@ -1,5 +1,5 @@
 // `slotbus ls`, `slotbus requests` and `slotbus top` run as real subprocesses against an app that serves no
-// status (test/support/host-app.ts) and real worker processes: what they find comes from the flight recorder
+// status (test/support/status/host-app.ts) and real worker processes: what they find comes from the flight recorder
 // files (docs/PROTOCOL.md §16) and /proc alone.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { execFileSync } from "node:child_process"
@@ -9,9 +9,9 @@ import { join } from "node:path"
 import { SlotBus } from "../../src/index.ts"
 import { RecConst, recorderDir } from "../../src/native/recorder-layout.ts"
 import { alive, busName, type Child, REPO, spawn, spawnWorker, until } from "../support/helpers.ts"
-import { forgeRecorder, hostCli as cli, undoAfterEach } from "../support/host-files.ts"
+import { forgeRecorder, hostCli as cli, undoAfterEach } from "../support/status/host-files.ts"
 
-const HOST_APP = join(REPO, "test", "support", "host-app.ts")
+const HOST_APP = join(REPO, "test", "support", "status", "host-app.ts")
 
 const cleanups = undoAfterEach()
 

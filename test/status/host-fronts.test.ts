@@ -1,12 +1,12 @@
 // `slotbus requests`, `top` and `ls` of a name several shared fronts listen under (docs/PROTOCOL.md §15) read every
 // front's flight recorder file: a slow request on any front is shown, with the front that holds it. Real fronts
-// (test/support/host-app.ts --shared), a real worker serving both, the CLI as a subprocess.
+// (test/support/status/host-app.ts --shared), a real worker serving both, the CLI as a subprocess.
 import { describe, expect, test } from "bun:test"
 import { existsSync, unlinkSync } from "node:fs"
 import { join } from "node:path"
 import { recorderDir } from "../../src/native/recorder-layout.ts"
 import { busName, type Child, REPO, spawn, spawnWorker, until } from "../support/helpers.ts"
-import { hostCli as cli, undoAfterEach } from "../support/host-files.ts"
+import { hostCli as cli, undoAfterEach } from "../support/status/host-files.ts"
 
 const cleanups = undoAfterEach()
 
@@ -17,7 +17,7 @@ async function twoFrontsHolding(): Promise<{ name: string; fronts: Child[]; work
   for (let i = 0; i < 2; i++) {
     const app = spawn([
       process.execPath,
-      join(REPO, "test", "support", "host-app.ts"),
+      join(REPO, "test", "support", "status", "host-app.ts"),
       "front",
       name,
       "--shared",

@@ -10,11 +10,11 @@ import { SlotBus } from "../../src/index.ts"
 import { MAX_FILES_PER_DIR } from "../../src/status/host-discover.ts"
 import { RecConst, RecHeader } from "../../src/native/recorder-layout.ts"
 import { busName, linuxBackend, REPO, run } from "../support/helpers.ts"
-import { forgeRecorder, hostCli as cli, undoAfterEach, writeRecord } from "../support/host-files.ts"
+import { forgeRecorder, hostCli as cli, undoAfterEach, writeRecord } from "../support/status/host-files.ts"
 import { asNobody, NOBODY, nobodyEnv, whyNotAsNobody } from "../support/uid.ts"
 
 const CLI = join(REPO, "bin", "slotbus.ts")
-const PEAK = join(REPO, "test", "support", "host-peak.ts")
+const PEAK = join(REPO, "test", "support", "status", "host-peak.ts")
 const SHM = "/dev/shm"
 const MAX_FILE = RecConst.HEADER_BYTES + RecConst.MAX_RECORDS * RecConst.RECORD_BYTES
 // biome-ignore lint/suspicious/noControlCharactersInRegex: a control character in the output is the failure

@@ -1,4 +1,4 @@
-// GET /metrics as Prometheus reads it: an app with real worker processes and traffic (test/support/metrics-app.ts)
+// GET /metrics as Prometheus reads it: an app with real worker processes and traffic (test/support/status/metrics-app.ts)
 // checked by `promtool check metrics`, then scraped by a real Prometheus server with the scrape config the README
 // shows, whose series are read back through its HTTP API. Both skip where Debian's prometheus package is missing
 // (with the apt-get command), unless SLOTBUS_REQUIRE_TOOLS=1.
@@ -20,15 +20,15 @@ import {
   until,
   type Child,
 } from "../support/helpers.ts"
-import type { Api } from "../support/rpc-worker.ts"
+import type { Api } from "../support/core/rpc-worker.ts"
 import { Browser } from "../support/browser.ts"
-import { STDIO_WORKER } from "../support/stdio.ts"
+import { STDIO_WORKER } from "../support/stdio/stdio.ts"
 import { createHub } from "../../src/http/index.ts"
-import { startWorker } from "../support/http.ts"
+import { startWorker } from "../support/http/http.ts"
 import { sayWhySkipped, toolSkipReason } from "../support/tools.ts"
-import { promtool, sample, startPrometheus } from "../support/prometheus.ts"
+import { promtool, sample, startPrometheus } from "../support/status/prometheus.ts"
 
-const APP = join(FIXTURES, "metrics-app.ts")
+const APP = join(FIXTURES, "status/metrics-app.ts")
 const promtoolSkip = toolSkipReason("promtool")
 const prometheusSkip = toolSkipReason("prometheus")
 sayWhySkipped("promtool check metrics", promtoolSkip)
@@ -275,7 +275,7 @@ describe("a Prometheus server", () => {
 
 test("per RPC method with metricsRoutes: the first ones by name, the rest as other; a method that threw counts as RemoteError", async () => {
   const bus = await SlotBus.listen(busName("metrics-rpc"), { metricsRoutes: 2 })
-  const worker = bunChild("rpc-worker.ts", [bus.name])
+  const worker = bunChild("core/rpc-worker.ts", [bus.name])
   const status = await serveStatus([bus], { port: 0 })
   try {
     await worker.waitLine(/^ready$/)

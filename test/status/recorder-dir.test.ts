@@ -11,7 +11,7 @@ import { recorderFiles } from "../../src/status/host-discover.ts"
 import { busName, FIXTURES, spawn, stopAll } from "../support/helpers.ts"
 import { makeUser, NOBODY, type TestUser, whyNoTestUser } from "../support/uid.ts"
 
-const FRONT = join(FIXTURES, "recorder-front.ts")
+const FRONT = join(FIXTURES, "status/recorder-front.ts")
 const sharedRoot = () => (existsSync("/dev/shm") ? "/dev/shm" : tmpdir())
 const skip = whyNoTestUser(FRONT)
 if (skip) console.warn(`skipping the recorder directory's cross-user tests: ${skip}`)

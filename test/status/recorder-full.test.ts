@@ -8,7 +8,7 @@ import { afterEach, describe, expect, test } from "bun:test"
 import { join } from "node:path"
 import { busName, FIXTURES, spawn, stopAll } from "../support/helpers.ts"
 
-const FRONT = join(FIXTURES, "recorder-front.ts")
+const FRONT = join(FIXTURES, "status/recorder-front.ts")
 const SHM_BYTES = 256 * 1024
 const unshare = Bun.which("unshare")
 

@@ -1,4 +1,4 @@
-// serveStatus and `slotbus status <target>` as a user runs them: an app process (test/support/status-app.ts) with a
+// serveStatus and `slotbus status <target>` as a user runs them: an app process (test/support/status/status-app.ts) with a
 // supervised worker, a worker on "another host" over a real nats-server, a durable bridged topic and two contests,
 // read over TCP and a unix socket by the CLI and by headless Chromium. The NATS and browser parts skip where
 // nats-server or chromium is missing (with the apt-get command), unless SLOTBUS_REQUIRE_TOOLS=1.
@@ -12,12 +12,12 @@ import { section, serveStatus, type StatusReport, type StatusServer } from "../.
 import { Browser } from "../support/browser.ts"
 import { busName, FIXTURES, REPO, run, spawn, stopAll, until, type Child } from "../support/helpers.ts"
 import { hostileNatsWorker, natsPerFile, natsSkipReason } from "../support/nats.ts"
-import { STDIO_WORKER } from "../support/stdio.ts"
-import { controlsIn, ESCAPES, flood, statusCli, trickle } from "../support/status-cli.ts"
+import { STDIO_WORKER } from "../support/stdio/stdio.ts"
+import { controlsIn, ESCAPES, flood, statusCli, trickle } from "../support/status/status-cli.ts"
 import { sayWhySkipped, toolSkipReason } from "../support/tools.ts"
 import { asNobody, nobodyEnv, whyNotAsNobody } from "../support/uid.ts"
 
-const APP = join(FIXTURES, "status-app.ts")
+const APP = join(FIXTURES, "status/status-app.ts")
 const CLI = join(REPO, "bin", "slotbus.ts")
 const natsSkip = natsSkipReason()
 sayWhySkipped("serveStatus across hosts", natsSkip)
@@ -325,7 +325,7 @@ describe("a hostile status server", () => {
 describe.skipIf(natsSkip !== null)("across hosts", () => {
   test("the bus's NATS side: the connection, a worker of another host by its host label, the bridge's holder, the durable stream's last sequence, cluster claims", async () => {
     const { app, url, name } = await startApp("port:0", nats.url)
-    const remote = spawn([process.execPath, join(FIXTURES, "nats-worker.ts"), name, nats.url, "--host=host-b"])
+    const remote = spawn([process.execPath, join(FIXTURES, "nats/nats-worker.ts"), name, nats.url, "--host=host-b"])
     nats.cleanup.push(async () => void (await remote.kill()))
     await remote.waitLine(/^ready/)
     await until(
@@ -356,7 +356,7 @@ describe.skipIf(natsSkip !== null)("across hosts", () => {
     "in Chromium: every section and its NATS side as text, a hostile host label included, updated live",
     async () => {
       const { url, name } = await startApp("port:0", nats.url)
-      const remote = spawn([process.execPath, join(FIXTURES, "nats-worker.ts"), name, nats.url, "--host=host-b"])
+      const remote = spawn([process.execPath, join(FIXTURES, "nats/nats-worker.ts"), name, nats.url, "--host=host-b"])
       nats.cleanup.push(async () => void (await remote.kill()))
       const evil = "<img src=x onerror=document.title='pwned'>"
       const hostile = await hostileNatsWorker(nats.url, name, () => {}, "evil", evil)

@@ -6,7 +6,7 @@ import { afterEach, expect, test } from "bun:test"
 import { SlotBus } from "../../src/index.ts"
 import { serveStatus } from "../../src/status/index.ts"
 import { bunChild, busName, spawn, until, type Child } from "../support/helpers.ts"
-import { promtool, sample } from "../support/prometheus.ts"
+import { promtool, sample } from "../support/status/prometheus.ts"
 import { sayWhySkipped, toolSkipReason } from "../support/tools.ts"
 
 const promtoolSkip = toolSkipReason("promtool")
@@ -19,7 +19,7 @@ afterEach(async () => {
 })
 
 async function worker(name: string, ...flags: string[]): Promise<Child> {
-  const w = bunChild("stall-worker.ts", [name, ...flags])
+  const w = bunChild("status/stall-worker.ts", [name, ...flags])
   cleanups.push(() => w.kill())
   await w.waitLine(/^ready$/, 30_000)
   return w

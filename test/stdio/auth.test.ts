@@ -6,7 +6,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { BusErrorCode, formatAddress } from "../../src/stdio/index.ts"
 import { REPO, run, until } from "../support/helpers.ts"
-import { clientOf, rawClient, withBus, workerConfig } from "../support/stdio.ts"
+import { clientOf, rawClient, withBus, workerConfig } from "../support/stdio/stdio.ts"
 
 const rpc = (m: object) => JSON.stringify({ jsonrpc: "2.0", ...m })
 

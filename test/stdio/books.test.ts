@@ -12,7 +12,7 @@ import {
   loadConfig,
 } from "../../src/stdio/index.ts"
 import { until } from "../support/helpers.ts"
-import { rawClient, withBus, workerConfig } from "../support/stdio.ts"
+import { rawClient, withBus, workerConfig } from "../support/stdio/stdio.ts"
 
 const sockPath = () => join(tmpdir(), `slotbus-books-${process.pid}-${Math.random().toString(36).slice(2)}.sock`)
 const rpc = (m: object) => JSON.stringify({ jsonrpc: "2.0", ...m })

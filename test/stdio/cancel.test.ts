@@ -7,7 +7,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { type BusMessage, type CancelProtocol, type StdioBus, TimeoutError } from "../../src/stdio/index.ts"
 import { until } from "../support/helpers.ts"
-import { STDIO_WORKER, rawClient, withBus } from "../support/stdio.ts"
+import { STDIO_WORKER, rawClient, withBus } from "../support/stdio/stdio.ts"
 
 const CANCELS = ["notifications/cancelled", "$/cancelRequest"]
 const config = (cancel?: CancelProtocol) => ({

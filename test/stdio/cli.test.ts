@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { run } from "../support/helpers.ts"
-import { STDIO_WORKER } from "../support/stdio.ts"
+import { STDIO_WORKER } from "../support/stdio/stdio.ts"
 
 const SLOTBUS = join(import.meta.dir, "..", "..", "bin", "slotbus.ts")
 

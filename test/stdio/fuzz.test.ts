@@ -7,7 +7,7 @@ import { join } from "node:path"
 import fc from "fast-check"
 import { StdioBus, StdioConfigError, loadConfig } from "../../src/stdio/index.ts"
 import { until } from "../support/helpers.ts"
-import { rawClient, workerConfig } from "../support/stdio.ts"
+import { rawClient, workerConfig } from "../support/stdio/stdio.ts"
 
 const fds = () => readdirSync("/proc/self/fd").length
 let bus: StdioBus

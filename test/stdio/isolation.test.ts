@@ -4,7 +4,7 @@ import { describe, expect, test } from "bun:test"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { until } from "../support/helpers.ts"
-import { STDIO_WORKER, rawClient, withBus, workerConfig } from "../support/stdio.ts"
+import { STDIO_WORKER, rawClient, withBus, workerConfig } from "../support/stdio/stdio.ts"
 
 const sockPath = () => join(tmpdir(), `slotbus-iso-${process.pid}-${Math.random().toString(36).slice(2)}.sock`)
 const rpc = (m: object) => JSON.stringify({ jsonrpc: "2.0", ...m })

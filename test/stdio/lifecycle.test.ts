@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test"
 import { BusClosedError, InvalidStateError, SpawnError, StdioBus, TimeoutError } from "../../src/stdio/index.ts"
 import { alive, until } from "../support/helpers.ts"
-import { nextEvent, withBus, workerConfig } from "../support/stdio.ts"
+import { nextEvent, withBus, workerConfig } from "../support/stdio/stdio.ts"
 
 describe("stdio bus lifecycle", () => {
   test("created → starting → running → stopping → stopped, and a stopped bus starts again", async () => {

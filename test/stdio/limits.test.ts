@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test"
 import { PoolFailedError as CorePoolFailedError } from "../../src/index.ts"
 import { BackpressureError, BusErrorCode, PoolFailedError, StdioBus, WorkerGoneError } from "../../src/stdio/index.ts"
 import { until } from "../support/helpers.ts"
-import { nextEvent, withBus, workerConfig } from "../support/stdio.ts"
+import { nextEvent, withBus, workerConfig } from "../support/stdio/stdio.ts"
 
 describe("stdio bus limits and supervision", () => {
   test("a worker that keeps crashing is restarted with backoff, then past max_restarts within the window the pool is failed", async () => {

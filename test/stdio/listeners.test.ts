@@ -4,7 +4,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { BusErrorCode, parseAddress } from "../../src/stdio/index.ts"
 import { until } from "../support/helpers.ts"
-import { clientOf, rawClient, withBus, workerConfig } from "../support/stdio.ts"
+import { clientOf, rawClient, withBus, workerConfig } from "../support/stdio/stdio.ts"
 
 const sockPath = () => join(tmpdir(), `slotbus-stdio-${process.pid}-${Math.random().toString(36).slice(2)}.sock`)
 

@@ -9,7 +9,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import type { BusMessage, StdioBus } from "../../src/stdio/index.ts"
 import { until } from "../support/helpers.ts"
-import { withBus } from "../support/stdio.ts"
+import { withBus } from "../support/stdio/stdio.ts"
 
 const ROOT = join(import.meta.dir, "..", "..")
 const EVERYTHING = join(ROOT, "node_modules", "@modelcontextprotocol", "server-everything", "dist", "index.js")

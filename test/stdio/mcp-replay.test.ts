@@ -6,7 +6,7 @@ import { describe, expect, test } from "bun:test"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { InitializeReplay, StdioBus } from "../../src/stdio/index.ts"
-import { nextEvent, rawClient, withBus } from "../support/stdio.ts"
+import { nextEvent, rawClient, withBus } from "../support/stdio/stdio.ts"
 
 const EVERYTHING = join(import.meta.dir, "..", "..", "node_modules", "@modelcontextprotocol", "server-everything")
 const everything = (initialize: InitializeReplay) => ({

@@ -7,7 +7,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { WorkerGoneError } from "../../src/stdio/index.ts"
 import { spawn, until } from "../support/helpers.ts"
-import { nextEvent, rawClient, withBus } from "../support/stdio.ts"
+import { nextEvent, rawClient, withBus } from "../support/stdio/stdio.ts"
 import { CreateMessageRequestSchema } from "@modelcontextprotocol/sdk/types.js"
 
 const ROOT = join(import.meta.dir, "..", "..")

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { Socket } from "bun"
 import { REPO, spawn, until, type Child } from "../support/helpers.ts"
-import { rawClient, withBus, workerConfig } from "../support/stdio.ts"
+import { rawClient, withBus, workerConfig } from "../support/stdio/stdio.ts"
 import type { LimitsConfig } from "../../src/stdio/index.ts"
 
 const MiB = 1024 * 1024

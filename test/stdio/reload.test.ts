@@ -7,7 +7,7 @@ import { join } from "node:path"
 import { ReplaceError } from "../../src/index.ts"
 import { type BusMessage, ReloadError, type StdioBus } from "../../src/stdio/index.ts"
 import { alive, until } from "../support/helpers.ts"
-import { STDIO_WORKER, rawClient, withBus, workerConfig } from "../support/stdio.ts"
+import { STDIO_WORKER, rawClient, withBus, workerConfig } from "../support/stdio/stdio.ts"
 
 const SLOTBUS = join(import.meta.dir, "..", "..", "bin", "slotbus.ts")
 

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { type BusMessage, type StdioBus, WorkerGoneError } from "../../src/stdio/index.ts"
 import { until } from "../support/helpers.ts"
-import { STDIO_WORKER, nextEvent, rawClient, withBus } from "../support/stdio.ts"
+import { STDIO_WORKER, nextEvent, rawClient, withBus } from "../support/stdio/stdio.ts"
 
 const config = {
   pools: [{ id: "w", command: process.execPath, args: [STDIO_WORKER, "echo"], initialize: "replay" as const }],

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test"
 import { BusErrorCode, JsonRpcError, WorkerGoneError, type BusMessage } from "../../src/stdio/index.ts"
 import { until } from "../support/helpers.ts"
-import { nextEvent, withBus, workerConfig } from "../support/stdio.ts"
+import { nextEvent, withBus, workerConfig } from "../support/stdio/stdio.ts"
 
 type Echo = { pid: number; instance: number; echo: unknown }
 

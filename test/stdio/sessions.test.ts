@@ -5,7 +5,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { StdioBus } from "../../src/stdio/index.ts"
 import { until } from "../support/helpers.ts"
-import { nextEvent, pacedClient, rawClient, withBus, workerConfig } from "../support/stdio.ts"
+import { nextEvent, pacedClient, rawClient, withBus, workerConfig } from "../support/stdio/stdio.ts"
 
 const sockPath = () => join(tmpdir(), `slotbus-pins-${process.pid}-${Math.random().toString(36).slice(2)}.sock`)
 const rpc = (m: object) => JSON.stringify({ jsonrpc: "2.0", ...m })

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { StdioBus } from "../../src/stdio/index.ts"
 import { until } from "../support/helpers.ts"
-import { clientOf, pacedClient, type PacedClient, workerConfig } from "../support/stdio.ts"
+import { clientOf, pacedClient, type PacedClient, workerConfig } from "../support/stdio/stdio.ts"
 
 test("stop() with 2,000 socket requests in flight answers every id before it closes the connection", async () => {
   const bus = StdioBus.fromConfig(workerConfig("echo", 2))

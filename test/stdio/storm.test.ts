@@ -6,7 +6,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { type StdioBus, WorkerGoneError } from "../../src/stdio/index.ts"
 import { rng, until } from "../support/helpers.ts"
-import { nextEvent, type RawClient, rawClient, withBus, workerConfig } from "../support/stdio.ts"
+import { nextEvent, type RawClient, rawClient, withBus, workerConfig } from "../support/stdio/stdio.ts"
 
 const sockPath = () => join(tmpdir(), `slotbus-storm-${process.pid}-${Math.random().toString(36).slice(2)}.sock`)
 const rpc = (m: object) => JSON.stringify({ jsonrpc: "2.0", ...m })

@@ -15,7 +15,7 @@ afterEach(async () => {
 async function withWorker(fn: (bus: SlotBus, worker: Child) => Promise<void>) {
   const bus = await SlotBus.listen(busName("layers"))
   try {
-    const worker = bunChild("fetch-layers-worker.ts", [bus.name])
+    const worker = bunChild("core/fetch-layers-worker.ts", [bus.name])
     children.push(worker)
     await worker.waitLine(/^ready$/)
     await bus.waitForWorkers(1)

@@ -20,7 +20,7 @@ test.skipIf(straceSkip !== null)(
     const dir = mkdtempSync(join(tmpdir(), "late-write-"))
     const log = join(dir, "strace.log")
     const name = busName("late")
-    const strace = straced(log, [process.execPath, join(FIXTURES, "late-front.ts"), name])
+    const strace = straced(log, [process.execPath, join(FIXTURES, "core/late-front.ts"), name])
     cleanup.push(() => {
       for (const pid of tracees(strace.pid)) process.kill(pid, "SIGKILL") // strace's death leaves them running
       rmSync(dir, { recursive: true, force: true })

@@ -22,7 +22,7 @@ test.each(SCENARIOS)(
       maxBodyBytes: 65536,
     })
     cleanup.push(() => bus.close({ drain: false }))
-    const hostile: Child = bunChild("stream-hostile.ts", [bus.name, scenario!, seed])
+    const hostile: Child = bunChild("core/stream-hostile.ts", [bus.name, scenario!, seed])
     cleanup.push(async () => void (await hostile.kill()))
     await hostile.waitLine(/^ready$/, 10_000)
     await bus.waitForWorkers(1)

@@ -23,7 +23,7 @@ afterEach(async () => {
 async function setup(opts: ListenOptions = {}): Promise<{ bus: SlotBus; worker: Child }> {
   const bus = await SlotBus.listen(busName("stream"), opts)
   cleanup.push(() => bus.close({ drain: false }))
-  const worker = bunChild("stream-worker.ts", [bus.name])
+  const worker = bunChild("core/stream-worker.ts", [bus.name])
   cleanup.push(async () => void (await worker.kill()))
   await worker.waitLine(/^ready$/, 10_000)
   await bus.waitForWorkers(1)
@@ -231,7 +231,7 @@ describe("a stream that fails", () => {
 })
 
 test("a front server's log says a worker killed mid-stream in one line: no stack, no code frame", async () => {
-  const front = bunChild("fetch-front.ts", [])
+  const front = bunChild("core/fetch-front.ts", [])
   cleanup.push(async () => void (await front.kill()))
   const [, port, workerPid] = await front.waitLine(/^ready (\d+) (\d+)$/)
   const res = await fetch(`http://127.0.0.1:${port}/steps/3`)

@@ -8,11 +8,11 @@ afterEach(async () => {
   await Promise.all(children.splice(0).map((c) => c.kill()))
 })
 
-/** A bus with one test/support/api-worker.ts process connected. */
+/** A bus with one test/support/core/api-worker.ts process connected. */
 async function withApiWorker(flags: string[], fn: (bus: SlotBus, worker: Child) => Promise<void>) {
   const bus = await SlotBus.listen(busName("api"))
   try {
-    const worker = bunChild("api-worker.ts", [bus.name, ...flags])
+    const worker = bunChild("core/api-worker.ts", [bus.name, ...flags])
     children.push(worker)
     await worker.waitLine(/^ready$/)
     await bus.waitForWorkers(1)
@@ -252,7 +252,7 @@ describe("cancellation reaches the worker", () => {
 
   test("req.signal aborts in the worker when the hub closes while the handler runs", async () => {
     const bus = await SlotBus.listen(busName("api"))
-    const worker = bunChild("api-worker.ts", [bus.name])
+    const worker = bunChild("core/api-worker.ts", [bus.name])
     children.push(worker)
     try {
       await worker.waitLine(/^ready$/)

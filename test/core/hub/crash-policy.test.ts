@@ -17,7 +17,7 @@ import { busName, ECHO_WORKER, FIXTURES, run, until } from "../../support/helper
 import { sayWhySkipped, toolSkipReason } from "../../support/tools.ts"
 
 const bun = process.execPath
-const BUGGY = join(FIXTURES, "buggy-worker.ts")
+const BUGGY = join(FIXTURES, "core/buggy-worker.ts")
 const cleanup: (() => Promise<unknown> | unknown)[] = []
 afterEach(async () => {
   for (const f of cleanup.splice(0).reverse()) await f()

@@ -16,13 +16,13 @@ const summary = (ms: number[]) => {
 }
 
 async function startWorker(name: string, mode: "echo" | "hang" | "slow"): Promise<Child> {
-  const w = bunChild("crash-worker.ts", [name, mode])
+  const w = bunChild("core/crash-worker.ts", [name, mode])
   await w.waitLine(/^ready /)
   return w
 }
 
 async function startHub(name: string, ...flags: string[]): Promise<Child> {
-  const h = bunChild("crash-hub.ts", [name, ...flags])
+  const h = bunChild("core/crash-hub.ts", [name, ...flags])
   await h.waitLine(/^listening /)
   return h
 }

@@ -9,7 +9,7 @@ afterEach(async () => {
 const env = { ...process.env, NODE_ENV: "production" } // bun test sets NODE_ENV=test, which silences the warning
 
 test("a bus disposed by `await using` in a module whose Bun.serve keeps running prints one warning naming the right pattern", async () => {
-  const server = bunChild("dispose-server.ts", [busName("dispose"), "server"], { env })
+  const server = bunChild("core/dispose-server.ts", [busName("dispose"), "server"], { env })
   children.push(server)
   const port = (await server.waitLine(/^port (\d+)$/))[1]
   const res = await fetch(`http://127.0.0.1:${port}/`)
@@ -27,7 +27,7 @@ test("a bus disposed by `await using` in a module whose Bun.serve keeps running 
 })
 
 test("a script that ends after `await using` exits at once and warns nothing", async () => {
-  const script = bunChild("dispose-server.ts", [busName("dispose"), "script"], { env })
+  const script = bunChild("core/dispose-server.ts", [busName("dispose"), "script"], { env })
   children.push(script)
   await script.waitLine(/^script done$/)
   expect(await script.proc.exited).toBe(0)

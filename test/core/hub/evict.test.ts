@@ -8,7 +8,7 @@ import { SlotBus, superviseWorkers, type SuperviseWorkersOptions } from "../../.
 import { busName, FIXTURES, until } from "../../support/helpers.ts"
 
 const bun = process.execPath
-const BUGGY = join(FIXTURES, "buggy-worker.ts")
+const BUGGY = join(FIXTURES, "core/buggy-worker.ts")
 const cleanup: (() => Promise<unknown> | unknown)[] = []
 afterEach(async () => {
   for (const f of cleanup.splice(0).reverse()) await f()

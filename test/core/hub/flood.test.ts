@@ -39,11 +39,11 @@ describe("a worker flooding its rendezvous socket or doorbell", () => {
       const bus = await SlotBus.listen(name, { slots: 16 })
       const procs: Child[] = []
       try {
-        const healthy = bunChild("crash-worker.ts", [name, "echo"])
+        const healthy = bunChild("core/crash-worker.ts", [name, "echo"])
         procs.push(healthy)
         await healthy.waitLine(/^ready /)
         await bus.waitForWorkers(1)
-        const hostile = bunChild("hostile-worker.ts", [name, scenario, "1", "0"])
+        const hostile = bunChild("core/hostile-worker.ts", [name, scenario, "1", "0"])
         procs.push(hostile)
         await hostile.waitLine(/^flooding$/)
         expect(await served(bus, 40)).toBe(640)
@@ -169,7 +169,7 @@ describe("connections", () => {
             `--regid=${NOBODY}`,
             "--clear-groups",
             process.execPath,
-            join(FIXTURES, "connect-flooder.ts"),
+            join(FIXTURES, "core/connect-flooder.ts"),
             name,
             "4000",
             String(process.getuid?.()),
@@ -180,7 +180,7 @@ describe("connections", () => {
         )
         procs.push(flooder)
         await flooder.waitLine(/^flooding$/)
-        const healthy = bunChild("crash-worker.ts", [name, "echo"])
+        const healthy = bunChild("core/crash-worker.ts", [name, "echo"])
         procs.push(healthy)
         await healthy.waitLine(/^ready /) // accepted in the middle of the flood
         await bus.waitForWorkers(1)

@@ -60,7 +60,7 @@ async function runHostile({ scenario, seed, viaSlotWorker }: Case) {
   const bus = await SlotBus.listen(name, { slots: 16, maxBodyBytes: MAX_BODY, timeoutMs: 20_000 })
   const procs: Child[] = []
   try {
-    const hostile = bunChild("hostile-worker.ts", [
+    const hostile = bunChild("core/hostile-worker.ts", [
       name,
       scenario,
       String(seed),
@@ -113,7 +113,7 @@ async function runHostile({ scenario, seed, viaSlotWorker }: Case) {
     expect(bus.stats().inFlight).toBe(0)
     await hostile.kill()
 
-    const healthy = bunChild("crash-worker.ts", [name, "echo"])
+    const healthy = bunChild("core/crash-worker.ts", [name, "echo"])
     procs.push(healthy)
     await healthy.waitLine(/^ready /)
     await bus.waitForWorkers(1)

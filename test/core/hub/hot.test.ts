@@ -39,7 +39,7 @@ test("a server module reloaded twice by bun --hot keeps its bus (no NameInUseErr
     const server = spawn([process.execPath, "--hot", file], { env: { ...process.env, PORT: String(port) }, cwd: dir })
     children.push(server)
     await server.waitLine(/^serving v1 on \d+ with 0 workers$/)
-    const worker = bunChild("api-worker.ts", [name])
+    const worker = bunChild("core/api-worker.ts", [name])
     children.push(worker)
     await worker.waitLine(/^ready$/)
     const ask = async () => {

@@ -6,7 +6,7 @@ import { bunChild, busName, rejection, spawnWorker, until } from "../../support/
 
 test("a worker killed mid-request: plain requests fail, idempotent ones are answered by another worker", async () => {
   const bus = await SlotBus.listen(busName("idem"), { timeoutMs: 30_000 })
-  const hanging = bunChild("crash-worker.ts", [bus.name, "hang"])
+  const hanging = bunChild("core/crash-worker.ts", [bus.name, "hang"])
   try {
     await hanging.waitLine(/^ready /)
     await bus.waitForWorkers(1)

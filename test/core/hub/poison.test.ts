@@ -7,7 +7,7 @@ import { SlotBus, superviseWorkers } from "../../../src/index.ts"
 import { busName, FIXTURES } from "../../support/helpers.ts"
 
 const bun = process.execPath
-const BUGGY = join(FIXTURES, "buggy-worker.ts")
+const BUGGY = join(FIXTURES, "core/buggy-worker.ts")
 const cleanup: (() => Promise<unknown> | unknown)[] = []
 afterEach(async () => {
   for (const f of cleanup.splice(0).reverse()) await f()

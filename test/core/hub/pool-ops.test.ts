@@ -123,7 +123,7 @@ describe("a pool under load", () => {
     cleanup.push(() => rmSync(dir, { recursive: true, force: true }))
     const entry = join(dir, "worker.ts")
     const code = (flags: string[]) =>
-      `process.argv.push(...${JSON.stringify(flags)})\nawait import(${JSON.stringify(join(FIXTURES, "buggy-worker.ts"))})\n`
+      `process.argv.push(...${JSON.stringify(flags)})\nawait import(${JSON.stringify(join(FIXTURES, "core/buggy-worker.ts"))})\n`
     writeFileSync(entry, code([]))
     const bus = await listen()
     const sup = pool(bus, { instances: 2, command: [bun, entry, bus.name] })

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { SlotBus, superviseWorkers } from "../../../src/index.ts"
-import { startedBy } from "../../support/front-child.ts"
+import { startedBy } from "../../support/core/front-child.ts"
 import { busName, ECHO_WORKER, until } from "../../support/helpers.ts"
 
 const cleanup: (() => Promise<unknown> | unknown)[] = []

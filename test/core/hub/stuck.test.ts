@@ -14,11 +14,11 @@ describe("a worker whose handlers hang", () => {
     const events: string[] = []
     bus.onWorker((e) => events.push(`${e.type} ${e.worker.pid}`))
     try {
-      const hang = bunChild("crash-worker.ts", [name, "hang"])
+      const hang = bunChild("core/crash-worker.ts", [name, "hang"])
       procs.push(hang)
       await hang.waitLine(/^ready /)
       await bus.waitForWorkers(1)
-      const healthy = bunChild("crash-worker.ts", [name, "echo"])
+      const healthy = bunChild("core/crash-worker.ts", [name, "echo"])
       procs.push(healthy)
       await healthy.waitLine(/^ready /)
       await bus.waitForWorkers(2)
@@ -54,7 +54,7 @@ describe("a worker whose handlers hang", () => {
   test("below maxStuckSlots keeps serving with its other slots, and reports its stuck ones", async () => {
     const name = busName("stuck-below")
     const bus = await SlotBus.listen(name, { slots: 4, stuckAfterMs: 50, maxStuckSlots: 4 })
-    const hang = bunChild("crash-worker.ts", [name, "hang"])
+    const hang = bunChild("core/crash-worker.ts", [name, "hang"])
     try {
       await hang.waitLine(/^ready /)
       await bus.waitForWorkers(1)

@@ -5,7 +5,7 @@ import { busName, type Child, eventually, FIXTURES, spawn } from "../../support/
 import { join } from "node:path"
 import { asNobody, NOBODY, nobodyEnv, whyNotAsNobody } from "../../support/uid.ts"
 
-const FIXTURE = join(FIXTURES, "crash-worker.ts")
+const FIXTURE = join(FIXTURES, "core/crash-worker.ts")
 const BUN = process.execPath
 const skipReason = whyNotAsNobody(FIXTURE)
 if (skipReason) console.warn(`uid.test skipped: ${skipReason}`)

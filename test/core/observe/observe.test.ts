@@ -33,7 +33,7 @@ test("a queued request whose publish fails (its body was transferred meanwhile) 
 
 test("a retried idempotent request whose publish fails leaves its new worker free for other requests", async () => {
   const bus = await SlotBus.listen(busName("observe-retry"), { timeoutMs: 30_000 })
-  const hanging = bunChild("crash-worker.ts", [bus.name, "hang"])
+  const hanging = bunChild("core/crash-worker.ts", [bus.name, "hang"])
   try {
     await hanging.waitLine(/^ready /)
     await bus.waitForWorkers(1)

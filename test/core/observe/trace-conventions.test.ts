@@ -39,7 +39,7 @@ describe("a Bun.serve front with the SDK registered and no span written by hand"
     bus = await SlotBus.listen(busName("semconv"))
     topicName = busName("semconv-topic")
     topic = await Topic.open(topicName)
-    worker = await start("trace-worker.ts", [bus.name, topicName, "--otel"], /^ready$/)
+    worker = await start("core/trace-worker.ts", [bus.name, topicName, "--otel"], /^ready$/)
     await bus.waitForWorkers(1)
     const api = bus.remote<{ whoami(): unknown; fails(): unknown }>()
     server = Bun.serve({
@@ -227,8 +227,8 @@ describe("the OTLP exporter", () => {
     const topic = await Topic.open(topicName)
     const procs: Child[] = []
     try {
-      procs.push(bunChild("trace-front.ts", [name, "--otlp", url]))
-      procs.push(await start("trace-worker.ts", [name, topicName, "--otel", "--otlp", url], /^ready$/))
+      procs.push(bunChild("core/trace-front.ts", [name, "--otlp", url]))
+      procs.push(await start("core/trace-worker.ts", [name, topicName, "--otel", "--otlp", url], /^ready$/))
       const [, port] = await procs[0]!.waitLine(/^port (\d+)$/, 20_000)
       const res = await fetch(`http://127.0.0.1:${port}/items/9?y=2`)
       expect(res.status).toBe(200)

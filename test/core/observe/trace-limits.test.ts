@@ -38,7 +38,7 @@ type Seen = {
 async function busWithTraceWorker() {
   const bus = await SlotBus.listen(busName("tlim"))
   cleanups.push(() => bus.close({ drain: false }))
-  const worker: Child = bunChild("trace-worker.ts", [bus.name, busName("tlim-topic")])
+  const worker: Child = bunChild("core/trace-worker.ts", [bus.name, busName("tlim-topic")])
   cleanups.push(() => worker.kill())
   await worker.waitLine(/^ready$/, 15_000)
   await bus.waitForWorkers(1)

@@ -16,7 +16,7 @@ import { httpRoute, instrument, SlotBus } from "../../../src/index.ts"
 import { metricsText } from "../../../src/status/index.ts"
 import { bunChild, busName, until, type Child } from "../../support/helpers.ts"
 import { registerOtel, spanLine, type SpanLine } from "../../support/otel-setup.ts"
-import { sample } from "../../support/prometheus.ts"
+import { sample } from "../../support/status/prometheus.ts"
 
 const spansOf = (c: Child): SpanLine[] =>
   c.lines.filter((l) => l.startsWith("span ")).map((l) => JSON.parse(l.slice(5)) as SpanLine)
@@ -30,7 +30,7 @@ describe("the route of a front's request, from its framework to every span and t
   beforeAll(async () => {
     unregister = registerOtel(exporter)
     bus = await SlotBus.listen(busName("route"))
-    worker = bunChild("trace-worker.ts", [bus.name, busName("route-topic"), "--otel"])
+    worker = bunChild("core/trace-worker.ts", [bus.name, busName("route-topic"), "--otel"])
     await worker.waitLine(/^ready$/, 20_000)
     await bus.waitForWorkers(1)
   }, 30_000)

@@ -28,7 +28,7 @@ describe("Bun.serve routes wrapped in traced()", () => {
     bus = await SlotBus.listen(busName("served"))
     const topicName = busName("served-topic")
     topic = await Topic.open(topicName)
-    worker = bunChild("trace-worker.ts", [bus.name, topicName, "--otel"])
+    worker = bunChild("core/trace-worker.ts", [bus.name, topicName, "--otel"])
     await worker.waitLine(/^ready$/, 20_000)
     await bus.waitForWorkers(1)
     server = Bun.serve({

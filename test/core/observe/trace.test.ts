@@ -50,8 +50,8 @@ describe("with OpenTelemetry in every process", () => {
     const procs: Child[] = []
     let server: ReturnType<typeof Bun.serve> | undefined
     try {
-      procs.push(await start("trace-subscriber.ts", [topicName]))
-      procs.push(await start("trace-worker.ts", [bus.name, topicName, "--otel"]))
+      procs.push(await start("core/trace-subscriber.ts", [topicName]))
+      procs.push(await start("core/trace-worker.ts", [bus.name, topicName, "--otel"]))
       await bus.waitForWorkers(1)
       const tracer = trace.getTracer("front")
       server = Bun.serve({
@@ -140,7 +140,7 @@ describe("without OpenTelemetry in the worker", () => {
     const sub = topic.subscribe({ type: "seen" })
     let worker: Child | undefined
     try {
-      worker = await start("trace-worker.ts", [bus.name, topicName])
+      worker = await start("core/trace-worker.ts", [bus.name, topicName])
       await bus.waitForWorkers(1)
       const viaRequest = (await bus.request({ path: "/x" }, { traceparent: given, tracestate: "k=v" })).json() as Seen
       const raw = JSON.parse(new TextDecoder().decode(await bus.call("hi", { traceparent: given }))) as Seen & {
@@ -175,7 +175,7 @@ describe("without OpenTelemetry in the worker", () => {
     const topicName = busName("trace-topic")
     let worker: Child | undefined
     try {
-      worker = await start("trace-worker.ts", [bus.name, topicName])
+      worker = await start("core/trace-worker.ts", [bus.name, topicName])
       await bus.waitForWorkers(1)
       exporter.reset()
       const untraced = JSON.parse(new TextDecoder().decode(await bus.call("ping"))) as Seen
@@ -214,7 +214,7 @@ describe.skipIf(natsSkipReason() !== null)("a worker on another host (NATS)", ()
     const topicName = busName("trace-topic")
     let worker: Child | undefined
     try {
-      worker = await start("trace-worker.ts", [bus.name, topicName, "--otel", "--nats", url])
+      worker = await start("core/trace-worker.ts", [bus.name, topicName, "--otel", "--nats", url])
       await bus.waitForWorkers(1, { timeoutMs: 15_000 })
       const tracer = trace.getTracer("front")
       const got = await tracer.startActiveSpan("front", async (span) => {

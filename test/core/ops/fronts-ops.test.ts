@@ -1,9 +1,9 @@
 // Several fronts of one name run as one service (docs/api.md, "Running under systemd"): a reload asked of any front
 // (SIGHUP, as ExecReload sends, or pool.reload()) reloads the name's one pool, and SIGTERM to a front alone (what
-// KillMode=mixed sends) drains its workers with no restart. Real fronts (test/support/shared-front.ts), real signals.
+// KillMode=mixed sends) drains its workers with no restart. Real fronts (test/support/core/shared-front.ts), real signals.
 import { afterEach, describe, expect, test } from "bun:test"
 import { alive, busName, until, type Child } from "../../support/helpers.ts"
-import { frontChild, poolOf, workerPids, type FrontChild } from "../../support/front-child.ts"
+import { frontChild, poolOf, workerPids, type FrontChild } from "../../support/core/front-child.ts"
 
 const children: Child[] = []
 const pids: number[] = []

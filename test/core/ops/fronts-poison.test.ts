@@ -2,11 +2,11 @@
 // name's pool and reads only its own books, so before this a worker that took a killing request from another front
 // counted there as a failed start (it served nothing on the leader), and the pool gave up after 6. A worker that
 // joined the leader is started, and a pool's worker joins the front that started it before it takes another's
-// request, whichever index the leader has. Real fronts (test/support/shared-front.ts), real worker processes.
+// request, whichever index the leader has. Real fronts (test/support/core/shared-front.ts), real worker processes.
 import { afterEach, describe, expect, test } from "bun:test"
 import { join } from "node:path"
 import { alive, busName, REPO, until, type Child } from "../../support/helpers.ts"
-import { frontChild, poolOf, workerPids, type FrontChild } from "../../support/front-child.ts"
+import { frontChild, poolOf, workerPids, type FrontChild } from "../../support/core/front-child.ts"
 
 const children: Child[] = []
 const pids: number[] = []

@@ -8,7 +8,7 @@ import { controlCall } from "../../../src/core/ops/control-client.ts"
 import { Topic } from "../../../src/events/index.ts"
 import { Contest } from "../../../src/leases/index.ts"
 import { alive, busName, spawn, spawnWorker, until, type Child } from "../../support/helpers.ts"
-import { frontChild, poolOf } from "../../support/front-child.ts"
+import { frontChild, poolOf } from "../../support/core/front-child.ts"
 import { asNobody, NOBODY, nobodyEnv, whyNotAsNobody } from "../../support/uid.ts"
 
 const children: Child[] = []

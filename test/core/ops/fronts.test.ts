@@ -1,11 +1,11 @@
 // Many fronts, one pool (docs/PROTOCOL.md §15), with real processes: fronts listening shared under one name
-// (test/support/shared-front.ts), echo workers serving all of them, kill -9 of fronts under load, the pool's
+// (test/support/core/shared-front.ts), echo workers serving all of them, kill -9 of fronts under load, the pool's
 // supervision moving to a surviving front, and no worker left once the last front is gone.
 import { afterEach, describe, expect, test } from "bun:test"
 import { SharingMismatchError, SlotBus } from "../../../src/index.ts"
 import type { StatusSection } from "../../../src/status/index.ts"
 import { alive, busName, ECHO_WORKER, spawn, spawnWorker, until, type Child } from "../../support/helpers.ts"
-import { frontChild, poolOf, startedBy, workerPids, type FrontChild as Front } from "../../support/front-child.ts"
+import { frontChild, poolOf, startedBy, workerPids, type FrontChild as Front } from "../../support/core/front-child.ts"
 
 const children: Child[] = []
 const pids: number[] = []

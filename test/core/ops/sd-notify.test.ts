@@ -1,5 +1,5 @@
 // A front run by systemd as Type=notify (docs/api.md, "Running under systemd") tells its manager READY=1 once its
-// pool's workers joined: one datagram to the real unix socket $NOTIFY_SOCKET (test/support/notify-listener.py binds
+// pool's workers joined: one datagram to the real unix socket $NOTIFY_SOCKET (test/support/core/notify-listener.py binds
 // it, a path or an abstract name), sent by the front itself, the process systemd credits under NotifyAccess=main.
 import { afterEach, expect, test } from "bun:test"
 import { mkdtempSync, rmSync } from "node:fs"
@@ -7,7 +7,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { notifySystemd } from "../../../src/index.ts"
 import { busName, type Child, FIXTURES, spawn } from "../../support/helpers.ts"
-import { frontChild } from "../../support/front-child.ts"
+import { frontChild } from "../../support/core/front-child.ts"
 
 const children: Child[] = []
 const dirs: string[] = []
@@ -17,7 +17,7 @@ afterEach(async () => {
 })
 
 async function listener(addr: string): Promise<Child> {
-  const l = spawn(["python3", join(FIXTURES, "notify-listener.py"), addr])
+  const l = spawn(["python3", join(FIXTURES, "core/notify-listener.py"), addr])
   children.push(l)
   await l.waitLine(/^bound$/, 20_000)
   return l
@@ -68,10 +68,10 @@ test.each([
 
 test("a NOTIFY_SOCKET whose queue is full neither freezes the event loop nor hangs notifySystemd: it rejects with NotifyQueueFullError", async () => {
   const addr = `@slotbus-test-notify-full-${process.pid}`
-  const full = spawn(["python3", join(FIXTURES, "notify-listener.py"), addr, "--full"])
+  const full = spawn(["python3", join(FIXTURES, "core/notify-listener.py"), addr, "--full"])
   children.push(full)
   await full.waitLine(/^full$/, 20_000)
-  const n = spawn([process.execPath, join(FIXTURES, "notifier.ts"), "READY=1"], {
+  const n = spawn([process.execPath, join(FIXTURES, "core/notifier.ts"), "READY=1"], {
     env: { ...process.env, NOTIFY_SOCKET: addr },
   })
   children.push(n)

@@ -1,4 +1,4 @@
-// RPC between a hub and real worker processes (test/support/rpc-worker.ts): bus.remote<Api>() calls the
+// RPC between a hub and real worker processes (test/support/core/rpc-worker.ts): bus.remote<Api>() calls the
 // functions SlotWorker.expose serves, typed by the worker module's API type.
 import { afterEach, describe, expect, test } from "bun:test"
 import { deserialize, serialize } from "bun:jsc"
@@ -14,7 +14,7 @@ import {
   type Remote,
 } from "../../../src/index.ts"
 import { bunChild, busName, type Child, pattern, rejection, spawnWorker, stopAll } from "../../support/helpers.ts"
-import { api as localApi, type Api } from "../../support/rpc-worker.ts"
+import { api as localApi, type Api } from "../../support/core/rpc-worker.ts"
 import { RpcVerb } from "../../../src/core/wire/rpc-status.ts"
 
 afterEach(stopAll)
@@ -29,7 +29,7 @@ async function withRpcWorkers(
   const workers: Child[] = []
   try {
     for (let i = 0; i < n; i++) {
-      const w = bunChild("rpc-worker.ts", [bus.name, ...flags])
+      const w = bunChild("core/rpc-worker.ts", [bus.name, ...flags])
       workers.push(w)
       await w.waitLine(/^ready$/)
     }
@@ -213,7 +213,7 @@ describe("errors", () => {
 
   test("a reply that does not decode is a ProtocolError for that call only, and its slot goes straight back", async () => {
     await using bus = await SlotBus.listen(busName("rpc-garbled"), { slots: 1 })
-    const w = bunChild("garbled-rpc-worker.ts", [bus.name])
+    const w = bunChild("core/garbled-rpc-worker.ts", [bus.name])
     await w.waitLine(/^ready$/)
     await bus.waitForWorkers(1)
     const remote = bus.remote<Api>()
@@ -238,7 +238,7 @@ describe("errors", () => {
 
   test("a worker killed -9 mid-call: an idempotent call is answered by another worker, a plain one is WorkerGoneError", async () => {
     const bus = await SlotBus.listen(busName("rpc"), { timeoutMs: 30_000 })
-    const hanging = bunChild("rpc-worker.ts", [bus.name, "--hang"])
+    const hanging = bunChild("core/rpc-worker.ts", [bus.name, "--hang"])
     try {
       await hanging.waitLine(/^ready$/)
       await bus.waitForWorkers(1)
@@ -246,7 +246,7 @@ describe("errors", () => {
       const invoked = bus.invoke("whoAnswers", ["invoked"], { idempotent: true })
       const plain = rejection(bus.remote<Api>().whoAnswers("plain"))
       for (const id of ["idem", "invoked", "plain"]) await hanging.waitLine(new RegExp(`^holding ${id}$`))
-      const other = bunChild("rpc-worker.ts", [bus.name])
+      const other = bunChild("core/rpc-worker.ts", [bus.name])
       await other.waitLine(/^ready$/)
       await bus.waitForWorkers(2)
       hanging.signal("SIGKILL")

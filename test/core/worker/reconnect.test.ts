@@ -18,7 +18,7 @@ describe("a worker with reconnect: true", () => {
       await first.waitForWorkers(1)
       await first.close({ drain: false })
       await until(() => !worker.connected, "the worker sees the first hub go")
-      hub = bunChild("slow-hub.ts", [name, "5600"]) // longer than one attempt waits for a hello (5 s)
+      hub = bunChild("core/slow-hub.ts", [name, "5600"]) // longer than one attempt waits for a hello (5 s)
       await hub.waitLine(/^unblocked$/, 15_000)
       await hub.waitLine(/^join \d+$/)
       await until(() => worker.connected, "the worker rejoins the slow hub")
@@ -40,7 +40,7 @@ describe("a worker with reconnect: true", () => {
     try {
       await first.waitForWorkers(1)
       await first.close({ drain: false })
-      hub = bunChild("slow-hub.ts", [name, "600"])
+      hub = bunChild("core/slow-hub.ts", [name, "600"])
       await hub.waitLine(/^listening$/)
       await Bun.sleep(100) // the worker found the new hub and waits for its hello
       await worker.close()

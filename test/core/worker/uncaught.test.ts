@@ -1,7 +1,7 @@
 // A worker's process ends on an uncaught error or an unhandled rejection (issue 64, item 1): Bun 1.4.5 keeps a
 // process whose module awaits (`await worker.closed`, as the README shows a worker) alive after one, so before this
 // a pool never saw the crash and a reload to such code was accepted. Real worker processes, as the README writes
-// them (test/support/buggy-worker.ts), their lines read from the pool's log file.
+// them (test/support/core/buggy-worker.ts), their lines read from the pool's log file.
 import { afterEach, describe, expect, test } from "bun:test"
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -10,7 +10,7 @@ import { SlotBus, superviseWorkers, type SuperviseWorkersOptions } from "../../.
 import { busName, FIXTURES, until } from "../../support/helpers.ts"
 
 const bun = process.execPath
-const BUGGY = join(FIXTURES, "buggy-worker.ts")
+const BUGGY = join(FIXTURES, "core/buggy-worker.ts")
 const cleanup: (() => Promise<unknown> | unknown)[] = []
 afterEach(async () => {
   for (const f of cleanup.splice(0).reverse()) await f()

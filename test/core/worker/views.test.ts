@@ -28,7 +28,7 @@ describe("a handler that keeps its request past settling", () => {
   test("reads empty views and strings in the next request, not that request's method, path, authorization or body", async () => {
     const name = busName("views")
     const bus = await SlotBus.listen(name, { slots: 1 })
-    const worker = bunChild("keeper-worker.ts", [name])
+    const worker = bunChild("core/keeper-worker.ts", [name])
     try {
       await worker.waitLine(/^ready/)
       await bus.waitForWorkers(1)
@@ -57,7 +57,7 @@ describe("a handler that keeps its request past settling", () => {
   test("a small body (a copy) kept past settling keeps its own bytes and never shows the next request's", async () => {
     const name = busName("views-small")
     const bus = await SlotBus.listen(name, { slots: 1 })
-    const worker = bunChild("keeper-worker.ts", [name])
+    const worker = bunChild("core/keeper-worker.ts", [name])
     try {
       await worker.waitLine(/^ready/)
       await bus.waitForWorkers(1)
@@ -75,7 +75,7 @@ describe("a handler that keeps its request past settling", () => {
   test("reading them after the connection closed neither crashes the worker nor shows bytes", async () => {
     const name = busName("views-closed")
     const bus = await SlotBus.listen(name, { slots: 1 })
-    const worker = bunChild("keeper-worker.ts", [name])
+    const worker = bunChild("core/keeper-worker.ts", [name])
     try {
       await worker.waitLine(/^ready/)
       await bus.waitForWorkers(1)

@@ -1,13 +1,13 @@
 // No worker outlives its fronts (docs/api.md, "A worker's lifetime"): a worker a pool started, holding a timer, a
 // topic subscription and a claimed lease as an app's worker does, exits once every front of its name was killed
-// with kill -9; with exitWithFront: false it lives on as before. Real fronts (test/support/shared-front.ts), real
-// workers (test/support/holding-worker.ts), real kill -9.
+// with kill -9; with exitWithFront: false it lives on as before. Real fronts (test/support/core/shared-front.ts), real
+// workers (test/support/core/holding-worker.ts), real kill -9.
 import { afterEach, expect, test } from "bun:test"
 import { join } from "node:path"
 import { SlotBus } from "../../../src/index.ts"
 import { ORPHAN_LINGER_MS } from "../../../src/core/ops/fronts.ts"
 import { alive, busName, type Child, FIXTURES, spawn, until } from "../../support/helpers.ts"
-import { frontChild, poolOf, startedBy, workerPids, type FrontChild } from "../../support/front-child.ts"
+import { frontChild, poolOf, startedBy, workerPids, type FrontChild } from "../../support/core/front-child.ts"
 
 const children: Child[] = []
 const pids: number[] = []
@@ -75,7 +75,7 @@ test("a worker started by hand exits with its hub only when it passes exitWithFr
   const bus = await SlotBus.listen(name)
   try {
     const worker = (flags: string[]) => {
-      const w = spawn([process.execPath, join(FIXTURES, "holding-worker.ts"), name, ...flags])
+      const w = spawn([process.execPath, join(FIXTURES, "core/holding-worker.ts"), name, ...flags])
       children.push(w)
       return w
     }

@@ -27,7 +27,7 @@ import { processCpuSeconds } from "../../../bench/lib/cpu.ts"
 import { asNobody, NOBODY, nobodyEnv, whyNotAsNobody } from "../../support/uid.ts"
 import { alive, busName, type Child, FIXTURES, run, spawn, stopAll, until } from "../../support/helpers.ts"
 
-const FRONT = join(FIXTURES, "logs-front.ts")
+const FRONT = join(FIXTURES, "kit/logs-front.ts")
 type Report = { start?: number; exit?: number; instance?: number; stats?: Stats | null }
 type Stats = { lines: number; dropped: number; truncated: number; overBudget: number }
 const dirs: string[] = []
@@ -49,7 +49,7 @@ function tempDir(): string {
   return d
 }
 
-/** A front (test/support/logs-front.ts) with its workers' pids by instance, as it reported them over IPC. */
+/** A front (test/support/kit/logs-front.ts) with its workers' pids by instance, as it reported them over IPC. */
 function startFront(cfg: { worker?: string[]; command?: string[]; instances?: number; logs?: unknown; bus?: string }) {
   const pids = new Map<number, number>()
   let stats: Stats | null | undefined
@@ -79,7 +79,7 @@ describe("worker logs", () => {
     const dir = tempDir()
     const name = busName("lastw")
     const file = join(dir, `${name}.log`)
-    const { front, pids } = startFront({ command: ["echo-worker.ts", name], bus: name, logs: { dir } })
+    const { front, pids } = startFront({ command: ["../echo-worker.ts", name], bus: name, logs: { dir } })
     await until(
       () => existsSync(file) && readFileSync(file, "utf8").includes("ready"),
       "the worker's ready line",
@@ -98,7 +98,7 @@ describe("worker logs", () => {
 
   test("kill -9 of a front that writes its workers' lines to its stderr: a worker's last line reaches that stderr, written by the worker", async () => {
     const name = busName("lastp")
-    const { front, pids } = startFront({ command: ["echo-worker.ts", name], bus: name })
+    const { front, pids } = startFront({ command: ["../echo-worker.ts", name], bus: name })
     await until(() => pids.has(0), "the worker started", 30_000)
     const pid = pids.get(0)!
     await until(

@@ -1,0 +1,26 @@
+// A process with a topic open, for the TopicRemote conformance suite (test/conformance/topic-remote.test.ts). Usage:
+//   bun test/support/conformance/conformance-topic.ts <topic> <transport> <address> bridge          the topic through the transport
+//   bun test/support/conformance/conformance-topic.ts <topic> <transport> <address> sub <filter>    the same, and a subscriber
+//   bun test/support/conformance/conformance-topic.ts <topic> - - lsub <filter>                     a subscriber, the topic local
+// A subscriber prints "ev <data>" per event and "count <received> <lagged>" every 50 ms; with a transport it prints
+// "stats <json>" (its bridge's stats) every 50 ms. Each stdin line "pub <type> <data>" publishes an event.
+// Prints "ready <pid>" once the topic is open (and subscribed).
+import { Topic } from "../../../src/events/index.ts"
+import { transportNamed } from "../../conformance/transports.ts"
+
+const [name, transport, address, role, filter] = process.argv.slice(2)
+if (!name || !role) throw new Error("usage: conformance-topic.ts <topic> <transport|-> <address|-> <role> [filter]")
+const topic = await Topic.open(name, transport === "-" ? {} : { remote: transportNamed(transport!).remote(address!) })
+if (transport !== "-") setInterval(() => console.log(`stats ${JSON.stringify(topic.bridgeStats())}`), 50)
+void (async () => {
+  for await (const line of console) {
+    const [cmd, type, data] = line.split(" ")
+    if (cmd === "pub") topic.publish({ type: type!, data: data ?? "" })
+  }
+})()
+if (role === "sub" || role === "lsub") {
+  const sub = topic.subscribe({ type: filter! }, { queue: 1 << 16 })
+  setInterval(() => console.log(`count ${sub.received} ${sub.lagged}`), 50)
+  console.log(`ready ${process.pid}`)
+  for await (const ev of sub) console.log(`ev ${ev.text()}`)
+} else console.log(`ready ${process.pid}`)
