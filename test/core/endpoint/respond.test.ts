@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { join } from "node:path"
 import { RemoteError, respond, SlotBus, SlotResponse } from "../../../src/index.ts"
 import { busName, type Child, REPO, spawn, spawnWorker } from "../../support/helpers.ts"
-import type { api } from "../../support/rpc-worker.ts"
+import type { api } from "../../support/core/rpc-worker.ts"
 
 let bus: SlotBus
 let rpcBus: SlotBus
@@ -21,7 +21,7 @@ beforeAll(async () => {
   // workers that answer 5 ms later: in a turn after the request's (the hub's spin may catch a quicker answer in
   // the route's own turn, which respond() sends as bytes: the "/now" test)
   procs.push(await spawnWorker(bus.name, { delayMs: 5 }))
-  const rpc = spawn([process.execPath, join(REPO, "test/support/rpc-worker.ts"), rpcBus.name])
+  const rpc = spawn([process.execPath, join(REPO, "test/support/core/rpc-worker.ts"), rpcBus.name])
   procs.push(rpc)
   await rpc.waitLine(/^ready$/, 20_000)
   const remote = rpcBus.remote<typeof api>()
