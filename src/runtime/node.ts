@@ -102,6 +102,9 @@ function uv() {
 }
 
 const noop = () => {}
+// A promise settled in a node:ffi callback (no MakeCallback around it) runs its reactions at the next microtask
+// checkpoint, which an idle loop may not reach for seconds (the next timer): an immediate brings one this turn.
+const drainSoon = () => void setImmediate(noop)
 const EAGAIN = 11
 const EINTR = 4
 type ReadResult = { done: false; value: Uint8Array } | { done: true; value: undefined }
@@ -129,26 +132,29 @@ class PollReader {
   /** The loop found the fd readable (or failed to poll it): read what is there, settle a waiting read. */
   ready(status: number) {
     if (this.stopped) return
-    if (status < 0) return this.end(new Error(`polling fd ${this.fd} failed: libuv error ${status}`))
     const { fns, errno } = uv()
-    for (;;) {
-      const buf = new Uint8Array(READ_BYTES)
-      const n = Number(fns.read(this.fd, buf, BigInt(READ_BYTES)))
-      if (n > 0) {
-        this.chunks.push(n === READ_BYTES ? buf : buf.subarray(0, n))
-        if (n === READ_BYTES) continue
+    if (status < 0) this.end(new Error(`polling fd ${this.fd} failed: libuv error ${status}`))
+    else
+      for (;;) {
+        const buf = new Uint8Array(READ_BYTES)
+        const n = Number(fns.read(this.fd, buf, BigInt(READ_BYTES)))
+        if (n > 0) {
+          this.chunks.push(n === READ_BYTES ? buf : buf.subarray(0, n))
+          if (n === READ_BYTES) continue
+          break
+        }
+        if (n === 0) {
+          this.end({ done: true, value: undefined })
+          break
+        }
+        const e = ffi.getInt32(errno)
+        if (e === EINTR) continue
+        if (e !== EAGAIN) this.end(new Error(`reading fd ${this.fd} failed: errno ${e}`))
         break
       }
-      if (n === 0) {
-        this.end({ done: true, value: undefined })
-        break
-      }
-      const e = ffi.getInt32(errno)
-      if (e === EINTR) continue
-      if (e !== EAGAIN) this.end(new Error(`reading fd ${this.fd} failed: errno ${e}`))
-      break
-    }
+    const waited = this.waiting
     this.settle()
+    if (waited && !this.waiting) drainSoon()
   }
 
   private end(how: ReadResult | Error) {
@@ -159,9 +165,6 @@ class PollReader {
   private settle() {
     const w = this.waiting
     if (!w) return
-    // A promise settled in a node:ffi callback (no MakeCallback around it) runs its reactions at the next
-    // microtask checkpoint, which an idle loop may not reach for milliseconds: an immediate brings it this turn.
-    setImmediate(noop)
     const chunk = this.chunks.shift()
     if (chunk) {
       this.waiting = undefined
@@ -190,6 +193,7 @@ class PollReader {
   }
 
   closed() {
+    if (this.released) drainSoon()
     this.released?.()
   }
 

@@ -1,35 +1,42 @@
-// A Node 26 worker (node:ffi, src/runtime/node.ts) behind a Bun front, over the same name and the same libslotbus
-// (issue 67): requests round-trip, a graceful close and a kill -9 are seen by the front as they are for a Bun worker.
+// A Node 26 worker (node:ffi, src/runtime/node.ts) behind a Bun front, and a Bun worker behind a Node 26 front, over
+// the same name and the same libslotbus (issue 67): requests round-trip, a close and a kill -9 are seen as they are
+// between two Bun processes.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { SlotBus, WorkerGoneError, type WorkerEvent } from "../../src/index.ts"
 import { libraryPath } from "../../src/native/lib-path.ts"
-import { busName, eventually, outcome, spawn, stopAll, type Child } from "../support/helpers.ts"
+import { busName, eventually, outcome, spawn, spawnWorker, stopAll, type Child } from "../support/helpers.ts"
 import { buildForNode, findNode, NODE_INSTALL, nodeFlags } from "../support/node.ts"
 
 const node = findNode()
 if (!node) console.log(`skipping the Node worker tests: no Node >= 26.1 here (${NODE_INSTALL})`)
 
-describe.skipIf(node === null)("a Node 26 worker behind a Bun front", () => {
-  let built: ReturnType<typeof buildForNode>
-  let lib: string
-  beforeAll(async () => {
-    built = buildForNode("node-worker.ts")
-    lib = await libraryPath()
-  })
-  afterAll(async () => {
-    await stopAll()
-    built?.remove()
-  })
+let built: { worker: ReturnType<typeof buildForNode>; front: ReturnType<typeof buildForNode> } | undefined
+let lib: string
+beforeAll(async () => {
+  if (node === null) return
+  built = { worker: buildForNode("node-worker.ts"), front: buildForNode("node-front.ts") }
+  lib = await libraryPath()
+})
+afterAll(async () => {
+  await stopAll()
+  built?.worker.remove()
+  built?.front.remove()
+})
 
-  async function nodeWorker(name: string): Promise<Child> {
-    const child = spawn([node!, ...nodeFlags(node!), built.entry, name], {
-      env: { ...process.env, SLOTBUS_LIB: lib, NODE_NO_WARNINGS: "1" },
-    })
-    await child.waitLine(/^ready /, 30_000).catch((e) => {
-      throw new Error(`the Node worker did not connect: ${e}\n${child.output}`)
-    })
-    return child
-  }
+/** Runs a built fixture under Node with the library this front loaded; waits for its first line matching `ready`. */
+async function underNode(entry: string, name: string, ready: RegExp): Promise<Child> {
+  const child = spawn([node!, ...nodeFlags(node!), entry, name], {
+    env: { ...process.env, SLOTBUS_LIB: lib, NODE_NO_WARNINGS: "1" },
+    stdin: "pipe",
+  })
+  await child.waitLine(ready, 30_000).catch((e) => {
+    throw new Error(`${entry} under Node did not start: ${e}\n${child.output}`)
+  })
+  return child
+}
+
+describe.skipIf(node === null)("a Node 26 worker behind a Bun front", () => {
+  const nodeWorker = (name: string) => underNode(built!.worker.entry, name, /^ready /)
 
   test("requests round-trip: echoed bytes, many in flight at once, and its pid", async () => {
     const bus = await SlotBus.listen(busName("node"))
@@ -71,4 +78,33 @@ describe.skipIf(node === null)("a Node 26 worker behind a Bun front", () => {
       await bus.close()
     }
   })
+})
+
+describe.skipIf(node === null)("a Bun worker behind a Node 26 front", () => {
+  test("requests round-trip; kill -9 of the Bun worker fails the calls in flight with WorkerGoneError, a leave", async () => {
+    const name = busName("nodefront")
+    const front = await underNode(built!.front.entry, name, /^listening$/)
+    try {
+      const echo = await spawnWorker(name)
+      await front.waitLine(new RegExp(`^join ${echo.pid}$`), 30_000)
+      front.write("call 1 hello from node\n")
+      await front.waitLine(/^answer 1 hello from node$/, 30_000)
+      await echo.kill("SIGKILL")
+      await front.waitLine(new RegExp(`^leave ${echo.pid}$`), 30_000)
+
+      const slow = await spawnWorker(name, { delayMs: 60_000 })
+      await front.waitLine(new RegExp(`^join ${slow.pid}$`), 30_000)
+      for (let i = 0; i < 8; i++) front.write(`call held${i} never answered\n`)
+      const held = `workers ${slow.pid}:8`
+      const asked = () => front.lines.includes(held) || (front.write("workers\n"), false)
+      expect(await eventually(asked, 30_000)).toBe(true)
+      await slow.kill("SIGKILL")
+      for (let i = 0; i < 8; i++) await front.waitLine(new RegExp(`^failed held${i} WorkerGoneError$`), 30_000)
+      await front.waitLine(new RegExp(`^leave ${slow.pid}$`), 30_000)
+      front.write("close\n")
+      expect(await front.exited).toBe(0)
+    } finally {
+      await front.kill()
+    }
+  }, 120_000)
 })
