@@ -119,7 +119,10 @@ class PollReader {
   private released: (() => void) | undefined
   private stopped = false
 
-  constructor(private readonly fd: number) {
+  private readonly fd: number
+
+  constructor(fd: number) {
+    this.fd = fd
     const u = uv()
     this.handle = new Uint8Array(u.handleSize) // off the JS heap (over 64 bytes): its address does not move
     this.at = ffi.getRawPointer(this.handle)
