@@ -24,8 +24,8 @@ afterAll(async () => {
 })
 
 /** Runs a built fixture under Node with the library this front loaded; waits for its first line matching `ready`. */
-async function underNode(entry: string, name: string, ready: RegExp): Promise<Child> {
-  const child = spawn([node!, ...nodeFlags(node!), entry, name], {
+async function underNode(entry: string, name: string, ready: RegExp, args: string[] = []): Promise<Child> {
+  const child = spawn([node!, ...nodeFlags(node!), entry, name, ...args], {
     env: { ...process.env, SLOTBUS_LIB: lib, NODE_NO_WARNINGS: "1" },
     stdin: "pipe",
   })
@@ -36,7 +36,7 @@ async function underNode(entry: string, name: string, ready: RegExp): Promise<Ch
 }
 
 describe.skipIf(node === null)("a Node 26 worker behind a Bun front", () => {
-  const nodeWorker = (name: string) => underNode(built!.worker.entry, name, /^ready /)
+  const nodeWorker = (name: string, args: string[] = []) => underNode(built!.worker.entry, name, /^ready /, args)
 
   test("requests round-trip: echoed bytes, many in flight at once, and its pid", async () => {
     const bus = await SlotBus.listen(busName("node"))
@@ -56,6 +56,23 @@ describe.skipIf(node === null)("a Node 26 worker behind a Bun front", () => {
     // the front's close reaches the Node worker, which ends on its own
     await worker.waitLine(/^closed /, 30_000)
     expect(await worker.exited).toBe(0)
+  })
+
+  test("fetch mode: bus.fetch gets the Node worker's Response, its status, headers, JSON and a streamed body", async () => {
+    const bus = await SlotBus.listen(busName("node"))
+    try {
+      await nodeWorker(bus.name, ["--fetch"])
+      await bus.waitForWorkers(1, { timeoutMs: 30_000 })
+      const hello = await bus.fetch(new Request("http://front/hello"))
+      expect([hello.status, hello.headers.get("x-runtime"), await hello.text()]).toEqual([201, "node", "hi /hello"])
+      const posted = new Request("http://front/json", { method: "POST", body: "payload", headers: { "x-a": "b" } })
+      expect(await (await bus.fetch(posted)).json()).toEqual({ method: "POST", body: "payload", header: "b" })
+      expect(await (await bus.fetch(new Request("http://front/stream"))).text()).toBe(
+        "chunk0;chunk1;chunk2;chunk3;chunk4;",
+      )
+    } finally {
+      await bus.close()
+    }
   })
 
   test("kill -9 of the Node worker settles its requests in flight with WorkerGoneError and is a leave", async () => {
