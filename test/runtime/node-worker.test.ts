@@ -3,6 +3,7 @@
 // between two Bun processes.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { SlotBus, WorkerGoneError, type WorkerEvent } from "../../src/index.ts"
+import { controlCall } from "../../src/core/internal.ts"
 import { libraryPath } from "../../src/native/lib-path.ts"
 import { busName, eventually, outcome, spawn, spawnWorker, stopAll, type Child } from "../support/helpers.ts"
 import { buildForNode, findNode, NODE_INSTALL, nodeFlags } from "../support/node.ts"
@@ -118,6 +119,26 @@ describe.skipIf(node === null)("a Bun worker behind a Node 26 front", () => {
       await slow.kill("SIGKILL")
       for (let i = 0; i < 8; i++) await front.waitLine(new RegExp(`^failed held${i} WorkerGoneError$`), 30_000)
       await front.waitLine(new RegExp(`^leave ${slow.pid}$`), 30_000)
+      front.write("close\n")
+      expect(await front.exited).toBe(0)
+    } finally {
+      await front.kill()
+    }
+  }, 120_000)
+
+  test("its control socket (connectFd over node:net) carries a request from Bun's controlCall, 4 MB each way", async () => {
+    const name = busName("nodefront")
+    const front = await underNode(built!.front.entry, name, /^listening$/)
+    try {
+      const echo = await spawnWorker(name)
+      await front.waitLine(new RegExp(`^join ${echo.pid}$`), 30_000)
+      const body = new Uint8Array(4 * 1024 * 1024).map((_, i) => (i * 7) & 255)
+      const answer = await controlCall(name, { method: "POST", path: "/echo", body, timeoutMs: 30_000 })
+      const parts: Uint8Array[] = []
+      for await (const part of answer.body) parts.push(part)
+      expect(answer.status).toBe(200)
+      expect(answer.headers).toContainEqual(["x-pid", String(echo.pid)])
+      expect(Buffer.concat(parts).equals(Buffer.from(body))).toBe(true)
       front.write("close\n")
       expect(await front.exited).toBe(0)
     } finally {
