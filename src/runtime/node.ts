@@ -2,12 +2,16 @@
 // bigint under node:ffi; they stay bigint behind the Pointer brand (passed back to C as they came, never converted
 // per call), and only the functions that return a pointer or a C string are wrapped, to give null for NULL as bun:ffi
 // does (none of them is called per request).
-import ffi from "node:ffi"
+import type * as NodeFfi from "node:ffi"
 import { Socket as NetSocket } from "node:net"
 import { isDeepStrictEqual, inspect as nodeInspect } from "node:util"
 import { deserialize as v8Deserialize, serialize as v8Serialize } from "node:v8"
 import { crc32 as zlibCrc32 } from "node:zlib"
 import type { NativeFunction, NativeSymbols, NativeType, Pointer, PromiseState } from "./runtime.ts"
+
+// Taken at load, not imported: Bun has no node:ffi, and a bundle of slotbus (bun build --compile) holds this file and
+// hoists its static imports to the top, where Bun would refuse this one (this file's body only runs under Node).
+const ffi = process.getBuiltinModule("node:ffi") as typeof NodeFfi
 
 // bun:ffi's names for the library's C types, as node:ffi spells them (a C string goes in as a pointer: a string or
 // a NUL-terminated Buffer, and comes out as one, read by ffi.toString).
