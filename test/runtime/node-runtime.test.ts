@@ -1,20 +1,23 @@
 // The runtime room's contract (src/runtime/runtime.ts) kept by src/runtime/node.ts under Node 26: the same promises
-// runtime.test.ts checks of Bun's, run in a Node process (test/support/node-runtime.ts), plus the library's
+// runtime.test.ts checks of Bun's, run in a Node process (test/support/runtime/node-runtime.ts), plus the library's
 // pointers (bigint, NULL as null), a view over native memory and the fd reader's uv_poll.
 import { expect, test } from "bun:test"
 import { libraryPath } from "../../src/native/lib-path.ts"
 import { REPO, run } from "../support/helpers.ts"
-import { findNode, NODE_INSTALL, nodeFlags } from "../support/node.ts"
+import { findNode, NODE_INSTALL, nodeFlags } from "../support/runtime/node.ts"
 import { join } from "node:path"
 
 const node = findNode()
 if (!node) console.log(`skipping the Node runtime test: no Node >= 26.1 here (${NODE_INSTALL})`)
 
 test.skipIf(node === null)("src/runtime/node.ts keeps the runtime contract under Node 26", async () => {
-  const r = await run([node!, ...nodeFlags(node!), join(REPO, "test/support/node-runtime.ts"), await libraryPath()], {
-    env: { ...process.env, NODE_NO_WARNINGS: "1" },
-    timeoutMs: 60_000,
-  })
+  const r = await run(
+    [node!, ...nodeFlags(node!), join(REPO, "test/support/runtime/node-runtime.ts"), await libraryPath()],
+    {
+      env: { ...process.env, NODE_NO_WARNINGS: "1" },
+      timeoutMs: 60_000,
+    },
+  )
   expect(r.code, r.stderr).toBe(0)
   const found = JSON.parse(r.stdout.trim().split("\n").at(-1)!)
   expect(found).toEqual({

@@ -6,7 +6,7 @@ import { SlotBus, WorkerGoneError, type WorkerEvent } from "../../src/index.ts"
 import { controlCall } from "../../src/core/internal.ts"
 import { libraryPath } from "../../src/native/lib-path.ts"
 import { busName, eventually, outcome, spawn, spawnWorker, stopAll, type Child } from "../support/helpers.ts"
-import { buildForNode, findNode, NODE_INSTALL, nodeFlags } from "../support/node.ts"
+import { buildForNode, findNode, NODE_INSTALL, nodeFlags } from "../support/runtime/node.ts"
 
 const node = findNode()
 if (!node) console.log(`skipping the Node worker tests: no Node >= 26.1 here (${NODE_INSTALL})`)

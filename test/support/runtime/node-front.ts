@@ -1,9 +1,9 @@
-// A front for Node 26 (node:ffi), built to JavaScript by test/support/node.ts. Usage: node node-front.js <bus-name>
+// A front for Node 26 (node:ffi), built to JavaScript by test/support/runtime/node.ts. Usage: node node-front.js <bus-name>
 // Listens as <bus-name>, prints "listening" and "join <pid>" / "leave <pid>" as workers come and go; for each line
 // on stdin: "call <id> <text>" sends <text> and prints "answer <id> <text back>" or "failed <id> <error name>" when
 // it settles (calls overlap); "workers" prints "workers <pid>:<requests in flight>,…"; "close" closes the bus and exits.
 import { createInterface } from "node:readline"
-import { SlotBus } from "../../src/index.ts"
+import { SlotBus } from "../../../src/index.ts"
 
 const name = process.argv[2]
 if (!name) throw new Error("usage: node-front.js <bus-name>")

@@ -5,7 +5,7 @@ import { closeSync, constants, mkdtempSync, openSync, rmSync, writeSync } from "
 import { execFileSync } from "node:child_process"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import * as rt from "../../src/runtime/index.ts"
+import * as rt from "../../../src/runtime/index.ts"
 
 const found: Record<string, unknown> = { runtime: rt.runtimeName }
 const { nanoseconds: now } = rt.runtime // called bare, off the module

@@ -1,10 +1,10 @@
-// A worker for Node 26 (node:ffi), built to JavaScript by test/support/node.ts (Node strips types but not the
+// A worker for Node 26 (node:ffi), built to JavaScript by test/support/runtime/node.ts (Node strips types but not the
 // parameter properties src/ uses). Usage: node node-worker.js <bus-name> [--fetch]
 // Raw: echoes a request's body; "?pid " answers the process id; "?hold" never answers (a request in flight to kill
 // the process under). --fetch: a fetch handler: /json answers {method, body, header: x-a} as JSON, /stream five
 // chunks 5 ms apart, anything else "hi <path>" with status 201 and x-runtime: node.
 // Prints "ready <node version>" once connected, "closed <reason>" at the end.
-import { SlotWorker, type SlotRequest } from "../../src/index.ts"
+import { SlotWorker, type SlotRequest } from "../../../src/index.ts"
 
 const [name, mode] = process.argv.slice(2)
 if (!name) throw new Error("usage: node-worker.js <bus-name> [--fetch]")

