@@ -15,7 +15,13 @@ let built: { worker: ReturnType<typeof buildForNode>; front: ReturnType<typeof b
 let lib: string
 beforeAll(async () => {
   if (node === null) return
-  built = { worker: buildForNode("node-worker.ts"), front: buildForNode("node-front.ts") }
+  const worker = buildForNode("node-worker.ts")
+  try {
+    built = { worker, front: buildForNode("node-front.ts") }
+  } catch (e) {
+    worker.remove()
+    throw e
+  }
   lib = await libraryPath()
 })
 afterAll(async () => {

@@ -45,13 +45,16 @@ export function nodeFlags(node: string): string[] {
 /** Builds a test/support/runtime fixture to JavaScript for Node in a fresh directory: the entry's path and a remover. */
 export function buildForNode(fixture: string): { entry: string; remove(): void } {
   const dir = mkdtempSync(join(tmpdir(), "slotbus-node-"))
-  execFileSync(
-    process.execPath,
-    ["build", join(REPO, "test/support/runtime", fixture), "--target=node", "--splitting", "--outdir", dir],
-    {
-      stdio: ["ignore", "ignore", "inherit"],
-    },
-  )
+  try {
+    execFileSync(
+      process.execPath,
+      ["build", join(REPO, "test/support/runtime", fixture), "--target=node", "--splitting", "--outdir", dir],
+      { stdio: ["ignore", "ignore", "inherit"] },
+    )
+  } catch (e) {
+    rmSync(dir, { recursive: true, force: true })
+    throw e
+  }
   return {
     entry: join(dir, fixture.replace(/\.ts$/, ".js")),
     remove: () => rmSync(dir, { recursive: true, force: true }),
