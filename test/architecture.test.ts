@@ -265,7 +265,7 @@ export function hostViolations(files: Record<string, string>): string[] {
   return Object.keys(files)
     .filter((f) => !f.startsWith(HOST_RULE.room))
     .filter((f) => {
-      const named = [...code(files[f]!).matchAll(/\bBun\.(\w+)|["']bun:ffi["']|\bfrom\s*["'](bun)["']/g)]
+      const named = [...code(files[f]!).matchAll(/\bBun\.(\w+)|["'](?:bun:\w+|node:ffi)["']|\bfrom\s*["'](bun)["']/g)]
       return named.some((m) => !((m[1] === "serve" || m[2] === "bun") && f.startsWith(HOST_RULE.bunOnly)))
     })
     .sort()
@@ -368,7 +368,7 @@ describe("the layout of src/", () => {
     for (const to of kitImports) expect(to).toBe("kit/index.ts")
   })
 
-  test("the host is one room: nothing outside src/runtime names Bun's globals, bun:ffi or the bun module (the HTTP hub's Bun.serve aside)", () => {
+  test("the host is one room: nothing outside src/runtime names Bun's globals, bun:ffi, node:ffi or the bun module (the HTTP hub's Bun.serve aside)", () => {
     expect(Object.keys(files).filter((f) => f.startsWith(HOST_RULE.room)).length).toBeGreaterThan(2)
     expect(hostViolations(files)).toEqual([])
     expect(importsOf(files["runtime/bun.ts"]!).filter((s) => s.startsWith("."))).toEqual(["./runtime.ts"])
@@ -407,9 +407,17 @@ describe("the layout of src/", () => {
       })
       .sort()
 
-  test("bun:ffi: one dlopen, in runtime/bun.ts; the library opened in native/ffi.ts; shared-memory views (memoryView) in the files CONTRIBUTING names", () => {
-    expect(Object.keys(files).filter((f) => /\bdlopen\s*\(/.test(files[f]!))).toEqual(["runtime/bun.ts"])
-    expect(valueImporters(/bun:ffi/)).toEqual(["runtime/bun.ts"])
+  test("bun:ffi and node:ffi: one dlopen each, in runtime/bun.ts and runtime/node.ts; the library opened in native/ffi.ts; shared-memory views (memoryView) in the files CONTRIBUTING names", () => {
+    expect(Object.keys(files).filter((f) => /\bdlopen\s*\(/.test(files[f]!))).toEqual([
+      "runtime/bun.ts",
+      "runtime/node.ts",
+    ])
+    // both are taken with process.getBuiltinModule, never imported: a compiled Bun bundle must not import node:ffi
+    // (Bun has none), and a build for Node holds bun.ts too, whose `bun:` import Node refuses
+    expect(valueImporters(/bun:ffi/)).toEqual([])
+    expect(valueImporters(/node:ffi/)).toEqual([])
+    expect(Object.keys(files).filter((f) => /["']bun:ffi["']/.test(files[f]!))).toEqual(["runtime/bun.ts"])
+    expect(Object.keys(files).filter((f) => /["']node:ffi["']/.test(files[f]!))).toEqual(["runtime/node.ts"])
     expect(Object.keys(files).filter((f) => /\bopenLibrary\s*\(/.test(files[f]!) && !f.startsWith("runtime/"))).toEqual(
       ["native/ffi.ts"],
     )
@@ -611,7 +619,7 @@ describe("the guard notices a broken layout", () => {
     ])
   })
 
-  test("a file outside src/runtime that names a Bun global, bun:ffi or the bun module is refused; a comment, the runtime and the hub's Bun.serve are not", () => {
+  test("a file outside src/runtime that names a Bun global, bun:ffi, node:ffi or the bun module is refused; a comment, the runtime and the hub's Bun.serve are not", () => {
     const ok = {
       "runtime/bun.ts": 'import { dlopen } from "bun:ffi"\nexport const nanoseconds = Bun.nanoseconds\n',
       "core/hub/dispatcher.ts":
@@ -625,6 +633,11 @@ describe("the guard notices a broken layout", () => {
     expect(hostViolations({ ...ok, "events/topic.ts": 'import type { Pointer } from "bun:ffi"\n' })).toEqual([
       "events/topic.ts",
     ])
+    expect(hostViolations({ ...ok, "native/ffi.ts": 'import { dlopen } from "node:ffi"\n' })).toEqual(["native/ffi.ts"])
+    expect(hostViolations({ ...ok, "core/rpc/rpc.ts": 'import { serialize } from "bun:jsc"\n' })).toEqual([
+      "core/rpc/rpc.ts",
+    ])
+    expect(hostViolations({ ...ok, "runtime/node.ts": 'import ffi from "node:ffi"\n' })).toEqual([])
     expect(hostViolations({ ...ok, "status/server.ts": "server = Bun.serve({ fetch })\n" })).toEqual([
       "status/server.ts",
     ])

@@ -29,7 +29,14 @@ const jsonB64 = (v: unknown) => JSON.parse(decoder.decode(encoder.encode(JSON.st
 // What slotbus does: JSON when it brings the value back exactly, structured clone otherwise (src/core/rpc/rpc.ts).
 const slotbus = (v: unknown) => {
   const e = encodeValue(v)
-  return decodeValue(e.json, typeof e.body === "string" ? encoder.encode(e.body) : new Uint8Array(e.body))
+  return decodeValue(
+    e.json,
+    typeof e.body === "string"
+      ? encoder.encode(e.body)
+      : e.body instanceof Uint8Array
+        ? e.body
+        : new Uint8Array(e.body),
+  )
 }
 
 for (const [name, v] of CASES) {

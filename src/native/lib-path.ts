@@ -1,8 +1,9 @@
 import { existsSync } from "node:fs"
 import { join } from "node:path"
+import { fileURLToPath } from "node:url"
 import { NativeLibraryError } from "../errors.ts"
 
-const packageRoot = join(import.meta.dir, "..", "..")
+const packageRoot = join(fileURLToPath(new URL(".", import.meta.url)), "..", "..")
 
 // Literal specifiers, so `bun build --compile` embeds every prebuild; a missing one only fails when chosen.
 const prebuilds: Record<string, () => Promise<{ default: string }>> = {
@@ -28,6 +29,8 @@ export async function libraryPath(): Promise<string> {
   try {
     return (await prebuilds[platform]!()).default
   } catch {
+    // Node has no `type: "file"` import: the prebuild in the package itself
+    if (existsSync(path)) return path
     throw new NativeLibraryError(
       `No libslotbus for ${platform}: looked at ${path} (and SLOTBUS_LIB, unset). ` +
         `Run \`npm run build\` in ${packageRoot} (needs the zig devDependency), or set SLOTBUS_LIB to a libslotbus.so you built.`,

@@ -1,6 +1,7 @@
-// The host operations slotbus needs, in its own names: what src/runtime/bun.ts gives today and a node.ts would give
-// (issue 67). Pointers are numbers behind the Pointer brand; nothing here is a Bun type except the socket and process
-// handles, which runtime/bun.ts names (their Bun shape is the one a node.ts adapter would give).
+// The host operations slotbus needs, in its own names: what src/runtime/bun.ts and node.ts give (issue 67). Pointers
+// are numbers behind the Pointer brand (bigints on Node, passed back to C unconverted: callers only pass them on or
+// Number() them); nothing here is a Bun type except the socket and process handles, which runtime/bun.ts names
+// (node.ts gives the shape slotbus uses of them, or a clear error).
 
 /** An address in native memory, as the library's functions take and return it. */
 export type Pointer = number & { __pointer__: null }
@@ -63,10 +64,16 @@ export interface Runtime {
   inspect(value: unknown): string
   /** Deep equality; `strict` tells undefined properties and classes apart. */
   deepEquals(a: unknown, b: unknown, strict?: boolean): boolean
-  /** The state of a promise now, without waiting. */
+  /**
+   * The state of a promise now, without waiting. Bun reads it at once; Node cannot, and reads "pending" until a
+   * microtask after the first look (callers look again after an `await`, as readyBody does).
+   */
   promiseState(p: unknown): PromiseState
   /** A fulfilled promise's value (or the value itself if it is not a promise), read without waiting. */
   promiseValue(p: unknown): unknown
+  /** A value as structured-clone bytes (each runtime its own engine's format), and back. */
+  serialize(value: unknown): SharedArrayBuffer | Uint8Array
+  deserialize(bytes: Uint8Array): unknown
   /** The path of the script the process runs (the entry point), or "/$bunfs/…" inside a compiled executable. */
   mainScript(): string
   /** Everything on stdin, once it ends. */

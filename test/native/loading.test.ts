@@ -250,3 +250,28 @@ test("bun build --compile for macOS embeds the darwin dylibs (the binary is cros
     expect(binary.includes(lib)).toBe(true)
   }
 }, 120_000)
+
+test("require() from CommonJS under Bun loads slotbus synchronously: every export, and a round trip", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "slotbus-cjs-"))
+  try {
+    const file = join(dir, "app.cjs")
+    writeFileSync(
+      file,
+      `const s = require(${JSON.stringify(join(REPO, "src/index.ts"))})
+const names = Object.keys(s).sort()
+;(async () => {
+  const bus = await s.SlotBus.listen("cjs-" + process.pid)
+  await bus.close()
+  console.log(JSON.stringify({ names: names.length, SlotBus: typeof s.SlotBus, respond: typeof s.respond }))
+})()
+`,
+    )
+    const r = await run([process.execPath, file], { timeoutMs: 30_000 })
+    expect(r.stderr).not.toContain("async module")
+    expect(r.code, r.stderr).toBe(0)
+    const esm = Object.keys(await import("../../src/index.ts")).length
+    expect(JSON.parse(r.stdout)).toEqual({ names: esm, SlotBus: "function", respond: "function" })
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})

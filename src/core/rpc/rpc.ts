@@ -2,15 +2,14 @@
 // that return promises (bus.remote(), bus.invoke()). One call is one request and its reply on the ordinary
 // path, nothing new underneath: docs/PROTOCOL.md §6.1 is the mapping. This file is both ends' half of it (the
 // encoding, the worker's dispatcher, the hub's proxy and reply reading); it imports neither bus.ts nor worker.ts.
-import { deserialize, serialize } from "bun:jsc"
 import { ProtocolError, RemoteError, UnknownMethodError } from "../../errors.ts"
 import { utf8 } from "../wire/codec.ts"
 import { RpcStatus, RpcVerb } from "../wire/rpc-status.ts"
 import { didYouMean, isThenable } from "../../kit/index.ts"
-import { inspect } from "../../runtime/index.ts"
+import { deserialize, inspect, serialize } from "../../runtime/index.ts"
 
 // ── The encoding ────────────────────────────────────────────────────────────────────────────────────────────
-// Structured clone (bun:jsc serialize) carries what JSON cannot: typed arrays as bytes, Map, Set, Date, BigInt,
+// Structured clone (the runtime's serialize) carries what JSON cannot: typed arrays as bytes, Map, Set, Date, BigInt,
 // undefined, NaN, -0, shared references and cycles. But it costs 4× JSON for plain data (bench/rpc/codec.ts:
 // [1, 2] 0.74 µs vs 0.16 µs, a 1 KiB object 10.6 µs vs 2.5 µs), so a value that JSON brings back exactly as
 // structured clone would goes as JSON, and everything else as structured clone. The caller sees structured
@@ -71,7 +70,7 @@ class JsonLook {
 let idleLook: JsonLook | null = new JsonLook()
 
 /** A value's body and whether it is JSON (else structured clone). Throws DataCloneError for what neither can carry. */
-export function encodeValue(v: unknown): { json: boolean; body: string | SharedArrayBuffer } {
+export function encodeValue(v: unknown): { json: boolean; body: string | SharedArrayBuffer | Uint8Array } {
   if (v === undefined) return { json: true, body: "" }
   const look = idleLook ?? new JsonLook() // a getter that makes an RPC call during a look gets a look of its own
   idleLook = null
@@ -182,7 +181,7 @@ function resultReply(method: string, v: unknown): RpcReply {
   if (typeof v === "string" && v.isWellFormed()) return { status: RpcStatus.RESULT_TEXT, body: v }
   // bytes go as they are, copied once into the slot, when the caller gets back what structured clone would give
   if (v instanceof Uint8Array && isWholeBuffer(v)) return { status: RpcStatus.RESULT_BYTES, body: v }
-  let e: { json: boolean; body: string | SharedArrayBuffer }
+  let e: { json: boolean; body: string | SharedArrayBuffer | Uint8Array }
   try {
     e = encodeValue(v)
   } catch {
@@ -208,7 +207,7 @@ function isWholeBuffer(v: Uint8Array): boolean {
 /** A thrown Error goes back through the worker's error answer (RemoteError); any other thrown value as itself. */
 function thrownReply(thrown: unknown): RpcReply {
   if (thrown instanceof Error) throw thrown
-  let e: { json: boolean; body: string | SharedArrayBuffer }
+  let e: { json: boolean; body: string | SharedArrayBuffer | Uint8Array }
   try {
     e = encodeValue(thrown)
   } catch {
@@ -277,7 +276,7 @@ type AnyFunctionType = (...args: never[]) => unknown
 export function encodeCall(
   method: string,
   args: readonly unknown[],
-): { verb: string; body: string | SharedArrayBuffer } {
+): { verb: string; body: string | SharedArrayBuffer | Uint8Array } {
   try {
     const e = encodeValue(args)
     return { verb: e.json ? RpcVerb.JSON : RpcVerb.CLONE, body: e.body }

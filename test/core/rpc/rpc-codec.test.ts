@@ -32,7 +32,12 @@ const ANY = fc.anything({
 /** What a value is once it crossed: encoded, put in bytes as a slot would carry them, decoded. */
 function crossed(v: unknown): { json: boolean; value: unknown } {
   const e = encodeValue(v)
-  const bytes = typeof e.body === "string" ? new TextEncoder().encode(e.body) : new Uint8Array(e.body)
+  const bytes =
+    typeof e.body === "string"
+      ? new TextEncoder().encode(e.body)
+      : e.body instanceof Uint8Array
+        ? e.body
+        : new Uint8Array(e.body)
   return { json: e.json, value: decodeValue(e.json, bytes) }
 }
 

@@ -1,0 +1,40 @@
+// The runtime room's contract (src/runtime/runtime.ts) kept by src/runtime/node.ts under Node 26: the same promises
+// runtime.test.ts checks of Bun's, run in a Node process (test/support/runtime/node-runtime.ts), plus the library's
+// pointers (bigint, NULL as null), a view over native memory and the fd reader's uv_poll.
+import { expect, test } from "bun:test"
+import { libraryPath } from "../../src/native/lib-path.ts"
+import { REPO, run } from "../support/helpers.ts"
+import { findNode, NODE_INSTALL, nodeFlags } from "../support/runtime/node.ts"
+import { join } from "node:path"
+
+const node = findNode()
+if (!node) console.log(`skipping the Node runtime test: no Node >= 26.1 here (${NODE_INSTALL})`)
+
+test.skipIf(node === null)("src/runtime/node.ts keeps the runtime contract under Node 26", async () => {
+  const r = await run(
+    [node!, ...nodeFlags(node!), join(REPO, "test/support/runtime/node-runtime.ts"), await libraryPath()],
+    {
+      env: { ...process.env, NODE_NO_WARNINGS: "1" },
+      timeoutMs: 60_000,
+    },
+  )
+  expect(r.code, r.stderr).toBe(0)
+  const found = JSON.parse(r.stdout.trim().split("\n").at(-1)!)
+  expect(found).toEqual({
+    runtime: "node",
+    clock: true,
+    crc32: [0xcbf43926, 0xcbf43926],
+    deepEquals: [true, false],
+    inspect: "{ a: 1 }",
+    clone: "Map(1) { 1 => Uint8Array(1) [ 2 ] }",
+    // Node cannot peek: pending at the first look, fulfilled with its value a microtask later
+    promise: ["pending", "fulfilled", 7, "pending"],
+    longSleep: false,
+    // a NULL pointer comes back as null (bun:ffi's way), a C string as a string; ECONNREFUSED: no such bus
+    library: { abi: 17, platform: expect.any(String), nullPointer: null, errno: -111, clock: "number" },
+    // memset's 7s read through the view; an Atomics.store through it lands in the memory; a plain ArrayBuffer
+    view: { before: 0x07070707, after: 42, untouched: 7, shared: false },
+    fd: ["ring", "again", 4],
+    missing: "slotbus: spawn (child processes) is not available on Node yet (issue 67); run this under Bun",
+  })
+})

@@ -1,0 +1,31 @@
+// A front for Node 26 (node:ffi), built to JavaScript by test/support/runtime/node.ts. Usage: node node-front.js <bus-name>
+// Listens as <bus-name>, prints "listening" and "join <pid>" / "leave <pid>" as workers come and go; for each line
+// on stdin: "call <id> <text>" sends <text> and prints "answer <id> <text back>" or "failed <id> <error name>" when
+// it settles (calls overlap); "workers" prints "workers <pid>:<requests in flight>,…"; "close" closes the bus and exits.
+import { createInterface } from "node:readline"
+import { SlotBus } from "../../../src/index.ts"
+
+const name = process.argv[2]
+if (!name) throw new Error("usage: node-front.js <bus-name>")
+const bus = await SlotBus.listen(name)
+bus.onWorker((e) => console.log(`${e.type} ${e.worker.pid}`))
+console.log("listening")
+for await (const line of createInterface({ input: process.stdin })) {
+  const [verb, ...rest] = line.split(" ")
+  if (verb === "call") {
+    const [id, ...text] = rest
+    void bus.call(text.join(" ")).then(
+      (b) => console.log(`answer ${id} ${new TextDecoder().decode(b)}`),
+      (e: Error) => console.log(`failed ${id} ${e.name}`),
+    )
+  } else if (verb === "workers")
+    console.log(
+      `workers ${bus
+        .stats()
+        .workers.map((w) => `${w.pid}:${w.inFlight}`)
+        .join(",")}`,
+    )
+  else if (verb === "close") break
+}
+await bus.close()
+process.exit(0)

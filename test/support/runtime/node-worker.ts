@@ -1,0 +1,47 @@
+// A worker for Node 26 (node:ffi), built to JavaScript by test/support/runtime/node.ts (Node strips types but not the
+// parameter properties src/ uses). Usage: node node-worker.js <bus-name> [--fetch]
+// Raw: echoes a request's body; "?pid " answers the process id; "?hold" never answers (a request in flight to kill
+// the process under). --fetch: a fetch handler: /json answers {method, body, header: x-a} as JSON, /stream five
+// chunks 5 ms apart, anything else "hi <path>" with status 201 and x-runtime: node.
+// Prints "ready <node version>" once connected, "closed <reason>" at the end.
+import { SlotWorker, type SlotRequest } from "../../../src/index.ts"
+
+const [name, mode] = process.argv.slice(2)
+if (!name) throw new Error("usage: node-worker.js <bus-name> [--fetch]")
+
+function raw(req: SlotRequest) {
+  const text = req.body.length === 5 ? req.text() : ""
+  if (text === "?hold") return new Promise<never>(() => {})
+  return text === "?pid " ? String(process.pid) : req.body
+}
+
+async function fetchHandler(req: Request): Promise<Response> {
+  const path = new URL(req.url).pathname
+  if (path === "/json")
+    return Response.json({ method: req.method, body: await req.text(), header: req.headers.get("x-a") })
+  if (path === "/stream") {
+    const enc = new TextEncoder()
+    return new Response(
+      new ReadableStream({
+        async start(c) {
+          for (let i = 0; i < 5; i++) {
+            c.enqueue(enc.encode(`chunk${i};`))
+            await new Promise((r) => setTimeout(r, 5))
+          }
+          c.close()
+        },
+      }),
+    )
+  }
+  return new Response(`hi ${path}`, { status: 201, headers: { "x-runtime": "node" } })
+}
+
+const worker =
+  mode === "--fetch"
+    ? await SlotWorker.connect(name, fetchHandler, { fetch: true })
+    : await SlotWorker.connect(name, raw)
+process.on("SIGTERM", () => void worker.close())
+console.log(`ready ${process.versions.node}`)
+const closed = await worker.closed
+console.log(`closed ${closed.reason}`)
+process.exit(0)
