@@ -137,6 +137,31 @@ describe.skipIf(skipReason !== null)("the door of a hub with allowUids (docs/PRO
       chownSync(DOOR, SQUATTER, SQUATTER)
     },
   }
+  test("left by a hub killed -9, is recovered by the next hub of the name, which workers of the other uid reach", async () => {
+    const name = busName("door-stale")
+    const index = join(import.meta.dir, "../../../src/index.ts")
+    const script = `const { SlotBus } = await import(${JSON.stringify(index)})
+      await SlotBus.listen(process.argv.at(-1), { allowUids: [${NOBODY}] }); console.log("listening")`
+    const hub = spawn([BUN, "-e", script, name])
+    let bus: SlotBus | undefined
+    let worker: Child | undefined
+    try {
+      await hub.waitLine(/^listening$/)
+      hub.proc.kill(9)
+      await hub.proc.exited
+      expect(existsSync(`${DOOR}/slotbus.${name}`)).toBe(true) // stale: nobody unlinked it
+      bus = await SlotBus.listen(name, { allowUids: [NOBODY] })
+      worker = nobodyWorker(name, "--hub-uid=0")
+      expect((await worker.waitLine(/^(ready|error) .*/))[0]).toBe(`ready ${worker.pid} ${NOBODY}`)
+      expect(new TextDecoder().decode(await bus.call("stale"))).toBe("elats")
+    } finally {
+      await worker?.kill()
+      await bus?.close()
+      await hub.kill()
+    }
+    expect(existsSync(`${DOOR}/slotbus.${name}`)).toBe(false)
+  }, 30_000)
+
   test.each(Object.keys(squats))(
     "cannot be blocked or stood in for by another uid that squats its names first: %s",
     async (squat) => {
