@@ -408,7 +408,7 @@ static int door_dirs(uid_t uid, int (*each)(const char *dir, void *arg), void *a
   if (!d) return r;
   struct dirent *e;
   while (!r && (e = readdir(d)) != NULL) {
-    if (strncmp(e->d_name, prefix, (size_t)n) != 0 || snprintf(dir, sizeof dir, "/tmp/%s", e->d_name) >= SUN_MAX - 20)
+    if (strncmp(e->d_name, prefix, (size_t)n) != 0 || snprintf(dir, sizeof dir, "/tmp/%s", e->d_name) > DIR_MAX)
       continue;
     if (door_dir_ok(dir, uid)) r = each(dir, arg);
   }

@@ -1,7 +1,9 @@
 // The rendezvous checks SO_PEERCRED: a worker running as another uid is refused unless the hub allows it.
 import { describe, expect, test } from "bun:test"
 import {
+  chmodSync,
   chownSync,
+  mkdtempSync,
   existsSync,
   lchownSync,
   lstatSync,
@@ -160,6 +162,38 @@ describe.skipIf(skipReason !== null)("the door of a hub with allowUids (docs/PRO
       await hub.kill()
     }
     expect(existsSync(`${DOOR}/slotbus.${name}`)).toBe(false)
+  }, 30_000)
+
+  test("is in $SLOTBUS_DOOR_DIR when set, for the hub and its workers of the other uid alike, and nowhere else", async () => {
+    const name = busName("door-env")
+    const top = mkdtempSync("/tmp/slotbus-door-env-")
+    chmodSync(top, 0o755)
+    const dir = join(top, "door") // made by the hub, mode 0711
+    const index = join(import.meta.dir, "../../../src/index.ts")
+    const script = `const { SlotBus } = await import(${JSON.stringify(index)})
+      const bus = await SlotBus.listen(process.argv.at(-1), { allowUids: [${NOBODY}] }); console.log("listening")
+      await bus.waitForWorkers(1); console.log("answer " + new TextDecoder().decode(await bus.call("env")))
+      await bus.close(); console.log("closed")`
+    const hub = spawn([BUN, "-e", script, name], { env: { ...process.env, SLOTBUS_DOOR_DIR: dir } })
+    let worker: Child | undefined
+    try {
+      await hub.waitLine(/^listening$/)
+      expect(existsSync(`${dir}/slotbus.${name}`)).toBe(true)
+      expect(existsSync(`${DOOR}/slotbus.${name}`)).toBe(false)
+      const lost = nobodyWorker(name, "--hub-uid=0") // without the variable it looks in /tmp only
+      expect((await lost.waitLine(/^(ready|error) (\S+)/))[0]).toBe("error HubNotFoundError")
+      await lost.kill()
+      worker = spawn(asNobody([BUN, FIXTURE, name, "echo", "--hub-uid=0"]), {
+        env: { ...nobodyEnv, SLOTBUS_DOOR_DIR: dir },
+      })
+      expect((await hub.waitLine(/^answer .*/))[0]).toBe("answer vne")
+      await hub.waitLine(/^closed$/)
+      expect(existsSync(`${dir}/slotbus.${name}`)).toBe(false)
+    } finally {
+      await worker?.kill()
+      await hub.kill()
+      rmSync(top, { recursive: true, force: true })
+    }
   }, 30_000)
 
   test.each(Object.keys(squats))(
