@@ -23,7 +23,7 @@ int sb_ctl_accept(int listen_fd, uint32_t *peer_uid) {
 int sb_ctl_connect(const char *name) {
   uint32_t uid = 0;
   int32_t pid = -1;
-  int fd = plat_dial("slotbus-ctl.", name, NULL, 0, &uid, &pid);
+  int fd = plat_dial("slotbus-ctl.", name, NULL, -1, &uid, &pid);
   if (fd >= 0 && uid != geteuid()) {
     close(fd); /* a listener of another uid squatting the name: never send it anything */
     return -EPERM;

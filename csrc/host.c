@@ -24,7 +24,7 @@ void sb_host_unlock(int fd) {
 int sb_host_holder(const char *prefix, const char *name, uint32_t *uid) {
   int r = plat_check();
   if (r || !prefix || !uid) return r ? r : -EINVAL;
-  int fd = plat_dial(prefix, name, NULL, 0, uid, NULL);
+  int fd = plat_dial(prefix, name, NULL, -1, uid, NULL);
   if (fd < 0) return fd;
   close(fd);
   return 0;

@@ -40,40 +40,46 @@ int plat_addr(const char *prefix, const char *name, const char *suffix, struct s
   if (!valid_name(name)) return -EINVAL;
   return scheme->addr(prefix, name, suffix ? suffix : "", a, len);
 }
-int plat_door_addr(const char *prefix, const char *name, const char *suffix, struct sockaddr_un *a, socklen_t *len) {
+/* The door's file name "<prefix><name><suffix>" (§1.1) into file (160 bytes): 0, or -EINVAL, -ENOTSUP (no door). */
+static int door_file(const char *prefix, const char *name, const char *suffix, char *file) {
+  int r = plat_check();
+  if (r) return r;
   if (!valid_name(name)) return -EINVAL;
-  return scheme->door_addr ? scheme->door_addr(prefix, name, suffix ? suffix : "", a, len) : -ENOTSUP;
+  if (!scheme->door) return -ENOTSUP;
+  snprintf(file, 160, "%s%s%s", prefix, name, suffix ? suffix : "");
+  return 0;
 }
 int plat_bind(int fd, const struct sockaddr_un *a, socklen_t len, int backlog) { return scheme->bind(fd, a, len, backlog); }
 int plat_connect(int fd, const struct sockaddr_un *a, socklen_t len) { return scheme->connect(fd, a, len); }
-static int name_addr(const char *prefix, const char *name, const char *suffix, int door, struct sockaddr_un *a,
-                     socklen_t *len) {
+static int name_addr(const char *prefix, const char *name, const char *suffix, struct sockaddr_un *a, socklen_t *len) {
   int r = plat_check();
-  return r ? r : door ? plat_door_addr(prefix, name, suffix, a, len) : plat_addr(prefix, name, suffix, a, len);
+  return r ? r : plat_addr(prefix, name, suffix, a, len);
 }
 
 int plat_listen(const char *prefix, const char *name, const char *suffix, int door, int backlog) {
   struct sockaddr_un a;
   socklen_t len;
-  int r = name_addr(prefix, name, suffix, door, &a, &len);
+  char file[160];
+  int r = door ? door_file(prefix, name, suffix, file) : name_addr(prefix, name, suffix, &a, &len);
   if (r) return r;
   int fd = plat_socket(SOCK_STREAM);
   if (fd < 0) return -errno;
-  if ((r = plat_bind(fd, &a, len, backlog))) {
+  if ((r = door ? scheme_door_bind(fd, file, backlog) : plat_bind(fd, &a, len, backlog))) {
     close(fd);
     return r;
   }
   return fd;
 }
 
-int plat_dial(const char *prefix, const char *name, const char *suffix, int door, uint32_t *uid, int32_t *pid) {
+int plat_dial(const char *prefix, const char *name, const char *suffix, int64_t door_uid, uint32_t *uid, int32_t *pid) {
   struct sockaddr_un a;
   socklen_t len;
-  int r = name_addr(prefix, name, suffix, door, &a, &len);
+  char file[160];
+  int r = door_uid >= 0 ? door_file(prefix, name, suffix, file) : name_addr(prefix, name, suffix, &a, &len);
   if (r) return r;
-  int fd = plat_socket(SOCK_STREAM);
-  if (fd < 0) return -errno;
-  if ((r = plat_connect(fd, &a, len)) || (r = plat_peer(fd, uid, pid))) {
+  int fd = door_uid >= 0 ? scheme_door_connect(file, (uint32_t)door_uid, scheme->socket) : plat_socket(SOCK_STREAM);
+  if (fd < 0) return door_uid >= 0 ? fd : -errno;
+  if ((door_uid < 0 && (r = plat_connect(fd, &a, len))) || (r = plat_peer(fd, uid, pid))) {
     close(fd);
     return r == -EWOULDBLOCK ? -EAGAIN : r;
   }

@@ -44,19 +44,19 @@ int plat_accept(int listen_fd, int nonblock);
 /* The address for "<prefix><name><suffix>": a socket file in the private socket directory (§1.1). name: 1-64 of
  * [A-Za-z0-9._-]. 0, -PLAT_ESOCKDIR or -errno. */
 int plat_addr(const char *prefix, const char *name, const char *suffix, struct sockaddr_un *a, socklen_t *len);
-/* The door of a hub that allows other uids (§1.1): the abstract "\0<prefix><name><suffix>"; -ENOTSUP on the
- * portable scheme, which has none. */
-int plat_door_addr(const char *prefix, const char *name, const char *suffix, struct sockaddr_un *a, socklen_t *len);
 /* bind, and listen(backlog) if backlog > 0; a stale socket file is recovered. 0, -EADDRINUSE, -errno. */
 int plat_bind(int fd, const struct sockaddr_un *a, socklen_t len, int backlog);
 /* connect; a missing socket file reads as -ECONNREFUSED. 0 or -errno. */
 int plat_connect(int fd, const struct sockaddr_un *a, socklen_t len);
-/* The set-up every rendezvous shares: check the scheme, make the address (plat_door_addr's when door, else
- * plat_addr's), a socket, then bind and listen(backlog); closed again on any failure. The fd, or -errno. */
+/* The set-up every rendezvous shares: check the scheme, make the address (plat_addr's), a socket, then bind and
+ * listen(backlog); closed again on any failure. With door, the socket file "<prefix><name><suffix>" in this euid's
+ * door directory instead, bound for any uid to connect (§1.1; -ENOTSUP on the portable scheme, which has none).
+ * The fd, or -errno. */
 int plat_listen(const char *prefix, const char *name, const char *suffix, int door, int backlog);
-/* The same address connected to: the fd and the listener's uid and pid (pid may be NULL), or -errno (-EAGAIN:
- * its accept queue is full, worth retrying). The caller checks the uid. */
-int plat_dial(const char *prefix, const char *name, const char *suffix, int door, uint32_t *uid, int32_t *pid);
+/* The same address connected to (door_uid >= 0: the door in door_uid's door directory, §1.1): the fd and the
+ * listener's uid and pid (pid may be NULL), or -errno (-EAGAIN: its accept queue is full, worth retrying). The
+ * caller checks the uid. */
+int plat_dial(const char *prefix, const char *name, const char *suffix, int64_t door_uid, uint32_t *uid, int32_t *pid);
 /* One datagram of n bytes to the unix socket at path ('@' first: an abstract name, systemd's spelling), never
  * blocking: 0, -EAGAIN when the receiver's queue is full, -EMSGSIZE, -EINVAL or -errno. */
 int plat_dgram_send(const char *path, const void *buf, size_t n);

@@ -14,8 +14,8 @@ typedef struct {
   int (*socket)(int type);
   int (*accept)(int listen_fd, int nonblock);
   int (*addr)(const char *prefix, const char *name, const char *suffix, struct sockaddr_un *a, socklen_t *len);
-  /* the door of a hub that allows other uids (§1.1), NULL where there is none (portable) */
-  int (*door_addr)(const char *prefix, const char *name, const char *suffix, struct sockaddr_un *a, socklen_t *len);
+  /* the door of a hub that allows other uids (§1.1), 0 where there is none (portable) */
+  int door;
   int (*bind)(int fd, const struct sockaddr_un *a, socklen_t len, int backlog);
   int (*connect)(int fd, const struct sockaddr_un *a, socklen_t len);
   void (*unbind)(const struct sockaddr_un *a, socklen_t len);
@@ -46,6 +46,11 @@ int scheme_dir_connect(int fd, const struct sockaddr_un *a, socklen_t len);
 void scheme_dir_unbind(const struct sockaddr_un *a, socklen_t len);
 void scheme_dir_unbind_fd(int fd);
 int scheme_dir_is_listener(int fd);
+/* The door (§1.1): the socket file named file bound in this euid's door directory (found or made) and
+ * listening, 0 or -errno; and a socket of make_socket's connected to file in hub_uid's door directory, the fd or
+ * -ECONNREFUSED (none answers) or -EAGAIN (the first that answers has a full accept queue). */
+int scheme_door_bind(int fd, const char *file, int backlog);
+int scheme_door_connect(const char *file, uint32_t hub_uid, int (*make_socket)(int type));
 /* plat_host_free */
 int scheme_dir_free(const char *prefix, const char *name, char *path);
 

@@ -1,5 +1,5 @@
 /* The Linux scheme of csrc/platform.h (docs/PROTOCOL.md §1, §5, §7, §8): memfd with seals, eventfd, names in the
- * socket directory (§1.1, the portable scheme's code) and the door for other uids, over the Linux OS primitives
+ * socket directory and the door for other uids (§1.1, the portable scheme's code), over the Linux OS primitives
  * (csrc/os_linux.c). Empty elsewhere. */
 #include "sys.h"
 #include "os.h"
@@ -25,18 +25,6 @@ static int lnx_socket(int type) { return socket(AF_UNIX, type | SOCK_NONBLOCK | 
 static int lnx_accept(int listen_fd, int nonblock) {
   int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0));
   return fd < 0 ? -errno : fd;
-}
-
-/* The abstract unix address "\0<prefix><name><suffix>": the door of a hub that allows other uids (§1.1), the
- * one abstract name left. Bound and reached by scheme_dir_bind and scheme_dir_connect as it is. */
-static int lnx_door_addr(const char *prefix, const char *name, const char *suffix, struct sockaddr_un *a,
-                         socklen_t *len) {
-  memset(a, 0, sizeof *a);
-  a->sun_family = AF_UNIX;
-  int w = snprintf(a->sun_path + 1, sizeof a->sun_path - 1, "%s%s%s", prefix, name, suffix);
-  if (w < 0 || (size_t)w >= sizeof a->sun_path - 1) return -EINVAL;
-  *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)w);
-  return 0;
 }
 
 static int lnx_region_create(const char *tag, uint64_t size) {
@@ -93,7 +81,7 @@ const plat_scheme scheme_linux = {
     .socket = lnx_socket,
     .accept = lnx_accept,
     .addr = scheme_dir_addr, /* the socket directory, as the portable scheme's (§1.1) */
-    .door_addr = lnx_door_addr,
+    .door = 1,
     .bind = scheme_dir_bind,
     .connect = scheme_dir_connect,
     .unbind = scheme_dir_unbind,

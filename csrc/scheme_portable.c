@@ -6,6 +6,7 @@
 #include "sys.h"
 #include "os.h"
 #include "scheme.h"
+#include <dirent.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -210,11 +211,8 @@ static int dir_ready(const char *dir) {
 
 /* ---- names: socket files in the socket directory (§1.1, §13.2), both schemes' (scheme.h) ---- */
 
-int scheme_dir_addr(const char *prefix, const char *name, const char *suffix, struct sockaddr_un *a, socklen_t *len) {
-  char dir[SUN_MAX], file[160];
-  int r = sock_dir(dir);
-  if (r) return r;
-  snprintf(file, sizeof file, "%s%s%s", prefix, name, suffix);
+/* The address of file in dir, hashed when too long (§13.2). */
+static int path_addr(const char *dir, const char *file, struct sockaddr_un *a, socklen_t *len) {
   memset(a, 0, sizeof *a);
   a->sun_family = AF_UNIX;
   int w = snprintf(a->sun_path, SUN_MAX, "%s/%s", dir, file);
@@ -227,6 +225,14 @@ int scheme_dir_addr(const char *prefix, const char *name, const char *suffix, st
   }
   *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + (size_t)w + 1);
   return 0;
+}
+
+int scheme_dir_addr(const char *prefix, const char *name, const char *suffix, struct sockaddr_un *a, socklen_t *len) {
+  char dir[SUN_MAX], file[160];
+  int r = sock_dir(dir);
+  if (r) return r;
+  snprintf(file, sizeof file, "%s%s%s", prefix, name, suffix);
+  return path_addr(dir, file, a, len);
 }
 
 /* The directory part of a socket file's path, into dir. */
@@ -271,18 +277,16 @@ static int name_alive(const struct sockaddr_un *a, socklen_t len, int type) {
   return -e;
 }
 
-/* An abstract address (sun_path[0] == 0: the Linux scheme's door, §1.1) is bound or reached as it is. */
+/* An abstract address (sun_path[0] == 0; no name of §1.1 is one) is bound or reached as it is. */
 static int abstract_bind(int fd, const struct sockaddr_un *a, socklen_t len, int backlog) {
   if (bind(fd, (const struct sockaddr *)a, len) < 0 || (backlog > 0 && listen(fd, backlog) < 0)) return -errno;
   return 0;
 }
 
-int scheme_dir_bind(int fd, const struct sockaddr_un *a, socklen_t len, int backlog) {
-  if (!a->sun_path[0]) return abstract_bind(fd, a, len, backlog);
-  char dir[SUN_MAX + 8], lock[SUN_MAX + 16];
-  dir_of(a, dir, SUN_MAX);
-  int r = dir_ready(dir);
-  if (r) return r;
+/* §13.2's binding of a in dir, under dir's lock; mode: the socket file's, set between bind and listen (0: as made). */
+static int bind_locked(int fd, const struct sockaddr_un *a, socklen_t len, int backlog, const char *dir, mode_t mode) {
+  char lock[SUN_MAX + 16];
+  int r = 0;
   snprintf(lock, sizeof lock, "%s/.lock", dir);
   int lk = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (lk < 0) return -errno;
@@ -297,10 +301,22 @@ int scheme_dir_bind(int fd, const struct sockaddr_un *a, socklen_t len, int back
   else if (alive < 0) r = alive;
   else {
     if (unlink(a->sun_path) < 0 && errno != ENOENT) r = -errno; /* stale: its process died without unlinking it */
-    else if (bind(fd, (const struct sockaddr *)a, len) < 0 || (backlog > 0 && listen(fd, backlog) < 0)) r = -errno;
+    else if (bind(fd, (const struct sockaddr *)a, len) < 0) r = -errno;
+    else if ((mode && chmod(a->sun_path, mode) < 0) || (backlog > 0 && listen(fd, backlog) < 0)) {
+      r = -errno;
+      unlink(a->sun_path);
+    }
   }
   close(lk); /* releases the lock */
   return r;
+}
+
+int scheme_dir_bind(int fd, const struct sockaddr_un *a, socklen_t len, int backlog) {
+  if (!a->sun_path[0]) return abstract_bind(fd, a, len, backlog);
+  char dir[SUN_MAX + 8];
+  dir_of(a, dir, SUN_MAX);
+  int r = dir_ready(dir);
+  return r ? r : bind_locked(fd, a, len, backlog, dir, 0);
 }
 
 /* The socket file of <prefix><name> made ready for a stream bind that the caller makes itself (Bun.listen: §1.1's
@@ -365,6 +381,114 @@ int scheme_dir_is_listener(int fd) {
   l = sizeof acc;
   if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &l) < 0) return 0;
   return type == SOCK_STREAM && acc != 0;
+}
+
+/* ---- the door for other uids (§1.1), the Linux scheme's ---- */
+
+/* A door directory of uid: a directory (lstat: a link is never followed) owned by uid, mode exactly 0711. */
+static int door_dir_ok(const char *path, uid_t uid) {
+  struct stat st;
+  return lstat(path, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == uid && (st.st_mode & 0777) == 0711;
+}
+
+/* path as a door directory of ours, made (0711 whatever the umask) when missing. */
+static int door_dir_make(const char *path) {
+  if (mkdir(path, 0711) == 0) chmod(path, 0711);
+  return door_dir_ok(path, geteuid());
+}
+
+/* Each door directory of uid under /tmp in §1.1's order (/tmp/slotbus-door-<uid>, then /tmp/slotbus-door-<uid>.*)
+ * given to each with arg until it returns nonzero: that value, or 0. */
+static int door_dirs(uid_t uid, int (*each)(const char *dir, void *arg), void *arg) {
+  char dir[SUN_MAX], prefix[40];
+  int n = snprintf(prefix, sizeof prefix, "slotbus-door-%u.", (unsigned)uid);
+  snprintf(dir, sizeof dir, "/tmp/slotbus-door-%u", (unsigned)uid);
+  int r = door_dir_ok(dir, uid) ? each(dir, arg) : 0;
+  DIR *d = r ? NULL : opendir("/tmp");
+  if (!d) return r;
+  struct dirent *e;
+  while (!r && (e = readdir(d)) != NULL) {
+    if (strncmp(e->d_name, prefix, (size_t)n) != 0 || snprintf(dir, sizeof dir, "/tmp/%s", e->d_name) > DIR_MAX)
+      continue;
+    if (door_dir_ok(dir, uid)) r = each(dir, arg);
+  }
+  closedir(d);
+  return r;
+}
+
+static int door_take(const char *dir, void *out) {
+  snprintf(out, SUN_MAX, "%s", dir);
+  return 1;
+}
+
+/* This euid's door directory, found or made as §1.1 says, into out (SUN_MAX bytes): 0, or -PLAT_ESOCKDIR. */
+static int door_dir_own(char *out) {
+  uid_t me = geteuid();
+  const char *env = getenv("SLOTBUS_DOOR_DIR");
+  if (env && *env) {
+    snprintf(out, SUN_MAX, "%s", env);
+    if (strlen(env) <= DIR_MAX && door_dir_make(env)) return 0;
+    snprintf(dir_problem, sizeof dir_problem,
+             "the door directory %s (from SLOTBUS_DOOR_DIR) is not a directory of this user's (euid %u) with mode "
+             "0711, nor could it be made one",
+             env, (unsigned)me);
+    return -PLAT_ESOCKDIR;
+  }
+  snprintf(out, SUN_MAX, "/tmp/slotbus-door-%u", (unsigned)me);
+  if (door_dir_make(out) || door_dirs(me, door_take, out)) return 0;
+  snprintf(out, SUN_MAX, "/tmp/slotbus-door-%u.XXXXXX", (unsigned)me);
+  if (mkdtemp(out) && chmod(out, 0711) == 0 && door_dir_ok(out, me)) return 0;
+  snprintf(dir_problem, sizeof dir_problem, "no door directory could be made in /tmp for euid %u (%s)", (unsigned)me,
+           strerror(errno));
+  return -PLAT_ESOCKDIR;
+}
+
+int scheme_door_bind(int fd, const char *file, int backlog) {
+  char dir[SUN_MAX];
+  struct sockaddr_un a;
+  socklen_t len;
+  int r = door_dir_own(dir);
+  if (!r) r = path_addr(dir, file, &a, &len);
+  return r ? r : bind_locked(fd, &a, len, backlog, dir, 0666);
+}
+
+typedef struct {
+  const char *file;
+  int (*make_socket)(int type);
+  int fd;
+} door_try;
+
+/* Connect to the door in dir: 1 with the fd in t when it answers, 0 to look on. */
+static int door_connect_in(const char *dir, void *arg) {
+  door_try *t = arg;
+  struct sockaddr_un a;
+  socklen_t len;
+  if (path_addr(dir, t->file, &a, &len)) return 0;
+  int fd = t->make_socket(SOCK_STREAM);
+  if (fd < 0) return 0;
+  int r;
+  while ((r = connect(fd, (const struct sockaddr *)&a, len)) < 0 && errno == EINTR) {
+  }
+  if (r == 0 || errno == EINPROGRESS) {
+    t->fd = fd;
+    return 1;
+  }
+  int e = errno;
+  close(fd);
+  if (e != EAGAIN) return 0;
+  t->fd = -EAGAIN; /* the hub is here, its accept queue full: worth retrying */
+  return 1;
+}
+
+int scheme_door_connect(const char *file, uint32_t hub_uid, int (*make_socket)(int type)) {
+  door_try t = {.file = file, .make_socket = make_socket, .fd = -ECONNREFUSED};
+  const char *env = getenv("SLOTBUS_DOOR_DIR");
+  if (env && *env) {
+    if (door_dir_ok(env, (uid_t)hub_uid)) door_connect_in(env, &t);
+  } else {
+    door_dirs((uid_t)hub_uid, door_connect_in, &t);
+  }
+  return t.fd;
 }
 
 /* ---- regions (§13.3) ---- */

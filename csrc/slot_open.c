@@ -219,7 +219,7 @@ sb_chan *sb_connect_start(const char *name, int64_t hub_uid, int *err) {
    * is full (busy, or flooded), worth retrying for a while */
   uint32_t uid = 0;
   int32_t pid = -1;
-  if ((ch->sock = plat_dial("slotbus.", base, suffix, door, &uid, &pid)) < 0) {
+  if ((ch->sock = plat_dial("slotbus.", base, suffix, door ? hub_uid : -1, &uid, &pid)) < 0) {
     r = ch->sock;
     ch->sock = -1;
     return fail(ch, err, r);

@@ -473,11 +473,12 @@ class HostsImpl implements Hosts {
   }
 
   /** `cmd` run in host B: its netns (ip netns exec also gives it a mount namespace of its own), with B's folder
-   * bind-mounted on /dev/shm and B's socket directory in SLOTBUS_SOCKET_DIR (set here, so no env of the caller's
+   * bind-mounted on /dev/shm, B's socket directory in SLOTBUS_SOCKET_DIR and its door directory (docs/PROTOCOL.md
+   * §1.1, made by B's first hub with allowUids) in SLOTBUS_DOOR_DIR (set here, so no env of the caller's
    * can leave it out). ip and sh exec, so the process's pid is the one spawned. */
   private onB(cmd: string[]): string[] {
     const script =
-      'mount --bind "$0" /dev/shm && SLOTBUS_SOCKET_DIR="$1" && export SLOTBUS_SOCKET_DIR && shift && exec "$@"'
+      'mount --bind "$0" /dev/shm && SLOTBUS_SOCKET_DIR="$1" SLOTBUS_DOOR_DIR="$1.door" && export SLOTBUS_SOCKET_DIR SLOTBUS_DOOR_DIR && shift && exec "$@"'
     return [this.ip, "netns", "exec", this.name, "sh", "-c", script, this.shmDir, this.sockDir, ...cmd]
   }
 

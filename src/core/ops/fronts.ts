@@ -148,15 +148,16 @@ export async function listenFront(name: string, shared: boolean): Promise<{ fd: 
 }
 
 /**
- * The door of a bus that allows other uids (docs/PROTOCOL.md §1.1): the abstract name of front `index`, for workers
- * of another uid, who cannot see this user's socket directory. -1 on the portable backend, which has none.
+ * The door of a bus that allows other uids (docs/PROTOCOL.md §1.1): the socket file of front `index` in this user's
+ * door directory (mode 0711), for workers of another uid, who cannot see this user's socket directory. -1 on the
+ * portable backend, which has none.
  */
 export function listenDoor(name: string, index: number): number {
   const fd = native.sb_listen_door(frontAddress(name, index))
   if (fd === Errno.ENOTSUP) return -1
   if (fd === Errno.EADDRINUSE)
     throw new NameInUseError(
-      `the door of "${name}" for workers of other uids (allowUids; the abstract socket "@slotbus.${name}${index ? `~${index}` : ""}", docs/PROTOCOL.md §1.1) is held by another process, maybe another user's: this bus would not reach them. Stop that process, or pick another name`,
+      `the door of "${name}" for workers of other uids (allowUids; the socket file "slotbus.${name}${index ? `~${index}` : ""}" in this user's door directory, /tmp/slotbus-door-<euid> or $SLOTBUS_DOOR_DIR, docs/PROTOCOL.md §1.1) is held by another process of this user, one whose socket directory is another (SLOTBUS_SOCKET_DIR): this bus would not reach its workers. Stop that process, or pick another name`,
     )
   if (fd < 0) throw listenError(name, fd)
   return fd
