@@ -327,6 +327,10 @@ double sb_arena_offset(sb_chan *ch, uint32_t slot, int response) {
 }
 int sb_socket_fd(sb_chan *ch) { return ch->sock; }
 int sb_doorbell_fd(sb_chan *ch) { return ch->my_bell; }
+int sb_fd_dup(int fd) {
+  int d = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  return d < 0 ? -errno : d;
+}
 int32_t sb_peer_pid(sb_chan *ch) { return ch->peer_pid; }
 int32_t sb_peer_uid(sb_chan *ch) { return ch->peer_uid; }
 sb_msg *sb_last_msg(sb_chan *ch) { return &ch->msg; }

@@ -11,10 +11,10 @@ extern "C" {
 #endif
 
 #define SB_MAGIC 0x534C4254u
-#define SB_VERSION 3u /* 3: names in the socket directory on Linux too (§1.1); 2: abstract names */
+#define SB_VERSION 4u /* 4: doorbells are stream socketpairs (§1.2); 3: names in the socket directory on Linux too (§1.1); 2: abstract names */
 /* Bumped whenever a function below changes its signature or meaning; the TS loader refuses a mismatch. */
 #ifndef SB_ABI_VERSION /* overridable only so a test can build a mismatching library */
-#define SB_ABI_VERSION 17u /* 17: protocol version 3 (names in the socket directory), sb_listen_door, sb_host_free; 16: sb_any_readable; 15: sb_notify; 14: sb_host_holder; 13: sb_idle; 11: the flight recorder (sb_rec_*); 10: a lease claim's trace context (sbl_try_claim*'s trace, sbl_holder.trace); 9: sb_ctl_listen, sb_ctl_accept, sb_ctl_connect; 8: SB_ESOCKDIR, sb_socket_dir_error; sbl_open's stopped pids (no sbl_open_error); 7: sb_platform, sb_unlisten; 6: streams */
+#define SB_ABI_VERSION 18u /* 18: protocol version 4 (socketpair doorbells), sb_fd_dup; 17: protocol version 3 (names in the socket directory), sb_listen_door, sb_host_free; 16: sb_any_readable; 15: sb_notify; 14: sb_host_holder; 13: sb_idle; 11: the flight recorder (sb_rec_*); 10: a lease claim's trace context (sbl_try_claim*'s trace, sbl_holder.trace); 9: sb_ctl_listen, sb_ctl_accept, sb_ctl_connect; 8: SB_ESOCKDIR, sb_socket_dir_error; sbl_open's stopped pids (no sbl_open_error); 7: sb_platform, sb_unlisten; 6: streams */
 #endif
 #define SB_MAX_SLOTS 4096u
 #define SB_MAX_ALLOW_UIDS 8u
@@ -120,7 +120,7 @@ sb_chan *sb_accept(int listen_fd, const sb_hub_config *cfg, int *err, uint32_t *
  * Returns NULL with *err = -errno. */
 typedef struct sb_accept_watch sb_accept_watch;
 sb_accept_watch *sb_accept_watch_start(int listen_fd, int *err);
-int sb_accept_watch_fd(sb_accept_watch *w); /* non-blocking eventfd, readable when a peer may be waiting */
+int sb_accept_watch_fd(sb_accept_watch *w); /* a doorbell read end (§1.2), readable when a peer may be waiting */
 void sb_accept_watch_rearm(sb_accept_watch *w); /* the caller accepted what it will this turn: watch again */
 void sb_accept_watch_stop(sb_accept_watch *w);  /* joins the thread, closes its fds (not listen_fd) */
 /* Worker: connect by name and attach the hub's region, waiting up to timeout_ms for the hub's hello.
@@ -151,7 +151,9 @@ uint32_t sb_slot_count(sb_chan *ch);
 uint32_t sb_arena_size(sb_chan *ch);
 double sb_arena_offset(sb_chan *ch, uint32_t slot, int response); /* offset of a slot's arena in the region */
 int sb_socket_fd(sb_chan *ch);               /* readable at EOF when the peer is gone */
-int sb_doorbell_fd(sb_chan *ch);             /* this side's eventfd (non-blocking) */
+int sb_doorbell_fd(sb_chan *ch);             /* this side's doorbell read end, a unix stream socket (non-blocking) */
+/* A close-on-exec duplicate of fd, or -errno: for an event loop whose socket closes the fd it is given. */
+int sb_fd_dup(int fd);
 int32_t sb_peer_pid(sb_chan *ch);
 int32_t sb_peer_uid(sb_chan *ch);
 sb_msg *sb_last_msg(sb_chan *ch);            /* stable pointer, filled by the poll calls */

@@ -1,7 +1,7 @@
 // The runtime on Bun: each operation of runtime.ts, most of them Bun's own function itself (a reference, never a
 // wrapper: the clock and the library's functions are called per request).
 import { dlopen, toArrayBuffer } from "bun:ffi"
-import type { NativeFunction, NativeSymbols, Pointer, PromiseState } from "./runtime.ts"
+import type { DoorbellReader, NativeFunction, NativeSymbols, Pointer, PromiseState } from "./runtime.ts"
 
 export type {
   FileSink as OutputSink,
@@ -48,6 +48,25 @@ export const connect = Bun.connect
 /** A socket over a connected fd (libslotbus's): Bun.connect takes an fd; its types do not say so. */
 export function connectFd<T>(fd: number, data: T, socket: import("bun").SocketHandler<T>) {
   return Bun.connect({ fd, data, socket } as unknown as Parameters<typeof Bun.connect<T>>[0])
+}
+/**
+ * A doorbell's read end as a Bun socket: Bun keeps it in epoll, so a wake is epoll_wait + one recv (Bun.file(fd)'s
+ * stream re-armed and read three times: bench/doorbell/pingpong.ts). Bun closes the fd with the socket.
+ */
+export function doorbellReader(fd: number, onWake: (bytes: Uint8Array) => void): DoorbellReader {
+  let closed = false
+  let socket: import("bun").Socket<undefined> | undefined
+  connectFd<undefined>(fd, undefined, { data: (_s, bytes) => onWake(bytes) }).then(
+    (s) => (closed ? s.end() : (socket = s)),
+    () => {},
+  )
+  return {
+    close() {
+      if (closed) return
+      closed = true
+      socket?.end()
+    },
+  }
 }
 /** A child process with pipes, files or inherited stdio. */
 export const spawn = Bun.spawn

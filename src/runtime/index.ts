@@ -5,7 +5,15 @@ import type { Runtime } from "./runtime.ts"
 
 export * from "./bun.ts"
 export { BUN_QUIRKS, type Quirk } from "./bun-quirks.ts"
-export type { NativeFunction, NativeSymbols, NativeType, Pointer, PromiseState, Runtime } from "./runtime.ts"
+export type {
+  DoorbellReader,
+  NativeFunction,
+  NativeSymbols,
+  NativeType,
+  Pointer,
+  PromiseState,
+  Runtime,
+} from "./runtime.ts"
 
 /** The operations as one object, checked against the interface. */
 export const runtime: Runtime = bun
