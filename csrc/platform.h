@@ -1,6 +1,6 @@
 /* Internal to libslotbus: the one seam between the protocol code and the kernel (docs/PROTOCOL.md §13). Two axes
- * behind it. The scheme, chosen at load in csrc/platform.c (csrc/scheme.h): Linux (memfd + seals, eventfd;
- * csrc/scheme_linux.c) or portable (POSIX shm, datagram socketpairs; csrc/scheme_portable.c); both name things
+ * behind it. The scheme, chosen at load in csrc/platform.c (csrc/scheme.h): Linux (memfd + seals;
+ * csrc/scheme_linux.c) or portable (POSIX shm; csrc/scheme_portable.c); both ring socketpair doorbells (§1.2); both name things
  * with socket files and lock files in the socket directory (§1.1, the portable scheme's code). macOS always runs the portable one; Linux runs it when SLOTBUS_PLATFORM=posix at load.
  * Under either, the OS primitives, chosen at compile time (csrc/os.h): futex, SO_PEERCRED, /proc, pidfd on Linux
  * (csrc/os_linux.c); os_sync/ulock, getpeereid, proc_pidinfo on macOS (csrc/os_darwin.c). Nothing above this

@@ -114,7 +114,7 @@ int sb_notify(const char *socket_path, const char *state);
  * Returns NULL with *err = -EAGAIN when nobody is waiting, -EPERM when a peer was refused (its uid in *err_uid),
  * -EUSERS when it was refused by cfg->full_mask (its uid in *err_uid), or another -errno. */
 sb_chan *sb_accept(int listen_fd, const sb_hub_config *cfg, int *err, uint32_t *err_uid);
-/* A thread named "slotbus-accept" that poll()s listen_fd and, when a peer is waiting, writes 1 to an eventfd
+/* A thread named "slotbus-accept" that poll()s listen_fd and, when a peer is waiting, rings a doorbell (PROTOCOL.md §1.2)
  * the caller reads (sb_accept_watch_fd), then sleeps until sb_accept_watch_rearm: so an event loop that cannot
  * poll a listening socket still accepts on readable, and the thread costs nothing while nobody connects.
  * Returns NULL with *err = -errno. */
@@ -226,7 +226,7 @@ int sb_hub_stream_consumed(sb_chan *ch, uint32_t slot, uint32_t pos);
 
 /* ---- parking ---- */
 
-/* Announce that this side is about to sleep on its doorbell eventfd. Returns 1 if work (or, for a worker, a
+/* Announce that this side is about to sleep on its doorbell. Returns 1 if work (or, for a worker, a
  * cancellation: cancel_seq moved since sb_worker_cancel_seq) arrived meanwhile
  * (the announcement is withdrawn: poll again), 0 if parked: wait for the doorbell fd to become readable. */
 int sb_park(sb_chan *ch);
@@ -239,7 +239,7 @@ void sb_yield(void);
  * fds, whether the loop has I/O to do. */
 int sb_any_readable(const int32_t *fds, uint32_t n);
 /* Block until work may be available, the peer is gone, or timeout_ms passes (<0: forever).
- * use_futex: sleep on the ring's futex word instead of the eventfd (slices of 10 ms check the socket).
+ * use_futex: sleep on the ring's futex word instead of the doorbell (slices of 10 ms check the socket).
  * Returns 1 work may be ready, 0 timeout (or early: a control byte arrived; just wait again), -EPIPE peer gone. */
 int sb_wait(sb_chan *ch, int timeout_ms, int use_futex);
 
@@ -249,7 +249,7 @@ int sb_wait(sb_chan *ch, int timeout_ms, int use_futex);
  * while the peer shares this CPU, or it could not answer), park on the doorbell after 1 ms without work (not in the
  * connection's first 250 ms), after 20 µs while the machine is oversubscribed (this thread's run_delay, slow
  * sched_yields), at once when more processes serve the bus than there are CPUs (§2). SPIN: spin, never park.
- * PARK: park on the doorbell eventfd at once; PARK_FUTEX: on the futex of the ring's tail (sb_wait's use_futex). */
+ * PARK: park on the doorbell at once; PARK_FUTEX: on the futex of the ring's tail (sb_wait's use_futex). */
 enum sb_idle_mode { SB_IDLE_ADAPTIVE = 0, SB_IDLE_SPIN = 1, SB_IDLE_PARK = 2, SB_IDLE_PARK_FUTEX = 3 };
 /* Call after every poll with the number of items it took (0: none); one thread per channel. After work it returns
  * at once; after an empty poll it spins, yields or parks as mode says (a spinner looks at the socket every 1 ms).
