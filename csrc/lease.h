@@ -102,10 +102,10 @@ int sbl_wait_fd(sbl_wait *w);
 void sbl_wait_end(sbl_wait *w);
 
 /* This process's one waiter thread for the contest, however many claims wait (docs/PROTOCOL.md §7.4). It sleeps
- * (futex_waitv) on the armed entries only and makes its eventfd readable when some became claimable; read them
+ * (futex_waitv) on the armed entries only and makes its fd (a doorbell read end, PROTOCOL.md §1.2) readable when some became claimable; read them
  * with sbl_waiter_ready (each is disarmed then: arm it again to keep waiting). Not thread-safe against
  * sbl_close; arm/disarm/ready may be called while the thread runs. */
-int sbl_waiter_fd(sbl_contest *c);                      /* starts the thread if needed; the eventfd or -errno */
+int sbl_waiter_fd(sbl_contest *c);                      /* starts the thread if needed; the fd or -errno */
 int sbl_waiter_arm(sbl_contest *c, uint32_t entry);     /* wake me when entry may be claimable; 0 or -EINVAL */
 int sbl_waiter_disarm(sbl_contest *c, uint32_t entry);  /* nobody here waits on entry any more */
 int sbl_waiter_ready(sbl_contest *c, uint32_t *out, uint32_t max); /* entries that became claimable: count */

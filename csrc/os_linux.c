@@ -4,6 +4,8 @@
 #include "os.h"
 #if defined(__linux__)
 #include <dirent.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
 
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434

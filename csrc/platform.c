@@ -110,8 +110,6 @@ int plat_is_listener(int fd) { return scheme->is_listener(fd); }
 int plat_region_create(const char *tag, uint64_t size) { return scheme->region_create(tag, size); }
 int plat_region_check(int fd, uint64_t size) { return scheme->region_check(fd, size); }
 void plat_region_trim(int fd, off_t off, off_t len) { scheme->region_trim(fd, off, len); }
-int plat_bell_open(plat_bell *b) { return scheme->bell_open(b); }
-int plat_bell_check(int fd) { return scheme->bell_check(fd); }
 void plat_wait(_Atomic uint32_t *addr, uint32_t expect, int timeout_ms, int shared) {
   os_wait(addr, expect, timeout_ms, shared);
 }
@@ -140,6 +138,48 @@ int plat_file_reserve(int fd, uint64_t size) {
     at += (uint64_t)w;
   }
   return 0;
+}
+
+/* ---- doorbells (§1.2): the same stream socketpair on every backend ---- */
+
+static int bell_end_setup(int fd) {
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) return -errno;
+#ifdef SO_NOSIGPIPE
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
+#endif
+  return 0;
+}
+
+int plat_bell_open(plat_bell *b) {
+  int sv[2];
+  b->rd = b->wr = -1;
+  if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0) return -errno;
+  int r = bell_end_setup(sv[0]);
+  if (!r) r = bell_end_setup(sv[1]);
+  if (r) {
+    close(sv[0]);
+    close(sv[1]);
+    return r;
+  }
+  b->rd = sv[0];
+  b->wr = sv[1];
+  return 0;
+}
+
+/* A non-blocking unix stream socket, as §1 says: a blocking one would hang whoever empties it, and another kind of
+ * fd (/dev/zero, a file) could read for ever. */
+int plat_bell_check(int fd) {
+  struct stat st;
+  struct sockaddr_un a;
+  socklen_t len = sizeof a;
+  int type = 0;
+  socklen_t tl = sizeof type;
+  int flags = fcntl(fd, F_GETFL);
+  return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) && getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 &&
+         type == SOCK_STREAM && getsockname(fd, (struct sockaddr *)&a, &len) == 0 && a.sun_family == AF_UNIX &&
+         flags >= 0 && (flags & O_NONBLOCK);
 }
 
 void plat_bell_close(plat_bell *b) {

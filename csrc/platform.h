@@ -1,6 +1,6 @@
 /* Internal to libslotbus: the one seam between the protocol code and the kernel (docs/PROTOCOL.md §13). Two axes
- * behind it. The scheme, chosen at load in csrc/platform.c (csrc/scheme.h): Linux (memfd + seals, eventfd;
- * csrc/scheme_linux.c) or portable (POSIX shm, datagram socketpairs; csrc/scheme_portable.c); both name things
+ * behind it. The scheme, chosen at load in csrc/platform.c (csrc/scheme.h): Linux (memfd + seals;
+ * csrc/scheme_linux.c) or portable (POSIX shm; csrc/scheme_portable.c); both ring socketpair doorbells (§1.2); both name things
  * with socket files and lock files in the socket directory (§1.1, the portable scheme's code). macOS always runs the portable one; Linux runs it when SLOTBUS_PLATFORM=posix at load.
  * Under either, the OS primitives, chosen at compile time (csrc/os.h): futex, SO_PEERCRED, /proc, pidfd on Linux
  * (csrc/os_linux.c); os_sync/ulock, getpeereid, proc_pidinfo on macOS (csrc/os_darwin.c). Nothing above this
@@ -105,15 +105,13 @@ int plat_file_reserve(int fd, uint64_t size);
 
 /* ---- doorbells and notes (§13.4) ---- */
 
-/* A doorbell: ring rd's process by writing wr. An eventfd (rd == wr) on Linux, a datagram socketpair else. */
+/* A doorbell: ring rd's process by writing wr. A non-blocking AF_UNIX stream socketpair on every backend (§1.2). */
 typedef struct {
   int rd, wr;
 } plat_bell;
 int plat_bell_open(plat_bell *b);
 void plat_bell_close(plat_bell *b);
-void plat_bell_ring_(int wr);
-void plat_bell_drain_(int rd);
-/* Whether a received fd is a doorbell end as §1 / §13.4 require (non-blocking, the right kind). */
+/* Whether a received fd is a doorbell end as §1 / §1.2 require (a non-blocking unix stream socket). */
 int plat_bell_check(int fd);
 
 /* ---- waits on a shared 32-bit word (§13.5) ---- */
@@ -153,28 +151,22 @@ void plat_thread_name(pthread_t t, const char *name);
 int plat_random(void *buf, size_t n);
 #pragma GCC visibility pop
 
-/* ---- hot paths: inline, one predictable branch on the Linux backend ---- */
+/* ---- hot paths: inline, the same on every backend ---- */
 
-#if defined(__linux__)
-#include <linux/futex.h>
-#include <sys/syscall.h>
-#include <unistd.h>
+#include <sys/socket.h>
+#ifndef MSG_NOSIGNAL
+#define MSG_NOSIGNAL 0 /* macOS: the pair has SO_NOSIGPIPE instead */
+#endif
 static inline void plat_bell_ring(int wr) {
-  if (plat_portable) return plat_bell_ring_(wr);
-  uint64_t one = 1;
-  ssize_t r = write(wr, &one, sizeof one);
-  (void)r; /* EAGAIN means the counter is already non-zero: the peer will wake anyway */
+  char one = 1;
+  ssize_t r = send(wr, &one, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+  (void)r; /* EAGAIN: a full buffer has rung already; a closed reader is the connection socket's news to tell */
 }
 static inline void plat_bell_drain(int rd) {
-  if (plat_portable) return plat_bell_drain_(rd);
-  /* One read empties an eventfd whatever its count; looping until EAGAIN would spin for good on an fd that
-   * is never empty. */
-  uint64_t n;
-  ssize_t r = read(rd, &n, sizeof n);
+  /* One recv takes every pending ring (§1.2); looping until EAGAIN would let a peer that never stops ringing keep
+   * us here. */
+  char buf[4096];
+  ssize_t r = recv(rd, buf, sizeof buf, MSG_DONTWAIT);
   (void)r;
 }
-#else
-static inline void plat_bell_ring(int wr) { plat_bell_ring_(wr); }
-static inline void plat_bell_drain(int rd) { plat_bell_drain_(rd); }
-#endif
 #endif

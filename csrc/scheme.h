@@ -1,6 +1,6 @@
 /* Internal to libslotbus: the two schemes under csrc/platform.h (docs/PROTOCOL.md §13), one table each, chosen by
- * platform.c at load. csrc/scheme_linux.c: memfd with seals, eventfd (Linux only).
- * csrc/scheme_portable.c: POSIX shared memory, datagram socketpair doorbells, socket files and lock files (the socket directory, both schemes'), what
+ * platform.c at load. csrc/scheme_linux.c: memfd with seals (Linux only).
+ * csrc/scheme_portable.c: POSIX shared memory, socket files and lock files (the socket directory, both schemes'), what
  * macOS runs (Linux too with SLOTBUS_PLATFORM=posix). Both stand on the OS primitives of csrc/os.h. Only
  * platform.c and the schemes include it, after sys.h. Hidden: never exported from the library. Not part of the
  * public API. */
@@ -24,8 +24,6 @@ typedef struct {
   int (*region_create)(const char *tag, uint64_t size);
   int (*region_check)(int fd, uint64_t size);
   void (*region_trim)(int fd, off_t off, off_t len);
-  int (*bell_open)(plat_bell *b);
-  int (*bell_check)(int fd);
   int (*wait_many)(const plat_waitv_entry *v, uint32_t n, int timeout_ms);
   int (*pidfd_open)(uint32_t pid);
   int (*listeners_stopped)(const char *prefix, const char *name, uint32_t *pids, uint32_t max, uint32_t *n,

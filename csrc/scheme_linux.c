@@ -1,11 +1,11 @@
-/* The Linux scheme of csrc/platform.h (docs/PROTOCOL.md §1, §5, §7, §8): memfd with seals, eventfd, names in the
+/* The Linux scheme of csrc/platform.h (docs/PROTOCOL.md §1, §5, §7, §8): memfd with seals, names in the
  * socket directory and the door for other uids (§1.1, the portable scheme's code), over the Linux OS primitives
  * (csrc/os_linux.c). Empty elsewhere. */
 #include "sys.h"
 #include "os.h"
 #include "scheme.h"
 #if defined(__linux__)
-#include <sys/eventfd.h>
+#include <sys/syscall.h>
 
 /* Older libc headers lack these; the values are the kernel's. */
 #ifndef MFD_CLOEXEC
@@ -50,24 +50,6 @@ static int lnx_region_check(int fd, uint64_t size) {
 
 static void lnx_region_trim(int fd, off_t off, off_t len) { fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len); }
 
-static int lnx_bell_open(plat_bell *b) {
-  b->rd = b->wr = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  return b->rd < 0 ? -errno : 0;
-}
-
-/* An eventfd the peer created non-blocking and not as a semaphore, as §1 says: a blocking one would hang whoever
- * empties it, a semaphore would stay readable after its one read, and another kind of fd (/dev/zero) reads for
- * ever. /proc/self/fdinfo says which: only an eventfd has an eventfd-count line. */
-static int lnx_bell_check(int fd) {
-  char path[64], info[512];
-  snprintf(path, sizeof path, "/proc/self/fdinfo/%d", fd);
-  if (sys_read_small(path, info, sizeof info) < 0) return 0;
-  const char *sem = strstr(info, "eventfd-semaphore:");
-  if (sem) sem += strspn(sem + 18, " \t") + 18;
-  int flags = fcntl(fd, F_GETFL);
-  return strstr(info, "eventfd-count:") != NULL && (!sem || *sem == '0') && flags >= 0 && (flags & O_NONBLOCK);
-}
-
 /* The /proc scan of the OS, for the socket file of "<prefix><name>" (§1.1: /proc/net/unix shows its path). */
 static int lnx_listeners_stopped(const char *prefix, const char *name, uint32_t *pids, uint32_t max, uint32_t *n,
                                  uint32_t *more) {
@@ -90,8 +72,6 @@ const plat_scheme scheme_linux = {
     .region_create = lnx_region_create,
     .region_check = lnx_region_check,
     .region_trim = lnx_region_trim,
-    .bell_open = lnx_bell_open,
-    .bell_check = lnx_bell_check,
     .wait_many = os_wait_many, /* futex_waitv */
     .pidfd_open = os_pidfd_open,
     .listeners_stopped = lnx_listeners_stopped,

@@ -1,8 +1,7 @@
 /* The portable scheme of csrc/platform.h (docs/PROTOCOL.md §13): what macOS has. Shared memory without a name
- * (Linux) or unlinked at once (macOS), datagram socketpairs for doorbells, socket files and lock files in a private
+ * (Linux) or unlinked at once (macOS), socket files and lock files in a private
  * directory (the Linux scheme's names too, §1.1), over the OS primitives of csrc/os.h (os_darwin.c on macOS;
- * os_linux.c on Linux with SLOTBUS_PLATFORM=posix, how CI tests this file). Also the SIGBUS guard of its regions and its doorbells' ring and
- * drain, which platform.h calls directly. */
+ * os_linux.c on Linux with SLOTBUS_PLATFORM=posix, how CI tests this file). Also the SIGBUS guard of its regions. */
 #include "sys.h"
 #include "os.h"
 #include "scheme.h"
@@ -598,49 +597,6 @@ int plat_region_lost_(void *base) {
   return 0;
 }
 
-/* ---- doorbells (§13.4) ---- */
-
-static int psx_bell_open(plat_bell *b) {
-  int sv[2];
-  b->rd = b->wr = -1;
-  if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) < 0) return -errno;
-  int r = fd_setup(sv[0], 1);
-  if (!r) r = fd_setup(sv[1], 1);
-  if (r) {
-    close(sv[0]);
-    close(sv[1]);
-    return r;
-  }
-  b->rd = sv[0];
-  b->wr = sv[1];
-  return 0;
-}
-
-void plat_bell_ring_(int wr) {
-  uint64_t one = 1; /* little-endian on every target we build */
-  ssize_t r = send(wr, &one, sizeof one, MSG_DONTWAIT | MSG_NOSIGNAL);
-  (void)r; /* a full buffer has rung already; a closed reader is the socket's news to tell */
-}
-
-void plat_bell_drain_(int rd) {
-  uint64_t buf[8];
-  /* bounded: a peer that rings without pause must not keep us here; the next look takes the rest */
-  for (int i = 0; i < 64; i++)
-    if (recv(rd, buf, sizeof buf, MSG_DONTWAIT) < 0) return;
-}
-
-static int psx_bell_check(int fd) {
-  struct stat st;
-  struct sockaddr_un a;
-  socklen_t len = sizeof a;
-  int type = 0;
-  socklen_t tl = sizeof type;
-  int flags = fcntl(fd, F_GETFL);
-  return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) && getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 &&
-         type == SOCK_DGRAM && getsockname(fd, (struct sockaddr *)&a, &len) == 0 && a.sun_family == AF_UNIX &&
-         flags >= 0 && (flags & O_NONBLOCK);
-}
-
 /* ---- waits and processes (§13.5) ---- */
 
 /* No call waits on several words on macOS, so none here either: the lease waiter thread polls in slices. */
@@ -674,8 +630,6 @@ const plat_scheme scheme_portable = {
     .region_create = psx_region_create,
     .region_check = psx_region_check,
     .region_trim = psx_region_trim,
-    .bell_open = psx_bell_open,
-    .bell_check = psx_bell_check,
     .wait_many = psx_wait_many,
     .pidfd_open = psx_pidfd_open,
     .listeners_stopped = psx_listeners_stopped,

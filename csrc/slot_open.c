@@ -136,7 +136,7 @@ sb_chan *sb_accept(int listen_fd, const sb_hub_config *cfg, int *err, uint32_t *
   /* Linux: sealed, so the worker can never shrink it under us; portable: the SIGBUS guard (§13.3) */
   ch->memfd = plat_region_create("slotbus", g.region_size);
   if (ch->memfd < 0) return fail(ch, err, ch->memfd);
-  /* each side reads its own doorbell and rings the other's: one eventfd each, or the two ends of a pair (§13.4) */
+  /* each side reads its own doorbell and rings the other's: the two ends of a socketpair each (§1.2) */
   plat_bell hub_bell, worker_bell;
   if ((r = plat_bell_open(&hub_bell))) return fail(ch, err, r);
   if ((r = plat_bell_open(&worker_bell))) {
@@ -327,6 +327,10 @@ double sb_arena_offset(sb_chan *ch, uint32_t slot, int response) {
 }
 int sb_socket_fd(sb_chan *ch) { return ch->sock; }
 int sb_doorbell_fd(sb_chan *ch) { return ch->my_bell; }
+int sb_fd_dup(int fd) {
+  int d = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  return d < 0 ? -errno : d;
+}
 int32_t sb_peer_pid(sb_chan *ch) { return ch->peer_pid; }
 int32_t sb_peer_uid(sb_chan *ch) { return ch->peer_uid; }
 sb_msg *sb_last_msg(sb_chan *ch) { return &ch->msg; }
@@ -339,7 +343,7 @@ uint32_t sb_slot_state(sb_chan *ch, uint32_t slot) {
 
 struct sb_accept_watch {
   int listen_fd;
-  plat_bell ready, rearm, stop; /* local notes: eventfds, or socketpairs (§13.4) */
+  plat_bell ready, rearm, stop; /* local notes: socketpairs (§1.2) */
   pthread_t thread;
 };
 

@@ -11,10 +11,10 @@ extern "C" {
 #endif
 
 #define SB_MAGIC 0x534C4254u
-#define SB_VERSION 3u /* 3: names in the socket directory on Linux too (§1.1); 2: abstract names */
+#define SB_VERSION 4u /* 4: doorbells are stream socketpairs (§1.2); 3: names in the socket directory on Linux too (§1.1); 2: abstract names */
 /* Bumped whenever a function below changes its signature or meaning; the TS loader refuses a mismatch. */
 #ifndef SB_ABI_VERSION /* overridable only so a test can build a mismatching library */
-#define SB_ABI_VERSION 17u /* 17: protocol version 3 (names in the socket directory), sb_listen_door, sb_host_free; 16: sb_any_readable; 15: sb_notify; 14: sb_host_holder; 13: sb_idle; 11: the flight recorder (sb_rec_*); 10: a lease claim's trace context (sbl_try_claim*'s trace, sbl_holder.trace); 9: sb_ctl_listen, sb_ctl_accept, sb_ctl_connect; 8: SB_ESOCKDIR, sb_socket_dir_error; sbl_open's stopped pids (no sbl_open_error); 7: sb_platform, sb_unlisten; 6: streams */
+#define SB_ABI_VERSION 18u /* 18: protocol version 4 (socketpair doorbells), sb_fd_dup; 17: protocol version 3 (names in the socket directory), sb_listen_door, sb_host_free; 16: sb_any_readable; 15: sb_notify; 14: sb_host_holder; 13: sb_idle; 11: the flight recorder (sb_rec_*); 10: a lease claim's trace context (sbl_try_claim*'s trace, sbl_holder.trace); 9: sb_ctl_listen, sb_ctl_accept, sb_ctl_connect; 8: SB_ESOCKDIR, sb_socket_dir_error; sbl_open's stopped pids (no sbl_open_error); 7: sb_platform, sb_unlisten; 6: streams */
 #endif
 #define SB_MAX_SLOTS 4096u
 #define SB_MAX_ALLOW_UIDS 8u
@@ -114,13 +114,13 @@ int sb_notify(const char *socket_path, const char *state);
  * Returns NULL with *err = -EAGAIN when nobody is waiting, -EPERM when a peer was refused (its uid in *err_uid),
  * -EUSERS when it was refused by cfg->full_mask (its uid in *err_uid), or another -errno. */
 sb_chan *sb_accept(int listen_fd, const sb_hub_config *cfg, int *err, uint32_t *err_uid);
-/* A thread named "slotbus-accept" that poll()s listen_fd and, when a peer is waiting, writes 1 to an eventfd
+/* A thread named "slotbus-accept" that poll()s listen_fd and, when a peer is waiting, rings a doorbell (PROTOCOL.md §1.2)
  * the caller reads (sb_accept_watch_fd), then sleeps until sb_accept_watch_rearm: so an event loop that cannot
  * poll a listening socket still accepts on readable, and the thread costs nothing while nobody connects.
  * Returns NULL with *err = -errno. */
 typedef struct sb_accept_watch sb_accept_watch;
 sb_accept_watch *sb_accept_watch_start(int listen_fd, int *err);
-int sb_accept_watch_fd(sb_accept_watch *w); /* non-blocking eventfd, readable when a peer may be waiting */
+int sb_accept_watch_fd(sb_accept_watch *w); /* a doorbell read end (§1.2), readable when a peer may be waiting */
 void sb_accept_watch_rearm(sb_accept_watch *w); /* the caller accepted what it will this turn: watch again */
 void sb_accept_watch_stop(sb_accept_watch *w);  /* joins the thread, closes its fds (not listen_fd) */
 /* Worker: connect by name and attach the hub's region, waiting up to timeout_ms for the hub's hello.
@@ -151,7 +151,9 @@ uint32_t sb_slot_count(sb_chan *ch);
 uint32_t sb_arena_size(sb_chan *ch);
 double sb_arena_offset(sb_chan *ch, uint32_t slot, int response); /* offset of a slot's arena in the region */
 int sb_socket_fd(sb_chan *ch);               /* readable at EOF when the peer is gone */
-int sb_doorbell_fd(sb_chan *ch);             /* this side's eventfd (non-blocking) */
+int sb_doorbell_fd(sb_chan *ch);             /* this side's doorbell read end, a unix stream socket (non-blocking) */
+/* A close-on-exec duplicate of fd, or -errno: for an event loop whose socket closes the fd it is given. */
+int sb_fd_dup(int fd);
 int32_t sb_peer_pid(sb_chan *ch);
 int32_t sb_peer_uid(sb_chan *ch);
 sb_msg *sb_last_msg(sb_chan *ch);            /* stable pointer, filled by the poll calls */
@@ -224,7 +226,7 @@ int sb_hub_stream_consumed(sb_chan *ch, uint32_t slot, uint32_t pos);
 
 /* ---- parking ---- */
 
-/* Announce that this side is about to sleep on its doorbell eventfd. Returns 1 if work (or, for a worker, a
+/* Announce that this side is about to sleep on its doorbell. Returns 1 if work (or, for a worker, a
  * cancellation: cancel_seq moved since sb_worker_cancel_seq) arrived meanwhile
  * (the announcement is withdrawn: poll again), 0 if parked: wait for the doorbell fd to become readable. */
 int sb_park(sb_chan *ch);
@@ -237,7 +239,7 @@ void sb_yield(void);
  * fds, whether the loop has I/O to do. */
 int sb_any_readable(const int32_t *fds, uint32_t n);
 /* Block until work may be available, the peer is gone, or timeout_ms passes (<0: forever).
- * use_futex: sleep on the ring's futex word instead of the eventfd (slices of 10 ms check the socket).
+ * use_futex: sleep on the ring's futex word instead of the doorbell (slices of 10 ms check the socket).
  * Returns 1 work may be ready, 0 timeout (or early: a control byte arrived; just wait again), -EPIPE peer gone. */
 int sb_wait(sb_chan *ch, int timeout_ms, int use_futex);
 
@@ -247,7 +249,7 @@ int sb_wait(sb_chan *ch, int timeout_ms, int use_futex);
  * while the peer shares this CPU, or it could not answer), park on the doorbell after 1 ms without work (not in the
  * connection's first 250 ms), after 20 µs while the machine is oversubscribed (this thread's run_delay, slow
  * sched_yields), at once when more processes serve the bus than there are CPUs (§2). SPIN: spin, never park.
- * PARK: park on the doorbell eventfd at once; PARK_FUTEX: on the futex of the ring's tail (sb_wait's use_futex). */
+ * PARK: park on the doorbell at once; PARK_FUTEX: on the futex of the ring's tail (sb_wait's use_futex). */
 enum sb_idle_mode { SB_IDLE_ADAPTIVE = 0, SB_IDLE_SPIN = 1, SB_IDLE_PARK = 2, SB_IDLE_PARK_FUTEX = 3 };
 /* Call after every poll with the number of items it took (0: none); one thread per channel. After work it returns
  * at once; after an empty poll it spins, yields or parks as mode says (a spinner looks at the socket every 1 ms).

@@ -3,9 +3,10 @@
  *   hostile test              run every case; prints "hostile ok: N cases" or exits 1 naming the case
  *   hostile hub MODE NAME     be a hostile hub for other tests: listen as NAME, send a hello per MODE to every
  *                             worker that connects, then keep the connection open (never answer anything)
- *     MODE: devzero (/dev/zero as both doorbells), blocking (blocking eventfds), semaphore (semaphore eventfds,
- *           the worker's rung 2^64-2 times), pipe, devzero-region (/dev/zero as the region), partial (10 bytes,
- *           then nothing), honest (a well-formed hello and region, for contrast)
+ *     MODE: devzero (/dev/zero as both doorbells), blocking (blocking socketpairs), eventfd (version 3's Linux
+ *           doorbells), dgram (version 3's portable ones), pipe, devzero-region (/dev/zero as the region),
+ *           partial (10 bytes, then nothing), v3 (a version 3 hub's hello, eventfd doorbells), honest (a
+ *           well-formed hello and region, for contrast)
  * Every case runs under a watchdog: a worker that hangs fails it instead of hanging the run. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -95,8 +96,8 @@ static int make_region(void) {
   return fd;
 }
 
-static void hello_bytes(uint8_t out[32]) {
-  uint32_t w[8] = {SB_MAGIC, SB_VERSION, sb_layout_hash(), 0, REGION_SIZE, 0, (uint32_t)getpid(), 0};
+static void hello_bytes_of(uint8_t out[32], uint32_t version) {
+  uint32_t w[8] = {SB_MAGIC, version, sb_layout_hash(), 0, REGION_SIZE, 0, (uint32_t)getpid(), 0};
   memcpy(out, w, 32); /* region size is the u64 at 16: low word REGION_SIZE, high word 0 */
 }
 
@@ -122,22 +123,32 @@ static void send_with_fds(int sock, const uint8_t *bytes, size_t len, const int 
   if (sendmsg(sock, &m, MSG_NOSIGNAL) != (ssize_t)len) die("sendmsg: %s", strerror(errno));
 }
 
+static void hello_bytes(uint8_t out[32]) { hello_bytes_of(out, SB_VERSION); }
+
+/* The worker's doorbell read end and the hub doorbell's ring end, as §1.2 makes them (type: SOCK_STREAM) or not;
+ * the hub's own ends stay open for good (a stalled hub, not a dead one). */
+static void bell_pair(int type, int out[2]) {
+  int a[2], b[2];
+  if (socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, a) < 0 || socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, b) < 0)
+    die("socketpair: %s", strerror(errno));
+  out[0] = a[0], out[1] = b[1];
+}
+
 /* Sends the hello MODE asks for. partial: only its first 10 bytes (with the fds); the caller may send the rest. */
 static void send_hello_as(int sock, const char *mode) {
   uint8_t hello[32];
-  hello_bytes(hello);
+  hello_bytes_of(hello, strcmp(mode, "v3") == 0 ? 3 : SB_VERSION);
   int fds[3] = {make_region(), -1, -1};
   if (strcmp(mode, "devzero") == 0) {
     fds[1] = open("/dev/zero", O_RDWR | O_CLOEXEC);
     fds[2] = open("/dev/zero", O_RDWR | O_CLOEXEC);
   } else if (strcmp(mode, "blocking") == 0) {
-    fds[1] = eventfd(0, EFD_CLOEXEC);
-    fds[2] = eventfd(0, EFD_CLOEXEC);
-  } else if (strcmp(mode, "semaphore") == 0) {
-    fds[1] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC | EFD_SEMAPHORE);
-    fds[2] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC | EFD_SEMAPHORE);
-    uint64_t lots = 0xFFFFFFFFFFFFFFFEull; /* each read takes 1: readable for ever */
-    if (write(fds[1], &lots, 8) != 8) die("eventfd write: %s", strerror(errno));
+    bell_pair(SOCK_STREAM, &fds[1]);
+  } else if (strcmp(mode, "eventfd") == 0 || strcmp(mode, "v3") == 0) {
+    fds[1] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    fds[2] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  } else if (strcmp(mode, "dgram") == 0) {
+    bell_pair(SOCK_DGRAM | SOCK_NONBLOCK, &fds[1]);
   } else if (strcmp(mode, "pipe") == 0) {
     int p[2];
     if (pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0) die("pipe: %s", strerror(errno));
@@ -145,11 +156,9 @@ static void send_hello_as(int sock, const char *mode) {
   } else if (strcmp(mode, "devzero-region") == 0) {
     close(fds[0]);
     fds[0] = open("/dev/zero", O_RDWR | O_CLOEXEC);
-    fds[1] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    fds[2] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    bell_pair(SOCK_STREAM | SOCK_NONBLOCK, &fds[1]);
   } else {
-    fds[1] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    fds[2] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    bell_pair(SOCK_STREAM | SOCK_NONBLOCK, &fds[1]);
   }
   for (int i = 0; i < 3; i++)
     if (fds[i] < 0) die("fd %d for %s: %s", i, mode, strerror(errno));
@@ -220,11 +229,11 @@ static void reap(pid_t pid, int go) {
 
 /* ---- cases ---- */
 
-/* Doorbells that are not non-blocking eventfds, or a region that is not a sealed memfd: refused at attach as
- * corrupt. Unrefused, /dev/zero spins the doorbell drain for good and a blocking eventfd hangs it. */
+/* Doorbells that are not non-blocking unix stream sockets (§1.2), or a region that is not a sealed memfd: refused at
+ * attach as corrupt. Unrefused, /dev/zero spins the doorbell drain for good and a blocking socket hangs it. */
 static int case_bad_fds(void) {
-  static const char *modes[] = {"devzero", "blocking", "semaphore", "pipe", "devzero-region"};
-  for (int i = 0; i < 5; i++) {
+  static const char *modes[] = {"devzero", "blocking", "eventfd", "dgram", "pipe", "devzero-region"};
+  for (int i = 0; i < 6; i++) {
     char name[64], what[64];
     snprintf(what, sizeof what, "fds: %s", modes[i]);
     case_begin(what);
@@ -255,7 +264,15 @@ static int case_bad_fds(void) {
   if (sb_worker_poll(ch) != -1) die("honest hub: a request out of nowhere");
   sb_close(ch);
   reap(hub, go);
-  return 6;
+  /* a version 3 hub (eventfd doorbells) is refused by its hello's version, before any fd is looked at */
+  case_begin("version: 3");
+  unique_name(name, sizeof name, "fds");
+  hub = spawn_hub("v3", name, &go);
+  ch = sb_connect(name, -1, 2000, &err);
+  if (ch) die("a version 3 hub was accepted");
+  if (err != -EPROTO) die("sb_connect to a version 3 hub gave %d, expected -EPROTO (%d)", err, -EPROTO);
+  reap(hub, go);
+  return 8;
 }
 
 /* A hub that sends part of its hello and stalls: finish(0) says -EAGAIN at once, a timed connect times out,
@@ -362,9 +379,10 @@ static int case_socket_flood(void) {
   return 1;
 }
 
-/* The hub side of the cancelled-slot flood, run inside the worker's own wake-up of the hub: this binary's write()
+/* The hub side of the cancelled-slot flood, run inside the worker's own wake-up of the hub: this binary's send()
  * (the worker rings the hub's doorbell after each completion, since the hub says it is parked) publishes slot 0
- * again as cancelled and says "parked" again. So the sq is never empty while sb_worker_poll runs. */
+ * again as cancelled and says "parked" again. So the sq is never empty while sb_worker_poll runs. A ring is a send of
+ * one byte (PROTOCOL.md §1.2). */
 static uint8_t *g_flood_region; /* the hub's mapping, or NULL */
 static int g_flood_left;
 
@@ -378,12 +396,12 @@ static void push_cancelled_slot0(uint8_t *base) {
   atomic_store(hub_parked, SB_PARK_EVENTFD);
 }
 
-ssize_t write(int fd, const void *buf, size_t n) {
-  if (g_flood_region && n == 8 && g_flood_left > 0) {
+ssize_t send(int fd, const void *buf, size_t n, int flags) {
+  if (g_flood_region && n == 1 && g_flood_left > 0) {
     g_flood_left--;
     push_cancelled_slot0(g_flood_region);
   }
-  return syscall(SYS_write, fd, buf, n);
+  return syscall(SYS_sendto, fd, buf, n, flags, NULL, 0);
 }
 
 /* A hub that keeps publishing cancelled slots: one sb_worker_poll does at most ring_size of them and returns.
@@ -400,6 +418,7 @@ static int case_cancel_flood(void) {
   push_cancelled_slot0(base);
   int got = sb_worker_poll(p.worker);
   g_flood_region = NULL;
+  if (g_flood_left == 1000) die("the worker never rang the parked hub (no send of one byte)");
   uint32_t done = atomic_load(cq_tail) - before;
   if (got != -1) die("sb_worker_poll over cancelled slots = %d (%s)", got, sb_error(p.worker));
   if (done == 0 || done > slots) die("one sb_worker_poll completed %u cancelled slots; the ring holds %u", done, slots);

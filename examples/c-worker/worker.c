@@ -1,7 +1,7 @@
 /* c-worker: a slotbus worker in plain C, written from docs/PROTOCOL.md and csrc/slotbus.h.
  * Usage: c-worker <name> [--eventfd|--futex|--spin]
  *   idle (no request to serve): sb_idle with the Bun worker's strategies. By default "adaptive", the Bun worker's
- *   default: keep polling while requests flow, park on the doorbell eventfd after 1 ms with none (after 20 µs
+ *   default: keep polling while requests flow, park on the doorbell after 1 ms with none (after 20 µs
  *   while the machine is oversubscribed); --eventfd parks on it at once, --futex parks at once on the submission
  *   ring's futex, --spin never parks.
  *   raw requests (kind 0):  the reply is the body, reversed.

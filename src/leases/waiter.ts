@@ -2,9 +2,9 @@
 // sleeps on the futexes of the waited entries only and rings one eventfd that Bun's event loop watches; each
 // ring wakes the first waiter of each entry that became claimable (first come, first served within a process).
 import { ProtocolError } from "../errors.ts"
-import { leaseNative as native, type ContestPtr } from "../native/ffi.ts"
+import { leaseNative as native, native as busNative, type ContestPtr } from "../native/ffi.ts"
 import { ContestClosedError } from "./errors.ts"
-import { fdReader } from "../runtime/index.ts"
+import { type DoorbellReader, doorbellReader } from "../runtime/index.ts"
 
 /** What the waiters ask of their contest. */
 export interface WaiterHost {
@@ -27,7 +27,7 @@ export class Waiters {
   private readonly readyBuf = new Uint32Array(256)
   private waitCount = 0
   private waiterFd = -1
-  private waiterReader?: { cancel(): Promise<void> }
+  private waiterReader?: DoorbellReader
   private waiterStopping?: Promise<void>
 
   constructor(private readonly host: WaiterHost) {}
@@ -103,16 +103,14 @@ export class Waiters {
     const fd = native.sbl_waiter_fd(p)
     if (fd < 0) throw new ProtocolError(`contest "${this.host.name}": could not start the waiter thread (errno ${-fd})`)
     this.waiterFd = fd
-    const reader = fdReader(fd)
-    this.waiterReader = reader
-    void (async () => {
-      try {
-        for (;;) {
-          if ((await reader.read()).done) return
-          this.wakeReady()
-        }
-      } catch {} // cancelled
-    })()
+    // the runtime's socket reads (and closes) a copy of the thread's doorbell fd (docs/PROTOCOL.md §1.2)
+    const bell = busNative.sb_fd_dup(fd)
+    if (bell < 0) {
+      native.sbl_waiter_stop(p)
+      this.waiterFd = -1
+      throw new ProtocolError(`contest "${this.host.name}": could not watch the waiter thread (errno ${-bell})`)
+    }
+    this.waiterReader = doorbellReader(bell, () => this.wakeReady())
   }
 
   // Entries the waiter thread found claimable (it disarmed them): wake the first waiter of each.
@@ -134,22 +132,19 @@ export class Waiters {
     }
   }
 
-  // Off the hand-over path, on a later turn of the event loop: Bun lets go of the eventfd, then the C side
-  // joins the thread and closes it; the contest is freed only after that.
+  // Off the hand-over path, on a later turn of the event loop: the runtime closes its copy of the doorbell, then
+  // the C side joins the thread and closes it; the contest is freed only after that.
   private stopWaiterIfIdle() {
     if (this.waitCount > 0 || this.waiterFd < 0 || this.waiterStopping) return
-    const reader = this.waiterReader!
+    this.waiterReader!.close()
     this.waiterReader = undefined
-    this.waiterStopping = reader
-      .cancel()
-      .catch(() => {})
-      .then(() => {
-        const p = this.host.ptr()
-        if (p) native.sbl_waiter_stop(p)
-        this.waiterFd = -1
-        this.armed.clear()
-        this.waiterStopping = undefined
-        this.host.idle()
-      })
+    this.waiterStopping = Promise.resolve().then(() => {
+      const p = this.host.ptr()
+      if (p) native.sbl_waiter_stop(p)
+      this.waiterFd = -1
+      this.armed.clear()
+      this.waiterStopping = undefined
+      this.host.idle()
+    })
   }
 }

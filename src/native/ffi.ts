@@ -39,6 +39,7 @@ const symbols = {
   sb_arena_offset: { args: [ptr, u32, i32], returns: f64 },
   sb_socket_fd: { args: [ptr], returns: i32 },
   sb_doorbell_fd: { args: [ptr], returns: i32 },
+  sb_fd_dup: { args: [i32], returns: i32 },
   sb_peer_pid: { args: [ptr], returns: i32 },
   sb_peer_uid: { args: [ptr], returns: i32 },
   sb_last_msg: { args: [ptr], returns: ptr },
@@ -86,8 +87,10 @@ export type Native = NativeSymbols<typeof symbols>
 export type Chan = Pointer
 
 /** What this TypeScript expects of the library: csrc/slotbus.h's SB_ABI_VERSION and the layout string's hash. */
-export const ABI_VERSION = 17
+export const ABI_VERSION = 18
 export const LAYOUT_HASH = 0x178a975a
+/** csrc/slotbus.h's SB_VERSION: the wire protocol's version, in the hello (docs/PROTOCOL.md §1). */
+export const WIRE_VERSION = 4
 
 // Why the library's functions are not there: never loaded, or the last load was refused (and how).
 let refusal: NativeLibraryError | undefined

@@ -4,7 +4,7 @@
 // holds this file too, which only Bun ever runs (index.ts requires it there), and Node refuses a `bun:` import.
 import type * as BunFfi from "bun:ffi"
 import type * as BunJsc from "bun:jsc"
-import type { NativeFunction, NativeSymbols, Pointer, PromiseState } from "./runtime.ts"
+import type { DoorbellReader, NativeFunction, NativeSymbols, Pointer, PromiseState } from "./runtime.ts"
 
 const { dlopen, toArrayBuffer } = process.getBuiltinModule("bun:ffi") as typeof BunFfi
 const { deserialize: jscDeserialize, serialize: jscSerialize } = process.getBuiltinModule("bun:jsc") as typeof BunJsc
@@ -58,6 +58,25 @@ export const connect = Bun.connect
 /** A socket over a connected fd (libslotbus's): Bun.connect takes an fd; its types do not say so. */
 export function connectFd<T>(fd: number, data: T, socket: import("bun").SocketHandler<T>) {
   return Bun.connect({ fd, data, socket } as unknown as Parameters<typeof Bun.connect<T>>[0])
+}
+/**
+ * A doorbell's read end as a Bun socket: Bun keeps it in epoll, so a wake is epoll_wait + one recv (Bun.file(fd)'s
+ * stream re-armed and read three times: bench/doorbell/pingpong.ts). Bun closes the fd with the socket.
+ */
+export function doorbellReader(fd: number, onWake: (bytes: Uint8Array) => void): DoorbellReader {
+  let closed = false
+  let socket: import("bun").Socket<undefined> | undefined
+  connectFd<undefined>(fd, undefined, { data: (_s, bytes) => onWake(bytes) }).then(
+    (s) => (closed ? s.end() : (socket = s)),
+    () => {},
+  )
+  return {
+    close() {
+      if (closed) return
+      closed = true
+      socket?.end()
+    },
+  }
 }
 /** A child process with pipes, files or inherited stdio. */
 export const spawn = Bun.spawn

@@ -7,7 +7,15 @@ import type { Runtime } from "./runtime.ts"
 
 export type { HttpRoutes, HttpServer, OutputSink, Process, Socket, SocketHandlers, SocketListener } from "./bun.ts"
 export { BUN_QUIRKS, type Quirk } from "./bun-quirks.ts"
-export type { NativeFunction, NativeSymbols, NativeType, Pointer, PromiseState, Runtime } from "./runtime.ts"
+export type {
+  DoorbellReader,
+  NativeFunction,
+  NativeSymbols,
+  NativeType,
+  Pointer,
+  PromiseState,
+  Runtime,
+} from "./runtime.ts"
 
 /** Which runtime this process is. */
 export const runtimeName: "bun" | "node" = process.versions.bun ? "bun" : "node"
@@ -38,6 +46,7 @@ export const {
   openLibrary,
   memoryView,
   fdReader,
+  doorbellReader,
   nanoseconds,
   sleep,
   sleepSync,

@@ -3,11 +3,12 @@
 // per call), and only the functions that return a pointer or a C string are wrapped, to give null for NULL as bun:ffi
 // does (none of them is called per request).
 import type * as NodeFfi from "node:ffi"
+import { closeSync } from "node:fs"
 import { Socket as NetSocket } from "node:net"
 import { isDeepStrictEqual, inspect as nodeInspect } from "node:util"
 import { deserialize as v8Deserialize, serialize as v8Serialize } from "node:v8"
 import { crc32 as zlibCrc32 } from "node:zlib"
-import type { NativeFunction, NativeSymbols, NativeType, Pointer, PromiseState } from "./runtime.ts"
+import type { DoorbellReader, NativeFunction, NativeSymbols, NativeType, Pointer, PromiseState } from "./runtime.ts"
 
 // Taken at load, not imported: Bun has no node:ffi, and a bundle of slotbus (bun build --compile) holds this file and
 // hoists its static imports to the top, where Bun would refuse this one (this file's body only runs under Node).
@@ -218,6 +219,32 @@ class PollReader {
 /** The event loop polls `fd` (non-blocking, any pollable kind: eventfd, socket, pipe) and settles a read per wake-up. */
 export function fdReader(fd: number): ReadableStreamDefaultReader<Uint8Array> {
   return new PollReader(fd) as unknown as ReadableStreamDefaultReader<Uint8Array>
+}
+
+/**
+ * The doorbell read through the fd reader's uv_poll: `onWake` with what each wake-up read; close() stops it and
+ * closes the fd, which is the reader's (a duplicate, as Bun's socket is given).
+ */
+export function doorbellReader(fd: number, onWake: (bytes: Uint8Array) => void): DoorbellReader {
+  const reader = fdReader(fd)
+  let closed = false
+  void (async () => {
+    try {
+      for (;;) {
+        const { done, value } = await reader.read()
+        if (done || closed) break
+        onWake(value)
+      }
+    } catch {} // a failed read ends the reader as a close does
+    closeSync(fd)
+  })()
+  return {
+    close() {
+      if (closed) return
+      closed = true
+      void reader.cancel()
+    },
+  }
 }
 
 // ---- the rest of runtime.ts

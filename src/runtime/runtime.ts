@@ -41,6 +41,12 @@ export type NativeSymbols<S extends Record<string, NativeFunction>> = {
   ) => ReturnOf[S[K]["returns"]]
 }
 
+/** A doorbell being read (Runtime.doorbellReader). */
+export interface DoorbellReader {
+  /** Stops reading and closes the fd (at once, or as soon as the socket is open). */
+  close(): void
+}
+
 /** What a promise is now, read without waiting for it. */
 export type PromiseState = "pending" | "fulfilled" | "rejected"
 
@@ -52,6 +58,12 @@ export interface Runtime {
   memoryView(ptr: Pointer, offset: number, length: number): ArrayBuffer
   /** A reader of a non-blocking fd (a doorbell, an eventfd) that the event loop polls; the fd stays the caller's. */
   fdReader(fd: number): ReadableStreamDefaultReader<Uint8Array>
+  /**
+   * Reads a doorbell's read end (a non-blocking unix stream socket, docs/PROTOCOL.md §1.2) as one of the event loop's
+   * own sockets, which stay armed: `onWake` gets each read's bytes (a byte a ring). It owns `fd` from here and closes
+   * it on `close()` or at the peer's EOF, so the caller hands it a duplicate of the fd it keeps.
+   */
+  doorbellReader(fd: number, onWake: (bytes: Uint8Array) => void): DoorbellReader
   /** A monotonic clock in ns since the process started. */
   nanoseconds(): number
   /** A promise settled after `ms` (any size: no timer overflow at 2^31 ms). */

@@ -46,7 +46,7 @@ test.each(gccSkip === null ? ["hostile", "hostile-asan"] : ["hostile"])(
 )
 
 describe("a SlotWorker against a hostile hub", () => {
-  test.each(["devzero", "blocking", "semaphore", "pipe", "devzero-region"])(
+  test.each(["devzero", "blocking", "eventfd", "dgram", "pipe", "devzero-region"])(
     "a hub sending %s fds is refused with ProtocolError, the worker's event loop running throughout",
     async (mode) => {
       const worker = trustingWorker(await hostileHub(mode))
@@ -65,6 +65,14 @@ describe("a SlotWorker against a hostile hub", () => {
     expect(line).toStartWith("rejected HubNotFoundError:")
     expect(await worker.proc.exited).toBe(0)
   }, 20_000)
+
+  test("a version 3 hub (eventfd doorbells) is refused with a ProtocolError that names the version mismatch", async () => {
+    const worker = trustingWorker(await hostileHub("v3"))
+    const [line] = await worker.waitLine(/^(connected|rejected .*)$/)
+    expect(line).toStartWith("rejected ProtocolError:")
+    expect(line).toContain("another version of the slotbus wire protocol than this worker (4")
+    expect(await worker.proc.exited).toBe(0)
+  }, 15_000)
 
   test("the same hand-made hub with honest fds is accepted, so what was refused above is the fds alone", async () => {
     const worker = trustingWorker(await hostileHub("honest"))

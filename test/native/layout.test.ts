@@ -45,6 +45,7 @@ interface TsConstants {
   layoutHash: number
   expectedLayoutHash: number
   abiVersion: number
+  wireVersion: number
   libraryAbi: number
 }
 
@@ -72,6 +73,7 @@ const realTs: TsConstants = {
   layoutHash: ffi.native.sb_layout_hash(),
   expectedLayoutHash: ffi.LAYOUT_HASH,
   abiVersion: ffi.ABI_VERSION,
+  wireVersion: ffi.WIRE_VERSION,
   libraryAbi: ffi.native.sb_abi_version(),
 }
 
@@ -184,7 +186,7 @@ const checks: Record<string, Check> = {
     ]
   },
 
-  "the magic, version and slot limit in PROTOCOL.md match the header": (s) => {
+  "the magic, version and slot limit in PROTOCOL.md match the header": (s, ts) => {
     const md = s.protocol
     const magic = /magic `(0x[0-9A-Fa-f]+)`/.exec(md)?.[1]
     const version = /# slotbus wire protocol, version (\d+)/.exec(md)?.[1]
@@ -192,6 +194,7 @@ const checks: Record<string, Check> = {
     return [
       ...eq("magic", Number(magic), cDefine(s.header, "SB_MAGIC")),
       ...eq("version", Number(version), cDefine(s.header, "SB_VERSION")),
+      ...eq("WIRE_VERSION in ffi.ts", ts.wireVersion, cDefine(s.header, "SB_VERSION")),
       ...eq("max slots", Number(slots), cDefine(s.header, "SB_MAX_SLOTS")),
     ]
   },

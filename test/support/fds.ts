@@ -70,17 +70,16 @@ export function boundBusNames(): string[] {
 }
 
 /**
- * This process's fds that could be a doorbell: eventfds, and on the portable backend (docs/PROTOCOL.md §13.4,
- * where a doorbell is a datagram socketpair end) sockets too. A hostile fixture takes the ones that appeared while
- * it attached, less its own doorbell and its rendezvous socket, as the hub's doorbell.
+ * This process's fds that could be a doorbell: sockets (a doorbell is a socketpair end on both backends,
+ * docs/PROTOCOL.md §1.2). A hostile fixture takes the ones that appeared while it attached, less its own doorbell
+ * and its rendezvous socket, as the hub's doorbell.
  */
 export function doorbellCandidates(): Set<number> {
-  const portable = process.env.SLOTBUS_PLATFORM === "posix"
   const out = new Set<number>()
   for (const fd of readdirSync("/proc/self/fd")) {
     try {
       const t = readlinkSync(`/proc/self/fd/${fd}`)
-      if (t === "anon_inode:[eventfd]" || (portable && t.startsWith("socket:"))) out.add(Number(fd))
+      if (t.startsWith("socket:")) out.add(Number(fd))
     } catch {} // closed while we looked
   }
   return out

@@ -17,7 +17,7 @@ import {
   WireWriter,
 } from "./control-wire.ts"
 import type { ReloadOptions } from "./front-pool.ts"
-import { fdReader, type Pointer, type Socket } from "../../runtime/index.ts"
+import { type DoorbellReader, doorbellReader, type Pointer, type Socket } from "../../runtime/index.ts"
 
 /** What the control socket asks of its bus: bus.fetch for a request, and its shared pool's reload (§14.4). */
 export interface ControlBus {
@@ -44,7 +44,7 @@ export class ControlSocket {
   private readonly err = new Int32Array(2)
   private readonly uid = new Uint32Array(1)
   private watcher: Pointer | null = null
-  private reader: { cancel(): Promise<void> } | null = null
+  private reader: DoorbellReader | null = null
   private closing = false
   /** Connections accepted and not yet closed (those turned away included, until they are). */
   private active = 0
@@ -72,37 +72,31 @@ export class ControlSocket {
     }
     const c = new ControlSocket(name, fd, bus)
     const w = native.sb_accept_watch_start(fd, c.err) as Pointer | null
-    if (!w) {
+    // the runtime's socket reads (and closes) a copy of the thread's doorbell fd
+    const bell = w ? native.sb_fd_dup(native.sb_accept_watch_fd(w)) : -1
+    if (!w || bell < 0) {
+      if (w) native.sb_accept_watch_stop(w)
       native.sb_unlisten(fd)
       closeSync(fd)
       console.warn(
-        `slotbus: bus "${name}" has no control socket: its accept thread did not start (errno ${-c.err[0]!})`,
+        `slotbus: bus "${name}" has no control socket: its accept thread did not start (errno ${w ? -bell : -c.err[0]!})`,
       )
       return null
     }
     c.watcher = w
-    c.watch(w)
+    c.watch(w, bell)
     return c
   }
 
-  private watch(w: Pointer) {
-    const reader = fdReader(native.sb_accept_watch_fd(w))
-    this.reader = reader
-    const next = (): void => {
-      reader.read().then(
-        (r) => {
-          if (this.closing || r.done) return
-          this.acceptSome()
-          setImmediate(() => {
-            if (this.closing) return
-            native.sb_accept_watch_rearm(w)
-            next()
-          })
-        },
-        () => {}, // cancelled by close()
-      )
-    }
-    next()
+  /** The accept thread rings its doorbell (docs/PROTOCOL.md §1.2) once, then waits for the rearm. */
+  private watch(w: Pointer, bell: number) {
+    this.reader = doorbellReader(bell, () => {
+      if (this.closing) return
+      this.acceptSome()
+      setImmediate(() => {
+        if (!this.closing) native.sb_accept_watch_rearm(w)
+      })
+    })
   }
 
   private acceptSome() {
@@ -267,7 +261,7 @@ export class ControlSocket {
   /** Stops accepting and closes what is open (their requests are cancelled). */
   async close() {
     this.closing = true
-    await this.reader?.cancel().catch(() => {})
+    this.reader?.close()
     this.reader = null
     if (this.watcher) native.sb_accept_watch_stop(this.watcher)
     this.watcher = null

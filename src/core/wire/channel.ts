@@ -3,7 +3,7 @@ import { writeSync } from "node:fs"
 import { availableParallelism } from "node:os"
 import { native, type Chan, MSG_WORDS, CANCEL_SEQ_OFFSET, RUNTIME_OFFSET, RUNTIME_WORDS } from "../../native/ffi.ts"
 import type { Parking } from "./idle.ts"
-import { fdReader, memoryView } from "../../runtime/index.ts"
+import { type DoorbellReader, doorbellReader, fdReader, memoryView } from "../../runtime/index.ts"
 
 /** The region header's `bus processes` word (docs/PROTOCOL.md §2): line 0, offset 40. */
 const BUS_PROCESSES_OFFSET = 40
@@ -33,6 +33,7 @@ export class Channel implements Parking {
   /** The worker's runtime report, header line 8 (docs/PROTOCOL.md §2): runtime-block.ts's, only while open. */
   readonly runtimeLine: Uint32Array
   private readers: { cancel(): Promise<void> }[] = []
+  private bell: DoorbellReader | undefined
   private open = true
   private holds = 0
   private readersReleased = false
@@ -115,18 +116,16 @@ export class Channel implements Parking {
     native.sb_unpark(this.ptr)
   }
 
-  /** Calls onRing with the number of rings (the eventfd's counter) each time the peer rings this side's doorbell. */
+  /**
+   * Calls onRing with the number of rings (a byte each, docs/PROTOCOL.md §1.2) each time the peer rings this side's
+   * doorbell. The runtime reads a duplicate of the fd, and closes it itself: the channel's own fd is sb_close's.
+   */
   listenDoorbell(onRing: (count: number) => void) {
-    this.readLoop(
-      native.sb_doorbell_fd(this.ptr),
-      (bytes) => {
-        let count = 0
-        const words = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-        for (let at = 0; at + 8 <= bytes.length; at += 8) count += Number(words.getBigUint64(at, true))
-        onRing(count)
-      },
-      () => {},
-    )
+    const fd = native.sb_fd_dup(native.sb_doorbell_fd(this.ptr))
+    if (fd < 0) throw new Error(`cannot watch the doorbell: error ${-fd}`)
+    this.bell = doorbellReader(fd, (bytes) => {
+      if (this.open) onRing(bytes.length)
+    })
   }
 
   /**
@@ -179,6 +178,7 @@ export class Channel implements Parking {
     this.open = false
     native.sb_disconnect(this.ptr)
     this.arenas.fill(undefined)
+    this.bell?.close()
     // Close the fds only once Bun has let go of them, so it never touches a reused fd number.
     const released = this.readers.map((r) => r.cancel().catch(() => {}))
     Promise.all(released).then(() => {

@@ -2,7 +2,16 @@
 // channel served by a Pump over its intake, the connection lost (and made again with `reconnect`), the drain of a
 // graceful close; a shared name's fronts (docs/PROTOCOL.md §15): the root's family, one connection per front; and
 // a remote transport's link (§10) in place of them all.
-import { native, Control, Errno, E_SOCKET_DIR, ANY_UID, socketDirError, type Chan } from "../../native/ffi.ts"
+import {
+  native,
+  Control,
+  Errno,
+  E_SOCKET_DIR,
+  ANY_UID,
+  socketDirError,
+  WIRE_VERSION,
+  type Chan,
+} from "../../native/ffi.ts"
 import { Backoff, checkName, checkNumber, longTimeout } from "../../kit/index.ts"
 import { BusClosedError, HubNotFoundError, PeerRefusedError, ProtocolError } from "../../errors.ts"
 import { Channel } from "../wire/channel.ts"
@@ -17,7 +26,7 @@ import type { Lifetime } from "./lifetime.ts"
 import type { ConnectOptions, WorkerClosed } from "./options.ts"
 import { sleep } from "../../runtime/index.ts"
 
-const { ECONNREFUSED, ECONNRESET, ENOENT, EPERM, EPIPE, EAGAIN, ETIMEDOUT, EUSERS } = Errno
+const { ECONNREFUSED, ECONNRESET, ENOENT, EPERM, EPIPE, EPROTO, EAGAIN, ETIMEDOUT, EUSERS } = Errno
 // Attempts to attach start 20 ms apart and spread out to 500 ms: a hub coming back finds its reconnecting
 // workers arriving at different moments, and a worker polls a missing hub at most twice a second.
 const RETRY = { initialMs: 20, maxMs: 500, jitter: 0.5 }
@@ -165,6 +174,10 @@ export class Connections {
       if (e === ETIMEDOUT && late)
         throw new HubNotFoundError(
           `hub "${this.name}" took the connection but sent no hello in ${helloMs}ms; is its event loop blocked?`,
+        )
+      if (e === EPROTO)
+        throw new ProtocolError(
+          `hub "${this.name}" speaks another version of the slotbus wire protocol than this worker (${WIRE_VERSION}, docs/PROTOCOL.md §1): run the same slotbus release on both sides`,
         )
       if (!RETRYABLE.has(e) && e !== EUSERS && e !== ETIMEDOUT && e !== EAGAIN)
         throw new ProtocolError(`cannot attach to hub "${this.name}": error ${-e}`)

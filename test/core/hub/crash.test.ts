@@ -242,7 +242,7 @@ describe("a hub killed with SIGKILL", () => {
 })
 
 describe.skipIf(!linuxBackend)("after kills nothing of slotbus is left behind", () => {
-  test("a hub holds no memfd, eventfd or socket of a worker after 20 connect/SIGKILL cycles", async () => {
+  test("a hub holds no memfd, doorbell or socket of a worker after 20 connect/SIGKILL cycles", async () => {
     const name = busName("crash-fds-hub")
     const bus = await SlotBus.listen(name, { slots: 4, timeoutMs: LONG_TIMEOUT_MS })
     let victim: Child | undefined
@@ -256,7 +256,7 @@ describe.skipIf(!linuxBackend)("after kills nothing of slotbus is left behind", 
         await victim.waitLine(/^active 4$/)
         const live = fdCensus()
         expect(live.memfd).toBe(1)
-        expect(live.eventfd - base.eventfd).toBeGreaterThanOrEqual(2) // two doorbells (Bun.spawn may add its own)
+        expect(live.socket - base.socket).toBeGreaterThanOrEqual(3) // the connection and two doorbell ends (docs/PROTOCOL.md §1.2)
 
         victim.signal("SIGKILL")
         for (const o of await Promise.all(calls.map((c) => outcome(c, GUARD_MS))))
@@ -273,7 +273,7 @@ describe.skipIf(!linuxBackend)("after kills nothing of slotbus is left behind", 
     expect(await eventually(() => !boundBusNames().includes(`slotbus.${name}`))).toBe(true)
   }, 30_000)
 
-  test("a worker process holds no memfd or eventfd of a hub after 20 connect/hub-SIGKILL cycles", async () => {
+  test("a worker process holds no memfd, doorbell or socket of a hub after 20 connect/hub-SIGKILL cycles", async () => {
     const name = busName("crash-fds-fresh")
     let worker: SlotWorker | undefined
     let hub: Child | undefined
@@ -292,12 +292,12 @@ describe.skipIf(!linuxBackend)("after kills nothing of slotbus is left behind", 
           value: { reason: "hub-gone" },
         })
         await hub.kill()
-        await eventually(() => fdCensus().memfd === 0 && fdCensus().eventfd === base.eventfd)
+        await eventually(() => fdCensus().memfd === 0 && fdCensus().socket === base.socket)
         const after = fdCensus()
-        expect({ cycle, memfd: after.memfd, eventfd: after.eventfd }).toEqual({
+        expect({ cycle, memfd: after.memfd, socket: after.socket }).toEqual({
           cycle,
           memfd: 0,
-          eventfd: base.eventfd,
+          socket: base.socket,
         })
       }
     } finally {
@@ -306,7 +306,7 @@ describe.skipIf(!linuxBackend)("after kills nothing of slotbus is left behind", 
     }
   }, 30_000)
 
-  test("a reconnecting worker holds no memfd or eventfd of a hub after 20 hub SIGKILLs", async () => {
+  test("a reconnecting worker holds no memfd, doorbell or socket of a hub after 20 hub SIGKILLs", async () => {
     const name = busName("crash-fds-worker")
     const disconnects: string[] = []
     let worker: SlotWorker | undefined
@@ -324,18 +324,18 @@ describe.skipIf(!linuxBackend)("after kills nothing of slotbus is left behind", 
         await servedOrGaveUp(hub, worker)
         const live = fdCensus()
         expect(live.memfd).toBe(1)
-        expect(live.eventfd - base.eventfd).toBeGreaterThanOrEqual(2) // two doorbells (Bun.spawn may add its own)
+        expect(live.socket - base.socket).toBeGreaterThanOrEqual(3) // the connection and two doorbell ends (docs/PROTOCOL.md §1.2)
 
         hub.signal("SIGKILL")
         expect(await eventually(() => disconnects.length === cycle + 1, GUARD_MS)).toBe(true)
         await hub.kill()
         expect(await eventually(() => !boundBusNames().includes(`slotbus.${name}`))).toBe(true)
-        await eventually(() => fdCensus().memfd === 0 && fdCensus().eventfd === base.eventfd)
+        await eventually(() => fdCensus().memfd === 0 && fdCensus().socket === base.socket)
         const after = fdCensus()
-        expect({ cycle, memfd: after.memfd, eventfd: after.eventfd }).toEqual({
+        expect({ cycle, memfd: after.memfd, socket: after.socket }).toEqual({
           cycle,
           memfd: 0,
-          eventfd: base.eventfd,
+          socket: base.socket,
         })
       }
       expect(disconnects).toEqual(Array(20).fill("hub-gone"))

@@ -91,12 +91,11 @@ console.log(`claimed ${claimed.length}`)
 
 // ---- corrupt ----
 function ring() {
-  const one = new Uint8Array(8)
-  one[0] = 1
+  const one = new Uint8Array([1]) // a ring is one byte (docs/PROTOCOL.md §1.2)
   for (const fd of hubBells)
     try {
       writeSync(fd, one)
-    } catch {} // counter full: the hub wakes anyway
+    } catch {} // buffer full: rung already
 }
 
 /** Push `slot` on the completion ring as a (misbehaving) worker would: tagged with its position (docs/PROTOCOL.md
@@ -249,8 +248,7 @@ const floods: Record<string, () => void> = {
   "control-flood": () => flood(() => writeSync(sock, new Uint8Array(1024).fill(0x44))),
   "junk-flood": () => flood(() => writeSync(sock, crypto.getRandomValues(new Uint8Array(1024)))),
   "doorbell-flood": () => {
-    const one = new Uint8Array(8)
-    one[0] = 1
+    const one = new Uint8Array([1])
     flood(() => writeSync(hubBells[0]!, one))
   },
 }

@@ -51,8 +51,7 @@ function push() {
   const tail = Atomics.load(words, 192 >> 2)
   Atomics.store(words, (1024 >> 2) + ringSize + (tail & (ringSize - 1)), slot)
   Atomics.store(words, 192 >> 2, (tail + 1) >>> 0)
-  const one = new Uint8Array(8)
-  one[0] = 1
+  const one = new Uint8Array([1]) // a ring is one byte (docs/PROTOCOL.md §1.2)
   for (const fd of hubBells)
     try {
       writeSync(fd, one)
