@@ -2,6 +2,7 @@
 // runtime.test.ts checks of Bun's, run in a Node process (test/support/runtime/node-runtime.ts), plus the library's
 // pointers (bigint, NULL as null), a view over native memory and the fd reader's uv_poll.
 import { expect, test } from "bun:test"
+import { ABI_VERSION } from "../../src/native/ffi.ts"
 import { libraryPath } from "../../src/native/lib-path.ts"
 import { REPO, run } from "../support/helpers.ts"
 import { findNode, NODE_INSTALL, nodeFlags } from "../support/runtime/node.ts"
@@ -31,7 +32,7 @@ test.skipIf(node === null)("src/runtime/node.ts keeps the runtime contract under
     promise: ["pending", "fulfilled", 7, "pending"],
     longSleep: false,
     // a NULL pointer comes back as null (bun:ffi's way), a C string as a string; ECONNREFUSED: no such bus
-    library: { abi: 17, platform: expect.any(String), nullPointer: null, errno: -111, clock: "number" },
+    library: { abi: ABI_VERSION, platform: expect.any(String), nullPointer: null, errno: -111, clock: "number" },
     // memset's 7s read through the view; an Atomics.store through it lands in the memory; a plain ArrayBuffer
     view: { before: 0x07070707, after: 42, untouched: 7, shared: false },
     fd: ["ring", "again", 4],
