@@ -6,7 +6,7 @@ import { afterAll, afterEach, describe, expect, test } from "bun:test"
 import { chownSync, mkdtempSync, readdirSync, readlinkSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { spawn, stopAll } from "../support/helpers.ts"
+import { findTool, spawn, stopAll } from "../support/helpers.ts"
 
 const PROC = join(import.meta.dir, "procs", "keeper-window.ts")
 const TESTER = "tester"
@@ -14,7 +14,7 @@ const TESTER = "tester"
 /** Makes the user `tester` when missing, as the script does; why the test cannot run here, or null. */
 function prepare(): { skip: string | null; made: boolean } {
   if (process.getuid?.() !== 0) return { skip: `needs root to run runuser -u ${TESTER}`, made: false }
-  if (!Bun.which("runuser")) return { skip: "needs runuser (util-linux)", made: false }
+  if (!findTool("runuser")) return { skip: "needs runuser (util-linux)", made: false }
   if (Bun.spawnSync(["id", TESTER]).exitCode === 0) return { skip: null, made: false }
   const add = Bun.spawnSync(["useradd", "-M", TESTER], { stderr: "pipe" })
   if (add.exitCode !== 0) return { skip: `useradd -M ${TESTER} failed: ${add.stderr.toString().trim()}`, made: false }
@@ -50,7 +50,7 @@ function socketsOf(pid: number): string[] {
 
 const run = (mode: string, name: string, asTester = false) =>
   asTester
-    ? spawn(["runuser", "-u", TESTER, "--", process.execPath, PROC, mode, name], {
+    ? spawn([findTool("runuser")!, "-u", TESTER, "--", process.execPath, PROC, mode, name], {
         env: { ...process.env, HOME: home },
       })
     : spawn([process.execPath, PROC, mode, name])

@@ -5,7 +5,7 @@ import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { BusErrorCode, formatAddress } from "../../src/stdio/index.ts"
-import { REPO, run, until } from "../support/helpers.ts"
+import { findTool, REPO, run, until } from "../support/helpers.ts"
 import { clientOf, rawClient, withBus, workerConfig } from "../support/stdio/stdio.ts"
 
 const rpc = (m: object) => JSON.stringify({ jsonrpc: "2.0", ...m })
@@ -100,7 +100,9 @@ describe("stdio listener authentication", () => {
         const tcp = await bus.listen("tcp:127.0.0.1:0")
         const unix = await bus.listen(`unix:${join(dir, "bus.sock")}`)
         const as = (args: string[]) =>
-          run(["runuser", "-u", user, "--", process.execPath, ...args], { env: { ...process.env, HOME: dir } })
+          run([findTool("runuser") ?? "runuser", "-u", user, "--", process.execPath, ...args], {
+            env: { ...process.env, HOME: dir },
+          })
         const viaTcp = JSON.parse((await as([script, formatAddress(tcp.address), tcp.tokenFile!])).stdout)
         expect(viaTcp.tokenRead).toBe("EACCES")
         expect(viaTcp.answer).toEqual([
