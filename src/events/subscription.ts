@@ -527,14 +527,10 @@ export class Subscription implements AsyncIterable<TopicEvent>, AsyncDisposable,
     const next = (): void => {
       bell.read().then(
         (r) => {
-          if (this.closed || !this.native.ptr) return
-          // A datagram socket has no end: a read of 0 bytes was an empty datagram (any process of this uid can
-          // send one), which the reader took for its end. The next park reads the socket anew: with no read open,
-          // the process would end, or spin under a top-level await, while a receive() waits.
-          if (r.done) this.bell = undefined
+          if (r.done || this.closed || !this.native.ptr) return
           topicNative.sb_sub_unpark(this.native.ptr) // the ringer took the parked flag; drain what else came
           this.onRing?.(1)
-          if (!r.done) setImmediate(next) // one read per turn: a member writing without pause cannot hold the loop
+          setImmediate(next) // one read per turn: a member writing without pause cannot hold the loop
         },
         () => {},
       )
