@@ -30,6 +30,7 @@ export class TopicReceiver {
   private recordedLost = 0
   private readonly filterTimer: ReturnType<typeof setInterval>
   private stopped = false
+  private readonly confirmed = new Set<string>()
 
   constructor(
     private readonly host: TopicBridgeHost,
@@ -47,8 +48,9 @@ export class TopicReceiver {
     this.filterTimer = setInterval(() => this.syncSubjects(), FILTERS_MS)
   }
 
+  /** The subjects subscribed to and confirmed by the server (a flush after the SUB): events on them are heard. */
   subjects() {
-    return this.subs.keys()
+    return this.confirmed.values()
   }
 
   /** Events counted in the loss records this bridge wrote into the ring. */
@@ -63,6 +65,7 @@ export class TopicReceiver {
     this.books.stop()
     for (const sub of this.subs.values()) sub.unsubscribe()
     this.subs.clear()
+    this.confirmed.clear()
   }
 
   private syncSubjects() {
@@ -79,17 +82,22 @@ export class TopicReceiver {
     const want = cover(filters.map((f) => this.s.filter(f.mode, f.type)))
     let removed = false
     for (const p of want)
-      if (!this.subs.has(p))
-        this.subs.set(
-          p,
-          this.nc.subscribe(p, {
-            callback: guarded(
-              (msg) => this.take(msg),
-              (e) => this.refuse(p, `it could not be taken: ${(e as Error)?.message ?? e}`),
-            ),
-          }),
+      if (!this.subs.has(p)) {
+        const sub = this.nc.subscribe(p, {
+          callback: guarded(
+            (msg) => this.take(msg),
+            (e) => this.refuse(p, `it could not be taken: ${(e as Error)?.message ?? e}`),
+          ),
+        })
+        this.subs.set(p, sub)
+        // the server has the subscription once a flush after it returns: only then is the subject listed
+        this.nc.flush().then(
+          () => this.subs.get(p) === sub && this.confirmed.add(p),
+          () => {},
         )
-    for (const [p, sub] of this.subs) if (!want.includes(p)) sub.unsubscribe(), this.subs.delete(p), (removed = true)
+      }
+    for (const [p, sub] of this.subs)
+      if (!want.includes(p)) sub.unsubscribe(), this.subs.delete(p), this.confirmed.delete(p), (removed = true)
     // numbers of subjects no longer heard start afresh when heard again (the gap between is not a loss)
     if (removed) this.books.keepOnly(want)
   }
