@@ -4,6 +4,7 @@ import { availableParallelism } from "node:os"
 import { native, type Chan, MSG_WORDS, CANCEL_SEQ_OFFSET, RUNTIME_OFFSET, RUNTIME_WORDS } from "../../native/ffi.ts"
 import type { Parking } from "./idle.ts"
 import { type DoorbellReader, doorbellReader, fdReader, memoryView } from "../../runtime/index.ts"
+import { systemError } from "../../kit/index.ts"
 
 /** The region header's `bus processes` word (docs/PROTOCOL.md §2): line 0, offset 40. */
 const BUS_PROCESSES_OFFSET = 40
@@ -122,7 +123,7 @@ export class Channel implements Parking {
    */
   listenDoorbell(onRing: (count: number) => void) {
     const fd = native.sb_fd_dup(native.sb_doorbell_fd(this.ptr))
-    if (fd < 0) throw new Error(`cannot watch the doorbell: error ${-fd}`)
+    if (fd < 0) throw systemError("cannot watch the doorbell", fd)
     this.bell = doorbellReader(fd, (bytes) => {
       if (this.open) onRing(bytes.length)
     })
