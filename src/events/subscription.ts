@@ -54,7 +54,10 @@ function checkMax(max: number, queue: number, what: string): number {
   return Math.min(checkNumber(max, { what: "max", where: what, min: 1, infinite: true }), queue)
 }
 
-/** One event as a subscriber sees it. `data` is a view valid until the subscriber reads on; copy it to keep it. */
+/**
+ * One event as a subscriber sees it. From receive() and `for await` it keeps its bytes; from a poll()'s or
+ * batches()' batch, `data` is a view valid until the subscriber reads on: copy it to keep it.
+ */
 export class TopicEvent {
   private routingCache: Routing | undefined
   private trace: TraceContext | undefined
@@ -122,6 +125,9 @@ function decodeRouting(b: Uint8Array, count: number): Routing {
 }
 
 const ENCODINGS = ["bytes", "string", "json"] as const
+const NO_BYTES = new Uint8Array(0)
+/** A copy as an array of its own, never a subarray of one: JSC keeps a small one without a separate ArrayBuffer. */
+const copied = (b: Uint8Array) => (b.length === 0 ? NO_BYTES : new Uint8Array(b))
 
 /** Events read by one poll: a batch in the subscriber's private memory, valid until its next poll. */
 export class EventBatch {
@@ -210,7 +216,8 @@ export function eventIterator(sub: {
   }
 }
 
-function eventAt(buf: Uint8Array, view: DataView, off: number): TopicEvent {
+/** The event at off; `own`: its keys and data copied out of buf (receive()'s events outlive the next read). */
+function eventAt(buf: Uint8Array, view: DataView, off: number, own = false): TopicEvent {
   const len = view.getUint32(off + 8, true)
   const typeLen = view.getUint16(off + 20, true)
   const keyCount = buf[off + 22]!
@@ -219,14 +226,12 @@ function eventAt(buf: Uint8Array, view: DataView, off: number): TopicEvent {
   const id = view.getUint32(off, true) + view.getUint32(off + 4, true) * TWO_32
   const type = utf8.decode(buf.subarray(off + 32, off + 32 + typeLen))
   const keysStart = off + 32 + typeLen
-  return new TopicEvent(
-    id,
-    type,
-    buf.subarray(off + len - dataLen, off + len),
-    ENCODINGS[enc] ?? "bytes",
-    buf.subarray(keysStart, off + len - dataLen),
-    keyCount,
-  )
+  const dataStart = off + len - dataLen
+  const data = buf.subarray(dataStart, off + len)
+  const keys = buf.subarray(keysStart, dataStart)
+  return own
+    ? new TopicEvent(id, type, copied(data), ENCODINGS[enc] ?? "bytes", copied(keys), keyCount)
+    : new TopicEvent(id, type, data, ENCODINGS[enc] ?? "bytes", keys, keyCount)
 }
 
 export interface SubscribeOptions {
@@ -432,7 +437,7 @@ export class Subscription implements AsyncIterable<TopicEvent>, AsyncDisposable,
   }
 
   private next1(): TopicEvent {
-    const ev = eventAt(this.buf, this.view, this.offset)
+    const ev = eventAt(this.buf, this.view, this.offset, true)
     this.offset += (this.view.getUint32(this.offset + 8, true) + 15) & ~15
     this.index++
     return ev

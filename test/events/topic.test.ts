@@ -86,6 +86,26 @@ describe("delivery and filters", () => {
     expect(slow.received + slow.lagged).toBe(matching)
   })
 
+  test("an event from receive() or for await stays whole when kept: later reads never overwrite it", async () => {
+    const t = await openTopic()
+    const sub = t.subscribe()
+    t.publish({ type: "a", routing: { k: "first" }, data: "bound" })
+    const first = (await sub.receive(1000))!
+    t.publish({ type: "b", routing: { k: "second, longer" }, data: "filled in later" }) // the next read's batch
+    const second = (await sub.receive(1000))!
+    t.publish({ type: "c", data: "third" })
+    for await (const ev of sub) {
+      expect(ev.text()).toBe("third")
+      break
+    }
+    expect([first.text(), first.routing, second.text(), second.routing]).toEqual([
+      "bound",
+      { k: "first" },
+      "filled in later",
+      { k: "second, longer" },
+    ])
+  })
+
   test("events of a batch come in publish order, with their ids growing", async () => {
     const t = await openTopic(1 << 20)
     const sub = t.subscribe({}, { queue: 4096 })
