@@ -4,6 +4,9 @@
 // each subscriber's own record of what it got: every event of the other host arrives at most once, in publish
 // order, and what did not arrive is in its `lagged` (a receiving bridge's successor counts what reached the host
 // while no process received, §11.4 books; it may count one event too many per such takeover, never too few).
+// One action at a time, each takeover done before the next: the new bridge's subscriptions confirmed and the other
+// host taking its events. The books count exactly for a (sender bridge, subject) they hold; a sender's first
+// messages heard only after a takeover of the receiving bridge are not in them (§11.5, both hosts at once).
 // Reproducible: SLOTBUS_CHAOS_SEED=<n> replays a run's choices (the seed is printed).
 import { describe, expect, test } from "bun:test"
 import { join } from "node:path"
@@ -46,7 +49,8 @@ describe.skipIf(skip !== null)("a topic's bridges under chaos on two hosts", () 
     for (const h of ["a", "b"] as const) for (let i = 0; i < 2; i++) candidate(h)
     const lastStats = (c: Child) => {
       const l = c.lines.findLast((l) => l.startsWith("stats "))
-      return l ? (JSON.parse(l.slice(6)) as { bridging: boolean; resends: number; lost: number; sent: number }) : null
+      type Stats = { bridging: boolean; subjects: string[]; resends: number; lost: number; sent: number }
+      return l ? (JSON.parse(l.slice(6)) as Stats) : null
     }
     const bridgeOf = (h: HostName) => candidates[h].find((c) => c.running && lastStats(c)?.bridging)
     for (const h of ["a", "b"] as const) await until(() => bridgeOf(h) !== undefined, `host ${h} has a bridge`, 20_000)
@@ -64,8 +68,29 @@ describe.skipIf(skip !== null)("a topic's bridges under chaos on two hosts", () 
       )
     }
 
+    // what each subscriber took of the other host's events, and its counts
+    const got = (h: HostName) => {
+      const from = other(h)
+      const re = new RegExp(`^ev ${from}(\\d+)$`)
+      return subs[h].lines.flatMap((l) => {
+        const m = re.exec(l)
+        return m ? [Number(m[1])] : []
+      })
+    }
+    const count = (h: HostName) => {
+      const l = subs[h].lines.findLast((l) => l.startsWith("count "))!
+      const [, received, lagged] = l.split(" ").map(Number)
+      return { received: received!, lagged: lagged! }
+    }
     const pubs = { a: run("a", "lpub", "a.n", String(N), "a", "2"), b: run("b", "lpub", "b.n", String(N), "b", "2") }
     const done = () => pubs.a.lines.includes("published") && pubs.b.lines.includes("published")
+    // host h's events flow: the other host's subscriber took 50 more of them than it had (or h published all)
+    const flowing = async (h: HostName, what: string) => {
+      const from = got(other(h)).length
+      await until(() => got(other(h)).length >= from + 50 || pubs[h].lines.includes("published"), what, 30_000, 20)
+    }
+    // before any action, each host's receiving bridge has the other's chaos events in its books
+    for (const h of ["a", "b"] as const) await flowing(h, `host ${h}'s events reach host ${other(h)}`)
     const actions = { kills: { a: 0, b: 0 }, stops: { a: 0, b: 0 } }
     while (!done()) {
       await Bun.sleep(300 + r() * 500)
@@ -77,12 +102,18 @@ describe.skipIf(skip !== null)("a topic's bridges under chaos on two hosts", () 
         await bridge.kill("SIGKILL")
         actions.kills[h]++
         candidate(h)
-        await until(() => bridgeOf(h) !== undefined, `a new bridge on host ${h} after a kill -9`, 20_000)
+        const elected = () => {
+          const b = bridgeOf(h)
+          return b !== undefined && lastStats(b)!.subjects.length > 0
+        }
+        await until(elected, `a new bridge on host ${h}, subscribed, after a kill -9`, 20_000)
+        await flowing(h, `host ${h}'s new bridge sends, and host ${other(h)} takes it`)
       } else {
         bridge.signal("SIGSTOP")
         actions.stops[h]++
         await Bun.sleep(300 + r() * 900)
         bridge.signal("SIGCONT")
+        await flowing(h, `host ${h}'s bridge sends again after SIGCONT`)
       }
     }
 
@@ -98,24 +129,11 @@ describe.skipIf(skip !== null)("a topic's bridges under chaos on two hosts", () 
     )
     const total = N + TAIL
 
-    // every event of the other host, or its loss, reached each subscriber
-    const got = (h: HostName) => {
-      const from = other(h)
-      const re = new RegExp(`^ev ${from}(\\d+)$`)
-      return subs[h].lines.flatMap((l) => {
-        const m = re.exec(l)
-        return m ? [Number(m[1])] : []
-      })
-    }
-    const count = (h: HostName) => {
-      const l = subs[h].lines.findLast((l) => l.startsWith("count "))!
-      const [, received, lagged] = l.split(" ").map(Number)
-      return { received: received!, lagged: lagged! }
-    }
     // what each process last said, printed when the accounting times out: which bridge stalled, and where
     const seen = () => {
       for (const h of ["a", "b"] as const) {
         console.log(`host ${h} subscriber: ${subs[h].lines.findLast((l) => l.startsWith("count ")) ?? "(no count)"}`)
+        console.log(`host ${h} subscriber: events of host ${other(h)} not received: ${gaps(got(h), total)}`)
         for (const c of candidates[h]) {
           const l = c.lines.findLast((l) => l.startsWith("stats ")) ?? "(no stats)"
           console.log(`host ${h} candidate ${c.pid} ${c.running ? "running" : "gone"}: ${l}`)
@@ -155,3 +173,17 @@ describe.skipIf(skip !== null)("a topic's bridges under chaos on two hosts", () 
     expect(actions.kills.a + actions.kills.b).toBeGreaterThan(0)
   }, 180_000)
 })
+
+/** The runs of ids in 0 … total − 1 missing from ids, as "a–b (n)", at most 20 of them. */
+function gaps(ids: number[], total: number): string {
+  const have = new Set(ids)
+  const runs: string[] = []
+  for (let i = 0; i < total; i++) {
+    if (have.has(i)) continue
+    let j = i
+    while (j + 1 < total && !have.has(j + 1)) j++
+    runs.push(`${i}–${j} (${j - i + 1})`)
+    i = j
+  }
+  return runs.length === 0 ? "none" : runs.slice(0, 20).join(", ") + (runs.length > 20 ? ` and ${runs.length - 20} more` : "")
+}
