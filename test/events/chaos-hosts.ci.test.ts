@@ -185,5 +185,7 @@ function gaps(ids: number[], total: number): string {
     runs.push(`${i}–${j} (${j - i + 1})`)
     i = j
   }
-  return runs.length === 0 ? "none" : runs.slice(0, 20).join(", ") + (runs.length > 20 ? ` and ${runs.length - 20} more` : "")
+  return runs.length === 0
+    ? "none"
+    : runs.slice(0, 20).join(", ") + (runs.length > 20 ? ` and ${runs.length - 20} more` : "")
 }
