@@ -27,6 +27,10 @@ int os_wait_many(const plat_waitv_entry *v, uint32_t n, int timeout_ms);
 /* The peer's effective uid and pid (-1 where the kernel does not say). 0 or -errno. */
 int os_peer(int sock, uint32_t *uid, int32_t *pid);
 
+/* A datagram socket that never receives an empty datagram (Linux: a socket filter drops it; a reader such as Bun's
+ * takes a read of 0 bytes for the end of the socket). 0 or -errno; 0 where the OS has no such filter. */
+int os_drop_empty_datagrams(int sock);
+
 /* ---- files ---- */
 
 /* The user's own temp directory, in which only this uid (and root) can make anything, ending in '/', into out: 0,

@@ -4,6 +4,7 @@
 #include "os.h"
 #if defined(__linux__)
 #include <dirent.h>
+#include <linux/filter.h>
 #include <linux/futex.h>
 #include <sys/syscall.h>
 
@@ -59,6 +60,17 @@ int os_peer(int sock, uint32_t *uid, int32_t *pid) {
   *uid = cred.uid;
   if (pid) *pid = cred.pid;
   return 0;
+}
+
+int os_drop_empty_datagrams(int sock) {
+  struct sock_filter code[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_LEN, 0),            /* the datagram's length */
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 1),     /* 0: */
+      BPF_STMT(BPF_RET | BPF_K, 0),                     /*   dropped (its sender is told nothing) */
+      BPF_STMT(BPF_RET | BPF_K, 0xffffffffu),           /* else kept whole */
+  };
+  struct sock_fprog prog = {.len = sizeof code / sizeof code[0], .filter = code};
+  return setsockopt(sock, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) < 0 ? -errno : 0;
 }
 
 /* ---- files ---- */

@@ -66,6 +66,8 @@ void plat_unbind(const struct sockaddr_un *a, socklen_t len);
 void plat_unbind_fd(int fd);
 /* The peer's effective uid and pid (-1 where the kernel does not say). 0 or -errno. */
 int plat_peer(int sock, uint32_t *uid, int32_t *pid);
+/* os_drop_empty_datagrams: a datagram socket that never receives an empty datagram. 0 or -errno. */
+int plat_drop_empty_datagrams(int sock);
 /* Whether fd is a listening AF_UNIX stream socket. */
 int plat_is_listener(int fd);
 /* After -PLAT_ESOCKDIR: which directory, what is there and what to do; this thread's last (scheme_portable.c). */

@@ -50,7 +50,9 @@ sb_sub *sb_sub_open(sb_topic *t, const uint8_t *filter, uint32_t filter_len, uin
   struct sockaddr_un a;
   socklen_t alen;
   s->wake_fd = plat_socket(SOCK_DGRAM);
-  int r = s->wake_fd < 0 ? -errno : wake_addr(t, s->index, s->nonce, &a, &alen);
+  /* an empty datagram is no wake-up: any process of the uid can send one, and a reader may take it for the end */
+  int r = s->wake_fd < 0 ? -errno : plat_drop_empty_datagrams(s->wake_fd);
+  if (!r) r = wake_addr(t, s->index, s->nonce, &a, &alen);
   if (r || (r = plat_bind(s->wake_fd, &a, alen, 0))) {
     if (s->wake_fd >= 0) close(s->wake_fd);
     s->wake_fd = -1; /* not bound: no file of ours to remove */

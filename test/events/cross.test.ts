@@ -1,10 +1,11 @@
 // Topics across real processes: fan-out with filters, two publishers, kill -9 of each kind of member,
 // a hostile publisher, and nothing left behind.
 import { afterEach, expect, test } from "bun:test"
+import { dlopen, FFIType, ptr } from "bun:ffi"
 import { closeSync, openSync, readdirSync, readSync } from "node:fs"
 import { join } from "node:path"
 import { Topic } from "../../src/events/index.ts"
-import { linuxBackend, spawn as spawnChild, stopAll, until } from "../support/helpers.ts"
+import { linuxBackend, outcome, spawn as spawnChild, stopAll, until } from "../support/helpers.ts"
 import { FILTERS, matches } from "./procs/gen.ts"
 
 const MEMBER = join(import.meta.dir, "procs", "member.ts")
@@ -29,6 +30,29 @@ function readProc(path: string): string {
     closeSync(fd)
   }
   return Buffer.concat(chunks).toString("utf8")
+}
+
+/** Sends a datagram of no bytes to the unix datagram socket bound at `path` (Bun has none: NO_UNIX_DATAGRAM). */
+function sendEmptyDatagram(path: string) {
+  const libc = dlopen("libc.so.6", {
+    socket: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+    sendto: {
+      args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i32, FFIType.ptr, FFIType.u32],
+      returns: FFIType.i64,
+    },
+  })
+  const [AF_UNIX, SOCK_DGRAM] = [1, 2]
+  const addr = Buffer.alloc(110) // struct sockaddr_un: the family, then the path and its NUL
+  addr.writeUInt16LE(AF_UNIX, 0)
+  const len = 2 + addr.write(path, 2) + 1
+  const fd = libc.symbols.socket(AF_UNIX, SOCK_DGRAM, 0)
+  try {
+    expect(fd).toBeGreaterThanOrEqual(0)
+    expect(Number(libc.symbols.sendto(fd, ptr(addr), 0, 0, ptr(addr), len))).toBe(0)
+  } finally {
+    closeSync(fd)
+    libc.close()
+  }
 }
 
 let seq = 0
@@ -160,6 +184,34 @@ test("a hostile publisher scribbling over the ring cannot crash subscribers or m
   console.log(`hostile: delivered ${delivered}, corrupt records skipped ${sub.corrupt}, lagged ${sub.lagged}`)
   expect(delivered).toBeGreaterThan(0)
 }, 60_000)
+
+test.skipIf(!linuxBackend)(
+  "an empty datagram on a parked subscriber's wake socket does not end its doorbell: its process stays and gets the next events",
+  async () => {
+    const name = fresh()
+    const here = await openHere(name)
+    const member = spawn("parked", name) // only its subscription keeps it alive: no timer, no top-level await
+    expect((await member.next()).ready).toBe(true)
+    const pid = member.proc.pid
+    await until(() => here.stats().subscribers.some((s) => s.pid === pid && s.parked), "the subscriber parked")
+    // its wake socket (§8.7), a file in this uid's socket directory: any process of the uid may send to it
+    const wake = readProc("/proc/net/unix")
+      .split("\n")
+      .map((l) => l.trim().split(/\s+/)[7] ?? "")
+      .find((p) => p.includes(`/slotbus.topic.${name}.`))
+    expect(wake).toBeDefined()
+    // Bun's reader of the socket took a read of 0 bytes for its end and the subscription then held nothing open:
+    // the process ended (with a top-level await instead, it spun at a full core). Alone, not read along with a ring.
+    sendEmptyDatagram(wake!)
+    expect((await outcome(member.child.exited, 2000)).state).toBe("hung")
+    for (const data of ["after", "and again"]) {
+      here.publish({ type: "t", data })
+      expect(await member.next()).toEqual({ ev: data })
+    }
+    expect(member.child.running).toBe(true)
+  },
+  30_000,
+)
 
 test.skipIf(!linuxBackend)(
   "nothing is left in /dev/shm or the socket namespace once every member is gone, kill -9 included",

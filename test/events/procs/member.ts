@@ -12,6 +12,8 @@
 //   rawconnect <@socket>                   connects to an abstract socket by hand: the status of the hello it gets
 //   rawflood <@socket> <ms>                16 such connects at a time, each closed after its hello or 200 ms, for <ms>
 //   rawbind <@socket>                      binds and listens on an abstract socket by hand, answers nothing, stays
+//   parked <topic>                         subscribe (idle "park") and print each event ({ ev: text }); no top-level
+//                                          await and no timer: only its subscription keeps the process alive
 import { toArrayBuffer } from "bun:ffi"
 import { NotFoundError, Topic } from "../../../src/events/index.ts"
 import { TopicLayout, topicNative } from "../../../src/native/ffi.ts"
@@ -150,6 +152,13 @@ if (mode === "hold") {
   )
   say({ took: false, n, failed })
   process.exit(0)
+} else if (mode === "parked") {
+  const t = await join(name!)
+  const sub = t.subscribe({}, { idle: "park" })
+  say({ ready: true, pid: process.pid })
+  void (async () => {
+    for await (const ev of sub) say({ ev: ev.text() })
+  })()
 } else if (mode === "rawconnect" || mode === "rawflood") {
   const path = `\0${name!.slice(1)}`
   // the 32-byte hello's status word (§8.1), or null when the socket closed or 200 ms passed without one
