@@ -257,7 +257,7 @@ describe.skipIf(skip !== null)("a topic bridged to NATS on this host", () => {
     }
     for (const m of members) await m.waitLine(/^ready \d+$/, 20_000)
     const bridging = () => members.filter((m) => m.lines.some((l) => l.startsWith("bridging")))
-    await until(() => bridging().length === 1, "one member bridges", 10_000)
+    await until(() => bridging().length === 1, "one member bridges", 20_000)
     // an event any host subscribes to: the other host here is the raw client, so publish what goes out anyway
     const burst = async (tag: string, n: number) => {
       for (let i = 0; i < n; i++) topic.publish({ type: "job.done", data: `${tag}-${i}` })
@@ -266,7 +266,8 @@ describe.skipIf(skip !== null)("a topic bridged to NATS on this host", () => {
     await burst("a", 200)
     const first = bridging()[0]!
     await first.kill("SIGKILL")
-    await until(() => bridging().length === 2, "another member takes the bridge over", 10_000)
+    // the kernel frees the dead holder's name once it is done with it: seconds on a loaded machine (§11.4)
+    await until(() => bridging().length === 2, "another member takes the bridge over", 30_000)
     await burst("b", 200)
     await Bun.sleep(100)
     const data = other.heard.map((h) => h.data)
@@ -283,7 +284,7 @@ describe.skipIf(skip !== null)("a topic bridged to NATS on this host", () => {
       expect(h.bridge).not.toBe(was.bridge)
     }
     expect(again.length).toBeLessThanOrEqual(1024)
-  }, 60_000)
+  }, 90_000)
 
   test("the remote option is checked before anything opens", async () => {
     const name = busName("tb")
