@@ -1,7 +1,7 @@
 // Reads events and batches after their subscription went away, in its own process (a read of freed memory
 // would crash it). Prints one JSON line: what the stale views read.
-//   closed    the subscription was closed: its views read empty
-//   dropped   the subscription was dropped (no close) and garbage-collected: the views kept it alive, they read the event
+//   closed    the subscription was closed: the batch's views read empty, the received event (a copy) reads as received
+//   dropped   the subscription was dropped (no close) and garbage-collected: the batch kept it alive, it reads as received
 import { Topic } from "../../../src/events/index.ts"
 
 const mode = process.argv[2]
