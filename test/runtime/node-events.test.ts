@@ -1,0 +1,159 @@
+// One topic and one lease contest shared by a Bun process and a Node 26 process (issue 67): events cross both ways
+// with their filters and routing keys, a parked subscriber of either runtime is woken by the other's publisher, and
+// kill -9 of either member leaves the other working and counted; a contest's holder on either side is seen by the
+// other, and its kill -9 hands the subject to the other's waiting claim. Both members are real processes
+// (test/support/runtime/topic-peer.ts and lease-peer.ts, under Bun as they are and built for Node).
+import { afterAll, afterEach, describe, expect, test } from "bun:test"
+import { Topic } from "../../src/events/index.ts"
+import { Contest } from "../../src/leases/index.ts"
+import { busName, type Child, until } from "../support/helpers.ts"
+import { type PeerRuntime, peerChild, peerSkip, removeNodeBuilds } from "../support/runtime/peers.ts"
+
+const skip = peerSkip("node")
+if (skip) console.log(`skipping the Bun-and-Node topic and contest tests (${skip})`)
+const it = test.skipIf(skip !== null)
+const other = (r: PeerRuntime): PeerRuntime => (r === "bun" ? "node" : "bun")
+
+let cleanup: (() => Promise<unknown>)[] = []
+afterEach(async () => {
+  for (const f of cleanup.reverse()) await f()
+  cleanup = []
+})
+afterAll(removeNodeBuilds)
+
+async function member(runtime: PeerRuntime, fixture: string, name: string): Promise<Child> {
+  const c = await peerChild(runtime, `runtime/${fixture}`, [name], { stdin: "pipe" })
+  cleanup.push(() => c.kill())
+  await c.waitLine(/^ready \d+$/, 30_000).catch((e) => {
+    throw new Error(`${fixture} under ${runtime} did not start: ${e}`)
+  })
+  return c
+}
+const topicMember = (runtime: PeerRuntime, topic: string) => member(runtime, "topic-peer.ts", topic)
+const contender = (runtime: PeerRuntime, contest: string) => member(runtime, "lease-peer.ts", contest)
+
+/** The events subscription `id` of `c` printed, as "<type> <routing> <data>". */
+const events = (c: Child, id: string) =>
+  c.lines.filter((l) => l.startsWith(`ev ${id} `)).map((l) => l.slice(`ev ${id} `.length))
+
+/** Asks `c` for subscription `id`'s counters and waits for the answer. */
+async function counters(c: Child, id: string): Promise<{ received: number; lagged: number }> {
+  const before = c.lines.length
+  c.write(`count ${id}\n`)
+  let line: string | undefined
+  await until(
+    () => (line = c.lines.slice(before).find((l) => l.startsWith(`count ${id} `))) !== undefined,
+    "the counters",
+    30_000,
+  )
+  const [, , received, lagged] = line!.split(" ")
+  return { received: Number(received), lagged: Number(lagged) }
+}
+
+/** Waits until the topic lists `pid`'s subscriber as parked (asleep on its wake socket, docs/PROTOCOL.md §8). */
+async function parked(topic: string, pid: number) {
+  await using view = await Topic.open(topic)
+  await until(() => view.stats().subscribers.some((s) => s.pid === pid && s.parked), `pid ${pid} parked`, 30_000)
+}
+
+describe("a topic shared by a Bun process and a Node process", () => {
+  it("events published on each reach the other's subscriber, filtered by type and routing keys", async () => {
+    const topic = busName("xt")
+    const bun = await topicMember("bun", topic)
+    const node = await topicMember("node", topic)
+    for (const m of [bun, node]) {
+      m.write("sub s job.* tenant=a\n")
+      await m.waitLine(/^subscribed s$/, 30_000)
+    }
+    for (const [m, from] of [
+      [bun, "bun"],
+      [node, "node"],
+    ] as const) {
+      m.write(`pub job.done ${from}-1 tenant=a\n`) // passes both filters
+      m.write(`pub job.done ${from}-2 tenant=b\n`) // another routing key
+      m.write(`pub mail.sent ${from}-3 tenant=a\n`) // another type
+      m.write(`pub job.started ${from}-4 tenant=a,region=eu\n`) // more keys than the filter names: passes
+    }
+    const want = ["job.done tenant=a bun-1", "job.started tenant=a,region=eu bun-4"]
+    const wantNode = ["job.done tenant=a node-1", "job.started tenant=a,region=eu node-4"]
+    for (const m of [bun, node]) {
+      await until(() => events(m, "s").length >= 4, "both members' events", 30_000)
+      // each member's own events in its order, the other's in theirs
+      expect(events(m, "s").filter((e) => e.endsWith("bun-1") || e.endsWith("bun-4"))).toEqual(want)
+      expect(events(m, "s").filter((e) => e.endsWith("node-1") || e.endsWith("node-4"))).toEqual(wantNode)
+      expect(await counters(m, "s")).toEqual({ received: 4, lagged: 0 })
+      expect(events(m, "s")).toHaveLength(4)
+    }
+  }, 120_000)
+
+  it.each(["node", "bun"] as PeerRuntime[])(
+    "a parked %s subscriber is woken by the other runtime's publisher",
+    async (subRuntime) => {
+      const topic = busName("xw")
+      const sub = await topicMember(subRuntime, topic)
+      const pub = await topicMember(other(subRuntime), topic)
+      sub.write("sub w wake.*\n")
+      await sub.waitLine(/^subscribed w$/, 30_000)
+      // asleep in the kernel, not polling: only the publisher's ring on its wake socket can bring the event in
+      await parked(topic, sub.pid)
+      pub.write("pub wake.up ring-1\n")
+      await sub.waitLine(/^ev w wake\.up - ring-1$/, 30_000)
+      await parked(topic, sub.pid)
+      pub.write("pub wake.up ring-2\n")
+      await sub.waitLine(/^ev w wake\.up - ring-2$/, 30_000)
+    },
+    120_000,
+  )
+
+  it.each(["node", "bun"] as PeerRuntime[])(
+    "kill -9 of the %s member leaves the other working, its subscriber counted: received + lagged = published",
+    async (killed) => {
+      const topic = busName("xk")
+      const survivor = await topicMember(other(killed), topic)
+      const victim = await topicMember(killed, topic)
+      for (const m of [survivor, victim]) {
+        m.write("sub k load\n")
+        await m.waitLine(/^subscribed k$/, 30_000)
+      }
+      victim.write("flood load 5000\n")
+      await victim.waitLine(/^flooded 5000$/, 30_000)
+      await victim.kill("SIGKILL")
+      // the dead member's subscriber is collected; the survivor publishes on, to itself
+      await using view = await Topic.open(topic)
+      await until(() => !view.stats().subscribers.some((s) => s.pid === victim.pid), "the dead subscriber gone", 30_000)
+      survivor.write("flood load 3000\n")
+      await survivor.waitLine(/^flooded 3000$/, 30_000)
+      await until(() => events(survivor, "k").at(-1) === "load - 2999", "the survivor's last event", 30_000)
+      const { received, lagged } = await counters(survivor, "k")
+      expect(received + lagged).toBe(8000)
+      expect(events(survivor, "k")).toHaveLength(received)
+    },
+    120_000,
+  )
+})
+
+describe("a lease contest shared by a Bun process and a Node process", () => {
+  it.each(["node", "bun"] as PeerRuntime[])(
+    "the %s holder is seen by the other runtime; its kill -9 hands the subject to the other's waiting claim",
+    async (holderRuntime) => {
+      const contest = busName("xl")
+      const holder = await contender(holderRuntime, contest)
+      const waiter = await contender(other(holderRuntime), contest)
+      holder.write("try leader\n")
+      const [, token] = (await holder.waitLine(/^claimed leader (\d+) free$/, 30_000)) as RegExpMatchArray
+      waiter.write("try leader\n")
+      await waiter.waitLine(new RegExp(`^held leader ${holder.pid} ${token}$`), 30_000)
+      using view = await Contest.open(contest)
+      expect(view.holders().map((h) => [h.pid, h.owner])).toEqual([[holder.pid, `${holderRuntime}-${holder.pid}`]])
+      waiter.write("claim leader\n") // waits, asleep, for the holder to go
+      await holder.kill("SIGKILL")
+      const [, next] = (await waiter.waitLine(/^claimed leader (\d+) holder-gone$/, 30_000)) as RegExpMatchArray
+      expect(BigInt(next!)).toBeGreaterThan(BigInt(token!))
+      expect(view.holders().map((h) => h.pid)).toEqual([waiter.pid])
+      waiter.write("release leader\n")
+      await waiter.waitLine(/^released leader true$/, 30_000)
+      expect(view.holders()).toEqual([])
+    },
+    120_000,
+  )
+})
