@@ -4,20 +4,23 @@
 // (SLOTBUS_PLATFORM=posix, SLOTBUS_SOCKET_DIR): their topic is a ring of its own, with its own bridge, that
 // meets host A's only through the transport, as on another machine, with no root or network namespace needed
 // (test/events/hosts.ci.test.ts runs NATS between network namespaces). Events cross both ways, once, in order;
-// filters are carried across; events lost while host B had no bridge are counted, exactly.
-import { afterEach, describe, expect, test } from "bun:test"
-import { join } from "node:path"
+// filters are carried across; events lost while host B had no bridge are counted, exactly. Host B's processes run
+// under Bun, and again under Node 26 (issue 67; that row skips with the install line without it).
+import { afterAll, afterEach, describe, expect, test } from "bun:test"
 import { Topic, type TopicBridgeStats } from "../../src/events/index.ts"
-import { busName, FIXTURES, spawn, until, type Child } from "../support/helpers.ts"
+import { busName, until, type Child } from "../support/helpers.ts"
+import { PEER_RUNTIMES, type PeerRuntime, peerChild, peerSkip, removeNodeBuilds } from "../support/runtime/peers.ts"
 import { anotherHost, serverPerFile, TRANSPORTS, type Transport } from "./transports.ts"
 
-describe.each(TRANSPORTS.map((t) => [t.name, t] as [string, Transport]))(
-  "a topic across two hosts over %s",
-  (name, t) => {
-    const skip = t.skip()
-    if (skip) console.warn(`skipped: the TopicRemote conformance suite over ${name} (${skip})`)
+afterAll(removeNodeBuilds)
+
+describe.each(TRANSPORTS.flatMap((t) => PEER_RUNTIMES.map((r) => [t.name, r, t] as [string, PeerRuntime, Transport])))(
+  "a topic across two hosts over %s, host B's processes under %s",
+  (name, runtime, t) => {
+    const skip = t.skip() ?? peerSkip(runtime)
+    if (skip) console.warn(`skipped: the TopicRemote conformance suite over ${name}, peers under ${runtime} (${skip})`)
     const it = test.skipIf(skip !== null)
-    const server = serverPerFile(t)
+    const server = serverPerFile({ skip: () => skip, start: t.start })
     let cleanup: (() => Promise<unknown>)[] = []
     afterEach(async () => {
       for (const f of cleanup.reverse()) await f()
@@ -34,13 +37,10 @@ describe.each(TRANSPORTS.map((t) => [t.name, t] as [string, Transport]))(
       const env = anotherHost(cleanup)
       return async (topic: string, role: "sub" | "bridge" | "lsub", filter?: string): Promise<Child> => {
         const args = role === "lsub" ? ["-", "-"] : [name, server.address]
-        const c = spawn(
-          [process.execPath, join(FIXTURES, "conformance/conformance-topic.ts"), topic, ...args, role, filter ?? ""],
-          {
-            env,
-            stdin: "pipe",
-          },
-        )
+        const c = await peerChild(runtime, "conformance/conformance-topic.ts", [topic, ...args, role, filter ?? ""], {
+          env,
+          stdin: "pipe",
+        })
         cleanup.push(() => c.kill())
         await c.waitLine(/^ready \d+$/, 20_000)
         return c
