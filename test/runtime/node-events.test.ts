@@ -1,11 +1,13 @@
 // One topic and one lease contest shared by a Bun process and a Node 26 process (issue 67): events cross both ways
-// with their filters and routing keys, a parked subscriber of either runtime is woken by the other's publisher, and
-// kill -9 of either member leaves the other working and counted; a contest's holder on either side is seen by the
-// other, and its kill -9 hands the subject to the other's waiting claim. Both members are real processes
+// with their filters and routing keys, a parked subscriber of either runtime is woken by the other's publisher (its
+// loop sleeps on its wake socket: seen in its epoll set), and kill -9 of either member leaves the other working
+// and counted; a contest's holder on either side is seen by the other, and its kill -9 hands the subject to the
+// other's waiting claim. Both members are real processes
 // (test/support/runtime/topic-peer.ts and lease-peer.ts, under Bun as they are and built for Node).
 import { afterAll, afterEach, describe, expect, test } from "bun:test"
 import { Topic } from "../../src/events/index.ts"
 import { Contest } from "../../src/leases/index.ts"
+import { readdirSync, readFileSync, readlinkSync } from "node:fs"
 import { busName, type Child, until } from "../support/helpers.ts"
 import { type PeerRuntime, peerChild, peerSkip, removeNodeBuilds } from "../support/runtime/peers.ts"
 
@@ -50,6 +52,30 @@ async function counters(c: Child, id: string): Promise<{ received: number; lagge
   return { received: Number(received), lagged: Number(lagged) }
 }
 
+/** `pid`'s fds of its wake socket on `topic` (its datagram socket file, PROTOCOL §8.7, and any dup of it), via /proc. */
+function wakeSocketFds(pid: number, topic: string): number[] {
+  const inodes = readFileSync("/proc/net/unix", "utf8")
+    .split("\n")
+    .filter((l) => l.includes(`slotbus.topic.${topic}.`))
+    .map((l) => l.trim().split(/\s+/)[6])
+  const fds = readdirSync(`/proc/${pid}/fd`).filter((fd) => {
+    const inode = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1]
+    return inode !== undefined && inodes.includes(inode)
+  })
+  if (fds.length === 0) throw new Error(`pid ${pid} has no wake socket on ${topic}`)
+  return fds.map(Number)
+}
+
+/** Whether `fd` of `pid` is in one of its epoll sets (an epoll fd's fdinfo lists each target as "tfd: <fd>"). */
+function inEpoll(pid: number, fd: number): boolean {
+  for (const f of readdirSync(`/proc/${pid}/fdinfo`)) {
+    try {
+      if (new RegExp(`^tfd:\\s+${fd}\\s`, "m").test(readFileSync(`/proc/${pid}/fdinfo/${f}`, "utf8"))) return true
+    } catch {} // closed meanwhile
+  }
+  return false
+}
+
 /** Waits until the topic lists `pid`'s subscriber as parked (asleep on its wake socket, docs/PROTOCOL.md §8). */
 async function parked(topic: string, pid: number) {
   await using view = await Topic.open(topic)
@@ -87,20 +113,21 @@ describe("a topic shared by a Bun process and a Node process", () => {
   }, 120_000)
 
   it.each(["node", "bun"] as PeerRuntime[])(
-    "a parked %s subscriber is woken by the other runtime's publisher",
+    "a parked %s subscriber sleeps on its wake socket in its event loop's epoll, and the other runtime's publisher wakes it",
     async (subRuntime) => {
       const topic = busName("xw")
       const sub = await topicMember(subRuntime, topic)
       const pub = await topicMember(other(subRuntime), topic)
       sub.write("sub w wake.*\n")
       await sub.waitLine(/^subscribed w$/, 30_000)
-      // asleep in the kernel, not polling: only the publisher's ring on its wake socket can bring the event in
-      await parked(topic, sub.pid)
-      pub.write("pub wake.up ring-1\n")
-      await sub.waitLine(/^ev w wake\.up - ring-1$/, 30_000)
-      await parked(topic, sub.pid)
-      pub.write("pub wake.up ring-2\n")
-      await sub.waitLine(/^ev w wake\.up - ring-2$/, 30_000)
+      for (const ring of ["ring-1", "ring-2"]) {
+        await parked(topic, sub.pid)
+        // not polling: the loop waits on the socket the publisher rings (PROTOCOL §8.7)
+        const fds = wakeSocketFds(sub.pid, topic) // Bun's reader reads a dup of it
+        await until(() => fds.some((fd) => inEpoll(sub.pid, fd)), `its wake socket (fds ${fds}) in its epoll`, 30_000)
+        pub.write(`pub wake.up ${ring}\n`)
+        await sub.waitLine(new RegExp(`^ev w wake\\.up - ${ring}$`), 30_000)
+      }
     },
     120_000,
   )
