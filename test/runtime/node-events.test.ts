@@ -172,7 +172,7 @@ describe("a lease contest shared by a Bun process and a Node process", () => {
       await waiter.waitLine(new RegExp(`^held leader ${holder.pid} ${token}$`), 30_000)
       using view = await Contest.open(contest)
       expect(view.holders().map((h) => [h.pid, h.owner])).toEqual([[holder.pid, `${holderRuntime}-${holder.pid}`]])
-      waiter.write("claim leader\n") // waits, asleep, for the holder to go
+      waiter.write("claim leader\n") // no timeout: only its doorbell, rung by the holder's death, wakes it
       await holder.kill("SIGKILL")
       const [, next] = (await waiter.waitLine(/^claimed leader (\d+) holder-gone$/, 30_000)) as RegExpMatchArray
       expect(BigInt(next!)).toBeGreaterThan(BigInt(token!))
