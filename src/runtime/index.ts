@@ -34,8 +34,6 @@ const host: typeof BunRuntime =
     ? require("./bun.ts")
     : ({
         stdoutSink: missing("stdout sinks"),
-        listen: missing("listen (unix and TCP sockets)"),
-        connect: missing("connect (unix and TCP sockets)"),
         spawn: missing("spawn (child processes)"),
         serveHttp: missing("serveHttp (the status and metrics server)"),
         // a literal require, which a bundle for Node (bun build --target=node) takes in; unbundled, Node's ESM has none

@@ -3,8 +3,8 @@
 // per call), and only the functions that return a pointer or a C string are wrapped, to give null for NULL as bun:ffi
 // does (none of them is called per request).
 import type * as NodeFfi from "node:ffi"
-import { closeSync } from "node:fs"
-import { Socket as NetSocket } from "node:net"
+import { closeSync, existsSync } from "node:fs"
+import { createConnection, createServer, Socket as NetSocket } from "node:net"
 import { isDeepStrictEqual, inspect as nodeInspect } from "node:util"
 import { deserialize as v8Deserialize, serialize as v8Serialize } from "node:v8"
 import { crc32 as zlibCrc32 } from "node:zlib"
@@ -318,7 +318,7 @@ export async function stdinBytes(): Promise<Uint8Array> {
 }
 export const stdinStream = (): AsyncIterable<Uint8Array> => process.stdin
 
-/** What the runtime's socket handlers get for a socket over an fd: the Bun socket's shape, as far as slotbus uses it. */
+/** What the runtime's socket handlers get for a socket (over an fd, or a unix socket): Bun's shape, as slotbus uses it. */
 export interface FdSocket<T> {
   data: T
   write(bytes: Uint8Array | string): number
@@ -333,9 +333,8 @@ type FdHandlers<T> = {
   error?(s: FdSocket<T>, error: Error): void
 }
 
-/** A socket over a connected unix socket fd (libslotbus's), with Bun's handler shape over node:net. */
-export function connectFd<T>(fd: number, data: T, handlers: FdHandlers<T>): Promise<FdSocket<T>> {
-  const sock = new NetSocket({ fd, readable: true, writable: true })
+/** A node:net socket behind Bun's socket shape, its events sent to Bun's handlers. */
+function wrapSocket<T>(sock: NetSocket, data: T, handlers: FdHandlers<T>): FdSocket<T> {
   let full = false
   const s: FdSocket<T> = {
     data,
@@ -356,6 +355,88 @@ export function connectFd<T>(fd: number, data: T, handlers: FdHandlers<T>): Prom
   })
   sock.on("error", (e) => handlers.error?.(s, e))
   sock.on("close", () => handlers.close?.(s))
+  return s
+}
+
+/** A socket over a connected unix socket fd (libslotbus's), with Bun's handler shape over node:net. */
+export function connectFd<T>(fd: number, data: T, handlers: FdHandlers<T>): Promise<FdSocket<T>> {
+  const s = wrapSocket(new NetSocket({ fd, readable: true, writable: true }), data, handlers)
   handlers.open?.(s)
   return Promise.resolve(s)
+}
+
+/** Bun.listen's and Bun.connect's options, as far as Node has them: unix sockets (TCP stays Bun's, issue 67). */
+interface UnixOptions<T> {
+  unix?: string
+  hostname?: string
+  port?: number
+  data?: T
+  allowHalfOpen?: boolean
+  socket: FdHandlers<T> & { connectError?(s: FdSocket<T>, error: Error): void }
+}
+
+function unixPath(opts: UnixOptions<unknown>, what: string): string {
+  if (opts.unix !== undefined) return opts.unix
+  throw new Error(`slotbus: ${what} on a TCP port is not available on Node yet (issue 67); use a unix socket or Bun`)
+}
+
+/** A listener on a unix socket path, as Bun.listen's: `stop(true)` closes its connections too. */
+export interface UnixListener {
+  readonly unix: string
+  stop(closeConnections?: boolean): void
+}
+
+/**
+ * Listens on a unix socket path, bound before it returns (as Bun's: a path in use throws here, which the per-host
+ * election relies on: of two that found a name free, one binds). Closing unlinks the path (libuv), then closes.
+ */
+export function listen<T>(opts: UnixOptions<T>): UnixListener {
+  const path = unixPath(opts, "listen")
+  const open = new Set<NetSocket>()
+  const server = createServer({ allowHalfOpen: opts.allowHalfOpen ?? false }, (sock) => {
+    open.add(sock)
+    sock.on("close", () => open.delete(sock))
+    const s = wrapSocket(sock, opts.data as T, opts.socket)
+    opts.socket.open?.(s)
+  })
+  server.on("error", () => {}) // a failed bind's error comes a tick later: it is thrown below instead
+  server.listen({ path })
+  // a unix path binds inside listen() (no lookup): listening is set there, or the bind failed
+  if (!server.listening) {
+    server.close()
+    if (existsSync(path))
+      throw Object.assign(new Error(`listen EADDRINUSE: address already in use ${path}`), { code: "EADDRINUSE" })
+    throw new Error(`listen: cannot bind ${path} (is its directory there and writable?)`)
+  }
+  return {
+    unix: path,
+    stop(closeConnections = false) {
+      server.close()
+      if (closeConnections) for (const sock of open) sock.destroy()
+    },
+  }
+}
+
+/** Connects to a unix socket path: the socket once connected; a refusal calls connectError and rejects. */
+export function connect<T>(opts: UnixOptions<T>): Promise<FdSocket<T>> {
+  const path = unixPath(opts, "connect")
+  return new Promise((resolve, reject) => {
+    const sock = createConnection({ path, allowHalfOpen: opts.allowHalfOpen ?? false })
+    const s = wrapSocket(sock, opts.data as T, {
+      ...opts.socket,
+      error: (_, e) => (connected ? opts.socket.error?.(s, e) : undefined),
+      close: (_, e) => (connected ? opts.socket.close?.(s, e) : undefined),
+    })
+    let connected = false
+    sock.once("connect", () => {
+      connected = true
+      opts.socket.open?.(s)
+      resolve(s)
+    })
+    sock.once("error", (e) => {
+      if (connected) return
+      opts.socket.connectError?.(s, e)
+      reject(e)
+    })
+  })
 }

@@ -1,8 +1,9 @@
 // The Endpoint conformance suite (src/core/endpoint/endpoint.ts): the same tests against every kind of worker a bus
 // dispatches to, through a real SlotBus and a real worker process (test/support/conformance/conformance-worker.ts): on this host
 // over shared memory (SlotEndpoint) and on "another host" through each transport of transports.ts (RemoteEndpoint).
-// A kind whose tool is missing is skipped with the line that installs it.
-import { afterEach, describe, expect, test } from "bun:test"
+// A kind whose tool is missing is skipped with the line that installs it. The worker process runs under Bun, and again
+// under Node 26 (issue 67; that row skips with the install line without it).
+import { afterAll, afterEach, describe, expect, test } from "bun:test"
 import {
   RemoteError,
   SlotBus,
@@ -11,15 +12,21 @@ import {
   type StreamedResponse,
   type WorkerEvent,
 } from "../../src/index.ts"
-import { bunChild, busName, rejection, until, type Child } from "../support/helpers.ts"
+import { busName, rejection, until, type Child } from "../support/helpers.ts"
+import { PEER_RUNTIMES, type PeerRuntime, peerChild, peerSkip, removeNodeBuilds } from "../support/runtime/peers.ts"
 import { ENDPOINTS, serverPerFile, type EndpointKind } from "./transports.ts"
+
+afterAll(removeNodeBuilds)
 
 const text = async (r: Promise<{ text(): string }>) => (await r).text()
 
-describe.each(ENDPOINTS.map((k) => [k.transport, k] as [string, EndpointKind]))("a worker over %s", (name, kind) => {
-  const skip = kind.skip()
-  if (skip) console.warn(`skipped: the endpoint conformance suite over ${name} (${skip})`)
-  const server = serverPerFile(kind)
+const rows = ENDPOINTS.flatMap((k) =>
+  PEER_RUNTIMES.map((r) => [k.transport, r, k] as [string, PeerRuntime, EndpointKind]),
+)
+describe.each(rows)("a worker over %s, under %s", (name, runtime, kind) => {
+  const skip = kind.skip() ?? peerSkip(runtime)
+  if (skip) console.warn(`skipped: the endpoint conformance suite over ${name}, the worker under ${runtime} (${skip})`)
+  const server = serverPerFile({ skip: () => skip, start: kind.start })
   let cleanup: (() => Promise<unknown>)[] = []
   afterEach(async () => {
     for (const f of cleanup.reverse()) await f()
@@ -33,7 +40,10 @@ describe.each(ENDPOINTS.map((k) => [k.transport, k] as [string, EndpointKind]))(
   }
   /** A worker process of this kind, listed by the bus. */
   async function worker(bus: SlotBus, slots = 32): Promise<Child> {
-    const w = bunChild("conformance/conformance-worker.ts", [bus.name, ...kind.workerArgs(server.address, slots)])
+    const w = await peerChild(runtime, "conformance/conformance-worker.ts", [
+      bus.name,
+      ...kind.workerArgs(server.address, slots),
+    ])
     cleanup.push(() => w.kill())
     await w.waitLine(/^ready \d+$/, 15_000)
     await until(() => bus.workers.some((i) => i.pid === w.pid), "the worker joined", 10_000)

@@ -4,20 +4,24 @@
 // (SLOTBUS_PLATFORM=posix, SLOTBUS_SOCKET_DIR): their topic is a ring of its own, with its own bridge, that
 // meets host A's only through the transport, as on another machine, with no root or network namespace needed
 // (test/events/hosts.ci.test.ts runs NATS between network namespaces). Events cross both ways, once, in order;
-// filters are carried across; events lost while host B had no bridge are counted, exactly.
-import { afterEach, describe, expect, test } from "bun:test"
-import { join } from "node:path"
+// filters are carried across; events lost while host B had no bridge are counted, exactly. Host B's processes run
+// under Bun, and again under Node 26 (issue 67; that row skips with the install line without it), and one test has
+// host B's bridge under one runtime and its successor under the other.
+import { afterAll, afterEach, describe, expect, test } from "bun:test"
 import { Topic, type TopicBridgeStats } from "../../src/events/index.ts"
-import { busName, FIXTURES, spawn, until, type Child } from "../support/helpers.ts"
+import { busName, until, type Child } from "../support/helpers.ts"
+import { PEER_RUNTIMES, type PeerRuntime, peerChild, peerSkip, removeNodeBuilds } from "../support/runtime/peers.ts"
 import { anotherHost, serverPerFile, TRANSPORTS, type Transport } from "./transports.ts"
 
-describe.each(TRANSPORTS.map((t) => [t.name, t] as [string, Transport]))(
-  "a topic across two hosts over %s",
-  (name, t) => {
-    const skip = t.skip()
-    if (skip) console.warn(`skipped: the TopicRemote conformance suite over ${name} (${skip})`)
+afterAll(removeNodeBuilds)
+
+describe.each(TRANSPORTS.flatMap((t) => PEER_RUNTIMES.map((r) => [t.name, r, t] as [string, PeerRuntime, Transport])))(
+  "a topic across two hosts over %s, host B's processes under %s",
+  (name, runtime, t) => {
+    const skip = t.skip() ?? peerSkip(runtime)
+    if (skip) console.warn(`skipped: the TopicRemote conformance suite over ${name}, peers under ${runtime} (${skip})`)
     const it = test.skipIf(skip !== null)
-    const server = serverPerFile(t)
+    const server = serverPerFile({ skip: () => skip, start: t.start })
     let cleanup: (() => Promise<unknown>)[] = []
     afterEach(async () => {
       for (const f of cleanup.reverse()) await f()
@@ -32,15 +36,17 @@ describe.each(TRANSPORTS.map((t) => [t.name, t] as [string, Transport]))(
     /** Host B: every process started here shares its rings, and no other host's. */
     function hostB() {
       const env = anotherHost(cleanup)
-      return async (topic: string, role: "sub" | "bridge" | "lsub", filter?: string): Promise<Child> => {
+      return async (
+        topic: string,
+        role: "sub" | "bridge" | "lsub",
+        filter?: string,
+        under = runtime,
+      ): Promise<Child> => {
         const args = role === "lsub" ? ["-", "-"] : [name, server.address]
-        const c = spawn(
-          [process.execPath, join(FIXTURES, "conformance/conformance-topic.ts"), topic, ...args, role, filter ?? ""],
-          {
-            env,
-            stdin: "pipe",
-          },
-        )
+        const c = await peerChild(under, "conformance/conformance-topic.ts", [topic, ...args, role, filter ?? ""], {
+          env,
+          stdin: "pipe",
+        })
         cleanup.push(() => c.kill())
         await c.waitLine(/^ready \d+$/, 20_000)
         return c
@@ -213,5 +219,34 @@ describe.each(TRANSPORTS.map((t) => [t.name, t] as [string, Transport]))(
       expect(count(sub).lagged).toBeGreaterThanOrEqual(LOST)
       expect(stats(bridge)!.lost).toBe(count(sub).lagged)
     }, 90_000)
+
+    // one host, both runtimes: the per-host election (PROTOCOL §11.4) is one socket file whichever runtime stands
+    const otherRuntime: PeerRuntime = runtime === "bun" ? "node" : "bun"
+    test.skipIf(skip !== null || peerSkip(otherRuntime) !== null)(
+      `host B's bridge killed with kill -9: host B's process under ${otherRuntime} takes the bridge over, and host A's events reach its subscriber`,
+      async () => {
+        const topic = busName("ct")
+        const a = await onA(topic)
+        const onB = hostB()
+        const first = await onB(topic, "bridge")
+        await until(() => stats(first)?.bridging === true, `the bridge under ${runtime}`, 20_000)
+        const second = await onB(topic, "sub", "job.*", otherRuntime)
+        await until(() => stats(second) !== undefined, "the second process's stats", 20_000)
+        expect(stats(second)!.bridging).toBe(false) // it stands: the first holds the name
+        await probeAtoB(a, second) // through the first's bridge
+        await first.kill("SIGKILL")
+        await until(() => stats(second)?.bridging === true, `the bridge under ${otherRuntime}`, 30_000)
+        let n = 0
+        await until(
+          () => (
+            a.publish({ type: "job.after", data: `after-${n++}` }), evs(second).some((e) => e.startsWith("after-"))
+          ),
+          "host A's events reach host B through the new bridge",
+          30_000,
+          20,
+        )
+      },
+      90_000,
+    )
   },
 )

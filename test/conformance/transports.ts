@@ -1,20 +1,18 @@
 // The tables the conformance suites run over (issue 46). A transport for other hosts is one entry of TRANSPORTS:
-// how to start its server for a test file and how to make it from that server's address (in the test and in the
-// fixtures' processes). The endpoint suite also runs over ENDPOINTS: the kinds of worker a bus dispatches to,
-// shared memory first, then one per transport. Adding a transport: add its entry here and make
-// test/conformance/*.test.ts pass (CONTRIBUTING.md, "Adding a transport").
+// how to start its server for a test file, and how to make it from that server's address (REMOTES in remotes.ts,
+// which the fixtures' processes import: no bun:test there, as they also run under Node). The endpoint suite also runs
+// over ENDPOINTS: the kinds of worker a bus dispatches to, shared memory first, then one per transport. Every suite
+// runs its peer processes under each runtime of test/support/runtime/peers.ts (Bun, and Node 26 when there is one:
+// issue 67). Adding a transport: add its entries here and in remotes.ts, and make test/conformance/*.test.ts pass
+// (CONTRIBUTING.md, "Adding a transport").
 import { beforeAll, afterAll } from "bun:test"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import type { LeaseRemote } from "../../src/leases/internal.ts"
-import type { TopicRemote } from "../../src/events/internal.ts"
-import type { RemoteTransport } from "../../src/core/internal.ts"
-import { nats } from "../../src/nats/index.ts"
 import { natsSkipReason, startNats } from "../support/nats.ts"
+import { type AnyRemote, REMOTES } from "./remotes.ts"
 
-/** Every port a transport implements: workers (core/wire/remote.ts), topics (events/bridge.ts), leases (leases/table.ts). */
-export type AnyRemote = RemoteTransport & TopicRemote & LeaseRemote
+export type { AnyRemote } from "./remotes.ts"
 
 export interface Server {
   /** What `remote(address)` takes, passed to the fixtures on their command line. */
@@ -41,15 +39,9 @@ export const TRANSPORTS: Transport[] = [
       const { url, server } = await startNats({ jetstream: opts.leases === true })
       return { address: url, stop: async () => void (await server.kill()) }
     },
-    remote: (address) => nats(address),
+    remote: REMOTES.nats!,
   },
 ]
-
-export function transportNamed(name: string): Transport {
-  const t = TRANSPORTS.find((x) => x.name === name)
-  if (!t) throw new Error(`no transport "${name}" in test/conformance/transports.ts`)
-  return t
-}
 
 /**
  * For a test file over `t`: its server, started before the file's tests (unless skipped) and stopped after them.

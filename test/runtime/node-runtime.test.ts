@@ -36,6 +36,13 @@ test.skipIf(node === null)("src/runtime/node.ts keeps the runtime contract under
     // memset's 7s read through the view; an Atomics.store through it lands in the memory; a plain ArrayBuffer
     view: { before: 0x07070707, after: 42, untouched: 7, shared: false },
     fd: ["ring", "again", 4],
+    unix: {
+      again: "EADDRINUSE",
+      echo: "seat?",
+      closed: true,
+      unlinked: true,
+      refused: ["connectError ENOENT", "rejected ENOENT"],
+    },
     missing: "slotbus: spawn (child processes) is not available on Node yet (issue 67); run this under Bun",
   })
 })

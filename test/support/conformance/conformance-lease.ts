@@ -1,13 +1,15 @@
 // A holder of a cluster contest's subject, for the LeaseRemote conformance suite (test/conformance/lease-remote.test.ts):
-//   bun test/support/conformance/conformance-lease.ts <transport> <address> <contest> <label> <ttlMs>
+//   conformance-lease.ts <transport> <address> <contest> <label> <ttlMs>
 // Claims { kind: 9, label } (waiting), prints "claimed <token>", then renews every ttlMs / 4 until killed; a renewal
-// that fails prints "lost <error name>" and exits 1. The claim carries $TRACEPARENT (and $TRACESTATE) if set.
+// that fails prints "lost <error name>" and exits 1. The claim carries $TRACEPARENT (and $TRACESTATE) if set. Runs
+// under Bun and Node (test/support/runtime/peers.ts).
+import { setTimeout as sleep } from "node:timers/promises"
 import { Contest } from "../../../src/leases/index.ts"
-import { transportNamed } from "../../conformance/transports.ts"
+import { remoteNamed } from "../../conformance/remotes.ts"
 
 const [transport, address, name, label, ttl] = process.argv.slice(2)
 if (!ttl) throw new Error("usage: conformance-lease.ts <transport> <address> <contest> <label> <ttlMs>")
-const contest = await Contest.open(name!, { remote: transportNamed(transport!).remote(address!) })
+const contest = await Contest.open(name!, { remote: remoteNamed(transport!, address!) })
 const { TRACEPARENT: traceparent, TRACESTATE: tracestate } = process.env
 const lease = await contest.claim(
   { kind: 9, label: label! },
@@ -20,7 +22,7 @@ const lease = await contest.claim(
 )
 console.log(`claimed ${lease.token}`)
 for (;;) {
-  await Bun.sleep(Number(ttl) / 4)
+  await sleep(Number(ttl) / 4)
   try {
     await lease.renew(Number(ttl))
   } catch (e) {

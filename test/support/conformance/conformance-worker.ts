@@ -14,7 +14,7 @@
 //   /stream/<n>/<size>  n chunks of size bytes (chunk i all i & 255), each made only when the body is pulled
 //   /made           how many chunks /stream has made so far
 import { SlotWorker, type SlotReply, type SlotRequest } from "../../../src/index.ts"
-import { transportNamed } from "../../conformance/transports.ts"
+import { remoteNamed } from "../../conformance/remotes.ts"
 
 const [name, ...flags] = process.argv.slice(2)
 if (!name) throw new Error("usage: conformance-worker.ts <bus-name> [--slots=N] [--remote=<t> --address=<a>]")
@@ -100,8 +100,6 @@ const slots = Number(flag("slots") ?? 32)
 await SlotWorker.connect(
   name,
   handle,
-  transport === undefined
-    ? {}
-    : { remote: transportNamed(transport).remote(flag("address")!), slots, heartbeatMs: 100 },
+  transport === undefined ? {} : { remote: remoteNamed(transport, flag("address")!), slots, heartbeatMs: 100 },
 )
 console.log(`ready ${process.pid}`)

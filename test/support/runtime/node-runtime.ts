@@ -1,7 +1,7 @@
 // The runtime room's contract under Node 26 (src/runtime/node.ts), run by test/runtime/node-runtime.test.ts:
 // `node node-runtime.ts <libslotbus>` (Node strips this file's types; src/runtime has no parameter properties).
 // Prints one JSON object of what it found; the test compares it with what runtime.ts promises.
-import { closeSync, constants, mkdtempSync, openSync, rmSync, writeSync } from "node:fs"
+import { closeSync, constants, existsSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs"
 import { execFileSync } from "node:child_process"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -74,6 +74,44 @@ try {
   found.fd = [new TextDecoder().decode(value), new TextDecoder().decode(next.value), writeSync(fd, "open")]
 } finally {
   closeSync(fd)
+}
+
+// unix sockets (the per-host election's): bound on return, a path in use throws, echo both ways, stop(true) closes
+// the connections and unlinks the path, a refused connect calls connectError and rejects
+try {
+  const path = join(dir, "seat")
+  const server = rt.listen({ unix: path, socket: { data: (s, b) => void s.write(b) } })
+  let again = ""
+  try {
+    rt.listen({ unix: path, socket: { data() {} } })
+  } catch (e) {
+    again = (e as NodeJS.ErrnoException).code ?? String(e)
+  }
+  const echoed = Promise.withResolvers<string>()
+  const closed = Promise.withResolvers<void>()
+  const client = await rt.connect({
+    unix: path,
+    socket: { data: (_s, b) => echoed.resolve(new TextDecoder().decode(b)), close: () => closed.resolve() },
+  })
+  client.write("seat?")
+  const echo = await echoed.promise
+  server.stop(true)
+  await closed.promise
+  const refused: string[] = []
+  const connected = await rt
+    .connect({
+      unix: path,
+      socket: {
+        data() {},
+        connectError: (_s, e) => void refused.push(`connectError ${(e as NodeJS.ErrnoException).code}`),
+      },
+    })
+    .then(
+      () => "connected",
+      (e: NodeJS.ErrnoException) => `rejected ${e.code}`,
+    )
+  found.unix = { again, echo, closed: true, unlinked: !existsSync(path), refused: [...refused, connected] }
+} finally {
   rmSync(dir, { recursive: true, force: true })
 }
 try {

@@ -3,7 +3,7 @@
 import { execFileSync } from "node:child_process"
 import { existsSync, mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
-import { join } from "node:path"
+import { basename, join } from "node:path"
 import { findTool } from "../../../bench/lib/tools.ts"
 import { REPO } from "../helpers.ts"
 
@@ -47,13 +47,18 @@ export function nodeFlags(node: string): string[] {
   return v[0] === 26 && v[1] < 9 ? ["--experimental-ffi"] : []
 }
 
-/** Builds a test/support/runtime fixture to JavaScript for Node in a fresh directory: the entry's path and a remover. */
+const BUILD_FLAGS = ["--target=node", "--splitting", "--outdir"]
+
+/**
+ * Builds a fixture to JavaScript for Node in a fresh directory: the entry's path and a remover. `fixture` is a path
+ * under test/support/runtime ("node-worker.ts") or under test/support ("conformance/conformance-topic.ts").
+ */
 export function buildForNode(fixture: string): { entry: string; remove(): void } {
   const dir = mkdtempSync(join(tmpdir(), "slotbus-node-"))
   try {
     execFileSync(
       process.execPath,
-      ["build", join(REPO, "test/support/runtime", fixture), "--target=node", "--splitting", "--outdir", dir],
+      ["build", join(REPO, "test/support", fixture.includes("/") ? "" : "runtime", fixture), ...BUILD_FLAGS, dir],
       { stdio: ["ignore", "ignore", "inherit"] },
     )
   } catch (e) {
@@ -61,7 +66,7 @@ export function buildForNode(fixture: string): { entry: string; remove(): void }
     throw e
   }
   return {
-    entry: join(dir, fixture.replace(/\.ts$/, ".js")),
+    entry: join(dir, basename(fixture).replace(/\.ts$/, ".js")),
     remove: () => rmSync(dir, { recursive: true, force: true }),
   }
 }

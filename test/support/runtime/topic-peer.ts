@@ -1,0 +1,46 @@
+// A topic member that runs under Bun (as it is) and Node 26 (built by test/support/runtime/node.ts), for the tests
+// of one topic shared between the two runtimes (issue 67). Usage: topic-peer.js <topic>
+// Prints "ready <pid>" once the topic is open. Each stdin line is a command:
+//   sub <id> <type filter> [k=v,…]   subscribes (routing keys must equal k=v); prints "ev <id> <type> <k=v,…> <data>"
+//                                    per event, read by for await (parked between events)
+//   pub <type> <data> [k=v,…]        publishes an event with those routing keys
+//   flood <type> <n>                 publishes n events, data "0" … "n-1", then prints "flooded <n>"
+//   count <id>                       prints "count <id> <received> <lagged>"
+//   close                            closes the topic and exits 0
+import { createInterface } from "node:readline"
+import { type Routing, type Subscription, Topic } from "../../../src/events/index.ts"
+
+const name = process.argv[2]
+if (!name) throw new Error("usage: topic-peer.js <topic>")
+
+const routingOf = (s: string | undefined): Routing | undefined =>
+  s ? Object.fromEntries(s.split(",").map((kv) => kv.split("=") as [string, string])) : undefined
+const textOf = (r: Routing) =>
+  Object.entries(r)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(",") || "-"
+
+const topic = await Topic.open(name)
+const subs = new Map<string, Subscription>()
+console.log(`ready ${process.pid}`)
+for await (const line of createInterface({ input: process.stdin })) {
+  const [verb, a, b, c] = line.split(" ")
+  if (verb === "sub") {
+    const routing = routingOf(c)
+    const sub = topic.subscribe({ type: b!, ...(routing && { routing }) }, { queue: 1 << 16 })
+    subs.set(a!, sub)
+    void (async () => {
+      for await (const ev of sub) console.log(`ev ${a} ${ev.type} ${textOf(ev.routing)} ${ev.text()}`)
+    })()
+    console.log(`subscribed ${a}`)
+  } else if (verb === "pub") {
+    const routing = routingOf(c)
+    topic.publish({ type: a!, data: b ?? "", ...(routing && { routing }) })
+  } else if (verb === "flood") {
+    for (let i = 0; i < Number(b); i++) topic.publish({ type: a!, data: String(i) })
+    console.log(`flooded ${b}`)
+  } else if (verb === "count") console.log(`count ${a} ${subs.get(a!)?.received} ${subs.get(a!)?.lagged}`)
+  else if (verb === "close") break
+}
+await topic[Symbol.asyncDispose]()
+process.exit(0)
