@@ -161,6 +161,38 @@ describe.skipIf(node === null)("the packed tarball installed in an empty Node ap
     expect(r.code).toBe(1)
   })
 
+  test("each class keeps its name under Node (an error's name is its class's)", async () => {
+    writeFileSync(
+      join(app, "names.mjs"),
+      `const renamed = []
+for (const entry of ${JSON.stringify(ENTRIES)})
+  for (const [name, value] of Object.entries(await import(entry)))
+    if (typeof value === "function" && /^[A-Z]/.test(name) && value.name !== name) renamed.push(name + " is " + value.name)
+const { TimeoutError } = await import("slotbus")
+console.log(JSON.stringify({ renamed, error: String(new TimeoutError("late")) }))
+`,
+    )
+    const r = await run([node!, ...nodeFlags(node!), "names.mjs"], { cwd: app, env, timeoutMs: 30_000 })
+    expect(JSON.parse(r.stdout)).toEqual({ renamed: [], error: "TimeoutError: late" })
+  })
+
+  test("a topic and a lease contest open and close under Node", async () => {
+    writeFileSync(
+      join(app, "rooms.mjs"),
+      `import { Topic } from "slotbus/events"
+import { Contest } from "slotbus/leases"
+const topic = await Topic.open("node-pack-topic-" + process.pid)
+const contest = await Contest.open("node-pack-contest-" + process.pid)
+console.log(topic.constructor.name, contest.constructor.name)
+topic.close()
+contest.close()
+`,
+    )
+    const r = await run([node!, ...nodeFlags(node!), "rooms.mjs"], { cwd: app, env, timeoutMs: 30_000 })
+    expect(r.stdout.trim()).toBe("Topic Contest")
+    expect(r.code, r.stderr).toBe(0)
+  })
+
   test("what stays on Bun says so when used: the HTTP hub, the status server, spawned workers", async () => {
     writeFileSync(
       join(app, "bun-only.mjs"),
