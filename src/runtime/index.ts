@@ -38,6 +38,8 @@ function missing(name: string) {
   }
 }
 
+const unbundled = /\/runtime\/index\.(ts|js)$/.exec(import.meta.url)
+
 // required, not imported: the pick is synchronous (no top-level await, so `require("slotbus")` works under Bun) and
 // only the chosen file runs
 const host: typeof BunRuntime =
@@ -49,11 +51,10 @@ const host: typeof BunRuntime =
         connect: missing("connect (unix and TCP sockets)"),
         spawn: missing("spawn (child processes)"),
         serveHttp: missing("serveHttp (the status and metrics server)"),
-        // a literal require, which a bundle for Node (bun build --target=node) takes in; unbundled, Node's ESM has none,
-        // and this file is index.ts (types stripped) or dist/runtime/index.js (the package's, scripts/dist.ts)
-        ...(typeof require === "function"
-          ? require("./node.ts")
-          : createRequire(import.meta.url)(import.meta.url.endsWith(".ts") ? "./node.ts" : "./node.js")),
+        // Unbundled (index.ts with types stripped, or the package's dist/runtime/index.js), node.ts or node.js next to
+        // this file; in a bundle for Node (bun build --target=node), the literal require, which the bundler takes in.
+        // Not `typeof require`: `node -e` and the REPL have a global require, resolving from the working directory.
+        ...(unbundled ? createRequire(import.meta.url)(`./node.${unbundled[1]}`) : require("./node.ts")),
       } as unknown as typeof BunRuntime)
 
 export const {

@@ -111,6 +111,12 @@ describe.skipIf(node === null)("the packed tarball installed in an empty Node ap
     expect(r.code, r.stderr).toBe(0)
   })
 
+  test("node -e and the REPL, which have a global require, load it too", async () => {
+    const code = `import("slotbus").then((m) => console.log(typeof m.SlotWorker), (e) => console.log(e.message))`
+    const r = await run([node!, ...nodeFlags(node!), "-e", code], { cwd: app, env, timeoutMs: 30_000 })
+    expect(r.stdout.trim()).toBe("function")
+  })
+
   const v = node ? version(node) : ""
   const refused: [string, string[], string][] = [
     [
