@@ -257,6 +257,23 @@ test.skipIf(!oldNode).each(entries)(
   },
 )
 
+test("the fallback for other runtimes (src/not-bun.mjs) has every name an entry exports", async () => {
+  const text = readFileSync(join(repo, "src", "not-bun.mjs"), "utf8")
+  const fallback = new Set(text.slice(text.indexOf("export let")).match(/\b[A-Za-z_]\w*\b/g))
+  const names: string[] = JSON.parse(
+    await runOk(
+      [
+        "bun",
+        "-e",
+        `const n = []; for (const e of ${JSON.stringify(entries)}) n.push(...Object.keys(await import(e))); console.log(JSON.stringify(n))`,
+      ],
+      consumer,
+      env,
+    ),
+  )
+  expect(names.filter((n) => !fallback.has(n))).toEqual([])
+})
+
 test.skipIf(!oldNode).each([
   ["require()", "require.cjs", `require("slotbus")`],
   ["a dynamic import()", "dynamic.mjs", `await import("slotbus")`],
