@@ -1,4 +1,4 @@
-/** Base class of every error slotbus throws. */
+/** Base class of every error slotbus throws (but UnsupportedRuntimeError, the runtime room's, below slotbus). */
 export class SlotBusError extends Error {
   constructor(message: string, options?: ErrorOptions) {
     super(message, options)

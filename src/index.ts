@@ -49,3 +49,5 @@ export type {
   WorkerLogsOption,
 } from "./kit/index.ts"
 export * from "./errors.ts"
+/** Thrown at import under a Node that cannot run slotbus, or when a Bun-only part is used under Node. */
+export { UnsupportedRuntimeError } from "./runtime/index.ts"

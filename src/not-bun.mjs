@@ -1,6 +1,7 @@
-// What Node gets for `import`. Node checks that a module has the names an `import { … }` asks for before it runs
-// anything, so this one has every name the entry points export (test/native/pack.test.ts keeps the list whole);
-// running it runs not-bun.cjs, which throws the line saying slotbus needs Bun.
+// What a runtime that is neither Bun nor Node (those have their own export conditions) gets for `import`. An ESM
+// loader checks that a module has the names an `import { … }` asks for before it runs anything, so this one has every
+// name the entry points export (test/native/pack.test.ts keeps the list whole); running it runs not-bun.cjs, which
+// throws the line saying slotbus needs Bun.
 import "./not-bun.cjs"
 
 export let AlreadyExistsError,
@@ -104,6 +105,7 @@ export let AlreadyExistsError,
   TopicStreamError,
   traced,
   UnknownMethodError,
+  UnsupportedRuntimeError,
   withCall,
   withSignal,
   WorkerGoneError,

@@ -1,9 +1,20 @@
 import { existsSync } from "node:fs"
-import { join } from "node:path"
+import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { NativeLibraryError } from "../errors.ts"
+import { runtimeName } from "../runtime/index.ts"
 
-const packageRoot = join(fileURLToPath(new URL(".", import.meta.url)), "..", "..")
+/**
+ * The package's folder: the nearest one above this file with a package.json. This file is src/native/lib-path.ts in
+ * the repository and under Bun, but a chunk of dist/ (one level down, not two) in the JavaScript Node loads.
+ */
+function packageRoot(): string {
+  const here = dirname(fileURLToPath(import.meta.url))
+  for (let dir = here; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, "package.json"))) return dir
+    if (dirname(dir) === dir) return join(here, "..", "..")
+  }
+}
 
 // Literal specifiers, so `bun build --compile` embeds every prebuild; a missing one only fails when chosen.
 const prebuilds: Record<string, () => Promise<{ default: string }>> = {
@@ -25,17 +36,18 @@ export async function libraryPath(): Promise<string> {
     )
   }
   const platform = detectPlatform()
-  const path = join(packageRoot, "prebuilds", platform, libraryFile(platform))
   try {
-    return (await prebuilds[platform]!()).default
-  } catch {
-    // Node has no `type: "file"` import: the prebuild in the package itself
-    if (existsSync(path)) return path
-    throw new NativeLibraryError(
-      `No libslotbus for ${platform}: looked at ${path} (and SLOTBUS_LIB, unset). ` +
-        `Run \`npm run build\` in ${packageRoot} (needs the zig devDependency), or set SLOTBUS_LIB to a libslotbus.so you built.`,
-    )
-  }
+    // Node has no `type: "file"` import (and dist/ leaves the prebuilds out of its bundle): only Bun asks for one
+    if (runtimeName === "bun") return (await prebuilds[platform]!()).default
+  } catch {}
+  // the prebuild in the package itself
+  const root = packageRoot()
+  const path = join(root, "prebuilds", platform, libraryFile(platform))
+  if (existsSync(path)) return path
+  throw new NativeLibraryError(
+    `No libslotbus for ${platform}: looked at ${path} (and SLOTBUS_LIB, unset). ` +
+      `Run \`npm run build\` in ${root} (needs the zig devDependency), or set SLOTBUS_LIB to a libslotbus.so you built.`,
+  )
 }
 
 /** The library's file name in a prebuilds/ directory. */

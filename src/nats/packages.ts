@@ -19,10 +19,13 @@ async function load<T>(name: string, feature: string, get: () => Promise<T>): Pr
 }
 
 /** The NATS client: any `nats` option. */
-export const natsClient = () =>
+// Each typed by its module, not inferred: the inferred type names @nats-io/nkeys by a path declarations cannot print
+// from a worktree whose node_modules is a link (TS2742 in build:types).
+export const natsClient = (): Promise<typeof import("@nats-io/transport-node")> =>
   load("@nats-io/transport-node", "slotbus across hosts (a nats option)", () => import("@nats-io/transport-node"))
 /** JetStream: durable topics. */
-export const jetStreamClient = () =>
+export const jetStreamClient = (): Promise<typeof import("@nats-io/jetstream")> =>
   load("@nats-io/jetstream", "a durable topic (JetStream)", () => import("@nats-io/jetstream"))
 /** JetStream KV: contests across hosts. */
-export const kvClient = () => load("@nats-io/kv", "a contest across hosts (JetStream KV)", () => import("@nats-io/kv"))
+export const kvClient = (): Promise<typeof import("@nats-io/kv")> =>
+  load("@nats-io/kv", "a contest across hosts (JetStream KV)", () => import("@nats-io/kv"))

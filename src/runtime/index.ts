@@ -3,10 +3,12 @@
 // Nothing outside this folder names Bun's globals, bun:ffi or node:ffi (test/architecture.test.ts).
 import { createRequire } from "node:module"
 import type * as BunRuntime from "./bun.ts"
+import { UnsupportedRuntimeError } from "./errors.ts"
 import type { Runtime } from "./runtime.ts"
 
 export type { HttpRoutes, HttpServer, OutputSink, Process, Socket, SocketHandlers, SocketListener } from "./bun.ts"
 export { BUN_QUIRKS, type Quirk } from "./bun-quirks.ts"
+export { UnsupportedRuntimeError } from "./errors.ts"
 export type {
   DoorbellReader,
   NativeFunction,
@@ -20,12 +22,23 @@ export type {
 /** Which runtime this process is. */
 export const runtimeName: "bun" | "node" = process.versions.bun ? "bun" : "node"
 
+/** The error for what runs on Bun alone: `name` is not available on Node yet. */
+export function bunOnly(name: string): UnsupportedRuntimeError {
+  return new UnsupportedRuntimeError(
+    process.version,
+    "Bun >= 1.4",
+    `slotbus: ${name} is not available on Node yet (issue 67); this is Node ${process.version}: run this under Bun`,
+  )
+}
+
 /** What Node has no implementation of yet: a clear error when used, not "undefined is not a function". */
 function missing(name: string) {
   return () => {
-    throw new Error(`slotbus: ${name} is not available on Node yet (issue 67); run this under Bun`)
+    throw bunOnly(name)
   }
 }
+
+const unbundled = /\/runtime\/index\.(ts|js)$/.exec(import.meta.url)
 
 // required, not imported: the pick is synchronous (no top-level await, so `require("slotbus")` works under Bun) and
 // only the chosen file runs
@@ -36,8 +49,10 @@ const host: typeof BunRuntime =
         stdoutSink: missing("stdout sinks"),
         spawn: missing("spawn (child processes)"),
         serveHttp: missing("serveHttp (the status and metrics server)"),
-        // a literal require, which a bundle for Node (bun build --target=node) takes in; unbundled, Node's ESM has none
-        ...(typeof require === "function" ? require("./node.ts") : createRequire(import.meta.url)("./node.ts")),
+        // Unbundled (index.ts with types stripped, or the package's dist/runtime/index.js), node.ts or node.js next to
+        // this file; in a bundle for Node (bun build --target=node), the literal require, which the bundler takes in.
+        // Not `typeof require`: `node -e` and the REPL have a global require, resolving from the working directory.
+        ...(unbundled ? createRequire(import.meta.url)(`./node.${unbundled[1]}`) : require("./node.ts")),
       } as unknown as typeof BunRuntime)
 
 export const {

@@ -7,12 +7,27 @@ import { closeSync, existsSync } from "node:fs"
 import { createConnection, createServer, Socket as NetSocket } from "node:net"
 import { isDeepStrictEqual, inspect as nodeInspect } from "node:util"
 import { deserialize as v8Deserialize, serialize as v8Serialize } from "node:v8"
-import { crc32 as zlibCrc32 } from "node:zlib"
+// a namespace, not a named import: a Node too old for zlib.crc32 refuses a named one before anything here runs
+import * as zlib from "node:zlib"
+import { nodeFfiRefusal } from "./errors.ts"
 import type { DoorbellReader, NativeFunction, NativeSymbols, NativeType, Pointer, PromiseState } from "./runtime.ts"
 
 // Taken at load, not imported: Bun has no node:ffi, and a bundle of slotbus (bun build --compile) holds this file and
 // hoists its static imports to the top, where Bun would refuse this one (this file's body only runs under Node).
-const ffi = process.getBuiltinModule("node:ffi") as typeof NodeFfi
+// Older Node has no getBuiltinModule, no node:ffi, or it turned off (undefined) or denied (ERR_ACCESS_DENIED at the
+// first use): one error naming the version and what is needed, thrown at import.
+const found = process.getBuiltinModule?.("node:ffi") as typeof NodeFfi | undefined
+const refusal = nodeFfiRefusal({ version: process.version, hasFfi: found !== undefined, ffiDenied: ffiDenied() })
+if (refusal) throw refusal
+const ffi = found!
+
+function ffiDenied(): boolean {
+  try {
+    return (process as { permission?: { has(scope: string): boolean } }).permission?.has("ffi") === false
+  } catch {
+    return false // a Node whose permission model has no "ffi" scope: its version is the error
+  }
+}
 
 // bun:ffi's names for the library's C types, as node:ffi spells them (a C string goes in as a pointer: a string or
 // a NUL-terminated Buffer, and comes out as one, read by ffi.toString).
@@ -265,7 +280,7 @@ export async function sleep(ms: number): Promise<void> {
 
 const sleeper = new Int32Array(new SharedArrayBuffer(4))
 export const sleepSync = (ms: number): void => void Atomics.wait(sleeper, 0, 0, Math.max(0, ms))
-export const crc32 = (data: Uint8Array | string): number => zlibCrc32(data)
+export const crc32 = (data: Uint8Array | string): number => zlib.crc32(data)
 export const inspect = (value: unknown): string => nodeInspect(value)
 /** Strict: node's isDeepStrictEqual. Loose: the same on values with their undefined properties left out (as Bun's). */
 export function deepEquals(a: unknown, b: unknown, strict = false): boolean {

@@ -6,10 +6,12 @@ import { ABI_VERSION } from "../../src/native/ffi.ts"
 import { libraryPath } from "../../src/native/lib-path.ts"
 import { REPO, run } from "../support/helpers.ts"
 import { findNode, NODE_INSTALL, nodeFlags } from "../support/runtime/node.ts"
+import { execFileSync } from "node:child_process"
 import { join } from "node:path"
 
 const node = findNode()
 if (!node) console.log(`skipping the Node runtime test: no Node >= 26.1 here (${NODE_INSTALL})`)
+const nodeVersion = node ? execFileSync(node, ["--version"], { encoding: "utf8" }).trim() : ""
 
 test.skipIf(node === null)("src/runtime/node.ts keeps the runtime contract under Node 26", async () => {
   const r = await run(
@@ -43,6 +45,6 @@ test.skipIf(node === null)("src/runtime/node.ts keeps the runtime contract under
       unlinked: true,
       refused: ["connectError ENOENT", "rejected ENOENT"],
     },
-    missing: "slotbus: spawn (child processes) is not available on Node yet (issue 67); run this under Bun",
+    missing: `UnsupportedRuntimeError: slotbus: spawn (child processes) is not available on Node yet (issue 67); this is Node ${nodeVersion}: run this under Bun`,
   })
 })

@@ -17,11 +17,13 @@ import { hubReport, hubSection } from "./section.ts"
 import type { Nats } from "../../nats/index.ts"
 import { METRICS_HEADERS, renderMetrics } from "../../status/internal.ts"
 import { HubMetrics } from "./metrics.ts"
+import { bunOnly, runtimeName } from "../../runtime/index.ts"
 
 const FACTORY = Symbol("createHub")
 
 /** Starts a hub. Workers join it with `hubWorker(hub.url, name)`. */
 export async function createHub(opts: HubOptions = {}): Promise<Hub> {
+  if (runtimeName !== "bun") throw bunOnly("the HTTP hub (createHub, on Bun.serve)")
   const hub = new Hub(FACTORY, opts)
   await hub.start()
   return hub

@@ -117,7 +117,7 @@ try {
 try {
   rt.spawn(["true"])
 } catch (e) {
-  found.missing = (e as Error).message
+  found.missing = `${(e as Error).name}: ${(e as Error).message}`
 }
 console.log(JSON.stringify(found))
 process.exit(0)

@@ -1,0 +1,247 @@
+// The packed tarball under Node (issue 67): `npm pack`, then `npm install <tgz>` into an empty Node app (no network:
+// slotbus has no dependencies, its peers are optional). Node loads dist/ (the "node" export condition), which finds
+// the prebuilt library in the installed package; a Bun front from the same installed package serves through a Node
+// worker; a Node that cannot run it (too old, node:ffi off or denied) gets one UnsupportedRuntimeError at import,
+// which a caught import() survives.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { execFileSync } from "node:child_process"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { nodeFfiRefusal } from "../../src/runtime/errors.ts"
+import { run } from "../support/helpers.ts"
+import { packTarball, runOk } from "../support/native/pack.ts"
+import { findNode, NODE_INSTALL, nodeFlags } from "../support/runtime/node.ts"
+
+const node = findNode()
+if (!node) console.log(`skipping the packed-tarball tests under Node: no Node >= 26.1 here (${NODE_INSTALL})`)
+const version = (bin: string) => execFileSync(bin, ["--version"], { encoding: "utf8" }).trim()
+
+const ENTRIES = [
+  "slotbus",
+  "slotbus/http",
+  "slotbus/leases",
+  "slotbus/stdio",
+  "slotbus/events",
+  "slotbus/nats",
+  "slotbus/status",
+]
+
+let app = ""
+let env: Record<string, string | undefined> = {}
+
+beforeAll(async () => {
+  if (!node) return
+  app = mkdtempSync(join(tmpdir(), "slotbus-node-app-"))
+  const tarball = await packTarball(mkdtempSync(join(app, "pack-")))
+  writeFileSync(join(app, "package.json"), JSON.stringify({ name: "node-app", private: true, type: "module" }))
+  // an empty npm cache and --offline: the install needs nothing but the tarball
+  await runOk(["npm", "install", "--offline", "--no-audit", "--no-fund", tarball], app, {
+    ...process.env,
+    npm_config_cache: join(app, ".npm"),
+    npm_config_update_notifier: "false",
+  })
+  // no SLOTBUS_LIB: the installed package finds its own prebuild
+  env = { ...process.env, SLOTBUS_LIB: undefined, NODE_NO_WARNINGS: "1" }
+
+  writeFileSync(
+    join(app, "worker.mjs"),
+    `import { SlotWorker } from "slotbus"
+const worker = await SlotWorker.connect(process.argv[2], (req) =>
+  req.text() === "?runtime" ? \`node \${process.version}\` : req.body.slice().reverse())
+console.log("ready")
+await worker.closed
+process.exit(0)
+`,
+  )
+  writeFileSync(
+    join(app, "front.ts"),
+    `import { SlotBus } from "slotbus"
+const [node, ...flags] = process.argv.slice(2)
+await using bus = await SlotBus.listen("node-pack-" + process.pid)
+const worker = Bun.spawn([node!, ...flags, "worker.mjs", bus.name], { stdout: "inherit", stderr: "inherit" })
+await bus.waitForWorkers(1, { timeoutMs: 30_000 })
+const text = (b: Uint8Array) => new TextDecoder().decode(b)
+const many = await Promise.all(Array.from({ length: 32 }, (_, i) => bus.call("request " + i)))
+console.log(JSON.stringify({
+  runtime: text(await bus.call("?runtime")),
+  reversed: text(await bus.call("slotbus")),
+  many: many.every((b, i) => text(b) === ("request " + i).split("").reverse().join("")),
+}))
+await bus.close()
+console.log("worker exited " + (await worker.exited))
+`,
+  )
+  writeFileSync(
+    join(app, "imports.mjs"),
+    `for (const entry of ${JSON.stringify(ENTRIES)}) {
+  try {
+    const names = Object.keys(await import(entry))
+    console.log(entry, "loaded", import.meta.resolve(entry).replace(/^.*node_modules\\//, ""), names.length)
+  } catch (e) {
+    console.log(entry, "caught", e.name, e.code, e.message)
+  }
+}
+console.log("went on")
+`,
+  )
+}, 300_000)
+
+afterAll(() => {
+  if (app) rmSync(app, { recursive: true, force: true })
+})
+
+describe.skipIf(node === null)("the packed tarball installed in an empty Node app", () => {
+  test("a Node worker from the installed package serves a Bun front from the same package", async () => {
+    const out = await runOk(["bun", "front.ts", node!, ...nodeFlags(node!)], app, env, 60_000)
+    const [result, exited] = out.trim().split("\n").slice(-2)
+    expect(JSON.parse(result!)).toEqual({ runtime: `node ${version(node!)}`, reversed: "subtols", many: true })
+    expect(exited).toBe("worker exited 0") // the front's close ended it
+  }, 90_000)
+
+  test("under Node 26 every entry loads from dist/", async () => {
+    const r = await run([node!, ...nodeFlags(node!), "imports.mjs"], { cwd: app, env, timeoutMs: 30_000 })
+    const lines = r.stdout.trim().split("\n")
+    const js = (e: string) => `${e.replace(/^slotbus/, "slotbus/dist")}/index.js`
+    expect(lines.map((l) => l.replace(/ \d+$/, " N"))).toEqual([
+      ...ENTRIES.map((e) => `${e} loaded ${js(e)} N`),
+      "went on",
+    ])
+    expect(lines.every((l) => l === "went on" || Number(l.split(" ").at(-1)) > 0)).toBe(true)
+    expect(r.code, r.stderr).toBe(0)
+  })
+
+  test("node -e and the REPL, which have a global require, load it too", async () => {
+    const code = `import("slotbus").then((m) => console.log(typeof m.SlotWorker), (e) => console.log(e.message))`
+    const r = await run([node!, ...nodeFlags(node!), "-e", code], { cwd: app, env, timeoutMs: 30_000 })
+    expect(r.stdout.trim()).toBe("function")
+  })
+
+  const v = node ? version(node) : ""
+  const refused: [string, string[], string][] = [
+    [
+      "--no-experimental-ffi",
+      ["--no-experimental-ffi"],
+      `slotbus needs node:ffi, which is turned off in this Node ${v} (--no-experimental-ffi, on the command line or in NODE_OPTIONS): remove that flag`,
+    ],
+    [
+      "--permission without --allow-ffi",
+      ["--permission", "--allow-fs-read=*"],
+      `slotbus needs node:ffi, which the permission model (--permission) denies in this Node ${v}: add --allow-ffi`,
+    ],
+  ]
+  test.each(refused)(
+    "with %s, a caught import() of each entry is one UnsupportedRuntimeError and the app goes on",
+    async (_, flags, message) => {
+      const r = await run([node!, ...flags, "imports.mjs"], { cwd: app, env, timeoutMs: 30_000 })
+      expect(r.stdout.trim().split("\n")).toEqual([
+        ...ENTRIES.map((e) => `${e} caught UnsupportedRuntimeError ERR_SLOTBUS_UNSUPPORTED_RUNTIME ${message}`),
+        "went on",
+      ])
+      expect(r.code).toBe(0)
+    },
+  )
+
+  // the Node on PATH, when it is older than node:ffi (Node 20 on this machine, CONTRIBUTING's prerequisite)
+  const old = Bun.which("node")
+  const oldVersion = old ? version(old) : ""
+  const isOld = /^v(\d+)\.(\d+)\./.exec(oldVersion)
+  const tooOld = isOld !== null && (Number(isOld[1]) < 26 || (Number(isOld[1]) === 26 && Number(isOld[2]) < 1))
+  if (!tooOld)
+    console.log(`skipping the older-Node case: the node on PATH is ${oldVersion || "missing"}, not older than 26.1`)
+  test.skipIf(!tooOld)("on a Node older than 26.1, a caught import() is the error naming both versions", async () => {
+    const r = await run([old!, "imports.mjs"], { cwd: app, env, timeoutMs: 30_000 })
+    const message = `slotbus under Node needs node:ffi: Node >= 26.9 (or 26.1 with --experimental-ffi), or Bun >= 1.4; this is Node ${oldVersion}`
+    expect(r.stdout.trim().split("\n")).toEqual([
+      ...ENTRIES.map((e) => `${e} caught UnsupportedRuntimeError ERR_SLOTBUS_UNSUPPORTED_RUNTIME ${message}`),
+      "went on",
+    ])
+    expect(r.code).toBe(0)
+  })
+
+  test("uncaught, the error ends the process with its one line, as any failed import does", async () => {
+    writeFileSync(join(app, "uncaught.mjs"), `import { SlotBus } from "slotbus"\nconsole.log(typeof SlotBus)\n`)
+    const r = await run([node!, "--no-experimental-ffi", "uncaught.mjs"], { cwd: app, env, timeoutMs: 30_000 })
+    expect(r.stderr).toContain("UnsupportedRuntimeError: slotbus needs node:ffi")
+    expect(r.stdout).toBe("")
+    expect(r.code).toBe(1)
+  })
+
+  test("each class keeps its name under Node (an error's name is its class's)", async () => {
+    writeFileSync(
+      join(app, "names.mjs"),
+      `const renamed = []
+for (const entry of ${JSON.stringify(ENTRIES)})
+  for (const [name, value] of Object.entries(await import(entry)))
+    if (typeof value === "function" && /^[A-Z]/.test(name) && value.name !== name) renamed.push(name + " is " + value.name)
+const { TimeoutError } = await import("slotbus")
+console.log(JSON.stringify({ renamed, error: String(new TimeoutError("late")) }))
+`,
+    )
+    const r = await run([node!, ...nodeFlags(node!), "names.mjs"], { cwd: app, env, timeoutMs: 30_000 })
+    expect(JSON.parse(r.stdout)).toEqual({ renamed: [], error: "TimeoutError: late" })
+  })
+
+  test("a topic and a lease contest open and close under Node", async () => {
+    writeFileSync(
+      join(app, "rooms.mjs"),
+      `import { Topic } from "slotbus/events"
+import { Contest } from "slotbus/leases"
+const topic = await Topic.open("node-pack-topic-" + process.pid)
+const contest = await Contest.open("node-pack-contest-" + process.pid)
+console.log(topic.constructor.name, contest.constructor.name)
+topic.close()
+contest.close()
+`,
+    )
+    const r = await run([node!, ...nodeFlags(node!), "rooms.mjs"], { cwd: app, env, timeoutMs: 30_000 })
+    expect(r.stdout.trim()).toBe("Topic Contest")
+    expect(r.code, r.stderr).toBe(0)
+  })
+
+  test("what stays on Bun says so when used: the HTTP hub, the status server, spawned workers", async () => {
+    writeFileSync(
+      join(app, "bun-only.mjs"),
+      `import { SlotBus, superviseWorkers } from "slotbus"
+import { createHub } from "slotbus/http"
+import { serveStatus } from "slotbus/status"
+await using bus = await SlotBus.listen("node-pack-only-" + process.pid)
+const tries = {
+  hub: () => createHub({ port: 0 }),
+  status: () => serveStatus([bus], { port: 0 }),
+  supervise: () => superviseWorkers(bus, { command: ["node", "worker.mjs", bus.name], instances: 1 }),
+}
+for (const [what, f] of Object.entries(tries)) {
+  try {
+    await f()
+    console.log(what, "ran")
+  } catch (e) {
+    console.log(what, e.name, e.message)
+  }
+}
+`,
+    )
+    const r = await run([node!, ...nodeFlags(node!), "bun-only.mjs"], { cwd: app, env, timeoutMs: 30_000 })
+    const onBun = (what: string) =>
+      `slotbus: ${what} is not available on Node yet (issue 67); this is Node ${v}: run this under Bun`
+    expect(r.stdout.trim().split("\n")).toEqual([
+      `hub UnsupportedRuntimeError ${onBun("the HTTP hub (createHub, on Bun.serve)")}`,
+      `status UnsupportedRuntimeError ${onBun("serveHttp (the status and metrics server)")}`,
+      `supervise UnsupportedRuntimeError ${onBun("spawn (child processes)")}`,
+    ])
+    expect(r.code, r.stderr).toBe(0)
+  })
+})
+
+test("between 26.1 and 26.8, node:ffi missing is the --experimental-ffi error (no such Node here to run)", () => {
+  const e = nodeFfiRefusal({ version: "v26.4.0", hasFfi: false, ffiDenied: false })
+  expect([e?.name, e?.found, e?.needs, e?.message]).toEqual([
+    "UnsupportedRuntimeError",
+    "v26.4.0",
+    "--experimental-ffi",
+    "slotbus needs node:ffi, which Node v26.4.0 turns on only with --experimental-ffi (on by default from 26.9): run node --experimental-ffi",
+  ])
+  expect(nodeFfiRefusal({ version: "v26.4.0", hasFfi: true, ffiDenied: false })).toBeUndefined()
+  expect(nodeFfiRefusal({ version: "v26.9.0", hasFfi: true, ffiDenied: false })).toBeUndefined()
+  expect(nodeFfiRefusal({ version: "v26.0.3", hasFfi: true, ffiDenied: false })?.needs).toContain("26.9")
+})
