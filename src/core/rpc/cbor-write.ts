@@ -102,7 +102,7 @@ class Writer {
     const n = s.length
     if (n < 64) {
       // short strings (keys, mostly) by hand: encodeInto's call costs more than the copy (Node: ~1 µs a key)
-      this.room(n * 3 + 2)
+      this.room(n * 3 + 9) // head() below asks for 9: room enough that it never moves what is written
       const start = this.pos
       this.pos += n < 24 ? 1 : 2
       let p = this.pos

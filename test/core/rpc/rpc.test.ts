@@ -1,6 +1,7 @@
 // RPC between a hub and real worker processes (test/support/core/rpc-worker.ts): bus.remote<Api>() calls the
 // functions SlotWorker.expose serves, typed by the worker module's API type.
 import { afterEach, describe, expect, test } from "bun:test"
+import { serialize } from "bun:jsc"
 import {
   ProtocolError,
   RemoteError,
@@ -230,6 +231,28 @@ describe("errors", () => {
     const r = await bus.request({ path: "/after" })
     expect([r.status, r.text()]).toEqual([720, "{not json"])
   })
+
+  test("a reply in the retired structured-clone encoding (721, an older worker) is a ProtocolError saying so", async () => {
+    await using bus = await SlotBus.listen(busName("rpc-retired"))
+    const w = bunChild("core/garbled-rpc-worker.ts", [bus.name, "--retired"])
+    await w.waitLine(/^ready$/)
+    await bus.waitForWorkers(1)
+    const e = await rejection(bus.remote<Api>().add(1, 2))
+    expect(e).toBeInstanceOf(ProtocolError)
+    expect((e as Error).message).toContain("retired structured-clone encoding (status 721")
+    expect((e as Error).message).toContain("run the same slotbus release on the hub and its workers")
+  })
+
+  test("a call in the retired rpc:clone encoding (an older hub) is refused with a ProtocolError, and the worker goes on", () =>
+    withRpcWorkers(1, async (bus) => {
+      const e = await rejection(
+        bus.request({ method: "rpc:clone", path: "add", body: new Uint8Array(serialize([1, 2])) }),
+      )
+      expect(e).toBeInstanceOf(RemoteError)
+      expect((e as RemoteError).remoteName).toBe("ProtocolError")
+      expect((e as Error).message).toContain("retired rpc:clone encoding")
+      expect(await bus.remote<Api>().add(1, 2)).toBe(3)
+    }))
 
   test("a worker killed mid-call rejects the call with WorkerGoneError", () =>
     withRpcWorkers(1, async (bus, [worker]) => {
