@@ -55,8 +55,6 @@ export const {
   deepEquals,
   promiseState,
   promiseValue,
-  serialize,
-  deserialize,
   mainScript,
   stdinBytes,
   stdinStream,
