@@ -24,9 +24,13 @@ class Writer {
   private pos = 0
   private readonly seen = new Map<object, number>() // every object written, by its tag-28 index
 
-  /** A copy of what was written: the writer is used again. */
+  /** What was written: a copy, as the writer is used again; a buffer over 64 KiB is handed over instead (not kept). */
   bytes(): Uint8Array {
-    return this.buf.slice(0, this.pos)
+    if (this.buf.length <= 1 << 16) return this.buf.slice(0, this.pos)
+    const out = this.buf.subarray(0, this.pos)
+    this.buf = new Uint8Array(256)
+    this.view = new DataView(this.buf.buffer)
+    return out
   }
 
   reset() {
