@@ -225,11 +225,11 @@ export function rpcHandler<Req extends RpcRequest, Out>(api: object, fallback?: 
   const names = JSON.stringify([...fns.keys()])
   return (req: Req): Out | RpcReply | Promise<RpcReply> => {
     const json = req.method === RpcVerb.JSON
-    if (req.kind === "http" && req.method === RetiredRpc.VERB)
-      throw new ProtocolError(
-        `the hub called ${req.path}() in the retired ${RetiredRpc.VERB} encoding (slotbus 0.3 and before: one runtime's own structured clone), which this worker does not read; run the same slotbus release on the hub and its workers`,
-      )
     if (req.kind !== "http" || (!json && req.method !== RpcVerb.CBOR)) {
+      if (req.method === RetiredRpc.VERB && req.kind === "http")
+        throw new ProtocolError(
+          `the hub called ${req.path}() in the retired ${RetiredRpc.VERB} encoding (slotbus 0.3 and before: one runtime's own structured clone), which this worker does not read; run the same slotbus release on the hub and its workers`,
+        )
       if (fallback) return fallback(req)
       throw new TypeError(
         `this worker exposes functions (SlotWorker.expose) and takes no other requests; it got ${req.kind === "raw" ? "a raw call" : `${req.method} ${req.path}`}: pass { handler } to SlotWorker.expose to serve those too`,
