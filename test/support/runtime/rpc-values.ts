@@ -51,6 +51,7 @@ export const CASES: Record<string, Case> = {
       new Float64Array([0.1, Number.NEGATIVE_INFINITY]),
       new BigInt64Array([-3n]),
       new BigUint64Array([2n ** 64n - 1n]),
+      new Float16Array([1.5, -0, 65504]),
     ],
   },
   viewsOfPart: {
