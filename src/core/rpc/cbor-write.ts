@@ -2,7 +2,7 @@
 import { MAX_DEPTH, Tag, TYPED_TAGS } from "./cbor-tags.ts"
 
 const dataCloneError = (what: string) =>
-  new DOMException(`${what} cannot be sent: slotbus carries data (§6.1.1), not ${what}`, "DataCloneError")
+  new DOMException(`slotbus's RPC encoding carries data, not ${what} (docs/PROTOCOL.md §6.1.1)`, "DataCloneError")
 
 /** Objects that structured clone refuses too; anything else without a kind of its own goes as a plain object. */
 const REFUSED_TAGS = new Set([

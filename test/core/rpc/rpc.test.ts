@@ -181,6 +181,7 @@ describe("errors", () => {
       expect(bad.status === "rejected" && bad.reason).toBeInstanceOf(RemoteError)
       expect((bad as PromiseRejectedResult).reason.remoteName).toBe("DataCloneError")
       expect((bad as PromiseRejectedResult).reason.message).toContain("the result of unclonable() cannot be sent back")
+      expect((bad as PromiseRejectedResult).reason.message).toContain("carries data, not a function")
       expect(good).toEqual({ status: "fulfilled", value: 3 })
     }))
 
