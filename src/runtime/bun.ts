@@ -1,13 +1,11 @@
 // The runtime on Bun: each operation of runtime.ts, most of them Bun's own function itself (a reference, never a
 // wrapper: the clock and the library's functions are called per request).
-// bun:ffi and bun:jsc are taken from the process, not imported: a build of slotbus for Node (test/support/runtime)
+// bun:ffi is taken from the process, not imported: a build of slotbus for Node (test/support/runtime)
 // holds this file too, which only Bun ever runs (index.ts requires it there), and Node refuses a `bun:` import.
 import type * as BunFfi from "bun:ffi"
-import type * as BunJsc from "bun:jsc"
 import type { DoorbellReader, NativeFunction, NativeSymbols, Pointer, PromiseState } from "./runtime.ts"
 
 const { dlopen, toArrayBuffer } = process.getBuiltinModule("bun:ffi") as typeof BunFfi
-const { deserialize: jscDeserialize, serialize: jscSerialize } = process.getBuiltinModule("bun:jsc") as typeof BunJsc
 
 export type {
   FileSink as OutputSink,
@@ -42,10 +40,6 @@ export const inspect = (value: unknown): string => Bun.inspect(value)
 export const deepEquals: (a: unknown, b: unknown, strict?: boolean) => boolean = Bun.deepEquals
 export const promiseState: (p: unknown) => PromiseState = Bun.peek.status
 export const promiseValue: (p: unknown) => unknown = Bun.peek
-
-/** Structured clone to bytes and back (JavaScriptCore's format: a Node peer cannot read it, issue 67). */
-export const serialize: (value: unknown) => SharedArrayBuffer | Uint8Array = jscSerialize
-export const deserialize: (bytes: Uint8Array) => unknown = jscDeserialize as (bytes: Uint8Array) => unknown
 
 export const mainScript = (): string => Bun.main
 export const stdinBytes = async (): Promise<Uint8Array> => new Uint8Array(await Bun.stdin.arrayBuffer())

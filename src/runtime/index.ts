@@ -68,8 +68,6 @@ export const {
   deepEquals,
   promiseState,
   promiseValue,
-  serialize,
-  deserialize,
   mainScript,
   stdinBytes,
   stdinStream,

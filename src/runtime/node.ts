@@ -6,7 +6,6 @@ import type * as NodeFfi from "node:ffi"
 import { closeSync, existsSync } from "node:fs"
 import { createConnection, createServer, Socket as NetSocket } from "node:net"
 import { isDeepStrictEqual, inspect as nodeInspect } from "node:util"
-import { deserialize as v8Deserialize, serialize as v8Serialize } from "node:v8"
 // a namespace, not a named import: a Node too old for zlib.crc32 refuses a named one before anything here runs
 import * as zlib from "node:zlib"
 import { nodeFfiRefusal } from "./errors.ts"
@@ -320,10 +319,6 @@ export function promiseValue(p: unknown): unknown {
   const s = seen.get(p)!
   return s.state === "pending" ? p : s.value
 }
-
-/** Structured clone to bytes and back (V8's format: a Bun peer cannot read it, issue 67). */
-export const serialize = (value: unknown): Uint8Array => v8Serialize(value)
-export const deserialize = (bytes: Uint8Array): unknown => v8Deserialize(bytes)
 
 export const mainScript = (): string => process.argv[1] ?? ""
 export async function stdinBytes(): Promise<Uint8Array> {

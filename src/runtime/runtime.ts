@@ -83,9 +83,6 @@ export interface Runtime {
   promiseState(p: unknown): PromiseState
   /** A fulfilled promise's value (or the value itself if it is not a promise), read without waiting. */
   promiseValue(p: unknown): unknown
-  /** A value as structured-clone bytes (each runtime its own engine's format), and back. */
-  serialize(value: unknown): SharedArrayBuffer | Uint8Array
-  deserialize(bytes: Uint8Array): unknown
   /** The path of the script the process runs (the entry point), or "/$bunfs/…" inside a compiled executable. */
   mainScript(): string
   /** Everything on stdin, once it ends. */

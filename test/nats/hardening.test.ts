@@ -90,8 +90,8 @@ describe.skipIf(skip !== null)("a hub over NATS against answers that do not read
 
   test("a typed RPC reply that does not decode rejects with ProtocolError, not the decoder's own error", async () => {
     const bus = await hub()
-    // §6.1's statuses: a JSON result, a structured-clone result, a thrown JSON value, the list of methods
-    const replies = [answer(0, 720, 0, "{not json"), answer(0, 721, 0, "\x01\x02\x03"), answer(0, 730, 0, "{")]
+    // §6.1's statuses: a JSON result, a CBOR result (1, then bytes after it), a thrown JSON value, the list of methods
+    const replies = [answer(0, 720, 0, "{not json"), answer(0, 724, 0, "\x01\x02\x03"), answer(0, 730, 0, "{")]
     replies.push(answer(0, 744, 0, '{"a":1}'))
     let i = 0
     const w = await hostileNatsWorker(nats.url, bus.name, (reply, nc) => nc.publish(reply, replies[i++]!))

@@ -4,25 +4,26 @@
 // encoding, the worker's dispatcher, the hub's proxy and reply reading); it imports neither bus.ts nor worker.ts.
 import { ProtocolError, RemoteError, UnknownMethodError } from "../../errors.ts"
 import { utf8 } from "../wire/codec.ts"
-import { RpcStatus, RpcVerb } from "../wire/rpc-status.ts"
+import { RetiredRpc, RpcStatus, RpcVerb } from "../wire/rpc-status.ts"
 import { didYouMean, isThenable } from "../../kit/index.ts"
-import { deserialize, inspect, serialize } from "../../runtime/index.ts"
+import { inspect } from "../../runtime/index.ts"
+import { decodeCbor } from "./cbor-read.ts"
+import { encodeCbor } from "./cbor-write.ts"
 
 // ── The encoding ────────────────────────────────────────────────────────────────────────────────────────────
-// Structured clone (the runtime's serialize) carries what JSON cannot: typed arrays as bytes, Map, Set, Date, BigInt,
-// undefined, NaN, -0, shared references and cycles. But it costs 4× JSON for plain data (bench/rpc/codec.ts:
-// [1, 2] 0.74 µs vs 0.16 µs, a 1 KiB object 10.6 µs vs 2.5 µs), so a value that JSON brings back exactly as
-// structured clone would goes as JSON, and everything else as structured clone. The caller sees structured
-// clone's semantics either way (test/core/rpc/rpc-codec.test.ts checks that with fast-check).
+// CBOR (cbor.ts, docs/PROTOCOL.md §6.1.1: the same bytes under Bun and Node) carries what JSON cannot: typed arrays
+// as bytes, Map, Set, Date, BigInt, undefined, NaN, -0, shared references and cycles. But plain data is cheaper as
+// JSON, which the engine parses natively, so a value that JSON brings back exactly as CBOR would goes as JSON, and
+// everything else as CBOR. The caller sees the same values either way (test/core/rpc/rpc-codec.test.ts checks
+// that with fast-check).
 
 const MAX_JSON_DEPTH = 64
 const FEW_OBJECTS = 32
 
 /**
- * One look at a value: whether JSON gives it back exactly as structured clone would. That holds for finite
- * numbers but -0, strings, booleans, null, and arrays (without holes) and plain objects of them, each object
- * reached once. (An array's own named properties, besides its elements, are the one thing it does not see:
- * JSON drops them, structured clone keeps them; finding them would cost more than the rest of the look.)
+ * One look at a value: whether JSON gives it back exactly as CBOR would. That holds for finite numbers but -0,
+ * strings, booleans, null, and arrays (without holes) and plain objects of them, each object reached once. (An
+ * array's own named properties, besides its elements, neither carries.)
  */
 class JsonLook {
   // Objects met so far: a list while they are few (cheaper than a Set for the usual handful), then a Set.
@@ -69,7 +70,7 @@ class JsonLook {
 
 let idleLook: JsonLook | null = new JsonLook()
 
-/** A value's body and whether it is JSON (else structured clone). Throws DataCloneError for what neither can carry. */
+/** A value's body and whether it is JSON (else CBOR). Throws DataCloneError for what neither can carry. */
 export function encodeValue(v: unknown): { json: boolean; body: string | SharedArrayBuffer | Uint8Array } {
   if (v === undefined) return { json: true, body: "" }
   const look = idleLook ?? new JsonLook() // a getter that makes an RPC call during a look gets a look of its own
@@ -81,13 +82,13 @@ export function encodeValue(v: unknown): { json: boolean; body: string | SharedA
     look.reset()
     idleLook = look
   }
-  return exact ? { json: true, body: JSON.stringify(v) } : { json: false, body: serialize(v) }
+  return exact ? { json: true, body: JSON.stringify(v) } : { json: false, body: encodeCbor(v) }
 }
 
 /** The value encodeValue encoded. */
 export function decodeValue(json: boolean, bytes: Uint8Array): unknown {
   if (json) return bytes.length === 0 ? undefined : JSON.parse(utf8(bytes))
-  return deserialize(bytes)
+  return decodeCbor(bytes)
 }
 
 // ── The worker's side ───────────────────────────────────────────────────────────────────────────────────────
@@ -179,24 +180,23 @@ function resultReply(method: string, v: unknown): RpcReply {
   // a string goes as its UTF-8, written straight into the slot: no JSON quoting here, no parse on the hub (a lone
   // surrogate has no UTF-8: such a string goes as JSON, which keeps it)
   if (typeof v === "string" && v.isWellFormed()) return { status: RpcStatus.RESULT_TEXT, body: v }
-  // bytes go as they are, copied once into the slot, when the caller gets back what structured clone would give
+  // bytes go as they are, copied once into the slot, when the caller gets back what CBOR would give
   if (v instanceof Uint8Array && isWholeBuffer(v)) return { status: RpcStatus.RESULT_BYTES, body: v }
   let e: { json: boolean; body: string | SharedArrayBuffer | Uint8Array }
   try {
     e = encodeValue(v)
-  } catch {
+  } catch (err) {
     throw new DOMException(
-      `the result of ${method}() cannot be sent back: structured clone cannot copy it; return data (no functions, symbols, promises or class instances with private state)`,
+      `the result of ${method}() cannot be sent back (${(err as Error)?.message}); return data (no functions, symbols, promises or host objects)`,
       "DataCloneError",
     )
   }
-  return { status: e.json ? RpcStatus.RESULT_JSON : RpcStatus.RESULT_CLONE, body: e.body }
+  return { status: e.json ? RpcStatus.RESULT_JSON : RpcStatus.RESULT_CBOR, body: e.body }
 }
 
 /**
- * A plain Uint8Array over all of an ArrayBuffer of its own: structured clone gives it back as a Uint8Array over
- * exactly its bytes, as 723 does. A view of part of a buffer (clone keeps the whole buffer and the offset), a
- * subclass (Buffer), a shared, resizable or detached buffer go by structured clone.
+ * A plain Uint8Array over all of an ArrayBuffer of its own, which 723 gives back as it is. A view of part of a
+ * buffer, a subclass (Buffer), a shared, resizable or detached buffer go as CBOR (which refuses what it must).
  */
 function isWholeBuffer(v: Uint8Array): boolean {
   if (Object.getPrototypeOf(v) !== Uint8Array.prototype || v.byteOffset !== 0) return false
@@ -213,7 +213,7 @@ function thrownReply(thrown: unknown): RpcReply {
   } catch {
     e = { json: true, body: JSON.stringify(String(thrown)) }
   }
-  return { status: e.json ? RpcStatus.THROWN_JSON : RpcStatus.THROWN_CLONE, body: e.body }
+  return { status: e.json ? RpcStatus.THROWN_JSON : RpcStatus.THROWN_CBOR, body: e.body }
 }
 
 /**
@@ -225,7 +225,11 @@ export function rpcHandler<Req extends RpcRequest, Out>(api: object, fallback?: 
   const names = JSON.stringify([...fns.keys()])
   return (req: Req): Out | RpcReply | Promise<RpcReply> => {
     const json = req.method === RpcVerb.JSON
-    if (req.kind !== "http" || (!json && req.method !== RpcVerb.CLONE)) {
+    if (req.kind !== "http" || (!json && req.method !== RpcVerb.CBOR)) {
+      if (req.method === RetiredRpc.VERB && req.kind === "http")
+        throw new ProtocolError(
+          `the hub called ${req.path}() in the retired ${RetiredRpc.VERB} encoding (slotbus 0.3 and before: one runtime's own structured clone), which this worker does not read; run the same slotbus release on the hub and its workers`,
+        )
       if (fallback) return fallback(req)
       throw new TypeError(
         `this worker exposes functions (SlotWorker.expose) and takes no other requests; it got ${req.kind === "raw" ? "a raw call" : `${req.method} ${req.path}`}: pass { handler } to SlotWorker.expose to serve those too`,
@@ -272,17 +276,17 @@ export type Remote<Api> = {
 }
 type AnyFunctionType = (...args: never[]) => unknown
 
-/** The request of one call: its verb and body. Arguments structured clone cannot copy are a TypeError, before anything is sent. */
+/** The request of one call: its verb and body. Arguments the encoding cannot carry are a TypeError, before anything is sent. */
 export function encodeCall(
   method: string,
   args: readonly unknown[],
 ): { verb: string; body: string | SharedArrayBuffer | Uint8Array } {
   try {
     const e = encodeValue(args)
-    return { verb: e.json ? RpcVerb.JSON : RpcVerb.CLONE, body: e.body }
+    return { verb: e.json ? RpcVerb.JSON : RpcVerb.CBOR, body: e.body }
   } catch (err) {
     throw new TypeError(
-      `the arguments of ${method}() cannot be sent: structured clone cannot copy them; pass data (no functions, symbols, promises or class instances with private state)`,
+      `the arguments of ${method}() cannot be sent (${(err as Error)?.message}); pass data (no functions, symbols, promises or host objects)`,
       { cause: err },
     )
   }
@@ -292,14 +296,14 @@ export function encodeCall(
 export function decodeReply(method: string, status: number, body: Uint8Array): unknown {
   switch (status) {
     case RpcStatus.RESULT_JSON:
-    case RpcStatus.RESULT_CLONE:
+    case RpcStatus.RESULT_CBOR:
       return readReply(method, status, body)
     case RpcStatus.RESULT_TEXT:
       return utf8(body)
     case RpcStatus.RESULT_BYTES:
       return body.slice() // body views the slot, which the next call reuses
     case RpcStatus.THROWN_JSON:
-    case RpcStatus.THROWN_CLONE: {
+    case RpcStatus.THROWN_CBOR: {
       const thrown = readReply(method, status, body)
       throw new RemoteError(`${method}() threw a value that is not an Error: ${preview(thrown)}`, { cause: thrown })
     }
@@ -313,6 +317,11 @@ export function decodeReply(method: string, status: number, body: Uint8Array): u
         methods,
       )
     }
+    case RetiredRpc.RESULT:
+    case RetiredRpc.THROWN:
+      throw new ProtocolError(
+        `the worker answered ${method}() in the retired structured-clone encoding (status ${status}, slotbus 0.3 and before: one runtime's own format), which this hub does not read; run the same slotbus release on the hub and its workers`,
+      )
     default:
       throw new UnknownMethodError(
         `the worker that took the call of ${method}() exposes no functions: it answered as a plain handler (status ${status}); connect RPC workers with SlotWorker.expose, and only those under this bus name`,

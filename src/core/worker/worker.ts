@@ -84,7 +84,8 @@ export class SlotWorker implements FrontRoot {
 
   /**
    * Connect to the hub listening as `name` and serve the functions of `api` to its RPC calls (`bus.remote()`,
-   * `bus.invoke()`): each runs with `this` the api object, its arguments and result crossing by structured clone.
+   * `bus.invoke()`): each runs with `this` the api object, its arguments and result crossing as JSON or CBOR
+   * (Map, Set, Date, BigInt, typed arrays, cycles: docs/PROTOCOL.md §6.1.1), the same between Bun and Node.
    * Export `typeof api` for the hub's typing. Functions wrapped in `withSignal` get the call's AbortSignal first.
    */
   static async expose(name: string, api: object, opts: ExposeOptions = {}): Promise<SlotWorker> {

@@ -1,7 +1,7 @@
 // RPC between a hub and real worker processes (test/support/core/rpc-worker.ts): bus.remote<Api>() calls the
 // functions SlotWorker.expose serves, typed by the worker module's API type.
 import { afterEach, describe, expect, test } from "bun:test"
-import { deserialize, serialize } from "bun:jsc"
+import { serialize } from "bun:jsc"
 import {
   ProtocolError,
   RemoteError,
@@ -53,7 +53,7 @@ describe("calls and results", () => {
       expect(await bus.invoke("add", [40, 2])).toBe(42)
     }))
 
-  test("arguments and results cross by structured clone: Map, Set, Date, BigInt, undefined, NaN, -0, cycles", () =>
+  test("arguments and results cross as CBOR: Map, Set, Date, BigInt, undefined, NaN, -0, cycles", () =>
     withRpcWorkers(1, async (bus) => {
       const api = bus.remote<Api>()
       const loop: { self?: unknown; n: number } = { n: 1 }
@@ -81,7 +81,7 @@ describe("calls and results", () => {
       expect(lone.text()).toBe('"\\ud800"')
     }))
 
-  test("a Uint8Array result goes as its bytes (status 723), and every typed array comes back as structured clone gives it", () =>
+  test("a Uint8Array result goes as its bytes (status 723), and every typed array comes back as its own bytes (CBOR)", () =>
     withRpcWorkers(1, async (bus) => {
       const api = bus.remote<Api>()
       // on the wire, as a hub in another language reads it (docs/PROTOCOL.md §6.1)
@@ -89,14 +89,18 @@ describe("calls and results", () => {
       expect([raw.status, [...raw.body]]).toEqual([723, [...pattern(5, 1)]])
       const empty = await api.pattern(0)
       expect([empty instanceof Uint8Array, empty.length]).toEqual([true, 0])
-      // a view of part of a buffer, a Buffer, another typed array: what structured clone makes of them, offset and all
+      // a view of part of a buffer, a Buffer, another typed array: its own bytes over a buffer of its own (§6.1.1)
       const part = new Uint8Array(new ArrayBuffer(16), 4, 8).fill(7)
-      for (const v of [part, Buffer.from("buffer"), new Uint16Array([1, 2]), pattern(4096, 5)]) {
+      for (const [v, proto] of [
+        [part, Uint8Array.prototype],
+        [Buffer.from("buffer"), Uint8Array.prototype],
+        [new Uint16Array([1, 2]), Uint16Array.prototype],
+        [pattern(4096, 5), Uint8Array.prototype],
+      ] as const) {
         const back = (await api.echo(v)) as Uint8Array
-        const local = deserialize(serialize(v)) as Uint8Array
-        expect(back).toStrictEqual(local)
-        expect(Object.getPrototypeOf(back)).toBe(Object.getPrototypeOf(local))
-        expect([back.byteOffset, back.buffer.byteLength]).toEqual([local.byteOffset, local.buffer.byteLength])
+        expect([...back]).toEqual([...v])
+        expect(Object.getPrototypeOf(back)).toBe(proto)
+        expect([back.byteOffset, back.buffer.byteLength]).toEqual([0, v.byteLength])
       }
     }))
 
@@ -170,17 +174,18 @@ describe("errors", () => {
     }),
   )
 
-  test("a result structured clone cannot copy is a RemoteError for that call only", () =>
+  test("a result the encoding cannot carry is a RemoteError for that call only", () =>
     withRpcWorkers(1, async (bus) => {
       const api = bus.remote<Api>()
       const [bad, good] = await Promise.allSettled([api.unclonable(), api.add(1, 2)])
       expect(bad.status === "rejected" && bad.reason).toBeInstanceOf(RemoteError)
       expect((bad as PromiseRejectedResult).reason.remoteName).toBe("DataCloneError")
       expect((bad as PromiseRejectedResult).reason.message).toContain("the result of unclonable() cannot be sent back")
+      expect((bad as PromiseRejectedResult).reason.message).toContain("carries data, not a function")
       expect(good).toEqual({ status: "fulfilled", value: 3 })
     }))
 
-  test("arguments structured clone cannot copy are a TypeError, and nothing is sent", async () => {
+  test("arguments the encoding cannot carry are a TypeError, and nothing is sent", async () => {
     await using bus = await SlotBus.listen(busName("rpc"))
     const api = bus.remote<Api>()
     const e = await rejection(api.echo(() => 1))
@@ -227,6 +232,28 @@ describe("errors", () => {
     const r = await bus.request({ path: "/after" })
     expect([r.status, r.text()]).toEqual([720, "{not json"])
   })
+
+  test("a reply in the retired structured-clone encoding (721, an older worker) is a ProtocolError saying so", async () => {
+    await using bus = await SlotBus.listen(busName("rpc-retired"))
+    const w = bunChild("core/garbled-rpc-worker.ts", [bus.name, "--retired"])
+    await w.waitLine(/^ready$/)
+    await bus.waitForWorkers(1)
+    const e = await rejection(bus.remote<Api>().add(1, 2))
+    expect(e).toBeInstanceOf(ProtocolError)
+    expect((e as Error).message).toContain("retired structured-clone encoding (status 721")
+    expect((e as Error).message).toContain("run the same slotbus release on the hub and its workers")
+  })
+
+  test("a call in the retired rpc:clone encoding (an older hub) is refused with a ProtocolError, and the worker goes on", () =>
+    withRpcWorkers(1, async (bus) => {
+      const e = await rejection(
+        bus.request({ method: "rpc:clone", path: "add", body: new Uint8Array(serialize([1, 2])) }),
+      )
+      expect(e).toBeInstanceOf(RemoteError)
+      expect((e as RemoteError).remoteName).toBe("ProtocolError")
+      expect((e as Error).message).toContain("retired rpc:clone encoding")
+      expect(await bus.remote<Api>().add(1, 2)).toBe(3)
+    }))
 
   test("a worker killed mid-call rejects the call with WorkerGoneError", () =>
     withRpcWorkers(1, async (bus, [worker]) => {

@@ -6,7 +6,7 @@ import { expect, test } from "bun:test"
 import { InMemorySpanExporter } from "@opentelemetry/sdk-trace-base"
 import { SlotBus, UnknownMethodError } from "../../../src/index.ts"
 import { METRICS } from "../../../src/status/index.ts"
-import { rpcErrorOf, RpcStatus } from "../../../src/core/wire/rpc-status.ts"
+import { RetiredRpc, rpcErrorOf, RpcStatus } from "../../../src/core/wire/rpc-status.ts"
 import { busName, rejection, spawnWorker } from "../../support/helpers.ts"
 import { registerOtel } from "../../support/otel-setup.ts"
 
@@ -20,7 +20,10 @@ test.each([
   [RpcStatus.RESULT_JSON, null],
   [RpcStatus.RESULT_BYTES, null],
   [RpcStatus.THROWN_JSON, "RemoteError"],
-  [RpcStatus.THROWN_CLONE, "RemoteError"],
+  [RpcStatus.RESULT_CBOR, null],
+  [RpcStatus.THROWN_CBOR, "RemoteError"],
+  [RetiredRpc.RESULT, "ProtocolError"], // an older worker's structured clone, which no runtime but its own reads
+  [RetiredRpc.THROWN, "ProtocolError"],
   [RpcStatus.NO_SUCH_METHOD, "UnknownMethodError"],
   [200, "UnknownMethodError"], // a plain handler answered
   [732, "UnknownMethodError"],
