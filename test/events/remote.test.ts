@@ -267,7 +267,14 @@ describe.skipIf(skip !== null)("a topic bridged to NATS on this host", () => {
     const first = bridging()[0]!
     await first.kill("SIGKILL")
     // the kernel frees the dead holder's name once it is done with it: seconds on a loaded machine (§11.4)
-    await until(() => bridging().length === 2, "another member takes the bridge over", 30_000)
+    await until(() => bridging().length === 2, "another member takes the bridge over", 30_000).catch((e) => {
+      // what each member last said (its election and its NATS connection show in stats and on stderr)
+      for (const m of members)
+        console.log(
+          `member ${m.pid} ${m.running ? "running" : "gone"}: ${m.lines.findLast((l) => l.startsWith("stats ")) ?? "(no stats)"}; stderr: ${m.stderr.slice(-600)}`,
+        )
+      throw e
+    })
     await burst("b", 200)
     await Bun.sleep(100)
     const data = other.heard.map((h) => h.data)
