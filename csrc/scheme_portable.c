@@ -262,17 +262,20 @@ int scheme_portable_host_lock(const char *prefix, const char *name, int exclusiv
   return fd;
 }
 
-/* Whether a socket of type is bound at the path. The look connects with the other type (§13.2): both kernels
- * answer EPROTOTYPE for a bound socket of another type before they queue anything for accept, so the holder never
- * sees it (a same-type probe was a peer a hub accepted and took for a worker until it closed), and a full accept
- * queue cannot make a live listener look stale. */
-static int name_alive(const struct sockaddr_un *a, socklen_t len, int type) {
+/* What is at the path for a socket of type: NAME_HELD (a socket is bound there), NAME_STALE (a file nobody is bound
+ * to: its process died), NAME_NONE (no file), or -errno. The look connects with the other type (§13.2): both
+ * kernels answer EPROTOTYPE for a bound socket of another type before they queue anything for accept, so the holder
+ * never sees it (a same-type probe was a peer a hub accepted and took for a worker until it closed), and a full
+ * accept queue cannot make a live listener look stale. */
+enum { NAME_NONE, NAME_STALE, NAME_HELD };
+static int name_state(const struct sockaddr_un *a, socklen_t len, int type) {
   int s = psx_socket(type == SOCK_DGRAM ? SOCK_STREAM : SOCK_DGRAM);
   if (s < 0) return -errno;
   int r = connect(s, (const struct sockaddr *)a, len), e = errno;
   close(s);
-  if (r < 0 && (e == ENOENT || e == ECONNREFUSED)) return 0;
-  if (r == 0 || e == EPROTOTYPE || e == EAGAIN || e == EWOULDBLOCK || e == EINPROGRESS) return 1;
+  if (r < 0 && e == ENOENT) return NAME_NONE;
+  if (r < 0 && e == ECONNREFUSED) return NAME_STALE;
+  if (r == 0 || e == EPROTOTYPE || e == EAGAIN || e == EWOULDBLOCK || e == EINPROGRESS) return NAME_HELD;
   return -e;
 }
 
@@ -295,9 +298,9 @@ static int bind_locked(int fd, const struct sockaddr_un *a, socklen_t len, int b
   int type = 0;
   socklen_t tl = sizeof type;
   getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl);
-  int alive = name_alive(a, len, type);
-  if (alive > 0) r = -EADDRINUSE;
-  else if (alive < 0) r = alive;
+  int state = name_state(a, len, type);
+  if (state == NAME_HELD) r = -EADDRINUSE;
+  else if (state < 0) r = state;
   else {
     if (unlink(a->sun_path) < 0 && errno != ENOENT) r = -errno; /* stale: its process died without unlinking it */
     else if (bind(fd, (const struct sockaddr *)a, len) < 0) r = -errno;
@@ -320,8 +323,9 @@ int scheme_dir_bind(int fd, const struct sockaddr_un *a, socklen_t len, int back
 
 /* The socket file of <prefix><name> made ready for a stream bind that the caller makes itself (Bun.listen: §1.1's
  * elections): its path into path (SUN_MAX bytes), a stale file unlinked under the directory's lock. 0 when nobody
- * holds it, -EADDRINUSE when a process does (path written for both), or -errno. The caller's bind is safe after it: a file only ever goes
- * away under the lock, when stale, and bind fails on any file that is there. */
+ * holds it, -EADDRINUSE when a process does (path written for both), or -errno. The caller's bind is safe after
+ * it: bind fails on any file that is there, and a file goes away only when its holder closes, or under the lock
+ * once seen stale. */
 int scheme_dir_free(const char *prefix, const char *name, char *path) {
   struct sockaddr_un a;
   socklen_t len;
@@ -336,10 +340,14 @@ int scheme_dir_free(const char *prefix, const char *name, char *path) {
   if (lk < 0) return -errno;
   while (flock(lk, LOCK_EX) < 0 && errno == EINTR) {
   }
-  int alive = name_alive(&a, len, SOCK_STREAM);
-  if (alive > 0) r = -EADDRINUSE;
-  else if (alive < 0) r = alive;
-  else if (unlink(a.sun_path) < 0 && errno != ENOENT) r = -errno;
+  /* Only a file seen stale is unlinked, never "whatever is there now" after seeing none: the caller binds after
+   * the lock is released, so a file found missing can be another candidate's by the time unlink ran (two held the
+   * name at once, found by test/kit/host/seat.test.ts). A stale file cannot become live: a bind fails on it, and
+   * only a binder holding this lock removes it. */
+  int state = name_state(&a, len, SOCK_STREAM);
+  if (state == NAME_HELD) r = -EADDRINUSE;
+  else if (state < 0) r = state;
+  else if (state == NAME_STALE && unlink(a.sun_path) < 0 && errno != ENOENT) r = -errno;
   close(lk);
   return r;
 }
