@@ -3,8 +3,8 @@
 // suite: each has bun's deadline to itself, and a failure names its suite). Left out, each for its reason:
 // the uid suites (another uid cannot reach the private socket directory, §13.2), and the suites of NATS across
 // simulated hosts and of durable topics (a simulated host shares this host's filesystem, so its socket and lock
-// files would meet ours). The single-host NATS suites stay: the bridge election and the local/cluster contest
-// markers use lock files there (§11.4, §12.5). The topic ring's SPIN model is left out too: it checks
+// files would meet ours). The single-host NATS suites stay: the bridge election's socket file and the local/cluster
+// contest markers' lock files are in the socket directory there (§11.4, §12.5). The topic ring's SPIN model is left out too: it checks
 // docs/model/topic.pml, which no backend runs, so a second run checked the same thing again (154 s of the rerun's
 // 370 s under load).
 import { expect, test } from "bun:test"
