@@ -1,13 +1,15 @@
-// A front for Node 26 (node:ffi), built to JavaScript by test/support/runtime/node.ts. Usage: node node-front.js <bus-name>
+// A front for Node 26 (node:ffi), built to JavaScript by test/support/runtime/node.ts. Usage:
+//   node node-front.js <bus-name> [nats-url]      with a URL, it takes workers over NATS too (remote: nats(url))
 // Listens as <bus-name>, prints "listening" and "join <pid>" / "leave <pid>" as workers come and go; for each line
 // on stdin: "call <id> <text>" sends <text> and prints "answer <id> <text back>" or "failed <id> <error name>" when
 // it settles (calls overlap); "workers" prints "workers <pid>:<requests in flight>,…"; "close" closes the bus and exits.
 import { createInterface } from "node:readline"
 import { SlotBus } from "../../../src/index.ts"
+import { nats } from "../../../src/nats/index.ts"
 
-const name = process.argv[2]
-if (!name) throw new Error("usage: node-front.js <bus-name>")
-const bus = await SlotBus.listen(name)
+const [name, url] = process.argv.slice(2)
+if (!name) throw new Error("usage: node-front.js <bus-name> [nats-url]")
+const bus = await SlotBus.listen(name, url ? { remote: nats(url), heartbeatMs: 100 } : {})
 bus.onWorker((e) => console.log(`${e.type} ${e.worker.pid}`))
 console.log("listening")
 for await (const line of createInterface({ input: process.stdin })) {

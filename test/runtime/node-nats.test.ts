@@ -1,0 +1,51 @@
+// Workers over NATS (docs/PROTOCOL.md §10) between the runtimes (issue 67), beyond the endpoint conformance suite
+// (which runs its NATS worker under Node too): a Bun worker serves a Node front, and a Node worker killed with
+// SIGKILL while 32 requests wait at a Bun front settles every one.
+// Needs nats-server (apt-get install -y nats-server) and Node 26 (the install line when missing).
+import { afterAll, describe, expect, test } from "bun:test"
+import { SlotBus, WorkerGoneError } from "../../src/index.ts"
+import { nats as viaNats } from "../../src/nats/index.ts"
+import { busName, until, type Child } from "../support/helpers.ts"
+import { natsPerFile, natsSkipReason } from "../support/nats.ts"
+import { peerChild, peerSkip, removeNodeBuilds } from "../support/runtime/peers.ts"
+
+const skip = natsSkipReason() ?? peerSkip("node")
+if (skip) console.warn(`the NATS tests between Bun and Node are skipped: ${skip}`)
+const nats = natsPerFile(skip)
+afterAll(removeNodeBuilds)
+
+/** A worker over NATS (test/support/nats/nats-worker.ts) under `runtime`, once it announced itself. */
+async function remoteWorker(runtime: "bun" | "node", bus: string, ...flags: string[]): Promise<Child> {
+  const w = await peerChild(runtime, "nats/nats-worker.ts", [bus, nats.url, ...flags])
+  nats.cleanup.push(async () => void (await w.kill()))
+  await w.waitLine(/^ready \d+$/, 30_000)
+  return w
+}
+
+describe.skipIf(skip !== null)("over NATS, between Bun and Node", () => {
+  test("a Node worker killed with SIGKILL while 32 requests wait at a Bun front: every one settles", async () => {
+    const bus = await SlotBus.listen(busName("nn"), { remote: viaNats(nats.url), heartbeatMs: 100 })
+    nats.cleanup.push(() => bus.close({ drain: false }))
+    const w = await remoteWorker("node", bus.name, "--slots=32")
+    await bus.waitForWorkers(1)
+    const held = Array.from({ length: 32 }, () => bus.request({ path: "/hold" }, { timeoutMs: 60_000 }))
+    await until(() => bus.stats().workers.some((x) => x.inFlight === 32), "32 requests are at the Node worker", 30_000)
+    await w.kill("SIGKILL")
+    const settled = await Promise.allSettled(held)
+    expect(settled.map((s) => s.status)).toEqual(Array(32).fill("rejected"))
+    expect(new Set(settled.map((s) => (s as PromiseRejectedResult).reason?.constructor))).toEqual(
+      new Set([WorkerGoneError]),
+    )
+  }, 120_000)
+
+  test("a Bun worker serves a Node front over NATS", async () => {
+    const name = busName("nn")
+    const front = await peerChild("node", "runtime/node-front.ts", [name, nats.url], { stdin: "pipe" })
+    nats.cleanup.push(async () => void (await front.kill()))
+    await front.waitLine(/^listening$/, 30_000)
+    const w = await remoteWorker("bun", name)
+    await front.waitLine(new RegExp(`^join ${w.pid}$`), 30_000)
+    front.write("call 1 over nats\n")
+    expect((await front.waitLine(/^(answer|failed) 1 .*/, 30_000))[0]).toBe("answer 1 stan revo")
+  }, 90_000)
+})
