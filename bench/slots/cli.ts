@@ -20,8 +20,6 @@ import { SkipMethod, type Transport } from "./transport.ts"
 import {
   CDF_PERCENTILES,
   formatSize,
-  renderHtml,
-  renderJson,
   renderTable,
   type BenchReport,
   type Figures,
@@ -29,6 +27,8 @@ import {
   type MethodInfo,
   type Row,
 } from "./report.ts"
+import { renderHtml } from "./report-html.ts"
+import { renderJson } from "./report-json.ts"
 
 export const USAGE = `usage: slotbus bench [options]
        slotbus bench soak [options]   (the kill -9 soak test: slotbus bench soak --help)

@@ -8,11 +8,6 @@ import { run as runCmd, type RunResult } from "../support/helpers.ts"
 import { median, range, Samples } from "../../bench/lib/samples.ts"
 import {
   CDF_PERCENTILES,
-  jsonHeader,
-  jsonIdleLine,
-  jsonLine,
-  renderHtml,
-  renderJson,
   renderTable,
   TABLE_WIDTH,
   verdict,
@@ -21,6 +16,8 @@ import {
   type MethodInfo,
   type Row,
 } from "../../bench/slots/report.ts"
+import { renderHtml } from "../../bench/slots/report-html.ts"
+import { jsonHeader, jsonIdleLine, jsonLine, renderJson } from "../../bench/slots/report-json.ts"
 
 const repo = join(import.meta.dir, "..", "..")
 const bin = join(repo, "bin", "slotbus.ts")
