@@ -1,11 +1,11 @@
 // `slotbus bench`: round trips between two processes through slotbus and the alternatives, in one run.
 import { writeFileSync } from "node:fs"
 import { busyWarnings, describeMachine, machineBusySeconds } from "../lib/machine.ts"
-import { checkEcho, measureTransport, payload, type Sample } from "./measure.ts"
+import { type Driver, type Sample, transportDriver } from "./measure.ts"
 import { killAll, reapedChildrenCpuSeconds, spawn, type Child } from "../lib/child.ts"
 import { processCpuSeconds, selfCpuSeconds } from "../lib/cpu.ts"
 import { median } from "../lib/samples.ts"
-import { SkipMethod, type Transport } from "./transport.ts"
+import { SkipMethod } from "./transport.ts"
 import {
   CDF_PERCENTILES,
   formatSize,
@@ -19,6 +19,7 @@ import {
 import { renderHtml } from "./report-html.ts"
 import { renderJson } from "./report-json.ts"
 import { METHODS } from "./method-list.ts"
+import { measureNodeIdle, removeNodeBuild } from "./methods/node.ts"
 import * as slotbus from "./methods/slotbus.ts"
 import { type BenchOptions, parseArgs, UsageError, USAGE } from "./options.ts"
 
@@ -150,13 +151,17 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
   const progress = new Progress(
     o.rounds * methods.length * o.sizes.length + (wantIdle ? 1 : 0),
     o.rounds * methods.length * (o.sizes.length * stepS + o.jitWarmupMs / 1000 + 0.2) +
-      (wantIdle ? o.idleMs / 1000 + 0.3 : 0) +
+      (wantIdle ? (2 * o.idleMs) / 1000 + 1 : 0) +
       1,
   )
   const measured = new Map<string, Rounds>()
   const notes: string[] = []
   const given = new Set<string>()
   let idle: IdleResult | null = null
+  let nodeIdle: IdleResult | null = null
+  /** Methods skipped, by reason: one note per reason (every Node method gives the same one). */
+  const skipped = new Map<string, string[]>()
+  const skip = (what: string, why: string) => skipped.set(why, [...(skipped.get(why) ?? []), what])
   const limit = Math.max(30_000, 20 * (o.latencyMs + o.warmupMs))
   const record = (method: MethodInfo, size: number, inflight: number, round: number, s: Sample) => {
     const key = `${method.id} ${size} ${inflight}`
@@ -188,6 +193,14 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
       } catch (e) {
         notes.push(`idle CPU of slotbus park: failed: ${message(e)}`)
       }
+      // the same pair with both ends in Node, when there is a Node (issue 67: no more CPU than a Bun pair)
+      try {
+        const r = await bounded(measureNodeIdle(o.idleMs), o.idleMs + limit, "the Node idle measurement")
+        nodeIdle = { hub_cpu_s: r.hubCpuS, worker_cpu_s: r.workerCpuS, elapsed_s: r.elapsedS }
+      } catch (e) {
+        if (e instanceof SkipMethod) skip("idle CPU of slotbus Node↔Node park", message(e))
+        else notes.push(`idle CPU of slotbus Node↔Node park: failed: ${message(e)}`)
+      }
     }
     for (let round = 0; round < o.rounds; round++) {
       for (const m of rotation(methods, round)) {
@@ -197,7 +210,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
           continue
         }
         const at = `round ${round + 1}/${o.rounds} · ${describe(m)}`
-        let t: Transport | null = null
+        let t: Driver | null = null
         let step = 0
         try {
           if (m.floor) {
@@ -218,20 +231,16 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
             continue
           }
           progress.detail(`${at} · starting`)
-          t = await bounded(m.open!(o), limit, `starting ${describe(m)}`)
+          const starting = m.driver ? m.driver() : m.open!(o).then(transportDriver)
+          const d = (t = await bounded(starting, limit, `starting ${describe(m)}`))
           if (o.jitWarmupMs > 0) {
             progress.detail(`${at} · warming up`)
-            await bounded(
-              measureTransport(t, payload(o.sizes[0]!), 32, o.jitWarmupMs, 0),
-              limit + o.jitWarmupMs,
-              describe(m),
-            )
+            await bounded(d.measure(o.sizes[0]!, 32, o.jitWarmupMs, 0), limit + o.jitWarmupMs, describe(m))
           }
           for (const size of o.sizes) {
             step++
             progress.step(`${at} · ${formatSize(size)}`)
-            const body = payload(size)
-            await bounded(checkEcho(t, body), limit, describe(m))
+            await bounded(d.check(size), limit, describe(m))
             for (const inflight of INFLIGHT) {
               progress.detail(`${at} · ${formatSize(size)} · ${inflight} in flight`)
               const ms = inflight === 1 ? o.latencyMs : o.throughputMs
@@ -240,15 +249,14 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
                 size,
                 inflight,
                 round,
-                await bounded(measureTransport(t, body, inflight, ms, o.warmupMs), limit, describe(m)),
+                await bounded(d.measure(size, inflight, ms, o.warmupMs), limit, describe(m)),
               )
             }
           }
         } catch (e) {
           given.add(m.id)
-          notes.push(
-            `${describe(m)}: ${e instanceof SkipMethod ? "skipped" : `failed in round ${round + 1}`}: ${message(e)}`,
-          )
+          if (e instanceof SkipMethod) skip(m.label, message(e))
+          else notes.push(`${describe(m)}: failed in round ${round + 1}: ${message(e)}`)
           progress.skip(o.sizes.length - step)
         } finally {
           await t?.close().catch(() => {})
@@ -263,8 +271,10 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     const ours = selfCpuSeconds() - self0 + (reapedChildrenCpuSeconds() - reaped0) + burnt
     others = busy0 !== null && busy1 !== null ? Math.max(0, busy1 - busy0 - ours) : null
     killAll()
+    await removeNodeBuild()
     progress.end()
   }
+  for (const [why, what] of skipped) notes.push(`${what.join("; ")}: skipped: ${why}`)
 
   const rows: Row[] = []
   for (const m of methods)
@@ -289,6 +299,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     methods: methods.map(({ id, name, mode, label, peers }) => ({ id, name, mode, label, peers })),
     rows,
     idle,
+    nodeIdle,
     notes,
     wallS,
   }

