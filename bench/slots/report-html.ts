@@ -20,7 +20,8 @@ import {
 } from "./report.ts"
 
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
-// Distinct hues for up to 16 methods; floors are drawn dashed, so they stand apart whatever their colour.
+// Distinct hues for up to 16 methods; floors are drawn dashed and methods with a Node end dotted, so they stand apart
+// whatever their colour.
 const COLORS = [
   "#1f77b4",
   "#d62728",
@@ -47,6 +48,7 @@ const colorOf = (report: BenchReport, id: string) =>
     ) % COLORS.length
   ]!
 const isFloor = (id: string) => id.startsWith("floor")
+const hasNode = (id: string) => /^(node|bun-node)[-:]/.test(id)
 
 function latencyLabel(v: number): string {
   if (v >= 1e6) return `${v / 1e6} s`
@@ -105,7 +107,7 @@ function cdfPlot(report: BenchReport, size: number): string {
   const legend: string[] = []
   for (const { m, row } of rows) {
     const color = colorOf(report, m.id)
-    const dash = isFloor(m.id) ? ` stroke-dasharray="6 3"` : ""
+    const dash = isFloor(m.id) ? ` stroke-dasharray="6 3"` : hasNode(m.id) ? ` stroke-dasharray="2 2"` : ""
     const pts = row.cdf
       .filter(([, v]) => Number.isFinite(v))
       .map(([p, v]) => `${x(v).toFixed(1)},${y(p).toFixed(1)}`)
@@ -118,7 +120,7 @@ function cdfPlot(report: BenchReport, size: number): string {
     )
   }
   return (
-    `<figure class="cdf" data-size="${size}"><figcaption><b>${esc(formatSize(size))}</b>: round-trip time distribution, every method (dashed: floors; p50 after each name)</figcaption>` +
+    `<figure class="cdf" data-size="${size}"><figcaption><b>${esc(formatSize(size))}</b>: round-trip time distribution, every method (dashed: floors; dotted: a Node end; p50 after each name)</figcaption>` +
     `<svg viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="latency CDF at ${esc(formatSize(size))}">${parts.join("")}</svg>` +
     `<div class="keys">${legend.join("")}</div></figure>`
   )

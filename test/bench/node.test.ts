@@ -15,6 +15,7 @@ import {
   type Row,
 } from "../../bench/slots/report.ts"
 import { jsonHeader, renderJson } from "../../bench/slots/report-json.ts"
+import { renderHtml } from "../../bench/slots/report-html.ts"
 import { findNode, NODE_INSTALL } from "../support/runtime/node.ts"
 import { run as runCmd } from "../support/helpers.ts"
 
@@ -129,6 +130,16 @@ describe("the Node line of the report", () => {
       ["slotbus", "park-idle", 0.5],
       ["node", "park-idle", 0.5],
     ])
+  })
+
+  test("the HTML page gives it as a second verdict, draws a method with a Node end dotted, and has the Node idle pair", () => {
+    const html = renderHtml(report)
+    const verdicts = [...html.matchAll(/<p class="verdict">([^<]*)<\/p>/g)].map((x) => x[1]!)
+    expect(verdicts).toHaveLength(2)
+    expect(verdicts[1]).toStartWith("node verdict at 64 B")
+    const dotted = [...html.matchAll(/<polyline [^>]*stroke-dasharray="2 2"><title>([^(]*) \(/g)].map((x) => x[1])
+    expect(dotted).toEqual(methods.slice(1).map((x) => x.label))
+    expect(html).toContain("slotbus park, Node↔Node, idle: hub 0.20%")
   })
 })
 
