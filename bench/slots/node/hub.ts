@@ -80,6 +80,7 @@ async function thread(): Promise<Transport> {
     worker.once("error", reject)
   })
   worker.on("message", (m: Uint8Array) => replies.reply(m))
+  worker.on("error", (e: Error) => replies.failAll(e))
   const roundTrip = (body: Uint8Array) => {
     const reply = replies.wait()
     worker.postMessage(body)
