@@ -1,27 +1,14 @@
 // `slotbus bench`: round trips between two processes through slotbus and the alternatives, in one run.
 import { writeFileSync } from "node:fs"
-import * as bunFloor from "./methods/bun-floor.ts"
-import * as cWorker from "./methods/c-worker.ts"
-import * as floor from "./methods/floor.ts"
-import * as http from "./methods/http.ts"
-import * as portable from "./methods/portable.ts"
-import * as processSend from "./methods/process-send.ts"
-import * as pythonWorker from "./methods/python-worker.ts"
-import * as slotbus from "./methods/slotbus.ts"
-import * as tcp from "./methods/tcp.ts"
-import * as unix from "./methods/unix.ts"
-import * as threadWorker from "./methods/worker.ts"
 import { busyWarnings, describeMachine, machineBusySeconds } from "../lib/machine.ts"
-import { checkEcho, measureTransport, payload, type Sample } from "./measure.ts"
+import { type Driver, type Sample, transportDriver } from "./measure.ts"
 import { killAll, reapedChildrenCpuSeconds, spawn, type Child } from "../lib/child.ts"
 import { processCpuSeconds, selfCpuSeconds } from "../lib/cpu.ts"
-import { median, Samples } from "../lib/samples.ts"
-import { SkipMethod, type Transport } from "./transport.ts"
+import { median } from "../lib/samples.ts"
+import { SkipMethod } from "./transport.ts"
 import {
   CDF_PERCENTILES,
   formatSize,
-  renderHtml,
-  renderJson,
   renderTable,
   type BenchReport,
   type Figures,
@@ -29,256 +16,14 @@ import {
   type MethodInfo,
   type Row,
 } from "./report.ts"
+import { renderHtml } from "./report-html.ts"
+import { renderJson } from "./report-json.ts"
+import { METHODS } from "./method-list.ts"
+import { measureNodeIdle, removeNodeBuild } from "./methods/node.ts"
+import * as slotbus from "./methods/slotbus.ts"
+import { type BenchOptions, parseArgs, UsageError, USAGE } from "./options.ts"
 
-export const USAGE = `usage: slotbus bench [options]
-       slotbus bench soak [options]   (the kill -9 soak test: slotbus bench soak --help)
-
-Measures request/response round trips between two processes through slotbus (each idle strategy,
-Bun↔Bun, Bun↔C and Bun↔Python), process.send, a unix socket, TCP loopback, HTTP, a Worker thread, and
-two floors: C↔C and bare Bun↔Bun ping-pongs over shared memory. Methods are interleaved over several
-rounds; every figure is the median across rounds with its range, and the first line is the verdict.
-
-  --sizes <list>   payload sizes, e.g. 64,4k,64k,1m (default 64,4k,64k,1m; with --quick 64,64k)
-  --rounds <n>     rounds; each measures every method once, in a rotating order (default 5, --quick 3)
-  --quick          shorter measurements, fewer sizes and rounds (about 30 s)
-  --time <ms>      per round, time with 1 request in flight per method and size (default 200, --quick 60);
-                   32 in flight gets 2/3 of it, warm-up 1/6
-  --only <list>    only these methods: a name (slotbus, backends, slotbus-c, slotbus-py, floor, floor-bun,
-                   process.send, unix, tcp, http, worker) or name:mode (slotbus:spin, floor:futex, …); "idle" for
-                   the idle test
-  --warm <ms>      traffic (32 in flight) each freshly started pair exchanges before it is measured
-                   (default 0). A fresh Bun worker is measured while JavaScriptCore still compiles
-                   it; a long-running server is not: --warm 3000 measures what a server sees.
-  --idle <ms>      how long to measure the CPU of an idle parked hub+worker (default 2000; 0: skip)
-  --load <n>       start n CPU burner processes for the whole run (a busy machine on purpose)
-  --wide           every column (the default table fits 100 columns)
-  --json [file]    JSON lines, to file or stdout (the table then goes to stderr): a header record
-                   (machine, versions, settings, load, warnings, verdict), then one line per measurement
-  --html <file>    a self-contained HTML report with latency CDFs and throughput bars
-  --c-worker <p>   the C worker to use: a binary, or a .c file (default: build examples/c-worker/worker.c)
-  -h, --help       this text`
-
-export class UsageError extends Error {}
-
-export interface BenchOptions {
-  sizes: number[]
-  rounds: number
-  quick: boolean
-  warmupMs: number
-  /** --warm: once per freshly started pair, before its first measurement */
-  jitWarmupMs: number
-  latencyMs: number
-  throughputMs: number
-  idleMs: number
-  only: string[] | null
-  /** CPU burner processes to run for the duration. */
-  load: number
-  wide: boolean
-  /** "-" for stdout. */
-  json: string | null
-  html: string | null
-  cWorker: string | undefined
-  help: boolean
-}
-
-const KiB = 1024
-const MAX_SIZE = 16 * KiB * KiB
 export const INFLIGHT = [1, 32] as const
-
-/** "64", "4k", "64KiB", "1m", "1MB" → bytes (powers of 1024). */
-export function parseSize(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib)?$/i.exec(text.trim())
-  if (!m)
-    throw new UsageError(`bad size "${text}": use a number of bytes with an optional k or m suffix, like 64, 4k, 1m`)
-  const unit = (m[2] ?? "b").toLowerCase()[0]
-  const n = Math.round(Number(m[1]) * (unit === "m" ? KiB * KiB : unit === "k" ? KiB : 1))
-  if (n < 1 || n > MAX_SIZE) throw new UsageError(`size "${text}" is out of range: 1 byte to 16m`)
-  return n
-}
-
-function count(text: string | undefined, flag: string, min: number, max: number): number {
-  const n = Number(text)
-  if (text === undefined || !/^\d+$/.test(text) || n < min || n > max)
-    throw new UsageError(`${flag} takes a whole number from ${min} to ${max}, got ${text ?? "nothing"}`)
-  return n
-}
-
-function positiveMs(text: string | undefined, flag: string, allowZero = false): number {
-  const n = Number(text)
-  if (text === undefined || !Number.isInteger(n) || n < (allowZero ? 0 : 1) || n > 600_000)
-    throw new UsageError(
-      `${flag} takes a whole number of milliseconds${allowZero ? " (0 to skip)" : ""}, got ${text ?? "nothing"}`,
-    )
-  return n
-}
-
-export function parseArgs(argv: string[]): BenchOptions {
-  let sizes: number[] | null = null
-  let quick = false
-  let rounds: number | null = null
-  let load = 0
-  let wide = false
-  let time: number | null = null
-  let idle: number | null = null
-  let warm = 0
-  let only: string[] | null = null
-  let json: string | null = null
-  let html: string | null = null
-  let cWorkerPath: string | undefined
-  let help = false
-  for (let i = 0; i < argv.length; i++) {
-    const raw = argv[i]!
-    const eq = raw.startsWith("--") ? raw.indexOf("=") : -1
-    const flag = eq > 0 ? raw.slice(0, eq) : raw
-    const inline = eq > 0 ? raw.slice(eq + 1) : undefined
-    const value = () => {
-      if (inline !== undefined) return inline
-      const v = argv[i + 1]
-      if (v === undefined || v.startsWith("-")) throw new UsageError(`${flag} needs a value`)
-      i++
-      return v
-    }
-    switch (flag) {
-      case "-h":
-      case "--help":
-        help = true
-        break
-      case "--quick":
-        quick = true
-        break
-      case "--sizes": {
-        const list = value()
-          .split(",")
-          .filter((s) => s.trim() !== "")
-        if (list.length === 0) throw new UsageError("--sizes needs at least one size")
-        sizes = [...new Set(list.map(parseSize))]
-        break
-      }
-      case "--rounds":
-        rounds = count(value(), "--rounds", 1, 100)
-        break
-      case "--load":
-        load = count(value(), "--load", 0, 64)
-        break
-      case "--wide":
-        wide = true
-        break
-      case "--time":
-        time = positiveMs(value(), "--time")
-        break
-      case "--idle":
-        idle = positiveMs(value(), "--idle", true)
-        break
-      case "--warm":
-        warm = positiveMs(value(), "--warm", true)
-        break
-      case "--only": {
-        only = value()
-          .split(",")
-          .map((s) => s.trim())
-          .filter(Boolean)
-        const known = new Set(["idle", ...METHODS.flatMap((m) => [m.name, m.id])])
-        const bad = only.filter((o) => !known.has(o))
-        if (bad.length > 0) throw new UsageError(`--only: unknown ${bad.join(", ")}; known: ${[...known].join(", ")}`)
-        break
-      }
-      case "--json":
-        // The file is optional: a following argument that is not a flag names it.
-        if (inline !== undefined) json = inline || "-"
-        else if (argv[i + 1] !== undefined && !argv[i + 1]!.startsWith("-")) json = argv[++i]!
-        else json = "-"
-        break
-      case "--html":
-        html = value()
-        break
-      case "--c-worker":
-        cWorkerPath = value()
-        break
-      default:
-        throw new UsageError(`unknown option ${raw}`)
-    }
-  }
-  const latencyMs = time ?? (quick ? 60 : 200)
-  return {
-    sizes: sizes ?? (quick ? [64, 64 * KiB] : [64, 4 * KiB, 64 * KiB, KiB * KiB]),
-    rounds: rounds ?? (quick ? 3 : 5),
-    quick,
-    latencyMs,
-    throughputMs: Math.max(1, Math.round((latencyMs * 2) / 3)),
-    warmupMs: Math.max(1, Math.round(latencyMs / 6)),
-    jitWarmupMs: warm,
-    idleMs: idle ?? (quick ? 1000 : 2000),
-    only,
-    load,
-    wide,
-    json,
-    html,
-    cWorker: cWorkerPath,
-    help,
-  }
-}
-
-// ---- methods ----
-
-interface MethodDef extends MethodInfo {
-  open?: (o: BenchOptions) => Promise<Transport>
-  /** Measures itself, one size and in-flight level at a time. */
-  floor?: (size: number, inflight: number, ms: number, warmMs: number) => Promise<Sample>
-}
-
-async function cFloor(mode: "spin" | "futex", size: number, inflight: number, ms: number): Promise<Sample> {
-  await floor.prepare()
-  const r = await floor.measure(mode, size, inflight, ms)
-  return {
-    count: r.samples.length,
-    elapsedS: r.elapsedS,
-    hubCpuS: r.hubCpuS,
-    workerCpuS: r.workerCpuS,
-    times: Samples.of(r.samples),
-  }
-}
-
-function def(name: string, mode: string, label: string, peers: string, rest: Partial<MethodDef>): MethodDef {
-  return { id: `${name}:${mode}`, name, mode, label, peers, ...rest }
-}
-
-export const METHODS: MethodDef[] = [
-  def("floor", "spin", "C floor spin", "C↔C", { floor: (s, n, ms) => cFloor("spin", s, n, ms) }),
-  def("floor", "futex", "C floor futex", "C↔C", { floor: (s, n, ms) => cFloor("futex", s, n, ms) }),
-  def("floor-bun", "spin", "Bun floor spin", "Bun↔Bun", { floor: bunFloor.measure }),
-  def("slotbus", "spin", "slotbus spin", "Bun↔Bun", { open: () => slotbus.open("spin") }),
-  def("slotbus", "adaptive", "slotbus adaptive", "Bun↔Bun", { open: () => slotbus.open("adaptive") }),
-  def("slotbus", "park", "slotbus park", "Bun↔Bun", { open: () => slotbus.open("park") }),
-  def("slotbus", "into", "slotbus into", "Bun↔Bun (adaptive, answers copied into a buffer per loop)", {
-    open: () => slotbus.open("adaptive", true),
-  }),
-  // the Linux backend against the portable one macOS runs (docs/PROTOCOL.md §13), each hub in a child process
-  ...(["spin", "park"] as const).flatMap((idle) =>
-    (["linux", "posix"] as const).map((b) =>
-      def("backends", `${b}-${idle}`, `${b} ${idle} (child)`, "Bun↔Bun", {
-        floor: (...a) => portable.measure(b, idle, ...a),
-      }),
-    ),
-  ),
-  def("slotbus-c", "spin", "slotbus-C spin", "Bun↔C --spin (C busy-polls)", {
-    open: (o) => cWorker.open("spin", o.cWorker),
-  }),
-  def("slotbus-c", "adaptive", "slotbus-C adaptive", "Bun↔C (sb_idle adaptive, as the Bun worker)", {
-    open: (o) => cWorker.open("adaptive", o.cWorker),
-  }),
-  def("slotbus-c", "park", "slotbus-C park", "Bun↔C --futex (C parks at once)", {
-    open: (o) => cWorker.open("park", o.cWorker),
-  }),
-  // The Python worker's only idle mode: it parks on its eventfd whenever its ring is empty; the hub is adaptive.
-  def("slotbus-py", "eventfd", "slotbus-Py eventfd", "Bun↔Python (parks on its eventfd at once)", {
-    open: () => pythonWorker.open("adaptive"),
-  }),
-  def("process.send", "advanced", "process.send", "Bun↔Bun", { open: processSend.open }),
-  def("unix", "stream", "unix socket", "Bun↔Bun", { open: unix.open }),
-  def("tcp", "loopback", "TCP loopback", "Bun↔Bun", { open: tcp.open }),
-  def("http", "keep-alive", "HTTP keep-alive", "Bun↔Bun", { open: http.open }),
-  def("worker", "postMessage", "Worker postMessage", "same process", { open: threadWorker.open }),
-]
 
 const selected = (o: BenchOptions, m: { name: string; id: string }) =>
   !o.only || o.only.includes(m.name) || o.only.includes(m.id)
@@ -406,13 +151,17 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
   const progress = new Progress(
     o.rounds * methods.length * o.sizes.length + (wantIdle ? 1 : 0),
     o.rounds * methods.length * (o.sizes.length * stepS + o.jitWarmupMs / 1000 + 0.2) +
-      (wantIdle ? o.idleMs / 1000 + 0.3 : 0) +
+      (wantIdle ? (2 * o.idleMs) / 1000 + 1 : 0) +
       1,
   )
   const measured = new Map<string, Rounds>()
   const notes: string[] = []
   const given = new Set<string>()
   let idle: IdleResult | null = null
+  let nodeIdle: IdleResult | null = null
+  /** Methods skipped, by reason: one note per reason (every Node method gives the same one). */
+  const skipped = new Map<string, string[]>()
+  const skip = (what: string, why: string) => skipped.set(why, [...(skipped.get(why) ?? []), what])
   const limit = Math.max(30_000, 20 * (o.latencyMs + o.warmupMs))
   const record = (method: MethodInfo, size: number, inflight: number, round: number, s: Sample) => {
     const key = `${method.id} ${size} ${inflight}`
@@ -444,6 +193,14 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
       } catch (e) {
         notes.push(`idle CPU of slotbus park: failed: ${message(e)}`)
       }
+      // the same pair with both ends in Node, when there is a Node (issue 67: no more CPU than a Bun pair)
+      try {
+        const r = await bounded(measureNodeIdle(o.idleMs), o.idleMs + limit, "the Node idle measurement")
+        nodeIdle = { hub_cpu_s: r.hubCpuS, worker_cpu_s: r.workerCpuS, elapsed_s: r.elapsedS }
+      } catch (e) {
+        if (e instanceof SkipMethod) skip("idle CPU of slotbus Node↔Node park", message(e))
+        else notes.push(`idle CPU of slotbus Node↔Node park: failed: ${message(e)}`)
+      }
     }
     for (let round = 0; round < o.rounds; round++) {
       for (const m of rotation(methods, round)) {
@@ -453,7 +210,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
           continue
         }
         const at = `round ${round + 1}/${o.rounds} · ${describe(m)}`
-        let t: Transport | null = null
+        let t: Driver | null = null
         let step = 0
         try {
           if (m.floor) {
@@ -474,20 +231,16 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
             continue
           }
           progress.detail(`${at} · starting`)
-          t = await bounded(m.open!(o), limit, `starting ${describe(m)}`)
+          const starting = m.driver ? m.driver() : m.open!(o).then(transportDriver)
+          const d = (t = await bounded(starting, limit, `starting ${describe(m)}`))
           if (o.jitWarmupMs > 0) {
             progress.detail(`${at} · warming up`)
-            await bounded(
-              measureTransport(t, payload(o.sizes[0]!), 32, o.jitWarmupMs, 0),
-              limit + o.jitWarmupMs,
-              describe(m),
-            )
+            await bounded(d.measure(o.sizes[0]!, 32, o.jitWarmupMs, 0), limit + o.jitWarmupMs, describe(m))
           }
           for (const size of o.sizes) {
             step++
             progress.step(`${at} · ${formatSize(size)}`)
-            const body = payload(size)
-            await bounded(checkEcho(t, body), limit, describe(m))
+            await bounded(d.check(size), limit, describe(m))
             for (const inflight of INFLIGHT) {
               progress.detail(`${at} · ${formatSize(size)} · ${inflight} in flight`)
               const ms = inflight === 1 ? o.latencyMs : o.throughputMs
@@ -496,15 +249,14 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
                 size,
                 inflight,
                 round,
-                await bounded(measureTransport(t, body, inflight, ms, o.warmupMs), limit, describe(m)),
+                await bounded(d.measure(size, inflight, ms, o.warmupMs), limit, describe(m)),
               )
             }
           }
         } catch (e) {
           given.add(m.id)
-          notes.push(
-            `${describe(m)}: ${e instanceof SkipMethod ? "skipped" : `failed in round ${round + 1}`}: ${message(e)}`,
-          )
+          if (e instanceof SkipMethod) skip(m.label, message(e))
+          else notes.push(`${describe(m)}: failed in round ${round + 1}: ${message(e)}`)
           progress.skip(o.sizes.length - step)
         } finally {
           await t?.close().catch(() => {})
@@ -519,8 +271,10 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     const ours = selfCpuSeconds() - self0 + (reapedChildrenCpuSeconds() - reaped0) + burnt
     others = busy0 !== null && busy1 !== null ? Math.max(0, busy1 - busy0 - ours) : null
     killAll()
+    await removeNodeBuild()
     progress.end()
   }
+  for (const [why, what] of skipped) notes.push(`${what.join("; ")}: skipped: ${why}`)
 
   const rows: Row[] = []
   for (const m of methods)
@@ -545,6 +299,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     methods: methods.map(({ id, name, mode, label, peers }) => ({ id, name, mode, label, peers })),
     rows,
     idle,
+    nodeIdle,
     notes,
     wallS,
   }

@@ -48,6 +48,14 @@ export class FrameReader {
   }
 }
 
+/** `payload` with its length in front: one frame. */
+export function frameOf(payload: Uint8Array): Uint8Array {
+  const frame = new Uint8Array(4 + payload.length)
+  new DataView(frame.buffer).setUint32(0, payload.length, true)
+  frame.set(payload, 4)
+  return frame
+}
+
 /** Writes frames, queueing whatever the socket does not take at once until its drain callback. */
 export class FrameWriter {
   private readonly queue: Uint8Array[] = []
@@ -55,9 +63,7 @@ export class FrameWriter {
   constructor(private readonly socket: Socket<unknown>) {}
 
   send(payload: Uint8Array) {
-    const frame = new Uint8Array(4 + payload.length)
-    new DataView(frame.buffer).setUint32(0, payload.length, true)
-    frame.set(payload, 4)
+    const frame = frameOf(payload)
     if (this.queue.length > 0) this.queue.push(frame)
     else this.write(frame)
   }

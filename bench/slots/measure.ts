@@ -1,4 +1,5 @@
-// One measurement: `inflight` concurrent request loops for a fixed time, every round trip timed on the hub.
+// One measurement: `inflight` concurrent request loops for a fixed time, every round trip timed on the hub. Also run
+// under Node (bench/slots/node/hub.ts, built to JavaScript), so it reads the clock through `nanoseconds`.
 import { selfCpuSeconds } from "../lib/cpu.ts"
 import { Samples } from "../lib/samples.ts"
 import type { Transport } from "./transport.ts"
@@ -11,6 +12,9 @@ export interface Sample {
   /** Round-trip times in ns. */
   times: Samples
 }
+
+/** Nanoseconds of a monotonic clock: Bun's own, or performance.now() under Node (sub-microsecond there too). */
+const nanoseconds: () => number = typeof Bun !== "undefined" ? Bun.nanoseconds : () => performance.now() * 1e6
 
 /** A payload that is not all zeros, so an echo that drops or shifts bytes is caught by `checkEcho`. */
 export function payload(size: number): Uint8Array {
@@ -37,7 +41,7 @@ async function lanes(
   ms: number,
   times: Samples | null,
 ): Promise<number> {
-  const now = Bun.nanoseconds
+  const now = nanoseconds
   const deadline = now() + ms * 1e6
   const size = body.length
   let count = 0
@@ -69,13 +73,31 @@ export async function measureTransport(
   const times = new Samples()
   const w0 = await t.workerCpu()
   const h0 = selfCpuSeconds()
-  const t0 = Bun.nanoseconds()
+  const t0 = nanoseconds()
   const count = await lanes(t, body, inflight, ms, times)
-  const elapsedS = (Bun.nanoseconds() - t0) / 1e9
+  const elapsedS = (nanoseconds() - t0) / 1e9
   const h1 = selfCpuSeconds()
   const w1 = await t.workerCpu()
   const workerCpuS = w1 - w0
   // A worker thread's time is part of this process's: count it once, on its side.
   const hubCpuS = t.sameProcess ? h1 - h0 - workerCpuS : h1 - h0
   return { count, elapsedS, hubCpuS, workerCpuS, times }
+}
+
+/** What the orchestrator measures a method through: a transport in this process, or a hub in a process of its own. */
+export interface Driver {
+  /** One round trip of `size` bytes, checked byte for byte. */
+  check(size: number): Promise<void>
+  /** Round trips of `size` bytes, `inflight` at once, for `ms` after `warmMs` of warm-up. */
+  measure(size: number, inflight: number, ms: number, warmMs: number): Promise<Sample>
+  close(): Promise<void>
+}
+
+/** A transport whose hub is this process, measured here. */
+export function transportDriver(t: Transport): Driver {
+  return {
+    check: (size) => checkEcho(t, payload(size)),
+    measure: (size, inflight, ms, warmMs) => measureTransport(t, payload(size), inflight, ms, warmMs),
+    close: () => t.close(),
+  }
 }
