@@ -1,0 +1,181 @@
+// Supervised pools across runtimes (issue 67): a Node 26 front's superviseWorkers spawns Bun and Node workers (the
+// runtime room's spawn on node:child_process, src/runtime/node-process.ts), writes their lines as a Bun front does,
+// restarts workers killed with kill -9 once every request they held settled, and reloads; a Bun front's pool runs
+// Node workers the same way, and a stdio bus under Node runs its pool of JSON-RPC workers.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { join } from "node:path"
+import { SlotBus, superviseWorkers, WorkerGoneError } from "../../src/index.ts"
+import { libraryPath } from "../../src/native/lib-path.ts"
+import { alive, busName, type Child, eventually, FIXTURES, outcome, stopAll, until } from "../support/helpers.ts"
+import { buildForNode, findNode, nodeFlags } from "../support/runtime/node.ts"
+import { type PeerRuntime, peerChild, peerSkip, removeNodeBuilds } from "../support/runtime/peers.ts"
+
+const node = findNode()
+const skip = peerSkip("node")
+if (skip) console.log(`skipping the Node pool tests: ${skip}`)
+
+let nodeWorker: ReturnType<typeof buildForNode> | undefined
+beforeAll(() => {
+  if (node !== null) nodeWorker = buildForNode("node-worker.ts")
+})
+afterAll(async () => {
+  await stopAll()
+  removeNodeBuilds()
+  nodeWorker?.remove()
+})
+
+/** test/support/runtime/node-worker.ts for `name` under `runtime`: echoes, "?pid " answers its pid, "?hold" never. */
+function workerCommand(runtime: PeerRuntime, name: string): string[] {
+  return runtime === "bun"
+    ? [process.execPath, join(FIXTURES, "runtime", "node-worker.ts"), name]
+    : [node!, ...nodeFlags(node!), nodeWorker!.entry, name]
+}
+
+/** test/support/runtime/pool-front.ts under Node, supervising two workers of `runtime`; their pids once it listens. */
+async function nodeFront(runtime: PeerRuntime, name: string): Promise<{ front: Child; pids: number[] }> {
+  const command = JSON.stringify(workerCommand(runtime, name))
+  const front = await peerChild("node", "runtime/pool-front.ts", [name, "2", command], { stdin: "pipe" })
+  const [, ...pids] = await front.waitLine(/^listening (\d+),(\d+)$/, 60_000)
+  return { front, pids: pids.map(Number) }
+}
+
+/** Waits until the front printed instance `index`'s line "ready …" from `pid`, as its pool writes a worker's line. */
+function readyLine(front: Child, name: string, index: number, pid: number) {
+  return front.waitLine(new RegExp(`^\\[${name}#${index} pid ${pid}\\] ready \\d+\\.\\d+\\.\\d+$`), 60_000)
+}
+
+describe.skipIf(skip !== null).each(["bun", "node"] as const)("a Node 26 front's pool of %s workers", (runtime) => {
+  test("serves, writes its workers' lines, and restarts both after kill -9 with 32 requests in flight, each settled", async () => {
+    const name = busName("nodepool")
+    const { front, pids } = await nodeFront(runtime, name)
+    try {
+      for (const [i, pid] of pids.entries()) await readyLine(front, name, i, pid)
+      front.write("call hello hello from a Node front\n")
+      await front.waitLine(/^answer hello hello from a Node front$/, 30_000)
+
+      for (let i = 0; i < 32; i++) front.write(`call held${i} ?hold\n`)
+      const inFlight = () =>
+        front.lines
+          .filter((l) => l.startsWith("workers "))
+          .at(-1)
+          ?.slice(8)
+          .split(",")
+          .reduce((n, w) => n + Number(w.split(":")[1] ?? 0), 0)
+      expect(await eventually(() => inFlight() === 32 || (front.write("workers\n"), false), 60_000)).toBe(true)
+      for (const pid of pids) process.kill(pid, "SIGKILL")
+      const settled = await Promise.all(
+        Array.from({ length: 32 }, (_, i) => front.waitLine(new RegExp(`^(?:answer|failed) held${i}\\b.*$`), 60_000)),
+      )
+      expect(settled.map((m) => m[0])).toEqual(Array.from({ length: 32 }, (_, i) => `failed held${i} WorkerGoneError`))
+
+      const restarted: number[] = []
+      for (const [i, pid] of pids.entries()) {
+        await front.waitLine(new RegExp(`^exit ${i} ${pid} null SIGKILL crash$`), 60_000)
+        const [, next] = await front.waitLine(new RegExp(`^start ${i} (\\d+)$`), 60_000)
+        expect(Number(next)).not.toBe(pid)
+        await readyLine(front, name, i, Number(next))
+        restarted.push(Number(next))
+      }
+      front.write("call again served again\n")
+      await front.waitLine(/^answer again served again$/, 30_000)
+
+      front.write("close\n")
+      expect(await front.exited).toBe(0)
+      expect(await eventually(() => restarted.every((pid) => !alive(pid)), 30_000)).toBe(true)
+    } finally {
+      await front.kill()
+    }
+  }, 180_000)
+
+  test("reload() replaces both workers surge-first and the pool serves on", async () => {
+    const name = busName("nodereload")
+    const { front, pids } = await nodeFront(runtime, name)
+    try {
+      for (const [i, pid] of pids.entries()) await readyLine(front, name, i, pid)
+      front.write("reload\n")
+      const [, a, b] = await front.waitLine(/^reloaded (\d+),(\d+)$/, 120_000)
+      const successors = [Number(a), Number(b)]
+      for (const [i, pid] of pids.entries()) {
+        expect(successors[i]).not.toBe(pid)
+        await front.waitLine(new RegExp(`^exit ${i} ${pid} 0 null reload$`), 30_000)
+        await readyLine(front, name, i, successors[i]!)
+      }
+      front.write("call pid ?pid \n")
+      const [, answered] = await front.waitLine(/^answer pid (\d+)$/, 30_000)
+      expect(successors).toContain(Number(answered))
+      front.write("close\n")
+      expect(await front.exited).toBe(0)
+    } finally {
+      await front.kill()
+    }
+  }, 180_000)
+})
+
+describe.skipIf(skip !== null)("a Bun front's pool of Node 26 workers", () => {
+  test("serves from each worker, restarts both after kill -9 with 32 requests in flight (all WorkerGoneError), reloads", async () => {
+    const name = busName("bunpool")
+    await using bus = await SlotBus.listen(name)
+    const pool = superviseWorkers(bus, {
+      command: workerCommand("node", name),
+      instances: 2,
+      env: { SLOTBUS_LIB: await libraryPath(), NODE_NO_WARNINGS: "1" },
+      stdout: "ignore",
+      restart: { backoffInitialMs: 10 },
+    })
+    try {
+      await bus.waitForWorkers(2, { timeoutMs: 60_000 })
+      const pids = pool.instances.map((i) => i.pid)
+      expect(bus.workers.map((w) => w.pid).sort()).toEqual([...pids].sort())
+
+      const held = Array.from({ length: 32 }, () => outcome(bus.call("?hold"), 60_000))
+      await until(() => bus.workers.reduce((n, w) => n + w.inFlight, 0) === 32, "32 requests in flight", 60_000)
+      for (const pid of pids) process.kill(pid, "SIGKILL")
+      const settled = await Promise.all(held)
+      for (const s of settled) expect(s.state === "rejected" && s.error).toBeInstanceOf(WorkerGoneError)
+
+      await until(
+        () => pool.runningCount === 2 && bus.workerCount === 2 && !bus.workers.some((w) => pids.includes(w.pid)),
+        "both restarted and joined",
+        60_000,
+      )
+      expect(pool.restarts).toBe(2)
+      const restarted = pool.instances.map((i) => i.pid)
+      expect(restarted).toContain(Number(new TextDecoder().decode(await bus.call("?pid "))))
+
+      await pool.reload({ readyTimeoutMs: 60_000 })
+      const reloaded = pool.instances.map((i) => i.pid)
+      for (const pid of reloaded) expect(restarted).not.toContain(pid)
+      expect(reloaded).toContain(Number(new TextDecoder().decode(await bus.call("?pid "))))
+    } finally {
+      await pool.stop()
+    }
+    expect(bus.workerCount).toBe(0)
+  }, 180_000)
+})
+
+describe.skipIf(skip !== null)("a stdio bus under Node 26 (slotbus/stdio)", () => {
+  test("its pool of Bun JSON-RPC workers answers, logs their stderr, restarts after kill -9 (requests in flight settled), reloads", async () => {
+    const worker = join(FIXTURES, "..", "stdio", "workers", "worker.ts")
+    const front = await peerChild("node", "runtime/stdio-front.ts", [process.execPath, worker])
+    try {
+      const steps = new Map<string, unknown>()
+      for (const name of ["echoed", "started", "logged", "settled", "restarted", "reloaded", "answered", "stopped"]) {
+        const [, json] = await front.waitLine(new RegExp(`^${name} (.*)$`), 120_000)
+        steps.set(name, JSON.parse(json!))
+      }
+      const started = steps.get("started") as number[]
+      expect(steps.get("echoed")).toEqual({ own: true, pids: [...started].sort() })
+      expect(steps.get("logged")).toEqual(["a line on stderr", "and another"])
+      expect(steps.get("settled")).toEqual(Array(8).fill("WorkerGoneError"))
+      const restarted = steps.get("restarted") as number[]
+      const reloaded = steps.get("reloaded") as number[]
+      for (const pid of restarted) expect(started).not.toContain(pid)
+      for (const pid of reloaded) expect(restarted).not.toContain(pid)
+      expect([steps.get("answered"), steps.get("stopped")]).toEqual(["after", "stopped"])
+      expect(await front.exited).toBe(0)
+      expect([...started, ...restarted, ...reloaded].filter(alive)).toEqual([])
+    } finally {
+      await front.kill()
+    }
+  }, 180_000)
+})
