@@ -39,6 +39,30 @@ async function nodeFront(runtime: PeerRuntime, name: string): Promise<{ front: C
   return { front, pids: pids.map(Number) }
 }
 
+/** Asks the front for its pool ("pool") every 200 ms until its last answer satisfies `ok`. */
+async function untilPool(
+  front: Child,
+  what: string,
+  ok: (running: number, replaced: Record<string, number>) => boolean,
+) {
+  const last = () =>
+    front.lines
+      .filter((l) => l.startsWith("pool "))
+      .at(-1)
+      ?.split(" ")
+  await until(
+    () => {
+      const p = last()
+      if (p && ok(Number(p[2]), JSON.parse(p[3]!))) return true
+      front.write("pool\n")
+      return false
+    },
+    what,
+    120_000,
+    200,
+  )
+}
+
 /** Waits until the front printed instance `index`'s line "ready …" from `pid`, as its pool writes a worker's line. */
 function readyLine(front: Child, name: string, index: number, pid: number) {
   return front.waitLine(new RegExp(`^\\[${name}#${index} pid ${pid}\\] ready \\d+\\.\\d+\\.\\d+$`), 60_000)
@@ -103,6 +127,50 @@ describe.skipIf(skip !== null).each(["bun", "node"] as const)("a Node 26 front's
       front.write("call pid ?pid \n")
       const [, answered] = await front.waitLine(/^answer pid (\d+)$/, 30_000)
       expect(successors).toContain(Number(answered))
+      front.write("close\n")
+      expect(await front.exited).toBe(0)
+    } finally {
+      await front.kill()
+    }
+  }, 180_000)
+})
+
+describe.skipIf(skip !== null)("a Node 26 front's pool that replaces and scales its workers", () => {
+  test("recycle: { maxRequests: 20 } replaces a Node worker past it, and every request is answered", async () => {
+    const name = busName("noderecycle")
+    const command = JSON.stringify(workerCommand("node", name))
+    const options = JSON.stringify({ pool: { recycle: { maxRequests: 20 } } })
+    const front = await peerChild("node", "runtime/pool-front.ts", [name, "1", command, options], { stdin: "pipe" })
+    try {
+      const [, first] = await front.waitLine(/^listening (\d+)$/, 60_000)
+      for (let i = 0; i < 60; i++) front.write(`call c${i} ?pid \n`)
+      const answers = await Promise.all(
+        Array.from({ length: 60 }, (_, i) => front.waitLine(new RegExp(`^(?:answer|failed) c${i} (.*)$`), 60_000)),
+      )
+      expect(answers.every((m) => m[0].startsWith("answer"))).toBe(true)
+      await front.waitLine(new RegExp(`^exit 0 ${first} 0 null recycle$`), 60_000)
+      await untilPool(front, "a recycle counted", (running, replaced) => running === 1 && replaced.recycle! >= 1)
+      front.write("close\n")
+      expect(await front.exited).toBe(0)
+    } finally {
+      await front.kill()
+    }
+  }, 180_000)
+
+  test("instances: { min: 1, max: 4 } grows under waiting requests, answers them all, and shrinks when idle", async () => {
+    const name = busName("nodeelastic")
+    const command = JSON.stringify([process.execPath, join(FIXTURES, "echo-worker.ts"), name, "--delay-ms=2000"])
+    const options = JSON.stringify({ pool: { idleTimeoutMs: 1000 } })
+    const instances = JSON.stringify({ min: 1, max: 4 })
+    const front = await peerChild("node", "runtime/pool-front.ts", [name, instances, command, options], {
+      stdin: "pipe",
+    })
+    try {
+      await front.waitLine(/^listening \d+$/, 60_000)
+      for (let i = 0; i < 96; i++) front.write(`call c${i} x${i}\n`) // 32 slots a worker: 64 wait
+      await untilPool(front, "the pool to grow", (running) => running > 1)
+      for (let i = 0; i < 96; i++) await front.waitLine(new RegExp(`^answer c${i} x${i}$`), 120_000)
+      await untilPool(front, "the pool to shrink", (running, replaced) => running === 1 && replaced.scale! >= 1)
       front.write("close\n")
       expect(await front.exited).toBe(0)
     } finally {
