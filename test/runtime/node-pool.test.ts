@@ -179,6 +179,43 @@ describe.skipIf(skip !== null)("a Node 26 front's pool that replaces and scales 
   }, 180_000)
 })
 
+describe.skipIf(skip !== null)("shared Node 26 fronts (listen { shared: true }) and their one pool", () => {
+  test("the leader runs the pool, the other stands by; after a kill -9 of the leader the other runs it", async () => {
+    const name = busName("nodeshared")
+    const args = [name, "2", JSON.stringify(workerCommand("bun", name)), JSON.stringify({ listen: { shared: true } })]
+    const leader = await peerChild("node", "runtime/pool-front.ts", args, { stdin: "pipe" })
+    let other: Child | undefined
+    try {
+      const [, ...old] = (await leader.waitLine(/^listening (\d+),(\d+)$/, 60_000)).map(Number)
+      expect(old.every((pid) => pid > 0)).toBe(true)
+      other = await peerChild("node", "runtime/pool-front.ts", args, { stdin: "pipe" })
+      await other.waitLine(/^listening 0,0$/, 60_000)
+      await untilPool(other, "the second front's pool to stand by", (running) => running === 0)
+      expect(other.lines.filter((l) => l.startsWith("pool ")).at(-1)).toStartWith("pool created 0 ")
+      // the leader's workers serve the second front too
+      other.write("call before ?pid \n")
+      const [, pid] = await other.waitLine(/^answer before (\d+)$/, 60_000)
+      expect(old).toContain(Number(pid))
+
+      await leader.kill("SIGKILL")
+      await untilPool(other, "the second front to run the pool", (running) => running === 2)
+      const fresh = other.lines.filter((l) => /^start \d+ \d+$/.test(l)).map((l) => Number(l.split(" ")[2]))
+      expect(fresh.length).toBe(2)
+      for (const pid of fresh) expect(old).not.toContain(pid)
+      // the dead leader's workers leave once their front is gone (docs/api.md, Several fronts)
+      expect(await eventually(() => old.every((pid) => !alive(pid)), 60_000)).toBe(true)
+      other.write("call after ?pid \n")
+      const [, after] = await other.waitLine(/^answer after (\d+)$/, 60_000)
+      expect(fresh).toContain(Number(after))
+      other.write("close\n")
+      expect(await other.exited).toBe(0)
+    } finally {
+      await leader.kill()
+      await other?.kill()
+    }
+  }, 180_000)
+})
+
 describe.skipIf(skip !== null)("a Bun front's pool of Node 26 workers", () => {
   test("serves from each worker, restarts both after kill -9 with 32 requests in flight (all WorkerGoneError), reloads", async () => {
     const name = busName("bunpool")
