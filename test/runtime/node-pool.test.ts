@@ -3,6 +3,8 @@
 // restarts workers killed with kill -9 once every request they held settled, and reloads; a Bun front's pool runs
 // Node workers the same way, and a stdio bus under Node runs its pool of JSON-RPC workers.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { SlotBus, superviseWorkers, WorkerGoneError } from "../../src/index.ts"
 import { libraryPath } from "../../src/native/lib-path.ts"
@@ -131,6 +133,32 @@ describe.skipIf(skip !== null).each(["bun", "node"] as const)("a Node 26 front's
       expect(await front.exited).toBe(0)
     } finally {
       await front.kill()
+    }
+  }, 180_000)
+})
+
+describe.skipIf(skip !== null)("a Node 26 front's worker logs", () => {
+  test("lines come escaped and cut as on Bun, the unterminated last one on stderr before a kill -9 included", async () => {
+    const name = busName("nodelogs")
+    const dir = mkdtempSync(join(tmpdir(), "slotbus-node-logs-"))
+    const command = [process.execPath, join(FIXTURES, "kit", "log-worker.ts"), "hostile", join(dir, "once")]
+    const front = await peerChild("node", "runtime/pool-front.ts", [name, "1", JSON.stringify(command)], {
+      stdin: "pipe",
+    })
+    try {
+      const [, pid] = await front.waitLine(/^listening (\d+)$/, 60_000)
+      const head = `[${name}#0 pid ${pid}]`
+      await front.waitLine(new RegExp(`^exit 0 ${pid} null SIGKILL crash$`), 60_000)
+      await until(() => front.stderr.split("\n").includes(`${head} last words`), "the last words on stderr", 30_000)
+      expect(front.lines).toContain(`${head} \\x1b]0;pwned\\x07\\x1b[2Jcolour \\x1b[31mred\\x1b[0m`)
+      expect(front.lines).toContain(`${head} \ufffd\ufffd bin`)
+      expect(front.lines).toContain(`${head} ${"a".repeat(16_384)} [truncated]`)
+      expect(front.lines).toContain(`${head} after the long line`)
+      front.write("close\n")
+      expect(await front.exited).toBe(0)
+    } finally {
+      await front.kill()
+      rmSync(dir, { recursive: true, force: true })
     }
   }, 180_000)
 })
