@@ -311,4 +311,18 @@ describe.skipIf(skip !== null)("a stdio bus under Node 26 (slotbus/stdio)", () =
       await front.kill()
     }
   }, 180_000)
+
+  test("a worker that stops reading its stdin: callers get BackpressureError, what the bus holds stays bounded", async () => {
+    const worker = join(FIXTURES, "..", "stdio", "workers", "worker.ts")
+    const front = await peerChild("node", "runtime/stdio-front.ts", [process.execPath, worker, "no-read"])
+    try {
+      const [, refused] = await front.waitLine(/^refused (\d+)$/, 120_000)
+      const [, queued] = await front.waitLine(/^queued (\d+)$/, 30_000)
+      expect(Number(refused)).toBe(300)
+      expect(Number(queued)).toBeLessThanOrEqual(256 * 1024 + 17 * 1024) // the limit plus one message
+      expect(await front.exited).toBe(0)
+    } finally {
+      await front.kill()
+    }
+  }, 180_000)
 })
