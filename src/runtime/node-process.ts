@@ -4,7 +4,7 @@
 import { type ChildProcess, spawn as nodeSpawn, type StdioOptions } from "node:child_process"
 import { accessSync, constants as fsc, statSync } from "node:fs"
 import { constants as osc } from "node:os"
-import { delimiter, join, resolve } from "node:path"
+import { delimiter, resolve } from "node:path"
 import type { Readable, Writable } from "node:stream"
 
 type Stdio = "pipe" | "ignore" | "inherit"
@@ -127,7 +127,9 @@ function notStarted(file: string, cwd: string | undefined, path: string): Error 
     Object.assign(new Error(`${code}: ${what}, posix_spawn '${file}'`), { code, path: file })
   if (cwd !== undefined && !isDirectory(cwd)) return error("ENOENT", `no such directory (cwd ${cwd})`)
   const base = cwd ?? process.cwd()
-  const candidates = file.includes("/") ? [resolve(base, file)] : path.split(delimiter).map((d) => join(d || ".", file))
+  const candidates = file.includes("/")
+    ? [resolve(base, file)]
+    : path.split(delimiter).map((d) => resolve(base, d, file))
   const found = candidates.find((c) => isFile(c))
   if (!found) return error("ENOENT", "no such file or directory")
   try {
@@ -145,6 +147,6 @@ function isFile(p: string): boolean {
   return statSync(p, { throwIfNoEntry: false })?.isFile() ?? false
 }
 
-let stdout: OutputSink | undefined
+let ownStdout: OutputSink | undefined
 /** This process's stdout as a sink (one for the process, as its stdout is one stream). */
-export const stdoutSink = (): OutputSink => (stdout ??= new OutputSink(process.stdout))
+export const stdoutSink = (): OutputSink => (ownStdout ??= new OutputSink(process.stdout))
