@@ -46,8 +46,6 @@ const host: typeof BunRuntime =
   runtimeName === "bun"
     ? require("./bun.ts")
     : ({
-        stdoutSink: missing("stdout sinks"),
-        spawn: missing("spawn (child processes)"),
         serveHttp: missing("serveHttp (the status and metrics server)"),
         // Unbundled (index.ts with types stripped, or the package's dist/runtime/index.js), node.ts or node.js next to
         // this file; in a bundle for Node (bun build --target=node), the literal require, which the bundler takes in.

@@ -199,17 +199,35 @@ contest.close()
     expect(r.code, r.stderr).toBe(0)
   })
 
-  test("what stays on Bun says so when used: the HTTP hub, the status server, spawned workers", async () => {
+  test("a Node front from the installed package supervises Node workers (dist/'s spawn on node:child_process)", async () => {
+    writeFileSync(
+      join(app, "pool.mjs"),
+      `import { SlotBus, superviseWorkers } from "slotbus"
+await using bus = await SlotBus.listen("node-pack-pool-" + process.pid)
+const pool = superviseWorkers(bus, { command: [process.execPath, "worker.mjs", bus.name], instances: 2, stdout: "ignore" })
+await bus.waitForWorkers(2, { timeoutMs: 30_000 })
+const pids = pool.instances.map((i) => i.pid)
+const served = bus.workers.map((w) => w.pid).every((pid) => pids.includes(pid))
+console.log(served, new TextDecoder().decode(await bus.call("?runtime")))
+await pool.stop()
+console.log(pool.state, bus.workerCount)
+`,
+    )
+    const r = await run([node!, ...nodeFlags(node!), "pool.mjs"], { cwd: app, env, timeoutMs: 60_000 })
+    expect(r.stdout.trim().split("\n"), r.stderr).toEqual([`true node ${version(node!)}`, "stopped 0"])
+    expect(r.code, r.stderr).toBe(0)
+  }, 90_000)
+
+  test("what stays on Bun says so when used: the HTTP hub, the status server", async () => {
     writeFileSync(
       join(app, "bun-only.mjs"),
-      `import { SlotBus, superviseWorkers } from "slotbus"
+      `import { SlotBus } from "slotbus"
 import { createHub } from "slotbus/http"
 import { serveStatus } from "slotbus/status"
 await using bus = await SlotBus.listen("node-pack-only-" + process.pid)
 const tries = {
   hub: () => createHub({ port: 0 }),
   status: () => serveStatus([bus], { port: 0 }),
-  supervise: () => superviseWorkers(bus, { command: ["node", "worker.mjs", bus.name], instances: 1 }),
 }
 for (const [what, f] of Object.entries(tries)) {
   try {
@@ -227,7 +245,6 @@ for (const [what, f] of Object.entries(tries)) {
     expect(r.stdout.trim().split("\n")).toEqual([
       `hub UnsupportedRuntimeError ${onBun("the HTTP hub (createHub, on Bun.serve)")}`,
       `status UnsupportedRuntimeError ${onBun("serveHttp (the status and metrics server)")}`,
-      `supervise UnsupportedRuntimeError ${onBun("spawn (child processes)")}`,
     ])
     expect(r.code, r.stderr).toBe(0)
   })

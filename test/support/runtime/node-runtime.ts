@@ -1,7 +1,17 @@
 // The runtime room's contract under Node 26 (src/runtime/node.ts), run by test/runtime/node-runtime.test.ts:
 // `node node-runtime.ts <libslotbus>` (Node strips this file's types; src/runtime has no parameter properties).
 // Prints one JSON object of what it found; the test compares it with what runtime.ts promises.
-import { closeSync, constants, existsSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs"
+import {
+  closeSync,
+  constants,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  writeSync,
+} from "node:fs"
 import { execFileSync } from "node:child_process"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -113,10 +123,69 @@ try {
 } finally {
   rmSync(dir, { recursive: true, force: true })
 }
+// spawn (node-process.ts): pipes both ways, the exit code, env and cwd, a further fd, kill and its signal, a sink
+// whose reader is slow (flush is a promise until the pipe took it all) or gone (flush rejects; no crash), and the
+// errors it throws at once
+const text = async (stream: AsyncIterable<Uint8Array> | undefined) => {
+  let all = ""
+  for await (const chunk of stream!) all += new TextDecoder().decode(chunk)
+  return all
+}
+const box = mkdtempSync(join(tmpdir(), "slotbus-node-spawn-"))
 try {
-  rt.spawn(["true"])
-} catch (e) {
-  found.missing = `${(e as Error).name}: ${(e as Error).message}`
+  const lastWords = openSync(join(box, "fd3"), "w")
+  const sh = rt.spawn(["sh", "-c", 'read l; echo "$l $X $(pwd)"; echo err >&2; echo last >&3; exit 3'], {
+    stdio: ["pipe", "pipe", "pipe", lastWords],
+    cwd: box,
+    env: { X: "from-env", PATH: process.env.PATH! },
+  })
+  closeSync(lastWords)
+  const wrote = sh.stdin!.write("hello\n")
+  const flushed = await sh.stdin!.flush()
+  const [out, errOut, code] = await Promise.all([text(sh.stdout), text(sh.stderr), sh.exited])
+  const piped = {
+    wrote,
+    flushed,
+    out: out.replace(realpathSync(box), "<box>"),
+    err: errOut,
+    code,
+    exitCode: sh.exitCode,
+    signal: sh.signalCode,
+  }
+
+  const sleeper = rt.spawn(["sleep", "60"], { stdout: "ignore" })
+  sleeper.kill("SIGKILL")
+  const killed = [await sleeper.exited, sleeper.exitCode, sleeper.signalCode]
+  sleeper.kill() // after its exit: nothing
+
+  const slow = rt.spawn(["sh", "-c", "sleep 0.3; head -c 1048576 >/dev/null"], { stdin: "pipe", stdout: "ignore" })
+  slow.stdin!.write(new Uint8Array(1 << 20))
+  const pending = slow.stdin!.flush()
+  const backpressure = [typeof pending, await pending]
+  await slow.exited
+
+  const gone = rt.spawn(["true"], { stdin: "pipe" })
+  await gone.exited
+  gone.stdin!.write("too late\n")
+  const late = await Promise.resolve(gone.stdin!.flush()).then(
+    () => "flushed",
+    () => "rejected",
+  )
+
+  const refusals: string[] = []
+  for (const [command, cwd] of [[["/no/such/program"]], [["sh"], join(box, "no-such-dir")]] as const)
+    try {
+      rt.spawn([...command], { cwd })
+      refusals.push("started")
+    } catch (e) {
+      refusals.push((e as NodeJS.ErrnoException).code ?? String(e))
+    }
+  const sink = rt.stdoutSink()
+  sink.write("a line through the stdout sink\n")
+  await sink.flush()
+  found.spawn = { piped, fd3: readFileSync(join(box, "fd3"), "utf8"), killed, backpressure, late, refusals }
+} finally {
+  rmSync(box, { recursive: true, force: true })
 }
 console.log(JSON.stringify(found))
 process.exit(0)

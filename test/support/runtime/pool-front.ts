@@ -1,0 +1,52 @@
+// A front that supervises its workers (superviseWorkers), run under Node 26 by test/support/runtime/peers.ts (or
+// under Bun as it is). Usage: pool-front.js <bus-name> <instances> <command as JSON> [<options as JSON>]: options
+// { listen, pool } are added to SlotBus.listen's and superviseWorkers' (instances a number or { min, max }).
+// Listens as <bus-name>, starts the pool and prints "listening <pid>,…" (its workers' pids), then "start <index>
+// <pid>" and "exit <index> <pid> <code> <signal> <cause>" as its workers come and go; the workers' own lines are the
+// pool's ("[<bus-name>#<index> pid <pid>] …"). Lines on stdin: "call <id> <text>" prints "answer <id> <text back>"
+// or "failed <id> <error name>" when it settles (calls overlap); "workers" prints "workers <pid>:<in flight>,…";
+// "reload" prints "reloaded <pids>" or "reload-failed <message>"; "pool" prints "pool <state> <running>
+// <replacements as JSON>"; "close" stops the pool, closes the bus, exits 0.
+import { createInterface } from "node:readline"
+import { type ListenOptions, SlotBus, type SuperviseWorkersOptions, superviseWorkers } from "../../../src/index.ts"
+
+const [name, instances, command, options] = process.argv.slice(2)
+if (!name || !instances || !command) throw new Error("usage: pool-front.js <bus-name> <instances> <command as JSON>")
+const extra = JSON.parse(options ?? "{}") as { listen?: ListenOptions; pool?: Partial<SuperviseWorkersOptions> }
+const bus = await SlotBus.listen(name, extra.listen)
+const pool = superviseWorkers(bus, {
+  command: JSON.parse(command) as string[],
+  instances: JSON.parse(instances) as SuperviseWorkersOptions["instances"],
+  restart: { backoffInitialMs: 10 },
+  ...extra.pool,
+})
+pool.on("start", (i) => console.log(`start ${i.index} ${i.pid}`))
+pool.on("exit", (i, e) => console.log(`exit ${i.index} ${e.pid} ${e.code} ${e.signal} ${e.cause}`))
+const pids = () => pool.instances.map((i) => i.pid).join(",")
+console.log(`listening ${pids()}`)
+for await (const line of createInterface({ input: process.stdin })) {
+  const [verb, ...rest] = line.split(" ")
+  if (verb === "call") {
+    const [id, ...text] = rest
+    void bus.call(text.join(" "), { timeoutMs: 120_000 }).then(
+      (b) => console.log(`answer ${id} ${new TextDecoder().decode(b)}`),
+      (e: Error) => console.log(`failed ${id} ${e.name}`),
+    )
+  } else if (verb === "workers")
+    console.log(
+      `workers ${bus
+        .stats()
+        .workers.map((w) => `${w.pid}:${w.inFlight}`)
+        .join(",")}`,
+    )
+  else if (verb === "reload")
+    void pool.reload({ readyTimeoutMs: 60_000 }).then(
+      () => console.log(`reloaded ${pids()}`),
+      (e: Error) => console.log(`reload-failed ${e.message}`),
+    )
+  else if (verb === "pool") console.log(`pool ${pool.state} ${pool.runningCount} ${JSON.stringify(pool.replacements)}`)
+  else if (verb === "close") break
+}
+await pool.stop()
+await bus.close()
+process.exit(0)
