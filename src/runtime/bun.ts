@@ -74,5 +74,10 @@ export function doorbellReader(fd: number, onWake: (bytes: Uint8Array) => void):
 }
 /** A child process with pipes, files or inherited stdio. */
 export const spawn = Bun.spawn
-/** An HTTP server (GET /metrics, the status page); the HTTP hub calls Bun.serve itself (src/http/README.md). */
-export const serveHttp = Bun.serve
+/**
+ * An HTTP server (GET /metrics, the status page); the HTTP hub calls Bun.serve itself (src/http/README.md). Node's
+ * (node-http.ts) binds a TCP port once its promise settles: callers await what this returns.
+ */
+export const serveHttp: <T = undefined, R extends string = never>(
+  options: import("bun").Serve.Options<T, R>,
+) => import("bun").Server<T> | Promise<import("bun").Server<T>> = Bun.serve
