@@ -46,8 +46,16 @@ export const stdinBytes = async (): Promise<Uint8Array> => new Uint8Array(await 
 export const stdinStream = (): AsyncIterable<Uint8Array> => Bun.stdin.stream()
 export const stdoutSink = () => Bun.stdout.writer()
 
-/** Unix and TCP sockets: Bun's listen and connect, their handler objects as Bun takes them. */
-export const listen = Bun.listen
+/**
+ * Unix and TCP sockets: Bun's listen and connect, their handler objects as Bun takes them. Node's (node-net.ts) binds
+ * a unix socket at once, as Bun's, and a TCP port once its promise settles: callers await a TCP listener.
+ */
+export const listen: {
+  <T = undefined>(
+    options: import("bun").TCPSocketListenOptions<T>,
+  ): import("bun").TCPSocketListener<T> | Promise<import("bun").TCPSocketListener<T>>
+  <T = undefined>(options: import("bun").UnixSocketOptions<T>): import("bun").UnixSocketListener<T>
+} = Bun.listen
 export const connect = Bun.connect
 /** A socket over a connected fd (libslotbus's): Bun.connect takes an fd; its types do not say so. */
 export function connectFd<T>(fd: number, data: T, socket: import("bun").SocketHandler<T>) {

@@ -327,5 +327,5 @@ export async function stdinBytes(): Promise<Uint8Array> {
 }
 export const stdinStream = (): AsyncIterable<Uint8Array> => process.stdin
 
-export { connect, connectFd, type FdSocket, listen, type UnixListener } from "./node-net.ts"
+export { connect, connectFd, type FdSocket, listen, type TcpListener, type UnixListener } from "./node-net.ts"
 export { serveHttp } from "./node-http.ts"
