@@ -214,7 +214,17 @@ describe.skipIf(node === null)("bus.fetch behind node:http in a Node front (node
         worker = await startWorker(kind, name)
         const again = await fetch(`${base}${ECHO[kind]}`, { method: "POST", body: "again" })
         expect(await again.text()).toBe("again")
-        await worker.kill()
+
+        // kill -9 while the answer's body streams: the connection is cut, the client's read fails (no hang, no
+        // complete-looking answer), nothing stays in flight
+        const streaming = (await fetch(`${base}/endless`)).body!.getReader()
+        await streaming.read()
+        await worker.kill("SIGKILL")
+        const cut = await (async () => {
+          for (;;) if ((await streaming.read()).done) return "ended as if complete"
+        })().catch(() => "cut")
+        expect(cut).toBe("cut")
+        expect(await untilInflight(front, 0)).toBe(true)
         await closeFront(front)
       } finally {
         await worker.kill()
