@@ -44,6 +44,8 @@ function bodyOf(req: IncomingMessage): ReadableStream<Uint8Array> {
   return new ReadableStream<Uint8Array>(
     {
       start(c) {
+        // read already (a body parser of Express's ran first): nothing comes any more, so it ends here, not never
+        if (req.readableEnded) return void ((open = false), c.close())
         req.on("data", (b: Buffer) => {
           if (!open) return
           c.enqueue(new Uint8Array(b.buffer, b.byteOffset, b.length))
