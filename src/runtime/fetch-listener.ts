@@ -69,13 +69,29 @@ function bodyOf(req: IncomingMessage): ReadableStream<Uint8Array> {
 }
 
 /**
+ * The worker's headers that belong to the client's connection, which node:http frames and keeps itself (a worker's
+ * `keep-alive: timeout=1` passed on told the client of a timeout this server does not keep), as the HTTP hub drops
+ * them; and Set-Cookie, written one line each.
+ */
+const NOT_PASSED = new Set([
+  "connection",
+  "keep-alive",
+  "transfer-encoding",
+  "upgrade",
+  "te",
+  "trailer",
+  "proxy-connection",
+  "set-cookie",
+])
+
+/**
  * Writes `response` to `res`: status, headers (each Set-Cookie apart), then the body as it arrives, waiting for the
  * socket to drain. The client gone mid-body cancels the body; the body failing mid-way ends the connection, so the
  * client sees a cut answer (never a hang, never a complete-looking one).
  */
 export async function writeResponse(res: ServerResponse, response: Response, head = false): Promise<void> {
   const headers: Record<string, string | string[]> = {}
-  for (const [name, value] of response.headers) if (name !== "set-cookie") headers[name] = value
+  for (const [name, value] of response.headers) if (!NOT_PASSED.has(name)) headers[name] = value
   const cookies = response.headers.getSetCookie()
   if (cookies.length > 0) headers["set-cookie"] = cookies
   res.writeHead(response.status, response.statusText || undefined, headers)

@@ -51,6 +51,24 @@ test("the worker's status, headers (each set-cookie apart) and body; HEAD gets t
   expect(seen).toEqual(["POST /p b sent", "HEAD /h null "])
 })
 
+test("the worker's hop-by-hop headers are not passed on: the connection's are node:http's own", async () => {
+  const base = await serve(
+    nodeHandler({
+      fetch: async () =>
+        new Response("x".repeat(100_000), {
+          headers: { "transfer-encoding": "chunked", connection: "close", "keep-alive": "timeout=1", "x-kept": "yes" },
+        }),
+    }),
+  )
+  const res = await fetch(base)
+  // node:http says its own keep-alive, not the worker's
+  expect([res.headers.get("x-kept"), res.headers.get("keep-alive"), (await res.text()).length]).toEqual([
+    "yes",
+    "timeout=5",
+    100_000,
+  ])
+})
+
 test("a body a middleware read already reaches fetch as ended (empty), not as a stream that never ends", async () => {
   const handler = nodeHandler({ fetch: async (req) => new Response(`got ${(await req.text()).length}`) })
   const base = await serve((req, res) => {
