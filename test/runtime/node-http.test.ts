@@ -19,30 +19,38 @@ if (!node) console.log(`skipping the Node HTTP tests: no Node >= 26.1 here (${NO
 const promtoolSkip = toolSkipReason("promtool")
 sayWhySkipped("promtool check metrics of a Node front's status", promtoolSkip)
 
-let built: { front: ReturnType<typeof buildForNode>; worker: ReturnType<typeof buildForNode> } | undefined
+// Hono's Node server comes with a dev dependency (@modelcontextprotocol/sdk's): its tests skip without it
+const honoSkip = (() => {
+  try {
+    import.meta.resolve("@hono/node-server")
+    return null
+  } catch {
+    return "@hono/node-server is not installed (npm i -D @hono/node-server)"
+  }
+})()
+sayWhySkipped("bus.fetch behind Hono's Node server", honoSkip)
+
+const builds = new Map<string, ReturnType<typeof buildForNode>>()
+/** A fixture of test/support/runtime built for Node, once per file. */
+const entry = (fixture: string) => {
+  let b = builds.get(fixture)
+  if (!b) builds.set(fixture, (b = buildForNode(fixture)))
+  return b.entry
+}
 let lib: string
 beforeAll(async () => {
-  if (node === null) return
-  const front = buildForNode("node-http-front.ts")
-  try {
-    built = { front, worker: buildForNode("node-worker.ts") }
-  } catch (e) {
-    front.remove()
-    throw e
-  }
-  lib = await libraryPath()
+  if (node !== null) lib = await libraryPath()
 })
 afterAll(async () => {
   await stopAll()
-  built?.front.remove()
-  built?.worker.remove()
+  for (const b of builds.values()) b.remove()
 })
 
 const nodeEnv = () => ({ ...process.env, SLOTBUS_LIB: lib, NODE_NO_WARNINGS: "1" })
 
-/** A Node front (node-http-front.ts): its HTTP base URL and its status URL ("-" without --status). */
-async function nodeFront(name: string, args: string[] = []) {
-  const child = spawn([node!, ...nodeFlags(node!), built!.front.entry, name, ...args], {
+/** A Node front (node-http-front.ts, or node-hono-front.ts): its HTTP base URL and its status URL ("-" without one). */
+async function nodeFront(name: string, args: string[] = [], fixture = "node-http-front.ts") {
+  const child = spawn([node!, ...nodeFlags(node!), entry(fixture), name, ...args], {
     env: nodeEnv(),
     stdin: "pipe",
   })
@@ -53,7 +61,7 @@ async function nodeFront(name: string, args: string[] = []) {
 }
 
 async function nodeWorker(name: string): Promise<Child> {
-  const child = spawn([node!, ...nodeFlags(node!), built!.worker.entry, name, "--fetch"], { env: nodeEnv() })
+  const child = spawn([node!, ...nodeFlags(node!), entry("node-worker.ts"), name, "--fetch"], { env: nodeEnv() })
   await child.waitLine(/^ready /, 30_000)
   return child
 }
@@ -245,11 +253,11 @@ describe.skipIf(node === null)("bus.fetch behind node:http in a Node front (node
   }, 120_000)
 })
 
-describe.skipIf(node === null)("bus.fetch behind Hono's Node server (@hono/node-server)", () => {
+describe.skipIf(node === null || honoSkip !== null)("bus.fetch behind Hono's Node server (@hono/node-server)", () => {
   for (const kind of ["bun", "node"] as const)
     test(`to a ${kind === "bun" ? "Bun" : "Node"} worker: 1 MB each way, a streamed answer, a kill -9 mid-request`, async () => {
       const name = busName("nodehono")
-      const { child: front, base } = await nodeFront(name, ["--hono"])
+      const { child: front, base } = await nodeFront(name, [], "node-hono-front.ts")
       const worker = await startWorker(kind, name)
       try {
         const big = new Uint8Array(randomBytes(1024 * 1024))
