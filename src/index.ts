@@ -2,6 +2,8 @@
 // entries: slotbus/http, slotbus/events, slotbus/leases, slotbus/stdio.
 export {
   BorrowedResponse,
+  failureResponse,
+  nodeHandler,
   respond,
   SlotBus,
   SlotResponse,
@@ -18,6 +20,8 @@ export {
 } from "./core/index.ts"
 export { httpRoute, ReplaceError, Supervisor, SupervisorError, splitCommand, WorkerLogsError } from "./kit/index.ts"
 export type {
+  FetchTarget,
+  NodeHandlerOptions,
   BusStats,
   ConnectOptions,
   ExposeOptions,

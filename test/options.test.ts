@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { readdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
-import { SlotBus, SlotWorker, Supervisor, superviseWorkers } from "../src/index.ts"
+import { nodeHandler, SlotBus, SlotWorker, Supervisor, superviseWorkers } from "../src/index.ts"
 import { createHub, Hub, hubWorker } from "../src/http/index.ts"
 import { Subscription, Topic } from "../src/events/index.ts"
 import { Contest, Lease } from "../src/leases/index.ts"
@@ -123,6 +123,13 @@ describe("the core (slotbus)", () => {
       setup: () => busName("opts"),
       call: (name) => SlotBus.listen(name, { slot: 4 } as never),
       cleanup: (_, made) => closeIf(made),
+    }),
+    it({
+      api: "nodeHandler",
+      typo: "onErr",
+      meant: "onError",
+      setup: () => bus,
+      call: (b) => nodeHandler(b, { onErr: () => new Response() } as never),
     }),
     it({
       api: "SlotBus.listen idle",

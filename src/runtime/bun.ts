@@ -46,8 +46,16 @@ export const stdinBytes = async (): Promise<Uint8Array> => new Uint8Array(await 
 export const stdinStream = (): AsyncIterable<Uint8Array> => Bun.stdin.stream()
 export const stdoutSink = () => Bun.stdout.writer()
 
-/** Unix and TCP sockets: Bun's listen and connect, their handler objects as Bun takes them. */
-export const listen = Bun.listen
+/**
+ * Unix and TCP sockets: Bun's listen and connect, their handler objects as Bun takes them. Node's (node-net.ts) binds
+ * a unix socket at once, as Bun's, and a TCP port once its promise settles: callers await a TCP listener.
+ */
+export const listen: {
+  <T = undefined>(
+    options: import("bun").TCPSocketListenOptions<T>,
+  ): import("bun").TCPSocketListener<T> | Promise<import("bun").TCPSocketListener<T>>
+  <T = undefined>(options: import("bun").UnixSocketOptions<T>): import("bun").UnixSocketListener<T>
+} = Bun.listen
 export const connect = Bun.connect
 /** A socket over a connected fd (libslotbus's): Bun.connect takes an fd; its types do not say so. */
 export function connectFd<T>(fd: number, data: T, socket: import("bun").SocketHandler<T>) {
@@ -74,5 +82,10 @@ export function doorbellReader(fd: number, onWake: (bytes: Uint8Array) => void):
 }
 /** A child process with pipes, files or inherited stdio. */
 export const spawn = Bun.spawn
-/** An HTTP server (GET /metrics, the status page); the HTTP hub calls Bun.serve itself (src/http/README.md). */
-export const serveHttp = Bun.serve
+/**
+ * An HTTP server (GET /metrics, the status page); the HTTP hub calls Bun.serve itself (src/http/README.md). Node's
+ * (node-http.ts) binds a TCP port once its promise settles: callers await what this returns.
+ */
+export const serveHttp: <T = undefined, R extends string = never>(
+  options: import("bun").Serve.Options<T, R>,
+) => import("bun").Server<T> | Promise<import("bun").Server<T>> = Bun.serve

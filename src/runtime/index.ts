@@ -9,6 +9,7 @@ import type { Runtime } from "./runtime.ts"
 export type { HttpRoutes, HttpServer, OutputSink, Process, Socket, SocketHandlers, SocketListener } from "./bun.ts"
 export { BUN_QUIRKS, type Quirk } from "./bun-quirks.ts"
 export { UnsupportedRuntimeError } from "./errors.ts"
+export { requestListener } from "./fetch-listener.ts"
 export type {
   DoorbellReader,
   NativeFunction,
@@ -46,7 +47,6 @@ const host: typeof BunRuntime =
   runtimeName === "bun"
     ? require("./bun.ts")
     : ({
-        serveHttp: missing("serveHttp (the status and metrics server)"),
         // Unbundled (index.ts with types stripped, or the package's dist/runtime/index.js), node.ts or node.js next to
         // this file; in a bundle for Node (bun build --target=node), the literal require, which the bundler takes in.
         // Not `typeof require`: `node -e` and the REPL have a global require, resolving from the working directory.

@@ -1,19 +1,26 @@
 // Node's sockets in Bun's shape, as the runtime room's callers use them (docs/PROTOCOL.md §1): a connected fd of
-// libslotbus's, and unix-socket listen and connect over node:net (the per-host elections). TCP stays Bun's (issue 67).
+// libslotbus's, and listen and connect over node:net: unix sockets (the per-host elections) and TCP (the stdio bus's
+// tcp: listener, issue 67).
 import { existsSync } from "node:fs"
-import { createConnection, createServer, Socket as NetSocket } from "node:net"
+import { type AddressInfo, createConnection, createServer, Socket as NetSocket } from "node:net"
 
 /** What the runtime's socket handlers get for a socket (over an fd, or a unix socket): Bun's shape, as slotbus uses it. */
 export interface FdSocket<T> {
   data: T
   write(bytes: Uint8Array | string): number
   end(): void
+  /** Half-closes: no more is written, the peer's bytes are still read. */
+  shutdown(): void
   terminate(): void
+  pause(): void
+  resume(): void
 }
 type FdHandlers<T> = {
   open?(s: FdSocket<T>): void
   data?(s: FdSocket<T>, bytes: Uint8Array): void
   drain?(s: FdSocket<T>): void
+  /** The peer half-closed (it sends no more). */
+  end?(s: FdSocket<T>): void
   close?(s: FdSocket<T>, error?: Error): void
   error?(s: FdSocket<T>, error: Error): void
 }
@@ -31,13 +38,17 @@ function wrapSocket<T>(sock: NetSocket, data: T, handlers: FdHandlers<T>): FdSoc
       return n
     },
     end: () => void sock.end(),
+    shutdown: () => void sock.end(),
     terminate: () => void sock.destroy(),
+    pause: () => void sock.pause(),
+    resume: () => void sock.resume(),
   }
   sock.on("data", (b: Buffer) => handlers.data?.(s, new Uint8Array(b.buffer, b.byteOffset, b.length)))
   sock.on("drain", () => {
     full = false
     handlers.drain?.(s)
   })
+  sock.on("end", () => handlers.end?.(s))
   sock.on("error", (e) => handlers.error?.(s, e))
   sock.on("close", () => handlers.close?.(s))
   return s
@@ -50,8 +61,8 @@ export function connectFd<T>(fd: number, data: T, handlers: FdHandlers<T>): Prom
   return Promise.resolve(s)
 }
 
-/** Bun.listen's and Bun.connect's options, as far as Node has them: unix sockets (TCP stays Bun's, issue 67). */
-interface UnixOptions<T> {
+/** Bun.listen's and Bun.connect's options, as far as slotbus uses them: a unix socket path, or a TCP host and port. */
+interface NetOptions<T> {
   unix?: string
   hostname?: string
   port?: number
@@ -60,23 +71,27 @@ interface UnixOptions<T> {
   socket: FdHandlers<T> & { connectError?(s: FdSocket<T>, error: Error): void }
 }
 
-function unixPath(opts: UnixOptions<unknown>, what: string): string {
-  if (opts.unix !== undefined) return opts.unix
-  throw new Error(`slotbus: ${what} on a TCP port is not available on Node yet (issue 67); use a unix socket or Bun`)
-}
-
 /** A listener on a unix socket path, as Bun.listen's: `stop(true)` closes its connections too. */
 export interface UnixListener {
   readonly unix: string
+  stop(closeConnections?: boolean): void
+}
+/** A listener on a TCP port, as Bun.listen's. */
+export interface TcpListener {
+  readonly hostname: string
+  readonly port: number
   stop(closeConnections?: boolean): void
 }
 
 /**
  * Listens on a unix socket path, bound before it returns (as Bun's: a path in use throws here, which the per-host
  * election relies on: of two that found a name free, one binds). Closing unlinks the path (libuv), then closes.
+ * On a TCP port (`hostname` and `port`, 0 picks one): bound once the promise settles (Node looks the name up
+ * first), which is when its port is known; a port in use rejects with EADDRINUSE.
  */
-export function listen<T>(opts: UnixOptions<T>): UnixListener {
-  const path = unixPath(opts, "listen")
+export function listen<T>(opts: NetOptions<T> & { unix: string }): UnixListener
+export function listen<T>(opts: NetOptions<T>): UnixListener | Promise<TcpListener>
+export function listen<T>(opts: NetOptions<T>): UnixListener | Promise<TcpListener> {
   const open = new Set<NetSocket>()
   const server = createServer({ allowHalfOpen: opts.allowHalfOpen ?? false }, (sock) => {
     open.add(sock)
@@ -84,6 +99,20 @@ export function listen<T>(opts: UnixOptions<T>): UnixListener {
     const s = wrapSocket(sock, opts.data as T, opts.socket)
     opts.socket.open?.(s)
   })
+  const stop = (closeConnections = false) => {
+    server.close()
+    if (closeConnections) for (const sock of open) sock.destroy()
+  }
+  const path = opts.unix
+  if (path === undefined)
+    return new Promise((resolve, reject) => {
+      server.once("error", reject)
+      server.listen({ port: opts.port ?? 0, host: opts.hostname ?? "0.0.0.0" }, () => {
+        server.off("error", reject)
+        const { address, port } = server.address() as AddressInfo
+        resolve({ hostname: address, port, stop })
+      })
+    })
   server.on("error", () => {}) // a failed bind's error comes a tick later: it is thrown below instead
   server.listen({ path })
   // a unix path binds inside listen() (no lookup): listening is set there, or the bind failed
@@ -93,20 +122,17 @@ export function listen<T>(opts: UnixOptions<T>): UnixListener {
       throw Object.assign(new Error(`listen EADDRINUSE: address already in use ${path}`), { code: "EADDRINUSE" })
     throw new Error(`listen: cannot bind ${path} (is its directory there and writable?)`)
   }
-  return {
-    unix: path,
-    stop(closeConnections = false) {
-      server.close()
-      if (closeConnections) for (const sock of open) sock.destroy()
-    },
-  }
+  return { unix: path, stop }
 }
 
-/** Connects to a unix socket path: the socket once connected; a refusal calls connectError and rejects. */
-export function connect<T>(opts: UnixOptions<T>): Promise<FdSocket<T>> {
-  const path = unixPath(opts, "connect")
+/** Connects to a unix socket path or a TCP host and port: the socket once connected; a refusal calls connectError and rejects. */
+export function connect<T>(opts: NetOptions<T>): Promise<FdSocket<T>> {
+  const allowHalfOpen = opts.allowHalfOpen ?? false
   return new Promise((resolve, reject) => {
-    const sock = createConnection({ path, allowHalfOpen: opts.allowHalfOpen ?? false })
+    const sock =
+      opts.unix !== undefined
+        ? createConnection({ path: opts.unix, allowHalfOpen })
+        : createConnection({ host: opts.hostname ?? "localhost", port: opts.port ?? 0, allowHalfOpen })
     const s = wrapSocket(sock, opts.data as T, {
       ...opts.socket,
       error: (_, e) => (connected ? opts.socket.error?.(s, e) : undefined),

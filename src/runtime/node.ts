@@ -327,5 +327,6 @@ export async function stdinBytes(): Promise<Uint8Array> {
 }
 export const stdinStream = (): AsyncIterable<Uint8Array> => process.stdin
 
-export { connect, connectFd, type FdSocket, listen, type UnixListener } from "./node-net.ts"
+export { connect, connectFd, type FdSocket, listen, type TcpListener, type UnixListener } from "./node-net.ts"
 export { spawn, stdoutSink } from "./node-process.ts"
+export { serveHttp } from "./node-http.ts"

@@ -194,9 +194,9 @@ export async function serveStatus(sources: StatusInput[], options: StatusServerO
   if (o.unix !== undefined) await claimSocketPath(o.unix)
   // the socket file is made 0600 as it is made (no moment in which another user may connect), then kept so
   const umask = o.unix !== undefined ? process.umask(0o077) : undefined
-  let server: HttpServer<undefined>
+  let made: HttpServer<undefined> | Promise<HttpServer<undefined>>
   try {
-    server = serveHttp({
+    made = serveHttp({
       ...(o.unix !== undefined ? { unix: o.unix } : { port: o.port, hostname: o.hostname ?? "127.0.0.1" }),
       fetch: (req, srv) => route(req, srv),
       error: (e) => Response.json({ error: "internal", message: String(e?.message ?? e) }, { status: 500 }),
@@ -204,6 +204,7 @@ export async function serveStatus(sources: StatusInput[], options: StatusServerO
   } finally {
     if (umask !== undefined) process.umask(umask)
   }
+  const server = await made // Node binds a TCP port once its hostname is looked up (a unix socket at once)
   if (o.unix !== undefined) chmodSync(o.unix, 0o600)
   const host = server.hostname?.includes(":") ? `[${server.hostname}]` : server.hostname
   const url = o.unix !== undefined ? `unix:${o.unix}` : `http://${host}:${server.port}`

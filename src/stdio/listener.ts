@@ -365,7 +365,7 @@ export class StdioListener {
       }) as unknown as SocketListener<Conn<unknown>>
       self.address = address
     } else {
-      const tcp = listen<Conn<C>>({
+      const tcp = await listen<Conn<C>>({
         hostname: address.hostname,
         port: address.port,
         allowHalfOpen: true,

@@ -64,19 +64,26 @@ export function ownBytes(src: Uint8Array, into: Uint8Array | null): Uint8Array {
 const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304])
 
 /**
- * An answer as a Web Response (a status outside 200..599 is a RangeError, as for Response). Bun copies a byte body
- * into the Response's own store when it is made, so `body` may view a slot that is reused right after: bus.fetch's
- * whole answers go from the slot to Bun.serve with no JavaScript buffer made in between.
+ * The runtime's own Response, as it was when slotbus loaded. Hono's Node server puts a lazy Response of its own in
+ * the global's place when it starts serving, which keeps a byte body as it was given (no copy): a slot's view, read
+ * after the slot was reused (a 1 MB answer's last 80 bytes came as zeros).
+ */
+const OwnResponse = globalThis.Response
+
+/**
+ * An answer as a Web Response (a status outside 200..599 is a RangeError, as for Response). Bun (and Node) copy a
+ * byte body into the Response's own store when it is made, so `body` may view a slot that is reused right after:
+ * bus.fetch's whole answers go from the slot to Bun.serve with no JavaScript buffer made in between.
  */
 export function webResponse(status: number, head: readonly string[], body: Uint8Array | ReadableStream | null) {
   const init = { status: status || 200, headers: head.length === 0 ? undefined : pairEntries(head, 0) }
   if (NULL_BODY_STATUS.has(status)) body = null
   try {
-    return new Response(body, init)
+    return new OwnResponse(body, init)
   } catch (e) {
     if (init.headers === undefined || e instanceof RangeError) throw e
     // a name Headers refuses (only a non-slotbus worker sends one) is left out, as pairsToHeaders does
-    return new Response(body, { status: init.status, headers: pairsToHeaders(head, 0) })
+    return new OwnResponse(body, { status: init.status, headers: pairsToHeaders(head, 0) })
   }
 }
 

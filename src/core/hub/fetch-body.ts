@@ -1,7 +1,7 @@
 // bus.fetch's reading of a Request (its path and query; its body, refused at the bus's maxBodyBytes while it is
 // read, never after) and the Response it resolves with.
 import { PayloadTooLargeError } from "../../errors.ts"
-import type { StreamedResponse } from "../endpoint/response.ts"
+import { StreamedResponse } from "../endpoint/response.ts"
 
 /**
  * A Request URL's path and query, as `new URL(url)`'s pathname + search: cut from the URL as Request serialized
@@ -19,9 +19,12 @@ export function pathOf(url: string): string {
   return hash < 0 ? url.slice(at) : url.slice(at, hash)
 }
 
-/** A whole answer comes as a Response already; a streamed one is made one. */
+/**
+ * A whole answer comes as a Response already; a streamed one is made one. (Not `instanceof Response`: Hono's Node
+ * server replaces the global Response with its own class, which the runtime's Responses are no instances of.)
+ */
 export const asResponse = (res: StreamedResponse | Response): Response =>
-  res instanceof Response ? res : res.toResponse()
+  res instanceof StreamedResponse ? res.toResponse() : res
 
 /** A Request's body, refused at `max` bytes: by its Content-Length before reading, or once more than that arrived. */
 export async function bodyUpTo(request: Request, max: number): Promise<Uint8Array | undefined> {
@@ -36,7 +39,9 @@ export async function bodyUpTo(request: Request, max: number): Promise<Uint8Arra
   const declared = request.headers.get("content-length")
   if (declared !== null && /^\d+$/.test(declared)) {
     if (Number(declared) > max) throw tooLarge(declared)
-    return request.bytes() // a body longer than it said is refused by request() all the same
+    // a body longer than it said is refused by request() all the same. arrayBuffer(), not bytes(): Hono's Node
+    // server passes a Request look-alike that has no bytes() of its own (Request's, called on it, throws)
+    return new Uint8Array(await request.arrayBuffer())
   }
   const reader = stream.getReader()
   const parts: Uint8Array[] = []

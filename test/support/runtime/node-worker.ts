@@ -2,8 +2,11 @@
 // parameter properties src/ uses). Usage: node node-worker.js <bus-name> [--fetch]
 // Raw: echoes a request's body; "?pid " answers the process id; "?hold" never answers (a request in flight to kill
 // the process under). --fetch: a fetch handler: /json answers {method, body, header: x-a} as JSON, /stream five
-// chunks 5 ms apart, anything else "hi <path>" with status 201 and x-runtime: node.
+// chunks 5 ms apart, /echo the body back with x-sha256 of what arrived, /hold never answers, /endless 64 KiB chunks
+// for as long as they are read (printing "cancelled /endless" when its body is cancelled), anything else
+// "hi <path>" with status 201 and x-runtime: node.
 // Prints "ready <node version>" once connected, "closed <reason>" at the end.
+import { createHash } from "node:crypto"
 import { SlotWorker, type SlotRequest } from "../../../src/index.ts"
 
 const [name, mode] = process.argv.slice(2)
@@ -33,6 +36,21 @@ async function fetchHandler(req: Request): Promise<Response> {
       }),
     )
   }
+  if (path === "/echo") {
+    const body = new Uint8Array(await req.arrayBuffer())
+    return new Response(body, { headers: { "x-sha256": createHash("sha256").update(body).digest("hex") } })
+  }
+  if (path === "/hold") return new Promise<never>(() => {})
+  if (path === "/endless")
+    return new Response(
+      new ReadableStream<Uint8Array>(
+        {
+          pull: (c) => c.enqueue(new Uint8Array(64 * 1024).fill(7)),
+          cancel: () => console.log("cancelled /endless"),
+        },
+        { highWaterMark: 0 },
+      ),
+    )
   return new Response(`hi ${path}`, { status: 201, headers: { "x-runtime": "node" } })
 }
 

@@ -1,0 +1,65 @@
+// nodeHandler: bus.fetch behind node:http (issue 67): `http.createServer(nodeHandler(bus))`. The request goes to a
+// worker as a WHATWG Request (its body streamed in, the client's hang-up its signal), the worker's Response comes
+// back streamed with backpressure; a failure is the status the HTTP hub gives it (src/http/hub/proxy.ts), with the
+// error's class named, never a hung connection.
+import {
+  BusClosedError,
+  BusFullError,
+  PayloadTooLargeError,
+  RemoteError,
+  SlotBusError,
+  TimeoutError,
+} from "../../errors.ts"
+import { checkOptions, optionNames } from "../../kit/index.ts"
+import { requestListener } from "../../runtime/index.ts"
+import type { FetchOptions } from "./options.ts"
+
+export interface NodeHandlerOptions {
+  /** Passed to each `bus.fetch` (timeoutMs, streamIdleMs, idempotent, …). */
+  fetch?: Omit<FetchOptions, "signal">
+  /** The answer when a request failed; default: failureResponse(error). */
+  onError?(error: unknown, request: Request): Response | Promise<Response>
+}
+
+/** What nodeHandler takes: a SlotBus, or anything with its fetch. */
+export interface FetchTarget {
+  fetch(request: Request, opts?: FetchOptions): Promise<Response>
+}
+
+const OPTIONS = optionNames<NodeHandlerOptions>({ fetch: true, onError: true })
+
+const json = (status: number, error: string, e: Error, headers: Record<string, string> = {}) =>
+  Response.json({ error, name: e.name, message: e.message }, { status, headers })
+
+/**
+ * The HTTP answer to a failed `bus.fetch`, as the HTTP hub gives it: TimeoutError 504, BusFullError and
+ * BusClosedError 503 (Retry-After: 1), PayloadTooLargeError 413, RemoteError (the worker threw) 500, WorkerGoneError
+ * and every other SlotBusError 502; anything else 500. The body: `{ error, name, message }`.
+ */
+export function failureResponse(e: unknown): Response {
+  const err = e instanceof Error ? e : new Error(String(e))
+  if (err instanceof TimeoutError) return json(504, "timeout", err)
+  if (err instanceof BusFullError || err instanceof BusClosedError)
+    return json(503, "unavailable", err, { "retry-after": "1" })
+  if (err instanceof PayloadTooLargeError) return json(413, "too-large", err)
+  if (err instanceof RemoteError) return json(500, "worker-error", err)
+  if (err instanceof SlotBusError) return json(502, "bad-gateway", err)
+  return json(500, "internal", err)
+}
+
+/**
+ * A node:http request listener that hands each request to `bus.fetch`: `http.createServer(nodeHandler(bus))`, or
+ * `app.use(nodeHandler(bus))` for the requests an Express app passes on. The client's hang-up cancels the request
+ * (and the worker's streamed body); a failure before the answer's head is `failureResponse(error)` (or `onError`'s);
+ * one mid-body cuts the connection, so the client sees an incomplete answer, not a complete-looking one.
+ */
+export function nodeHandler(bus: FetchTarget, options: NodeHandlerOptions = {}) {
+  if (typeof bus?.fetch !== "function") throw new TypeError("nodeHandler takes a SlotBus (or anything with its fetch)")
+  const o = checkOptions(options, OPTIONS, "nodeHandler")
+  if (o.onError !== undefined && typeof o.onError !== "function") throw new TypeError("onError must be a function")
+  const fetchOptions = o.fetch
+  return requestListener(
+    fetchOptions ? (request) => bus.fetch(request, fetchOptions) : (request) => bus.fetch(request),
+    o.onError ?? failureResponse,
+  )
+}

@@ -1,0 +1,144 @@
+// A node:http request listener in the fetch shape (issue 67): `requestListener` turns a node:http request into a
+// WHATWG Request and writes the Response back (status, headers, the body streamed with backpressure). node:http runs
+// on Bun too, so it serves a Node code base's own server under either runtime; node-http.ts's serveHttp stands on it.
+// Only types are imported: nothing is loaded until a server calls it (node:http costs Bun ~20 ms at import).
+import type { IncomingMessage, ServerResponse } from "node:http"
+
+type Fetch = (request: Request) => Response | Promise<Response>
+/** What a failed `fetch` answers; what it throws (or a client gone before the answer) ends the connection. */
+type OnError = (error: unknown, request: Request) => Response | Promise<Response>
+
+/** The node:http request behind each Request a listener made (the status server's `timeout(request, 0)`). */
+export const incoming = new WeakMap<Request, IncomingMessage>()
+
+/** A Request of `req`: its URL (from the Host header), headers, body (streamed, not read yet) and a client-gone signal. */
+export function requestOf(req: IncomingMessage, res: ServerResponse, fallbackHost = "localhost"): Request {
+  const headers = new Headers()
+  const raw = req.rawHeaders
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]![0] !== ":") headers.append(raw[i]!, raw[i + 1]!)
+  const gone = new AbortController()
+  // the client went away before the whole answer was written: the worker's request is cancelled
+  res.once("close", () => {
+    if (!res.writableFinished) gone.abort(new DOMException("the client closed the connection", "AbortError"))
+  })
+  const method = req.method ?? "GET"
+  const hasBody = method !== "GET" && method !== "HEAD"
+  const request = new Request(`http://${req.headers.host ?? fallbackHost}${req.url ?? "/"}`, {
+    method,
+    headers,
+    signal: gone.signal,
+    ...(hasBody ? { body: bodyOf(req), duplex: "half" } : {}),
+  } as RequestInit)
+  incoming.set(request, req)
+  return request
+}
+
+const BODY_WINDOW = 64 * 1024
+
+/**
+ * `req`'s body as a stream, read as it is pulled (the socket paused past 64 KiB unread). The client gone mid-body
+ * errors it; cancelled, the rest is read and dropped, so an answer (a 413) still reaches the client.
+ */
+function bodyOf(req: IncomingMessage): ReadableStream<Uint8Array> {
+  let open = true
+  return new ReadableStream<Uint8Array>(
+    {
+      start(c) {
+        // read already (a body parser of Express's ran first): nothing comes any more, so it ends here, not never
+        if (req.readableEnded) return void ((open = false), c.close())
+        req.on("data", (b: Buffer) => {
+          if (!open) return
+          c.enqueue(new Uint8Array(b.buffer, b.byteOffset, b.length))
+          if ((c.desiredSize ?? 0) <= 0) req.pause()
+        })
+        req.once("end", () => open && ((open = false), c.close()))
+        req.once("close", () => {
+          if (!open || req.complete) return
+          open = false
+          c.error(new Error("the client closed the connection before the request body ended"))
+        })
+      },
+      pull: () => void req.resume(),
+      cancel() {
+        open = false
+        req.resume()
+      },
+    },
+    new ByteLengthQueuingStrategy({ highWaterMark: BODY_WINDOW }),
+  )
+}
+
+/**
+ * The worker's headers that belong to the client's connection, which node:http frames and keeps itself (a worker's
+ * `keep-alive: timeout=1` passed on told the client of a timeout this server does not keep), as the HTTP hub drops
+ * them; and Set-Cookie, written one line each.
+ */
+const NOT_PASSED = new Set([
+  "connection",
+  "keep-alive",
+  "transfer-encoding",
+  "upgrade",
+  "te",
+  "trailer",
+  "proxy-connection",
+  "set-cookie",
+])
+
+/**
+ * Writes `response` to `res`: status, headers (each Set-Cookie apart), then the body as it arrives, waiting for the
+ * socket to drain. The client gone mid-body cancels the body; the body failing mid-way ends the connection, so the
+ * client sees a cut answer (never a hang, never a complete-looking one).
+ */
+export async function writeResponse(res: ServerResponse, response: Response, head = false): Promise<void> {
+  const headers: Record<string, string | string[]> = {}
+  for (const [name, value] of response.headers) if (!NOT_PASSED.has(name)) headers[name] = value
+  const cookies = response.headers.getSetCookie()
+  if (cookies.length > 0) headers["set-cookie"] = cookies
+  res.writeHead(response.status, response.statusText || undefined, headers)
+  if (response.body === null || head) {
+    response.body?.cancel().catch(() => {})
+    return void res.end()
+  }
+  const reader = response.body.getReader()
+  const closed = new Promise<void>((r) => res.once("close", r))
+  void closed.then(() => reader.cancel().catch(() => {})) // the client went away: stop reading the body
+  try {
+    for (;;) {
+      const { done, value } = await reader.read()
+      if (done) break
+      if (res.destroyed) return
+      if (!res.write(value)) await Promise.race([new Promise((r) => res.once("drain", r)), closed])
+    }
+    res.end()
+  } catch (e) {
+    res.destroy(e as Error)
+  }
+}
+
+/**
+ * A node:http request listener over `fetch`: `createServer(requestListener(fetch))`. What `fetch` throws goes to
+ * `onError` for the answer (a 500 naming it without one); the client gone before it answered is left alone.
+ */
+export function requestListener(fetch: Fetch, onError?: OnError, fallbackHost?: string) {
+  return (req: IncomingMessage, res: ServerResponse): void => {
+    const request = requestOf(req, res, fallbackHost)
+    void (async () => {
+      let response: Response
+      try {
+        response = await fetch(request)
+      } catch (e) {
+        if (request.signal.aborted) return void res.destroy()
+        try {
+          if (!onError) throw e
+          response = await onError(e, request)
+        } catch (e2) {
+          response = Response.json(
+            { error: "internal", message: String((e2 as Error)?.message ?? e2) },
+            { status: 500 },
+          )
+        }
+      }
+      await writeResponse(res, response, request.method === "HEAD")
+    })().catch((e) => res.destroy(e))
+  }
+}

@@ -1,0 +1,75 @@
+// Bun.serve's shape over node:http, as slotbus uses it (the status server, issue 67), on fetch-listener.ts.
+import { existsSync } from "node:fs"
+import { createServer, type Server } from "node:http"
+import type { AddressInfo } from "node:net"
+import { incoming, requestListener } from "./fetch-listener.ts"
+
+/** Bun.serve's options as slotbus uses them: a unix socket, or a port (0 picks one) on a hostname. */
+interface ServeOptions {
+  unix?: string
+  port?: number
+  hostname?: string
+  fetch(request: Request, server: HttpServer): Response | Promise<Response>
+  error?(error: Error): Response | Promise<Response>
+}
+
+/** Bun's Server, as far as slotbus uses it. */
+export interface HttpServer {
+  readonly hostname: string | undefined
+  readonly port: number | undefined
+  /** Sets the idle timeout of `request`'s connection in seconds (0: none, as for a stream watched for hours). */
+  timeout(request: Request, seconds: number): void
+  /** Stops listening; `closeActive` also ends every open connection (a stream being watched). */
+  stop(closeActive?: boolean): Promise<void>
+}
+
+/**
+ * Serves `fetch` on node:http. A unix socket is bound before it returns (as Bun's: a path in use throws here); a
+ * TCP port is bound once the promise settles (Node looks the hostname up first), its port then known.
+ */
+export function serveHttp(o: ServeOptions): HttpServer | Promise<HttpServer> {
+  let server: HttpServer
+  const node: Server = createServer(
+    requestListener(
+      (request) => o.fetch(request, server),
+      o.error ? (e) => o.error!(e as Error) : undefined,
+      o.unix !== undefined ? "localhost" : o.hostname,
+    ),
+  )
+  server = {
+    get hostname() {
+      return o.unix !== undefined ? undefined : (node.address() as AddressInfo | null)?.address
+    },
+    get port() {
+      return o.unix !== undefined ? undefined : (node.address() as AddressInfo | null)?.port
+    },
+    timeout(request, seconds) {
+      incoming.get(request)?.socket.setTimeout(seconds * 1000)
+    },
+    stop(closeActive = false) {
+      const closed = new Promise<void>((r) => node.close(() => r()))
+      if (closeActive) node.closeAllConnections()
+      else node.closeIdleConnections()
+      return closed
+    },
+  }
+  if (o.unix !== undefined) {
+    node.on("error", () => {}) // a failed bind's error comes a tick later: it is thrown below instead
+    node.listen({ path: o.unix })
+    // a unix path binds inside listen() (no lookup): listening is set there, or the bind failed
+    if (!node.listening) {
+      node.close()
+      if (existsSync(o.unix))
+        throw Object.assign(new Error(`listen EADDRINUSE: address already in use ${o.unix}`), { code: "EADDRINUSE" })
+      throw new Error(`listen: cannot bind ${o.unix} (is its directory there and writable?)`)
+    }
+    return server
+  }
+  return new Promise((resolve, reject) => {
+    node.once("error", reject)
+    node.listen({ port: o.port ?? 0, host: o.hostname ?? "127.0.0.1" }, () => {
+      node.off("error", reject)
+      resolve(server)
+    })
+  })
+}

@@ -1,0 +1,107 @@
+// nodeHandler's request listener on node:http in this (Bun) process, over a stand-in for bus.fetch: what it makes of
+// a node:http request and writes of a Response (node-http.test.ts runs it under Node with real workers).
+import { afterEach, expect, test } from "bun:test"
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
+import type { AddressInfo } from "node:net"
+import {
+  BusFullError,
+  failureResponse,
+  nodeHandler,
+  PayloadTooLargeError,
+  RemoteError,
+  TimeoutError,
+  WorkerGoneError,
+} from "../../src/index.ts"
+
+let server: Server | undefined
+afterEach(() => {
+  server?.closeAllConnections()
+  server?.close()
+  server = undefined
+})
+
+async function serve(listener: (req: IncomingMessage, res: ServerResponse) => void): Promise<string> {
+  server = createServer(listener).listen(0, "127.0.0.1")
+  await new Promise((r) => server!.once("listening", r))
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+}
+
+test("the worker's status, headers (each set-cookie apart) and body; HEAD gets the head alone", async () => {
+  const seen: string[] = []
+  const base = await serve(
+    nodeHandler({
+      fetch: async (req) => {
+        seen.push(`${req.method} ${new URL(req.url).pathname} ${req.headers.get("x-a")} ${await req.text()}`)
+        const headers = new Headers({ "x-b": "c" })
+        headers.append("set-cookie", "a=1")
+        headers.append("set-cookie", "b=2")
+        return new Response("made", { status: 201, headers })
+      },
+    }),
+  )
+  const res = await fetch(`${base}/p?q=1`, { method: "POST", body: "sent", headers: { "x-a": "b" } })
+  expect([res.status, res.headers.get("x-b"), res.headers.getSetCookie(), await res.text()]).toEqual([
+    201,
+    "c",
+    ["a=1", "b=2"],
+    "made",
+  ])
+  const head = await fetch(`${base}/h`, { method: "HEAD" })
+  expect([head.status, await head.text()]).toEqual([201, ""])
+  expect(seen).toEqual(["POST /p b sent", "HEAD /h null "])
+})
+
+test("the worker's hop-by-hop headers are not passed on: the connection's are node:http's own", async () => {
+  const base = await serve(
+    nodeHandler({
+      fetch: async () =>
+        new Response("x".repeat(100_000), {
+          headers: { "transfer-encoding": "chunked", connection: "close", "keep-alive": "timeout=1", "x-kept": "yes" },
+        }),
+    }),
+  )
+  const res = await fetch(base)
+  // node:http says its own keep-alive, not the worker's
+  expect([res.headers.get("x-kept"), res.headers.get("keep-alive"), (await res.text()).length]).toEqual([
+    "yes",
+    "timeout=5",
+    100_000,
+  ])
+})
+
+test("a body a middleware read already reaches fetch as ended (empty), not as a stream that never ends", async () => {
+  const handler = nodeHandler({ fetch: async (req) => new Response(`got ${(await req.text()).length}`) })
+  const base = await serve((req, res) => {
+    req.resume() // as a body parser reads it
+    req.once("end", () => handler(req, res))
+  })
+  const ac = AbortSignal.timeout(30_000)
+  expect(await (await fetch(base, { method: "POST", body: "x".repeat(1000), signal: ac })).text()).toBe("got 0")
+}, 60_000)
+
+test("failureResponse: each failure as the HTTP hub answers it, its class named", async () => {
+  const cases: [Error, number, string][] = [
+    [new TimeoutError("late"), 504, "timeout"],
+    [new BusFullError("full"), 503, "unavailable"],
+    [new PayloadTooLargeError("big"), 413, "too-large"],
+    [new RemoteError("threw", {}), 500, "worker-error"],
+    [new WorkerGoneError("gone"), 502, "bad-gateway"],
+    [new TypeError("bad"), 500, "internal"],
+  ]
+  for (const [e, status, error] of cases) {
+    const res = failureResponse(e)
+    expect([res.status, await res.json()]).toEqual([status, { error, name: e.name, message: e.message }])
+  }
+  expect(failureResponse(new BusFullError("full")).headers.get("retry-after")).toBe("1")
+  // through nodeHandler: what fetch rejects with
+  const base = await serve(nodeHandler({ fetch: () => Promise.reject(new WorkerGoneError("pid 1 died")) }))
+  const res = await fetch(base)
+  expect([res.status, await res.json()]).toEqual([
+    502,
+    { error: "bad-gateway", name: "WorkerGoneError", message: "pid 1 died" },
+  ])
+})
+
+test("nodeHandler refuses what is not a bus", () => {
+  expect(() => nodeHandler({} as never)).toThrow("nodeHandler takes a SlotBus (or anything with its fetch)")
+})
