@@ -32,13 +32,6 @@ export function bunOnly(name: string): UnsupportedRuntimeError {
   )
 }
 
-/** What Node has no implementation of yet: a clear error when used, not "undefined is not a function". */
-function missing(name: string) {
-  return () => {
-    throw bunOnly(name)
-  }
-}
-
 const unbundled = /\/runtime\/index\.(ts|js)$/.exec(import.meta.url)
 
 // required, not imported: the pick is synchronous (no top-level await, so `require("slotbus")` works under Bun) and
