@@ -5,11 +5,11 @@
 // which a caught import() survives.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { execFileSync } from "node:child_process"
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { copyFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { nodeFfiRefusal } from "../../src/runtime/errors.ts"
-import { run } from "../support/helpers.ts"
+import { REPO, run, spawn, until } from "../support/helpers.ts"
 import { packTarball, runOk } from "../support/native/pack.ts"
 import { findNode, NODE_INSTALL, nodeFlags } from "../support/runtime/node.ts"
 
@@ -243,6 +243,42 @@ console.log(pool.state, bus.workerCount)
     expect(r.stdout.trim().split("\n"), r.stderr).toEqual([`true node ${version(node!)}`, "stopped 0"])
     expect(r.code, r.stderr).toBe(0)
   }, 90_000)
+
+  test("examples/node from the installed package: a Bun front with Node workers, a Node front with Bun workers", async () => {
+    for (const f of readdirSync(join(REPO, "examples/node"))) copyFileSync(join(REPO, "examples/node", f), join(app, f))
+    const fronts = [
+      { cmd: [process.execPath, "bun-front.ts"], workers: /^node v26\./ },
+      { cmd: [node!, ...nodeFlags(node!), "node-front.mjs"], workers: /^bun \d/ },
+    ]
+    for (const { cmd, workers } of fronts) {
+      const name = `examples-node-${process.pid}-${cmd.at(-1)}`
+      const front = spawn(cmd, {
+        cwd: app,
+        env: { ...env, PORT: "0", NODE: node!, BUN: process.execPath, APP_NAME: name },
+      })
+      try {
+        const url = (await front.waitLine(/^\w+ front listening on (\S+)$/, 60_000))[1]!.replace(/\/$/, "")
+        type Answer = { runtime: string; pid: number; path: string; body: string | null }
+        let last: Answer | undefined
+        const answered = async () => {
+          const res = await fetch(`${url}/hello`, { method: "POST", body: "hi" })
+          if (res.status !== 200) return false
+          last = (await res.json()) as Answer
+          return true
+        }
+        await until(answered, `a worker answers through ${cmd.at(-1)}`, 60_000)
+        expect(last).toMatchObject({ runtime: expect.stringMatching(workers), path: "/hello", body: "hi" })
+        // kill -9 of the worker that answered: the pool starts another, and the front serves on
+        const killed = last!.pid
+        process.kill(killed, "SIGKILL")
+        await until(async () => (await answered()) && last!.pid !== killed, "another worker answers", 60_000)
+        front.signal("SIGTERM")
+        expect(await front.exited, front.output).toBe(0)
+      } finally {
+        await front.kill()
+      }
+    }
+  }, 180_000)
 
   test("what stays on Bun says so when used (the HTTP hub); the status server runs", async () => {
     writeFileSync(

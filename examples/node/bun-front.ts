@@ -1,0 +1,22 @@
+// A Bun front with Node workers: Bun.serve takes the connections, two Node processes do the work over shared memory
+// (the way in for a Node code base: its handlers move into node-worker.mjs unchanged, under Node).
+//   PORT=3000 bun bun-front.ts           NODE=/path/to/node picks the Node (default: node on PATH)
+import { join } from "node:path"
+import { SlotBus, superviseWorkers } from "slotbus"
+
+const NAME = process.env.APP_NAME ?? "node-workers"
+const bus = await SlotBus.listen(NAME)
+const pool = superviseWorkers(bus, {
+  command: [process.env.NODE ?? "node", join(import.meta.dir, "node-worker.mjs"), NAME],
+  instances: 2,
+})
+const server = Bun.serve({ port: Number(process.env.PORT ?? 3000), fetch: (req) => bus.fetch(req) })
+console.log(`bun front listening on ${server.url}`)
+
+for (const sig of ["SIGTERM", "SIGINT"] as const)
+  process.once(sig, async () => {
+    await server.stop()
+    await pool.stop()
+    await bus.close()
+    process.exit(0)
+  })

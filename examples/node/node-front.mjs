@@ -1,0 +1,25 @@
+// A Node front with Bun workers: node:http takes the connections (an Express or Fastify app mounts the same handler),
+// two Bun processes do the work over shared memory.
+//   PORT=3000 node node-front.mjs        BUN=/path/to/bun picks the Bun (default: bun on PATH)
+import { createServer } from "node:http"
+import { fileURLToPath } from "node:url"
+import { nodeHandler, SlotBus, superviseWorkers } from "slotbus"
+
+const NAME = process.env.APP_NAME ?? "bun-workers"
+const bus = await SlotBus.listen(NAME)
+const pool = superviseWorkers(bus, {
+  command: [process.env.BUN ?? "bun", fileURLToPath(new URL("bun-worker.ts", import.meta.url)), NAME],
+  instances: 2,
+})
+const server = createServer(nodeHandler(bus))
+server.listen(Number(process.env.PORT ?? 3000), () =>
+  console.log(`node front listening on http://localhost:${server.address().port}/`),
+)
+
+for (const sig of ["SIGTERM", "SIGINT"])
+  process.once(sig, async () => {
+    server.close()
+    await pool.stop()
+    await bus.close()
+    process.exit(0)
+  })
