@@ -161,6 +161,16 @@ const startWorker = (kind: WorkerKind, name: string) => (kind === "bun" ? spawnW
 // the echo routes: echo-worker.ts's /hash and node-worker.ts's /echo both answer the body with x-sha256
 const ECHO: Record<WorkerKind, string> = { bun: "/hash", node: "/echo" }
 
+/** kill -9 of the worker while it holds a request: the front answers 502 naming WorkerGoneError, nothing hung. */
+async function expectGoneMidRequest(kind: WorkerKind, base: string, front: Child, worker: Child) {
+  const held = kind === "bun" ? fetch(`${base}/held`, { headers: { "x-delay-ms": "120000" } }) : fetch(`${base}/hold`)
+  expect(await untilInflight(front, 1)).toBe(true)
+  await worker.kill("SIGKILL")
+  const failed = await held
+  expect(failed.status).toBe(502)
+  expect(await failed.json()).toMatchObject({ error: "bad-gateway", name: "WorkerGoneError" })
+}
+
 describe.skipIf(node === null)("bus.fetch behind node:http in a Node front (nodeHandler)", () => {
   for (const kind of ["bun", "node"] as const)
     test(`to a ${kind === "bun" ? "Bun" : "Node"} worker: JSON, 1 MB each way, a stream, hang-ups, a kill -9 mid-request`, async () => {
@@ -209,13 +219,7 @@ describe.skipIf(node === null)("bus.fetch behind node:http in a Node front (node
         expect(await (await fetch(`${base}${ECHO[kind]}`, { method: "POST", body: "after" })).text()).toBe("after")
 
         // kill -9 of the worker while it holds the request: a 502 naming WorkerGoneError, nothing hung
-        const held =
-          kind === "bun" ? fetch(`${base}/held`, { headers: { "x-delay-ms": "120000" } }) : fetch(`${base}/hold`)
-        expect(await untilInflight(front, 1)).toBe(true)
-        await worker.kill("SIGKILL")
-        const failed = await held
-        expect(failed.status).toBe(502)
-        expect(await failed.json()).toMatchObject({ error: "bad-gateway", name: "WorkerGoneError" })
+        await expectGoneMidRequest(kind, base, front, worker)
         expect(await untilInflight(front, 0)).toBe(true)
 
         // and the front serves the next worker
@@ -271,13 +275,7 @@ describe.skipIf(node === null || honoSkip !== null)("bus.fetch behind Hono's Nod
         ac.abort()
         await worker.waitLine(/^cancelled \/endless$/, 30_000)
         // a kill -9 mid-request, through failureResponse: the 502 nodeHandler gives
-        const held =
-          kind === "bun" ? fetch(`${base}/held`, { headers: { "x-delay-ms": "120000" } }) : fetch(`${base}/hold`)
-        expect(await untilInflight(front, 1)).toBe(true)
-        await worker.kill("SIGKILL")
-        const failed = await held
-        expect(failed.status).toBe(502)
-        expect(await failed.json()).toMatchObject({ error: "bad-gateway", name: "WorkerGoneError" })
+        await expectGoneMidRequest(kind, base, front, worker)
         await closeFront(front)
       } finally {
         await worker.kill()

@@ -5,6 +5,7 @@
 // it settles (calls overlap); "workers" prints "workers <pid>:<requests in flight>,…"; "close" closes the bus and exits.
 import { createInterface } from "node:readline"
 import { SlotBus } from "../../../src/index.ts"
+import { busVerb } from "./bus-verbs.ts"
 import { nats } from "../../../src/nats/index.ts"
 
 const [name, url] = process.argv.slice(2)
@@ -14,20 +15,8 @@ bus.onWorker((e) => console.log(`${e.type} ${e.worker.pid}`))
 console.log("listening")
 for await (const line of createInterface({ input: process.stdin })) {
   const [verb, ...rest] = line.split(" ")
-  if (verb === "call") {
-    const [id, ...text] = rest
-    void bus.call(text.join(" ")).then(
-      (b) => console.log(`answer ${id} ${new TextDecoder().decode(b)}`),
-      (e: Error) => console.log(`failed ${id} ${e.name}`),
-    )
-  } else if (verb === "workers")
-    console.log(
-      `workers ${bus
-        .stats()
-        .workers.map((w) => `${w.pid}:${w.inFlight}`)
-        .join(",")}`,
-    )
-  else if (verb === "close") break
+  if (busVerb(bus, verb, rest)) continue
+  if (verb === "close") break
 }
 await bus.close()
 process.exit(0)

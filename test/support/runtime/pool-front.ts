@@ -9,6 +9,7 @@
 // <replacements as JSON>"; "close" stops the pool, closes the bus, exits 0.
 import { createInterface } from "node:readline"
 import { type ListenOptions, SlotBus, type SuperviseWorkersOptions, superviseWorkers } from "../../../src/index.ts"
+import { busVerb } from "./bus-verbs.ts"
 
 const [name, instances, command, options] = process.argv.slice(2)
 if (!name || !instances || !command) throw new Error("usage: pool-front.js <bus-name> <instances> <command as JSON>")
@@ -26,20 +27,8 @@ const pids = () => pool.instances.map((i) => i.pid).join(",")
 console.log(`listening ${pids()}`)
 for await (const line of createInterface({ input: process.stdin })) {
   const [verb, ...rest] = line.split(" ")
-  if (verb === "call") {
-    const [id, ...text] = rest
-    void bus.call(text.join(" "), { timeoutMs: 120_000 }).then(
-      (b) => console.log(`answer ${id} ${new TextDecoder().decode(b)}`),
-      (e: Error) => console.log(`failed ${id} ${e.name}`),
-    )
-  } else if (verb === "workers")
-    console.log(
-      `workers ${bus
-        .stats()
-        .workers.map((w) => `${w.pid}:${w.inFlight}`)
-        .join(",")}`,
-    )
-  else if (verb === "reload")
+  if (busVerb(bus, verb, rest, { timeoutMs: 120_000 })) continue
+  if (verb === "reload")
     void pool.reload({ readyTimeoutMs: 60_000 }).then(
       () => console.log(`reloaded ${pids()}`),
       (e: Error) => console.log(`reload-failed ${e.message}`),
