@@ -1,8 +1,8 @@
 // Bun.serve's shape over node:http, as slotbus uses it (the status server, issue 67), on fetch-listener.ts.
-import { existsSync } from "node:fs"
 import { createServer, type Server } from "node:http"
 import type { AddressInfo } from "node:net"
 import { incoming, requestListener } from "./fetch-listener.ts"
+import { bindTcp, bindUnix } from "./node-net.ts"
 
 /** Bun.serve's options as slotbus uses them: a unix socket, or a port (0 picks one) on a hostname. */
 interface ServeOptions {
@@ -53,23 +53,7 @@ export function serveHttp(o: ServeOptions): HttpServer | Promise<HttpServer> {
       return closed
     },
   }
-  if (o.unix !== undefined) {
-    node.on("error", () => {}) // a failed bind's error comes a tick later: it is thrown below instead
-    node.listen({ path: o.unix })
-    // a unix path binds inside listen() (no lookup): listening is set there, or the bind failed
-    if (!node.listening) {
-      node.close()
-      if (existsSync(o.unix))
-        throw Object.assign(new Error(`listen EADDRINUSE: address already in use ${o.unix}`), { code: "EADDRINUSE" })
-      throw new Error(`listen: cannot bind ${o.unix} (is its directory there and writable?)`)
-    }
-    return server
-  }
-  return new Promise((resolve, reject) => {
-    node.once("error", reject)
-    node.listen({ port: o.port ?? 0, host: o.hostname ?? "127.0.0.1" }, () => {
-      node.off("error", reject)
-      resolve(server)
-    })
-  })
+  if (o.unix === undefined) return bindTcp(node, o.port ?? 0, o.hostname ?? "127.0.0.1").then(() => server)
+  bindUnix(node, o.unix)
+  return server
 }

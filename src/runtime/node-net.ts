@@ -2,7 +2,7 @@
 // libslotbus's, and listen and connect over node:net: unix sockets (the per-host elections) and TCP (the stdio bus's
 // tcp: listener, issue 67).
 import { existsSync } from "node:fs"
-import { type AddressInfo, createConnection, createServer, Socket as NetSocket } from "node:net"
+import { type AddressInfo, createConnection, createServer, type Server, Socket as NetSocket } from "node:net"
 
 /** What the runtime's socket handlers get for a socket (over an fd, or a unix socket): Bun's shape, as slotbus uses it. */
 export interface FdSocket<T> {
@@ -105,24 +105,39 @@ export function listen<T>(opts: NetOptions<T>): UnixListener | Promise<TcpListen
   }
   const path = opts.unix
   if (path === undefined)
-    return new Promise((resolve, reject) => {
-      server.once("error", reject)
-      server.listen({ port: opts.port ?? 0, host: opts.hostname ?? "0.0.0.0" }, () => {
-        server.off("error", reject)
-        const { address, port } = server.address() as AddressInfo
-        resolve({ hostname: address, port, stop })
-      })
-    })
+    return bindTcp(server, opts.port ?? 0, opts.hostname ?? "0.0.0.0").then(({ address, port }) => ({
+      hostname: address,
+      port,
+      stop,
+    }))
+  bindUnix(server, path)
+  return { unix: path, stop }
+}
+
+/**
+ * Binds `server` (node:net's or node:http's) on a unix socket path before it returns, as Bun's listen does: a path in
+ * use throws EADDRINUSE here.
+ */
+export function bindUnix(server: Server, path: string): void {
   server.on("error", () => {}) // a failed bind's error comes a tick later: it is thrown below instead
   server.listen({ path })
   // a unix path binds inside listen() (no lookup): listening is set there, or the bind failed
-  if (!server.listening) {
-    server.close()
-    if (existsSync(path))
-      throw Object.assign(new Error(`listen EADDRINUSE: address already in use ${path}`), { code: "EADDRINUSE" })
-    throw new Error(`listen: cannot bind ${path} (is its directory there and writable?)`)
-  }
-  return { unix: path, stop }
+  if (server.listening) return
+  server.close()
+  if (existsSync(path))
+    throw Object.assign(new Error(`listen EADDRINUSE: address already in use ${path}`), { code: "EADDRINUSE" })
+  throw new Error(`listen: cannot bind ${path} (is its directory there and writable?)`)
+}
+
+/** Binds `server` on a TCP port (0 picks one) of `host`: its address once bound (Node looks the host up first). */
+export function bindTcp(server: Server, port: number, host: string): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject)
+    server.listen({ port, host }, () => {
+      server.off("error", reject)
+      resolve(server.address() as AddressInfo)
+    })
+  })
 }
 
 /** Connects to a unix socket path or a TCP host and port: the socket once connected; a refusal calls connectError and rejects. */
