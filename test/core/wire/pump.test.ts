@@ -1,7 +1,7 @@
 // core/wire/idle.ts's Pump over the Parking interface: the duty cycle a request/response Channel and a topic
 // subscription share. Driven through a made-up Parking, so each step (poll, rest, park, ring) is seen exactly.
 import { beforeAll, expect, test } from "bun:test"
-import { type Parking, Pump } from "../../../src/core/wire/idle.ts"
+import { Contention, type Parking, Pump } from "../../../src/core/wire/idle.ts"
 import { loadNative } from "../../../src/native/ffi.ts"
 import { until } from "../../support/helpers.ts"
 
@@ -22,6 +22,12 @@ function fakeParking(arrivals = 0) {
 }
 
 const turn = () => new Promise<void>((r) => setImmediate(r))
+
+/** A busy machine's slow sched_yields and run_delay make a pump park at once: a test of polling holds that off. */
+class Calm extends Contention {
+  override yielded() {}
+  override sample() {}
+}
 
 test("a resting pump polls nothing until resume(); with nothing to take it parks, and a ring runs it again", async () => {
   const { parking, log, ring } = fakeParking()
@@ -132,11 +138,16 @@ test("rest may be a function: a hub link with no slot out rests (no park, so the
 test("a new connection's adaptive pump polls through startupPollNs before it parks for want of work; park mode parks at once", async () => {
   const long = fakeParking()
   let polls = 0
-  const starting = new Pump(long.parking, "adaptive", {
-    collect: () => (polls++, 0),
-    wanted: () => true,
-    startupPollNs: 60_000_000_000, // far longer than this test
-  })
+  const starting = new Pump(
+    long.parking,
+    "adaptive",
+    {
+      collect: () => (polls++, 0),
+      wanted: () => true,
+      startupPollNs: 60_000_000_000, // far longer than this test
+    },
+    new Calm(),
+  )
   starting.kick()
   const since = performance.now()
   while (performance.now() - since < 10) await turn() // well past parkAfterMs (1 ms)
@@ -231,6 +242,7 @@ test("a spinning pump whose event loop has I/O waiting leaves the turn to it at 
         answerInTurnPays: () => inTurn,
         yieldsToIo: true,
       },
+      new Calm(),
     )
     pumps.push(pump)
     return { pump, seen }
