@@ -408,7 +408,7 @@ describe("the layout of src/", () => {
       })
       .sort()
 
-  test("bun:ffi and node:ffi: one dlopen each, in runtime/bun.ts and runtime/node.ts; the library opened in native/ffi.ts; shared-memory views (memoryView) in the files CONTRIBUTING names", () => {
+  test("bun:ffi and node:ffi: one dlopen each, in runtime/bun.ts and runtime/node.ts, node:ffi taken in runtime/node-ffi.ts; the library opened in native/ffi.ts; shared-memory views (memoryView) in the files CONTRIBUTING names", () => {
     expect(Object.keys(files).filter((f) => /\bdlopen\s*\(/.test(files[f]!))).toEqual([
       "runtime/bun.ts",
       "runtime/node.ts",
@@ -418,7 +418,7 @@ describe("the layout of src/", () => {
     expect(valueImporters(/bun:ffi/)).toEqual([])
     expect(valueImporters(/node:ffi/)).toEqual([])
     expect(Object.keys(files).filter((f) => /["']bun:ffi["']/.test(files[f]!))).toEqual(["runtime/bun.ts"])
-    expect(Object.keys(files).filter((f) => /["']node:ffi["']/.test(files[f]!))).toEqual(["runtime/node.ts"])
+    expect(Object.keys(files).filter((f) => /["']node:ffi["']/.test(files[f]!))).toEqual(["runtime/node-ffi.ts"])
     expect(Object.keys(files).filter((f) => /\bopenLibrary\s*\(/.test(files[f]!) && !f.startsWith("runtime/"))).toEqual(
       ["native/ffi.ts"],
     )
