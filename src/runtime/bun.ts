@@ -65,10 +65,10 @@ export function connectFd<T>(fd: number, data: T, socket: import("bun").SocketHa
  * A doorbell's read end as a Bun socket: Bun keeps it in epoll, so a wake is epoll_wait + one recv (Bun.file(fd)'s
  * stream re-armed and read three times: bench/doorbell/pingpong.ts). Bun closes the fd with the socket.
  */
-export function doorbellReader(fd: number, onWake: (bytes: Uint8Array) => void): DoorbellReader {
+export function doorbellReader(fd: number, onWake: (rings: number) => void): DoorbellReader {
   let closed = false
   let socket: import("bun").Socket<undefined> | undefined
-  connectFd<undefined>(fd, undefined, { data: (_s, bytes) => onWake(bytes) }).then(
+  connectFd<undefined>(fd, undefined, { data: (_s, bytes) => onWake(bytes.length) }).then(
     (s) => (closed ? s.end() : (socket = s)),
     () => {},
   )

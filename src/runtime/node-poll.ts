@@ -14,15 +14,26 @@ interface Uv {
   uv_poll_stop(handle: bigint): number
   uv_close(handle: bigint, cb: bigint): void
   uv_handle_size(type: number): bigint
-  read(fd: number, buf: Uint8Array, n: bigint): bigint
+  read(fd: number, buf: bigint, n: bigint): bigint
   __errno_location(): bigint
 }
 
-let uvState: { fns: Uv; loop: bigint; onPoll: bigint; onClose: bigint; errno: bigint; handleSize: number } | undefined
-// Readers by their handle's address: one callback pointer serves every poll (callbacks only run on this thread).
-const polls = new Map<bigint, PollReader>()
+interface UvState {
+  fns: Uv
+  loop: bigint
+  onPoll: bigint
+  onClose: bigint
+  errno: bigint
+  handleSize: number
+  /** Every read on this thread lands here first (a read's bytes are copied out or only counted before the next). */
+  scratch: Uint8Array
+  scratchAt: bigint
+}
+let uvState: UvState | undefined
+// Polls by their handle's address: one callback pointer serves every poll (callbacks only run on this thread).
+const polls = new Map<bigint, UvPoll>()
 
-function uv() {
+function uv(): UvState {
   if (uvState) return uvState
   const self = new ffi.DynamicLibrary(null)
   const fns = self.getFunctions({
@@ -38,10 +49,11 @@ function uv() {
     polls.get(handle as bigint)?.ready(status),
   )
   const onClose = self.registerCallback({ return: "void", arguments: ["pointer"] }, (handle) => {
-    const r = polls.get(handle as bigint)
+    const p = polls.get(handle as bigint)
     polls.delete(handle as bigint)
-    r?.closed()
+    p?.closed()
   })
+  const scratch = new Uint8Array(READ_BYTES) // off the JS heap (over 64 bytes): its address does not move
   uvState = {
     fns,
     loop: ffi.getCurrentEventLoop(),
@@ -49,32 +61,45 @@ function uv() {
     onClose,
     errno: fns.__errno_location(),
     handleSize: Number(fns.uv_handle_size(UV_POLL)),
+    scratch,
+    scratchAt: ffi.getRawPointer(scratch),
   }
   return uvState
 }
 
 const noop = () => {}
-// A promise settled in a node:ffi callback (no MakeCallback around it) runs its reactions at the next microtask
-// checkpoint, which an idle loop may not reach for seconds (the next timer): an immediate brings one this turn.
+// A promise settled or a microtask queued in a node:ffi callback (no MakeCallback around it) runs at the next
+// microtask checkpoint, which an idle loop may not reach for seconds (the next timer): an immediate brings one in
+// this turn's check phase.
 const drainSoon = () => void setImmediate(noop)
 const EAGAIN = 11
 const EINTR = 4
-type ReadResult = { done: false; value: Uint8Array } | { done: true; value: undefined }
+const SCRATCH_BYTES = BigInt(READ_BYTES)
 
-/** Reads a non-blocking fd when the loop says it is readable; the fd stays the caller's (never closed here). */
-class PollReader {
+/** One read(2) of `fd` into the scratch buffer: the byte count, 0 at EOF, or -errno (EINTR read again). */
+function readScratch(fd: number): number {
+  const { fns, errno, scratchAt } = uv()
+  for (;;) {
+    const n = Number(fns.read(fd, scratchAt, SCRATCH_BYTES))
+    if (n >= 0) return n
+    const e = ffi.getInt32(errno)
+    if (e !== EINTR) return -e
+  }
+}
+
+/**
+ * A uv_poll of `fd` for readability on this thread's loop: `onReady(status)` each time the loop finds it readable
+ * (status < 0: polling failed), called from a node:ffi callback.
+ */
+class UvPoll {
   private readonly handle: Uint8Array
   private readonly at: bigint
-  private readonly chunks: Uint8Array[] = []
-  private waiting: { resolve(r: ReadResult): void; reject(e: unknown): void } | undefined
-  private ended: ReadResult | Error | undefined
-  private released: (() => void) | undefined
+  private readonly onReady: (status: number) => void
   private stopped = false
+  private onClosed: (() => void) | undefined
 
-  private readonly fd: number
-
-  constructor(fd: number) {
-    this.fd = fd
+  constructor(fd: number, onReady: (status: number) => void) {
+    this.onReady = onReady
     const u = uv()
     this.handle = new Uint8Array(u.handleSize) // off the JS heap (over 64 bytes): its address does not move
     this.at = ffi.getRawPointer(this.handle)
@@ -84,27 +109,56 @@ class PollReader {
     polls.set(this.at, this)
   }
 
-  /** The loop found the fd readable (or failed to poll it): read what is there, settle a waiting read. */
+  get isStopped(): boolean {
+    return this.stopped
+  }
+
   ready(status: number) {
+    if (!this.stopped) this.onReady(status)
+  }
+
+  /** Stops polling; `onClosed` runs once libuv has let go of the handle (whose memory this object keeps till then). */
+  stop(onClosed?: () => void) {
     if (this.stopped) return
-    const { fns, errno } = uv()
+    this.stopped = true
+    this.onClosed = onClosed
+    const { fns, onClose } = uv()
+    fns.uv_poll_stop(this.at)
+    fns.uv_close(this.at, onClose)
+  }
+
+  closed() {
+    this.onClosed?.()
+  }
+}
+
+type ReadResult = { done: false; value: Uint8Array } | { done: true; value: undefined }
+
+/** Reads a non-blocking fd when the loop says it is readable; the fd stays the caller's (never closed here). */
+class PollReader {
+  private readonly poll: UvPoll
+  private readonly chunks: Uint8Array[] = []
+  private waiting: { resolve(r: ReadResult): void; reject(e: unknown): void } | undefined
+  private ended: ReadResult | Error | undefined
+  private released: Promise<void> | undefined
+  private readonly fd: number
+
+  constructor(fd: number) {
+    this.fd = fd
+    this.poll = new UvPoll(fd, (status) => this.ready(status))
+  }
+
+  /** The loop found the fd readable (or failed to poll it): read what is there, settle a waiting read. */
+  private ready(status: number) {
     if (status < 0) this.end(new Error(`polling fd ${this.fd} failed: libuv error ${status}`))
     else
       for (;;) {
-        const buf = new Uint8Array(READ_BYTES)
-        const n = Number(fns.read(this.fd, buf, BigInt(READ_BYTES)))
+        const n = readScratch(this.fd)
         if (n > 0) {
-          this.chunks.push(n === READ_BYTES ? buf : buf.subarray(0, n))
+          this.chunks.push(uv().scratch.slice(0, n)) // a copy of n bytes: a small one is cheap to make in Node
           if (n === READ_BYTES) continue
-          break
-        }
-        if (n === 0) {
-          this.end({ done: true, value: undefined })
-          break
-        }
-        const e = ffi.getInt32(errno)
-        if (e === EINTR) continue
-        if (e !== EAGAIN) this.end(new Error(`reading fd ${this.fd} failed: errno ${e}`))
+        } else if (n === 0) this.end({ done: true, value: undefined })
+        else if (n !== -EAGAIN) this.end(new Error(`reading fd ${this.fd} failed: errno ${-n}`))
         break
       }
     const waited = this.waiting
@@ -114,7 +168,7 @@ class PollReader {
 
   private end(how: ReadResult | Error) {
     this.ended ??= how
-    this.stop()
+    this.poll.stop()
   }
 
   private settle() {
@@ -139,27 +193,13 @@ class PollReader {
     })
   }
 
-  private stop() {
-    if (this.stopped) return
-    this.stopped = true
-    const { fns, onClose } = uv()
-    fns.uv_poll_stop(this.at)
-    fns.uv_close(this.at, onClose) // the handle's memory is kept (this object, in polls) until onClose
-  }
-
-  closed() {
-    if (this.released) drainSoon()
-    this.released?.()
-  }
-
   cancel(): Promise<void> {
     this.ended ??= { done: true, value: undefined }
     this.settle()
-    if (!polls.has(this.at)) return Promise.resolve()
-    return new Promise((resolve) => {
-      this.released = resolve
-      this.stop()
-    })
+    this.released ??= this.poll.isStopped
+      ? Promise.resolve()
+      : new Promise((resolve) => this.poll.stop(() => (drainSoon(), resolve())))
+    return this.released
   }
 }
 
@@ -169,29 +209,32 @@ export function fdReader(fd: number): ReadableStreamDefaultReader<Uint8Array> {
 }
 
 /**
- * The doorbell read through the fd reader's uv_poll: `onWake` with what each wake-up read; close() stops it and
- * closes the fd, which is the reader's (a duplicate, as Bun's socket is given).
+ * The doorbell on its own uv_poll: each wake-up reads every ring into the scratch buffer (no allocation) and calls
+ * `onWake` with their count at once, in the poll callback; an immediate then brings the microtasks it queued into
+ * this turn. At EOF, a failed read or close(), polling stops and the fd (the reader's, a duplicate) is closed.
  */
-export function doorbellReader(fd: number, onWake: (bytes: Uint8Array) => void): DoorbellReader {
-  const reader = fdReader(fd)
-  let closed = false
-  void (async () => {
-    try {
-      for (;;) {
-        const { done, value } = await reader.read()
-        if (done || closed) break
-        onWake(value)
+export function doorbellReader(fd: number, onWake: (rings: number) => void): DoorbellReader {
+  const end = () => poll.stop(() => closeSync(fd))
+  const poll = new UvPoll(fd, (status) => {
+    let rings = 0
+    for (;;) {
+      const n = status < 0 ? -1 : readScratch(fd)
+      if (n === READ_BYTES) rings += n
+      else {
+        if (n > 0) rings += n
+        else if (n !== -EAGAIN) end() // EOF (the ringer is gone) or a failure: as close() does
+        break
       }
-    } catch {} // a failed read ends the reader as a close does
-    closeSync(fd)
-  })()
-  return {
-    close() {
-      if (closed) return
-      closed = true
-      void reader.cancel()
-    },
-  }
+    }
+    if (rings === 0) return
+    try {
+      onWake(rings)
+    } catch (e) {
+      queueMicrotask(() => {
+        throw e // an uncaught error, as from any I/O callback; a throw into node:ffi's callback would be lost
+      })
+    }
+    drainSoon()
+  })
+  return { close: end }
 }
-
-// ---- the rest of runtime.ts

@@ -60,10 +60,10 @@ export interface Runtime {
   fdReader(fd: number): ReadableStreamDefaultReader<Uint8Array>
   /**
    * Reads a doorbell's read end (a non-blocking unix stream socket, docs/PROTOCOL.md §1.2) as one of the event loop's
-   * own sockets, which stay armed: `onWake` gets each read's bytes (a byte a ring). It owns `fd` from here and closes
-   * it on `close()` or at the peer's EOF, so the caller hands it a duplicate of the fd it keeps.
+   * own sockets, which stay armed: `onWake` gets the number of rings (bytes) each read took. It owns `fd` from here
+   * and closes it on `close()` or at the peer's EOF, so the caller hands it a duplicate of the fd it keeps.
    */
-  doorbellReader(fd: number, onWake: (bytes: Uint8Array) => void): DoorbellReader
+  doorbellReader(fd: number, onWake: (rings: number) => void): DoorbellReader
   /** A monotonic clock in ns since the process started. */
   nanoseconds(): number
   /** A promise settled after `ms` (any size: no timer overflow at 2^31 ms). */

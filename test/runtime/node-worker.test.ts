@@ -31,9 +31,15 @@ afterAll(async () => {
 })
 
 /** Runs a built fixture under Node with the library this front loaded; waits for its first line matching `ready`. */
-async function underNode(entry: string, name: string, ready: RegExp, args: string[] = []): Promise<Child> {
+async function underNode(
+  entry: string,
+  name: string,
+  ready: RegExp,
+  args: string[] = [],
+  env: Record<string, string> = {},
+): Promise<Child> {
   const child = spawn([node!, ...nodeFlags(node!), entry, name, ...args], {
-    env: { ...process.env, SLOTBUS_LIB: lib, NODE_NO_WARNINGS: "1" },
+    env: { ...process.env, SLOTBUS_LIB: lib, NODE_NO_WARNINGS: "1", ...env },
     stdin: "pipe",
   })
   await child.waitLine(ready, 30_000).catch((e) => {
@@ -152,4 +158,40 @@ describe.skipIf(node === null)("a Bun worker behind a Node 26 front", () => {
       await front.kill()
     }
   }, 120_000)
+})
+
+// Parked on both sides, every request and every answer is a doorbell wake-up: on Node the doorbell's uv_poll callback
+// calls the pump itself (src/runtime/node-poll.ts), and an immediate runs what it queued in the same turn.
+describe.skipIf(node === null)("park on both sides: a doorbell wake-up for every request and answer", () => {
+  const CALLS = 300
+  const parked = { SLOTBUS_TEST_IDLE: "park" }
+
+  test("a Node worker at a Bun front answers call after call", async () => {
+    const bus = await SlotBus.listen(busName("nodepark"), { idle: "park" })
+    const worker = await underNode(built!.worker.entry, bus.name, /^ready /, [], parked)
+    try {
+      await bus.waitForWorkers(1, { timeoutMs: 30_000 })
+      for (let i = 0; i < CALLS; i++) expect(new TextDecoder().decode(await bus.call(`ring ${i}`))).toBe(`ring ${i}`)
+    } finally {
+      await bus.close()
+      await worker.kill()
+    }
+  }, 60_000)
+
+  test("a Node front gets answer after answer from a Bun worker", async () => {
+    const name = busName("nodeparkfront")
+    const front = await underNode(built!.front.entry, name, /^listening$/, [], parked)
+    try {
+      const echo = await spawnWorker(name, { idle: "park" })
+      await front.waitLine(new RegExp(`^join ${echo.pid}$`), 30_000)
+      for (let i = 0; i < CALLS; i++) {
+        front.write(`call ${i} ring ${i}\n`)
+        await front.waitLine(new RegExp(`^answer ${i} ring ${i}$`), 30_000)
+      }
+      front.write("close\n")
+      expect(await front.exited).toBe(0)
+    } finally {
+      await front.kill()
+    }
+  }, 60_000)
 })

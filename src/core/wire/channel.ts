@@ -124,8 +124,8 @@ export class Channel implements Parking {
   listenDoorbell(onRing: (count: number) => void) {
     const fd = native.sb_fd_dup(native.sb_doorbell_fd(this.ptr))
     if (fd < 0) throw systemError("cannot watch the doorbell", fd)
-    this.bell = doorbellReader(fd, (bytes) => {
-      if (this.open) onRing(bytes.length)
+    this.bell = doorbellReader(fd, (rings) => {
+      if (this.open) onRing(rings)
     })
   }
 

@@ -5,9 +5,9 @@
 // chunks 5 ms apart, /echo the body back with x-sha256 of what arrived, /hold never answers, /endless 64 KiB chunks
 // for as long as they are read (printing "cancelled /endless" when its body is cancelled), anything else
 // "hi <path>" with status 201 and x-runtime: node.
-// Prints "ready <node version>" once connected, "closed <reason>" at the end.
+// Prints "ready <node version>" once connected, "closed <reason>" at the end. SLOTBUS_TEST_IDLE: its idle strategy.
 import { createHash } from "node:crypto"
-import { SlotWorker, type SlotRequest } from "../../../src/index.ts"
+import { type IdleStrategy, SlotWorker, type SlotRequest } from "../../../src/index.ts"
 
 const [name, mode] = process.argv.slice(2)
 if (!name) throw new Error("usage: node-worker.js <bus-name> [--fetch]")
@@ -54,10 +54,11 @@ async function fetchHandler(req: Request): Promise<Response> {
   return new Response(`hi ${path}`, { status: 201, headers: { "x-runtime": "node" } })
 }
 
+const idle = process.env.SLOTBUS_TEST_IDLE as IdleStrategy | undefined
 const worker =
   mode === "--fetch"
-    ? await SlotWorker.connect(name, fetchHandler, { fetch: true })
-    : await SlotWorker.connect(name, raw)
+    ? await SlotWorker.connect(name, fetchHandler, { fetch: true, idle })
+    : await SlotWorker.connect(name, raw, { idle })
 process.on("SIGTERM", () => void worker.close())
 console.log(`ready ${process.versions.node}`)
 const closed = await worker.closed
