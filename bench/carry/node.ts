@@ -1,6 +1,7 @@
 // The Node fronts of `slotbus bench carry` (issue 67): the command that starts node-front.ts under Node 26, with the
 // slotbus of the measured tree built to JavaScript for it once per run; without a Node >= 26.1 an error carrying
 // the install line (the variant's "could not run" line).
+import { execFileSync } from "node:child_process"
 import { join } from "node:path"
 import { detectPlatform, libraryFile } from "../../src/native/lib-path.ts"
 import { benchNode, buildForNode, nodeFlags } from "../lib/node.ts"
@@ -53,4 +54,11 @@ export function nodeFront(
 export function removeNodeBuild(): void {
   built?.remove()
   built = null
+}
+
+/** "v26.12.1 at <path>": the Node the fronts run, for the report; null without one. */
+export function nodeVersion(): string | null {
+  const found = benchNode()
+  if ("skip" in found) return null
+  return `${execFileSync(found.node, ["--version"], { encoding: "utf8" }).trim()} at ${found.node}`
 }

@@ -154,11 +154,12 @@ describe.skipIf(wrkSkip !== null)("with wrk", () => {
   test.skipIf(node === null)(
     "the Node fronts: each a row, node-direct measured with them, their ratios and CPU over Node direct's",
     async () => {
-      const { runs, skipped } = await carryJson(
+      const { head, runs, skipped } = await carryJson(
         ...["--variants", "node-fetch,node-proxy", "--answers", "small", "--workers", "1", "--rounds", "1"],
         ...["--seconds", "1", "--no-perf"],
       )
       expect(skipped).toEqual([])
+      expect(head.node).toMatch(/^v\d+\.\d+\.\d+ at \//) // which Node ran them
       // Bun's direct always, Node's with any Node front: each variant a row of its own
       expect(runs.map((x) => x.variant)).toEqual(["direct", "node-direct", "node-fetch", "node-proxy"])
       const bun = runs.find((x) => x.variant === "direct")!
@@ -193,6 +194,7 @@ describe.skipIf(wrkSkip !== null)("with wrk", () => {
     expect(lines.some((l) => /^\| – \| direct \| [\d,]+ \|/.test(l))).toBe(true)
     expect(lines.some((l) => /^\| 1 \| bus\.fetch \| [\d,]+ \(/.test(l))).toBe(true)
     expect(lines.some((l) => l.includes("| Node "))).toBe(false)
+    expect(lines.some((l) => l.startsWith("Node fronts:"))).toBe(false)
     expect(leftovers()).toEqual([])
   }, 180_000)
 
