@@ -8,7 +8,7 @@
 //   slotbus bench remote [options]              bench/remote  slotbus over NATS against shared memory, nats.js and HTTP
 //   slotbus bench realwork [options]            bench/realwork a ~2 ms page and a 5 MiB stream behind a front, 4 ways
 //   slotbus bench fronts [options]              bench/fronts  one front against several on one port (reusePort)
-//   slotbus bench carry [options]               bench/carry   carrying an answer behind a front, 8 ways, against direct
+//   slotbus bench carry [options]               bench/carry   carrying an answer behind a front (Bun's, Node's), against direct
 //   slotbus bench compare <ref> [<ref2>]        bench/compare this tree (or ref2) against a git ref, interleaved
 // bench/http (the hub against Bun.serve and a fetch proxy) runs with bun directly: see bench/README.md.
 

