@@ -37,6 +37,7 @@ const slot_sources = [_][]const u8{
     "csrc/scheme_portable.c",
     "csrc/os_linux.c",
     "csrc/os_darwin.c",
+    "csrc/doubles.c",
 };
 const slot_headers = [_][]const u8{ "csrc/slotbus.h", "csrc/slot_internal.h", "csrc/recorder.h", "csrc/sys.h", "csrc/shm.h", "csrc/platform.h", "csrc/scheme.h", "csrc/os.h" };
 const c_sources = slot_sources ++ [_][]const u8{

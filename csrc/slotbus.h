@@ -14,7 +14,7 @@ extern "C" {
 #define SB_VERSION 4u /* 4: doorbells are stream socketpairs (§1.2); 3: names in the socket directory on Linux too (§1.1); 2: abstract names */
 /* Bumped whenever a function below changes its signature or meaning; the TS loader refuses a mismatch. */
 #ifndef SB_ABI_VERSION /* overridable only so a test can build a mismatching library */
-#define SB_ABI_VERSION 18u /* 18: protocol version 4 (socketpair doorbells), sb_fd_dup; 17: protocol version 3 (names in the socket directory), sb_listen_door, sb_host_free; 16: sb_any_readable; 15: sb_notify; 14: sb_host_holder; 13: sb_idle; 11: the flight recorder (sb_rec_*); 10: a lease claim's trace context (sbl_try_claim*'s trace, sbl_holder.trace); 9: sb_ctl_listen, sb_ctl_accept, sb_ctl_connect; 8: SB_ESOCKDIR, sb_socket_dir_error; sbl_open's stopped pids (no sbl_open_error); 7: sb_platform, sb_unlisten; 6: streams */
+#define SB_ABI_VERSION 19u /* 19: the sbd_ twins of the per-request calls (doubles); 18: protocol version 4 (socketpair doorbells), sb_fd_dup; 17: protocol version 3 (names in the socket directory), sb_listen_door, sb_host_free; 16: sb_any_readable; 15: sb_notify; 14: sb_host_holder; 13: sb_idle; 11: the flight recorder (sb_rec_*); 10: a lease claim's trace context (sbl_try_claim*'s trace, sbl_holder.trace); 9: sb_ctl_listen, sb_ctl_accept, sb_ctl_connect; 8: SB_ESOCKDIR, sb_socket_dir_error; sbl_open's stopped pids (no sbl_open_error); 7: sb_platform, sb_unlisten; 6: streams */
 #endif
 #define SB_MAX_SLOTS 4096u
 #define SB_MAX_ALLOW_UIDS 8u
@@ -238,6 +238,27 @@ void sb_yield(void);
 /* 1 if any of the first n (at most 8) fds is readable now, else 0 (poll, no wait): asked of the event loop's epoll
  * fds, whether the loop has I/O to do. */
 int sb_any_readable(const int32_t *fds, uint32_t n);
+
+/* ---- the per-request calls with double arguments (csrc/doubles.c): sbd_<name> is sb_<name>, for an FFI that
+ * calls a function of doubles directly and checks integer and pointer arguments in a slower path (Node's node:ffi).
+ * The channel pointer is passed as a double (exact below 2^53); every other argument is an integer in a double. ---- */
+int sbd_hub_claim(double ch);
+int sbd_hub_unclaim(double ch, double slot);
+int sbd_hub_publish(double ch, double slot, double kind, double id, double head_len, double body_len);
+int sbd_hub_cancel(double ch, double slot);
+int sbd_hub_poll(double ch);
+int sbd_hub_release(double ch, double slot);
+int sbd_hub_stream_next(double ch, double slot);
+int sbd_hub_stream_consumed(double ch, double slot, double pos);
+int sbd_worker_poll(double ch);
+int sbd_worker_complete(double ch, double slot, double gen, double status, double flags, double head_len,
+                        double body_len);
+uint32_t sbd_worker_cancel_seq(double ch);
+int sbd_worker_cancelled(double ch, double slot, double gen);
+int sbd_worker_stream_wait(double ch, double slot, double gen, double timeout_ms);
+int sbd_park(double ch);
+void sbd_unpark(double ch);
+double sbd_arena_offset(double ch, double slot, double response);
 /* Block until work may be available, the peer is gone, or timeout_ms passes (<0: forever).
  * use_futex: sleep on the ring's futex word instead of the doorbell (slices of 10 ms check the socket).
  * Returns 1 work may be ready, 0 timeout (or early: a control byte arrived; just wait again), -EPIPE peer gone. */

@@ -1,7 +1,5 @@
 // The runtime on Node ≥ 26.1 (node:ffi, issue 67): each operation of runtime.ts over Node's own modules. Pointers are
-// bigint under node:ffi; they stay bigint behind the Pointer brand (passed back to C as they came, never converted
-// per call), and only the functions that return a pointer or a C string are wrapped, to give null for NULL as bun:ffi
-// does (none of them is called per request).
+// numbers, as on Bun (openLibrary: the per-request calls are bound to the library's twins of doubles).
 import { isDeepStrictEqual, inspect as nodeInspect } from "node:util"
 // a namespace, not a named import: a Node too old for zlib.crc32 refuses a named one before anything here runs
 import * as zlib from "node:zlib"
@@ -22,31 +20,62 @@ const NODE_TYPE: Record<NativeType, string> = {
 
 type AnyFn = (...args: unknown[]) => unknown
 
-/** Opens the library with its functions as `symbols` declares them; most are node:ffi's own functions, unwrapped. */
+/**
+ * Opens the library with its functions as `symbols` declares them. node:ffi calls a function whose arguments are all
+ * doubles directly (~9 ns for six) and checks each integer or pointer argument in JavaScript first (~25 ns for one,
+ * ~0.5 µs for six; Node 26.12). So a function the library also has with double arguments (csrc/doubles.c: sbd_<name>
+ * for sb_<name>, the per-request calls) is bound to that twin, unwrapped; and a pointer is a number here, as on Bun
+ * (user-space addresses are below 2^53), made a bigint only for a function that takes it as node:ffi's "pointer".
+ */
 export function openLibrary<S extends Record<string, NativeFunction>>(path: string, symbols: S): NativeSymbols<S> {
-  const definitions: Record<string, { return: string; arguments: string[] }> = {}
-  for (const [name, f] of Object.entries(symbols))
-    definitions[name] = { return: NODE_TYPE[f.returns], arguments: f.args.map((a) => NODE_TYPE[a]) }
-  const { functions } = ffi.dlopen(path, definitions as never) as unknown as { functions: Record<string, AnyFn> }
+  const { lib } = ffi.dlopen(path)
   const out: Record<string, AnyFn> = {}
-  for (const [name, f] of Object.entries(symbols)) {
-    const call = functions[name]!
-    if (f.returns === "ptr") out[name] = (...a) => orNull(call(...a) as bigint)
-    else if (f.returns === "cstring")
-      out[name] = (...a) => {
-        const p = call(...a) as bigint
-        return p === 0n ? null : ffi.toString(p)
-      }
-    else out[name] = call
-  }
+  for (const [name, f] of Object.entries(symbols)) out[name] = doublesTwin(lib, name, f) ?? bind(lib, name, f)
   return out as unknown as NativeSymbols<S>
 }
 
-const orNull = (p: bigint) => (p === 0n ? null : p)
+type Library = ReturnType<typeof ffi.dlopen>["lib"]
+const IN_A_DOUBLE = new Set<NativeType>(["ptr", "i32", "u32"])
+
+function doublesTwin(lib: Library, name: string, f: NativeFunction): AnyFn | undefined {
+  if (!name.startsWith("sb_") || !f.args.every((a) => IN_A_DOUBLE.has(a)) || f.returns === "ptr") return undefined
+  const twin = `sbd_${name.slice(3)}`
+  try {
+    lib.getSymbol(twin)
+  } catch {
+    return undefined // none: this function is not called per request
+  }
+  const returns = NODE_TYPE[f.returns]
+  return lib.getFunctions({ [twin]: { return: returns, arguments: f.args.map(() => "f64") } } as never)[twin] as AnyFn
+}
+
+function bind(lib: Library, name: string, f: NativeFunction): AnyFn {
+  const definition = { return: NODE_TYPE[f.returns], arguments: f.args.map((a) => NODE_TYPE[a]) }
+  const raw = lib.getFunctions({ [name]: definition } as never)[name] as AnyFn
+  const pointers = f.args.flatMap((a, i) => (a === "ptr" || a === "cstring" ? [i] : []))
+  const call =
+    pointers.length === 0
+      ? raw
+      : (...a: unknown[]) => {
+          for (const i of pointers) if (typeof a[i] === "number") a[i] = BigInt(a[i] as number)
+          return raw(...a)
+        }
+  if (f.returns === "ptr")
+    return (...a) => {
+      const p = call(...a) as bigint
+      return p === 0n ? null : Number(p)
+    }
+  if (f.returns === "cstring")
+    return (...a) => {
+      const p = call(...a) as bigint
+      return p === 0n ? null : ffi.toString(p)
+    }
+  return call
+}
 
 /** `length` bytes at ptr + offset, a plain (not shared) ArrayBuffer over that memory: Atomics load and store work. */
 export function memoryView(ptr: Pointer, offset: number, length: number): ArrayBuffer {
-  return ffi.toArrayBuffer(BigInt(ptr) + BigInt(offset), length, false)
+  return ffi.toArrayBuffer(BigInt(ptr + offset), length, false)
 }
 
 const start = process.hrtime.bigint()

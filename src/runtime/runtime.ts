@@ -1,7 +1,7 @@
 // The host operations slotbus needs, in its own names: what src/runtime/bun.ts and node.ts give (issue 67). Pointers
-// are numbers behind the Pointer brand (bigints on Node, passed back to C unconverted: callers only pass them on or
-// Number() them); nothing here is a Bun type except the socket and process handles, which runtime/bun.ts names
-// (node.ts gives the shape slotbus uses of them, or a clear error).
+// are numbers behind the Pointer brand on both runtimes (callers only pass them on or Number() them); nothing here is
+// a Bun type except the socket and process handles, which runtime/bun.ts names (node.ts gives the shape slotbus uses
+// of them, or a clear error).
 
 /** An address in native memory, as the library's functions take and return it. */
 export type Pointer = number & { __pointer__: null }

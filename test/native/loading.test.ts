@@ -194,7 +194,7 @@ function declaredCalls(): string[] {
     const code = readFileSync(join(REPO, "csrc", h), "utf8")
       .replace(/\/\*[\s\S]*?\*\//g, "")
       .replace(/^\s*#.*$/gm, "")
-    for (const m of code.matchAll(/\b(sb[lt]?_[a-z0-9_]+)\s*\(/g)) names.add(m[1]!)
+    for (const m of code.matchAll(/\b(sb[ltd]?_[a-z0-9_]+)\s*\(/g)) names.add(m[1]!)
   }
   return [...names].sort()
 }

@@ -43,6 +43,8 @@ const lib = rt.openLibrary(process.argv[2]!, {
   sb_platform: { args: [], returns: "cstring" },
   sb_connect_start: { args: ["cstring", "i64", "ptr"], returns: "ptr" },
   sb_rec_now: { args: [], returns: "f64" },
+  sb_hub_publish: { args: ["ptr", "u32", "u32", "u32", "u32", "u32"], returns: "i32" },
+  sb_slot_count: { args: ["ptr"], returns: "u32" },
 } as const)
 const err = new Int32Array(1)
 found.library = {
@@ -51,6 +53,8 @@ found.library = {
   nullPointer: lib.sb_connect_start(Buffer.from("slotbus-no-such-bus\0"), -1, err),
   errno: err[0],
   clock: typeof lib.sb_rec_now(),
+  // node:ffi's own function, no JavaScript before the call: the twin of doubles (csrc/doubles.c)
+  direct: [String(lib.sb_hub_publish).includes("[native code]"), String(lib.sb_slot_count).includes("[native code]")],
 }
 const libc = rt.openLibrary("libc.so.6", {
   malloc: { args: ["i64"], returns: "ptr" },
