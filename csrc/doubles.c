@@ -5,7 +5,7 @@
 #include "slotbus.h"
 
 #define CH(d) ((sb_chan *)(uintptr_t)(d))
-#define U32(d) ((uint32_t)(d))
+#define U32(d) ((uint32_t)(int64_t)(d)) /* through int64: a negative double to uint32_t is undefined in C */
 
 int sbd_hub_claim(double ch) { return sb_hub_claim(CH(ch)); }
 int sbd_hub_unclaim(double ch, double slot) { return sb_hub_unclaim(CH(ch), U32(slot)); }
