@@ -6,7 +6,17 @@
 // which every process it starts inherits, and a socket or region is this run's when one of those processes holds it.
 // Without a command it checks for the run $SLOTBUS_TEST_RUN names (unset: processes started from this checkout).
 import { randomBytes } from "node:crypto"
-import { appendFileSync, existsSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from "node:fs"
+import {
+  appendFileSync,
+  existsSync,
+  lstatSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  unlinkSync,
+} from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { stripVTControlCharacters } from "node:util"
@@ -144,6 +154,41 @@ function leftovers(runStart: number): string[] {
 }
 
 /**
+ * Removes the socket files in this uid's socket directory (docs/PROTOCOL.md §1.1) that were made since the run
+ * began and that no socket is bound to any more, in any network namespace: what the run's processes killed with -9
+ * or SIGSTOP left (their names are made unique by a pid or a random suffix, so no later bind replaces them; ~800 a
+ * run). Lock files stay: the protocol never unlinks one. Returns how many it removed.
+ */
+function sweepDeadSocketFiles(runStart: number): number {
+  const dir = process.env.SLOTBUS_SOCKET_DIR || `/tmp/slotbus-${process.geteuid!()}`
+  const bound = new Set<string>()
+  const namespaces = new Set<string>()
+  for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
+    try {
+      const ns = readlinkSync(`/proc/${pid}/ns/net`)
+      if (namespaces.has(ns)) continue
+      const table = readFileSync(`/proc/${pid}/net/unix`, "utf8")
+      namespaces.add(ns)
+      for (const line of table.split("\n").slice(1)) {
+        const path = line.trim().split(/\s+/)[7]
+        if (path?.startsWith("/")) bound.add(path)
+      }
+    } catch {} // exited while we looked, or another uid's
+  }
+  let removed = 0
+  for (const name of existsSync(dir) ? readdirSync(dir) : []) {
+    const path = join(dir, name)
+    try {
+      const s = lstatSync(path)
+      if (!s.isSocket() || s.uid !== process.geteuid!() || s.mtimeMs < runStart - 1000 || bound.has(path)) continue
+      unlinkSync(path)
+      removed++
+    } catch {} // gone meanwhile
+  }
+  return removed
+}
+
+/**
  * What the run printed, passed through as it comes and read line by line: each failed test ("(fail) name", as bun
  * test prints it) with the lines printed before it, and bun's closing counts. A CI log shows only its tail, so the
  * failures are printed again at the end.
@@ -209,6 +254,8 @@ else
   )
 
 if (command.length) {
+  const swept = sweepDeadSocketFiles(runStart)
+  if (swept) console.log(`leftovers: removed ${swept} socket file(s) no socket is bound to, left by killed processes`)
   // the failures again, last: to this output, or (.ci/run, which runs more than one stage) to the file it names
   const reprint = failures.length
     ? [

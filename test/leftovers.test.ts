@@ -1,7 +1,7 @@
 // scripts/leftovers.ts, the last step of `npm test`: it reports what its run of the suite left behind, and not what
 // another slotbus app on the machine holds while the suite runs.
 import { afterEach, beforeEach, expect, setDefaultTimeout, test } from "bun:test"
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { existsSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { alive, REPO, run, spawn, stopAll, until } from "./support/helpers.ts"
@@ -171,4 +171,51 @@ test("the failed tests bun lists again at its end (after 'N tests failed:') are 
   expect(again.match(/^--- \d+ of \d+ ---$/gm)).toEqual(["--- 1 of 2 ---", "--- 2 of 2 ---"])
   expect(again).toContain("why the first failed\n(fail) first [1.00ms]\n--- 2 of 2 ---")
   expect(r.stdout.trimEnd().split("\n").at(-1)).toBe("run: 1 passed, 2 failed")
+})
+
+test("the socket files of the run's killed processes are removed; an app's bound one and an older dead one stay", async () => {
+  const sockets = process.env.SLOTBUS_SOCKET_DIR || `/tmp/slotbus-${process.geteuid!()}`
+  const file = (name: string) => join(sockets, `slotbus.${name}`)
+  // a dead one from before the run: a bus whose process was killed, its file dated back a minute
+  const old = join(dir, "old.ts")
+  writeFileSync(
+    old,
+    `${imports}\nawait SlotBus.listen("before-" + process.pid)\nconsole.log("ready")\nsetInterval(() => {}, 1000)`,
+  )
+  const before = spawn([process.execPath, old], { cwd: dir })
+  await before.waitLine(/^ready$/, 20_000)
+  await before.kill("SIGKILL")
+  const past = new Date(Date.now() - 60_000)
+  utimesSync(file(`before-${before.pid}`), past, past)
+  ends.push(() => rmSync(file(`before-${before.pid}`), { force: true }))
+  // an app beside the suite, bound all along
+  const app = join(dir, "app.ts")
+  writeFileSync(app, `${imports}\nconst name = "beside-" + process.pid\n${holdAll}`)
+  const env = { ...process.env }
+  delete env.SLOTBUS_TEST_RUN
+  const beside = spawn([process.execPath, app], { cwd: dir, env })
+  await beside.waitLine(/^ready$/, 20_000)
+
+  // the run starts a child holding a bus, a topic and a contest, and kills it with -9
+  const pidFile = join(dir, "pid")
+  const child = join(dir, "child.ts")
+  writeFileSync(child, `${imports}\nconst name = "killed-" + process.pid\n${holdAll}`)
+  const r = await checkAround(`
+import { writeFileSync } from "node:fs"
+const c = Bun.spawn([process.execPath, "${child}"], { stdout: "pipe", stderr: "ignore" })
+writeFileSync("${pidFile}", String(c.pid))
+const reader = c.stdout.getReader()
+while (!new TextDecoder().decode((await reader.read()).value).includes("ready")) {}
+c.kill(9)
+await c.exited
+`)
+  const killed = Number(readFileSync(pidFile, "utf8"))
+  expect(r.out).toContain("leftovers: none")
+  expect(r.out).toMatch(/leftovers: removed \d+ socket file\(s\) no socket is bound to/)
+  expect(r.code).toBe(0)
+  for (const name of [`slotbus.killed-${killed}`, `slotbus.topic.killed-${killed}`, `slotbus-lease.killed-${killed}`])
+    expect(existsSync(join(sockets, name))).toBe(false)
+  expect(bound(`beside-${beside.pid}`)).toBe(true)
+  expect(existsSync(file(`beside-${beside.pid}`))).toBe(true)
+  expect(existsSync(file(`before-${before.pid}`))).toBe(true)
 })
