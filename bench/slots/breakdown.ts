@@ -3,41 +3,13 @@
 // bun bench/slots/breakdown.ts [filter regex]
 import { bench, do_not_optimize, group, run } from "mitata"
 import { SlotBus, SlotRequest, SlotWorker } from "../../src/core/index.ts"
-import { Channel } from "../../src/core/wire/channel.ts"
+import { channelPair } from "./channel-pair.ts"
 import { headerPairs, headLength, pairEntries, readHead, writeHead, align8 } from "../../src/core/wire/codec.ts"
-import { HUB_CONFIG_WORDS, Kind, Msg, loadNative, type Chan } from "../../src/native/ffi.ts"
+import { Kind, Msg, loadNative } from "../../src/native/ffi.ts"
 import { parseRoute, RouteTable } from "../../src/http/routes.ts"
 import { RequestServer } from "../../src/http/worker/request.ts"
 
 const native = await loadNative()
-const KiB = 1024
-const EAGAIN = -11
-
-/** Both ends of one channel in this process. */
-async function channelPair(): Promise<{ hub: Channel; worker: Channel; close: () => void }> {
-  const name = Buffer.from(`breakdown-${process.pid}\0`)
-  const listenFd = native.sb_listen(name)
-  const err = new Int32Array(2)
-  const worker = native.sb_connect_start(name, -1, err) as Chan | null
-  if (!worker) throw new Error(`sb_connect_start: ${err[0]}`)
-  const config = new Uint32Array(HUB_CONFIG_WORDS)
-  config.set([4, 64 * KiB, 1024 * KiB, 0])
-  let hub: Chan | null = null
-  for (let i = 0; i < 1000 && !hub; i++) {
-    hub = native.sb_accept(listenFd, config, err, err.subarray(1)) as Chan | null
-    if (!hub) await Bun.sleep(1)
-  }
-  if (!hub) throw new Error(`sb_accept: ${err[0]}`)
-  while (native.sb_connect_finish(worker, 0) === EAGAIN) await Bun.sleep(1)
-  return {
-    hub: new Channel(hub),
-    worker: new Channel(worker),
-    close: () => {
-      native.sb_close(hub)
-      native.sb_close(worker)
-    },
-  }
-}
 
 // What wrk sends, as Bun.serve hands it to the hub.
 const URL_ = "http://127.0.0.1:3000/items/42"

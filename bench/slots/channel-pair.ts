@@ -1,0 +1,36 @@
+// Both ends of one hub<->worker channel in this process, through libslotbus's own listen/connect/accept: for the
+// breakdown bench and for tests of the region's words.
+import { Channel } from "../../src/core/wire/channel.ts"
+import { HUB_CONFIG_WORDS, loadNative, type Chan } from "../../src/native/ffi.ts"
+
+const KiB = 1024
+const EAGAIN = -11
+let made = 0
+
+/** Both ends of one channel in this process. */
+export async function channelPair(): Promise<{ hub: Channel; worker: Channel; close: () => void }> {
+  const native = await loadNative()
+  const name = Buffer.from(`channel-pair-${process.pid}-${made++}\0`)
+  const listenFd = native.sb_listen(name)
+  const err = new Int32Array(2)
+  const worker = native.sb_connect_start(name, -1, err) as Chan | null
+  if (!worker) throw new Error(`sb_connect_start: ${err[0]}`)
+  const config = new Uint32Array(HUB_CONFIG_WORDS)
+  config.set([4, 64 * KiB, 1024 * KiB, 0])
+  let hub: Chan | null = null
+  for (let i = 0; i < 1000 && !hub; i++) {
+    hub = native.sb_accept(listenFd, config, err, err.subarray(1)) as Chan | null
+    if (!hub) await Bun.sleep(1)
+  }
+  if (!hub) throw new Error(`sb_accept: ${err[0]}`)
+  native.sb_unlisten(listenFd)
+  while (native.sb_connect_finish(worker, 0) === EAGAIN) await Bun.sleep(1)
+  return {
+    hub: new Channel(hub),
+    worker: new Channel(worker),
+    close: () => {
+      native.sb_close(hub)
+      native.sb_close(worker)
+    },
+  }
+}
