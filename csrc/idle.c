@@ -26,10 +26,12 @@
 #define RUN_DELAY_SHARE 0.75
 #define CONTENDED_FOR_NS 50000000ull
 #define CONTENDED_MAX_NS 1000000000ull
-/* the peer runs on this CPU (idle.ts's CpuSharing): a yield that ran another thread, followed by work, says so;
- * 16 yields in a row that ran nobody clear it */
+/* the peer runs on this CPU (idle.ts's CpuSharing): a yield that ran another thread, followed by work, says so
+ * unless, after the connection's first second, the peer's CPU word names another CPU (§5.1); 16 yields in a row
+ * that ran nobody clear it */
 #define SWITCHED_YIELD_NS 2000ull
 #define QUICK_YIELDS_TO_CLEAR 16u
+#define CPU_WORDS_AFTER_NS 1000000000ull /* before, a fresh process's JIT threads: the sign stands alone */
 #define BUS_PROCESSES_OFF 40 /* §2: how many processes on this host serve the bus */
 
 /* ns this thread spent runnable but not running (the second field of /proc/thread-self/schedstat): 1, or 0 where
@@ -87,8 +89,9 @@ static void contention_sample(slot_idle *s, uint64_t t) {
 }
 
 /* Gives the CPU up at t; returns the time it got it back, having told both signs how long that took. */
-static uint64_t yield_cpu(slot_idle *s, uint64_t t) {
-  sched_yield();
+static uint64_t yield_cpu(sb_chan *ch, slot_idle *s, uint64_t t) {
+  s->cpu = sb_yield();
+  note_cpu(ch, s->cpu);
   uint64_t back = mono_ns(), took = back - t;
   if (took < CONTENDED_YIELD_NS) s->slow_yields = 0;
   else if (++s->slow_yields >= CONTENDED_AFTER_SLOW_YIELDS) contention_start(s, back);
@@ -104,6 +107,7 @@ static uint64_t yield_cpu(slot_idle *s, uint64_t t) {
 /* Sleeps until work may be there or the peer is gone; the wake-up counts as progress. */
 static int park(sb_chan *ch, slot_idle *s, int use_futex) {
   int r = sb_wait(ch, -1, use_futex);
+  note_cpu(ch, s->cpu = sb_cpu());
   uint64_t t = mono_ns();
   s->last_progress = s->peer_checked = t;
   s->yield_at = t + YIELD_EVERY_NS;
@@ -119,8 +123,11 @@ int sb_idle(sb_chan *ch, int mode, uint32_t work) {
     uint64_t t = mono_ns();
     s->started = s->last_progress = s->peer_checked = t;
     s->yield_at = t + YIELD_EVERY_NS;
+    s->cpu = -1;
   }
-  if (s->switched && work > 0) s->shared = 1; /* the poll after a yield that ran another thread found work */
+  /* the poll after a yield that ran another thread found work: the peer ran here, unless it says it runs elsewhere */
+  if (s->switched && work > 0)
+    s->shared = (uint8_t)(mono_ns() - s->started < CPU_WORDS_AFTER_NS || peer_may_share(ch, s->cpu));
   s->switched = 0;
   if (work > 0) { /* no clock: the next empty poll that reads one dates the progress */
     s->progressed = 1;
@@ -139,7 +146,7 @@ int sb_idle(sb_chan *ch, int mode, uint32_t work) {
     s->last_progress = t;
     s->progressed = 0;
   }
-  if (s->shared || t >= s->yield_at) t = yield_cpu(s, t);
+  if (s->shared || t >= s->yield_at) t = yield_cpu(ch, s, t);
   if (t - s->peer_checked >= PEER_CHECK_EVERY_NS) {
     s->peer_checked = t;
     if (slot_peer_gone(ch)) return -EPIPE;

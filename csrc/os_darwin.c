@@ -133,6 +133,8 @@ int os_listeners_stopped(const char *path, uint32_t *pids, uint32_t max, uint32_
 
 /* ---- threads and randomness ---- */
 
+int os_cpu(void) { return -1; }
+
 void os_thread_name(pthread_t t, const char *name) {
   if (pthread_equal(t, pthread_self())) pthread_setname_np(name);
 }

@@ -191,6 +191,8 @@ int os_listeners_stopped(const char *path, uint32_t *pids, uint32_t max, uint32_
 
 /* ---- threads and randomness ---- */
 
+int os_cpu(void) { return sched_getcpu(); }
+
 void os_thread_name(pthread_t t, const char *name) { pthread_setname_np(t, name); }
 
 int os_random(void *buf, size_t n) { return syscall(SYS_getrandom, buf, n, 0) == (long)n ? 0 : -1; }

@@ -151,6 +151,8 @@ int plat_listeners_stopped(const char *prefix, const char *name, uint32_t *pids,
 void plat_thread_name(pthread_t t, const char *name);
 /* n random bytes; -1 if the kernel gave none. */
 int plat_random(void *buf, size_t n);
+/* The CPU the calling thread runs on, -1 where the OS does not say (macOS). */
+int plat_cpu(void);
 #pragma GCC visibility pop
 
 /* ---- hot paths: inline, the same on every backend ---- */

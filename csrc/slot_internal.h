@@ -34,7 +34,9 @@ typedef struct {
   /* Each on its own line: the producer reads it after every push, and a line the consumer keeps writing
    * (its head) would cost that read a cache miss each time. */
   _Alignas(64) _Atomic uint32_t worker_parked;
+  _Atomic uint32_t worker_cpu; /* §5.1: the CPU it last ran on + 1, a hint written only when it changes */
   _Alignas(64) _Atomic uint32_t hub_parked;
+  _Atomic uint32_t hub_cpu;
   /* Bumped by the hub after it asks the worker to cancel a request it already claimed (§3, cancel requests). */
   _Alignas(64) _Atomic uint32_t cancel_seq;
 } region_hdr;
@@ -56,6 +58,7 @@ _Static_assert(offsetof(region_hdr, sq_tail) == 64, "layout");
 _Static_assert(offsetof(region_hdr, sq_head) == 128 && offsetof(region_hdr, worker_parked) == 320, "layout");
 _Static_assert(offsetof(region_hdr, cq_tail) == 192, "layout");
 _Static_assert(offsetof(region_hdr, cq_head) == 256 && offsetof(region_hdr, hub_parked) == 384, "layout");
+_Static_assert(offsetof(region_hdr, worker_cpu) == 324 && offsetof(region_hdr, hub_cpu) == 388, "layout");
 _Static_assert(offsetof(region_hdr, cancel_seq) == 448 && offsetof(slot_hdr, cancel) == 36, "layout");
 _Static_assert(offsetof(slot_hdr, window) == 40 && offsetof(slot_hdr, notify) == 52, "layout");
 _Static_assert(sizeof(region_hdr) <= HDR_BYTES && sizeof(slot_hdr) == SLOT_BYTES, "layout");
@@ -111,6 +114,7 @@ typedef struct {
   /* this side's peer runs on this side's CPU (CpuSharing in idle.ts): yield after every empty poll */
   uint8_t shared, switched;
   uint32_t quick;
+  int cpu; /* this thread's CPU after its last yield or wake (-1: unknown), as published in its CPU word (§5.1) */
 } slot_idle;
 
 struct sb_chan {
@@ -249,6 +253,18 @@ static inline void wake_peer(sb_chan *ch, _Atomic uint32_t *peer_parked, _Atomic
 }
 
 static inline _Atomic uint32_t *my_parked(sb_chan *ch) { return ch->is_hub ? &ch->hdr->hub_parked : &ch->hdr->worker_parked; }
+
+/* §5.1: tells the peer this side now runs on cpu (-1: unknown, nothing written), storing only a change. */
+static inline void note_cpu(sb_chan *ch, int cpu) {
+  _Atomic uint32_t *w = ch->is_hub ? &ch->hdr->hub_cpu : &ch->hdr->worker_cpu;
+  if (cpu >= 0 && shm_load_relaxed(w) != (uint32_t)cpu + 1) shm_store_relaxed(w, (uint32_t)cpu + 1);
+}
+
+/* §5.1: whether the peer may run on cpu, this side's: 1 unless both CPUs are known and differ. */
+static inline int peer_may_share(sb_chan *ch, int cpu) {
+  uint32_t peer = shm_load_relaxed(ch->is_hub ? &ch->hdr->worker_cpu : &ch->hdr->hub_cpu);
+  return cpu < 0 || peer == 0 || peer == (uint32_t)cpu + 1;
+}
 static inline _Atomic uint32_t *my_tail(sb_chan *ch) { return ch->is_hub ? &ch->hdr->cq_tail : &ch->hdr->sq_tail; }
 
 /* Whether the hub asked for a cancellation the worker has not looked at (the worker's other reason to wake). */

@@ -26,8 +26,8 @@ export async function channelPair(): Promise<{ hub: Channel; worker: Channel; cl
   native.sb_unlisten(listenFd)
   while (native.sb_connect_finish(worker, 0) === EAGAIN) await Bun.sleep(1)
   return {
-    hub: new Channel(hub),
-    worker: new Channel(worker),
+    hub: new Channel(hub, "hub"),
+    worker: new Channel(worker, "worker"),
     close: () => {
       native.sb_close(hub)
       native.sb_close(worker)

@@ -133,7 +133,7 @@ export class Acceptor {
       this.o.config[HubConfig.fullMask] = this.fullMask()
       const ptr = native.sb_accept(listenFd, this.o.config, this.err, this.err.subarray(1)) as Chan | null
       if (ptr) {
-        this.addLink(new Channel(ptr))
+        this.addLink(new Channel(ptr, "hub"))
         continue
       }
       const e = this.err[0]

@@ -8,6 +8,9 @@ import { systemError } from "../../kit/index.ts"
 
 /** The region header's `bus processes` word (docs/PROTOCOL.md §2): line 0, offset 40. */
 const BUS_PROCESSES_OFFSET = 40
+/** The parked lines (§2): worker_parked at 320, its CPU word at 324; hub_parked at 384, its CPU word at 388 (§5.1). */
+const PARKED_LINES_OFFSET = 320
+const CPU_WORD = { worker: 1, hub: 17 } // Uint32 indexes from PARKED_LINES_OFFSET
 /** CPUs this process may run on: more processes than this on one bus and a side that spins takes a handler's CPU. */
 const CPUS = availableParallelism()
 // JavaScriptCore counts an ArrayBuffer's whole length as heap, external ones over shared memory included, and
@@ -31,6 +34,9 @@ export class Channel implements Parking {
   private readonly arenas: (Uint8Array | undefined)[]
   private readonly slotHeaders: Uint32Array
   private readonly processes: Uint32Array
+  private readonly cpuWords: Uint32Array
+  private readonly myCpu: number
+  private readonly theirCpu: number
   /** The worker's runtime report, header line 8 (docs/PROTOCOL.md §2): runtime-block.ts's, only while open. */
   readonly runtimeLine: Uint32Array
   private readers: { cancel(): Promise<void> }[] = []
@@ -39,7 +45,11 @@ export class Channel implements Parking {
   private holds = 0
   private readersReleased = false
 
-  constructor(readonly ptr: Chan) {
+  /** `side`: which end of the connection this process is. */
+  constructor(
+    readonly ptr: Chan,
+    side: "hub" | "worker",
+  ) {
     this.msg = new Uint32Array(memoryView(native.sb_last_msg(ptr)!, 0, MSG_WORDS * 4))
     this.slotCount = native.sb_slot_count(ptr)
     this.arenaSize = native.sb_arena_size(ptr)
@@ -48,6 +58,9 @@ export class Channel implements Parking {
     this.base = Number(native.sb_region(ptr))
     this.cancelSeq = new Uint32Array(memoryView(this.base as never, CANCEL_SEQ_OFFSET, 4))
     this.processes = new Uint32Array(memoryView(this.base as never, BUS_PROCESSES_OFFSET, 4))
+    this.cpuWords = new Uint32Array(memoryView(this.base as never, PARKED_LINES_OFFSET, 128))
+    this.myCpu = CPU_WORD[side]
+    this.theirCpu = CPU_WORD[side === "hub" ? "worker" : "hub"]
     this.runtimeLine = new Uint32Array(memoryView(this.base as never, RUNTIME_OFFSET, RUNTIME_WORDS * 4))
     this.arenasOff = native.sb_arena_offset(ptr, 0, 0) // docs/PROTOCOL.md §2: arenas follow, 2 per slot
     this.arenas = new Array(this.slotCount * 2)
@@ -112,6 +125,16 @@ export class Channel implements Parking {
 
   park(): number {
     return native.sb_park(this.ptr)
+  }
+
+  /** Publishes this side's CPU in its CPU word (docs/PROTOCOL.md §5.1), storing only a change. */
+  noteCpu(cpu: number) {
+    if (cpu >= 0 && this.open && this.cpuWords[this.myCpu] !== cpu + 1) this.cpuWords[this.myCpu] = cpu + 1
+  }
+
+  /** The CPU the peer last published, -1 if it did not (§5.1). */
+  peerCpu(): number {
+    return this.open ? this.cpuWords[this.theirCpu]! - 1 : -1
   }
   unpark() {
     native.sb_unpark(this.ptr)

@@ -86,6 +86,12 @@ const RUN_DELAY_SHARE = 0.75
 // (nobody else wanted this CPU) end it.
 const SWITCHED_YIELD_NS = 2_000
 const QUICK_YIELDS_TO_CLEAR = 16
+// After a connection's first second, the peer's CPU word (docs/PROTOCOL.md §5.1) can deny the sign: the time went
+// to another thread of this CPU's (V8's GC helpers), and yielding after every poll only handed it more (Node pairs:
+// 2.5 µs round trips against 4.5). Before, the sign stands alone: a fresh process's JIT threads then want more CPU
+// than there is, and yielding after every poll measured better (12 µs against 24 in a Node pair's first 0.6 s;
+// docs/perf/cpu-words-2026-11-27.md).
+const CPU_WORDS_AFTER_NS = 1_000_000_000
 // A peer may ring only after it found this side parked (docs/PROTOCOL.md §5): at most one ring per park.
 // The slack covers rings still in flight when the count is read; a flooder passes it within one read.
 const RING_SLACK = 64
@@ -185,17 +191,25 @@ export class Contention {
 
 /**
  * Whether this side's peer runs on this side's CPU, so that a poll that finds nothing should give the CPU up at
- * once (the peer can answer only then): told of every sched_yield's duration and of the poll after it.
+ * once (the peer can answer only then): told of every sched_yield's duration and of the poll after it. A yield that
+ * ran another thread, followed by work, is the sign, unless the peer's CPU word names another CPU
+ * (docs/PROTOCOL.md §5.1): then the time went to some other thread of this CPU's (a runtime's JIT or GC helpers),
+ * and yielding after every poll would only hand it more.
  */
 export class CpuSharing {
   /** Yield after every empty poll. */
   shared = false
   private switched = false // the last yield ran another thread: does the next poll find work?
   private quick = 0 // yields in a row that ran nobody else, while shared
+  private cpu = -1 // this thread's CPU after its last yield (-1: unknown)
 
-  /** A sched_yield that took `ns`. */
-  yielded(ns: number) {
+  /** `peerCpu`: the CPU the peer last said it runs on, -1 if it did not say. */
+  constructor(private readonly peerCpu: () => number = () => -1) {}
+
+  /** A sched_yield that took `ns`, after which this thread ran on `cpu` (-1: unknown). */
+  yielded(ns: number, cpu = -1) {
     this.switched = ns >= SWITCHED_YIELD_NS
+    this.cpu = cpu
     if (!this.shared) return
     if (this.switched) this.quick = 0
     else if (++this.quick >= QUICK_YIELDS_TO_CLEAR) (this.shared = false), (this.quick = 0)
@@ -203,8 +217,13 @@ export class CpuSharing {
 
   /** The poll after a yield found `work` items. */
   polled(work: number) {
-    if (this.switched && work > 0) this.shared = true
+    if (this.switched && work > 0) this.shared = this.peerMayShare()
     this.switched = false
+  }
+
+  private peerMayShare(): boolean {
+    const peer = this.cpu < 0 ? -1 : this.peerCpu()
+    return peer < 0 || peer === this.cpu
   }
 }
 
@@ -220,6 +239,10 @@ export interface Parking {
   unpark(): void
   /** Calls onRing with the number of rings each time the doorbell rings. */
   listenDoorbell(onRing: (count: number) => void): void
+  /** Tells the peer the CPU this side runs on (-1: unknown), docs/PROTOCOL.md §5.1. */
+  noteCpu?(cpu: number): void
+  /** The CPU the peer last said it runs on, -1 if it did not say (§5.1). */
+  peerCpu?(): number
 }
 
 export interface PumpDuties {
@@ -284,7 +307,7 @@ export class Pump {
   private stopped = false
   private lastProgress = now()
   private readonly pollUntil: number
-  private readonly sharing = new CpuSharing()
+  private readonly sharing: CpuSharing
   private chainStart = 0
   private chainRuns = 0
   private progressed = false // work was done since the clock was last read in idle(): lastProgress is due
@@ -305,6 +328,8 @@ export class Pump {
     private readonly contention = new Contention(),
   ) {
     this.t = tuning(idle)
+    const settled = now() + CPU_WORDS_AFTER_NS
+    this.sharing = new CpuSharing(chan.peerCpu && (() => (now() < settled ? -1 : chan.peerCpu!())))
     this.parkAfterNs = this.t.parkAfterNs
     this.byGaps = duties.parkAfterGaps === true && this.t.parkAfterNs > 0 && this.t.parkAfterNs < Infinity
     this.pollUntil = this.t.parkAfterNs > 0 ? now() + (duties.startupPollNs ?? 0) : 0
@@ -360,6 +385,7 @@ export class Pump {
 
   /** Rung (or roused): run again, counting the wake-up as progress. */
   private woken() {
+    this.chan.noteCpu?.(native.sb_cpu())
     this.parked = false
     this.resting = false
     this.progressAt(now())
@@ -445,9 +471,10 @@ export class Pump {
         if ((t = now()) >= until) break
         if (this.sharing.shared || t > yieldAt) {
           if (t > yieldAt && (io = this.ioWaiting(t))) break
-          native.sb_yield()
+          const cpu = native.sb_yield()
           const back = now()
-          this.sharing.yielded(back - t)
+          this.chan.noteCpu?.(cpu)
+          this.sharing.yielded(back - t, cpu)
           yieldAt = back + YIELD_EVERY_NS
         }
       }
@@ -465,10 +492,11 @@ export class Pump {
     if (mayPark) this.contention.sample(t)
     // (park mode parks below whatever happens: a yield first would only delay what arrives meanwhile)
     if (this.t.parkAfterNs !== 0 && !crowded && !io && !(mayPark && t < this.contention.until)) {
-      native.sb_yield()
+      const cpu = native.sb_yield()
       const back = now()
+      this.chan.noteCpu?.(cpu)
       this.contention.yielded(back, back - t)
-      this.sharing.yielded(back - t)
+      this.sharing.yielded(back - t, cpu)
       t = back
     }
     if (this.progressed || this.kicked) this.progressAt(t)

@@ -88,7 +88,7 @@ export class Connections {
       return false
     }
     this.index = k
-    this.serve(new Channel(ptr))
+    this.serve(new Channel(ptr, "worker"))
     return true
   }
 
@@ -151,7 +151,7 @@ export class Connections {
           throw new BusClosedError("worker closed while connecting")
         }
         this.index = 0
-        return this.serve(new Channel(ptr))
+        return this.serve(new Channel(ptr, "worker"))
       }
       if (RETRYABLE.has(e) && (await this.anyFront())) return
       if (e === E_SOCKET_DIR) throw socketDirError(`cannot attach to hub "${this.name}"`)

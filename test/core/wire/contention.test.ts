@@ -150,3 +150,31 @@ test("a slow yield with nothing after it, or work after a quick yield, is no sig
   s.polled(1) // work, but not right after the slow yield
   expect(s.shared).toBe(false)
 })
+
+// docs/PROTOCOL.md §5.1: after the 32-in-flight warm-up of a fresh Node pair, V8's helper threads took the CPU at
+// the front's yields while the worker ran on the other CPU; the sign alone said "shared" thousands of times a
+// second and round trips took 6 µs instead of 2.5.
+test("the sign is not taken when the peer's CPU word names another CPU; an unknown CPU leaves the sign alone", () => {
+  let peer = 1
+  const s = new CpuSharing(() => peer)
+  s.yielded(5_000, 0) // another thread ran on CPU 0 …
+  s.polled(1) // … and the answer came, from the peer on CPU 1
+  expect(s.shared).toBe(false)
+  peer = 0
+  s.yielded(5_000, 0)
+  s.polled(1) // the peer says it runs here
+  expect(s.shared).toBe(true)
+  peer = 1
+  s.yielded(5_000, 0)
+  s.polled(1) // it moved: stop yielding after every poll at once
+  expect(s.shared).toBe(false)
+  for (const [mine, theirs] of [
+    [-1, 1], // this thread's CPU unknown
+    [0, -1], // the peer did not say (an older slotbus, the Python worker)
+  ]) {
+    const u = new CpuSharing(() => theirs!)
+    u.yielded(5_000, mine)
+    u.polled(1)
+    expect(u.shared).toBe(true)
+  }
+})
