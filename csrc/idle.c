@@ -27,11 +27,12 @@
 #define CONTENDED_FOR_NS 50000000ull
 #define CONTENDED_MAX_NS 1000000000ull
 /* the peer runs on this CPU (idle.ts's CpuSharing): a yield that ran another thread, followed by work, says so
- * unless, after the connection's first second, the peer's CPU word names another CPU (§5.1); 16 yields in a row
+ * unless, after the connection's first 3 s, the peer's CPU word names another CPU (§5.1); 16 yields in a row
  * that ran nobody clear it */
 #define SWITCHED_YIELD_NS 2000ull
 #define QUICK_YIELDS_TO_CLEAR 16u
-#define CPU_WORDS_AFTER_NS 1000000000ull /* before, a fresh process's JIT threads: the sign stands alone */
+#define NOTE_CPU_EVERY 64u
+#define CPU_WORDS_AFTER_NS 3000000000ull /* before, fresh processes' JIT threads: the sign stands alone */
 #define BUS_PROCESSES_OFF 40 /* §2: how many processes on this host serve the bus */
 
 /* ns this thread spent runnable but not running (the second field of /proc/thread-self/schedstat): 1, or 0 where
@@ -90,9 +91,11 @@ static void contention_sample(slot_idle *s, uint64_t t) {
 
 /* Gives the CPU up at t; returns the time it got it back, having told both signs how long that took. */
 static uint64_t yield_cpu(sb_chan *ch, slot_idle *s, uint64_t t) {
-  s->cpu = sb_yield();
-  note_cpu(ch, s->cpu);
+  sched_yield();
   uint64_t back = mono_ns(), took = back - t;
+  /* where it runs now: read where the sign needs it, and every NOTE_CPU_EVERY yields (idle.ts's whereAfterYield) */
+  s->cpu = -1;
+  if (took >= SWITCHED_YIELD_NS || ++s->yields % NOTE_CPU_EVERY == 0) note_cpu(ch, s->cpu = plat_cpu());
   if (took < CONTENDED_YIELD_NS) s->slow_yields = 0;
   else if (++s->slow_yields >= CONTENDED_AFTER_SLOW_YIELDS) contention_start(s, back);
   s->switched = took >= SWITCHED_YIELD_NS;
@@ -107,7 +110,7 @@ static uint64_t yield_cpu(sb_chan *ch, slot_idle *s, uint64_t t) {
 /* Sleeps until work may be there or the peer is gone; the wake-up counts as progress. */
 static int park(sb_chan *ch, slot_idle *s, int use_futex) {
   int r = sb_wait(ch, -1, use_futex);
-  note_cpu(ch, s->cpu = sb_cpu());
+  note_cpu(ch, s->cpu = plat_cpu());
   uint64_t t = mono_ns();
   s->last_progress = s->peer_checked = t;
   s->yield_at = t + YIELD_EVERY_NS;

@@ -24,10 +24,7 @@ static int park_as(sb_chan *ch, uint32_t how) {
 
 int sb_park(sb_chan *ch) { return park_as(ch, SB_PARK_EVENTFD); }
 
-int sb_yield(void) {
-  sched_yield();
-  return plat_cpu();
-}
+void sb_yield(void) { sched_yield(); }
 
 int sb_cpu(void) { return plat_cpu(); }
 

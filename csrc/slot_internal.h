@@ -113,7 +113,7 @@ typedef struct {
   uint8_t probing, waited_before, no_run_delay;
   /* this side's peer runs on this side's CPU (CpuSharing in idle.ts): yield after every empty poll */
   uint8_t shared, switched;
-  uint32_t quick;
+  uint32_t quick, yields;
   int cpu; /* this thread's CPU after its last yield or wake (-1: unknown), as published in its CPU word (§5.1) */
 } slot_idle;
 

@@ -69,7 +69,7 @@ const symbols = {
 
   sb_park: { args: [ptr], returns: i32 },
   sb_unpark: { args: [ptr], returns: none },
-  sb_yield: { args: [], returns: i32 },
+  sb_yield: { args: [], returns: none },
   sb_cpu: { args: [], returns: i32 },
   sb_any_readable: { args: [ptr, u32], returns: i32 },
   sb_wait: { args: [ptr, i32, i32], returns: i32 },

@@ -37,6 +37,7 @@ export class Channel implements Parking {
   private readonly cpuWords: Uint32Array
   private readonly myCpu: number
   private readonly theirCpu: number
+  private cpuSaid = -1
   /** The worker's runtime report, header line 8 (docs/PROTOCOL.md §2): runtime-block.ts's, only while open. */
   readonly runtimeLine: Uint32Array
   private readers: { cancel(): Promise<void> }[] = []
@@ -129,7 +130,9 @@ export class Channel implements Parking {
 
   /** Publishes this side's CPU in its CPU word (docs/PROTOCOL.md §5.1), storing only a change. */
   noteCpu(cpu: number) {
-    if (cpu >= 0 && this.open && this.cpuWords[this.myCpu] !== cpu + 1) this.cpuWords[this.myCpu] = cpu + 1
+    if (cpu === this.cpuSaid || cpu < 0 || !this.open) return
+    this.cpuSaid = cpu
+    this.cpuWords[this.myCpu] = cpu + 1
   }
 
   /** The CPU the peer last published, -1 if it did not (§5.1). */

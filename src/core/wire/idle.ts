@@ -86,12 +86,13 @@ const RUN_DELAY_SHARE = 0.75
 // (nobody else wanted this CPU) end it.
 const SWITCHED_YIELD_NS = 2_000
 const QUICK_YIELDS_TO_CLEAR = 16
-// After a connection's first second, the peer's CPU word (docs/PROTOCOL.md §5.1) can deny the sign: the time went
-// to another thread of this CPU's (V8's GC helpers), and yielding after every poll only handed it more (Node pairs:
-// 2.5 µs round trips against 4.5). Before, the sign stands alone: a fresh process's JIT threads then want more CPU
-// than there is, and yielding after every poll measured better (12 µs against 24 in a Node pair's first 0.6 s;
-// docs/perf/cpu-words-2026-11-27.md).
-const CPU_WORDS_AFTER_NS = 1_000_000_000
+const NOTE_CPU_EVERY = 64
+// After a connection's first 3 s, the peer's CPU word (docs/PROTOCOL.md §5.1) can deny the sign: the time went to
+// another thread of this CPU's (V8's GC helpers), and yielding after every poll only handed it more (Node pairs:
+// 2.5 µs round trips against 6). Before, the sign stands alone: fresh processes' JIT threads then want more CPU
+// than there is, and yielding after every poll measured better (a Node pair's first 0.6 s: 12 µs against 24; a
+// Bun pair's round trips a second from 1 to 2.5 s: -16% with the word heeded; docs/perf/cpu-words-2026-11-27.md).
+const CPU_WORDS_AFTER_NS = 3_000_000_000
 // A peer may ring only after it found this side parked (docs/PROTOCOL.md §5): at most one ring per park.
 // The slack covers rings still in flight when the count is read; a flooder passes it within one read.
 const RING_SLACK = 64
@@ -315,6 +316,7 @@ export class Pump {
   private readonly byGaps: boolean // parkAfterGaps on an adaptive pump (a finite, non-zero parkAfter to tune)
   private parkAfterNs: number
   private parks = 0
+  private yields = 0
   private rings = 0
   private readonly mayCrowd: boolean // the default strategy, told when the bus is crowded
   private readonly loopFds = eventLoopFds()
@@ -471,10 +473,9 @@ export class Pump {
         if ((t = now()) >= until) break
         if (this.sharing.shared || t > yieldAt) {
           if (t > yieldAt && (io = this.ioWaiting(t))) break
-          const cpu = native.sb_yield()
+          native.sb_yield()
           const back = now()
-          this.chan.noteCpu?.(cpu)
-          this.sharing.yielded(back - t, cpu)
+          this.sharing.yielded(back - t, this.whereAfterYield(back - t))
           yieldAt = back + YIELD_EVERY_NS
         }
       }
@@ -492,11 +493,10 @@ export class Pump {
     if (mayPark) this.contention.sample(t)
     // (park mode parks below whatever happens: a yield first would only delay what arrives meanwhile)
     if (this.t.parkAfterNs !== 0 && !crowded && !io && !(mayPark && t < this.contention.until)) {
-      const cpu = native.sb_yield()
+      native.sb_yield()
       const back = now()
-      this.chan.noteCpu?.(cpu)
       this.contention.yielded(back, back - t)
-      this.sharing.yielded(back - t, cpu)
+      this.sharing.yielded(back - t, this.whereAfterYield(back - t))
       t = back
     }
     if (this.progressed || this.kicked) this.progressAt(t)
@@ -505,6 +505,19 @@ export class Pump {
     if (t - this.lastProgress >= this.parkAfterNs && t >= this.pollUntil) return this.park()
     if (crowded || (mayPark && t < this.contention.until)) return this.park()
     this.schedule(false)
+  }
+
+  /**
+   * After a yield that took `ns`: the CPU this thread runs on, published in its CPU word (docs/PROTOCOL.md §5.1),
+   * or -1 unread. Read after a yield that ran another thread (where the sign needs it) and every NOTE_CPU_EVERY
+   * yields (so a peer's word is never long stale), not after each: with a read and a publish per yield, a fresh
+   * Bun pair made 0.64-0.81x the round trips a second (bench compare, core 64 B at 1 in flight).
+   */
+  private whereAfterYield(ns: number): number {
+    if (ns < SWITCHED_YIELD_NS && ++this.yields % NOTE_CPU_EVERY !== 0) return -1
+    const cpu = native.sb_cpu()
+    this.chan.noteCpu?.(cpu)
+    return cpu
   }
 
   /** At t the event loop has I/O waiting, and no answer that could land in its caller's turn is worth a spin. */
