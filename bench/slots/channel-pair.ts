@@ -1,5 +1,5 @@
 // Both ends of one hub<->worker channel in this process, through libslotbus's own listen/connect/accept: for the
-// breakdown bench and for tests of the region's words.
+// in-process benches (micro, breakdown) and for tests of the region's words.
 import { Channel } from "../../src/core/wire/channel.ts"
 import { HUB_CONFIG_WORDS, loadNative, type Chan } from "../../src/native/ffi.ts"
 
@@ -7,11 +7,12 @@ const KiB = 1024
 const EAGAIN = -11
 let made = 0
 
-/** Both ends of one channel in this process. */
-export async function channelPair(): Promise<{ hub: Channel; worker: Channel; close: () => void }> {
+/** Both ends of one channel, as the library's handles: listen, start connecting, accept, finish the connect. */
+export async function rawChannelPair(): Promise<{ hub: Chan; worker: Chan; close: () => void }> {
   const native = await loadNative()
   const name = Buffer.from(`channel-pair-${process.pid}-${made++}\0`)
   const listenFd = native.sb_listen(name)
+  if (listenFd < 0) throw new Error(`sb_listen: ${listenFd}`)
   const err = new Int32Array(2)
   const worker = native.sb_connect_start(name, -1, err) as Chan | null
   if (!worker) throw new Error(`sb_connect_start: ${err[0]}`)
@@ -22,15 +23,23 @@ export async function channelPair(): Promise<{ hub: Channel; worker: Channel; cl
     hub = native.sb_accept(listenFd, config, err, err.subarray(1)) as Chan | null
     if (!hub) await Bun.sleep(1)
   }
-  if (!hub) throw new Error(`sb_accept: ${err[0]}`)
   native.sb_unlisten(listenFd)
-  while (native.sb_connect_finish(worker, 0) === EAGAIN) await Bun.sleep(1)
+  if (!hub) throw new Error(`sb_accept: ${err[0]}`)
+  let r: number
+  while ((r = native.sb_connect_finish(worker, 0)) === EAGAIN) await Bun.sleep(1)
+  if (r !== 0) throw new Error(`sb_connect_finish: ${r}`)
   return {
-    hub: new Channel(hub, "hub"),
-    worker: new Channel(worker, "worker"),
+    hub,
+    worker,
     close: () => {
       native.sb_close(hub)
       native.sb_close(worker)
     },
   }
+}
+
+/** Both ends of one channel, as the TypeScript Channels a hub and a worker make. */
+export async function channelPair(): Promise<{ hub: Channel; worker: Channel; close: () => void }> {
+  const raw = await rawChannelPair()
+  return { hub: new Channel(raw.hub, "hub"), worker: new Channel(raw.worker, "worker"), close: raw.close }
 }

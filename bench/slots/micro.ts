@@ -1,54 +1,22 @@
 // In-process micro-benchmarks of slotbus's hot pieces, so a regression shows before it costs round trips.
 // bun bench/slots/micro.ts
 import { toArrayBuffer, type Pointer } from "bun:ffi"
-import { closeSync } from "node:fs"
 import { bench, do_not_optimize, group, run, summary } from "mitata"
 import { align8, headerPairs, readHead, writeHead } from "../../src/core/wire/codec.ts"
 import { BusMetrics } from "../../src/core/observe/bus-metrics.ts"
 import type { Endpoint, Pending } from "../../src/core/endpoint/endpoint.ts"
-import { HUB_CONFIG_WORDS, Kind, Msg, MSG_WORDS, loadNative } from "../../src/native/ffi.ts"
+import { Kind, Msg, MSG_WORDS, loadNative } from "../../src/native/ffi.ts"
+import { rawChannelPair } from "./channel-pair.ts"
 
 const native = await loadNative()
-
-const EAGAIN = -11
 const KiB = 1024
-
-/** Both ends of one channel in this process: listen, start connecting, accept, finish the connect. */
-async function channelPair(): Promise<{ hub: Pointer; worker: Pointer; close: () => void }> {
-  const name = Buffer.from(`micro-${process.pid}\0`)
-  const listenFd = native.sb_listen(name)
-  if (listenFd < 0) throw new Error(`sb_listen: ${listenFd}`)
-  const err = new Int32Array(2)
-  const worker = native.sb_connect_start(name, -1, err) as Pointer | null
-  if (!worker) throw new Error(`sb_connect_start: ${err[0]}`)
-  const config = new Uint32Array(HUB_CONFIG_WORDS)
-  config.set([4, 64 * KiB, 1024 * KiB, 0])
-  let hub: Pointer | null = null
-  for (let i = 0; i < 1000 && !hub; i++) {
-    hub = native.sb_accept(listenFd, config, err, err.subarray(1)) as Pointer | null
-    if (!hub) await Bun.sleep(1)
-  }
-  if (!hub) throw new Error(`sb_accept: ${err[0]}`)
-  let r: number
-  while ((r = native.sb_connect_finish(worker, 0)) === EAGAIN) await Bun.sleep(1)
-  if (r !== 0) throw new Error(`sb_connect_finish: ${r}`)
-  return {
-    hub,
-    worker,
-    close: () => {
-      native.sb_close(hub)
-      native.sb_close(worker)
-      closeSync(listenFd)
-    },
-  }
-}
 
 function arena(ch: Pointer, slot: number, response: 0 | 1): Uint8Array {
   const base = native.sb_region(ch)!
   return new Uint8Array(toArrayBuffer(base, native.sb_arena_offset(ch, slot, response), native.sb_arena_size(ch)))
 }
 
-const pair = await channelPair()
+const pair = await rawChannelPair()
 const { hub, worker } = pair
 const workerMsg = new Uint32Array(toArrayBuffer(native.sb_last_msg(worker)!, 0, MSG_WORDS * 4))
 
