@@ -66,7 +66,7 @@ int os_listeners_stopped(const char *path, uint32_t *pids, uint32_t max, uint32_
 
 /* ---- threads and randomness ---- */
 
-/* The CPU the calling thread runs on (Linux: the vDSO's getcpu), -1 where the OS does not say. */
+/* The CPU the calling thread runs on (Linux: sched_getcpu, no syscall), -1 where the OS does not say. */
 int os_cpu(void);
 /* Names thread t where the OS can (macOS: only the calling thread). */
 void os_thread_name(pthread_t t, const char *name);

@@ -127,6 +127,9 @@ export class Channel implements Parking {
   park(): number {
     return native.sb_park(this.ptr)
   }
+  unpark() {
+    native.sb_unpark(this.ptr)
+  }
 
   /** Publishes this side's CPU in its CPU word (docs/PROTOCOL.md §5.1), storing only a change. */
   noteCpu(cpu: number) {
@@ -138,9 +141,6 @@ export class Channel implements Parking {
   /** The CPU the peer last published, -1 if it did not (§5.1). */
   peerCpu(): number {
     return this.open ? this.cpuWords[this.theirCpu]! - 1 : -1
-  }
-  unpark() {
-    native.sb_unpark(this.ptr)
   }
 
   /**
