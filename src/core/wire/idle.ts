@@ -510,8 +510,8 @@ export class Pump {
   /**
    * After a yield that took `ns`: the CPU this thread runs on, published in its CPU word (docs/PROTOCOL.md §5.1),
    * or -1 unread. Read after a yield that ran another thread (where the sign needs it) and every NOTE_CPU_EVERY
-   * yields (so a peer's word is never long stale), not after each: with a read and a publish per yield, a fresh
-   * Bun pair made 0.64-0.81x the round trips a second (bench compare, core 64 B at 1 in flight).
+   * yields (so a peer's word is never long stale), not after each: a publish per yield cost a fresh Bun pair ~12%
+   * of its round trips a second (docs/perf/cpu-words-2026-11-27.md).
    */
   private whereAfterYield(ns: number): number {
     if (ns < SWITCHED_YIELD_NS && ++this.yields % NOTE_CPU_EVERY !== 0) return -1
