@@ -1,13 +1,26 @@
 // scripts/leftovers.ts, the last step of `npm test`: it reports what its run of the suite left behind, and not what
 // another slotbus app on the machine holds while the suite runs.
 import { afterEach, beforeEach, expect, setDefaultTimeout, test } from "bun:test"
-import { existsSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { alive, REPO, run, spawn, stopAll, until } from "./support/helpers.ts"
 
-/** This run's environment but a runner's SLOTBUS_FAILURES_TO (.ci/run's): the deliberate failures here are not CI's. */
-const OWN_ENV = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== "SLOTBUS_FAILURES_TO"))
+/**
+ * The environment of a check these tests run, and of the apps beside it: this run's but a runner's
+ * SLOTBUS_FAILURES_TO (.ci/run's: the deliberate failures here are not CI's), with a temporary folder and a socket
+ * directory of the test's own. The suite runs beside a check: a folder one of its tests has just made, or a socket
+ * file it is binding, must neither count as the check's leftover nor be swept by it.
+ */
+function ownEnv(): Record<string, string> {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== "SLOTBUS_FAILURES_TO"))
+  return { ...env, TMPDIR: join(dir, "tmp"), SLOTBUS_SOCKET_DIR: join(dir, "sockets") } as Record<string, string>
+}
+/** An app of its own beside the check: the check's folders, without its run's token. */
+function appEnv(): Record<string, string> {
+  const { SLOTBUS_TEST_RUN: _, ...env } = ownEnv()
+  return env
+}
 
 const SCRIPT = join(REPO, "scripts", "leftovers.ts")
 let dir = "" // outside the checkout, and not named slotbus-…: the check must not count it for its name
@@ -19,6 +32,8 @@ setDefaultTimeout(120_000)
 
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), "sb-leftovers-"))
+  mkdirSync(join(dir, "tmp"))
+  mkdirSync(join(dir, "sockets"), { mode: 0o700 }) // a socket directory must be its user's, 0700 (PROTOCOL §13.2)
 })
 afterEach(async () => {
   for (const end of ends.splice(0)) end()
@@ -47,7 +62,7 @@ async function checkAround(script: string) {
   writeFileSync(file, script)
   const r = await run([process.execPath, SCRIPT, process.execPath, file], {
     cwd: REPO,
-    env: OWN_ENV,
+    env: ownEnv(),
     timeoutMs: 90_000,
   })
   return { code: r.code, out: r.stdout + r.stderr }
@@ -59,17 +74,16 @@ const bound = (name: string) => readFileSync("/proc/net/unix", "utf8").includes(
 test("a slotbus app running beside the suite (a hub and worker, a topic, a contest) is not a leftover of it", async () => {
   const app = join(dir, "app.ts")
   writeFileSync(app, `${imports}\nconst name = "app-" + process.pid\n${holdAll}`)
-  const env = { ...process.env }
-  delete env.SLOTBUS_TEST_RUN // an app of its own, not a test run's
-  const p = spawn([process.execPath, app], { cwd: dir, env })
+  const p = spawn([process.execPath, app], { cwd: dir, env: appEnv() })
   await p.waitLine(/^ready$/, 20_000)
   expect(bound(`app-${p.pid}`)).toBe(true)
 
   // the run makes (and ends) a topic and a folder of its own while the app holds its names
   const r = await checkAround(`${imports}
 import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
 const t = await Topic.open("run-" + process.pid)
-const d = mkdtempSync("${tmpdir()}/slotbus-leftovers-run-")
+const d = mkdtempSync(tmpdir() + "/slotbus-leftovers-run-")
 await t.close()
 rmSync(d, { recursive: true })
 `)
@@ -93,7 +107,8 @@ test("what the run left is reported: a process it started, the names that proces
   // a test that forgot to end its child and remove its folder; the child inherits the run's environment
   const r = await checkAround(`
 import { mkdtempSync, writeFileSync } from "node:fs"
-writeFileSync("${folderFile}", mkdtempSync("${tmpdir()}/slotbus-leftovers-forgot-"))
+import { tmpdir } from "node:os"
+writeFileSync("${folderFile}", mkdtempSync(tmpdir() + "/slotbus-leftovers-forgot-"))
 const c = Bun.spawn([process.execPath, "${child}"], { stdout: "pipe", stderr: "ignore" })
 writeFileSync("${pidFile}", String(c.pid))
 const reader = c.stdout.getReader()
@@ -132,7 +147,7 @@ test("a failed test is printed again after the run, with the lines before it, an
   const files = ["./deliberate.test.ts", "./other.test.ts"]
   const r = await run([process.execPath, SCRIPT, process.execPath, "test", ...files], {
     cwd: dir,
-    env: OWN_ENV,
+    env: ownEnv(),
     timeoutMs: 90_000,
   })
   expect(r.code).toBe(1)
@@ -151,7 +166,7 @@ test("with SLOTBUS_FAILURES_TO the failures go to that file, for a runner of sev
   const to = join(dir, "failures.txt")
   const r = await run([process.execPath, SCRIPT, process.execPath, "test", "./deliberate.test.ts"], {
     cwd: dir,
-    env: { ...OWN_ENV, SLOTBUS_FAILURES_TO: to },
+    env: { ...ownEnv(), SLOTBUS_FAILURES_TO: to },
     timeoutMs: 90_000,
   })
   expect(r.code).toBe(1)
@@ -165,7 +180,11 @@ test("the failed tests bun lists again at its end (after 'N tests failed:') are 
   const lines = ["(pass) one", "why the first failed", "(fail) first [1.00ms]", "(fail) second [2.00ms]", ""]
   lines.push("2 tests failed:", "(fail) first [1.00ms]", "(fail) second [2.00ms]", "", " 1 pass", " 2 fail")
   writeFileSync(file, `console.error(${JSON.stringify(lines.join("\n"))}); process.exit(1)`)
-  const r = await run([process.execPath, SCRIPT, process.execPath, file], { cwd: dir, env: OWN_ENV, timeoutMs: 90_000 })
+  const r = await run([process.execPath, SCRIPT, process.execPath, file], {
+    cwd: dir,
+    env: ownEnv(),
+    timeoutMs: 90_000,
+  })
   const out = r.stdout + r.stderr
   const again = out.slice(out.indexOf("=== 2 failed test(s)"))
   expect(again.match(/^--- \d+ of \d+ ---$/gm)).toEqual(["--- 1 of 2 ---", "--- 2 of 2 ---"])
@@ -174,7 +193,7 @@ test("the failed tests bun lists again at its end (after 'N tests failed:') are 
 })
 
 test("the socket files of the run's killed processes are removed; an app's bound one and an older dead one stay", async () => {
-  const sockets = process.env.SLOTBUS_SOCKET_DIR || `/tmp/slotbus-${process.geteuid!()}`
+  const sockets = join(dir, "sockets")
   const file = (name: string) => join(sockets, `slotbus.${name}`)
   // a dead one from before the run: a bus whose process was killed, its file dated back a minute
   const old = join(dir, "old.ts")
@@ -182,7 +201,7 @@ test("the socket files of the run's killed processes are removed; an app's bound
     old,
     `${imports}\nawait SlotBus.listen("before-" + process.pid)\nconsole.log("ready")\nsetInterval(() => {}, 1000)`,
   )
-  const before = spawn([process.execPath, old], { cwd: dir })
+  const before = spawn([process.execPath, old], { cwd: dir, env: appEnv() })
   await before.waitLine(/^ready$/, 20_000)
   await before.kill("SIGKILL")
   const past = new Date(Date.now() - 60_000)
@@ -191,9 +210,7 @@ test("the socket files of the run's killed processes are removed; an app's bound
   // an app beside the suite, bound all along
   const app = join(dir, "app.ts")
   writeFileSync(app, `${imports}\nconst name = "beside-" + process.pid\n${holdAll}`)
-  const env = { ...process.env }
-  delete env.SLOTBUS_TEST_RUN
-  const beside = spawn([process.execPath, app], { cwd: dir, env })
+  const beside = spawn([process.execPath, app], { cwd: dir, env: appEnv() })
   await beside.waitLine(/^ready$/, 20_000)
 
   // the run starts a child holding a bus, a topic and a contest, and kills it with -9
