@@ -217,6 +217,7 @@ export class Connections {
       onError: () => {},
       startupPollNs: STARTUP_POLL_NS,
       crowded: () => chan.crowded,
+      answering: () => this.serving.active > 0,
     })
     let hubClosing = false
     const seen = new Set<number>()

@@ -277,3 +277,70 @@ test("a spinning pump whose event loop has I/O waiting leaves the turn to it at 
     server.stop(true)
   }
 })
+
+test("a pump whose side is making an answer in microtasks lets them run instead of spinning; past its spin budget it spins again", async () => {
+  const { parking } = fakeParking()
+  let polls = 0
+  let making = false
+  let most = 0 // the most polls between two steps of an answer in the making
+  let answered = 0
+  /** A request, answered through a chain of microtasks (a handler's promise, a Response body read). */
+  const request = async () => {
+    making = true
+    for (let i = 0, seen = polls; i < 10; i++, seen = polls) {
+      await null
+      most = Math.max(most, polls - seen)
+    }
+    making = false
+    answered++
+  }
+  let requests = 0
+  const pump = new Pump(
+    parking,
+    { spinMicros: 1000, parkAfterMs: 1000 }, // a budget no step of a cold chain on a loaded machine outlasts
+    {
+      collect: () => {
+        polls++
+        if (requests === 0) return 0
+        requests--
+        void request()
+        return 1
+      },
+      wanted: () => true,
+      answering: () => making,
+    },
+    new Calm(),
+  )
+  pump.kick()
+  for (let i = 1; i <= 20; i++) {
+    requests = 1
+    await until(() => answered === i, "the answer is made")
+  }
+  // each step waited for one poll at most; a spin polls 8 times before it first looks at the clock
+  expect(most).toBeLessThanOrEqual(2)
+
+  // an answer that waits for I/O: the pump queues behind it for one spin budget only, then turns come again
+  making = true
+  const before = polls
+  let turns = 0
+  const since = performance.now()
+  while (performance.now() - since < 20) await turn(), turns++
+  expect(turns).toBeGreaterThan(5) // the event loop was not held
+  expect(polls - before).toBeGreaterThan(100) // and the pump polled on, spinning
+  pump.stop()
+
+  // a pump that would not spin (a crowded bus's) parks as before: parked, it holds no microtask up
+  const crowd = fakeParking()
+  let crowdPolls = 0
+  const crowded = new Pump(crowd.parking, undefined, {
+    collect: () => (crowdPolls++, 0),
+    wanted: () => true,
+    crowded: () => true,
+    answering: () => true,
+  })
+  crowded.kick()
+  await turn()
+  expect(crowd.log).toEqual(["park"])
+  expect(crowdPolls).toBe(1)
+  crowded.stop()
+})
