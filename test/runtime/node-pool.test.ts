@@ -135,6 +135,24 @@ describe.skipIf(skip !== null).each(["bun", "node"] as const)("a Node 26 front's
       await front.kill()
     }
   }, 180_000)
+
+  test("once stop() resolves the bus lists none of its workers (Node often sees their exits before their leaves)", async () => {
+    const stopped: string[] = []
+    for (let round = 0; round < 3; round++) {
+      const name = busName("nodestop")
+      const { front, pids } = await nodeFront(runtime, name)
+      try {
+        for (const [i, pid] of pids.entries()) await readyLine(front, name, i, pid)
+        front.write("stop\n")
+        stopped.push((await front.waitLine(/^stopped \d+$/, 60_000))[0])
+        front.write("close\n")
+        expect(await front.exited).toBe(0)
+      } finally {
+        await front.kill()
+      }
+    }
+    expect(stopped).toEqual(Array(3).fill("stopped 0"))
+  }, 180_000)
 })
 
 describe.skipIf(skip !== null)("a Node 26 front's worker logs", () => {

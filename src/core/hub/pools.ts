@@ -103,6 +103,12 @@ export class BusPools {
     this.dispatcher.freed()
   }
 
+  /** Resolves once no worker of process `pid` is connected here (or the bus closed). */
+  async left(pid: number): Promise<void> {
+    while (this.closed() === null && this.dispatcher.endpoints.some((e) => e.pid === pid && e.distance === 0))
+      await sleep(5)
+  }
+
   /** The worker of process `pid` gets no new request; resolves once it holds none (borrowed slots too) or left. */
   async retire(pid: number): Promise<void> {
     const e = this.dispatcher.endpoints.find((x) => x.pid === pid)

@@ -24,7 +24,7 @@ import { FRONT_BUS_ENV, FRONT_PARENT_ENV } from "../ops/front-parent.ts"
 import { sharedPool } from "../ops/front-pool.ts"
 
 export interface SuperviseWorkersOptions
-  extends Omit<SupervisorOptions, "command" | "drain" | "retire" | "served" | "instances"> {
+  extends Omit<SupervisorOptions, "command" | "drain" | "retire" | "gone" | "served" | "instances"> {
   /** argv, or one command line split like a shell would ("bun worker.ts --idle park"). */
   command: string[] | string
   /** Resolves once a new worker process is ready to serve (a reload waits for it). Default: it joined the bus (without one: at once). */
@@ -153,6 +153,8 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
           }
         : undefined,
     retire: bus ? (pid) => bus.pools.retire(pid) : undefined,
+    // a stopped worker's exit and its leave come in either order: stop() resolves once the bus lists it no more
+    gone: bus ? (pid) => bus.pools.left(pid) : undefined,
     served: bus ? (pid) => served.delete(pid) || bus.workers.some((w) => w.pid === pid) : undefined,
   }
   // a shared front's reload() reloads the name's pool wherever it runs (§15.4)

@@ -93,6 +93,11 @@ export interface SupervisorOptions {
   ready?: (pid: number, successor: { proc: Proc; index: number; minReadyMs: number }) => Promise<unknown>
   /** Resolves when a process about to be stopped on purpose has nothing in flight (bounded by drainTimeoutMs). */
   retire?: (pid: number) => Promise<unknown>
+  /**
+   * Resolves once a process stopped on purpose that exited is gone from where it served (superviseWorkers: its bus
+   * lists it no more); stop(), a replacement and a scale-down wait for it, up to killGraceMs.
+   */
+  gone?: (pid: number) => Promise<unknown>
   /** How long a replacement's successor may take to be ready (default 30 000). */
   readyTimeoutMs?: number
   /** Past the restart intensity: keep what runs ("keep-running", the default) or stop every instance ("stop-all"). */
@@ -180,6 +185,7 @@ const SUPERVISOR_OPTIONS = optionNames<SupervisorOptions>({
   drain: true,
   ready: true,
   retire: true,
+  gone: true,
   served: true,
   onGiveUp: true,
 })
@@ -196,9 +202,9 @@ const DEFAULTS = {
 
 /** The settings a Supervisor runs with: `options` checked (a clear error for each mistake), defaults filled in. */
 export type SupervisorSettings = Required<
-  Omit<SupervisorOptions, "cwd" | "env" | "drain" | "ready" | "retire" | "logs" | "served" | "restart">
+  Omit<SupervisorOptions, "cwd" | "env" | "drain" | "ready" | "retire" | "gone" | "logs" | "served" | "restart">
 > &
-  Pick<SupervisorOptions, "cwd" | "env" | "drain" | "ready" | "retire" | "logs" | "served"> & {
+  Pick<SupervisorOptions, "cwd" | "env" | "drain" | "ready" | "retire" | "gone" | "logs" | "served"> & {
     restart: RestartSettings
   }
 
@@ -220,7 +226,7 @@ export function supervisorSettings(options: SupervisorOptions): SupervisorSettin
     throw new TypeError('Supervisor: env must be an object of variables to add, like { LOG_LEVEL: "debug" }')
   if (o.onGiveUp !== "keep-running" && o.onGiveUp !== "stop-all")
     throw new TypeError(`Supervisor: onGiveUp must be "keep-running" or "stop-all", got ${String(o.onGiveUp)}`)
-  for (const k of ["drain", "ready", "retire", "served"] as const)
+  for (const k of ["drain", "ready", "retire", "gone", "served"] as const)
     if (o[k] !== undefined && typeof o[k] !== "function") throw new TypeError(`Supervisor: ${k} must be a function`)
   return o
 }

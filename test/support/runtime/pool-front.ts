@@ -6,7 +6,8 @@
 // pool's ("[<bus-name>#<index> pid <pid>] …"). Lines on stdin: "call <id> <text>" prints "answer <id> <text back>"
 // or "failed <id> <error name>" when it settles (calls overlap); "workers" prints "workers <pid>:<in flight>,…";
 // "reload" prints "reloaded <pids>" or "reload-failed <message>"; "pool" prints "pool <state> <running>
-// <replacements as JSON>"; "close" stops the pool, closes the bus, exits 0.
+// <replacements as JSON>"; "stop" stops the pool and prints "stopped <workers the bus lists then>"; "close" stops the
+// pool, closes the bus, exits 0.
 import { createInterface } from "node:readline"
 import { type ListenOptions, SlotBus, type SuperviseWorkersOptions, superviseWorkers } from "../../../src/index.ts"
 import { busVerb } from "./bus-verbs.ts"
@@ -33,6 +34,7 @@ for await (const line of createInterface({ input: process.stdin })) {
       () => console.log(`reloaded ${pids()}`),
       (e: Error) => console.log(`reload-failed ${e.message}`),
     )
+  else if (verb === "stop") void pool.stop().then(() => console.log(`stopped ${bus.workerCount}`))
   else if (verb === "pool") console.log(`pool ${pool.state} ${pool.runningCount} ${JSON.stringify(pool.replacements)}`)
   else if (verb === "close") break
 }
