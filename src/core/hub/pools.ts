@@ -103,10 +103,13 @@ export class BusPools {
     this.dispatcher.freed()
   }
 
-  /** Resolves once no worker of process `pid` is connected here (or the bus closed). */
-  async left(pid: number): Promise<void> {
-    while (this.closed() === null && this.dispatcher.endpoints.some((e) => e.pid === pid && e.distance === 0))
+  /** Resolves once no worker of process `pid` is connected here, the bus closed, or `ms` passed. */
+  async left(pid: number, ms: number): Promise<void> {
+    const end = performance.now() + ms
+    while (this.dispatcher.endpoints.some((e) => e.pid === pid && e.distance === 0)) {
+      if (this.closed() !== null || performance.now() >= end) return
       await sleep(5)
+    }
   }
 
   /** The worker of process `pid` gets no new request; resolves once it holds none (borrowed slots too) or left. */

@@ -154,7 +154,7 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
         : undefined,
     retire: bus ? (pid) => bus.pools.retire(pid) : undefined,
     // a stopped worker's exit and its leave come in either order: stop() resolves once the bus lists it no more
-    gone: bus ? (pid) => bus.pools.left(pid) : undefined,
+    gone: bus ? (pid, ms) => bus.pools.left(pid, ms) : undefined,
     served: bus ? (pid) => served.delete(pid) || bus.workers.some((w) => w.pid === pid) : undefined,
   }
   // a shared front's reload() reloads the name's pool wherever it runs (§15.4)

@@ -95,9 +95,9 @@ export interface SupervisorOptions {
   retire?: (pid: number) => Promise<unknown>
   /**
    * Resolves once a process stopped on purpose that exited is gone from where it served (superviseWorkers: its bus
-   * lists it no more); stop(), a replacement and a scale-down wait for it, up to killGraceMs.
+   * lists it no more), or after `ms` (killGraceMs); stop(), a replacement and a scale-down wait for it.
    */
-  gone?: (pid: number) => Promise<unknown>
+  gone?: (pid: number, ms: number) => Promise<unknown>
   /** How long a replacement's successor may take to be ready (default 30 000). */
   readyTimeoutMs?: number
   /** Past the restart intensity: keep what runs ("keep-running", the default) or stop every instance ("stop-all"). */

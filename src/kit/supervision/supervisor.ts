@@ -358,7 +358,7 @@ export class Supervisor {
     const exited = await Promise.race([proc.exited.then(() => true), sleep(graceMs).then(() => false)])
     if (!exited) proc.kill("SIGKILL")
     await proc.exited
-    if (this.opts.gone) await within(this.opts.gone(proc.pid), graceMs)
+    if (this.opts.gone) await within(this.opts.gone(proc.pid, graceMs), graceMs)
   }
 
   private end(proc: Proc, cause: ExitCause, signal: NodeJS.Signals) {
