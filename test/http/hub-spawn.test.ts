@@ -1,6 +1,6 @@
 // `slotbus hub --spawn "<worker command>" --instances N`: the hub keeps its workers alive (core superviseWorkers).
 import { expect, test } from "bun:test"
-import { mkdtempSync } from "node:fs"
+import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { alive, freePort, spawn, until } from "../support/helpers.ts"
@@ -10,7 +10,8 @@ const ROOT = join(import.meta.dir, "..", "..")
 test("slotbus hub --spawn keeps N workers running: one killed with SIGKILL is replaced, and SIGTERM stops them all", async () => {
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`
-  const tokenFile = join(mkdtempSync(join(tmpdir(), "hub-spawn-")), "token")
+  const dir = mkdtempSync(join(tmpdir(), "hub-spawn-"))
+  const tokenFile = join(dir, "token")
   const worker = `${process.execPath} ${join(ROOT, "test", "support", "http", "http-worker.ts")} ${url} shop`
   const hub = spawn([
     process.execPath,
@@ -42,5 +43,6 @@ test("slotbus hub --spawn keeps N workers running: one killed with SIGKILL is re
     await until(() => !alive(survivor) && !alive(replacement), "the workers to stop", 20_000)
   } finally {
     await hub.kill()
+    rmSync(dir, { recursive: true, force: true })
   }
 }, 60_000)

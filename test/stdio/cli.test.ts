@@ -1,11 +1,16 @@
-import { expect, test } from "bun:test"
-import { mkdtempSync, writeFileSync } from "node:fs"
+import { afterAll, expect, test } from "bun:test"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { run } from "../support/helpers.ts"
 import { STDIO_WORKER } from "../support/stdio/stdio.ts"
 
 const SLOTBUS = join(import.meta.dir, "..", "..", "bin", "slotbus.ts")
+const DIR = mkdtempSync(join(tmpdir(), "stdio-cli-"))
+afterAll(() => rmSync(DIR, { recursive: true, force: true }))
+let configs = 0
+/** A config file of its own for each test, in DIR. */
+const configFile = () => join(DIR, `bus-${configs++}.json`)
 
 async function slotbus(args: string[], stdin?: string) {
   const r = await run([process.execPath, SLOTBUS, ...args], { stdin })
@@ -16,7 +21,7 @@ test.each([
   [{ pools: [{ id: "a", command: "x", instances: 0 }] }, "pools[0].instances"],
   [{ pools: [{ id: "a", command: "x" }], limits: { max_restarts: "many" } }, "limits.max_restarts"],
 ])("slotbus stdio with a bad config exits 2 naming the field (%#)", async (config, field) => {
-  const file = join(mkdtempSync(join(tmpdir(), "stdio-cli-")), "bus.json")
+  const file = configFile()
   writeFileSync(file, JSON.stringify(config))
   const r = await slotbus(["stdio", "--config", file])
   expect(r.code).toBe(2)
@@ -25,7 +30,7 @@ test.each([
 })
 
 test("slotbus stdio without --listen serves its own stdin: answers carry the caller's ids, and it exits when stdin ends", async () => {
-  const file = join(mkdtempSync(join(tmpdir(), "stdio-cli-")), "bus.json")
+  const file = configFile()
   writeFileSync(
     file,
     JSON.stringify({ pools: [{ id: "w", command: process.execPath, args: [STDIO_WORKER], instances: 2 }] }),
@@ -55,7 +60,7 @@ test("slotbus stdio without --listen serves its own stdin: answers carry the cal
 })
 
 test("slotbus stdio prints a worker's stderr line with its terminal escapes escaped, prefixed with pool, instance and pid", async () => {
-  const file = join(mkdtempSync(join(tmpdir(), "stdio-cli-")), "bus.json")
+  const file = configFile()
   writeFileSync(file, JSON.stringify({ pools: [{ id: "w", command: process.execPath, args: [STDIO_WORKER] }] }))
   const hostile = "\x1b]0;pwned\x07\x1b[2Jcleared \u202eevil"
   const ask = { jsonrpc: "2.0", id: 1, method: "log", params: { lines: [hostile] } }

@@ -1,10 +1,12 @@
-import { describe, expect, test } from "bun:test"
-import { mkdtempSync, writeFileSync } from "node:fs"
+import { afterAll, describe, expect, test } from "bun:test"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { DEFAULT_LIMITS, StdioBus, StdioConfigError, loadConfig } from "../../src/stdio/index.ts"
 
 const pool = { id: "p", command: "bun", args: ["w.ts"], instances: 2 }
+const DIR = mkdtempSync(join(tmpdir(), "stdio-config-"))
+afterAll(() => rmSync(DIR, { recursive: true, force: true }))
 
 describe("stdio bus configuration", () => {
   test("an object in stdio_bus's form is taken as is, with every missing limit set to its documented default", () => {
@@ -36,8 +38,7 @@ describe("stdio bus configuration", () => {
   })
 
   test("a file path is read and parsed like the object", () => {
-    const dir = mkdtempSync(join(tmpdir(), "stdio-config-"))
-    const file = join(dir, "bus.json")
+    const file = join(DIR, "bus.json")
     writeFileSync(file, JSON.stringify({ pools: [pool], limits: { drain_timeout_sec: 1.5 } }))
     expect(loadConfig(file).limits.drain_timeout_sec).toBe(1.5)
     expect(StdioBus.fromConfig(file).state).toBe("created")
@@ -82,8 +83,7 @@ describe("stdio bus configuration", () => {
   })
 
   test("a file that is not JSON names the file and the parse problem", () => {
-    const dir = mkdtempSync(join(tmpdir(), "stdio-config-"))
-    const file = join(dir, "bad.json")
+    const file = join(DIR, "bad.json")
     writeFileSync(file, "{ pools: ")
     expect(() => loadConfig(file)).toThrow(/bad\.json is not valid JSON/)
   })
