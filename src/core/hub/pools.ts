@@ -82,7 +82,7 @@ export class BusPools {
 
   /** The worker of process `pid` here retires after `n` requests (Dispatcher.retireAfter); false: it has not joined. */
   retireAfter(pid: number, n: number, due: () => void): boolean {
-    const e = this.dispatcher.endpoints.find((x) => x.pid === pid && x.distance === 0)
+    const e = this.here(pid)
     if (e) this.dispatcher.retireAfter(e, n, due)
     return e !== undefined
   }
@@ -92,12 +92,12 @@ export class BusPools {
    * reload's successor within its minReadyMs, so that one exiting then held no request.
    */
   hold(pid: number) {
-    this.dispatcher.endpoints.find((x) => x.pid === pid && x.distance === 0)?.retire()
+    this.here(pid)?.retire()
   }
 
   /** The worker of process `pid` held by hold() serves. */
   release(pid: number) {
-    const e = this.dispatcher.endpoints.find((x) => x.pid === pid && x.distance === 0)
+    const e = this.here(pid)
     if (!e) return
     e.serve()
     this.dispatcher.freed()
@@ -106,10 +106,15 @@ export class BusPools {
   /** Resolves once no worker of process `pid` is connected here, the bus closed, or `ms` passed. */
   async left(pid: number, ms: number): Promise<void> {
     const end = performance.now() + ms
-    while (this.dispatcher.endpoints.some((e) => e.pid === pid && e.distance === 0)) {
+    while (this.here(pid)) {
       if (this.closed() !== null || performance.now() >= end) return
       await sleep(5)
     }
+  }
+
+  /** The worker of process `pid` connected to this bus itself (not through another front), if any. */
+  private here(pid: number) {
+    return this.dispatcher.endpoints.find((x) => x.pid === pid && x.distance === 0)
   }
 
   /** The worker of process `pid` gets no new request; resolves once it holds none (borrowed slots too) or left. */
