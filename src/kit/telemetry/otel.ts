@@ -4,6 +4,7 @@
 // and a request pays that read. The API is required only once a provider is there. OpenTelemetry metrics are
 // another module's (otel-metrics.ts); this one is traces only.
 
+import { createRequire } from "node:module"
 import { formatTraceparent, parseTraceparent, type TraceContext } from "./trace-context.ts"
 
 // The parts of @opentelemetry/api slotbus uses, declared here so that no type of slotbus names the optional package
@@ -89,9 +90,13 @@ export function otelApi(): Otel | null {
   return api
 }
 
+// Unbundled (src/ under Bun, the package's dist/ under Node, whose ES modules have no `require`), a require of this
+// file's own; in a bundle (bun build, --compile), the literal require, which the bundler takes in.
+const unbundled = /\/kit\/telemetry\/otel\.(ts|js)$/.test(import.meta.url)
+
 function load(): Otel | null {
   try {
-    return require("@opentelemetry/api") as Otel
+    return (unbundled ? createRequire(import.meta.url)("@opentelemetry/api") : require("@opentelemetry/api")) as Otel
   } catch {
     return null // a provider registered through another copy of the API, and none reachable from here
   }
