@@ -74,7 +74,6 @@ function kitViolation(from: string, to: string): string | null {
  */
 export const OVER_450: readonly string[] = [
   "core/hub/bus.ts",
-  "core/wire/idle.ts",
   "events/subscription.ts",
   "kit/supervision/supervisor.ts",
   "kit/supervision/worker-logs.ts",
@@ -628,8 +627,8 @@ describe("the guard notices a broken layout", () => {
       "http/hub/server.ts": 'import type { Server } from "bun"\nthis.server = Bun.serve({ fetch })\n',
     }
     expect(hostViolations(ok)).toEqual([])
-    expect(hostViolations({ ...ok, "core/wire/idle.ts": "const now = Bun.nanoseconds\n" })).toEqual([
-      "core/wire/idle.ts",
+    expect(hostViolations({ ...ok, "core/wire/pump.ts": "const now = Bun.nanoseconds\n" })).toEqual([
+      "core/wire/pump.ts",
     ])
     expect(hostViolations({ ...ok, "events/topic.ts": 'import type { Pointer } from "bun:ffi"\n' })).toEqual([
       "events/topic.ts",
@@ -732,7 +731,7 @@ describe("the guard notices a broken layout", () => {
     ["core/misc/thing.ts", 'import { encodeHead } from "../wire/codec.ts"'], // a folder nobody declared
     ["runtime/bun.ts", 'import { NativeLibraryError } from "../errors.ts"'], // the bottom room imports nothing of slotbus
     ["runtime/bun.ts", 'import { MAX_TIMER_MS } from "../kit/index.ts"'],
-    ["core/wire/idle.ts", 'import { nanoseconds } from "../../runtime/bun.ts"'], // past the runtime's face
+    ["core/wire/pump.ts", 'import { nanoseconds } from "../../runtime/bun.ts"'], // past the runtime's face
   ])("%s with `%s` is refused", (file, line) => {
     expect(edgeViolations({ [file]: `${line}\n` }).length).toBe(1)
   })
@@ -760,7 +759,7 @@ describe("the guard notices a broken layout", () => {
       'import { Backoff } from "../basics/backoff.ts"\nimport { checkOptions } from "../checks/option-check.ts"',
     ],
     ["kit/index.ts", 'export { Supervisor } from "./supervision/supervisor.ts"'], // the face re-exports any folder
-    ["core/wire/idle.ts", 'import { nanoseconds } from "../../runtime/index.ts"'], // the runtime: every room, through its face
+    ["core/wire/pump.ts", 'import { nanoseconds } from "../../runtime/index.ts"'], // the runtime: every room, through its face
     ["native/ffi.ts", 'import { openLibrary } from "../runtime/index.ts"'],
     ["kit/basics/timers.ts", 'import { sleep } from "../../runtime/index.ts"'],
     ["events/topic.ts", 'import { memoryView, type Pointer } from "../runtime/index.ts"'],

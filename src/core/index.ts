@@ -18,7 +18,7 @@ export type {
 export { withCall, withSignal } from "./rpc/rpc.ts"
 export { instrument, traced } from "./observe/serve-span.ts"
 export type { Remote, RpcCall } from "./rpc/rpc.ts"
-export type { IdleStrategy } from "./wire/idle.ts"
+export type { IdleStrategy } from "./wire/idle-strategy.ts"
 export { superviseWorkers } from "./hub/supervise-workers.ts"
 export { failureResponse, nodeHandler, type FetchTarget, type NodeHandlerOptions } from "./hub/node-handler.ts"
 export type { SuperviseWorkersOptions } from "./hub/supervise-workers.ts"

@@ -73,7 +73,7 @@ const symbols = {
   sb_cpu: { args: [], returns: i32 },
   sb_any_readable: { args: [ptr, u32], returns: i32 },
   sb_wait: { args: [ptr, i32, i32], returns: i32 },
-  sb_idle: { args: [ptr, i32, u32], returns: i32 }, // C polling loops; the TS side idles with src/core/wire/idle.ts
+  sb_idle: { args: [ptr, i32, u32], returns: i32 }, // C polling loops; the TS side idles with src/core/wire/pump.ts
 
   sb_rec_open: { args: [cstring, cstring, u32, ptr], returns: ptr },
   sb_rec_close: { args: [ptr], returns: none },

@@ -1,7 +1,7 @@
 // The answers request() and call() resolve with (copied or borrowed), and a worker's error answer as an error.
 // Separate because they are what callers hold: nothing here touches the bus's books.
 import { pairEntries, pairsToHeaders, utf8 } from "../wire/codec.ts"
-import { pumpTurns } from "../wire/idle.ts"
+import { pumpTurns } from "../wire/loop-probe.ts"
 import { PayloadTooLargeError, RemoteError, type SlotBusError } from "../../errors.ts"
 
 export const NO_HEAD: readonly string[] = Object.freeze([])

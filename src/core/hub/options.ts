@@ -3,7 +3,7 @@
 // resolved once, in resolveOptions, into the ListenSettings the bus and its parts read.
 import { HUB_CONFIG_WORDS, HubConfig, MAX_ALLOW_UIDS } from "../../native/ffi.ts"
 import { align8, type BodyInit, type HeaderInit } from "../wire/codec.ts"
-import { tuning, type IdleStrategy } from "../wire/idle.ts"
+import { tuning, type IdleStrategy } from "../wire/idle-strategy.ts"
 import { HUB_PORT, type RemoteTransport } from "../wire/remote.ts"
 import { DEFAULT_RECORDS, MAX_RECORDS } from "../probe/recorder.ts"
 import { checkNumber, checkOptions, checkRemote, optionNames } from "../../kit/index.ts"

@@ -2,7 +2,7 @@
 import { writeSync } from "node:fs"
 import { availableParallelism } from "node:os"
 import { native, type Chan, MSG_WORDS, CANCEL_SEQ_OFFSET, RUNTIME_OFFSET, RUNTIME_WORDS } from "../../native/ffi.ts"
-import type { Parking } from "./idle.ts"
+import type { Parking } from "./pump.ts"
 import { type DoorbellReader, doorbellReader, fdReader, memoryView } from "../../runtime/index.ts"
 import { systemError } from "../../kit/index.ts"
 

@@ -16,7 +16,7 @@ import { Backoff, checkName, checkNumber, longTimeout } from "../../kit/index.ts
 import { BusClosedError, HubNotFoundError, PeerRefusedError, ProtocolError } from "../../errors.ts"
 import { Channel } from "../wire/channel.ts"
 import { busName } from "../wire/codec.ts"
-import { Pump, STARTUP_POLL_NS } from "../wire/idle.ts"
+import { Pump, STARTUP_POLL_NS } from "../wire/pump.ts"
 import type { RemoteLink, RemoteTransport } from "../wire/remote.ts"
 import { FrontFamily, frontAddress, MAX_FRONTS, sharedFrontsExist, type FrontRoot } from "../ops/fronts.ts"
 import { reportRuntime } from "./runtime-report.ts"

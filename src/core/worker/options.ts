@@ -1,6 +1,6 @@
 // What a SlotWorker is made with and ends with: its handler's types, connect's and expose's options (one list, each
 // adding its own), close's, and how a worker closed.
-import type { IdleStrategy } from "../wire/idle.ts"
+import type { IdleStrategy } from "../wire/idle-strategy.ts"
 import type { RemoteTransport } from "../wire/remote.ts"
 import { optionNames } from "../../kit/index.ts"
 import type { SlotRequest } from "./request.ts"

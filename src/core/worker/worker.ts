@@ -4,7 +4,7 @@
 import { type Chan, loadNative } from "../../native/ffi.ts"
 import { checkNumber, checkOptions, checkRemote, madeBy } from "../../kit/index.ts"
 import { busName } from "../wire/codec.ts"
-import { tuning } from "../wire/idle.ts"
+import { tuning } from "../wire/idle-strategy.ts"
 import { type RemoteTransport, WORKER_PORT } from "../wire/remote.ts"
 import type { FrontMember, FrontRoot } from "../ops/fronts.ts"
 import { rpcHandler } from "../rpc/rpc.ts"

@@ -1,8 +1,8 @@
-// core/wire/idle.ts's Contention and CpuSharing: when a pump that may park parks at once because the machine is
+// core/wire/idle-signals.ts's Contention and CpuSharing: when a pump that may park parks at once because the machine is
 // oversubscribed, and when it yields after every empty poll because its peer shares its CPU.
 // Driven with made-up times and run_delay readings (ns), so each rule is checked exactly.
 import { expect, test } from "bun:test"
-import { Contention, CpuSharing, runDelayNs } from "../../../src/core/wire/idle.ts"
+import { Contention, CpuSharing, runDelayNs } from "../../../src/core/wire/idle-signals.ts"
 
 const MS = 1e6
 const SLOW = 60_000 // a yield that kept the thread off the CPU for 60 µs
@@ -117,7 +117,7 @@ test("runDelayNs reads this thread's run_delay from /proc (Linux)", () => {
   expect(runDelayNs()!).toBeGreaterThanOrEqual(a!)
 })
 
-// core/wire/idle.ts's CpuSharing: the pattern measured when a fresh pair's two main threads shared one CPU (the other
+// core/wire/idle-signals.ts's CpuSharing: the pattern measured when a fresh pair's two main threads shared one CPU (the other
 // busy with JIT threads): each yield ran the peer for ~5 µs, after which the poll found its answer. Round trips
 // took 13 µs as long as the pump spun 5 µs between yields; yielding after every empty poll made them ~3 µs.
 test("a yield that ran another thread, followed by work, means the peer shares this CPU; quick yields end it", () => {

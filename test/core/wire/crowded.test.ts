@@ -1,5 +1,5 @@
 // The region header's `bus processes` word (docs/PROTOCOL.md §2): the hub tells each worker on this host how many
-// processes serve the bus, so the default idle strategy parks at once where they outnumber the CPUs (idle.ts).
+// processes serve the bus, so the default idle strategy parks at once where they outnumber the CPUs (pump.ts).
 import { afterEach, expect, test } from "bun:test"
 import { SlotBus } from "../../../src/index.ts"
 import { busName, type Child, spawnWorker, stopAll, until } from "../../support/helpers.ts"

@@ -1,7 +1,8 @@
-// core/wire/idle.ts's Pump over the Parking interface: the duty cycle a request/response Channel and a topic
+// core/wire/pump.ts's Pump over the Parking interface: the duty cycle a request/response Channel and a topic
 // subscription share. Driven through a made-up Parking, so each step (poll, rest, park, ring) is seen exactly.
 import { beforeAll, expect, test } from "bun:test"
-import { Contention, type Parking, Pump } from "../../../src/core/wire/idle.ts"
+import { type Parking, Pump } from "../../../src/core/wire/pump.ts"
+import { Contention } from "../../../src/core/wire/idle-signals.ts"
 import { loadNative } from "../../../src/native/ffi.ts"
 import { until } from "../../support/helpers.ts"
 

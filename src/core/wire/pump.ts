@@ -1,56 +1,11 @@
-// Idle strategies: how a side waits for its peer. One mechanism, two knobs.
-import { readdirSync, readFileSync, readlinkSync } from "node:fs"
+// The Pump: drives a side's duties (collect what the peer handed over) on the JS thread, polling while work is
+// expected and parking on the doorbell otherwise; how long it polls is its idle strategy's (idle-strategy.ts), and
+// whether it may poll at all the signals' (idle-signals.ts).
 import { native } from "../../native/ffi.ts"
-import { checkNumber, checkOptions, optionNames } from "../../kit/index.ts"
 import { nanoseconds } from "../../runtime/index.ts"
-
-/**
- * `spin`: busy-poll while there is work to wait for (lowest latency, burns a core).
- * `park`: sleep on the doorbell at once (~0 CPU idle, a wake costs a syscall and ~30 µs here).
- * `adaptive` (default): poll between event-loop turns while traffic flows, park after `parkAfterMs` quiet.
- */
-export type IdleStrategy = "spin" | "adaptive" | "park" | { spinMicros: number; parkAfterMs: number }
-
-interface Tuning {
-  spinNs: number // synchronous busy-poll budget per turn
-  parkAfterNs: number // quiet time before parking
-}
-
-/** The longest synchronous spin per event-loop turn an idle strategy may ask for: 1 ms, as MAX_MICROTASK_NS. */
-export const MAX_SPIN_MICROS = 1000
-
-const IDLE_OBJECT = optionNames<Exclude<IdleStrategy, string>>({ spinMicros: true, parkAfterMs: true })
-
-/** The tuning of an idle strategy, checked; `where` names the option in messages ("SlotBus.listen idle"). */
-export function tuning(idle: IdleStrategy = "adaptive", where = "idle"): Tuning {
-  if (idle === "spin") return { spinNs: 50_000, parkAfterNs: Infinity }
-  // 20 µs a turn: longer than the caller's think time between an answer and its next request, so a worker
-  // does not leave for an event-loop turn (~7 µs) just before it lands (2 µs made 1-in-flight p50s bimodal,
-  // 1.5 or 9 µs; docs/perf/request-path.md, round four).
-  if (idle === "adaptive") return { spinNs: 20_000, parkAfterNs: 1_000_000 }
-  if (idle === "park") return { spinNs: 0, parkAfterNs: 0 }
-  if (typeof idle === "object" && idle !== null) {
-    checkOptions(idle, IDLE_OBJECT, where, { required: ["spinMicros", "parkAfterMs"] })
-    // A spin is synchronous: one longer than a turn's budget would keep timers and I/O waiting that long.
-    const spinMicros = checkNumber(idle.spinMicros, {
-      what: "idle.spinMicros",
-      where,
-      integer: false,
-      max: MAX_SPIN_MICROS,
-      note: 'a spin blocks the event loop; spin longer with "spin", which yields every turn',
-    })
-    const parkAfterMs = checkNumber(idle.parkAfterMs, {
-      what: "idle.parkAfterMs",
-      where,
-      integer: false,
-      infinite: true,
-    })
-    return { spinNs: spinMicros * 1000, parkAfterNs: parkAfterMs * 1e6 }
-  }
-  throw new TypeError(
-    `idle must be "spin", "adaptive", "park" or { spinMicros, parkAfterMs }, got ${JSON.stringify(idle)}`,
-  )
-}
+import { Contention, CpuSharing, SWITCHED_YIELD_NS } from "./idle-signals.ts"
+import { type IdleStrategy, type Tuning, tuning } from "./idle-strategy.ts"
+import { countTurn, eventLoopFds } from "./loop-probe.ts"
 
 const now = nanoseconds
 const MAX_MICROTASK_NS = 1_000_000 // let timers and I/O in at least once a millisecond
@@ -62,30 +17,7 @@ export const STARTUP_POLL_NS = 250_000_000
 const CLOCK_EVERY_RUNS = 16
 // A pump that found its event loop's I/O waiting this recently asks again before it spins (idle()).
 const IO_RECENT_NS = 10_000_000
-// A sched_yield that kept this side off the CPU this long ran a third process (a peer sharing our CPU answers
-// sooner): the machine is oversubscribed. Yielding then costs a whole time slice of the other process, while a
-// parked side that is woken preempts it; so a pump that may park does, at once, for the next while.
-const CONTENDED_YIELD_NS = 50_000
-const CONTENDED_FOR_NS = 50_000_000
-// A machine that stays busy would cost tens of ms of polling against it at the end of every spell: the first
-// run_delay period after a spell decides, and one still over the share doubles the next spell, up to this.
-const CONTENDED_MAX_NS = 1_000_000_000
-// Slow yields in a row that mean "contended": one alone is often just a timer tick, a neighbour's burst or one
-// of our own runtime's threads (JIT, GC).
-const CONTENDED_AFTER_SLOW_YIELDS = 3
-// The other sign, for when slow yields are rare (~1 in 150 with two CPU burners: most yields return at once,
-// and a poller then holds its CPU until its time slice ends while its peer waits for one): this thread spent
-// 3/4 of each of the last two 20 ms periods or more runnable but waiting for a CPU (the kernel's run_delay).
-// 3/4 sits between the shares a busy and an idle machine show (measured: docs/perf/request-path.md).
-const RUN_DELAY_EVERY_NS = 20_000_000
-const RUN_DELAY_SHARE = 0.75
-// Both sides' threads on one CPU (the other one busy, e.g. with a fresh process's JIT threads): a poll finds the
-// peer's answer only after this side gives the CPU up, so spinning YIELD_EVERY_NS between yields made every hop
-// ~5 µs (13 µs round trips, measured with both threads seen on one CPU). A yield that switched to another thread
-// (it took this long) followed by work is the sign; QUICK_YIELDS_TO_CLEAR yields in a row that returned at once
-// (nobody else wanted this CPU) end it.
-const SWITCHED_YIELD_NS = 2_000
-const QUICK_YIELDS_TO_CLEAR = 16
+// The CPU word is published after a yield that ran another thread, and after every this many yields (whereAfterYield).
 const NOTE_CPU_EVERY = 64
 // After a connection's first 3 s, the peer's CPU word (docs/PROTOCOL.md §5.1) can deny the sign: the time went to
 // another thread of this CPU's (V8's GC helpers), and yielding after every poll only handed it more (Node pairs:
@@ -96,137 +28,6 @@ const CPU_WORDS_AFTER_NS = 3_000_000_000
 // A peer may ring only after it found this side parked (docs/PROTOCOL.md §5): at most one ring per park.
 // The slack covers rings still in flight when the count is read; a flooder passes it within one read.
 const RING_SLACK = 64
-
-let turns = 0
-let loopFds: Int32Array | undefined
-
-/**
- * The epoll fds of this process's event loops (Linux: one a Bun process, two under `bun test`, one more per Worker
- * thread), at most 8, found once: a pump asks them whether the loop has I/O waiting. Empty elsewhere.
- */
-function eventLoopFds(): Int32Array {
-  if (loopFds) return loopFds
-  const fds: number[] = []
-  try {
-    // Bun makes its loops early, so they have low numbers: a server's thousands of sockets are not looked at.
-    for (const fd of readdirSync("/proc/self/fd"))
-      try {
-        if (Number(fd) < 256 && readlinkSync(`/proc/self/fd/${fd}`) === "anon_inode:[eventpoll]") fds.push(Number(fd))
-      } catch {}
-  } catch {}
-  loopFds = Int32Array.from(fds.sort((a, b) => a - b).slice(0, 8))
-  return loopFds
-}
-
-/**
- * How many times a pump of this process has run in an event-loop turn of its own (a setImmediate run, a ring) or
- * left parking: while it reads the same, every pump ran in the microtask drain of the turn that read it, so an
- * answer collected then is its caller's turn's (docs/perf/bun-late-write.md says why that matters).
- */
-export function pumpTurns(): number {
-  return turns
-}
-
-/** ns this thread has spent runnable but not running (/proc/thread-self/schedstat), null where unknown. */
-export function runDelayNs(): number | null {
-  try {
-    const ns = Number(readFileSync("/proc/thread-self/schedstat", "latin1").split(" ")[1])
-    return Number.isFinite(ns) ? ns : null
-  } catch {
-    return null
-  }
-}
-
-/**
- * Whether the machine is oversubscribed, so that a pump that may park should park at once: told of every
- * sched_yield's duration and, every RUN_DELAY_EVERY_NS outside a spell, reading this thread's run_delay.
- * Either sign starts a spell (`until`); the first run_delay period after a spell decides whether the next
- * one is twice as long (still waiting) or back to CONTENDED_FOR_NS (calm). Times are ns on one clock.
- */
-export class Contention {
-  /** Park at once before this time. */
-  until = 0
-  private spell = CONTENDED_FOR_NS
-  private probing = false // a spell ended and the first run_delay period after it has not been judged
-  private slowYields = 0 // in a row
-  private delayAt = 0 // when runDelay was read (Infinity: not on this system)
-  private runDelay = 0
-  private waitedBefore = false // the previous period was over RUN_DELAY_SHARE
-
-  constructor(private readonly readRunDelay: () => number | null = runDelayNs) {}
-
-  /** A sched_yield that ended at `t` after `ns`. */
-  yielded(t: number, ns: number) {
-    if (ns < CONTENDED_YIELD_NS) this.slowYields = 0
-    else if (++this.slowYields >= CONTENDED_AFTER_SLOW_YIELDS) this.start(t)
-  }
-
-  /** Reads run_delay if a period is due (never during a spell). */
-  sample(t: number) {
-    if (t < this.until || t - this.delayAt < RUN_DELAY_EVERY_NS) return
-    const d = this.readRunDelay()
-    if (d === null) {
-      this.delayAt = Infinity
-      return
-    }
-    // a period that began before the spell ended is not judged: it would count the spell's sleep as not waiting
-    const judged = this.delayAt > 0 && this.delayAt >= this.until
-    const waited = judged && d - this.runDelay >= RUN_DELAY_SHARE * (t - this.delayAt)
-    if (waited && (this.waitedBefore || this.probing)) this.start(t)
-    else {
-      if (judged) this.probing = false
-      this.waitedBefore = waited
-    }
-    this.delayAt = t
-    this.runDelay = d
-  }
-
-  private start(t: number) {
-    this.spell = this.probing ? Math.min(2 * this.spell, CONTENDED_MAX_NS) : CONTENDED_FOR_NS
-    this.until = t + this.spell
-    this.probing = this.delayAt !== Infinity // without run_delay nothing judges the period after a spell
-    this.slowYields = 0
-    this.waitedBefore = false
-  }
-}
-
-/**
- * Whether this side's peer runs on this side's CPU, so that a poll that finds nothing should give the CPU up at
- * once (the peer can answer only then): told of every sched_yield's duration and of the poll after it. A yield that
- * ran another thread, followed by work, is the sign, unless the peer's CPU word names another CPU
- * (docs/PROTOCOL.md §5.1): then the time went to some other thread of this CPU's (a runtime's JIT or GC helpers),
- * and yielding after every poll would only hand it more.
- */
-export class CpuSharing {
-  /** Yield after every empty poll. */
-  shared = false
-  private switched = false // the last yield ran another thread: does the next poll find work?
-  private quick = 0 // yields in a row that ran nobody else, while shared
-  private cpu = -1 // this thread's CPU after its last yield (-1: unknown)
-
-  /** `peerCpu`: the CPU the peer last said it runs on, -1 if it did not say. */
-  constructor(private readonly peerCpu: () => number = () => -1) {}
-
-  /** A sched_yield that took `ns`, after which this thread ran on `cpu` (-1: unknown). */
-  yielded(ns: number, cpu = -1) {
-    this.switched = ns >= SWITCHED_YIELD_NS
-    this.cpu = cpu
-    if (!this.shared) return
-    if (this.switched) this.quick = 0
-    else if (++this.quick >= QUICK_YIELDS_TO_CLEAR) (this.shared = false), (this.quick = 0)
-  }
-
-  /** The poll after a yield found `work` items. */
-  polled(work: number) {
-    if (this.switched && work > 0) this.shared = this.peerMayShare()
-    this.switched = false
-  }
-
-  private peerMayShare(): boolean {
-    const peer = this.cpu < 0 ? -1 : this.peerCpu()
-    return peer < 0 || peer === this.cpu
-  }
-}
 
 /**
  * What a pump sleeps on: a parked word the peer checks after handing something over, and a doorbell it rings
@@ -347,7 +148,7 @@ export class Pump {
     this.mayCrowd = (idle === undefined || idle === "adaptive") && duties.crowded !== undefined
     chan.listenDoorbell((count) => {
       if (this.stopped) return
-      turns++
+      countTurn()
       this.rings += count
       if (this.duties.onRingFlood && this.rings > this.parks + RING_SLACK)
         return this.duties.onRingFlood(this.rings, this.parks)
@@ -360,7 +161,7 @@ export class Pump {
     if (this.stopped) return
     if (this.parked) {
       if (this.t.parkAfterNs === 0 || this.isCrowded()) return // park mode: the doorbell will ring
-      turns++ // what it collects from here on may be an earlier turn's
+      countTurn() // what it collects from here on may be an earlier turn's
       this.chan.unpark()
       this.parked = false
     }
@@ -388,7 +189,7 @@ export class Pump {
   /** Runs as if the doorbell had rung (a parked pump that was not rung although something is there). */
   rouse() {
     if (this.stopped || !this.parked) return
-    turns++
+    countTurn()
     this.chan.unpark()
     this.woken()
   }
@@ -419,7 +220,7 @@ export class Pump {
   }
 
   private runLater = () => {
-    turns++
+    countTurn()
     this.run()
   }
 
