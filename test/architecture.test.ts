@@ -69,28 +69,42 @@ function kitViolation(from: string, to: string): string | null {
 }
 
 /**
- * The files of src/ over 450 lines, by path: a list that may only shrink. A file that grows past 450 is divided by
- * role before it lands (600 is the hard cap for all); a listed file that gets under 450 (or moves) leaves the list.
+ * The files of src/ over 450 lines, by path, with their line counts: a ratchet. A listed file may only shrink (its
+ * count here is lowered with it), a file that grows past 450 is divided by role before it lands (600 is the hard cap
+ * for all), and a listed file that gets under 450 (or moves) leaves the list.
  */
-export const OVER_450: readonly string[] = [
-  "core/hub/bus.ts",
-  "events/subscription.ts",
-  "kit/supervision/supervisor.ts",
-  "kit/supervision/worker-logs.ts",
-  "leases/contest.ts",
-  "native/ffi.ts",
-]
+export const OVER_450: Readonly<Record<string, number>> = {
+  "core/hub/bus.ts": 512,
+  "events/subscription.ts": 545,
+  "kit/supervision/supervisor.ts": 556,
+  "kit/supervision/worker-logs.ts": 471,
+  "leases/contest.ts": 462,
+  "native/ffi.ts": 491,
+}
 
-/** What the line counts say against `listed`: each file over 450 lines not in it, each listed one not over 450. */
-export function over450Violations(lines: Record<string, number>, listed: readonly string[] = OVER_450): string[] {
+/** The same ratchet for the C library's files (csrc/*.c, *.h; its tests aside). */
+export const C_OVER_450: Readonly<Record<string, number>> = {
+  "lease_claim.c": 458,
+  "scheme_portable.c": 645,
+  "topic_publish.c": 453,
+}
+
+/** What the line counts say against `listed`: each file over 450 lines not in it, each listed one grown or not over 450. */
+export function over450Violations(
+  lines: Record<string, number>,
+  listed: Readonly<Record<string, number>> = OVER_450,
+  name = "OVER_450",
+): string[] {
   const problems: string[] = []
   for (const [file, n] of Object.entries(lines))
-    if (n > 450 && !listed.includes(file))
-      problems.push(`${file} has ${n} lines: divide it by role under 450 (OVER_450 only shrinks)`)
-  for (const file of listed) {
+    if (n > 450 && !(file in listed))
+      problems.push(`${file} has ${n} lines: divide it by role under 450 (${name} only shrinks)`)
+  for (const [file, was] of Object.entries(listed)) {
     const n = lines[file]
-    if (n === undefined) problems.push(`${file} is in OVER_450 but not in src/: take it off the list`)
-    else if (n <= 450) problems.push(`${file} has ${n} lines now: take it off OVER_450, which only shrinks`)
+    if (n === undefined) problems.push(`${file} is in ${name} but not there: take it off the list`)
+    else if (n <= 450) problems.push(`${file} has ${n} lines now: take it off ${name}, which only shrinks`)
+    else if (n > was) problems.push(`${file} grew from ${was} to ${n} lines: divide it by role, do not add to it`)
+    else if (n < was) problems.push(`${file} has ${n} lines now, fewer than ${was}: lower its count in ${name}`)
   }
   return problems
 }
@@ -332,7 +346,7 @@ describe("the layout of src/", () => {
     expect(long).toEqual([])
   })
 
-  test("no file is over 450 lines but those OVER_450 names, and each of those is still over 450", () => {
+  test("no file is over 450 lines but those OVER_450 names, each of those still over 450 and no longer than it was", () => {
     const lines = Object.fromEntries(Object.entries(files).map(([f, text]) => [f, text.split("\n").length - 1]))
     expect(over450Violations(lines)).toEqual([])
   })
@@ -569,6 +583,11 @@ describe("the layout of csrc/", () => {
     expect(cViolations(files)).toEqual({ cycles: [], upward: [], callCycles: [], rawAtomics: [], osAbove: [] })
   })
 
+  test("no C file is over 450 lines but those C_OVER_450 names, each of those no longer than it was", () => {
+    const lines = Object.fromEntries(Object.entries(files).map(([f, text]) => [f, text.split("\n").length - 1]))
+    expect(over450Violations(lines, C_OVER_450, "C_OVER_450")).toEqual([])
+  })
+
   test("the layers run one way: the OS layer includes no public API header, and no C files call each other round a circle", () => {
     const { upward, callCycles } = cViolations(files)
     expect(Object.keys(files).filter((f) => layerOf(f) === 0).length).toBeGreaterThan(8)
@@ -770,7 +789,7 @@ describe("the guard notices a broken layout", () => {
 })
 
 describe("the OVER_450 list only shrinks", () => {
-  const listed = ["big.ts", "core/huge.ts"]
+  const listed = { "big.ts": 500, "core/huge.ts": 590 }
   test.each([
     [
       "a file over 450 lines not listed",
@@ -782,7 +801,13 @@ describe("the OVER_450 list only shrinks", () => {
     [
       "a listed file moved or gone",
       { "big.ts": 500, "core/moved/huge.ts": 590 },
-      "core/huge.ts is in OVER_450 but not in src/",
+      "core/huge.ts is in OVER_450 but not there",
+    ],
+    ["a listed file that grew", { "big.ts": 501, "core/huge.ts": 590 }, "big.ts grew from 500 to 501 lines"],
+    [
+      "a listed file that shrank but kept its old count",
+      { "big.ts": 500, "core/huge.ts": 580 },
+      "core/huge.ts has 580 lines now, fewer than 590",
     ],
   ])("%s is refused", (_, lines, why) => {
     const problems = over450Violations(lines, listed)
@@ -790,8 +815,8 @@ describe("the OVER_450 list only shrinks", () => {
     expect(problems.join("\n")).toContain(why)
   })
 
-  test("listed files over 450 and the rest at most 450 pass", () => {
-    expect(over450Violations({ "big.ts": 451, "core/huge.ts": 600, "core/small.ts": 450 }, listed)).toEqual([])
+  test("listed files at their counts and the rest at most 450 pass", () => {
+    expect(over450Violations({ "big.ts": 500, "core/huge.ts": 590, "core/small.ts": 450 }, listed)).toEqual([])
   })
 })
 
