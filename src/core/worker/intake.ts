@@ -1,10 +1,9 @@
 // A worker's intake: the requests the hub published in a channel's slots taken and started (the pump's duty), the
 // hub's cancels read against the requests held, and the streams waiting for credit woken; over a remote transport
 // (docs/PROTOCOL.md §10), its requests made SlotRequests. Each is served through the one pipeline (serve.ts).
-import { native, Kind, Msg, E_CORRUPT } from "../../native/ffi.ts"
+import { native, Msg, E_CORRUPT } from "../../native/ffi.ts"
 import { ProtocolError } from "../../errors.ts"
 import type { Channel } from "../wire/channel.ts"
-import { align8 } from "../wire/codec.ts"
 import type { RemoteAnswerSink, RemoteRequest, RemoteWorkerHost, SlotBytes } from "../wire/remote.ts"
 import { SlotRequest } from "./request.ts"
 import type { Serving } from "./serve.ts"
@@ -57,17 +56,7 @@ export class Intake implements SlotPort {
         break
       }
       n++
-      const req = new SlotRequest(
-        m[Msg.kind] === Kind.RAW ? "raw" : "http",
-        m[Msg.id]!,
-        chan,
-        slot,
-        m[Msg.headLen]!,
-        m[Msg.bodyOff]!,
-        m[Msg.bodyLen]!,
-        this.name,
-        m[Msg.window]!,
-      )
+      const req = SlotRequest.inSlot(chan, slot, m, this.name)
       this.heldWindow[slot] = req.streamWindow
       this.run(slot, m[Msg.gen]!, req)
     }
@@ -138,17 +127,7 @@ export class RemoteIntake implements RemoteWorkerHost {
   ) {}
 
   request(kind: number, id: number, bytes: SlotBytes, headLen: number, bodyLen: number, window: number) {
-    return new SlotRequest(
-      kind === Kind.RAW ? "raw" : "http",
-      id,
-      bytes,
-      0,
-      headLen,
-      align8(headLen),
-      bodyLen,
-      this.name,
-      window,
-    )
+    return SlotRequest.fromRemote({ kind, id, bytes, headLen, bodyLen, window }, this.name)
   }
   serve(req: RemoteRequest, out: RemoteAnswerSink) {
     this.serving.serve(req as SlotRequest, new RemoteSink(out, (req as SlotRequest).streamWindow))

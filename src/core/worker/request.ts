@@ -2,6 +2,7 @@
 // that came over another transport), views that read empty once the handler settled, and `reply()` for writing the
 // answer's body straight into the slot.
 import { PayloadTooLargeError } from "../../errors.ts"
+import { Kind, Msg } from "../../native/ffi.ts"
 import { checkNumber, checkOptions, optionNames, receivedContext, type OtelSpan } from "../../kit/index.ts"
 import {
   align8,
@@ -40,6 +41,31 @@ export class SlotRequest {
   replied: { view: Uint8Array; status: number; headLen: number } | null = null
   /** @internal The worker's SERVER span while the request is served (an OpenTelemetry SDK is registered). */
   span: OtelSpan | null = null
+
+  /** @internal The request the message head `m` (native Msg fields) announces in `slot` of `chan`. */
+  static inSlot(chan: SlotBytes, slot: number, m: Uint32Array, busName: string): SlotRequest {
+    const kind = m[Msg.kind] === Kind.RAW ? "raw" : "http"
+    return new SlotRequest(
+      kind,
+      m[Msg.id]!,
+      chan,
+      slot,
+      m[Msg.headLen]!,
+      m[Msg.bodyOff]!,
+      m[Msg.bodyLen]!,
+      busName,
+      m[Msg.window]!,
+    )
+  }
+
+  /** @internal A request from a remote transport: `bytes` holds its head, then its body from the next 8-byte boundary. */
+  static fromRemote(
+    at: { kind: number; id: number; bytes: SlotBytes; headLen: number; bodyLen: number; window: number },
+    busName: string,
+  ): SlotRequest {
+    const kind = at.kind === Kind.RAW ? "raw" : "http"
+    return new SlotRequest(kind, at.id, at.bytes, 0, at.headLen, align8(at.headLen), at.bodyLen, busName, at.window)
+  }
 
   /** @internal */
   constructor(
