@@ -487,6 +487,14 @@ describe("the layout of src/", () => {
     }
   })
 
+  test("the core's maps (core/README.md and its folders') name every file of src/core", () => {
+    const map = ["README.md", ...Object.keys(CORE_FOLDERS).map((f) => `${f}/README.md`)]
+      .map((f) => readFileSync(join(SRC, "core", f), "utf8"))
+      .join("\n")
+    const named = (f: string) => new RegExp(`(^|[\\s/(])${f.split("/").at(-1)!.replace(".", "\\.")}\\b`, "m").test(map)
+    expect(Object.keys(files).filter((f) => f.startsWith("core/") && !named(f))).toEqual([])
+  })
+
   test("src/kit is the folders KIT_FOLDERS lists, each in kit/README.md, and kit/index.ts; each imports only folders listed before it", () => {
     const folders = [
       ...new Set(
