@@ -31,3 +31,4 @@ export type {
 } from "./wire/remote.ts"
 export { routedSpan } from "./probe/trace.ts"
 export { frontIndexOf } from "./hub/bus.ts"
+export { Crowd, crowdTogether } from "./hub/crowd.ts"

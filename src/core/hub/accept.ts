@@ -37,8 +37,15 @@ export interface AcceptSettings {
   recorder: FlightRecorder | null
 }
 
-/** The acceptors of this process that hold workers: the processes they serve are counted together (tellProcesses). */
-const acceptors = new Set<Acceptor>()
+/**
+ * Acceptors whose workers' processes are counted together (tellProcesses). Each bus is a crowd of its own: another
+ * bus's idle workers take no CPU, and counting them made every bus of a front with two pools park at once on each
+ * request (a Bun worker's 64 B round trip 2.7–4.5 µs alone, 10–16 µs beside a second bus). A hub of a bus per worker
+ * (slotbus/http) puts its buses in one crowd: they are one pool.
+ */
+export class Crowd {
+  readonly members = new Set<Acceptor>()
+}
 
 export class Acceptor {
   private readonly err = new Int32Array(2)
@@ -49,6 +56,7 @@ export class Acceptor {
   /** The workers on this host, connected now. */
   private readonly endpoints = new Set<SlotEndpoint>()
   private closing = false
+  private crowd = new Crowd()
   /** One accept thread per listening socket (the socket file, and the door when there is one). */
   private readonly watches: { fd: number; w: Pointer; reader: { cancel(): Promise<void> } | null }[] = []
 
@@ -190,19 +198,29 @@ export class Acceptor {
         ),
     )
     this.endpoints.add(endpoint)
-    acceptors.add(this)
+    this.crowd.members.add(this)
     this.tellProcesses()
     this.dispatcher.join(endpoint)
   }
 
   /**
-   * Every worker of this process's buses hears how many processes on this host serve them now, this one included
-   * (its idle strategy reads it): a hub of a bus per worker (slotbus/http) crowds its CPUs as one bus of them all.
+   * Every worker of this bus's crowd hears how many processes on this host serve the crowd now, this one included
+   * (its idle strategy reads it).
    */
   private tellProcesses() {
+    const { members } = this.crowd
     const pids = new Set<number>()
-    for (const a of acceptors) for (const l of a.endpoints) pids.add(l.chan.peerPid)
-    for (const a of acceptors) for (const l of a.endpoints) l.chan.tellProcesses(1 + pids.size)
+    for (const a of members) for (const l of a.endpoints) pids.add(l.chan.peerPid)
+    for (const a of members) for (const l of a.endpoints) l.chan.tellProcesses(1 + pids.size)
+  }
+
+  /** Counts this bus's worker processes with those of `crowd`'s other buses from now on. */
+  joinCrowd(crowd: Crowd) {
+    this.crowd.members.delete(this)
+    this.tellProcesses()
+    this.crowd = crowd
+    if (this.endpoints.size > 0) crowd.members.add(this)
+    this.tellProcesses()
   }
 
   cutOff(endpoint: SlotEndpoint, what: string) {
@@ -216,7 +234,7 @@ export class Acceptor {
 
   drop(endpoint: SlotEndpoint, err: Error) {
     if (!this.endpoints.delete(endpoint)) return
-    if (this.endpoints.size === 0) acceptors.delete(this)
+    if (this.endpoints.size === 0) this.crowd.members.delete(this)
     this.tellProcesses()
     this.dispatcher.leave(endpoint, err)
   }

@@ -68,7 +68,7 @@ export class SlotBus {
   readonly pools: BusPools
   private readonly dispatcher: Dispatcher
   private readonly gaveUp = () => this.pools.gaveUp() // made once: what refuses a request once the pools gave up
-  private readonly acceptor: Acceptor
+  /** @internal */ readonly acceptor: Acceptor // (crowdTogether: the processes of a group of buses count together)
   /** The control socket `slotbus call` reaches the workers through (docs/PROTOCOL.md §14); null without one. */
   private control: ControlSocket | null = null
 

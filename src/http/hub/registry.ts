@@ -1,5 +1,6 @@
 // Which worker processes the hub knows, which routes each worker name owns, and how a process leaves.
 import { SlotBus } from "../../core/index.ts"
+import { Crowd, crowdTogether } from "../../core/internal.ts"
 import { nameProblem } from "../../kit/index.ts"
 import { RouteError } from "../errors.ts"
 import { methodMatches, parseRoute, RouteTable, type Route } from "../routes.ts"
@@ -76,6 +77,7 @@ export class Registry {
   /** Name/instance → the pid that last registered it and how often it came back from another pid. */
   private readonly lastOf = new Map<string, { pid: number; restarts: number }>()
   private nextBus = 1
+  private readonly crowd = new Crowd() // its buses are one pool: their workers' processes count together
   /** With the `nats` option: the one connection of every instance's bus (and the events topic's), closed with the last. */
   readonly remote: Nats | undefined
 
@@ -123,6 +125,7 @@ export class Registry {
       idle: this.o.idle,
       ...(this.remote === undefined ? {} : { remote: this.remote }),
     })
+    crowdTogether(bus, this.crowd)
     // From here on synchronous, so two registrations racing for one route cannot both win.
     const conflicts: { route: string; owner: string }[] = []
     for (const { route } of routes) {
