@@ -96,6 +96,57 @@ static int dir_settle(const char *path, const char *where) {
   return j == DIR_OURS ? 0 : dir_refused("the socket directory %s (%s) %s", path, where, why);
 }
 
+/* The fallbacks beside a taken /tmp/slotbus-<euid> (§13.2): /tmp/slotbus-<euid>.<n>, n in decimal without leading
+ * zeros, 1 to FALLBACK_MAX. */
+#define FALLBACK_MAX 65535
+
+/* n of a /tmp entry named <prefix><n> (prefix "slotbus-<euid>."), or 0. */
+static unsigned fallback_number(const char *entry, const char *prefix, size_t plen) {
+  if (strncmp(entry, prefix, plen) != 0) return 0;
+  const char *d = entry + plen;
+  unsigned n = 0;
+  if (*d < '1' || *d > '9') return 0;
+  for (; *d >= '0' && *d <= '9' && n <= FALLBACK_MAX; d++) n = n * 10 + (unsigned)(*d - '0');
+  return *d || n > FALLBACK_MAX ? 0 : n;
+}
+
+/* One readdir of /tmp: the lowest n whose /tmp/slotbus-<euid>.<n> is ours, into out (0 when none is), and every n
+ * that is there at all, whoever made it, into seen (FALLBACK_MAX + 1 bits). */
+static unsigned fallback_scan(char *out, uint8_t *seen) {
+  char prefix[32];
+  size_t plen = (size_t)snprintf(prefix, sizeof prefix, "slotbus-%u.", (unsigned)geteuid());
+  unsigned best = 0;
+  DIR *d = opendir("/tmp");
+  struct dirent *e;
+  while (d && (e = readdir(d)) != NULL) {
+    unsigned n = fallback_number(e->d_name, prefix, plen);
+    if (!n) continue;
+    seen[n / 8] |= (uint8_t)(1u << (n % 8));
+    char path[SUN_MAX], why[160];
+    snprintf(path, sizeof path, "/tmp/%s", e->d_name);
+    if ((!best || n < best) && dir_judge(path, why, sizeof why) == DIR_OURS) {
+      best = n;
+      snprintf(out, SUN_MAX, "%s", path);
+    }
+  }
+  if (d) closedir(d);
+  return best;
+}
+
+/* A new fallback: mkdir of the lowest n not seen, so processes of the user that start together make the same one;
+ * one another uid made meanwhile is seen too and skipped. 0 with it in out, or -1 with why. */
+static int fallback_make(char *out, uint8_t *seen, char *why, size_t wn) {
+  for (unsigned n = 1; n <= FALLBACK_MAX; n++) {
+    if (seen[n / 8] & (1u << (n % 8))) continue;
+    snprintf(out, SUN_MAX, "/tmp/slotbus-%u.%u", (unsigned)geteuid(), n);
+    int j = dir_make(out, why, wn);
+    if (j == DIR_OURS) return 0;
+    if (j != DIR_TAKEN) return -1;
+  }
+  snprintf(why, wn, "every /tmp/slotbus-%u.<n> up to %d is taken", (unsigned)geteuid(), FALLBACK_MAX);
+  return -1;
+}
+
 /* The socket directory, found in §13.2's order, into out (SUN_MAX bytes): 0, or -PLAT_ESOCKDIR. */
 static int dir_find(char *out) {
   const char *env = getenv("SLOTBUS_SOCKET_DIR");
@@ -113,15 +164,31 @@ static int dir_find(char *out) {
     snprintf(out, SUN_MAX, "%s", home);
     return dir_settle(out, "the fallback once /tmp/slotbus-<euid> was taken");
   }
-  snprintf(out, SUN_MAX, "/tmp/slotbus-%u", (unsigned)geteuid());
-  if ((j = dir_make(out, why, sizeof why)) == DIR_OURS) return 0;
-  if (j != DIR_TAKEN) return dir_refused("the socket directory %s %s", out, why);
-  if (!has_home) return dir_refused("the socket directory %s %s, and it has no fallback: %s", out, why, home_why);
-  if ((j = dir_make(home, home_why, sizeof home_why)) == DIR_OURS) {
-    snprintf(out, SUN_MAX, "%s", home);
-    return 0;
+  char fixed[SUN_MAX];
+  snprintf(fixed, SUN_MAX, "/tmp/slotbus-%u", (unsigned)geteuid());
+  if ((j = dir_judge(fixed, why, sizeof why)) == DIR_OURS) return snprintf(out, SUN_MAX, "%s", fixed), 0;
+  if (j != DIR_MISSING && j != DIR_TAKEN) return dir_refused("the socket directory %s %s", fixed, why);
+  uint8_t *seen = calloc(FALLBACK_MAX / 8 + 1, 1);
+  if (!seen) return dir_refused("the socket directory cannot be looked for (%s)", strerror(ENOMEM));
+  int r = 0;
+  if (fallback_scan(out, seen)) goto done; /* one made before, while /tmp/slotbus-<euid> was taken */
+  if (j == DIR_MISSING && (j = dir_make(fixed, why, sizeof why)) == DIR_OURS) {
+    snprintf(out, SUN_MAX, "%s", fixed);
+    goto done;
   }
-  return dir_refused("the socket directory %s %s, and its fallback %s %s", out, why, home, home_why);
+  if (j != DIR_TAKEN) {
+    r = dir_refused("the socket directory %s %s", fixed, why);
+    goto done;
+  }
+  if (has_home && dir_make(home, home_why, sizeof home_why) == DIR_OURS) {
+    snprintf(out, SUN_MAX, "%s", home);
+    goto done;
+  }
+  if (fallback_make(out, seen, home_why, sizeof home_why) < 0)
+    r = dir_refused("the socket directory %s %s, and its fallback %s %s", fixed, why, out, home_why);
+done:
+  free(seen);
+  return r;
 }
 
 /* The directory found last, kept while SLOTBUS_SOCKET_DIR and the euid stay the same: finding it reads the
