@@ -1,13 +1,27 @@
 // A user without a home (/nonexistent: nobody, useradd -r users, systemd DynamicUser=) whose /tmp/slotbus-<uid>
 // another uid made first (/tmp is sticky: the user cannot remove it). Its buses still listen, in the fallback
-// /tmp/slotbus-<uid>.<n> of docs/PROTOCOL.md §13.2, and its Bun and Node workers find them there; its processes
-// started together agree on one fallback; another uid's look-alike fallbacks are skipped; the hub says so in one
-// line. The user is one made for the test; the squatter is nobody.
+// /tmp/slotbus-<uid>.<n> of docs/PROTOCOL.md §13.2, and its Bun and Node workers find them there; two of its
+// processes racing to make the fallback agree on one (strace holds one at its mkdir); another uid's look-alike
+// fallbacks are skipped; the hub says so in one line. The user is one made for the test; the squatter is nobody.
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test"
-import { chmodSync, chownSync, lstatSync, mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
+import {
+  chmodSync,
+  chownSync,
+  closeSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs"
 import { sharedRecorderDir } from "../../src/native/recorder-layout.ts"
 import { libraryPath } from "../../src/native/lib-path.ts"
-import { busName, FIXTURES, spawn, stopAll } from "../support/helpers.ts"
+import { busName, eventually, findTool, FIXTURES, spawn, stopAll } from "../support/helpers.ts"
+import { straceSkip, tracees } from "../support/strace.ts"
 import { buildForNode, findNode, NODE_INSTALL, nodeFlags } from "../support/runtime/node.ts"
 import { makeUser, NOBODY, whyNoTestUser, type TestUser } from "../support/uid.ts"
 import { join } from "node:path"
@@ -20,6 +34,7 @@ if (!node)
   console.log(`skipping the Node worker of the socket directory's fallback: no Node >= 26.1 here (${NODE_INSTALL})`)
 
 afterEach(stopAll)
+const STRACE = findTool("strace") ?? "strace"
 
 const backends: [string, Record<string, string>][] = [
   ["the Linux backend", {}],
@@ -35,6 +50,33 @@ const entries = (uid: number) =>
   readdirSync("/tmp")
     .filter((f) => f === `slotbus-${uid}` || f.startsWith(`slotbus-${uid}.`))
     .sort()
+
+/** Whether a thread of pid is stopped on entry to mkdir or mkdirat of path (/proc/<tid>/syscall, and the path read
+ * from its memory). */
+function inMkdir(pid: number, path: string): boolean {
+  let tids: string[] = []
+  try {
+    tids = readdirSync(`/proc/${pid}/task`)
+  } catch {} // gone
+  for (const tid of tids) {
+    try {
+      const call = readFileSync(`/proc/${pid}/task/${tid}/syscall`, "utf8").trim().split(" ")
+      const at = call[MKDIR_PATH_ARG[call[0]!] ?? -1]
+      if (!at) continue
+      const mem = openSync(`/proc/${pid}/mem`, "r")
+      try {
+        const bytes = Buffer.alloc(path.length + 1)
+        readSync(mem, bytes, 0, bytes.length, Number(BigInt(at)))
+        if (bytes.toString("latin1") === `${path}\0`) return true
+      } finally {
+        closeSync(mem)
+      }
+    } catch {} // not in a system call, or gone
+  }
+  return false
+}
+/** Where /proc/<tid>/syscall has the path of mkdir and mkdirat, by system call number: x86-64's, else arm64's. */
+const MKDIR_PATH_ARG: Record<string, number> = process.arch === "x64" ? { "83": 1, "258": 2 } : { "34": 2 }
 
 /** Runs body with a user whose home is /nonexistent and whose /tmp/slotbus-<uid> nobody made first (a directory of
  * its own, mode 0777); removes all of it after. */
@@ -79,17 +121,26 @@ describe.skipIf(skip !== null)("a user without a home whose /tmp/slotbus-<uid> a
     30_000,
   )
 
-  test("its processes started at once all make and use the same /tmp/slotbus-<uid>.1", async () => {
-    await homeless(async (user) => {
-      const names = Array.from({ length: 4 }, () => busName("together"))
-      const started = names.map((n) => member(user, ["listen", n]))
-      for (const c of started) await c.waitLine(/^ready$/)
-      expect(entries(user.uid)).toEqual([`slotbus-${user.uid}`, `slotbus-${user.uid}.1`])
-      expect(readdirSync(`/tmp/slotbus-${user.uid}.1`)).toEqual(
-        expect.arrayContaining(names.map((n) => `slotbus.${n}`)),
-      )
-    })
-  }, 30_000)
+  test.skipIf(straceSkip !== null)(
+    "two of its processes racing to make the fallback use the same one: one held just before its mkdir of /tmp/slotbus-<uid>.1 while the other makes it",
+    async () => {
+      await homeless(async (user, fixed) => {
+        const [held, first] = [busName("held"), busName("first")]
+        // every mkdir of <fixed>.1 held 3 s on entry: the held process has looked in /tmp and found no fallback
+        const trace = ["-f", "-qq", "-o", "/dev/null", "-e", "trace=mkdir,mkdirat", "-e", "signal=none"]
+        const hold = ["-P", `${fixed}.1`, "-e", "inject=mkdir,mkdirat:delay_enter=3000000"]
+        const late = spawn([STRACE, ...trace, ...hold, ...user.as([process.execPath, MEMBER, "listen", held])], {
+          env: user.env,
+        })
+        expect(await eventually(() => tracees(late.pid).some((pid) => inMkdir(pid, `${fixed}.1`)), 30_000)).toBe(true)
+        await member(user, ["listen", first]).waitLine(/^ready$/) // made .1 while the other waits to
+        await late.waitLine(/^ready$/, 30_000) // its mkdir found .1 there, of the user's own: that one
+        expect(entries(user.uid)).toEqual([`slotbus-${user.uid}`, `slotbus-${user.uid}.1`])
+        expect(readdirSync(`${fixed}.1`)).toEqual(expect.arrayContaining([`slotbus.${held}`, `slotbus.${first}`]))
+      })
+    },
+    60_000,
+  )
 
   test("another uid's look-alike /tmp/slotbus-<uid>.1, .2 and .3 are skipped: the user makes .4, and a later worker finds the hub there", async () => {
     await homeless(async (user, fixed) => {
