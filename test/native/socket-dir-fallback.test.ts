@@ -132,11 +132,16 @@ describe.skipIf(skip !== null)("a user without a home whose /tmp/slotbus-<uid> a
         const late = spawn([STRACE, ...trace, ...hold, ...user.as([process.execPath, MEMBER, "listen", held])], {
           env: user.env,
         })
-        expect(await eventually(() => tracees(late.pid).some((pid) => inMkdir(pid, `${fixed}.1`)), 30_000)).toBe(true)
-        await member(user, ["listen", first]).waitLine(/^ready$/) // made .1 while the other waits to
-        await late.waitLine(/^ready$/, 30_000) // its mkdir found .1 there, of the user's own: that one
-        expect(entries(user.uid)).toEqual([`slotbus-${user.uid}`, `slotbus-${user.uid}.1`])
-        expect(readdirSync(`${fixed}.1`)).toEqual(expect.arrayContaining([`slotbus.${held}`, `slotbus.${first}`]))
+        try {
+          const holding = () => tracees(late.pid).some((pid) => inMkdir(pid, `${fixed}.1`))
+          expect(await eventually(holding, 30_000)).toBe(true)
+          await member(user, ["listen", first]).waitLine(/^ready$/) // made .1 while the other waits to
+          await late.waitLine(/^ready$/, 30_000) // its mkdir found .1 there, of the user's own: that one
+          expect(entries(user.uid)).toEqual([`slotbus-${user.uid}`, `slotbus-${user.uid}.1`])
+          expect(readdirSync(`${fixed}.1`)).toEqual(expect.arrayContaining([`slotbus.${held}`, `slotbus.${first}`]))
+        } finally {
+          for (const pid of tracees(late.pid)) process.kill(pid, "SIGKILL") // killing strace would leave it running
+        }
       })
     },
     60_000,
