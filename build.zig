@@ -35,6 +35,8 @@ const slot_sources = [_][]const u8{
     "csrc/platform.c",
     "csrc/scheme_linux.c",
     "csrc/scheme_portable.c",
+    "csrc/scheme_dir.c",
+    "csrc/sockdir.c",
     "csrc/os_linux.c",
     "csrc/os_darwin.c",
     "csrc/doubles.c",

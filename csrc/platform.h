@@ -1,7 +1,7 @@
 /* Internal to libslotbus: the one seam between the protocol code and the kernel (docs/PROTOCOL.md §13). Two axes
  * behind it. The scheme, chosen at load in csrc/platform.c (csrc/scheme.h): Linux (memfd + seals;
  * csrc/scheme_linux.c) or portable (POSIX shm; csrc/scheme_portable.c); both ring socketpair doorbells (§1.2); both name things
- * with socket files and lock files in the socket directory (§1.1, the portable scheme's code). macOS always runs the portable one; Linux runs it when SLOTBUS_PLATFORM=posix at load.
+ * with socket files and lock files in the socket directory (§1.1: csrc/sockdir.c, csrc/scheme_dir.c). macOS always runs the portable one; Linux runs it when SLOTBUS_PLATFORM=posix at load.
  * Under either, the OS primitives, chosen at compile time (csrc/os.h): futex, SO_PEERCRED, /proc, pidfd on Linux
  * (csrc/os_linux.c); os_sync/ulock, getpeereid, proc_pidinfo on macOS (csrc/os_darwin.c). Nothing above this
  * header says #ifdef __APPLE__ or __linux__. Include it through sys.h. Not part of the public API. */
@@ -70,7 +70,7 @@ int plat_peer(int sock, uint32_t *uid, int32_t *pid);
 int plat_drop_empty_datagrams(int sock);
 /* Whether fd is a listening AF_UNIX stream socket. */
 int plat_is_listener(int fd);
-/* After -PLAT_ESOCKDIR: which directory, what is there and what to do; this thread's last (scheme_portable.c). */
+/* After -PLAT_ESOCKDIR: which directory, what is there and what to do; this thread's last (sockdir.c). */
 const char *plat_socket_dir_error(void);
 /* An advisory lock on <socket dir>/<prefix><name>.lock, whichever scheme runs (§13.2): exclusive or shared, never
  * waiting, held by the returned fd. name as plat_addr's. fd, -EWOULDBLOCK when another holds it, or -errno. */

@@ -1,13 +1,18 @@
 /* Internal to libslotbus: the two schemes under csrc/platform.h (docs/PROTOCOL.md §13), one table each, chosen by
  * platform.c at load. csrc/scheme_linux.c: memfd with seals (Linux only).
- * csrc/scheme_portable.c: POSIX shared memory, socket files and lock files (the socket directory, both schemes'), what
- * macOS runs (Linux too with SLOTBUS_PLATFORM=posix). Both stand on the OS primitives of csrc/os.h. Only
- * platform.c and the schemes include it, after sys.h. Hidden: never exported from the library. Not part of the
- * public API. */
+ * csrc/scheme_portable.c: POSIX shared memory, socket files and lock files, what macOS runs (Linux too with
+ * SLOTBUS_PLATFORM=posix). Both stand on the OS primitives of csrc/os.h, and both name things in the socket
+ * directory (csrc/sockdir.c finds it, csrc/scheme_dir.c names files in it). Only platform.c, the schemes and those
+ * two include it, after sys.h. Hidden: never exported from the library. Not part of the public API. */
 #ifndef SLOTBUS_SCHEME_H
 #define SLOTBUS_SCHEME_H
 
 #pragma GCC visibility push(hidden)
+
+/* sun_path's size on macOS; used on Linux too, so a name fits or not the same way on both (§13.2). */
+#define SUN_MAX 104
+/* The longest directory that leaves room in sun_path for "/h." and 16 hex digits. */
+#define DIR_MAX (SUN_MAX - 1 - 19)
 
 /* What differs by scheme; each entry does what platform.h says of the plat_ call of the same name. */
 typedef struct {
@@ -36,7 +41,19 @@ extern const plat_scheme scheme_portable;
 extern const plat_scheme scheme_linux;
 #endif
 
-/* The socket directory's names (§1.1, §13.2), both schemes': scheme_portable.c. Each does what platform.h says
+/* The socket directory (§13.2), csrc/sockdir.c: this euid's, found (and kept) into out (SUN_MAX bytes), 0 or
+ * -PLAT_ESOCKDIR; and dir still ours (made again if removed) before each bind, connect and host lock, 0 or
+ * -PLAT_ESOCKDIR. */
+int sockdir_find(char *out);
+int sockdir_ready(const char *dir);
+/* Door directories (§1.1), csrc/sockdir.c: path is one of uid's; this euid's, found or made, into out (SUN_MAX
+ * bytes), 0 or -PLAT_ESOCKDIR; each of uid's in §1.1's order given to each with arg until it returns nonzero (that
+ * value, or 0). */
+int doordir_ok(const char *path, uid_t uid);
+int doordir_own(char *out);
+int doordir_each(uid_t uid, int (*each)(const char *dir, void *arg), void *arg);
+
+/* The socket directory's names (§1.1, §13.2), both schemes': csrc/scheme_dir.c. Each does what platform.h says
  * of the plat_ call of the same name. */
 int scheme_dir_addr(const char *prefix, const char *name, const char *suffix, struct sockaddr_un *a, socklen_t *len);
 int scheme_dir_bind(int fd, const struct sockaddr_un *a, socklen_t len, int backlog);

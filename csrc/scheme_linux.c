@@ -1,5 +1,5 @@
 /* The Linux scheme of csrc/platform.h (docs/PROTOCOL.md §1, §5, §7, §8): memfd with seals, names in the
- * socket directory and the door for other uids (§1.1, the portable scheme's code), over the Linux OS primitives
+ * socket directory and the door for other uids (§1.1, csrc/scheme_dir.c), over the Linux OS primitives
  * (csrc/os_linux.c). Empty elsewhere. */
 #include "sys.h"
 #include "os.h"

@@ -17,7 +17,7 @@ import {
   statSync,
   unlinkSync,
 } from "node:fs"
-import { tmpdir } from "node:os"
+import { tmpdir, userInfo } from "node:os"
 import { join } from "node:path"
 import { stripVTControlCharacters } from "node:util"
 
@@ -139,10 +139,10 @@ function leftovers(runStart: number): string[] {
 
   // Every temporary folder a test makes is named slotbus-…, and each test removes its own: one made since this run
   // began that no other process works in (its cwd, an open file, a socket bound in it) was left by this run. A
-  // user's socket directory, slotbus-<uid> (docs/PROTOCOL.md §1.1), is made by the first slotbus process of that
-  // uid and kept, as the flight recorders' directory in /dev/shm is: not a leftover.
+  // user's socket directory, slotbus-<uid> or its fallback slotbus-<uid>.<n> (docs/PROTOCOL.md §13.2), is made by the
+  // first slotbus process of that uid and kept, as the flight recorders' directory in /dev/shm is: not a leftover.
   for (const d of readdirSync(tmpdir(), { withFileTypes: true })) {
-    if (!d.isDirectory() || !d.name.startsWith("slotbus-") || /^slotbus-\d+$/.test(d.name)) continue
+    if (!d.isDirectory() || !d.name.startsWith("slotbus-") || /^slotbus-\d+(\.\d+)?$/.test(d.name)) continue
     const path = join(tmpdir(), d.name)
     const inside = (p: string) => p === path || p.startsWith(`${path}/`)
     const usedByOthers =
@@ -154,13 +154,23 @@ function leftovers(runStart: number): string[] {
 }
 
 /**
- * Removes the socket files in this uid's socket directory (docs/PROTOCOL.md §1.1) that were made since the run
+ * Removes the socket files in this uid's socket directory (docs/PROTOCOL.md §13.2: whichever of its places are
+ * there) that were made since the run
  * began and that no socket is bound to any more, in any network namespace: what the run's processes killed with -9
  * or SIGSTOP left (their names are made unique by a pid or a random suffix, so no later bind replaces them; ~800 a
  * run). Lock files stay: the protocol never unlinks one. Returns how many it removed.
  */
 function sweepDeadSocketFiles(runStart: number): number {
-  const dir = process.env.SLOTBUS_SOCKET_DIR || `/tmp/slotbus-${process.geteuid!()}`
+  const uid = process.geteuid!()
+  const dirs = process.env.SLOTBUS_SOCKET_DIR
+    ? [process.env.SLOTBUS_SOCKET_DIR]
+    : [
+        `/tmp/slotbus-${uid}`,
+        join(userInfo().homedir, ".slotbus"),
+        ...readdirSync("/tmp")
+          .filter((f) => f.startsWith(`slotbus-${uid}.`) && /^\d+$/.test(f.slice(`slotbus-${uid}.`.length)))
+          .map((f) => `/tmp/${f}`),
+      ]
   const bound = new Set<string>()
   const namespaces = new Set<string>()
   for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
@@ -176,7 +186,11 @@ function sweepDeadSocketFiles(runStart: number): number {
     } catch {} // exited while we looked, or another uid's
   }
   let removed = 0
-  for (const name of existsSync(dir) ? readdirSync(dir) : []) {
+  const ours = (d: string) => {
+    const s = lstatSync(d, { throwIfNoEntry: false })
+    return s?.isDirectory() === true && s.uid === uid
+  }
+  for (const [dir, name] of dirs.flatMap((d) => (ours(d) ? readdirSync(d).map((n) => [d, n] as const) : []))) {
     const path = join(dir, name)
     try {
       const s = lstatSync(path)

@@ -1,6 +1,6 @@
 // Processes as another uid (nobody, 65534) for the cross-user tests: setpriv as root, a Bun that needs no home;
 // and a user made for one test, for what needs a non-root uid with a home of its own.
-import { chmodSync, chownSync, mkdtempSync, rmSync } from "node:fs"
+import { chmodSync, chownSync, mkdtempSync, readdirSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 
@@ -32,7 +32,8 @@ export function whyNotAsNobody(file: string): string | null {
 }
 
 /** A user made for one test: a uid of its own (not root), in group nogroup, with a home of its own in the password
- * database. `as` runs a command as it; `remove` deletes the user and its home. */
+ * database (or, given `home`, that path, made by nobody: /nonexistent, as for a system user). `as` runs a command as
+ * it; `remove` deletes the user, the home it was given and what its slotbus processes made. */
 export interface TestUser {
   name: string
   uid: number
@@ -53,8 +54,8 @@ export function whyNoTestUser(file: string): string | null {
 }
 
 let made = 0
-export function makeUser(): TestUser {
-  const home = mkdtempSync(join(tmpdir(), "slotbus-home-"))
+export function makeUser(opts: { home?: string } = {}): TestUser {
+  const home = opts.home ?? mkdtempSync(join(tmpdir(), "slotbus-home-"))
   const name = `sbt${process.pid}x${++made}`
   const add = [useradd!, "--no-create-home", "--home-dir", home, "--gid", String(NOBODY), "--no-user-group"]
   let r = Bun.spawnSync([...add, "--shell", "/usr/sbin/nologin", name], { stderr: "pipe" })
@@ -64,12 +65,14 @@ export function makeUser(): TestUser {
     r = Bun.spawnSync([...add, "--shell", "/usr/sbin/nologin", name], { stderr: "pipe" })
   }
   if (r.exitCode !== 0) {
-    rmSync(home, { recursive: true, force: true })
+    if (!opts.home) rmSync(home, { recursive: true, force: true })
     throw new Error(`useradd ${name} failed: ${r.stderr.toString().trim()}`)
   }
   const uid = Number(Bun.spawnSync(["id", "-u", name]).stdout.toString())
-  chownSync(home, uid, NOBODY)
-  chmodSync(home, 0o700)
+  if (!opts.home) {
+    chownSync(home, uid, NOBODY)
+    chmodSync(home, 0o700)
+  }
   return {
     name,
     uid,
@@ -82,9 +85,11 @@ export function makeUser(): TestUser {
         if (del.exitCode === 0 || !/lock/i.test(del.stderr.toString())) break
         Bun.sleepSync(100)
       }
-      rmSync(home, { recursive: true, force: true })
-      // what its slotbus processes made for the uid: its socket directory (§1.1) and flight recorders' directory
-      rmSync(`/tmp/slotbus-${uid}`, { recursive: true, force: true })
+      if (!opts.home) rmSync(home, { recursive: true, force: true })
+      // what its slotbus processes made for the uid: its socket directory (§13.2: a fallback too) and flight
+      // recorders' directory
+      for (const f of readdirSync("/tmp").filter((f) => f === `slotbus-${uid}` || f.startsWith(`slotbus-${uid}.`)))
+        rmSync(join("/tmp", f), { recursive: true, force: true })
       rmSync(`/dev/shm/slotbus-${uid}`, { recursive: true, force: true })
     },
   }

@@ -6,6 +6,7 @@
 // of this.
 import { closeSync } from "node:fs"
 import { native, Errno, E_SOCKET_DIR, ANY_UID, socketDirError, type Chan } from "../../native/ffi.ts"
+import { warnSocketDirTaken } from "../../native/socket-dir.ts"
 import { euid, HostSeat, seatHeld } from "../../kit/index.ts"
 import { NameInUseError, SharingMismatchError, SlotBusError } from "../../errors.ts"
 import { frontParent } from "./front-parent.ts"
@@ -121,6 +122,7 @@ export async function listenFront(name: string, shared: boolean): Promise<{ fd: 
         true,
       )
     }
+    warnSocketDirTaken()
     return { fd, seat: null }
   }
   const seat = FrontSeat.join(name)
@@ -129,6 +131,7 @@ export async function listenFront(name: string, shared: boolean): Promise<{ fd: 
     const fd = native.sb_listen(frontAddress(name, k))
     if (fd >= 0) {
       seat.index = k
+      warnSocketDirTaken()
       return { fd, seat }
     }
     if (fd !== Errno.EADDRINUSE) {

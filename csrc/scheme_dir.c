@@ -1,0 +1,250 @@
+/* The names in the socket directory and the door directories of csrc/sockdir.c (docs/PROTOCOL.md §1.1, §13.2),
+ * both schemes': addresses (long names hashed), binding with stale files recovered under the directory's lock,
+ * connecting, unlinking, the door, and the host lock. */
+#include "sys.h"
+#include "scheme.h"
+#include <sys/file.h>
+
+/* A socket to look at a name with (name_state): never written to, closed at once. */
+static int probe_socket(int type) {
+  int fd = socket(AF_UNIX, type, 0);
+  if (fd < 0) return -1;
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
+    int e = errno;
+    close(fd);
+    errno = e;
+    return -1;
+  }
+  return fd;
+}
+
+/* The address of file in dir, hashed when too long (§13.2). */
+static int path_addr(const char *dir, const char *file, struct sockaddr_un *a, socklen_t *len) {
+  memset(a, 0, sizeof *a);
+  a->sun_family = AF_UNIX;
+  int w = snprintf(a->sun_path, SUN_MAX, "%s/%s", dir, file);
+  if (w < 0 || w >= SUN_MAX) {
+    /* too long for sun_path: the FNV-1a 64 of the file name instead (§13.2) */
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const char *p = file; *p; p++) h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
+    w = snprintf(a->sun_path, SUN_MAX, "%s/h.%016llx", dir, (unsigned long long)h);
+    if (w < 0 || w >= SUN_MAX) return -ENAMETOOLONG; /* not reached: dir_make refuses a longer directory */
+  }
+  *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + (size_t)w + 1);
+  return 0;
+}
+
+int scheme_dir_addr(const char *prefix, const char *name, const char *suffix, struct sockaddr_un *a, socklen_t *len) {
+  char dir[SUN_MAX], file[160];
+  int r = sockdir_find(dir);
+  if (r) return r;
+  snprintf(file, sizeof file, "%s%s%s", prefix, name, suffix);
+  return path_addr(dir, file, a, len);
+}
+
+/* The directory part of a socket file's path, into dir. */
+static void dir_of(const struct sockaddr_un *a, char *dir, size_t n) {
+  snprintf(dir, n, "%s", a->sun_path);
+  char *slash = strrchr(dir, '/');
+  if (slash && slash != dir) *slash = 0;
+}
+
+/* An advisory lock on the file <socket dir>/<prefix><name>.lock (§13.2's directory and hashing), held by the
+ * returned fd until it is closed or the process dies: the contest markers of §12.5. fd, -EWOULDBLOCK when held, or -errno. */
+int scheme_portable_host_lock(const char *prefix, const char *name, int exclusive) {
+  struct sockaddr_un a;
+  socklen_t len;
+  char dir[SUN_MAX];
+  int r = scheme_dir_addr(prefix, name, ".lock", &a, &len);
+  if (r) return r;
+  dir_of(&a, dir, sizeof dir);
+  if ((r = sockdir_ready(dir))) return r;
+  int fd = open(a.sun_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return -errno;
+  while (flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) < 0) {
+    if (errno == EINTR) continue;
+    int e = errno;
+    close(fd);
+    return -e;
+  }
+  return fd;
+}
+
+/* What is at the path for a socket of type: NAME_HELD (a socket is bound there), NAME_STALE (a file nobody is bound
+ * to: its process died), NAME_NONE (no file), or -errno. The look connects with the other type (§13.2): both
+ * kernels answer EPROTOTYPE for a bound socket of another type before they queue anything for accept, so the holder
+ * never sees it (a same-type probe was a peer a hub accepted and took for a worker until it closed), and a full
+ * accept queue cannot make a live listener look stale. */
+enum { NAME_NONE, NAME_STALE, NAME_HELD };
+static int name_state(const struct sockaddr_un *a, socklen_t len, int type) {
+  int s = probe_socket(type == SOCK_DGRAM ? SOCK_STREAM : SOCK_DGRAM);
+  if (s < 0) return -errno;
+  int r = connect(s, (const struct sockaddr *)a, len), e = errno;
+  close(s);
+  if (r < 0 && e == ENOENT) return NAME_NONE;
+  if (r < 0 && e == ECONNREFUSED) return NAME_STALE;
+  if (r == 0 || e == EPROTOTYPE || e == EAGAIN || e == EWOULDBLOCK || e == EINPROGRESS) return NAME_HELD;
+  return -e;
+}
+
+/* An abstract address (sun_path[0] == 0; no name of §1.1 is one) is bound or reached as it is. */
+static int abstract_bind(int fd, const struct sockaddr_un *a, socklen_t len, int backlog) {
+  if (bind(fd, (const struct sockaddr *)a, len) < 0 || (backlog > 0 && listen(fd, backlog) < 0)) return -errno;
+  return 0;
+}
+
+/* §13.2's binding of a in dir, under dir's lock; mode: the socket file's, set between bind and listen (0: as made). */
+static int bind_locked(int fd, const struct sockaddr_un *a, socklen_t len, int backlog, const char *dir, mode_t mode) {
+  char lock[SUN_MAX + 16];
+  int r = 0;
+  snprintf(lock, sizeof lock, "%s/.lock", dir);
+  int lk = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (lk < 0) return -errno;
+  /* one binder at a time per directory: probe, unlink a stale file, bind and listen are one step */
+  while (flock(lk, LOCK_EX) < 0 && errno == EINTR) {
+  }
+  int type = 0;
+  socklen_t tl = sizeof type;
+  getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl);
+  int state = name_state(a, len, type);
+  if (state == NAME_HELD) r = -EADDRINUSE;
+  else if (state < 0) r = state;
+  else {
+    if (unlink(a->sun_path) < 0 && errno != ENOENT) r = -errno; /* stale: its process died without unlinking it */
+    else if (bind(fd, (const struct sockaddr *)a, len) < 0) r = -errno;
+    else if ((mode && chmod(a->sun_path, mode) < 0) || (backlog > 0 && listen(fd, backlog) < 0)) {
+      r = -errno;
+      unlink(a->sun_path);
+    }
+  }
+  close(lk); /* releases the lock */
+  return r;
+}
+
+int scheme_dir_bind(int fd, const struct sockaddr_un *a, socklen_t len, int backlog) {
+  if (!a->sun_path[0]) return abstract_bind(fd, a, len, backlog);
+  char dir[SUN_MAX + 8];
+  dir_of(a, dir, SUN_MAX);
+  int r = sockdir_ready(dir);
+  return r ? r : bind_locked(fd, a, len, backlog, dir, 0);
+}
+
+/* The socket file of <prefix><name> made ready for a stream bind that the caller makes itself (Bun.listen: §1.1's
+ * elections): its path into path (SUN_MAX bytes), a stale file unlinked under the directory's lock. 0 when nobody
+ * holds it, -EADDRINUSE when a process does (path written for both), or -errno. The caller's bind is safe after
+ * it: bind fails on any file that is there, and a file goes away only when its holder closes, or under the lock
+ * once seen stale. */
+int scheme_dir_free(const char *prefix, const char *name, char *path) {
+  struct sockaddr_un a;
+  socklen_t len;
+  char dir[SUN_MAX + 8], lock[SUN_MAX + 16];
+  int r = scheme_dir_addr(prefix, name, "", &a, &len);
+  if (r) return r;
+  dir_of(&a, dir, SUN_MAX);
+  if ((r = sockdir_ready(dir))) return r;
+  snprintf(path, SUN_MAX, "%.*s", SUN_MAX - 1, a.sun_path); /* psx_addr wrote at most SUN_MAX bytes */
+  snprintf(lock, sizeof lock, "%s/.lock", dir);
+  int lk = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (lk < 0) return -errno;
+  while (flock(lk, LOCK_EX) < 0 && errno == EINTR) {
+  }
+  /* Only a file seen stale is unlinked, never "whatever is there now" after seeing none: the caller binds after
+   * the lock is released, so a file found missing can be another candidate's by the time unlink ran (two held the
+   * name at once, found by test/kit/host/seat.test.ts). A stale file cannot become live: a bind fails on it, and
+   * only a binder holding this lock removes it. */
+  int state = name_state(&a, len, SOCK_STREAM);
+  if (state == NAME_HELD) r = -EADDRINUSE;
+  else if (state < 0) r = state;
+  else if (state == NAME_STALE && unlink(a.sun_path) < 0 && errno != ENOENT) r = -errno;
+  close(lk);
+  return r;
+}
+
+int scheme_dir_connect(int fd, const struct sockaddr_un *a, socklen_t len) {
+  char dir[SUN_MAX + 8];
+  int r = 0;
+  if (a->sun_path[0]) {
+    dir_of(a, dir, SUN_MAX);
+    if ((r = sockdir_ready(dir))) return r;
+  }
+  while ((r = connect(fd, (const struct sockaddr *)a, len)) < 0 && errno == EINTR) {
+  }
+  if (r == 0 || errno == EINPROGRESS) return 0;
+  return errno == ENOENT ? -ECONNREFUSED : -errno; /* no file: nobody listens, as an abstract name says */
+}
+
+void scheme_dir_unbind(const struct sockaddr_un *a, socklen_t len) {
+  (void)len;
+  if (a->sun_path[0]) unlink(a->sun_path);
+}
+
+void scheme_dir_unbind_fd(int fd) {
+  struct sockaddr_un a;
+  socklen_t len = sizeof a;
+  memset(&a, 0, sizeof a);
+  if (getsockname(fd, (struct sockaddr *)&a, &len) == 0 && a.sun_family == AF_UNIX && a.sun_path[0] == '/')
+    unlink(a.sun_path);
+}
+
+int scheme_dir_is_listener(int fd) {
+  struct sockaddr_un a;
+  socklen_t len = sizeof a;
+  int type = 0, acc = 0;
+  socklen_t l = sizeof type;
+  if (fd < 0 || getsockname(fd, (struct sockaddr *)&a, &len) < 0 || a.sun_family != AF_UNIX) return 0;
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l) < 0) return 0;
+  l = sizeof acc;
+  if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &l) < 0) return 0;
+  return type == SOCK_STREAM && acc != 0;
+}
+
+/* ---- the door for other uids (§1.1), the Linux scheme's ---- */
+
+int scheme_door_bind(int fd, const char *file, int backlog) {
+  char dir[SUN_MAX];
+  struct sockaddr_un a;
+  socklen_t len;
+  int r = doordir_own(dir);
+  if (!r) r = path_addr(dir, file, &a, &len);
+  return r ? r : bind_locked(fd, &a, len, backlog, dir, 0666);
+}
+
+typedef struct {
+  const char *file;
+  int (*make_socket)(int type);
+  int fd;
+} door_try;
+
+/* Connect to the door in dir: 1 with the fd in t when it answers, 0 to look on. */
+static int door_connect_in(const char *dir, void *arg) {
+  door_try *t = arg;
+  struct sockaddr_un a;
+  socklen_t len;
+  if (path_addr(dir, t->file, &a, &len)) return 0;
+  int fd = t->make_socket(SOCK_STREAM);
+  if (fd < 0) return 0;
+  int r;
+  while ((r = connect(fd, (const struct sockaddr *)&a, len)) < 0 && errno == EINTR) {
+  }
+  if (r == 0 || errno == EINPROGRESS) {
+    t->fd = fd;
+    return 1;
+  }
+  int e = errno;
+  close(fd);
+  if (e != EAGAIN) return 0;
+  t->fd = -EAGAIN; /* the hub is here, its accept queue full: worth retrying */
+  return 1;
+}
+
+int scheme_door_connect(const char *file, uint32_t hub_uid, int (*make_socket)(int type)) {
+  door_try t = {.file = file, .make_socket = make_socket, .fd = -ECONNREFUSED};
+  const char *env = getenv("SLOTBUS_DOOR_DIR");
+  if (env && *env) {
+    if (doordir_ok(env, (uid_t)hub_uid)) door_connect_in(env, &t);
+  } else {
+    doordir_each((uid_t)hub_uid, door_connect_in, &t);
+  }
+  return t.fd;
+}
