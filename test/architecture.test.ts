@@ -85,7 +85,6 @@ export const OVER_450: Readonly<Record<string, number>> = {
 /** The same ratchet for the C library's files (csrc/*.c, *.h; its tests aside). */
 export const C_OVER_450: Readonly<Record<string, number>> = {
   "lease_claim.c": 458,
-  "scheme_portable.c": 645,
   "topic_publish.c": 453,
 }
 
