@@ -2,8 +2,19 @@
 // then its sources'), as a function and as a handler for Bun.serve's routes, Hono or Elysia. A shared front (several
 // processes on one reusePort port, docs/PROTOCOL.md §15) labels every series it writes `front="<its index>"`.
 import { frontIndexOf } from "../core/internal.ts"
-import { hasMetrics, selfFamilies, type MetricFamily } from "../kit/index.ts"
-import { familiesOf, METRICS_HEADERS, renderMetrics } from "./metrics.ts"
+import { checkOptions, hasMetrics, optionNames, selfFamilies, type MetricFamily } from "../kit/index.ts"
+import { familiesOf, METRICS_HEADERS, metricsMaxAge, renderMetrics, sharedScrape } from "./metrics.ts"
+
+export interface MetricsHandlerOptions {
+  /**
+   * How long a computed text answers scrapes, in ms: scrapes that come while it is computed, and in this time after,
+   * get the same text, so a client scraping in a loop costs the server one computation per interval. 0: only
+   * scrapes that come while it is computed share it. Default 1000.
+   */
+  maxAgeMs?: number
+}
+
+const HANDLER_OPTIONS = optionNames<MetricsHandlerOptions>({ maxAgeMs: true })
 
 /**
  * The text GET /metrics answers for `sources`: this process's families first, then theirs; `byFront`, every sample
@@ -31,7 +42,8 @@ function checkSources(sources: unknown, where: string): readonly unknown[] {
 
 /**
  * Prometheus's text (version 0.0.4) of this process's series and those of `sources` (SlotBus, Topic, Contest,
- * StdioBus, Hub): what a `/metrics` route of the app's own server answers.
+ * StdioBus, Hub): what a `/metrics` route of the app's own server answers, computed at each call (a route answering
+ * anyone should use metricsHandler, whose text is shared by the scrapes of a second).
  */
 export function metricsText(sources: unknown[]): Promise<string> {
   return exposition(checkSources(sources, "metricsText"), true)
@@ -39,16 +51,23 @@ export function metricsText(sources: unknown[]): Promise<string> {
 
 /**
  * A handler answering GET and HEAD with `metricsText(sources)` (405 otherwise), for any route of the app's server:
- * `routes: { "/metrics": metricsHandler([bus]) }`, Hono's `app.get("/metrics", (c) => metrics(c.req.raw))`.
+ * `routes: { "/metrics": metricsHandler([bus]) }`, Hono's `app.get("/metrics", (c) => metrics(c.req.raw))`. Its text
+ * is computed once for the scrapes of `maxAgeMs` (default 1 s). It answers whoever reaches the route: keep it private
+ * (docs/api.md, Metrics).
  */
-export function metricsHandler(sources: unknown[]): (req: Request) => Promise<Response> {
+export function metricsHandler(
+  sources: unknown[],
+  options?: MetricsHandlerOptions,
+): (req: Request) => Promise<Response> {
   const checked = checkSources(sources, "metricsHandler")
+  const o = checkOptions(options, HANDLER_OPTIONS, "metricsHandler")
+  const scrape = sharedScrape(() => exposition(checked, true), metricsMaxAge(o.maxAgeMs, "maxAgeMs", "metricsHandler"))
   return async (req) => {
     if (req.method !== "GET" && req.method !== "HEAD")
       return Response.json(
         { error: "method-not-allowed", message: "/metrics takes GET, HEAD" },
         { status: 405, headers: { allow: "GET, HEAD" } },
       )
-    return new Response(req.method === "HEAD" ? null : await exposition(checked, true), { headers: METRICS_HEADERS })
+    return new Response(req.method === "HEAD" ? null : await scrape(), { headers: METRICS_HEADERS })
   }
 }

@@ -1,7 +1,9 @@
 // GET /metrics: the metric families of serveStatus's sources (and the HTTP hub's buses) in Prometheus's text format,
 // version 0.0.4 — what `promtool check metrics` and a Prometheus server's scrape read. Families of one name from
-// several sources (two buses) are written as one: a HELP and a TYPE line, then every source's samples.
-import { hasMetrics, METRICS, type MetricFamily, type MetricLabels } from "../kit/index.ts"
+// several sources (two buses) are written as one: a HELP and a TYPE line, then every source's samples. Each place
+// that serves it computes the text once for every scrape that comes while it is computed and for a second after
+// (sharedScrape): a client scraping in a loop gets the same text, not the front's CPU.
+import { checkNumber, hasMetrics, MAX_TIMER_MS, METRICS, type MetricFamily, type MetricLabels } from "../kit/index.ts"
 
 export const METRICS_HEADERS = {
   "content-type": "text/plain; version=0.0.4; charset=utf-8",
@@ -59,4 +61,34 @@ export function renderMetrics(families: readonly MetricFamily[]): string {
     }
   }
   return out.length ? `${out.join("\n")}\n` : ""
+}
+
+/** How long a computed text answers scrapes, in ms, unless told (Prometheus scrapes every 15–60 s). */
+export const METRICS_MAX_AGE_MS = 1000
+
+/** `maxAgeMs` as an option of `where`, checked: 0 (share only a computation under way) to MAX_TIMER_MS. */
+export const metricsMaxAge = (maxAgeMs: unknown, what: string, where: string): number =>
+  checkNumber(maxAgeMs, { what, where, max: MAX_TIMER_MS, dflt: METRICS_MAX_AGE_MS })
+
+/**
+ * `compute`, shared: while it runs every caller gets its text, and that text answers for `maxAgeMs` after the run
+ * began. A run that fails fails for those who waited on it and is not kept: the next caller runs it again.
+ */
+export function sharedScrape(compute: () => Promise<string>, maxAgeMs: number): () => Promise<string> {
+  let running: Promise<string> | null = null
+  let kept: { text: string; at: number } | null = null
+  return () => {
+    if (running !== null) return running
+    const at = performance.now()
+    if (kept !== null && at - kept.at < maxAgeMs) return Promise.resolve(kept.text)
+    running = (async () => compute())()
+      .then((text) => {
+        kept = { text, at }
+        return text
+      })
+      .finally(() => {
+        running = null
+      })
+    return running
+  }
 }

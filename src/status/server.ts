@@ -16,7 +16,7 @@ import {
 } from "../kit/index.ts"
 import { PAGE_HEADERS, STATUS_PAGE_HTML } from "./page.ts"
 import { exposition } from "./handler.ts"
-import { METRICS_HEADERS } from "./metrics.ts"
+import { METRICS_HEADERS, metricsMaxAge, sharedScrape } from "./metrics.ts"
 import { connect, serveHttp, type HttpServer } from "../runtime/index.ts"
 
 export interface StatusServerOptions {
@@ -28,6 +28,8 @@ export interface StatusServerOptions {
   unix?: string
   /** What the page and `slotbus status` call this process; default its command line. */
   title?: string
+  /** How long a computed GET /metrics text answers scrapes, in ms (0: only scrapes during its computation). Default 1000. */
+  metricsMaxAgeMs?: number
 }
 
 /** What GET /status.json answers and GET /stream sends every second. */
@@ -52,7 +54,13 @@ export interface StatusServer extends AsyncDisposable {
 /** Anything with a status section: a SlotBus, Topic, Contest, StdioBus or Hub, or a function of your own. */
 export type StatusInput = StatusSource | (() => StatusSection | Promise<StatusSection>)
 
-const OPTIONS = optionNames<StatusServerOptions>({ port: true, hostname: true, unix: true, title: true })
+const OPTIONS = optionNames<StatusServerOptions>({
+  port: true,
+  hostname: true,
+  unix: true,
+  title: true,
+  metricsMaxAgeMs: true,
+})
 const EVERY_MS = 1000
 /** Watchers at once; more get 503 (each costs a report a second). */
 const MAX_WATCHERS = 64
@@ -99,6 +107,11 @@ export async function serveStatus(sources: StatusInput[], options: StatusServerO
   if (o.hostname !== undefined && typeof o.hostname !== "string") throw new TypeError("hostname must be a string")
   if (o.title !== undefined && typeof o.title !== "string") throw new TypeError("title must be a string")
   const title = o.title ?? [process.argv0, ...process.argv.slice(1)].join(" ")
+  // its own port: the target names the front, no `front` label
+  const metrics = sharedScrape(
+    () => exposition(sources, false),
+    metricsMaxAge(o.metricsMaxAgeMs, "metricsMaxAgeMs", "serveStatus"),
+  )
   const started = performance.now()
 
   const report = async (): Promise<StatusReport> => ({
@@ -151,8 +164,7 @@ export async function serveStatus(sources: StatusInput[], options: StatusServerO
     if (path === "/metrics") {
       const refused = only("GET, HEAD")
       if (refused) return refused
-      const text = req.method === "HEAD" ? null : await exposition(sources, false) // its own port: the target names the front
-      return new Response(text, { headers: METRICS_HEADERS })
+      return new Response(req.method === "HEAD" ? null : await metrics(), { headers: METRICS_HEADERS })
     }
     if (path === "/status.json")
       return only("GET") ?? Response.json(await report(), { headers: { "cache-control": "no-store" } })

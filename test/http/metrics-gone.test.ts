@@ -18,7 +18,7 @@ async function requestsByBus(url: string): Promise<Map<string, number>> {
 const sum = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0)
 
 test("names that left fold into one bus label past the last few, and no request count goes back", async () => {
-  await using hub = await createHub({ port: 0, quiet: true })
+  await using hub = await createHub({ port: 0, quiet: true, metricsMaxAgeMs: 0 }) // each scrape shows the moment
   const live = await startWorker(hub.url, "stays", ["--routes=hostile"]) // routes of its own: no conflict
   const names = Array.from({ length: KEEP_GONE_NAMES + 3 }, (_, i) => `left${i}`)
   const totals: number[] = []

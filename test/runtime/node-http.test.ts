@@ -136,6 +136,30 @@ describe.skipIf(node === null)("serveStatus in a Node process (node:http)", () =
     }
   }, 120_000)
 
+  test("its /metrics text is computed once for the scrapes of metricsMaxAgeMs, at once or after a request", async () => {
+    const name = busName("nodestatus")
+    const { child: front, base, status } = await nodeFront(name, ["--status=tcp", "--metrics-max-age-ms=600000"])
+    try {
+      const worker = await spawnWorker(name)
+      expect(await untilInflight(front, 0)).toBe(true)
+      const requests = (text: string) =>
+        Number(new RegExp(`^slotbus_requests_total\\{bus="${name}"\\} (\\d+)$`, "m").exec(text)?.[1])
+      const scrapes = await Promise.all(
+        Array.from({ length: 8 }, async () => (await fetch(`${status}/metrics`)).text()),
+      )
+      expect(new Set(scrapes).size).toBe(1) // one computation: the same lag, heap and CPU figures in every answer
+      const before = requests(scrapes[0]!)
+      expect(before).toBe(0)
+      expect((await fetch(`${base}/describe`)).status).toBe(200)
+      const after = await (await fetch(`${status}/metrics`)).text()
+      expect([requests(after), after === scrapes[0]]).toEqual([before, true]) // the text of a moment ago
+      await worker.kill()
+      await closeFront(front)
+    } finally {
+      await front.kill()
+    }
+  }, 120_000)
+
   test("on a unix socket: made 0600, scraped over it, removed at stop", async () => {
     const dir = mkdtempSync(join(tmpdir(), "slotbus-node-status-"))
     const path = join(dir, "status.sock")

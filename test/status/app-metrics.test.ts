@@ -158,7 +158,7 @@ test.skipIf(promtoolSkip !== null)(
     try {
       await worker.waitLine(/^ready$/, 20_000)
       await bus.waitForWorkers(1)
-      const metrics = metricsHandler([bus])
+      const metrics = metricsHandler([bus], { maxAgeMs: 0 }) // each scrape computes: the second shows the first
       // docs/api.md's lines: the route hook, and /metrics on an Elysia route
       const app = new Elysia()
         .onBeforeHandle({ as: "global" }, ({ request, route }) => httpRoute(request, route))

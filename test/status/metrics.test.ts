@@ -351,7 +351,7 @@ test.skipIf(promtoolSkip !== null)(
 test.skipIf(promtoolSkip !== null)(
   "the HTTP hub's GET /metrics has its workers' buses under the same names, per worker name and index, kept across restarts",
   async () => {
-    await using hub = await createHub({ port: 0, quiet: true })
+    await using hub = await createHub({ port: 0, quiet: true, metricsMaxAgeMs: 0 }) // each scrape shows the moment
     let w = await startWorker(hub.url, "shop", ["--instance=shop-1"])
     try {
       for (const path of ["/items/1", "/items/2", "/fail"]) await fetch(hub.url + path)

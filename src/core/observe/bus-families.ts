@@ -40,7 +40,7 @@ export function busFamilies(st: BusStats, m: BusMetricsSnapshot, pools: PoolRow[
     "counter",
     "requests their caller aborted (its signal; for bus.fetch, the client went away), not counted as errors",
   )
-  cancels.add(bus, m.cancels)
+  cancels.add(bus, st.cancels)
   const duration: MetricFamily = {
     name: FAMILY.DURATION,
     type: "histogram",

@@ -62,9 +62,15 @@ export interface BusMetricsSnapshot {
   routes: { route: string; duration: HistogramSnapshot }[]
   errors: ErrorKind[]
   timeouts: number
-  cancels: number
   slowest: SlowRequest[]
 }
+
+/**
+ * Whether p's caller gave it up (its signal; for bus.fetch, the client went away; or it cancelled the streamed body):
+ * no error of the bus or its workers, whose own failures are typed errors, never an AbortError.
+ */
+export const isCancel = (p: Pending, err: unknown): boolean =>
+  (p.signal?.aborted === true && p.signal.reason === err) || (err instanceof DOMException && err.name === "AbortError")
 
 const whatOf = (p: Pending) => {
   const s = p.strings
@@ -92,7 +98,6 @@ export class BusMetrics {
   private readonly kinds = new BoundedLabels(MAX_ERROR_KINDS)
   private readonly errorsByKind: ErrorKind[] = []
   timeouts = 0
-  cancels = 0
   /** With OpenTelemetry on (kit/telemetry/otel-metrics.ts): told of each duration (its worker index) and queue wait as recorded. */
   tap: ((what: "duration" | "wait", ns: number, workerIndex: number) => void) | null = null
   private slow: SlowRequest[] = []
@@ -145,15 +150,13 @@ export class BusMetrics {
     if (this.tap) this.tap("wait", ns, -1)
   }
 
-  /** p failed with `err` after `ns`: a timeout counted apart as well as by class, a cancel by its caller only apart. */
+  /** p's caller gave it up after `ns` (isCancel): no error, one of the slowest at most (BusCounters counts it). */
+  cancelled(p: Pending, ns: number) {
+    if (ns > this.slowFloor) this.noteSlow(p, ns, "cancelled")
+  }
+
+  /** p failed with `err` after `ns`, not by its caller (isCancel): a timeout counted apart as well as by class. */
   failed(p: Pending, err: unknown, ns: number) {
-    // the caller gave it up (its signal; for bus.fetch, the client went away; or it cancelled the streamed body):
-    // no error of the bus or its workers, whose own failures are typed errors, never an AbortError
-    if ((p.signal?.aborted && p.signal.reason === err) || (err instanceof DOMException && err.name === "AbortError")) {
-      this.cancels++
-      if (ns > this.slowFloor) this.noteSlow(p, ns, "cancelled")
-      return
-    }
     const kind =
       err instanceof DOMException ? err.name : err instanceof Error ? err.constructor.name || err.name : typeof err
     if (err instanceof TimeoutError) this.timeouts++
@@ -240,7 +243,6 @@ export class BusMetrics {
       routes,
       errors: this.errorsByKind.filter(Boolean).map((k) => ({ ...k })),
       timeouts: this.timeouts,
-      cancels: this.cancels,
       slowest: [...this.slow, ...this.lastSlow].sort((a, b) => b.seconds - a.seconds).slice(0, SLOWEST),
     }
   }

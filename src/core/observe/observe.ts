@@ -5,7 +5,7 @@
 // the bus shows of itself: its stats, its metric families, its status section and the OpenTelemetry tap, read from
 // what it gathered; the bus adds only what the hub knows (its workers, queue, pools, fronts and remote link).
 import type { MetricFamily, MetricLabels, StatusSection } from "../../kit/index.ts"
-import { BusMetrics } from "./bus-metrics.ts"
+import { BusMetrics, isCancel } from "./bus-metrics.ts"
 import { busFamilies, FAMILY } from "./bus-families.ts"
 import { busSection, type BusSectionExtra, type PoolRow } from "./bus-status.ts"
 import { latencySummary, type BusStats } from "./stats.ts"
@@ -50,9 +50,14 @@ export class BusObserver {
   /** p failed with `err`, `ns` after its start (p.endpoint is still its worker, if it had one). */
   failed(p: Pending, err: unknown, ns: number) {
     if (p.trace !== null) p.trace.failed(err)
-    this.metrics.failed(p, err, ns)
+    if (isCancel(p, err)) {
+      this.metrics.cancelled(p, ns)
+      this.counters.cancel()
+    } else {
+      this.metrics.failed(p, err, ns)
+      this.counters.failure(err)
+    }
     if (p.trace !== null) p.trace.end()
-    this.counters.failure(err)
   }
 
   /** The bus closed: its flight recorder's file goes (its memory once the last channel has closed). */

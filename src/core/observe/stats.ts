@@ -27,8 +27,11 @@ export interface BusStats {
   queued: number
   requests: number
   responses: number
+  /** Requests that failed, except by their timeout (`timeouts`) or by their caller (`cancels`). */
   errors: number
   timeouts: number
+  /** Requests their caller gave up (its signal; for bus.fetch, the client went away), as GET /metrics counts them. */
+  cancels: number
   /** Peers refused for their uid. */
   refusedPeers: number
   /** Peers refused because maxWorkers or maxWorkersPerUid was reached. */

@@ -9,6 +9,7 @@ export class BusCounters {
   responses = 0
   errors = 0
   timeouts = 0
+  cancels = 0
   refusedPeers = 0
   overCapPeers = 0
   protocolErrors = 0
@@ -26,7 +27,11 @@ export class BusCounters {
   response() {
     this.responses++
   }
-  /** A request failed: by timeout, or otherwise. */
+  /** A request's caller gave it up (its signal; for bus.fetch, the client went away): no error. */
+  cancel() {
+    this.cancels++
+  }
+  /** A request failed, not by its caller: by timeout, or otherwise. */
   failure(err: unknown) {
     if (err instanceof TimeoutError) this.timeouts++
     else this.errors++

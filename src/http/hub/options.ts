@@ -3,6 +3,7 @@ import type { Server } from "bun"
 import type { IdleStrategy } from "../../core/index.ts"
 import { streamWindow, tuning } from "../../core/internal.ts"
 import { checkNumber, checkOptions, MAX_TIMER_MS, optionNames } from "../../kit/index.ts"
+import { metricsMaxAge } from "../../status/internal.ts"
 
 export interface HubOptions {
   /** TCP port; 0 picks a free one (read it back from `hub.port`). Default 3200. */
@@ -85,6 +86,8 @@ export interface HubOptions {
    * consumer of its own (deleted when it leaves). More get 503 with `Retry-After: 1`. Default 256.
    */
   maxResumingClients?: number
+  /** How long a computed GET /metrics text answers scrapes, in ms (0: only scrapes during its computation). Default 1000. */
+  metricsMaxAgeMs?: number
 }
 
 const HUB_OPTIONS = optionNames<HubOptions>({
@@ -111,6 +114,7 @@ const HUB_OPTIONS = optionNames<HubOptions>({
   nats: true,
   eventsDurable: true,
   maxResumingClients: true,
+  metricsMaxAgeMs: true,
 })
 
 export type ResolvedOptions = Required<
@@ -160,6 +164,7 @@ export function resolveOptions(opts: HubOptions): ResolvedOptions {
     nats: opts.nats,
     eventsDurable: durable || undefined,
     maxResumingClients: int(opts.maxResumingClients, 256, "maxResumingClients", 1),
+    metricsMaxAgeMs: metricsMaxAge(opts.metricsMaxAgeMs, "metricsMaxAgeMs", "createHub"),
   }
 }
 

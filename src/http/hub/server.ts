@@ -15,7 +15,7 @@ import { SseHub } from "./sse.ts"
 import { StatusStream } from "./status.ts"
 import { hubReport, hubSection } from "./section.ts"
 import type { Nats } from "../../nats/index.ts"
-import { METRICS_HEADERS, renderMetrics } from "../../status/internal.ts"
+import { METRICS_HEADERS, renderMetrics, sharedScrape } from "../../status/internal.ts"
 import { HubMetrics } from "./metrics.ts"
 import { bunOnly, runtimeName } from "../../runtime/index.ts"
 
@@ -42,6 +42,7 @@ export class Hub {
   private readonly proxy: RequestProxy
   private readonly sse: SseHub
   private readonly status: StatusStream
+  private readonly metricsScrape: () => Promise<string>
   private topic: Topic | null = null
 
   /** @internal Use createHub(). */
@@ -68,6 +69,7 @@ export class Hub {
     this.proxy = new RequestProxy(this.o, counters, this.registry, this.liveness)
     this.sse = new SseHub(this.o, counters, this.registry, this.proxy, tag)
     this.status = new StatusStream(this.o, async () => hubReport(await this.fullHealth(), this.url))
+    this.metricsScrape = sharedScrape(() => this.metricsText(), this.o.metricsMaxAgeMs)
   }
 
   /** @internal Use createHub(). */
@@ -138,7 +140,8 @@ export class Hub {
     if (path === "/health") return this.fullHealth().then((h) => json(200, h))
     if (path === "/health/status") return this.status.page(req)
     if (path === "/health/stream") return this.status.open(req, server)
-    if (path === "/metrics") return this.metricsText().then((text) => new Response(text, { headers: METRICS_HEADERS }))
+    if (path === "/metrics")
+      return this.metricsScrape().then((text) => new Response(text, { headers: METRICS_HEADERS }))
     if (path === "/events" && req.method === "GET") return this.sse.openEvents(req, server, q < 0 ? "" : url.slice(q))
     if (path.startsWith(INTERNAL_PREFIX)) return this.internal(req, server, path.slice(INTERNAL_PREFIX.length))
 

@@ -1,9 +1,13 @@
 // What the bus's observer counts at a request's moments (core/observe/observe.ts): a request is counted as sent to a
-// worker (its queue wait, its bytes out) only once it is in the worker's hands, never when its publish failed.
-import { expect, test } from "bun:test"
+// worker (its queue wait, its bytes out) only once it is in the worker's hands, never when its publish failed; a
+// request its caller aborted is a cancel in bus.stats() as in GET /metrics, no error (to a Bun and a Node worker).
+import { afterAll, expect, test } from "bun:test"
 import { SlotBus } from "../../../src/index.ts"
 import { METRICS } from "../../../src/status/index.ts"
 import { bunChild, busName, rejection, spawnWorker, until } from "../../support/helpers.ts"
+import { PEER_RUNTIMES, peerChild, peerSkip, removeNodeBuilds } from "../../support/runtime/peers.ts"
+
+afterAll(() => removeNodeBuilds())
 
 /** The queue-wait histogram's count: one per request that went to a worker. */
 function queueWaits(bus: SlotBus): number {
@@ -56,3 +60,28 @@ test("a retried idempotent request whose publish fails leaves its new worker fre
     await bus.close({ drain: false })
   }
 }, 30_000)
+
+for (const runtime of PEER_RUNTIMES)
+  test.skipIf(peerSkip(runtime) !== null)(
+    `a bus.fetch whose request's signal aborts (the client went away) is a cancel in stats() as in GET /metrics, no error (${runtime} worker)`,
+    async () => {
+      const bus = await SlotBus.listen(busName("observe-cancel"))
+      const worker = await peerChild(runtime, "runtime/node-worker.ts", [bus.name, "--fetch"])
+      try {
+        await bus.waitForWorkers(1, { timeoutMs: 30_000 })
+        const client = new AbortController()
+        const held = rejection(bus.fetch(new Request("http://app/hold", { signal: client.signal })))
+        await until(() => bus.stats().inFlight === 1, "the worker holds the request", 10_000)
+        client.abort()
+        expect(await held).toMatchObject({ name: "AbortError" })
+        const sample = (name: string) => bus[METRICS]().find((f) => f.name === name)!.samples
+        expect(sample("slotbus_request_cancels_total")).toEqual([{ labels: { bus: bus.name }, value: 1 }])
+        expect(sample("slotbus_request_errors_total")).toEqual([])
+        expect(bus.stats()).toMatchObject({ requests: 1, errors: 0, timeouts: 0, cancels: 1 })
+      } finally {
+        await worker.kill()
+        await bus.close({ drain: false })
+      }
+    },
+    60_000,
+  )

@@ -1,8 +1,8 @@
 // A front for Node 26 serving HTTP on node:http, built to JavaScript by test/support/runtime/node.ts.
-// Usage: node node-http-front.js <bus-name> [--status=tcp|unix:<path>] [--timeout-ms=N]
+// Usage: node node-http-front.js <bus-name> [--status=tcp|unix:<path>] [--timeout-ms=N] [--metrics-max-age-ms=N]
 // Listens as <bus-name> and serves every HTTP request through bus.fetch with slotbus's nodeHandler (--timeout-ms:
 // its fetch options' timeoutMs); with --status, its status too (serveStatus, on a TCP port or the unix socket
-// given). Driven over stdin as front-loop.ts says.
+// given; --metrics-max-age-ms: its metricsMaxAgeMs). Driven over stdin as front-loop.ts says.
 import { createServer } from "node:http"
 import { nodeHandler, SlotBus } from "../../../src/index.ts"
 import { serveStatus } from "../../../src/status/index.ts"
@@ -13,11 +13,16 @@ if (!name) throw new Error("usage: node-http-front.js <bus-name> [--status=tcp|u
 const flag = (key: string) => flags.find((f) => f.startsWith(`--${key}=`))?.slice(key.length + 3)
 const where = flag("status")
 const timeoutMs = flag("timeout-ms")
+const maxAge = flag("metrics-max-age-ms")
+const metricsMaxAgeMs = maxAge === undefined ? {} : { metricsMaxAgeMs: Number(maxAge) }
 
 const bus = await SlotBus.listen(name)
 const status =
   where === undefined
     ? undefined
-    : await serveStatus([bus], where === "tcp" ? { port: 0 } : { unix: where.slice("unix:".length) })
+    : await serveStatus(
+        [bus],
+        where === "tcp" ? { port: 0, ...metricsMaxAgeMs } : { unix: where.slice("unix:".length), ...metricsMaxAgeMs },
+      )
 const handler = nodeHandler(bus, timeoutMs ? { fetch: { timeoutMs: Number(timeoutMs) } } : {})
 await runFront(bus, createServer(handler).listen(0, "127.0.0.1"), status)
