@@ -105,3 +105,18 @@ test("failureResponse: each failure as the HTTP hub answers it, its class named"
 test("nodeHandler refuses what is not a bus", () => {
   expect(() => nodeHandler({} as never)).toThrow("nodeHandler takes a SlotBus (or anything with its fetch)")
 })
+
+test("a request a middleware left unfit for a Request (a header value with a newline) is answered 400, never thrown", async () => {
+  const handler = nodeHandler({ fetch: async (req) => new Response(`got ${req.headers.get("x-a")}`) })
+  const base = await serve((req, res) => {
+    if (req.url === "/bad") req.rawHeaders.push("x-a", "one\ntwo") // as a middleware rewriting headers might
+    handler(req, res)
+  })
+  const bad = await fetch(`${base}/bad`)
+  expect([bad.status, bad.headers.get("connection"), await bad.json()]).toEqual([
+    400,
+    "close",
+    { error: "bad-request", message: expect.stringContaining("this request makes no Request") },
+  ])
+  expect(await (await fetch(`${base}/good`, { headers: { "x-a": "b" } })).text()).toBe("got b")
+})
