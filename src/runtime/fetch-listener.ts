@@ -1,7 +1,7 @@
 // A node:http request listener in the fetch shape (issue 67): `requestListener` turns a node:http request into a
 // WHATWG Request and writes the Response back (status, headers, the body streamed with backpressure). node:http runs
 // on Bun too, so it serves a Node code base's own server under either runtime; node-http.ts's serveHttp stands on it.
-// Only node:http's types are imported: nothing of it is loaded until a server calls it (node:http costs Bun ~20 ms at import).
+// Only node:http's types are imported: nothing of it loads until a server calls it (it costs Bun ~20 ms at import).
 import type { IncomingMessage, ServerResponse } from "node:http"
 import { badRequest, refuseHost, refuseMethod } from "./request-target.ts"
 
@@ -12,12 +12,17 @@ type OnError = (error: unknown, request: Request) => Response | Promise<Response
 /** The node:http request behind each Request a listener made (the status server's `timeout(request, 0)`). */
 export const incoming = new WeakMap<Request, IncomingMessage>()
 
+/** The answer to a request that makes no Request (its own class: Hono's Node server replaces the global Response). */
+class Refused {
+  constructor(readonly response: Response) {}
+}
+
 /**
  * A Request of `req`: its URL (from the Host header, or an absolute-form target), headers, body (streamed, not read
  * yet) and a client-gone signal; or the 400 / 501 answer for a request that makes no Request (see request-target.ts).
  * It throws where a Request refuses what node:http took (a header value): the listener answers that 400 too.
  */
-function requestOf(req: IncomingMessage, res: ServerResponse, fallbackHost: string): Request | Response {
+function requestOf(req: IncomingMessage, res: ServerResponse, fallbackHost: string): Request | Refused {
   const method = req.method ?? "GET"
   const headers = new Headers()
   const hosts: string[] = []
@@ -29,10 +34,11 @@ function requestOf(req: IncomingMessage, res: ServerResponse, fallbackHost: stri
     headers.append(name, raw[i + 1]!)
   }
   const refused = refuseMethod(method) ?? refuseHost(hosts)
-  if (refused !== null) return refused
+  if (refused !== null) return new Refused(refused)
   const target = req.url ?? "/"
   const url = target[0] === "/" ? `http://${hosts[0] ?? fallbackHost}${target}` : absoluteForm(target)
-  if (url === null) return badRequest(`the request target ${JSON.stringify(target)} is no path or http URL`)
+  if (url === null)
+    return new Refused(badRequest(`the request target ${JSON.stringify(target)} is no path or http URL`))
   const gone = new AbortController()
   const hasBody = method !== "GET" && method !== "HEAD"
   const request = new Request(url, {
@@ -143,15 +149,15 @@ export async function writeResponse(res: ServerResponse, response: Response, hea
  */
 export function requestListener(fetch: Fetch, onError?: OnError, fallbackHost = "localhost") {
   return (req: IncomingMessage, res: ServerResponse): void => {
-    let made: Request | Response
+    let made: Request | Refused
     try {
       made = requestOf(req, res, fallbackHost)
     } catch (e) {
-      made = badRequest(`this request makes no Request: ${(e as Error)?.message ?? e}`)
+      made = new Refused(badRequest(`this request makes no Request: ${(e as Error)?.message ?? e}`))
     }
-    if (made instanceof Response) {
+    if (made instanceof Refused) {
       res.shouldKeepAlive = false // as node:http's own 400s: its body (if any) is not read, the connection ends
-      return void writeResponse(res, made, req.method === "HEAD").catch((e) => res.destroy(e))
+      return void writeResponse(res, made.response, req.method === "HEAD").catch((e) => res.destroy(e))
     }
     const request = made
     void (async () => {

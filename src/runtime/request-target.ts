@@ -2,7 +2,7 @@
 // Host that is no URL authority is answered 400 and a method a WHATWG Request refuses 501 (RFC 9110 §15.6.2: not
 // served for any resource, so no Allow header), each with a JSON body, on Bun and Node alike.
 
-/** RFC 3986's host (a reg-name, an IPv4 address or a bracketed IP literal) and an optional port: no "@", "/", "?", "#". */
+/** RFC 3986's host (a reg-name, IPv4 or a bracketed IP literal) and an optional port: no "@", "/", "?", "#". */
 const AUTHORITY = /^(?:\[[0-9A-Fa-f:.]+\]|[-A-Za-z0-9._~!$&'()*+,;=%]+)(?::[0-9]*)?$/
 
 /** The Fetch standard's forbidden methods: Node's Request throws on them, Bun's takes TRACE; both refuse here. */
