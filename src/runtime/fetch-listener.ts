@@ -1,8 +1,9 @@
 // A node:http request listener in the fetch shape (issue 67): `requestListener` turns a node:http request into a
 // WHATWG Request and writes the Response back (status, headers, the body streamed with backpressure). node:http runs
 // on Bun too, so it serves a Node code base's own server under either runtime; node-http.ts's serveHttp stands on it.
-// Only types are imported: nothing is loaded until a server calls it (node:http costs Bun ~20 ms at import).
+// Only node:http's types are imported: nothing of it loads until a server calls it (it costs Bun ~20 ms at import).
 import type { IncomingMessage, ServerResponse } from "node:http"
+import { badRequest, refuseHost, refuseMethod } from "./request-target.ts"
 
 type Fetch = (request: Request) => Response | Promise<Response>
 /** What a failed `fetch` answers; what it throws (or a client gone before the answer) ends the connection. */
@@ -11,26 +12,53 @@ type OnError = (error: unknown, request: Request) => Response | Promise<Response
 /** The node:http request behind each Request a listener made (the status server's `timeout(request, 0)`). */
 export const incoming = new WeakMap<Request, IncomingMessage>()
 
-/** A Request of `req`: its URL (from the Host header), headers, body (streamed, not read yet) and a client-gone signal. */
-export function requestOf(req: IncomingMessage, res: ServerResponse, fallbackHost = "localhost"): Request {
-  const headers = new Headers()
-  const raw = req.rawHeaders
-  for (let i = 0; i < raw.length; i += 2) if (raw[i]![0] !== ":") headers.append(raw[i]!, raw[i + 1]!)
-  const gone = new AbortController()
-  // the client went away before the whole answer was written: the worker's request is cancelled
-  res.once("close", () => {
-    if (!res.writableFinished) gone.abort(new DOMException("the client closed the connection", "AbortError"))
-  })
+/** The answer to a request that makes no Request (its own class: Hono's Node server replaces the global Response). */
+class Refused {
+  constructor(readonly response: Response) {}
+}
+
+/**
+ * A Request of `req`: its URL (from the Host header, or an absolute-form target), headers, body (streamed, not read
+ * yet) and a client-gone signal; or the 400 / 501 answer for a request that makes no Request (see request-target.ts).
+ * It throws where a Request refuses what node:http took (a header value): the listener answers that 400 too.
+ */
+function requestOf(req: IncomingMessage, res: ServerResponse, fallbackHost: string): Request | Refused {
   const method = req.method ?? "GET"
+  const headers = new Headers()
+  const hosts: string[] = []
+  const raw = req.rawHeaders
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!
+    if (name[0] === ":") continue
+    if (name.length === 4 && name.toLowerCase() === "host") hosts.push(raw[i + 1]!)
+    headers.append(name, raw[i + 1]!)
+  }
+  const refused = refuseMethod(method) ?? refuseHost(hosts)
+  if (refused !== null) return new Refused(refused)
+  const target = req.url ?? "/"
+  const url = target[0] === "/" ? `http://${hosts[0] ?? fallbackHost}${target}` : absoluteForm(target)
+  if (url === null)
+    return new Refused(badRequest(`the request target ${JSON.stringify(target)} is no path or http URL`))
+  const gone = new AbortController()
   const hasBody = method !== "GET" && method !== "HEAD"
-  const request = new Request(`http://${req.headers.host ?? fallbackHost}${req.url ?? "/"}`, {
+  const request = new Request(url, {
     method,
     headers,
     signal: gone.signal,
     ...(hasBody ? { body: bodyOf(req), duplex: "half" } : {}),
   } as RequestInit)
+  // the client went away before the whole answer was written: the worker's request is cancelled
+  res.once("close", () => {
+    if (!res.writableFinished) gone.abort(new DOMException("the client closed the connection", "AbortError"))
+  })
   incoming.set(request, req)
   return request
+}
+
+/** An absolute-form target's URL (it names the host, RFC 9112 §3.2.2), unless it is no http URL or has credentials. */
+function absoluteForm(target: string): string | null {
+  const u = URL.parse(target)
+  return u && (u.protocol === "http:" || u.protocol === "https:") && !u.username && !u.password ? u.href : null
 }
 
 const BODY_WINDOW = 64 * 1024
@@ -119,9 +147,19 @@ export async function writeResponse(res: ServerResponse, response: Response, hea
  * A node:http request listener over `fetch`: `createServer(requestListener(fetch))`. What `fetch` throws goes to
  * `onError` for the answer (a 500 naming it without one); the client gone before it answered is left alone.
  */
-export function requestListener(fetch: Fetch, onError?: OnError, fallbackHost?: string) {
+export function requestListener(fetch: Fetch, onError?: OnError, fallbackHost = "localhost") {
   return (req: IncomingMessage, res: ServerResponse): void => {
-    const request = requestOf(req, res, fallbackHost)
+    let made: Request | Refused
+    try {
+      made = requestOf(req, res, fallbackHost)
+    } catch (e) {
+      made = new Refused(badRequest(`this request makes no Request: ${(e as Error)?.message ?? e}`))
+    }
+    if (made instanceof Refused) {
+      res.shouldKeepAlive = false // as node:http's own 400s: its body (if any) is not read, the connection ends
+      return void writeResponse(res, made.response, req.method === "HEAD").catch((e) => res.destroy(e))
+    }
+    const request = made
     void (async () => {
       let response: Response
       try {

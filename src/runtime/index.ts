@@ -10,6 +10,7 @@ export type { HttpRoutes, HttpServer, OutputSink, Process, Socket, SocketHandler
 export { BUN_QUIRKS, type Quirk } from "./bun-quirks.ts"
 export { UnsupportedRuntimeError } from "./errors.ts"
 export { requestListener } from "./fetch-listener.ts"
+export { pathStart, refuseServed } from "./request-target.ts"
 export type {
   DoorbellReader,
   NativeFunction,

@@ -33,7 +33,7 @@ export function serveHttp(o: ServeOptions): HttpServer | Promise<HttpServer> {
     requestListener(
       (request) => o.fetch(request, server),
       o.error ? (e) => o.error!(e as Error) : undefined,
-      o.unix !== undefined ? "localhost" : o.hostname,
+      o.unix !== undefined ? "localhost" : o.hostname?.includes(":") ? `[${o.hostname}]` : o.hostname,
     ),
   )
   server = {

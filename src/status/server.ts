@@ -17,7 +17,7 @@ import {
 import { PAGE_HEADERS, STATUS_PAGE_HTML } from "./page.ts"
 import { exposition } from "./handler.ts"
 import { METRICS_HEADERS, metricsMaxAge, sharedScrape } from "./metrics.ts"
-import { connect, serveHttp, type HttpServer } from "../runtime/index.ts"
+import { connect, refuseServed, serveHttp, type HttpServer } from "../runtime/index.ts"
 
 export interface StatusServerOptions {
   /** A TCP port to serve on (0 picks a free one). One of `port` and `unix`. */
@@ -149,7 +149,9 @@ export async function serveStatus(sources: StatusInput[], options: StatusServerO
   }
 
   const route = async (req: Request, server: HttpServer<undefined>): Promise<Response> => {
-    const path = new URL(req.url).pathname
+    const refused = refuseServed(req)
+    if (refused !== null) return refused
+    const path = new URL(req.url, "http://localhost").pathname // Bun's has no host when the request had none
     const only = (methods: string) =>
       methods.split(", ").includes(req.method)
         ? null

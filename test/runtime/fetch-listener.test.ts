@@ -2,7 +2,7 @@
 // a node:http request and writes of a Response (node-http.test.ts runs it under Node with real workers).
 import { afterEach, expect, test } from "bun:test"
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
-import type { AddressInfo } from "node:net"
+import { type AddressInfo, connect } from "node:net"
 import {
   BusFullError,
   failureResponse,
@@ -12,6 +12,7 @@ import {
   TimeoutError,
   WorkerGoneError,
 } from "../../src/index.ts"
+import { serveHttp } from "../../src/runtime/node-http.ts"
 
 let server: Server | undefined
 afterEach(() => {
@@ -104,4 +105,34 @@ test("failureResponse: each failure as the HTTP hub answers it, its class named"
 
 test("nodeHandler refuses what is not a bus", () => {
   expect(() => nodeHandler({} as never)).toThrow("nodeHandler takes a SlotBus (or anything with its fetch)")
+})
+
+test("a request a middleware left unfit for a Request (a header value with a newline) is answered 400, never thrown", async () => {
+  const handler = nodeHandler({ fetch: async (req) => new Response(`got ${req.headers.get("x-a")}`) })
+  const base = await serve((req, res) => {
+    if (req.url === "/bad") req.rawHeaders.push("x-a", "one\ntwo") // as a middleware rewriting headers might
+    handler(req, res)
+  })
+  const bad = await fetch(`${base}/bad`)
+  expect([bad.status, bad.headers.get("connection"), await bad.json()]).toEqual([
+    400,
+    "close",
+    { error: "bad-request", message: expect.stringContaining("this request makes no Request") },
+  ])
+  expect(await (await fetch(`${base}/good`, { headers: { "x-a": "b" } })).text()).toBe("got b")
+})
+
+test("serveHttp on an IPv6 address names it in brackets in the URL of a request without Host (HTTP/1.0)", async () => {
+  const http = await serveHttp({ hostname: "::1", port: 0, fetch: (req) => new Response(req.url) })
+  try {
+    const sock = connect(http.port!, "::1")
+    let got = ""
+    sock.on("data", (d) => (got += d))
+    const closed = new Promise((r) => sock.once("close", r))
+    sock.end("GET /x HTTP/1.0\r\n\r\n")
+    await closed
+    expect([got.split("\r\n")[0], got.split("\r\n\r\n")[1]]).toEqual(["HTTP/1.1 200 OK", "http://[::1]/x"])
+  } finally {
+    await http.stop(true)
+  }
 })

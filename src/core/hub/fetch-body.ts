@@ -10,7 +10,8 @@ import { StreamedResponse } from "../endpoint/response.ts"
  */
 export function pathOf(url: string): string {
   const host = url.startsWith("http://") ? 7 : url.startsWith("https://") ? 8 : -1
-  const at = host < 0 ? -1 : url.indexOf("/", host)
+  // a bare path: Bun.serve's Request of a request with no Host, or one it could not make a URL of
+  const at = url[0] === "/" ? 0 : host < 0 ? -1 : url.indexOf("/", host)
   if (at < 0) {
     const u = new URL(url)
     return u.pathname + u.search

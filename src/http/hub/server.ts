@@ -17,7 +17,7 @@ import { hubReport, hubSection } from "./section.ts"
 import type { Nats } from "../../nats/index.ts"
 import { METRICS_HEADERS, renderMetrics, sharedScrape } from "../../status/internal.ts"
 import { HubMetrics } from "./metrics.ts"
-import { bunOnly, runtimeName } from "../../runtime/index.ts"
+import { bunOnly, pathStart, refuseServed, runtimeName } from "../../runtime/index.ts"
 
 const FACTORY = Symbol("createHub")
 
@@ -133,8 +133,10 @@ export class Hub {
   }
 
   private fetch(req: Request, server: Server<undefined>): Response | Promise<Response> {
+    const refused = refuseServed(req)
+    if (refused !== null) return refused
     const url = req.url
-    const start = url.indexOf("/", url.indexOf("//") + 2)
+    const start = pathStart(url)
     const q = url.indexOf("?", start)
     const path = q < 0 ? url.slice(start) : url.slice(start, q)
     if (path === "/health") return this.fullHealth().then((h) => json(200, h))

@@ -13,6 +13,7 @@ import {
   type TopicEvent,
   type TopicFilter,
 } from "../../events/index.ts"
+import { pathStart } from "../../runtime/index.ts"
 import { parseRoute, type Params } from "../routes.ts"
 import type { ControlMessage, EmitItem, PushItem, PushTarget } from "../wire.ts"
 import type { HubCounters } from "./counters.ts"
@@ -264,7 +265,7 @@ export class SseHub {
     const open: ControlMessage = {
       op: "sse-open",
       conn: client.id,
-      path: req.url.slice(req.url.indexOf("/", req.url.indexOf("//") + 2)),
+      path: req.url.slice(Math.max(0, pathStart(req.url))),
       headers,
     }
     try {
