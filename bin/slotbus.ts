@@ -1,80 +1,14 @@
 #!/bin/sh
-":" //; if command -v bun >/dev/null; then exec bun "$0" "$@"; fi; echo "slotbus needs Bun >= 1.4 (it is built on bun:ffi) and there is no bun on PATH. Get it: curl -fsSL https://bun.sh/install | bash (or: npm install -g bun)" >&2; exit 1
-// The slotbus command line: `slotbus bench`, `hub`, `status`, `stdio`, `tail`, `call`, `ls`, `top` and `requests`.
-// Line 2 is for sh, which the shebang starts when the bin runs on its own (npx, a shell, a Dockerfile's CMD): it
-// runs this file with bun, or says how to get Bun. To TypeScript it is a string and a comment.
-
-const USAGE = `usage: slotbus <command> [options]
-
-commands:
-  bench         measure round trips through slotbus and the alternatives on this machine
-                (slotbus bench --help for its options)
-  bench soak    the kill -9 soak: workers killed and restarted at random, every answer checked
-                (slotbus bench soak --seconds 60 [--workers 4]; --help for the rest)
-  bench leases  lease contests vs flock, Atomics and Redis (slotbus bench leases --help)
-  bench events  pub/sub topics vs NATS, Redis, process.send and BroadcastChannel (--help)
-  bench stdio   the stdio bus vs a direct pipe and the MCP SDK client (slotbus bench stdio --help)
-  bench rpc     RPC calls (bus.remote) vs tinypool, piscina and process.send (slotbus bench rpc --help)
-  bench stream  streamed answers vs whole ones and a Bun.serve server: first chunk, 64 MiB (--help)
-  bench remote  workers over NATS vs shared memory, raw nats.js and HTTP keep-alive (--help)
-  bench realwork  a ~2 ms page and a 5 MiB stream behind a front: slotbus RPC, bus.fetch, Worker threads,
-                a fetch proxy; req/s, p50/p99, CPU per request of each process (--help)
-  bench fronts  one front against several on one port (reusePort, shared), over one pool (--help)
-  bench carry   carrying an answer behind a front, 8 ways, against a direct server: CPU per request (--help)
-  bench compare this work tree against a git ref, one interleaved run: slotbus bench compare main (--help)
-  hub           run the HTTP hub: slotbus hub --port 3200 [--host 127.0.0.1] [--token-file path]
-  status        what an app's buses, topics and contests (serveStatus), or a hub, are doing, redrawn every second:
-                slotbus status [http://127.0.0.1:3200 | unix:/path/status.sock] [--once]
-  stdio         run a stdio bus: slotbus stdio --config bus.json [--listen unix:/tmp/bus.sock]
-                or bridge to one: slotbus stdio connect unix:/tmp/bus.sock
-  tail          print a topic's events as they pass: slotbus tail <topic> [type] [key=value]... [--json]
-  call          one request to a running bus's workers: slotbus call <bus> <path> [body] [-X m] [-H n:v] [-i]
-  ls            every bus, topic and contest on this host, no app's help: slotbus ls [--json]
-  top           per bus: rate, latency per worker, slowest requests, every second: slotbus top [bus] [--once]
-  requests      a bus's in-flight and recent requests from its flight recorder:
-                slotbus requests <bus> [--slow <ms>] [--limit <n>] [--pid <front pid>] [--json]
-
-  -h, --help      this text
-  -v, --version   the version of slotbus`
+":" //; if command -v bun >/dev/null; then exec bun "$0" "$@"; fi; d=$(dirname "$(readlink -f "$0")")/..; if command -v node >/dev/null && [ -f "$d/dist/cli/entry.js" ]; then exec node --disable-warning=ExperimentalWarning "$d/dist/cli/entry.js" "$@"; fi; echo "slotbus needs Bun >= 1.4 or Node >= 26.9 (with the package's dist/, as npm installs it), and found neither on PATH" >&2; exit 1
+// The slotbus command line. Line 2 is for sh, which the shebang starts when the bin runs on its own (npx, a shell, a
+// Dockerfile's CMD): it runs this file with bun, or else the package's dist/cli/entry.js with node (every command but
+// the bench), or says what it needs. To TypeScript it is a string and a comment.
+import { runCli } from "../src/cli/main.ts"
 
 async function run(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv
-  switch (command) {
-    case "bench": {
-      const { main } = await import("../bench/cli.ts")
-      return main(rest)
-    }
-    case "hub":
-      return (await import("../src/cli/hub.ts")).runHubCli(rest)
-    case "status": // any serveStatus target; a hub's URL (or none: the hub at :3200) gets the hub's own view
-      return (await import("../src/cli/status.ts")).runStatusCli(rest)
-    case "stdio":
-      return (await import("../src/cli/stdio.ts")).runStdioCli(rest)
-    case "tail":
-      return (await import("../src/cli/tail.ts")).runTailCli(rest)
-    case "call":
-      return (await import("../src/cli/call.ts")).runCallCli(rest)
-    case "ls":
-    case "top":
-    case "requests":
-      return (await import("../src/cli/host.ts")).runHostCli(command, rest)
-    case "-v":
-    case "--version": {
-      const { version } = await Bun.file(new URL("../package.json", import.meta.url)).json()
-      process.stdout.write(`${version}\n`)
-      return 0
-    }
-    case undefined:
-    case "-h":
-    case "--help":
-    case "help":
-      process.stdout.write(`${USAGE}\n`)
-      return command === undefined ? 2 : 0
-    default:
-      process.stderr.write(`slotbus: unknown command "${command}"\n\n${USAGE}\n`)
-      return 2
-  }
+  if (argv[0] !== "bench") return runCli(argv)
+  const { main } = await import("../bench/cli.ts")
+  return main(argv.slice(1))
 }
 
-export {}
 process.exit(await run(process.argv.slice(2)))

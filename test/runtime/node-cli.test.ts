@@ -1,0 +1,137 @@
+// The command line for a Node team: the packed tarball installed with npm in an empty app, a Node front with a Node
+// worker, and `slotbus` run from node_modules/.bin with Node 26 and no Bun on PATH (bin/slotbus.ts's sh line runs
+// dist/cli/entry.js). Every command but the bench and the hub works; those two say they need Bun.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { dirname, join } from "node:path"
+import { run, spawn, type Child } from "../support/helpers.ts"
+import { packTarball, runOk } from "../support/native/pack.ts"
+import { findNode, NODE_INSTALL } from "../support/runtime/node.ts"
+
+const node = findNode()
+if (!node) console.log(`skipping the command line under Node: no Node >= 26.1 here (${NODE_INSTALL})`)
+
+let app = ""
+let front: Child | undefined
+let status = ""
+let bus = ""
+let topic = ""
+// Node 26 and the system's tools, no Bun: what a Node team's shell has
+let env: Record<string, string | undefined> = {}
+
+beforeAll(async () => {
+  if (!node) return
+  app = mkdtempSync(join(tmpdir(), "slotbus-node-cli-"))
+  const tarball = await packTarball(mkdtempSync(join(app, "pack-")))
+  writeFileSync(join(app, "package.json"), JSON.stringify({ name: "cli-app", private: true, type: "module" }))
+  await runOk(["npm", "install", "--offline", "--no-audit", "--no-fund", tarball], app, {
+    ...process.env,
+    npm_config_cache: join(app, ".npm"),
+    npm_config_update_notifier: "false",
+  })
+  env = { ...process.env, PATH: `${dirname(node)}:/usr/bin:/bin`, SLOTBUS_LIB: undefined, NODE_NO_WARNINGS: "1" }
+  writeFileSync(
+    join(app, "worker.mjs"),
+    `import { SlotWorker } from "slotbus"
+const worker = await SlotWorker.connect(process.argv[2], (req) => \`\${req.method} \${req.path} \${req.text()}\`)
+await worker.closed
+process.exit(0)
+`,
+  )
+  writeFileSync(
+    join(app, "front.mjs"),
+    `import { spawn } from "node:child_process"
+import { SlotBus } from "slotbus"
+import { Topic } from "slotbus/events"
+import { serveStatus } from "slotbus/status"
+const bus = await SlotBus.listen("node-cli-" + process.pid)
+const worker = spawn(process.execPath, [...process.execArgv, "worker.mjs", bus.name], { stdio: "inherit" })
+await bus.waitForWorkers(1, { timeoutMs: 30_000 })
+for (let i = 0; i < 5; i++) await bus.call("warm " + i)
+const topic = await Topic.open("node-cli-" + process.pid)
+const ticks = setInterval(() => topic.publish({ type: "tick", data: "tick" }), 50)
+const status = await serveStatus([bus, topic], { port: 0 })
+console.log("ready " + bus.name + " " + topic.name + " " + status.url)
+process.once("SIGTERM", async () => {
+  clearInterval(ticks)
+  await status.stop()
+  topic.close()
+  await bus.close()
+  worker.kill()
+  process.exit(0)
+})
+`,
+  )
+  front = spawn([node, "front.mjs"], { cwd: app, env })
+  ;[, bus, topic, status] = (await front.waitLine(/^ready (\S+) (\S+) (\S+)$/, 60_000)) as unknown as string[]
+}, 300_000)
+
+afterAll(async () => {
+  await front?.kill("SIGTERM")
+  if (app) rmSync(app, { recursive: true, force: true })
+})
+
+const slotbus = (args: string[], timeoutMs = 30_000) =>
+  run([join(app, "node_modules/.bin/slotbus"), ...args], { cwd: app, env, timeoutMs })
+
+describe.skipIf(node === null)("slotbus from the packed tarball under Node, no Bun on PATH", () => {
+  test("the shell it runs in has no bun", async () => {
+    const r = await run(["sh", "-c", "command -v bun || echo none"], { env, timeoutMs: 10_000 })
+    expect(r.stdout.trim()).toBe("none")
+  })
+
+  test("--help says which commands need Bun, --version prints the package's", async () => {
+    const help = await slotbus(["--help"])
+    expect(help.stdout).toContain("under Node >= 26.9 with no Bun on PATH, every one but bench and hub")
+    expect(help.code).toBe(0)
+    const version = await slotbus(["--version"])
+    expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/)
+  })
+
+  test("ls lists the Node front's bus and topic as JSON", async () => {
+    const r = await slotbus(["ls", "--json"])
+    expect(r.code, r.stderr).toBe(0)
+    const host = JSON.parse(r.stdout) as Record<"buses" | "topics", { name: string }[]>
+    expect(host.buses.some((x) => x.name === bus)).toBe(true)
+    expect(host.topics.some((x) => x.name === topic)).toBe(true)
+  })
+
+  test("top --once and requests read the bus's flight recorder", async () => {
+    const top = await slotbus(["top", bus, "--once"])
+    expect(top.code, top.stderr).toBe(0)
+    expect(top.stdout).toContain(bus)
+    const requests = await slotbus(["requests", bus, "--json"])
+    expect(requests.code, requests.stderr).toBe(0)
+    expect(requests.stdout).toContain('"outcome"')
+  })
+
+  test("call sends one request to the bus's Node worker", async () => {
+    const r = await slotbus(["call", bus, "/hello", "from the shell"])
+    expect(r.stderr).toBe("")
+    expect([r.code, r.stdout]).toEqual([0, "POST /hello from the shell"])
+  })
+
+  test("status --once reads the front's serveStatus", async () => {
+    const r = await slotbus(["status", status, "--once"])
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toContain(bus)
+  })
+
+  test("tail prints the topic's events as they pass", async () => {
+    const tail = spawn([join(app, "node_modules/.bin/slotbus"), "tail", topic], { cwd: app, env })
+    try {
+      expect((await tail.waitLine(/tick/, 30_000))[0]).toBe("tick")
+    } finally {
+      await tail.kill()
+    }
+  })
+
+  test("bench and hub say they need Bun, with the command that gets it", async () => {
+    const bench = await slotbus(["bench"])
+    expect([bench.code, bench.stderr]).toEqual([2, expect.stringContaining("slotbus bench runs under Bun")])
+    const hub = await slotbus(["hub", "--port", "0"])
+    expect(hub.code).not.toBe(0)
+    expect(hub.stderr).toContain("run this under Bun")
+  })
+})
