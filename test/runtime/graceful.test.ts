@@ -1,5 +1,5 @@
 // closeGracefully under keep-alive load, as a user's front meets SIGTERM: Bun.serve under Bun and node:http with
-// nodeHandler under Node, over a pool of two workers, 32 keep-alive connections from a raw-socket
+// nodeHandler under Node and under Bun, over a pool of two workers, 32 keep-alive connections from a raw-socket
 // client. Every request sent is answered 200, every connection is told `Connection: close`, and the front exits 0.
 // The figures (answers, how long from the front's last answer to closed) are printed, not asserted.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
@@ -56,6 +56,7 @@ async function sigtermUnderLoad(runtime: "bun" | "node", server: "bun" | "node",
 
 describe("a SIGTERM'd front closed with closeGracefully under keep-alive load fails no request", () => {
   test("Bun.serve under Bun, its clients leaving when told", () => sigtermUnderLoad("bun", "bun", false), 90_000)
+  test("node:http under Bun, its clients leaving when told", () => sigtermUnderLoad("bun", "node", false), 90_000)
   test.skipIf(node === null)(
     "node:http under Node, its clients leaving when told",
     () => sigtermUnderLoad("node", "node", false),

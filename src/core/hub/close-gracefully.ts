@@ -5,7 +5,7 @@
 // `Connection: close` (a node:http server's all, through requestListener; a Bun server's those of the bus), and the
 // pool and the bus stop only once no connection is left.
 import { checkNumber, checkOptions, optionNames } from "../../kit/index.ts"
-import { closing } from "../../runtime/index.ts"
+import { closing, runtimeName } from "../../runtime/index.ts"
 import type { SlotBus } from "./bus.ts"
 import { leaving } from "./fetch-body.ts"
 
@@ -20,6 +20,11 @@ interface NodeServer {
   close(callback?: (err?: Error) => void): unknown
   closeIdleConnections(): void
   closeAllConnections(): void
+  on(event: "request", listener: (req: unknown, res: { once(event: "close", f: () => void): unknown }) => void): unknown
+  off(
+    event: "request",
+    listener: (req: unknown, res: { once(event: "close", f: () => void): unknown }) => void,
+  ): unknown
 }
 
 export interface CloseGracefullyOptions {
@@ -54,6 +59,7 @@ export async function closeGracefully(server: BunServer | NodeServer, options: C
   try {
     if (!isBunServer(server)) {
       closing.add(server)
+      if (runtimeName === "bun") await lingerOnBun(server, lingerEnd)
       // close() closes the idle connections at once, resetting one whose next request is not read yet (idle to
       // node:http until parsed): they are left open, to have that request answered with Connection: close
       const closeIdle = server.closeIdleConnections
@@ -71,10 +77,7 @@ export async function closeGracefully(server: BunServer | NodeServer, options: C
     } else {
       // Bun's stop() resets a request that comes on a kept-alive connection after it: first the connections whose
       // answer went out before now send their next request (answered with Connection: close), then it stops
-      for (let quiet = 0; quiet < 2 && Date.now() < lingerEnd; ) {
-        await new Promise((r) => setTimeout(r, 20))
-        quiet = server.pendingRequests === 0 ? quiet + 1 : 0
-      }
+      await quiet(() => server.pendingRequests, lingerEnd)
       if ((await Promise.race([server.stop(), late])) === "late") await server.stop(true)
     }
   } finally {
@@ -82,4 +85,30 @@ export async function closeGracefully(server: BunServer | NodeServer, options: C
   }
   await o.pool?.stop()
   await o.bus?.close()
+}
+
+/** Waits until `inFlight()` was 0 twice 20 ms apart, or until `end` (Date.now()). */
+async function quiet(inFlight: () => number, end: number) {
+  for (let idle = 0; idle < 2 && Date.now() < end; ) {
+    await new Promise((r) => setTimeout(r, 20))
+    idle = inFlight() === 0 ? idle + 1 : 0
+  }
+}
+
+/**
+ * node:http under Bun closes kept-alive idle connections in close() itself, as Bun.serve's stop() does: the same
+ * wait for their next request first, counted from now on (its getConnections() says 0).
+ */
+async function lingerOnBun(server: NodeServer, end: number) {
+  let inFlight = 0
+  const count = (_req: unknown, res: { once(event: "close", f: () => void): unknown }) => {
+    inFlight++
+    res.once("close", () => inFlight--)
+  }
+  server.on("request", count)
+  try {
+    await quiet(() => inFlight, end)
+  } finally {
+    server.off("request", count)
+  }
 }
