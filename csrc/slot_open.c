@@ -97,6 +97,30 @@ static sb_chan *fail(sb_chan *ch, int *err, int code) {
   return NULL;
 }
 
+static int out_of_fds(int code) { return code == -EMFILE || code == -ENFILE; }
+
+/* A failure after accept: the worker is told when it is the hub's want of fds (status EMFILE or ENFILE, §1). */
+static sb_chan *fail_accepted(sb_chan *ch, int *err, int code) {
+  if (out_of_fds(code)) send_hello(ch->sock, -code, 0, NULL, 0);
+  return fail(ch, err, code);
+}
+
+/* One fd held back for when accept fails for want of fds: freed, it takes the first waiting worker long enough to
+ * tell it so, rather than leave it queued until its hello timeout. sb_accept's thread (the hub's) only. */
+static int spare_fd = -1;
+
+static int refuse_for_fds(int listen_fd, int code) {
+  if (spare_fd < 0) return code;
+  close(spare_fd);
+  int sock = plat_accept(listen_fd, 1);
+  if (sock >= 0) {
+    send_hello(sock, -code, 0, NULL, 0);
+    close(sock);
+  }
+  spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  return code;
+}
+
 sb_chan *sb_accept(int listen_fd, const sb_hub_config *cfg, int *err, uint32_t *err_uid) {
   if (!cfg || cfg->slot_count < 1 || cfg->slot_count > SB_MAX_SLOTS || cfg->arena_size < 1 ||
       cfg->arena_size > 0xFFFFFFFFu - PAGE)
@@ -104,8 +128,9 @@ sb_chan *sb_accept(int listen_fd, const sb_hub_config *cfg, int *err, uint32_t *
   uint32_t win = cfg->stream_window, arena_size = (uint32_t)align_up(cfg->arena_size, PAGE);
   if (win && (win & (win - 1) || win < 4096 || win > arena_size || win > (1u << 30))) return fail(NULL, err, -EINVAL);
   /* non-blocking: the hello fits any empty socket buffer, and nothing after it is ever waited on */
+  if (spare_fd < 0) spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
   int sock = plat_accept(listen_fd, 1);
-  if (sock < 0) return fail(NULL, err, sock);
+  if (sock < 0) return fail(NULL, err, out_of_fds(sock) ? refuse_for_fds(listen_fd, sock) : sock);
   uint32_t uid = 0;
   int32_t pid = -1;
   int r = plat_peer(sock, &uid, &pid);
@@ -135,13 +160,13 @@ sb_chan *sb_accept(int listen_fd, const sb_hub_config *cfg, int *err, uint32_t *
   ch->stream_window = win;
   /* Linux: sealed, so the worker can never shrink it under us; portable: the SIGBUS guard (§13.3) */
   ch->memfd = plat_region_create("slotbus", g.region_size);
-  if (ch->memfd < 0) return fail(ch, err, ch->memfd);
+  if (ch->memfd < 0) return fail_accepted(ch, err, ch->memfd);
   /* each side reads its own doorbell and rings the other's: the two ends of a socketpair each (§1.2) */
   plat_bell hub_bell, worker_bell;
-  if ((r = plat_bell_open(&hub_bell))) return fail(ch, err, r);
+  if ((r = plat_bell_open(&hub_bell))) return fail_accepted(ch, err, r);
   if ((r = plat_bell_open(&worker_bell))) {
     plat_bell_close(&hub_bell);
-    return fail(ch, err, r);
+    return fail_accepted(ch, err, r);
   }
   ch->my_bell = hub_bell.rd;
   ch->peer_bell = worker_bell.wr;
@@ -249,7 +274,9 @@ int sb_connect_finish(sb_chan *ch, int timeout_ms) {
   if (r) return r;
   const sys_hello *h = &ch->hello;
   if (h->magic != SB_MAGIC || h->version != SB_VERSION || h->layout_hash != sb_layout_hash()) return -EPROTO;
-  if (h->status) return h->status == EPERM || h->status == EUSERS ? -(int)h->status : -SB_ECORRUPT;
+  if (h->status)
+    return h->status == EPERM || h->status == EUSERS || h->status == EMFILE || h->status == ENFILE ? -(int)h->status
+                                                                                                      : -SB_ECORRUPT;
   if (ch->hello_fds != 3 || !is_region(ch->memfd, h->size) || !plat_bell_check(ch->my_bell) ||
       !plat_bell_check(ch->peer_bell))
     return -SB_ECORRUPT;

@@ -126,6 +126,8 @@ _HINTS = {
     _errno.ECONNREFUSED: "start the hub first, or connect with a longer wait_for_hub_ms",
     _errno.EPERM: "run the worker as the hub's user, or have the hub allow this uid",
     _errno.EUSERS: "the hub is at its connection cap: raise it, or stop a worker",
+    _errno.EMFILE: "the hub (or this worker) is at its process's open-file limit: raise ulimit -n, or run fewer workers",
+    _errno.ENFILE: "the system is at its open-file limit: raise fs.file-max, or run fewer workers",
     _errno.ETIMEDOUT: "the hub accepted but did not finish its hello: is it stopped or overloaded?",
     SB_ECORRUPT: "the hub is not a slotbus hub of protocol 1, or broke it",
 }

@@ -2,6 +2,7 @@
 // entries: slotbus/http, slotbus/events, slotbus/leases, slotbus/stdio.
 export {
   BorrowedResponse,
+  closeGracefully,
   failureResponse,
   nodeHandler,
   respond,
@@ -20,6 +21,7 @@ export {
 } from "./core/index.ts"
 export { httpRoute, ReplaceError, Supervisor, SupervisorError, splitCommand, WorkerLogsError } from "./kit/index.ts"
 export type {
+  CloseGracefullyOptions,
   FetchTarget,
   NodeHandlerOptions,
   BusStats,

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { readdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
-import { nodeHandler, SlotBus, SlotWorker, Supervisor, superviseWorkers } from "../src/index.ts"
+import { closeGracefully, nodeHandler, SlotBus, SlotWorker, Supervisor, superviseWorkers } from "../src/index.ts"
 import { createHub, Hub, hubWorker } from "../src/http/index.ts"
 import { Subscription, Topic } from "../src/events/index.ts"
 import { Contest, Lease } from "../src/leases/index.ts"
@@ -130,6 +130,13 @@ describe("the core (slotbus)", () => {
       meant: "onError",
       setup: () => bus,
       call: (b) => nodeHandler(b, { onErr: () => new Response() } as never),
+    }),
+    it({
+      api: "closeGracefully",
+      typo: "timeOutMs",
+      meant: "timeoutMs",
+      setup: () => ({ stop: () => Promise.resolve(), pendingRequests: 0 }),
+      call: (server) => closeGracefully(server, { timeOutMs: 1 } as never),
     }),
     it({
       api: "SlotBus.listen idle",

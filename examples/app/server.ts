@@ -2,7 +2,7 @@
 // over a topic, a leased singleton job the workers contend for, and a pool of MCP servers. See README.md.
 //   PORT=3000 bun examples/app/server.ts
 import { dirname, join } from "node:path"
-import { SlotBus, superviseWorkers } from "slotbus"
+import { closeGracefully, SlotBus, superviseWorkers } from "slotbus"
 import { Topic } from "slotbus/events"
 import { StdioBus } from "slotbus/stdio"
 
@@ -57,10 +57,8 @@ console.log(`example app listening on ${server.url}`)
 
 for (const sig of ["SIGTERM", "SIGINT"] as const)
   process.once(sig, async () => {
-    await server.stop()
+    await closeGracefully(server, { pool: workers, bus }) // requests in flight finish, then the workers stop
     jobEvents.close()
-    await workers.stop() // requests in flight finish first
-    await bus.close()
     await mcp.stop()
     topic.close()
     process.exit(0)

@@ -2,7 +2,7 @@
 // (the way in for a Node code base: its handlers move into node-worker.mjs unchanged, under Node).
 //   PORT=3000 bun bun-front.ts           NODE=/path/to/node picks the Node (default: node on PATH)
 import { join } from "node:path"
-import { SlotBus, superviseWorkers } from "slotbus"
+import { closeGracefully, SlotBus, superviseWorkers } from "slotbus"
 
 const NAME = process.env.APP_NAME ?? "node-workers"
 const bus = await SlotBus.listen(NAME)
@@ -15,8 +15,6 @@ console.log(`bun front listening on ${server.url}`)
 
 for (const sig of ["SIGTERM", "SIGINT"] as const)
   process.once(sig, async () => {
-    await server.stop()
-    await pool.stop()
-    await bus.close()
+    await closeGracefully(server, { pool, bus }) // requests in flight finish, keep-alive clients are told to go
     process.exit(0)
   })

@@ -3,7 +3,7 @@
 //   PORT=3000 node node-front.mjs        BUN=/path/to/bun picks the Bun (default: bun on PATH)
 import { createServer } from "node:http"
 import { fileURLToPath } from "node:url"
-import { nodeHandler, SlotBus, superviseWorkers } from "slotbus"
+import { closeGracefully, nodeHandler, SlotBus, superviseWorkers } from "slotbus"
 
 const NAME = process.env.APP_NAME ?? "bun-workers"
 const bus = await SlotBus.listen(NAME)
@@ -18,8 +18,6 @@ server.listen(Number(process.env.PORT ?? 3000), () =>
 
 for (const sig of ["SIGTERM", "SIGINT"])
   process.once(sig, async () => {
-    server.close()
-    await pool.stop()
-    await bus.close()
+    await closeGracefully(server, { pool, bus }) // requests in flight finish, keep-alive clients are told to go
     process.exit(0)
   })

@@ -290,6 +290,8 @@ export const Errno = {
   EPIPE: errno("EPIPE"),
   EPROTO: errno("EPROTO"),
   EUSERS: errno("EUSERS", { linux: 87, darwin: 68 }),
+  EMFILE: errno("EMFILE"),
+  ENFILE: errno("ENFILE"),
   EMSGSIZE: errno("EMSGSIZE"),
   ENOTSUP: errno("ENOTSUP"),
   EADDRINUSE: errno("EADDRINUSE"),

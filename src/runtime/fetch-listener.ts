@@ -9,6 +9,9 @@ type Fetch = (request: Request) => Response | Promise<Response>
 /** What a failed `fetch` answers; what it throws (or a client gone before the answer) ends the connection. */
 type OnError = (error: unknown, request: Request) => Response | Promise<Response>
 
+/** The node:http servers closeGracefully is closing: their answers tell the client to close its connection. */
+export const closing = new WeakSet<object>()
+
 /** The node:http request behind each Request a listener made (the status server's `timeout(request, 0)`). */
 export const incoming = new WeakMap<Request, IncomingMessage>()
 
@@ -122,6 +125,8 @@ export async function writeResponse(res: ServerResponse, response: Response, hea
   for (const [name, value] of response.headers) if (!NOT_PASSED.has(name)) headers[name] = value
   const cookies = response.headers.getSetCookie()
   if (cookies.length > 0) headers["set-cookie"] = cookies
+  const server = res.socket?.server
+  if (server && closing.has(server)) res.shouldKeepAlive = false // it says Connection: close, and closes after
   res.writeHead(response.status, response.statusText || undefined, headers)
   if (response.body === null || head) {
     response.body?.cancel().catch(() => {})

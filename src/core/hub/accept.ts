@@ -17,6 +17,8 @@ import { fdReader, type Pointer } from "../../runtime/index.ts"
 // Accept work per event-loop turn; a turn that refused someone waits before the next.
 const ACCEPTS_PER_TURN = 8
 const REFUSED_PAUSE_MS = 20
+// At most one line a bus per this long says it is out of fds (a pool restarting its workers tries again and again).
+const FDS_LOG_EVERY_MS = 10_000
 
 /** What an acceptor is told at its making: the listening socket and the bus's limits on workers. */
 export interface AcceptSettings {
@@ -146,10 +148,34 @@ export class Acceptor {
       }
       const e = this.err[0]
       if (e === Errno.EPERM || e === Errno.EUSERS) this.dispatcher.counters.refusedPeer(e === Errno.EUSERS)
+      else if (e === Errno.EMFILE || e === Errno.ENFILE)
+        return this.outOfFds(e) // the worker was told so (§1)
       else return refused // EAGAIN (nobody else waits), or a failure with this one peer: the watcher looks again
       refused = true
     }
     return refused
+  }
+
+  private fdsLoggedAt = Number.NEGATIVE_INFINITY
+  private fdsUnlogged = 0
+
+  /** A worker refused for want of fds: counted, and said on stderr at most every FDS_LOG_EVERY_MS; then a pause. */
+  outOfFds(e: number): true {
+    this.dispatcher.counters.acceptError()
+    this.fdsUnlogged++
+    const now = performance.now()
+    if (now - this.fdsLoggedAt < FDS_LOG_EVERY_MS) return true
+    const code =
+      e === Errno.EMFILE
+        ? "EMFILE: this process is at its open-file limit, ulimit -n"
+        : "ENFILE: the system is at its open-file limit, fs.file-max"
+    const count = this.fdsUnlogged === 1 ? "" : ` (${this.fdsUnlogged} refused since this was last said)`
+    console.warn(
+      `slotbus: bus "${this.name}" cannot accept a worker: out of file descriptors (${code}); refused it and told it why${count}. Raise the limit, or run fewer workers`,
+    )
+    this.fdsLoggedAt = now
+    this.fdsUnlogged = 0
+    return true
   }
 
   fullMask(): number {

@@ -243,7 +243,7 @@ export class SlotBus {
       null,
       signal ? null : request,
     ) as Promise<StreamedResponse | Response>
-    return res.then(asResponse)
+    return res.then((r) => asResponse(r, this))
   }
 
   /**

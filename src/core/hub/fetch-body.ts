@@ -20,12 +20,18 @@ export function pathOf(url: string): string {
   return hash < 0 ? url.slice(at) : url.slice(at, hash)
 }
 
+/** The buses closeGracefully began to close: their fetch answers tell the client to close its connection. */
+export const leaving = new WeakSet<object>()
+
 /**
  * A whole answer comes as a Response already; a streamed one is made one. (Not `instanceof Response`: Hono's Node
  * server replaces the global Response with its own class, which the runtime's Responses are no instances of.)
  */
-export const asResponse = (res: StreamedResponse | Response): Response =>
-  res instanceof StreamedResponse ? res.toResponse() : res
+export function asResponse(res: StreamedResponse | Response, bus: object): Response {
+  const response = res instanceof StreamedResponse ? res.toResponse() : res
+  if (leaving.has(bus)) response.headers.set("connection", "close")
+  return response
+}
 
 /** A Request's body, refused at `max` bytes: by its Content-Length before reading, or once more than that arrived. */
 export async function bodyUpTo(request: Request, max: number): Promise<Uint8Array | undefined> {

@@ -12,7 +12,7 @@ import {
   WIRE_VERSION,
   type Chan,
 } from "../../native/ffi.ts"
-import { Backoff, checkName, checkNumber, longTimeout } from "../../kit/index.ts"
+import { Backoff, checkName, checkNumber, longTimeout, systemError } from "../../kit/index.ts"
 import { BusClosedError, HubNotFoundError, PeerRefusedError, ProtocolError } from "../../errors.ts"
 import { Channel } from "../wire/channel.ts"
 import { busName } from "../wire/codec.ts"
@@ -26,7 +26,7 @@ import type { Lifetime } from "./lifetime.ts"
 import type { ConnectOptions, WorkerClosed } from "./options.ts"
 import { sleep } from "../../runtime/index.ts"
 
-const { ECONNREFUSED, ECONNRESET, ENOENT, EPERM, EPIPE, EPROTO, EAGAIN, ETIMEDOUT, EUSERS } = Errno
+const { ECONNREFUSED, ECONNRESET, EMFILE, ENFILE, ENOENT, EPERM, EPIPE, EPROTO, EAGAIN, ETIMEDOUT, EUSERS } = Errno
 // Attempts to attach start 20 ms apart and spread out to 500 ms: a hub coming back finds its reconnecting
 // workers arriving at different moments, and a worker polls a missing hub at most twice a second.
 const RETRY = { initialMs: 20, maxMs: 500, jitter: 0.5 }
@@ -171,6 +171,11 @@ export class Connections {
         throw new PeerRefusedError(
           `hub "${this.name}" has as many workers as it allows (maxWorkers / maxWorkersPerUid); wait (waitForHubMs) or raise its caps`,
         )
+      if ((e === EMFILE || e === ENFILE) && !ptr) throw systemError(`cannot connect to hub "${this.name}"`, e)
+      if ((e === EMFILE || e === ENFILE) && late)
+        throw new PeerRefusedError(
+          `hub "${this.name}" could not accept this worker: the hub is out of file descriptors (${e === EMFILE ? "EMFILE: its process's open-file limit; raise the front's ulimit -n" : "ENFILE: the system's open-file limit; raise fs.file-max"}), or run fewer workers`,
+        )
       if (e === ETIMEDOUT && late)
         throw new HubNotFoundError(
           `hub "${this.name}" took the connection but sent no hello in ${helloMs}ms; is its event loop blocked?`,
@@ -179,7 +184,7 @@ export class Connections {
         throw new ProtocolError(
           `hub "${this.name}" speaks another version of the slotbus wire protocol than this worker (${WIRE_VERSION}, docs/PROTOCOL.md §1): run the same slotbus release on both sides`,
         )
-      if (!RETRYABLE.has(e) && e !== EUSERS && e !== ETIMEDOUT && e !== EAGAIN)
+      if (!RETRYABLE.has(e) && e !== EUSERS && e !== EMFILE && e !== ENFILE && e !== ETIMEDOUT && e !== EAGAIN)
         throw new ProtocolError(`cannot attach to hub "${this.name}": error ${-e}`)
       if (late)
         throw new HubNotFoundError(
