@@ -79,7 +79,7 @@ export const OVER_450: Readonly<Record<string, number>> = {
   "kit/supervision/supervisor.ts": 556,
   "kit/supervision/worker-logs.ts": 471,
   "leases/contest.ts": 462,
-  "native/ffi.ts": 491,
+  "native/ffi.ts": 463,
 }
 
 /** The same ratchet for the C library's files (csrc/*.c, *.h; its tests aside). */

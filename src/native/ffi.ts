@@ -1,5 +1,4 @@
 // The one native boundary: every libslotbus symbol, as declared in csrc/slotbus.h.
-import { constants } from "node:os"
 import { NativeLibraryError, SocketDirError } from "../errors.ts"
 import { libraryPath } from "./lib-path.ts"
 import { memoryView, type NativeSymbols, openLibrary, type Pointer } from "../runtime/index.ts"
@@ -269,38 +268,9 @@ export function socketDirError(what: string): SocketDirError {
 }
 // sb_connect_start: accept a hub of any uid
 export const ANY_UID = -1
-// Negative errno values libslotbus returns (slots, leases and topics alike), by name: code never spells a raw
-// number. They are this OS's numbers (macOS numbers several differently from Linux), from os.constants, which
-// lacks EUSERS and EHOSTDOWN: those are given here for Linux and macOS.
-const sysErrno = constants.errno as Record<string, number | undefined>
-const errno = (name: string, missing?: { linux: number; darwin: number }) =>
-  -(sysErrno[name] ?? (process.platform === "darwin" ? missing!.darwin : missing!.linux))
+import { Errno } from "./errno.ts"
 
-export const Errno = {
-  EPERM: errno("EPERM"),
-  ENOENT: errno("ENOENT"),
-  EINTR: errno("EINTR"),
-  E2BIG: errno("E2BIG"),
-  EAGAIN: errno("EAGAIN"),
-  ENOMEM: errno("ENOMEM"),
-  EACCES: errno("EACCES"),
-  EEXIST: errno("EEXIST"),
-  EINVAL: errno("EINVAL"),
-  ENOSPC: errno("ENOSPC"),
-  EPIPE: errno("EPIPE"),
-  EPROTO: errno("EPROTO"),
-  EUSERS: errno("EUSERS", { linux: 87, darwin: 68 }),
-  EMFILE: errno("EMFILE"),
-  ENFILE: errno("ENFILE"),
-  EMSGSIZE: errno("EMSGSIZE"),
-  ENOTSUP: errno("ENOTSUP"),
-  EADDRINUSE: errno("EADDRINUSE"),
-  ECONNRESET: errno("ECONNRESET"),
-  ETIMEDOUT: errno("ETIMEDOUT"),
-  ECONNREFUSED: errno("ECONNREFUSED"),
-  ECANCELED: errno("ECANCELED"),
-  EHOSTDOWN: errno("EHOSTDOWN", { linux: 112, darwin: 64 }),
-} as const
+export { Errno }
 
 // sb_topic_open_start and sbl_open: whether the call may create (SB_CREATE_* and SBL_CREATE_*), by option value
 export const CreateModeValue = { "if-missing": 0, never: 1, must: 2 } as const
