@@ -9,7 +9,7 @@ import type { Runtime } from "./runtime.ts"
 export type { HttpRoutes, HttpServer, OutputSink, Process, Socket, SocketHandlers, SocketListener } from "./bun.ts"
 export { BUN_QUIRKS, type Quirk } from "./bun-quirks.ts"
 export { UnsupportedRuntimeError } from "./errors.ts"
-export { requestListener } from "./fetch-listener.ts"
+export { incoming, requestListener } from "./fetch-listener.ts"
 export type {
   DoorbellReader,
   NativeFunction,
