@@ -10,7 +10,7 @@ import {
   SlotBusError,
   TimeoutError,
 } from "../../errors.ts"
-import { checkOptions, exchangeOf, openExchange, optionNames } from "../../kit/index.ts"
+import { checkOptions, exchangeOf, optionNames } from "../../kit/index.ts"
 import { incoming, requestListener } from "../../runtime/index.ts"
 import type { FetchOptions } from "./options.ts"
 
@@ -60,10 +60,10 @@ export function nodeHandler(bus: FetchTarget, options: NodeHandlerOptions = {}) 
   if (o.onError !== undefined && typeof o.onError !== "function") throw new TypeError("onError must be a function")
   const fetchOptions = o.fetch
   return requestListener((request) => {
-    // the listener's exchange is the Request's too: bus.fetch reads the route matched by then from it
+    // inside instrument(): the route the app matched by now (Express's req.route, httpRoute's) goes with bus.fetch
     const req = incoming.get(request)
-    const ex = req && exchangeOf(req)
-    if (ex) openExchange(request, ex)
+    const route = req && exchangeOf(req)?.route
+    if (route !== undefined) return bus.fetch(request, { ...fetchOptions, route })
     return fetchOptions ? bus.fetch(request, fetchOptions) : bus.fetch(request)
   }, o.onError ?? failureResponse)
 }

@@ -23,13 +23,18 @@ export interface Exchange {
   verb: string
 }
 
-const exchanges = new WeakMap<Request | IncomingMessage, Exchange>()
+const exchanges = new WeakMap<Request, Exchange>()
+// an IncomingMessage's is a property of it: a WeakMap key costs V8's collector µs a request (docs/api.md, Metrics)
+const EXCHANGE = Symbol("slotbus.exchange")
+type Carrier = IncomingMessage & { [EXCHANGE]?: Exchange }
 
 /** The exchange `req` is in (set by the wrapper), if any. */
-export const exchangeOf = (req: Request | IncomingMessage): Exchange | undefined => exchanges.get(req)
+export const exchangeOf = (req: Request | IncomingMessage): Exchange | undefined =>
+  req instanceof Request ? exchanges.get(req) : (req as Carrier)[EXCHANGE]
 
 export function openExchange(req: Request | IncomingMessage, exchange: Exchange): void {
-  exchanges.set(req, exchange)
+  if (req instanceof Request) exchanges.set(req, exchange)
+  else (req as Carrier)[EXCHANGE] = exchange
 }
 
 /**
@@ -40,7 +45,7 @@ export function openExchange(req: Request | IncomingMessage, exchange: Exchange)
  */
 export function httpRoute(req: Request | IncomingMessage, route: string): void {
   if (typeof route !== "string" || route === "") throw new TypeError("httpRoute: route must be a non-empty pattern")
-  const ex = exchanges.get(req)
+  const ex = exchangeOf(req)
   if (ex === undefined || ex.route === route) return
   ex.route = route
   if (ex.span !== null) {
