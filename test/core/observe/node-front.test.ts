@@ -2,7 +2,8 @@
 // app (its handler through serverFactory, its route named by one onRequest hook) and a Koa app (@koa/router's
 // route named by one middleware through httpRoute(ctx.req, …)), as docs/api.md gives them. Real HTTP: each
 // request's SERVER span is `{method} {route}`, a child of the client's traceparent, and its server histogram series
-// is labelled with the pattern; requests no route matched share one series without http_route, whatever their path.
+// is labelled with the pattern; requests no route matched share one series without http_route, whatever their path;
+// a listener's span has a Bun.serve route's attributes.
 // The same under Node, with Express: test/runtime/node-otel.test.ts.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import http from "node:http"
@@ -23,7 +24,7 @@ const count = async (labels: string) =>
   sample(await metricsText([]), `http_server_request_duration_seconds_count{${labels}}`) ?? 0
 const UNMATCHED = 'http_request_method="GET",http_response_status_code="404"'
 
-describe("instrument() around a node:http listener: Fastify's and Koa's routes", () => {
+describe("instrument() around a node:http listener on Bun", () => {
   const exporter = new InMemorySpanExporter()
   let unregister: () => Promise<void>
   const closers: (() => Promise<unknown>)[] = []
@@ -79,6 +80,30 @@ describe("instrument() around a node:http listener: Fastify's and Koa's routes",
     closers.push(() => app.close())
     await app.listen({ port: 0, host: "127.0.0.1" })
     await expectRoutes(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}`, "fastify")
+  }, 30_000)
+
+  test("a listener's SERVER span has the attributes a Bun.serve route's has, by the same names", async () => {
+    const bun = Bun.serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      routes: instrument({ "/bun/:id": () => new Response("ok") }),
+    })
+    closers.push(() => bun.stop(true))
+    const node = http.createServer(instrument((_req: http.IncomingMessage, res: http.ServerResponse) => res.end("ok")))
+    closers.push(() => new Promise((r) => node.close(r)))
+    await new Promise<void>((r) => node.listen(0, "127.0.0.1", r))
+    const [onBun] = (await get(`http://127.0.0.1:${bun.port}`, ["/bun/1?q=1"])).spans
+    const [onNode] = (await get(`http://127.0.0.1:${(node.address() as AddressInfo).port}`, ["/node/1?q=1"])).spans
+    const keys = (s: typeof onBun) => Object.keys(s!.attributes).sort()
+    // the listener names no route: the same keys but http.route
+    expect(keys(onNode)).toEqual(keys(onBun).filter((k) => k !== "http.route"))
+    expect(onNode!.attributes).toMatchObject({
+      "url.path": "/node/1",
+      "url.query": "q=1",
+      "server.address": "127.0.0.1",
+    })
+    expect(onNode!.name).toBe("GET")
+    expect(onBun!.name).toBe("GET /bun/:id")
   }, 30_000)
 
   test("Koa: app.callback() in instrument() and one middleware naming @koa/router's route name each request", async () => {
