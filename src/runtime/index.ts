@@ -9,7 +9,7 @@ import type { Runtime } from "./runtime.ts"
 export type { HttpRoutes, HttpServer, OutputSink, Process, Socket, SocketHandlers, SocketListener } from "./bun.ts"
 export { BUN_QUIRKS, type Quirk } from "./bun-quirks.ts"
 export { UnsupportedRuntimeError } from "./errors.ts"
-export { closing, requestListener } from "./fetch-listener.ts"
+export { closing, incoming, requestListener } from "./fetch-listener.ts"
 export { pathStart, refuseServed } from "./request-target.ts"
 export type {
   DoorbellReader,

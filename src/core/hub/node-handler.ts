@@ -10,8 +10,8 @@ import {
   SlotBusError,
   TimeoutError,
 } from "../../errors.ts"
-import { checkOptions, optionNames } from "../../kit/index.ts"
-import { requestListener } from "../../runtime/index.ts"
+import { checkOptions, exchangeOf, optionNames } from "../../kit/index.ts"
+import { incoming, requestListener } from "../../runtime/index.ts"
 import type { FetchOptions } from "./options.ts"
 
 export interface NodeHandlerOptions {
@@ -51,15 +51,19 @@ export function failureResponse(e: unknown): Response {
  * A node:http request listener that hands each request to `bus.fetch`: `http.createServer(nodeHandler(bus))`, or
  * `app.use(nodeHandler(bus))` for the requests an Express app passes on. The client's hang-up cancels the request
  * (and the worker's streamed body); a failure before the answer's head is `failureResponse(error)` (or `onError`'s);
- * one mid-body cuts the connection, so the client sees an incomplete answer, not a complete-looking one.
+ * one mid-body cuts the connection, so the client sees an incomplete answer, not a complete-looking one. Inside
+ * `instrument()`, each bus.fetch carries the route the framework matched (Express's `req.route`, `httpRoute`'s).
  */
 export function nodeHandler(bus: FetchTarget, options: NodeHandlerOptions = {}) {
   if (typeof bus?.fetch !== "function") throw new TypeError("nodeHandler takes a SlotBus (or anything with its fetch)")
   const o = checkOptions(options, OPTIONS, "nodeHandler")
   if (o.onError !== undefined && typeof o.onError !== "function") throw new TypeError("onError must be a function")
   const fetchOptions = o.fetch
-  return requestListener(
-    fetchOptions ? (request) => bus.fetch(request, fetchOptions) : (request) => bus.fetch(request),
-    o.onError ?? failureResponse,
-  )
+  return requestListener((request) => {
+    // inside instrument(): the route the app matched by now (Express's req.route, httpRoute's) goes with bus.fetch
+    const req = incoming.get(request)
+    const route = req && exchangeOf(req)?.route
+    if (route !== undefined) return bus.fetch(request, { ...fetchOptions, route })
+    return fetchOptions ? bus.fetch(request, fetchOptions) : bus.fetch(request)
+  }, o.onError ?? failureResponse)
 }

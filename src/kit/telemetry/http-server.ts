@@ -4,7 +4,9 @@
 // `http.request.method`, `http.route`, `http.response.status_code`), written for Prometheus as
 // `http_server_request_duration_seconds` (the name and labels its OpenTelemetry exporter gives it). The route a
 // request matched is learnt while it runs (a Bun.serve pattern, `bus.fetch(req, { route })`, a framework's
-// middleware through `httpRoute`): the exchange of a Request keeps it, and its SERVER span, until it is answered.
+// middleware through `httpRoute`, Express's `req.route`): the exchange of a Request (or of a node:http
+// IncomingMessage) keeps it, and its SERVER span, until it is answered.
+import type { IncomingMessage } from "node:http"
 import { DURATION_BUCKETS, Histogram } from "./histogram.ts"
 import type { MetricFamily, MetricSample } from "./metrics.ts"
 import type { OtelSpan } from "./otel.ts"
@@ -22,22 +24,28 @@ export interface Exchange {
 }
 
 const exchanges = new WeakMap<Request, Exchange>()
+// an IncomingMessage's is a property of it: a WeakMap key costs V8's collector µs a request (docs/api.md, Metrics)
+const EXCHANGE = Symbol("slotbus.exchange")
+type Carrier = IncomingMessage & { [EXCHANGE]?: Exchange }
 
 /** The exchange `req` is in (set by the wrapper), if any. */
-export const exchangeOf = (req: Request): Exchange | undefined => exchanges.get(req)
+export const exchangeOf = (req: Request | IncomingMessage): Exchange | undefined =>
+  req instanceof Request ? exchanges.get(req) : (req as Carrier)[EXCHANGE]
 
-export function openExchange(req: Request, exchange: Exchange): void {
-  exchanges.set(req, exchange)
+export function openExchange(req: Request | IncomingMessage, exchange: Exchange): void {
+  if (req instanceof Request) exchanges.set(req, exchange)
+  else (req as Carrier)[EXCHANGE] = exchange
 }
 
 /**
- * Names the route pattern `req` matched (`/items/:id`, Hono's `routePath(c)`, Elysia's `route`): the front's
- * SERVER span becomes `{method} {route}` with `http.route`, its server histogram sample is labelled with it, and
- * `bus.fetch(req)` carries it on as its `route`. Does nothing for a request outside `instrument()`.
+ * Names the route pattern `req` matched (`/items/:id`, Hono's `routePath(c)`, Elysia's `route`, Koa's
+ * `ctx._matchedRoute` for `ctx.req`): the front's SERVER span becomes `{method} {route}` with `http.route`, its
+ * server histogram sample is labelled with it, and `bus.fetch(req)` carries it on as its `route`. `req` is a Request
+ * or a node:http IncomingMessage. Does nothing for a request outside `instrument()`.
  */
-export function httpRoute(req: Request, route: string): void {
+export function httpRoute(req: Request | IncomingMessage, route: string): void {
   if (typeof route !== "string" || route === "") throw new TypeError("httpRoute: route must be a non-empty pattern")
-  const ex = exchanges.get(req)
+  const ex = exchangeOf(req)
   if (ex === undefined || ex.route === route) return
   ex.route = route
   if (ex.span !== null) {
