@@ -76,7 +76,6 @@ export const OVER_450: readonly string[] = [
   "core/hub/bus.ts",
   "core/wire/idle.ts",
   "events/subscription.ts",
-  "kit/supervision/supervisor.ts",
   "kit/supervision/worker-logs.ts",
   "leases/contest.ts",
   "native/ffi.ts",
