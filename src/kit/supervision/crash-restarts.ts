@@ -3,19 +3,22 @@
 // a crash. The Supervisor spawns and watches the processes; it hands each crash here.
 import type { LongTimer } from "../basics/timers.ts"
 import { longTimeout } from "../basics/timers.ts"
-import type { ExitInfo, Proc, SupervisedInstance, SupervisorEvents, SupervisorState } from "./options.ts"
-import { RestartPolicy, type RestartSettings } from "./restart-policy.ts"
+import type {
+  ExitInfo,
+  Proc,
+  SupervisedInstance,
+  SupervisorEvents,
+  SupervisorSettings,
+  SupervisorState,
+} from "./options.ts"
+import { RestartPolicy } from "./restart-policy.ts"
 
 /** What the crash side needs of its Supervisor. */
 export interface CrashHost {
   readonly instances: SupervisedInstance[]
   state: SupervisorState
   readonly lastExit: ExitInfo | null
-  /** Whether process `pid` served (the `served` option), so its crash is no failed start. */
-  served(pid: number): boolean
   spawn(inst: SupervisedInstance): void
-  /** onGiveUp "stop-all": every instance is ended. */
-  giveUpStopsAll(): boolean
   terminateAll(): void
   emit<K extends keyof SupervisorEvents>(event: K, ...args: SupervisorEvents[K]): void
 }
@@ -32,10 +35,10 @@ export class CrashRestarts {
 
   constructor(
     private readonly host: CrashHost,
-    settings: RestartSettings,
-    knowsServed: boolean,
+    /** served, stable: whether a process served, and whether its run was stable whatever its uptime. */
+    private readonly opts: Pick<SupervisorSettings, "restart" | "served" | "stable" | "onGiveUp">,
   ) {
-    this.policy = new RestartPolicy(settings, knowsServed)
+    this.policy = new RestartPolicy(opts.restart, opts.served !== undefined)
   }
 
   /** A (re)start of the pool: crashes count from zero, nothing waits for a recovery. */
@@ -43,7 +46,7 @@ export class CrashRestarts {
     this.clearRecovery()
     this.policy.reset()
     this.failure = null
-    for (const inst of this.host.instances) inst.failedStarts = 0
+    for (const inst of this.host.instances) inst.failedStarts = inst.earlyCrashes = 0
   }
 
   clearRecovery(): void {
@@ -63,29 +66,50 @@ export class CrashRestarts {
     this.timers.clear()
   }
 
-  /** Whether `proc`, `inst`'s process, crashed during its start: within restart.minUptimeMs of it, before `served` said it started. */
-  failedStart(inst: SupervisedInstance, proc: Proc): boolean {
-    return this.policy.failedStart(performance.now() - inst.startedAt, this.host.served(proc.pid))
-  }
-
-  /** `inst`'s process crashed: it restarts after a backoff, or stays down while the pool has given up. */
-  crashed(inst: SupervisedInstance, failedStart: boolean): void {
+  /**
+   * `inst`'s process `proc` crashed (null: it could not even be spawned): it restarts after a backoff, or stays down
+   * while the pool has given up.
+   */
+  crashed(inst: SupervisedInstance, proc: Proc | null): void {
     const host = this.host
+    const now = performance.now()
+    // a failed start: within restart.minUptimeMs of its start, before `served` said it started
+    const failedStart =
+      proc === null || this.policy.failedStart(now - inst.startedAt, this.opts.served?.(proc.pid) ?? false)
+    const stable = proc !== null && (this.opts.stable?.(proc.pid) ?? false)
     if (!host.instances.includes(inst) || (host.state !== "running" && host.state !== "failed")) return
-    const crash = { index: inst.index, failedStarts: inst.failedStarts, failedStart }
-    const verdict = this.policy.crashed(performance.now(), crash, host.state === "failed")
+    const uptimeMs = inst.startedAt > 0 ? now - inst.startedAt : 0
+    const { failedStarts, earlyCrashes } = inst
+    const verdict = this.policy.crashed(
+      now,
+      { index: inst.index, failedStarts, failedStart, earlyCrashes, uptimeMs, stable },
+      host.state === "failed",
+    )
     inst.failedStarts = verdict.failedStarts
+    inst.earlyCrashes = verdict.earlyCrashes
     if ("recoverIn" in verdict) {
       inst.state = "down"
       return this.scheduleRecovery(verdict.recoverIn)
     }
     if ("giveUp" in verdict) return this.giveUp(inst, verdict.giveUp)
     inst.state = "backoff"
-    this.scheduleRestart(inst, verdict.restartIn)
+    // The last worker running restarts after the first step if it joined, however early it crashed: one that
+    // serves a second between crashes answers more than none (bench/soak/crash-loop.ts); the others wait longer.
+    const last = !failedStart && !host.instances.some((i) => i !== inst && i.state === "running")
+    const delayMs = last ? this.policy.delayMs(0) : verdict.restartIn
+    this.host.emit("restart", inst, {
+      delayMs,
+      recentRestarts: verdict.crashes,
+      exit: host.lastExit,
+      uptimeMs,
+      earlyCrashes: verdict.earlyCrashes,
+      earlyInRow: this.policy.earlyCrashes,
+      crashLoop: this.policy.crashLoop(now),
+    })
+    this.scheduleRestart(inst, delayMs)
   }
 
   private scheduleRestart(inst: SupervisedInstance, delayMs: number): void {
-    this.host.emit("restart", inst, { delayMs, recentRestarts: this.policy.crashes })
     this.timers.set(
       inst,
       longTimeout(() => {
@@ -96,7 +120,7 @@ export class CrashRestarts {
         try {
           this.host.spawn(inst)
         } catch {
-          this.crashed(inst, true) // it could not even be spawned
+          this.crashed(inst, null) // it could not even be spawned
         }
       }, delayMs),
     )
@@ -113,7 +137,7 @@ export class CrashRestarts {
       inst.state = "down"
     }
     this.timers.clear()
-    if (this.host.giveUpStopsAll()) this.host.terminateAll()
+    if (this.opts.onGiveUp === "stop-all") this.host.terminateAll()
     else this.scheduleRecovery(windowMs)
     this.host.emit("failed", {
       reason: this.failure,
@@ -134,7 +158,7 @@ export class CrashRestarts {
       this.failure = null
       this.policy.reset()
       let restarted = 0
-      for (const inst of this.host.instances) inst.failedStarts = 0
+      for (const inst of this.host.instances) inst.failedStarts = inst.earlyCrashes = 0
       for (const inst of this.host.instances)
         if (!inst.proc) {
           this.host.spawn(inst)

@@ -29,6 +29,7 @@ import {
   type SupervisorStopOptions,
 } from "./options.ts"
 import { CrashRestarts } from "./crash-restarts.ts"
+import type { RestartSettings } from "./restart-policy.ts"
 import { longTimeout, sleep, type LongTimer } from "../basics/timers.ts"
 import { describeProc, stayedUp, within } from "./process-wait.ts"
 import { checkNumber } from "../checks/value-check.ts"
@@ -95,14 +96,11 @@ export class Supervisor {
         get lastExit() {
           return sup.last
         },
-        served: (pid) => o.served?.(pid) ?? false,
         spawn: (inst) => this.spawn(inst),
-        giveUpStopsAll: () => o.onGiveUp === "stop-all",
         terminateAll: () => void this.terminateAll(o.killGraceMs),
         emit: (event, ...args) => this.emit(event, ...args),
       },
-      o.restart,
-      o.served !== undefined,
+      o,
     )
   }
 
@@ -116,6 +114,14 @@ export class Supervisor {
   /** Crashes restarted. */
   get restarts(): number {
     return this.crashes.total
+  }
+  /** Its `restart` group, with each default filled in. */
+  get restartSettings(): Readonly<RestartSettings> {
+    return this.opts.restart
+  }
+  /** Whether the pool is in a crash loop: its last 3 crashes or more within restart.windowMs were early (restart.stableAfterMs). */
+  get crashLoop(): boolean {
+    return this._state !== "stopped" && this.crashes.policy.crashLoop(performance.now())
   }
   /** How the last instance to exit ended, or null. */
   get lastExit(): ExitInfo | null {
@@ -189,7 +195,7 @@ export class Supervisor {
     } catch (e) {
       return Promise.reject(e)
     }
-    return this.queue(async () => {
+    const reload = this.queue(async () => {
       const todo = [...this.instances]
       while (todo.length > 0)
         await Promise.all(
@@ -199,6 +205,11 @@ export class Supervisor {
           }),
         )
     })
+    reload.then(
+      () => this.emit("reloaded", null),
+      (e: Error) => this.emit("reloaded", e),
+    )
+    return reload
   }
 
   /**
@@ -314,7 +325,7 @@ export class Supervisor {
         this.end(successor, "stop", "SIGKILL")
         // The old process crashed meanwhile, its exit left to the successor: without one it is a crash like any other.
         const crashed = inst.proc === null && !this.asked.has(old)
-        if (crashed) this.crashes.crashed(inst, this.crashes.failedStart(inst, old))
+        if (crashed) this.crashes.crashed(inst, old)
         const oldExit = crashed ? describeProc(old) : null
         throw new ReplaceError(cause, inst.index, old.pid, successor.pid, (e as Error).message, oldExit)
       }
@@ -426,7 +437,7 @@ export class Supervisor {
       return this.spawn(inst) // asked for: at once, not counted as a crash
     }
     // a replacement adopts its successor
-    if (cause === "crash" && !this.replacing.has(inst)) this.crashes.crashed(inst, this.crashes.failedStart(inst, proc))
+    if (cause === "crash" && !this.replacing.has(inst)) this.crashes.crashed(inst, proc)
   }
 
   private emit<K extends keyof SupervisorEvents>(event: K, ...args: SupervisorEvents[K]): void {
@@ -435,5 +446,5 @@ export class Supervisor {
 }
 
 function newInstance(index: number): SupervisedInstance {
-  return { index, state: "stopped", proc: null, pid: 0, restarts: 0, failedStarts: 0, startedAt: 0 }
+  return { index, state: "stopped", proc: null, pid: 0, restarts: 0, failedStarts: 0, earlyCrashes: 0, startedAt: 0 }
 }
