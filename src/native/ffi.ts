@@ -80,6 +80,7 @@ const symbols = {
   sb_rec_attach: { args: [ptr, ptr], returns: i32 },
   sb_rec_stage: { args: [ptr], returns: ptr },
   sb_rec_queued: { args: [ptr, u32], returns: none },
+  sb_rec_pools: { args: [ptr, f64, u32], returns: none },
   sb_rec_note: { args: [ptr, u32, u32], returns: i32 },
   sb_rec_now: { args: [], returns: f64 },
 } as const

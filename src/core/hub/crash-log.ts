@@ -16,7 +16,17 @@ export interface CrashReports {
   rejectedReload(): string | null
 }
 
-export function reportCrashes(sup: Supervisor, what: () => string, log: (line: string) => void): CrashReports {
+/**
+ * Logs `sup`'s crash restarts and crash loops and keeps them for its status; `tell` is given its crash restarts and
+ * whether it is in a crash loop at each restart and start, and each second while it is in one (the flight
+ * recorder's header, which `slotbus top` reads).
+ */
+export function reportCrashes(
+  sup: Supervisor,
+  what: () => string,
+  log: (line: string) => void,
+  tell: (restarts: number, loop: boolean) => void,
+): CrashReports {
   const { windowMs, stableAfterMs, backoffInitialMs, backoffMaxMs } = sup.restartSettings
   let windowStart = Number.NEGATIVE_INFINITY
   let lines = 0
@@ -32,8 +42,24 @@ export function reportCrashes(sup: Supervisor, what: () => string, log: (line: s
         `${what()}: a reload was rejected (${e.message}); the worker's files on disk are still the code it rejected, and a crash restart runs them, held from requests while another worker serves until it stayed up restart.minReadyMs (${minReadyMs} ms): roll the files back and reload() (docs/api.md, "Rolling back a reload")`,
       )
   })
-  sup.on("stopped", () => (rejected = null))
+  let looping: ReturnType<typeof setInterval> | null = null
+  const told = () => {
+    tell(sup.restarts, sup.crashLoop)
+    if (looping && !sup.crashLoop) {
+      clearInterval(looping)
+      looping = null
+    } else if (!looping && sup.crashLoop) {
+      looping = setInterval(told, 1000)
+      looping.unref()
+    }
+  }
+  sup.on("start", told)
+  sup.on("stopped", () => {
+    rejected = null
+    told()
+  })
   sup.on("restart", (inst, r) => {
+    told()
     const now = performance.now()
     const ended = !r.exit
       ? "could not be spawned"

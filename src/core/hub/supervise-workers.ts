@@ -185,7 +185,7 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
   const sup = front && bus ? sharedPool(settings, bus.name, front, bus.pools.shared) : new Supervisor(settings)
   const what = () =>
     `the worker pool${bus ? ` of "${bus.name}"` : ""} (${argv.join(" ")}, ${sup.instances.length} instance${sup.instances.length === 1 ? "" : "s"})`
-  const crashes = reportCrashes(sup, what, log)
+  const crashes = reportCrashes(sup, what, log, (restarts, loop) => bus?.pools.crashed(sup, restarts, loop))
   sup.on("failed", (f) => {
     const message = `${what()} gave up: ${f.reason}; what crashes stays down, what runs keeps serving, until ${f.windowMs} ms pass without a crash (or supervisor.stop() and start())`
     log(message)

@@ -1,16 +1,17 @@
 // Crash loops are loud and bounded (docs/api.md, "Crash loops"; issue 75, item 4). A front whose pool's workers
 // throw from a timer soon after they joined logs each crash restart (at most 5 per restart.windowMs: how it ended,
 // how long it was up, the delay, the crashes in the window), says "crash loop" once per window, slows the restarts
-// of a worker while another runs (each delay twice the last, up to restart.backoffMaxMs), and its status and
-// /metrics show it. A reload to
-// such code is rejected; the files on disk are still that code, so a later crash restart runs them: said, and held
-// from requests while another worker serves. Under a Bun front and a Node 26 front, with workers of its runtime.
+// of a worker while another runs (each delay twice the last, up to restart.backoffMaxMs), and its status, /metrics
+// and `slotbus top` show it. A reload to such code is rejected; the files on disk are still that code, so a later
+// crash restart runs them: said, and held from requests while another worker serves. Under a Bun front and a Node
+// 26 front, with workers of its runtime.
 import { afterAll, describe, expect, test } from "bun:test"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { busName, type Child, FIXTURES, stopAll, until } from "../../support/helpers.ts"
 import { buildForNode, findNode, nodeFlags } from "../../support/runtime/node.ts"
+import { hostCli } from "../../support/status/host-files.ts"
 import { type PeerRuntime, peerChild, peerSkip, removeNodeBuilds } from "../../support/runtime/peers.ts"
 
 const node = findNode()
@@ -71,7 +72,7 @@ describe.each(["bun", "node"] as const)("a %s front", (runtime) => {
   test.skipIf(skip !== null)(
     "whose workers throw 500 ms after they joined logs each crash restart (5 a window), says crash loop once, slows the restarts and shows it",
     async () => {
-      const { child: f } = await front(runtime, "throw 500", { backoffInitialMs: 100, backoffMaxMs: 3_000 })
+      const { child: f, name } = await front(runtime, "throw 500", { backoffInitialMs: 100, backoffMaxMs: 3_000 })
       try {
         await until(() => crashes(f) >= 8, "8 crashes", 120_000)
         const lines = said(f, CRASH_LINE)
@@ -93,6 +94,11 @@ describe.each(["bun", "node"] as const)("a %s front", (runtime) => {
         expect(health.warnings.join("\n")).toMatch(/a worker pool is in a crash loop: \d+ crashes in a row/)
         expect(health.pools[0][1]).toBe("running (crash loop)")
         expect(health.loop).toEqual([expect.stringMatching(/^slotbus_worker_crash_loop\{bus="[^"]+"\} 1$/)])
+        // slotbus top, another process, reads it from the bus's flight recorder file
+        const top = await hostCli("top", name, "--once")
+        expect(top.code).toBe(0)
+        expect(Number(/ (\d+) crash restarts/.exec(top.stdout)?.[1])).toBeGreaterThanOrEqual(5)
+        expect(top.stdout).toContain("CRASH LOOP: its workers keep dying soon after they start")
       } finally {
         await f.kill()
       }
