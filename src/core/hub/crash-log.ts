@@ -27,14 +27,13 @@ export function reportCrashes(
   log: (line: string) => void,
   tell: (restarts: number, loop: boolean) => void,
 ): CrashReports {
-  const { windowMs, stableAfterMs, backoffInitialMs, backoffMaxMs } = sup.restartSettings
+  const { windowMs, stableAfterMs, backoffInitialMs, backoffMaxMs, minReadyMs } = sup.restartSettings
   let windowStart = Number.NEGATIVE_INFINITY
   let lines = 0
   let unlogged = 0
   let loopSaidAt = Number.NEGATIVE_INFINITY
   let loop = ""
   let rejected: string | null = null
-  const { minReadyMs } = sup.restartSettings
   sup.on("reloaded", (e) => {
     rejected = e instanceof ReplaceError ? e.message : e ? rejected : null
     if (e instanceof ReplaceError)

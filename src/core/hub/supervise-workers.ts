@@ -210,8 +210,10 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
   sup.on("exit", (_i, e) => {
     held.delete(e.pid)
     probation.delete(e.pid)
+    queueMicrotask(() => took.delete(e.pid)) // after its crash, if it was one, was judged
   })
   sup.on("stopped", () => {
+    restarting.clear()
     bus?.pools.failed(sup, null) // a stopped pool takes its failure with it
     offServed?.()
     offServed = null

@@ -100,7 +100,13 @@ export class CrashRestarts {
     this.host.emit("restart", inst, {
       delayMs,
       recentRestarts: verdict.crashes,
-      exit: host.lastExit,
+      exit: proc && {
+        pid: proc.pid,
+        code: proc.exitCode,
+        signal: proc.signalCode === null ? null : String(proc.signalCode),
+        expected: false,
+        cause: "crash",
+      },
       uptimeMs,
       earlyCrashes: verdict.earlyCrashes,
       earlyInRow: this.policy.earlyCrashes,

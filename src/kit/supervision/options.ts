@@ -139,7 +139,7 @@ export interface SupervisorEvents {
   start: [SupervisedInstance]
   exit: [SupervisedInstance, ExitInfo]
   /**
-   * A crash is restarted after `delayMs`: how it ended (`exit`) and how long it was up, the pool's crashes within
+   * A crash is restarted after `delayMs`: how it ended (`exit`; null: it could not be spawned) and how long it was up, the pool's crashes within
    * restart.windowMs (`recentRestarts`), the instance's early crashes in a row (restart.stableAfterMs), and the pool's.
    */
   restart: [
