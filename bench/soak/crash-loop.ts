@@ -25,13 +25,14 @@ await SlotWorker.connect(process.argv[2], (req) => req.body)
 )
 const bus = await SlotBus.listen(`crashloop-bench-${process.pid}`)
 const lines: string[] = []
-const pool = superviseWorkers(bus, {
-  command: [process.execPath, worker, bus.name],
-  instances: 2,
-  stdout: "ignore",
-  log: (l) => lines.push(l),
-})
+let pool: ReturnType<typeof superviseWorkers> | undefined
 try {
+  pool = superviseWorkers(bus, {
+    command: [process.execPath, worker, bus.name],
+    instances: 2,
+    stdout: "ignore",
+    log: (l) => lines.push(l),
+  })
   await bus.waitForWorkers(2, { timeoutMs: 30_000 })
   let ok = 0
   const failed = new Map<string, number>()
@@ -58,7 +59,7 @@ try {
   )
   for (const l of lines) console.log(`  ${l}`)
 } finally {
-  await pool.stop({ killGraceMs: 500 })
+  await pool?.stop({ killGraceMs: 500 })
   await bus.close({ drain: false })
   rmSync(dir, { recursive: true, force: true })
 }
