@@ -102,6 +102,11 @@ uint8_t *rec_base(sb_rec *r) { return r->base; }
 
 void sb_rec_queued(sb_rec *r, uint32_t n) { shm_store_relaxed(h32(r, SBR_H_QUEUED), n); }
 
+void sb_rec_pools(sb_rec *r, double crash_restarts, uint32_t crash_loop) {
+  shm_store_relaxed(h64(r, SBR_H_CRASH_RESTARTS), crash_restarts > 0 ? (uint64_t)crash_restarts : 0);
+  shm_store_relaxed(h32(r, SBR_H_CRASH_LOOP), crash_loop ? 1u : 0u);
+}
+
 int sb_rec_attach(sb_rec *r, sb_chan *ch) {
   if (!r || !ch || !ch->is_hub || ch->rec) return -EINVAL;
   if (!(ch->rec_at = calloc(ch->g.slot_count, sizeof *ch->rec_at))) return -ENOMEM;

@@ -297,6 +297,8 @@ int sb_rec_attach(sb_rec *r, sb_chan *ch);
 double *sb_rec_stage(sb_rec *r);
 /* Requests waiting for a free slot (the header's queued). */
 void sb_rec_queued(sb_rec *r, uint32_t n);
+/* The front's superviseWorkers pools on this bus: their crash restarts, and whether one is in a crash loop (§16.2). */
+void sb_rec_pools(sb_rec *r, double crash_restarts, uint32_t crash_loop);
 /* Why the hub gives up the request in `slot`, before sb_hub_cancel: 3 cancelled, 4 timeout, 5 worker gone (§16.2).
  * 1 noted, 0 not recorded (no recorder, or no record), -EINVAL. */
 int sb_rec_note(sb_chan *ch, uint32_t slot, uint32_t outcome);

@@ -1,5 +1,5 @@
-// `slotbus top [bus] [--once]`: per bus its request rate, latency per worker and slowest requests, from its flight
-// recorder file, redrawn every second.
+// `slotbus top [bus] [--once]`: per bus its request rate, latency per worker and slowest requests, its pools' crash
+// restarts and crash loop, from its flight recorder file, redrawn every second.
 import { printable, quantileRank } from "../kit/index.ts"
 import { discover, type HostView, type RecorderFile, ranMs } from "../status/internal.ts"
 import { dur, type HostArgs, hostTable, requestsText, skipped, withRecords } from "./host-view.ts"
@@ -54,8 +54,12 @@ function topFrame(v: HostView, prev: Samples, mono: (r: RecorderFile | null) => 
     const rate = rateOf(r, prev, now)
     out.push(
       "",
-      `bus ${printable(r.name)}  pid ${r.pid}  ${printable(b.state)}  ${Number.isNaN(rate) ? "-" : rate.toFixed(1)} req/s  ${r.workers} workers  ${r.inFlight} in flight  ${r.queued} queued  ${r.requests} requests  ${r.errors} errors  ${r.timeouts} timeouts  ${r.workerGone} worker gone`,
+      `bus ${printable(r.name)}  pid ${r.pid}  ${printable(b.state)}  ${Number.isNaN(rate) ? "-" : rate.toFixed(1)} req/s  ${r.workers} workers  ${r.inFlight} in flight  ${r.queued} queued  ${r.requests} requests  ${r.errors} errors  ${r.timeouts} timeouts  ${r.workerGone} worker gone  ${r.crashRestarts} crash restarts`,
     )
+    if (r.crashLoop)
+      out.push(
+        'CRASH LOOP: its workers keep dying soon after they start (the front\'s log and status say more; docs/api.md, "Crash loops")',
+      )
     const recent = r.records.filter((q) => q.phase === "done" && now - q.doneNs <= WINDOW_NS)
     const pids = new Set([...r.workerTable.map((w) => w.pid), ...recent.map((q) => q.workerPid)])
     const rows = [["WORKER", "IN FLIGHT", "REQUESTS", "DONE", "p50", "p99", "MAX"]]

@@ -1,5 +1,6 @@
 // The one native boundary: every libslotbus symbol, as declared in csrc/slotbus.h.
 import { NativeLibraryError, SocketDirError } from "../errors.ts"
+import { Errno } from "./errno.ts"
 import { libraryPath } from "./lib-path.ts"
 import { memoryView, type NativeSymbols, openLibrary, type Pointer } from "../runtime/index.ts"
 
@@ -79,6 +80,7 @@ const symbols = {
   sb_rec_attach: { args: [ptr, ptr], returns: i32 },
   sb_rec_stage: { args: [ptr], returns: ptr },
   sb_rec_queued: { args: [ptr, u32], returns: none },
+  sb_rec_pools: { args: [ptr, f64, u32], returns: none },
   sb_rec_note: { args: [ptr, u32, u32], returns: i32 },
   sb_rec_now: { args: [], returns: f64 },
 } as const
@@ -268,8 +270,6 @@ export function socketDirError(what: string): SocketDirError {
 }
 // sb_connect_start: accept a hub of any uid
 export const ANY_UID = -1
-import { Errno } from "./errno.ts"
-
 export { Errno }
 
 // sb_topic_open_start and sbl_open: whether the call may create (SB_CREATE_* and SBL_CREATE_*), by option value

@@ -39,6 +39,8 @@ export const RecHeader = {
   cancelled: 168,
   timeouts: 176,
   workerGone: 184,
+  crashRestarts: 192,
+  crashLoop: 200,
   workerTable: 256,
 } as const
 

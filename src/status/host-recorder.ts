@@ -70,6 +70,10 @@ export interface RecorderFile {
   cancelled: number
   timeouts: number
   workerGone: number
+  /** Crash restarts of the front's superviseWorkers pools of this bus (0 in a file of an older front). */
+  crashRestarts: number
+  /** Whether one of them is in a crash loop. */
+  crashLoop: boolean
   workerTable: RecorderWorker[]
   /** The whole records that were asked for (none when only the header was), newest first. */
   records: RequestRecord[]
@@ -239,6 +243,8 @@ function readOpen(fd: number, path: string, opts: ReadOptions): RecorderFile | M
     cancelled: u64(h, RecHeader.cancelled),
     timeouts: u64(h, RecHeader.timeouts),
     workerGone: u64(h, RecHeader.workerGone),
+    crashRestarts: u64(h, RecHeader.crashRestarts),
+    crashLoop: h.getUint32(RecHeader.crashLoop, true) === 1,
     workerTable,
     ...got,
   }

@@ -39,6 +39,18 @@ export class BusPools {
     return this.dispatcher.workerCount === 0 ? this.failures.values().next().value : undefined
   }
 
+  /** Each pool's crash restarts and whether it is in a crash loop, summed into the flight recorder's header. */
+  private readonly crashes = new Map<object, { restarts: number; loop: boolean }>()
+
+  /** `pool`'s crash restarts, and whether it is in a crash loop now: for `slotbus top` (docs/PROTOCOL.md §16.2). */
+  crashed(pool: object, restarts: number, loop: boolean) {
+    this.crashes.set(pool, { restarts, loop })
+    let sum = 0
+    let any = false
+    for (const c of this.crashes.values()) (sum += c.restarts), (any ||= c.loop)
+    this.dispatcher.observer.recorder?.pools(sum, any)
+  }
+
   /** `pool` is shown in the bus's status view until `describe` says null (stopped). */
   show(pool: object, describe: () => PoolRow | null) {
     this.rows.set(pool, describe)

@@ -22,9 +22,10 @@ import type { WorkerEvent } from "../endpoint/endpoint.ts"
 import { isCompiled } from "../ops/self-command.ts"
 import { FRONT_BUS_ENV, FRONT_PARENT_ENV } from "../ops/front-parent.ts"
 import { sharedPool } from "../ops/front-pool.ts"
+import { reportCrashes } from "./crash-log.ts"
 
 export interface SuperviseWorkersOptions
-  extends Omit<SupervisorOptions, "command" | "drain" | "retire" | "gone" | "served" | "instances"> {
+  extends Omit<SupervisorOptions, "command" | "drain" | "retire" | "gone" | "served" | "stable" | "instances"> {
   /** argv, or one command line split like a shell would ("bun worker.ts --idle park"). */
   command: string[] | string
   /** Resolves once a new worker process is ready to serve (a reload waits for it). Default: it joined the bus (without one: at once). */
@@ -47,7 +48,10 @@ export interface SuperviseWorkersOptions
    * the module that made it). Default: true under `bun --hot`.
    */
   hot?: boolean
-  /** Where the lines saying the pool gave up, and recovered, go. Default: console.warn, prefixed "slotbus: ". */
+  /**
+   * Where the lines saying the pool restarted a crash (rate-limited), is in a crash loop, gave up, and recovered go.
+   * Default: console.warn, prefixed "slotbus: ".
+   */
   log?: (line: string) => void
 }
 
@@ -78,9 +82,12 @@ const GROW_WAIT_MS = 5
 const GROW_SHARE = 0.9
 const IDLE_SHARE = 0.25
 const RECYCLE_TICK_MS = 200
+// A worker that took this many requests had a stable run, however short: its crash does not slow its restart.
+const STABLE_REQUESTS = 100
 
 /**
- * Keeps slotbus worker processes alive: every crash is restarted with backoff; only a worker that keeps dying
+ * Keeps slotbus worker processes alive: every crash is restarted with backoff, each restart logged (crash-log.ts),
+ * slower for a worker that keeps dying soon after its start (a crash loop); only a worker that keeps dying
  * during start (within restart.minUptimeMs, before it took a request) makes the pool give up: then what crashes stays down
  * (what runs goes on serving) until a window passes without a crash. With a `bus`, stop(), reload(), recycling and
  * scale-down drain a worker on the bus before stopping it, a successor counts as ready once it joined the bus (and
@@ -123,17 +130,27 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
   // before it serves another (§15.4), whose books this front cannot read. A worker's leave and its process's exit
   // come in either order: it is read from the bus's books while it is listed, else kept here.
   const served = new Set<number>()
+  // Requests each worker of this pool that left the bus took, until its exit is judged (a leave may come first).
+  const took = new Map<number, number>()
   const ours = (pid: number) => sup.instances.some((i) => i.pid === pid)
   // A reload's successor gets a request only while no other worker serves until it stayed up its minReadyMs (it
   // is held from its join): if it exits meanwhile, the reload rejects and no request was on it.
   const held = new Set<number>()
+  // After a rejected reload a crash restart runs the files it rejected: held so too, until it stayed up minReadyMs.
+  const probation = new Set<number>()
   const onWorker = (e: WorkerEvent) => {
     if (e.type === "join" && held.has(e.worker.pid)) bus?.pools.hold(e.worker.pid)
+    if (e.type === "join" && probation.has(e.worker.pid)) {
+      const pid = e.worker.pid
+      bus?.pools.hold(pid)
+      setTimeout(() => probation.delete(pid) && bus?.pools.release(pid), sup.restartSettings.minReadyMs).unref()
+    }
     // The bus evicted it (its handlers hang): it is ended and replaced at once, an eviction, not a crash.
     if (e.type === "leave" && e.worker.state === "evicting" && sup.evict(e.worker.pid))
       log(
         `${what()}: worker pid ${e.worker.pid} was evicted (${e.worker.stuck} of its slots stuck past their deadline: its handlers hang); it is ended and replaced`,
       )
+    if (e.type === "leave" && ours(e.worker.pid)) took.set(e.worker.pid, e.worker.requests)
     if (e.type !== "join" || !ours(e.worker.pid)) return
     for (const pid of served) if (!ours(pid)) served.delete(pid)
     served.add(e.worker.pid)
@@ -156,22 +173,33 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
     // a stopped worker's exit and its leave come in either order: stop() resolves once the bus lists it no more
     gone: bus ? (pid, ms) => bus.pools.left(pid, ms) : undefined,
     served: bus ? (pid) => served.delete(pid) || bus.workers.some((w) => w.pid === pid) : undefined,
+    stable: bus
+      ? (pid) => {
+          const n = took.get(pid) ?? bus.workers.find((w) => w.pid === pid)?.requests ?? 0
+          took.delete(pid)
+          return n >= STABLE_REQUESTS
+        }
+      : undefined,
   }
   // a shared front's reload() reloads the name's pool wherever it runs (§15.4)
   const sup = front && bus ? sharedPool(settings, bus.name, front, bus.pools.shared) : new Supervisor(settings)
   const what = () =>
     `the worker pool${bus ? ` of "${bus.name}"` : ""} (${argv.join(" ")}, ${sup.instances.length} instance${sup.instances.length === 1 ? "" : "s"})`
+  const crashes = reportCrashes(sup, what, log, (restarts, loop) => bus?.pools.crashed(sup, restarts, loop))
   sup.on("failed", (f) => {
     const message = `${what()} gave up: ${f.reason}; what crashes stays down, what runs keeps serving, until ${f.windowMs} ms pass without a crash (or supervisor.stop() and start())`
     log(message)
     bus?.pools.failed(sup, new PoolFailedError(message, bus.name, f.reason))
   })
+  const restarting = new Set<SupervisedInstance>()
+  sup.on("restart", (inst) => crashes.rejectedReload() && restarting.add(inst))
   sup.on("recovered", (r) => {
     log(`${what()} runs again: no crash for a window, ${r.restarted} restarted`)
     bus?.pools.failed(sup, null)
   })
   let offServed: (() => void) | null = null
   sup.on("start", (inst) => {
+    if (restarting.delete(inst) && bus) probation.add(inst.pid)
     if (bus?.workers.some((w) => w.pid === inst.pid)) served.add(inst.pid) // a reload's successor, joined before
     bus?.pools.failed(sup, null)
     offServed ??= bus?.onWorker(onWorker) ?? null
@@ -179,8 +207,13 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
   sup.on("replaced", (_i, r) => {
     if (held.delete(r.successor)) bus?.pools.release(r.successor)
   })
-  sup.on("exit", (_i, e) => held.delete(e.pid))
+  sup.on("exit", (_i, e) => {
+    held.delete(e.pid)
+    probation.delete(e.pid)
+    queueMicrotask(() => took.delete(e.pid)) // after its crash, if it was one, was judged
+  })
   sup.on("stopped", () => {
+    restarting.clear()
     bus?.pools.failed(sup, null) // a stopped pool takes its failure with it
     offServed?.()
     offServed = null
@@ -192,12 +225,16 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
       : {
           row: [
             argv.join(" "),
-            front && sup.state === "created" ? "standby (another front runs the name's pool)" : sup.state,
+            front && sup.state === "created"
+              ? "standby (another front runs the name's pool)"
+              : `${sup.state}${sup.crashLoop ? " (crash loop)" : ""}`,
             `${sup.runningCount} of ${sup.instances.length}${range.max > range.min ? ` (target ${scale.target}: ${scale.why})` : ""}`,
             sup.restarts,
             sup.instances.map((i) => i.pid || "-").join(" "),
           ],
           failure: sup.failureReason,
+          crashLoop: crashes.crashLoop(),
+          rejectedReload: crashes.rejectedReload(),
           restarts: { crash: sup.restarts, ...sup.replacements },
           logDrops: { budget: sup.logs.overBudget, output: sup.logs.dropped - sup.logs.overBudget },
         },

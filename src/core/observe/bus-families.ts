@@ -102,6 +102,12 @@ function workerFamilies(st: BusStats, m: BusMetricsSnapshot, pools: PoolRow[]): 
         { ...bus, cause },
         pools.reduce((n, p) => n + (p.restarts?.[cause] ?? 0), 0),
       )
+  const loop = family(
+    "slotbus_worker_crash_loop",
+    "gauge",
+    "1 while one of its superviseWorkers pools is in a crash loop (3 crashes in a row within restart.windowMs, each within restart.stableAfterMs of the worker's start), else 0",
+  )
+  if (pools.length > 0) loop.add(bus, pools.some((p) => p.crashLoop) ? 1 : 0)
   const drops = family(
     "slotbus_worker_log_lines_dropped_total",
     "counter",
@@ -116,7 +122,7 @@ function workerFamilies(st: BusStats, m: BusMetricsSnapshot, pools: PoolRow[]): 
   const local = new Set(st.workers.filter((w) => w.transport === "shm").map((w) => w.pid))
   const here = m.workers.filter((w) => w.pid !== null && local.has(w.pid))
   const processes = here.map((w) => ({ labels: { ...bus, worker: String(w.index) }, figures: readProcess(w.pid!) }))
-  return [workers, restarts, drops, ...processFamilies(processes), ...runtimeFamilies(bus, here)]
+  return [workers, restarts, loop, drops, ...processFamilies(processes), ...runtimeFamilies(bus, here)]
 }
 
 /** Each local worker's runtime as it last wrote it in its region (§2, line 8): none for one that never did (C, Python). */

@@ -8,6 +8,10 @@ import { ago, section, type StatusSection, type StatusValue } from "../../kit/in
 export interface PoolRow {
   row: StatusValue[]
   failure: string | null
+  /** While its workers keep dying soon after their start (restart.stableAfterMs): the crash loop in a sentence. */
+  crashLoop?: string | null
+  /** Why its last reload was rejected, until one succeeds: its files on disk are the code that reload rejected. */
+  rejectedReload?: string | null
   /** Processes started again, by why: "crash", what the pool was asked ("reload", "recycle", "scale", "kill"), or "evict". */
   restarts?: Record<string, number>
   /** Worker log lines dropped, by why: past the budget of lines a second, or the output slow or failing. */
@@ -73,6 +77,12 @@ export function busSection(st: BusStats, metrics: BusMetricsSnapshot, o: BusSect
       rows: o.pools.map((p) => p.row),
     })
   for (const p of o.pools) if (p.failure) s.warnings.push(`a worker pool gave up: ${p.failure}`)
+  for (const p of o.pools) if (p.crashLoop) s.warnings.push(`a worker pool is in a crash loop: ${p.crashLoop}`)
+  for (const p of o.pools)
+    if (p.rejectedReload)
+      s.warnings.push(
+        `a worker pool's reload was rejected (${p.rejectedReload}): its files on disk are the code it rejected, which a crash restart runs; roll them back and reload()`,
+      )
   if (st.workers.some((w) => w.stuck > 0))
     s.warnings.push("workers hold stuck slots: a handler runs long past its caller's timeout")
   if (!o.remote) return s

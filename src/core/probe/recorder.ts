@@ -135,6 +135,11 @@ export class FlightRecorder {
     native.sb_rec_queued(this.ptr, n)
   }
 
+  /** The front's pools of this bus: their crash restarts, and whether one is in a crash loop (§16.2). */
+  pools(crashRestarts: number, crashLoop: boolean) {
+    if (this.open) native.sb_rec_pools(this.ptr, crashRestarts, crashLoop ? 1 : 0)
+  }
+
   close() {
     if (!this.open) return
     this.open = false

@@ -74,11 +74,16 @@ export interface SupervisorOptions {
   logs?: WorkerLogsOption
   /**
    * When a crashed process is restarted and when the pool gives up, and a reload's dwell: `{ minUptimeMs,
-   * maxUnstableRestarts, maxRestarts, windowMs, backoffInitialMs, backoffMaxMs, minReadyMs }` (restart-policy.ts).
+   * stableAfterMs, maxUnstableRestarts, maxRestarts, windowMs, backoffInitialMs, backoffMaxMs, minReadyMs }` (restart-policy.ts).
    */
   restart?: RestartOptions
   /** Whether process `pid` started (superviseWorkers: it joined the bus): then its crash is not a failed start. */
   served?: (pid: number) => boolean
+  /**
+   * Whether process `pid`'s run counts as stable whatever its uptime (superviseWorkers: it took 100 requests): then
+   * its early crash (restart.stableAfterMs) is said as one but does not lengthen the restart delay.
+   */
+  stable?: (pid: number) => boolean
   /** Between SIGTERM and SIGKILL when stopping (default 2000). */
   killGraceMs?: number
   /** Resolves when the work in flight to the instances is done; stop() waits for it up to drainTimeoutMs. */
@@ -115,6 +120,8 @@ export interface SupervisedInstance {
   restarts: number
   /** Failed starts in a row (crashes within restart.minUptimeMs of a start, before it served or joined); 0 once one lived. */
   failedStarts: number
+  /** Early crashes in a row (within restart.stableAfterMs of a start, joined or not); 0 once one was stable. */
+  earlyCrashes: number
   /** performance.now() of the last spawn. */
   startedAt: number
 }
@@ -131,13 +138,31 @@ export interface ExitInfo {
 export interface SupervisorEvents {
   start: [SupervisedInstance]
   exit: [SupervisedInstance, ExitInfo]
-  restart: [SupervisedInstance, { delayMs: number; recentRestarts: number }]
+  /**
+   * A crash is restarted after `delayMs`: how it ended (`exit`; null: it could not be spawned) and how long it was up, the pool's crashes within
+   * restart.windowMs (`recentRestarts`), the instance's early crashes in a row (restart.stableAfterMs), and the pool's.
+   */
+  restart: [
+    SupervisedInstance,
+    {
+      delayMs: number
+      recentRestarts: number
+      exit: ExitInfo | null
+      uptimeMs: number
+      earlyCrashes: number
+      /** The pool's early crashes in a row within restart.windowMs; 3 or more: a crash loop. */
+      earlyInRow: number
+      crashLoop: boolean
+    },
+  ]
   /** It gave up: `crashes` within the window, `restarts` of crashes in all (the `restarts` getter). */
   failed: [{ reason: string; crashes: number; restarts: number; windowMs: number; lastExit: ExitInfo | null }]
   /** A window passed without a crash after the pool gave up: what was down is restarted. */
   recovered: [{ restarted: number }]
   /** An instance's process was replaced on purpose (surge-first: `pid` served until `successor` was ready). */
   replaced: [SupervisedInstance, { cause: "reload" | "recycle"; pid: number; successor: number }]
+  /** A reload() ended: null when it replaced every instance, else why it was rejected. */
+  reloaded: [Error | null]
   stopped: []
 }
 
@@ -187,6 +212,7 @@ const SUPERVISOR_OPTIONS = optionNames<SupervisorOptions>({
   retire: true,
   gone: true,
   served: true,
+  stable: true,
   onGiveUp: true,
 })
 export const STOP_OPTIONS = optionNames<SupervisorStopOptions>({ drainTimeoutMs: true, killGraceMs: true })
@@ -202,9 +228,12 @@ const DEFAULTS = {
 
 /** The settings a Supervisor runs with: `options` checked (a clear error for each mistake), defaults filled in. */
 export type SupervisorSettings = Required<
-  Omit<SupervisorOptions, "cwd" | "env" | "drain" | "ready" | "retire" | "gone" | "logs" | "served" | "restart">
+  Omit<
+    SupervisorOptions,
+    "cwd" | "env" | "drain" | "ready" | "retire" | "gone" | "logs" | "served" | "stable" | "restart"
+  >
 > &
-  Pick<SupervisorOptions, "cwd" | "env" | "drain" | "ready" | "retire" | "gone" | "logs" | "served"> & {
+  Pick<SupervisorOptions, "cwd" | "env" | "drain" | "ready" | "retire" | "gone" | "logs" | "served" | "stable"> & {
     restart: RestartSettings
   }
 
@@ -226,7 +255,7 @@ export function supervisorSettings(options: SupervisorOptions): SupervisorSettin
     throw new TypeError('Supervisor: env must be an object of variables to add, like { LOG_LEVEL: "debug" }')
   if (o.onGiveUp !== "keep-running" && o.onGiveUp !== "stop-all")
     throw new TypeError(`Supervisor: onGiveUp must be "keep-running" or "stop-all", got ${String(o.onGiveUp)}`)
-  for (const k of ["drain", "ready", "retire", "gone", "served"] as const)
+  for (const k of ["drain", "ready", "retire", "gone", "served", "stable"] as const)
     if (o[k] !== undefined && typeof o[k] !== "function") throw new TypeError(`Supervisor: ${k} must be a function`)
   return o
 }

@@ -2,12 +2,12 @@
 // unasked) is restarted, or not, as its RestartPolicy (restart-policy.ts) decides: after a backoff that grows only
 // while an instance keeps failing to start; the pool gives up loudly when one keeps failing, or past the opt-in
 // restart intensity: what crashes is no longer restarted, what runs keeps running, and once no crash came for a
-// window the pool restarts what is down and runs again. This class spawns, watches, times and ends the processes.
+// window the pool restarts what is down and runs again (crash-restarts.ts). This class spawns, watches and ends the
+// processes.
 // What the app or the library asks for (kill, reload, recycle, a resize) is never a crash: it is not counted and
 // waits no backoff, and a replacement is surge-first (the successor is ready, and for a reload has stayed up
 // `minReadyMs`, before the old instance is retired). Stopping drains, then SIGTERM, then SIGKILL. Used by the stdio
 // bus (slotbus/stdio) and by superviseWorkers() (src/core).
-import { existsSync, readFileSync } from "node:fs"
 import { Emitter } from "../basics/emitter.ts"
 import { checkOptions } from "../checks/option-check.ts"
 import {
@@ -28,8 +28,10 @@ import {
   type SupervisorState,
   type SupervisorStopOptions,
 } from "./options.ts"
-import { RestartPolicy } from "./restart-policy.ts"
+import { CrashRestarts } from "./crash-restarts.ts"
+import type { RestartSettings } from "./restart-policy.ts"
 import { longTimeout, sleep, type LongTimer } from "../basics/timers.ts"
+import { describeProc, stayedUp, within } from "./process-wait.ts"
 import { checkNumber } from "../checks/value-check.ts"
 import { WorkerLogs } from "./worker-logs.ts"
 import { spawn } from "../../runtime/index.ts"
@@ -54,11 +56,8 @@ export class Supervisor {
   private _state: SupervisorState = "created"
   /** Reload successors getting ready or dwelling: stop() ends them. */
   private readonly successors = new Set<Proc>()
-  /** What a crash leads to: restart after a delay, give up, stay down. */
-  private readonly policy: RestartPolicy
-  private totalRestarts = 0
-  private readonly timers = new Map<SupervisedInstance, LongTimer>()
-  private recovery: LongTimer | null = null
+  /** What a crash leads to: restart after a delay, give up, stay down (crash-restarts.ts). */
+  private readonly crashes: CrashRestarts
   /** Processes asked to end, and why: their exit is not a crash. */
   private readonly asked = new WeakMap<Proc, ExitCause>()
   /** Instances whose process is being replaced: a crash of the old one waits for its successor. */
@@ -69,7 +68,6 @@ export class Supervisor {
   /** Recycles running outside the queue, side by side: a queued change waits for them. */
   private readonly recycling = new Set<Promise<void>>()
   private readonly events = new Emitter<SupervisorEvents>()
-  private failure: string | null = null
   private last: ExitInfo | null = null
   /** Processes ended on purpose, by cause (crashes are `restarts`). */
   readonly replacements = { kill: 0, reload: 0, recycle: 0, scale: 0, evict: 0 }
@@ -84,8 +82,26 @@ export class Supervisor {
     const o = supervisorSettings(options)
     this.opts = o
     this.logs = new WorkerLogs(o.logs, o.command, o.stdout, o.stderr)
-    this.policy = new RestartPolicy(o.restart, o.served !== undefined)
     this.instances = Array.from({ length: o.instances }, (_, index) => newInstance(index))
+    const sup = this
+    this.crashes = new CrashRestarts(
+      {
+        instances: this.instances,
+        get state() {
+          return sup._state
+        },
+        set state(s) {
+          sup._state = s
+        },
+        get lastExit() {
+          return sup.last
+        },
+        spawn: (inst) => this.spawn(inst),
+        terminateAll: () => void this.terminateAll(o.killGraceMs),
+        emit: (event, ...args) => this.emit(event, ...args),
+      },
+      o,
+    )
   }
 
   get state(): SupervisorState {
@@ -93,11 +109,19 @@ export class Supervisor {
   }
   /** Why the pool gave up (an instance kept failing to start, or past the intensity), while it has; null otherwise. */
   get failureReason(): string | null {
-    return this.failure
+    return this.crashes.failure
   }
   /** Crashes restarted. */
   get restarts(): number {
-    return this.totalRestarts
+    return this.crashes.total
+  }
+  /** Its `restart` group, with each default filled in. */
+  get restartSettings(): Readonly<RestartSettings> {
+    return this.opts.restart
+  }
+  /** Whether the pool is in a crash loop: its last 3 crashes or more within restart.windowMs were early (restart.stableAfterMs). */
+  get crashLoop(): boolean {
+    return this._state !== "stopped" && this.crashes.policy.crashLoop(performance.now())
   }
   /** How the last instance to exit ended, or null. */
   get lastExit(): ExitInfo | null {
@@ -115,12 +139,8 @@ export class Supervisor {
   start(): void {
     if (this._state !== "created" && this._state !== "stopped" && this._state !== "failed")
       throw new SupervisorError(`start() needs a created, stopped or failed supervisor; this one is ${this._state}`)
-    this.recovery?.clear()
-    this.recovery = null
+    this.crashes.reset()
     this._state = "running"
-    this.policy.reset()
-    this.failure = null
-    for (const inst of this.instances) inst.failedStarts = 0
     try {
       for (const inst of this.instances) if (!inst.proc) this.spawn(inst)
     } catch (e) {
@@ -175,7 +195,7 @@ export class Supervisor {
     } catch (e) {
       return Promise.reject(e)
     }
-    return this.queue(async () => {
+    const reload = this.queue(async () => {
       const todo = [...this.instances]
       while (todo.length > 0)
         await Promise.all(
@@ -185,6 +205,11 @@ export class Supervisor {
           }),
         )
     })
+    reload.then(
+      () => this.emit("reloaded", null),
+      (e: Error) => this.emit("reloaded", e),
+    )
+    return reload
   }
 
   /**
@@ -227,8 +252,7 @@ export class Supervisor {
       const gone = this.instances.splice(n)
       await Promise.all(
         gone.map(async (inst) => {
-          this.timers.get(inst)?.clear()
-          this.timers.delete(inst)
+          this.crashes.cancel(inst)
           inst.state = "stopped"
           if (!inst.proc) return
           this.replacements.scale++
@@ -243,16 +267,14 @@ export class Supervisor {
     checkOptions(options, STOP_OPTIONS, "supervisor.stop")
     if (this._state === "created" || this._state === "stopped") return
     this._state = "stopping"
-    for (const t of this.timers.values()) t.clear()
-    this.timers.clear()
-    this.recovery?.clear()
-    this.recovery = null
+    this.crashes.cancelAll()
+    this.crashes.clearRecovery()
     for (const proc of this.successors) this.end(proc, "stop", "SIGKILL")
     const drainMs = options.drainTimeoutMs ?? this.opts.drainTimeoutMs
     if (this.opts.drain && drainMs > 0) await within(this.opts.drain(), drainMs)
     await this.terminateAll(options.killGraceMs ?? this.opts.killGraceMs)
     this._state = "stopped"
-    this.failure = null // a stopped pool takes its failure with it
+    this.crashes.failure = null // a stopped pool takes its failure with it
     this.emit("stopped")
   }
 
@@ -285,8 +307,7 @@ export class Supervisor {
     const old = inst.proc
     if (!old) {
       // down or waiting out a backoff: a fresh process is all there is to do
-      this.timers.get(inst)?.clear()
-      this.timers.delete(inst)
+      this.crashes.cancel(inst)
       if (this._state === "running") this.spawn(inst)
       return null
     }
@@ -304,7 +325,7 @@ export class Supervisor {
         this.end(successor, "stop", "SIGKILL")
         // The old process crashed meanwhile, its exit left to the successor: without one it is a crash like any other.
         const crashed = inst.proc === null && !this.asked.has(old)
-        if (crashed) this.crashed(inst, this.failedStart(inst, old))
+        if (crashed) this.crashes.crashed(inst, old)
         const oldExit = crashed ? describeProc(old) : null
         throw new ReplaceError(cause, inst.index, old.pid, successor.pid, (e as Error).message, oldExit)
       }
@@ -416,87 +437,7 @@ export class Supervisor {
       return this.spawn(inst) // asked for: at once, not counted as a crash
     }
     // a replacement adopts its successor
-    if (cause === "crash" && !this.replacing.has(inst)) this.crashed(inst, this.failedStart(inst, proc))
-  }
-
-  /** Whether `proc`, `inst`'s process, crashed during its start: within restart.minUptimeMs of it, before `served` said it started. */
-  private failedStart(inst: SupervisedInstance, proc: Proc): boolean {
-    return this.policy.failedStart(performance.now() - inst.startedAt, this.opts.served?.(proc.pid) ?? false)
-  }
-
-  /** `inst`'s process crashed: it restarts after a backoff, or stays down while the pool has given up. */
-  private crashed(inst: SupervisedInstance, failedStart: boolean): void {
-    if (!this.instances.includes(inst) || (this._state !== "running" && this._state !== "failed")) return
-    const crash = { index: inst.index, failedStarts: inst.failedStarts, failedStart }
-    const verdict = this.policy.crashed(performance.now(), crash, this._state === "failed")
-    inst.failedStarts = verdict.failedStarts
-    if ("recoverIn" in verdict) {
-      inst.state = "down"
-      return this.scheduleRecovery(verdict.recoverIn)
-    }
-    if ("giveUp" in verdict) return this.giveUp(inst, verdict.giveUp)
-    inst.state = "backoff"
-    this.scheduleRestart(inst, verdict.restartIn)
-  }
-
-  private scheduleRestart(inst: SupervisedInstance, delayMs: number): void {
-    this.emit("restart", inst, { delayMs, recentRestarts: this.policy.crashes })
-    this.timers.set(
-      inst,
-      longTimeout(() => {
-        this.timers.delete(inst)
-        if (this._state !== "running" || inst.proc) return
-        inst.restarts++
-        this.totalRestarts++
-        try {
-          this.spawn(inst)
-        } catch {
-          this.crashed(inst, true) // it could not even be spawned
-        }
-      }, delayMs),
-    )
-  }
-
-  /** `inst` failed to start too often, or past the intensity: nothing that crashes is restarted until a window passes without a crash. */
-  private giveUp(inst: SupervisedInstance, why: string): void {
-    const { windowMs } = this.policy.settings
-    inst.state = "down"
-    this.failure = `${why}; ${this.totalRestarts} crash restart${this.totalRestarts === 1 ? "" : "s"} in all; the last exit: ${describeExit(this.last)}`
-    this._state = "failed"
-    for (const [inst, t] of this.timers) {
-      t.clear()
-      inst.state = "down"
-    }
-    this.timers.clear()
-    if (this.opts.onGiveUp === "stop-all") void this.terminateAll(this.opts.killGraceMs)
-    else this.scheduleRecovery(windowMs)
-    this.emit("failed", {
-      reason: this.failure,
-      crashes: this.policy.crashes,
-      restarts: this.totalRestarts,
-      windowMs,
-      lastExit: this.last,
-    })
-  }
-
-  /** A window from the last crash: then what is down starts again, and crashes count from zero. */
-  private scheduleRecovery(windowMs: number): void {
-    this.recovery?.clear()
-    this.recovery = longTimeout(() => {
-      this.recovery = null
-      if (this._state !== "failed") return
-      this._state = "running"
-      this.failure = null
-      this.policy.reset()
-      let restarted = 0
-      for (const inst of this.instances) inst.failedStarts = 0
-      for (const inst of this.instances)
-        if (!inst.proc) {
-          this.spawn(inst)
-          restarted++
-        }
-      this.emit("recovered", { restarted })
-    }, windowMs)
+    if (cause === "crash" && !this.replacing.has(inst)) this.crashes.crashed(inst, proc)
   }
 
   private emit<K extends keyof SupervisorEvents>(event: K, ...args: SupervisorEvents[K]): void {
@@ -505,52 +446,5 @@ export class Supervisor {
 }
 
 function newInstance(index: number): SupervisedInstance {
-  return { index, state: "stopped", proc: null, pid: 0, restarts: 0, failedStarts: 0, startedAt: 0 }
-}
-
-/** Resolves once `proc` has stayed up `ms`; rejects when it exits first (a reload successor's minReadyMs). */
-async function stayedUp(proc: Proc, ms: number): Promise<void> {
-  if (ms <= 0) return
-  const since = performance.now()
-  let timer: LongTimer | undefined
-  const dwelt = new Promise<boolean>((r) => (timer = longTimeout(() => r(false), ms)))
-  // A busy front hears of an exit late (Bun's notice came 200-570 ms after the kernel had it, with the pool under
-  // load on 2 busy CPUs), so the end of the dwell also asks the kernel.
-  const exited = (await Promise.race([proc.exited.then(() => true), dwelt])) || endedUnreaped(proc.pid)
-  timer?.clear()
-  if (!exited) return
-  const after = Math.round(performance.now() - since)
-  await proc.exited // for its exit code
-  throw new Error(`exited (${describeProc(proc)}) ${after} ms after it was ready, within minReadyMs (${ms} ms)`)
-}
-
-/**
- * Whether our child `pid` has ended though Bun has not said so yet: a zombie, or reaped meanwhile (no entry).
- * Without /proc (macOS) only Bun's notice tells.
- */
-function endedUnreaped(pid: number): boolean {
-  if (process.platform !== "linux") return false
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "latin1")
-    const state = stat[stat.lastIndexOf(")") + 2] // the field after the command, which may hold ")"
-    return state === "Z" || state === "X"
-  } catch {
-    return existsSync(`/proc/${process.pid}`) // gone, if /proc is there at all
-  }
-}
-
-/** Waits for `p` at most `ms` (its failure ignored: a drain that fails is a drain that is over). */
-async function within(p: Promise<unknown>, ms: number): Promise<void> {
-  let timer: LongTimer | undefined
-  await Promise.race([p.catch(() => {}), new Promise<void>((r) => (timer = longTimeout(r, ms)))])
-  timer?.clear()
-}
-
-function describeProc(p: Proc): string {
-  return p.signalCode ? `killed by ${p.signalCode}` : `code ${p.exitCode}`
-}
-
-function describeExit(e: ExitInfo | null): string {
-  if (!e) return "none"
-  return `pid ${e.pid} ${e.signal ? `killed by ${e.signal}` : `exited with code ${e.code}`}`
+  return { index, state: "stopped", proc: null, pid: 0, restarts: 0, failedStarts: 0, earlyCrashes: 0, startedAt: 0 }
 }

@@ -52,6 +52,7 @@ describe("the restart group", () => {
   test("takes the seven settings; what it leaves out gets its default", async () => {
     const restart = {
       minUptimeMs: 500,
+      stableAfterMs: 5_000,
       maxUnstableRestarts: 2,
       maxRestarts: 3,
       windowMs: 10_000,
@@ -63,6 +64,7 @@ describe("the restart group", () => {
     expect(supervisorSettings({ command, restart }).restart).toEqual(restart)
     expect(supervisorSettings({ command, restart: { maxRestarts: 3 } }).restart).toEqual({
       minUptimeMs: 1_000,
+      stableAfterMs: 10_000,
       maxUnstableRestarts: 5,
       maxRestarts: 3,
       windowMs: 60_000,

@@ -5,6 +5,7 @@ import { RestartPolicy, type RestartSettings } from "../../../src/kit/supervisio
 
 const DEFAULTS: RestartSettings = {
   minUptimeMs: 1_000,
+  stableAfterMs: 10_000,
   maxUnstableRestarts: 5,
   maxRestarts: Infinity,
   windowMs: 60_000,
@@ -15,12 +16,14 @@ const DEFAULTS: RestartSettings = {
 const policy = (s: Partial<RestartSettings> = {}, knowsServed = false) =>
   new RestartPolicy({ ...DEFAULTS, ...s }, knowsServed)
 
-/** Crashes of instance `index` at the times given, each a failed start or not, the instance's count carried along. */
-function crashes(p: RestartPolicy, times: number[], failedStart: boolean, index = 0) {
+/** Crashes of instance `index` at the times given, each a failed start or not (up `uptimeMs`), its counts carried along. */
+function crashes(p: RestartPolicy, times: number[], failedStart: boolean, index = 0, uptimeMs?: number) {
   let failedStarts = 0
+  let earlyCrashes = 0
   return times.map((now) => {
-    const v = p.crashed(now, { index, failedStarts, failedStart }, false)
+    const v = p.crashed(now, { index, failedStarts, failedStart, earlyCrashes, uptimeMs }, false)
     failedStarts = v.failedStarts
+    earlyCrashes = v.earlyCrashes
     return v
   })
 }
@@ -50,7 +53,42 @@ describe("restart", () => {
     expect(v.map((x) => ("restartIn" in x ? x.restartIn : x))).toEqual([100, 200, 400, 800, 1_000, 1_000])
     expect(v.map((x) => x.failedStarts)).toEqual([1, 2, 3, 4, 5, 6])
     const after = p.crashed(10, { index: 0, failedStarts: 6, failedStart: false }, false)
-    expect(after).toEqual({ restartIn: 100, failedStarts: 0, crashes: 7 })
+    expect(after).toEqual({ restartIn: 100, failedStarts: 0, earlyCrashes: 0, crashes: 7 })
+  })
+})
+
+describe("an early crash", () => {
+  test("within stableAfterMs of its start, after it joined, doubles the delay to backoffMaxMs, and never gives up", () => {
+    const p = policy({ stableAfterMs: 10_000, backoffInitialMs: 100, backoffMaxMs: 1_000, maxUnstableRestarts: 1 })
+    const v = crashes(p, [0, 1_500, 3_000, 4_500, 6_000, 7_500, 9_000, 10_500], false, 0, 1_200)
+    expect(v.map((x) => ("restartIn" in x ? x.restartIn : x))).toEqual([100, 200, 400, 800, 1_000, 1_000, 1_000, 1_000])
+    expect(v.map((x) => x.earlyCrashes)).toEqual([1, 2, 3, 4, 5, 6, 7, 8])
+    expect(v.every((x) => x.failedStarts === 0)).toBe(true) // it joined: no failed start
+    const stable = p.crashed(
+      20_000,
+      { index: 0, failedStarts: 0, failedStart: false, earlyCrashes: 8, uptimeMs: 10_000 },
+      false,
+    )
+    expect(stable).toEqual({ restartIn: 100, failedStarts: 0, earlyCrashes: 0, crashes: 9 })
+    expect(
+      policy({ stableAfterMs: 0 }).crashed(0, { index: 0, failedStarts: 0, failedStart: false, uptimeMs: 0 }, false),
+    ).toMatchObject({ restartIn: 100, earlyCrashes: 0 })
+  })
+
+  test("3 in a row within windowMs are a crash loop, whichever instances; a stable run's crash or a quiet window ends it", () => {
+    const p = policy({ windowMs: 10_000 })
+    const early = (now: number, index: number) =>
+      p.crashed(now, { index, failedStarts: 0, failedStart: false, uptimeMs: 900 }, false)
+    early(0, 0)
+    early(100, 1)
+    expect(p.crashLoop(100)).toBe(false)
+    early(200, 0)
+    expect(p.crashLoop(200)).toBe(true)
+    expect(p.crashLoop(10_050)).toBe(false) // the first of the 3 left the window
+    early(10_080, 1)
+    expect(p.crashLoop(10_080)).toBe(true) // 100, 200, 10 080
+    p.crashed(10_090, { index: 0, failedStarts: 0, failedStart: false, uptimeMs: 60_000 }, false)
+    expect(p.crashLoop(10_090)).toBe(false)
   })
 })
 
@@ -63,6 +101,7 @@ describe("give up", () => {
       giveUp:
         "instance 2 died during start 4 times in a row (each within restart.minUptimeMs, 1000 ms, of its start, before it joined) and was restarted 3 times: more than restart.maxUnstableRestarts (3)",
       failedStarts: 4,
+      earlyCrashes: 4,
       crashes: 4,
     })
   })
@@ -84,6 +123,7 @@ describe("give up", () => {
     expect(v[5]).toEqual({
       giveUp: "6 crashes within restart.windowMs (60000 ms), more than restart.maxRestarts (5)",
       failedStarts: 0,
+      earlyCrashes: 0,
       crashes: 6,
     })
   })
@@ -112,6 +152,7 @@ describe("once the pool gave up", () => {
     expect(p.crashed(100, { index: 1, failedStarts: 2, failedStart: true }, true)).toEqual({
       recoverIn: 30_000,
       failedStarts: 3,
+      earlyCrashes: 1,
       crashes: 2,
     })
   })

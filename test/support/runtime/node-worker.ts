@@ -6,11 +6,21 @@
 // for as long as they are read (printing "cancelled /endless" when its body is cancelled), anything else
 // "hi <path>" with status 201 and x-runtime: node.
 // Prints "ready <node version>" once connected, "closed <reason>" at the end. SLOTBUS_TEST_IDLE: its idle strategy.
+// SLOTBUS_TEST_CODE_FILE: a file read at start, as a worker's code on disk is; "throw N" in it: the worker throws
+// from a timer N ms after it connected ("throw N start": after its start); anything else, or no file: it does not.
 import { createHash } from "node:crypto"
+import { readFileSync } from "node:fs"
 import { type IdleStrategy, SlotWorker, type SlotRequest } from "../../../src/index.ts"
 
 const [name, mode] = process.argv.slice(2)
 if (!name) throw new Error("usage: node-worker.js <bus-name> [--fetch]")
+const code = process.env.SLOTBUS_TEST_CODE_FILE
+const bug = /^throw (\d+)( start)?/.exec(code ? readFileSync(code, "utf8") : "")
+const throwIn = () =>
+  setTimeout(() => {
+    throw new Error(`a bug ${bug![1]} ms after the ${bug![2] ? "start" : "connect"}`)
+  }, Number(bug![1]))
+if (bug?.[2]) throwIn()
 
 function raw(req: SlotRequest) {
   const text = req.body.length === 5 ? req.text() : ""
@@ -60,6 +70,7 @@ const worker =
     ? await SlotWorker.connect(name, fetchHandler, { fetch: true, idle })
     : await SlotWorker.connect(name, raw, { idle })
 process.on("SIGTERM", () => void worker.close())
+if (bug && !bug[2]) throwIn()
 console.log(`ready ${process.versions.node}`)
 const closed = await worker.closed
 console.log(`closed ${closed.reason}`)

@@ -6,10 +6,13 @@
 // pool's ("[<bus-name>#<index> pid <pid>] …"). Lines on stdin: "call <id> <text>" prints "answer <id> <text back>"
 // or "failed <id> <error name>" when it settles (calls overlap); "workers" prints "workers <pid>:<in flight>,…";
 // "reload" prints "reloaded <pids>" or "reload-failed <message>"; "pool" prints "pool <state> <running>
-// <replacements as JSON>"; "stop" stops the pool and prints "stopped <workers the bus lists then>"; "close" stops the
+// <replacements as JSON> <crash loop: true or false>"; "health" prints "health <JSON>": the bus's status warnings,
+// its pools' rows and its slotbus_worker_crash_loop samples; "stop" stops the pool and prints "stopped <workers the bus lists then>"; "close" stops the
 // pool, closes the bus, exits 0.
 import { createInterface } from "node:readline"
 import { type ListenOptions, SlotBus, type SuperviseWorkersOptions, superviseWorkers } from "../../../src/index.ts"
+import type { StatusSection } from "../../../src/status/index.ts"
+import { familiesOf, renderMetrics } from "../../../src/status/internal.ts"
 import { busVerb } from "./bus-verbs.ts"
 
 const [name, instances, command, options] = process.argv.slice(2)
@@ -35,8 +38,16 @@ for await (const line of createInterface({ input: process.stdin })) {
       (e: Error) => console.log(`reload-failed ${e.message}`),
     )
   else if (verb === "stop") void pool.stop().then(() => console.log(`stopped ${bus.workerCount}`))
-  else if (verb === "pool") console.log(`pool ${pool.state} ${pool.runningCount} ${JSON.stringify(pool.replacements)}`)
-  else if (verb === "close") break
+  else if (verb === "pool")
+    console.log(`pool ${pool.state} ${pool.runningCount} ${JSON.stringify(pool.replacements)} ${pool.crashLoop}`)
+  else if (verb === "health") {
+    const status = (bus as unknown as Record<symbol, () => StatusSection>)[Symbol.for("slotbus.status")]!()
+    const loop = renderMetrics(familiesOf([bus]))
+      .split("\n")
+      .filter((l) => l.startsWith("slotbus_worker_crash_loop{"))
+    const pools = status.tables.find((t) => t.title.startsWith("worker pools"))?.rows
+    console.log(`health ${JSON.stringify({ warnings: status.warnings, pools, loop })}`)
+  } else if (verb === "close") break
 }
 await pool.stop()
 await bus.close()
