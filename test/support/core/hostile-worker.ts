@@ -1,5 +1,5 @@
 // A worker that breaks the protocol on purpose, to show the hub survives it. Usage:
-//   bun test/support/core/hostile-worker.ts <bus-name> <scenario> <seed> <claim-count> [--via-slotworker]
+//   bun test/support/core/hostile-worker.ts <bus-name> <scenario> <seed> <claim-count> [--via-slotworker] [--rings=N]
 // Attaches (with native.sb_connect, or through a SlotWorker whose handlers never answer), claims
 // <claim-count> requests so they are in flight, prints "claimed <n>", corrupts its region as <scenario>
 // says, rings the hub's doorbell, and prints "hub hung up" once the hub drops it (or "hub kept me" after
@@ -17,10 +17,12 @@ if (!name || !scenario) throw new Error("usage: hostile-worker.ts <bus-name> <sc
 const seed = Number(seedArg ?? 1)
 const want = Number(claimArg ?? 8)
 const viaSlotWorker = flags.includes("--via-slotworker")
+const deafRings = Number(flags.find((f) => f.startsWith("--rings="))?.slice("--rings=".length) ?? 1000)
 
 // Region offsets, docs/PROTOCOL.md §2 (as u32 word indices where noted).
 const CQ_TAIL = 192 / 4,
   CQ_HEAD = 256 / 4,
+  WORKER_PARKED = 320 / 4,
   HUB_PARKED = 384 / 4
 const SLOT = { state: 0, status: 5, flags: 6, respHead: 7, respBody: 8 } as const
 const DONE = 4
@@ -229,19 +231,21 @@ async function drainFirst() {
   throw new Error("the hub never acknowledged the drain")
 }
 
-/** Calls `step` in a tight loop (no event-loop turns) until the hub hangs up or `ms` pass; prints how many. */
-function flood(step: () => void, ms = 3000) {
+/** Calls `step` in a tight loop (no event-loop turns) until the hub hangs up or `ms` pass; prints how many, and
+ * "flooded <n> until hung up" when the hub hung up while it flooded. */
+function flood(step: () => void, ms = 20_000) {
   console.log("flooding")
   const until = performance.now() + ms
   let n = 0
-  while (performance.now() < until) {
+  let hungUp = false
+  while (!hungUp && performance.now() < until) {
     for (let i = 0; i < 1000; i++, n++)
       try {
         step()
       } catch {} // EAGAIN: the socket buffer or the counter is full; go on
-    if (socketAtEof()) break
+    hungUp = socketAtEof()
   }
-  console.log(`flooded ${n}`)
+  console.log(`flooded ${n}${hungUp ? " until hung up" : ""}`)
 }
 
 const floods: Record<string, () => void> = {
@@ -251,6 +255,43 @@ const floods: Record<string, () => void> = {
     const one = new Uint8Array([1])
     flood(() => writeSync(hubBells[0]!, one))
   },
+  // 64 KiB a write: a reader that reads until the socket is empty could be kept reading
+  "doorbell-flood-wide": () => {
+    const many = new Uint8Array(65536).fill(1)
+    flood(() => writeSync(hubBells[0]!, many))
+  },
+}
+
+/** Serves requests by polling its ring and never reads its doorbell, announcing itself parked again each time the
+ * hub took the announcement (and rang): the rings fill the doorbell's buffer. Prints "deaf <rings> <pending>" once
+ * the hub rang `--rings=` times (pending: the bytes its doorbell then holds), and serves on until killed. */
+function deaf() {
+  console.log("deaf")
+  let rings = 0
+  Atomics.store(words, WORKER_PARKED, 1)
+  for (;;) {
+    if (Atomics.load(words, WORKER_PARKED) === 0) {
+      if (++rings === deafRings) console.log(`deaf ${rings} ${pendingRings()}`)
+      Atomics.store(words, WORKER_PARKED, 1)
+    }
+    const slot = native.sb_worker_poll(ptr)
+    if (slot >= 0) answer(slot)
+    else if (slot !== -1) process.exit(0) // the hub hung up
+  }
+}
+
+/** The bytes waiting in this side's doorbell (read and dropped). */
+function pendingRings(): number {
+  const buf = new Uint8Array(65536)
+  let n = 0
+  for (;;)
+    try {
+      const got = readSync(myBell, buf)
+      if (got <= 0) return n
+      n += got
+    } catch {
+      return n
+    }
 }
 if (floods[scenario]) {
   await drainFirst()
@@ -264,6 +305,8 @@ if (floods[scenario]) {
   console.log(hungUp ? "hub hung up" : "hub kept me")
   process.exit(0)
 }
+
+if (scenario === "deaf") deaf()
 
 const corrupt = scenarios[scenario]
 if (!corrupt) throw new Error(`unknown scenario ${scenario}; one of ${Object.keys(scenarios).join(", ")}`)
