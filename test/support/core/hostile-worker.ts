@@ -4,7 +4,7 @@
 // <claim-count> requests so they are in flight, prints "claimed <n>", corrupts its region as <scenario>
 // says, rings the hub's doorbell, and prints "hub hung up" once the hub drops it (or "hub kept me" after
 // 1.5 s), then exits.
-import { toArrayBuffer, type Pointer } from "bun:ffi"
+import { dlopen, FFIType, toArrayBuffer, type Pointer } from "bun:ffi"
 import { readSync, writeSync } from "node:fs"
 import { loadNative } from "../../../src/native/ffi.ts"
 import { SlotWorker } from "../../../src/index.ts"
@@ -264,14 +264,14 @@ const floods: Record<string, () => void> = {
 
 /** Serves requests by polling its ring and never reads its doorbell, announcing itself parked again each time the
  * hub took the announcement (and rang): the rings fill the doorbell's buffer. Prints "deaf <rings> <pending>" once
- * the hub rang `--rings=` times (pending: the bytes its doorbell then holds), and serves on until killed. */
+ * the hub rang `--rings=` times (pending: the bytes its doorbell then holds, left there), and serves on until killed. */
 function deaf() {
   console.log("deaf")
   let rings = 0
   Atomics.store(words, WORKER_PARKED, 1)
   for (;;) {
     if (Atomics.load(words, WORKER_PARKED) === 0) {
-      if (++rings === deafRings) console.log(`deaf ${rings} ${pendingRings()}`)
+      if (++rings === deafRings) console.log(`deaf ${rings} ${pendingBytes(myBell)}`)
       Atomics.store(words, WORKER_PARKED, 1)
     }
     const slot = native.sb_worker_poll(ptr)
@@ -280,18 +280,13 @@ function deaf() {
   }
 }
 
-/** The bytes waiting in this side's doorbell (read and dropped). */
-function pendingRings(): number {
-  const buf = new Uint8Array(65536)
-  let n = 0
-  for (;;)
-    try {
-      const got = readSync(myBell, buf)
-      if (got <= 0) return n
-      n += got
-    } catch {
-      return n
-    }
+/** The bytes waiting in a socket's receive queue (ioctl FIONREAD), unread. */
+function pendingBytes(fd: number): number {
+  const libc = dlopen("libc.so.6", { ioctl: { args: [FFIType.i32, FFIType.u64, FFIType.ptr], returns: FFIType.i32 } })
+  const n = new Int32Array(1)
+  const r = libc.symbols.ioctl(fd, 0x541b, n)
+  libc.close()
+  return r === 0 ? n[0]! : -1
 }
 if (floods[scenario]) {
   await drainFirst()
