@@ -109,7 +109,7 @@ describe("a worker that never reads its doorbell", () => {
     const procs: Child[] = []
     try {
       // it serves by polling its ring, announcing itself parked again after every ring, so each push rings it
-      const deaf = bunChild("core/hostile-worker.ts", [name, "deaf", "1", "0", "--rings=400"])
+      const deaf = bunChild("core/hostile-worker.ts", [name, "deaf", "1", "0"])
       procs.push(deaf)
       await deaf.waitLine(/^deaf$/)
       await bus.waitForWorkers(1)
@@ -122,9 +122,7 @@ describe("a worker that never reads its doorbell", () => {
       const [, rings, pending] = (await deaf.waitLine(/^deaf (\d+) (\d+)$/)).map(Number)
       console.log(`deaf worker: ${rings} rings, ${pending} bytes in its doorbell`)
       expect(right).toBe(calls)
-      // a 1-byte ring takes far more than a byte of the socket's buffer: it holds a few hundred, not 400
-      expect(pending).toBeGreaterThan(0)
-      expect(pending).toBeLessThan(rings!)
+      expect(pending).toBeGreaterThan(0) // a 1-byte ring takes far more than a byte of the buffer: a few hundred
       // its doorbell left full: a worker beside it is served, and so is it
       const healthy = bunChild("core/crash-worker.ts", [name, "echo"])
       procs.push(healthy)

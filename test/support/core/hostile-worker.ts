@@ -1,5 +1,5 @@
 // A worker that breaks the protocol on purpose, to show the hub survives it. Usage:
-//   bun test/support/core/hostile-worker.ts <bus-name> <scenario> <seed> <claim-count> [--via-slotworker] [--rings=N]
+//   bun test/support/core/hostile-worker.ts <bus-name> <scenario> <seed> <claim-count> [--via-slotworker]
 // Attaches (with native.sb_connect, or through a SlotWorker whose handlers never answer), claims
 // <claim-count> requests so they are in flight, prints "claimed <n>", corrupts its region as <scenario>
 // says, rings the hub's doorbell, and prints "hub hung up" once the hub drops it (or "hub kept me" after
@@ -17,7 +17,6 @@ if (!name || !scenario) throw new Error("usage: hostile-worker.ts <bus-name> <sc
 const seed = Number(seedArg ?? 1)
 const want = Number(claimArg ?? 8)
 const viaSlotWorker = flags.includes("--via-slotworker")
-const deafRings = Number(flags.find((f) => f.startsWith("--rings="))?.slice("--rings=".length) ?? 1000)
 
 // Region offsets, docs/PROTOCOL.md §2 (as u32 word indices where noted).
 const CQ_TAIL = 192 / 4,
@@ -264,14 +263,24 @@ const floods: Record<string, () => void> = {
 
 /** Serves requests by polling its ring and never reads its doorbell, announcing itself parked again each time the
  * hub took the announcement (and rang): the rings fill the doorbell's buffer. Prints "deaf <rings> <pending>" once
- * the hub rang `--rings=` times (pending: the bytes its doorbell then holds, left there), and serves on until killed. */
+ * its doorbell did not take a ring (fewer bytes pending than rings but the latest: the hub's send found it full), and
+ * serves on until killed, its doorbell left full. */
 function deaf() {
   console.log("deaf")
+  const libc = dlopen("libc.so.6", { ioctl: { args: [FFIType.i32, FFIType.u64, FFIType.ptr], returns: FFIType.i32 } })
+  const pending = new Int32Array(1)
+  const FIONREAD = 0x541b
   let rings = 0
+  let full = false
   Atomics.store(words, WORKER_PARKED, 1)
   for (;;) {
     if (Atomics.load(words, WORKER_PARKED) === 0) {
-      if (++rings === deafRings) console.log(`deaf ${rings} ${pendingBytes(myBell)}`)
+      rings++
+      // the hub sends its ring just after taking the announcement: the latest one may be on its way
+      if (!full && libc.symbols.ioctl(myBell, FIONREAD, pending) === 0 && pending[0]! < rings - 1) {
+        full = true
+        console.log(`deaf ${rings} ${pending[0]}`)
+      }
       Atomics.store(words, WORKER_PARKED, 1)
     }
     const slot = native.sb_worker_poll(ptr)
@@ -280,14 +289,6 @@ function deaf() {
   }
 }
 
-/** The bytes waiting in a socket's receive queue (ioctl FIONREAD), unread. */
-function pendingBytes(fd: number): number {
-  const libc = dlopen("libc.so.6", { ioctl: { args: [FFIType.i32, FFIType.u64, FFIType.ptr], returns: FFIType.i32 } })
-  const n = new Int32Array(1)
-  const r = libc.symbols.ioctl(fd, 0x541b, n)
-  libc.close()
-  return r === 0 ? n[0]! : -1
-}
 if (floods[scenario]) {
   await drainFirst()
   floods[scenario]!()
