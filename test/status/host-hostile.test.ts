@@ -3,13 +3,26 @@
 // forged files, many maximal files. The commands run as real subprocesses, as root (reading every uid's files)
 // or as another uid through setpriv; the other uids' directories are made with their owner and mode, as theirs.
 import { describe, expect, test } from "bun:test"
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
+import { execFileSync } from "node:child_process"
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  rmdirSync,
+  rmSync,
+  symlinkSync,
+  truncateSync,
+  writeFileSync,
+} from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { SlotBus } from "../../src/index.ts"
+import { Topic } from "../../src/events/index.ts"
 import { MAX_FILES_PER_DIR } from "../../src/status/host-discover.ts"
 import { RecConst, RecHeader } from "../../src/native/recorder-layout.ts"
-import { busName, linuxBackend, REPO, run } from "../support/helpers.ts"
+import { busName, linuxBackend, REPO, run, spawn, until } from "../support/helpers.ts"
 import { forgeRecorder, hostCli as cli, undoAfterEach, writeRecord } from "../support/status/host-files.ts"
 import { asNobody, NOBODY, nobodyEnv, whyNotAsNobody } from "../support/uid.ts"
 
@@ -131,6 +144,102 @@ describe.skipIf(!existsSync("/proc/net/unix") || process.getuid?.() !== 0)(
       const text = await cli("ls")
       for (const n of names) expect(text.stdout).not.toContain(n)
     }, 60_000)
+
+    test("links in a uid's directory (to a FIFO, /dev/zero, a huge file, another uid's file, a loop) are skipped unopened: ls, requests, top and tail carry on", async () => {
+      const uid = otherUid()
+      const dir = uidDir(uid)
+      const away = mkdtempSync(join(tmpdir(), "slotbus-link-targets-"))
+      cleanups.push(() => rmSync(away, { recursive: true, force: true }))
+      const tag = busName("linked")
+      const fifo = join(away, "fifo")
+      execFileSync("mkfifo", [fifo])
+      // a valid header claiming every record, then 64 GiB of holes; and root's own valid file, shown if followed
+      const huge = place(
+        away,
+        "huge",
+        forgeRecorder({ name: `${tag}-huge`, pid: process.pid, count: RecConst.MAX_RECORDS, uid, headerOnly: true }),
+        uid,
+      )
+      truncateSync(huge, 64 * 1024 ** 3)
+      const foreign = place(
+        away,
+        "foreign",
+        forgeRecorder({ name: `${tag}-foreign`, pid: process.pid, count: 1, uid: 0 }, [
+          { what: "GET /read-through-a-link", serial: 1 },
+        ]),
+        0,
+      )
+      const at = (kind: string) => join(dir, `${tag}-${kind}.${process.pid}.rec`)
+      const links: Record<string, string> = {
+        fifo,
+        zero: "/dev/zero",
+        huge,
+        foreign,
+        self: at("self"),
+        dir: ".",
+        ping: at("pong"),
+        pong: at("ping"),
+      }
+      for (const [kind, target] of Object.entries(links)) symlinkSync(target, at(kind))
+      place(
+        dir,
+        `${tag}-good.${process.pid}.rec`,
+        forgeRecorder({ name: `${tag}-good`, pid: process.pid, count: 1, uid }),
+        uid,
+      )
+
+      const r = await cli("ls", "--json")
+      expect(r.code).toBe(0)
+      const view = r.json() as Listed
+      expect(view.buses.map((b) => b.name).filter((n) => n.startsWith(tag))).toEqual([`${tag}-good`])
+      for (const kind of Object.keys(links))
+        expect({ kind, why: view.problems.find((p) => p.path === at(kind))?.malformed }).toEqual({
+          kind,
+          why: "cannot open it (ELOOP)",
+        })
+      for (const kind of Object.keys(links)) {
+        const q = await cli("requests", `${tag}-${kind}`)
+        expect({ kind, code: q.code, named: q.stderr.includes(`no bus named "${tag}-${kind}" on this host`) }).toEqual({
+          kind,
+          code: 2,
+          named: true,
+        })
+      }
+      for (const args of [
+        ["top", "--once"],
+        ["top", `${tag}-good`, "--once"],
+        ["requests", `${tag}-good`],
+      ]) {
+        const q = await cli(...args)
+        expect({ args, code: q.code }).toEqual({ args, code: 0 })
+        expect(q.stdout).not.toContain("read-through-a-link")
+      }
+
+      // tail reads no recorder directory: with the same links in its own uid's, it follows its topic
+      const own = join(SHM, `slotbus-${process.getuid!()}`)
+      if (!existsSync(own)) {
+        mkdirSync(own, { mode: 0o700 })
+        cleanups.push(() => rmdirSync(own)) // once empty: another test's front may have a file there
+      }
+      for (const [kind, target] of Object.entries(links)) {
+        const link = join(own, `${tag}-${kind}.${process.pid}.rec`)
+        symlinkSync(target === at(kind) ? link : target, link)
+        cleanups.push(() => rmSync(link, { force: true }))
+      }
+      const topic = await Topic.open(tag)
+      cleanups.push(() => topic.close())
+      const t = spawn([process.execPath, CLI, "tail", tag])
+      await until(() => t.stderr.includes("following"), "the tail to subscribe", 20_000)
+      await until(
+        () => (topic.publish({ type: "through", data: "links" }), t.lines.length > 0),
+        "an event printed",
+        20_000,
+        50,
+      )
+      t.signal("SIGTERM")
+      expect(await t.exited).toBe(0)
+      expect(t.lines[0]).toMatch(/ through links$/)
+    }, 120_000)
 
     test("a file whose owner and header's uid disagree is skipped", async () => {
       const uid = otherUid()

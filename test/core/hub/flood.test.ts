@@ -1,6 +1,6 @@
 // Peers that flood the hub (control bytes, junk, doorbell rings, connections) are cut off or refused and
 // counted, and the other workers' requests all complete correctly meanwhile.
-import { describe, expect, test } from "bun:test"
+import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { readdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { PeerRefusedError, SlotBus, SlotWorker } from "../../../src/index.ts"
@@ -16,6 +16,8 @@ import {
   spawn,
 } from "../../support/helpers.ts"
 import { Errno, FullMask, HubConfig } from "../../../src/native/ffi.ts"
+import { libraryPath } from "../../../src/native/lib-path.ts"
+import { buildForNode, findNode, NODE_INSTALL, nodeFlags } from "../../support/runtime/node.ts"
 
 const reversed = (s: string) => s.split("").reverse().join("")
 const decoder = new TextDecoder()
@@ -32,7 +34,7 @@ async function served(bus: SlotBus, rounds: number): Promise<number> {
 }
 
 describe("a worker flooding its rendezvous socket or doorbell", () => {
-  test.each(["control-flood", "junk-flood", "doorbell-flood"])(
+  test.each(["control-flood", "junk-flood", "doorbell-flood", "doorbell-flood-wide"])(
     "(%s) is cut off with ProtocolError and counted, while the other worker answers every request correctly",
     async (scenario) => {
       const name = busName("flood")
@@ -47,6 +49,7 @@ describe("a worker flooding its rendezvous socket or doorbell", () => {
         procs.push(hostile)
         await hostile.waitLine(/^flooding$/)
         expect(await served(bus, 40)).toBe(640)
+        expect((await hostile.waitLine(/^flooded \d+.*/))[0]).toEndWith(" until hung up")
         expect((await hostile.waitLine(/^hub (hung up|kept me)$/))[0]).toBe("hub hung up")
         expect(await eventually(() => bus.workerCount === 1)).toBe(true)
         expect(bus.stats().protocolErrors).toBe(1)
@@ -56,8 +59,86 @@ describe("a worker flooding its rendezvous socket or doorbell", () => {
         await bus.close({ drain: false })
       }
     },
-    20_000,
+    60_000,
   )
+})
+
+const node = findNode()
+if (!node) console.log(`skipping the Node hub's doorbell floods: no Node >= 26.1 here (${NODE_INSTALL})`)
+
+describe.skipIf(node === null)("a worker flooding the doorbell of a Node 26 hub", () => {
+  let front: ReturnType<typeof buildForNode> | undefined
+  beforeAll(() => void (front = buildForNode("node-front.ts")))
+  afterAll(() => front?.remove())
+
+  test.each(["doorbell-flood", "doorbell-flood-wide"])(
+    "(%s) is cut off while it floods, and the other worker answers every call meanwhile",
+    async (scenario) => {
+      const name = busName("node-flood")
+      const env = { ...process.env, SLOTBUS_LIB: await libraryPath(), NODE_NO_WARNINGS: "1", SLOTBUS_TEST_SLOTS: "16" }
+      const hub = spawn([node!, ...nodeFlags(node!), front!.entry, name], { env, stdin: "pipe" })
+      const procs: Child[] = [hub]
+      try {
+        await hub.waitLine(/^listening$/, 30_000)
+        const healthy = bunChild("core/crash-worker.ts", [name, "echo"])
+        procs.push(healthy)
+        await hub.waitLine(new RegExp(`^join ${(await healthy.waitLine(/^ready (\d+)/))[1]}$`))
+        const hostile = bunChild("core/hostile-worker.ts", [name, scenario, "1", "0"])
+        procs.push(hostile)
+        await hostile.waitLine(/^flooding$/)
+        for (let i = 0; i < 64; i++) hub.write(`call ${i} call-${i}\n`)
+        for (let i = 0; i < 64; i++)
+          expect((await hub.waitLine(new RegExp(`^(answer|failed) ${i} .*`)))[0]).toBe(
+            `answer ${i} ${reversed(`call-${i}`)}`,
+          )
+        expect((await hostile.waitLine(/^flooded \d+.*/))[0]).toEndWith(" until hung up")
+        expect((await hostile.waitLine(/^hub (hung up|kept me)$/))[0]).toBe("hub hung up")
+        await hub.waitLine(new RegExp(`^leave ${hostile.pid}$`))
+      } finally {
+        await Promise.all(procs.map((p) => p.kill()))
+      }
+    },
+    60_000,
+  )
+})
+
+describe("a worker that never reads its doorbell", () => {
+  test("fills it with the hub's rings: the hub's further rings find it full and are dropped, nothing stalls, every request is answered", async () => {
+    const name = busName("deaf")
+    const bus = await SlotBus.listen(name, { slots: 16 })
+    const procs: Child[] = []
+    try {
+      // it serves by polling its ring, announcing itself parked again after every ring, so each push rings it
+      const deaf = bunChild("core/hostile-worker.ts", [name, "deaf", "1", "0"])
+      procs.push(deaf)
+      await deaf.waitLine(/^deaf$/)
+      await bus.waitForWorkers(1)
+      let calls = 0
+      let right = 0
+      while (!deaf.lines.some((l) => l.startsWith("deaf ")) && deaf.running) {
+        right += await served(bus, 1)
+        calls += 16
+      }
+      const [, rings, pending] = (await deaf.waitLine(/^deaf (\d+) (\d+)$/)).map(Number)
+      console.log(`deaf worker: ${rings} rings, ${pending} bytes in its doorbell`)
+      expect(right).toBe(calls)
+      expect(pending).toBeGreaterThan(0) // a 1-byte ring takes far more than a byte of the buffer: a few hundred
+      // its doorbell left full: a worker beside it is served, and so is it
+      const healthy = bunChild("core/crash-worker.ts", [name, "echo"])
+      procs.push(healthy)
+      await healthy.waitLine(/^ready /)
+      await bus.waitForWorkers(2)
+      const before = bus.stats().workers.find((w) => w.pid === deaf.pid)!.requests
+      expect(await served(bus, 40)).toBe(640)
+      const workers = bus.stats().workers
+      expect(workers.find((w) => w.pid === healthy.pid)!.requests).toBeGreaterThan(0)
+      expect(workers.find((w) => w.pid === deaf.pid)!.requests).toBeGreaterThan(before)
+      expect(bus.stats().protocolErrors).toBe(0)
+    } finally {
+      await Promise.all(procs.map((p) => p.kill()))
+      await bus.close({ drain: false })
+    }
+  }, 120_000)
 })
 
 const NOBODY = 65534

@@ -4,7 +4,7 @@
 // <claim-count> requests so they are in flight, prints "claimed <n>", corrupts its region as <scenario>
 // says, rings the hub's doorbell, and prints "hub hung up" once the hub drops it (or "hub kept me" after
 // 1.5 s), then exits.
-import { toArrayBuffer, type Pointer } from "bun:ffi"
+import { dlopen, FFIType, toArrayBuffer, type Pointer } from "bun:ffi"
 import { readSync, writeSync } from "node:fs"
 import { loadNative } from "../../../src/native/ffi.ts"
 import { SlotWorker } from "../../../src/index.ts"
@@ -21,6 +21,7 @@ const viaSlotWorker = flags.includes("--via-slotworker")
 // Region offsets, docs/PROTOCOL.md §2 (as u32 word indices where noted).
 const CQ_TAIL = 192 / 4,
   CQ_HEAD = 256 / 4,
+  WORKER_PARKED = 320 / 4,
   HUB_PARKED = 384 / 4
 const SLOT = { state: 0, status: 5, flags: 6, respHead: 7, respBody: 8 } as const
 const DONE = 4
@@ -229,19 +230,21 @@ async function drainFirst() {
   throw new Error("the hub never acknowledged the drain")
 }
 
-/** Calls `step` in a tight loop (no event-loop turns) until the hub hangs up or `ms` pass; prints how many. */
-function flood(step: () => void, ms = 3000) {
+/** Calls `step` in a tight loop (no event-loop turns) until the hub hangs up or `ms` pass; prints how many, and
+ * "flooded <n> until hung up" when the hub hung up while it flooded. */
+function flood(step: () => void, ms = 20_000) {
   console.log("flooding")
   const until = performance.now() + ms
   let n = 0
-  while (performance.now() < until) {
+  let hungUp = false
+  while (!hungUp && performance.now() < until) {
     for (let i = 0; i < 1000; i++, n++)
       try {
         step()
       } catch {} // EAGAIN: the socket buffer or the counter is full; go on
-    if (socketAtEof()) break
+    hungUp = socketAtEof()
   }
-  console.log(`flooded ${n}`)
+  console.log(`flooded ${n}${hungUp ? " until hung up" : ""}`)
 }
 
 const floods: Record<string, () => void> = {
@@ -251,7 +254,41 @@ const floods: Record<string, () => void> = {
     const one = new Uint8Array([1])
     flood(() => writeSync(hubBells[0]!, one))
   },
+  // 64 KiB a write: a reader that reads until the socket is empty could be kept reading
+  "doorbell-flood-wide": () => {
+    const many = new Uint8Array(65536).fill(1)
+    flood(() => writeSync(hubBells[0]!, many))
+  },
 }
+
+/** Serves requests by polling its ring and never reads its doorbell, announcing itself parked again each time the
+ * hub took the announcement (and rang): the rings fill the doorbell's buffer. Prints "deaf <rings> <pending>" once
+ * its doorbell did not take a ring (fewer bytes pending than rings but the latest: the hub's send found it full), and
+ * serves on until killed, its doorbell left full. */
+function deaf() {
+  console.log("deaf")
+  const libc = dlopen("libc.so.6", { ioctl: { args: [FFIType.i32, FFIType.u64, FFIType.ptr], returns: FFIType.i32 } })
+  const pending = new Int32Array(1)
+  const FIONREAD = 0x541b
+  let rings = 0
+  let full = false
+  Atomics.store(words, WORKER_PARKED, 1)
+  for (;;) {
+    if (Atomics.load(words, WORKER_PARKED) === 0) {
+      rings++
+      // the hub sends its ring just after taking the announcement: the latest one may be on its way
+      if (!full && libc.symbols.ioctl(myBell, FIONREAD, pending) === 0 && pending[0]! < rings - 1) {
+        full = true
+        console.log(`deaf ${rings} ${pending[0]}`)
+      }
+      Atomics.store(words, WORKER_PARKED, 1)
+    }
+    const slot = native.sb_worker_poll(ptr)
+    if (slot >= 0) answer(slot)
+    else if (slot !== -1) process.exit(0) // the hub hung up
+  }
+}
+
 if (floods[scenario]) {
   await drainFirst()
   floods[scenario]!()
@@ -264,6 +301,8 @@ if (floods[scenario]) {
   console.log(hungUp ? "hub hung up" : "hub kept me")
   process.exit(0)
 }
+
+if (scenario === "deaf") deaf()
 
 const corrupt = scenarios[scenario]
 if (!corrupt) throw new Error(`unknown scenario ${scenario}; one of ${Object.keys(scenarios).join(", ")}`)

@@ -3,7 +3,7 @@
 // Listens as <bus-name>, prints "listening" and "join <pid>" / "leave <pid>" as workers come and go; for each line
 // on stdin: "call <id> <text>" sends <text> and prints "answer <id> <text back>" or "failed <id> <error name>" when
 // it settles (calls overlap); "workers" prints "workers <pid>:<requests in flight>,…"; "close" closes the bus and exits.
-// SLOTBUS_TEST_IDLE: the bus's idle strategy.
+// SLOTBUS_TEST_IDLE: the bus's idle strategy; SLOTBUS_TEST_SLOTS: its slots.
 import { createInterface } from "node:readline"
 import { type IdleStrategy, SlotBus } from "../../../src/index.ts"
 import { busVerb } from "./bus-verbs.ts"
@@ -12,7 +12,8 @@ import { nats } from "../../../src/nats/index.ts"
 const [name, url] = process.argv.slice(2)
 if (!name) throw new Error("usage: node-front.js <bus-name> [nats-url]")
 const idle = process.env.SLOTBUS_TEST_IDLE as IdleStrategy | undefined
-const bus = await SlotBus.listen(name, url ? { remote: nats(url), heartbeatMs: 100, idle } : { idle })
+const slots = process.env.SLOTBUS_TEST_SLOTS ? Number(process.env.SLOTBUS_TEST_SLOTS) : undefined
+const bus = await SlotBus.listen(name, url ? { remote: nats(url), heartbeatMs: 100, idle, slots } : { idle, slots })
 bus.onWorker((e) => console.log(`${e.type} ${e.worker.pid}`))
 console.log("listening")
 for await (const line of createInterface({ input: process.stdin })) {
