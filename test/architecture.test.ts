@@ -385,7 +385,7 @@ describe("the layout of src/", () => {
   test("the host is one room: nothing outside src/runtime names Bun's globals, bun:ffi, node:ffi or the bun module (the HTTP hub's Bun.serve aside)", () => {
     expect(Object.keys(files).filter((f) => f.startsWith(HOST_RULE.room)).length).toBeGreaterThan(2)
     expect(hostViolations(files)).toEqual([])
-    expect(importsOf(files["runtime/bun.ts"]!).filter((s) => s.startsWith("."))).toEqual(["./runtime.ts"])
+    expect(importsOf(files["runtime/bun/index.ts"]!).filter((s) => s.startsWith("."))).toEqual(["../runtime.ts"])
   })
 
   test("the kit knows nothing of slots: it imports only the errors, native constants and itself", () => {
@@ -421,17 +421,18 @@ describe("the layout of src/", () => {
       })
       .sort()
 
-  test("bun:ffi and node:ffi: one dlopen each, in runtime/bun.ts and runtime/node.ts, node:ffi taken in runtime/node-ffi.ts; the library opened in native/ffi.ts; shared-memory views (memoryView) in the files CONTRIBUTING names", () => {
-    expect(Object.keys(files).filter((f) => /\bdlopen\s*\(/.test(files[f]!))).toEqual([
-      "runtime/bun.ts",
-      "runtime/node.ts",
-    ])
+  test("bun:ffi and node:ffi: one dlopen each, in runtime/bun/index.ts and runtime/node/index.ts, node:ffi taken in runtime/node/ffi.ts; the library opened in native/ffi.ts; shared-memory views (memoryView) in the files CONTRIBUTING names", () => {
+    expect(
+      Object.keys(files)
+        .filter((f) => /\bdlopen\s*\(/.test(files[f]!))
+        .sort(),
+    ).toEqual(["runtime/bun/index.ts", "runtime/node/index.ts"])
     // both are taken with process.getBuiltinModule, never imported: a compiled Bun bundle must not import node:ffi
     // (Bun has none), and a build for Node holds bun.ts too, whose `bun:` import Node refuses
     expect(valueImporters(/bun:ffi/)).toEqual([])
     expect(valueImporters(/node:ffi/)).toEqual([])
-    expect(Object.keys(files).filter((f) => /["']bun:ffi["']/.test(files[f]!))).toEqual(["runtime/bun.ts"])
-    expect(Object.keys(files).filter((f) => /["']node:ffi["']/.test(files[f]!))).toEqual(["runtime/node-ffi.ts"])
+    expect(Object.keys(files).filter((f) => /["']bun:ffi["']/.test(files[f]!))).toEqual(["runtime/bun/index.ts"])
+    expect(Object.keys(files).filter((f) => /["']node:ffi["']/.test(files[f]!))).toEqual(["runtime/node/ffi.ts"])
     expect(Object.keys(files).filter((f) => /\bopenLibrary\s*\(/.test(files[f]!) && !f.startsWith("runtime/"))).toEqual(
       ["native/ffi.ts"],
     )
@@ -640,7 +641,7 @@ describe("the guard notices a broken layout", () => {
 
   test("a file outside src/runtime that names a Bun global, bun:ffi, node:ffi or the bun module is refused; a comment, the runtime and the hub's Bun.serve are not", () => {
     const ok = {
-      "runtime/bun.ts": 'import { dlopen } from "bun:ffi"\nexport const nanoseconds = Bun.nanoseconds\n',
+      "runtime/bun/index.ts": 'import { dlopen } from "bun:ffi"\nexport const nanoseconds = Bun.nanoseconds\n',
       "core/hub/dispatcher.ts":
         'import { nanoseconds } from "../../runtime/index.ts"\n// not Bun.nanoseconds()\nconst t = nanoseconds() // nor Bun.sleep\n',
       "http/hub/server.ts": 'import type { Server } from "bun"\nthis.server = Bun.serve({ fetch })\n',
@@ -656,7 +657,7 @@ describe("the guard notices a broken layout", () => {
     expect(hostViolations({ ...ok, "core/rpc/rpc.ts": 'import { serialize } from "bun:jsc"\n' })).toEqual([
       "core/rpc/rpc.ts",
     ])
-    expect(hostViolations({ ...ok, "runtime/node.ts": 'import ffi from "node:ffi"\n' })).toEqual([])
+    expect(hostViolations({ ...ok, "runtime/node/ffi.ts": 'import ffi from "node:ffi"\n' })).toEqual([])
     expect(hostViolations({ ...ok, "status/server.ts": "server = Bun.serve({ fetch })\n" })).toEqual([
       "status/server.ts",
     ])
@@ -748,9 +749,9 @@ describe("the guard notices a broken layout", () => {
     ["core/wire/channel.ts", 'import type { FlightRecorder } from "../probe/recorder.ts"'], // and above the wire
     ["core/wire/codec.ts", 'import { SlotBus } from "../index.ts"'], // a folder never imports the faces
     ["core/misc/thing.ts", 'import { encodeHead } from "../wire/codec.ts"'], // a folder nobody declared
-    ["runtime/bun.ts", 'import { NativeLibraryError } from "../errors.ts"'], // the bottom room imports nothing of slotbus
-    ["runtime/bun.ts", 'import { MAX_TIMER_MS } from "../kit/index.ts"'],
-    ["core/wire/pump.ts", 'import { nanoseconds } from "../../runtime/bun.ts"'], // past the runtime's face
+    ["runtime/bun/index.ts", 'import { NativeLibraryError } from "../../errors.ts"'], // the bottom room imports nothing of slotbus
+    ["runtime/bun/index.ts", 'import { MAX_TIMER_MS } from "../../kit/index.ts"'],
+    ["core/wire/pump.ts", 'import { nanoseconds } from "../../runtime/bun/index.ts"'], // past the runtime's face
   ])("%s with `%s` is refused", (file, line) => {
     expect(edgeViolations({ [file]: `${line}\n` }).length).toBe(1)
   })
@@ -782,7 +783,8 @@ describe("the guard notices a broken layout", () => {
     ["native/ffi.ts", 'import { openLibrary } from "../runtime/index.ts"'],
     ["kit/basics/timers.ts", 'import { sleep } from "../../runtime/index.ts"'],
     ["events/topic.ts", 'import { memoryView, type Pointer } from "../runtime/index.ts"'],
-    ["runtime/index.ts", 'export * from "./bun.ts"'],
+    ["runtime/index.ts", 'export * from "./bun/index.ts"'],
+    ["runtime/node/http.ts", 'import { requestListener } from "../fetch-listener.ts"'],
   ])("%s with `%s` is allowed", (file, line) => {
     expect(edgeViolations({ [file]: `${line}\n` })).toEqual([])
   })

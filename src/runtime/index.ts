@@ -1,13 +1,21 @@
-// The runtime room: the host operations slotbus needs, in its own names (runtime.ts). Bun's (bun.ts) or Node's
-// (node.ts, issue 67), picked once at load; the names below are the chosen module's own functions (no wrapper).
+// The runtime room: the host operations slotbus needs, in its own names (runtime.ts). Bun's (bun/) or Node's
+// (node/, issue 67), picked once at load; the names below are the chosen module's own functions (no wrapper).
 // Nothing outside this folder names Bun's globals, bun:ffi or node:ffi (test/architecture.test.ts).
 import { createRequire } from "node:module"
-import type * as BunRuntime from "./bun.ts"
+import type * as BunRuntime from "./bun/index.ts"
 import { UnsupportedRuntimeError } from "./errors.ts"
 import type { Runtime } from "./runtime.ts"
 
-export type { HttpRoutes, HttpServer, OutputSink, Process, Socket, SocketHandlers, SocketListener } from "./bun.ts"
-export { BUN_QUIRKS, type Quirk } from "./bun-quirks.ts"
+export type {
+  HttpRoutes,
+  HttpServer,
+  OutputSink,
+  Process,
+  Socket,
+  SocketHandlers,
+  SocketListener,
+} from "./bun/index.ts"
+export { BUN_QUIRKS, type Quirk } from "./bun/quirks.ts"
 export { UnsupportedRuntimeError } from "./errors.ts"
 export { requestListener } from "./fetch-listener.ts"
 export type {
@@ -38,12 +46,12 @@ const unbundled = /\/runtime\/index\.(ts|js)$/.exec(import.meta.url)
 // only the chosen file runs
 const host: typeof BunRuntime =
   runtimeName === "bun"
-    ? require("./bun.ts")
+    ? require("./bun/index.ts")
     : ({
-        // Unbundled (index.ts with types stripped, or the package's dist/runtime/index.js), node.ts or node.js next to
+        // Unbundled (index.ts with types stripped, or the package's dist/runtime/index.js), node/index.ts or .js beside
         // this file; in a bundle for Node (bun build --target=node), the literal require, which the bundler takes in.
         // Not `typeof require`: `node -e` and the REPL have a global require, resolving from the working directory.
-        ...(unbundled ? createRequire(import.meta.url)(`./node.${unbundled[1]}`) : require("./node.ts")),
+        ...(unbundled ? createRequire(import.meta.url)(`./node/index.${unbundled[1]}`) : require("./node/index.ts")),
       } as unknown as typeof BunRuntime)
 
 export const {

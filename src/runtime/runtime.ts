@@ -1,6 +1,6 @@
-// The host operations slotbus needs, in its own names: what src/runtime/bun.ts and node.ts give (issue 67). Pointers
+// The host operations slotbus needs, in its own names: what src/runtime/bun/index.ts and node.ts give (issue 67). Pointers
 // are numbers behind the Pointer brand on both runtimes (callers only pass them on or Number() them); nothing here is
-// a Bun type except the socket and process handles, which runtime/bun.ts names (node.ts gives the shape slotbus uses
+// a Bun type except the socket and process handles, which runtime/bun/index.ts names (node.ts gives the shape slotbus uses
 // of them, or a clear error).
 
 /** An address in native memory, as the library's functions take and return it. */

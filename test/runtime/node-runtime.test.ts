@@ -1,4 +1,4 @@
-// The runtime room's contract (src/runtime/runtime.ts) kept by src/runtime/node.ts under Node 26: the same promises
+// The runtime room's contract (src/runtime/runtime.ts) kept by src/runtime/node/index.ts under Node 26: the same promises
 // runtime.test.ts checks of Bun's, run in a Node process (test/support/runtime/node-runtime.ts), plus the library's
 // pointers (bigint, NULL as null), a view over native memory and the fd reader's uv_poll.
 import { expect, test } from "bun:test"
@@ -11,7 +11,7 @@ import { join } from "node:path"
 const node = findNode()
 if (!node) console.log(`skipping the Node runtime test: no Node >= 26.1 here (${NODE_INSTALL})`)
 
-test.skipIf(node === null)("src/runtime/node.ts keeps the runtime contract under Node 26", async () => {
+test.skipIf(node === null)("src/runtime/node/index.ts keeps the runtime contract under Node 26", async () => {
   const r = await run(
     [node!, ...nodeFlags(node!), join(REPO, "test/support/runtime/node-runtime.ts"), await libraryPath()],
     {

@@ -1,4 +1,4 @@
-// Canaries for Bun's quirks (src/runtime/bun-quirks.ts): each asserts the quirk is still there, on real processes and
+// Canaries for Bun's quirks (src/runtime/bun/quirks.ts): each asserts the quirk is still there, on real processes and
 // sockets, and fails when a Bun release fixes it, naming the workaround that can then go. No timing: each counts
 // send calls, reads what a process printed or what a call left on disk.
 import { afterEach, expect, test } from "bun:test"
@@ -27,7 +27,7 @@ function stillThere(quirk: Quirk, shown: boolean, measured: string) {
   if (!shown)
     throw new Error(
       `Bun ${Bun.version} no longer shows the quirk "${quirk.what}" (seen in ${quirk.seenIn}; ${measured}). ` +
-        `Its workaround can go: ${quirk.workaround}; then drop its entry in src/runtime/bun-quirks.ts and this canary.`,
+        `Its workaround can go: ${quirk.workaround}; then drop its entry in src/runtime/bun/quirks.ts and this canary.`,
     )
 }
 
@@ -144,6 +144,6 @@ test("NO_GC_EVENTS: PerformanceObserver has no gc entries", () => {
 
 /** CONNECT_FD_UNTYPED's canary is a type check, never run: `bunx tsc --noEmit` fails here once Bun's types take fd. */
 export function connectFdUntyped(fd: number) {
-  // @ts-expect-error BUN_QUIRKS.CONNECT_FD_UNTYPED: when this errors as unused, drop the cast in connectFd (src/runtime/bun.ts)
+  // @ts-expect-error BUN_QUIRKS.CONNECT_FD_UNTYPED: when this errors as unused, drop the cast in connectFd (src/runtime/bun/index.ts)
   return Bun.connect({ fd, socket: { data() {} } })
 }

@@ -12,7 +12,7 @@ export const NO_HEAD: readonly string[] = Object.freeze([])
  * that is a closed stream already holding its bytes goes out late in two (docs/perf/bun-late-write.md), but
  * chunked: without its length. So a late answer of `bytes` is held that way when it is over 15 KiB (pages) and
  * at most 64 KiB; past that the ~15 sends are small beside the body, and a download keeps its length. A Bun that
- * writes it in one send makes this go: BUN_QUIRKS.LATE_WRITE (src/runtime/bun-quirks.ts) and its canary.
+ * writes it in one send makes this go: BUN_QUIRKS.LATE_WRITE (src/runtime/bun/quirks.ts) and its canary.
  */
 export function heldLate(bytes: number, sentTurn: number): boolean {
   return bytes > 15 * 1024 && bytes <= 64 * 1024 && sentTurn !== pumpTurns()

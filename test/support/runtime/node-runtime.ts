@@ -1,4 +1,4 @@
-// The runtime room's contract under Node 26 (src/runtime/node.ts), run by test/runtime/node-runtime.test.ts:
+// The runtime room's contract under Node 26 (src/runtime/node/index.ts), run by test/runtime/node-runtime.test.ts:
 // `node node-runtime.ts <libslotbus>` (Node strips this file's types; src/runtime has no parameter properties).
 // Prints one JSON object of what it found; the test compares it with what runtime.ts promises.
 import {

@@ -1,8 +1,8 @@
 // Bun.serve's shape over node:http, as slotbus uses it (the status server, issue 67), on fetch-listener.ts.
 import { createServer, type Server } from "node:http"
 import type { AddressInfo } from "node:net"
-import { incoming, requestListener } from "./fetch-listener.ts"
-import { bindTcp, bindUnix } from "./node-net.ts"
+import { incoming, requestListener } from "../fetch-listener.ts"
+import { bindTcp, bindUnix } from "./net.ts"
 
 /** Bun.serve's options as slotbus uses them: a unix socket, or a port (0 picks one) on a hostname. */
 interface ServeOptions {

@@ -3,7 +3,7 @@
 // bun:ffi is taken from the process, not imported: a build of slotbus for Node (test/support/runtime)
 // holds this file too, which only Bun ever runs (index.ts requires it there), and Node refuses a `bun:` import.
 import type * as BunFfi from "bun:ffi"
-import type { DoorbellReader, NativeFunction, NativeSymbols, Pointer, PromiseState } from "./runtime.ts"
+import type { DoorbellReader, NativeFunction, NativeSymbols, Pointer, PromiseState } from "../runtime.ts"
 
 const { dlopen, toArrayBuffer } = process.getBuiltinModule("bun:ffi") as typeof BunFfi
 
@@ -32,7 +32,7 @@ export function fdReader(fd: number): ReadableStreamDefaultReader<Uint8Array> {
 }
 
 export const nanoseconds: () => number = Bun.nanoseconds
-/** Bun's sleep takes any delay (no 32-bit overflow, unlike setTimeout: bun-quirks.ts, TIMER_OVERFLOW). */
+/** Bun's sleep takes any delay (no 32-bit overflow, unlike setTimeout: quirks.ts, TIMER_OVERFLOW). */
 export const sleep: (ms: number) => Promise<void> = Bun.sleep
 export const sleepSync: (ms: number) => void = Bun.sleepSync
 export const crc32: (data: Uint8Array | string) => number = Bun.hash.crc32
@@ -47,7 +47,7 @@ export const stdinStream = (): AsyncIterable<Uint8Array> => Bun.stdin.stream()
 export const stdoutSink = () => Bun.stdout.writer()
 
 /**
- * Unix and TCP sockets: Bun's listen and connect, their handler objects as Bun takes them. Node's (node-net.ts) binds
+ * Unix and TCP sockets: Bun's listen and connect, their handler objects as Bun takes them. Node's (node/net.ts) binds
  * a unix socket at once, as Bun's, and a TCP port once its promise settles: callers await a TCP listener.
  */
 export const listen: {
@@ -84,7 +84,7 @@ export function doorbellReader(fd: number, onWake: (rings: number) => void): Doo
 export const spawn = Bun.spawn
 /**
  * An HTTP server (GET /metrics, the status page); the HTTP hub calls Bun.serve itself (src/http/README.md). Node's
- * (node-http.ts) binds a TCP port once its promise settles: callers await what this returns.
+ * (node/http.ts) binds a TCP port once its promise settles: callers await what this returns.
  */
 export const serveHttp: <T = undefined, R extends string = never>(
   options: import("bun").Serve.Options<T, R>,

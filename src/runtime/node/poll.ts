@@ -1,8 +1,8 @@
 // Waking on an fd under Node: a uv_poll on this thread's loop (the node binary exports libuv), its callback a node:ffi
 // one. The fd reader (a stream's reads) and the doorbell reader (runtime.ts) are built on it.
 import { closeSync } from "node:fs"
-import { ffi } from "./node-ffi.ts"
-import type { DoorbellReader } from "./runtime.ts"
+import { ffi } from "./ffi.ts"
+import type { DoorbellReader } from "../runtime.ts"
 
 const UV_READABLE = 1
 const UV_POLL = 8 // uv_handle_type

@@ -3,8 +3,8 @@
 import { isDeepStrictEqual, inspect as nodeInspect } from "node:util"
 // a namespace, not a named import: a Node too old for zlib.crc32 refuses a named one before anything here runs
 import * as zlib from "node:zlib"
-import { ffi } from "./node-ffi.ts"
-import type { NativeFunction, NativeSymbols, NativeType, Pointer, PromiseState } from "./runtime.ts"
+import { ffi } from "./ffi.ts"
+import type { NativeFunction, NativeSymbols, NativeType, Pointer, PromiseState } from "../runtime.ts"
 
 // bun:ffi's names for the library's C types, as node:ffi spells them (a C string goes in as a pointer: a string or
 // a NUL-terminated Buffer, and comes out as one, read by ffi.toString).
@@ -143,7 +143,7 @@ export async function stdinBytes(): Promise<Uint8Array> {
 }
 export const stdinStream = (): AsyncIterable<Uint8Array> => process.stdin
 
-export { connect, connectFd, type FdSocket, listen, type TcpListener, type UnixListener } from "./node-net.ts"
-export { doorbellReader, fdReader } from "./node-poll.ts"
-export { spawn, stdoutSink } from "./node-process.ts"
-export { serveHttp } from "./node-http.ts"
+export { connect, connectFd, type FdSocket, listen, type TcpListener, type UnixListener } from "./net.ts"
+export { doorbellReader, fdReader } from "./poll.ts"
+export { spawn, stdoutSink } from "./process.ts"
+export { serveHttp } from "./http.ts"

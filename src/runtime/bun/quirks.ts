@@ -72,7 +72,7 @@ export const BUN_QUIRKS = {
   CONNECT_FD_UNTYPED: {
     what: "Bun.connect's types have no `fd` option, which it takes",
     seenIn: "1.4.5",
-    workaround: "the cast in connectFd (src/runtime/bun.ts)",
+    workaround: "the cast in connectFd (src/runtime/bun/index.ts)",
     see: "the @ts-expect-error in test/runtime/quirks.test.ts: bunx tsc fails once the types have it",
   },
 } as const satisfies Record<string, Quirk>
