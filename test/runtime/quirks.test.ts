@@ -5,7 +5,8 @@ import { afterEach, expect, test } from "bun:test"
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { BUN_QUIRKS, type Quirk } from "../../src/runtime/index.ts"
+import { BUN_QUIRKS } from "../../src/runtime/bun/quirks.ts"
+import type { Quirk } from "../../src/runtime/index.ts"
 import { spawn, stopAll } from "../support/helpers.ts"
 import { sendsPerAnswer, straceSkip, straced, tracees } from "../support/strace.ts"
 
@@ -144,6 +145,6 @@ test("NO_GC_EVENTS: PerformanceObserver has no gc entries", () => {
 
 /** CONNECT_FD_UNTYPED's canary is a type check, never run: `bunx tsc --noEmit` fails here once Bun's types take fd. */
 export function connectFdUntyped(fd: number) {
-  // @ts-expect-error BUN_QUIRKS.CONNECT_FD_UNTYPED: when this errors as unused, drop the cast in connectFd (src/runtime/bun/index.ts)
+  // @ts-expect-error BUN_QUIRKS.CONNECT_FD_UNTYPED: when this errors as unused, drop the cast in connectFd (src/runtime/bun/net.ts)
   return Bun.connect({ fd, socket: { data() {} } })
 }

@@ -2,17 +2,10 @@
 // and the canary that fails once a Bun release no longer shows it (test/runtime/quirks.test.ts): then the
 // workaround can go, and the entry with it. (nats.js keeps its server features the same way: core/src/semver.ts.)
 
-/** One behaviour of Bun's that the code works around. */
-export interface Quirk {
-  /** What Bun does, in a sentence. */
-  readonly what: string
-  /** The Bun version it was measured on. */
-  readonly seenIn: string
-  /** Where it is worked around, and what can go once it is fixed. */
-  readonly workaround: string
-  /** The measurement, the upstream issue or pull request. */
-  readonly see: string
-}
+import type { LateWrite, Quirk } from "../runtime.ts"
+
+/** LATE_WRITE's range: a whole answer of 15–64 KiB resolved late goes out as a one-chunk stream (core/endpoint). */
+export const LATE_WRITE: LateWrite = { minBytes: 15 * 1024, maxBytes: 64 * 1024 }
 
 export const BUN_QUIRKS = {
   /**
@@ -72,7 +65,7 @@ export const BUN_QUIRKS = {
   CONNECT_FD_UNTYPED: {
     what: "Bun.connect's types have no `fd` option, which it takes",
     seenIn: "1.4.5",
-    workaround: "the cast in connectFd (src/runtime/bun/index.ts)",
+    workaround: "the cast in connectFd (src/runtime/bun/net.ts)",
     see: "the @ts-expect-error in test/runtime/quirks.test.ts: bunx tsc fails once the types have it",
   },
 } as const satisfies Record<string, Quirk>
