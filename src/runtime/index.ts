@@ -38,7 +38,7 @@ export function bunOnly(name: string): UnsupportedRuntimeError {
   return new UnsupportedRuntimeError(
     process.version,
     "Bun >= 1.4",
-    `slotbus: ${name} is not available on Node yet; this is Node ${process.version}: run this under Bun`,
+    `slotbus: ${name} is not available on Node yet (issue 67); this is Node ${process.version}: run this under Bun`,
   )
 }
 

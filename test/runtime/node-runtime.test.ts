@@ -27,6 +27,11 @@ test.skipIf(node === null)("src/runtime/node/index.ts keeps the runtime contract
     crc32: [0xcbf43926, 0xcbf43926],
     deepEquals: [true, false],
     inspect: "{ a: 1 }",
+    // Node's server writes a late answer as it writes any: no late write to work around; its own quirks listed
+    quirks: {
+      lateWrite: null,
+      names: ["FFI_CALLBACK_NO_MICROTASKS", "FFI_EXPERIMENTAL_WARNING", "NO_PROMISE_PEEK", "TIMER_OVERFLOW"],
+    },
     // Node cannot peek: pending at the first look, fulfilled with its value a microtask later
     promise: ["pending", "fulfilled", 7, "pending"],
     longSleep: false,

@@ -12,6 +12,7 @@ import {
 } from "../../errors.ts"
 import { checkOptions, optionNames } from "../../kit/index.ts"
 import { requestListener } from "../../runtime/index.ts"
+import { wholeLengths } from "../endpoint/answer-value.ts"
 import type { FetchOptions } from "./options.ts"
 
 export interface NodeHandlerOptions {
@@ -58,8 +59,17 @@ export function nodeHandler(bus: FetchTarget, options: NodeHandlerOptions = {}) 
   const o = checkOptions(options, OPTIONS, "nodeHandler")
   if (o.onError !== undefined && typeof o.onError !== "function") throw new TypeError("onError must be a function")
   const fetchOptions = o.fetch
+  const lengths = wholeLengths()
+  // a whole answer's length as Content-Length: node:http frames a body it is given as a stream chunked otherwise
+  const withLength = (response: Response) => {
+    const n = lengths.get(response)
+    if (n !== undefined && !response.headers.has("content-length")) response.headers.set("content-length", String(n))
+    return response
+  }
   return requestListener(
-    fetchOptions ? (request) => bus.fetch(request, fetchOptions) : (request) => bus.fetch(request),
+    fetchOptions
+      ? (request) => bus.fetch(request, fetchOptions).then(withLength)
+      : (request) => bus.fetch(request).then(withLength),
     o.onError ?? failureResponse,
   )
 }

@@ -24,6 +24,7 @@ found.clock = rt.nanoseconds() >= a
 found.crc32 = [rt.crc32("123456789"), rt.crc32(new TextEncoder().encode("123456789"))]
 found.deepEquals = [rt.deepEquals({ a: [1] }, { a: [1] }, true), rt.deepEquals({ a: undefined }, {}, true)]
 found.inspect = rt.inspect({ a: 1 })
+found.quirks = { lateWrite: rt.quirks.lateWrite, names: Object.keys(rt.quirks.all).sort() }
 
 // a settled promise: "pending" at the first look (Node cannot peek), "fulfilled" with its value a microtask later
 const done = Promise.resolve(7)
