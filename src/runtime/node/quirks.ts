@@ -3,9 +3,9 @@
 import type { Quirk } from "../runtime.ts"
 
 export const NODE_QUIRKS = {
-  /** node:ffi is experimental: its first use prints an ExperimentalWarning on stderr. */
+  /** node:ffi is experimental: taking it prints an ExperimentalWarning on stderr. */
   FFI_EXPERIMENTAL_WARNING: {
-    what: "the first node:ffi call prints an ExperimentalWarning on stderr",
+    what: "taking node:ffi prints an ExperimentalWarning on stderr",
     seenIn: "26.12.1",
     workaround: "none in slotbus: an app that wants a clean stderr runs node --no-warnings=ExperimentalWarning",
     see: "test/runtime/quirks.test.ts (its canary, under Node)",
@@ -18,7 +18,7 @@ export const NODE_QUIRKS = {
     what: "microtasks queued in a node:ffi callback wait for the loop's next checkpoint",
     seenIn: "26.12.1",
     workaround: "drainSoon() in src/runtime/node/poll.ts: an immediate after each wake brings them into this turn",
-    see: "test/runtime/node-worker.test.ts (a worker answers at once under an idle loop)",
+    see: "test/runtime/node-worker.test.ts (a worker on an idle loop answers at once)",
   },
   /** Node cannot read a promise's state synchronously (no Bun.peek): the first look says "pending". */
   NO_PROMISE_PEEK: {
