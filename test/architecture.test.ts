@@ -276,10 +276,79 @@ export function hostViolations(files: Record<string, string>): string[] {
   return Object.keys(files)
     .filter((f) => !f.startsWith(HOST_RULE.room))
     .filter((f) => {
-      const named = [...code(files[f]!).matchAll(/\bBun\.(\w+)|["'](?:bun:\w+|node:ffi)["']|\bfrom\s*["'](bun)["']/g)]
+      const named = [
+        ...code(files[f]!).matchAll(
+          /\bBun\.(\w+)|["'](?:bun:\w+|node:ffi)["']|\b(?:from\s*|import\s*\(\s*)["'](bun)["']/g,
+        ),
+      ]
       return named.some((m) => !((m[1] === "serve" || m[2] === "bun") && f.startsWith(HOST_RULE.bunOnly)))
     })
     .sort()
+}
+
+/** The names a module exports (declarations and `export { … }` lists; a type-only name counts too). */
+export function exportsOf(source: string): string[] {
+  const names = [
+    ...source.matchAll(
+      /^export\s+(?:declare\s+)?(?:async\s+)?(?:const|let|function\*?|class|interface|type|enum)\s+(\w+)/gm,
+    ),
+  ].map((m) => m[1]!)
+  for (const m of source.matchAll(/^export\s+(?:type\s+)?\{([^}]*)\}/gm))
+    for (const part of m[1]!.split(",")) {
+      const name = part
+        .trim()
+        .replace(/^type\s+/, "")
+        .split(/\s+as\s+/)
+        .pop()!
+      if (name) names.push(name)
+    }
+  return names.sort()
+}
+
+/**
+ * What breaks the runtime room's shape (src/runtime, path → text): each folder of it is an adapter (bun/, node/, a
+ * third one later) holding the same file names as every other, an index.ts exporting the same names as every other,
+ * its object checked with `satisfies Runtime`; runtime/index.ts picks one with no cast through unknown. Outside the
+ * room no file asks which runtime it is on (process.versions.bun, typeof Bun, runtimeName), but the HTTP hub
+ * (HOST_RULE.bunOnly, Bun-only until it runs on serveHttp).
+ */
+export function adapterViolations(files: Record<string, string>): string[] {
+  const problems: string[] = []
+  const adapters = new Map<string, string[]>()
+  for (const f of Object.keys(files)) {
+    const m = /^runtime\/([^/]+)\/(.+)$/.exec(f)
+    if (m) adapters.set(m[1]!, [...(adapters.get(m[1]!) ?? []), m[2]!].sort())
+  }
+  const [first, ...rest] = [...adapters.keys()].sort()
+  if (first === undefined) return ["src/runtime has no adapter folder"]
+  for (const a of [first, ...rest]) {
+    const names = adapters.get(a)!
+    for (const need of ["index.ts", "quirks.ts"])
+      if (!names.includes(need)) problems.push(`runtime/${a}/ has no ${need}`)
+    if (a !== first && names.join() !== adapters.get(first)!.join())
+      problems.push(
+        `runtime/${a}/ holds ${names.join(", ")}; runtime/${first}/ holds ${adapters.get(first)!.join(", ")}`,
+      )
+    const index = files[`runtime/${a}/index.ts`]
+    if (index === undefined) continue
+    if (!/\}\s*satisfies\s+Runtime\b/.test(index))
+      problems.push(`runtime/${a}/index.ts: its object is not \`satisfies Runtime\``)
+    const mine = exportsOf(index).join()
+    const theirs = exportsOf(files[`runtime/${first}/index.ts`] ?? "").join()
+    if (a !== first && mine !== theirs)
+      problems.push(`runtime/${a}/index.ts exports ${mine}; runtime/${first}/index.ts ${theirs}`)
+  }
+  if (/\bas\s+unknown\b/.test(files["runtime/index.ts"] ?? "")) problems.push("runtime/index.ts casts through unknown")
+  const branch = /\bprocess\.versions\.bun\b|\btypeof\s+Bun\b|\bruntimeName\b|\bprocess\.versions\s*\[\s*["']bun["']/
+  for (const [f, text] of Object.entries(files)) {
+    if (f.startsWith(HOST_RULE.room) || f.startsWith(HOST_RULE.bunOnly)) continue
+    const code = text
+      .replace(/\/\*[\s\S]*?\*\//g, "")
+      .replace(/^\s*\/\/.*$/gm, "")
+      .replace(/\s\/\/\s.*$/gm, "")
+    if (branch.test(code)) problems.push(`${f} asks which runtime it is on (ask the runtime room instead)`)
+  }
+  return problems
 }
 
 function sources(dir: string): string[] {
@@ -383,7 +452,17 @@ describe("the layout of src/", () => {
   test("the host is one room: nothing outside src/runtime names Bun's globals, bun:ffi, node:ffi or the bun module (the HTTP hub's Bun.serve aside)", () => {
     expect(Object.keys(files).filter((f) => f.startsWith(HOST_RULE.room)).length).toBeGreaterThan(2)
     expect(hostViolations(files)).toEqual([])
-    expect(importsOf(files["runtime/bun.ts"]!).filter((s) => s.startsWith("."))).toEqual(["./runtime.ts"])
+    for (const f of Object.keys(files).filter((f) => f.startsWith("runtime/bun/")))
+      for (const s of importsOf(files[f]!).filter((s) => s.startsWith(".")))
+        expect(relative(".", normalize(join(dirname(f), s)))).toMatch(/^(runtime\/|\.\.\/prebuilds\/)/)
+  })
+
+  test("the runtime room is a contract and its adapters: bun/ and node/ hold the same file names and exports, each checked with `satisfies Runtime`, picked with no cast; nothing outside it asks which runtime it is on", () => {
+    expect([...new Set(Object.keys(files).flatMap((f) => /^runtime\/([^/]+)\//.exec(f)?.[1] ?? []))].sort()).toEqual([
+      "bun",
+      "node",
+    ])
+    expect(adapterViolations(files)).toEqual([])
   })
 
   test("the kit knows nothing of slots: it imports only the errors, native constants and itself", () => {
@@ -419,17 +498,18 @@ describe("the layout of src/", () => {
       })
       .sort()
 
-  test("bun:ffi and node:ffi: one dlopen each, in runtime/bun.ts and runtime/node.ts, node:ffi taken in runtime/node-ffi.ts; the library opened in native/ffi.ts; shared-memory views (memoryView) in the files CONTRIBUTING names", () => {
-    expect(Object.keys(files).filter((f) => /\bdlopen\s*\(/.test(files[f]!))).toEqual([
-      "runtime/bun.ts",
-      "runtime/node.ts",
-    ])
+  test("bun:ffi and node:ffi: one dlopen each, in runtime/bun/ffi.ts and runtime/node/index.ts, node:ffi taken in runtime/node/ffi.ts; the library opened in native/ffi.ts; shared-memory views (memoryView) in the files CONTRIBUTING names", () => {
+    expect(
+      Object.keys(files)
+        .filter((f) => /\bdlopen\s*\(/.test(files[f]!))
+        .sort(),
+    ).toEqual(["runtime/bun/ffi.ts", "runtime/node/index.ts"])
     // both are taken with process.getBuiltinModule, never imported: a compiled Bun bundle must not import node:ffi
     // (Bun has none), and a build for Node holds bun.ts too, whose `bun:` import Node refuses
     expect(valueImporters(/bun:ffi/)).toEqual([])
     expect(valueImporters(/node:ffi/)).toEqual([])
-    expect(Object.keys(files).filter((f) => /["']bun:ffi["']/.test(files[f]!))).toEqual(["runtime/bun.ts"])
-    expect(Object.keys(files).filter((f) => /["']node:ffi["']/.test(files[f]!))).toEqual(["runtime/node-ffi.ts"])
+    expect(Object.keys(files).filter((f) => /["']bun:ffi["']/.test(files[f]!))).toEqual(["runtime/bun/ffi.ts"])
+    expect(Object.keys(files).filter((f) => /["']node:ffi["']/.test(files[f]!))).toEqual(["runtime/node/ffi.ts"])
     expect(Object.keys(files).filter((f) => /\bopenLibrary\s*\(/.test(files[f]!) && !f.startsWith("runtime/"))).toEqual(
       ["native/ffi.ts"],
     )
@@ -644,9 +724,51 @@ describe("the guard notices a broken layout", () => {
     ])
   })
 
+  test("the runtime room's shape: an adapter missing a file or an export, one without `satisfies Runtime`, a pick through unknown and a runtime branch outside the room are each found", () => {
+    const index = (extra = "") =>
+      `const adapter = { name: "x" } satisfies Runtime\nexport const host: Runtime = adapter\n${extra}`
+    const ok: Record<string, string> = {
+      "runtime/index.ts": 'const host: Runtime = (process.versions.bun ? require("./bun/index.ts") : x).host\n',
+      "runtime/bun/index.ts": index(),
+      "runtime/bun/quirks.ts": "export const BUN_QUIRKS = {}\n",
+      "runtime/bun/net.ts": "export const listen = Bun.listen\n",
+      "runtime/node/index.ts": index(),
+      "runtime/node/quirks.ts": "export const NODE_QUIRKS = {}\n",
+      "runtime/node/net.ts": "export function listen() {}\n",
+      "http/hub/server.ts": 'if (runtimeName !== "bun") throw bunOnly("the HTTP hub")\n',
+      "native/lib-path.ts":
+        '// not `if (runtimeName === "bun")`: the runtime says\nconst p = await embeddedLibrary(platform)\n',
+    }
+    expect(adapterViolations(ok)).toEqual([])
+    const { "runtime/node/net.ts": _net, ...noNet } = ok
+    expect(adapterViolations(noNet)).toEqual([
+      "runtime/node/ holds index.ts, quirks.ts; runtime/bun/ holds index.ts, net.ts, quirks.ts",
+    ])
+    const { "runtime/node/quirks.ts": _q, "runtime/bun/quirks.ts": _b, ...noQuirks } = ok
+    expect(adapterViolations(noQuirks)).toEqual(["runtime/bun/ has no quirks.ts", "runtime/node/ has no quirks.ts"])
+    expect(adapterViolations({ ...ok, "runtime/node/index.ts": index("export const nodeOnly = 1") })).toEqual([
+      "runtime/node/index.ts exports host,nodeOnly; runtime/bun/index.ts host",
+    ])
+    expect(
+      adapterViolations({ ...ok, "runtime/node/index.ts": 'export const host = { name: "x" } as Runtime\n' }),
+    ).toEqual(["runtime/node/index.ts: its object is not `satisfies Runtime`"])
+    expect(
+      adapterViolations({ ...ok, "runtime/index.ts": 'const host = require("./node/index.ts") as unknown as Bun\n' }),
+    ).toEqual(["runtime/index.ts casts through unknown"])
+    for (const branch of [
+      "if (process.versions.bun) x()",
+      'const onBun = typeof Bun !== "undefined"',
+      'if (runtimeName === "bun") x()',
+      'const b = process.versions["bun"]',
+    ])
+      expect(adapterViolations({ ...ok, "native/lib-path.ts": `${branch}\n` })).toEqual([
+        "native/lib-path.ts asks which runtime it is on (ask the runtime room instead)",
+      ])
+  })
+
   test("a file outside src/runtime that names a Bun global, bun:ffi, node:ffi or the bun module is refused; a comment, the runtime and the hub's Bun.serve are not", () => {
     const ok = {
-      "runtime/bun.ts": 'import { dlopen } from "bun:ffi"\nexport const nanoseconds = Bun.nanoseconds\n',
+      "runtime/bun/index.ts": 'import { dlopen } from "bun:ffi"\nexport const nanoseconds = Bun.nanoseconds\n',
       "core/hub/dispatcher.ts":
         'import { nanoseconds } from "../../runtime/index.ts"\n// not Bun.nanoseconds()\nconst t = nanoseconds() // nor Bun.sleep\n',
       "http/hub/server.ts": 'import type { Server } from "bun"\nthis.server = Bun.serve({ fetch })\n',
@@ -662,11 +784,14 @@ describe("the guard notices a broken layout", () => {
     expect(hostViolations({ ...ok, "core/rpc/rpc.ts": 'import { serialize } from "bun:jsc"\n' })).toEqual([
       "core/rpc/rpc.ts",
     ])
-    expect(hostViolations({ ...ok, "runtime/node.ts": 'import ffi from "node:ffi"\n' })).toEqual([])
+    expect(hostViolations({ ...ok, "runtime/node/ffi.ts": 'import ffi from "node:ffi"\n' })).toEqual([])
     expect(hostViolations({ ...ok, "status/server.ts": "server = Bun.serve({ fetch })\n" })).toEqual([
       "status/server.ts",
     ])
     expect(hostViolations({ ...ok, "http/hub/proxy.ts": "await Bun.sleep(1)\n" })).toEqual(["http/hub/proxy.ts"])
+    expect(
+      hostViolations({ ...ok, "core/observe/serve-span.ts": 'type R = import("bun").Serve.Routes<W, R>\n' }),
+    ).toEqual(["core/observe/serve-span.ts"])
     expect(hostViolations({ ...ok, "stdio/pool.ts": 'import type { Subprocess } from "bun"\n' })).toEqual([
       "stdio/pool.ts",
     ])
@@ -754,9 +879,9 @@ describe("the guard notices a broken layout", () => {
     ["core/wire/channel.ts", 'import type { FlightRecorder } from "../probe/recorder.ts"'], // and above the wire
     ["core/wire/codec.ts", 'import { SlotBus } from "../index.ts"'], // a folder never imports the faces
     ["core/misc/thing.ts", 'import { encodeHead } from "../wire/codec.ts"'], // a folder nobody declared
-    ["runtime/bun.ts", 'import { NativeLibraryError } from "../errors.ts"'], // the bottom room imports nothing of slotbus
-    ["runtime/bun.ts", 'import { MAX_TIMER_MS } from "../kit/index.ts"'],
-    ["core/wire/pump.ts", 'import { nanoseconds } from "../../runtime/bun.ts"'], // past the runtime's face
+    ["runtime/bun/index.ts", 'import { NativeLibraryError } from "../../errors.ts"'], // the bottom room imports nothing of slotbus
+    ["runtime/bun/index.ts", 'import { MAX_TIMER_MS } from "../../kit/index.ts"'],
+    ["core/wire/pump.ts", 'import { nanoseconds } from "../../runtime/bun/index.ts"'], // past the runtime's face
   ])("%s with `%s` is refused", (file, line) => {
     expect(edgeViolations({ [file]: `${line}\n` }).length).toBe(1)
   })
@@ -788,7 +913,8 @@ describe("the guard notices a broken layout", () => {
     ["native/ffi.ts", 'import { openLibrary } from "../runtime/index.ts"'],
     ["kit/basics/timers.ts", 'import { sleep } from "../../runtime/index.ts"'],
     ["events/topic.ts", 'import { memoryView, type Pointer } from "../runtime/index.ts"'],
-    ["runtime/index.ts", 'export * from "./bun.ts"'],
+    ["runtime/index.ts", 'export * from "./bun/index.ts"'],
+    ["runtime/node/http.ts", 'import { requestListener } from "../fetch-listener.ts"'],
   ])("%s with `%s` is allowed", (file, line) => {
     expect(edgeViolations({ [file]: `${line}\n` })).toEqual([])
   })

@@ -2,7 +2,7 @@ import { existsSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { NativeLibraryError } from "../errors.ts"
-import { runtimeName } from "../runtime/index.ts"
+import { embeddedLibrary } from "../runtime/index.ts"
 
 /**
  * The package's folder: the nearest one above this file with a package.json. This file is src/native/lib-path.ts in
@@ -16,16 +16,6 @@ function packageRoot(): string {
   }
 }
 
-// Literal specifiers, so `bun build --compile` embeds every prebuild; a missing one only fails when chosen.
-const prebuilds: Record<string, () => Promise<{ default: string }>> = {
-  "linux-x64": () => import("../../prebuilds/linux-x64/libslotbus.so", { with: { type: "file" } }),
-  "linux-x64-musl": () => import("../../prebuilds/linux-x64-musl/libslotbus.so", { with: { type: "file" } }),
-  "linux-arm64": () => import("../../prebuilds/linux-arm64/libslotbus.so", { with: { type: "file" } }),
-  "linux-arm64-musl": () => import("../../prebuilds/linux-arm64-musl/libslotbus.so", { with: { type: "file" } }),
-  "darwin-arm64": () => import("../../prebuilds/darwin-arm64/libslotbus.dylib", { with: { type: "file" } }),
-  "darwin-x64": () => import("../../prebuilds/darwin-x64/libslotbus.dylib", { with: { type: "file" } }),
-}
-
 /** Path of the libslotbus shared library for this process: $SLOTBUS_LIB, else the matching prebuild. */
 export async function libraryPath(): Promise<string> {
   const override = process.env.SLOTBUS_LIB
@@ -36,10 +26,8 @@ export async function libraryPath(): Promise<string> {
     )
   }
   const platform = detectPlatform()
-  try {
-    // Node has no `type: "file"` import (and dist/ leaves the prebuilds out of its bundle): only Bun asks for one
-    if (runtimeName === "bun") return (await prebuilds[platform]!()).default
-  } catch {}
+  const embedded = await embeddedLibrary(platform)
+  if (embedded !== undefined) return embedded
   // the prebuild in the package itself
   const root = packageRoot()
   const path = join(root, "prebuilds", platform, libraryFile(platform))

@@ -24,7 +24,7 @@ export class UnsupportedRuntimeError extends Error {
   }
 }
 
-/** What the Node process has of node:ffi (nodeFfiRefusal's input: read from `process` by runtime/node-ffi.ts). */
+/** What the Node process has of node:ffi (nodeFfiRefusal's input: read from `process` by runtime/node/ffi.ts). */
 export interface NodeFfiFacts {
   /** process.version, "v26.12.1". */
   version: string

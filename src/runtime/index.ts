@@ -1,28 +1,38 @@
-// The runtime room: the host operations slotbus needs, in its own names (runtime.ts). Bun's (bun.ts) or Node's
-// (node.ts, issue 67), picked once at load; the names below are the chosen module's own functions (no wrapper).
+// The runtime room: the host operations slotbus needs, in its own names (runtime.ts). Bun's (bun/) or Node's
+// (node/, issue 67), picked once at load; the names below are the chosen module's own functions (no wrapper).
 // Nothing outside this folder names Bun's globals, bun:ffi or node:ffi (test/architecture.test.ts).
 import { createRequire } from "node:module"
-import type * as BunRuntime from "./bun.ts"
 import { UnsupportedRuntimeError } from "./errors.ts"
 import type { Runtime } from "./runtime.ts"
 
-export type { HttpRoutes, HttpServer, OutputSink, Process, Socket, SocketHandlers, SocketListener } from "./bun.ts"
-export { BUN_QUIRKS, type Quirk } from "./bun-quirks.ts"
 export { UnsupportedRuntimeError } from "./errors.ts"
 export { closing, incoming, requestListener } from "./fetch-listener.ts"
 export { pathStart, refuseServed } from "./request-target.ts"
 export type {
   DoorbellReader,
+  HttpRoutes,
+  HttpServer,
+  LateWrite,
   NativeFunction,
   NativeSymbols,
   NativeType,
+  OutputSink,
   Pointer,
+  Process,
   PromiseState,
+  Quirk,
+  Quirks,
+  RouteRequest,
   Runtime,
+  ServeOptions,
+  Socket,
+  SocketHandlers,
+  SocketListener,
+  SocketOptions,
+  SpawnOptions,
+  TcpListener,
+  UnixListener,
 } from "./runtime.ts"
-
-/** Which runtime this process is. */
-export const runtimeName: "bun" | "node" = process.versions.bun ? "bun" : "node"
 
 /** The error for what runs on Bun alone: `name` is not available on Node yet. */
 export function bunOnly(name: string): UnsupportedRuntimeError {
@@ -36,18 +46,26 @@ export function bunOnly(name: string): UnsupportedRuntimeError {
 const unbundled = /\/runtime\/index\.(ts|js)$/.exec(import.meta.url)
 
 // required, not imported: the pick is synchronous (no top-level await, so `require("slotbus")` works under Bun) and
-// only the chosen file runs
-const host: typeof BunRuntime =
-  runtimeName === "bun"
-    ? require("./bun.ts")
-    : ({
-        // Unbundled (index.ts with types stripped, or the package's dist/runtime/index.js), node.ts or node.js next to
-        // this file; in a bundle for Node (bun build --target=node), the literal require, which the bundler takes in.
-        // Not `typeof require`: `node -e` and the REPL have a global require, resolving from the working directory.
-        ...(unbundled ? createRequire(import.meta.url)(`./node.${unbundled[1]}`) : require("./node.ts")),
-      } as unknown as typeof BunRuntime)
+// only the chosen adapter runs. A runtime is a folder of its own and one line here.
+const host: Runtime = (
+  process.versions.bun
+    ? require("./bun/index.ts")
+    : // Unbundled (index.ts with types stripped, or the package's dist/runtime/index.js), node/index.ts or .js beside
+      // this file; in a bundle for Node (bun build --target=node), the literal require, which the bundler takes in.
+      // Not `typeof require`: `node -e` and the REPL have a global require, resolving from the working directory.
+      unbundled
+      ? createRequire(import.meta.url)(`./node/index.${unbundled[1]}`)
+      : require("./node/index.ts")
+).host
+
+/** Which runtime this process is. */
+export const runtimeName: string = host.name
+
+/** The workarounds the core reads of this runtime (null: nothing to work around here). */
+export const quirks = host.quirks
 
 export const {
+  embeddedLibrary,
   openLibrary,
   memoryView,
   fdReader,
@@ -71,5 +89,5 @@ export const {
   serveHttp,
 } = host
 
-/** The operations as one object, checked against the interface. */
+/** The operations as one object. */
 export const runtime: Runtime = host

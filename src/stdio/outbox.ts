@@ -1,6 +1,6 @@
 // What waits to be written to one worker's stdin, bounded: past `maxBytes` queued, writers wait in order for
 // up to `waitMs`, then get BackpressureError. Bytes count as queued until the pipe has taken them (the sink's
-// flush() settles: Bun's FileSink, runtime/node-process.ts on Node), so a worker that stops reading holds at most
+// flush() settles: Bun's FileSink, runtime/node/process.ts on Node), so a worker that stops reading holds at most
 // maxBytes plus one message.
 import type { OutputSink } from "../runtime/index.ts"
 import { WorkerGoneError } from "../core/index.ts"

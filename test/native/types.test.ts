@@ -13,6 +13,7 @@ import { sayWhySkipped } from "../support/tools.ts"
 
 let packDir = ""
 let app = ""
+let nodeApp = ""
 let env: Record<string, string> = {}
 
 const OK = `// Every entry point, used correctly: checks clean, and nothing is \`any\`.
@@ -125,6 +126,44 @@ await SlotBus.listen("orders", { timeoutMs: "5s" })
   },
 ]
 
+let entries = ""
+/** A module importing every entry point the tarball's package.json exports, each as a namespace that is used. */
+function everyEntry(tarball: string): string {
+  const pkg = JSON.parse(
+    new TextDecoder().decode(Bun.spawnSync(["tar", "-xzOf", tarball, "package/package.json"]).stdout),
+  ) as { exports: Record<string, unknown> }
+  const names = Object.keys(pkg.exports).filter((k) => k !== "./package.json")
+  expect(names.length).toBeGreaterThan(5)
+  const lines = names.map((k, i) => `import * as e${i} from "${k === "." ? "slotbus" : `slotbus/${k.slice(2)}`}"`)
+  return `${lines.join("\n")}\nexport const entries = [${names.map((_, i) => `e${i}`).join(", ")}]\n`
+}
+
+/** A Node app's own settings: Node's module resolution, lib checks on, no Bun types. */
+const NODE_TSCONFIG = {
+  compilerOptions: {
+    target: "ES2022",
+    module: "nodenext",
+    moduleResolution: "nodenext",
+    strict: true,
+    noEmit: true,
+    skipLibCheck: false,
+    types: ["node"],
+  },
+}
+
+/** A Node front as docs/api.md has it: nodeHandler behind node:http, the status server. */
+const NODE_OK = `import { createServer } from "node:http"
+import { nodeHandler, SlotBus } from "slotbus"
+import { serveStatus } from "slotbus/status"
+
+export async function front(): Promise<void> {
+  const bus = await SlotBus.listen("orders")
+  createServer(nodeHandler(bus)).listen(8080)
+  const status = await serveStatus([bus], { port: 0 })
+  await status.stop()
+}
+`
+
 /** Settings a stricter app adds; the package must bring no error of its own under them. */
 const STRICTER = {
   extends: "./tsconfig.json",
@@ -143,6 +182,7 @@ beforeAll(async () => {
   packDir = mkdtempSync(join(tmpdir(), "slotbus-types-pack-"))
   app = mkdtempSync(join(tmpdir(), "slotbus-types-app-"))
   const tarball = await packTarball(packDir)
+  entries = everyEntry(tarball)
 
   // No registry: `bun init` writes its files, then fails to install @types/bun (linked from ours below).
   env = {
@@ -164,12 +204,25 @@ beforeAll(async () => {
   symlinkSync(join(REPO, "node_modules", "@types", "bun"), join(app, "node_modules", "@types", "bun"))
 
   writeFileSync(join(app, "ok.ts"), OK)
+  writeFileSync(join(app, "entries.ts"), entries)
+  const entriesOnly = { extends: "./tsconfig.json", compilerOptions: { skipLibCheck: false }, files: ["entries.ts"] }
+  writeFileSync(join(app, "tsconfig.entries.json"), JSON.stringify(entriesOnly, null, 2))
+
+  // A Node app: @types/node alone (no bun-types anywhere), the package installed from the same tarball.
+  nodeApp = mkdtempSync(join(tmpdir(), "slotbus-types-node-app-"))
+  writeFileSync(join(nodeApp, "package.json"), JSON.stringify({ name: "node-app", type: "module", private: true }))
+  writeFileSync(join(nodeApp, "tsconfig.json"), JSON.stringify(NODE_TSCONFIG, null, 2))
+  await runOk(["bun", "add", tarball], nodeApp, { ...env, HOME: nodeApp })
+  mkdirSync(join(nodeApp, "node_modules", "@types"), { recursive: true })
+  symlinkSync(join(REPO, "node_modules", "@types", "node"), join(nodeApp, "node_modules", "@types", "node"))
+  writeFileSync(join(nodeApp, "entries.ts"), entries)
+  writeFileSync(join(nodeApp, "server.ts"), NODE_OK)
   for (const w of WRONG) writeFileSync(join(app, w.file), w.source)
   writeFileSync(join(app, "tsconfig.stricter.json"), JSON.stringify(STRICTER, null, 2))
 }, 300_000)
 
 afterAll(() => {
-  for (const dir of [packDir, app]) if (dir) rmSync(dir, { recursive: true, force: true })
+  for (const dir of [packDir, app, nodeApp]) if (dir) rmSync(dir, { recursive: true, force: true })
 })
 
 interface Reported {
@@ -215,6 +268,25 @@ test('with stricter settings, lib checks on and customConditions: ["bun"], the p
   expectOnlyTheWrongUses(errors.filter((e) => !e.file.includes("node_modules/") || e.file.includes("/slotbus/")))
 }, 120_000)
 
+/** Runs a checker in `dir`: its exit code and its output, which names every error. */
+async function checkClean(cmd: string[], dir: string): Promise<string> {
+  const r = await run(cmd, { cwd: dir, env, timeoutMs: 120_000 })
+  return `exit ${r.code}\n${r.stdout}${r.stderr}`
+}
+
+test("a Node app with @types/node alone and lib checks on type-checks every entry point and a nodeHandler front with tsc: no error of the package's own (no bun module, no Bun global)", async () => {
+  expect(existsSync(join(nodeApp, "node_modules", "bun-types"))).toBe(false)
+  expect(await checkClean([process.execPath, tsc, "--noEmit"], nodeApp)).toBe("exit 0\n")
+}, 120_000)
+
+test("an app from `bun init` with @types/bun alone and lib checks on type-checks every entry point with tsc", async () => {
+  const errors = await checkClean([process.execPath, tsc, "--noEmit", "-p", "tsconfig.entries.json"], app)
+  // bun-types is not ours to keep clean under every setting: only what names slotbus's own files counts
+  expect(
+    errors.split("\n").filter((l) => /error TS/.test(l) && (!l.includes("node_modules/") || l.includes("/slotbus/"))),
+  ).toEqual([])
+}, 120_000)
+
 const tsgo = Bun.which("tsgo", { PATH: `${join(REPO, "node_modules", ".bin")}:${process.env.PATH ?? ""}` })
 sayWhySkipped(
   "TypeScript 7 (tsgo)",
@@ -224,6 +296,14 @@ test.skipIf(!tsgo)(
   "TypeScript 7 (tsgo) reports the same",
   async () => {
     expectOnlyTheWrongUses(await check([process.execPath, tsgo!, "--noEmit"]))
+  },
+  120_000,
+)
+
+test.skipIf(!tsgo)(
+  "TypeScript 7 (tsgo): the Node app with @types/node alone checks clean too",
+  async () => {
+    expect(await checkClean([process.execPath, tsgo!, "--noEmit"], nodeApp)).toBe("exit 0\n")
   },
   120_000,
 )

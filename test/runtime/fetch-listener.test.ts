@@ -12,7 +12,7 @@ import {
   TimeoutError,
   WorkerGoneError,
 } from "../../src/index.ts"
-import { serveHttp } from "../../src/runtime/node-http.ts"
+import { serveHttp } from "../../src/runtime/node/http.ts"
 
 let server: Server | undefined
 afterEach(() => {

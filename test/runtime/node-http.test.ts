@@ -268,6 +268,30 @@ describe.skipIf(node === null)("bus.fetch behind node:http in a Node front (node
       }
     }, 180_000)
 
+  test("a whole answer carries its Content-Length, 15–64 KiB too (Bun.serve's late-write workaround is not Node's)", async () => {
+    const name = busName("nodelen")
+    const { child: front, base } = await nodeFront(name)
+    const worker = await nodeWorker(name)
+    try {
+      for (const size of [1024, 15 * 1024 + 1, 20 * 1024, 64 * 1024, 200 * 1024]) {
+        const body = new Uint8Array(randomBytes(size))
+        const res = await fetch(`${base}/echo`, { method: "POST", body })
+        const back = new Uint8Array(await res.arrayBuffer())
+        expect([size, res.status, back.length, sha(back)]).toEqual([size, 200, size, sha(body)])
+        if (size > 64 * 1024) continue // more than a slot: the answer streams
+        expect([size, res.headers.get("content-length"), res.headers.get("transfer-encoding")]).toEqual([
+          size,
+          String(size),
+          null,
+        ])
+      }
+      await closeFront(front)
+    } finally {
+      await worker.kill()
+      await front.kill()
+    }
+  }, 120_000)
+
   test("no worker within nodeHandler's fetch timeoutMs: 504 naming TimeoutError, JSON", async () => {
     const { child: front, base } = await nodeFront(busName("nodehttp"), ["--timeout-ms=200"])
     try {

@@ -1,5 +1,5 @@
 // Supervised pools across runtimes (issue 67): a Node 26 front's superviseWorkers spawns Bun and Node workers (the
-// runtime room's spawn on node:child_process, src/runtime/node-process.ts), writes their lines as a Bun front does,
+// runtime room's spawn on node:child_process, src/runtime/node/process.ts), writes their lines as a Bun front does,
 // restarts workers killed with kill -9 once every request they held settled, and reloads; a Bun front's pool runs
 // Node workers the same way, and a stdio bus under Node runs its pool of JSON-RPC workers.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"

@@ -1,4 +1,4 @@
-// The runtime room's contract (src/runtime/runtime.ts) kept by src/runtime/node.ts under Node 26: the same promises
+// The runtime room's contract (src/runtime/runtime.ts) kept by src/runtime/node/index.ts under Node 26: the same promises
 // runtime.test.ts checks of Bun's, run in a Node process (test/support/runtime/node-runtime.ts), plus the library's
 // pointers (bigint, NULL as null), a view over native memory and the fd reader's uv_poll.
 import { expect, test } from "bun:test"
@@ -11,7 +11,7 @@ import { join } from "node:path"
 const node = findNode()
 if (!node) console.log(`skipping the Node runtime test: no Node >= 26.1 here (${NODE_INSTALL})`)
 
-test.skipIf(node === null)("src/runtime/node.ts keeps the runtime contract under Node 26", async () => {
+test.skipIf(node === null)("src/runtime/node/index.ts keeps the runtime contract under Node 26", async () => {
   const r = await run(
     [node!, ...nodeFlags(node!), join(REPO, "test/support/runtime/node-runtime.ts"), await libraryPath()],
     {
@@ -27,6 +27,11 @@ test.skipIf(node === null)("src/runtime/node.ts keeps the runtime contract under
     crc32: [0xcbf43926, 0xcbf43926],
     deepEquals: [true, false],
     inspect: "{ a: 1 }",
+    // Node's server writes a late answer as it writes any: no late write to work around; its own quirks listed
+    quirks: {
+      lateWrite: null,
+      names: ["FFI_CALLBACK_NO_MICROTASKS", "FFI_EXPERIMENTAL_WARNING", "NO_PROMISE_PEEK", "TIMER_OVERFLOW"],
+    },
     // Node cannot peek: pending at the first look, fulfilled with its value a microtask later
     promise: ["pending", "fulfilled", 7, "pending"],
     longSleep: false,

@@ -1,4 +1,4 @@
-// TCP through the runtime room under Node 26 (src/runtime/node-net.ts, issue 67): the runtime's listen and connect on
+// TCP through the runtime room under Node 26 (src/runtime/node/net.ts, issue 67): the runtime's listen and connect on
 // a port, and the feature that listens on TCP, a stdio bus's tcp: listener (token first, then lines), in a Node
 // process (test/support/runtime/node-tcp.ts), reached from Bun as `slotbus stdio connect` reaches it.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"

@@ -1,4 +1,4 @@
-// A Node 26 worker (node:ffi, src/runtime/node.ts) behind a Bun front, and a Bun worker behind a Node 26 front, over
+// A Node 26 worker (node:ffi, src/runtime/node/index.ts) behind a Bun front, and a Bun worker behind a Node 26 front, over
 // the same name and the same libslotbus (issue 67): requests round-trip, a close and a kill -9 are seen as they are
 // between two Bun processes.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
@@ -161,7 +161,7 @@ describe.skipIf(node === null)("a Bun worker behind a Node 26 front", () => {
 })
 
 // Parked on both sides, every request and every answer is a doorbell wake-up: on Node the doorbell's uv_poll callback
-// calls the pump itself (src/runtime/node-poll.ts), and an immediate runs what it queued in the same turn.
+// calls the pump itself (src/runtime/node/poll.ts), and an immediate runs what it queued in the same turn.
 describe.skipIf(node === null)("park on both sides: a doorbell wake-up for every request and answer", () => {
   const CALLS = 300
   const parked = { SLOTBUS_TEST_IDLE: "park" }

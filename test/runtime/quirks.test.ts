@@ -1,12 +1,15 @@
-// Canaries for Bun's quirks (src/runtime/bun-quirks.ts): each asserts the quirk is still there, on real processes and
+// Canaries for Bun's quirks (src/runtime/bun/quirks.ts): each asserts the quirk is still there, on real processes and
 // sockets, and fails when a Bun release fixes it, naming the workaround that can then go. No timing: each counts
 // send calls, reads what a process printed or what a call left on disk.
 import { afterEach, expect, test } from "bun:test"
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { BUN_QUIRKS, type Quirk } from "../../src/runtime/index.ts"
-import { spawn, stopAll } from "../support/helpers.ts"
+import { BUN_QUIRKS } from "../../src/runtime/bun/quirks.ts"
+import { NODE_QUIRKS } from "../../src/runtime/node/quirks.ts"
+import type { Quirk } from "../../src/runtime/index.ts"
+import { run as runCmd, spawn, stopAll } from "../support/helpers.ts"
+import { findNode, NODE_INSTALL } from "../support/runtime/node.ts"
 import { sendsPerAnswer, straceSkip, straced, tracees } from "../support/strace.ts"
 
 const cleanup: (() => void)[] = []
@@ -27,7 +30,7 @@ function stillThere(quirk: Quirk, shown: boolean, measured: string) {
   if (!shown)
     throw new Error(
       `Bun ${Bun.version} no longer shows the quirk "${quirk.what}" (seen in ${quirk.seenIn}; ${measured}). ` +
-        `Its workaround can go: ${quirk.workaround}; then drop its entry in src/runtime/bun-quirks.ts and this canary.`,
+        `Its workaround can go: ${quirk.workaround}; then drop its entry in src/runtime/bun/quirks.ts and this canary.`,
     )
 }
 
@@ -144,6 +147,49 @@ test("NO_GC_EVENTS: PerformanceObserver has no gc entries", () => {
 
 /** CONNECT_FD_UNTYPED's canary is a type check, never run: `bunx tsc --noEmit` fails here once Bun's types take fd. */
 export function connectFdUntyped(fd: number) {
-  // @ts-expect-error BUN_QUIRKS.CONNECT_FD_UNTYPED: when this errors as unused, drop the cast in connectFd (src/runtime/bun.ts)
+  // @ts-expect-error BUN_QUIRKS.CONNECT_FD_UNTYPED: when this errors as unused, drop the cast in connectFd (src/runtime/bun/net.ts)
   return Bun.connect({ fd, socket: { data() {} } })
 }
+
+// Node's quirks (src/runtime/node/quirks.ts), each asserted on a Node process: a canary fails once a Node release no
+// longer shows it. NO_PROMISE_PEEK and FFI_CALLBACK_NO_MICROTASKS are held by node-runtime and node-worker tests.
+const node = findNode()
+if (!node) console.log(`skipping Node's quirk canaries: no Node >= 26.1 here (${NODE_INSTALL})`)
+
+/** Fails, saying what can go, when Node no longer shows the quirk. */
+function stillOnNode(quirk: Quirk, shown: boolean, measured: string) {
+  if (!shown)
+    throw new Error(
+      `This Node no longer shows the quirk "${quirk.what}" (seen in ${quirk.seenIn}; ${measured}). ` +
+        `Its workaround can go: ${quirk.workaround}; then drop its entry in src/runtime/node/quirks.ts and this canary.`,
+    )
+}
+
+test.skipIf(node === null)(
+  "Node FFI_EXPERIMENTAL_WARNING: taking node:ffi prints an ExperimentalWarning",
+  async () => {
+    const r = await runCmd([node!, "-e", 'process.getBuiltinModule("node:ffi"); console.log("taken")'], {
+      timeoutMs: 30_000,
+    })
+    expect([r.code, r.stdout.trim()]).toEqual([0, "taken"])
+    stillOnNode(NODE_QUIRKS.FFI_EXPERIMENTAL_WARNING, /ExperimentalWarning: FFI/.test(r.stderr), `stderr: ${r.stderr}`)
+  },
+  30_000,
+)
+
+test.skipIf(node === null)(
+  "Node TIMER_OVERFLOW: a setTimeout of 2^31 ms fires at once",
+  async () => {
+    const script =
+      'setTimeout(() => (console.log("fired"), process.exit(0)), 2 ** 31)\n' +
+      'setTimeout(() => (console.log("waited"), process.exit(0)), 2000)'
+    const r = await runCmd([node!, "-e", script], { timeoutMs: 30_000 })
+    expect(r.code).toBe(0)
+    stillOnNode(
+      NODE_QUIRKS.TIMER_OVERFLOW,
+      r.stdout.trim() === "fired",
+      `a timer of 2^31 ms printed "${r.stdout.trim()}"`,
+    )
+  },
+  30_000,
+)

@@ -12,9 +12,12 @@ import {
   nanoseconds,
   promiseState,
   promiseValue,
+  quirks,
   runtime,
   sleep,
 } from "../../src/runtime/index.ts"
+import { heldLate } from "../../src/core/endpoint/response.ts"
+import { BUN_QUIRKS, LATE_WRITE } from "../../src/runtime/bun/quirks.ts"
 
 test("the clock, the hash and the promise peeks work called bare, off their module", async () => {
   const { nanoseconds: now } = runtime
@@ -29,6 +32,14 @@ test("the clock, the hash and the promise peeks work called bare, off their modu
   expect(promiseState(new Promise(() => {}))).toBe("pending")
   expect([deepEquals({ a: [1] }, { a: [1] }, true), deepEquals({ a: undefined }, {}, true)]).toEqual([true, false])
   expect(inspect({ a: 1 })).toContain("a: 1")
+})
+
+test("Bun's late write is its adapter's data: the core holds a late answer of 15–64 KiB, no other size", () => {
+  expect([runtime.name, quirks.lateWrite, quirks.all]).toEqual(["bun", LATE_WRITE, BUN_QUIRKS])
+  expect(LATE_WRITE).toEqual({ minBytes: 15 * 1024, maxBytes: 64 * 1024 })
+  const late = Number.NaN // a turn no answer is collected in
+  const sizes = [15 * 1024, 15 * 1024 + 1, 64 * 1024, 64 * 1024 + 1]
+  expect(sizes.map((n) => heldLate(n, late))).toEqual([false, true, true, false])
 })
 
 test("sleep takes a delay past 2^31−1 ms without firing at once (setTimeout would: TIMER_OVERFLOW)", async () => {

@@ -5,6 +5,7 @@ import { readAnswer, type Pending } from "./endpoint.ts"
 import {
   BorrowedResponse,
   heldLate,
+  NULL_BODY_STATUS,
   oneChunk,
   ownBytes,
   SlotResponse,
@@ -25,6 +26,16 @@ export interface AnswerSlot {
   ): BorrowedResponse
   /** The pump turn `p` was sent in: its Web Response is late after it (heldLate). */
   sentTurnOf(p: Pending): number
+}
+
+let lengths: WeakMap<Response, number> | null = null
+/**
+ * The body length of each Web Response bus.fetch makes from a whole answer from here on (a byte body, or one held
+ * late as a one-chunk stream): nodeHandler writes it as Content-Length, which node:http cannot know of a body it is
+ * given as a stream. Kept only once a nodeHandler asked for it: a Bun.serve front pays nothing.
+ */
+export function wholeLengths(): WeakMap<Response, number> {
+  return (lengths ??= new WeakMap())
 }
 
 /**
@@ -48,10 +59,14 @@ export function answerValue(
     return from === null
       ? new BorrowedResponse(status, head, view(bytes, off, len), null)
       : from.lend(p, status, head, bytes, off, len)
-  if (p.response)
-    return from !== null && heldLate(len, from.sentTurnOf(p))
-      ? webResponse(status, head, oneChunk(bytes.slice(off, off + len)))
-      : webResponse(status, head, view(bytes, off, len)) // Bun copies it: no JS buffer
+  if (p.response) {
+    const r =
+      from !== null && heldLate(len, from.sentTurnOf(p))
+        ? webResponse(status, head, oneChunk(bytes.slice(off, off + len)))
+        : webResponse(status, head, view(bytes, off, len)) // Bun copies it: no JS buffer
+    if (lengths !== null && !NULL_BODY_STATUS.has(status)) lengths.set(r, len)
+    return r
+  }
   const body =
     p.into !== null
       ? ownBytes(view(bytes, off, len), p.into)

@@ -3,19 +3,30 @@
 import { pairEntries, pairsToHeaders, utf8 } from "../wire/codec.ts"
 import { pumpTurns } from "../wire/loop-probe.ts"
 import { PayloadTooLargeError, RemoteError, type SlotBusError } from "../../errors.ts"
+import { quirks } from "../../runtime/index.ts"
 
 export const NO_HEAD: readonly string[] = Object.freeze([])
 
+// The runtime's late write (Bun.serve's: runtime/bun/quirks.ts LATE_WRITE, with its canary), read once: the hot path
+// compares two module constants. On a runtime without it nothing is held (LATE_OVER is Infinity).
+const LATE_OVER = quirks.lateWrite?.minBytes ?? Number.POSITIVE_INFINITY
+const LATE_UP_TO = quirks.lateWrite?.maxBytes ?? 0
+
 /**
- * Bun.serve (1.4.5) writes a Response resolved after its request callback's turn, whose head and body pass its
- * 16 KiB send buffer, in ~15 send calls (each piece of the head its own); resolved in that turn, in one. A body
- * that is a closed stream already holding its bytes goes out late in two (docs/perf/bun-late-write.md), but
- * chunked: without its length. So a late answer of `bytes` is held that way when it is over 15 KiB (pages) and
- * at most 64 KiB; past that the ~15 sends are small beside the body, and a download keeps its length. A Bun that
- * writes it in one send makes this go: BUN_QUIRKS.LATE_WRITE (src/runtime/bun-quirks.ts) and its canary.
+ * Whether a late answer of `bytes` is better held as a closed stream holding it. Bun.serve (1.4.5) writes a Response
+ * resolved after its request callback's turn, whose head and body pass its 16 KiB send buffer, in ~15 send calls
+ * (each piece of the head its own); resolved in that turn, in one. A body that is a closed stream already holding its
+ * bytes goes out late in two (docs/perf/bun-late-write.md), but chunked: without its length. So on Bun a late answer
+ * is held that way when it is over 15 KiB (pages) and at most 64 KiB; past that the ~15 sends are small beside the
+ * body, and a download keeps its length. Node's server has no such cost: nothing is held there.
  */
 export function heldLate(bytes: number, sentTurn: number): boolean {
-  return bytes > 15 * 1024 && bytes <= 64 * 1024 && sentTurn !== pumpTurns()
+  return bytes > LATE_OVER && bytes <= LATE_UP_TO && sentTurn !== pumpTurns()
+}
+
+/** Whether an answer of `bytes` sent in this very turn saves the runtime's late write (the pump's in-turn spin). */
+export function inTurnSaves(bytes: number): boolean {
+  return bytes > LATE_OVER
 }
 
 /** The answer to `request()`. `body` is a copy: it stays valid after the slot is reused. */
@@ -61,7 +72,8 @@ export function ownBytes(src: Uint8Array, into: Uint8Array | null): Uint8Array {
   return into.subarray(0, src.length)
 }
 
-const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304])
+/** The statuses whose answer has no body. */
+export const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304])
 
 /**
  * The runtime's own Response, as it was when slotbus loaded. Hono's Node server puts a lazy Response of its own in
@@ -276,7 +288,7 @@ export async function respond(answer: unknown, init?: ResponseInit): Promise<Res
   const text = json ? JSON.stringify(value) : value
   if (text === undefined) throw new TypeError(`respond: ${typeof value} has no JSON form`)
   // a UTF-8 body is length..3×length bytes: encoded only when that may make it a page
-  if (turn === pumpTurns() || text.length * 3 <= 15 * 1024 || text.length > 64 * 1024)
+  if (turn === pumpTurns() || text.length * 3 <= LATE_OVER || text.length > LATE_UP_TO)
     return json ? Response.json(value, init) : new Response(text, init)
   const bytes = encoder.encode(text)
   const headers = new Headers(init?.headers as ConstructorParameters<typeof Headers>[0])

@@ -10,7 +10,7 @@ import type { IdleStrategy } from "../wire/idle-strategy.ts"
 import { pumpTurns } from "../wire/loop-probe.ts"
 import { Pump, STARTUP_POLL_NS } from "../wire/pump.ts"
 import { nowMs, STATE_NAMES, type Endpoint, type EndpointHost, type Pending, type WorkerInfo } from "./endpoint.ts"
-import { BorrowedResponse, forgotten, NO_HEAD, remoteError } from "./response.ts"
+import { BorrowedResponse, forgotten, inTurnSaves, NO_HEAD, remoteError } from "./response.ts"
 import { answerValue, type AnswerSlot } from "./answer-value.ts"
 import { SlotFrames, StreamIn, type SlotStreamOwner } from "./stream-in.ts"
 import type { FlightRecorder } from "../probe/recorder.ts"
@@ -112,7 +112,7 @@ export class SlotEndpoint implements Endpoint, AnswerSlot, SlotStreamOwner {
       startupPollNs: STARTUP_POLL_NS,
       crowded: () => chan.crowded,
       yieldsToIo: true,
-      answerInTurnPays: () => this.lastSentTurn === pumpTurns() && this.lastAnswerBytes > 15 * 1024,
+      answerInTurnPays: () => this.lastSentTurn === pumpTurns() && inTurnSaves(this.lastAnswerBytes),
     })
   }
 

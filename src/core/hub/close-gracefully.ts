@@ -5,7 +5,7 @@
 // `Connection: close` (a node:http server's all, through requestListener; a Bun server's those of the bus), and the
 // pool and the bus stop only once no connection is left.
 import { checkNumber, checkOptions, optionNames } from "../../kit/index.ts"
-import { closing, runtimeName } from "../../runtime/index.ts"
+import { closing, quirks } from "../../runtime/index.ts"
 import type { SlotBus } from "./bus.ts"
 import { leaving } from "./fetch-body.ts"
 
@@ -59,7 +59,7 @@ export async function closeGracefully(server: BunServer | NodeServer, options: C
   try {
     if (!isBunServer(server)) {
       closing.add(server)
-      if (runtimeName === "bun") await lingerOnBun(server, lingerEnd)
+      if (quirks.httpCloseDropsIdle) await lingerForNextRequests(server, lingerEnd)
       // close() closes the idle connections at once, resetting one whose next request is not read yet (idle to
       // node:http until parsed): they are left open, to have that request answered with Connection: close
       const closeIdle = server.closeIdleConnections
@@ -99,7 +99,7 @@ async function quiet(inFlight: () => number, end: number) {
  * node:http under Bun closes kept-alive idle connections in close() itself, as Bun.serve's stop() does: the same
  * wait for their next request first, counted from now on (its getConnections() says 0).
  */
-async function lingerOnBun(server: NodeServer, end: number) {
+async function lingerForNextRequests(server: NodeServer, end: number) {
   let inFlight = 0
   const count = (_req: unknown, res: { once(event: "close", f: () => void): unknown }) => {
     inFlight++

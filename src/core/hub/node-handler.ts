@@ -12,6 +12,7 @@ import {
 } from "../../errors.ts"
 import { checkOptions, exchangeOf, optionNames } from "../../kit/index.ts"
 import { incoming, requestListener } from "../../runtime/index.ts"
+import { wholeLengths } from "../endpoint/answer-value.ts"
 import type { FetchOptions } from "./options.ts"
 
 export interface NodeHandlerOptions {
@@ -59,11 +60,18 @@ export function nodeHandler(bus: FetchTarget, options: NodeHandlerOptions = {}) 
   const o = checkOptions(options, OPTIONS, "nodeHandler")
   if (o.onError !== undefined && typeof o.onError !== "function") throw new TypeError("onError must be a function")
   const fetchOptions = o.fetch
+  const lengths = wholeLengths()
+  // a whole answer's length as Content-Length: node:http frames a body it is given as a stream chunked otherwise
+  const withLength = (response: Response) => {
+    const n = lengths.get(response)
+    if (n !== undefined && !response.headers.has("content-length")) response.headers.set("content-length", String(n))
+    return response
+  }
   return requestListener((request) => {
     // inside instrument(): the route the app matched by now (Express's req.route, httpRoute's) goes with bus.fetch
     const req = incoming.get(request)
     const route = req && exchangeOf(req)?.route
-    if (route !== undefined) return bus.fetch(request, { ...fetchOptions, route })
-    return fetchOptions ? bus.fetch(request, fetchOptions) : bus.fetch(request)
+    if (route !== undefined) return bus.fetch(request, { ...fetchOptions, route }).then(withLength)
+    return (fetchOptions ? bus.fetch(request, fetchOptions) : bus.fetch(request)).then(withLength)
   }, o.onError ?? failureResponse)
 }

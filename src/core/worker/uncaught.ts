@@ -1,7 +1,7 @@
 // A worker's process ends on an uncaught error or an unhandled rejection (docs/api.md, "A worker's lifetime"), as
 // Node's does: Bun 1.4.5 keeps a process whose module still awaits (`await worker.closed`, as the README shows a
 // worker) alive after one, so a pool would never see the crash and a deploy of such code would pass its dwell
-// (BUN_QUIRKS.UNCAUGHT_KEEPS_ALIVE in src/runtime/bun-quirks.ts, with its canary).
+// (BUN_QUIRKS.UNCAUGHT_KEEPS_ALIVE in src/runtime/bun/quirks.ts, with its canary).
 // One listener per event for the process (a hot reload's second copy of this module finds it installed). A listener
 // of the app's own for the same event decides instead (Node's rule: a process with a handler carries on), and so does
 // `--unhandled-rejections=warn|none|warn-with-error-code` for rejections. Under `bun test` no listener is called.

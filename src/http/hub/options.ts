@@ -1,5 +1,5 @@
 // The hub's options, checked once, and the small response helpers every hub file uses.
-import type { Server } from "bun"
+import type { HttpServer as Server } from "../../runtime/index.ts"
 import type { IdleStrategy } from "../../core/index.ts"
 import { streamWindow, tuning } from "../../core/internal.ts"
 import { checkNumber, checkOptions, MAX_TIMER_MS, optionNames } from "../../kit/index.ts"

@@ -1,6 +1,6 @@
 // Hands an HTTP request to a worker over its bus and turns its answer into a Response: the head at once, the body
 // streamed as the worker produces it (docs/PROTOCOL.md §9.9).
-import type { Server } from "bun"
+import type { HttpServer as Server } from "../../runtime/index.ts"
 import {
   BusFullError,
   PayloadTooLargeError,

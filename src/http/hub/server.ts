@@ -1,6 +1,5 @@
 // The HTTP hub: a Bun.serve front door that routes requests to worker processes over slotbus.
 // This file dispatches; each concern lives next to it (registry, liveness, proxy, sse, health).
-import type { Server } from "bun"
 import { madeBy, METRICS, selfFamilies, STATUS, type MetricFamily, type StatusSection } from "../../kit/index.ts"
 import { SettingsMismatchError, Topic } from "../../events/index.ts"
 import { HubEventsError } from "../errors.ts"
@@ -17,7 +16,7 @@ import { hubReport, hubSection } from "./section.ts"
 import type { Nats } from "../../nats/index.ts"
 import { METRICS_HEADERS, renderMetrics, sharedScrape } from "../../status/internal.ts"
 import { HubMetrics } from "./metrics.ts"
-import { bunOnly, pathStart, refuseServed, runtimeName } from "../../runtime/index.ts"
+import { bunOnly, type HttpServer as Server, pathStart, refuseServed, runtimeName } from "../../runtime/index.ts"
 
 const FACTORY = Symbol("createHub")
 

@@ -1,7 +1,7 @@
 // Server-sent events on the hub: the client connections it holds, and fan-out of workers' events to them.
 // `GET /events` reads the hub's events topic (shared memory, see slotbus/events): the hub holds one subscription
 // for the live stream and fans it out; a client reconnecting with Last-Event-ID first replays from the ring.
-import type { Server } from "bun"
+import type { HttpServer as Server } from "../../runtime/index.ts"
 import { PayloadTooLargeError } from "../../core/index.ts"
 import {
   TopicFullError,

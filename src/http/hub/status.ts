@@ -1,7 +1,7 @@
 // The hub's live view: GET /health/status (serveStatus's page, src/status) and GET /health/stream (the hub's
 // status report, hubReport, as server-sent events at once and then every second, while anyone watches). What is
 // the hub's own: its watchers are SSE clients like the others (sseMaxBufferedBytes, sseIdleTimeoutMs, counted).
-import type { Server } from "bun"
+import type { HttpServer as Server } from "../../runtime/index.ts"
 import type { StatusReport } from "../../status/index.ts"
 import { PAGE_HEADERS, STATUS_PAGE_HTML } from "../../status/internal.ts"
 import { json, type ResolvedOptions } from "./options.ts"

@@ -1,5 +1,5 @@
 // Timers that keep their word past 2^31−1 ms. Node and Bun store a timer's delay in 32 bits: a longer one
-// (a limit of 1e7 s, say) fires at once (BUN_QUIRKS.TIMER_OVERFLOW, src/runtime/bun-quirks.ts). Every delay in
+// (a limit of 1e7 s, say) fires at once (BUN_QUIRKS.TIMER_OVERFLOW, src/runtime/bun/quirks.ts). Every delay in
 // slotbus that comes from a user goes through here.
 
 /** The longest delay a single setTimeout honours. */

@@ -1,4 +1,4 @@
-// The runtime room's contract under Node 26 (src/runtime/node.ts), run by test/runtime/node-runtime.test.ts:
+// The runtime room's contract under Node 26 (src/runtime/node/index.ts), run by test/runtime/node-runtime.test.ts:
 // `node node-runtime.ts <libslotbus>` (Node strips this file's types; src/runtime has no parameter properties).
 // Prints one JSON object of what it found; the test compares it with what runtime.ts promises.
 import {
@@ -24,6 +24,7 @@ found.clock = rt.nanoseconds() >= a
 found.crc32 = [rt.crc32("123456789"), rt.crc32(new TextEncoder().encode("123456789"))]
 found.deepEquals = [rt.deepEquals({ a: [1] }, { a: [1] }, true), rt.deepEquals({ a: undefined }, {}, true)]
 found.inspect = rt.inspect({ a: 1 })
+found.quirks = { lateWrite: rt.quirks.lateWrite, names: Object.keys(rt.quirks.all).sort() }
 
 // a settled promise: "pending" at the first look (Node cannot peek), "fulfilled" with its value a microtask later
 const done = Promise.resolve(7)

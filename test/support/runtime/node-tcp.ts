@@ -1,4 +1,4 @@
-// TCP through the runtime room under Node 26 (src/runtime/node-net.ts), run by test/runtime/node-tcp.test.ts:
+// TCP through the runtime room under Node 26 (src/runtime/node/net.ts), run by test/runtime/node-tcp.test.ts:
 // `node node-tcp.js <dir>` (built to JavaScript). First the runtime's listen and connect on a TCP port, printed as
 // "runtime <JSON>"; then a stdio bus's tcp: listener (StdioListener, the feature on TCP) over an echo host, printed
 // as "listening <port> <token file>", its token file in <dir>. Its own client (the runtime's connect) authenticates

@@ -2,17 +2,10 @@
 // and the canary that fails once a Bun release no longer shows it (test/runtime/quirks.test.ts): then the
 // workaround can go, and the entry with it. (nats.js keeps its server features the same way: core/src/semver.ts.)
 
-/** One behaviour of Bun's that the code works around. */
-export interface Quirk {
-  /** What Bun does, in a sentence. */
-  readonly what: string
-  /** The Bun version it was measured on. */
-  readonly seenIn: string
-  /** Where it is worked around, and what can go once it is fixed. */
-  readonly workaround: string
-  /** The measurement, the upstream issue or pull request. */
-  readonly see: string
-}
+import type { LateWrite, Quirk } from "../runtime.ts"
+
+/** LATE_WRITE's range: a whole answer of 15–64 KiB resolved late goes out as a one-chunk stream (core/endpoint). */
+export const LATE_WRITE: LateWrite = { minBytes: 15 * 1024, maxBytes: 64 * 1024 }
 
 export const BUN_QUIRKS = {
   /**
@@ -23,7 +16,7 @@ export const BUN_QUIRKS = {
     what: "a late Response over 16 KiB goes out in ~15 send calls instead of one",
     seenIn: "1.4.5",
     workaround:
-      "heldLate() and answerInTurnPays in src/core/endpoint/slot-endpoint.ts, the late hold in src/http/hub/proxy.ts, the in-turn spin of src/core/wire/pump.ts: a late answer of 15–64 KiB is sent as a closed stream holding its bytes",
+      "LATE_WRITE above, which the core reads as runtime.quirks.lateWrite: heldLate() and inTurnSaves() in src/core/endpoint/response.ts (answerInTurnPays, the in-turn spin of src/core/wire/pump.ts), the late hold in src/http/hub/proxy.ts: a late answer of 15–64 KiB is sent as a closed stream holding its bytes",
     see: "docs/perf/bun-late-write.md; Bun PR #41341 (open: corks a late end()/tryEnd())",
   },
   /** setTimeout stores its delay in 32 bits: a delay past 2^31−1 ms fires at once (a warning, no error). Node's too. */
@@ -44,6 +37,14 @@ export const BUN_QUIRKS = {
     workaround:
       "exitOnUncaught() in src/core/worker/uncaught.ts: the worker's listeners end the process with code 1 (the listeners stay for exitOnUncaught: false and the app's own listeners)",
     see: "issue 64, item 1; test/core/worker/uncaught.test.ts",
+  },
+  /** node:http's server.close() under Bun closes idle keep-alive connections itself (not through closeIdleConnections). */
+  HTTP_CLOSE_DROPS_IDLE: {
+    what: "node:http close() resets a kept-alive connection whose next request was sent but not yet read",
+    seenIn: "1.4.5",
+    workaround:
+      "closeGracefully in src/core/hub/close-gracefully.ts waits for each kept-alive client's next request first (quirks.httpCloseDropsIdle)",
+    see: "test/runtime/graceful.test.ts (node:http under Bun: 32 of 32 keep-alive clients failed without the wait)",
   },
   /** Bun has no unix datagram socket: Bun.udpSocket ignores a `unix` path and binds a UDP port. */
   NO_UNIX_DATAGRAM: {
@@ -72,7 +73,7 @@ export const BUN_QUIRKS = {
   CONNECT_FD_UNTYPED: {
     what: "Bun.connect's types have no `fd` option, which it takes",
     seenIn: "1.4.5",
-    workaround: "the cast in connectFd (src/runtime/bun.ts)",
+    workaround: "the cast in connectFd (src/runtime/bun/net.ts)",
     see: "the @ts-expect-error in test/runtime/quirks.test.ts: bunx tsc fails once the types have it",
   },
 } as const satisfies Record<string, Quirk>

@@ -1,4 +1,4 @@
-// Child processes and stdout on Node, in the shape slotbus uses of Bun's Subprocess and FileSink (issue 67): the
+// Child processes and stdout on Node, as the contract's Process and OutputSink (issue 67): the
 // Supervisor (kit/supervision) spawns with pipes, files or inherited stdio; the stdio bus writes a worker's stdin
 // through a sink and reads its stdout and stderr with `for await`; the CLI writes its stdout through a sink.
 import { type ChildProcess, spawn as nodeSpawn, type StdioOptions } from "node:child_process"
@@ -6,25 +6,14 @@ import { accessSync, constants as fsc, statSync } from "node:fs"
 import { constants as osc } from "node:os"
 import { delimiter, resolve } from "node:path"
 import type { Readable, Writable } from "node:stream"
-
-type Stdio = "pipe" | "ignore" | "inherit"
-/** What the runtime's spawn takes: Bun.spawn's options, as the Supervisor passes them. */
-export interface SpawnOptions {
-  stdin?: Stdio
-  stdout?: Stdio
-  stderr?: Stdio
-  /** stdin, stdout, stderr and further fds: a kind or this process's fd the child gets there. */
-  stdio?: (Stdio | number)[]
-  cwd?: string
-  env?: Record<string, string>
-}
+import type { OutputSink, Process, SpawnOptions } from "../runtime.ts"
 
 /**
- * Bun's FileSink as slotbus uses it, over a Writable: write() hands the bytes to the stream and says how many; flush()
+ * The contract's OutputSink over a Writable: write() hands the bytes to the stream and says how many; flush()
  * is the count when the pipe has taken everything written, else a promise settled once it has (rejected when the
  * pipe broke: EPIPE, the reader gone). A broken pipe is never an uncaught 'error' event.
  */
-export class OutputSink {
+class PipeSink implements OutputSink {
   private unflushed = 0
   private writes = 0
   private written = 0
@@ -69,13 +58,13 @@ export class OutputSink {
 }
 
 /**
- * Bun's Subprocess as slotbus uses it: pid, kill, exitCode and signalCode once it ended, `exited` (its exit code, or
+ * The contract's Process over a ChildProcess: pid, kill, exitCode and signalCode once it ended, `exited` (its exit code, or
  * 128 + the signal's number, as Bun's), a piped stdin as a sink and a piped stdout and stderr as async-iterable
  * streams of bytes.
  */
-export class Process {
+class ChildProcessHandle implements Process {
   readonly pid: number
-  readonly stdin: OutputSink | undefined
+  readonly stdin: PipeSink | undefined
   readonly stdout: Readable | undefined
   readonly stderr: Readable | undefined
   readonly exited: Promise<number>
@@ -87,7 +76,7 @@ export class Process {
   constructor(child: ChildProcess) {
     this.child = child
     this.pid = child.pid!
-    this.stdin = child.stdin ? new OutputSink(child.stdin) : undefined
+    this.stdin = child.stdin ? new PipeSink(child.stdin) : undefined
     this.stdout = child.stdout ?? undefined
     this.stderr = child.stderr ?? undefined
     for (const r of [this.stdout, this.stderr]) r?.on("error", () => {}) // a reader sees it; nobody reading: no crash
@@ -116,7 +105,7 @@ export function spawn(command: string[], options: SpawnOptions = {}): Process {
   const [file, ...args] = command
   if (!file) throw new TypeError("spawn: the command is empty")
   const child = nodeSpawn(file, args, { stdio, cwd, env })
-  if (child.pid !== undefined) return new Process(child)
+  if (child.pid !== undefined) return new ChildProcessHandle(child)
   // Node says why on the next tick ('error'); Bun throws at once, and the Supervisor counts on that
   child.on("error", () => {})
   throw notStarted(file, cwd, env?.PATH ?? process.env.PATH ?? "")
@@ -147,6 +136,6 @@ function isFile(p: string): boolean {
   return statSync(p, { throwIfNoEntry: false })?.isFile() ?? false
 }
 
-let ownStdout: OutputSink | undefined
+let ownStdout: PipeSink | undefined
 /** This process's stdout as a sink (one for the process, as its stdout is one stream). */
-export const stdoutSink = (): OutputSink => (ownStdout ??= new OutputSink(process.stdout))
+export const stdoutSink = (): OutputSink => (ownStdout ??= new PipeSink(process.stdout))

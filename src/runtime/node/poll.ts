@@ -1,9 +1,11 @@
 // Waking on an fd under Node: a uv_poll on this thread's loop (the node binary exports libuv), its callback a node:ffi
 // one. The fd reader (a stream's reads) and the doorbell reader (runtime.ts) are built on it.
 import { closeSync } from "node:fs"
-import { ffi } from "./node-ffi.ts"
-import type { DoorbellReader } from "./runtime.ts"
+import { constants } from "node:os"
+import { ffi } from "./ffi.ts"
+import type { DoorbellReader } from "../runtime.ts"
 
+const ERRNO_AT = process.platform === "darwin" ? "__error" : "__errno_location"
 const UV_READABLE = 1
 const UV_POLL = 8 // uv_handle_type
 const READ_BYTES = 256
@@ -15,7 +17,8 @@ interface Uv {
   uv_close(handle: bigint, cb: bigint): void
   uv_handle_size(type: number): bigint
   read(fd: number, buf: bigint, n: bigint): bigint
-  __errno_location(): bigint
+  /** This thread's errno's address: glibc's and musl's __errno_location, macOS's __error. */
+  errnoAt(): bigint
 }
 
 interface UvState {
@@ -36,15 +39,16 @@ const polls = new Map<bigint, UvPoll>()
 function uv(): UvState {
   if (uvState) return uvState
   const self = new ffi.DynamicLibrary(null)
-  const fns = self.getFunctions({
+  const raw = self.getFunctions({
     uv_poll_init: { return: "i32", arguments: ["pointer", "pointer", "i32"] },
     uv_poll_start: { return: "i32", arguments: ["pointer", "i32", "pointer"] },
     uv_poll_stop: { return: "i32", arguments: ["pointer"] },
     uv_close: { return: "void", arguments: ["pointer", "pointer"] },
     uv_handle_size: { return: "u64", arguments: ["i32"] },
     read: { return: "i64", arguments: ["i32", "pointer", "u64"] },
-    __errno_location: { return: "pointer", arguments: [] },
-  }) as unknown as Uv
+    [ERRNO_AT]: { return: "pointer", arguments: [] },
+  })
+  const fns = { ...raw, errnoAt: raw[ERRNO_AT] } as unknown as Uv
   const onPoll = self.registerCallback({ return: "void", arguments: ["pointer", "i32", "i32"] }, (handle, status) =>
     polls.get(handle as bigint)?.ready(status),
   )
@@ -59,7 +63,7 @@ function uv(): UvState {
     loop: ffi.getCurrentEventLoop(),
     onPoll,
     onClose,
-    errno: fns.__errno_location(),
+    errno: fns.errnoAt(),
     handleSize: Number(fns.uv_handle_size(UV_POLL)),
     scratch,
     scratchAt: ffi.getRawPointer(scratch),
@@ -72,8 +76,8 @@ const noop = () => {}
 // microtask checkpoint, which an idle loop may not reach for seconds (the next timer): an immediate brings one in
 // this turn's check phase.
 const drainSoon = () => void setImmediate(noop)
-const EAGAIN = 11
-const EINTR = 4
+// the platform's own values (EAGAIN is 11 on Linux, 35 on macOS), as the node binary knows them
+const { EAGAIN, EINTR } = constants.errno
 const SCRATCH_BYTES = BigInt(READ_BYTES)
 
 /** One read(2) of `fd` into the scratch buffer: the byte count, 0 at EOF, or -errno (EINTR read again). */

@@ -1,34 +1,14 @@
-// Node's sockets in Bun's shape, as the runtime room's callers use them (docs/PROTOCOL.md §1): a connected fd of
+// Node's sockets as the contract's (runtime.ts) (docs/PROTOCOL.md §1): a connected fd of
 // libslotbus's, and listen and connect over node:net: unix sockets (the per-host elections) and TCP (the stdio bus's
 // tcp: listener, issue 67).
 import { existsSync } from "node:fs"
 import { type AddressInfo, createConnection, createServer, type Server, Socket as NetSocket } from "node:net"
+import type { Socket, SocketHandlers, SocketOptions, TcpListener, UnixListener } from "../runtime.ts"
 
-/** What the runtime's socket handlers get for a socket (over an fd, or a unix socket): Bun's shape, as slotbus uses it. */
-export interface FdSocket<T> {
-  data: T
-  write(bytes: Uint8Array | string): number
-  end(): void
-  /** Half-closes: no more is written, the peer's bytes are still read. */
-  shutdown(): void
-  terminate(): void
-  pause(): void
-  resume(): void
-}
-type FdHandlers<T> = {
-  open?(s: FdSocket<T>): void
-  data?(s: FdSocket<T>, bytes: Uint8Array): void
-  drain?(s: FdSocket<T>): void
-  /** The peer half-closed (it sends no more). */
-  end?(s: FdSocket<T>): void
-  close?(s: FdSocket<T>, error?: Error): void
-  error?(s: FdSocket<T>, error: Error): void
-}
-
-/** A node:net socket behind Bun's socket shape, its events sent to Bun's handlers. */
-function wrapSocket<T>(sock: NetSocket, data: T, handlers: FdHandlers<T>): FdSocket<T> {
+/** A node:net socket as the contract's Socket, its events sent to its handlers. */
+function wrapSocket<T>(sock: NetSocket, data: T, handlers: SocketHandlers<T>): Socket<T> {
   let full = false
-  const s: FdSocket<T> = {
+  const s: Socket<T> = {
     data,
     // Bun's write says how much it took; node:net takes all and buffers: 0 while over its high-water mark.
     write(bytes) {
@@ -54,33 +34,11 @@ function wrapSocket<T>(sock: NetSocket, data: T, handlers: FdHandlers<T>): FdSoc
   return s
 }
 
-/** A socket over a connected unix socket fd (libslotbus's), with Bun's handler shape over node:net. */
-export function connectFd<T>(fd: number, data: T, handlers: FdHandlers<T>): Promise<FdSocket<T>> {
+/** A socket over a connected unix socket fd (libslotbus's), over node:net. */
+export function connectFd<T>(fd: number, data: T, handlers: SocketHandlers<T>): Promise<Socket<T>> {
   const s = wrapSocket(new NetSocket({ fd, readable: true, writable: true }), data, handlers)
   handlers.open?.(s)
   return Promise.resolve(s)
-}
-
-/** Bun.listen's and Bun.connect's options, as far as slotbus uses them: a unix socket path, or a TCP host and port. */
-interface NetOptions<T> {
-  unix?: string
-  hostname?: string
-  port?: number
-  data?: T
-  allowHalfOpen?: boolean
-  socket: FdHandlers<T> & { connectError?(s: FdSocket<T>, error: Error): void }
-}
-
-/** A listener on a unix socket path, as Bun.listen's: `stop(true)` closes its connections too. */
-export interface UnixListener {
-  readonly unix: string
-  stop(closeConnections?: boolean): void
-}
-/** A listener on a TCP port, as Bun.listen's. */
-export interface TcpListener {
-  readonly hostname: string
-  readonly port: number
-  stop(closeConnections?: boolean): void
 }
 
 /**
@@ -89,9 +47,9 @@ export interface TcpListener {
  * On a TCP port (`hostname` and `port`, 0 picks one): bound once the promise settles (Node looks the name up
  * first), which is when its port is known; a port in use rejects with EADDRINUSE.
  */
-export function listen<T>(opts: NetOptions<T> & { unix: string }): UnixListener
-export function listen<T>(opts: NetOptions<T>): UnixListener | Promise<TcpListener>
-export function listen<T>(opts: NetOptions<T>): UnixListener | Promise<TcpListener> {
+export function listen<T>(opts: SocketOptions<T> & { unix: string }): UnixListener<T>
+export function listen<T>(opts: SocketOptions<T> & { port: number }): Promise<TcpListener<T>>
+export function listen<T>(opts: SocketOptions<T>): UnixListener<T> | Promise<TcpListener<T>> {
   const open = new Set<NetSocket>()
   const server = createServer({ allowHalfOpen: opts.allowHalfOpen ?? false }, (sock) => {
     open.add(sock)
@@ -141,7 +99,7 @@ export function bindTcp(server: Server, port: number, host: string): Promise<Add
 }
 
 /** Connects to a unix socket path or a TCP host and port: the socket once connected; a refusal calls connectError and rejects. */
-export function connect<T>(opts: NetOptions<T>): Promise<FdSocket<T>> {
+export function connect<T>(opts: SocketOptions<T>): Promise<Socket<T>> {
   const allowHalfOpen = opts.allowHalfOpen ?? false
   return new Promise((resolve, reject) => {
     const sock =

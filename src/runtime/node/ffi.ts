@@ -1,6 +1,6 @@
 // node:ffi, taken once for the Node runtime's files; importing this throws the one clear error where it is missing.
 import type * as NodeFfi from "node:ffi"
-import { nodeFfiRefusal } from "./errors.ts"
+import { nodeFfiRefusal } from "../errors.ts"
 
 // Taken at load, not imported: Bun has no node:ffi, and a bundle of slotbus (bun build --compile) holds this file and
 // hoists its static imports to the top, where Bun would refuse this one (this file's body only runs under Node).

@@ -3,8 +3,13 @@
 import { isDeepStrictEqual, inspect as nodeInspect } from "node:util"
 // a namespace, not a named import: a Node too old for zlib.crc32 refuses a named one before anything here runs
 import * as zlib from "node:zlib"
-import { ffi } from "./node-ffi.ts"
-import type { NativeFunction, NativeSymbols, NativeType, Pointer, PromiseState } from "./runtime.ts"
+import { ffi } from "./ffi.ts"
+import type { NativeFunction, NativeSymbols, NativeType, Pointer, PromiseState, Runtime } from "../runtime.ts"
+import { connect, connectFd, listen } from "./net.ts"
+import { doorbellReader, fdReader } from "./poll.ts"
+import { spawn, stdoutSink } from "./process.ts"
+import { serveHttp } from "./http.ts"
+import { NODE_QUIRKS } from "./quirks.ts"
 
 // bun:ffi's names for the library's C types, as node:ffi spells them (a C string goes in as a pointer: a string or
 // a NUL-terminated Buffer, and comes out as one, read by ffi.toString).
@@ -27,7 +32,7 @@ type AnyFn = (...args: unknown[]) => unknown
  * for sb_<name>, the per-request calls) is bound to that twin, unwrapped; and a pointer is a number here, as on Bun
  * (user-space addresses are below 2^53), made a bigint only for a function that takes it as node:ffi's "pointer".
  */
-export function openLibrary<S extends Record<string, NativeFunction>>(path: string, symbols: S): NativeSymbols<S> {
+function openLibrary<S extends Record<string, NativeFunction>>(path: string, symbols: S): NativeSymbols<S> {
   const { lib } = ffi.dlopen(path)
   const out: Record<string, AnyFn> = {}
   for (const [name, f] of Object.entries(symbols)) out[name] = doublesTwin(lib, name, f) ?? bind(lib, name, f)
@@ -74,16 +79,16 @@ function bind(lib: Library, name: string, f: NativeFunction): AnyFn {
 }
 
 /** `length` bytes at ptr + offset, a plain (not shared) ArrayBuffer over that memory: Atomics load and store work. */
-export function memoryView(ptr: Pointer, offset: number, length: number): ArrayBuffer {
+function memoryView(ptr: Pointer, offset: number, length: number): ArrayBuffer {
   return ffi.toArrayBuffer(BigInt(ptr + offset), length, false)
 }
 
 const start = process.hrtime.bigint()
-export const nanoseconds = (): number => Number(process.hrtime.bigint() - start)
+const nanoseconds = (): number => Number(process.hrtime.bigint() - start)
 
 const MAX_TIMER_MS = 2 ** 31 - 1
 /** setTimeout in pieces below 2^31 ms (TIMER_OVERFLOW: Node's setTimeout overflows as Bun's does). */
-export async function sleep(ms: number): Promise<void> {
+async function sleep(ms: number): Promise<void> {
   let left = Math.max(0, ms)
   do {
     const step = Math.min(left, MAX_TIMER_MS)
@@ -93,11 +98,11 @@ export async function sleep(ms: number): Promise<void> {
 }
 
 const sleeper = new Int32Array(new SharedArrayBuffer(4))
-export const sleepSync = (ms: number): void => void Atomics.wait(sleeper, 0, 0, Math.max(0, ms))
-export const crc32 = (data: Uint8Array | string): number => zlib.crc32(data)
-export const inspect = (value: unknown): string => nodeInspect(value)
+const sleepSync = (ms: number): void => void Atomics.wait(sleeper, 0, 0, Math.max(0, ms))
+const crc32 = (data: Uint8Array | string): number => zlib.crc32(data)
+const inspect = (value: unknown): string => nodeInspect(value)
 /** Strict: node's isDeepStrictEqual. Loose: the same on values with their undefined properties left out (as Bun's). */
-export function deepEquals(a: unknown, b: unknown, strict = false): boolean {
+function deepEquals(a: unknown, b: unknown, strict = false): boolean {
   return strict ? isDeepStrictEqual(a, b) : isDeepStrictEqual(withoutUndefined(a), withoutUndefined(b))
 }
 function withoutUndefined(v: unknown): unknown {
@@ -114,7 +119,7 @@ function withoutUndefined(v: unknown): unknown {
 // "pending"; once they ran (one microtask for a settled promise) the state is known. readyBody awaits a few
 // microtasks between looks, so a body whose reads are settled is still read whole.
 const seen = new WeakMap<Promise<unknown>, { state: PromiseState; value?: unknown }>()
-export function promiseState(p: unknown): PromiseState {
+function promiseState(p: unknown): PromiseState {
   if (!(p instanceof Promise)) return "fulfilled"
   let s = seen.get(p)
   if (!s) {
@@ -128,22 +133,48 @@ export function promiseState(p: unknown): PromiseState {
   }
   return s.state
 }
-export function promiseValue(p: unknown): unknown {
+function promiseValue(p: unknown): unknown {
   if (!(p instanceof Promise)) return p
   promiseState(p)
   const s = seen.get(p)!
   return s.state === "pending" ? p : s.value
 }
 
-export const mainScript = (): string => process.argv[1] ?? ""
-export async function stdinBytes(): Promise<Uint8Array> {
+const mainScript = (): string => process.argv[1] ?? ""
+async function stdinBytes(): Promise<Uint8Array> {
   const parts: Uint8Array[] = []
   for await (const chunk of process.stdin) parts.push(chunk as Uint8Array)
   return new Uint8Array(Buffer.concat(parts))
 }
-export const stdinStream = (): AsyncIterable<Uint8Array> => process.stdin
+const stdinStream = (): AsyncIterable<Uint8Array> => process.stdin
 
-export { connect, connectFd, type FdSocket, listen, type TcpListener, type UnixListener } from "./node-net.ts"
-export { doorbellReader, fdReader } from "./node-poll.ts"
-export { spawn, stdoutSink } from "./node-process.ts"
-export { serveHttp } from "./node-http.ts"
+const adapter = {
+  name: "node",
+  quirks: { lateWrite: null, httpCloseDropsIdle: false, all: NODE_QUIRKS },
+  // Node has no `type: "file"` import (and dist/ leaves the prebuilds out of its bundle): the package's prebuilds/
+  embeddedLibrary: async (_platform: string): Promise<string | undefined> => undefined,
+  openLibrary,
+  memoryView,
+  fdReader,
+  doorbellReader,
+  nanoseconds,
+  sleep,
+  sleepSync,
+  crc32,
+  inspect,
+  deepEquals,
+  promiseState,
+  promiseValue,
+  mainScript,
+  stdinBytes,
+  stdinStream,
+  stdoutSink,
+  listen,
+  connect,
+  connectFd,
+  spawn,
+  serveHttp,
+} satisfies Runtime
+
+/** The adapter as the contract types it (its declaration names no type of the runtime's own). */
+export const host: Runtime = adapter

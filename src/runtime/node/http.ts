@@ -1,27 +1,9 @@
-// Bun.serve's shape over node:http, as slotbus uses it (the status server, issue 67), on fetch-listener.ts.
+// The contract's serveHttp over node:http (the status server, issue 67), on fetch-listener.ts.
 import { createServer, type Server } from "node:http"
 import type { AddressInfo } from "node:net"
-import { incoming, requestListener } from "./fetch-listener.ts"
-import { bindTcp, bindUnix } from "./node-net.ts"
-
-/** Bun.serve's options as slotbus uses them: a unix socket, or a port (0 picks one) on a hostname. */
-interface ServeOptions {
-  unix?: string
-  port?: number
-  hostname?: string
-  fetch(request: Request, server: HttpServer): Response | Promise<Response>
-  error?(error: Error): Response | Promise<Response>
-}
-
-/** Bun's Server, as far as slotbus uses it. */
-export interface HttpServer {
-  readonly hostname: string | undefined
-  readonly port: number | undefined
-  /** Sets the idle timeout of `request`'s connection in seconds (0: none, as for a stream watched for hours). */
-  timeout(request: Request, seconds: number): void
-  /** Stops listening; `closeActive` also ends every open connection (a stream being watched). */
-  stop(closeActive?: boolean): Promise<void>
-}
+import { incoming, requestListener } from "../fetch-listener.ts"
+import type { HttpServer, ServeOptions } from "../runtime.ts"
+import { bindTcp, bindUnix } from "./net.ts"
 
 /**
  * Serves `fetch` on node:http. A unix socket is bound before it returns (as Bun's: a path in use throws here); a
@@ -45,6 +27,12 @@ export function serveHttp(o: ServeOptions): HttpServer | Promise<HttpServer> {
     },
     timeout(request, seconds) {
       incoming.get(request)?.socket.setTimeout(seconds * 1000)
+    },
+    requestIP(request) {
+      const s = incoming.get(request)?.socket
+      return s?.remoteAddress
+        ? { address: s.remoteAddress, family: s.remoteFamily ?? "", port: s.remotePort ?? 0 }
+        : null
     },
     stop(closeActive = false) {
       const closed = new Promise<void>((r) => node.close(() => r()))
