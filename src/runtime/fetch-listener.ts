@@ -17,7 +17,10 @@ export const incoming = new WeakMap<Request, IncomingMessage>()
 
 /** The answer to a request that makes no Request (its own class: Hono's Node server replaces the global Response). */
 class Refused {
-  constructor(readonly response: Response) {}
+  readonly response: Response // (no parameter property: Node runs src/runtime with its types stripped)
+  constructor(response: Response) {
+    this.response = response
+  }
 }
 
 /**
