@@ -1,6 +1,9 @@
 // Why this process cannot be slotbus's host (issue 67): the runtime room's one error. It imports nothing of slotbus
 // (the room is the bottom one), so it is not a SlotBusError; the package entry (src/index.ts) exports it.
 
+/** "off": the Node adapter takes node:ffi without its ExperimentalWarning (a pool sets it for its workers). */
+export const FFI_WARNING_ENV = "SLOTBUS_NODE_FFI_WARNING"
+
 /** The first Node with node:ffi on by default, and the first with it behind --experimental-ffi. */
 export const NODE_FFI_DEFAULT: readonly [number, number] = [26, 9]
 export const NODE_FFI_FLAGGED: readonly [number, number] = [26, 1]

@@ -5,7 +5,7 @@ import { createRequire } from "node:module"
 import { UnsupportedRuntimeError } from "./errors.ts"
 import type { Runtime } from "./runtime.ts"
 
-export { UnsupportedRuntimeError } from "./errors.ts"
+export { FFI_WARNING_ENV, UnsupportedRuntimeError } from "./errors.ts"
 export { closing, incoming, requestListener } from "./fetch-listener.ts"
 export { pathStart, refuseServed } from "./request-target.ts"
 export type {

@@ -155,6 +155,34 @@ describe.skipIf(skip !== null).each(["bun", "node"] as const)("a Node 26 front's
   }, 180_000)
 })
 
+describe.skipIf(skip !== null)("node:ffi's ExperimentalWarning in a Node 26 front's pool", () => {
+  const WARNING = "ExperimentalWarning: FFI is an experimental feature"
+  test.each([
+    ["the front alone prints it: its Node workers, started and restarted, do not", undefined, 1],
+    ["SLOTBUS_NODE_FFI_WARNING=on keeps each worker's (two, and the one restarted)", "on", 4],
+  ])("%s", async (_, setting, warnings) => {
+    const name = busName("ffiwarn")
+    const env = { ...process.env, NODE_NO_WARNINGS: "0", SLOTBUS_NODE_FFI_WARNING: setting }
+    const command = JSON.stringify(workerCommand("node", name))
+    const front = await peerChild("node", "runtime/pool-front.ts", [name, "2", command], { stdin: "pipe", env })
+    try {
+      const [, ...pids] = (await front.waitLine(/^listening (\d+),(\d+)$/, 60_000)).map(Number)
+      for (const [i, pid] of pids.entries()) await readyLine(front, name, i, pid!)
+      process.kill(pids[0]!, "SIGKILL")
+      const [, next] = await front.waitLine(/^start 0 (\d+)$/, 60_000)
+      await readyLine(front, name, 0, Number(next))
+      // its stderr comes on another pipe than its "ready": where it warns, the line is waited for
+      const warned = () => front.output.split("\n").some((l) => l.includes(`pid ${next}]`) && l.includes(WARNING))
+      if (setting === "on") await until(warned, "the restarted worker's warning")
+      front.write("close\n")
+      expect(await front.exited).toBe(0)
+      expect(front.output.split("\n").filter((l) => l.includes(WARNING))).toHaveLength(warnings)
+    } finally {
+      await front.kill()
+    }
+  })
+})
+
 describe.skipIf(skip !== null)("a Node 26 front's worker logs", () => {
   test("lines come escaped and cut as on Bun, the unterminated last one on stderr before a kill -9 included", async () => {
     const name = busName("nodelogs")

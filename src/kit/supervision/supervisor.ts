@@ -34,7 +34,7 @@ import { longTimeout, sleep, type LongTimer } from "../basics/timers.ts"
 import { describeProc, stayedUp, within } from "./process-wait.ts"
 import { checkNumber } from "../checks/value-check.ts"
 import { WorkerLogs } from "./worker-logs.ts"
-import { spawn } from "../../runtime/index.ts"
+import { FFI_WARNING_ENV, spawn } from "../../runtime/index.ts"
 
 export { ReplaceError, SHARED_OPTIONS, SupervisorError } from "./options.ts"
 export type {
@@ -392,8 +392,8 @@ export class Supervisor {
     const { command, stdin, cwd, env } = this.opts
     const merged: Record<string, string> = {}
     for (const [k, v] of Object.entries({ ...process.env, ...env })) if (v !== undefined) merged[k] = v
-    merged.SLOTBUS_INSTANCE = String(inst.index)
-    Object.assign(merged, this.logs.childEnv)
+    Object.assign(merged, this.logs.childEnv, { SLOTBUS_INSTANCE: String(inst.index) })
+    merged[FFI_WARNING_ENV] ??= "off" // the front printed node:ffi's warning: its Node workers, at each start, do not
     const { stdout, stderr } = this.logs.stdio
     const lastWords = this.logs.lastWordsFd // the front's stderr as the child's fd 3 (kit/supervision/last-words.ts)
     const proc =

@@ -38,6 +38,7 @@ export async function peerChild(
   if (node === null) throw new Error(`no Node >= 26.1 here: ${NODE_INSTALL}`)
   let built = builds.get(fixture)
   if (!built) builds.set(fixture, (built = buildForNode(fixture)))
-  const env = { ...(opts.env ?? process.env), SLOTBUS_LIB: await libraryPath(), NODE_NO_WARNINGS: "1" }
+  // warnings off unless the test's env says otherwise (node:ffi's ExperimentalWarning at each start)
+  const env = { NODE_NO_WARNINGS: "1", ...(opts.env ?? process.env), SLOTBUS_LIB: await libraryPath() }
   return spawn([node, ...nodeFlags(node), built.entry, ...args], { ...opts, env })
 }
