@@ -123,7 +123,8 @@ static unsigned fallback_scan(char *out, uint8_t *seen) {
     if (!n) continue;
     seen[n / 8] |= (uint8_t)(1u << (n % 8));
     char path[SUN_MAX], why[160];
-    snprintf(path, sizeof path, "/tmp/%s", e->d_name);
+    int w = snprintf(path, sizeof path, "/tmp/%s", e->d_name);
+    if (w < 0 || (size_t)w >= sizeof path) continue; /* not reached: fallback_number took a short name */
     if ((!best || n < best) && dir_judge(path, why, sizeof why) == DIR_OURS) {
       best = n;
       snprintf(out, SUN_MAX, "%s", path);
