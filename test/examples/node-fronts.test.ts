@@ -102,6 +102,7 @@ describe.skipIf(node === null)("the Node fronts of examples/, from the installed
   for (const front of FRONTS) {
     test(`${front}: own routes and the heavy route over real HTTP, /metrics by route, a SIGHUP reload and a SIGTERM that fail nothing`, async () => {
       const { child, url } = await start(front)
+      const stops: (() => Promise<unknown>)[] = [] // the request loops, ended (after the front) however the test ends
       try {
         const heavy = await report(url, 7)
         expect(heavy).toMatchObject({ id: "7", bytes: 7 })
@@ -143,6 +144,7 @@ describe.skipIf(node === null)("the Node fronts of examples/, from the installed
         const before = await workerPids(url)
         expect(before.size).toBe(2)
         const loop = requestLoop(url, 4)
+        stops.push(loop.stop)
         await until(() => loop.answered.length >= 20, "answers before the reload", 30_000)
         child.signal("SIGHUP")
         const reloaded = await child.waitLine(/^reloaded: workers (\d+), (\d+)$|^reload failed: .*$/, 60_000)
@@ -161,6 +163,7 @@ describe.skipIf(node === null)("the Node fronts of examples/, from the installed
         // connection told to close
         const port = Number(new URL(url).port)
         const loads = [keepAliveLoad(port, 8, false, "/hello/load"), keepAliveLoad(port, 8, false, "/report/1", "POST")]
+        for (const l of loads) stops.push(l.stop)
         const answered = () => loads.every((l) => l.result.answered >= 100)
         await until(answered, "100 answers on each route under keep-alive load", 30_000)
         child.signal("SIGTERM")
@@ -175,6 +178,7 @@ describe.skipIf(node === null)("the Node fronts of examples/, from the installed
         expect([own!.toldToClose, heavyLoad!.toldToClose]).toEqual([8, 8])
       } finally {
         await child.kill()
+        await Promise.all(stops.map((stop) => stop()))
       }
     }, 240_000)
   }
