@@ -25,7 +25,7 @@ afterAll(async () => {
 
 const CONNECTIONS = 32
 
-async function sigtermUnderLoad(runtime: "bun" | "node", server: "bun" | "node", reconnect: boolean) {
+async function sigtermUnderLoad(runtime: "bun" | "node", server: "bun" | "node" | "own", reconnect: boolean) {
   const args = [busName("graceful"), server, process.execPath, ECHO_WORKER]
   const front =
     runtime === "bun"
@@ -48,7 +48,7 @@ async function sigtermUnderLoad(runtime: "bun" | "node", server: "bun" | "node",
   const r = load.result
   const closed = front.lines.find((l) => l.startsWith("closed "))
   console.log(
-    `${server === "bun" ? "Bun.serve" : "node:http"} under ${runtime}, ${reconnect ? "reconnecting" : "leaving"} client: ${r.answered} answered, ${r.failed.length} failed, ${r.toldToClose} told to close, ${r.refused} refused; closed ${closed?.slice(7)} ms after the last answer`,
+    `${{ bun: "Bun.serve", node: "node:http", own: "node:http answering itself" }[server]} under ${runtime}, ${reconnect ? "reconnecting" : "leaving"} client: ${r.answered} answered, ${r.failed.length} failed, ${r.toldToClose} told to close, ${r.refused} refused; closed ${closed?.slice(7)} ms after the last answer`,
   )
   expect(r.failed).toEqual([])
   expect(r.toldToClose).toBeGreaterThanOrEqual(CONNECTIONS)
@@ -60,6 +60,17 @@ describe("a SIGTERM'd front closed with closeGracefully under keep-alive load fa
   test.skipIf(node === null)(
     "node:http under Node, its clients leaving when told",
     () => sigtermUnderLoad("node", "node", false),
+    90_000,
+  )
+  // an app's own routes (Express's, Fastify's) answer without nodeHandler: closeGracefully tells their clients too
+  test(
+    "node:http answering itself under Bun, its clients leaving when told",
+    () => sigtermUnderLoad("bun", "own", false),
+    90_000,
+  )
+  test.skipIf(node === null)(
+    "node:http answering itself under Node, its clients leaving when told",
+    () => sigtermUnderLoad("node", "own", false),
     90_000,
   )
   test.skipIf(node === null)(

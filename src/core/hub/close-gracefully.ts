@@ -2,7 +2,7 @@
 // stop listening and let requests in flight finish, but neither tells a keep-alive client to go: Bun closes the
 // connection after the answer (the client's next request, already sent, is lost) and Node keeps it open until its
 // keepAliveTimeout (5 s), its client's next requests still served. So once closing, every answer says
-// `Connection: close` (a node:http server's all, through requestListener; a Bun server's those of the bus), and the
+// `Connection: close` (a node:http server's all, its app's own routes too; a Bun server's those of the bus), and the
 // pool and the bus stop only once no connection is left.
 import { checkNumber, checkOptions, optionNames } from "../../kit/index.ts"
 import { closing, quirks } from "../../runtime/index.ts"
@@ -21,6 +21,7 @@ interface NodeServer {
   closeIdleConnections(): void
   closeAllConnections(): void
   on(event: "request", listener: (req: unknown, res: { once(event: "close", f: () => void): unknown }) => void): unknown
+  prependListener(event: "request", listener: (req: unknown, res: { shouldKeepAlive: boolean }) => void): unknown
   off(
     event: "request",
     listener: (req: unknown, res: { once(event: "close", f: () => void): unknown }) => void,
@@ -59,6 +60,8 @@ export async function closeGracefully(server: BunServer | NodeServer, options: C
   try {
     if (!isBunServer(server)) {
       closing.add(server)
+      // the app's own answers too (an Express or Fastify route): set before its listener writes the head
+      server.prependListener("request", sayClose)
       if (quirks.httpCloseDropsIdle) await lingerForNextRequests(server, lingerEnd)
       // close() closes the idle connections at once, resetting one whose next request is not read yet (idle to
       // node:http until parsed): they are left open, to have that request answered with Connection: close
@@ -85,6 +88,11 @@ export async function closeGracefully(server: BunServer | NodeServer, options: C
   }
   await o.pool?.stop()
   await o.bus?.close()
+}
+
+/** A node:http answer from now on says `Connection: close`, and its connection closes after it. */
+const sayClose = (_req: unknown, res: { shouldKeepAlive: boolean }) => {
+  res.shouldKeepAlive = false
 }
 
 /** Waits until `inFlight()` was 0 twice 20 ms apart, or until `end` (Date.now()). */

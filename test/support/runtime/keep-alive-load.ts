@@ -14,10 +14,11 @@ export interface LoadResult {
   toldToClose: number
 }
 
-export function keepAliveLoad(port: number, connections: number, reconnect: boolean, path = "/x") {
+export function keepAliveLoad(port: number, connections: number, reconnect: boolean, path = "/x", method = "GET") {
   const r: LoadResult = { answered: 0, failed: [], refused: 0, toldToClose: 0 }
   let running = true
-  const request = `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`
+  const length = method === "GET" ? "" : "Content-Length: 0\r\n"
+  const request = `${method} ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n${length}\r\n`
   const loop = async () => {
     while (running) {
       const s = await new Promise<Socket | null>((ok) => {
