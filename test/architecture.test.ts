@@ -244,6 +244,7 @@ const BENCH_ROOMS = [
   "realwork",
   "fronts",
   "carry",
+  "node",
   "compare",
   "trace",
 ]

@@ -294,7 +294,7 @@ export async function main(argv: string[]): Promise<number> {
     console.log("| way | p50 µs | p99 µs | calls |")
     console.log("|---|---:|---:|---:|")
     for (const [name, s] of rtt)
-      console.log(`| ${name} | ${fmt(s.percentile(50))} | ${fmt(s.percentile(99))} | ${s.count} |`)
+      console.log(`| ${name} | ${fmt(s.percentile(50))} | ${fmt(s.percentile(99))} | ${fmt(s.count)} |`)
   }
   for (const l of failed) console.log(l)
   return failed.length ? 1 : 0
