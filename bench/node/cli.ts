@@ -1,6 +1,7 @@
 // `slotbus bench node`: what a Node team weighs (issues 77, 78). An Express 5 front in Node 26 (front.ts) with a
 // ~2.5 ms, ~50 KB report route (render.ts) served inline, by piscina (2 threads), by node:cluster (2 workers) and by
 // slotbus (nodeHandler, or RPC, to 2 Node workers); wrk loads it. Rounds interleave the variants, each set up fresh.
+import { loadavg } from "node:os"
 import { join } from "node:path"
 import { detectPlatform, libraryFile } from "../../src/native/lib-path.ts"
 import { killAll } from "../lib/child.ts"
@@ -8,7 +9,7 @@ import { processCpuSeconds } from "../lib/cpu.ts"
 import { devPackage, devPackagesHint } from "../lib/dev-packages.ts"
 import { type Front, startFront, stopFront } from "../lib/front.ts"
 import { hasWrk, httpLoad, type HttpCell } from "../lib/http-load.ts"
-import { busyWarningsSince, describeMachine, machineBusySeconds } from "../lib/machine.ts"
+import { busyWarnings, describeMachine } from "../lib/machine.ts"
 import { benchNode, buildForNode, nodeFlags } from "../lib/node.ts"
 import { median, Samples } from "../lib/samples.ts"
 import { REPORT_IDS, renderReport } from "./render.ts"
@@ -229,8 +230,6 @@ export async function main(argv: string[]): Promise<number> {
   if (missing.length) return (console.error(devPackagesHint("node", "the Express front", missing)), 1)
   const variants = o.only ?? (o.route === "cheap" ? CHEAP_DEFAULT : [...VARIANTS])
   const machine = describeMachine()
-  const busy = machineBusySeconds()
-  const started = performance.now()
   process.on("exit", killAll)
   const built = build(found.node)
   const heavyRuns: HeavyRun[][] = []
@@ -272,12 +271,12 @@ export async function main(argv: string[]): Promise<number> {
   const node = Bun.spawnSync([found.node, "--version"]).stdout.toString().trim()
   console.log("# slotbus bench node")
   console.log(
-    `machine: ${machine.cpu} × ${machine.cores}, ${machine.kernel}, node ${node}, bun ${machine.bun}, slotbus ${machine.slotbus}; load average ${machine.loadBefore.toFixed(2)} before; ${machine.date}`,
+    `machine: ${machine.cpu} × ${machine.cores}, ${machine.kernel}, node ${node}, bun ${machine.bun}, slotbus ${machine.slotbus}; load average ${machine.loadBefore.toFixed(2)} before, ${loadavg()[0]!.toFixed(2)} after; ${machine.date}`,
   )
   console.log(
     `load: wrk -t1 -c${o.connections} over /report/0…${REPORT_IDS - 1}; ${o.rounds} rounds of ${o.seconds} s per variant after 1 s of warm-up, variants set up fresh and interleaved; medians`,
   )
-  for (const w of busyWarningsSince(machine, busy, started)) console.log(`warning: ${w}`)
+  for (const w of busyWarnings(machine, null, 0)) console.log(`warning: ${w}`)
   console.log("")
   if (o.route === "heavy") {
     console.log(
