@@ -9,6 +9,7 @@
 //   slotbus bench realwork [options]            bench/realwork a ~2 ms page and a 5 MiB stream behind a front, 4 ways
 //   slotbus bench fronts [options]              bench/fronts  one front against several on one port (reusePort)
 //   slotbus bench carry [options]               bench/carry   carrying an answer behind a front (Bun's, Node's), against direct
+//   slotbus bench node [options]                bench/node    an Express front in Node 26: inline, piscina, cluster, slotbus
 //   slotbus bench compare <ref> [<ref2>]        bench/compare this tree (or ref2) against a git ref, interleaved
 // bench/http (the hub against Bun.serve and a fetch proxy) runs with bun directly: see bench/README.md.
 
@@ -37,6 +38,8 @@ export async function main(argv: string[]): Promise<number> {
       return (await import("./fronts/cli.ts")).main(rest)
     case "carry":
       return (await import("./carry/cli.ts")).main(rest)
+    case "node":
+      return (await import("./node/cli.ts")).main(rest)
     case "compare":
       return (await import("./compare/cli.ts")).main(rest)
     default:

@@ -243,6 +243,7 @@ const BENCH_ROOMS = [
   "realwork",
   "fronts",
   "carry",
+  "node",
   "compare",
   "trace",
 ]
