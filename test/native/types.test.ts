@@ -2,7 +2,8 @@
 // tsconfig, `bun add` of the tarball. Correct code must check clean with nothing `any`, and wrong code must be
 // reported, by tsc (our devDependency), by `bun check` (the app's own typecheck script) and by tsgo if present.
 // Correct code includes the forms issue 68 found refused: `traced(fetch)` in `Bun.serve({ fetch })`, and a
-// SlotHandler whose branches return `headers` literals with different keys.
+// SlotHandler whose branches return `headers` literals with different keys. A Node app with @types/node alone (and
+// @types/express) checks an Express front with a pool, RPC, a topic and the status server, as docs/api.md has them.
 import { afterAll, beforeAll, expect, test } from "bun:test"
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -164,6 +165,93 @@ export async function front(): Promise<void> {
 }
 `
 
+/** A Node worker exposing an api for RPC, as docs/api.md's RPC section has it (its ".js" path: Node's resolution). */
+const NODE_WORKER = `import { createHash } from "node:crypto"
+import { SlotWorker, withSignal } from "slotbus"
+
+export const api = {
+  add: (a: number, b: number) => a + b,
+  digest: withSignal(async (signal: AbortSignal, text: string) => {
+    signal.throwIfAborted()
+    return createHash("sha256").update(text).digest("hex")
+  }),
+}
+export type Api = typeof api
+await SlotWorker.expose("reports", api)
+`
+
+/**
+ * An Express 5 front as examples/express and docs/api.md have it, typed by @types/express: a pool of Node workers, a
+ * route handed to them, RPC to them, a topic's events, /metrics on the app's server and the status server. The
+ * @ts-expect-error lines fail the check (TS2578) if what they misuse were \`any\`.
+ */
+const NODE_EXPRESS = `import http from "node:http"
+import express from "express"
+import {
+  closeGracefully,
+  instrument,
+  nodeHandler,
+  RemoteError,
+  SlotBus,
+  superviseWorkers,
+  TimeoutError,
+  UnknownMethodError,
+} from "slotbus"
+import { Topic } from "slotbus/events"
+import { metricsHandler, serveStatus } from "slotbus/status"
+import type { Api } from "./worker.js"
+
+const bus = await SlotBus.listen("reports")
+const pool = superviseWorkers(bus, { command: [process.execPath, "worker.js"], instances: 2 })
+await bus.waitForWorkers(2, { timeoutMs: 30_000 })
+const topic = await Topic.open("audit", { capacity: 1 << 20 })
+const api = bus.remote<Api>()
+
+const app = express()
+app.post("/report/:id", nodeHandler(bus))
+app.get("/sum/:a/:b", async (req, res) => {
+  try {
+    const sum: number = await api.add(Number(req.params.a), Number(req.params.b))
+    const digest: string = await bus.remote<Api>({ timeoutMs: 500 }).digest(String(sum))
+    const id: number = topic.publish({ type: "sum.done", routing: { route: "/sum" }, data: { sum, digest } })
+    res.json({ sum, digest, id })
+  } catch (e) {
+    if (e instanceof TimeoutError) res.status(504).send(e.message)
+    else if (e instanceof RemoteError) res.status(500).send(\`\${e.remoteName}: \${e.message}\`)
+    else if (e instanceof UnknownMethodError) res.status(501).send(e.methods.join(", "))
+    else throw e
+  }
+})
+app.get("/metrics", nodeHandler({ fetch: metricsHandler([bus, topic]) }))
+
+// @ts-expect-error: add takes numbers
+export const wrongArgument = () => api.add("1", 2)
+// @ts-expect-error: the worker exposes no such method
+export const unknownMethod = () => api.nope()
+// @ts-expect-error: a topic's event has a type
+export const noType = () => topic.publish({ data: 1 })
+
+export async function audit(): Promise<number> {
+  await using sub = topic.subscribe({ type: "sum.*", routing: { route: "/sum" } }, { queue: 256 })
+  let seen = 0
+  for await (const ev of sub) {
+    const text: string = ev.type
+    seen += text.length + ev.id + JSON.stringify(ev.json()).length
+    if (seen > 100) break
+  }
+  return seen + sub.lagged
+}
+
+const server = http.createServer(instrument(app))
+server.listen(3000)
+const status = await serveStatus([bus, topic], { port: 9300 })
+process.once("SIGTERM", async () => {
+  await closeGracefully(server, { pool, bus })
+  await status.stop()
+  topic.close()
+})
+`
+
 /** Settings a stricter app adds; the package must bring no error of its own under them. */
 const STRICTER = {
   extends: "./tsconfig.json",
@@ -217,6 +305,10 @@ beforeAll(async () => {
   symlinkSync(join(REPO, "node_modules", "@types", "node"), join(nodeApp, "node_modules", "@types", "node"))
   writeFileSync(join(nodeApp, "entries.ts"), entries)
   writeFileSync(join(nodeApp, "server.ts"), NODE_OK)
+  // Express 5 ships no declarations: the app's @types/express, ours as it installs @types/node
+  symlinkSync(join(REPO, "node_modules", "@types", "express"), join(nodeApp, "node_modules", "@types", "express"))
+  writeFileSync(join(nodeApp, "worker.ts"), NODE_WORKER)
+  writeFileSync(join(nodeApp, "front.ts"), NODE_EXPRESS)
   for (const w of WRONG) writeFileSync(join(app, w.file), w.source)
   writeFileSync(join(app, "tsconfig.stricter.json"), JSON.stringify(STRICTER, null, 2))
 }, 300_000)
@@ -274,7 +366,7 @@ async function checkClean(cmd: string[], dir: string): Promise<string> {
   return `exit ${r.code}\n${r.stdout}${r.stderr}`
 }
 
-test("a Node app with @types/node alone and lib checks on type-checks every entry point and a nodeHandler front with tsc: no error of the package's own (no bun module, no Bun global)", async () => {
+test("a Node app with @types/node alone and lib checks on type-checks every entry point, a nodeHandler front and an Express front with a pool, RPC, events and status with tsc: no error of the package's own (no bun module, no Bun global)", async () => {
   expect(existsSync(join(nodeApp, "node_modules", "bun-types"))).toBe(false)
   expect(await checkClean([process.execPath, tsc, "--noEmit"], nodeApp)).toBe("exit 0\n")
 }, 120_000)
