@@ -2,20 +2,26 @@
 // tsconfig, `bun add` of the tarball. Correct code must check clean with nothing `any`, and wrong code must be
 // reported, by tsc (our devDependency), by `bun check` (the app's own typecheck script) and by tsgo if present.
 // Correct code includes the forms issue 68 found refused: `traced(fetch)` in `Bun.serve({ fetch })`, and a
-// SlotHandler whose branches return `headers` literals with different keys. A Node app with @types/node alone (and
-// @types/express) checks an Express front with a pool, RPC, a topic and the status server, as docs/api.md has them.
+// SlotHandler whose branches return `headers` literals with different keys. A Node app (`npm install` of the tarball,
+// tsc and tsgo run by Node 26) with @types/node alone and @types/express checks an Express front with a pool, RPC, a
+// topic and the status server, as docs/api.md has them.
 import { afterAll, beforeAll, expect, test } from "bun:test"
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
-import { join } from "node:path"
+import { dirname, join } from "node:path"
 import { REPO, run } from "../support/helpers.ts"
 import { onlyTools, packTarball, runOk } from "../support/native/pack.ts"
+import { findNode } from "../support/runtime/node.ts"
 import { sayWhySkipped } from "../support/tools.ts"
 
 let packDir = ""
 let app = ""
 let nodeApp = ""
 let env: Record<string, string> = {}
+// The checkers of the Node app run under Node 26 with no Bun on PATH (under Bun where there is no Node 26)
+const node = findNode()
+const nodeRunner = node ?? process.execPath
+let nodeEnv: Record<string, string> = {}
 
 const OK = `// Every entry point, used correctly: checks clean, and nothing is \`any\`.
 import { instrument, SlotBus, type SlotHandler, SlotWorker, TimeoutError, traced } from "slotbus"
@@ -300,7 +306,12 @@ beforeAll(async () => {
   nodeApp = mkdtempSync(join(tmpdir(), "slotbus-types-node-app-"))
   writeFileSync(join(nodeApp, "package.json"), JSON.stringify({ name: "node-app", type: "module", private: true }))
   writeFileSync(join(nodeApp, "tsconfig.json"), JSON.stringify(NODE_TSCONFIG, null, 2))
-  await runOk(["bun", "add", tarball], nodeApp, { ...env, HOME: nodeApp })
+  await runOk(["npm", "install", "--offline", "--no-audit", "--no-fund", tarball], nodeApp, {
+    ...process.env,
+    npm_config_cache: join(packDir, ".npm"),
+    npm_config_update_notifier: "false",
+  })
+  nodeEnv = node ? { PATH: `${dirname(node)}:/usr/bin:/bin`, HOME: nodeApp } : env
   mkdirSync(join(nodeApp, "node_modules", "@types"), { recursive: true })
   symlinkSync(join(REPO, "node_modules", "@types", "node"), join(nodeApp, "node_modules", "@types", "node"))
   writeFileSync(join(nodeApp, "entries.ts"), entries)
@@ -361,14 +372,14 @@ test('with stricter settings, lib checks on and customConditions: ["bun"], the p
 }, 120_000)
 
 /** Runs a checker in `dir`: its exit code and its output, which names every error. */
-async function checkClean(cmd: string[], dir: string): Promise<string> {
-  const r = await run(cmd, { cwd: dir, env, timeoutMs: 120_000 })
+async function checkClean(cmd: string[], dir: string, checkEnv = env): Promise<string> {
+  const r = await run(cmd, { cwd: dir, env: checkEnv, timeoutMs: 120_000 })
   return `exit ${r.code}\n${r.stdout}${r.stderr}`
 }
 
 test("a Node app with @types/node alone and lib checks on type-checks every entry point, a nodeHandler front and an Express front with a pool, RPC, events and status with tsc: no error of the package's own (no bun module, no Bun global)", async () => {
   expect(existsSync(join(nodeApp, "node_modules", "bun-types"))).toBe(false)
-  expect(await checkClean([process.execPath, tsc, "--noEmit"], nodeApp)).toBe("exit 0\n")
+  expect(await checkClean([nodeRunner, tsc, "--noEmit"], nodeApp, nodeEnv)).toBe("exit 0\n")
 }, 120_000)
 
 test("an app from `bun init` with @types/bun alone and lib checks on type-checks every entry point with tsc", async () => {
@@ -395,7 +406,7 @@ test.skipIf(!tsgo)(
 test.skipIf(!tsgo)(
   "TypeScript 7 (tsgo): the Node app with @types/node alone checks clean too",
   async () => {
-    expect(await checkClean([process.execPath, tsgo!, "--noEmit"], nodeApp)).toBe("exit 0\n")
+    expect(await checkClean([nodeRunner, tsgo!, "--noEmit"], nodeApp, nodeEnv)).toBe("exit 0\n")
   },
   120_000,
 )
