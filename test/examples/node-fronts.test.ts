@@ -1,23 +1,28 @@
 // examples/express and examples/fastify as a Node team runs them: copied into an empty app that installed the packed
-// tarball (`npm install slotbus express`), `node front.mjs` under Node 26. Real HTTP to the heavy route (answered by
-// one of the two supervised Node workers) and to the front's own routes; /metrics has the server histogram labelled
-// with the heavy route's pattern; a SIGHUP reloads the workers under a request loop that fails nothing; a SIGTERM
-// under keep-alive load fails nothing and the front exits 0.
+// tarball (`npm install slotbus express`), `node front.mjs` under Node 26 with no Bun on PATH. Real HTTP to the heavy
+// route (answered by one of the two supervised Node workers) and to the front's own routes; /metrics has the server
+// histogram labelled with the heavy route's pattern, and a real Prometheus scraping the Express front reads it back
+// (skipped where Debian's prometheus is missing); a SIGHUP reloads the workers under a request loop that fails
+// nothing; a SIGTERM under keep-alive load fails nothing and the front exits 0.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
-import { join } from "node:path"
-import { type Child, REPO, spawn, stopAll, until } from "../support/helpers.ts"
+import { dirname, join } from "node:path"
+import { type Child, REPO, run, spawn, stopAll, until } from "../support/helpers.ts"
 import { packTarball, runOk } from "../support/native/pack.ts"
 import { keepAliveLoad, type LoadResult } from "../support/runtime/keep-alive-load.ts"
 import { findNode, NODE_INSTALL, nodeFlags } from "../support/runtime/node.ts"
-import { sample } from "../support/status/prometheus.ts"
+import { sample, startPrometheus } from "../support/status/prometheus.ts"
+import { sayWhySkipped, toolSkipReason } from "../support/tools.ts"
 
 const node = findNode()
 if (!node) console.log(`skipping examples/express and examples/fastify: no Node >= 26.1 here (${NODE_INSTALL})`)
+const prometheusSkip = toolSkipReason("prometheus")
+sayWhySkipped("a Prometheus server scraping examples/express", prometheusSkip)
 
 const FRONTS = ["express", "fastify"] as const
 let app = ""
+// Node 26 and the system's tools, no Bun: what a Node team's shell has (the fronts and the workers they start)
 let env: Record<string, string | undefined> = {}
 
 beforeAll(async () => {
@@ -36,7 +41,7 @@ beforeAll(async () => {
     symlinkSync(join(REPO, "node_modules", f), join(app, "node_modules", f))
     cpSync(join(REPO, "examples", f), join(app, f), { recursive: true })
   }
-  env = { ...process.env, SLOTBUS_LIB: undefined, NODE_NO_WARNINGS: "1" }
+  env = { ...process.env, PATH: `${dirname(node)}:/usr/bin:/bin`, SLOTBUS_LIB: undefined, NODE_NO_WARNINGS: "1" }
 }, 300_000)
 
 afterAll(async () => {
@@ -94,15 +99,30 @@ function requestLoop(url: string, n: number) {
   }
 }
 
+/** A prometheus.yml scraping `target`'s /metrics every second as job `job`. */
+const scrapeConfig = (job: string, target: string) =>
+  `scrape_configs:\n  - job_name: ${job}\n    scrape_interval: 1s\n    static_configs:\n      - targets: [${JSON.stringify(target)}]\n`
+
 /** The pids of the workers serving the bus, from the front's GET /health. */
 const workerPids = async (url: string) =>
   new Set(((await (await fetch(`${url}/health`)).json()) as { workers: number[] }).workers)
 
 describe.skipIf(node === null)("the Node fronts of examples/, from the installed package under Node", () => {
+  test("the shell the fronts run in has no bun", async () => {
+    const r = await run(["sh", "-c", "command -v bun || echo none"], { env, timeoutMs: 10_000 })
+    expect(r.stdout.trim()).toBe("none")
+  })
+
   for (const front of FRONTS) {
     test(`${front}: own routes and the heavy route over real HTTP, /metrics by route, a SIGHUP reload and a SIGTERM that fail nothing`, async () => {
       const { child, url } = await start(front)
       const stops: (() => Promise<unknown>)[] = [] // the request loops, ended (after the front) however the test ends
+      // Express's /metrics scraped by a real Prometheus from the start, read back after the requests below
+      const prometheus =
+        front === "express" && prometheusSkip === null
+          ? startPrometheus(mkdtempSync(join(app, "prometheus-")), scrapeConfig(front, new URL(url).host))
+          : undefined
+      if (prometheus) stops.push(prometheus.stop)
       try {
         const heavy = await report(url, 7)
         expect(heavy).toMatchObject({ id: "7", bytes: 7 })
@@ -139,6 +159,24 @@ describe.skipIf(node === null)("the Node fronts of examples/, from the installed
           200,
           "text/plain; version=0.0.4; charset=utf-8",
         ])
+        if (prometheus) {
+          const { query, value } = prometheus
+          const bus = `examples-${front}-${process.pid}`
+          await until(
+            async () =>
+              value(
+                await query(
+                  `http_server_request_duration_seconds_count{job="${front}",http_request_method="POST",http_route="/report/:id",http_response_status_code="200"}`,
+                ),
+              ) >= 1,
+            "Prometheus has the heavy route's requests",
+            30_000,
+            200,
+          )
+          expect(value(await query(`slotbus_responses_total{job="${front}",bus="${bus}"}`))).toBeGreaterThanOrEqual(1)
+          expect(value(await query(`slotbus_workers{job="${front}",bus="${bus}",transport="shm"}`))).toBe(2)
+          expect(await query(`http_server_request_duration_seconds_count{http_route="/report/7"}`)).toEqual([])
+        }
 
         // SIGHUP: both workers replaced under a request loop, no request failed
         const before = await workerPids(url)

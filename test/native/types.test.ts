@@ -2,19 +2,26 @@
 // tsconfig, `bun add` of the tarball. Correct code must check clean with nothing `any`, and wrong code must be
 // reported, by tsc (our devDependency), by `bun check` (the app's own typecheck script) and by tsgo if present.
 // Correct code includes the forms issue 68 found refused: `traced(fetch)` in `Bun.serve({ fetch })`, and a
-// SlotHandler whose branches return `headers` literals with different keys.
+// SlotHandler whose branches return `headers` literals with different keys. A Node app (`npm install` of the tarball,
+// tsc and tsgo run by Node 26) with @types/node alone and @types/express checks an Express front with a pool, RPC, a
+// topic and the status server, as docs/api.md has them.
 import { afterAll, beforeAll, expect, test } from "bun:test"
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
-import { join } from "node:path"
+import { dirname, join } from "node:path"
 import { REPO, run } from "../support/helpers.ts"
 import { onlyTools, packTarball, runOk } from "../support/native/pack.ts"
+import { findNode } from "../support/runtime/node.ts"
 import { sayWhySkipped } from "../support/tools.ts"
 
 let packDir = ""
 let app = ""
 let nodeApp = ""
 let env: Record<string, string> = {}
+// The checkers of the Node app run under Node 26 with no Bun on PATH (under Bun where there is no Node 26)
+const node = findNode()
+const nodeRunner = node ?? process.execPath
+let nodeEnv: Record<string, string> = {}
 
 const OK = `// Every entry point, used correctly: checks clean, and nothing is \`any\`.
 import { instrument, SlotBus, type SlotHandler, SlotWorker, TimeoutError, traced } from "slotbus"
@@ -164,6 +171,93 @@ export async function front(): Promise<void> {
 }
 `
 
+/** A Node worker exposing an api for RPC, as docs/api.md's RPC section has it (its ".js" path: Node's resolution). */
+const NODE_WORKER = `import { createHash } from "node:crypto"
+import { SlotWorker, withSignal } from "slotbus"
+
+export const api = {
+  add: (a: number, b: number) => a + b,
+  digest: withSignal(async (signal: AbortSignal, text: string) => {
+    signal.throwIfAborted()
+    return createHash("sha256").update(text).digest("hex")
+  }),
+}
+export type Api = typeof api
+await SlotWorker.expose("reports", api)
+`
+
+/**
+ * An Express 5 front as examples/express and docs/api.md have it, typed by @types/express: a pool of Node workers, a
+ * route handed to them, RPC to them, a topic's events, /metrics on the app's server and the status server. The
+ * @ts-expect-error lines fail the check (TS2578) if what they misuse were \`any\`.
+ */
+const NODE_EXPRESS = `import http from "node:http"
+import express from "express"
+import {
+  closeGracefully,
+  instrument,
+  nodeHandler,
+  RemoteError,
+  SlotBus,
+  superviseWorkers,
+  TimeoutError,
+  UnknownMethodError,
+} from "slotbus"
+import { Topic } from "slotbus/events"
+import { metricsHandler, serveStatus } from "slotbus/status"
+import type { Api } from "./worker.js"
+
+const bus = await SlotBus.listen("reports")
+const pool = superviseWorkers(bus, { command: [process.execPath, "worker.js"], instances: 2 })
+await bus.waitForWorkers(2, { timeoutMs: 30_000 })
+const topic = await Topic.open("audit", { capacity: 1 << 20 })
+const api = bus.remote<Api>()
+
+const app = express()
+app.post("/report/:id", nodeHandler(bus))
+app.get("/sum/:a/:b", async (req, res) => {
+  try {
+    const sum: number = await api.add(Number(req.params.a), Number(req.params.b))
+    const digest: string = await bus.remote<Api>({ timeoutMs: 500 }).digest(String(sum))
+    const id: number = topic.publish({ type: "sum.done", routing: { route: "/sum" }, data: { sum, digest } })
+    res.json({ sum, digest, id })
+  } catch (e) {
+    if (e instanceof TimeoutError) res.status(504).send(e.message)
+    else if (e instanceof RemoteError) res.status(500).send(\`\${e.remoteName}: \${e.message}\`)
+    else if (e instanceof UnknownMethodError) res.status(501).send(e.methods.join(", "))
+    else throw e
+  }
+})
+app.get("/metrics", nodeHandler({ fetch: metricsHandler([bus, topic]) }))
+
+// @ts-expect-error: add takes numbers
+export const wrongArgument = () => api.add("1", 2)
+// @ts-expect-error: the worker exposes no such method
+export const unknownMethod = () => api.nope()
+// @ts-expect-error: a topic's event has a type
+export const noType = () => topic.publish({ data: 1 })
+
+export async function audit(): Promise<number> {
+  await using sub = topic.subscribe({ type: "sum.*", routing: { route: "/sum" } }, { queue: 256 })
+  let seen = 0
+  for await (const ev of sub) {
+    const text: string = ev.type
+    seen += text.length + ev.id + JSON.stringify(ev.json()).length
+    if (seen > 100) break
+  }
+  return seen + sub.lagged
+}
+
+const server = http.createServer(instrument(app))
+server.listen(3000)
+const status = await serveStatus([bus, topic], { port: 9300 })
+process.once("SIGTERM", async () => {
+  await closeGracefully(server, { pool, bus })
+  await status.stop()
+  topic.close()
+})
+`
+
 /** Settings a stricter app adds; the package must bring no error of its own under them. */
 const STRICTER = {
   extends: "./tsconfig.json",
@@ -212,11 +306,20 @@ beforeAll(async () => {
   nodeApp = mkdtempSync(join(tmpdir(), "slotbus-types-node-app-"))
   writeFileSync(join(nodeApp, "package.json"), JSON.stringify({ name: "node-app", type: "module", private: true }))
   writeFileSync(join(nodeApp, "tsconfig.json"), JSON.stringify(NODE_TSCONFIG, null, 2))
-  await runOk(["bun", "add", tarball], nodeApp, { ...env, HOME: nodeApp })
+  await runOk(["npm", "install", "--offline", "--no-audit", "--no-fund", tarball], nodeApp, {
+    ...process.env,
+    npm_config_cache: join(packDir, ".npm"),
+    npm_config_update_notifier: "false",
+  })
+  nodeEnv = node ? { PATH: `${dirname(node)}:/usr/bin:/bin`, HOME: nodeApp } : env
   mkdirSync(join(nodeApp, "node_modules", "@types"), { recursive: true })
   symlinkSync(join(REPO, "node_modules", "@types", "node"), join(nodeApp, "node_modules", "@types", "node"))
   writeFileSync(join(nodeApp, "entries.ts"), entries)
   writeFileSync(join(nodeApp, "server.ts"), NODE_OK)
+  // Express 5 ships no declarations: the app's @types/express, ours as it installs @types/node
+  symlinkSync(join(REPO, "node_modules", "@types", "express"), join(nodeApp, "node_modules", "@types", "express"))
+  writeFileSync(join(nodeApp, "worker.ts"), NODE_WORKER)
+  writeFileSync(join(nodeApp, "front.ts"), NODE_EXPRESS)
   for (const w of WRONG) writeFileSync(join(app, w.file), w.source)
   writeFileSync(join(app, "tsconfig.stricter.json"), JSON.stringify(STRICTER, null, 2))
 }, 300_000)
@@ -269,14 +372,14 @@ test('with stricter settings, lib checks on and customConditions: ["bun"], the p
 }, 120_000)
 
 /** Runs a checker in `dir`: its exit code and its output, which names every error. */
-async function checkClean(cmd: string[], dir: string): Promise<string> {
-  const r = await run(cmd, { cwd: dir, env, timeoutMs: 120_000 })
+async function checkClean(cmd: string[], dir: string, checkEnv = env): Promise<string> {
+  const r = await run(cmd, { cwd: dir, env: checkEnv, timeoutMs: 120_000 })
   return `exit ${r.code}\n${r.stdout}${r.stderr}`
 }
 
-test("a Node app with @types/node alone and lib checks on type-checks every entry point and a nodeHandler front with tsc: no error of the package's own (no bun module, no Bun global)", async () => {
+test("a Node app with @types/node alone and lib checks on type-checks every entry point, a nodeHandler front and an Express front with a pool, RPC, events and status with tsc: no error of the package's own (no bun module, no Bun global)", async () => {
   expect(existsSync(join(nodeApp, "node_modules", "bun-types"))).toBe(false)
-  expect(await checkClean([process.execPath, tsc, "--noEmit"], nodeApp)).toBe("exit 0\n")
+  expect(await checkClean([nodeRunner, tsc, "--noEmit"], nodeApp, nodeEnv)).toBe("exit 0\n")
 }, 120_000)
 
 test("an app from `bun init` with @types/bun alone and lib checks on type-checks every entry point with tsc", async () => {
@@ -303,7 +406,7 @@ test.skipIf(!tsgo)(
 test.skipIf(!tsgo)(
   "TypeScript 7 (tsgo): the Node app with @types/node alone checks clean too",
   async () => {
-    expect(await checkClean([process.execPath, tsgo!, "--noEmit"], nodeApp)).toBe("exit 0\n")
+    expect(await checkClean([nodeRunner, tsgo!, "--noEmit"], nodeApp, nodeEnv)).toBe("exit 0\n")
   },
   120_000,
 )
