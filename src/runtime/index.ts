@@ -2,7 +2,6 @@
 // (node/, issue 67), picked once at load; the names below are the chosen module's own functions (no wrapper).
 // Nothing outside this folder names Bun's globals, bun:ffi or node:ffi (test/architecture.test.ts).
 import { createRequire } from "node:module"
-import { UnsupportedRuntimeError } from "./errors.ts"
 import type { Runtime } from "./runtime.ts"
 
 export { UnsupportedRuntimeError } from "./errors.ts"
@@ -33,15 +32,6 @@ export type {
   TcpListener,
   UnixListener,
 } from "./runtime.ts"
-
-/** The error for what runs on Bun alone: `name` is not available on Node yet. */
-export function bunOnly(name: string): UnsupportedRuntimeError {
-  return new UnsupportedRuntimeError(
-    process.version,
-    "Bun >= 1.4",
-    `slotbus: ${name} is not available on Node yet (issue 67); this is Node ${process.version}: run this under Bun`,
-  )
-}
 
 const unbundled = /\/runtime\/index\.(ts|js)$/.exec(import.meta.url)
 
