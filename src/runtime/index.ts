@@ -5,7 +5,7 @@ import { createRequire } from "node:module"
 import type { Runtime } from "./runtime.ts"
 
 export { UnsupportedRuntimeError } from "./errors.ts"
-export { closing, incoming, requestListener } from "./fetch-listener.ts"
+export { closing, HOP_BY_HOP, incoming, requestListener } from "./fetch-listener.ts"
 export { pathStart, refuseServed } from "./request-target.ts"
 export type {
   DoorbellReader,
