@@ -2,7 +2,7 @@
 //   src/runtime (through runtime/index.ts), src/errors.ts ← src/native ← src/kit (through kit/index.ts)
 //   ← src/core (through core/index.ts for features) ← feature folders
 // src/runtime, the host's operations (Bun's today), imports nothing of slotbus; nothing outside it names Bun's
-// globals or bun:ffi (HOST_RULE), but the HTTP hub's Bun.serve.
+// globals or bun:ffi (HOST_RULE).
 // A feature never imports another feature or the package entry, except along an edge declared in
 // FEATURE_EDGES (through that feature's index.ts, or its internal.ts: what other rooms use and users do not); nothing in src imports bench/, test/ or bin/.
 // src/cli, the commands of `slotbus` (one file per command, a shared prelude), sits on top: it imports any room's
@@ -260,12 +260,12 @@ export function benchViolation(from: string, to: string): string | null {
   return b === a || b === "lib" ? null : `bench/${from} (${a}) must not import bench/${to} (${b})`
 }
 
-/** Where a file may name the host itself: src/runtime; the HTTP hub, Bun-only, calls Bun.serve (src/http/README.md). */
-export const HOST_RULE = { room: "runtime/", bunOnly: "http/hub/" }
+/** Where a file may name the host itself: src/runtime alone. */
+export const HOST_RULE = { room: "runtime/" }
 
 /**
- * The files under src/ (path → text) that name Bun's globals, bun:ffi or the "bun" module's types in their code (not
- * their comments) outside src/runtime; the HTTP hub may call Bun.serve and name its types.
+ * The files under src/ (path → text) that name Bun's globals, bun:ffi, node:ffi or the "bun" module's types in their
+ * code (not their comments) outside src/runtime.
  */
 export function hostViolations(files: Record<string, string>): string[] {
   const code = (text: string) =>
@@ -276,12 +276,7 @@ export function hostViolations(files: Record<string, string>): string[] {
   return Object.keys(files)
     .filter((f) => !f.startsWith(HOST_RULE.room))
     .filter((f) => {
-      const named = [
-        ...code(files[f]!).matchAll(
-          /\bBun\.(\w+)|["'](?:bun:\w+|node:ffi)["']|\b(?:from\s*|import\s*\(\s*)["'](bun)["']/g,
-        ),
-      ]
-      return named.some((m) => !((m[1] === "serve" || m[2] === "bun") && f.startsWith(HOST_RULE.bunOnly)))
+      return /\bBun\.\w+|["'](?:bun:\w+|node:ffi)["']|\b(?:from\s*|import\s*\(\s*)["']bun["']/.test(code(files[f]!))
     })
     .sort()
 }
@@ -309,8 +304,7 @@ export function exportsOf(source: string): string[] {
  * What breaks the runtime room's shape (src/runtime, path → text): each folder of it is an adapter (bun/, node/, a
  * third one later) holding the same file names as every other, an index.ts exporting the same names as every other,
  * its object checked with `satisfies Runtime`; runtime/index.ts picks one with no cast through unknown. Outside the
- * room no file asks which runtime it is on (process.versions.bun, typeof Bun, runtimeName), but the HTTP hub
- * (HOST_RULE.bunOnly, Bun-only until it runs on serveHttp).
+ * room no file asks which runtime it is on (process.versions.bun, typeof Bun, runtimeName).
  */
 export function adapterViolations(files: Record<string, string>): string[] {
   const problems: string[] = []
@@ -341,7 +335,7 @@ export function adapterViolations(files: Record<string, string>): string[] {
   if (/\bas\s+unknown\b/.test(files["runtime/index.ts"] ?? "")) problems.push("runtime/index.ts casts through unknown")
   const branch = /\bprocess\.versions\.bun\b|\btypeof\s+Bun\b|\bruntimeName\b|\bprocess\.versions\s*\[\s*["']bun["']/
   for (const [f, text] of Object.entries(files)) {
-    if (f.startsWith(HOST_RULE.room) || f.startsWith(HOST_RULE.bunOnly)) continue
+    if (f.startsWith(HOST_RULE.room)) continue
     const code = text
       .replace(/\/\*[\s\S]*?\*\//g, "")
       .replace(/^\s*\/\/.*$/gm, "")
@@ -735,7 +729,7 @@ describe("the guard notices a broken layout", () => {
       "runtime/node/index.ts": index(),
       "runtime/node/quirks.ts": "export const NODE_QUIRKS = {}\n",
       "runtime/node/net.ts": "export function listen() {}\n",
-      "http/hub/server.ts": 'if (runtimeName !== "bun") throw bunOnly("the HTTP hub")\n',
+      "http/hub/server.ts": "this.server = await serveHttp({ port, fetch })\n",
       "native/lib-path.ts":
         '// not `if (runtimeName === "bun")`: the runtime says\nconst p = await embeddedLibrary(platform)\n',
     }
@@ -764,16 +758,25 @@ describe("the guard notices a broken layout", () => {
       expect(adapterViolations({ ...ok, "native/lib-path.ts": `${branch}\n` })).toEqual([
         "native/lib-path.ts asks which runtime it is on (ask the runtime room instead)",
       ])
+    expect(
+      adapterViolations({ ...ok, "http/hub/server.ts": 'if (runtimeName !== "bun") throw bunOnly("x")\n' }),
+    ).toEqual(["http/hub/server.ts asks which runtime it is on (ask the runtime room instead)"])
   })
 
-  test("a file outside src/runtime that names a Bun global, bun:ffi, node:ffi or the bun module is refused; a comment, the runtime and the hub's Bun.serve are not", () => {
+  test("a file outside src/runtime that names a Bun global, bun:ffi, node:ffi or the bun module is refused (the HTTP hub's Bun.serve too); a comment and the runtime are not", () => {
     const ok = {
       "runtime/bun/index.ts": 'import { dlopen } from "bun:ffi"\nexport const nanoseconds = Bun.nanoseconds\n',
       "core/hub/dispatcher.ts":
         'import { nanoseconds } from "../../runtime/index.ts"\n// not Bun.nanoseconds()\nconst t = nanoseconds() // nor Bun.sleep\n',
-      "http/hub/server.ts": 'import type { Server } from "bun"\nthis.server = Bun.serve({ fetch })\n',
+      "http/hub/server.ts": "// not Bun.serve: the runtime's server\nthis.server = await serveHttp({ fetch })\n",
     }
     expect(hostViolations(ok)).toEqual([])
+    expect(hostViolations({ ...ok, "http/hub/server.ts": "this.server = Bun.serve({ fetch })\n" })).toEqual([
+      "http/hub/server.ts",
+    ])
+    expect(hostViolations({ ...ok, "http/hub/options.ts": 'import type { Server } from "bun"\n' })).toEqual([
+      "http/hub/options.ts",
+    ])
     expect(hostViolations({ ...ok, "core/wire/pump.ts": "const now = Bun.nanoseconds\n" })).toEqual([
       "core/wire/pump.ts",
     ])

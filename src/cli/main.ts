@@ -33,7 +33,7 @@ commands:
   requests      a bus's in-flight and recent requests from its flight recorder:
                 slotbus requests <bus> [--slow <ms>] [--limit <n>] [--pid <front pid>] [--json]
 
-runtimes: every command runs under Bun; under Node >= 26.9 with no Bun on PATH, every one but bench and hub
+runtimes: every command runs under Bun; under Node >= 26.9 with no Bun on PATH, every one but bench
 
   -h, --help      this text
   -v, --version   the version of slotbus`

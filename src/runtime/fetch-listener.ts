@@ -103,11 +103,11 @@ function bodyOf(req: IncomingMessage): ReadableStream<Uint8Array> {
 }
 
 /**
- * The worker's headers that belong to the client's connection, which node:http frames and keeps itself (a worker's
- * `keep-alive: timeout=1` passed on told the client of a timeout this server does not keep), as the HTTP hub drops
- * them; and Set-Cookie, written one line each.
+ * The hop-by-hop headers (RFC 9110 §7.6.1, and the old Keep-Alive and Proxy-Connection): a worker's belong to its own
+ * connection, not the client's, which the server frames and keeps itself (a worker's `keep-alive: timeout=1` passed
+ * on told the client of a timeout this server does not keep). The HTTP hub's proxy drops them too.
  */
-const NOT_PASSED = new Set([
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   "connection",
   "keep-alive",
   "transfer-encoding",
@@ -115,7 +115,6 @@ const NOT_PASSED = new Set([
   "te",
   "trailer",
   "proxy-connection",
-  "set-cookie",
 ])
 
 /**
@@ -125,7 +124,9 @@ const NOT_PASSED = new Set([
  */
 export async function writeResponse(res: ServerResponse, response: Response, head = false): Promise<void> {
   const headers: Record<string, string | string[]> = {}
-  for (const [name, value] of response.headers) if (!NOT_PASSED.has(name)) headers[name] = value
+  // Set-Cookie apart: written one line each
+  for (const [name, value] of response.headers)
+    if (!HOP_BY_HOP.has(name) && name !== "set-cookie") headers[name] = value
   const cookies = response.headers.getSetCookie()
   if (cookies.length > 0) headers["set-cookie"] = cookies
   const server = res.socket?.server

@@ -2,11 +2,10 @@
 // (node/, issue 67), picked once at load; the names below are the chosen module's own functions (no wrapper).
 // Nothing outside this folder names Bun's globals, bun:ffi or node:ffi (test/architecture.test.ts).
 import { createRequire } from "node:module"
-import { UnsupportedRuntimeError } from "./errors.ts"
 import type { Runtime } from "./runtime.ts"
 
 export { FFI_WARNING_ENV, UnsupportedRuntimeError } from "./errors.ts"
-export { closing, incoming, requestListener } from "./fetch-listener.ts"
+export { closing, HOP_BY_HOP, incoming, requestListener } from "./fetch-listener.ts"
 export { pathStart, refuseServed } from "./request-target.ts"
 export type {
   DoorbellReader,
@@ -33,15 +32,6 @@ export type {
   TcpListener,
   UnixListener,
 } from "./runtime.ts"
-
-/** The error for what runs on Bun alone: `name` is not available on Node yet. */
-export function bunOnly(name: string): UnsupportedRuntimeError {
-  return new UnsupportedRuntimeError(
-    process.version,
-    "Bun >= 1.4",
-    `slotbus: ${name} is not available on Node yet (issue 67); this is Node ${process.version}: run this under Bun`,
-  )
-}
 
 const unbundled = /\/runtime\/index\.(ts|js)$/.exec(import.meta.url)
 

@@ -157,6 +157,10 @@ export interface ServeOptions {
   unix?: string
   port?: number
   hostname?: string
+  /** Seconds a connection may sit idle before it is closed (0: never); `timeout(request, s)` sets one request's. */
+  idleTimeout?: number
+  /** The largest request body the server takes, in bytes (past it, a 413), where the server limits one itself. */
+  maxRequestBodySize?: number
   fetch(request: Request, server: HttpServer): Response | Promise<Response>
   error?(error: Error): Response | Promise<Response>
 }
@@ -275,6 +279,6 @@ export interface Runtime {
   connectFd<T>(fd: number, data: T, handlers: SocketHandlers<T>): Promise<Socket<T>>
   /** Starts `command` (the program, then its arguments); throws when it cannot be started at all. */
   spawn(command: string[], options?: SpawnOptions): Process
-  /** An HTTP server (GET /metrics, the status page): a TCP port is bound once a promise settles on Node. */
+  /** An HTTP server (GET /metrics, the status page, the HTTP hub): a TCP port is bound once a promise settles on Node. */
   serveHttp(options: ServeOptions): HttpServer | Promise<HttpServer>
 }

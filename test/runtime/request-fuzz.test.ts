@@ -1,6 +1,7 @@
 // No request ends a process: raw bytes over TCP (odd methods, Host values, targets, header names and values, chunk
 // framings) to every HTTP listener slotbus ships, each in its own process: nodeHandler over a real bus and worker,
-// and serveStatus, in a Node front and in a Bun front (node:http, and Bun.serve for Bun's status), and the HTTP hub.
+// and serveStatus, in a Node front and in a Bun front (node:http, and Bun.serve for Bun's status), and the HTTP hub
+// (on Bun.serve under Bun, on node:http under Node).
 // Each request gets an HTTP answer or a clean close, and the process still answers a normal request afterwards.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { mkdtempSync, rmSync } from "node:fs"
@@ -194,17 +195,26 @@ async function front(runtime: "node" | "bun"): Promise<{ procs: Child[]; targets
   }
 }
 
-/** The HTTP hub (`slotbus hub`, Bun.serve) with a shop worker. */
-async function hub(): Promise<{ procs: Child[]; targets: Target[] }> {
+/** The HTTP hub (`slotbus hub`: Bun.serve under Bun, node:http under Node) with a shop worker (Bun's). */
+async function hub(runtime: "node" | "bun"): Promise<{ procs: Child[]; targets: Target[] }> {
   const dir = mkdtempSync(join(tmpdir(), "slotbus-fuzz-hub-"))
   dirs.push(dir)
   const tokenFile = join(dir, "token")
-  const proc = startHubProcess(["--port", "0", "--token-file", tokenFile])
+  const args = ["--port", "0", "--token-file", tokenFile]
+  let proc: Child
+  if (runtime === "node") {
+    const b = buildForNode("http/http-hub.ts")
+    built.push(b)
+    proc = spawn([node!, ...nodeFlags(node!), b.entry, ...args], {
+      env: { ...process.env, SLOTBUS_LIB: lib, NODE_NO_WARNINGS: "1" },
+    })
+  } else proc = startHubProcess(args)
   const m = await proc.waitLine(/listening on http:\/\/127\.0\.0\.1:(\d+)/, 30_000)
   const worker = await startWorker(`http://127.0.0.1:${m[1]}`, "shop", [`--token-file=${tokenFile}`])
+  const name = runtime === "node" ? "the HTTP hub on node:http" : "the HTTP hub on Bun.serve"
   return {
     procs: [proc, worker],
-    targets: [{ name: "the HTTP hub on Bun.serve", port: Number(m[1]), proc, ok: "/items/7", closes: true }],
+    targets: [{ name, port: Number(m[1]), proc, ok: "/items/7", closes: runtime === "bun" }],
   }
 }
 
@@ -275,7 +285,8 @@ function suite(name: string, start: () => Promise<{ procs: Child[]; targets: Tar
 
 if (node !== null) suite("a Node front: nodeHandler and serveStatus on node:http", () => front("node"))
 suite("a Bun front: nodeHandler on Bun's node:http, serveStatus on Bun.serve", () => front("bun"))
-suite("the HTTP hub", hub)
+suite("the HTTP hub under Bun", () => hub("bun"))
+if (node !== null) suite("the HTTP hub under Node", () => hub("node"))
 
 // the app's own server, not slotbus's listener: Bun.serve hands every request on, so only bus.fetch's part is checked
 suite("bus.fetch behind Bun.serve", busFetchFront, false)

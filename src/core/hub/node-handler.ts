@@ -1,18 +1,11 @@
 // nodeHandler: bus.fetch behind node:http (issue 67): `http.createServer(nodeHandler(bus))`. The request goes to a
 // worker as a WHATWG Request (its body streamed in, the client's hang-up its signal), the worker's Response comes
-// back streamed with backpressure; a failure is the status the HTTP hub gives it (src/http/hub/proxy.ts), with the
+// back streamed with backpressure; a failure is the status the HTTP hub gives it (http-answer.ts), with the
 // error's class named, never a hung connection.
-import {
-  BusClosedError,
-  BusFullError,
-  PayloadTooLargeError,
-  RemoteError,
-  SlotBusError,
-  TimeoutError,
-} from "../../errors.ts"
 import { checkOptions, exchangeOf, optionNames } from "../../kit/index.ts"
 import { incoming, requestListener } from "../../runtime/index.ts"
 import { wholeLengths } from "../endpoint/answer-value.ts"
+import { failureAnswer, failureOf } from "./http-answer.ts"
 import type { FetchOptions } from "./options.ts"
 
 export interface NodeHandlerOptions {
@@ -29,9 +22,6 @@ export interface FetchTarget {
 
 const OPTIONS = optionNames<NodeHandlerOptions>({ fetch: true, onError: true })
 
-const json = (status: number, error: string, e: Error, headers: Record<string, string> = {}) =>
-  Response.json({ error, name: e.name, message: e.message }, { status, headers })
-
 /**
  * The HTTP answer to a failed `bus.fetch`, as the HTTP hub gives it: TimeoutError 504, BusFullError and
  * BusClosedError 503 (Retry-After: 1), PayloadTooLargeError 413, RemoteError (the worker threw) 500, WorkerGoneError
@@ -39,13 +29,7 @@ const json = (status: number, error: string, e: Error, headers: Record<string, s
  */
 export function failureResponse(e: unknown): Response {
   const err = e instanceof Error ? e : new Error(String(e))
-  if (err instanceof TimeoutError) return json(504, "timeout", err)
-  if (err instanceof BusFullError || err instanceof BusClosedError)
-    return json(503, "unavailable", err, { "retry-after": "1" })
-  if (err instanceof PayloadTooLargeError) return json(413, "too-large", err)
-  if (err instanceof RemoteError) return json(500, "worker-error", err)
-  if (err instanceof SlotBusError) return json(502, "bad-gateway", err)
-  return json(500, "internal", err)
+  return failureAnswer(failureOf(err), { name: err.name, message: err.message })
 }
 
 /**

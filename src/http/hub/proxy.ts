@@ -1,31 +1,17 @@
 // Hands an HTTP request to a worker over its bus and turns its answer into a Response: the head at once, the body
 // streamed as the worker produces it (docs/PROTOCOL.md §9.9).
-import type { HttpServer as Server } from "../../runtime/index.ts"
-import {
-  BusFullError,
-  PayloadTooLargeError,
-  RemoteError,
-  TimeoutError,
-  type BorrowedResponse,
-  type StreamedResponse,
-} from "../../core/index.ts"
-import { heldLate, oneChunk, pumpTurns } from "../../core/internal.ts"
+import { HOP_BY_HOP, type HttpServer as Server } from "../../runtime/index.ts"
+import { BusClosedError, type BorrowedResponse, type StreamedResponse } from "../../core/index.ts"
+import { type Failure, failureAnswer, failureOf, heldLate, oneChunk, pumpTurns } from "../../core/internal.ts"
 import { COOKIES_HEADER, STREAM_HEADER, type ControlMessage } from "../wire.ts"
 import type { HubCounters } from "./counters.ts"
 import type { Liveness } from "./liveness.ts"
-import { forwardedFor, json, type ResolvedOptions } from "./options.ts"
+import { forwardedFor, type ResolvedOptions } from "./options.ts"
 import type { Registry, RouteEntry, WorkerInstance } from "./registry.ts"
 
-const HOP_BY_HOP = new Set([
-  "connection",
-  "keep-alive",
-  "transfer-encoding",
-  "content-length",
-  "upgrade",
-  "te",
-  "trailer",
-  "proxy-connection",
-])
+// and Content-Length: the server frames the body it is given itself
+const dropped = (name: string) => HOP_BY_HOP.has(name) || name === "content-length"
+const NO_STORE = { "cache-control": "no-store" }
 const NULL_BODY = new Set([101, 103, 204, 205, 304])
 
 /**
@@ -34,14 +20,14 @@ const NULL_BODY = new Set([101, 103, 204, 205, 304])
  */
 function clientHead(from: Headers): { headers: Headers; pulled: number } {
   let plain = true
-  for (const name of from.keys()) if (name.startsWith("x-slotbus-") || HOP_BY_HOP.has(name)) plain = false
+  for (const name of from.keys()) if (name.startsWith("x-slotbus-") || dropped(name)) plain = false
   if (plain) return { headers: from, pulled: -1 }
   const headers = new Headers()
   let pulled = -1
   for (const [name, value] of from) {
     if (name === STREAM_HEADER) pulled = Number(value)
     else if (name === COOKIES_HEADER) appendCookies(headers, value)
-    else if (!HOP_BY_HOP.has(name)) headers.append(name, value)
+    else if (!dropped(name)) headers.append(name, value)
   }
   return { headers, pulled }
 }
@@ -76,13 +62,10 @@ export class RequestProxy {
       const read = await this.readBody(req)
       if (!read) {
         this.counters.tooLarge++
-        return json(
-          413,
-          {
-            error: "too-large",
-            message: `request body is over the hub's limit of ${this.o.maxRequestBodyBytes} bytes`,
-          },
-          { connection: "close" },
+        return failureAnswer(
+          "too-large",
+          { message: `request body is over the hub's limit of ${this.o.maxRequestBodyBytes} bytes` },
+          { ...NO_STORE, connection: "close" },
         )
       }
       body = read
@@ -108,65 +91,50 @@ export class RequestProxy {
 
   unavailable(entry: RouteEntry): Response {
     this.counters.unavailable++
-    return json(
-      503,
-      {
-        error: "unavailable",
-        message: `no worker is serving ${entry.route.method} ${entry.route.pattern} right now; retry shortly`,
-      },
-      { "retry-after": "1" },
+    return failureAnswer(
+      "unavailable",
+      { message: `no worker is serving ${entry.route.method} ${entry.route.pattern} right now; retry shortly` },
+      NO_STORE,
     )
   }
 
   /** The client's answer when a call to `inst` failed. */
   failure(e: unknown, inst: WorkerInstance | null, req: Request | null): Response {
     const where = inst ? `worker "${inst.name}" (pid ${inst.pid})` : "the worker"
-    switch (this.count(e, inst, req)) {
-      case "client-abort":
-        return new Response(null, { status: 499 })
-      case "timeout":
-        return json(504, { error: "timeout", message: `${where} did not answer within ${this.o.timeoutMs}ms` })
-      case "worker-error":
-        return json(500, { error: "worker-error", message: `${where} failed to handle the request` })
-      case "full":
-        return json(
-          503,
-          { error: "unavailable", message: `${where} is saturated; retry shortly` },
-          { "retry-after": "1" },
-        )
-      case "too-large":
-        return json(413, { error: "too-large", message: "request head or body does not fit a slot" })
-      case "gone":
-        return json(502, { error: "bad-gateway", message: `${where} went away before answering` })
-    }
+    const failure = this.count(e, inst, req)
+    if (failure === "client-abort") return new Response(null, { status: 499 })
+    const message =
+      failure === "timeout"
+        ? `${where} did not answer within ${this.o.timeoutMs}ms`
+        : failure === "worker-error"
+          ? `${where} failed to handle the request`
+          : failure === "unavailable"
+            ? `${where} is saturated; retry shortly`
+            : failure === "too-large"
+              ? "request head or body does not fit a slot"
+              : `${where} went away before answering`
+    return failureAnswer(failure, { message }, NO_STORE)
   }
 
   /** Counts a failed call to `inst` (before its answer's head, or while its body streamed) and says what it was. */
-  private count(e: unknown, inst: WorkerInstance | null, req: Request | null) {
+  private count(e: unknown, inst: WorkerInstance | null, req: Request | null): Failure | "client-abort" {
     if (req?.signal.aborted) {
       this.counters.clientAborts++
       return "client-abort"
     }
-    if (e instanceof TimeoutError) {
-      this.counters.timeouts++
-      return "timeout"
+    // a worker's bus closes when the hub evicts it: the worker went away, where a front's closed bus is unavailable
+    const failure = e instanceof BusClosedError ? "bad-gateway" : failureOf(e)
+    if (failure === "timeout") this.counters.timeouts++
+    else if (failure === "worker-error") this.counters.workerErrors++
+    else if (failure === "unavailable") this.counters.unavailable++
+    else if (failure === "too-large") this.counters.tooLarge++
+    else {
+      // WorkerGoneError, ProtocolError, anything else: the worker went away mid-request
+      this.counters.badGateway++
+      if (inst) this.liveness.lost(inst, e)
+      return "bad-gateway"
     }
-    if (e instanceof RemoteError) {
-      this.counters.workerErrors++
-      return "worker-error"
-    }
-    if (e instanceof BusFullError) {
-      this.counters.unavailable++
-      return "full"
-    }
-    if (e instanceof PayloadTooLargeError) {
-      this.counters.tooLarge++
-      return "too-large"
-    }
-    // WorkerGoneError, BusClosedError (evicted), ProtocolError: the worker went away mid-request.
-    this.counters.badGateway++
-    if (inst) this.liveness.lost(inst, e)
-    return "gone"
+    return failure
   }
 
   private async readBody(req: Request): Promise<Uint8Array | null> {
@@ -207,7 +175,7 @@ export class RequestProxy {
       const pulled = res.headers.get(STREAM_HEADER) // a worker without a window: its chunks wait to be pulled
       if (pulled !== null) this.cancelPulled(inst, Number(pulled))
       this.counters.badGateway++
-      return json(502, { error: "bad-gateway", message: `worker "${inst.name}" ${(e as Error).message}` })
+      return failureAnswer("bad-gateway", { message: `worker "${inst.name}" ${(e as Error).message}` }, NO_STORE)
     }
     const { headers, pulled } = head
     // The client went away mid-body. Bun cancels the body of every answer to HEAD itself (it sends none, and says

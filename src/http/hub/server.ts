@@ -1,4 +1,5 @@
-// The HTTP hub: a Bun.serve front door that routes requests to worker processes over slotbus.
+// The HTTP hub: a front door on the runtime's HTTP server (Bun.serve, node:http) that routes requests to worker
+// processes over slotbus.
 // This file dispatches; each concern lives next to it (registry, liveness, proxy, sse, health).
 import { madeBy, METRICS, selfFamilies, STATUS, type MetricFamily, type StatusSection } from "../../kit/index.ts"
 import { SettingsMismatchError, Topic } from "../../events/index.ts"
@@ -16,13 +17,12 @@ import { hubReport, hubSection } from "./section.ts"
 import type { Nats } from "../../nats/index.ts"
 import { METRICS_HEADERS, renderMetrics, sharedScrape } from "../../status/internal.ts"
 import { HubMetrics } from "./metrics.ts"
-import { bunOnly, type HttpServer as Server, pathStart, refuseServed, runtimeName } from "../../runtime/index.ts"
+import { type HttpServer as Server, pathStart, refuseServed, serveHttp } from "../../runtime/index.ts"
 
 const FACTORY = Symbol("createHub")
 
 /** Starts a hub. Workers join it with `hubWorker(hub.url, name)`. */
 export async function createHub(opts: HubOptions = {}): Promise<Hub> {
-  if (runtimeName !== "bun") throw bunOnly("the HTTP hub (createHub, on Bun.serve)")
   const hub = new Hub(FACTORY, opts)
   await hub.start()
   return hub
@@ -74,7 +74,7 @@ export class Hub {
   /** @internal Use createHub(). */
   async start() {
     const idleSeconds = this.o.timeoutMs === 0 ? 0 : Math.min(255, Math.ceil(this.o.timeoutMs / 1000) + 5)
-    this.server = Bun.serve({
+    this.server = await serveHttp({
       port: this.o.port,
       hostname: this.o.hostname,
       idleTimeout: Math.max(idleSeconds, 10),

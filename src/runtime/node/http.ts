@@ -1,4 +1,4 @@
-// The contract's serveHttp over node:http (the status server, issue 67), on fetch-listener.ts.
+// The contract's serveHttp over node:http (the status server, the HTTP hub), on fetch-listener.ts.
 import { createServer, type Server } from "node:http"
 import type { AddressInfo } from "node:net"
 import { incoming, requestListener } from "../fetch-listener.ts"
@@ -7,7 +7,8 @@ import { bindTcp, bindUnix } from "./net.ts"
 
 /**
  * Serves `fetch` on node:http. A unix socket is bound before it returns (as Bun's: a path in use throws here); a
- * TCP port is bound once the promise settles (Node looks the hostname up first), its port then known.
+ * TCP port is bound once the promise settles (Node looks the hostname up first), its port then known. node:http
+ * limits no body: `maxRequestBodySize` is its caller's to keep (the hub counts the bytes it reads).
  */
 export function serveHttp(o: ServeOptions): HttpServer | Promise<HttpServer> {
   let server: HttpServer
@@ -18,6 +19,8 @@ export function serveHttp(o: ServeOptions): HttpServer | Promise<HttpServer> {
       o.unix !== undefined ? "localhost" : o.hostname?.includes(":") ? `[${o.hostname}]` : o.hostname,
     ),
   )
+  // as Bun's idleTimeout: an idle socket is destroyed (the server has no 'timeout' listener); timeout(request, s) resets it
+  if (o.idleTimeout !== undefined) node.setTimeout(o.idleTimeout * 1000)
   server = {
     get hostname() {
       return o.unix !== undefined ? undefined : (node.address() as AddressInfo | null)?.address

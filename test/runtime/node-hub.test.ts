@@ -1,0 +1,253 @@
+// The HTTP hub under Node 26 (`slotbus hub`'s entry built for Node, on node:http through the runtime's serveHttp),
+// with a hubWorker under Bun and one under Node: routes, a 1 MB POST body each way, Set-Cookie lines, an SSE route
+// and GET /events, a worker killed -9 mid-request (502), /health, /metrics, and the requests it refuses (a bad Host,
+// TRACE). The hub's full behaviour runs under Bun in test/http/; test/runtime/request-fuzz.test.ts fuzzes this hub too.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { connect } from "node:net"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { libraryPath } from "../../src/native/lib-path.ts"
+import { type Child, FIXTURES, pattern, sha256, spawn, stopAll, until } from "../support/helpers.ts"
+import { SseReader } from "../support/http/http.ts"
+import { buildForNode, findNode, NODE_INSTALL, nodeFlags } from "../support/runtime/node.ts"
+
+const node = findNode()
+if (!node) console.log(`skipping the HTTP hub under Node: no Node >= 26.1 here (${NODE_INSTALL})`)
+
+let lib = ""
+let dir = ""
+const built: { entry: string; remove(): void }[] = []
+beforeAll(async () => {
+  if (!node) return
+  lib = await libraryPath()
+  dir = mkdtempSync(join(tmpdir(), "slotbus-node-hub-"))
+  built.push(buildForNode("http/http-hub.ts"), buildForNode("node-hub-worker.ts"))
+})
+afterAll(async () => {
+  await stopAll()
+  for (const b of built) b.remove()
+  if (dir) rmSync(dir, { recursive: true, force: true })
+})
+
+/** A hub under Node (`slotbus hub`'s entry), its URL once it listens. */
+async function nodeHub(tokenFile: string, args: string[] = []): Promise<{ hub: Child; base: string }> {
+  const hub = spawn([node!, ...nodeFlags(node!), built[0]!.entry, "--port", "0", "--token-file", tokenFile, ...args], {
+    env: nodeEnv(),
+  })
+  const m = await hub.waitLine(/listening on (http:\/\/127\.0\.0\.1:\d+)/, 30_000).catch((e) => {
+    throw new Error(`the Node hub did not start: ${e}\n${hub.output}`)
+  })
+  return { hub, base: m[1]! }
+}
+
+/** Emits `items` through the hub's internal endpoint (as a worker's app.emit over HTTP does). */
+async function emit(base: string, tokenFile: string, items: { type: string; data: string }[]) {
+  const res = await fetch(`${base}/_slotbus/emit`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${readFileSync(tokenFile, "utf8").trim()}` },
+    body: JSON.stringify(items),
+  })
+  expect(res.status).toBe(200)
+  await res.arrayBuffer()
+}
+
+const nodeEnv = () => ({ ...process.env, SLOTBUS_LIB: lib, NODE_NO_WARNINGS: "1" })
+
+/** The raw status line's code for `head` sent on a fresh connection (or "close"). */
+function rawStatus(port: number, head: string): Promise<number | "close"> {
+  return new Promise((resolve) => {
+    const sock = connect(port, "127.0.0.1", () => sock.write(head))
+    let got = ""
+    sock.on("data", (d: Buffer) => {
+      got += d.toString("latin1")
+      const m = /^HTTP\/1\.[01] (\d{3}) /.exec(got)
+      if (m) {
+        sock.destroy()
+        resolve(Number(m[1]))
+      }
+    })
+    sock.on("error", () => {})
+    sock.on("close", () => resolve("close"))
+  })
+}
+
+for (const workerRuntime of ["bun", "node"] as const)
+  describe.skipIf(!node)(`a Node hub with a ${workerRuntime} worker`, () => {
+    let hub: Child
+    let worker: Child
+    let base = ""
+    let tokenFile = ""
+    const startWorker = async () => {
+      const workerEntry = built[1]!.entry
+      const cmd =
+        workerRuntime === "node"
+          ? [node!, ...nodeFlags(node!), workerEntry!]
+          : [process.execPath, join(FIXTURES, "runtime/node-hub-worker.ts")]
+      const w = spawn([...cmd, base, "shop", tokenFile], { env: nodeEnv() })
+      await w.waitLine(/^ready \d+$/, 30_000).catch((e) => {
+        throw new Error(`the worker did not start: ${e}\n${w.output}`)
+      })
+      return w
+    }
+    beforeAll(async () => {
+      tokenFile = join(dir, `token-${workerRuntime}`)
+      ;({ hub, base } = await nodeHub(tokenFile))
+      worker = await startWorker()
+    }, 90_000)
+    afterAll(async () => {
+      await worker?.kill()
+      await hub?.stop()
+    })
+
+    test("routes, a 1 MB body each way, one over the limit (413), Set-Cookie lines, 404 and 405", async () => {
+      const item = await fetch(`${base}/items/7`)
+      expect([item.status, await item.json()]).toEqual([200, { id: "7", runtime: workerRuntime }])
+      const body = pattern(1 << 20, 3)
+      const echo = await fetch(`${base}/echo`, { method: "POST", body })
+      const back = new Uint8Array(await echo.arrayBuffer())
+      expect([echo.status, echo.headers.get("x-sha256"), back.length, sha256(back)]).toEqual([
+        200,
+        sha256(body),
+        body.length,
+        sha256(body),
+      ])
+      // past maxRequestBodyBytes (8 MiB): node:http limits no body, the hub counts what it reads
+      const over = await fetch(`${base}/echo`, { method: "POST", body: new Uint8Array(9 << 20) })
+      expect([over.status, ((await over.json()) as { error: string }).error]).toEqual([413, "too-large"])
+      const large = await fetch(`${base}/large?bytes=${1 << 20}`)
+      expect(sha256(new Uint8Array(await large.arrayBuffer()))).toBe(sha256(pattern(1 << 20, 0)))
+      const cookies = await fetch(`${base}/cookies`)
+      expect([await cookies.text(), cookies.headers.getSetCookie()]).toEqual([
+        "cookies",
+        ["a=1; Path=/", "b=2; Path=/"],
+      ])
+      const missing = await fetch(`${base}/nothing`)
+      expect([missing.status, ((await missing.json()) as { error: string }).error]).toEqual([404, "not-found"])
+      const wrong = await fetch(`${base}/items/7`, { method: "DELETE" })
+      expect([wrong.status, wrong.headers.get("allow"), ((await wrong.json()) as { error: string }).error]).toEqual([
+        405,
+        "GET",
+        "method-not-allowed",
+      ])
+    }, 60_000)
+
+    test("an SSE route and GET /events stream on node:http", async () => {
+      const route = await fetch(`${base}/sessions/s1/events`)
+      const events = await fetch(`${base}/events`)
+      expect([route.status, route.headers.get("content-type"), events.status]).toEqual([
+        200,
+        "text/event-stream; charset=utf-8",
+        200,
+      ])
+      const r = new SseReader(route)
+      const e = new SseReader(events)
+      try {
+        expect(JSON.parse((await r.next((m) => m.event === "welcome")).data)).toEqual({ session: "s1" })
+        const emitted = await fetch(`${base}/emit/tick`, { method: "POST", body: JSON.stringify({ n: 1 }) })
+        expect(emitted.status).toBe(200)
+        const got = await e.next((m) => m.event === "tick")
+        expect(JSON.parse(got.data)).toEqual({ n: 1 })
+      } finally {
+        await r.close()
+        await e.close()
+      }
+    }, 60_000)
+
+    test("/health lists the worker and /metrics has the hub's series", async () => {
+      const health = (await (await fetch(`${base}/health`)).json()) as { workers: { name: string }[] }
+      expect(health.workers.map((w) => w.name)).toContain("shop")
+      const metrics = await fetch(`${base}/metrics`)
+      const text = await metrics.text()
+      expect(metrics.headers.get("content-type")).toContain("text/plain")
+      expect(text).toMatch(/^slotbus_hub_requests_total \d+$/m)
+    }, 30_000)
+
+    test("a bad Host is a 400 and TRACE a 501; the hub still serves", async () => {
+      const port = Number(new URL(base).port)
+      expect(await rawStatus(port, "GET /items/7 HTTP/1.1\r\nHost: a b\r\n\r\n")).toBe(400)
+      expect(await rawStatus(port, "TRACE /items/7 HTTP/1.1\r\nHost: h\r\n\r\n")).toBe(501)
+      expect((await fetch(`${base}/items/8`)).status).toBe(200)
+    }, 30_000)
+
+    test("a worker killed -9 mid-request is a 502; a new one serves", async () => {
+      const hanging = fetch(`${base}/hang`)
+      await worker.waitLine(/^hang$/, 15_000)
+      await worker.kill("SIGKILL")
+      const res = await hanging
+      expect([res.status, ((await res.json()) as { error: string }).error]).toEqual([502, "bad-gateway"])
+      worker = await startWorker()
+      expect((await fetch(`${base}/items/9`)).status).toBe(200)
+    }, 60_000)
+  })
+
+describe.skipIf(!node)("a Node hub's streams", () => {
+  let hub: Child | undefined
+  afterAll(async () => {
+    await hub?.stop()
+  })
+
+  test("a client that stops reading is dropped (node:http's backpressure reaches the SSE queue); a reading one gets every event", async () => {
+    const tokenFile = join(dir, "token-slow")
+    const started = await nodeHub(tokenFile)
+    hub = started.hub
+    const { base } = started
+    const fast = new SseReader(await fetch(`${base}/events`))
+    const slow = connect(Number(new URL(base).port), "127.0.0.1")
+    try {
+      let got = 0
+      slow.on("data", (d: Buffer) => {
+        got += d.length
+        slow.pause() // the head, then nothing: the kernel's buffers fill, then node:http's, then the hub's queue
+      })
+      slow.write("GET /events HTTP/1.1\r\nhost: x\r\n\r\n")
+      await until(() => got > 0, "the slow client is connected")
+      const dropped = async () =>
+        ((await (await fetch(`${base}/health`)).json()) as { counters: { sseDropped: number } }).counters.sseDropped
+      const payload = "x".repeat(32 * 1024)
+      await until(
+        async () => {
+          await emit(
+            base,
+            tokenFile,
+            Array.from({ length: 8 }, () => ({ type: "bulk", data: payload })),
+          )
+          return (await dropped()) > 0
+        },
+        "the slow client is dropped",
+        60_000,
+      )
+      expect(await dropped()).toBe(1)
+      await emit(base, tokenFile, [{ type: "last", data: "done" }])
+      expect((await fast.next((m) => m.event === "last", 30_000)).data).toBe("done")
+    } finally {
+      slow.destroy()
+      await fast.close()
+      await hub.stop()
+    }
+  }, 120_000)
+
+  test("a connection idle mid-head is closed after the idle timeout; an SSE stream open as long is not", async () => {
+    const tokenFile = join(dir, "token-idle")
+    // --timeout-ms 1000: a 10 s idle timeout (the hub's floor), shorter than the 15 s heartbeat
+    const started = await nodeHub(tokenFile, ["--timeout-ms", "1000"])
+    hub = started.hub
+    const { base } = started
+    const events = new SseReader(await fetch(`${base}/events`))
+    const idle = connect(Number(new URL(base).port), "127.0.0.1")
+    try {
+      let closedAt = 0
+      idle.on("error", () => {})
+      idle.on("close", () => (closedAt = performance.now()))
+      // half a head: node:http's own timers (headersTimeout 60 s, keepAliveTimeout after an answer) are not it
+      idle.write("GET /health HTTP/1.1\r\n")
+      await until(() => closedAt > 0, "the idle connection is closed", 50_000, 100)
+      await emit(base, tokenFile, [{ type: "late", data: "still open" }])
+      expect((await events.next((m) => m.event === "late", 30_000)).data).toBe("still open")
+    } finally {
+      idle.destroy()
+      await events.close()
+      await hub.stop()
+    }
+  }, 120_000)
+})
