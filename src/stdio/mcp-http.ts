@@ -25,6 +25,8 @@ export interface McpHttpOptions {
   maxBodyBytes?: number
   /** Answer requests with application/json even when the client accepts text/event-stream (no progress then). */
   jsonResponse?: boolean
+  /** An SSE comment this often on every open stream, for proxies that cut a quiet response (default 15 000 ms). */
+  sseKeepAliveMs?: number
 }
 
 const OPTIONS = optionNames<McpHttpOptions>({
@@ -35,6 +37,7 @@ const OPTIONS = optionNames<McpHttpOptions>({
   idleTimeoutMs: true,
   maxBodyBytes: true,
   jsonResponse: true,
+  sseKeepAliveMs: true,
 })
 
 /** What the handler needs of the bus (StdioBus has it). */
@@ -46,31 +49,45 @@ export interface McpHttpHost {
   ingest(client: BusClient, line: string): Promise<void>
 }
 
-/** One SSE response body: JSON-RPC messages as `event: message` events. */
+/** One SSE response body: JSON-RPC messages as `event: message` events, and a comment every `keepAliveMs`. */
 class SseStream {
   readonly body: ReadableStream<Uint8Array>
   private controller!: ReadableStreamDefaultController<Uint8Array>
+  private readonly keepAlive: ReturnType<typeof setInterval>
   closed = false
-  constructor(onGone: () => void) {
+  constructor(keepAliveMs: number, onGone: () => void) {
     this.body = new ReadableStream<Uint8Array>({
       start: (c) => void (this.controller = c),
       cancel: () => {
-        this.closed = true
+        this.stop()
         onGone()
       },
     })
+    // a proxy cuts a response that sends nothing for a while (nginx: 60 s); a tool call may run longer without progress
+    this.keepAlive = setInterval(() => this.write(": keepalive\n\n"), keepAliveMs)
+    this.keepAlive.unref?.()
   }
   send(message: object): void {
     this.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`)
   }
   write(text: string): void {
     if (this.closed) return
-    this.controller.enqueue(encoder.encode(text))
+    try {
+      this.controller.enqueue(encoder.encode(text))
+    } catch {
+      this.stop() // the server closed it
+    }
   }
   close(): void {
     if (this.closed) return
+    this.stop()
+    try {
+      this.controller.close()
+    } catch {}
+  }
+  private stop(): void {
     this.closed = true
-    this.controller.close()
+    clearInterval(this.keepAlive)
   }
 }
 
@@ -78,7 +95,9 @@ interface Waiter {
   answered: (message: JsonRpcMessage) => void
   /** The SSE stream its answer (and its progress) goes to; null for a JSON answer. */
   stream: SseStream | null
+  /** The progressToken the client gave, and the one the worker was given in its place (unique over the bus). */
   progressToken: unknown
+  busToken: string | undefined
 }
 
 interface Session {
@@ -88,7 +107,6 @@ interface Session {
   readonly waiting: Map<string | number, Waiter>
   /** The GET stream, if the client opened one. */
   stream: SseStream | null
-  keepAlive: ReturnType<typeof setInterval> | null
   /** The instance index the session's last answer came from (-1: none yet). */
   instance: number
   idle: LongTimer | null
@@ -96,8 +114,6 @@ interface Session {
 
 const encoder = new TextEncoder()
 const SESSION_HEADER = "mcp-session-id"
-/** SSE comments on the GET stream this often, so that proxies and idle timeouts keep it open. */
-const KEEPALIVE_MS = 15_000
 
 /** The transport for one pool: `fetch` answers a Request (Bun.serve, Hono, any fetch-style server). */
 export class McpHttpHandler {
@@ -108,10 +124,12 @@ export class McpHttpHandler {
   private readonly idleMs: number
   private readonly maxBody: number
   private readonly jsonOnly: boolean
+  private readonly keepAliveMs: number
   /** The pool's id when it is not the first (then named on each message, as an NDJSON client names it). */
   private readonly pool: string | undefined
   private readonly host: McpHttpHost
   private closed = false
+  private nextToken = 1
 
   constructor(host: McpHttpHost, options: McpHttpOptions = {}) {
     this.host = host
@@ -144,6 +162,7 @@ export class McpHttpHandler {
       dflt: host.limits.max_input_buffer,
     })
     this.jsonOnly = options.jsonResponse === true
+    this.keepAliveMs = checkNumber(options.sseKeepAliveMs, { what: "sseKeepAliveMs", where, min: 1, dflt: 15_000 })
     this.pool = pool === pools[0] ? undefined : pool.id
   }
 
@@ -158,7 +177,10 @@ export class McpHttpHandler {
     return s ? { pool: this.poolId, instance: s.instance } : null
   }
 
-  /** The transport: POST, GET and DELETE on the MCP endpoint. `server.timeout` (Bun.serve's), if given, keeps a GET stream open. */
+  /**
+   * The transport: POST, GET and DELETE on the MCP endpoint. Given Bun.serve's `server`, an SSE stream is exempt from
+   * its idleTimeout (10 s by default), which cuts a stream however often it is written to.
+   */
   readonly fetch = async (
     request: Request,
     server?: { timeout(request: Request, seconds: number): void },
@@ -169,7 +191,7 @@ export class McpHttpHandler {
       return refusal(503, -32005, `Service Unavailable: the stdio bus is ${this.closed ? "closed" : this.host.state}`)
     switch (request.method) {
       case "POST":
-        return this.post(request)
+        return this.post(request, server)
       case "GET":
         return this.get(request, server)
       case "DELETE":
@@ -205,7 +227,10 @@ export class McpHttpHandler {
     return s
   }
 
-  private async post(request: Request): Promise<Response> {
+  private async post(
+    request: Request,
+    server?: { timeout(request: Request, seconds: number): void },
+  ): Promise<Response> {
     const sse = !this.jsonOnly && accepts(request, "text/event-stream")
     if (!sse && !accepts(request, "application/json"))
       return refusal(406, -32000, "Not Acceptable: Accept must include application/json and text/event-stream")
@@ -246,9 +271,8 @@ export class McpHttpHandler {
     delete msg.sessionId
     delete msg.pool
     if (this.pool !== undefined) msg.pool = this.pool
-    const line = JSON.stringify(msg)
     if (!isRequest) {
-      await this.host.ingest(session.client, line)
+      await this.host.ingest(session.client, JSON.stringify(msg))
       return new Response(null, { status: 202 })
     }
     const key = idKey(msg.id)
@@ -257,23 +281,27 @@ export class McpHttpHandler {
       return refusal(400, -32600, `Invalid Request: a request with id ${JSON.stringify(msg.id)} is in flight already`)
     const headers: Record<string, string> = { [SESSION_HEADER]: session.id }
     const answered = Promise.withResolvers<JsonRpcMessage>()
-    const waiter: Waiter = {
-      answered: answered.resolve,
-      stream: null,
-      progressToken: (msg.params as { _meta?: { progressToken?: unknown } } | undefined)?._meta?.progressToken,
+    const waiter: Waiter = { answered: answered.resolve, stream: null, progressToken: undefined, busToken: undefined }
+    // Sessions pinned to one worker share its progress notifications (the bus sends a worker's unasked messages to
+    // every client pinned to it), and two clients may both use token 1: each request's token is made the bus's own.
+    const meta = (msg.params as { _meta?: { progressToken?: unknown } } | undefined)?._meta
+    if (meta && typeof meta === "object" && meta.progressToken !== undefined) {
+      waiter.progressToken = meta.progressToken
+      meta.progressToken = waiter.busToken = `slotbus-progress-${this.nextToken++}`
     }
     session.waiting.set(key, waiter)
     const initialize = msg.method === "initialize"
     const gone = () => this.gone(session, key, waiter, msg.id, initialize)
     request.signal.addEventListener("abort", gone, { once: true })
     if (initialize) void answered.promise.then((m) => m.error && this.end(session, "its initialize failed"))
-    void this.host.ingest(session.client, line)
+    void this.host.ingest(session.client, JSON.stringify(msg))
     if (!sse) {
       const answer = await answered.promise
       request.signal.removeEventListener("abort", gone)
       return Response.json(answer, { headers })
     }
-    const stream = new SseStream(gone)
+    server?.timeout(request, 0)
+    const stream = new SseStream(this.keepAliveMs, gone)
     waiter.stream = stream
     void answered.promise.then((m) => {
       request.signal.removeEventListener("abort", gone)
@@ -293,12 +321,10 @@ export class McpHttpHandler {
     if (s instanceof Response) return s
     if (s.stream && !s.stream.closed)
       return refusal(409, -32000, "Conflict: this session has its GET stream open already")
-    const stream = new SseStream(() => {
+    const stream = new SseStream(this.keepAliveMs, () => {
       if (s.stream === stream) this.closeStream(s)
     })
     s.stream = stream
-    s.keepAlive = setInterval(() => stream.write(": keepalive\n\n"), KEEPALIVE_MS)
-    s.keepAlive.unref?.()
     server?.timeout(request, 0)
     stream.write(": stream open\n\n")
     return new Response(stream.body, { headers: { [SESSION_HEADER]: s.id, ...SSE_HEADERS } })
@@ -318,7 +344,6 @@ export class McpHttpHandler {
       client: this.host.attachClient((message, _pool, instance) => this.deliver(session, message, instance)),
       waiting: new Map(),
       stream: null,
-      keepAlive: null,
       instance: -1,
       idle: null,
     }
@@ -337,22 +362,26 @@ export class McpHttpHandler {
       this.arm(s)
       return w.answered(message)
     }
-    const token = (message.params as { progressToken?: unknown } | undefined)?.progressToken
-    let latest: Waiter | undefined
-    for (const w of s.waiting.values()) {
-      if (!w.stream || w.stream.closed) continue
-      if (token !== undefined && w.progressToken === token) return w.stream.send(message)
-      latest = w
+    if (message.method === "notifications/progress") {
+      // only to the request it is about, under the client's own token; another session's (or a late one) is dropped
+      const params = message.params as { progressToken?: unknown } | undefined
+      for (const w of s.waiting.values())
+        if (w.busToken !== undefined && w.busToken === params?.progressToken && w.stream)
+          return w.stream.send({ ...message, params: { ...params, progressToken: w.progressToken } })
+      return
     }
+    let latest: Waiter | undefined
+    for (const w of s.waiting.values()) if (w.stream && !w.stream.closed) latest = w
     if (s.stream && !s.stream.closed) return s.stream.send(message)
-    // a request of the server's (sampling, elicitation) with no GET stream: the request it is most likely part of
-    if ("id" in message && latest) latest.stream!.send(message)
+    // no GET stream: on the stream of a request in flight, the one it most likely comes of (a log line, sampling)
+    latest?.stream!.send(message)
   }
 
   /** The client went away before its answer: the worker is told to cancel it (never an initialize). */
   private gone(s: Session, key: string | number, w: Waiter, id: unknown, initialize: boolean): void {
     if (s.waiting.get(key) !== w) return
     s.waiting.delete(key)
+    w.answered({ jsonrpc: "2.0", id: idOf(key), error: { code: -32800, message: "the HTTP client disconnected" } })
     if (initialize || !this.sessions.has(s.id)) return
     const cancel = {
       jsonrpc: "2.0",
@@ -374,8 +403,6 @@ export class McpHttpHandler {
   }
 
   private closeStream(s: Session): void {
-    if (s.keepAlive) clearInterval(s.keepAlive)
-    s.keepAlive = null
     s.stream?.close()
     s.stream = null
   }

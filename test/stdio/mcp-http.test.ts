@@ -116,6 +116,72 @@ describe("MCP Streamable HTTP in front of a stdio pool", () => {
     })
   }, 60_000)
 
+  test("two sessions on one worker, each with progress token 1 on the wire: each gets its own progress only", async () => {
+    await withHttp(everything(1), async (_bus, listener) => {
+      const clients = [await mcpClient(listener.url), await mcpClient(listener.url)]
+      try {
+        const progress: number[][] = [[], []]
+        await Promise.all(
+          clients.map(({ client }, i) =>
+            client.callTool(
+              { name: "trigger-long-running-operation", arguments: { duration: 0.3, steps: 3 } },
+              undefined,
+              { onprogress: (p) => progress[i]!.push(p.progress) },
+            ),
+          ),
+        )
+        expect(progress).toEqual([
+          [1, 2, 3],
+          [1, 2, 3],
+        ])
+      } finally {
+        await Promise.all(clients.map(({ client }) => client.close()))
+      }
+    })
+  }, 60_000)
+
+  test("GET opens the session's stream: a log line the worker sends unasked comes on it; a second GET gets 409", async () => {
+    await withHttp(everything(1), async (_bus, listener) => {
+      const url = listener.url
+      const id = await rawSession(url)
+      expect((await fetch(url, { headers: { "mcp-session-id": id, accept: "application/json" } })).status).toBe(406)
+      const get = await fetch(url, { headers: { "mcp-session-id": id, accept: "text/event-stream" } })
+      expect(get.status).toBe(200)
+      expect(get.headers.get("content-type")).toBe("text/event-stream")
+      const reader = get.body!.getReader()
+      try {
+        expect((await fetch(url, { headers: { "mcp-session-id": id, accept: "text/event-stream" } })).status).toBe(409)
+        const call = { jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: "toggle-simulated-logging" } }
+        const r = await post(url, call, { "mcp-session-id": id, accept: "application/json" })
+        expect(await r.text()).toContain("Started simulated")
+        let got = ""
+        while (!got.includes("notifications/message")) {
+          const { value, done } = await reader.read()
+          if (done) throw new Error(`the GET stream ended: ${got}`)
+          got += new TextDecoder().decode(value)
+        }
+        expect(got).toMatch(/event: message\ndata: \{[^\n]*"method":"notifications\/message"/)
+      } finally {
+        await reader.cancel()
+      }
+    })
+  }, 60_000)
+
+  test("an SSE answer that takes longer than Bun.serve's idleTimeout still comes when the handler is given the server", async () => {
+    await withBus(everything(1), async (bus) => {
+      const handler = bus.mcpHandler()
+      const server = Bun.serve({ port: 0, hostname: "127.0.0.1", idleTimeout: 1, fetch: (r, s) => handler.fetch(r, s) })
+      const c = await mcpClient(`http://127.0.0.1:${server.port}/mcp`)
+      try {
+        const long = { name: "trigger-long-running-operation", arguments: { duration: 6, steps: 1 } }
+        expect(text(await c.client.callTool(long))).toContain("Long running operation completed")
+      } finally {
+        await c.client.close()
+        await server.stop(true)
+      }
+    })
+  }, 60_000)
+
   test("DELETE ends the session: its next request, and a second DELETE, get 404; other sessions go on", async () => {
     await withHttp(everything(1), async (_bus, listener) => {
       const a = await mcpClient(listener.url)
