@@ -374,7 +374,7 @@ export class McpHttpHandler {
     for (const w of s.waiting.values()) if (w.stream && !w.stream.closed) latest = w
     if (s.stream && !s.stream.closed) return s.stream.send(message)
     // no GET stream: on the stream of a request in flight, the one it most likely comes of (a log line, sampling)
-    latest?.stream!.send(message)
+    latest?.stream?.send(message)
   }
 
   /** The client went away before its answer: the worker is told to cancel it (never an initialize). */
