@@ -7,6 +7,7 @@ import { connect as tcpConnect } from "node:net"
 import { join } from "node:path"
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
+import { CreateMessageRequestSchema } from "@modelcontextprotocol/sdk/types.js"
 import type { McpHttpListener, McpHttpListenOptions, StdioBus, StdioBusConfigInput } from "../../src/stdio/index.ts"
 import { until } from "../support/helpers.ts"
 import { withBus } from "../support/stdio/stdio.ts"
@@ -325,6 +326,43 @@ describe("MCP Streamable HTTP in front of a stdio pool", () => {
       } finally {
         await a.client.close()
         await b.client.close()
+      }
+    })
+  }, 90_000)
+
+  test("a server's request to the client (sampling) reaches it, and its answer goes back to the worker", async () => {
+    await withHttp(everything(1), async (_bus, listener) => {
+      const client = new Client({ name: "slotbus-test", version: "1" }, { capabilities: { sampling: {} } })
+      client.setRequestHandler(CreateMessageRequestSchema, async (req) => ({
+        model: "test-model",
+        role: "assistant",
+        content: { type: "text", text: `sampled: ${(req.params.messages[0]!.content as { text: string }).text}` },
+      }))
+      await client.connect(new StreamableHTTPClientTransport(new URL(listener.url)))
+      try {
+        const r = await client.callTool({ name: "trigger-sampling-request", arguments: { prompt: "hello" } })
+        expect(JSON.stringify(r)).toContain("sampled: Resource trigger-sampling-request context: hello")
+      } finally {
+        await client.close()
+      }
+    })
+  }, 60_000)
+
+  test("a reload moves each session to the successor: the same session id goes on, on new pids", async () => {
+    await withHttp(everything(2), async (bus, listener) => {
+      const clients = [await mcpClient(listener.url), await mcpClient(listener.url)]
+      try {
+        const before = bus.stats().pools[0]!.instances.map((i) => i.pid)
+        await bus.reload()
+        const after = bus.stats().pools[0]!.instances.map((i) => i.pid)
+        for (const pid of after) expect(before).not.toContain(pid)
+        for (const [i, { client }] of clients.entries())
+          expect(text(await client.callTool({ name: "echo", arguments: { message: `after ${i}` } }))).toBe(
+            `Echo: after ${i}`,
+          )
+        expect(listener.sessionCount).toBe(2)
+      } finally {
+        await Promise.all(clients.map(({ client }) => client.close()))
       }
     })
   }, 90_000)
