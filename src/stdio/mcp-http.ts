@@ -249,6 +249,8 @@ export class McpHttpHandler {
       return refusal(400, -32700, "Parse error: the body is not valid JSON")
     }
     const isRequest = typeof msg.method === "string" && "id" in msg
+    if (typeof msg.method !== "string" && !("id" in msg && ("result" in msg || "error" in msg)))
+      return refusal(400, -32600, "Invalid Request: a message needs a method, or an id with a result or an error")
     let session: Session
     if (isRequest && msg.method === "initialize") {
       if (this.sessions.size >= this.maxSessions)

@@ -221,6 +221,8 @@ describe("MCP Streamable HTTP in front of a stdio pool", () => {
       expect(await version.text()).toContain("2025-11-25")
       const note = { jsonrpc: "2.0", method: "notifications/initialized" }
       expect((await post(url, note, { "mcp-session-id": id })).status).toBe(202)
+      expect((await post(url, { jsonrpc: "2.0", id: 5 }, { "mcp-session-id": id })).status).toBe(400)
+      expect((await post(url, [list], { "mcp-session-id": id })).status).toBe(400)
       expect((await fetch(url, { method: "PUT" })).status).toBe(405)
       expect((await fetch(`${url}/nope`, { method: "POST" })).status).toBe(404)
     })
