@@ -18,7 +18,8 @@ import { Inbound, LineSplitter } from "../stdio/internal.ts"
 import { CliProblem, help, runCommand, untilStopped } from "./prelude.ts"
 import { connect as dial, sleep, stdinStream } from "../runtime/index.ts"
 
-const USAGE = `usage: slotbus stdio --config bus.json [--listen unix:/tmp/bus.sock | tcp:127.0.0.1:9800]... [--token-file path]
+const USAGE = `usage: slotbus stdio --config bus.json [--listen unix:/tmp/bus.sock | tcp:127.0.0.1:9800 | http:127.0.0.1:8080]...
+                     [--token-file path] [--allow-origin https://app.example]... [--allow-host mcp.example]...
                      [--status tcp:127.0.0.1:9300 | unix:/tmp/bus-status.sock] [--quiet]
        slotbus stdio connect unix:/tmp/bus.sock | tcp:host:port [--token-file path]
 
@@ -27,6 +28,9 @@ each address; without, its own stdin/stdout are the client. Worker stderr and li
 SIGHUP replaces every worker surge-first, each once its successor answered a ping (a deploy; see
 "Reload" in src/stdio/README.md). With --status it serves its live view there (pools, worker processes, restarts): open the tcp address in a
 browser, or run \`slotbus status <address>\` (http://host:port, or unix:/path).
+An http: address serves MCP clients over Streamable HTTP: the first pool at /mcp, each pool at /mcp/<pool id>;
+only requests without an Origin or from a loopback one, to a loopback Host, are taken unless --allow-origin
+and --allow-host name more.
 The second form speaks stdio on one side and the listener on the other.
 A TCP listener writes a token to a file only this user can read (--token-file; default
 $XDG_RUNTIME_DIR or the temp dir, slotbus-stdio-<port>.token); connect reads it from there
@@ -49,6 +53,8 @@ async function serve(argv: string[]): Promise<number> {
       config: { type: "string", short: "c" },
       listen: { type: "string", short: "l", multiple: true },
       "token-file": { type: "string" },
+      "allow-origin": { type: "string", multiple: true },
+      "allow-host": { type: "string", multiple: true },
       status: { type: "string" },
       quiet: { type: "boolean", short: "q" },
       help: { type: "boolean", short: "h" },
@@ -94,6 +100,14 @@ async function serve(argv: string[]): Promise<number> {
   process.on("SIGHUP", reload)
   if (values.listen?.length) {
     for (const spec of values.listen) {
+      if (spec.startsWith("http:")) {
+        const l = await bus.listen(spec as `http:${string}`, {
+          allowedOrigins: values["allow-origin"] ?? [],
+          allowedHosts: values["allow-host"] ?? [],
+        })
+        say(`listening on ${l.url} (MCP Streamable HTTP; pools at ${l.url}/<pool id>)`)
+        continue
+      }
       const l = await bus.listen(spec, { tokenFile: values["token-file"] })
       say(
         `listening on ${l.address.kind === "unix" ? `unix:${l.address.path}` : `tcp:${l.address.hostname}:${l.address.port} (token file ${l.tokenFile})`}`,

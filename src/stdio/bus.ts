@@ -15,6 +15,8 @@ import { ReloadError } from "./errors.ts"
 import { Handshakes } from "./handshakes.ts"
 import { Lifecycle } from "./lifecycle.ts"
 import { StdioListener, type ListenOptions } from "./listener.ts"
+import { McpHttpHandler, type McpHttpOptions } from "./mcp-http.ts"
+import { McpHttpListener, type McpHttpListenOptions } from "./mcp-http-listener.ts"
 import { Pool, type Instance, type Pending } from "./pool.ts"
 import { Books } from "./books.ts"
 import { Router } from "./router.ts"
@@ -46,7 +48,7 @@ export class StdioBus {
   private readonly workers: Workers
   private readonly handshakes: Handshakes
   private readonly clients: Clients
-  private readonly listenersOpen = new Set<StdioListener>()
+  private readonly listenersOpen = new Set<StdioListener | McpHttpListener | McpHttpHandler>()
   private stopping: Promise<void> | null = null
 
   /** A bus for a stdio_bus configuration: a path to its JSON file, or the object itself. */
@@ -362,12 +364,29 @@ export class StdioBus {
     return this.books.settled(client)
   }
 
-  /** Accepts NDJSON clients on "unix:/path" or "tcp:host:port" (tcp:0 picks a port) until the bus stops. */
-  async listen(address: string, options?: ListenOptions): Promise<StdioListener> {
+  /**
+   * Accepts NDJSON clients on "unix:/path" or "tcp:host:port" (tcp:0 picks a port), or MCP clients over Streamable
+   * HTTP on "http:127.0.0.1:8080" (`/mcp`, and `/mcp/<pool id>` per pool), until the bus stops.
+   */
+  listen(address: `http:${string}`, options?: McpHttpListenOptions): Promise<McpHttpListener>
+  listen(address: string, options?: ListenOptions): Promise<StdioListener>
+  async listen(
+    address: string,
+    options?: ListenOptions | McpHttpListenOptions,
+  ): Promise<StdioListener | McpHttpListener> {
     this.lifecycle.assertRunning("listen()")
-    const l = await StdioListener.open<BusClient & { close(): void }>(this, address, options)
+    const l = address.startsWith("http:")
+      ? await McpHttpListener.open(this, address, options as McpHttpListenOptions)
+      : await StdioListener.open<BusClient & { close(): void }>(this, address, options as ListenOptions)
     this.listenersOpen.add(l)
     return l
+  }
+
+  /** The MCP Streamable HTTP transport for one pool, for a server of your own (Bun.serve, Hono, node:http); closed when the bus stops. */
+  mcpHandler(options?: McpHttpOptions): McpHttpHandler {
+    const h = new McpHttpHandler(this, options)
+    this.listenersOpen.add(h)
+    return h
   }
 
   /** Where an embedded session (a request's sessionId) is pinned now, or null when it is not (yet, or any more). */

@@ -2,7 +2,9 @@ import { afterAll, expect, test } from "bun:test"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { run } from "../support/helpers.ts"
+import { Client } from "@modelcontextprotocol/sdk/client/index.js"
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
+import { run, spawn, until } from "../support/helpers.ts"
 import { STDIO_WORKER } from "../support/stdio/stdio.ts"
 
 const SLOTBUS = join(import.meta.dir, "..", "..", "bin", "slotbus.ts")
@@ -70,3 +72,28 @@ test("slotbus stdio prints a worker's stderr line with its terminal escapes esca
   // biome-ignore lint/suspicious/noControlCharactersInRegex: no control character may reach the operator's terminal
   expect(r.err).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e]/)
 }, 30_000)
+
+test("slotbus stdio --listen http: serves MCP over Streamable HTTP to the SDK client, and stops on SIGTERM", async () => {
+  const everything = join(import.meta.dir, "..", "..", "node_modules", "@modelcontextprotocol", "server-everything")
+  const file = configFile()
+  const pool = { id: "everything", command: process.execPath, args: [join(everything, "dist", "index.js"), "stdio"] }
+  writeFileSync(file, JSON.stringify({ pools: [{ ...pool, instances: 2, initialize: "replay" }] }))
+  const bus = spawn([process.execPath, SLOTBUS, "stdio", "--config", file, "--listen", "http:127.0.0.1:0"])
+  try {
+    await until(() => /listening on http:\/\/127\.0\.0\.1:\d+\/mcp /.test(bus.stderr), "the bus listens", 30_000)
+    const url = /listening on (http:\S+)/.exec(bus.stderr)![1]!
+    const client = new Client({ name: "slotbus-test", version: "1" })
+    await client.connect(new StreamableHTTPClientTransport(new URL(url)))
+    const r = (await client.callTool({ name: "echo", arguments: { message: "cli" } })) as {
+      content: { text: string }[]
+    }
+    expect(r.content[0]!.text).toBe("Echo: cli")
+    const foreign = await fetch(url, { method: "POST", headers: { origin: "https://evil.example" }, body: "{}" })
+    expect(foreign.status).toBe(403)
+    await client.close()
+    bus.signal("SIGTERM")
+    expect(await bus.exited).toBe(0)
+  } finally {
+    await bus.kill()
+  }
+}, 60_000)

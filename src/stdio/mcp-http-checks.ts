@@ -1,0 +1,97 @@
+// What the MCP Streamable HTTP transport checks of a request before the bus sees it: its Origin and Host (DNS
+// rebinding: a page on another site must not reach a server on this machine), its MCP-Protocol-Version, its Accept,
+// and a body bounded in bytes. Each refusal is an HTTP status with a JSON-RPC error body that says what to do.
+
+/** The protocol revisions this transport speaks (an MCP-Protocol-Version header naming another is refused). */
+export const MCP_PROTOCOL_VERSIONS: readonly string[] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"]
+
+const LOOPBACK = new Set(["localhost", "127.0.0.1", "[::1]", "::1"])
+
+/** What a request's HTTP-level checks allow; `true` allows anything. */
+export interface HttpGuards {
+  /** Origins allowed besides none and the loopback ones ("http://localhost:3000", …), or true for any. */
+  allowedOrigins: readonly string[] | true
+  /** Host header names allowed besides the loopback ones (without port), or true for any. */
+  allowedHosts: readonly string[] | true
+}
+
+/** A JSON-RPC error answer with an HTTP status (the transport's own refusals). */
+export function refusal(status: number, code: number, message: string, headers?: Record<string, string>): Response {
+  return Response.json({ jsonrpc: "2.0", id: null, error: { code, message } }, { status, headers })
+}
+
+/** The hostname of a Host header value ("localhost:8080" → "localhost", "[::1]:80" → "[::1]"). */
+function hostName(host: string): string {
+  const m = /^(\[[^\]]*\]|[^:]*)(?::\d*)?$/.exec(host.trim())
+  return (m ? m[1]! : host).toLowerCase()
+}
+
+/** The refusal for a request whose Origin or Host is not allowed, or null. */
+export function refuseSource(request: Request, guards: HttpGuards): Response | null {
+  const origin = request.headers.get("origin")
+  if (origin !== null && guards.allowedOrigins !== true && !guards.allowedOrigins.includes(origin)) {
+    const url = URL.parse(origin)
+    if (!url || !LOOPBACK.has(url.hostname.toLowerCase()))
+      return refusal(
+        403,
+        -32000,
+        `Forbidden: Origin ${JSON.stringify(origin)} is not allowed; allow it with allowedOrigins (--allow-origin)`,
+      )
+  }
+  if (guards.allowedHosts !== true) {
+    const host = request.headers.get("host") ?? new URL(request.url).host
+    const name = hostName(host)
+    if (!LOOPBACK.has(name) && !guards.allowedHosts.includes(name))
+      return refusal(
+        403,
+        -32000,
+        `Forbidden: Host ${JSON.stringify(host)} is not allowed; allow it with allowedHosts (--allow-host)`,
+      )
+  }
+  return null
+}
+
+/** The refusal for an MCP-Protocol-Version this transport does not speak, or null (none: 2025-03-26, per the spec). */
+export function refuseVersion(request: Request): Response | null {
+  const v = request.headers.get("mcp-protocol-version")
+  if (v === null || MCP_PROTOCOL_VERSIONS.includes(v)) return null
+  return refusal(
+    400,
+    -32000,
+    `Bad Request: unsupported MCP-Protocol-Version ${JSON.stringify(v)}; supported: ${MCP_PROTOCOL_VERSIONS.join(", ")}`,
+  )
+}
+
+/** Whether the Accept header takes `type` (absent, or a matching range or a wildcard). */
+export function accepts(request: Request, type: string): boolean {
+  const accept = request.headers.get("accept")
+  if (accept === null) return false
+  const [major] = type.split("/")
+  return accept.split(",").some((part) => {
+    const range = part.split(";")[0]!.trim().toLowerCase()
+    return range === type || range === `${major}/*` || range === "*/*"
+  })
+}
+
+/** The request's body as text, or the 413 refusal once it passes `max` bytes (read as it comes, never more). */
+export async function readBody(request: Request, max: number): Promise<string | Response> {
+  const tooLarge = () =>
+    refusal(413, -32600, `Payload Too Large: a message may have at most ${max} bytes (maxBodyBytes)`)
+  const declared = Number(request.headers.get("content-length") ?? Number.NaN)
+  if (declared > max) return tooLarge()
+  if (!request.body) return ""
+  const chunks: Uint8Array[] = []
+  let size = 0
+  const reader = request.body.getReader()
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) break
+    size += value.length
+    if (size > max) {
+      void reader.cancel().catch(() => {})
+      return tooLarge()
+    }
+    chunks.push(value)
+  }
+  return new TextDecoder().decode(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks))
+}

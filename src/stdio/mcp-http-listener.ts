@@ -1,0 +1,105 @@
+// `bus.listen("http:127.0.0.1:8080")`: an HTTP server of its own for the MCP Streamable HTTP transport, one
+// endpoint per pool: `/mcp` serves the configuration's first pool, `/mcp/<pool id>` each pool by name.
+import { serveHttp, type HttpServer } from "../runtime/index.ts"
+import { refusal } from "./mcp-http-checks.ts"
+import { McpHttpHandler, type McpHttpHost, type McpHttpOptions } from "./mcp-http.ts"
+
+export type McpHttpListenOptions = Omit<McpHttpOptions, "pool"> & {
+  /** The first pool's endpoint (default "/mcp"); each pool is also at `<path>/<pool id>`. */
+  path?: string
+}
+
+export interface HttpAddress {
+  kind: "http"
+  hostname: string
+  port: number
+}
+
+/** "http:127.0.0.1:8080", "http:8080" (loopback), "http://localhost:8080"; port 0 picks one. */
+export function parseHttpAddress(spec: string): HttpAddress {
+  const m = /^http:(?:\/\/)?(?:\[?([^\]/]*?)\]?:)?(\d{1,5})\/?$/.exec(spec)
+  const port = m ? Number(m[2]) : Number.NaN
+  if (!m || port > 65535)
+    throw new TypeError(`"${spec}" is not an HTTP address: use http:127.0.0.1:8080 (http:0 picks a free port)`)
+  return { kind: "http", hostname: m[1] || "127.0.0.1", port }
+}
+
+const FACTORY = Symbol("McpHttpListener.open")
+
+export class McpHttpListener {
+  readonly address: HttpAddress
+  /** The first pool's endpoint, e.g. http://127.0.0.1:8080/mcp. */
+  readonly url: string
+  /** The handler of each pool, by pool id. */
+  readonly handlers: ReadonlyMap<string, McpHttpHandler>
+  private readonly server: HttpServer
+  private accepting = true
+
+  private constructor(
+    key: symbol,
+    server: HttpServer,
+    address: HttpAddress,
+    path: string,
+    handlers: Map<string, McpHttpHandler>,
+  ) {
+    if (key !== FACTORY) throw new TypeError('McpHttpListener: use await bus.listen("http:127.0.0.1:8080")')
+    this.server = server
+    this.address = address
+    this.handlers = handlers
+    const host = address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname
+    this.url = `http://${host}:${address.port}${path}`
+  }
+
+  static async open(host: McpHttpHost, spec: string, options: McpHttpListenOptions = {}): Promise<McpHttpListener> {
+    const address = parseHttpAddress(spec)
+    const { path = "/mcp", ...rest } = options
+    if (!/^\/[^?#]*$/.test(path) || path.endsWith("/"))
+      throw new TypeError(`listen(): path ${JSON.stringify(path)} must start with / and not end with one, like /mcp`)
+    const handlers = new Map<string, McpHttpHandler>()
+    for (const p of host.config.pools) handlers.set(p.id, new McpHttpHandler(host, { ...rest, pool: p.id }))
+    const first = handlers.get(host.config.pools[0]!.id)!
+    let self: McpHttpListener | undefined
+    const server = await serveHttp({
+      hostname: address.hostname,
+      port: address.port,
+      fetch(request, srv) {
+        if (!self?.accepting) return refusal(503, -32005, "Service Unavailable: the stdio bus is stopping")
+        const at = new URL(request.url).pathname
+        const handler =
+          at === path
+            ? first
+            : at.startsWith(`${path}/`)
+              ? handlers.get(decodeURIComponent(at.slice(path.length + 1)))
+              : undefined
+        if (!handler)
+          return refusal(
+            404,
+            -32000,
+            `Not Found: the MCP endpoints are ${path} and ${[...handlers.keys()].map((id) => `${path}/${id}`).join(", ")}`,
+          )
+        return handler.fetch(request, srv)
+      },
+    })
+    self = new McpHttpListener(FACTORY, server, { ...address, port: server.port ?? address.port }, path, handlers)
+    return self
+  }
+
+  /** Sessions open now, over every pool. */
+  get sessionCount(): number {
+    let n = 0
+    for (const h of this.handlers.values()) n += h.sessionCount
+    return n
+  }
+
+  /** New requests get a 503 from now on; the sessions stay until close(). */
+  stopAccepting(): void {
+    this.accepting = false
+  }
+
+  /** Ends every session and stops the server (open streams are closed). */
+  async close(): Promise<void> {
+    this.accepting = false
+    for (const h of this.handlers.values()) h.close()
+    await this.server.stop(true)
+  }
+}

@@ -1,0 +1,434 @@
+// The MCP Streamable HTTP transport (spec revision 2025-11-25) in front of one pool of the stdio bus: each HTTP
+// session is one client of the bus (clients.ts), so its ids are rewritten, it is pinned to one instance (router.ts)
+// and its handshake is replayed after a crash restart or a reload (handshakes.ts) exactly as for an NDJSON client.
+// POST carries one JSON-RPC message (its answer as JSON or as an SSE stream, with the progress of that request);
+// GET opens the session's stream for what the server sends unasked; DELETE ends the session.
+import { randomBytes } from "node:crypto"
+import { checkNumber, checkOptions, longTimeout, optionNames, type LongTimer } from "../kit/index.ts"
+import { requestListener } from "../runtime/index.ts"
+import { accepts, readBody, refusal, refuseSource, refuseVersion, type HttpGuards } from "./mcp-http-checks.ts"
+import { idKey, parseMessage } from "./jsonrpc.ts"
+import type { BusClient, BusState, JsonRpcId, JsonRpcMessage, RawJSON } from "./types.ts"
+
+export interface McpHttpOptions {
+  /** The pool served (default: the configuration's first). */
+  pool?: string
+  /** Origins allowed besides none and loopback ones ("http://localhost:5173" is allowed already), or true for any. */
+  allowedOrigins?: readonly string[] | true
+  /** Host names allowed besides localhost, 127.0.0.1 and [::1] ("mcp.example.com"), or true for any. */
+  allowedHosts?: readonly string[] | true
+  /** Sessions at once per instance of the pool (default 100): an initialize past instances × this gets a 503. */
+  maxSessionsPerInstance?: number
+  /** A session with nothing in flight and no open stream for this long ends (default 1 800 000 ms); then 404. */
+  idleTimeoutMs?: number
+  /** Bytes of one POST body (default the bus's max_input_buffer); more gets a 413. */
+  maxBodyBytes?: number
+  /** Answer requests with application/json even when the client accepts text/event-stream (no progress then). */
+  jsonResponse?: boolean
+  /** An SSE comment this often on every open stream, for proxies that cut a quiet response (default 15 000 ms). */
+  sseKeepAliveMs?: number
+}
+
+const OPTIONS = optionNames<McpHttpOptions>({
+  pool: true,
+  allowedOrigins: true,
+  allowedHosts: true,
+  maxSessionsPerInstance: true,
+  idleTimeoutMs: true,
+  maxBodyBytes: true,
+  jsonResponse: true,
+  sseKeepAliveMs: true,
+})
+
+/** What the handler needs of the bus (StdioBus has it). */
+export interface McpHttpHost {
+  readonly state: BusState
+  readonly limits: { readonly max_input_buffer: number }
+  readonly config: { readonly pools: readonly { readonly id: string; readonly instances: number }[] }
+  attachClient(deliver: BusClient["deliver"]): BusClient & { close(): void }
+  ingest(client: BusClient, line: string): Promise<void>
+}
+
+/** One SSE response body: JSON-RPC messages as `event: message` events, and a comment every `keepAliveMs`. */
+class SseStream {
+  readonly body: ReadableStream<Uint8Array>
+  private controller!: ReadableStreamDefaultController<Uint8Array>
+  private readonly keepAlive: ReturnType<typeof setInterval>
+  closed = false
+  constructor(keepAliveMs: number, onGone: () => void) {
+    this.body = new ReadableStream<Uint8Array>({
+      start: (c) => void (this.controller = c),
+      cancel: () => {
+        this.stop()
+        onGone()
+      },
+    })
+    // a proxy cuts a response that sends nothing for a while (nginx: 60 s); a tool call may run longer without progress
+    this.keepAlive = setInterval(() => this.write(": keepalive\n\n"), keepAliveMs)
+    this.keepAlive.unref?.()
+  }
+  send(message: object): void {
+    this.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`)
+  }
+  write(text: string): void {
+    if (this.closed) return
+    try {
+      this.controller.enqueue(encoder.encode(text))
+    } catch {
+      this.stop() // the server closed it
+    }
+  }
+  close(): void {
+    if (this.closed) return
+    this.stop()
+    try {
+      this.controller.close()
+    } catch {}
+  }
+  private stop(): void {
+    this.closed = true
+    clearInterval(this.keepAlive)
+  }
+}
+
+interface Waiter {
+  answered: (message: JsonRpcMessage) => void
+  /** The SSE stream its answer (and its progress) goes to; null for a JSON answer. */
+  stream: SseStream | null
+  /** The progressToken the client gave, and the one the worker was given in its place (unique over the bus). */
+  progressToken: unknown
+  busToken: string | undefined
+}
+
+interface Session {
+  readonly id: string
+  readonly client: BusClient & { close(): void }
+  /** The requests waiting for their answer, by idKey of the id the client wrote. */
+  readonly waiting: Map<string | number, Waiter>
+  /** The GET stream, if the client opened one. */
+  stream: SseStream | null
+  /** The instance index the session's last answer came from (-1: none yet). */
+  instance: number
+  idle: LongTimer | null
+}
+
+const encoder = new TextEncoder()
+const SESSION_HEADER = "mcp-session-id"
+
+/** The transport for one pool: `fetch` answers a Request (Bun.serve, Hono, any fetch-style server). */
+export class McpHttpHandler {
+  private readonly sessions = new Map<string, Session>()
+  private readonly guards: HttpGuards
+  private readonly poolId: string
+  private readonly maxSessions: number
+  private readonly idleMs: number
+  private readonly maxBody: number
+  private readonly jsonOnly: boolean
+  private readonly keepAliveMs: number
+  /** The pool's id when it is not the first (then named on each message, as an NDJSON client names it). */
+  private readonly pool: string | undefined
+  private readonly host: McpHttpHost
+  private closed = false
+  private nextToken = 1
+
+  constructor(host: McpHttpHost, options: McpHttpOptions = {}) {
+    this.host = host
+    const where = "stdio bus MCP HTTP handler"
+    checkOptions(options, OPTIONS, where)
+    const pools = host.config.pools
+    const pool = options.pool === undefined ? pools[0] : pools.find((p) => p.id === options.pool)
+    if (!pool)
+      throw new TypeError(`${where}: unknown pool ${JSON.stringify(options.pool)}; pools: ${pools.map((p) => p.id)}`)
+    this.poolId = pool.id
+    this.guards = { allowedOrigins: options.allowedOrigins ?? [], allowedHosts: options.allowedHosts ?? [] }
+    const perInstance = checkNumber(options.maxSessionsPerInstance, {
+      what: "maxSessionsPerInstance",
+      where,
+      min: 1,
+      dflt: 100,
+    })
+    this.maxSessions = perInstance * pool.instances
+    this.idleMs = checkNumber(options.idleTimeoutMs, {
+      what: "idleTimeoutMs",
+      where,
+      min: 1,
+      max: Infinity,
+      dflt: 1_800_000,
+    })
+    this.maxBody = checkNumber(options.maxBodyBytes, {
+      what: "maxBodyBytes",
+      where,
+      min: 1,
+      dflt: host.limits.max_input_buffer,
+    })
+    this.jsonOnly = options.jsonResponse === true
+    this.keepAliveMs = checkNumber(options.sseKeepAliveMs, { what: "sseKeepAliveMs", where, min: 1, dflt: 15_000 })
+    this.pool = pool === pools[0] ? undefined : pool.id
+  }
+
+  /** Sessions open now. */
+  get sessionCount(): number {
+    return this.sessions.size
+  }
+
+  /** Where a session is: its pool and the instance its last answer came from (-1 before any), or null if unknown. */
+  sessionInfo(sessionId: string): { pool: string; instance: number } | null {
+    const s = this.sessions.get(sessionId)
+    return s ? { pool: this.poolId, instance: s.instance } : null
+  }
+
+  /**
+   * The transport: POST, GET and DELETE on the MCP endpoint. Given Bun.serve's `server`, an SSE stream is exempt from
+   * its idleTimeout (10 s by default), which cuts a stream however often it is written to.
+   */
+  readonly fetch = async (
+    request: Request,
+    server?: { timeout(request: Request, seconds: number): void },
+  ): Promise<Response> => {
+    const refused = refuseSource(request, this.guards)
+    if (refused) return refused
+    if (this.closed || this.host.state !== "running")
+      return refusal(503, -32005, `Service Unavailable: the stdio bus is ${this.closed ? "closed" : this.host.state}`)
+    switch (request.method) {
+      case "POST":
+        return this.post(request, server)
+      case "GET":
+        return this.get(request, server)
+      case "DELETE":
+        return this.delete(request)
+      default:
+        return refusal(405, -32000, "Method Not Allowed: use POST, GET or DELETE", { allow: "GET, POST, DELETE" })
+    }
+  }
+
+  /** The same transport as a node:http request listener (`http.createServer(handler.nodeListener())`). */
+  nodeListener(): ReturnType<typeof requestListener> {
+    return requestListener((request) => this.fetch(request))
+  }
+
+  /** New requests get a 503 from now on (the bus is stopping); the sessions stay until close(). */
+  stopAccepting(): void {
+    this.closed = true
+  }
+
+  /** Ends every session (their requests are given up, their streams closed); later requests get a 503. */
+  close(): void {
+    this.closed = true
+    for (const s of [...this.sessions.values()]) this.end(s, "the server is closing")
+  }
+
+  /** The session the request names, or the 400 / 404 refusal. */
+  private sessionOf(request: Request): Session | Response {
+    const id = request.headers.get(SESSION_HEADER)
+    if (id === null)
+      return refusal(400, -32000, "Bad Request: Mcp-Session-Id header is required; send initialize first to get one")
+    const s = this.sessions.get(id)
+    if (!s) return refusal(404, -32001, "Session not found: it ended or never existed; send initialize again")
+    return s
+  }
+
+  private async post(
+    request: Request,
+    server?: { timeout(request: Request, seconds: number): void },
+  ): Promise<Response> {
+    const sse = !this.jsonOnly && accepts(request, "text/event-stream")
+    if (!sse && !accepts(request, "application/json"))
+      return refusal(406, -32000, "Not Acceptable: Accept must include application/json and text/event-stream")
+    const type = request.headers.get("content-type") ?? ""
+    if (!/^application\/json\s*(;|$)/i.test(type))
+      return refusal(415, -32000, "Unsupported Media Type: Content-Type must be application/json")
+    const body = await readBody(request, this.maxBody)
+    if (body instanceof Response) return body
+    let msg: JsonRpcMessage
+    try {
+      const parsed = parseMessage(body)
+      if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
+        return refusal(400, -32600, "Invalid Request: the body must be one JSON-RPC object (batches are not supported)")
+      msg = parsed as JsonRpcMessage
+    } catch {
+      return refusal(400, -32700, "Parse error: the body is not valid JSON")
+    }
+    const isRequest = typeof msg.method === "string" && "id" in msg
+    if (typeof msg.method !== "string" && !("id" in msg && ("result" in msg || "error" in msg)))
+      return refusal(400, -32600, "Invalid Request: a message needs a method, or an id with a result or an error")
+    let session: Session
+    if (isRequest && msg.method === "initialize") {
+      if (this.sessions.size >= this.maxSessions)
+        return refusal(
+          503,
+          -32000,
+          `Service Unavailable: pool "${this.poolId}" has ${this.maxSessions} sessions already (maxSessionsPerInstance × instances); end one with DELETE or try again later`,
+          { "retry-after": "1" },
+        )
+      session = this.open()
+    } else {
+      const refused = refuseVersion(request)
+      if (refused) return refused
+      const s = this.sessionOf(request)
+      if (s instanceof Response) return s
+      session = s
+    }
+    this.arm(session)
+    // the session is the connection's own: a member naming another would join it to a session it does not own
+    delete msg.sessionId
+    delete msg.pool
+    if (this.pool !== undefined) msg.pool = this.pool
+    if (!isRequest) {
+      await this.host.ingest(session.client, JSON.stringify(msg))
+      return new Response(null, { status: 202 })
+    }
+    const key = idKey(msg.id)
+    if (key === undefined) return refusal(400, -32600, "Invalid Request: a request's id must be a string or a number")
+    if (session.waiting.has(key))
+      return refusal(400, -32600, `Invalid Request: a request with id ${JSON.stringify(msg.id)} is in flight already`)
+    const headers: Record<string, string> = { [SESSION_HEADER]: session.id }
+    const answered = Promise.withResolvers<JsonRpcMessage>()
+    const waiter: Waiter = { answered: answered.resolve, stream: null, progressToken: undefined, busToken: undefined }
+    // Sessions pinned to one worker share its progress notifications (the bus sends a worker's unasked messages to
+    // every client pinned to it), and two clients may both use token 1: each request's token is made the bus's own.
+    const meta = (msg.params as { _meta?: { progressToken?: unknown } } | undefined)?._meta
+    if (meta && typeof meta === "object" && meta.progressToken !== undefined) {
+      waiter.progressToken = meta.progressToken
+      meta.progressToken = waiter.busToken = `slotbus-progress-${this.nextToken++}`
+    }
+    session.waiting.set(key, waiter)
+    const initialize = msg.method === "initialize"
+    const gone = () => this.gone(session, key, waiter, msg.id, initialize)
+    request.signal.addEventListener("abort", gone, { once: true })
+    if (initialize) void answered.promise.then((m) => m.error && this.end(session, "its initialize failed"))
+    void this.host.ingest(session.client, JSON.stringify(msg))
+    if (!sse) {
+      const answer = await answered.promise
+      request.signal.removeEventListener("abort", gone)
+      return Response.json(answer, { headers })
+    }
+    server?.timeout(request, 0)
+    const stream = new SseStream(this.keepAliveMs, gone)
+    waiter.stream = stream
+    void answered.promise.then((m) => {
+      request.signal.removeEventListener("abort", gone)
+      stream.send(m)
+      stream.close()
+    })
+    return new Response(stream.body, { headers: { ...headers, ...SSE_HEADERS } })
+  }
+
+  /** The session's stream of what the server sends unasked (one per session; a second one gets a 409). */
+  private get(request: Request, server?: { timeout(request: Request, seconds: number): void }): Response {
+    if (!accepts(request, "text/event-stream"))
+      return refusal(406, -32000, "Not Acceptable: a GET must accept text/event-stream")
+    const refused = refuseVersion(request)
+    if (refused) return refused
+    const s = this.sessionOf(request)
+    if (s instanceof Response) return s
+    if (s.stream && !s.stream.closed)
+      return refusal(409, -32000, "Conflict: this session has its GET stream open already")
+    const stream = new SseStream(this.keepAliveMs, () => {
+      if (s.stream === stream) this.closeStream(s)
+    })
+    s.stream = stream
+    server?.timeout(request, 0)
+    stream.write(": stream open\n\n")
+    return new Response(stream.body, { headers: { [SESSION_HEADER]: s.id, ...SSE_HEADERS } })
+  }
+
+  private delete(request: Request): Response {
+    const s = this.sessionOf(request)
+    if (s instanceof Response) return s
+    this.end(s, "the client ended it (DELETE)")
+    return new Response(null, { status: 200 })
+  }
+
+  private open(): Session {
+    const id = randomBytes(24).toString("base64url")
+    const session: Session = {
+      id,
+      client: this.host.attachClient((message, _pool, instance) => this.deliver(session, message, instance)),
+      waiting: new Map(),
+      stream: null,
+      instance: -1,
+      idle: null,
+    }
+    this.sessions.set(id, session)
+    return session
+  }
+
+  /** What the bus hands this session: an answer to its waiter; else to the request it is about, or the GET stream. */
+  private deliver(s: Session, message: JsonRpcMessage, instance: number): void {
+    if (instance >= 0) s.instance = instance
+    if (message.method === undefined) {
+      const key = idKey(message.id)
+      const w = key === undefined ? undefined : s.waiting.get(key)
+      if (!w) return
+      s.waiting.delete(key!)
+      this.arm(s)
+      return w.answered(message)
+    }
+    if (message.method === "notifications/progress") {
+      // only to the request it is about, under the client's own token; another session's (or a late one) is dropped
+      const params = message.params as { progressToken?: unknown } | undefined
+      for (const w of s.waiting.values())
+        if (w.busToken !== undefined && w.busToken === params?.progressToken && w.stream)
+          return w.stream.send({ ...message, params: { ...params, progressToken: w.progressToken } })
+      return
+    }
+    let latest: Waiter | undefined
+    for (const w of s.waiting.values()) if (w.stream && !w.stream.closed) latest = w
+    if (s.stream && !s.stream.closed) return s.stream.send(message)
+    // no GET stream: on the stream of a request in flight, the one it most likely comes of (a log line, sampling)
+    latest?.stream?.send(message)
+  }
+
+  /** The client went away before its answer: the worker is told to cancel it (never an initialize). */
+  private gone(s: Session, key: string | number, w: Waiter, id: unknown, initialize: boolean): void {
+    if (s.waiting.get(key) !== w) return
+    s.waiting.delete(key)
+    w.answered({ jsonrpc: "2.0", id: idOf(key), error: { code: -32800, message: "the HTTP client disconnected" } })
+    if (initialize || !this.sessions.has(s.id)) return
+    const cancel = {
+      jsonrpc: "2.0",
+      method: "notifications/cancelled",
+      params: { requestId: id, reason: "the HTTP client disconnected" },
+      ...(this.pool !== undefined ? { pool: this.pool } : {}),
+    }
+    void this.host.ingest(s.client, JSON.stringify(cancel))
+  }
+
+  /** (Re)starts the idle timer: a session with nothing in flight and no GET stream that long is ended. */
+  private arm(s: Session): void {
+    s.idle?.clear()
+    s.idle = longTimeout(() => {
+      if (!this.sessions.has(s.id)) return
+      if (s.waiting.size > 0 || (s.stream && !s.stream.closed)) return this.arm(s)
+      this.end(s, `it was idle for ${this.idleMs} ms (idleTimeoutMs)`)
+    }, this.idleMs).unref()
+  }
+
+  private closeStream(s: Session): void {
+    s.stream?.close()
+    s.stream = null
+  }
+
+  /** Ends a session: its requests get an error answer, its streams close, the bus forgets its client (and pin). */
+  private end(s: Session, why: string): void {
+    if (!this.sessions.delete(s.id)) return
+    s.idle?.clear()
+    for (const [key, w] of s.waiting) w.answered({ jsonrpc: "2.0", id: idOf(key), error: ended(why) })
+    s.waiting.clear()
+    this.closeStream(s)
+    s.client.close()
+  }
+}
+
+const SSE_HEADERS = { "content-type": "text/event-stream", "cache-control": "no-cache, no-transform" }
+
+const ended = (why: string) => ({ code: -32001, message: `the MCP session ended: ${why}; send initialize again` })
+
+/** The id a waiting request was written with, back from its key (idKey). */
+function idOf(key: string | number): JsonRpcId {
+  if (typeof key === "number") return key
+  if (key.charCodeAt(0) !== 0) return key
+  return key.charCodeAt(1) === 0
+    ? key.slice(1)
+    : (JSON as unknown as { rawJSON(t: string): RawJSON }).rawJSON(key.slice(1))
+}

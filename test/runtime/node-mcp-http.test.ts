@@ -1,0 +1,59 @@
+// The stdio bus's MCP Streamable HTTP handler in an app's own node:http server, under Bun and under Node 26 (the
+// front is test/support/runtime/mcp-http-front.ts), driven by the MCP SDK's StreamableHTTPClientTransport.
+import { afterAll, describe, expect, test } from "bun:test"
+import { join } from "node:path"
+import { Client } from "@modelcontextprotocol/sdk/client/index.js"
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
+import { REPO } from "../support/helpers.ts"
+import { PEER_RUNTIMES, peerChild, peerSkip, removeNodeBuilds } from "../support/runtime/peers.ts"
+
+const EVERYTHING = join(REPO, "node_modules", "@modelcontextprotocol", "server-everything", "dist", "index.js")
+afterAll(removeNodeBuilds)
+
+describe.each(PEER_RUNTIMES)("bus.mcpHandler() in a node:http server under %s", (runtime) => {
+  const skip = peerSkip(runtime)
+  if (skip) console.log(`skipping the ${runtime} MCP HTTP front: ${skip}`)
+  test.skipIf(skip !== null)(
+    "the SDK client initializes, lists and calls tools, with progress; DELETE ends the session",
+    async () => {
+      const front = await peerChild(runtime, "runtime/mcp-http-front.ts", [process.execPath, EVERYTHING], {
+        stdin: "pipe",
+      })
+      try {
+        const [, port] = await front.waitLine(/^ready (\d+)$/, 60_000)
+        const url = `http://127.0.0.1:${port}/mcp`
+        const client = new Client({ name: "slotbus-test", version: "1" })
+        const transport = new StreamableHTTPClientTransport(new URL(url))
+        await client.connect(transport)
+        const { tools } = await client.listTools()
+        expect(tools.map((t) => t.name)).toContain("get-sum")
+        const echo = await client.callTool({ name: "echo", arguments: { message: runtime } })
+        expect((echo as { content: { text: string }[] }).content[0]!.text).toBe(`Echo: ${runtime}`)
+        const progress: number[] = []
+        await client.callTool(
+          { name: "trigger-long-running-operation", arguments: { duration: 0.3, steps: 3 } },
+          undefined,
+          { onprogress: (p) => progress.push(p.progress) },
+        )
+        expect(progress).toEqual([1, 2, 3])
+        const id = transport.sessionId!
+        await transport.terminateSession()
+        const after = await fetch(url, {
+          method: "POST",
+          headers: { "content-type": "application/json", accept: "application/json", "mcp-session-id": id },
+          body: JSON.stringify({ jsonrpc: "2.0", id: 9, method: "ping" }),
+        })
+        expect(after.status).toBe(404)
+        const foreign = await fetch(url, { method: "DELETE", headers: { origin: "http://evil.example" } })
+        expect(foreign.status).toBe(403)
+        await client.close()
+        front.write("stop\n")
+        await front.waitLine(/^stopped stopped$/, 30_000)
+        expect(await front.exited).toBe(0)
+      } finally {
+        await front.kill()
+      }
+    },
+    120_000,
+  )
+})

@@ -1,0 +1,405 @@
+// The MCP Streamable HTTP transport in front of a stdio pool, driven by the real MCP SDK client
+// (StreamableHTTPClientTransport) against pools of @modelcontextprotocol/server-everything on stdio, and by raw
+// fetch/TCP where the SDK would never send what is tested (a foreign Origin, a missing session id).
+import { describe, expect, test } from "bun:test"
+import { createServer } from "node:http"
+import { connect as tcpConnect } from "node:net"
+import { join } from "node:path"
+import { Client } from "@modelcontextprotocol/sdk/client/index.js"
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
+import { CreateMessageRequestSchema } from "@modelcontextprotocol/sdk/types.js"
+import type { McpHttpListener, McpHttpListenOptions, StdioBus, StdioBusConfigInput } from "../../src/stdio/index.ts"
+import { until } from "../support/helpers.ts"
+import { withBus } from "../support/stdio/stdio.ts"
+
+const ROOT = join(import.meta.dir, "..", "..")
+const EVERYTHING = join(ROOT, "node_modules", "@modelcontextprotocol", "server-everything", "dist", "index.js")
+const pool = (id: string, instances: number) => ({
+  id,
+  command: process.execPath,
+  args: [EVERYTHING, "stdio"],
+  instances,
+  initialize: "replay" as const,
+})
+const everything = (instances = 2): StdioBusConfigInput => ({ pools: [pool("everything", instances)] })
+const INIT = {
+  jsonrpc: "2.0",
+  id: 1,
+  method: "initialize",
+  params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "raw", version: "1" } },
+}
+const JSON_HEADERS = { "content-type": "application/json", accept: "application/json, text/event-stream" }
+
+async function mcpClient(url: string): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
+  const client = new Client({ name: "slotbus-test", version: "1" })
+  const transport = new StreamableHTTPClientTransport(new URL(url))
+  await client.connect(transport)
+  return { client, transport }
+}
+
+const text = (r: unknown) => (r as { content: { text: string }[] }).content[0]!.text
+
+/** A started bus of server-everything with an HTTP listener, stopped (and the clients closed) after `fn`. */
+async function withHttp(
+  config: StdioBusConfigInput,
+  fn: (bus: StdioBus, listener: McpHttpListener) => Promise<void>,
+  options: McpHttpListenOptions = {},
+): Promise<void> {
+  await withBus(config, async (bus) => {
+    const listener = await bus.listen("http:127.0.0.1:0", options)
+    await fn(bus, listener)
+  })
+}
+
+/** A raw POST of `body` to `url` with the JSON headers and `headers`. */
+const post = (url: string, body: object, headers: Record<string, string> = {}) =>
+  fetch(url, { method: "POST", headers: { ...JSON_HEADERS, ...headers }, body: JSON.stringify(body) })
+
+/** A raw initialize; resolves with the session id it issued. */
+async function rawSession(url: string): Promise<string> {
+  const r = await post(url, INIT, { accept: "application/json" })
+  expect(r.status).toBe(200)
+  await r.json()
+  return r.headers.get("mcp-session-id")!
+}
+
+describe("MCP Streamable HTTP in front of a stdio pool", () => {
+  test("the SDK client: initialize, tools/list, tools/call echo and get-sum; four sessions at once, spread over both instances", async () => {
+    await withHttp(everything(2), async (_bus, listener) => {
+      const clients = await Promise.all([0, 1, 2, 3].map(() => mcpClient(listener.url)))
+      try {
+        const ids = clients.map((c) => c.transport.sessionId!)
+        expect(new Set(ids).size).toBe(4)
+        for (const id of ids) expect(id).toMatch(/^[A-Za-z0-9_-]{32}$/)
+        await Promise.all(
+          clients.map(async ({ client }, i) => {
+            const { tools } = await client.listTools()
+            expect(tools.map((t) => t.name)).toContain("echo")
+            for (let k = 0; k < 5; k++) {
+              expect(text(await client.callTool({ name: "echo", arguments: { message: `s${i} #${k}` } }))).toBe(
+                `Echo: s${i} #${k}`,
+              )
+              expect(text(await client.callTool({ name: "get-sum", arguments: { a: i, b: k } }))).toContain(
+                String(i + k),
+              )
+            }
+          }),
+        )
+        const handler = listener.handlers.get("everything")!
+        expect(handler.sessionCount).toBe(4)
+        const instances = new Set(ids.map((id) => handler.sessionInfo(id)!.instance))
+        expect(instances).toEqual(new Set([0, 1]))
+      } finally {
+        await Promise.all(clients.map(({ client }) => client.close()))
+      }
+    })
+  }, 60_000)
+
+  test("an SSE answer carries the progress of its request; a JSON answer when only application/json is accepted", async () => {
+    await withHttp(everything(1), async (_bus, listener) => {
+      const { client, transport } = await mcpClient(listener.url)
+      try {
+        const progress: number[] = []
+        const r = await client.callTool(
+          { name: "trigger-long-running-operation", arguments: { duration: 0.3, steps: 3 } },
+          undefined,
+          { onprogress: (p) => progress.push(p.progress) },
+        )
+        expect(text(r)).toContain("Long running operation completed")
+        expect(progress).toEqual([1, 2, 3])
+        const headers = { "mcp-session-id": transport.sessionId!, accept: "application/json" }
+        const raw = await post(listener.url, { jsonrpc: "2.0", id: "x", method: "tools/list" }, headers)
+        expect(raw.headers.get("content-type")).toContain("application/json")
+        expect(((await raw.json()) as { id: string }).id).toBe("x")
+      } finally {
+        await client.close()
+      }
+    })
+  }, 60_000)
+
+  test("two sessions on one worker, each with progress token 1 on the wire: each gets its own progress only", async () => {
+    await withHttp(everything(1), async (_bus, listener) => {
+      const clients = [await mcpClient(listener.url), await mcpClient(listener.url)]
+      try {
+        const progress: number[][] = [[], []]
+        await Promise.all(
+          clients.map(({ client }, i) =>
+            client.callTool(
+              { name: "trigger-long-running-operation", arguments: { duration: 0.3, steps: 3 } },
+              undefined,
+              { onprogress: (p) => progress[i]!.push(p.progress) },
+            ),
+          ),
+        )
+        expect(progress).toEqual([
+          [1, 2, 3],
+          [1, 2, 3],
+        ])
+      } finally {
+        await Promise.all(clients.map(({ client }) => client.close()))
+      }
+    })
+  }, 60_000)
+
+  test("GET opens the session's stream: a log line the worker sends unasked comes on it; a second GET gets 409", async () => {
+    await withHttp(everything(1), async (_bus, listener) => {
+      const url = listener.url
+      const id = await rawSession(url)
+      expect((await fetch(url, { headers: { "mcp-session-id": id, accept: "application/json" } })).status).toBe(406)
+      const get = await fetch(url, { headers: { "mcp-session-id": id, accept: "text/event-stream" } })
+      expect(get.status).toBe(200)
+      expect(get.headers.get("content-type")).toBe("text/event-stream")
+      const reader = get.body!.getReader()
+      try {
+        expect((await fetch(url, { headers: { "mcp-session-id": id, accept: "text/event-stream" } })).status).toBe(409)
+        const call = { jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: "toggle-simulated-logging" } }
+        const r = await post(url, call, { "mcp-session-id": id, accept: "application/json" })
+        expect(await r.text()).toContain("Started simulated")
+        let got = ""
+        while (!got.includes("notifications/message")) {
+          const { value, done } = await reader.read()
+          if (done) throw new Error(`the GET stream ended: ${got}`)
+          got += new TextDecoder().decode(value)
+        }
+        expect(got).toMatch(/event: message\ndata: \{[^\n]*"method":"notifications\/message"/)
+      } finally {
+        await reader.cancel()
+      }
+    })
+  }, 60_000)
+
+  test("an SSE answer that takes longer than Bun.serve's idleTimeout still comes when the handler is given the server", async () => {
+    await withBus(everything(1), async (bus) => {
+      const handler = bus.mcpHandler()
+      const server = Bun.serve({ port: 0, hostname: "127.0.0.1", idleTimeout: 1, fetch: (r, s) => handler.fetch(r, s) })
+      const c = await mcpClient(`http://127.0.0.1:${server.port}/mcp`)
+      try {
+        const long = { name: "trigger-long-running-operation", arguments: { duration: 6, steps: 1 } }
+        expect(text(await c.client.callTool(long))).toContain("Long running operation completed")
+      } finally {
+        await c.client.close()
+        await server.stop(true)
+      }
+    })
+  }, 60_000)
+
+  test("DELETE ends the session: its next request, and a second DELETE, get 404; other sessions go on", async () => {
+    await withHttp(everything(1), async (_bus, listener) => {
+      const a = await mcpClient(listener.url)
+      const b = await mcpClient(listener.url)
+      try {
+        const id = a.transport.sessionId!
+        await a.transport.terminateSession()
+        const next = await post(listener.url, { jsonrpc: "2.0", id: 2, method: "tools/list" }, { "mcp-session-id": id })
+        expect(next.status).toBe(404)
+        expect(((await next.json()) as { error: { message: string } }).error.message).toContain("initialize again")
+        const again = await fetch(listener.url, { method: "DELETE", headers: { "mcp-session-id": id } })
+        expect(again.status).toBe(404)
+        expect(text(await b.client.callTool({ name: "echo", arguments: { message: "still here" } }))).toBe(
+          "Echo: still here",
+        )
+      } finally {
+        await a.client.close()
+        await b.client.close()
+      }
+    })
+  }, 60_000)
+
+  test("refusals: a foreign Origin 403, a missing session id 400, an unknown one 404, an unsupported protocol version 400, a notification 202", async () => {
+    await withHttp(everything(1), async (_bus, listener) => {
+      const url = listener.url
+      const foreign = await post(url, INIT, { origin: "http://evil.example" })
+      expect(foreign.status).toBe(403)
+      expect(await foreign.text()).toContain("allowedOrigins")
+      const id = await rawSession(url)
+      expect((await post(url, INIT, { origin: "http://localhost:5173", accept: "application/json" })).status).toBe(200)
+      const list = { jsonrpc: "2.0", id: 2, method: "tools/list" }
+      expect((await post(url, list)).status).toBe(400)
+      expect((await post(url, list, { "mcp-session-id": "no-such-session" })).status).toBe(404)
+      const version = await post(url, list, { "mcp-session-id": id, "mcp-protocol-version": "1999-01-01" })
+      expect(version.status).toBe(400)
+      expect(await version.text()).toContain("2025-11-25")
+      const note = { jsonrpc: "2.0", method: "notifications/initialized" }
+      expect((await post(url, note, { "mcp-session-id": id })).status).toBe(202)
+      expect((await post(url, { jsonrpc: "2.0", id: 5 }, { "mcp-session-id": id })).status).toBe(400)
+      expect((await post(url, [list], { "mcp-session-id": id })).status).toBe(400)
+      expect((await fetch(url, { method: "PUT" })).status).toBe(405)
+      expect((await fetch(`${url}/nope`, { method: "POST" })).status).toBe(404)
+    })
+  }, 60_000)
+
+  test("a Host that is not loopback gets 403 (DNS rebinding), unless allowedHosts names it; allowedOrigins lets an Origin in", async () => {
+    const rawPost = (port: number, host: string) =>
+      new Promise<string>((resolve, reject) => {
+        const body = JSON.stringify(INIT)
+        const socket = tcpConnect(port, "127.0.0.1", () =>
+          socket.write(
+            `POST /mcp HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+          ),
+        )
+        let got = ""
+        socket.on("data", (d) => (got += d))
+        socket.on("end", () => resolve(got.split("\r\n")[0]!))
+        socket.on("error", reject)
+      })
+    await withHttp(everything(1), async (_bus, listener) => {
+      expect(await rawPost(listener.address.port, "rebound.example:80")).toContain("403")
+      expect(await rawPost(listener.address.port, "localhost")).toContain("200")
+    })
+    await withHttp(
+      everything(1),
+      async (_bus, listener) => {
+        expect(await rawPost(listener.address.port, "mcp.example:8080")).toContain("200")
+        const r = await post(listener.url, INIT, { origin: "https://app.example", accept: "application/json" })
+        expect(r.status).toBe(200)
+      },
+      { allowedHosts: ["mcp.example"], allowedOrigins: ["https://app.example"] },
+    )
+  }, 60_000)
+
+  test("limits: sessions per instance (503), body size (413), an idle session ends (404)", async () => {
+    await withHttp(
+      everything(1),
+      async (_bus, listener) => {
+        const url = listener.url
+        const id = await rawSession(url)
+        const full = await post(url, INIT, { accept: "application/json" })
+        expect(full.status).toBe(503)
+        expect(await full.text()).toContain("maxSessionsPerInstance")
+        const big = {
+          jsonrpc: "2.0",
+          id: 3,
+          method: "tools/call",
+          params: { name: "echo", arguments: { message: "x".repeat(5000) } },
+        }
+        const tooBig = await post(url, big, { "mcp-session-id": id })
+        expect(tooBig.status).toBe(413)
+        expect(await tooBig.text()).toContain("maxBodyBytes")
+        expect((await post(url, { jsonrpc: "2.0", id: 4, method: "ping" }, { "mcp-session-id": id })).status).toBe(200)
+      },
+      { maxSessionsPerInstance: 1, maxBodyBytes: 4096 },
+    )
+    await withHttp(
+      everything(1),
+      async (_bus, listener) => {
+        const url = listener.url
+        const id = await rawSession(url)
+        await until(() => listener.sessionCount === 0, "the idle session ended", 20_000)
+        expect((await post(url, { jsonrpc: "2.0", id: 4, method: "ping" }, { "mcp-session-id": id })).status).toBe(404)
+        await rawSession(url) // its place is free again
+      },
+      { maxSessionsPerInstance: 1, idleTimeoutMs: 300 },
+    )
+  }, 60_000)
+
+  test("kill -9 of an instance: the call it held gets -32001 naming it, the session's next call is replayed onto its restart, the other session is untouched", async () => {
+    await withHttp(everything(2), async (bus, listener) => {
+      const a = await mcpClient(listener.url)
+      const b = await mcpClient(listener.url)
+      try {
+        await a.client.ping()
+        await b.client.ping()
+        const handler = listener.handlers.get("everything")!
+        const ia = handler.sessionInfo(a.transport.sessionId!)!.instance
+        const ib = handler.sessionInfo(b.transport.sessionId!)!.instance
+        expect(ia).not.toBe(ib)
+        const pid = (i: number) => bus.stats().pools[0]!.instances[i]!.pid
+        const [pidA, pidB] = [pid(ia), pid(ib)]
+        let started = false
+        const long = a.client.callTool(
+          { name: "trigger-long-running-operation", arguments: { duration: 60, steps: 60 } },
+          undefined,
+          { onprogress: () => (started = true), timeout: 120_000 },
+        )
+        const failed = long.then(
+          () => null,
+          (e: { code?: number; message: string }) => e,
+        )
+        await until(() => started, "the long call's first progress", 30_000)
+        process.kill(pidA, "SIGKILL")
+        const e = await failed
+        expect(e?.code).toBe(-32001)
+        expect(e?.message).toContain(`pool "everything" instance ${ia} exited before answering`)
+        expect(text(await b.client.callTool({ name: "echo", arguments: { message: "b" } }))).toBe("Echo: b")
+        await until(() => pid(ia) !== 0 && pid(ia) !== pidA, "instance restarted", 30_000)
+        expect(text(await a.client.callTool({ name: "echo", arguments: { message: "a again" } }))).toBe("Echo: a again")
+        expect(handler.sessionInfo(a.transport.sessionId!)).not.toBeNull()
+        expect(pid(ib)).toBe(pidB)
+      } finally {
+        await a.client.close()
+        await b.client.close()
+      }
+    })
+  }, 90_000)
+
+  test("a server's request to the client (sampling) reaches it, and its answer goes back to the worker", async () => {
+    await withHttp(everything(1), async (_bus, listener) => {
+      const client = new Client({ name: "slotbus-test", version: "1" }, { capabilities: { sampling: {} } })
+      client.setRequestHandler(CreateMessageRequestSchema, async (req) => ({
+        model: "test-model",
+        role: "assistant",
+        content: { type: "text", text: `sampled: ${(req.params.messages[0]!.content as { text: string }).text}` },
+      }))
+      await client.connect(new StreamableHTTPClientTransport(new URL(listener.url)))
+      try {
+        const r = await client.callTool({ name: "trigger-sampling-request", arguments: { prompt: "hello" } })
+        expect(JSON.stringify(r)).toContain("sampled: Resource trigger-sampling-request context: hello")
+      } finally {
+        await client.close()
+      }
+    })
+  }, 60_000)
+
+  test("a reload moves each session to the successor: the same session id goes on, on new pids", async () => {
+    await withHttp(everything(2), async (bus, listener) => {
+      const clients = [await mcpClient(listener.url), await mcpClient(listener.url)]
+      try {
+        const before = bus.stats().pools[0]!.instances.map((i) => i.pid)
+        await bus.reload()
+        const after = bus.stats().pools[0]!.instances.map((i) => i.pid)
+        for (const pid of after) expect(before).not.toContain(pid)
+        for (const [i, { client }] of clients.entries())
+          expect(text(await client.callTool({ name: "echo", arguments: { message: `after ${i}` } }))).toBe(
+            `Echo: after ${i}`,
+          )
+        expect(listener.sessionCount).toBe(2)
+      } finally {
+        await Promise.all(clients.map(({ client }) => client.close()))
+      }
+    })
+  }, 90_000)
+
+  test("several pools: the first at /mcp, each at /mcp/<pool id>", async () => {
+    await withHttp({ pools: [pool("one", 1), pool("two", 1)] }, async (bus, listener) => {
+      const c = await mcpClient(`${listener.url}/two`)
+      try {
+        expect(text(await c.client.callTool({ name: "echo", arguments: { message: "two" } }))).toBe("Echo: two")
+        expect(listener.handlers.get("two")!.sessionCount).toBe(1)
+        expect(listener.handlers.get("one")!.sessionCount).toBe(0)
+        expect(bus.stats().pools[1]!.instances[0]!.sessions).toBe(1)
+      } finally {
+        await c.client.close()
+      }
+    })
+  }, 60_000)
+
+  test("bus.mcpHandler() in an app's own server: Bun.serve and node:http under Bun", async () => {
+    await withBus(everything(1), async (bus) => {
+      const handler = bus.mcpHandler()
+      const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: (r, s) => handler.fetch(r, s) })
+      const node = createServer(handler.nodeListener())
+      await new Promise<void>((r) => node.listen(0, "127.0.0.1", r))
+      try {
+        const port = (node.address() as { port: number }).port
+        for (const url of [`http://127.0.0.1:${server.port}/anywhere`, `http://127.0.0.1:${port}/mcp`]) {
+          const c = await mcpClient(url)
+          expect(text(await c.client.callTool({ name: "echo", arguments: { message: url } }))).toBe(`Echo: ${url}`)
+          await c.client.close()
+        }
+      } finally {
+        await server.stop(true)
+        await new Promise((r) => node.close(r))
+      }
+    })
+  }, 60_000)
+})

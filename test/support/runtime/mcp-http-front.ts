@@ -1,0 +1,24 @@
+// An app's own node:http server with a stdio bus's MCP Streamable HTTP handler (bus.mcpHandler().nodeListener()),
+// run under Node 26 or Bun by test/runtime/node-mcp-http.test.ts. Usage: mcp-http-front.js <program> <server
+// script>: a pool of one `<program> <server script> stdio` (server-everything), then "ready <port>"; on a "stop"
+// line on stdin the server closes, the bus stops, and it prints "stopped <state>".
+import { createServer } from "node:http"
+import { createInterface } from "node:readline"
+import { StdioBus } from "../../../src/stdio/index.ts"
+
+const [program, script] = process.argv.slice(2)
+if (!program || !script) throw new Error("usage: mcp-http-front.js <program> <server script>")
+const bus = StdioBus.fromConfig({
+  pools: [{ id: "everything", command: program, args: [script, "stdio"], initialize: "replay" }],
+})
+await bus.start()
+const handler = bus.mcpHandler()
+const server = createServer(handler.nodeListener())
+await new Promise<void>((r) => server.listen(0, "127.0.0.1", r))
+console.log(`ready ${(server.address() as { port: number }).port}`)
+for await (const line of createInterface({ input: process.stdin })) if (line === "stop") break
+server.closeAllConnections()
+await new Promise((r) => server.close(r))
+await bus.stop({ timeoutMs: 0, killAfterMs: 500 })
+console.log(`stopped ${bus.state}`)
+process.exit(0)
