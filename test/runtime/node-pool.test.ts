@@ -172,8 +172,9 @@ describe.skipIf(skip !== null)("node:ffi's ExperimentalWarning in a Node 26 fron
       const [, next] = await front.waitLine(/^start 0 (\d+)$/, 60_000)
       await readyLine(front, name, 0, Number(next))
       // its stderr comes on another pipe than its "ready": where it warns, the line is waited for
-      const warned = () => front.output.split("\n").some((l) => l.includes(`pid ${next}]`) && l.includes(WARNING))
-      if (setting === "on") await until(warned, "the restarted worker's warning")
+      const warned = (pid: number) =>
+        front.output.split("\n").some((l) => l.includes(`pid ${pid}]`) && l.includes(WARNING))
+      if (setting === "on") await until(() => [...pids, Number(next)].every(warned), "each worker's warning")
       front.write("close\n")
       expect(await front.exited).toBe(0)
       expect(front.output.split("\n").filter((l) => l.includes(WARNING))).toHaveLength(warnings)
