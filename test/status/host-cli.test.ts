@@ -88,6 +88,16 @@ async function spawnWithPid(pid: number): Promise<Child> {
   throw new Error(`could not start a process with pid ${pid}`)
 }
 
+/** What another test file running beside this one does: a bus opened and closed in the user's shared recorder
+ * directory, whose listen sweeps the files of dead fronts there (§16.1). */
+async function busOpenedElsewhere() {
+  const env = { ...process.env, XDG_RUNTIME_DIR: xdgBefore }
+  const code = `const { SlotBus } = await import(${JSON.stringify(join(REPO, "src", "index.ts"))})
+    await (await SlotBus.listen(${JSON.stringify(busName("host-elsewhere"))})).close({ drain: false })`
+  const child = spawn([process.execPath, "-e", code], { env })
+  expect(await child.exited).toBe(0)
+}
+
 async function lsBus(name: string): Promise<BusJson | undefined> {
   const r = await cli("ls", "--json")
   expect(r.code).toBe(0)
@@ -191,6 +201,7 @@ describe.skipIf(!existsSync("/proc/net/unix"))("slotbus ls, requests and top, fr
     const file = (await lsBus(name))!.file!
     cleanups.push(() => existsSync(file) && unlinkSync(file))
     await app.kill("SIGKILL")
+    await busOpenedElsewhere()
     const bus = await lsBus(name)
     expect(bus).toMatchObject({ pid: app.pid, file })
     // or, on a machine that made ~32k processes and threads since (the pid wrapped round), another process's pid:
