@@ -1,13 +1,11 @@
 // What a client scraping /metrics in a loop costs an app's own route (docs/api.md, "What a scrape costs"):
 //   bun bench/http/metrics-flood.ts [--rounds 6] [--seconds 5] [--workers 4]
-// One Bun.serve front (a child process) with `workers` bus.fetch workers (bench/carry/worker.ts) serves
+// One Bun.serve front (a child process) with `workers` bus.fetch workers (processes of this file) serves
 // /small/<id> through the bus, /hello itself, /metrics (metricsHandler, its default 1 s text) and /metrics-every
 // (maxAgeMs 0: only scrapes during a computation share it). Each round floods /small/<id> with wrk -t1 -c8 beside
 // wrk -t1 -c4 on /hello, /metrics and /metrics-every in turn; a row is /small's req/s beside a flood as a share of
 // it beside /hello in the same round, and the front's CPU µs per flood request.
-import { join } from "node:path"
 import { parseArgs } from "node:util"
-import { IDS } from "../carry/answers.ts"
 import { processCpuSeconds } from "../lib/cpu.ts"
 import { type Front, startFront, stopFront } from "../lib/front.ts"
 import { httpLoad } from "../lib/http-load.ts"
@@ -15,13 +13,24 @@ import { describeMachine } from "../lib/machine.ts"
 import { median, range } from "../lib/samples.ts"
 
 const FLOODS = ["/hello", "/metrics", "/metrics-every"] as const
+const IDS = 64
+
+/** A bus.fetch worker: /small/<id> answers a small JSON object. */
+async function worker(bus: string) {
+  const { SlotWorker } = await import("../../src/index.ts")
+  const small = (req: Request) => {
+    const id = Number(new URL(req.url).pathname.slice("/small/".length))
+    return Response.json({ id, name: `item ${id}`, inStock: id % 3 !== 0 })
+  }
+  await (await SlotWorker.connect(bus, small, { fetch: true })).closed
+}
 
 async function front(workers: number) {
   const { SlotBus, superviseWorkers } = await import("../../src/index.ts")
   const { metricsHandler } = await import("../../src/status/index.ts")
   const bus = await SlotBus.listen(`metrics-flood-${process.pid}`)
   const pool = superviseWorkers(bus, {
-    command: [process.execPath, join(import.meta.dir, "../carry/worker.ts"), "fetch", bus.name],
+    command: [process.execPath, import.meta.path, "--worker", bus.name],
     instances: workers,
     stdout: "ignore",
     stderr: "inherit",
@@ -110,4 +119,5 @@ async function bench() {
 }
 
 if (process.argv[2] === "--front") await front(Number(process.argv[3]))
+else if (process.argv[2] === "--worker") await worker(process.argv[3]!)
 else await bench()
