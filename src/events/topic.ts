@@ -13,7 +13,7 @@ import {
   topicNative,
   loadNative,
 } from "../native/ffi.ts"
-import { tuning } from "../core/internal.ts"
+import { idler } from "../core/internal.ts"
 import {
   checkOptions,
   madeBy,
@@ -226,7 +226,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
     const { bytes, text } = encodeFilter(filter)
     checkOptions(opts, SUBSCRIBE_OPTIONS, "subscribe")
     const queue = checkQueue(opts.queue)
-    tuning(opts.idle, "subscribe idle") // checked here, before the registry entry exists
+    idler(opts.idle, "subscribe idle") // checked here, before the registry entry exists
     const from = checkFrom(opts.from)
     return this.subscribeAt(
       bytes,

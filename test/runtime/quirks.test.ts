@@ -152,7 +152,7 @@ export function connectFdUntyped(fd: number) {
 }
 
 // Node's quirks (src/runtime/node/quirks.ts), each asserted on a Node process: a canary fails once a Node release no
-// longer shows it. NO_PROMISE_PEEK and FFI_CALLBACK_NO_MICROTASKS are held by node-runtime and node-worker tests.
+// longer shows it. NO_PROMISE_PEEK and FFI_CALLBACK_NO_MICROTASKS are held by the runtime contract and node-worker tests.
 const node = findNode()
 if (!node) console.log(`skipping Node's quirk canaries: no Node >= 26.1 here (${NODE_INSTALL})`)
 

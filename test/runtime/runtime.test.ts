@@ -1,69 +1,152 @@
-// The runtime room's contract (src/runtime/runtime.ts), as any runtime must keep it: the functions work called
-// bare (they are exported as references, never wrappers), sleep takes any delay, an fd reader wakes on bytes.
-import { expect, test } from "bun:test"
-import { closeSync, constants, mkdtempSync, openSync, rmSync, writeSync } from "node:fs"
-import { tmpdir } from "node:os"
+// The runtime room's contract (src/runtime/runtime.ts) as one table of cases (test/support/runtime/contract-cases.ts),
+// each run against Bun's adapter in this process and against Node's in a Node 26 child (contract-run.ts, the module
+// unbundled with its types stripped). A row is what both find, or { bun, node } where the runtimes differ by design.
+import { beforeAll, describe, expect, test } from "bun:test"
 import { join } from "node:path"
-import {
-  crc32,
-  deepEquals,
-  fdReader,
-  inspect,
-  nanoseconds,
-  promiseState,
-  promiseValue,
-  quirks,
-  runtime,
-  sleep,
-} from "../../src/runtime/index.ts"
 import { heldLate } from "../../src/core/endpoint/response.ts"
+import { ABI_VERSION } from "../../src/native/ffi.ts"
+import { libraryPath } from "../../src/native/lib-path.ts"
+import * as rt from "../../src/runtime/index.ts"
 import { BUN_QUIRKS, LATE_WRITE } from "../../src/runtime/bun/quirks.ts"
+import { NODE_QUIRKS } from "../../src/runtime/node/quirks.ts"
+import { REPO, run } from "../support/helpers.ts"
+import { cases, SINK_LINE } from "../support/runtime/contract-cases.ts"
+import { findNode, NODE_INSTALL, nodeFlags } from "../support/runtime/node.ts"
 
-test("the clock, the hash and the promise peeks work called bare, off their module", async () => {
-  const { nanoseconds: now } = runtime
-  const a = now()
-  const b = nanoseconds()
-  expect(b).toBeGreaterThanOrEqual(a)
-  expect(crc32("123456789")).toBe(0xcbf43926)
-  expect(crc32(new TextEncoder().encode("123456789"))).toBe(0xcbf43926)
-  const done = Promise.resolve(7)
-  await null
-  expect([promiseState(done), promiseValue(done)]).toEqual(["fulfilled", 7])
-  expect(promiseState(new Promise(() => {}))).toBe("pending")
-  expect([deepEquals({ a: [1] }, { a: [1] }, true), deepEquals({ a: undefined }, {}, true)]).toEqual([true, false])
-  expect(inspect({ a: 1 })).toContain("a: 1")
+const node = findNode()
+if (!node) console.log(`skipping the Node adapter's cases: no Node >= 26.1 here (${NODE_INSTALL})`)
+
+class Differs {
+  constructor(
+    readonly bun: unknown,
+    readonly node: unknown,
+  ) {}
+}
+const differs = (bun: unknown, node: unknown) => new Differs(bun, node)
+type Adapter = "bun" | "node"
+
+const EXPECTED: Record<keyof typeof cases, unknown> = {
+  "its name says which runtime it is": differs(["bun", "bun"], ["node", "node"]),
+  "the clock works called bare, off its module, and does not go back": true,
+  "crc32 hashes a string and its bytes alike": [0xcbf43926, 0xcbf43926],
+  "deepEquals in strict mode tells a missing key from an undefined one": [true, false],
+  "inspect shows an object's keys": differs("{\n  a: 1,\n}", "{ a: 1 }"),
+  // Bun.serve's late write is Bun's alone: Node's server writes a late answer as it writes any
+  "the quirks are the adapter's data: its late write and the names of all": differs(
+    { lateWrite: LATE_WRITE, names: Object.keys(BUN_QUIRKS).sort() },
+    { lateWrite: null, names: Object.keys(NODE_QUIRKS).sort() },
+  ),
+  // Node cannot peek (NO_PROMISE_PEEK): pending at the first look, fulfilled with its value a microtask later
+  "the promise peeks: a settled promise at the first look and a microtask later, its value, a pending one": differs(
+    ["fulfilled", "fulfilled", 7, "pending"],
+    ["pending", "fulfilled", 7, "pending"],
+  ),
+  "sleep takes a delay past 2^31−1 ms without firing at once (setTimeout would: TIMER_OVERFLOW)": false,
+  // ECONNREFUSED: no such bus. Node binds sb_hub_publish (per request, six arguments) to its twin of doubles and
+  // calls it directly, a function without a twin through node:ffi's checks; bun:ffi compiles each to native code.
+  "a library's functions return each kind: u32, a C string, NULL as null, f64; errno comes back through a pointer": {
+    abi: ABI_VERSION,
+    platform: expect.any(String),
+    nullPointer: null,
+    errno: -111,
+    clock: "number",
+    direct: differs([true, true], [true, false]),
+  },
+  // memset's 7s read through the view; an Atomics.store through it lands in the memory
+  "a view over native memory reads it and writes through to it, a plain ArrayBuffer": {
+    before: 0x07070707,
+    after: 42,
+    untouched: 7,
+    shared: false,
+  },
+  "an fd reader settles a read when bytes arrive, later or at once, and cancel leaves the fd open": [
+    "ring",
+    "again",
+    4,
+  ],
+  "unix sockets: listen, a path in use, echo, stop(true), a refused connect": {
+    again: "EADDRINUSE",
+    echo: "seat?",
+    closed: true,
+    unlinked: true,
+    refused: ["connectError ENOENT", "rejected ENOENT"],
+  },
+  "spawn pipes both ways, with env, cwd and a further fd, and reports the exit code": {
+    wrote: 6,
+    flushed: 6,
+    out: "hello from-env <box>\n",
+    err: "err\n",
+    code: 3,
+    exitCode: 3,
+    signal: null,
+    fd3: "last\n",
+  },
+  "a killed child's exit is 128 + its signal's number, its signal named; kill after the exit does nothing": [
+    137,
+    null,
+    "SIGKILL",
+  ],
+  "a child's stdin whose reader is slow: flush is a promise of the count once the pipe took it all": [
+    "object",
+    1 << 20,
+  ],
+  // Bun's FileSink does not tell of the EPIPE (runtime.ts's OutputSink promises a rejection); Node's stream does
+  "a child's stdin whose reader is gone: a write does not crash, and flush says what became of it": differs(
+    "flushed",
+    "rejected",
+  ),
+  "spawn throws at once for a missing program or working directory": ["ENOENT", "ENOENT"],
+  "this process's stdout sink takes a line and flushes": [SINK_LINE.length, SINK_LINE.length],
+}
+
+/** The row's value for one adapter: its side of each Differs within it. */
+function expected(row: unknown, adapter: Adapter): unknown {
+  if (row instanceof Differs) return row[adapter]
+  if (Array.isArray(row)) return row.map((v) => expected(v, adapter))
+  if (row !== null && typeof row === "object" && Object.getPrototypeOf(row) === Object.prototype)
+    return Object.fromEntries(Object.entries(row).map(([k, v]) => [k, expected(v, adapter)]))
+  return row
+}
+
+const names = Object.keys(cases)
+const lib = await libraryPath()
+
+test("every case has its row in the table, and every row its case", () => {
+  expect(Object.keys(EXPECTED).sort()).toEqual([...names].sort())
 })
 
-test("Bun's late write is its adapter's data: the core holds a late answer of 15–64 KiB, no other size", () => {
-  expect([runtime.name, quirks.lateWrite, quirks.all]).toEqual(["bun", LATE_WRITE, BUN_QUIRKS])
-  expect(LATE_WRITE).toEqual({ minBytes: 15 * 1024, maxBytes: 64 * 1024 })
-  const late = Number.NaN // a turn no answer is collected in
-  const sizes = [15 * 1024, 15 * 1024 + 1, 64 * 1024, 64 * 1024 + 1]
-  expect(sizes.map((n) => heldLate(n, late))).toEqual([false, true, true, false])
+describe("Bun's adapter, in this process", () => {
+  test.each(names)("%s", async (name) => {
+    expect(await cases[name]!(rt, lib)).toEqual(expected(EXPECTED[name], "bun"))
+  })
+
+  test("the core holds a late answer of 15–64 KiB, its adapter's late write, and no other size", () => {
+    expect(rt.quirks.all).toEqual(BUN_QUIRKS)
+    expect(LATE_WRITE).toEqual({ minBytes: 15 * 1024, maxBytes: 64 * 1024 })
+    const late = Number.NaN // a turn no answer is collected in
+    const sizes = [15 * 1024, 15 * 1024 + 1, 64 * 1024, 64 * 1024 + 1]
+    expect(sizes.map((n) => heldLate(n, late))).toEqual([false, true, true, false])
+  })
 })
 
-test("sleep takes a delay past 2^31−1 ms without firing at once (setTimeout would: TIMER_OVERFLOW)", async () => {
-  let slept = false
-  void sleep(2 ** 31).then(() => (slept = true))
-  await new Promise((r) => setTimeout(r, 200))
-  expect(slept).toBe(false)
-})
+describe.skipIf(node === null)("Node's adapter, in a Node 26 child", () => {
+  let found: Record<string, unknown> = {}
+  let stdout = ""
+  beforeAll(async () => {
+    const r = await run([node!, ...nodeFlags(node!), join(REPO, "test/support/runtime/contract-run.ts"), lib], {
+      env: { ...process.env, NODE_NO_WARNINGS: "1" },
+      timeoutMs: 60_000,
+    })
+    expect(r.code, r.stderr).toBe(0)
+    stdout = r.stdout
+    found = JSON.parse(r.stdout.trim().split("\n").at(-1)!)
+  }, 90_000)
 
-test("an fd reader settles a read when bytes arrive on the fd, and leaves the fd open", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "slotbus-fd-"))
-  const fifo = join(dir, "bell")
-  expect(Bun.spawnSync(["mkfifo", fifo]).exitCode).toBe(0)
-  const fd = openSync(fifo, constants.O_RDWR | constants.O_NONBLOCK) // one fd for both ends, as an eventfd is
-  try {
-    const reader = fdReader(fd)
-    const read = reader.read()
-    writeSync(fd, "ring")
-    const { value } = await read
-    expect(new TextDecoder().decode(value)).toBe("ring")
-    await reader.cancel()
-    expect(writeSync(fd, "again")).toBe(5) // still ours and open
-  } finally {
-    closeSync(fd)
-    rmSync(dir, { recursive: true, force: true })
-  }
+  test.each(names)("%s", (name) => {
+    expect(found[name]).toEqual(expected(EXPECTED[name], "node"))
+  })
+
+  test("the line written through the stdout sink reaches the process's stdout", () => {
+    expect(stdout).toContain(SINK_LINE)
+  })
 })

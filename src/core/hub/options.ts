@@ -3,7 +3,7 @@
 // resolved once, in resolveOptions, into the ListenSettings the bus and its parts read.
 import { HUB_CONFIG_WORDS, HubConfig, MAX_ALLOW_UIDS } from "../../native/ffi.ts"
 import { align8, type BodyInit, type HeaderInit } from "../wire/codec.ts"
-import { tuning, type IdleStrategy } from "../wire/idle-strategy.ts"
+import { idler, type IdleStrategy } from "../wire/idle-strategy.ts"
 import { HUB_PORT, type RemoteTransport } from "../wire/remote.ts"
 import { DEFAULT_RECORDS, MAX_RECORDS } from "../probe/recorder.ts"
 import { checkNumber, checkOptions, checkRemote, optionNames } from "../../kit/index.ts"
@@ -291,7 +291,7 @@ export function resolveOptions(opts: ListenOptions): ListenSettings {
   const maxWorkersPerUid = positiveInt(opts.maxWorkersPerUid, maxWorkers, "maxWorkersPerUid")
   const stuckAfterMs = positiveInt(opts.stuckAfterMs, 1000, "stuckAfterMs")
   const maxStuckSlots = positiveInt(opts.maxStuckSlots, Math.max(1, slots >> 1), "maxStuckSlots", 1, 4096)
-  tuning(opts.idle, "SlotBus.listen idle") // validate now, not on the first connection
+  idler(opts.idle, "SlotBus.listen idle") // validate now, not on the first connection
   const allowUids = opts.allowUids ?? []
   if (!Array.isArray(allowUids))
     throw new TypeError(`SlotBus.listen: allowUids must be an array of uids, got ${typeof allowUids}`)

@@ -1,4 +1,6 @@
-// Idle strategies: how a side waits for its peer, as data. One mechanism (the Pump, pump.ts), two knobs.
+// Idle strategies as objects behind one interface, as Agrona's IdleStrategy (BusySpin, Backoff, Sleeping): each
+// decides from the work it is told of and a clock alone; the Pump (pump.ts) owns the polling, the wake-up and the
+// signals that may overrule it (idle-signals.ts).
 import { checkNumber, checkOptions, optionNames } from "../../kit/index.ts"
 
 /**
@@ -8,9 +10,91 @@ import { checkNumber, checkOptions, optionNames } from "../../kit/index.ts"
  */
 export type IdleStrategy = "spin" | "adaptive" | "park" | { spinMicros: number; parkAfterMs: number }
 
-export interface Tuning {
-  spinNs: number // synchronous busy-poll budget per turn
-  parkAfterNs: number // quiet time before parking
+/** What a pump does after a run that found nothing; times are ns on one clock. */
+export interface Idler {
+  /** How long a fruitless run busy-polls, synchronously, before it gives the turn back (0: not at all). */
+  readonly spinNs: number
+  /** Whether it ever parks ("spin" never does: busy machines and waiting I/O do not end its polling either). */
+  readonly parks: boolean
+  /** It parks after every fruitless run, without a yield first, and a parked pump stays parked when kicked. */
+  readonly parksAtOnce: boolean
+  /** It gives way to a crowded bus (more processes than CPUs) by parking at once: the default strategy only. */
+  readonly yieldsToCrowd: boolean
+  /** Work was done at t: the quiet time starts again (Agrona's reset()). */
+  reset(t: number): void
+  /** A run at t found nothing: whether to park now (true) or poll again in a later turn (Agrona's idle(0)). */
+  idle(t: number): boolean
+}
+
+/** How a pump starts: at `startedAt`, polling for `startupPollNs` before it may first park, tuned by arrival gaps. */
+export interface IdlerStart {
+  startedAt?: number
+  /** PumpDuties.startupPollNs: an adaptive pump polls this long after `startedAt` before it parks for want of work. */
+  startupPollNs?: number
+  /** PumpDuties.parkAfterGaps: an adaptive pump polls for up to twice the recent time between arrivals. */
+  parkAfterGaps?: boolean
+}
+
+/** Polls every turn and never parks. */
+export class SpinIdler implements Idler {
+  readonly parks = false
+  readonly parksAtOnce = false
+  readonly yieldsToCrowd = false
+  constructor(readonly spinNs = 50_000) {}
+  reset() {}
+  idle(): boolean {
+    return false
+  }
+}
+
+/** Parks after every fruitless run, once its spin (none by default) found nothing. */
+export class ParkIdler implements Idler {
+  readonly parks = true
+  readonly parksAtOnce = true
+  readonly yieldsToCrowd = false
+  constructor(readonly spinNs = 0) {}
+  reset() {}
+  idle(): boolean {
+    return true
+  }
+}
+
+/** Polls between turns while work comes, parks once nothing came for `parkAfterNs` (and the startup poll ended). */
+export class AdaptiveIdler implements Idler {
+  readonly parks = true
+  readonly parksAtOnce = false
+  private lastWork: number
+  private readonly pollUntil: number
+  private readonly byGaps: boolean
+  private gapNs = 0 // the recent time between arrivals (an exponential average of the gaps under 100 ms)
+  private parkAfterNs: number
+
+  constructor(
+    // 20 µs a turn: longer than the caller's think time between an answer and its next request, so a worker
+    // does not leave for an event-loop turn (~7 µs) just before it lands (2 µs made 1-in-flight p50s bimodal,
+    // 1.5 or 9 µs; docs/perf/request-path.md, round four).
+    readonly spinNs = 20_000,
+    private readonly baseParkAfterNs = 1_000_000,
+    readonly yieldsToCrowd = false,
+    start: IdlerStart = {},
+  ) {
+    this.lastWork = start.startedAt ?? 0
+    this.pollUntil = this.lastWork + (start.startupPollNs ?? 0)
+    this.byGaps = start.parkAfterGaps === true
+    this.parkAfterNs = baseParkAfterNs
+  }
+
+  reset(t: number) {
+    const gap = t - this.lastWork
+    this.lastWork = t
+    if (!this.byGaps || gap <= 0 || gap >= 100_000_000) return
+    this.gapNs = this.gapNs === 0 ? gap : this.gapNs * 0.75 + gap * 0.25
+    this.parkAfterNs = Math.min(Math.max(this.baseParkAfterNs, 2 * this.gapNs), 10 * this.baseParkAfterNs)
+  }
+
+  idle(t: number): boolean {
+    return t - this.lastWork >= this.parkAfterNs && t >= this.pollUntil
+  }
 }
 
 /** The longest synchronous spin per event-loop turn an idle strategy may ask for: 1 ms, as MAX_MICROTASK_NS. */
@@ -18,14 +102,11 @@ export const MAX_SPIN_MICROS = 1000
 
 const IDLE_OBJECT = optionNames<Exclude<IdleStrategy, string>>({ spinMicros: true, parkAfterMs: true })
 
-/** The tuning of an idle strategy, checked; `where` names the option in messages ("SlotBus.listen idle"). */
-export function tuning(idle: IdleStrategy = "adaptive", where = "idle"): Tuning {
-  if (idle === "spin") return { spinNs: 50_000, parkAfterNs: Infinity }
-  // 20 µs a turn: longer than the caller's think time between an answer and its next request, so a worker
-  // does not leave for an event-loop turn (~7 µs) just before it lands (2 µs made 1-in-flight p50s bimodal,
-  // 1.5 or 9 µs; docs/perf/request-path.md, round four).
-  if (idle === "adaptive") return { spinNs: 20_000, parkAfterNs: 1_000_000 }
-  if (idle === "park") return { spinNs: 0, parkAfterNs: 0 }
+/** The idler an idle strategy names, checked; `where` names the option in messages ("SlotBus.listen idle"). */
+export function idler(idle: IdleStrategy = "adaptive", where = "idle", start: IdlerStart = {}): Idler {
+  if (idle === "spin") return new SpinIdler()
+  if (idle === "adaptive") return new AdaptiveIdler(undefined, undefined, true, start)
+  if (idle === "park") return new ParkIdler()
   if (typeof idle === "object" && idle !== null) {
     checkOptions(idle, IDLE_OBJECT, where, { required: ["spinMicros", "parkAfterMs"] })
     // A spin is synchronous: one longer than a turn's budget would keep timers and I/O waiting that long.
@@ -42,7 +123,9 @@ export function tuning(idle: IdleStrategy = "adaptive", where = "idle"): Tuning 
       integer: false,
       infinite: true,
     })
-    return { spinNs: spinMicros * 1000, parkAfterNs: parkAfterMs * 1e6 }
+    if (parkAfterMs === Infinity) return new SpinIdler(spinMicros * 1000)
+    if (parkAfterMs === 0) return new ParkIdler(spinMicros * 1000)
+    return new AdaptiveIdler(spinMicros * 1000, parkAfterMs * 1e6, false, start)
   }
   throw new TypeError(
     `idle must be "spin", "adaptive", "park" or { spinMicros, parkAfterMs }, got ${JSON.stringify(idle)}`,

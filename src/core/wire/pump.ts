@@ -1,10 +1,10 @@
 // The Pump: drives a side's duties (collect what the peer handed over) on the JS thread, polling while work is
-// expected and parking on the doorbell otherwise; how long it polls is its idle strategy's (idle-strategy.ts), and
-// whether it may poll at all the signals' (idle-signals.ts).
+// expected and parking on the doorbell otherwise; how long it polls and when it parks is its idler's
+// (idle-strategy.ts), and whether it may poll at all the signals' (idle-signals.ts).
 import { native } from "../../native/ffi.ts"
 import { nanoseconds } from "../../runtime/index.ts"
 import { Contention, CpuSharing, SWITCHED_YIELD_NS } from "./idle-signals.ts"
-import { type IdleStrategy, type Tuning, tuning } from "./idle-strategy.ts"
+import { type IdleStrategy, type Idler, idler } from "./idle-strategy.ts"
 import { countTurn, eventLoopFds } from "./loop-probe.ts"
 
 const now = nanoseconds
@@ -108,21 +108,16 @@ export interface PumpDuties {
  * (the shared parked word says so), or stopped.
  */
 export class Pump {
-  private readonly t: Tuning
+  private readonly idler: Idler
   private scheduled = false
   private kicked = false // new work since the last run: counts as progress (kick() reads no clock)
   private parked = false
   private resting = false
   private stopped = false
-  private lastProgress = now()
-  private readonly pollUntil: number
   private readonly sharing: CpuSharing
   private chainStart = 0
   private chainRuns = 0
-  private progressed = false // work was done since the clock was last read in idle(): lastProgress is due
-  private gapNs = 0 // parkAfterGaps: the recent time between arrivals (an exponential average)
-  private readonly byGaps: boolean // parkAfterGaps on an adaptive pump (a finite, non-zero parkAfter to tune)
-  private parkAfterNs: number
+  private progressed = false // work was done since the clock was last read in idle(): the idler's reset is due
   private parks = 0
   private yields = 0
   private rings = 0
@@ -138,14 +133,16 @@ export class Pump {
     /** Whether the machine is too busy to poll (a test passes one that never says so). */
     private readonly contention = new Contention(),
   ) {
-    this.t = tuning(idle)
-    const settled = now() + CPU_WORDS_AFTER_NS
+    const startedAt = now()
+    this.idler = idler(idle, "idle", {
+      startedAt,
+      startupPollNs: duties.startupPollNs,
+      parkAfterGaps: duties.parkAfterGaps,
+    })
+    const settled = startedAt + CPU_WORDS_AFTER_NS
     this.sharing = new CpuSharing(chan.peerCpu && (() => (now() < settled ? -1 : chan.peerCpu!())))
-    this.parkAfterNs = this.t.parkAfterNs
-    this.byGaps = duties.parkAfterGaps === true && this.t.parkAfterNs > 0 && this.t.parkAfterNs < Infinity
-    this.pollUntil = this.t.parkAfterNs > 0 ? now() + (duties.startupPollNs ?? 0) : 0
     this.resting = duties.rest === true // a resting pump starts on resume(); one that parks starts on kick()
-    this.mayCrowd = (idle === undefined || idle === "adaptive") && duties.crowded !== undefined
+    this.mayCrowd = this.idler.yieldsToCrowd && duties.crowded !== undefined
     chan.listenDoorbell((count) => {
       if (this.stopped) return
       countTurn()
@@ -160,7 +157,7 @@ export class Pump {
   kick() {
     if (this.stopped) return
     if (this.parked) {
-      if (this.t.parkAfterNs === 0 || this.isCrowded()) return // park mode: the doorbell will ring
+      if (this.idler.parksAtOnce || this.isCrowded()) return // park mode: the doorbell will ring
       countTurn() // what it collects from here on may be an earlier turn's
       this.chan.unpark()
       this.parked = false
@@ -199,7 +196,7 @@ export class Pump {
     this.chan.noteCpu?.(native.sb_cpu())
     this.parked = false
     this.resting = false
-    this.progressAt(now())
+    this.idler.reset(now())
     this.schedule(true) // in this turn: the ring was its I/O (a ring while a run is scheduled costs nothing more)
   }
 
@@ -222,15 +219,6 @@ export class Pump {
   private runLater = () => {
     countTurn()
     this.run()
-  }
-
-  /** Progress at t; with parkAfterGaps, the gap since the last one tunes how long to poll before parking. */
-  private progressAt(t: number) {
-    const gap = t - this.lastProgress
-    this.lastProgress = t
-    if (!this.byGaps || gap <= 0 || gap >= 100_000_000) return
-    this.gapNs = this.gapNs === 0 ? gap : this.gapNs * 0.75 + gap * 0.25
-    this.parkAfterNs = Math.min(Math.max(this.t.parkAfterNs, 2 * this.gapNs), 10 * this.t.parkAfterNs)
   }
 
   /** Nothing is wanted: rest if the owner allows it now, else park. */
@@ -268,11 +256,11 @@ export class Pump {
     // I/O waiting within IO_RECENT_NS asks before it starts to spin. A quick answer without I/O around costs no
     // syscall. "spin" (never parks) keeps spinning.
     let io = false
-    if (workCount === 0 && this.t.spinNs > 0 && !crowded && this.wanted()) {
+    if (workCount === 0 && this.idler.spinNs > 0 && !crowded && this.wanted()) {
       if (this.behindAnswers()) return this.schedule(true) // (a pump that parks holds nothing up)
       let t = now()
       if (t - this.ioSeenAt < IO_RECENT_NS) io = this.ioWaiting(t)
-      const until = t + this.t.spinNs
+      const until = t + this.idler.spinNs
       let yieldAt = t + YIELD_EVERY_NS
       // A poll is one FFI call (~10 ns), a clock read ~30-100 ns: look at the clock every POLLS_PER_CLOCK polls.
       for (let i = 1; workCount === 0 && !io && !this.stopped; i++) {
@@ -299,20 +287,20 @@ export class Pump {
       return this.schedule(true)
     }
     let t = now()
-    const mayPark = this.t.parkAfterNs !== Infinity
+    const mayPark = this.idler.parks
     if (mayPark) this.contention.sample(t)
     // (park mode parks below whatever happens: a yield first would only delay what arrives meanwhile)
-    if (this.t.parkAfterNs !== 0 && !crowded && !io && !(mayPark && t < this.contention.until)) {
+    if (!this.idler.parksAtOnce && !crowded && !io && !(mayPark && t < this.contention.until)) {
       native.sb_yield()
       const back = now()
       this.contention.yielded(back, back - t)
       this.sharing.yielded(back - t, this.whereAfterYield(back - t))
       t = back
     }
-    if (this.progressed || this.kicked) this.progressAt(t)
+    if (this.progressed || this.kicked) this.idler.reset(t)
     this.progressed = this.kicked = false
     if (!this.wanted()) return this.restOrPark()
-    if (t - this.lastProgress >= this.parkAfterNs && t >= this.pollUntil) return this.park()
+    if (this.idler.idle(t)) return this.park()
     if (crowded || (mayPark && t < this.contention.until)) return this.park()
     this.schedule(false)
   }
@@ -338,13 +326,13 @@ export class Pump {
     }
     const t = now()
     if (this.answeringSince === 0) this.answeringSince = t
-    return t - this.answeringSince < this.t.spinNs
+    return t - this.answeringSince < this.idler.spinNs
   }
 
   /** At t the event loop has I/O waiting, and no answer that could land in its caller's turn is worth a spin. */
   private ioWaiting(t: number): boolean {
     if (
-      this.t.parkAfterNs === Infinity ||
+      !this.idler.parks ||
       this.duties.yieldsToIo !== true ||
       this.loopFds.length === 0 ||
       this.duties.answerInTurnPays?.() === true ||

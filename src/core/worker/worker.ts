@@ -4,7 +4,7 @@
 import { type Chan, loadNative } from "../../native/ffi.ts"
 import { checkNumber, checkOptions, checkRemote, madeBy } from "../../kit/index.ts"
 import { busName } from "../wire/codec.ts"
-import { tuning } from "../wire/idle-strategy.ts"
+import { idler } from "../wire/idle-strategy.ts"
 import { type RemoteTransport, WORKER_PORT } from "../wire/remote.ts"
 import type { FrontMember, FrontRoot } from "../ops/fronts.ts"
 import { rpcHandler } from "../rpc/rpc.ts"
@@ -68,7 +68,7 @@ export class SlotWorker implements FrontRoot {
     for (const what of ["fetch", "exitWithFront", "exitOnUncaught"] as const)
       if (opts[what] !== undefined && typeof opts[what] !== "boolean")
         throw new TypeError(`SlotWorker.connect: ${what} must be a boolean, got ${typeof opts[what]}`)
-    tuning(opts.idle, "SlotWorker.connect idle")
+    idler(opts.idle, "SlotWorker.connect idle")
     busName(name)
     exitOnUncaught(opts.exitOnUncaught ?? true)
     await loadNative()

@@ -1,7 +1,7 @@
 // The hub's options, checked once, and the small response helpers every hub file uses.
 import type { HttpServer as Server } from "../../runtime/index.ts"
 import type { IdleStrategy } from "../../core/index.ts"
-import { streamWindow, tuning } from "../../core/internal.ts"
+import { streamWindow, idler } from "../../core/internal.ts"
 import { checkNumber, checkOptions, MAX_TIMER_MS, optionNames } from "../../kit/index.ts"
 import { metricsMaxAge } from "../../status/internal.ts"
 
@@ -132,7 +132,7 @@ const int = (v: number | undefined, dflt: number, what: string, min = 0, max?: n
 
 export function resolveOptions(opts: HubOptions): ResolvedOptions {
   checkOptions(opts, HUB_OPTIONS, "createHub")
-  tuning(opts.idle, "createHub idle") // each worker's bus takes it later: a mistake must not wait for the first worker
+  idler(opts.idle, "createHub idle") // each worker's bus takes it later: a mistake must not wait for the first worker
   if (opts.nats !== undefined && typeof opts.nats !== "string" && (typeof opts.nats !== "object" || opts.nats === null))
     throw new TypeError("nats must be a NATS URL string or the NATS client's connection options")
   const durable = opts.eventsDurable

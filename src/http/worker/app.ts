@@ -1,7 +1,7 @@
 // The worker SDK: declare routes with Web-standard handlers, join a hub, serve its requests over slotbus.
 // This file is the public face; joining, serving requests and SSE live next to it.
 import type { IdleStrategy, SlotReply, SlotRequest } from "../../core/index.ts"
-import { tuning } from "../../core/internal.ts"
+import { idler } from "../../core/internal.ts"
 import { checkName, checkOptions, optionNames } from "../../kit/index.ts"
 import { parseRoute } from "../routes.ts"
 import { INSTANCE_NAME, WORKER_NAME, type ControlMessage, type PingReply, type RouteDecl } from "../wire.ts"
@@ -69,7 +69,7 @@ export class HubApp {
     opts: HubWorkerOptions = {},
   ) {
     checkOptions(opts, HUB_WORKER_OPTIONS, "hubWorker")
-    tuning(opts.idle, "hubWorker idle") // used at each join, where a mistake would be retried forever
+    idler(opts.idle, "hubWorker idle") // used at each join, where a mistake would be retried forever
     const hub = new URL(hubUrl)
     if (hub.protocol !== "http:") throw new TypeError(`hub URL must be http://host:port, got ${hubUrl}`)
     checkName(name, { ...WORKER_NAME, where: "hubWorker" })

@@ -21,7 +21,7 @@ class PipeSink implements OutputSink {
   private readonly waiters: { upTo: number; done: () => void; reject: (e: Error) => void }[] = []
 
   private readonly out: Writable
-  // no parameter properties in src/runtime: Node runs it with its types stripped (test/runtime/node-runtime.test.ts)
+  // no parameter properties in src/runtime: Node runs it with its types stripped (test/runtime/runtime.test.ts)
   constructor(out: Writable) {
     this.out = out
     out.on("error", (e: Error) => this.failed(e))

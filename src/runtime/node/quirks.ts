@@ -25,7 +25,7 @@ export const NODE_QUIRKS = {
     what: "a promise's state is known only a microtask after the first look",
     seenIn: "26.12.1",
     workaround: "promiseState in src/runtime/node/index.ts; readyBody (src/core/worker/ready-body.ts) looks again",
-    see: "test/runtime/node-runtime.test.ts",
+    see: "test/runtime/runtime.test.ts (the promise peeks, under Node)",
   },
   /** setTimeout stores its delay in 32 bits: a delay past 2^31−1 ms fires at once, as on Bun. */
   TIMER_OVERFLOW: {

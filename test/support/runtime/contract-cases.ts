@@ -1,0 +1,256 @@
+// The runtime contract's cases (src/runtime/runtime.ts): each a function of the runtime module that returns what it
+// found, compared with one table by test/runtime/runtime.test.ts, which runs them in its own process (Bun's adapter)
+// and through contract-run.ts in a Node 26 child (Node's). Node strips this file's types: no parameter properties.
+import { execFileSync } from "node:child_process"
+import {
+  closeSync,
+  constants,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  writeSync,
+} from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import type * as Runtime from "../../../src/runtime/index.ts"
+
+type Rt = typeof Runtime
+type Case = (rt: Rt, lib: string) => unknown
+
+/** The line contract-run.ts's Node child writes through its stdout sink (the test looks for it in the output). */
+export const SINK_LINE = "a line through the stdout sink\n"
+
+const text = async (stream: AsyncIterable<Uint8Array> | undefined) => {
+  let all = ""
+  for await (const chunk of stream!) all += new TextDecoder().decode(chunk)
+  return all
+}
+
+/** A fresh slotbus-… folder for `use`, removed after it. */
+async function inTempDir<T>(use: (dir: string) => T | Promise<T>): Promise<T> {
+  const dir = mkdtempSync(join(tmpdir(), "slotbus-contract-"))
+  try {
+    return await use(dir)
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+export const cases: Record<string, Case> = {
+  "its name says which runtime it is": (rt) => [rt.runtimeName, rt.runtime.name],
+
+  "the clock works called bare, off its module, and does not go back": (rt) => {
+    const { nanoseconds: now } = rt.runtime
+    const a = now()
+    return rt.nanoseconds() >= a
+  },
+
+  "crc32 hashes a string and its bytes alike": (rt) => [
+    rt.crc32("123456789"),
+    rt.crc32(new TextEncoder().encode("123456789")),
+  ],
+
+  "deepEquals in strict mode tells a missing key from an undefined one": (rt) => [
+    rt.deepEquals({ a: [1] }, { a: [1] }, true),
+    rt.deepEquals({ a: undefined }, {}, true),
+  ],
+
+  "inspect shows an object's keys": (rt) => rt.inspect({ a: 1 }),
+
+  "the quirks are the adapter's data: its late write and the names of all": (rt) => ({
+    lateWrite: rt.quirks.lateWrite,
+    names: Object.keys(rt.quirks.all).sort(),
+  }),
+
+  "the promise peeks: a settled promise at the first look and a microtask later, its value, a pending one": async (
+    rt,
+  ) => {
+    const done = Promise.resolve(7)
+    const first = rt.promiseState(done)
+    await null
+    return [first, rt.promiseState(done), rt.promiseValue(done), rt.promiseState(new Promise(() => {}))]
+  },
+
+  "sleep takes a delay past 2^31−1 ms without firing at once (setTimeout would: TIMER_OVERFLOW)": async (rt) => {
+    let slept = false
+    void rt.sleep(2 ** 31).then(() => (slept = true))
+    await new Promise((r) => setTimeout(r, 200))
+    return slept
+  },
+
+  "a library's functions return each kind: u32, a C string, NULL as null, f64; errno comes back through a pointer": (
+    rt,
+    lib,
+  ) => {
+    const l = rt.openLibrary(lib, {
+      sb_abi_version: { args: [], returns: "u32" },
+      sb_platform: { args: [], returns: "cstring" },
+      sb_connect_start: { args: ["cstring", "i64", "ptr"], returns: "ptr" },
+      sb_rec_now: { args: [], returns: "f64" },
+      sb_hub_publish: { args: ["ptr", "u32", "u32", "u32", "u32", "u32"], returns: "i32" },
+      sb_slot_count: { args: ["ptr"], returns: "u32" },
+    } as const)
+    const err = new Int32Array(1)
+    return {
+      abi: l.sb_abi_version(),
+      platform: l.sb_platform(),
+      nullPointer: l.sb_connect_start(Buffer.from("slotbus-no-such-bus\0"), -1, err),
+      errno: err[0],
+      clock: typeof l.sb_rec_now(),
+      // no JavaScript before the call: node:ffi's own function for a function with a twin of doubles (csrc/doubles.c)
+      direct: [String(l.sb_hub_publish).includes("[native code]"), String(l.sb_slot_count).includes("[native code]")],
+    }
+  },
+
+  "a view over native memory reads it and writes through to it, a plain ArrayBuffer": (rt) => {
+    const libc = rt.openLibrary("libc.so.6", {
+      malloc: { args: ["i64"], returns: "ptr" },
+      memset: { args: ["ptr", "i32", "i64"], returns: "ptr" },
+      free: { args: ["ptr"], returns: "void" },
+    } as const)
+    const p = libc.malloc(64)!
+    try {
+      libc.memset(p, 7, 64)
+      const view = new Int32Array(rt.memoryView(p, 16, 8))
+      const before = view[0]
+      Atomics.store(view, 1, 42)
+      const bytes = new Uint8Array(rt.memoryView(p, 0, 32))
+      return { before, after: bytes[20], untouched: bytes[15], shared: bytes.buffer instanceof SharedArrayBuffer }
+    } finally {
+      libc.free(p)
+    }
+  },
+
+  "an fd reader settles a read when bytes arrive, later or at once, and cancel leaves the fd open": (rt) =>
+    inTempDir(async (dir) => {
+      const fifo = join(dir, "bell")
+      execFileSync("mkfifo", [fifo])
+      const fd = openSync(fifo, constants.O_RDWR | constants.O_NONBLOCK) // one fd for both ends, as an eventfd is
+      try {
+        const reader = rt.fdReader(fd)
+        const read = reader.read()
+        setTimeout(() => writeSync(fd, "ring"), 50)
+        const { value } = await read
+        const second = reader.read()
+        writeSync(fd, "again")
+        const next = await second
+        await reader.cancel()
+        return [new TextDecoder().decode(value), new TextDecoder().decode(next.value), writeSync(fd, "open")]
+      } finally {
+        closeSync(fd)
+      }
+    }),
+
+  // the per-host election's: bound on return, a path in use throws, echo both ways, stop(true) closes the
+  // connections and unlinks the path, a refused connect calls connectError and rejects
+  "unix sockets: listen, a path in use, echo, stop(true), a refused connect": (rt) =>
+    inTempDir(async (dir) => {
+      const path = join(dir, "seat")
+      const server = rt.listen({ unix: path, socket: { data: (s, b) => void s.write(b) } })
+      let again = ""
+      try {
+        rt.listen({ unix: path, socket: { data() {} } })
+      } catch (e) {
+        again = (e as NodeJS.ErrnoException).code ?? String(e)
+      }
+      const echoed = Promise.withResolvers<string>()
+      const closed = Promise.withResolvers<void>()
+      const client = await rt.connect({
+        unix: path,
+        socket: { data: (_s, b) => echoed.resolve(new TextDecoder().decode(b)), close: () => closed.resolve() },
+      })
+      client.write("seat?")
+      const echo = await echoed.promise
+      server.stop(true)
+      await closed.promise
+      const refused: string[] = []
+      const connected = await rt
+        .connect({
+          unix: path,
+          socket: {
+            data() {},
+            connectError: (_s, e) => void refused.push(`connectError ${(e as NodeJS.ErrnoException).code}`),
+          },
+        })
+        .then(
+          () => "connected",
+          (e: NodeJS.ErrnoException) => `rejected ${e.code}`,
+        )
+      return { again, echo, closed: true, unlinked: !existsSync(path), refused: [...refused, connected] }
+    }),
+
+  "spawn pipes both ways, with env, cwd and a further fd, and reports the exit code": (rt) =>
+    inTempDir(async (box) => {
+      const lastWords = openSync(join(box, "fd3"), "w")
+      const sh = rt.spawn(["sh", "-c", 'read l; echo "$l $X $(pwd)"; echo err >&2; echo last >&3; exit 3'], {
+        stdio: ["pipe", "pipe", "pipe", lastWords],
+        cwd: box,
+        env: { X: "from-env", PATH: process.env.PATH! },
+      })
+      closeSync(lastWords)
+      const wrote = sh.stdin!.write("hello\n")
+      const flushed = await sh.stdin!.flush()
+      const [out, errOut, code] = await Promise.all([text(sh.stdout), text(sh.stderr), sh.exited])
+      return {
+        wrote,
+        flushed,
+        out: out.replace(realpathSync(box), "<box>"),
+        err: errOut,
+        code,
+        exitCode: sh.exitCode,
+        signal: sh.signalCode,
+        fd3: readFileSync(join(box, "fd3"), "utf8"),
+      }
+    }),
+
+  "a killed child's exit is 128 + its signal's number, its signal named; kill after the exit does nothing": async (
+    rt,
+  ) => {
+    const sleeper = rt.spawn(["sleep", "60"], { stdout: "ignore" })
+    sleeper.kill("SIGKILL")
+    const killed = [await sleeper.exited, sleeper.exitCode, sleeper.signalCode]
+    sleeper.kill()
+    return killed
+  },
+
+  "a child's stdin whose reader is slow: flush is a promise of the count once the pipe took it all": async (rt) => {
+    const slow = rt.spawn(["sh", "-c", "sleep 0.3; head -c 1048576 >/dev/null"], { stdin: "pipe", stdout: "ignore" })
+    slow.stdin!.write(new Uint8Array(1 << 20))
+    const pending = slow.stdin!.flush()
+    const backpressure = [typeof pending, await pending]
+    await slow.exited
+    return backpressure
+  },
+
+  "a child's stdin whose reader is gone: a write does not crash, and flush says what became of it": async (rt) => {
+    const gone = rt.spawn(["true"], { stdin: "pipe" })
+    await gone.exited
+    gone.stdin!.write("too late\n")
+    return await Promise.resolve(gone.stdin!.flush()).then(
+      () => "flushed",
+      () => "rejected",
+    )
+  },
+
+  "spawn throws at once for a missing program or working directory": (rt) =>
+    inTempDir((box) => {
+      const refusals: string[] = []
+      for (const [command, cwd] of [[["/no/such/program"]], [["sh"], join(box, "no-such-dir")]] as const)
+        try {
+          rt.spawn([...command], { cwd })
+          refusals.push("started")
+        } catch (e) {
+          refusals.push((e as NodeJS.ErrnoException).code ?? String(e))
+        }
+      return refusals
+    }),
+
+  "this process's stdout sink takes a line and flushes": async (rt) => {
+    const sink = rt.stdoutSink()
+    const wrote = sink.write(SINK_LINE)
+    return [await wrote, await sink.flush()]
+  },
+}
