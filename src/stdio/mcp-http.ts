@@ -8,6 +8,7 @@ import { checkNumber, checkOptions, longTimeout, optionNames, type LongTimer } f
 import { requestListener } from "../runtime/index.ts"
 import { accepts, readBody, refusal, refuseSource, refuseVersion, type HttpGuards } from "./mcp-http-checks.ts"
 import { idKey, parseMessage } from "./jsonrpc.ts"
+import { SessionEvents, SseSink, type EventStream } from "./mcp-http-sse.ts"
 import type { BusClient, BusState, JsonRpcId, JsonRpcMessage, RawJSON } from "./types.ts"
 
 export interface McpHttpOptions {
@@ -27,6 +28,10 @@ export interface McpHttpOptions {
   jsonResponse?: boolean
   /** An SSE comment this often on every open stream, for proxies that cut a quiet response (default 15 000 ms). */
   sseKeepAliveMs?: number
+  /** Bytes of SSE events each session keeps for a client that resumes with Last-Event-ID (default 262 144). */
+  replayBufferBytes?: number
+  /** How long a request whose SSE connection broke waits for the client to resume it before it is cancelled (default 30 000 ms). */
+  resumeWindowMs?: number
 }
 
 const OPTIONS = optionNames<McpHttpOptions>({
@@ -38,6 +43,8 @@ const OPTIONS = optionNames<McpHttpOptions>({
   maxBodyBytes: true,
   jsonResponse: true,
   sseKeepAliveMs: true,
+  replayBufferBytes: true,
+  resumeWindowMs: true,
 })
 
 /** What the handler needs of the bus (StdioBus has it). */
@@ -49,52 +56,13 @@ export interface McpHttpHost {
   ingest(client: BusClient, line: string): Promise<void>
 }
 
-/** One SSE response body: JSON-RPC messages as `event: message` events, and a comment every `keepAliveMs`. */
-class SseStream {
-  readonly body: ReadableStream<Uint8Array>
-  private controller!: ReadableStreamDefaultController<Uint8Array>
-  private readonly keepAlive: ReturnType<typeof setInterval>
-  closed = false
-  constructor(keepAliveMs: number, onGone: () => void) {
-    this.body = new ReadableStream<Uint8Array>({
-      start: (c) => void (this.controller = c),
-      cancel: () => {
-        this.stop()
-        onGone()
-      },
-    })
-    // a proxy cuts a response that sends nothing for a while (nginx: 60 s); a tool call may run longer without progress
-    this.keepAlive = setInterval(() => this.write(": keepalive\n\n"), keepAliveMs)
-    this.keepAlive.unref?.()
-  }
-  send(message: object): void {
-    this.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`)
-  }
-  write(text: string): void {
-    if (this.closed) return
-    try {
-      this.controller.enqueue(encoder.encode(text))
-    } catch {
-      this.stop() // the server closed it
-    }
-  }
-  close(): void {
-    if (this.closed) return
-    this.stop()
-    try {
-      this.controller.close()
-    } catch {}
-  }
-  private stop(): void {
-    this.closed = true
-    clearInterval(this.keepAlive)
-  }
-}
-
 interface Waiter {
   answered: (message: JsonRpcMessage) => void
   /** The SSE stream its answer (and its progress) goes to; null for a JSON answer. */
-  stream: SseStream | null
+  stream: EventStream | null
+  initialize: boolean
+  /** Set while its connection is broken: when it fires unresumed, the request is given up. */
+  resume?: ReturnType<typeof setTimeout>
   /** The progressToken the client gave, and the one the worker was given in its place (unique over the bus). */
   progressToken: unknown
   busToken: string | undefined
@@ -105,14 +73,15 @@ interface Session {
   readonly client: BusClient & { close(): void }
   /** The requests waiting for their answer, by idKey of the id the client wrote. */
   readonly waiting: Map<string | number, Waiter>
-  /** The GET stream, if the client opened one. */
-  stream: SseStream | null
+  /** Its SSE streams and their newest events, for a resumption. */
+  readonly events: SessionEvents
+  /** The GET stream, if the client opened one (kept while its connection is broken, for a resumption). */
+  stream: EventStream | null
   /** The instance index the session's last answer came from (-1: none yet). */
   instance: number
   idle: LongTimer | null
 }
 
-const encoder = new TextEncoder()
 const SESSION_HEADER = "mcp-session-id"
 
 /** The transport for one pool: `fetch` answers a Request (Bun.serve, Hono, any fetch-style server). */
@@ -125,6 +94,8 @@ export class McpHttpHandler {
   private readonly maxBody: number
   private readonly jsonOnly: boolean
   private readonly keepAliveMs: number
+  private readonly replayBytes: number
+  private readonly resumeMs: number
   /** The pool's id when it is not the first (then named on each message, as an NDJSON client names it). */
   private readonly pool: string | undefined
   private readonly host: McpHttpHost
@@ -163,6 +134,8 @@ export class McpHttpHandler {
     })
     this.jsonOnly = options.jsonResponse === true
     this.keepAliveMs = checkNumber(options.sseKeepAliveMs, { what: "sseKeepAliveMs", where, min: 1, dflt: 15_000 })
+    this.replayBytes = checkNumber(options.replayBufferBytes, { what: "replayBufferBytes", where, dflt: 262_144 })
+    this.resumeMs = checkNumber(options.resumeWindowMs, { what: "resumeWindowMs", where, dflt: 30_000 })
     this.pool = pool === pools[0] ? undefined : pool.id
   }
 
@@ -283,7 +256,14 @@ export class McpHttpHandler {
       return refusal(400, -32600, `Invalid Request: a request with id ${JSON.stringify(msg.id)} is in flight already`)
     const headers: Record<string, string> = { [SESSION_HEADER]: session.id }
     const answered = Promise.withResolvers<JsonRpcMessage>()
-    const waiter: Waiter = { answered: answered.resolve, stream: null, progressToken: undefined, busToken: undefined }
+    const initialize = msg.method === "initialize"
+    const waiter: Waiter = {
+      answered: answered.resolve,
+      stream: null,
+      initialize,
+      progressToken: undefined,
+      busToken: undefined,
+    }
     // Sessions pinned to one worker share its progress notifications (the bus sends a worker's unasked messages to
     // every client pinned to it), and two clients may both use token 1: each request's token is made the bus's own.
     const meta = (msg.params as { _meta?: { progressToken?: unknown } } | undefined)?._meta
@@ -292,25 +272,26 @@ export class McpHttpHandler {
       meta.progressToken = waiter.busToken = `slotbus-progress-${this.nextToken++}`
     }
     session.waiting.set(key, waiter)
-    const initialize = msg.method === "initialize"
-    const gone = () => this.gone(session, key, waiter, msg.id, initialize)
+    // a JSON answer's client that hangs up is gone; an SSE one may come back with Last-Event-ID (dropped())
+    const sink = sse ? new SseSink(this.keepAliveMs, () => this.dropped(session, sink!)) : null
+    const gone = sink ? () => this.dropped(session, sink) : () => this.gone(session, key, waiter)
     request.signal.addEventListener("abort", gone, { once: true })
     if (initialize) void answered.promise.then((m) => m.error && this.end(session, "its initialize failed"))
     void this.host.ingest(session.client, JSON.stringify(msg))
-    if (!sse) {
+    if (!sink) {
       const answer = await answered.promise
       request.signal.removeEventListener("abort", gone)
       return Response.json(answer, { headers })
     }
     server?.timeout(request, 0)
-    const stream = new SseStream(this.keepAliveMs, gone)
+    const stream = session.events.open(sink)
     waiter.stream = stream
     void answered.promise.then((m) => {
       request.signal.removeEventListener("abort", gone)
-      stream.send(m)
-      stream.close()
+      session.events.send(stream, m)
+      session.events.finish(stream)
     })
-    return new Response(stream.body, { headers: { ...headers, ...SSE_HEADERS } })
+    return new Response(sink.body, { headers: { ...headers, ...SSE_HEADERS } })
   }
 
   /** The session's stream of what the server sends unasked (one per session; a second one gets a 409). */
@@ -321,15 +302,22 @@ export class McpHttpHandler {
     if (refused) return refused
     const s = this.sessionOf(request)
     if (s instanceof Response) return s
-    if (s.stream && !s.stream.closed)
-      return refusal(409, -32000, "Conflict: this session has its GET stream open already")
-    const stream = new SseStream(this.keepAliveMs, () => {
-      if (s.stream === stream) this.closeStream(s)
-    })
-    s.stream = stream
+    const headers = { [SESSION_HEADER]: s.id, ...SSE_HEADERS }
+    const last = request.headers.get("last-event-id")
+    if (last !== null) {
+      let sink: SseSink
+      const resumed = s.events.resume(last, () => (sink = new SseSink(this.keepAliveMs, () => this.dropped(s, sink))))
+      if (resumed instanceof Response) return resumed
+      server?.timeout(request, 0)
+      for (const w of s.waiting.values()) if (w.stream === resumed.stream) clearTimeout(w.resume)
+      return new Response(resumed.sink.body, { headers })
+    }
+    if (s.stream?.sink) return refusal(409, -32000, "Conflict: this session has its GET stream open already")
+    this.closeStream(s)
+    const sink = new SseSink(this.keepAliveMs, () => this.dropped(s, sink))
+    s.stream = s.events.open(sink)
     server?.timeout(request, 0)
-    stream.write(": stream open\n\n")
-    return new Response(stream.body, { headers: { [SESSION_HEADER]: s.id, ...SSE_HEADERS } })
+    return new Response(sink.body, { headers })
   }
 
   private delete(request: Request): Response {
@@ -345,6 +333,7 @@ export class McpHttpHandler {
       id,
       client: this.host.attachClient((message, _pool, instance) => this.deliver(session, message, instance)),
       waiting: new Map(),
+      events: new SessionEvents(this.replayBytes),
       stream: null,
       instance: -1,
       idle: null,
@@ -361,6 +350,7 @@ export class McpHttpHandler {
       const w = key === undefined ? undefined : s.waiting.get(key)
       if (!w) return
       s.waiting.delete(key!)
+      clearTimeout(w.resume)
       this.arm(s)
       return w.answered(message)
     }
@@ -369,26 +359,42 @@ export class McpHttpHandler {
       const params = message.params as { progressToken?: unknown } | undefined
       for (const w of s.waiting.values())
         if (w.busToken !== undefined && w.busToken === params?.progressToken && w.stream)
-          return w.stream.send({ ...message, params: { ...params, progressToken: w.progressToken } })
+          return s.events.send(w.stream, { ...message, params: { ...params, progressToken: w.progressToken } })
       return
     }
+    if (s.stream) return s.events.send(s.stream, message)
     let latest: Waiter | undefined
-    for (const w of s.waiting.values()) if (w.stream && !w.stream.closed) latest = w
-    if (s.stream && !s.stream.closed) return s.stream.send(message)
+    for (const w of s.waiting.values()) if (w.stream && !w.stream.finished) latest = w
     // no GET stream: on the stream of a request in flight, the one it most likely comes of (a log line, sampling)
-    latest?.stream?.send(message)
+    if (latest) s.events.send(latest.stream!, message)
+  }
+
+  /**
+   * An SSE connection broke. The spec's client resumes it with Last-Event-ID rather than cancel: a request whose
+   * stream it was is given up only if no resumption comes within resumeWindowMs; the GET stream is kept meanwhile.
+   */
+  private dropped(s: Session, sink: SseSink): void {
+    for (const [key, w] of s.waiting)
+      if (w.stream?.sink === sink) {
+        s.events.detach(w.stream, sink)
+        clearTimeout(w.resume)
+        w.resume = setTimeout(() => w.stream!.sink || this.gone(s, key, w), this.resumeMs)
+        w.resume.unref?.()
+        return
+      }
+    if (s.stream) s.events.detach(s.stream, sink)
   }
 
   /** The client went away before its answer: the worker is told to cancel it (never an initialize). */
-  private gone(s: Session, key: string | number, w: Waiter, id: unknown, initialize: boolean): void {
+  private gone(s: Session, key: string | number, w: Waiter): void {
     if (s.waiting.get(key) !== w) return
     s.waiting.delete(key)
     w.answered({ jsonrpc: "2.0", id: idOf(key), error: { code: -32800, message: "the HTTP client disconnected" } })
-    if (initialize || !this.sessions.has(s.id)) return
+    if (w.initialize || !this.sessions.has(s.id)) return
     const cancel = {
       jsonrpc: "2.0",
       method: "notifications/cancelled",
-      params: { requestId: id, reason: "the HTTP client disconnected" },
+      params: { requestId: idOf(key), reason: "the HTTP client disconnected" },
       ...(this.pool !== undefined ? { pool: this.pool } : {}),
     }
     void this.host.ingest(s.client, JSON.stringify(cancel))
@@ -399,13 +405,13 @@ export class McpHttpHandler {
     s.idle?.clear()
     s.idle = longTimeout(() => {
       if (!this.sessions.has(s.id)) return
-      if (s.waiting.size > 0 || (s.stream && !s.stream.closed)) return this.arm(s)
+      if (s.waiting.size > 0 || s.stream?.sink) return this.arm(s)
       this.end(s, `it was idle for ${this.idleMs} ms (idleTimeoutMs)`)
     }, this.idleMs).unref()
   }
 
   private closeStream(s: Session): void {
-    s.stream?.close()
+    if (s.stream) s.events.finish(s.stream)
     s.stream = null
   }
 
@@ -413,7 +419,10 @@ export class McpHttpHandler {
   private end(s: Session, why: string): void {
     if (!this.sessions.delete(s.id)) return
     s.idle?.clear()
-    for (const [key, w] of s.waiting) w.answered({ jsonrpc: "2.0", id: idOf(key), error: ended(why) })
+    for (const [key, w] of s.waiting) {
+      clearTimeout(w.resume)
+      w.answered({ jsonrpc: "2.0", id: idOf(key), error: ended(why) })
+    }
     s.waiting.clear()
     this.closeStream(s)
     s.client.close()
