@@ -2,7 +2,8 @@
 // endpoint per pool: `/mcp` serves the configuration's first pool, `/mcp/<pool id>` each pool by name.
 import { serveHttp, type HttpServer } from "../runtime/index.ts"
 import { refusal } from "./mcp-http-checks.ts"
-import { McpHttpHandler, type McpHttpHost, type McpHttpOptions } from "./mcp-http.ts"
+import { McpHttpHandler } from "./mcp-http.ts"
+import type { McpHttpHost, McpHttpOptions } from "./mcp-http-options.ts"
 
 export type McpHttpListenOptions = Omit<McpHttpOptions, "pool"> & {
   /** The first pool's endpoint (default "/mcp"); each pool is also at `<path>/<pool id>`. */

@@ -4,57 +4,13 @@
 // POST carries one JSON-RPC message (its answer as JSON or as an SSE stream, with the progress of that request);
 // GET opens the session's stream for what the server sends unasked; DELETE ends the session.
 import { randomBytes } from "node:crypto"
-import { checkNumber, checkOptions, longTimeout, optionNames, type LongTimer } from "../kit/index.ts"
+import { longTimeout, type LongTimer } from "../kit/index.ts"
 import { requestListener } from "../runtime/index.ts"
-import { accepts, readBody, refusal, refuseSource, refuseVersion, type HttpGuards } from "./mcp-http-checks.ts"
+import { accepts, readBody, refusal, refuseSource, refuseVersion } from "./mcp-http-checks.ts"
+import { mcpHttpSettings, type McpHttpHost, type McpHttpOptions, type McpHttpSettings } from "./mcp-http-options.ts"
 import { idKey, parseMessage } from "./jsonrpc.ts"
 import { SessionEvents, SseSink, type EventStream } from "./mcp-http-sse.ts"
-import type { BusClient, BusState, JsonRpcId, JsonRpcMessage, RawJSON } from "./types.ts"
-
-export interface McpHttpOptions {
-  /** The pool served (default: the configuration's first). */
-  pool?: string
-  /** Origins allowed besides none and loopback ones ("http://localhost:5173" is allowed already), or true for any. */
-  allowedOrigins?: readonly string[] | true
-  /** Host names allowed besides localhost, 127.0.0.1 and [::1] ("mcp.example.com"), or true for any. */
-  allowedHosts?: readonly string[] | true
-  /** Sessions at once per instance of the pool (default 100): an initialize past instances × this gets a 503. */
-  maxSessionsPerInstance?: number
-  /** A session with nothing in flight and no open stream for this long ends (default 1 800 000 ms); then 404. */
-  idleTimeoutMs?: number
-  /** Bytes of one POST body (default the bus's max_input_buffer); more gets a 413. */
-  maxBodyBytes?: number
-  /** Answer requests with application/json even when the client accepts text/event-stream (no progress then). */
-  jsonResponse?: boolean
-  /** An SSE comment this often on every open stream, for proxies that cut a quiet response (default 15 000 ms). */
-  sseKeepAliveMs?: number
-  /** Bytes of SSE events each session keeps for a client that resumes with Last-Event-ID (default 262 144). */
-  replayBufferBytes?: number
-  /** How long a request whose SSE connection broke waits for the client to resume it before it is cancelled (default 30 000 ms). */
-  resumeWindowMs?: number
-}
-
-const OPTIONS = optionNames<McpHttpOptions>({
-  pool: true,
-  allowedOrigins: true,
-  allowedHosts: true,
-  maxSessionsPerInstance: true,
-  idleTimeoutMs: true,
-  maxBodyBytes: true,
-  jsonResponse: true,
-  sseKeepAliveMs: true,
-  replayBufferBytes: true,
-  resumeWindowMs: true,
-})
-
-/** What the handler needs of the bus (StdioBus has it). */
-export interface McpHttpHost {
-  readonly state: BusState
-  readonly limits: { readonly max_input_buffer: number }
-  readonly config: { readonly pools: readonly { readonly id: string; readonly instances: number }[] }
-  attachClient(deliver: BusClient["deliver"]): BusClient & { close(): void }
-  ingest(client: BusClient, line: string): Promise<void>
-}
+import type { BusClient, JsonRpcId, JsonRpcMessage, RawJSON } from "./types.ts"
 
 interface Waiter {
   answered: (message: JsonRpcMessage) => void
@@ -87,56 +43,14 @@ const SESSION_HEADER = "mcp-session-id"
 /** The transport for one pool: `fetch` answers a Request (Bun.serve, Hono, any fetch-style server). */
 export class McpHttpHandler {
   private readonly sessions = new Map<string, Session>()
-  private readonly guards: HttpGuards
-  private readonly poolId: string
-  private readonly maxSessions: number
-  private readonly idleMs: number
-  private readonly maxBody: number
-  private readonly jsonOnly: boolean
-  private readonly keepAliveMs: number
-  private readonly replayBytes: number
-  private readonly resumeMs: number
-  /** The pool's id when it is not the first (then named on each message, as an NDJSON client names it). */
-  private readonly pool: string | undefined
+  private readonly settings: McpHttpSettings
   private readonly host: McpHttpHost
   private closed = false
   private nextToken = 1
 
   constructor(host: McpHttpHost, options: McpHttpOptions = {}) {
     this.host = host
-    const where = "stdio bus MCP HTTP handler"
-    checkOptions(options, OPTIONS, where)
-    const pools = host.config.pools
-    const pool = options.pool === undefined ? pools[0] : pools.find((p) => p.id === options.pool)
-    if (!pool)
-      throw new TypeError(`${where}: unknown pool ${JSON.stringify(options.pool)}; pools: ${pools.map((p) => p.id)}`)
-    this.poolId = pool.id
-    this.guards = { allowedOrigins: options.allowedOrigins ?? [], allowedHosts: options.allowedHosts ?? [] }
-    const perInstance = checkNumber(options.maxSessionsPerInstance, {
-      what: "maxSessionsPerInstance",
-      where,
-      min: 1,
-      dflt: 100,
-    })
-    this.maxSessions = perInstance * pool.instances
-    this.idleMs = checkNumber(options.idleTimeoutMs, {
-      what: "idleTimeoutMs",
-      where,
-      min: 1,
-      max: Infinity,
-      dflt: 1_800_000,
-    })
-    this.maxBody = checkNumber(options.maxBodyBytes, {
-      what: "maxBodyBytes",
-      where,
-      min: 1,
-      dflt: host.limits.max_input_buffer,
-    })
-    this.jsonOnly = options.jsonResponse === true
-    this.keepAliveMs = checkNumber(options.sseKeepAliveMs, { what: "sseKeepAliveMs", where, min: 1, dflt: 15_000 })
-    this.replayBytes = checkNumber(options.replayBufferBytes, { what: "replayBufferBytes", where, dflt: 262_144 })
-    this.resumeMs = checkNumber(options.resumeWindowMs, { what: "resumeWindowMs", where, dflt: 30_000 })
-    this.pool = pool === pools[0] ? undefined : pool.id
+    this.settings = mcpHttpSettings(host, options)
   }
 
   /** Sessions open now. */
@@ -147,7 +61,7 @@ export class McpHttpHandler {
   /** Where a session is: its pool and the instance its last answer came from (-1 before any), or null if unknown. */
   sessionInfo(sessionId: string): { pool: string; instance: number } | null {
     const s = this.sessions.get(sessionId)
-    return s ? { pool: this.poolId, instance: s.instance } : null
+    return s ? { pool: this.settings.poolId, instance: s.instance } : null
   }
 
   /**
@@ -158,7 +72,7 @@ export class McpHttpHandler {
     request: Request,
     server?: { timeout(request: Request, seconds: number): void },
   ): Promise<Response> => {
-    const refused = refuseSource(request, this.guards)
+    const refused = refuseSource(request, this.settings.guards)
     if (refused) return refused
     if (this.closed || this.host.state !== "running")
       return refusal(503, -32005, `Service Unavailable: the stdio bus is ${this.closed ? "closed" : this.host.state}`)
@@ -204,13 +118,13 @@ export class McpHttpHandler {
     request: Request,
     server?: { timeout(request: Request, seconds: number): void },
   ): Promise<Response> {
-    const sse = !this.jsonOnly && accepts(request, "text/event-stream")
+    const sse = !this.settings.jsonOnly && accepts(request, "text/event-stream")
     if (!sse && !accepts(request, "application/json"))
       return refusal(406, -32000, "Not Acceptable: Accept must include application/json and text/event-stream")
     const type = request.headers.get("content-type") ?? ""
     if (!/^application\/json\s*(;|$)/i.test(type))
       return refusal(415, -32000, "Unsupported Media Type: Content-Type must be application/json")
-    const body = await readBody(request, this.maxBody)
+    const body = await readBody(request, this.settings.maxBody)
     if (body instanceof Response) return body
     let msg: JsonRpcMessage
     try {
@@ -226,11 +140,11 @@ export class McpHttpHandler {
       return refusal(400, -32600, "Invalid Request: a message needs a method, or an id with a result or an error")
     let session: Session
     if (isRequest && msg.method === "initialize") {
-      if (this.sessions.size >= this.maxSessions)
+      if (this.sessions.size >= this.settings.maxSessions)
         return refusal(
           503,
           -32000,
-          `Service Unavailable: pool "${this.poolId}" has ${this.maxSessions} sessions already (maxSessionsPerInstance × instances); end one with DELETE or try again later`,
+          `Service Unavailable: pool "${this.settings.poolId}" has ${this.settings.maxSessions} sessions already (maxSessionsPerInstance × instances); end one with DELETE or try again later`,
           { "retry-after": "1" },
         )
       session = this.open()
@@ -245,7 +159,7 @@ export class McpHttpHandler {
     // the session is the connection's own: a member naming another would join it to a session it does not own
     delete msg.sessionId
     delete msg.pool
-    if (this.pool !== undefined) msg.pool = this.pool
+    if (this.settings.pool !== undefined) msg.pool = this.settings.pool
     if (!isRequest) {
       await this.host.ingest(session.client, JSON.stringify(msg))
       return new Response(null, { status: 202 })
@@ -273,7 +187,7 @@ export class McpHttpHandler {
     }
     session.waiting.set(key, waiter)
     // a JSON answer's client that hangs up is gone; an SSE one may come back with Last-Event-ID (dropped())
-    const sink = sse ? new SseSink(this.keepAliveMs, () => this.dropped(session, sink!)) : null
+    const sink = sse ? new SseSink(this.settings.keepAliveMs, () => this.dropped(session, sink!)) : null
     const gone = sink ? () => this.dropped(session, sink) : () => this.gone(session, key, waiter)
     request.signal.addEventListener("abort", gone, { once: true })
     if (initialize) void answered.promise.then((m) => m.error && this.end(session, "its initialize failed"))
@@ -306,7 +220,10 @@ export class McpHttpHandler {
     const last = request.headers.get("last-event-id")
     if (last !== null) {
       let sink: SseSink
-      const resumed = s.events.resume(last, () => (sink = new SseSink(this.keepAliveMs, () => this.dropped(s, sink))))
+      const resumed = s.events.resume(
+        last,
+        () => (sink = new SseSink(this.settings.keepAliveMs, () => this.dropped(s, sink))),
+      )
       if (resumed instanceof Response) return resumed
       server?.timeout(request, 0)
       for (const w of s.waiting.values()) if (w.stream === resumed.stream) clearTimeout(w.resume)
@@ -314,7 +231,7 @@ export class McpHttpHandler {
     }
     if (s.stream?.sink) return refusal(409, -32000, "Conflict: this session has its GET stream open already")
     this.closeStream(s)
-    const sink = new SseSink(this.keepAliveMs, () => this.dropped(s, sink))
+    const sink = new SseSink(this.settings.keepAliveMs, () => this.dropped(s, sink))
     s.stream = s.events.open(sink)
     server?.timeout(request, 0)
     return new Response(sink.body, { headers })
@@ -333,7 +250,7 @@ export class McpHttpHandler {
       id,
       client: this.host.attachClient((message, _pool, instance) => this.deliver(session, message, instance)),
       waiting: new Map(),
-      events: new SessionEvents(this.replayBytes),
+      events: new SessionEvents(this.settings.replayBytes),
       stream: null,
       instance: -1,
       idle: null,
@@ -378,7 +295,7 @@ export class McpHttpHandler {
       if (w.stream?.sink === sink) {
         s.events.detach(w.stream, sink)
         clearTimeout(w.resume)
-        w.resume = setTimeout(() => w.stream!.sink || this.gone(s, key, w), this.resumeMs)
+        w.resume = setTimeout(() => w.stream!.sink || this.gone(s, key, w), this.settings.resumeMs)
         w.resume.unref?.()
         return
       }
@@ -395,7 +312,7 @@ export class McpHttpHandler {
       jsonrpc: "2.0",
       method: "notifications/cancelled",
       params: { requestId: idOf(key), reason: "the HTTP client disconnected" },
-      ...(this.pool !== undefined ? { pool: this.pool } : {}),
+      ...(this.settings.pool !== undefined ? { pool: this.settings.pool } : {}),
     }
     void this.host.ingest(s.client, JSON.stringify(cancel))
   }
@@ -406,8 +323,8 @@ export class McpHttpHandler {
     s.idle = longTimeout(() => {
       if (!this.sessions.has(s.id)) return
       if (s.waiting.size > 0 || s.stream?.sink) return this.arm(s)
-      this.end(s, `it was idle for ${this.idleMs} ms (idleTimeoutMs)`)
-    }, this.idleMs).unref()
+      this.end(s, `it was idle for ${this.settings.idleMs} ms (idleTimeoutMs)`)
+    }, this.settings.idleMs).unref()
   }
 
   private closeStream(s: Session): void {
