@@ -9,6 +9,8 @@ import { requestListener } from "../runtime/index.ts"
 import { accepts, readBody, refusal, refuseSource, refuseVersion } from "./mcp-http-checks.ts"
 import { mcpHttpSettings, type McpHttpHost, type McpHttpOptions, type McpHttpSettings } from "./mcp-http-options.ts"
 import { idKey, parseMessage } from "./jsonrpc.ts"
+import { McpHttpCounts } from "./mcp-http-metrics.ts"
+import { mcpSpan } from "./mcp-http-span.ts"
 import { SessionEvents, SseSink, type EventStream } from "./mcp-http-sse.ts"
 import type { BusClient, JsonRpcId, JsonRpcMessage, RawJSON } from "./types.ts"
 
@@ -58,6 +60,14 @@ export class McpHttpHandler {
     return this.sessions.size
   }
 
+  /** What it counted (GET /metrics: slotbus_mcp_*). */
+  readonly counts = new McpHttpCounts()
+
+  /** The pool served. */
+  get pool(): string {
+    return this.settings.poolId
+  }
+
   /** Where a session is: its pool and the instance its last answer came from (-1 before any), or null if unknown. */
   sessionInfo(sessionId: string): { pool: string; instance: number } | null {
     const s = this.sessions.get(sessionId)
@@ -72,6 +82,15 @@ export class McpHttpHandler {
     request: Request,
     server?: { timeout(request: Request, seconds: number): void },
   ): Promise<Response> => {
+    const response = await this.serve(request, server)
+    if (response.status >= 400) this.counts.refused(response.status)
+    return response
+  }
+
+  private async serve(
+    request: Request,
+    server?: { timeout(request: Request, seconds: number): void },
+  ): Promise<Response> {
     const refused = refuseSource(request, this.settings.guards)
     if (refused) return refused
     if (this.closed || this.host.state !== "running")
@@ -156,6 +175,7 @@ export class McpHttpHandler {
       session = s
     }
     this.arm(session)
+    this.counts.message(msg.method)
     // the session is the connection's own: a member naming another would join it to a session it does not own
     delete msg.sessionId
     delete msg.pool
@@ -171,8 +191,13 @@ export class McpHttpHandler {
     const headers: Record<string, string> = { [SESSION_HEADER]: session.id }
     const answered = Promise.withResolvers<JsonRpcMessage>()
     const initialize = msg.method === "initialize"
+    const span = mcpSpan(request, msg, session.id, this.settings.poolId)
     const waiter: Waiter = {
-      answered: answered.resolve,
+      answered: (m) => {
+        if (m.error) this.counts.error(msg.method)
+        span?.end(m, session.instance)
+        answered.resolve(m)
+      },
       stream: null,
       initialize,
       progressToken: undefined,
@@ -225,6 +250,7 @@ export class McpHttpHandler {
         () => (sink = new SseSink(this.settings.keepAliveMs, () => this.dropped(s, sink))),
       )
       if (resumed instanceof Response) return resumed
+      this.counts.resumed++
       server?.timeout(request, 0)
       for (const w of s.waiting.values()) if (w.stream === resumed.stream) clearTimeout(w.resume)
       return new Response(resumed.sink.body, { headers })
@@ -256,6 +282,7 @@ export class McpHttpHandler {
       idle: null,
     }
     this.sessions.set(id, session)
+    this.counts.opened++
     return session
   }
 
