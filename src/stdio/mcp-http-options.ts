@@ -22,6 +22,8 @@ export interface McpHttpOptions {
   sseKeepAliveMs?: number
   /** Bytes of SSE events each session keeps for a client that resumes with Last-Event-ID (default 262 144). */
   replayBufferBytes?: number
+  /** Requests must carry `Authorization: Bearer <this>` (401 otherwise); default none. */
+  bearerToken?: string
   /** How long a request whose SSE connection broke waits for the client to resume it before it is cancelled (default 30 000 ms). */
   resumeWindowMs?: number
 }
@@ -37,6 +39,7 @@ const OPTIONS = optionNames<McpHttpOptions>({
   sseKeepAliveMs: true,
   replayBufferBytes: true,
   resumeWindowMs: true,
+  bearerToken: true,
 })
 
 /** What the handler needs of the bus (StdioBus has it). */
@@ -61,6 +64,7 @@ export interface McpHttpSettings {
   readonly keepAliveMs: number
   readonly replayBytes: number
   readonly resumeMs: number
+  readonly token: string | null
 }
 
 export function mcpHttpSettings(host: McpHttpHost, options: McpHttpOptions): McpHttpSettings {
@@ -70,6 +74,9 @@ export function mcpHttpSettings(host: McpHttpHost, options: McpHttpOptions): Mcp
   const pool = options.pool === undefined ? pools[0] : pools.find((p) => p.id === options.pool)
   if (!pool)
     throw new TypeError(`${where}: unknown pool ${JSON.stringify(options.pool)}; pools: ${pools.map((p) => p.id)}`)
+  const token = options.bearerToken ?? null
+  if (token !== null && (typeof token !== "string" || !/^[\x21-\x7e]+$/.test(token)))
+    throw new TypeError(`${where}: bearerToken must be a non-empty string of visible ASCII characters`)
   const perInstance = checkNumber(options.maxSessionsPerInstance, {
     what: "maxSessionsPerInstance",
     where,
@@ -98,5 +105,6 @@ export function mcpHttpSettings(host: McpHttpHost, options: McpHttpOptions): Mcp
     keepAliveMs: checkNumber(options.sseKeepAliveMs, { what: "sseKeepAliveMs", where, min: 1, dflt: 15_000 }),
     replayBytes: checkNumber(options.replayBufferBytes, { what: "replayBufferBytes", where, dflt: 262_144 }),
     resumeMs: checkNumber(options.resumeWindowMs, { what: "resumeWindowMs", where, dflt: 30_000 }),
+    token,
   }
 }

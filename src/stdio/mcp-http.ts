@@ -6,7 +6,7 @@
 import { randomBytes } from "node:crypto"
 import { longTimeout, type LongTimer } from "../kit/index.ts"
 import { requestListener } from "../runtime/index.ts"
-import { accepts, readBody, refusal, refuseSource, refuseVersion } from "./mcp-http-checks.ts"
+import { accepts, readBody, refusal, refuseSource, refuseToken, refuseVersion } from "./mcp-http-checks.ts"
 import { mcpHttpSettings, type McpHttpHost, type McpHttpOptions, type McpHttpSettings } from "./mcp-http-options.ts"
 import { idKey, parseMessage } from "./jsonrpc.ts"
 import { McpHttpCounts } from "./mcp-http-metrics.ts"
@@ -50,9 +50,13 @@ export class McpHttpHandler {
   private closed = false
   private nextToken = 1
 
-  constructor(host: McpHttpHost, options: McpHttpOptions = {}) {
+  /** Where a client finds the token, for the 401's message. */
+  private readonly tokenFrom: string
+
+  constructor(host: McpHttpHost, options: McpHttpOptions = {}, tokenFrom = "the server was given (bearerToken)") {
     this.host = host
     this.settings = mcpHttpSettings(host, options)
+    this.tokenFrom = tokenFrom
   }
 
   /** Sessions open now. */
@@ -91,7 +95,8 @@ export class McpHttpHandler {
     request: Request,
     server?: { timeout(request: Request, seconds: number): void },
   ): Promise<Response> {
-    const refused = refuseSource(request, this.settings.guards)
+    const refused =
+      refuseSource(request, this.settings.guards) ?? refuseToken(request, this.settings.token, this.tokenFrom)
     if (refused) return refused
     if (this.closed || this.host.state !== "running")
       return refusal(503, -32005, `Service Unavailable: the stdio bus is ${this.closed ? "closed" : this.host.state}`)
