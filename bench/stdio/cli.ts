@@ -14,6 +14,7 @@ import { devPackage, devPackagesHint, missingDevPackages } from "../lib/dev-pack
 
 const USAGE = `usage: slotbus bench stdio [--time ms] [--rounds n] [--quick] [--only echo|mcp] [--json]
        slotbus bench stdio soak [options]   (SIGKILL/SIGSTOP soak: slotbus bench stdio soak --help)
+       slotbus bench stdio http [options]   (MCP over HTTP: slotbus vs mcp-proxy, supergateway: --help)
 
   --time <ms>   measured time per line and round (default 1000; --quick 300); warm-up is a quarter of it
   --rounds <n>  rounds, the order of the lines rotating; figures are medians (default 3; --quick 1)
@@ -256,6 +257,7 @@ function verdicts(rows: Row[], group: string, directName: string): string[] {
 
 export async function main(argv: string[]): Promise<number> {
   if (argv[0] === "soak") return (await import("./soak.ts")).main(argv.slice(1))
+  if (argv[0] === "http") return (await import("./http.ts")).main(argv.slice(1))
   const args = parseRunArgs(argv, USAGE)
   if (typeof args === "number") return args
   const { ms, rounds, only, json } = args

@@ -19,7 +19,8 @@ import { CliProblem, help, runCommand, untilStopped } from "./prelude.ts"
 import { connect as dial, sleep, stdinStream } from "../runtime/index.ts"
 
 const USAGE = `usage: slotbus stdio --config bus.json [--listen unix:/tmp/bus.sock | tcp:127.0.0.1:9800 | http:127.0.0.1:8080]...
-                     [--token-file path] [--allow-origin https://app.example]... [--allow-host mcp.example]...
+                     [--token-file path] [--http-token-file path]
+                     [--allow-origin https://app.example]... [--allow-host mcp.example]...
                      [--status tcp:127.0.0.1:9300 | unix:/tmp/bus-status.sock] [--quiet]
        slotbus stdio connect unix:/tmp/bus.sock | tcp:host:port [--token-file path]
 
@@ -30,7 +31,8 @@ SIGHUP replaces every worker surge-first, each once its successor answered a pin
 browser, or run \`slotbus status <address>\` (http://host:port, or unix:/path).
 An http: address serves MCP clients over Streamable HTTP: the first pool at /mcp, each pool at /mcp/<pool id>;
 only requests without an Origin or from a loopback one, to a loopback Host, are taken unless --allow-origin
-and --allow-host name more.
+and --allow-host name more. With --http-token-file a new token is written to that file (this user's only) and
+every HTTP request must carry "Authorization: Bearer <token>".
 The second form speaks stdio on one side and the listener on the other.
 A TCP listener writes a token to a file only this user can read (--token-file; default
 $XDG_RUNTIME_DIR or the temp dir, slotbus-stdio-<port>.token); connect reads it from there
@@ -54,6 +56,7 @@ async function serve(argv: string[]): Promise<number> {
       listen: { type: "string", short: "l", multiple: true },
       "token-file": { type: "string" },
       "allow-origin": { type: "string", multiple: true },
+      "http-token-file": { type: "string" },
       "allow-host": { type: "string", multiple: true },
       status: { type: "string" },
       quiet: { type: "boolean", short: "q" },
@@ -104,8 +107,10 @@ async function serve(argv: string[]): Promise<number> {
         const l = await bus.listen(spec as `http:${string}`, {
           allowedOrigins: values["allow-origin"] ?? [],
           allowedHosts: values["allow-host"] ?? [],
+          tokenFile: values["http-token-file"],
         })
-        say(`listening on ${l.url} (MCP Streamable HTTP; pools at ${l.url}/<pool id>)`)
+        const token = l.tokenFile ? `; bearer token in ${l.tokenFile}` : ""
+        say(`listening on ${l.url} (MCP Streamable HTTP; pools at ${l.url}/<pool id>${token})`)
         continue
       }
       const l = await bus.listen(spec, { tokenFile: values["token-file"] })

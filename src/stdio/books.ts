@@ -238,6 +238,29 @@ export class Books {
     return busId
   }
 
+  /**
+   * The request in flight on `instance` a request the worker sends now most likely comes of, among those `may`
+   * allows: a stdio server names no session in what it asks, and a tool asks as it starts, in the order its calls
+   * came: the oldest with the fewest asks counted so far.
+   */
+  askee(instance: Instance, may: (p: Pending) => boolean): Pending | undefined {
+    let best: Pending | undefined
+    for (const id of instance.pending) {
+      const p = this.pending.get(id)
+      if (p && !p.abandoned && p.client && may(p) && (!best || (p.asks ?? 0) < (best.asks ?? 0))) best = p
+    }
+    if (best) best.asks = (best.asks ?? 0) + 1
+    return best
+  }
+
+  /** The bus id under which `instance` asked a client what it knows as `originalId` (its cancel names that). */
+  askedAs(instance: Instance, originalId: unknown): string | undefined {
+    const key = idKey(originalId)
+    if (key === undefined) return undefined
+    for (const busId of instance.asked) if (idKey(this.asked.get(busId)?.originalId) === key) return busId
+    return undefined
+  }
+
   forgetAsked(id: string): void {
     const a = this.asked.get(id)
     if (!a) return

@@ -9,13 +9,15 @@ import { TimeoutError } from "../core/index.ts"
 import { MAX_TIMER_MS, type SupervisedInstance, checkNumber, checkOptions, madeBy, optionNames } from "../kit/index.ts"
 import { ago, METRICS, section, STATUS, type MetricFamily, type StatusSection } from "../kit/index.ts"
 import { stdioFamilies } from "./metrics.ts"
+import { mcpFamilies, mcpTable } from "./mcp-http-metrics.ts"
 import { Clients } from "./clients.ts"
 import { loadConfig, type LimitsConfig, type StdioBusConfig, type StdioBusConfigInput } from "./config.ts"
 import { ReloadError } from "./errors.ts"
 import { Handshakes } from "./handshakes.ts"
 import { Lifecycle } from "./lifecycle.ts"
 import { StdioListener, type ListenOptions } from "./listener.ts"
-import { McpHttpHandler, type McpHttpOptions } from "./mcp-http.ts"
+import { McpHttpHandler } from "./mcp-http.ts"
+import type { McpHttpOptions } from "./mcp-http-options.ts"
 import { McpHttpListener, type McpHttpListenOptions } from "./mcp-http-listener.ts"
 import { Pool, type Instance, type Pending } from "./pool.ts"
 import { Books } from "./books.ts"
@@ -322,7 +324,14 @@ export class StdioBus {
 
   /** What GET /metrics (serveStatus) shows of this bus: slotbus_stdio_* (docs/api.md). */
   [METRICS](): MetricFamily[] {
-    return stdioFamilies(this.stats())
+    return [...stdioFamilies(this.stats()), ...mcpFamilies(this.mcpHandlers())]
+  }
+
+  /** The MCP HTTP handlers open now: each listener's, and those of mcpHandler(). */
+  private mcpHandlers(): McpHttpHandler[] {
+    return [...this.listenersOpen].flatMap((l) =>
+      l instanceof McpHttpHandler ? [l] : l instanceof McpHttpListener ? [...l.handlers.values()] : [],
+    )
   }
 
   /** What `serveStatus` shows of this bus: each pool's worker processes, their load and restarts, the traffic. */
@@ -355,6 +364,8 @@ export class StdioBus {
         ]),
       ),
     })
+    const mcp = this.mcpHandlers()
+    if (mcp.length > 0) s.tables.push(mcpTable(mcp))
     for (const p of st.pools) if (p.failure) s.warnings.push(`pool "${p.id}" gave up: ${p.failure}`)
     return s
   }

@@ -135,6 +135,14 @@ export class Handshakes {
     return h && (h.instance !== instance || h.generation !== instance.generation) ? h : undefined
   }
 
+  /** Whether the session's initialize declared `capability`; true when no handshake is kept (nothing says not). */
+  declares(sessionKey: string, capability: string): boolean {
+    const h = this.bySession.get(sessionKey)
+    if (!h) return true
+    const caps = (h.params as { capabilities?: unknown } | null)?.capabilities
+    return typeof caps === "object" && caps !== null && capability in caps
+  }
+
   has(sessionKey: string): boolean {
     return this.bySession.has(sessionKey)
   }

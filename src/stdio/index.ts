@@ -38,7 +38,7 @@ export {
 export { StdioListener, formatAddress, parseAddress } from "./listener.ts"
 export type { ClientHost, ListenAddress, ListenOptions } from "./listener.ts"
 export { McpHttpHandler } from "./mcp-http.ts"
-export type { McpHttpHost, McpHttpOptions } from "./mcp-http.ts"
+export type { McpHttpHost, McpHttpOptions } from "./mcp-http-options.ts"
 export { McpHttpListener, parseHttpAddress } from "./mcp-http-listener.ts"
 export type { HttpAddress, McpHttpListenOptions } from "./mcp-http-listener.ts"
 export { MCP_PROTOCOL_VERSIONS } from "./mcp-http-checks.ts"

@@ -1,6 +1,8 @@
 // What the MCP Streamable HTTP transport checks of a request before the bus sees it: its Origin and Host (DNS
-// rebinding: a page on another site must not reach a server on this machine), its MCP-Protocol-Version, its Accept,
-// and a body bounded in bytes. Each refusal is an HTTP status with a JSON-RPC error body that says what to do.
+// rebinding: a page on another site must not reach a server on this machine), its bearer token when one is
+// required, its MCP-Protocol-Version, its Accept, and a body bounded in bytes. Each refusal is an HTTP status with a
+// JSON-RPC error body that says what to do.
+import { sameToken } from "./token.ts"
 
 /** The protocol revisions this transport speaks (an MCP-Protocol-Version header naming another is refused). */
 export const MCP_PROTOCOL_VERSIONS: readonly string[] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"]
@@ -49,6 +51,16 @@ export function refuseSource(request: Request, guards: HttpGuards): Response | n
       )
   }
   return null
+}
+
+/** The 401 for a request without `Authorization: Bearer <token>` when a token is required, or null. */
+export function refuseToken(request: Request, token: string | null, from: string): Response | null {
+  if (token === null) return null
+  const m = /^Bearer +(\S+) *$/i.exec(request.headers.get("authorization") ?? "")
+  if (m && sameToken(m[1], token)) return null
+  return refusal(401, -32000, `Unauthorized: send Authorization: Bearer <token>, the token ${from}`, {
+    "www-authenticate": 'Bearer realm="mcp"',
+  })
 }
 
 /** The refusal for an MCP-Protocol-Version this transport does not speak, or null (none: 2025-03-26, per the spec). */

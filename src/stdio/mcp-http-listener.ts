@@ -2,11 +2,18 @@
 // endpoint per pool: `/mcp` serves the configuration's first pool, `/mcp/<pool id>` each pool by name.
 import { serveHttp, type HttpServer } from "../runtime/index.ts"
 import { refusal } from "./mcp-http-checks.ts"
-import { McpHttpHandler, type McpHttpHost, type McpHttpOptions } from "./mcp-http.ts"
+import { newToken, removeTokenFile, writeTokenFile } from "./token.ts"
+import { McpHttpHandler } from "./mcp-http.ts"
+import type { McpHttpHost, McpHttpOptions } from "./mcp-http-options.ts"
 
-export type McpHttpListenOptions = Omit<McpHttpOptions, "pool"> & {
+export type McpHttpListenOptions = Omit<McpHttpOptions, "pool" | "bearerToken"> & {
   /** The first pool's endpoint (default "/mcp"); each pool is also at `<path>/<pool id>`. */
   path?: string
+  /**
+   * A new token is written to this file (0600, this user's) and every request must carry `Authorization: Bearer
+   * <token>` (401 otherwise); the file goes when the listener closes. Default: no token.
+   */
+  tokenFile?: string
 }
 
 export interface HttpAddress {
@@ -32,7 +39,10 @@ export class McpHttpListener {
   readonly url: string
   /** The handler of each pool, by pool id. */
   readonly handlers: ReadonlyMap<string, McpHttpHandler>
+  /** The file holding the bearer token clients must send, or null when none is required. */
+  readonly tokenFile: string | null
   private readonly server: HttpServer
+  private readonly token: string | null
   private accepting = true
 
   private constructor(
@@ -41,22 +51,30 @@ export class McpHttpListener {
     address: HttpAddress,
     path: string,
     handlers: Map<string, McpHttpHandler>,
+    token: { file: string; token: string } | null,
   ) {
     if (key !== FACTORY) throw new TypeError('McpHttpListener: use await bus.listen("http:127.0.0.1:8080")')
     this.server = server
     this.address = address
     this.handlers = handlers
+    this.tokenFile = token?.file ?? null
+    this.token = token?.token ?? null
     const host = address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname
     this.url = `http://${host}:${address.port}${path}`
   }
 
   static async open(host: McpHttpHost, spec: string, options: McpHttpListenOptions = {}): Promise<McpHttpListener> {
     const address = parseHttpAddress(spec)
-    const { path = "/mcp", ...rest } = options
+    const { path = "/mcp", tokenFile, ...rest } = options
+    if (tokenFile !== undefined && (typeof tokenFile !== "string" || tokenFile === ""))
+      throw new TypeError("listen(): tokenFile must be a path")
     if (!/^\/[^?#]*$/.test(path) || path.endsWith("/"))
       throw new TypeError(`listen(): path ${JSON.stringify(path)} must start with / and not end with one, like /mcp`)
+    const token = tokenFile === undefined ? null : { file: tokenFile, token: newToken() }
+    const from = `in ${tokenFile}`
     const handlers = new Map<string, McpHttpHandler>()
-    for (const p of host.config.pools) handlers.set(p.id, new McpHttpHandler(host, { ...rest, pool: p.id }))
+    for (const p of host.config.pools)
+      handlers.set(p.id, new McpHttpHandler(host, { ...rest, pool: p.id, bearerToken: token?.token }, from))
     const first = handlers.get(host.config.pools[0]!.id)!
     let self: McpHttpListener | undefined
     const server = await serveHttp({
@@ -80,7 +98,14 @@ export class McpHttpListener {
         return handler.fetch(request, srv)
       },
     })
-    self = new McpHttpListener(FACTORY, server, { ...address, port: server.port ?? address.port }, path, handlers)
+    try {
+      if (token) writeTokenFile(token.file, token.token)
+    } catch (e) {
+      await server.stop(true)
+      throw e
+    }
+    const port = server.port ?? address.port
+    self = new McpHttpListener(FACTORY, server, { ...address, port }, path, handlers, token)
     return self
   }
 
@@ -101,5 +126,6 @@ export class McpHttpListener {
     this.accepting = false
     for (const h of this.handlers.values()) h.close()
     await this.server.stop(true)
+    if (this.tokenFile) removeTokenFile(this.tokenFile, this.token!)
   }
 }

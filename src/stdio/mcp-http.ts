@@ -4,97 +4,23 @@
 // POST carries one JSON-RPC message (its answer as JSON or as an SSE stream, with the progress of that request);
 // GET opens the session's stream for what the server sends unasked; DELETE ends the session.
 import { randomBytes } from "node:crypto"
-import { checkNumber, checkOptions, longTimeout, optionNames, type LongTimer } from "../kit/index.ts"
+import { longTimeout, type LongTimer } from "../kit/index.ts"
 import { requestListener } from "../runtime/index.ts"
-import { accepts, readBody, refusal, refuseSource, refuseVersion, type HttpGuards } from "./mcp-http-checks.ts"
+import { accepts, readBody, refusal, refuseSource, refuseToken, refuseVersion } from "./mcp-http-checks.ts"
+import { mcpHttpSettings, type McpHttpHost, type McpHttpOptions, type McpHttpSettings } from "./mcp-http-options.ts"
 import { idKey, parseMessage } from "./jsonrpc.ts"
-import type { BusClient, BusState, JsonRpcId, JsonRpcMessage, RawJSON } from "./types.ts"
-
-export interface McpHttpOptions {
-  /** The pool served (default: the configuration's first). */
-  pool?: string
-  /** Origins allowed besides none and loopback ones ("http://localhost:5173" is allowed already), or true for any. */
-  allowedOrigins?: readonly string[] | true
-  /** Host names allowed besides localhost, 127.0.0.1 and [::1] ("mcp.example.com"), or true for any. */
-  allowedHosts?: readonly string[] | true
-  /** Sessions at once per instance of the pool (default 100): an initialize past instances × this gets a 503. */
-  maxSessionsPerInstance?: number
-  /** A session with nothing in flight and no open stream for this long ends (default 1 800 000 ms); then 404. */
-  idleTimeoutMs?: number
-  /** Bytes of one POST body (default the bus's max_input_buffer); more gets a 413. */
-  maxBodyBytes?: number
-  /** Answer requests with application/json even when the client accepts text/event-stream (no progress then). */
-  jsonResponse?: boolean
-  /** An SSE comment this often on every open stream, for proxies that cut a quiet response (default 15 000 ms). */
-  sseKeepAliveMs?: number
-}
-
-const OPTIONS = optionNames<McpHttpOptions>({
-  pool: true,
-  allowedOrigins: true,
-  allowedHosts: true,
-  maxSessionsPerInstance: true,
-  idleTimeoutMs: true,
-  maxBodyBytes: true,
-  jsonResponse: true,
-  sseKeepAliveMs: true,
-})
-
-/** What the handler needs of the bus (StdioBus has it). */
-export interface McpHttpHost {
-  readonly state: BusState
-  readonly limits: { readonly max_input_buffer: number }
-  readonly config: { readonly pools: readonly { readonly id: string; readonly instances: number }[] }
-  attachClient(deliver: BusClient["deliver"]): BusClient & { close(): void }
-  ingest(client: BusClient, line: string): Promise<void>
-}
-
-/** One SSE response body: JSON-RPC messages as `event: message` events, and a comment every `keepAliveMs`. */
-class SseStream {
-  readonly body: ReadableStream<Uint8Array>
-  private controller!: ReadableStreamDefaultController<Uint8Array>
-  private readonly keepAlive: ReturnType<typeof setInterval>
-  closed = false
-  constructor(keepAliveMs: number, onGone: () => void) {
-    this.body = new ReadableStream<Uint8Array>({
-      start: (c) => void (this.controller = c),
-      cancel: () => {
-        this.stop()
-        onGone()
-      },
-    })
-    // a proxy cuts a response that sends nothing for a while (nginx: 60 s); a tool call may run longer without progress
-    this.keepAlive = setInterval(() => this.write(": keepalive\n\n"), keepAliveMs)
-    this.keepAlive.unref?.()
-  }
-  send(message: object): void {
-    this.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`)
-  }
-  write(text: string): void {
-    if (this.closed) return
-    try {
-      this.controller.enqueue(encoder.encode(text))
-    } catch {
-      this.stop() // the server closed it
-    }
-  }
-  close(): void {
-    if (this.closed) return
-    this.stop()
-    try {
-      this.controller.close()
-    } catch {}
-  }
-  private stop(): void {
-    this.closed = true
-    clearInterval(this.keepAlive)
-  }
-}
+import { McpHttpCounts } from "./mcp-http-metrics.ts"
+import { mcpSpan } from "./mcp-http-span.ts"
+import { SessionEvents, SseSink, type EventStream } from "./mcp-http-sse.ts"
+import type { BusClient, JsonRpcId, JsonRpcMessage, RawJSON } from "./types.ts"
 
 interface Waiter {
   answered: (message: JsonRpcMessage) => void
   /** The SSE stream its answer (and its progress) goes to; null for a JSON answer. */
-  stream: SseStream | null
+  stream: EventStream | null
+  initialize: boolean
+  /** Set while its connection is broken: when it fires unresumed, the request is given up. */
+  resume?: ReturnType<typeof setTimeout>
   /** The progressToken the client gave, and the one the worker was given in its place (unique over the bus). */
   progressToken: unknown
   busToken: string | undefined
@@ -105,65 +31,32 @@ interface Session {
   readonly client: BusClient & { close(): void }
   /** The requests waiting for their answer, by idKey of the id the client wrote. */
   readonly waiting: Map<string | number, Waiter>
-  /** The GET stream, if the client opened one. */
-  stream: SseStream | null
+  /** Its SSE streams and their newest events, for a resumption. */
+  readonly events: SessionEvents
+  /** The GET stream, if the client opened one (kept while its connection is broken, for a resumption). */
+  stream: EventStream | null
   /** The instance index the session's last answer came from (-1: none yet). */
   instance: number
   idle: LongTimer | null
 }
 
-const encoder = new TextEncoder()
 const SESSION_HEADER = "mcp-session-id"
 
 /** The transport for one pool: `fetch` answers a Request (Bun.serve, Hono, any fetch-style server). */
 export class McpHttpHandler {
   private readonly sessions = new Map<string, Session>()
-  private readonly guards: HttpGuards
-  private readonly poolId: string
-  private readonly maxSessions: number
-  private readonly idleMs: number
-  private readonly maxBody: number
-  private readonly jsonOnly: boolean
-  private readonly keepAliveMs: number
-  /** The pool's id when it is not the first (then named on each message, as an NDJSON client names it). */
-  private readonly pool: string | undefined
+  private readonly settings: McpHttpSettings
   private readonly host: McpHttpHost
   private closed = false
   private nextToken = 1
 
-  constructor(host: McpHttpHost, options: McpHttpOptions = {}) {
+  /** Where a client finds the token, for the 401's message. */
+  private readonly tokenFrom: string
+
+  constructor(host: McpHttpHost, options: McpHttpOptions = {}, tokenFrom = "the server was given (bearerToken)") {
     this.host = host
-    const where = "stdio bus MCP HTTP handler"
-    checkOptions(options, OPTIONS, where)
-    const pools = host.config.pools
-    const pool = options.pool === undefined ? pools[0] : pools.find((p) => p.id === options.pool)
-    if (!pool)
-      throw new TypeError(`${where}: unknown pool ${JSON.stringify(options.pool)}; pools: ${pools.map((p) => p.id)}`)
-    this.poolId = pool.id
-    this.guards = { allowedOrigins: options.allowedOrigins ?? [], allowedHosts: options.allowedHosts ?? [] }
-    const perInstance = checkNumber(options.maxSessionsPerInstance, {
-      what: "maxSessionsPerInstance",
-      where,
-      min: 1,
-      dflt: 100,
-    })
-    this.maxSessions = perInstance * pool.instances
-    this.idleMs = checkNumber(options.idleTimeoutMs, {
-      what: "idleTimeoutMs",
-      where,
-      min: 1,
-      max: Infinity,
-      dflt: 1_800_000,
-    })
-    this.maxBody = checkNumber(options.maxBodyBytes, {
-      what: "maxBodyBytes",
-      where,
-      min: 1,
-      dflt: host.limits.max_input_buffer,
-    })
-    this.jsonOnly = options.jsonResponse === true
-    this.keepAliveMs = checkNumber(options.sseKeepAliveMs, { what: "sseKeepAliveMs", where, min: 1, dflt: 15_000 })
-    this.pool = pool === pools[0] ? undefined : pool.id
+    this.settings = mcpHttpSettings(host, options)
+    this.tokenFrom = tokenFrom
   }
 
   /** Sessions open now. */
@@ -171,10 +64,18 @@ export class McpHttpHandler {
     return this.sessions.size
   }
 
+  /** What it counted (GET /metrics: slotbus_mcp_*). */
+  readonly counts = new McpHttpCounts()
+
+  /** The pool served. */
+  get pool(): string {
+    return this.settings.poolId
+  }
+
   /** Where a session is: its pool and the instance its last answer came from (-1 before any), or null if unknown. */
   sessionInfo(sessionId: string): { pool: string; instance: number } | null {
     const s = this.sessions.get(sessionId)
-    return s ? { pool: this.poolId, instance: s.instance } : null
+    return s ? { pool: this.settings.poolId, instance: s.instance } : null
   }
 
   /**
@@ -185,7 +86,17 @@ export class McpHttpHandler {
     request: Request,
     server?: { timeout(request: Request, seconds: number): void },
   ): Promise<Response> => {
-    const refused = refuseSource(request, this.guards)
+    const response = await this.serve(request, server)
+    if (response.status >= 400) this.counts.refused(response.status)
+    return response
+  }
+
+  private async serve(
+    request: Request,
+    server?: { timeout(request: Request, seconds: number): void },
+  ): Promise<Response> {
+    const refused =
+      refuseSource(request, this.settings.guards) ?? refuseToken(request, this.settings.token, this.tokenFrom)
     if (refused) return refused
     if (this.closed || this.host.state !== "running")
       return refusal(503, -32005, `Service Unavailable: the stdio bus is ${this.closed ? "closed" : this.host.state}`)
@@ -231,13 +142,13 @@ export class McpHttpHandler {
     request: Request,
     server?: { timeout(request: Request, seconds: number): void },
   ): Promise<Response> {
-    const sse = !this.jsonOnly && accepts(request, "text/event-stream")
+    const sse = !this.settings.jsonOnly && accepts(request, "text/event-stream")
     if (!sse && !accepts(request, "application/json"))
       return refusal(406, -32000, "Not Acceptable: Accept must include application/json and text/event-stream")
     const type = request.headers.get("content-type") ?? ""
     if (!/^application\/json\s*(;|$)/i.test(type))
       return refusal(415, -32000, "Unsupported Media Type: Content-Type must be application/json")
-    const body = await readBody(request, this.maxBody)
+    const body = await readBody(request, this.settings.maxBody)
     if (body instanceof Response) return body
     let msg: JsonRpcMessage
     try {
@@ -253,11 +164,11 @@ export class McpHttpHandler {
       return refusal(400, -32600, "Invalid Request: a message needs a method, or an id with a result or an error")
     let session: Session
     if (isRequest && msg.method === "initialize") {
-      if (this.sessions.size >= this.maxSessions)
+      if (this.sessions.size >= this.settings.maxSessions)
         return refusal(
           503,
           -32000,
-          `Service Unavailable: pool "${this.poolId}" has ${this.maxSessions} sessions already (maxSessionsPerInstance × instances); end one with DELETE or try again later`,
+          `Service Unavailable: pool "${this.settings.poolId}" has ${this.settings.maxSessions} sessions already (maxSessionsPerInstance × instances); end one with DELETE or try again later`,
           { "retry-after": "1" },
         )
       session = this.open()
@@ -269,10 +180,11 @@ export class McpHttpHandler {
       session = s
     }
     this.arm(session)
+    this.counts.message(msg.method)
     // the session is the connection's own: a member naming another would join it to a session it does not own
     delete msg.sessionId
     delete msg.pool
-    if (this.pool !== undefined) msg.pool = this.pool
+    if (this.settings.pool !== undefined) msg.pool = this.settings.pool
     if (!isRequest) {
       await this.host.ingest(session.client, JSON.stringify(msg))
       return new Response(null, { status: 202 })
@@ -283,7 +195,19 @@ export class McpHttpHandler {
       return refusal(400, -32600, `Invalid Request: a request with id ${JSON.stringify(msg.id)} is in flight already`)
     const headers: Record<string, string> = { [SESSION_HEADER]: session.id }
     const answered = Promise.withResolvers<JsonRpcMessage>()
-    const waiter: Waiter = { answered: answered.resolve, stream: null, progressToken: undefined, busToken: undefined }
+    const initialize = msg.method === "initialize"
+    const span = mcpSpan(request, msg, session.id, this.settings.poolId)
+    const waiter: Waiter = {
+      answered: (m) => {
+        if (m.error) this.counts.error(msg.method)
+        span?.end(m, session.instance)
+        answered.resolve(m)
+      },
+      stream: null,
+      initialize,
+      progressToken: undefined,
+      busToken: undefined,
+    }
     // Sessions pinned to one worker share its progress notifications (the bus sends a worker's unasked messages to
     // every client pinned to it), and two clients may both use token 1: each request's token is made the bus's own.
     const meta = (msg.params as { _meta?: { progressToken?: unknown } } | undefined)?._meta
@@ -292,25 +216,26 @@ export class McpHttpHandler {
       meta.progressToken = waiter.busToken = `slotbus-progress-${this.nextToken++}`
     }
     session.waiting.set(key, waiter)
-    const initialize = msg.method === "initialize"
-    const gone = () => this.gone(session, key, waiter, msg.id, initialize)
+    // a JSON answer's client that hangs up is gone; an SSE one may come back with Last-Event-ID (dropped())
+    const sink = sse ? new SseSink(this.settings.keepAliveMs, () => this.dropped(session, sink!)) : null
+    const gone = sink ? () => this.dropped(session, sink) : () => this.gone(session, key, waiter)
     request.signal.addEventListener("abort", gone, { once: true })
     if (initialize) void answered.promise.then((m) => m.error && this.end(session, "its initialize failed"))
     void this.host.ingest(session.client, JSON.stringify(msg))
-    if (!sse) {
+    if (!sink) {
       const answer = await answered.promise
       request.signal.removeEventListener("abort", gone)
       return Response.json(answer, { headers })
     }
     server?.timeout(request, 0)
-    const stream = new SseStream(this.keepAliveMs, gone)
+    const stream = session.events.open(sink)
     waiter.stream = stream
     void answered.promise.then((m) => {
       request.signal.removeEventListener("abort", gone)
-      stream.send(m)
-      stream.close()
+      session.events.send(stream, m)
+      session.events.finish(stream)
     })
-    return new Response(stream.body, { headers: { ...headers, ...SSE_HEADERS } })
+    return new Response(sink.body, { headers: { ...headers, ...SSE_HEADERS } })
   }
 
   /** The session's stream of what the server sends unasked (one per session; a second one gets a 409). */
@@ -321,15 +246,26 @@ export class McpHttpHandler {
     if (refused) return refused
     const s = this.sessionOf(request)
     if (s instanceof Response) return s
-    if (s.stream && !s.stream.closed)
-      return refusal(409, -32000, "Conflict: this session has its GET stream open already")
-    const stream = new SseStream(this.keepAliveMs, () => {
-      if (s.stream === stream) this.closeStream(s)
-    })
-    s.stream = stream
+    const headers = { [SESSION_HEADER]: s.id, ...SSE_HEADERS }
+    const last = request.headers.get("last-event-id")
+    if (last !== null) {
+      let sink: SseSink
+      const resumed = s.events.resume(
+        last,
+        () => (sink = new SseSink(this.settings.keepAliveMs, () => this.dropped(s, sink))),
+      )
+      if (resumed instanceof Response) return resumed
+      this.counts.resumed++
+      server?.timeout(request, 0)
+      for (const w of s.waiting.values()) if (w.stream === resumed.stream) clearTimeout(w.resume)
+      return new Response(resumed.sink.body, { headers })
+    }
+    if (s.stream?.sink) return refusal(409, -32000, "Conflict: this session has its GET stream open already")
+    this.closeStream(s)
+    const sink = new SseSink(this.settings.keepAliveMs, () => this.dropped(s, sink))
+    s.stream = s.events.open(sink)
     server?.timeout(request, 0)
-    stream.write(": stream open\n\n")
-    return new Response(stream.body, { headers: { [SESSION_HEADER]: s.id, ...SSE_HEADERS } })
+    return new Response(sink.body, { headers })
   }
 
   private delete(request: Request): Response {
@@ -345,11 +281,13 @@ export class McpHttpHandler {
       id,
       client: this.host.attachClient((message, _pool, instance) => this.deliver(session, message, instance)),
       waiting: new Map(),
+      events: new SessionEvents(this.settings.replayBytes),
       stream: null,
       instance: -1,
       idle: null,
     }
     this.sessions.set(id, session)
+    this.counts.opened++
     return session
   }
 
@@ -361,6 +299,7 @@ export class McpHttpHandler {
       const w = key === undefined ? undefined : s.waiting.get(key)
       if (!w) return
       s.waiting.delete(key!)
+      clearTimeout(w.resume)
       this.arm(s)
       return w.answered(message)
     }
@@ -369,27 +308,43 @@ export class McpHttpHandler {
       const params = message.params as { progressToken?: unknown } | undefined
       for (const w of s.waiting.values())
         if (w.busToken !== undefined && w.busToken === params?.progressToken && w.stream)
-          return w.stream.send({ ...message, params: { ...params, progressToken: w.progressToken } })
+          return s.events.send(w.stream, { ...message, params: { ...params, progressToken: w.progressToken } })
       return
     }
+    if (s.stream) return s.events.send(s.stream, message)
     let latest: Waiter | undefined
-    for (const w of s.waiting.values()) if (w.stream && !w.stream.closed) latest = w
-    if (s.stream && !s.stream.closed) return s.stream.send(message)
+    for (const w of s.waiting.values()) if (w.stream && !w.stream.finished) latest = w
     // no GET stream: on the stream of a request in flight, the one it most likely comes of (a log line, sampling)
-    latest?.stream?.send(message)
+    if (latest) s.events.send(latest.stream!, message)
+  }
+
+  /**
+   * An SSE connection broke. The spec's client resumes it with Last-Event-ID rather than cancel: a request whose
+   * stream it was is given up only if no resumption comes within resumeWindowMs; the GET stream is kept meanwhile.
+   */
+  private dropped(s: Session, sink: SseSink): void {
+    for (const [key, w] of s.waiting)
+      if (w.stream?.sink === sink) {
+        s.events.detach(w.stream, sink)
+        clearTimeout(w.resume)
+        w.resume = setTimeout(() => w.stream!.sink || this.gone(s, key, w), this.settings.resumeMs)
+        w.resume.unref?.()
+        return
+      }
+    if (s.stream) s.events.detach(s.stream, sink)
   }
 
   /** The client went away before its answer: the worker is told to cancel it (never an initialize). */
-  private gone(s: Session, key: string | number, w: Waiter, id: unknown, initialize: boolean): void {
+  private gone(s: Session, key: string | number, w: Waiter): void {
     if (s.waiting.get(key) !== w) return
     s.waiting.delete(key)
     w.answered({ jsonrpc: "2.0", id: idOf(key), error: { code: -32800, message: "the HTTP client disconnected" } })
-    if (initialize || !this.sessions.has(s.id)) return
+    if (w.initialize || !this.sessions.has(s.id)) return
     const cancel = {
       jsonrpc: "2.0",
       method: "notifications/cancelled",
-      params: { requestId: id, reason: "the HTTP client disconnected" },
-      ...(this.pool !== undefined ? { pool: this.pool } : {}),
+      params: { requestId: idOf(key), reason: "the HTTP client disconnected" },
+      ...(this.settings.pool !== undefined ? { pool: this.settings.pool } : {}),
     }
     void this.host.ingest(s.client, JSON.stringify(cancel))
   }
@@ -399,13 +354,13 @@ export class McpHttpHandler {
     s.idle?.clear()
     s.idle = longTimeout(() => {
       if (!this.sessions.has(s.id)) return
-      if (s.waiting.size > 0 || (s.stream && !s.stream.closed)) return this.arm(s)
-      this.end(s, `it was idle for ${this.idleMs} ms (idleTimeoutMs)`)
-    }, this.idleMs).unref()
+      if (s.waiting.size > 0 || s.stream?.sink) return this.arm(s)
+      this.end(s, `it was idle for ${this.settings.idleMs} ms (idleTimeoutMs)`)
+    }, this.settings.idleMs).unref()
   }
 
   private closeStream(s: Session): void {
-    s.stream?.close()
+    if (s.stream) s.events.finish(s.stream)
     s.stream = null
   }
 
@@ -413,7 +368,10 @@ export class McpHttpHandler {
   private end(s: Session, why: string): void {
     if (!this.sessions.delete(s.id)) return
     s.idle?.clear()
-    for (const [key, w] of s.waiting) w.answered({ jsonrpc: "2.0", id: idOf(key), error: ended(why) })
+    for (const [key, w] of s.waiting) {
+      clearTimeout(w.resume)
+      w.answered({ jsonrpc: "2.0", id: idOf(key), error: ended(why) })
+    }
     s.waiting.clear()
     this.closeStream(s)
     s.client.close()

@@ -37,13 +37,19 @@ export function stdioFamilies(st: StdioBusStats): MetricFamily[] {
     "gauge",
     "requests a worker holds now, by pool and index",
   )
+  const sessions = family(
+    "slotbus_stdio_worker_sessions",
+    "gauge",
+    "sessions pinned to a worker now, by pool and index",
+  )
   const processes = []
   for (const p of st.pools)
     for (const i of p.instances) {
       const labels = { pool: p.id, worker: String(i.index) }
       restarts.add(labels, i.restarts)
       busy.add(labels, i.inFlight)
+      sessions.add(labels, i.sessions)
       if (i.pid > 0) processes.push({ labels, figures: readProcess(i.pid) })
     }
-  return [...out, workers, clients, restarts, busy, ...processFamilies(processes)]
+  return [...out, workers, clients, restarts, busy, sessions, ...processFamilies(processes)]
 }

@@ -28,6 +28,8 @@ export interface Pending {
   written: boolean
   /** Why the caller gave up, for the worker's cancel notification; null: the worker was told by the client itself. */
   abandonReason?: string | null
+  /** Requests the worker sent its client that the bus counted as asked for this one (Books.askee). */
+  asks?: number
 }
 
 /** A request a worker sent to a client: answered only by that client, under an id nobody can guess. */

@@ -13,7 +13,7 @@ import { LineSplitter } from "./lines.ts"
 import type { Instance, Pool } from "./pool.ts"
 import type { Books } from "./books.ts"
 import type { Router } from "./router.ts"
-import type { JsonRpcMessage, LogLevel, StdioReloadOptions } from "./types.ts"
+import type { BusClient, JsonRpcMessage, LogLevel, StdioReloadOptions } from "./types.ts"
 
 type WorkerProc = Process<"pipe", "pipe", "pipe">
 
@@ -285,6 +285,25 @@ export class Workers {
     }
   }
 
+  /**
+   * Who gets a request a worker sends its client: the owner of its sessionId, or of the one request in flight there it
+   * most likely comes of (Books.askee) among the clients pinned to it whose handshake declared the capability the
+   * method needs; else the first such client.
+   */
+  private askee(instance: Instance, msg: JsonRpcMessage): BusClient {
+    const owners = this.router.ownersOf(instance, msg)
+    if (owners.length <= 1 || typeof msg.sessionId === "string") return owners[0] ?? this.router.embedded
+    const needs = CAPABILITY[msg.method!]
+    const may = (key: string | null) => needs === undefined || key === null || this.handshakes.declares(key, needs)
+    const p = this.books.askee(instance, (p) => owners.includes(p.client!) && may(p.sessionKey))
+    if (p) return p.client!
+    for (const key of instance.sessions) {
+      const owner = this.router.sessions.get(key)?.owner
+      if (owner && owners.includes(owner) && may(key)) return owner
+    }
+    return owners[0]!
+  }
+
   private fromWorker(instance: Instance, line: string): void {
     this.counts.messagesIn++
     let msg: JsonRpcMessage
@@ -325,14 +344,31 @@ export class Workers {
       return p.client!.deliver(msg, poolId, instance.index)
     }
     if ("id" in msg) {
-      const client = this.router.ownersOf(instance, msg)[0] ?? this.router.embedded
+      const client = this.askee(instance, msg)
       msg.id = this.books.ask(instance, client, msg.id ?? null)
       return client.deliver(msg, poolId, instance.index)
+    }
+    if (msg.method === "notifications/cancelled") {
+      // the worker gives up a request it sent: only the client asked is told, under the id it was given
+      const params = msg.params as { requestId?: unknown } | undefined
+      const busId = this.books.askedAs(instance, params?.requestId)
+      const asked = busId === undefined ? undefined : this.books.asked.get(busId)
+      if (asked) {
+        this.books.forgetAsked(busId!)
+        return asked.client.deliver({ ...msg, params: { ...params, requestId: busId } }, poolId, instance.index)
+      }
     }
     const owners = this.router.ownersOf(instance, msg)
     if (owners.length === 0) return this.router.embedded.deliver(msg, poolId, instance.index)
     for (const c of owners) c.deliver(msg, poolId, instance.index)
   }
+}
+
+/** The client capability a worker's request to its client needs (MCP). */
+const CAPABILITY: Readonly<Record<string, string>> = {
+  "sampling/createMessage": "sampling",
+  "elicitation/create": "elicitation",
+  "roots/list": "roots",
 }
 
 function levelOf(line: string): LogLevel {

@@ -10,6 +10,22 @@ import { PEER_RUNTIMES, peerChild, peerSkip, removeNodeBuilds } from "../support
 const EVERYTHING = join(REPO, "node_modules", "@modelcontextprotocol", "server-everything", "dist", "index.js")
 afterAll(removeNodeBuilds)
 
+/** The SSE text of `body` until a chunk containing `until` (then the connection is dropped), or to its end. */
+async function sseUntil(body: ReadableStream<Uint8Array>, until: string | null): Promise<string> {
+  const reader = body.getReader()
+  let text = ""
+  for (;;) {
+    const { value, done } = await reader.read()
+    if (done) return text
+    text += new TextDecoder().decode(value)
+    if (until !== null && text.includes(until) && text.endsWith("\n\n")) {
+      await reader.cancel()
+      return text
+    }
+  }
+}
+const lastId = (text: string) => [...text.matchAll(/^id: (\S+)$/gm)].at(-1)![1]!
+
 describe.each(PEER_RUNTIMES)("bus.mcpHandler() in a node:http server under %s", (runtime) => {
   const skip = peerSkip(runtime)
   if (skip) console.log(`skipping the ${runtime} MCP HTTP front: ${skip}`)
@@ -37,6 +53,31 @@ describe.each(PEER_RUNTIMES)("bus.mcpHandler() in a node:http server under %s", 
         )
         expect(progress).toEqual([1, 2, 3])
         const id = transport.sessionId!
+        // a POST's SSE stream dropped after its first progress, resumed by a GET with Last-Event-ID: nothing lost
+        const call = {
+          jsonrpc: "2.0",
+          id: "long",
+          method: "tools/call",
+          params: {
+            name: "trigger-long-running-operation",
+            arguments: { duration: 1, steps: 4 },
+            _meta: { progressToken: 1 },
+          },
+        }
+        const sse = {
+          "content-type": "application/json",
+          accept: "application/json, text/event-stream",
+          "mcp-session-id": id,
+        }
+        const posted = await fetch(url, { method: "POST", headers: sse, body: JSON.stringify(call) })
+        const first = await sseUntil(posted.body!, "notifications/progress")
+        const resumed = await fetch(url, {
+          headers: { accept: "text/event-stream", "mcp-session-id": id, "last-event-id": lastId(first) },
+        })
+        expect(resumed.status).toBe(200)
+        const all = first + (await sseUntil(resumed.body!, null))
+        expect([...all.matchAll(/"progress":(\d)/g)].map((m) => Number(m[1]))).toEqual([1, 2, 3, 4])
+        expect(all).toMatch(/data: \{"result":\{[^\n]*Long running operation completed[^\n]*"id":"long"\}\n/)
         await transport.terminateSession()
         const after = await fetch(url, {
           method: "POST",

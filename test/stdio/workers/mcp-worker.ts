@@ -2,9 +2,15 @@
 // cancel tests. Tools: count { steps, stepMs } sends notifications/progress after each step while its request is
 // not cancelled, then answers; echo { message } answers at once. stderr says when a count starts and when it is
 // cancelled, with the request id this server saw: "count <id> started", "count <id> cancelled after step <n>: <reason>".
+// ask { timeoutMs } asks its client for sampling and gives up after timeoutMs (the SDK then sends the client
+// notifications/cancelled for it), answering "asked: <text>" or "ask gave up: <error>".
 import { Server } from "@modelcontextprotocol/sdk/server/index.js"
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js"
-import { CallToolRequestSchema, ListToolsRequestSchema } from "@modelcontextprotocol/sdk/types.js"
+import {
+  CallToolRequestSchema,
+  CreateMessageResultSchema,
+  ListToolsRequestSchema,
+} from "@modelcontextprotocol/sdk/types.js"
 
 const server = new Server({ name: "slotbus-cancel-test", version: "1.0.0" }, { capabilities: { tools: {} } })
 const number = { type: "number" } as const
@@ -13,12 +19,30 @@ server.setRequestHandler(ListToolsRequestSchema, async () => ({
   tools: [
     { name: "count", inputSchema: { type: "object", properties: { steps: number, stepMs: number } } },
     { name: "echo", inputSchema: { type: "object", properties: { message: { type: "string" } } } },
+    { name: "ask", inputSchema: { type: "object", properties: { timeoutMs: number } } },
   ],
 }))
 
 server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
-  const args = (request.params.arguments ?? {}) as { steps?: number; stepMs?: number; message?: string }
+  const args = (request.params.arguments ?? {}) as {
+    steps?: number
+    stepMs?: number
+    message?: string
+    timeoutMs?: number
+  }
   if (request.params.name === "echo") return { content: [{ type: "text", text: `Echo: ${args.message}` }] }
+  if (request.params.name === "ask") {
+    const sampling = {
+      method: "sampling/createMessage" as const,
+      params: { messages: [{ role: "user" as const, content: { type: "text" as const, text: "?" } }], maxTokens: 9 },
+    }
+    try {
+      const r = await extra.sendRequest(sampling, CreateMessageResultSchema, { timeout: args.timeoutMs ?? 60_000 })
+      return { content: [{ type: "text", text: `asked: ${(r.content as { text?: string }).text}` }] }
+    } catch (e) {
+      return { content: [{ type: "text", text: `ask gave up: ${(e as Error).message}` }] }
+    }
+  }
   const steps = args.steps ?? 5
   const stepMs = args.stepMs ?? 100
   const token = request.params._meta?.progressToken
