@@ -8,6 +8,7 @@ import { join } from "node:path"
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
 import { CreateMessageRequestSchema } from "@modelcontextprotocol/sdk/types.js"
+import { Hono } from "hono"
 import type { McpHttpListener, McpHttpListenOptions, StdioBus, StdioBusConfigInput } from "../../src/stdio/index.ts"
 import { until } from "../support/helpers.ts"
 import { withBus } from "../support/stdio/stdio.ts"
@@ -383,21 +384,26 @@ describe("MCP Streamable HTTP in front of a stdio pool", () => {
     })
   }, 60_000)
 
-  test("bus.mcpHandler() in an app's own server: Bun.serve and node:http under Bun", async () => {
+  test("bus.mcpHandler() in an app's own server: Bun.serve, a Hono route and node:http under Bun", async () => {
     await withBus(everything(1), async (bus) => {
       const handler = bus.mcpHandler()
       const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: (r, s) => handler.fetch(r, s) })
+      const app = new Hono().all("/mcp", (c) => handler.fetch(c.req.raw)).get("/", (c) => c.text("the app"))
+      const hono = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: app.fetch })
       const node = createServer(handler.nodeListener())
       await new Promise<void>((r) => node.listen(0, "127.0.0.1", r))
       try {
         const port = (node.address() as { port: number }).port
-        for (const url of [`http://127.0.0.1:${server.port}/anywhere`, `http://127.0.0.1:${port}/mcp`]) {
+        const urls = [`http://127.0.0.1:${server.port}/anywhere`, `http://127.0.0.1:${hono.port}/mcp`]
+        for (const url of [...urls, `http://127.0.0.1:${port}/mcp`]) {
           const c = await mcpClient(url)
           expect(text(await c.client.callTool({ name: "echo", arguments: { message: url } }))).toBe(`Echo: ${url}`)
           await c.client.close()
         }
+        expect(await (await fetch(`http://127.0.0.1:${hono.port}/`)).text()).toBe("the app")
       } finally {
         await server.stop(true)
+        await hono.stop(true)
         await new Promise((r) => node.close(r))
       }
     })
