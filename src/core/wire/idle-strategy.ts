@@ -10,6 +10,13 @@ import { checkNumber, checkOptions, optionNames } from "../../kit/index.ts"
  */
 export type IdleStrategy = "spin" | "adaptive" | "park" | { spinMicros: number; parkAfterMs: number }
 
+const SPIN_NS = 50_000
+// 20 µs a turn: longer than the caller's think time between an answer and its next request, so a worker does not
+// leave for an event-loop turn (~7 µs) just before it lands (2 µs made 1-in-flight p50s bimodal, 1.5 or 9 µs;
+// docs/perf/request-path.md, round four).
+const ADAPTIVE_SPIN_NS = 20_000
+const ADAPTIVE_PARK_AFTER_NS = 1_000_000
+
 /** What a pump does after a run that found nothing; times are ns on one clock. */
 export interface Idler {
   /** How long a fruitless run busy-polls, synchronously, before it gives the turn back (0: not at all). */
@@ -40,7 +47,7 @@ export class SpinIdler implements Idler {
   readonly parks = false
   readonly parksAtOnce = false
   readonly yieldsToCrowd = false
-  constructor(readonly spinNs = 50_000) {}
+  constructor(readonly spinNs = SPIN_NS) {}
   reset() {}
   idle(): boolean {
     return false
@@ -70,12 +77,9 @@ export class AdaptiveIdler implements Idler {
   private parkAfterNs: number
 
   constructor(
-    // 20 µs a turn: longer than the caller's think time between an answer and its next request, so a worker
-    // does not leave for an event-loop turn (~7 µs) just before it lands (2 µs made 1-in-flight p50s bimodal,
-    // 1.5 or 9 µs; docs/perf/request-path.md, round four).
-    readonly spinNs = 20_000,
-    private readonly baseParkAfterNs = 1_000_000,
-    readonly yieldsToCrowd = false,
+    readonly spinNs: number,
+    private readonly baseParkAfterNs: number,
+    readonly yieldsToCrowd: boolean,
     start: IdlerStart = {},
   ) {
     this.lastWork = start.startedAt ?? 0
@@ -105,7 +109,7 @@ const IDLE_OBJECT = optionNames<Exclude<IdleStrategy, string>>({ spinMicros: tru
 /** The idler an idle strategy names, checked; `where` names the option in messages ("SlotBus.listen idle"). */
 export function idler(idle: IdleStrategy = "adaptive", where = "idle", start: IdlerStart = {}): Idler {
   if (idle === "spin") return new SpinIdler()
-  if (idle === "adaptive") return new AdaptiveIdler(undefined, undefined, true, start)
+  if (idle === "adaptive") return new AdaptiveIdler(ADAPTIVE_SPIN_NS, ADAPTIVE_PARK_AFTER_NS, true, start)
   if (idle === "park") return new ParkIdler()
   if (typeof idle === "object" && idle !== null) {
     checkOptions(idle, IDLE_OBJECT, where, { required: ["spinMicros", "parkAfterMs"] })
