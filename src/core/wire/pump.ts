@@ -11,7 +11,7 @@ const now = nanoseconds
 const MAX_MICROTASK_NS = 1_000_000 // let timers and I/O in at least once a millisecond
 const YIELD_EVERY_NS = 5_000
 const POLLS_PER_CLOCK = 8
-/** How long a new connection's pumps poll before they first park for want of work (PumpDuties.startupPollNs). */
+/** How long a new connection's pumps poll from their first work before they park for want of it (startupPollNs). */
 export const STARTUP_POLL_NS = 250_000_000
 // A run that found work reads no clock; a chain of them looks at it every this many runs (≤ 16 × a 20 µs spin).
 const CLOCK_EVERY_RUNS = 16
@@ -64,10 +64,12 @@ export interface PumpDuties {
   /** collect threw: the pump goes on regardless (it never stops without parking). */
   onError?: (e: unknown) => void
   /**
-   * A new connection's pumps poll this long before they first park for want of work (adaptive; park mode parks
-   * anyway, and a busy machine's spells still park). A fresh worker's JIT threads hold a CPU for its first
-   * ~200 ms; a side that parks then is woken by the scheduler onto its waker's CPU, and hub and worker take turns
-   * on one CPU until the scheduler parts them (2.7 µs round trips against 1.3 µs; docs/perf/request-path.md).
+   * A new connection's pumps poll this long from the first work they find before they park for want of it
+   * (adaptive; park mode parks anyway, and a busy machine's spells still park). A fresh worker's JIT threads hold a
+   * CPU for its first ~200 ms; a side that parks then is woken by the scheduler onto its waker's CPU, and hub and
+   * worker take turns on one CPU until the scheduler parts them (2.7 µs round trips against 1.3 µs;
+   * docs/perf/request-path.md). Not before the first work: an idle bus's fresh worker would hold a CPU for nothing,
+   * and put the busy buses' pairs of a 2-CPU front on one CPU (docs/perf/round-nine-cliffs.md).
    */
   startupPollNs?: number
   /**
@@ -115,7 +117,8 @@ export class Pump {
   private resting = false
   private stopped = false
   private lastProgress = now()
-  private readonly pollUntil: number
+  private pollUntil = 0
+  private startupPollNs: number // until the first work: then pollUntil is set from it, and this is 0
   private readonly sharing: CpuSharing
   private chainStart = 0
   private chainRuns = 0
@@ -143,7 +146,7 @@ export class Pump {
     this.sharing = new CpuSharing(chan.peerCpu && (() => (now() < settled ? -1 : chan.peerCpu!())))
     this.parkAfterNs = this.t.parkAfterNs
     this.byGaps = duties.parkAfterGaps === true && this.t.parkAfterNs > 0 && this.t.parkAfterNs < Infinity
-    this.pollUntil = this.t.parkAfterNs > 0 ? now() + (duties.startupPollNs ?? 0) : 0
+    this.startupPollNs = this.t.parkAfterNs > 0 ? (duties.startupPollNs ?? 0) : 0
     this.resting = duties.rest === true // a resting pump starts on resume(); one that parks starts on kick()
     this.mayCrowd = (idle === undefined || idle === "adaptive") && duties.crowded !== undefined
     chan.listenDoorbell((count) => {
@@ -294,6 +297,7 @@ export class Pump {
     if (workCount > 0) {
       // progress: no clock, no yield, no park-after check (the next fruitless run dates it)
       this.progressed = true
+      if (this.startupPollNs > 0) (this.pollUntil = now() + this.startupPollNs), (this.startupPollNs = 0)
       this.kicked = false
       if (!this.wanted()) return this.restOrPark()
       return this.schedule(true)
