@@ -144,8 +144,9 @@ export async function main(argv: string[]): Promise<number> {
   const machine = describeMachine()
   process.on("exit", killAll)
   // setups: one bus alone per runtime, then each N > 1 with the runtimes in turn
+  const runtimes = [...new Set(kinds)]
   const setups: Kind[][] = [
-    ...kinds.map((k) => [k]),
+    ...runtimes.map((k) => [k]),
     ...o.buses.filter((n) => n > 1).map((n) => Array.from({ length: n }, (_, i) => kinds[i % kinds.length]!)),
   ]
   const got = setups.map((kinds) => kinds.map(() => [] as { p50: number; p99: number }[]))
@@ -161,7 +162,7 @@ export async function main(argv: string[]): Promise<number> {
   } finally {
     node?.remove()
   }
-  const alone = new Map(kinds.map((k, i) => [k, median(got[i]![0]!.map((x) => x.p50))]))
+  const alone = new Map(runtimes.map((k, i) => [k, median(got[i]![0]!.map((x) => x.p50))]))
   const rows: BusesRow[] = setups.flatMap((ks, i) =>
     ks.map((k, b) => {
       const p50 = median(got[i]![b]!.map((x) => x.p50))

@@ -86,3 +86,13 @@ test("without a Node, bench buses says so with the install line and measures Bun
   expect(rows.map((r) => r.worker)).toEqual(["bun", "bun", "bun"])
   expect(leftovers()).toEqual([])
 }, 120_000)
+
+test("a runtime named twice in --workers is measured alone once, and takes its turns", async () => {
+  const { rows } = await bench({}, "--workers", "bun,bun", "--buses", "2", "--rounds", "1", "--requests", "20")
+  expect(rows.map((r): unknown[] => [r.buses, r.bus, r.worker])).toEqual([
+    [1, 0, "bun"],
+    [2, 0, "bun"],
+    [2, 1, "bun"],
+  ])
+  expect(leftovers()).toEqual([])
+}, 120_000)
