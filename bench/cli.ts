@@ -10,6 +10,7 @@
 //   slotbus bench fronts [options]              bench/fronts  one front against several on one port (reusePort)
 //   slotbus bench carry [options]               bench/carry   carrying an answer behind a front (Bun's, Node's), against direct
 //   slotbus bench node [options]                bench/node    an Express front in Node 26: inline, piscina, cluster, slotbus
+//   slotbus bench buses [options]               bench/buses   a front with 1, 2, 4 and 8 buses: each bus's round trip vs alone
 //   slotbus bench compare <ref> [<ref2>]        bench/compare this tree (or ref2) against a git ref, interleaved
 // bench/http (the hub against Bun.serve and a fetch proxy) runs with bun directly: see bench/README.md.
 
@@ -40,6 +41,8 @@ export async function main(argv: string[]): Promise<number> {
       return (await import("./carry/cli.ts")).main(rest)
     case "node":
       return (await import("./node/cli.ts")).main(rest)
+    case "buses":
+      return (await import("./buses/cli.ts")).main(rest)
     case "compare":
       return (await import("./compare/cli.ts")).main(rest)
     default:

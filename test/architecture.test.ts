@@ -242,6 +242,7 @@ const BENCH_ROOMS = [
   "remote",
   "realwork",
   "fronts",
+  "buses",
   "carry",
   "node",
   "compare",

@@ -10,14 +10,15 @@ import { median, range } from "../lib/samples.ts"
 import type { Measured } from "./measure.ts"
 
 const USAGE = `usage: slotbus bench compare <ref> [<ref2>] [--rounds 3] [--seconds 2]
-                             [--only core,http,events,realwork,carry] [--client wrk|fetch]
+                             [--only core,http,events,realwork,carry,buses] [--client wrk|fetch]
 
 Measures this work tree (uncommitted changes included), or <ref2> when given, against <ref> (a branch, tag or
 commit), alternating the two within each round so that both see the same machine. Measures: request/response
 (64 B and 64 KiB, 1 and 32 in flight), the HTTP hub (1 and 16 clients), an events round trip, real work
 (\`bench realwork\`'s ~2 ms page and its cached copy, no work, through slotbus RPC and bus.fetch, 16 clients: req/s,
 p50 and CPU per request) and carrying (\`bench carry\`'s small JSON answer behind Bun.serve through bus.fetch and
-RPC, 2 workers, 16 clients: the same figures); those two take whole --seconds, at least 1. Prints each measure's
+RPC, 2 workers, 16 clients: the same figures); those two take whole --seconds, at least 1. Not by default: buses
+(bus A's 64 B round trip over the 200 ms after 1, 2, 4 buses beside it got fresh idle workers). Prints each measure's
 ratio (new ÷ old; median and range over the rounds) and a line for each that got more than 10% worse; exits 1 if
 any did. Run it against main before landing a change to csrc/, src/core, src/http, src/events or the
 idle code, and quote it in the change's note.`
@@ -96,10 +97,10 @@ export async function main(argv: string[]): Promise<number> {
     !Number.isInteger(rounds) ||
     rounds < 1 ||
     !(seconds > 0) ||
-    only.some((m) => !/^(core|http|events|realwork|carry)$/.test(m))
+    only.some((m) => !/^(core|http|events|realwork|carry|buses)$/.test(m))
   ) {
     console.error(
-      `--rounds is an integer ≥ 1, --seconds > 0, --only a list of core, http, events, realwork, carry\n\n${USAGE}`,
+      `--rounds is an integer ≥ 1, --seconds > 0, --only a list of core, http, events, realwork, carry, buses\n\n${USAGE}`,
     )
     return 2
   }

@@ -1,7 +1,7 @@
 // One build's measures for `slotbus bench compare`: the library is imported from `--root` (a work tree, built), the
 // harness is this file, so two builds are measured by the same code. Prints one JSON line per measure:
 //   {"measure":"core 64 B, 1 in flight","perS":…,"p50us":…}
-// Usage: bun bench/compare/measure.ts --root=<tree> --measure=core|http|events|realwork|carry [--seconds=2]
+// Usage: bun bench/compare/measure.ts --root=<tree> --measure=core|buses|http|events|realwork|carry [--seconds=2]
 //                                    [--client=wrk|fetch]
 // Its children run this file too, in a role: echo (a SlotWorker), app (a hubWorker), pong (a topic responder).
 // Only API every build since streams has is used: SlotBus.listen, bus.call, SlotWorker.connect, createHub,
@@ -59,6 +59,38 @@ async function measureCore() {
   } finally {
     await worker.kill()
     await bus.close({ drain: false })
+  }
+}
+
+/**
+ * A front that opens more buses: bus A's 64 B round trip, 1 in flight, over the 200 ms after the buses beside it got
+ * their fresh, idle workers (1, then 2, then 4 buses; 50 ms of it warm-up), when a worker's start was dearest to its
+ * neighbours (docs/perf/round-nine-cliffs.md): as a front starts its pools, or a pool restarts a worker.
+ */
+async function measureBuses() {
+  const { SlotBus } = await core()
+  const open: { bus: Awaited<ReturnType<Core["SlotBus"]["listen"]>>; worker: Child }[] = []
+  const add = async () => {
+    const bus = await SlotBus.listen(`cmp-${process.pid}-${open.length}`, { slots: 32 })
+    const worker = child("echo", [`--bus=${bus.name}`])
+    open.push({ bus, worker })
+    await worker.whileAlive(bus.waitForWorkers(1, 10_000), "an echo worker")
+  }
+  try {
+    await add()
+    const body = new Uint8Array(64).fill(7)
+    const a = open[0]!.bus
+    await closedLoop(() => a.call(body), 1, 300, {}) // bus A's own start
+    for (const n of [1, 2, 4]) {
+      while (open.length < n) await add()
+      const r = await closedLoop(() => a.call(body), 1, 200, {})
+      print({ measure: `buses: A of ${n}, 64 B, fresh idle others`, perS: r.perS, p50us: r.p50us })
+    }
+  } finally {
+    for (const { bus, worker } of open) {
+      await worker.kill()
+      await bus.close({ drain: false })
+    }
   }
 }
 
@@ -197,6 +229,7 @@ switch (args.role) {
   default: {
     const measures: Record<string, () => Promise<void>> = {
       core: measureCore,
+      buses: measureBuses,
       http: measureHttp,
       events: measureEvents,
       realwork: measureRealwork,

@@ -3,15 +3,18 @@
  * slotbus's bookkeeping (no rendezvous, no validation, no generations), but the same three copies per echo:
  * request in, request to response (worker), response out.
  *
- *   floor <spin|futex> <size> <inflight> <ms> <samples-file>
+ *   floor <spin|futex|yield> <size> <inflight> <ms> <samples-file>
  *
  * spin: both sides busy-poll. futex: a side with nothing to do sleeps on the ring's tail at once (no spinning),
- * so every message pays a wake-up. Writes one u32 round-trip time in ns per measured request to samples-file
+ * so every message pays a wake-up. yield: a side with nothing to do calls sched_yield after every empty poll, as a
+ * slotbus pump that finds its peer on its own CPU does: pinned to one CPU (taskset -c 0), the floor of a pair that
+ * shares one (docs/perf/round-nine-cliffs.md). Writes one u32 round-trip time in ns per measured request to samples-file
  * and prints one JSON line: count, elapsed_s, hub_cpu_s, worker_cpu_s (each side's own getrusage). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include <linux/futex.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -45,6 +48,7 @@ typedef struct {
 } shared;
 
 static int use_futex;
+static int use_yield;
 
 static void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -83,7 +87,10 @@ static uint32_t pop(ring *r, uint32_t *head, int block) {
     if (t != *head) return r->ent[(*head)++ % RING];
     if (!block) return STOP;
     if (!use_futex) {
-      cpu_relax();
+      if (use_yield)
+        sched_yield();
+      else
+        cpu_relax();
       continue;
     }
     atomic_store_explicit(&r->parked, 1, memory_order_seq_cst);
@@ -110,14 +117,15 @@ static void serve(shared *sh, uint8_t *arenas, size_t size) {
 
 int main(int argc, char **argv) {
   if (argc != 6) {
-    fprintf(stderr, "usage: floor <spin|futex> <size> <inflight> <ms> <samples-file>\n");
+    fprintf(stderr, "usage: floor <spin|futex|yield> <size> <inflight> <ms> <samples-file>\n");
     return 2;
   }
   use_futex = strcmp(argv[1], "futex") == 0;
+  use_yield = strcmp(argv[1], "yield") == 0;
   size_t size = strtoul(argv[2], NULL, 10);
   uint32_t inflight = (uint32_t)strtoul(argv[3], NULL, 10);
   uint64_t run_ns = strtoull(argv[4], NULL, 10) * 1000000u;
-  if ((!use_futex && strcmp(argv[1], "spin")) || size == 0 || inflight == 0 || inflight > MAX_INFLIGHT) {
+  if ((!use_futex && !use_yield && strcmp(argv[1], "spin")) || size == 0 || inflight == 0 || inflight > MAX_INFLIGHT) {
     fprintf(stderr, "floor: bad arguments\n");
     return 2;
   }

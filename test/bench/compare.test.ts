@@ -49,7 +49,7 @@ test("HEAD against this tree: the ref built in a worktree, a row per measure, ex
       "--seconds",
       "0.3",
       "--only",
-      "core,events,realwork",
+      "core,events,realwork,buses",
     ],
     { cwd: repo, timeoutMs: 240_000 },
   )
@@ -62,6 +62,9 @@ test("HEAD against this tree: the ref built in a worktree, a row per measure, ex
     "core 64 KiB, 1 in flight",
     "core 64 KiB, 32 in flight",
     "events round trip, 64 B",
+    "buses: A of 1, 64 B, fresh idle others",
+    "buses: A of 2, 64 B, fresh idle others",
+    "buses: A of 4, 64 B, fresh idle others",
     "real work slotbus RPC, page",
     "real work bus.fetch, page",
     "real work slotbus RPC, cached",

@@ -27,8 +27,9 @@ export interface Idler {
   readonly parksAtOnce: boolean
   /** It gives way to a crowded bus (more processes than CPUs) by parking at once: the default strategy only. */
   readonly yieldsToCrowd: boolean
-  /** Work was done at t: the quiet time starts again (Agrona's reset()). */
-  reset(t: number): void
+  /** Work was done at t (`work` false: a wake-up or a kick, no work yet): the quiet time starts again (Agrona's
+   * reset()). */
+  reset(t: number, work?: boolean): void
   /** A run at t found nothing: whether to park now (true) or poll again in a later turn (Agrona's idle(0)). */
   idle(t: number): boolean
 }
@@ -71,7 +72,8 @@ export class AdaptiveIdler implements Idler {
   readonly parks = true
   readonly parksAtOnce = false
   private lastWork: number
-  private readonly pollUntil: number
+  private pollUntil = 0
+  private startupPollNs: number // until the first work: then pollUntil is set from it, and this is 0
   private readonly byGaps: boolean
   private gapNs = 0 // the recent time between arrivals (an exponential average of the gaps under 100 ms)
   private parkAfterNs: number
@@ -83,12 +85,15 @@ export class AdaptiveIdler implements Idler {
     start: IdlerStart = {},
   ) {
     this.lastWork = start.startedAt ?? 0
-    this.pollUntil = this.lastWork + (start.startupPollNs ?? 0)
+    this.startupPollNs = start.startupPollNs ?? 0
     this.byGaps = start.parkAfterGaps === true
     this.parkAfterNs = baseParkAfterNs
   }
 
-  reset(t: number) {
+  reset(t: number, work = true) {
+    // the startup poll opens at the first work, not at the connection: an idle bus's fresh worker would hold a CPU
+    // for nothing (docs/perf/round-nine-cliffs.md)
+    if (work && this.startupPollNs > 0) (this.pollUntil = t + this.startupPollNs), (this.startupPollNs = 0)
     const gap = t - this.lastWork
     this.lastWork = t
     if (!this.byGaps || gap <= 0 || gap >= 100_000_000) return

@@ -11,7 +11,7 @@ const now = nanoseconds
 const MAX_MICROTASK_NS = 1_000_000 // let timers and I/O in at least once a millisecond
 const YIELD_EVERY_NS = 5_000
 const POLLS_PER_CLOCK = 8
-/** How long a new connection's pumps poll before they first park for want of work (PumpDuties.startupPollNs). */
+/** How long a new connection's pumps poll from their first work before they park for want of it (startupPollNs). */
 export const STARTUP_POLL_NS = 250_000_000
 // A run that found work reads no clock; a chain of them looks at it every this many runs (≤ 16 × a 20 µs spin).
 const CLOCK_EVERY_RUNS = 16
@@ -64,10 +64,12 @@ export interface PumpDuties {
   /** collect threw: the pump goes on regardless (it never stops without parking). */
   onError?: (e: unknown) => void
   /**
-   * A new connection's pumps poll this long before they first park for want of work (adaptive; park mode parks
-   * anyway, and a busy machine's spells still park). A fresh worker's JIT threads hold a CPU for its first
-   * ~200 ms; a side that parks then is woken by the scheduler onto its waker's CPU, and hub and worker take turns
-   * on one CPU until the scheduler parts them (2.7 µs round trips against 1.3 µs; docs/perf/request-path.md).
+   * A new connection's pumps poll this long from the first work they find before they park for want of it
+   * (adaptive; park mode parks anyway, and a busy machine's spells still park). A fresh worker's JIT threads hold a
+   * CPU for its first ~200 ms; a side that parks then is woken by the scheduler onto its waker's CPU, and hub and
+   * worker take turns on one CPU until the scheduler parts them (2.7 µs round trips against 1.3 µs;
+   * docs/perf/request-path.md). Not before the first work: an idle bus's fresh worker would hold a CPU for nothing,
+   * and put the busy buses' pairs of a 2-CPU front on one CPU (docs/perf/round-nine-cliffs.md).
    */
   startupPollNs?: number
   /**
@@ -196,7 +198,7 @@ export class Pump {
     this.chan.noteCpu?.(native.sb_cpu())
     this.parked = false
     this.resting = false
-    this.idler.reset(now())
+    this.idler.reset(now(), false)
     this.schedule(true) // in this turn: the ring was its I/O (a ring while a run is scheduled costs nothing more)
   }
 
@@ -297,7 +299,7 @@ export class Pump {
       this.sharing.yielded(back - t, this.whereAfterYield(back - t))
       t = back
     }
-    if (this.progressed || this.kicked) this.idler.reset(t)
+    if (this.progressed || this.kicked) this.idler.reset(t, this.progressed)
     this.progressed = this.kicked = false
     if (!this.wanted()) return this.restOrPark()
     if (this.idler.idle(t)) return this.park()

@@ -97,13 +97,19 @@ describe("what each idler decides after a fruitless run", () => {
     ).toEqual(["poll", "park"])
   })
 
-  test("adaptive polls through startupPollNs before it first parks, then parks after parkAfterMs as usual", () => {
+  test("adaptive polls through startupPollNs from its first work, then parks after parkAfterMs as usual", () => {
     const i = idler("adaptive", "idle", { startedAt: 100 * MS, startupPollNs: 250 * MS })
+    // no work yet: an idle bus's fresh worker parks after parkAfterMs, as later (docs/perf/round-nine-cliffs.md)
+    expect(choices(i, [[102 * MS, 0]])).toEqual(["park"])
+    // a wake-up is no work: it does not open the window either
+    i.reset(103 * MS, false)
+    expect(choices(i, [[105 * MS, 0]])).toEqual(["park"])
     expect(
       choices(i, [
-        [102 * MS, 0],
-        [349 * MS, 0],
-        [350 * MS, 0],
+        [110 * MS, 1],
+        [112 * MS, 0],
+        [359 * MS, 0],
+        [360 * MS, 0],
       ]),
     ).toEqual(["poll", "poll", "park"])
     expect(

@@ -136,14 +136,14 @@ test("rest may be a function: a hub link with no slot out rests (no park, so the
   pump.stop()
 })
 
-test("a new connection's adaptive pump polls through startupPollNs before it parks for want of work; park mode parks at once", async () => {
+test("a new connection's adaptive pump polls through startupPollNs from its first work before it parks for want of work; park mode parks at once", async () => {
   const long = fakeParking()
   let polls = 0
   const starting = new Pump(
     long.parking,
     "adaptive",
     {
-      collect: () => (polls++, 0),
+      collect: () => (polls++ === 0 ? 1 : 0), // one request, then nothing
       wanted: () => true,
       startupPollNs: 60_000_000_000, // far longer than this test
     },
@@ -152,7 +152,7 @@ test("a new connection's adaptive pump polls through startupPollNs before it par
   starting.kick()
   const since = performance.now()
   while (performance.now() - since < 10) await turn() // well past parkAfterMs (1 ms)
-  expect(polls).toBeGreaterThan(1)
+  expect(polls).toBeGreaterThan(2)
   expect(long.log).toEqual([]) // still polling
   starting.stop()
 
@@ -168,6 +168,26 @@ test("a new connection's adaptive pump polls through startupPollNs before it par
   await turn()
   expect(parked.log).toEqual(["park"])
   park.stop()
+})
+
+test("a new connection's pump that has found no work yet parks after parkAfterMs, startup poll or not (an idle bus's fresh worker)", async () => {
+  // It polled for the whole startupPollNs from its connection: on 2 CPUs an idle second bus's worker then held one
+  // for 250 ms, and the first bus's hub and worker took turns on the other (6 µs round trips against 1.4)
+  const idle = fakeParking()
+  let polls = 0
+  const pump = new Pump(
+    idle.parking,
+    "adaptive",
+    { collect: () => (polls++, 0), wanted: () => true, startupPollNs: 60_000_000_000 },
+    new Calm(),
+  )
+  pump.kick()
+  await until(async () => (await turn(), idle.log.includes("park")), "a pump that found no work parks")
+  expect(pump.isParked).toBe(true)
+  const parkedAfter = polls
+  for (let i = 0; i < 5; i++) await turn()
+  expect(polls).toBe(parkedAfter) // parked: no more polling until rung
+  pump.stop()
 })
 
 test("a crowded bus (more processes than CPUs) makes the default pump park after one empty poll, startup poll or not; an explicit strategy keeps its own", async () => {
