@@ -61,7 +61,7 @@ export interface Pending extends Settle {
    * bus.fetch's Request, whose signal is read only if the request is still out at a tick of the dispatcher (Bun
    * makes a Request's signal when first read, aborted if its client already left): a quick answer never makes it.
    */
-  signalOf: Request | null
+  signalOf: { readonly signal: AbortSignal } | null
   /** The worker it was sent to (on this host, `slot` is then its slot; on another). */
   endpoint: Endpoint | null
   slot: number

@@ -173,6 +173,10 @@ export class StreamedResponse {
   get headers(): Headers {
     return (this.h ??= pairsToHeaders(this.head, 0))
   }
+  /** @internal The header pairs as the worker sent them. */
+  get headPairs(): readonly string[] {
+    return this.head
+  }
   get body(): ReadableStream<Uint8Array> {
     if (this.stream) return this.stream
     const whole = this.takeWhole()

@@ -22,10 +22,14 @@ export interface Entry {
   readonly where: "bus.request" | "bus.call"
   /** bus.fetch's: an answer that came whole resolves as a Web Response. */
   readonly response: boolean
+  /** A trace begins here even outside one (else as `response` says): nodeHandler's, which answers bytes. */
+  readonly starts?: boolean
 }
 export const REQUEST: Entry = { kind: Kind.HTTP, where: "bus.request", response: false }
 export const CALL: Entry = { kind: Kind.RAW, where: "bus.call", response: false }
 export const FETCH: Entry = { kind: Kind.HTTP, where: "bus.request", response: true }
+/** nodeHandler's bus.fetch of a request's head (bus.requestFor): traced as bus.fetch, answered as a stream. */
+export const HEAD_FETCH: Entry = { kind: Kind.HTTP, where: "bus.request", response: false, starts: true }
 
 const INIT_FIELDS = { noun: "request field" }
 
@@ -107,7 +111,7 @@ export function newPending(
 
 /** Starts the request's trace (trace.ts) and carries its context in the head; nothing when there is none to carry. */
 export function addTrace(p: Pending, opts: RequestOptions, entry: Entry, bus: string, maxHeadBytes: number) {
-  const trace = clientTrace(p.kind, p.strings, opts, bus, entry.where, entry.response)
+  const trace = clientTrace(p.kind, p.strings, opts, bus, entry.where, entry.starts ?? entry.response)
   if (trace === null) return
   p.strings = headWithContext(p.kind, p.strings, trace.context, opts.route)
   const head = headLength(p.strings)
