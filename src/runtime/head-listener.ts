@@ -29,6 +29,8 @@ export interface HeadAnswer {
 export class ClientGone {
   private ctl: AbortController | null = null
   private left = false
+  /** Called once the exchange is over (the answer handed to the socket, or the connection gone). */
+  closed: (() => void) | null = null
   get signal(): AbortSignal {
     const ctl = (this.ctl ??= new AbortController())
     if (this.left && !ctl.signal.aborted) this.leave()
@@ -114,6 +116,7 @@ export function headListener(fallback: Listener, send: Send, onError: OnError, f
     const gone = new ClientGone()
     res.once("close", () => {
       if (!res.writableFinished) gone.leave()
+      gone.closed?.()
     })
     const headOnly = head.method === "HEAD"
     void send(head, gone, req)

@@ -14,11 +14,18 @@ import { buildForNode, findNode, NODE_INSTALL, nodeFlags } from "../support/runt
 const node = findNode()
 if (!node) console.log(`skipping nodeHandler's head way to a Node worker: no Node >= 26.1 here (${NODE_INSTALL})`)
 let built: ReturnType<typeof buildForNode> | null = null
+let frontBuilt: ReturnType<typeof buildForNode> | null = null
 let lib = ""
 beforeAll(async () => {
-  if (node !== null) (built = buildForNode("node-worker.ts")), (lib = await libraryPath())
+  if (node === null) return
+  built = buildForNode("node-worker.ts")
+  frontBuilt = buildForNode("node-http-front.ts") // nodeHandler(bus) on node:http, under Node
+  lib = await libraryPath()
 })
-afterAll(() => built?.remove())
+afterAll(() => {
+  built?.remove()
+  frontBuilt?.remove()
+})
 
 const servers: Server[] = []
 let bus: SlotBus | null = null
@@ -36,18 +43,77 @@ async function listen(handler: ReturnType<typeof nodeHandler>): Promise<number> 
   return (server.address() as AddressInfo).port
 }
 
-/** The bus with one worker (test/support/runtime/node-worker.ts --fetch) under `runtime`. */
+const nodeEnv = () => ({ ...process.env, SLOTBUS_LIB: lib, NODE_NO_WARNINGS: "1" })
+
+/** test/support/runtime/node-worker.ts --fetch under `runtime`, on the bus `name`. */
+const spawnWorkerOf = (runtime: "bun" | "node", name: string): Child =>
+  runtime === "bun"
+    ? spawn([process.execPath, join(FIXTURES, "runtime", "node-worker.ts"), name, "--fetch"])
+    : spawn([node!, ...nodeFlags(node!), built!.entry, name, "--fetch"], { env: nodeEnv() })
+
+/** A bus in this process with one worker under `runtime`. */
 async function busWithWorker(runtime: "bun" | "node"): Promise<{ bus: SlotBus; worker: Child }> {
   const name = busName("head")
   bus = await SlotBus.listen(name)
-  const worker =
-    runtime === "bun"
-      ? spawn([process.execPath, join(FIXTURES, "runtime", "node-worker.ts"), name, "--fetch"])
-      : spawn([node!, ...nodeFlags(node!), built!.entry, name, "--fetch"], {
-          env: { ...process.env, SLOTBUS_LIB: lib, NODE_NO_WARNINGS: "1" },
-        })
+  const worker = spawnWorkerOf(runtime, name)
   await bus.waitForWorkers(1, { timeoutMs: 30_000 })
   return { bus, worker }
+}
+
+const big = (tag: string, kb: number) => `${tag};`.repeat(Math.ceil((kb * 1000) / (tag.length + 1)))
+
+/**
+ * Pages asked for at once, the ones that came back with bytes not their own: forty-eight clients (60 or 250 KB),
+ * half of them reading nothing for 300 ms; and twenty requests pipelined on one connection, whose answers node:http
+ * holds until the ones before them are written.
+ */
+async function slowClients(port: number): Promise<string[]> {
+  const one = async (i: number) => {
+    const [tag, kb] = [`r${i}`, i % 3 === 0 ? 250 : 60]
+    const request = `GET /big?tag=${tag}&kb=${kb} HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n`
+    const answer = await rawRequest(port, request, i % 2 === 0 ? 300 : 0)
+    return answer.body === big(tag, kb) ? "ok" : `${tag}: ${answer.status}, ${answer.body.length} bytes, not its own`
+  }
+  const apart = await Promise.all(Array.from({ length: 48 }, (_, i) => one(i)))
+  return [...apart, ...(await pipelined(port, 20))].filter((g) => g !== "ok")
+}
+
+/** `n` pages asked for on one connection before any answer is read: "ok" for each that came back as its own. */
+function pipelined(port: number, n: number): Promise<string[]> {
+  const tags = Array.from({ length: n }, (_, i) => `p${i}`)
+  const requests = tags.map((t, i) => {
+    const close = i === n - 1 ? "Connection: close\r\n" : ""
+    return `GET /big?tag=${t}&kb=60 HTTP/1.1\r\nHost: h\r\n${close}\r\n`
+  })
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    const s = connect(port, "127.0.0.1", () => s.write(requests.join("")))
+    s.on("data", (b: Buffer) => chunks.push(b))
+    s.on("error", reject)
+    s.on("close", () => {
+      let all = Buffer.concat(chunks)
+      resolve(
+        tags.map((t) => {
+          const end = all.indexOf("\r\n\r\n")
+          const length = Number(/content-length: (\d+)/i.exec(all.subarray(0, end).toString("latin1"))?.[1])
+          const body = all.subarray(end + 4, end + 4 + length).toString()
+          all = all.subarray(end + 4 + length)
+          return body === big(t, 60) ? "ok" : `${t} (pipelined): ${body.length} bytes, not its own`
+        }),
+      )
+    })
+  })
+}
+
+/** Whether the front at `port` answers a page within 30 s (its worker connected). */
+async function eventuallyServes(port: number): Promise<boolean> {
+  const end = performance.now() + 30_000
+  while (performance.now() < end) {
+    const got = await rawRequest(port, "GET /big?tag=x&kb=1 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+    if (got.status.includes(" 200 ")) return true
+    await Bun.sleep(100)
+  }
+  return false
 }
 
 interface Answer {
@@ -56,11 +122,17 @@ interface Answer {
   body: string
 }
 
-/** `request` (a raw HTTP/1.1 head, Connection: close) sent on a socket of its own: the answer as read off the wire. */
-function rawRequest(port: number, request: string): Promise<Answer> {
+/**
+ * `request` (a raw HTTP/1.1 head, Connection: close) sent on a socket of its own, which then reads nothing for
+ * `pauseMs`: the answer as read off the wire.
+ */
+function rawRequest(port: number, request: string, pauseMs = 0): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
-    const s = connect(port, "127.0.0.1", () => s.write(request))
+    const s = connect(port, "127.0.0.1", () => {
+      s.write(request)
+      if (pauseMs > 0) s.pause(), setTimeout(() => s.resume(), pauseMs)
+    })
     s.on("data", (b: Buffer) => chunks.push(b))
     s.on("error", reject)
     s.on("close", () => {
@@ -125,6 +197,30 @@ describe.each(["bun", "node"] as const)("nodeHandler's head way to a %s worker a
         "GET /seen HTTP/1.1\r\nHost: h\r\nX-Dup: 1\r\nx-dup: 2\r\nConnection: close\r\n\r\n",
       )
       expect(JSON.parse(seen.body).headers).toContainEqual(["x-dup", "1, 2"])
+    },
+    60_000,
+  )
+
+  test.skipIf(runtime === "node" && node === null)(
+    "answers at once, their clients slow to read: each body its own bytes, in this process's node:http",
+    async () => {
+      const { bus } = await busWithWorker(runtime)
+      expect(await slowClients(await listen(nodeHandler(bus)))).toEqual([])
+    },
+    60_000,
+  )
+
+  test.skipIf(node === null)(
+    "answers at once, their clients slow to read: each body its own bytes, in a Node front (a buffer is reused only once written)",
+    async () => {
+      const name = busName("head")
+      const front = spawn([node!, ...nodeFlags(node!), frontBuilt!.entry, name], { env: nodeEnv(), stdin: "pipe" })
+      const [, port] = await front.waitLine(/^listening (\d+) /, 30_000)
+      spawnWorkerOf(runtime, name)
+      expect(await eventuallyServes(Number(port))).toBe(true)
+      expect(await slowClients(Number(port))).toEqual([])
+      front.write("close\n")
+      expect(await front.exited).toBe(0)
     },
     60_000,
   )

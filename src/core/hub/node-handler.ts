@@ -64,6 +64,8 @@ export function nodeHandler(bus: FetchTarget, options: NodeHandlerOptions = {}) 
   }, onError)
   if (!(bus instanceof SlotBus) || !fetchOptionsPass(fetchOptions)) return viaFetch
   // a request with no body skips the Request and the Response: the same answer for a third of the front's CPU
+  const pool = new BodyPool()
+  const entry = { ...HEAD_FETCH, into: (n: number) => pool.take(n) }
   return headListener(
     viaFetch,
     (head, gone, req) => {
@@ -72,10 +74,40 @@ export function nodeHandler(bus: FetchTarget, options: NodeHandlerOptions = {}) 
         route === undefined
           ? { ...fetchOptions, stream: true as const }
           : { ...fetchOptions, stream: true as const, route }
-      return bus.requestFor(gone, head, opts, HEAD_FETCH).then(headAnswer)
+      return bus.requestFor(gone, head, opts, entry).then((r) => {
+        const answer = headAnswer(r)
+        const whole = answer.whole
+        if (whole !== null) gone.closed = () => pool.give(whole) // node:http has handed it to the socket by then
+        return answer
+      })
     },
     onError,
   )
+}
+
+const POOLED_UP_TO = 256 * 1024
+
+const NONE = new Uint8Array(0)
+
+/**
+ * The buffers whole answers are copied into from their slot, each back once node:http has handed it to the socket:
+ * a 50 KB page a request made and dropped a buffer of its own, and Node's GC threads spent half as much again as
+ * the front's own thread on them (docs/perf/round-nine-node.md). Each as large as the largest answer up to 256 KiB.
+ */
+class BodyPool {
+  private free: Uint8Array[] = []
+  private size = 64 * 1024
+  /** A buffer for an answer of `n` bytes; an empty one past 256 KiB (it is copied on its own). */
+  take(n: number): Uint8Array {
+    if (n > POOLED_UP_TO) return NONE
+    if (n > this.size) (this.size = 2 ** Math.ceil(Math.log2(n))), (this.free = [])
+    return this.free.pop() ?? new Uint8Array(this.size)
+  }
+  /** `body` written: its buffer serves the next answer, if it is one of this pool's size. */
+  give(body: Uint8Array) {
+    if (body.byteOffset === 0 && body.buffer.byteLength === this.size && this.free.length < 16)
+      this.free.push(new Uint8Array(body.buffer))
+  }
 }
 
 /** Whether bus.fetch takes `opts` (else each request fails as bus.fetch fails it: the fetch way answers them). */

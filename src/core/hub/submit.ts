@@ -4,7 +4,7 @@ import { Kind } from "../../native/ffi.ts"
 import { headerPairs, headLength } from "../wire/codec.ts"
 import { checkOptions } from "../../kit/index.ts"
 import { PayloadTooLargeError } from "../../errors.ts"
-import type { Pending, ReadAnswer } from "../endpoint/endpoint.ts"
+import type { Into, Pending, ReadAnswer } from "../endpoint/endpoint.ts"
 import {
   checkRequestOptions,
   positiveInt,
@@ -24,6 +24,8 @@ export interface Entry {
   readonly response: boolean
   /** A trace begins here even outside one (else as `response` says): nodeHandler's, which answers bytes. */
   readonly starts?: boolean
+  /** Where a whole answer is copied when the caller gave no `into` (nodeHandler's pool). */
+  readonly into?: Into
 }
 export const REQUEST: Entry = { kind: Kind.HTTP, where: "bus.request", response: false }
 export const CALL: Entry = { kind: Kind.RAW, where: "bus.call", response: false }
@@ -84,7 +86,7 @@ export function newPending(
     body,
     bodyLength: body.length,
     borrow: opts.borrow === true,
-    into: opts.into ?? null,
+    into: opts.into ?? entry.into ?? null,
     resolve: unsettled,
     reject: unsettled,
     signal: opts.signal,
