@@ -63,7 +63,7 @@ export function nodeHandler(bus: FetchTarget, options: NodeHandlerOptions = {}) 
     return (fetchOptions ? bus.fetch(request, fetchOptions) : bus.fetch(request)).then(withLength)
   }, onError)
   if (!(bus instanceof SlotBus) || !fetchOptionsPass(fetchOptions)) return viaFetch
-  // a request with no body skips the Request and the Response: the same answer for a third of the front's CPU
+  // a request with no body skips the Request and the Response: the same answer for about half the front's CPU
   const pool = new BodyPool()
   const entry = { ...HEAD_FETCH, into: (n: number) => pool.take(n) }
   return headListener(
@@ -91,8 +91,8 @@ const NONE = new Uint8Array(0)
 
 /**
  * The buffers whole answers are copied into from their slot, each back once node:http has handed it to the socket:
- * a 50 KB page a request made and dropped a buffer of its own, and Node's GC threads spent half as much again as
- * the front's own thread on them (docs/perf/round-nine-node.md). Each as large as the largest answer up to 256 KiB.
+ * a 50 KB page a request made and dropped a buffer of its own, and Node's GC threads spent up to a third as much
+ * as the front's own thread on them (docs/perf/round-nine-node.md). Each as large as the largest answer to 256 KiB.
  */
 class BodyPool {
   private free: Uint8Array[] = []
