@@ -63,8 +63,8 @@ export class SlotResponse {
 }
 
 /**
- * An answer's body as its caller keeps it: copied into the caller's `into` buffer when it fits (a view of that),
- * else a copy of its own. `src` may view a slot that is reused right after.
+ * An answer's body as its caller keeps it: copied into the caller's `into` buffer (or the one `into` gives for its
+ * length) when it fits (a view of that), else a copy of its own. `src` may view a slot that is reused right after.
  */
 export function ownBytes(src: Uint8Array, to: Into | null): Uint8Array {
   const into = typeof to === "function" ? to(src.length) : to
