@@ -1,6 +1,7 @@
 // `slotbus bench node`: what a Node team weighs (issues 77, 78). An Express 5 front in Node 26 (front.ts) with a
 // ~2.5 ms, ~50 KB report route (render.ts) served inline, by piscina (2 threads), by node:cluster (2 workers) and by
-// slotbus (nodeHandler, or RPC, to 2 Node workers); wrk loads it. Rounds interleave the variants, each set up fresh.
+// slotbus (nodeHandler, the workers answering a Response or a reply object, or RPC, to 2 Node workers); wrk loads
+// it. Rounds interleave the variants, each set up fresh.
 import { loadavg } from "node:os"
 import { join } from "node:path"
 import { detectPlatform, libraryFile } from "../../src/native/lib-path.ts"
@@ -23,6 +24,7 @@ An Express 5 front in Node 26 with a report route (GET /report/:id: a hand-writt
   piscina      by piscina.run(id) on 2 threads of the front
   cluster      by node:cluster: 2 workers, each the inline Express app on the shared port
   slotbus      by app.get("/report/:id", nodeHandler(bus)) to 2 Node workers started by superviseWorkers
+  slotbus-reply  the same, the workers answering { headers, body } instead of a Response
   slotbus-rpc  by bus.remote().report(id) to the same workers, sent with res.send
 --route heavy (the default): wrk -t1 over /report/0…63: req/s, p50, p99, CPU ms per request of the front and the
 workers (/proc), and ratios to node:cluster in the same round.

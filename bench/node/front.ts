@@ -1,11 +1,12 @@
 // The front of `slotbus bench node`, run under Node 26 (built to JavaScript by node.ts): an Express 5 app on
 // 127.0.0.1 with a heavy route, GET /report/:id (render.ts, ~2.5 ms of CPU, ~50 KB of HTML), and a cheap one,
-// GET /cheap (a small JSON object the front answers itself), the heavy route served one of five ways:
+// GET /cheap (a small JSON object the front answers itself), the heavy route served one of six ways:
 //   inline       Express renders in the front
 //   piscina      Express + piscina.run(id) on 2 threads of the front (thread.ts)
 //   cluster      node:cluster: this process forks 2 workers, each the inline Express app on the shared port
 //   slotbus      Express + app.get("/report/:id", nodeHandler(bus)): bus.fetch to 2 Node workers (worker.ts, started
 //                by superviseWorkers), answering a Response
+//   slotbus-reply  the same, the workers answering { headers, body } (a reply object, no Response made)
 //   slotbus-rpc  Express + bus.remote().report(id) to the same workers (SlotWorker.expose), sent with res.send
 // Usage: node front.js <variant> <root>, where <root> is the checkout whose node_modules has express and piscina.
 // Prints "ready port=<port> workers=<pid,…> threads=" once it serves. A stdin line "rtt <n>" (piscina, slotbus)
@@ -64,11 +65,17 @@ async function piscina(): Promise<Setup> {
   }
 }
 
-async function slotbus(rpc: boolean): Promise<Setup> {
+async function slotbus(way: "fetch" | "reply" | "rpc"): Promise<Setup> {
   const { nodeHandler, SlotBus, superviseWorkers } = (await import("../../src/index.ts")) as Core
   const bus = await SlotBus.listen(`node-bench-${process.pid}`)
   const pool = superviseWorkers(bus, {
-    command: [process.execPath, ...process.execArgv, here("./worker.js"), bus.name],
+    command: [
+      process.execPath,
+      ...process.execArgv,
+      here("./worker.js"),
+      bus.name,
+      ...(way === "reply" ? ["--reply"] : []),
+    ],
     instances: WORKERS,
     stdout: "ignore",
     stderr: "inherit",
@@ -77,7 +84,8 @@ async function slotbus(rpc: boolean): Promise<Setup> {
   const api = bus.remote<Api>()
   const viaFetch = nodeHandler(bus) as unknown as Handler
   return {
-    heavy: rpc ? async (req, res) => res.type("html").send(await api.report(Number(req.params.id))) : viaFetch,
+    heavy:
+      way === "rpc" ? async (req, res) => res.type("html").send(await api.report(Number(req.params.id))) : viaFetch,
     smallCall: (id) => api.small(id),
     workers: pool.instances.map((i) => i.pid),
     close: async () => {
@@ -110,7 +118,7 @@ async function serve(): Promise<{ port: number; setup: Setup; close(): void }> {
       ? { heavy: inline, workers: [], close: async () => {} }
       : variant === "piscina"
         ? await piscina()
-        : await slotbus(variant === "slotbus-rpc")
+        : await slotbus(variant === "slotbus-rpc" ? "rpc" : variant === "slotbus-reply" ? "reply" : "fetch")
   const server = app(setup.heavy).listen(0, "127.0.0.1")
   await new Promise((r) => server.once("listening", r))
   const close = () => (server.close(), server.closeAllConnections())

@@ -1,2 +1,2 @@
 // The ways `slotbus bench node` serves its report route (front.ts has what each is).
-export const VARIANTS = ["inline", "piscina", "cluster", "slotbus", "slotbus-rpc"] as const
+export const VARIANTS = ["inline", "piscina", "cluster", "slotbus", "slotbus-reply", "slotbus-rpc"] as const

@@ -16,7 +16,7 @@ export const closing = new WeakSet<object>()
 export const incoming = new WeakMap<Request, IncomingMessage>()
 
 /** The answer to a request that makes no Request (its own class: Hono's Node server replaces the global Response). */
-class Refused {
+export class Refused {
   readonly response: Response // (no parameter property: Node runs src/runtime with its types stripped)
   constructor(response: Response) {
     this.response = response
@@ -28,7 +28,7 @@ class Refused {
  * yet) and a client-gone signal; or the 400 / 501 answer for a request that makes no Request (see request-target.ts).
  * It throws where a Request refuses what node:http took (a header value): the listener answers that 400 too.
  */
-function requestOf(req: IncomingMessage, res: ServerResponse, fallbackHost: string): Request | Refused {
+export function requestOf(req: IncomingMessage, res: ServerResponse, fallbackHost: string): Request | Refused {
   const method = req.method ?? "GET"
   const headers = new Headers()
   const hosts: string[] = []

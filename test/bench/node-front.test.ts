@@ -59,7 +59,7 @@ test.skipIf(skip !== null)(
   "the report route: a row per variant with req/s, p50, p99 and CPU per request read, ratios to cluster, no error",
   async () => {
     const lines = await bench({}, "--seconds", "1", "--rounds", "1")
-    const variants = ["inline", "piscina", "cluster", "slotbus", "slotbus-rpc"]
+    const variants = ["inline", "piscina", "cluster", "slotbus", "slotbus-reply", "slotbus-rpc"]
     expect(lines).toContain(
       "| variant | req/s | p50 ms | p99 ms | CPU ms/req: front | workers | front + workers | errors |",
     )

@@ -41,6 +41,9 @@ export type RequestPhase = "queued" | "in-slot" | "settled" | "slot-returned"
 
 export type Settle = { resolve: (v: never) => void; reject: (e: unknown) => void }
 
+/** Where a whole answer's body is copied: a buffer, or what gives one for the body's length. */
+export type Into = Uint8Array | ((length: number) => Uint8Array)
+
 export interface Pending extends Settle {
   phase: RequestPhase
   kind: number
@@ -48,8 +51,8 @@ export interface Pending extends Settle {
   body: Uint8Array
   bodyLength: number // as validated by request(): a body detached or shrunk since is refused, not sent short
   borrow: boolean
-  /** The caller's buffer for the answer's body (`into`), or null: a copy of its own. */
-  into: Uint8Array | null
+  /** The caller's buffer for the answer's body (`into`; nodeHandler's: one given for its length), or null: a copy of its own. */
+  into: Into | null
   timeoutMs: number
   deadline: number
   started: number
@@ -61,7 +64,7 @@ export interface Pending extends Settle {
    * bus.fetch's Request, whose signal is read only if the request is still out at a tick of the dispatcher (Bun
    * makes a Request's signal when first read, aborted if its client already left): a quick answer never makes it.
    */
-  signalOf: Request | null
+  signalOf: { readonly signal: AbortSignal } | null
   /** The worker it was sent to (on this host, `slot` is then its slot; on another). */
   endpoint: Endpoint | null
   slot: number

@@ -4,6 +4,7 @@ import { pairEntries, pairsToHeaders, utf8 } from "../wire/codec.ts"
 import { pumpTurns } from "../wire/loop-probe.ts"
 import { PayloadTooLargeError, RemoteError, type SlotBusError } from "../../errors.ts"
 import { quirks } from "../../runtime/index.ts"
+import type { Into } from "./endpoint.ts"
 
 export const NO_HEAD: readonly string[] = Object.freeze([])
 
@@ -62,10 +63,11 @@ export class SlotResponse {
 }
 
 /**
- * An answer's body as its caller keeps it: copied into the caller's `into` buffer when it fits (a view of that),
- * else a copy of its own. `src` may view a slot that is reused right after.
+ * An answer's body as its caller keeps it: copied into the caller's `into` buffer (or the one `into` gives for its
+ * length) when it fits (a view of that), else a copy of its own. `src` may view a slot that is reused right after.
  */
-export function ownBytes(src: Uint8Array, into: Uint8Array | null): Uint8Array {
+export function ownBytes(src: Uint8Array, to: Into | null): Uint8Array {
+  const into = typeof to === "function" ? to(src.length) : to
   // (a detached `into` has length 0: its answers come as copies, and nothing is written to it)
   if (into === null || src.length > into.length || into.length === 0) return src.slice()
   into.set(src)
@@ -172,6 +174,10 @@ export class StreamedResponse {
   }
   get headers(): Headers {
     return (this.h ??= pairsToHeaders(this.head, 0))
+  }
+  /** @internal The header pairs as the worker sent them. */
+  get headPairs(): readonly string[] {
+    return this.head
   }
   get body(): ReadableStream<Uint8Array> {
     if (this.stream) return this.stream

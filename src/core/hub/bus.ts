@@ -187,16 +187,14 @@ export class SlotBus {
     return this.submit(REQUEST, init, opts) as Promise<SlotResponse>
   }
 
-  /**
-   * @internal The HTTP hub's request on behalf of a client's `request`: `request(init, opts)` whose cancel is the
-   * client's signal, read as bus.fetch reads it (once the request is out at a tick: a quick answer never makes it).
-   */
+  /** @internal A client's request (the HTTP hub's; nodeHandler's, HEAD_FETCH) cancelled by its signal as bus.fetch's. */
   requestFor(
-    request: Request,
+    request: { readonly signal: AbortSignal },
     init: SlotRequestInit,
     opts: RequestOptions & { stream: true },
+    entry: Entry = REQUEST,
   ): Promise<StreamedResponse> {
-    return this.submit(REQUEST, init, opts, null, request) as Promise<StreamedResponse>
+    return this.submit(entry, init, opts, null, request) as Promise<StreamedResponse>
   }
 
   /** Send raw bytes; resolves with the worker's raw reply (with `borrow`, a BorrowedResponse over it). */
@@ -300,7 +298,7 @@ export class SlotBus {
     init: SlotRequestInit,
     options?: RequestOptions,
     read: ReadAnswer | null = null,
-    signalOf: Request | null = null,
+    signalOf: { readonly signal: AbortSignal } | null = null,
   ) {
     try {
       if (this.closing) throw this.closedError()

@@ -3,10 +3,13 @@
 // back streamed with backpressure; a failure is the status the HTTP hub gives it (http-answer.ts), with the
 // error's class named, never a hung connection.
 import { checkOptions, exchangeOf, optionNames } from "../../kit/index.ts"
-import { incoming, requestListener } from "../../runtime/index.ts"
+import { type HeadAnswer, headListener, incoming, requestListener } from "../../runtime/index.ts"
 import { wholeLengths } from "../endpoint/answer-value.ts"
+import { NULL_BODY_STATUS, type StreamedResponse, webResponse } from "../endpoint/response.ts"
+import { SlotBus } from "./bus.ts"
 import { failureAnswer, failureOf } from "./http-answer.ts"
-import type { FetchOptions } from "./options.ts"
+import { FETCH_OPTIONS, type FetchOptions } from "./options.ts"
+import { HEAD_FETCH } from "./submit.ts"
 
 export interface NodeHandlerOptions {
   /** Passed to each `bus.fetch` (timeoutMs, streamIdleMs, idempotent, …). */
@@ -51,11 +54,85 @@ export function nodeHandler(bus: FetchTarget, options: NodeHandlerOptions = {}) 
     if (n !== undefined && !response.headers.has("content-length")) response.headers.set("content-length", String(n))
     return response
   }
-  return requestListener((request) => {
+  const onError = o.onError ?? failureResponse
+  const viaFetch = requestListener((request) => {
     // inside instrument(): the route the app matched by now (Express's req.route, httpRoute's) goes with bus.fetch
     const req = incoming.get(request)
     const route = req && exchangeOf(req)?.route
     if (route !== undefined) return bus.fetch(request, { ...fetchOptions, route }).then(withLength)
     return (fetchOptions ? bus.fetch(request, fetchOptions) : bus.fetch(request)).then(withLength)
-  }, o.onError ?? failureResponse)
+  }, onError)
+  if (!(bus instanceof SlotBus) || !fetchOptionsPass(fetchOptions)) return viaFetch
+  // a request with no body skips the Request and the Response: the same answer for about half the front's CPU
+  const pool = new BodyPool()
+  const entry = { ...HEAD_FETCH, into: (n: number) => pool.take(n) }
+  return headListener(
+    viaFetch,
+    (head, gone, req) => {
+      const route = exchangeOf(req)?.route
+      const opts =
+        route === undefined
+          ? { ...fetchOptions, stream: true as const }
+          : { ...fetchOptions, stream: true as const, route }
+      return bus.requestFor(gone, head, opts, entry).then((r) => {
+        const answer = headAnswer(r)
+        const whole = answer.whole
+        if (whole !== null) gone.closed = () => pool.give(whole) // node:http has handed it to the socket by then
+        return answer
+      })
+    },
+    onError,
+  )
+}
+
+const POOLED_UP_TO = 256 * 1024
+
+const NONE = new Uint8Array(0)
+
+/**
+ * The buffers whole answers are copied into from their slot, each back once node:http has handed it to the socket:
+ * a 50 KB page a request made and dropped a buffer of its own, and Node's GC threads spent up to a third as much
+ * as the front's own thread on them (docs/perf/round-nine-node.md). Each as large as the largest answer to 256 KiB.
+ */
+class BodyPool {
+  private free: Uint8Array[] = []
+  private size = 64 * 1024
+  /** A buffer for an answer of `n` bytes; an empty one past 256 KiB (it is copied on its own). */
+  take(n: number): Uint8Array {
+    if (n > POOLED_UP_TO) return NONE
+    if (n > this.size) (this.size = 2 ** Math.ceil(Math.log2(n))), (this.free = [])
+    return this.free.pop() ?? new Uint8Array(this.size)
+  }
+  /** `body` written: its buffer serves the next answer, if it is one of this pool's size. */
+  give(body: Uint8Array) {
+    if (body.byteOffset === 0 && body.buffer.byteLength === this.size && this.free.length < 16)
+      this.free.push(new Uint8Array(body.buffer))
+  }
+}
+
+/** Whether bus.fetch takes `opts` (else each request fails as bus.fetch fails it: the fetch way answers them). */
+function fetchOptionsPass(opts: NodeHandlerOptions["fetch"]): boolean {
+  try {
+    checkOptions(opts, FETCH_OPTIONS, "bus.fetch")
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** A bus answer as the head listener writes it: whole bytes, or the Web Response bus.fetch would have made. */
+function headAnswer(r: StreamedResponse): HeadAnswer {
+  const status = r.status
+  const head = r.headPairs
+  const whole = status >= 200 && status <= 599 && !NULL_BODY_STATUS.has(status) ? r.takeWhole() : null
+  if (whole === null) {
+    const response = r.toResponse() // a status a Response refuses throws here: the request fails with it
+    return { status, head, whole, response: () => response }
+  }
+  const response = () => {
+    const made = webResponse(status, head, whole)
+    if (!made.headers.has("content-length")) made.headers.set("content-length", String(whole.length))
+    return made
+  }
+  return { status, head, whole, response }
 }

@@ -4,7 +4,7 @@ import { Kind } from "../../native/ffi.ts"
 import { headerPairs, headLength } from "../wire/codec.ts"
 import { checkOptions } from "../../kit/index.ts"
 import { PayloadTooLargeError } from "../../errors.ts"
-import type { Pending, ReadAnswer } from "../endpoint/endpoint.ts"
+import type { Into, Pending, ReadAnswer } from "../endpoint/endpoint.ts"
 import {
   checkRequestOptions,
   positiveInt,
@@ -22,10 +22,16 @@ export interface Entry {
   readonly where: "bus.request" | "bus.call"
   /** bus.fetch's: an answer that came whole resolves as a Web Response. */
   readonly response: boolean
+  /** A trace begins here even outside one (else as `response` says): nodeHandler's, which answers bytes. */
+  readonly starts?: boolean
+  /** Where a whole answer is copied when the caller gave no `into` (nodeHandler's pool). */
+  readonly into?: Into
 }
 export const REQUEST: Entry = { kind: Kind.HTTP, where: "bus.request", response: false }
 export const CALL: Entry = { kind: Kind.RAW, where: "bus.call", response: false }
 export const FETCH: Entry = { kind: Kind.HTTP, where: "bus.request", response: true }
+/** nodeHandler's bus.fetch of a request's head (bus.requestFor): traced as bus.fetch, answered as a stream. */
+export const HEAD_FETCH: Entry = { kind: Kind.HTTP, where: "bus.request", response: false, starts: true }
 
 const INIT_FIELDS = { noun: "request field" }
 
@@ -80,7 +86,7 @@ export function newPending(
     body,
     bodyLength: body.length,
     borrow: opts.borrow === true,
-    into: opts.into ?? null,
+    into: opts.into ?? entry.into ?? null,
     resolve: unsettled,
     reject: unsettled,
     signal: opts.signal,
@@ -107,7 +113,7 @@ export function newPending(
 
 /** Starts the request's trace (trace.ts) and carries its context in the head; nothing when there is none to carry. */
 export function addTrace(p: Pending, opts: RequestOptions, entry: Entry, bus: string, maxHeadBytes: number) {
-  const trace = clientTrace(p.kind, p.strings, opts, bus, entry.where, entry.response)
+  const trace = clientTrace(p.kind, p.strings, opts, bus, entry.where, entry.starts ?? entry.response)
   if (trace === null) return
   p.strings = headWithContext(p.kind, p.strings, trace.context, opts.route)
   const head = headLength(p.strings)

@@ -6,7 +6,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { SpanKind, SpanStatusCode } from "@opentelemetry/api"
 import { InMemorySpanExporter } from "@opentelemetry/sdk-trace-base"
-import { SlotBus } from "../../../src/index.ts"
+import { createServer, type Server } from "node:http"
+import type { AddressInfo } from "node:net"
+import { nodeHandler, SlotBus } from "../../../src/index.ts"
 import { Topic } from "../../../src/events/index.ts"
 import { bunChild, busName, until, type Child } from "../../support/helpers.ts"
 import { registerOtel, spanLine, type SpanLine } from "../../support/otel-setup.ts"
@@ -33,6 +35,7 @@ describe("a Bun.serve front with the SDK registered and no span written by hand"
   let topic: Topic
   let worker: Child
   let server: ReturnType<typeof Bun.serve>
+  let nodeServer: Server // nodeHandler(bus) on node:http, which sends a GET as its head (no Request made)
   let topicName: string
   beforeAll(async () => {
     unregister = registerOtel(exporter)
@@ -55,8 +58,12 @@ describe("a Bun.serve front with the SDK registered and no span written by hand"
         return bus.fetch(req)
       },
     })
+    nodeServer = createServer(nodeHandler(bus)).listen(0, "127.0.0.1")
+    await new Promise((r) => nodeServer.once("listening", r))
   }, 30_000)
   afterAll(async () => {
+    nodeServer?.closeAllConnections()
+    nodeServer?.close()
     await server?.stop(true)
     await worker?.kill()
     await topic?.close()
@@ -65,9 +72,9 @@ describe("a Bun.serve front with the SDK registered and no span written by hand"
   })
 
   /** The front's CLIENT span and the worker's SERVER span of one plain HTTP request to the front at `path`. */
-  async function spansFor(path: string, status: number) {
+  async function spansFor(path: string, status: number, port = server.port) {
     exporter.reset()
-    const res = await fetch(`http://127.0.0.1:${server.port}${path}`)
+    const res = await fetch(`http://127.0.0.1:${port}${path}`)
     await res.arrayBuffer()
     expect(res.status).toBe(status)
     const clients = exporter
@@ -108,6 +115,18 @@ describe("a Bun.serve front with the SDK registered and no span written by hand"
       "url.scheme": "http",
       "server.address": "127.0.0.1", // the Host the client asked, never the bus's name
       "server.port": server.port,
+      "http.response.status_code": 200,
+    })
+  }, 60_000)
+
+  test("a GET through nodeHandler, outside any trace, gets the same CLIENT span as through bus.fetch", async () => {
+    const port = (nodeServer.address() as AddressInfo).port
+    const { client, served } = await spansFor("/items/7?x=1", 200, port)
+    expect([client.name, client.parentSpanId, served.traceId]).toEqual(["GET", undefined, client.traceId])
+    expect(client.attributes).toMatchObject({
+      "http.request.method": "GET",
+      "server.address": bus.name,
+      "url.full": `http://${bus.name}/items/7?x=1`,
       "http.response.status_code": 200,
     })
   }, 60_000)

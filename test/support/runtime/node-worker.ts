@@ -3,8 +3,10 @@
 // Raw: echoes a request's body; "?pid " answers the process id; "?hold" never answers (a request in flight to kill
 // the process under). --fetch: a fetch handler: /json answers {method, body, header: x-a} as JSON, /stream five
 // chunks 5 ms apart, /echo the body back with x-sha256 of what arrived, /hold never answers, /endless 64 KiB chunks
-// for as long as they are read (printing "cancelled /endless" when its body is cancelled), anything else
-// "hi <path>" with status 201 and x-runtime: node.
+// for as long as they are read (printing "cancelled /endless" when its body is cancelled), /wait nothing until its
+// request is cancelled (printing "aborted /wait"), /seen the request's method, URL and headers as JSON, /page a
+// ~50 KB page with two set-cookie and a connection header, /big?tag=<t>&kb=<n> n KB of "<t>;", /empty a 204, anything
+// else "hi <path>" with status 201 and x-runtime: node.
 // Prints "ready <node version>" once connected, "closed <reason>" at the end. SLOTBUS_TEST_IDLE: its idle strategy.
 // SLOTBUS_TEST_CODE_FILE: a file read at start, as a worker's code on disk is; "throw N" in it: the worker throws
 // from a timer N ms after it connected ("throw N start": after its start); anything else, or no file: it does not.
@@ -51,6 +53,10 @@ async function fetchHandler(req: Request): Promise<Response> {
     return new Response(body, { headers: { "x-sha256": createHash("sha256").update(body).digest("hex") } })
   }
   if (path === "/hold") return new Promise<never>(() => {})
+  if (path === "/wait")
+    return new Promise<Response>((r) =>
+      req.signal.addEventListener("abort", () => (console.log("aborted /wait"), r(new Response("late")))),
+    )
   if (path === "/endless")
     return new Response(
       new ReadableStream<Uint8Array>(
@@ -61,6 +67,18 @@ async function fetchHandler(req: Request): Promise<Response> {
         { highWaterMark: 0 },
       ),
     )
+  if (path === "/seen") return Response.json({ method: req.method, url: req.url, headers: [...req.headers] })
+  if (path === "/page") {
+    const headers = new Headers({ "content-type": "text/html; charset=utf-8", connection: "close", "x-b": "c" })
+    for (const c of ["a=1", "b=2"]) headers.append("set-cookie", c)
+    return new Response(`<p>${"▲ page ".repeat(6000)}</p>`, { headers })
+  }
+  if (path === "/big") {
+    const q = new URL(req.url).searchParams
+    const tag = q.get("tag") ?? ""
+    return new Response(`${tag};`.repeat(Math.ceil((Number(q.get("kb")) * 1000) / (tag.length + 1))))
+  }
+  if (path === "/empty") return new Response(null, { status: 204, headers: { "x-empty": "yes" } })
   return new Response(`hi ${path}`, { status: 201, headers: { "x-runtime": "node" } })
 }
 
