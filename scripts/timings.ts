@@ -75,7 +75,7 @@ async function update(only: string[]): Promise<number> {
   const path = join(repo, script.timings)
   const files = suiteFiles(script.ignore)
   const kept = only.length ? readTimings(path) : {}
-  const dir = mkdtempSync(join(tmpdir(), "slotbus-timings-"))
+  const dir = mkdtempSync(join(tmpdir(), "timings-run-")) // not slotbus-…: the run it times would call it a leftover
   try {
     const fresh = join(dir, "timings.json")
     write(fresh, {})
