@@ -116,7 +116,9 @@ export interface SpawnOptions {
 
 /**
  * A byte sink (a child's stdin, this process's stdout): write() takes the bytes and says how many; flush() is the
- * count once the pipe has taken everything written, or a promise of it (rejected when the pipe broke: EPIPE).
+ * count once the pipe has taken everything written, or a promise of it. A pipe whose reader is gone may reject it
+ * (Node: EPIPE) or resolve it (Bun drops what it could not write): a child's end is known from `exited`, never
+ * from flush (test/support/runtime/contract-cases.ts holds both).
  */
 export interface OutputSink {
   write(chunk: string | Uint8Array): number | Promise<number>
