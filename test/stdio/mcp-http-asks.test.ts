@@ -6,20 +6,9 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
 import { CreateMessageRequestSchema, ElicitRequestSchema } from "@modelcontextprotocol/sdk/types.js"
 import { until } from "../support/helpers.ts"
-import { withBus } from "../support/stdio/stdio.ts"
+import { everything, withBus } from "../support/stdio/stdio.ts"
 
-const EVERYTHING = join(import.meta.dir, "..", "..", "node_modules", "@modelcontextprotocol", "server-everything")
-const config = {
-  pools: [
-    {
-      id: "everything",
-      command: process.execPath,
-      args: [join(EVERYTHING, "dist", "index.js"), "stdio"],
-      instances: 1,
-      initialize: "replay" as const,
-    },
-  ],
-}
+const config = everything(1)
 
 /** A client that samples and elicits, recording what it was asked. */
 async function asker(url: string, name: string) {

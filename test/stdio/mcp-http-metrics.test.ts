@@ -1,7 +1,6 @@
 // The MCP HTTP side seen from outside: GET /metrics scraped over HTTP from serveStatus (checked by promtool), the
 // status view's table, and a SERVER span per MCP request with its session and method.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
-import { join } from "node:path"
 import { SpanKind } from "@opentelemetry/api"
 import { InMemorySpanExporter } from "@opentelemetry/sdk-trace-base"
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
@@ -9,21 +8,10 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import { serveStatus } from "../../src/status/index.ts"
 import { registerOtel } from "../support/otel-setup.ts"
 import { promtool, sample } from "../support/status/prometheus.ts"
-import { withBus } from "../support/stdio/stdio.ts"
+import { everything, withBus } from "../support/stdio/stdio.ts"
 import { sayWhySkipped, toolSkipReason } from "../support/tools.ts"
 
-const EVERYTHING = join(import.meta.dir, "..", "..", "node_modules", "@modelcontextprotocol", "server-everything")
-const config = {
-  pools: [
-    {
-      id: "everything",
-      command: process.execPath,
-      args: [join(EVERYTHING, "dist", "index.js"), "stdio"],
-      instances: 2,
-      initialize: "replay" as const,
-    },
-  ],
-}
+const config = everything(2)
 const promtoolSkip = toolSkipReason("promtool")
 sayWhySkipped("promtool check metrics", promtoolSkip)
 

@@ -1,22 +1,10 @@
 // A reload under MCP HTTP traffic: every session keeps calling through it, and nothing fails.
 import { describe, expect, test } from "bun:test"
-import { join } from "node:path"
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
-import { withBus } from "../support/stdio/stdio.ts"
+import { everything, withBus } from "../support/stdio/stdio.ts"
 
-const EVERYTHING = join(import.meta.dir, "..", "..", "node_modules", "@modelcontextprotocol", "server-everything")
-const config = {
-  pools: [
-    {
-      id: "everything",
-      command: process.execPath,
-      args: [join(EVERYTHING, "dist", "index.js"), "stdio"],
-      instances: 2,
-      initialize: "replay" as const,
-    },
-  ],
-}
+const config = everything(2)
 
 describe("MCP Streamable HTTP through a reload", () => {
   test("four sessions calling without pause and a long call in flight while every instance is replaced: no call fails, the long one completes", async () => {

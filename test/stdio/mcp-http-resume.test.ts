@@ -1,25 +1,12 @@
 // Resuming a broken SSE stream of the MCP Streamable HTTP transport with Last-Event-ID: raw fetch that drops the
 // connection mid-answer and comes back, and the SDK client whose fetch breaks a stream under it.
 import { describe, expect, test } from "bun:test"
-import { join } from "node:path"
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
 import type { FetchLike } from "@modelcontextprotocol/sdk/shared/transport.js"
-import type { McpHttpListenOptions, StdioBusConfigInput } from "../../src/stdio/index.ts"
-import { withBus } from "../support/stdio/stdio.ts"
+import type { McpHttpListenOptions } from "../../src/stdio/index.ts"
+import { everything, withBus } from "../support/stdio/stdio.ts"
 
-const EVERYTHING = join(import.meta.dir, "..", "..", "node_modules", "@modelcontextprotocol", "server-everything")
-const everything: StdioBusConfigInput = {
-  pools: [
-    {
-      id: "everything",
-      command: process.execPath,
-      args: [join(EVERYTHING, "dist", "index.js"), "stdio"],
-      instances: 1,
-      initialize: "replay",
-    },
-  ],
-}
 const SSE = { "content-type": "application/json", accept: "application/json, text/event-stream" }
 
 interface SseEvent {
@@ -58,7 +45,7 @@ async function withSession(
   options: McpHttpListenOptions,
   fn: (url: string, post: (body: object, headers?: Record<string, string>) => Promise<Response>) => Promise<void>,
 ): Promise<void> {
-  await withBus(everything, async (bus) => {
+  await withBus(everything(1), async (bus) => {
     const { url } = await bus.listen("http:127.0.0.1:0", options)
     const init = {
       jsonrpc: "2.0",

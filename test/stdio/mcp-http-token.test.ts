@@ -7,17 +7,11 @@ import { join } from "node:path"
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
 import { spawn, until } from "../support/helpers.ts"
-import { withBus } from "../support/stdio/stdio.ts"
+import { everythingPool, withBus } from "../support/stdio/stdio.ts"
 
 const DIR = mkdtempSync(join(tmpdir(), "slotbus-mcp-token-"))
 afterAll(() => rmSync(DIR, { recursive: true, force: true }))
-const EVERYTHING = join(import.meta.dir, "..", "..", "node_modules", "@modelcontextprotocol", "server-everything")
-const pool = {
-  id: "everything",
-  command: process.execPath,
-  args: [join(EVERYTHING, "dist", "index.js"), "stdio"],
-  initialize: "replay" as const,
-}
+const pool = everythingPool(1)
 const INIT = {
   jsonrpc: "2.0",
   id: 1,

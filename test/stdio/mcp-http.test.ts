@@ -4,25 +4,14 @@
 import { describe, expect, test } from "bun:test"
 import { createServer } from "node:http"
 import { connect as tcpConnect } from "node:net"
-import { join } from "node:path"
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
 import { CreateMessageRequestSchema } from "@modelcontextprotocol/sdk/types.js"
 import { Hono } from "hono"
 import type { McpHttpListener, McpHttpListenOptions, StdioBus, StdioBusConfigInput } from "../../src/stdio/index.ts"
 import { until } from "../support/helpers.ts"
-import { withBus } from "../support/stdio/stdio.ts"
+import { everything, everythingPool, withBus } from "../support/stdio/stdio.ts"
 
-const ROOT = join(import.meta.dir, "..", "..")
-const EVERYTHING = join(ROOT, "node_modules", "@modelcontextprotocol", "server-everything", "dist", "index.js")
-const pool = (id: string, instances: number) => ({
-  id,
-  command: process.execPath,
-  args: [EVERYTHING, "stdio"],
-  instances,
-  initialize: "replay" as const,
-})
-const everything = (instances = 2): StdioBusConfigInput => ({ pools: [pool("everything", instances)] })
 const INIT = {
   jsonrpc: "2.0",
   id: 1,
@@ -371,7 +360,7 @@ describe("MCP Streamable HTTP in front of a stdio pool", () => {
   }, 90_000)
 
   test("several pools: the first at /mcp, each at /mcp/<pool id>", async () => {
-    await withHttp({ pools: [pool("one", 1), pool("two", 1)] }, async (bus, listener) => {
+    await withHttp({ pools: [everythingPool(1, "one"), everythingPool(1, "two")] }, async (bus, listener) => {
       const c = await mcpClient(`${listener.url}/two`)
       try {
         expect(text(await c.client.callTool({ name: "echo", arguments: { message: "two" } }))).toBe("Echo: two")

@@ -25,6 +25,20 @@ export function workerConfig(
   return { pools: [{ id, command: process.execPath, args: [STDIO_WORKER, mode], instances }], limits }
 }
 
+const EVERYTHING = join(import.meta.dir, "..", "..", "..", "node_modules", "@modelcontextprotocol", "server-everything")
+
+/** A pool of `instances` @modelcontextprotocol/server-everything on stdio, their handshake replayed. */
+export const everythingPool = (instances = 1, id = "everything") => ({
+  id,
+  command: process.execPath,
+  args: [join(EVERYTHING, "dist", "index.js"), "stdio"],
+  instances,
+  initialize: "replay" as const,
+})
+
+/** A configuration of one pool of server-everything. */
+export const everything = (instances = 1): StdioBusConfigInput => ({ pools: [everythingPool(instances)] })
+
 /** Runs `fn` with a started bus and always stops it (SIGKILL after 200 ms) so no worker outlives the test. */
 export async function withBus<T>(config: StdioBusConfigInput, fn: (bus: StdioBus) => Promise<T>): Promise<T> {
   const bus = StdioBus.fromConfig(config)
