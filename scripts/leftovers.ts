@@ -140,9 +140,10 @@ function leftovers(runStart: number): string[] {
   // Every temporary folder a test makes is named slotbus-…, and each test removes its own: one made since this run
   // began that no other process works in (its cwd, an open file, a socket bound in it) was left by this run. A
   // user's socket directory, slotbus-<uid> or its fallback slotbus-<uid>.<n> (docs/PROTOCOL.md §13.2), is made by the
-  // first slotbus process of that uid and kept, as the flight recorders' directory in /dev/shm is: not a leftover.
+  // first slotbus process of that uid and kept, as the flight recorders' directory in /dev/shm is: not a leftover;
+  // nor is a door directory, slotbus-door-<uid> or slotbus-door-<uid>.<n>, which stays for the next hub (§1.1).
   for (const d of readdirSync(tmpdir(), { withFileTypes: true })) {
-    if (!d.isDirectory() || !d.name.startsWith("slotbus-") || /^slotbus-\d+(\.\d+)?$/.test(d.name)) continue
+    if (!d.isDirectory() || !d.name.startsWith("slotbus-") || /^slotbus-(door-)?\d+(\.\d+)?$/.test(d.name)) continue
     const path = join(tmpdir(), d.name)
     const inside = (p: string) => p === path || p.startsWith(`${path}/`)
     const usedByOthers =
