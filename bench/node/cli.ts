@@ -18,8 +18,8 @@ import { bodyOf, IDS, small } from "../lib/answers.ts"
 import { REPORT_IDS, renderReport } from "./render.ts"
 import { VARIANTS } from "./variants.ts"
 
-const USAGE = `usage: slotbus bench node [--route heavy|small|page|cheap] [--rounds 3] [--seconds 3] [--connections 1,16]
-                          [--only list]
+const USAGE = `usage: slotbus bench node [--route heavy|small|page|cheap] [--rounds 3] [--seconds 3]
+                          [--connections 1,16] [--only list]
 
 An Express 5 front in Node 26 with a report route (GET /report/:id: a hand-written template loop, ~2.5 ms of CPU,
 ~50 KB of HTML), bench carry's answers (GET /small/:id, a small JSON object; GET /page/:id, a cached 20–60 KB
@@ -43,7 +43,7 @@ Every variant's answers (a report, a small object, a page, /cheap) are checked b
   --rounds <n>       rounds, the variants interleaved, each set up fresh; figures are medians (default 3)
   --seconds <n>      measured seconds per variant, connection count and round, after 1 s of warm-up (default 3)
   --connections <l>  wrk's connections, comma-separated, each 1–1024 (default 1,16)
-  --only <list>      the variants, comma-separated (default all; with --route cheap: inline,piscina,slotbus,slotbus-call)
+  --only <list>      the variants, comma-separated (default all; --route cheap: inline,piscina,slotbus,slotbus-call)
 
 Needs a Node >= 26.1 ($SLOTBUS_NODE), wrk, and express and piscina (the repository's node_modules).`
 

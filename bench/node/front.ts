@@ -12,9 +12,9 @@
 //                (SlotWorker.expose), sent with res.send or res.json
 //   slotbus-call Express + bus.call(path) to the same workers (their handler answers the body alone), res.send
 // Usage: node front.js <variant> <root>, where <root> is the checkout whose node_modules has express and piscina.
-// Prints "ready port=<port> workers=<pid,…> threads=" once it serves. A stdin line "rtt <n>" (piscina, slotbus)
-// times n small calls one at a time (piscina.run, bus.remote().small(id) or bus.call) and prints "rtt <µs,…>". Ends with
-// its stdin or on SIGTERM, with its workers.
+// Prints "ready port=<port> workers=<pid,…> threads=" once it serves. A stdin line "rtt <n>" (piscina, slotbus,
+// slotbus-call) times n small calls one at a time (piscina.run, bus.remote().small(id) or bus.call) and prints
+// "rtt <µs,…>". Ends with its stdin or on SIGTERM, with its workers.
 import cluster from "node:cluster"
 import { createRequire } from "node:module"
 import type { AddressInfo } from "node:net"
@@ -98,7 +98,10 @@ async function slotbus(way: "fetch" | "reply" | "rpc" | "call"): Promise<Setup> 
   await bus.waitForWorkers(WORKERS, { timeoutMs: 30_000 })
   const api = bus.remote<Api>()
   const viaFetch = nodeHandler(bus) as unknown as Handler
-  const call = async (path: string) => Buffer.from(await bus.call(path))
+  const call = async (path: string) => {
+    const u8 = await bus.call(path)
+    return Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength) // a view for res.send, not a copy
+  }
   const viaCall: Handler = async (req, res) => res.type(isSmall(req.path) ? "json" : "html").send(await call(req.path))
   const ways: Record<typeof way, Pick<Setup, "heavy" | "answer">> = {
     fetch: { heavy: viaFetch, answer: viaFetch },
