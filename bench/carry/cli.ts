@@ -1,5 +1,5 @@
 // `slotbus bench carry`: what carrying an answer from a worker to an HTTP client costs behind a front, against the
-// front answering itself (direct), in one run. Every variant serves the same two answers (answers.ts: a small
+// front answering itself (direct), in one run. Every variant serves the same two answers (lib/answers.ts: a small
 // JSON object, and cached 20–60 KB HTML pages, no work per request) from 1, 2 or 4 workers: the HTTP hub, Bun.serve
 // with bus.fetch, RPC, bus.request and bus.call with a plain handler, Worker threads, a fetch proxy and reusePort
 // processes with no hop (front.ts, worker.ts); and a node:http front in Node answering itself, with bus.fetch and
@@ -13,7 +13,7 @@ import { busyWarnings, describeMachine, type Machine } from "../lib/machine.ts"
 import { perfUnavailable } from "../lib/perf-stat.ts"
 import { NODE_INSTALL } from "../lib/node.ts"
 import { median } from "../lib/samples.ts"
-import { ANSWERS, type Answer, IDS } from "./answers.ts"
+import { ANSWERS, type Answer, IDS } from "../lib/answers.ts"
 import { nodeVersion, removeNodeBuild } from "./node.ts"
 import {
   FIGURES,

@@ -1,5 +1,5 @@
 // The front of one variant of `slotbus bench carry`: an HTTP server on 127.0.0.1 answering /small/<id> and
-// /page/<id> (answers.ts), itself or through <workers> workers:
+// /page/<id> (lib/answers.ts), itself or through <workers> workers:
 //   direct   Bun.serve answering itself (the yardstick; no workers)
 //   hub      createHub() of slotbus/http in this process, hubWorker() processes
 //   fetch    Bun.serve + bus.fetch(req); SlotWorker.connect(…, { fetch: true }) processes
@@ -20,7 +20,7 @@ import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
 import { direct } from "../lib/direct.ts"
 import { leastBusy, threadPool } from "../lib/thread-pool.ts"
-import { answer, HTML_TYPE, JSON_TYPE, route } from "./answers.ts"
+import { answer, HTML_TYPE, JSON_TYPE, route } from "../lib/answers.ts"
 
 type Core = typeof import("../../src/index.ts")
 type Http = typeof import("../../src/http/index.ts")

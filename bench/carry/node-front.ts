@@ -1,5 +1,5 @@
 // The front of the Node variants of `slotbus bench carry` (issue 67), run under Node (built to JavaScript by
-// node.ts): a node:http server on 127.0.0.1 answering /small/<id> and /page/<id> (answers.ts), itself or through
+// node.ts): a node:http server on 127.0.0.1 answering /small/<id> and /page/<id> (lib/answers.ts), itself or through
 // <workers> Bun worker processes (worker.ts, the Bun variants' own):
 //   node-direct  node:http answering itself (the Node yardstick; no workers)
 //   node-fetch   node:http + nodeHandler(bus): bus.fetch to { fetch: true } workers, as the Bun fetch variant
@@ -14,7 +14,7 @@ import { createServer, type IncomingMessage, type RequestListener, type ServerRe
 import type { AddressInfo } from "node:net"
 import { createInterface } from "node:readline"
 import { leastBusy } from "../lib/thread-pool.ts"
-import { bodyOf, HTML_TYPE, JSON_TYPE, route } from "./answers.ts"
+import { bodyOf, HTML_TYPE, JSON_TYPE, route } from "../lib/answers.ts"
 
 type Core = typeof import("../../src/index.ts")
 type Variant = "node-direct" | "node-fetch" | "node-proxy"

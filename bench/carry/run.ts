@@ -8,7 +8,7 @@ import { processCpuSeconds, taskCpuSeconds } from "../lib/cpu.ts"
 import { type Front, startFront, stopFront } from "../lib/front.ts"
 import { httpLoad, type HttpCell } from "../lib/http-load.ts"
 import { perfStat, type PerfCounts } from "../lib/perf-stat.ts"
-import { type Answer, bodyOf, IDS } from "./answers.ts"
+import { type Answer, bodyOf, IDS } from "../lib/answers.ts"
 import { nodeFront } from "./node.ts"
 
 export const VARIANTS = {

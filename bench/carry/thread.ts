@@ -1,7 +1,7 @@
 // A Worker thread of `slotbus bench carry`'s threads variant. It first posts its kernel thread id (for the bench's
 // CPU accounting); then { id, path } is answered { id, value }: the small object, or the page's text.
 import { readlinkSync } from "node:fs"
-import { page, route, small } from "./answers.ts"
+import { page, route, small } from "../lib/answers.ts"
 
 declare const self: Worker
 

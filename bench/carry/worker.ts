@@ -1,4 +1,4 @@
-// A worker process of `slotbus bench carry`, answering /small/<id> and /page/<id> (answers.ts) in one role:
+// A worker process of `slotbus bench carry`, answering /small/<id> and /page/<id> (lib/answers.ts) in one role:
 //   bun bench/carry/worker.ts fetch <bus> [root]    SlotWorker.connect(…, { fetch: true }): a Response per request
 //   bun bench/carry/worker.ts rpc <bus> [root]      SlotWorker.expose({ small, page })
 //   bun bench/carry/worker.ts plain <bus> [root]    SlotWorker.connect with a plain handler: for bus.request
@@ -9,7 +9,7 @@
 // The hub and serve roles end with their stdin (the front ended or was killed); the others with their bus.
 // `root` is the slotbus tree whose library is loaded (default this one): `bench compare` runs two builds this way.
 import { join, resolve } from "node:path"
-import { answer, bodyOf, HTML_TYPE, JSON_TYPE, page, route, small } from "./answers.ts"
+import { answer, bodyOf, HTML_TYPE, JSON_TYPE, page, route, small } from "../lib/answers.ts"
 
 type Core = typeof import("../../src/index.ts")
 type Http = typeof import("../../src/http/index.ts")

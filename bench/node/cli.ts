@@ -1,7 +1,8 @@
 // `slotbus bench node`: what a Node team weighs (issues 77, 78). An Express 5 front in Node 26 (front.ts) with a
-// ~2.5 ms, ~50 KB report route (render.ts) served inline, by piscina (2 threads), by node:cluster (2 workers) and by
-// slotbus (nodeHandler, the workers answering a Response or a reply object, or RPC, to 2 Node workers); wrk loads
-// it. Rounds interleave the variants, each set up fresh.
+// ~2.5 ms, ~50 KB report route (render.ts) and bench carry's small JSON and cached pages (lib/answers.ts), served
+// inline, by piscina (2 threads), by node:cluster (2 workers) and by slotbus (nodeHandler, the workers answering a
+// Response or a reply object, RPC, or bus.call, to 2 Node workers); wrk loads it at 1 and 16 connections. Rounds
+// interleave the variants, each set up fresh.
 import { loadavg } from "node:os"
 import { join } from "node:path"
 import { detectPlatform, libraryFile } from "../../src/native/lib-path.ts"
@@ -13,47 +14,63 @@ import { hasWrk, httpLoad, type HttpCell } from "../lib/http-load.ts"
 import { busyWarnings, describeMachine } from "../lib/machine.ts"
 import { benchNode, buildForNode, nodeFlags } from "../lib/node.ts"
 import { median, Samples } from "../lib/samples.ts"
+import { bodyOf, IDS, small } from "../lib/answers.ts"
 import { REPORT_IDS, renderReport } from "./render.ts"
 import { VARIANTS } from "./variants.ts"
 
-const USAGE = `usage: slotbus bench node [--route heavy|cheap] [--rounds 3] [--seconds 3] [--connections 16] [--only list]
+const USAGE = `usage: slotbus bench node [--route heavy|small|page|cheap] [--rounds 3] [--seconds 3]
+                          [--connections 1,16] [--only list]
 
 An Express 5 front in Node 26 with a report route (GET /report/:id: a hand-written template loop, ~2.5 ms of CPU,
-~50 KB of HTML) and a cheap route (GET /cheap: a small JSON object the front answers itself), the report served
+~50 KB of HTML), bench carry's answers (GET /small/:id, a small JSON object; GET /page/:id, a cached 20–60 KB
+page: no work per request) and a cheap route (GET /cheap: a small JSON object the front answers itself), all but
+/cheap served
   inline       by Express in the front
-  piscina      by piscina.run(id) on 2 threads of the front
+  piscina      by piscina.run(id or path) on 2 threads of the front
   cluster      by node:cluster: 2 workers, each the inline Express app on the shared port
-  slotbus      by app.get("/report/:id", nodeHandler(bus)) to 2 Node workers started by superviseWorkers
+  slotbus      by app.get(route, nodeHandler(bus)) to 2 Node workers started by superviseWorkers
   slotbus-reply  the same, the workers answering { headers, body } instead of a Response
-  slotbus-rpc  by bus.remote().report(id) to the same workers, sent with res.send
---route heavy (the default): wrk -t1 over /report/0…63: req/s, p50, p99, CPU ms per request of the front and the
-workers (/proc), and ratios to node:cluster in the same round.
---route cheap: /cheap's latency (wrk -c1) while wrk saturates /report (inline, piscina, slotbus by default), then
-one small call at a time, piscina.run against slotbus RPC (bus.remote().small(id)), the front otherwise idle.
+  slotbus-rpc  by bus.remote().report(id) / .small(id) / .page(id) to the same workers, sent with res.send or res.json
+  slotbus-call by bus.call(path) to the same workers (the body alone), sent with res.send
+--route heavy (the default), small or page: wrk -t1 over /report, /small or /page/0…63 at each --connections:
+req/s, p50, p99, CPU per request of the front and the workers (/proc), and ratios to node:cluster in the same round.
+--route cheap: /cheap's latency (wrk -c1) while wrk saturates /report at the largest --connections (inline,
+piscina, slotbus, slotbus-call by default), then one small call at a time, piscina.run against slotbus RPC
+(bus.remote().small(id)) and bus.call, the front otherwise idle.
+Every variant's answers (a report, a small object, a page, /cheap) are checked byte for byte before it is measured.
 
-  --route <r>        heavy or cheap (default heavy)
+  --route <r>        heavy, small, page or cheap (default heavy)
   --rounds <n>       rounds, the variants interleaved, each set up fresh; figures are medians (default 3)
-  --seconds <n>      measured seconds per variant and round, after 1 s of warm-up (default 3)
-  --connections <n>  wrk's connections on the report route (default 16)
-  --only <list>      the variants, comma-separated (default all; with --route cheap: inline,piscina,slotbus)
+  --seconds <n>      measured seconds per variant, connection count and round, after 1 s of warm-up (default 3)
+  --connections <l>  wrk's connections, comma-separated, each 1–1024 (default 1,16)
+  --only <list>      the variants, comma-separated (default all; --route cheap: inline,piscina,slotbus,slotbus-call)
 
 Needs a Node >= 26.1 ($SLOTBUS_NODE), wrk, and express and piscina (the repository's node_modules).`
 
 type Variant = (typeof VARIANTS)[number]
-const CHEAP_DEFAULT: Variant[] = ["inline", "piscina", "slotbus"]
+const CHEAP_DEFAULT: Variant[] = ["inline", "piscina", "slotbus", "slotbus-call"]
 const RTT_CALLS_PER_SECOND = 1000
+const RTT_NAMES: Partial<Record<Variant, string>> = {
+  piscina: "piscina.run",
+  slotbus: "slotbus bus.remote().small",
+  "slotbus-call": "slotbus bus.call",
+}
+
+const ROUTES = ["heavy", "small", "page", "cheap"] as const
+type Route = (typeof ROUTES)[number]
+const PATH = { heavy: "/report", small: "/small", page: "/page" } as const
 
 export interface Options {
-  route: "heavy" | "cheap"
+  route: Route
   rounds: number
   seconds: number
-  connections: number
+  connections: number[]
   only: Variant[] | null
 }
 
 /** The options checked, or the exit code after printing help (0) or what was wrong (2). */
 export function parseOptions(argv: string[]): Options | number {
-  const o: Options = { route: "heavy", rounds: 3, seconds: 3, connections: 16, only: null }
+  const o: Options = { route: "heavy", rounds: 3, seconds: 3, connections: [1, 16], only: null }
   const fail = (why: string) => (console.error(`${why}\n${USAGE}`), 2)
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!
@@ -62,20 +79,23 @@ export function parseOptions(argv: string[]): Options | number {
     const v = argv[++i]
     if (v === undefined) return fail(`${a} needs a value`)
     if (a === "--route") {
-      if (v !== "heavy" && v !== "cheap") return fail(`--route takes heavy or cheap, got ${v}`)
-      o.route = v
+      if (!(ROUTES as readonly string[]).includes(v)) return fail(`--route takes ${ROUTES.join(", ")}, got ${v}`)
+      o.route = v as Route
     } else if (a === "--only") {
       const names = v.split(",")
       const bad = names.filter((n) => !(VARIANTS as readonly string[]).includes(n))
       if (bad.length || !v) return fail(`--only takes some of ${VARIANTS.join(",")}, got ${v}`)
       o.only = [...new Set(names)] as Variant[]
+    } else if (a === "--connections") {
+      const ns = v.split(",").map((x) => (/^\d+$/.test(x) && +x >= 1 && +x <= 1024 ? +x : null))
+      if (!v || ns.some((n) => n === null)) return fail(`--connections takes whole numbers from 1 to 1024, got ${v}`)
+      o.connections = [...new Set(ns as number[])]
     } else {
       const n = Number(v)
-      const max = a === "--rounds" ? 99 : a === "--seconds" ? 600 : 1024
+      const max = a === "--rounds" ? 99 : 600
       if (!Number.isInteger(n) || n < 1 || n > max) return fail(`${a} takes a whole number from 1 to ${max}, got ${v}`)
       if (a === "--rounds") o.rounds = n
-      else if (a === "--seconds") o.seconds = n
-      else o.connections = n
+      else o.seconds = n
     }
   }
   return o
@@ -102,32 +122,44 @@ function build(node: string): Built {
   }
 }
 
-/** The report of id 3 checked byte for byte, and /cheap answered: a variant that serves wrong is not measured. */
+/** Every route's answer checked byte for byte: a variant that serves wrong is not measured. */
 async function check(f: Front, variant: string) {
-  const got = await fetch(`${f.base}/report/3`).then((r) => r.text())
-  if (got !== renderReport(3)) throw new Error(`${variant} answered /report/3 with ${got.length} wrong bytes`)
-  const cheap = await fetch(`${f.base}/cheap`).then((r) => r.json())
-  if ((cheap as { ok?: boolean }).ok !== true) throw new Error(`${variant} answered /cheap ${JSON.stringify(cheap)}`)
+  const want: [string, string][] = [
+    ["/report/3", renderReport(3)],
+    ["/small/7", bodyOf("/small/7")!],
+    ["/page/7", bodyOf("/page/7")!],
+    ["/cheap", JSON.stringify(small(1))],
+  ]
+  for (const [path, body] of want) {
+    const res = await fetch(f.base + path)
+    const got = await res.text()
+    if (res.status !== 200 || got !== body)
+      throw new Error(
+        `${variant} answered ${path} with ${res.status}, ${got.length} characters, not the expected answer`,
+      )
+  }
 }
 
 const cpuOf = (f: Front) => ({ front: processCpuSeconds(f.front.pid), workers: f.workers.map(processCpuSeconds) })
 
 interface HeavyRun {
   variant: Variant
+  connections: number
   cell: HttpCell
   frontMs: number
   workersMs: number
 }
 
-async function heavy(f: Front, variant: Variant, o: Options): Promise<HeavyRun> {
+async function heavy(f: Front, variant: Variant, o: Options, connections: number): Promise<HeavyRun> {
   const load = httpLoad("wrk")
-  await load(`${f.base}/report`, o.connections, 1, REPORT_IDS)
+  const url = f.base + PATH[o.route as keyof typeof PATH]
+  await load(url, connections, 1, IDS)
   const before = cpuOf(f)
-  const cell = await load(`${f.base}/report`, o.connections, o.seconds, REPORT_IDS)
+  const cell = await load(url, connections, o.seconds, IDS)
   const after = cpuOf(f)
   const perReq = (s: number) => (s * 1000) / cell.count
   const workers = after.workers.reduce((sum, v, i) => sum + v - before.workers[i]!, 0)
-  return { variant, cell, frontMs: perReq(after.front - before.front), workersMs: perReq(workers) }
+  return { variant, connections, cell, frontMs: perReq(after.front - before.front), workersMs: perReq(workers) }
 }
 
 interface CheapRun {
@@ -138,7 +170,7 @@ interface CheapRun {
 
 async function cheap(f: Front, variant: Variant, o: Options): Promise<CheapRun> {
   const load = httpLoad("wrk")
-  const saturated = load(`${f.base}/report`, o.connections, o.seconds + 2, REPORT_IDS)
+  const saturated = load(`${f.base}/report`, Math.max(...o.connections), o.seconds + 2, REPORT_IDS)
   await Bun.sleep(1000)
   const c = await load(`${f.base}/cheap`, 1, o.seconds)
   return { variant, heavy: await saturated, cheap: c }
@@ -160,42 +192,39 @@ const fmt = (v: number, digits = 0) =>
   Number.isFinite(v) ? v.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits }) : "—"
 const ratio = (v: number) => (Number.isFinite(v) ? ` (${v.toFixed(2)}×)` : "")
 
-function heavyTable(runs: HeavyRun[][], variants: Variant[]): string[] {
+/** Milliseconds for the report route, microseconds for the small answers. */
+const unitOf = (route: Route) =>
+  route === "heavy" ? { name: "ms", perMs: 1, digits: 2 } : { name: "µs", perMs: 1000, digits: 0 }
+
+function heavyTable(runs: HeavyRun[][], variants: Variant[], connections: number, route: Route): string[] {
+  const u = unitOf(route)
   const out = [
-    "| variant | req/s | p50 ms | p99 ms | CPU ms/req: front | workers | front + workers | errors |",
+    `| variant | req/s | p50 ${u.name} | p99 ${u.name} | CPU ${u.name}/req: front | workers | front + workers | errors |`,
     "|---|---:|---:|---:|---:|---:|---:|---:|",
   ]
+  const at = runs.map((round) => round.filter((x) => x.connections === connections))
   for (const v of variants) {
-    const mine = runs.map((round) => ({
+    const mine = at.map((round) => ({
       r: round.find((x) => x.variant === v),
       c: round.find((x) => x.variant === "cluster"),
     }))
     const of = (get: (x: HeavyRun) => number) => median(mine.map(({ r }) => (r ? get(r) : NaN)))
     const vs = (get: (x: HeavyRun) => number) =>
       v === "cluster" ? NaN : median(mine.map(({ r, c }) => (r && c ? get(r) / get(c) : NaN)))
+    const ms = (get: (x: HeavyRun) => number) => fmt(of(get) * u.perMs, u.digits)
     const total = (x: HeavyRun) => x.frontMs + x.workersMs
     const noWorkers = v === "inline" || v === "piscina"
-    out.push(
-      `| ${v} | ${fmt(of((x) => x.cell.rps))}${ratio(vs((x) => x.cell.rps))} | ${fmt(
-        of((x) => x.cell.p50 / 1000),
-        2,
-      )}` +
-        ` | ${fmt(
-          of((x) => x.cell.p99 / 1000),
-          2,
-        )} | ${fmt(
-          of((x) => x.frontMs),
-          2,
-        )} | ${
-          noWorkers
-            ? "—"
-            : fmt(
-                of((x) => x.workersMs),
-                2,
-              )
-        }` +
-        ` | ${fmt(of(total), 2)}${ratio(vs(total))} | ${runs.reduce((n, round) => n + (round.find((x) => x.variant === v)?.cell.errors ?? 0), 0)} |`,
-    )
+    const errors = mine.reduce((n, { r }) => n + (r?.cell.errors ?? 0), 0)
+    const cells = [
+      fmt(of((x) => x.cell.rps)) + ratio(vs((x) => x.cell.rps)),
+      ms((x) => x.cell.p50 / 1000),
+      ms((x) => x.cell.p99 / 1000),
+      ms((x) => x.frontMs),
+      noWorkers ? "—" : ms((x) => x.workersMs),
+      ms(total) + ratio(vs(total)),
+      String(errors),
+    ]
+    out.push(`| ${v} | ${cells.join(" | ")} |`)
   }
   return out
 }
@@ -248,11 +277,11 @@ export async function main(argv: string[]): Promise<number> {
         try {
           f = await startFront(built.cmd(v), built.env)
           await check(f, v)
-          if (o.route === "heavy") heavyRound.push(await heavy(f, v, o))
+          if (o.route !== "cheap") for (const c of o.connections) heavyRound.push(await heavy(f, v, o, c))
           else {
             cheapRound.push(await cheap(f, v, o))
-            if (v === "piscina" || v === "slotbus") {
-              const name = v === "piscina" ? "piscina.run" : "slotbus bus.remote().small"
+            const name = RTT_NAMES[v]
+            if (name) {
               const s = rtt.get(name) ?? new Samples()
               for (const us of await roundTrips(f, o.seconds * RTT_CALLS_PER_SECOND)) s.record(us)
               rtt.set(name, s)
@@ -276,20 +305,28 @@ export async function main(argv: string[]): Promise<number> {
     `machine: ${machine.cpu} × ${machine.cores}, ${machine.kernel}, node ${node}, bun ${machine.bun}, slotbus ${machine.slotbus}; load average ${machine.loadBefore.toFixed(2)} before, ${loadavg()[0]!.toFixed(2)} after; ${machine.date}`,
   )
   console.log(
-    `load: wrk -t1 -c${o.connections} over /report/0…${REPORT_IDS - 1}; ${o.rounds} rounds of ${o.seconds} s per variant after 1 s of warm-up, variants set up fresh and interleaved; medians`,
+    `load: wrk -t1 -c${o.route === "cheap" ? Math.max(...o.connections) : o.connections.join(", -c")} over ${o.route === "cheap" ? "/report" : PATH[o.route]}/0…${IDS - 1}; ${o.rounds} round${o.rounds > 1 ? "s" : ""} of ${o.seconds} s per variant and connection count after 1 s of warm-up, variants set up fresh and interleaved; medians`,
   )
   for (const w of busyWarnings(machine, null, 0)) console.log(`warning: ${w}`)
   console.log("")
-  if (o.route === "heavy") {
+  if (o.route !== "cheap") {
+    const what = {
+      heavy: "the report route (~2.5 ms of CPU, ~50 KB)",
+      small: "a small JSON object",
+      page: "a cached 20–60 KB page",
+    }
+    for (const c of o.connections) {
+      console.log(
+        `## ${what[o.route]}, ${c} connection${c > 1 ? "s" : ""}; in brackets the median ratio to cluster in the same round\n`,
+      )
+      for (const l of heavyTable(heavyRuns, variants, c, o.route)) console.log(l)
+      console.log("")
+    }
     console.log(
-      "## the report route (~2.5 ms of CPU, ~50 KB), in brackets the median ratio to cluster in the same round\n",
-    )
-    for (const l of heavyTable(heavyRuns, variants)) console.log(l)
-    console.log(
-      "\nCPU per request: each process's CPU over the measured window (/proc/<pid>/task/*/sched) ÷ the requests wrk counted; piscina's threads are in the front's figure, cluster's front is its primary.",
+      "CPU per request: each process's CPU over the measured window (/proc/<pid>/task/*/sched) ÷ the requests wrk counted; piscina's threads are in the front's figure, cluster's front is its primary.",
     )
   } else {
-    console.log(`## /cheap while wrk -c${o.connections} saturates /report\n`)
+    console.log(`## /cheap while wrk -c${Math.max(...o.connections)} saturates /report\n`)
     for (const l of cheapTable(cheapRuns, variants)) console.log(l)
     console.log("\n## one small call at a time (a small JSON object), the front idle\n")
     console.log("| way | p50 µs | p99 µs | calls |")

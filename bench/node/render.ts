@@ -61,8 +61,3 @@ export function renderReport(id: number): string {
   }
   return `${html}</tbody></table><p>Total of means: ${total.toFixed(2)}</p></body></html>\n`
 }
-
-/** The small answer of the round trip and the cheap route: a small JSON object. */
-export function small(id: number): { id: number; ok: true; name: string } {
-  return { id, ok: true, name: `item-${id}` }
-}

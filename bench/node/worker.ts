@@ -1,26 +1,34 @@
 // A worker process of `slotbus bench node`, run under Node 26 by the front's superviseWorkers (front.ts):
-// SlotWorker.expose({ report, small }) for bus.remote(), and a handler answering GET /report/<id> with a Response
-// for bus.fetch (nodeHandler); with --reply, with a reply object { headers, body }. Ends with its bus.
+// SlotWorker.expose({ report, small, page }) for bus.remote(), and a handler answering GET /report/<id>,
+// /small/<id> and /page/<id> with a Response for bus.fetch (nodeHandler), with --reply a reply object
+// { headers, body }, and a raw call (bus.call) of such a path with the body alone. Ends with its bus.
 //   node worker.js <bus> [--reply]
-import { renderReport, small } from "./render.ts"
+import { bodyOf, HTML_TYPE, JSON_TYPE, page, route, small } from "../lib/answers.ts"
+import { renderReport } from "./render.ts"
 
 const { SlotWorker } = (await import("../../src/index.ts")) as typeof import("../../src/index.ts")
 const HTML = { "content-type": "text/html; charset=utf-8" }
 
 const reply = process.argv[3] === "--reply"
 
-function answer(path: string) {
+/** The body of a path and its headers, or null for a path this bench does not serve. */
+function bodyAndType(path: string): { body: string; headers: Record<string, string> } | null {
   const m = /^\/report\/(\d+)$/.exec(path)
-  if (!m) return new Response("not found", { status: 404 })
-  const html = renderReport(Number(m[1]))
-  return reply ? { headers: HTML, body: html } : new Response(html, { headers: HTML })
+  if (m) return { body: renderReport(Number(m[1])), headers: HTML }
+  const r = route(path)
+  return r && { body: bodyOf(path)!, headers: r.answer === "small" ? JSON_TYPE : HTML_TYPE }
 }
 
 const worker = await SlotWorker.expose(
   process.argv[2]!,
-  { report: renderReport, small },
+  { report: renderReport, small, page },
   {
-    handler: (req) => answer(req.path),
+    handler: (req) => {
+      if (req.kind === "raw") return bodyAndType(req.text())?.body ?? ""
+      const got = bodyAndType(req.path)
+      if (!got) return new Response("not found", { status: 404 })
+      return reply ? got : new Response(got.body, { headers: got.headers })
+    },
   },
 )
 await worker.closed

@@ -1,6 +1,7 @@
-// What every variant of `slotbus bench carry` answers, whatever carries it: /small/<id> a small JSON object,
-// /page/<id> a cached 20–60 KB HTML page (made once per process, then only looked up: no work per request, so
-// a request costs its carrying alone). Ids 0 … IDS − 1, asked in turn by wrk through bench/lib/ids.lua.
+// What every variant of `slotbus bench carry`, and `bench node`'s small and page routes, answer whatever carries
+// it: /small/<id> a small JSON object, /page/<id> a cached 20–60 KB HTML page (made once per process, then only
+// looked up: no work per request, so a request costs its carrying alone). Ids 0 … IDS − 1, asked in turn by wrk
+// through bench/lib/ids.lua.
 
 export const IDS = 64
 export const ANSWERS = ["small", "page"] as const
