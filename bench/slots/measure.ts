@@ -1,7 +1,7 @@
 // One measurement: `inflight` concurrent request loops for a fixed time, every round trip timed on the hub. Also run
 // under Node (bench/slots/node/hub.ts, built to JavaScript), so it reads the clock through `nanoseconds`.
 import { selfCpuSeconds } from "../lib/cpu.ts"
-import { Samples } from "../lib/samples.ts"
+import { median, Samples } from "../lib/samples.ts"
 import type { Transport } from "./transport.ts"
 
 export interface Sample {
@@ -11,6 +11,32 @@ export interface Sample {
   workerCpuS: number
   /** Round-trip times in ns. */
   times: Samples
+  /** Round trips that ended in each of SUB_WINDOWS equal parts of the measured time, in order. */
+  windows: number[]
+}
+
+/**
+ * The measured time is cut into this many equal sub-windows and msg/s is the median of their rates: one stall (a
+ * GC, a JIT tier-up, the scheduler) then spoils one sub-window's rate, not the whole measurement's.
+ */
+export const SUB_WINDOWS = 5
+
+/** Counts round trips by the sub-window of `ms` starting at `startNs` in which they ended; later ones are dropped. */
+export function subWindows(startNs: number, ms: number) {
+  const windows = new Array<number>(SUB_WINDOWS).fill(0)
+  const per = (ms * 1e6) / SUB_WINDOWS
+  return {
+    windows,
+    record(endNs: number) {
+      const i = Math.floor((endNs - startNs) / per)
+      if (i >= 0 && i < SUB_WINDOWS) windows[i]!++
+    },
+  }
+}
+
+/** The steady msg/s of a measurement of `ms`: the median of its sub-windows' rates. */
+export function steadyRate(windows: number[], ms: number): number {
+  return (median(windows) * windows.length) / (ms / 1000)
 }
 
 /** Nanoseconds of a monotonic clock: Bun's own, or performance.now() under Node (sub-microsecond there too). */
@@ -40,6 +66,7 @@ async function lanes(
   inflight: number,
   ms: number,
   times: Samples | null,
+  windows: ReturnType<typeof subWindows> | null = null,
 ): Promise<number> {
   const now = nanoseconds
   const deadline = now() + ms * 1e6
@@ -53,6 +80,7 @@ async function lanes(
       const t1 = now()
       if (reply.length !== size) throw new Error(`got ${reply.length} bytes back for a ${size}-byte request`)
       times?.record(t1 - t0)
+      windows?.record(t1)
       count++
       t0 = t1
     }
@@ -74,14 +102,15 @@ export async function measureTransport(
   const w0 = await t.workerCpu()
   const h0 = selfCpuSeconds()
   const t0 = nanoseconds()
-  const count = await lanes(t, body, inflight, ms, times)
+  const parts = subWindows(t0, ms)
+  const count = await lanes(t, body, inflight, ms, times, parts)
   const elapsedS = (nanoseconds() - t0) / 1e9
   const h1 = selfCpuSeconds()
   const w1 = await t.workerCpu()
   const workerCpuS = w1 - w0
   // A worker thread's time is part of this process's: count it once, on its side.
   const hubCpuS = t.sameProcess ? h1 - h0 - workerCpuS : h1 - h0
-  return { count, elapsedS, hubCpuS, workerCpuS, times }
+  return { count, elapsedS, hubCpuS, workerCpuS, times, windows: parts.windows }
 }
 
 /** What the orchestrator measures a method through: a transport in this process, or a hub in a process of its own. */
