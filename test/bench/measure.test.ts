@@ -6,6 +6,7 @@ import { measureTransport, payload, steadyRate, SUB_WINDOWS, subWindows } from "
 import * as bunFloor from "../../bench/slots/methods/bun-floor.ts"
 import * as floor from "../../bench/slots/methods/floor.ts"
 import * as threadWorker from "../../bench/slots/methods/worker.ts"
+import { parseArgs, QUICK_WARM_MS } from "../../bench/slots/options.ts"
 import { SkipMethod } from "../../bench/slots/transport.ts"
 
 describe("msg/s from sub-windows", () => {
@@ -73,3 +74,11 @@ describe("every way the bench measures reports its sub-windows", () => {
   }, 120_000)
 })
 
+describe("--quick warms each fresh pair up", () => {
+  test("with its own --warm unless one is given; a full run stays cold unless asked", () => {
+    expect(QUICK_WARM_MS).toBeGreaterThan(0)
+    expect(parseArgs(["--quick"]).jitWarmupMs).toBe(QUICK_WARM_MS)
+    expect(parseArgs(["--quick", "--warm", "0"]).jitWarmupMs).toBe(0)
+    expect(parseArgs([]).jitWarmupMs).toBe(0)
+  })
+})
