@@ -1,7 +1,7 @@
 // `slotbus bench`: round trips between two processes through slotbus and the alternatives, in one run.
 import { writeFileSync } from "node:fs"
 import { busyWarnings, describeMachine, machineBusySeconds } from "../lib/machine.ts"
-import { type Driver, type Sample, steadyRate, transportDriver } from "./measure.ts"
+import { type Driver, type Sample, transportDriver } from "./measure.ts"
 import { killAll, reapedChildrenCpuSeconds, spawn, type Child } from "../lib/child.ts"
 import { processCpuSeconds, selfCpuSeconds } from "../lib/cpu.ts"
 import { median } from "../lib/samples.ts"
@@ -67,8 +67,8 @@ class Progress {
 
 // ---- measuring ----
 
-/** One round's figures of one measurement of `ms`, and its distribution at CDF_PERCENTILES (µs). */
-function figuresOf(s: Sample, ms: number): { figures: Figures; cdf: number[] } {
+/** One round's figures of one measurement, and its distribution at CDF_PERCENTILES (µs). */
+function figuresOf(s: Sample): { figures: Figures; cdf: number[] } {
   const at = (p: number) => s.times.percentile(p) / 1000
   return {
     figures: {
@@ -79,7 +79,7 @@ function figuresOf(s: Sample, ms: number): { figures: Figures; cdf: number[] } {
       p99_us: at(99),
       p999_us: at(99.9),
       max_us: at(100),
-      msgs_per_s: steadyRate(s.windows, ms),
+      msgs_per_s: median(s.parts),
       hub_cpu_s: s.hubCpuS,
       worker_cpu_s: s.workerCpuS,
     },
@@ -164,11 +164,10 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
   const skip = (what: string, why: string) => skipped.set(why, [...(skipped.get(why) ?? []), what])
   const limit = Math.max(30_000, 20 * (o.latencyMs + o.warmupMs))
   const record = (method: MethodInfo, size: number, inflight: number, round: number, s: Sample) => {
-    const ms = inflight === 1 ? o.latencyMs : o.throughputMs
     const key = `${method.id} ${size} ${inflight}`
     const r = measured.get(key) ?? { method, size, inflight, rounds: [], cdfs: [] }
     measured.set(key, r)
-    const { figures, cdf } = figuresOf(s, ms)
+    const { figures, cdf } = figuresOf(s)
     while (r.rounds.length < round) r.rounds.push(null)
     r.rounds[round] = figures
     r.cdfs.push(cdf)

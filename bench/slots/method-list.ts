@@ -33,7 +33,7 @@ async function cFloor(mode: "spin" | "futex", size: number, inflight: number, ms
     hubCpuS: r.hubCpuS,
     workerCpuS: r.workerCpuS,
     times: Samples.of(r.samples),
-    windows: r.windows,
+    parts: r.parts,
   }
 }
 

@@ -13,7 +13,7 @@ export interface FloorRun {
   elapsedS: number
   hubCpuS: number
   workerCpuS: number
-  windows: number[]
+  parts: number[]
 }
 
 let built: Promise<string> | null = null
@@ -44,11 +44,11 @@ export async function measure(mode: "spin" | "futex", size: number, inflight: nu
       elapsed_s: number
       hub_cpu_s: number
       worker_cpu_s: number
-      windows: number[]
+      parts: number[]
     }
     const bytes = readFileSync(file)
     const samples = new Uint32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength))
-    return { samples, elapsedS: r.elapsed_s, hubCpuS: r.hub_cpu_s, workerCpuS: r.worker_cpu_s, windows: r.windows }
+    return { samples, elapsedS: r.elapsed_s, hubCpuS: r.hub_cpu_s, workerCpuS: r.worker_cpu_s, parts: r.parts }
   } finally {
     clearTimeout(stuck)
     rmSync(file, { force: true })
