@@ -79,7 +79,7 @@ function figuresOf(s: Sample): { figures: Figures; cdf: number[] } {
       p99_us: at(99),
       p999_us: at(99.9),
       max_us: at(100),
-      msgs_per_s: s.count / s.elapsedS,
+      msgs_per_s: median(s.parts),
       hub_cpu_s: s.hubCpuS,
       worker_cpu_s: s.workerCpuS,
     },

@@ -9,7 +9,8 @@
  * so every message pays a wake-up. yield: a side with nothing to do calls sched_yield after every empty poll, as a
  * slotbus pump that finds its peer on its own CPU does: pinned to one CPU (taskset -c 0), the floor of a pair that
  * shares one (docs/perf/round-nine-cliffs.md). Writes one u32 round-trip time in ns per measured request to samples-file
- * and prints one JSON line: count, elapsed_s, hub_cpu_s, worker_cpu_s (each side's own getrusage). */
+ * and prints one JSON line: count, elapsed_s, hub_cpu_s, worker_cpu_s (each side's own getrusage), and parts: the
+ * msg/s of PARTS runs of equal count of the measured round trips (partRates in bench/slots/measure.ts). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -35,6 +36,7 @@
 #define MARK_START 0x80000001u /* worker: take the starting getrusage */
 #define MARK_END 0x80000002u   /* worker: take the final getrusage */
 #define STOP 0xFFFFFFFFu
+#define PARTS 5u
 
 typedef struct {
   _Alignas(64) _Atomic uint32_t tail; /* producer writes; the consumer's futex word */
@@ -147,8 +149,9 @@ int main(int argc, char **argv) {
 
   uint8_t *src = malloc(size), *dst = malloc(size);
   uint32_t *samples = malloc(MAX_SAMPLES * sizeof *samples);
+  uint64_t *ends = malloc(MAX_SAMPLES * sizeof *ends);
   uint64_t sent_at[MAX_INFLIGHT];
-  if (!src || !dst || !samples) return perror("malloc"), 1;
+  if (!src || !dst || !samples || !ends) return perror("malloc"), 1;
   for (size_t i = 0; i < size; i++) src[i] = (uint8_t)i;
 
   uint32_t head = 0, tail = 0, count = 0, outstanding = 0;
@@ -169,6 +172,7 @@ int main(int argc, char **argv) {
     outstanding--;
     if (phase == 1 && count < MAX_SAMPLES) {
       uint64_t rtt = t - sent_at[i];
+      ends[count] = t;
       samples[count++] = rtt > UINT32_MAX ? UINT32_MAX : (uint32_t)rtt;
     }
     if (phase == 0 && t >= warm_until) {
@@ -195,7 +199,22 @@ int main(int argc, char **argv) {
 
   FILE *f = fopen(argv[5], "wb");
   if (!f || fwrite(samples, sizeof *samples, count, f) != count || fclose(f)) return perror(argv[5]), 1;
-  printf("{\"count\":%u,\"elapsed_s\":%.9f,\"hub_cpu_s\":%.6f,\"worker_cpu_s\":%.6f}\n", count,
+  printf("{\"count\":%u,\"elapsed_s\":%.9f,\"hub_cpu_s\":%.6f,\"worker_cpu_s\":%.6f,\"parts\":[", count,
          (t_end - t_start) / 1e9, hub_cpu, sh->worker_cpu[0]);
+  if (count < PARTS) {
+    uint64_t span = count ? ends[count - 1] - t_start : 0;
+    printf("%.3f", count ? count * 1e9 / (double)(span ? span : 1) : 0.0);
+  } else {
+    uint64_t from = t_start;
+    uint32_t done = 0;
+    for (uint32_t k = 1; k <= PARTS; k++) {
+      uint32_t upto = (uint32_t)((uint64_t)k * count / PARTS);
+      uint64_t span = ends[upto - 1] - from;
+      printf("%s%.3f", k > 1 ? "," : "", (upto - done) * 1e9 / (double)(span ? span : 1));
+      from = ends[upto - 1];
+      done = upto;
+    }
+  }
+  printf("]}\n");
   return 0;
 }

@@ -11,6 +11,35 @@ export interface Sample {
   workerCpuS: number
   /** Round-trip times in ns. */
   times: Samples
+  /** The msg/s of each of PARTS runs of equal count of the measured round trips, in order (see partRates). */
+  parts: number[]
+}
+
+/**
+ * The measured round trips are cut into this many runs of equal count, and msg/s is the median of the runs' rates:
+ * a stall (a GC, a JIT tier-up, the scheduler) spoils the one run it falls in, however long it lasts.
+ */
+export const PARTS = 5
+
+/**
+ * The rates (msg/s) of PARTS runs of equal count of the round trips that ended at `endsNs` (ascending), the first
+ * run timed from `startNs`, each next one from the end of the one before.
+ */
+export function partRates(endsNs: ArrayLike<number>, startNs: number): number[] {
+  const n = endsNs.length
+  if (n === 0) return [0]
+  if (n < PARTS) return [(n * 1e9) / Math.max(1, endsNs[n - 1]! - startNs)]
+  const rates: number[] = []
+  let from = startNs
+  let done = 0
+  for (let k = 1; k <= PARTS; k++) {
+    const upTo = Math.floor((k * n) / PARTS)
+    const to = endsNs[upTo - 1]!
+    rates.push(((upTo - done) * 1e9) / Math.max(1, to - from))
+    from = to
+    done = upTo
+  }
+  return rates
 }
 
 /** Nanoseconds of a monotonic clock: Bun's own, or performance.now() under Node (sub-microsecond there too). */
@@ -40,6 +69,7 @@ async function lanes(
   inflight: number,
   ms: number,
   times: Samples | null,
+  ends: Samples | null = null,
 ): Promise<number> {
   const now = nanoseconds
   const deadline = now() + ms * 1e6
@@ -53,6 +83,7 @@ async function lanes(
       const t1 = now()
       if (reply.length !== size) throw new Error(`got ${reply.length} bytes back for a ${size}-byte request`)
       times?.record(t1 - t0)
+      ends?.record(t1)
       count++
       t0 = t1
     }
@@ -74,14 +105,15 @@ export async function measureTransport(
   const w0 = await t.workerCpu()
   const h0 = selfCpuSeconds()
   const t0 = nanoseconds()
-  const count = await lanes(t, body, inflight, ms, times)
+  const ends = new Samples()
+  const count = await lanes(t, body, inflight, ms, times, ends)
   const elapsedS = (nanoseconds() - t0) / 1e9
   const h1 = selfCpuSeconds()
   const w1 = await t.workerCpu()
   const workerCpuS = w1 - w0
   // A worker thread's time is part of this process's: count it once, on its side.
   const hubCpuS = t.sameProcess ? h1 - h0 - workerCpuS : h1 - h0
-  return { count, elapsedS, hubCpuS, workerCpuS, times }
+  return { count, elapsedS, hubCpuS, workerCpuS, times, parts: partRates(ends.values(), t0) }
 }
 
 /** What the orchestrator measures a method through: a transport in this process, or a hub in a process of its own. */

@@ -33,6 +33,7 @@ async function cFloor(mode: "spin" | "futex", size: number, inflight: number, ms
     hubCpuS: r.hubCpuS,
     workerCpuS: r.workerCpuS,
     times: Samples.of(r.samples),
+    parts: r.parts,
   }
 }
 

@@ -22,8 +22,8 @@ range, and the first line is the verdict (the second, Node's).
                    bun-node) or name:mode (slotbus:spin, floor:futex, node:slotbus, node:process.send,
                    node:worker, node:unix, …); "idle" for the idle test (a Bun pair, and a Node one)
   --warm <ms>      traffic (32 in flight) each freshly started pair exchanges before it is measured
-                   (default 0). A fresh Bun worker is measured while JavaScriptCore still compiles
-                   it; a long-running server is not: --warm 3000 measures what a server sees.
+                   (default 0, --quick 100). A fresh Bun worker is measured while JavaScriptCore still
+                   compiles it; a long-running server is not: --warm 3000 measures what a server sees.
   --idle <ms>      how long to measure the CPU of an idle parked hub+worker (default 2000; 0: skip)
   --load <n>       start n CPU burner processes for the whole run (a busy machine on purpose)
   --wide           every column (the default table fits 100 columns)
@@ -34,6 +34,9 @@ range, and the first line is the verdict (the second, Node's).
   -h, --help       this text`
 
 export class UsageError extends Error {}
+
+/** --quick's --warm: its 60 ms rounds would otherwise measure a fresh pair's JIT compiling more than the pair. */
+export const QUICK_WARM_MS = 100
 
 export interface BenchOptions {
   sizes: number[]
@@ -94,7 +97,7 @@ export function parseArgs(argv: string[]): BenchOptions {
   let wide = false
   let time: number | null = null
   let idle: number | null = null
-  let warm = 0
+  let warm: number | null = null
   let only: string[] | null = null
   let json: string | null = null
   let html: string | null = null
@@ -180,7 +183,7 @@ export function parseArgs(argv: string[]): BenchOptions {
     latencyMs,
     throughputMs: Math.max(1, Math.round((latencyMs * 2) / 3)),
     warmupMs: Math.max(1, Math.round(latencyMs / 6)),
-    jitWarmupMs: warm,
+    jitWarmupMs: warm ?? (quick ? QUICK_WARM_MS : 0),
     idleMs: idle ?? (quick ? 1000 : 2000),
     only,
     load,

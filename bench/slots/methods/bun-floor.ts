@@ -8,7 +8,7 @@ import { join } from "node:path"
 import { spawn } from "../../lib/child.ts"
 import { processCpuSeconds, selfCpuSeconds } from "../../lib/cpu.ts"
 import { Samples } from "../../lib/samples.ts"
-import type { Sample } from "../measure.ts"
+import { partRates, type Sample } from "../measure.ts"
 
 // Layout, in 32-bit words: [0] worker ready, [16] stop; then per slot a line (16 words) with the request
 // sequence number and a line with the response's, then the slot's request and response buffers.
@@ -76,7 +76,7 @@ export async function measure(size: number, inflight: number, ms: number, warmMs
       Atomics.store(l.words, l.req[k]!, ++seq[k]!)
     }
     const armed = new Uint8Array(inflight)
-    const run = (forMs: number, times: Samples | null) => {
+    const run = (forMs: number, times: Samples | null, ends: Samples | null) => {
       const start = now()
       for (let k = 0; k < inflight; k++) send(k, start), (armed[k] = 1)
       const deadline = now() + forMs * 1e6
@@ -96,6 +96,7 @@ export async function measure(size: number, inflight: number, ms: number, warmMs
           const t = now()
           if (t < deadline) {
             times?.record(t - sentAt[k]!)
+            ends?.record(t)
             count++
             send(k, t)
           } else {
@@ -106,19 +107,20 @@ export async function measure(size: number, inflight: number, ms: number, warmMs
       }
       return count
     }
-    run(warmMs, null)
+    run(warmMs, null, null)
     const times = new Samples()
     const w0 = processCpuSeconds(child.proc.pid)
     const h0 = selfCpuSeconds()
     const t0 = now()
-    const count = run(ms, times)
+    const ends = new Samples()
+    const count = run(ms, times, ends)
     const elapsedS = (now() - t0) / 1e9
     const h1 = selfCpuSeconds()
     const w1 = processCpuSeconds(child.proc.pid)
     if (out[size - 1] !== payload[size - 1] || out[0] !== payload[0])
       throw new Error("the Bun floor worker echoed wrong bytes")
     Atomics.store(l.words, STOP, 1)
-    return { count, elapsedS, hubCpuS: h1 - h0, workerCpuS: w1 - w0, times }
+    return { count, elapsedS, hubCpuS: h1 - h0, workerCpuS: w1 - w0, times, parts: partRates(ends.values(), t0) }
   } finally {
     await child.kill()
     rmSync(file, { force: true })

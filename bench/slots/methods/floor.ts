@@ -13,6 +13,7 @@ export interface FloorRun {
   elapsedS: number
   hubCpuS: number
   workerCpuS: number
+  parts: number[]
 }
 
 let built: Promise<string> | null = null
@@ -38,10 +39,16 @@ export async function measure(mode: "spin" | "futex", size: number, inflight: nu
     const code = await child.exited
     const out = child.lines.join("\n")
     if (code !== 0) throw new Error(`floor ${mode} exited with ${code}: ${child.stderr.trim()}`)
-    const r = JSON.parse(out) as { count: number; elapsed_s: number; hub_cpu_s: number; worker_cpu_s: number }
+    const r = JSON.parse(out) as {
+      count: number
+      elapsed_s: number
+      hub_cpu_s: number
+      worker_cpu_s: number
+      parts: number[]
+    }
     const bytes = readFileSync(file)
     const samples = new Uint32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength))
-    return { samples, elapsedS: r.elapsed_s, hubCpuS: r.hub_cpu_s, workerCpuS: r.worker_cpu_s }
+    return { samples, elapsedS: r.elapsed_s, hubCpuS: r.hub_cpu_s, workerCpuS: r.worker_cpu_s, parts: r.parts }
   } finally {
     clearTimeout(stuck)
     rmSync(file, { force: true })
