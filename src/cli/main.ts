@@ -18,8 +18,9 @@ commands:
   bench realwork  a ~2 ms page and a 5 MiB stream behind a front: slotbus RPC, bus.fetch, Worker threads,
                 a fetch proxy; req/s, p50/p99, CPU per request of each process (--help)
   bench fronts  one front against several on one port (reusePort, shared), over one pool (--help)
+  bench buses   each bus's round trip in a front with 1, 2, 4, 8 buses, Bun and Node workers (--help)
   bench carry   carrying an answer behind a front, 8 ways, against a direct server: CPU per request (--help)
-  bench node    an Express front in Node 26: inline, piscina, node:cluster, slotbus nodeHandler/RPC (--help)
+  bench node    an Express front in Node 26: inline, piscina, node:cluster, slotbus nodeHandler/RPC/call (--help)
   bench compare this work tree against a git ref, one interleaved run: slotbus bench compare main (--help)
   hub           run the HTTP hub: slotbus hub --port 3200 [--host 127.0.0.1] [--token-file path]
   status        what an app's buses, topics and contests (serveStatus), or a hub, are doing, redrawn every second:
