@@ -1,6 +1,7 @@
 // The signals a pump reads before it spins, yields or parks (as Agrona's ControllableIdleStrategy reads its status
 // indicator): whether the machine is oversubscribed (Contention), and whether the peer shares this CPU (CpuSharing).
 import { readFileSync } from "node:fs"
+import { availableParallelism } from "node:os"
 
 // A sched_yield that kept this side off the CPU this long ran a third process (a peer sharing our CPU answers
 // sooner): the machine is oversubscribed. Yielding then costs a whole time slice of the other process, while a
@@ -131,38 +132,15 @@ export class CpuSharing {
   }
 }
 
-const TICK_MS = 10 // /proc/stat's unit, USER_HZ
-// An idle CPU: one that sat idle for half the time since the last look, which is 20 ms to 1 s old (/proc/stat
-// counts in 10 ms ticks).
-const IDLE_SHARE = 0.5
-let lastLook: { at: number; idle: Map<number, number> } | undefined
-
-/** Each CPU's idle ticks (/proc/stat), null where unknown. */
-function idleTicks(): Map<number, number> | null {
+/** Whether a CPU has nothing to run: no more runnable threads machine-wide (/proc/loadavg's 4th field, the reader
+ * among them) than CPUs, so that two of them stacked on one CPU leave another idle. False where unknown. */
+export function idleCpuNow(): boolean {
   try {
-    const idle = new Map<number, number>()
-    for (const line of readFileSync("/proc/stat", "latin1").split("\n")) {
-      const m = /^cpu(\d+) \d+ \d+ \d+ (\d+) (\d+)/.exec(line)
-      if (m) idle.set(Number(m[1]), Number(m[2]) + Number(m[3]))
-    }
-    return idle.size > 0 ? idle : null
+    const running = Number(readFileSync("/proc/loadavg", "latin1").split(" ")[3]?.split("/")[0])
+    return Number.isFinite(running) && running <= availableParallelism()
   } catch {
-    return null
+    return false
   }
-}
-
-/** Whether a CPU other than `cpu` sat idle for most of the time since the previous call (20 ms to 1 s ago; the
- * first call only looks). False where unknown. */
-export function idleCpuBesides(cpu: number, at = performance.now()): boolean {
-  const idle = idleTicks()
-  const was = lastLook
-  if (idle === null) return false
-  if (was && at - was.at < 20) return false // too soon to tell: keep the older look
-  lastLook = { at, idle }
-  if (!was || at - was.at > 1000) return false
-  for (const [c, ticks] of idle)
-    if (c !== cpu && (ticks - (was.idle.get(c) ?? ticks)) * TICK_MS >= IDLE_SHARE * (at - was.at)) return true
-  return false
 }
 
 /**
@@ -177,7 +155,7 @@ export class CpuMover {
   constructor(
     /** Moves the calling thread off `cpu`: the CPU it is on after, or < 0 if it could not (sb_move_off_cpu). */
     private readonly move: (cpu: number) => number,
-    private readonly idleCpu: (cpu: number) => boolean = idleCpuBesides,
+    private readonly idleCpu: () => boolean = idleCpuNow,
   ) {}
 
   /** At `t` this thread runs on `cpu` and its peer on `peer` (-1: unknown), sharing by CpuSharing's sign: the CPU it
@@ -185,7 +163,7 @@ export class CpuMover {
   sharing(t: number, cpu: number, peer: number): number {
     if (cpu < 0 || peer !== cpu || t - this.at < MOVE_EVERY_NS) return cpu
     this.at = t
-    if (!this.idleCpu(cpu)) return cpu
+    if (!this.idleCpu()) return cpu
     const moved = this.move(cpu)
     if (moved >= 0) return moved
     this.at = Infinity
