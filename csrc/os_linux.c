@@ -193,20 +193,6 @@ int os_listeners_stopped(const char *path, uint32_t *pids, uint32_t max, uint32_
 
 int os_cpu(void) { return sched_getcpu(); }
 
-/* Narrowing the mask migrates the running thread before sched_setaffinity returns; the original mask is then put
- * back at once, and the scheduler leaves the thread where it now is (cache affinity). */
-int os_move_off_cpu(int cpu) {
-  cpu_set_t was, off;
-  if (sched_getaffinity(0, sizeof was, &was) != 0) return -errno;
-  if (cpu < 0 || cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &was) || CPU_COUNT(&was) < 2) return -EINVAL;
-  off = was;
-  CPU_CLR(cpu, &off);
-  if (sched_setaffinity(0, sizeof off, &off) != 0) return -errno;
-  int now = sched_getcpu();
-  if (sched_setaffinity(0, sizeof was, &was) != 0) return -errno;
-  return now;
-}
-
 void os_thread_name(pthread_t t, const char *name) { pthread_setname_np(t, name); }
 
 int os_random(void *buf, size_t n) { return syscall(SYS_getrandom, buf, n, 0) == (long)n ? 0 : -1; }

@@ -1,7 +1,6 @@
 // The signals a pump reads before it spins, yields or parks (as Agrona's ControllableIdleStrategy reads its status
 // indicator): whether the machine is oversubscribed (Contention), and whether the peer shares this CPU (CpuSharing).
 import { readFileSync } from "node:fs"
-import { availableParallelism } from "node:os"
 
 // A sched_yield that kept this side off the CPU this long ran a third process (a peer sharing our CPU answers
 // sooner): the machine is oversubscribed. Yielding then costs a whole time slice of the other process, while a
@@ -27,9 +26,6 @@ const RUN_DELAY_SHARE = 0.75
 // (nobody else wanted this CPU) end it.
 export const SWITCHED_YIELD_NS = 2_000
 const QUICK_YIELDS_TO_CLEAR = 16
-// A side that moved off its peer's CPU (CpuMover) tries again no sooner than this: a ring puts a woken side back
-// on its waker's CPU, and a move costs two sched_setaffinity calls and a migration.
-const MOVE_EVERY_NS = 20_000_000
 
 /** ns this thread has spent runnable but not running (/proc/thread-self/schedstat), null where unknown. */
 export function runDelayNs(): number | null {
@@ -129,44 +125,5 @@ export class CpuSharing {
   private peerMayShare(): boolean {
     const peer = this.cpu < 0 ? -1 : this.peerCpu()
     return peer < 0 || peer === this.cpu
-  }
-}
-
-/** Whether a CPU has nothing to run: no more runnable threads machine-wide (/proc/loadavg's 4th field, the reader
- * among them) than CPUs, so that two of them stacked on one CPU leave another idle. False where unknown. */
-export function idleCpuNow(): boolean {
-  try {
-    const running = Number(readFileSync("/proc/loadavg", "latin1").split(" ")[3]?.split("/")[0])
-    return Number.isFinite(running) && running <= availableParallelism()
-  } catch {
-    return false
-  }
-}
-
-/**
- * Moves a side off the CPU it shares with its peer while another CPU idles. Once a pair takes turns on one CPU
- * (both sides' sched_yield handing it over: ~6 µs round trips against ~1.5 on two), the scheduler leaves it there,
- * both threads being cache-hot (docs/perf/round-nine-cliffs.md). Only one side of a pair may have one (the worker),
- * or both would move at once; at most once per MOVE_EVERY_NS; never again where the OS cannot (`move` < 0).
- */
-export class CpuMover {
-  private at = -Infinity
-
-  constructor(
-    /** Moves the calling thread off `cpu`: the CPU it is on after, or < 0 if it could not (sb_move_off_cpu). */
-    private readonly move: (cpu: number) => number,
-    private readonly idleCpu: () => boolean = idleCpuNow,
-  ) {}
-
-  /** At `t` this thread runs on `cpu` and its peer on `peer` (-1: unknown), sharing by CpuSharing's sign: the CPU it
-   * runs on now. */
-  sharing(t: number, cpu: number, peer: number): number {
-    if (cpu < 0 || peer !== cpu || t - this.at < MOVE_EVERY_NS) return cpu
-    this.at = t
-    if (!this.idleCpu()) return cpu
-    const moved = this.move(cpu)
-    if (moved >= 0) return moved
-    this.at = Infinity
-    return cpu
   }
 }

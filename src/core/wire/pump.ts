@@ -3,7 +3,7 @@
 // (idle-strategy.ts), and whether it may poll at all the signals' (idle-signals.ts).
 import { native } from "../../native/ffi.ts"
 import { nanoseconds } from "../../runtime/index.ts"
-import { Contention, CpuMover, CpuSharing, SWITCHED_YIELD_NS } from "./idle-signals.ts"
+import { Contention, CpuSharing, SWITCHED_YIELD_NS } from "./idle-signals.ts"
 import { type IdleStrategy, type Idler, idler } from "./idle-strategy.ts"
 import { countTurn, eventLoopFds } from "./loop-probe.ts"
 
@@ -102,11 +102,6 @@ export interface PumpDuties {
    * loop has little else, and asking made the HTTP hub's workers dearer.
    */
   yieldsToIo?: boolean
-  /**
-   * This side moves itself off its peer's CPU when it finds the two sharing one while another CPU idles (CpuMover).
-   * One side of a pair (a worker's): two movers would move together.
-   */
-  movesOffSharedCpu?: boolean
 }
 
 /**
@@ -132,7 +127,6 @@ export class Pump {
   private readonly loopFds = eventLoopFds()
   private ioSeenAt = -Infinity
   private answeringSince = 0 // when fruitless runs began to queue behind this side's answers (duties.answering)
-  private readonly mover: CpuMover | undefined
 
   constructor(
     private readonly chan: Parking,
@@ -140,9 +134,7 @@ export class Pump {
     private readonly duties: PumpDuties,
     /** Whether the machine is too busy to poll (a test passes one that never says so). */
     private readonly contention = new Contention(),
-    mover = new CpuMover((cpu) => native.sb_move_off_cpu(cpu)),
   ) {
-    this.mover = duties.movesOffSharedCpu === true ? mover : undefined
     const startedAt = now()
     this.idler = idler(idle, "idle", {
       startedAt,
@@ -323,8 +315,7 @@ export class Pump {
    */
   private whereAfterYield(ns: number): number {
     if (ns < SWITCHED_YIELD_NS && ++this.yields % NOTE_CPU_EVERY !== 0) return -1
-    let cpu = native.sb_cpu()
-    if (this.mover && this.sharing.shared) cpu = this.mover.sharing(now(), cpu, this.chan.peerCpu?.() ?? -1)
+    const cpu = native.sb_cpu()
     this.chan.noteCpu?.(cpu)
     return cpu
   }

@@ -223,7 +223,6 @@ export class Connections {
       startupPollNs: STARTUP_POLL_NS,
       crowded: () => chan.crowded,
       answering: () => this.serving.active > 0,
-      movesOffSharedCpu: true,
     })
     let hubClosing = false
     const seen = new Set<number>()

@@ -2,7 +2,7 @@
 // oversubscribed, and when it yields after every empty poll because its peer shares its CPU.
 // Driven with made-up times and run_delay readings (ns), so each rule is checked exactly.
 import { expect, test } from "bun:test"
-import { Contention, CpuMover, CpuSharing, idleCpuNow, runDelayNs } from "../../../src/core/wire/idle-signals.ts"
+import { Contention, CpuSharing, runDelayNs } from "../../../src/core/wire/idle-signals.ts"
 
 const MS = 1e6
 const SLOW = 60_000 // a yield that kept the thread off the CPU for 60 µs
@@ -177,46 +177,4 @@ test("the sign is not taken when the peer's CPU word names another CPU; an unkno
     u.polled(1)
     expect(u.shared).toBe(true)
   }
-})
-
-// core/wire/idle-signals.ts's CpuMover: a worker that finds its hub on its CPU while another CPU idles moves off it
-// (the pair otherwise stays there: ~6 µs round trips against ~1.5, docs/perf/round-nine-cliffs.md).
-test("a side sharing its peer's CPU moves off it once, then not again for 20 ms; only while a CPU idles", () => {
-  const moves: number[] = []
-  let idle = true
-  const m = new CpuMover(
-    (cpu) => (moves.push(cpu), cpu === 0 ? 1 : 0),
-    () => idle,
-  )
-  expect(m.sharing(1e9, 0, 1)).toBe(0) // the peer runs elsewhere
-  expect(m.sharing(1e9, 0, -1)).toBe(0) // the peer did not say
-  expect(m.sharing(1e9, -1, -1)).toBe(-1) // neither is known
-  expect(moves).toEqual([])
-  expect(m.sharing(1e9, 0, 0)).toBe(1)
-  expect(moves).toEqual([0])
-  expect(m.sharing(1e9 + 19e6, 1, 1)).toBe(1) // put back beside it at once: wait
-  expect(moves).toEqual([0])
-  expect(m.sharing(1e9 + 20e6, 1, 1)).toBe(0)
-  expect(moves).toEqual([0, 1])
-  idle = false // every CPU busy: moving would only take another's
-  expect(m.sharing(1e9 + 40e6, 0, 0)).toBe(0)
-  idle = true
-  expect(m.sharing(1e9 + 50e6, 0, 0)).toBe(0) // a busy machine is asked no more often than a move is made
-  expect(m.sharing(1e9 + 60e6, 0, 0)).toBe(1)
-  expect(moves).toEqual([0, 1, 0])
-})
-
-test("a side that cannot move (one CPU in its mask, or an OS without affinity) never tries again", () => {
-  let tries = 0
-  const m = new CpuMover(
-    () => (tries++, -22),
-    () => true,
-  )
-  expect(m.sharing(1e9, 0, 0)).toBe(0)
-  expect(m.sharing(1e12, 0, 0)).toBe(0)
-  expect(tries).toBe(1)
-})
-
-test("idleCpuNow reads the machine's runnable threads", () => {
-  expect(typeof idleCpuNow()).toBe("boolean") // where /proc/loadavg exists it is not the fallback's answer alone
 })
