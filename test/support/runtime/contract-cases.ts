@@ -21,6 +21,20 @@ type Rt = typeof Runtime
 type Case = (rt: Rt, lib: string) => unknown
 
 /** The line contract-run.ts's Node child writes through its stdout sink (the test looks for it in the output). */
+/** What a connect to `to` says: each connectError call's code, then "connected" or "rejected <code>". */
+export async function connectOutcome(rt: Rt, to: { unix: string } | { hostname: string; port: number }) {
+  const refused: string[] = []
+  const socket = {
+    data() {},
+    connectError: (_s: unknown, e: Error) => void refused.push(`connectError ${(e as NodeJS.ErrnoException).code}`),
+  }
+  const connected = await rt.connect({ ...to, socket }).then(
+    () => "connected",
+    (e: NodeJS.ErrnoException) => `rejected ${e.code}`,
+  )
+  return [...refused, connected]
+}
+
 export const SINK_LINE = "a line through the stdout sink\n"
 
 const text = async (stream: AsyncIterable<Uint8Array> | undefined) => {
@@ -166,20 +180,13 @@ export const cases: Record<string, Case> = {
       const echo = await echoed.promise
       server.stop(true)
       await closed.promise
-      const refused: string[] = []
-      const connected = await rt
-        .connect({
-          unix: path,
-          socket: {
-            data() {},
-            connectError: (_s, e) => void refused.push(`connectError ${(e as NodeJS.ErrnoException).code}`),
-          },
-        })
-        .then(
-          () => "connected",
-          (e: NodeJS.ErrnoException) => `rejected ${e.code}`,
-        )
-      return { again, echo, closed: true, unlinked: !existsSync(path), refused: [...refused, connected] }
+      return {
+        again,
+        echo,
+        closed: true,
+        unlinked: !existsSync(path),
+        refused: await connectOutcome(rt, { unix: path }),
+      }
     }),
 
   "spawn pipes both ways, with env, cwd and a further fd, and reports the exit code": (rt) =>

@@ -8,6 +8,7 @@ import { createInterface } from "node:readline"
 import { join } from "node:path"
 import * as rt from "../../../src/runtime/index.ts"
 import { StdioListener } from "../../../src/stdio/index.ts"
+import { connectOutcome } from "./contract-cases.ts"
 
 const dir = process.argv[2]!
 const decode = (b: Uint8Array) => new TextDecoder().decode(b)
@@ -32,23 +33,8 @@ client.write("port?")
 const echo = await echoed.promise
 server.stop(true)
 await closed.promise
-const refused: string[] = []
-const after = await rt
-  .connect({
-    hostname: "127.0.0.1",
-    port: server.port,
-    socket: {
-      data() {},
-      connectError: (_s, e) => void refused.push(`connectError ${(e as NodeJS.ErrnoException).code}`),
-    },
-  })
-  .then(
-    () => "connected",
-    (e: NodeJS.ErrnoException) => `rejected ${e.code}`,
-  )
-console.log(
-  `runtime ${JSON.stringify({ port: server.port > 0, again, echo, closed: true, refused: [...refused, after] })}`,
-)
+const refused = await connectOutcome(rt, { hostname: "127.0.0.1", port: server.port })
+console.log(`runtime ${JSON.stringify({ port: server.port > 0, again, echo, closed: true, refused })}`)
 
 // the stdio bus's tcp: listener over an echo host: each line is answered { id, result: the line }
 type Client = { deliver(m: object): void; close(): void }
