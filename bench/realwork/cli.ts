@@ -7,6 +7,8 @@
 //   bus.fetch       bus.fetch(req) to 4 processes of superviseWorkers answering a Response
 //   Worker threads  4 Worker threads of the front, postMessage, the least busy one first
 //   fetch proxy     fetch() to the least busy of 4 processes each with its own Bun.serve
+//   reusePort       4 processes each with its own Bun.serve({ reusePort: true }) on one port, no front: Bun's cluster,
+//                   the same work with no hop (what a transport is held against)
 //   direct          the front's Bun.serve answering the cached page itself, no transport, no workers
 // Load: wrk -t1 -c16 over /page/0 … /page/63 in turn (or /thumb/…), else an in-repo fetch client. Each round sets
 // every variant up fresh (front and workers), in an order rotating from round to round, warms it up for a second per
@@ -28,14 +30,15 @@ const USAGE = `usage: slotbus bench realwork [--seconds 2] [--rounds 2] [--only 
 A product page (~2 ms of CPU, 20–60 KB of HTML), the same pages cached (no work: what carrying them costs alone)
 and a 5 MiB streamed thumbnail, served by a Bun.serve front with
 4 workers: slotbus RPC and bus.fetch (superviseWorkers, 16 slots each), Worker threads (postMessage) and a fetch
-proxy to 4 processes' own Bun.serve; on the cached route also direct, the front answering itself (no transport: the
+proxy to 4 processes' own Bun.serve; 4 processes sharing the port (reusePort: the same work with no hop, no
+front); on the cached route also direct, the front answering itself (no transport: the
 floor of carrying; not on page or thumb, where the front would do the work itself on one thread). 16 clients
 (wrk -t1 -c16); req/s, p50/p99, CPU per request of the front and of each worker, and the work's own cost measured
 alone; the page route's ceiling when the proxy ran on page and cached and direct on cached.
 
   --seconds <n>  measured whole seconds per variant, route and round, after 1 s of warm-up (default 2)
   --rounds <n>   rounds, every variant set up fresh in each, the order rotating; figures are medians (default 2)
-  --only <list>  some of rpc,fetch,threads,proxy,direct (default all; direct runs on the cached route only)
+  --only <list>  some of rpc,fetch,threads,proxy,cluster,direct (default all; direct runs on the cached route only)
   --route <list> some of page,cached,thumb (default all three)
   --load <n>     n CPU burner processes for the whole run: the machine busy on purpose (default 0)
   --client <c>   wrk (the default when installed: apt-get install wrk) or fetch (an in-repo client, in this process)
@@ -47,6 +50,7 @@ export const VARIANTS = {
   fetch: "bus.fetch",
   threads: "Worker threads",
   proxy: "fetch proxy",
+  cluster: "reusePort",
   direct: "direct",
 } as const
 export type VariantKey = keyof typeof VARIANTS
@@ -102,6 +106,8 @@ export interface VariantRow {
   overheadMs: number
   /** This variant's req/s and CPU per request ÷ the fetch proxy's; null without it. */
   vsProxy: { rps: number; cpu: number } | null
+  /** The same ÷ the reusePort processes' (the same work with no hop); null without them. */
+  vsCluster: { rps: number; cpu: number } | null
 }
 
 /**
@@ -352,11 +358,13 @@ export async function runRealwork(o: Options, log: (line: string) => void = () =
     const rows = o.routes.flatMap((route) =>
       o.only.filter((key) => runsOn(key, route)).map((key) => row(key, route, samples.get(`${key} ${route}`)!, work)),
     )
-    for (const route of o.routes) {
-      const proxy = rows.find((x) => x.route === route && x.variant === "proxy")
-      if (proxy)
-        for (const x of rows)
-          if (x.route === route) x.vsProxy = { rps: x.rps / proxy.rps, cpu: x.cpuMs.total / proxy.cpuMs.total }
+    const against = (x: VariantRow, base: VariantKey) => {
+      const b = rows.find((y) => y.route === x.route && y.variant === base)
+      return b ? { rps: x.rps / b.rps, cpu: x.cpuMs.total / b.cpuMs.total } : null
+    }
+    for (const x of rows) {
+      x.vsProxy = against(x, "proxy")
+      x.vsCluster = against(x, "cluster")
     }
     const warnings = busyWarnings(machine, null, 0)
     if (rows.some((x) => x.errors > 0)) warnings.push("the load generator saw connection errors or timeouts (errors)")
@@ -395,6 +403,7 @@ function row(key: VariantKey, route: Route, ss: Sample[], work: WorkRow): Varian
     faults: { front: med((s) => s.cpu.faults.front), workers: med((s) => s.cpu.faults.workers) },
     overheadMs: total - workCpuMs(route, work),
     vsProxy: null,
+    vsCluster: null,
   }
 }
 
@@ -419,14 +428,15 @@ function print(head: MachineRow, work: WorkRow, rows: VariantRow[], ceiling: Cei
     `\nthe work alone: a page costs ${work.pageCpuMs.toFixed(2)} ms of CPU (${work.pageWallMs.toFixed(2)} ms wall; ${work.pages} rendered in a loop), ${kb(work.pageBytes.min)}–${kb(work.pageBytes.max)} (mean ${kb(work.pageBytes.mean)}), a cached one nothing; a thumbnail's ${work.thumbBytes / 1024 / 1024} MiB cost ${work.thumbCpuMs.toFixed(2)} ms to make`,
   )
   console.log(
-    "\n| route | variant | req/s | p50 ms | p99 ms | CPU ms/req: front | workers (each) | total | over the work | req/s ÷ proxy | CPU ÷ proxy | faults/req: front, workers |",
+    "\n| route | variant | req/s | p50 ms | p99 ms | CPU ms/req: front | workers (each) | total | over the work | req/s ÷ proxy | CPU ÷ proxy | req/s ÷ reusePort | CPU ÷ reusePort | faults/req: front, workers |",
   )
-  console.log("|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---|")
+  console.log("|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|")
+  const ratios = (r: VariantRow["vsProxy"]) => (r ? `${r.rps.toFixed(2)}× | ${r.cpu.toFixed(2)}×` : "— | —")
   for (const x of rows) {
     const sum = x.cpuMs.workers.reduce((a, b) => a + b, 0)
     const workers = x.cpuMs.workers.length ? `${f2(sum)} (${x.cpuMs.workers.map(f2).join(" ")})` : "—"
     console.log(
-      `| ${x.route} | ${x.name} | ${f2(x.rps)} | ${f2(x.p50ms)} | ${f2(x.p99ms)} | ${f2(x.cpuMs.front)} | ${workers} | ${f2(x.cpuMs.total)} | ${f2(x.overheadMs)} | ${x.vsProxy ? `${x.vsProxy.rps.toFixed(2)}×` : "—"} | ${x.vsProxy ? `${x.vsProxy.cpu.toFixed(2)}×` : "—"} | ${x.faults.front.toFixed(1)}, ${x.faults.workers.toFixed(1)} |`,
+      `| ${x.route} | ${x.name} | ${f2(x.rps)} | ${f2(x.p50ms)} | ${f2(x.p99ms)} | ${f2(x.cpuMs.front)} | ${workers} | ${f2(x.cpuMs.total)} | ${f2(x.overheadMs)} | ${ratios(x.vsProxy)} | ${ratios(x.vsCluster)} | ${x.faults.front.toFixed(1)}, ${x.faults.workers.toFixed(1)} |`,
     )
   }
   console.log(

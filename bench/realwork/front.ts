@@ -5,6 +5,8 @@
 //   fetch    SlotBus + superviseWorkers; every route by bus.fetch(req)
 //   threads  WORKERS Worker threads of this process, postMessage; the least busy one takes the next request
 //   proxy    WORKERS processes each with its own Bun.serve; fetch() to the least busy one, its body passed on
+//   cluster  WORKERS processes each with its own Bun.serve({ reusePort: true }) on one port, answering the clients
+//            themselves (Bun's cluster: no front in the path; this process only starts them and names the port)
 //   direct   no workers: the Bun.serve answers /cached/<id> itself, in its callback (other routes 404: the bench
 //            runs it on the cached route only)
 // Usage: bun bench/realwork/front.ts <variant> [root]   (root: the slotbus tree whose library is loaded)
@@ -18,7 +20,7 @@ import type { RenderApi } from "./worker.ts"
 
 type Core = typeof import("../../src/index.ts")
 
-type Variant = "rpc" | "fetch" | "threads" | "proxy" | "direct"
+type Variant = "rpc" | "fetch" | "threads" | "proxy" | "cluster" | "direct"
 const WORKERS = 4
 /** Slots per worker on the slotbus variants: requests each takes at once. */
 const SLOTS = 16
@@ -28,7 +30,10 @@ const root = resolve(rootArg ?? join(import.meta.dir, "../.."))
 const WORKER = join(import.meta.dir, "worker.ts")
 
 interface Setup {
-  fetch: (req: Request) => Response | Promise<Response>
+  /** What the front's Bun.serve answers with; none where the workers take the clients' connections themselves. */
+  fetch: ((req: Request) => Response | Promise<Response>) | null
+  /** The port the clients connect to where the workers listen on it themselves. */
+  port?: number
   workers: number[]
   threads: number[]
   close: () => Promise<void>
@@ -130,6 +135,29 @@ async function proxy(): Promise<Setup> {
   }
 }
 
+/** Bun's cluster: the first process takes a new port with reusePort, the others join it there. */
+async function cluster(): Promise<Setup> {
+  const serve = (port: number) =>
+    Bun.spawn([process.execPath, WORKER, "cluster", String(port)], { stdin: "pipe", stdout: "pipe", stderr: "inherit" })
+  const procs = [serve(0)]
+  const first = await firstLine(procs[0]!.stdout)
+  const port = Number(/^port (\d+)$/.exec(first)?.[1])
+  if (!port) throw new Error(`a cluster worker printed ${JSON.stringify(first)} instead of its port`)
+  for (let i = 1; i < WORKERS; i++) procs.push(serve(port))
+  for (const line of await Promise.all(procs.slice(1).map((p) => firstLine(p.stdout))))
+    if (line !== `port ${port}`) throw new Error(`a cluster worker printed ${JSON.stringify(line)}, not port ${port}`)
+  return {
+    fetch: null,
+    port,
+    workers: procs.map((p) => p.pid),
+    threads: [],
+    close: async () => {
+      for (const p of procs) p.kill()
+      await Promise.all(procs.map((p) => p.exited))
+    },
+  }
+}
+
 async function firstLine(stream: ReadableStream<Uint8Array>): Promise<string> {
   let text = ""
   const reader = stream.getReader()
@@ -147,6 +175,7 @@ const setups: Record<Variant, () => Promise<Setup>> = {
   fetch: () => slotbus("fetch"),
   threads,
   proxy,
+  cluster,
   direct: async () =>
     direct((path) => (path.startsWith("/cached/") ? answer(path) : new Response("not found", { status: 404 }))),
 }
@@ -155,15 +184,17 @@ if (!setups[variant]) {
   process.exit(2)
 }
 const setup = await setups[variant]()
-const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: setup.fetch })
+const server = setup.fetch ? Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: setup.fetch }) : null
 let ending: Promise<void> | null = null
 const end = () =>
   (ending ??= (async () => {
-    server.stop(true)
+    server?.stop(true)
     await setup.close()
     process.exit(0)
   })())
 process.on("SIGTERM", end)
-console.log(`ready port=${server.port} workers=${setup.workers.join(",")} threads=${setup.threads.join(",")}`)
+console.log(
+  `ready port=${server?.port ?? setup.port} workers=${setup.workers.join(",")} threads=${setup.threads.join(",")}`,
+)
 for await (const _ of Bun.stdin.stream());
 await end()

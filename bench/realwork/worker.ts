@@ -5,6 +5,9 @@
 //   bun bench/realwork/worker.ts fetch <bus> [root]   SlotWorker.connect(…, { fetch: true, idle: idle() }): a Response
 //                                                     for every route
 //   bun bench/realwork/worker.ts serve                Bun.serve on 127.0.0.1, printing "port <n>"; ends with its stdin
+//   bun bench/realwork/worker.ts cluster [port]       the same with reusePort: true, on `port` (default a new one):
+//                                                     one of several processes sharing a port, the kernel dealing
+//                                                     out connections (Bun's cluster)
 // `root` is the slotbus tree whose library is loaded (default this one): `bench compare` runs two builds this way.
 import { join, resolve } from "node:path"
 import { answer, cachedPage, renderPage } from "./render.ts"
@@ -34,12 +37,17 @@ if (role === "rpc") {
   })
   await worker.closed
   process.exit(0)
-} else if (role === "serve") {
-  const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: (req) => answer(new URL(req.url).pathname) })
+} else if (role === "serve" || role === "cluster") {
+  const server = Bun.serve({
+    hostname: "127.0.0.1",
+    port: role === "cluster" ? Number(bus ?? 0) : 0,
+    reusePort: role === "cluster",
+    fetch: (req) => answer(new URL(req.url).pathname),
+  })
   console.log(`port ${server.port}`)
   for await (const _ of Bun.stdin.stream()); // the front ended (or was killed): so does this
   process.exit(0)
 } else if (import.meta.main) {
-  console.error("usage: bun bench/realwork/worker.ts rpc|fetch <bus> [root] | serve")
+  console.error("usage: bun bench/realwork/worker.ts rpc|fetch <bus> [root] | serve | cluster [port]")
   process.exit(2)
 }
