@@ -150,14 +150,22 @@ test("a slow SSE client is dropped and counted while a fast one keeps receiving"
     await until(() => got > 0, "the slow client is connected")
     const before = (await health()).counters.sseDropped
     const payload = "x".repeat(32 * 1024)
+    let batch = 0
     await until(
       async () => {
+        const mark = String(++batch)
         const res = await fetch(`${hub.url}/_slotbus/emit`, {
           method: "POST",
           headers: { authorization: `Bearer ${hub.token}` },
-          body: JSON.stringify(Array.from({ length: 8 }, () => ({ type: "bulk", data: payload }))),
+          body: JSON.stringify([
+            ...Array.from({ length: 4 }, () => ({ type: "bulk", data: payload })),
+            { type: "mark", data: mark },
+          ]),
         })
         expect(res.status).toBe(200)
+        // the fast client reads each batch before the next is sent, however slowly this process runs: it is never
+        // more than one batch (128 KiB) behind, under the hub's 256 KiB limit
+        await fast.sse.next((m) => m.event === "mark" && m.data === mark, 20_000)
         return (await health()).counters.sseDropped > before
       },
       "the slow client is dropped",

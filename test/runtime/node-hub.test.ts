@@ -205,13 +205,17 @@ describe.skipIf(!node)("a Node hub's streams", () => {
       const dropped = async () =>
         ((await (await fetch(`${base}/health`)).json()) as { counters: { sseDropped: number } }).counters.sseDropped
       const payload = "x".repeat(32 * 1024)
+      let batch = 0
       await until(
         async () => {
-          await emit(
-            base,
-            tokenFile,
-            Array.from({ length: 8 }, () => ({ type: "bulk", data: payload })),
-          )
+          const mark = String(++batch)
+          await emit(base, tokenFile, [
+            ...Array.from({ length: 8 }, () => ({ type: "bulk", data: payload })),
+            { type: "mark", data: mark },
+          ])
+          // the reading client reads each batch before the next is sent, however slowly this process runs: it is
+          // never more than one batch (256 KiB) behind, under the hub's 1 MiB limit
+          await fast.next((m) => m.event === "mark" && m.data === mark, 30_000)
           return (await dropped()) > 0
         },
         "the slow client is dropped",
