@@ -1,7 +1,8 @@
 // The events room's side of the port a transport implements (bridge.ts, docs/PROTOCOL.md §11.4): what a bridge
 // uses of its topic. The header's bridged word and receive books, a reader of the ring from a position, and the
 // topic's publishing for what other hosts sent.
-import { TopicConst, topicNative } from "../native/ffi.ts"
+import { topicNative } from "../native/ffi.ts"
+import { TopicConst } from "../native/topic-layout.ts"
 import type { TopicBridgeHost } from "./bridge.ts"
 import { encodeFilter } from "./codec.ts"
 import { TopicClosedError } from "./errors.ts"

@@ -1,5 +1,5 @@
 // Events, filters and rules as csrc/topic.h encodes them (docs/PROTOCOL.md §8.3, §8.5, §8.6).
-import { Encoding, FilterMode, TopicConst } from "../native/ffi.ts"
+import { Encoding, FilterMode, TopicConst } from "../native/topic-layout.ts"
 import { checkWellFormed } from "../core/internal.ts"
 import { checkOptions, optionNames } from "../kit/index.ts"
 import type { BridgeFilter } from "./bridge.ts"

@@ -3,7 +3,8 @@
 // mprotect on publish), so each call lists its own; any other is a SystemError carrying the errno and its name.
 import { PayloadTooLargeError, PeerRefusedError, ProtocolError, TimeoutError } from "../errors.ts"
 import { createRefusal, systemError } from "../kit/index.ts"
-import { E_SOCKET_DIR, Errno, socketDirError, TopicConst } from "../native/ffi.ts"
+import { E_SOCKET_DIR, Errno, socketDirError } from "../native/ffi.ts"
+import { TopicConst } from "../native/topic-layout.ts"
 import { TopicFullError } from "./errors.ts"
 
 export type TopicCall = "open" | "join" | "subscribe" | "bind" | "publish" | "poll"

@@ -1,6 +1,7 @@
 // The topic's header in shared memory (docs/PROTOCOL.md §8.2), read and written through the names of
-// src/native/ffi.ts only: the one file that maps it (test/events/layout.test.ts checks both).
-import { BookField, EntryState, PubField, SubField, TopicConst, TopicLayout, topicNative } from "../native/ffi.ts"
+// src/native/topic-layout.ts only: the one file that maps it (test/events/layout.test.ts checks both).
+import { topicNative } from "../native/ffi.ts"
+import { BookField, EntryState, PubField, SubField, TopicConst, TopicLayout } from "../native/topic-layout.ts"
 import type { BridgeFilter } from "./bridge.ts"
 import { decodeFilter, filterType } from "./codec.ts"
 import { memoryView, type Pointer } from "../runtime/index.ts"

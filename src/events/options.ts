@@ -1,6 +1,6 @@
 // What Topic.open, subscribe, subscribeDurable, publish and bind take, and their checks: every option and argument is
 // checked before anything native happens (src/events/README.md, "Mistakes cost nothing").
-import { TopicConst } from "../native/ffi.ts"
+import { TopicConst } from "../native/topic-layout.ts"
 import {
   checkCreate,
   checkName,

@@ -3,16 +3,8 @@
 // status section status.ts's, its side of a bridge across hosts bridge-host.ts's.
 import { PayloadTooLargeError } from "../errors.ts"
 import type { TopicBridge, TopicBridgeHost, TopicBridgeStats } from "./bridge.ts"
-import {
-  CreateModeValue,
-  PubFlag,
-  TOPIC_OUT_WORDS,
-  TopicConst,
-  Errno,
-  TopicOut,
-  topicNative,
-  loadNative,
-} from "../native/ffi.ts"
+import { CreateModeValue, Errno, topicNative, loadNative } from "../native/ffi.ts"
+import { PubFlag, TOPIC_OUT_WORDS, TopicConst, TopicOut } from "../native/topic-layout.ts"
 import { idler } from "../core/internal.ts"
 import {
   checkOptions,

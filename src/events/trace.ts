@@ -12,7 +12,7 @@ import {
   type OtelSpan as Span,
   type TraceContext,
 } from "../kit/index.ts"
-import { TopicConst } from "../native/ffi.ts"
+import { TopicConst } from "../native/topic-layout.ts"
 
 /** What publishTrace reads of an event to publish (options.ts's PublishInit; not imported: options.ts imports the subscription, which imports this). */
 type Traced = { type: string; routing?: Record<string, string>; traceparent?: string; tracestate?: string }

@@ -1,9 +1,10 @@
-// The topic's layout check: the constants and the topic FFI table in src/native/ffi.ts, csrc/topic.h and
+// The topic's layout check: the constants in src/native/topic-layout.ts and the topic FFI table in src/native/ffi.ts, csrc/topic.h and
 // docs/PROTOCOL.md §8 must agree exactly, and the files of src/events that map the topic's header read it through
 // those names only; the second half mutates each side to prove the check notices.
 import { readdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import * as ffi from "../../src/native/ffi.ts"
+import * as layout from "../../src/native/topic-layout.ts"
 import {
   cDefine,
   cEnum,
@@ -54,16 +55,16 @@ const real: Sources = {
 }
 await ffi.loadNative()
 const realTs: Ts = {
-  TopicConst: ffi.TopicConst,
-  TopicLayout: ffi.TopicLayout,
-  SubField: ffi.SubField,
-  PubField: ffi.PubField,
-  BookField: ffi.BookField,
-  EntryState: ffi.EntryState,
-  RecState: ffi.RecState,
-  Encoding: ffi.Encoding,
-  FilterMode: ffi.FilterMode,
-  PubFlag: ffi.PubFlag,
+  TopicConst: layout.TopicConst,
+  TopicLayout: layout.TopicLayout,
+  SubField: layout.SubField,
+  PubField: layout.PubField,
+  BookField: layout.BookField,
+  EntryState: layout.EntryState,
+  RecState: layout.RecState,
+  Encoding: layout.Encoding,
+  FilterMode: layout.FilterMode,
+  PubFlag: layout.PubFlag,
   CreateMode: ffi.CreateModeValue,
   layoutHash: ffi.topicNative.sb_topic_layout_hash(),
 }

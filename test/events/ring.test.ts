@@ -6,7 +6,8 @@ import { toArrayBuffer } from "bun:ffi"
 import { join } from "node:path"
 import { zigBuild } from "../../scripts/zig.ts"
 import { Topic, TopicFullError, type Subscription } from "../../src/events/index.ts"
-import { RecState, TopicLayout, topicNative } from "../../src/native/ffi.ts"
+import { topicNative } from "../../src/native/ffi.ts"
+import { RecState, TopicLayout } from "../../src/native/topic-layout.ts"
 import { run, until } from "../support/helpers.ts"
 
 let seq = 0

@@ -16,7 +16,8 @@
 //                                          await and no timer: only its subscription keeps the process alive
 import { toArrayBuffer } from "bun:ffi"
 import { NotFoundError, Topic } from "../../../src/events/index.ts"
-import { TopicLayout, topicNative } from "../../../src/native/ffi.ts"
+import { topicNative } from "../../../src/native/ffi.ts"
+import { TopicLayout } from "../../../src/native/topic-layout.ts"
 import { scrollOf, typeOf } from "./gen.ts"
 
 const [mode, name, a, b, c] = process.argv.slice(2)
