@@ -68,6 +68,10 @@ int os_listeners_stopped(const char *path, uint32_t *pids, uint32_t max, uint32_
 
 /* The CPU the calling thread runs on (Linux: sched_getcpu, no syscall), -1 where the OS does not say. */
 int os_cpu(void);
+/* Keeps the calling thread off `cpu` (Linux: its affinity mask less that CPU, the mask it had kept to put back) until
+ * called with -1, which puts the kept mask back: the CPU it runs on after, 0 for -1, -EINVAL when `cpu` is not in its
+ * mask or the mask has one CPU, -ENOSYS where the OS cannot. */
+int os_keep_off_cpu(int cpu);
 /* Names thread t where the OS can (macOS: only the calling thread). */
 void os_thread_name(pthread_t t, const char *name);
 /* n random bytes; -1 if the kernel gave none. */

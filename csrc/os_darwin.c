@@ -135,6 +135,11 @@ int os_listeners_stopped(const char *path, uint32_t *pids, uint32_t max, uint32_
 
 int os_cpu(void) { return -1; }
 
+int os_keep_off_cpu(int cpu) {
+  (void)cpu;
+  return -ENOSYS;
+}
+
 void os_thread_name(pthread_t t, const char *name) {
   if (pthread_equal(t, pthread_self())) pthread_setname_np(name);
 }

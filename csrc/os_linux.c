@@ -193,6 +193,31 @@ int os_listeners_stopped(const char *path, uint32_t *pids, uint32_t max, uint32_
 
 int os_cpu(void) { return sched_getcpu(); }
 
+/* The mask the calling thread had before os_keep_off_cpu narrowed it: the one put back. */
+static __thread cpu_set_t kept_mask;
+static __thread int kept;
+
+/* Narrowing the mask migrates the running thread before sched_setaffinity returns. */
+int os_keep_off_cpu(int cpu) {
+  if (cpu < 0) {
+    if (!kept) return 0;
+    kept = 0;
+    return sched_setaffinity(0, sizeof kept_mask, &kept_mask) != 0 ? -errno : 0;
+  }
+  cpu_set_t was, off;
+  if (kept)
+    was = kept_mask;
+  else if (sched_getaffinity(0, sizeof was, &was) != 0)
+    return -errno;
+  if (cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &was) || CPU_COUNT(&was) < 2) return -EINVAL;
+  off = was;
+  CPU_CLR(cpu, &off);
+  if (sched_setaffinity(0, sizeof off, &off) != 0) return -errno;
+  kept_mask = was;
+  kept = 1;
+  return sched_getcpu();
+}
+
 void os_thread_name(pthread_t t, const char *name) { pthread_setname_np(t, name); }
 
 int os_random(void *buf, size_t n) { return syscall(SYS_getrandom, buf, n, 0) == (long)n ? 0 : -1; }

@@ -28,6 +28,8 @@ void sb_yield(void) { sched_yield(); }
 
 int sb_cpu(void) { return plat_cpu(); }
 
+int sb_keep_off_cpu(int cpu) { return plat_keep_off_cpu(cpu); }
+
 void sb_unpark(sb_chan *ch) {
   shm_store_relaxed(my_parked(ch), SB_AWAKE);
   plat_bell_drain(ch->my_bell);

@@ -126,6 +126,7 @@ int plat_listeners_stopped(const char *prefix, const char *name, uint32_t *pids,
 void plat_thread_name(pthread_t t, const char *name) { os_thread_name(t, name); }
 int plat_random(void *buf, size_t n) { return os_random(buf, n); }
 int plat_cpu(void) { return os_cpu(); }
+int plat_keep_off_cpu(int cpu) { return os_keep_off_cpu(cpu); }
 
 int plat_file_reserve(int fd, uint64_t size) {
   int r = os_file_reserve(fd, size);

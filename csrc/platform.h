@@ -153,6 +153,7 @@ void plat_thread_name(pthread_t t, const char *name);
 int plat_random(void *buf, size_t n);
 /* The CPU the calling thread runs on, -1 where the OS does not say (macOS). */
 int plat_cpu(void);
+int plat_keep_off_cpu(int cpu); /* os_keep_off_cpu */
 #pragma GCC visibility pop
 
 /* ---- hot paths: inline, the same on every backend ---- */

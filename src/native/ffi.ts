@@ -71,6 +71,7 @@ const symbols = {
   sb_unpark: { args: [ptr], returns: none },
   sb_yield: { args: [], returns: none },
   sb_cpu: { args: [], returns: i32 },
+  sb_keep_off_cpu: { args: [i32], returns: i32 },
   sb_any_readable: { args: [ptr, u32], returns: i32 },
   sb_wait: { args: [ptr, i32, i32], returns: i32 },
   sb_idle: { args: [ptr, i32, u32], returns: i32 }, // C polling loops; the TS side idles with src/core/wire/pump.ts
@@ -89,7 +90,7 @@ export type Native = NativeSymbols<typeof symbols>
 export type Chan = Pointer
 
 /** What this TypeScript expects of the library: csrc/slotbus.h's SB_ABI_VERSION and the layout string's hash. */
-export const ABI_VERSION = 20
+export const ABI_VERSION = 21
 export const LAYOUT_HASH = 0x178a975a
 /** csrc/slotbus.h's SB_VERSION: the wire protocol's version, in the hello (docs/PROTOCOL.md §1). */
 export const WIRE_VERSION = 4

@@ -46,6 +46,8 @@ export function runDelayNs(): number | null {
 export class Contention {
   /** Park at once before this time. */
   until = 0
+  /** The spell began because this thread waited for a CPU most of the time (run_delay), not on slow yields. */
+  starved = false
   private spell = CONTENDED_FOR_NS
   private probing = false // a spell ended and the first run_delay period after it has not been judged
   private slowYields = 0 // in a row
@@ -58,7 +60,7 @@ export class Contention {
   /** A sched_yield that ended at `t` after `ns`. */
   yielded(t: number, ns: number) {
     if (ns < CONTENDED_YIELD_NS) this.slowYields = 0
-    else if (++this.slowYields >= CONTENDED_AFTER_SLOW_YIELDS) this.start(t)
+    else if (++this.slowYields >= CONTENDED_AFTER_SLOW_YIELDS) this.start(t, false)
   }
 
   /** Reads run_delay if a period is due (never during a spell). */
@@ -72,7 +74,7 @@ export class Contention {
     // a period that began before the spell ended is not judged: it would count the spell's sleep as not waiting
     const judged = this.delayAt > 0 && this.delayAt >= this.until
     const waited = judged && d - this.runDelay >= RUN_DELAY_SHARE * (t - this.delayAt)
-    if (waited && (this.waitedBefore || this.probing)) this.start(t)
+    if (waited && (this.waitedBefore || this.probing)) this.start(t, true)
     else {
       if (judged) this.probing = false
       this.waitedBefore = waited
@@ -81,7 +83,8 @@ export class Contention {
     this.runDelay = d
   }
 
-  private start(t: number) {
+  private start(t: number, starved: boolean) {
+    this.starved = starved
     this.spell = this.probing ? Math.min(2 * this.spell, CONTENDED_MAX_NS) : CONTENDED_FOR_NS
     this.until = t + this.spell
     this.probing = this.delayAt !== Infinity // without run_delay nothing judges the period after a spell
@@ -125,5 +128,61 @@ export class CpuSharing {
   private peerMayShare(): boolean {
     const peer = this.cpu < 0 ? -1 : this.peerCpu()
     return peer < 0 || peer === this.cpu
+  }
+}
+
+// A side kept off its peer's CPU (CpuKeeper) narrows its mask again no sooner than this after the last time: each
+// narrowing is two syscalls and a migration, and a peer the scheduler moves after it would make it chase.
+const KEEP_EVERY_NS = 2_000_000
+// A kept-off thread that waits for a CPU most of the time (Contention's run_delay sign) is put back only after this
+// long kept off: a fresh process's JIT threads starve it so for a few hundred ms (and are why it was kept off), a
+// busy machine for longer, where the scheduler should place it freely again.
+const KEEP_STARVED_NS = 1_000_000_000
+
+/**
+ * Keeps a side's thread off the CPU its peer runs on while the pair is busy. Two threads taking turns on one CPU
+ * (each sched_yield handing it to the other: ~6 µs round trips against ~1.5 on two) stay there once put there,
+ * both being cache-hot for the load balancer, and they are put there whenever something else of theirs holds the
+ * other CPU for a moment (a fresh process's JIT compiler threads, docs/perf/round-nine-cliffs.md). Apart, the
+ * thread that shares a CPU with such a helper still answers at once in most turns. So on the sharing sign with the
+ * peer's CPU word naming this thread's CPU, the thread's affinity mask leaves that CPU out (sb_keep_off_cpu) until
+ * `release()`: when the pump parks for want of work (the pair went idle) or because the bus is crowded, or has
+ * been starved of a CPU past KEEP_STARVED_NS kept off (`starved()`), where the scheduler should place it freely. One per process (a thread has one mask), owned by the pump that narrowed
+ * it; only one side of a pair (the worker) has one, or both would move.
+ */
+export class CpuKeeper {
+  private owner: object | null = null
+  private at = -Infinity // when it last narrowed the mask
+  private able = true
+
+  constructor(
+    /** sb_keep_off_cpu: keep off `cpu` (the CPU after, < 0 if it could not), or -1: put the mask back. */
+    private readonly keepOff: (cpu: number) => number,
+  ) {}
+
+  /** At `t` `owner`'s thread runs on `cpu` and its peer on `peer` (-1: unknown), sharing by CpuSharing's sign: the
+   * CPU it runs on now. */
+  sharing(owner: object, t: number, cpu: number, peer: number): number {
+    if (!this.able || cpu < 0 || peer !== cpu || t - this.at < KEEP_EVERY_NS) return cpu
+    this.at = t
+    const moved = this.keepOff(cpu)
+    if (moved < 0) {
+      this.able = false // one CPU in the mask, or an OS that cannot: never again
+      return cpu
+    }
+    this.owner = owner
+    return moved
+  }
+
+  /** At `t` `owner` parks, its thread starved of a CPU (Contention's run_delay sign). */
+  starved(owner: object, t: number) {
+    if (t - this.at >= KEEP_STARVED_NS) this.release(owner)
+  }
+
+  /** `owner` parks for want of work or on a crowded bus: the thread's mask as it was, if `owner` narrowed it. */
+  release(owner: object) {
+    if (this.owner !== owner) return
+    this.owner = null
+    this.keepOff(-1)
   }
 }

@@ -3,7 +3,7 @@
 // (idle-strategy.ts), and whether it may poll at all the signals' (idle-signals.ts).
 import { native } from "../../native/ffi.ts"
 import { nanoseconds } from "../../runtime/index.ts"
-import { Contention, CpuSharing, SWITCHED_YIELD_NS } from "./idle-signals.ts"
+import { Contention, CpuKeeper, CpuSharing, SWITCHED_YIELD_NS } from "./idle-signals.ts"
 import { type IdleStrategy, type Idler, idler } from "./idle-strategy.ts"
 import { countTurn, eventLoopFds } from "./loop-probe.ts"
 
@@ -102,7 +102,16 @@ export interface PumpDuties {
    * loop has little else, and asking made the HTTP hub's workers dearer.
    */
   yieldsToIo?: boolean
+  /**
+   * This side keeps its thread off its peer's CPU while they share one and the pair is busy (CpuKeeper), until it
+   * parks for want of work. One side of a pair (a worker's): two keepers would move together.
+   */
+  keepsOffPeerCpu?: boolean
 }
+
+/** The process's CpuKeeper: a thread has one affinity mask, whichever of its pumps narrowed it. */
+let processKeeper: CpuKeeper | undefined
+const keeperOfProcess = () => (processKeeper ??= new CpuKeeper((cpu) => native.sb_keep_off_cpu(cpu)))
 
 /**
  * Drives `collect` on the JS thread: polls while `wanted()` says there may be something to wait for, parks on
@@ -127,6 +136,7 @@ export class Pump {
   private readonly loopFds = eventLoopFds()
   private ioSeenAt = -Infinity
   private answeringSince = 0 // when fruitless runs began to queue behind this side's answers (duties.answering)
+  private readonly keeper: CpuKeeper | undefined
 
   constructor(
     private readonly chan: Parking,
@@ -134,7 +144,10 @@ export class Pump {
     private readonly duties: PumpDuties,
     /** Whether the machine is too busy to poll (a test passes one that never says so). */
     private readonly contention = new Contention(),
+    /** Where duties.keepsOffPeerCpu: the process's keeper (a test passes its own). */
+    keeper?: CpuKeeper,
   ) {
+    this.keeper = duties.keepsOffPeerCpu === true ? (keeper ?? keeperOfProcess()) : undefined
     const startedAt = now()
     this.idler = idler(idle, "idle", {
       startedAt,
@@ -204,6 +217,7 @@ export class Pump {
 
   stop() {
     this.stopped = true
+    this.keeper?.release(this)
   }
 
   private schedule(soon: boolean) {
@@ -303,7 +317,12 @@ export class Pump {
     this.progressed = this.kicked = false
     if (!this.wanted()) return this.restOrPark()
     if (this.idler.idle(t)) return this.park()
-    if (crowded || (mayPark && t < this.contention.until)) return this.park()
+    if (crowded) return this.park()
+    if (mayPark && t < this.contention.until) {
+      // slow yields alone keep a kept-off thread so (a helper thread of the peer's sharing its CPU yields slowly)
+      if (this.contention.starved) this.keeper?.starved(this, t)
+      return this.park(false)
+    }
     this.schedule(false)
   }
 
@@ -315,7 +334,8 @@ export class Pump {
    */
   private whereAfterYield(ns: number): number {
     if (ns < SWITCHED_YIELD_NS && ++this.yields % NOTE_CPU_EVERY !== 0) return -1
-    const cpu = native.sb_cpu()
+    let cpu = native.sb_cpu()
+    if (this.keeper && this.sharing.shared) cpu = this.keeper.sharing(this, now(), cpu, this.chan.peerCpu?.() ?? -1)
     this.chan.noteCpu?.(cpu)
     return cpu
   }
@@ -364,8 +384,10 @@ export class Pump {
     }
   }
 
-  private park() {
+  /** Announces sleep; with `release` (for want of work, a crowded bus) the scheduler places this thread freely again. */
+  private park(release = true) {
     this.parks++
+    if (release) this.keeper?.release(this)
     if (this.chan.park() === 1) return this.schedule(true) // work arrived while announcing
     this.parked = true
   }

@@ -223,6 +223,7 @@ export class Connections {
       startupPollNs: STARTUP_POLL_NS,
       crowded: () => chan.crowded,
       answering: () => this.serving.active > 0,
+      keepsOffPeerCpu: true,
     })
     let hubClosing = false
     const seen = new Set<number>()
