@@ -37,26 +37,48 @@ function fill(buf: Uint8Array, id: number, seq: number, size: number): Uint8Arra
   return buf.subarray(0, size)
 }
 
+/** A foreign event as its reader saw it: its topic id, length, the publisher and sequence its first bytes name,
+ * and the first byte that is not theirs (-1: shorter than 8 bytes). What a failed soak needs to be read. */
+interface ForeignSample {
+  event: number
+  bytes: number
+  publisher: number
+  seq: number
+  at: number
+  got: number
+  want: number
+}
+
 /** Per-publisher books of one reader: what it saw, and what that says about gaps and disorder. */
 class Books {
   received = 0
   foreign = 0
   disorder = 0
+  /** The first few foreign events. */
+  readonly foreignSamples: ForeignSample[] = []
   private readonly seen = new Map<number, { first: number; last: number; count: number }>()
 
-  take(data: Uint8Array) {
+  take(data: Uint8Array, event = -1) {
     this.received++
-    if (data.length < 8) return void this.foreign++
+    if (data.length < 8)
+      return this.alien({ event, bytes: data.length, publisher: -1, seq: -1, at: -1, got: 0, want: 0 })
     const v = new DataView(data.buffer, data.byteOffset, 8)
     const id = v.getUint32(0, true),
       seq = v.getUint32(4, true)
     const b = (id * 31 + seq * 7) & 255
-    for (let i = 8; i < data.length; i++) if (data[i] !== ((b + i) & 255)) return void this.foreign++
+    for (let i = 8; i < data.length; i++)
+      if (data[i] !== ((b + i) & 255))
+        return this.alien({ event, bytes: data.length, publisher: id, seq, at: i, got: data[i]!, want: (b + i) & 255 })
     const s = this.seen.get(id)
     if (!s) return void this.seen.set(id, { first: seq, last: seq, count: 1 })
     if (seq <= s.last) return void this.disorder++
     s.last = seq
     s.count++
+  }
+
+  private alien(sample: ForeignSample) {
+    this.foreign++
+    if (this.foreignSamples.length < 3) this.foreignSamples.push(sample)
   }
 
   /** Events between the first and last seen of each publisher that never arrived; with `from0`, also those
@@ -80,7 +102,7 @@ async function read(sub: Subscription, books: Books, stopping: () => boolean): P
   for (;;) {
     const batch = sub.poll()
     if (batch.count > 0) {
-      batch.forEachRaw((_id, _type, data) => books.take(data))
+      batch.forEachRaw((id, _type, data) => books.take(data, id))
       // poll() is the caller's loop: let timers (the topic's tick answers newcomers, reports) in every ms
       if (performance.now() - turn > 1) await Bun.sleep(0), (turn = performance.now())
       continue
@@ -130,6 +152,7 @@ async function subscriber(name: string): Promise<void> {
         foreign: books.foreign,
         disorder: books.disorder,
         uncounted: Math.max(0, books.gaps(false) - sub.lagged),
+        foreignSamples: books.foreignSamples,
         ...(final ? { final } : {}),
       }),
     )
@@ -190,6 +213,7 @@ interface SubReport {
   foreign: number
   disorder: number
   uncounted: number
+  foreignSamples?: ForeignSample[]
   final?: boolean
 }
 
@@ -331,6 +355,7 @@ export async function main(argv: string[]): Promise<number> {
         uncounted: sum("uncounted"),
       },
       topic: { abandoned: stats.abandoned, fenced: stats.fenced, laps: Math.floor(stats.tail / o.capacity) },
+      foreignSamples: [...books.foreignSamples, ...subReports.flatMap((r) => r.foreignSamples ?? [])].slice(0, 6),
       crashes: crashes.length,
       crashOutput: crashes.slice(0, 3),
     }
@@ -357,6 +382,7 @@ export async function main(argv: string[]): Promise<number> {
         `topic: ${summary.topic.fenced} paddings around stopped publishers; processes crashed: ${summary.crashes}`,
       )
       for (const c of summary.crashOutput) console.log(`crash: ${c}`)
+      for (const f of summary.foreignSamples) console.log(`foreign event: ${JSON.stringify(f)}`)
     }
     return failed(summary) ? 1 : 0
   } finally {
