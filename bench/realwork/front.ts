@@ -124,16 +124,18 @@ async function proxy(): Promise<Setup> {
     const res = await globalThis.fetch(bases[at]! + url.pathname).finally(() => busy[at]!--)
     return new Response(res.body, { status: res.status, headers: res.headers })
   }
-  return {
-    fetch,
-    workers: procs.map((p) => p.pid),
-    threads: [],
-    close: async () => {
-      for (const p of procs) p.kill()
-      await Promise.all(procs.map((p) => p.exited))
-    },
-  }
+  return { fetch, ...processes(procs) }
 }
+
+/** What a setup of worker processes reports and how it ends them. */
+const processes = (procs: Bun.Subprocess[]) => ({
+  workers: procs.map((p) => p.pid),
+  threads: [],
+  close: async () => {
+    for (const p of procs) p.kill()
+    await Promise.all(procs.map((p) => p.exited))
+  },
+})
 
 /** Bun's cluster: the first process takes a new port with reusePort, the others join it there. */
 async function cluster(): Promise<Setup> {
@@ -146,16 +148,7 @@ async function cluster(): Promise<Setup> {
   for (let i = 1; i < WORKERS; i++) procs.push(serve(port))
   for (const line of await Promise.all(procs.slice(1).map((p) => firstLine(p.stdout))))
     if (line !== `port ${port}`) throw new Error(`a cluster worker printed ${JSON.stringify(line)}, not port ${port}`)
-  return {
-    fetch: null,
-    port,
-    workers: procs.map((p) => p.pid),
-    threads: [],
-    close: async () => {
-      for (const p of procs) p.kill()
-      await Promise.all(procs.map((p) => p.exited))
-    },
-  }
+  return { fetch: null, port, ...processes(procs) }
 }
 
 async function firstLine(stream: ReadableStream<Uint8Array>): Promise<string> {
