@@ -147,8 +147,9 @@ const KEEP_STARVED_NS = 1_000_000_000
  * thread that shares a CPU with such a helper still answers at once in most turns. So on the sharing sign with the
  * peer's CPU word naming this thread's CPU, the thread's affinity mask leaves that CPU out (sb_keep_off_cpu) until
  * `release()`: when the pump parks for want of work (the pair went idle) or because the bus is crowded, or has
- * been starved of a CPU past KEEP_STARVED_NS kept off (`starved()`), where the scheduler should place it freely. One per process (a thread has one mask), owned by the pump that narrowed
- * it; only one side of a pair (the worker) has one, or both would move.
+ * been starved of a CPU past KEEP_STARVED_NS kept off (`starved()`), where the scheduler should place it freely.
+ * One per process (a thread has one mask), owned by the pump that narrowed it; only one side of a pair (the
+ * worker) has one, or both would move.
  */
 export class CpuKeeper {
   private owner: object | null = null
