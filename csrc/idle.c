@@ -27,12 +27,11 @@
 #define CONTENDED_FOR_NS 50000000ull
 #define CONTENDED_MAX_NS 1000000000ull
 /* the peer runs on this CPU (idle.ts's CpuSharing): a yield that ran another thread, followed by work, says so
- * unless, after the connection's first 3 s, the peer's CPU word names another CPU (§5.1); 16 yields in a row
+ * unless the peer's CPU word names another CPU (§5.1); 16 yields in a row
  * that ran nobody clear it */
 #define SWITCHED_YIELD_NS 2000ull
 #define QUICK_YIELDS_TO_CLEAR 16u
 #define NOTE_CPU_EVERY 64u
-#define CPU_WORDS_AFTER_NS 3000000000ull /* before, fresh processes' JIT threads: the sign stands alone */
 #define BUS_PROCESSES_OFF 40 /* §2: how many processes on this host serve the bus */
 
 /* ns this thread spent runnable but not running (the second field of /proc/thread-self/schedstat): 1, or 0 where
@@ -130,7 +129,7 @@ int sb_idle(sb_chan *ch, int mode, uint32_t work) {
   }
   /* the poll after a yield that ran another thread found work: the peer ran here, unless it says it runs elsewhere */
   if (s->switched && work > 0)
-    s->shared = (uint8_t)(mono_ns() - s->started < CPU_WORDS_AFTER_NS || peer_may_share(ch, s->cpu));
+    s->shared = (uint8_t)peer_may_share(ch, s->cpu);
   s->switched = 0;
   if (work > 0) { /* no clock: the next empty poll that reads one dates the progress */
     s->progressed = 1;

@@ -19,12 +19,6 @@ const CLOCK_EVERY_RUNS = 16
 const IO_RECENT_NS = 10_000_000
 // The CPU word is published after a yield that ran another thread, and after every this many yields (whereAfterYield).
 const NOTE_CPU_EVERY = 64
-// After a connection's first 3 s, the peer's CPU word (docs/PROTOCOL.md §5.1) can deny the sign: the time went to
-// another thread of this CPU's (V8's GC helpers), and yielding after every poll only handed it more (Node pairs:
-// 2.5 µs round trips against 6). Before, the sign stands alone: fresh processes' JIT threads then want more CPU
-// than there is, and yielding after every poll measured better (a Node pair's first 0.6 s: 12 µs against 24; a
-// Bun pair's round trips a second from 1 to 2.5 s: -16% with the word heeded; docs/perf/cpu-words-2026-11-27.md).
-const CPU_WORDS_AFTER_NS = 3_000_000_000
 // A peer may ring only after it found this side parked (docs/PROTOCOL.md §5): at most one ring per park.
 // The slack covers rings still in flight when the count is read; a flooder passes it within one read.
 const RING_SLACK = 64
@@ -154,8 +148,10 @@ export class Pump {
       startupPollNs: duties.startupPollNs,
       parkAfterGaps: duties.parkAfterGaps,
     })
-    const settled = startedAt + CPU_WORDS_AFTER_NS
-    this.sharing = new CpuSharing(chan.peerCpu && (() => (now() < settled ? -1 : chan.peerCpu!())))
+    // The peer's CPU word (docs/PROTOCOL.md §5.1) can deny the sign from the start: the time went to another thread
+    // of this CPU's (its own JIT or GC helpers), and yielding after every poll would only hand it more
+    // (docs/perf/round-nine-cliffs.md: a fresh pair's rounds at ~10 µs, each side on its own CPU).
+    this.sharing = new CpuSharing(chan.peerCpu && (() => chan.peerCpu!()))
     this.resting = duties.rest === true // a resting pump starts on resume(); one that parks starts on kick()
     this.mayCrowd = this.idler.yieldsToCrowd && duties.crowded !== undefined
     chan.listenDoorbell((count) => {

@@ -2,6 +2,7 @@
 // Python workers' idle loop) publish the CPU they run on, and read the peer's.
 import { afterEach, expect, test } from "bun:test"
 import { availableParallelism } from "node:os"
+import { join } from "node:path"
 import { channelPair } from "../../../bench/slots/channel-pair.ts"
 import { loadNative } from "../../../src/native/ffi.ts"
 import { memoryView } from "../../../src/runtime/index.ts"
@@ -9,7 +10,10 @@ import { memoryView } from "../../../src/runtime/index.ts"
 const native = await loadNative()
 const SB_IDLE_SPIN = 1 // csrc/slotbus.h's sb_idle_mode: polls and yields, never parks
 let close = () => {}
-afterEach(() => close())
+afterEach(() => {
+  close()
+  close = () => {}
+})
 
 /** The region's u32 at byte `off`, read as a program in another language would. */
 const wordAt = (ptr: Parameters<typeof native.sb_region>[0], off: number) =>
@@ -44,3 +48,43 @@ test("sb_idle publishes the CPU its thread yielded on, in its side's word", asyn
   expect(said).toBeLessThanOrEqual(availableParallelism())
   expect(pair.hub.peerCpu()).toBe(said - 1)
 })
+
+const hasTaskset = Bun.which("taskset") !== null
+
+/** Runs the shared-cpu-pump fixture and a CPU burner, both pinned to CPU 0: its counts with the peer's word `peer`. */
+async function pumpBesideBurner(
+  peer: "other" | "same",
+  which: "ts" | "c",
+): Promise<{ cpu: number; polls: number; yields: number }> {
+  const pin = ["taskset", "-c", "0", process.execPath]
+  const burner = Bun.spawn([...pin, "-e", "const end = Date.now() + 20_000; while (Date.now() < end) {}"])
+  try {
+    const run = Bun.spawn([...pin, join(import.meta.dir, "../../support/core/shared-cpu-pump.ts"), peer, which], {
+      stderr: "inherit",
+    })
+    const out = await new Response(run.stdout).text()
+    expect(await run.exited).toBe(0)
+    return JSON.parse(out)
+  } finally {
+    burner.kill()
+    await burner.exited
+  }
+}
+
+// Before, a connection's first 3 s ignored the word: a fresh worker whose own JIT or GC thread shared its CPU (the
+// hub on the other) yielded to that thread after every empty poll, ~10 µs round trips (docs/perf/round-nine-cliffs.md).
+test.skipIf(process.platform !== "linux" || availableParallelism() < 2 || !hasTaskset)(
+  "a fresh pump and sb_idle heed the peer's word from the start: a yield that ran another thread is no sign while the peer says it runs elsewhere (apt-get install util-linux for taskset)",
+  async () => {
+    for (const which of ["ts", "c"] as const) {
+      const elsewhere = await pumpBesideBurner("other", which)
+      const here = await pumpBesideBurner("same", which)
+      expect([which, elsewhere.cpu, here.cpu]).toEqual([which, 0, 0])
+      // the peer elsewhere: it polls on and yields only every few µs of spinning
+      expect([which, elsewhere.polls > 30 * Math.max(1, elsewhere.yields)]).toEqual([which, true])
+      // the peer here: each empty poll gives the CPU up, and the burner takes it
+      expect([which, here.yields > 0, here.polls < 10 * here.yields]).toEqual([which, true, true])
+    }
+  },
+  30_000,
+)
