@@ -242,7 +242,10 @@ export interface Runtime {
    * and closes it on `close()` or at the peer's EOF, so the caller hands it a duplicate of the fd it keeps.
    */
   doorbellReader(fd: number, onWake: (rings: number) => void): DoorbellReader
-  /** A monotonic clock in ns since the process started. */
+  /**
+   * A monotonic clock in ns: only differences between its readings mean anything. Node's reads from 2^32 on, never a
+   * small integer (V8 would keep the fields that hold its readings as such until the clock outgrew them).
+   */
   nanoseconds(): number
   /** A promise settled after `ms` (any size: no timer overflow at 2^31 ms). */
   sleep(ms: number): Promise<void>

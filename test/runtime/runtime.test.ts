@@ -28,6 +28,9 @@ type Adapter = "bun" | "node"
 const EXPECTED: Record<keyof typeof cases, unknown> = {
   "its name says which runtime it is": differs(["bun", "bun"], ["node", "node"]),
   "the clock works called bare, off its module, and does not go back": true,
+  // Bun's clock counts from the process's start (JSC keeps a number a number); Node's from 2^32, in its first second too
+  "the clock reads past 2^31 ns from the first reading (Node: not as a small integer, which V8 would keep a field in)":
+    differs(expect.any(Boolean), true),
   "crc32 hashes a string and its bytes alike": [0xcbf43926, 0xcbf43926],
   "deepEquals in strict mode tells a missing key from an undefined one": [true, false],
   "inspect shows an object's keys": differs("{\n  a: 1,\n}", "{ a: 1 }"),
