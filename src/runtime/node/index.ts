@@ -86,7 +86,7 @@ function memoryView(ptr: Pointer, offset: number, length: number): ArrayBuffer {
 // Readings from 2^32 ns on, never from 0: V8 keeps an object field that has held only small integers (Smis) in that
 // representation, and the first larger value changes the map of every object with it and throws away the code that
 // used them. From 0 the clock passed 2^30 ns 1.07 s and 2^31 ns 2.1 s into the process, and a Node hub's 64 B
-// round trip went from 1.1 to 1.8 µs for good (docs/perf/round-nine-cliffs.md).
+// round trip went from 1.1 to 1.8 µs for good (docs/perf/round-nine-node.md).
 const CLOCK_ORIGIN_NS = 2 ** 32
 const start = process.hrtime.bigint()
 const nanoseconds = (): number => CLOCK_ORIGIN_NS + Number(process.hrtime.bigint() - start)

@@ -2,7 +2,7 @@
 // subscription share. Driven through a made-up Parking, so each step (poll, rest, park, ring) is seen exactly.
 import { beforeAll, expect, test } from "bun:test"
 import { type Parking, Pump } from "../../../src/core/wire/pump.ts"
-import { Contention } from "../../../src/core/wire/idle-signals.ts"
+import { Calm } from "../../support/core/calm.ts"
 import { loadNative } from "../../../src/native/ffi.ts"
 import { until } from "../../support/helpers.ts"
 
@@ -23,12 +23,6 @@ function fakeParking(arrivals = 0) {
 }
 
 const turn = () => new Promise<void>((r) => setImmediate(r))
-
-/** A busy machine's slow sched_yields and run_delay make a pump park at once: a test of polling holds that off. */
-class Calm extends Contention {
-  override yielded() {}
-  override sample() {}
-}
 
 test("a resting pump polls nothing until resume(); with nothing to take it parks, and a ring runs it again", async () => {
   const { parking, log, ring } = fakeParking()

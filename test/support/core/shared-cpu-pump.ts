@@ -1,19 +1,14 @@
 // A fresh poller whose CPU a busy thread of another process shares (the test pins both there with taskset), finding
-// work on every 10th poll (sb_idle: after each yield that ran another thread), its peer's CPU word naming `peer` (`other`: another CPU than this one, `same`: this one):
-// the TypeScript Pump, or with `c` libslotbus's sb_idle (the C and Python workers' loop). Prints
-// {"cpu":n,"polls":n,"yields":n} after 300 ms. The yields counted are those that ran another thread: the Pump's
-// CPU word publishes after each (docs/PROTOCOL.md §5.1), sb_idle's the kernel counts as involuntary switches.
+// work on every 10th poll (sb_idle: after each yield that ran another thread), its peer's CPU word naming `peer`
+// (`other`: another CPU than this one, `same`: this one): the TypeScript Pump, or with `c` libslotbus's sb_idle (the C
+// and Python workers' loop). Prints {"cpu":n,"polls":n,"yields":n} after 300 ms. The yields counted are those that
+// ran another thread: the Pump's CPU word publishes after each (docs/PROTOCOL.md §5.1), sb_idle's the kernel counts
+// as involuntary switches.
 import { readFileSync } from "node:fs"
 import { channelPair } from "../../../bench/slots/channel-pair.ts"
-import { Contention } from "../../../src/core/wire/idle-signals.ts"
 import { type Parking, Pump } from "../../../src/core/wire/pump.ts"
 import { loadNative } from "../../../src/native/ffi.ts"
-
-/** No busy-machine parking: this pump is to poll and yield, whatever the burner does to its yields. */
-class Calm extends Contention {
-  override yielded() {}
-  override sample() {}
-}
+import { Calm } from "./calm.ts"
 
 const MS = 300
 const SB_IDLE_SPIN = 1 // csrc/slotbus.h's sb_idle_mode: polls and yields, never parks
