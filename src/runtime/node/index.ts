@@ -34,9 +34,11 @@ type AnyFn = (...args: unknown[]) => unknown
  */
 function openLibrary<S extends Record<string, NativeFunction>>(path: string, symbols: S): NativeSymbols<S> {
   const { lib } = ffi.dlopen(path)
-  const out: Record<string, AnyFn> = {}
-  for (const [name, f] of Object.entries(symbols)) out[name] = doublesTwin(lib, name, f) ?? bind(lib, name, f)
-  return out as unknown as NativeSymbols<S>
+  // made whole by fromEntries, not by `out[name] =` one at a time: V8 turns an object given more than a dozen keyed
+  // stores into a dictionary, and optimized code then looks each function up through a LoadIC call (~8% of a Node
+  // hub's round trip, docs/perf/round-nine-node.md)
+  const entries = Object.entries(symbols).map(([name, f]) => [name, doublesTwin(lib, name, f) ?? bind(lib, name, f)])
+  return Object.fromEntries(entries) as NativeSymbols<S>
 }
 
 type Library = ReturnType<typeof ffi.dlopen>["lib"]
@@ -88,8 +90,10 @@ function memoryView(ptr: Pointer, offset: number, length: number): ArrayBuffer {
 // used them. From 0 the clock passed 2^30 ns 1.07 s and 2^31 ns 2.1 s into the process, and a Node hub's 64 B
 // round trip went from 1.1 to 1.8 µs for good (docs/perf/round-nine-node.md).
 const CLOCK_ORIGIN_NS = 2 ** 32
-const start = process.hrtime.bigint()
-const nanoseconds = (): number => CLOCK_ORIGIN_NS + Number(process.hrtime.bigint() - start)
+// taken once: Node's global `process` is an accessor, which optimized code reads through a LoadGlobalIC call each time
+const hrtime = process.hrtime.bigint
+const start = hrtime()
+const nanoseconds = (): number => CLOCK_ORIGIN_NS + Number(hrtime() - start)
 
 const MAX_TIMER_MS = 2 ** 31 - 1
 /** setTimeout in pieces below 2^31 ms (TIMER_OVERFLOW: Node's setTimeout overflows as Bun's does). */
