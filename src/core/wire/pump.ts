@@ -11,12 +11,12 @@ const now = nanoseconds
 const MAX_MICROTASK_NS = 1_000_000 // let timers and I/O in at least once a millisecond
 const YIELD_EVERY_NS = 5_000
 const POLLS_PER_CLOCK = 8
+// A pump that found its event loop's I/O waiting asks again before each spin, until this many asks in a row found none.
+export const IO_ASKS_AFTER_SEEN = 64
 /** How long a new connection's pumps poll from their first work before they park for want of it (startupPollNs). */
 export const STARTUP_POLL_NS = 250_000_000
 // A run that found work reads no clock; a chain of them looks at it every this many runs (≤ 16 × a 20 µs spin).
 const CLOCK_EVERY_RUNS = 16
-// A pump that found its event loop's I/O waiting this recently asks again before it spins (idle()).
-const IO_RECENT_NS = 10_000_000
 // The CPU word is published after a yield that ran another thread, and after every this many yields (whereAfterYield).
 const NOTE_CPU_EVERY = 64
 // A peer may ring only after it found this side parked (docs/PROTOCOL.md §5): at most one ring per park.
@@ -128,7 +128,7 @@ export class Pump {
   private rings = 0
   private readonly mayCrowd: boolean // the default strategy, told when the bus is crowded
   private readonly loopFds = eventLoopFds()
-  private ioSeenAt = -Infinity
+  private ioAsksLeft = 0 // spins that ask the event loop before they start (ioWaiting())
   private answeringSince = 0 // when fruitless runs began to queue behind this side's answers (duties.answering)
   private readonly keeper: CpuKeeper | undefined
 
@@ -264,14 +264,16 @@ export class Pump {
     const crowded = workCount === 0 && this.isCrowded() // read only where it decides: spin, yield or park
     // A front's event loop has its HTTP connections' I/O to do: a spin only holds it up, and what it waits for is
     // collected in a later turn anyway. So where a spin would yield (every YIELD_EVERY_NS) it first asks the loop's
-    // epoll fds whether I/O waits (one poll(2)) and, if so, ends the run there without yielding; a pump that saw
-    // I/O waiting within IO_RECENT_NS asks before it starts to spin. A quick answer without I/O around costs no
-    // syscall. "spin" (never parks) keeps spinning.
+    // epoll fds whether I/O waits (one poll(2)) and, if so, ends the run there without yielding; a pump that found
+    // I/O waiting asks before it starts to spin, until IO_ASKS_AFTER_SEEN asks in a row found none. A quick answer
+    // without I/O around costs no syscall, nor does one long after a stray wake-up of the loop's (under Node, V8
+    // posts its GC's tasks through the loop: "asks while it saw I/O in the last 10 ms" made that a poll(2) every
+    // round trip, 1.0 → 2.2 µs, docs/perf/round-nine-node.md). "spin" (never parks) keeps spinning.
     let io = false
     if (workCount === 0 && this.idler.spinNs > 0 && !crowded && this.wanted()) {
       if (this.behindAnswers()) return this.schedule(true) // (a pump that parks holds nothing up)
       let t = now()
-      if (t - this.ioSeenAt < IO_RECENT_NS) io = this.ioWaiting(t)
+      if (this.ioAsksLeft > 0) io = this.ioWaiting()
       const until = t + this.idler.spinNs
       let yieldAt = t + YIELD_EVERY_NS
       // A poll is one FFI call (~10 ns), a clock read ~30-100 ns: look at the clock every POLLS_PER_CLOCK polls.
@@ -282,7 +284,7 @@ export class Pump {
         if (!this.sharing.shared && i % POLLS_PER_CLOCK !== 0) continue
         if ((t = now()) >= until) break
         if (this.sharing.shared || t > yieldAt) {
-          if (t > yieldAt && (io = this.ioWaiting(t))) break
+          if (t > yieldAt && (io = this.ioWaiting())) break
           native.sb_yield()
           const back = now()
           this.sharing.yielded(back - t, this.whereAfterYield(back - t))
@@ -347,17 +349,20 @@ export class Pump {
     return t - this.answeringSince < this.idler.spinNs
   }
 
-  /** At t the event loop has I/O waiting, and no answer that could land in its caller's turn is worth a spin. */
-  private ioWaiting(t: number): boolean {
+  /** The event loop has I/O waiting, and no answer that could land in its caller's turn is worth a spin. */
+  private ioWaiting(): boolean {
     if (
       !this.idler.parks ||
       this.duties.yieldsToIo !== true ||
       this.loopFds.length === 0 ||
-      this.duties.answerInTurnPays?.() === true ||
-      native.sb_any_readable(this.loopFds, this.loopFds.length) !== 1
+      this.duties.answerInTurnPays?.() === true
     )
       return false
-    this.ioSeenAt = t
+    if (native.sb_any_readable(this.loopFds, this.loopFds.length) !== 1) {
+      if (this.ioAsksLeft > 0) this.ioAsksLeft--
+      return false
+    }
+    this.ioAsksLeft = IO_ASKS_AFTER_SEEN
     return true
   }
 

@@ -1,9 +1,9 @@
 // core/wire/pump.ts's Pump over the Parking interface: the duty cycle a request/response Channel and a topic
 // subscription share. Driven through a made-up Parking, so each step (poll, rest, park, ring) is seen exactly.
 import { beforeAll, expect, test } from "bun:test"
-import { type Parking, Pump } from "../../../src/core/wire/pump.ts"
+import { IO_ASKS_AFTER_SEEN, type Parking, Pump } from "../../../src/core/wire/pump.ts"
 import { Calm } from "../../support/core/calm.ts"
-import { loadNative } from "../../../src/native/ffi.ts"
+import { loadNative, native } from "../../../src/native/ffi.ts"
 import { until } from "../../support/helpers.ts"
 
 beforeAll(loadNative) // the pump's sched_yield
@@ -292,6 +292,85 @@ test("a spinning pump whose event loop has I/O waiting leaves the turn to it at 
     expect(Bun.nanoseconds() - t).toBeGreaterThanOrEqual(SPIN_NS)
   } finally {
     for (const pump of pumps) pump.stop()
+    client.end()
+    server.stop(true)
+  }
+})
+
+test("a pump that found I/O waiting asks before its next spins, until its asks in a row found none: a stray wake-up of the loop does not cost every later round trip a poll(2)", async () => {
+  const { parking } = fakeParking()
+  let read = Promise.withResolvers<void>() // the server read the byte written last
+  const { promise: accepted, resolve: accept } = Promise.withResolvers<void>()
+  const server = Bun.listen({
+    hostname: "127.0.0.1",
+    port: 0,
+    socket: { data: () => read.resolve(), open: () => accept() },
+  })
+  const { promise: opened, resolve: open } = Promise.withResolvers<void>()
+  const client = await Bun.connect({
+    hostname: "127.0.0.1",
+    port: server.port,
+    socket: { data() {}, open: () => open() },
+  })
+  // the pump's asks, counted on their way to the library
+  const lib: { sb_any_readable: typeof native.sb_any_readable } = native
+  const ask = lib.sb_any_readable
+  const seen = { polls: 0, asks: 0, found: 0 }
+  lib.sb_any_readable = (fds, n) => {
+    const r = ask(fds, n)
+    seen.asks++
+    if (r === 1) seen.found++
+    return r
+  }
+  let wanted = false // only while run() looks: between runs the pump parks
+  // a 1 ms spin of ~1 µs polls: the first yield point (5 µs) comes after the 8 polls a clock read waits for
+  const pump = new Pump(
+    parking,
+    { spinMicros: 1000, parkAfterMs: 1000 },
+    {
+      collect: slowEmptyPoll(() => seen.polls++),
+      wanted: () => wanted,
+      startupPollNs: 60_000_000_000, // polls, never parks, for the whole test
+      answerInTurnPays: () => false,
+      yieldsToIo: true,
+    },
+    new Calm(),
+  )
+  /** What one run did, kicked with a byte waiting for the server's socket or with nothing waiting. */
+  const run = async (byteWaiting: boolean) => {
+    const before = { ...seen }
+    read = Promise.withResolvers<void>()
+    if (byteWaiting) {
+      client.write("x") // loopback: the server's socket is readable once write returns
+      client.flush()
+    }
+    wanted = true
+    pump.kick()
+    await null // the pump's run was queued first: it has run
+    wanted = false
+    const did = { polls: seen.polls - before.polls, asks: seen.asks - before.asks, found: seen.found - before.found }
+    if (byteWaiting) await read.promise
+    await turn() // a run the pump queued for the next turn finds it unwanted and parks
+    return did
+  }
+  try {
+    await Promise.all([opened, accepted])
+    await turn()
+    // 1 + the 8 polls before its first yield point, which asked and found the byte
+    expect(await run(true)).toMatchObject({ asks: 1, found: 1 })
+    expect(await run(true)).toEqual({ polls: 1, asks: 1, found: 1 }) // I/O was seen: it asks before it spins
+    // nothing waiting: its spins ask before they start and at their yield points, and find nothing
+    let dry = 0
+    for (let runs = 0; dry < IO_ASKS_AFTER_SEEN && runs < 1000; runs++) dry += (await run(false)).asks
+    expect(dry).toBeGreaterThanOrEqual(IO_ASKS_AFTER_SEEN)
+    // so the next spin does not ask first: it asks where it would yield (before: for 10 ms after it last saw I/O,
+    // every spin began with a poll(2))
+    const after = await run(true)
+    expect(after.polls).toBeGreaterThanOrEqual(9)
+    expect(after).toMatchObject({ asks: 1, found: 1 })
+  } finally {
+    lib.sb_any_readable = ask
+    pump.stop()
     client.end()
     server.stop(true)
   }
