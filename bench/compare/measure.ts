@@ -1,19 +1,21 @@
 // One build's measures for `slotbus bench compare`: the library is imported from `--root` (a work tree, built), the
 // harness is this file, so two builds are measured by the same code. Prints one JSON line per measure:
 //   {"measure":"core 64 B, 1 in flight","perS":…,"p50us":…}
-// Usage: bun bench/compare/measure.ts --root=<tree> --measure=core|buses|http|events|realwork|carry [--seconds=2]
+// Usage: bun bench/compare/measure.ts --root=<tree> --measure=core|buses|http|events|realwork|carry|node [--seconds=2]
 //                                    [--client=wrk|fetch]
 // Its children run this file too, in a role: echo (a SlotWorker), app (a hubWorker), pong (a topic responder).
 // Only API every build since streams has is used: SlotBus.listen, bus.call, SlotWorker.connect, createHub,
 // hubWorker, Topic.open, publish, subscribe. The real-work and carrying measures run this tree's `bench realwork` and
 // `bench carry` (a process, not an import: bench rooms do not import each other) with the library from --root:
-// superviseWorkers, expose, remote.
+// superviseWorkers, expose, remote. The node measure runs node-pair.ts under Node with --root's src built for it.
 import { join, resolve } from "node:path"
 import { tmpdir } from "node:os"
 import { rmSync } from "node:fs"
 import { closedLoop } from "../lib/closed-loop.ts"
 import { run, spawn, type Child } from "../lib/child.ts"
 import { httpLoad } from "../lib/http-load.ts"
+import { benchNode, buildForNode, nodeFlags } from "../lib/node.ts"
+import { detectPlatform, libraryFile } from "../../src/native/lib-path.ts"
 
 type Core = typeof import("../../src/index.ts")
 type Http = typeof import("../../src/http/index.ts")
@@ -204,6 +206,30 @@ async function measureCarry() {
   }
 }
 
+/**
+ * A Node hub and a Node echo worker (node-pair.ts) of --root's slotbus, a fresh pair: 64 B round trips, 1 in flight
+ * from the pair's start, then 32 in flight.
+ */
+async function measureNode() {
+  const found = benchNode()
+  if ("skip" in found) throw new Error(`the node measure needs Node: ${found.skip}`)
+  const b = buildForNode([join(import.meta.dir, "node-pair.ts"), join(root, "src", "index.ts")], true)
+  const platform = detectPlatform()
+  const cmd = [found.node, ...nodeFlags(found.node), b.entries[0]!, "hub", b.entries[1]!, String(seconds)]
+  const env = {
+    ...process.env,
+    SLOTBUS_LIB: join(root, "prebuilds", platform, libraryFile(platform)),
+    NODE_NO_WARNINGS: "1", // node:ffi's ExperimentalWarning
+  }
+  try {
+    const r = await run(cmd, { env })
+    if (r.code !== 0) throw new Error(`the Node pair failed:\n${r.stderr.slice(-2000)}`)
+    for (const line of r.stdout.split("\n").filter((l) => l.startsWith("{"))) print(JSON.parse(line) as Measured)
+  } finally {
+    b.remove()
+  }
+}
+
 switch (args.role) {
   case "echo": {
     const { SlotWorker } = await core()
@@ -234,6 +260,7 @@ switch (args.role) {
       events: measureEvents,
       realwork: measureRealwork,
       carry: measureCarry,
+      node: measureNode,
     }
     const run = measures[args.measure ?? ""]
     if (!run) throw new Error(`--measure must be one of ${Object.keys(measures).join(", ")}`)

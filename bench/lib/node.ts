@@ -56,15 +56,17 @@ export function nodeFlags(node: string): string[] {
 
 /**
  * Builds `entries` (TypeScript paths) to JavaScript for Node in a fresh directory: each entry's built path, in order,
- * and a remover. Shared code goes into chunks of the same directory.
+ * and a remover. Shared code goes into chunks of the same directory. With `withoutLibraries`, the libslotbus files
+ * the package embeds are left out (a run that sets $SLOTBUS_LIB, of a tree built for this platform only).
  */
-export function buildForNode(entries: string[]): { entries: string[]; remove(): void } {
+export function buildForNode(entries: string[], withoutLibraries = false): { entries: string[]; remove(): void } {
   const root = entries.map(dirname).reduce(commonDir)
   const dir = mkdtempSync(join(tmpdir(), "slotbus-node-"))
+  const external = withoutLibraries ? ["--external", "*.so", "--external", "*.dylib"] : []
   try {
     execFileSync(
       process.execPath,
-      ["build", ...entries, "--target=node", "--splitting", "--root", root, "--outdir", dir],
+      ["build", ...entries, "--target=node", "--splitting", "--root", root, "--outdir", dir, ...external],
       { stdio: ["ignore", "ignore", "inherit"] },
     )
   } catch (e) {

@@ -8,10 +8,13 @@ import { join } from "node:path"
 import { main } from "../../bench/compare/cli.ts"
 import { usageErrors } from "../support/bench/bench.ts"
 import { run } from "../support/helpers.ts"
+import { findNode, NODE_INSTALL } from "../support/runtime/node.ts"
 
 const repo = join(import.meta.dir, "..", "..")
 const leftWorktrees = () => readdirSync(tmpdir()).filter((f) => f.startsWith("slotbus-compare-"))
 const worktrees = async () => (await run(["git", "worktree", "list"], { cwd: repo })).stdout
+const node = findNode()
+if (!node) console.log(`bench compare's node measure is not run: no Node >= 26.1 here (${NODE_INSTALL})`)
 
 usageErrors("compare", main, [
   [],
@@ -34,7 +37,7 @@ test("a ref that is not a commit is an error naming it, and leaves no worktree",
   expect(await worktrees()).toBe(before)
 })
 
-test("HEAD against this tree: the ref built in a worktree, a row per measure, exit 1 only with a WORSE line, nothing left", async () => {
+test("HEAD against this tree: the ref built in a worktree (for Node too), a row per measure, exit 1 only with a WORSE line, nothing left", async () => {
   const before = await worktrees()
   const left = leftWorktrees()
   const r = await run(
@@ -49,7 +52,7 @@ test("HEAD against this tree: the ref built in a worktree, a row per measure, ex
       "--seconds",
       "0.3",
       "--only",
-      "core,events,realwork,buses",
+      `core,events,realwork,buses${node ? ",node" : ""}`,
     ],
     { cwd: repo, timeoutMs: 240_000 },
   )
@@ -69,6 +72,7 @@ test("HEAD against this tree: the ref built in a worktree, a row per measure, ex
     "real work bus.fetch, page",
     "real work slotbus RPC, cached",
     "real work bus.fetch, cached",
+    ...(node ? ["node ↔ node 64 B, 1 in flight", "node ↔ node 64 B, 32 in flight"] : []),
   ]) {
     const row = out.split("\n").find((l) => l.startsWith(`| ${m} |`))
     expect(row).toBeDefined()
