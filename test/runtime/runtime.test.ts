@@ -44,6 +44,13 @@ const EXPECTED: Record<keyof typeof cases, unknown> = {
     ["fulfilled", "fulfilled", 7, "pending"],
     ["pending", "fulfilled", 7, "pending"],
   ),
+  // Node keeps what it saw on the promise, or beside it for one that takes no property
+  "the promise peeks see a frozen promise and a rejected one, a microtask after the first look": [
+    "fulfilled",
+    "cold",
+    "rejected",
+    "no",
+  ],
   "sleep takes a delay past 2^31−1 ms without firing at once (setTimeout would: TIMER_OVERFLOW)": false,
   // ECONNREFUSED: no such bus. Node binds sb_hub_publish (per request, six arguments) to its twin of doubles and
   // calls it directly, a function without a twin through node:ffi's checks; bun:ffi compiles each to native code.

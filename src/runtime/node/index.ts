@@ -126,15 +126,25 @@ function withoutUndefined(v: unknown): unknown {
 
 // Node cannot read a promise's state synchronously (no Bun.peek): the first look hangs handlers on it and says
 // "pending"; once they ran (one microtask for a settled promise) the state is known. readyBody awaits a few
-// microtasks between looks, so a body whose reads are settled is still read whole.
-const seen = new WeakMap<Promise<unknown>, { state: PromiseState; value?: unknown }>()
+// microtasks between looks, so a body whose reads are settled is still read whole. What the handlers saw is kept on
+// the promise itself, not in a WeakMap: an entry per body read made a Node worker answering Responses run ~2.5× the
+// major collections (docs/perf/round-nine-node.md). A promise that takes no property (frozen) goes in one.
+interface Seen {
+  state: PromiseState
+  value?: unknown
+}
+const SEEN = Symbol("slotbus promise state")
+const seenFrozen = new WeakMap<Promise<unknown>, Seen>()
+const seenOf = (p: Promise<unknown>): Seen | undefined =>
+  (p as Promise<unknown> & { [SEEN]?: Seen })[SEEN] ?? seenFrozen.get(p)
 function promiseState(p: unknown): PromiseState {
   if (!(p instanceof Promise)) return "fulfilled"
-  let s = seen.get(p)
+  let s = seenOf(p)
   if (!s) {
-    const entry: { state: PromiseState; value?: unknown } = { state: "pending" }
+    const entry: Seen = { state: "pending" }
     s = entry
-    seen.set(p, entry)
+    if (Object.isExtensible(p)) (p as Promise<unknown> & { [SEEN]?: Seen })[SEEN] = entry
+    else seenFrozen.set(p, entry)
     p.then(
       (value) => Object.assign(entry, { state: "fulfilled", value }),
       (value) => Object.assign(entry, { state: "rejected", value }),
@@ -145,7 +155,7 @@ function promiseState(p: unknown): PromiseState {
 function promiseValue(p: unknown): unknown {
   if (!(p instanceof Promise)) return p
   promiseState(p)
-  const s = seen.get(p)!
+  const s = seenOf(p)!
   return s.state === "pending" ? p : s.value
 }
 

@@ -91,6 +91,21 @@ export const cases: Record<string, Case> = {
     return [first, rt.promiseState(done), rt.promiseValue(done), rt.promiseState(new Promise(() => {}))]
   },
 
+  "the promise peeks see a frozen promise and a rejected one, a microtask after the first look": async (rt) => {
+    const frozen = Object.freeze(Promise.resolve("cold"))
+    const failed = Promise.reject(new Error("no"))
+    failed.catch(() => {})
+    rt.promiseState(frozen)
+    rt.promiseState(failed)
+    await null
+    return [
+      rt.promiseState(frozen),
+      rt.promiseValue(frozen),
+      rt.promiseState(failed),
+      (rt.promiseValue(failed) as Error).message,
+    ]
+  },
+
   "sleep takes a delay past 2^31−1 ms without firing at once (setTimeout would: TIMER_OVERFLOW)": async (rt) => {
     let slept = false
     void rt.sleep(2 ** 31).then(() => (slept = true))
