@@ -82,8 +82,9 @@ test.skipIf(process.platform !== "linux" || availableParallelism() < 2 || !hasTa
       expect([which, elsewhere.cpu, here.cpu]).toEqual([which, 0, 0])
       // the peer elsewhere: it polls on and yields only every few µs of spinning
       expect([which, elsewhere.polls > 30 * Math.max(1, elsewhere.yields)]).toEqual([which, true])
-      // the peer here: each empty poll gives the CPU up, and the burner takes it
-      expect([which, here.yields > 0, here.polls < 10 * here.yields]).toEqual([which, true, true])
+      // the peer here: each empty poll gives the CPU up, and the burner takes it (a few polls a switched yield,
+      // 3–10 with the work on every 10th; a pump that ignored the word would make thousands)
+      expect([which, here.yields > 0, here.polls < 25 * here.yields]).toEqual([which, true, true])
     }
   },
   30_000,
