@@ -61,6 +61,8 @@ export interface SlotHooks {
   cutOff(link: SlotEndpoint, what: string): void
   /** It holds too many stuck slots and nobody waits for it any more: disconnect it. */
   evict(link: SlotEndpoint): void
+  /** Its first request went out (true), or its last came back (false): its worker is at work, or no longer. */
+  working(link: SlotEndpoint, working: boolean): void
 }
 
 export class SlotEndpoint implements Endpoint, AnswerSlot, SlotStreamOwner {
@@ -171,7 +173,10 @@ export class SlotEndpoint implements Endpoint, AnswerSlot, SlotStreamOwner {
       return true
     }
     this.pending[slot] = p
-    if (this.inFlight++ === 0) this.busyFrom = p.waited ? nanoseconds() : p.started
+    if (this.inFlight++ === 0) {
+      this.busyFrom = p.waited ? nanoseconds() : p.started
+      this.hooks.working(this, true)
+    }
     this.waiting++
     this.requests++
     p.phase = "in-slot"
@@ -278,7 +283,7 @@ export class SlotEndpoint implements Endpoint, AnswerSlot, SlotStreamOwner {
     if (lent && !lent.detached) lent.transfer(0) // stale borrowed views read empty, never the next answer
     if (!this.chan.isOpen) return
     native.sb_hub_release(this.chan.ptr, slot)
-    this.inFlight--
+    if (--this.inFlight === 0) this.hooks.working(this, false)
   }
 
   /** Resolves p with the answer in `slot`; true when the slot was lent to the caller (a borrowed response). */

@@ -12,6 +12,7 @@ import { stackless } from "../endpoint/response.ts"
 import type { Dispatcher } from "./dispatcher.ts"
 import { SlotEndpoint } from "../endpoint/slot-endpoint.ts"
 import type { FlightRecorder } from "../probe/recorder.ts"
+import { Crowd } from "./crowd.ts"
 import { fdReader, type Pointer } from "../../runtime/index.ts"
 
 // Accept work per event-loop turn; a turn that refused someone waits before the next.
@@ -37,16 +38,6 @@ export interface AcceptSettings {
   maxStuck: number
   /** The bus's flight recorder (docs/PROTOCOL.md §16), or null. */
   recorder: FlightRecorder | null
-}
-
-/**
- * Acceptors whose workers' processes are counted together (tellProcesses). Each bus is a crowd of its own: another
- * bus's idle workers take no CPU, and counting them made every bus of a front with two pools park at once on each
- * request (a Bun worker's 64 B round trip 2.7–4.5 µs alone, 10–16 µs beside a second bus). A hub of a bus per worker
- * (slotbus/http) puts its buses in one crowd: they are one pool.
- */
-export class Crowd {
-  readonly members = new Set<Acceptor>()
 }
 
 export class Acceptor {
@@ -199,7 +190,11 @@ export class Acceptor {
     const endpoint = new SlotEndpoint(
       chan,
       this.dispatcher,
-      { cutOff: (l, what) => this.cutOff(l, what), evict: (l) => this.evict(l) },
+      {
+        cutOff: (l, what) => this.cutOff(l, what),
+        evict: (l) => this.evict(l),
+        working: (l, working) => this.crowd.working(l, working),
+      },
       this.o,
     )
     chan.watchPeer(
@@ -225,28 +220,24 @@ export class Acceptor {
     )
     this.endpoints.add(endpoint)
     this.crowd.members.add(this)
-    this.tellProcesses()
+    chan.tellProcesses(this.crowd.atWork)
     this.dispatcher.join(endpoint)
   }
 
-  /**
-   * Every worker of this bus's crowd hears how many processes on this host serve the crowd now, this one included
-   * (its idle strategy reads it).
-   */
-  private tellProcesses() {
-    const { members } = this.crowd
-    const pids = new Set<number>()
-    for (const a of members) for (const l of a.endpoints) pids.add(l.chan.peerPid)
-    for (const a of members) for (const l of a.endpoints) l.chan.tellProcesses(1 + pids.size)
+  /** Each worker of this bus hears how many processes on this host are at work for it (its idle strategy reads it). */
+  tellProcesses(n: number) {
+    for (const l of this.endpoints) l.chan.tellProcesses(n)
   }
 
   /** Counts this bus's worker processes with those of `crowd`'s other buses from now on. */
   joinCrowd(crowd: Crowd) {
+    const busy = [...this.endpoints].filter((l) => l.inFlight > 0)
+    for (const l of this.endpoints) this.crowd.left(l)
     this.crowd.members.delete(this)
-    this.tellProcesses()
     this.crowd = crowd
     if (this.endpoints.size > 0) crowd.members.add(this)
-    this.tellProcesses()
+    for (const l of busy) crowd.working(l, true)
+    crowd.tell(true)
   }
 
   cutOff(endpoint: SlotEndpoint, what: string) {
@@ -261,7 +252,7 @@ export class Acceptor {
   drop(endpoint: SlotEndpoint, err: Error) {
     if (!this.endpoints.delete(endpoint)) return
     if (this.endpoints.size === 0) this.crowd.members.delete(this)
-    this.tellProcesses()
+    this.crowd.left(endpoint)
     this.dispatcher.leave(endpoint, err)
   }
 

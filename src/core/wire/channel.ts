@@ -81,17 +81,17 @@ export class Channel implements Parking {
     return this.open
   }
 
-  /** The processes on this host serving the bus, hub included, as the hub last told (0: not told); 0 once closed. */
+  /** The processes on this host at work for the bus, hub included, as the hub last told (0: not told); 0 once closed. */
   get busProcesses(): number {
     return this.open ? this.processes[0]! : 0
   }
 
-  /** The hub tells the worker how many processes on this host serve the bus (docs/PROTOCOL.md §2). */
+  /** The hub tells the worker how many processes on this host are at work for the bus (docs/PROTOCOL.md §2). */
   tellProcesses(n: number) {
     if (this.open) this.processes[0] = n
   }
 
-  /** More processes serve the bus on this host than there are CPUs: a side that spins takes a handler's CPU. */
+  /** More processes are at work for the bus on this host than there are CPUs: a side that spins takes a handler's CPU. */
   get crowded(): boolean {
     return this.open && this.processes[0]! > CPUS
   }
