@@ -12,7 +12,7 @@ import { stackless } from "../endpoint/response.ts"
 import type { Dispatcher } from "./dispatcher.ts"
 import { SlotEndpoint } from "../endpoint/slot-endpoint.ts"
 import type { FlightRecorder } from "../probe/recorder.ts"
-import { Crowd } from "./crowd.ts"
+import { Crowd } from "./at-work.ts"
 import { fdReader, type Pointer } from "../../runtime/index.ts"
 
 // Accept work per event-loop turn; a turn that refused someone waits before the next.
