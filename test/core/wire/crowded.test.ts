@@ -21,7 +21,7 @@ const atWork = (...buses: SlotBus[]) =>
 const held = (bus: SlotBus, ms: number) =>
   bus.fetch(new Request("http://w/echo", { headers: { "x-delay-ms": String(ms) } }))
 
-test("the hub tells every worker how many processes are at work: itself and each worker with a request in flight (or one under 1 ms ago), again as requests come back and a busy worker dies", async () => {
+test("the hub tells every worker how many processes are at work: itself and each worker with a request in flight (or one back within 100 ms), again as requests come back and a busy worker dies", async () => {
   const bus = await SlotBus.listen(busName())
   const procs: Child[] = []
   try {
