@@ -35,8 +35,8 @@ type AnyFn = (...args: unknown[]) => unknown
 function openLibrary<S extends Record<string, NativeFunction>>(path: string, symbols: S): NativeSymbols<S> {
   const { lib } = ffi.dlopen(path)
   // made whole by fromEntries, not by `out[name] =` one at a time: V8 turns an object given more than a dozen keyed
-  // stores into a dictionary, and optimized code then looks each function up through a LoadIC call (~8% of a Node
-  // hub's round trip, docs/perf/round-nine-node.md)
+  // stores into a dictionary, and optimized code then looks each function up through a LoadIC call (~4% of a Node
+  // hub's samples, docs/perf/round-nine-node.md)
   const entries = Object.entries(symbols).map(([name, f]) => [name, doublesTwin(lib, name, f) ?? bind(lib, name, f)])
   return Object.fromEntries(entries) as NativeSymbols<S>
 }
@@ -134,16 +134,16 @@ interface Seen {
   value?: unknown
 }
 const SEEN = Symbol("slotbus promise state")
+type Peeked = Promise<unknown> & { [SEEN]?: Seen }
 const seenFrozen = new WeakMap<Promise<unknown>, Seen>()
-const seenOf = (p: Promise<unknown>): Seen | undefined =>
-  (p as Promise<unknown> & { [SEEN]?: Seen })[SEEN] ?? seenFrozen.get(p)
+const seenOf = (p: Promise<unknown>): Seen | undefined => (p as Peeked)[SEEN] ?? seenFrozen.get(p)
 function promiseState(p: unknown): PromiseState {
   if (!(p instanceof Promise)) return "fulfilled"
   let s = seenOf(p)
   if (!s) {
     const entry: Seen = { state: "pending" }
     s = entry
-    if (Object.isExtensible(p)) (p as Promise<unknown> & { [SEEN]?: Seen })[SEEN] = entry
+    if (Object.isExtensible(p)) (p as Peeked)[SEEN] = entry
     else seenFrozen.set(p, entry)
     p.then(
       (value) => Object.assign(entry, { state: "fulfilled", value }),
