@@ -19,6 +19,7 @@ import { rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
 import { direct } from "../lib/direct.ts"
+import { idleFromEnv } from "../lib/idle-env.ts"
 import { leastBusy, threadPool } from "../lib/thread-pool.ts"
 import { answer, HTML_TYPE, JSON_TYPE, route } from "../lib/answers.ts"
 
@@ -81,7 +82,7 @@ async function slotbus(role: "fetch" | "rpc" | "plain", serve: (bus: Bus) => Set
   const core = await lib<Core>("src/index.ts")
   const { SlotBus, superviseWorkers } = core
   respond = (core as { respond?: Respond }).respond ?? answerOf
-  const bus = await SlotBus.listen(`carry-${process.pid}`)
+  const bus = await SlotBus.listen(`carry-${process.pid}`, { idle: idleFromEnv("SLOTBUS_CARRY_IDLE") })
   const pool = superviseWorkers(bus, {
     command: [process.execPath, WORKER, role, bus.name, root],
     instances: workers,

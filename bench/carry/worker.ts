@@ -9,6 +9,7 @@
 // The hub and serve roles end with their stdin (the front ended or was killed); the others with their bus.
 // `root` is the slotbus tree whose library is loaded (default this one): `bench compare` runs two builds this way.
 import { join, resolve } from "node:path"
+import { idleFromEnv } from "../lib/idle-env.ts"
 import { answer, bodyOf, HTML_TYPE, JSON_TYPE, page, route, small } from "../lib/answers.ts"
 
 type Core = typeof import("../../src/index.ts")
@@ -26,17 +27,22 @@ const untilStdinEnds = async () => {
 if (role === "fetch" || role === "rpc" || role === "plain") {
   const [bus, root] = args
   const { SlotWorker } = (await lib(root, "src/index.ts")) as Core
+  const idle = idleFromEnv("SLOTBUS_CARRY_IDLE") // docs/perf's runs: the front's strategy, on this side too
   const worker =
     role === "fetch"
-      ? await SlotWorker.connect(bus!, (req: Request) => answer(new URL(req.url).pathname), { fetch: true })
+      ? await SlotWorker.connect(bus!, (req: Request) => answer(new URL(req.url).pathname), { fetch: true, idle })
       : role === "rpc"
-        ? await SlotWorker.expose(bus!, { small, page })
-        : await SlotWorker.connect(bus!, (req) => {
-            if (req.kind === "raw") return bodyOf(req.text()) ?? ""
-            const r = route(req.path)
-            if (!r) return { status: 404, body: "not found" }
-            return { status: 200, headers: r.answer === "small" ? JSON_TYPE : HTML_TYPE, body: bodyOf(req.path)! }
-          })
+        ? await SlotWorker.expose(bus!, { small, page }, { idle })
+        : await SlotWorker.connect(
+            bus!,
+            (req) => {
+              if (req.kind === "raw") return bodyOf(req.text()) ?? ""
+              const r = route(req.path)
+              if (!r) return { status: 404, body: "not found" }
+              return { status: 200, headers: r.answer === "small" ? JSON_TYPE : HTML_TYPE, body: bodyOf(req.path)! }
+            },
+            { idle },
+          )
   await worker.closed // with its bus
   process.exit(0)
 } else if (role === "hub") {

@@ -14,6 +14,7 @@
 // bench ended or was killed) or on SIGTERM, with its workers.
 import { join, resolve } from "node:path"
 import { direct } from "../lib/direct.ts"
+import { idleFromEnv } from "../lib/idle-env.ts"
 import { leastBusy, threadPool } from "../lib/thread-pool.ts"
 import { answer, HTML, JPEG } from "./render.ts"
 import type { RenderApi } from "./worker.ts"
@@ -39,14 +40,8 @@ interface Setup {
   close: () => Promise<void>
 }
 
-// SLOTBUS_REALWORK_IDLE=park|spin|adaptive: the idle strategy of the slotbus variants' hub and workers (default:
-// the library's), for docs/perf/real-work.md's runs.
-// A value starting with "{" is the object form, e.g. {"spinMicros":20,"parkAfterMs":1}: adaptive's tuning without
-// its parking on a crowded bus.
-const idle = () => {
-  const v = process.env.SLOTBUS_REALWORK_IDLE
-  return (v?.startsWith("{") ? JSON.parse(v) : v || undefined) as "park" | undefined
-}
+// SLOTBUS_REALWORK_IDLE: the slotbus variants' idle strategy (bench/lib/idle-env.ts), for docs/perf/real-work.md.
+const idle = () => idleFromEnv("SLOTBUS_REALWORK_IDLE")
 
 const pageRoute = (path: string) => /^\/(page|cached)\/(\d+)$/.exec(path)
 

@@ -10,6 +10,7 @@
 //                                                     out connections (Bun's cluster)
 // `root` is the slotbus tree whose library is loaded (default this one): `bench compare` runs two builds this way.
 import { join, resolve } from "node:path"
+import { idleFromEnv } from "../lib/idle-env.ts"
 import { answer, cachedPage, renderPage } from "./render.ts"
 
 type Core = typeof import("../../src/index.ts")
@@ -18,10 +19,7 @@ export const api = { renderPage, cachedPage }
 export type RenderApi = typeof api
 
 const [role, bus, root] = process.argv.slice(2)
-const idle = () => {
-  const v = process.env.SLOTBUS_REALWORK_IDLE // as front.ts
-  return (v?.startsWith("{") ? JSON.parse(v) : v || undefined) as "park" | undefined
-}
+const idle = () => idleFromEnv("SLOTBUS_REALWORK_IDLE") // as front.ts
 const lib = (): Promise<Core> => import(join(resolve(root ?? join(import.meta.dir, "../..")), "src/index.ts"))
 
 if (role === "rpc") {
