@@ -61,8 +61,8 @@ export interface SlotHooks {
   cutOff(link: SlotEndpoint, what: string): void
   /** It holds too many stuck slots and nobody waits for it any more: disconnect it. */
   evict(link: SlotEndpoint): void
-  /** Its first request went out (true), or its last came back (false): its worker is at work, or no longer. */
-  working(link: SlotEndpoint, working: boolean): void
+  /** A request went out with none in flight: its worker is at work (at-work.ts reads `inFlight` and `requests`). */
+  sent(link: SlotEndpoint): void
 }
 
 export class SlotEndpoint implements Endpoint, AnswerSlot, SlotStreamOwner {
@@ -175,7 +175,7 @@ export class SlotEndpoint implements Endpoint, AnswerSlot, SlotStreamOwner {
     this.pending[slot] = p
     if (this.inFlight++ === 0) {
       this.busyFrom = p.waited ? nanoseconds() : p.started
-      this.hooks.working(this, true)
+      this.hooks.sent(this)
     }
     this.waiting++
     this.requests++
@@ -283,7 +283,7 @@ export class SlotEndpoint implements Endpoint, AnswerSlot, SlotStreamOwner {
     if (lent && !lent.detached) lent.transfer(0) // stale borrowed views read empty, never the next answer
     if (!this.chan.isOpen) return
     native.sb_hub_release(this.chan.ptr, slot)
-    if (--this.inFlight === 0) this.hooks.working(this, false)
+    this.inFlight--
   }
 
   /** Resolves p with the answer in `slot`; true when the slot was lent to the caller (a borrowed response). */

@@ -193,7 +193,7 @@ export class Acceptor {
       {
         cutOff: (l, what) => this.cutOff(l, what),
         evict: (l) => this.evict(l),
-        working: (l, working) => this.crowd.working(l, working),
+        sent: (l) => this.crowd.sent(l),
       },
       this.o,
     )
@@ -236,7 +236,7 @@ export class Acceptor {
     this.crowd.members.delete(this)
     this.crowd = crowd
     if (this.endpoints.size > 0) crowd.members.add(this)
-    for (const l of busy) crowd.working(l, true)
+    for (const l of busy) crowd.sent(l)
     crowd.tell(true)
   }
 

@@ -1,6 +1,6 @@
 // The processes at work for a hub (the bus-processes word, docs/PROTOCOL.md §2): the hub itself and each worker
-// process with a request in flight, or one back within AT_WORK_AFTER_MS. A bus counts its own workers (a crowd of its
-// own); crowd.ts puts the buses of a hub with a bus per worker (slotbus/http) in one.
+// process with a request in flight or one lately. A bus counts its own workers (a crowd of its own); crowd.ts puts
+// the buses of a hub with a bus per worker (slotbus/http) in one.
 import type { SlotEndpoint } from "../endpoint/slot-endpoint.ts"
 
 /** A bus in a crowd: its workers hear the count (the Acceptor). */
@@ -9,8 +9,9 @@ export interface CrowdMember {
 }
 
 /**
- * A worker counts as at work until it has had no request in flight this long: a loaded bus's quick answers leave its
- * workers with none for moments, and a route packed onto one worker gives its neighbours one now and then.
+ * A worker counts as at work until it has had no request in flight, and sent none, for this long (up to twice it: a
+ * sweep this often looks): a loaded bus's quick answers leave its workers with none for moments, and a route packed
+ * onto one worker gives its neighbours one now and then.
  */
 const AT_WORK_AFTER_MS = 100
 
@@ -20,17 +21,19 @@ const AT_WORK_AFTER_MS = 100
  * made each bus of a front with two pools park on every request (a Bun worker's 64 B round trip 2.7–4.5 µs alone,
  * 10–16 µs beside a second bus). Nor does an idle worker of its own: it parks for want of work, and counting it made
  * one client's requests to a front with 2 workers on 2 CPUs pay two wake-ups each (0.33–0.48× the front answering
- * itself; polled, 0.86–1.80×, docs/perf/round-nine-cliffs.md). A worker whose last request came back less than
- * AT_WORK_AFTER_MS ago still counts: counting requests in flight alone uncrowded a bus that sixteen clients crowd
- * between its quick answers (bench carry, 2 workers: bus.fetch +20.5 → +33.7 µs over direct).
+ * itself; polled, 0.86–1.80×, docs/perf/round-nine-cliffs.md). A worker with none in flight still counts until a
+ * sweep finds it sent none since the sweep before, which also found none in flight: counting requests in flight alone uncrowded a bus that sixteen clients crowd
+ * between its quick answers (bench carry, 2 workers: bus.fetch +20.5 → +33.7 µs over direct). Nothing is timed per
+ * request: a sweep reads each counted connection's requests in flight and sent (a clock read and two map writes a
+ * round trip cost a 64 B bus.call 60–70 ns, docs/perf/round-nine-cliffs.md).
  */
 export class Crowd {
   readonly members = new Set<CrowdMember>()
-  /** Connections counted at work: 0 while one has a request in flight, else when its last came back (ms). */
+  /** Connections counted at work, with their requests sent at the last sweep that found none in flight (else -1). */
   private readonly busy = new Map<SlotEndpoint, number>()
   /** How many connections counted at work each worker process has. */
   private readonly busyPids = new Map<number, number>()
-  private expiry: ReturnType<typeof setTimeout> | undefined
+  private sweeper: ReturnType<typeof setInterval> | undefined
   /** What its workers were last told. */
   private told = 0
 
@@ -39,16 +42,12 @@ export class Crowd {
     return 1 + this.busyPids.size
   }
 
-  /** `e` sent its first request in flight (true), or got its last one back (false). */
-  working(e: SlotEndpoint, working: boolean) {
-    if (working) {
-      const counted = this.busy.has(e)
-      this.busy.set(e, 0)
-      if (!counted) this.count(e, 1)
-    } else if (this.busy.has(e)) {
-      this.busy.set(e, performance.now())
-      this.expiry ??= unref(setTimeout(() => this.expire(), AT_WORK_AFTER_MS))
-    }
+  /** `e` sent a request with none in flight: counted at work from now on, if it was not. */
+  sent(e: SlotEndpoint) {
+    if (this.busy.has(e)) return
+    this.busy.set(e, -1)
+    this.count(e, 1)
+    this.sweeper ??= unref(setInterval(() => this.sweep(), AT_WORK_AFTER_MS))
   }
 
   /** `e` left the crowd (its worker gone, or its bus moved to another crowd). */
@@ -72,18 +71,18 @@ export class Crowd {
     this.tell()
   }
 
-  /** Stops counting the connections idle for AT_WORK_AFTER_MS; looks again for the others when they will be. */
-  private expire() {
-    this.expiry = undefined
-    const now = performance.now()
-    let next = Number.POSITIVE_INFINITY
-    for (const [e, idleSince] of this.busy) {
-      if (idleSince === 0) continue
-      if (now - idleSince >= AT_WORK_AFTER_MS) this.left(e)
-      else next = Math.min(next, idleSince + AT_WORK_AFTER_MS - now)
+  /** Stops counting the connections that had none in flight and sent none since the last sweep found them so. */
+  private sweep() {
+    for (const [e, sentBefore] of this.busy) {
+      if (e.inFlight > 0) this.busy.set(e, -1)
+      else if (e.requests === sentBefore) this.left(e)
+      else this.busy.set(e, e.requests)
     }
-    if (next !== Number.POSITIVE_INFINITY) this.expiry = unref(setTimeout(() => this.expire(), next))
+    if (this.busy.size === 0) {
+      clearInterval(this.sweeper)
+      this.sweeper = undefined
+    }
   }
 }
 
-const unref = (t: ReturnType<typeof setTimeout>) => (typeof t === "object" && t.unref?.(), t)
+const unref = (t: ReturnType<typeof setInterval>) => (typeof t === "object" && t.unref?.(), t)
