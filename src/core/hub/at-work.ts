@@ -22,10 +22,11 @@ const AT_WORK_AFTER_MS = 100
  * 10–16 µs beside a second bus). Nor does an idle worker of its own: it parks for want of work, and counting it made
  * one client's requests to a front with 2 workers on 2 CPUs pay two wake-ups each (0.33–0.48× the front answering
  * itself; polled, 0.86–1.80×, docs/perf/round-nine-cliffs.md). A worker with none in flight still counts until a
- * sweep finds it sent none since the sweep before, which also found none in flight: counting requests in flight alone uncrowded a bus that sixteen clients crowd
- * between its quick answers (bench carry, 2 workers: bus.fetch +20.5 → +33.7 µs over direct). Nothing is timed per
- * request: a sweep reads each counted connection's requests in flight and sent (a clock read and two map writes a
- * round trip cost a 64 B bus.call 60–70 ns, docs/perf/round-nine-cliffs.md).
+ * sweep finds it sent none since the sweep before, which also found none in flight: counting requests in flight
+ * alone uncrowded a bus that sixteen clients crowd between its quick answers (bench carry, 2 workers: bus.fetch
+ * +20.5 → +33.7 µs over direct). Nothing is timed per request: a sweep reads each counted connection's requests in
+ * flight and sent (a clock read and two map writes a round trip cost a 64 B bus.call 60–70 ns,
+ * docs/perf/round-nine-cliffs.md).
  */
 export class Crowd {
   readonly members = new Set<CrowdMember>()
