@@ -17,7 +17,7 @@ int sb_host_lock(const char *prefix, const char *name, int exclusive) {
 }
 
 void sb_host_unlock(int fd) {
-  if (fd >= 0) close(fd);
+  if (fd >= 0) plat_host_unlock(fd);
 }
 
 /* Connecting costs the listener nothing but an accept queue entry it may never take. */

@@ -75,6 +75,8 @@ const char *plat_socket_dir_error(void);
 /* An advisory lock on <socket dir>/<prefix><name>.lock, whichever scheme runs (§13.2): exclusive or shared, never
  * waiting, held by the returned fd. name as plat_addr's. fd, -EWOULDBLOCK when another holds it, or -errno. */
 int plat_host_lock(const char *prefix, const char *name, int exclusive);
+/* Lets go of plat_host_lock's fd: closes it, its file unlinked first if nobody else holds it (§12.5). */
+void plat_host_unlock(int fd);
 /* The socket file of "<prefix><name>" (§1.1) made ready for a stream bind the caller makes itself (an election's):
  * its path into path (104 bytes), a stale file recovered. 0 when nobody holds it, -EADDRINUSE when a process does,
  * -PLAT_ESOCKDIR or -errno. */

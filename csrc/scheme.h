@@ -72,6 +72,8 @@ int scheme_dir_free(const char *prefix, const char *name, char *path);
 /* An advisory lock on the file <socket dir>/<prefix><name>.lock (the portable scheme's directory and hashing),
  * whichever scheme runs: plat_host_lock. fd, -EWOULDBLOCK when held, or -errno. */
 int scheme_portable_host_lock(const char *prefix, const char *name, int exclusive);
+/* Closes fd of scheme_portable_host_lock, its file unlinked first if nobody else holds it (§12.5): plat_host_unlock. */
+void scheme_portable_host_unlock(int fd);
 
 #pragma GCC visibility pop
 #endif

@@ -50,8 +50,25 @@ static void dir_of(const struct sockaddr_un *a, char *dir, size_t n) {
   if (slash && slash != dir) *slash = 0;
 }
 
+/* The marker files this process holds, by fd: what scheme_portable_host_unlock unlinks when it lets go of the
+ * last lock on one (§12.5). A full table only leaves that file behind. */
+#define HELD_MAX 64
+static struct {
+  int fd;
+  char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+} held[HELD_MAX];
+static int held_n;
+static pthread_mutex_t held_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* Whether path names the file fd has open (§12.5: a marker unlinked after it was opened is nobody's). */
+static int same_file(int fd, const char *path) {
+  struct stat f, p;
+  return fstat(fd, &f) == 0 && lstat(path, &p) == 0 && f.st_dev == p.st_dev && f.st_ino == p.st_ino;
+}
+
 /* An advisory lock on the file <socket dir>/<prefix><name>.lock (§13.2's directory and hashing), held by the
- * returned fd until it is closed or the process dies: the contest markers of §12.5. fd, -EWOULDBLOCK when held, or -errno. */
+ * returned fd until scheme_portable_host_unlock or the process dies: the contest markers of §12.5. fd,
+ * -EWOULDBLOCK when held, or -errno. */
 int scheme_portable_host_lock(const char *prefix, const char *name, int exclusive) {
   struct sockaddr_un a;
   socklen_t len;
@@ -60,15 +77,46 @@ int scheme_portable_host_lock(const char *prefix, const char *name, int exclusiv
   if (r) return r;
   dir_of(&a, dir, sizeof dir);
   if ((r = sockdir_ready(dir))) return r;
-  int fd = open(a.sun_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) return -errno;
-  while (flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) < 0) {
-    if (errno == EINTR) continue;
-    int e = errno;
-    close(fd);
-    return -e;
+  for (int tries = 0; tries < 100; tries++) {
+    int fd = open(a.sun_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) return -errno;
+    while (flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) < 0) {
+      if (errno == EINTR) continue;
+      int e = errno;
+      close(fd);
+      return -e;
+    }
+    if (!same_file(fd, a.sun_path)) {
+      close(fd); /* its last holder unlinked it after our open: take the file the path names now */
+      continue;
+    }
+    pthread_mutex_lock(&held_mu);
+    if (held_n < HELD_MAX) {
+      held[held_n].fd = fd;
+      memcpy(held[held_n].path, a.sun_path, sizeof held[held_n].path);
+      held_n++;
+    }
+    pthread_mutex_unlock(&held_mu);
+    return fd;
   }
-  return fd;
+  return -EWOULDBLOCK; /* unlinked under us 100 times in a row: as good as held */
+}
+
+/* Lets go of a lock of scheme_portable_host_lock, unlinking its file if nobody else holds it (§12.5). */
+void scheme_portable_host_unlock(int fd) {
+  char path[sizeof held[0].path];
+  path[0] = 0;
+  pthread_mutex_lock(&held_mu);
+  for (int i = 0; i < held_n; i++) {
+    if (held[i].fd != fd) continue;
+    memcpy(path, held[i].path, sizeof path);
+    held[i] = held[--held_n];
+    break;
+  }
+  pthread_mutex_unlock(&held_mu);
+  /* exclusive without waiting: got, nobody else holds it (a refusal drops ours, which closing does anyway) */
+  if (path[0] && flock(fd, LOCK_EX | LOCK_NB) == 0 && same_file(fd, path)) unlink(path);
+  close(fd);
 }
 
 /* What is at the path for a socket of type: NAME_HELD (a socket is bound there), NAME_STALE (a file nobody is bound

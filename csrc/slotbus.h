@@ -87,6 +87,7 @@ const char *sb_socket_dir_error(void);
  * locked exclusive or shared (never waiting) and held by the returned fd until sb_host_unlock or death.
  * name: 1-64 of [A-Za-z0-9._-]. fd, -SB_EHELD when another holds it, or -errno. */
 int sb_host_lock(const char *prefix, const char *name, int exclusive);
+/* Closes fd, first unlinking its file if no other process holds a lock on it (§12.5). */
 void sb_host_unlock(int fd);
 /* Who listens on the socket file <prefix><name> of the socket directory (§1.1): its effective uid in *uid, from
  * SO_PEERCRED of one connection closed at once (§15.2's election). 0, -ECONNREFUSED (or -ENOENT)

@@ -1,7 +1,7 @@
 // Contests across real processes: races, kill -9 of a holder, waiting claimants, a creator that dies, and
 // nothing left behind when every member is gone.
 import { afterEach, expect, test } from "bun:test"
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Contest } from "../../src/leases/index.ts"
@@ -189,6 +189,34 @@ test.skipIf(!linuxBackend)("nothing is left when the last member leaves, however
   const fresh = await open(name)
   expect(fresh.stats()).toMatchObject({ claims: 0, members: 1, subjects: 0 })
 })
+
+/** The contest's marker files (docs/PROTOCOL.md §12.5) in the socket directory. */
+function markers(name: string): string[] {
+  const dir = process.env.SLOTBUS_SOCKET_DIR ?? `/tmp/slotbus-${process.geteuid!()}`
+  return readdirSync(dir).filter((f) => f.startsWith("slotbus-lease-") && f.endsWith(`.${name}.lock`))
+}
+
+test.skipIf(!linuxBackend)(
+  "a contest's marker files go with the last process that lets go of them, not one per name for ever",
+  async () => {
+    const name = busName("markers")
+    const a = await Contest.open(name)
+    const b = await Contest.open(name) // a second marker lock of its own, as another process's would be
+    expect(markers(name)).toEqual([`slotbus-lease-local.${name}.lock`]) // the cluster one was only checked: gone
+    a.close()
+    expect(markers(name)).toEqual([`slotbus-lease-local.${name}.lock`]) // b still holds it
+    b.close()
+    expect(markers(name)).toEqual([])
+    // a holder killed leaves its file to the next process that takes and lets go of the marker
+    const held = member(["open", name])
+    await held.waitLine(/^open/)
+    held.signal("SIGKILL")
+    await held.proc.exited
+    expect(markers(name)).toEqual([`slotbus-lease-local.${name}.lock`])
+    ;(await Contest.open(name)).close()
+    expect(markers(name)).toEqual([])
+  },
+)
 
 test("tryClaim with spinUs: spins until another process's claim expires, or yields when the time is up", async () => {
   const name = busName("spin")
