@@ -272,7 +272,8 @@ function suite(name: string, start: () => Promise<{ procs: Child[]; targets: Tar
             const a = await send(t.port, latin1(raw), 500)
             answers.set(a, (answers.get(a) ?? 0) + 1)
           }),
-          { numRuns: 150 },
+          // the plain request first, as a run of its own: 150 fuzzed ones held none the listener serves once in CI
+          { numRuns: 150, examples: [[`GET ${t.ok} HTTP/1.1\r\nHost: h\r\n\r\n`]] },
         )
         // the requests reach the listener: some are served, some refused (not every one closed by the parser)
         expect([...answers.keys()].some((a) => a !== "close" && a < 300)).toBe(true)
