@@ -48,7 +48,10 @@ export class Crowd {
     if (this.busy.has(e)) return
     this.busy.set(e, -1)
     this.count(e, 1)
-    this.sweeper ??= unref(setInterval(() => this.sweep(), AT_WORK_AFTER_MS))
+    if (this.sweeper === undefined) {
+      this.sweeper = setInterval(() => this.sweep(), AT_WORK_AFTER_MS)
+      this.sweeper.unref()
+    }
   }
 
   /** `e` left the crowd (its worker gone, or its bus moved to another crowd). */
@@ -85,5 +88,3 @@ export class Crowd {
     }
   }
 }
-
-const unref = (t: ReturnType<typeof setInterval>) => (typeof t === "object" && t.unref?.(), t)
