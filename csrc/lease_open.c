@@ -221,8 +221,8 @@ static int try_open(sbl_contest *c, const char *name, const struct sockaddr_un *
     int r = recv_hello(s, &h, fds, timeout_ms, name, stopped);
     close(s);
     if (r) {
-      for (int i = 0; i < 2; i++)
-        if (fds[i] >= 0) close(fds[i]);
+      if (fds[0] >= 0) close(fds[0]);
+      if (fds[1] >= 0) plat_close_shared(fds[1]);
       return r == -ECONNRESET ? 0 : r;
     }
     c->memfd = fds[0];
@@ -244,7 +244,7 @@ static int try_open(sbl_contest *c, const char *name, const struct sockaddr_un *
   }
   int r = create_table(c, capacity);
   if (r) {
-    close(l);
+    plat_close_shared(l);
     return r;
   }
   c->listen_fd = l;
@@ -311,9 +311,8 @@ void sbl_close(sbl_contest *c) {
     }
   }
   if (c->base != MAP_FAILED) plat_region_unmapped(c->base), munmap(c->base, c->size);
-  int fds[2] = {c->memfd, c->listen_fd};
-  for (int i = 0; i < 2; i++)
-    if (fds[i] >= 0) close(fds[i]);
+  if (c->memfd >= 0) close(c->memfd);
+  if (c->listen_fd >= 0) plat_close_shared(c->listen_fd); /* the last member's close unlinks the name (§13.2) */
   plat_bell_close(&c->stop);
   for (uint32_t m = 0; m < SBL_MAX_MEMBERS; m++)
     if (c->cache[m].pidfd >= 0) close(c->cache[m].pidfd);

@@ -68,6 +68,10 @@ void plat_unbind_fd(int fd);
 int plat_peer(int sock, uint32_t *uid, int32_t *pid);
 /* os_drop_empty_datagrams: a datagram socket that never receives an empty datagram. 0 or -errno. */
 int plat_drop_empty_datagrams(int sock);
+/* Closes this process's descriptor of a listening socket its members share (a topic's, a contest's) and unlinks
+ * the socket file when that was the last one, so nothing listens there any more (§13.2); nothing else for an
+ * abstract address. */
+void plat_close_shared(int fd);
 /* Whether fd is a listening AF_UNIX stream socket. */
 int plat_is_listener(int fd);
 /* After -PLAT_ESOCKDIR: which directory, what is there and what to do; this thread's last (sockdir.c). */

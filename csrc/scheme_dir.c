@@ -50,6 +50,18 @@ static void dir_of(const struct sockaddr_un *a, char *dir, size_t n) {
   if (slash && slash != dir) *slash = 0;
 }
 
+/* The directory's lock (§13.2: binding, a stale file's unlink), held exclusive: its fd (closing it lets go), or
+ * -errno. */
+static int dir_lock(const char *dir) {
+  char lock[SUN_MAX + 16];
+  snprintf(lock, sizeof lock, "%s/.lock", dir);
+  int lk = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (lk < 0) return -errno;
+  while (flock(lk, LOCK_EX) < 0 && errno == EINTR) {
+  }
+  return lk;
+}
+
 /* The marker files this process holds, by fd: what scheme_portable_host_unlock unlinks when it lets go of the
  * last lock on one (§12.5). A full table only leaves that file behind. */
 #define HELD_MAX 64
@@ -144,14 +156,10 @@ static int abstract_bind(int fd, const struct sockaddr_un *a, socklen_t len, int
 
 /* §13.2's binding of a in dir, under dir's lock; mode: the socket file's, set between bind and listen (0: as made). */
 static int bind_locked(int fd, const struct sockaddr_un *a, socklen_t len, int backlog, const char *dir, mode_t mode) {
-  char lock[SUN_MAX + 16];
   int r = 0;
-  snprintf(lock, sizeof lock, "%s/.lock", dir);
-  int lk = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (lk < 0) return -errno;
   /* one binder at a time per directory: probe, unlink a stale file, bind and listen are one step */
-  while (flock(lk, LOCK_EX) < 0 && errno == EINTR) {
-  }
+  int lk = dir_lock(dir);
+  if (lk < 0) return lk;
   int type = 0;
   socklen_t tl = sizeof type;
   getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl);
@@ -186,17 +194,14 @@ int scheme_dir_bind(int fd, const struct sockaddr_un *a, socklen_t len, int back
 int scheme_dir_free(const char *prefix, const char *name, char *path) {
   struct sockaddr_un a;
   socklen_t len;
-  char dir[SUN_MAX + 8], lock[SUN_MAX + 16];
+  char dir[SUN_MAX + 8];
   int r = scheme_dir_addr(prefix, name, "", &a, &len);
   if (r) return r;
   dir_of(&a, dir, SUN_MAX);
   if ((r = sockdir_ready(dir))) return r;
   snprintf(path, SUN_MAX, "%.*s", SUN_MAX - 1, a.sun_path); /* psx_addr wrote at most SUN_MAX bytes */
-  snprintf(lock, sizeof lock, "%s/.lock", dir);
-  int lk = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (lk < 0) return -errno;
-  while (flock(lk, LOCK_EX) < 0 && errno == EINTR) {
-  }
+  int lk = dir_lock(dir);
+  if (lk < 0) return lk;
   /* Only a file seen stale is unlinked, never "whatever is there now" after seeing none: the caller binds after
    * the lock is released, so a file found missing can be another candidate's by the time unlink ran (two held the
    * name at once, found by test/kit/host/seat.test.ts). A stale file cannot become live: a bind fails on it, and
@@ -233,6 +238,22 @@ void scheme_dir_unbind_fd(int fd) {
   memset(&a, 0, sizeof a);
   if (getsockname(fd, (struct sockaddr *)&a, &len) == 0 && a.sun_family == AF_UNIX && a.sun_path[0] == '/')
     unlink(a.sun_path);
+}
+
+void scheme_dir_close_shared(int fd) {
+  struct sockaddr_un a;
+  socklen_t len = sizeof a;
+  memset(&a, 0, sizeof a);
+  int named = getsockname(fd, (struct sockaddr *)&a, &len) == 0 && a.sun_family == AF_UNIX && a.sun_path[0] == '/';
+  close(fd);
+  if (!named) return;
+  char dir[SUN_MAX + 8];
+  dir_of(&a, dir, SUN_MAX);
+  /* under the binders' lock: what is seen stale is still the file nobody listens on when it is unlinked */
+  int lk = dir_lock(dir);
+  if (lk < 0) return;
+  if (name_state(&a, len, SOCK_STREAM) == NAME_STALE) unlink(a.sun_path);
+  close(lk);
 }
 
 int scheme_dir_is_listener(int fd) {

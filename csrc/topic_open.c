@@ -284,7 +284,7 @@ void sb_topic_leave(sb_topic *t) {
     t->keeper = 0;
   }
   /* our hold on the name: a handle that stopped ticking must not keep newcomers waiting on it */
-  if (t->listen_fd >= 0) close(t->listen_fd);
+  if (t->listen_fd >= 0) plat_close_shared(t->listen_fd); /* the last member's close unlinks the name (§13.2) */
   t->listen_fd = -1;
 }
 
