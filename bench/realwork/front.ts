@@ -1,7 +1,8 @@
 // The front of one variant of `slotbus bench realwork`: a Bun.serve on 127.0.0.1 answering /page/<id>,
 // /cached/<id> and /thumb/<id> through WORKERS workers of that variant:
-//   rpc      SlotBus + superviseWorkers; pages by bus.remote<RenderApi>().renderPage(id) (cached ones by
-//            .cachedPage(id)), thumbs by bus.fetch
+//   rpc      SlotBus + superviseWorkers; pages by respond(bus.remote<RenderApi>().renderPage(id)) (cached ones
+//            by .cachedPage(id)), thumbs by bus.fetch (respond(): how docs/api.md has a late page answered; a tree
+//            from before it answers `new Response(await …)`, which Bun.serve writes in ~15 sends)
 //   fetch    SlotBus + superviseWorkers; every route by bus.fetch(req)
 //   threads  WORKERS Worker threads of this process, postMessage; the least busy one takes the next request
 //   proxy    WORKERS processes each with its own Bun.serve; fetch() to the least busy one, its body passed on
@@ -46,7 +47,9 @@ const idle = () => idleFromEnv("SLOTBUS_REALWORK_IDLE")
 const pageRoute = (path: string) => /^\/(page|cached)\/(\d+)$/.exec(path)
 
 async function slotbus(mode: "rpc" | "fetch"): Promise<Setup> {
-  const { SlotBus, superviseWorkers } = (await import(join(root, "src/index.ts"))) as Core
+  const core = (await import(join(root, "src/index.ts"))) as Core
+  const { SlotBus, superviseWorkers } = core
+  const respond = (core as Partial<Core>).respond ?? lateResponse
   const bus = await SlotBus.listen(`realwork-${process.pid}`, { slots: SLOTS, idle: idle() })
   const pool = superviseWorkers(bus, {
     command: [process.execPath, WORKER, mode, bus.name, root],
@@ -63,9 +66,7 @@ async function slotbus(mode: "rpc" | "fetch"): Promise<Setup> {
           const m = pageRoute(new URL(req.url).pathname)
           if (!m) return bus.fetch(req)
           const id = Number(m[2])
-          return new Response(await (m[1] === "page" ? remote.renderPage(id) : remote.cachedPage(id)), {
-            headers: HTML,
-          })
+          return respond(m[1] === "page" ? remote.renderPage(id) : remote.cachedPage(id), { headers: HTML })
         }
   return {
     fetch,
@@ -77,6 +78,9 @@ async function slotbus(mode: "rpc" | "fetch"): Promise<Setup> {
     },
   }
 }
+
+/** A tree without respond(): the page as `new Response(await …)`. */
+const lateResponse = async (answer: Promise<string>, init: ResponseInit) => new Response(await answer, init)
 
 type Reply = { id: number; html?: string; chunk?: Uint8Array; end?: boolean }
 
