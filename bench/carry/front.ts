@@ -104,7 +104,8 @@ async function slotbus(role: "fetch" | "rpc" | "plain", serve: (bus: Bus) => Set
 async function hub(): Promise<Setup> {
   const { createHub } = await lib<Http>("src/http/index.ts")
   const tokenFile = join(tmpdir(), `slotbus-carry-${process.pid}.token`)
-  const h = await createHub({ port: 0, tokenFile, quiet: true })
+  const idle = idleFromEnv("SLOTBUS_CARRY_IDLE")
+  const h = await createHub({ port: 0, tokenFile, quiet: true, ...(idle && { idle }) })
   const ws = await spawnWorkers("hub", [`http://127.0.0.1:${h.port}`, tokenFile, root])
   return {
     port: h.port,

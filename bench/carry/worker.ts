@@ -24,10 +24,11 @@ const untilStdinEnds = async () => {
   process.exit(0)
 }
 
+const idle = idleFromEnv("SLOTBUS_CARRY_IDLE") // docs/perf's runs: the front's strategy, on this side too
+
 if (role === "fetch" || role === "rpc" || role === "plain") {
   const [bus, root] = args
   const { SlotWorker } = (await lib(root, "src/index.ts")) as Core
-  const idle = idleFromEnv("SLOTBUS_CARRY_IDLE") // docs/perf's runs: the front's strategy, on this side too
   const worker =
     role === "fetch"
       ? await SlotWorker.connect(bus!, (req: Request) => answer(new URL(req.url).pathname), { fetch: true, idle })
@@ -48,7 +49,7 @@ if (role === "fetch" || role === "rpc" || role === "plain") {
 } else if (role === "hub") {
   const [url, tokenFile, root] = args
   const { hubWorker } = (await lib(root, "src/http/index.ts")) as Http
-  const app = hubWorker(url!, "carry", { tokenFile })
+  const app = hubWorker(url!, "carry", { tokenFile, ...(idle && { idle }) })
   app.get("/small/:id", (req) => answer(`/small/${req.params.id}`))
   app.get("/page/:id", (req) => answer(`/page/${req.params.id}`))
   await app.run()
