@@ -51,15 +51,26 @@ static void dir_of(const struct sockaddr_un *a, char *dir, size_t n) {
 }
 
 /* The directory's lock (§13.2: binding, a stale file's unlink), held exclusive: its fd (closing it lets go), or
- * -errno. */
-static int dir_lock(const char *dir) {
+ * -errno. tries 0 waits for it (a filesystem that refuses flock goes on unlocked, as binding always has); tries > 0
+ * never waits long: that many attempts 100 µs apart, then -EWOULDBLOCK (its holder is held up: stopped with SIGSTOP
+ * inside its few microseconds under the lock, say). */
+static int dir_lock(const char *dir, int tries) {
   char lock[SUN_MAX + 16];
   snprintf(lock, sizeof lock, "%s/.lock", dir);
   int lk = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (lk < 0) return -errno;
-  while (flock(lk, LOCK_EX) < 0 && errno == EINTR) {
+  if (tries == 0) {
+    while (flock(lk, LOCK_EX) < 0 && errno == EINTR) {
+    }
+    return lk;
   }
-  return lk;
+  for (int i = 0; i < tries; i++) {
+    if (flock(lk, LOCK_EX | LOCK_NB) == 0) return lk;
+    if (errno != EWOULDBLOCK && errno != EINTR) break;
+    usleep(100);
+  }
+  close(lk);
+  return -EWOULDBLOCK;
 }
 
 /* The marker files this process holds, by fd: what scheme_portable_host_unlock unlinks when it lets go of the
@@ -158,7 +169,7 @@ static int abstract_bind(int fd, const struct sockaddr_un *a, socklen_t len, int
 static int bind_locked(int fd, const struct sockaddr_un *a, socklen_t len, int backlog, const char *dir, mode_t mode) {
   int r = 0;
   /* one binder at a time per directory: probe, unlink a stale file, bind and listen are one step */
-  int lk = dir_lock(dir);
+  int lk = dir_lock(dir, 0);
   if (lk < 0) return lk;
   int type = 0;
   socklen_t tl = sizeof type;
@@ -200,7 +211,7 @@ int scheme_dir_free(const char *prefix, const char *name, char *path) {
   dir_of(&a, dir, SUN_MAX);
   if ((r = sockdir_ready(dir))) return r;
   snprintf(path, SUN_MAX, "%.*s", SUN_MAX - 1, a.sun_path); /* psx_addr wrote at most SUN_MAX bytes */
-  int lk = dir_lock(dir);
+  int lk = dir_lock(dir, 0);
   if (lk < 0) return lk;
   /* Only a file seen stale is unlinked, never "whatever is there now" after seeing none: the caller binds after
    * the lock is released, so a file found missing can be another candidate's by the time unlink ran (two held the
@@ -249,8 +260,9 @@ void scheme_dir_close_shared(int fd) {
   if (!named) return;
   char dir[SUN_MAX + 8];
   dir_of(&a, dir, SUN_MAX);
-  /* under the binders' lock: what is seen stale is still the file nobody listens on when it is unlinked */
-  int lk = dir_lock(dir);
+  /* under the binders' lock: what is seen stale is still the file nobody listens on when it is unlinked. A close
+   * waits at most ~10 ms for it; a lock held longer leaves the file, to the next binder (as a kill -9 does). */
+  int lk = dir_lock(dir, 100);
   if (lk < 0) return;
   if (name_state(&a, len, SOCK_STREAM) == NAME_STALE) unlink(a.sun_path);
   close(lk);

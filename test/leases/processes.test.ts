@@ -4,9 +4,10 @@ import { afterEach, expect, test } from "bun:test"
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { Topic } from "../../src/events/index.ts"
 import { Contest } from "../../src/leases/index.ts"
 import { shmNames } from "../support/fds.ts"
-import { bunChild, busName, type Child, eventually, linuxBackend, stopAll } from "../support/helpers.ts"
+import { bunChild, busName, type Child, eventually, linuxBackend, stopAll, until } from "../support/helpers.ts"
 
 const MEMBER = "leases/lease-member.ts"
 const KIND = 7 // the fixture's kind
@@ -217,6 +218,43 @@ test.skipIf(!linuxBackend)(
     expect(markers(name)).toEqual([])
   },
 )
+
+test("a contest's and a topic's socket file go with the last member to close; a held directory lock only leaves them", async () => {
+  const dir = process.env.SLOTBUS_SOCKET_DIR ?? `/tmp/slotbus-${process.geteuid!()}`
+  const name = busName("sockfile")
+  const files = () =>
+    readdirSync(dir)
+      .filter((f) => f === `slotbus-lease.${name}` || f === `slotbus.topic.${name}`)
+      .sort()
+  const both = [`slotbus-lease.${name}`, `slotbus.topic.${name}`]
+  const openBoth = async () => [await Contest.open(name), await Topic.open(name)] as const
+  const [c1, t1] = await openBoth()
+  const [c2, t2] = await openBoth() // members through the first ones' listening sockets
+  expect(files()).toEqual(both)
+  c1.close()
+  t1.close()
+  await Bun.sleep(0) // a topic's native close follows its subscriptions' in a microtask
+  expect(files()).toEqual(both) // the others still listen there
+  // another process holds the socket directory's lock (docs/PROTOCOL.md §13.2) and keeps it: the last close must
+  // not wait for it, and leaves the file to the next binder
+  const holder = Bun.spawn(["flock", "-x", join(dir, ".lock"), "cat"], { stdin: "pipe", stdout: "pipe" })
+  try {
+    await until(() => readFileSync("/proc/locks", "utf8").includes(` ${holder.pid} `), "the lock taken")
+    c2.close()
+    t2.close()
+    await Bun.sleep(0)
+    expect(holder.exitCode).toBeNull() // closed while the lock was still held
+    expect(files()).toEqual(both)
+  } finally {
+    holder.stdin.end()
+    await holder.exited
+  }
+  const [c3, t3] = await openBoth() // binds over the stale files
+  c3.close()
+  t3.close()
+  await Bun.sleep(0)
+  expect(files()).toEqual([])
+})
 
 test("tryClaim with spinUs: spins until another process's claim expires, or yields when the time is up", async () => {
   const name = busName("spin")
