@@ -6,7 +6,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Topic } from "../../src/events/index.ts"
 import { Contest } from "../../src/leases/index.ts"
-import { shmNames } from "../support/fds.ts"
+import { shmNames, socketDir } from "../support/fds.ts"
 import { bunChild, busName, type Child, eventually, linuxBackend, stopAll, until } from "../support/helpers.ts"
 
 const MEMBER = "leases/lease-member.ts"
@@ -193,8 +193,7 @@ test.skipIf(!linuxBackend)("nothing is left when the last member leaves, however
 
 /** The contest's marker files (docs/PROTOCOL.md §12.5) in the socket directory. */
 function markers(name: string): string[] {
-  const dir = process.env.SLOTBUS_SOCKET_DIR ?? `/tmp/slotbus-${process.geteuid!()}`
-  return readdirSync(dir).filter((f) => f.startsWith("slotbus-lease-") && f.endsWith(`.${name}.lock`))
+  return readdirSync(socketDir()).filter((f) => f.startsWith("slotbus-lease-") && f.endsWith(`.${name}.lock`))
 }
 
 test.skipIf(!linuxBackend)(
@@ -220,7 +219,7 @@ test.skipIf(!linuxBackend)(
 )
 
 test("a contest's and a topic's socket file go with the last member to close; a held directory lock only leaves them", async () => {
-  const dir = process.env.SLOTBUS_SOCKET_DIR ?? `/tmp/slotbus-${process.geteuid!()}`
+  const dir = socketDir()
   const name = busName("sockfile")
   const files = () =>
     readdirSync(dir)

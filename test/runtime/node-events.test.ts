@@ -8,6 +8,7 @@ import { afterAll, afterEach, describe, expect, test } from "bun:test"
 import { Topic } from "../../src/events/index.ts"
 import { Contest } from "../../src/leases/index.ts"
 import { readdirSync, readFileSync, readlinkSync } from "node:fs"
+import { socketDir } from "../support/fds.ts"
 import { busName, type Child, until } from "../support/helpers.ts"
 import { type PeerRuntime, peerChild, peerSkip, removeNodeBuilds } from "../support/runtime/peers.ts"
 
@@ -187,20 +188,20 @@ describe("a lease contest shared by a Bun process and a Node process", () => {
 
 describe("a topic's and a contest's socket file, shared by a Bun process and a Node process", () => {
   /** The socket files of the socket directory (docs/PROTOCOL.md §13.2) that carry `name` as a topic's or contest's. */
-  const files = (name: string) => {
-    const dir = process.env.SLOTBUS_SOCKET_DIR ?? `/tmp/slotbus-${process.geteuid!()}`
-    return readdirSync(dir).filter((f) => f === `slotbus.topic.${name}` || f === `slotbus-lease.${name}`)
-  }
+  const files = (name: string) =>
+    readdirSync(socketDir())
+      .filter((f) => f === `slotbus.topic.${name}` || f === `slotbus-lease.${name}`)
+      .sort()
   it.each(["node", "bun"] as PeerRuntime[])(
     "goes with the last member to close, the %s one first, and not before",
     async (firstRuntime) => {
       const name = busName("xf")
       const first = [await topicMember(firstRuntime, name), await contender(firstRuntime, name)]
       const last = [await topicMember(other(firstRuntime), name), await contender(other(firstRuntime), name)]
-      expect(files(name).sort()).toEqual([`slotbus-lease.${name}`, `slotbus.topic.${name}`])
+      expect(files(name)).toEqual([`slotbus-lease.${name}`, `slotbus.topic.${name}`])
       for (const c of first) c.write("close\n")
       expect(await Promise.all(first.map((c) => c.proc.exited))).toEqual([0, 0])
-      expect(files(name).sort()).toEqual([`slotbus-lease.${name}`, `slotbus.topic.${name}`]) // still held
+      expect(files(name)).toEqual([`slotbus-lease.${name}`, `slotbus.topic.${name}`]) // still held
       // and still answering: a newcomer joins the same topic and contest through it
       const t = await Topic.open(name, { create: "never" })
       const c = await Contest.open(name, { create: "never" })

@@ -1,5 +1,6 @@
 // What a process holds and what slotbus could leave behind: fds by kind, files in /dev/shm and /tmp, bound sockets.
-import { lstatSync, readdirSync, readFileSync, readlinkSync } from "node:fs"
+import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync } from "node:fs"
+import { userInfo } from "node:os"
 import { join } from "node:path"
 
 /** What a process's fds point at, by kind: slotbus memfds, eventfds, sockets, everything. */
@@ -59,6 +60,16 @@ export function shmNames(): string[] {
   return readdirSync("/dev/shm")
     .filter((f) => !/^slotbus-\d+$/.test(f))
     .sort()
+}
+
+/**
+ * This user's socket directory (docs/PROTOCOL.md §13.2): $SLOTBUS_SOCKET_DIR, else ~/.slotbus where it exists, else
+ * /tmp/slotbus-<euid> (a squatted name's fallback is not looked for).
+ */
+export function socketDir(): string {
+  if (process.env.SLOTBUS_SOCKET_DIR) return process.env.SLOTBUS_SOCKET_DIR
+  const home = join(userInfo().homedir, ".slotbus") // the password database's home, as the library: never $HOME
+  return existsSync(home) ? home : `/tmp/slotbus-${process.geteuid!()}`
 }
 
 /** Unix sockets currently bound as "slotbus.<name>" in a socket directory (docs/PROTOCOL.md §1.1), by file name. */
