@@ -11,7 +11,8 @@ struct sb_rec {
   uint64_t written;
   uint8_t *busy;        /* private: record i is in flight (phase 1 or 2), never rewritten meanwhile */
   /* Times the caller already has, so the hot path reads no clock for them (sb_rec_stage): [0] the next publish's
-   * enqueue time, [1] its dispatch time (0: read the clock), both read and zeroed by it; [2] the clock of the
+   * enqueue time, [1] its dispatch time (0: read the clock, after the slot went out), both read by it, which
+   * zeroes [0] and leaves the dispatch time it used in [1]; [2] the clock of the
    * caller's poll pass, read by the first answer of the pass (0: not yet), zeroed by the caller before each pass */
   double stage[3];
   uint32_t refs;        /* attached channels, + 1 until sb_rec_close */
@@ -201,14 +202,15 @@ static void describe(const uint8_t *head, uint32_t head_len, uint8_t what[SBR_WH
 void rec_publish(sb_chan *ch, uint32_t slot, uint32_t kind, uint32_t id, uint32_t head_len, uint32_t body_len) {
   sb_rec *r = ch->rec;
   double enq = r->stage[0], disp = r->stage[1];
-  r->stage[0] = r->stage[1] = 0;
+  uint64_t now = disp > 0 ? (uint64_t)disp : clock_ns(CLOCK_MONOTONIC);
+  r->stage[0] = 0;
+  r->stage[1] = (double)now; /* its dispatch time, for a caller that read no clock for it */
   uint32_t i = r->next, tries = 0;
   while (r->busy[i] && ++tries < r->count) i = i + 1 == r->count ? 0 : i + 1;
   if (r->busy[i]) return; /* every record is in flight: this one goes unrecorded */
   r->next = i + 1 == r->count ? 0 : i + 1;
   r->busy[i] = 1;
   ch->rec_at[slot] = i + 1;
-  uint64_t now = disp > 0 ? (uint64_t)disp : clock_ns(CLOCK_MONOTONIC);
   uint64_t enqueued = enq > 0 && enq <= (double)now ? (uint64_t)enq : now;
   uint8_t text[SBR_WHAT_BYTES + 16] = {0}; /* what, then the trace id */
   if (kind == SB_KIND_HTTP) describe(arena(ch, slot, 0), head_len, text, text + SBR_WHAT_BYTES);

@@ -52,11 +52,12 @@ int sb_hub_publish(sb_chan *ch, uint32_t slot, uint32_t kind, uint32_t id, uint3
   uint32_t used = align8(head_len) + body_len;
   if (used > ch->hiwater[2 * slot]) ch->hiwater[2 * slot] = used;
   ch->busy[slot] = HUB_PUBLISHED;
-  if (ch->rec) rec_publish(ch, slot, kind, id, head_len, body_len);
   /* release: the worker's acquire CAS on this word makes the arena and fields above visible */
   shm_store_release(&s->state, word(ch->gen[slot], SB_READY));
   ring_push(ch, sq(ch), &ch->hdr->sq_tail, slot);
   wake_peer(ch, &ch->hdr->worker_parked, &ch->hdr->sq_tail);
+  /* the record after the push: written while the worker has the request, not before it does (§16.3) */
+  if (ch->rec) rec_publish(ch, slot, kind, id, head_len, body_len);
   return 0;
 }
 

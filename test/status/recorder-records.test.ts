@@ -4,6 +4,7 @@ import { afterEach, describe, expect, test } from "bun:test"
 import { existsSync, readdirSync, statSync, unlinkSync } from "node:fs"
 import { join } from "node:path"
 import { SlotBus } from "../../src/index.ts"
+import { native } from "../../src/native/ffi.ts"
 import { recorderDir } from "../../src/native/recorder-layout.ts"
 import { type RecorderFile, type RequestRecord, readRecorder } from "../../src/status/host-recorder.ts"
 import { busName, REPO, rejection, spawn, spawnWorker, stopAll, until } from "../support/helpers.ts"
@@ -91,6 +92,29 @@ describe("the flight recorder's records", () => {
     await until(() => find("GET /endless")?.phase === "done", "the stream ended")
     expect(find("GET /endless")?.outcome).toBe("cancelled")
   }, 60_000)
+
+  test("a small bus.call's clock is read once its worker has it, off its round trip; a larger one's when made", async () => {
+    const { bus, read } = await busWithWorker()
+    await bus.call("/echo") // warm: the records below are the newest
+    const lib = native as { -readonly [K in keyof typeof native]: (typeof native)[K] }
+    const publish = lib.sb_hub_publish
+    const before: number[] = [] // CLOCK_MONOTONIC, the records' clock, as each publish began
+    lib.sb_hub_publish = (...a: Parameters<typeof publish>) => (before.push(lib.sb_rec_now()), publish(...a))
+    try {
+      await bus.call(new Uint8Array(64))
+      await bus.call(new Uint8Array(8192))
+    } finally {
+      lib.sb_hub_publish = publish
+    }
+    const [large, small] = read().records.filter((r) => r.kind === "raw") // newest first
+    expect([small!.requestBytes, large!.requestBytes]).toEqual([64, 8192])
+    // a 30 ns clock read before the publish was that much more of a 64 B round trip (docs/perf/round-nine-cliffs.md)
+    expect(small!.dispatchedNs).toBeGreaterThan(before[0]!)
+    expect(small!.enqueuedNs).toBe(small!.dispatchedNs)
+    expect(large!.enqueuedNs).toBeLessThan(before[1]!) // a copy of its body into the slot counts
+    expect(large!.dispatchedNs).toBe(large!.enqueuedNs)
+    expect(small!.outcome).toBe("answered")
+  })
 
   test("a malformed traceparent leaves the trace id empty", async () => {
     const { bus, find } = await busWithWorker()

@@ -1,7 +1,7 @@
 // The hub's books: a request's life (Pending) from queue to slot returned, a worker as the dispatcher sees it
 // (Endpoint, implemented by slot-endpoint.ts and remote-endpoint.ts) and what an endpoint may do to the
 // dispatcher's books (EndpointHost). Separate because the dispatcher, both kinds of worker and the bus read them.
-import { State } from "../../native/ffi.ts"
+import { Kind, State } from "../../native/ffi.ts"
 import type { BusCounters } from "../probe/counters.ts"
 import type { ClientTrace } from "../probe/trace.ts"
 import { nanoseconds } from "../../runtime/index.ts"
@@ -55,6 +55,7 @@ export interface Pending extends Settle {
   into: Into | null
   timeoutMs: number
   deadline: number
+  /** nanoseconds() when its clock started (startClock); 0 until then: a small call's starts once it is published. */
   started: number
   /** Given up: when its slot starts to count toward stuck (its deadline, or its giving up if later or it has none). */
   stuckFrom: number
@@ -209,3 +210,17 @@ export interface StreamHost {
 export const STATE_NAMES = Object.fromEntries(Object.entries(State).map(([k, v]) => [v, k.toLowerCase()]))
 // One monotonic clock in ms for deadlines, ticks and stuck slots: a request reads it once (the runtime's nanoseconds).
 export const nowMs = () => nanoseconds() / 1e6
+
+/**
+ * A request's clock starts at `t` (nanoseconds()): its duration and deadline count from there. A small call's
+ * starts just after its publish, when its worker already has it (SlotEndpoint.send): the read (~30 ns here) is then
+ * off its round trip, and what it leaves out, its checks, is well under a microsecond. Any other's starts when made.
+ */
+export function startClock(p: Pending, t = nanoseconds()) {
+  p.started = t
+  if (p.timeoutMs > 0) p.deadline = t / 1e6 + p.timeoutMs
+}
+
+/** Requests whose clock starts once they are published: a bus.call whose body copies in well under a microsecond. */
+export const startsAtPublish = (p: Pending) => p.kind === Kind.RAW && p.bodyLength < CLOCK_AT_PUBLISH_BYTES
+const CLOCK_AT_PUBLISH_BYTES = 4096

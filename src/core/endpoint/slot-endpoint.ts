@@ -9,7 +9,15 @@ import type { Channel } from "../wire/channel.ts"
 import type { IdleStrategy } from "../wire/idle-strategy.ts"
 import { pumpTurns } from "../wire/loop-probe.ts"
 import { Pump, STARTUP_POLL_NS } from "../wire/pump.ts"
-import { nowMs, STATE_NAMES, type Endpoint, type EndpointHost, type Pending, type WorkerInfo } from "./endpoint.ts"
+import {
+  nowMs,
+  startClock,
+  STATE_NAMES,
+  type Endpoint,
+  type EndpointHost,
+  type Pending,
+  type WorkerInfo,
+} from "./endpoint.ts"
 import { BorrowedResponse, forgotten, inTurnSaves, NO_HEAD, remoteError } from "./response.ts"
 import { answerValue, type AnswerSlot } from "./answer-value.ts"
 import { SlotFrames, StreamIn, type SlotStreamOwner } from "./stream-in.ts"
@@ -172,6 +180,7 @@ export class SlotEndpoint implements Endpoint, AnswerSlot, SlotStreamOwner {
       this.host.fail(p, e)
       return true
     }
+    if (p.started === 0) startClock(p, this.o.recorder?.dispatchedAt() || nanoseconds()) // its worker has it: no hurry
     this.pending[slot] = p
     if (this.inFlight++ === 0) {
       this.busyFrom = p.waited ? nanoseconds() : p.started

@@ -10,6 +10,7 @@ import { BusClosedError, BusFullError, TimeoutError } from "../../errors.ts"
 import { longTimeout } from "../../kit/index.ts"
 import type { BusStats } from "../observe/stats.ts"
 import type { Pending, ReadAnswer, WorkerEvent, WorkerInfo } from "../endpoint/endpoint.ts"
+import { startClock, startsAtPublish } from "../endpoint/endpoint.ts"
 import {
   CLOSE_OPTIONS,
   FETCH_OPTIONS,
@@ -51,7 +52,7 @@ import {
 import { listenDoor, listenFront, type FrontSeat, unlisten } from "../ops/fronts.ts"
 import { openBus, openBuses } from "./open-buses.ts"
 import { FlightRecorder } from "../probe/recorder.ts"
-import { nanoseconds, sleep } from "../../runtime/index.ts"
+import { sleep } from "../../runtime/index.ts"
 
 const FACTORY = Symbol("SlotBus.listen")
 
@@ -330,11 +331,10 @@ export class SlotBus {
       )
   }
 
-  /** Hands the request to the Dispatcher, which settles its promise: its clock starts, its signal aborts it. */
+  /** Hands the request to the Dispatcher, which settles its promise: its clock starts (startClock), its signal aborts it. */
   private enqueue(p: Pending): Promise<unknown> {
     const promise = new Promise<unknown>((res, rej) => ((p.resolve = res), (p.reject = rej))) // half withResolvers' cost
-    p.started = nanoseconds()
-    if (p.timeoutMs > 0) p.deadline = p.started / 1e6 + p.timeoutMs
+    if (!startsAtPublish(p)) startClock(p)
     if (p.signal) this.dispatcher.watch(p, p.signal)
     this.dispatcher.add(p, p.timeoutMs, this.gaveUp)
     return promise

@@ -9,6 +9,7 @@ import { BusObserver } from "../observe/observe.ts"
 import type { BusCounters } from "../probe/counters.ts"
 import {
   nowMs,
+  startClock,
   type Endpoint,
   type EndpointHost,
   type Pending,
@@ -89,9 +90,11 @@ export class Dispatcher implements EndpointHost {
    */
   add(p: Pending, timeoutMs: number, refusal: () => Error | undefined) {
     this.counters.request()
+    const sent = this.queue.length === 0 && this.dispatch(p) // behind a queue it waits its turn
+    if (p.started === 0) startClock(p) // one whose clock starts at its publish (startClock) that did not go out
     if (this.tickAt === Infinity) this.scheduleTick(Math.min(TICK_BUSY_MS, timeoutMs || TICK_BUSY_MS))
     else if (p.deadline < this.tickAt) this.scheduleTick(Math.max(0, timeoutMs))
-    if (this.queue.length === 0 && this.dispatch(p)) return // behind a queue it waits its turn
+    if (sent) return
     const refused = refusal()
     if (refused) return this.fail(p, refused)
     p.waited = true
@@ -323,6 +326,7 @@ export class Dispatcher implements EndpointHost {
 
   fail(p: Pending, err: unknown) {
     if (p.phase !== "queued" && p.phase !== "in-slot") return
+    if (p.started === 0) startClock(p) // it failed on its way out (startClock)
     if (p.phase === "queued") {
       const i = this.queue.indexOf(p)
       if (i >= 0) this.queue.splice(i, 1)

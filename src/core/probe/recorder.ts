@@ -106,11 +106,18 @@ export class FlightRecorder {
   /**
    * The next sb_hub_publish is a request made at `started` (Bun.nanoseconds()): its enqueue time, and its dispatch
    * time, which is its start when it never `waited` in the queue (sent in the call that made it), else C's clock.
+   * `started` 0: its clock starts at this publish (startClock): C reads it once the slot went out (dispatchedAt).
    */
   published(started: number, waited: boolean) {
     const s = this.stage
-    s[0] = started + this.offset
+    s[0] = started === 0 ? 0 : started + this.offset
     s[1] = waited ? 0 : s[0]
+  }
+
+  /** After sb_hub_publish: the dispatch time C used (read, once the slot went out, for a request with no start yet). */
+  dispatchedAt(): number {
+    const t = this.stage[1]!
+    return t === 0 ? 0 : t - this.offset
   }
 
   /** An answer-collecting pass begins: C reads the clock once, at its first answer (docs/PROTOCOL.md §16). */
