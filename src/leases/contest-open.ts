@@ -1,19 +1,58 @@
-// Joining a contest's table (csrc/lease_open.c, docs/PROTOCOL.md §7): the native open, and why it was refused
-// as a typed error that says what to do (every member stopped, no answer in time, another uid, the member limit).
-import { createRefusal, type CreateMode } from "../kit/index.ts"
+// Joining a contest's table (csrc/lease_open.c, docs/PROTOCOL.md §7): its options checked, the native open, and why
+// it was refused as a typed error that says what to do (every member stopped, no answer in time, another uid, the
+// member limit).
+import {
+  checkCreate,
+  checkName,
+  checkNumber,
+  checkOptions,
+  createRefusal,
+  MAX_TIMER_MS,
+  type CreateMode,
+} from "../kit/index.ts"
 import { PeerRefusedError, ProtocolError } from "../errors.ts"
 import {
   CreateModeValue,
   Errno,
   E_CORRUPT,
   E_SOCKET_DIR,
+  LEASE_MAX_CAPACITY,
   LEASE_MAX_MEMBERS,
+  LEASE_MIN_CAPACITY,
   leaseNative as native,
   loadNative,
   socketDirError,
   type ContestPtr,
 } from "../native/ffi.ts"
 import { ContestMembersStoppedError, ContestOpenError } from "./errors.ts"
+import { CONTEST_OPTIONS, type ContestOptions } from "./contest-types.ts"
+import { CONTEST_NAME } from "./subject.ts"
+
+/** Contest.open's name and options checked: how it may create, how long it waits to join, its capacity (`asked`). */
+export function checkOpen(name: string, given: ContestOptions | undefined) {
+  const opts = checkOptions(given, CONTEST_OPTIONS, "Contest.open")
+  const create = checkCreate(opts.create, "Contest.open")
+  const joinTimeoutMs = Math.floor(
+    checkNumber(opts.joinTimeoutMs, {
+      what: "joinTimeoutMs",
+      where: "Contest.open",
+      max: MAX_TIMER_MS,
+      integer: false,
+      dflt: 5000,
+    }),
+  )
+  checkName(name, CONTEST_NAME)
+  const capacity = checkNumber(opts.capacity, {
+    what: "capacity",
+    where: "Contest.open",
+    min: LEASE_MIN_CAPACITY,
+    max: LEASE_MAX_CAPACITY,
+    powerOfTwo: true,
+    dflt: 4096,
+    error: (p) => new ContestOpenError(p.message, "invalid-capacity"),
+  })
+  return { create, joinTimeoutMs, capacity, asked: opts.capacity !== undefined }
+}
 
 /** The native contest `name`, joined or created; its options are checked already. */
 export async function openTable(

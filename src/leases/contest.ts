@@ -4,12 +4,9 @@
 // sleeps on a futex and rings an eventfd that Bun's event loop watches).
 import { checkWellFormed } from "../core/internal.ts"
 import {
-  checkCreate,
-  checkName,
   checkNumber,
   checkOptions,
   madeBy,
-  MAX_TIMER_MS,
   settingMismatch,
   METRICS,
   STATUS,
@@ -24,8 +21,6 @@ import {
   HOLDER_BYTES,
   HolderField as H,
   LEASE_LABEL_MAX,
-  LEASE_MAX_CAPACITY,
-  LEASE_MIN_CAPACITY,
   LEASE_OWNER_MAX,
   LEASE_STAT_WORDS,
   Errno,
@@ -34,20 +29,13 @@ import {
   leaseNative as native,
   type ContestPtr,
 } from "../native/ffi.ts"
-import {
-  ContestClosedError,
-  ContestFrameTooLargeError,
-  ContestFullError,
-  ContestOpenError,
-  InvalidSubjectError,
-} from "./errors.ts"
+import { ContestClosedError, ContestFrameTooLargeError, ContestFullError, InvalidSubjectError } from "./errors.ts"
 import { type ClaimedFrom, type ClaimRef, Lease, LEASE_KEY } from "./lease.ts"
-import { checkKind, CONTEST_NAME, describe, waitDeadline, MAX_TTL_MS, NOW_MS, type Subject } from "./subject.ts"
+import { checkKind, describe, waitDeadline, MAX_TTL_MS, NOW_MS, type Subject } from "./subject.ts"
 import { Waiters } from "./waiter.ts"
-import { openTable } from "./contest-open.ts"
+import { checkOpen, openTable } from "./contest-open.ts"
 import {
   CLAIM_OPTIONS,
-  CONTEST_OPTIONS,
   MAX_SPIN_US,
   WAIT_OPTIONS,
   type ClaimOptions,
@@ -116,27 +104,7 @@ export class Contest implements Disposable {
     if (typeof name !== "string") throw new TypeError(`a contest name is a string, got ${typeof name}`)
     if (opts !== null && typeof opts === "object" && "remote" in opts)
       return (await import("./cluster.ts")).openCluster(name, opts as ClusterContestOptions)
-    opts = checkOptions(opts as ContestOptions | undefined, CONTEST_OPTIONS, "Contest.open")
-    const create = checkCreate(opts.create, "Contest.open")
-    const joinTimeoutMs = Math.floor(
-      checkNumber(opts.joinTimeoutMs, {
-        what: "joinTimeoutMs",
-        where: "Contest.open",
-        max: MAX_TIMER_MS,
-        integer: false,
-        dflt: 5000,
-      }),
-    )
-    checkName(name, CONTEST_NAME)
-    const capacity = checkNumber(opts.capacity, {
-      what: "capacity",
-      where: "Contest.open",
-      min: LEASE_MIN_CAPACITY,
-      max: LEASE_MAX_CAPACITY,
-      powerOfTwo: true,
-      dflt: 4096,
-      error: (p) => new ContestOpenError(p.message, "invalid-capacity"),
-    })
+    const { create, joinTimeoutMs, capacity, asked } = checkOpen(name, opts as ContestOptions | undefined)
     const ptr = await openTable(name, capacity, create, joinTimeoutMs)
     const contest = new Contest(FACTORY, name, ptr)
     contest.unmark = holdLocalMarker(name) // the local marker (§12.5); first, then look for the other
@@ -145,7 +113,7 @@ export class Contest implements Disposable {
       throw modeError(name, "cluster")
     }
     const has = contest.stats().capacity
-    if (opts.capacity === undefined || has === capacity) return contest
+    if (!asked || has === capacity) return contest
     contest.close()
     throw settingMismatch(`contest "${name}"`, "capacity", capacity, has, `room for ${has} subjects`)
   }
