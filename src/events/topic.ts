@@ -8,6 +8,7 @@ import { PubFlag, TOPIC_OUT_WORDS, TopicConst, TopicOut } from "../native/topic-
 import { idler } from "../core/internal.ts"
 import {
   checkOptions,
+  closeAtExit,
   madeBy,
   settingMismatch,
   METRICS,
@@ -80,6 +81,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
   private transport = ""
   private readonly durables = new Set<DurableSubscription>()
   private closed = false
+  private readonly forgetAtExit: () => void
 
   private constructor(
     key: symbol,
@@ -95,6 +97,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
     this.ticker = setInterval(() => this.tick(), TICK_MS)
     this.ticker.unref()
     open.add(this)
+    this.forgetAtExit = closeAtExit(this) // a process that exits without close() leaves no socket file behind
   }
 
   /** Opens the topic `name`, creating it if no process holds it. */
@@ -348,6 +351,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
     this.closed = true
     clearInterval(this.ticker)
     open.delete(this)
+    this.forgetAtExit()
     // Out of the topic now (publisher entry, the name): only the subscriptions' memory waits for the free below.
     topicNative.sb_topic_leave(this.ptr)
     const subs = [...this.subs].map((w) => w.deref()).filter((s): s is Subscription => s !== undefined)

@@ -6,6 +6,7 @@ import { checkWellFormed } from "../core/internal.ts"
 import {
   checkNumber,
   checkOptions,
+  closeAtExit,
   madeBy,
   settingMismatch,
   METRICS,
@@ -76,6 +77,7 @@ export class Contest implements Disposable {
   private watcher?: ReturnType<typeof setInterval>
   /** @internal Lets go of the local-contest marker (the portable backend's, §12.5). */
   unmark: () => void = () => {}
+  private readonly forgetAtExit: () => void
   /** This process's member index in the table (0 … 255). */
   readonly member: number
 
@@ -84,6 +86,7 @@ export class Contest implements Disposable {
     this.name = name
     this.ptr = ptr
     this.member = native.sbl_member_index(ptr)
+    this.forgetAtExit = closeAtExit(this) // a process that exits without close() leaves no socket file or marker
     this.waiters = new Waiters({
       name,
       open: () => (this.isClosed ? null : this.ptr),
@@ -238,6 +241,7 @@ export class Contest implements Disposable {
     // Leaving makes every claim of this member stale at once (and wakes their waiters); leases notice
     // lazily (held, renew), and those whose signal someone holds are told now.
     this.isClosed = true
+    this.forgetAtExit()
     this.unmark()
     for (const l of [...this.watched]) l.markLost("was lost: its contest was closed")
     clearInterval(this.watcher)

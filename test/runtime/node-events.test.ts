@@ -214,4 +214,30 @@ describe("a topic's and a contest's socket file, shared by a Bun process and a N
     },
     120_000,
   )
+
+  // everything of the name in the socket directory: both socket files and the contest's local marker (§12.5)
+  const leftovers = (name: string) => readdirSync(socketDir()).filter((f) => f.includes(`.${name}`))
+  it.each([
+    ["node", "exit"],
+    ["bun", "exit"],
+    ["node", "throw"],
+    ["bun", "throw"],
+  ] as [PeerRuntime, string][])(
+    "and with a %s member that exits without closing them (%s) as with close(), its held lease's marker too",
+    async (runtime, how) => {
+      const name = busName("xe")
+      const members = [await topicMember(runtime, name), await contender(runtime, name)]
+      members[1]!.write("try a\n")
+      await members[1]!.waitLine(/^claimed a /)
+      expect(leftovers(name).sort()).toEqual([
+        `slotbus-lease-local.${name}.lock`,
+        `slotbus-lease.${name}`,
+        `slotbus.topic.${name}`,
+      ])
+      for (const c of members) c.write(`${how}\n`)
+      expect(await Promise.all(members.map((c) => c.proc.exited))).toEqual(how === "exit" ? [0, 0] : [1, 1])
+      expect(leftovers(name)).toEqual([]) // all three stayed, for good, before
+    },
+    120_000,
+  )
 })

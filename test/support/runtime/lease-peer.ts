@@ -5,6 +5,7 @@
 //   try <label>       prints "claimed <label> <token> <from>" or "held <label> <holder's pid> <holder's token>"
 //   release <label>   releases this process's lease, prints "released <label> <true|false>"
 //   close             closes the contest and exits 0
+//   exit              exits 0 without closing it (process.exit); throw: an uncaught error at the top level
 import { createInterface } from "node:readline"
 import { Contest, type Lease } from "../../../src/leases/index.ts"
 
@@ -33,6 +34,8 @@ for await (const line of createInterface({ input: process.stdin })) {
     else console.log(`held ${label} ${r.holder.pid} ${r.holder.token}`)
   } else if (verb === "release") console.log(`released ${label} ${held.get(label)?.release() ?? false}`)
   else if (verb === "close") break
+  else if (verb === "exit") process.exit(0)
+  else if (verb === "throw") throw new Error("thrown at the top level, the contest open")
 }
 contest.close()
 process.exit(0)

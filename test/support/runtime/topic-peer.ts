@@ -7,6 +7,7 @@
 //   flood <type> <n>                 publishes n events, data "0" … "n-1", then prints "flooded <n>"
 //   count <id>                       prints "count <id> <received> <lagged>"
 //   close                            closes the topic and exits 0
+//   exit                             exits 0 without closing it (process.exit); throw: an uncaught error at the top level
 import { createInterface } from "node:readline"
 import { type Routing, type Subscription, Topic } from "../../../src/events/index.ts"
 
@@ -41,6 +42,8 @@ for await (const line of createInterface({ input: process.stdin })) {
     console.log(`flooded ${b}`)
   } else if (verb === "count") console.log(`count ${a} ${subs.get(a!)?.received} ${subs.get(a!)?.lagged}`)
   else if (verb === "close") break
+  else if (verb === "exit") process.exit(0)
+  else if (verb === "throw") throw new Error("thrown at the top level, the topic open")
 }
 await topic[Symbol.asyncDispose]()
 process.exit(0)
