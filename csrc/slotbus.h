@@ -299,8 +299,9 @@ int sb_rec_attach(sb_rec *r, sb_chan *ch);
 /* Private, never shared, CLOCK_MONOTONIC ns the caller already has, so the hot path reads no clock for them:
  * [0] the enqueue time and [1] the dispatch time (0: read the clock, once the slot went out) of the next
  * sb_hub_publish on an attached channel, read by it, which zeroes [0] and leaves in [1] the dispatch time it used
- * (the caller's clock for a request it read none for); [2] the time of the caller's poll pass: 0 before each pass (the caller zeroes
- * it), set by the pass's first completion popped with a record, and the done time of every answer of the pass. */
+ * (the caller's clock for a request it read none for); [2] the time of the caller's poll pass: 0 before each pass
+ * (the caller zeroes it), set by the pass's first completion popped with a record, and the done time of every
+ * answer of the pass. */
 double *sb_rec_stage(sb_rec *r);
 /* Requests waiting for a free slot (the header's queued). */
 void sb_rec_queued(sb_rec *r, uint32_t n);

@@ -331,7 +331,7 @@ export class SlotBus {
       )
   }
 
-  /** Hands the request to the Dispatcher, which settles its promise: its clock starts (startClock), its signal aborts it. */
+  /** Hands the request to the Dispatcher, which settles its promise: its clock starts (startClock), a signal aborts it. */
   private enqueue(p: Pending): Promise<unknown> {
     const promise = new Promise<unknown>((res, rej) => ((p.resolve = res), (p.reject = rej))) // half withResolvers' cost
     if (!startsAtPublish(p)) startClock(p)
