@@ -91,7 +91,7 @@ export class Dispatcher implements EndpointHost {
   add(p: Pending, timeoutMs: number, refusal: () => Error | undefined) {
     this.counters.request()
     const sent = this.queue.length === 0 && this.dispatch(p) // behind a queue it waits its turn
-    if (p.started === 0) startClock(p) // one whose clock starts at its publish (startClock) that did not go out
+    if (p.started === 0) startClock(p) // a small call not published in a slot: queued, refused, or sent to another host
     if (this.tickAt === Infinity) this.scheduleTick(Math.min(TICK_BUSY_MS, timeoutMs || TICK_BUSY_MS))
     else if (p.deadline < this.tickAt) this.scheduleTick(Math.max(0, timeoutMs))
     if (sent) return

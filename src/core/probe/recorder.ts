@@ -17,6 +17,7 @@ import {
   whyNotPrivateDir,
 } from "../../native/recorder-layout.ts"
 import { TimeoutError, WorkerGoneError } from "../../errors.ts"
+import { closeAtExit } from "../../kit/index.ts"
 import { nanoseconds, type Pointer } from "../../runtime/index.ts"
 
 export const DEFAULT_RECORDS = 1024
@@ -30,21 +31,20 @@ function givenUpAs(err: unknown): number {
 }
 
 let warned = false
-/** Files of this process's open recorders: unlinked at exit when their bus was never closed (kill -9 leaves them stale). */
-const OPEN = new Set<string>()
-let exitHook = false
 
 export class FlightRecorder {
   /**
    * Times on CLOCK_MONOTONIC the TS side already has, so C reads no clock for them (sb_rec_stage): [0] the next
-   * publish's enqueue time, [1] its dispatch time (0: C reads the clock), [2] the poll pass's time (0 before each).
-   * Written through published() and passStarted() only.
+   * publish's enqueue time, [1] its dispatch time (0: C reads the clock after the publish and leaves it there,
+   * dispatchedAt), [2] the poll pass's time (0 before each). Written through published() and passStarted() only.
    */
   private readonly stage: Float64Array
   /** CLOCK_MONOTONIC − nanoseconds(): a request's start time in the records' clock. */
   private readonly offset: number
   private open = true
   private lastQueued = 0
+  /** Its file goes at exit when its bus was never closed (kill -9 leaves it stale: the next sweep takes it). */
+  private readonly forgetAtExit = closeAtExit(this)
 
   private constructor(
     private readonly ptr: Pointer,
@@ -75,19 +75,7 @@ export class FlightRecorder {
       // the last bus of another process removed the empty directory between our check and the open: make it again
       if (!ptr && err[0] === -2 && !privateDir(dir)) ptr = open()
     }
-    if (ptr) {
-      OPEN.add(path)
-      if (!exitHook) {
-        exitHook = true
-        process.on("exit", () => {
-          for (const f of OPEN) {
-            unlinkQuietly(f)
-            rmdirQuietly(dirname(f))
-          }
-        })
-      }
-      return new FlightRecorder(ptr, path)
-    }
+    if (ptr) return new FlightRecorder(ptr, path)
     if (!why) rmdirQuietly(dir) // made for this file: not left empty
     if (!warned) {
       warned = true
@@ -150,7 +138,7 @@ export class FlightRecorder {
   close() {
     if (!this.open) return
     this.open = false
-    OPEN.delete(this.path)
+    this.forgetAtExit()
     native.sb_rec_close(this.ptr)
     rmdirQuietly(dirname(this.path)) // the last recorder of the uid leaves nothing in /dev/shm (§16.1)
   }

@@ -1,5 +1,5 @@
 // What a process holds that would outlive it, let go when it exits without closing it: a topic's or a contest's socket
-// file and marker (PROTOCOL §12.5, §13.2). process.on("exit") runs on process.exit(), the event loop's end and an
+// file and marker (PROTOCOL §12.5, §13.2), a bus's flight-recorder file (§16.1). process.on("exit") runs on process.exit(), the event loop's end and an
 // uncaught error, in Bun and in Node; not on a signal's default action nor kill -9, whose leftovers the next process
 // to open the name takes over.
 interface Closes {
