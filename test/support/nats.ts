@@ -39,6 +39,29 @@ export async function startNats(
   }
 }
 
+/** Whether the NATS server answering on `port` is the one named `name` (its INFO line says so). */
+function isOurs(port: number, name: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    let seen = ""
+    const done = (ours: boolean, s?: { end(): void }) => (resolve(ours), s?.end()) // ending it calls close: after
+    Bun.connect({
+      hostname: "127.0.0.1",
+      port,
+      socket: {
+        data(s, d) {
+          seen += d.toString()
+          if (seen.includes("\r\n")) done(seen.includes(`"server_name":"${name}"`), s)
+        },
+        close: () => done(false),
+        error: () => done(false),
+      },
+    }).then(
+      (s) => setTimeout(() => done(false, s), 1000).unref(),
+      () => done(false),
+    )
+  })
+}
+
 async function startNatsOn(
   port: number,
   opts: { jetstream?: boolean; config?: string; monitor?: boolean; store?: string },
@@ -52,20 +75,23 @@ async function startNatsOn(
   }
   const monitor = opts.monitor ? `http://127.0.0.1:${port + 20000}` : ""
   if (opts.monitor) args.push("-m", String(port + 20000))
-  const server = spawn([findTool("nats-server") ?? "nats-server", "-a", "127.0.0.1", "-p", String(port), ...args])
+  // named, so the wait below knows it from another listener that holds the port (the random port can be taken: a
+  // test's connections then met that listener, timed out, then were refused once it went)
+  const serverName = `slotbus-test-${process.pid}-${port}-${Math.random().toString(36).slice(2, 8)}`
+  const server = spawn([
+    findTool("nats-server") ?? "nats-server",
+    "-a",
+    "127.0.0.1",
+    "-p",
+    String(port),
+    "-n",
+    serverName,
+    ...args,
+  ])
   if (opts.store === undefined) void server.exited.then(() => rmSync(dir, { recursive: true, force: true }))
   // (a server that exited ends the wait at once: whileAlive below has rejected for it)
   const ready = async () => {
-    await until(
-      () =>
-        !server.running ||
-        Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } }).then(
-          (s) => (s.end(), true),
-          () => false,
-        ),
-      "nats-server takes connections",
-      10_000,
-    )
+    await until(() => !server.running || isOurs(port, serverName), "nats-server takes connections", 10_000)
     if (monitor)
       await until(
         () =>
