@@ -206,6 +206,7 @@ export class ClusterLease implements AsyncDisposable {
  */
 export class ClusterContest implements AsyncDisposable {
   private isClosed = false
+  private closing: Promise<void> | undefined
   private readonly leases = new Set<ClusterLease>()
 
   /** @internal */
@@ -280,12 +281,13 @@ export class ClusterContest implements AsyncDisposable {
     return s
   }
 
-  /** Leave: this process's leases are released (best effort), waits rejected. The bucket stays. */
-  async close(): Promise<void> {
-    if (this.isClosed) return
+  /** Leave: leases released (best effort), waits rejected; the bucket stays. One promise for every call. */
+  close(): Promise<void> {
+    return (this.closing ??= this.leave())
+  }
+  private async leave() {
     this.isClosed = true
-    const held = [...this.leases]
-    await Promise.all(held.map((l) => l.release().catch(() => false)))
+    await Promise.all([...this.leases].map((l) => l.release().catch(() => false)))
     await this.table.close()
     this.unmark()
   }

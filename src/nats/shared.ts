@@ -180,7 +180,27 @@ class Use implements NatsUse {
     if (--c.users === 0 && c.owned) {
       c.letGo = true
       this.shared.forget(c)
-      if (!nc.isClosed()) await (up ? nc.drain() : nc.close()).catch(() => nc.close())
+      if (!nc.isClosed()) await (up ? drainOrClose(nc) : nc.close().catch(() => {}))
     } else if (up) await nc.flush().catch(() => {})
   }
+}
+
+/** How long a drain may take before the connection is closed outright: a server that stopped answering. */
+export const DRAIN_MS = 5000
+
+/**
+ * Drains `nc` (what was published is sent, then it closes), closing it outright when the server goes away meanwhile
+ * or after DRAIN_MS. A drain the server's death cuts off would never end (the client reconnects without end, and its
+ * drain waits for a reply it then never gets), so the connection and its timers would outlive its last user.
+ */
+async function drainOrClose(nc: NatsConnection): Promise<void> {
+  const cut = () => void nc.close().catch(() => {})
+  const w = watchOf(nc)
+  const away = (s: Status) => s.type === "disconnect" && cut()
+  w.status.add(away)
+  const timer = setTimeout(cut, DRAIN_MS)
+  nc.drain().catch(cut)
+  await nc.closed() // a drain ends in a close; so does a cut
+  clearTimeout(timer)
+  w.status.delete(away)
 }

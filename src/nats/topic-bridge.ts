@@ -69,7 +69,7 @@ class Bridge implements TopicBridge {
   }
   private readonly reasons: string[] = []
   private seat: HostSeat | undefined
-  private closed = false
+  private closing: Promise<void> | undefined
   private run: { sender: TopicSender; receiver: TopicReceiver; done: Promise<void> } | undefined
   private readonly own: BridgedIn = { ids: [], head: 0 }
   private readonly nc: NatsConnection
@@ -152,9 +152,12 @@ class Bridge implements TopicBridge {
     })
   }
 
-  async close() {
-    if (this.closed) return
-    this.closed = true
+  /** Steps down at once; the promise (the same for every call) settles once its connection is let go. */
+  close(): Promise<void> {
+    return (this.closing ??= this.letGo())
+  }
+
+  private async letGo() {
     const run = this.run
     this.stepDown()
     await run?.done
