@@ -1,8 +1,10 @@
 import { afterAll, expect, test } from "bun:test"
-import { mkdtempSync, rmSync } from "node:fs"
+import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { SlotBus, SlotWorker } from "../../src/index.ts"
 import type { HubHealth } from "../../src/http/index.ts"
+import { socketDir } from "../support/fds.ts"
 import { spawn, stopAll, until } from "../support/helpers.ts"
 import { startHubProcess, startWorker } from "../support/http/http.ts"
 
@@ -41,6 +43,39 @@ test("a worker rejoins a hub restarted on the same port after kill -9, and serve
     await second.proc.exited
     expect(await Bun.file(tokenFile).exists()).toBe(false)
   } finally {
+    await stopAll()
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test("a hub started on the port of one killed with kill -9 removes the socket files of its buses, none of a live bus", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "slotbus-restart-"))
+  const tokenFile = join(dir, "hub.token")
+  const first = startHubProcess(["--port", "0", "--token-file", tokenFile])
+  let live: SlotBus | undefined
+  try {
+    const [, url] = (await first.waitLine(/^slotbus hub listening on (http:\S+)$/))!
+    const port = new URL(url!).port
+    const filesOf = (start: string) =>
+      readdirSync(socketDir()).filter((f) => f.startsWith(`slotbus.${start}`) || f.startsWith(`slotbus-ctl.${start}`))
+    const worker = await startWorker(url!, "shop", [`--token-file=${tokenFile}`])
+    const dead = filesOf(`hub${port}.shop.`) // its bus's socket file and its control socket's
+    expect(dead.length).toBe(2)
+    await first.kill() // kill -9: the files stay, under names with the dead hub's tag that nobody binds again
+    await worker.kill()
+    expect(dead.every((f) => existsSync(join(socketDir(), f)))).toBe(true)
+    // a live bus whose name looks like a hub's of that port: another process's, and nothing of the sweep's
+    live = await SlotBus.listen(`hub${port}.live.x0`)
+    const second = startHubProcess(["--port", port, "--token-file", tokenFile])
+    await second.waitLine(/^slotbus hub listening on /)
+    expect(dead.filter((f) => existsSync(join(socketDir(), f)))).toEqual([])
+    expect(filesOf(`hub${port}.live.`).length).toBe(2)
+    const w = await SlotWorker.connect(`hub${port}.live.x0`, () => "still here")
+    await live.waitForWorkers(1)
+    expect((await live.request({ path: "/" })).text()).toBe("still here")
+    await w.close()
+  } finally {
+    await live?.close()
     await stopAll()
     rmSync(dir, { recursive: true, force: true })
   }

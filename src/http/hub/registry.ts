@@ -9,6 +9,9 @@ import { json, type ResolvedOptions } from "./options.ts"
 import type { HubCounters } from "./counters.ts"
 import { nats, type Nats } from "../../nats/index.ts"
 
+/** How the names of a hub's buses on `port` start (each then has its app's name and a tag of its hub). */
+export const busPrefixFor = (port: number) => `hub${port}.`
+
 /**
  * A worker process's life as the hub sees it: registered and `joining` until it attaches over shared
  * memory, `connected` while it serves, `draining` after it deregistered (no new requests; running ones
@@ -115,7 +118,7 @@ export class Registry {
       throw e
     }
 
-    const busName = `hub${port}.${r.name}.${this.busTag}${(this.nextBus++).toString(36)}`
+    const busName = `${busPrefixFor(port)}${r.name}.${this.busTag}${(this.nextBus++).toString(36)}`
     const bus = await SlotBus.listen(busName, {
       slots: this.o.slots,
       maxBodyBytes: Math.max(this.o.maxRequestBodyBytes, this.o.chunkBytes, this.o.streamWindowBytes),

@@ -10,13 +10,14 @@ import { Health, hubFamilies, natsSections, type HubHealth } from "./health.ts"
 import { Liveness } from "./liveness.ts"
 import { eventsTopicFor, json, MiB, resolveOptions, type HubOptions, type ResolvedOptions } from "./options.ts"
 import { RequestProxy } from "./proxy.ts"
-import { Registry } from "./registry.ts"
+import { busPrefixFor, Registry } from "./registry.ts"
 import { SseHub } from "./sse.ts"
 import { StatusStream } from "./status.ts"
 import { hubReport, hubSection } from "./section.ts"
 import type { Nats } from "../../nats/index.ts"
 import { METRICS_HEADERS, renderMetrics, sharedScrape } from "../../status/internal.ts"
 import { HubMetrics } from "./metrics.ts"
+import { sweepDeadBuses } from "../../native/socket-dir.ts"
 import { type HttpServer as Server, pathStart, refuseServed, serveHttp } from "../../runtime/index.ts"
 
 const FACTORY = Symbol("createHub")
@@ -83,6 +84,8 @@ export class Hub {
       error: () => json(500, { error: "internal", message: "the hub failed to handle this request" }),
     })
     this.tokenPath = this.o.tokenFile ?? defaultTokenFile(this.server.port!)
+    // its buses' names have a tag of this process: those of a hub killed on this port are nobody else's to bind
+    await sweepDeadBuses(busPrefixFor(this.server.port!))
     try {
       writeTokenFile(this.tokenPath, this.token)
     } catch (e) {
