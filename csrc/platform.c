@@ -106,6 +106,9 @@ int plat_dgram_send(const char *path, const void *buf, size_t n) {
 void plat_unbind(const struct sockaddr_un *a, socklen_t len) { scheme->unbind(a, len); }
 void plat_unbind_fd(int fd) { scheme->unbind_fd(fd); }
 void plat_close_shared(int fd) { scheme_dir_close_shared(fd); }
+int plat_sweep(const char *prefix, const char *name, int (*match)(const char *rest)) {
+  return scheme_dir_sweep(prefix, name, match);
+}
 int plat_peer(int sock, uint32_t *uid, int32_t *pid) { return os_peer(sock, uid, pid); }
 int plat_drop_empty_datagrams(int sock) { return os_drop_empty_datagrams(sock); }
 int plat_is_listener(int fd) { return scheme->is_listener(fd); }

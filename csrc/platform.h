@@ -72,6 +72,9 @@ int plat_drop_empty_datagrams(int sock);
  * the socket file when that was the last one, so nothing listens there any more (§13.2); nothing else for an
  * abstract address. */
 void plat_close_shared(int fd);
+/* Unlinks the stale socket files named <prefix><name>.<rest> for which match(rest) says yes: those nobody is bound
+ * to, looked at under the directory's lock without connecting to any (§13.2). The count unlinked, or -errno. */
+int plat_sweep(const char *prefix, const char *name, int (*match)(const char *rest));
 /* Whether fd is a listening AF_UNIX stream socket. */
 int plat_is_listener(int fd);
 /* After -PLAT_ESOCKDIR: which directory, what is there and what to do; this thread's last (sockdir.c). */

@@ -63,6 +63,7 @@ void scheme_dir_unbind_fd(int fd);
 int scheme_dir_is_listener(int fd);
 /* plat_close_shared */
 void scheme_dir_close_shared(int fd);
+int scheme_dir_sweep(const char *prefix, const char *name, int (*match)(const char *rest));
 /* The door (§1.1): the socket file named file bound in this euid's door directory (found or made) and
  * listening, 0 or -errno; and a socket of make_socket's connected to file in hub_uid's door directory, the fd or
  * -ECONNREFUSED (none answers) or -EAGAIN (the first that answers has a full accept queue). */

@@ -3,6 +3,7 @@
  * connecting, unlinking, the door, and the host lock. */
 #include "sys.h"
 #include "scheme.h"
+#include <dirent.h>
 #include <sys/file.h>
 
 /* A socket to look at a name with (name_state): never written to, closed at once. */
@@ -266,6 +267,41 @@ void scheme_dir_close_shared(int fd) {
   if (lk < 0) return;
   if (name_state(&a, len, SOCK_STREAM) == NAME_STALE) unlink(a.sun_path);
   close(lk);
+}
+
+/* What is at the path, whatever the type of the socket bound there (§13.2's sweep): a SOCK_SEQPACKET look, which a
+ * bound stream or datagram socket refuses with EPROTOTYPE, so nothing is ever connected to; where AF_UNIX has no
+ * SOCK_SEQPACKET (macOS), the look at a datagram name. */
+static int any_name_state(const struct sockaddr_un *a, socklen_t len) {
+  int s = probe_socket(SOCK_SEQPACKET);
+  if (s < 0) return name_state(a, len, SOCK_DGRAM);
+  int r = connect(s, (const struct sockaddr *)a, len), e = errno;
+  close(s);
+  if (r < 0 && e == ENOENT) return NAME_NONE;
+  if (r < 0 && e == ECONNREFUSED) return NAME_STALE;
+  return NAME_HELD;
+}
+
+int scheme_dir_sweep(const char *prefix, const char *name, int (*match)(const char *rest)) {
+  struct sockaddr_un a;
+  socklen_t len;
+  char dir[SUN_MAX + 8], start[160];
+  int r = scheme_dir_addr(prefix, name, "", &a, &len);
+  if (r) return r;
+  if (!a.sun_path[0]) return 0;
+  dir_of(&a, dir, SUN_MAX);
+  size_t n = (size_t)snprintf(start, sizeof start, "%s%s.", prefix, name);
+  int lk = dir_lock(dir, 100); /* a lock held long (its holder stopped): the files wait for the next creator */
+  if (lk < 0) return lk;
+  DIR *d = opendir(dir);
+  if (!d) r = -errno;
+  for (struct dirent *e; d && (e = readdir(d));) {
+    if (strncmp(e->d_name, start, n) || !match(e->d_name + n) || path_addr(dir, e->d_name, &a, &len)) continue;
+    if (any_name_state(&a, len) == NAME_STALE && unlink(a.sun_path) == 0) r++;
+  }
+  if (d) closedir(d);
+  close(lk);
+  return r;
 }
 
 int scheme_dir_is_listener(int fd) {

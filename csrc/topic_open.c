@@ -68,6 +68,18 @@ static int check_header(sb_topic *t, uint64_t size) {
   return 0;
 }
 
+/* A wake socket's name after "slotbus.topic.<name>." (§8.7): <16 lowercase hex>.<decimal>.<decimal>, nothing more. */
+static int is_wake_rest(const char *rest) {
+  for (int i = 0; i < 16; i++)
+    if (!((rest[i] >= '0' && rest[i] <= '9') || (rest[i] >= 'a' && rest[i] <= 'f'))) return 0;
+  const char *p = rest + 16;
+  for (int part = 0; part < 2; part++) {
+    if (*p++ != '.' || *p < '0' || *p > '9') return 0;
+    while (*p >= '0' && *p <= '9') p++;
+  }
+  return *p == 0;
+}
+
 sb_topic *sb_topic_open_start(const char *name, uint32_t capacity, uint32_t create, int *err) {
   struct sockaddr_un a;
   socklen_t alen;
@@ -121,6 +133,8 @@ sb_topic *sb_topic_open_start(const char *name, uint32_t capacity, uint32_t crea
         *err = r;
         return NULL;
       }
+      /* the wake sockets of an earlier region's subscribers, all killed with it: no entry names them (§13.2) */
+      (void)plat_sweep("slotbus.topic.", name, is_wake_rest);
       *err = 0;
       return t;
     }

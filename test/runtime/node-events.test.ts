@@ -8,6 +8,8 @@ import { afterAll, afterEach, describe, expect, test } from "bun:test"
 import { Topic } from "../../src/events/index.ts"
 import { Contest } from "../../src/leases/index.ts"
 import { readdirSync, readFileSync, readlinkSync } from "node:fs"
+import { connect, createServer } from "node:net"
+import { join } from "node:path"
 import { socketDir } from "../support/fds.ts"
 import { busName, type Child, until } from "../support/helpers.ts"
 import { type PeerRuntime, peerChild, peerSkip, removeNodeBuilds } from "../support/runtime/peers.ts"
@@ -239,5 +241,55 @@ describe("a topic's and a contest's socket file, shared by a Bun process and a N
       expect(leftovers(name)).toEqual([]) // all three stayed, for good, before
     },
     120_000,
+  )
+})
+
+describe("the wake sockets of a topic's subscribers, all killed with its last members", () => {
+  const wakeFiles = (name: string) =>
+    readdirSync(socketDir()).filter((f) =>
+      new RegExp(`^slotbus\\.topic\\.${name}\\.[0-9a-f]{16}\\.\\d+\\.\\d+$`).test(f),
+    )
+  it.each(["node", "bun"] as PeerRuntime[])(
+    "go when a process creates the topic again: %s members, kill -9",
+    async (runtime) => {
+      const name = busName("xw")
+      const members = [await topicMember(runtime, name), await topicMember(runtime, name)]
+      for (const [i, c] of members.entries()) {
+        c.write(`sub s${i} any\n`)
+        await c.waitLine(new RegExp(`^subscribed s${i}$`))
+      }
+      expect(wakeFiles(name).length).toBe(2)
+      // stopped first, so neither collects the other's entry as it dies; then SIGKILL: nobody is left to, nor the region
+      for (const c of members) c.signal("SIGSTOP")
+      for (const c of members) await c.kill()
+      const dead = wakeFiles(name)
+      expect(dead.length).toBe(2) // no entry names them now: they stayed, for good, before
+      // a live subscriber of another topic whose name starts the same way keeps its wake socket
+      const neighbour = await Topic.open(`${name}.n`)
+      const kept = neighbour.subscribe({ type: "any" })
+      // and a stream listener (a bus's, say) whose socket file has a wake socket's name is neither connected to nor
+      // unlinked by the look
+      const lookalike = `slotbus.topic.${name}.0123456789abcdef.0.1`
+      let connections = 0
+      const listener = createServer(() => connections++)
+      await new Promise<void>((r) => listener.listen(join(socketDir(), lookalike), r))
+      const t = await Topic.open(name) // creates the region again
+      const sub = t.subscribe({ type: "any" })
+      expect(wakeFiles(name).filter((f) => dead.includes(f))).toEqual([])
+      expect(wakeFiles(name).length).toBe(2) // its own subscriber's, and the bus's below
+      expect(wakeFiles(`${name}.n`).length).toBe(1)
+      expect(readdirSync(socketDir())).toContain(lookalike)
+      // one connection of ours after it: accepted in order, so a look that had connected would be counted first
+      const ours = connect(join(socketDir(), lookalike))
+      await until(() => connections > 0, "our own connection accepted")
+      expect(connections).toBe(1)
+      ours.destroy()
+      await new Promise<void>((r) => listener.close(() => r()))
+      sub.close()
+      kept.close()
+      t.close()
+      neighbour.close()
+    },
+    60_000,
   )
 })
