@@ -14,8 +14,14 @@ export const asNobody = (args: string[]) => [
   "--clear-groups",
   ...args,
 ]
-// Bun as nobody: no home to write a cache into.
-export const nobodyEnv = { PATH: process.env.PATH, HOME: "/tmp", BUN_RUNTIME_TRANSPILER_CACHE_PATH: "0" }
+// Bun as nobody: no home to write a cache into. With the run's token (scripts/leftovers.ts): a run checked beside
+// this one (test/leftovers.test.ts) would take a process without it, started from this checkout, for its own.
+export const nobodyEnv = {
+  PATH: process.env.PATH,
+  HOME: "/tmp",
+  BUN_RUNTIME_TRANSPILER_CACHE_PATH: "0",
+  SLOTBUS_TEST_RUN: process.env.SLOTBUS_TEST_RUN,
+}
 
 /** Why a test cannot run `file` as nobody here, or null when it can. */
 export function whyNotAsNobody(file: string): string | null {
@@ -78,7 +84,7 @@ export function makeUser(opts: { home?: string } = {}): TestUser {
     uid,
     home,
     as: (args) => [setpriv!, `--reuid=${uid}`, `--regid=${NOBODY}`, "--clear-groups", ...args],
-    env: { PATH: process.env.PATH, HOME: home, BUN_RUNTIME_TRANSPILER_CACHE_PATH: "0" },
+    env: { ...nobodyEnv, HOME: home },
     remove() {
       for (let i = 0; i < 50; i++) {
         const del = Bun.spawnSync([userdel!, name], { stderr: "pipe" })

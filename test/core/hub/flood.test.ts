@@ -18,6 +18,7 @@ import {
 import { Errno, FullMask, HubConfig } from "../../../src/native/ffi.ts"
 import { libraryPath } from "../../../src/native/lib-path.ts"
 import { buildForNode, findNode, NODE_INSTALL, nodeFlags } from "../../support/runtime/node.ts"
+import { nobodyEnv } from "../../support/uid.ts"
 
 const reversed = (s: string) => s.split("").reverse().join("")
 const decoder = new TextDecoder()
@@ -257,7 +258,7 @@ describe("connections", () => {
             String(process.getuid?.()),
           ],
           {
-            env: { PATH: process.env.PATH, HOME: "/tmp", BUN_RUNTIME_TRANSPILER_CACHE_PATH: "0" },
+            env: nobodyEnv,
           },
         )
         procs.push(flooder)
