@@ -4,7 +4,7 @@
 // (test/support/nats/dispose-peer.ts) that ends only when nothing of its own is left running. Needs `nats-server`
 // (apt-get install -y nats-server).
 import { afterAll, afterEach, describe, expect, test } from "bun:test"
-const DRAIN_MS = 5000
+import { DRAIN_MS } from "../../src/nats/shared.ts"
 import { busName, type Child } from "../support/helpers.ts"
 import { natsSkipReason, startNats } from "../support/nats.ts"
 import { type PeerRuntime, peerChild, peerSkip, removeNodeBuilds } from "../support/runtime/peers.ts"
@@ -19,10 +19,10 @@ afterEach(async () => {
 })
 afterAll(removeNodeBuilds)
 
-async function server(): Promise<Child & { url?: string }> {
+async function server(): Promise<{ url: string; server: Child }> {
   const s = await startNats()
   cleanup.push(() => s.server.kill())
-  return Object.assign(s.server, { url: s.url })
+  return s
 }
 
 async function member(runtime: PeerRuntime, url: string): Promise<Child> {
@@ -39,37 +39,33 @@ async function dispose(c: Child, meanwhile?: () => Promise<void>): Promise<{ est
   await meanwhile?.()
   // the process ends by itself once its topic let go of all it had: a reconnecting connection would keep it running
   const [, n] = await c.waitLine(/^disposed (\d+)$/, DRAIN_MS + 15_000)
-  const code = await c.whileAlive(
-    c.exited.then((x) => x),
-    "the member ends once it disposed of its topic",
-  )
-  return { established: Number(n), code }
+  return { established: Number(n), code: await c.exited }
 }
 
 for (const runtime of ["bun", "node"] as const)
   describe.skipIf(skip !== null || peerSkip(runtime) !== null)(`disposing of a bridged topic, under ${runtime}`, () => {
     test("await using settles once the connection is closed, and the process then ends", async () => {
       const s = await server()
-      const c = await member(runtime, s.url!)
+      const c = await member(runtime, s.url)
       expect(await dispose(c)).toEqual({ established: 0, code: 0 })
     }, 40_000)
 
     test("a drain the server's death cuts off ends in a close: no reconnecting for ever", async () => {
       const s = await server()
-      const c = await member(runtime, s.url!)
-      s.signal("SIGSTOP") // the drain's unsubscribes and ping get no answer…
+      const c = await member(runtime, s.url)
+      s.server.signal("SIGSTOP") // the drain's unsubscribes and ping get no answer…
       const outcome = await dispose(c, async () => {
         await Bun.sleep(300) // …while it waits for them
-        await s.kill() // then the server dies: the client would reconnect, and its drain wait, without end
+        await s.server.kill() // then the server dies: the client would reconnect, and its drain wait, without end
       })
       expect(outcome).toEqual({ established: 0, code: 0 })
     }, 40_000)
 
     test(`a drain the server never answers is cut after ${DRAIN_MS} ms`, async () => {
       const s = await server()
-      const c = await member(runtime, s.url!)
-      s.signal("SIGSTOP")
+      const c = await member(runtime, s.url)
+      s.server.signal("SIGSTOP")
       expect(await dispose(c)).toEqual({ established: 0, code: 0 })
-      s.signal("SIGCONT")
+      s.server.signal("SIGCONT")
     }, 40_000)
   })
