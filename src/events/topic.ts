@@ -72,7 +72,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
   private scratchView = new DataView(this.scratch.buffer)
   private readonly subs = new Set<WeakRef<Subscription>>()
   private readonly natives = new Set<NativeSub>() // every open subscription's handle, dropped ones included
-  private readonly freeing = new Set<Promise<void>>() // subscriptions closed, their native side not yet freed
+  private readonly freeing = new Map<NativeSub, Promise<void>>() // subscriptions closed, their native side not yet freed
   private readonly ticker: ReturnType<typeof setInterval>
   private readonly warn: (message: string) => void
   private bridge: TopicBridge | undefined
@@ -81,6 +81,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
   private transport = ""
   private readonly durables = new Set<DurableSubscription>()
   private closed = false
+  private freed = false
   private readonly forgetAtExit: () => void
 
   private constructor(
@@ -97,7 +98,13 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
     this.ticker = setInterval(() => this.tick(), TICK_MS)
     this.ticker.unref()
     open.add(this)
-    this.forgetAtExit = closeAtExit(this) // a process that exits without close() leaves no socket file behind
+    // a process that exits without close(), or before the native side was freed, leaves no socket file behind
+    this.forgetAtExit = closeAtExit({
+      close: () => {
+        this.close()
+        this.free()
+      },
+    })
   }
 
   /** Opens the topic `name`, creating it if no process holds it. */
@@ -351,19 +358,25 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
     this.closed = true
     clearInterval(this.ticker)
     open.delete(this)
-    this.forgetAtExit()
     // Out of the topic now (publisher entry, the name): only the subscriptions' memory waits for the free below.
     topicNative.sb_topic_leave(this.ptr)
     const subs = [...this.subs].map((w) => w.deref()).filter((s): s is Subscription => s !== undefined)
     for (const s of subs) s.close()
-    const freeing = [...this.freeing]
     // Subscriptions free their native side once Bun lets go of their wake sockets; the topic goes after them,
     // and after any subscription that was dropped but not yet finalized.
-    Promise.all(freeing).then(() => {
-      for (const n of this.natives) if (n.ptr) topicNative.sb_sub_close(n.ptr), (n.ptr = null)
-      this.natives.clear()
-      topicNative.sb_topic_close(this.ptr)
-    })
+    Promise.all(this.freeing.values()).then(() => this.free())
+  }
+
+  // The native side: the subscriptions' (their wake sockets unlinked), then the topic's. At exit it runs at once, as
+  // no wake socket is read after.
+  private free() {
+    if (this.freed) return
+    this.freed = true
+    this.forgetAtExit()
+    for (const n of [...this.natives, ...this.freeing.keys()])
+      if (n.ptr) topicNative.sb_sub_close(n.ptr), (n.ptr = null)
+    this.natives.clear()
+    topicNative.sb_topic_close(this.ptr)
   }
 
   async [Symbol.asyncDispose]() {
@@ -379,8 +392,8 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
   forget(sub: Subscription, native: NativeSub, freed: Promise<void>) {
     this.natives.delete(native)
     if (native.ptr) {
-      this.freeing.add(freed)
-      freed.then(() => this.freeing.delete(freed))
+      this.freeing.set(native, freed)
+      freed.then(() => this.freeing.delete(native))
     }
     for (const w of this.subs) if (w.deref() === sub || w.deref() === undefined) this.subs.delete(w)
   }

@@ -86,7 +86,13 @@ export class Contest implements Disposable {
     this.name = name
     this.ptr = ptr
     this.member = native.sbl_member_index(ptr)
-    this.forgetAtExit = closeAtExit(this) // a process that exits without close() leaves no socket file or marker
+    // a process that exits without close(), or while a claim waits, leaves no socket file or marker
+    this.forgetAtExit = closeAtExit({
+      close: () => {
+        this.close()
+        this.free()
+      },
+    })
     this.waiters = new Waiters({
       name,
       open: () => (this.isClosed ? null : this.ptr),
@@ -241,7 +247,6 @@ export class Contest implements Disposable {
     // Leaving makes every claim of this member stale at once (and wakes their waiters); leases notice
     // lazily (held, renew), and those whose signal someone holds are told now.
     this.isClosed = true
-    this.forgetAtExit()
     this.unmark()
     for (const l of [...this.watched]) l.markLost("was lost: its contest was closed")
     clearInterval(this.watcher)
@@ -257,12 +262,17 @@ export class Contest implements Disposable {
     return this.isClosed
   }
 
-  // The native contest is freed once no waiter thread can touch it any more.
+  // The native contest is freed once no waiter thread can touch it any more; at exit at once (sbl_close stops the
+  // thread, and the event loop reads its doorbell no more).
   private freeIfIdle() {
-    if (this.isClosed && this.waiters.idle && this.ptr) {
-      native.sbl_close(this.ptr)
-      this.ptr = null
-    }
+    if (this.isClosed && this.waiters.idle) this.free()
+  }
+
+  private free() {
+    if (!this.ptr) return
+    this.forgetAtExit()
+    native.sbl_close(this.ptr)
+    this.ptr = null
   }
 
   /** The mapped table, for tools and tests: writing it is how a hostile member would break others. */

@@ -79,6 +79,10 @@ function inEpoll(pid: number, fd: number): boolean {
   return false
 }
 
+/** The names of `pid`'s threads. */
+const threads = (pid: number) =>
+  readdirSync(`/proc/${pid}/task`).map((t) => readFileSync(`/proc/${pid}/task/${t}/comm`, "utf8").trim())
+
 /** Waits until the topic lists `pid`'s subscriber as parked (asleep on its wake socket, docs/PROTOCOL.md §8). */
 async function parked(topic: string, pid: number) {
   await using view = await Topic.open(topic)
@@ -224,21 +228,34 @@ describe("a topic's and a contest's socket file, shared by a Bun process and a N
     ["bun", "exit"],
     ["node", "throw"],
     ["bun", "throw"],
+    ["node", "close"],
+    ["bun", "close"],
+    ["node", "unsub"],
+    ["bun", "unsub"],
   ] as [PeerRuntime, string][])(
-    "and with a %s member that exits without closing them (%s) as with close(), its held lease's marker too",
+    "and with a %s member that exits (%s) while its subscriber sleeps and a claim waits, its wake socket's too",
     async (runtime, how) => {
       const name = busName("xe")
       const members = [await topicMember(runtime, name), await contender(runtime, name)]
-      members[1]!.write("try a\n")
+      members[0]!.write("sub s any\n")
+      await members[0]!.waitLine(/^subscribed s$/)
+      await parked(name, members[0]!.pid) // its wake socket is read by its event loop now (PROTOCOL §8.7)
+      members[1]!.write("try a\nclaim a\n") // the second waits for the first: its waiter thread runs (§7.4)
       await members[1]!.waitLine(/^claimed a /)
+      await until(() => threads(members[1]!.pid).includes("sbl-waiter"), "its waiter thread", 30_000)
       expect(leftovers(name).sort()).toEqual([
         `slotbus-lease-local.${name}.lock`,
         `slotbus-lease.${name}`,
         `slotbus.topic.${name}`,
+        expect.stringMatching(new RegExp(`^slotbus\\.topic\\.${name}\\.[0-9a-f]{16}\\.\\d+\\.\\d+$`)),
       ])
-      for (const c of members) c.write(`${how}\n`)
-      expect(await Promise.all(members.map((c) => c.proc.exited))).toEqual(how === "exit" ? [0, 0] : [1, 1])
-      expect(leftovers(name)).toEqual([]) // all three stayed, for good, before
+      // close: the topic or contest closed, then process.exit() at once; unsub: the subscription closed, then exit
+      members[0]!.write(how === "unsub" ? "unsub s\nexit\n" : `${how}\n`)
+      members[1]!.write(`${how === "unsub" ? "exit" : how}\n`)
+      expect(await Promise.all(members.map((c) => c.proc.exited))).toEqual(how === "throw" ? [1, 1] : [0, 0])
+      // all four stayed, for good, before; with a parked subscriber the wake socket did, and with a waiting claim the
+      // contest's socket file
+      expect(leftovers(name)).toEqual([])
     },
     120_000,
   )

@@ -6,6 +6,7 @@
 //   pub <type> <data> [k=v,…]        publishes an event with those routing keys
 //   flood <type> <n>                 publishes n events, data "0" … "n-1", then prints "flooded <n>"
 //   count <id>                       prints "count <id> <received> <lagged>"
+//   unsub <id>                       closes subscription <id>
 //   close                            closes the topic and exits 0
 //   exit                             exits 0 without closing it (process.exit); throw: an uncaught error at the top level
 import { createInterface } from "node:readline"
@@ -40,7 +41,8 @@ for await (const line of createInterface({ input: process.stdin })) {
   } else if (verb === "flood") {
     for (let i = 0; i < Number(b); i++) topic.publish({ type: a!, data: String(i) })
     console.log(`flooded ${b}`)
-  } else if (verb === "count") console.log(`count ${a} ${subs.get(a!)?.received} ${subs.get(a!)?.lagged}`)
+  } else if (verb === "unsub") subs.get(a!)?.close()
+  else if (verb === "count") console.log(`count ${a} ${subs.get(a!)?.received} ${subs.get(a!)?.lagged}`)
   else if (verb === "close") break
   else if (verb === "exit") process.exit(0)
   else if (verb === "throw") throw new Error("thrown at the top level, the topic open")
