@@ -1,14 +1,16 @@
 // The HTTP hub under Node 26 (`slotbus hub`'s entry built for Node, on node:http through the runtime's serveHttp),
 // with a hubWorker under Bun and one under Node: routes, a 1 MB POST body each way, Set-Cookie lines, an SSE route
 // and GET /events, a worker killed -9 mid-request (502), /health, /metrics, and the requests it refuses (a bad Host,
-// TRACE). The hub's full behaviour runs under Bun in test/http/; test/runtime/request-fuzz.test.ts fuzzes this hub too.
+// TRACE), and the socket files of a hub killed with kill -9 removed by the next on its port. The hub's full behaviour
+// runs under Bun in test/http/; test/runtime/request-fuzz.test.ts fuzzes this hub too.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
-import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
 import { connect } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { libraryPath } from "../../src/native/lib-path.ts"
 import { type Child, FIXTURES, pattern, sha256, spawn, stopAll, until } from "../support/helpers.ts"
+import { socketDir } from "../support/fds.ts"
 import { SseReader } from "../support/http/http.ts"
 import { buildForNode, findNode, NODE_INSTALL, nodeFlags } from "../support/runtime/node.ts"
 
@@ -31,8 +33,8 @@ afterAll(async () => {
 })
 
 /** A hub under Node (`slotbus hub`'s entry), its URL once it listens. */
-async function nodeHub(tokenFile: string, args: string[] = []): Promise<{ hub: Child; base: string }> {
-  const hub = spawn([node!, ...nodeFlags(node!), built[0]!.entry, "--port", "0", "--token-file", tokenFile, ...args], {
+async function nodeHub(tokenFile: string, args: string[] = [], port = "0"): Promise<{ hub: Child; base: string }> {
+  const hub = spawn([node!, ...nodeFlags(node!), built[0]!.entry, "--port", port, "--token-file", tokenFile, ...args], {
     env: nodeEnv(),
   })
   const m = await hub.waitLine(/listening on (http:\/\/127\.0\.0\.1:\d+)/, 30_000).catch((e) => {
@@ -252,6 +254,34 @@ describe.skipIf(!node)("a Node hub's streams", () => {
       idle.destroy()
       await events.close()
       await hub.stop()
+    }
+  }, 120_000)
+})
+
+describe.skipIf(!node)("a Node hub killed with kill -9", () => {
+  test("the next Node hub on its port removes its buses' socket files", async () => {
+    const tokenFile = join(dir, "token-restart")
+    const first = await nodeHub(tokenFile)
+    const port = new URL(first.base).port
+    const filesOf = (start: string) =>
+      readdirSync(socketDir()).filter((f) => f.startsWith(`slotbus.${start}`) || f.startsWith(`slotbus-ctl.${start}`))
+    const worker = spawn(
+      [process.execPath, join(FIXTURES, "runtime/node-hub-worker.ts"), first.base, "shop", tokenFile],
+      {
+        env: nodeEnv(),
+      },
+    )
+    await worker.waitLine(/^ready \d+$/, 30_000)
+    const dead = filesOf(`hub${port}.shop.`) // its bus's socket file and its control socket's
+    expect(dead.length).toBe(2)
+    await first.hub.kill() // kill -9: the files stay, under names with the dead hub's tag that nobody binds again
+    await worker.kill()
+    expect(dead.every((f) => existsSync(join(socketDir(), f)))).toBe(true)
+    const second = await nodeHub(tokenFile, [], port)
+    try {
+      expect(dead.filter((f) => existsSync(join(socketDir(), f)))).toEqual([])
+    } finally {
+      await second.hub.stop()
     }
   }, 120_000)
 })
