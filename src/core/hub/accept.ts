@@ -2,7 +2,6 @@
 // (cut off, evicted, gone). The Acceptor is the part of a SlotBus that owns the connections; workers join and leave
 // the Dispatcher's books (dispatcher.ts) through its join() and leave(), and the bus (bus.ts) is the public API over
 // both. It also keeps the bus's listeners and waitForWorkers's callers, told of every worker, here or remote.
-import { closeSync } from "node:fs"
 import { native, HubConfig, FullMask, Control, Errno, type Chan } from "../../native/ffi.ts"
 import { Channel } from "../wire/channel.ts"
 import { ProtocolError, SlotBusError, WorkerGoneError } from "../../errors.ts"
@@ -14,6 +13,7 @@ import { SlotEndpoint } from "../endpoint/slot-endpoint.ts"
 import type { FlightRecorder } from "../probe/recorder.ts"
 import { Crowd } from "./at-work.ts"
 import { fdReader, type Pointer } from "../../runtime/index.ts"
+import { unlisten } from "../ops/listening.ts"
 
 // Accept work per event-loop turn; a turn that refused someone waits before the next.
 const ACCEPTS_PER_TURN = 8
@@ -295,8 +295,7 @@ export class Acceptor {
     for (const watch of watches) native.sb_accept_watch_stop(watch.w)
     for (const fd of [this.o.listenFd, this.o.doorFd]) {
       if (fd < 0) continue
-      native.sb_unlisten(fd) // the socket file (docs/PROTOCOL.md §1.1), before the socket closes
-      closeSync(fd)
+      unlisten(fd) // the socket file (docs/PROTOCOL.md §1.1), before the socket closes
     }
   }
 }

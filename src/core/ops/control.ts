@@ -2,7 +2,6 @@
 // closed with it, where a tool of the bus's own uid (`slotbus call`) sends one request for the bus's workers. The
 // peer's uid is checked in C before a byte is read; a request is bounded in size, time and number at once, and goes
 // through bus.fetch. Nothing here runs unless someone connects: the accept thread sleeps in poll.
-import { closeSync } from "node:fs"
 import { Errno, native } from "../../native/ffi.ts"
 import {
   ANSWER_STALL_MS,
@@ -17,6 +16,7 @@ import {
   WireWriter,
 } from "./control-wire.ts"
 import type { ReloadOptions } from "./front-pool.ts"
+import { listening, unlisten } from "./listening.ts"
 import { type DoorbellReader, doorbellReader, type Pointer, type Socket } from "../../runtime/index.ts"
 
 /** What the control socket asks of its bus: bus.fetch for a request, and its shared pool's reload (§14.4). */
@@ -63,7 +63,7 @@ export class ControlSocket {
    * shared front (docs/PROTOCOL.md §15) finds it held by another front of its name, which serves every worker too.
    */
   static open(name: string, cname: Buffer, bus: ControlBus, shared = false): ControlSocket | null {
-    const fd = native.sb_ctl_listen(cname)
+    const fd = listening(native.sb_ctl_listen(cname))
     if (fd < 0) {
       if (shared && fd === Errno.EADDRINUSE) return null
       const why = fd === Errno.EADDRINUSE ? "another process holds its name" : `errno ${-fd}`
@@ -76,8 +76,7 @@ export class ControlSocket {
     const bell = w ? native.sb_fd_dup(native.sb_accept_watch_fd(w)) : -1
     if (!w || bell < 0) {
       if (w) native.sb_accept_watch_stop(w)
-      native.sb_unlisten(fd)
-      closeSync(fd)
+      unlisten(fd)
       console.warn(
         `slotbus: bus "${name}" has no control socket: its accept thread did not start (errno ${w ? -bell : -c.err[0]!})`,
       )
@@ -265,8 +264,7 @@ export class ControlSocket {
     this.reader = null
     if (this.watcher) native.sb_accept_watch_stop(this.watcher)
     this.watcher = null
-    native.sb_unlisten(this.fd)
-    closeSync(this.fd)
+    unlisten(this.fd)
     for (const s of [...this.open]) s.end()
   }
 }

@@ -4,12 +4,14 @@
 // leader: the marker that the name is shared, and the front that supervises a shared pool), and a worker's family
 // of connections, one per front, found by a rescan every RESCAN_MS. A name listened to without `shared` runs none
 // of this.
-import { closeSync } from "node:fs"
 import { native, Errno, E_SOCKET_DIR, ANY_UID, socketDirError, type Chan } from "../../native/ffi.ts"
 import { warnSocketDirTaken } from "../../native/socket-dir.ts"
 import { euid, HostSeat, seatHeld } from "../../kit/index.ts"
 import { NameInUseError, SharingMismatchError, SlotBusError } from "../../errors.ts"
 import { frontParent } from "./front-parent.ts"
+import { listening, unlisten } from "./listening.ts"
+
+export { unlisten }
 
 /** Fronts of one name: front 0 is the plain name (what a worker that knows only §1 finds), k > 0 is "name~k". */
 export const MAX_FRONTS = 64
@@ -92,18 +94,13 @@ function listenError(name: string, fd: number): Error {
   return new SlotBusError(`cannot listen as "${name}": errno ${-fd}`)
 }
 
-export function unlisten(fd: number) {
-  native.sb_unlisten(fd)
-  closeSync(fd)
-}
-
 /**
  * Binds a hub's listening socket: the plain name, or with `shared` the lowest free front address of the name
  * (§15.1). Refuses a plain listen where shared fronts are, and the reverse, with SharingMismatchError.
  */
 export async function listenFront(name: string, shared: boolean): Promise<{ fd: number; seat: FrontSeat | null }> {
   if (!shared) {
-    const fd = native.sb_listen(frontAddress(name, 0))
+    const fd = listening(native.sb_listen(frontAddress(name, 0)))
     if (fd === Errno.EADDRINUSE) {
       if (sharedFrontsExist(name))
         throw new SharingMismatchError(
@@ -128,7 +125,7 @@ export async function listenFront(name: string, shared: boolean): Promise<{ fd: 
   const seat = FrontSeat.join(name)
   const alone = seat.leader // nobody held the election before this front: no other shared front lives
   for (let k = 0; k < MAX_FRONTS; k++) {
-    const fd = native.sb_listen(frontAddress(name, k))
+    const fd = listening(native.sb_listen(frontAddress(name, k)))
     if (fd >= 0) {
       seat.index = k
       warnSocketDirTaken()
@@ -156,7 +153,7 @@ export async function listenFront(name: string, shared: boolean): Promise<{ fd: 
  * portable backend, which has none.
  */
 export function listenDoor(name: string, index: number): number {
-  const fd = native.sb_listen_door(frontAddress(name, index))
+  const fd = listening(native.sb_listen_door(frontAddress(name, index)))
   if (fd === Errno.ENOTSUP) return -1
   if (fd === Errno.EADDRINUSE)
     throw new NameInUseError(

@@ -3,8 +3,11 @@
 // the user's socket directory, after sb_host_free recovered a stale one (its holder died); a loser holds a
 // connection to the holder, which the kernel closes the moment the holder dies (kill -9 included), and stands again
 // then, and every ELECT_MS. The directory is the user's own (mode 0700): no other uid can hold, block or stand in
-// for the name. Users: core/ops/fronts.ts and nats/topic-bridge.ts. Imports src/native only.
+// for the name. A process that exits holding it without close() (process.exit(), an uncaught error) unlinks its file on
+// the way out. Users: core/ops/fronts.ts and nats/topic-bridge.ts.
+import { rmSync } from "node:fs"
 import { freeHostName, hostHolder } from "../../native/ffi.ts"
+import { closeAtExit } from "../basics/at-exit.ts"
 import { connect, listen } from "../../runtime/index.ts"
 
 /** How often a seat that does not hold its name stands again (besides at once when the holder's connection closes). */
@@ -29,6 +32,7 @@ export class HostSeat {
   private watching = false
   private timer: ReturnType<typeof setInterval> | undefined
   private closed = false
+  private forgetAtExit = () => {}
 
   private constructor(
     readonly prefix: string,
@@ -58,7 +62,11 @@ export class HostSeat {
         // that found it free, one binds.
         this.socket = listen({ unix: path, socket: { data() {} } })
       } catch {}
-      if (this.socket) return this.on.elected()
+      if (this.socket) {
+        // the runtime's listener unlinks it as it stops; under Node that is on a later turn, which exit never runs
+        this.forgetAtExit = closeAtExit({ close: () => rmSync(path, { force: true }) })
+        return this.on.elected()
+      }
     }
     if (!this.watching) this.watchHolder(path)
   }
@@ -89,6 +97,7 @@ export class HostSeat {
     if (this.closed) return
     this.closed = true
     clearInterval(this.timer)
+    this.forgetAtExit()
     this.socket?.stop(true) // Bun unlinks the file, then closes the socket (never the other order)
     this.socket = null
     this.watch?.end()
