@@ -38,7 +38,7 @@ const leftovers = (name: string) =>
     .filter((f) => f.includes(`.${name}`))
     .sort()
 
-const cases = (["bun", "node"] as PeerRuntime[]).flatMap((r) => [
+const cases = (["bun", "node"] as PeerRuntime[]).flatMap((r): [PeerRuntime, string][] => [
   [r, "exit"],
   [r, "throw"],
 ])
