@@ -3,6 +3,7 @@
 // no other uid can make or hold.
 import { lockHost, unlockHost } from "../native/ffi.ts"
 import { ContestModeError } from "./errors.ts"
+import { closeAtExit } from "../kit/index.ts"
 import { sleepSync } from "../runtime/index.ts"
 
 const LOCAL = "slotbus-lease-local."
@@ -27,9 +28,12 @@ function holdShared(prefix: string, name: string): () => void {
     const fd = lockHost(prefix, name, false)
     if (fd !== null) {
       let held = true
-      return () => {
-        if (held) (held = false), unlockHost(fd)
+      const release = () => {
+        if (held) (held = false), forget(), unlockHost(fd)
       }
+      // a process that exits with it held (no close(): process.exit(), an uncaught error) lets go, so its file goes
+      const forget = closeAtExit({ close: release })
+      return release
     }
     sleepSync(1)
   }

@@ -1,17 +1,20 @@
 // Workers over NATS (docs/PROTOCOL.md §10) between the runtimes (issue 67), beyond the endpoint conformance suite
 // (which runs its NATS worker under Node too): a Bun worker serves a Node front, and a Node worker killed with
-// SIGKILL while 32 requests wait at a Bun front settles every one.
+// SIGKILL while 32 requests wait at a Bun front settles every one. And a cluster contest's member under either runtime
+// that exits without close() lets go of its host's marker file (§12.5).
 // Needs nats-server (apt-get install -y nats-server) and Node 26 (the install line when missing).
 import { afterAll, describe, expect, test } from "bun:test"
+import { readdirSync } from "node:fs"
 import { SlotBus, WorkerGoneError } from "../../src/index.ts"
 import { nats as viaNats } from "../../src/nats/index.ts"
+import { socketDir } from "../support/fds.ts"
 import { busName, until, type Child } from "../support/helpers.ts"
 import { natsPerFile, natsSkipReason } from "../support/nats.ts"
-import { peerChild, peerSkip, removeNodeBuilds } from "../support/runtime/peers.ts"
+import { type PeerRuntime, peerChild, peerSkip, removeNodeBuilds } from "../support/runtime/peers.ts"
 
 const skip = natsSkipReason() ?? peerSkip("node")
 if (skip) console.warn(`the NATS tests between Bun and Node are skipped: ${skip}`)
-const nats = natsPerFile(skip)
+const nats = natsPerFile(skip, { jetstream: true }) // the cluster contest's KV bucket
 afterAll(removeNodeBuilds)
 
 /** A worker over NATS (test/support/nats/nats-worker.ts) under `runtime`, once it announced itself. */
@@ -48,4 +51,27 @@ describe.skipIf(skip !== null)("over NATS, between Bun and Node", () => {
     front.write("call 1 over nats\n")
     expect((await front.waitLine(/^(answer|failed) 1 .*/, 30_000))[0]).toBe("answer 1 stan revo")
   }, 90_000)
+})
+
+describe.skipIf(skip !== null)("a cluster contest's member that exits without close()", () => {
+  test.each([
+    ["bun", "exit"],
+    ["node", "exit"],
+    ["bun", "throw"],
+    ["node", "throw"],
+  ] as [PeerRuntime, string][])(
+    "under %s (%s) lets go of its marker: the file goes",
+    async (runtime, how) => {
+      const name = busName("cm")
+      const marker = `slotbus-lease-cluster.${name}.lock`
+      const c = await peerChild(runtime, "nats/cluster-peer.ts", [name, nats.url], { stdin: "pipe" })
+      nats.cleanup.push(async () => void (await c.kill()))
+      await c.waitLine(/^claimed \d+$/, 30_000)
+      expect(readdirSync(socketDir())).toContain(marker)
+      c.write(`${how}\n`)
+      expect(await c.exited).toBe(how === "exit" ? 0 : 1)
+      expect(readdirSync(socketDir())).not.toContain(marker) // it stayed, for good, before
+    },
+    60_000,
+  )
 })
