@@ -1,5 +1,6 @@
-// What a process holds that would outlive it, let go when it exits without closing it: a topic's or a contest's socket
-// file and marker (PROTOCOL §12.5, §13.2), a bus's flight-recorder file (§16.1). process.on("exit") runs on process.exit(), the event loop's end and an
+// What a process holds that would outlive it, let go when it exits without closing it: a bus's socket files and an
+// election it holds (PROTOCOL §1.1), a topic's or a contest's socket files and markers (§12.5, §13.2), a bus's
+// flight-recorder file (§16.1). process.on("exit") runs on process.exit(), the event loop's end and an
 // uncaught error, in Bun and in Node; not on a signal's default action nor kill -9, whose leftovers the next process
 // to open the name takes over.
 interface Closes {
