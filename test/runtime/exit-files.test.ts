@@ -1,12 +1,14 @@
 // What a front leaves in the socket directory (docs/PROTOCOL.md §1.1, §14, §15.2) when it exits without closing its
 // bus: nothing, as with close(). Bun and Node fronts, a plain name with a door for another uid, and two shared fronts
-// of one name (the election's socket file and "name~1"), each leaving by process.exit() and by an uncaught error.
-// kill -9 still leaves the files, to the next listener of the name (test/core/hub/stale.test.ts and its neighbours).
+// of one name (the election's socket file and "name~1"), each leaving by process.exit() and by an uncaught error; and
+// a front without a stop-signal handler of its own, sent SIGTERM, SIGINT or SIGHUP: it still dies of the signal. One
+// with its own handler, or started with the signal ignored (nohup), is left as it was. kill -9 still leaves the files,
+// to the next listener of the name (test/core/hub/stale.test.ts and its neighbours).
 import { afterAll, afterEach, expect, test } from "bun:test"
-import { chmodSync, mkdtempSync, readdirSync, rmSync } from "node:fs"
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
 import { join } from "node:path"
 import { socketDir } from "../support/fds.ts"
-import { busName, type Child } from "../support/helpers.ts"
+import { busName, type Child, FIXTURES, spawn } from "../support/helpers.ts"
 import { type PeerRuntime, peerChild, peerSkip, removeNodeBuilds } from "../support/runtime/peers.ts"
 
 const NOBODY = 65534
@@ -23,9 +25,13 @@ afterAll(() => {
   rmSync(top, { recursive: true, force: true })
 })
 
-async function front(runtime: PeerRuntime, name: string, options: object): Promise<Child> {
+async function front(runtime: PeerRuntime, name: string, options: object, ...more: string[]): Promise<Child> {
   const env = { ...process.env, SLOTBUS_DOOR_DIR: doorDir }
-  const c = await peerChild(runtime, "runtime/bus-exit.ts", [name, JSON.stringify(options)], { stdin: "pipe", env })
+  const args = [name, JSON.stringify(options), ...more]
+  return listening(await peerChild(runtime, "runtime/bus-exit.ts", args, { stdin: "pipe", env }))
+}
+
+async function listening(c: Child): Promise<Child> {
   children.push(c)
   await c.waitLine(/^listening \d+$/, 30_000)
   return c
@@ -34,7 +40,7 @@ async function front(runtime: PeerRuntime, name: string, options: object): Promi
 /** Everything of the name in the socket directory and the door directory. */
 const leftovers = (name: string) =>
   [socketDir(), doorDir]
-    .flatMap((d) => readdirSync(d).map((f) => `${d === doorDir ? "door/" : ""}${f}`))
+    .flatMap((d) => (existsSync(d) ? readdirSync(d) : []).map((f) => `${d === doorDir ? "door/" : ""}${f}`))
     .filter((f) => f.includes(`.${name}`))
     .sort()
 
@@ -75,3 +81,51 @@ test.skipIf(peerSkip("node") !== null).each(cases)(
   },
   60_000,
 )
+
+test
+  .skipIf(peerSkip("node") !== null)
+  .each(
+    (["bun", "node"] as PeerRuntime[]).flatMap((r): [PeerRuntime, NodeJS.Signals][] =>
+      (["SIGTERM", "SIGINT", "SIGHUP"] as const).map((s) => [r, s]),
+    ),
+  )(
+  "a %s front without a handler of its own, sent %s, still dies of it and leaves none of its files",
+  async (runtime, signal) => {
+    const name = busName("eg")
+    const f = await front(runtime, name, {})
+    expect(leftovers(name)).toEqual([`slotbus-ctl.${name}`, `slotbus.${name}`])
+    f.signal(signal)
+    await f.exited
+    expect(f.proc.signalCode).toBe(signal) // the signal's default action, as without slotbus
+    expect(leftovers(name)).toEqual([]) // both stayed, for good, before
+  },
+  60_000,
+)
+
+test.skipIf(peerSkip("node") !== null).each(["bun", "node"] as PeerRuntime[])(
+  "a %s front with a SIGTERM handler of its own is left to it: it lives on, its files too",
+  async (runtime) => {
+    const name = busName("eh")
+    const f = await front(runtime, name, {}, "own-sigterm")
+    f.signal("SIGTERM")
+    await f.waitLine(/^sigterm$/)
+    expect(leftovers(name)).toEqual([`slotbus-ctl.${name}`, `slotbus.${name}`])
+    f.write("close\n") // still running, and still listening: it closes as it would have
+    expect(await f.exited).toBe(0)
+    expect(leftovers(name)).toEqual([])
+  },
+  60_000,
+)
+
+test("a Bun front started with SIGHUP ignored (nohup) ignores it still", async () => {
+  const name = busName("ei")
+  const fixture = join(FIXTURES, "runtime/bus-exit.ts")
+  const cmd = ["sh", "-c", 'trap "" HUP; exec "$@"', "sh", process.execPath, fixture, name]
+  const f = await listening(spawn(cmd, { stdin: "pipe" }))
+  const ignored = BigInt(`0x${/^SigIgn:\s*(\w+)$/m.exec(readFileSync(`/proc/${f.pid}/status`, "utf8"))![1]}`)
+  expect(ignored & 1n).toBe(1n) // SIGHUP (1) still ignored: no listener was put on it
+  f.signal("SIGHUP")
+  f.write("close\n") // alive after it: the close is answered
+  expect(await f.exited).toBe(0)
+  expect(leftovers(name)).toEqual([])
+}, 60_000)

@@ -1,8 +1,14 @@
 // What a process holds that would outlive it, let go when it exits without closing it: a bus's socket files and an
 // election it holds (PROTOCOL §1.1), a topic's or a contest's socket files and markers (§12.5, §13.2), a bus's
-// flight-recorder file (§16.1). process.on("exit") runs on process.exit(), the event loop's end and an
-// uncaught error, in Bun and in Node; not on a signal's default action nor kill -9, whose leftovers the next process
-// to open the name takes over.
+// flight-recorder file (§16.1). process.on("exit") runs on process.exit(), the event loop's end and an uncaught
+// error, in Bun and in Node. A stop signal whose default action ends the process (SIGTERM, SIGINT, SIGHUP) runs no
+// exit hook: while the listener here is the signal's only one, it lets go of everything, then raises the signal
+// again with its default action, so the process still dies of it; with a listener of the app's own it does nothing
+// (the app decides, and its process.exit() lets go). A signal the process was started with ignored (nohup's SIGHUP,
+// which Bun keeps) is left alone. kill -9 leaves everything to the next process to open the name.
+import { readFileSync } from "node:fs"
+import { constants } from "node:os"
+
 interface Closes {
   close(): void
 }
@@ -14,13 +20,38 @@ let hooked = false
 export function closeAtExit(x: Closes): () => void {
   if (!hooked) {
     hooked = true
-    process.on("exit", () => {
-      for (const h of [...held])
-        try {
-          h.close()
-        } catch {} // the others still go
-    })
+    process.on("exit", letGo)
+    for (const s of stopSignals()) process.on(s, onStopSignal)
   }
   held.add(x)
   return () => void held.delete(x)
+}
+
+function letGo() {
+  for (const h of [...held])
+    try {
+      h.close()
+    } catch {} // the others still go
+}
+
+function onStopSignal(signal: NodeJS.Signals) {
+  if (process.listenerCount(signal) > 1) return
+  letGo()
+  for (const s of stopSignals()) process.removeListener(s, onStopSignal)
+  process.kill(process.pid, signal)
+}
+
+let signals: NodeJS.Signals[] | undefined
+
+/** The stop signals not ignored since this process started: /proc/self/status's SigIgn, SIGTERM alone where it cannot say. */
+function stopSignals(): NodeJS.Signals[] {
+  if (signals) return signals
+  let ignored: bigint
+  try {
+    ignored = BigInt(`0x${/^SigIgn:\s*([0-9a-f]+)$/m.exec(readFileSync("/proc/self/status", "utf8"))![1]}`)
+  } catch {
+    return (signals = ["SIGTERM"])
+  }
+  const all: NodeJS.Signals[] = ["SIGTERM", "SIGINT", "SIGHUP"]
+  return (signals = all.filter((s) => ((ignored >> BigInt(constants.signals[s] - 1)) & 1n) === 0n))
 }
