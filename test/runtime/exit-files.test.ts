@@ -117,6 +117,20 @@ test.skipIf(peerSkip("node") !== null).each(["bun", "node"] as PeerRuntime[])(
   60_000,
 )
 
+test.skipIf(peerSkip("node") !== null).each(["bun", "node"] as PeerRuntime[])(
+  "a %s front that also uses npm's signal-exit (which acts only when alone, as slotbus) still dies of SIGTERM, both cleaned up",
+  async (runtime) => {
+    const name = busName("ej")
+    const f = await front(runtime, name, {}, "signal-exit")
+    f.signal("SIGTERM")
+    await f.waitLine(/^signal-exit SIGTERM$/) // each would wait for the other, and the signal be lost
+    await f.exited
+    expect(f.proc.signalCode).toBe("SIGTERM")
+    expect(leftovers(name)).toEqual([])
+  },
+  60_000,
+)
+
 test("a Bun front started with SIGHUP ignored (nohup) ignores it still", async () => {
   const name = busName("ei")
   const fixture = join(FIXTURES, "runtime/bus-exit.ts")

@@ -2,10 +2,11 @@
 // election it holds (PROTOCOL §1.1), a topic's or a contest's socket files and markers (§12.5, §13.2), a bus's
 // flight-recorder file (§16.1). process.on("exit") runs on process.exit(), the event loop's end and an uncaught
 // error, in Bun and in Node. A stop signal whose default action ends the process (SIGTERM, SIGINT, SIGHUP) runs no
-// exit hook: while the listener here is the signal's only one, it lets go of everything, then raises the signal
-// again with its default action, so the process still dies of it; with a listener of the app's own it does nothing
-// (the app decides, and its process.exit() lets go). A signal the process was started with ignored (nohup's SIGHUP,
-// which Bun keeps) is left alone. kill -9 leaves everything to the next process to open the name.
+// exit hook: while the listener here is the signal's only one (npm's signal-exit's aside, below), it lets go of
+// everything, then raises the signal again with its default action, so the process still dies of it; with a
+// listener of the app's own it does nothing (the app decides, and its process.exit() lets go). A signal the process
+// was started with ignored (nohup's SIGHUP, which Bun keeps) is left alone. kill -9 leaves everything to the next
+// process to open the name.
 import { readFileSync } from "node:fs"
 import { constants } from "node:os"
 
@@ -35,10 +36,24 @@ function letGo() {
 }
 
 function onStopSignal(signal: NodeJS.Signals) {
-  if (process.listenerCount(signal) > 1) return
+  if (process.listenerCount(signal) - signalExitListeners() > 1) return
   letGo()
   for (const s of stopSignals()) process.removeListener(s, onStopSignal)
   process.kill(process.pid, signal)
+}
+
+/**
+ * The listeners npm's signal-exit put on each signal (its v4's count in globalThis, v3's on process): like this one,
+ * each acts only when no other listens, so each must count the other's out, or both would wait and the signal be lost.
+ */
+function signalExitListeners(): number {
+  const count = (o: unknown) =>
+    typeof (o as { count?: unknown })?.count === "number" ? (o as { count: number }).count : 0
+  const g = globalThis as unknown as Record<symbol, unknown>
+  return (
+    count(g[Symbol.for("signal-exit emitter")]) +
+    count((process as { __signal_exit_emitter__?: unknown }).__signal_exit_emitter__)
+  )
 }
 
 let signals: NodeJS.Signals[] | undefined
