@@ -208,6 +208,9 @@ export function pattern(n: number, seed = 0): Uint8Array {
   return out
 }
 
+/** A page of `n` characters, some of them over one UTF-8 byte (so n + 3 bytes). */
+export const textPage = (n: number) => "<p>é—</p>".padEnd(n, "x")
+
 export function randomBytes(n: number): Uint8Array {
   const out = new Uint8Array(n)
   for (let at = 0; at < n; at += 65536) crypto.getRandomValues(out.subarray(at, Math.min(n, at + 65536)))

@@ -232,11 +232,14 @@ export class StreamedResponse {
   }
 }
 
-/** A body that is one chunk, as a stream: what a streaming caller gets when its worker answered whole. */
-export function oneChunk(bytes: Uint8Array): ReadableStream<Uint8Array> {
+/**
+ * A body that is one chunk, as a stream: what a streaming caller gets when its worker answered whole. A string chunk
+ * (respond()'s, under Bun only: a Web stream's chunks are bytes) goes out as UTF-8.
+ */
+export function oneChunk(chunk: Uint8Array | string): ReadableStream<Uint8Array> {
   return new ReadableStream({
     start(c) {
-      if (bytes.length > 0) c.enqueue(bytes)
+      if (chunk.length > 0) c.enqueue(chunk as Uint8Array)
       c.close()
     },
   })
@@ -271,14 +274,13 @@ export function remoteError(head: string[], message: string, pid: number): SlotB
 // A borrowed body collected without release(): nothing can see the slot any more, so it can go back.
 export const forgotten = new FinalizationRegistry<() => void>((returnSlot) => returnSlot())
 
-const encoder = new TextEncoder()
-
 /**
  * A Web Response from what a request resolves with, for Bun.serve: give it the request's promise itself
  * (`respond(bus.call(path), init)`, `respond(remote.page(id), init)`), so the turn the request was sent in is known.
  * Bytes and strings are the body, any other value JSON (as Response.json); a SlotResponse, StreamedResponse or
- * Response is answered as it is. A body of 15–64 KiB that arrives after the request's turn goes as a closed stream
- * holding it, which Bun.serve writes in two sends instead of ~15 (heldLate); in the turn, or another size, as bytes.
+ * Response is answered as it is. A body of 15–64 KiB (a string's UTF-8 bytes) that arrives after the request's turn
+ * goes as a closed stream holding it, which Bun.serve writes in two sends instead of ~15 (heldLate); in the turn, or
+ * another size, as it is.
  */
 export async function respond(answer: unknown, init?: ResponseInit): Promise<Response> {
   const turn = pumpTurns() // the caller's: before anything is awaited
@@ -293,12 +295,14 @@ export async function respond(answer: unknown, init?: ResponseInit): Promise<Res
   const json = typeof value !== "string"
   const text = json ? JSON.stringify(value) : value
   if (text === undefined) throw new TypeError(`respond: ${typeof value} has no JSON form`)
-  // a UTF-8 body is length..3×length bytes: encoded only when that may make it a page
-  if (turn === pumpTurns() || text.length * 3 <= LATE_OVER || text.length > LATE_UP_TO)
+  // a UTF-8 body is length..3×length bytes: measured only when that may make it a page
+  const mayHold = text.length * 3 > LATE_OVER && text.length <= LATE_UP_TO
+  if (!mayHold || !heldLate(Buffer.byteLength(text), turn))
     return json ? Response.json(value, init) : new Response(text, init)
-  const bytes = encoder.encode(text)
   const headers = new Headers(init?.headers as ConstructorParameters<typeof Headers>[0])
   if (!headers.has("content-type"))
     headers.set("content-type", json ? "application/json;charset=utf-8" : "text/plain;charset=utf-8")
-  return new Response(heldLate(bytes.length, turn) ? oneChunk(bytes) : bytes, { ...init, headers })
+  // the string itself, which Bun writes as UTF-8 as it sends: encoded here first, a 40 KB page cost the front ~4 more
+  // page faults beside four renders (docs/perf/real-work.md, stop 90)
+  return new Response(oneChunk(text), { ...init, headers })
 }

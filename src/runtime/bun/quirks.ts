@@ -16,7 +16,7 @@ export const BUN_QUIRKS = {
     what: "a late Response over 16 KiB goes out in ~15 send calls instead of one",
     seenIn: "1.4.5",
     workaround:
-      "LATE_WRITE above, which the core reads as runtime.quirks.lateWrite: heldLate() and inTurnSaves() in src/core/endpoint/response.ts (answerInTurnPays, the in-turn spin of src/core/wire/pump.ts), the late hold in src/http/hub/proxy.ts: a late answer of 15–64 KiB is sent as a closed stream holding its bytes",
+      "LATE_WRITE above, which the core reads as runtime.quirks.lateWrite: heldLate() and inTurnSaves() in src/core/endpoint/response.ts (answerInTurnPays, the in-turn spin of src/core/wire/pump.ts), the late hold in src/http/hub/proxy.ts: a late answer of 15–64 KiB is sent as a closed stream holding its bytes (respond(): a string as itself, which Bun writes as UTF-8)",
     see: "docs/perf/bun-late-write.md; Bun PR #41341 (open: corks a late end()/tryEnd())",
   },
   /** setTimeout stores its delay in 32 bits: a delay past 2^31−1 ms fires at once (a warning, no error). Node's too. */

@@ -51,6 +51,8 @@ beforeAll(async () => {
         return respond(bus.request({ method: "POST", path: "/", body }))
       case "/string":
         return respond(remote.echoLater(page(n), 5), { headers: { "content-type": "text/html" } })
+      case "/utf8": // n characters of ?c, each 2 or 3 bytes in UTF-8: the window is in bytes
+        return respond(remote.echoLater(u.searchParams.get("c")!.repeat(n), 5))
       case "/json":
         return respond(remote.echoLater({ text: "y".repeat(n) }, 5), { status: 201 })
       case "/now":
@@ -68,7 +70,7 @@ afterAll(async () => {
 })
 
 async function get(path: string, n: number) {
-  const res = await fetch(`http://127.0.0.1:${server.port}${path}?n=${n}`)
+  const res = await fetch(`http://127.0.0.1:${server.port}${path}${path.includes("?") ? "&" : "?"}n=${n}`)
   const bytes = new Uint8Array(await res.arrayBuffer())
   return {
     status: res.status,
@@ -122,6 +124,15 @@ describe("respond() answers a page that came late as a closed stream, the rest w
     expect(JSON.parse(new TextDecoder().decode(json.bytes))).toEqual({ text: "y".repeat(30_000) })
     const smallJson = await get("/json", 10)
     expect(smallJson).toMatchObject({ status: 201, chunked: false, type: "application/json;charset=utf-8" })
+  })
+
+  test("a string's size is its UTF-8 bytes: 20 000 'é' (40 000 B) chunked, 30 000 '€' (90 000 B) with its length", async () => {
+    const held = await getLate("/utf8?c=%C3%A9", 20_000)
+    expect(held).toMatchObject({ status: 200, inTurn: false, chunked: true, type: "text/plain;charset=utf-8" })
+    expect(new TextDecoder().decode(held.bytes)).toBe("é".repeat(20_000))
+    const big = await getLate("/utf8?c=%E2%82%AC", 30_000)
+    expect(big).toMatchObject({ status: 200, inTurn: false, chunked: false, length: "90000" })
+    expect(new TextDecoder().decode(big.bytes)).toBe("€".repeat(30_000))
   })
 
   test("an answer there in the route's own turn is sent as bytes, with its length", async () => {
