@@ -14,6 +14,7 @@ import { execFileSync } from "node:child_process"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { libraryFile } from "../../src/native/lib-path.ts"
+import { NODE_FFI_DEFAULT } from "../../src/runtime/errors.ts"
 import { fnv1a32 } from "../support/c-text.ts"
 import { run } from "../support/helpers.ts"
 import { onlyTools, packTarball, runOk } from "../support/native/pack.ts"
@@ -255,8 +256,8 @@ test.skipIf(!oldNode).each(entries)(
   },
 )
 
-test("the fallback for other runtimes (src/not-bun.mjs) has every name an entry exports", async () => {
-  const text = readFileSync(join(repo, "src", "not-bun.mjs"), "utf8")
+test("the fallback for other runtimes (src/other-runtime.mjs) has every name an entry exports", async () => {
+  const text = readFileSync(join(repo, "src", "other-runtime.mjs"), "utf8")
   const fallback = new Set(text.slice(text.indexOf("export let")).match(/\b[A-Za-z_]\w*\b/g))
   const names: string[] = JSON.parse(
     await runOk(
@@ -270,6 +271,14 @@ test("the fallback for other runtimes (src/not-bun.mjs) has every name an entry 
     ),
   )
   expect(names.filter((n) => !fallback.has(n))).toEqual([])
+})
+
+test("a bundle for browsers (neither the bun nor the node condition) throws the line naming both runtimes", async () => {
+  writeFileSync(join(consumer, "browser.mjs"), `import { SlotBus } from "slotbus"\nconsole.log(SlotBus)\n`)
+  await runOk(["bun", "build", "--target=browser", "browser.mjs", "--outfile", "browser-bundle.mjs"], consumer, env)
+  const r = await run(["node", "browser-bundle.mjs"], { cwd: consumer, env: nodeEnv, timeoutMs: 30_000 })
+  expect(r.stderr).toContain(`slotbus runs on Bun >= 1.4 or Node >= ${NODE_FFI_DEFAULT.join(".")}`)
+  expect(r.code).toBe(1)
 })
 
 test.skipIf(!oldNode).each([

@@ -1,8 +1,8 @@
-// What a runtime that is neither Bun nor Node (those have their own export conditions) gets for `import`. An ESM
-// loader checks that a module has the names an `import { … }` asks for before it runs anything, so this one has every
-// name the entry points export (test/native/pack.test.ts keeps the list whole); running it runs not-bun.cjs, which
-// throws the line saying slotbus needs Bun.
-import "./not-bun.cjs"
+// What a runtime that takes neither the "bun" nor the "node" export condition gets for `import`. An ESM loader checks
+// that a module has the names an `import { … }` asks for before it runs anything, so this one has every name the entry
+// points export (test/native/pack.test.ts keeps the list whole); running it runs other-runtime.cjs, which throws the
+// line saying which runtimes slotbus runs on.
+import "./other-runtime.cjs"
 
 export let AlreadyExistsError,
   AUTH_METHOD,
