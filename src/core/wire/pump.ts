@@ -3,7 +3,7 @@
 // (idle-strategy.ts), and whether it may poll at all the signals' (idle-signals.ts).
 import { native } from "../../native/ffi.ts"
 import { nanoseconds } from "../../runtime/index.ts"
-import { Contention, CpuKeeper, CpuSharing, SWITCHED_YIELD_NS } from "./idle-signals.ts"
+import { type Contention, CpuKeeper, CpuSharing, SWITCHED_YIELD_NS, threadContention } from "./idle-signals.ts"
 import { type IdleStrategy, type Idler, idler } from "./idle-strategy.ts"
 import { countTurn, eventLoopFds } from "./loop-probe.ts"
 
@@ -136,8 +136,8 @@ export class Pump {
     private readonly chan: Parking,
     idle: IdleStrategy | undefined,
     private readonly duties: PumpDuties,
-    /** Whether the machine is too busy to poll (a test passes one that never says so). */
-    private readonly contention = new Contention(),
+    /** Whether the machine is too busy to poll: the thread's (a test passes one that never says so). */
+    private readonly contention: Contention = threadContention(),
     /** Where duties.keepsOffPeerCpu: the process's keeper (a test passes its own). */
     keeper?: CpuKeeper,
   ) {

@@ -3,6 +3,7 @@
 import { beforeAll, expect, test } from "bun:test"
 import { IO_ASKS_AFTER_SEEN, type Parking, Pump } from "../../../src/core/wire/pump.ts"
 import { Calm } from "../../support/core/calm.ts"
+import { threadContention } from "../../../src/core/wire/idle-signals.ts"
 import { loadNative, native } from "../../../src/native/ffi.ts"
 import { until } from "../../support/helpers.ts"
 
@@ -219,6 +220,31 @@ test("a crowded bus (more processes than CPUs) makes the default pump park after
   expect(spins).toBeGreaterThan(1) // "spin" was asked for: it spins
   expect(spin.log).toEqual([])
   spinning.stop()
+})
+
+test("the pumps of a thread share its Contention: a spell one of them saw makes another park after its first fruitless run", async () => {
+  const contention = threadContention()
+  const a = new Pump(fakeParking().parking, "adaptive", { collect: () => 0, wanted: () => true })
+  const b = fakeParking()
+  let polls = 0
+  const pump = new Pump(b.parking, "adaptive", {
+    collect: () => (polls++, 0),
+    wanted: () => true,
+    startupPollNs: 60_000_000_000, // would poll for a minute on a calm machine
+  })
+  try {
+    // three slow sched_yields in a row, as a's spin would have met them: the machine is oversubscribed
+    for (let i = 0; i < 3; i++) contention.yielded(Bun.nanoseconds(), 60_000)
+    expect(contention.until).toBeGreaterThan(Bun.nanoseconds())
+    pump.kick()
+    await turn()
+    expect(polls).toBeGreaterThan(0)
+    expect(b.log).toEqual(["park"]) // after its first run's spin, not after a minute of polling
+  } finally {
+    contention.until = 0 // the spell would hold up the pumps of the tests after this one
+    a.stop()
+    pump.stop()
+  }
 })
 
 /** A collect that finds nothing and takes about a microsecond, so a spin reaches its first yield point in 8 polls. */
