@@ -4,7 +4,8 @@
 // both. It also keeps the bus's listeners and waitForWorkers's callers, told of every worker, here or remote.
 import { native, HubConfig, FullMask, Control, Errno, type Chan } from "../../native/ffi.ts"
 import { Channel } from "../wire/channel.ts"
-import { ProtocolError, SlotBusError, WorkerGoneError } from "../../errors.ts"
+import { ProtocolError, SlotBusError, TimeoutError, WorkerGoneError } from "../../errors.ts"
+import { longTimeout } from "../../kit/index.ts"
 import type { IdleStrategy } from "../wire/idle-strategy.ts"
 import type { Endpoint, WorkerEvent, WorkerInfo } from "../endpoint/endpoint.ts"
 import { stackless } from "../endpoint/response.ts"
@@ -273,6 +274,34 @@ export class Acceptor {
           throw e // the listener's bug, reported as an uncaught error; the bus goes on
         })
       }
+  }
+
+  /**
+   * waitForWorkers's wait, once the bus found nothing to refuse: resolves once `n` workers are connected; rejects with
+   * TimeoutError after `timeoutMs` (0: never) or with `signal`'s reason.
+   */
+  waitFor(n: number, timeoutMs: number, signal: AbortSignal | undefined): Promise<void> {
+    if (signal?.aborted) return Promise.reject(signal.reason)
+    const { promise, resolve, reject } = Promise.withResolvers<void>()
+    const w = { n, resolve: () => done(resolve), reject: (e: Error) => done(() => reject(e)) }
+    const timer =
+      timeoutMs > 0
+        ? longTimeout(() => {
+            const had = this.dispatcher.workerCount
+            w.reject(new TimeoutError(`${had} of ${n} workers connected to "${this.name}" after ${timeoutMs}ms`))
+          }, timeoutMs)
+        : undefined
+    const onAbort = () => done(() => reject(signal!.reason))
+    signal?.addEventListener("abort", onAbort, { once: true })
+    const done = (f: () => void) => {
+      timer?.clear()
+      signal?.removeEventListener("abort", onAbort)
+      const i = this.waiters.indexOf(w)
+      if (i >= 0) this.waiters.splice(i, 1)
+      f()
+    }
+    this.waiters.push(w)
+    return promise
   }
 
   /** A worker, here or on another host, joined the books: its listeners hear of it, waitForWorkers may be done. */

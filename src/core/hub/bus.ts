@@ -6,8 +6,7 @@ import { Kind, loadNative } from "../../native/ffi.ts"
 import { busName, toBytes } from "../wire/codec.ts"
 import { checkOptions, madeBy } from "../../kit/index.ts"
 import type { BodyInit } from "../wire/codec.ts"
-import { BusClosedError, BusFullError, TimeoutError } from "../../errors.ts"
-import { longTimeout } from "../../kit/index.ts"
+import { BusClosedError, BusFullError } from "../../errors.ts"
 import type { BusStats } from "../observe/stats.ts"
 import type { Pending, ReadAnswer, WorkerEvent, WorkerInfo } from "../endpoint/endpoint.ts"
 import { startClock, startsAtPublish } from "../endpoint/endpoint.ts"
@@ -356,37 +355,11 @@ export class SlotBus {
     } catch (e) {
       return Promise.reject(e)
     }
-    const signal = o.signal
     if (this.dispatcher.workerCount >= n) return Promise.resolve()
     if (this.closing) return Promise.reject(new BusClosedError(`bus "${this.name}" is closed`))
     const gaveUp = this.pools.gaveUp()
     if (gaveUp) return Promise.reject(gaveUp)
-    if (signal?.aborted) return Promise.reject(signal.reason)
-    const { promise, resolve, reject } = Promise.withResolvers<void>()
-    const w = { n, resolve: () => done(resolve), reject: (e: Error) => done(() => reject(e)) }
-    const timer =
-      timeoutMs > 0
-        ? longTimeout(
-            () =>
-              w.reject(
-                new TimeoutError(
-                  `${this.dispatcher.workerCount} of ${n} workers connected to "${this.name}" after ${timeoutMs}ms`,
-                ),
-              ),
-            timeoutMs,
-          )
-        : undefined
-    const onAbort = () => done(() => reject(signal!.reason))
-    signal?.addEventListener("abort", onAbort, { once: true })
-    const done = (f: () => void) => {
-      timer?.clear()
-      signal?.removeEventListener("abort", onAbort)
-      const i = this.acceptor.waiters.indexOf(w)
-      if (i >= 0) this.acceptor.waiters.splice(i, 1)
-      f()
-    }
-    this.acceptor.waiters.push(w)
-    return promise
+    return this.acceptor.waitFor(n, timeoutMs, o.signal)
   }
 
   /**
