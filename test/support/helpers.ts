@@ -208,6 +208,13 @@ export function pattern(n: number, seed = 0): Uint8Array {
   return out
 }
 
+/**
+ * Requests the bus handed to its workers (each connected worker's count): what "nothing was sent" is about, where
+ * `stats().requests` counts every request made, those refused before they were queued too.
+ */
+export const sentToWorkers = (bus: { workers: readonly { requests: number }[] }) =>
+  bus.workers.reduce((n, w) => n + w.requests, 0)
+
 /** A page of `n` characters, some of them over one UTF-8 byte (so n + 3 bytes). */
 export const textPage = (n: number) => "<p>é—</p>".padEnd(n, "x")
 

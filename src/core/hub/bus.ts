@@ -220,9 +220,12 @@ export class SlotBus {
       const o = checkOptions(opts, FETCH_OPTIONS, "bus.fetch")
       // no body (a GET): nothing to read, and no turn spent waiting for it
       if (request.body === null) return this.fetchWith(request, o, undefined)
-      return bodyUpTo(request, this.settings.maxBodyBytes).then((body) => this.fetchWith(request, o, body))
+      return bodyUpTo(request, this.settings.maxBodyBytes).then(
+        (body) => this.fetchWith(request, o, body),
+        (e) => this.refused(e),
+      )
     } catch (e) {
-      return Promise.reject(e)
+      return this.refused(e)
     }
   }
 
@@ -260,7 +263,7 @@ export class SlotBus {
       if (!Array.isArray(args)) throw new TypeError(`bus.invoke takes the arguments as an array, got ${typeof args}`)
       return this.rpc(method, args, remoteOptions(opts, "bus.invoke"))
     } catch (e) {
-      return Promise.reject(e)
+      return this.refused(e)
     }
   }
 
@@ -273,7 +276,7 @@ export class SlotBus {
       const read = (status: number, bytes: Uint8Array) => decodeReply(method, status, bytes)
       return this.submit(REQUEST, { method: verb, path: method, body }, opts, read)
     } catch (e) {
-      return Promise.reject(e)
+      return this.refused(e)
     }
   }
 
@@ -312,14 +315,20 @@ export class SlotBus {
       const strings = entry.kind === Kind.HTTP ? encodeHead(init, s.maxHeadBytes) : null
       checkBodySize(body, s.maxBodyBytes)
       const p = newPending(entry, strings, body, opts, s, read)
-      if (p.signal?.aborted) return Promise.reject(p.signal.reason)
+      if (p.signal?.aborted) return this.refused(p.signal.reason, true)
       p.signalOf = signalOf
       this.checkRoom()
       addTrace(p, opts, entry, this.name, s.maxHeadBytes)
       return this.enqueue(p)
     } catch (e) {
-      return Promise.reject(e)
+      return this.refused(e)
     }
+  }
+
+  /** A request that fails before it is queued: counted (stats(), GET /metrics) as made and failed, or cancelled. */
+  private refused(e: unknown, cancelled = false): Promise<never> {
+    this.dispatcher.observer.refused(e, cancelled)
+    return Promise.reject(e)
   }
 
   /** A full queue refuses a request, unless a worker has a slot free after all. */

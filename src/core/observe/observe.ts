@@ -47,6 +47,17 @@ export class BusObserver {
     if (p.trace !== null) p.trace.end(status)
   }
 
+  /**
+   * A request refused before it was queued (a full queue, a closed bus, a body or head over the limit, options that
+   * fail their checks): made, and failed by its class; or, when `cancelled` (its signal was aborted already), a cancel.
+   */
+  refused(err: unknown, cancelled = false) {
+    this.counters.request()
+    if (cancelled) return this.counters.cancel()
+    this.counters.failure(err)
+    this.metrics.refused(err)
+  }
+
   /** p failed with `err`, `ns` after its start (p.endpoint is still its worker, if it had one). */
   failed(p: Pending, err: unknown, ns: number) {
     if (p.trace !== null) p.trace.failed(err)

@@ -85,3 +85,42 @@ for (const runtime of PEER_RUNTIMES)
     },
     60_000,
   )
+
+test("a request refused before it is queued is made and failed by its class in stats() and GET /metrics; one aborted before, a cancel", async () => {
+  const bus = await SlotBus.listen(busName("observe-refused"), { slots: 1, queue: 1, maxBodyBytes: 1024 })
+  const worker = await spawnWorker(bus.name)
+  try {
+    await bus.waitForWorkers(1)
+    const held = bus.request({ path: "/hold", headers: { "x-delay-ms": "300" } }) // the one slot
+    const queued = bus.request({ path: "/queued" }) // the one place in the queue
+    const refusals = await Promise.all([
+      rejection(bus.request({ path: "/full" })),
+      rejection(bus.call(new Uint8Array(2000))),
+      rejection(bus.request({ path: "/head", headers: { "x-big": "y".repeat(20_000) } })),
+      rejection(bus.fetch(new Request("http://app/", { method: "POST", body: new Uint8Array(5000) }))),
+      rejection(bus.request({ path: "/" }, { timeoutMs: -1 })),
+      rejection(bus.invoke("", [])),
+      rejection(bus.request({ path: "/" }, { signal: AbortSignal.abort() })),
+    ])
+    expect(refusals.map((e) => (e as Error).name)).toEqual([
+      "BusFullError",
+      "PayloadTooLargeError",
+      "PayloadTooLargeError",
+      "PayloadTooLargeError",
+      "RangeError",
+      "TypeError",
+      "AbortError",
+    ])
+    expect((await held).status).toBe(200)
+    expect((await queued).status).toBe(200)
+    await bus.close()
+    expect(await rejection(bus.call(new Uint8Array(1)))).toMatchObject({ name: "BusClosedError" })
+    const errors = bus[METRICS]().find((f) => f.name === "slotbus_request_errors_total")!.samples
+    const byKind = Object.fromEntries(errors.map((s) => [s.labels.kind, "value" in s ? s.value : -1]))
+    expect(byKind).toEqual({ BusFullError: 1, PayloadTooLargeError: 3, RangeError: 1, TypeError: 1, BusClosedError: 1 })
+    expect(bus.stats()).toMatchObject({ requests: 10, responses: 2, errors: 7, cancels: 1 })
+  } finally {
+    await worker.kill()
+    await bus.close({ drain: false })
+  }
+}, 30_000)
