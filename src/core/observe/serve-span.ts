@@ -124,6 +124,9 @@ function measured(handler: Handler, route: string | undefined): Handler {
   }
 }
 
+/** The sample's status for a request whose client hung up before any answer was written (nginx's "client closed request"). */
+export const CLIENT_CLOSED_REQUEST = 499
+
 /** Express's route (`req.baseUrl + req.route.path`) once one matched, else the one `httpRoute` named. */
 class ListenerExchange implements Exchange {
   private named: string | undefined = undefined
@@ -164,14 +167,16 @@ function measuredListener(listener: Listener): Listener {
       if (over) return
       over = true
       const route = ex.route
-      const status = threw && !res.headersSent ? 500 : res.statusCode
+      // closed with nothing written: the client hung up, and res.statusCode is only the 200 it starts with
+      const hungUp = !threw && !res.headersSent && !res.writableFinished
+      const status = threw && !res.headersSent ? 500 : hungUp ? CLIENT_CLOSED_REQUEST : res.statusCode
       httpServer.observe(method, route, status, nanoseconds() - at)
       if (span === null) return
       if (route !== undefined) {
         span.updateName(`${ex.verb} ${route}`)
         span.setAttribute("http.route", route)
       }
-      recordStatus(span, status, 500)
+      if (!hungUp) recordStatus(span, status, 500) // none was sent: the span has no status code (OTel HTTP conventions)
       span.end()
     }
     res.once("finish", ended)
