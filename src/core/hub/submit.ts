@@ -2,6 +2,7 @@
 // the trace context added, and the Pending made that the Dispatcher keeps of it from the queue to the answer.
 import { Kind } from "../../native/ffi.ts"
 import { headerPairs, headLength } from "../wire/codec.ts"
+import { isRpcVerb } from "../wire/rpc-status.ts"
 import { checkOptions } from "../../kit/index.ts"
 import { PayloadTooLargeError } from "../../errors.ts"
 import type { Into, Pending, ReadAnswer } from "../endpoint/endpoint.ts"
@@ -48,6 +49,9 @@ export function encodeHead(init: SlotRequestInit, maxHeadBytes: number): string[
   const path = init.path ?? "/"
   if (typeof method !== "string" || typeof path !== "string" || /[\0\s]/.test(method) || path.includes("\0"))
     throw new TypeError("method and path must be strings without NUL (method without spaces)")
+  // a worker's Request is http://<bus><path>: "@evil.example/x" would name another host (an RPC call's is its method)
+  if (!path.startsWith("/") && !isRpcVerb(method))
+    throw new TypeError(`path must start with "/", got ${JSON.stringify(path.slice(0, 64))}`)
   const strings = [method, path, ...headerPairs(init.headers)]
   const head = headLength(strings)
   if (head > maxHeadBytes)

@@ -343,7 +343,7 @@ describe("a worker that exposes functions and serves other requests", () => {
       ["--with-handler"],
     )
     await withRpcWorkers(1, async (bus) => {
-      const e = await rejection(bus.request({ method: "RPC", path: "add" }))
+      const e = await rejection(bus.request({ method: "RPC", path: "/add" }))
       expect(e).toBeInstanceOf(RemoteError)
       expect((e as Error).message).toContain("pass { handler } to SlotWorker.expose")
     })
