@@ -2,7 +2,7 @@
 // Separate because they are what callers hold: nothing here touches the bus's books.
 import { pairEntries, pairsToHeaders, utf8 } from "../wire/codec.ts"
 import { pumpTurns } from "../wire/loop-probe.ts"
-import { PayloadTooLargeError, RemoteError, type SlotBusError } from "../../errors.ts"
+import { PayloadTooLargeError, ProtocolError, RemoteError, type SlotBusError } from "../../errors.ts"
 import { quirks } from "../../runtime/index.ts"
 import type { Into } from "./endpoint.ts"
 
@@ -89,8 +89,18 @@ const OwnResponse = globalThis.Response
  * byte body into the Response's own store when it is made, so `body` may view a slot that is reused right after:
  * bus.fetch's whole answers go from the slot to Bun.serve with no JavaScript buffer made in between.
  */
+/**
+ * A worker's status as a Web Response's: 0 (none given) is 200; one a Response cannot carry (the wire takes 0–999) is
+ * the worker's fault, a ProtocolError (a front's 502), not Response's RangeError.
+ */
+export function responseStatus(status: number): number {
+  if (status === 0) return 200
+  if (status >= 200 && status <= 599) return status
+  throw new ProtocolError(`the worker answered status ${status}, which an HTTP response cannot carry (200–599)`)
+}
+
 export function webResponse(status: number, head: readonly string[], body: Uint8Array | ReadableStream | null) {
-  const init = { status: status || 200, headers: head.length === 0 ? undefined : pairEntries(head, 0) }
+  const init = { status: responseStatus(status), headers: head.length === 0 ? undefined : pairEntries(head, 0) }
   if (NULL_BODY_STATUS.has(status)) body = null
   try {
     return new OwnResponse(body, init)
@@ -222,7 +232,7 @@ export class StreamedResponse {
   }
   /** As a Web Response streaming the same body (a status outside 200..599 is a TypeError, as for Response). */
   toResponse(): Response {
-    const init = { status: this.status || 200, headers: this.headers }
+    const init = { status: responseStatus(this.status), headers: this.headers }
     if (NULL_BODY_STATUS.has(this.status)) {
       if (!this.takeWhole()) this.body.pipeTo(new WritableStream()).catch(() => {}) // read to its end: the slot goes back
       return new Response(null, init)

@@ -3,7 +3,7 @@
 // handler and a caller see stays as it was.
 import { afterEach, expect, test } from "bun:test"
 import { bunChild, busName, type Child, rejection, stopAll, until } from "../../support/helpers.ts"
-import { SlotBus } from "../../../src/index.ts"
+import { ProtocolError, SlotBus } from "../../../src/index.ts"
 import { webResponse } from "../../../src/core/endpoint/response.ts"
 
 afterEach(stopAll)
@@ -104,7 +104,7 @@ test("bus.fetch's Response from a head with a name Headers refuses leaves that p
   ])
   expect(await res.text()).toBe("hi")
   expect(webResponse(204, ["x-a", "1"], new Uint8Array([1])).body).toBeNull()
-  expect(() => webResponse(999, ["bad name", "v"], null)).toThrow(RangeError)
+  expect(() => webResponse(999, ["bad name", "v"], null)).toThrow(ProtocolError)
 })
 
 /** A Request that counts the reads of its signal (Bun makes a Request's signal when it is first read). */

@@ -28,7 +28,7 @@ describe("into", () => {
         "into must be a Uint8Array",
         expect.stringContaining('"into"'),
       ])
-      expect(bus.stats()).toMatchObject({ requests: 0, inFlight: 0, queued: 0 })
+      expect(bus.stats()).toMatchObject({ requests: 5, errors: 5, inFlight: 0, queued: 0 }) // made, and refused
     } finally {
       await bus.close({ drain: false })
     }

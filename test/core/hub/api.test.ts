@@ -1,6 +1,13 @@
 import { afterEach, describe, expect, test } from "bun:test"
 import { bunChild, busName, type Child, rejection, sentToWorkers, stopAll, withHub } from "../../support/helpers.ts"
-import { PayloadTooLargeError, RemoteError, SlotBus, SlotWorker, TimeoutError } from "../../../src/index.ts"
+import {
+  PayloadTooLargeError,
+  ProtocolError,
+  RemoteError,
+  SlotBus,
+  SlotWorker,
+  TimeoutError,
+} from "../../../src/index.ts"
 
 afterEach(stopAll)
 const children: Child[] = []
@@ -212,11 +219,12 @@ describe("bus.fetch's Response is made from the slot", () => {
     })
   })
 
-  test("a status a Response cannot have rejects that fetch with RangeError; 204 and 304 come without a body", async () => {
+  test("a status a Response cannot have rejects that fetch with a ProtocolError naming it; 204 and 304 come without a body", async () => {
     await withApiWorker([], async (bus) => {
       for (const status of [99, 600, 999]) {
         const e = await rejection(bus.fetch(new Request(`http://x/status/${status}`)))
-        expect(e).toBeInstanceOf(RangeError)
+        expect(e).toBeInstanceOf(ProtocolError)
+        expect((e as Error).message).toContain(`status ${status}`)
       }
       for (const status of [204, 304]) {
         const res = await bus.fetch(new Request(`http://x/status/${status}`))

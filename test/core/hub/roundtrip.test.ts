@@ -3,6 +3,7 @@ import {
   HubNotFoundError,
   NameInUseError,
   PayloadTooLargeError,
+  ProtocolError,
   RemoteError,
   SlotBus,
   SlotResponse,
@@ -225,6 +226,20 @@ describe("heads and status", () => {
       expect(res.headers.get("x-reply")).toBe("Ünïcödé")
       expect(res.headers.get("set-thing")).toBe("a=1, b=2")
       expect(res.headers.get("x-path")).toBe("/echo")
+    })
+  })
+
+  test("a status a Web Response cannot carry (99, 700) is a ProtocolError from toResponse(), whole or streamed; 0 is 200", async () => {
+    await withHub({}, [{}], async (bus) => {
+      for (const status of ["99", "700"]) {
+        const headers = { "x-status": status }
+        const whole = await bus.request({ path: "/echo", headers }) // as itself, any status of the wire's
+        expect(whole.status).toBe(Number(status))
+        expect(() => whole.toResponse()).toThrow(ProtocolError)
+        const streamed = await bus.request({ path: "/echo", headers }, { stream: true })
+        expect(() => streamed.toResponse()).toThrow(ProtocolError)
+      }
+      expect((await bus.request({ path: "/echo", headers: { "x-status": "0" } })).toResponse().status).toBe(200)
     })
   })
 
