@@ -167,10 +167,14 @@ export class CrashRestarts {
       for (const inst of this.host.instances) inst.failedStarts = inst.earlyCrashes = 0
       for (const inst of this.host.instances)
         if (!inst.proc) {
-          this.host.spawn(inst)
-          restarted++
+          try {
+            this.host.spawn(inst)
+            restarted++
+          } catch {
+            this.crashed(inst, null) // it could not even be spawned (a deploy took its file away, say)
+          }
         }
-      this.host.emit("recovered", { restarted })
+      if (this.host.state === "running") this.host.emit("recovered", { restarted }) // (not if it gave up again)
     }, windowMs)
   }
 }

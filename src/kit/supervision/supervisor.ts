@@ -135,7 +135,10 @@ export class Supervisor {
     return this.events.on(event, fn)
   }
 
-  /** Spawns every instance. Throws (after cleaning up) when the command cannot be spawned at all. */
+  /**
+   * Spawns every instance. When the command cannot be spawned at all (no such file, not executable, no such cwd), stops
+   * what it started and throws a SupervisorError naming the command, the runtime's error as its `cause`.
+   */
   start(): void {
     if (this._state !== "created" && this._state !== "stopped" && this._state !== "failed")
       throw new SupervisorError(`start() needs a created, stopped or failed supervisor; this one is ${this._state}`)
@@ -146,7 +149,8 @@ export class Supervisor {
     } catch (e) {
       for (const inst of this.instances) if (inst.proc) this.end(inst.proc, "stop", "SIGKILL")
       this._state = "stopped"
-      throw e
+      const why = e instanceof Error ? e.message : String(e)
+      throw new SupervisorError(`cannot start the command ${this.opts.command.join(" ")}: ${why}`, { cause: e })
     }
   }
 

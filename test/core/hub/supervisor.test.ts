@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test"
-import { rmSync } from "node:fs"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import {
@@ -279,6 +279,47 @@ describe("Supervisor", () => {
     expect(() => new Supervisor({ command: ["x"], served: true as never })).toThrow(/served must be a function/)
     expect(() => new Supervisor({ command: ["x"], env: "A=1" as never })).toThrow(/env must be an object/)
   })
+
+  test("a command that cannot be started is a SupervisorError naming it, the runtime's error its cause", () => {
+    for (const command of [["/nonexistent/worker", "a"], ["surely-not-a-command-on-path"]]) {
+      const sup = new Supervisor({ command, instances: 2 })
+      let e: unknown
+      try {
+        sup.start()
+      } catch (thrown) {
+        e = thrown
+      }
+      expect(e).toBeInstanceOf(SupervisorError)
+      expect((e as Error).message).toContain(`cannot start the command ${command.join(" ")}`)
+      expect((e as Error).cause).toMatchObject({ code: "ENOENT" })
+      expect(sup.state).toBe("stopped")
+    }
+  })
+
+  test("a command gone by the end of a failed pool's window counts as a crash there, not an uncaught error", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "sup-gone-"))
+    const file = join(dir, "worker.sh")
+    writeFileSync(file, "#!/bin/sh\nexit 1\n", { mode: 0o755 })
+    const sup = new Supervisor({
+      command: [file],
+      restart: { maxRestarts: 0, maxUnstableRestarts: 1, windowMs: 300, backoffInitialMs: 1 },
+    })
+    const events: string[] = []
+    sup.on("failed", () => {
+      events.push("failed")
+      rmSync(file, { force: true }) // the deploy that took it away: the window's end finds nothing to start
+    })
+    sup.on("recovered", (r) => events.push(`recovered ${r.restarted}`))
+    sup.start()
+    try {
+      await until(() => events.length >= 2, "the pool to give up again", 20_000)
+      expect(events.slice(0, 2)).toEqual(["failed", "failed"]) // no "recovered": nothing could run
+      expect(sup.state).toBe("failed")
+    } finally {
+      await sup.stop({ killGraceMs: 0 })
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }, 30_000)
 
   test("env adds to this process's environment (undefined removes a variable), and SLOTBUS_INSTANCE is set", async () => {
     process.env.SLOTBUS_TEST_INHERITED = "kept"
