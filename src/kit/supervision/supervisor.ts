@@ -34,7 +34,7 @@ import { longTimeout, sleep, type LongTimer } from "../basics/timers.ts"
 import { describeProc, stayedUp, within } from "./process-wait.ts"
 import { checkNumber } from "../checks/value-check.ts"
 import { WorkerLogs } from "./worker-logs.ts"
-import { FFI_WARNING_ENV, spawn } from "../../runtime/index.ts"
+import { FFI_WARNING_ENV, spawn, type SpawnOptions } from "../../runtime/index.ts"
 
 export { ReplaceError, SHARED_OPTIONS, SupervisorError } from "./options.ts"
 export type {
@@ -135,10 +135,7 @@ export class Supervisor {
     return this.events.on(event, fn)
   }
 
-  /**
-   * Spawns every instance. When the command cannot be spawned at all (no such file, not executable, no such cwd), stops
-   * what it started and throws a SupervisorError naming the command, the runtime's error as its `cause`.
-   */
+  /** Spawns every instance; if the command cannot be spawned, stops those started and throws SupervisorError (cause: why). */
   start(): void {
     if (this._state !== "created" && this._state !== "stopped" && this._state !== "failed")
       throw new SupervisorError(`start() needs a created, stopped or failed supervisor; this one is ${this._state}`)
@@ -149,8 +146,8 @@ export class Supervisor {
     } catch (e) {
       for (const inst of this.instances) if (inst.proc) this.end(inst.proc, "stop", "SIGKILL")
       this._state = "stopped"
-      const why = e instanceof Error ? e.message : String(e)
-      throw new SupervisorError(`cannot start the command ${this.opts.command.join(" ")}: ${why}`, { cause: e })
+      const message = `cannot start the command ${this.opts.command.join(" ")}: ${(e as Error)?.message}`
+      throw new SupervisorError(message, { cause: e })
     }
   }
 
@@ -400,10 +397,9 @@ export class Supervisor {
     merged[FFI_WARNING_ENV] ??= "off" // the front printed node:ffi's warning: its Node workers, at each start, do not
     const { stdout, stderr } = this.logs.stdio
     const lastWords = this.logs.lastWordsFd // the front's stderr as the child's fd 3 (kit/supervision/last-words.ts)
-    const proc =
-      lastWords === null
-        ? spawn(command, { stdin, stdout, stderr, cwd, env: merged })
-        : spawn(command, { stdio: [stdin, stdout, stderr, lastWords], cwd, env: merged })
+    const stdio: SpawnOptions =
+      lastWords === null ? { stdin, stdout, stderr } : { stdio: [stdin, stdout, stderr, lastWords] }
+    const proc = spawn(command, { ...stdio, cwd, env: merged })
     this.logs.attach(proc, inst.index)
     void proc.exited.then(() => this.exited(inst, proc))
     return proc
