@@ -1,6 +1,6 @@
 // The signals a pump reads before it spins, yields or parks (as Agrona's ControllableIdleStrategy reads its status
 // indicator): whether the machine is oversubscribed (Contention), and whether the peer shares this CPU (CpuSharing).
-import { openSync, readSync } from "node:fs"
+import { readFileSync } from "node:fs"
 
 // A sched_yield that kept this side off the CPU this long ran a third process (a peer sharing our CPU answers
 // sooner): the machine is oversubscribed. Yielding then costs a whole time slice of the other process, while a
@@ -27,23 +27,11 @@ const RUN_DELAY_SHARE = 0.75
 export const SWITCHED_YIELD_NS = 2_000
 const QUICK_YIELDS_TO_CLEAR = 16
 
-// This thread's schedstat, opened at the first read and read again from its start (pread) each time: 3.7 µs a read
-// against 18.9 for opening, reading and closing it (Bun 1.4.5, stop 90). /proc/thread-self names the thread that
-// opens it: a module's state is its thread's (a Worker thread loads its own), and so is this descriptor.
-let schedstat: number | undefined
-const stat = new Uint8Array(128)
-
 /** ns this thread has spent runnable but not running (/proc/thread-self/schedstat), null where unknown. */
 export function runDelayNs(): number | null {
   try {
-    schedstat ??= openSync("/proc/thread-self/schedstat", "r")
-    const n = readSync(schedstat, stat, 0, stat.length, 0)
-    // "<ns on a CPU> <ns waiting for one> <timeslices>\n": the second field's digits
-    const from = stat.subarray(0, n).indexOf(32) + 1
-    let i = from
-    let ns = 0
-    for (; from > 0 && i < n && stat[i]! >= 48 && stat[i]! <= 57; i++) ns = ns * 10 + stat[i]! - 48
-    return i > from ? ns : null
+    const ns = Number(readFileSync("/proc/thread-self/schedstat", "latin1").split(" ")[1])
+    return Number.isFinite(ns) ? ns : null
   } catch {
     return null
   }
