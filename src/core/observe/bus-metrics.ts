@@ -157,12 +157,12 @@ export class BusMetrics {
 
   /** p failed with `err` after `ns`, not by its caller (isCancel): a timeout counted apart as well as by class. */
   failed(p: Pending, err: unknown, ns: number) {
-    const kind = this.refused(err)
+    const kind = this.countError(err)
     if (ns > this.slowFloor) this.noteSlow(p, ns, kind)
   }
 
-  /** A request failed with `err` (refused before it was queued, or later: failed()); returns its kind. */
-  refused(err: unknown): string {
+  /** Counts `err`, a request's failure (at its refusal or later: failed()), by its class; returns that kind. */
+  countError(err: unknown): string {
     const kind =
       err instanceof DOMException ? err.name : err instanceof Error ? err.constructor.name || err.name : typeof err
     if (err instanceof TimeoutError) this.timeouts++

@@ -55,7 +55,7 @@ export class BusObserver {
     this.counters.request()
     if (cancelled) return this.counters.cancel()
     this.counters.failure(err)
-    this.metrics.refused(err)
+    this.metrics.countError(err)
   }
 
   /** p failed with `err`, `ns` after its start (p.endpoint is still its worker, if it had one). */
