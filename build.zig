@@ -13,6 +13,7 @@
 //   hostile-asan        zig-out/bin/hostile-asan       (the same under AddressSanitizer + UBSan)
 //   topic-stress[-tsan] zig-out/bin/topic-stress[-tsan] (csrc/test/topic_stress.c, the topic ring under load)
 //   recorder-stress[-tsan] zig-out/bin/recorder-stress[-tsan] (csrc/test/recorder_stress.c, the flight recorder's seqlock)
+//   pid-at              zig-out/bin/pid-at             (csrc/test/pid_at.c, runs a program under a given pid)
 //   lib-abi0            zig-out/lib/libslotbus-abi0.so (claims ABI version 0: the loader test's wrong library)
 //   test-c              all of the C test programs above
 // zig's bundled clang has no AddressSanitizer runtime and only a trapping UBSan (no report), so those variants
@@ -114,6 +115,10 @@ pub fn build(b: *std.Build) void {
     floor.addCSourceFiles(.{ .files = &.{"bench/slots/floor.c"}, .flags = &c_flags });
     floor.linkLibC();
     b.step("floor", "Build zig-out/bin/floor, the bench's C-to-C floor").dependOn(&b.addInstallArtifact(floor, .{}).step);
+    const pid_at = b.addExecutable(.{ .name = "pid-at", .target = host, .optimize = optimize });
+    pid_at.addCSourceFiles(.{ .files = &.{"csrc/test/pid_at.c"}, .flags = &c_flags });
+    pid_at.linkLibC();
+    b.step("pid-at", "Build zig-out/bin/pid-at, which runs a program under a given pid").dependOn(&b.addInstallArtifact(pid_at, .{}).step);
     _ = addHostExe(b, "lease-handover", "lease-handover", b.path("bench/leases/handover.c"), optimize, false);
 
     const test_c = b.step("test-c", "Build every C test program");

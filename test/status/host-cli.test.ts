@@ -9,6 +9,7 @@ import { join } from "node:path"
 import { SlotBus } from "../../src/index.ts"
 import { RecConst, recorderDir } from "../../src/native/recorder-layout.ts"
 import { alive, busName, type Child, REPO, spawn, spawnWorker, until } from "../support/helpers.ts"
+import { zigBuild } from "../../scripts/zig.ts"
 import { forgeRecorder, hostCli as cli, undoAfterEach } from "../support/status/host-files.ts"
 
 const HOST_APP = join(REPO, "test", "support", "status", "host-app.ts")
@@ -72,20 +73,19 @@ async function appWithWorkers(workers: number, fast: number, hold: number) {
   return { name, app, workers: procs }
 }
 
-/** Root may say which pid the next process gets (Linux: /proc/sys/kernel/ns_last_pid). */
-const NS_LAST_PID = "/proc/sys/kernel/ns_last_pid"
-const canReusePid = process.getuid?.() === 0 && existsSync(NS_LAST_PID)
+/** Root may start a process under a pid of its choice (Linux: clone3's set_tid, as csrc/test/pid_at.c does). */
+const canReusePid = process.platform === "linux" && process.getuid?.() === 0
 
-/** A process (sleep) with `pid`, a dead process's: another process may fork between the write and ours, so a few
- * tries. */
-async function spawnWithPid(pid: number): Promise<Child> {
-  for (let i = 0; i < 50; i++) {
-    writeFileSync(NS_LAST_PID, String(pid - 1))
-    const p = spawn(["sleep", "60"])
-    if (p.pid === pid) return p
-    await p.kill()
-  }
-  throw new Error(`could not start a process with pid ${pid}`)
+/** A process (sleep) under `pid`, a dead process's. clone3 asks for that pid exactly, so no fork elsewhere on a
+ * busy machine can take it first, as one could between a write of ns_last_pid and our fork. */
+async function spawnWithPid(pid: number): Promise<number> {
+  const pidAt = spawn([join(await zigBuild("pid-at"), "pid-at"), String(pid), "sleep", "60"])
+  cleanups.push(async () => {
+    if (alive(pid)) process.kill(pid, "SIGKILL") // pid-at then exits with it
+    await pidAt.exited
+  })
+  const [line] = await pidAt.waitLine(/^\d+$/)
+  return Number(line)
 }
 
 /** What another test file running beside this one does: a bus opened and closed in the user's shared recorder
@@ -226,12 +226,12 @@ describe.skipIf(!existsSync("/proc/net/unix"))("slotbus ls, requests and top, fr
       const file = (await lsBus(name))!.file!
       cleanups.push(() => existsSync(file) && unlinkSync(file))
       await app.kill("SIGKILL")
-      const squatter = await spawnWithPid(app.pid)
+      expect(await spawnWithPid(app.pid)).toBe(app.pid)
       const bus = await lsBus(name)
       expect(bus).toMatchObject({ pid: app.pid, file, state: `stale: pid ${app.pid} is another process now` })
       const r = await cli("requests", name, "--json")
       expect(r.code).toBe(0)
-      expect(r.json().bus.state).toBe(`stale: pid ${squatter.pid} is another process now`)
+      expect(r.json().bus.state).toBe(`stale: pid ${app.pid} is another process now`)
     },
     90_000,
   )
