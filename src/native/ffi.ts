@@ -232,10 +232,10 @@ export const Msg = {
 export const MSG_WORDS = 11
 // Byte offset of cancel_seq in the region header (docs/PROTOCOL.md §2)
 export const CANCEL_SEQ_OFFSET = 448
-// The worker's runtime report, header line 8 (§2): its offset, and its words in use (seq, lag, heap ×2, external);
-// libslotbus never touches it, core/wire/runtime-block.ts writes and reads it
-export const RUNTIME_OFFSET = 512
-export const RUNTIME_WORDS = 5
+// The worker's vitals report, header line 8 (§2): its offset, and its words in use (seq, lag, heap ×2, external);
+// libslotbus never touches it, core/wire/vitals-block.ts writes and reads it
+export const VITALS_OFFSET = 512
+export const VITALS_WORDS = 5
 
 // struct sb_hub_config, word by word (allow_uids: the last MAX_ALLOW_UIDS); test/native/layout.test.ts checks it
 export const HUB_CONFIG_WORDS = 14

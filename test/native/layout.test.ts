@@ -41,7 +41,7 @@ interface TsConstants {
   E_CORRUPT: number
   Control: Record<string, number>
   CANCEL_SEQ_OFFSET: number
-  RUNTIME_OFFSET: number
+  VITALS_OFFSET: number
   layoutHash: number
   expectedLayoutHash: number
   abiVersion: number
@@ -69,7 +69,7 @@ const realTs: TsConstants = {
   E_CORRUPT: ffi.E_CORRUPT,
   Control: ffi.Control,
   CANCEL_SEQ_OFFSET: ffi.CANCEL_SEQ_OFFSET,
-  RUNTIME_OFFSET: ffi.RUNTIME_OFFSET,
+  VITALS_OFFSET: ffi.VITALS_OFFSET,
   layoutHash: ffi.native.sb_layout_hash(),
   expectedLayoutHash: ffi.LAYOUT_HASH,
   abiVersion: ffi.ABI_VERSION,
@@ -268,14 +268,14 @@ const checks: Record<string, Check> = {
     ]
   },
 
-  "the worker's runtime line sits where PROTOCOL.md §2 says, past every header field libslotbus keeps": (s, ts) => {
+  "the worker's vitals line sits where PROTOCOL.md §2 says, past every header field libslotbus keeps": (s, ts) => {
     const line = /^(\d+)\s+line \d+: worker runtime/m.exec(section(s.protocol, /^## 2\. Region layout/))?.[1]
     const kept = [...stripC(s.core).matchAll(/offsetof\(region_hdr, \w+\) == (\d+)/g)].map((m) => Number(m[1]))
     const hdrBytes = Number(/#define HDR_BYTES (\d+)u/.exec(s.core)?.[1])
     return [
-      ...eq("worker runtime offset in PROTOCOL.md vs RUNTIME_OFFSET", Number(line), ts.RUNTIME_OFFSET),
-      ...eq("the last region_hdr field C keeps comes before it", Math.max(...kept) + 64 <= ts.RUNTIME_OFFSET, true),
-      ...eq("its line fits in the header", ts.RUNTIME_OFFSET + 64 <= hdrBytes, true),
+      ...eq("worker runtime offset in PROTOCOL.md vs VITALS_OFFSET", Number(line), ts.VITALS_OFFSET),
+      ...eq("the last region_hdr field C keeps comes before it", Math.max(...kept) + 64 <= ts.VITALS_OFFSET, true),
+      ...eq("its line fits in the header", ts.VITALS_OFFSET + 64 <= hdrBytes, true),
     ]
   },
 
@@ -372,11 +372,11 @@ const textMutations: [string, (s: Sources) => Sources][] = [
     (s) => ({ ...s, protocol: s.protocol.replace("448    line 7: cancel_seq", "512    line 7: cancel_seq") }),
   ],
   [
-    "the worker runtime line moved in PROTOCOL.md",
+    "the worker vitals line moved in PROTOCOL.md",
     (s) => ({ ...s, protocol: s.protocol.replace("512    line 8: worker runtime", "576    line 8: worker runtime") }),
   ],
   [
-    "a region_hdr field of C's on the worker runtime line",
+    "a region_hdr field of C's on the worker vitals line",
     (s) => ({
       ...s,
       core: s.core.replace("offsetof(region_hdr, cancel_seq) == 448", "offsetof(region_hdr, cancel_seq) == 512"),
@@ -453,7 +453,7 @@ const tsMutations: [string, (ts: TsConstants) => TsConstants][] = [
     (ts) => ({ ...ts, HubConfig: { ...ts.HubConfig, streamWindow: 4, allowUidCount: 5 } }),
   ],
   ["CANCEL_SEQ_OFFSET off by a line", (ts) => ({ ...ts, CANCEL_SEQ_OFFSET: ts.CANCEL_SEQ_OFFSET + 64 })],
-  ["RUNTIME_OFFSET off by a line", (ts) => ({ ...ts, RUNTIME_OFFSET: ts.RUNTIME_OFFSET + 64 })],
+  ["VITALS_OFFSET off by a line", (ts) => ({ ...ts, VITALS_OFFSET: ts.VITALS_OFFSET + 64 })],
   ["MAX_ALLOW_UIDS changed", (ts) => ({ ...ts, MAX_ALLOW_UIDS: 9 })],
   ["State.DONE changed", (ts) => ({ ...ts, State: { ...ts.State, DONE: 7 } })],
   ["Kind.RAW changed", (ts) => ({ ...ts, Kind: { ...ts.Kind, RAW: 3 } })],

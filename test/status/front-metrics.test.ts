@@ -257,7 +257,7 @@ describe("two fronts of one name", () => {
         expect(p.value(await p.query('count(nodejs_eventloop_lag_seconds{worker=""})'))).toBe(2) // the fronts
         await until(
           async () => p.value(await p.query('count(nodejs_eventloop_lag_seconds{worker!=""})')) === 2,
-          "each worker's runtime report arrived once, from the leading front",
+          "each worker's vitals report arrived once, from the leading front",
           30_000,
           200,
         )

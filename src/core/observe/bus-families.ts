@@ -131,7 +131,7 @@ function runtimeFamilies(bus: { bus: string }, here: BusMetricsSnapshot["workers
   const heapTotal = family("nodejs_heap_size_total_bytes", "gauge", "the JavaScript heap's size, in bytes")
   const heapUsed = family("nodejs_heap_size_used_bytes", "gauge", "the JavaScript heap's bytes in use")
   const external = family("nodejs_external_memory_bytes", "gauge", "memory held outside the heap for it, in bytes")
-  for (const { index, runtime: r } of here) {
+  for (const { index, vitals: r } of here) {
     if (r === null) continue
     const labels = { ...bus, worker: String(index) }
     lag.add(labels, r.lagSeconds)

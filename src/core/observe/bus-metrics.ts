@@ -9,7 +9,7 @@ import { TimeoutError } from "../../errors.ts"
 import type { Endpoint, Pending } from "../endpoint/endpoint.ts"
 import { Kind } from "../../native/ffi.ts"
 import type { Channel } from "../wire/channel.ts"
-import { readRuntime, type WorkerRuntime } from "../wire/runtime-block.ts"
+import { readVitals, type WorkerVitals } from "../wire/vitals-block.ts"
 import { isRpcVerb, rpcErrorOf } from "../wire/rpc-status.ts"
 import { nanoseconds } from "../../runtime/index.ts"
 
@@ -56,8 +56,8 @@ export interface BusMetricsSnapshot {
     duration: HistogramSnapshot
     p50: number
     p99: number
-    /** A worker on this host: its runtime as it last reported it (docs/PROTOCOL.md §2, line 8); null: none. */
-    runtime: WorkerRuntime | null
+    /** A worker on this host: its vitals as it last reported them (docs/PROTOCOL.md §2, line 8); null: none. */
+    vitals: WorkerVitals | null
   }[]
   routes: { route: string; duration: HistogramSnapshot }[]
   errors: ErrorKind[]
@@ -78,10 +78,10 @@ const whatOf = (p: Pending) => {
   return isRpcVerb(s[0]!) ? s[1]! : `${s[0]} ${s[1]!.split("?", 1)[0]}`
 }
 
-/** A worker on this host (a SlotEndpoint, which holds its channel) reports its runtime in its region. */
-const runtimeOf = (e: Endpoint | null | undefined) => {
+/** A worker on this host (a SlotEndpoint, which holds its channel) reports its vitals in its region. */
+const vitalsOf = (e: Endpoint | null | undefined) => {
   const chan = (e as { chan?: Channel } | null | undefined)?.chan
-  return chan === undefined ? null : readRuntime(chan)
+  return chan === undefined ? null : readVitals(chan)
 }
 
 export class BusMetrics {
@@ -244,7 +244,7 @@ export class BusMetrics {
         duration: h.snapshot(),
         p50: h.quantile(0.5),
         p99: h.quantile(0.99),
-        runtime: runtimeOf(this.holders[index]),
+        vitals: vitalsOf(this.holders[index]),
       })),
       routes,
       errors: this.errorsByKind.filter(Boolean).map((k) => ({ ...k })),

@@ -1,7 +1,7 @@
 // One side of one hub<->worker connection: the mapped region, its doorbell and the socket that tells of death.
 import { writeSync } from "node:fs"
 import { availableParallelism } from "node:os"
-import { native, type Chan, MSG_WORDS, CANCEL_SEQ_OFFSET, RUNTIME_OFFSET, RUNTIME_WORDS } from "../../native/ffi.ts"
+import { native, type Chan, MSG_WORDS, CANCEL_SEQ_OFFSET, VITALS_OFFSET, VITALS_WORDS } from "../../native/ffi.ts"
 import type { Parking } from "./pump.ts"
 import { type DoorbellReader, doorbellReader, fdReader, memoryView } from "../../runtime/index.ts"
 import { systemError } from "../../kit/index.ts"
@@ -38,8 +38,8 @@ export class Channel implements Parking {
   private readonly myCpu: number
   private readonly theirCpu: number
   private cpuSaid = -1
-  /** The worker's runtime report, header line 8 (docs/PROTOCOL.md §2): runtime-block.ts's, only while open. */
-  readonly runtimeLine: Uint32Array
+  /** The worker's vitals report, header line 8 (docs/PROTOCOL.md §2): vitals-block.ts's, only while open. */
+  readonly vitalsLine: Uint32Array
   private readers: { cancel(): Promise<void> }[] = []
   private bell: DoorbellReader | undefined
   private open = true
@@ -62,7 +62,7 @@ export class Channel implements Parking {
     this.cpuWords = new Uint32Array(memoryView(this.base as never, PARKED_LINES_OFFSET, 128))
     this.myCpu = CPU_WORD[side]
     this.theirCpu = CPU_WORD[side === "hub" ? "worker" : "hub"]
-    this.runtimeLine = new Uint32Array(memoryView(this.base as never, RUNTIME_OFFSET, RUNTIME_WORDS * 4))
+    this.vitalsLine = new Uint32Array(memoryView(this.base as never, VITALS_OFFSET, VITALS_WORDS * 4))
     this.arenasOff = native.sb_arena_offset(ptr, 0, 0) // docs/PROTOCOL.md §2: arenas follow, 2 per slot
     this.arenas = new Array(this.slotCount * 2)
     // docs/PROTOCOL.md §2: 64-byte slot headers at SLOTS = align64(1024 + 8·ring_size)

@@ -19,7 +19,7 @@ import { busName } from "../wire/codec.ts"
 import { Pump, STARTUP_POLL_NS } from "../wire/pump.ts"
 import type { RemoteLink, RemoteTransport } from "../wire/remote.ts"
 import { FrontFamily, frontAddress, MAX_FRONTS, sharedFrontsExist, type FrontRoot } from "../ops/fronts.ts"
-import { reportRuntime } from "./runtime-report.ts"
+import { reportVitals } from "./vitals-report.ts"
 import type { Serving } from "./serve.ts"
 import { Intake, RemoteIntake } from "./intake.ts"
 import type { Lifetime } from "./lifetime.ts"
@@ -246,7 +246,7 @@ export class Connections {
       },
       () => this.lost(chan, hubClosing ? "hub-closed" : "hub-gone"),
     )
-    reportRuntime(chan)
+    reportVitals(chan)
     this.opts.onConnect?.(chan.peerPid)
     this.joinFamily()
     // A shared name's family looks for the front that started it; a plain name has one hub.

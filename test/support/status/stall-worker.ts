@@ -1,4 +1,4 @@
-// A worker that stalls and holds memory, for test/status/worker-runtime.test.ts. Usage:
+// A worker that stalls and holds memory, for test/status/worker-vitals.test.ts. Usage:
 //   bun test/support/status/stall-worker.ts <bus-name> [--stall]
 // Connects to <bus-name> and echoes raw calls. With --stall it holds ~100 MB of small objects on its heap and
 // busy-waits 300 ms every second, so its event loop runs late. Prints "ready" once connected; exits on SIGTERM.

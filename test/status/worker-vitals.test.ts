@@ -68,7 +68,7 @@ test.skipIf(promtoolSkip !== null)(
 )
 
 test.skipIf(python === null)(
-  "a worker that writes no runtime report (the Python one) has its process series and no runtime series",
+  "a worker that writes no vitals report (the Python one) has its process series and no runtime series",
   async () => {
     const bus = await SlotBus.listen(busName("wruntime"))
     cleanups.push(() => bus.close({ drain: false }))

@@ -1,4 +1,4 @@
-// A worker's runtime report in its connection's region (docs/PROTOCOL.md §2, header line 8): the worker writes its
+// A worker's vitals report in its connection's region (docs/PROTOCOL.md §2, header line 8): the worker writes its
 // event-loop lag and heap about once a second under a seqlock of single 32-bit words; the hub reads them when
 // scraped, without asking the worker. libslotbus never touches the line, and zero means "never reported".
 import type { Channel } from "./channel.ts"
@@ -7,8 +7,8 @@ import type { Channel } from "./channel.ts"
 const READ_TRIES = 3
 const MAX_U32 = 0xffff_ffff
 
-/** A worker's runtime as it last reported it. */
-export interface WorkerRuntime {
+/** A worker's vitals (event-loop lag, heap) as it last reported them. */
+export interface WorkerVitals {
   lagSeconds: number
   heapTotalBytes: number
   heapUsedBytes: number
@@ -18,9 +18,9 @@ export interface WorkerRuntime {
 const clamp = (n: number) => Math.min(MAX_U32, Math.max(0, Math.round(n)))
 
 /** The worker side: one report into `chan`'s region (nothing once it is closed). */
-export function writeRuntime(chan: Channel, r: WorkerRuntime) {
+export function writeVitals(chan: Channel, r: WorkerVitals) {
   if (!chan.isOpen) return
-  const v = chan.runtimeLine
+  const v = chan.vitalsLine
   const seq = Atomics.load(v, 0)
   Atomics.store(v, 0, (seq | 1) >>> 0) // odd: being written
   Atomics.store(v, 1, clamp(r.lagSeconds * 1e6))
@@ -31,9 +31,9 @@ export function writeRuntime(chan: Channel, r: WorkerRuntime) {
 }
 
 /** The hub side: the worker's last report, or null when it never reported (or kept writing while read). */
-export function readRuntime(chan: Channel): WorkerRuntime | null {
+export function readVitals(chan: Channel): WorkerVitals | null {
   if (!chan.isOpen) return null
-  const v = chan.runtimeLine
+  const v = chan.vitalsLine
   for (let i = 0; i < READ_TRIES; i++) {
     const seq = Atomics.load(v, 0)
     if (seq === 0) return null
