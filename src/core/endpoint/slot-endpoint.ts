@@ -108,12 +108,12 @@ export class SlotEndpoint implements Endpoint, AnswerSlot, SlotStreamOwner {
     readonly chan: Channel,
     private readonly host: EndpointHost,
     private readonly hooks: SlotHooks,
-    private readonly o: SlotSettings,
+    private readonly settings: SlotSettings,
   ) {
     this.pending = new Array<Pending | null>(chan.slotCount).fill(null)
     this.lent = new Array<WeakRef<ArrayBuffer> | null>(chan.slotCount).fill(null)
     this.sentTurn = new Float64Array(chan.slotCount)
-    this.pump = new Pump(chan, o.idle, {
+    this.pump = new Pump(chan, settings.idle, {
       collect: () => this.collect(),
       wanted: () => this.waiting > 0, // given-up and borrowed slots need no polling: a late answer rings
       rest: () => this.inFlight === 0, // no slot out: nothing can come that would ring, so no park (nor unpark)
@@ -169,7 +169,7 @@ export class SlotEndpoint implements Endpoint, AnswerSlot, SlotStreamOwner {
       const arena = this.chan.arena(slot, 0, (p.strings ? align8(headLength(p.strings)) : 0) + p.body.length)
       headLen = p.strings ? writeHead(arena, p.strings) : 0
       arena.set(p.body, align8(headLen))
-      if (this.o.recorder !== null) this.o.recorder.published(p.started, p.waited)
+      if (this.settings.recorder !== null) this.settings.recorder.published(p.started, p.waited)
       r = native.sb_hub_publish(ptr, slot, p.kind, this.nextId++ >>> 0, headLen, p.body.length)
       if (r < 0)
         throw new PayloadTooLargeError(
@@ -180,7 +180,7 @@ export class SlotEndpoint implements Endpoint, AnswerSlot, SlotStreamOwner {
       this.host.fail(p, e)
       return true
     }
-    if (p.started === 0) startClock(p, this.o.recorder?.dispatchedAt() || nanoseconds()) // its worker has it: no hurry
+    if (p.started === 0) startClock(p, this.settings.recorder?.dispatchedAt() || nanoseconds()) // its worker has it: no hurry
     this.pending[slot] = p
     if (this.inFlight++ === 0) {
       this.busyFrom = p.waited ? nanoseconds() : p.started
@@ -201,7 +201,7 @@ export class SlotEndpoint implements Endpoint, AnswerSlot, SlotStreamOwner {
   /** The worker sees the slot cancelled; it stays p's until the worker hands it back. */
   cancel(p: Pending, why?: unknown) {
     if (!this.chan.isOpen || p.in?.ended) return
-    if (this.o.recorder !== null) this.o.recorder.gaveUp(this.chan.ptr, p.slot, why)
+    if (this.settings.recorder !== null) this.settings.recorder.gaveUp(this.chan.ptr, p.slot, why)
     native.sb_hub_cancel(this.chan.ptr, p.slot)
   }
 
@@ -220,7 +220,7 @@ export class SlotEndpoint implements Endpoint, AnswerSlot, SlotStreamOwner {
   }
 
   tick(now: number) {
-    if ((this.state !== "serving" && this.state !== "retiring") || this.stuckSlots(now) < this.o.maxStuck) return
+    if ((this.state !== "serving" && this.state !== "retiring") || this.stuckSlots(now) < this.settings.maxStuck) return
     // Its handlers hang: send it nothing more, and let it go once nobody waits for it any longer.
     this.state = "evicting"
     this.host.counters.evictedWorker()
@@ -234,7 +234,7 @@ export class SlotEndpoint implements Endpoint, AnswerSlot, SlotStreamOwner {
     let n = 0
     let answers = 0
     let now = 0 // read once per pass, at the first answer: every answer of a pass arrived by then
-    const rec = this.o.recorder
+    const rec = this.settings.recorder
     if (rec !== null) rec.passStarted()
     for (;;) {
       if (!chan.isOpen) break
@@ -394,7 +394,7 @@ export class SlotEndpoint implements Endpoint, AnswerSlot, SlotStreamOwner {
     let n = 0
     for (let s = 0; s < this.pending.length; s++) {
       const p = this.pending[s]
-      if (p?.phase === "settled" && this.lent[s] === null && now - p.stuckFrom >= this.o.stuckAfterMs) n++
+      if (p?.phase === "settled" && this.lent[s] === null && now - p.stuckFrom >= this.settings.stuckAfterMs) n++
     }
     return n
   }

@@ -57,7 +57,7 @@ export class Acceptor {
   constructor(
     private readonly dispatcher: Dispatcher,
     private readonly name: string,
-    private readonly o: AcceptSettings,
+    private readonly settings: AcceptSettings,
   ) {}
 
   evict(endpoint: SlotEndpoint) {
@@ -66,14 +66,14 @@ export class Acceptor {
     this.drop(
       endpoint,
       new WorkerGoneError(
-        `worker pid ${endpoint.chan.peerPid} of "${this.name}" was disconnected: its handlers hung on ${this.o.maxStuck}+ requests`,
+        `worker pid ${endpoint.chan.peerPid} of "${this.name}" was disconnected: its handlers hung on ${this.settings.maxStuck}+ requests`,
       ),
     )
   }
 
   /** Each listening socket is watched by a "slotbus-accept" thread, which rings an eventfd when a peer waits. */
   watch() {
-    for (const fd of [this.o.listenFd, this.o.doorFd]) {
+    for (const fd of [this.settings.listenFd, this.settings.doorFd]) {
       if (fd < 0) continue
       const w = native.sb_accept_watch_start(fd, this.err) as Pointer | null
       if (!w) throw new SlotBusError(`cannot start the accept thread of "${this.name}": errno ${-this.err[0]!}`)
@@ -132,8 +132,8 @@ export class Acceptor {
   acceptSome(listenFd: number): boolean {
     let refused = false
     for (let i = 0; i < ACCEPTS_PER_TURN && !this.closing; i++) {
-      this.o.config[HubConfig.fullMask] = this.fullMask()
-      const ptr = native.sb_accept(listenFd, this.o.config, this.err, this.err.subarray(1)) as Chan | null
+      this.settings.config[HubConfig.fullMask] = this.fullMask()
+      const ptr = native.sb_accept(listenFd, this.settings.config, this.err, this.err.subarray(1)) as Chan | null
       if (ptr) {
         this.addLink(new Channel(ptr, "hub"))
         continue
@@ -171,7 +171,7 @@ export class Acceptor {
   }
 
   fullMask(): number {
-    if (this.endpoints.size >= this.o.maxWorkers) return FullMask.ALL
+    if (this.endpoints.size >= this.settings.maxWorkers) return FullMask.ALL
     let mask = 0
     const own = process.getuid?.() ?? -1
     const count = (uid: number) => {
@@ -179,15 +179,15 @@ export class Acceptor {
       for (const l of this.endpoints) if (l.chan.peerUid === uid) n++
       return n
     }
-    if (count(own) >= this.o.maxPerUid) mask |= FullMask.OWN_UID
-    this.o.uids.forEach((u, i) => {
-      if (u !== own && count(u) >= this.o.maxPerUid) mask |= 1 << i
+    if (count(own) >= this.settings.maxPerUid) mask |= FullMask.OWN_UID
+    this.settings.uids.forEach((u, i) => {
+      if (u !== own && count(u) >= this.settings.maxPerUid) mask |= 1 << i
     })
     return mask
   }
 
   addLink(chan: Channel) {
-    this.o.recorder?.attach(chan.ptr)
+    this.settings.recorder?.attach(chan.ptr)
     const endpoint = new SlotEndpoint(
       chan,
       this.dispatcher,
@@ -196,7 +196,7 @@ export class Acceptor {
         evict: (l) => this.evict(l),
         sent: (l) => this.crowd.sent(l),
       },
-      this.o,
+      this.settings,
     )
     chan.watchPeer(
       (bytes) => {
@@ -322,7 +322,7 @@ export class Acceptor {
     const watches = this.watches.splice(0)
     for (const watch of watches) await watch.reader?.cancel().catch(() => {})
     for (const watch of watches) native.sb_accept_watch_stop(watch.w)
-    for (const fd of [this.o.listenFd, this.o.doorFd]) {
+    for (const fd of [this.settings.listenFd, this.settings.doorFd]) {
       if (fd < 0) continue
       unlisten(fd) // the socket file (docs/PROTOCOL.md §1.1), before the socket closes
     }

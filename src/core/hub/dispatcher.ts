@@ -62,10 +62,10 @@ export class Dispatcher implements EndpointHost {
 
   constructor(
     readonly name: string,
-    private readonly o: DispatchSettings,
+    private readonly settings: DispatchSettings,
     private readonly hooks: DispatchHooks,
   ) {
-    this.observer = new BusObserver(name, o.metricsRoutes, o.recorder)
+    this.observer = new BusObserver(name, settings.metricsRoutes, settings.recorder)
     this.counters = this.observer.counters
   }
 
@@ -75,7 +75,7 @@ export class Dispatcher implements EndpointHost {
   }
 
   get maxBody(): number {
-    return this.o.maxBody
+    return this.settings.maxBody
   }
 
   /** Requests whose callers still wait: queued, or held by a worker. */
@@ -111,7 +111,7 @@ export class Dispatcher implements EndpointHost {
 
   /** When a remote worker gets a request (remotePolicy). */
   get remotePolicy() {
-    return this.o.remotePolicy
+    return this.settings.remotePolicy
   }
 
   /**
@@ -122,7 +122,7 @@ export class Dispatcher implements EndpointHost {
    * A retiring one (past its request limit, its successor on the way) only while no other serves, full or not.
    */
   pick(): Endpoint | null {
-    const policy = this.o.remotePolicy
+    const policy = this.settings.remotePolicy
     let near: Endpoint | null = null
     let far: Endpoint | null = null
     let retiring: Endpoint | null = null
@@ -164,7 +164,7 @@ export class Dispatcher implements EndpointHost {
     let draining = false
     let least: Endpoint | null = null
     for (const e of this.endpoints) {
-      if (!e.serving || (e.distance > 0 && this.o.remotePolicy === "never")) continue
+      if (!e.serving || (e.distance > 0 && this.settings.remotePolicy === "never")) continue
       const kept = this.alone.get(e)
       if (kept) continue // it holds another retry
       if (e.waiting === 0 && e.inFlight < e.capacity) return e
@@ -258,7 +258,7 @@ export class Dispatcher implements EndpointHost {
 
   /** What a streamed answer's reader (stream-in.ts) may do to the books. */
   readonly streams: StreamHost = {
-    maxBody: () => this.o.maxBody,
+    maxBody: () => this.settings.maxBody,
     countIn: (bytes) => this.counters.receivedBytes(bytes),
     streamStarted: (p, status, head, body) => {
       p.deadline = Infinity // timeoutMs runs until the HEAD; from here on streamIdleMs watches the reader

@@ -35,7 +35,7 @@ export class ClientTrace {
 
   constructor(
     readonly context: TraceContext | undefined,
-    private readonly o: Otel | null,
+    private readonly otel: Otel | null,
     private readonly span: Span | null,
     /** What the request is: an HTTP request's span records the answer's status, an RPC call's whether it threw. */
     private readonly what: "http" | "rpc" | "raw" = "raw",
@@ -53,7 +53,7 @@ export class ClientTrace {
 
   /** It failed (before end): the span is an error of the error's class (`error.type`). */
   failed(err: unknown) {
-    if (this.span === null || this.o === null) return
+    if (this.span === null || this.otel === null) return
     if (err instanceof Error) this.span.recordException(err)
     this.span.setAttribute("error.type", errorType(err))
     this.span.setStatus({

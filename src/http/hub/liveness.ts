@@ -12,13 +12,13 @@ export class Liveness {
   private timer: ReturnType<typeof setInterval> | undefined
 
   constructor(
-    private readonly o: ResolvedOptions,
+    private readonly opts: ResolvedOptions,
     private readonly registry: Registry,
   ) {}
 
   /** Attach and detach are events of each bus (`watch`); only a hung process needs the pings. */
   start() {
-    this.timer ??= setInterval(() => void this.reap(), this.o.pingEveryMs)
+    this.timer ??= setInterval(() => void this.reap(), this.opts.pingEveryMs)
   }
 
   stop() {
@@ -62,13 +62,14 @@ export class Liveness {
       connected.map(async (inst) => {
         try {
           const reply = JSON.parse(
-            decoder.decode(await inst.bus.call(PING, { timeoutMs: this.o.pingEveryMs })),
+            decoder.decode(await inst.bus.call(PING, { timeoutMs: this.opts.pingEveryMs })),
           ) as PingReply
           inst.lastSeen = Date.now()
           inst.missedPings = 0
           inst.pid = reply.pid
         } catch {
-          if (++inst.missedPings >= this.o.maxMissedPings) this.registry.evict(inst, `missed ${inst.missedPings} pings`)
+          if (++inst.missedPings >= this.opts.maxMissedPings)
+            this.registry.evict(inst, `missed ${inst.missedPings} pings`)
         }
       }),
     )

@@ -45,7 +45,7 @@ function appendCookies(to: Headers, list: string) {
 
 export class RequestProxy {
   constructor(
-    private readonly o: ResolvedOptions,
+    private readonly opts: ResolvedOptions,
     private readonly counters: HubCounters,
     private readonly registry: Registry,
     private readonly liveness: Liveness,
@@ -64,7 +64,7 @@ export class RequestProxy {
         this.counters.tooLarge++
         return failureAnswer(
           "too-large",
-          { message: `request body is over the hub's limit of ${this.o.maxRequestBodyBytes} bytes` },
+          { message: `request body is over the hub's limit of ${this.opts.maxRequestBodyBytes} bytes` },
           { ...NO_STORE, connection: "close" },
         )
       }
@@ -105,7 +105,7 @@ export class RequestProxy {
     if (failure === "client-abort") return new Response(null, { status: 499 })
     const message =
       failure === "timeout"
-        ? `${where} did not answer within ${this.o.timeoutMs}ms`
+        ? `${where} did not answer within ${this.opts.timeoutMs}ms`
         : failure === "worker-error"
           ? `${where} failed to handle the request`
           : failure === "unavailable"
@@ -138,7 +138,7 @@ export class RequestProxy {
   }
 
   private async readBody(req: Request): Promise<Uint8Array | null> {
-    const max = this.o.maxRequestBodyBytes
+    const max = this.opts.maxRequestBodyBytes
     const declared = req.headers.get("content-length")
     if (declared !== null) return Number(declared) > max ? null : await req.bytes()
     const parts: Uint8Array[] = []

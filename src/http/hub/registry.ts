@@ -85,12 +85,12 @@ export class Registry {
   readonly remote: Nats | undefined
 
   constructor(
-    private readonly o: ResolvedOptions,
+    private readonly opts: ResolvedOptions,
     private readonly counters: HubCounters,
     private readonly busTag: string,
     private readonly hooks: RegistryHooks,
   ) {
-    this.remote = o.nats === undefined ? undefined : nats(o.nats)
+    this.remote = opts.nats === undefined ? undefined : nats(opts.nats)
   }
 
   async register(r: RegisterRequest, port: number): Promise<Response> {
@@ -120,12 +120,12 @@ export class Registry {
 
     const busName = `${busPrefixFor(port)}${r.name}.${this.busTag}${(this.nextBus++).toString(36)}`
     const bus = await SlotBus.listen(busName, {
-      slots: this.o.slots,
-      maxBodyBytes: Math.max(this.o.maxRequestBodyBytes, this.o.chunkBytes, this.o.streamWindowBytes),
+      slots: this.opts.slots,
+      maxBodyBytes: Math.max(this.opts.maxRequestBodyBytes, this.opts.chunkBytes, this.opts.streamWindowBytes),
       maxHeadBytes: 64 * 1024,
-      timeoutMs: this.o.timeoutMs,
-      streamWindowBytes: this.o.streamWindowBytes,
-      idle: this.o.idle,
+      timeoutMs: this.opts.timeoutMs,
+      streamWindowBytes: this.opts.streamWindowBytes,
+      idle: this.opts.idle,
       ...(this.remote === undefined ? {} : { remote: this.remote }),
     })
     crowdTogether(bus, this.crowd)
@@ -150,8 +150,8 @@ export class Registry {
     const old = this.instances.get(key)
     if (old) this.evict(old, "replaced")
     const who = `worker "${r.name}" instance ${r.instance}`
-    if (old) this.o.log(`${who} restarted: pid ${old.pid} replaced by pid ${r.pid}, ${routes.length} routes`)
-    else this.o.log(`${who} (pid ${r.pid}) ${r.previousBus ? "rejoined" : "registered"}: ${routes.length} routes`)
+    if (old) this.opts.log(`${who} restarted: pid ${old.pid} replaced by pid ${r.pid}, ${routes.length} routes`)
+    else this.opts.log(`${who} (pid ${r.pid}) ${r.previousBus ? "rejoined" : "registered"}: ${routes.length} routes`)
     const last = this.lastOf.get(key)
     const restarts = (last?.restarts ?? 0) + (last && last.pid !== r.pid ? 1 : 0)
     this.lastOf.delete(key) // re-inserted last: the oldest is dropped first
@@ -190,10 +190,10 @@ export class Registry {
     this.counters.registrations++
     return json(200, {
       bus: busName,
-      chunkBytes: this.o.chunkBytes,
-      topic: this.o.eventsTopic,
-      nats: this.o.nats !== undefined,
-      eventsNats: this.o.eventsDurable !== undefined,
+      chunkBytes: this.opts.chunkBytes,
+      topic: this.opts.eventsTopic,
+      nats: this.opts.nats !== undefined,
+      eventsNats: this.opts.eventsDurable !== undefined,
     } satisfies RegisterReply)
   }
 
@@ -213,10 +213,10 @@ export class Registry {
     if (this.retired.size > KEEP_RETIRED) this.retired.delete(this.retired.keys().next().value!)
     this.hooks.evicted(inst, reason)
     if (reason !== "replaced")
-      this.o.log(
+      this.opts.log(
         `worker "${inst.name}" instance ${inst.instance} (pid ${inst.pid}) ${drain ? "left" : "evicted"}: ${reason}`,
       )
-    const closed = inst.bus.close({ drain, timeoutMs: this.o.timeoutMs })
+    const closed = inst.bus.close({ drain, timeoutMs: this.opts.timeoutMs })
     if (drain) void closed.finally(() => transition(inst, "gone"))
   }
 

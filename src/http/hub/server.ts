@@ -34,7 +34,7 @@ export class Hub {
   private server: Server<undefined> | null = null
   private tokenPath = ""
   private closing: Promise<void> | null = null
-  private readonly o: ResolvedOptions
+  private readonly opts: ResolvedOptions
   private readonly healthReport: Health
   private readonly registry: Registry
   private readonly metrics = new HubMetrics((name) => this.registry.isLive(name))
@@ -46,18 +46,18 @@ export class Hub {
   private topic: Topic | null = null
 
   /** @internal Use createHub(). */
-  constructor(key: symbol, opts: HubOptions) {
+  constructor(key: symbol, given: HubOptions) {
     madeBy(key, FACTORY, "Hub", "await createHub(options)")
-    this.o = resolveOptions(opts)
-    this.token = opts.token ?? newToken()
+    this.opts = resolveOptions(given)
+    this.token = given.token ?? newToken()
     if (this.token.length < 16 || /\s/.test(this.token))
       throw new RangeError("token must be at least 16 characters without whitespace")
     const tag = newToken()
       .slice(0, 4)
       .replace(/[^A-Za-z0-9]/g, "x")
-    this.healthReport = new Health(this.o.slots)
+    this.healthReport = new Health(this.opts.slots)
     const counters = this.healthReport.counters
-    this.registry = new Registry(this.o, counters, tag, {
+    this.registry = new Registry(this.opts, counters, tag, {
       registered: (inst) => this.liveness.watch(inst),
       evicted: (inst, reason) => {
         this.metrics.left(inst)
@@ -65,25 +65,25 @@ export class Hub {
         this.healthReport.recordEviction(inst, reason)
       },
     })
-    this.liveness = new Liveness(this.o, this.registry)
-    this.proxy = new RequestProxy(this.o, counters, this.registry, this.liveness)
-    this.sse = new SseHub(this.o, counters, this.registry, this.proxy, tag)
-    this.status = new StatusStream(this.o, async () => hubReport(await this.fullHealth(), this.url))
-    this.metricsScrape = sharedScrape(() => this.metricsText(), this.o.metricsMaxAgeMs)
+    this.liveness = new Liveness(this.opts, this.registry)
+    this.proxy = new RequestProxy(this.opts, counters, this.registry, this.liveness)
+    this.sse = new SseHub(this.opts, counters, this.registry, this.proxy, tag)
+    this.status = new StatusStream(this.opts, async () => hubReport(await this.fullHealth(), this.url))
+    this.metricsScrape = sharedScrape(() => this.metricsText(), this.opts.metricsMaxAgeMs)
   }
 
   /** @internal Use createHub(). */
   async start() {
-    const idleSeconds = this.o.timeoutMs === 0 ? 0 : Math.min(255, Math.ceil(this.o.timeoutMs / 1000) + 5)
+    const idleSeconds = this.opts.timeoutMs === 0 ? 0 : Math.min(255, Math.ceil(this.opts.timeoutMs / 1000) + 5)
     this.server = await serveHttp({
-      port: this.o.port,
-      hostname: this.o.hostname,
+      port: this.opts.port,
+      hostname: this.opts.hostname,
       idleTimeout: Math.max(idleSeconds, 10),
-      maxRequestBodySize: this.o.maxRequestBodyBytes * 2 + MiB,
+      maxRequestBodySize: this.opts.maxRequestBodyBytes * 2 + MiB,
       fetch: (req, server) => this.fetch(req, server),
       error: () => json(500, { error: "internal", message: "the hub failed to handle this request" }),
     })
-    this.tokenPath = this.o.tokenFile ?? defaultTokenFile(this.server.port!)
+    this.tokenPath = this.opts.tokenFile ?? defaultTokenFile(this.server.port!)
     // its buses' names have a tag of this process: those of a hub killed on this port are nobody else's to bind
     await sweepDeadBuses(busPrefixFor(this.server.port!))
     try {
@@ -92,20 +92,20 @@ export class Hub {
       this.server.stop(true)
       throw e
     }
-    this.o.eventsTopic ||= eventsTopicFor(this.server.port!)
+    this.opts.eventsTopic ||= eventsTopicFor(this.server.port!)
     try {
-      this.topic = await openEventsTopic(this.o, this.registry.remote)
+      this.topic = await openEventsTopic(this.opts, this.registry.remote)
     } catch (e) {
       this.server.stop(true)
       removeTokenFile(this.tokenPath, this.token)
       if (e instanceof TypeError || e instanceof RangeError) throw e // eventsDurable's fields, checked by Topic.open
       throw new HubEventsError(
-        `the hub cannot open its events topic "${this.o.eventsTopic}": ${(e as Error).message}; pass another eventsTopic`,
+        `the hub cannot open its events topic "${this.opts.eventsTopic}": ${(e as Error).message}; pass another eventsTopic`,
         { cause: e },
       )
     }
     try {
-      await this.sse.start(this.topic, this.o.eventsDurable !== undefined)
+      await this.sse.start(this.topic, this.opts.eventsDurable !== undefined)
     } catch (e) {
       this.sse.closeAll("hub-closing")
       this.topic.close()
@@ -118,7 +118,7 @@ export class Hub {
 
   /** The shared-memory topic behind `app.emit` and `GET /events` (a slotbus/events topic). */
   get eventsTopic(): string {
-    return this.o.eventsTopic
+    return this.opts.eventsTopic
   }
 
   get port(): number {
@@ -126,7 +126,7 @@ export class Hub {
   }
   /** Base URL of the hub, e.g. "http://127.0.0.1:3200". */
   get url(): string {
-    const host = this.o.hostname.includes(":") ? `[${this.o.hostname}]` : this.o.hostname
+    const host = this.opts.hostname.includes(":") ? `[${this.opts.hostname}]` : this.opts.hostname
     return `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${this.port}`
   }
   /** The file workers read the token from. */
@@ -172,7 +172,7 @@ export class Hub {
   private async internal(req: Request, server: Server<undefined>, op: string): Promise<Response> {
     const counters = this.healthReport.counters
     const ip = server.requestIP(req)?.address ?? ""
-    if (this.o.nats === undefined && !(ip === "127.0.0.1" || ip === "::1" || ip === "::ffff:127.0.0.1")) {
+    if (this.opts.nats === undefined && !(ip === "127.0.0.1" || ip === "::1" || ip === "::ffff:127.0.0.1")) {
       counters.forbidden++
       return json(403, {
         error: "forbidden",
@@ -217,7 +217,7 @@ export class Hub {
   /** health() and, with the `nats` option, what the buses and the events topic know across hosts. */
   private async fullHealth(): Promise<HubHealth> {
     const h = this.health()
-    if (this.o.nats !== undefined) h.nats = await natsSections(this.registry, this.topic)
+    if (this.opts.nats !== undefined) h.nats = await natsSections(this.registry, this.topic)
     return h
   }
 

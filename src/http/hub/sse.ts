@@ -71,7 +71,7 @@ export class SseHub {
   private liveLagged = 0
 
   constructor(
-    private readonly o: ResolvedOptions,
+    private readonly opts: ResolvedOptions,
     private readonly counters: HubCounters,
     private readonly registry: Registry,
     private readonly proxy: RequestProxy,
@@ -83,16 +83,16 @@ export class SseHub {
    * `durable`, from its stream (ids the stream's sequence numbers, the same on every hub of the cluster).
    */
   async start(topic: Topic, durable: boolean) {
-    const sweepMs = Math.max(10, Math.min(1000, Math.floor(this.o.sseIdleTimeoutMs / 4)))
+    const sweepMs = Math.max(10, Math.min(1000, Math.floor(this.opts.sseIdleTimeoutMs / 4)))
     this.timers.push(
-      setInterval(() => this.heartbeat(), this.o.heartbeatMs),
+      setInterval(() => this.heartbeat(), this.opts.heartbeatMs),
       setInterval(() => this.sweep(), sweepMs),
     )
     this.topic = topic
     this.durable = durable
     this.live = durable
       ? await topic.subscribeDurable({}, { from: "now", queue: FANOUT_BATCH * 4 })
-      : topic.subscribe({}, { queue: REPLAY_QUEUE, idle: this.o.idle, from: "now" })
+      : topic.subscribe({}, { queue: REPLAY_QUEUE, idle: this.opts.idle, from: "now" })
     void this.fanOut(this.live)
   }
 
@@ -112,7 +112,7 @@ export class SseHub {
       for await (const batch of sub.batches(FANOUT_BATCH)) this.deliverLive(batch, sub.lagged)
     } catch (e) {
       if (!sub.isClosed)
-        this.o.log(`the events stream stopped: ${(e as Error).message}; GET /events clients get nothing more`)
+        this.opts.log(`the events stream stopped: ${(e as Error).message}; GET /events clients get nothing more`)
     }
   }
 
@@ -154,10 +154,10 @@ export class SseHub {
         : q.get("from") === "oldest"
           ? "oldest"
           : null
-    if (from !== null && this.durable && this.resuming >= this.o.maxResumingClients) {
+    if (from !== null && this.durable && this.resuming >= this.opts.maxResumingClients) {
       this.counters.resumesRefused++
       return new Response(
-        `this hub already replays to ${this.o.maxResumingClients} resuming clients (maxResumingClients): retry shortly\n`,
+        `this hub already replays to ${this.opts.maxResumingClients} resuming clients (maxResumingClients): retry shortly\n`,
         { status: 503, headers: { "retry-after": "1" } },
       )
     }
@@ -247,7 +247,7 @@ export class SseHub {
         for (const ev of batch) if (matches(client.want!, ev)) this.deliver(client, eventFrame(ev))
     } catch (e) {
       if (this.clients.has(client.id)) {
-        this.o.log(`a resumed events stream stopped: ${(e as Error).message}`)
+        this.opts.log(`a resumed events stream stopped: ${(e as Error).message}`)
         this.close(client, "worker-gone")
       }
     }
@@ -326,7 +326,7 @@ export class SseHub {
       want,
       after: -1,
       closeSocketIn: (seconds) => server.timeout(req, seconds),
-      stream: new SseStream(this.o.sseMaxBufferedBytes, () => this.close(client, "client"), this.o.sseRetryMs),
+      stream: new SseStream(this.opts.sseMaxBufferedBytes, () => this.close(client, "client"), this.opts.sseRetryMs),
     }
     this.clients.set(id, client)
     this.counters.sseOpened++
@@ -351,7 +351,7 @@ export class SseHub {
     } else {
       c.stream.end()
       // A client that stopped reading would hold the ended stream open forever: give it the idle timeout to take it.
-      if (reason !== "client" && reason !== "hub-closing") c.closeSocketIn(Math.ceil(this.o.sseIdleTimeoutMs / 1000))
+      if (reason !== "client" && reason !== "hub-closing") c.closeSocketIn(Math.ceil(this.opts.sseIdleTimeoutMs / 1000))
     }
     if (c.inst && isAttached(c.inst) && reason !== "worker-gone")
       c.inst.bus.call(JSON.stringify({ op: "sse-close", conn: c.id, reason } satisfies ControlMessage)).catch(() => {})
@@ -365,7 +365,7 @@ export class SseHub {
   private sweep() {
     const now = performance.now()
     for (const c of [...this.clients.values()])
-      if (c.stream.stalledMs(now) > this.o.sseIdleTimeoutMs) this.close(c, "idle")
+      if (c.stream.stalledMs(now) > this.opts.sseIdleTimeoutMs) this.close(c, "idle")
   }
 
   private heartbeat() {

@@ -20,7 +20,7 @@ export class StatusStream {
   private timer: ReturnType<typeof setInterval> | null = null
 
   constructor(
-    private readonly o: ResolvedOptions,
+    private readonly opts: ResolvedOptions,
     private readonly report: () => Promise<StatusReport>,
   ) {}
 
@@ -40,7 +40,7 @@ export class StatusStream {
       return json(405, { error: "method-not-allowed", message: "/health/stream takes GET" }, { allow: "GET" })
     server.timeout(req, 0)
     const w: Watcher = {
-      stream: new SseStream(this.o.sseMaxBufferedBytes, () => this.drop(w, "client")),
+      stream: new SseStream(this.opts.sseMaxBufferedBytes, () => this.drop(w, "client")),
       closeSocketIn: (seconds) => server.timeout(req, seconds),
     }
     this.watchers.add(w)
@@ -64,7 +64,7 @@ export class StatusStream {
     const now = performance.now()
     for (const w of [...this.watchers]) {
       // A watcher that took nothing for sseIdleTimeoutMs is gone or stuck: its reports would only pile up.
-      if (w.stream.stalledMs(now) > this.o.sseIdleTimeoutMs) this.drop(w, "idle")
+      if (w.stream.stalledMs(now) > this.opts.sseIdleTimeoutMs) this.drop(w, "idle")
       else this.send(w, frame)
     }
   }
