@@ -3,7 +3,7 @@
 // on Bun too, so it serves a Node code base's own server under either runtime; node-http.ts's serveHttp stands on it.
 // Only node:http's types are imported: nothing of it loads until a server calls it (it costs Bun ~20 ms at import).
 import type { IncomingMessage, ServerResponse } from "node:http"
-import { badRequest, refuseHost, refuseMethod } from "./request-target.ts"
+import { badRequest, refuseHost, refuseMethod, refuseTarget } from "./request-target.ts"
 
 type Fetch = (request: Request) => Response | Promise<Response>
 /** What a failed `fetch` answers; what it throws (or a client gone before the answer) ends the connection. */
@@ -45,6 +45,8 @@ export function requestOf(req: IncomingMessage, res: ServerResponse, fallbackHos
   const url = target[0] === "/" ? `http://${hosts[0] ?? fallbackHost}${target}` : absoluteForm(target)
   if (url === null)
     return new Refused(badRequest(`the request target ${JSON.stringify(target)} is no path or http URL`))
+  const moved = refuseTarget(target)
+  if (moved !== null) return new Refused(moved)
   const gone = new AbortController()
   const hasBody = method !== "GET" && method !== "HEAD"
   const request = new Request(url, {

@@ -36,6 +36,25 @@ export function refuseMethod(method: string): Response | null {
   return FORBIDDEN.has(upper) ? answer(501, "not-implemented", `this server does not serve ${upper} requests`) : null
 }
 
+/** A dot segment (".", "..", either spelled with %2e) or a backslash in a path: its URL resolves it into another path
+ * (RFC 3986 §5.2.4; a WHATWG URL reads "\\" as "/" in an http URL), so an app that routed the path as it came would
+ * hand its worker another one. */
+const RESOLVED = /(?:^|[/\\])(?:\.|%2e){1,2}(?=[/\\]|$)|\\/i
+
+/** A 400 for a target whose path its URL would change (a dot segment, a backslash); null for one kept as it came. */
+export function refuseTarget(target: string): Response | null {
+  const start = pathStart(target)
+  if (start < 0) return null // no path: the caller refuses it as no URL, or it has none to change
+  const end = target.slice(start).search(/[?#]/)
+  const path = end < 0 ? target.slice(start) : target.slice(start, start + end)
+  if (!RESOLVED.test(path)) return null
+  return answer(
+    400,
+    "bad-request",
+    `the request target ${JSON.stringify(target)} has a dot segment or a backslash in its path: its URL would name another path than the one this server routed`,
+  )
+}
+
 /** A 400 naming what could not be made of a request (a target that is no path, a header a Request refuses). */
 export const badRequest = (message: string) => answer(400, "bad-request", message)
 

@@ -13,6 +13,7 @@ import {
   WorkerGoneError,
 } from "../../src/index.ts"
 import { serveHttp } from "../../src/runtime/node/http.ts"
+import { rawAnswer } from "../support/runtime/raw-http.ts"
 
 let server: Server | undefined
 afterEach(() => {
@@ -50,6 +51,23 @@ test("the worker's status, headers (each set-cookie apart) and body; HEAD gets t
   const head = await fetch(`${base}/h`, { method: "HEAD" })
   expect([head.status, await head.text()]).toEqual([201, ""])
   expect(seen).toEqual(["POST /p b sent", "HEAD /h null "])
+})
+
+test("a target whose URL would name another path is 400 and never fetched; one that only looks like it goes as sent", async () => {
+  const seen: string[] = []
+  const base = await serve(
+    nodeHandler({ fetch: async (req) => (seen.push(new URL(req.url).pathname), new Response("ok")) }),
+  )
+  const port = Number(new URL(base).port)
+  for (const target of ["/a/../b", "/a/.", "/a/%2e%2E/b", "/a/.%2e/b", "/a\\b", "//x/../b", "http://h/a/../b"])
+    for (const method of ["GET", "POST"]) {
+      const a = await rawAnswer(port, `${method} ${target} HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi`)
+      expect([method, target, a.status, a.json.error]).toEqual([method, target, 400, "bad-request"])
+    }
+  expect(seen).toEqual([])
+  for (const target of ["/a/.../b", "/a/..b/c..", "/a/%2e%2e%2e", "/a?b=/../c"])
+    expect((await rawAnswer(port, `GET ${target} HTTP/1.1\r\nHost: h\r\n\r\n`)).status).toBe(200)
+  expect(seen).toEqual(["/a/.../b", "/a/..b/c..", "/a/%2e%2e%2e", "/a"])
 })
 
 test("the worker's hop-by-hop headers are not passed on: the connection's are node:http's own", async () => {

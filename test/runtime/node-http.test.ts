@@ -11,6 +11,7 @@ import { join } from "node:path"
 import { libraryPath } from "../../src/native/lib-path.ts"
 import { busName, type Child, eventually, spawn, spawnWorker, stopAll } from "../support/helpers.ts"
 import { buildForNode, findNode, NODE_INSTALL, nodeFlags } from "../support/runtime/node.ts"
+import { rawAnswer } from "../support/runtime/raw-http.ts"
 import { promtool } from "../support/status/prometheus.ts"
 import { sayWhySkipped, toolSkipReason } from "../support/tools.ts"
 
@@ -284,6 +285,35 @@ describe.skipIf(node === null)("bus.fetch behind node:http in a Node front (node
           String(size),
           null,
         ])
+      }
+      await closeFront(front)
+    } finally {
+      await worker.kill()
+      await front.kill()
+    }
+  }, 120_000)
+
+  test("a target whose URL would name another path (dot segments, %2e, a backslash) is 400; the worker sees the sent paths", async () => {
+    const name = busName("nodepath")
+    const { child: front, base } = await nodeFront(name)
+    const worker = await spawnWorker(name)
+    try {
+      const port = Number(new URL(base).port)
+      for (const target of [
+        "/a/../describe",
+        "/a/./describe",
+        "/a/%2E%2e/describe",
+        "/a\\..\\describe",
+        "http://h/a/../describe",
+      ])
+        for (const method of ["GET", "POST"]) {
+          const answer = await rawAnswer(port, `${method} ${target} HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi`)
+          expect([method, target, answer.status, answer.json.error]).toEqual([method, target, 400, "bad-request"])
+        }
+      // what only looks like one is a path of its own, and reaches the worker as it was sent
+      for (const target of ["/x?next=/a/../b", "/x/.../y/..z", "/x/..%2fz", "/x/%2e%2e%2e"]) {
+        const answer = await rawAnswer(port, `GET ${target} HTTP/1.1\r\nHost: h\r\n\r\n`)
+        expect([answer.status, answer.headers["x-path"]]).toEqual([200, target])
       }
       await closeFront(front)
     } finally {
