@@ -2,7 +2,7 @@
 // over a topic, a leased singleton job the workers contend for, and a pool of MCP servers. See README.md.
 //   PORT=3000 bun examples/app/server.ts
 import { dirname, join } from "node:path"
-import { closeGracefully, SlotBus, superviseWorkers } from "slotbus"
+import { closeGracefully, failureResponse, SlotBus, superviseWorkers } from "slotbus"
 import { Topic } from "slotbus/events"
 import { StdioBus } from "slotbus/stdio"
 
@@ -36,6 +36,7 @@ await mcp.notify("notifications/initialized")
 
 const server = Bun.serve({
   port: Number(process.env.PORT ?? 3000),
+  error: failureResponse, // a failed bus.fetch as its HTTP answer (413, 503, 504 …; JSON), not Bun's 500 page
   routes: {
     // request/response through shared memory: the worker answers, from its cache if it can
     "/square/:n": (req) => bus.fetch(req),

@@ -2,7 +2,7 @@
 // (the way in for a Node code base: its handlers move into node-worker.mjs unchanged, under Node).
 //   PORT=3000 bun bun-front.ts           NODE=/path/to/node picks the Node (default: node on PATH)
 import { join } from "node:path"
-import { closeGracefully, SlotBus, superviseWorkers } from "slotbus"
+import { closeGracefully, failureResponse, SlotBus, superviseWorkers } from "slotbus"
 
 const NAME = process.env.APP_NAME ?? "node-workers"
 const bus = await SlotBus.listen(NAME)
@@ -10,7 +10,12 @@ const pool = superviseWorkers(bus, {
   command: [process.env.NODE ?? "node", join(import.meta.dir, "node-worker.mjs"), NAME],
   instances: 2,
 })
-const server = Bun.serve({ port: Number(process.env.PORT ?? 3000), fetch: (req) => bus.fetch(req) })
+// error: a failed bus.fetch answered as its status (413, 503, 504 …, JSON), not with Bun's 500 page
+const server = Bun.serve({
+  port: Number(process.env.PORT ?? 3000),
+  fetch: (req) => bus.fetch(req),
+  error: failureResponse,
+})
 console.log(`bun front listening on ${server.url}`)
 
 for (const sig of ["SIGTERM", "SIGINT"] as const)

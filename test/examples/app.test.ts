@@ -1,5 +1,5 @@
 // examples/app as a user runs it: the server process with its two supervised workers, over real HTTP, a kill -9
-// of the worker holding the leased job, then SIGTERM; nothing may be left behind.
+// of the worker holding the leased job, a request too large, then SIGTERM; nothing may be left behind.
 import { afterAll, expect, test } from "bun:test"
 import { join } from "node:path"
 import { REPO, spawn, stopAll, until } from "../support/helpers.ts"
@@ -42,6 +42,10 @@ test("the example app serves, invalidates over the topic, hands the leased job o
   expect(BigInt(next.token)).toBeGreaterThan(BigInt(holder.token)) // fencing: a newer token
 
   expect(await (await get("/echo?message=hi")).json()).toEqual({ content: [{ type: "text", text: "Echo: hi" }] })
+
+  // a request bus.fetch refuses gets its own status, JSON (Bun.serve's error: failureResponse), not Bun's 500 page
+  const big = await fetch(`${url}/square/2`, { method: "POST", body: new Uint8Array(64 * 1024 * 1024 + 1) })
+  expect([big.status, ((await big.json()) as { error: string }).error]).toEqual([413, "too-large"])
 
   server.signal("SIGTERM")
   expect(await server.exited).toBe(0)
