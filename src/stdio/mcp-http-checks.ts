@@ -41,7 +41,7 @@ export function refuseSource(request: Request, guards: HttpGuards): Response | n
       )
   }
   if (guards.allowedHosts !== true) {
-    const host = request.headers.get("host") ?? new URL(request.url).host
+    const host = request.headers.get("host") ?? URL.parse(request.url)?.host ?? ""
     const name = hostName(host)
     if (!LOOPBACK.has(name) && !guards.allowedHosts.includes(name))
       return refusal(

@@ -1,6 +1,6 @@
 // `bus.listen("http:127.0.0.1:8080")`: an HTTP server of its own for the MCP Streamable HTTP transport, one
 // endpoint per pool: `/mcp` serves the configuration's first pool, `/mcp/<pool id>` each pool by name.
-import { serveHttp, type HttpServer } from "../runtime/index.ts"
+import { hostProblem, pathStart, serveHttp, type HttpServer } from "../runtime/index.ts"
 import { refusal } from "./mcp-http-checks.ts"
 import { newToken, removeTokenFile, writeTokenFile } from "./token.ts"
 import { McpHttpHandler } from "./mcp-http.ts"
@@ -29,6 +29,29 @@ export function parseHttpAddress(spec: string): HttpAddress {
   if (!m || port > 65535)
     throw new TypeError(`"${spec}" is not an HTTP address: use http:127.0.0.1:8080 (http:0 picks a free port)`)
   return { kind: "http", hostname: m[1] || "127.0.0.1", port }
+}
+
+/**
+ * A request's path, or the 400 for one whose Host is no host[:port] (Bun.serve hands those on, with a URL that does
+ * not parse): read from the URL's text, which is never parsed here.
+ */
+function pathOf(request: Request): string | Response {
+  const host = request.headers.get("host")
+  const problem = host === null ? null : hostProblem(host)
+  const url = request.url
+  const start = pathStart(url)
+  if (problem !== null || start < 0) return refusal(400, -32000, `Bad Request: ${problem ?? "the request has no path"}`)
+  const query = url.indexOf("?", start)
+  return url.slice(start, query < 0 ? undefined : query)
+}
+
+/** The pool id of a `<path>/<id>` endpoint, "" when it is no percent-encoding (no pool has that id). */
+function poolId(at: string, path: string): string {
+  try {
+    return decodeURIComponent(at.slice(path.length + 1))
+  } catch {
+    return ""
+  }
 }
 
 const FACTORY = Symbol("McpHttpListener.open")
@@ -82,13 +105,9 @@ export class McpHttpListener {
       port: address.port,
       fetch(request, srv) {
         if (!self?.accepting) return refusal(503, -32005, "Service Unavailable: the stdio bus is stopping")
-        const at = new URL(request.url).pathname
-        const handler =
-          at === path
-            ? first
-            : at.startsWith(`${path}/`)
-              ? handlers.get(decodeURIComponent(at.slice(path.length + 1)))
-              : undefined
+        const at = pathOf(request)
+        if (typeof at !== "string") return at
+        const handler = at === path ? first : at.startsWith(`${path}/`) ? handlers.get(poolId(at, path)) : undefined
         if (!handler)
           return refusal(
             404,

@@ -160,8 +160,8 @@ export class McpHttpHandler {
       return refusal(400, -32700, "Parse error: the body is not valid JSON")
     }
     const isRequest = typeof msg.method === "string" && "id" in msg
-    if (typeof msg.method !== "string" && !("id" in msg && ("result" in msg || "error" in msg)))
-      return refusal(400, -32600, "Invalid Request: a message needs a method, or an id with a result or an error")
+    const invalid = notJsonRpc(msg)
+    if (invalid !== null) return refusal(400, -32600, `Invalid Request: ${invalid}`)
     let session: Session
     if (isRequest && msg.method === "initialize") {
       if (this.sessions.size >= this.settings.maxSessions)
@@ -181,9 +181,9 @@ export class McpHttpHandler {
     }
     this.arm(session)
     this.counts.message(msg.method)
-    // the session is the connection's own: a member naming another would join it to a session it does not own
-    delete msg.sessionId
-    delete msg.pool
+    // the session is the connection's own: a member naming another would join it to a session it does not own; any
+    // other member JSON-RPC has not would make a strict server drop the message unanswered
+    for (const key of Object.keys(msg)) if (!MEMBERS.has(key)) delete msg[key as keyof JsonRpcMessage]
     if (this.settings.pool !== undefined) msg.pool = this.settings.pool
     if (!isRequest) {
       await this.host.ingest(session.client, JSON.stringify(msg))
@@ -225,7 +225,8 @@ export class McpHttpHandler {
     if (!sink) {
       const answer = await answered.promise
       request.signal.removeEventListener("abort", gone)
-      return Response.json(answer, { headers })
+      // a failed initialize opened no session (it ended above): its id is not handed out
+      return Response.json(answer, initialize && answer.error ? {} : { headers })
     }
     server?.timeout(request, 0)
     const stream = session.events.open(sink)
@@ -389,4 +390,25 @@ function idOf(key: string | number): JsonRpcId {
   return key.charCodeAt(1) === 0
     ? key.slice(1)
     : (JSON as unknown as { rawJSON(t: string): RawJSON }).rawJSON(key.slice(1))
+}
+
+/** A JSON-RPC 2.0 message's members: the only ones passed on. */
+const MEMBERS = new Set(["jsonrpc", "id", "method", "params", "result", "error"])
+
+/**
+ * Why `msg` is no JSON-RPC 2.0 message, or null: a server drops such a message without an answer (the MCP SDK's do),
+ * so a request passed on would leave its HTTP request waiting for good.
+ */
+function notJsonRpc(msg: JsonRpcMessage): string | null {
+  if (msg.jsonrpc !== "2.0") return `"jsonrpc" must be "2.0", got ${JSON.stringify(msg.jsonrpc) ?? "none"}`
+  if (typeof msg.method === "string") {
+    if ("result" in msg || "error" in msg) return "a message with a method has no result or error"
+    const params = (msg as { params?: unknown }).params
+    if (params !== undefined && (typeof params !== "object" || params === null))
+      return "params must be an object or an array"
+    return null
+  }
+  return "id" in msg && ("result" in msg || "error" in msg)
+    ? null
+    : "a message needs a method, or an id with a result or an error"
 }

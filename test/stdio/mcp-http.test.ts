@@ -215,6 +215,39 @@ describe("MCP Streamable HTTP in front of a stdio pool", () => {
       expect((await post(url, [list], { "mcp-session-id": id })).status).toBe(400)
       expect((await fetch(url, { method: "PUT" })).status).toBe(405)
       expect((await fetch(`${url}/nope`, { method: "POST" })).status).toBe(404)
+      expect((await fetch(`${url}/%zz`, { method: "POST" })).status).toBe(404)
+    })
+  }, 60_000)
+
+  test("what a server would drop unanswered is refused -32600, not passed on; a member JSON-RPC has not is left out", async () => {
+    await withHttp(everything(1), async (_bus, listener) => {
+      const url = listener.url
+      const id = await rawSession(url)
+      const session = { "mcp-session-id": id, accept: "application/json" }
+      expect((await post(url, { jsonrpc: "2.0", method: "notifications/initialized" }, session)).status).toBe(202)
+      for (const bad of [
+        { id: 7, method: "ping" },
+        { jsonrpc: "1.0", id: 8, method: "ping" },
+        { jsonrpc: "2.0", id: 9, method: "tools/call", params: "not structured" },
+        { jsonrpc: "2.0", id: 10, method: "ping", result: {} },
+      ]) {
+        const r = await post(url, bad, session)
+        expect([JSON.stringify(bad), r.status, ((await r.json()) as { error: { code: number } }).error.code]).toEqual([
+          JSON.stringify(bad),
+          400,
+          -32600,
+        ])
+      }
+      // server-everything drops a message with a member JSON-RPC does not define: passed on without it, answered
+      const extra = await post(url, { jsonrpc: "2.0", id: 11, method: "ping", extra: 1 }, session)
+      expect([extra.status, await extra.json()]).toEqual([200, { jsonrpc: "2.0", id: 11, result: {} }])
+      // an initialize the server refuses opens no session: no id is handed out
+      const failed = await post(url, { ...INIT, params: { bogus: 1 } }, { accept: "application/json" })
+      expect([
+        failed.status,
+        failed.headers.get("mcp-session-id"),
+        "error" in ((await failed.json()) as object),
+      ]).toEqual([200, null, true])
     })
   }, 60_000)
 
@@ -235,6 +268,9 @@ describe("MCP Streamable HTTP in front of a stdio pool", () => {
     await withHttp(everything(1), async (_bus, listener) => {
       expect(await rawPost(listener.address.port, "rebound.example:80")).toContain("403")
       expect(await rawPost(listener.address.port, "localhost")).toContain("200")
+      // a Host that is no host[:port] (Bun.serve hands it on with a URL that does not parse): 400, not a 500 page
+      for (const host of ["localhost:abc", "localhost:99999", "a@localhost", "localhost evil"])
+        expect([host, await rawPost(listener.address.port, host)]).toEqual([host, "HTTP/1.1 400 Bad Request"])
     })
     await withHttp(
       everything(1),
