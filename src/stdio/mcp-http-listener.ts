@@ -103,6 +103,9 @@ export class McpHttpListener {
     const server = await serveHttp({
       hostname: address.hostname,
       port: address.port,
+      // Bun.serve's default, said for node:http too, whose own is 300 s for a request (a stalled body held a socket
+      // that long); the handler lifts it once a request's body is in (McpHttpHandler.post)
+      idleTimeout: 10,
       fetch(request, srv) {
         if (!self?.accepting) return refusal(503, -32005, "Service Unavailable: the stdio bus is stopping")
         const at = pathOf(request)

@@ -79,8 +79,9 @@ export class McpHttpHandler {
   }
 
   /**
-   * The transport: POST, GET and DELETE on the MCP endpoint. Given Bun.serve's `server`, an SSE stream is exempt from
-   * its idleTimeout (10 s by default), which cuts a stream however often it is written to.
+   * The transport: POST, GET and DELETE on the MCP endpoint. Given the server (Bun.serve's, or serveHttp's), a request
+   * whose body is in and an SSE stream are exempt from its idleTimeout (10 s by default), which cuts a stream however
+   * often it is written to; a body that stalls is cut by it.
    */
   readonly fetch = async (
     request: Request,
@@ -150,6 +151,7 @@ export class McpHttpHandler {
       return refusal(415, -32000, "Unsupported Media Type: Content-Type must be application/json")
     const body = await readBody(request, this.settings.maxBody)
     if (body instanceof Response) return body
+    server?.timeout(request, 0) // the body is in: the answer may take as long as its tool does
     let msg: JsonRpcMessage
     try {
       const parsed = parseMessage(body)
@@ -228,7 +230,6 @@ export class McpHttpHandler {
       // a failed initialize opened no session (it ended above): its id is not handed out
       return Response.json(answer, initialize && answer.error ? {} : { headers })
     }
-    server?.timeout(request, 0)
     const stream = session.events.open(sink)
     waiter.stream = stream
     void answered.promise.then((m) => {

@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
+import { connect as tcpConnect } from "node:net"
 import { dirname, join } from "node:path"
 import { run, spawn, type Child } from "../support/helpers.ts"
 import { packTarball, runOk } from "../support/native/pack.ts"
@@ -131,6 +132,50 @@ describe.skipIf(node === null)("slotbus from the packed tarball under Node, no B
     const bench = await slotbus(["bench"])
     expect([bench.code, bench.stderr]).toEqual([2, expect.stringContaining("slotbus bench runs under Bun")])
   })
+
+  test("stdio --listen http: serves MCP under Node; a body that stalls is cut by the idle timeout, not held 300 s", async () => {
+    // a worker that answers each request line with an empty result, as a JSON-RPC server does
+    writeFileSync(
+      join(app, "rpc-worker.mjs"),
+      `import { createInterface } from "node:readline"
+for await (const line of createInterface({ input: process.stdin })) {
+  const m = JSON.parse(line)
+  if ("id" in m && m.method) process.stdout.write(JSON.stringify({ jsonrpc: "2.0", id: m.id, result: {} }) + "\\n")
+}
+`,
+    )
+    writeFileSync(
+      join(app, "mcp.json"),
+      JSON.stringify({ pools: [{ id: "w", command: node, args: ["rpc-worker.mjs"] }] }),
+    )
+    const args = ["stdio", "--config", "mcp.json", "--listen", "http:127.0.0.1:0"]
+    // its stderr to stdout, where the line is looked for
+    const cli = spawn(["sh", "-c", 'exec "$0" "$@" 2>&1', join(app, "node_modules/.bin/slotbus"), ...args], {
+      cwd: app,
+      env,
+    })
+    try {
+      const [, url] = (await cli.waitLine(/listening on (http:\S+) \(MCP/, 30_000)) as unknown as string[]
+      const init = { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-11-25" } }
+      const headers = { "content-type": "application/json", accept: "application/json" }
+      const r = await fetch(url!, { method: "POST", headers, body: JSON.stringify(init) })
+      expect([r.status, await r.json()]).toEqual([200, { jsonrpc: "2.0", id: 1, result: {} }])
+      // 10 of 100 bytes, then nothing: node:http's own limit held such a socket 300 s; the listener's idle timeout
+      // (10 s, as Bun.serve's) closes it (60 s here: well past it, well short of 300)
+      const { port } = new URL(url!)
+      const sock = tcpConnect(Number(port), "127.0.0.1")
+      await new Promise((resolve) => sock.once("connect", resolve))
+      sock.on("error", () => {})
+      sock.write(
+        `POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: 100\r\n\r\n{"jsonrpc"`,
+      )
+      const closed = new Promise((resolve) => sock.once("close", () => resolve("closed")))
+      expect(await Promise.race([closed, Bun.sleep(60_000).then(() => "held")])).toBe("closed")
+      sock.destroy()
+    } finally {
+      await cli.kill("SIGTERM")
+    }
+  }, 120_000)
 
   test("hub serves under Node: /health, a worker's route, then SIGTERM ends it", async () => {
     const tokenFile = join(app, "hub-token")
