@@ -16,6 +16,7 @@ export { ReplaceError, SHARED_OPTIONS, Supervisor, SupervisorError } from "./sup
 export { RESTART_MOVED } from "./supervision/restart-policy.ts"
 export type { RestartOptions } from "./supervision/restart-policy.ts"
 export { splitCommand } from "./supervision/command.ts"
+export { stoppedProcess } from "./supervision/process-wait.ts"
 export { euid, HostSeat, seatHeld } from "./host/host-seat.ts"
 export type { SeatEvents } from "./host/host-seat.ts"
 export { printable, printableJson } from "./checks/escape.ts"

@@ -2,7 +2,7 @@
 // the entries on its books (Pending, Asked). Separate because every part of StdioBus reads them.
 import type { Process } from "../runtime/index.ts"
 import { BusClosedError, WorkerGoneError } from "../core/index.ts"
-import { longTimeout, type Supervisor } from "../kit/index.ts"
+import { longTimeout, stoppedProcess, type Supervisor } from "../kit/index.ts"
 import type { LimitsConfig, PoolConfig } from "./config.ts"
 import { poolFailed } from "./errors.ts"
 import { Outbox } from "./outbox.ts"
@@ -72,7 +72,22 @@ export class Instance {
   get live(): boolean {
     return this.proc !== null
   }
+  private stoppedRead = Number.NEGATIVE_INFINITY
+  private wasStopped = false
+  /** Whether its process is stopped (SIGSTOP, a debugger; Linux): read at most every STOPPED_READ_MS. */
+  get stopped(): boolean {
+    if (this.proc === null) return false
+    const now = performance.now()
+    if (now - this.stoppedRead >= STOPPED_READ_MS) {
+      this.stoppedRead = now
+      this.wasStopped = stoppedProcess(this.proc.pid)
+    }
+    return this.wasStopped
+  }
 }
+
+/** How stale an instance's stopped state may be when a message is routed by it. */
+const STOPPED_READ_MS = 250
 
 export class Pool {
   readonly instances: Instance[]
@@ -136,13 +151,19 @@ export class Pool {
 
   /** The live instance with the fewest requests in flight, then the fewest sessions; ties rotate. */
   leastBusy(): Instance | null {
+    const from = this.rotor++ % this.instances.length
+    return this.least(from, true) ?? this.least(from, false)
+  }
+
+  /** The live instance with the fewest requests in flight, then sessions, from `from` on; with `running`, not stopped. */
+  private least(from: number, running: boolean): Instance | null {
     let best: Instance | null = null
     const n = this.instances.length
-    const from = this.rotor++ % n
     for (let k = 0; k < n; k++) {
       const i = this.instances[(from + k) % n]!
       if (
         i.live &&
+        !(running && i.stopped) &&
         (best === null ||
           i.inFlight < best.inFlight ||
           (i.inFlight === best.inFlight && i.sessions.size < best.sessions.size))

@@ -52,6 +52,27 @@ describe("stdio bus routing", () => {
     })
   })
 
+  test.skipIf(process.platform !== "linux")(
+    "a stopped instance (SIGSTOP) gets no new session while another runs; once continued, it gets them again",
+    async () => {
+      await withBus(workerConfig("echo", 2), async (bus) => {
+        const pids = bus.stats().pools[0]!.instances.map((i) => i.pid!)
+        process.kill(pids[0]!, "SIGSTOP")
+        try {
+          await Bun.sleep(300) // the stopped state is read at most every 250 ms
+          const seen = []
+          for (let s = 0; s < 6; s++) seen.push(((await bus.request("who", null, { sessionId: `s${s}` })) as Echo).pid)
+          expect(seen).toEqual(Array(6).fill(pids[1]))
+        } finally {
+          process.kill(pids[0]!, "SIGCONT")
+        }
+        await Bun.sleep(300)
+        // equal in flight, fewer sessions: the next one goes to the continued instance
+        expect(((await bus.request("who", null, { sessionId: "after" })) as Echo).pid).toBe(pids[0]!)
+      })
+    },
+  )
+
   test("when a session's instance dies its pending requests reject with WorkerGoneError and the session moves to a live instance", async () => {
     await withBus(workerConfig("echo", 2, { restart_window_sec: 60 }), async (bus) => {
       const first = (await bus.request("who", null, { sessionId: "s" })) as Echo

@@ -24,13 +24,26 @@ export async function stayedUp(proc: Proc, ms: number): Promise<void> {
  * Without /proc (macOS) only Bun's notice tells.
  */
 function endedUnreaped(pid: number): boolean {
-  if (process.platform !== "linux") return false
+  const state = procState(pid)
+  // no entry: reaped meanwhile, if /proc is there at all
+  if (state === null) return process.platform === "linux" && existsSync(`/proc/${process.pid}`)
+  return state === "Z" || state === "X"
+}
+
+/** Whether process `pid` is stopped (SIGSTOP, SIGTSTP, a debugger): it takes no work until continued. Linux only. */
+export function stoppedProcess(pid: number): boolean {
+  const state = procState(pid)
+  return state === "T" || state === "t"
+}
+
+/** The state letter of /proc/<pid>/stat (R, S, D, T, t, Z, X…), or null where there is none to read. */
+function procState(pid: number): string | null {
+  if (process.platform !== "linux") return null
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "latin1")
-    const state = stat[stat.lastIndexOf(")") + 2] // the field after the command, which may hold ")"
-    return state === "Z" || state === "X"
+    return stat[stat.lastIndexOf(")") + 2] ?? null // the field after the command, which may hold ")"
   } catch {
-    return existsSync(`/proc/${process.pid}`) // gone, if /proc is there at all
+    return null
   }
 }
 
