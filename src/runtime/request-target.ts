@@ -43,11 +43,8 @@ const RESOLVED = /(?:^|[/\\])(?:\.|%2e){1,2}(?=[/\\]|$)|\\/i
 
 /** A 400 for a target whose path its URL would change (a dot segment, a backslash); null for one kept as it came. */
 export function refuseTarget(target: string): Response | null {
-  const start = pathStart(target)
-  if (start < 0) return null // no path: the caller refuses it as no URL, or it has none to change
-  const end = target.slice(start).search(/[?#]/)
-  const path = end < 0 ? target.slice(start) : target.slice(start, start + end)
-  if (!RESOLVED.test(path)) return null
+  const path = targetPath(target)
+  if (path === null || !RESOLVED.test(path)) return null // no path: the caller refuses it as no URL
   return answer(
     400,
     "bad-request",
@@ -62,6 +59,18 @@ export const badRequest = (message: string) => answer(400, "bad-request", messag
 export function refuseServed(req: Request): Response | null {
   const host = req.headers.get("host") // Bun joins several with ", ": no authority either
   return refuseMethod(req.method) ?? refuseHost(host === null ? [] : [host])
+}
+
+/** The path of a request target or URL as it came (not resolved): up to its query or fragment; null if it has none. */
+export function targetPath(target: string): string | null {
+  const start = pathStart(target)
+  if (start < 0) return null
+  let end = target.length
+  for (const c of "?#") {
+    const at = target.indexOf(c, start)
+    if (at >= 0 && at < end) end = at
+  }
+  return target.slice(start, end)
 }
 
 /** Where the path begins in a Bun.serve request's URL, -1 if nowhere: a request without Host has a bare path. */

@@ -1,6 +1,6 @@
 // `bus.listen("http:127.0.0.1:8080")`: an HTTP server of its own for the MCP Streamable HTTP transport, one
 // endpoint per pool: `/mcp` serves the configuration's first pool, `/mcp/<pool id>` each pool by name.
-import { hostProblem, pathStart, serveHttp, type HttpServer } from "../runtime/index.ts"
+import { hostProblem, serveHttp, targetPath, type HttpServer } from "../runtime/index.ts"
 import { refusal } from "./mcp-http-checks.ts"
 import { newToken, removeTokenFile, writeTokenFile } from "./token.ts"
 import { McpHttpHandler } from "./mcp-http.ts"
@@ -38,11 +38,10 @@ export function parseHttpAddress(spec: string): HttpAddress {
 function pathOf(request: Request): string | Response {
   const host = request.headers.get("host")
   const problem = host === null ? null : hostProblem(host)
-  const url = request.url
-  const start = pathStart(url)
-  if (problem !== null || start < 0) return refusal(400, -32000, `Bad Request: ${problem ?? "the request has no path"}`)
-  const query = url.indexOf("?", start)
-  return url.slice(start, query < 0 ? undefined : query)
+  const path = targetPath(request.url)
+  if (problem !== null || path === null)
+    return refusal(400, -32000, `Bad Request: ${problem ?? "the request has no path"}`)
+  return path
 }
 
 /** The pool id of a `<path>/<id>` endpoint, "" when it is no percent-encoding (no pool has that id). */

@@ -58,6 +58,9 @@ export class Instance {
   /** Ids of the requests this instance sent to clients, oldest first (bounded: books.ts ASKED_MAX). */
   readonly asked = new Set<string>()
   stuck = 0
+  // what `stopped` read last, and when (performance.now())
+  private wasStopped = false
+  private stoppedRead = Number.NEGATIVE_INFINITY
   constructor(
     readonly pool: Pool,
     readonly index: number,
@@ -72,8 +75,6 @@ export class Instance {
   get live(): boolean {
     return this.proc !== null
   }
-  private stoppedRead = Number.NEGATIVE_INFINITY
-  private wasStopped = false
   /** Whether its process is stopped (SIGSTOP, a debugger; Linux): read at most every STOPPED_READ_MS. */
   get stopped(): boolean {
     if (this.proc === null) return false
