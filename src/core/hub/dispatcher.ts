@@ -158,13 +158,16 @@ export class Dispatcher implements EndpointHost {
   /**
    * The worker a retried request (one its worker died holding) goes to: a serving one that holds no other caller's
    * request, and then takes no other until this one settles. While there is none, one worker (the least busy) is
-   * kept from new requests until it has drained; null meanwhile.
+   * kept from new requests until it has drained; null meanwhile. A retiring one, as in pick, only while no other
+   * serves: a pool whose every worker is held (a reload's successor, a restart on probation) answers its retries too.
    */
   private pickAlone(): Endpoint | null {
+    const never = this.settings.remotePolicy === "never"
+    const open = this.endpoints.some((e) => e.serving && (e.distance === 0 || !never))
     let draining = false
     let least: Endpoint | null = null
     for (const e of this.endpoints) {
-      if (!e.serving || (e.distance > 0 && this.settings.remotePolicy === "never")) continue
+      if (!(open ? e.serving : e.retiring) || (e.distance > 0 && never)) continue
       const kept = this.alone.get(e)
       if (kept) continue // it holds another retry
       if (e.waiting === 0 && e.inFlight < e.capacity) return e

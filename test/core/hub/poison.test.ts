@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, test } from "bun:test"
 import { join } from "node:path"
 import { SlotBus, superviseWorkers } from "../../../src/index.ts"
-import { busName, FIXTURES } from "../../support/helpers.ts"
+import { bunChild, busName, FIXTURES, until } from "../../support/helpers.ts"
 
 const bun = process.execPath
 const BUGGY = join(FIXTURES, "core/buggy-worker.ts")
@@ -62,4 +62,32 @@ describe("idempotent crash-bug requests among ordinary ones", () => {
     expect(outcomes.ordinary).toEqual({ "200": expect.any(Number) })
     expect(outcomes.poison).toEqual({ PoisonRequestError: 12 })
   }, 120_000)
+})
+
+describe("a retried request while every worker left is held", () => {
+  // A held worker (a reload's successor within its minReadyMs, a crash restart on probation: pools.hold) takes a
+  // request only while no other serves. Before, a retry never went to one: with the serving worker killed under it,
+  // the retry waited out its timeoutMs while new requests were answered (the soak's TimeoutErrors, 8 of 13,832).
+  test("goes to the held worker once no other serves, as a new request does", async () => {
+    const bus = await SlotBus.listen(busName("held"), { timeoutMs: 8_000 })
+    cleanup.push(() => bus.close({ drain: false }))
+    const [a, b] = [bunChild("core/buggy-worker.ts", [bus.name]), bunChild("core/buggy-worker.ts", [bus.name])]
+    cleanup.push(
+      () => a.kill(),
+      () => b.kill(),
+    )
+    await Promise.all([a.waitLine(/^ready/), b.waitLine(/^ready/)])
+    await bus.waitForWorkers(2, { timeoutMs: 10_000 })
+    bus.pools.hold(b.pid)
+    const retried = bus.fetch(new Request("http://shop/slow?ms=400"), { idempotent: true })
+    await until(() => bus.workers.some((w) => w.pid === a.pid && w.inFlight === 1), "a holds the request", 5_000)
+    process.kill(a.pid, "SIGKILL")
+    await until(() => !bus.workers.some((w) => w.pid === a.pid), "a left", 5_000)
+    const fresh = await bus.fetch(new Request("http://shop/"), { idempotent: true })
+    expect(fresh.headers.get("x-pid")).toBe(String(b.pid))
+    const res = await retried.catch((e: Error) => e)
+    expect(
+      res instanceof Response ? res.headers.get("x-pid") : `${(res as Error).name}: ${(res as Error).message}`,
+    ).toBe(String(b.pid))
+  }, 30_000)
 })
