@@ -3,7 +3,7 @@
 // StdioBus owns (bus.ts): it routes what workers send through the Router and settles requests in the Books.
 import type { Process } from "../runtime/index.ts"
 import { BusClosedError, WorkerGoneError } from "../core/index.ts"
-import { ReplaceError, sleep, Supervisor, SupervisorError } from "../kit/index.ts"
+import { closeAtExit, ReplaceError, sleep, Supervisor, SupervisorError } from "../kit/index.ts"
 import type { LimitsConfig } from "./config.ts"
 import { JsonRpcError, poolFailed, ReloadError, SpawnError } from "./errors.ts"
 import type { Handshakes } from "./handshakes.ts"
@@ -31,6 +31,8 @@ export class Workers {
    * seen once promoted. Each leaves when promoted or when its process exits.
    */
   private readonly surging = new Map<number, { proc: WorkerProc; next: Instance; commit: (() => void) | null }>()
+  /** Forgets the SIGTERM every worker gets when this process exits with the bus running (start() to stop()). */
+  private forgetAtExit: (() => void) | null = null
 
   constructor(
     private readonly router: Router,
@@ -56,6 +58,10 @@ export class Workers {
 
   /** Spawns every pool's instances; if one cannot be spawned, stops those started and throws SpawnError. */
   async start(): Promise<void> {
+    // A worker that reads no stdin never sees the EOF a front's exit gives it (process.exit(), an uncaught error, a
+    // stop signal the app does not handle): it is told so, as the MCP stdio transport's shutdown does. kill -9 of the
+    // front leaves it the EOF alone.
+    this.forgetAtExit ??= closeAtExit({ close: () => this.signalAll("SIGTERM") })
     const started: Supervisor[] = []
     try {
       for (const pool of this.router.pools.values()) {
@@ -73,8 +79,19 @@ export class Workers {
       }
     } catch (e) {
       await Promise.all(started.map((s) => s.stop({ drainTimeoutMs: 0, killGraceMs: 0 })))
+      this.forgetExit()
       throw e
     }
+  }
+
+  private signalAll(signal: NodeJS.Signals) {
+    for (const instance of this.byPid.values()) instance.proc?.kill(signal)
+    for (const s of this.surging.values()) s.proc.kill(signal)
+  }
+
+  private forgetExit() {
+    this.forgetAtExit?.()
+    this.forgetAtExit = null
   }
 
   /** SIGTERM, then SIGKILL after `killMs`; resolves once every process's unanswered requests have been answered. */
@@ -86,6 +103,7 @@ export class Workers {
     await Promise.all(pools.map((p) => p.supervisor?.stop({ drainTimeoutMs: 0, killGraceMs: killMs })))
     await Promise.all(others.map((i) => i.proc?.exited))
     await Promise.all([...pools.flatMap((p) => p.instances), ...others].map((i) => i.settled))
+    this.forgetExit()
   }
 
   /**
