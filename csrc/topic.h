@@ -74,7 +74,7 @@ enum sb_topic_rec_state { SB_REC_WRITING = 1, SB_REC_EVENT = 2, SB_REC_PADDING =
 enum sb_topic_encoding { SB_ENC_BYTES = 0, SB_ENC_STRING = 1, SB_ENC_JSON = 2 };
 enum sb_topic_filter_mode { SB_FILTER_ANY = 0, SB_FILTER_EXACT = 1, SB_FILTER_PREFIX = 2 };
 /* sb_topic_publish result flags (in sb_topic_out.flags) */
-enum sb_topic_pub_flags { SB_PUB_BAD_BINDING = 1, SB_PUB_FILLED = 2 };
+enum sb_topic_pub_flags { SB_PUB_BAD_BINDING = 1, SB_PUB_FILLED = 2, SB_PUB_UNFILLED = 4 };
 /* where a subscriber starts */
 #define SB_FROM_NOW (-1)
 #define SB_FROM_OLDEST (-2)

@@ -160,11 +160,14 @@ static uint32_t apply_rules(sb_topic *t, uint8_t *rec, uint32_t *len) {
         bind_store(t, r, a, al, b, bl, c, cl);
       else
         flags |= SB_PUB_BAD_BINDING;
-    } else if (!c && v.key_count < SB_TOPIC_MAX_KEYS) {
+    } else if (!c) {
       uint8_t val[MAX_VALUE];
       uint32_t vl;
       if (al >= MAX_VALUE || bl >= MAX_VALUE || !bind_lookup(t, r, a, al, b, bl, val, &vl)) continue;
-      if (*len + 2 + kcl + vl > t->cap / 4) continue;
+      if (v.key_count >= SB_TOPIC_MAX_KEYS || *len + 2 + kcl + vl > t->cap / 4) { /* no room for C: said so */
+        flags |= SB_PUB_UNFILLED;
+        continue;
+      }
       /* insert (kc, val) after the existing keys, before the data */
       uint32_t at = SB_TOPIC_REC_HEADER + v.type_len + v.keys_len, add = 2 + kcl + vl;
       memmove(rec + at + add, rec + at, *len - at);

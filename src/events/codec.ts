@@ -5,7 +5,7 @@ import { checkOptions, optionNames } from "../kit/index.ts"
 import type { BridgeFilter } from "./bridge.ts"
 
 export type Routing = Record<string, string>
-export type EventData = Uint8Array | string | unknown
+export type EventData = Uint8Array | ArrayBufferView | ArrayBuffer | string | unknown
 
 /** What a filter selects: `type` exact ("job.done"), prefix ("session.*", "*" = any), and routing keys that must be equal. */
 export interface TopicFilter {
@@ -79,10 +79,11 @@ export function encodeEvent(
   }
   let enc: number = Encoding.BYTES
   let dataLen = 0
-  if (data instanceof Uint8Array) {
-    if (n + data.length > out.length) return -1
-    out.set(data, n)
-    dataLen = data.length
+  const bytes = data instanceof Uint8Array ? data : bytesOfData(data)
+  if (bytes) {
+    if (n + bytes.length > out.length) return -1
+    out.set(bytes, n)
+    dataLen = bytes.length
   } else if (typeof data === "string") {
     enc = Encoding.STRING
     const r = utf8.encodeInto(data, out.subarray(n))
@@ -103,6 +104,14 @@ export function encodeEvent(
   view.setUint32(8, dataLen, true)
   view.setUint32(12, 0, true)
   return n + dataLen
+}
+
+/** The bytes of any other typed array, a DataView or an ArrayBuffer (JSON would make `{}` of most of them); else null. */
+function bytesOfData(data: unknown): Uint8Array | null {
+  if (typeof data !== "object" || data === null) return null
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+  if (data instanceof ArrayBuffer || data instanceof SharedArrayBuffer) return new Uint8Array(data)
+  return null
 }
 
 /** A loss record as an encoded event (§8.3): `lost` events of `type` never reached the ring; no keys, no data. */

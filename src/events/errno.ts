@@ -62,7 +62,9 @@ const TABLE: Record<TopicCall, [number, Made][]> = {
     [
       Errno.EMSGSIZE,
       (_, n) =>
-        new PayloadTooLargeError(`the event (${n} bytes encoded) is larger than a quarter of the topic's capacity`),
+        new PayloadTooLargeError(
+          `the event (${n} bytes encoded) is over the topic's limit: a quarter of its capacity, less a 16-byte record header`,
+        ),
     ],
     [Errno.EINVAL, () => new TypeError("the event is malformed")],
     [

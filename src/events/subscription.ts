@@ -350,9 +350,11 @@ export class Subscription implements AsyncIterable<TopicEvent>, AsyncDisposable,
   poll(max: number = this.queue): EventBatch {
     max = checkMax(max, this.queue, "poll")
     if (this.index < this.count) {
-      // events receive() has read but not yet handed out come first
-      const rest = new EventBatch(this.buf, this.view, this.count - this.index, this.offset)
-      this.index = this.count
+      // events receive() has read but not yet handed out come first, at most max of them
+      const k = Math.min(max, this.count - this.index)
+      const rest = new EventBatch(this.buf, this.view, k, this.offset)
+      for (let i = 0; i < k; i++) this.offset += (this.view.getUint32(this.offset + 8, true) + 15) & ~15
+      this.index += k
       return rest
     }
     const n = this.fill(max)

@@ -192,9 +192,14 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
     const r = topicNative.sb_topic_publish(this.ptr, this.scratch, n)
     if (r !== 0) throw topicError("publish", r, this.name, n)
     const out = this.out
-    if (out[TopicOut.flags]! & PubFlag.BAD_BINDING)
+    const flags = out[TopicOut.flags]!
+    if (flags & PubFlag.BAD_BINDING)
       this.warn(
         `event "${ev.type}": a late-binding value was malformed (empty, over 63 bytes, or a control character) and not remembered`,
+      )
+    if (flags & PubFlag.UNFILLED)
+      this.warn(
+        `event "${ev.type}": a late-binding rule's key was not added, for want of room (the event carries ${TopicConst.MAX_KEYS} routing keys already, or would pass the size limit); subscribers filtering on that key miss it`,
       )
     return out[TopicOut.posLo]! + out[TopicOut.posHi]! * 4294967296
   }
@@ -420,7 +425,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
     const max = this.capacity / 4 - 16
     if (this.scratch.length >= max)
       throw new PayloadTooLargeError(
-        `event "${ev.type}" is larger than ${max} bytes (a quarter of the topic's capacity); open the topic with a larger capacity`,
+        `event "${ev.type}" is larger than ${max} bytes encoded (a quarter of the topic's capacity, less a 16-byte record header); open the topic with a larger capacity`,
       )
     this.scratch = new Uint8Array(Math.min(max, this.scratch.length * 4))
     this.scratchView = new DataView(this.scratch.buffer)

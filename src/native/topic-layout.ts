@@ -68,7 +68,7 @@ export const EntryState = { FREE: 0, CLAIMING: 1, LIVE: 2 } as const
 export const RecState = { WRITING: 1, EVENT: 2, PADDING: 3, ABORTED: 4 } as const
 export const Encoding = { BYTES: 0, STRING: 1, JSON: 2 } as const
 export const FilterMode = { ANY: 0, EXACT: 1, PREFIX: 2 } as const
-export const PubFlag = { BAD_BINDING: 1, FILLED: 2 } as const
+export const PubFlag = { BAD_BINDING: 1, FILLED: 2, UNFILLED: 4 } as const
 // sb_topic_out: pos_lo, pos_hi, flags, restarted
 export const TopicOut = { posLo: 0, posHi: 1, flags: 2, restarted: 3 } as const
 export const TOPIC_OUT_WORDS = 4

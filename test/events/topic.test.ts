@@ -121,6 +121,41 @@ describe("delivery and filters", () => {
     batch.forEachSpan((id, at, n) => spans.push([id, new TextDecoder().decode(batch.bytes.subarray(at, at + n))]))
     expect(spans).toEqual(ids.map((id, i) => [id, String(i)]))
   })
+
+  test("any typed array, a DataView or an ArrayBuffer goes as its bytes (before: JSON, {} for most)", async () => {
+    const t = await openTopic()
+    const sub = t.subscribe()
+    const bytes = new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8])
+    for (const data of [
+      bytes.buffer,
+      new DataView(bytes.buffer, 2, 4),
+      new Uint16Array(bytes.buffer),
+      Buffer.from(bytes),
+    ])
+      t.publish({ type: "b", data })
+    const got = [...sub.poll()].map((e) => [e.encoding, [...e.data]])
+    expect(got).toEqual([
+      ["bytes", [1, 2, 3, 4, 5, 6, 7, 8]],
+      ["bytes", [3, 4, 5, 6]],
+      ["bytes", [1, 2, 3, 4, 5, 6, 7, 8]],
+      ["bytes", [1, 2, 3, 4, 5, 6, 7, 8]],
+    ])
+  })
+
+  test("poll(max) after a receive() hands out at most max of the events receive() read, in order", async () => {
+    const t = await openTopic()
+    const sub = t.subscribe({}, { queue: 64 })
+    for (let i = 0; i < 50; i++) t.publish({ type: "n", data: String(i) })
+    expect((await sub.receive(1000))?.text()).toBe("0")
+    const counts: number[] = []
+    const texts: string[] = []
+    for (let b = sub.poll(20); b.count > 0; b = sub.poll(20)) {
+      counts.push(b.count)
+      for (const ev of b) texts.push(ev.text())
+    }
+    expect(counts).toEqual([20, 20, 9]) // before: [49], poll(20) ignored its max
+    expect(texts).toEqual(Array.from({ length: 49 }, (_, i) => String(i + 1)))
+  })
 })
 
 describe("late binding", () => {
@@ -151,6 +186,28 @@ describe("late binding", () => {
     expect(warnings.length).toBe(1)
     expect((await all.receive(1000))?.type).toBe("Reg")
     expect((await all.receive(1000))?.routing).toEqual({ a: "1", b: "2" }) // nothing was bound
+  })
+
+  test("an event with no room for the bound key goes out without it, with a warning", async () => {
+    const warnings: string[] = []
+    const t = await Topic.open(fresh(), { capacity: 1 << 16, onWarning: (m) => warnings.push(m) })
+    cleanup.push(t)
+    t.bind({ type: "Reg", keys: ["a", "b"], fill: "c" })
+    const all = t.subscribe({}, { queue: 64 })
+    t.publish({ type: "Reg", routing: { a: "1", b: "2", c: "x" } })
+    const six = Object.fromEntries(Array.from({ length: 6 }, (_, i) => [`k${i}`, "v"]))
+    t.publish({ type: "Eight", routing: { a: "1", b: "2", ...six } })
+    t.publish({ type: "Big", routing: { a: "1", b: "2" }, data: new Uint8Array((1 << 14) - 16 - 16 - 3 - 8 - 2) }) // 2 bytes short of the limit
+    t.publish({ type: "Small", routing: { a: "1", b: "2" } })
+    const got = [...all.poll()].map((e): [string, string | null] => [e.type, e.routing.c ?? null])
+    expect(got).toEqual([
+      ["Reg", "x"],
+      ["Eight", null],
+      ["Big", null],
+      ["Small", "x"],
+    ])
+    // before: no warning for either
+    expect(warnings.map((w) => w.slice(0, w.indexOf(":")))).toEqual(['event "Eight"', 'event "Big"'])
   })
 })
 
@@ -281,6 +338,9 @@ describe("lifecycle", () => {
   test("an event larger than a quarter of the ring is PayloadTooLargeError", async () => {
     const t = await openTopic(1 << 16)
     expect(() => t.publish({ type: "big", data: new Uint8Array(20_000) })).toThrow(PayloadTooLargeError)
+    // 16,369 bytes encoded: over the limit, a quarter (16,384) less the record's 16-byte header; the message said
+    // it was larger than a quarter
+    expect(() => t.publish({ type: "a", data: new Uint8Array(16_352) })).toThrow(/less a 16-byte record header/)
     expect(t.publish({ type: "ok", data: new Uint8Array(10_000) })).toBeGreaterThanOrEqual(0)
   })
 
