@@ -375,7 +375,13 @@ export class Contest implements Disposable {
     const ttl =
       opts.ttlMs === undefined
         ? 0
-        : checkNumber(opts.ttlMs, { what: "ttlMs", max: MAX_TTL_MS, integer: false, infinite: true })
+        : checkNumber(opts.ttlMs, {
+            what: "ttlMs",
+            min: Number.MIN_VALUE, // 0 would be a lease with no TTL: leave ttlMs out for that
+            max: MAX_TTL_MS,
+            integer: false,
+            infinite: true,
+          })
     const spinUs =
       opts.spinUs === undefined ? 0 : checkNumber(opts.spinUs, { what: "spinUs", max: MAX_SPIN_US, integer: false })
     const spin = wallClock ? spinUs : 0

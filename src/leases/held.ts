@@ -2,6 +2,7 @@
 // ClusterLease, cluster.ts): each lease holds one Holding, which knows whether the claim is lost and why, makes the
 // signal that aborts when it is, looks at the lease again on a timer, and makes the LeaseLostError that says why.
 // Each kind of lease says when it is still held and what its contest must be told (HoldingHooks).
+import { type LongTimer, longTimeout } from "../kit/index.ts"
 import { LeaseLostError } from "./errors.ts"
 import { describe, type Subject } from "./subject.ts"
 
@@ -20,7 +21,7 @@ export class Holding {
   private isLost = false
   private why = ""
   private abort?: AbortController
-  private timer?: ReturnType<typeof setTimeout>
+  private timer?: LongTimer
 
   constructor(
     private readonly subject: Subject,
@@ -52,7 +53,7 @@ export class Holding {
     if (this.isLost) return
     this.isLost = true
     this.why = why
-    clearTimeout(this.timer)
+    this.timer?.clear()
     this.lease.unwatch()
     this.abort?.abort(this.lostError())
   }
@@ -64,10 +65,10 @@ export class Holding {
 
   /** Looks at `held` again in `ms` (the timer does not keep the process alive); null: no timer. */
   recheckIn(ms: number | null) {
-    clearTimeout(this.timer)
+    this.timer?.clear()
     if (ms === null) return
-    this.timer = setTimeout(() => this.lease.held(), Math.max(0, ms))
-    this.timer.unref?.()
+    // a TTL past 2^31 - 1 ms (~24.8 days) would overflow setTimeout: a warning, and a timer due at once
+    this.timer = longTimeout(() => this.lease.held(), ms).unref()
   }
 
   lostError(): LeaseLostError {

@@ -16,6 +16,7 @@ test.each([
   ["a reset of a label with a lone surrogate", () => c.reset({ kind: 1, label: "\uD800" }), TypeError],
   ["ttlMs NaN", () => c.tryClaim(s, { ttlMs: NaN }), RangeError],
   ["ttlMs negative", () => c.tryClaim(s, { ttlMs: -1 }), RangeError],
+  ["ttlMs 0 (before: a lease with no TTL at all)", () => c.tryClaim(s, { ttlMs: 0 }), RangeError],
   ["ttlMs huge", () => c.tryClaim(s, { ttlMs: 1e300 }), RangeError],
   ["ttlMs a string", () => c.tryClaim(s, { ttlMs: "5" as unknown as number }), TypeError],
   ["spinUs NaN", () => c.tryClaim(s, { spinUs: NaN }), RangeError],
@@ -53,6 +54,24 @@ test.each([
   expect(() => f(r.lease)).toThrow(type)
   expect(r.lease.held).toBe(true)
   r.lease.release()
+})
+
+test("a TTL past setTimeout's range (25 days) is watched without a TimeoutOverflowWarning, and holds", async () => {
+  const warnings: string[] = []
+  const onWarning = (w: Error) => warnings.push(w.name)
+  process.on("warning", onWarning)
+  try {
+    const r = c.tryClaim({ kind: 9, label: "long" }, { ttlMs: 25 * 24 * 3600 * 1000 })
+    if (!r.claimed) throw new Error("not claimed")
+    const { signal } = r.lease // watched: its expiry gets a timer
+    r.lease.renew(30 * 24 * 3600 * 1000)
+    await Bun.sleep(50)
+    expect([signal.aborted, r.lease.held]).toEqual([false, true])
+    r.lease.release()
+  } finally {
+    process.off("warning", onWarning)
+  }
+  expect(warnings).toEqual([]) // before: ["TimeoutOverflowWarning", "TimeoutOverflowWarning"]
 })
 
 test.each([
