@@ -164,10 +164,7 @@ static uint32_t apply_rules(sb_topic *t, uint8_t *rec, uint32_t *len) {
       uint8_t val[MAX_VALUE];
       uint32_t vl;
       if (al >= MAX_VALUE || bl >= MAX_VALUE || !bind_lookup(t, r, a, al, b, bl, val, &vl)) continue;
-      if (v.key_count >= SB_TOPIC_MAX_KEYS || *len + 2 + kcl + vl > t->cap / 4) { /* no room for C: said so */
-        flags |= SB_PUB_UNFILLED;
-        continue;
-      }
+      if (v.key_count >= SB_TOPIC_MAX_KEYS || *len + 2 + kcl + vl > t->cap / 4) { flags |= SB_PUB_UNFILLED; continue; }
       /* insert (kc, val) after the existing keys, before the data */
       uint32_t at = SB_TOPIC_REC_HEADER + v.type_len + v.keys_len, add = 2 + kcl + vl;
       memmove(rec + at + add, rec + at, *len - at);

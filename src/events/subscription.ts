@@ -304,8 +304,7 @@ export class Subscription implements AsyncIterable<TopicEvent>, AsyncDisposable,
     this.native = native
     const ptr = native.ptr!
     this.restarted = restarted
-    const cap = topicNative.sb_sub_batch_capacity(ptr)
-    const ab = memoryView(topicNative.sb_sub_batch(ptr)!, 0, cap)
+    const ab = memoryView(topicNative.sb_sub_batch(ptr)!, 0, topicNative.sb_sub_batch_capacity(ptr))
     this.batchMemory = ab
     batchOwner.set(ab, this)
     this.buf = new Uint8Array(ab)
@@ -353,8 +352,7 @@ export class Subscription implements AsyncIterable<TopicEvent>, AsyncDisposable,
       // events receive() has read but not yet handed out come first, at most max of them
       const k = Math.min(max, this.count - this.index)
       const rest = new EventBatch(this.buf, this.view, k, this.offset)
-      for (let i = 0; i < k; i++) this.offset += (this.view.getUint32(this.offset + 8, true) + 15) & ~15
-      this.index += k
+      for (let i = 0; i < k; i++, this.index++) this.offset += (this.view.getUint32(this.offset + 8, true) + 15) & ~15
       return rest
     }
     const n = this.fill(max)
