@@ -333,6 +333,22 @@ describe.skipIf(node === null)("bus.fetch behind node:http in a Node front (node
       await front.kill()
     }
   }, 120_000)
+
+  test("a client that declares a body and stops sending gets a 504 at nodeHandler's timeoutMs, the worker untouched", async () => {
+    const name = busName("nodestall")
+    const { child: front, base } = await nodeFront(name, ["--timeout-ms=300"])
+    const worker = await spawnWorker(name)
+    try {
+      const head = "POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: 50000000\r\n\r\n"
+      const answer = await rawAnswer(Number(new URL(base).port), `${head}${"x".repeat(100_000)}`)
+      expect([answer.status, answer.json.name]).toEqual([504, "TimeoutError"]) // before: nothing until Node's 300 s
+      expect(await (await fetch(`${base}/x`, { method: "POST", body: "hi" })).text()).toBe("hi")
+      await closeFront(front)
+    } finally {
+      await worker.kill()
+      await front.kill()
+    }
+  }, 120_000)
 })
 
 describe.skipIf(node === null || honoSkip !== null)("bus.fetch behind Hono's Node server (@hono/node-server)", () => {

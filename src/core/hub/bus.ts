@@ -220,7 +220,7 @@ export class SlotBus {
       const o = checkOptions(opts, FETCH_OPTIONS, "bus.fetch")
       // no body (a GET): nothing to read, and no turn spent waiting for it
       if (request.body === null) return this.fetchWith(request, o, undefined)
-      return bodyUpTo(request, this.settings.maxBodyBytes).then(
+      return bodyUpTo(request, this.settings.maxBodyBytes, o.timeoutMs ?? this.settings.timeoutMs, o.signal).then(
         (body) => this.fetchWith(request, o, body),
         (e) => this.refused(e),
       )

@@ -1,8 +1,12 @@
 // bus.fetch refuses a body over maxBodyBytes while reading it: by its Content-Length before a byte is read, or as
-// soon as more than the limit arrived, never after reading a body of any size whole.
+// soon as more than the limit arrived, never after reading a body of any size whole; and gives up a body that stops
+// coming at the request's timeoutMs or signal.
 import { expect, test } from "bun:test"
-import { PayloadTooLargeError, SlotBus, SlotWorker } from "../../../src/index.ts"
+import { createServer, Server } from "node:http"
+import type { AddressInfo } from "node:net"
+import { failureResponse, nodeHandler, PayloadTooLargeError, SlotBus, SlotWorker } from "../../../src/index.ts"
 import { busName, rejection } from "../../support/helpers.ts"
+import { rawAnswer } from "../../support/runtime/raw-http.ts"
 
 const LIMIT = 1024 * 1024
 const CHUNK = 64 * 1024
@@ -85,3 +89,63 @@ test("a body whose Content-Length is over maxBodyBytes is refused before it is r
     expect(await small.text()).toBe("5")
   })
 })
+
+// A body that stops coming (a client that declared or began one and went quiet): the caller is not held past its
+// timeoutMs, nor past its signal, and the body is let go (issue: a stalled upload held the caller and its bytes for
+// good, whatever timeoutMs said).
+function stalledBody() {
+  const made = { cancelled: false }
+  const body = new ReadableStream<Uint8Array>({
+    start: (c) => c.enqueue(new Uint8Array(CHUNK).fill(1)), // then nothing, ever
+    cancel: () => void (made.cancelled = true),
+  })
+  return { body, made }
+}
+
+test("a body that stops coming fails with TimeoutError at timeoutMs, and with the signal's reason when it aborts", async () => {
+  await withBus(async (bus) => {
+    const timed = stalledBody()
+    const req = new Request("http://front/upload", { method: "POST", body: timed.body, duplex: "half" } as RequestInit)
+    const err = await rejection(bus.fetch(req, { timeoutMs: 300 }))
+    expect([(err as Error).name, (err as Error).message]).toEqual([
+      "TimeoutError",
+      "the request body did not all come within timeoutMs (300 ms); it was given up",
+    ]) // before: never settled
+    expect(timed.made.cancelled).toBe(true)
+    const aborted = stalledBody()
+    const stop = new AbortController()
+    const req2 = new Request("http://front/upload", {
+      method: "POST",
+      body: aborted.body,
+      duplex: "half",
+    } as RequestInit)
+    const pending = rejection(bus.fetch(req2, { timeoutMs: 0, signal: stop.signal }))
+    stop.abort(new Error("the caller left"))
+    expect(((await pending) as Error).message).toBe("the caller left")
+    expect(aborted.made.cancelled).toBe(true)
+    expect(await (await bus.fetch(new Request("http://front/", { method: "POST", body: "ok" }))).text()).toBe("2")
+  })
+})
+
+test.each(["Bun.serve", "node:http"])(
+  "a client that declares a body and stops sending gets a 504 from a %s front at timeoutMs",
+  async (front) => {
+    await withBus(async (bus) => {
+      const fetchOptions = { timeoutMs: 300 }
+      const server =
+        front === "Bun.serve"
+          ? Bun.serve({ port: 0, fetch: (req) => bus.fetch(req, fetchOptions), error: failureResponse })
+          : createServer(nodeHandler(bus, { fetch: fetchOptions })).listen(0, "127.0.0.1")
+      if (server instanceof Server) await new Promise((r) => server.once("listening", r))
+      const port = server instanceof Server ? (server.address() as AddressInfo).port : server.port!
+      try {
+        const head = `POST /upload HTTP/1.1\r\nHost: front\r\nContent-Length: ${LIMIT}\r\n\r\n`
+        const answer = await rawAnswer(port, `${head}${"x".repeat(1000)}`)
+        expect([answer.status, answer.json.name]).toEqual([504, "TimeoutError"]) // before: no answer, ever
+      } finally {
+        if (server instanceof Server) server.closeAllConnections(), server.close()
+        else server.stop(true)
+      }
+    })
+  },
+)
