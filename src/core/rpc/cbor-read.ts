@@ -118,7 +118,8 @@ class Reader {
   }
 
   value(depth: number): unknown {
-    if (depth > MAX_DEPTH) throw bad(`nested over ${MAX_DEPTH} deep`)
+    // the writer counts containers; here each tag counts too (a shared container is tag 28 on it, a BigInt a tag)
+    if (depth > 2 * MAX_DEPTH + 1) throw bad(`nested over ${MAX_DEPTH} deep`)
     const share = this.share
     this.share = -1 // only the item right under tag 28 takes it
     const n = this.head()

@@ -41,7 +41,8 @@ for (const [name, tag] of Object.entries(TYPED_TAGS)) {
   if (c) TYPED_CLASSES.set(tag, c)
 }
 
-export const ERRORS: Record<string, ErrorConstructor> = {
+// no prototype: a name such as "constructor" or "toString" is no class of these
+export const ERRORS: Record<string, ErrorConstructor> = Object.assign(Object.create(null), {
   Error,
   EvalError,
   RangeError,
@@ -49,7 +50,7 @@ export const ERRORS: Record<string, ErrorConstructor> = {
   SyntaxError,
   TypeError,
   URIError,
-}
+})
 
 /** Nesting deeper than this is refused both ways (a decoder's stack against hostile bytes). */
-export const MAX_DEPTH = 2048
+export const MAX_DEPTH = 512

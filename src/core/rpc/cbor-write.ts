@@ -195,7 +195,7 @@ class Writer {
   }
 
   private object(o: object, depth: number) {
-    if (depth > MAX_DEPTH) throw dataCloneError(`a value nested over ${MAX_DEPTH} deep`)
+    if (depth >= MAX_DEPTH) throw dataCloneError(`a value nested over ${MAX_DEPTH} deep`)
     const index = this.seen.get(o)
     if (index !== undefined) {
       this.head(6, Tag.SHARED_REF)

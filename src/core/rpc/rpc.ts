@@ -353,13 +353,16 @@ function preview(v: unknown): string {
 
 /**
  * A Proxy whose every string property is a function calling the worker's function of that name through
- * `invoke`. `then` is not one, so awaiting the proxy (or returning it from an async function) does not call it.
+ * `invoke`. `then` and `toJSON` are not, so awaiting the proxy (or returning it from an async function) and
+ * JSON.stringify do not call the worker (bus.invoke calls a function of either name); Symbol.toPrimitive names it,
+ * so a template string or `+` does not call `toString` or `valueOf` there.
  */
 export function remoteProxy<Api>(invoke: (method: string, args: unknown[]) => Promise<unknown>): Remote<Api> {
   const methods = new Map<string, (...args: unknown[]) => Promise<unknown>>()
   return new Proxy(Object.create(null) as object, {
     get(_, prop) {
-      if (typeof prop !== "string" || prop === "then") return undefined
+      if (prop === Symbol.toPrimitive) return () => "[slotbus remote]"
+      if (typeof prop !== "string" || prop === "then" || prop === "toJSON") return undefined
       let f = methods.get(prop)
       if (f === undefined) methods.set(prop, (f = (...args: unknown[]) => invoke(prop, args)))
       return f

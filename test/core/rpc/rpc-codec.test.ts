@@ -283,6 +283,15 @@ describe("the CBOR of §6.1.1", () => {
     expect(() => encodeCbor(deep)).toThrow(expect.objectContaining({ name: "DataCloneError" }))
   })
 
+  test("what the writer takes the reader reads: 512 containers deep, shared (tag 28) and with a BigInt leaf", () => {
+    for (const wrap of [(v: unknown) => [v], (v: unknown) => ({ a: v }), (v: unknown) => new Map([[1, v]])]) {
+      let v: unknown = 1n
+      for (let i = 0; i < 512; i++) v = wrap(v)
+      expect(() => decodeCbor(encodeCbor(v))).not.toThrow() // before: refused from 1,024 deep, 2,048 documented
+      expect(() => encodeCbor(wrap(v))).toThrow(expect.objectContaining({ name: "DataCloneError" }))
+    }
+  })
+
   test("a key __proto__ is an own property, and no prototype is set", () => {
     const v = decodeCbor(bytes("a1 695f5f70726f746f5f5f a1 61 70 f5")) as Record<string, unknown>
     expect(Object.getPrototypeOf(v)).toBe(Object.prototype)
@@ -296,6 +305,10 @@ describe("the CBOR of §6.1.1", () => {
     expect(e.stack).toContain("out")
     const named = decodeCbor(encodeCbor(Object.assign(new TypeError("t"), { name: "MyError" }))) as Error
     expect([named instanceof Error, named.name, named.message]).toEqual([true, "MyError", "t"])
+    for (const name of ["constructor", "toString", "valueOf", "hasOwnProperty", "__proto__"]) {
+      const odd = decodeCbor(encodeCbor(Object.assign(new Error("m"), { name }))) as Error
+      expect([odd instanceof Error, odd.name, odd.message]).toEqual([true, name, "m"]) // before: a String, or thrown
+    }
     const selfCaused = new Error("loop") as Error & { cause?: unknown }
     selfCaused.cause = selfCaused
     const back = decodeCbor(encodeCbor(selfCaused)) as Error & { cause?: unknown }

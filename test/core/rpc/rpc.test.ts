@@ -145,6 +145,10 @@ describe("calls and results", () => {
     const api = bus.remote<Api>()
     expect(await api).toBe(api)
     expect((api as unknown as { then?: unknown }).then).toBeUndefined()
+    // JSON.stringify and string conversion call nothing on the worker (before: an RPC call, whose rejection ended Node)
+    expect(JSON.stringify({ api })).toBe('{"api":{}}')
+    expect(`${api}`).toBe("[slotbus remote]")
+    expect(bus.stats().requests).toBe(0)
     expect(() => {
       ;(api as unknown as Record<string, unknown>).add = 1
     }).toThrow(TypeError)
