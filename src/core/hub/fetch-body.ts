@@ -35,10 +35,14 @@ export function asResponse(res: StreamedResponse | Response, bus: object): Respo
   return response
 }
 
+/** Up to this declared length a body is read whole at once (Bun's Request natively, twice a reader's speed). */
+const SMALL_BODY = 64 * 1024
+
 /**
  * A Request's body, refused at `max` bytes: by its Content-Length before reading, or once more than that arrived.
- * Given up (cancelled where it can be) with TimeoutError when it has not all come in `timeoutMs` (0: never), or with
- * `signal`'s reason when it aborts: a client that stops sending mid-body holds no caller, and no more memory.
+ * Given up (cancelled where it can be) with TimeoutError once nothing of it came for `timeoutMs` (0: never; a small
+ * body read at once, within `timeoutMs` of the start), or with `signal`'s reason when it aborts: a client that stops
+ * sending mid-body holds no caller, and no more memory, while a slow upload that keeps coming is read to its end.
  */
 export async function bodyUpTo(
   request: Request,
@@ -59,9 +63,9 @@ export async function bodyUpTo(
   const stop = stopper(timeoutMs, signal)
   try {
     // a body longer than it said is refused by request() all the same. arrayBuffer(), not bytes(): Hono's Node
-    // server passes a Request look-alike that has no bytes() of its own (Request's, called on it, throws). Bun's
-    // own Request reads it natively (twice as fast as a reader); one of node:http's (ours) is read so it can be cancelled
-    if (declared !== null && !incoming.has(request))
+    // server passes a Request look-alike that has no bytes() of its own (Request's, called on it, throws). One of
+    // node:http's (ours) is read so it can be cancelled
+    if (declared !== null && Number(declared) <= SMALL_BODY && !incoming.has(request))
       return new Uint8Array(await (stop ? Promise.race([request.arrayBuffer(), stop.given]) : request.arrayBuffer()))
     const reader = stream.getReader()
     const parts: Uint8Array[] = []
@@ -70,6 +74,7 @@ export async function bodyUpTo(
       const read = reader.read()
       const { done, value } = await (stop ? Promise.race([read, stop.given]).catch(cancelled(reader)) : read)
       if (done) return Buffer.concat(parts, length)
+      stop?.kick()
       length += value.length
       if (length > max) {
         reader.releaseLock()
@@ -88,30 +93,35 @@ const cancelled = (reader: { cancel(): Promise<void> }) => (e: unknown) => {
   throw e
 }
 
-/** `given` rejects once `timeoutMs` passed (TimeoutError) or `signal` aborted (its reason); null when neither can. */
-function stopper(ms: unknown, signal?: AbortSignal): { given: Promise<never>; clear(): void } | null {
+/**
+ * `given` rejects once `timeoutMs` passed since the start or the last kick() (TimeoutError), or `signal` aborted
+ * (its reason); null when neither can.
+ */
+function stopper(ms: unknown, signal?: AbortSignal) {
   const timeoutMs = typeof ms === "number" && ms > 0 ? ms : 0 // a bad one is refused after the body, as ever
   if (timeoutMs === 0 && !signal) return null
   let timer: LongTimer | undefined
   let onAbort: (() => void) | undefined
+  let fail: (e: unknown) => void = () => {}
   const given = new Promise<never>((_, reject) => {
-    if (timeoutMs > 0)
-      timer = longTimeout(
-        () =>
-          reject(
-            new TimeoutError(`the request body did not all come within timeoutMs (${timeoutMs} ms); it was given up`),
-          ),
-        timeoutMs,
-      )
+    fail = reject
     if (signal?.aborted) reject(signal.reason)
     else signal?.addEventListener("abort", (onAbort = () => reject(signal.reason)), { once: true })
   })
   given.catch(() => {}) // settled after the body came: nobody races it any more
-  return {
+  const idle = () =>
+    fail(new TimeoutError(`the request body stopped coming: nothing of it for timeoutMs (${timeoutMs} ms); given up`))
+  const stop = {
     given,
+    kick() {
+      timer?.clear()
+      if (timeoutMs > 0) timer = longTimeout(idle, timeoutMs)
+    },
     clear() {
       timer?.clear()
       if (onAbort) signal!.removeEventListener("abort", onAbort)
     },
   }
+  stop.kick()
+  return stop
 }
