@@ -262,9 +262,11 @@ describe.skipIf(!linuxBackend)("after kills nothing of slotbus is left behind", 
         for (const o of await Promise.all(calls.map((c) => outcome(c, GUARD_MS))))
           expect(o.state === "rejected" && o.error).toBeInstanceOf(WorkerGoneError)
         await victim.kill()
-        await eventually(() => fdCensus().total === base.total) // the channel closes once Bun lets go of its fds
+        await eventually(() => fdCensus().total <= base.total) // the channel closes once Bun lets go of its fds
         const after = fdCensus()
-        expect({ cycle, ...after }).toEqual({ cycle, ...base })
+        const grew = (Object.keys(base) as (keyof typeof base)[]).filter((k) => after[k] > base[k])
+        expect({ cycle, grew }).toEqual({ cycle, grew: [] })
+        Object.assign(base, after) // a socket an earlier test file left in this process may close meanwhile
       }
     } finally {
       await victim?.kill()
@@ -292,13 +294,14 @@ describe.skipIf(!linuxBackend)("after kills nothing of slotbus is left behind", 
           value: { reason: "hub-gone" },
         })
         await hub.kill()
-        await eventually(() => fdCensus().memfd === 0 && fdCensus().socket === base.socket)
+        await eventually(() => fdCensus().memfd === 0 && fdCensus().socket <= base.socket)
         const after = fdCensus()
-        expect({ cycle, memfd: after.memfd, socket: after.socket }).toEqual({
+        expect({ cycle, memfd: after.memfd, socketsOver: Math.max(0, after.socket - base.socket) }).toEqual({
           cycle,
           memfd: 0,
-          socket: base.socket,
+          socketsOver: 0,
         })
+        base.socket = after.socket // one an earlier test file left in this process may close meanwhile (3 of 5, in CI)
       }
     } finally {
       await worker?.close()
@@ -330,13 +333,14 @@ describe.skipIf(!linuxBackend)("after kills nothing of slotbus is left behind", 
         expect(await eventually(() => disconnects.length === cycle + 1, GUARD_MS)).toBe(true)
         await hub.kill()
         expect(await eventually(() => !boundBusNames().includes(`slotbus.${name}`))).toBe(true)
-        await eventually(() => fdCensus().memfd === 0 && fdCensus().socket === base.socket)
+        await eventually(() => fdCensus().memfd === 0 && fdCensus().socket <= base.socket)
         const after = fdCensus()
-        expect({ cycle, memfd: after.memfd, socket: after.socket }).toEqual({
+        expect({ cycle, memfd: after.memfd, socketsOver: Math.max(0, after.socket - base.socket) }).toEqual({
           cycle,
           memfd: 0,
-          socket: base.socket,
+          socketsOver: 0,
         })
+        base.socket = after.socket // one an earlier test file left in this process may close meanwhile (3 of 5, in CI)
       }
       expect(disconnects).toEqual(Array(20).fill("hub-gone"))
     } finally {
