@@ -83,8 +83,8 @@ export class HubNotFoundError extends SlotBusError {}
 /** The peer's uid is not allowed (SO_PEERCRED check). */
 export class PeerRefusedError extends SlotBusError {}
 
-/** A feature was opened that needs an optional package this app has not installed; the message says which
- * `bun add` to run. */
+/** A feature was opened that needs an optional package this app has not installed; the message says what to run
+ * to add it (`bun add` under Bun, `npm install` under Node). */
 export class MissingPackageError extends SlotBusError {
   constructor(
     message: string,
@@ -93,6 +93,13 @@ export class MissingPackageError extends SlotBusError {
     options?: ErrorOptions,
   ) {
     super(message, options)
+  }
+
+  /** "`feature` needs the package `name`, …: <the runtime's install command> `name`". */
+  static of(feature: string, name: string, cause: unknown): MissingPackageError {
+    const add = process.versions.bun ? "bun add" : "npm install"
+    const message = `${feature} needs the package ${name}, which this app has not installed: ${add} ${name}`
+    return new MissingPackageError(message, name, { cause })
   }
 }
 

@@ -5,7 +5,7 @@
 //   the leases room's LeaseRemote (src/leases/table.ts)   Contest.open(name, { remote: nats(url) })
 // and what it opens shares one connection (shared.ts).
 // Importing this file loads no NATS client: each package is imported when a feature that needs it opens
-// (packages.ts), and a missing one is a MissingPackageError naming the `bun add` to run.
+// (packages.ts), and a missing one is a MissingPackageError naming the install command to run.
 import type {
   RemoteHubHost,
   RemoteLink,

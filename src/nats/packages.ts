@@ -1,5 +1,5 @@
 // The NATS client packages are optional peers of slotbus: each is imported when a feature that needs it is
-// opened, and a missing one is a MissingPackageError that names the \`bun add\` to run (not the runtime's
+// opened, and a missing one is a MissingPackageError that names the install command to run (not the runtime's
 // "Cannot find package" from inside slotbus's files, at the first message).
 import { MissingPackageError } from "../core/index.ts"
 
@@ -8,13 +8,7 @@ async function load<T>(name: string, feature: string, get: () => Promise<T>): Pr
     return await get()
   } catch (e) {
     if (!/cannot find (package|module)/i.test(String(e)) || !String(e).includes(name)) throw e
-    throw new MissingPackageError(
-      `${feature} needs the package ${name}, which this app has not installed: bun add ${name}`,
-      name,
-      {
-        cause: e,
-      },
-    )
+    throw MissingPackageError.of(feature, name, e)
   }
 }
 

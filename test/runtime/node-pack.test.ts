@@ -225,6 +225,24 @@ contest.close()
     expect(r.code, r.stderr).toBe(0)
   })
 
+  test("without the optional NATS package, a feature across hosts says the npm install it needs", async () => {
+    writeFileSync(
+      join(app, "missing.mjs"),
+      `import { SlotBus, MissingPackageError } from "slotbus"
+import { nats } from "slotbus/nats"
+try {
+  await SlotBus.listen("node-pack-nats-" + process.pid, { remote: nats("nats://127.0.0.1:9") })
+} catch (e) {
+  console.log(e instanceof MissingPackageError, e.packageName, e.message)
+}
+`,
+    )
+    const r = await run([node!, ...nodeFlags(node!), "missing.mjs"], { cwd: app, env, timeoutMs: 30_000 })
+    expect(r.stdout.trim()).toEndWith(": npm install @nats-io/transport-node")
+    expect(r.stdout).toStartWith("true @nats-io/transport-node ")
+    expect(r.code, r.stderr).toBe(0)
+  })
+
   test("a Node front from the installed package supervises Node workers (dist/'s spawn on node:child_process)", async () => {
     writeFileSync(
       join(app, "pool.mjs"),

@@ -48,11 +48,7 @@ export async function loadOtelApi(
     return (await import(PACKAGE)) as never
   } catch (e) {
     if (!/cannot find (package|module)/i.test(String(e))) throw e
-    throw new MissingPackageError(
-      `${feature} needs the package ${PACKAGE}, which this app has not installed: bun add ${PACKAGE}`,
-      PACKAGE,
-      { cause: e },
-    )
+    throw MissingPackageError.of(feature, PACKAGE, e)
   }
 }
 
