@@ -10,7 +10,8 @@ export interface McpHttpOptions {
   allowedOrigins?: readonly string[] | true
   /** Host names allowed besides localhost, 127.0.0.1 and [::1] ("mcp.example.com"), or true for any. */
   allowedHosts?: readonly string[] | true
-  /** Sessions at once per instance of the pool (default 100): an initialize past instances × this gets a 503. */
+  /** Sessions at once per instance of the pool (default 100): an initialize past instances × this ends the session
+   * idle longest (nothing in flight, no GET stream), or gets a 503 when every session is busy. */
   maxSessionsPerInstance?: number
   /** A session with nothing in flight and no open stream for this long ends (default 1 800 000 ms); then 404. */
   idleTimeoutMs?: number
@@ -45,7 +46,7 @@ const OPTIONS = optionNames<McpHttpOptions>({
 /** What the handler needs of the bus (StdioBus has it). */
 export interface McpHttpHost {
   readonly state: BusState
-  readonly limits: { readonly max_input_buffer: number }
+  readonly limits: { readonly max_input_buffer: number; readonly max_output_queue: number }
   readonly config: { readonly pools: readonly { readonly id: string; readonly instances: number }[] }
   attachClient(deliver: BusClient["deliver"]): BusClient & { close(): void }
   ingest(client: BusClient, line: string): Promise<void>
@@ -63,6 +64,9 @@ export interface McpHttpSettings {
   readonly jsonOnly: boolean
   readonly keepAliveMs: number
   readonly replayBytes: number
+  /** Bytes an SSE connection may have waiting for its client before it is cut off (the bus's max_output_queue, at
+   * least the replay buffer: a resumption's replay always fits). */
+  readonly maxQueued: number
   readonly resumeMs: number
   readonly token: string | null
 }
@@ -83,6 +87,7 @@ export function mcpHttpSettings(host: McpHttpHost, options: McpHttpOptions): Mcp
     min: 1,
     dflt: 100,
   })
+  const replayBytes = checkNumber(options.replayBufferBytes, { what: "replayBufferBytes", where, dflt: 262_144 })
   return {
     guards: { allowedOrigins: options.allowedOrigins ?? [], allowedHosts: options.allowedHosts ?? [] },
     poolId: pool.id,
@@ -103,7 +108,8 @@ export function mcpHttpSettings(host: McpHttpHost, options: McpHttpOptions): Mcp
     }),
     jsonOnly: options.jsonResponse === true,
     keepAliveMs: checkNumber(options.sseKeepAliveMs, { what: "sseKeepAliveMs", where, min: 1, dflt: 15_000 }),
-    replayBytes: checkNumber(options.replayBufferBytes, { what: "replayBufferBytes", where, dflt: 262_144 }),
+    replayBytes,
+    maxQueued: Math.max(host.limits.max_output_queue, replayBytes),
     resumeMs: checkNumber(options.resumeWindowMs, { what: "resumeWindowMs", where, dflt: 30_000 }),
     token,
   }

@@ -5,20 +5,31 @@ import { refusal } from "./mcp-http-checks.ts"
 
 const encoder = new TextEncoder()
 
-/** One SSE response body: events written as they come, and a comment every `keepAliveMs`. */
+/**
+ * One SSE response body: events written as they come, and a comment every `keepAliveMs`. A client that reads slower
+ * than they come is cut off once more than `maxQueued` bytes wait for it (as an NDJSON client past
+ * max_output_queue): its session keeps the newest events for a resumption, and nothing else grows.
+ */
 export class SseSink {
   readonly body: ReadableStream<Uint8Array>
   private controller!: ReadableStreamDefaultController<Uint8Array>
   private readonly keepAlive: ReturnType<typeof setInterval>
   closed = false
-  constructor(keepAliveMs: number, onGone: () => void) {
-    this.body = new ReadableStream<Uint8Array>({
-      start: (c) => void (this.controller = c),
-      cancel: () => {
-        this.stop()
-        onGone()
+  constructor(
+    keepAliveMs: number,
+    maxQueued: number,
+    private readonly onGone: () => void,
+  ) {
+    this.body = new ReadableStream<Uint8Array>(
+      {
+        start: (c) => void (this.controller = c),
+        cancel: () => {
+          this.stop()
+          onGone()
+        },
       },
-    })
+      new ByteLengthQueuingStrategy({ highWaterMark: maxQueued }),
+    )
     // a proxy cuts a response that sends nothing for a while (nginx: 60 s); a tool call may run longer without progress
     this.keepAlive = setInterval(() => this.write(": keepalive\n\n"), keepAliveMs)
     this.keepAlive.unref?.()
@@ -28,8 +39,12 @@ export class SseSink {
     try {
       this.controller.enqueue(encoder.encode(text))
     } catch {
-      this.stop() // the server closed it
+      return this.stop() // the server closed it
     }
+    if ((this.controller.desiredSize ?? 0) >= 0) return
+    this.stop()
+    this.controller.error(new Error("the client read its SSE stream too slowly (max_output_queue); cut off"))
+    this.onGone()
   }
   close(): void {
     if (this.closed) return
@@ -116,9 +131,11 @@ export class SessionEvents {
    */
   resume(lastEventId: string, sink: () => SseSink): { stream: EventStream; sink: SseSink } | Response {
     const m = /^(\d+)-(\d+)$/.exec(lastEventId.trim())
-    const s = m ? this.streams.get(Number(m[1])) : undefined
+    const no = m ? Number(m[1]) : 0
+    const s = this.streams.get(no)
     const after = m ? Number(m[2]) : 0
-    if (!m || (!s && Number(m[1]) >= this.nextNo))
+    // stream numbers start at 1 and event numbers run over the session: a later one was never issued
+    if (!m || no === 0 || no >= this.nextNo || after > this.last)
       return refusal(
         400,
         -32000,

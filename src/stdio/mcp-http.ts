@@ -136,7 +136,23 @@ export class McpHttpHandler {
       return refusal(400, -32000, "Bad Request: Mcp-Session-Id header is required; send initialize first to get one")
     const s = this.sessions.get(id)
     if (!s) return refusal(404, -32001, "Session not found: it ended or never existed; send initialize again")
+    // the map's order is the order of last use, so endIdlest() finds the session unused longest first
+    this.sessions.delete(id)
+    this.sessions.set(id, s)
     return s
+  }
+
+  /**
+   * At the session cap, ends the session unused longest of those with nothing in flight and no GET stream open (a
+   * client that left without DELETE, as the SDK client's close() does); false when every session is busy.
+   */
+  private endIdlest(): boolean {
+    for (const s of this.sessions.values())
+      if (s.waiting.size === 0 && !s.stream?.sink) {
+        this.end(s, `the session cap (${this.settings.maxSessions}) was reached and it was the one idle longest`)
+        return true
+      }
+    return false
   }
 
   private async post(
@@ -166,11 +182,11 @@ export class McpHttpHandler {
     if (invalid !== null) return refusal(400, -32600, `Invalid Request: ${invalid}`)
     let session: Session
     if (isRequest && msg.method === "initialize") {
-      if (this.sessions.size >= this.settings.maxSessions)
+      if (this.sessions.size >= this.settings.maxSessions && !this.endIdlest())
         return refusal(
           503,
           -32000,
-          `Service Unavailable: pool "${this.settings.poolId}" has ${this.settings.maxSessions} sessions already (maxSessionsPerInstance × instances); end one with DELETE or try again later`,
+          `Service Unavailable: pool "${this.settings.poolId}" has ${this.settings.maxSessions} sessions already (maxSessionsPerInstance × instances), each with a request in flight or its GET stream open; try again later`,
           { "retry-after": "1" },
         )
       session = this.open()
@@ -219,7 +235,7 @@ export class McpHttpHandler {
     }
     session.waiting.set(key, waiter)
     // a JSON answer's client that hangs up is gone; an SSE one may come back with Last-Event-ID (dropped())
-    const sink = sse ? new SseSink(this.settings.keepAliveMs, () => this.dropped(session, sink!)) : null
+    const sink = sse ? this.sinkFor(session) : null
     const gone = sink ? () => this.dropped(session, sink) : () => this.gone(session, key, waiter)
     request.signal.addEventListener("abort", gone, { once: true })
     if (initialize) void answered.promise.then((m) => m.error && this.end(session, "its initialize failed"))
@@ -251,11 +267,7 @@ export class McpHttpHandler {
     const headers = { [SESSION_HEADER]: s.id, ...SSE_HEADERS }
     const last = request.headers.get("last-event-id")
     if (last !== null) {
-      let sink: SseSink
-      const resumed = s.events.resume(
-        last,
-        () => (sink = new SseSink(this.settings.keepAliveMs, () => this.dropped(s, sink))),
-      )
+      const resumed = s.events.resume(last, () => this.sinkFor(s))
       if (resumed instanceof Response) return resumed
       this.counts.resumed++
       server?.timeout(request, 0)
@@ -264,7 +276,7 @@ export class McpHttpHandler {
     }
     if (s.stream?.sink) return refusal(409, -32000, "Conflict: this session has its GET stream open already")
     this.closeStream(s)
-    const sink = new SseSink(this.settings.keepAliveMs, () => this.dropped(s, sink))
+    const sink = this.sinkFor(s)
     s.stream = s.events.open(sink)
     server?.timeout(request, 0)
     return new Response(sink.body, { headers })
@@ -318,6 +330,12 @@ export class McpHttpHandler {
     for (const w of s.waiting.values()) if (w.stream && !w.stream.finished) latest = w
     // no GET stream: on the stream of a request in flight, the one it most likely comes of (a log line, sampling)
     if (latest) s.events.send(latest.stream!, message)
+  }
+
+  /** A new SSE connection of session `s`. */
+  private sinkFor(s: Session): SseSink {
+    const sink: SseSink = new SseSink(this.settings.keepAliveMs, this.settings.maxQueued, () => this.dropped(s, sink))
+    return sink
   }
 
   /**

@@ -1,6 +1,7 @@
 // The stdio bus's MCP Streamable HTTP handler in an app's own node:http server, under Bun and under Node 26 (the
 // front is test/support/runtime/mcp-http-front.ts), driven by the MCP SDK's StreamableHTTPClientTransport.
 import { afterAll, describe, expect, test } from "bun:test"
+import { connect } from "node:net"
 import { join } from "node:path"
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
@@ -8,6 +9,8 @@ import { REPO } from "../support/helpers.ts"
 import { PEER_RUNTIMES, peerChild, peerSkip, removeNodeBuilds } from "../support/runtime/peers.ts"
 
 const EVERYTHING = join(REPO, "node_modules", "@modelcontextprotocol", "server-everything", "dist", "index.js")
+const MCP_WORKER = join(REPO, "test", "stdio", "workers", "mcp-worker.ts")
+type Answer = { result: { content: { text: string }[] } }
 afterAll(removeNodeBuilds)
 
 /** The SSE text of `body` until a chunk containing `until` (then the connection is dropped), or to its end. */
@@ -88,6 +91,63 @@ describe.each(PEER_RUNTIMES)("bus.mcpHandler() in a node:http server under %s", 
         const foreign = await fetch(url, { method: "DELETE", headers: { origin: "http://evil.example" } })
         expect(foreign.status).toBe(403)
         await client.close()
+        front.write("stop\n")
+        await front.waitLine(/^stopped stopped$/, 30_000)
+        expect(await front.exited).toBe(0)
+      } finally {
+        await front.kill()
+      }
+    },
+    120_000,
+  )
+
+  test.skipIf(skip !== null)(
+    "a client that does not read its GET stream is cut off past max_output_queue; its session goes on",
+    async () => {
+      const front = await peerChild(runtime, "runtime/mcp-http-front.ts", [process.execPath, MCP_WORKER, "262144"], {
+        stdin: "pipe",
+      })
+      try {
+        const [, port] = await front.waitLine(/^ready (\d+)$/, 60_000)
+        const url = `http://127.0.0.1:${port}/mcp`
+        const json = { "content-type": "application/json", accept: "application/json" }
+        const post = (body: object, session?: string) =>
+          fetch(url, {
+            method: "POST",
+            headers: session ? { ...json, "mcp-session-id": session } : json,
+            body: JSON.stringify(body),
+          })
+        const text = async (r: Response) => ((await r.json()) as Answer).result.content[0]!.text
+        const clientInfo = { name: "slow", version: "1" }
+        const init = { protocolVersion: "2025-11-25", capabilities: {}, clientInfo }
+        const session = (await post({ jsonrpc: "2.0", id: 1, method: "initialize", params: init })).headers.get(
+          "mcp-session-id",
+        )!
+        await post({ jsonrpc: "2.0", method: "notifications/initialized" }, session)
+        // the GET stream on a socket that reads nothing: the kernel's buffers fill, then the front's queue does
+        const socket = connect(Number(port), "127.0.0.1")
+        socket.pause()
+        const ended = new Promise<number>((resolve) => {
+          let bytes = 0
+          socket.on("data", (b) => (bytes += b.length))
+          socket.on("close", () => resolve(bytes))
+          socket.on("error", () => {})
+        })
+        socket.write(
+          `GET /mcp HTTP/1.1\r\nhost: 127.0.0.1\r\naccept: text/event-stream\r\nmcp-session-id: ${session}\r\n\r\n`,
+        )
+        // 40 MB of notifications to that stream: more than the socket's buffers and max_output_queue together
+        const flood = { name: "flood", arguments: { count: 800, size: 50_000 } }
+        const answer = await post({ jsonrpc: "2.0", id: 2, method: "tools/call", params: flood }, session)
+        expect(await text(answer)).toBe("flooded 800")
+        socket.resume()
+        const got = await Promise.race([ended, Bun.sleep(30_000).then(() => -1)])
+        socket.destroy()
+        expect(got).toBeGreaterThan(0) // the front closed that connection (-1: it kept it, queueing all 40 MB)
+        expect(got).toBeLessThan(800 * 50_000)
+        const echo = { name: "echo", arguments: { message: "still here" } }
+        const after = await post({ jsonrpc: "2.0", id: 3, method: "tools/call", params: echo }, session)
+        expect(await text(after)).toBe("Echo: still here")
         front.write("stop\n")
         await front.waitLine(/^stopped stopped$/, 30_000)
         expect(await front.exited).toBe(0)

@@ -159,6 +159,10 @@ describe("MCP Streamable HTTP: SSE event ids and Last-Event-ID", () => {
       const never = await resume("99-1")
       expect(never.status).toBe(400)
       expect(await never.text()).toContain("not issued in this session")
+      // an event number past the newest, on a stream that exists, and stream 0 (numbers start at 1): never issued
+      const stream = events[0]!.id!.split("-")[0]
+      for (const id of [`${stream}-99999999999999999999`, `${stream}-${events.length + 50}`, "0-0", "0-1"])
+        expect([id, (await resume(id)).status]).toEqual([id, 400])
       const old = await resume(events[0]!.id!)
       expect(old.status).toBe(410)
       expect(await old.text()).toContain("replayBufferBytes: 400")

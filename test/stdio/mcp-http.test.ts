@@ -283,15 +283,18 @@ describe("MCP Streamable HTTP in front of a stdio pool", () => {
     )
   }, 60_000)
 
-  test("limits: sessions per instance (503), body size (413), an idle session ends (404)", async () => {
+  test("limits: sessions per instance (503 while each is busy), body size (413), an idle session ends (404)", async () => {
     await withHttp(
       everything(1),
       async (_bus, listener) => {
         const url = listener.url
         const id = await rawSession(url)
+        const stream = await fetch(url, { headers: { accept: "text/event-stream", "mcp-session-id": id } })
+        expect(stream.status).toBe(200)
         const full = await post(url, INIT, { accept: "application/json" })
         expect(full.status).toBe(503)
         expect(await full.text()).toContain("maxSessionsPerInstance")
+        await stream.body!.cancel()
         const big = {
           jsonrpc: "2.0",
           id: 3,
@@ -315,6 +318,42 @@ describe("MCP Streamable HTTP in front of a stdio pool", () => {
         await rawSession(url) // its place is free again
       },
       { maxSessionsPerInstance: 1, idleTimeoutMs: 300 },
+    )
+  }, 60_000)
+
+  test("at the session cap an initialize ends the session unused longest that is idle; a busy one stays", async () => {
+    await withHttp(
+      everything(1),
+      async (_bus, listener) => {
+        const url = listener.url
+        let n = 0
+        const ping = (id: string) =>
+          post(url, { jsonrpc: "2.0", id: ++n, method: "ping" }, { "mcp-session-id": id, accept: "application/json" })
+        // SDK clients that close() without DELETE leave their sessions: the cap must not lock new clients out
+        for (let i = 0; i < 3; i++) {
+          const { client, transport } = await mcpClient(url)
+          expect(text(await client.callTool({ name: "echo", arguments: { message: `c${i}` } }))).toBe(`Echo: c${i}`)
+          await transport.close()
+        }
+        expect(listener.sessionCount).toBe(2)
+        const [a, b, c] = [await rawSession(url), await rawSession(url), await rawSession(url)]
+        expect((await ping(a)).status).toBe(404) // each initialize ended the oldest idle session: a went for c
+        expect((await ping(b)).status).toBe(200)
+        expect((await ping(c)).status).toBe(200)
+        // b used less lately than c: d's initialize ends b, not c
+        expect((await ping(c)).status).toBe(200)
+        const d = await rawSession(url)
+        expect((await ping(b)).status).toBe(404)
+        expect([(await ping(c)).status, (await ping(d)).status]).toEqual([200, 200])
+        // a session with its GET stream open is busy: c and d both streaming, the next initialize gets 503
+        const streams = await Promise.all(
+          [c, d].map((id) => fetch(url, { headers: { accept: "text/event-stream", "mcp-session-id": id } })),
+        )
+        expect((await post(url, INIT, { accept: "application/json" })).status).toBe(503)
+        for (const r of streams) await r.body!.cancel()
+        await until(() => listener.sessionCount === 2, "both sessions still there", 5_000)
+      },
+      { maxSessionsPerInstance: 2 },
     )
   }, 60_000)
 

@@ -3,7 +3,8 @@
 // not cancelled, then answers; echo { message } answers at once. stderr says when a count starts and when it is
 // cancelled, with the request id this server saw: "count <id> started", "count <id> cancelled after step <n>: <reason>".
 // ask { timeoutMs } asks its client for sampling and gives up after timeoutMs (the SDK then sends the client
-// notifications/cancelled for it), answering "asked: <text>" or "ask gave up: <error>".
+// notifications/cancelled for it), answering "asked: <text>" or "ask gave up: <error>". flood { count, size } sends
+// `count` notifications/message of `size` characters (to the session's GET stream), then answers "flooded <count>".
 import { Server } from "@modelcontextprotocol/sdk/server/index.js"
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js"
 import {
@@ -12,7 +13,10 @@ import {
   ListToolsRequestSchema,
 } from "@modelcontextprotocol/sdk/types.js"
 
-const server = new Server({ name: "slotbus-cancel-test", version: "1.0.0" }, { capabilities: { tools: {} } })
+const server = new Server(
+  { name: "slotbus-cancel-test", version: "1.0.0" },
+  { capabilities: { tools: {}, logging: {} } },
+)
 const number = { type: "number" } as const
 
 server.setRequestHandler(ListToolsRequestSchema, async () => ({
@@ -20,6 +24,7 @@ server.setRequestHandler(ListToolsRequestSchema, async () => ({
     { name: "count", inputSchema: { type: "object", properties: { steps: number, stepMs: number } } },
     { name: "echo", inputSchema: { type: "object", properties: { message: { type: "string" } } } },
     { name: "ask", inputSchema: { type: "object", properties: { timeoutMs: number } } },
+    { name: "flood", inputSchema: { type: "object", properties: { count: number, size: number } } },
   ],
 }))
 
@@ -29,6 +34,14 @@ server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
     stepMs?: number
     message?: string
     timeoutMs?: number
+    count?: number
+    size?: number
+  }
+  if (request.params.name === "flood") {
+    const data = "x".repeat(args.size ?? 1000)
+    for (let i = 0; i < (args.count ?? 1); i++)
+      await extra.sendNotification({ method: "notifications/message", params: { level: "info", data: `${i} ${data}` } })
+    return { content: [{ type: "text", text: `flooded ${args.count ?? 1}` }] }
   }
   if (request.params.name === "echo") return { content: [{ type: "text", text: `Echo: ${args.message}` }] }
   if (request.params.name === "ask") {

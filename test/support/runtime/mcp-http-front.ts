@@ -1,15 +1,16 @@
 // An app's own node:http server with a stdio bus's MCP Streamable HTTP handler (bus.mcpHandler().nodeListener()),
 // run under Node 26 or Bun by test/runtime/node-mcp-http.test.ts. Usage: mcp-http-front.js <program> <server
-// script>: a pool of one `<program> <server script> stdio` (server-everything), then "ready <port>"; on a "stop"
-// line on stdin the server closes, the bus stops, and it prints "stopped <state>".
+// script> [max_output_queue]: a pool of one `<program> <server script> stdio` (server-everything), then "ready
+// <port>"; on a "stop" line on stdin the server closes, the bus stops, and it prints "stopped <state>".
 import { createServer } from "node:http"
 import { createInterface } from "node:readline"
 import { StdioBus } from "../../../src/stdio/index.ts"
 
-const [program, script] = process.argv.slice(2)
-if (!program || !script) throw new Error("usage: mcp-http-front.js <program> <server script>")
+const [program, script, queue] = process.argv.slice(2)
+if (!program || !script) throw new Error("usage: mcp-http-front.js <program> <server script> [max_output_queue]")
 const bus = StdioBus.fromConfig({
   pools: [{ id: "everything", command: program, args: [script, "stdio"], initialize: "replay" }],
+  limits: queue ? { max_output_queue: Number(queue) } : {},
 })
 await bus.start()
 const handler = bus.mcpHandler()
