@@ -134,6 +134,8 @@ export async function writeResponse(res: ServerResponse, response: Response, hea
   const server = res.socket?.server
   if (server && closing.has(server)) res.shouldKeepAlive = false // it says Connection: close, and closes after
   res.writeHead(response.status, response.statusText || undefined, headers)
+  // a body that is not the length its Content-Length says ends the connection, not the next answer on it
+  if (headers["content-length"] !== undefined) res.strictContentLength = true
   if (response.body === null || head) {
     response.body?.cancel().catch(() => {})
     return void res.end()

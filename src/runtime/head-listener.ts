@@ -76,7 +76,11 @@ function headOf(req: IncomingMessage): RequestHead | null {
 }
 
 /** The answer's headers for writeHead (as writeResponse passes a Response's on), or null if any would be refused. */
-function nodeHeaders(head: readonly string[], length: number): Record<string, string | string[]> | null {
+function nodeHeaders(
+  head: readonly string[],
+  length: number,
+  headOnly: boolean,
+): Record<string, string | string[]> | null {
   const out: Record<string, string | string[]> = {}
   for (let i = 0; i + 1 < head.length; i += 2) {
     const name = head[i]!.toLowerCase()
@@ -87,14 +91,15 @@ function nodeHeaders(head: readonly string[], length: number): Record<string, st
     if (name === "set-cookie") out[name] = had === undefined ? [value] : [...(had as string[]), value]
     else out[name] = had === undefined ? value : `${had}, ${value}`
   }
-  // node:http frames a body it is handed whole by its length, as a Response's body it cannot know
-  if (length >= 0 && out["content-length"] === undefined) out["content-length"] = String(length)
+  // node:http frames a body by the Content-Length it is given: the bytes written, whatever the worker's head said (a
+  // wrong one would cut this answer or run it into the next on a kept-alive connection); a HEAD's stays the worker's
+  if (!headOnly || out["content-length"] === undefined) out["content-length"] = String(length)
   return out
 }
 
 function writeWhole(res: ServerResponse, answer: HeadAnswer, headOnly: boolean): Promise<void> | void {
   const body = answer.whole
-  const headers = body === null ? null : nodeHeaders(answer.head, body.length)
+  const headers = body === null ? null : nodeHeaders(answer.head, body.length, headOnly)
   if (body === null || headers === null) return writeResponse(res, answer.response(), headOnly)
   const server = res.socket?.server
   if (server && closing.has(server)) res.shouldKeepAlive = false

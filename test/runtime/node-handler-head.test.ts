@@ -114,6 +114,28 @@ function pipelined(port: number, n: number, kb: number, holdMs: number): Promise
   })
 }
 
+/** `requests` written at once on one connection: each answer read off it by its Content-Length, "<status> <body>". */
+function keptAlive(port: number, requests: string[]): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    const s = connect(port, "127.0.0.1", () => s.write(requests.join("")))
+    s.on("data", (b: Buffer) => chunks.push(b))
+    s.on("error", reject)
+    s.on("close", () => {
+      let all = Buffer.concat(chunks)
+      const answers: string[] = []
+      while (all.length > 0) {
+        const end = all.indexOf("\r\n\r\n")
+        const head = all.subarray(0, end).toString("latin1")
+        const length = Number(/content-length: (\d+)/i.exec(head)?.[1] ?? 0)
+        answers.push(`${head.split(" ")[1]} ${all.subarray(end + 4, end + 4 + length).toString()}`)
+        all = all.subarray(end + 4 + length)
+      }
+      resolve(answers)
+    })
+  })
+}
+
 /** Whether the front at `port` answers a page within 30 s (its worker connected). */
 async function eventuallyServes(port: number): Promise<boolean> {
   const end = performance.now() + 30_000
@@ -206,6 +228,26 @@ describe.each(["bun", "node"] as const)("nodeHandler's head way to a %s worker a
         "GET /seen HTTP/1.1\r\nHost: h\r\nX-Dup: 1\r\nx-dup: 2\r\nConnection: close\r\n\r\n",
       )
       expect(JSON.parse(seen.body).headers).toContainEqual(["x-dup", "1, 2"])
+    },
+    60_000,
+  )
+
+  test.skipIf(runtime === "node" && node === null)(
+    "a worker's wrong content-length: the bytes sent are what the length says, kept-alive answers stay apart",
+    async () => {
+      const { bus } = await busWithWorker(runtime)
+      for (const port of [await listen(nodeHandler(bus)), await listen(nodeHandler({ fetch: (r) => bus.fetch(r) }))]) {
+        // a GET (the head way), a POST (bus.fetch's), each saying 3, 11 or 100 bytes of 13, then one more request,
+        // all on one connection: each answer must be whole and its own
+        const ask = (method: string, n: number) =>
+          `${method} /lies?n=${n} HTTP/1.1\r\nHost: h\r\nContent-Length: ${method === "POST" ? 1 : 0}\r\n\r\n${method === "POST" ? "x" : ""}`
+        const asks = [3, 11, 100].flatMap((n) => [ask("GET", n), ask("POST", n)])
+        const answers = await keptAlive(port, [...asks, "GET /empty HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"])
+        expect(answers).toEqual([...asks.map(() => "200 héllo wörld"), "204 "])
+        // a HEAD's content-length is the worker's: the length its GET would have
+        const head = await rawRequest(port, "HEAD /lies?n=13 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+        expect(head.headers).toContain("content-length: 13")
+      }
     },
     60_000,
   )

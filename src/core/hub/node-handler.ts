@@ -48,10 +48,12 @@ export function nodeHandler(bus: FetchTarget, options: NodeHandlerOptions = {}) 
   if (o.onError !== undefined && typeof o.onError !== "function") throw new TypeError("onError must be a function")
   const fetchOptions = o.fetch
   const lengths = wholeLengths()
-  // a whole answer's length as Content-Length: node:http frames a body it is given as a stream chunked otherwise
-  const withLength = (response: Response) => {
+  // a whole answer's length as Content-Length (node:http frames a body it is given as a stream chunked otherwise),
+  // in place of the worker's, which may be wrong; a HEAD's stays the worker's
+  const withLength = (request: Request) => (response: Response) => {
     const n = lengths.get(response)
-    if (n !== undefined && !response.headers.has("content-length")) response.headers.set("content-length", String(n))
+    if (n !== undefined && (request.method !== "HEAD" || !response.headers.has("content-length")))
+      response.headers.set("content-length", String(n))
     return response
   }
   const onError = o.onError ?? failureResponse
@@ -59,8 +61,8 @@ export function nodeHandler(bus: FetchTarget, options: NodeHandlerOptions = {}) 
     // inside instrument(): the route the app matched by now (Express's req.route, httpRoute's) goes with bus.fetch
     const req = incoming.get(request)
     const route = req && exchangeOf(req)?.route
-    if (route !== undefined) return bus.fetch(request, { ...fetchOptions, route }).then(withLength)
-    return (fetchOptions ? bus.fetch(request, fetchOptions) : bus.fetch(request)).then(withLength)
+    if (route !== undefined) return bus.fetch(request, { ...fetchOptions, route }).then(withLength(request))
+    return (fetchOptions ? bus.fetch(request, fetchOptions) : bus.fetch(request)).then(withLength(request))
   }, onError)
   if (!(bus instanceof SlotBus) || !fetchOptionsPass(fetchOptions)) return viaFetch
   // a request with no body skips the Request and the Response: the same answer for about half the front's CPU
@@ -131,7 +133,7 @@ function headAnswer(r: StreamedResponse): HeadAnswer {
   }
   const response = () => {
     const made = webResponse(status, head, whole)
-    if (!made.headers.has("content-length")) made.headers.set("content-length", String(whole.length))
+    made.headers.set("content-length", String(whole.length))
     return made
   }
   return { status, head, whole, response }
