@@ -228,6 +228,9 @@ describe.each(["bun", "node"] as const)("nodeHandler's head way to a %s worker a
         "GET /seen HTTP/1.1\r\nHost: h\r\nX-Dup: 1\r\nx-dup: 2\r\nConnection: close\r\n\r\n",
       )
       expect(JSON.parse(seen.body).headers).toContainEqual(["x-dup", "1, 2"])
+      // a Blob's type is its content-type (Bun gave it only to a Response whose headers were read before its body)
+      const typed = await rawRequest(direct, "GET /typed HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+      expect(typed.headers.find((h) => h.startsWith("content-type:"))).toStartWith("content-type: text/css")
     },
     60_000,
   )

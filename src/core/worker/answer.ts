@@ -37,7 +37,10 @@ export function isAsyncReply(out: unknown): out is Response | Blob | ReadableStr
 export async function readAsyncReply(
   out: Response | Blob | ReadableStream | { status?: number; headers?: HeadersLike; body: Blob | ReadableStream },
 ): Promise<SlotReply> {
-  if (out instanceof Response) return { status: out.status, headers: out.headers, body: await out.bytes() }
+  if (out instanceof Response) {
+    const headers = out.headers // before the body, as in streamParts
+    return { status: out.status, headers, body: await out.bytes() }
+  }
   if (out instanceof Blob)
     return { headers: out.type ? { "content-type": out.type } : undefined, body: await out.bytes() }
   if (out instanceof ReadableStream) return { body: await new Response(out).bytes() }
@@ -49,8 +52,11 @@ export async function readAsyncReply(
  * stream-out.ts sends; null for any other reply, which is answered whole.
  */
 export function streamParts(out: unknown): StreamParts | null {
-  if (out instanceof Response)
-    return out.body ? { status: out.status, head: headerPairs(out.headers), body: out.body } : null
+  if (out instanceof Response) {
+    // the head first: Bun sets a Blob's (or Bun.file's) type as content-type only if asked before the body
+    const head = headerPairs(out.headers)
+    return out.body ? { status: out.status, head, body: out.body } : null
+  }
   if (out instanceof ReadableStream) return { status: 200, head: [], body: out }
   if (typeof out === "object" && out !== null && (out as { body?: unknown }).body instanceof ReadableStream) {
     const r = out as { status?: number; headers?: HeadersLike; body: ReadableStream }

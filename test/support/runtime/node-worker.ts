@@ -6,8 +6,8 @@
 // for as long as they are read (printing "cancelled /endless" when its body is cancelled), /wait nothing until its
 // request is cancelled (printing "aborted /wait"), /seen the request's method, URL and headers as JSON, /page a
 // ~50 KB page with two set-cookie and a connection header, /big?tag=<t>&kb=<n> n KB of "<t>;", /empty a 204,
-// /lies?n=<n> "héllo wörld" (13 bytes) saying content-length n, anything else "hi <path>" with status 201 and
-// x-runtime: node.
+// /lies?n=<n> "héllo wörld" (13 bytes) saying content-length n, /typed a Blob of type text/css, anything else
+// "hi <path>" with status 201 and x-runtime: node.
 // Prints "ready <node version>" once connected, "closed <reason>" at the end. SLOTBUS_TEST_IDLE: its idle strategy.
 // SLOTBUS_TEST_CODE_FILE: a file read at start, as a worker's code on disk is; "throw N" in it: the worker throws
 // from a timer N ms after it connected ("throw N start": after its start); anything else, or no file: it does not.
@@ -80,6 +80,7 @@ async function fetchHandler(req: Request): Promise<Response> {
     return new Response(`${tag};`.repeat(Math.ceil((Number(q.get("kb")) * 1000) / (tag.length + 1))))
   }
   if (path === "/empty") return new Response(null, { status: 204, headers: { "x-empty": "yes" } })
+  if (path === "/typed") return new Response(new Blob(["body{}"], { type: "text/css" }))
   if (path === "/lies") {
     const n = new URL(req.url).searchParams.get("n") ?? "11" // characters counted, not bytes: a common mistake
     return new Response(req.method === "HEAD" ? null : "héllo wörld", { headers: { "content-length": n } })
