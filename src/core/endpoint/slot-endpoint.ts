@@ -220,6 +220,12 @@ export class SlotEndpoint implements Endpoint, AnswerSlot, SlotStreamOwner {
   }
 
   tick(now: number) {
+    // Holding requests and no answer since the last pass with one (a handler that blocks its event loop, a long one):
+    // that wait counts now, not once answers come, so packCap stops piling new requests behind it meanwhile
+    if (this.inFlight > 0) {
+      const ns = nanoseconds()
+      if (ns - this.busyFrom > PACK_CROWDED_NS) this.rate(0, ns)
+    }
     if ((this.state !== "serving" && this.state !== "retiring") || this.stuckSlots(now) < this.settings.maxStuck) return
     // Its handlers hang: send it nothing more, and let it go once nobody waits for it any longer.
     this.state = "evicting"

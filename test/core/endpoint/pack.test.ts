@@ -45,6 +45,22 @@ describe("two workers on one bus", () => {
     })
   }, 120_000)
 
+  test("a worker whose handler blocks its event loop gets no more requests meanwhile, however quick it was", async () => {
+    await withHub({ slots: 16 }, [{}, {}], async (bus) => {
+      await bursts(bus, 8, 50) // both answered quickly: each has a rate that packs
+      const blocker = bus.request({ path: "/block?ms=3000" })
+      await Bun.sleep(100) // a few of the dispatcher's ticks
+      const holding = bus.stats().workers.filter((w) => w.inFlight > 0)
+      expect(holding.length).toBe(1)
+      const blocked = String(holding[0]!.pid)
+      const pids: string[] = []
+      for (let i = 0; i < 40; i++) pids.push((await bus.request({ path: "/echo" })).headers.get("x-pid")!)
+      expect((await blocker).text()).toBe("unblocked")
+      // before: the blocked one, first in join order and under its packCap, took each of them after its 3 s
+      expect(pids.filter((p) => p === blocked)).toEqual([])
+    })
+  }, 60_000)
+
   test("bursts of requests answered 3 ms later each are split between the workers", async () => {
     await withHub({ slots: 16 }, [{}, {}], async (bus) => {
       const slow = { "x-delay-ms": "3" }
