@@ -95,9 +95,8 @@ export class MissingPackageError extends SlotBusError {
     super(message, options)
   }
 
-  /** "`feature` needs the package `name`, …: <the runtime's install command> `name`". */
-  static of(feature: string, name: string, cause: unknown): MissingPackageError {
-    const add = process.versions.bun ? "bun add" : "npm install"
+  /** "`feature` needs the package `name`, …: `add` `name`" (`add`: the runtime's install command, "npm install"). */
+  static of(feature: string, name: string, add: string, cause: unknown): MissingPackageError {
     const message = `${feature} needs the package ${name}, which this app has not installed: ${add} ${name}`
     return new MissingPackageError(message, name, { cause })
   }

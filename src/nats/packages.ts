@@ -2,13 +2,14 @@
 // opened, and a missing one is a MissingPackageError that names the install command to run (not the runtime's
 // "Cannot find package" from inside slotbus's files, at the first message).
 import { MissingPackageError } from "../core/index.ts"
+import { addPackage } from "../runtime/index.ts"
 
 async function load<T>(name: string, feature: string, get: () => Promise<T>): Promise<T> {
   try {
     return await get()
   } catch (e) {
     if (!/cannot find (package|module)/i.test(String(e)) || !String(e).includes(name)) throw e
-    throw MissingPackageError.of(feature, name, e)
+    throw MissingPackageError.of(feature, name, addPackage, e)
   }
 }
 

@@ -51,6 +51,8 @@ const host: Runtime = (
 
 /** Which runtime this process is. */
 export const runtimeName: string = host.name
+/** What adds a package to an app on this runtime, for the messages that say to ("bun add", "npm install"). */
+export const addPackage: string = host.name === "bun" ? "bun add" : "npm install"
 
 /** The workarounds the core reads of this runtime (null: nothing to work around here). */
 export const quirks = host.quirks

@@ -5,6 +5,7 @@
 // the app's own exporters (OTLP, Prometheus, …) see what /metrics shows. A loader for traces may share
 // loadOtelApi() later (one place that knows the package's name and its absence).
 import { MissingPackageError } from "../../errors.ts"
+import { addPackage } from "../../runtime/index.ts"
 import { DURATION_BUCKETS } from "./histogram.ts"
 import { httpServer } from "./http-server.ts"
 import { METRICS, type MetricFamily, type MetricLabels, type MetricsSource } from "./metrics.ts"
@@ -48,7 +49,7 @@ export async function loadOtelApi(
     return (await import(PACKAGE)) as never
   } catch (e) {
     if (!/cannot find (package|module)/i.test(String(e))) throw e
-    throw MissingPackageError.of(feature, PACKAGE, e)
+    throw MissingPackageError.of(feature, PACKAGE, addPackage, e)
   }
 }
 
