@@ -3,9 +3,8 @@
 // (dispatcher.ts: the queue, the pick, deadlines), the Acceptor (accept.ts: workers on this host) and, with a
 // `remote` transport, remoteHubHost (remote-endpoint.ts: workers on other hosts).
 import { Kind, loadNative } from "../../native/ffi.ts"
-import { busName, toBytes } from "../wire/codec.ts"
+import { type BodyInit, busName, toBytes } from "../wire/codec.ts"
 import { checkOptions, madeBy } from "../../kit/index.ts"
-import type { BodyInit } from "../wire/codec.ts"
 import { BusClosedError, BusFullError } from "../../errors.ts"
 import type { BusStats } from "../observe/stats.ts"
 import type { Pending, ReadAnswer, WorkerEvent, WorkerInfo } from "../endpoint/endpoint.ts"
@@ -411,11 +410,8 @@ export class SlotBus {
 
   /** What GET /metrics (serveStatus) shows of this bus: the slotbus_* families of docs/api.md, labelled bus="<name>". */
   [METRICS](): MetricFamily[] {
-    return this.dispatcher.observer.families(
-      this.stats(),
-      this.pools.describe(),
-      this.front === null || this.front.leader,
-    )
+    const leads = this.front === null || this.front.leader
+    return this.dispatcher.observer.families(this.stats(), this.pools.describe(), leads)
   }
 
   /** OpenTelemetry (reportToMeter, kit/telemetry/otel-metrics.ts): each duration and queue wait, as it is recorded. */
@@ -444,6 +440,8 @@ export class SlotBus {
 
   private async shutdown(drain: boolean, timeoutMs: number) {
     await this.acceptor.stop()
+    // a shared front's control socket goes with its seat, before the next leader (running the pool now) opens it
+    if (this.front) await this.control?.close()
     this.front?.close()
     for (const w of [...this.acceptor.waiters])
       w.reject(new BusClosedError(`bus "${this.name}" closed while waiting for workers`))

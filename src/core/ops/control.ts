@@ -259,6 +259,7 @@ export class ControlSocket {
 
   /** Stops accepting and closes what is open (their requests are cancelled). */
   async close() {
+    if (this.closing) return // its fd may be another's by now
     this.closing = true
     this.reader?.close()
     this.reader = null

@@ -174,6 +174,24 @@ describe("the pool of a shared name", () => {
     expect((await workerPids(b, 2)).sort()).toEqual(second.pids.sort())
   }, 120_000)
 
+  test("a leader that closes draining a request: the new leader takes the control socket, a reload through it works", async () => {
+    const name = busName("pool")
+    const a = await front(name, 2)
+    const [b, c] = [await front(name, 2), await front(name, 2)]
+    pids.push(...(await poolOf(a)).pids)
+    await workerPids(b, 2)
+    await workerPids(c, 2)
+    void a.ask("close drain", /^(closed)$/)
+    const leads = async (f: Front) => (await poolOf(f)).state === "running"
+    await until(async () => (await leads(b)) || (await leads(c)), "a standby runs the pool", 20_000, 100)
+    const [leader, standby] = (await leads(b)) ? [b, c] : [c, b]
+    pids.push(...(await poolOf(leader)).pids)
+    // the standby's reload goes to the leader over the name's control socket (before: the new leader had none)
+    const [result] = await standby.ask("redeploy", /^(reloaded|reload failed .*)$/)
+    expect(result).toBe("reloaded")
+    pids.push(...(await poolOf(leader)).pids)
+  }, 120_000)
+
   test("a worker whose parent front it never reached leaves after the linger", async () => {
     const name = busName("pool")
     const b = await front(name)

@@ -10,7 +10,8 @@
 //   status     "status <json>": the bus's section of the status view
 //   reload     starts the pool's reload (not awaited): "reloading"
 //   redeploy   the pool's reload, awaited: "reloaded", or "reload failed <error class>: <message>"
-//   close      closes the bus and nothing else (the pool is left as it is): "closed"
+//   close      closes the bus and nothing else (the pool is left as it is): "closed"; "close drain": with a 2 s
+//              request in flight, drained (bus.close()'s default)
 //   poison on|off  4 callers send GET /poison (a crash bug, with --worker=buggy-worker.ts) until "poison off"
 //   crashes    "crashes <pool state> <crash restarts>": this front's supervisor
 // With --notify, once its pool's workers joined it tells systemd READY=1 ($NOTIFY_SOCKET): "notified <true|false>".
@@ -94,7 +95,8 @@ for await (const line of console) {
     void redeploy()
   } else if (cmd === "close") {
     loading = false
-    await bus.close({ drain: false })
+    if (arg === "drain") void bus.request({ path: "/echo", headers: { "x-delay-ms": "2000" } }).catch(() => {})
+    await bus.close({ drain: arg === "drain" })
     console.log("closed")
   } else if (cmd === "poison") {
     poisoning = arg === "on"
