@@ -294,11 +294,13 @@ export class Dispatcher implements EndpointHost {
   }
 
   private settle(p: Pending) {
-    if (p.retried && this.alone.size > 0 && p.endpoint && this.alone.get(p.endpoint) === p)
-      this.alone.set(p.endpoint, null) // for the next retry, if one waits (keepForRetries)
+    const kept = p.retried && this.alone.size > 0 && p.endpoint !== null && this.alone.get(p.endpoint) === p
+    if (kept) this.alone.set(p.endpoint!, null) // for the next retry, if one waits (keepForRetries)
     if (p.phase === "in-slot") p.endpoint!.settled(p)
     else p.phase = "slot-returned" // it never had a slot
     if (p.onAbort) p.signal!.removeEventListener("abort", p.onAbort)
+    // the next retry may go now: a worker on another host gave back its place before this, telling the queue then
+    if (kept) this.freed()
   }
 
   /**
