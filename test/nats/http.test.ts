@@ -200,6 +200,22 @@ describe.skipIf(skip !== null)("the HTTP hub with a worker over NATS", () => {
     }
   }, 60_000)
 
+  test("while NATS cannot be reached, the hub serves the workers on its own host, and says why", async () => {
+    const gone = await startNats()
+    await gone.server.kill() // nothing answers on its port now: a hub started during an outage
+    const logs: string[] = []
+    await using hub = await createHub({ port: 0, nats: gone.url, log: (l) => logs.push(l) })
+    const w = await startWorker(hub.url, "shop") // on this host: shared memory, no NATS needed
+    try {
+      const res = await fetch(`${hub.url}/items/7`)
+      expect(res.status).toBe(200) // before: every registration failed 500, so 503 "no worker is serving"
+      expect(await res.json()).toMatchObject({ id: "7" })
+      expect(logs.some((l) => /NATS is unreachable, so bus \S+ serves workers on this host only/.test(l))).toBe(true)
+    } finally {
+      await w.kill()
+    }
+  }, 30_000)
+
   test("a worker over NATS is refused, saying why, by a hub that takes no workers over NATS", async () => {
     await using hub = await createHub({ port: 0, quiet: true })
     const line = await failingWorker(hub.url, "shop", [`--nats=${url}`])

@@ -1,5 +1,5 @@
 // Which worker processes the hub knows, which routes each worker name owns, and how a process leaves.
-import { SlotBus } from "../../core/index.ts"
+import { type ListenOptions, RemoteUnavailableError, SlotBus } from "../../core/index.ts"
 import { Crowd, crowdTogether } from "../../core/internal.ts"
 import { nameProblem } from "../../kit/index.ts"
 import { RouteError } from "../errors.ts"
@@ -93,6 +93,21 @@ export class Registry {
     this.remote = opts.nats === undefined ? undefined : nats(opts.nats)
   }
 
+  /**
+   * A registration's bus, across hosts when the hub takes workers over NATS. While NATS cannot be reached it serves
+   * this host's workers alone (shared memory needs no NATS), and says so; the worker's next registration tries again.
+   */
+  private async listen(name: string, options: ListenOptions): Promise<SlotBus> {
+    if (this.remote === undefined) return SlotBus.listen(name, options)
+    try {
+      return await SlotBus.listen(name, { ...options, remote: this.remote })
+    } catch (e) {
+      if (!(e instanceof RemoteUnavailableError)) throw e
+      this.opts.log(`NATS is unreachable, so bus ${name} serves workers on this host only: ${e.message}`)
+      return SlotBus.listen(name, options)
+    }
+  }
+
   async register(r: RegisterRequest, port: number): Promise<Response> {
     const bad = (message: string) => json(400, { error: "bad-request", message })
     const badName = nameProblem(r?.name, WORKER_NAME) ?? nameProblem(r.instance, INSTANCE_NAME)
@@ -119,14 +134,13 @@ export class Registry {
     }
 
     const busName = `${busPrefixFor(port)}${r.name}.${this.busTag}${(this.nextBus++).toString(36)}`
-    const bus = await SlotBus.listen(busName, {
+    const bus = await this.listen(busName, {
       slots: this.opts.slots,
       maxBodyBytes: Math.max(this.opts.maxRequestBodyBytes, this.opts.chunkBytes, this.opts.streamWindowBytes),
       maxHeadBytes: 64 * 1024,
       timeoutMs: this.opts.timeoutMs,
       streamWindowBytes: this.opts.streamWindowBytes,
       idle: this.opts.idle,
-      ...(this.remote === undefined ? {} : { remote: this.remote }),
     })
     crowdTogether(bus, this.crowd)
     // From here on synchronous, so two registrations racing for one route cannot both win.
