@@ -4,21 +4,25 @@ import { printable, quantileRank } from "../kit/index.ts"
 import { discover, type HostView, type RecorderFile, ranMs } from "../status/internal.ts"
 import { dur, type HostArgs, hostTable, requestsText, skipped, withRecords } from "./host-view.ts"
 import { sleep } from "../runtime/index.ts"
+import { CliProblem } from "./prelude.ts"
 
 const WINDOW_NS = 10e9 // top's latencies and slow requests: what finished in the last 10 s
 
 export async function top({ values, positionals, mono, print }: HostArgs): Promise<number> {
   const prev: Samples = new Map()
   const name = positionals[0]
+  if (name !== undefined && !discover(name).buses.some((b) => b.name === name))
+    throw new CliProblem(`no bus named "${printable(name)}" on this host; \`slotbus ls\` lists them`)
   if (values.once) {
     for (const { recorder: r } of discover(name).buses) if (r) rateOf(r, prev, mono(r)) // the first sample, headers only
     await sleep(1000)
     print(topFrame(discover(name), prev, mono, name))
     return 0
   }
+  // a terminal's screen is redrawn; a pipe or a file gets each frame after the one before
+  const clear = process.stdout.isTTY ? "\x1b[H\x1b[2J" : "\n"
   for (;;) {
-    const frame = topFrame(discover(name), prev, mono, name)
-    print(`\x1b[H\x1b[2J${frame}`)
+    print(`${clear}${topFrame(discover(name), prev, mono, name)}`)
     await sleep(1000)
   }
 }

@@ -323,6 +323,30 @@ describe.skipIf(!existsSync("/proc/net/unix"))("slotbus ls, requests and top, fr
     expect(p50).not.toBe(max)
   }, 60_000)
 
+  test("top of a bus nobody runs exits 2 naming it; ls, top and requests take --help; ls takes no argument", async () => {
+    const r = await cli("top", `nobody-${process.pid}`, "--once")
+    expect(r.code).toBe(2)
+    expect(r.stderr).toContain(`no bus named "nobody-${process.pid}" on this host`)
+    for (const c of ["ls", "top", "requests"]) {
+      const h = await cli(c, "--help")
+      expect([c, h.code, h.stdout]).toEqual([c, 0, expect.stringContaining(`usage: slotbus ${c}`)])
+    }
+    const extra = await cli("ls", "extra")
+    expect([extra.code, extra.stderr.trim()]).toEqual([2, "slotbus ls: no argument, got extra"])
+  }, 60_000)
+
+  test("top into a pipe writes frame after frame, no terminal escapes", async () => {
+    const top = spawn([process.execPath, join(REPO, "bin", "slotbus.ts"), "top"])
+    try {
+      const frames = () => top.lines.filter((l) => l.includes("slotbus top — "))
+      await until(() => frames().length >= 2, "two frames", 20_000)
+      expect(frames().every((l) => l.startsWith("slotbus top — "))).toBe(true)
+      expect(top.lines.join("\n")).not.toContain("\x1b")
+    } finally {
+      await top.kill()
+    }
+  }, 60_000)
+
   test("requests of a bus nobody runs exits 2 naming it; a bad option exits 2", async () => {
     const r = await cli("requests", `nobody-${process.pid}`)
     expect(r.code).toBe(2)
