@@ -115,12 +115,28 @@ export class Workers {
   async reload(pool: Pool, options: StdioReloadOptions): Promise<void> {
     const sup = pool.supervisor
     if (!sup) throw new ReloadError(pool.config.id, "the bus is not running")
+    if (pool.failure !== null) return this.restart(pool, sup)
     try {
       await sup.reload(options)
     } catch (e) {
       if (e instanceof ReplaceError) throw new ReloadError(pool.config.id, e, { cause: e })
       if (e instanceof SupervisorError) throw new ReloadError(pool.config.id, e.message, { cause: e })
       throw e
+    }
+  }
+
+  /** A failed pool reloaded (its fix deployed): a new supervisor starts its instances, the failure forgotten. */
+  private async restart(pool: Pool, failed: Supervisor): Promise<void> {
+    await failed.stop({ drainTimeoutMs: 0, killGraceMs: 0 })
+    this.restartsBefore += failed.restarts
+    const sup = this.supervisePool(pool)
+    pool.supervise(sup)
+    try {
+      sup.start()
+    } catch (e) {
+      throw new ReloadError(pool.config.id, `cannot spawn ${pool.config.command}: ${(e as Error).message}`, {
+        cause: e,
+      })
     }
   }
 

@@ -50,6 +50,10 @@ describe("stdio bus limits and supervision", () => {
       await failed
       await expect(bus.request("x")).rejects.toBeInstanceOf(PoolFailedError)
       expect(bus.stats().pools[0]!.state).toBe("failed")
+      // the fix deployed, a reload (SIGHUP to slotbus stdio) starts the failed pool again: before, it stayed failed
+      await bus.reload()
+      expect(bus.stats().pools[0]!.state).toBe("running")
+      expect(await bus.request("echo", { again: true })).toMatchObject({ echo: { again: true } })
     })
   })
 
