@@ -113,6 +113,8 @@ function replyParts(r: unknown): { status?: number; headers?: HeadersLike; body?
 export interface AnswerArena {
   arena(need: number): Uint8Array
   readonly room: number
+  /** What the room is and how to get more, for the error of an answer too large for it. */
+  readonly roomIs: string
 }
 
 /**
@@ -148,20 +150,20 @@ export function encodeAnswer(to: AnswerArena, req: SlotRequest, out: unknown, th
         const arena = to.arena(at + 3 * text.length)
         const { read, written } =
           at <= arena.length ? encoder.encodeInto(text, arena.subarray(at)) : { read: -1, written: 0 }
-        if (read < text.length) throw tooLarge(Buffer.byteLength(text), room)
+        if (read < text.length) throw tooLarge(Buffer.byteLength(text), room, to.roomIs)
         headLen = writeHead(arena, strings)
         bodyLen = written
       } else if (reply.body instanceof Pieces) {
         // a stream body read whole (wholeOrStream): its pieces go into the arena as they are
         const body = reply.body
-        if (at + body.length > room) throw tooLarge(body.length, room)
+        if (at + body.length > room) throw tooLarge(body.length, room, to.roomIs)
         const arena = to.arena(at + body.length)
         headLen = writeHead(arena, strings)
         body.copyTo(arena, align8(headLen))
         bodyLen = body.length
       } else {
         const body = toBytes(reply.body as BodyInit, "reply body")
-        if (at + body.length > room) throw tooLarge(body.length, room)
+        if (at + body.length > room) throw tooLarge(body.length, room, to.roomIs)
         const arena = to.arena(at + body.length)
         headLen = writeHead(arena, strings)
         arena.set(body, align8(headLen))
@@ -177,10 +179,8 @@ export function encodeAnswer(to: AnswerArena, req: SlotRequest, out: unknown, th
 
 const encoder = new TextEncoder()
 
-const tooLarge = (bytes: number, arena: number) =>
-  new PayloadTooLargeError(
-    `reply of ${bytes} body bytes does not fit the slot arena (${arena} bytes); raise maxBodyBytes on the hub`,
-  )
+const tooLarge = (bytes: number, room: number, roomIs: string) =>
+  new PayloadTooLargeError(`reply of ${bytes} body bytes does not fit ${roomIs.replace("%d", String(room))}`)
 
 const MAX_STACK_CHARS = 8192
 

@@ -30,6 +30,8 @@ export interface AnswerSink {
   arena(need: number): Uint8Array
   /** How many bytes an answer may take there. */
   readonly room: number
+  /** What the room is, "%d" its size, and how to get more (the error of an answer too large for it). */
+  readonly roomIs: string
   /** The answer is in arena(). */
   complete(a: Answer): void
   /** Streams the answer (within `window`, as taken); resolves once it is over, or could not begin. */

@@ -41,6 +41,7 @@ export class SlotSink implements AnswerSink {
   get room() {
     return this.chan.arenaSize
   }
+  readonly roomIs = "the slot arena (%d bytes); raise maxBodyBytes on the hub"
   complete(a: Answer) {
     native.sb_worker_complete(this.chan.ptr, this.slot, this.gen[this.slot]!, a.status, a.flags, a.headLen, a.bodyLen)
   }
@@ -83,6 +84,7 @@ export class RemoteSink implements AnswerSink {
   get room() {
     return this.sink.answerArena().length
   }
+  readonly roomIs = "one message of the transport (%d bytes); raise its limit (NATS: max_payload), or answer a stream"
   complete(a: Answer) {
     this.sink.done(a)
   }
