@@ -3,6 +3,7 @@
 import type { Msg, NatsConnection } from "@nats-io/transport-node"
 import { Frame, RespFlag } from "../native/ffi.ts"
 import { PayloadTooLargeError, ProtocolError, WorkerGoneError } from "../core/index.ts"
+import { printable } from "../kit/index.ts"
 import {
   align8,
   frameCharge,
@@ -161,7 +162,8 @@ class NatsHub implements RemoteLink {
       if (this.peers.size >= MAX_PEERS) return this.host.rejected()
       const slots = Number.isInteger(p.slots) && (p.slots as number) > 0 ? Math.min(p.slots as number, 4096) : 1
       const pid = Number.isInteger(p.pid) ? (p.pid as number) : 0
-      const host = typeof p.host === "string" ? p.host.slice(0, 255) : "?"
+      // anyone may publish a presence: its host goes into errors and logs with control characters escaped
+      const host = typeof p.host === "string" ? printable(p.host.slice(0, 255)) : "?"
       peer = new NatsPeer(p.worker, host, pid, slots, this, this.s.req(p.worker))
       this.peers.set(peer.id, peer)
       peer.state = p.state === "draining" ? "draining" : "serving"

@@ -88,6 +88,22 @@ describe.skipIf(skip !== null)("a hub over NATS against answers that do not read
     expect(text(await bus.call("real", { timeoutMs: 5000 }))).toBe("REAL")
   }, 60_000)
 
+  test("a worker's host goes into errors with its control characters escaped; SlotWorker.connect refuses them", async () => {
+    const bus = await hub()
+    const w = await hostileNatsWorker(nats.url, bus.name, () => {}, "evil", "h\x1b[31m\nx") // it answers nothing
+    cleanup.push(() => w.stop())
+    await bus.waitForWorkers(1)
+    const held = rejection(bus.request({ path: "/x" }, { timeoutMs: 5000 }))
+    await until(() => bus.stats().inFlight === 1, "the request is out")
+    await w.stop() // it says it leaves: the request fails naming the worker, pid and host
+    const err = await held
+    expect(err).toBeInstanceOf(WorkerGoneError)
+    expect((err as Error).message).toContain("(pid 1 on h")
+    expect((err as Error).message).not.toMatch(/[\x00-\x1f\x7f]/) // before: the escape and the newline as they were
+    const bad = await rejection(SlotWorker.connect(bus.name, () => "", { remote: viaNats(nats.url), host: "a\nb" }))
+    expect(bad).toBeInstanceOf(TypeError)
+  }, 30_000)
+
   test("a typed RPC reply that does not decode rejects with ProtocolError, not the decoder's own error", async () => {
     const bus = await hub()
     // §6.1's statuses: a JSON result, a CBOR result (1, then bytes after it), a thrown JSON value, the list of methods

@@ -118,7 +118,9 @@ export class Connections {
     const slots = checkNumber(this.opts.slots, { what: "slots", dflt: 32, min: 1, max: 4096 })
     const heartbeatMs = checkNumber(this.opts.heartbeatMs, { what: "heartbeatMs", dflt: 500, min: 1, max: 60_000 })
     const label = this.opts.host
-    if (label !== undefined) checkName(label, { what: "host", where: "SlotWorker.connect", max: 255, chars: null })
+    // any character but control ones: it goes into hubs' errors, logs and status as it is
+    if (label !== undefined)
+      checkName(label, { what: "host", where: "SlotWorker.connect", max: 255, chars: CONTROLLESS })
     if (this.opts.closeWhenHubsGone !== undefined && typeof this.opts.closeWhenHubsGone !== "boolean")
       throw new TypeError(`closeWhenHubsGone must be a boolean, got ${typeof this.opts.closeWhenHubsGone}`)
     const lost = (reason: WorkerClosed["reason"], error?: Error) => {
@@ -320,3 +322,6 @@ export class Connections {
     this.finish({ reason: "closed" })
   }
 }
+
+/** A name class of every character but the C0 controls and DEL. */
+const CONTROLLESS = "^\\x00-\\x1f\\x7f"
