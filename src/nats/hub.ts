@@ -180,7 +180,7 @@ class NatsHub implements RemoteLink {
     peer.state = p.state === "draining" ? "draining" : "serving"
   }
 
-  private gone(peer: NatsPeer, why: string) {
+  private gone(peer: NatsPeer, why: string, undelivered?: RemoteCall) {
     if (this.peers.get(peer.id) !== peer) return
     this.peers.delete(peer.id)
     for (const [n, c] of this.calls) if (c.peer === peer) this.calls.delete(n)
@@ -192,6 +192,7 @@ class NatsHub implements RemoteLink {
             `worker ${peer.id} (pid ${peer.pid} on ${peer.host}, over NATS) of "${this.host.name}" ${why}; retry the request`,
           ),
       ),
+      undelivered,
     )
   }
 
@@ -251,7 +252,9 @@ class NatsHub implements RemoteLink {
     const p = readPrefix(data)
     if (p && p.kindOrFlags & (StreamFlag.HEAD | StreamFlag.DATA | StreamFlag.END)) return this.onFrame(n, call, p, data)
     this.calls.delete(n)
-    if (msg.headers?.code === 503) return this.gone(call.peer, "has no subscription any more (NATS: no responders)")
+    // no responders: the request reached no worker, so it may go to another as it is (never a poison request)
+    if (msg.headers?.code === 503)
+      return this.gone(call.peer, "has no subscription any more (NATS: no responders)", call.p)
     const bytes = data.subarray(PREFIX)
     if (!p || p.kindOrFlags > 1 || align8(p.b) > bytes.length || call.frames > 0) {
       this.host.rejected()

@@ -97,6 +97,21 @@ describe.skipIf(skip !== null)("a worker over NATS", () => {
     expect(bus.stats().inFlight).toBe(0)
   }, 30_000)
 
+  test("a request sent to workers killed before their heartbeats lapsed (no responders) waits for the next: no poison", async () => {
+    const bus = await hub()
+    // slow heartbeats: the hub still lists both workers for seconds after they die
+    const [a, b] = [await remoteWorker(bus, "--heartbeat-ms=2000"), await remoteWorker(bus, "--heartbeat-ms=2000")]
+    await bus.waitForWorkers(2)
+    await Promise.all([a.kill("SIGKILL"), b.kill("SIGKILL")])
+    const asked = bus.request({ path: "/echo", body: "once" }, { idempotent: true, timeoutMs: 20_000 })
+    // each send comes back "no responders": it reached no worker, so it is not a retry, let alone a poison request
+    await until(() => bus.workerCount === 0, "both workers dropped on their no responders", 10_000)
+    const c = await remoteWorker(bus)
+    expect((await asked).text()).toBe("once")
+    expect((await asked).headers.get("x-pid")).toBe(String(c.pid))
+    expect(bus.stats().poisonRequests).toBe(0) // before: PoisonRequestError, counted
+  }, 30_000)
+
   test("async handlers (bodies read later, req.reply() filled later) interleaved with answers at once: all right", async () => {
     const bus = await hub({ slots: 1, remotePolicy: "balance" })
     await remoteWorker(bus, "--slots=64")

@@ -189,8 +189,8 @@ export interface EndpointHost {
   answered(p: Pending, value: unknown, at: number, status?: number): void
   /** p fails with `err` (its worker told, its caller rejected), if it still waits. */
   fail(p: Pending, err: unknown): void
-  /** A worker left while holding p: an idempotent p goes elsewhere once, any other fails. */
-  retryOrFail(p: Pending, err: unknown): boolean
+  /** A worker left while holding p: an idempotent p goes elsewhere once (`undelivered`: it never reached it), any other fails. */
+  retryOrFail(p: Pending, err: unknown, undelivered?: boolean): boolean
   /** What a streamed answer's reader may do to the books (stream-in.ts). */
   readonly streams: StreamHost
 }

@@ -100,8 +100,11 @@ export class RemoteEndpoint implements Endpoint {
 
   tick() {}
 
+  /** The call its transport knows never reached the worker (left() says so to the books). */
+  undelivered: Pending | null = null
+
   left(err: Error) {
-    for (const p of [...this.calls]) this.host.retryOrFail(p, err)
+    for (const p of [...this.calls]) this.host.retryOrFail(p, err, p === this.undelivered)
   }
 
   /** p no longer holds a place on the worker (answered, failed, cancelled, ended): the place goes to the queue. */
@@ -174,10 +177,11 @@ export function remoteHubHost(
       endpoints.set(peer, e)
       books.join(e)
     },
-    left: (peer, err) => {
+    left: (peer, err, undelivered) => {
       const e = endpoints.get(peer)
       if (!e) return
       endpoints.delete(peer)
+      e.undelivered = (undelivered as Pending | undefined) ?? null
       books.leave(e, err)
     },
     answered: (call, status, flags, headLen, bytes) =>

@@ -306,11 +306,13 @@ export class Dispatcher implements EndpointHost {
   /**
    * The worker holding p is gone (`err`): an idempotent request not yet answered in part goes to another worker
    * (once, alone: pickAlone), any other fails; one whose second worker died holding it, and nothing else, is poison.
-   * True when it was sent again.
+   * One the transport knows never reached its worker (`undelivered`: NATS's no responders) is sent again without
+   * using up its retry, and is never poison. True when it was sent again.
    */
-  retryOrFail(p: Pending, err: unknown): boolean {
-    if (!p.idempotent || p.retried || p.phase !== "in-slot" || p.in !== null || !(err instanceof WorkerGoneError)) {
-      if (p.retried && p.phase === "in-slot" && err instanceof WorkerGoneError) {
+  retryOrFail(p: Pending, err: unknown, undelivered = false): boolean {
+    const gone = p.phase === "in-slot" && err instanceof WorkerGoneError
+    if (!p.idempotent || (p.retried && !undelivered) || !gone || p.in !== null) {
+      if (p.retried && !undelivered && gone) {
         this.counters.poisonRequest()
         err = new PoisonRequestError(
           `a request to "${this.name}" was retried once (idempotent) after its worker died holding it, and worker pid ${p.endpoint!.pid} died holding it too: it is taken for a poison request and not sent again; find what in it kills workers (their exit status and logs)`,
@@ -321,7 +323,7 @@ export class Dispatcher implements EndpointHost {
       return false
     }
     p.endpoint!.forget(p)
-    Object.assign(p, { phase: "queued", endpoint: null, slot: -1, retried: true, waited: true })
+    Object.assign(p, { phase: "queued", endpoint: null, slot: -1, retried: p.retried || !undelivered, waited: true })
     let i = 0 // back in the queue where its arrival puts it
     while (i < this.queue.length && this.queue[i]!.started <= p.started) i++
     this.queue.splice(i, 0, p)

@@ -57,7 +57,8 @@ export interface RemotePeer {
 export interface RemoteHubHost {
   readonly name: string
   joined(peer: RemotePeer): void
-  left(peer: RemotePeer, err: Error): void
+  /** The worker is gone (`err`); `undelivered`: a call the transport knows never reached it (NATS: no responders). */
+  left(peer: RemotePeer, err: Error, undelivered?: RemoteCall): void
   /** The answer to p: `bytes` as an answer arena holds it (head, padding, body). */
   answered(p: RemoteCall, status: number, flags: number, headLen: number, bytes: Uint8Array): void
   failed(p: RemoteCall, err: Error): void
