@@ -168,6 +168,15 @@ describe.skipIf(skip !== null)("a worker over NATS", () => {
       ).toBeInstanceOf(TypeError)
   }, 30_000)
 
+  test('remotePolicy "never" with workers on other hosts only: a request times out saying so', async () => {
+    const bus = await hub({ remotePolicy: "never" })
+    await remoteWorker(bus)
+    await bus.waitForWorkers(1)
+    const e = await rejection(bus.request({ path: "/echo" }, { timeoutMs: 300 }))
+    expect(e).toBeInstanceOf(TimeoutError)
+    expect((e as Error).message).toContain('are all on other hosts, and remotePolicy "never" sends them nothing')
+  }, 30_000)
+
   test("options are checked: remote, remotePolicy and heartbeatMs; the options of before say what they became", async () => {
     expect(() => viaNats(42 as never)).toThrow(/nats\(\) takes a URL string/)
     expect(await rejection(SlotBus.listen(busName("bad"), { remote: 42 as never }))).toBeInstanceOf(TypeError)

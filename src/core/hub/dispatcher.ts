@@ -148,6 +148,11 @@ export class Dispatcher implements EndpointHost {
     return near ?? (open ? null : retiring)
   }
 
+  /** Workers are connected, but remotePolicy "never" keeps every one of them (all on other hosts) from requests. */
+  private farOnly(): boolean {
+    return this.settings.remotePolicy === "never" && this.endpoints.every((e) => e.distance > 0)
+  }
+
   /** A serving worker on this host holds fewer requests than its packCap: pick would pack the next onto it. */
   packRoom(): boolean {
     for (const e of this.endpoints)
@@ -381,7 +386,9 @@ export class Dispatcher implements EndpointHost {
             new TimeoutError(
               p.phase === "queued" && this.endpoints.length === 0
                 ? `request to "${this.name}" timed out after ${p.timeoutMs}ms: 0 workers connected to "${this.name}"; start one (SlotWorker.connect("${this.name}", …)) or await bus.waitForWorkers()`
-                : `request to "${this.name}" timed out after ${p.timeoutMs}ms; the worker is overloaded, stuck, or absent`,
+                : p.phase === "queued" && this.farOnly()
+                  ? `request to "${this.name}" timed out after ${p.timeoutMs}ms: its ${this.endpoints.length} workers are all on other hosts, and remotePolicy "never" sends them nothing; start one on this host, or listen with remotePolicy "overflow"`
+                  : `request to "${this.name}" timed out after ${p.timeoutMs}ms; the worker is overloaded, stuck, or absent`,
             ),
           )
       }
