@@ -52,6 +52,7 @@ KIND_RAW, KIND_HTTP = 0, 1
 RESP_ERROR = 1
 STATUS_GAVE_UP = 499  # the answer to a request the hub gave up; it is discarded (PROTOCOL.md §3)
 MAX_STACK_CHARS = 8192
+HUB_GONE_GRACE_S = 2.0  # how long serve() waits for handlers once the hub is gone, before it returns without them
 
 _NAME = re.compile(r"[A-Za-z0-9._-]{1,64}\Z")
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9a-z-]+\Z")
@@ -505,9 +506,16 @@ class Worker:
             req._cancelled.set()
         for _ in self._pool:
             self._jobs.put(None)
+        # With the hub gone no answer goes anywhere: a handler that ignores its cancellation is waited for a
+        # while, then left to its daemon thread, which ends with the process.
+        deadline = time.monotonic() + (HUB_GONE_GRACE_S if hub_gone else float("inf"))
         for thread in self._pool:
-            thread.join()  # no handler may read the region once it is unmapped
+            thread.join(None if not hub_gone else max(0.0, deadline - time.monotonic()))
+        stuck = any(thread.is_alive() for thread in self._pool)
         self._pool = None
+        if stuck:
+            self._closed = True  # the region stays mapped and the channel open: a handler may still use them
+            return
         try:
             if not hub_gone:
                 self._complete_finished()

@@ -221,6 +221,36 @@ print(json.dumps({"abi": slotbus.ABI_VERSION, "lib_abi": lib.sb_abi_version(), "
     }
   }, 30_000)
 
+  test("a hub killed with kill -9 while a handler ignores its cancellation: the worker still exits 0, soon", async () => {
+    // a handler that never looks at req.cancelled: before, serve() joined its thread, so the worker stayed 60 s
+    const stubborn = `import sys, time
+sys.path.insert(0, ${JSON.stringify(join(installed, "python"))})
+import slotbus
+worker = slotbus.Worker.connect(sys.argv[1])
+@worker.route("/sleep")
+def sleep(req):
+    print("sleeping %d" % req.id, flush=True)
+    time.sleep(60)
+    return "slept"
+print("ready", flush=True)
+worker.serve()
+`
+    writeFileSync(join(consumer, "stubborn.py"), stubborn)
+    writeFileSync(join(consumer, "sleepy-hub.ts"), SLEEPY_HUB)
+    const name = busName("py-stubborn")
+    const hub = spawn(["bun", "sleepy-hub.ts", name], { env, cwd: consumer })
+    const worker = spawn(["python3", join(consumer, "stubborn.py"), name], { env, cwd: consumer })
+    try {
+      await hub.waitLine(/^sent 4$/)
+      await eventually(() => worker.lines.some((l) => l.startsWith("sleeping ")), GUARD_MS)
+      hub.signal("SIGKILL")
+      expect(await outcome(worker.exited, 3 * GUARD_MS)).toMatchObject({ state: "resolved", value: 0 })
+    } finally {
+      await worker.kill()
+      await hub.kill()
+    }
+  }, 60_000)
+
   test("a handler's exception, an answer too large for the slot and a bad header come back as typed errors", async () => {
     writeFileSync(join(consumer, "failing.py"), FAILING_WORKER)
     const name = busName("py-fail")
