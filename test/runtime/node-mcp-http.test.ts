@@ -27,6 +27,12 @@ async function sseUntil(body: ReadableStream<Uint8Array>, until: string | null):
     }
   }
 }
+/** The front told to stop: its server closes, its bus stops; its exit code. */
+async function stopped(front: Awaited<ReturnType<typeof peerChild>>): Promise<number | null> {
+  front.write("stop\n")
+  await front.waitLine(/^stopped stopped$/, 30_000)
+  return front.exited
+}
 const lastId = (text: string) => [...text.matchAll(/^id: (\S+)$/gm)].at(-1)![1]!
 
 describe.each(PEER_RUNTIMES)("bus.mcpHandler() in a node:http server under %s", (runtime) => {
@@ -91,9 +97,7 @@ describe.each(PEER_RUNTIMES)("bus.mcpHandler() in a node:http server under %s", 
         const foreign = await fetch(url, { method: "DELETE", headers: { origin: "http://evil.example" } })
         expect(foreign.status).toBe(403)
         await client.close()
-        front.write("stop\n")
-        await front.waitLine(/^stopped stopped$/, 30_000)
-        expect(await front.exited).toBe(0)
+        expect(await stopped(front)).toBe(0)
       } finally {
         await front.kill()
       }
@@ -148,9 +152,7 @@ describe.each(PEER_RUNTIMES)("bus.mcpHandler() in a node:http server under %s", 
         const echo = { name: "echo", arguments: { message: "still here" } }
         const after = await post({ jsonrpc: "2.0", id: 3, method: "tools/call", params: echo }, session)
         expect(await text(after)).toBe("Echo: still here")
-        front.write("stop\n")
-        await front.waitLine(/^stopped stopped$/, 30_000)
-        expect(await front.exited).toBe(0)
+        expect(await stopped(front)).toBe(0)
       } finally {
         await front.kill()
       }
