@@ -35,7 +35,8 @@ and --allow-host name more. With --http-token-file a new token is written to tha
 every HTTP request must carry "Authorization: Bearer <token>".
 The second form speaks stdio on one side and the listener on the other.
 A TCP listener writes a token to a file only this user can read (--token-file; default
-$XDG_RUNTIME_DIR or the temp dir, slotbus-stdio-<port>.token); connect reads it from there
+slotbus-stdio-<port>.token in $XDG_RUNTIME_DIR if it is the user's 0700 directory, else in the socket
+directory); connect reads it from there
 (or from $${STDIO_TOKEN_FILE_ENV}, or takes $${STDIO_TOKEN_ENV} itself).`
 
 /** Runs `slotbus stdio …`; resolves with the exit code. */
@@ -159,9 +160,12 @@ async function connect(argv: string[]): Promise<number> {
   const address = parseAddress(spec)
   let token: string | null = null
   if (address.kind === "tcp") {
-    const file = values["token-file"] ?? process.env[STDIO_TOKEN_FILE_ENV] ?? defaultStdioTokenFile(address.port)
     try {
-      token = process.env[STDIO_TOKEN_ENV] || readTokenFile(file)
+      token =
+        process.env[STDIO_TOKEN_ENV] ||
+        readTokenFile(
+          values["token-file"] ?? process.env[STDIO_TOKEN_FILE_ENV] ?? (await defaultStdioTokenFile(address.port)),
+        )
     } catch (e) {
       process.stderr.write(
         `slotbus stdio connect: cannot read the listener's token (${(e as Error).message}); pass --token-file or set ${STDIO_TOKEN_ENV}\n`,

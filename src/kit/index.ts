@@ -34,6 +34,7 @@ export { longTimeout, MAX_TIMER_MS, sleep } from "./basics/timers.ts"
 export type { LongTimer } from "./basics/timers.ts"
 export {
   defaultTokenPath,
+  tokenDir,
   newToken,
   readCheckedToken,
   removeTokenFile,

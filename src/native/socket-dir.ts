@@ -22,6 +22,15 @@ export function warnSocketDirTaken(): void {
   )
 }
 
+/** The socket directory as libslotbus finds it (§13.2's order: $SLOTBUS_SOCKET_DIR, /tmp/slotbus-<euid>, its
+ * fallbacks), made if missing: private to this euid (mode 0700), so nobody else can make a name in it first. Throws
+ * SocketDirError when no directory can be used. */
+export async function socketDirectory(): Promise<string> {
+  await loadNative()
+  // the directory of a name nobody binds (a dot): looking at it unlinks nothing anybody listens on
+  return dirname(freeHostName("slotbus.", ".").path)
+}
+
 /**
  * Removes the socket files of buses named `start…` (`slotbus.<name>` and its control socket's `slotbus-ctl.<name>`)
  * that nobody listens on any more: their process died without closing (kill -9, the OOM killer). A name that no
@@ -31,11 +40,9 @@ export function warnSocketDirTaken(): void {
  * long for `sun_path`, §13.2) is not recognised and stays.
  */
 export async function sweepDeadBuses(start: string): Promise<number> {
-  await loadNative()
   let swept = 0
   try {
-    // the directory as libslotbus finds it (§13.2's order): the path of a name nobody binds (it ends in ".")
-    const dir = dirname(freeHostName("slotbus.", start).path)
+    const dir = await socketDirectory()
     for (const file of readdirSync(dir)) {
       const [, prefix, name] = /^(slotbus\.|slotbus-ctl\.)([A-Za-z0-9._-]{1,64})$/.exec(file) ?? []
       if (!prefix || !name?.startsWith(start)) continue

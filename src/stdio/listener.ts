@@ -35,7 +35,7 @@ export interface ListenOptions {
   maxPartialBytes?: number
   /** A line must be complete this long after its first byte, or the client is cut off (default 30 000 ms). */
   lineTimeoutMs?: number
-  /** TCP: the 0600 file the token is written to (default `$XDG_RUNTIME_DIR` or the temp dir, `slotbus-stdio-<port>.token`). */
+  /** TCP: the 0600 file the token is written to (default `slotbus-stdio-<port>.token` in `$XDG_RUNTIME_DIR`, the user's 0700 directory, else in the socket directory). */
   tokenFile?: string
 }
 
@@ -374,8 +374,8 @@ export class StdioListener {
       self.server = tcp as unknown as SocketListener<Conn<unknown>>
       self.address = { ...address, port: tcp.port }
       self.token = newToken()
-      self.tokenFile = options.tokenFile ?? defaultStdioTokenFile(tcp.port)
       try {
+        self.tokenFile = options.tokenFile ?? (await defaultStdioTokenFile(tcp.port))
         writeTokenFile(self.tokenFile, self.token)
       } catch (e) {
         tcp.stop(true)

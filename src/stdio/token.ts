@@ -12,7 +12,8 @@ export const STDIO_TOKEN_FILE_ENV = "SLOTBUS_STDIO_TOKEN_FILE"
 /** The method of the line a TCP client sends first: {"jsonrpc":"2.0","method":"slotbus/auth","params":{"token":"…"}}. */
 export const AUTH_METHOD = "slotbus/auth"
 
-/** `$XDG_RUNTIME_DIR/slotbus-stdio-<port>.token` (a per-user directory), else the same name in the temp dir. */
+/** `slotbus-stdio-<port>.token` in `$XDG_RUNTIME_DIR` when it is this user's 0700 directory, else in the socket
+ * directory (docs/PROTOCOL.md §13.2): never a name in /tmp another uid could make first. */
 export const defaultStdioTokenFile = (port: number) => defaultTokenPath("slotbus-stdio", port)
 
 /** Writes the token readable by this user only, replacing any file there atomically. */

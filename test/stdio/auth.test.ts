@@ -3,10 +3,12 @@
 import { describe, expect, test } from "bun:test"
 import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
-import { join } from "node:path"
+import { dirname, join } from "node:path"
+import { socketDirectory } from "../../src/native/socket-dir.ts"
 import { BusErrorCode, formatAddress } from "../../src/stdio/index.ts"
-import { findTool, REPO, run, until } from "../support/helpers.ts"
+import { findTool, freePort, REPO, run, until } from "../support/helpers.ts"
 import { clientOf, rawClient, withBus, workerConfig } from "../support/stdio/stdio.ts"
+import { asNobody, NOBODY, whyNotAsNobody } from "../support/uid.ts"
 
 const rpc = (m: object) => JSON.stringify({ jsonrpc: "2.0", ...m })
 
@@ -125,6 +127,32 @@ describe("stdio listener authentication", () => {
       rmSync(dir, { recursive: true, force: true })
     }
   })
+
+  test.skipIf(whyNotAsNobody(import.meta.path) !== null)(
+    "another uid's file at /tmp/slotbus-stdio-<port>.token does not stop a TCP listener: its token goes in the socket directory, where connect finds it",
+    async () => {
+      const port = await freePort()
+      const squatted = `/tmp/slotbus-stdio-${port}.token`
+      const xdg = process.env.XDG_RUNTIME_DIR
+      delete process.env.XDG_RUNTIME_DIR
+      try {
+        expect(Bun.spawnSync(asNobody(["sh", "-c", `echo guess > ${squatted}`])).exitCode).toBe(0)
+        await withBus(workerConfig(), async (bus) => {
+          const l = await bus.listen(`tcp:127.0.0.1:${port}`)
+          expect(dirname(l.tokenFile!)).toBe(await socketDirectory())
+          const r = await run(
+            [process.execPath, join(REPO, "bin", "slotbus.ts"), "stdio", "connect", formatAddress(l.address)],
+            { stdin: rpc({ id: 9, method: "sleep", params: { ms: 10, tag: "bridged" } }) + "\n" },
+          )
+          expect(JSON.parse(r.stdout)).toMatchObject({ id: 9, result: { slept: 10 } })
+        })
+        expect(statSync(squatted).uid).toBe(NOBODY) // left as it was
+      } finally {
+        if (xdg !== undefined) process.env.XDG_RUNTIME_DIR = xdg
+        rmSync(squatted, { force: true })
+      }
+    },
+  )
 
   test("slotbus stdio connect reads the token and bridges a TCP listener for this user", async () => {
     await withBus(workerConfig(), async (bus) => {

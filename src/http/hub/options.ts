@@ -12,7 +12,7 @@ export interface HubOptions {
   hostname?: string
   /** Token workers must present. Default: a fresh random one per hub. */
   token?: string
-  /** Where the token is written (mode 0600). Default `$XDG_RUNTIME_DIR` or tmpdir `/slotbus-hub-<port>.token`. */
+  /** Where the token is written (mode 0600). Default `slotbus-hub-<port>.token` in `$XDG_RUNTIME_DIR` (the user's 0700 directory), else in the socket directory (docs/PROTOCOL.md §13.2). */
   tokenFile?: string
   /** How long a worker may take to answer, in ms; then 504. Default 30 000. */
   timeoutMs?: number

@@ -83,10 +83,10 @@ export class Hub {
       fetch: (req, server) => this.fetch(req, server),
       error: () => json(500, { error: "internal", message: "the hub failed to handle this request" }),
     })
-    this.tokenPath = this.opts.tokenFile ?? defaultTokenFile(this.server.port!)
-    // its buses' names have a tag of this process: those of a hub killed on this port are nobody else's to bind
-    await sweepDeadBuses(busPrefixFor(this.server.port!))
     try {
+      this.tokenPath = this.opts.tokenFile ?? (await defaultTokenFile(this.server.port!))
+      // its buses' names have a tag of this process: those of a hub killed on this port are nobody else's to bind
+      await sweepDeadBuses(busPrefixFor(this.server.port!))
       writeTokenFile(this.tokenPath, this.token)
     } catch (e) {
       this.server.stop(true)

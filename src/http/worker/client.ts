@@ -1,8 +1,7 @@
 // Worker → hub: the token, the internal HTTP endpoints, an outbox that batches push (and emit, when the hub's
 // events topic cannot be opened), and the topic `emit` publishes to directly.
-import { existsSync } from "node:fs"
 import { HubNotFoundError, PayloadTooLargeError } from "../../core/index.ts"
-import { checkOptions, optionNames } from "../../kit/index.ts"
+import { checkOptions, optionNames, tokenDir } from "../../kit/index.ts"
 import { Topic, type Routing } from "../../events/index.ts"
 import { HubAuthError, HubRequestError, RouteConflictError } from "../errors.ts"
 import type { Params } from "../routes.ts"
@@ -89,10 +88,10 @@ export class HubClient {
   /** Reads the token afresh (a restarted hub has a new one). */
   async refreshToken() {
     try {
-      this.token = this.readToken()
+      this.token = await this.readToken()
     } catch (e) {
       if (!(e instanceof HubNotFoundError)) throw e
-      const { path, why } = this.tokenFile()
+      const { path, why } = await this.tokenFile()
       const up = await fetch(new URL("/health", this.hub), { signal: AbortSignal.timeout(1000) }).then(
         () => true,
         () => false,
@@ -109,22 +108,20 @@ export class HubClient {
     }
   }
 
-  private readToken(): string {
+  private async readToken(): Promise<string> {
     const t = this.opts.token ?? process.env[TOKEN_ENV]
     if (t) return t
-    return readTokenFile(this.tokenFile().path)
+    return readTokenFile((await this.tokenFile()).path)
   }
 
   /** Where the token file is looked for, and why there. */
-  private tokenFile(): { path: string; why: string } {
+  private async tokenFile(): Promise<{ path: string; why: string }> {
     if (this.opts.tokenFile) return { path: this.opts.tokenFile, why: "the tokenFile option" }
     const env = process.env[TOKEN_FILE_ENV]
     if (env) return { path: env, why: `$${TOKEN_FILE_ENV}` }
     const port = Number(this.hub.port || 80)
-    const runtime = process.env.XDG_RUNTIME_DIR
-    const dir =
-      runtime && existsSync(runtime) ? "$XDG_RUNTIME_DIR" : "the temp dir, as $XDG_RUNTIME_DIR is unset or missing"
-    return { path: defaultTokenFile(port), why: `the default for port ${port}, in ${dir}` }
+    const { why } = await tokenDir()
+    return { path: await defaultTokenFile(port), why: `the default for port ${port}, in ${why}` }
   }
 
   /** POSTs `body` to the hub's internal endpoint `op`; throws a typed error for a refusal. */
@@ -202,11 +199,11 @@ export class HubClient {
       while (n < this.outbox.length && n < BATCH && this.outbox[n]!.path === path) n++
       const batch = this.outbox.splice(0, n)
       try {
-        if (!this.token) this.token = this.readToken()
+        if (!this.token) this.token = await this.readToken()
         const items = batch.map((b) => b.item)
-        const res = await this.call(path, items).catch((e) => {
+        const res = await this.call(path, items).catch(async (e) => {
           if (!(e instanceof HubAuthError)) throw e
-          this.token = this.readToken() // a restarted hub has a new token
+          this.token = await this.readToken() // a restarted hub has a new token
           return this.call(path, items)
         })
         const reply = (await res.json()) as DeliveryReply

@@ -1,18 +1,30 @@
 // The 0600 token files that guard a TCP endpoint (the HTTP hub's internal routes, a stdio TCP listener): any
 // local user can reach a loopback port, only the owner can read the file. Each feature names its own file and
 // errors; the file handling is this one.
-import { existsSync, readFileSync, renameSync, rmSync, writeFileSync, type Stats } from "node:fs"
-import { tmpdir } from "node:os"
-import { dirname, join } from "node:path"
+import { readFileSync, renameSync, rmSync, writeFileSync, type Stats } from "node:fs"
+import { dirname, isAbsolute, join } from "node:path"
 import { timingSafeEqual } from "node:crypto"
+import { whyNotPrivateDir } from "../../native/recorder-layout.ts"
+import { socketDirectory } from "../../native/socket-dir.ts"
 
 type Fail = new (message: string) => Error
 
-/** `$XDG_RUNTIME_DIR/<stem>-<port>.token` (a per-user directory), else the same name in the temp dir. */
-export function defaultTokenPath(stem: string, port: number): string {
+/** `<dir>/<stem>-<port>.token`, dir a directory of this user's that no other uid can make a name in first:
+ * `$XDG_RUNTIME_DIR` when it is this euid's with mode 0700, else the socket directory (docs/PROTOCOL.md §13.2). */
+export async function defaultTokenPath(stem: string, port: number): Promise<string> {
+  return join((await tokenDir()).dir, `${stem}-${port}.token`)
+}
+
+/** The directory of defaultTokenPath, and in words why that one. */
+export async function tokenDir(): Promise<{ dir: string; why: string }> {
   const runtime = process.env.XDG_RUNTIME_DIR
-  const dir = runtime && existsSync(runtime) ? runtime : tmpdir()
-  return join(dir, `${stem}-${port}.token`)
+  const euid = process.geteuid?.()
+  if (runtime && isAbsolute(runtime) && (euid === undefined || whyNotPrivateDir(runtime, euid) === null))
+    return { dir: runtime, why: "$XDG_RUNTIME_DIR" }
+  const unset = runtime
+    ? `$XDG_RUNTIME_DIR (${runtime}) is not this user's 0700 directory`
+    : "$XDG_RUNTIME_DIR is unset"
+  return { dir: await socketDirectory(), why: `the socket directory, as ${unset}` }
 }
 
 export function newToken(): string {
