@@ -86,4 +86,32 @@ describe.skipIf(skip !== null)("a NATS outage longer than the client's reconnect
       rmSync(store, { recursive: true, force: true })
     }
   }, 90_000)
+
+  test("a server that hangs (SIGSTOP) is seen as away within seconds, not the client's default minutes: status says reconnecting, and it comes back on SIGCONT", async () => {
+    const server = await startNats()
+    const undo: (() => unknown)[] = []
+    try {
+      const remote = nats(server.url) // slotbus's own defaults
+      const bus = await SlotBus.listen(busName("hung"), { remote })
+      undo.push(() => bus.close({ drain: false }))
+      const worker = await SlotWorker.connect(bus.name, (req) => `${req.path} served`, { remote })
+      undo.push(() => worker.close())
+      await bus.waitForWorkers(1, 5000)
+      const serverFact = async () => String((await bus[STATUS]()).remote?.facts.find(([k]) => k === "server")?.[1])
+      expect(await serverFact()).not.toContain("reconnecting")
+
+      process.kill(server.server.pid, "SIGSTOP")
+      undo.push(() => process.kill(server.server.pid, "SIGCONT"))
+      // nats.js's own defaults (a ping every 2 min, 2 unanswered) took 6–8 minutes to see it
+      await until(async () => (await serverFact()).includes("reconnecting"), "status says reconnecting", 30_000)
+
+      process.kill(server.server.pid, "SIGCONT")
+      await until(async () => !(await serverFact()).includes("reconnecting"), "status says it is back", 15_000)
+      await until(() => bus.workerCount >= 1, "the worker is heard again", 15_000)
+      expect((await bus.request({ path: "/after" }, { timeoutMs: 5000 })).text()).toBe("/after served")
+    } finally {
+      for (const f of undo.reverse()) await Promise.resolve(f()).catch(() => {})
+      await server.server.kill()
+    }
+  }, 90_000)
 })
