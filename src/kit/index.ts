@@ -12,7 +12,7 @@ export { checkOptions, checkRemote, didYouMean, madeBy, optionNames, REMOTE_EXAM
 export type { OptionProblem, OptionRules } from "./checks/option-check.ts"
 export { STATUS, ago, readSection, section } from "./telemetry/status.ts"
 export type { StatusPart, StatusSection, StatusSource, StatusTable, StatusValue } from "./telemetry/status.ts"
-export { ReplaceError, SHARED_OPTIONS, Supervisor, SupervisorError } from "./supervision/supervisor.ts"
+export { INSTANCES, ReplaceError, SHARED_OPTIONS, Supervisor, SupervisorError } from "./supervision/supervisor.ts"
 export { RESTART_MOVED } from "./supervision/restart-policy.ts"
 export type { RestartOptions } from "./supervision/restart-policy.ts"
 export { splitCommand } from "./supervision/command.ts"

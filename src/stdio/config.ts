@@ -1,6 +1,6 @@
 // stdio_bus's JSON configuration: { pools: [{ id, command, args, instances }], limits: { … } }, from a file or an object.
 import { readFileSync } from "node:fs"
-import { checkNumber, checkOptions, optionNames, type OptionProblem } from "../kit/index.ts"
+import { checkNumber, checkOptions, INSTANCES, optionNames, type OptionProblem } from "../kit/index.ts"
 import { StdioConfigError } from "./errors.ts"
 
 export interface PoolConfig {
@@ -144,7 +144,7 @@ export function loadConfig(source: string | StdioBusConfigInput): StdioBusConfig
     const instances = checkNumber(p.instances, {
       what: "instances",
       min: 1,
-      max: 1024,
+      max: INSTANCES.max,
       dflt: 1,
       error: (e) => new StdioConfigError(`${at}.instances`, e.reason),
     })

@@ -98,7 +98,7 @@ export class SlotBus {
         for (const w of [...this.acceptor.waiters]) w.reject(err)
       },
       () => (this.closing ? this.closedError() : null),
-      name,
+      { name, maxWorkers: Math.min(s.maxWorkers, s.maxWorkersPerUid) },
     )
     this.acceptor = new Acceptor(this.dispatcher, name, {
       listenFd,

@@ -14,6 +14,8 @@ export class BusPools {
   private readonly failures = new Map<object, Error>()
   /** The shared fronts' pools of this bus by command: what a reload asked over its control socket reloads. */
   readonly shared: SharedPools
+  /** The most workers of one uid the bus takes at once (maxWorkers, maxWorkersPerUid): a pool's are all of this one. */
+  readonly maxWorkers: number
 
   constructor(
     private readonly dispatcher: Dispatcher,
@@ -21,9 +23,10 @@ export class BusPools {
     private readonly failWaiting: (err: Error) => void,
     /** The bus's error once it is closing, else null. */
     private readonly closed: () => Error | null,
-    name: string,
+    bus: { name: string; maxWorkers: number },
   ) {
-    this.shared = new SharedPools(name)
+    this.shared = new SharedPools(bus.name)
+    this.maxWorkers = bus.maxWorkers
   }
 
   /** `pool` gave up (`err`), or serves again (null). While one has given up and no worker is connected, what waits fails. */

@@ -7,6 +7,7 @@ import { PoolFailedError } from "../../errors.ts"
 import {
   checkNumber,
   checkOptions,
+  INSTANCES,
   optionNames,
   RESTART_MOVED,
   SHARED_OPTIONS,
@@ -264,18 +265,26 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
 type Range = { min: number; max: number }
 
 function instanceRange(v: SuperviseWorkersOptions["instances"], bus: SlotBus | null): Range {
+  // more than the bus takes would be refused as they join, and restarted, and refused
+  const most = bus && bus.pools.maxWorkers < INSTANCES.max ? bus.pools.maxWorkers : INSTANCES.max
+  const rule = {
+    where: "superviseWorkers",
+    max: most,
+    note: most < INSTANCES.max ? "the bus's maxWorkers" : INSTANCES.note,
+  }
   if (v === undefined || typeof v === "number") {
-    const n = v ?? 1
-    return { min: n, max: n } // Supervisor checks the number itself
+    const n = checkNumber(v ?? 1, { what: "instances", ...rule })
+    return { min: n, max: n }
   }
   if (typeof v !== "object" || v === null)
-    throw new TypeError(`superviseWorkers: instances is a number or { min, max }, got ${String(v)}`)
+    throw new TypeError(
+      `superviseWorkers: instances is a number or { min, max }, got ${typeof v === "string" ? JSON.stringify(v) : String(v)}`,
+    )
   checkOptions(v, optionNames<Range>({ min: true, max: true }), "superviseWorkers instances", {
     required: ["min", "max"],
   })
-  const where = "superviseWorkers"
-  const min = checkNumber(v.min, { what: "instances.min", where })
-  const max = checkNumber(v.max, { what: "instances.max", where, min: Math.max(min, 1) })
+  const min = checkNumber(v.min, { what: "instances.min", ...rule })
+  const max = checkNumber(v.max, { what: "instances.max", ...rule, min: Math.max(min, 1) })
   if (!bus && max > min)
     throw new TypeError("superviseWorkers: instances { min, max } needs a bus to read the load from")
   return { min, max }

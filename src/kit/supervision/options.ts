@@ -51,6 +51,10 @@ export type InstanceState = "running" | "backoff" | "down" | "stopped"
  */
 export type ExitCause = "crash" | "stop" | "kill" | "reload" | "recycle" | "scale" | "evict"
 export type Stdio = "pipe" | "ignore" | "inherit"
+const STDIO: readonly Stdio[] = ["pipe", "ignore", "inherit"]
+
+/** The bound of a count of instances (checkNumber's): a typo (1e6) would otherwise spawn until the machine gives out. */
+export const INSTANCES = { max: 1024, note: "one supervisor's processes" }
 export type Proc = Process<Stdio, Stdio, Stdio>
 
 export interface SupervisorOptions {
@@ -249,8 +253,14 @@ export function supervisorSettings(options: SupervisorOptions): SupervisorSettin
   }
   if (!Array.isArray(o.command) || o.command.length === 0 || o.command.some((a) => typeof a !== "string"))
     throw new TypeError("Supervisor: command must be a non-empty array of strings (the program, then its arguments)")
-  for (const k of ["instances", "killGraceMs", "drainTimeoutMs", "readyTimeoutMs"] as const)
+  checkNumber(o.instances, { what: "instances", where: "Supervisor", ...INSTANCES })
+  for (const k of ["killGraceMs", "drainTimeoutMs", "readyTimeoutMs"] as const)
     checkNumber(o[k], { what: k, where: "Supervisor" })
+  for (const k of ["stdin", "stdout", "stderr"] as const)
+    if (!STDIO.includes(o[k]))
+      throw new TypeError(
+        `Supervisor: ${k} must be "pipe", "ignore" or "inherit", got ${JSON.stringify(o[k]) ?? String(o[k])}`,
+      )
   if (o.env !== undefined && (typeof o.env !== "object" || o.env === null || Array.isArray(o.env)))
     throw new TypeError('Supervisor: env must be an object of variables to add, like { LOG_LEVEL: "debug" }')
   if (o.onGiveUp !== "keep-running" && o.onGiveUp !== "stop-all")

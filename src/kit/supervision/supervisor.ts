@@ -15,6 +15,7 @@ import {
   type ExitInfo,
   type Proc,
   RELOAD_OPTIONS,
+  INSTANCES,
   type ReloadOptions,
   ReplaceError,
   STOP_OPTIONS,
@@ -36,7 +37,7 @@ import { checkNumber } from "../checks/value-check.ts"
 import { WorkerLogs } from "./worker-logs.ts"
 import { FFI_WARNING_ENV, spawn, type SpawnOptions } from "../../runtime/index.ts"
 
-export { ReplaceError, SHARED_OPTIONS, SupervisorError } from "./options.ts"
+export { INSTANCES, ReplaceError, SHARED_OPTIONS, SupervisorError } from "./options.ts"
 export type {
   ExitCause,
   ExitInfo,
@@ -238,12 +239,8 @@ export class Supervisor {
   }
 
   /** Grows or shrinks the pool to `n` instances: new ones start, the highest ones are retired (drained first). */
-  resize(n: number): Promise<void> {
-    try {
-      checkNumber(n, { what: "n", where: "supervisor.resize" })
-    } catch (e) {
-      return Promise.reject(e)
-    }
+  async resize(n: number): Promise<void> {
+    checkNumber(n, { what: "n", where: "supervisor.resize", ...INSTANCES }) // a rejection, as the method is async
     return this.queue(async () => {
       while (this.instances.length < n) {
         const inst = newInstance(this.instances.length)
