@@ -8,6 +8,8 @@ import { ReplaceError, type Supervisor } from "../../kit/index.ts"
 
 /** Crash restart lines logged per restart.windowMs; the rest are counted, and said with the next line logged. */
 export const CRASH_LINES = 5
+/** A worker that took this many requests had a stable run, however short: its crash does not slow its restart. */
+export const STABLE_REQUESTS = 100
 
 export interface CrashReports {
   /** The crash loop in a sentence, while the pool is in one; else null. */
@@ -68,7 +70,7 @@ export function reportCrashes(
     const pid = r.exit ? ` (pid ${r.exit.pid})` : ""
     const up = `${(r.uptimeMs / 1000).toFixed(1)} s`
     if (r.crashLoop) {
-      loop = `${r.earlyInRow} crashes in a row within restart.windowMs (${windowMs} ms) came within restart.stableAfterMs (${stableAfterMs} ms) of their worker's start; the last: instance ${inst.index}${pid} ${ended} ${up} after its start; a worker that dies so while another runs waits twice as long as it did before, up to restart.backoffMaxMs (${backoffMaxMs} ms), the last one running ${backoffInitialMs} ms`
+      loop = `${r.earlyInRow} crashes in a row within restart.windowMs (${windowMs} ms) came within restart.stableAfterMs (${stableAfterMs} ms) of their worker's start; the last: instance ${inst.index}${pid} ${ended} ${up} after its start; a worker that dies so before it took ${STABLE_REQUESTS} requests, while another runs, waits twice as long as it did before, up to restart.backoffMaxMs (${backoffMaxMs} ms); one that took ${STABLE_REQUESTS}, or the last one running, ${backoffInitialMs} ms`
       if (now - loopSaidAt >= windowMs) {
         loopSaidAt = now
         log(

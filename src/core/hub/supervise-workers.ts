@@ -23,7 +23,7 @@ import type { WorkerEvent } from "../endpoint/endpoint.ts"
 import { isCompiled } from "../ops/self-command.ts"
 import { FRONT_BUS_ENV, FRONT_PARENT_ENV } from "../ops/front-parent.ts"
 import { sharedPool } from "../ops/front-pool.ts"
-import { reportCrashes } from "./crash-log.ts"
+import { reportCrashes, STABLE_REQUESTS } from "./crash-log.ts"
 
 export interface SuperviseWorkersOptions
   extends Omit<SupervisorOptions, "command" | "drain" | "retire" | "gone" | "served" | "stable" | "instances"> {
@@ -83,8 +83,6 @@ const GROW_WAIT_MS = 5
 const GROW_SHARE = 0.9
 const IDLE_SHARE = 0.25
 const RECYCLE_TICK_MS = 200
-// A worker that took this many requests had a stable run, however short: its crash does not slow its restart.
-const STABLE_REQUESTS = 100
 
 /**
  * Keeps slotbus worker processes alive: every crash is restarted with backoff, each restart logged (crash-log.ts),
