@@ -47,11 +47,12 @@ test.each(gccSkip === null ? ["hostile", "hostile-asan"] : ["hostile"])(
 
 describe("a SlotWorker against a hostile hub", () => {
   test.each(["devzero", "blocking", "eventfd", "dgram", "pipe", "devzero-region"])(
-    "a hub sending %s fds is refused with ProtocolError, the worker's event loop running throughout",
+    "a hub sending %s fds is refused with a ProtocolError saying so, the worker's event loop running throughout",
     async (mode) => {
       const worker = trustingWorker(await hostileHub(mode))
       const [line] = await worker.waitLine(/^(connected|rejected .*)$/)
       expect(line).toStartWith("rejected ProtocolError:")
+      expect(line).toContain("sent a malformed hello or region") // was "error 1000"
       expect(await worker.proc.exited).toBe(0)
     },
     15_000,

@@ -6,6 +6,7 @@ import {
   native,
   Control,
   Errno,
+  E_CORRUPT,
   E_SOCKET_DIR,
   ANY_UID,
   socketDirError,
@@ -185,6 +186,10 @@ export class Connections {
       if (e === EPROTO)
         throw new ProtocolError(
           `hub "${this.name}" speaks another version of the slotbus wire protocol than this worker (${WIRE_VERSION}, docs/PROTOCOL.md §1): run the same slotbus release on both sides`,
+        )
+      if (e === E_CORRUPT)
+        throw new ProtocolError(
+          `hub "${this.name}" sent a malformed hello or region (its fds, sizes or header are not as docs/PROTOCOL.md §1–§2 say): a slotbus hub of another release, or not a slotbus hub`,
         )
       if (!RETRYABLE.has(e) && e !== EUSERS && e !== EMFILE && e !== ENFILE && e !== ETIMEDOUT && e !== EAGAIN)
         throw new ProtocolError(`cannot attach to hub "${this.name}": error ${-e}`)
