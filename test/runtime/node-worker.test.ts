@@ -2,10 +2,11 @@
 // the same name and the same libslotbus (issue 67): requests round-trip, a close and a kill -9 are seen as they are
 // between two Bun processes.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { join } from "node:path"
 import { SlotBus, WorkerGoneError, type WorkerEvent } from "../../src/index.ts"
 import { controlCall } from "../../src/core/internal.ts"
 import { libraryPath } from "../../src/native/lib-path.ts"
-import { busName, eventually, outcome, spawn, spawnWorker, stopAll, type Child } from "../support/helpers.ts"
+import { busName, eventually, outcome, rejection, spawn, spawnWorker, stopAll, type Child } from "../support/helpers.ts"
 import { buildForNode, findNode, NODE_INSTALL, nodeFlags } from "../support/runtime/node.ts"
 
 const node = findNode()
@@ -83,6 +84,30 @@ describe.skipIf(node === null)("a Node 26 worker behind a Bun front", () => {
       expect(await (await bus.fetch(new Request("http://front/stream"))).text()).toBe(
         "chunk0;chunk1;chunk2;chunk3;chunk4;",
       )
+    } finally {
+      await bus.close()
+    }
+  })
+
+  test('a method no Request takes ("G\\xffT") fails alike in a Node and a Bun fetch worker, its handler never run', async () => {
+    const bus = await SlotBus.listen(busName("node-method"))
+    try {
+      // the front lets it by (a raw worker may take any verb); Bun's Request took it as GET, Node's threw a TypeError
+      for (const start of [
+        () => nodeWorker(bus.name, ["--fetch"]),
+        () =>
+          spawn([process.execPath, join(import.meta.dir, "../support/runtime/node-worker.ts"), bus.name, "--fetch"]),
+      ]) {
+        const w = await start()
+        await bus.waitForWorkers(1, { timeoutMs: 30_000 })
+        const e = await rejection(bus.request({ method: "G\xffT", path: "/json" }))
+        expect([e.name, e.message]).toEqual([
+          "RemoteError",
+          'ProtocolError: the hub sent a request whose path or method no URL takes: ["GÿT","/json"]',
+        ])
+        await w.kill()
+        await eventually(() => expect(bus.workerCount).toBe(0))
+      }
     } finally {
       await bus.close()
     }

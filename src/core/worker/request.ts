@@ -1,7 +1,7 @@
 // A request as a worker's handler sees it (SlotRequest): its head and body read from a slot's arena (or a message
 // that came over another transport), views that read empty once the handler settled, and `reply()` for writing the
 // answer's body straight into the slot.
-import { PayloadTooLargeError } from "../../errors.ts"
+import { PayloadTooLargeError, ProtocolError } from "../../errors.ts"
 import { Kind, Msg } from "../../native/ffi.ts"
 import { checkNumber, checkOptions, optionNames, receivedContext, type OtelSpan } from "../../kit/index.ts"
 import {
@@ -22,6 +22,10 @@ const REPLY_INIT = optionNames<{ status?: number; headers?: HeaderInit }>({ stat
 // Request bodies below this many bytes are handed to handlers as copies (see SlotRequest.body): a copy of 8 KiB
 // took 410 ns here, a view of its own and its detaching 470 ns (a 4 KiB echo at 32 in flight: 2.3 → 2.0 µs of JS).
 const COPY_BELOW = 8192
+
+const METHODS = new Set(["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"])
+/** An HTTP method: a token (RFC 9110 §5.6.2). */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 
 /**
  * A request as the worker sees it. `body` views shared memory, and so does the view `reply()` returns: both
@@ -176,6 +180,12 @@ export class SlotRequest {
   /** The request as a Web `Request` (body copied): URL `http://<bus name><path>`, `signal` aborting as `req.signal`. */
   toRequest(): Request {
     const method = this.kind === "raw" ? "POST" : this.method
+    // the front checks both (bus.request); a peer that skipped it must not name another host (`@evil.host/x`) or
+    // meet each runtime's own leniency (Bun took "G\xffT" as GET, Node refused it)
+    if (this.kind !== "raw" && (this.path.charCodeAt(0) !== 47 || !(METHODS.has(method) || TOKEN.test(method))))
+      throw new ProtocolError(
+        `the hub sent a request whose path or method no URL takes: ${JSON.stringify([method, this.path])}`,
+      )
     const body = method === "GET" || method === "HEAD" ? null : this.body.slice()
     const url = `http://${this.busName}${this.kind === "raw" ? "/" : this.path}`
     const from = this.kind === "raw" ? 0 : 2
