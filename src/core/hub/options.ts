@@ -80,7 +80,7 @@ export interface ListenOptions {
   metricsRoutes?: number
   /**
    * The flight recorder (docs/PROTOCOL.md §16): how many recent requests its file in /dev/shm keeps for `slotbus ls`,
-   * `slotbus top` and `slotbus requests` to read from another process; false: no file. Default 1024.
+   * `slotbus top` and `slotbus requests` to read from another process (1 … 65536); false or 0: no file. Default 1024.
    */
   recorder?: number | false
 }
@@ -276,7 +276,7 @@ const POLICIES = ["overflow", "balance", "never"]
 export function resolveOptions(opts: ListenOptions): ListenSettings {
   const slots = positiveInt(opts.slots, 32, "slots", 1, 4096)
   const maxBodyBytes = positiveInt(opts.maxBodyBytes, 64 * MiB, "maxBodyBytes", 0, 2 ** 32 - 1024 * MiB)
-  const maxHeadBytes = positiveInt(opts.maxHeadBytes, 16 * 1024, "maxHeadBytes", 0, 16 * MiB)
+  const maxHeadBytes = positiveInt(opts.maxHeadBytes, 16 * 1024, "maxHeadBytes", 64, 16 * MiB) // a method and a path
   const queue = positiveInt(opts.queue, 4096, "queue")
   const timeoutMs = positiveInt(opts.timeoutMs, 30_000, "timeoutMs")
   const streamIdleMs = positiveInt(opts.streamIdleMs, 30_000, "streamIdleMs")

@@ -74,6 +74,7 @@ export class SlotWorker implements FrontRoot {
     await loadNative()
     for (const what of ["waitForHubMs", "helloTimeoutMs"] as const)
       checkNumber(opts[what], { what, where: "SlotWorker.connect", max: Infinity, integer: false, dflt: 0 })
+    checkNumber(opts.hubUid, { what: "hubUid", where: "SlotWorker.connect", max: 0xfffffffe, note: "a uid", dflt: 0 })
     const h = opts.fetch ? (req: SlotRequest) => (handler as FetchHandler)(req.toRequest()) : (handler as SlotHandler)
     const w = new SlotWorker(FACTORY, name, h, opts)
     if (opts.remote !== undefined)

@@ -128,3 +128,15 @@ test.each([
     await worker.close({ timeoutMs: 1000 })
   }
 })
+
+test.each([
+  ["listen maxHeadBytes 0 (no head fits)", () => SlotBus.listen(busName("bad"), { maxHeadBytes: 0 }), "maxHeadBytes"],
+  ["connect hubUid -1", () => SlotWorker.connect(busName("bad"), () => "x", { hubUid: -1 }), "hubUid"],
+  ["connect hubUid 1.5", () => SlotWorker.connect(busName("bad"), () => "x", { hubUid: 1.5 }), "hubUid"],
+  ["connect hubUid '0'", () => SlotWorker.connect(busName("bad"), () => "x", { hubUid: "0" as never }), "hubUid"],
+  ["connect hubUid 2^32-1", () => SlotWorker.connect(busName("bad"), () => "x", { hubUid: 2 ** 32 - 1 }), "hubUid"],
+] as const)("%s is a TypeError or RangeError naming it", async (_, call, what) => {
+  const e = (await rejection(call())) as Error
+  expect(e instanceof TypeError || e instanceof RangeError).toBe(true)
+  expect(e.message).toContain(what)
+})
