@@ -233,6 +233,27 @@ describe.skipIf(!node)("a Node hub's streams", () => {
     }
   }, 120_000)
 
+  test("a client that pipelines 500 GET /metrics and reads nothing is cut off (not 500 answers queued for it); others are served", async () => {
+    const started = await nodeHub(join(dir, "token-pipelined"))
+    hub = started.hub
+    const port = Number(new URL(started.base).port)
+    const sock = connect(port, "127.0.0.1")
+    try {
+      sock.pause() // reads nothing: node:http parses every request before the first answer is written
+      let closed = false
+      sock.on("error", () => {})
+      sock.on("close", () => void (closed = true))
+      const get = "GET /metrics HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n"
+      sock.write(get.repeat(500))
+      // a paused socket hears of the cut only when it writes (EPIPE, ECONNRESET): one more request each time
+      await until(() => closed || (sock.write(get), false), "the hub cuts the connection off", 10_000)
+      expect((await fetch(`${started.base}/health`)).status).toBe(200)
+    } finally {
+      sock.destroy()
+      await hub.stop()
+    }
+  }, 60_000)
+
   test("a connection idle mid-head is closed after the idle timeout; an SSE stream open as long is not", async () => {
     const tokenFile = join(dir, "token-idle")
     // --timeout-ms 1000: a 10 s idle timeout (the hub's floor), shorter than the 15 s heartbeat
