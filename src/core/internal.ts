@@ -14,7 +14,7 @@ export { align8, checkWellFormed, toBytes } from "./wire/codec.ts"
 export { errorPairs } from "./worker/stream-out.ts"
 export { readyBody } from "./worker/ready-body.ts"
 export { streamWindow } from "./hub/options.ts"
-export { type Failure, failureAnswer, failureOf } from "./hub/http-answer.ts"
+export { type Failure, failureAnswer, failureOf } from "./observe/http-answer.ts"
 export { frameCharge } from "./wire/remote.ts"
 export type {
   Answer,

@@ -1,13 +1,13 @@
 // nodeHandler: bus.fetch behind node:http (issue 67): `http.createServer(nodeHandler(bus))`. The request goes to a
 // worker as a WHATWG Request (its body streamed in, the client's hang-up its signal), the worker's Response comes
-// back streamed with backpressure; a failure is the status the HTTP hub gives it (http-answer.ts), with the
+// back streamed with backpressure; a failure is the status the HTTP hub gives it (observe/http-answer.ts), with the
 // error's class named, never a hung connection.
 import { checkOptions, exchangeOf, optionNames } from "../../kit/index.ts"
 import { type HeadAnswer, headListener, incoming, requestListener } from "../../runtime/index.ts"
 import { wholeLengths } from "../endpoint/answer-value.ts"
 import { NULL_BODY_STATUS, type StreamedResponse, webResponse } from "../endpoint/response.ts"
 import { SlotBus } from "./bus.ts"
-import { failureAnswer, failureOf } from "./http-answer.ts"
+import { failureAnswer, failureOf } from "../observe/http-answer.ts"
 import { FETCH_OPTIONS, type FetchOptions } from "./options.ts"
 import { HEAD_FETCH } from "./submit.ts"
 
