@@ -12,6 +12,7 @@ import type { Channel } from "../wire/channel.ts"
 import { readVitals, type WorkerVitals } from "../wire/vitals-block.ts"
 import { isRpcVerb, rpcErrorOf } from "../wire/rpc-status.ts"
 import { nanoseconds } from "../../runtime/index.ts"
+import { methodLabel } from "../probe/trace.ts"
 
 /** Distinct error classes counted by name; more are counted as "other". */
 const MAX_ERROR_KINDS = 16
@@ -186,7 +187,7 @@ export class BusMetrics {
   /** p's route histogram: two Map lookups for a pair seen before, no string made. */
   private routeOf(p: Pending): Histogram {
     const s = p.strings
-    const method = s === null ? "call" : isRpcVerb(s[0]!) ? s[1]! : s[0]!
+    const method = s === null ? "call" : isRpcVerb(s[0]!) ? s[1]! : methodLabel(s[0]!)
     const route = s === null || p.route === null ? "" : p.route
     let byMethod = this.routeCache.get(route)
     const h = byMethod?.get(method)

@@ -18,6 +18,7 @@ import {
   type OtelSpan,
 } from "../../kit/index.ts"
 import { httpMethod, recordStatus, serverSpanFailed } from "../probe/trace.ts"
+import { FAILURE_STATUS, failureOf } from "./http-answer.ts"
 import { nanoseconds, type HttpServer, type HttpRoutes } from "../../runtime/index.ts"
 
 type Handler = (req: Request, server: ServerLike) => unknown
@@ -104,7 +105,10 @@ function measured(handler: Handler, route: string | undefined): Handler {
       return res
     }
     const failed = (err: unknown) => {
-      httpServer.observe(method, ex.route, 500, nanoseconds() - at) // Bun answers a throw with its error handler: 500
+      // Bun answers a throw with its error handler: failureResponse's status for it (the README's `error:`), 499
+      // when the client went away (nothing is answered)
+      const status = req.signal?.aborted ? CLIENT_CLOSED_REQUEST : FAILURE_STATUS[failureOf(err)]
+      httpServer.observe(method, ex.route, status, nanoseconds() - at)
       if (span !== null) {
         serverSpanFailed(span, err)
         span.end()

@@ -1,0 +1,83 @@
+// What a front's clients make of its samples. instrument() around Bun.serve's fetch when its bus.fetch rejects
+// (serve-span.ts): the status is the one the client got from `error: failureResponse` (504 for a timeout, 502 for a
+// worker killed mid-request), and 499 for a client that hung up, not 500 for every one, so an alert on 504s sees
+// them. And the bus's route labels (bus-metrics.ts): a client's methods of its own are one `_OTHER`, not a label
+// each filling `metricsRoutes` until the app's own routes read `other`.
+import { afterAll, expect, test } from "bun:test"
+import { connect } from "node:net"
+import { failureResponse, instrument, SlotBus } from "../../../src/index.ts"
+import { metricsText } from "../../../src/status/index.ts"
+import { busName, spawnWorker, stopAll, until } from "../../support/helpers.ts"
+import { sample } from "../../support/status/prometheus.ts"
+
+afterAll(stopAll)
+
+test("a failed bus.fetch is counted with the status failureResponse answered (504, 502), a hang-up with 499", async () => {
+  const bus = await SlotBus.listen(busName("serve-failed"), { timeoutMs: 300 })
+  const server = Bun.serve({
+    port: 0,
+    routes: instrument({ "/w/:what": (req) => bus.fetch(req) }),
+    error: failureResponse,
+  })
+  try {
+    let worker = await spawnWorker(bus.name)
+    await bus.waitForWorkers(1)
+    const series = async (status: number) =>
+      sample(
+        await metricsText([bus]),
+        `http_server_request_duration_seconds_count{http_request_method="GET",http_route="/w/:what",http_response_status_code="${status}"}`,
+      )
+    const get = (delayMs: number) => fetch(`${server.url}w/x`, { headers: { "x-delay-ms": String(delayMs) } })
+
+    expect((await get(2000)).status).toBe(504) // past the bus's timeoutMs
+    expect(await series(504)).toBe(1)
+
+    const held = get(5000)
+    await until(() => bus.stats().inFlight > 0, "the request is at the worker")
+    await worker.kill("SIGKILL")
+    expect((await held).status).toBe(502)
+    expect(await series(502)).toBe(1)
+
+    worker = await spawnWorker(bus.name)
+    await bus.waitForWorkers(1)
+    const socket = connect(server.port!, "127.0.0.1")
+    await new Promise<void>((r) => socket.once("connect", () => r()))
+    socket.write("GET /w/x HTTP/1.1\r\nhost: x\r\nx-delay-ms: 200\r\n\r\n")
+    await until(() => bus.stats().inFlight > 0, "the hung-up request is at the worker")
+    socket.destroy()
+    await until(async () => (await series(499)) === 1, "the hang-up counted as 499")
+    expect(await series(500)).toBeUndefined()
+  } finally {
+    server.stop(true)
+    await bus.close({ drain: false })
+  }
+})
+
+test("methods a client makes up are one _OTHER route label; the app's routes keep theirs", async () => {
+  const bus = await SlotBus.listen(busName("client-methods"))
+  try {
+    await spawnWorker(bus.name)
+    await bus.waitForWorkers(1)
+    // methods Bun's Request and parser keep as they are (it makes GET of one it does not know)
+    const methods =
+      "PROPFIND PROPPATCH MKCOL COPY MOVE LOCK UNLOCK SEARCH REPORT MKACTIVITY CHECKOUT MERGE M-SEARCH NOTIFY SUBSCRIBE UNSUBSCRIBE PURGE LINK UNLINK BIND REBIND UNBIND ACL QUERY MKCALENDAR SOURCE"
+    for (const method of methods.split(" ")) {
+      const res = await bus.fetch(new Request("http://front/w/1", { method }), { route: "/w/:id" })
+      await res.arrayBuffer()
+    }
+    await (
+      await bus.fetch(new Request("http://front/w/2", { method: "POST", body: "x" }), { route: "/w/:id" })
+    ).arrayBuffer()
+    const routes = [
+      ...(await metricsText([bus])).matchAll(
+        /^slotbus_route_request_duration_seconds_count\{[^}]*route="([^"]*)"[^}]*\} (\d+)$/gm,
+      ),
+    ].map((m) => [m[1], Number(m[2])])
+    expect(routes).toEqual([
+      ["_OTHER /w/:id", 26],
+      ["POST /w/:id", 1],
+    ])
+  } finally {
+    await bus.close({ drain: false })
+  }
+})
