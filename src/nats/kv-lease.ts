@@ -291,9 +291,23 @@ export class KvLeaseTable implements LeaseTable {
     try {
       return { revision: await this.write(c.key, value, c.revision), sentAt }
     } catch (e) {
-      if (isWrongSequence(e)) return null
-      throw e
+      if (!isWrongSequence(e)) throw e
+      const revision = await this.landedOwn(c)
+      if (revision === null) return null
+      c.revision = revision
+      return this.renew(c, owner, ttlMs).then((r) => r && { revision: r.revision, sentAt }) // the deadline from the first try
     }
+  }
+
+  /**
+   * The key's revision when its value is still this claim's (held, its token): a write of the holder's own that
+   * timed out (a partition) and landed later (§12.3); null when someone else wrote since.
+   */
+  private async landedOwn(c: KvClaim): Promise<number | null> {
+    const now = await this.read(c.key)
+    return now.value?.state === "held" && now.value.token === c.token && now.revision !== c.revision
+      ? now.revision
+      : null
   }
 
   /** §12.3 release: `free` with the claim's token and context, on the holder's revision. false: someone wrote since. */
@@ -302,8 +316,11 @@ export class KvLeaseTable implements LeaseTable {
       await this.write(c.key, { state: "free", token: c.token, ...c.trace }, c.revision)
       return true
     } catch (e) {
-      if (isWrongSequence(e)) return false
-      throw e
+      if (!isWrongSequence(e)) throw e
+      const revision = await this.landedOwn(c)
+      if (revision === null) return false
+      c.revision = revision
+      return this.release(c)
     }
   }
 

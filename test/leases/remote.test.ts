@@ -77,11 +77,39 @@ describe.skipIf(skip !== null)("a cluster contest on JetStream KV", () => {
     try {
       const kv = await new Kvm(nc).open(a.bucket)
       const e = (await kv.get("3.bGVhZGVy"))!
-      await kv.update("3.bGVhZGVy", e.value, e.revision) // the same bytes, a new revision: someone else wrote
+      const other = JSON.parse(e.string()) as { token: string }
+      other.token = String(BigInt(other.token) + 1n) // another claim's value: someone else wrote
+      await kv.update("3.bGVhZGVy", JSON.stringify(other), e.revision)
       const err = await rejection(lease.renew(60_000))
       expect(err).toBeInstanceOf(LeaseLostError)
       expect((err as Error).message).toContain("taken over")
       expect(lease.held).toBe(false)
+    } finally {
+      await nc.close()
+    }
+  }, 30_000)
+
+  test("a renewal or release of the holder's own that landed late (a partition) is the holder's: the next renew and the release go on its revision", async () => {
+    const name = busName("kv")
+    await using a = await open(name)
+    const lease = await a.claim(S, { ttlMs: 60_000 })
+    const nc = await connect({ servers: nats.url })
+    try {
+      const kv = await new Kvm(nc).open(a.bucket)
+      const late = async () => {
+        const e = (await kv.get("3.bGVhZGVy"))!
+        await kv.update("3.bGVhZGVy", e.value, e.revision) // this claim's value again: what a timed-out write leaves
+        return e.revision + 1
+      }
+      const landed = await late()
+      await lease.renew(60_000) // was LeaseLostError "taken over", the subject then blocked for a TTL
+      expect(lease.held).toBe(true)
+      expect((await kv.get("3.bGVhZGVy"))!.revision).toBe(landed + 1)
+      await late()
+      expect(await lease.release()).toBe(true)
+      expect(JSON.parse((await kv.get("3.bGVhZGVy"))!.string())).toMatchObject({ state: "free" })
+      await using b = await open(name)
+      expect((await b.tryClaim(S, { ttlMs: 10_000 })).claimed).toBe(true) // free at once, not after a TTL
     } finally {
       await nc.close()
     }
