@@ -14,6 +14,7 @@ import {
   ContestModeError,
   type ContestOpenError,
   ContestUnavailableError,
+  type ClusterLease,
   LeaseLostError,
   NotFoundError,
   ProtocolError,
@@ -69,51 +70,58 @@ describe.skipIf(skip !== null)("a cluster contest on JetStream KV", () => {
     expect(JSON.parse(entry!.string())).toMatchObject({ v: 1, state: "held", owner: "a", ttlMs: 10_000 })
     await r1.lease.release()
   }, 30_000)
-  test("a renewal after someone else wrote the key is refused (the write is on the holder's revision)", async () => {
+  /** S held by a contest of its own, and the bucket's KV through a connection of the test's. */
+  async function withHeld(
+    fn: (lease: ClusterLease, kv: Awaited<ReturnType<Kvm["open"]>>, name: string) => Promise<void>,
+  ): Promise<void> {
     const name = busName("kv")
     await using a = await open(name)
     const lease = await a.claim(S, { ttlMs: 60_000 })
     const nc = await connect({ servers: nats.url })
     try {
-      const kv = await new Kvm(nc).open(a.bucket)
-      const e = (await kv.get("3.bGVhZGVy"))!
-      const other = JSON.parse(e.string()) as { token: string }
-      other.token = String(BigInt(other.token) + 1n) // another claim's value: someone else wrote
-      await kv.update("3.bGVhZGVy", JSON.stringify(other), e.revision)
-      const err = await rejection(lease.renew(60_000))
-      expect(err).toBeInstanceOf(LeaseLostError)
-      expect((err as Error).message).toContain("taken over")
-      expect(lease.held).toBe(false)
+      await fn(lease, await new Kvm(nc).open(a.bucket), name)
     } finally {
       await nc.close()
     }
-  }, 30_000)
+  }
 
-  test("a renewal or release of the holder's own that landed late (a partition) is the holder's: the next renew and the release go on its revision", async () => {
-    const name = busName("kv")
-    await using a = await open(name)
-    const lease = await a.claim(S, { ttlMs: 60_000 })
-    const nc = await connect({ servers: nats.url })
-    try {
-      const kv = await new Kvm(nc).open(a.bucket)
-      const late = async () => {
+  test(
+    "a renewal after someone else wrote the key is refused (the write is on the holder's revision)",
+    () =>
+      withHeld(async (lease, kv) => {
         const e = (await kv.get("3.bGVhZGVy"))!
-        await kv.update("3.bGVhZGVy", e.value, e.revision) // this claim's value again: what a timed-out write leaves
-        return e.revision + 1
-      }
-      const landed = await late()
-      await lease.renew(60_000) // was LeaseLostError "taken over", the subject then blocked for a TTL
-      expect(lease.held).toBe(true)
-      expect((await kv.get("3.bGVhZGVy"))!.revision).toBe(landed + 1)
-      await late()
-      expect(await lease.release()).toBe(true)
-      expect(JSON.parse((await kv.get("3.bGVhZGVy"))!.string())).toMatchObject({ state: "free" })
-      await using b = await open(name)
-      expect((await b.tryClaim(S, { ttlMs: 10_000 })).claimed).toBe(true) // free at once, not after a TTL
-    } finally {
-      await nc.close()
-    }
-  }, 30_000)
+        const other = JSON.parse(e.string()) as { token: string }
+        other.token = String(BigInt(other.token) + 1n) // another claim's value: someone else wrote
+        await kv.update("3.bGVhZGVy", JSON.stringify(other), e.revision)
+        const err = await rejection(lease.renew(60_000))
+        expect(err).toBeInstanceOf(LeaseLostError)
+        expect((err as Error).message).toContain("taken over")
+        expect(lease.held).toBe(false)
+      }),
+    30_000,
+  )
+
+  test(
+    "a renewal or release of the holder's own that landed late (a partition) is the holder's: the next renew and the release go on its revision",
+    () =>
+      withHeld(async (lease, kv, name) => {
+        const late = async () => {
+          const e = (await kv.get("3.bGVhZGVy"))!
+          await kv.update("3.bGVhZGVy", e.value, e.revision) // this claim's value again: what a timed-out write leaves
+          return e.revision + 1
+        }
+        const landed = await late()
+        await lease.renew(60_000) // was LeaseLostError "taken over", the subject then blocked for a TTL
+        expect(lease.held).toBe(true)
+        expect((await kv.get("3.bGVhZGVy"))!.revision).toBe(landed + 1)
+        await late()
+        expect(await lease.release()).toBe(true)
+        expect(JSON.parse((await kv.get("3.bGVhZGVy"))!.string())).toMatchObject({ state: "free" })
+        await using b = await open(name)
+        expect((await b.tryClaim(S, { ttlMs: 10_000 })).claimed).toBe(true) // free at once, not after a TTL
+      }),
+    30_000,
+  )
 
   test("tokens keep increasing across a re-created bucket", async () => {
     const name = busName("kv")
