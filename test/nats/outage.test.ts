@@ -102,7 +102,7 @@ describe.skipIf(skip !== null)("a NATS outage longer than the client's reconnect
 
       process.kill(server.server.pid, "SIGSTOP")
       undo.push(() => process.kill(server.server.pid, "SIGCONT"))
-      // nats.js's own defaults (a ping every 2 min, 2 unanswered) took 6–8 minutes to see it
+      // nats.js's own defaults (a ping every 2 min, 2 unanswered) took 4–6 minutes to see it (the third tick)
       await until(async () => (await serverFact()).includes("reconnecting"), "status says reconnecting", 30_000)
 
       process.kill(server.server.pid, "SIGCONT")
