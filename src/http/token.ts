@@ -12,7 +12,7 @@ export const TOKEN_ENV = "SLOTBUS_HUB_TOKEN"
 export const TOKEN_FILE_ENV = "SLOTBUS_HUB_TOKEN_FILE"
 
 /** `slotbus-hub-<port>.token` in `$XDG_RUNTIME_DIR` when it is this user's 0700 directory, else in the socket
- * directory (docs/PROTOCOL.md §13.2): never a name in /tmp another uid could make first. */
+ * directory (docs/PROTOCOL.md §13.2): never a name in /tmp another uid could make first. `why` says which. */
 export const defaultTokenFile = (port: number) => defaultTokenPath("slotbus-hub", port)
 
 /** Writes the token so that only this user can read it, replacing the file atomically. */

@@ -34,7 +34,6 @@ export { longTimeout, MAX_TIMER_MS, sleep } from "./basics/timers.ts"
 export type { LongTimer } from "./basics/timers.ts"
 export {
   defaultTokenPath,
-  tokenDir,
   newToken,
   readCheckedToken,
   removeTokenFile,

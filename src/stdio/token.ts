@@ -14,7 +14,7 @@ export const AUTH_METHOD = "slotbus/auth"
 
 /** `slotbus-stdio-<port>.token` in `$XDG_RUNTIME_DIR` when it is this user's 0700 directory, else in the socket
  * directory (docs/PROTOCOL.md §13.2): never a name in /tmp another uid could make first. */
-export const defaultStdioTokenFile = (port: number) => defaultTokenPath("slotbus-stdio", port)
+export const defaultStdioTokenFile = async (port: number) => (await defaultTokenPath("slotbus-stdio", port)).path
 
 /** Writes the token readable by this user only, replacing any file there atomically. */
 export const writeTokenFile = (path: string, token: string) =>

@@ -157,7 +157,17 @@ function headerContext(strings: readonly string[]): TraceContext | undefined {
 }
 
 // RFC 9110's methods and PATCH: any other is `_OTHER` (HTTP conventions, http.request.method)
-const KNOWN_METHODS = new Set(["CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"])
+export const KNOWN_METHODS: ReadonlySet<string> = new Set([
+  "CONNECT",
+  "DELETE",
+  "GET",
+  "HEAD",
+  "OPTIONS",
+  "PATCH",
+  "POST",
+  "PUT",
+  "TRACE",
+])
 
 /** A method as a label: as it is if RFC 9110 or PATCH, else `_OTHER` (a client names any method it likes). */
 export const methodLabel = (method: string) => (KNOWN_METHODS.has(method) ? method : "_OTHER")

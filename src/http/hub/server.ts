@@ -84,7 +84,7 @@ export class Hub {
       error: () => json(500, { error: "internal", message: "the hub failed to handle this request" }),
     })
     try {
-      this.tokenPath = this.opts.tokenFile ?? (await defaultTokenFile(this.server.port!))
+      this.tokenPath = this.opts.tokenFile ?? (await defaultTokenFile(this.server.port!)).path
       // its buses' names have a tag of this process: those of a hub killed on this port are nobody else's to bind
       await sweepDeadBuses(busPrefixFor(this.server.port!))
       writeTokenFile(this.tokenPath, this.token)

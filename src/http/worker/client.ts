@@ -1,7 +1,7 @@
 // Worker → hub: the token, the internal HTTP endpoints, an outbox that batches push (and emit, when the hub's
 // events topic cannot be opened), and the topic `emit` publishes to directly.
 import { HubNotFoundError, PayloadTooLargeError } from "../../core/index.ts"
-import { checkOptions, optionNames, tokenDir } from "../../kit/index.ts"
+import { checkOptions, optionNames } from "../../kit/index.ts"
 import { Topic, type Routing } from "../../events/index.ts"
 import { HubAuthError, HubRequestError, RouteConflictError } from "../errors.ts"
 import type { Params } from "../routes.ts"
@@ -120,8 +120,8 @@ export class HubClient {
     const env = process.env[TOKEN_FILE_ENV]
     if (env) return { path: env, why: `$${TOKEN_FILE_ENV}` }
     const port = Number(this.hub.port || 80)
-    const { why } = await tokenDir()
-    return { path: await defaultTokenFile(port), why: `the default for port ${port}, in ${why}` }
+    const { path, why } = await defaultTokenFile(port)
+    return { path, why: `the default for port ${port}, in ${why}` }
   }
 
   /** POSTs `body` to the hub's internal endpoint `op`; throws a typed error for a refusal. */

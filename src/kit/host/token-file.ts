@@ -10,21 +10,18 @@ import { socketDirectory } from "../../native/socket-dir.ts"
 type Fail = new (message: string) => Error
 
 /** `<dir>/<stem>-<port>.token`, dir a directory of this user's that no other uid can make a name in first:
- * `$XDG_RUNTIME_DIR` when it is this euid's with mode 0700, else the socket directory (docs/PROTOCOL.md §13.2). */
-export async function defaultTokenPath(stem: string, port: number): Promise<string> {
-  return join((await tokenDir()).dir, `${stem}-${port}.token`)
-}
-
-/** The directory of defaultTokenPath, and in words why that one. */
-export async function tokenDir(): Promise<{ dir: string; why: string }> {
+ * `$XDG_RUNTIME_DIR` when it is this euid's with mode 0700, else the socket directory (docs/PROTOCOL.md §13.2);
+ * `why` says which, in words. */
+export async function defaultTokenPath(stem: string, port: number): Promise<{ path: string; why: string }> {
+  const file = `${stem}-${port}.token`
   const runtime = process.env.XDG_RUNTIME_DIR
   const euid = process.geteuid?.()
   if (runtime && isAbsolute(runtime) && (euid === undefined || whyNotPrivateDir(runtime, euid) === null))
-    return { dir: runtime, why: "$XDG_RUNTIME_DIR" }
+    return { path: join(runtime, file), why: "$XDG_RUNTIME_DIR" }
   const unset = runtime
     ? `$XDG_RUNTIME_DIR (${runtime}) is not this user's 0700 directory`
     : "$XDG_RUNTIME_DIR is unset"
-  return { dir: await socketDirectory(), why: `the socket directory, as ${unset}` }
+  return { path: join(await socketDirectory(), file), why: `the socket directory, as ${unset}` }
 }
 
 export function newToken(): string {
