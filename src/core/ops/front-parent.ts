@@ -43,11 +43,7 @@ const PF_EXITING = 0x4 // include/linux/sched.h
 
 /** Whether the process `pid` still runs (a zombie counts as gone: its parent has not reaped it yet). */
 export function parentAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ESRCH") return false
-  }
+  if (!stillThere(pid)) return false
   try {
     // A zombie, or a process on its way out: a kill -9 closes its sockets (the worker hears of it) before it is a
     // zombie, while its flags (the 7th field after the name) have PF_EXITING.
@@ -55,6 +51,16 @@ export function parentAlive(pid: number): boolean {
     const after = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
     return after[0] !== "Z" && after[0] !== "X" && (Number(after[6]) & PF_EXITING) === 0
   } catch {
-    return true // no /proc (macOS): kill's answer stands
+    // No /proc (macOS): kill's answer stands. Or the process was reaped between kill and the read: ask again.
+    return stillThere(pid)
+  }
+}
+
+function stillThere(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code !== "ESRCH"
   }
 }
