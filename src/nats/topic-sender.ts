@@ -1,6 +1,7 @@
 // The out side of a topic's elected bridge (docs/PROTOCOL.md §11.2, §11.4): this host's events, read from the ring
 // where the last bridge stopped, to `slotbus.ev.<topic>.<type>`, numbered per subject; what the server confirmed is
-// written back as the ring's bridged word, so a successor sends again only what may not have arrived.
+// written back as the ring's bridged word, so a successor sends again only what may not have arrived, and so does
+// this bridge when its connection drops.
 import type { MsgHdrs, NatsConnection } from "@nats-io/transport-node"
 import type { BridgeReader, TopicBridgeHost, TopicBridgeStats } from "../events/internal.ts"
 import type { BridgedIn } from "./topic-receiver.ts"
@@ -18,6 +19,18 @@ const recordBytes = (encoded: Uint8Array) => (16 + encoded.length + 15) & ~15
 const pidOf = (encoded: Uint8Array) =>
   (encoded[0]! | (encoded[1]! << 8) | (encoded[2]! << 16) | (encoded[3]! << 24)) >>> 0
 
+/** The first index of the ascending `ids` holding `at` or more. */
+function lowerBound(ids: number[], at: number): number {
+  let lo = 0
+  let hi = ids.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (ids[mid]! < at) lo = mid + 1
+    else hi = mid
+  }
+  return lo
+}
+
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
@@ -25,19 +38,24 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 /** Reads this host's events from the ring and publishes them on NATS, until stopped. */
+type SubjectOut = { subject: string; seq: number }
+
 export class TopicSender {
-  private readonly reader: BridgeReader
+  private reader: BridgeReader
+  private laggedBefore = 0 // what the readers this one replaced lagged
   private bridgeId = 0
   private readonly head = new Uint8Array(PREFIX) // the prefix but its seq (§11.2)
   private lastType = new Uint8Array(0) // the type of the last event sent, and its subject's books
-  private lastOut: { subject: string; seq: number } | undefined
-  private readonly out = new Map<string, { subject: string; seq: number }>() // type → subject, seq sent on it
+  private lastOut: SubjectOut | undefined
+  private readonly out = new Map<string, SubjectOut>() // type → subject, seq sent on it
   // confirming what was sent (§11.4): the position after the last event taken, and what the server confirmed
   private taken = 0
   private confirmedAt = 0
   private sentCount = 0
   private confirmedSent = 0
   private confirming: Promise<void> | undefined
+  // what went out past the confirmed event, in order: each message's subject and seq, to send it again as it was
+  private unconfirmed: { o: SubjectOut; seq: number }[] = []
   private readonly ringHex: string
   // the events a process of another pid (the last bridge) left between the bridged word and the tail: those of
   // its pid were bridged in by it, from other hosts, and are not sent back (§11.4)
@@ -50,7 +68,7 @@ export class TopicSender {
     private readonly nc: NatsConnection,
     private readonly s: ReturnType<typeof topicSubjects>,
     private readonly counts: Pick<TopicBridgeStats, "sent" | "unsent">,
-    reason: (r: string) => void,
+    private readonly reason: (r: string) => void,
     private readonly own: BridgedIn,
     private readonly msgId: (() => MsgHdrs) | undefined,
   ) {
@@ -81,7 +99,7 @@ export class TopicSender {
 
   /** Events the reader lost by falling behind (§8.4): it counts the loss records this bridge wrote as lagged too. */
   get lagged() {
-    return this.reader.lagged
+    return this.laggedBefore + this.reader.lagged
   }
 
   stop() {
@@ -133,25 +151,32 @@ export class TopicSender {
       } else this.nc.publish(o.subject, msg)
       this.counts.sent++
       this.sentCount++
+      this.unconfirmed.push({ o, seq })
     }
     // a poll first: a bridge that resumes (§11.4) has events waiting that no wake-up will announce
     while (!this.stopped) {
       // at most UNCONFIRMED events past what the server confirmed: what a successor may have to send again
       const room = UNCONFIRMED - (this.sentCount - this.confirmedSent)
-      const n = room > 0 ? this.reader.poll(send, room) : 0
+      const reader = this.reader
+      const n = room > 0 ? reader.poll(send, room) : 0
       const own = this.own
-      if (own.head > 4096) (own.ids = own.ids.slice(own.head)), (own.head = 0)
+      if (own.head > 4096) {
+        // the ids past the confirmed event stay: a rewind (the connection dropped) reads those events again
+        const cut = Math.min(own.head, lowerBound(own.ids, this.confirmedAt))
+        if (cut > 4096) (own.ids = own.ids.slice(cut)), (own.head -= cut)
+      }
       this.confirm()
       if (room <= 0) await (this.confirming ?? sleep(1))
       else if (n >= room)
         await new Promise((r) => setImmediate(r)) // more there: read on after I/O had its turn
-      else if (!(await this.reader.ready())) break
+      else if (!(await reader.ready()) && reader === this.reader) break // closed, not replaced by a rewind
     }
   }
 
   /**
    * Asks the server to confirm what was sent (a PING; its PONG comes after every message before it was taken),
-   * one round trip at a time, and then writes the bridged word (§11.4). A connection that is down retries.
+   * one round trip at a time, and then writes the bridged word (§11.4). A round trip that fails (the connection
+   * dropped: nats.js fails them as it dials again, dropping what it had not written) sends again what it covered.
    */
   private confirm() {
     if (this.confirming || this.stopped || this.taken === this.confirmedAt) return
@@ -161,16 +186,39 @@ export class TopicSender {
       () => {
         this.confirming = undefined
         if (this.stopped) return // stepped down: another process may own the word now
+        this.unconfirmed.splice(0, sent - this.confirmedSent)
         this.confirmedAt = at
         this.confirmedSent = sent
         this.host.setBridged(at)
         this.confirm()
       },
-      () =>
-        sleep(100).then(() => {
-          this.confirming = undefined
-          this.confirm()
-        }),
+      () => {
+        this.confirming = undefined
+        this.rewind() // the forward loop reads on from the confirmed event, and asks again after its next poll
+      },
     )
+  }
+
+  /**
+   * The connection dropped before the server confirmed what went out past `confirmedAt` (§11.4): every event from
+   * there goes out again, each with the seq it had, so receivers drop those they took and count only real gaps.
+   */
+  private rewind() {
+    if (this.stopped || this.sentCount === this.confirmedSent) return
+    const again = this.sentCount - this.confirmedSent
+    for (let i = this.unconfirmed.length - 1; i >= 0; i--) this.unconfirmed[i]!.o.seq = this.unconfirmed[i]!.seq - 1
+    this.unconfirmed = []
+    this.sentCount = this.confirmedSent
+    this.taken = this.confirmedAt
+    this.own.head = lowerBound(this.own.ids, this.confirmedAt)
+    const old = this.reader
+    this.laggedBefore += old.lagged
+    this.reader = this.host.openReader(this.confirmedAt)
+    old.close() // a forward loop waiting on it reads on with the new one
+    this.reason(`the connection to NATS dropped with ${again} events not confirmed: they go out again`)
+    if (this.reader.restarted) {
+      this.counts.unsent++ // at least one; how many the ring lapped is not known
+      this.reason("the ring lapped events not confirmed before the connection dropped: sent from the oldest it holds")
+    }
   }
 }
