@@ -56,6 +56,7 @@ export class TopicSender {
   private confirming: Promise<void> | undefined
   // what went out past the confirmed event, in order: each message's subject and seq, to send it again as it was
   private unconfirmed: { o: SubjectOut; seq: number }[] = []
+  private sentUpTo = 0 // the events before this position went out before a rewind: sent again, not counted again
   private readonly ringHex: string
   // the events a process of another pid (the last bridge) left between the bridged word and the tail: those of
   // its pid were bridged in by it, from other hosts, and are not sent back (§11.4)
@@ -149,7 +150,7 @@ export class TopicSender {
         h.set("Nats-Msg-Id", `${this.ringHex}-${id}`)
         this.nc.publish(o.subject, msg, { headers: h })
       } else this.nc.publish(o.subject, msg)
-      this.counts.sent++
+      if (id >= this.sentUpTo) this.counts.sent++
       this.sentCount++
       this.unconfirmed.push({ o, seq })
     }
@@ -206,6 +207,9 @@ export class TopicSender {
   private rewind() {
     if (this.stopped || this.sentCount === this.confirmedSent) return
     const again = this.sentCount - this.confirmedSent
+    // a connection that stays down fails a round trip at each dial: said once, for what went out on a live one
+    const first = this.taken > this.sentUpTo
+    this.sentUpTo = Math.max(this.sentUpTo, this.taken)
     for (let i = this.unconfirmed.length - 1; i >= 0; i--) this.unconfirmed[i]!.o.seq = this.unconfirmed[i]!.seq - 1
     this.unconfirmed = []
     this.sentCount = this.confirmedSent
@@ -215,7 +219,7 @@ export class TopicSender {
     this.laggedBefore += old.lagged
     this.reader = this.host.openReader(this.confirmedAt)
     old.close() // a forward loop waiting on it reads on with the new one
-    this.reason(`the connection to NATS dropped with ${again} events not confirmed: they go out again`)
+    if (first) this.reason(`the connection to NATS dropped with ${again} events not confirmed: they go out again`)
     if (this.reader.restarted) {
       this.counts.unsent++ // at least one; how many the ring lapped is not known
       this.reason("the ring lapped events not confirmed before the connection dropped: sent from the oldest it holds")
