@@ -3,7 +3,7 @@
 // into the ring. It implements the events room's port (src/events/bridge.ts): slotbus/events drives it through
 // TopicBridgeHost; nothing here knows the Topic class. Here: the election and the bridge's lifecycle; the elected
 // bridge's work is topic-sender.ts (out) and topic-receiver.ts (in, with topic-books.ts).
-import type { MsgHdrs, NatsConnection } from "@nats-io/transport-node"
+import type { NatsConnection } from "@nats-io/transport-node"
 import { HostSeat } from "../kit/index.ts"
 import { ensureTopicStream, openStreamFeed, streamOf, StreamUnusable } from "./topic-stream.ts"
 import {
@@ -17,13 +17,15 @@ import {
   type TopicStreamState,
 } from "../events/internal.ts"
 import { explainNats } from "./explain.ts"
-import { jetStreamClient, natsClient } from "./packages.ts"
+import { jetStreamClient } from "./packages.ts"
 import type { NatsUse, SharedConnection } from "./shared.ts"
 import { type BridgedIn, TopicReceiver } from "./topic-receiver.ts"
-import { TopicSender } from "./topic-sender.ts"
+import { type StreamPublish, TopicSender } from "./topic-sender.ts"
 import { topicSubjects } from "./topic-wire.ts"
 
 const ELECTION = "slotbus.bridge."
+/** How long a durable topic's bridge waits for the stream's answer to a message (§11.6). */
+const STREAM_ANSWER_MS = 5000
 
 /**
  * Opens the NATS connection `nats(…)` names and stands for election as the host's bridge of the topic (§11.4,
@@ -36,7 +38,7 @@ export async function startTopicBridge(
 ): Promise<TopicBridge> {
   if (durable) await jetStreamClient() // a missing package is said before any connection is tried
   const use = await shared.use()
-  let msgId: (() => MsgHdrs) | undefined
+  let streamPublish: StreamPublish | undefined
   try {
     const subject = `${topicSubjects(host.name).root}.>`
     if (durable)
@@ -44,13 +46,17 @@ export async function startTopicBridge(
         const why = e instanceof StreamUnusable ? e.message : explainNats(e)
         throw new TopicStreamError(`topic "${host.name}" cannot be durable: ${why}`, { cause: e })
       })
-    // a durable topic's messages carry a Nats-Msg-Id, so its stream stores a resend once (§11.2)
-    msgId = durable ? (await natsClient()).headers : undefined
+    // a durable topic's messages carry a Nats-Msg-Id, so its stream stores a resend once (§11.2), and each is
+    // confirmed by the stream's answer (§11.6)
+    if (durable) {
+      const js = (await jetStreamClient()).jetstream(use.nc)
+      streamPublish = (subject, msg, msgID) => js.publish(subject, msg, { msgID, timeout: STREAM_ANSWER_MS })
+    }
   } catch (e) {
     await use.release()
     throw e
   }
-  const b = new Bridge(host, use, msgId)
+  const b = new Bridge(host, use, streamPublish)
   b.elect()
   return b
 }
@@ -77,7 +83,7 @@ class Bridge implements TopicBridge {
   constructor(
     private readonly host: TopicBridgeHost,
     private readonly use: NatsUse,
-    private readonly msgId: (() => MsgHdrs) | undefined,
+    private readonly streamPublish: StreamPublish | undefined,
   ) {
     this.nc = use.nc
     this.s = topicSubjects(host.name)
@@ -93,7 +99,7 @@ class Bridge implements TopicBridge {
   private startRunning() {
     const reason = (r: string) => this.reason(r)
     // the sender's reader first: the receiver tells it from this host's subscribers by its filter (any, this pid)
-    const sender = new TopicSender(this.host, this.nc, this.s, this.counts, reason, this.own, this.msgId)
+    const sender = new TopicSender(this.host, this.nc, this.s, this.counts, reason, this.own, this.streamPublish)
     const receiver = new TopicReceiver(this.host, this.nc, this.s, this.counts, reason, this.own)
     this.run = { sender, receiver, done: sender.forward() }
   }
@@ -137,7 +143,7 @@ class Bridge implements TopicBridge {
   }
 
   async streamState(): Promise<TopicStreamState | null> {
-    if (!this.msgId) return null
+    if (!this.streamPublish) return null
     const { jetstreamManager } = await jetStreamClient()
     const stream = streamOf(this.host.name)
     const { state } = await (await jetstreamManager(this.nc)).streams.info(stream)
@@ -145,7 +151,7 @@ class Bridge implements TopicBridge {
   }
 
   openStream(filter: BridgeFilter, from: "now" | "oldest" | number, ahead: number): Promise<StreamFeed> {
-    if (!this.msgId) throw new Error("the topic was not opened durable")
+    if (!this.streamPublish) throw new Error("the topic was not opened durable")
     const subject = this.s.filter(filter.mode, filter.type)
     return openStreamFeed(this.nc, this.host.name, subject, from, ahead).catch((e) => {
       throw new StreamUnusable(explainNats(e), { cause: e })

@@ -2,7 +2,7 @@
 // where the last bridge stopped, to `slotbus.ev.<topic>.<type>`, numbered per subject; what the server confirmed is
 // written back as the ring's bridged word, so a successor sends again only what may not have arrived, and so does
 // this bridge when its connection drops.
-import type { MsgHdrs, NatsConnection } from "@nats-io/transport-node"
+import type { NatsConnection } from "@nats-io/transport-node"
 import type { BridgeReader, TopicBridgeHost, TopicBridgeStats } from "../events/internal.ts"
 import type { BridgedIn } from "./topic-receiver.ts"
 import { KIND_EVENT, PREFIX, type topicSubjects, VERSION } from "./topic-wire.ts"
@@ -37,8 +37,16 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return true
 }
 
-/** Reads this host's events from the ring and publishes them on NATS, until stopped. */
 type SubjectOut = { subject: string; seq: number }
+/** A message sent past the confirmed event: its subject and seq (to send it again as it was), where its event ends. */
+type Unconfirmed = { o: SubjectOut; seq: number; end: number; answered: boolean }
+/** A durable topic's publish (§11.6): the message with its Nats-Msg-Id, settled by the stream's answer. */
+export type StreamPublish = (subject: string, msg: Uint8Array, msgId: string) => Promise<unknown>
+
+/** After a stream's answer failed: the wait before sending again (§11.6). */
+const STREAM_RETRY_MS = 1000
+
+/** Reads this host's events from the ring and publishes them on NATS, until stopped. */
 
 export class TopicSender {
   private reader: BridgeReader
@@ -54,8 +62,12 @@ export class TopicSender {
   private sentCount = 0
   private confirmedSent = 0
   private confirming: Promise<void> | undefined
-  // what went out past the confirmed event, in order: each message's subject and seq, to send it again as it was
-  private unconfirmed: { o: SubjectOut; seq: number }[] = []
+  // what went out past the confirmed event, in order, to send it again as it was (§11.4) and, for a durable topic,
+  // to confirm by the stream's answers (§11.6)
+  private unconfirmed: Unconfirmed[] = []
+  private generation = 0 // a rewind's: answers to messages sent before it are not counted
+  private resumeAt = 0 // a stream's answer failed: nothing is sent before this time
+  private progress: (() => void) | undefined // the forward loop waiting for room
   private sentUpTo = 0 // the events before this position went out before a rewind: sent again, not counted again
   private readonly ringHex: string
   // the events a process of another pid (the last bridge) left between the bridged word and the tail: those of
@@ -71,7 +83,8 @@ export class TopicSender {
     private readonly counts: Pick<TopicBridgeStats, "sent" | "unsent">,
     private readonly reason: (r: string) => void,
     private readonly own: BridgedIn,
-    private readonly msgId: (() => MsgHdrs) | undefined,
+    /** A durable topic's: each message goes through it and is confirmed by the stream's answer (§11.6). */
+    private readonly streamPublish: StreamPublish | undefined,
   ) {
     this.newBridgeId()
     this.ringHex = host.ringId.toString(16).padStart(16, "0")
@@ -107,6 +120,12 @@ export class TopicSender {
     if (this.stopped) return
     this.stopped = true
     this.reader.close()
+    this.woken()
+  }
+
+  private woken() {
+    this.progress?.()
+    this.progress = undefined
   }
 
   /** Sends until stopped; resolves when it has stopped. */
@@ -145,17 +164,32 @@ export class TopicSender {
       msg[14] = (id >>> 16) & 0xff
       msg[15] = (id >>> 24) & 0xff
       msg.set(encoded, PREFIX)
-      if (this.msgId) {
-        const h = this.msgId()
-        h.set("Nats-Msg-Id", `${this.ringHex}-${id}`)
-        this.nc.publish(o.subject, msg, { headers: h })
+      const u: Unconfirmed = { o, seq, end: this.taken, answered: false }
+      this.unconfirmed.push(u)
+      if (this.streamPublish) {
+        const generation = this.generation
+        this.streamPublish(o.subject, msg, `${this.ringHex}-${id}`).then(
+          () => {
+            u.answered = true
+            if (generation === this.generation) this.answered()
+          },
+          () => {
+            if (generation !== this.generation || this.stopped) return
+            this.resumeAt = performance.now() + STREAM_RETRY_MS
+            this.rewind("the stream did not answer (its server down, or JetStream without a quorum)")
+          },
+        )
       } else this.nc.publish(o.subject, msg)
       if (id >= this.sentUpTo) this.counts.sent++
       this.sentCount++
-      this.unconfirmed.push({ o, seq })
     }
     // a poll first: a bridge that resumes (§11.4) has events waiting that no wake-up will announce
     while (!this.stopped) {
+      const pause = this.resumeAt - performance.now()
+      if (pause > 0) {
+        await sleep(pause)
+        continue
+      }
       // at most UNCONFIRMED events past what the server confirmed: what a successor may have to send again
       const room = UNCONFIRMED - (this.sentCount - this.confirmedSent)
       const reader = this.reader
@@ -167,7 +201,7 @@ export class TopicSender {
         if (cut > 4096) (own.ids = own.ids.slice(cut)), (own.head -= cut)
       }
       this.confirm()
-      if (room <= 0) await (this.confirming ?? sleep(1))
+      if (room <= 0) await (this.confirming ?? new Promise<void>((r) => (this.progress = r)))
       else if (n >= room)
         await new Promise((r) => setImmediate(r)) // more there: read on after I/O had its turn
       else if (!(await reader.ready()) && reader === this.reader) break // closed, not replaced by a rewind
@@ -181,30 +215,50 @@ export class TopicSender {
    */
   private confirm() {
     if (this.confirming || this.stopped || this.taken === this.confirmedAt) return
+    // by the stream's answers: what it skipped past the last message answered needs none
+    if (this.streamPublish) return void (this.unconfirmed.length === 0 && this.confirmed(this.taken, this.sentCount))
     const at = this.taken
     const sent = this.sentCount
     this.confirming = this.nc.flush().then(
       () => {
         this.confirming = undefined
-        if (this.stopped) return // stepped down: another process may own the word now
-        this.unconfirmed.splice(0, sent - this.confirmedSent)
-        this.confirmedAt = at
-        this.confirmedSent = sent
-        this.host.setBridged(at)
+        this.confirmed(at, sent)
         this.confirm()
       },
       () => {
         this.confirming = undefined
-        this.rewind() // the forward loop reads on from the confirmed event, and asks again after its next poll
+        // the forward loop reads on from the confirmed event, and asks again after its next poll
+        this.rewind("the connection to NATS dropped")
       },
     )
+  }
+
+  /** Every event before position `at`, the first `sent` messages, was confirmed: the bridged word moves there. */
+  private confirmed(at: number, sent: number) {
+    if (this.stopped) return // stepped down: another process may own the word now
+    this.unconfirmed.splice(0, sent - this.confirmedSent)
+    this.confirmedAt = at
+    this.confirmedSent = sent
+    this.host.setBridged(at)
+    this.woken()
+  }
+
+  /** A durable topic's stream answered a message: the run answered from the first unconfirmed one is confirmed. */
+  private answered() {
+    const u = this.unconfirmed
+    let k = 0
+    while (k < u.length && u[k]!.answered) k++
+    if (k === 0) return
+    // all answered: the events skipped after the last message too
+    if (k === u.length) this.confirmed(this.taken, this.sentCount)
+    else this.confirmed(u[k - 1]!.end, this.confirmedSent + k)
   }
 
   /**
    * The connection dropped before the server confirmed what went out past `confirmedAt` (§11.4): every event from
    * there goes out again, each with the seq it had, so receivers drop those they took and count only real gaps.
    */
-  private rewind() {
+  private rewind(why: string) {
     if (this.stopped || this.sentCount === this.confirmedSent) return
     const again = this.sentCount - this.confirmedSent
     // a connection that stays down fails a round trip at each dial: said once, for what went out on a live one
@@ -212,6 +266,7 @@ export class TopicSender {
     this.sentUpTo = Math.max(this.sentUpTo, this.taken)
     for (let i = this.unconfirmed.length - 1; i >= 0; i--) this.unconfirmed[i]!.o.seq = this.unconfirmed[i]!.seq - 1
     this.unconfirmed = []
+    this.generation++
     this.sentCount = this.confirmedSent
     this.taken = this.confirmedAt
     this.own.head = lowerBound(this.own.ids, this.confirmedAt)
@@ -219,10 +274,11 @@ export class TopicSender {
     this.laggedBefore += old.lagged
     this.reader = this.host.openReader(this.confirmedAt)
     old.close() // a forward loop waiting on it reads on with the new one
-    if (first) this.reason(`the connection to NATS dropped with ${again} events not confirmed: they go out again`)
+    if (first) this.reason(`${why} with ${again} events not confirmed: they go out again`)
     if (this.reader.restarted) {
       this.counts.unsent++ // at least one; how many the ring lapped is not known
       this.reason("the ring lapped events not confirmed before the connection dropped: sent from the oldest it holds")
     }
+    this.woken()
   }
 }

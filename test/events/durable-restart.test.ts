@@ -1,6 +1,6 @@
 // A durable topic's only nats-server killed with -9 and restarted on its store while events are published
 // (docs/PROTOCOL.md §11.4, "A connection that drops"; §11.6): the bridge sends again what the dead server had not
-// confirmed, and the stream holds every event once, in order. Before, every event sent without a confirmation when
+// confirmed, and the stream holds every event once. Before, every event sent without a confirmation when
 // the server died was missing from the stream, and no count said so. Needs `nats-server` (apt-get install -y
 // nats-server).
 import { afterAll, expect, test } from "bun:test"
@@ -23,7 +23,7 @@ afterAll(async () => {
 })
 
 test.skipIf(skip !== null)(
-  "the server killed with -9 and restarted mid-stream: the stream holds every event published, once, in order",
+  "the server killed with -9 and restarted mid-stream: the stream holds every event published, once",
   async () => {
     const started = await startNats({ jetstream: true, store })
     server = started.server
@@ -58,7 +58,9 @@ test.skipIf(skip !== null)(
       got.push(ev.text())
     }
     const stats = topic.bridgeStats()!
-    expect(got).toEqual(Array.from({ length: N }, (_, k) => String(k)))
+    // each once; not always in the order published: a message sent as the stream came back may be stored before
+    // one sent while it was away, which goes in when sent again (PROTOCOL §11.6)
+    expect(got.map(Number).sort((x, y) => x - y)).toEqual(Array.from({ length: N }, (_, k) => k))
     expect(stats.unsent).toBe(0)
     expect(stats.sent).toBe(N) // each event counted once, however often a dial failed and it went out again
     console.log(`the server killed at event ${killedAt}: ${got.length} of ${N} in the stream; ${stats.reasons.at(-1)}`)
