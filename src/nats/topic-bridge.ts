@@ -17,10 +17,11 @@ import {
   type TopicStreamState,
 } from "../events/internal.ts"
 import { explainNats } from "./explain.ts"
-import { jetStreamClient } from "./packages.ts"
+import { jetStreamClient, natsClient } from "./packages.ts"
+import { StreamAcks } from "./stream-acks.ts"
 import type { NatsUse, SharedConnection } from "./shared.ts"
 import { type BridgedIn, TopicReceiver } from "./topic-receiver.ts"
-import { type StreamPublish, TopicSender } from "./topic-sender.ts"
+import { TopicSender } from "./topic-sender.ts"
 import { topicSubjects } from "./topic-wire.ts"
 
 const ELECTION = "slotbus.bridge."
@@ -38,7 +39,7 @@ export async function startTopicBridge(
 ): Promise<TopicBridge> {
   if (durable) await jetStreamClient() // a missing package is said before any connection is tried
   const use = await shared.use()
-  let streamPublish: StreamPublish | undefined
+  let acks: StreamAcks | undefined
   try {
     const subject = `${topicSubjects(host.name).root}.>`
     if (durable)
@@ -49,14 +50,14 @@ export async function startTopicBridge(
     // a durable topic's messages carry a Nats-Msg-Id, so its stream stores a resend once (§11.2), and each is
     // confirmed by the stream's answer (§11.6)
     if (durable) {
-      const js = (await jetStreamClient()).jetstream(use.nc)
-      streamPublish = (subject, msg, msgID) => js.publish(subject, msg, { msgID, timeout: STREAM_ANSWER_MS })
+      const { headers, createInbox } = await natsClient()
+      acks = new StreamAcks(use.nc, headers, createInbox(), STREAM_ANSWER_MS)
     }
   } catch (e) {
     await use.release()
     throw e
   }
-  const b = new Bridge(host, use, streamPublish)
+  const b = new Bridge(host, use, acks)
   b.elect()
   return b
 }
@@ -83,7 +84,7 @@ class Bridge implements TopicBridge {
   constructor(
     private readonly host: TopicBridgeHost,
     private readonly use: NatsUse,
-    private readonly streamPublish: StreamPublish | undefined,
+    private readonly acks: StreamAcks | undefined,
   ) {
     this.nc = use.nc
     this.s = topicSubjects(host.name)
@@ -99,7 +100,7 @@ class Bridge implements TopicBridge {
   private startRunning() {
     const reason = (r: string) => this.reason(r)
     // the sender's reader first: the receiver tells it from this host's subscribers by its filter (any, this pid)
-    const sender = new TopicSender(this.host, this.nc, this.s, this.counts, reason, this.own, this.streamPublish)
+    const sender = new TopicSender(this.host, this.nc, this.s, this.counts, reason, this.own, this.acks)
     const receiver = new TopicReceiver(this.host, this.nc, this.s, this.counts, reason, this.own)
     this.run = { sender, receiver, done: sender.forward() }
   }
@@ -121,6 +122,7 @@ class Bridge implements TopicBridge {
     this.run = undefined
     // a connection closed for good never bridges again: the seat goes with it
     this.seat?.close()
+    this.acks?.close()
   }
 
   reason(r: string) {
@@ -143,7 +145,7 @@ class Bridge implements TopicBridge {
   }
 
   async streamState(): Promise<TopicStreamState | null> {
-    if (!this.streamPublish) return null
+    if (!this.acks) return null
     const { jetstreamManager } = await jetStreamClient()
     const stream = streamOf(this.host.name)
     const { state } = await (await jetstreamManager(this.nc)).streams.info(stream)
@@ -151,7 +153,7 @@ class Bridge implements TopicBridge {
   }
 
   openStream(filter: BridgeFilter, from: "now" | "oldest" | number, ahead: number): Promise<StreamFeed> {
-    if (!this.streamPublish) throw new Error("the topic was not opened durable")
+    if (!this.acks) throw new Error("the topic was not opened durable")
     const subject = this.s.filter(filter.mode, filter.type)
     return openStreamFeed(this.nc, this.host.name, subject, from, ahead).catch((e) => {
       throw new StreamUnusable(explainNats(e), { cause: e })

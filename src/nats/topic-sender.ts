@@ -7,6 +7,7 @@ import type { BridgeReader, TopicBridgeHost, TopicBridgeStats } from "../events/
 import type { BridgedIn } from "./topic-receiver.ts"
 import { KIND_EVENT, PREFIX, type topicSubjects, VERSION } from "./topic-wire.ts"
 import { sleep } from "../runtime/index.ts"
+import type { StreamAcks } from "./stream-acks.ts"
 
 /** Events a bridge sends past the last its server confirmed, at most (§11.4): what a successor may send again. */
 const UNCONFIRMED = 1024
@@ -40,8 +41,6 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 type SubjectOut = { subject: string; seq: number }
 /** A message sent past the confirmed event: its subject and seq (to send it again as it was), where its event ends. */
 type Unconfirmed = { o: SubjectOut; seq: number; end: number; answered: boolean }
-/** A durable topic's publish (§11.6): the message with its Nats-Msg-Id, settled by the stream's answer. */
-export type StreamPublish = (subject: string, msg: Uint8Array, msgId: string) => Promise<unknown>
 
 /** After a stream's answer failed: the wait before sending again (§11.6). */
 const STREAM_RETRY_MS = 1000
@@ -84,7 +83,7 @@ export class TopicSender {
     private readonly reason: (r: string) => void,
     private readonly own: BridgedIn,
     /** A durable topic's: each message goes through it and is confirmed by the stream's answer (§11.6). */
-    private readonly streamPublish: StreamPublish | undefined,
+    private readonly streamPublish: Pick<StreamAcks, "publish"> | undefined,
   ) {
     this.newBridgeId()
     this.ringHex = host.ringId.toString(16).padStart(16, "0")
@@ -168,17 +167,12 @@ export class TopicSender {
       this.unconfirmed.push(u)
       if (this.streamPublish) {
         const generation = this.generation
-        this.streamPublish(o.subject, msg, `${this.ringHex}-${id}`).then(
-          () => {
-            u.answered = true
-            if (generation === this.generation) this.answered()
-          },
-          () => {
-            if (generation !== this.generation || this.stopped) return
-            this.resumeAt = performance.now() + STREAM_RETRY_MS
-            this.rewind("the stream did not answer (its server down, or JetStream without a quorum)")
-          },
-        )
+        this.streamPublish.publish(o.subject, msg, `${this.ringHex}-${id}`, (stored) => {
+          if (generation !== this.generation || this.stopped) return // sent again since, under its Nats-Msg-Id
+          if (stored) return void ((u.answered = true), this.answered())
+          this.resumeAt = performance.now() + STREAM_RETRY_MS
+          this.rewind("the stream did not store (its server down, or JetStream without a quorum)")
+        })
       } else this.nc.publish(o.subject, msg)
       if (id >= this.sentUpTo) this.counts.sent++
       this.sentCount++
