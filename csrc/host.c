@@ -30,14 +30,22 @@ int sb_host_holder(const char *prefix, const char *name, uint32_t *uid) {
   return 0;
 }
 
-int sb_host_free(const char *prefix, const char *name, uint8_t *path, uint32_t n) {
+static int host_free(const char *prefix, const char *name, uint8_t *path, uint32_t n, int keep) {
   char p[128];
   int r = plat_check();
   if (r || !path || n < sizeof p) return r ? r : -EINVAL;
   p[0] = 0;
-  r = plat_host_free(prefix, name, p);
+  r = plat_host_free(prefix, name, p, keep);
   if (p[0]) snprintf((char *)path, n, "%s", p);
   return r;
+}
+
+int sb_host_free(const char *prefix, const char *name, uint8_t *path, uint32_t n) {
+  return host_free(prefix, name, path, n, 0);
+}
+
+int sb_host_stand(const char *prefix, const char *name, uint8_t *path, uint32_t n) {
+  return host_free(prefix, name, path, n, 1);
 }
 
 int sb_notify(const char *socket_path, const char *state) {

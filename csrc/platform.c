@@ -203,7 +203,7 @@ int plat_host_lock(const char *prefix, const char *name, int exclusive) {
 
 void plat_host_unlock(int fd) { scheme_portable_host_unlock(fd); }
 
-int plat_host_free(const char *prefix, const char *name, char *path) {
+int plat_host_free(const char *prefix, const char *name, char *path, int keep) {
   if (!prefix || !valid_name(name)) return -EINVAL;
-  return scheme_dir_free(prefix, name, path);
+  return scheme_dir_free(prefix, name, path, keep);
 }

@@ -85,9 +85,10 @@ int plat_host_lock(const char *prefix, const char *name, int exclusive);
 /* Lets go of plat_host_lock's fd: closes it, its file unlinked first if nobody else holds it (§12.5). */
 void plat_host_unlock(int fd);
 /* The socket file of "<prefix><name>" (§1.1) made ready for a stream bind the caller makes itself (an election's):
- * its path into path (104 bytes), a stale file recovered. 0 when nobody holds it, -EADDRINUSE when a process does,
- * -PLAT_ESOCKDIR or -errno. */
-int plat_host_free(const char *prefix, const char *name, char *path);
+ * its path into path (104 bytes), a stale file recovered. 0 when nobody holds it (keep: the directory lock's fd,
+ * still held, which the caller closes after its bind and listen), -EADDRINUSE when a process does, -PLAT_ESOCKDIR
+ * or -errno. */
+int plat_host_free(const char *prefix, const char *name, char *path, int keep);
 
 /* ---- regions (§13.3) ---- */
 

@@ -70,7 +70,7 @@ int scheme_dir_sweep(const char *prefix, const char *name, int (*match)(const ch
 int scheme_door_bind(int fd, const char *file, int backlog);
 int scheme_door_connect(const char *file, uint32_t hub_uid, int (*make_socket)(int type));
 /* plat_host_free */
-int scheme_dir_free(const char *prefix, const char *name, char *path);
+int scheme_dir_free(const char *prefix, const char *name, char *path, int keep);
 
 /* An advisory lock on the file <socket dir>/<prefix><name>.lock (the portable scheme's directory and hashing),
  * whichever scheme runs: plat_host_lock. fd, -EWOULDBLOCK when held, or -errno. */

@@ -200,10 +200,10 @@ int scheme_dir_bind(int fd, const struct sockaddr_un *a, socklen_t len, int back
 
 /* The socket file of <prefix><name> made ready for a stream bind that the caller makes itself (Bun.listen: §1.1's
  * elections): its path into path (SUN_MAX bytes), a stale file unlinked under the directory's lock. 0 when nobody
- * holds it, -EADDRINUSE when a process does (path written for both), or -errno. The caller's bind is safe after
- * it: bind fails on any file that is there, and a file goes away only when its holder closes, or under the lock
- * once seen stale. */
-int scheme_dir_free(const char *prefix, const char *name, char *path) {
+ * holds it (keep: the lock's fd instead, still held), -EADDRINUSE when a process does (path written for both), or
+ * -errno. A candidate binds with the lock kept and closes it after its listen: bind fails on any file that is
+ * there, and a file goes away only when its holder closes, or under the lock once seen stale. */
+int scheme_dir_free(const char *prefix, const char *name, char *path, int keep) {
   struct sockaddr_un a;
   socklen_t len;
   char dir[SUN_MAX + 8];
@@ -214,14 +214,18 @@ int scheme_dir_free(const char *prefix, const char *name, char *path) {
   snprintf(path, SUN_MAX, "%.*s", SUN_MAX - 1, a.sun_path); /* psx_addr wrote at most SUN_MAX bytes */
   int lk = dir_lock(dir, 0);
   if (lk < 0) return lk;
-  /* Only a file seen stale is unlinked, never "whatever is there now" after seeing none: the caller binds after
-   * the lock is released, so a file found missing can be another candidate's by the time unlink ran (two held the
-   * name at once, found by test/kit/host/seat.test.ts). A stale file cannot become live: a bind fails on it, and
-   * only a binder holding this lock removes it. */
+  /* Only a file seen stale is unlinked, never "whatever is there now" after seeing none: a caller that did not
+   * keep the lock binds after it is released, so a file found missing can be another candidate's by the time
+   * unlink ran (two held the name at once, found by test/kit/host/seat.test.ts). A stale file cannot become live:
+   * a bind fails on it, and only a binder holding this lock removes it. */
   int state = name_state(&a, len, SOCK_STREAM);
   if (state == NAME_HELD) r = -EADDRINUSE;
   else if (state < 0) r = state;
   else if (state == NAME_STALE && unlink(a.sun_path) < 0 && errno != ENOENT) r = -errno;
+  /* A file being bound looks stale for an instant (Linux makes the inode, then hashes the socket by it: a probe
+   * between the two reads ECONNREFUSED), so a probe must never run while a candidate binds: the candidate binds
+   * under this lock, as bind_locked does (test/kit/host/seat-race.test.ts). */
+  if (r == 0 && keep) return lk;
   close(lk);
   return r;
 }

@@ -14,7 +14,7 @@ extern "C" {
 #define SB_VERSION 4u /* 4: doorbells are stream socketpairs (§1.2); 3: names in the socket directory on Linux too (§1.1); 2: abstract names */
 /* Bumped whenever a function below changes its signature or meaning; the TS loader refuses a mismatch. */
 #ifndef SB_ABI_VERSION /* overridable only so a test can build a mismatching library */
-#define SB_ABI_VERSION 21u /* 21: sb_keep_off_cpu; 20: sb_cpu (the CPU words, docs/PROTOCOL.md §5.1); 19: the sbd_ twins of the per-request calls (doubles); 18: protocol version 4 (socketpair doorbells), sb_fd_dup; 17: protocol version 3 (names in the socket directory), sb_listen_door, sb_host_free; 16: sb_any_readable; 15: sb_notify; 14: sb_host_holder; 13: sb_idle; 11: the flight recorder (sb_rec_*); 10: a lease claim's trace context (sbl_try_claim*'s trace, sbl_holder.trace); 9: sb_ctl_listen, sb_ctl_accept, sb_ctl_connect; 8: SB_ESOCKDIR, sb_socket_dir_error; sbl_open's stopped pids (no sbl_open_error); 7: sb_platform, sb_unlisten; 6: streams */
+#define SB_ABI_VERSION 22u /* 22: sb_host_stand; 21: sb_keep_off_cpu; 20: sb_cpu (the CPU words, docs/PROTOCOL.md §5.1); 19: the sbd_ twins of the per-request calls (doubles); 18: protocol version 4 (socketpair doorbells), sb_fd_dup; 17: protocol version 3 (names in the socket directory), sb_listen_door, sb_host_free; 16: sb_any_readable; 15: sb_notify; 14: sb_host_holder; 13: sb_idle; 11: the flight recorder (sb_rec_*); 10: a lease claim's trace context (sbl_try_claim*'s trace, sbl_holder.trace); 9: sb_ctl_listen, sb_ctl_accept, sb_ctl_connect; 8: SB_ESOCKDIR, sb_socket_dir_error; sbl_open's stopped pids (no sbl_open_error); 7: sb_platform, sb_unlisten; 6: streams */
 #endif
 #define SB_MAX_SLOTS 4096u
 #define SB_MAX_ALLOW_UIDS 8u
@@ -93,11 +93,17 @@ void sb_host_unlock(int fd);
  * SO_PEERCRED of one connection closed at once (§15.2's election). 0, -ECONNREFUSED (or -ENOENT)
  * when nobody listens, -EAGAIN when its accept queue is full, or -errno. name: 1-64 of [A-Za-z0-9._-]. */
 int sb_host_holder(const char *prefix, const char *name, uint32_t *uid);
-/* The socket file of <prefix><name> in the socket directory (§1.1), made ready for a stream bind the caller makes
- * itself (an election, §15.2: Bun.listen): its path into path (n >= 128 bytes; with 0 and -EADDRINUSE), a stale
- * file (its holder died) recovered under the directory's lock. 0 when nobody holds it, -EADDRINUSE when a process
+/* The socket file of <prefix><name> in the socket directory (§1.1): its path into path (n >= 128 bytes; with 0
+ * and -EADDRINUSE), a stale file (its holder died) recovered under the directory's lock; a candidate that binds it
+ * itself stands with sb_host_stand instead (§15.2). 0 when nobody holds it, -EADDRINUSE when a process
  * does, -SB_ESOCKDIR, or -errno. name: 1-64 of [A-Za-z0-9._-]. */
 int sb_host_free(const char *prefix, const char *name, uint8_t *path, uint32_t n);
+/* sb_host_free for a candidate that binds the file itself (an election, §15.2: Bun.listen): when nobody holds the
+ * name, the directory's lock is kept and its fd returned (>= 0); the caller binds and listens on path, then closes
+ * the fd (binding nothing through libslotbus meanwhile: that waits for the same lock). Another's probe of the file
+ * would otherwise run mid-bind, read it as stale and unlink it (two holders). -EADDRINUSE when a process holds it,
+ * -SB_ESOCKDIR, or -errno. */
+int sb_host_stand(const char *prefix, const char *name, uint8_t *path, uint32_t n);
 /* A bus's control socket (§14): listen on the socket file slotbus-ctl.<name>, as sb_listen; close
  * it with sb_unlisten, then close. */
 int sb_ctl_listen(const char *name);

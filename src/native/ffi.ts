@@ -1,4 +1,5 @@
 // The one native boundary: every libslotbus symbol, as declared in csrc/slotbus.h.
+import { closeSync } from "node:fs"
 import { NativeLibraryError, SocketDirError } from "../errors.ts"
 import { Errno } from "./errno.ts"
 import { libraryPath } from "./lib-path.ts"
@@ -20,6 +21,7 @@ const symbols = {
   sb_host_unlock: { args: [i32], returns: none },
   sb_host_holder: { args: [cstring, cstring, ptr], returns: i32 },
   sb_host_free: { args: [cstring, cstring, ptr, u32], returns: i32 },
+  sb_host_stand: { args: [cstring, cstring, ptr, u32], returns: i32 },
   sb_accept: { args: [i32, ptr, ptr, ptr], returns: ptr },
   sb_accept_watch_start: { args: [i32, ptr], returns: ptr },
   sb_accept_watch_fd: { args: [ptr], returns: i32 },
@@ -90,7 +92,7 @@ export type Native = NativeSymbols<typeof symbols>
 export type Chan = Pointer
 
 /** What this TypeScript expects of the library: csrc/slotbus.h's SB_ABI_VERSION and the layout string's hash. */
-export const ABI_VERSION = 21
+export const ABI_VERSION = 22
 export const LAYOUT_HASH = 0x178a975a
 /** csrc/slotbus.h's SB_VERSION: the wire protocol's version, in the hello (docs/PROTOCOL.md §1). */
 export const WIRE_VERSION = 4
@@ -195,6 +197,30 @@ export function freeHostName(prefix: string, name: string): { path: string; free
   if (r !== 0 && r !== Errno.EADDRINUSE)
     throw new NativeLibraryError(`cannot stand for ${prefix}${name} in the socket directory: errno ${-r}`)
   return { path: out.toString("utf8", 0, out.indexOf(0)), free: r === 0 }
+}
+
+/**
+ * Stands in the election prefix+name (sb_host_stand, §15.2): when nobody holds it, `bind(path)` (which must bind and
+ * listen before it returns, and bind nothing through libslotbus: the lock is this process's) runs under the socket
+ * directory's lock, so no other's probe sees the file mid-bind; `bound` is its result, null when a process holds it.
+ */
+export function standForHostName<T>(
+  prefix: string,
+  name: string,
+  bind: (path: string) => T,
+): { path: string; bound: T | null } {
+  const out = Buffer.alloc(128)
+  const r = native.sb_host_stand(Buffer.from(`${prefix}\0`), Buffer.from(`${name}\0`), out, out.length)
+  if (r === E_SOCKET_DIR) throw socketDirError(`cannot stand for ${prefix}${name}`)
+  if (r < 0 && r !== Errno.EADDRINUSE)
+    throw new NativeLibraryError(`cannot stand for ${prefix}${name} in the socket directory: errno ${-r}`)
+  const path = out.toString("utf8", 0, out.indexOf(0))
+  if (r < 0) return { path, bound: null }
+  try {
+    return { path, bound: bind(path) }
+  } finally {
+    closeSync(r) // the directory's lock, which sb_host_stand kept
+  }
 }
 
 /**

@@ -1,12 +1,12 @@
-// The per-host election (docs/PROTOCOL.md §1.1, §11.4, §15.2): of the processes of this host and user that stand for
-// a name, one holds it (a topic's bridge, a shared name's leader). Standing binds the socket file <prefix><name> of
-// the user's socket directory, after sb_host_free recovered a stale one (its holder died); a loser holds a
-// connection to the holder, which the kernel closes the moment the holder dies (kill -9 included), and stands again
-// then, and every ELECT_MS. The directory is the user's own (mode 0700): no other uid can hold, block or stand in
-// for the name. A process that exits holding it without close() (process.exit(), an uncaught error) unlinks its file on
-// the way out. Users: core/ops/fronts.ts and nats/topic-bridge.ts.
+// The per-host election (docs/PROTOCOL.md §1.1, §11.4, §15.2): of the processes of this host and user that stand for a
+// name, one holds it (a topic's bridge, a shared name's leader). Standing binds the socket file <prefix><name> of the
+// user's socket directory under the directory's lock, after sb_host_stand recovered a stale one (its holder died); a
+// loser holds a connection to the holder, which the kernel closes the moment the holder dies (kill -9 included), and
+// stands again then, and every ELECT_MS. The directory is the user's own (mode 0700): no other uid can hold, block or
+// stand in for the name. A process that exits holding it without close() (process.exit(), an uncaught error) unlinks
+// its file on the way out. Users: core/ops/fronts.ts and nats/topic-bridge.ts.
 import { rmSync } from "node:fs"
-import { freeHostName, hostHolder } from "../../native/ffi.ts"
+import { hostHolder, standForHostName } from "../../native/ffi.ts"
 import { closeAtExit } from "../basics/at-exit.ts"
 import { connect, listen } from "../../runtime/index.ts"
 
@@ -55,18 +55,20 @@ export class HostSeat {
 
   private stand() {
     if (this.closed || this.held) return
-    const { path, free } = freeHostName(this.prefix, this.name) // SocketDirError when the directory cannot be used
-    if (free) {
+    // Bound under the directory's lock (SocketDirError when the directory cannot be used): a file being bound looks
+    // stale for an instant, and a candidate probing it then would unlink it and bind a second holder.
+    const { path, bound } = standForHostName(this.prefix, this.name, (path) => {
       try {
-        // A file only goes away under the directory's lock, when stale, and bind fails on any file there: of two
-        // that found it free, one binds.
-        this.socket = listen({ unix: path, socket: { data() {} } })
-      } catch {}
-      if (this.socket) {
-        // the runtime's listener unlinks it as it stops; under Node that is on a later turn, which exit never runs
-        this.forgetAtExit = closeAtExit({ close: () => rmSync(path, { force: true }) })
-        return this.on.elected()
+        return listen({ unix: path, socket: { data() {} } })
+      } catch {
+        return null
       }
+    })
+    if (bound) {
+      this.socket = bound
+      // the runtime's listener unlinks it as it stops; under Node that is on a later turn, which exit never runs
+      this.forgetAtExit = closeAtExit({ close: () => rmSync(path, { force: true }) })
+      return this.on.elected()
     }
     if (!this.watching) this.watchHolder(path)
   }
