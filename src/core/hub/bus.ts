@@ -50,7 +50,7 @@ import {
 import { listenDoor, listenFront, type FrontSeat, unlisten } from "../ops/fronts.ts"
 import { openBus, openBuses } from "./open-buses.ts"
 import { FlightRecorder } from "../probe/recorder.ts"
-import { sleep } from "../../runtime/index.ts"
+import { refuseMethod, sleep } from "../../runtime/index.ts"
 
 const FACTORY = Symbol("SlotBus.listen")
 
@@ -70,11 +70,9 @@ export class SlotBus {
   /** @internal */ readonly acceptor: Acceptor // (crowdTogether: the processes of a group of buses count together)
   /** The control socket `slotbus call` reaches the workers through (docs/PROTOCOL.md §14); null without one. */
   private control: ControlSocket | null = null
-
   /** @internal The seat of a shared front among the fronts of its name (docs/PROTOCOL.md §15); null when not shared. */
   front: FrontSeat | null = null
-  /** @internal Set once close() began. */
-  closing: Promise<void> | null = null
+  /** @internal Set once close() began. */ closing: Promise<void> | null = null
 
   private constructor(
     key: symbol,
@@ -211,12 +209,14 @@ export class SlotBus {
    * signal (or `opts.signal`) cancels it (the request's own is read once the request has been out for a tick of
    * the bus, ≤ 10 ms: a quicker answer never makes Bun build it). The Response comes at the worker's status and
    * headers and its body streams as the worker produces it. Failures reject as with `request()` (TimeoutError,
-   * RemoteError, …); a failure after the headers errors the body.
+   * RemoteError, …); a failure after the headers errors the body. CONNECT, TRACE and TRACK get 501 here.
    */
   fetch(request: Request, opts?: FetchOptions): Promise<Response> {
     try {
       if (!(request instanceof Request)) throw new TypeError("bus.fetch() takes a Request")
       const o = checkOptions(opts, FETCH_OPTIONS, "bus.fetch")
+      const refused = refuseMethod(request.method) // as every slotbus server: no worker's Request carries them
+      if (refused) return Promise.resolve(refused)
       // no body (a GET): nothing to read, and no turn spent waiting for it
       if (request.body === null) return this.fetchWith(request, o, undefined)
       return bodyUpTo(request, this.settings.maxBodyBytes, o.timeoutMs ?? this.settings.timeoutMs, o.signal).then(

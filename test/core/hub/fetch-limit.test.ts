@@ -168,3 +168,24 @@ test.each(["Bun.serve", "node:http"])(
     })
   },
 )
+
+test("CONNECT and TRACE through Bun.serve and bus.fetch get a 501, not the front's error page; the worker never sees them", async () => {
+  await withBus(async (bus) => {
+    let failed: unknown
+    using server = Bun.serve({
+      port: 0,
+      fetch: (req) => bus.fetch(req),
+      error: (e) => ((failed = e), new Response("the front's error page", { status: 500 })),
+    })
+    const before = bus.stats().requests
+    // (Bun's parser refuses TRACK itself)
+    for (const line of ["CONNECT example.com:443", "TRACE /x"]) {
+      const a = await rawAnswer(server.port, `${line} HTTP/1.1\r\nHost: example.com\r\n\r\n`)
+      expect({ line, status: a.status, error: a.json.error }).toEqual({ line, status: 501, error: "not-implemented" })
+    }
+    expect(failed).toBeUndefined()
+    expect(bus.stats().requests).toBe(before)
+    const ok = await rawAnswer(server.port, "POST /x HTTP/1.1\r\nHost: example.com\r\nContent-Length: 3\r\n\r\nabc")
+    expect(ok.status).toBe(200) // the front still serves
+  })
+})
