@@ -180,12 +180,12 @@ test("CONNECT and TRACE through Bun.serve and bus.fetch get a 501, not the front
     const before = bus.stats().requests
     // (Bun's parser refuses TRACK itself)
     for (const line of ["CONNECT example.com:443", "TRACE /x"]) {
-      const a = await rawAnswer(server.port, `${line} HTTP/1.1\r\nHost: example.com\r\n\r\n`)
+      const a = await rawAnswer(server.port!, `${line} HTTP/1.1\r\nHost: example.com\r\n\r\n`)
       expect({ line, status: a.status, error: a.json.error }).toEqual({ line, status: 501, error: "not-implemented" })
     }
     expect(failed).toBeUndefined()
     expect(bus.stats().requests).toBe(before)
-    const ok = await rawAnswer(server.port, "POST /x HTTP/1.1\r\nHost: example.com\r\nContent-Length: 3\r\n\r\nabc")
+    const ok = await rawAnswer(server.port!, "POST /x HTTP/1.1\r\nHost: example.com\r\nContent-Length: 3\r\n\r\nabc")
     expect(ok.status).toBe(200) // the front still serves
   })
 })
