@@ -81,7 +81,10 @@ test("a bus's counters, gauges and durations reach the OpenTelemetry SDK under G
     const requests = metric(r, "slotbus_requests")
     expect(requests.dataPoints.map((p) => [p.attributes, p.value])).toEqual([[{ bus: name }, 21]])
     const errors = metric(r, "slotbus_request_errors")
-    expect(errors.dataPoints.map((p) => [p.attributes, p.value])).toEqual([[{ bus: name, kind: "RemoteError" }, 1]])
+    expect(errors.dataPoints.map((p) => [p.attributes, p.value])).toEqual([
+      [{ bus: name, kind: "RemoteError" }, 1],
+      ...["WorkerGoneError", "TimeoutError", "http5xx"].map((kind) => [{ bus: name, kind }, 0]), // there from the start
+    ])
     expect(metric(r, "slotbus_workers").dataPoints.map((p) => [p.attributes, p.value])).toEqual([
       [{ bus: name, transport: "shm" }, 1],
     ])

@@ -20,6 +20,9 @@ export const FAMILY = {
 /** The causes a worker pool starts a process again for (kit/supervision/supervisor.ts's ExitCause, but "stop"). */
 const CAUSES = ["crash", "reload", "recycle", "scale", "kill", "evict"] as const
 
+/** The error kinds slotbus_request_errors_total has from the start: a failed worker, a timeout, a handler's. */
+const SEEDED_KINDS = ["WorkerGoneError", "TimeoutError", "RemoteError", "http5xx"] as const
+
 /** `leads`: this bus is no shared front, or the one leading its name; only then the worker series. */
 export function busFamilies(st: BusStats, m: BusMetricsSnapshot, pools: PoolRow[], leads: boolean): MetricFamily[] {
   const bus = { bus: st.name }
@@ -33,6 +36,8 @@ export function busFamilies(st: BusStats, m: BusMetricsSnapshot, pools: PoolRow[
     "requests that failed, by the error's class (RPC methods that threw: RemoteError; answers with a 5xx status: http5xx)",
   )
   for (const e of m.errors) errors.add({ ...bus, kind: e.kind }, e.count)
+  // the usual kinds are there at 0 before their first error, so rate() and increase() count that one too
+  for (const kind of SEEDED_KINDS) if (!m.errors.some((e) => e.kind === kind)) errors.add({ ...bus, kind }, 0)
   const timeouts = family("slotbus_request_timeouts_total", "counter", "requests given up at their timeoutMs")
   timeouts.add(bus, m.timeouts)
   const cancels = family(
