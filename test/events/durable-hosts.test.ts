@@ -7,6 +7,7 @@ import { Topic } from "../../src/events/index.ts"
 import { jetstreamManager } from "@nats-io/jetstream"
 import { connect } from "@nats-io/transport-node"
 import { busName, FIXTURES, until } from "../support/helpers.ts"
+import { numberedPublisher, readStream } from "../support/events/numbered.ts"
 import { type HostName, hostsPerFile } from "../support/hosts.ts"
 import { nats } from "../../src/nats/index.ts"
 import { streamOf } from "../../src/nats/internal.ts"
@@ -61,35 +62,18 @@ describe.skipIf(skip !== null)("a durable topic across two hosts", () => {
     await nc.close()
     const holder: HostName = info.cluster?.leader === on.hosts.b.serverName ? "b" : "a"
     const N = 3000
-    let i = 0
-    const publish = async (until: () => boolean) => {
-      for (; i < N && !until(); i++) {
-        topic.publish({ type: "t", data: String(i) })
-        if (i % 20 === 19) await Bun.sleep(1)
-      }
-    }
+    const p = numberedPublisher(topic, "t", N, 20)
     try {
-      await publish(() => i >= 1000)
+      await p.publish(() => p.count >= 1000)
       await on.hosts.killNats(holder)
-      const killedAt = i
-      await publish(() => i >= killedAt + 500) // while the stream has no server
+      const killedAt = p.count
+      await p.publish(() => p.count >= killedAt + 500) // while the stream has no server
       await on.hosts.restartNats(holder)
     } finally {
       if (!on.hosts.natsRunning(holder)) await on.hosts.restartNats(holder)
     }
-    await publish(() => false)
-    let sub: Awaited<ReturnType<Topic["subscribeDurable"]>> | undefined
-    for (let tries = 0; !sub; tries++)
-      sub = await topic.subscribeDurable({}, { from: "oldest" }).catch((e: Error) => {
-        if (tries >= 10) throw e
-        return undefined
-      })
-    const got: string[] = []
-    while (got.length < N) {
-      const ev = await sub.receive(30_000)
-      if (!ev) break
-      got.push(ev.text())
-    }
+    await p.publish(() => false)
+    const got = await readStream(topic, N)
     const stats = topic.bridgeStats()!
     // each once; not always in the order published: a message sent as the stream came back may be stored before
     // one sent while it was away, which goes in when sent again (PROTOCOL §11.6)

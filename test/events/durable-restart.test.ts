@@ -10,6 +10,7 @@ import { join } from "node:path"
 import { Topic } from "../../src/events/index.ts"
 import { nats } from "../../src/nats/index.ts"
 import { busName, type Child } from "../support/helpers.ts"
+import { numberedPublisher, readStream } from "../support/events/numbered.ts"
 import { natsSkipReason, startNats } from "../support/nats.ts"
 
 const skip = natsSkipReason()
@@ -30,33 +31,14 @@ test.skipIf(skip !== null)(
     const name = busName("drs")
     await using topic = await Topic.open(name, { remote: nats(started.url), durable: true })
     const N = 3000
-    let i = 0
-    const publish = async (until: () => boolean) => {
-      for (; i < N && !until(); i++) {
-        topic.publish({ type: "job", data: String(i) })
-        if (i % 20 === 19) await Bun.sleep(1)
-      }
-    }
-    await publish(() => i >= 1000)
+    const p = numberedPublisher(topic, "job", N, 20)
+    await p.publish(() => p.count >= 1000)
     await server.kill() // -9, mid-stream
-    const killedAt = i
-    await publish(() => i >= killedAt + 200) // into the ring while no server is there
+    const killedAt = p.count
+    await p.publish(() => p.count >= killedAt + 200) // into the ring while no server is there
     server = (await startNats({ jetstream: true, store, port: started.port })).server
-    await publish(() => false)
-
-    // JetStream answers a few seconds after the restart: ask until it does
-    let sub: Awaited<ReturnType<Topic["subscribeDurable"]>> | undefined
-    for (let tries = 0; !sub; tries++)
-      sub = await topic.subscribeDurable({}, { from: "oldest" }).catch((e: Error) => {
-        if (tries >= 10) throw e
-        return undefined
-      })
-    const got: string[] = []
-    while (got.length < N) {
-      const ev = await sub.receive(30_000)
-      if (!ev) break
-      got.push(ev.text())
-    }
+    await p.publish(() => false)
+    const got = await readStream(topic, N)
     const stats = topic.bridgeStats()!
     // each once; not always in the order published: a message sent as the stream came back may be stored before
     // one sent while it was away, which goes in when sent again (PROTOCOL §11.6)

@@ -6,6 +6,7 @@ import { describe, expect, test } from "bun:test"
 import { join } from "node:path"
 import { Topic } from "../../src/events/index.ts"
 import { bunChild, busName, FIXTURES, publishUntilHeard, until, type Child } from "../support/helpers.ts"
+import { numberedPublisher } from "../support/events/numbered.ts"
 import { hostsPerFile } from "../support/hosts.ts"
 import { nats } from "../../src/nats/index.ts"
 
@@ -44,6 +45,14 @@ function lastCount(c: Child) {
 const routeOutMsgs = async (): Promise<number> => {
   const r = (await (await fetch(`${on.hosts.a.monitorUrl}/routez`)).json()) as { routes: { out_msgs: number }[] }
   return r.routes.reduce((n, x) => n + x.out_msgs, 0)
+}
+
+/** Publishes the end event, waits for host B to print it, then its numbered events' tally and its last count. */
+async function endAndTally(topic: Topic, b: Child, n: number) {
+  topic.publish({ type: "job.end", data: "end" })
+  await until(() => b.lines.includes("ev end"), "the last event reaches host B", 60_000)
+  await Bun.sleep(300) // a count line after the last event
+  return { ...numbered(b, n), count: lastCount(b) }
 }
 
 /** The numbered events B printed: which, and how many times each. */
@@ -167,28 +176,17 @@ describe.skipIf(skip !== null)("a topic across two hosts", () => {
     const b = await subscriberOnB(name, "job.*")
     await probeUntilHeard(topic, b)
     const N = 6000
-    let i = 0
-    const publish = async (until: () => boolean) => {
-      for (; i < N && !until(); i++) {
-        topic.publish({ type: "job.n", data: String(i) })
-        if (i % 20 === 19) await Bun.sleep(1)
-      }
-    }
+    const p = numberedPublisher(topic, "job.n", N, 20)
     try {
-      await publish(() => i >= 2000)
+      await p.publish(() => p.count >= 2000)
       await on.hosts.killNats("a") // mid-stream: what A's server had not passed on is lost there
-      const killedAt = i
-      await publish(() => i >= killedAt + 2000)
+      const killedAt = p.count
+      await p.publish(() => p.count >= killedAt + 2000)
     } finally {
       if (!on.hosts.natsRunning("a")) await on.hosts.restartNats("a")
     }
-    await publish(() => false)
-    topic.publish({ type: "job.end", data: "end" })
-    await until(() => b.lines.includes("ev end"), "the last event reaches host B", 60_000)
-    await Bun.sleep(300)
-
-    const { missing, twice } = numbered(b, N)
-    const count = lastCount(b)
+    await p.publish(() => false)
+    const { missing, twice, count } = await endAndTally(topic, b, N)
     const reasons = topic.bridgeStats()!.reasons
     // what A's server never took went out again through B's; what it took and never passed on is a seq gap host
     // B counted (§11.4, §11.5): nothing missing that lagged does not count, nothing twice
@@ -218,25 +216,14 @@ describe.skipIf(skip !== null)("a topic across two hosts", () => {
     await probeUntilHeard(topic, b)
 
     const N = 4000
-    let i = 0
-    const publish = async (until: () => boolean) => {
-      for (; i < N && !until(); i++) {
-        topic.publish({ type: "job.n", data: String(i) })
-        if (i % 10 === 9) await Bun.sleep(1)
-      }
-    }
-    await publish(() => i >= 1000)
-    const killedAt = i
+    const p = numberedPublisher(topic, "job.n", N, 10)
+    await p.publish(() => p.count >= 1000)
+    const killedAt = p.count
     await bridging()[0]!.kill("SIGKILL")
-    await publish(() => bridging().length === 2) // until this process sees the other member bridge
-    const takenOverBy = i // the new bridge started reading the ring at or before this event
-    await publish(() => false)
-    topic.publish({ type: "job.end", data: "end" })
-    await until(() => b.lines.includes("ev end"), "the last event reaches host B", 60_000)
-    await Bun.sleep(300)
-
-    const { missing, twice } = numbered(b, N)
-    const count = lastCount(b)
+    await p.publish(() => bridging().length === 2) // until this process sees the other member bridge
+    const takenOverBy = p.count // the new bridge started reading the ring at or before this event
+    await p.publish(() => false)
+    const { missing, twice, count } = await endAndTally(topic, b, N)
     expect(takenOverBy).toBeLessThan(N) // the takeover happened while events were published
     // the new bridge resumed where the dead one's server had confirmed (§11.4): nothing lost, nothing twice
     expect({ missing, twice, lagged: count.lagged }).toEqual({ missing: [], twice: 0, lagged: 0 })
