@@ -186,17 +186,24 @@ export function unlockHost(fd: number) {
   native.sb_host_unlock(fd)
 }
 
+/** sb_host_free or sb_host_stand on prefix+name: what it returned (>= 0, or -EADDRINUSE when a process holds the
+ * name) and the socket file's path; any other failure thrown. */
+function hostFile(fn: typeof native.sb_host_free, prefix: string, name: string): { r: number; path: string } {
+  const out = Buffer.alloc(128)
+  const r = fn(Buffer.from(`${prefix}\0`), Buffer.from(`${name}\0`), out, out.length)
+  if (r === E_SOCKET_DIR) throw socketDirError(`cannot stand for ${prefix}${name}`)
+  if (r < 0 && r !== Errno.EADDRINUSE)
+    throw new NativeLibraryError(`cannot stand for ${prefix}${name} in the socket directory: errno ${-r}`)
+  return { r, path: out.toString("utf8", 0, out.indexOf(0)) }
+}
+
 /**
  * The socket file of the election prefix+name (sb_host_free, §1.1): its path, and whether nobody holds it (a stale
  * file of a dead holder is removed first), so the caller may bind it.
  */
 export function freeHostName(prefix: string, name: string): { path: string; free: boolean } {
-  const out = Buffer.alloc(128)
-  const r = native.sb_host_free(Buffer.from(`${prefix}\0`), Buffer.from(`${name}\0`), out, out.length)
-  if (r === E_SOCKET_DIR) throw socketDirError(`cannot stand for ${prefix}${name}`)
-  if (r !== 0 && r !== Errno.EADDRINUSE)
-    throw new NativeLibraryError(`cannot stand for ${prefix}${name} in the socket directory: errno ${-r}`)
-  return { path: out.toString("utf8", 0, out.indexOf(0)), free: r === 0 }
+  const { r, path } = hostFile(native.sb_host_free, prefix, name)
+  return { path, free: r === 0 }
 }
 
 /**
@@ -209,12 +216,7 @@ export function standForHostName<T>(
   name: string,
   bind: (path: string) => T,
 ): { path: string; bound: T | null } {
-  const out = Buffer.alloc(128)
-  const r = native.sb_host_stand(Buffer.from(`${prefix}\0`), Buffer.from(`${name}\0`), out, out.length)
-  if (r === E_SOCKET_DIR) throw socketDirError(`cannot stand for ${prefix}${name}`)
-  if (r < 0 && r !== Errno.EADDRINUSE)
-    throw new NativeLibraryError(`cannot stand for ${prefix}${name} in the socket directory: errno ${-r}`)
-  const path = out.toString("utf8", 0, out.indexOf(0))
+  const { r, path } = hostFile(native.sb_host_stand, prefix, name)
   if (r < 0) return { path, bound: null }
   try {
     return { path, bound: bind(path) }

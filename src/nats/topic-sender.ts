@@ -209,8 +209,11 @@ export class TopicSender {
    */
   private confirm() {
     if (this.confirming || this.stopped || this.taken === this.confirmedAt) return
-    // by the stream's answers: what it skipped past the last message answered needs none
-    if (this.streamPublish) return void (this.unconfirmed.length === 0 && this.confirmed(this.taken, this.sentCount))
+    if (this.streamPublish) {
+      // by the stream's answers (answered()); events skipped after the last one answered need none
+      if (this.unconfirmed.length === 0) this.confirmed(this.taken, this.sentCount)
+      return
+    }
     const at = this.taken
     const sent = this.sentCount
     this.confirming = this.nc.flush().then(
