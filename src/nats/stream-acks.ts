@@ -3,6 +3,7 @@
 // fails what waited too long. (JetStream's publish() makes a request, with its own timer and promise, a message:
 // about 1.6× the CPU a message on a bridge that sends tens of thousands a second.)
 import type { MsgHdrs, NatsConnection, Subscription } from "@nats-io/transport-node"
+import type { NatsUse } from "./shared.ts"
 
 /** Settles a message: true once the stream stored it (or had: a duplicate of its Nats-Msg-Id), false if not. */
 export type Answered = (stored: boolean) => void
@@ -15,14 +16,17 @@ export class StreamAcks {
   private readonly waiting = new Map<number, { done: Answered; at: number }>() // by number, oldest first
   private next = 0
   private readonly timer: ReturnType<typeof setInterval>
+  private readonly nc: NatsConnection
 
   constructor(
-    private readonly nc: NatsConnection,
+    use: Pick<NatsUse, "nc" | "onStatus">,
     private readonly headers: () => MsgHdrs,
     inbox: string,
     private readonly timeoutMs: number,
   ) {
+    const nc = (this.nc = use.nc)
     this.inbox = inbox
+    use.onStatus((st) => st.type === "reconnect" && this.reconnected())
     this.sub = nc.subscribe(`${inbox}.*`, {
       callback: (err, m) => {
         if (err) return
@@ -46,7 +50,17 @@ export class StreamAcks {
     this.nc.publish(subject, msg, { reply: `${this.inbox}.${n}`, headers: h })
   }
 
-  /** No answer within timeoutMs (the stream's server down, its quorum lost, the connection dropped): failed. */
+  /**
+   * The connection came back: what still waits is failed now, not at its timeout. An answer sent to the connection
+   * that dropped is not coming; one for a message written since only repeats what the resend's Nats-Msg-Id drops.
+   */
+  private reconnected() {
+    const failed = [...this.waiting.values()]
+    this.waiting.clear()
+    for (const w of failed) w.done(false)
+  }
+
+  /** No answer within timeoutMs (the stream's server down, its quorum lost, the connection still away): failed. */
   private expire() {
     const old = performance.now() - this.timeoutMs
     for (const [n, w] of this.waiting) {

@@ -51,7 +51,7 @@ export async function startTopicBridge(
     // confirmed by the stream's answer (§11.6)
     if (durable) {
       const { headers, createInbox } = await natsClient()
-      acks = new StreamAcks(use.nc, headers, createInbox(), STREAM_ANSWER_MS)
+      acks = new StreamAcks(use, headers, createInbox(), STREAM_ANSWER_MS)
     }
   } catch (e) {
     await use.release()

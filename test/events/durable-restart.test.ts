@@ -37,15 +37,19 @@ test.skipIf(skip !== null)(
     const killedAt = p.count
     await p.publish(() => p.count >= killedAt + 200) // into the ring while no server is there
     server = (await startNats({ jetstream: true, store, port: started.port })).server
+    const back = performance.now()
     await p.publish(() => false)
     const got = await readStream(topic, N)
+    const tookS = ((performance.now() - back) / 1000).toFixed(1)
     const stats = topic.bridgeStats()!
     // each once; not always in the order published: a message sent as the stream came back may be stored before
     // one sent while it was away, which goes in when sent again (PROTOCOL §11.6)
     expect(got.map(Number).sort((x, y) => x - y)).toEqual(Array.from({ length: N }, (_, k) => k))
     expect(stats.unsent).toBe(0)
     expect(stats.sent).toBe(N) // each event counted once, however often a dial failed and it went out again
-    console.log(`the server killed at event ${killedAt}: ${got.length} of ${N} in the stream; ${stats.reasons.at(-1)}`)
+    console.log(
+      `the server killed at event ${killedAt}: ${got.length} of ${N} in the stream ${tookS} s after it was back; ${stats.reasons.at(-1)}`,
+    )
   },
   120_000,
 )
