@@ -154,15 +154,18 @@ export interface HttpServer<Data = undefined> {
   stop(closeActive?: boolean): Promise<void>
 }
 
-/** What serveHttp takes: a unix socket, or a port (0 picks one) on a hostname. */
+/**
+ * What serveHttp takes: a unix socket, or a port (0 picks one) on a hostname. The server limits no request body of
+ * its own, on either runtime: a handler counts what it reads and refuses past its limit in its own words (a limit
+ * of Bun.serve's answered a bare 413, empty, before the handler saw the request). A body the handler does not read
+ * is read and dropped after its answer unless that answer says `connection: close`.
+ */
 export interface ServeOptions {
   unix?: string
   port?: number
   hostname?: string
   /** Seconds a connection may sit idle before it is closed (0: never); `timeout(request, s)` sets one request's. */
   idleTimeout?: number
-  /** The largest request body the server takes, in bytes (past it, a 413), where the server limits one itself. */
-  maxRequestBodySize?: number
   fetch(request: Request, server: HttpServer): Response | Promise<Response>
   error?(error: Error): Response | Promise<Response>
 }

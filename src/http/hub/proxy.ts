@@ -59,7 +59,7 @@ export class RequestProxy {
     forwardedFor(req, server)
     let body: Uint8Array | undefined
     if (req.body) {
-      const read = await this.readBody(req)
+      const read = await readBody(req, this.opts.maxRequestBodyBytes)
       if (!read) {
         this.counters.tooLarge++
         return failureAnswer(
@@ -135,20 +135,6 @@ export class RequestProxy {
       return "bad-gateway"
     }
     return failure
-  }
-
-  private async readBody(req: Request): Promise<Uint8Array | null> {
-    const max = this.opts.maxRequestBodyBytes
-    const declared = req.headers.get("content-length")
-    if (declared !== null) return Number(declared) > max ? null : await req.bytes()
-    const parts: Uint8Array[] = []
-    let total = 0
-    for await (const chunk of req.body as unknown as AsyncIterable<Uint8Array>) {
-      total += chunk.length
-      if (total > max) return null
-      parts.push(chunk)
-    }
-    return Buffer.concat(parts)
   }
 
   /**
@@ -312,4 +298,19 @@ export class RequestProxy {
   private cancelPulled(inst: WorkerInstance, stream: number) {
     inst.bus.call(JSON.stringify({ op: "cancel", stream } satisfies ControlMessage)).catch(() => {})
   }
+}
+
+/** A request's body, or null once it is over `max` bytes (declared so, or read so: never more than that is kept). */
+export async function readBody(req: Request, max: number): Promise<Uint8Array | null> {
+  const declared = req.headers.get("content-length")
+  if (declared !== null) return Number(declared) > max ? null : await req.bytes()
+  if (!req.body) return new Uint8Array(0)
+  const parts: Uint8Array[] = []
+  let total = 0
+  for await (const chunk of req.body as unknown as AsyncIterable<Uint8Array>) {
+    total += chunk.length
+    if (total > max) return null
+    parts.push(chunk)
+  }
+  return Buffer.concat(parts)
 }

@@ -9,7 +9,7 @@ import { INTERNAL_PREFIX, type DeliveryReply, type EmitItem, type PushItem, type
 import { Health, hubFamilies, natsSections, type HubHealth } from "./health.ts"
 import { Liveness } from "./liveness.ts"
 import { eventsTopicFor, json, MiB, resolveOptions, type HubOptions, type ResolvedOptions } from "./options.ts"
-import { RequestProxy } from "./proxy.ts"
+import { readBody, RequestProxy } from "./proxy.ts"
 import { busPrefixFor, Registry } from "./registry.ts"
 import { SseHub } from "./sse.ts"
 import { StatusStream } from "./status.ts"
@@ -19,6 +19,8 @@ import { METRICS_HEADERS, renderMetrics, sharedScrape } from "../../status/inter
 import { HubMetrics } from "./metrics.ts"
 import { sweepDeadBuses } from "../../native/socket-dir.ts"
 import { type HttpServer as Server, pathStart, refuseServed, serveHttp } from "../../runtime/index.ts"
+
+const utf8 = new TextDecoder()
 
 const FACTORY = Symbol("createHub")
 
@@ -79,7 +81,6 @@ export class Hub {
       port: this.opts.port,
       hostname: this.opts.hostname,
       idleTimeout: Math.max(idleSeconds, 10),
-      maxRequestBodySize: this.opts.maxRequestBodyBytes * 2 + MiB,
       fetch: (req, server) => this.fetch(req, server),
       error: () => json(500, { error: "internal", message: "the hub failed to handle this request" }),
     })
@@ -190,9 +191,17 @@ export class Hub {
     }
     if (req.method !== "POST")
       return json(405, { error: "method-not-allowed", message: "internal endpoints take POST" }, { allow: "POST" })
+    // a worker's registration or a batch of its events: bounded as a request body was when Bun.serve held the limit
+    const max = this.opts.maxRequestBodyBytes * 2 + MiB
+    const bytes = await readBody(req, max)
+    if (!bytes) {
+      counters.tooLarge++
+      const message = `an internal request's body may have at most ${max} bytes (twice maxRequestBodyBytes and 1 MiB)`
+      return json(413, { error: "too-large", message }, { connection: "close" })
+    }
     let body: unknown
     try {
-      body = await req.json()
+      body = JSON.parse(utf8.decode(bytes))
     } catch {
       return json(400, { error: "bad-request", message: "body must be JSON" })
     }

@@ -2,8 +2,9 @@
 import type { HttpServer, ServeOptions } from "../runtime.ts"
 
 export function serveHttp(o: ServeOptions): HttpServer {
-  const { unix, hostname, port, idleTimeout, maxRequestBodySize, fetch, error } = o
-  const body = maxRequestBodySize !== undefined ? { maxRequestBodySize } : {}
+  const { unix, hostname, port, idleTimeout, fetch, error } = o
+  // no limit of Bun's own (its default is 128 MiB): the handler counts what it reads, as on node:http (ServeOptions)
+  const body = { maxRequestBodySize: Number.MAX_SAFE_INTEGER }
   if (unix !== undefined) return Bun.serve({ unix, fetch, error, ...body })
   return Bun.serve({ hostname, port, fetch, error, ...body, ...(idleTimeout !== undefined ? { idleTimeout } : {}) })
 }

@@ -8,7 +8,7 @@ import { bindTcp, bindUnix } from "./net.ts"
 /**
  * Serves `fetch` on node:http. A unix socket is bound before it returns (as Bun's: a path in use throws here); a
  * TCP port is bound once the promise settles (Node looks the hostname up first), its port then known. node:http
- * limits no body: `maxRequestBodySize` is its caller's to keep (the hub counts the bytes it reads).
+ * limits no body, as the contract has it: the handler counts the bytes it reads.
  */
 export function serveHttp(o: ServeOptions): HttpServer | Promise<HttpServer> {
   let server: HttpServer

@@ -13,6 +13,7 @@ import {
   rmSync,
   writeSync,
 } from "node:fs"
+import { connect as netConnect } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type * as Runtime from "../../../src/runtime/index.ts"
@@ -206,6 +207,34 @@ export const cases: Record<string, Case> = {
         refused: await connectOutcome(rt, { unix: path }),
       }
     }),
+
+  // a server's own limit answered before the handler: Bun.serve's, a bare 413 with no body, for 128 MiB and over
+  "serveHttp limits no body of its own: a 3 GiB declared body reaches the handler, and its answer comes back": async (
+    rt,
+  ) => {
+    const server = await rt.serveHttp({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch: (req) =>
+        new Response(`declared ${req.headers.get("content-length")}`, {
+          status: 413,
+          headers: { connection: "close" },
+        }),
+    })
+    try {
+      const answer = await new Promise<string>((resolve, reject) => {
+        const sock = netConnect(server.port!, "127.0.0.1")
+        let got = ""
+        sock.on("data", (d: Buffer) => (got += d.toString("latin1")))
+        sock.on("close", () => resolve(got))
+        sock.on("error", reject)
+        sock.write(`POST / HTTP/1.1\r\nhost: x\r\ncontent-length: ${3 * 1024 ** 3}\r\n\r\n${"x".repeat(1000)}`)
+      })
+      return [answer.split(" ")[1], answer.includes("declared 3221225472")]
+    } finally {
+      await server.stop(true)
+    }
+  },
 
   "spawn pipes both ways, with env, cwd and a further fd, and reports the exit code": (rt) =>
     inTempDir(async (box) => {
