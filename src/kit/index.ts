@@ -16,6 +16,7 @@ export { INSTANCES, ReplaceError, SHARED_OPTIONS, Supervisor, SupervisorError } 
 export { RESTART_MOVED } from "./supervision/restart-policy.ts"
 export type { RestartOptions } from "./supervision/restart-policy.ts"
 export { splitCommand } from "./supervision/command.ts"
+export { Reaper } from "./supervision/reaper.ts"
 export { stoppedProcess } from "./supervision/process-wait.ts"
 export { euid, HostSeat, seatHeld } from "./host/host-seat.ts"
 export type { SeatEvents } from "./host/host-seat.ts"

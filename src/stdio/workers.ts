@@ -3,7 +3,7 @@
 // StdioBus owns (bus.ts): it routes what workers send through the Router and settles requests in the Books.
 import type { Process } from "../runtime/index.ts"
 import { BusClosedError, WorkerGoneError } from "../core/index.ts"
-import { closeAtExit, ReplaceError, sleep, Supervisor, SupervisorError } from "../kit/index.ts"
+import { closeAtExit, Reaper, ReplaceError, sleep, Supervisor, SupervisorError } from "../kit/index.ts"
 import type { LimitsConfig } from "./config.ts"
 import { JsonRpcError, poolFailed, ReloadError, SpawnError } from "./errors.ts"
 import type { Handshakes } from "./handshakes.ts"
@@ -19,6 +19,8 @@ type WorkerProc = Process<"pipe", "pipe", "pipe">
 
 /** How long a dead worker's stdout may still be read for answers it wrote before dying. */
 const EXIT_READ_MS = 1000
+/** After a kill -9 of this process: how long a worker has between the reaper's SIGTERM and its SIGKILL (stop()'s default). */
+const REAPER_GRACE_MS = 2000
 
 export class Workers {
   private readonly counts = { messagesIn: 0, bytesIn: 0, oversizeKills: 0, lateResponses: 0 }
@@ -33,6 +35,8 @@ export class Workers {
   private readonly surging = new Map<number, { proc: WorkerProc; next: Instance; commit: (() => void) | null }>()
   /** Forgets the SIGTERM every worker gets when this process exits with the bus running (start() to stop()). */
   private forgetAtExit: (() => void) | null = null
+  /** Ends the workers if this process is killed without a word (start() to stop()). */
+  private reaper: Reaper | undefined
 
   constructor(
     private readonly router: Router,
@@ -59,9 +63,10 @@ export class Workers {
   /** Spawns every pool's instances; if one cannot be spawned, stops those started and throws SpawnError. */
   async start(): Promise<void> {
     // A worker that reads no stdin never sees the EOF a front's exit gives it (process.exit(), an uncaught error, a
-    // stop signal the app does not handle): it is told so, as the MCP stdio transport's shutdown does. kill -9 of the
-    // front leaves it the EOF alone.
+    // stop signal the app does not handle): it is told so, as the MCP stdio transport's shutdown does. After a kill -9
+    // of the front, the reaper tells it, and ends one that stays past the stop's default grace.
     this.forgetAtExit ??= closeAtExit({ close: () => this.signalAll("SIGTERM") })
+    this.reaper ??= Reaper.start(REAPER_GRACE_MS) ?? undefined
     const started: Supervisor[] = []
     try {
       for (const pool of this.router.pools.values()) {
@@ -92,6 +97,8 @@ export class Workers {
   private forgetExit() {
     this.forgetAtExit?.()
     this.forgetAtExit = null
+    this.reaper?.close() // it leaves at once, on its own: stop() takes no longer than it did before there was one
+    this.reaper = undefined
   }
 
   /** SIGTERM, then SIGKILL after `killMs`; resolves once every process's unanswered requests have been answered. */
@@ -166,6 +173,7 @@ export class Workers {
       drainTimeoutMs: Math.min(this.limits.drain_timeout_sec * 1000, 2 ** 31 - 1), // how long a replaced worker drains
       ready: (_pid, s) => this.successorReady(pool, s.proc as WorkerProc, s.index),
       retire: (pid) => this.drained(pid),
+      reaper: this.reaper,
     })
     const id = pool.config.id
     sup.on("start", (s) => {

@@ -26,7 +26,10 @@ import { sharedPool } from "../ops/front-pool.ts"
 import { reportCrashes, STABLE_REQUESTS } from "./crash-log.ts"
 
 export interface SuperviseWorkersOptions
-  extends Omit<SupervisorOptions, "command" | "drain" | "retire" | "gone" | "served" | "stable" | "instances"> {
+  extends Omit<
+    SupervisorOptions,
+    "command" | "drain" | "retire" | "gone" | "served" | "stable" | "instances" | "reaper"
+  > {
   /** argv, or one command line split like a shell would ("bun worker.ts --idle park"). */
   command: string[] | string
   /** Resolves once a new worker process is ready to serve (a reload waits for it). Default: it joined the bus (without one: at once). */

@@ -111,6 +111,8 @@ export interface SupervisorOptions {
   readyTimeoutMs?: number
   /** Past the restart intensity: keep what runs ("keep-running", the default) or stop every instance ("stop-all"). */
   onGiveUp?: "keep-running" | "stop-all"
+  /** @internal Told each process started and each that exited (reaper.ts: ends them if this process is killed). */
+  reaper?: { add(pid: number): void; remove(pid: number): void }
 }
 
 export interface SupervisedInstance {
@@ -218,6 +220,7 @@ const SUPERVISOR_OPTIONS = optionNames<SupervisorOptions>({
   served: true,
   stable: true,
   onGiveUp: true,
+  reaper: true,
 })
 export const STOP_OPTIONS = optionNames<SupervisorStopOptions>({ drainTimeoutMs: true, killGraceMs: true })
 export const RELOAD_OPTIONS = optionNames<ReloadOptions>({ maxSurge: true, readyTimeoutMs: true, minReadyMs: true })
@@ -234,10 +237,13 @@ const DEFAULTS = {
 export type SupervisorSettings = Required<
   Omit<
     SupervisorOptions,
-    "cwd" | "env" | "drain" | "ready" | "retire" | "gone" | "logs" | "served" | "stable" | "restart"
+    "cwd" | "env" | "drain" | "ready" | "retire" | "gone" | "logs" | "served" | "stable" | "restart" | "reaper"
   >
 > &
-  Pick<SupervisorOptions, "cwd" | "env" | "drain" | "ready" | "retire" | "gone" | "logs" | "served" | "stable"> & {
+  Pick<
+    SupervisorOptions,
+    "cwd" | "env" | "drain" | "ready" | "retire" | "gone" | "logs" | "served" | "stable" | "reaper"
+  > & {
     restart: RestartSettings
   }
 

@@ -397,6 +397,7 @@ export class Supervisor {
     const stdio: SpawnOptions =
       lastWords === null ? { stdin, stdout, stderr } : { stdio: [stdin, stdout, stderr, lastWords] }
     const proc = spawn(command, { ...stdio, cwd, env: merged })
+    this.opts.reaper?.add(proc.pid)
     this.logs.attach(proc, inst.index)
     void proc.exited.then(() => this.exited(inst, proc))
     return proc
@@ -415,6 +416,7 @@ export class Supervisor {
   }
 
   private exited(inst: SupervisedInstance, proc: Proc): void {
+    this.opts.reaper?.remove(proc.pid)
     const cause = this.asked.get(proc) ?? (this._state === "stopping" ? "stop" : "crash")
     this.last = {
       pid: proc.pid,

@@ -1,11 +1,16 @@
 // A stdio bus (slotbus/stdio) that leaves without stop(), under Bun (as it is) and Node 26 (built by
-// test/support/runtime/peers.ts). Usage: stdio-exit.ts: a pool "w" of two `sleep 600` (workers that never read
-// their stdin, so a closed stdin tells them nothing), then "ready <pid> <pid>". Each stdin line is a command: "exit"
-// exits 0 (process.exit), "throw" throws at the top level (an uncaught error, exit code 1).
+// test/support/runtime/peers.ts). Usage: stdio-exit.ts [stubborn]: a pool "w" of two `sleep 600` (workers that never
+// read their stdin, so a closed stdin tells them nothing; `stubborn`: that ignore SIGTERM too), then "ready <pid>
+// <pid>". Each stdin line is a command: "exit" exits 0 (process.exit), "throw" throws at the top level (an uncaught
+// error, exit code 1).
 import { createInterface } from "node:readline"
 import { StdioBus } from "../../../src/stdio/index.ts"
 
-const bus = StdioBus.fromConfig({ pools: [{ id: "w", command: "sleep", args: ["600"], instances: 2 }] })
+const worker =
+  process.argv[2] === "stubborn"
+    ? { command: "/bin/sh", args: ["-c", "trap '' TERM; exec sleep 600"] } // an ignored signal stays so across exec
+    : { command: "sleep", args: ["600"] }
+const bus = StdioBus.fromConfig({ pools: [{ id: "w", ...worker, instances: 2 }] })
 await bus.start()
 console.log(
   `ready ${bus
