@@ -40,8 +40,8 @@ export class Reaper {
    * where there is no /bin/sh to run it (a distroless image): the children are then as they were without one.
    */
   static start(graceMs: number): Reaper | null {
-    const ticks = String(Math.max(1, Math.ceil(graceMs / 100)))
     if (!existsSync(SH)) return null
+    const ticks = String(Math.max(1, Math.ceil(graceMs / 100))) // its checks, 100 ms apart
     return new Reaper(
       spawn([SH, "-c", SCRIPT, "slotbus-reaper", ticks], { stdin: "pipe", stdout: "ignore", stderr: "ignore" }),
     )
