@@ -50,6 +50,8 @@ const STREAM_RETRY_MS = 1000
 export class TopicSender {
   private reader: BridgeReader
   private laggedBefore = 0 // what the readers this one replaced lagged
+  private bridgedInLapped = 0 // of those, events this bridge wrote in from other hosts: never this host's to send
+  private lappedUpTo = 0 // the position up to which they are counted: a rewind reads past them again
   private bridgeId = 0
   private readonly head = new Uint8Array(PREFIX) // the prefix but its seq (§11.2)
   private lastType = new Uint8Array(0) // the type of the last event sent, and its subject's books
@@ -110,9 +112,12 @@ export class TopicSender {
     this.lastOut = undefined
   }
 
-  /** Events the reader lost by falling behind (§8.4): it counts the loss records this bridge wrote as lagged too. */
+  /**
+   * This host's events the reader lost by falling behind (§8.4): what it lagged less the events this bridge wrote in
+   * from other hosts. It counts the loss records this bridge wrote as lagged too.
+   */
   get lagged() {
-    return this.laggedBefore + this.reader.lagged
+    return this.laggedBefore + this.reader.lagged - this.bridgedInLapped
   }
 
   stop() {
@@ -132,7 +137,10 @@ export class TopicSender {
     const send = (id: number, type: Uint8Array, encoded: Uint8Array) => {
       this.taken = id + recordBytes(encoded)
       const own = this.own
-      while (own.head < own.ids.length && own.ids[own.head]! < id) own.head++
+      // an id passed over was never read: the ring lapped the reader there
+      for (; own.head < own.ids.length && own.ids[own.head]! < id; own.head++)
+        if (own.ids[own.head]! >= this.lappedUpTo) this.bridgedInLapped++
+      if (id > this.lappedUpTo) this.lappedUpTo = id
       const bridgedIn =
         (own.head < own.ids.length && own.ids[own.head] === id && ++own.head > 0) ||
         (id < this.skipBefore && this.skipPid !== 0 && pidOf(encoded) === this.skipPid)

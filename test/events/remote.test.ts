@@ -67,14 +67,15 @@ async function otherHost(topic: string) {
     },
   })
   await nc.flush()
-  /** Sends an event as bridge `bridge` would, with its seq on the subject (§11.2). */
-  const send = (bridge: number, seq: number, type: string, data: string, routing?: Record<string, string>) => {
+  /** Sends an event as bridge `bridge` would, with its seq on the subject (§11.2), from position `pos` of its ring. */
+  const send = (bridge: number, seq: number, type: string, data: string, routing?: Record<string, string>, pos = 0) => {
     const buf = new Uint8Array(4096)
     const n = encodeEvent(buf.subarray(24), new DataView(buf.buffer, 24), type, routing, data)
     const v = new DataView(buf.buffer)
     v.setUint32(0, 1 | (1 << 8), true)
     v.setUint32(4, bridge, true)
     v.setUint32(8, seq, true)
+    v.setUint32(12, pos, true)
     v.setBigUint64(16, OTHER_RING, true)
     nc.publish(topicSubjects(topic).event(type), buf.slice(0, 24 + n))
   }
@@ -221,6 +222,32 @@ describe.skipIf(skip !== null)("a topic bridged to NATS on this host", () => {
     other.poll()
     expect([other.received, other.lagged]).toEqual([0, 0])
   })
+
+  // the bridge's own reader of the ring, lapped by the events it wrote in, counted them as this host's unsent
+  test("a flood from another host that laps the ring is never this host's unsent: only its own events count", async () => {
+    const topic = await Topic.open(busName("tf"), { remote: viaNats(url), capacity: 1 << 16 })
+    cleanup.push(() => topic[Symbol.asyncDispose]())
+    const other = await otherHost(topic.name)
+    const sub = topic.subscribe({ type: "job.*" }, { queue: 1 << 16 })
+    await until(() => topic.bridgeStats()!.subjects.length === 1, "the bridge subscribes for job.*")
+    const data = "y".repeat(900)
+    const N = 3000 // ~3 MB through a 64 KiB ring
+    for (let i = 1; i <= N; i++) other.send(9, i, "job.in", data, undefined, i * 1024)
+    await other.nc.flush()
+    await until(() => topic.bridgeStats()!.received === N, "every event bridged in", 20_000)
+    topic.publish({ type: "job.out", data: "mine" })
+    await until(() => topic.bridgeStats()!.sent === 1, "this host's one event sent")
+    await until(() => other.heard.length === 1, "this host's one event on NATS")
+    expect(other.heard.map((h) => h.data)).toEqual(["mine"])
+    const stats = topic.bridgeStats()!
+    expect({ received: stats.received, lost: stats.lost, unsent: stats.unsent, sent: stats.sent }).toEqual({
+      received: N,
+      lost: 0,
+      unsent: 0,
+      sent: 1,
+    })
+    expect(sub.lagged).toBeGreaterThan(0) // the ring did lap: this subscriber, reading nothing, was pushed past them
+  }, 60_000)
 
   test("late binding is per host: an event bridged in records a binding in this host's ring and gets keys filled in", async () => {
     const topic = await openTopic("tb")
