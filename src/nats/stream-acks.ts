@@ -5,8 +5,11 @@
 import type { MsgHdrs, NatsConnection, Subscription } from "@nats-io/transport-node"
 import type { NatsUse } from "./shared.ts"
 
-/** Settles a message: true once the stream stored it (or had: a duplicate of its Nats-Msg-Id), false if not. */
-export type Answered = (stored: boolean) => void
+/**
+ * Settles a message: true once the stream stored it (or had: a duplicate of its Nats-Msg-Id), false if not;
+ * `reconnected`: failed because the connection came back, so sending again need not wait.
+ */
+export type Answered = (stored: boolean, reconnected?: boolean) => void
 
 const utf8 = new TextDecoder()
 
@@ -57,7 +60,7 @@ export class StreamAcks {
   private reconnected() {
     const failed = [...this.waiting.values()]
     this.waiting.clear()
-    for (const w of failed) w.done(false)
+    for (const w of failed) w.done(false, true)
   }
 
   /** No answer within timeoutMs (the stream's server down, its quorum lost, the connection still away): failed. */

@@ -175,9 +175,10 @@ export class TopicSender {
       this.unconfirmed.push(u)
       if (this.streamPublish) {
         const generation = this.generation
-        this.streamPublish.publish(o.subject, msg, `${this.ringHex}-${id}`, (stored) => {
+        this.streamPublish.publish(o.subject, msg, `${this.ringHex}-${id}`, (stored, reconnected) => {
           if (generation !== this.generation || this.stopped) return // sent again since, under its Nats-Msg-Id
           if (stored) return void ((u.answered = true), this.answered())
+          if (reconnected) return void this.rewind("the connection to NATS dropped")
           this.resumeAt = performance.now() + STREAM_RETRY_MS
           this.rewind("the stream did not store (its server down, or JetStream without a quorum)")
         })
