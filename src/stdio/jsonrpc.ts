@@ -3,7 +3,7 @@
 import { BusClosedError, TimeoutError, WorkerGoneError } from "../core/index.ts"
 import { PoolFailedError } from "../core/index.ts"
 import { BackpressureError, BusErrorCode, JsonRpcError } from "./errors.ts"
-import type { RawJSON } from "./types.ts"
+import type { JsonRpcId, RawJSON } from "./types.ts"
 
 export function codeOf(e: Error): number {
   if (e instanceof WorkerGoneError) return BusErrorCode.WorkerGone
@@ -52,4 +52,13 @@ export function idKey(id: unknown): string | number | undefined {
   if (typeof id === "string") return id.charCodeAt(0) === 0 ? `\0${id}` : id
   if (typeof id === "object" && id !== null && "rawJSON" in id) return `\0${(id as RawJSON).rawJSON}`
   return undefined
+}
+
+/** The id a waiting request was written with, back from its key (idKey). */
+export function idOf(key: string | number): JsonRpcId {
+  if (typeof key === "number") return key
+  if (key.charCodeAt(0) !== 0) return key
+  return key.charCodeAt(1) === 0
+    ? key.slice(1)
+    : (JSON as unknown as { rawJSON(t: string): RawJSON }).rawJSON(key.slice(1))
 }

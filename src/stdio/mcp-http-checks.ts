@@ -1,8 +1,9 @@
 // What the MCP Streamable HTTP transport checks of a request before the bus sees it: its Origin and Host (DNS
 // rebinding: a page on another site must not reach a server on this machine), its bearer token when one is
 // required, its MCP-Protocol-Version, its Accept, and a body bounded in bytes. Each refusal is an HTTP status with a
-// JSON-RPC error body that says what to do.
+// JSON-RPC error body that says what to do. And what makes a message JSON-RPC 2.0, checked before it is passed on.
 import { sameToken } from "./token.ts"
+import type { JsonRpcMessage } from "./types.ts"
 
 /** The protocol revisions this transport speaks (an MCP-Protocol-Version header naming another is refused). */
 export const MCP_PROTOCOL_VERSIONS: readonly string[] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"]
@@ -106,4 +107,25 @@ export async function readBody(request: Request, max: number): Promise<string | 
     chunks.push(value)
   }
   return new TextDecoder().decode(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks))
+}
+
+/** A JSON-RPC 2.0 message's members: the only ones passed on. */
+export const MEMBERS = new Set(["jsonrpc", "id", "method", "params", "result", "error"])
+
+/**
+ * Why `msg` is no JSON-RPC 2.0 message, or null: a server drops such a message without an answer (the MCP SDK's do),
+ * so a request passed on would leave its HTTP request waiting for good.
+ */
+export function notJsonRpc(msg: JsonRpcMessage): string | null {
+  if (msg.jsonrpc !== "2.0") return `"jsonrpc" must be "2.0", got ${JSON.stringify(msg.jsonrpc) ?? "none"}`
+  if (typeof msg.method === "string") {
+    if ("result" in msg || "error" in msg) return "a message with a method has no result or error"
+    const params = (msg as { params?: unknown }).params
+    if (params !== undefined && (typeof params !== "object" || params === null))
+      return "params must be an object or an array"
+    return null
+  }
+  return "id" in msg && ("result" in msg || "error" in msg)
+    ? null
+    : "a message needs a method, or an id with a result or an error"
 }

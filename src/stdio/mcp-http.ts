@@ -6,13 +6,22 @@
 import { randomBytes } from "node:crypto"
 import { longTimeout, type LongTimer } from "../kit/index.ts"
 import { requestListener } from "../runtime/index.ts"
-import { accepts, readBody, refusal, refuseSource, refuseToken, refuseVersion } from "./mcp-http-checks.ts"
+import {
+  accepts,
+  MEMBERS,
+  notJsonRpc,
+  readBody,
+  refusal,
+  refuseSource,
+  refuseToken,
+  refuseVersion,
+} from "./mcp-http-checks.ts"
 import { mcpHttpSettings, type McpHttpHost, type McpHttpOptions, type McpHttpSettings } from "./mcp-http-options.ts"
-import { idKey, parseMessage } from "./jsonrpc.ts"
+import { idKey, idOf, parseMessage } from "./jsonrpc.ts"
 import { McpHttpCounts } from "./mcp-http-metrics.ts"
 import { mcpSpan } from "./mcp-http-span.ts"
 import { SessionEvents, SseSink, type EventStream } from "./mcp-http-sse.ts"
-import type { BusClient, JsonRpcId, JsonRpcMessage, RawJSON } from "./types.ts"
+import type { BusClient, JsonRpcMessage } from "./types.ts"
 
 interface Waiter {
   answered: (message: JsonRpcMessage) => void
@@ -401,33 +410,3 @@ export class McpHttpHandler {
 const SSE_HEADERS = { "content-type": "text/event-stream", "cache-control": "no-cache, no-transform" }
 
 const ended = (why: string) => ({ code: -32001, message: `the MCP session ended: ${why}; send initialize again` })
-
-/** The id a waiting request was written with, back from its key (idKey). */
-function idOf(key: string | number): JsonRpcId {
-  if (typeof key === "number") return key
-  if (key.charCodeAt(0) !== 0) return key
-  return key.charCodeAt(1) === 0
-    ? key.slice(1)
-    : (JSON as unknown as { rawJSON(t: string): RawJSON }).rawJSON(key.slice(1))
-}
-
-/** A JSON-RPC 2.0 message's members: the only ones passed on. */
-const MEMBERS = new Set(["jsonrpc", "id", "method", "params", "result", "error"])
-
-/**
- * Why `msg` is no JSON-RPC 2.0 message, or null: a server drops such a message without an answer (the MCP SDK's do),
- * so a request passed on would leave its HTTP request waiting for good.
- */
-function notJsonRpc(msg: JsonRpcMessage): string | null {
-  if (msg.jsonrpc !== "2.0") return `"jsonrpc" must be "2.0", got ${JSON.stringify(msg.jsonrpc) ?? "none"}`
-  if (typeof msg.method === "string") {
-    if ("result" in msg || "error" in msg) return "a message with a method has no result or error"
-    const params = (msg as { params?: unknown }).params
-    if (params !== undefined && (typeof params !== "object" || params === null))
-      return "params must be an object or an array"
-    return null
-  }
-  return "id" in msg && ("result" in msg || "error" in msg)
-    ? null
-    : "a message needs a method, or an id with a result or an error"
-}
