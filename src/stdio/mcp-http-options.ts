@@ -1,5 +1,5 @@
 // The MCP HTTP handler's options, read and checked once, and what it needs of the bus.
-import { checkNumber, checkOptions, optionNames } from "../kit/index.ts"
+import { checkNumber, checkOptions, MAX_TIMER_MS, optionNames } from "../kit/index.ts"
 import type { HttpGuards } from "./mcp-http-checks.ts"
 import type { BusClient, BusState } from "./types.ts"
 
@@ -19,13 +19,15 @@ export interface McpHttpOptions {
   maxBodyBytes?: number
   /** Answer requests with application/json even when the client accepts text/event-stream (no progress then). */
   jsonResponse?: boolean
-  /** An SSE comment this often on every open stream, for proxies that cut a quiet response (default 15 000 ms). */
+  /** An SSE comment this often on every open stream, for proxies that cut a quiet response (default 15 000 ms; at most
+   * 2^31 − 1, a timer's limit). */
   sseKeepAliveMs?: number
   /** Bytes of SSE events each session keeps for a client that resumes with Last-Event-ID (default 262 144). */
   replayBufferBytes?: number
   /** Requests must carry `Authorization: Bearer <this>` (401 otherwise); default none. */
   bearerToken?: string
-  /** How long a request whose SSE connection broke waits for the client to resume it before it is cancelled (default 30 000 ms). */
+  /** How long a request whose SSE connection broke waits for the client to resume it before it is cancelled (default
+   * 30 000 ms; at most 2^31 − 1, a timer's limit). */
   resumeWindowMs?: number
 }
 
@@ -107,10 +109,16 @@ export function mcpHttpSettings(host: McpHttpHost, options: McpHttpOptions): Mcp
       dflt: host.limits.max_input_buffer,
     }),
     jsonOnly: options.jsonResponse === true,
-    keepAliveMs: checkNumber(options.sseKeepAliveMs, { what: "sseKeepAliveMs", where, min: 1, dflt: 15_000 }),
+    keepAliveMs: checkNumber(options.sseKeepAliveMs, {
+      what: "sseKeepAliveMs",
+      where,
+      min: 1,
+      max: MAX_TIMER_MS,
+      dflt: 15_000,
+    }),
     replayBytes,
     maxQueued: Math.max(host.limits.max_output_queue, replayBytes),
-    resumeMs: checkNumber(options.resumeWindowMs, { what: "resumeWindowMs", where, dflt: 30_000 }),
+    resumeMs: checkNumber(options.resumeWindowMs, { what: "resumeWindowMs", where, max: MAX_TIMER_MS, dflt: 30_000 }),
     token,
   }
 }

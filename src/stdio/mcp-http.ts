@@ -17,7 +17,7 @@ import {
   refuseVersion,
 } from "./mcp-http-checks.ts"
 import { mcpHttpSettings, type McpHttpHost, type McpHttpOptions, type McpHttpSettings } from "./mcp-http-options.ts"
-import { idKey, idOf, parseMessage } from "./jsonrpc.ts"
+import { idKey, idOf, inexact, parseMessage, rawMemberOf } from "./jsonrpc.ts"
 import { McpHttpCounts } from "./mcp-http-metrics.ts"
 import { mcpSpan } from "./mcp-http-span.ts"
 import { SessionEvents, SseSink, type EventStream } from "./mcp-http-sse.ts"
@@ -189,6 +189,10 @@ export class McpHttpHandler {
     const isRequest = typeof msg.method === "string" && "id" in msg
     const invalid = notJsonRpc(msg)
     if (invalid !== null) return refusal(400, -32600, `Invalid Request: ${invalid}`)
+    const key = isRequest ? idKey(msg.id) : undefined
+    // before a session is opened for it: a refused initialize must not hold a place under the session cap
+    if (isRequest && key === undefined)
+      return refusal(400, -32600, "Invalid Request: a request's id must be a string or a number")
     let session: Session
     if (isRequest && msg.method === "initialize") {
       if (this.sessions.size >= this.settings.maxSessions && !this.endIdlest())
@@ -210,14 +214,13 @@ export class McpHttpHandler {
     this.counts.message(msg.method)
     // the session is the connection's own: a member naming another would join it to a session it does not own; any
     // other member JSON-RPC has not would make a strict server drop the message unanswered
-    for (const key of Object.keys(msg)) if (!MEMBERS.has(key)) delete msg[key as keyof JsonRpcMessage]
+    for (const member of Object.keys(msg)) if (!MEMBERS.has(member)) delete msg[member as keyof JsonRpcMessage]
     if (this.settings.pool !== undefined) msg.pool = this.settings.pool
-    if (!isRequest) {
+    if (key === undefined) {
+      if (msg.method === "notifications/cancelled") this.cancelled(session, msg, body)
       await this.host.ingest(session.client, JSON.stringify(msg))
       return new Response(null, { status: 202 })
     }
-    const key = idKey(msg.id)
-    if (key === undefined) return refusal(400, -32600, "Invalid Request: a request's id must be a string or a number")
     if (session.waiting.has(key))
       return refusal(400, -32600, `Invalid Request: a request with id ${JSON.stringify(msg.id)} is in flight already`)
     const headers: Record<string, string> = { [SESSION_HEADER]: session.id }
@@ -292,6 +295,8 @@ export class McpHttpHandler {
   }
 
   private delete(request: Request): Response {
+    const refused = refuseVersion(request)
+    if (refused) return refused
     const s = this.sessionOf(request)
     if (s instanceof Response) return s
     this.end(s, "the client ended it (DELETE)")
@@ -376,6 +381,26 @@ export class McpHttpHandler {
       ...(this.settings.pool !== undefined ? { pool: this.settings.pool } : {}),
     }
     void this.host.ingest(s.client, JSON.stringify(cancel))
+  }
+
+  /**
+   * The client gave up one of its requests (`notifications/cancelled`): it ignores any answer from now on (the MCP
+   * spec), so the HTTP request or SSE stream waiting for one ends here, with a -32800 error, and the session may go
+   * idle. The cancel goes on to the bus as it came (it tells the worker). (A session's own initialize is never named:
+   * the client learns the session's id from its answer.)
+   */
+  private cancelled(s: Session, msg: JsonRpcMessage, body: string): void {
+    const params = msg.params as Record<string, unknown> | undefined
+    if (typeof params !== "object" || params === null || Array.isArray(params)) return
+    const named = params.requestId
+    const key = idKey(inexact(named) ? rawMemberOf(body, ["params"], "requestId") : named)
+    const w = key === undefined ? undefined : s.waiting.get(key)
+    if (!w) return
+    s.waiting.delete(key!)
+    clearTimeout(w.resume)
+    this.arm(s)
+    const reason = typeof params.reason === "string" ? `: ${params.reason}` : ""
+    w.answered({ jsonrpc: "2.0", id: idOf(key!), error: { code: -32800, message: `cancelled by the client${reason}` } })
   }
 
   /** (Re)starts the idle timer: a session with nothing in flight and no GET stream that long is ended. */

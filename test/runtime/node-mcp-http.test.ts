@@ -39,7 +39,7 @@ describe.each(PEER_RUNTIMES)("bus.mcpHandler() in a node:http server under %s", 
   const skip = peerSkip(runtime)
   if (skip) console.log(`skipping the ${runtime} MCP HTTP front: ${skip}`)
   test.skipIf(skip !== null)(
-    "the SDK client initializes, lists and calls tools, with progress; DELETE ends the session",
+    "the SDK client initializes, lists and calls tools, with progress; a cancel ends its stream; DELETE ends the session",
     async () => {
       const front = await peerChild(runtime, "runtime/mcp-http-front.ts", [process.execPath, EVERYTHING], {
         stdin: "pipe",
@@ -87,6 +87,18 @@ describe.each(PEER_RUNTIMES)("bus.mcpHandler() in a node:http server under %s", 
         const all = first + (await sseUntil(resumed.body!, null))
         expect([...all.matchAll(/"progress":(\d)/g)].map((m) => Number(m[1]))).toEqual([1, 2, 3, 4])
         expect(all).toMatch(/data: \{"result":\{[^\n]*Long running operation completed[^\n]*"id":"long"\}\n/)
+        // the client's own cancel: the stream waiting for that answer ends at once, with a -32800 error
+        const longer = { ...call, id: "cancelled", params: { ...call.params, arguments: { duration: 20, steps: 20 } } }
+        const held = await fetch(url, { method: "POST", headers: sse, body: JSON.stringify(longer) })
+        const reader = held.body!.getReader()
+        let heldText = ""
+        while (!heldText.includes("notifications/progress"))
+          heldText += new TextDecoder().decode((await reader.read()).value)
+        const cancel = { jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: "cancelled" } }
+        expect((await fetch(url, { method: "POST", headers: sse, body: JSON.stringify(cancel) })).status).toBe(202)
+        for (let r = await reader.read(); !r.done; r = await reader.read())
+          heldText += new TextDecoder().decode(r.value)
+        expect(heldText).toContain('"id":"cancelled","error":{"code":-32800,"message":"cancelled by the client"}')
         await transport.terminateSession()
         const after = await fetch(url, {
           method: "POST",
