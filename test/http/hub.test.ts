@@ -354,6 +354,37 @@ describe("failures", () => {
     },
   )
 
+  // the connection's idle timeout (10 s for timeoutMs 0, 255 s at most) closed it under a request still waiting: the
+  // client got no answer at all, where timeoutMs 0 says the hub waits for the worker as long as it takes
+  test("timeoutMs 0: an answer that takes 13 s still comes (the wait is exempt from the connection's idle timeout)", async () => {
+    await using hub = await createHub({ port: 0, timeoutMs: 0 })
+    const w = await startWorker(hub.url, "shop")
+    try {
+      const res = await fetch(`${hub.url}/sleep/13000`)
+      expect([res.status, await res.text()]).toEqual([200, "slept 13000"])
+      expect((await health(hub)).counters.clientAborts).toBe(0)
+    } finally {
+      await w.kill()
+    }
+  }, 30_000)
+
+  // Bun.serve joins the two headers into "N, N" (node:http refuses them with a 400) and frames the body by N: the hub
+  // took that for no limit and read the whole body, 500 MB of it in one try
+  test("two equal Content-Length headers: the body is counted as it comes and refused past the limit, said and counted", async () => {
+    await using hub = await createHub({ port: 0, maxRequestBodyBytes: 64 * 1024 })
+    const w = await startWorker(hub.url, "shop")
+    try {
+      const n = 200_000
+      const twice = `content-length: ${n}\r\ncontent-length: ${n}\r\n\r\n${"x".repeat(n)}`
+      const answer = await rawAnswer(hub.port, `POST /echo HTTP/1.1\r\nhost: x\r\n${twice}`)
+      expect({ status: answer.status, error: answer.json.error }).toEqual({ status: 413, error: "too-large" })
+      expect(answer.json.message).toContain("65536 bytes")
+      expect((await health(hub)).counters.tooLarge).toBe(1)
+    } finally {
+      await w.kill()
+    }
+  })
+
   // Bun.serve's own limit (twice maxRequestBodyBytes and 1 MiB, as the hub set it) answered these before the hub saw
   // them: a bare 413 with no body, and no count
   test("a declared body of 3 GiB gets the hub's own 413 at once, said and counted; so does one to an internal endpoint", async () => {

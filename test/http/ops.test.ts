@@ -135,3 +135,34 @@ test("a worker whose hub is not up and has no token file says both", async () =>
     rmSync(dir, { recursive: true, force: true })
   }
 })
+
+// app.close() let running answers finish for SlotWorker.close's 5 s and said nothing of it: a 10 s stream was cut
+// at 5 s, with no way to allow more
+test("app.close({ timeoutMs }) lets an answer streaming when it began finish; bad options are refused first", async () => {
+  await using hub = await createHub({ port: 0, quiet: true })
+  const app = hubWorker(hub.url, "shop", { token: hub.token, log: () => {} })
+  const TICKS = 28 // 7 s: past close()'s default 5 s
+  app.get("/ticks", () => {
+    let n = 0
+    return new Response(
+      new ReadableStream({
+        async pull(c) {
+          await Bun.sleep(250)
+          c.enqueue(new TextEncoder().encode(`tick ${++n}\n`))
+          if (n === TICKS) c.close()
+        },
+      }),
+    )
+  })
+  await app.run()
+  const res = await fetch(`${hub.url}/ticks`)
+  const body = res.text()
+  await Bun.sleep(300)
+  await expect(app.close({ timeoutMs: -1 })).rejects.toBeInstanceOf(RangeError)
+  await expect(app.close({ timeout: 1 } as never)).rejects.toBeInstanceOf(TypeError)
+  expect(app.state).toBe("connected")
+  const closing = app.close({ timeoutMs: 30_000 })
+  expect((await body).trim().split("\n").at(-1)).toBe(`tick ${TICKS}`)
+  await closing
+  expect(await app.closed).toEqual({ reason: "closed" })
+}, 30_000)

@@ -177,12 +177,10 @@ for await (const line of createInterface({ input: process.stdin })) {
     }
   }, 120_000)
 
-  test("hub serves under Node: /health, a worker's route, then SIGTERM ends it", async () => {
+  test("hub serves under Node: /health, a worker's route, an answer past the idle timeout with --timeout-ms 0, then SIGTERM ends it", async () => {
     const tokenFile = join(app, "hub-token")
-    const hub = spawn([join(app, "node_modules/.bin/slotbus"), "hub", "--port", "0", "--token-file", tokenFile], {
-      cwd: app,
-      env,
-    })
+    const bin = join(app, "node_modules/.bin/slotbus")
+    const hub = spawn([bin, "hub", "--port", "0", "--token-file", tokenFile, "--timeout-ms", "0"], { cwd: app, env })
     try {
       const [, url] = (await hub.waitLine(/listening on (http:\S+)/, 30_000)) as unknown as string[]
       const health = await fetch(`${url}/health`)
@@ -192,6 +190,7 @@ for await (const line of createInterface({ input: process.stdin })) {
         `import { hubWorker } from "slotbus/http"
 const app = hubWorker(process.argv[2], "shop", { tokenFile: process.argv[3] })
 app.get("/items/:id", (req) => Response.json({ id: req.params.id, node: process.version }))
+app.get("/slow", () => new Promise((resolve) => setTimeout(() => resolve(new Response("slow")), 12_000)))
 await app.run()
 console.log("ready")
 process.once("SIGTERM", () => void app.close())
@@ -203,6 +202,9 @@ await app.closed
         await worker.waitLine(/^ready$/, 30_000)
         const item = await fetch(`${url}/items/7`)
         expect([item.status, await item.json()]).toEqual([200, { id: "7", node: expect.stringMatching(/^v26\./) }])
+        // the socket's idle timeout (10 s) cut a request still waiting for its answer, with no answer at all
+        const slow = await fetch(`${url}/slow`)
+        expect([slow.status, await slow.text()]).toEqual([200, "slow"])
       } finally {
         await worker.stop()
       }

@@ -122,6 +122,19 @@ export type ResolvedOptions = Required<
 > &
   Pick<HubOptions, "tokenFile" | "idle" | "nats" | "eventsDurable">
 
+/** Bun.serve's longest idle timeout, in seconds. */
+const MAX_IDLE_SECONDS = 255
+
+/**
+ * Seconds a client's connection may sit with nothing sent either way before the hub closes it: `timeoutMs` and 5 s
+ * more, so a worker's late answer comes as the hub's 504, not as a cut connection; 10 s at least, 255 at most.
+ */
+export const idleSecondsFor = (timeoutMs: number) =>
+  timeoutMs === 0 ? 10 : Math.min(MAX_IDLE_SECONDS, Math.max(10, Math.ceil(timeoutMs / 1000) + 5))
+
+/** A worker may answer after the connection's idle timeout (`timeoutMs` 0, or over 250 s): its wait is exempt. */
+export const outlastsIdle = (timeoutMs: number) => timeoutMs === 0 || Math.ceil(timeoutMs / 1000) + 5 > MAX_IDLE_SECONDS
+
 /** The events topic's name for a hub on `port`, unless `eventsTopic` names one. */
 export const eventsTopicFor = (port: number) => `http.${port}`
 

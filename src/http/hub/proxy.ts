@@ -6,7 +6,7 @@ import { type Failure, failureAnswer, failureOf, heldLate, oneChunk, pumpTurns }
 import { COOKIES_HEADER, STREAM_HEADER, type ControlMessage } from "../wire.ts"
 import type { HubCounters } from "./counters.ts"
 import type { Liveness } from "./liveness.ts"
-import { forwardedFor, type ResolvedOptions } from "./options.ts"
+import { forwardedFor, idleSecondsFor, outlastsIdle, type ResolvedOptions } from "./options.ts"
 import type { Registry, RouteEntry, WorkerInstance } from "./registry.ts"
 
 // and Content-Length: the server frames the body it is given itself
@@ -72,6 +72,9 @@ export class RequestProxy {
     }
     inst.inFlight++
     let res: StreamedResponse
+    // a wait the connection's idle timeout would cut short (the client would get no answer at all) is exempt from it
+    const exempt = outlastsIdle(this.opts.timeoutMs)
+    if (exempt) server.timeout(req, 0)
     try {
       // Resolves at the worker's head (docs/PROTOCOL.md §9.9): status and headers, the body as it is produced.
       res = await inst.bus.requestFor(
@@ -82,6 +85,8 @@ export class RequestProxy {
     } catch (e) {
       inst.inFlight--
       return this.failure(e, inst, req)
+    } finally {
+      if (exempt) server.timeout(req, idleSecondsFor(this.opts.timeoutMs)) // kept alive, it idles as any other
     }
     inst.served++
     this.liveness.answered(inst)
@@ -300,10 +305,14 @@ export class RequestProxy {
   }
 }
 
-/** A request's body, or null once it is over `max` bytes (declared so, or read so: never more than that is kept). */
+/**
+ * A request's body, or null once it is over `max` bytes (declared so, or read so: never more than that is kept). Only
+ * a length that is digits alone is taken at its word: Bun.serve joins two equal Content-Length headers into "N, N"
+ * and frames the body by N, so such a body is counted as it comes, as one with no length.
+ */
 export async function readBody(req: Request, max: number): Promise<Uint8Array | null> {
   const declared = req.headers.get("content-length")
-  if (declared !== null) return Number(declared) > max ? null : await req.bytes()
+  if (declared !== null && /^\d+$/.test(declared)) return Number(declared) > max ? null : await req.bytes()
   if (!req.body) return new Uint8Array(0)
   const parts: Uint8Array[] = []
   let total = 0

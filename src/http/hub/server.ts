@@ -8,7 +8,15 @@ import { sameToken, defaultTokenFile, newToken, removeTokenFile, writeTokenFile 
 import { INTERNAL_PREFIX, type DeliveryReply, type EmitItem, type PushItem, type RegisterRequest } from "../wire.ts"
 import { Health, hubFamilies, natsSections, type HubHealth } from "./health.ts"
 import { Liveness } from "./liveness.ts"
-import { eventsTopicFor, json, MiB, resolveOptions, type HubOptions, type ResolvedOptions } from "./options.ts"
+import {
+  eventsTopicFor,
+  idleSecondsFor,
+  json,
+  MiB,
+  resolveOptions,
+  type HubOptions,
+  type ResolvedOptions,
+} from "./options.ts"
 import { readBody, RequestProxy } from "./proxy.ts"
 import { busPrefixFor, Registry } from "./registry.ts"
 import { SseHub } from "./sse.ts"
@@ -76,11 +84,10 @@ export class Hub {
 
   /** @internal Use createHub(). */
   async start() {
-    const idleSeconds = this.opts.timeoutMs === 0 ? 0 : Math.min(255, Math.ceil(this.opts.timeoutMs / 1000) + 5)
     this.server = await serveHttp({
       port: this.opts.port,
       hostname: this.opts.hostname,
-      idleTimeout: Math.max(idleSeconds, 10),
+      idleTimeout: idleSecondsFor(this.opts.timeoutMs),
       fetch: (req, server) => this.fetch(req, server),
       error: () => json(500, { error: "internal", message: "the hub failed to handle this request" }),
     })

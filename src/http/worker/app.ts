@@ -2,7 +2,7 @@
 // This file is the public face; joining, serving requests and SSE live next to it.
 import type { IdleStrategy, SlotReply, SlotRequest } from "../../core/index.ts"
 import { idler } from "../../core/internal.ts"
-import { checkName, checkOptions, optionNames } from "../../kit/index.ts"
+import { checkName, checkNumber, checkOptions, optionNames } from "../../kit/index.ts"
 import { parseRoute } from "../routes.ts"
 import { INSTANCE_NAME, WORKER_NAME, type ControlMessage, type PingReply, type RouteDecl } from "../wire.ts"
 import { nats } from "../../nats/index.ts"
@@ -10,6 +10,8 @@ import { HubClient, type PushTo } from "./client.ts"
 import { JoinLoop, type AppState, type HubAppClosed } from "./join.ts"
 import { RequestServer, type HubHandler } from "./request.ts"
 import { SseRoutes, type SseHandler } from "./sse.ts"
+
+const CLOSE_OPTIONS = optionNames<{ timeoutMs?: number }>({ timeoutMs: true })
 
 export interface HubWorkerOptions {
   /** The hub's token. Default: $SLOTBUS_HUB_TOKEN, else the token file. */
@@ -238,9 +240,19 @@ export class HubApp {
     return this.client.send(path, item)
   }
 
-  /** Leaves the hub: deregisters (so no new requests come), lets running handlers finish, disconnects. */
-  close(): Promise<void> {
-    return this.join.close()
+  /**
+   * Leaves the hub: deregisters (so no new requests come), lets running handlers and the answers they stream finish
+   * for up to `timeoutMs` (default 5 000; what still runs then is cut off), disconnects.
+   */
+  close(opts: { timeoutMs?: number } = {}): Promise<void> {
+    let timeoutMs: number
+    try {
+      checkOptions(opts, CLOSE_OPTIONS, "app.close")
+      timeoutMs = checkNumber(opts.timeoutMs, { what: "app.close: timeoutMs", dflt: 5000 })
+    } catch (e) {
+      return Promise.reject(e)
+    }
+    return this.join.close(timeoutMs)
   }
 
   [Symbol.asyncDispose]() {

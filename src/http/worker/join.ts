@@ -180,15 +180,15 @@ export class JoinLoop {
     this.done.resolve(c)
   }
 
-  /** Deregisters (so no new requests come), lets running handlers finish, disconnects. */
-  close(): Promise<void> {
+  /** Deregisters (so no new requests come), lets running handlers finish for up to `timeoutMs`, disconnects. */
+  close(timeoutMs: number): Promise<void> {
     this.stopping ??= (async () => {
       const wasRunning = this.current === "joining" || this.current === "connected"
       if (this.current !== "closed") this.current = "closing"
       this.wake?.()
       if (this.worker?.connected)
         await this.client.call("deregister", { name: this.c.name, instance: this.c.instance }).catch(() => {})
-      await this.worker?.close()
+      await this.worker?.close({ timeoutMs })
       this.c.left("closed")
       if (!wasRunning) this.finish({ reason: "closed" })
       await this.closed

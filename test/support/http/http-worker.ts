@@ -103,6 +103,10 @@ if (routes === "rival") {
         })
       })
     })
+    .get("/sleep/:ms", async (req) => {
+      await Bun.sleep(Number(req.params.ms))
+      return new Response(`slept ${req.params.ms}`)
+    })
     .get("/hang", () => {
       console.log(`hang ${++hanging}`)
       return new Promise<Response>(() => {})
