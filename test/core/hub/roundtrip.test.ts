@@ -441,6 +441,28 @@ describe("bad inputs", () => {
     })
   })
 
+  // a bus "topic.<x>" and a topic "<x>" were one socket file: the second to open got a misleading error (a member's
+  // "malformed hello", a hub "already listening", a worker of "another version of the wire protocol")
+  test("a bus name that starts as a topic's or an election's file (topic., fronts., bridge.) is a TypeError on both sides", async () => {
+    const { Topic } = await import("../../../src/events/index.ts")
+    const x = busName("ev")
+    const topic = await Topic.open(x)
+    try {
+      for (const name of [`topic.${x}`, `fronts.${x}`, `bridge.${x}`]) {
+        const listen = await rejection(SlotBus.listen(name))
+        expect(listen).toBeInstanceOf(TypeError)
+        expect((listen as Error).message).toContain(`bus name "${name}" starts with`)
+        expect(await rejection(SlotWorker.connect(name, () => "x"))).toBeInstanceOf(TypeError)
+      }
+      // the topic is untouched, and a name that only contains those words is a bus like any other
+      expect(topic.isKeeper).toBe(true)
+      await using bus = await SlotBus.listen(`my.topic.${x}`)
+      expect(bus.name).toBe(`my.topic.${x}`)
+    } finally {
+      topic.close()
+    }
+  })
+
   test("connect rejects a handler that is not a function, a bogus idle, and a missing hub with typed errors", async () => {
     const name = busName("conn")
     expect(await rejection(SlotWorker.connect(name, "nope" as never))).toBeInstanceOf(TypeError)
