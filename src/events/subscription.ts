@@ -270,10 +270,7 @@ export const SUBSCRIBE_KEY = Symbol("topic.subscribe")
 
 /** A filtered stream of a topic's events: `for await (const ev of sub)`, `receive()`, or `poll()`/`batches()` for volume. */
 export class Subscription implements AsyncIterable<TopicEvent>, AsyncDisposable, Disposable {
-  /**
-   * Whether `from: id` could not start right after that event (it was overwritten, or the id is no event's start in
-   * this ring: one from before the topic was made anew, or not yet written): it started at the oldest.
-   */
+  /** Whether `from: id` could not start right after that event (overwritten, or no event's start here): it began at the oldest. */
   readonly restarted: boolean
   private readonly native: NativeSub
   private readonly batchMemory: ArrayBuffer
