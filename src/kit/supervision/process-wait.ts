@@ -1,7 +1,31 @@
-// Waiting on a Supervisor's (supervisor.ts) processes: a reload successor's dwell, a bounded wait, how one ended.
+// Waiting on a Supervisor's (supervisor.ts) processes: a reload successor's readiness and dwell, a bounded wait, how
+// one ended.
 import { existsSync, readFileSync } from "node:fs"
 import { longTimeout, type LongTimer } from "../basics/timers.ts"
-import type { Proc } from "./options.ts"
+import type { Proc, SupervisorSettings } from "./options.ts"
+
+/** Resolves once a reload successor is ready (`ready`, else at once); rejects when it exits first or `readyMs` passes. */
+export async function readyOrExit(
+  proc: Proc,
+  ready: SupervisorSettings["ready"],
+  index: number,
+  readyMs: number,
+  minReadyMs: number,
+): Promise<void> {
+  const exited = proc.exited.then(() => {
+    throw new Error(`exited (${describeProc(proc)}) before it was ready`)
+  })
+  const isReady = ready ? Promise.resolve(ready(proc.pid, { proc, index, minReadyMs })) : Promise.resolve()
+  let timer: LongTimer | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = longTimeout(() => reject(new Error(`was not ready within ${readyMs} ms (readyTimeoutMs)`)), readyMs)
+  })
+  try {
+    await Promise.race([isReady, exited, timeout])
+  } finally {
+    timer?.clear()
+  }
+}
 
 /** Resolves once `proc` has stayed up `ms`; rejects when it exits first (a reload successor's minReadyMs). */
 export async function stayedUp(proc: Proc, ms: number): Promise<void> {

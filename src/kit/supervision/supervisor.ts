@@ -32,7 +32,7 @@ import {
 import { CrashRestarts } from "./crash-restarts.ts"
 import type { RestartSettings } from "./restart-policy.ts"
 import { longTimeout, sleep, type LongTimer } from "../basics/timers.ts"
-import { describeProc, stayedUp, within } from "./process-wait.ts"
+import { describeProc, readyOrExit, stayedUp, within } from "./process-wait.ts"
 import { checkNumber } from "../checks/value-check.ts"
 import { WorkerLogs } from "./worker-logs.ts"
 import { FFI_WARNING_ENV, spawn, type SpawnOptions } from "../../runtime/index.ts"
@@ -314,7 +314,7 @@ export class Supervisor {
     this.replacing.add(inst)
     try {
       try {
-        await this.readyOrExit(successor, inst.index, readyMs, dwellMs)
+        await readyOrExit(successor, this.opts.ready, inst.index, readyMs, dwellMs)
         await stayedUp(successor, dwellMs)
         // stop() came while the successor got ready: it must not be adopted by a stopping pool
         if (this._state !== "running" && this._state !== "failed")
@@ -335,24 +335,6 @@ export class Supervisor {
       this.successors.delete(successor)
     }
     return old
-  }
-
-  private async readyOrExit(proc: Proc, index: number, readyMs: number, minReadyMs: number): Promise<void> {
-    const exited = proc.exited.then(() => {
-      throw new Error(`exited (${describeProc(proc)}) before it was ready`)
-    })
-    const ready = this.opts.ready
-      ? Promise.resolve(this.opts.ready(proc.pid, { proc, index, minReadyMs }))
-      : Promise.resolve()
-    let timer: LongTimer | undefined
-    const timeout = new Promise<never>((_, reject) => {
-      timer = longTimeout(() => reject(new Error(`was not ready within ${readyMs} ms (readyTimeoutMs)`)), readyMs)
-    })
-    try {
-      await Promise.race([ready, exited, timeout])
-    } finally {
-      timer?.clear()
-    }
   }
 
   /** Retires a process asked to end: drained (retire, bounded by drainTimeoutMs), then SIGTERM, SIGKILL after `graceMs`. */
