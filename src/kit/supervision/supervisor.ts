@@ -245,7 +245,7 @@ export class Supervisor {
       while (this.instances.length < n) {
         const inst = newInstance(this.instances.length)
         this.instances.push(inst)
-        if (this._state === "running" || this._state === "failed") this.spawn(inst)
+        if (this._state === "running" || this._state === "failed") this.respawn(inst)
       }
       const gone = this.instances.splice(n)
       await Promise.all(
@@ -306,10 +306,17 @@ export class Supervisor {
     if (!old) {
       // down or waiting out a backoff: a fresh process is all there is to do
       this.crashes.cancel(inst)
-      if (this._state === "running") this.spawn(inst)
+      if (this._state === "running") this.respawn(inst)
       return null
     }
-    const successor = this.launch(inst)
+    let successor: Proc
+    try {
+      successor = this.launch(inst)
+    } catch (e) {
+      throw new ReplaceError(cause, inst.index, old.pid, 0, `could not be spawned: ${(e as Error)?.message}`, null, {
+        cause: e,
+      })
+    }
     this.successors.add(successor)
     this.replacing.add(inst)
     try {
@@ -397,6 +404,15 @@ export class Supervisor {
     this.adopt(inst, this.launch(inst))
   }
 
+  /** spawn, where one that cannot be spawned (a deploy took its file away) is a crash: restarted after a backoff. */
+  private respawn(inst: SupervisedInstance): void {
+    try {
+      this.spawn(inst)
+    } catch {
+      this.crashes.crashed(inst, null)
+    }
+  }
+
   private exited(inst: SupervisedInstance, proc: Proc): void {
     this.opts.reaper?.remove(proc.pid)
     const cause = this.asked.get(proc) ?? (this._state === "stopping" ? "stop" : "crash")
@@ -415,7 +431,7 @@ export class Supervisor {
     if (!this.instances.includes(inst) || (this._state !== "running" && this._state !== "failed")) return
     if (cause === "kill" || cause === "evict") {
       this.replacements[cause]++
-      return this.spawn(inst) // asked for: at once, not counted as a crash
+      return this.respawn(inst) // asked for: at once, not counted as a crash (unless it cannot be spawned)
     }
     // a replacement adopts its successor
     if (cause === "crash" && !this.replacing.has(inst)) this.crashes.crashed(inst, proc)
