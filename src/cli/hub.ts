@@ -85,18 +85,22 @@ async function run(argv: string[]): Promise<number> {
   console.log(`slotbus hub listening on ${bound}`)
   if (bound !== hub.url) console.log(`on every interface; from this host: ${hub.url}`)
   console.log(`token file: ${hub.tokenFile}`)
-  const workers =
-    values.spawn === undefined
-      ? null
-      : superviseWorkers(null, {
-          command: values.spawn,
-          instances,
-          env: { ...process.env, SLOTBUS_HUB_URL: hub.url, SLOTBUS_HUB_TOKEN_FILE: hub.tokenFile },
-          log: (line) => console.error(`slotbus hub: ${line}`),
-          ready: async (pid) => {
-            while (!hub.health().workers.some((w) => w.pid === pid)) await sleep(10) // it registered
-          },
-        })
+  let workers: ReturnType<typeof superviseWorkers> | null = null
+  try {
+    if (values.spawn !== undefined)
+      workers = superviseWorkers(null, {
+        command: values.spawn,
+        instances,
+        env: { ...process.env, SLOTBUS_HUB_URL: hub.url, SLOTBUS_HUB_TOKEN_FILE: hub.tokenFile },
+        log: (line) => console.error(`slotbus hub: ${line}`),
+        ready: async (pid) => {
+          while (!hub.health().workers.some((w) => w.pid === pid)) await sleep(10) // it registered
+        },
+      })
+  } catch (e) {
+    await hub.close() // its token file goes with it
+    throw new CliProblem(`--spawn: ${String((e as Error).message).split("\n")[0]}; check the command`)
+  }
   workers?.on("restart", (i, r) => console.log(`worker ${i.index} exited; restarting in ${r.delayMs} ms`))
   // SIGHUP (systemctl reload): every spawned worker replaced surge-first, each once its successor registered
   const reload = () => {

@@ -2,6 +2,11 @@
 // becomes one line on stderr and an exit code (no stack). Exit codes: 0 done; 2 a usage mistake (a flag, an
 // argument, a target that is not there); a command gives 1 (and `call` 3) to what it says in its --help.
 import { type ParseArgsConfig, parseArgs } from "node:util"
+import { printable } from "../kit/index.ts"
+
+// C0, DEL, C1 and bidi controls (kit/checks/escape.ts escapes these, and backslashes, which a message keeps)
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it escapes
+const CONTROLS = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g
 
 /** A mistake the user fixes: `slotbus <command>: <message>` on stderr (the usage text after it when given). */
 export class CliProblem extends Error {
@@ -52,7 +57,8 @@ export async function runCommand(
   } catch (e) {
     if (!(e instanceof CliProblem) && !mine(e)) throw e
     const usage = e instanceof CliProblem && e.usage !== undefined ? `\n${e.usage}\n` : ""
-    process.stderr.write(`slotbus ${name}: ${e.message}\n${usage}`)
+    // a message may carry a worker's or a server's words (another host's, over NATS): no control reaches the terminal
+    process.stderr.write(`slotbus ${name}: ${e.message.replace(CONTROLS, (c) => printable(c))}\n${usage}`)
     return e instanceof CliProblem ? e.exitCode : 2
   }
 }

@@ -6,8 +6,10 @@ import { table } from "./table.ts"
 
 const FACTS_WIDTH = 100
 
+// C0, DEL, C1 and bidi controls (kit/checks/escape.ts's set)
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it removes
-export const clean = (s: unknown) => String(s).replace(/[\u0000-\u001f\u007f-\u009f]/g, "?")
+const CONTROLS = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g
+export const clean = (s: unknown) => String(s).replace(CONTROLS, "?")
 const show = (v: StatusValue) => (v === true ? "yes" : v === false ? "no" : v === null ? "-" : clean(v))
 /** A value printed as a number only if it is one (NaN otherwise): the server sent it, it may be anything. */
 const numberOf = (v: unknown): number => (typeof v === "number" ? v : Number.NaN)

@@ -90,7 +90,8 @@ async function fetchReport(t: Target): Promise<StatusReport | null> {
   try {
     report = JSON.parse(got.text) as StatusReport
   } catch {}
-  if (got.res.ok && report && Array.isArray(report.sections)) return report
+  if (got.res.ok && report && Array.isArray(report.sections) && draws(() => renderReport(report, Infinity)))
+    return report
   if (t.kind === "http") return null
   throw new CliProblem(
     `${t.label} is not a slotbus status server: GET /status.json answered ${got.res.status} ${clean(got.res.statusText)}`,
@@ -119,6 +120,16 @@ async function hubView(argv: string[]): Promise<number> {
         throw e
       }),
   )
+}
+
+/** Whether a report from outside (the server may be anything) can be drawn: a malformed entry throws there. */
+function draws(draw: () => unknown): boolean {
+  try {
+    draw()
+    return true
+  } catch {
+    return false
+  }
 }
 
 const isHealth = (h: HubHealth) =>
@@ -156,7 +167,12 @@ async function fetchHealth(base: URL): Promise<HubHealth> {
   try {
     health = JSON.parse(got.text) as HubHealth
   } catch {}
-  if (!res.ok || health?.status !== "ok" || !isHealth(health))
+  if (
+    !res.ok ||
+    health?.status !== "ok" ||
+    !isHealth(health) ||
+    !draws(() => renderReport(hubReport(health, where), 80))
+  )
     throw new CliProblem(
       `${where} is not a slotbus hub: GET /health answered ${answered}${res.ok ? " without a hub's report" : ""}`,
     )

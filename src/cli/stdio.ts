@@ -153,9 +153,10 @@ async function connect(argv: string[]): Promise<number> {
     options: { "token-file": { type: "string" }, help: { type: "boolean", short: "h" } },
   })
   const spec = positionals[0]
-  if (!spec || values.help) {
+  if (values.help) return help(USAGE)
+  if (!spec) {
     process.stderr.write(`${USAGE}\n`)
-    return spec ? 0 : 2
+    return 2
   }
   const address = parseAddress(spec)
   let token: string | null = null

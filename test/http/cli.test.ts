@@ -1,6 +1,6 @@
 // `slotbus hub` as a user runs it: a mistake on the command line is one line on stderr and a non-zero exit.
 import { expect, test } from "bun:test"
-import { rmSync } from "node:fs"
+import { existsSync, rmSync } from "node:fs"
 import { join } from "node:path"
 import { spawn } from "../../bench/lib/child.ts"
 import { run } from "../support/helpers.ts"
@@ -41,6 +41,17 @@ test("slotbus hub on a port in use prints one line and exits 1", async () => {
   expect(r.stderr).toBe(
     `slotbus hub: port ${taken.port} on 127.0.0.1 is in use; stop what holds it, or pick another with --port\n`,
   )
+})
+
+// it printed a 34-line stack trace (Bun) and left its token file behind
+test("slotbus hub --spawn with a command that cannot start: one line, exit 2, the hub closed and its token file gone", async () => {
+  const tokenFile = join(import.meta.dir, `.spawn-${process.pid}.token`)
+  const r = await hubCli(["--port", "0", "--token-file", tokenFile, "--spawn", "/nonexistent/worker"])
+  expect(r.code).toBe(2)
+  expect(r.stderr.trimEnd().split("\n")).toHaveLength(1)
+  expect(r.stderr).toStartWith("slotbus hub: --spawn: cannot start the command /nonexistent/worker: ")
+  expect(r.stderr).not.toContain("    at ")
+  expect(existsSync(tokenFile)).toBe(false)
 })
 
 test("slotbus hub --host 0.0.0.0 says it listens on 0.0.0.0 and its port, and how this host reaches it", async () => {

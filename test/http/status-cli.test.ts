@@ -139,6 +139,22 @@ test.each([
   expect(r.stderr.trimEnd().split("\n")).toHaveLength(1)
 })
 
+// the right top level with malformed entries: a stack trace (Bun) or "TypeError: s.warnings is not iterable" (Node)
+test.each([
+  ["/status.json", { title: "x", sections: [{ kind: "bus", name: "n" }] }],
+  ["/status.json", { title: "x", sections: [null, 5] }],
+  ["/health", { status: "ok", workers: [null], routes: [], topics: [], evicted: [], counters: {}, sse: {} }],
+])("a %s whose entries are malformed is not a slotbus server: one line and exit 2", async (path, body) => {
+  using server = Bun.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    fetch: (req) => (new URL(req.url).pathname === path ? Response.json(body) : new Response("no", { status: 404 })),
+  })
+  const r = await status([`http://127.0.0.1:${server.port}`, "--once"])
+  expect([r.code, r.stdout]).toEqual([2, ""])
+  expect(r.stderr).toMatch(/^slotbus status: http:\/\/\S+ is not a slotbus hub: GET \/health answered [^\n]+\n$/)
+})
+
 /** A hub's /health in which every value `slotbus status` prints carries terminal escapes, numbers included. */
 function hostileHealth() {
   const e = ESCAPES

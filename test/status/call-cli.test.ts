@@ -96,6 +96,11 @@ describe("slotbus call", () => {
     const thrown = await call([bus.name, "/fail", "-H", "x-message:broken on purpose"])
     expect(thrown.code).toBe(3)
     expect(thrown.stderr).toContain("broken on purpose")
+    // the worker's words (another host's, over NATS) reach the terminal with their controls escaped
+    const escapes = await call([bus.name, "/fail?controls", "-H", "x-message:red"])
+    expect(escapes.code).toBe(3)
+    expect(escapes.stderr).toContain("red \\x1b[31m \\u202e")
+    expect(escapes.stderr).not.toMatch(/[\x1b\u202e]/)
   })
 
   test("a call to a bus that does not exist exits 3 saying no bus of that name listens here", async () => {

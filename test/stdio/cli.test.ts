@@ -97,3 +97,15 @@ test("slotbus stdio --listen http: serves MCP over Streamable HTTP to the SDK cl
     await bus.kill()
   }
 }, 60_000)
+
+// it printed the usage on stderr and exited 2 (with an address given: 0, but on stderr still)
+test("slotbus stdio connect --help prints the usage on stdout and exits 0; without an address it is exit 2", async () => {
+  for (const args of [["--help"], ["unix:/nowhere", "--help"]]) {
+    const r = await run([process.execPath, SLOTBUS, "stdio", "connect", ...args])
+    expect([r.code, r.stderr]).toEqual([0, ""])
+    expect(r.stdout).toContain("slotbus stdio connect")
+  }
+  const bare = await run([process.execPath, SLOTBUS, "stdio", "connect"])
+  expect([bare.code, bare.stdout]).toEqual([2, ""])
+  expect(bare.stderr).toContain("slotbus stdio connect")
+})
