@@ -95,6 +95,7 @@ export function requestsText(
   qs: RequestRecord[],
   now: number,
   fileOf: (q: RequestRecord) => RecorderFile = () => fronts[0]!.recorder!,
+  gone = false,
 ): string {
   const heads = fronts.map((b) => {
     const r = b.recorder!
@@ -111,11 +112,11 @@ export function requestsText(
       String(q.serial),
       ...(many ? [String(r.pid)] : []),
       wall(r, q.enqueuedNs).toISOString().slice(11, 23),
-      stateOf(q),
+      stateOf(q) + (gone && q.phase !== "done" ? ", front gone" : ""),
       q.what || `(raw, ${q.requestBytes} B)`,
       String(q.workerPid),
       dur(ms(q.dispatchedNs - q.enqueuedNs)),
-      dur(ranMs(q, now)) + (q.phase === "done" ? "" : "…"),
+      dur(ranMs(q, now)) + (q.phase === "done" ? "" : gone ? "+" : "…"),
       q.status ? String(q.status) : "",
       q.traceId,
     ])

@@ -1,5 +1,5 @@
-// The prelude of `slotbus ls`, `top` and `requests` (ls.ts, top.ts, requests.ts): one set of options for the three,
-// the records' clock, and a mistake as one line and exit 2.
+// The prelude of `slotbus ls`, `top` and `requests` (ls.ts, top.ts, requests.ts): one parser for the three, each
+// command's own options, the records' clock, and a mistake as one line and exit 2.
 import { HOST_OPTIONS, monoNow } from "./host-view.ts"
 import { ls } from "./ls.ts"
 import { CliProblem, help, parse, runCommand } from "./prelude.ts"
@@ -16,6 +16,9 @@ export function runHostCli(
     const options = { ...HOST_OPTIONS, help: { type: "boolean", short: "h" } } as const
     const parsed = parse({ args: argv, allowPositionals: true, options }, (m) => new CliProblem(m))
     if (parsed.values.help) return help(USAGE[command])
+    for (const option of Object.keys(parsed.values))
+      if (!TAKES[command].includes(option))
+        throw new CliProblem(`--${option} is not an option of this command; ${USAGE[command]}`)
     const most = command === "ls" ? 0 : 1
     if (parsed.positionals.length > most)
       throw new CliProblem(
@@ -26,6 +29,13 @@ export function runHostCli(
     const args = { ...parsed, mono, print }
     return command === "requests" ? requests(args) : top(args)
   })
+}
+
+/** The options each command takes (one parser for the three, so that the others are refused here). */
+const TAKES: Record<"ls" | "top" | "requests", string[]> = {
+  ls: ["help", "json"],
+  top: ["help", "once"],
+  requests: ["help", "json", "slow", "limit", "pid"],
 }
 
 const USAGE = {

@@ -15,11 +15,14 @@ import { CliProblem } from "./prelude.ts"
 
 export function requests({ values, positionals, mono, print }: HostArgs): number {
   const name = positionals[0]
-  if (!name) throw new CliProblem("slotbus requests <bus>: name the bus (`slotbus ls` lists them)")
+  if (!name) throw new CliProblem("name the bus: slotbus requests <bus> (`slotbus ls` lists them)")
   const slowMs = num(values.slow, "slow", 0)
   const limit = num(values.limit, "limit", 50)
   const fronts = findFronts(discover(name), name, values.pid === undefined ? undefined : num(values.pid, "pid", 0))
-  const now = mono(fronts[0]!.recorder)
+  // no live front: the newest file of one that is gone, whose requests stopped when it did. Their time runs to the
+  // last one the file holds, not to now: a request its front died holding is no longer running
+  const gone = fronts[0]!.state !== "live"
+  const now = gone ? lastWritten(fronts[0]!) : mono(fronts[0]!.recorder)
   const { qs, fileOf } = pick(fronts, now, slowMs, limit)
   print(
     values.json
@@ -27,13 +30,25 @@ export function requests({ values, positionals, mono, print }: HostArgs): number
           {
             bus: busJson(fronts[0]!),
             fronts: fronts.map(busJson),
-            requests: qs.map((q) => requestJson(fileOf(q), q, now)),
+            requests: qs.map((q) => ({
+              ...requestJson(fileOf(q), q, now),
+              ...(gone && q.phase !== "done" && { frontGone: true }),
+            })),
           },
           2,
         )
-      : requestsText(fronts, qs, now, fileOf),
+      : requestsText(fronts, qs, now, fileOf, gone),
   )
   return 0
+}
+
+/** The latest time `b`'s file holds (its records' and its clock anchor's): when its front last wrote. */
+function lastWritten(b: BusView): number {
+  const r = withRecords(b, () => true)
+  let last = b.recorder!.anchorMonoNs
+  if (typeof r !== "string")
+    for (const q of r.records) last = Math.max(last, q.enqueuedNs, q.dispatchedNs, q.firstByteNs, q.doneNs)
+  return last
 }
 
 /** A record as `requests --json` gives it: its front, its times in ms and as wall-clock dates. */
@@ -51,7 +66,15 @@ function requestJson(r: RecorderFile, q: RequestRecord, now: number) {
 /** The fronts a command names: every live one with a recorder file (else the newest file), or the one of --pid. */
 function findFronts(v: HostView, name: string, pid: number | undefined): BusView[] {
   const all = v.buses.filter((b) => b.name === name && (pid === undefined || b.pid === pid))
-  const withFile = all.filter((b) => b.recorder)
+  // a name is one user's: the fronts of a bus run as one uid. Run as root, the caller's own; another's by --pid
+  const uids = [...new Set(all.flatMap((b) => (b.recorder ? [b.recorder.uid] : [])))]
+  const own = process.geteuid?.() ?? -1
+  if (uids.length > 1 && !uids.includes(own))
+    throw new CliProblem(
+      `buses named "${printable(name)}" run as uids ${uids.join(", ")}: name one front with --pid (\`slotbus ls --json\` has their pids and uids)`,
+    )
+  const uid = uids.length > 1 ? own : uids[0]
+  const withFile = all.filter((b) => b.recorder && b.recorder.uid === uid)
   const live = withFile.filter((b) => b.state === "live")
   if (live.length > 0) return live.sort((a, b) => a.pid - b.pid)
   const newest = withFile.sort((a, b) => b.recorder!.anchorMonoNs - a.recorder!.anchorMonoNs)[0]

@@ -3,7 +3,7 @@
 // §8.4): a tail that falls behind is pushed past what it missed, and says how many events it lost.
 import { NotFoundError, SlotBusError } from "../errors.ts"
 import { Topic, type TopicEvent, type TopicFilter } from "../events/index.ts"
-import { printable, printableJson } from "../kit/index.ts"
+import { checkNumber, printable, printableJson } from "../kit/index.ts"
 import { CliProblem, help, parse, runCommand, untilStopped } from "./prelude.ts"
 import { type OutputSink, stdoutSink } from "../runtime/index.ts"
 
@@ -49,7 +49,15 @@ async function tail(argv: string[]): Promise<number> {
     else if (filter.type === undefined) filter.type = arg
     else throw usage(`two types (${filter.type}, ${arg}): a filter has one; routing keys are key=value`)
   }
-  const queue = values.queue === undefined ? 4096 : Number(values.queue)
+  const queue =
+    values.queue === undefined
+      ? 4096
+      : checkNumber(/^\d+$/.test(values.queue) ? Number(values.queue) : values.queue, {
+          what: "--queue",
+          min: 1,
+          max: 1 << 20,
+          error: (p) => usage(p.message),
+        })
   if (values.from !== undefined && values.from !== "oldest") throw usage('--from takes "oldest"')
 
   let topic: Topic

@@ -240,4 +240,12 @@ for (let n = 1; ; n++) {
     expect(r.stderr).toContain(`no topic named "${name}" is open on this host`)
     await expect(Topic.open(name, { create: "never", timeoutMs: 200 })).rejects.toThrow()
   })
+
+  // it exited 1 (a failure past the arguments) saying "got NaN" for a value that was no number
+  test.each(["abc", "0", "1e12", "-5"])("--queue=%s is a usage mistake: exit 2 naming the value", async (value) => {
+    const r = await run([process.execPath, SLOTBUS, "tail", fresh(), `--queue=${value}`], { timeoutMs: 30_000 })
+    expect(r.code).toBe(2)
+    expect(r.stderr).toStartWith(`slotbus tail: --queue must be an integer in 1..1048576, got `)
+    expect(r.stderr.split("\n")[0]).toContain(value)
+  })
 })

@@ -50,6 +50,7 @@ interface RequestJson {
   ranMs: number
   queuedMs: number
   startedAt: string
+  frontGone?: true
 }
 
 async function front(name: string, flags: string[]): Promise<Child> {
@@ -212,8 +213,14 @@ describe.skipIf(!existsSync("/proc/net/unix"))("slotbus ls, requests and top, fr
     expect(r.json().bus.state).toMatch(/^stale/)
     const reqs = r.json().requests as RequestJson[]
     // what the dead front was doing when it died: the hold was still out
-    expect(reqs.find((q) => q.what === "GET /hold-0")).toMatchObject({ phase: "in flight" })
+    const hold = reqs.find((q) => q.what === "GET /hold-0")
+    expect(hold).toMatchObject({ phase: "in flight", frontGone: true })
     expect(reqs.filter((q) => q.outcome === "answered").map((q) => q.what)).toEqual(["GET /fast-1", "GET /fast-0"])
+    // it stopped when its front died: its time does not run on (it grew with each look, as if still running)
+    await Bun.sleep(1100)
+    const later = (await cli("requests", name, "--json")).json().requests as RequestJson[]
+    expect(later.find((q) => q.what === "GET /hold-0")!.ranMs).toBe(hold!.ranMs)
+    expect((await cli("requests", name)).stdout).toMatch(/in flight, front gone .*GET \/hold-0/)
     const text = await cli("ls")
     expect(text.code).toBe(0)
     expect(text.stdout).toMatch(new RegExp(`bus\\s+${name}\\s+${app.pid}.*stale`))
@@ -333,6 +340,24 @@ describe.skipIf(!existsSync("/proc/net/unix"))("slotbus ls, requests and top, fr
     }
     const extra = await cli("ls", "extra")
     expect([extra.code, extra.stderr.trim()]).toEqual([2, "slotbus ls: no argument, got extra"])
+    // each takes its own options only (top --json printed text, exit 0, to a script that wanted JSON)
+    for (const [c, option] of [
+      ["top", "--json"],
+      ["ls", "--slow=3"],
+      ["ls", "--once"],
+      ["requests", "--once"],
+    ]) {
+      const wrong = await cli(c!, option!)
+      expect([wrong.code, wrong.stdout]).toEqual([2, ""])
+      expect(wrong.stderr).toStartWith(
+        `slotbus ${c}: --${option!.slice(2).split("=")[0]} is not an option of this command; usage: slotbus ${c}`,
+      )
+    }
+    const unnamed = await cli("requests")
+    expect([unnamed.code, unnamed.stderr.trim()]).toEqual([
+      2,
+      "slotbus requests: name the bus: slotbus requests <bus> (`slotbus ls` lists them)",
+    ])
   }, 60_000)
 
   test("top into a pipe writes frame after frame, no terminal escapes", async () => {

@@ -292,6 +292,37 @@ describe.skipIf(!existsSync("/proc/net/unix") || process.getuid?.() !== 0)(
       }
     }, 60_000)
 
+    // root's requests merged them as two fronts of one bus, so another user could add rows to root's view
+    test.skipIf(whyNotAsNobody(CLI) !== null)(
+      "run as root, requests shows root's own bus of a name another uid's live front uses too; --pid shows theirs",
+      async () => {
+        const name = busName("twin")
+        const bus = await SlotBus.listen(name) // root's front: this process
+        const theirs = spawn(asNobody(["sleep", "60"]), { env: nobodyEnv }) // a live process of nobody's
+        try {
+          const dir = join(SHM, `slotbus-${NOBODY}`)
+          if (!existsSync(dir)) uidDir(NOBODY)
+          const file = `${name}.${theirs.pid}.rec`
+          cleanups.push(() => rmSync(join(dir, file), { force: true }))
+          const forged = forgeRecorder({ name, pid: theirs.pid, count: 1, uid: NOBODY }, [
+            { what: "GET /theirs", serial: 1 },
+          ])
+          place(dir, file, forged, NOBODY)
+          const mine = await cli("requests", name)
+          expect(mine.code).toBe(0)
+          expect(mine.stdout).not.toContain("GET /theirs")
+          expect(mine.stdout).not.toContain(String(theirs.pid))
+          const picked = await cli("requests", name, "--pid", String(theirs.pid))
+          expect(picked.code).toBe(0)
+          expect(picked.stdout).toContain("GET /theirs")
+        } finally {
+          await theirs.kill()
+          await bus.close()
+        }
+      },
+      60_000,
+    )
+
     test.skipIf(whyNotAsNobody(CLI) !== null)(
       "another uid's pre-made slotbus-<victim uid> with a forged file is not the victim's bus in its own requests",
       async () => {
