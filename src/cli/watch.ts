@@ -24,8 +24,10 @@ export type Fetched =
 export async function fetchCapped(url: string, via: { unix?: string } = {}): Promise<Fetched> {
   const signal = AbortSignal.timeout(FETCH_TIMEOUT_MS)
   const why = (e: unknown, what: string) => {
-    const err = e as Error & { code?: string }
-    return err.name === "TimeoutError" ? `${what} within ${FETCH_TIMEOUT_MS} ms` : clean(err.code ?? err.message)
+    const err = e as Error & { code?: string; cause?: { code?: string; message?: string } }
+    // Bun's fetch names the code itself; Node's (undici) says "fetch failed", the code in its cause
+    const code = err.code ?? err.cause?.code ?? err.cause?.message
+    return err.name === "TimeoutError" ? `${what} within ${FETCH_TIMEOUT_MS} ms` : clean(code ?? err.message)
   }
   let res: Response
   try {

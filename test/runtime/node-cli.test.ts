@@ -113,10 +113,16 @@ describe.skipIf(node === null)("slotbus from the packed tarball under Node, no B
     expect([r.code, r.stdout]).toEqual([0, "POST /hello from the shell"])
   })
 
-  test("status --once reads the front's serveStatus", async () => {
+  test("status --once reads the front's serveStatus; nothing at a URL is said as under Bun", async () => {
     const r = await slotbus(["status", status, "--once"])
     expect(r.code, r.stderr).toBe(0)
     expect(r.stdout).toContain(bus)
+    // Node's fetch says "fetch failed", the code in its cause: the line said that alone
+    using closed = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() })
+    const port = closed.port
+    closed.stop(true)
+    const nothing = await slotbus(["status", `http://127.0.0.1:${port}`, "--once"])
+    expect([nothing.code, nothing.stderr]).toEqual([2, expect.stringContaining(`(ECONNREFUSED)`)])
   })
 
   test("tail prints the topic's events as they pass", async () => {
