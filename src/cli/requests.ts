@@ -22,8 +22,7 @@ export function requests({ values, positionals, mono, print }: HostArgs): number
   // no live front: the newest file of one that is gone, whose requests stopped when it did. Their time runs to the
   // last one the file holds, not to now: a request its front died holding is no longer running
   const gone = fronts[0]!.state !== "live"
-  const now = gone ? lastWritten(fronts[0]!) : mono(fronts[0]!.recorder)
-  const { qs, fileOf } = pick(fronts, now, slowMs, limit)
+  const { qs, fileOf, now } = pick(fronts, gone ? null : mono(fronts[0]!.recorder), slowMs, limit)
   print(
     values.json
       ? printableJson(
@@ -40,15 +39,6 @@ export function requests({ values, positionals, mono, print }: HostArgs): number
       : requestsText(fronts, qs, now, fileOf, gone),
   )
   return 0
-}
-
-/** The latest time `b`'s file holds (its records' and its clock anchor's): when its front last wrote. */
-function lastWritten(b: BusView): number {
-  const r = withRecords(b, () => true)
-  let last = b.recorder!.anchorMonoNs
-  if (typeof r !== "string")
-    for (const q of r.records) last = Math.max(last, q.enqueuedNs, q.dispatchedNs, q.firstByteNs, q.doneNs)
-  return last
 }
 
 /** A record as `requests --json` gives it: its front, its times in ms and as wall-clock dates. */
@@ -91,16 +81,22 @@ function findFronts(v: HostView, name: string, pid: number | undefined): BusView
 /**
  * The records to show, of every front, at most `limit`: those in flight, then the done ones, each newest first (by
  * when they started: the records' clock is the host's, one for every front); with slowMs, only those that ran as long.
+ * `asOf` null: the one front is gone, and its records' time runs to the latest its file holds (when it last wrote).
  */
-function pick(fronts: BusView[], now: number, slowMs: number, limit: number) {
+function pick(fronts: BusView[], asOf: number | null, slowMs: number, limit: number) {
   const files = new Map<RequestRecord, RecorderFile>()
   for (const b of fronts) {
-    const r = withRecords(b, (q) => ranMs(q, now) >= slowMs)
+    const r = withRecords(b, (q) => asOf === null || ranMs(q, asOf) >= slowMs)
     if (typeof r === "string") {
       if (fronts.length === 1) throw new CliProblem(r)
       continue // closed since it was listed: the others are shown
     }
     for (const q of r.records) files.set(q, r)
+  }
+  let now = asOf ?? fronts[0]!.recorder!.anchorMonoNs
+  if (asOf === null) {
+    for (const q of files.keys()) now = Math.max(now, q.enqueuedNs, q.dispatchedNs, q.firstByteNs, q.doneNs)
+    for (const q of files.keys()) if (ranMs(q, now) < slowMs) files.delete(q)
   }
   const newest = (a: RequestRecord, b: RequestRecord) => b.enqueuedNs - a.enqueuedNs
   const qs = [...files.keys()]
@@ -109,5 +105,6 @@ function pick(fronts: BusView[], now: number, slowMs: number, limit: number) {
   return {
     qs: [...live, ...done].slice(0, limit), // more in flight than the limit: the newest of them
     fileOf: (q: RequestRecord) => files.get(q)!,
+    now,
   }
 }
