@@ -8,6 +8,7 @@ import { align8, headerPairs, type HeadersLike, headLength, toBytes, writeHead }
 import type { BodyInit } from "../wire/codec.ts"
 import { Pieces, readyBody } from "./ready-body.ts"
 import type { SlotRequest } from "./request.ts"
+import { thrownField, thrownText } from "./thrown.ts"
 
 /** A reply's status: what HTTP can carry (three digits). */
 const STATUS = { what: "status", max: 999 }
@@ -190,12 +191,13 @@ const MAX_STACK_CHARS = 8192
  */
 function writeError(to: AnswerArena, e: unknown): { headLen: number; bodyLen: number } {
   const err = e instanceof Error ? e : null
+  const stack = err && thrownField(err, "stack")
   const strings = [
     "name",
-    (err?.name ?? "Error").replace(/\0/g, ""),
-    ...(typeof err?.stack === "string" ? ["stack", err.stack.slice(0, MAX_STACK_CHARS).replace(/\0/g, "")] : []),
+    thrownText((err && thrownField(err, "name")) ?? "Error").replace(/\0/g, ""),
+    ...(typeof stack === "string" ? ["stack", stack.slice(0, MAX_STACK_CHARS).replace(/\0/g, "")] : []),
   ]
-  const msg = new TextEncoder().encode(err ? err.message : String(e))
+  const msg = new TextEncoder().encode(thrownText(err ? thrownField(err, "message") : e))
   const head = align8(headLength(strings))
   const arena = to.arena(head + Math.max(64, msg.length))
   const headLen = head + 64 <= arena.length ? writeHead(arena, strings) : 0

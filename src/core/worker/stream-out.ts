@@ -5,6 +5,7 @@ import { native, Errno, RespFlag } from "../../native/ffi.ts"
 import type { Channel } from "../wire/channel.ts"
 import { headLength, toBytes, writeHead } from "../wire/codec.ts"
 import { PayloadTooLargeError, ProtocolError } from "../../errors.ts"
+import { thrownField, thrownText } from "./thrown.ts"
 
 export interface StreamOut {
   chan: Channel
@@ -107,9 +108,10 @@ export async function streamOut(s: StreamOut): Promise<StreamResult> {
 export function errorPairs(e: unknown): Uint8Array {
   const err = e instanceof Error ? e : null
   const clean = (v: string, max: number) => v.replace(/\0/g, "").slice(0, max)
-  const message = clean(err ? err.message : String(e), 1000)
-  const name = clean(err?.name ?? "Error", 100)
-  const stack = typeof err?.stack === "string" ? ["stack", clean(err.stack, 2000)] : []
+  const message = clean(thrownText(err ? thrownField(err, "message") : e), 1000)
+  const name = clean(thrownText((err && thrownField(err, "name")) ?? "Error"), 100)
+  const errStack = err && thrownField(err, "stack")
+  const stack = typeof errStack === "string" ? ["stack", clean(errStack, 2000)] : []
   let strings = ["message", message, "name", name, ...stack]
   if (headLength(strings) > MAX_ERROR_PAIRS) strings = ["message", message, "name", name]
   // 1000 UTF-16 units can be 3000 bytes: halve the message until the pairs fit

@@ -175,6 +175,12 @@ export const peerApi = {
   throwValue(name: string): never {
     throw CASES[name]!.make()
   },
+  /** Throws an Error whose name is no string (the error answer threw writing it: the call went unanswered). */
+  throwOddName(kind: "number" | "symbol"): never {
+    const e = new Error("odd")
+    ;(e as { name: unknown }).name = kind === "number" ? 42 : Symbol("odd")
+    throw e
+  },
 }
 export type PeerApi = typeof peerApi
 
@@ -213,6 +219,13 @@ export async function crossAll(api: Remote): Promise<string[]> {
     (e: Error & { cause?: unknown }) => `${e.name} ${wrongness("map", e.cause) ?? "ok"}`,
   )
   lines.push(`thrown map ${thrown}`)
+  for (const kind of ["number", "symbol"] as const) {
+    const odd = await api.throwOddName(kind).then(
+      () => "resolved",
+      (e: Error & { remoteName?: string }) => `${e.name} ${e.remoteName}`,
+    )
+    lines.push(`odd name ${kind} ${odd}`)
+  }
   lines.push(`after ${(await api.check("set", CASES.set!.make())) ?? "ok"}`)
   return lines
 }
@@ -224,6 +237,8 @@ export function allCrossed(): string[] {
     "bad result RemoteError DataCloneError",
     "bad args TypeError DataCloneError",
     "thrown map RemoteError ok",
+    "odd name number RemoteError 42",
+    "odd name symbol RemoteError Symbol(odd)",
     "after ok",
   ]
 }
