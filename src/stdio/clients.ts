@@ -140,6 +140,18 @@ export class Clients {
         "Invalid Request: a message needs a method or an id",
         "neither method nor id",
       )
+    // a request whose method is no string, or an "answer" with neither result nor error: JSON-RPC's Invalid
+    // Request, said to the client under its id (dropped as an answer nobody asked for, it left the client waiting)
+    if ("method" in msg || !("result" in msg || "error" in msg))
+      return this.router.refuse(
+        client,
+        msg.id,
+        BusErrorCode.InvalidRequest,
+        "method" in msg
+          ? "Invalid Request: a request's method must be a string"
+          : "Invalid Request: a message with an id needs a method, or a result or an error",
+        "malformed request or answer",
+      )
     const target = typeof msg.id === "string" ? this.books.asked.get(msg.id) : undefined
     if (!target) return this.router.routingError("an answer to a request nobody made")
     if (target.client !== client) return this.router.routingError("an answer from a client the request was not sent to")

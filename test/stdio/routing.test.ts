@@ -135,7 +135,7 @@ describe("stdio bus routing", () => {
     })
   })
 
-  test("malformed JSON from the caller is answered with a parse error and counted; a bad pool is answered and counted", async () => {
+  test("malformed JSON from the caller is answered with a parse error and counted; a bad pool, a method that is no string, an id alone: answered and counted", async () => {
     await withBus(workerConfig(), async (bus) => {
       const it = bus.messages()
       await bus.send("{ not json")
@@ -151,6 +151,16 @@ describe("stdio bus routing", () => {
       await expect(bus.request("x", null, { pool: "nope" })).rejects.toMatchObject({ code: BusErrorCode.UnknownPool })
       await bus.send(JSON.stringify({ jsonrpc: "2.0", id: "sb-404", result: 1 }))
       expect(bus.stats().routingErrors).toBe(5)
+      // a method that is no string, an id with neither result nor error: Invalid Request under that id (they went
+      // unanswered, taken for answers nobody asked for, and the client waited for good)
+      await bus.send(JSON.stringify({ jsonrpc: "2.0", id: 9, method: 7 }))
+      expect((await it.next()).value!.message).toMatchObject({
+        id: 9,
+        error: { code: BusErrorCode.InvalidRequest, message: expect.stringContaining("method must be a string") },
+      })
+      await bus.send(JSON.stringify({ jsonrpc: "2.0", id: 8 }))
+      expect((await it.next()).value!.message).toMatchObject({ id: 8, error: { code: BusErrorCode.InvalidRequest } })
+      expect(bus.stats().routingErrors).toBe(7)
       expect(await bus.request("still")).toMatchObject({ method: "still" })
     })
   })
