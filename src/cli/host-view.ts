@@ -52,6 +52,9 @@ export function dur(msv: number): string {
 export function wall(r: RecorderFile, monoNs: number): Date {
   return new Date((r.anchorWallNs + (monoNs - r.anchorMonoNs)) / 1e6)
 }
+/** ", uid N" for a file of another user's than this process (root sees every user's: a name is one user's). */
+export const ofUser = (r: RecorderFile | null) => (r && r.uid !== process.geteuid?.() ? `, uid ${r.uid}` : "")
+
 /** Rows of another user's strings as a table, escaped. */
 export const hostTable = (raw: string[][]): string => table(raw.map((r) => r.map(printable))).join("\n")
 const stateOf = (q: RequestRecord) =>

@@ -1,7 +1,7 @@
 // `slotbus ls [--json]`: every bus, topic, contest and front election on this host, from their files and sockets.
 import { printable, printableJson } from "../kit/index.ts"
 import { discover, type HostView, type Listener } from "../status/internal.ts"
-import { busJson, hostTable, skipped } from "./host-view.ts"
+import { busJson, hostTable, ofUser, skipped } from "./host-view.ts"
 
 export function ls(json: boolean, print: (text: string) => void): number {
   const v = discover()
@@ -25,7 +25,7 @@ function lsText(v: HostView): string {
       r ? String(r.inFlight) : "-",
       r ? String(r.queued) : "-",
       r ? String(r.requests) : "-",
-      b.state,
+      b.state + ofUser(r),
     ])
   }
   const group = (kind: string, l: Listener) => [

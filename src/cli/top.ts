@@ -2,7 +2,7 @@
 // restarts and crash loop, from its flight recorder file, redrawn every second.
 import { printable, quantileRank } from "../kit/index.ts"
 import { discover, type HostView, type RecorderFile, ranMs } from "../status/internal.ts"
-import { dur, type HostArgs, hostTable, requestsText, skipped, withRecords } from "./host-view.ts"
+import { dur, type HostArgs, hostTable, ofUser, requestsText, skipped, withRecords } from "./host-view.ts"
 import { sleep } from "../runtime/index.ts"
 import { CliProblem } from "./prelude.ts"
 
@@ -58,7 +58,7 @@ function topFrame(v: HostView, prev: Samples, mono: (r: RecorderFile | null) => 
     const rate = rateOf(r, prev, now)
     out.push(
       "",
-      `bus ${printable(r.name)}  pid ${r.pid}  ${printable(b.state)}  ${Number.isNaN(rate) ? "-" : rate.toFixed(1)} req/s  ${r.workers} workers  ${r.inFlight} in flight  ${r.queued} queued  ${r.requests} requests  ${r.errors} errors  ${r.timeouts} timeouts  ${r.workerGone} worker gone  ${r.crashRestarts} crash restarts`,
+      `bus ${printable(r.name)}  pid ${r.pid}  ${printable(b.state + ofUser(r))}  ${Number.isNaN(rate) ? "-" : rate.toFixed(1)} req/s  ${r.workers} workers  ${r.inFlight} in flight  ${r.queued} queued  ${r.requests} requests  ${r.errors} errors  ${r.timeouts} timeouts  ${r.workerGone} worker gone  ${r.crashRestarts} crash restarts`,
     )
     if (r.crashLoop)
       out.push(

@@ -294,7 +294,7 @@ describe.skipIf(!existsSync("/proc/net/unix") || process.getuid?.() !== 0)(
 
     // root's requests merged them as two fronts of one bus, so another user could add rows to root's view
     test.skipIf(whyNotAsNobody(CLI) !== null)(
-      "run as root, requests shows root's own bus of a name another uid's live front uses too; --pid shows theirs",
+      "run as root, requests shows root's own bus of a name another uid's live front uses too, --pid theirs; ls and top name their uid",
       async () => {
         const name = busName("twin")
         const bus = await SlotBus.listen(name) // root's front: this process
@@ -315,6 +315,12 @@ describe.skipIf(!existsSync("/proc/net/unix") || process.getuid?.() !== 0)(
           const picked = await cli("requests", name, "--pid", String(theirs.pid))
           expect(picked.code).toBe(0)
           expect(picked.stdout).toContain("GET /theirs")
+          // ls and top name the other user's (two rows of one name looked like one bus's fronts)
+          const ls = await cli("ls")
+          expect(ls.stdout).toMatch(new RegExp(`bus\\s+${name}\\s+${theirs.pid}\\s.*live, uid ${NOBODY}`))
+          expect(ls.stdout).not.toMatch(new RegExp(`${name}\\s+${process.pid}\\s.*uid`))
+          const top = await cli("top", name, "--once")
+          expect(top.stdout).toContain(`pid ${theirs.pid}  live, uid ${NOBODY}`)
         } finally {
           await theirs.kill()
           await bus.close()
