@@ -2,7 +2,7 @@
 // adding its own), close's, and how a worker closed.
 import type { IdleStrategy } from "../wire/idle-strategy.ts"
 import type { RemoteTransport } from "../wire/remote.ts"
-import { optionNames } from "../../kit/index.ts"
+import { checkNumber, checkOptions, optionNames } from "../../kit/index.ts"
 import type { SlotRequest } from "./request.ts"
 import type { SlotReply } from "./answer.ts"
 
@@ -88,7 +88,13 @@ const SERVE_OPTIONS = {
 } as const
 export const CONNECT_OPTIONS = optionNames<ConnectOptions>({ ...SERVE_OPTIONS, fetch: true })
 export const EXPOSE_OPTIONS = optionNames<ExposeOptions>({ ...SERVE_OPTIONS, handler: true })
-export const CLOSE_OPTIONS = optionNames<{ timeoutMs?: number }>({ timeoutMs: true })
+const CLOSE_OPTIONS = optionNames<{ timeoutMs?: number }>({ timeoutMs: true })
+
+/** A close()'s options checked (`where` names the call): how long running handlers may finish, default 5 000 ms. */
+export function closeTimeoutMs(opts: { timeoutMs?: number }, where: string): number {
+  checkOptions(opts, CLOSE_OPTIONS, where)
+  return checkNumber(opts.timeoutMs, { what: `${where}: timeoutMs`, dflt: 5000 })
+}
 
 export interface WorkerClosed {
   /** closed: by close(); hub-closed: the hub closed the bus; hub-gone: the hub died; protocol-error: it broke the protocol. */

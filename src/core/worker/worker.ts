@@ -9,7 +9,7 @@ import { type RemoteTransport, WORKER_PORT } from "../wire/remote.ts"
 import type { FrontMember, FrontRoot } from "../ops/fronts.ts"
 import { rpcHandler } from "../rpc/rpc.ts"
 import {
-  CLOSE_OPTIONS,
+  closeTimeoutMs,
   CONNECT_OPTIONS,
   type ConnectOptions,
   EXPOSE_OPTIONS,
@@ -146,8 +146,7 @@ export class SlotWorker implements FrontRoot {
   close(opts: { timeoutMs?: number } = {}): Promise<void> {
     let timeoutMs: number
     try {
-      checkOptions(opts, CLOSE_OPTIONS, "worker.close")
-      timeoutMs = checkNumber(opts.timeoutMs, { what: "worker.close: timeoutMs", dflt: 5000 })
+      timeoutMs = closeTimeoutMs(opts, "worker.close")
     } catch (e) {
       return Promise.reject(e)
     }

@@ -1,8 +1,8 @@
 // The worker SDK: declare routes with Web-standard handlers, join a hub, serve its requests over slotbus.
 // This file is the public face; joining, serving requests and SSE live next to it.
 import type { IdleStrategy, SlotReply, SlotRequest } from "../../core/index.ts"
-import { idler } from "../../core/internal.ts"
-import { checkName, checkNumber, checkOptions, optionNames } from "../../kit/index.ts"
+import { closeTimeoutMs, idler } from "../../core/internal.ts"
+import { checkName, checkOptions, optionNames } from "../../kit/index.ts"
 import { parseRoute } from "../routes.ts"
 import { INSTANCE_NAME, WORKER_NAME, type ControlMessage, type PingReply, type RouteDecl } from "../wire.ts"
 import { nats } from "../../nats/index.ts"
@@ -10,8 +10,6 @@ import { HubClient, type PushTo } from "./client.ts"
 import { JoinLoop, type AppState, type HubAppClosed } from "./join.ts"
 import { RequestServer, type HubHandler } from "./request.ts"
 import { SseRoutes, type SseHandler } from "./sse.ts"
-
-const CLOSE_OPTIONS = optionNames<{ timeoutMs?: number }>({ timeoutMs: true })
 
 export interface HubWorkerOptions {
   /** The hub's token. Default: $SLOTBUS_HUB_TOKEN, else the token file. */
@@ -247,8 +245,7 @@ export class HubApp {
   close(opts: { timeoutMs?: number } = {}): Promise<void> {
     let timeoutMs: number
     try {
-      checkOptions(opts, CLOSE_OPTIONS, "app.close")
-      timeoutMs = checkNumber(opts.timeoutMs, { what: "app.close: timeoutMs", dflt: 5000 })
+      timeoutMs = closeTimeoutMs(opts, "app.close")
     } catch (e) {
       return Promise.reject(e)
     }
