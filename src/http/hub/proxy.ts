@@ -44,12 +44,19 @@ function appendCookies(to: Headers, list: string) {
 }
 
 export class RequestProxy {
+  /** A wait the connection's idle timeout would cut short (the client would get no answer at all) is exempt from it. */
+  private readonly exempt: boolean
+  private readonly idleSeconds: number
+
   constructor(
     private readonly opts: ResolvedOptions,
     private readonly counters: HubCounters,
     private readonly registry: Registry,
     private readonly liveness: Liveness,
-  ) {}
+  ) {
+    this.exempt = outlastsIdle(opts.timeoutMs)
+    this.idleSeconds = idleSecondsFor(opts.timeoutMs)
+  }
 
   async forward(req: Request, server: Server<undefined>, entry: RouteEntry, pathAndQuery: string): Promise<Response> {
     this.counters.requests++
@@ -72,9 +79,7 @@ export class RequestProxy {
     }
     inst.inFlight++
     let res: StreamedResponse
-    // a wait the connection's idle timeout would cut short (the client would get no answer at all) is exempt from it
-    const exempt = outlastsIdle(this.opts.timeoutMs)
-    if (exempt) server.timeout(req, 0)
+    if (this.exempt) server.timeout(req, 0)
     try {
       // Resolves at the worker's head (docs/PROTOCOL.md §9.9): status and headers, the body as it is produced.
       res = await inst.bus.requestFor(
@@ -86,7 +91,7 @@ export class RequestProxy {
       inst.inFlight--
       return this.failure(e, inst, req)
     } finally {
-      if (exempt) server.timeout(req, idleSecondsFor(this.opts.timeoutMs)) // kept alive, it idles as any other
+      if (this.exempt) server.timeout(req, this.idleSeconds) // kept alive, it idles as any other
     }
     inst.served++
     this.liveness.answered(inst)
