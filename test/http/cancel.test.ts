@@ -39,3 +39,32 @@ test("a request the hub times out aborts req.signal in the worker's handler", as
     await w.kill()
   }
 })
+
+test("a client that hangs up mid-upload counts as a client abort, and the hub goes on answering", async () => {
+  await using hub = await createHub({ port: 0 })
+  const w = await startWorker(hub.url, "shop")
+  try {
+    await until(async () => (await fetch(`${hub.url}/items/1`)).status === 200, "the worker serves")
+    for (const head of ["content-length: 100000", "transfer-encoding: chunked"]) {
+      const socket = connect(hub.port, "127.0.0.1")
+      socket.on("error", () => {})
+      await new Promise((r) => socket.once("connect", r))
+      const part = head.startsWith("content") ? "x".repeat(10) : "a\r\n0123456789\r\n"
+      socket.write(`POST /echo HTTP/1.1\r\nhost: x\r\n${head}\r\n\r\n${part}`)
+      await Bun.sleep(50)
+      socket.destroy() // gone with the body half sent
+    }
+    await until(async () => (await health(hub)).counters.clientAborts === 2, "the hub counted both hang-ups")
+    const h = await health(hub)
+    expect(h.counters.requests - h.counters.responses).toBe(h.counters.clientAborts)
+    expect((await fetch(`${hub.url}/items/1`)).status).toBe(200)
+  } finally {
+    await w.kill()
+  }
+})
+
+async function health(hub: { url: string }) {
+  return (await (await fetch(`${hub.url}/health`)).json()) as {
+    counters: { clientAborts: number; requests: number; responses: number }
+  }
+}

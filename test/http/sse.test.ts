@@ -205,3 +205,20 @@ test("when the worker holding a connection dies, the hub ends the client's strea
     await w.kill()
   }
 })
+
+test("an SSE open its worker dies under is answered 502, counted neither opened nor closed", async () => {
+  await using own = await createHub({ port: 0, heartbeatMs: 200 })
+  const w = await startWorker(own.url, "chat")
+  try {
+    const counters = async () => ((await (await fetch(`${own.url}/health`)).json()) as HubHealth).counters
+    process.kill(w.pid, "SIGSTOP") // the open waits on a worker that cannot answer
+    const opening = fetch(`${own.url}/sessions/1/events`)
+    await Bun.sleep(100)
+    process.kill(w.pid, "SIGKILL")
+    expect((await opening).status).toBe(502)
+    const c = await counters()
+    expect([c.sseOpened, c.sseClosed]).toEqual([0, 0])
+  } finally {
+    await w.kill()
+  }
+})

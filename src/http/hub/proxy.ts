@@ -66,7 +66,13 @@ export class RequestProxy {
     forwardedFor(req, server)
     let body: Uint8Array | undefined
     if (req.body) {
-      const read = await readBody(req, this.opts.maxRequestBodyBytes)
+      let read: Uint8Array | null
+      try {
+        read = await readBody(req, this.opts.maxRequestBodyBytes)
+      } catch (e) {
+        if (req.signal.aborted) return this.failure(e, null, req) // the client hung up mid-upload
+        throw e
+      }
       if (!read) {
         this.counters.tooLarge++
         return failureAnswer(

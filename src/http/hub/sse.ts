@@ -274,8 +274,8 @@ export class SseHub {
       }
       client.params = reply.params
     } catch (e) {
-      this.clients.delete(client.id)
-      this.counters.sseOpened--
+      if (!this.clients.delete(client.id)) this.counters.sseClosed-- // closed meanwhile: its worker went
+      this.counters.sseOpened-- // never opened: counted neither opened nor closed
       return this.proxy.failure(e, inst, req)
     }
     if (req.signal.aborted) {
