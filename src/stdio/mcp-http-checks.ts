@@ -54,6 +54,33 @@ export function refuseSource(request: Request, guards: HttpGuards): Response | n
   return null
 }
 
+/**
+ * The CORS headers a browser page needs to use the server, when the request's Origin is one allowed by name or a
+ * loopback one; null for none (no Origin, or one let in only by `allowedOrigins: true`: not every site on the web).
+ */
+export function corsHeaders(request: Request, guards: HttpGuards): Record<string, string> | null {
+  const origin = request.headers.get("origin")
+  if (origin === null) return null
+  const named = guards.allowedOrigins !== true && guards.allowedOrigins.includes(origin)
+  if (!named && !LOOPBACK.has(URL.parse(origin)?.hostname.toLowerCase() ?? "")) return null
+  return { "access-control-allow-origin": origin, "access-control-expose-headers": "mcp-session-id", vary: "origin" }
+}
+
+/** The answer to an OPTIONS request: a CORS preflight's (for an Origin corsHeaders allows) or just the methods. */
+export function preflight(request: Request, guards: HttpGuards): Response {
+  const headers: Record<string, string> = { allow: "GET, POST, DELETE, OPTIONS" }
+  const cors = corsHeaders(request, guards)
+  if (cors)
+    Object.assign(headers, cors, {
+      "access-control-allow-methods": "GET, POST, DELETE",
+      "access-control-allow-headers":
+        request.headers.get("access-control-request-headers") ??
+        "accept, authorization, content-type, last-event-id, mcp-protocol-version, mcp-session-id",
+      "access-control-max-age": "600",
+    })
+  return new Response(null, { status: 204, headers })
+}
+
 /** The 401 for a request without `Authorization: Bearer <token>` when a token is required, or null. */
 export function refuseToken(request: Request, token: string | null, from: string): Response | null {
   if (token === null) return null

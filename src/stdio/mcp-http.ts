@@ -8,8 +8,10 @@ import { longTimeout, type LongTimer } from "../kit/index.ts"
 import { requestListener } from "../runtime/index.ts"
 import {
   accepts,
+  corsHeaders,
   MEMBERS,
   notJsonRpc,
+  preflight,
   readBody,
   refusal,
   refuseSource,
@@ -98,6 +100,8 @@ export class McpHttpHandler {
   ): Promise<Response> => {
     const response = await this.serve(request, server)
     if (response.status >= 400) this.counts.refused(response.status)
+    const cors = corsHeaders(request, this.settings.guards)
+    if (cors) for (const [name, value] of Object.entries(cors)) response.headers.set(name, value)
     return response
   }
 
@@ -105,8 +109,11 @@ export class McpHttpHandler {
     request: Request,
     server?: { timeout(request: Request, seconds: number): void },
   ): Promise<Response> {
-    const refused =
-      refuseSource(request, this.settings.guards) ?? refuseToken(request, this.settings.token, this.tokenFrom)
+    const source = refuseSource(request, this.settings.guards)
+    if (source) return source
+    // a browser's preflight carries no Authorization: it is answered before the token is asked for
+    if (request.method === "OPTIONS") return preflight(request, this.settings.guards)
+    const refused = refuseToken(request, this.settings.token, this.tokenFrom)
     if (refused) return refused
     if (this.closed || this.host.state !== "running")
       return refusal(503, -32005, `Service Unavailable: the stdio bus is ${this.closed ? "closed" : this.host.state}`)
@@ -118,7 +125,9 @@ export class McpHttpHandler {
       case "DELETE":
         return this.delete(request)
       default:
-        return refusal(405, -32000, "Method Not Allowed: use POST, GET or DELETE", { allow: "GET, POST, DELETE" })
+        return refusal(405, -32000, "Method Not Allowed: use POST, GET or DELETE", {
+          allow: "GET, POST, DELETE, OPTIONS",
+        })
     }
   }
 

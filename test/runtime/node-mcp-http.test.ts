@@ -108,6 +108,9 @@ describe.each(PEER_RUNTIMES)("bus.mcpHandler() in a node:http server under %s", 
         expect(after.status).toBe(404)
         const foreign = await fetch(url, { method: "DELETE", headers: { origin: "http://evil.example" } })
         expect(foreign.status).toBe(403)
+        const preflight = await fetch(url, { method: "OPTIONS", headers: { origin: "http://localhost:5173" } })
+        expect(preflight.status).toBe(204) // a browser page's CORS preflight, through node:http too
+        expect(preflight.headers.get("access-control-allow-origin")).toBe("http://localhost:5173")
         await client.close()
         expect(await stopped(front)).toBe(0)
       } finally {
