@@ -157,7 +157,14 @@ class NatsHub implements RemoteLink {
     const p = readPresence(msg.data)
     if (!p || typeof p.worker !== "string" || !ID.test(p.worker)) return this.host.rejected()
     let peer = this.peers.get(p.worker)
-    if (p.state === "leaving") return peer && this.gone(peer, "left")
+    if (p.state === "leaving") {
+      if (!peer) return
+      // it takes nothing new and answers what it runs (its close() waits for them, saying "leaving" meanwhile): gone
+      // once they have settled, or when its heartbeats stop; a forged "leaving" costs it new requests until its next
+      peer.state = "leaving"
+      peer.seen = performance.now()
+      return this.settled(peer)
+    }
     if (!peer) {
       if (this.peers.size >= MAX_PEERS) return this.host.rejected()
       const slots = Number.isInteger(p.slots) && (p.slots as number) > 0 ? Math.min(p.slots as number, 4096) : 1
@@ -178,6 +185,13 @@ class NatsHub implements RemoteLink {
     }
     peer.seen = performance.now()
     peer.state = p.state === "draining" ? "draining" : "serving"
+  }
+
+  /** A call of `peer` ended: a leaving worker whose calls have all ended is gone (§10.3). */
+  private settled(peer: NatsPeer) {
+    if (peer.state !== "leaving") return
+    for (const c of this.calls.values()) if (c.peer === peer) return
+    this.gone(peer, "left")
   }
 
   private gone(peer: NatsPeer, why: string, undelivered?: RemoteCall) {
@@ -212,6 +226,7 @@ class NatsHub implements RemoteLink {
     const n = this.numbers.get(p)
     if (n === undefined || !this.calls.delete(n)) return
     if (!this.nc.isClosed()) this.nc.publish(this.s.cancel(peer.id), `${this.inbox}.${n}`)
+    this.settled(peer)
   }
 
   grant(peer: NatsPeer, p: RemoteCall, taken: number) {
@@ -242,6 +257,7 @@ class NatsHub implements RemoteLink {
         new WorkerGoneError(`worker ${call.peer.id} sent an answer that is not slotbus protocol (§10.2)`),
       )
     }
+    if (!this.calls.has(n)) this.settled(call.peer)
   }
 
   private take(n: number, call: Call, msg: Msg) {
@@ -256,6 +272,11 @@ class NatsHub implements RemoteLink {
     if (msg.headers?.code === 503)
       return this.gone(call.peer, "has no subscription any more (NATS: no responders)", call.p)
     const bytes = data.subarray(PREFIX)
+    if (p?.kindOrFlags === 1 && p.a === 503 && p.b === 0 && call.frames === 0) {
+      call.peer.state = "leaving" // it said so by this refusal (§10.3): nothing more goes to it
+      const why = `worker ${call.peer.id} of "${this.host.name}" is leaving and did not run the request; retry it`
+      return this.host.unrun(call.p, new WorkerGoneError(why))
+    }
     if (!p || p.kindOrFlags > 1 || align8(p.b) > bytes.length || call.frames > 0) {
       this.host.rejected()
       return this.host.failed(

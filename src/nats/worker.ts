@@ -42,6 +42,8 @@ const HUB_GONE = () => new DOMException("the hub that sent this request stopped 
 const GIVEN_UP = () => new DOMException("the hub gave this request up: its caller aborted or timed out", "AbortError")
 const WORKER_CLOSED = () => new DOMException("the worker closed before this request finished", "AbortError")
 const NO_BYTES: Uint8Array = new Uint8Array(0)
+/** How long a leaving worker keeps refusing requests at least, rather than let them go unheard (§10.3). */
+const LEAVING_LINGER_MS = 100
 /** Hubs a worker keeps at once (the one heard from longest ago goes), and how often a new one gets a presence (§10.1). */
 const MAX_HUBS = 1024
 const EAGER_PRESENCE_MS = 100
@@ -240,7 +242,7 @@ async function serve(host: RemoteWorkerHost, use: NatsUse, opts: TransportOption
         state !== "serving" ? "the worker is leaving" : "a request that is not slotbus protocol (§10.2)",
       )
       const out = new Uint8Array(PREFIX + why.length)
-      writePrefix(out, 1, 500, 0)
+      writePrefix(out, 1, state !== "serving" ? 503 : 500, 0) // 503: not run, so a hub may send it elsewhere (§10.3)
       out.set(why, PREFIX)
       return void msg.respond(out)
     }
@@ -385,7 +387,9 @@ async function serve(host: RemoteWorkerHost, use: NatsUse, opts: TransportOption
       state = "leaving"
       announce()
       const deadline = performance.now() + timeoutMs
-      while (running.size > 0 && performance.now() < deadline) await sleep(1)
+      // what a hub sent before it heard "leaving" is refused (503), not lost: the subject is kept a while (§10.3)
+      const lingered = Math.min(deadline, performance.now() + LEAVING_LINGER_MS)
+      while (performance.now() < deadline && (running.size > 0 || performance.now() < lingered)) await sleep(1)
       clearInterval(timer)
       for (const sub of subs) sub.unsubscribe()
       // what a closing connection did to them before it was shared: they end now, not with the connection

@@ -95,7 +95,7 @@ describe.skipIf(skip !== null)("a hub over NATS against answers that do not read
     await bus.waitForWorkers(1)
     const held = rejection(bus.request({ path: "/x" }, { timeoutMs: 5000 }))
     await until(() => bus.stats().inFlight === 1, "the request is out")
-    await w.stop() // it says it leaves: the request fails naming the worker, pid and host
+    await w.stop() // it says it leaves, and goes: the request fails at its silence naming the worker, pid and host
     const err = await held
     expect(err).toBeInstanceOf(WorkerGoneError)
     expect((err as Error).message).toContain("(pid 1 on h")
@@ -283,6 +283,46 @@ describe.skipIf(skip !== null)("death detection (§10.3)", () => {
         expect(bus.workerCount).toBe(1)
       }
     }
+  }, 30_000)
+
+  test("a worker that refuses requests as it leaves (503): an idempotent one waits for the next worker, any other fails saying it did not run", async () => {
+    const bus = await hub()
+    const w = await hostileNatsWorker(nats.url, bus.name, (reply, nc) => {
+      w.say("leaving") // the requests crossed its leaving: refused unrun (§10.3)
+      nc.publish(reply, answer(1, 503, 0, "the worker is leaving"))
+    })
+    cleanup.push(() => w.stop())
+    await bus.waitForWorkers(1)
+    const again = bus.request({ method: "POST", path: "/x", body: "again" }, { idempotent: true, timeoutMs: 10_000 })
+    const once = rejection(bus.request({ method: "POST", path: "/x", body: "once" }, { timeoutMs: 10_000 }))
+    const err = await once
+    expect(err).toBeInstanceOf(WorkerGoneError)
+    expect((err as Error).message).toContain("is leaving and did not run the request; retry it")
+    await until(() => bus.workerCount === 0, "the leaving worker is gone once nothing of it is in flight")
+    await worker(bus.name, (req) => req.text().toUpperCase())
+    expect((await again).text()).toBe("AGAIN") // before: a 500 RemoteError, "the worker is leaving"
+  }, 30_000)
+
+  test("a worker's close() lets what it runs finish and refuses what comes meanwhile (503), then leaves", async () => {
+    const bus = await hub()
+    let release: (() => void) | null = null
+    const w = await worker(bus.name, () => new Promise<string>((r) => (release = () => r("held"))))
+    await bus.waitForWorkers(1)
+    const held = bus.request({ path: "/hold" }, { timeoutMs: 10_000 })
+    await until(() => release !== null, "its handler runs")
+    const closing = w.close()
+    await until(() => bus.workers[0]?.state === "draining", "the hub heard it leave and sends it nothing new")
+    const nc = await client()
+    const [heard] = await Array.fromAsync(nc.subscribe(`${root(bus.name)}.hb`, { max: 1 })) // it says "leaving"
+    const { worker: id, state } = JSON.parse(heard!.string()) as { worker: string; state: string }
+    expect(state).toBe("leaving")
+    // a request sent now, as by a hub that had not heard yet: refused unrun, not dropped unanswered
+    const refusal = (await nc.request(`${root(bus.name)}.req.${id}`, answer(1, 0, 0), { timeout: 5000 })).data
+    expect([refusal[1], new DataView(refusal.buffer, refusal.byteOffset).getUint32(4, true)]).toEqual([1, 503])
+    release!()
+    expect((await held).text()).toBe("held") // before: WorkerGoneError at its "leaving", the handler's answer dropped
+    await closing
+    await until(() => bus.workerCount === 0, "it is gone")
   }, 30_000)
 
   test.each([

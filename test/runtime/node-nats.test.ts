@@ -1,6 +1,6 @@
 // Workers over NATS (docs/PROTOCOL.md §10) between the runtimes (issue 67), beyond the endpoint conformance suite
 // (which runs its NATS worker under Node too): a Bun worker serves a Node front, and a Node worker killed with
-// SIGKILL while 32 requests wait at a Bun front settles every one. And a cluster contest's member under either runtime
+// SIGKILL while 32 requests wait at a Bun front settles every one, one that closes answers what it runs. And a cluster contest's member under either runtime
 // that exits without close() lets go of its host's marker file (§12.5).
 // Needs nats-server (apt-get install -y nats-server) and Node 26 (the install line when missing).
 import { afterAll, describe, expect, test } from "bun:test"
@@ -40,6 +40,24 @@ describe.skipIf(skip !== null)("over NATS, between Bun and Node", () => {
       new Set([WorkerGoneError]),
     )
   }, 120_000)
+
+  test.each(["bun", "node"] as const)(
+    "a %s worker that closes while it runs 4 requests answers them all; the front then counts it gone",
+    async (runtime) => {
+      const bus = await SlotBus.listen(busName("nn"), { remote: viaNats(nats.url), heartbeatMs: 100 })
+      nats.cleanup.push(() => bus.close({ drain: false }))
+      const w = await remoteWorker(runtime, bus.name)
+      await bus.waitForWorkers(1)
+      const held = ["a", "b", "c", "d"].map((body) => bus.request({ path: "/slow/400", body }).then((r) => r.text()))
+      for (const body of ["a", "b", "c", "d"]) await w.waitLine(new RegExp(`^running ${body}$`), 30_000)
+      process.kill(w.pid, "SIGUSR2") // worker.close(): running handlers finish first
+      await w.waitLine(/^closing$/)
+      expect(await Promise.all(held)).toEqual(["a", "b", "c", "d"]) // WorkerGoneError at the close, before
+      await w.waitLine(/^closed$/, 30_000)
+      await until(() => bus.workers.length === 0, "the worker is gone once its requests settled", 30_000)
+    },
+    60_000,
+  )
 
   test("a Bun worker serves a Node front over NATS", async () => {
     const name = busName("nn")

@@ -156,11 +156,17 @@ export async function hostileNatsWorker(
   nc.subscribe(`${root}.cancel.${id}`, { callback: (_, msg) => void cancels.push(msg.string()) })
   await nc.flush()
   const presence = (state: string) => JSON.stringify({ v: 1, worker: id, host, pid: 1, slots: 4, state })
-  const timer = setInterval(() => nc.publish(`${root}.hb`, presence("serving")), 50)
-  nc.publish(`${root}.hb`, presence("serving"))
+  let state = "serving"
+  const timer = setInterval(() => nc.publish(`${root}.hb`, presence(state)), 50)
+  nc.publish(`${root}.hb`, presence(state))
   return {
     nc,
     cancels,
+    /** From now on its presence (at once and every 50 ms) says `to`. */
+    say(to: "serving" | "draining" | "leaving") {
+      state = to
+      nc.publish(`${root}.hb`, presence(state))
+    },
     async stop() {
       clearInterval(timer)
       if (nc.isClosed()) return

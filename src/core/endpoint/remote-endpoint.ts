@@ -127,6 +127,11 @@ export class RemoteEndpoint implements Endpoint {
     p.phase = "slot-returned"
   }
 
+  /** Its worker refused p without running it (docs/PROTOCOL.md §10.3): sent elsewhere if it may be, else failed. */
+  unrun(p: Pending, err: Error) {
+    if (this.calls.has(p) && p.phase === "in-slot") this.host.retryOrFail(p, err, true)
+  }
+
   frame(p: Pending, type: number, status: number, bytes: Uint8Array) {
     if (!this.calls.has(p) || p.phase !== "in-slot") return
     let s = p.in as StreamIn | null
@@ -188,6 +193,7 @@ export function remoteHubHost(
       holder(call)?.answered(call as Pending, status, flags, headLen, bytes),
     frame: (call, type, status, bytes) => holder(call)?.frame(call as Pending, type, status, bytes),
     failed: (call, err) => books.fail(call as Pending, err),
+    unrun: (call, err) => holder(call)?.unrun(call as Pending, err),
     rejected,
   }
 }

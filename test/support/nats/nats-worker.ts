@@ -15,6 +15,8 @@
 //   /stream-hold    a stream: "one", then nothing until it is cancelled (then recorded: /aborted)
 //   /later/<ms>     the body as sent, read after <ms> ms (async: other requests are answered meanwhile)
 //   /reply/<ms>     req.reply(): status 201 and x-len written at once, the body (reversed) filled in after <ms> ms
+//   /slow/<ms>      the body as sent, after <ms> ms, printing "running <body>" (no Bun global: also under Node)
+// SIGUSR2 closes it (worker.close(): running handlers finish first), printing "closing" and, once closed, "closed".
 import { SlotWorker, type SlotRequest } from "../../../src/index.ts"
 import { nats } from "../../../src/nats/index.ts"
 
@@ -104,6 +106,11 @@ function handle(req: SlotRequest) {
       const view = req.reply(body.length, { status: 201, headers: { "x-len": String(body.length) } })
       return Bun.sleep(Number(arg)).then(() => (view.set(body.reverse()), view))
     }
+    case "slow": {
+      const body = req.body.slice()
+      console.log(`running ${new TextDecoder().decode(body)}`)
+      return new Promise<Uint8Array>((r) => setTimeout(() => r(body), Number(arg)))
+    }
     default:
       return { status: 404, body: `no route ${req.path}` }
   }
@@ -119,7 +126,12 @@ const opts = {
   heartbeatMs: hb ? Number(hb) : 100,
   host: flag("host"),
 }
-if (flags.includes("--expose"))
-  await SlotWorker.expose(name, { add: (a: number, b: number) => a + b, where: () => process.pid }, opts)
-else await SlotWorker.connect(name, handle, opts)
+const worker = flags.includes("--expose")
+  ? await SlotWorker.expose(name, { add: (a: number, b: number) => a + b, where: () => process.pid }, opts)
+  : await SlotWorker.connect(name, handle, opts)
+process.once("SIGUSR2", async () => {
+  console.log("closing")
+  await worker.close()
+  console.log("closed")
+})
 console.log(`ready ${process.pid}`)
