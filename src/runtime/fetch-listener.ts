@@ -167,7 +167,7 @@ const unfinished = new WeakMap<object, number>()
 export const MAX_PIPELINED = 32
 
 /** Counts `res` as its connection's, true; or cuts a connection with MAX_PIPELINED answers waiting off, false. */
-function pipelined(socket: object & { destroy(): void }, res: ServerResponse): boolean {
+export function pipelined(socket: object & { destroy(): void }, res: ServerResponse): boolean {
   const n = (unfinished.get(socket) ?? 0) + 1
   if (n > MAX_PIPELINED) {
     socket.destroy()

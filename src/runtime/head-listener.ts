@@ -4,7 +4,7 @@
 // target or a header a Request would rewrite or refuse, a streamed answer, a head node:http refuses — goes the
 // fetch-listener's way, so what a client sees is the same either way.
 import type { IncomingMessage, ServerResponse } from "node:http"
-import { closing, HOP_BY_HOP, Refused, requestOf, writeResponse } from "./fetch-listener.ts"
+import { closing, HOP_BY_HOP, pipelined, Refused, requestOf, writeResponse } from "./fetch-listener.ts"
 import { refuseHost } from "./request-target.ts"
 
 /** A request as the head listener hands it on: method, path and query, its headers (names lower-case). */
@@ -118,6 +118,7 @@ export function headListener(fallback: Listener, send: Send, onError: OnError, f
     const head = headOf(req)
     const host = req.headers.host
     if (head === null || (host !== undefined && refuseHost([host]) !== null)) return fallback(req, res)
+    if (!pipelined(req.socket, res)) return // as the fallback's: a client's pipelined GETs are no queue of answers
     const gone = new ClientGone()
     res.once("close", () => {
       if (!res.writableFinished) gone.leave()

@@ -7,6 +7,7 @@ import { createServer, type Server } from "node:http"
 import { type AddressInfo, connect } from "node:net"
 import { join } from "node:path"
 import { nodeHandler, SlotBus } from "../../src/index.ts"
+import { MAX_PIPELINED } from "../../src/runtime/fetch-listener.ts"
 import { libraryPath } from "../../src/native/lib-path.ts"
 import { busName, type Child, eventually, FIXTURES, spawn, stopAll } from "../support/helpers.ts"
 import { buildForNode, findNode, NODE_INSTALL, nodeFlags } from "../support/runtime/node.ts"
@@ -75,9 +76,9 @@ async function slowClients(port: number): Promise<string[]> {
     return answer.body === big(tag, kb) ? "ok" : `${tag}: ${answer.status}, ${answer.body.length} bytes, not its own`
   }
   const apart = await Promise.all(Array.from({ length: 48 }, (_, i) => one(i)))
-  // 120 × 200 KB on a connection that reads nothing for a second: more than the kernel's socket buffers take, so
-  // node:http holds answers written but not sent, while later ones are copied out of their slots
-  const held = await pipelined(port, 120, 200, 1000)
+  // 32 (MAX_PIPELINED) × 500 KB on a connection that reads nothing for a second: more than the kernel's socket buffers
+  // take, so node:http holds answers written but not sent, while later ones are copied out of their slots
+  const held = await pipelined(port, MAX_PIPELINED, 500, 1000)
   return [...apart, ...(await pipelined(port, 20, 60, 0)), ...held].filter((g) => g !== "ok")
 }
 
@@ -273,6 +274,34 @@ describe.each(["bun", "node"] as const)("nodeHandler's head way to a %s worker a
       spawnWorkerOf(runtime, name)
       expect(await eventuallyServes(Number(port))).toBe(true)
       expect(await slowClients(Number(port))).toEqual([])
+      front.write("close\n")
+      expect(await front.exited).toBe(0)
+    },
+    60_000,
+  )
+
+  test.skipIf(node === null)(
+    "a client that pipelines 500 GETs to a Node front and reads nothing is cut off, not 500 answers queued for it",
+    async () => {
+      const name = busName("head")
+      const front = spawn([node!, ...nodeFlags(node!), frontBuilt!.entry, name], { env: nodeEnv(), stdin: "pipe" })
+      const [, port] = await front.waitLine(/^listening (\d+) /, 30_000)
+      spawnWorkerOf(runtime, name)
+      expect(await eventuallyServes(Number(port))).toBe(true)
+      const sock = connect(Number(port), "127.0.0.1")
+      try {
+        sock.pause() // node:http parses every request it has read before the first answer is written
+        let closed = false
+        sock.on("error", () => {})
+        sock.on("close", () => void (closed = true))
+        const get = "GET /big?tag=p&kb=200 HTTP/1.1\r\nHost: h\r\n\r\n"
+        sock.write(get.repeat(500)) // before: 500 answers of 200 KB held for it (2,000 of them: 0.5 GB)
+        // a paused socket hears of the cut only when it writes (EPIPE, ECONNRESET): one more request each time
+        expect(await eventually(() => closed || (sock.write(get), false), 20_000)).toBe(true)
+        expect(await eventuallyServes(Number(port))).toBe(true)
+      } finally {
+        sock.destroy()
+      }
       front.write("close\n")
       expect(await front.exited).toBe(0)
     },
