@@ -131,8 +131,7 @@ export async function writeResponse(res: ServerResponse, response: Response, hea
     if (!HOP_BY_HOP.has(name) && name !== "set-cookie") headers[name] = value
   const cookies = response.headers.getSetCookie()
   if (cookies.length > 0) headers["set-cookie"] = cookies
-  const server = res.socket?.server
-  if (server && closing.has(server)) res.shouldKeepAlive = false // it says Connection: close, and closes after
+  closeWhenLast(res)
   res.writeHead(response.status, response.statusText || undefined, headers)
   // a body that is not the length its Content-Length says ends the connection, not the next answer on it
   if (headers["content-length"] !== undefined) res.strictContentLength = true
@@ -166,8 +165,33 @@ const unfinished = new WeakMap<object, number>()
  */
 export const MAX_PIPELINED = 32
 
+/** Each answer's place among its connection's requests, and the latest place given on each connection. */
+const places = new WeakMap<ServerResponse, number>()
+const latest = new WeakMap<object, number>()
+
+/** Counts `res` among its connection's requests, once, as its request arrives (the listeners, closeGracefully). */
+export function arrived(res: ServerResponse): void {
+  if (places.has(res)) return
+  const socket = res.req?.socket ?? res.socket
+  if (!socket) return
+  const n = (latest.get(socket) ?? 0) + 1
+  latest.set(socket, n)
+  places.set(res, n)
+}
+
+/**
+ * While closeGracefully closes its server: `res` says Connection: close, so its connection closes after it, unless
+ * its client pipelined a request after it (node:http would drop that one: its answer says it instead).
+ */
+export function closeWhenLast(res: ServerResponse): void {
+  const socket = res.req?.socket ?? res.socket
+  const server = (socket as { server?: object } | null)?.server
+  if (server && closing.has(server) && places.get(res) === latest.get(socket!)) res.shouldKeepAlive = false
+}
+
 /** Counts `res` as its connection's, true; or cuts a connection with MAX_PIPELINED answers waiting off, false. */
 export function pipelined(socket: object & { destroy(): void }, res: ServerResponse): boolean {
+  arrived(res)
   const n = (unfinished.get(socket) ?? 0) + 1
   if (n > MAX_PIPELINED) {
     socket.destroy()

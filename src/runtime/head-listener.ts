@@ -4,7 +4,7 @@
 // target or a header a Request would rewrite or refuse, a streamed answer, a head node:http refuses — goes the
 // fetch-listener's way, so what a client sees is the same either way.
 import type { IncomingMessage, ServerResponse } from "node:http"
-import { closing, HOP_BY_HOP, pipelined, Refused, requestOf, writeResponse } from "./fetch-listener.ts"
+import { closeWhenLast, HOP_BY_HOP, pipelined, Refused, requestOf, writeResponse } from "./fetch-listener.ts"
 import { refuseHost } from "./request-target.ts"
 
 /** A request as the head listener hands it on: method, path and query, its headers (names lower-case). */
@@ -101,8 +101,7 @@ function writeWhole(res: ServerResponse, answer: HeadAnswer, headOnly: boolean):
   const body = answer.whole
   const headers = body === null ? null : nodeHeaders(answer.head, body.length, headOnly)
   if (body === null || headers === null) return writeResponse(res, answer.response(), headOnly)
-  const server = res.socket?.server
-  if (server && closing.has(server)) res.shouldKeepAlive = false
+  closeWhenLast(res)
   res.writeHead(answer.status, headers)
   if (headOnly || body.length === 0) res.end()
   else res.end(body)

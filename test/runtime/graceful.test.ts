@@ -3,6 +3,7 @@
 // client. Every request sent is answered 200, every connection is told `Connection: close`, and the front exits 0.
 // The figures (answers, how long from the front's last answer to closed) are printed, not asserted.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { connect } from "node:net"
 import { join } from "node:path"
 import { libraryPath } from "../../src/native/lib-path.ts"
 import { busName, ECHO_WORKER, FIXTURES, spawn, stopAll, until } from "../support/helpers.ts"
@@ -25,14 +26,17 @@ afterAll(async () => {
 
 const CONNECTIONS = 32
 
-async function sigtermUnderLoad(runtime: "bun" | "node", server: "bun" | "node" | "own", reconnect: boolean) {
+function startFront(runtime: "bun" | "node", server: "bun" | "node" | "own" | "head") {
   const args = [busName("graceful"), server, process.execPath, ECHO_WORKER]
-  const front =
-    runtime === "bun"
-      ? spawn([process.execPath, join(FIXTURES, "runtime/graceful-front.ts"), ...args])
-      : spawn([node!, ...nodeFlags(node!), built!.entry, ...args], {
-          env: { ...process.env, SLOTBUS_LIB: lib, NODE_NO_WARNINGS: "1" },
-        })
+  return runtime === "bun"
+    ? spawn([process.execPath, join(FIXTURES, "runtime/graceful-front.ts"), ...args])
+    : spawn([node!, ...nodeFlags(node!), built!.entry, ...args], {
+        env: { ...process.env, SLOTBUS_LIB: lib, NODE_NO_WARNINGS: "1" },
+      })
+}
+
+async function sigtermUnderLoad(runtime: "bun" | "node", server: "bun" | "node" | "own", reconnect: boolean) {
+  const front = startFront(runtime, server)
   const port = Number((await front.waitLine(/^ready (\d+)$/, 30_000))[1])
   const load = keepAliveLoad(port, CONNECTIONS, reconnect)
   try {
@@ -77,5 +81,52 @@ describe("a SIGTERM'd front closed with closeGracefully under keep-alive load fa
     "node:http under Node, its clients connecting again (refused: it no longer listens)",
     () => sigtermUnderLoad("node", "node", true),
     90_000,
+  )
+})
+
+/** What came back on a connection until it closed: each answer's status line, Connection header and body. */
+function answersOn(all: Buffer): string[] {
+  const out: string[] = []
+  while (all.length > 0) {
+    const end = all.indexOf("\r\n\r\n")
+    const head = all.subarray(0, end).toString("latin1")
+    const length = Number(/content-length: (\d+)/i.exec(head)?.[1] ?? 0)
+    const connection = /\r\nconnection: (\S+)/i.exec(head)?.[1]?.toLowerCase() ?? "-"
+    out.push(`${head.split("\r\n")[0]} ${connection} ${all.subarray(end + 4, end + 4 + length).toString()}`)
+    all = all.subarray(end + 4 + length)
+  }
+  return out
+}
+
+describe("closeGracefully and a client's pipelined requests", () => {
+  test.each([
+    ["bun", "node"],
+    ["node", "node"],
+    ["node", "head"],
+  ] as const)(
+    "node:http under %s (%s): each request sent before SIGTERM is answered, the last saying close",
+    async (runtime, kind) => {
+      if (runtime === "node" && node === null) return
+      const front = startFront(runtime, kind)
+      const port = Number((await front.waitLine(/^ready (\d+)$/, 30_000))[1])
+      const chunks: Buffer[] = []
+      const socket = connect(port, "127.0.0.1")
+      const closed = new Promise((r) => socket.on("close", r))
+      socket.on("data", (b: Buffer) => chunks.push(b))
+      const ask = (method: string, path: string, body = "") =>
+        `${method} ${path} HTTP/1.1\r\nHost: h\r\nx-delay-ms: 400\r\ncontent-length: ${body.length}\r\n\r\n${body}`
+      socket.write(ask("GET", "/a") + ask("GET", "/b") + ask("POST", "/c", "last"))
+      await Bun.sleep(150) // all three in flight or waiting behind the first
+      front.signal("SIGTERM")
+      await closed
+      expect(await front.exited).toBe(0)
+      // before: the first answer said close and the other two were dropped
+      expect(answersOn(Buffer.concat(chunks))).toEqual([
+        "HTTP/1.1 200 OK keep-alive ",
+        "HTTP/1.1 200 OK keep-alive ",
+        "HTTP/1.1 200 OK close last",
+      ])
+    },
+    60_000,
   )
 })

@@ -5,7 +5,8 @@
 // `Connection: close` (a node:http server's all, its app's own routes too; a Bun server's those of the bus), and the
 // pool and the bus stop only once no connection is left.
 import { checkNumber, checkOptions, optionNames } from "../../kit/index.ts"
-import { closing, quirks } from "../../runtime/index.ts"
+import type { ServerResponse } from "node:http"
+import { arrived, closeWhenLast, closing, quirks } from "../../runtime/index.ts"
 import type { SlotBus } from "./bus.ts"
 import { leaving } from "./fetch-body.ts"
 
@@ -21,7 +22,7 @@ interface NodeServer {
   closeIdleConnections(): void
   closeAllConnections(): void
   on(event: "request", listener: (req: unknown, res: { once(event: "close", f: () => void): unknown }) => void): unknown
-  prependListener(event: "request", listener: (req: unknown, res: { shouldKeepAlive: boolean }) => void): unknown
+  prependListener(event: "request", listener: (req: unknown, res: ServerResponse) => void): unknown
   off(
     event: "request",
     listener: (req: unknown, res: { once(event: "close", f: () => void): unknown }) => void,
@@ -90,9 +91,17 @@ export async function closeGracefully(server: BunServer | NodeServer, options: C
   await o.bus?.close()
 }
 
-/** A node:http answer from now on says `Connection: close`, and its connection closes after it. */
-const sayClose = (_req: unknown, res: { shouldKeepAlive: boolean }) => {
-  res.shouldKeepAlive = false
+/**
+ * A node:http answer from now on says `Connection: close`, and its connection closes after it, unless its client
+ * pipelined another request after it (that one's answer says it): decided as its head is written.
+ */
+const sayClose = (_req: unknown, res: ServerResponse) => {
+  arrived(res)
+  const writeHead = res.writeHead
+  res.writeHead = function (this: ServerResponse, ...args: Parameters<typeof writeHead>) {
+    closeWhenLast(this)
+    return writeHead.apply(this, args)
+  } as typeof writeHead
 }
 
 /** Waits until `inFlight()` was 0 twice 20 ms apart, or until `end` (Date.now()). */

@@ -1,15 +1,16 @@
 // A front that stops on SIGTERM with closeGracefully, for test/runtime/graceful.test.ts: Bun.serve (under Bun) or
 // node:http with nodeHandler (under Bun or, built by node.ts, under Node), over a pool of two echo workers; `own`:
-// node:http answering itself, as an app's own routes do (no nodeHandler between), the bus still served.
-// Usage: graceful-front <bus-name> <bun|node|own> <bun binary> <echo-worker.ts>
+// node:http answering itself, as an app's own routes do (no nodeHandler between), the bus still served; `head`:
+// node:http with nodeHandler(bus), whose GETs take the head way.
+// Usage: graceful-front <bus-name> <bun|node|own|head> <bun binary> <echo-worker.ts>
 // Prints "ready <port>"; on SIGTERM, "closed <ms>" (from its last answer to the end of closeGracefully), then exits 0.
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http"
 import type { AddressInfo } from "node:net"
 import { closeGracefully, nodeHandler, SlotBus, superviseWorkers } from "../../../src/index.ts"
 
 const [name, kind, bun, worker] = process.argv.slice(2)
-if (!name || !worker || (kind !== "bun" && kind !== "node" && kind !== "own"))
-  throw new Error("usage: graceful-front <bus-name> <bun|node|own> <bun binary> <echo-worker.ts>")
+if (!name || !worker || !["bun", "node", "own", "head"].includes(kind!))
+  throw new Error("usage: graceful-front <bus-name> <bun|node|own|head> <bun binary> <echo-worker.ts>")
 
 const bus = await SlotBus.listen(name)
 const pool = superviseWorkers(bus, { command: [bun!, worker, name, "--delay-ms=2"], instances: 2, stdout: "ignore" })
@@ -30,7 +31,7 @@ if (kind === "bun") {
     last = performance.now()
     res.end("own")
   }
-  const s = createServer(kind === "own" ? own : nodeHandler({ fetch: answer }))
+  const s = createServer(kind === "own" ? own : kind === "head" ? nodeHandler(bus) : nodeHandler({ fetch: answer }))
   await new Promise<void>((r) => s.listen(0, "127.0.0.1", r))
   server = s
   console.log(`ready ${(s.address() as AddressInfo).port}`)
