@@ -18,6 +18,8 @@ import { encodeCbor } from "./cbor-write.ts"
 // that with fast-check).
 
 const MAX_JSON_DEPTH = 64
+/** A 722 result's UTF-8, every character kept (the default decoder drops a leading byte order mark). */
+const asText = new TextDecoder("utf-8", { ignoreBOM: true })
 const FEW_OBJECTS = 32
 
 /**
@@ -299,7 +301,7 @@ export function decodeReply(method: string, status: number, body: Uint8Array): u
     case RpcStatus.RESULT_CBOR:
       return readReply(method, status, body)
     case RpcStatus.RESULT_TEXT:
-      return utf8(body)
+      return asText.decode(body) // as it is: a leading U+FEFF is the string's own
     case RpcStatus.RESULT_BYTES:
       return body.slice() // body views the slot, which the next call reuses
     case RpcStatus.THROWN_JSON:
