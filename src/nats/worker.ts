@@ -4,9 +4,9 @@ import type { Msg } from "@nats-io/transport-node"
 import { PayloadTooLargeError } from "../core/index.ts"
 import {
   align8,
+  chunkBytes,
   errorPairs,
   frameCharge,
-  toBytes,
   type Answer,
   type RemoteAnswerSink,
   type RemoteLink,
@@ -199,7 +199,8 @@ async function serve(host: RemoteWorkerHost, use: NatsUse, opts: TransportOption
       while (!over()) {
         const { done, value } = await reader.read()
         if (done) break
-        const bytes = toBytes(value as never, "a streamed body's chunk")
+        const got = chunkBytes(value)
+        const bytes = got instanceof Promise ? await got : got
         for (let off = 0; off < bytes.length && !over(); ) {
           const room = call.window - (sent - call.taken)
           if (room < frameCharge(0)) {

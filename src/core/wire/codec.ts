@@ -31,6 +31,11 @@ export function toBytes(body: BodyInit, what: string): Uint8Array {
   return bytes
 }
 
+/** A streamed body's chunk as bytes: what toBytes takes, or a Blob, read whole (a promise then). */
+export function chunkBytes(chunk: unknown): Uint8Array | Promise<Uint8Array> {
+  return chunk instanceof Blob ? chunk.bytes() : toBytes(chunk as BodyInit, "a streamed body's chunk")
+}
+
 function notDetached(buf: ArrayBufferLike, what: string): ArrayBufferLike {
   if ((buf as ArrayBuffer).detached === true)
     throw new TypeError(`${what}'s ArrayBuffer is detached (it was transferred); pass bytes you still own`)

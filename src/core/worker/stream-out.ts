@@ -3,7 +3,7 @@
 // pauses the handler's stream (its `pull`).
 import { native, Errno, RespFlag } from "../../native/ffi.ts"
 import type { Channel } from "../wire/channel.ts"
-import { headLength, toBytes, writeHead } from "../wire/codec.ts"
+import { chunkBytes, headLength, writeHead } from "../wire/codec.ts"
 import { PayloadTooLargeError, ProtocolError } from "../../errors.ts"
 import { thrownField, thrownText } from "./thrown.ts"
 
@@ -68,7 +68,8 @@ export async function streamOut(s: StreamOut): Promise<StreamResult> {
       if (over()) break
       const { done, value } = await reader.read()
       if (done) break
-      const bytes = toBytes(value as never, "a streamed body's chunk")
+      const got = chunkBytes(value)
+      const bytes = got instanceof Promise ? await got : got
       for (let off = 0; off < bytes.length; ) {
         if (!chan.isOpen) break
         const seen = chan.streamLimit(slot) // read before the write: a grant after it is then seen as a move

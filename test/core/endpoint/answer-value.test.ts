@@ -63,3 +63,27 @@ describe("the caller's value is the same whether the worker answered whole or as
     }
   })
 })
+
+test("a streamed body's chunks may be bytes, strings and Blobs alike", async () => {
+  await using bus = await SlotBus.listen(busName("chunks"))
+  const chunks = () => [new TextEncoder().encode("bytes "), "text ", new Blob(["blob ", new Uint8Array([0x21])])]
+  const worker = await SlotWorker.connect(bus.name, () => {
+    const left = chunks()
+    return new ReadableStream({
+      async pull(c) {
+        await Bun.sleep(1) // a stream: not one read whole before its answer
+        const next = left.shift()
+        if (next === undefined) c.close()
+        else c.enqueue(next)
+      },
+    })
+  })
+  try {
+    await bus.waitForWorkers(1)
+    // before: a Blob chunk failed the answer, its error saying a Blob was fine
+    expect(await (await bus.request({ path: "/" }, { stream: true })).text()).toBe("bytes text blob !")
+    expect((await bus.request({ path: "/" })).text()).toBe("bytes text blob !")
+  } finally {
+    await worker.close()
+  }
+})
