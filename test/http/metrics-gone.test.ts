@@ -43,3 +43,25 @@ test("names that left fold into one bus label past the last few, and no request 
     await live.kill()
   }
 }, 120_000)
+
+/** Every `bus` label value of `family`, with its count. */
+async function countsOf(url: string, family: string): Promise<Map<string, number>> {
+  const text = await (await fetch(`${url}/metrics`)).text()
+  const out = new Map<string, number>()
+  for (const m of text.matchAll(new RegExp(`^${family}\\{bus="([^"]*)"\\} (\\S+)$`, "gm"))) out.set(m[1]!, Number(m[2]))
+  return out
+}
+
+test("requests a worker finishes as it leaves on purpose are counted: answered is answered", async () => {
+  await using hub = await createHub({ port: 0, quiet: true, metricsMaxAgeMs: 0 })
+  const w = await startWorker(hub.url, "shop")
+  const slow = Array.from({ length: 5 }, () => fetch(`${hub.url}/sleep/400`).then((r) => r.status))
+  await until(() => hub.health().workers.some((x) => x.inFlight === 5), "5 requests at the worker")
+  const stopping = w.stop() // SIGTERM: it deregisters, its requests run to the end
+  expect(await Promise.all(slow)).toEqual([200, 200, 200, 200, 200])
+  await stopping
+  await until(() => hub.health().workers.length === 0, "the worker gone")
+  // before: the counts were taken as it began to leave, so these 5 were never counted
+  expect((await countsOf(hub.url, "slotbus_requests_total")).get("shop")).toBe(5)
+  expect((await countsOf(hub.url, "slotbus_responses_total")).get("shop")).toBe(5)
+}, 60_000)

@@ -68,6 +68,8 @@ export interface RegistryHooks {
   registered(inst: WorkerInstance): void
   /** An instance left (evicted, replaced, deregistered): its SSE clients end, health records it. */
   evicted(inst: WorkerInstance, reason: string): void
+  /** Its bus closed, after what it still ran (a worker leaving on purpose) settled: its counts are final. */
+  closed(inst: WorkerInstance): void
 }
 
 const KEEP_RETIRED = 1000
@@ -75,6 +77,8 @@ const KEEP_RETIRED = 1000
 export class Registry {
   readonly routes = new RouteTable<RouteEntry>()
   readonly instances = new Map<string, WorkerInstance>()
+  /** Instances out of service whose bus has not closed yet: a leaving worker's requests still count. */
+  readonly closing = new Set<WorkerInstance>()
   /** Bus name → why its instance left, so a worker coming back can learn it was replaced. */
   private readonly retired = new Map<string, string>()
   /** Name/instance → the pid that last registered it and how often it came back from another pid. */
@@ -230,8 +234,12 @@ export class Registry {
       this.opts.log(
         `worker "${inst.name}" instance ${inst.instance} (pid ${inst.pid}) ${drain ? "left" : "evicted"}: ${reason}`,
       )
-    const closed = inst.bus.close({ drain, timeoutMs: this.opts.timeoutMs })
-    if (drain) void closed.finally(() => transition(inst, "gone"))
+    this.closing.add(inst)
+    void inst.bus.close({ drain, timeoutMs: this.opts.timeoutMs }).finally(() => {
+      if (drain) transition(inst, "gone")
+      this.closing.delete(inst)
+      this.hooks.closed(inst)
+    })
   }
 
   /** Whether any process of worker `name` is registered. */

@@ -70,10 +70,10 @@ export class Hub {
     this.registry = new Registry(this.opts, counters, tag, {
       registered: (inst) => this.liveness.watch(inst),
       evicted: (inst, reason) => {
-        this.metrics.left(inst)
         this.sse.closeFor(inst)
         this.healthReport.recordEviction(inst, reason)
       },
+      closed: (inst) => this.metrics.left(inst),
     })
     this.liveness = new Liveness(this.opts, this.registry)
     this.proxy = new RequestProxy(this.opts, counters, this.registry, this.liveness)
@@ -244,7 +244,8 @@ export class Hub {
 
   /** What GET /metrics, serveStatus and reportMetrics show of the hub: slotbus_hub_*, then slotbus_* per worker name. */
   [METRICS](): MetricFamily[] {
-    return [...hubFamilies(this.health()), ...this.metrics.families(this.registry.instances.values())]
+    const { instances, closing } = this.registry
+    return [...hubFamilies(this.health()), ...this.metrics.families([...instances.values(), ...closing])]
   }
 
   /** What `serveStatus` shows of the hub: what GET /health reports (workers, routes, counters, its events topic). */
