@@ -7,7 +7,15 @@ import type { Runtime } from "./runtime.ts"
 export { FFI_WARNING_ENV, UnsupportedRuntimeError } from "./errors.ts"
 export { arrived, closeWhenLast, closing, HOP_BY_HOP, incoming, requestListener } from "./fetch-listener.ts"
 export { ClientGone, type HeadAnswer, headListener, type RequestHead } from "./head-listener.ts"
-export { hostProblem, pathStart, refuseMethod, refuseServed, targetPath } from "./request-target.ts"
+export {
+  hostName,
+  hostProblem,
+  isLoopbackName,
+  pathStart,
+  refuseMethod,
+  refuseServed,
+  targetPath,
+} from "./request-target.ts"
 export type {
   DoorbellReader,
   HttpRoutes,

@@ -21,6 +21,17 @@ export function hostProblem(host: string): string | null {
   return null
 }
 
+const LOOPBACK = new Set(["localhost", "127.0.0.1", "[::1]", "::1"])
+
+/** Whether a host name (a Host's, an Origin's, a bound hostname) names this machine's loopback: localhost, 127.0.0.1, ::1. */
+export const isLoopbackName = (name: string) => LOOPBACK.has(name.toLowerCase())
+
+/** The host name of a Host header value, lower case: "localhost:8080" → "localhost", "[::1]:80" → "[::1]". */
+export function hostName(host: string): string {
+  const m = /^(\[[^\]]*\]|[^:]*)(?::\d*)?$/.exec(host.trim())
+  return (m ? m[1]! : host).toLowerCase()
+}
+
 /** A 400 for a request whose Host header is none or more than one, or is no authority; null for one that is fine. */
 export function refuseHost(hosts: readonly string[]): Response | null {
   if (hosts.length > 1) return answer(400, "bad-request", "a request has one Host header")

@@ -17,7 +17,7 @@ import {
 import { PAGE_HEADERS, STATUS_PAGE_HTML } from "./page.ts"
 import { exposition } from "./handler.ts"
 import { METRICS_HEADERS, metricsMaxAge, sharedScrape } from "./metrics.ts"
-import { connect, refuseServed, serveHttp, type HttpServer } from "../runtime/index.ts"
+import { connect, hostName, isLoopbackName, refuseServed, serveHttp, type HttpServer } from "../runtime/index.ts"
 
 export interface StatusServerOptions {
   /** A TCP port to serve on (0 picks a free one). One of `port` and `unix`. */
@@ -49,6 +49,14 @@ export interface StatusServer extends AsyncDisposable {
   report(): Promise<StatusReport>
   /** Ends every stream and stops serving; a unix socket file is removed. */
   stop(): Promise<void>
+}
+
+/** A 403 for a request whose Host names another machine than this one's loopback, or null. */
+function refuseForeignHost(req: Request): Response | null {
+  const host = req.headers.get("host")
+  if (host === null || isLoopbackName(hostName(host))) return null
+  const message = `Host ${JSON.stringify(host)} is not this server's: on a loopback address it answers localhost, 127.0.0.1 and [::1] only (a proxy in front sends one of them)`
+  return Response.json({ error: "forbidden", message }, { status: 403 })
 }
 
 /** Anything with a status section: a SlotBus, Topic, Contest, StdioBus or Hub, or a function of your own. */
@@ -148,8 +156,11 @@ export async function serveStatus(sources: StatusInput[], options: StatusServerO
     for (const c of watchers) send(c, bytes)
   }
 
+  // On a loopback address only a loopback Host is answered: a web page whose name was rebound to 127.0.0.1 (DNS
+  // rebinding) asks with its own name, and must not read the pids, hosts and errors shown here
+  const loopback = o.unix === undefined && isLoopbackName(o.hostname ?? "127.0.0.1")
   const route = async (req: Request, server: HttpServer<undefined>): Promise<Response> => {
-    const refused = refuseServed(req)
+    const refused = refuseServed(req) ?? (loopback ? refuseForeignHost(req) : null)
     if (refused !== null) return refused
     const path = new URL(req.url, "http://localhost").pathname // Bun's has no host when the request had none
     const only = (methods: string) =>

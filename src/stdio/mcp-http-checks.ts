@@ -2,13 +2,12 @@
 // rebinding: a page on another site must not reach a server on this machine), its bearer token when one is
 // required, its MCP-Protocol-Version, its Accept, and a body bounded in bytes. Each refusal is an HTTP status with a
 // JSON-RPC error body that says what to do. And what makes a message JSON-RPC 2.0, checked before it is passed on.
+import { hostName, isLoopbackName } from "../runtime/index.ts"
 import { sameToken } from "./token.ts"
 import type { JsonRpcMessage } from "./types.ts"
 
 /** The protocol revisions this transport speaks (an MCP-Protocol-Version header naming another is refused). */
 export const MCP_PROTOCOL_VERSIONS: readonly string[] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"]
-
-const LOOPBACK = new Set(["localhost", "127.0.0.1", "[::1]", "::1"])
 
 /** What a request's HTTP-level checks allow; `true` allows anything. */
 export interface HttpGuards {
@@ -23,18 +22,12 @@ export function refusal(status: number, code: number, message: string, headers?:
   return Response.json({ jsonrpc: "2.0", id: null, error: { code, message } }, { status, headers })
 }
 
-/** The hostname of a Host header value ("localhost:8080" → "localhost", "[::1]:80" → "[::1]"). */
-function hostName(host: string): string {
-  const m = /^(\[[^\]]*\]|[^:]*)(?::\d*)?$/.exec(host.trim())
-  return (m ? m[1]! : host).toLowerCase()
-}
-
 /** The refusal for a request whose Origin or Host is not allowed, or null. */
 export function refuseSource(request: Request, guards: HttpGuards): Response | null {
   const origin = request.headers.get("origin")
   if (origin !== null && guards.allowedOrigins !== true && !guards.allowedOrigins.includes(origin)) {
     const url = URL.parse(origin)
-    if (!url || !LOOPBACK.has(url.hostname.toLowerCase()))
+    if (!url || !isLoopbackName(url.hostname))
       return refusal(
         403,
         -32000,
@@ -44,7 +37,7 @@ export function refuseSource(request: Request, guards: HttpGuards): Response | n
   if (guards.allowedHosts !== true) {
     const host = request.headers.get("host") ?? URL.parse(request.url)?.host ?? ""
     const name = hostName(host)
-    if (!LOOPBACK.has(name) && !guards.allowedHosts.includes(name))
+    if (!isLoopbackName(name) && !guards.allowedHosts.includes(name))
       return refusal(
         403,
         -32000,
@@ -62,7 +55,7 @@ export function corsHeaders(request: Request, guards: HttpGuards): Record<string
   const origin = request.headers.get("origin")
   if (origin === null) return null
   const named = guards.allowedOrigins !== true && guards.allowedOrigins.includes(origin)
-  if (!named && !LOOPBACK.has(URL.parse(origin)?.hostname.toLowerCase() ?? "")) return null
+  if (!named && !isLoopbackName(URL.parse(origin)?.hostname ?? "")) return null
   return { "access-control-allow-origin": origin, "access-control-expose-headers": "mcp-session-id", vary: "origin" }
 }
 

@@ -6,6 +6,7 @@
 import { afterAll, afterEach, describe, expect, test } from "bun:test"
 import { copyFileSync, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
+import { connect } from "node:net"
 import { join } from "node:path"
 import { SlotBus } from "../../src/index.ts"
 import { section, serveStatus, type StatusReport, type StatusServer } from "../../src/status/index.ts"
@@ -202,6 +203,33 @@ describe("checks what it is given", () => {
     const plain = join(dir, "plain")
     writeFileSync(plain, "not a socket")
     await expect(serveStatus([() => section("probe", "four")], { unix: plain })).rejects.toThrow("is not a socket")
+  })
+
+  test("on a loopback address only a loopback Host is answered: a rebound name gets 403 (DNS rebinding)", async () => {
+    const status = await serveStatus([() => section("probe", "p")], { port: 0 })
+    servers.push(status)
+    const port = new URL(status.url).port
+    const statusOf = (host: string, path: string) =>
+      new Promise<string>((resolve, reject) => {
+        let got = ""
+        const s = connect(Number(port), "127.0.0.1", () =>
+          s.write(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`),
+        )
+        s.on("data", (b) => (got += b))
+        s.on("error", reject)
+        s.on("close", () => resolve(got.split("\r\n")[0]!))
+      })
+    for (const path of ["/", "/status.json", "/metrics"]) {
+      for (const host of [`localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`, "LOCALHOST"])
+        expect(await statusOf(host, path)).toBe("HTTP/1.1 200 OK")
+      // before: 200, the whole report, to a page of rebind.example
+      expect(await statusOf(`rebind.example:${port}`, path)).toBe("HTTP/1.1 403 Forbidden")
+    }
+    const open = await serveStatus([() => section("probe", "p")], { port: 0, hostname: "0.0.0.0" })
+    servers.push(open) // bound for other machines on purpose: any Host
+    const other = new URL(open.url).port
+    const res = await fetch(`http://127.0.0.1:${other}/status.json`, { headers: { host: "status.example" } })
+    expect(res.status).toBe(200)
   })
 
   test("a source that throws or never answers shows as a warning; the others still show", async () => {
