@@ -270,7 +270,7 @@ export class SlotBus {
     try {
       if (typeof method !== "string" || method === "" || method.includes("\0"))
         throw new TypeError(`a remote function's name is a non-empty string without NUL, got ${String(method)}`)
-      const { verb, body } = encodeCall(method, args)
+      const { verb, body } = encodeCall(method, args, this.settings.maxBodyBytes)
       // the reply is decoded where it lies in the slot (no copy, no view lent to anyone), then the slot goes back
       const read = (status: number, bytes: Uint8Array) => decodeReply(method, status, bytes)
       return this.submit(REQUEST, { method: verb, path: method, body }, opts, read)

@@ -1,5 +1,11 @@
 // Writing §6.1.1's CBOR (the tags and why CBOR: cbor-tags.ts).
+import { PayloadTooLargeError } from "../../errors.ts"
 import { MAX_DEPTH, Tag, TYPED_TAGS } from "./cbor-tags.ts"
+
+/** The most bytes a value is written to when no smaller limit is given: the largest body any bus takes. */
+const MAX_ENCODED = 2 ** 32 - 2 ** 30
+const tooLarge = (limit: number) =>
+  new PayloadTooLargeError(`an RPC value encoded to more than ${limit} bytes, the most a body may have here`)
 
 const dataCloneError = (what: string) =>
   new DOMException(`slotbus's RPC encoding carries data, not ${what} (docs/PROTOCOL.md §6.1.1)`, "DataCloneError")
@@ -23,6 +29,8 @@ class Writer {
   private view = new DataView(this.buf.buffer)
   private pos = 0
   private readonly seen = new Map<object, number>() // every object written, by its tag-28 index
+  /** Past this many bytes the value is refused at once, not written out first. */
+  limit = MAX_ENCODED
 
   /** What was written: a copy, as the writer is used again; a buffer over 64 KiB is handed over instead (not kept). */
   bytes(): Uint8Array {
@@ -43,6 +51,7 @@ class Writer {
   }
 
   private room(n: number) {
+    if (this.pos + n > this.limit) throw tooLarge(this.limit)
     if (this.pos + n <= this.buf.length) return
     const next = new Uint8Array(Math.max(this.buf.length * 2, this.pos + n))
     next.set(this.buf.subarray(0, this.pos))
@@ -208,6 +217,8 @@ class Writer {
     this.head(6, Tag.SHAREABLE)
     const d = depth + 1
     if (Array.isArray(o)) {
+      // each element takes a byte at least: a sparse array's length alone may be over the limit (not written first)
+      if (o.length > this.limit - this.pos) throw tooLarge(this.limit)
       this.head(4, o.length)
       for (let i = 0; i < o.length; i++) this.value(o[i], d)
       return
@@ -300,10 +311,11 @@ function wtf8(s: string): Uint8Array {
 }
 
 /** A value as one CBOR data item (§6.1.1). Throws DataCloneError for what it cannot carry. */
-export function encodeCbor(v: unknown): Uint8Array {
+export function encodeCbor(v: unknown, limit = MAX_ENCODED): Uint8Array {
   const w = idleWriter ?? new Writer() // a getter that sends an RPC value while one is written gets a writer of its own
   idleWriter = null
   try {
+    w.limit = limit
     w.value(v, 0)
     return w.bytes()
   } finally {

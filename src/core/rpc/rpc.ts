@@ -2,7 +2,7 @@
 // that return promises (bus.remote(), bus.invoke()). One call is one request and its reply on the ordinary
 // path, nothing new underneath: docs/PROTOCOL.md §6.1 is the mapping. This file is both ends' half of it (the
 // encoding, the worker's dispatcher, the hub's proxy and reply reading); it imports neither bus.ts nor worker.ts.
-import { ProtocolError, RemoteError, UnknownMethodError } from "../../errors.ts"
+import { PayloadTooLargeError, ProtocolError, RemoteError, UnknownMethodError } from "../../errors.ts"
 import { utf8 } from "../wire/codec.ts"
 import { RetiredRpc, RpcStatus, RpcVerb } from "../wire/rpc-status.ts"
 import { didYouMean, isThenable } from "../../kit/index.ts"
@@ -73,7 +73,10 @@ class JsonLook {
 let idleLook: JsonLook | null = new JsonLook()
 
 /** A value's body and whether it is JSON (else CBOR). Throws DataCloneError for what neither can carry. */
-export function encodeValue(v: unknown): { json: boolean; body: string | SharedArrayBuffer | Uint8Array } {
+export function encodeValue(
+  v: unknown,
+  limit?: number,
+): { json: boolean; body: string | SharedArrayBuffer | Uint8Array } {
   if (v === undefined) return { json: true, body: "" }
   const look = idleLook ?? new JsonLook() // a getter that makes an RPC call during a look gets a look of its own
   idleLook = null
@@ -84,7 +87,7 @@ export function encodeValue(v: unknown): { json: boolean; body: string | SharedA
     look.reset()
     idleLook = look
   }
-  return exact ? { json: true, body: JSON.stringify(v) } : { json: false, body: encodeCbor(v) }
+  return exact ? { json: true, body: JSON.stringify(v) } : { json: false, body: encodeCbor(v, limit) }
 }
 
 /** The value encodeValue encoded. */
@@ -188,6 +191,7 @@ function resultReply(method: string, v: unknown): RpcReply {
   try {
     e = encodeValue(v)
   } catch (err) {
+    if (err instanceof PayloadTooLargeError) throw err // the caller's, as one too large for the slot
     throw new DOMException(
       `the result of ${method}() cannot be sent back (${(err as Error)?.message}); return data (no functions, symbols, promises or host objects)`,
       "DataCloneError",
@@ -282,11 +286,13 @@ type AnyFunctionType = (...args: never[]) => unknown
 export function encodeCall(
   method: string,
   args: readonly unknown[],
+  maxBodyBytes?: number,
 ): { verb: string; body: string | SharedArrayBuffer | Uint8Array } {
   try {
-    const e = encodeValue(args)
+    const e = encodeValue(args, maxBodyBytes)
     return { verb: e.json ? RpcVerb.JSON : RpcVerb.CBOR, body: e.body }
   } catch (err) {
+    if (err instanceof PayloadTooLargeError) throw err
     throw new TypeError(
       `the arguments of ${method}() cannot be sent (${(err as Error)?.message}); pass data (no functions, symbols, promises or host objects)`,
       { cause: err },

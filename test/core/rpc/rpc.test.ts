@@ -3,6 +3,7 @@
 import { afterEach, describe, expect, test } from "bun:test"
 import { serialize } from "bun:jsc"
 import {
+  PayloadTooLargeError,
   ProtocolError,
   RemoteError,
   SlotBus,
@@ -98,6 +99,18 @@ describe("calls and results", () => {
       const lone = await bus.request({ method: RpcVerb.JSON, path: "echo", body: JSON.stringify(["\ud800"]) })
       expect(lone.status).toBe(720)
       expect(lone.text()).toBe('"\\ud800"')
+    }))
+
+  test("a sparse array whose length alone is over the body limit is refused at once, as argument or result", () =>
+    withRpcWorkers(1, async (bus) => {
+      const api = bus.remote<Api>()
+      const holes: unknown[] = []
+      holes[2 ** 32 - 2] = "last" // the longest array there is: before, 4 GiB of holes were written out first
+      expect(await rejection(api.echo(holes))).toBeInstanceOf(PayloadTooLargeError)
+      // a worker's result: before, its writer ran on for minutes (the caller got a TimeoutError)
+      const err = await rejection(bus.remote<Api>({ timeoutMs: 10_000 }).sparse(2 ** 32 - 1))
+      expect(err).toBeInstanceOf(PayloadTooLargeError)
+      expect(await api.add(1, 2)).toBe(3) // the worker goes on
     }))
 
   test("a Uint8Array result goes as its bytes (status 723), and every typed array comes back as its own bytes (CBOR)", () =>

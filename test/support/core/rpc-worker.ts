@@ -65,6 +65,12 @@ export const api = {
   throwValue(value: unknown): never {
     throw value
   },
+  /** An array of `length` with one element, at its end: all holes but one. */
+  sparse(length: number): unknown[] {
+    const out: unknown[] = []
+    out[length - 1] = "last"
+    return out
+  },
   unclonable(): () => void {
     return () => {}
   },
