@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test
 import { createServer, type Server } from "node:http"
 import { type AddressInfo, connect } from "node:net"
 import { join } from "node:path"
-import { nodeHandler, SlotBus } from "../../src/index.ts"
+import { nodeHandler, SlotBus, SlotWorker } from "../../src/index.ts"
 import { MAX_PIPELINED } from "../../src/runtime/fetch-listener.ts"
 import { libraryPath } from "../../src/native/lib-path.ts"
 import { busName, type Child, eventually, FIXTURES, spawn, stopAll } from "../support/helpers.ts"
@@ -323,4 +323,30 @@ describe.each(["bun", "node"] as const)("nodeHandler's head way to a %s worker a
     },
     60_000,
   )
+})
+
+test("a worker's answer without a status (0) is a 200 with its Content-Length on the head way too", async () => {
+  bus = await SlotBus.listen(busName("head"))
+  const worker = await SlotWorker.connect(bus.name, () => ({ status: 0, body: "abc" }))
+  try {
+    await bus.waitForWorkers(1)
+    const port = await listen(nodeHandler(bus))
+    for (const method of ["GET", "POST"]) {
+      const got = await rawRequest(
+        port,
+        `${method} /x HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`,
+      )
+      // before: a GET's came chunked, a POST's with its length
+      expect({ method, status: got.status, length: got.headers.includes("content-length: 3"), body: got.body }).toEqual(
+        {
+          method,
+          status: "HTTP/1.1 200 OK",
+          length: true,
+          body: "abc",
+        },
+      )
+    }
+  } finally {
+    await worker.close()
+  }
 })

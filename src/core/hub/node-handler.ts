@@ -124,7 +124,7 @@ function fetchOptionsPass(opts: NodeHandlerOptions["fetch"]): boolean {
 
 /** A bus answer as the head listener writes it: whole bytes, or the Web Response bus.fetch would have made. */
 function headAnswer(r: StreamedResponse): HeadAnswer {
-  const status = r.status
+  const status = r.status === 0 ? 200 : r.status // 0: the worker gave none
   const head = r.headPairs
   const whole = status >= 200 && status <= 599 && !NULL_BODY_STATUS.has(status) ? r.takeWhole() : null
   if (whole === null) {
