@@ -26,6 +26,23 @@ function checkPart(what: string, s: unknown, max = 255): string {
   return s
 }
 
+/**
+ * Routing as given, when it is a plain object (its prototype Object.prototype or null): anything else (a Map, an
+ * array, a class instance) is a TypeError, as its keys would be none or not what was meant (a Map's entries are
+ * no keys: a filter by it would match every event).
+ */
+export function checkRouting(routing: unknown, what: string): Record<string, unknown> {
+  if (typeof routing !== "object" || routing === null)
+    throw new TypeError(`${what} must be an object of strings, got ${routing === null ? "null" : typeof routing}`)
+  const proto = Object.getPrototypeOf(routing)
+  if (proto !== Object.prototype && proto !== null) {
+    const kind = Array.isArray(routing) ? "an array" : `a ${proto?.constructor?.name || "non-plain object"}`
+    const hint = routing instanceof Map ? " (Object.fromEntries(map) makes one of a Map)" : ""
+    throw new TypeError(`${what} must be a plain object of strings, like { tenant: "A" }, got ${kind}${hint}`)
+  }
+  return routing as Record<string, unknown>
+}
+
 // Encoded types and routing keys, cached (and checked) once: events mostly reuse a handful.
 const bytesCache = new Map<string, Uint8Array>()
 function bytesOf(s: string, what: string): Uint8Array {
@@ -57,9 +74,9 @@ export function encodeEvent(
   n += t.length
   let keys = 0
   if (routing !== undefined && routing !== null) {
-    if (typeof routing !== "object") throw new TypeError(`routing must be an object of strings, got ${typeof routing}`)
-    for (const k in routing) {
-      const v = routing[k]
+    const r = checkRouting(routing, "routing")
+    for (const k of Object.keys(r)) {
+      const v = r[k]
       if (v === undefined) continue
       if (++keys > TopicConst.MAX_KEYS)
         throw new TypeError(`an event carries at most ${TopicConst.MAX_KEYS} routing keys`)
@@ -136,8 +153,7 @@ export function encodeFilter(filter: TopicFilter): { bytes: Uint8Array; text: st
   if (typeof type !== "string" || type.length === 0)
     throw new TypeError(`filter type must be a non-empty string, got ${JSON.stringify(type)}`)
   checkWellFormed(type, "filter type")
-  if (filter.routing != null && typeof filter.routing !== "object")
-    throw new TypeError(`filter routing must be an object of strings, got ${typeof filter.routing}`)
+  const routing = filter.routing == null ? {} : checkRouting(filter.routing, "filter routing")
   let mode: number = FilterMode.EXACT
   let t = type
   if (type === "*") (mode = FilterMode.ANY), (t = "")
@@ -145,7 +161,7 @@ export function encodeFilter(filter: TopicFilter): { bytes: Uint8Array; text: st
   const tb = utf8.encode(t)
   if (tb.length > 255) throw new TypeError("filter type must be at most 255 bytes")
   const parts: number[] = [mode, tb.length, ...tb]
-  const entries = Object.entries(filter.routing ?? {}).filter(([, v]) => v !== undefined)
+  const entries = Object.entries(routing).filter(([, v]) => v !== undefined)
   if (entries.length > TopicConst.MAX_FILTER_KEYS)
     throw new TypeError(`a filter matches at most ${TopicConst.MAX_FILTER_KEYS} routing keys, got ${entries.length}`)
   parts.push(entries.length)

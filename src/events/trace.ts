@@ -13,6 +13,7 @@ import {
   type TraceContext,
 } from "../kit/index.ts"
 import { TopicConst } from "../native/topic-layout.ts"
+import { checkRouting } from "./codec.ts"
 
 /** What publishTrace reads of an event to publish (options.ts's PublishInit; not imported: options.ts imports the subscription, which imports this). */
 type Traced = { type: string; routing?: Record<string, string>; traceparent?: string; tracestate?: string }
@@ -30,6 +31,7 @@ export function publishTrace<E extends Traced>(ev: E, topic: string): { ev: E; s
     routing !== null &&
     (routing.traceparent !== undefined || routing.tracestate !== undefined)
   if (o === null && ev.traceparent === undefined && ev.tracestate === undefined && !own) return null
+  if (routing != null) checkRouting(routing, "routing") // before its keys are copied next to the context
   const explicit = checkTraceOptions(ev, "publish")
   if (own) {
     checkTraceOptions(routing, "publish: its routing keys")
@@ -67,7 +69,7 @@ export function publishTrace<E extends Traced>(ev: E, topic: string): { ev: E; s
 /** The routing keys and the context, as many of its keys as there is room for (at most 8 keys in all). */
 function withContext(routing: Record<string, string>, c: TraceContext): Record<string, string> {
   let keys = 0
-  for (const k in routing) if (routing[k] !== undefined) keys++
+  for (const k of Object.keys(routing)) if (routing[k] !== undefined) keys++
   if (keys >= TopicConst.MAX_KEYS) return routing
   const out: Record<string, string> = { ...routing, traceparent: c.traceparent }
   if (c.tracestate && keys + 2 <= TopicConst.MAX_KEYS && Buffer.byteLength(c.tracestate) <= 255)

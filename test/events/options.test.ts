@@ -72,10 +72,48 @@ describe("subscribe options", () => {
   test.each([
     ["a bad filter type", { type: 5 }],
     ["a filter routing that is a string", { routing: "scroll=A" }],
+    // these were taken as no keys (a Map: a filter for one tenant received every tenant's events) or as "0", "1"…
+    ["a filter routing that is a Map", { routing: new Map([["tenant", "A"]]) }],
+    ["a filter routing that is an array", { routing: ["A"] }],
+    ["a filter routing that is a class instance", { routing: new URLSearchParams("tenant=A") }],
+    ["a filter routing inheriting its keys", { routing: Object.create({ tenant: "A" }) }],
   ])("%s is a TypeError", async (_what, filter) => {
     const t = await openTopic()
     expect(() => t.subscribe(filter as never)).toThrow(TypeError)
     expect(t.stats().subscribers.length).toBe(0)
+  })
+
+  test("a filter routing that is a Map says so in its TypeError", async () => {
+    const t = await openTopic()
+    expect(() => t.subscribe({ routing: new Map([["tenant", "A"]]) as never })).toThrow(/plain object.*got a Map/)
+  })
+})
+
+describe("publish routing", () => {
+  test.each([
+    ["a Map", new Map([["tenant", "B"]])],
+    ["an array", ["B"]],
+    [
+      "a class instance",
+      new (class Tags {
+        tenant = "B"
+      })(),
+    ],
+    ["an object inheriting its keys", Object.create({ tenant: "B" })],
+  ])("%s is a TypeError and publishes nothing", async (_what, routing) => {
+    const t = await openTopic()
+    const all = t.subscribe()
+    expect(() => t.publish({ type: "x", routing: routing as never })).toThrow(TypeError)
+    expect(all.poll().count).toBe(0)
+  })
+
+  test("an object without a prototype is plain: it filters and routes by its own keys", async () => {
+    const t = await openTopic()
+    const a = t.subscribe({ routing: Object.assign(Object.create(null), { tenant: "A" }) })
+    t.publish({ type: "x", routing: { tenant: "B" } })
+    t.publish({ type: "x", routing: Object.assign(Object.create(null), { tenant: "A" }) })
+    const got = [...a.poll()].map((e) => e.routing)
+    expect(got).toEqual([{ tenant: "A" }])
   })
 })
 
