@@ -43,15 +43,23 @@ export function checkRouting(routing: unknown, what: string): Record<string, unk
   return routing as Record<string, unknown>
 }
 
-// Encoded types and routing keys, cached (and checked) once: events mostly reuse a handful.
+// Encoded types and routing keys, cached (and checked) once: events mostly reuse a handful. Only what passes the
+// checks is cached: a refused one (a 100 KB type) would be kept for good and fill the cache's 4096 entries.
 const bytesCache = new Map<string, Uint8Array>()
 function bytesOf(s: string, what: string): Uint8Array {
   let b = bytesCache.get(s)
   if (b === undefined) {
+    if (s.length > 255) checkPart(what, s) // over 255 UTF-16 units is over 255 bytes: throws, without encoding it all
     b = utf8.encode(checkWellFormed(s, what))
+    if (b.length > 255) checkPart(what, s)
     if (bytesCache.size < 4096) bytesCache.set(s, b)
   }
   return b
+}
+
+/** @internal for tests: how many encoded types and routing keys are cached. */
+export function cachedNames(): number {
+  return bytesCache.size
 }
 
 /**
@@ -67,7 +75,6 @@ export function encodeEvent(
 ): number {
   if (typeof type !== "string" || type.length === 0) checkPart("event type", type)
   const t = bytesOf(type, "event type")
-  if (t.length > 255) checkPart("event type", type)
   let n = HEADER
   if (n + t.length > out.length) return -1
   out.set(t, n)

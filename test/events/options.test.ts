@@ -5,6 +5,7 @@ import { afterEach, describe, expect, test } from "bun:test"
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { Topic, type SubscribeOptions } from "../../src/events/index.ts"
+import { cachedNames } from "../../src/events/codec.ts"
 import { TimeoutError } from "../../src/core/index.ts"
 import { fdCensus, settledCensus } from "../support/fds.ts"
 import { outcome, spawn, stopAll, until } from "../support/helpers.ts"
@@ -227,6 +228,20 @@ describe("Topic.open options", () => {
       Date.now = realNow
       keeper.proc.kill("SIGCONT")
     }
+  })
+})
+
+describe("refused event types", () => {
+  test("publishes of over-long types are TypeErrors that leave nothing in the type cache", async () => {
+    const t = await openTopic()
+    const all = t.subscribe()
+    const before = cachedNames()
+    for (let i = 0; i < 100; i++) expect(() => t.publish({ type: `${i}${"a".repeat(100_000)}` })).toThrow(TypeError) // 100 KB each, kept before
+    expect(() => t.publish({ type: `a${"é".repeat(200)}` })).toThrow(TypeError) // 201 units, 401 bytes
+    expect(cachedNames()).toBe(before)
+    t.publish({ type: `fresh-${fresh()}` }) // one that is taken is cached
+    expect(cachedNames()).toBe(before + 1)
+    expect(all.poll().count).toBe(1)
   })
 })
 
