@@ -16,6 +16,13 @@ export interface TopicFilter {
 const FILTER_KEYS = optionNames<TopicFilter>({ type: true, routing: true })
 const utf8 = new TextEncoder()
 const HEADER = 16 // the encoded event's header: the record's bytes 16..31
+/** §8.3 MAX_EVENT's ceiling: a record's length in 16-byte units has 20 bits (MAX_ALEN, csrc/topic_internal.h). */
+const MAX_RECORD = 2 ** 24 - 16
+
+/** The longest encoded event a topic of `capacity` takes: MAX_EVENT = min(capacity / 4, 16 MiB − 16) (§8.3), less the record's 16-byte header. */
+export function maxEncodedEvent(capacity: number): number {
+  return Math.min(capacity / 4, MAX_RECORD) - 16
+}
 
 function checkPart(what: string, s: unknown, max = 255): string {
   if (typeof s !== "string" || s.length === 0)

@@ -5,12 +5,25 @@ import { PayloadTooLargeError, PeerRefusedError, ProtocolError, TimeoutError } f
 import { createRefusal, systemError } from "../kit/index.ts"
 import { E_SOCKET_DIR, Errno, socketDirError } from "../native/ffi.ts"
 import { TopicConst } from "../native/topic-layout.ts"
+import { maxEncodedEvent } from "./codec.ts"
 import { TopicFullError } from "./errors.ts"
 
 export type TopicCall = "open" | "join" | "subscribe" | "bind" | "publish" | "poll"
 
 /** name: the topic's; n: the call's own figure (a join's timeout in ms, an event's encoded size in bytes). */
-type Made = (name: string, n: number) => Error
+type Made = (name: string, n: number, capacity: number) => Error
+
+/** An event over the limit of a topic of `capacity` bytes (§8.3); what: `event "x"`, or its size. */
+export function tooLarge(what: string, capacity: number): PayloadTooLargeError {
+  const max = maxEncodedEvent(capacity)
+  const more =
+    max < maxEncodedEvent(TopicConst.MAX_CAPACITY)
+      ? "open the topic with a larger capacity"
+      : "no capacity takes more: publish where to find the data instead"
+  return new PayloadTooLargeError(
+    `${what} is over the topic's limit of ${max} bytes encoded (a record is at most a quarter of the capacity and at most 16 MiB − 16 bytes, its 16-byte header included); ${more}`,
+  )
+}
 
 // Our rendezvous name is a file in our own socket directory (§1.1): only root, or a process of another uid let into
 // the directory, can hold it.
@@ -59,13 +72,7 @@ const TABLE: Record<TopicCall, [number, Made][]> = {
     [Errno.EINVAL, () => new TypeError("rule refused: the rule is malformed")],
   ],
   publish: [
-    [
-      Errno.EMSGSIZE,
-      (_, n) =>
-        new PayloadTooLargeError(
-          `the event (${n} bytes encoded) is over the topic's limit: a quarter of its capacity, less a 16-byte record header`,
-        ),
-    ],
+    [Errno.EMSGSIZE, (_, n, capacity) => tooLarge(`the event (${n} bytes encoded)`, capacity)],
     [Errno.EINVAL, () => new TypeError("the event is malformed")],
     [
       Errno.ENOSPC,
@@ -83,6 +90,6 @@ const BY_ERRNO = Object.fromEntries(Object.entries(TABLE).map(([call, rows]) => 
 >
 
 /** The error for topic `name`'s `call` that returned `r` (a negative errno, or one of libslotbus's own codes). */
-export function topicError(call: TopicCall, r: number, name: string, n = 0): Error {
-  return BY_ERRNO[call].get(r)?.(name, n) ?? systemError(DOING[call](name), r)
+export function topicError(call: TopicCall, r: number, name: string, n = 0, capacity = 0): Error {
+  return BY_ERRNO[call].get(r)?.(name, n, capacity) ?? systemError(DOING[call](name), r)
 }

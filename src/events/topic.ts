@@ -1,7 +1,6 @@
 // A named topic, the room's facade: open or join, publish, subscribe (a ring or a durable stream), late-binding rules,
 // housekeeping and close (docs/PROTOCOL.md §8). Its options are options.ts's, its header header.ts's, its stats and
 // status section status.ts's, its side of a bridge across hosts bridge-host.ts's.
-import { PayloadTooLargeError } from "../errors.ts"
 import type { TopicBridge, TopicBridgeHost, TopicBridgeStats } from "./bridge.ts"
 import { CreateModeValue, Errno, topicNative, loadNative } from "../native/ffi.ts"
 import { PubFlag, TOPIC_OUT_WORDS, TopicConst, TopicOut } from "../native/topic-layout.ts"
@@ -28,10 +27,11 @@ import {
   encodeFilter,
   encodeRule,
   filterType,
+  maxEncodedEvent,
   type TopicFilter,
 } from "./codec.ts"
 import { DURABLE_KEY, DurableSubscription } from "./durable.ts"
-import { topicError } from "./errno.ts"
+import { tooLarge, topicError } from "./errno.ts"
 import { TopicClosedError, TopicStreamError } from "./errors.ts"
 import { TopicHeader } from "./header.ts"
 import {
@@ -190,7 +190,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
     let n = encodeEvent(this.scratch, this.scratchView, ev.type, ev.routing, ev.data)
     while (n < 0) n = this.growScratch(ev)
     const r = topicNative.sb_topic_publish(this.ptr, this.scratch, n)
-    if (r !== 0) throw topicError("publish", r, this.name, n)
+    if (r !== 0) throw topicError("publish", r, this.name, n, this.capacity)
     const out = this.out
     const flags = out[TopicOut.flags]!
     if (flags & PubFlag.BAD_BINDING)
@@ -214,7 +214,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
     this.scratch.set(encoded)
     clearLost(this.scratchView)
     const r = topicNative.sb_topic_publish(this.ptr, this.scratch, encoded.length)
-    if (r !== 0) throw topicError("publish", r, this.name, encoded.length)
+    if (r !== 0) throw topicError("publish", r, this.name, encoded.length, this.capacity)
     return this.out[TopicOut.posLo]! + this.out[TopicOut.posHi]! * 4294967296
   }
 
@@ -223,7 +223,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
     if (this.closed) throw new TopicClosedError(`topic "${this.name}" is closed`)
     const rec = encodeLoss(type, lost)
     const r = topicNative.sb_topic_publish(this.ptr, rec, rec.length)
-    if (r !== 0) throw topicError("publish", r, this.name, rec.length)
+    if (r !== 0) throw topicError("publish", r, this.name, rec.length, this.capacity)
   }
 
   /** Subscribes with a filter: `{ type: "session.*", routing: { scroll: id } }`; `{}` receives everything. */
@@ -422,11 +422,8 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
   }
 
   private growScratch(ev: PublishInit): number {
-    const max = this.capacity / 4 - 16
-    if (this.scratch.length >= max)
-      throw new PayloadTooLargeError(
-        `event "${ev.type}" is larger than ${max} bytes encoded (a quarter of the topic's capacity, less a 16-byte record header); open the topic with a larger capacity`,
-      )
+    const max = maxEncodedEvent(this.capacity) // never a buffer larger than any event the topic takes
+    if (this.scratch.length >= max) throw tooLarge(`event "${ev.type}"`, this.capacity)
     this.scratch = new Uint8Array(Math.min(max, this.scratch.length * 4))
     this.scratchView = new DataView(this.scratch.buffer)
     return encodeEvent(this.scratch, this.scratchView, ev.type, ev.routing, ev.data)

@@ -340,8 +340,31 @@ describe("lifecycle", () => {
     expect(() => t.publish({ type: "big", data: new Uint8Array(20_000) })).toThrow(PayloadTooLargeError)
     // 16,369 bytes encoded: over the limit, a quarter (16,384) less the record's 16-byte header; the message said
     // it was larger than a quarter
-    expect(() => t.publish({ type: "a", data: new Uint8Array(16_352) })).toThrow(/less a 16-byte record header/)
+    expect(() => t.publish({ type: "a", data: new Uint8Array(16_352) })).toThrow(/limit of 16368 bytes encoded/)
     expect(t.publish({ type: "ok", data: new Uint8Array(10_000) })).toBeGreaterThanOrEqual(0)
+  })
+
+  test("above 64 MiB of capacity the limit is 16 MiB − 32 bytes encoded, and the error says so", async () => {
+    // a record is at most min(capacity / 4, 16 MiB − 16) bytes (PROTOCOL §8.3): its length in 16-byte units has
+    // 20 bits. The message said "a quarter of its capacity", 64 MiB here, and publish grew a 64 MiB buffer for it
+    const t = await openTopic(1 << 28)
+    const sub = t.subscribe()
+    const limit = 2 ** 24 - 32
+    const at = limit - 16 - 1 // the 16-byte header of the encoded event, and the type "x"
+    const id = t.publish({ type: "x", data: new Uint8Array(at).fill(7) })
+    let err: unknown
+    try {
+      t.publish({ type: "x", data: new Uint8Array(at + 1) })
+    } catch (e) {
+      err = e
+    }
+    expect(err).toBeInstanceOf(PayloadTooLargeError)
+    expect((err as Error).message).toContain(`limit of ${limit} bytes encoded`)
+    expect((err as Error).message).toContain("no capacity takes more")
+    const ev = await sub.receive(5000)
+    expect(ev?.id).toBe(id)
+    expect(ev?.data.length).toBe(at)
+    expect(sub.poll().count).toBe(0)
   })
 
   test("a closed topic refuses to publish with TopicClosedError", async () => {
