@@ -303,6 +303,19 @@ describe("lifecycle", () => {
     expect(after.restarted).toBe(false)
   })
 
+  test("replay from the id the next event will get is now: no restart, and that event is delivered", async () => {
+    const t = await openTopic()
+    const a = t.publish({ type: "e", data: "a" })
+    const b = t.publish({ type: "e", data: "b" })
+    const next = b + (b - a) // the tail: events of one size take one record length each
+    const sub = t.subscribe({}, { from: next })
+    expect(sub.restarted).toBe(false)
+    expect(t.publish({ type: "e", data: "c" })).toBe(next)
+    expect([...sub.poll()].map((e) => e.text())).toEqual(["c"])
+    const ahead = t.subscribe({}, { from: next + (b - a) * 3 }) // further on: no event's start, a restart
+    expect(ahead.restarted).toBe(true)
+  })
+
   test("replay after an overwritten id restarts at the oldest and says so", async () => {
     const t = await openTopic(1 << 16)
     const first = t.publish({ type: "e", data: "first" })
