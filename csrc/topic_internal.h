@@ -105,6 +105,8 @@ static inline void unbind_wake(sb_topic *t, uint32_t index, uint32_t nonce) {
  * Claiming, committing and aborting a record are all compare-and-swaps of this one word. */
 #define POS_MASK ((1ull << 40) - 1)
 #define MAX_ALEN (((1ull << 20) - 1) << 4)
+/* A record's longest length (§8.3 MAX_EVENT): a quarter of the ring, and what 20 bits of alen/16 say. */
+static inline uint64_t max_event(const sb_topic *t) { return t->cap / 4 < MAX_ALEN ? t->cap / 4 : MAX_ALEN; }
 static inline uint64_t hdr(uint64_t pos, uint64_t alen, uint32_t state) {
   return ((pos >> 4) & POS_MASK) << 24 | (alen >> 4) << 4 | state;
 }

@@ -164,7 +164,7 @@ static uint32_t apply_rules(sb_topic *t, uint8_t *rec, uint32_t *len) {
       uint8_t val[MAX_VALUE];
       uint32_t vl;
       if (al >= MAX_VALUE || bl >= MAX_VALUE || !bind_lookup(t, r, a, al, b, bl, val, &vl)) continue;
-      if (v.key_count >= SB_TOPIC_MAX_KEYS || *len + 2 + kcl + vl > t->cap / 4) { flags |= SB_PUB_UNFILLED; continue; }
+      if (v.key_count >= SB_TOPIC_MAX_KEYS || *len + 2 + kcl + vl > max_event(t)) { flags |= SB_PUB_UNFILLED; continue; }
       /* insert (kc, val) after the existing keys, before the data */
       uint32_t at = SB_TOPIC_REC_HEADER + v.type_len + v.keys_len, add = 2 + kcl + vl;
       memmove(rec + at + add, rec + at, *len - at);
@@ -383,7 +383,7 @@ int sb_topic_publish(sb_topic *t, const uint8_t *ev, uint32_t len) {
     if (r) return r;
   }
   uint64_t total = (uint64_t)len + 16;
-  if (total > t->cap / 4 || align16(total) > MAX_ALEN) return -EMSGSIZE;
+  if (total > max_event(t)) return -EMSGSIZE;
   uint8_t *rec = t->scratch;
   memset(rec, 0, 16);
   memcpy(rec + 16, ev, len);

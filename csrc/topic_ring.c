@@ -92,7 +92,6 @@ int filter_match(const uint8_t *f, const ev_view *v) {
 /* ---- reading records (§8.3) ---- */
 
 /* The longest record a publisher may write (§8.3 MAX_EVENT): anything longer is corrupt, never waited for. */
-static uint64_t max_event(sb_topic *t) { return t->cap / 4 < MAX_ALEN ? t->cap / 4 : MAX_ALEN; }
 
 /* Whether the ring has come round to p: then what was read at p may be a later lap's (R1, R3). A claim at
  * p + cap replaces p's header while the tail is p + cap; bytes after the header change only once a claim

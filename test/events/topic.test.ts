@@ -209,6 +209,30 @@ describe("late binding", () => {
     // before: no warning for either
     expect(warnings.map((w) => w.slice(0, w.indexOf(":")))).toEqual(['event "Eight"', 'event "Big"'])
   })
+
+  test("above 64 MiB of capacity too, the bound key is left out of an event it would take past 16 MiB", async () => {
+    const warnings: string[] = []
+    const t = await Topic.open(fresh(), { capacity: 1 << 28, onWarning: (m) => warnings.push(m) })
+    cleanup.push(t)
+    t.bind({ type: "Reg", keys: ["a", "b"], fill: "c" })
+    const all = t.subscribe({}, { queue: 8 })
+    t.publish({ type: "Reg", routing: { a: "1", b: "2", c: "x" } })
+    // 2 bytes short of the limit (16 MiB − 32 encoded): the key would take it past what a record's length can say
+    const big = new Uint8Array(2 ** 24 - 32 - 16 - 3 - 8 - 2)
+    t.publish({ type: "Big", routing: { a: "1", b: "2" }, data: big })
+    const got = [...all.poll()].map((e): [string, string | null, number] => [
+      e.type,
+      e.routing.c ?? null,
+      e.data.length,
+    ])
+    // before: published with the key and a length that wrapped: no subscriber got it (counted corrupt)
+    expect(got).toEqual([
+      ["Reg", "x", 0],
+      ["Big", null, big.length],
+    ])
+    expect(all.corrupt).toBe(0)
+    expect(warnings.map((w) => w.slice(0, w.indexOf(":")))).toEqual(['event "Big"'])
+  })
 })
 
 describe("lifecycle", () => {
