@@ -3,11 +3,12 @@
 // once and then every second, while anyone watches), GET /metrics (Prometheus's text format, src/status/metrics.ts:
 // this process's process_* and nodejs_* series, then its sources').
 // The sections come from each source's [STATUS]() (src/kit/telemetry/status.ts), the metrics from its [METRICS]() (kit/telemetry/metrics.ts).
-import { chmodSync, existsSync, lstatSync, unlinkSync } from "node:fs"
+import { chmodSync, existsSync, unlinkSync } from "node:fs"
 import { hostname } from "node:os"
 import {
   checkNumber,
   checkOptions,
+  claimSocketPath,
   optionNames,
   readSection,
   STATUS,
@@ -17,7 +18,7 @@ import {
 import { PAGE_HEADERS, STATUS_PAGE_HTML } from "./page.ts"
 import { exposition } from "./handler.ts"
 import { METRICS_HEADERS, metricsMaxAge, sharedScrape } from "./metrics.ts"
-import { connect, hostName, isLoopbackName, refuseServed, serveHttp, type HttpServer } from "../runtime/index.ts"
+import { hostName, isLoopbackName, refuseServed, serveHttp, type HttpServer } from "../runtime/index.ts"
 
 export interface StatusServerOptions {
   /** A TCP port to serve on (0 picks a free one). One of `port` and `unix`. */
@@ -83,19 +84,6 @@ function sectionOf(input: StatusInput, i: number): () => StatusSection | Promise
   throw new TypeError(
     `serveStatus: source ${i} has no status view; pass a SlotBus, Topic, Contest, StdioBus, Hub or a function returning a section`,
   )
-}
-
-/** Frees a unix socket path left by a process that died; refuses one a live server listens on, or a non-socket. */
-async function claimSocketPath(path: string) {
-  if (!existsSync(path)) return
-  if (!lstatSync(path).isSocket())
-    throw new Error(`serveStatus: ${path} exists and is not a socket; pick another path or remove it`)
-  const live = await connect({ unix: path, socket: { data() {} } }).then(
-    (s) => (s.end(), true),
-    () => false,
-  )
-  if (live) throw new Error(`serveStatus: a server already listens on ${path}`)
-  unlinkSync(path) // stale: its process is gone
 }
 
 /**
@@ -216,7 +204,7 @@ export async function serveStatus(sources: StatusInput[], options: StatusServerO
     )
   }
 
-  if (o.unix !== undefined) await claimSocketPath(o.unix)
+  if (o.unix !== undefined) await claimSocketPath(o.unix, "serveStatus", Error)
   // the socket file is made 0600 as it is made (no moment in which another user may connect), then kept so
   const umask = o.unix !== undefined ? process.umask(0o077) : undefined
   let made: HttpServer<undefined> | Promise<HttpServer<undefined>>

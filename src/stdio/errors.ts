@@ -68,6 +68,10 @@ export class ReloadError extends ReplaceError {
 /** A pool's command could not be spawned at all (missing program, bad cwd). */
 export class SpawnError extends SlotBusError {}
 
+/** `listen(address)` could not take its address: the message names it and what is there (a file, a directory, a
+ * live socket, one it cannot probe or remove); nothing there was removed. */
+export class ListenError extends SlotBusError {}
+
 /** JSON-RPC error codes the bus answers with itself (the -32000..-32099 range is for implementations). */
 export const BusErrorCode = {
   ParseError: -32700,

@@ -33,6 +33,7 @@ export {
   JsonRpcError,
   ReloadError,
   SpawnError,
+  ListenError,
   StdioConfigError,
 } from "./errors.ts"
 export { StdioListener, formatAddress, parseAddress } from "./listener.ts"

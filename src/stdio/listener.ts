@@ -3,13 +3,21 @@
 // paused past max_output_queue, a line past max_input_buffer or left incomplete too long cuts it off, the
 // incomplete lines of all connections together are capped, and so is the number of connections. A TCP
 // connection (any local user can reach a port) must first send the token from a 0600 file.
-import { existsSync, unlinkSync } from "node:fs"
-import { checkNumber, checkOptions, longTimeout, madeBy, optionNames, type LongTimer } from "../kit/index.ts"
-import { BusErrorCode } from "./errors.ts"
+import { unlinkSync } from "node:fs"
+import {
+  checkNumber,
+  checkOptions,
+  claimSocketPath,
+  longTimeout,
+  madeBy,
+  optionNames,
+  type LongTimer,
+} from "../kit/index.ts"
+import { BusErrorCode, ListenError } from "./errors.ts"
 import { Inbound } from "./inbound.ts"
 import { LineSplitter } from "./lines.ts"
 import { AUTH_METHOD, defaultStdioTokenFile, newToken, removeTokenFile, sameToken, writeTokenFile } from "./token.ts"
-import { connect, listen, sleep, type Socket, type SocketListener } from "../runtime/index.ts"
+import { listen, sleep, type Socket, type SocketListener } from "../runtime/index.ts"
 
 export type ListenAddress = { kind: "tcp"; hostname: string; port: number } | { kind: "unix"; path: string }
 
@@ -349,15 +357,8 @@ export class StdioListener {
       },
     }
     if (address.kind === "unix") {
-      if (existsSync(address.path)) {
-        // A socket file with nobody behind it is left over from a dead bus: take its place; a live one is an error.
-        const alive = await connect({ unix: address.path, socket: { data() {} } }).then(
-          (s) => (s.end(), true),
-          () => false,
-        )
-        if (alive) throw new TypeError(`${address.path}: another process is listening there; pick another path`)
-        unlinkSync(address.path)
-      }
+      // a socket file whose process died is replaced; anything else there is refused and left as it is
+      await claimSocketPath(address.path, "listen", ListenError)
       self.server = listen<Conn<C>>({
         unix: address.path,
         allowHalfOpen: true,

@@ -1,9 +1,18 @@
 import { describe, expect, test } from "bun:test"
-import { existsSync } from "node:fs"
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { BusErrorCode, parseAddress } from "../../src/stdio/index.ts"
-import { until } from "../support/helpers.ts"
+import { BusErrorCode, ListenError, parseAddress } from "../../src/stdio/index.ts"
+import { rejection, until } from "../support/helpers.ts"
 import { clientOf, rawClient, withBus, workerConfig } from "../support/stdio/stdio.ts"
 
 const sockPath = () => join(tmpdir(), `slotbus-stdio-${process.pid}-${Math.random().toString(36).slice(2)}.sock`)
@@ -117,6 +126,66 @@ describe("stdio bus listeners", () => {
     await client!.closed
     expect(existsSync(path)).toBe(false)
   })
+})
+
+// listen("unix:PATH") unlinked whatever was at PATH when a connect to it failed: a regular file, a symlink (not its
+// target), a directory's connect error counted as stale too
+test("listen on a unix path holding a file, a symlink or a directory refuses with ListenError and removes nothing; a live socket is refused, a dead one's file replaced", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "stdio-claim-"))
+  try {
+    await withBus(workerConfig(), async (bus) => {
+      const file = join(dir, "notes.txt")
+      writeFileSync(file, "keep me")
+      const link = join(dir, "link.sock")
+      symlinkSync(file, link)
+      const sub = join(dir, "sub")
+      mkdirSync(sub)
+      for (const [path, what] of [
+        [file, "a regular file"],
+        [link, "a symbolic link"],
+        [sub, "a directory"],
+      ] as const) {
+        const e = await rejection(bus.listen(`unix:${path}`))
+        expect(e).toBeInstanceOf(ListenError)
+        expect((e as Error).message).toContain(`${path} exists and is not a socket but ${what}`)
+      }
+      expect(readFileSync(file, "utf8")).toBe("keep me")
+      expect(lstatSync(link).isSymbolicLink()).toBe(true)
+      expect(lstatSync(sub).isDirectory()).toBe(true)
+
+      const live = join(dir, "live.sock")
+      await bus.listen(`unix:${live}`)
+      const taken = await rejection(bus.listen(`unix:${live}`))
+      expect(taken).toBeInstanceOf(ListenError)
+      expect((taken as Error).message).toContain(`already listens on ${live}`)
+      const c = await rawClient(`unix:${live}`) // the first listener still serves
+      c.send(JSON.stringify({ jsonrpc: "2.0", id: 1, method: "still" }))
+      expect((await c.waitFor((m) => m.id === 1, "an answer")).result.method).toBe("still")
+      c.close()
+
+      // a listener killed with -9 leaves its socket file: connect is refused, so it is taken over
+      const stale = join(dir, "stale.sock")
+      const dead = Bun.spawn(
+        [
+          process.execPath,
+          "-e",
+          `Bun.listen({ unix: ${JSON.stringify(stale)}, socket: { data() {} } }); console.log("up")`,
+        ],
+        { stdout: "pipe" },
+      )
+      await dead.stdout.getReader().read()
+      dead.kill("SIGKILL")
+      await dead.exited
+      expect(lstatSync(stale).isSocket()).toBe(true)
+      await bus.listen(`unix:${stale}`)
+      const d = await rawClient(`unix:${stale}`)
+      d.send(JSON.stringify({ jsonrpc: "2.0", id: 2, method: "taken" }))
+      expect((await d.waitFor((m) => m.id === 2, "an answer")).result.method).toBe("taken")
+      d.close()
+    })
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
 })
 
 describe("stdio bus listeners while stopping", () => {
