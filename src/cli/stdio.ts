@@ -7,6 +7,7 @@ import { printable } from "../kit/index.ts"
 import { serveStatus, type StatusServer } from "../status/index.ts"
 import {
   AUTH_METHOD,
+  BusErrorCode,
   defaultStdioTokenFile,
   parseAddress,
   readTokenFile,
@@ -25,7 +26,9 @@ const USAGE = `usage: slotbus stdio --config bus.json [--listen unix:/tmp/bus.so
        slotbus stdio connect unix:/tmp/bus.sock | tcp:host:port [--token-file path]
 
 The first form runs the pools of a stdio_bus configuration file. With --listen it serves NDJSON clients on
-each address; without, its own stdin/stdout are the client. Worker stderr and lifecycle go to stderr.
+each address; without, its own stdin/stdout are the client: a stdin line longer than max_input_buffer is
+answered with a -32600 error, what came before it is answered, and it exits 1. Worker stderr and lifecycle
+go to stderr.
 SIGHUP replaces every worker surge-first, each once its successor answered a ping (a deploy; see
 "Reload" in src/stdio/README.md). With --status it serves its live view there (pools, worker processes, restarts): open the tcp address in a
 browser, or run \`slotbus status <address>\` (http://host:port, or unix:/path).
@@ -91,6 +94,7 @@ async function serve(argv: string[]): Promise<number> {
     say(`status at ${status.url}`)
   }
   const { promise: done, resolve: finish } = Promise.withResolvers<void>()
+  let exitCode = 0
   const { stopped, off } = untilStopped()
   void stopped.then(finish)
   // SIGHUP (systemctl reload): every pool's workers replaced surge-first, each once its successor is ready
@@ -131,7 +135,15 @@ async function serve(argv: string[]): Promise<number> {
     const splitter = new LineSplitter(bus.limits.max_input_buffer, (line) => inbound.push(line))
     void (async () => {
       for await (const chunk of stdinStream()) {
-        if (!splitter.push(chunk)) break
+        if (!splitter.push(chunk)) {
+          // as a socket client is cut off: told why (-32600, id null); what it sent before is answered, then exit 1
+          const message = `line longer than max_input_buffer (${bus.limits.max_input_buffer} bytes); stopping`
+          const error = { code: BusErrorCode.InvalidRequest, message }
+          process.stdout.write(`${JSON.stringify({ jsonrpc: "2.0", id: null, error })}\n`)
+          process.stderr.write(`slotbus stdio: a stdin ${message} (exit 1)\n`)
+          exitCode = 1
+          break
+        }
         if (inbound.full) await (room = Promise.withResolvers<void>()).promise
       }
       await inbound.idle()
@@ -143,7 +155,7 @@ async function serve(argv: string[]): Promise<number> {
   process.off("SIGHUP", reload)
   await status?.stop()
   await bus.stop()
-  return 0
+  return exitCode
 }
 
 async function connect(argv: string[]): Promise<number> {

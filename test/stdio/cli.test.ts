@@ -5,7 +5,7 @@ import { join } from "node:path"
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
 import { run, spawn, until } from "../support/helpers.ts"
-import { STDIO_WORKER } from "../support/stdio/stdio.ts"
+import { STDIO_WORKER, workerConfig } from "../support/stdio/stdio.ts"
 
 const SLOTBUS = join(import.meta.dir, "..", "..", "bin", "slotbus.ts")
 const DIR = mkdtempSync(join(tmpdir(), "stdio-cli-"))
@@ -60,6 +60,31 @@ test("slotbus stdio without --listen serves its own stdin: answers carry the cal
   expect(answers.find((m) => m.id === "s").result.slept).toBe(100)
   expect(answers.find((m) => m.id === null).error.code).toBe(-32700)
 })
+
+// it stopped reading at the long line and exited 0, saying nothing: the client never learned why its answers ended
+test("slotbus stdio without --listen answers a stdin line past max_input_buffer with -32600, answers what came before, and exits 1", async () => {
+  const file = configFile()
+  writeFileSync(file, JSON.stringify(workerConfig("echo", 1, { max_input_buffer: 1024 })))
+  const lines = [
+    JSON.stringify({ jsonrpc: "2.0", id: 1, method: "sleep", params: { ms: 200 } }),
+    "x".repeat(5000),
+    JSON.stringify({ jsonrpc: "2.0", id: 2, method: "after" }),
+  ]
+  const r = await slotbus(["stdio", "--config", file, "--quiet"], `${lines.join("\n")}\n`)
+  expect(r.code).toBe(1)
+  const answers = r.out
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l))
+  expect(answers).toContainEqual({
+    jsonrpc: "2.0",
+    id: null,
+    error: { code: -32600, message: expect.stringContaining("max_input_buffer (1024 bytes)") },
+  })
+  expect(answers.find((m) => m.id === 1)?.result.slept).toBe(200)
+  expect(answers.map((m) => m.id)).not.toContain(2)
+  expect(r.err.trim().split("\n")).toEqual([expect.stringContaining("longer than max_input_buffer (1024 bytes)")])
+}, 30_000)
 
 test("slotbus stdio prints a worker's stderr line with its terminal escapes escaped, prefixed with pool, instance and pid", async () => {
   const file = configFile()
