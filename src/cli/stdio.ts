@@ -95,6 +95,7 @@ async function serve(argv: string[]): Promise<number> {
   }
   const { promise: done, resolve: finish } = Promise.withResolvers<void>()
   let exitCode = 0
+  const out = pacedStdout()
   const { stopped, off } = untilStopped()
   void stopped.then(finish)
   // SIGHUP (systemctl reload): every pool's workers replaced surge-first, each once its successor is ready
@@ -124,11 +125,13 @@ async function serve(argv: string[]): Promise<number> {
       )
     }
   } else {
-    const client = bus.attachClient((m) => void process.stdout.write(JSON.stringify(m) + "\n"))
-    // Past max_output_queue of lines not yet taken, stdin is not read until there is room again.
+    const client = bus.attachClient((m) => out.write(JSON.stringify(m) + "\n"))
+    // As a socket client is paced: while more than half of max_output_queue of answers wait for the client to read
+    // them, no line of its is taken; past max_output_queue of lines not yet taken, stdin is not read until there is room.
+    const half = bus.limits.max_output_queue / 2
     let room: PromiseWithResolvers<void> | null = null
     const inbound = new Inbound(
-      (line) => bus.ingest(client, line),
+      (line) => (out.waiting > half ? out.room(half).then(() => bus.ingest(client, line)) : bus.ingest(client, line)),
       bus.limits.max_output_queue,
       () => room?.resolve(),
     )
@@ -139,7 +142,7 @@ async function serve(argv: string[]): Promise<number> {
           // as a socket client is cut off: told why (-32600, id null); what it sent before is answered, then exit 1
           const message = `line longer than max_input_buffer (${bus.limits.max_input_buffer} bytes); stopping`
           const error = { code: BusErrorCode.InvalidRequest, message }
-          process.stdout.write(`${JSON.stringify({ jsonrpc: "2.0", id: null, error })}\n`)
+          out.write(`${JSON.stringify({ jsonrpc: "2.0", id: null, error })}\n`)
           process.stderr.write(`slotbus stdio: a stdin ${message} (exit 1)\n`)
           exitCode = 1
           break
@@ -155,7 +158,34 @@ async function serve(argv: string[]): Promise<number> {
   process.off("SIGHUP", reload)
   await status?.stop()
   await bus.stop()
+  // the last answers go out before the process exits, for as long as a stop waits for them
+  await Promise.race([out.room(0), sleep(bus.limits.drain_timeout_sec * 1000)])
   return exitCode
+}
+
+/** This process's stdout, counting what was written and not yet taken by its reader (a client that does not read
+ * holds it here): `waiting` bytes (UTF-16 units, near enough) wait; `room(n)` resolves once at most `n` do. */
+function pacedStdout() {
+  let waiting = 0
+  let waiters: { n: number; resolve: () => void }[] = []
+  const written = (size: number) => () => {
+    waiting -= size
+    for (const w of waiters) if (waiting <= w.n) w.resolve()
+    if (waiters.length > 0) waiters = waiters.filter((w) => waiting > w.n)
+  }
+  return {
+    get waiting() {
+      return waiting
+    },
+    write(text: string | Uint8Array) {
+      waiting += text.length
+      process.stdout.write(text, written(text.length))
+    },
+    room(n: number): Promise<void> {
+      if (waiting <= n) return Promise.resolve()
+      return new Promise((resolve) => waiters.push({ n, resolve }))
+    },
+  }
 }
 
 async function connect(argv: string[]): Promise<number> {

@@ -1,7 +1,8 @@
 // Socket clients cannot grow the bus without bound. The bus runs as its own process (`slotbus stdio --listen`),
 // and its resident memory is read from /proc by this one, so what the test itself buffers does not count.
 import { describe, expect, test } from "bun:test"
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { execFileSync } from "node:child_process"
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { Socket } from "bun"
@@ -208,6 +209,46 @@ describe("stdio listener caps", () => {
 })
 
 describe("stdio mode memory", () => {
+  // every answer was written to stdout at once: a client that did not read them had the bus buffer them all
+  test("`slotbus stdio` without --listen stops taking lines while its answers wait unread on stdout: up to 190 MB of answers asked, memory bounded", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "stdio-mem-"))
+    writeFileSync(
+      join(dir, "bus.json"),
+      JSON.stringify(workerConfig("echo", 1, { max_output_queue: 64 * 1024, drain_timeout_sec: 0 })),
+    )
+    // its stdout is a pipe nobody reads (a FIFO opened read-write: the test holds the reading end, unread)
+    execFileSync("mkfifo", [join(dir, "out")])
+    const unread = openSync(join(dir, "out"), "r+")
+    const bus = Bun.spawn(
+      [process.execPath, join(REPO, "bin", "slotbus.ts"), "stdio", "--config", join(dir, "bus.json"), "--quiet"],
+      { stdin: "pipe", stdout: unread, stderr: "ignore" },
+    )
+    try {
+      await Bun.sleep(500)
+      const rss0 = rssBytes(bus.pid)
+      const ask = (id: number) =>
+        JSON.stringify({ jsonrpc: "2.0", id, method: "big", params: { bytes: 64 * 1024, pad: "p".repeat(4096) } }) +
+        "\n"
+      // written on whether or not the bus takes them (they wait in this process): the bus may take what it can hold
+      let asked = 0
+      const deadline = performance.now() + 8_000
+      while (asked < 3000 && performance.now() < deadline) {
+        bus.stdin.write(ask(asked++))
+        await Promise.race([Promise.resolve(bus.stdin.flush()), Bun.sleep(200)])
+      }
+      await Bun.sleep(1000) // answers to what it took
+      const growth = rssBytes(bus.pid) - rss0
+      console.log(`stdout unread: ${asked} answers of 64 KiB asked; bus RSS grew ${(growth / MiB).toFixed(1)} MiB`)
+      expect(growth).toBeLessThan(75e6)
+    } finally {
+      bus.kill("SIGTERM")
+      if ((await Promise.race([bus.exited, Bun.sleep(5000).then(() => "late")])) === "late") bus.kill("SIGKILL")
+      await bus.exited
+      closeSync(unread)
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }, 30_000)
+
   test("`slotbus stdio` without --listen stops reading its stdin while a worker does not read: 300 MB offered, memory bounded", async () => {
     const dir = mkdtempSync(join(tmpdir(), "stdio-mem-"))
     writeFileSync(
