@@ -96,6 +96,9 @@ const app = express()
 app.get("/health", (req, res) => res.send("ok"))
 app.get("/metrics", async (req, res) => res.type("text/plain").send(await metricsText([bus])))
 app.post("/items/:id", nodeHandler(bus))
+const api = express.Router() // a mounted router: its routes are "/api" + their own, also when one fails
+api.get("/things/:id", (req, res, next) => (req.params.id === "bad" ? next(new Error("bad thing")) : res.send("thing")))
+app.use("/api", api)
 const server = http.createServer(instrument(app))
 server.listen(0, "127.0.0.1", () => console.log("listening " + server.address().port))
 process.once("SIGTERM", async () => {
@@ -171,8 +174,10 @@ async function expressFront(runtime: string[]) {
     const traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
     const item = await fetch(`${base}/items/7?full=1`, { method: "POST", body: "abc", headers: { traceparent } })
     const health = await fetch(`${base}/health`)
+    const things = await Promise.all(["/api/things/1", "/api/things/bad"].map((p) => fetch(base + p)))
     const missing = await Promise.all(["/nope/1", "/nope/2", "/items/7/more"].map((p) => fetch(base + p)))
     const answers = [`${item.status} ${await item.text()}`, `${health.status} ${await health.text()}`]
+    for (const t of things) answers.push(t.status === 200 ? `200 ${await t.text()}` : `${t.status}`)
     for (const m of missing) {
       await m.text()
       answers.push(`${m.status}`)
@@ -208,7 +213,7 @@ function shapes(spans: Span[]) {
 describe.skipIf(node === null)("an Express front in instrument()", () => {
   test("under Node and under Bun's node:http: a SERVER span per request named by Express's route, and the same histogram series", async () => {
     const onNode = await expressFront([node!, ...nodeFlags(node!)])
-    expect(onNode.answers).toEqual(["200 cba", "200 ok", "404", "404", "404"])
+    expect(onNode.answers).toEqual(["200 cba", "200 ok", "200 thing", "500", "404", "404", "404"])
     const server = onNode.spans.filter((s) => s.kind === 1)
     // the front's span is the child of the client's traceparent
     const item = server.find((s) => s.parent === "b7ad6b7169203331")!
@@ -231,6 +236,9 @@ describe.skipIf(node === null)("an Express front in instrument()", () => {
     ])
     expect(onNode.series).toEqual([
       'http_server_request_duration_seconds_count{http_request_method="GET",http_response_status_code="404"} 3',
+      // the router's failed request keeps its mount path (before: "/things/:id", Express had left the router)
+      'http_server_request_duration_seconds_count{http_request_method="GET",http_route="/api/things/:id",http_response_status_code="200"} 1',
+      'http_server_request_duration_seconds_count{http_request_method="GET",http_route="/api/things/:id",http_response_status_code="500"} 1',
       'http_server_request_duration_seconds_count{http_request_method="GET",http_route="/health",http_response_status_code="200"} 1',
       'http_server_request_duration_seconds_count{http_request_method="POST",http_route="/items/:id",http_response_status_code="200"} 1',
       'slotbus_route_request_duration_seconds_count{bus="…",route="POST /items/:id"} 1',

@@ -131,20 +131,35 @@ function measured(handler: Handler, route: string | undefined): Handler {
 /** The sample's status for a request whose client hung up before any answer was written (nginx's "client closed request"). */
 export const CLIENT_CLOSED_REQUEST = 499
 
-/** Express's route (`req.baseUrl + req.route.path`) once one matched, else the one `httpRoute` named. */
+type ExpressRequest = IncomingMessage & { route?: { path?: unknown }; baseUrl?: unknown }
+
+/**
+ * Express's route (`req.baseUrl + req.route.path`) once one matched, else the one `httpRoute` named. Read as Express
+ * sets `req.route`: by the answer's end a router's failed request has left the router, its `baseUrl` reset to "".
+ */
 class ListenerExchange implements Exchange {
   private named: string | undefined = undefined
+  private matched: string | undefined = undefined
   span: OtelSpan | null = null
   constructor(
-    private readonly req: IncomingMessage & { route?: { path?: unknown }; baseUrl?: unknown },
+    req: ExpressRequest,
     readonly verb: string,
-  ) {}
+  ) {
+    let route: ExpressRequest["route"]
+    Object.defineProperty(req, "route", {
+      configurable: true,
+      enumerable: true,
+      get: () => route,
+      set: (r: ExpressRequest["route"]) => {
+        route = r
+        const path = r?.path // no route matched (a 404): none, never the raw path
+        this.matched =
+          typeof path !== "string" ? undefined : typeof req.baseUrl === "string" ? req.baseUrl + path : path
+      },
+    })
+  }
   get route(): string | undefined {
-    if (this.named !== undefined) return this.named
-    const path = this.req.route?.path
-    if (typeof path !== "string") return undefined // no route matched (a 404): never the raw path
-    const base = this.req.baseUrl
-    return typeof base === "string" ? base + path : path
+    return this.named ?? this.matched
   }
   set route(route: string | undefined) {
     this.named = route
