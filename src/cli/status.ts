@@ -56,7 +56,8 @@ export function runStatusCli(argv: string[]): Promise<number> {
     }
     if (parsed.values.help || parsed.positionals.length !== 1) return hubView(argv) // one usage text, the hub's
     const target = parseTarget(parsed.positionals[0]!)
-    if (!target) return hubView(argv)
+    // a hub's URL: its view at once (a GET /status.json first would count in the hub's 404s)
+    if (!target || (target.kind === "http" && (await isHubAt(target.url)))) return hubView(argv)
     const first = await fetchReport(target)
     if (first === null) return hubView(argv)
     return redraw<StatusReport>(first, parsed.values.once === true, renderReport, () =>
@@ -96,6 +97,17 @@ async function fetchReport(t: Target): Promise<StatusReport | null> {
   throw new CliProblem(
     `${t.label} is not a slotbus status server: GET /status.json answered ${got.res.status} ${clean(got.res.statusText)}`,
   )
+}
+
+/** Whether an HTTP hub answers at `url`: its GET /health is a hub's. */
+async function isHubAt(url: string): Promise<boolean> {
+  const got = await fetchCapped(`${url}/health`)
+  if (!got.ok) return false
+  try {
+    return isHealth(JSON.parse(got.text) as HubHealth)
+  } catch {
+    return false
+  }
 }
 
 /** The HTTP hub's view: its GET /health, redrawn. */
