@@ -116,7 +116,7 @@ export class Contest implements Disposable {
     const { create, joinTimeoutMs, capacity, asked } = checkOpen(name, opts as ContestOptions | undefined)
     const ptr = await openTable(name, capacity, create, joinTimeoutMs)
     const contest = new Contest(FACTORY, name, ptr)
-    contest.unmark = holdLocalMarker(name) // the local marker (§12.5); first, then look for the other
+    contest.unmark = holdLocalMarker(name, () => contest.close()) // the local marker (§12.5); then the other's
     if (clusterInUse(name)) {
       contest.close()
       throw modeError(name, "cluster")

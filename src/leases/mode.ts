@@ -1,13 +1,24 @@
 // A contest name is used one way on a host, local or cluster-wide (docs/PROTOCOL.md §12.5): each side makes its
 // own marker first, then looks for the other's: shared locks on files in the user's socket directory (§1.1), which
 // no other uid can make or hold.
-import { lockHost, unlockHost } from "../native/ffi.ts"
-import { ContestModeError } from "./errors.ts"
+import { NativeLibraryError } from "../errors.ts"
+import { lockHost as lockFile, unlockHost } from "../native/ffi.ts"
+import { ContestModeError, ContestOpenError } from "./errors.ts"
 import { closeAtExit } from "../kit/index.ts"
 import { sleepSync } from "../runtime/index.ts"
 
 const LOCAL = "slotbus-lease-local."
 const CLUSTER = "slotbus-lease-cluster."
+
+/** lockHost, its failure (something not a lock file at its path: a directory, a link) a ContestOpenError. */
+function lockHost(prefix: string, name: string, exclusive: boolean): number | null {
+  try {
+    return lockFile(prefix, name, exclusive)
+  } catch (e) {
+    if (!(e instanceof NativeLibraryError)) throw e
+    throw new ContestOpenError(`contest "${name}": ${e.message}; is something else at that path?`, "system")
+  }
+}
 
 /** Whether some process of this host holds a shared lock of `prefix` + `name`. */
 function lockedByAny(prefix: string, name: string): boolean {
@@ -40,9 +51,14 @@ function holdShared(prefix: string, name: string): () => void {
   throw new ContestModeError(`contest "${name}": could not take its ${prefix} marker (held exclusive for 100 ms)`)
 }
 
-/** The local contest's marker, held while it is open. */
-export function holdLocalMarker(name: string): () => void {
-  return holdShared(LOCAL, name)
+/** The local contest's marker, held while it is open; `undo` (the contest's close) runs first when it cannot be. */
+export function holdLocalMarker(name: string, undo: () => void): () => void {
+  try {
+    return holdShared(LOCAL, name)
+  } catch (e) {
+    undo() // a failed open leaves nothing: no fd, thread, socket or membership
+    throw e
+  }
 }
 
 /** Whether a local contest `name` (§7.1's socket) of this user is open on this host. */

@@ -1,6 +1,8 @@
 // Contest.open's explicit lifecycle: `create` says whether the call may create the contest, and a capacity
 // asked for is checked against the contest that exists.
 import { afterEach, expect, test } from "bun:test"
+import { existsSync, mkdirSync, rmdirSync } from "node:fs"
+import { join } from "node:path"
 import {
   AlreadyExistsError,
   Contest,
@@ -9,6 +11,7 @@ import {
   SettingsMismatchError,
 } from "../../src/leases/index.ts"
 import { leaseNative, loadNative } from "../../src/native/ffi.ts"
+import { settledCensus, socketDir } from "../support/fds.ts"
 import { bunChild, linuxBackend, stopAll } from "../support/helpers.ts"
 
 let seq = 0
@@ -92,3 +95,22 @@ test.skipIf(!linuxBackend)(
   },
   30_000,
 )
+
+test("an open whose marker cannot be taken is a ContestOpenError and leaves nothing: no fd, no membership", async () => {
+  const name = fresh()
+  const marker = join(socketDir(), `slotbus-lease-local.${name}.lock`)
+  mkdirSync(marker) // something not a lock file at the marker's path
+  try {
+    const before = (await settledCensus()).total
+    for (let i = 0; i < 3; i++) {
+      const e = await Contest.open(name).catch((e) => e)
+      expect(e).toBeInstanceOf(ContestOpenError) // before: a NativeLibraryError naming an errno
+      expect([e.reason, e.message]).toEqual(["system", expect.stringContaining(name)])
+    }
+    expect((await settledCensus()).total).toBe(before) // before: 4 more fds a try, and its socket bound
+    expect(existsSync(join(socketDir(), `slotbus-lease.${name}`))).toBe(false)
+  } finally {
+    rmdirSync(marker)
+  }
+  expect((await keep(Contest.open(name))).stats().members).toBe(1)
+})
