@@ -276,6 +276,19 @@ export function supervisorSettings(options: SupervisorOptions): SupervisorSettin
   return o
 }
 
+/** A reload's figures checked (its option names are checked before), with the pool's settings as their defaults. */
+export function reloadSettings(
+  options: ReloadOptions,
+  o: Pick<SupervisorSettings, "readyTimeoutMs" | "restart">,
+): { surge: number; readyMs: number; dwellMs: number } {
+  const where = "supervisor.reload"
+  return {
+    surge: checkNumber(options.maxSurge, { what: "maxSurge", where, min: 1, dflt: 1 }),
+    readyMs: checkNumber(options.readyTimeoutMs, { what: "readyTimeoutMs", where, dflt: o.readyTimeoutMs }),
+    dwellMs: checkNumber(options.minReadyMs, { what: "minReadyMs", where, dflt: o.restart.minReadyMs }),
+  }
+}
+
 function stripUndefined<T extends object>(o: T): T {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T
 }

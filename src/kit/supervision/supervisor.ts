@@ -17,6 +17,7 @@ import {
   RELOAD_OPTIONS,
   INSTANCES,
   type ReloadOptions,
+  reloadSettings,
   ReplaceError,
   STOP_OPTIONS,
   type SupervisedInstance,
@@ -183,17 +184,7 @@ export class Supervisor {
     let readyMs: number
     let dwellMs: number
     try {
-      surge = checkNumber(options.maxSurge, { what: "maxSurge", where: "supervisor.reload", min: 1, dflt: 1 })
-      readyMs = checkNumber(options.readyTimeoutMs, {
-        what: "readyTimeoutMs",
-        where: "supervisor.reload",
-        dflt: this.opts.readyTimeoutMs,
-      })
-      dwellMs = checkNumber(options.minReadyMs, {
-        what: "minReadyMs",
-        where: "supervisor.reload",
-        dflt: this.opts.restart.minReadyMs,
-      })
+      ;({ surge, readyMs, dwellMs } = reloadSettings(options, this.opts))
     } catch (e) {
       return Promise.reject(e)
     }
