@@ -323,9 +323,13 @@ export class Supervisor {
         const crashed = inst.proc === null && !this.asked.has(old)
         if (crashed) this.crashes.crashed(inst, old)
         const oldExit = crashed ? describeProc(old) : null
+        // killed or evicted meanwhile, its place left to the successor: without one it starts afresh, at once
+        if (!crashed && inst.proc === null && (this._state === "running" || this._state === "failed"))
+          this.respawn(inst)
         throw new ReplaceError(cause, inst.index, old.pid, successor.pid, (e as Error).message, oldExit)
       }
       if (inst.proc === old || inst.proc === null) this.adopt(inst, successor)
+      else void this.retireProc(successor, cause, this.opts.killGraceMs) // the instance runs another: none untracked
       this.replacements[cause]++
       this.emit("replaced", inst, { cause, pid: old.pid, successor: successor.pid })
     } finally {
@@ -422,7 +426,8 @@ export class Supervisor {
     if (!this.instances.includes(inst) || (this._state !== "running" && this._state !== "failed")) return
     if (cause === "kill" || cause === "evict") {
       this.replacements[cause]++
-      return this.respawn(inst) // asked for: at once, not counted as a crash (unless it cannot be spawned)
+      // asked for: at once, not counted as a crash (unless it cannot be spawned); a successor getting ready takes its place
+      return this.replacing.has(inst) ? undefined : this.respawn(inst)
     }
     // a replacement adopts its successor
     if (cause === "crash" && !this.replacing.has(inst)) this.crashes.crashed(inst, proc)

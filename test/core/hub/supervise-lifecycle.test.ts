@@ -1,0 +1,96 @@
+// A pool's processes across what happens to it from outside a reload's plan: an instance killed or evicted while its
+// successor gets ready, the bus closing under a running pool, a resize past what the bus takes. Each test counts the
+// processes the pool started and checks that every one is tracked, or ended.
+import { describe, expect, test } from "bun:test"
+import { ReplaceError, Supervisor } from "../../../src/index.ts"
+import { alive } from "../../support/helpers.ts"
+
+const bun = process.execPath
+const script = (code: string) => [bun, "-e", code]
+async function until(cond: () => boolean, what: string, ms = 10_000) {
+  const end = performance.now() + ms
+  while (!cond()) {
+    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await Bun.sleep(10)
+  }
+}
+
+describe("an instance ended on purpose while its successor gets ready", () => {
+  test.each(["kill", "evict"] as const)(
+    "%s: the successor takes its place once ready; no process is left untracked, and stop() ends them all",
+    async (how) => {
+      const readies: { pid: number; go: () => void }[] = []
+      const sup = new Supervisor({
+        command: script("setInterval(() => {}, 1e6)"),
+        instances: 2,
+        restart: { backoffInitialMs: 60_000 }, // a crash would wait a minute
+        ready: (pid) => new Promise<void>((go) => readies.push({ pid, go })),
+      })
+      const started = new Set<number>()
+      const exited: number[] = []
+      sup.on("start", (i) => started.add(i.pid))
+      sup.on("exit", (_i, e) => exited.push(e.pid))
+      sup.start()
+      const spawned = new Set(started)
+      try {
+        const old = sup.instances[0]!.pid
+        const reload = sup.reload({ minReadyMs: 0 })
+        await until(() => readies.length === 1, "instance 0's successor getting ready")
+        const successor = readies[0]!.pid
+        spawned.add(successor)
+        if (how === "kill") sup.kill(0)
+        else expect(sup.evict(old)).toBe(true)
+        await until(() => exited.includes(old), "the old process's exit") // (before the fix, respawned there)
+        for (const pid of started) spawned.add(pid)
+        readies[0]!.go()
+        await until(() => readies.length === 2, "instance 1's successor getting ready")
+        spawned.add(readies[1]!.pid)
+        readies[1]!.go()
+        await reload
+        for (const pid of started) spawned.add(pid)
+        const tracked = new Set(sup.instances.map((i) => i.pid))
+        // before: the killed instance respawned at once, and the ready successor was dropped, still running
+        expect([...spawned].filter((pid) => alive(pid) && !tracked.has(pid))).toEqual([])
+        expect(sup.instances[0]!.pid).toBe(successor)
+        expect(sup.instances[1]!.pid).toBe(readies[1]!.pid)
+        expect(spawned.size).toBe(4) // two first starts, two successors: nothing else
+        expect(sup.replacements[how]).toBe(1)
+        expect(sup.restarts).toBe(0)
+      } finally {
+        await sup.stop({ killGraceMs: 0 })
+        const left = [...spawned].filter(alive)
+        for (const pid of left) process.kill(pid, "SIGKILL") // what stop() did not end (before the fix: one)
+        expect(left).toEqual([])
+      }
+    },
+  )
+
+  test("kill, and then the successor not ready: the instance starts afresh at once, not counted as a crash", async () => {
+    let failReady: ((e: Error) => void) | null = null
+    const sup = new Supervisor({
+      command: script("setInterval(() => {}, 1e6)"),
+      restart: { backoffInitialMs: 60_000 },
+      ready: () => new Promise((_, reject) => (failReady = reject)),
+    })
+    const exited: number[] = []
+    sup.on("exit", (_i, e) => exited.push(e.pid))
+    sup.start()
+    try {
+      const old = sup.instances[0]!.pid
+      const reload = sup.reload({ minReadyMs: 0 }).catch((e: unknown) => e)
+      await until(() => failReady !== null, "the successor getting ready")
+      sup.kill(0)
+      await until(() => exited.includes(old), "the old process's exit")
+      failReady!(new Error("failed its ready check"))
+      const err = (await reload) as ReplaceError
+      expect(err).toBeInstanceOf(ReplaceError)
+      await until(() => sup.runningCount === 1, "the instance back")
+      expect([0, old, err.successor]).not.toContain(sup.instances[0]!.pid)
+      expect(sup.restarts).toBe(0)
+      expect(sup.replacements.kill).toBe(1)
+      expect(sup.state).toBe("running")
+    } finally {
+      await sup.stop({ killGraceMs: 0 })
+    }
+  })
+})
