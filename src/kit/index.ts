@@ -29,6 +29,7 @@ export type {
   ExitInfo,
   SupervisedInstance,
   SupervisorEvents,
+  SupervisorHooks,
   SupervisorOptions,
   SupervisorState,
 } from "./supervision/supervisor.ts"

@@ -184,7 +184,9 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
       : undefined,
   }
   // a shared front's reload() reloads the name's pool wherever it runs (§15.4)
-  const sup = front && bus ? sharedPool(settings, bus.name, front, bus.pools.shared) : new Supervisor(settings)
+  const hooks = { instances: instanceBound(bus) } // resize() takes no more than the bus does
+  const sup =
+    front && bus ? sharedPool(settings, bus.name, front, bus.pools.shared, hooks) : new Supervisor(settings, hooks)
   const what = () =>
     `the worker pool${bus ? ` of "${bus.name}"` : ""} (${argv.join(" ")}, ${sup.instances.length} instance${sup.instances.length === 1 ? "" : "s"})`
   const crashes = reportCrashes(sup, what, log, (restarts, loop) => bus?.pools.crashed(sup, restarts, loop))
@@ -265,14 +267,14 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
 
 type Range = { min: number; max: number }
 
+/** The most instances a pool of `bus` runs: more than the bus takes would be refused as they join, restarted, refused. */
+function instanceBound(bus: SlotBus | null): { max: number; note: string } {
+  if (!bus || bus.pools.maxWorkers >= INSTANCES.max) return INSTANCES
+  return { max: bus.pools.maxWorkers, note: "the bus's maxWorkers" }
+}
+
 function instanceRange(v: SuperviseWorkersOptions["instances"], bus: SlotBus | null): Range {
-  // more than the bus takes would be refused as they join, and restarted, and refused
-  const most = bus && bus.pools.maxWorkers < INSTANCES.max ? bus.pools.maxWorkers : INSTANCES.max
-  const rule = {
-    where: "superviseWorkers",
-    max: most,
-    note: most < INSTANCES.max ? "the bus's maxWorkers" : INSTANCES.note,
-  }
+  const rule = { where: "superviseWorkers", ...instanceBound(bus) }
   if (v === undefined || typeof v === "number") {
     const n = checkNumber(v ?? 1, { what: "instances", ...rule })
     return { min: n, max: n }

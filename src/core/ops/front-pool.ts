@@ -1,17 +1,24 @@
 // A shared name's pool (docs/PROTOCOL.md §15.4) is run by the fronts' leader; the other fronts hold it in state
 // `created`. reload() on any front reloads the one pool: a standby front asks the leader over the control socket
 // (§14.4), which the leader holds, and the leader reloads its pool of the same command.
-import { Supervisor, SupervisorError, type SupervisorOptions } from "../../kit/index.ts"
+import { Supervisor, SupervisorError, type SupervisorHooks, type SupervisorOptions } from "../../kit/index.ts"
 import { controlReload } from "./control-client.ts"
 import type { FrontSeat } from "./fronts.ts"
 
 export type ReloadOptions = NonNullable<Parameters<Supervisor["reload"]>[0]>
 
 /** A shared front's supervisor: its reload() reloads the name's pool wherever it runs. */
-export function sharedPool(options: SupervisorOptions, name: string, seat: FrontSeat, pools: SharedPools): Supervisor {
+export function sharedPool(
+  options: SupervisorOptions,
+  name: string,
+  seat: FrontSeat,
+  pools: SharedPools,
+  hooks: SupervisorHooks,
+): Supervisor {
   const command = [...options.command]
   // this pool's own reload when it runs it, else the leader's, asked over the control socket
   const pool: Supervisor = new Supervisor(options, {
+    ...hooks,
     reloadElsewhere: (o) => (pool.state !== "created" || seat.leader ? null : controlReload(name, command, o)),
   })
   pools.add(pool, command, seat)

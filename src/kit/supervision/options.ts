@@ -194,6 +194,8 @@ export interface SupervisorHooks {
    * pool, run by the fronts' leader: src/core/ops/front-pool.ts).
    */
   reloadElsewhere?: (options: ReloadOptions) => Promise<void> | null
+  /** The most instances resize() takes, and why (superviseWorkers: its bus's maxWorkers); default INSTANCES. */
+  instances?: { max: number; note: string }
 }
 
 // The options Supervisor and superviseWorkers share (tsc checks each full list against its interface).

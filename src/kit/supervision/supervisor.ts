@@ -47,6 +47,7 @@ export type {
   ReloadOptions,
   SupervisedInstance,
   SupervisorEvents,
+  SupervisorHooks,
   SupervisorOptions,
   SupervisorState,
   SupervisorStopOptions,
@@ -231,7 +232,7 @@ export class Supervisor {
 
   /** Grows or shrinks the pool to `n` instances: new ones start, the highest ones are retired (drained first). */
   async resize(n: number): Promise<void> {
-    checkNumber(n, { what: "n", where: "supervisor.resize", ...INSTANCES }) // a rejection, as the method is async
+    checkNumber(n, { what: "n", where: "supervisor.resize", ...(this.hooks.instances ?? INSTANCES) }) // (a rejection)
     return this.queue(async () => {
       while (this.instances.length < n) {
         const inst = newInstance(this.instances.length)

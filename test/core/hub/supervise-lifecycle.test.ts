@@ -2,8 +2,8 @@
 // successor gets ready, the bus closing under a running pool, a resize past what the bus takes. Each test counts the
 // processes the pool started and checks that every one is tracked, or ended.
 import { describe, expect, test } from "bun:test"
-import { ReplaceError, Supervisor } from "../../../src/index.ts"
-import { alive } from "../../support/helpers.ts"
+import { ReplaceError, SlotBus, Supervisor, superviseWorkers } from "../../../src/index.ts"
+import { alive, busName, ECHO_WORKER } from "../../support/helpers.ts"
 
 const bun = process.execPath
 const script = (code: string) => [bun, "-e", code]
@@ -91,6 +91,40 @@ describe("an instance ended on purpose while its successor gets ready", () => {
       expect(sup.state).toBe("running")
     } finally {
       await sup.stop({ killGraceMs: 0 })
+    }
+  })
+})
+
+describe("resize()", () => {
+  test("past the bus's maxWorkers is refused as instances is, and starts nothing", async () => {
+    const name = busName("resize-cap")
+    await using bus = await SlotBus.listen(name, { maxWorkers: 2 })
+    const lines: string[] = []
+    const sup = superviseWorkers(bus, {
+      command: [bun, ECHO_WORKER, name],
+      stdout: "ignore",
+      log: (l) => lines.push(l),
+    })
+    const started: number[] = []
+    sup.on("start", (i) => started.push(i.pid))
+    try {
+      await bus.waitForWorkers(1)
+      // before: it resolved, and the third worker was refused as it joined, restarted, refused, until the pool gave up
+      const err = await sup.resize(3).catch((e: unknown) => e)
+      expect(err).toBeInstanceOf(RangeError)
+      expect((err as Error).message).toBe(
+        "supervisor.resize: n must be an integer in 0..2 (the bus's maxWorkers), got 3",
+      )
+      expect(sup.instances.length).toBe(1)
+      expect(started).toEqual([])
+      await sup.resize(2)
+      await bus.waitForWorkers(2)
+      expect(started.length).toBe(1)
+      expect(sup.state).toBe("running")
+      expect(sup.restarts).toBe(0)
+      expect(lines).toEqual([])
+    } finally {
+      await sup.stop()
     }
   })
 })
