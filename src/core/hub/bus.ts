@@ -10,7 +10,7 @@ import type { BusStats } from "../observe/stats.ts"
 import type { Pending, ReadAnswer, WorkerEvent, WorkerInfo } from "../endpoint/endpoint.ts"
 import { startClock, startsAtPublish } from "../endpoint/endpoint.ts"
 import {
-  CLOSE_OPTIONS,
+  closeSettings,
   FETCH_OPTIONS,
   hubConfig,
   LISTEN_OPTIONS,
@@ -36,6 +36,7 @@ import { remoteHubHost } from "../endpoint/remote-endpoint.ts"
 import { decodeReply, encodeCall, remoteProxy, type Remote } from "../rpc/rpc.ts"
 import type { RemoteLink } from "../wire/remote.ts"
 import { BusPools } from "./pools.ts"
+import { closedMessage, warnEarlyDispose } from "./early-dispose.ts"
 import { asResponse, bodyUpTo, pathOf } from "./fetch-body.ts"
 import {
   exchangeOf,
@@ -280,11 +281,7 @@ export class SlotBus {
   }
 
   private closedError(): BusClosedError {
-    return new BusClosedError(
-      this.disposed
-        ? `bus "${this.name}" is closed: \`await using\` closed it where its scope ended; in a server, keep it in a plain const and close it on SIGTERM/SIGINT`
-        : `bus "${this.name}" is closed`,
-    )
+    return new BusClosedError(closedMessage(this.name, this.disposed))
   }
 
   /** Tells `listener` each time a worker joins or leaves; returns the unsubscribe function. */
@@ -424,17 +421,14 @@ export class SlotBus {
    * up to `timeoutMs` (default 5000); whatever is left is rejected with BusClosedError.
    */
   close(opts: CloseOptions = {}): Promise<void> {
-    let timeoutMs: number
+    let o: { drain: boolean; timeoutMs: number }
     try {
-      checkOptions(opts, CLOSE_OPTIONS, "bus.close")
-      if (opts.drain !== undefined && typeof opts.drain !== "boolean")
-        throw new TypeError(`close: drain must be a boolean, got ${typeof opts.drain}`)
-      timeoutMs = positiveInt(opts.timeoutMs, 5000, "timeoutMs")
+      o = closeSettings(opts)
     } catch (e) {
       return Promise.reject(e)
     }
     openBuses.remove(this)
-    this.closing ??= this.shutdown(opts.drain ?? true, timeoutMs)
+    this.closing ??= this.shutdown(o.drain, o.timeoutMs)
     return this.closing
   }
 
@@ -456,35 +450,13 @@ export class SlotBus {
     this.dispatcher.observer.close()
   }
 
-  /**
-   * `await using bus = …` closes the bus where its scope ends. At the top level of a server module that is as soon
-   * as the module has loaded, and every request after it fails: a bus disposed soon after listen, before any
-   * request, in a process that then keeps running (a Bun.serve, say) gets one warning naming the right pattern.
-   */
+  /** `await using bus = …` closes the bus where its scope ends (at a server module's top, too soon: early-dispose.ts). */
   [Symbol.asyncDispose]() {
     this.disposed = true
-    if (
-      this.dispatcher.counters.requests === 0 &&
-      performance.now() - this.createdAt < EARLY_DISPOSE_MS &&
-      !earlyDisposeWarned &&
-      process.env.NODE_ENV !== "test"
-    ) {
-      // unref'd: it fires only if something else keeps the process alive after the bus is gone
-      setTimeout(() => {
-        if (earlyDisposeWarned) return
-        earlyDisposeWarned = true
-        console.warn(
-          `slotbus: bus "${this.name}" was closed by \`await using\` before any request, and the process kept running: in a server, keep it in a plain \`const bus = await SlotBus.listen(…)\` and close it on SIGTERM/SIGINT (the first example of slotbus's README)`,
-        )
-      }, EARLY_DISPOSE_CHECK_MS).unref()
-    }
+    warnEarlyDispose(this.name, this.createdAt, this.dispatcher.counters.requests)
     return this.close()
   }
 }
-
-const EARLY_DISPOSE_MS = 5000
-const EARLY_DISPOSE_CHECK_MS = 200
-let earlyDisposeWarned = false
 
 /** The index of `x` among the shared fronts of its name (docs/PROTOCOL.md §15), or null: no SlotBus, or not shared. */
 export const frontIndexOf = (x: unknown): number | null => (x instanceof SlotBus ? (x.front?.index ?? null) : null)

@@ -240,6 +240,14 @@ export const FETCH_OPTIONS = optionNames<FetchOptions>({
 })
 
 /** A whole-number option of the core, through the kit's one number check: `dflt` when undefined, else min..max. */
+/** bus.close()'s options checked: whether requests accepted may finish, and for how long. */
+export function closeSettings(opts: CloseOptions): { drain: boolean; timeoutMs: number } {
+  checkOptions(opts, CLOSE_OPTIONS, "bus.close")
+  if (opts.drain !== undefined && typeof opts.drain !== "boolean")
+    throw new TypeError(`close: drain must be a boolean, got ${typeof opts.drain}`)
+  return { drain: opts.drain ?? true, timeoutMs: positiveInt(opts.timeoutMs, 5000, "timeoutMs") }
+}
+
 export function positiveInt(v: number | undefined, dflt: number, what: string, min = 0, max?: number): number {
   return checkNumber(v, { what, dflt, min, max })
 }
