@@ -64,8 +64,7 @@ export class SlotBus {
   private readonly createdAt = performance.now()
   private readonly settings: ListenSettings
   private remoteLink: RemoteLink | null = null
-  /** @internal superviseWorkers: the pools that feed this bus, their failures and what they ask of it. */
-  readonly pools: BusPools
+  /** @internal superviseWorkers' pools: their failures, what they ask, their stop at close */ readonly pools: BusPools
   private readonly dispatcher: Dispatcher
   private readonly gaveUp = () => this.pools.gaveUp() // made once: what refuses a request once the pools gave up
   /** @internal */ readonly acceptor: Acceptor // (crowdTogether: the processes of a group of buses count together)
@@ -417,8 +416,8 @@ export class SlotBus {
   }
 
   /**
-   * Stop accepting requests and workers. With `drain` (default) requests already accepted may finish for
-   * up to `timeoutMs` (default 5000); whatever is left is rejected with BusClosedError.
+   * Stop accepting requests and workers, and stop the superviseWorkers pools that feed it. With `drain` (default)
+   * requests already accepted may finish for up to `timeoutMs` (default 5000); what is left fails with BusClosedError.
    */
   close(opts: CloseOptions = {}): Promise<void> {
     let o: { drain: boolean; timeoutMs: number }
@@ -433,6 +432,7 @@ export class SlotBus {
   }
 
   private async shutdown(drain: boolean, timeoutMs: number) {
+    this.pools.closing() // before their workers see the hub go: that is no crash
     await this.acceptor.stop()
     // a shared front's control socket goes with its seat, before the next leader (running the pool now) opens it
     if (this.front) await this.control?.close()

@@ -37,6 +37,7 @@ export function reportCrashes(
   let loop = ""
   let rejected: string | null = null
   sup.on("reloaded", (e) => {
+    if (sup.state === "stopping" || sup.state === "stopped") return // not the code's doing: ended with the pool
     rejected = e instanceof ReplaceError ? e.message : e ? rejected : null
     if (e instanceof ReplaceError)
       log(

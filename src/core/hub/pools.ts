@@ -54,6 +54,20 @@ export class BusPools {
     this.dispatcher.observer.recorder?.pools(sum, any)
   }
 
+  /** What each pool does when the bus closes (superviseWorkers: it stops), by pool. */
+  private readonly stops = new Map<object, () => void>()
+
+  /** `pool` stops with the bus: `stop` is called once close() begins (its workers would exit, and be restarted). */
+  stopOnClose(pool: object, stop: () => void) {
+    this.stops.set(pool, stop)
+  }
+
+  /** The bus began to close: each pool stops. */
+  closing() {
+    for (const stop of this.stops.values()) stop()
+    this.stops.clear()
+  }
+
   /** `pool` is shown in the bus's status view until `describe` says null (stopped). */
   show(pool: object, describe: () => PoolRow | null) {
     this.rows.set(pool, describe)

@@ -184,7 +184,10 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
       : undefined,
   }
   // a shared front's reload() reloads the name's pool wherever it runs (§15.4)
-  const hooks = { instances: instanceBound(bus) } // resize() takes no more than the bus does
+  const hooks = {
+    instances: instanceBound(bus), // resize() takes no more than the bus does
+    stopping: () => (bus?.closing ? `bus "${bus.name}" closed, and its pool stopped with it` : ""),
+  }
   const sup =
     front && bus ? sharedPool(settings, bus.name, front, bus.pools.shared, hooks) : new Supervisor(settings, hooks)
   const what = () =>
@@ -255,10 +258,10 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
       bus?.pools.failed(sup, new PoolFailedError(message, bus.name, (e as Error).message))
     }
   })
+  const stop = () => void (sup.state === "running" || sup.state === "failed" ? sup.stop() : null)
   // its workers would join the next leader's fronts beside that leader's pool: the name's pool goes with the seat
-  front?.onClose(() => {
-    if (sup.state === "running" || sup.state === "failed") void sup.stop()
-  })
+  front?.onClose(stop)
+  bus?.pools.stopOnClose(sup, stop) // its workers exit with it (exitWithFront): restarting them would be a crash loop
   POOLS.set(key, { sup, options: shape })
   if (bus && range.max > range.min) autoscale(sup, bus, range, idleMs, scale)
   if (limits) recycleWhenDue(sup, bus, limits)

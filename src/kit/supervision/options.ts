@@ -12,7 +12,8 @@ export class SupervisorError extends SlotBusError {}
 
 /**
  * A replacement (reload, recycle) stopped: instance `index`'s successor was not ready; the old process keeps serving,
- * or, when it crashed meanwhile (`oldExit`), the instance restarts as after any crash (counted, with backoff).
+ * or, when it crashed meanwhile (`oldExit`), the instance restarts as after any crash (counted, with backoff); when
+ * the pool stopped meanwhile (its bus closed, say: ReplaceError.stopped), both end with it.
  * A pool of a bus (a stdio bus's `ReloadError`) adds its `pool`.
  */
 export class ReplaceError extends SupervisorError {
@@ -34,6 +35,14 @@ export class ReplaceError extends SupervisorError {
       `${operation}: instance ${index}'s successor (pid ${successor}) ${reason}; the old process (pid ${pid}) ${oldExit === null ? "keeps serving" : `exited meanwhile (${oldExit}): the instance restarts as after a crash`}`,
       options,
     )
+  }
+
+  /** The pool stopped while the successor got ready (`why`: "the pool stopped", or its bus closed): both end with it. */
+  static stopped(operation: "reload" | "recycle", index: number, pid: number, successor: number, why: string) {
+    why ||= "the pool stopped"
+    const e = new ReplaceError(operation, index, pid, successor, `was ended: ${why}`)
+    e.message = `${operation}: ${why}; instance ${index}'s successor (pid ${successor}) and its old process (pid ${pid}) end with the pool`
+    return e
   }
 }
 
@@ -196,6 +205,8 @@ export interface SupervisorHooks {
   reloadElsewhere?: (options: ReloadOptions) => Promise<void> | null
   /** The most instances resize() takes, and why (superviseWorkers: its bus's maxWorkers); default INSTANCES. */
   instances?: { max: number; note: string }
+  /** Why the pool stops, said by a replacement it ends (superviseWorkers: its bus closed); "": "the pool stopped". */
+  stopping?: () => string
 }
 
 // The options Supervisor and superviseWorkers share (tsc checks each full list against its interface).

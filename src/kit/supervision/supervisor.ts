@@ -316,10 +316,12 @@ export class Supervisor {
         await readyOrExit(successor, this.opts.ready, inst.index, readyMs, dwellMs)
         await stayedUp(successor, dwellMs)
         // stop() came while the successor got ready: it must not be adopted by a stopping pool
-        if (this._state !== "running" && this._state !== "failed")
-          throw new Error(`was ready after the pool ${this._state}`)
+        if (this._state !== "running" && this._state !== "failed") throw new Error("stopped")
       } catch (e) {
         this.end(successor, "stop", "SIGKILL")
+        const stopping = this._state !== "running" && this._state !== "failed" // stop() came (its bus closed, say)
+        if (stopping)
+          throw ReplaceError.stopped(cause, inst.index, old.pid, successor.pid, this.hooks.stopping?.() ?? "")
         // The old process crashed meanwhile, its exit left to the successor: without one it is a crash like any other.
         const crashed = inst.proc === null && !this.asked.has(old)
         if (crashed) this.crashes.crashed(inst, old)

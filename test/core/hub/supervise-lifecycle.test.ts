@@ -128,3 +128,74 @@ describe("resize()", () => {
     }
   })
 })
+
+describe("bus.close() with its pool running", () => {
+  test("the pool stops with its bus: its workers' exits are no crash, nothing restarts, nothing is said", async () => {
+    const name = busName("close-pool")
+    const bus = await SlotBus.listen(name)
+    const lines: string[] = []
+    const sup = superviseWorkers(bus, {
+      command: [bun, ECHO_WORKER, name],
+      instances: 2,
+      stdout: "ignore",
+      log: (l) => lines.push(l),
+    })
+    const started: number[] = []
+    const exits: string[] = []
+    sup.on("start", (i) => started.push(i.pid))
+    sup.on("exit", (_i, e) => exits.push(e.cause))
+    try {
+      await bus.waitForWorkers(2)
+      const pids = sup.instances.map((i) => i.pid)
+      started.length = 0
+      await bus.close()
+      await until(() => exits.length === 2, "both workers' exits")
+      // before: each exit (code 0, its hub gone) was a crash, restarted into a crash loop until the pool gave up
+      expect(exits).toEqual(["stop", "stop"])
+      await until(() => sup.state === "stopped", "the pool stopped")
+      expect(started).toEqual([])
+      expect(sup.restarts).toBe(0)
+      expect(lines).toEqual([])
+      expect(pids.filter(alive)).toEqual([])
+    } finally {
+      await sup.stop()
+      await bus.close()
+    }
+  })
+
+  test("a reload in flight rejects saying the bus closed, and its successor ends with the pool", async () => {
+    const name = busName("close-reload")
+    const bus = await SlotBus.listen(name)
+    const lines: string[] = []
+    const sup = superviseWorkers(bus, {
+      command: [bun, ECHO_WORKER, name],
+      stdout: "ignore",
+      ready: () => new Promise(() => {}), // the successor never gets ready: the reload waits
+      log: (l) => lines.push(l),
+    })
+    const started: number[] = []
+    sup.on("start", (i) => started.push(i.pid))
+    try {
+      await bus.waitForWorkers(1)
+      const old = sup.instances[0]!.pid
+      const reload = sup.reload().catch((e: unknown) => e)
+      await until(() => bus.workerCount === 2, "the successor joined")
+      const successor = bus.workers.find((w) => w.pid !== old)!.pid
+      await bus.close()
+      const err = (await reload) as ReplaceError
+      expect(err).toBeInstanceOf(ReplaceError)
+      // before: "reload: instance 0's successor (pid S) exited (killed by SIGKILL) …; the old process (pid P) keeps serving"
+      expect(err.message).toBe(
+        `reload: bus "${name}" closed, and its pool stopped with it; instance 0's successor (pid ${successor}) and its old process (pid ${old}) end with the pool`,
+      )
+      await until(() => sup.state === "stopped", "the pool stopped")
+      expect(started).toEqual([])
+      expect(sup.restarts).toBe(0)
+      expect(lines).toEqual([]) // no "a reload was rejected": the code was not at fault
+      expect([old, successor].filter(alive)).toEqual([])
+    } finally {
+      await sup.stop()
+      await bus.close()
+    }
+  })
+})
