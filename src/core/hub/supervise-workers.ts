@@ -8,6 +8,7 @@ import {
   checkNumber,
   checkOptions,
   INSTANCES,
+  longTimeout,
   optionNames,
   RESTART_MOVED,
   SHARED_OPTIONS,
@@ -204,8 +205,20 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
     log(`${what()} runs again: no crash for a window, ${r.restarted} restarted`)
     bus?.pools.failed(sup, null)
   })
+  // a process that never joins (stuck before SlotWorker.connect, or connecting to another name) is said, not silent
+  const unjoinedSaid = (inst: SupervisedInstance, bus: SlotBus) => {
+    const { pid } = inst
+    const ms = sup.readyTimeoutMs
+    longTimeout(() => {
+      if (inst.pid !== pid || sup.state !== "running" || bus.closing || bus.workers.some((w) => w.pid === pid)) return
+      log(
+        `${what()}: worker pid ${pid} started ${ms} ms ago and has not joined "${bus.name}" (readyTimeoutMs); is it stuck before SlotWorker.connect("${bus.name}"), or connecting to another name?`,
+      )
+    }, ms).unref()
+  }
   let offServed: (() => void) | null = null
   sup.on("start", (inst) => {
+    if (bus) unjoinedSaid(inst, bus)
     if (restarting.delete(inst) && bus) probation.add(inst.pid)
     if (bus?.workers.some((w) => w.pid === inst.pid)) served.add(inst.pid) // a reload's successor, joined before
     bus?.pools.failed(sup, null)

@@ -122,6 +122,10 @@ export class Supervisor {
   get restartSettings(): Readonly<RestartSettings> {
     return this.opts.restart
   }
+  /** How long a new process may take to be ready. */
+  get readyTimeoutMs(): number {
+    return this.opts.readyTimeoutMs
+  }
   /** Whether the pool is in a crash loop: its last 3 crashes or more within restart.windowMs were early (restart.stableAfterMs). */
   get crashLoop(): boolean {
     return this._state !== "stopped" && this.crashes.policy.crashLoop(performance.now())

@@ -199,3 +199,23 @@ describe("bus.close() with its pool running", () => {
     }
   })
 })
+
+test("a pool's process that never joins its bus is said once readyTimeoutMs has passed, not left silent", async () => {
+  await using bus = await SlotBus.listen(busName("unjoined"))
+  const logs: string[] = []
+  const pool = superviseWorkers(bus, {
+    command: script("setInterval(() => {}, 1e6)"), // stuck before SlotWorker.connect
+    instances: 1,
+    readyTimeoutMs: 300,
+    log: (l) => logs.push(l),
+  })
+  try {
+    await until(() => logs.some((l) => l.includes("has not joined")), "the log line") // before: no line, ever
+    const pid = pool.instances[0]!.pid
+    expect(logs).toEqual([
+      expect.stringContaining(`worker pid ${pid} started 300 ms ago and has not joined "${bus.name}"`),
+    ])
+  } finally {
+    await pool.stop()
+  }
+})
