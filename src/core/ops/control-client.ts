@@ -97,15 +97,21 @@ async function connectControl(name: string) {
       await new Promise<void>((r) => (wake = r))
     }
   }
-  /** The answer's first line: its head, or the error it says (thrown). */
-  const head = async (): Promise<Record<string, unknown>> => {
+  /** The answer's first line: its head, or the error it says (thrown); `slow`: an answer that comes when work is done. */
+  const head = async (slow = false): Promise<Record<string, unknown>> => {
     const first = await next()
     if (first === null) {
       socket.end()
-      throw new ControlCallError(
-        `the bus "${name}" closed the connection without an answer: it refused this uid (${process.getuid?.()}), or it died`,
-        "Refused",
-      )
+      const uid = process.getuid?.()
+      throw slow // a reload's head comes when it is done: its front dying meanwhile is what happened most likely
+        ? new ControlCallError(
+            `the front went away before it answered (it died mid-reload, or it refused uid ${uid})`,
+            "Cut",
+          )
+        : new ControlCallError(
+            `the bus "${name}" closed the connection without an answer: it refused this uid (${uid}), or it died`,
+            "Refused",
+          )
     }
     if (first.kind !== "line") throw new ControlCallError("the bus's answer does not start with a line", "Protocol")
     if (typeof first.value.error === "string") {
@@ -166,7 +172,7 @@ export async function controlReload(name: string, command: string[], options: ob
     const { writer, socket, next, head } = await connectControl(name)
     await writer.line({ v: 1, reload: { ...options, command } })
     await writer.end()
-    await head()
+    await head(true)
     for (;;) {
       const ev = await next()
       if (ev === null) throw new ControlCallError("the front that runs the pool went away mid-reload", "Cut")

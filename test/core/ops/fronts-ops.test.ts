@@ -56,6 +56,17 @@ describe("a reload asked of any front of a shared name", () => {
   }, 120_000)
 })
 
+test("a standby's reload whose leader is killed mid-way fails saying the leader went, not blaming its uid", async () => {
+  const { a, b } = await twoFronts(busName("reload"))
+  const asked = b.ask("redeploy", /^(reloaded|reload failed .*)$/)
+  await Bun.sleep(300) // the reload is under way: each successor must stay up restart.minReadyMs (1.5 s) first
+  await a.child.kill("SIGKILL")
+  const [result] = await asked
+  // before: "… closed the connection without an answer: it refused this uid (0), or it died"
+  expect(result).toStartWith("reload failed SupervisorError")
+  expect(result).toContain("the front went away before it answered (it died mid-reload")
+}, 120_000)
+
 describe("SIGTERM to the fronts alone (KillMode=mixed)", () => {
   test("drains and ends every worker of the pool, with no restart and no give-up", async () => {
     const name = busName("stop")
