@@ -36,7 +36,8 @@ An http: address serves MCP clients over Streamable HTTP: the first pool at /mcp
 only requests without an Origin or from a loopback one, to a loopback Host, are taken unless --allow-origin
 and --allow-host name more. With --http-token-file a new token is written to that file (this user's only) and
 every HTTP request must carry "Authorization: Bearer <token>".
-The second form speaks stdio on one side and the listener on the other.
+The second form speaks stdio on one side and the listener on the other, reading each side only as fast as
+the other takes it.
 A TCP listener writes a token to a file only this user can read (--token-file; default
 slotbus-stdio-<port>.token in $XDG_RUNTIME_DIR if it is the user's 0700 directory, else in the socket
 directory); connect reads it from there
@@ -163,6 +164,9 @@ async function serve(argv: string[]): Promise<number> {
   return exitCode
 }
 
+/** connect: past this many bytes waiting on stdout, the socket is not read until half of them went out. */
+const STDOUT_HELD = 1024 * 1024
+
 /** This process's stdout, counting what was written and not yet taken by its reader (a client that does not read
  * holds it here): `waiting` bytes (UTF-16 units, near enough) wait; `room(n)` resolves once at most `n` do. */
 function pacedStdout() {
@@ -217,19 +221,24 @@ async function connect(argv: string[]): Promise<number> {
     }
   }
   const { promise: closed, resolve: onClose } = Promise.withResolvers<void>()
-  const backlog: Uint8Array[] = []
+  // Paced both ways, so neither a slow reader of our stdout nor a bus that stops reading holds bytes here: while
+  // more than STDOUT_HELD bytes wait on stdout the socket is not read (the bus then paces, or drops, that client),
+  // and stdin is read no further than the socket takes.
+  const out = pacedStdout()
+  let drained: (() => void) | null = null
+  let reading = true
   const handlers = {
-    data(_s: unknown, chunk: Uint8Array) {
-      process.stdout.write(chunk)
+    data(s: { pause(): void; resume(): void }, chunk: Uint8Array) {
+      out.write(chunk)
+      if (!reading || out.waiting <= STDOUT_HELD) return
+      reading = false
+      s.pause()
+      void out.room(STDOUT_HELD / 2).then(() => {
+        reading = true
+        s.resume()
+      })
     },
-    drain(s: { write(b: Uint8Array): number }) {
-      while (backlog.length > 0) {
-        const head = backlog[0]!
-        const n = s.write(head)
-        if (n < head.length) return void (backlog[0] = head.subarray(Math.max(n, 0)))
-        backlog.shift()
-      }
-    },
+    drain: () => drained?.(),
     close: () => onClose(),
     error: () => onClose(),
   }
@@ -245,18 +254,32 @@ async function connect(argv: string[]): Promise<number> {
     )
     return 1
   }
-  if (token !== null) socket.write(JSON.stringify({ jsonrpc: "2.0", method: AUTH_METHOD, params: { token } }) + "\n")
-  void (async () => {
-    for await (const chunk of stdinStream()) {
-      if (backlog.length > 0) backlog.push(chunk)
-      else {
-        const n = socket.write(chunk)
-        if (n < chunk.length) backlog.push(chunk.subarray(Math.max(n, 0)))
-      }
+  let gone = false
+  void closed.then(() => {
+    gone = true
+    drained?.()
+  })
+  /** Writes all of `bytes`, waiting for the socket to drain; false once it closed. */
+  const send = async (bytes: Uint8Array): Promise<boolean> => {
+    while (!gone) {
+      const n = socket.write(bytes)
+      if (n < 0) return false
+      if (n >= bytes.length) return true
+      bytes = bytes.subarray(n)
+      await new Promise<void>((r) => (drained = r))
+      drained = null
     }
-    while (backlog.length > 0) await sleep(1)
+    return false
+  }
+  if (token !== null)
+    await send(
+      new TextEncoder().encode(`${JSON.stringify({ jsonrpc: "2.0", method: AUTH_METHOD, params: { token } })}\n`),
+    )
+  void (async () => {
+    for await (const chunk of stdinStream()) if (!(await send(chunk))) return
     socket.shutdown() // half-close: the bus still sends the answers to what we sent, then closes
   })()
   await closed
+  await out.room(0) // the last answers reach our reader before the process exits
   return 0
 }

@@ -285,3 +285,94 @@ describe("stdio mode memory", () => {
     }
   }, 30_000)
 })
+
+describe("`slotbus stdio connect` memory", () => {
+  /** `slotbus stdio connect unix:…` to the bus at `path`: its stdin a pipe, its stdout `stdout`. */
+  const connectTo = (path: string, stdout: number | "ignore" = "ignore") =>
+    Bun.spawn([process.execPath, join(REPO, "bin", "slotbus.ts"), "stdio", "connect", `unix:${path}`], {
+      stdin: "pipe",
+      stdout,
+      stderr: "ignore",
+    })
+  const ended = async (p: ReturnType<typeof connectTo>) => {
+    p.kill("SIGKILL")
+    await p.exited
+  }
+
+  // it wrote every answer to its stdout at once and kept reading the socket: its reader's slowness was its memory's
+  test("connect stops reading the bus while its stdout is unread: 120 MB of answers asked, its memory bounded", async () => {
+    // Each answer is a quarter of its request, so the answers to what the bus has taken (at most max_output_queue of
+    // lines waiting for the worker) stay under the max_output_queue past which the bus drops a client that does not
+    // read: it paces this one instead, and only connect's pacing is measured.
+    await withBusProcess("echo", {}, async (path) => {
+      const dir = mkdtempSync(join(tmpdir(), "stdio-mem-"))
+      execFileSync("mkfifo", [join(dir, "out")])
+      const unread = openSync(join(dir, "out"), "r+") // the reading end, held and never read
+      const connect = connectTo(path, unread)
+      try {
+        await Bun.sleep(500)
+        const rss0 = rssBytes(connect.pid)
+        const ask = (id: number) =>
+          JSON.stringify({
+            jsonrpc: "2.0",
+            id,
+            method: "big",
+            params: { bytes: 16 * 1024, pad: "p".repeat(64 * 1024) },
+          }) + "\n"
+        // written while connect takes them; once it has taken nothing for a while (it paused), the asking stops
+        let asked = 0
+        const deadline = performance.now() + 15_000
+        while (asked < 7500 && performance.now() < deadline) {
+          connect.stdin.write(ask(asked++))
+          const flushed = await Promise.race([
+            Promise.resolve(connect.stdin.flush()).then(() => true),
+            Bun.sleep(1500).then(() => false),
+          ])
+          if (!flushed) break
+        }
+        await Bun.sleep(1000) // answers to what it took
+        expect(connect.exitCode).toBeNull() // still connected: the bus paced it, not dropped it
+        const growth = rssBytes(connect.pid) - rss0
+        console.log(
+          `connect's stdout unread: ${asked} answers of 16 KiB asked; its RSS grew ${(growth / MiB).toFixed(1)} MiB`,
+        )
+        expect(growth).toBeLessThan(75e6)
+      } finally {
+        await ended(connect)
+        closeSync(unread)
+        rmSync(dir, { recursive: true, force: true })
+      }
+    })
+  }, 30_000)
+
+  // it read its stdin on and held what the socket did not take: a worker's slowness was its memory's
+  test("connect stops reading its stdin while the bus does not read: 300 MB offered, its memory bounded", async () => {
+    await withBusProcess("no-read", { max_output_queue: MiB }, async (path) => {
+      const connect = connectTo(path)
+      try {
+        await Bun.sleep(500)
+        const rss0 = rssBytes(connect.pid)
+        const line =
+          JSON.stringify({ jsonrpc: "2.0", id: 1, method: "x", params: { pad: "p".repeat(64 * 1024) } }) + "\n"
+        let sent = 0
+        const deadline = performance.now() + 15_000
+        while (sent < 300e6 && performance.now() < deadline) {
+          connect.stdin.write(line)
+          const flushed = await Promise.race([
+            Promise.resolve(connect.stdin.flush()).then(() => true),
+            Bun.sleep(1500).then(() => false),
+          ])
+          if (!flushed) break // connect stopped reading
+          sent += line.length
+        }
+        const growth = rssBytes(connect.pid) - rss0
+        console.log(
+          `connect's stdin: offered ${(sent / MiB).toFixed(1)} MiB; its RSS grew ${(growth / MiB).toFixed(1)} MiB`,
+        )
+        expect(growth).toBeLessThan(75e6)
+      } finally {
+        await ended(connect)
+      }
+    })
+  }, 30_000)
+})
