@@ -37,7 +37,8 @@ only requests without an Origin or from a loopback one, to a loopback Host, are 
 and --allow-host name more. With --http-token-file a new token is written to that file (this user's only) and
 every HTTP request must carry "Authorization: Bearer <token>".
 The second form speaks stdio on one side and the listener on the other, reading each side only as fast as
-the other takes it.
+the other takes it. It exits 0 once stdin ended and the bus answered it; refused by the bus (a wrong token, a
+line too long, too many clients) it says why on stderr and exits 1, as it does when the bus closes first.
 A TCP listener writes a token to a file only this user can read (--token-file; default
 slotbus-stdio-<port>.token in $XDG_RUNTIME_DIR if it is the user's 0700 directory, else in the socket
 directory); connect reads it from there
@@ -142,7 +143,7 @@ async function serve(argv: string[]): Promise<number> {
         if (!splitter.push(chunk)) {
           // as a socket client is cut off: told why (-32600, id null); what it sent before is answered, then exit 1
           const message = `line longer than max_input_buffer (${bus.limits.max_input_buffer} bytes); stopping`
-          const error = { code: BusErrorCode.InvalidRequest, message }
+          const error = { code: BusErrorCode.InvalidRequest, message, data: { disconnected: true } }
           out.write(`${JSON.stringify({ jsonrpc: "2.0", id: null, error })}\n`)
           process.stderr.write(`slotbus stdio: a stdin ${message} (exit 1)\n`)
           exitCode = 1
@@ -227,9 +228,12 @@ async function connect(argv: string[]): Promise<number> {
   const out = pacedStdout()
   let drained: (() => void) | null = null
   let reading = true
+  const tail = lastLine()
+  let stdinEnded = false
   const handlers = {
     data(s: { pause(): void; resume(): void }, chunk: Uint8Array) {
       out.write(chunk)
+      tail.push(chunk)
       if (!reading || out.waiting <= STDOUT_HELD) return
       reading = false
       s.pause()
@@ -277,9 +281,42 @@ async function connect(argv: string[]): Promise<number> {
     )
   void (async () => {
     for await (const chunk of stdinStream()) if (!(await send(chunk))) return
+    stdinEnded = true
     socket.shutdown() // half-close: the bus still sends the answers to what we sent, then closes
   })()
   await closed
   await out.room(0) // the last answers reach our reader before the process exits
+  // The bus refuses a client (a wrong token, a line too long, too many clients) with an error marked
+  // data.disconnected as its last line, then closes: that, or a close before our stdin ended, is a failure.
+  const refusal = tail.refusal()
+  if (refusal) {
+    process.stderr.write(`slotbus stdio connect: the bus refused this client: ${printable(refusal)} (exit 1)\n`)
+    return 1
+  }
+  if (!stdinEnded) {
+    process.stderr.write(`slotbus stdio connect: the bus at ${spec} closed the connection (exit 1)\n`)
+    return 1
+  }
   return 0
+}
+
+/** The last bytes the bus sent (at most 4 KiB: a refusal is short), to tell a refusal from a close. */
+function lastLine() {
+  const KEEP = 4096
+  let tail = new Uint8Array(0)
+  return {
+    push(chunk: Uint8Array) {
+      tail = Buffer.concat([tail, chunk.subarray(-KEEP)]).subarray(-KEEP)
+    },
+    /** The message of the refusal the bus ended with, or null. */
+    refusal(): string | null {
+      const text = new TextDecoder().decode(tail).replace(/\n$/, "")
+      try {
+        const m = JSON.parse(text.slice(text.lastIndexOf("\n") + 1))
+        return m?.id === null && m.error?.data?.disconnected === true ? String(m.error.message) : null
+      } catch {
+        return null
+      }
+    },
+  }
 }

@@ -92,6 +92,8 @@ interface Conn<C> {
   /** Lines waiting (Inbound) until the client has read its answers down to half of max_output_queue. */
   roomWaiters: (() => void)[]
   endWhenFlushed: boolean
+  /** Refused: its refusal was the last line it gets. */
+  refused: boolean
   closeTimer: LongTimer | null
   /** Resolves when the socket has closed. */
   gone: PromiseWithResolvers<void>
@@ -173,6 +175,7 @@ export class StdioListener {
     // and cut off a client that was reading them.
     const write = (socket: S, bytes: Uint8Array) => {
       const s = socket.data
+      if (s.refused) return
       s.backlog.push(bytes)
       s.backlogBytes += bytes.length
       if (s.blocked && s.backlogBytes > maxOut) return void socket.terminate() // the kernel is full: these bytes wait
@@ -191,26 +194,28 @@ export class StdioListener {
       s.blocked = n < bytes.length
       if (s.backlogBytes > maxOut) return void socket.terminate() // a client that does not read its answers is dropped, not buffered for
       if (s.backlogBytes <= maxOut / 2) for (const r of s.roomWaiters.splice(0)) r()
-      if (s.backlogBytes === 0 && s.endWhenFlushed) socket.end()
+      if (s.backlogBytes === 0 && s.endWhenFlushed) socket.shutdown()
     }
-    /** Closes once what was written has gone out (bounded): the client gets its last answers. */
+    /**
+     * Half-closes once what was written has gone out, and closes when the client does (bounded): the client gets its
+     * last answers. Closing outright lost them: a client whose connect had not completed saw it fail, its refusal
+     * unread. What it still sends is read and dropped (a paused socket would not see the client close).
+     */
     const finish = (socket: S) => {
       const s = socket.data
       s.state = "closing"
       stopLineTimer(s)
-      socket.pause() // nothing more is read from it: its bytes would only be garbage
-      if (s.backlogBytes === 0) return void socket.end()
-      s.endWhenFlushed = true
+      socket.resume()
       s.closeTimer ??= longTimeout(() => socket.terminate(), CLOSE_FLUSH_MS)
+      if (s.backlogBytes === 0) return void socket.shutdown()
+      s.endWhenFlushed = true
     }
+    /** The last line a refused client gets: `data.disconnected` tells it from an invalid request's answer. */
     const refuse = (socket: S, message: string) => {
       if (socket.data.state === "closing") return
-      write(
-        socket,
-        encoder.encode(
-          JSON.stringify({ jsonrpc: "2.0", id: null, error: { code: BusErrorCode.InvalidRequest, message } }) + "\n",
-        ),
-      )
+      const error = { code: BusErrorCode.InvalidRequest, message, data: { disconnected: true } }
+      write(socket, encoder.encode(`${JSON.stringify({ jsonrpc: "2.0", id: null, error })}\n`))
+      socket.data.refused = true
       finish(socket)
     }
     const stopLineTimer = (s: Conn<C>) => {
@@ -266,6 +271,7 @@ export class StdioListener {
           blocked: false,
           roomWaiters: [],
           endWhenFlushed: false,
+          refused: false,
           closeTimer: null,
           gone: Promise.withResolvers<void>(),
           splitter: new LineSplitter(maxIn, (line) => {
@@ -407,7 +413,8 @@ export class StdioListener {
         if (s.state === "open") await drainLines(socket, s)
         s.state = "closing"
         s.lineTimer?.clear()
-        if (s.backlogBytes === 0) socket.end()
+        socket.resume() // to see the client close
+        if (s.backlogBytes === 0) socket.shutdown()
         else s.endWhenFlushed = true
         await within(s.gone.promise, CLOSE_FLUSH_MS)
         socket.terminate()

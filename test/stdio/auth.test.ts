@@ -60,7 +60,11 @@ describe("stdio listener authentication", () => {
           {
             jsonrpc: "2.0",
             id: null,
-            error: { code: BusErrorCode.InvalidRequest, message: expect.stringContaining("authentication failed") },
+            error: {
+              code: BusErrorCode.InvalidRequest,
+              message: expect.stringContaining("authentication failed"),
+              data: { disconnected: true },
+            },
           },
         ])
       }
@@ -111,7 +115,11 @@ describe("stdio listener authentication", () => {
           {
             jsonrpc: "2.0",
             id: null,
-            error: { code: BusErrorCode.InvalidRequest, message: expect.stringContaining("authentication failed") },
+            error: {
+              code: BusErrorCode.InvalidRequest,
+              message: expect.stringContaining("authentication failed"),
+              data: { disconnected: true },
+            },
           },
         ])
         expect(viaTcp.closed).toBe(true)

@@ -1,11 +1,12 @@
-import { afterAll, expect, test } from "bun:test"
+import { afterAll, describe, expect, test } from "bun:test"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
 import { run, spawn, until } from "../support/helpers.ts"
-import { STDIO_WORKER, workerConfig } from "../support/stdio/stdio.ts"
+import { rawClient, STDIO_WORKER, withBus, workerConfig } from "../support/stdio/stdio.ts"
+import { formatAddress } from "../../src/stdio/index.ts"
 
 const SLOTBUS = join(import.meta.dir, "..", "..", "bin", "slotbus.ts")
 const DIR = mkdtempSync(join(tmpdir(), "stdio-cli-"))
@@ -79,7 +80,11 @@ test("slotbus stdio without --listen answers a stdin line past max_input_buffer 
   expect(answers).toContainEqual({
     jsonrpc: "2.0",
     id: null,
-    error: { code: -32600, message: expect.stringContaining("max_input_buffer (1024 bytes)") },
+    error: {
+      code: -32600,
+      message: expect.stringContaining("max_input_buffer (1024 bytes)"),
+      data: { disconnected: true },
+    },
   })
   expect(answers.find((m) => m.id === 1)?.result.slept).toBe(200)
   expect(answers.map((m) => m.id)).not.toContain(2)
@@ -133,4 +138,84 @@ test("slotbus stdio connect --help prints the usage on stdout and exits 0; witho
   const bare = await run([process.execPath, SLOTBUS, "stdio", "connect"])
   expect([bare.code, bare.stdout]).toEqual([2, ""])
   expect(bare.stderr).toContain("slotbus stdio connect")
+})
+
+// each of these exited 0, as if the client had been served: the bus marked its refusal like any invalid request's answer
+describe("slotbus stdio connect exits 1 when the bus refuses it or closes first", () => {
+  const sock = () => join(DIR, `bus-${configs++}.sock`)
+  const connect = (address: string, stdin: string, env: Record<string, string> = {}) =>
+    run([process.execPath, SLOTBUS, "stdio", "connect", address], { stdin, env: { ...process.env, ...env } })
+  const ask = (id: number, method = "hi") => `${JSON.stringify({ jsonrpc: "2.0", id, method })}\n`
+  /** What connect printed: the refusal on stdout as the bus sent it, and one line on stderr. */
+  const refused = (r: { code: number; stdout: string; stderr: string }, why: string) => {
+    expect(r.code).toBe(1)
+    const last = JSON.parse(r.stdout.trim().split("\n").at(-1)!)
+    expect(last).toEqual({
+      jsonrpc: "2.0",
+      id: null,
+      error: { code: -32600, message: expect.stringContaining(why), data: { disconnected: true } },
+    })
+    expect(r.stderr.trim().split("\n")).toEqual([expect.stringContaining(`refused this client: ${last.error.message}`)])
+  }
+
+  // Ten times: the bus closed a refused connection outright, and a connect that had not yet seen its socket open
+  // (about one in three) failed to connect, its refusal unread; the bus half-closes now and waits for the client.
+  test("past maxClients, ten times over", async () => {
+    await withBus(workerConfig(), async (bus) => {
+      const at = `unix:${sock()}`
+      await bus.listen(at, { maxClients: 1 })
+      const first = await rawClient(at)
+      try {
+        await until(() => bus.clientCount === 1, "the first client attached")
+        for (let i = 0; i < 10; i++) refused(await connect(at, ask(1)), "maxClients")
+      } finally {
+        first.close()
+      }
+    })
+  })
+
+  test("a wrong token over tcp:", async () => {
+    await withBus(workerConfig(), async (bus) => {
+      const l = await bus.listen("tcp:127.0.0.1:0")
+      refused(
+        await connect(formatAddress(l.address), ask(1), { SLOTBUS_STDIO_TOKEN: "not-the-token" }),
+        "authentication failed",
+      )
+    })
+  })
+
+  test("a line past max_input_buffer; an invalid request before it is only answered", async () => {
+    await withBus(workerConfig("echo", 1, { max_input_buffer: 1024 }), async (bus) => {
+      const at = `unix:${sock()}`
+      await bus.listen(at)
+      const r = await connect(at, `[]\n${"x".repeat(5000)}\n${ask(2)}`)
+      refused(r, "max_input_buffer")
+      const answers = r.stdout
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l))
+      // [] is answered and the client kept: only the refusal says disconnected
+      expect(answers[0]).toEqual({ jsonrpc: "2.0", id: null, error: { code: -32600, message: expect.any(String) } })
+    })
+  })
+
+  test("the bus stopping before connect's stdin ended; stdin ending first is exit 0", async () => {
+    await withBus(workerConfig(), async (bus) => {
+      const at = `unix:${sock()}`
+      await bus.listen(at)
+      expect((await connect(at, ask(1))).code).toBe(0)
+      const held = spawn([process.execPath, SLOTBUS, "stdio", "connect", at], { stdin: "pipe" })
+      try {
+        held.write(ask(2))
+        await held.line(0)
+        await bus.stop()
+        expect(await held.exited).toBe(1)
+        expect(held.stderr.trim().split("\n")).toEqual([
+          `slotbus stdio connect: the bus at ${at} closed the connection (exit 1)`,
+        ])
+      } finally {
+        await held.kill()
+      }
+    })
+  })
 })
