@@ -10,6 +10,7 @@ import {
   BusErrorCode,
   defaultStdioTokenFile,
   parseAddress,
+  parseHttpAddress,
   readTokenFile,
   STDIO_TOKEN_ENV,
   STDIO_TOKEN_FILE_ENV,
@@ -28,7 +29,8 @@ const USAGE = `usage: slotbus stdio --config bus.json [--listen unix:/tmp/bus.so
 The first form runs the pools of a stdio_bus configuration file. With --listen it serves NDJSON clients on
 each address; without, its own stdin/stdout are the client: a stdin line longer than max_input_buffer is
 answered with a -32600 error, what came before it is answered, and it exits 1. Worker stderr and lifecycle
-go to stderr.
+go to stderr. An address that is no address, or that cannot be taken (a port in use, a missing directory, a
+token file it cannot write), is one line on stderr and exit 2, no worker left running.
 SIGHUP replaces every worker surge-first, each once its successor answered a ping (a deploy; see
 "Reload" in src/stdio/README.md). With --status it serves its live view there (pools, worker processes, restarts): open the tcp address in a
 browser, or run \`slotbus status <address>\` (http://host:port, or unix:/path).
@@ -71,7 +73,11 @@ async function serve(argv: string[]): Promise<number> {
   })
   if (values.help) return help(USAGE)
   if (!values.config) throw new CliProblem("--config is required", 2, USAGE)
-  const statusAt = values.status === undefined ? undefined : parseAddress(values.status) // a typo fails before any spawn
+  // a typo fails before any spawn
+  const statusAt = values.status === undefined ? undefined : parseAddress(values.status)
+  for (const spec of values.listen ?? [])
+    if (spec.startsWith("http:")) parseHttpAddress(spec)
+    else parseAddress(spec)
   const bus = StdioBus.fromConfig(values.config)
   const say = (s: string) => values.quiet || process.stderr.write(`[slotbus stdio] ${s}\n`)
   // a worker's bytes must not drive the operator's terminal: escaped as the supervised pools' lines are
@@ -95,6 +101,21 @@ async function serve(argv: string[]): Promise<number> {
     })
     say(`status at ${status.url}`)
   }
+  const listenOn = async (spec: string) => {
+    if (spec.startsWith("http:")) {
+      const l = await bus.listen(spec as `http:${string}`, {
+        allowedOrigins: values["allow-origin"] ?? [],
+        allowedHosts: values["allow-host"] ?? [],
+        tokenFile: values["http-token-file"],
+      })
+      const token = l.tokenFile ? `; bearer token in ${l.tokenFile}` : ""
+      return say(`listening on ${l.url} (MCP Streamable HTTP; pools at ${l.url}/<pool id>${token})`)
+    }
+    const l = await bus.listen(spec, { tokenFile: values["token-file"] })
+    say(
+      `listening on ${l.address.kind === "unix" ? `unix:${l.address.path}` : `tcp:${l.address.hostname}:${l.address.port} (token file ${l.tokenFile})`}`,
+    )
+  }
   const { promise: done, resolve: finish } = Promise.withResolvers<void>()
   let exitCode = 0
   const out = pacedStdout()
@@ -110,21 +131,16 @@ async function serve(argv: string[]): Promise<number> {
   }
   process.on("SIGHUP", reload)
   if (values.listen?.length) {
+    // an address that cannot be taken (a port in use, a path or token file in a missing directory) is a ListenError:
+    // one line and exit 2, the workers stopped
     for (const spec of values.listen) {
-      if (spec.startsWith("http:")) {
-        const l = await bus.listen(spec as `http:${string}`, {
-          allowedOrigins: values["allow-origin"] ?? [],
-          allowedHosts: values["allow-host"] ?? [],
-          tokenFile: values["http-token-file"],
-        })
-        const token = l.tokenFile ? `; bearer token in ${l.tokenFile}` : ""
-        say(`listening on ${l.url} (MCP Streamable HTTP; pools at ${l.url}/<pool id>${token})`)
-        continue
-      }
-      const l = await bus.listen(spec, { tokenFile: values["token-file"] })
-      say(
-        `listening on ${l.address.kind === "unix" ? `unix:${l.address.path}` : `tcp:${l.address.hostname}:${l.address.port} (token file ${l.tokenFile})`}`,
-      )
+      await listenOn(spec).catch(async (e: unknown) => {
+        off()
+        process.off("SIGHUP", reload)
+        await status?.stop()
+        await bus.stop()
+        throw e
+      })
     }
   } else {
     const client = bus.attachClient((m) => out.write(JSON.stringify(m) + "\n"))

@@ -69,8 +69,29 @@ export class ReloadError extends ReplaceError {
 export class SpawnError extends SlotBusError {}
 
 /** `listen(address)` could not take its address: the message names it and what is there (a file, a directory, a
- * live socket, one it cannot probe or remove); nothing there was removed. */
+ * live socket, one it cannot probe or remove; a port in use), or the token file it could not write; nothing there
+ * was removed. */
 export class ListenError extends SlotBusError {}
+
+/** What `bind` returns, or its failure (a port in use, a directory that is not there) as a ListenError naming the
+ * address (Bun throws, Node rejects). */
+export async function binding<T>(address: string, bind: () => T | Promise<T>): Promise<T> {
+  try {
+    return await bind()
+  } catch (e) {
+    if (e instanceof ListenError) throw e
+    const { code, message } = e as { code?: string; message?: string }
+    const why =
+      code === "EADDRINUSE"
+        ? "the address is in use"
+        : code === "ENOENT"
+          ? "its directory does not exist"
+          : code === "EACCES" || code === "EPERM"
+            ? "permission denied"
+            : "cannot listen there"
+    throw new ListenError(`listen ${address}: ${why} (${code ? `${code}: ` : ""}${message})`, { cause: e })
+  }
+}
 
 /** JSON-RPC error codes the bus answers with itself (the -32000..-32099 range is for implementations). */
 export const BusErrorCode = {

@@ -13,7 +13,7 @@ import {
   optionNames,
   type LongTimer,
 } from "../kit/index.ts"
-import { BusErrorCode, ListenError } from "./errors.ts"
+import { BusErrorCode, binding, ListenError } from "./errors.ts"
 import { Inbound } from "./inbound.ts"
 import { LineSplitter } from "./lines.ts"
 import { AUTH_METHOD, defaultStdioTokenFile, newToken, removeTokenFile, sameToken, writeTokenFile } from "./token.ts"
@@ -365,19 +365,14 @@ export class StdioListener {
     if (address.kind === "unix") {
       // a socket file whose process died is replaced; anything else there is refused and left as it is
       await claimSocketPath(address.path, "listen", ListenError)
-      self.server = listen<Conn<C>>({
-        unix: address.path,
-        allowHalfOpen: true,
-        socket: handlers,
-      }) as unknown as SocketListener<Conn<unknown>>
+      const server = await binding(spec, () =>
+        listen<Conn<C>>({ unix: address.path, allowHalfOpen: true, socket: handlers }),
+      )
+      self.server = server as unknown as SocketListener<Conn<unknown>>
       self.address = address
     } else {
-      const tcp = await listen<Conn<C>>({
-        hostname: address.hostname,
-        port: address.port,
-        allowHalfOpen: true,
-        socket: handlers,
-      })
+      const { hostname, port } = address
+      const tcp = await binding(spec, () => listen<Conn<C>>({ hostname, port, allowHalfOpen: true, socket: handlers }))
       self.server = tcp as unknown as SocketListener<Conn<unknown>>
       self.address = { ...address, port: tcp.port }
       self.token = newToken()

@@ -2,6 +2,7 @@
 // endpoint per pool: `/mcp` serves the configuration's first pool, `/mcp/<pool id>` each pool by name.
 import { hostProblem, serveHttp, targetPath, type HttpServer } from "../runtime/index.ts"
 import { refusal } from "./mcp-http-checks.ts"
+import { binding } from "./errors.ts"
 import { newToken, removeTokenFile, writeTokenFile } from "./token.ts"
 import { McpHttpHandler } from "./mcp-http.ts"
 import type { McpHttpHost, McpHttpOptions } from "./mcp-http-options.ts"
@@ -99,26 +100,28 @@ export class McpHttpListener {
       handlers.set(p.id, new McpHttpHandler(host, { ...rest, pool: p.id, bearerToken: token?.token }, from))
     const first = handlers.get(host.config.pools[0]!.id)!
     let self: McpHttpListener | undefined
-    const server = await serveHttp({
-      hostname: address.hostname,
-      port: address.port,
-      // Bun.serve's default, said for node:http too, whose own is 300 s for a request (a stalled body held a socket
-      // that long); the handler lifts it once a request's body is in (McpHttpHandler.post)
-      idleTimeout: 10,
-      fetch(request, srv) {
-        if (!self?.accepting) return refusal(503, -32005, "Service Unavailable: the stdio bus is stopping")
-        const at = pathOf(request)
-        if (typeof at !== "string") return at
-        const handler = at === path ? first : at.startsWith(`${path}/`) ? handlers.get(poolId(at, path)) : undefined
-        if (!handler)
-          return refusal(
-            404,
-            -32000,
-            `Not Found: the MCP endpoints are ${path} and ${[...handlers.keys()].map((id) => `${path}/${id}`).join(", ")}`,
-          )
-        return handler.fetch(request, srv)
-      },
-    })
+    const server = await binding(spec, () =>
+      serveHttp({
+        hostname: address.hostname,
+        port: address.port,
+        // Bun.serve's default, said for node:http too, whose own is 300 s for a request (a stalled body held a socket
+        // that long); the handler lifts it once a request's body is in (McpHttpHandler.post)
+        idleTimeout: 10,
+        fetch(request, srv) {
+          if (!self?.accepting) return refusal(503, -32005, "Service Unavailable: the stdio bus is stopping")
+          const at = pathOf(request)
+          if (typeof at !== "string") return at
+          const handler = at === path ? first : at.startsWith(`${path}/`) ? handlers.get(poolId(at, path)) : undefined
+          if (!handler)
+            return refusal(
+              404,
+              -32000,
+              `Not Found: the MCP endpoints are ${path} and ${[...handlers.keys()].map((id) => `${path}/${id}`).join(", ")}`,
+            )
+          return handler.fetch(request, srv)
+        },
+      }),
+    )
     try {
       if (token) writeTokenFile(token.file, token.token)
     } catch (e) {

@@ -2,6 +2,7 @@
 // the 0600 token file). A unix socket needs none: its file mode already keeps other users out.
 import { lstatSync } from "node:fs"
 import { defaultTokenPath, readCheckedToken, writeTokenFile as writeFile } from "../kit/index.ts"
+import { ListenError } from "./errors.ts"
 
 export { newToken, removeTokenFile, sameToken } from "../kit/index.ts"
 
@@ -16,9 +17,9 @@ export const AUTH_METHOD = "slotbus/auth"
  * directory (docs/PROTOCOL.md §13.2): never a name in /tmp another uid could make first. */
 export const defaultStdioTokenFile = async (port: number) => (await defaultTokenPath("slotbus-stdio", port)).path
 
-/** Writes the token readable by this user only, replacing any file there atomically. */
+/** Writes the token readable by this user only, replacing any file there atomically; ListenError when it cannot. */
 export const writeTokenFile = (path: string, token: string) =>
-  writeFile(path, token, "stdio listener's token file", TypeError)
+  writeFile(path, token, "stdio listener's token file", ListenError)
 
 /** Reads a token file, refusing one that another user owns or that others could read. */
 export function readTokenFile(path: string): string {

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
-import { run, spawn, until } from "../support/helpers.ts"
+import { alive, run, spawn, until } from "../support/helpers.ts"
 import { rawClient, STDIO_WORKER, withBus, workerConfig } from "../support/stdio/stdio.ts"
 import { formatAddress } from "../../src/stdio/index.ts"
 
@@ -217,5 +217,56 @@ describe("slotbus stdio connect exits 1 when the bus refuses it or closes first"
         await held.kill()
       }
     })
+  })
+})
+
+// a port in use or a token file in a missing directory printed a stack trace and exited 1
+describe("slotbus stdio --listen that cannot be taken: one line, exit 2, its workers stopped", () => {
+  const taken = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } })
+  afterAll(() => taken.stop(true))
+  test.each([
+    ["a directory", () => ["--listen", `unix:${DIR}`], "is not a socket but a directory"],
+    ["a missing directory", () => ["--listen", "unix:/nonexistent-dir/bus.sock"], "its directory does not exist"],
+    ["a port in use", () => ["--listen", `tcp:127.0.0.1:${taken.port}`], "the address is in use"],
+    ["an http port in use", () => ["--listen", `http:127.0.0.1:${taken.port}`], "the address is in use"],
+    [
+      "a token file in a missing directory",
+      () => ["--listen", "tcp:0", "--token-file", "/nonexistent-dir/t"],
+      "token file",
+    ],
+    [
+      "an http token file in a missing directory",
+      () => ["--listen", "http:0", "--http-token-file", "/nonexistent-dir/t"],
+      "token file",
+    ],
+  ])("%s", async (_what, args, why) => {
+    const file = configFile()
+    writeFileSync(file, JSON.stringify(workerConfig()))
+    const r = await slotbus(["stdio", "--config", file, ...args()])
+    expect(r.code).toBe(2)
+    const lines = r.err.trim().split("\n")
+    expect(lines.at(-1)).toStartWith("slotbus stdio: ")
+    expect(lines.at(-1)).toContain(why)
+    expect(lines.filter((l) => !l.startsWith("[slotbus stdio] ") && !l.startsWith("[w#"))).toHaveLength(1)
+    for (const [, pid] of r.err.matchAll(/started, pid (\d+)/g)) expect(alive(Number(pid))).toBe(false)
+  })
+
+  // it started the workers, then found the address bad
+  test("a bad address is refused before any worker starts", async () => {
+    const file = configFile()
+    writeFileSync(file, JSON.stringify(workerConfig()))
+    for (const bad of ["foo", "http:foo"]) {
+      const r = await slotbus([
+        "stdio",
+        "--config",
+        file,
+        "--listen",
+        `unix:${join(DIR, "fine.sock")}`,
+        "--listen",
+        bad,
+      ])
+      expect(r.code).toBe(2)
+      expect(r.err.trim().split("\n")).toEqual([expect.stringContaining(`"${bad}" is not an`)])
+    }
   })
 })

@@ -31,12 +31,18 @@ export function newToken(): string {
 /** Writes the token readable by this user only, replacing any file there atomically. `what` names the file in errors. */
 export function writeTokenFile(path: string, token: string, what: string, fail: Fail): void {
   const tmp = join(dirname(path), `.${process.pid}.${newToken().slice(0, 8)}.tmp`)
-  writeFileSync(tmp, token + "\n", { mode: 0o600, flag: "wx" })
+  const failed = (e: unknown) =>
+    new fail(`cannot write the ${what} ${path} (${(e as Error).message}); pass another tokenFile`)
+  try {
+    writeFileSync(tmp, token + "\n", { mode: 0o600, flag: "wx" }) // its directory missing or not ours: say so too
+  } catch (e) {
+    throw failed(e)
+  }
   try {
     renameSync(tmp, path)
   } catch (e) {
     rmSync(tmp, { force: true })
-    throw new fail(`cannot write the ${what} ${path} (${(e as Error).message}); pass another tokenFile`)
+    throw failed(e)
   }
 }
 
