@@ -137,6 +137,16 @@ function keptAlive(port: number, requests: string[]): Promise<string[]> {
   })
 }
 
+/** test/support/runtime/node-http-front.ts under Node, serving once its worker under `runtime` connected. */
+async function nodeFront(runtime: "bun" | "node"): Promise<{ front: Child; port: string }> {
+  const name = busName("head")
+  const front = spawn([node!, ...nodeFlags(node!), frontBuilt!.entry, name], { env: nodeEnv(), stdin: "pipe" })
+  const [, port] = (await front.waitLine(/^listening (\d+) /, 30_000)) as string[]
+  spawnWorkerOf(runtime, name)
+  expect(await eventuallyServes(Number(port))).toBe(true)
+  return { front, port: port! }
+}
+
 /** Whether the front at `port` answers a page within 30 s (its worker connected). */
 async function eventuallyServes(port: number): Promise<boolean> {
   const end = performance.now() + 30_000
@@ -268,11 +278,7 @@ describe.each(["bun", "node"] as const)("nodeHandler's head way to a %s worker a
   test.skipIf(node === null)(
     "answers at once, their clients slow to read: each body its own bytes, in a Node front (a buffer is reused only once written)",
     async () => {
-      const name = busName("head")
-      const front = spawn([node!, ...nodeFlags(node!), frontBuilt!.entry, name], { env: nodeEnv(), stdin: "pipe" })
-      const [, port] = await front.waitLine(/^listening (\d+) /, 30_000)
-      spawnWorkerOf(runtime, name)
-      expect(await eventuallyServes(Number(port))).toBe(true)
+      const { front, port } = await nodeFront(runtime)
       expect(await slowClients(Number(port))).toEqual([])
       front.write("close\n")
       expect(await front.exited).toBe(0)
@@ -283,11 +289,7 @@ describe.each(["bun", "node"] as const)("nodeHandler's head way to a %s worker a
   test.skipIf(node === null)(
     "a client that pipelines 500 GETs to a Node front and reads nothing is cut off, not 500 answers queued for it",
     async () => {
-      const name = busName("head")
-      const front = spawn([node!, ...nodeFlags(node!), frontBuilt!.entry, name], { env: nodeEnv(), stdin: "pipe" })
-      const [, port] = await front.waitLine(/^listening (\d+) /, 30_000)
-      spawnWorkerOf(runtime, name)
-      expect(await eventuallyServes(Number(port))).toBe(true)
+      const { front, port } = await nodeFront(runtime)
       const sock = connect(Number(port), "127.0.0.1")
       try {
         sock.pause() // node:http parses every request it has read before the first answer is written

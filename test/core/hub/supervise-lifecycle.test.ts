@@ -3,17 +3,10 @@
 // processes the pool started and checks that every one is tracked, or ended.
 import { describe, expect, test } from "bun:test"
 import { ReplaceError, SlotBus, Supervisor, superviseWorkers } from "../../../src/index.ts"
-import { alive, busName, ECHO_WORKER } from "../../support/helpers.ts"
+import { alive, busName, ECHO_WORKER, until } from "../../support/helpers.ts"
 
 const bun = process.execPath
 const script = (code: string) => [bun, "-e", code]
-async function until(cond: () => boolean, what: string, ms = 10_000) {
-  const end = performance.now() + ms
-  while (!cond()) {
-    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await Bun.sleep(10)
-  }
-}
 
 describe("an instance ended on purpose while its successor gets ready", () => {
   test.each(["kill", "evict"] as const)(
