@@ -135,8 +135,8 @@ uint32_t sb_topic_layout_hash(void);
 
 /* ---- publishing ---- */
 
-/* Publish one encoded event. Never blocks. Returns 0 (id and flags in sb_topic_out), -EMSGSIZE (larger than
- * capacity / 4 or 16 MiB), -EINVAL (malformed encoding), -EPERM (the handle could not map the ring writable),
+/* Publish one encoded event. Never blocks. Returns 0 (id and flags in sb_topic_out), -EMSGSIZE (len + 16 over
+ * min(capacity / 4, 16 MiB - 16), §8.3), -EINVAL (malformed encoding), -EPERM (the handle could not map the ring writable),
  * -ENOSPC (all 32 publisher entries are taken: a publisher writes only under a fence of its own, §8.3),
  * -EAGAIN (its record was aborted 100 000 times in a row: given up). */
 int sb_topic_publish(sb_topic *t, const uint8_t *ev, uint32_t len);
