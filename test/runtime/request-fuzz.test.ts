@@ -72,11 +72,12 @@ interface Target {
   closes: boolean
 }
 
-/** Known-bad requests and what each listener may answer (`OK` is the target's own path). */
+/** Known-bad requests and what each listener may answer (`OK` is the target's own path); their good Host is
+ * localhost, as serveStatus on a loopback address answers no other. */
 const TABLE: [string, string, Answer[]][] = [
-  ["TRACE, refused by Node's Request", "TRACE OK HTTP/1.1\r\nHost: h\r\n\r\n", [501]],
-  ["TRACE with a body", "TRACE OK HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc", [501]],
-  ["TRACK", "TRACK OK HTTP/1.1\r\nHost: h\r\n\r\n", [400, "close"]],
+  ["TRACE, refused by Node's Request", "TRACE OK HTTP/1.1\r\nHost: localhost\r\n\r\n", [501]],
+  ["TRACE with a body", "TRACE OK HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\n\r\nabc", [501]],
+  ["TRACK", "TRACK OK HTTP/1.1\r\nHost: localhost\r\n\r\n", [400, "close"]],
   ["CONNECT", "CONNECT h:80 HTTP/1.1\r\nHost: h:80\r\n\r\n", [501, "close"]],
   ["a Host with a space", "GET OK HTTP/1.1\r\nHost: a b\r\n\r\n", [400]],
   ["a Host with an unclosed bracket", "GET OK HTTP/1.1\r\nHost: [zz\r\n\r\n", [400]],
@@ -85,17 +86,17 @@ const TABLE: [string, string, Answer[]][] = [
   ["a Host with a path", "GET OK HTTP/1.1\r\nHost: h/p\r\n\r\n", [400]],
   ["a Host with a fragment", "GET OK HTTP/1.1\r\nHost: h#f\r\n\r\n", [400]],
   ["an empty Host", "GET OK HTTP/1.1\r\nHost: \r\n\r\n", [400]],
-  ["two Hosts", "GET OK HTTP/1.1\r\nHost: h\r\nHost: i\r\n\r\n", [400]],
+  ["two Hosts", "GET OK HTTP/1.1\r\nHost: localhost\r\nHost: i\r\n\r\n", [400]],
   ["a bad Host on a POST with a body", "POST OK HTTP/1.1\r\nHost: a b\r\nContent-Length: 5\r\n\r\nhello", [400]],
-  ["OPTIONS *", "OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n", [400]],
-  ["an absolute-form target", "GET http://h.example:8080OK HTTP/1.1\r\nHost: h\r\n\r\n", [200]],
+  ["OPTIONS *", "OPTIONS * HTTP/1.1\r\nHost: localhost\r\n\r\n", [400]],
+  ["an absolute-form target", "GET http://h.example:8080OK HTTP/1.1\r\nHost: localhost\r\n\r\n", [200]],
   ["an HTTP/1.0 request without Host", "GET OK HTTP/1.0\r\n\r\n", [200]],
   ["an IPv6 Host", "GET OK HTTP/1.1\r\nHost: [::1]:9\r\n\r\n", [200]],
-  ["a header value of obs-text", "GET OK HTTP/1.1\r\nHost: h\r\nX-A: \xff\xfe\r\n\r\n", [200]],
-  ["a header value with a control", "GET OK HTTP/1.1\r\nHost: h\r\nX-A: a\x01b\r\n\r\n", [400, "close"]],
+  ["a header value of obs-text", "GET OK HTTP/1.1\r\nHost: localhost\r\nX-A: \xff\xfe\r\n\r\n", [200]],
+  ["a header value with a control", "GET OK HTTP/1.1\r\nHost: localhost\r\nX-A: a\x01b\r\n\r\n", [400, "close"]],
   [
     "a bad chunk size",
-    "POST OK HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n0\r\n\r\n",
+    "POST OK HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n0\r\n\r\n",
     [400, 405, "close"], // 405: a route that takes no POST answers before the body is read
   ],
 ]
@@ -124,7 +125,7 @@ const rawRequest = (ok: string) =>
       ),
       version: mostly(fc.constant("HTTP/1.1"), fc.constantFrom("HTTP/1.0", "HTTP/2.0", "HTTP/1.x", "")),
       hosts: mostly(
-        fc.constant<string[]>(["h"]),
+        fc.constant<string[]>(["localhost"]),
         fc.array(
           fc.oneof(
             fc.constantFrom("h:80", "[::1]", "[zz", "a b", "a:99999", "u:p@h", "", "h:", "h/p", "h?q", "h#f", "%zz"),
@@ -273,7 +274,7 @@ function suite(name: string, start: () => Promise<{ procs: Child[]; targets: Tar
             answers.set(a, (answers.get(a) ?? 0) + 1)
           }),
           // the plain request first, as a run of its own: 150 fuzzed ones held none the listener serves once in CI
-          { numRuns: 150, examples: [[`GET ${t.ok} HTTP/1.1\r\nHost: h\r\n\r\n`]] },
+          { numRuns: 150, examples: [[`GET ${t.ok} HTTP/1.1\r\nHost: localhost\r\n\r\n`]] },
         )
         // the requests reach the listener: some are served, some refused (not every one closed by the parser)
         expect([...answers.keys()].some((a) => a !== "close" && a < 300)).toBe(true)
