@@ -133,33 +133,38 @@ export const CLIENT_CLOSED_REQUEST = 499
 
 type ExpressRequest = IncomingMessage & { route?: { path?: unknown }; baseUrl?: unknown }
 
+const ROUTE = Symbol("slotbus.route")
+const MATCHED = Symbol("slotbus.matched")
+type Tracked = ExpressRequest & { [ROUTE]?: ExpressRequest["route"]; [MATCHED]?: string }
+/** `req.route` kept on the request itself, its route as Express sets it (one descriptor for all: no closure each). */
+const ROUTE_SLOT: PropertyDescriptor = {
+  configurable: true,
+  enumerable: true,
+  get(this: Tracked) {
+    return this[ROUTE]
+  },
+  set(this: Tracked, r: ExpressRequest["route"]) {
+    this[ROUTE] = r
+    const path = r?.path // no route matched (a 404): none, never the raw path
+    this[MATCHED] = typeof path !== "string" ? undefined : typeof this.baseUrl === "string" ? this.baseUrl + path : path
+  },
+}
+
 /**
  * Express's route (`req.baseUrl + req.route.path`) once one matched, else the one `httpRoute` named. Read as Express
  * sets `req.route`: by the answer's end a router's failed request has left the router, its `baseUrl` reset to "".
  */
 class ListenerExchange implements Exchange {
   private named: string | undefined = undefined
-  private matched: string | undefined = undefined
   span: OtelSpan | null = null
   constructor(
-    req: ExpressRequest,
+    private readonly req: Tracked,
     readonly verb: string,
   ) {
-    let route: ExpressRequest["route"]
-    Object.defineProperty(req, "route", {
-      configurable: true,
-      enumerable: true,
-      get: () => route,
-      set: (r: ExpressRequest["route"]) => {
-        route = r
-        const path = r?.path // no route matched (a 404): none, never the raw path
-        this.matched =
-          typeof path !== "string" ? undefined : typeof req.baseUrl === "string" ? req.baseUrl + path : path
-      },
-    })
+    Object.defineProperty(req, "route", ROUTE_SLOT)
   }
   get route(): string | undefined {
-    return this.named ?? this.matched
+    return this.named ?? this.req[MATCHED]
   }
   set route(route: string | undefined) {
     this.named = route
