@@ -361,8 +361,11 @@ int main(int argc, char **argv) {
     sb_topic_tick(keeper);
     usleep(1000);
   }
+  /* the staller signals publisher threads until the last is done: joined after it, never one it may still signal
+   * (pthread_kill of a joined thread is a use after free) */
+  if (mode == MODE_STALL) pthread_join(extra, NULL);
   for (int i = 0; i < npubs; i++) pthread_join(pub_threads[i], NULL);
-  if (mode != MODE_LOAD) pthread_join(extra, NULL);
+  if (mode == MODE_HOSTILE) pthread_join(extra, NULL);
   for (int i = 0; i < SUBS; i++) pthread_join(th[i], NULL);
   alarm(0);
   int ok = 1;
