@@ -113,13 +113,15 @@ int sb_topic_open_finish(sb_topic *t);
 /* Both steps, waiting up to timeout_ms. */
 sb_topic *sb_topic_open(const char *name, uint32_t capacity, uint32_t create, int timeout_ms, int *err);
 int sb_topic_fd(sb_topic *t); /* the joining socket, or the topic's listening socket (every member holds it) */
-/* Housekeeping, about every 20 ms: answer newcomers (any member may), collect dead subscribers and
- * publishers. Returns 0, or -SB_TOPIC_ECORRUPT if the header was overwritten. */
+/* Housekeeping: collect dead subscribers and publishers, take the keeper role when it is vacant. About every
+ * 20 ms while the topic's tail moves, about every second while it does not (then sb_topic_tick_deep: §8.1).
+ * Returns 0, or -SB_TOPIC_ECORRUPT if the header was overwritten. Newcomers are answered by the handle's own
+ * accept thread, from open to sb_topic_leave, and by a tick too (a joiner in a member's own thread). */
 int sb_topic_tick(sb_topic *t);
 /* The same, reading /proc for every member (a zombie or a reused pid is collected now): before stats. */
 int sb_topic_tick_deep(sb_topic *t);
-/* Stop being a member: free this handle's publisher entry and let go of the topic's name (the listening
- * socket), so newcomers never wait on a handle that no longer ticks. Subscriptions keep working until closed;
+/* Stop being a member: stop the accept thread, free this handle's publisher entry and let go of the topic's
+ * name (the listening socket). Subscriptions keep working until closed;
  * publishing and ticking are over. sb_topic_close does this too. */
 void sb_topic_leave(sb_topic *t);
 void sb_topic_close(sb_topic *t);

@@ -40,6 +40,9 @@ struct sb_topic {
   uint8_t walk_head[SB_TOPIC_HEAD_BYTES]; /* a pushed subscriber's record heads (the publishing thread's; a
                                            * padding claim pushes while the event waits in scratch) */
   uint32_t ticks;
+  pthread_t acceptor; /* answers newcomers (§8.1) from open to leave; it reads only what is fixed by then */
+  int acceptor_started;
+  plat_bell stop;
   sb_topic_out out;
   char err[160];
 };

@@ -1,5 +1,6 @@
 /* Topics, open and membership (docs/PROTOCOL.md §8.1): create or join through the shared listening socket
- * and its hello, check the region, answer newcomers and collect dead entries (the tick), leave and close. */
+ * and its hello, check the region, answer newcomers (the accept thread), collect dead entries (the tick), leave
+ * and close. */
 #include "topic_internal.h"
 
 uint32_t sb_topic_layout_hash(void) { return sys_fnv1a(FNV1A_SEED, (const uint8_t *)LAYOUT_DESC, strlen(LAYOUT_DESC)); }
@@ -15,6 +16,58 @@ static sb_topic *topic_new(const char *name) {
   t->start = plat_proc_start(t->pid, NULL);
   t->pub_index = -1;
   return t;
+}
+
+/* ---- answering newcomers (§8.1) ---- */
+
+static void serve_newcomers(sb_topic *t) {
+  for (int i = 0; i < 64; i++) {
+    int fd = plat_accept(t->listen_fd, 0);
+    if (fd < 0) return;
+    uint32_t uid;
+    int ok = plat_peer(fd, &uid, NULL) == 0 && uid == getuid();
+    sys_hello h =
+        sys_hello_make(SB_TOPIC_MAGIC, SB_TOPIC_VERSION, sb_topic_layout_hash(), ok ? 0 : EPERM, t->size, t->pid);
+    int both[2] = {t->memfd, t->listen_fd};
+    (void)sys_send_fds(fd, &h, sizeof h, both, ok ? 2 : 0, MSG_NOSIGNAL | MSG_DONTWAIT);
+    close(fd);
+  }
+}
+
+/* The accept thread (§8.1): asleep in poll until a newcomer connects or sb_topic_leave rings the stop bell. */
+static void *accept_main(void *arg) {
+  sb_topic *t = arg;
+  struct pollfd p[2] = {{t->listen_fd, POLLIN, 0}, {t->stop.rd, POLLIN, 0}};
+  plat_thread_name(pthread_self(), "sbt-accept");
+  for (;;) {
+    if (poll(p, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (p[1].revents || (p[0].revents & (POLLERR | POLLNVAL))) break;
+    serve_newcomers(t); /* the socket is shared and non-blocking: another member may have taken them */
+  }
+  return NULL;
+}
+
+static int start_acceptor(sb_topic *t) {
+  int r = plat_bell_open(&t->stop);
+  if (r) return r;
+  if ((r = pthread_create(&t->acceptor, NULL, accept_main, t))) {
+    plat_bell_close(&t->stop);
+    return -r;
+  }
+  t->acceptor_started = 1;
+  plat_thread_name(t->acceptor, "sbt-accept");
+  return 0;
+}
+
+static void stop_acceptor(sb_topic *t) {
+  if (!t->acceptor_started) return;
+  plat_bell_ring(t->stop.wr);
+  pthread_join(t->acceptor, NULL);
+  plat_bell_close(&t->stop);
+  t->acceptor_started = 0;
 }
 
 static int map_topic(sb_topic *t) {
@@ -135,6 +188,11 @@ sb_topic *sb_topic_open_start(const char *name, uint32_t capacity, uint32_t crea
       }
       /* the wake sockets of an earlier region's subscribers, all killed with it: no entry names them (§13.2) */
       (void)plat_sweep("slotbus.topic.", name, is_wake_rest);
+      if ((r = start_acceptor(t))) {
+        sb_topic_close(t);
+        *err = r;
+        return NULL;
+      }
       *err = 0;
       return t;
     }
@@ -177,7 +235,7 @@ int sb_topic_open_finish(sb_topic *t) {
   int r = map_topic(t);
   if (r) return r;
   if (check_header(t, t->size)) goto corrupt;
-  return 0;
+  return start_acceptor(t);
 corrupt:
   if (fd >= 0 && t->memfd != fd) close(fd);
   snprintf(t->err, sizeof t->err, "the keeper's hello or region is malformed");
@@ -206,21 +264,7 @@ sb_topic *sb_topic_open(const char *name, uint32_t capacity, uint32_t create, in
   }
 }
 
-/* ---- membership: answering newcomers, collecting the dead (§8.1) ---- */
-
-static void serve_newcomers(sb_topic *t) {
-  for (int i = 0; i < 64; i++) {
-    int fd = plat_accept(t->listen_fd, 0);
-    if (fd < 0) return;
-    uint32_t uid;
-    int ok = plat_peer(fd, &uid, NULL) == 0 && uid == getuid();
-    sys_hello h =
-        sys_hello_make(SB_TOPIC_MAGIC, SB_TOPIC_VERSION, sb_topic_layout_hash(), ok ? 0 : EPERM, t->size, t->pid);
-    int both[2] = {t->memfd, t->listen_fd};
-    (void)sys_send_fds(fd, &h, sizeof h, both, ok ? 2 : 0, MSG_NOSIGNAL | MSG_DONTWAIT);
-    close(fd);
-  }
-}
+/* ---- membership: collecting the dead (§8.1) ---- */
 
 /* Liveness of a registry entry (§8.1): its pid exists; deep: and is still the process that joined. */
 static int alive(uint32_t pid, uint64_t start, int deep) {
@@ -271,7 +315,8 @@ static int tick(sb_topic *t, int deep) {
     snprintf(t->err, sizeof t->err, "the topic header was overwritten");
     return -SB_TOPIC_ECORRUPT;
   }
-  if (t->listen_fd >= 0) serve_newcomers(t); /* every member holds the listening socket: any one answers */
+  /* the accept thread answers newcomers; a member in the joiner's own process answers here too, at once */
+  if (t->listen_fd >= 0) serve_newcomers(t);
   reap(t, deep);
   keep(t, deep);
   return 0;
@@ -285,6 +330,7 @@ int sb_topic_tick_deep(sb_topic *t) { return tick(t, 1); }
 
 void sb_topic_leave(sb_topic *t) {
   if (!t) return;
+  stop_acceptor(t); /* before the listening socket goes */
   if (t->base && t->pub_index >= 0) {
     shm_store_relaxed(fence_word(t, (uint32_t)t->pub_index), 0);
     /* release: the fence cleared, then the publisher entry freed */

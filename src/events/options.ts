@@ -23,7 +23,10 @@ export interface TopicOptions {
   capacity?: number
   /** "if-missing" (default): join the topic or create it; "never": join only (NotFoundError); "must": create only (AlreadyExistsError). */
   create?: CreateMode
-  /** How long to wait for a member of the topic to answer. Default 5000. */
+  /**
+   * How long to wait for a member of the topic to answer (their accept threads answer at once unless every member
+   * is stopped, SIGSTOP). Default 5000; 0 still waits one millisecond.
+   */
   timeoutMs?: number
   /** Called with a warning (a malformed late-binding value was skipped). Default: console.warn. */
   onWarning?: (message: string) => void

@@ -57,7 +57,12 @@ import {
 } from "./subscription.ts"
 import { memoryView, sleep, type Pointer } from "../runtime/index.ts"
 
-const TICK_MS = 20 // housekeeping: answer newcomers, collect the dead
+// Housekeeping (§8.1: collect the dead, pass on the keeper role, nudge a subscriber stuck behind a dead writer):
+// every BUSY_TICK_MS while the tail moves and BUSY_TICKS after, then every IDLE_TICK_MS, deep (newcomers are the
+// accept thread's in libslotbus, so an idle topic costs one wake-up a second).
+const BUSY_TICK_MS = 20
+const BUSY_TICKS = 50
+const IDLE_TICK_MS = 1000
 
 const SCRATCH_START = 64 * 1024
 const open = new Set<Topic>()
@@ -73,7 +78,9 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
   private readonly subs = new Set<WeakRef<Subscription>>()
   private readonly natives = new Set<NativeSub>() // every open subscription's handle, dropped ones included
   private readonly freeing = new Map<NativeSub, Promise<void>>() // subscriptions closed, their native side not yet freed
-  private readonly ticker: ReturnType<typeof setInterval>
+  private ticker: ReturnType<typeof setTimeout> | undefined
+  private lastTail = 0
+  private busyTicks = 0
   private readonly warn: (message: string) => void
   private bridge: TopicBridge | undefined
   private durable = false
@@ -95,8 +102,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
     this.out = new Uint32Array(memoryView(topicNative.sb_topic_out_ptr(ptr)!, 0, TOPIC_OUT_WORDS * 4))
     this.header = new TopicHeader(ptr)
     this.warn = opts.onWarning ?? ((m) => console.warn(`slotbus/events: ${m}`))
-    this.ticker = setInterval(() => this.tick(), TICK_MS)
-    this.ticker.unref()
+    this.schedule(BUSY_TICK_MS)
     open.add(this)
     // a process that exits without close(), or before the native side was freed, leaves no socket file behind
     this.forgetAtExit = closeAtExit({
@@ -146,11 +152,13 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
         throw topicError("open", e, name)
       }
       if (e === 0) return new Topic(FACTORY, name, ptr, opts)
-      // Joining: a member answers on its next housekeeping tick (maybe in this very process).
+      // Joining: a member's accept thread answers within microseconds, so even timeoutMs 0 gives it one wait of a
+      // millisecond; a member in this very process answers at once, whatever the timeout.
       let r: number
-      for (;;) {
-        for (const t of open) t.tick() // a member in this very process answers at once, whatever the timeout
-        if ((r = topicNative.sb_topic_open_finish(ptr)) !== Errno.EAGAIN || performance.now() > deadline) break
+      for (let looks = 0; ; looks++) {
+        for (const t of open) t.tick()
+        r = topicNative.sb_topic_open_finish(ptr)
+        if (r !== Errno.EAGAIN || (looks > 0 && performance.now() > deadline)) break
         await sleep(1)
       }
       if (r === 0) {
@@ -361,7 +369,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
     for (const d of [...this.durables]) d.close() // their consumers stop before the connection drains
     void this.bridge?.close() // steps down at once (another process of this host takes over); drains its connection after
     this.closed = true
-    clearInterval(this.ticker)
+    clearTimeout(this.ticker)
     open.delete(this)
     // Out of the topic now (publisher entry, the name): only the subscriptions' memory waits for the free below.
     topicNative.sb_topic_leave(this.ptr)
@@ -403,7 +411,21 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
     for (const w of this.subs) if (w.deref() === sub || w.deref() === undefined) this.subs.delete(w)
   }
 
-  /** @internal: housekeeping, also run by a process that waits to join (it may be the keeper itself). */
+  private housekeep() {
+    const tail = topicNative.sb_topic_tail(this.ptr)
+    if (tail !== this.lastTail) (this.lastTail = tail), (this.busyTicks = BUSY_TICKS)
+    const busy = this.busyTicks > 0
+    if (busy) this.busyTicks--
+    this.tick(!busy)
+    if (!this.closed) this.schedule(busy ? BUSY_TICK_MS : IDLE_TICK_MS)
+  }
+
+  private schedule(ms: number) {
+    this.ticker = setTimeout(() => this.housekeep(), ms)
+    this.ticker.unref()
+  }
+
+  /** @internal: housekeeping; deep reads /proc for every member (zombies, reused pids). */
   tick(deep = false) {
     if (this.closed) return
     const r = deep ? topicNative.sb_topic_tick_deep(this.ptr) : topicNative.sb_topic_tick(this.ptr)

@@ -7,6 +7,7 @@
 //   flood <type> <n>                 publishes n events, data "0" … "n-1", then prints "flooded <n>"
 //   count <id>                       prints "count <id> <received> <lagged>"
 //   unsub <id>                       closes subscription <id>
+//   busy <ms>                        prints "busy", holds its thread for <ms> in a loop, then prints "idle"
 //   close                            closes the topic and exits 0
 //   exit                             exits 0 without closing it (process.exit); throw: an uncaught error at the top level
 import { createInterface } from "node:readline"
@@ -41,6 +42,11 @@ for await (const line of createInterface({ input: process.stdin })) {
   } else if (verb === "flood") {
     for (let i = 0; i < Number(b); i++) topic.publish({ type: a!, data: String(i) })
     console.log(`flooded ${b}`)
+  } else if (verb === "busy") {
+    console.log("busy")
+    const until = Date.now() + Number(a)
+    while (Date.now() < until) {}
+    console.log("idle")
   } else if (verb === "unsub") subs.get(a!)?.close()
   else if (verb === "count") console.log(`count ${a} ${subs.get(a!)?.received} ${subs.get(a!)?.lagged}`)
   else if (verb === "close") break
