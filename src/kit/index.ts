@@ -12,7 +12,8 @@ export { checkOptions, checkRemote, didYouMean, madeBy, optionNames, REMOTE_EXAM
 export type { OptionProblem, OptionRules } from "./checks/option-check.ts"
 export { STATUS, ago, readSection, section } from "./telemetry/status.ts"
 export type { StatusPart, StatusSection, StatusSource, StatusTable, StatusValue } from "./telemetry/status.ts"
-export { INSTANCES, ReplaceError, SHARED_OPTIONS, Supervisor, SupervisorError } from "./supervision/supervisor.ts"
+export { Supervisor } from "./supervision/supervisor.ts"
+export { INSTANCES, ReplaceError, SHARED_OPTIONS, SupervisorError } from "./supervision/options.ts"
 export { RESTART_MOVED } from "./supervision/restart-policy.ts"
 export type { RestartOptions } from "./supervision/restart-policy.ts"
 export { splitCommand } from "./supervision/command.ts"
@@ -32,7 +33,7 @@ export type {
   SupervisorHooks,
   SupervisorOptions,
   SupervisorState,
-} from "./supervision/supervisor.ts"
+} from "./supervision/options.ts"
 export { longTimeout, MAX_TIMER_MS, sleep } from "./basics/timers.ts"
 export type { LongTimer } from "./basics/timers.ts"
 export {

@@ -38,21 +38,6 @@ import { checkNumber } from "../checks/value-check.ts"
 import { WorkerLogs } from "./worker-logs.ts"
 import { FFI_WARNING_ENV, spawn, type SpawnOptions } from "../../runtime/index.ts"
 
-export { INSTANCES, ReplaceError, SHARED_OPTIONS, SupervisorError } from "./options.ts"
-export type {
-  ExitCause,
-  ExitInfo,
-  InstanceState,
-  Proc,
-  ReloadOptions,
-  SupervisedInstance,
-  SupervisorEvents,
-  SupervisorHooks,
-  SupervisorOptions,
-  SupervisorState,
-  SupervisorStopOptions,
-} from "./options.ts"
-
 export class Supervisor {
   readonly instances: SupervisedInstance[]
   private readonly opts: SupervisorSettings
