@@ -1,6 +1,7 @@
 // What a bus knows of the pools that feed it (superviseWorkers, supervise-workers.ts): each one's row in the status
 // view, the failure of one that gave up, and what a pool asks of the bus's books: the load on its workers, when a
 // new worker joined, and retiring one (nothing new to it, then wait until it holds nothing).
+import { BusClosedError } from "../../errors.ts"
 import { sleep } from "../../kit/index.ts"
 import { SharedPools } from "../ops/front-pool.ts"
 import type { PoolRow } from "../observe/bus-status.ts"
@@ -16,6 +17,7 @@ export class BusPools {
   readonly shared: SharedPools
   /** The most workers of one uid the bus takes at once (maxWorkers, maxWorkersPerUid): a pool's are all of this one. */
   readonly maxWorkers: number
+  private readonly name: string
 
   constructor(
     private readonly dispatcher: Dispatcher,
@@ -27,6 +29,7 @@ export class BusPools {
   ) {
     this.shared = new SharedPools(bus.name)
     this.maxWorkers = bus.maxWorkers
+    this.name = bus.name
   }
 
   /** `pool` gave up (`err`), or serves again (null). While one has given up and no worker is connected, what waits fails. */
@@ -60,6 +63,15 @@ export class BusPools {
   /** `pool` stops with the bus: `stop` is called once close() begins (its workers would exit, and be restarted). */
   stopOnClose(pool: object, stop: () => void) {
     this.stops.set(pool, stop)
+  }
+
+  /** What a pool's start() throws once the bus closes: its workers could never join (they would hang or crash-loop). */
+  startRefused(): BusClosedError | null {
+    if (this.closed() === null) return null
+    const what = `bus "${this.name}" is closed, and its pool stopped with it`
+    return new BusClosedError(
+      `${what}: start() cannot give it workers; listen again and make a new pool with superviseWorkers`,
+    )
   }
 
   /** The bus began to close: each pool stops. */

@@ -188,6 +188,7 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
   const hooks = {
     instances: instanceBound(bus), // resize() takes no more than the bus does
     stopping: () => (bus?.closing ? `bus "${bus.name}" closed, and its pool stopped with it` : ""),
+    refuseStart: () => bus?.pools.startRefused() ?? null,
   }
   const sup =
     front && bus ? sharedPool(settings, bus.name, front, bus.pools.shared, hooks) : new Supervisor(settings, hooks)

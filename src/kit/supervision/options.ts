@@ -207,6 +207,8 @@ export interface SupervisorHooks {
   instances?: { max: number; note: string }
   /** Why the pool stops, said by a replacement it ends (superviseWorkers: its bus closed); "": "the pool stopped". */
   stopping?: () => string
+  /** The error start() throws, starting nothing, or null to start (superviseWorkers: its bus closed). */
+  refuseStart?: () => Error | null
 }
 
 // The options Supervisor and superviseWorkers share (tsc checks each full list against its interface).

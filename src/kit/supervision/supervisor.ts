@@ -127,10 +127,15 @@ export class Supervisor {
     return this.events.on(event, fn)
   }
 
-  /** Spawns every instance; if the command cannot be spawned, stops those started and throws SupervisorError (cause: why). */
+  /**
+   * Spawns every instance; if the command cannot be spawned, stops those started and throws SupervisorError (cause:
+   * why). A superviseWorkers pool whose bus closed throws BusClosedError and starts nothing.
+   */
   start(): void {
     if (this._state !== "created" && this._state !== "stopped" && this._state !== "failed")
       throw new SupervisorError(`start() needs a created, stopped or failed supervisor; this one is ${this._state}`)
+    const refused = this.hooks.refuseStart?.()
+    if (refused) throw refused
     this.crashes.reset()
     this._state = "running"
     try {

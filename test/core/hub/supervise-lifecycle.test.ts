@@ -2,7 +2,7 @@
 // successor gets ready, the bus closing under a running pool, a resize past what the bus takes. Each test counts the
 // processes the pool started and checks that every one is tracked, or ended.
 import { describe, expect, test } from "bun:test"
-import { ReplaceError, SlotBus, Supervisor, superviseWorkers } from "../../../src/index.ts"
+import { BusClosedError, ReplaceError, SlotBus, Supervisor, superviseWorkers } from "../../../src/index.ts"
 import { alive, busName, ECHO_WORKER, until } from "../../support/helpers.ts"
 
 const bun = process.execPath
@@ -189,6 +189,37 @@ describe("bus.close() with its pool running", () => {
     } finally {
       await sup.stop()
       await bus.close()
+    }
+  })
+
+  test("start() again on the stopped pool of a closed bus is a BusClosedError, and starts nothing", async () => {
+    const name = busName("close-start")
+    const bus = await SlotBus.listen(name)
+    const sup = superviseWorkers(bus, { command: [bun, ECHO_WORKER, name], stdout: "ignore", log: () => {} })
+    const started: number[] = []
+    sup.on("start", (i) => started.push(i.pid))
+    try {
+      await bus.waitForWorkers(1)
+      started.length = 0
+      await bus.close()
+      await until(() => sup.state === "stopped", "the pool stopped")
+      // before: it spawned a worker that could never join the closed bus
+      const err = (() => {
+        try {
+          sup.start()
+        } catch (e) {
+          return e
+        }
+      })()
+      expect(err).toBeInstanceOf(BusClosedError)
+      expect((err as Error).message).toBe(
+        `bus "${name}" is closed, and its pool stopped with it: start() cannot give it workers; listen again and make a new pool with superviseWorkers`,
+      )
+      expect(started).toEqual([])
+      expect(sup.state).toBe("stopped")
+    } finally {
+      await sup.stop()
+      for (const pid of started.filter(alive)) process.kill(pid, "SIGKILL") // what the pool started (before: one)
     }
   })
 })
