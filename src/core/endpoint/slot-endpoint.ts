@@ -226,6 +226,8 @@ export class SlotEndpoint implements Endpoint, AnswerSlot, SlotStreamOwner {
       const ns = nanoseconds()
       if (ns - this.busyFrom > PACK_CROWDED_NS) this.rate(0, ns)
     }
+    // evicting when a caller still waited, who has given up since: it goes now (a hung worker may never answer)
+    if (this.state === "evicting" && this.waiting === 0) return this.hooks.evict(this)
     if ((this.state !== "serving" && this.state !== "retiring") || this.stuckSlots(now) < this.settings.maxStuck) return
     // Its handlers hang: send it nothing more, and let it go once nobody waits for it any longer.
     this.state = "evicting"

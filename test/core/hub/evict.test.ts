@@ -93,4 +93,22 @@ describe("a worker whose handlers hang past their deadline", () => {
     const res = await bus.fetch(new Request("http://shop/echo", { method: "POST", body: "after" }))
     expect(await res.text()).toBe("after")
   }, 60_000)
+
+  test("still awaited when it is found hung: it goes once that last caller gave up too, and is replaced", async () => {
+    const bus = await listen({ slots: 4, stuckAfterMs: 200, maxStuckSlots: 2 })
+    const sup = pool(bus, { instances: 1, log: () => {} })
+    await bus.waitForWorkers(1, { timeoutMs: 30_000 })
+    const hung = sup.instances[0]!.pid
+    const slow = (timeoutMs: number) =>
+      bus.fetch(new Request("http://shop/slow?ms=600000"), { timeoutMs }).catch((e: Error) => e.name)
+    // two stuck 200 ms after their 300 ms deadline, while a third caller still waits (until its 1500 ms)
+    const outcomes = await Promise.all([slow(300), slow(300), slow(1500)])
+    expect(outcomes).toEqual(["TimeoutError", "TimeoutError", "TimeoutError"])
+    expect(bus.stats().evictedWorkers).toBe(1)
+    // before: it stayed listed as "evicting" until its handlers returned (10 minutes here), and was never replaced
+    await until(() => !bus.workers.some((w) => w.pid === hung), "the hung worker gone from the bus", 20_000)
+    await until(() => ![0, hung].includes(sup.instances[0]!.pid), "its replacement started", 20_000)
+    await bus.waitForWorkers(1, { timeoutMs: 30_000 })
+    expect({ crashes: sup.restarts, evictions: sup.replacements.evict }).toEqual({ crashes: 0, evictions: 1 })
+  }, 60_000)
 })
