@@ -149,9 +149,10 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
       setTimeout(() => probation.delete(pid) && bus?.pools.release(pid), sup.restartSettings.minReadyMs).unref()
     }
     // The bus evicted it (its handlers hang): it is ended and replaced at once, an eviction, not a crash.
+    const instance = ours(e.worker.pid)
     if (e.type === "leave" && e.worker.state === "evicting" && sup.evict(e.worker.pid))
       log(
-        `${what()}: worker pid ${e.worker.pid} was evicted (${e.worker.stuck} of its slots stuck past their deadline: its handlers hang); it is ended and replaced`,
+        `${what()}: worker pid ${e.worker.pid} was evicted (${e.worker.stuck} of its slots stuck past their deadline: its handlers hang); ${instance ? "it is ended and replaced" : "a successor getting ready: it is ended, and its reload (or recycle) fails"}`,
       )
     if (e.type === "leave" && ours(e.worker.pid)) took.set(e.worker.pid, e.worker.requests)
     if (e.type !== "join" || !ours(e.worker.pid)) return

@@ -42,8 +42,8 @@ export class Supervisor {
   readonly instances: SupervisedInstance[]
   private readonly opts: SupervisorSettings
   private _state: SupervisorState = "created"
-  /** Reload successors getting ready or dwelling: stop() ends them. */
-  private readonly successors = new Set<Proc>()
+  /** Reload successors getting ready or dwelling, each with what fails its wait (an eviction): stop() ends them. */
+  private readonly successors = new Map<Proc, (e: Error) => void>()
   /** What a crash leads to: restart after a delay, give up, stay down (crash-restarts.ts). */
   private readonly crashes: CrashRestarts
   /** Processes asked to end, and why: their exit is not a crash. */
@@ -156,13 +156,16 @@ export class Supervisor {
 
   /**
    * Ends the instance process `pid`, which its bus evicted (its handlers hang): SIGTERM, SIGKILL after killGraceMs;
-   * replaced at once and counted in `replacements.evict`, never as a crash. False when no instance runs `pid`.
+   * replaced at once and counted in `replacements.evict`, never as a crash. A replacement's successor not yet
+   * adopted is ended at once and its replacement rejects. False when no process of the pool is `pid`.
    */
   evict(pid: number): boolean {
     const proc = this.instances.find((i) => i.pid === pid)?.proc
-    if (!proc) return false
-    void this.terminate(proc, "evict", this.opts.killGraceMs)
-    return true
+    if (proc) void this.terminate(proc, "evict", this.opts.killGraceMs)
+    const successor = [...this.successors].find(([p]) => p.pid === pid)
+    if (successor) this.asked.set(successor[0], "evict")
+    successor?.[1](new Error("was evicted by its bus (its handlers hang) before it was adopted"))
+    return proc !== undefined || successor !== undefined
   }
 
   /**
@@ -253,7 +256,7 @@ export class Supervisor {
     this._state = "stopping"
     this.crashes.cancelAll()
     this.crashes.clearRecovery()
-    for (const proc of this.successors) this.end(proc, "stop", "SIGKILL")
+    for (const proc of this.successors.keys()) this.end(proc, "stop", "SIGKILL")
     const drainMs = options.drainTimeoutMs ?? this.opts.drainTimeoutMs
     if (this.opts.drain && drainMs > 0) await within(this.opts.drain(), drainMs)
     await this.terminateAll(options.killGraceMs ?? this.opts.killGraceMs)
@@ -303,12 +306,15 @@ export class Supervisor {
         cause: e,
       })
     }
-    this.successors.add(successor)
+    const evicted = new Promise<never>((_, reject) => this.successors.set(successor, reject))
     this.replacing.add(inst)
     try {
       try {
-        await readyOrExit(successor, this.opts.ready, inst.index, readyMs, dwellMs)
-        await stayedUp(successor, dwellMs)
+        const up = async () => {
+          await readyOrExit(successor, this.opts.ready, inst.index, readyMs, dwellMs)
+          await stayedUp(successor, dwellMs)
+        }
+        await Promise.race([up(), evicted])
         // stop() came while the successor got ready: it must not be adopted by a stopping pool
         if (this._state !== "running" && this._state !== "failed") throw new Error("stopped")
       } catch (e) {

@@ -1,9 +1,12 @@
 // A pool's processes across what happens to it from outside a reload's plan: an instance killed or evicted while its
-// successor gets ready, the bus closing under a running pool, a resize past what the bus takes. Each test counts the
-// processes the pool started and checks that every one is tracked, or ended.
+// successor gets ready, a successor its bus evicts, the bus closing under a running pool, a resize past what the bus
+// takes. Each test counts the processes the pool started and checks that every one is tracked, or ended.
 import { describe, expect, test } from "bun:test"
 import { BusClosedError, ReplaceError, SlotBus, Supervisor, superviseWorkers } from "../../../src/index.ts"
-import { alive, busName, ECHO_WORKER, until } from "../../support/helpers.ts"
+import { rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { alive, busName, ECHO_WORKER, REPO, until } from "../../support/helpers.ts"
 
 const bun = process.execPath
 const script = (code: string) => [bun, "-e", code]
@@ -86,6 +89,74 @@ describe("an instance ended on purpose while its successor gets ready", () => {
       await sup.stop({ killGraceMs: 0 })
     }
   })
+})
+
+describe("a reload's successor the bus evicts before the pool adopts it", () => {
+  test("is ended at once and said, the reload rejects, the old process serves on; stop() leaves nothing", async () => {
+    const bus = await SlotBus.listen(busName("evict-successor"), { slots: 4, stuckAfterMs: 200, maxStuckSlots: 2 })
+    const marker = join(tmpdir(), `${bus.name}.started`)
+    const at = JSON.stringify(marker)
+    // the first process answers; the next one (the reload's successor) hangs in its handler, its thread blocked
+    // (it reads nothing more, so the bus's disconnect does not end it)
+    const worker = `import { existsSync, writeFileSync } from "node:fs"
+      import { SlotWorker } from ${JSON.stringify(join(REPO, "src/index.ts"))}
+      const hang = existsSync(${at})
+      writeFileSync(${at}, "")
+      await SlotWorker.connect(${JSON.stringify(bus.name)}, (req) => {
+        if (hang) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 600_000)
+        return { status: 200, body: req.body.slice() }
+      })`
+    const readies: (() => void)[] = []
+    const lines: string[] = []
+    const sup = superviseWorkers(bus, {
+      command: script(worker),
+      stdout: "ignore",
+      ready: () => new Promise<void>((go) => readies.push(go)), // a ready check that takes its time
+      log: (l) => lines.push(l),
+    })
+    const started = new Set<number>()
+    sup.on("start", (i) => started.add(i.pid))
+    try {
+      await bus.waitForWorkers(1)
+      const old = sup.instances[0]!.pid
+      const reload = sup.reload({ minReadyMs: 0 }).catch((e: unknown) => e)
+      await until(() => bus.workerCount === 2, "the successor joined")
+      const successor = bus.workers.find((w) => w.pid !== old)!.pid
+      started.add(successor)
+      await until(
+        async () => {
+          const send = () => bus.fetch(new Request("http://x/", { method: "POST", body: "x" }), { timeoutMs: 300 })
+          await Promise.all([1, 2, 3, 4].map(() => send().catch(() => null)))
+          return bus.stats().evictedWorkers === 1
+        },
+        "the successor evicted",
+        20_000,
+      )
+      await until(() => !alive(successor), "the successor ended") // before: it ran on, off the bus
+      for (const go of readies) go() // before: now adopted, though it serves no bus
+      const err = (await reload) as ReplaceError
+      expect(err).toBeInstanceOf(ReplaceError)
+      expect(err.message).toBe(
+        `reload: instance 0's successor (pid ${successor}) was evicted by its bus (its handlers hang) before it was adopted; the old process (pid ${old}) keeps serving`,
+      )
+      expect(sup.instances.map((i) => i.pid)).toEqual([old])
+      expect(bus.workers.map((w) => w.pid)).toEqual([old])
+      expect(lines[0]).toMatch(
+        new RegExp(
+          `: worker pid ${successor} was evicted \\(\\d+ of its slots stuck .*\\); a successor getting ready: it is ended, and its reload \\(or recycle\\) fails$`,
+        ),
+      )
+      expect(lines[1]).toContain(`a reload was rejected (${err.message})`)
+      expect(sup.restarts).toBe(0)
+    } finally {
+      await sup.stop({ killGraceMs: 0 })
+      await bus.close()
+      rmSync(marker, { force: true })
+      const left = [...started].filter(alive)
+      for (const pid of left) process.kill(pid, "SIGKILL") // what stop() did not end
+      expect(left).toEqual([])
+    }
+  }, 30_000)
 })
 
 describe("resize()", () => {
