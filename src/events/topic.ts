@@ -1,6 +1,7 @@
 // A named topic, the room's facade: open or join, publish, subscribe (a ring or a durable stream), late-binding rules,
 // housekeeping and close (docs/PROTOCOL.md §8). Its options are options.ts's, its header header.ts's, its stats and
-// status section status.ts's, its side of a bridge across hosts bridge-host.ts's.
+// status section status.ts's, its side of a bridge across hosts bridge-host.ts's, when it does housekeeping
+// housekeeping.ts's.
 import type { TopicBridge, TopicBridgeHost, TopicBridgeStats } from "./bridge.ts"
 import { CreateModeValue, Errno, topicNative, loadNative } from "../native/ffi.ts"
 import { PubFlag, TOPIC_OUT_WORDS, TopicConst, TopicOut } from "../native/topic-layout.ts"
@@ -56,13 +57,7 @@ import {
   type SubscriptionOwner,
 } from "./subscription.ts"
 import { memoryView, sleep, type Pointer } from "../runtime/index.ts"
-
-// Housekeeping (§8.1: collect the dead, pass on the keeper role, nudge a subscriber stuck behind a dead writer):
-// every BUSY_TICK_MS while the tail moves and BUSY_TICKS after, then every IDLE_TICK_MS, deep (newcomers are the
-// accept thread's in libslotbus, so an idle topic costs one wake-up a second).
-const BUSY_TICK_MS = 20
-const BUSY_TICKS = 50
-const IDLE_TICK_MS = 1000
+import { Housekeeping } from "./housekeeping.ts"
 
 const SCRATCH_START = 64 * 1024
 const open = new Set<Topic>()
@@ -78,9 +73,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
   private readonly subs = new Set<WeakRef<Subscription>>()
   private readonly natives = new Set<NativeSub>() // every open subscription's handle, dropped ones included
   private readonly freeing = new Map<NativeSub, Promise<void>>() // subscriptions closed, their native side not yet freed
-  private ticker: ReturnType<typeof setTimeout> | undefined
-  private lastTail = 0
-  private busyTicks = 0
+  private readonly housekeeping: Housekeeping
   private readonly warn: (message: string) => void
   private bridge: TopicBridge | undefined
   private durable = false
@@ -102,7 +95,10 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
     this.out = new Uint32Array(memoryView(topicNative.sb_topic_out_ptr(ptr)!, 0, TOPIC_OUT_WORDS * 4))
     this.header = new TopicHeader(ptr)
     this.warn = opts.onWarning ?? ((m) => console.warn(`slotbus/events: ${m}`))
-    this.schedule(BUSY_TICK_MS)
+    this.housekeeping = new Housekeeping(
+      () => topicNative.sb_topic_tail(ptr),
+      (deep) => this.tick(deep),
+    )
     open.add(this)
     // a process that exits without close(), or before the native side was freed, leaves no socket file behind
     this.forgetAtExit = closeAtExit({
@@ -369,7 +365,7 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
     for (const d of [...this.durables]) d.close() // their consumers stop before the connection drains
     void this.bridge?.close() // steps down at once (another process of this host takes over); drains its connection after
     this.closed = true
-    clearTimeout(this.ticker)
+    this.housekeeping.stop()
     open.delete(this)
     // Out of the topic now (publisher entry, the name): only the subscriptions' memory waits for the free below.
     topicNative.sb_topic_leave(this.ptr)
@@ -409,20 +405,6 @@ export class Topic implements AsyncDisposable, Disposable, SubscriptionOwner {
       freed.then(() => this.freeing.delete(native))
     }
     for (const w of this.subs) if (w.deref() === sub || w.deref() === undefined) this.subs.delete(w)
-  }
-
-  private housekeep() {
-    const tail = topicNative.sb_topic_tail(this.ptr)
-    if (tail !== this.lastTail) (this.lastTail = tail), (this.busyTicks = BUSY_TICKS)
-    const busy = this.busyTicks > 0
-    if (busy) this.busyTicks--
-    this.tick(!busy)
-    if (!this.closed) this.schedule(busy ? BUSY_TICK_MS : IDLE_TICK_MS)
-  }
-
-  private schedule(ms: number) {
-    this.ticker = setTimeout(() => this.housekeep(), ms)
-    this.ticker.unref()
   }
 
   /** @internal: housekeeping; deep reads /proc for every member (zombies, reused pids). */
