@@ -127,6 +127,14 @@ export function requestsText(
   return `${heads.join("\n")}\n${hostTable(rows)}`
 }
 
+/** Where a gone front's requests stopped: the latest time its file holds (its records', else its anchor's). Their
+ * time runs to it, not to now: a request its front died holding is no longer running. */
+export function lastWritten(r: RecorderFile, qs: Iterable<RequestRecord>): number {
+  let at = r.anchorMonoNs
+  for (const q of qs) at = Math.max(at, q.enqueuedNs, q.dispatchedNs, q.firstByteNs, q.doneNs)
+  return at
+}
+
 /** The bus's file read again with the records `keep` takes (the file listed, no other), or why it cannot be. */
 export function withRecords(b: BusView, keep: (q: RequestRecord) => boolean): RecorderFile | string {
   const r = b.recorder!

@@ -10,7 +10,7 @@ import {
   type RequestRecord,
   ranMs,
 } from "../status/internal.ts"
-import { busJson, type HostArgs, ms, num, requestsText, wall, withRecords } from "./host-view.ts"
+import { busJson, type HostArgs, lastWritten, ms, num, requestsText, wall, withRecords } from "./host-view.ts"
 import { CliProblem } from "./prelude.ts"
 
 export function requests({ values, positionals, mono, print }: HostArgs): number {
@@ -93,11 +93,8 @@ function pick(fronts: BusView[], asOf: number | null, slowMs: number, limit: num
     }
     for (const q of r.records) files.set(q, r)
   }
-  let now = asOf ?? fronts[0]!.recorder!.anchorMonoNs
-  if (asOf === null) {
-    for (const q of files.keys()) now = Math.max(now, q.enqueuedNs, q.dispatchedNs, q.firstByteNs, q.doneNs)
-    for (const q of files.keys()) if (ranMs(q, now) < slowMs) files.delete(q)
-  }
+  const now = asOf ?? lastWritten(fronts[0]!.recorder!, files.keys())
+  if (asOf === null) for (const q of files.keys()) if (ranMs(q, now) < slowMs) files.delete(q)
   const newest = (a: RequestRecord, b: RequestRecord) => b.enqueuedNs - a.enqueuedNs
   const qs = [...files.keys()]
   const live = qs.filter((q) => q.phase !== "done").sort(newest)

@@ -2,7 +2,7 @@
 // restarts and crash loop, from its flight recorder file, redrawn every second.
 import { printable, quantileRank } from "../kit/index.ts"
 import { discover, type HostView, type RecorderFile, ranMs } from "../status/internal.ts"
-import { dur, type HostArgs, hostTable, ofUser, requestsText, skipped, withRecords } from "./host-view.ts"
+import { dur, type HostArgs, hostTable, lastWritten, ofUser, requestsText, skipped, withRecords } from "./host-view.ts"
 import { sleep } from "../runtime/index.ts"
 import { CliProblem } from "./prelude.ts"
 
@@ -48,13 +48,16 @@ function topFrame(v: HostView, prev: Samples, mono: (r: RecorderFile | null) => 
   ]
   for (const b of v.buses) {
     if (!b.recorder || (name && b.name !== name)) continue
-    const now = mono(b.recorder)
-    // one bus's records at a time: in flight, or done within the window
-    const r = withRecords(b, (q) => q.phase !== "done" || now - q.doneNs <= WINDOW_NS)
+    // one bus's records at a time: in flight, or done within the window. Of a front that is gone, the window and its
+    // requests' time end where its file does, as `slotbus requests` shows it: what it was doing when it died
+    const gone = b.state !== "live"
+    let now = gone ? 0 : mono(b.recorder)
+    const r = withRecords(b, (q) => gone || q.phase !== "done" || now - q.doneNs <= WINDOW_NS)
     if (typeof r === "string") {
       out.push("", r) // closed since it was listed, most likely
       continue
     }
+    if (gone) now = lastWritten(r, r.records)
     const rate = rateOf(r, prev, now)
     out.push(
       "",
@@ -87,7 +90,8 @@ function topFrame(v: HostView, prev: Samples, mono: (r: RecorderFile | null) => 
     const slow = [...r.records.filter((q) => q.phase !== "done"), ...recent]
       .sort((a, c) => ranMs(c, now) - ranMs(a, now))
       .slice(0, 5)
-    if (slow.length > 0) out.push("slowest:", requestsText([b], slow, now).split("\n").slice(1).join("\n"))
+    if (slow.length > 0)
+      out.push("slowest:", requestsText([b], slow, now, undefined, gone).split("\n").slice(1).join("\n"))
   }
   if (out.length === 1)
     out.push(

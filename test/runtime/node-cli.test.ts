@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { connect as tcpConnect } from "node:net"
 import { dirname, join } from "node:path"
-import { run, spawn, type Child } from "../support/helpers.ts"
+import { run, spawn, type Child, until } from "../support/helpers.ts"
 import { packTarball, runOk } from "../support/native/pack.ts"
 import { findNode, NODE_INSTALL } from "../support/runtime/node.ts"
 
@@ -106,6 +106,41 @@ describe.skipIf(node === null)("slotbus from the packed tarball under Node, no B
     expect(requests.code, requests.stderr).toBe(0)
     expect(requests.stdout).toContain('"outcome"')
   })
+
+  test("top shows a Node front killed with kill -9 as requests does: its request in flight when it died, its time stopped", async () => {
+    // its own recorder directory: a bus opened elsewhere meanwhile sweeps a dead front's file from the shared one
+    const xdg = mkdtempSync(join(tmpdir(), "slotbus-node-cli-xdg-"))
+    const xenv = { ...env, XDG_RUNTIME_DIR: xdg }
+    writeFileSync(
+      join(app, "held.mjs"),
+      `import { SlotBus, SlotWorker } from "slotbus"
+const bus = await SlotBus.listen("node-cli-held-" + process.pid)
+await SlotWorker.connect(bus.name, () => new Promise(() => {}))
+bus.request({ method: "GET", path: "/held" }).catch(() => {})
+console.log("held " + bus.name)
+setInterval(() => {}, 1000)
+`,
+    )
+    const held = spawn([node!, "held.mjs"], { cwd: app, env: xenv })
+    try {
+      const [, name] = (await held.waitLine(/^held (\S+)$/, 60_000)) as unknown as string[]
+      const cli = async (...args: string[]) =>
+        (await run([join(app, "node_modules/.bin/slotbus"), ...args], { cwd: app, env: xenv, timeoutMs: 30_000 }))
+          .stdout
+      await until(async () => (await cli("requests", name!)).includes("in flight"), "the request is in flight", 20_000)
+      await held.kill("SIGKILL")
+      const ran = (out: string) => /in flight, front gone .*?(\S+)\+/.exec(out)?.[1]
+      const shown = ran(await cli("requests", name!))
+      expect(shown).toBeDefined()
+      // main: "in flight … 1.23s…", growing with each frame, as if the dead front's request still ran
+      expect(ran(await cli("top", name!, "--once"))).toBe(shown)
+      await Bun.sleep(1100)
+      expect(ran(await cli("top", name!, "--once"))).toBe(shown)
+    } finally {
+      await held.kill()
+      rmSync(xdg, { recursive: true, force: true })
+    }
+  }, 120_000)
 
   test("call sends one request to the bus's Node worker", async () => {
     const r = await slotbus(["call", bus, "/hello", "from the shell"])

@@ -226,6 +226,25 @@ describe.skipIf(!existsSync("/proc/net/unix"))("slotbus ls, requests and top, fr
     expect(text.stdout).toMatch(new RegExp(`bus\\s+${name}\\s+${app.pid}.*stale`))
   }, 90_000)
 
+  test("top shows a front killed with kill -9 as requests does: its request in flight when it died, its time stopped", async () => {
+    const { name, app } = await appWithWorkers(1, 1, 1)
+    await until(async () => (await lsBus(name))?.inFlight === 1, "the hold is in flight", 20_000, 100)
+    const file = (await lsBus(name))!.file!
+    cleanups.push(() => existsSync(file) && unlinkSync(file))
+    await app.kill("SIGKILL")
+    const holdLine = async (...args: string[]) =>
+      (await cli(...args)).stdout.split("\n").find((l) => l.includes("GET /hold-0"))
+    const shown = await holdLine("requests", name)
+    expect(shown).toMatch(/in flight, front gone .*\+/)
+    const ran = (line: string | undefined) => /(\S+)\+/.exec(line ?? "")?.[1]
+    // main: "in flight … 1.23s…", growing with each frame, as if the dead front's request still ran
+    const first = await holdLine("top", name, "--once")
+    expect(first).toMatch(/in flight, front gone /)
+    expect(ran(first)).toBe(ran(shown))
+    await Bun.sleep(1100)
+    expect(ran(await holdLine("top", name, "--once"))).toBe(ran(shown))
+  }, 90_000)
+
   test.skipIf(!canReusePid)(
     "a front killed with kill -9 whose pid another process took since: ls says stale, that pid is another process now",
     async () => {
