@@ -33,12 +33,17 @@ const quantile = (sorted: number[], q: number): number =>
 
 type Samples = Map<string, { requests: number; at: number }>
 
-/** A bus's requests per second since the last sample in `prev` (NaN at the first), from its header. */
+/**
+ * A bus's requests per second since the last sample of its file in `prev` (NaN at the first), from its header. By the
+ * file's path: another uid's directory may hold a file of the same name and pid. A count that went down is a new
+ * file at that path (a front that took a dead one's pid): its first sample.
+ */
 function rateOf(r: RecorderFile, prev: Samples, now: number): number {
-  const key = `${r.name}.${r.pid}`
-  const before = prev.get(key)
-  prev.set(key, { requests: r.requests, at: now })
-  return before && now > before.at ? ((r.requests - before.requests) * 1e9) / (now - before.at) : Number.NaN
+  const before = prev.get(r.path)
+  prev.set(r.path, { requests: r.requests, at: now })
+  return before && now > before.at && r.requests >= before.requests
+    ? ((r.requests - before.requests) * 1e9) / (now - before.at)
+    : Number.NaN
 }
 
 /** One frame of `slotbus top`: per bus its rate since `prev`, per worker its latency, the slowest requests. */
@@ -48,8 +53,8 @@ function topFrame(v: HostView, prev: Samples, mono: (r: RecorderFile | null) => 
   ]
   for (const b of v.buses) {
     if (!b.recorder || (name && b.name !== name)) continue
-    // one bus's records at a time: in flight, or done within the window. Of a front that is gone, the window and its
-    // requests' time end where its file does, as `slotbus requests` shows it: what it was doing when it died
+    // one bus's records at a time: in flight, or done within the window. Of a front that is gone, the window and
+    // its requests' time end where its file does, as `slotbus requests` shows it: what it was doing when it died
     const gone = b.state !== "live"
     let now = gone ? 0 : mono(b.recorder)
     const r = withRecords(b, (q) => gone || q.phase !== "done" || now - q.doneNs <= WINDOW_NS)

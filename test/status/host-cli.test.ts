@@ -3,11 +3,11 @@
 // files (docs/PROTOCOL.md §16) and /proc alone.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { execFileSync } from "node:child_process"
-import { existsSync, mkdtempSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { SlotBus } from "../../src/index.ts"
-import { RecConst, recorderDir } from "../../src/native/recorder-layout.ts"
+import { RecConst, RecHeader, recorderDir } from "../../src/native/recorder-layout.ts"
 import { alive, busName, type Child, REPO, spawn, spawnWorker, until } from "../support/helpers.ts"
 import { zigBuild } from "../../scripts/zig.ts"
 import { forgeRecorder, hostCli as cli, undoAfterEach } from "../support/status/host-files.ts"
@@ -386,6 +386,30 @@ describe.skipIf(!existsSync("/proc/net/unix"))("slotbus ls, requests and top, fr
       await until(() => frames().length >= 2, "two frames", 20_000)
       expect(frames().every((l) => l.startsWith("slotbus top — "))).toBe(true)
       expect(top.lines.join("\n")).not.toContain("\x1b")
+    } finally {
+      await top.kill()
+    }
+  }, 60_000)
+
+  test("a front's request counter that goes down between frames is a new file: top says - req/s, never a negative rate", async () => {
+    const name = busName("host-rate")
+    const file = join(recorderDir(), `${name}.${process.pid}.rec`) // a live front of ours: this process
+    mkdirSync(recorderDir(), { recursive: true, mode: 0o700 })
+    cleanups.push(() => rmSync(file, { force: true }))
+    const forged = forgeRecorder({ name, pid: process.pid, count: 1, uid: process.geteuid!() })
+    forged.writeBigUInt64LE(1_000_000n, RecHeader.requests)
+    writeFileSync(file, forged, { mode: 0o600 })
+    const top = spawn([process.execPath, join(REPO, "bin", "slotbus.ts"), "top", name])
+    try {
+      const rates = () => top.lines.filter((l) => l.startsWith(`bus ${name} `))
+      await until(() => rates().some((l) => l.includes(" 0.0 req/s")), "a frame with its rate", 20_000)
+      forged.writeBigUInt64LE(10n, RecHeader.requests) // a new front at that path: its count starts again
+      writeFileSync(file, forged)
+      await until(() => rates().some((l) => l.includes(" 10 requests")), "a frame of the new count", 20_000)
+      await until(() => rates().filter((l) => l.includes(" 10 requests")).length >= 2, "another frame", 20_000)
+      // main: "-999990.0 req/s" the frame after
+      expect(rates().filter((l) => / -\d[\d.]* req\/s/.test(l))).toEqual([])
+      expect(rates().find((l) => l.includes(" 10 requests"))).toContain(" - req/s")
     } finally {
       await top.kill()
     }

@@ -292,6 +292,24 @@ describe.skipIf(!existsSync("/proc/net/unix") || process.getuid?.() !== 0)(
       }
     }, 60_000)
 
+    test("another uid's file naming root's live front's name and pid leaves top's rate of root's bus its own", async () => {
+      const name = busName("forged-rate")
+      const bus = await SlotBus.listen(name) // root's front: this process, no requests
+      try {
+        const uid = otherUid()
+        const forged = forgeRecorder({ name, pid: process.pid, count: 1, uid })
+        forged.writeBigUInt64LE(1_000_000_000_000n, RecHeader.requests)
+        place(uidDir(uid), `${name}.${process.pid}.rec`, forged, uid)
+        const top = await cli("top", name, "--once")
+        expect(top.code).toBe(0)
+        // main: the two files shared one sample, "live  -992716513331.4 req/s"
+        expect(top.stdout).toMatch(new RegExp(`pid ${process.pid}  live  0\\.0 req/s`))
+        expect(top.stdout).not.toMatch(/ -\d[\d.]* req\/s/)
+      } finally {
+        await bus.close()
+      }
+    }, 60_000)
+
     // root's requests merged them as two fronts of one bus, so another user could add rows to root's view
     test.skipIf(whyNotAsNobody(CLI) !== null)(
       "run as root, requests shows root's own bus of a name another uid's live front uses too, --pid theirs; ls and top name their uid",
