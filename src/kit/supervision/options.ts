@@ -8,7 +8,14 @@ import type { Process } from "../../runtime/index.ts"
 import type { WorkerLogsOption } from "./worker-logs.ts"
 
 /** The supervisor cannot do what was asked in its current state, or was configured wrongly. */
-export class SupervisorError extends SlotBusError {}
+export class SupervisorError extends SlotBusError {
+  /** A reload, recycle or resize of a pool not running: start() a created or stopped one; a stopping one takes none. */
+  static notRunning(state: SupervisorState): SupervisorError {
+    if (state === "stopping")
+      return new SupervisorError("the pool is stopping: it starts no reload, recycle or resize now")
+    return new SupervisorError(`the pool is ${state}: start() it first`)
+  }
+}
 
 /**
  * A replacement (reload, recycle) stopped: instance `index`'s successor was not ready; the old process keeps serving,

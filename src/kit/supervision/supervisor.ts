@@ -219,7 +219,7 @@ export class Supervisor {
     }
     if (this.queued > 0) return this.queue(change)
     if (this._state !== "running" && this._state !== "failed")
-      return Promise.reject(new SupervisorError(`the pool is ${this._state}: start() it first`))
+      return Promise.reject(SupervisorError.notRunning(this._state))
     const run = change()
     this.recycling.add(run)
     const done = () => void this.recycling.delete(run)
@@ -273,8 +273,7 @@ export class Supervisor {
     this.queued++
     const run = this.changes.then(async () => {
       await Promise.allSettled(this.recycling)
-      if (this._state !== "running" && this._state !== "failed")
-        throw new SupervisorError(`the pool is ${this._state}: start() it first`)
+      if (this._state !== "running" && this._state !== "failed") throw SupervisorError.notRunning(this._state)
       return change()
     })
     this.changes = run.catch(() => {}).finally(() => this.queued--)

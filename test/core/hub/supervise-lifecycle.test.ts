@@ -2,7 +2,14 @@
 // successor gets ready, a successor its bus evicts, the bus closing under a running pool, a resize past what the bus
 // takes. Each test counts the processes the pool started and checks that every one is tracked, or ended.
 import { describe, expect, test } from "bun:test"
-import { BusClosedError, ReplaceError, SlotBus, Supervisor, superviseWorkers } from "../../../src/index.ts"
+import {
+  BusClosedError,
+  ReplaceError,
+  SlotBus,
+  Supervisor,
+  SupervisorError,
+  superviseWorkers,
+} from "../../../src/index.ts"
 import { rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -293,6 +300,31 @@ describe("bus.close() with its pool running", () => {
       for (const pid of started.filter(alive)) process.kill(pid, "SIGKILL") // what the pool started (before: one)
     }
   })
+})
+
+test("a reload queued behind one whose successor never gets ready is refused by stop() saying the pool is stopping", async () => {
+  let second: Promise<unknown> = Promise.resolve()
+  const sup = new Supervisor({
+    command: script("setInterval(() => {}, 1e6)"),
+    instances: 1,
+    ready: () => new Promise(() => {}), // the successor never gets ready: the first reload waits, the second queues
+    drain: () => second, // stop() stays "stopping" until the queued reload has its answer
+  })
+  sup.start()
+  try {
+    const first = sup.reload({ minReadyMs: 0 }).catch((e: unknown) => e)
+    second = sup.reload({ minReadyMs: 0 }).catch((e: unknown) => e)
+    await until(() => sup.instances[0]!.pid > 0, "the instance started")
+    const stopped = sup.stop()
+    expect(await first).toBeInstanceOf(ReplaceError)
+    const err = (await second) as SupervisorError
+    expect(err).toBeInstanceOf(SupervisorError)
+    // before: "the pool is stopping: start() it first", odd advice for a pool on its way down (slotbus hub's SIGTERM)
+    expect(err.message).toBe("the pool is stopping: it starts no reload, recycle or resize now")
+    await stopped
+  } finally {
+    await sup.stop()
+  }
 })
 
 test("a pool's process that never joins its bus is said once readyTimeoutMs has passed, not left silent", async () => {
