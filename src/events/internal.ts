@@ -13,3 +13,5 @@ export type {
   TopicStreamState,
 } from "./bridge.ts"
 export { TopicStreamError } from "./errors.ts"
+// The one routing check, for the HTTP worker's emit that goes by POST rather than through a topic.
+export { checkRouting } from "./codec.ts"

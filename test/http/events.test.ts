@@ -182,6 +182,27 @@ describe("one hub, one worker", () => {
       c.abort.abort()
     }
   })
+
+  test("an emit whose routing is a Map is a TypeError in the worker, over the topic and over HTTP alike, and nothing is published", async () => {
+    const c = await open(hub.url, "/events?types=mapped.*")
+    try {
+      const refusals = [
+        await fetch(`${hub.url}/emit/mapped.topic?map=1&routing.tenant=A`, { method: "POST", body: "1" }),
+        await fetch(`${hub.url}/emit/mapped.http?via=http&map=1&routing.tenant=A`, { method: "POST", body: "2" }),
+      ]
+      const errors = await Promise.all(refusals.map((r) => r.json() as Promise<{ error?: string }>))
+      expect(refusals.map((r) => r.status)).toEqual([400, 400])
+      for (const { error } of errors) {
+        expect(error).toStartWith("TypeError: routing must be a plain object of strings")
+        expect(error).toContain("Object.fromEntries(map)")
+      }
+      const fence = (await post("/emit/mapped.fence?via=http", {})).ids[0]!
+      const got = await collect(c.sse, 1)
+      expect(got.map((m) => m.id)).toEqual([String(fence)]) // the refused ones never reached the topic
+    } finally {
+      c.abort.abort()
+    }
+  })
 })
 
 test("a client whose missed events were overwritten gets `event: lagged`, then the oldest still held, in order", async () => {

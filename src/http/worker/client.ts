@@ -3,6 +3,7 @@
 import { HubNotFoundError, PayloadTooLargeError } from "../../core/index.ts"
 import { checkOptions, optionNames } from "../../kit/index.ts"
 import { Topic, type Routing } from "../../events/index.ts"
+import { checkRouting } from "../../events/internal.ts"
 import { HubAuthError, HubRequestError, RouteConflictError } from "../errors.ts"
 import type { Params } from "../routes.ts"
 import { defaultTokenFile, readTokenFile, TOKEN_ENV, TOKEN_FILE_ENV } from "../token.ts"
@@ -185,6 +186,14 @@ export class HubClient {
 
   /** Queues one item for the hub; items go out in order, batched while a request is in flight. */
   send(path: OutboxPath, item: unknown): Promise<number> {
+    if (path === "emit") {
+      const routing = (item as { routing?: unknown } | null)?.routing
+      try {
+        if (routing != null) checkRouting(routing, "routing") // as the topic's publish: JSON sends a Map as {}
+      } catch (e) {
+        return Promise.reject(e)
+      }
+    }
     const done = Promise.withResolvers<number>()
     this.outbox.push({ path, item, done })
     if (!this.flushing) void this.flush()

@@ -124,12 +124,14 @@ if (routes === "rival") {
     .get("/headers", (req) => Response.json(Object.fromEntries(req.headers)))
     .get("/empty", () => new Response(null, { status: 204 }))
     .post("/emit/:type", async (req) => {
-      // ?count=N emits {seq, data} N times; ?via=http takes the old HTTP POST path; ?routing.<key>=v adds routing.
+      // ?count=N emits {seq, data} N times; ?via=http takes the old HTTP POST path; ?routing.<key>=v adds routing
+      // (as a Map with ?map=1). A refused emit answers 400 { error: "<ErrorClass>: <message>" }.
       const data = await req.json()
       const count = Number(req.query.get("count") ?? 1)
-      const routing = Object.fromEntries(
-        [...req.query].filter(([k]) => k.startsWith("routing.")).map(([k, v]) => [k.slice(8), v]),
-      )
+      const entries = [...req.query].filter(([k]) => k.startsWith("routing.")).map(([k, v]) => [k.slice(8), v])
+      const routing = (
+        req.query.get("map") === "1" ? new Map(entries as [string, string][]) : Object.fromEntries(entries)
+      ) as Record<string, string>
       const ids: Promise<number>[] = []
       for (let seq = 0; seq < count; seq++) {
         const d = count === 1 ? data : { seq, data }
@@ -139,7 +141,11 @@ if (routes === "rival") {
             : app.emit(req.params.type!, d, routing),
         )
       }
-      return Response.json({ ids: await Promise.all(ids) })
+      try {
+        return Response.json({ ids: await Promise.all(ids) })
+      } catch (e) {
+        return Response.json({ error: `${(e as Error).name}: ${(e as Error).message}` }, { status: 400 })
+      }
     })
     .post("/emit-timed", async (req) => {
       // n events spaced by `gap` ms, each carrying the monotonic clock (ns) at its emit, for latency figures.
