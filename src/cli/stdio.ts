@@ -28,7 +28,8 @@ const USAGE = `usage: slotbus stdio --config bus.json [--listen unix:/tmp/bus.so
 
 The first form runs the pools of a stdio_bus configuration file. With --listen it serves NDJSON clients on
 each address; without, its own stdin/stdout are the client: a stdin line longer than max_input_buffer is
-answered with a -32600 error, what came before it is answered, and it exits 1. Worker stderr and lifecycle
+answered with a -32600 error, what came before it is answered, and it exits 1; a reader of its stdout that
+went away (| head -1) stops it quietly, exit 0. Worker stderr and lifecycle
 go to stderr. An address that is no address, or that cannot be taken (a port in use, a missing directory, a
 token file it cannot write), is one line on stderr and exit 2, no worker left running.
 SIGHUP replaces every worker surge-first, each once its successor answered a ping (a deploy; see
@@ -39,7 +40,8 @@ only requests without an Origin or from a loopback one, to a loopback Host, are 
 and --allow-host name more. With --http-token-file a new token is written to that file (this user's only) and
 every HTTP request must carry "Authorization: Bearer <token>".
 The second form speaks stdio on one side and the listener on the other, reading each side only as fast as
-the other takes it. It exits 0 once stdin ended and the bus answered it; refused by the bus (a wrong token, a
+the other takes it. It exits 0 once stdin ended and the bus answered it, or quietly once its stdout's reader
+went away (| head -1); refused by the bus (a wrong token, a
 line too long, too many clients) it says why on stderr and exits 1, as it does when the bus closes first.
 A TCP listener writes a token to a file only this user can read (--token-file; default
 slotbus-stdio-<port>.token in $XDG_RUNTIME_DIR if it is the user's 0700 directory, else in the socket
@@ -118,7 +120,7 @@ async function serve(argv: string[]): Promise<number> {
   }
   const { promise: done, resolve: finish } = Promise.withResolvers<void>()
   let exitCode = 0
-  const out = pacedStdout()
+  const out = pacedStdout(() => finish()) // our client, reading stdout, left: stop as when stdin ends
   const { stopped, off } = untilStopped()
   void stopped.then(finish)
   // SIGHUP (systemctl reload): every pool's workers replaced surge-first, each once its successor is ready
@@ -185,22 +187,42 @@ async function serve(argv: string[]): Promise<number> {
 const STDOUT_HELD = 1024 * 1024
 
 /** This process's stdout, counting what was written and not yet taken by its reader (a client that does not read
- * holds it here): `waiting` bytes (UTF-16 units, near enough) wait; `room(n)` resolves once at most `n` do. */
-function pacedStdout() {
+ * holds it here): `waiting` bytes (UTF-16 units, near enough) wait; `room(n)` resolves once at most `n` do.
+ * `gone` calls back once the reader went away (EPIPE: `| head -1`); nothing waits on stdout from then on. */
+function pacedStdout(gone: () => void) {
   let waiting = 0
+  let closed = false
   let waiters: { n: number; resolve: () => void }[] = []
   const written = (size: number) => () => {
     waiting -= size
     for (const w of waiters) if (waiting <= w.n) w.resolve()
     if (waiters.length > 0) waiters = waiters.filter((w) => waiting > w.n)
   }
+  const lost = () => {
+    if (closed) return
+    closed = true
+    waiting = 0
+    for (const w of waiters) w.resolve()
+    waiters = []
+    gone()
+  }
+  // Bun throws EPIPE from write, Node emits it here; either way the reader left, which is no error of ours
+  process.stdout.on("error", lost)
   return {
     get waiting() {
       return waiting
     },
+    get closed() {
+      return closed
+    },
     write(text: string | Uint8Array) {
+      if (closed) return
       waiting += text.length
-      process.stdout.write(text, written(text.length))
+      try {
+        process.stdout.write(text, written(text.length))
+      } catch {
+        lost()
+      }
     },
     room(n: number): Promise<void> {
       if (waiting <= n) return Promise.resolve()
@@ -241,7 +263,7 @@ async function connect(argv: string[]): Promise<number> {
   // Paced both ways, so neither a slow reader of our stdout nor a bus that stops reading holds bytes here: while
   // more than STDOUT_HELD bytes wait on stdout the socket is not read (the bus then paces, or drops, that client),
   // and stdin is read no further than the socket takes.
-  const out = pacedStdout()
+  const out = pacedStdout(() => onClose())
   let drained: (() => void) | null = null
   let reading = true
   const tail = lastLine()
@@ -301,6 +323,10 @@ async function connect(argv: string[]): Promise<number> {
     socket.shutdown() // half-close: the bus still sends the answers to what we sent, then closes
   })()
   await closed
+  if (out.closed) {
+    socket.terminate() // our reader left (| head -1): nothing more to pass on, and that is no failure
+    return 0
+  }
   await out.room(0) // the last answers reach our reader before the process exits
   // The bus refuses a client (a wrong token, a line too long, too many clients) with an error marked
   // data.disconnected as its last line, then closes: that, or a close before our stdin ended, is a failure.

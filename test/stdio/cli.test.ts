@@ -1,10 +1,12 @@
-import { afterAll, describe, expect, test } from "bun:test"
+import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
-import { alive, run, spawn, until } from "../support/helpers.ts"
+import { alive, REPO, run, spawn, until } from "../support/helpers.ts"
+import { buildForNode } from "../../bench/lib/node.ts"
+import { findNode, nodeFlags } from "../support/runtime/node.ts"
 import { rawClient, STDIO_WORKER, withBus, workerConfig } from "../support/stdio/stdio.ts"
 import { formatAddress } from "../../src/stdio/index.ts"
 
@@ -217,6 +219,55 @@ describe("slotbus stdio connect exits 1 when the bus refuses it or closes first"
         await held.kill()
       }
     })
+  })
+})
+
+// Bun printed the EPIPE with its stack on stderr; Node died of the unhandled 'error' event, exit 1
+// biome-ignore lint/suspicious/noTemplateCurlyInString: bash's ${PIPESTATUS[0]}, the exit code of the command before the pipe
+const HEAD_1 = '"$@" | head -1; exit "${PIPESTATUS[0]}"'
+
+describe("slotbus stdio whose stdout's reader went away (| head -1) ends quietly, exit 0", () => {
+  const node = findNode()
+  let built: { entries: string[]; remove(): void } | null = null
+  beforeAll(() => {
+    if (node) built = buildForNode([join(REPO, "src", "cli", "entry.ts")])
+  })
+  afterAll(() => built?.remove())
+  const asks = Array.from({ length: 20_000 }, (_, id) => JSON.stringify({ jsonrpc: "2.0", id, method: "hi" }))
+  test.each([
+    ["Bun", () => [process.execPath, SLOTBUS]],
+    ["Node", () => (node && built ? [node, ...nodeFlags(node), "--no-warnings", built.entries[0]!] : null)],
+  ])("connect, under %s", async (_runtime, command) => {
+    const argv = command()
+    if (!argv) return console.log("skipped: no Node >= 26.1 here")
+    await withBus(workerConfig(), async (bus) => {
+      const at = `unix:${join(DIR, `bus-${configs++}.sock`)}`
+      await bus.listen(at)
+      // ~1 MB of answers: far past a pipe's buffer, so connect writes on after head left
+      const r = await run(["bash", "-c", HEAD_1, "bash", ...argv, "stdio", "connect", at], {
+        stdin: `${asks.join("\n")}\n`,
+        timeoutMs: 60_000,
+      })
+      expect(JSON.parse(r.stdout)).toMatchObject({ jsonrpc: "2.0", id: 0 })
+      expect(r.stderr).toBe("")
+      expect(r.code).toBe(0)
+      await until(() => bus.clientCount === 0, "the bus let the client go")
+    })
+  })
+
+  test("serving its own stdin, its workers stopped", async () => {
+    const file = configFile()
+    writeFileSync(file, JSON.stringify(workerConfig()))
+    const r = await run(["bash", "-c", HEAD_1, "bash", process.execPath, SLOTBUS, "stdio"].concat(["--config", file]), {
+      stdin: `${asks.join("\n")}\n`,
+      timeoutMs: 60_000,
+    })
+    expect(JSON.parse(r.stdout)).toMatchObject({ jsonrpc: "2.0", id: 0 })
+    expect(r.stderr.split("\n").filter((l) => l && !l.startsWith("[slotbus stdio] ") && !l.startsWith("[w#"))).toEqual(
+      [],
+    )
+    expect(r.code).toBe(0)
+    for (const [, pid] of r.stderr.matchAll(/started, pid (\d+)/g)) expect(alive(Number(pid))).toBe(false)
   })
 })
 
