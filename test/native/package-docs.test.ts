@@ -6,6 +6,7 @@ import { expect, test } from "bun:test"
 import { readFileSync } from "node:fs"
 import { dirname, join, normalize } from "node:path"
 import { REPO } from "../support/helpers.ts"
+import { NODE_FFI_DEFAULT } from "../../src/runtime/errors.ts"
 import { runOk } from "../support/native/pack.ts"
 
 const SAYS_SO = "in slotbus's source repository, not in this package"
@@ -92,6 +93,33 @@ test("the README and docs/api.md link to and name only files the package ships",
   )
   expect(found).toEqual([])
 }, 180_000)
+
+// package.json said node >=26.1.0 (26.1–26.8 run only with --experimental-ffi, which npx slotbus and a pool's
+// workers do not pass) while the README, docs/api.md, the CLI and the import error said 26.9
+test("package.json's engines.node and every Node version the docs, the CLI and the examples state are the one Node that runs it unflagged", () => {
+  const pkg = JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")) as { engines: { node: string } }
+  const unflagged = NODE_FFI_DEFAULT.join(".")
+  expect(pkg.engines.node).toBe(`>=${unflagged}.0`)
+  const files = [
+    "README.md",
+    "docs/api.md",
+    "docs/platforms.md",
+    "bin/slotbus.ts",
+    "src/cli/main.ts",
+    "src/other-runtime.cjs",
+    "src/other-runtime.mjs",
+    "examples/node/README.md",
+    "examples/express/README.md",
+    "examples/fastify/README.md",
+  ]
+  const stated = files.flatMap((f) =>
+    [...readFileSync(join(REPO, f), "utf8").matchAll(/Node\*{0,2} ?(?:≥|>=) ?(\d+(?:\.\d+)*)/g)].map(
+      (m) => `${f}: ${m[1]}`,
+    ),
+  )
+  expect(stated.length).toBeGreaterThan(5)
+  expect(stated.filter((s) => !s.endsWith(`: ${unflagged}`))).toEqual([])
+})
 
 /** What of `md` is too long to read: lines over 200 characters outside tables, table cells over 300. */
 export function tooLong(md: string): string[] {
