@@ -37,7 +37,8 @@ int sb_hub_unclaim(sb_chan *ch, uint32_t slot) {
 
 int sb_hub_publish(sb_chan *ch, uint32_t slot, uint32_t kind, uint32_t id, uint32_t head_len, uint32_t body_len) {
   if (slot >= ch->g.slot_count || ch->busy[slot] != HUB_CLAIMED) return -EINVAL;
-  if (kind > SB_KIND_HTTP || !fits(ch, head_len, body_len)) return -E2BIG;
+  if (kind > SB_KIND_HTTP) return -EINVAL;
+  if (!fits(ch, head_len, body_len)) return -E2BIG;
   slot_hdr *s = slot_at(ch, slot);
   SHM_WRITE(s->kind, kind);
   SHM_WRITE(s->id, id);

@@ -173,7 +173,9 @@ uint32_t sb_abi_version(void);             /* SB_ABI_VERSION of the built librar
 
 /* Take a free slot for writing. Returns its index, or -1 if all are in use. */
 int sb_hub_claim(sb_chan *ch);
-/* Publish a claimed slot whose request arena holds head (+pad) + body. Wakes the worker if parked. */
+/* Publish a claimed slot whose request arena holds head (+pad) + body. Wakes the worker if parked. 0, or (nothing
+ * published, the slot still claimed: sb_hub_unclaim it) -EINVAL: slot is not one sb_hub_claim gave and not yet
+ * published, or kind is no sb_kind; -E2BIG: align8(head_len) + body_len is past sb_arena_size. */
 int sb_hub_publish(sb_chan *ch, uint32_t slot, uint32_t kind, uint32_t id, uint32_t head_len, uint32_t body_len);
 /* Give back a claimed slot that was never published (filling it failed): WRITING -> FREE. */
 int sb_hub_unclaim(sb_chan *ch, uint32_t slot);

@@ -453,6 +453,24 @@ static int case_stale_completion(void) {
   return 1;
 }
 
+/* sb_hub_publish refuses a kind that is no sb_kind with -EINVAL and a request past its arena with -E2BIG, as
+ * slotbus.h says; neither reaches the worker, and the slot, unclaimed, is published afresh. */
+static int case_publish_refusals(void) {
+  case_begin("publish refusals");
+  pair p = pair_open(1);
+  if (sb_hub_claim(p.hub) != 0) die("claim");
+  int r = sb_hub_publish(p.hub, 0, SB_KIND_HTTP + 1, 1, 0, 0);
+  if (r != -EINVAL) die("a bad kind gave %d, expected -EINVAL", r);
+  if ((r = sb_hub_publish(p.hub, 0, SB_KIND_RAW, 2, 0, 4097)) != -E2BIG) die("4097 bytes gave %d, expected -E2BIG", r);
+  if ((r = sb_hub_publish(p.hub, 1, SB_KIND_RAW, 3, 0, 0)) != -EINVAL) die("an unclaimed slot gave %d", r);
+  if (sb_worker_poll(p.worker) != -1) die("a refused publish reached the worker");
+  if (sb_hub_unclaim(p.hub, 0) != 0 || sb_hub_claim(p.hub) != 0) die("unclaim, claim again");
+  if ((r = sb_hub_publish(p.hub, 0, SB_KIND_HTTP, 4, 0, 4096)) != 0) die("a full arena gave %d", r);
+  if (sb_worker_poll(p.worker) != 0 || sb_last_msg(p.worker)->id != 4) die("the worker did not get request 4");
+  pair_close(&p);
+  return 1;
+}
+
 /* ---- sb_detach when the zero pages are refused ----
  * This binary's mmap: when armed, the next anonymous MAP_FIXED mapping behaves as older kernels do under strict
  * overcommit: the old range is unmapped, then the call fails with ENOMEM. */
@@ -559,6 +577,7 @@ int main(int argc, char **argv) {
   n += case_socket_flood();
   n += case_cancel_flood();
   n += case_stale_completion();
+  n += case_publish_refusals();
   n += case_detach_refused();
   n += case_effective_uid();
   alarm(0);

@@ -2,9 +2,9 @@
 // in a free slot, cancels one, collects answers (lending a slot to a caller that borrows), returns slots, and counts
 // the slots it holds for callers that gave up. Accepting and dropping it is accept.ts's; the queue is the dispatcher's.
 import { hostname } from "node:os"
-import { native, Kind, Msg, MsgFlag, RespFlag, E_CORRUPT } from "../../native/ffi.ts"
+import { native, Errno, Kind, Msg, MsgFlag, RespFlag, E_CORRUPT } from "../../native/ffi.ts"
 import { align8, EMPTY, headLength, readHead, utf8, writeHead } from "../wire/codec.ts"
-import { PayloadTooLargeError, ProtocolError } from "../../errors.ts"
+import { PayloadTooLargeError, ProtocolError, SlotBusError } from "../../errors.ts"
 import type { Channel } from "../wire/channel.ts"
 import type { IdleStrategy } from "../wire/idle-strategy.ts"
 import { pumpTurns } from "../wire/loop-probe.ts"
@@ -171,10 +171,10 @@ export class SlotEndpoint implements Endpoint, AnswerSlot, SlotStreamOwner {
       arena.set(p.body, align8(headLen))
       if (this.settings.recorder !== null) this.settings.recorder.published(p.started, p.waited)
       r = native.sb_hub_publish(ptr, slot, p.kind, this.nextId++ >>> 0, headLen, p.body.length)
-      if (r < 0)
-        throw new PayloadTooLargeError(
-          `request of ${headLen} head and ${p.body.length} body bytes does not fit a slot (error ${-r})`,
-        )
+      if (r === Errno.E2BIG)
+        throw new PayloadTooLargeError(`request of ${headLen} head and ${p.body.length} body bytes does not fit a slot`)
+      // -EINVAL: a slot not claimed, or a kind C does not know; neither comes from a caller's request
+      if (r < 0) throw new SlotBusError(`sb_hub_publish refused slot ${slot} of kind ${p.kind} (errno ${-r})`)
     } catch (e) {
       native.sb_hub_unclaim(ptr, slot) // nothing was published: the slot goes straight back
       this.host.fail(p, e)
