@@ -18,6 +18,7 @@ import { NODE_FFI_DEFAULT } from "../../src/runtime/errors.ts"
 import { fnv1a32 } from "../support/c-text.ts"
 import { run } from "../support/helpers.ts"
 import { onlyTools, packTarball, runOk } from "../support/native/pack.ts"
+import { findZig } from "../../scripts/zig.ts"
 
 const repo = join(import.meta.dir, "..", "..")
 const platforms = ["linux-x64", "linux-arm64", "linux-x64-musl", "linux-arm64-musl", "darwin-arm64", "darwin-x64"]
@@ -209,6 +210,23 @@ test("the package ships what slotbus bench runs, and none of the repository's ow
   expect({ devOnly, http: existsSync(join(installed, "bench", "http")) }).toEqual({ devOnly: [], http: false })
   expect(existsSync(join(installed, "scripts", "leftovers.ts"))).toBe(false)
 }, 180_000)
+
+// The C test programs (csrc/test) and scripts/timings.ts were shipped: no user runs them
+test("the package leaves out the C test programs and the test scripts, and zig still builds from it what users build", async () => {
+  const installed = join(consumer, "node_modules", "slotbus")
+  const gone = ["csrc/test", "scripts/timings.ts", "scripts/leftovers.ts"].filter((f) => existsSync(join(installed, f)))
+  expect(gone).toEqual([])
+  // a user with zig: the library for this host, the C worker and the bench's floor (bench/slots/cc.ts), from the package
+  const zig = findZig()
+  const out = join(consumer, "zig-built")
+  const r = await run(
+    ["bun", join(installed, "scripts", "zig.ts"), "build", "native", "examples", "floor", "--prefix", out],
+    { cwd: consumer, env: { ...env, ZIG: zig }, timeoutMs: 240_000 },
+  )
+  expect(r.stderr).toBe("")
+  expect(r.code).toBe(0)
+  for (const exe of ["c-worker", "floor"]) expect(existsSync(join(out, "bin", exe))).toBe(true)
+}, 300_000)
 
 test.each([
   ["rpc", "tinypool,piscina", "tinypool piscina"],
