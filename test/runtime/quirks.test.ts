@@ -145,6 +145,27 @@ test("NO_GC_EVENTS: PerformanceObserver has no gc entries", () => {
   stillThere(BUN_QUIRKS.NO_GC_EVENTS, !types.includes("gc"), `supportedEntryTypes: ${types.join(", ")}`)
 })
 
+test("STRING_RESPONSE_UNTYPED: a string Response's headers have no Content-Type, which Bun.serve sends; its blob is typed as a bytes one's", async () => {
+  const quirk = BUN_QUIRKS.STRING_RESPONSE_UNTYPED
+  using server = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    fetch: (req) => (req.url.endsWith("/text") ? new Response("text") : new Response(new Uint8Array([65]))),
+  })
+  const served = await fetch(`${server.url}text`).then((r) => r.headers.get("content-type"))
+  const inHeaders = new Response("text").headers.get("content-type")
+  const [text, bytes] = await Promise.all([new Response("text").blob(), new Response(new Uint8Array([65])).blob()])
+  const bytesServed = await fetch(`${server.url}bytes`).then((r) => r.headers.get("content-type"))
+  stillThere(
+    quirk,
+    inHeaders === null &&
+      served?.startsWith("text/plain") === true &&
+      text.type === bytes.type &&
+      bytesServed !== served,
+    `headers ${inHeaders}, served ${served}; blob types ${text.type} and ${bytes.type}, bytes served ${bytesServed}`,
+  )
+})
+
 /** CONNECT_FD_UNTYPED's canary is a type check, never run: `bunx tsc --noEmit` fails here once Bun's types take fd. */
 export function connectFdUntyped(fd: number) {
   // @ts-expect-error BUN_QUIRKS.CONNECT_FD_UNTYPED: when this errors as unused, drop the cast in connectFd (src/runtime/bun/net.ts)

@@ -61,6 +61,18 @@ export const BUN_QUIRKS = {
       "the hub's streams fail with error(undefined), not the Error (src/http/hub/sse-stream.ts abort(), src/http/hub/proxy.ts's body pull): the worker logged it already",
     see: "src/http/hub/proxy.ts",
   },
+  /**
+   * `new Response("text")` has no Content-Type in its headers (the Fetch spec, and Node, put text/plain;charset=UTF-8
+   * there); Bun.serve adds it only when it writes the Response. Its blob() says text/plain for a bytes body too, which
+   * Bun.serve sends as application/octet-stream: nothing public tells a string body from bytes.
+   */
+  STRING_RESPONSE_UNTYPED: {
+    what: "a Response made from a string has no Content-Type in its headers, and no API tells it from bytes",
+    seenIn: "1.4.5",
+    workaround:
+      "none in code: a worker forwards a Response's headers (src/core/worker/answer.ts), so docs/api.md and src/http/README.md tell a Bun worker to name the type; once Bun's headers carry it, it goes through as a Node worker's does",
+    see: "src/http/README.md (a Bun worker's string Response)",
+  },
   /** perf_hooks never emits "gc" entries: there is no GC duration to report. */
   NO_GC_EVENTS: {
     what: 'PerformanceObserver has no "gc" entry type',
