@@ -4,6 +4,7 @@
 import { afterEach, expect, test } from "bun:test"
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
+import { connect } from "node:net"
 import { join } from "node:path"
 import { BUN_QUIRKS } from "../../src/runtime/bun/quirks.ts"
 import { NODE_QUIRKS } from "../../src/runtime/node/quirks.ts"
@@ -163,6 +164,36 @@ test("STRING_RESPONSE_UNTYPED: a string Response's headers have no Content-Type,
       text.type === bytes.type &&
       bytesServed !== served,
     `headers ${inHeaders}, served ${served}; blob types ${text.type} and ${bytes.type}, bytes served ${bytesServed}`,
+  )
+})
+
+test("SERVE_PIPELINE_CLOSES: two pipelined GETs to an async handler get nothing, the connection closed", async () => {
+  const quirk = BUN_QUIRKS.SERVE_PIPELINE_CLOSES
+  using server = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    fetch: async () => {
+      await Bun.sleep(2)
+      return new Response("ok")
+    },
+  })
+  const two = "GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n"
+  const answers: number[] = []
+  for (let i = 0; i < 5; i++) {
+    const { promise, resolve } = Promise.withResolvers<string>()
+    let got = ""
+    const s = connect(server.port!, "127.0.0.1", () => s.write(two))
+    s.on("data", (d) => (got += d))
+    s.on("close", () => resolve(got))
+    s.on("error", () => resolve(got))
+    const guard = setTimeout(() => s.destroy(), 2000)
+    answers.push((await promise).split("HTTP/1.1 200").length - 1)
+    clearTimeout(guard)
+  }
+  stillThere(
+    quirk,
+    answers.every((n) => n === 0),
+    `answers on 5 connections: ${answers.join(", ")}`,
   )
 })
 

@@ -73,6 +73,14 @@ export const BUN_QUIRKS = {
       "none in code: a worker forwards a Response's headers (src/core/worker/answer.ts), so docs/api.md and src/http/README.md tell a Bun worker to name the type; once Bun's headers carry it, it goes through as a Node worker's does",
     see: "src/http/README.md (a Bun worker's string Response)",
   },
+  /** Bun.serve closes a connection with nothing written when a request is pipelined behind a pending answer. */
+  SERVE_PIPELINE_CLOSES: {
+    what: "a request pipelined behind one whose handler has not returned closes the connection: neither is answered",
+    seenIn: "1.4.5",
+    workaround:
+      "none in code (uWS closes the socket before any handler of ours runs): docs/api.md tells users whose clients pipeline to front with nodeHandler or a proxy",
+    see: "oven-sh/bun PR #38128 (open); docs/api.md, bus.fetch",
+  },
   /** perf_hooks never emits "gc" entries: there is no GC duration to report. */
   NO_GC_EVENTS: {
     what: 'PerformanceObserver has no "gc" entry type',
