@@ -12,7 +12,6 @@ import {
   optionNames,
   RESTART_MOVED,
   SHARED_OPTIONS,
-  sleep,
   splitCommand,
   type SupervisedInstance,
   Supervisor,
@@ -121,10 +120,8 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
     if (running.options === shape) return running.sup
     void running.sup.stop() // other options: the new pool replaces it
   }
-  const drain = async () => {
-    const pids = () => new Set(sup.instances.map((i) => i.pid))
-    while (bus && bus.workers.some((w) => pids().has(w.pid) && w.inFlight > 0)) await sleep(10)
-  }
+  // stop(): the bus sends them nothing more, and this resolves once they hold nothing (while they took more, never)
+  const drain = () => Promise.all(bus ? sup.instances.map((i) => bus.pools.retire(i.pid)) : [])
   // A shared front's pool is the name's (docs/PROTOCOL.md §15.4): the fronts' leader runs it. A bus's workers learn
   // which front started them, so they leave when it dies (the next leader's pool takes over) and exit with it.
   const front = bus?.front ?? null

@@ -40,6 +40,7 @@ function pool(bus: SlotBus, options: Omit<Parameters<typeof superviseWorkers>[1]
 function load(bus: SlotBus, path = "/echo", callers = 16) {
   let on = true
   const tally = { sent: 0, answered: 0, wrong: 0, failed: [] as string[] }
+  cleanup.push(() => void (on = false)) // a failed test's callers end with its bus, not spin on its closed bus
   const loops = Array.from({ length: callers }, async (_, c) => {
     for (let i = 0; on; i++) {
       const body = `${c}:${i}`
@@ -237,6 +238,35 @@ describe("a pool under load", () => {
     expect(sup.restarts).toBe(0)
     expect(sup.replacements.scale).toBe(6)
   }, 60_000)
+})
+
+describe("a pool stopped under load", () => {
+  test("stop() sends its workers nothing more, lets what they hold finish, and ends before drainTimeoutMs; the callers wait for the next pool", async () => {
+    const bus = await listen()
+    const sup = pool(bus, { instances: 2, drainTimeoutMs: 30_000 })
+    await bus.waitForWorkers(2)
+    const l = load(bus, "/slow") // each answered after 20 ms: the workers always hold some
+    await until(() => l.tally.answered > 100, "the load running")
+    const left = new Map<number, number>() // by pid: the requests it had taken when it left
+    const off = bus.onWorker((e) => void (e.type === "leave" && left.set(e.worker.pid, e.worker.requests)))
+    cleanup.push(off)
+    const atStop = new Map(bus.workers.map((w) => [w.pid, w.requests]))
+    const started = performance.now()
+    await sup.stop()
+    const stopMs = performance.now() - started
+    for (const pid of atStop.keys()) await until(() => left.has(pid), `worker ${pid} to leave`)
+    console.log(
+      `stop() under load: ${stopMs.toFixed(0)} ms; taken at stop() ${[...atStop.values()]}, when left ${[...left.values()]}`,
+    )
+    // before: the bus kept sending them requests, so they never held none and stop() waited all of drainTimeoutMs
+    for (const [pid, n] of atStop) expect(left.get(pid)).toBe(n)
+    expect(stopMs).toBeLessThan(15_000) // ended by the drain, not by drainTimeoutMs (30 000)
+    pool(bus, { instances: 1 }) // what came meanwhile waited for a worker: the next pool answers it
+    const t = await l.stop()
+    expect(t.failed).toEqual([])
+    expect(t.wrong).toBe(0)
+    expect(t.answered).toBe(t.sent)
+  }, 90_000)
 })
 
 describe("a pool that gives up", () => {
