@@ -12,7 +12,7 @@ Runs the HTTP hub: workers join with hubWorker("http://<host>:<port>", name) and
 --quiet leaves out the one-line log of worker registrations, evictions and restarts.
 --spawn keeps that many worker processes running (restarted with backoff when they die; they get
 SLOTBUS_HUB_URL and SLOTBUS_HUB_TOKEN_FILE in their environment); SIGHUP replaces them one at a time, each once
-its successor registered (a deploy).
+its successor registered (a deploy): the old one gets no new request and is SIGTERMed once it runs none.
 --nats takes workers on other hosts too, through that NATS server: they join with
 hubWorker(url, name, { nats, token }) (docs/PROTOCOL.md §10).
 --events-durable (with --nats) keeps GET /events in a JetStream stream: Last-Event-ID resumes on any hub of the
@@ -96,6 +96,8 @@ async function run(argv: string[]): Promise<number> {
         ready: async (pid) => {
           while (!hub.health().workers.some((w) => w.pid === pid)) await sleep(10) // it registered
         },
+        // a reload's old worker gets no new request and is SIGTERMed once it runs none: with or without a handler
+        retire: (pid) => hub.retireWorker(pid),
       })
   } catch (e) {
     await hub.close() // its token file goes with it

@@ -1,5 +1,7 @@
 // `slotbus hub --spawn` under wrk: SIGHUP (systemctl reload) twice within 10 s replaces every worker surge-first, and
-// the clients see nothing of it: no error, no non-2xx answer, on a non-idempotent route (POST, never retried).
+// the clients see nothing of it: no error, no non-2xx answer, on a non-idempotent route (POST, never retried). The hub
+// sends a retired worker nothing more and SIGTERMs it once it runs nothing, so this holds for workers that leave on
+// SIGTERM with app.close() and for those with no SIGTERM handler at all (hubWorker's README example).
 import { expect, test } from "bun:test"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -11,9 +13,33 @@ const ROOT = join(import.meta.dir, "..", "..")
 const wrkSkip = toolSkipReason("wrk")
 sayWhySkipped("SIGHUP to slotbus hub --spawn under wrk", wrkSkip)
 
-test.skipIf(wrkSkip !== null)(
-  "two SIGHUPs within 10 s under wrk (16 connections, POST): every worker replaced, 0 errors, 0 non-2xx answers",
-  async () => {
+// The http tests' worker, and two written here (POST /items too, "ready <pid>" once joined) that leave on SIGTERM otherwise.
+const WORKERS = {
+  "app.close() on SIGTERM": "http-worker",
+  "no SIGTERM handler": "bare-worker",
+  "process.once(SIGTERM, app.close) set before run()": "once-worker",
+} as const
+
+function workerCommand(dir: string, url: string, kind: (typeof WORKERS)[keyof typeof WORKERS]): string {
+  if (kind === "http-worker")
+    return `${process.execPath} ${join(ROOT, "test", "support", "http", "http-worker.ts")} ${url} shop`
+  const file = join(dir, `${kind}.ts`)
+  writeFileSync(
+    file,
+    `import { hubWorker } from ${JSON.stringify(join(ROOT, "src", "http", "index.ts"))}
+const app = hubWorker(process.env.SLOTBUS_HUB_URL!, "shop")
+app.post("/items", async (req) => Response.json({ created: await req.json() }, { status: 201 }))
+${kind === "once-worker" ? `process.once("SIGTERM", () => void app.close())` : ""}
+await app.run()
+console.log(\`ready \${process.pid}\`)
+`,
+  )
+  return `${process.execPath} ${file}`
+}
+
+test.skipIf(wrkSkip !== null).each(Object.entries(WORKERS))(
+  "two SIGHUPs within 10 s under wrk (16 connections, POST), workers with %s: every one replaced, 0 errors, 0 non-2xx answers",
+  async (_, kind) => {
     const dir = mkdtempSync(join(tmpdir(), "hub-reload-"))
     const port = await freePort()
     const url = `http://127.0.0.1:${port}`
@@ -22,7 +48,7 @@ test.skipIf(wrkSkip !== null)(
       script,
       `wrk.method = "POST"\nwrk.body = '{"sku":"a-1"}'\nwrk.headers["content-type"] = "application/json"\n`,
     )
-    const worker = `${process.execPath} ${join(ROOT, "test", "support", "http", "http-worker.ts")} ${url} shop`
+    const worker = workerCommand(dir, url, kind)
     const hub = spawn([
       process.execPath,
       join(ROOT, "bin", "slotbus.ts"),
@@ -37,8 +63,7 @@ test.skipIf(wrkSkip !== null)(
       "2",
     ])
     // each worker line comes prefixed with its pool (the script's name), instance and pid
-    const ready = () =>
-      hub.lines.flatMap((l) => /^\[http-worker#\d pid (\d+)\] ready \1$/.exec(l)?.[1] ?? []).map(Number)
+    const ready = () => hub.lines.flatMap((l) => /^\[[\w-]+#\d pid (\d+)\] ready \1$/.exec(l)?.[1] ?? []).map(Number)
     const reloaded = () => hub.lines.filter((l) => l.startsWith("slotbus hub: reloaded 2 workers")).length
     try {
       await until(() => ready().length === 2, "two workers ready", 20_000)
@@ -54,7 +79,7 @@ test.skipIf(wrkSkip !== null)(
       await until(() => reloaded() === 2, "the second reload", 10_000)
       const reloadsMs = performance.now() - started
       const wrk = await load
-      console.log(`two reloads in ${reloadsMs.toFixed(0)} ms under wrk:\n${wrk.stdout}`)
+      console.log(`${kind}: two reloads in ${reloadsMs.toFixed(0)} ms under wrk:\n${wrk.stdout}`)
       expect(wrk.code).toBe(0)
       expect(wrk.stdout).toMatch(/\d+ requests in/)
       expect(wrk.stdout).not.toMatch(/Socket errors/)

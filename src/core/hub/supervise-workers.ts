@@ -34,6 +34,8 @@ export interface SuperviseWorkersOptions
   command: string[] | string
   /** Resolves once a new worker process is ready to serve (a reload waits for it). Default: it joined the bus (without one: at once). */
   ready?: (pid: number) => Promise<unknown>
+  /** Resolves once process `pid`, to be ended on purpose, gets no new work and holds none (with a bus: after the bus's). */
+  retire?: (pid: number) => Promise<unknown>
   /**
    * How many workers: a number (default 1), or `{ min, max }` for a pool that grows while requests wait for a slot
    * (or its slots are 90% busy) and shrinks after `idleTimeoutMs` of little use. Needs a bus.
@@ -68,6 +70,7 @@ const SUPERVISE_WORKERS_OPTIONS = optionNames<SuperviseWorkersOptions>({
   ...SHARED_OPTIONS,
   onGiveUp: true,
   ready: true,
+  retire: true,
   idleTimeoutMs: true,
   recycle: true,
   hot: true,
@@ -98,9 +101,9 @@ const RECYCLE_TICK_MS = 200
  */
 export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersOptions): Supervisor {
   checkOptions(options, SUPERVISE_WORKERS_OPTIONS, "superviseWorkers", { required: ["command"], moved: RESTART_MOVED })
-  const { command, hot: hotOption, log: logOption, instances, idleTimeoutMs, recycle, ready, ...rest } = options
-  if (ready !== undefined && typeof ready !== "function")
-    throw new TypeError("ready must be a function (pid) => Promise")
+  const { command, hot: hotOption, log: logOption, instances, idleTimeoutMs, recycle, ready, retire, ...rest } = options
+  for (const [k, f] of Object.entries({ ready, retire }))
+    if (f !== undefined && typeof f !== "function") throw new TypeError(`${k} must be a function (pid) => Promise`)
   if (hotOption !== undefined && typeof hotOption !== "boolean") throw new TypeError("hot must be a boolean")
   if (logOption !== undefined && typeof logOption !== "function") throw new TypeError("log must be a function")
   const range = instanceRange(instances, bus)
@@ -170,7 +173,7 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
             await (ready ? ready(pid) : bus!.pools.joined(pid))
           }
         : undefined,
-    retire: bus ? (pid) => bus.pools.retire(pid) : undefined,
+    retire: bus || retire ? (pid) => Promise.resolve(bus?.pools.retire(pid)).then(() => retire?.(pid)) : undefined,
     // a stopped worker's exit and its leave come in either order: stop() resolves once the bus lists it no more
     gone: bus ? (pid, ms) => bus.pools.left(pid, ms) : undefined,
     served: bus ? (pid) => served.delete(pid) || bus.workers.some((w) => w.pid === pid) : undefined,

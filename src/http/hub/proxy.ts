@@ -61,7 +61,7 @@ export class RequestProxy {
   async forward(req: Request, server: Server<undefined>, entry: RouteEntry, pathAndQuery: string): Promise<Response> {
     this.counters.requests++
     const turn = pumpTurns() // the callback's turn: an answer collected at another count is late
-    const inst = this.registry.pick(entry)
+    let inst = this.registry.pick(entry)
     if (!inst) return this.unavailable(entry)
     forwardedFor(req, server)
     let body: Uint8Array | undefined
@@ -82,6 +82,9 @@ export class RequestProxy {
         )
       }
       body = read
+      // it left its routes while the body arrived (a deploy retired it, or it deregistered): another one takes it
+      if (!entry.instances.includes(inst)) inst = this.registry.pick(entry)
+      if (!inst) return this.unavailable(entry)
     }
     inst.inFlight++
     let res: StreamedResponse

@@ -1,7 +1,7 @@
 // Which worker processes the hub knows, which routes each worker name owns, and how a process leaves.
 import { type ListenOptions, RemoteUnavailableError, SlotBus } from "../../core/index.ts"
 import { Crowd, crowdTogether } from "../../core/internal.ts"
-import { nameProblem } from "../../kit/index.ts"
+import { nameProblem, sleep } from "../../kit/index.ts"
 import { RouteError } from "../errors.ts"
 import { methodMatches, parseRoute, RouteTable, type Route } from "../routes.ts"
 import { INSTANCE_NAME, WORKER_NAME, type RegisterReply, type RegisterRequest } from "../wire.ts"
@@ -220,6 +220,17 @@ export class Registry {
     const inst = this.instances.get(`${r?.name}/${r?.instance}`)
     if (inst) this.evict(inst, "deregistered", { drain: true })
     return json(200, { ok: true })
+  }
+
+  /**
+   * A deploy retires worker process `pid` (slotbus hub --spawn's reload, before it SIGTERMs it): it leaves its routes, so
+   * it gets no new request, and this resolves once it runs none. It stays registered until it deregisters or exits.
+   */
+  async retire(pid: number): Promise<void> {
+    const leaving = [...this.instances.values()].filter((i) => i.pid === pid)
+    for (const inst of leaving)
+      for (const entry of inst.routes) entry.instances = entry.instances.filter((i) => i !== inst)
+    while (leaving.some((i) => i.state !== "gone" && i.inFlight > 0)) await sleep(5)
   }
 
   /** Takes `inst` out of service: out of the registry and its routes, its bus closed (after draining if asked). */

@@ -226,6 +226,14 @@ export class Hub {
     }
   }
 
+  /**
+   * @internal slotbus hub --spawn's reload: worker process `pid` gets no new request; resolves once it runs none (then
+   * it is SIGTERMed, and leaves or exits).
+   */
+  retireWorker(pid: number): Promise<void> {
+    return this.registry.retire(pid)
+  }
+
   health(): HubHealth {
     return this.healthReport.report(this.registry, { ...this.sse.counts, statusClients: this.status.count }, this.topic)
   }
