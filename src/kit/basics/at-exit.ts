@@ -22,7 +22,8 @@ export function closeAtExit(x: Closes): () => void {
   if (!hooked) {
     hooked = true
     process.on("exit", letGo)
-    for (const s of stopSignals()) process.on(s, onStopSignal)
+    // first in line: an app's process.once listener leaves the list as it runs, so counted after it, it is missed
+    for (const s of stopSignals()) process.prependListener(s, onStopSignal)
   }
   held.add(x)
   return () => void held.delete(x)
