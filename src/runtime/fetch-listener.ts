@@ -125,6 +125,7 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set([
  * client sees a cut answer (never a hang, never a complete-looking one).
  */
 export async function writeResponse(res: ServerResponse, response: Response, head = false): Promise<void> {
+  answered(res)
   const headers: Record<string, string | string[]> = {}
   // Set-Cookie apart: written one line each
   for (const [name, value] of response.headers)
@@ -147,7 +148,8 @@ export async function writeResponse(res: ServerResponse, response: Response, hea
       const { done, value } = await reader.read()
       if (done) break
       if (res.destroyed) return
-      if (!res.write(value)) await Promise.race([new Promise((r) => res.once("drain", r)), closed])
+      if (!res.write(value, writing(res, value.length)))
+        await Promise.race([new Promise((r) => res.once("drain", r)), closed])
     }
     res.end()
   } catch (e) {
@@ -155,8 +157,6 @@ export async function writeResponse(res: ServerResponse, response: Response, hea
   }
 }
 
-/** Answers begun and not yet finished on each connection. */
-const unfinished = new WeakMap<object, number>()
 /**
  * The most requests one connection may have waiting for their answers. node:http stops reading a connection whose
  * client does not read only once an answer is written, and an async answer comes after node:http parsed whatever
@@ -164,19 +164,43 @@ const unfinished = new WeakMap<object, number>()
  * GB). A client past this many is cut off; browsers do not pipeline, and the clients that do send far fewer.
  */
 export const MAX_PIPELINED = 32
+/**
+ * The bytes of a connection's answers that may wait in this process to be written before its next request goes to
+ * the bus. With one request of a connection at the bus at a time, a client that reads nothing holds at most this
+ * and one answer here: 8 clients each pipelining 32 `GET`s of 4 MB held 1 GB before (the cap above counts answers).
+ */
+export const PIPELINE_BYTES = 1024 * 1024
 
-/** Each answer's place among its connection's requests, and the latest place given on each connection. */
-const places = new WeakMap<ServerResponse, number>()
-const latest = new WeakMap<object, number>()
+/**
+ * A connection's requests: the latest place given, those arrived and not finished, those at the bus, their answers'
+ * bytes not yet written, and the starts waiting their turn.
+ */
+interface Line {
+  latest: number
+  unfinished: number
+  atBus: number
+  unwritten: number
+  waiting: (() => void)[]
+}
+/** A request's turn on its connection's line: its place, whether it is at the bus, its answer's bytes not written. */
+interface Turn {
+  line: Line
+  place: number
+  atBus: boolean
+  unwritten: number
+}
+const lines = new WeakMap<object, Line>()
+const turns = new WeakMap<ServerResponse, Turn>()
 
 /** Counts `res` among its connection's requests, once, as its request arrives (the listeners, closeGracefully). */
-export function arrived(res: ServerResponse): void {
-  if (places.has(res)) return
-  const socket = res.req?.socket ?? res.socket
-  if (!socket) return
-  const n = (latest.get(socket) ?? 0) + 1
-  latest.set(socket, n)
-  places.set(res, n)
+export function arrived(res: ServerResponse, socket: object | null = res.req?.socket ?? res.socket): Turn | undefined {
+  const had = turns.get(res)
+  if (had !== undefined || !socket) return had
+  let line = lines.get(socket)
+  if (line === undefined) lines.set(socket, (line = { latest: 0, unfinished: 0, atBus: 0, unwritten: 0, waiting: [] }))
+  const turn: Turn = { line, place: ++line.latest, atBus: false, unwritten: 0 }
+  turns.set(res, turn)
+  return turn
 }
 
 /**
@@ -186,20 +210,71 @@ export function arrived(res: ServerResponse): void {
 export function closeWhenLast(res: ServerResponse): void {
   const socket = res.req?.socket ?? res.socket
   const server = (socket as { server?: object } | null)?.server
-  if (server && closing.has(server) && places.get(res) === latest.get(socket!)) res.shouldKeepAlive = false
+  const turn = turns.get(res)
+  if (server && closing.has(server) && turn?.place === turn?.line.latest) res.shouldKeepAlive = false
 }
 
-/** Counts `res` as its connection's, true; or cuts a connection with MAX_PIPELINED answers waiting off, false. */
-export function pipelined(socket: object & { destroy(): void }, res: ServerResponse): boolean {
-  arrived(res)
-  const n = (unfinished.get(socket) ?? 0) + 1
-  if (n > MAX_PIPELINED) {
-    socket.destroy()
-    return false
-  }
-  unfinished.set(socket, n)
-  res.once("close", () => unfinished.set(socket, unfinished.get(socket)! - 1))
-  return true
+/**
+ * Counts `res` among its connection's requests and calls `start` once it may go to the bus: at once, unless another
+ * request of the connection is at the bus or PIPELINE_BYTES of its answers wait to be written (then as they are
+ * written, in order, as nginx takes pipelined requests). A connection past MAX_PIPELINED requests is cut off.
+ */
+export function pipelined(
+  socket: object & { destroy(): void; destroyed?: boolean },
+  res: ServerResponse,
+  start: () => void,
+): void {
+  const turn = arrived(res, socket)!
+  const line = turn.line
+  if (line.unfinished >= MAX_PIPELINED) return void socket.destroy()
+  line.unfinished++
+  res.once("close", () => {
+    line.unfinished--
+    answered(res)
+    release(turn, turn.unwritten)
+  })
+  if (line.waiting.length === 0 && line.atBus === 0 && line.unwritten < PIPELINE_BYTES) begin(turn, start)
+  else line.waiting.push(() => !socket.destroyed && !res.destroyed && begin(turn, start))
+}
+
+function begin(turn: Turn, start: () => void) {
+  turn.atBus = true
+  turn.line.atBus++
+  start()
+}
+
+/** `res`'s answer is in hand (or never comes): the next request of its connection may go to the bus. */
+export function answered(res: ServerResponse): void {
+  const turn = turns.get(res)
+  if (turn === undefined || !turn.atBus) return
+  turn.atBus = false
+  turn.line.atBus--
+  next(turn.line)
+}
+
+/** Counts `n` bytes of `res`'s answer as handed to node:http and not yet written, until `res` closes. */
+export function holding(res: ServerResponse, n: number): Turn | undefined {
+  const turn = turns.get(res)
+  if (turn !== undefined) (turn.unwritten += n), (turn.line.unwritten += n)
+  return turn
+}
+
+/** `holding`, for a chunk: the function returned (its write callback) counts it written. */
+function writing(res: ServerResponse, n: number): () => void {
+  const turn = holding(res, n)
+  return () => turn && release(turn, n)
+}
+
+function release(turn: Turn, n: number) {
+  const k = Math.min(n, turn.unwritten) // what `res` closing released already is not released again
+  if (k === 0) return
+  turn.unwritten -= k
+  turn.line.unwritten -= k
+  next(turn.line)
+}
+
+function next(line: Line) {
+  while (line.waiting.length > 0 && line.atBus === 0 && line.unwritten < PIPELINE_BYTES) line.waiting.shift()!()
 }
 
 /**
@@ -207,36 +282,41 @@ export function pipelined(socket: object & { destroy(): void }, res: ServerRespo
  * `onError` for the answer (a 500 naming it without one); the client gone before it answered is left alone.
  */
 export function requestListener(fetch: Fetch, onError?: OnError, fallbackHost = "localhost") {
-  return (req: IncomingMessage, res: ServerResponse): void => {
-    if (!pipelined(req.socket, res)) return
-    let made: Request | Refused
-    try {
-      made = requestOf(req, res, fallbackHost)
-    } catch (e) {
-      made = new Refused(badRequest(`this request makes no Request: ${(e as Error)?.message ?? e}`))
-    }
-    if (made instanceof Refused) {
-      res.shouldKeepAlive = false // as node:http's own 400s: its body (if any) is not read, the connection ends
-      return void writeResponse(res, made.response, req.method === "HEAD").catch((e) => res.destroy(e))
-    }
-    const request = made
-    void (async () => {
-      let response: Response
-      try {
-        response = await fetch(request)
-      } catch (e) {
-        if (request.signal.aborted) return void res.destroy()
-        try {
-          if (!onError) throw e
-          response = await onError(e, request)
-        } catch (e2) {
-          response = Response.json(
-            { error: "internal", message: String((e2 as Error)?.message ?? e2) },
-            { status: 500 },
-          )
-        }
-      }
-      await writeResponse(res, response, request.method === "HEAD")
-    })().catch((e) => res.destroy(e))
+  return (req: IncomingMessage, res: ServerResponse): void =>
+    pipelined(req.socket, res, () => answer(req, res, fetch, onError, fallbackHost))
+}
+
+function answer(
+  req: IncomingMessage,
+  res: ServerResponse,
+  fetch: Fetch,
+  onError: OnError | undefined,
+  fallbackHost: string,
+) {
+  let made: Request | Refused
+  try {
+    made = requestOf(req, res, fallbackHost)
+  } catch (e) {
+    made = new Refused(badRequest(`this request makes no Request: ${(e as Error)?.message ?? e}`))
   }
+  if (made instanceof Refused) {
+    res.shouldKeepAlive = false // as node:http's own 400s: its body (if any) is not read, the connection ends
+    return void writeResponse(res, made.response, req.method === "HEAD").catch((e) => res.destroy(e))
+  }
+  const request = made
+  void (async () => {
+    let response: Response
+    try {
+      response = await fetch(request)
+    } catch (e) {
+      if (request.signal.aborted) return void res.destroy()
+      try {
+        if (!onError) throw e
+        response = await onError(e, request)
+      } catch (e2) {
+        response = Response.json({ error: "internal", message: String((e2 as Error)?.message ?? e2) }, { status: 500 })
+      }
+    }
+    await writeResponse(res, response, request.method === "HEAD")
+  })().catch((e) => res.destroy(e))
 }

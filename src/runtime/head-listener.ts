@@ -4,7 +4,16 @@
 // target or a header a Request would rewrite or refuse, a streamed answer, a head node:http refuses — goes the
 // fetch-listener's way, so what a client sees is the same either way.
 import type { IncomingMessage, ServerResponse } from "node:http"
-import { closeWhenLast, HOP_BY_HOP, pipelined, Refused, requestOf, writeResponse } from "./fetch-listener.ts"
+import {
+  answered,
+  closeWhenLast,
+  HOP_BY_HOP,
+  holding,
+  pipelined,
+  Refused,
+  requestOf,
+  writeResponse,
+} from "./fetch-listener.ts"
 import { refuseHost } from "./request-target.ts"
 
 /** A request as the head listener hands it on: method, path and query, its headers (names lower-case). */
@@ -101,10 +110,12 @@ function writeWhole(res: ServerResponse, answer: HeadAnswer, headOnly: boolean):
   const body = answer.whole
   const headers = body === null ? null : nodeHeaders(answer.head, body.length, headOnly)
   if (body === null || headers === null) return writeResponse(res, answer.response(), headOnly)
+  answered(res)
   closeWhenLast(res)
   res.writeHead(answer.status, headers)
-  if (headOnly || body.length === 0) res.end()
-  else res.end(body)
+  if (headOnly || body.length === 0) return void res.end()
+  holding(res, body.length) // counted written once `res` closes (after its 'finish'): no listener of its own
+  res.end(body)
 }
 
 /**
@@ -117,29 +128,40 @@ export function headListener(fallback: Listener, send: Send, onError: OnError, f
     const head = headOf(req)
     const host = req.headers.host
     if (head === null || (host !== undefined && refuseHost([host]) !== null)) return fallback(req, res)
-    if (!pipelined(req.socket, res)) return // as the fallback's: a client's pipelined GETs are no queue of answers
-    const gone = new ClientGone()
-    res.once("close", () => {
-      if (!res.writableFinished) gone.leave()
-      gone.closed?.()
-    })
-    const headOnly = head.method === "HEAD"
-    void send(head, gone, req)
-      .then(
-        (answer) => writeWhole(res, answer, headOnly),
-        async (e) => {
-          if (gone.aborted) return void res.destroy()
-          let response: Response
-          try {
-            const request = requestOf(req, res, fallbackHost)
-            response = request instanceof Refused ? request.response : await onError(e, request)
-          } catch (e2) {
-            const message = String((e2 as Error)?.message ?? e2)
-            response = Response.json({ error: "internal", message }, { status: 500 })
-          }
-          return writeResponse(res, response, headOnly)
-        },
-      )
-      .catch((e) => res.destroy(e))
+    // as the fallback's: a connection's pipelined GETs go to the bus one at a time, their answers bounded
+    pipelined(req.socket, res, () => ask(req, res, head, send, onError, fallbackHost))
   }
+}
+
+function ask(
+  req: IncomingMessage,
+  res: ServerResponse,
+  head: RequestHead,
+  send: Send,
+  onError: OnError,
+  fallbackHost: string,
+) {
+  const gone = new ClientGone()
+  res.once("close", () => {
+    if (!res.writableFinished) gone.leave()
+    gone.closed?.()
+  })
+  const headOnly = head.method === "HEAD"
+  void send(head, gone, req)
+    .then(
+      (answer) => writeWhole(res, answer, headOnly),
+      async (e) => {
+        if (gone.aborted) return void res.destroy()
+        let response: Response
+        try {
+          const request = requestOf(req, res, fallbackHost)
+          response = request instanceof Refused ? request.response : await onError(e, request)
+        } catch (e2) {
+          const message = String((e2 as Error)?.message ?? e2)
+          response = Response.json({ error: "internal", message }, { status: 500 })
+        }
+        return writeResponse(res, response, headOnly)
+      },
+    )
+    .catch((e) => res.destroy(e))
 }
