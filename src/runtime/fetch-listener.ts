@@ -53,7 +53,7 @@ export function requestOf(req: IncomingMessage, res: ServerResponse, fallbackHos
     method,
     headers,
     signal: gone.signal,
-    ...(hasBody ? { body: bodyOf(req), duplex: "half" } : {}),
+    ...(hasBody ? { body: bodyOf(req, gone), duplex: "half" } : {}),
   } as RequestInit)
   // the client went away before the whole answer was written: the worker's request is cancelled
   res.once("close", () => {
@@ -73,9 +73,10 @@ const BODY_WINDOW = 64 * 1024
 
 /**
  * `req`'s body as a stream, read as it is pulled (the socket paused past 64 KiB unread). The client gone mid-body
- * errors it; cancelled, the rest is read and dropped, so an answer (a 413) still reaches the client.
+ * aborts `gone` (the request's signal: bus.fetch counts a cancel, not an error) and errors the stream with its
+ * AbortError; cancelled, the rest is read and dropped, so an answer (a 413) still reaches the client.
  */
-function bodyOf(req: IncomingMessage): ReadableStream<Uint8Array> {
+function bodyOf(req: IncomingMessage, gone: AbortController): ReadableStream<Uint8Array> {
   let open = true
   return new ReadableStream<Uint8Array>(
     {
@@ -91,7 +92,8 @@ function bodyOf(req: IncomingMessage): ReadableStream<Uint8Array> {
         req.once("close", () => {
           if (!open || req.complete) return
           open = false
-          c.error(new Error("the client closed the connection before the request body ended"))
+          gone.abort(new DOMException("the client closed the connection before the request body ended", "AbortError"))
+          c.error(gone.signal.reason)
         })
       },
       pull: () => void req.resume(),

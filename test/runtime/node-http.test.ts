@@ -349,6 +349,35 @@ describe.skipIf(node === null)("bus.fetch behind node:http in a Node front (node
       await front.kill()
     }
   }, 120_000)
+
+  test("a client that hangs up mid-upload counts as a cancel in /metrics, not an error", async () => {
+    const name = busName("nodeleft")
+    const { child: front, base, status } = await nodeFront(name, ["--status=tcp", "--metrics-max-age-ms=0"])
+    const worker = await spawnWorker(name)
+    try {
+      const total = (text: string, family: string) =>
+        [...text.matchAll(new RegExp(`^slotbus_${family}\\{bus="${name}"[^}]*\\} (\\d+)$`, "gm"))]
+          .map((m) => Number(m[1]))
+          .reduce((a, b) => a + b, 0)
+      const sock = tcpConnect(Number(new URL(base).port), "127.0.0.1")
+      sock.on("error", () => {})
+      await new Promise((r) => sock.once("connect", r))
+      sock.write(`POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: 100000\r\n\r\n${"x".repeat(5000)}`)
+      sock.end() // 5 KB of 100 KB, then gone
+      const counts = async () => {
+        const text = await (await fetch(`${status}/metrics`)).text()
+        return { cancels: total(text, "request_cancels_total"), errors: total(text, "request_errors_total") }
+      }
+      let seen = await counts()
+      const end = performance.now() + 20_000
+      while (seen.cancels + seen.errors === 0 && performance.now() < end) await Bun.sleep(100), (seen = await counts())
+      expect(seen).toEqual({ cancels: 1, errors: 0 }) // before: an error of kind "Error", no cancel
+      await closeFront(front)
+    } finally {
+      await worker.kill()
+      await front.kill()
+    }
+  }, 120_000)
 })
 
 describe.skipIf(node === null || honoSkip !== null)("bus.fetch behind Hono's Node server (@hono/node-server)", () => {

@@ -221,7 +221,7 @@ export class SlotBus {
       if (request.body === null) return this.fetchWith(request, o, undefined)
       return bodyUpTo(request, this.settings.maxBodyBytes, o.timeoutMs ?? this.settings.timeoutMs, o.signal).then(
         (body) => this.fetchWith(request, o, body),
-        (e) => this.refused(e),
+        (e) => this.refused(e, request.signal.aborted || o.signal?.aborted === true),
       )
     } catch (e) {
       return this.refused(e)
