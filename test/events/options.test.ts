@@ -8,7 +8,7 @@ import { Topic, type SubscribeOptions } from "../../src/events/index.ts"
 import { cachedNames } from "../../src/events/codec.ts"
 import { TimeoutError } from "../../src/core/index.ts"
 import { fdCensus, settledCensus } from "../support/fds.ts"
-import { outcome, spawn, stopAll, until } from "../support/helpers.ts"
+import { allStopped, outcome, spawn, stopAll, until } from "../support/helpers.ts"
 
 const MEMBER = join(import.meta.dir, "procs", "member.ts")
 let seq = 0
@@ -216,7 +216,8 @@ describe("Topic.open options", () => {
     const name = fresh()
     const keeper = spawn([process.execPath, MEMBER, "hold", name, String(1 << 16)])
     await keeper.waitLine(/"ready":true/, 20_000)
-    keeper.proc.kill("SIGSTOP") // it never answers the newcomer
+    keeper.proc.kill("SIGSTOP") // it never answers the newcomer: its accept thread is stopped too, once all are
+    await until(() => allStopped(keeper.pid), "every thread of the keeper stopped")
     const realNow = Date.now
     let calls = 0
     Date.now = () => realNow() - (calls++ > 0 ? 3_600_000 : 0)

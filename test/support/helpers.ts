@@ -1,5 +1,6 @@
 // Shared test helpers: unique names, waiting without timing asserts, payloads, and the test's child processes
 // (the one child-process helper is bench/lib/child.ts; these start the fixtures in test/support with it).
+import { readdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { SlotBus, type ListenOptions } from "../../src/index.ts"
 import { spawn, type Child, type SpawnOptions } from "../../bench/lib/child.ts"
@@ -113,6 +114,21 @@ export function alive(pid: number): boolean {
     return true
   } catch {
     return false
+  }
+}
+
+/**
+ * Whether every thread of `pid` is stopped (SIGSTOP): kill() returns before they are, and a thread of the process (a
+ * topic's accept thread) may run meanwhile. Linux's /proc; elsewhere true.
+ */
+export function allStopped(pid: number): boolean {
+  try {
+    return readdirSync(`/proc/${pid}/task`).every((t) => {
+      const stat = readFileSync(`/proc/${pid}/task/${t}/stat`, "utf8")
+      return /^[Tt]$/.test(stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3))
+    })
+  } catch {
+    return process.platform !== "linux"
   }
 }
 
