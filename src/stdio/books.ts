@@ -206,6 +206,11 @@ export class Books {
     }
   }
 
+  /** A client's own cancel was written to its worker (clients.ts): counted with the bus's own in cancelsSent. */
+  countClientCancel(): void {
+    this.counts.cancelsSent++
+  }
+
   /** Drops a pending entry and its in-flight count; tells stop() when nobody waits any more. */
   forget(id: number): Pending | undefined {
     const p = this.pending.get(id)

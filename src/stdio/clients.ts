@@ -188,7 +188,9 @@ export class Clients {
     if (mcp) this.books.abandon(id!, p, null)
     const out = { ...msg, params: { ...params, [mcp ? "requestId" : "id"]: id } }
     try {
-      await p.instance.out.write(`${JSON.stringify(out)}\n`)
+      const queued = p.instance.out.write(`${JSON.stringify(out)}\n`)
+      this.books.countClientCancel()
+      await queued
     } catch {
       // the worker is gone
     }

@@ -12,7 +12,11 @@ const COUNTS = [
   ["routingErrors", "slotbus_stdio_routing_errors_total", "messages that could not be routed"],
   ["backpressureRejects", "slotbus_stdio_backpressure_rejects_total", "requests refused for a full worker queue"],
   ["lateResponses", "slotbus_stdio_late_responses_total", "answers that came after their caller gave up"],
-  ["cancelsSent", "slotbus_stdio_cancels_sent_total", "cancel notifications sent to workers for given-up requests"],
+  [
+    "cancelsSent",
+    "slotbus_stdio_cancels_sent_total",
+    "cancel notifications sent to workers: the bus's own for given-up requests and clients' own",
+  ],
   ["stuckDropped", "slotbus_stdio_stuck_dropped_total", "given-up requests dropped from the books after a grace"],
   ["oversizeKills", "slotbus_stdio_oversize_kills_total", "workers killed for a line longer than max_input_buffer"],
 ] as const

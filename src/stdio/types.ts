@@ -90,7 +90,7 @@ export interface StdioBusStats {
   lateResponses: number
   /** Given-up requests the worker still had not answered a grace (1 s) later: dropped from the books and from its in-flight count. */
   stuckDropped: number
-  /** Cancel notifications sent to workers for given-up requests (the pool's `cancel` protocol). */
+  /** Cancel notifications sent to workers: for given-up requests (the pool's `cancel` protocol) and clients' own. */
   cancelsSent: number
   /** messages() entries dropped because nobody read them (the queue keeps the newest 10 000). */
   droppedMessages: number

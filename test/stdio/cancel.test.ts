@@ -6,7 +6,9 @@ import { describe, expect, test } from "bun:test"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { type BusMessage, type CancelProtocol, type StdioBus, TimeoutError } from "../../src/stdio/index.ts"
+import { serveStatus } from "../../src/status/index.ts"
 import { until } from "../support/helpers.ts"
+import { sample } from "../support/status/prometheus.ts"
 import { STDIO_WORKER, rawClient, withBus } from "../support/stdio/stdio.ts"
 
 const CANCELS = ["notifications/cancelled", "$/cancelRequest"]
@@ -224,6 +226,36 @@ describe("stdio bus passes cancellation on to workers", () => {
         } finally {
           a.close()
           b.close()
+        }
+      })
+    }, 30_000)
+
+    test("is counted in /metrics' slotbus_stdio_cancels_sent_total with the bus's own; one naming nothing is not", async () => {
+      await withBus(config(), async (bus) => {
+        const status = await serveStatus([bus], { port: 0, hostname: "127.0.0.1", metricsMaxAgeMs: 0 })
+        // The bus's own cancel first: with socket clients connected, the worker's notifications go to them.
+        const got = gather(bus)
+        const ac = new AbortController()
+        let call!: Promise<unknown>
+        await held(got, () => (call = bus.request("hold", undefined, { signal: ac.signal, timeoutMs: 0 })))
+        ac.abort(new Error("changed my mind"))
+        await expect(call).rejects.toThrow("changed my mind")
+        await until(() => cancelsSeen(got).length > 0, "the worker told to cancel")
+        const { a, b } = await twoHolding(bus)
+        try {
+          a.send(rpc({ method: "notifications/cancelled", params: { requestId: 7, reason: "user" } }))
+          b.send(rpc({ method: "$/cancelRequest", params: { id: 7 } }))
+          b.send(rpc({ method: "notifications/cancelled", params: { requestId: 99 } })) // nothing b has in flight
+          await b.waitFor((m) => m.id === 7, "b's request answered RequestCancelled")
+          a.send(rpc({ id: 8, method: "echo" }))
+          await a.waitFor((m) => m.id === 8, "a's later request answered")
+          const text = await (await fetch(`${status.url}/metrics`)).text()
+          expect(sample(text, "slotbus_stdio_cancels_sent_total")).toBe(3)
+          expect(bus.stats().cancelsSent).toBe(3)
+        } finally {
+          a.close()
+          b.close()
+          await status.stop()
         }
       })
     }, 30_000)
