@@ -65,7 +65,11 @@ export interface CountedHandler {
 /** The families of every handler, summed by pool (a listener's and an app's handler may serve one pool). */
 export function mcpFamilies(handlers: readonly CountedHandler[]): MetricFamily[] {
   const sessions = family("slotbus_mcp_sessions", "gauge", "MCP Streamable HTTP sessions open, by pool")
-  const opened = family("slotbus_mcp_sessions_opened_total", "counter", "MCP sessions opened (initialize), by pool")
+  const opened = family(
+    "slotbus_mcp_sessions_opened_total",
+    "counter",
+    "MCP sessions opened (a successful initialize), by pool",
+  )
   const resumed = family("slotbus_mcp_resumptions_total", "counter", "SSE streams resumed with Last-Event-ID, by pool")
   const requests = family("slotbus_mcp_messages_total", "counter", "JSON-RPC messages POSTed, by pool and method")
   const errors = family(

@@ -111,6 +111,13 @@ export class SessionEvents {
     s.kept++
   }
 
+  /** A stream on `sink` with one event, `message`, and its end: an answer sent whole. */
+  whole(sink: SseSink, message: object): void {
+    const s = this.open(sink)
+    this.send(s, message)
+    this.finish(s)
+  }
+
   /** The stream has had its last event; its connection closes, and it is forgotten once none of its events is kept. */
   finish(s: EventStream): void {
     s.finished = true

@@ -255,17 +255,22 @@ export class McpHttpHandler {
       meta.progressToken = waiter.busToken = `slotbus-progress-${this.nextToken++}`
     }
     session.waiting.set(key, waiter)
-    // a JSON answer's client that hangs up is gone; an SSE one may come back with Last-Event-ID (dropped())
-    const sink = sse ? this.sinkFor(session) : null
+    // a JSON answer's client that hangs up is gone; an SSE one may come back with Last-Event-ID (dropped()). An
+    // initialize is answered whole once its answer is in: a failed one ended its session, and its id is not sent.
+    const sink = sse && !initialize ? this.sinkFor(session) : null
     const gone = sink ? () => this.dropped(session, sink) : () => this.gone(session, key, waiter)
     request.signal.addEventListener("abort", gone, { once: true })
-    if (initialize) void answered.promise.then((m) => m.error && this.end(session, "its initialize failed"))
+    if (initialize)
+      void answered.promise.then((m) => (m.error ? this.end(session, "its initialize failed") : this.counts.opened++))
     void this.host.ingest(session.client, JSON.stringify(msg))
     if (!sink) {
       const answer = await answered.promise
       request.signal.removeEventListener("abort", gone)
-      // a failed initialize opened no session (it ended above): its id is not handed out
-      return Response.json(answer, initialize && answer.error ? {} : { headers })
+      const own = initialize && answer.error ? {} : headers
+      if (!sse) return Response.json(answer, { headers: own })
+      const whole = this.sinkFor(session)
+      session.events.whole(whole, answer)
+      return new Response(whole.body, { headers: { ...own, ...SSE_HEADERS } })
     }
     const stream = session.events.open(sink)
     waiter.stream = stream
@@ -324,7 +329,6 @@ export class McpHttpHandler {
       idle: null,
     }
     this.sessions.set(id, session)
-    this.counts.opened++
     return session
   }
 

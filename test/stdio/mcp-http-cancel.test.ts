@@ -1,13 +1,14 @@
 // A client's own cancel over MCP Streamable HTTP (notifications/cancelled): the HTTP request or SSE stream that waits
 // for the cancelled request's answer ends at once, its id is free again and its session can go idle; and refusals
-// that must hold nothing (a refused initialize, a DELETE of another protocol version, timers past their limit).
-// Raw fetch against pools of @modelcontextprotocol/server-everything on stdio, and the MCP SDK client.
+// that must hold nothing (a refused or failed initialize, a DELETE of another protocol version, timers past their
+// limit). Raw fetch against pools of @modelcontextprotocol/server-everything (or test/stdio/workers/worker.ts) on
+// stdio, and the MCP SDK client.
 import { describe, expect, test } from "bun:test"
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
 import type { McpHttpListener, McpHttpListenOptions, StdioBus } from "../../src/stdio/index.ts"
 import { until } from "../support/helpers.ts"
-import { everything, withBus } from "../support/stdio/stdio.ts"
+import { everything, STDIO_WORKER, withBus } from "../support/stdio/stdio.ts"
 
 const HEADERS = { "content-type": "application/json", accept: "application/json, text/event-stream" }
 const INIT = {
@@ -185,4 +186,62 @@ describe("MCP Streamable HTTP: refusals that hold nothing", () => {
     },
     60_000,
   )
+
+  /** A pool of worker.ts, whose initialize fails as its params say (refuse, crash, hold), the handshake replayed. */
+  const failing = {
+    pools: [{ id: "w", command: process.execPath, args: [STDIO_WORKER, "echo"], initialize: "replay" as const }],
+  }
+  /** The SDK client's fetch, with `how: true` added to its initialize's params. */
+  const failingInit =
+    (how: string) =>
+    (input: string | URL, init?: RequestInit): Promise<Response> => {
+      const body =
+        typeof init?.body === "string" ? (JSON.parse(init.body) as { method?: string; params?: object }) : null
+      if (body?.method !== "initialize") return fetch(input, init)
+      return fetch(input, { ...init, body: JSON.stringify({ ...body, params: { ...body.params, [how]: true } }) })
+    }
+
+  test.each([
+    ["refused by the worker", "refuse"],
+    ["whose worker crashed", "crash"],
+    ["that timed out (the worker never answers)", "hold"],
+  ])(
+    "the SDK client's initialize %s: no Mcp-Session-Id reaches it, and no session, client or pin is left",
+    async (_what, how) => {
+      await withBus(failing, async (bus) => {
+        const listener = await bus.listen("http:127.0.0.1:0")
+        const client = new Client({ name: "slotbus-test", version: "1" })
+        const transport = new StreamableHTTPClientTransport(new URL(listener.url), { fetch: failingInit(how) })
+        try {
+          await expect(client.connect(transport, { timeout: 500 })).rejects.toThrow()
+          expect(transport.sessionId).toBeUndefined()
+        } finally {
+          await client.close() // a held initialize's POST is aborted: its session ends with it
+        }
+        await until(() => listener.sessionCount === 0 && bus.clientCount === 0, "nothing left of the session")
+        expect(bus.stats().pools[0]!.instances.map((i) => i.sessions)).toEqual([0])
+        expect(listener.handlers.get("w")!.counts.opened).toBe(0)
+      })
+    },
+    60_000,
+  )
+
+  test("1000 initializes refused over SSE: none carries an Mcp-Session-Id, none leaves a session; a good one then does", async () => {
+    await withBus(failing, async (bus) => {
+      const listener = await bus.listen("http:127.0.0.1:0")
+      const refused = { ...INIT, params: { ...INIT.params, refuse: true } }
+      for (let i = 0; i < 1000; i++) {
+        const r = await post(listener.url, { ...refused, id: i })
+        const got = [r.status, r.headers.get("content-type"), r.headers.get("mcp-session-id"), await r.text()]
+        expect(got.slice(0, 3)).toEqual([200, "text/event-stream", null])
+        expect(got[3]).toContain('"initialize refused"')
+      }
+      expect([listener.sessionCount, bus.clientCount]).toEqual([0, 0])
+      expect(bus.stats().pools[0]!.instances.map((i) => i.sessions)).toEqual([0])
+      const ok = await post(listener.url, INIT)
+      expect(ok.headers.get("mcp-session-id")).toMatch(/^[\w-]{32}$/)
+      expect(await ok.text()).toContain('"result"')
+      expect([listener.sessionCount, listener.handlers.get("w")!.counts.opened]).toEqual([1, 1])
+    })
+  }, 60_000)
 })
