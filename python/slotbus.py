@@ -351,7 +351,8 @@ def _as_bytes_view(body):
 
 
 class _PayloadTooLarge(Exception):
-    # The hub turns this name into its own PayloadTooLargeError (PROTOCOL.md §6).
+    # Answered with the pair slotbus-error PayloadTooLargeError, which the hub reports as its own PayloadTooLargeError
+    # (PROTOCOL.md §6); a handler's exception of any name never carries that pair.
     name = "PayloadTooLargeError"
 
 
@@ -629,10 +630,13 @@ class Worker:
         self._finish_slot(req.slot, req.gen, status, flags, len(head), len(body))
 
     def _answer_error(self, slot, gen, out, e):
-        """An error answer (PROTOCOL.md §6): pairs `name` and `stack`, the message as the body, cut to fit."""
-        name = e.name if isinstance(e, _PayloadTooLarge) else type(e).__name__
+        """An error answer (PROTOCOL.md §6): pairs `name`, `slotbus-error` (slotbus's own) and `stack`, the message
+        as the body, cut to fit."""
+        own = isinstance(e, _PayloadTooLarge)
+        name = e.name if own else type(e).__name__
         stack = "".join(traceback.format_exception(type(e), e, e.__traceback__))[:MAX_STACK_CHARS]
-        head = _head_bytes([(b"name", name.encode()), (b"stack", stack.replace("\0", "").encode("utf-8", "replace"))])
+        pairs = [(b"name", name.encode())] + ([(b"slotbus-error", name.encode())] if own else [])
+        head = _head_bytes(pairs + [(b"stack", stack.replace("\0", "").encode("utf-8", "replace"))])
         if _align8(len(head)) + 64 > self._arena:
             head = b""
         off = _align8(len(head))

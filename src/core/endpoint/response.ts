@@ -1,6 +1,6 @@
 // The answers request() and call() resolve with (copied or borrowed), and a worker's error answer as an error.
 // Separate because they are what callers hold: nothing here touches the bus's books.
-import { pairEntries, pairsToHeaders, utf8 } from "../wire/codec.ts"
+import { OWN_ERROR, pairEntries, pairsToHeaders, utf8 } from "../wire/codec.ts"
 import { pumpTurns } from "../wire/loop-probe.ts"
 import { PayloadTooLargeError, ProtocolError, RemoteError, type SlotBusError } from "../../errors.ts"
 import { quirks } from "../../runtime/index.ts"
@@ -255,7 +255,6 @@ export function oneChunk(chunk: Uint8Array | string): ReadableStream<Uint8Array>
   })
 }
 
-/** A worker's error answer (docs/PROTOCOL.md §6) as the hub's error: a reply too large for the slot is the hub's PayloadTooLargeError. */
 /**
  * An error made by slotbus's own machinery (a worker's socket closed, a peer went silent): its stack would show
  * only slotbus's internals, and a server whose response stream errors with it (bus.fetch mid-stream) has Bun print
@@ -271,13 +270,18 @@ export function stackless<E extends Error>(make: () => E): E {
   }
 }
 
+/**
+ * A worker's error answer (docs/PROTOCOL.md §6) as the hub's error: a reply too large for the slot (its
+ * `slotbus-error` pair says so) is the hub's PayloadTooLargeError; a handler's error is a RemoteError, whatever its name.
+ */
 export function remoteError(head: string[], message: string, pid: number): SlotBusError {
-  let remoteName: string | undefined, remoteStack: string | undefined
+  let remoteName: string | undefined, remoteStack: string | undefined, own: string | undefined
   for (let i = 0; i + 1 < head.length; i += 2) {
     if (head[i] === "name") remoteName = head[i + 1]
     else if (head[i] === "stack") remoteStack = head[i + 1]
+    else if (head[i] === OWN_ERROR) own = head[i + 1]
   }
-  if (remoteName === "PayloadTooLargeError") return new PayloadTooLargeError(`worker pid ${pid}: ${message}`)
+  if (own === "PayloadTooLargeError") return new PayloadTooLargeError(`worker pid ${pid}: ${message}`)
   return new RemoteError(remoteName ? `${remoteName}: ${message}` : message, { remoteName, remoteStack })
 }
 

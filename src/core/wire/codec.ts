@@ -11,6 +11,12 @@ export type BodyInit = ArrayBufferView | ArrayBuffer | SharedArrayBuffer | Blob 
 // so a hostile head length would pass a bounds check. Only the low three bits of -n matter, and ToInt32 keeps them.
 export const align8 = (n: number) => n + (-n & 7)
 
+/**
+ * The error answer's pair only slotbus's own code writes (docs/PROTOCOL.md §6), naming its own error's class: a
+ * handler's error with the same `name` has no such pair, so the hub never takes it for one of slotbus's.
+ */
+export const OWN_ERROR = "slotbus-error"
+
 /** The bytes of a body, as a view where it can be one; a detached buffer is a TypeError, never 0 bytes. */
 export function toBytes(body: BodyInit, what: string): Uint8Array {
   if (body == null) return EMPTY

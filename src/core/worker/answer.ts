@@ -8,7 +8,7 @@ import { align8, headerPairs, type HeadersLike, headLength, toBytes, writeHead }
 import type { BodyInit } from "../wire/codec.ts"
 import { Pieces, readyBody } from "./ready-body.ts"
 import type { SlotRequest } from "./request.ts"
-import { thrownField, thrownText } from "./thrown.ts"
+import { ownError, thrownField, thrownText } from "./thrown.ts"
 
 /** A reply's status: what HTTP can carry (three digits). */
 const STATUS = { what: "status", max: 999 }
@@ -186,8 +186,8 @@ const tooLarge = (bytes: number, room: number, roomIs: string) =>
 const MAX_STACK_CHARS = 8192
 
 /**
- * An error answer (docs/PROTOCOL.md §6): head pairs `name` and `stack` (when there is one), body the message,
- * cut to fit the arena.
+ * An error answer (docs/PROTOCOL.md §6): head pairs `name`, `slotbus-error` (slotbus's own error) and `stack` (when
+ * there is one), body the message, cut to fit the arena.
  */
 function writeError(to: AnswerArena, e: unknown): { headLen: number; bodyLen: number } {
   const err = e instanceof Error ? e : null
@@ -195,6 +195,7 @@ function writeError(to: AnswerArena, e: unknown): { headLen: number; bodyLen: nu
   const strings = [
     "name",
     thrownText((err && thrownField(err, "name")) ?? "Error").replace(/\0/g, ""),
+    ...ownError(e),
     ...(typeof stack === "string" ? ["stack", stack.slice(0, MAX_STACK_CHARS).replace(/\0/g, "")] : []),
   ]
   const msg = new TextEncoder().encode(thrownText(err ? thrownField(err, "message") : e))

@@ -5,7 +5,7 @@ import { native, Errno, RespFlag } from "../../native/ffi.ts"
 import type { Channel } from "../wire/channel.ts"
 import { chunkBytes, headLength, writeHead } from "../wire/codec.ts"
 import { PayloadTooLargeError, ProtocolError } from "../../errors.ts"
-import { thrownField, thrownText } from "./thrown.ts"
+import { ownError, thrownField, thrownText } from "./thrown.ts"
 
 export interface StreamOut {
   chan: Channel
@@ -113,8 +113,8 @@ export function errorPairs(e: unknown): Uint8Array {
   const name = clean(thrownText((err && thrownField(err, "name")) ?? "Error"), 100)
   const errStack = err && thrownField(err, "stack")
   const stack = typeof errStack === "string" ? ["stack", clean(errStack, 2000)] : []
-  let strings = ["message", message, "name", name, ...stack]
-  if (headLength(strings) > MAX_ERROR_PAIRS) strings = ["message", message, "name", name]
+  let strings = ["message", message, "name", name, ...ownError(e), ...stack]
+  if (headLength(strings) > MAX_ERROR_PAIRS) strings = ["message", message, "name", name, ...ownError(e)]
   // 1000 UTF-16 units can be 3000 bytes: halve the message until the pairs fit
   while (headLength(strings) > MAX_ERROR_PAIRS) strings[1] = strings[1]!.slice(0, strings[1]!.length >> 1)
   return encodeHead(strings)

@@ -1,5 +1,11 @@
 // A thrown value's words for an error answer (answer.ts) or a stream's error END (stream-out.ts), read without a
 // throw of their own: a handler may throw anything.
+import { PayloadTooLargeError } from "../../errors.ts"
+import { OWN_ERROR } from "../wire/codec.ts"
+
+/** The OWN_ERROR pair for an answer slotbus could not send (too large), else none: a handler's error is never one. */
+export const ownError = (e: unknown): string[] =>
+  e instanceof PayloadTooLargeError ? [OWN_ERROR, "PayloadTooLargeError"] : []
 
 /**
  * Any thrown value's name or message as a string, never a throw: an Error whose name is a number or a Symbol, or a

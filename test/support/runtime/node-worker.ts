@@ -6,8 +6,9 @@
 // for as long as they are read (printing "cancelled /endless" when its body is cancelled), /wait nothing until its
 // request is cancelled (printing "aborted /wait"), /seen the request's method, URL and headers as JSON, /page a
 // ~50 KB page with two set-cookie and a connection header, /big?tag=<t>&kb=<n> n KB of "<t>;", /empty a 204,
-// /lies?n=<n> "héllo wörld" (13 bytes) saying content-length n, /typed a Blob of type text/css, anything else
-// "hi <path>" with status 201 and x-runtime: node.
+// /lies?n=<n> "héllo wörld" (13 bytes) saying content-length n, /typed a Blob of type text/css, /own-error throws
+// an error of the app's own class named PayloadTooLargeError (/own-error-stream: its stream fails with one after a
+// chunk), anything else "hi <path>" with status 201 and x-runtime: node.
 // Prints "ready <node version>" once connected, "closed <reason>" at the end. SLOTBUS_TEST_IDLE: its idle strategy.
 // SLOTBUS_TEST_CODE_FILE: a file read at start, as a worker's code on disk is; "throw N" in it: the worker throws
 // from a timer N ms after it connected ("throw N start": after its start); anything else, or no file: it does not.
@@ -24,6 +25,14 @@ const throwIn = () =>
     throw new Error(`a bug ${bug![1]} ms after the ${bug![2] ? "start" : "connect"}`)
   }, Number(bug![1]))
 if (bug?.[2]) throwIn()
+
+/** An app's own error class that happens to share a name with one of slotbus's. */
+class PayloadTooLargeError extends Error {
+  constructor(message: string) {
+    super(message)
+    this.name = "PayloadTooLargeError"
+  }
+}
 
 function raw(req: SlotRequest) {
   const text = req.body.length === 5 ? req.text() : ""
@@ -79,6 +88,16 @@ async function fetchHandler(req: Request): Promise<Response> {
     const tag = q.get("tag") ?? ""
     return new Response(`${tag};`.repeat(Math.ceil((Number(q.get("kb")) * 1000) / (tag.length + 1))))
   }
+  if (path === "/own-error") throw new PayloadTooLargeError("the upload is over the app's quota")
+  if (path === "/own-error-stream")
+    return new Response(
+      new ReadableStream({
+        start(c) {
+          c.enqueue(new TextEncoder().encode("first;"))
+          c.error(new PayloadTooLargeError("the export is over the app's quota"))
+        },
+      }),
+    )
   if (path === "/empty") return new Response(null, { status: 204, headers: { "x-empty": "yes" } })
   if (path === "/typed") return new Response(new Blob(["body{}"], { type: "text/css" }))
   if (path === "/lies") {
