@@ -45,6 +45,10 @@ export class NotifyQueueFullError extends FullError {}
 /** The message does not fit a slot's arena: raise `maxBodyBytes` on the hub. */
 export class PayloadTooLargeError extends SlotBusError {}
 
+/** A request's head (method, path, headers) is over the hub's `maxHeadBytes`: send fewer or shorter headers, or
+ * raise it. A `PayloadTooLargeError`; HTTP answers it 431, where a body too large is 413. */
+export class HeadTooLargeError extends PayloadTooLargeError {}
+
 /** The peer broke the shared-memory protocol (corrupt region); the connection was dropped. */
 export class ProtocolError extends SlotBusError {}
 

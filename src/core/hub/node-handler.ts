@@ -27,8 +27,9 @@ const OPTIONS = optionNames<NodeHandlerOptions>({ fetch: true, onError: true })
 
 /**
  * The HTTP answer to a failed `bus.fetch`, as the HTTP hub gives it: TimeoutError 504, BusFullError and
- * BusClosedError 503 (Retry-After: 1), PayloadTooLargeError 413, RemoteError (the worker threw) 500, WorkerGoneError
- * and every other SlotBusError 502; anything else 500. The body: `{ error, name, message }`.
+ * BusClosedError 503 (Retry-After: 1), HeadTooLargeError 431, any other PayloadTooLargeError 413, RemoteError (the
+ * worker threw) 500, WorkerGoneError and every other SlotBusError 502; anything else 500. The body:
+ * `{ error, name, message }`.
  */
 export function failureResponse(e: unknown): Response {
   const err = e instanceof Error ? e : new Error(String(e))

@@ -4,7 +4,7 @@ import { Kind } from "../../native/ffi.ts"
 import { headerPairs, headLength } from "../wire/codec.ts"
 import { isRpcVerb } from "../wire/rpc-status.ts"
 import { checkOptions } from "../../kit/index.ts"
-import { PayloadTooLargeError } from "../../errors.ts"
+import { HeadTooLargeError, PayloadTooLargeError } from "../../errors.ts"
 import type { Into, Pending, ReadAnswer } from "../endpoint/endpoint.ts"
 import {
   checkRequestOptions,
@@ -55,7 +55,7 @@ export function encodeHead(init: SlotRequestInit, maxHeadBytes: number): string[
   const strings = [method, path, ...headerPairs(init.headers)]
   const head = headLength(strings)
   if (head > maxHeadBytes)
-    throw new PayloadTooLargeError(`request head is ${head} bytes, over maxHeadBytes ${maxHeadBytes}`)
+    throw new HeadTooLargeError(`request head is ${head} bytes, over maxHeadBytes ${maxHeadBytes}`)
   return strings
 }
 
@@ -123,7 +123,7 @@ export function addTrace(p: Pending, opts: RequestOptions, entry: Entry, bus: st
   const head = headLength(p.strings)
   if (head > maxHeadBytes) {
     trace.end()
-    throw new PayloadTooLargeError(
+    throw new HeadTooLargeError(
       `request head with its trace context is ${head} bytes, over maxHeadBytes ${maxHeadBytes}`,
     )
   }

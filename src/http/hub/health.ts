@@ -68,7 +68,7 @@ const COUNTER_HELP: Record<keyof HubCounters, string> = {
   responses: "worker answers relayed to clients",
   notFound: "requests no route matched (404)",
   methodNotAllowed: "requests whose path takes other methods (405)",
-  tooLarge: "request bodies or heads over the limit (413)",
+  tooLarge: "request bodies (413) or heads (431) over the limit",
   unavailable: "requests with no worker to take them, or a saturated one (503)",
   badGateway: "requests whose worker went away or answered nonsense (502)",
   timeouts: "requests a worker did not answer within timeoutMs (504)",

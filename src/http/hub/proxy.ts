@@ -7,7 +7,7 @@ import { COOKIES_HEADER, STREAM_HEADER, type ControlMessage } from "../wire.ts"
 import type { HubCounters } from "./counters.ts"
 import type { Liveness } from "./liveness.ts"
 import { forwardedFor, idleSecondsFor, outlastsIdle, type ResolvedOptions } from "./options.ts"
-import type { Registry, RouteEntry, WorkerInstance } from "./registry.ts"
+import { MAX_HEAD_BYTES, type Registry, type RouteEntry, type WorkerInstance } from "./registry.ts"
 
 // and Content-Length: the server frames the body it is given itself
 const dropped = (name: string) => HOP_BY_HOP.has(name) || name === "content-length"
@@ -129,9 +129,11 @@ export class RequestProxy {
           ? `${where} failed to handle the request`
           : failure === "unavailable"
             ? `${where} is saturated; retry shortly`
-            : failure === "too-large"
-              ? "request head or body does not fit a slot"
-              : `${where} went away before answering`
+            : failure === "head-too-large"
+              ? `request head (method, path and headers) is over the hub's limit of ${MAX_HEAD_BYTES} bytes`
+              : failure === "too-large"
+                ? "request body does not fit a slot"
+                : `${where} went away before answering`
     return failureAnswer(failure, { message }, NO_STORE)
   }
 
@@ -146,7 +148,7 @@ export class RequestProxy {
     if (failure === "timeout") this.counters.timeouts++
     else if (failure === "worker-error") this.counters.workerErrors++
     else if (failure === "unavailable") this.counters.unavailable++
-    else if (failure === "too-large") this.counters.tooLarge++
+    else if (failure === "too-large" || failure === "head-too-large") this.counters.tooLarge++
     else {
       // WorkerGoneError, ProtocolError, anything else: the worker went away mid-request
       this.counters.badGateway++

@@ -74,6 +74,9 @@ export interface RegistryHooks {
 
 const KEEP_RETIRED = 1000
 
+/** A request's head (method, path, headers) as a worker's bus takes it, at most; a larger one gets 431. */
+export const MAX_HEAD_BYTES = 64 * 1024
+
 export class Registry {
   readonly routes = new RouteTable<RouteEntry>()
   readonly instances = new Map<string, WorkerInstance>()
@@ -141,7 +144,7 @@ export class Registry {
     const bus = await this.listen(busName, {
       slots: this.opts.slots,
       maxBodyBytes: Math.max(this.opts.maxRequestBodyBytes, this.opts.chunkBytes, this.opts.streamWindowBytes),
-      maxHeadBytes: 64 * 1024,
+      maxHeadBytes: MAX_HEAD_BYTES,
       timeoutMs: this.opts.timeoutMs,
       streamWindowBytes: this.opts.streamWindowBytes,
       idle: this.opts.idle,

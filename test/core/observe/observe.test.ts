@@ -105,7 +105,7 @@ test("a request refused before it is queued is made and failed by its class in s
     expect(refusals.map((e) => (e as Error).name)).toEqual([
       "BusFullError",
       "PayloadTooLargeError",
-      "PayloadTooLargeError",
+      "HeadTooLargeError",
       "PayloadTooLargeError",
       "RangeError",
       "TypeError",
@@ -118,7 +118,8 @@ test("a request refused before it is queued is made and failed by its class in s
     const errors = bus[METRICS]().find((f) => f.name === "slotbus_request_errors_total")!.samples
     const byKind = Object.fromEntries(errors.map((s) => [s.labels.kind, "value" in s ? s.value : -1]))
     expect(byKind).toEqual({
-      ...{ BusFullError: 1, PayloadTooLargeError: 3, RangeError: 1, TypeError: 1, BusClosedError: 1 },
+      ...{ BusFullError: 1, PayloadTooLargeError: 2, HeadTooLargeError: 1, RangeError: 1, TypeError: 1 },
+      BusClosedError: 1,
       ...{ WorkerGoneError: 0, TimeoutError: 0, RemoteError: 0, http5xx: 0 }, // there from the start
     })
     expect(bus.stats()).toMatchObject({ requests: 10, responses: 2, errors: 7, cancels: 1 })

@@ -1,6 +1,7 @@
 // A front for Node 26 serving HTTP on node:http, built to JavaScript by test/support/runtime/node.ts.
 // Usage: node node-http-front.js <bus-name> [--status=tcp|unix:<path>] [--timeout-ms=N] [--metrics-max-age-ms=N]
-// Listens as <bus-name> and serves every HTTP request through bus.fetch with slotbus's nodeHandler (--timeout-ms:
+//   [--max-head-bytes=N] [--max-body-bytes=N]
+// Listens as <bus-name> (with those limits) and serves every HTTP request through bus.fetch with slotbus's nodeHandler (--timeout-ms:
 // its fetch options' timeoutMs); with --status, its status too (serveStatus, on a TCP port or the unix socket
 // given; --metrics-max-age-ms: its metricsMaxAgeMs). Driven over stdin as front-loop.ts says.
 import { createServer } from "node:http"
@@ -16,7 +17,13 @@ const timeoutMs = flag("timeout-ms")
 const maxAge = flag("metrics-max-age-ms")
 const metricsMaxAgeMs = maxAge === undefined ? {} : { metricsMaxAgeMs: Number(maxAge) }
 
-const bus = await SlotBus.listen(name)
+const limits = Object.fromEntries(
+  (["maxHeadBytes", "maxBodyBytes"] as const).flatMap((k) => {
+    const v = flag(k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`))
+    return v === undefined ? [] : [[k, Number(v)]]
+  }),
+)
+const bus = await SlotBus.listen(name, limits)
 const status =
   where === undefined
     ? undefined
