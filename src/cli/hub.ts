@@ -13,6 +13,8 @@ Runs the HTTP hub: workers join with hubWorker("http://<host>:<port>", name) and
 --spawn keeps that many worker processes running (restarted with backoff when they die; they get
 SLOTBUS_HUB_URL and SLOTBUS_HUB_TOKEN_FILE in their environment); SIGHUP replaces them one at a time, each once
 its successor registered (a deploy): the old one gets no new request and is SIGTERMed once it runs none.
+SIGTERM or SIGINT stops the hub: new requests get 503, and each --spawn worker is SIGTERMed once it runs
+nothing (at most 10 s).
 --nats takes workers on other hosts too, through that NATS server: they join with
 hubWorker(url, name, { nats, token }) (docs/PROTOCOL.md §10).
 --events-durable (with --nats) keeps GET /events in a JetStream stream: Last-Event-ID resumes on any hub of the
@@ -118,6 +120,8 @@ async function run(argv: string[]): Promise<number> {
   await stopped
   off()
   process.off("SIGHUP", reload)
+  // new requests get 503; each worker leaves its routes and is SIGTERMed once it runs none (at most drainTimeoutMs)
+  hub.refuseRequests()
   await workers?.stop()
   await hub.close()
   return 0

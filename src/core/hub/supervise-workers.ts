@@ -123,8 +123,8 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
     if (running.options === shape) return running.sup
     void running.sup.stop() // other options: the new pool replaces it
   }
-  // stop(): the bus sends them nothing more, and this resolves once they hold nothing (while they took more, never)
-  const drain = () => Promise.all(bus ? sup.instances.map((i) => bus.pools.retire(i.pid)) : [])
+  // reload, recycle, scale-down and stop(): the bus and `retire` send a worker nothing more, then it holds nothing
+  const retireOne = (pid: number) => Promise.resolve(bus?.pools.retire(pid)).then(() => retire?.(pid))
   // A shared front's pool is the name's (docs/PROTOCOL.md §15.4): the fronts' leader runs it. A bus's workers learn
   // which front started them, so they leave when it dies (the next leader's pool takes over) and exit with it.
   const front = bus?.front ?? null
@@ -165,7 +165,7 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
     logs: withPoolName(rest.logs, bus?.name), // each line names the bus
     instances: range.min,
     command: argv,
-    drain,
+    drain: () => Promise.all(sup.instances.filter((i) => i.pid > 0).map((i) => retireOne(i.pid))), // stop()
     ready:
       bus || ready
         ? async (pid, s) => {
@@ -173,7 +173,7 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
             await (ready ? ready(pid) : bus!.pools.joined(pid))
           }
         : undefined,
-    retire: bus || retire ? (pid) => Promise.resolve(bus?.pools.retire(pid)).then(() => retire?.(pid)) : undefined,
+    retire: bus || retire ? retireOne : undefined,
     // a stopped worker's exit and its leave come in either order: stop() resolves once the bus lists it no more
     gone: bus ? (pid, ms) => bus.pools.left(pid, ms) : undefined,
     served: bus ? (pid) => served.delete(pid) || bus.workers.some((w) => w.pid === pid) : undefined,

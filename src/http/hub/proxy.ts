@@ -117,6 +117,13 @@ export class RequestProxy {
     )
   }
 
+  /** The answer once the hub is stopping (slotbus hub's SIGTERM): retry, on a new connection (to the hub that follows). */
+  shuttingDown(): Response {
+    this.counters.unavailable++
+    const message = "the hub is shutting down; retry shortly"
+    return failureAnswer("unavailable", { message }, { ...NO_STORE, connection: "close" })
+  }
+
   /** The client's answer when a call to `inst` failed. */
   failure(e: unknown, inst: WorkerInstance | null, req: Request | null): Response {
     const where = inst ? `worker "${inst.name}" (pid ${inst.pid})` : "the worker"

@@ -44,6 +44,7 @@ export class Hub {
   private server: Server<undefined> | null = null
   private tokenPath = ""
   private closing: Promise<void> | null = null
+  private refusing = false
   private readonly opts: ResolvedOptions
   private readonly healthReport: Health
   private readonly registry: Registry
@@ -168,6 +169,7 @@ export class Hub {
       const allow = [...new Set(m.allow)].join(", ")
       return json(405, { error: "method-not-allowed", message: `${path} does not take ${req.method}` }, { allow })
     }
+    if (this.refusing) return this.proxy.shuttingDown()
     const entry = m.value
     if (entry.sse) return this.sse.openRoute(req, server, entry, path)
     return this.proxy.forward(req, server, entry, start < 0 ? "/" : url.slice(start))
@@ -232,6 +234,14 @@ export class Hub {
    */
   retireWorker(pid: number): Promise<void> {
     return this.registry.retire(pid)
+  }
+
+  /**
+   * @internal slotbus hub's stop (SIGTERM), before its workers are retired: from now on a request for a route gets 503
+   * and its connection is closed; what runs goes on.
+   */
+  refuseRequests(): void {
+    this.refusing = true
   }
 
   health(): HubHealth {
