@@ -169,7 +169,7 @@ export class Registry {
 
     const key = `${r.name}/${r.instance}`
     const old = this.instances.get(key)
-    if (old) this.evict(old, "replaced")
+    if (old) this.evict(old, "replaced", { drain: true }) // the old process may still run requests: they finish
     const who = `worker "${r.name}" instance ${r.instance}`
     if (old) this.opts.log(`${who} restarted: pid ${old.pid} replaced by pid ${r.pid}, ${routes.length} routes`)
     else this.opts.log(`${who} (pid ${r.pid}) ${r.previousBus ? "rejoined" : "registered"}: ${routes.length} routes`)
@@ -230,7 +230,8 @@ export class Registry {
    * it gets no new request, and this resolves once it runs none. It stays registered until it deregisters or exits.
    */
   async retire(pid: number): Promise<void> {
-    const leaving = [...this.instances.values()].filter((i) => i.pid === pid)
+    // with those a successor of its instance's name replaced, still draining
+    const leaving = [...this.instances.values(), ...this.closing].filter((i) => i.pid === pid)
     for (const inst of leaving)
       for (const entry of inst.routes) entry.instances = entry.instances.filter((i) => i !== inst)
     while (leaving.some((i) => i.state !== "gone" && i.inFlight > 0)) await sleep(5)
