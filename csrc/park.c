@@ -15,7 +15,7 @@ static int credit_moved(sb_chan *ch) {
 static int park_as(sb_chan *ch, uint32_t how) {
   shm_store_seq_cst(my_parked(ch), how);
   /* seq_cst loads after the seq_cst store: either we see the peer's push or cancel, or it sees us parked */
-  if (!ring_tail_empty(ch, shm_load_seq_cst(my_tail(ch))) || cancels_pending(ch) || credit_moved(ch)) {
+  if (!ring_tail_empty(ch, shm_load_seq_cst(my_tail(ch))) || cancel_wakes(ch) || credit_moved(ch)) {
     shm_store_relaxed(my_parked(ch), SB_AWAKE);
     return 1;
   }
@@ -52,13 +52,17 @@ int slot_peer_gone(sb_chan *ch) {
 int sb_wait(sb_chan *ch, int timeout_ms, int use_futex) {
   /* A grant moves no ring tail, so a stream waiting for credit must sleep on the doorbell (§9.4). */
   if (ch->waiting_streams) use_futex = 0;
-  if (park_as(ch, use_futex ? SB_PARK_FUTEX : SB_PARK_EVENTFD)) return 1;
+  /* Every return looks at the socket: work or a cancel that keeps coming must not hide the hub's EOF. */
+  if (park_as(ch, use_futex ? SB_PARK_FUTEX : SB_PARK_EVENTFD)) return slot_peer_gone(ch) ? -EPIPE : 1;
   int result = 0;
   if (!use_futex) {
     struct pollfd fds[2] = {{ch->my_bell, POLLIN, 0}, {ch->sock, POLLIN, 0}};
     int n = poll(fds, 2, timeout_ms);
     if (n > 0 && (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) && slot_peer_gone(ch)) result = -EPIPE;
-    else if (n > 0 && (fds[0].revents & POLLIN)) result = 1;
+    else if (n > 0 && (fds[0].revents & POLLIN)) {
+      cancel_wakes(ch); /* a cancel that rang us is taken here, so the next park does not wake for it again */
+      result = 1;
+    }
   } else {
     int left = timeout_ms;
     for (;;) {
@@ -66,11 +70,11 @@ int sb_wait(sb_chan *ch, int timeout_ms, int use_futex) {
       /* the tail as park_as found it: our head, or one behind while the push we took last completes */
       uint32_t seen = shm_load_acquire(my_tail(ch));
       if (ring_tail_empty(ch, seen)) plat_wait(my_tail(ch), seen, slice, 1);
-      if (!ring_tail_empty(ch, shm_load_acquire(my_tail(ch))) || cancels_pending(ch)) {
+      if (slot_peer_gone(ch)) { result = -EPIPE; break; }
+      if (!ring_tail_empty(ch, shm_load_acquire(my_tail(ch))) || cancel_wakes(ch)) {
         result = 1;
         break;
       }
-      if (slot_peer_gone(ch)) { result = -EPIPE; break; }
       if (left >= 0 && (left -= slice) <= 0) break;
     }
   }

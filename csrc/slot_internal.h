@@ -134,7 +134,8 @@ struct sb_chan {
   uint32_t *free_stack;
   uint32_t free_top;
   uint32_t *hiwater; /* bytes written per slot, both arenas, for trimming */
-  /* worker only: the hub's cancel_seq as of the last sb_worker_cancel_seq, so parking notices a newer one */
+  /* worker only: the hub's cancel_seq as of the last sb_worker_cancel_seq or the last park it woke, so parking
+   * notices a newer one, once */
   uint32_t cancel_seen;
   /* streams (§9): hub_streams on the hub, worker_streams on the worker, one per slot */
   uint32_t stream_window; /* hub: offered with every request */
@@ -267,9 +268,15 @@ static inline int peer_may_share(sb_chan *ch, int cpu) {
 }
 static inline _Atomic uint32_t *my_tail(sb_chan *ch) { return ch->is_hub ? &ch->hdr->cq_tail : &ch->hdr->sq_tail; }
 
-/* Whether the hub asked for a cancellation the worker has not looked at (the worker's other reason to wake). */
-static inline int cancels_pending(sb_chan *ch) {
-  return !ch->is_hub && shm_load_seq_cst(&ch->hdr->cancel_seq) != ch->cancel_seen;
+/* Whether the hub asked for a cancellation since the worker last looked or woke for one (the worker's other reason
+ * to wake). Taken as it is seen: one cancel wakes a park once, so a worker that never reads cancel_seq (§3 allows
+ * it) does not find the same reason not to sleep forever. */
+static inline int cancel_wakes(sb_chan *ch) {
+  if (ch->is_hub) return 0;
+  uint32_t seq = shm_load_seq_cst(&ch->hdr->cancel_seq);
+  if (seq == ch->cancel_seen) return 0;
+  ch->cancel_seen = seq;
+  return 1;
 }
 
 

@@ -201,7 +201,8 @@ int sb_worker_complete(sb_chan *ch, uint32_t slot, uint32_t gen, uint32_t status
                        uint32_t body_len);
 
 /* The hub's cancel counter (docs/PROTOCOL.md §3): when it differs from the last value, ask sb_worker_cancelled about
- * each request you still hold. Also what sb_park / sb_wait compare against to wake for a cancellation. */
+ * each request you still hold. sb_park / sb_wait wake for a cancellation when it differs from the value this call
+ * last returned or they last woke for: once per cancel, so a worker that never calls this is not kept awake. */
 uint32_t sb_worker_cancel_seq(sb_chan *ch);
 /* 1 if the hub gave up the request in `slot` of generation `gen` (sb_last_msg's gen): stop, and answer anything
  * (it is discarded). 0 if not, -EINVAL for a bad slot. */
@@ -236,7 +237,7 @@ int sb_hub_stream_consumed(sb_chan *ch, uint32_t slot, uint32_t pos);
 /* ---- parking ---- */
 
 /* Announce that this side is about to sleep on its doorbell. Returns 1 if work (or, for a worker, a
- * cancellation: cancel_seq moved since sb_worker_cancel_seq) arrived meanwhile
+ * cancellation: cancel_seq moved since sb_worker_cancel_seq or the last wake for one) arrived meanwhile
  * (the announcement is withdrawn: poll again), 0 if parked: wait for the doorbell fd to become readable. */
 int sb_park(sb_chan *ch);
 /* Withdraw the announcement and empty the doorbell (one read, whatever the peer rang). */
@@ -278,7 +279,8 @@ void sbd_unpark(double ch);
 double sbd_arena_offset(double ch, double slot, double response);
 /* Block until work may be available, the peer is gone, or timeout_ms passes (<0: forever).
  * use_futex: sleep on the ring's futex word instead of the doorbell (slices of 10 ms check the socket).
- * Returns 1 work may be ready, 0 timeout (or early: a control byte arrived; just wait again), -EPIPE peer gone. */
+ * Returns 1 work may be ready, 0 timeout (or early: a control byte arrived; just wait again), -EPIPE peer gone
+ * (looked for on every return, work or not). A worker is woken once per cancellation (see sb_worker_cancel_seq). */
 int sb_wait(sb_chan *ch, int timeout_ms, int use_futex);
 
 /* ---- idle strategies: the Bun side's, for a thread that polls (csrc/idle.c) ---- */

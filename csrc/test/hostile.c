@@ -453,6 +453,33 @@ static int case_stale_completion(void) {
   return 1;
 }
 
+/* A worker that never reads cancel_seq (PROTOCOL.md §3 allows it): a cancel wakes its park once, after which it
+ * sleeps again, and it sees its hub go while work is still queued. Before: sb_park and sb_wait returned 1 at once
+ * for ever after the first cancel (a whole core), and sb_wait never looked at the socket, so it never saw the EOF. */
+static int case_cancel_unread(void) {
+  for (int use_futex = 0; use_futex < 2; use_futex++) {
+    case_begin(use_futex ? "a cancel the worker never reads (futex)" : "a cancel the worker never reads (doorbell)");
+    pair p = pair_open(2);
+    if (sb_hub_claim(p.hub) != 0 || sb_hub_publish(p.hub, 0, SB_KIND_RAW, 1, 0, 0) != 0) die("publish");
+    if (sb_worker_poll(p.worker) != 0) die("worker poll");
+    if (sb_hub_cancel(p.hub, 0) != 2) die("the hub's cancel of a claimed request");
+    int r = sb_wait(p.worker, 1000, use_futex);
+    if (r != 1) die("the cancel did not wake the worker: sb_wait = %d", r);
+    for (int i = 0; i < 3; i++) {
+      if ((r = sb_park(p.worker)) != 0) die("sb_park after the cancel woke it = %d, expected 0 (parked)", r);
+      sb_unpark(p.worker);
+      if ((r = sb_wait(p.worker, 20, use_futex)) != 0) die("sb_wait after the cancel woke it = %d, expected 0", r);
+    }
+    if (sb_hub_cancel(p.hub, 0) != 2 || sb_wait(p.worker, 1000, use_futex) != 1) die("a second cancel did not wake it");
+    if (sb_hub_claim(p.hub) != 1 || sb_hub_publish(p.hub, 1, SB_KIND_RAW, 2, 0, 0) != 0) die("publish");
+    sb_close(p.hub);
+    if ((r = sb_wait(p.worker, 1000, use_futex)) != -EPIPE) die("the hub closed with work queued: sb_wait = %d", r);
+    sb_close(p.worker);
+    close(p.lfd);
+  }
+  return 2;
+}
+
 /* sb_hub_publish refuses a kind that is no sb_kind with -EINVAL and a request past its arena with -E2BIG, as
  * slotbus.h says; neither reaches the worker, and the slot, unclaimed, is published afresh. */
 static int case_publish_refusals(void) {
@@ -577,6 +604,7 @@ int main(int argc, char **argv) {
   n += case_socket_flood();
   n += case_cancel_flood();
   n += case_stale_completion();
+  n += case_cancel_unread();
   n += case_publish_refusals();
   n += case_detach_refused();
   n += case_effective_uid();

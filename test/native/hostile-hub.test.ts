@@ -30,7 +30,7 @@ function trustingWorker(name: string): Child {
 }
 
 test.each(gccSkip === null ? ["hostile", "hostile-asan"] : ["hostile"])(
-  "%s: the C worker refuses bad fds, rides out partial hellos and floods, refuses stale completions; publish refuses a bad kind (-EINVAL) apart from a large request (-E2BIG)",
+  "%s: the C worker refuses bad fds, rides out partial hellos and floods, refuses stale completions, wakes once per cancel it never reads; publish refuses a bad kind (-EINVAL) apart from a large request (-E2BIG)",
   async (program) => {
     const { stdout, stderr, code } = await run([join(bin, program), "test"], {
       env: {
