@@ -21,10 +21,12 @@ void sb_host_unlock(int fd) {
 }
 
 /* Connecting costs the listener nothing but an accept queue entry it may never take. */
-int sb_host_holder(const char *prefix, const char *name, uint32_t *uid) {
+int sb_host_holder(const char *prefix, const char *name, uint32_t *uid, int32_t *pid) {
+  int32_t p = -1;
   int r = plat_check();
   if (r || !prefix || !uid) return r ? r : -EINVAL;
-  int fd = plat_dial(prefix, name, NULL, -1, uid, NULL);
+  int fd = plat_dial(prefix, name, NULL, -1, uid, &p);
+  if (pid) *pid = p;
   if (fd < 0) return fd;
   close(fd);
   return 0;

@@ -14,7 +14,7 @@ extern "C" {
 #define SB_VERSION 4u /* 4: doorbells are stream socketpairs (§1.2); 3: names in the socket directory on Linux too (§1.1); 2: abstract names */
 /* Bumped whenever a function below changes its signature or meaning; the TS loader refuses a mismatch. */
 #ifndef SB_ABI_VERSION /* overridable only so a test can build a mismatching library */
-#define SB_ABI_VERSION 22u /* 22: sb_host_stand; 21: sb_keep_off_cpu; 20: sb_cpu (the CPU words, docs/PROTOCOL.md §5.1); 19: the sbd_ twins of the per-request calls (doubles); 18: protocol version 4 (socketpair doorbells), sb_fd_dup; 17: protocol version 3 (names in the socket directory), sb_listen_door, sb_host_free; 16: sb_any_readable; 15: sb_notify; 14: sb_host_holder; 13: sb_idle; 11: the flight recorder (sb_rec_*); 10: a lease claim's trace context (sbl_try_claim*'s trace, sbl_holder.trace); 9: sb_ctl_listen, sb_ctl_accept, sb_ctl_connect; 8: SB_ESOCKDIR, sb_socket_dir_error; sbl_open's stopped pids (no sbl_open_error); 7: sb_platform, sb_unlisten; 6: streams */
+#define SB_ABI_VERSION 23u /* 23: sb_host_holder's pid; 22: sb_host_stand; 21: sb_keep_off_cpu; 20: sb_cpu (the CPU words, docs/PROTOCOL.md §5.1); 19: the sbd_ twins of the per-request calls (doubles); 18: protocol version 4 (socketpair doorbells), sb_fd_dup; 17: protocol version 3 (names in the socket directory), sb_listen_door, sb_host_free; 16: sb_any_readable; 15: sb_notify; 14: sb_host_holder; 13: sb_idle; 11: the flight recorder (sb_rec_*); 10: a lease claim's trace context (sbl_try_claim*'s trace, sbl_holder.trace); 9: sb_ctl_listen, sb_ctl_accept, sb_ctl_connect; 8: SB_ESOCKDIR, sb_socket_dir_error; sbl_open's stopped pids (no sbl_open_error); 7: sb_platform, sb_unlisten; 6: streams */
 #endif
 #define SB_MAX_SLOTS 4096u
 #define SB_MAX_ALLOW_UIDS 8u
@@ -89,10 +89,11 @@ const char *sb_socket_dir_error(void);
 int sb_host_lock(const char *prefix, const char *name, int exclusive);
 /* Closes fd, first unlinking its file if no other process holds a lock on it (§12.5). */
 void sb_host_unlock(int fd);
-/* Who listens on the socket file <prefix><name> of the socket directory (§1.1): its effective uid in *uid, from
- * SO_PEERCRED of one connection closed at once (§15.2's election). 0, -ECONNREFUSED (or -ENOENT)
- * when nobody listens, -EAGAIN when its accept queue is full, or -errno. name: 1-64 of [A-Za-z0-9._-]. */
-int sb_host_holder(const char *prefix, const char *name, uint32_t *uid);
+/* Who listens on the socket file <prefix><name> of the socket directory (§1.1): its effective uid in *uid and its
+ * pid in *pid (pid may be NULL; -1 where the OS does not say), from SO_PEERCRED of one connection closed at once
+ * (§15.2's election, §15.5's cover). 0, -ECONNREFUSED (or -ENOENT) when nobody listens, -EAGAIN when its accept
+ * queue is full, or -errno. name: 1-64 of [A-Za-z0-9._-]. */
+int sb_host_holder(const char *prefix, const char *name, uint32_t *uid, int32_t *pid);
 /* The socket file of <prefix><name> in the socket directory (§1.1): its path into path (n >= 128 bytes; with 0
  * and -EADDRINUSE), a stale file (its holder died) recovered under the directory's lock; a candidate that binds it
  * itself stands with sb_host_stand instead (§15.2). 0 when nobody holds it, -EADDRINUSE when a process

@@ -19,7 +19,7 @@ const symbols = {
   sb_socket_dir_error: { args: [], returns: cstring },
   sb_host_lock: { args: [cstring, cstring, i32], returns: i32 },
   sb_host_unlock: { args: [i32], returns: none },
-  sb_host_holder: { args: [cstring, cstring, ptr], returns: i32 },
+  sb_host_holder: { args: [cstring, cstring, ptr, ptr], returns: i32 },
   sb_host_free: { args: [cstring, cstring, ptr, u32], returns: i32 },
   sb_host_stand: { args: [cstring, cstring, ptr, u32], returns: i32 },
   sb_accept: { args: [i32, ptr, ptr, ptr], returns: ptr },
@@ -92,7 +92,7 @@ export type Native = NativeSymbols<typeof symbols>
 export type Chan = Pointer
 
 /** What this TypeScript expects of the library: csrc/slotbus.h's SB_ABI_VERSION and the layout string's hash. */
-export const ABI_VERSION = 22
+export const ABI_VERSION = 23
 export const LAYOUT_HASH = 0x178a975a
 /** csrc/slotbus.h's SB_VERSION: the wire protocol's version, in the hello (docs/PROTOCOL.md §1). */
 export const WIRE_VERSION = 4
@@ -230,9 +230,16 @@ export function standForHostName<T>(
  * does; "busy" when its accept queue is full (so its uid cannot be asked).
  */
 export function hostHolder(prefix: string, name: string): number | "none" | "busy" {
+  const r = hostHolderOf(prefix, name)
+  return typeof r === "string" ? r : r.uid
+}
+
+/** hostHolder's uid and the holder's pid (0 where the OS does not say). */
+export function hostHolderOf(prefix: string, name: string): { uid: number; pid: number } | "none" | "busy" {
   const uid = new Uint32Array(1)
-  const r = native.sb_host_holder(Buffer.from(`${prefix}\0`), Buffer.from(`${name}\0`), uid)
-  if (r === 0) return uid[0]!
+  const pid = new Int32Array(1)
+  const r = native.sb_host_holder(Buffer.from(`${prefix}\0`), Buffer.from(`${name}\0`), uid, pid)
+  if (r === 0) return { uid: uid[0]!, pid: Math.max(0, pid[0]!) }
   if (r === Errno.EAGAIN) return "busy"
   if (r === Errno.ECONNREFUSED || r === Errno.ENOENT) return "none"
   throw new NativeLibraryError(`cannot ask who listens as ${prefix}${name}: errno ${-r}`)

@@ -107,6 +107,7 @@ const PREFIXES: Record<string, Kind> = { ".topic.": "topic", "-lease.": "contest
 
 /** The kind and name of a socket's name: a bus's front k > 0 of a shared name listens on `<name>~<k>` (§15.1). */
 function kindOf(file: string): { kind: Kind; name: string } | null {
+  if (file.startsWith("slotbus.fronts-cover.")) return null // a standby covering a stopped leader (§15.5): no bus
   const m = /^slotbus(\.topic\.|-lease\.|\.fronts\.|\.)([A-Za-z0-9._-]{1,64})(~\d{1,3})?$/.exec(file)
   const kind = m && PREFIXES[m[1]!]
   if (!kind || (m[3] && kind !== "bus")) return null

@@ -394,7 +394,7 @@ export class SlotBus {
     return this.dispatcher.observer.section(this.stats(), {
       upMs: performance.now() - this.createdAt,
       pools: this.pools.describe(),
-      front: this.front && { index: this.front.index, leader: this.front.leader },
+      front: this.front && { index: this.front.index, leader: this.front.leader, covering: this.front.coveringFor },
       remote: link && {
         transport: String(this.settings.remote!.transport.transport ?? "remote"),
         server: link.server?.() ?? "?",
@@ -406,7 +406,7 @@ export class SlotBus {
 
   /** What GET /metrics (serveStatus) shows of this bus: the slotbus_* families of docs/api.md, labelled bus="<name>". */
   [METRICS](): MetricFamily[] {
-    const leads = this.front === null || this.front.leader
+    const leads = this.front === null || this.front.runsPool
     return this.dispatcher.observer.families(this.stats(), this.pools.describe(), leads)
   }
 

@@ -23,6 +23,7 @@ import type { WorkerEvent } from "../endpoint/endpoint.ts"
 import { isCompiled } from "../ops/self-command.ts"
 import { FRONT_BUS_ENV, FRONT_PARENT_ENV } from "../ops/front-parent.ts"
 import { sharedPool } from "../ops/front-pool.ts"
+import { runWhenLeading, standbyRow, standsBy, stoppedForGood } from "../ops/front-cover.ts"
 import { reportCrashes, STABLE_REQUESTS } from "./crash-log.ts"
 
 export interface SuperviseWorkersOptions
@@ -247,9 +248,7 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
       : {
           row: [
             argv.join(" "),
-            front && sup.state === "created"
-              ? "standby (another front runs the name's pool)"
-              : `${sup.state}${sup.crashLoop ? " (crash loop)" : ""}`,
+            (front && standbyRow(front, sup)) ?? `${sup.state}${sup.crashLoop ? " (crash loop)" : ""}`,
             `${sup.runningCount} of ${sup.instances.length}${range.max > range.min ? ` (target ${scale.target}: ${scale.why})` : ""}`,
             sup.restarts,
             sup.instances.map((i) => i.pid || "-").join(" "),
@@ -262,17 +261,18 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
         },
   )
   if (!front || front.leader) sup.start() // throws here when the command cannot be spawned at all
-  front?.onLeader(() => {
-    if (sup.state !== "created" || bus?.closing) return
+  // elected, or covering for a stopped leader (§15.5), on a timer: nobody to throw to; said, and requests fail with it
+  const lead = () => {
+    if (!front || !standsBy(sup) || bus?.closing) return
     try {
       sup.start()
     } catch (e) {
-      // elected later, on a timer: nobody to throw to, so it is said, and the bus's requests fail with it
-      const message = `${what()} could not start on this front, its new leader: ${(e as Error).message}`
+      const message = `${what()} could not start on this front, ${front.leader ? "its new leader" : "covering for its stopped leader"}: ${(e as Error).message}`
       log(message)
       bus?.pools.failed(sup, new PoolFailedError(message, bus.name, (e as Error).message))
     }
-  })
+  }
+  if (front) runWhenLeading(front, { pool: sup, start: lead, log })
   const stop = () => void (sup.state === "running" || sup.state === "failed" ? sup.stop() : null)
   // its workers would join the next leader's fronts beside that leader's pool: the name's pool goes with the seat
   front?.onClose(stop)
@@ -338,7 +338,7 @@ function autoscale(
   let busySince = performance.now()
   let changing = false
   const timer = setInterval(() => {
-    if (sup.state === "stopped" || sup.state === "stopping") return clearInterval(timer)
+    if (stoppedForGood(sup)) return clearInterval(timer)
     if (changing || sup.state !== "running") return
     const pids = new Set(sup.instances.map((i) => i.pid))
     const load = bus.pools.load(pids)
@@ -432,7 +432,7 @@ function recycleWhenDue(sup: Supervisor, bus: SlotBus | null, limits: Limits) {
   const offStart = sup.on("start", (inst) => retireAtLimit(inst.pid))
   const offJoin = bus?.onWorker((e) => (e.type === "join" ? retireAtLimit(e.worker.pid) : jitter.delete(e.worker.pid)))
   const timer = setInterval(() => {
-    if (sup.state !== "stopped" && sup.state !== "stopping") return next()
+    if (!stoppedForGood(sup)) return next()
     clearInterval(timer)
     offStart()
     offJoin?.()

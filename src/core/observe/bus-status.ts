@@ -23,8 +23,9 @@ export interface BusSectionExtra {
   upMs: number
   pools: PoolRow[]
   remote: { transport: string; server: string; connected: boolean; policy: string } | null
-  /** A shared front (docs/PROTOCOL.md §15): its index among the name's fronts, and whether it leads. */
-  front?: { index: number; leader: boolean } | null
+  /** A shared front (docs/PROTOCOL.md §15): its index among the name's fronts, whether it leads, and the stopped
+   * leader's pid while it covers for it (§15.5; 0 otherwise). */
+  front?: { index: number; leader: boolean; covering?: number } | null
 }
 
 export function busSection(st: BusStats, metrics: BusMetricsSnapshot, o: BusSectionExtra): StatusSection {
@@ -45,7 +46,7 @@ export function busSection(st: BusStats, metrics: BusMetricsSnapshot, o: BusSect
   if (o.front)
     s.facts.push([
       "front",
-      `${o.front.index} of the shared name (${o.front.index === 0 ? "the plain name" : `${st.name}~${o.front.index}`}); ${o.front.leader ? "the leader: runs the name's pool" : "another front leads"}`,
+      `${o.front.index} of the shared name (${o.front.index === 0 ? "the plain name" : `${st.name}~${o.front.index}`}); ${o.front.leader ? "the leader: runs the name's pool" : o.front.covering ? `covers for the stopped leader (pid ${o.front.covering}): runs the name's pool` : "another front leads"}`,
     ])
   if (st.refusedPeers + st.overCapPeers + st.protocolErrors + st.evictedWorkers > 0)
     s.facts.push([

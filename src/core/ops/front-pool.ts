@@ -4,6 +4,7 @@
 import { Supervisor, SupervisorError, type SupervisorHooks, type SupervisorOptions } from "../../kit/index.ts"
 import { controlReload } from "./control-client.ts"
 import type { FrontSeat } from "./fronts.ts"
+import { coveringFront, processStopped, standsBy } from "./front-cover.ts"
 
 export type ReloadOptions = NonNullable<Parameters<Supervisor["reload"]>[0]>
 
@@ -19,10 +20,22 @@ export function sharedPool(
   // this pool's own reload when it runs it, else the leader's, asked over the control socket
   const pool: Supervisor = new Supervisor(options, {
     ...hooks,
-    reloadElsewhere: (o) => (pool.state !== "created" || seat.leader ? null : controlReload(name, command, o)),
+    reloadElsewhere: (o) => (!standsBy(pool) || seat.leader ? null : reloadOnLeader(name, command, o, seat)),
   })
   pools.add(pool, command, seat)
   return pool
+}
+
+/** A standby's reload: the leader's, over its control socket; refused at once while the leader is stopped (§15.5). */
+function reloadOnLeader(name: string, command: string[], o: ReloadOptions, seat: FrontSeat): Promise<void> {
+  const pid = seat.leaderPid()
+  if (!processStopped(pid)) return controlReload(name, command, o)
+  const cover = coveringFront(name)
+  return Promise.reject(
+    new SupervisorError(
+      `the leader front of "${name}" (pid ${pid}) is stopped (SIGSTOP, a paused container, a debugger) and cannot reload the name's pool until it runs again; ${cover > 0 ? `front pid ${cover} runs the pool for it meanwhile: reload() there` : "try again once it runs"}`,
+    ),
+  )
 }
 
 /**

@@ -4,7 +4,7 @@
 // leader: the marker that the name is shared, and the front that supervises a shared pool), and a worker's family
 // of connections, one per front, found by a rescan every RESCAN_MS. A name listened to without `shared` runs none
 // of this.
-import { native, Errno, E_SOCKET_DIR, ANY_UID, socketDirError, type Chan } from "../../native/ffi.ts"
+import { native, Errno, E_SOCKET_DIR, ANY_UID, socketDirError, hostHolderOf, type Chan } from "../../native/ffi.ts"
 import { warnSocketDirTaken } from "../../native/socket-dir.ts"
 import { euid, HostSeat, seatHeld } from "../../kit/index.ts"
 import { NameInUseError, SharingMismatchError, SlotBusError } from "../../errors.ts"
@@ -50,9 +50,41 @@ export class FrontSeat {
   private readonly leaving = new Set<() => void>()
   /** This front's index: 0 (the plain name) or k of "name~k". */
   index = -1
+  // the leader's pid (SO_PEERCRED), asked once per leader this front watches (§15.5); -1: to ask
+  private holderPid = -1
+  private coveredPid = 0
 
   private constructor(readonly name: string) {
-    this.seat = HostSeat.stand(ELECTION, name, { elected: () => this.elected() })
+    this.seat = HostSeat.stand(ELECTION, name, {
+      elected: () => this.elected(),
+      watching: () => void (this.holderPid = -1),
+    })
+  }
+
+  /** The leader's pid while another front leads; 0 when this front leads, none does, or the OS does not say. */
+  leaderPid(): number {
+    if (this.leader || this.closed) return 0
+    if (this.holderPid < 0) {
+      const h = hostHolderOf(ELECTION, this.name)
+      if (typeof h === "string") return 0 // between two leaders, or its queue full: asked again next time
+      this.holderPid = h.pid
+    }
+    return this.holderPid
+  }
+
+  /** The stopped leader's pid while this front runs the name's pool for it (§15.5), else 0. */
+  get coveringFor(): number {
+    return this.leader ? 0 : this.coveredPid
+  }
+
+  /** This front runs the pool for the stopped leader `pid` (0: no more). */
+  covers(pid: number) {
+    this.coveredPid = pid
+  }
+
+  /** Whether this front runs the name's pool: it leads, or covers for a stopped leader. */
+  get runsPool(): boolean {
+    return this.leader || this.coveringFor > 0
   }
 
   static join(name: string): FrontSeat {

@@ -155,7 +155,7 @@ const decoder = new TextDecoder()
 export const utf8 = (bytes: Uint8Array) => decoder.decode(bytes)
 
 /** What a bus name may not start with: its file would be a topic's or an election's (docs/PROTOCOL.md §1.1). */
-const OTHER_FILES = ["topic.", "fronts.", "bridge."]
+const OTHER_FILES = ["topic.", "fronts.", "fronts-cover.", "bridge."]
 
 /** The C string of a bus name, checked: the C side would stop at a NUL and never see the rest. */
 export function busName(name: string): Buffer {
@@ -163,7 +163,7 @@ export function busName(name: string): Buffer {
   const taken = OTHER_FILES.find((prefix) => name.startsWith(prefix))
   if (taken)
     throw new TypeError(
-      `bus name "${name}" starts with "${taken}": its socket file would be that of a ${taken === "topic." ? "topic" : "front or bridge election"} (slotbus.${name}); pick another name`,
+      `bus name "${name}" starts with "${taken}": its socket file would be that of a ${taken === "topic." ? "topic" : "front, cover or bridge election"} (slotbus.${name}); pick another name`,
     )
   return Buffer.from(`${name}\0`)
 }

@@ -20,6 +20,7 @@ import { busName } from "../wire/codec.ts"
 import { Pump, STARTUP_POLL_NS } from "../wire/pump.ts"
 import type { RemoteLink, RemoteTransport } from "../wire/remote.ts"
 import { FrontFamily, frontAddress, MAX_FRONTS, sharedFrontsExist, type FrontRoot } from "../ops/fronts.ts"
+import { processStopped } from "../ops/front-cover.ts"
 import { reportVitals } from "./vitals-report.ts"
 import type { Serving } from "./serve.ts"
 import { Intake, RemoteIntake } from "./intake.ts"
@@ -156,7 +157,8 @@ export class Connections {
         this.index = 0
         return this.serve(new Channel(ptr, "worker"))
       }
-      if (RETRYABLE.has(e) && (await this.anyFront())) return
+      // a front that sent no hello (a stopped leader on the plain name, §15.5): the name's other fronts
+      if ((RETRYABLE.has(e) || e === ETIMEDOUT) && (await this.anyFront())) return
       if (e === E_SOCKET_DIR) throw socketDirError(`cannot attach to hub "${this.name}"`)
       if (e === EPERM)
         throw new PeerRefusedError(
@@ -210,9 +212,14 @@ export class Connections {
   /** Waits for the hub's hello without blocking the event loop: the hub may live on this very thread. */
   private async finishConnect(ptr: Chan, helloMs: number): Promise<number> {
     const deadline = performance.now() + helloMs
+    const peer = native.sb_peer_pid(ptr)
     let r: number
-    while ((r = native.sb_connect_finish(ptr, 0)) === EAGAIN && performance.now() < deadline && !this.stopping)
+    let tries = 0
+    while ((r = native.sb_connect_finish(ptr, 0)) === EAGAIN && performance.now() < deadline && !this.stopping) {
+      // A stopped front (SIGSTOP) sends no hello until it runs again: a shared name's other fronts serve meanwhile.
+      if (++tries % 100 === 0 && processStopped(peer) && sharedFrontsExist(this.name, this.opts.hubUid)) break
       await sleep(1)
+    }
     if (r !== 0) native.sb_close(ptr)
     return r === EAGAIN ? ETIMEDOUT : r
   }

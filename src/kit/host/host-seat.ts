@@ -23,6 +23,8 @@ export function seatHeld(prefix: string, name: string, uid = euid()): boolean {
 export interface SeatEvents {
   /** This process holds the name now. */
   elected(): void
+  /** This process watches a holder (a new one after each election it lost). */
+  watching?(): void
 }
 
 /** A process's seat in the election of prefix+name: it holds the name (`held`) or stands until it does. */
@@ -89,8 +91,9 @@ export class HostSeat {
       else setTimeout(() => this.stand(), 1).unref()
     }
     connect({ unix: path, socket: { data() {}, close: again, error: again, connectError: again } }).then((w) => {
-      if (this.closed) w.end()
-      else this.watch = w
+      if (this.closed) return w.end()
+      this.watch = w
+      this.on.watching?.()
     }, again)
   }
 
