@@ -50,6 +50,8 @@ class NatsPeer implements RemotePeer {
   readonly prefix = PREFIX
   seen = performance.now()
   state = "serving"
+  /** Its presence's epoch (§10.3): a new one says answers it made may have been lost. */
+  epoch = 0
   /** Its request subject, made once. */
   readonly subject: string
 
@@ -141,6 +143,11 @@ class NatsHub implements RemoteLink {
         for (const [n, c] of this.calls) if (c.granted > 0) this.sendGrant(n, c)
       }
     }, tick)
+    // Answers sent to this hub while it was away were lost (nobody subscribed meanwhile): what it sent is given up
+    this.use.onStatus((st) => {
+      if (st.type === "reconnect")
+        this.lost(() => true, "may have answered while this hub's NATS connection was down (the answer is lost)")
+    })
     this.use.onClosed(() => {
       clearInterval(this.timer)
       clearInterval(this.liveness)
@@ -157,6 +164,11 @@ class NatsHub implements RemoteLink {
     const p = readPresence(msg.data)
     if (!p || typeof p.worker !== "string" || !ID.test(p.worker)) return this.host.rejected()
     let peer = this.peers.get(p.worker)
+    const epoch = Number.isSafeInteger(p.epoch) ? (p.epoch as number) : 0
+    if (peer && peer.epoch !== epoch) {
+      peer.epoch = epoch
+      this.lost((c) => c.peer === peer, "lost its NATS connection for a while (an answer it made then is lost)")
+    }
     if (p.state === "leaving") {
       if (!peer) return
       // it takes nothing new and answers what it runs (its close() waits for them, saying "leaving" meanwhile): gone
@@ -172,6 +184,7 @@ class NatsHub implements RemoteLink {
       // anyone may publish a presence: its host goes into errors and logs with control characters escaped
       const host = typeof p.host === "string" ? printable(p.host.slice(0, 255)) : "?"
       peer = new NatsPeer(p.worker, host, pid, slots, this, this.s.req(p.worker))
+      peer.epoch = epoch
       this.peers.set(peer.id, peer)
       peer.state = p.state === "draining" ? "draining" : "serving"
       this.host.joined(peer)
@@ -192,6 +205,23 @@ class NatsHub implements RemoteLink {
     if (peer.state !== "leaving") return
     for (const c of this.calls.values()) if (c.peer === peer) return
     this.gone(peer, "left")
+  }
+
+  /**
+   * The calls `which` picks may have had their answers lost (§10.3): each is given up, its worker told, and sent
+   * again if idempotent, as when its worker dies; a late answer finds nobody.
+   */
+  private lost(which: (c: Call) => boolean, why: string) {
+    const peers = new Set<NatsPeer>()
+    for (const [n, c] of [...this.calls]) {
+      if (!which(c)) continue
+      this.calls.delete(n)
+      peers.add(c.peer)
+      if (!this.nc.isClosed()) this.nc.publish(this.s.cancel(c.peer.id), `${this.inbox}.${n}`)
+      const who = `worker ${c.peer.id} (pid ${c.peer.pid} on ${c.peer.host}, over NATS) of "${this.host.name}"`
+      this.host.lost(c.p, new WorkerGoneError(`${who} ${why}; retry the request`))
+    }
+    for (const peer of peers) this.settled(peer)
   }
 
   private gone(peer: NatsPeer, why: string, undelivered?: RemoteCall) {

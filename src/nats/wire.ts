@@ -106,6 +106,8 @@ export interface WorkerPresence {
   pid: number
   slots: number
   state: "serving" | "draining" | "leaving"
+  /** Changed each time the worker's connection came back (§10.3). */
+  epoch: number
 }
 export interface HubPresence {
   v: 1

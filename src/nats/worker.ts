@@ -40,6 +40,8 @@ const VERSION = "1.0.0" // of this service's protocol (docs/PROTOCOL.md §10), a
 const microName = (bus: string) => `slotbus-${bus.replace(/[^A-Za-z0-9_-]/g, "_")}`
 const HUB_GONE = () => new DOMException("the hub that sent this request stopped announcing itself", "AbortError")
 const GIVEN_UP = () => new DOMException("the hub gave this request up: its caller aborted or timed out", "AbortError")
+const RECONNECTED = () =>
+  new DOMException("the worker's NATS connection was down: its hubs gave this request up", "AbortError")
 const WORKER_CLOSED = () => new DOMException("the worker closed before this request finished", "AbortError")
 const NO_BYTES: Uint8Array = new Uint8Array(0)
 /** How long a leaving worker keeps refusing requests at least, rather than let them go unheard (§10.3). */
@@ -69,6 +71,8 @@ async function serve(host: RemoteWorkerHost, use: NatsUse, opts: TransportOption
   const slots = opts.slots ?? 32
   const maxPayload = nc.info?.max_payload ?? 1024 * 1024
   let state: WorkerPresence["state"] = "serving"
+  /** Changed each time the connection comes back: a hub then gives up what it had sent here (§10.3). */
+  let epoch = 0
   let closed = false
   // Requests running now by reply subject (a handler that returns at once is never in it); the hubs heard from.
   const running = new Map<string, Call>()
@@ -87,7 +91,7 @@ async function serve(host: RemoteWorkerHost, use: NatsUse, opts: TransportOption
   const refused = () => void rejected++
 
   const announce = () => {
-    const p: WorkerPresence = { v: 1, worker: id, host: opts.host ?? HOST, pid: process.pid, slots, state }
+    const p: WorkerPresence = { v: 1, worker: id, host: opts.host ?? HOST, pid: process.pid, slots, state, epoch }
     if (!nc.isClosed()) nc.publish(s.hb, JSON.stringify(p))
   }
 
@@ -346,13 +350,18 @@ async function serve(host: RemoteWorkerHost, use: NatsUse, opts: TransportOption
     throw e
   }
   announce()
-  // While the connection is down nothing can be heard: hubs are judged again from when it came back (§10.3)
+  // While the connection is down nothing can be heard: hubs are judged again from when it came back (§10.3). An
+  // answer made meanwhile may be lost, so hubs give up what they sent before they hear the new epoch, and the
+  // handlers still running are told: their answers would reach nobody.
   let offline = false
   use.onStatus((st) => {
     if (st.type === "disconnect") offline = true
     else if (st.type === "reconnect") {
       offline = false
       for (const h of hubs.values()) h.seen = performance.now()
+      epoch++
+      announce()
+      for (const call of running.values()) call.cancel(RECONNECTED())
     }
   })
   const stalled = stallMeter(opts.heartbeatMs)

@@ -2,6 +2,7 @@
 import { spawnSync } from "node:child_process"
 import { afterAll, afterEach, beforeAll } from "bun:test"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { type AddressInfo, connect as tcpConnect, createServer, type Socket } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { Msg, NatsConnection } from "@nats-io/transport-node"
@@ -112,6 +113,40 @@ async function startNatsOn(
     throw e
   }
   return { url: `nats://127.0.0.1:${port}`, server, monitor, port }
+}
+
+/**
+ * A TCP relay to the nats-server at `url`, so one client's link can be cut while the others keep theirs: `cut()`
+ * closes every connection through it and refuses new ones until `restore()`; `close()` ends it.
+ */
+export async function natsRelay(url: string) {
+  const { hostname, port } = new URL(url)
+  const open = new Set<Socket>()
+  let down = false
+  const server = createServer((client) => {
+    if (down) return void client.destroy()
+    const upstream = tcpConnect(Number(port), hostname)
+    for (const [s, other] of [
+      [client, upstream],
+      [upstream, client],
+    ] as const) {
+      open.add(s)
+      s.on("error", () => {})
+      s.on("close", () => (open.delete(s), other.destroy()))
+      s.pipe(other)
+    }
+  })
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
+  const cut = () => {
+    down = true
+    for (const s of open) s.destroy()
+  }
+  return {
+    url: `nats://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    cut,
+    restore: () => void (down = false),
+    close: () => new Promise<void>((resolve) => (cut(), server.close(() => resolve()))),
+  }
 }
 
 /**

@@ -132,6 +132,11 @@ export class RemoteEndpoint implements Endpoint {
     if (this.calls.has(p) && p.phase === "in-slot") this.host.retryOrFail(p, err, true)
   }
 
+  /** p's answer may have been lost (docs/PROTOCOL.md §10.3): as when its worker dies, retried if idempotent, else failed. */
+  lost(p: Pending, err: Error) {
+    if (this.calls.has(p) && p.phase === "in-slot") this.host.retryOrFail(p, err)
+  }
+
   frame(p: Pending, type: number, status: number, bytes: Uint8Array) {
     if (!this.calls.has(p) || p.phase !== "in-slot") return
     let s = p.in as StreamIn | null
@@ -194,6 +199,7 @@ export function remoteHubHost(
     frame: (call, type, status, bytes) => holder(call)?.frame(call as Pending, type, status, bytes),
     failed: (call, err) => books.fail(call as Pending, err),
     unrun: (call, err) => holder(call)?.unrun(call as Pending, err),
+    lost: (call, err) => holder(call)?.lost(call as Pending, err),
     rejected,
   }
 }

@@ -15,7 +15,8 @@
 //   /stream-hold    a stream: "one", then nothing until it is cancelled (then recorded: /aborted)
 //   /later/<ms>     the body as sent, read after <ms> ms (async: other requests are answered meanwhile)
 //   /reply/<ms>     req.reply(): status 201 and x-len written at once, the body (reversed) filled in after <ms> ms
-//   /slow/<ms>      the body as sent, after <ms> ms, printing "running <body>" (no Bun global: also under Node)
+//   /slow/<ms>      the body as sent, after <ms> ms, printing "running <body>", then "answered <body>" as it
+//                   answers (no Bun global: also under Node)
 // SIGUSR2 closes it (worker.close(): running handlers finish first), printing "closing" and, once closed, "closed".
 import { SlotWorker, type SlotRequest } from "../../../src/index.ts"
 import { nats } from "../../../src/nats/index.ts"
@@ -109,7 +110,12 @@ function handle(req: SlotRequest) {
     case "slow": {
       const body = req.body.slice()
       console.log(`running ${new TextDecoder().decode(body)}`)
-      return new Promise<Uint8Array>((r) => setTimeout(() => r(body), Number(arg)))
+      return new Promise<Uint8Array>((r) =>
+        setTimeout(() => {
+          console.log(`answered ${new TextDecoder().decode(body)}`)
+          r(body)
+        }, Number(arg)),
+      )
     }
     default:
       return { status: 404, body: `no route ${req.path}` }
