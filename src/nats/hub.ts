@@ -52,18 +52,23 @@ class NatsPeer implements RemotePeer {
   state = "serving"
   /** Its presence's epoch (§10.3): a new one says answers it made may have been lost. */
   epoch = 0
+  /** It refused a request as running its slots already (§10.2): sent nothing more until it answers or announces. */
+  full = false
   /** Its request subject, made once. */
   readonly subject: string
 
   get serving() {
     return this.state === "serving"
   }
+  get capacity() {
+    return this.full ? 0 : this.slots
+  }
 
   constructor(
     readonly id: string,
     readonly host: string,
     readonly pid: number,
-    readonly capacity: number,
+    readonly slots: number,
     private readonly hub: NatsHub,
     subject: string,
   ) {
@@ -169,6 +174,9 @@ class NatsHub implements RemoteLink {
       peer.epoch = epoch
       this.lost((c) => c.peer === peer, "lost its NATS connection for a while (an answer it made then is lost)")
     }
+    // a heartbeat since it refused as full: it may have room again (one refusal a heartbeat at most, §10.2)
+    const full = peer?.full === true
+    if (peer) peer.full = false
     if (p.state === "leaving") {
       if (!peer) return
       // it takes nothing new and answers what it runs (its close() waits for them, saying "leaving" meanwhile): gone
@@ -198,6 +206,7 @@ class NatsHub implements RemoteLink {
     }
     peer.seen = performance.now()
     peer.state = p.state === "draining" ? "draining" : "serving"
+    if (full) this.host.ready(peer)
   }
 
   /** A call of `peer` ended: a leaving worker whose calls have all ended is gone (§10.3). */
@@ -303,9 +312,17 @@ class NatsHub implements RemoteLink {
       return this.gone(call.peer, "has no subscription any more (NATS: no responders)", call.p)
     const bytes = data.subarray(PREFIX)
     if (p?.kindOrFlags === 1 && p.a === 503 && p.b === 0 && call.frames === 0) {
-      call.peer.state = "leaving" // it said so by this refusal (§10.3): nothing more goes to it
-      const why = `worker ${call.peer.id} of "${this.host.name}" is leaving and did not run the request; retry it`
-      return this.host.unrun(call.p, new WorkerGoneError(why))
+      // Not run (§10.3): a leaving worker said so in its presence first; else it runs its slots already, for hubs
+      // besides this one, and gets nothing more from here until its next presence (§10.2)
+      const leaving = call.peer.state === "leaving"
+      if (!leaving) call.peer.full = true
+      const why = leaving ? "is leaving" : `runs its ${call.peer.slots} slots already (other hubs' requests too)`
+      return this.host.unrun(
+        call.p,
+        new WorkerGoneError(
+          `worker ${call.peer.id} of "${this.host.name}" ${why} and did not run the request; retry it`,
+        ),
+      )
     }
     if (!p || p.kindOrFlags > 1 || align8(p.b) > bytes.length || call.frames > 0) {
       this.host.rejected()
@@ -314,6 +331,7 @@ class NatsHub implements RemoteLink {
         new WorkerGoneError(`worker ${call.peer.id} sent an answer that is not slotbus protocol (§10.2)`),
       )
     }
+    call.peer.full = false // it had room for this one: one is free again
     this.host.answered(call.p, p.a, p.kindOrFlags, p.b, bytes)
   }
 
@@ -347,7 +365,10 @@ class NatsHub implements RemoteLink {
       return this.host.failed(call.p, err) // which cancels it (§10.4)
     }
     call.frames++
-    if (type === Frame.END) this.calls.delete(n)
+    if (type === Frame.END) {
+      this.calls.delete(n)
+      call.peer.full = false
+    }
     const status =
       type === Frame.HEAD
         ? f.b

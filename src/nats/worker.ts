@@ -76,6 +76,8 @@ async function serve(host: RemoteWorkerHost, use: NatsUse, opts: TransportOption
   let closed = false
   // Requests running now by reply subject (a handler that returns at once is never in it); the hubs heard from.
   const running = new Map<string, Call>()
+  /** Of those, the ones a hub still waits for: at most `slots` (§10.2), as the hubs count them. */
+  let busy = 0
   const hubs = new Map<string, { seen: number; heartbeatMs: number }>()
   let everHeard = false
   let lastEager = Number.NEGATIVE_INFINITY
@@ -109,6 +111,12 @@ async function serve(host: RemoteWorkerHost, use: NatsUse, opts: TransportOption
     /** In `running` (its handler did not return at once), or answered. */
     running = false
     answered = false
+    /** In `busy`: running, and not given up. */
+    counted = false
+    /** Out of `busy`: answered, or given up (its hub counts it no more either). */
+    uncount() {
+      if (this.counted) (this.counted = false), busy--
+    }
     readonly started = nanoseconds()
     constructor(
       private readonly msg: Msg,
@@ -146,6 +154,7 @@ async function serve(host: RemoteWorkerHost, use: NatsUse, opts: TransportOption
       stats.processing_time += nanoseconds() - this.started
       if (a.flags & 1) stats.num_errors++
       if (this.running) running.delete(this.rid)
+      this.uncount()
       const out = this.own ?? scratch
       writePrefix(out, a.flags, a.status, a.headLen)
       try {
@@ -161,11 +170,13 @@ async function serve(host: RemoteWorkerHost, use: NatsUse, opts: TransportOption
       this.giveBack()
       void sendStream(this, rs).finally(() => {
         running.delete(this.rid)
+        this.uncount()
         rs.over()
       })
     }
     /** The hub gave it up, or is gone: its signal aborts, a streamed answer stops. */
     cancel(reason: DOMException) {
+      this.uncount()
       this.req?.cancel(reason)
       this.stop?.(reason)
       this.credited()
@@ -241,13 +252,18 @@ async function serve(host: RemoteWorkerHost, use: NatsUse, opts: TransportOption
     const p = readPrefix(data)
     const headLen = p ? p.a : 0
     const request = data.subarray(PREFIX) // as a request arena: head, padding, body
-    if (state !== "serving" || !p || p.kindOrFlags > 1 || align8(headLen) > request.length) {
-      if (state === "serving") refused()
-      const why = new TextEncoder().encode(
-        state !== "serving" ? "the worker is leaving" : "a request that is not slotbus protocol (§10.2)",
-      )
+    // Not run (503, §10.3): the worker is leaving, or runs its slots already (each hub counts only its own, §10.2)
+    const unrun =
+      state !== "serving"
+        ? "the worker is leaving"
+        : busy >= slots
+          ? `the worker runs its ${slots} slots already`
+          : null
+    if (unrun !== null || !p || p.kindOrFlags > 1 || align8(headLen) > request.length) {
+      if (unrun === null) refused()
+      const why = new TextEncoder().encode(unrun ?? "a request that is not slotbus protocol (§10.2)")
       const out = new Uint8Array(PREFIX + why.length)
-      writePrefix(out, 1, state !== "serving" ? 503 : 500, 0) // 503: not run, so a hub may send it elsewhere (§10.3)
+      writePrefix(out, 1, unrun !== null ? 503 : 500, 0) // 503: not run, so a hub may send it elsewhere (§10.3)
       out.set(why, PREFIX)
       return void msg.respond(out)
     }
@@ -260,6 +276,7 @@ async function serve(host: RemoteWorkerHost, use: NatsUse, opts: TransportOption
     if (!call.answered) {
       call.running = true
       running.set(rid, call)
+      ;(call.counted = true), busy++
     }
   }
 

@@ -200,6 +200,7 @@ export function remoteHubHost(
     failed: (call, err) => books.fail(call as Pending, err),
     unrun: (call, err) => holder(call)?.unrun(call as Pending, err),
     lost: (call, err) => holder(call)?.lost(call as Pending, err),
+    ready: () => books.freed(),
     rejected,
   }
 }

@@ -62,10 +62,15 @@ export interface RemoteHubHost {
   /** The answer to p: `bytes` as an answer arena holds it (head, padding, body). */
   answered(p: RemoteCall, status: number, flags: number, headLen: number, bytes: Uint8Array): void
   failed(p: RemoteCall, err: Error): void
-  /** p's worker refused it unrun (it is leaving): p goes to another worker as one never delivered, or fails with err. */
+  /**
+   * p's worker refused it unrun (it is leaving, or full): p goes to another worker as one never delivered, or fails
+   * with err.
+   */
   unrun(p: RemoteCall, err: Error): void
   /** p's answer may have been lost (a connection came back): as if its worker died holding it, p retried or failed. */
   lost(p: RemoteCall, err: Error): void
+  /** `peer` may take requests again (its room came back): the queue goes on. */
+  ready(peer: RemotePeer): void
   /** A frame of p's streamed answer (docs/PROTOCOL.md §10.4), in order: Frame.HEAD, DATA or END; `bytes` its own. */
   frame(p: RemoteCall, type: number, status: number, bytes: Uint8Array): void
   /** A message was refused as not slotbus protocol (counted in the bus's stats). */

@@ -5,7 +5,7 @@
 // Prints "ready <pid>" once it announced itself. Routes (http; raw calls answer their body reversed):
 //   /echo           200, x-pid, the body as sent
 //   /id             the request's x-id header, also printed as "served <id>"
-//   /hold           answers only when the hub gives it up (then records it: /aborted)
+//   /hold           prints "holding", answers only when the hub gives it up (then records it: /aborted)
 //   /big/<n>        n bytes
 //   /throw          a TypeError
 //   /stream/<n>/<size>  n chunks of size bytes (chunk i is all i & 255), each made only when the body is pulled
@@ -40,6 +40,7 @@ function handle(req: SlotRequest) {
       return id
     }
     case "hold":
+      console.log("holding")
       return new Promise<string>((_, reject) =>
         req.signal.addEventListener("abort", () => {
           aborted.push(req.path)
