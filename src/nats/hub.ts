@@ -313,16 +313,13 @@ class NatsHub implements RemoteLink {
     const bytes = data.subarray(PREFIX)
     if (p?.kindOrFlags === 1 && p.a === 503 && p.b === 0 && call.frames === 0) {
       // Not run (§10.3): a leaving worker said so in its presence first; else it runs its slots already, for hubs
-      // besides this one, and gets nothing more from here until its next presence (§10.2)
-      const leaving = call.peer.state === "leaving"
-      if (!leaving) call.peer.full = true
-      const why = leaving ? "is leaving" : `runs its ${call.peer.slots} slots already (other hubs' requests too)`
-      return this.host.unrun(
-        call.p,
-        new WorkerGoneError(
-          `worker ${call.peer.id} of "${this.host.name}" ${why} and did not run the request; retry it`,
-        ),
-      )
+      // besides this one, and gets nothing more from here until its next presence, the request waiting (§10.2)
+      if (call.peer.state !== "leaving") {
+        call.peer.full = true
+        return this.host.full(call.p)
+      }
+      const why = `worker ${call.peer.id} of "${this.host.name}" is leaving and did not run the request; retry it`
+      return this.host.unrun(call.p, new WorkerGoneError(why))
     }
     if (!p || p.kindOrFlags > 1 || align8(p.b) > bytes.length || call.frames > 0) {
       this.host.rejected()

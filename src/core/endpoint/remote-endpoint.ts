@@ -76,8 +76,7 @@ export class RemoteEndpoint implements Endpoint {
     this.calls.add(p)
     p.phase = "in-slot"
     p.endpoint = this
-    if (!p.idempotent) p.body = EMPTY
-    return true
+    return true // its body is kept until it is answered: a full worker refuses it unrun, and it goes again (full())
   }
 
   cancel(p: Pending) {
@@ -117,6 +116,7 @@ export class RemoteEndpoint implements Endpoint {
   answered(p: Pending, status: number, flags: number, headLen: number, bytes: Uint8Array) {
     if (!this.calls.has(p) || p.phase !== "in-slot") return
     this.release(p)
+    if (!p.idempotent) p.body = EMPTY
     const body = bytes.subarray(align8(headLen))
     this.host.counters.receivedBytes(body.length)
     if (flags & RespFlag.ERROR)
@@ -132,6 +132,11 @@ export class RemoteEndpoint implements Endpoint {
     if (this.calls.has(p) && p.phase === "in-slot") this.host.retryOrFail(p, err, true)
   }
 
+  /** Its worker runs its slots already for other hubs (docs/PROTOCOL.md §10.2): p, not run, waits in the queue again. */
+  full(p: Pending) {
+    if (this.calls.has(p) && p.phase === "in-slot") this.host.requeue(p)
+  }
+
   /** p's answer may have been lost (docs/PROTOCOL.md §10.3): as when its worker dies, retried if idempotent, else failed. */
   lost(p: Pending, err: Error) {
     if (this.calls.has(p) && p.phase === "in-slot") this.host.retryOrFail(p, err)
@@ -141,6 +146,7 @@ export class RemoteEndpoint implements Endpoint {
     if (!this.calls.has(p) || p.phase !== "in-slot") return
     let s = p.in as StreamIn | null
     if (!s) {
+      if (!p.idempotent) p.body = EMPTY // it runs: never sent again
       const frames = new RemoteFrames(
         this.peer.pid,
         (n) => this.peer.grant(p, n),
@@ -199,6 +205,7 @@ export function remoteHubHost(
     frame: (call, type, status, bytes) => holder(call)?.frame(call as Pending, type, status, bytes),
     failed: (call, err) => books.fail(call as Pending, err),
     unrun: (call, err) => holder(call)?.unrun(call as Pending, err),
+    full: (call) => holder(call)?.full(call as Pending),
     lost: (call, err) => holder(call)?.lost(call as Pending, err),
     ready: () => books.freed(),
     rejected,

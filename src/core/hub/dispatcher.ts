@@ -327,13 +327,23 @@ export class Dispatcher implements EndpointHost {
       this.fail(p, err)
       return false
     }
-    p.endpoint!.forget(p)
-    Object.assign(p, { phase: "queued", endpoint: null, slot: -1, retried: p.retried || !undelivered, waited: true })
-    let i = 0 // back in the queue where its arrival puts it
+    this.requeue(p, p.retried || !undelivered)
+    return true
+  }
+
+  /**
+   * p, sent but not run (its worker gone, or full: docs/PROTOCOL.md §10.2), waits in the queue again where its arrival
+   * puts it, within its own deadline; `retried` says whether it has used its one retry.
+   */
+  requeue(p: Pending, retried = p.retried) {
+    const e = p.endpoint!
+    e.forget(p)
+    if (this.alone.get(e) === p) this.alone.set(e, null) // a worker kept for it is for the next retry (settle)
+    Object.assign(p, { phase: "queued", endpoint: null, slot: -1, retried, waited: true })
+    let i = 0
     while (i < this.queue.length && this.queue[i]!.started <= p.started) i++
     this.queue.splice(i, 0, p)
     this.freed()
-    return true
   }
 
   fail(p: Pending, err: unknown) {
