@@ -3,10 +3,11 @@
 // sends a retired worker nothing more and SIGTERMs it once it runs nothing, so this holds for workers that leave on
 // SIGTERM with app.close() and for those with no SIGTERM handler at all (hubWorker's README example).
 import { expect, test } from "bun:test"
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { alive, freePort, run, spawn, until } from "../support/helpers.ts"
+import { heldHub } from "../support/http/held-hub.ts"
 import { sayWhySkipped, toolSkipReason } from "../support/tools.ts"
 
 const ROOT = join(import.meta.dir, "..", "..")
@@ -103,39 +104,8 @@ test.skipIf(wrkSkip !== null).each(Object.entries(WORKERS))(
 // process's place at once and cut off what it ran (502); the old one now drains, and the reload waits for it before
 // SIGTERMing it.
 test("a SIGHUP reload of a worker with a fixed instance name: the requests the old process holds are answered", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "hub-reload-fixed-"))
-  const release = join(dir, "release")
-  const worker = join(dir, "worker.ts")
-  // POST /hold says "held", then answers 201 once the release file exists; no SIGTERM handler
-  writeFileSync(
-    worker,
-    `import { existsSync } from "node:fs"
-import { hubWorker } from ${JSON.stringify(join(ROOT, "src", "http", "index.ts"))}
-const app = hubWorker(process.env.SLOTBUS_HUB_URL!, "shop", { instance: "fixed" })
-app.post("/hold", async (req) => {
-  const body = await req.text()
-  console.log(\`held \${body}\`)
-  while (!existsSync(${JSON.stringify(release)})) await Bun.sleep(10)
-  return new Response(body, { status: 201 })
-})
-await app.run()
-console.log(\`ready \${process.pid}\`)
-`,
-  )
-  const port = await freePort()
-  const url = `http://127.0.0.1:${port}`
-  const hub = spawn([
-    process.execPath,
-    join(ROOT, "bin", "slotbus.ts"),
-    ...["hub", "--port", String(port), "--token-file", join(dir, "token"), "--spawn", `${process.execPath} ${worker}`],
-  ])
-  const ready = () => hub.lines.flatMap((l) => /^\[[\w-]+#\d pid (\d+)\] ready \1$/.exec(l)?.[1] ?? []).map(Number)
-  const held = () => hub.lines.filter((l) => / held \d+$/.test(l)).length
-  const hold = (i: number) =>
-    fetch(`${url}/hold`, { method: "POST", body: String(i) }).then(
-      async (r) => `${r.status} ${await r.text()}`,
-      (e: Error) => `${e.name}: ${e.message}`,
-    )
+  const h = await heldHub({ instance: "fixed" })
+  const { hub, ready, held, hold } = h
   try {
     await until(() => ready().length === 1, "the worker ready", 20_000)
     const [old] = ready()
@@ -150,7 +120,7 @@ console.log(\`ready \${process.pid}\`)
     )
     // past the reload's dwell (minReadyMs, 1.5 s), when it retires the old process: it must still hold them
     await Promise.race([Promise.all(answers), Bun.sleep(3000)])
-    writeFileSync(release, "")
+    h.release()
     expect(await Promise.all(answers)).toEqual(["201 0", "201 1", "201 2", "201 3"])
     await until(() => hub.lines.some((l) => l.startsWith("slotbus hub: reloaded 1 workers")), "the reload", 20_000)
     await until(() => !alive(old!), "the old worker gone", 10_000)
@@ -158,11 +128,6 @@ console.log(\`ready \${process.pid}\`)
     hub.signal("SIGTERM")
     expect(await hub.exited).toBe(0)
   } finally {
-    if (!existsSync(release)) writeFileSync(release, "")
-    await hub.kill()
-    // a failed run's hub, killed, left its workers: every pid it named
-    const pids = new Set(hub.lines.flatMap((l) => [...l.matchAll(/pid (\d+)/g)].map((m) => Number(m[1]))))
-    for (const pid of pids) if (alive(pid)) process.kill(pid, "SIGKILL")
-    rmSync(dir, { recursive: true, force: true })
+    await h.end()
   }
 }, 60_000)
