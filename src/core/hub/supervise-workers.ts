@@ -243,7 +243,7 @@ export function superviseWorkers(bus: SlotBus | null, options: SuperviseWorkersO
   })
   const scale = { target: range.min, why: range.max > range.min ? "min" : "fixed" }
   bus?.pools.show(sup, () =>
-    sup.state === "stopped"
+    sup.state === "stopped" && !standsBy(sup) // a cover's pool, stopped, stands by (§15.5)
       ? null
       : {
           row: [

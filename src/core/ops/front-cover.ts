@@ -5,8 +5,7 @@
 // second socket file, slotbus.fronts-cover.<name>, and its holder runs its pool until the leader runs again (then
 // drains it, as stop() does, and gives the file up) or dies (then the normal election makes a leader). Linux only:
 // elsewhere there is no /proc to read and nothing of this runs.
-import { readFileSync } from "node:fs"
-import { HostSeat, type Supervisor } from "../../kit/index.ts"
+import { HostSeat, procState, stoppedProcess, type Supervisor } from "../../kit/index.ts"
 import { hostHolderOf } from "../../native/ffi.ts"
 import type { FrontSeat } from "./fronts.ts"
 
@@ -15,23 +14,6 @@ export const COVER_TICK_MS = 250
 /** How long the leader must have been stopped before a standby covers for it. */
 export const COVER_AFTER_MS = 2000
 const COVER = "slotbus.fronts-cover."
-
-/** The process's state letter from /proc/<pid>/stat ("R", "S", "T", …), "" when gone or not readable. */
-function processState(pid: number): string {
-  if (pid <= 0) return ""
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "latin1")
-    return stat[stat.lastIndexOf(")") + 2] ?? ""
-  } catch {
-    return ""
-  }
-}
-
-/** Whether process `pid` is stopped: state T (SIGSTOP, a frozen cgroup) or t (a tracer's stop). */
-export function processStopped(pid: number): boolean {
-  const s = processState(pid)
-  return s === "T" || s === "t"
-}
 
 // Pools whose cover ended: stopped, and standing by again as a pool in state `created` does.
 const resting = new WeakSet<Supervisor>()
@@ -113,7 +95,7 @@ class FrontCover {
     const watched = now - this.lastTick < 4 * COVER_TICK_MS
     this.lastTick = now
     const pid = this.front.leaderPid()
-    const stopped = processStopped(pid)
+    const stopped = stoppedProcess(pid)
     if (!stopped) this.stoppedSince = -1
     else if (this.stoppedPid !== pid || this.stoppedSince < 0 || !watched) {
       this.stoppedPid = pid
@@ -122,7 +104,7 @@ class FrontCover {
     if (this.covering > 0) {
       // The leader runs again, or another front leads now: its pool is the name's. A leader that died (no state)
       // is followed by an election, which this front may win: until then it covers on.
-      if (processState(pid) !== "" && !stopped) void this.uncover(pid === this.covering ? "runs again" : "")
+      if (procState(pid) !== null && !stopped) void this.uncover(pid === this.covering ? "runs again" : "")
       return
     }
     const due = stopped && now - this.stoppedSince >= COVER_AFTER_MS
@@ -136,7 +118,7 @@ class FrontCover {
   /** This front holds the cover seat: its pools run for the stopped leader. */
   private cover() {
     const pid = this.stoppedPid
-    if (this.closed || this.front.leader || this.covering > 0 || !processStopped(pid)) return this.release()
+    if (this.closed || this.front.leader || this.covering > 0 || !stoppedProcess(pid)) return this.release()
     this.covering = pid
     this.front.covers(pid)
     for (const p of this.pools) this.start(p)

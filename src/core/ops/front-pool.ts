@@ -1,10 +1,16 @@
 // A shared name's pool (docs/PROTOCOL.md §15.4) is run by the fronts' leader; the other fronts hold it in state
 // `created`. reload() on any front reloads the one pool: a standby front asks the leader over the control socket
 // (§14.4), which the leader holds, and the leader reloads its pool of the same command.
-import { Supervisor, SupervisorError, type SupervisorHooks, type SupervisorOptions } from "../../kit/index.ts"
+import {
+  stoppedProcess,
+  Supervisor,
+  SupervisorError,
+  type SupervisorHooks,
+  type SupervisorOptions,
+} from "../../kit/index.ts"
 import { controlReload } from "./control-client.ts"
 import type { FrontSeat } from "./fronts.ts"
-import { coveringFront, processStopped, standsBy } from "./front-cover.ts"
+import { coveringFront, standsBy } from "./front-cover.ts"
 
 export type ReloadOptions = NonNullable<Parameters<Supervisor["reload"]>[0]>
 
@@ -29,7 +35,7 @@ export function sharedPool(
 /** A standby's reload: the leader's, over its control socket; refused at once while the leader is stopped (§15.5). */
 function reloadOnLeader(name: string, command: string[], o: ReloadOptions, seat: FrontSeat): Promise<void> {
   const pid = seat.leaderPid()
-  if (!processStopped(pid)) return controlReload(name, command, o)
+  if (!stoppedProcess(pid)) return controlReload(name, command, o)
   const cover = coveringFront(name)
   return Promise.reject(
     new SupervisorError(

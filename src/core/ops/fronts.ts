@@ -6,7 +6,7 @@
 // of this.
 import { native, Errno, E_SOCKET_DIR, ANY_UID, socketDirError, hostHolderOf, type Chan } from "../../native/ffi.ts"
 import { warnSocketDirTaken } from "../../native/socket-dir.ts"
-import { euid, HostSeat, seatHeld } from "../../kit/index.ts"
+import { euid, HostSeat, seatHeld, stoppedProcess } from "../../kit/index.ts"
 import { NameInUseError, SharingMismatchError, SlotBusError } from "../../errors.ts"
 import { frontParent } from "./front-parent.ts"
 import { listening, unlisten } from "./listening.ts"
@@ -293,8 +293,9 @@ export class FrontFamily {
       this.scanning = false
     }
     // The first look at every front found no connection to the front that started this worker: it died or closed
-    // before the worker reached it (kill -9 just after a reload spawned it), so it is gone as if lost.
-    if (full && !this.parentLooked && !this.stopped) {
+    // before the worker reached it (kill -9 just after a reload spawned it), so it is gone as if lost. One that is
+    // only stopped (SIGSTOP, §15.5) sent no hello yet: it is looked for again at the next full scan.
+    if (full && !this.parentLooked && !this.stopped && !stoppedProcess(this.parentPid)) {
       this.parentLooked = true
       if (this.parentPid > 0 && !this.serves(this.parentPid)) this.orphan()
     }

@@ -13,14 +13,13 @@ import {
   WIRE_VERSION,
   type Chan,
 } from "../../native/ffi.ts"
-import { Backoff, checkName, checkNumber, longTimeout, systemError } from "../../kit/index.ts"
+import { Backoff, checkName, checkNumber, longTimeout, stoppedProcess, systemError } from "../../kit/index.ts"
 import { BusClosedError, HubNotFoundError, PeerRefusedError, ProtocolError } from "../../errors.ts"
 import { Channel } from "../wire/channel.ts"
 import { busName } from "../wire/codec.ts"
 import { Pump, STARTUP_POLL_NS } from "../wire/pump.ts"
 import type { RemoteLink, RemoteTransport } from "../wire/remote.ts"
 import { FrontFamily, frontAddress, MAX_FRONTS, sharedFrontsExist, type FrontRoot } from "../ops/fronts.ts"
-import { processStopped } from "../ops/front-cover.ts"
 import { reportVitals } from "./vitals-report.ts"
 import type { Serving } from "./serve.ts"
 import { Intake, RemoteIntake } from "./intake.ts"
@@ -217,7 +216,7 @@ export class Connections {
     let tries = 0
     while ((r = native.sb_connect_finish(ptr, 0)) === EAGAIN && performance.now() < deadline && !this.stopping) {
       // A stopped front (SIGSTOP) sends no hello until it runs again: a shared name's other fronts serve meanwhile.
-      if (++tries % 100 === 0 && processStopped(peer) && sharedFrontsExist(this.name, this.opts.hubUid)) break
+      if (++tries % 100 === 0 && stoppedProcess(peer) && sharedFrontsExist(this.name, this.opts.hubUid)) break
       await sleep(1)
     }
     if (r !== 0) native.sb_close(ptr)

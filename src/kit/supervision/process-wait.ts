@@ -61,7 +61,7 @@ export function stoppedProcess(pid: number): boolean {
 }
 
 /** The state letter of /proc/<pid>/stat (R, S, D, T, t, Z, X…), or null where there is none to read. */
-function procState(pid: number): string | null {
+export function procState(pid: number): string | null {
   if (process.platform !== "linux") return null
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "latin1")

@@ -3,6 +3,7 @@
 // (the leader's state is read from /proc).
 import { afterEach, describe, expect, test } from "bun:test"
 import { SlotBus } from "../../../src/index.ts"
+import { procState } from "../../../src/kit/index.ts"
 import type { StatusSection } from "../../../src/status/index.ts"
 import { alive, busName, until, type Child } from "../../support/helpers.ts"
 import { frontChild, poolOf, startedBy, workerPids, type FrontChild } from "../../support/core/front-child.ts"
@@ -89,6 +90,8 @@ describe.skipIf(process.platform !== "linux")("a stopped leader front", () => {
         await until(() => startedBy(a.child.pid).length === 2, "the leader's pool runs its 2 workers", 20_000, 100)
         for (const f of standbys) expect(startedBy(f.child.pid)).toEqual([])
         for (const f of standbys) expect((await workerPids(f, 2)).sort()).toEqual(startedBy(a.child.pid).sort())
+        // its status shows its pool standing by again (before: no pool row at all once the cover ended)
+        expect(JSON.stringify(await statusOf(coverer))).toContain("standby (another front runs the name's pool)")
         await Bun.sleep(500)
         const back = await report(b)
         expect(back.failed).toBe(0)
@@ -121,7 +124,7 @@ describe.skipIf(process.platform !== "linux")("a stopped leader front", () => {
     const { a, b } = await fronts()
     try {
       a.child.signal("SIGSTOP")
-      await until(() => stateOf(a.child.pid) === "T", "the leader is stopped", 5_000, 10)
+      await until(() => procState(a.child.pid) === "T", "the leader is stopped", 5_000, 10)
       // before: the reload waited on the stopped leader's control socket until it ran again
       const [result] = await b.ask("redeploy", /^(reloaded|reload failed .*)$/)
       expect(result).toStartWith("reload failed SupervisorError")
@@ -150,6 +153,26 @@ describe.skipIf(process.platform !== "linux")("a stopped leader front", () => {
     }
   }, 120_000)
 
+  test("a leader stopped for 1.5 s just after its reload started a successor: the reload resolves", async () => {
+    const { a, before } = await fronts()
+    try {
+      const reloaded = a.ask("redeploy", /^(reloaded|reload failed .*)$/)
+      await until(() => startedBy(a.child.pid).some((p) => !before.includes(p)), "a successor started", 20_000, 5)
+      a.child.signal("SIGSTOP")
+      await Bun.sleep(1500)
+      a.child.signal("SIGCONT")
+      // before: the successor, finding its front sent no hello, took it for gone, lingered 2 s and exited (an
+      // orphan), and the reload failed with ReplaceError ("exited (code 0) … within minReadyMs")
+      expect((await reloaded)[0]).toBe("reloaded")
+      const after = (await poolOf(a)).pids
+      pids.push(...after)
+      expect(after.filter((p) => before.includes(p))).toEqual([])
+      expect(after.every((p) => alive(p))).toBe(true)
+    } finally {
+      process.kill(a.child.pid, "SIGCONT")
+    }
+  }, 120_000)
+
   test("a leader stopped for less than 2 s is not covered for", async () => {
     const { a, b, before } = await fronts()
     try {
@@ -166,17 +189,16 @@ describe.skipIf(process.platform !== "linux")("a stopped leader front", () => {
   }, 120_000)
 })
 
+/** The front's status view of its bus. */
+async function statusOf(f: FrontChild): Promise<StatusSection> {
+  return JSON.parse((await f.ask("status", /^status (.*)$/))[0]!) as StatusSection
+}
+
 /** What the front's status view says of it among the name's fronts. */
 async function frontFact(f: FrontChild): Promise<string> {
-  const view = JSON.parse((await f.ask("status", /^status (.*)$/))[0]!) as StatusSection
-  return String(view.facts.find(([k]) => k === "front")?.[1])
+  return String((await statusOf(f)).facts.find(([k]) => k === "front")?.[1])
 }
 
 test("a bus name may not take the cover's socket file", async () => {
   await expect(SlotBus.listen("fronts-cover.x")).rejects.toThrow(TypeError)
 })
-
-function stateOf(pid: number): string {
-  const stat = require("node:fs").readFileSync(`/proc/${pid}/stat`, "latin1") as string
-  return stat[stat.lastIndexOf(")") + 2] ?? ""
-}
