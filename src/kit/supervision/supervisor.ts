@@ -1,13 +1,10 @@
-// Process supervision for N copies of one command, told apart from what it is asked to do. Every crash (an exit
-// unasked) is restarted, or not, as its RestartPolicy (restart-policy.ts) decides: after a backoff that grows only
-// while an instance keeps failing to start; the pool gives up loudly when one keeps failing, or past the opt-in
-// restart intensity: what crashes is no longer restarted, what runs keeps running, and once no crash came for a
-// window the pool restarts what is down and runs again (crash-restarts.ts). This class spawns, watches and ends the
-// processes.
-// What the app or the library asks for (kill, reload, recycle, a resize) is never a crash: it is not counted and
-// waits no backoff, and a replacement is surge-first (the successor is ready, and for a reload has stayed up
-// `minReadyMs`, before the old instance is retired). Stopping drains, then SIGTERM, then SIGKILL. Used by the stdio
-// bus (slotbus/stdio) and by superviseWorkers() (src/core).
+// Process supervision for N copies of one command, told apart from what it is asked to do. A crash (an exit unasked)
+// is restarted, or not, as its RestartPolicy (restart-policy.ts) decides: after a backoff that grows only while an
+// instance keeps failing to start; the pool gives up loudly when one keeps failing, or past the opt-in restart
+// intensity, and once no crash came for a window restarts what is down (crash-restarts.ts). What the app or the
+// library asks for (kill, reload, recycle, a resize) is never a crash: not counted, no backoff, and a replacement is
+// surge-first (the successor ready, and for a reload up `minReadyMs`, before the old one is retired). Stopping
+// drains, then SIGTERM, then SIGKILL. Used by the stdio bus (slotbus/stdio) and superviseWorkers() (src/core).
 import { Emitter } from "../basics/emitter.ts"
 import { checkOptions } from "../checks/option-check.ts"
 import {
@@ -42,7 +39,7 @@ export class Supervisor {
   readonly instances: SupervisedInstance[]
   private readonly opts: SupervisorSettings
   private _state: SupervisorState = "created"
-  /** Reload successors getting ready or dwelling, each with what fails its wait (an eviction): stop() ends them. */
+  /** Reload successors getting ready or dwelling, each with what fails its wait (an eviction): stop() drains and ends them. */
   private readonly successors = new Map<Proc, (e: Error) => void>()
   /** What a crash leads to: restart after a delay, give up, stay down (crash-restarts.ts). */
   private readonly crashes: CrashRestarts
@@ -94,6 +91,9 @@ export class Supervisor {
 
   get state(): SupervisorState {
     return this._state
+  }
+  private get up(): boolean {
+    return this._state === "running" || this._state === "failed" // failed: gave up on a crash, what runs runs on
   }
   /** Why the pool gave up (an instance kept failing to start, or past the intensity), while it has; null otherwise. */
   get failureReason(): string | null {
@@ -218,8 +218,7 @@ export class Supervisor {
       if (old) void this.retireProc(old, "recycle", this.opts.killGraceMs)
     }
     if (this.queued > 0) return this.queue(change)
-    if (this._state !== "running" && this._state !== "failed")
-      return Promise.reject(SupervisorError.notRunning(this._state))
+    if (!this.up) return Promise.reject(SupervisorError.notRunning(this._state))
     const run = change()
     this.recycling.add(run)
     const done = () => void this.recycling.delete(run)
@@ -234,7 +233,7 @@ export class Supervisor {
       while (this.instances.length < n) {
         const inst = newInstance(this.instances.length)
         this.instances.push(inst)
-        if (this._state === "running" || this._state === "failed") this.respawn(inst)
+        if (this.up) this.respawn(inst)
       }
       const gone = this.instances.splice(n)
       await Promise.all(
@@ -256,9 +255,14 @@ export class Supervisor {
     this._state = "stopping"
     this.crashes.cancelAll()
     this.crashes.clearRecovery()
-    for (const proc of this.successors.keys()) this.end(proc, "stop", "SIGKILL")
     const drainMs = options.drainTimeoutMs ?? this.opts.drainTimeoutMs
+    // a reload's successor may hold requests (the one left serving once the others drain): drained too, then ended
+    const successors = [...this.successors.keys()].map(async (proc) => {
+      if (this.opts.retire && drainMs > 0) await within(this.opts.retire(proc.pid), drainMs)
+      this.end(proc, "stop", "SIGKILL")
+    })
     if (this.opts.drain && drainMs > 0) await within(this.opts.drain(), drainMs)
+    await Promise.all(successors)
     await this.terminateAll(options.killGraceMs ?? this.opts.killGraceMs)
     this._state = "stopped"
     this.crashes.failure = null // a stopped pool takes its failure with it
@@ -273,7 +277,7 @@ export class Supervisor {
     this.queued++
     const run = this.changes.then(async () => {
       await Promise.allSettled(this.recycling)
-      if (this._state !== "running" && this._state !== "failed") throw SupervisorError.notRunning(this._state)
+      if (!this.up) throw SupervisorError.notRunning(this._state)
       return change()
     })
     this.changes = run.catch(() => {}).finally(() => this.queued--)
@@ -297,6 +301,8 @@ export class Supervisor {
       if (this._state === "running") this.respawn(inst)
       return null
     }
+    // stop() came during an earlier batch: no more successors
+    if (!this.up) throw ReplaceError.stopped(cause, inst.index, old.pid, 0, this.hooks.stopping?.() ?? "")
     let successor: Proc
     try {
       successor = this.launch(inst)
@@ -315,10 +321,10 @@ export class Supervisor {
         }
         await Promise.race([up(), evicted])
         // stop() came while the successor got ready: it must not be adopted by a stopping pool
-        if (this._state !== "running" && this._state !== "failed") throw new Error("stopped")
+        if (!this.up) throw new Error("stopped")
       } catch (e) {
-        this.end(successor, "stop", "SIGKILL")
-        const stopping = this._state !== "running" && this._state !== "failed" // stop() came (its bus closed, say)
+        const stopping = !this.up // stop() came (its bus closed, say): it drains and ends the successor
+        if (!stopping) this.end(successor, "stop", "SIGKILL")
         if (stopping)
           throw ReplaceError.stopped(cause, inst.index, old.pid, successor.pid, this.hooks.stopping?.() ?? "")
         // The old process crashed meanwhile, its exit left to the successor: without one it is a crash like any other.
@@ -326,8 +332,7 @@ export class Supervisor {
         if (crashed) this.crashes.crashed(inst, old)
         const oldExit = crashed ? describeProc(old) : null
         // killed or evicted meanwhile, its place left to the successor: without one it starts afresh, at once
-        if (!crashed && inst.proc === null && (this._state === "running" || this._state === "failed"))
-          this.respawn(inst)
+        if (!crashed && inst.proc === null && this.up) this.respawn(inst)
         throw new ReplaceError(cause, inst.index, old.pid, successor.pid, (e as Error).message, oldExit)
       }
       if (inst.proc === old || inst.proc === null) this.adopt(inst, successor)
@@ -425,7 +430,7 @@ export class Supervisor {
     inst.pid = 0
     inst.state = "stopped"
     this.emit("exit", inst, this.last)
-    if (!this.instances.includes(inst) || (this._state !== "running" && this._state !== "failed")) return
+    if (!this.instances.includes(inst) || !this.up) return
     if (cause === "kill" || cause === "evict") {
       this.replacements[cause]++
       // asked for: at once, not counted as a crash (unless it cannot be spawned); a successor getting ready takes its place

@@ -269,6 +269,30 @@ describe("a pool stopped under load", () => {
   }, 90_000)
 })
 
+describe("a pool stopped while it reloads", () => {
+  test("stop() once a reload's successor joined: what it and the old workers hold is answered; the callers wait for the next pool", async () => {
+    const bus = await listen()
+    const sup = pool(bus, { instances: 3 })
+    await bus.waitForWorkers(3)
+    const l = load(bus, "/slow")
+    await until(() => l.tally.answered > 100, "the load running")
+    const before = new Set(pids(sup))
+    const reload = sup.reload().catch((e: Error) => e)
+    // a successor on the bus and held, within its minReadyMs (1.5 s): it serves only while no other worker does
+    await until(() => bus.workers.some((w) => !before.has(w.pid)), "a successor joined")
+    await Bun.sleep(300)
+    await sup.stop()
+    // before: stop() SIGKILLed the successor first; the old workers drained, so the bus sent it the requests as the
+    // one worker left serving, and they failed with WorkerGoneError (16 of 16)
+    expect(String(await reload)).toContain("ReplaceError")
+    pool(bus, { instances: 1 })
+    const t = await l.stop()
+    expect(t.failed).toEqual([])
+    expect(t.wrong).toBe(0)
+    expect(t.answered).toBe(t.sent)
+  }, 90_000)
+})
+
 describe("a pool that gives up", () => {
   test("keeps its running workers serving, and once stopped takes its failure with it: a new pool on the bus serves", async () => {
     const bus = await listen()
