@@ -1,12 +1,20 @@
 // A standby front covers a stopped leader (docs/PROTOCOL.md §15.5): real fronts (test/support/core/shared-front.ts),
 // the leader SIGSTOPped as docker pause or a debugger would, every worker of its pool killed meanwhile. Linux only
 // (the leader's state is read from /proc).
-import { afterEach, describe, expect, test } from "bun:test"
+import { afterAll, afterEach, describe, expect, test } from "bun:test"
 import { SlotBus } from "../../../src/index.ts"
 import { procState } from "../../../src/kit/index.ts"
 import type { StatusSection } from "../../../src/status/index.ts"
 import { alive, busName, until, type Child } from "../../support/helpers.ts"
-import { frontChild, poolOf, startedBy, workerPids, type FrontChild } from "../../support/core/front-child.ts"
+import {
+  frontChild,
+  poolOf,
+  removeFrontBuilds,
+  startedBy,
+  workerPids,
+  type FrontChild,
+} from "../../support/core/front-child.ts"
+import { peerSkip, removeNodeBuilds, type PeerRuntime } from "../../support/runtime/peers.ts"
 
 const children: Child[] = []
 const pids: number[] = []
@@ -15,18 +23,22 @@ afterEach(async () => {
   await Promise.all(children.splice(0).map((c) => c.kill()))
   for (const pid of pids.splice(0)) if (pid > 0 && alive(pid)) process.kill(pid, "SIGKILL") // 0: a restart under way
 })
+afterAll(() => {
+  removeNodeBuilds()
+  removeFrontBuilds()
+})
 
 async function report(f: FrontChild) {
   const [answered, failed, wrong] = await f.ask("report", /^report (\d+) (\d+) (\d+) (.*)$/)
   return { answered: Number(answered), failed: Number(failed), wrong: Number(wrong) }
 }
 
-/** n fronts of a new name with a pool of 2: the leader `a` runs it, the others stand by. */
-async function fronts(n = 2) {
+/** n fronts of `runtime` of a new name with a pool of 2: the leader `a` runs it, the others stand by. */
+async function fronts(n = 2, runtime: PeerRuntime = "bun") {
   const name = busName("cover")
-  const a = await frontChild(name, ["--pool=2"], children)
+  const a = await frontChild(name, ["--pool=2"], children, runtime)
   const standbys: FrontChild[] = []
-  for (let i = 1; i < n; i++) standbys.push(await frontChild(name, ["--pool=2"], children))
+  for (let i = 1; i < n; i++) standbys.push(await frontChild(name, ["--pool=2"], children, runtime))
   await until(async () => (await poolOf(a)).pids.every((p) => p > 0), "the leader's pool started", 20_000, 100)
   const before = (await poolOf(a)).pids
   pids.push(...before)
@@ -64,10 +76,16 @@ async function stopLeader(a: FrontChild, standbys: FrontChild[], before: number[
 }
 
 describe.skipIf(process.platform !== "linux")("a stopped leader front", () => {
-  test.each([2, 3])(
-    "of %i fronts, a standby runs the pool while the leader is stopped, and drains it once the leader runs again",
-    async (n) => {
-      const { a, b, standbys, before } = await fronts(n)
+  // Node: Node fronts and Node workers (a worker's wait for the hello of a stopped front is the same code in both)
+  test.each([
+    [2, "bun"],
+    [3, "bun"],
+    [2, "node"],
+  ] as const)(
+    "of %i %s fronts, a standby runs the pool while the leader is stopped, and drains it once the leader runs again",
+    async (n, runtime) => {
+      if (peerSkip(runtime)) return console.log(`skipped: ${peerSkip(runtime)}`)
+      const { a, b, standbys, before } = await fronts(n, runtime)
       try {
         b.child.write("load\n") // a steady load through a healthy front, all along
         const { coverer, cover } = await stopLeader(a, standbys, before)

@@ -1,11 +1,19 @@
 // Many fronts, one pool (docs/PROTOCOL.md §15), with real processes: fronts listening shared under one name
 // (test/support/core/shared-front.ts), echo workers serving all of them, kill -9 of fronts under load, the pool's
 // supervision moving to a surviving front, and no worker left once the last front is gone.
-import { afterEach, describe, expect, test } from "bun:test"
+import { afterAll, afterEach, describe, expect, test } from "bun:test"
 import { SharingMismatchError, SlotBus } from "../../../src/index.ts"
 import type { StatusSection } from "../../../src/status/index.ts"
 import { alive, busName, ECHO_WORKER, spawn, spawnWorker, until, type Child } from "../../support/helpers.ts"
-import { frontChild, poolOf, startedBy, workerPids, type FrontChild as Front } from "../../support/core/front-child.ts"
+import {
+  frontChild,
+  poolOf,
+  removeFrontBuilds,
+  startedBy,
+  workerPids,
+  type FrontChild as Front,
+} from "../../support/core/front-child.ts"
+import { PEER_RUNTIMES, peerSkip, removeNodeBuilds, type PeerRuntime } from "../../support/runtime/peers.ts"
 
 const children: Child[] = []
 const pids: number[] = []
@@ -13,10 +21,14 @@ afterEach(async () => {
   await Promise.all(children.splice(0).map((c) => c.kill()))
   for (const pid of pids.splice(0)) if (alive(pid)) process.kill(pid, "SIGKILL")
 })
+afterAll(() => {
+  removeNodeBuilds()
+  removeFrontBuilds()
+})
 
-/** A front process of `name`; resolves once it listens, with its index among the name's fronts. */
-function front(name: string, pool = 0): Promise<Front> {
-  return frontChild(name, pool > 0 ? [`--pool=${pool}`] : [], children)
+/** A front process of `name` (under Node: Node workers); resolves once it listens, with its index among the name's fronts. */
+function front(name: string, pool = 0, runtime: PeerRuntime = "bun"): Promise<Front> {
+  return frontChild(name, pool > 0 ? [`--pool=${pool}`] : [], children, runtime)
 }
 
 async function report(f: Front) {
@@ -119,42 +131,47 @@ test.skipIf(python === null)(
 )
 
 describe("the pool of a shared name", () => {
-  test("kill -9 of the front that runs the pool: a surviving front takes it over and replaces a worker killed later", async () => {
-    const name = busName("pool")
-    const a = await front(name, 2)
-    const b = await front(name, 2)
-    const first = await poolOf(a)
-    expect(first.state).toBe("running")
-    expect((await poolOf(b)).state).toBe("created") // standing by: one pool per name
-    pids.push(...first.pids)
-    await workerPids(b, 2)
-    b.child.write("load\n")
-    await a.child.kill()
-    await until(async () => (await poolOf(b)).state === "running", "the surviving front runs the pool", 20_000, 100)
-    const second = await poolOf(b)
-    pids.push(...second.pids)
-    // the old pool's workers leave once the front that started them is gone; the new pool's serve on
-    await until(() => first.pids.every((p) => !alive(p)), "the old pool's workers are gone", 20_000, 100)
-    // across the takeover, nothing the surviving front asked failed
-    const r = await report(b)
-    expect(r.failed).toBe(0)
-    expect(r.wrong).toBe(0)
-    expect(r.answered).toBeGreaterThan(0)
-    const now = await poolOf(b)
-    expect(now.pids.every((p) => alive(p))).toBe(true)
-    process.kill(now.pids[0]!, "SIGKILL")
-    await until(
-      async () => {
-        const p = await poolOf(b)
-        return p.pids.length === 2 && p.pids.every((x) => x > 0 && x !== now.pids[0] && alive(x))
-      },
-      "the killed worker is replaced",
-      20_000,
-      100,
-    )
-    pids.push(...(await poolOf(b)).pids)
-    expect((await report(b)).answered).toBeGreaterThan(0) // what the killed worker held failed; the rest is served
-  }, 120_000)
+  test.each(PEER_RUNTIMES)(
+    "kill -9 of the %s front that runs the pool: a surviving front takes it over and replaces a worker killed later",
+    async (runtime) => {
+      if (peerSkip(runtime)) return console.log(`skipped: ${peerSkip(runtime)}`)
+      const name = busName("pool")
+      const a = await front(name, 2, runtime)
+      const b = await front(name, 2, runtime)
+      const first = await poolOf(a)
+      expect(first.state).toBe("running")
+      expect((await poolOf(b)).state).toBe("created") // standing by: one pool per name
+      pids.push(...first.pids)
+      await workerPids(b, 2)
+      b.child.write("load\n")
+      await a.child.kill()
+      await until(async () => (await poolOf(b)).state === "running", "the surviving front runs the pool", 20_000, 100)
+      const second = await poolOf(b)
+      pids.push(...second.pids)
+      // the old pool's workers leave once the front that started them is gone; the new pool's serve on
+      await until(() => first.pids.every((p) => !alive(p)), "the old pool's workers are gone", 20_000, 100)
+      // across the takeover, nothing the surviving front asked failed
+      const r = await report(b)
+      expect(r.failed).toBe(0)
+      expect(r.wrong).toBe(0)
+      expect(r.answered).toBeGreaterThan(0)
+      const now = await poolOf(b)
+      expect(now.pids.every((p) => alive(p))).toBe(true)
+      process.kill(now.pids[0]!, "SIGKILL")
+      await until(
+        async () => {
+          const p = await poolOf(b)
+          return p.pids.length === 2 && p.pids.every((x) => x > 0 && x !== now.pids[0] && alive(x))
+        },
+        "the killed worker is replaced",
+        20_000,
+        100,
+      )
+      pids.push(...(await poolOf(b)).pids)
+      expect((await report(b)).answered).toBeGreaterThan(0) // what the killed worker held failed; the rest is served
+    },
+    120_000,
+  )
 
   test("a leader that closes its bus without stopping its pool leaves the name one pool, the new leader's", async () => {
     const name = busName("pool")
@@ -224,20 +241,25 @@ describe("the pool of a shared name", () => {
     expect((await workerPids(b, 2)).sort()).toEqual(second.pids.sort())
   }, 120_000)
 
-  test("when the last front is gone no worker of the pool is left", async () => {
-    const name = busName("pool")
-    const a = await front(name, 2)
-    const b = await front(name, 2)
-    const p = await poolOf(a)
-    pids.push(...p.pids)
-    await workerPids(b, 2)
-    await a.child.kill()
-    await until(async () => (await poolOf(b)).state === "running", "the surviving front runs the pool", 20_000, 100)
-    const q = await poolOf(b)
-    pids.push(...q.pids)
-    await b.child.kill()
-    await until(() => [...p.pids, ...q.pids].every((pid) => !alive(pid)), "no worker is left", 20_000, 100)
-  }, 120_000)
+  test.each(PEER_RUNTIMES)(
+    "when the last %s front is gone no worker of the pool is left",
+    async (runtime) => {
+      if (peerSkip(runtime)) return console.log(`skipped: ${peerSkip(runtime)}`)
+      const name = busName("pool")
+      const a = await front(name, 2, runtime)
+      const b = await front(name, 2, runtime)
+      const p = await poolOf(a)
+      pids.push(...p.pids)
+      await workerPids(b, 2)
+      await a.child.kill()
+      await until(async () => (await poolOf(b)).state === "running", "the surviving front runs the pool", 20_000, 100)
+      const q = await poolOf(b)
+      pids.push(...q.pids)
+      await b.child.kill()
+      await until(() => [...p.pids, ...q.pids].every((pid) => !alive(pid)), "no worker is left", 20_000, 100)
+    },
+    120_000,
+  )
 })
 
 describe("the status view of a shared front", () => {

@@ -1,7 +1,9 @@
 // A front process of a name (test/support/core/shared-front.ts) driven from a test: started, asked over its stdin, and the
 // processes a front started found by their environment (SLOTBUS_FRONT_PARENT, docs/PROTOCOL.md §15.4).
 import { readdirSync, readFileSync } from "node:fs"
-import { alive, bunChild, type Child } from "../helpers.ts"
+import { alive, type Child } from "../helpers.ts"
+import { buildForNode, findNode, nodeFlags } from "../runtime/node.ts"
+import { peerChild, type PeerRuntime } from "../runtime/peers.ts"
 
 export interface FrontChild {
   child: Child
@@ -11,9 +13,18 @@ export interface FrontChild {
   ask(cmd: string, re: RegExp): Promise<string[]>
 }
 
-/** A front of `name` (args: shared-front.ts's flags), pushed on `children`; resolves once it listens. */
-export async function frontChild(name: string, args: string[], children: Child[]): Promise<FrontChild> {
-  const child = bunChild("core/shared-front.ts", [name, ...args], { stdin: "pipe" })
+/**
+ * A front of `name` (args: shared-front.ts's flags), pushed on `children`; resolves once it listens. Under Node its
+ * pool's workers are test/support/runtime/node-worker.ts `--fetch` under Node (its /echo answers the body).
+ */
+export async function frontChild(
+  name: string,
+  args: string[],
+  children: Child[],
+  runtime: PeerRuntime = "bun",
+): Promise<FrontChild> {
+  if (runtime === "node") args = [...args, `--command=${JSON.stringify(nodeWorkerCommand(name))}`]
+  const child = await peerChild(runtime, "core/shared-front.ts", [name, ...args], { stdin: "pipe" })
   children.push(child)
   const m = await child.waitLine(/^ready (\d+) (\S+)$/, 20_000)
   let seen = child.lines.length
@@ -61,4 +72,20 @@ export function startedBy(parent: number): number[] {
     } catch {} // gone meanwhile
   }
   return out.filter(alive)
+}
+
+let nodeWorker: ReturnType<typeof buildForNode> | undefined
+
+/** node-worker.ts `--fetch` of `name` under Node, built once per test file (removeFrontBuilds in its afterAll). */
+function nodeWorkerCommand(name: string): string[] {
+  const node = findNode()
+  if (node === null) throw new Error("no Node >= 26.1 here")
+  nodeWorker ??= buildForNode("node-worker.ts")
+  return [node, ...nodeFlags(node), nodeWorker.entry, name, "--fetch"]
+}
+
+/** Removes what frontChild built for Node fronts (and peers.ts's builds). */
+export function removeFrontBuilds(): void {
+  nodeWorker?.remove()
+  nodeWorker = undefined
 }

@@ -1,8 +1,10 @@
 // One front of a shared name for the fronts tests (docs/PROTOCOL.md §15). Usage:
 //   bun test/support/core/shared-front.ts <bus-name> [--pool=N] [--worker=<file of test/support/core>] [--plain] [--notify]
-//                                    [-- <worker flags>]
+//                                    [--command=<worker command as JSON>] [-- <worker flags>]
 // Listens with { shared: true } (--plain: without); with --pool, runs superviseWorkers(bus, N echo workers, or of
-// --worker given its bus name and the worker flags) (the name's pool: only the fronts' leader runs it). Prints "ready <pid> <front index>", then answers lines on stdin:
+// --worker given its bus name and the worker flags, or of --command as it is) (the name's pool: only the fronts'
+// leader runs it). Runs under Bun as it is and under Node built (test/support/runtime/peers.ts), its workers then
+// given by --command. Prints "ready <pid> <front index>", then answers lines on stdin:
 //   wait N     once N workers are connected: "workers <pid,pid,…>"
 //   load       starts 8 callers making requests as fast as they are answered
 //   report     "report <answered> <failed> <wrong> <pid,pid,…>": since the last report; the pids that answered
@@ -17,6 +19,9 @@
 // With --notify, once its pool's workers joined it tells systemd READY=1 ($NOTIFY_SOCKET): "notified <true|false>".
 // Exits on SIGTERM (pool stopped, bus closed); reloads the pool on SIGHUP, as "redeploy" (docs/api.md's front).
 import { join } from "node:path"
+import { createInterface } from "node:readline"
+import { setTimeout as sleep } from "node:timers/promises"
+import { fileURLToPath } from "node:url"
 import { notifySystemd, SlotBus, superviseWorkers } from "../../../src/index.ts"
 import { STATUS } from "../../../src/status/index.ts"
 
@@ -25,15 +30,17 @@ if (!name) throw new Error("usage: shared-front.ts <bus-name> [--pool=N]")
 const poolSize = Number(flags.find((f) => f.startsWith("--pool="))?.slice(7) ?? 0)
 const workerFile = flags.find((f) => f.startsWith("--worker="))?.slice(9)
 const workerFlags = flags.includes("--") ? flags.slice(flags.indexOf("--") + 1) : []
+const here = fileURLToPath(new URL(".", import.meta.url))
+const command = flags.find((f) => f.startsWith("--command="))?.slice(10)
 const workerArgv = workerFile
-  ? [join(import.meta.dir, workerFile), name, ...workerFlags]
-  : [join(import.meta.dir, "..", "echo-worker.ts"), name, "--wait-for-hub-ms=5000"]
+  ? [join(here, workerFile), name, ...workerFlags]
+  : [join(here, "..", "echo-worker.ts"), name, "--wait-for-hub-ms=5000"]
 
 const bus = await SlotBus.listen(name, { shared: !flags.includes("--plain") })
 const sup =
   poolSize > 0
     ? superviseWorkers(bus, {
-        command: [process.execPath, ...workerArgv],
+        command: command ? (JSON.parse(command) as string[]) : [process.execPath, ...workerArgv],
         instances: poolSize,
         stdout: "ignore",
       })
@@ -74,7 +81,7 @@ process.on("SIGTERM", async () => {
   await bus.close({ drain: false })
   process.exit(0)
 })
-for await (const line of console) {
+for await (const line of createInterface({ input: process.stdin })) {
   const [cmd, arg] = line.trim().split(" ")
   if (cmd === "wait") {
     await bus.waitForWorkers(Number(arg), 30_000)
@@ -101,8 +108,7 @@ for await (const line of console) {
   } else if (cmd === "poison") {
     poisoning = arg === "on"
     const poison = async () => {
-      while (poisoning)
-        await bus.request({ method: "GET", path: "/poison" }, { timeoutMs: 2000 }).catch(() => Bun.sleep(5))
+      while (poisoning) await bus.request({ method: "GET", path: "/poison" }, { timeoutMs: 2000 }).catch(() => sleep(5))
     }
     if (poisoning) for (let c = 0; c < 4; c++) void poison()
     console.log(`poison ${arg}`)
