@@ -1,7 +1,7 @@
 // `slotbus hub --port 3200 [--host 127.0.0.1] [--token-file path] [--nats url [--events-durable]] [--quiet]`: runs a hub until SIGINT or SIGTERM.
 import { superviseWorkers } from "../core/index.ts"
 import { createHub } from "../http/index.ts" // the entry: it registers the NATS transport that --nats needs
-import { checkNumber } from "../kit/index.ts"
+import { checkNumber, within } from "../kit/index.ts"
 import { CliProblem, firstSentence, help, parse, runCommand, untilStopped } from "./prelude.ts"
 import { sleep } from "../runtime/index.ts"
 
@@ -13,14 +13,17 @@ Runs the HTTP hub: workers join with hubWorker("http://<host>:<port>", name) and
 --spawn keeps that many worker processes running (restarted with backoff when they die; they get
 SLOTBUS_HUB_URL and SLOTBUS_HUB_TOKEN_FILE in their environment); SIGHUP replaces them one at a time, each once
 its successor registered (a deploy): the old one gets no new request and is SIGTERMed once it runs none.
-SIGTERM or SIGINT stops the hub: new requests get 503, and each --spawn worker is SIGTERMed once it runs
-nothing (at most 10 s).
+SIGTERM or SIGINT stops the hub: new requests get 503, what the workers run is answered (at most 10 s), each
+--spawn worker is SIGTERMed once it runs nothing, then the hub closes (workers started elsewhere keep retrying).
 --nats takes workers on other hosts too, through that NATS server: they join with
 hubWorker(url, name, { nats, token }) (docs/PROTOCOL.md §10).
 --events-durable (with --nats) keeps GET /events in a JetStream stream: Last-Event-ID resumes on any hub of the
 cluster, and workers on other hosts can app.emit (docs/PROTOCOL.md §11.6).`
 
 const HELP_HINT = `run "slotbus hub --help" for the options`
+
+/** How long a stop (and a reload's retiring of one --spawn worker) waits for what the workers run. */
+const DRAIN_TIMEOUT_MS = 10_000
 
 /**
  * Runs the hub CLI with `argv` (the arguments after "hub") until SIGINT or SIGTERM; resolves with the exit
@@ -93,6 +96,7 @@ async function run(argv: string[]): Promise<number> {
       workers = superviseWorkers(null, {
         command: values.spawn,
         instances,
+        drainTimeoutMs: DRAIN_TIMEOUT_MS,
         env: { ...process.env, SLOTBUS_HUB_URL: hub.url, SLOTBUS_HUB_TOKEN_FILE: hub.tokenFile },
         log: (line) => console.error(`slotbus hub: ${line}`),
         ready: async (pid) => {
@@ -120,9 +124,10 @@ async function run(argv: string[]): Promise<number> {
   await stopped
   off()
   process.off("SIGHUP", reload)
-  // new requests get 503; each worker leaves its routes and is SIGTERMed once it runs none (at most drainTimeoutMs)
+  // new requests get 503; every worker leaves its routes and finishes what it runs (at most DRAIN_TIMEOUT_MS): a
+  // spawned one is then SIGTERMed, one that joined from outside sees its hub close and keeps trying to rejoin
   hub.refuseRequests()
-  await workers?.stop()
+  await Promise.all([workers?.stop(), within(hub.retireWorkers(), DRAIN_TIMEOUT_MS)])
   await hub.close()
   return 0
 }

@@ -226,12 +226,13 @@ export class Registry {
   }
 
   /**
-   * A deploy retires worker process `pid` (slotbus hub --spawn's reload, before it SIGTERMs it): it leaves its routes, so
-   * it gets no new request, and this resolves once it runs none. It stays registered until it deregisters or exits.
+   * A deploy retires worker process `pid` (slotbus hub --spawn's reload, before it SIGTERMs it), or a stopping hub every
+   * process (`null`): it leaves its routes, so it gets no new request, and this resolves once it runs none. It stays
+   * registered until it deregisters or exits.
    */
-  async retire(pid: number): Promise<void> {
+  async retire(pid: number | null): Promise<void> {
     // with those a successor of its instance's name replaced, still draining
-    const leaving = [...this.instances.values(), ...this.closing].filter((i) => i.pid === pid)
+    const leaving = [...this.instances.values(), ...this.closing].filter((i) => pid === null || i.pid === pid)
     for (const inst of leaving)
       for (const entry of inst.routes) entry.instances = entry.instances.filter((i) => i !== inst)
     while (leaving.some((i) => i.state !== "gone" && i.inFlight > 0)) await sleep(5)

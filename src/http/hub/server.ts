@@ -244,6 +244,14 @@ export class Hub {
     this.refusing = true
   }
 
+  /**
+   * @internal slotbus hub's stop, after refuseRequests: every worker process, spawned or joined from outside, leaves its
+   * routes; resolves once none runs a request (then close() cuts nothing off).
+   */
+  retireWorkers(): Promise<void> {
+    return this.registry.retire(null)
+  }
+
   health(): HubHealth {
     return this.healthReport.report(this.registry, { ...this.sse.counts, statusClients: this.status.count }, this.topic)
   }

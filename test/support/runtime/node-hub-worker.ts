@@ -1,14 +1,23 @@
 // A hub worker that runs under Bun and under Node (built by node.ts), for test/runtime/node-hub.test.ts.
-// Usage: node-hub-worker.js <hub-url> <name> <token-file>. Prints "ready <pid>" once registered, "hang" when
-// GET /hang starts. Routes: GET /items/:id (JSON), POST /echo (the body back, x-sha256 its digest), GET /large?bytes=N,
-// GET /cookies (two Set-Cookie), SSE /sessions/:id/events (a "welcome" event, then POST /emit/:type's events).
+// Usage: node-hub-worker.js <hub-url> <name> <token-file> [release-file]. Prints "ready <pid>" once registered, "hang"
+// when GET /hang starts, "held <body>" when POST /hold starts. Routes: GET /items/:id (JSON), POST /echo (the body back,
+// x-sha256 its digest), GET /large?bytes=N, GET /cookies (two Set-Cookie), SSE /sessions/:id/events (a "welcome" event,
+// then POST /emit/:type's events), POST /hold (201 with the body, once release-file exists).
 import { createHash } from "node:crypto"
+import { existsSync } from "node:fs"
 import { hubWorker } from "../../../src/http/index.ts"
 
-const [hubUrl, name, tokenFile] = process.argv.slice(2)
-if (!hubUrl || !name || !tokenFile) throw new Error("usage: node-hub-worker.ts <hub-url> <name> <token-file>")
+const [hubUrl, name, tokenFile, releaseFile] = process.argv.slice(2)
+if (!hubUrl || !name || !tokenFile)
+  throw new Error("usage: node-hub-worker.ts <hub-url> <name> <token-file> [release-file]")
 const app = hubWorker(hubUrl, name, { tokenFile, maxBackoffMs: 500 })
 app
+  .post("/hold", async (req) => {
+    const body = await req.text()
+    console.log(`held ${body}`)
+    while (!existsSync(releaseFile ?? "")) await new Promise((r) => setTimeout(r, 10))
+    return new Response(body, { status: 201 })
+  })
   .get("/items/:id", (req) => Response.json({ id: req.params.id, runtime: process.versions.bun ? "bun" : "node" }))
   .post("/echo", async (req) => {
     const body = await req.bytes()
