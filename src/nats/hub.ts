@@ -312,14 +312,11 @@ class NatsHub implements RemoteLink {
       return this.gone(call.peer, "has no subscription any more (NATS: no responders)", call.p)
     const bytes = data.subarray(PREFIX)
     if (p?.kindOrFlags === 1 && p.a === 503 && p.b === 0 && call.frames === 0) {
-      // Not run (§10.3): a leaving worker said so in its presence first; else it runs its slots already, for hubs
-      // besides this one, and gets nothing more from here until its next presence, the request waiting (§10.2)
-      if (call.peer.state !== "leaving") {
-        call.peer.full = true
-        return this.host.full(call.p)
-      }
-      const why = `worker ${call.peer.id} of "${this.host.name}" is leaving and did not run the request; retry it`
-      return this.host.unrun(call.p, new WorkerGoneError(why))
+      // Not run, so the request waits in the queue again, idempotent or not (§10.2–10.3). A leaving worker said so
+      // in its presence first, and is sent nothing new; else it runs its slots already, for hubs besides this one,
+      // and gets nothing more from here until its next presence
+      if (call.peer.state !== "leaving") call.peer.full = true
+      return this.host.unrun(call.p)
     }
     if (!p || p.kindOrFlags > 1 || align8(p.b) > bytes.length || call.frames > 0) {
       this.host.rejected()

@@ -9,6 +9,7 @@ import {
   ProtocolError,
   SlotBus,
   SlotWorker,
+  TimeoutError,
   WorkerGoneError,
   type ListenOptions,
   type WorkerEvent,
@@ -285,22 +286,28 @@ describe.skipIf(skip !== null)("death detection (§10.3)", () => {
     }
   }, 30_000)
 
-  test("a worker that refuses requests as it leaves (503): an idempotent one waits for the next worker, any other fails saying it did not run", async () => {
+  test("a worker that refuses requests as it leaves (503): each waits in the queue, idempotent or not, for the next worker within its timeoutMs", async () => {
     const bus = await hub()
+    let refused = 0
     const w = await hostileNatsWorker(nats.url, bus.name, (reply, nc) => {
       w.say("leaving") // the requests crossed its leaving: refused unrun (§10.3)
+      refused++
       nc.publish(reply, answer(1, 503, 0, "the worker is leaving"))
     })
     cleanup.push(() => w.stop())
     await bus.waitForWorkers(1)
     const again = bus.request({ method: "POST", path: "/x", body: "again" }, { idempotent: true, timeoutMs: 10_000 })
-    const once = rejection(bus.request({ method: "POST", path: "/x", body: "once" }, { timeoutMs: 10_000 }))
-    const err = await once
-    expect(err).toBeInstanceOf(WorkerGoneError)
-    expect((err as Error).message).toContain("is leaving and did not run the request; retry it")
-    await until(() => bus.workerCount === 0, "the leaving worker is gone once nothing of it is in flight")
+    const once = bus.request({ method: "POST", path: "/x", body: "once" }, { timeoutMs: 10_000 })
+    const late = rejection(bus.request({ method: "POST", path: "/x", body: "late" }, { timeoutMs: 1000 }))
+    // with no other worker it waits as a request sent to none does, and fails so at its timeout
+    const err = await late
+    expect(err).toBeInstanceOf(TimeoutError) // before: WorkerGoneError, "is leaving and did not run the request"
+    expect((err as Error).message).toContain("timed out after 1000ms: 0 workers connected")
+    expect(bus.workerCount).toBe(0) // the leaving worker is gone once nothing of it is in flight
     await worker(bus.name, (req) => req.text().toUpperCase())
+    expect((await once).text()).toBe("ONCE") // before: WorkerGoneError at once
     expect((await again).text()).toBe("AGAIN") // before: a 500 RemoteError, "the worker is leaving"
+    expect(refused).toBe(3) // each refused once: nothing is sent again to a worker that said it is leaving
   }, 30_000)
 
   test("a worker's close() lets what it runs finish and refuses what comes meanwhile (503), then leaves", async () => {

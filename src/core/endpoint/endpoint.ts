@@ -191,7 +191,7 @@ export interface EndpointHost {
   fail(p: Pending, err: unknown): void
   /** A worker left while holding p: an idempotent p goes elsewhere once (`undelivered`: it never reached it), any other fails. */
   retryOrFail(p: Pending, err: unknown, undelivered?: boolean): boolean
-  /** p's worker refused it unrun, as full: p waits in the queue again by its arrival, its retry unused (§10.2). */
+  /** p's worker refused it unrun (full, leaving): p waits in the queue again by its arrival, its retry unused. */
   requeue(p: Pending): void
   /** What a streamed answer's reader may do to the books (stream-in.ts). */
   readonly streams: StreamHost

@@ -76,7 +76,7 @@ export class RemoteEndpoint implements Endpoint {
     this.calls.add(p)
     p.phase = "in-slot"
     p.endpoint = this
-    return true // its body is kept until it is answered: a full worker refuses it unrun, and it goes again (full())
+    return true // its body is kept until it is answered: a worker may refuse it unrun, and it goes again (unrun())
   }
 
   cancel(p: Pending) {
@@ -127,13 +127,8 @@ export class RemoteEndpoint implements Endpoint {
     p.phase = "slot-returned"
   }
 
-  /** Its worker refused p without running it (docs/PROTOCOL.md §10.3): sent elsewhere if it may be, else failed. */
-  unrun(p: Pending, err: Error) {
-    if (this.calls.has(p) && p.phase === "in-slot") this.host.retryOrFail(p, err, true)
-  }
-
-  /** Its worker runs its slots already for other hubs (docs/PROTOCOL.md §10.2): p, not run, waits in the queue again. */
-  full(p: Pending) {
+  /** Its worker refused p unrun, full or leaving (docs/PROTOCOL.md §10.2–10.3): p waits in the queue again. */
+  unrun(p: Pending) {
     if (this.calls.has(p) && p.phase === "in-slot") this.host.requeue(p)
   }
 
@@ -204,8 +199,7 @@ export function remoteHubHost(
       holder(call)?.answered(call as Pending, status, flags, headLen, bytes),
     frame: (call, type, status, bytes) => holder(call)?.frame(call as Pending, type, status, bytes),
     failed: (call, err) => books.fail(call as Pending, err),
-    unrun: (call, err) => holder(call)?.unrun(call as Pending, err),
-    full: (call) => holder(call)?.full(call as Pending),
+    unrun: (call) => holder(call)?.unrun(call as Pending),
     lost: (call, err) => holder(call)?.lost(call as Pending, err),
     ready: () => books.freed(),
     rejected,

@@ -332,8 +332,8 @@ export class Dispatcher implements EndpointHost {
   }
 
   /**
-   * p, sent but not run (its worker gone, or full: docs/PROTOCOL.md §10.2), waits in the queue again where its arrival
-   * puts it, within its own deadline; `retried` says whether it has used its one retry.
+   * p, sent but not run (its worker gone, full or leaving: docs/PROTOCOL.md §10.2–10.3), waits in the queue again
+   * where its arrival puts it, within its own deadline; `retried` says whether it has used its one retry.
    */
   requeue(p: Pending, retried = p.retried) {
     const e = p.endpoint!

@@ -62,13 +62,12 @@ export interface RemoteHubHost {
   /** The answer to p: `bytes` as an answer arena holds it (head, padding, body). */
   answered(p: RemoteCall, status: number, flags: number, headLen: number, bytes: Uint8Array): void
   failed(p: RemoteCall, err: Error): void
-  /** p's worker refused it unrun (it is leaving): p goes to another worker as one never delivered, or fails with err. */
-  unrun(p: RemoteCall, err: Error): void
   /**
-   * p's worker refused it unrun as running its slots already (other hubs' requests too, §10.2): p waits in the queue
-   * again by its arrival, idempotent or not, for any worker within its timeoutMs; its one retry stays unused.
+   * p's worker refused it unrun: it is leaving (§10.3), or runs its slots already (other hubs' requests too, §10.2).
+   * p waits in the queue again by its arrival, idempotent or not, for another worker (or this one, once it has room)
+   * within its timeoutMs; its one retry stays unused.
    */
-  full(p: RemoteCall): void
+  unrun(p: RemoteCall): void
   /** p's answer may have been lost (a connection came back): as if its worker died holding it, p retried or failed. */
   lost(p: RemoteCall, err: Error): void
   /** `peer` may take requests again (its room came back): the queue goes on. */
