@@ -1,5 +1,5 @@
 // What a Supervisor (supervisor.ts) is told and tells: its options, checked and completed with their defaults, its
-// states and events, and its errors.
+// states, instances and events, and its errors.
 import { SlotBusError } from "../../errors.ts"
 import { checkOptions, optionNames } from "../checks/option-check.ts"
 import { checkNumber } from "../checks/value-check.ts"
@@ -146,6 +146,11 @@ export interface SupervisedInstance {
   earlyCrashes: number
   /** performance.now() of the last spawn. */
   startedAt: number
+}
+
+/** Instance `index` of a pool, before its first start. */
+export function newInstance(index: number): SupervisedInstance {
+  return { index, state: "stopped", proc: null, pid: 0, restarts: 0, failedStarts: 0, earlyCrashes: 0, startedAt: 0 }
 }
 
 export interface ExitInfo {

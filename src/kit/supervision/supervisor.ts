@@ -13,6 +13,7 @@ import {
   type Proc,
   RELOAD_OPTIONS,
   INSTANCES,
+  newInstance,
   type ReloadOptions,
   reloadSettings,
   ReplaceError,
@@ -443,8 +444,4 @@ export class Supervisor {
   private emit<K extends keyof SupervisorEvents>(event: K, ...args: SupervisorEvents[K]): void {
     this.events.emit(event, ...args)
   }
-}
-
-function newInstance(index: number): SupervisedInstance {
-  return { index, state: "stopped", proc: null, pid: 0, restarts: 0, failedStarts: 0, earlyCrashes: 0, startedAt: 0 }
 }
